@@ -1,0 +1,238 @@
+"""The IR: a frozen, JSON-dumpable plan that the engine binds to sockets.
+
+The checker lowers the AST into these classes once every diagnostic has been
+collected and none is an error.  ``to_json`` renders the whole program (this is
+what ``bsp check --explain`` prints).  The engine never sees the AST.
+
+Expressions stay trees (``Expr`` subclasses); ``dsl.compiler.compile_expr``
+turns one into a Python closure ``f(scope) -> value``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Pos:
+    file: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(frozen=True)
+class Expr:
+    pos: Pos | None = field(default=None, kw_only=True, compare=False)
+
+
+@dataclass(frozen=True)
+class Lit(Expr):
+    """A literal. ``type``: string, int, decimal, bool, null, duration (value: seconds as Decimal)."""
+    value: Any
+    type: str
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    """A bare name: a scope root (msg, error, header, a call result, a let) or a table."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Attr(Expr):
+    """``base.name``"""
+    base: Expr
+    name: str
+
+
+@dataclass(frozen=True)
+class Index(Expr):
+    """``base[index]`` (list index, or a table row by key)."""
+    base: Expr
+    index: Expr
+
+
+@dataclass(frozen=True)
+class Unary(Expr):
+    op: str          # "-", "not"
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class Binary(Expr):
+    op: str          # + - * / %  == != < <= > >=  and or  in  not_in
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Cond(Expr):
+    """``if test then a else b``"""
+    test: Expr
+    then: Expr
+    otherwise: Expr
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """A call to a function of the language's fixed library."""
+    func: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+# ------------------------------------------------------------ declarations
+
+@dataclass(frozen=True)
+class FieldDecl:
+    """One field of an inline record layout (``fixed`` / ``csv`` formats).
+
+    type: string, integer, decimal, date.  ``width`` for fixed records,
+    ``scale`` for decimals, ``pattern`` for dates (strftime), ``classification``
+    one of None / "pan" / "secret" / "personal".
+    """
+    name: str
+    type: str
+    width: int | None = None
+    scale: int | None = None
+    pattern: str | None = None
+    classification: str | None = None
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class FormatDecl:
+    """``format NAME = KIND ...``.  ``options`` holds literal values only
+    (paths already resolved to absolute paths by the checker)."""
+    name: str
+    kind: str
+    options: dict[str, Any]
+    fields: tuple[FieldDecl, ...] = ()
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ChannelDecl:
+    """``channel NAME = KIND ... { options }``; kind like "tcp.listen"."""
+    name: str
+    kind: str
+    options: dict[str, Any]
+    error_reply: "Step | None" = None     # reply for exchanges no route could take
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class TableDecl:
+    """``table NAME = csv "file.csv" key COLUMN``."""
+    name: str
+    kind: str
+    path: str               # absolute
+    key: str
+    options: dict[str, Any] = field(default_factory=dict)
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``path = expr`` inside a message body; ``path`` is dotted, may hold [n]."""
+    path: str
+    value: Expr
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One validation rule: ``cond else reject CODE TEXT``."""
+    cond: Expr
+    code: str
+    text: str
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One route statement.  ``kind`` selects the engine's step component.
+
+    Built-in kinds and their options:
+      decode   {format: str, source: Expr}              -> rebinds ``msg``
+      let      {value: Expr}                             -> binds ``name``
+      validate {rules: tuple[Rule]}
+      deal     {type: str, fields: tuple[Assign]}        (ref, amount, currency, party)
+      call     {channel: str, format: str|None, reply_format: str|None,
+                fields: tuple[Assign], expect: Expr|None, timeout: Decimal|None}
+                                                         -> binds ``name`` to the decoded reply
+      reply    {format: str|None, fields: tuple[Assign]}
+      <plugin> {fields: tuple[Assign], ...}              generic ``KIND [NAME] { a = expr }``
+    """
+    kind: str
+    name: str | None
+    options: dict[str, Any]
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    channel: str
+    format: str | None          # receive format (decode before ``when``), None = raw
+    when: Expr | None
+    steps: tuple[Step, ...]
+    on_error: tuple[Step, ...] = ()
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Program:
+    version: str                         # sha256 over sorted (path, source) pairs, hex, first 16
+    sources: dict[str, str]              # absolute path -> text, every file that was read
+    formats: dict[str, FormatDecl]
+    channels: dict[str, ChannelDecl]
+    tables: dict[str, TableDecl]
+    routes: tuple[Route, ...]            # in declaration order: first match wins per channel
+    tests: tuple[Any, ...] = ()
+
+    def routes_for(self, channel: str) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.channel == channel)
+
+    def to_json(self, *, with_sources: bool = False) -> dict[str, Any]:
+        out = _dump(self)
+        if not with_sources:
+            out.pop("sources", None)
+        return out
+
+
+def _dump(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        d: dict[str, Any] = {}
+        if isinstance(obj, Expr):
+            d["node"] = type(obj).__name__
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if f.name == "pos":
+                d["pos"] = str(v) if v is not None else None
+            else:
+                d[f.name] = _dump(v)
+        return d
+    if isinstance(obj, dict):
+        return {str(k): _dump(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_dump(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return str(obj)
+    return obj
+
+
+IRValue = Union[str, int, Decimal, bool, None, Expr, tuple]

@@ -1,0 +1,79 @@
+"""The component registry: every channel, format and step kind the engine knows.
+
+A registry is an object, not a module global: the checker and the engine are
+handed one, tests build their own, and ``clone``/``without`` give variants.
+``walk`` yields every component; ``docs/components.md`` is generated from it.
+Third-party kinds arrive through the ``bsp.plugins`` entry-point group: each
+entry point names a callable ``register(registry)``.
+"""
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Iterator
+
+from formats.component import ComponentSpec
+
+CATEGORIES = ("channel", "format", "step")
+
+# Built-in component modules; each exposes COMPONENT (or COMPONENTS).
+BUILTIN_MODULES: tuple[str, ...] = ()
+
+
+class RegistryError(ValueError):
+    pass
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], ComponentSpec] = {}
+
+    def register(self, spec: ComponentSpec, *, replace: bool = False) -> ComponentSpec:
+        if spec.category not in CATEGORIES:
+            raise RegistryError(f"component {spec.name!r}: category {spec.category!r} is not one of {CATEGORIES}")
+        key = (spec.category, spec.name)
+        if key in self._items and not replace:
+            raise RegistryError(f"{spec.category} kind {spec.name!r} is already registered")
+        self._items[key] = spec
+        return spec
+
+    def get(self, category: str, name: str) -> ComponentSpec | None:
+        return self._items.get((category, name))
+
+    def names(self, category: str) -> list[str]:
+        return sorted(n for (c, n) in self._items if c == category)
+
+    def walk(self) -> Iterator[ComponentSpec]:
+        for key in sorted(self._items):
+            yield self._items[key]
+
+    def clone(self) -> "Registry":
+        new = Registry()
+        new._items = dict(self._items)
+        return new
+
+    def without(self, category: str, name: str) -> "Registry":
+        new = self.clone()
+        new._items.pop((category, name), None)
+        return new
+
+    def register_module(self, module_name: str) -> None:
+        mod = importlib.import_module(module_name)
+        specs = getattr(mod, "COMPONENTS", None) or (getattr(mod, "COMPONENT"),)
+        for spec in specs:
+            self.register(spec)
+
+
+def load_plugins(registry: Registry) -> None:
+    for ep in entry_points(group="bsp.plugins"):
+        register = ep.load()
+        register(registry)
+
+
+def default_registry(*, plugins: bool = True) -> Registry:
+    reg = Registry()
+    for mod in BUILTIN_MODULES:
+        reg.register_module(mod)
+    if plugins:
+        load_plugins(reg)
+    return reg

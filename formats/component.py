@@ -1,0 +1,79 @@
+"""Pure descriptions of pluggable components (channels, formats, steps).
+
+A component module holds its ``ComponentSpec`` (options, docs, examples) and
+its constructor side by side.  The engine's ``Registry`` collects them; the
+checker in ``dsl`` reads only the specs (it is handed the registry, it never
+imports ``engine``).  This module is data only: no trio, no engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Option value types the checker knows how to validate.
+OPTION_TYPES = (
+    "string",    # "text"
+    "int",       # 42
+    "decimal",   # 1.50
+    "bool",      # true / false
+    "duration",  # 3s, 200ms (seconds as Decimal in the IR)
+    "ident",     # a bare word, e.g. framing = length2
+    "format",    # name of a declared format
+    "channel",   # name of a declared channel
+    "table",     # name of a declared table
+    "path",      # "relative/file" resolved against the declaring file
+    "expr",      # any expression, compiled by dsl
+    "list",      # [a, b, c]
+    "any",
+)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    type: str
+    doc: str
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] | None = None   # for ident / string enums
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise ValueError(f"option {self.name!r}: unknown type {self.type!r}; expected one of {OPTION_TYPES}")
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One kind of channel, format or step.
+
+    ``category``: "channel", "format" or "step".
+    ``name``: the kind as written in a route file, words joined by dots
+      ("tcp.listen", "json", "copybook", "call").
+    ``build``: the constructor; its signature depends on the category and is
+      only called by the engine (or by formats' own loaders).
+    ``check``: optional pure hook ``check(decl, base_dir) -> list[SpecError]``
+      run by ``bsp check`` to report bad copybooks, specs and the like.
+    ``fields``: optional pure hook ``fields(decl, base_dir) -> list[str] | None``
+      naming the top-level fields a format decodes to (for "did you mean").
+    """
+
+    category: str
+    name: str
+    doc: str
+    options: tuple[OptionSpec, ...] = ()
+    build: Callable[..., Any] | None = None
+    check: Callable[..., Any] | None = None
+    fields: Callable[..., Any] | None = None
+    examples: tuple[str, ...] = ()
+    positional: str | None = None   # option filled by a positional argument, e.g. `json schema "x"` / `copybook "X.cpy"`
+    accepts_fields: bool = False     # a `{ field ... }` block of field declarations is allowed (fixed, csv)
+
+    def option(self, name: str) -> OptionSpec | None:
+        for opt in self.options:
+            if opt.name == name:
+                return opt
+        return None
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)

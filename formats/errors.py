@@ -1,0 +1,64 @@
+"""The one error type every decoder and encoder raises for bad input."""
+from __future__ import annotations
+
+
+class FormatError(ValueError):
+    """Bad input for a format.
+
+    ``offset`` is the byte offset (or character offset for text formats) where
+    the problem was found, ``field`` the dotted path of the field being decoded
+    or encoded, ``record`` the 1-based record number for multi-record files.
+    ``hint`` says how to fix it where that is known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        field: str | None = None,
+        record: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.field = field
+        self.record = record
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = []
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.offset is not None:
+            where.append(f"byte {self.offset}")
+        if self.field:
+            where.append(f"field {self.field}")
+        text = self.message
+        if where:
+            text = f"{', '.join(where)}: {text}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class SpecError(ValueError):
+    """A bad format definition (copybook, ISO 8583 spec, XSD, field list).
+
+    Carries the definition file and a 1-based line/column so that ``bsp check``
+    can print it like any other diagnostic.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 col: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+        self.col = col
+        self.hint = hint
+
+    def __str__(self) -> str:
+        loc = ":".join(str(p) for p in (self.path, self.line, self.col) if p is not None)
+        return f"{loc}: {self.message}" if loc else self.message
