@@ -12,8 +12,10 @@ Every framer has the same surface:
     eof()                       call when the peer closed; raises if a partial frame is held
 
 and raises ``FramingError`` (a ``FormatError``) naming the byte offset in the
-stream and the declared limit.  After an error the stream is out of step and
-the connection must be closed: ``feed`` keeps raising the same error.
+stream and the declared limit.  When good frames precede the bad one in the
+same chunk, ``feed`` returns them and leaves the error in ``error`` (check it
+after each feed); it is raised by the next ``feed``/``eof``.  After an error
+the stream is out of step and the connection must be closed.
 
 Sibling framers (little-endian, ASCII-digit or BCD length, delimiter, fixed
 size) subclass ``LengthPrefixFramer`` or ``Framer`` and register in ``FRAMINGS``.
@@ -41,6 +43,12 @@ class Framer:
         self._buf = bytearray()
         self._offset = 0          # stream offset of _buf[0]
         self._error: FramingError | None = None
+        self._frames: list[bytes] = []
+
+    @property
+    def error(self) -> FramingError | None:
+        """The framing error met so far, if any (the stream is then unusable)."""
+        return self._error
 
     @property
     def buffered(self) -> int:
@@ -55,11 +63,14 @@ class Framer:
         if self._error is not None:
             raise self._error
         self._buf += data
+        frames: list[bytes] = []
         try:
-            return self._split()
+            self._split(frames)
         except FramingError as exc:
             self._error = exc
-            raise
+            if not frames:
+                raise
+        return frames
 
     def eof(self) -> None:
         if self._error is not None:
@@ -75,7 +86,8 @@ class Framer:
     def frame(self, payload: bytes) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _split(self) -> list[bytes]:  # pragma: no cover - abstract
+    def _split(self, frames: list[bytes]) -> None:  # pragma: no cover - abstract
+        """Append every complete frame in the buffer to ``frames``; raise FramingError on a bad one."""
         raise NotImplementedError
 
 
@@ -105,20 +117,20 @@ class LengthPrefixFramer(Framer):
         """All payloads framed into one buffer (one ``send_all`` for a batch)."""
         return b"".join([self.frame(p) for p in payloads])
 
-    def _split(self) -> list[bytes]:
+    def _split(self, frames: list[bytes]) -> None:
         buf = self._buf
         width = self.width
         limit = self.max_frame
         order = self.byteorder
-        frames: list[bytes] = []
         pos = 0
         end = len(buf)
         while end - pos >= width:
             n = int.from_bytes(buf[pos:pos + width], order)
             if n > limit:
+                self._consume(pos)
                 raise FramingError(
                     f"{self.name} frame declares {n} payload bytes, over the limit of {limit} bytes",
-                    offset=self._offset + pos,
+                    offset=self._offset,
                     hint="the peer sent an oversized frame or the framing is wrong "
                          "(check length2 vs length4 and the byte order); raise max_frame if the size is legitimate",
                 )
@@ -127,10 +139,12 @@ class LengthPrefixFramer(Framer):
             start = pos + width
             frames.append(bytes(buf[start:start + n]))
             pos = start + n
-        if pos:
-            del buf[:pos]
-            self._offset += pos
-        return frames
+        self._consume(pos)
+
+    def _consume(self, n: int) -> None:
+        if n:
+            del self._buf[:n]
+            self._offset += n
 
 
 # Framing names as written in route files (``framing = length2``) -> constructor(max_frame).

@@ -55,15 +55,22 @@ def test_oversized_frame_names_offset_and_limit() -> None:
     rx = LengthPrefixFramer(2, max_frame=10)
     good = rx.frame(b"0123456789")
     with pytest.raises(FramingError) as ei:
-        rx.feed(good + b"\x00\x0bxxxxxxxxxxx")
-    err = ei.value
+        rx.feed(b"\x00\x0bxxxxxxxxxxx")
+    assert ei.value.offset == 0
+    rx = LengthPrefixFramer(2, max_frame=10)
+    # good frames before the bad one in the same chunk are returned; the error waits in .error
+    assert rx.feed(good + b"\x00\x0bxxxxxxxxxxx") == [b"0123456789"]
+    err = rx.error
+    assert err is not None
     assert isinstance(err, FormatError)
     assert err.offset == len(good)          # the bad frame's first byte in the stream
     assert "11" in err.message and "limit of 10" in err.message
     assert err.hint
-    # the stream is out of step: further feeds keep failing
+    # the stream is out of step: further feeds and eof keep failing
     with pytest.raises(FramingError):
         rx.feed(b"\x00\x01a")
+    with pytest.raises(FramingError):
+        rx.eof()
 
 
 def test_oversized_detected_before_payload_arrives() -> None:
@@ -123,5 +130,7 @@ def test_property_garbage_never_exceeds_limit(data: bytes, limit: int) -> None:
     except FramingError as exc:
         assert exc.offset is not None and 0 <= exc.offset < len(data)
         return
+    if rx.error is not None:
+        assert 0 < rx.error.offset < len(data)
     assert all(len(f) <= limit for f in frames)
     assert rx.buffered < 2 + limit
