@@ -1,0 +1,228 @@
+"""Copybook text -> flat list of ``Entry`` (one per data description entry).
+
+Fixed-format COBOL: columns 1-6 (sequence area) and 73-80 are ignored, column
+7 is the indicator (``*`` or ``/`` comment, ``D`` debug line: ignored).  The
+text handed to lark keeps every character's line and column, so a parse error
+points at the original file.  ``source_format="free"`` reads the whole line
+and treats ``*>`` as a comment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from formats.errors import SpecError
+
+GRAMMAR_FILE = Path(__file__).with_name("copybook.lark")
+
+
+@dataclass
+class Entry:
+    level: int
+    name: str | None            # None for FILLER / unnamed
+    line: int
+    col: int
+    pic: str | None = None
+    pic_line: int = 0
+    pic_col: int = 0
+    usage: str | None = None
+    redefines: str | None = None
+    occurs_min: int | None = None
+    occurs_max: int | None = None
+    depending_on: str | None = None
+    sign_pos: str | None = None     # "leading" / "trailing"
+    sign_separate: bool = False
+    values: list[Any] = field(default_factory=list)   # 88: literals or (lo, hi)
+    renames: tuple[str, str | None] | None = None
+    justified: bool = False
+    blank_when_zero: bool = False
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(GRAMMAR_FILE.read_text(encoding="utf-8"), parser="lalr",
+                lexer="contextual", propagate_positions=True, maybe_placeholders=False)
+
+
+def preprocess(text: str, source_format: str = "fixed") -> str:
+    """Blank the non-code areas, keeping line and column positions."""
+    out = []
+    for line in text.splitlines():
+        if source_format == "free":
+            cut = line.find("*>")
+            if cut >= 0:
+                line = line[:cut]
+            if line.lstrip().startswith("*"):
+                line = ""
+            out.append(line)
+            continue
+        indicator = line[6:7]
+        if indicator in ("*", "/", "D", "d") or line.lstrip().startswith("*>"):
+            out.append("")
+            continue
+        body = line[7:72]
+        cut = body.find("*>")
+        if cut >= 0:
+            body = body[:cut]
+        out.append(" " * min(len(line), 7) + body)
+    return "\n".join(out) + "\n"
+
+
+def _literal(tok: Any) -> Any:
+    if isinstance(tok, tuple):
+        return tok
+    if isinstance(tok, Token):
+        if tok.type == "STRING":
+            s = str(tok)
+            prefix = ""
+            if s[0] in "xXnNgG":
+                prefix, s = s[0].upper(), s[1:]
+            q = s[0]
+            body = s[1:-1].replace(q + q, q)
+            if prefix == "X":
+                try:
+                    return bytes.fromhex(body)
+                except ValueError:
+                    return body
+            return body
+        if tok.type == "NUMBER":
+            from decimal import Decimal
+            d = Decimal(str(tok))
+            return int(d) if d == d.to_integral_value() and "." not in str(tok) else d
+    return str(tok)
+
+
+@v_args(meta=True)
+class _Build(Transformer):
+    def start(self, meta, items):
+        return list(items)
+
+    def entry(self, meta, items):
+        level_tok = items[0]
+        e = Entry(level=int(level_tok), name=None, line=level_tok.line, col=level_tok.column)
+        for it in items[1:]:
+            if isinstance(it, tuple):
+                kind, val = it
+                if kind == "name":
+                    e.name = val
+                elif kind == "pic":
+                    e.pic, e.pic_line, e.pic_col = val
+                elif kind == "usage":
+                    e.usage = val
+                elif kind == "redefines":
+                    e.redefines = val
+                elif kind == "occurs":
+                    e.occurs_min, e.occurs_max, e.depending_on = val
+                elif kind == "sign":
+                    e.sign_pos, e.sign_separate = val
+                elif kind == "value":
+                    e.values.extend(val)
+                elif kind == "renames":
+                    e.renames = val
+                elif kind == "justified":
+                    e.justified = True
+                elif kind == "blank":
+                    e.blank_when_zero = True
+        return e
+
+    def entry_name(self, meta, items):
+        tok = items[0]
+        return ("name", None if tok.type == "FILLER" else str(tok).upper())
+
+    def redefines(self, meta, items):
+        return ("redefines", str(items[0]).upper())
+
+    def pic(self, meta, items):
+        tok = items[1]
+        return ("pic", (str(tok).upper(), tok.line, tok.column))
+
+    def usage(self, meta, items):
+        u = str(items[-1]).upper().replace("COMPUTATIONAL", "COMP")
+        return ("usage", u)
+
+    def occurs(self, meta, items):
+        ints = [int(t) for t in items if isinstance(t, Token) and t.type == "INT"]
+        dep = next((it for it in items if isinstance(it, str) and not isinstance(it, Token)), None)
+        lo, hi = (ints[0], ints[1]) if len(ints) == 2 else (None, ints[0])
+        return ("occurs", (lo, hi, dep))
+
+    def depending(self, meta, items):
+        return str(items[0]).upper()
+
+    def occ_key(self, meta, items):
+        return ("ignored", None)
+
+    def occ_index(self, meta, items):
+        return ("ignored", None)
+
+    def separate(self, meta, items):
+        return True
+
+    def sign(self, meta, items):
+        pos = next(str(t).lower() for t in items if isinstance(t, Token) and t.type == "SIGN_POS")
+        return ("sign", (pos, True in items))
+
+    def sync(self, meta, items):
+        return ("ignored", None)
+
+    def extglobal(self, meta, items):
+        return ("ignored", None)
+
+    def justified(self, meta, items):
+        return ("justified", True)
+
+    def blank(self, meta, items):
+        return ("blank", True)
+
+    def figurative(self, meta, items):
+        tok = items[-1]
+        if tok.type == "STRING":
+            return _literal(tok)
+        return ("figurative", str(tok).upper())
+
+    def value_item(self, meta, items):
+        vals = [_literal(t) for t in items if not (isinstance(t, Token) and t.type == "THRU")]
+        return vals[0] if len(vals) == 1 else ("range", vals[0], vals[1])
+
+    def value(self, meta, items):
+        return ("value", [it for it in items[1:]])
+
+    def renames(self, meta, items):
+        names = [str(t).upper() for t in items if isinstance(t, Token) and t.type == "NAME"]
+        return ("renames", (names[0], names[1] if len(names) > 1 else None))
+
+
+_EXPECT_WORDS = {
+    "PERIOD": "'.' ending the entry",
+    "LEVEL": "a level number (01-49, 66, 77, 88)",
+    "NAME": "a data name",
+    "PIC_STRING": "a picture string such as X(10) or S9(7)V99",
+    "INT": "a whole number",
+    "USAGE_KIND": "a usage (DISPLAY, COMP, COMP-1..5, BINARY, PACKED-DECIMAL)",
+}
+
+
+def parse_entries(text: str, path: str | None = None, source_format: str = "fixed") -> list[Entry]:
+    """Parse copybook source into entries; raises ``SpecError`` with path:line:col."""
+    src = preprocess(text, source_format)
+    try:
+        return _Build().transform(_parser().parse(src))
+    except UnexpectedInput as exc:
+        line, col = exc.line, exc.column
+        if isinstance(exc, UnexpectedToken):
+            got = repr(str(exc.token)) if exc.token.type != "$END" else "end of file"
+            expected = sorted(_EXPECT_WORDS.get(t, t.strip('"').upper()) for t in exc.expected
+                              if not t.startswith("__"))[:6]
+            msg = f"unexpected {got}; expected {', '.join(expected) or 'something else'}"
+        elif isinstance(exc, UnexpectedCharacters):
+            msg = f"unexpected character {src[exc.pos_in_stream]!r}"
+        else:  # pragma: no cover - UnexpectedEOF is not raised by LALR
+            msg = "unexpected end of copybook"
+        raise SpecError(msg, path=path, line=line, col=col,
+                        hint="every data description entry is 'level name clauses.' and ends with a period;"
+                             " code goes in columns 8-72 of fixed-format source") from None
