@@ -79,8 +79,11 @@ class Ledger:
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._limiter = trio.CapacityLimiter(1)
-        self._send, self._recv = trio.open_memory_channel[_Waiter](max_pending)
+        # None on the channel is the close marker: it queues behind committers
+        # already blocked by backpressure, so they are written too.
+        self._send, self._recv = trio.open_memory_channel[_Waiter | None](max_pending)
         self._closed = False
+        self._stopping = False
 
     # ------------------------------------------------------------ public API
 
@@ -130,28 +133,41 @@ class Ledger:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     async def _next_batch(self) -> list[_Waiter] | None:
+        if self._stopping:
+            return None
         try:
             first = await self._recv.receive()
         except trio.EndOfChannel:
             return None
+        if first is None:
+            self._stopping = True
+            return None
         batch = [first]
         self._drain(batch)
-        if len(batch) < self._max_batch and self._max_wait > 0:
+        if len(batch) < self._max_batch and self._max_wait > 0 and not self._stopping:
             with trio.move_on_after(self._max_wait):
-                while len(batch) < self._max_batch:
+                while len(batch) < self._max_batch and not self._stopping:
                     try:
-                        batch.append(await self._recv.receive())
+                        item = await self._recv.receive()
                     except trio.EndOfChannel:
                         break
+                    if item is None:
+                        self._stopping = True
+                        break
+                    batch.append(item)
                     self._drain(batch)
         return batch
 
     def _drain(self, batch: list[_Waiter]) -> None:
-        while len(batch) < self._max_batch:
+        while len(batch) < self._max_batch and not self._stopping:
             try:
-                batch.append(self._recv.receive_nowait())
+                item = self._recv.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
                 return
+            if item is None:
+                self._stopping = True
+                return
+            batch.append(item)
 
     def _write(self, rows: list[dict[str, Any]]) -> tuple[list[BaseException | None], float]:
         """Writer thread: one transaction; on failure row by row.  Returns per-row errors and ms."""
@@ -227,9 +243,12 @@ async def open_ledger(
                 except BaseException as exc:
                     body_error = exc
                     raise
+                else:
+                    ledger._closed = True
+                    await ledger._send.send(None)   # behind every queued and blocked commit
                 finally:
                     ledger._closed = True
-                    ledger._send.close()      # the writer drains what is queued, then returns
+                    ledger._send.close()
         except BaseExceptionGroup as group:
             # Give the caller back its own exception rather than a group around it.
             if body_error is not None and len(group.exceptions) == 1 and group.exceptions[0] is body_error:

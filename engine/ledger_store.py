@@ -126,6 +126,10 @@ def _locked_message(path: Path, exc: Exception) -> str:
         return (f"{path}: the ledger file is locked by another process (a running bsp engine holds "
                 f"it; DuckDB allows one writer process per file). Stop that engine, or query a copy "
                 f"of the file. DuckDB said: {text}")
+    if "different configuration" in text:
+        return (f"{path}: this process already has the ledger open for writing (open_ledger is "
+                f"running); DuckDB cannot add a read-only connection to it. Read it after the "
+                f"ledger is closed, or from a copy. DuckDB said: {text}")
     return f"{path}: cannot open the ledger: {text}"
 
 

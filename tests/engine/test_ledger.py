@@ -1,0 +1,274 @@
+"""The deal ledger against real DuckDB files: group commit, exact money, failures, queries."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+import trio
+import trio.testing
+
+from engine.deal import DealError, DealRecord, new_deal_id
+from engine.ledger import LedgerError, open_ledger
+from engine.ledger_query import display_amount, query_deals
+
+T0 = datetime(2026, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def deal(i: int = 0, **kw) -> DealRecord:
+    fields = dict(
+        deal_type="BILL_PAYMENT", route="bill_payment", config_version="abc123", channel="mainframe",
+        status="committed", received_at=T0 + timedelta(seconds=i),
+        finished_at=T0 + timedelta(seconds=i, milliseconds=12), reference=f"REF{i:06d}",
+        amount=Decimal("120.50"), currency="CNY", party="EL01", response_code="00",
+        request={"trace_no": f"REF{i:06d}", "amount": Decimal("120.50"), "value_date": date(2026, 3, 1)},
+        response={"resp_code": "00"},
+    )
+    fields.update(kw)
+    return DealRecord(**fields)
+
+
+def count(path: Path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM deals").fetchone()[0]
+    finally:
+        con.close()
+
+
+async def test_group_commit_batches_concurrent_commits(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "bsp.duckdb"          # parent directory is created
+    n = 500
+    committed: list[int] = []
+
+    async def one(i: int) -> None:
+        await ledger.commit(deal(i))
+        committed.append(i)
+
+    async with open_ledger(path, max_batch=128, max_wait=0) as ledger:
+        async with trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(one, i)
+        stats = ledger.stats
+    assert sorted(committed) == list(range(n))
+    assert stats.rows == n
+    assert stats.batches < n / 4, stats          # many rows per transaction
+    assert stats.max_batch <= 128
+    assert count(path) == n
+
+
+async def test_commit_returns_only_after_row_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_ledger(path) as ledger:
+        await ledger.commit(deal(1))
+        assert ledger.stats.rows == 1            # released by its own batch, not before
+        assert ledger.pending == 0
+
+
+async def test_money_round_trips_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    big = Decimal("12345678901234.56")
+    async with open_ledger(path) as ledger:
+        await ledger.commit(deal(1, amount=big, request={"amount": big, "fee": Decimal("0.10")}))
+        await ledger.commit(deal(2, amount=Decimal("1.234"), currency="BHD"))
+        await ledger.commit(deal(3, amount=None, currency=None))
+    rows = {r["reference"]: r for r in query_deals(path)}
+    assert rows["REF000001"]["amount"] == big
+    assert str(rows["REF000001"]["amount"]) == "12345678901234.56"
+    assert rows["REF000001"]["request"] == {"amount": "12345678901234.56", "fee": "0.10"}
+    assert str(rows["REF000002"]["amount"]) == "1.234"
+    assert rows["REF000003"]["amount"] is None
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        total = con.execute("SELECT sum(amount) FROM deals").fetchone()[0]
+    finally:
+        con.close()
+    assert total == big + Decimal("1.234")
+
+
+async def test_float_and_unstorable_amounts_are_refused_at_commit(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "l.duckdb") as ledger:
+        with pytest.raises(DealError, match="field amount: .*never float"):
+            await ledger.commit(deal(1, amount=120.5))
+        with pytest.raises(DealError, match="more than 4 decimal places"):
+            await ledger.commit(deal(2, amount=Decimal("1.23456")))
+        with pytest.raises(DealError, match="digits before the decimal point"):
+            await ledger.commit(deal(3, amount=Decimal("1E+20")))
+        with pytest.raises(DealError, match="field received_at: expected a timezone-aware"):
+            await ledger.commit(deal(4, received_at=datetime(2026, 3, 1)))
+        with pytest.raises(DealError, match="field status"):
+            await ledger.commit(deal(5, status="ok"))
+        await ledger.commit(deal(6, amount=Decimal("7.500000")))   # trailing zeros are fine
+    assert [str(r["amount"]) for r in query_deals(tmp_path / "l.duckdb")] == ["7.50"]
+
+
+async def test_failed_row_reaches_its_waiter_and_spares_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    dup = new_deal_id()
+    results: dict[int, object] = {}
+
+    async def one(i: int, rec: DealRecord) -> None:
+        try:
+            await ledger.commit(rec)
+            results[i] = "ok"
+        except LedgerError as exc:
+            results[i] = exc
+
+    async with open_ledger(path, max_wait=0.01) as ledger:
+        await ledger.commit(deal(0, deal_id=dup))
+        async with trio.open_nursery() as nursery:
+            for i in range(1, 20):
+                rec = deal(i, deal_id=dup) if i == 7 else deal(i)
+                nursery.start_soon(one, i, rec)
+        assert ledger.stats.failed_rows == 1
+    err = results.pop(7)
+    assert isinstance(err, LedgerError)
+    assert dup in str(err) and "REF000007" in str(err) and "primary key" in str(err).lower()
+    assert set(results.values()) == {"ok"}
+    assert count(path) == 19                     # deal 0 and the 18 good ones
+
+
+async def test_clean_close_flushes_everything_queued(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    done: list[int] = []
+
+    async def one(i: int) -> None:
+        await ledger.commit(deal(i))
+        done.append(i)
+
+    async with trio.open_nursery() as outer:
+        async with open_ledger(path, max_batch=8, max_wait=0) as ledger:
+            for i in range(50):
+                outer.start_soon(one, i)
+            await trio.testing.wait_all_tasks_blocked()
+            assert ledger.pending > 0                # still queued when the ledger closes
+    assert sorted(done) == list(range(50))
+    assert count(path) == 50
+
+
+async def test_backpressure_bounds_pending_records(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "l.duckdb", max_batch=4, max_pending=4, max_wait=0) as ledger:
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, ledger.pending)
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            async with trio.open_nursery() as committers:
+                for i in range(100):
+                    committers.start_soon(ledger.commit, deal(i))
+            nursery.cancel_scope.cancel()
+        assert 0 < peak <= 4
+        assert ledger.stats.rows == 100
+
+
+async def test_commit_after_close_is_an_error(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "l.duckdb") as ledger:
+        pass
+    with pytest.raises(LedgerError, match="closed"):
+        await ledger.commit(deal(1))
+
+
+async def test_body_exception_is_not_wrapped(tmp_path: Path) -> None:
+    with pytest.raises(KeyError):
+        async with open_ledger(tmp_path / "l.duckdb"):
+            raise KeyError("boom")
+
+
+async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_ledger(path) as ledger:
+        assert await ledger.record_config("v1", {"/r/a.route": "route a {}"}) is True
+        assert await ledger.record_config("v1", {"/r/a.route": "changed"}) is False
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT version, sources FROM config_versions").fetchall()
+        schema = con.execute("SELECT version FROM schema_version").fetchall()
+    finally:
+        con.close()
+    assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
+    assert schema == [(1,)]
+
+
+async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    for i in range(2):
+        async with open_ledger(path) as ledger:
+            await ledger.commit(deal(i))
+    assert count(path) == 2
+
+
+async def test_query_filters(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_ledger(path) as ledger:
+        for i in range(10):
+            await ledger.commit(deal(
+                i, deal_type="BILL_PAYMENT" if i % 2 else "BILL_ENQUIRY",
+                status="rejected" if i == 3 else "committed", response_code="13" if i == 3 else "00"))
+    assert len(query_deals(path, limit=None)) == 10
+    assert len(query_deals(path, limit=3)) == 3
+    newest = query_deals(path, limit=1)[0]
+    assert newest["reference"] == "REF000009"                       # newest first
+    assert {r["deal_type"] for r in query_deals(path, deal_type="BILL_ENQUIRY")} == {"BILL_ENQUIRY"}
+    assert len(query_deals(path, deal_type="BILL_ENQUIRY")) == 5
+    assert [r["reference"] for r in query_deals(path, status="rejected")] == ["REF000003"]
+    assert [r["reference"] for r in query_deals(path, reference="REF000004")] == ["REF000004"]
+    window = query_deals(path, since=T0 + timedelta(seconds=2), until=T0 + timedelta(seconds=5))
+    assert [r["reference"] for r in window] == ["REF000004", "REF000003", "REF000002"]
+    naive = query_deals(path, since=datetime(2026, 3, 1, 9, 0, 8))   # naive = UTC
+    assert len(naive) == 2
+    assert newest["duration_ms"] == pytest.approx(12.0)
+    assert newest["received_at"] == T0 + timedelta(seconds=9)
+
+
+def test_query_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no ledger file"):
+        query_deals(tmp_path / "nope.duckdb")
+
+
+async def test_query_while_this_process_writes_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_ledger(path) as ledger:
+        await ledger.commit(deal(1))
+        with pytest.raises(LedgerError, match="already has the ledger open for writing"):
+            query_deals(path)
+
+
+async def test_open_locked_by_another_process_names_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+         str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(LedgerError, match="locked by another process"):
+            query_deals(path)
+        with pytest.raises(LedgerError, match="locked by another process"):
+            async with open_ledger(path):
+                pass
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+
+def test_display_amount_uses_currency_minor_units() -> None:
+    assert str(display_amount(Decimal("120.5000"), "CNY")) == "120.50"
+    assert str(display_amount(Decimal("1500.0000"), "JPY")) == "1500"
+    assert str(display_amount(Decimal("1.2340"), "KWD")) == "1.234"
+    assert str(display_amount(Decimal("1.2345"), "USD")) == "1.2345"   # never hides digits
+
+
+def test_deal_ids_sort_by_time_and_are_unique() -> None:
+    ids = [new_deal_id(now_ms=1_700_000_000_000 + i) for i in range(100)]
+    assert ids == sorted(ids) and len(set(ids)) == 100 and all(len(i) == 26 for i in ids)
