@@ -1,0 +1,518 @@
+"""ISO 8583 codec compiled from an ``IsoSpec``: bytes <-> values.
+
+Values (see docs/formats-iso8583.md)::
+
+    {"t": "0200", "2": "4111111111111111", "4": "000000001000",
+     "43": {"name": "...", "city": "...", "country": "NZ"},
+     "55": {"9F02": "000000001000", "5F2A": "0554"}, "64": "80FB32F3FFFFFFFF"}
+
+* ``"t"`` is the MTI (4 digits); data elements are keyed by their number as text.
+* n / z / xn and text fields are ``str`` exactly as on the wire (amounts such as
+  DE 4 stay digit strings: the exponent depends on the currency; see
+  ``formats.iso8583.amounts``).  The encoder also takes a non-negative ``int`` for n.
+* b fields are uppercase hex text; fields with ``subfields`` are dicts; ``tlv: ber``
+  fields are ``{tag: hex value}``.
+* the bitmap is not a value: the encoder derives it from the keys present.
+
+``decode`` returns an ``IsoMessage`` (a dict) whose ``classification`` maps the
+present classified fields to their tags (``{"2": ("pan",), "35": ("pan", "secret")}``).
+
+Each field is compiled once into a pair of closures, so decoding is a loop over
+the bitmap's set bits with no per-field interpretation of the spec.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from formats.errors import FormatError
+from formats.iso8583.spec import IsoSpec, FieldSpec, TEXT_TYPES
+from formats.iso8583.tlv import decode_tlv, encode_tlv
+
+Decoder = Callable[[bytes, int], tuple[Any, int]]
+Encoder = Callable[[Any], bytes]
+
+_BITS = tuple(tuple(i for i in range(8) if b & (0x80 >> i)) for b in range(256))
+# Track 2 uses a 4-bit character set: 0-9 and : ; < = > ? (nibbles A-F; '=' is the separator, D in BCD).
+_Z_CHARS = frozenset("0123456789ABCDEF:;<=>?")
+_Z_BCD = frozenset("0123456789ABCDEF")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+class IsoMessage(dict):
+    """A decoded message: a plain dict plus the classification of its fields."""
+
+    classification: dict[str, tuple[str, ...]]
+    secondary_bitmap: bool   # the wire carried a secondary bitmap (even an all-zero one)
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.classification = {}
+        self.secondary_bitmap = False
+
+
+# ------------------------------------------------------------------ length prefixes
+
+def _prefix_codec(f: FieldSpec, cp: str) -> tuple[int, Callable[[bytes, int], int], Callable[[int], bytes]]:
+    digits = f.prefix or 0
+    enc = f.length_encoding
+    key = f.key
+    if enc in ("ascii", "ebcdic"):
+        size = digits
+        codec = "ascii" if enc == "ascii" else cp
+
+        def read(data: bytes, pos: int) -> int:
+            raw = data[pos:pos + size]
+            text = raw.decode(codec, "replace") if enc == "ebcdic" else raw.decode("latin-1")
+            if len(raw) != size or not (text.isascii() and text.isdigit()):
+                if len(raw) != size:
+                    raise FormatError(f"message ends inside the {size}-digit length prefix", offset=pos, field=key)
+                raise FormatError(f"length prefix {text!r} is not {size} digits", offset=pos, field=key)
+            return int(text)
+
+        def write(n: int) -> bytes:
+            return str(n).zfill(size).encode(codec)
+    elif enc == "bcd":
+        size = (digits + 1) // 2
+        right = f.length_pad == "right" and digits & 1
+
+        def read(data: bytes, pos: int) -> int:
+            raw = data[pos:pos + size]
+            h = raw.hex()
+            if right:
+                if h[-1:] != "0":
+                    raise FormatError(f"length prefix {h.upper()} should end in a 0 pad nibble", offset=pos,
+                                      field=key)
+                h = h[:-1]
+            if len(raw) != size or not h.isdigit():
+                if len(raw) != size:
+                    raise FormatError(f"message ends inside the {size}-byte BCD length prefix", offset=pos,
+                                      field=key)
+                raise FormatError(f"length prefix {h.upper()} is not BCD digits", offset=pos, field=key)
+            return int(h)
+
+        def write(n: int) -> bytes:
+            if right:
+                return bytes.fromhex(str(n).zfill(digits) + "0")
+            return bytes.fromhex(str(n).zfill(size * 2))
+    else:  # binary
+        size = 1 if digits == 2 else 2
+
+        def read(data: bytes, pos: int) -> int:
+            raw = data[pos:pos + size]
+            if len(raw) != size:
+                raise FormatError(f"message ends inside the {size}-byte binary length prefix", offset=pos,
+                                  field=key)
+            return int.from_bytes(raw, "big")
+
+        def write(n: int) -> bytes:
+            return n.to_bytes(size, "big")
+    return size, read, write
+
+
+# ------------------------------------------------------------------ field bodies
+
+def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[bytes, int, int], Any],
+                                                 Callable[[Any], tuple[int, bytes]]]:
+    """Returns (wire_size(units), read(data, pos, units) -> value, write(value) -> (units, bytes))."""
+    key = f.key
+    t = f.type
+    de = f.data_encoding
+    fixed = f.length
+    mx = f.max
+    pad_left = f.pad == "left"
+
+    def fit(text: str, what: str) -> str:
+        n = len(text)
+        if n > mx:
+            raise FormatError(f"{what} is {n} long, at most {mx} allowed", field=key,
+                              hint=f"shorten the value to {mx}")
+        if fixed is not None and n < fixed:
+            if t == "b":
+                raise FormatError(f"needs exactly {fixed} bytes, got {n}", field=key)
+            padc = "0" if t in ("n", "xn") else " "
+            text = text.rjust(fixed, padc) if pad_left else text.ljust(fixed, padc)
+        return text
+
+    def to_text(value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if t == "n" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return str(value)
+        raise FormatError(f"expected text for a type {t} field, got {type(value).__name__}", field=key)
+
+    if t == "b":
+        if de == "binary":
+            def size(units: int) -> int:
+                return units
+
+            def read(data: bytes, pos: int, units: int) -> Any:
+                return data[pos:pos + units].hex().upper()
+        else:  # hex: two ASCII hex characters per byte
+            def size(units: int) -> int:
+                return units * 2
+
+            def read(data: bytes, pos: int, units: int) -> Any:
+                text = data[pos:pos + units * 2].decode("latin-1")
+                if not _HEX.issuperset(text):
+                    bad = next(i for i, c in enumerate(text) if c not in _HEX)
+                    raise FormatError(f"{text[bad]!r} is not a hex digit", offset=pos + bad, field=key)
+                return text
+
+        def write(value: Any) -> tuple[int, bytes]:
+            if isinstance(value, (bytes, bytearray)):
+                raw = bytes(value)
+            elif isinstance(value, str):
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError:
+                    raise FormatError(f"{value!r} is not hex", field=key,
+                                      hint="binary fields are given as hex text, e.g. '80FB32F3FFFFFFFF'") from None
+                if len(value) != 2 * len(raw):
+                    raise FormatError(f"{value!r} is not plain hex", field=key)
+            else:
+                raise FormatError(f"expected hex text for a binary field, got {type(value).__name__}", field=key)
+            n = len(raw)
+            if n > mx or (fixed is not None and n != fixed):
+                need = f"exactly {fixed}" if fixed is not None else f"at most {mx}"
+                raise FormatError(f"is {n} bytes, {need} allowed", field=key)
+            if de == "binary":
+                return n, raw
+            text = value if isinstance(value, str) else raw.hex().upper()
+            return n, text.encode("ascii")
+        return size, read, write
+
+    if de == "bcd":
+        padn = "F" if t == "z" else "0"
+        allowed = _Z_BCD if t == "z" else None
+
+        def size(units: int) -> int:
+            return (units + 1) // 2
+
+        def read(data: bytes, pos: int, units: int) -> Any:
+            h = data[pos:pos + (units + 1) // 2].hex().upper()
+            if units & 1:
+                if pad_left:
+                    p, h = h[0], h[1:]
+                else:
+                    h, p = h[:-1], h[-1]
+                if p != padn:
+                    raise FormatError(f"BCD pad nibble is {p}, expected {padn}", offset=pos, field=key)
+            if allowed is None:
+                if h and not h.isdigit():
+                    raise FormatError(f"BCD value {h} holds non-digit nibbles", offset=pos, field=key)
+            elif not allowed.issuperset(h):
+                raise FormatError(f"track data {h} holds non-hex nibbles", offset=pos, field=key)
+            return h
+
+        def write(value: Any) -> tuple[int, bytes]:
+            text = fit(to_text(value), "value")
+            if t == "z":
+                text = text.replace("=", "D")
+                if not _Z_BCD.issuperset(text):
+                    raise FormatError(f"track data {text!r} may hold only 0-9, '=' and A-F", field=key)
+            elif text and not (text.isascii() and text.isdigit()):
+                raise FormatError(f"{text!r} is not digits", field=key)
+            n = len(text)
+            h = text
+            if n & 1:
+                h = padn + h if pad_left else h + padn
+            return n, bytes.fromhex(h)
+        return size, read, write
+
+    codec = "ascii" if de == "ascii" else cp
+    wire_extra = 1 if t == "xn" else 0
+
+    def size(units: int) -> int:
+        return units + wire_extra
+
+    if t == "n":
+        def check(text: str, pos: int) -> None:
+            if text and not (text.isascii() and text.isdigit()):
+                bad = next((i for i, c in enumerate(text) if not ("0" <= c <= "9")), 0)
+                raise FormatError(f"{text[bad]!r} in {text!r} is not a digit (type n)", offset=pos + bad,
+                                  field=key)
+    elif t == "z":
+        def check(text: str, pos: int) -> None:
+            if not _Z_CHARS.issuperset(text):
+                bad = next(i for i, c in enumerate(text) if c not in _Z_CHARS)
+                raise FormatError(f"{text[bad]!r} is not allowed in track 2 data (0-9, '=', A-F, :;<>?)",
+                                  offset=pos + bad, field=key)
+    elif t == "xn":
+        def check(text: str, pos: int) -> None:
+            if not text or text[0] not in "CD" or not (text[1:].isascii() and text[1:].isdigit()):
+                raise FormatError(f"{text!r} is not C/D followed by digits (type x+n)", offset=pos, field=key)
+    else:
+        check = None  # type: ignore[assignment]
+
+    text_codec = "latin-1" if codec == "ascii" else codec
+
+    def read(data: bytes, pos: int, units: int) -> Any:
+        text = data[pos:pos + units + wire_extra].decode(text_codec)
+        if check is not None:
+            check(text, pos)
+        return text
+
+    def write(value: Any) -> tuple[int, bytes]:
+        text = to_text(value)
+        if t == "xn":
+            body = fit(text[1:], "value")
+            text = text[:1] + body
+        else:
+            text = fit(text, "value")
+        if check is not None:
+            try:
+                check(text, 0)
+            except FormatError as exc:
+                raise FormatError(exc.message, field=key) from None
+        try:
+            raw = text.encode(text_codec)
+        except UnicodeEncodeError as exc:
+            raise FormatError(f"character {text[exc.start]!r} cannot be written in {codec}", field=key,
+                              hint="the field's data_encoding limits the characters it can carry") from None
+        return len(text) - wire_extra, raw
+    return size, read, write
+
+
+def compile_field(f: FieldSpec, cp: str) -> tuple[Decoder, Encoder]:
+    size, read_body, write_body = _body_codec(f, cp)
+    key = f.key
+    mx = f.max
+    fixed = f.length
+    subs = f.subfields
+    tlv = f.tlv == "ber"
+    hex_wire = f.data_encoding == "hex"
+
+    if fixed is not None:
+        nbytes = size(fixed)
+
+        def dec(data: bytes, pos: int) -> tuple[Any, int]:
+            end = pos + nbytes
+            if end > len(data):
+                raise FormatError(f"message ends inside the field: it needs {nbytes} bytes, {len(data) - pos} left",
+                                  offset=pos, field=key)
+            return read_body(data, pos, fixed), end
+
+        def enc(value: Any) -> bytes:
+            return write_body(value)[1]
+    else:
+        psize, read_len, write_len = _prefix_codec(f, cp)
+
+        def dec(data: bytes, pos: int) -> tuple[Any, int]:
+            units = read_len(data, pos)
+            if units > mx:
+                raise FormatError(f"length prefix says {units}, the field allows at most {mx}", offset=pos,
+                                  field=key)
+            start = pos + psize
+            end = start + size(units)
+            if end > len(data):
+                raise FormatError(f"length prefix says {units}, but only {len(data) - start} bytes are left",
+                                  offset=pos, field=key)
+            return read_body(data, start, units), end
+
+        def enc(value: Any) -> bytes:
+            units, raw = write_body(value)
+            return write_len(units) + raw
+
+    if subs:
+        inner_dec, inner_enc = dec, enc
+
+        def dec(data: bytes, pos: int) -> tuple[Any, int]:  # noqa: F811
+            text, end = inner_dec(data, pos)
+            out: dict[str, str] = {}
+            i = 0
+            for s in subs:
+                if i >= len(text):
+                    break
+                out[s.name] = text[i:i + s.length]
+                i += s.length
+            if i < len(text):
+                raise FormatError(f"{len(text) - i} characters follow the last subfield", offset=pos, field=key)
+            return out, end
+
+        names = [s.name for s in subs]
+
+        def enc(value: Any) -> bytes:  # noqa: F811
+            if isinstance(value, str):
+                return inner_enc(value)
+            if not isinstance(value, dict):
+                raise FormatError(f"expected a mapping of subfields ({', '.join(names)})", field=key)
+            unknown = [k for k in value if k not in names]
+            if unknown:
+                raise FormatError(f"unknown subfield {unknown[0]!r}", field=f"{key}.{unknown[0]}",
+                                  hint=f"subfields are {', '.join(names)}")
+            parts = []
+            last = max((names.index(k) for k in value), default=-1)
+            for s in subs[:last + 1]:
+                v = value.get(s.name, "")
+                if not isinstance(v, str):
+                    raise FormatError("expected text", field=f"{key}.{s.name}")
+                if len(v) > s.length:
+                    raise FormatError(f"is {len(v)} long, the subfield holds {s.length}", field=f"{key}.{s.name}")
+                parts.append(v.ljust(s.length) if fixed is not None or s is not subs[last] else v)
+            return inner_enc("".join(parts))
+
+    if tlv:
+        inner_dec2, inner_enc2 = dec, enc
+        pfx = 0 if fixed is not None else _prefix_codec(f, cp)[0]
+
+        def dec(data: bytes, pos: int) -> tuple[Any, int]:  # noqa: F811
+            hx, end = inner_dec2(data, pos)
+            body_start = pos + pfx
+            if hex_wire:
+                return decode_tlv(bytes.fromhex(hx), base=body_start, field=key), end
+            return decode_tlv(data[body_start:end], base=body_start, field=key), end
+
+        def enc(value: Any) -> bytes:  # noqa: F811
+            if isinstance(value, str):
+                return inner_enc2(value)
+            return inner_enc2(encode_tlv(value, field=key))
+
+    return dec, enc
+
+
+# ------------------------------------------------------------------ the codec
+
+class Iso8583Codec:
+    """Decode and encode ISO 8583 messages as described by one ``IsoSpec``."""
+
+    def __init__(self, spec: IsoSpec, name: str | None = None) -> None:
+        self.spec = spec
+        self.name = name or spec.name
+        cp = spec.ebcdic_codepage
+        self._cp = cp
+        self._dec: list[Decoder | None] = [None] * 129
+        self._enc: dict[str, tuple[int, Encoder]] = {}
+        for no, f in spec.fields.items():
+            d, e = compile_field(f, cp)
+            self._dec[no] = d
+            self._enc[f.key] = (no, e)
+        self._keys = [str(i) for i in range(129)]
+        self._classes = spec.classification()
+        self._mti_size = 2 if spec.mti in ("bcd", "binary") else 4
+        self._bm_size = 16 if spec.bitmap in ("hex", "ebcdic") else 8
+
+    # -------------------------------------------------------------- decode
+    def decode(self, data: bytes) -> IsoMessage:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise FormatError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        msg = IsoMessage()
+        msg["t"] = self._read_mti(data)
+        pos = self._mti_size
+        bitmap, pos = self._read_bitmap(data, pos, 1)
+        nbytes = 8
+        if bitmap[0] & 0x80:
+            if not self.spec.secondary_bitmap:
+                raise FormatError(f"bit 1 announces a secondary bitmap, but spec {self.spec.name} has none",
+                                  offset=self._mti_size, field="bitmap")
+            second, pos = self._read_bitmap(data, pos, 2)
+            bitmap += second
+            nbytes = 16
+            msg.secondary_bitmap = True
+        decs = self._dec
+        keys = self._keys
+        bits = _BITS
+        for i in range(nbytes):
+            byte = bitmap[i]
+            if not byte:
+                continue
+            base = i * 8 + 1
+            for b in bits[byte]:
+                no = base + b
+                if no == 1:
+                    continue
+                dec = decs[no]
+                if dec is None:
+                    raise FormatError(f"bit {no} is set, but spec {self.spec.name} defines no field {no}",
+                                      offset=self._mti_size, field="bitmap",
+                                      hint=f"add field {no} to the spec or check the sender's bitmap")
+                try:
+                    msg[keys[no]], pos = dec(data, pos)
+                except FormatError:
+                    raise
+                except (ValueError, IndexError, UnicodeDecodeError) as exc:
+                    raise FormatError(f"cannot decode: {exc}", offset=pos, field=keys[no]) from None
+        if pos != len(data):
+            raise FormatError(f"{len(data) - pos} bytes left over after the last field in the bitmap",
+                              offset=pos, hint="the bitmap or a length prefix does not match the data")
+        if self._classes:
+            msg.classification = {k: c for k, c in self._classes.items() if k in msg}
+        return msg
+
+    def _read_mti(self, data: bytes) -> str:
+        raw = data[:self._mti_size]
+        if len(raw) < self._mti_size:
+            raise FormatError(f"message of {len(data)} bytes is too short for the MTI", offset=0, field="t")
+        mode = self.spec.mti
+        if mode == "ascii":
+            text = raw.decode("latin-1")
+        elif mode == "ebcdic":
+            text = raw.decode(self._cp)
+        else:
+            text = raw.hex().upper()
+        if not (text.isascii() and text.isdigit()):
+            raise FormatError(f"MTI {text!r} is not 4 digits ({mode})", offset=0, field="t")
+        return text
+
+    def _read_bitmap(self, data: bytes, pos: int, which: int) -> tuple[bytes, int]:
+        name = "primary" if which == 1 else "secondary"
+        size = self._bm_size
+        raw = data[pos:pos + size]
+        if len(raw) < size:
+            raise FormatError(f"message ends inside the {name} bitmap", offset=pos, field="bitmap")
+        if size == 8:
+            return raw, pos + 8
+        text = raw.decode("latin-1") if self.spec.bitmap == "hex" else raw.decode(self._cp)
+        if not _HEX.issuperset(text):
+            bad = next(i for i, c in enumerate(text) if c not in _HEX)
+            raise FormatError(f"{name} bitmap {text!r} is not 16 hex digits", offset=pos + bad, field="bitmap")
+        return bytes.fromhex(text), pos + 16
+
+    # -------------------------------------------------------------- encode
+    def encode(self, values: Any) -> bytes:
+        if not isinstance(values, dict):
+            raise FormatError(f"expected a mapping of field -> value, got {type(values).__name__}")
+        mti = values.get("t")
+        if not isinstance(mti, str) or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
+            raise FormatError(f"MTI must be 4 digits, got {mti!r}", field="t",
+                              hint='set "t", e.g. "t": "0200"')
+        parts: list[tuple[int, bytes]] = []
+        enc = self._enc
+        for key, value in values.items():
+            if key == "t":
+                continue
+            item = enc.get(key if isinstance(key, str) else str(key))
+            if item is None:
+                raise FormatError(f"spec {self.spec.name} has no field {key}", field=str(key),
+                                  hint="keys are 't' and field numbers as text: '2', '3', ...")
+            no, e = item
+            if value is None:
+                continue
+            parts.append((no, e(value)))
+        parts.sort(key=lambda p: p[0])
+        bm = bytearray(16)
+        for no, _ in parts:
+            bm[(no - 1) >> 3] |= 0x80 >> ((no - 1) & 7)
+        if (parts and parts[-1][0] > 64) or getattr(values, "secondary_bitmap", False):
+            bm[0] |= 0x80
+            bm_bytes = bytes(bm)
+        else:
+            bm_bytes = bytes(bm[:8])
+        mode = self.spec.mti
+        if mode == "ascii":
+            out = [mti.encode("ascii")]
+        elif mode == "ebcdic":
+            out = [mti.encode(self._cp)]
+        else:
+            out = [bytes.fromhex(mti)]
+        if self.spec.bitmap == "binary":
+            out.append(bm_bytes)
+        elif self.spec.bitmap == "hex":
+            out.append(bm_bytes.hex().upper().encode("ascii"))
+        else:
+            out.append(bm_bytes.hex().upper().encode(self._cp))
+        out.extend(p[1] for p in parts)
+        return b"".join(out)
+
+    def fields(self) -> list[str]:
+        return ["t"] + [f.key for f in sorted(self.spec.fields.values(), key=lambda f: f.number)]

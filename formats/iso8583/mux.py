@@ -1,0 +1,30 @@
+"""The MUX key that pairs an ISO 8583 reply with its request on one connection.
+
+``mux_key(values)`` -> ``(mti_class, stan, terminal)``: the MTI with its
+request/response digit folded (0200 and 0210 both give "020"), DE 11 and DE 41.
+A request and its reply therefore have the same key.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from formats.errors import FormatError
+
+KEY_FIELDS = ("11", "41")
+
+
+def mux_key(values: Mapping[str, Any], fields: tuple[str, ...] = KEY_FIELDS) -> tuple[str, ...]:
+    mti = values.get("t")
+    if not isinstance(mti, str) or len(mti) != 4 or not mti.isdigit():
+        raise FormatError(f"cannot build a MUX key: MTI is {mti!r}, expected 4 digits", field="t",
+                          hint='the message needs "t", e.g. "0200"')
+    missing = [f for f in fields if values.get(f) in (None, "")]
+    if missing:
+        names = {"11": "DE 11 (STAN)", "41": "DE 41 (terminal id)"}
+        raise FormatError(f"cannot build a MUX key: {', '.join(names.get(m, 'DE ' + m) for m in missing)} "
+                          f"missing from the {mti} message", field=missing[0],
+                          hint="requests sent over a MUX must carry the key fields so the reply can be matched")
+    # MTI class: version + class + function with the response bit cleared (x1x0 -> x0x0 ... 0210 -> 0200).
+    func = int(mti[2])
+    klass = mti[:2] + str(func - func % 2)
+    return (klass,) + tuple(str(values[f]) for f in fields)
