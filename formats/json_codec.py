@@ -1,0 +1,243 @@
+"""JSON messages: exact numbers, ISO dates, optional JSON Schema validation.
+
+Decode: numbers with a fraction or exponent become ``Decimal`` (never float),
+integers ``int``.  A document with no such number (and no integer of
+19+ digits) is parsed by orjson (~1 us
+for a 400-byte message); otherwise by the stdlib parser with
+``parse_float=Decimal`` (~5 us).  ``NaN``/``Infinity`` are rejected.
+Dates stay strings on decode (JSON has no date type).
+
+Encode: ``Decimal`` is written as a JSON number with its exact digits
+(``Decimal("120.50")`` -> ``120.50``) through ``orjson.Fragment``; ``date``
+and ``datetime`` as ISO 8601 strings; floats are refused (money is Decimal).
+
+Option ``schema`` (path): a JSON Schema file; a decoded value and an encoded
+document are validated against it, and a violation is a ``FormatError``
+naming the JSON path (``$.items[2].amount``).
+"""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import FormatError, SpecError
+
+# orjson would give a float for a fraction, an exponent, or an integer past 64 bits
+# (19+ digits): such documents go to the stdlib parser with parse_float=Decimal.
+_FLOATISH = re.compile(rb"\d[.eE]|\d{19}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _byte_offset(text: str, pos: int) -> int:
+    return len(text[:pos].encode("utf-8"))
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON text to values with exact numbers; raises FormatError."""
+    if isinstance(data, str):
+        raw = data.encode("utf-8")
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        raw = bytes(data)
+    else:
+        raise FormatError(f"expected bytes, got {type(data).__name__}")
+    if not _FLOATISH.search(raw):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # let the stdlib parser report it (and take big integers)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", offset=exc.start,
+                          hint="JSON messages must be UTF-8") from None
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
+                          offset=_byte_offset(text, exc.pos)) from None
+    except ValueError as exc:  # NaN / Infinity, or an over-long integer
+        raise FormatError(f"invalid JSON: {exc}", hint="write numbers as digits") from None
+    except RecursionError:
+        raise FormatError("invalid JSON: nested too deeply") from None
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        if not obj.is_finite():
+            raise TypeError(f"{obj} is not a finite number")
+        return orjson.Fragment(str(obj).encode("ascii"))
+    if isinstance(obj, (tuple, frozenset, set)):
+        return list(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def _find_bad(value: Any, path: str = "$") -> tuple[str, str] | None:
+    """The JSON path and reason of the first value orjson cannot write."""
+    if isinstance(value, float):
+        return path, f"float {value!r}: money is Decimal, never float"
+    if isinstance(value, Decimal):
+        return None if value.is_finite() else (path, f"{value} is not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}.{k}", f"object key {k!r} is not a string"
+            bad = _find_bad(v, f"{path}.{k}")
+            if bad:
+                return bad
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _find_bad(v, f"{path}[{i}]")
+            if bad:
+                return bad
+        return None
+    if value is None or isinstance(value, (str, int, bool)):
+        return None
+    import datetime as _dt
+    if isinstance(value, (_dt.date, _dt.datetime, _dt.time)):
+        return None
+    return path, f"cannot write {type(value).__name__} as JSON"
+
+
+def dumps(value: Any) -> bytes:
+    """Values to compact JSON bytes; raises FormatError naming the JSON path of a bad value."""
+    bad = _find_bad(value)
+    if bad is not None:
+        raise FormatError(f"cannot encode: {bad[1]}", field=bad[0],
+                          hint="convert it to Decimal, str or int first")
+    try:
+        return orjson.dumps(value, default=_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise FormatError(f"cannot encode: {exc}") from None
+    try:  # rare: integers past 64 bits are written as pre-rendered fragments
+        return orjson.dumps(_big_ints(value), default=_default, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise FormatError(f"cannot encode: {exc}") from None
+
+
+def _big_ints(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return orjson.Fragment(str(value).encode("ascii"))
+    if isinstance(value, dict):
+        return {k: _big_ints(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_big_ints(v) for v in value]
+    return value
+
+
+def json_path(parts: Any) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def load_schema(path: str | Path) -> Any:
+    """Load and check a JSON Schema file; returns a validator.  Raises SpecError."""
+    import jsonschema
+    from jsonschema.validators import validator_for
+
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read JSON Schema: {exc.strerror}", path=str(p),
+                        hint="the path is relative to the route file that declares the format") from None
+    try:
+        schema = json.loads(text)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        col = getattr(exc, "colno", None)
+        raise SpecError(f"JSON Schema is not valid JSON: {getattr(exc, 'msg', exc)}", path=str(p),
+                        line=line, col=col) from None
+    cls = validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise SpecError(f"not a valid JSON Schema at {json_path(exc.path)}: {exc.message}", path=str(p)) from None
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _validate(validator: Any, value: Any, what: str) -> None:
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FormatError(f"{what} does not match the schema: {e.message}{more}",
+                          field=json_path(e.absolute_path),
+                          hint=f"schema rule {json_path(e.absolute_schema_path)}")
+
+
+class JsonCodec:
+    def __init__(self, *, schema: str | Path | None = None, name: str = "json") -> None:
+        self.name = name
+        self.schema_path = str(schema) if schema else None
+        self._validator = load_schema(schema) if schema else None
+
+    def decode(self, data: bytes) -> Any:
+        value = loads(data)
+        if self._validator is not None:
+            _validate(self._validator, value, "message")
+        return value
+
+    def encode(self, value: Any) -> bytes:
+        out = dumps(value)
+        if self._validator is not None:
+            # validate what the receiver will see (dates as strings, exact numbers)
+            _validate(self._validator, loads(out), "message to send")
+        return out
+
+
+def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    schema = (getattr(decl, "options", None) or {}).get("schema")
+    if schema is None:
+        return []
+    if base_dir is not None and not Path(schema).is_absolute():
+        schema = Path(base_dir) / schema
+    try:
+        load_schema(schema)
+    except SpecError as exc:
+        return [exc]
+    return []
+
+
+def build(decl: Any) -> JsonCodec:
+    opts = getattr(decl, "options", None) or {}
+    return JsonCodec(schema=opts.get("schema"), name=getattr(decl, "name", "json"))
+
+
+def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
+    schema = (getattr(decl, "options", None) or {}).get("schema")
+    if not schema:
+        return None
+    try:
+        props = json.loads(Path(schema).read_bytes()).get("properties")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sorted(props) if isinstance(props, dict) else None
+
+
+COMPONENT = ComponentSpec(
+    category="format",
+    name="json",
+    doc=("JSON messages. Numbers with a fraction decode to Decimal and Decimals encode with their exact "
+         "digits (120.50 stays 120.50); dates encode as ISO 8601. Optional JSON Schema validation on "
+         "decode and encode; errors name the JSON path."),
+    options=(
+        OptionSpec("schema", "path", "a JSON Schema file validated on decode and encode"),
+    ),
+    build=build,
+    check=check,
+    fields=fields,
+    examples=('format BillerPost = json', 'format BillerPost = json schema "biller_post.schema.json"'),
+)

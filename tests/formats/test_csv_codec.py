@@ -1,0 +1,147 @@
+"""csv codec: one row per message, whole files with header mapping and row numbers."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dsl.ir import FieldDecl as F, FormatDecl
+from formats import csv_codec
+from formats.errors import FormatError, SpecError
+
+FIELDS = (F("ref", "string"), F("amount", "decimal", scale=2), F("value_date", "date"), F("count", "integer"))
+
+
+def codec(fields=FIELDS, **opts):
+    return csv_codec.build(FormatDecl("P", "csv", opts, fields))
+
+
+def test_one_row_message():
+    c = codec(delimiter=";")
+    v = c.decode(b"A-1;120.5;2024-01-31;3\r\n")
+    assert v == {"ref": "A-1", "amount": Decimal("120.50"), "value_date": dt.date(2024, 1, 31), "count": 3}
+    assert str(v["amount"]) == "120.50"
+    assert c.encode(v) == b"A-1;120.50;2024-01-31;3"
+    assert c.encode({"ref": "a;b", "amount": None}) == b'"a;b";;;'
+    assert c.decode(b'"a;b";;;') == {"ref": "a;b", "amount": None, "value_date": None, "count": None}
+
+
+@pytest.mark.parametrize("data, field, words", [
+    (b"A,1.5,2024-01-31", "count", "row has 3 columns, the format declares 4"),
+    (b"A,1.5x,2024-01-31,1", "amount", "expected a decimal number"),
+    (b"A,1.505,2024-01-31,1", "amount", "more than 2 decimal places"),
+    (b"A,1.5,31/01/2024,1", "value_date", "not a date in the form '%Y-%m-%d'"),
+    (b"A,1.5,2024-01-31,1.0", "count", "expected an integer"),
+])
+def test_row_errors_name_field(data, field, words):
+    with pytest.raises(FormatError) as e:
+        codec().decode(data)
+    assert e.value.field == field and words in str(e.value)
+
+
+def test_row_structure_errors():
+    with pytest.raises(FormatError, match="expected one row, found 2"):
+        codec().decode(b"A,1,2024-01-01,1\nB,1,2024-01-01,1")
+    with pytest.raises(FormatError, match="bad CSV"):
+        codec().decode(b'"A,1,2024-01-01,1')
+    with pytest.raises(FormatError) as e:
+        codec().decode(b"A\xff,1,2024-01-01,1")
+    assert e.value.offset == 1
+
+
+FILE = (
+    b"count,ref,value_date,amount,comment\n"
+    b"1,A-1,2024-01-31,120.50,first\n"
+    b'2,"B,2",2024-02-01,7,"multi\nline"\n'
+    b"\n"
+    b"3,C-3,2024-02-30,1.00,bad date\n"
+    b"4,D-4,,,empty\n"
+)
+
+
+def test_batch_with_header_mapping_and_row_numbers():
+    c = codec()
+    results = list(c.iter_batch(FILE))
+    assert [(r, off) for r, off, _ in results] == [(1, 36), (2, 66), (3, 101), (4, 132)]
+    assert results[1][2] == {"ref": "B,2", "amount": Decimal("7.00"), "value_date": dt.date(2024, 2, 1), "count": 2}
+    err = results[2][2]
+    assert isinstance(err, FormatError) and err.record == 3 and err.offset == 101 and err.field == "value_date"
+    assert results[3][2]["amount"] is None
+    with pytest.raises(FormatError) as e:
+        c.decode_batch(FILE)
+    assert e.value.record == 3 and "record 3, byte 101, field value_date" in str(e.value)
+    good = FILE.replace(b"2024-02-30", b"2024-02-29")
+    rows = c.decode_batch(good)
+    assert [r["ref"] for r in rows] == ["A-1", "B,2", "C-3", "D-4"]
+    again = c.encode_batch(rows)
+    assert again.startswith(b"ref,amount,value_date,count\n") and c.decode_batch(again) == rows
+
+
+def test_batch_missing_header_column_and_untyped():
+    with pytest.raises(FormatError) as e:
+        codec().decode_batch(b"ref,amount,count\nA,1,1\n")
+    assert e.value.field == "value_date" and "header has no column" in str(e.value)
+    untyped = csv_codec.build(FormatDecl("U", "csv", {}))
+    assert untyped.decode_batch(b"a,b\n1,2\n") == [{"a": "1", "b": "2"}]
+    with pytest.raises(FormatError) as e:
+        untyped.decode_batch(b"a,b\n1,2,3\n")
+    assert e.value.record == 1
+    headless = csv_codec.build(FormatDecl("U", "csv", {"header": False, "delimiter": "|"}))
+    assert headless.decode_batch(b"1|2\n3|4\n") == [["1", "2"], ["3", "4"]]
+
+
+def test_encode_errors_and_check():
+    with pytest.raises(FormatError) as e:
+        codec().encode({"amount": 1.5})
+    assert e.value.field == "amount" and "never float" in str(e.value)
+    with pytest.raises(FormatError) as e:
+        codec().encode({"nope": 1})
+    assert e.value.field == "nope"
+    errors = csv_codec.check(FormatDecl("P", "csv", {"delimiter": ";;", "header": "yes"},
+                                        (F("a", "decimal", scale=-1), F("a", "string"))))
+    text = " | ".join(map(str, errors))
+    assert "delimiter must be one character" in text and "header must be true or false" in text
+    assert "scale must be >= 0" in text and "declared twice" in text
+    with pytest.raises(SpecError):
+        codec(delimiter="")
+    assert csv_codec.COMPONENT.fields(FormatDecl("P", "csv", {}, FIELDS)) == ["ref", "amount", "value_date", "count"]
+
+
+# ------------------------------------------------------------------ properties
+
+row = st.fixed_dictionaries({
+    "ref": st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"), max_size=10),
+    "amount": st.none() | st.decimals(min_value=-10**12, max_value=10**12, places=2),
+    "value_date": st.none() | st.dates(min_value=dt.date(1000, 1, 1)),
+    "count": st.none() | st.integers(),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(row)
+def test_roundtrip_row(values):
+    c = codec()
+    assert c.decode(c.encode(values)) == values
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(row, max_size=5))
+def test_roundtrip_batch(rows):
+    c = codec(delimiter=";")
+    assert c.decode_batch(c.encode_batch(rows)) == rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_random_bytes_only_format_error(data):
+    for c in (codec(), csv_codec.build(FormatDecl("U", "csv", {}))):
+        try:
+            c.decode(data)
+        except FormatError:
+            pass
+        try:
+            list(c.iter_batch(data))
+        except FormatError:
+            pass

@@ -1,0 +1,132 @@
+"""json codec: exact Decimals both ways, schema validation with JSON paths."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from dsl.ir import FormatDecl
+from formats import json_codec
+from formats.errors import FormatError, SpecError
+
+
+def codec(**opts):
+    return json_codec.build(FormatDecl("J", "json", opts))
+
+
+def test_numbers_are_exact():
+    v = codec().decode(b'{"amount": 120.50, "n": 3, "e": 1e3, "big": 123456789012345678901234567890, "s": "v1.2"}')
+    assert v["amount"] == Decimal("120.50") and str(v["amount"]) == "120.50"
+    assert type(v["n"]) is int and v["e"] == Decimal("1000") and v["big"] == 123456789012345678901234567890
+    assert codec().decode(b'{"n": 3, "s": "x"}') == {"n": 3, "s": "x"}  # orjson fast path
+    out = codec().encode({"amount": Decimal("120.50"), "due": dt.date(2024, 1, 31), "t": (1, 2)})
+    assert out == b'{"amount":120.50,"due":"2024-01-31","t":[1,2]}'
+
+
+@pytest.mark.parametrize("data, offset, words", [
+    (b'{"a": ', 6, "Expecting value"),
+    (b'{"a": 1.5,}', 10, "property name"),
+    (b'[NaN]', None, "NaN is not a JSON number"),
+    (b'[Infinity]', None, "Infinity"),
+    (b'{"a": "\xff"}', 7, "not valid UTF-8"),
+    (b'{"\xc3\xa9": 1.0 x}', 11, "Expecting"),  # byte offset, not character offset
+])
+def test_decode_errors(data, offset, words):
+    with pytest.raises(FormatError) as e:
+        codec().decode(data)
+    assert e.value.offset == offset
+    assert words in str(e.value)
+
+
+def test_encode_refuses_float_and_names_path():
+    with pytest.raises(FormatError) as e:
+        codec().encode({"items": [{"amount": Decimal("1")}, {"amount": 1.5}]})
+    assert e.value.field == "$.items[1].amount" and "never float" in str(e.value)
+    with pytest.raises(FormatError) as e:
+        codec().encode({"a": Decimal("NaN")})
+    assert e.value.field == "$.a"
+    with pytest.raises(FormatError) as e:
+        codec().encode({"a": object()})
+    assert e.value.field == "$.a"
+
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["amount", "items"],
+    "properties": {
+        "amount": {"type": "number", "exclusiveMinimum": 0},
+        "due": {"type": "string", "format": "date"},
+        "items": {"type": "array", "items": {"type": "object", "properties": {"ref": {"type": "string"}}}},
+    },
+}
+
+
+def test_schema_validation_on_decode_and_encode(tmp_path):
+    p = tmp_path / "post.schema.json"
+    p.write_text(json.dumps(SCHEMA))
+    c = codec(schema=str(p))
+    assert c.decode(b'{"amount": 1.25, "items": []}')["amount"] == Decimal("1.25")
+    with pytest.raises(FormatError) as e:
+        c.decode(b'{"amount": 1.25, "items": [{"ref": "a"}, {"ref": 7}]}')
+    assert e.value.field == "$.items[1].ref" and "is not of type 'string'" in str(e.value)
+    with pytest.raises(FormatError) as e:
+        c.encode({"amount": Decimal("-1"), "items": []})
+    assert e.value.field == "$.amount" and "schema" in str(e.value)
+    assert c.encode({"amount": Decimal("0.10"), "due": dt.date(2024, 2, 1), "items": []}) == \
+        b'{"amount":0.10,"due":"2024-02-01","items":[]}'
+    assert json_codec.COMPONENT.fields(FormatDecl("J", "json", {"schema": str(p)})) == ["amount", "due", "items"]
+
+
+def test_bad_schema_is_spec_error(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text('{"type": "object",\n "properties": 3}')
+    errors = json_codec.check(FormatDecl("J", "json", {"schema": str(p)}))
+    assert len(errors) == 1 and "not a valid JSON Schema" in str(errors[0]) and str(p) in str(errors[0])
+    p.write_text('{"type": ')
+    (err,) = json_codec.check(FormatDecl("J", "json", {"schema": str(p)}))
+    assert err.line == 1 and "not valid JSON" in err.message
+    (err,) = json_codec.check(FormatDecl("J", "json", {"schema": str(tmp_path / "missing.json")}))
+    assert "cannot read" in err.message
+    with pytest.raises(SpecError):
+        codec(schema=str(p))
+
+
+# ------------------------------------------------------------------ properties
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text()
+    | st.decimals(allow_nan=False, allow_infinity=False),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_roundtrip(value):
+    c = codec()
+    assert c.decode(c.encode(value)) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_random_bytes_only_format_error(data):
+    try:
+        codec().decode(data)
+    except FormatError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 255))
+def test_mutated_document_only_format_error(pos, byte):
+    doc = bytearray(b'{"amount": 120.50, "ref": "A-1", "n": [1, 2.5e3]}')
+    doc[pos] = byte
+    try:
+        codec().decode(bytes(doc))
+    except FormatError:
+        pass
