@@ -23,22 +23,14 @@ import orjson
 
 STATUSES = ("committed", "rejected", "failed")
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
 def new_deal_id(now_ms: int | None = None) -> str:
-    """A 26-character ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
+    """A 32-hex-digit id: 48-bit millisecond time + 80 random bits (ULID layout, in hex).
 
     Ids sort by creation time (to the millisecond), so ``ORDER BY deal_id``
     is roughly arrival order, and they need no coordination between nodes.
     """
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    n = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_CROCKFORD[n & 31])
-        n >>= 5
-    return "".join(reversed(chars))
+    return f"{ms & 0xFFFF_FFFF_FFFF:012x}{os.urandom(10).hex()}"
 
 
 def _utcnow() -> datetime:

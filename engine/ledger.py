@@ -14,7 +14,9 @@ Group commit: while one batch is being written, new records pile up in the
 channel; the writer then takes everything waiting (up to ``max_batch``),
 writes it as one Arrow table in one transaction, and releases every waiter of
 that batch.  ``max_wait`` is how long the writer lingers for more records
-after the first one arrives when fewer than ``max_batch`` are waiting.
+after the first one arrives when fewer than ``max_batch`` are waiting; it
+lingers only under load (the previous batch held more than one row), so a
+lone commit on a quiet ledger is not delayed.
 
 A failed batch is retried row by row, so one bad row (say a duplicate
 deal_id) fails only its own ``commit`` with ``LedgerError``.  Leaving the
@@ -84,6 +86,7 @@ class Ledger:
         self._send, self._recv = trio.open_memory_channel[_Waiter | None](max_pending)
         self._closed = False
         self._stopping = False
+        self._last_batch = 0
 
     # ------------------------------------------------------------ public API
 
@@ -144,7 +147,8 @@ class Ledger:
             return None
         batch = [first]
         self._drain(batch)
-        if len(batch) < self._max_batch and self._max_wait > 0 and not self._stopping:
+        linger = self._max_wait > 0 and (len(batch) > 1 or self._last_batch > 1)
+        if linger and len(batch) < self._max_batch and not self._stopping:
             with trio.move_on_after(self._max_wait):
                 while len(batch) < self._max_batch and not self._stopping:
                     try:
@@ -188,6 +192,7 @@ class Ledger:
             if batch is None:
                 return
             rows = [w.row for w in batch]
+            self._last_batch = len(batch)
             errors, ms = await self._run(self._write, rows)
             ok = 0
             for waiter, err in zip(batch, errors):

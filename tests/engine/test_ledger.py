@@ -271,4 +271,4 @@ def test_display_amount_uses_currency_minor_units() -> None:
 
 def test_deal_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_deal_id(now_ms=1_700_000_000_000 + i) for i in range(100)]
-    assert ids == sorted(ids) and len(set(ids)) == 100 and all(len(i) == 26 for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 100 and all(len(i) == 32 for i in ids)
