@@ -202,6 +202,8 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
                     raise FormatError(f"BCD value {h} holds non-digit nibbles", offset=pos, field=key)
             elif not allowed.issuperset(h):
                 raise FormatError(f"track data {h} holds non-hex nibbles", offset=pos, field=key)
+            else:
+                return h.replace("D", "=")     # the 4-bit track separator, shown as on a card: '='
             return h
 
         def write(value: Any) -> tuple[int, bytes]:

@@ -101,14 +101,19 @@ def builtin_specs() -> list[str]:
 
 
 def resolve_spec_path(ref: str | Path) -> Path:
-    """A path, or the name of a built-in spec (``iso8583_1987_ascii``)."""
+    """A spec file, or the name of a built-in spec (``iso8583_1987_ascii``).
+
+    A route's ``path`` option arrives already made absolute by the checker, so a
+    non-existent path whose last part names a built-in spec also means the built-in.
+    """
     p = Path(ref)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.is_file():
         return p
-    builtin = SPECS_DIR / f"{ref}.yaml"
-    if builtin.exists():
-        return builtin
-    raise SpecError(f"no ISO 8583 spec file or built-in spec named {str(ref)!r}",
+    if p.suffix not in (".yaml", ".yml"):
+        builtin = SPECS_DIR / f"{p.name}.yaml"
+        if builtin.is_file():
+            return builtin
+    raise SpecError(f"no ISO 8583 spec file or built-in spec named {str(ref)!r}", path=str(ref),
                     hint=f"give a path to a .yaml spec or one of: {', '.join(builtin_specs())}")
 
 
