@@ -1,0 +1,228 @@
+"""Entries -> a tree of ``Node`` with sizes and offsets (the record layout).
+
+Offsets are relative to the start of the enclosing array element (or the
+record).  A REDEFINES set (the item and every item redefining it) occupies
+the size of its largest member.  An OCCURS item occupies ``size * max``; with
+``variable_occurs`` the codec shrinks it to the actual count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from formats.copybook.parser import Entry, parse_entries
+from formats.copybook.picture import FieldType, PictureError, field_type
+from formats.errors import SpecError
+
+
+@dataclass(eq=False)
+class Node:
+    name: str | None            # COBOL name, None for FILLER
+    level: int
+    line: int
+    col: int
+    ftype: FieldType | None = None
+    children: list["Node"] = field(default_factory=list)
+    parent: "Node | None" = None
+    occurs_min: int | None = None
+    occurs_max: int | None = None
+    depending_on: str | None = None
+    counter: "Node | None" = None
+    redefines: str | None = None
+    redefined_by: list["Node"] = field(default_factory=list)
+    in_redefines: bool = False     # this node or an ancestor takes part in a REDEFINES set
+    conditions: list[tuple[str, list[Any]]] = field(default_factory=list)
+    key: str = ""                  # output name
+    size: int = 0                  # one element
+    offset: int = 0                # relative to the enclosing element
+    dropped: bool = False
+    is_counter: bool = False
+    values: list[Any] = field(default_factory=list)
+
+    @property
+    def is_group(self) -> bool:
+        return self.ftype is None
+
+    @property
+    def is_filler(self) -> bool:
+        return self.name is None
+
+    @property
+    def total_size(self) -> int:
+        return self.size * (self.occurs_max or 1) if self.occurs_max is not None else self.size
+
+    def walk(self):
+        yield self
+        for c in self.children:
+            yield from c.walk()
+
+
+@dataclass
+class Renames:
+    name: str
+    first: Node
+    last: Node | None
+
+
+@dataclass
+class Layout:
+    roots: list[Node]
+    renames: list[Renames]
+    path: str | None
+
+    @property
+    def size(self) -> int:
+        return max((r.total_size for r in self.roots), default=0)
+
+    def find(self, cobol_name: str) -> Node | None:
+        want = cobol_name.upper()
+        for r in self.roots:
+            for n in r.walk():
+                if n.name == want:
+                    return n
+        return None
+
+
+def _err(msg: str, path: str | None, line: int, col: int, hint: str | None = None) -> SpecError:
+    return SpecError(msg, path=path, line=line, col=col, hint=hint)
+
+
+def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
+    roots: list[Node] = []
+    stack: list[Node] = []
+    renames_raw: list[tuple[Entry, Node | None]] = []
+    last_field: Node | None = None
+    for e in entries:
+        if e.level == 88:
+            if last_field is None:
+                raise _err("level 88 condition before any data item", path, e.line, e.col)
+            last_field.conditions.append((e.name or "", e.values))
+            continue
+        if e.level == 66:
+            renames_raw.append((e, roots[-1] if roots else None))
+            continue
+        if not (1 <= e.level <= 49 or e.level == 77):
+            raise _err(f"level {e.level:02d} is not a data level", path, e.line, e.col,
+                       "use 01-49 for data items, 66 for RENAMES, 77 for independent items, 88 for conditions")
+        ftype = None
+        if e.pic is not None or e.usage in ("COMP-1", "COMP-2", "POINTER", "INDEX"):
+            try:
+                ftype = field_type(e.pic, e.usage, e.sign_pos, e.sign_separate)
+            except PictureError as exc:
+                line, col = (e.pic_line, e.pic_col) if e.pic else (e.line, e.col)
+                raise _err(str(exc), path, line, col, exc.hint) from None
+        node = Node(name=e.name, level=e.level, line=e.line, col=e.col, ftype=ftype,
+                    occurs_min=e.occurs_min, occurs_max=e.occurs_max, depending_on=e.depending_on,
+                    redefines=e.redefines, values=e.values)
+        if e.occurs_max is not None:
+            if e.level in (1, 77):
+                raise _err("OCCURS is not allowed at level 01/77", path, e.line, e.col)
+            if e.occurs_min is not None and e.occurs_min > e.occurs_max:
+                raise _err(f"OCCURS {e.occurs_min} TO {e.occurs_max}: minimum exceeds maximum", path, e.line, e.col)
+        if e.level in (1, 77):
+            stack = [node]
+            roots.append(node)
+        else:
+            while stack and stack[-1].level >= e.level:
+                stack.pop()
+            if not stack:
+                raise _err(f"level {e.level:02d} item {e.name or 'FILLER'} has no enclosing 01 record",
+                           path, e.line, e.col, "start the copybook with an 01 level")
+            parent = stack[-1]
+            if parent.ftype is not None:
+                raise _err(f"{parent.name or 'FILLER'} has a PIC/USAGE and so cannot hold subordinate items",
+                           path, e.line, e.col, f"remove the PIC from line {parent.line} or change the level numbers")
+            node.parent = parent
+            parent.children.append(node)
+            stack.append(node)
+        last_field = node
+    if not roots:
+        raise _err("the copybook declares no data items", path, 1, 1, "add an 01 level record")
+    for r in roots:
+        _check_groups(r, path)
+        _link_redefines(r, path)
+        _size(r, path)
+    layout = Layout(roots, [], path)
+    for e, root in renames_raw:
+        if e.renames is None:
+            raise _err("level 66 needs RENAMES", path, e.line, e.col)
+        first = layout.find(e.renames[0])
+        last = layout.find(e.renames[1]) if e.renames[1] else None
+        if first is None or (e.renames[1] and last is None):
+            missing = e.renames[0] if first is None else e.renames[1]
+            raise _err(f"RENAMES names {missing}, which is not declared", path, e.line, e.col)
+        layout.renames.append(Renames(e.name or "", first, last))
+    _link_counters(layout, path)
+    return layout
+
+
+def _check_groups(node: Node, path: str | None) -> None:
+    for c in node.children:
+        _check_groups(c, path)
+    if node.ftype is None and not node.children:
+        raise _err(f"{node.name or 'FILLER'} has neither a PIC clause nor subordinate items", path,
+                   node.line, node.col, "add PIC X(n) / 9(n), or items with a higher level number")
+
+
+def _link_redefines(node: Node, path: str | None, inherited: bool = False) -> None:
+    node.in_redefines = inherited
+    by_name: dict[str, Node] = {}
+    for c in node.children:
+        if c.redefines:
+            target = by_name.get(c.redefines)
+            if target is None:
+                raise _err(f"{c.name or 'FILLER'} REDEFINES {c.redefines}, which is not an earlier item"
+                           " at the same level", path, c.line, c.col,
+                           "REDEFINES must name the item (or a previous redefinition) directly before it")
+            base = target if target.redefines is None else target._redef_base  # type: ignore[attr-defined]
+            c._redef_base = base  # type: ignore[attr-defined]
+            base.redefined_by.append(c)
+            if c.occurs_max is not None:
+                raise _err("an item with REDEFINES cannot have OCCURS", path, c.line, c.col)
+        if c.name:
+            by_name[c.name] = c
+    for c in node.children:
+        member = bool(c.redefines) or bool(c.redefined_by)
+        _link_redefines(c, path, inherited or member)
+
+
+def _size(node: Node, path: str | None) -> int:
+    if node.ftype is not None:
+        node.size = node.ftype.size
+        return node.total_size
+    off = 0
+    i = 0
+    kids = node.children
+    while i < len(kids):
+        c = kids[i]
+        if c.redefines:
+            i += 1
+            continue
+        span = _size(c, path)
+        c.offset = off
+        for r in c.redefined_by:
+            span = max(span, _size(r, path))
+            r.offset = off
+        off += span
+        i += 1
+    node.size = off
+    return node.total_size
+
+
+def _link_counters(layout: Layout, path: str | None) -> None:
+    for root in layout.roots:
+        order = {id(n): i for i, n in enumerate(root.walk())}
+        for n in root.walk():
+            if n.depending_on:
+                target = layout.find(n.depending_on)
+                if target is None or target.ftype is None:
+                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: no such elementary item", path, n.line, n.col)
+                if order.get(id(target), 1 << 30) >= order[id(n)]:
+                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: the counter must come before the table",
+                               path, n.line, n.col)
+                n.counter = target
+                target.is_counter = True
+
+
+def parse_copybook(text: str, path: str | None = None, source_format: str = "fixed") -> Layout:
+    return build_layout(parse_entries(text, path, source_format), path)
