@@ -435,8 +435,11 @@ class Iso8583Codec:
                 except (ValueError, IndexError, UnicodeDecodeError) as exc:
                     raise FormatError(f"cannot decode: {exc}", offset=pos, field=keys[no]) from None
         if pos != len(data):
-            raise FormatError(f"{len(data) - pos} bytes left over after the last field in the bitmap",
-                              offset=pos, hint="the bitmap or a length prefix does not match the data")
+            last = next(reversed(msg))
+            where = f"field {last}, the last one in the bitmap" if last != "t" else "the bitmap (no fields set)"
+            raise FormatError(f"{len(data) - pos} bytes left over after {where}", offset=pos,
+                              field=last if last != "t" else "bitmap",
+                              hint="the bitmap or a length prefix does not match the data")
         if self._classes:
             msg.classification = {k: c for k, c in self._classes.items() if k in msg}
         return msg
