@@ -1,0 +1,140 @@
+"""``bsp deals``: list deals from the DuckDB ledger, as a table or JSON lines."""
+from __future__ import annotations
+
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+import typer
+
+from engine.deal import STATUSES
+from engine.ledger import DEFAULT_LEDGER
+from engine.ledger_query import query_deals
+from engine.ledger_store import LedgerError
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, *, now: datetime | None = None, option: str = "--since") -> datetime:
+    """A point in time from ``2026-03-01``, ``2026-03-01T09:30``, ``...+08:00``, or ``30m`` / ``1h`` / ``2d`` ago.
+
+    Dates and times without a zone are UTC.  Raises ``typer.BadParameter``
+    (exit code 2) saying what forms are accepted.
+    """
+    now = now or datetime.now(timezone.utc)
+    m = _RELATIVE.match(text)
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a time: write an ISO date or time (2026-03-01, 2026-03-01T09:30, "
+            f"2026-03-01T09:30+08:00; no zone means UTC) or an age such as 30m, 1h, 2d, 1w",
+            param_hint=option) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _render_json(rows: list[dict[str, Any]]) -> None:
+    out = sys.stdout.buffer
+    for row in rows:
+        out.write(orjson.dumps(row, default=_json_default, option=orjson.OPT_UTC_Z) + b"\n")
+    out.flush()
+
+
+def _render_table(rows: list[dict[str, Any]], ledger: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"deals in {ledger}", title_justify="left")
+    amount_width = max((len(str(r["amount"])) for r in rows if r["amount"] is not None), default=6)
+    # money, times and references are never wrapped or cut; ids and routes may fold
+    table.add_column("received (UTC)", no_wrap=True, min_width=23)
+    table.add_column("type", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("reference", no_wrap=True)
+    table.add_column("amount", justify="right", no_wrap=True, min_width=amount_width)
+    table.add_column("cur", no_wrap=True)
+    table.add_column("party", overflow="fold")
+    table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("route", overflow="fold")
+    table.add_column("deal id", overflow="fold")
+    style = {"committed": "green", "rejected": "yellow", "failed": "red"}
+    for r in rows:
+        table.add_row(
+            r["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            r["deal_type"],
+            f"[{style.get(r['status'], '')}]{r['status']}[/]",
+            r["response_code"] or "",
+            r["reference"] or "",
+            "" if r["amount"] is None else str(r["amount"]),
+            r["currency"] or "",
+            r["party"] or "",
+            f"{r['duration_ms']:.1f}",
+            r["route"],
+            r["deal_id"],
+        )
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    if not rows:
+        console.print("no deals match these filters")
+
+
+def deals(
+    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    deal_type: Optional[str] = typer.Option(None, "--type", help="Only this deal type, e.g. BILL_PAYMENT."),
+    status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(STATUSES)}."),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
+    since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+) -> None:
+    """List deals recorded in the ledger, newest first.
+
+    Amounts are printed exactly (decimal, in the currency's minor units).
+    Times are UTC.  The ledger cannot be read while a running engine holds
+    it (DuckDB's single-writer file lock): stop it or query a copy.
+    """
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
+                                 param_hint="--status")
+    now = datetime.now(timezone.utc)
+    t_since = parse_when(since, now=now, option="--since") if since else None
+    t_until = parse_when(until, now=now, option="--until") if until else None
+    if not ledger.is_file():
+        typer.echo(f"error: {ledger}: no ledger file here. Give the ledger with --ledger FILE "
+                   f"(the deployment file's `ledger:`; default {DEFAULT_LEDGER}); an engine creates it "
+                   f"on its first run.", err=True)
+        raise typer.Exit(2)
+    try:
+        rows = query_deals(ledger, deal_type=deal_type, status=status, reference=ref,
+                           since=t_since, until=t_until, limit=limit or None)
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        _render_json(rows)
+    else:
+        _render_table(rows, ledger)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deals")(deals)
+
+
+__all__ = ["register", "deals", "parse_when"]

@@ -1,0 +1,135 @@
+"""``bsp deals`` against a real ledger file written by the real ledger."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import trio
+import typer
+from typer.testing import CliRunner
+
+from engine.commands.deals import parse_when, register
+from engine.deal import DealRecord
+from engine.ledger import open_ledger
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def make_app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:  # a group, so the command is invoked by name as in bsp
+        pass
+
+    register(app)
+    return app
+
+
+async def fill(path: Path) -> None:
+    async with open_ledger(path) as ledger:
+        specs = [
+            # age, type, status, code, amount, currency
+            (timedelta(days=3), "BILL_PAYMENT", "committed", "00", Decimal("12345678901234.56"), "CNY"),
+            (timedelta(hours=5), "BILL_PAYMENT", "rejected", "13", Decimal("0.01"), "USD"),
+            (timedelta(minutes=10), "BILL_ENQUIRY", "committed", "00", None, None),
+            (timedelta(minutes=1), "BILL_PAYMENT", "failed", "91", Decimal("120.50"), "CNY"),
+        ]
+        for i, (age, typ, status, code, amount, cur) in enumerate(specs):
+            t = NOW - age
+            await ledger.commit(DealRecord(
+                deal_type=typ, route="bill_payment", config_version="v1", channel="mainframe",
+                status=status, received_at=t, finished_at=t + timedelta(milliseconds=5),
+                reference=f"T{i}", amount=amount, currency=cur, response_code=code,
+                request={"amount": amount}))
+
+
+@pytest.fixture
+def ledger_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bsp.duckdb"
+    trio.run(fill, path)    # sync tests (CliRunner), so the fixture runs its own trio loop
+    return path
+
+
+def run(*args: str):
+    return CliRunner().invoke(make_app(), ["deals", *args])
+
+
+def flat(text: str) -> str:
+    """Error text without rich's panel borders and line wrapping."""
+    return re.sub(r"[\s│]+", " ", text)
+
+
+def json_rows(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_json_lines_with_exact_money(ledger_file: Path) -> None:
+    res = run("--ledger", str(ledger_file), "--json")
+    assert res.exit_code == 0, res.output
+    rows = json_rows(res.stdout)
+    assert [r["reference"] for r in rows] == ["T3", "T2", "T1", "T0"]      # newest first
+    assert rows[-1]["amount"] == "12345678901234.56"
+    assert rows[-1]["request"] == {"amount": "12345678901234.56"}
+    assert rows[1]["amount"] is None
+    assert rows[0]["received_at"].endswith("Z")
+
+
+def test_table_shows_exact_amounts(ledger_file: Path) -> None:
+    res = run("--ledger", str(ledger_file))
+    assert res.exit_code == 0, res.output
+    assert "12345678901234.56" in res.stdout and "120.50" in res.stdout and "0.01" in res.stdout
+    assert "BILL_ENQUIRY" in res.stdout
+
+
+@pytest.mark.parametrize("args, refs", [
+    (["--type", "BILL_ENQUIRY"], ["T2"]),
+    (["--status", "rejected"], ["T1"]),
+    (["--ref", "T0"], ["T0"]),
+    (["--since", "1h"], ["T3", "T2"]),
+    (["--since", "30m", "--until", "5m"], ["T2"]),
+    (["--until", "1d"], ["T0"]),
+    (["--limit", "1"], ["T3"]),
+    (["--type", "BILL_PAYMENT", "--since", "2d"], ["T3", "T1"]),
+])
+def test_filters(ledger_file: Path, args: list[str], refs: list[str]) -> None:
+    res = run("--ledger", str(ledger_file), "--json", *args)
+    assert res.exit_code == 0, res.output
+    assert [r["reference"] for r in json_rows(res.stdout)] == refs
+
+
+def test_iso_since(ledger_file: Path) -> None:
+    since = (NOW - timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%S")
+    res = run("--ledger", str(ledger_file), "--json", "--since", since)
+    assert [r["reference"] for r in json_rows(res.stdout)] == ["T3", "T2", "T1"]
+
+
+def test_missing_ledger_is_a_usage_error(tmp_path: Path) -> None:
+    res = run("--ledger", str(tmp_path / "none.duckdb"))
+    assert res.exit_code == 2
+    assert "none.duckdb: no ledger file" in res.stderr and "--ledger" in res.stderr
+
+
+def test_bad_time_is_a_usage_error(ledger_file: Path) -> None:
+    res = run("--ledger", str(ledger_file), "--since", "yesterday")
+    assert res.exit_code == 2
+    assert "'yesterday' is not a time" in flat(res.output) and "30m" in flat(res.output)
+
+
+def test_bad_status_is_a_usage_error(ledger_file: Path) -> None:
+    res = run("--ledger", str(ledger_file), "--status", "ok")
+    assert res.exit_code == 2
+    assert "use one of committed, rejected, failed" in flat(res.output)
+
+
+def test_parse_when_forms() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    assert parse_when("90m", now=now) == now - timedelta(minutes=90)
+    assert parse_when("2d", now=now) == datetime(2026, 2, 27, 12, 0, tzinfo=timezone.utc)
+    assert parse_when("1w", now=now) == datetime(2026, 2, 22, 12, 0, tzinfo=timezone.utc)
+    assert parse_when("2026-02-01", now=now) == datetime(2026, 2, 1, tzinfo=timezone.utc)
+    assert parse_when("2026-02-01T08:00+08:00", now=now) == datetime(2026, 2, 1, 0, 0, tzinfo=timezone.utc)
