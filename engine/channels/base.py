@@ -1,0 +1,170 @@
+"""The two channel contracts and the per-connection loop they share.
+
+Listener (inbound):
+    await nursery.start(listener.serve, handler)   # returns once listening
+    listener.stop_accepting()                        # drain: no new connections, no new reads
+The handler is an ``ExchangeHandler``: ``await handler.handle(conn, frames)``
+returns one reply (bytes or None) per frame, in order; ``await
+handler.framing_error(conn, err)`` returns an error reply or None.
+
+Connector (outbound):
+    await nursery.start(connector.run)              # returns at once; connects lazily, reconnects
+    await connector.request_many(payloads, timeout) # list of reply bytes or ChannelError, in order
+
+Errors follow trio's split: ``Unreachable`` (cannot connect), ``ConnectionLost``
+(the outside broke it), ``CallTimeout`` (no reply in time).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from formats.framing import Framer, FramingError
+
+log = logging.getLogger("bsp.channel")
+
+RECEIVE_SIZE = 65536
+BATCHES_IN_FLIGHT = 4     # per connection: chunks being processed while the next is read
+
+
+class ChannelError(Exception):
+    """A request that got no reply.  ``kind``: unreachable, lost, timeout."""
+
+    kind = "failed"
+
+    def __init__(self, message: str, *, channel: str) -> None:
+        super().__init__(message)
+        self.channel = channel
+
+
+class Unreachable(ChannelError):
+    kind = "unreachable"
+
+
+class ConnectionLost(ChannelError):
+    kind = "lost"
+
+
+class CallTimeout(ChannelError):
+    kind = "timeout"
+
+
+@dataclass
+class ConnInfo:
+    """One inbound connection, as the handler sees it."""
+
+    channel: str
+    peer: str
+    number: int
+    frames_in: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ExchangeHandler(Protocol):
+    async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]: ...
+
+    async def framing_error(self, conn: ConnInfo, err: FramingError) -> bytes | None: ...
+
+
+class _Slot:
+    __slots__ = ("event", "replies")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.replies: list[bytes | None] = []
+
+
+async def serve_stream(
+    stream: trio.abc.Stream,
+    framer: Framer,
+    handler: ExchangeHandler,
+    conn: ConnInfo,
+    stop: trio.CancelScope,
+) -> None:
+    """Read chunks, hand each chunk's frames to ``handler`` as one batch, write
+    each batch's replies with one ``send_all``, in arrival order.
+
+    ``stop`` wraps the reading only: cancelling it (drain) stops reading new
+    input while batches already read still finish and are answered.  A framing
+    error gets the handler's error reply, then the connection is closed.
+    """
+    send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
+
+    async def run_batch(slot: _Slot, frames: list[bytes], err: FramingError | None) -> None:
+        replies: list[bytes | None] = []
+        try:
+            if frames:
+                replies = await handler.handle(conn, frames)
+            if err is not None:
+                replies = list(replies)
+                replies.append(await handler.framing_error(conn, err))
+        except Exception:  # a handler bug must not take the engine down
+            log.exception("channel %s: handler failed on a batch of %d frame(s)", conn.channel, len(frames))
+        finally:
+            slot.replies = replies
+            slot.event.set()
+
+    async def writer() -> None:
+        broken = False
+        async with recv_slots:
+            async for slot in recv_slots:
+                await slot.event.wait()
+                if broken:
+                    continue      # answers for a peer that is gone; the deals are recorded anyway
+                out = [framer.frame(r) for r in slot.replies if r is not None]
+                if not out:
+                    continue
+                try:
+                    await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    log.info("channel %s: connection %d from %s: send failed: %s",
+                             conn.channel, conn.number, conn.peer, exc)
+                    broken = True
+                    stop.cancel()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer)
+            async with send_slots:
+                with stop:
+                    while True:
+                        # Reserve the reply's place before reading, so that a drain
+                        # (cancelling ``stop``) never drops frames already read.
+                        slot = _Slot()
+                        await send_slots.send(slot)
+                        frames: list[bytes] = []
+                        err: FramingError | None = None
+                        try:
+                            data = await stream.receive_some(RECEIVE_SIZE)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                            log.info("channel %s: connection %d from %s: receive failed: %s",
+                                     conn.channel, conn.number, conn.peer, exc)
+                            slot.event.set()
+                            break
+                        except BaseException:
+                            slot.event.set()
+                            raise
+                        if not data:
+                            try:
+                                framer.eof()
+                            except FramingError as exc:
+                                err = exc
+                        else:
+                            try:
+                                frames = framer.feed(data)
+                            except FramingError:
+                                pass
+                            err = framer.error
+                        if frames or err is not None:
+                            conn.frames_in += len(frames)
+                            nursery.start_soon(run_batch, slot, frames, err)
+                        else:
+                            slot.event.set()
+                        if not data or err is not None:
+                            break
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)

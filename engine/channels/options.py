@@ -1,0 +1,66 @@
+"""Option helpers shared by the channel kinds (addresses, framings, durations)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from formats.component import OptionSpec
+from formats.framing import DEFAULT_MAX_FRAME, FRAMINGS
+
+
+class ChannelConfigError(ValueError):
+    """A channel option the engine cannot use; the message names channel and option."""
+
+
+def parse_address(channel: str, value: Any) -> tuple[str, int]:
+    """``"host:port"`` -> (host, port).  Port 0 asks the OS for a free port (tests)."""
+    if not isinstance(value, str) or ":" not in value:
+        raise ChannelConfigError(
+            f"channel {channel}: option address: expected \"host:port\", got {value!r} "
+            f"(e.g. address = \"127.0.0.1:7001\")")
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ChannelConfigError(
+            f"channel {channel}: option address: port {port_text!r} is not a number "
+            f"(e.g. address = \"127.0.0.1:7001\")") from None
+    if not 0 <= port <= 65535:
+        raise ChannelConfigError(f"channel {channel}: option address: port {port} is outside 0..65535")
+    return host or "0.0.0.0", port
+
+
+def seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, (int, Decimal)):
+        return float(value)
+    if isinstance(value, float):
+        return value
+    raise ChannelConfigError(f"expected a duration such as 3s or 200ms, got {value!r}")
+
+
+ADDRESS = OptionSpec("address", "string", "Where to listen or connect, \"host:port\".", required=True)
+FRAMING = OptionSpec(
+    "framing", "ident",
+    "How messages are delimited on the stream: length2 / length4 = 2- or 4-byte big-endian "
+    "length prefix counting the payload only.",
+    default="length2", choices=tuple(sorted(FRAMINGS)))
+MAX_FRAME = OptionSpec(
+    "max_frame", "int",
+    "Largest payload accepted, in bytes; a bigger declared length is a framing error "
+    "(error reply where the channel has one, then the connection is closed).",
+    default=DEFAULT_MAX_FRAME)
+
+
+def framing_options(name: str, options: dict[str, Any]) -> tuple[str, int]:
+    framing = options.get("framing", FRAMING.default)
+    if framing not in FRAMINGS:
+        raise ChannelConfigError(
+            f"channel {name}: option framing: unknown framing {framing!r}; "
+            f"expected one of {', '.join(sorted(FRAMINGS))}")
+    max_frame = options.get("max_frame", MAX_FRAME.default)
+    if not isinstance(max_frame, int) or isinstance(max_frame, bool) or max_frame <= 0:
+        raise ChannelConfigError(f"channel {name}: option max_frame: expected a positive byte count, got {max_frame!r}")
+    return framing, max_frame

@@ -1,0 +1,268 @@
+"""``tcp.connect``: one persistent outbound connection to a counterpart, requests pipelined.
+
+Requests from every exchange share the one socket.  They are written in the
+order they were made (requests made together leave in one write) and replies
+are matched first-in first-out.  A request whose caller stopped waiting
+(timeout) keeps its place in the queue so that later replies still match.
+When the connection breaks, every waiting request fails with ``lost`` and the
+next request reconnects; while the counterpart cannot be reached, requests
+fail at once with ``unreachable`` (retrying the connect after a back-off).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from typing import Any
+
+import trio
+
+from engine.channels.base import (
+    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable,
+)
+from engine.channels.options import (
+    ADDRESS, FRAMING, MAX_FRAME, ChannelConfigError, framing_options, parse_address, seconds,
+)
+from engine.channels.tcp_listen import set_nodelay
+from formats.component import ComponentSpec, OptionSpec
+from formats.framing import FramingError, make_framer
+
+log = logging.getLogger("bsp.channel.tcp")
+
+
+class _Waiter:
+    __slots__ = ("left", "event")
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.event = trio.Event()
+
+
+class _Pending:
+    __slots__ = ("waiter", "result")
+
+    def __init__(self, waiter: _Waiter) -> None:
+        self.waiter = waiter
+        self.result: bytes | ChannelError | None = None
+
+    def resolve(self, result: bytes | ChannelError) -> None:
+        if self.result is None:
+            self.result = result
+            w = self.waiter
+            w.left -= 1
+            if w.left == 0:
+                w.event.set()
+
+
+class TcpConnector:
+    role = "connect"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.host, self.port = parse_address(name, options.get("address"))
+        self.framing, self.max_frame = framing_options(name, options)
+        self.timeout = seconds(options.get("timeout"), 30.0)
+        self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
+        self.max_in_flight = int(options.get("max_in_flight", 4096))
+        if self.max_in_flight <= 0:
+            raise ChannelConfigError(f"channel {name}: option max_in_flight: expected a positive count")
+        self.backoff_min = 0.05
+        self.backoff_max = seconds(options.get("reconnect_max"), 2.0)
+        self._framer = make_framer(self.framing, self.max_frame)
+        self._pending: deque[_Pending] = deque()
+        self._outbox: list[bytes] = []
+        self._wake = trio.Event()            # new requests to write / a connection wanted
+        self._space = trio.lowlevel.ParkingLot()   # callers waiting for in-flight room
+        self._reason = ""
+        self._connected = False
+        self._down_until = -math.inf         # requests fail fast until then (back-off)
+        self._last_error = ""
+        self._closed = False
+        self.connects = 0
+        self.sends = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- public -----------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the connection: connect when there is work, reconnect after a failure."""
+        task_status.started()
+        backoff = self.backoff_min
+        try:
+            while True:
+                if not self._outbox:
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                try:
+                    with trio.fail_after(self.connect_timeout):
+                        stream = await trio.open_tcp_stream(self.host, self.port)
+                except (OSError, trio.TooSlowError) as exc:
+                    self._last_error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
+                    log.warning("channel %s: %s", self.name, self._last_error)
+                    self._down_until = trio.current_time() + backoff
+                    self._fail_all(Unreachable(
+                        f"channel {self.name}: {self._last_error}", channel=self.name))
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                backoff = self.backoff_min
+                self._down_until = -math.inf
+                self.connects += 1
+                set_nodelay(stream)
+                self._connected = True
+                self._framer = make_framer(self.framing, self.max_frame)
+                self._reason = "closed by the counterpart"
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._writer, stream, nursery.cancel_scope)
+                        await self._reader(stream)
+                        nursery.cancel_scope.cancel()
+                finally:
+                    self._connected = False
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
+                self._fail_all(ConnectionLost(
+                    f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
+                    f"before the reply came",
+                    channel=self.name))
+        finally:
+            self._closed = True
+            self._fail_all(ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
+
+    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
+        (result,) = await self.request_many([payload], timeout)
+        if isinstance(result, ChannelError):
+            raise result
+        return result
+
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
+        """Send every payload (in order, one write) and wait for their replies.
+
+        Returns, per payload, the reply bytes or a ``ChannelError`` (unreachable,
+        lost, timeout).  Never raises for a counterpart problem.
+        """
+        if not payloads:
+            return []
+        limit = self.timeout if timeout is None else timeout
+        if self._closed:
+            return [ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name)] * len(payloads)
+        if not self._connected and trio.current_time() < self._down_until:
+            err = Unreachable(f"channel {self.name}: {self._last_error}", channel=self.name)
+            return [err] * len(payloads)
+        with trio.move_on_after(limit) as scope:
+            while len(self._pending) >= self.max_in_flight:
+                await self._space.park()
+        if scope.cancelled_caught:
+            return [CallTimeout(f"channel {self.name}: {self.max_in_flight} requests already in flight "
+                                f"for {limit:g}s", channel=self.name)] * len(payloads)
+        frame = self._framer.frame
+        try:
+            data = b"".join([frame(p) for p in payloads])
+        except FramingError as exc:
+            err = ChannelError(f"channel {self.name}: request not sent: {exc}", channel=self.name)
+            return [err] * len(payloads)
+        waiter = _Waiter(len(payloads))
+        slots = [_Pending(waiter) for _ in payloads]
+        self._pending.extend(slots)
+        self._outbox.append(data)
+        self._wake.set()
+        with trio.move_on_after(limit):
+            await waiter.event.wait()
+        out: list[bytes | ChannelError] = []
+        for s in slots:
+            if s.result is None:
+                s.resolve(CallTimeout(
+                    f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name))
+            out.append(s.result)  # type: ignore[arg-type]
+        return out
+
+    # -- internals ---------------------------------------------------------
+    async def _writer(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        while True:
+            if not self._outbox:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            batch, self._outbox = self._outbox, []
+            self.sends += 1
+            try:
+                await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._reason = f"send failed: {exc or type(exc).__name__}"
+                scope.cancel()
+                return
+
+    async def _reader(self, stream: trio.SocketStream) -> None:
+        framer = self._framer
+        pending = self._pending
+        while True:
+            try:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self._reason = f"receive failed: {exc or type(exc).__name__}"
+                return
+            if not data:
+                return
+            try:
+                frames = framer.feed(data)
+            except FramingError as exc:
+                self._reason = f"bad frame from the counterpart: {exc}"
+                return
+            for f in frames:
+                if not pending:
+                    self._reason = f"the counterpart sent a reply nobody asked for (stream byte {framer.offset})"
+                    return
+                pending.popleft().resolve(f)
+            if frames and self._space:
+                self._space.unpark_all()
+            if framer.error is not None:
+                self._reason = f"bad frame from the counterpart: {framer.error}"
+                return
+
+    def _fail_all(self, err: ChannelError) -> None:
+        pending = self._pending
+        while pending:
+            pending.popleft().resolve(err)
+        self._outbox = []
+        self._space.unpark_all()
+
+
+def build(decl: Any) -> TcpConnector:
+    return TcpConnector(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="tcp.connect",
+    doc=(
+        "One persistent TCP connection to a counterpart, used by `call` steps. Requests are "
+        "pipelined on the one socket (requests made together leave in one write) and replies "
+        "are matched first-in first-out, so the counterpart must answer in order. The "
+        "connection is opened on first use and re-opened after a failure (back-off up to "
+        "reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
+        "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
+        "kind `timeout`; a broken connection fails every waiting call with kind `lost`."
+    ),
+    options=(
+        ADDRESS,
+        FRAMING,
+        MAX_FRAME,
+        OptionSpec("timeout", "duration", "Default time to wait for a reply (a call's own timeout wins).",
+                   default="30s"),
+        OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default="3s"),
+        OptionSpec("reconnect_max", "duration", "Longest back-off between connection attempts.",
+                   default="2s"),
+        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait.",
+                   default=4096),
+    ),
+    build=build,
+    examples=(
+        'channel biller = tcp connect {\n'
+        '    address = "127.0.0.1:7002"\n'
+        '    framing = length4\n'
+        '    timeout = 3s\n'
+        '}',
+    ),
+)

@@ -1,0 +1,119 @@
+"""``tcp.listen``: accept connections from a client (e.g. the mainframe) and answer on each."""
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+from typing import Any
+
+import trio
+
+from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
+from engine.channels.options import ADDRESS, FRAMING, MAX_FRAME, framing_options, parse_address
+from formats.component import ComponentSpec, OptionSpec
+from formats.framing import make_framer
+
+log = logging.getLogger("bsp.channel.tcp")
+
+_CONN_NUMBERS = itertools.count(1)
+
+
+def set_nodelay(stream: trio.SocketStream) -> None:
+    """TCP_NODELAY on every socket: a reply must not wait for Nagle (~40 ms spikes)."""
+    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+
+
+class TcpListener:
+    role = "listen"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.host, self.port = parse_address(name, options.get("address"))
+        self.framing, self.max_frame = framing_options(name, options)
+        self.backlog = int(options.get("backlog", 128))
+        self._accept_scope: trio.CancelScope | None = None
+        self._read_scopes: set[trio.CancelScope] = set()
+        self._draining = False
+        self.connections = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen; ``task_status.started(port)`` once the socket accepts connections."""
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as conns:
+            with trio.CancelScope() as self._accept_scope:
+                if self._draining:
+                    self._accept_scope.cancel()
+                task_status.started(self.port)
+                log.info("channel %s listening on %s", self.name, self.address)
+                await trio.serve_listeners(
+                    lambda stream: self._connection(stream, handler), listeners, handler_nursery=conns)
+            for lst in listeners:
+                await lst.aclose()
+            # not accepting any more; connections already open finish what they read
+
+    async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
+        set_nodelay(stream)
+        try:
+            peer = "%s:%s" % stream.socket.getpeername()[:2]
+        except OSError:
+            peer = "?"
+        self.connections += 1
+        conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS))
+        stop = trio.CancelScope()
+        if self._draining:
+            stop.cancel()
+        self._read_scopes.add(stop)
+        try:
+            await serve_stream(stream, make_framer(self.framing, self.max_frame), handler, conn, stop)
+        finally:
+            self._read_scopes.discard(stop)
+
+    def stop_accepting(self) -> None:
+        """Drain: close the listening socket and stop reading new input on every connection."""
+        self._draining = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for scope in list(self._read_scopes):
+            scope.cancel()
+
+
+def build(decl: Any) -> TcpListener:
+    return TcpListener(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="tcp.listen",
+    doc=(
+        "Accept TCP connections and answer each request on the connection it came on, in order. "
+        "Every connection is read in chunks; the frames of one chunk are handled as a batch and "
+        "their replies leave in one write. TCP_NODELAY is set on every socket. A frame over "
+        "max_frame, or a connection closed mid-frame, gets the channel's `on error reply` "
+        "(error kind `malformed`) and the connection is closed; other connections are unaffected. "
+        "On SIGTERM the listener stops accepting, connections stop reading, and every request "
+        "already read is answered before exit."
+    ),
+    options=(
+        ADDRESS,
+        FRAMING,
+        MAX_FRAME,
+        OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
+    ),
+    build=build,
+    examples=(
+        'channel mainframe = tcp listen {\n'
+        '    address   = "127.0.0.1:7001"\n'
+        '    framing   = length2\n'
+        '    max_frame = 4096\n'
+        '    on error reply BillPayRsp {\n'
+        '        resp_code = error.code\n'
+        '        message   = error.text\n'
+        '    }\n'
+        '}',
+    ),
+)

@@ -1,0 +1,86 @@
+"""Everything a Program needs built once before traffic: codecs, tables, compiled code.
+
+Step and channel constructors receive the ``Binder`` (as ``ctx``) and ask it
+for what they need; nothing is compiled or built per message.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from engine.runtime.assign import compile_assigns
+
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+class BindError(ValueError):
+    """The program cannot be bound (a kind missing from the registry, a bad option).  Names the place."""
+
+
+def _where(obj: Any) -> str:
+    pos = getattr(obj, "pos", None)
+    return f"{pos}: " if pos is not None else ""
+
+
+class Binder:
+    def __init__(self, program: Any, registry: Any, *,
+                 compile_expr: Callable[[Any], Compiled] | None = None,
+                 load_table: Callable[[Any], Any] | None = None) -> None:
+        if compile_expr is None:
+            from dsl.compiler import compile_expr as _ce
+            compile_expr = _ce
+        if load_table is None and program.tables:
+            from dsl.tables import load_table as _lt
+            load_table = _lt
+        self.program = program
+        self.registry = registry
+        self._compile_expr = compile_expr
+        self._load_table = load_table
+        self._codecs: dict[str, Any] = {}
+        self.tables: dict[str, Any] = {}
+        self.channels: dict[str, Any] = {}
+        for name, decl in program.tables.items():
+            assert load_table is not None
+            try:
+                self.tables[name] = load_table(decl)
+            except Exception as exc:
+                raise BindError(f"{_where(decl)}table {name}: cannot load {decl.path}: {exc}") from exc
+
+    # -- codecs -------------------------------------------------------------
+    def codec(self, name: str | None) -> Any:
+        if name is None:
+            return None
+        codec = self._codecs.get(name)
+        if codec is not None:
+            return codec
+        decl = self.program.formats.get(name)
+        if decl is None:
+            raise BindError(f"no format named {name!r}; declared formats: {', '.join(sorted(self.program.formats))}")
+        spec = self.registry.get("format", decl.kind)
+        if spec is None or spec.build is None:
+            raise BindError(
+                f"{_where(decl)}format {name}: no format kind {decl.kind!r} in the registry; "
+                f"known kinds: {', '.join(self.registry.names('format'))}")
+        try:
+            codec = spec.build(decl)
+        except Exception as exc:
+            raise BindError(f"{_where(decl)}format {name}: {exc}") from exc
+        self._codecs[name] = codec
+        return codec
+
+    # -- channels -----------------------------------------------------------
+    def channel(self, name: str) -> Any:
+        ch = self.channels.get(name)
+        if ch is None:
+            raise BindError(f"no channel named {name!r}; declared channels: {', '.join(sorted(self.channels))}")
+        return ch
+
+    # -- code ---------------------------------------------------------------
+    def expr(self, expr: Any) -> Compiled:
+        return self._compile_expr(expr)
+
+    def assigns(self, assigns: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        return compile_assigns(assigns, self._compile_expr)
+
+    def base_scope(self) -> dict[str, Any]:
+        """Names every exchange's scope starts with: the tables."""
+        return dict(self.tables)

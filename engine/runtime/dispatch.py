@@ -1,0 +1,257 @@
+"""Per-channel dispatch: a batch of frames in, one reply per frame out, every deal recorded.
+
+For each frame: try the channel's routes in declaration order; decode with the
+route's receive format (once per format per frame), evaluate ``when``; the
+first match wins.  Then the route's steps run over all the batch's exchanges
+of that route together (a ``call`` sends them in one write), failures go to
+the route's ``on error`` steps or else the channel's ``on error reply``.
+Finally every exchange becomes a DealRecord; replies are released only once
+their deals are committed.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import trio
+
+from engine.channels.base import ConnInfo
+from engine.deal import DealRecord
+from engine.runtime.exchange import Exchange, StepFailure
+from engine.runtime.limits import CountLimiter
+from formats.errors import FormatError
+
+log = logging.getLogger("bsp.dispatch")
+
+_UTC = timezone.utc
+
+
+class BoundRoute:
+    """A Route with its codec, ``when`` and step runners built."""
+
+    def __init__(self, route: Any, ctx: Any, build_step: Callable[[Any, Any], Any], limit: int) -> None:
+        self.route = route
+        self.name = route.name
+        self.format = route.format
+        self.codec = ctx.codec(route.format)
+        self.when = ctx.expr(route.when) if route.when is not None else None
+        self.steps = [build_step(s, route) for s in route.steps]
+        self.on_error = [build_step(s, route) for s in route.on_error]
+        self.limiter = CountLimiter(limit)
+        self.where = str(route.pos) if route.pos is not None else route.name
+
+
+class Dispatcher:
+    """The ``ExchangeHandler`` of one inbound channel."""
+
+    def __init__(self, channel: str, routes: list[BoundRoute], error_reply: Any, *,
+                 ledger: Any, version: str, base_scope: dict[str, Any],
+                 stats: "DispatchStats") -> None:
+        self.channel = channel
+        self.routes = routes
+        self.error_reply = error_reply
+        self.ledger = ledger
+        self.version = version
+        self.base_scope = base_scope
+        self.stats = stats
+
+    # -- ExchangeHandler ----------------------------------------------------
+    async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]:
+        now = datetime.now(_UTC)
+        exs = [Exchange(self.channel, conn, raw, now, i) for i, raw in enumerate(frames)]
+        groups: dict[int, list[Exchange]] = {}
+        for ex in exs:
+            r = self._route(ex)
+            if r is not None:
+                groups.setdefault(r, []).append(ex)
+        for ri, group in groups.items():
+            await self._run_route(self.routes[ri], group)
+        for ex in exs:
+            if ex.failure is not None and ex.reply is None and self.error_reply is not None:
+                self._run_sync(self.error_reply, ex, during_error=True)
+        await self._record(exs)
+        return [ex.reply for ex in exs]
+
+    async def framing_error(self, conn: ConnInfo, err: FormatError) -> bytes | None:
+        ex = Exchange(self.channel, conn, b"", datetime.now(_UTC), 0)
+        ex.fail(StepFailure("malformed", f"bad frame on connection {conn.number} from {conn.peer}: {err}; "
+                            f"the connection is closed"))
+        if self.error_reply is not None:
+            self._run_sync(self.error_reply, ex, during_error=True)
+        await self._record([ex])
+        return ex.reply
+
+    # -- routing ------------------------------------------------------------
+    def _route(self, ex: Exchange) -> int | None:
+        scope = dict(self.base_scope)
+        scope["raw"] = ex.raw
+        scope["msg"] = None
+        scope["error"] = None
+        ex.scope = scope
+        decoded: dict[str | None, Any] = {}
+        first_error: str | None = None
+        for i, br in enumerate(self.routes):
+            fmt = br.format
+            if fmt in decoded:
+                msg = decoded[fmt]
+            elif br.codec is None:
+                msg = decoded[fmt] = ex.raw
+            else:
+                try:
+                    msg = br.codec.decode(ex.raw)
+                except FormatError as exc:
+                    msg = exc
+                except Exception as exc:  # a codec bug: treat as undecodable, keep serving
+                    msg = FormatError(f"{type(exc).__name__}: {exc}")
+                decoded[fmt] = msg
+            if isinstance(msg, FormatError):
+                if first_error is None:
+                    first_error = f"not a valid {fmt} ({br.where}): {msg}"
+                continue
+            scope["msg"] = msg
+            if br.when is not None:
+                try:
+                    ok = br.when(scope)
+                except Exception as exc:
+                    log.debug("route %s: when failed: %s", br.name, exc)
+                    ok = False
+                if not ok:
+                    continue
+            ex.route = br
+            ex.msg = msg
+            return i
+        if first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
+            ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
+                                f"{first_error}"))
+        else:
+            names = ", ".join(r.name for r in self.routes) or "none"
+            ex.fail(StepFailure("unrouted", f"no route of channel {self.channel} takes this request "
+                                f"(routes tried: {names}; none matched its `when`)"))
+        return None
+
+    # -- steps --------------------------------------------------------------
+    async def _run_route(self, br: BoundRoute, group: list[Exchange]) -> None:
+        taken = await br.limiter.acquire(len(group))
+        try:
+            live = group
+            for step in br.steps:
+                if step.batch:
+                    try:
+                        await step.run_batch(live)
+                    except Exception as exc:
+                        log.exception("route %s: step failed", br.name)
+                        for ex in live:
+                            ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+                else:
+                    for ex in live:
+                        self._run_sync(step, ex)
+                live = [ex for ex in live if ex.failure is None]
+                if not live:
+                    break
+            if br.on_error:
+                failed = [ex for ex in group if ex.failure is not None]
+                for step in br.on_error:
+                    if not failed:
+                        break
+                    if step.batch:
+                        try:
+                            await step.run_batch(failed)
+                        except Exception:
+                            log.exception("route %s: on error step failed", br.name)
+                    else:
+                        for ex in failed:
+                            self._run_sync(step, ex, during_error=True)
+        finally:
+            br.limiter.release(taken)
+
+    @staticmethod
+    def _run_sync(step: Any, ex: Exchange, during_error: bool = False) -> None:
+        try:
+            step.run(ex)
+        except StepFailure as f:
+            if during_error:
+                ex.reply = None
+                log.warning("on error step at %s failed: %s", step.where, f.text)
+            else:
+                ex.fail(f)
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if during_error:
+                ex.reply = None
+                log.warning("on error step at %s failed: %s", step.where, text)
+            else:
+                ex.fail(StepFailure("internal", text, where=step.where))
+
+    # -- the ledger ---------------------------------------------------------
+    async def _record(self, exs: list[Exchange]) -> None:
+        finished = datetime.now(_UTC)
+        records = [self._deal(ex, finished) for ex in exs]
+        s = self.stats
+        for ex in exs:
+            s.count(ex.status)
+        if self.ledger is None:
+            return
+        if len(records) == 1:
+            await self._commit(records[0], exs[0])
+            return
+        async with trio.open_nursery() as nursery:
+            for rec, ex in zip(records, exs):
+                nursery.start_soon(self._commit, rec, ex)
+
+    async def _commit(self, rec: DealRecord, ex: Exchange) -> None:
+        try:
+            await self.ledger.commit(rec)
+        except ValueError as exc:   # DealError / LedgerError: answer nothing we cannot prove was stored
+            log.error("deal not recorded, reply withheld: %s", exc)
+            self.stats.unrecorded += 1
+            ex.reply = None
+
+    def _deal(self, ex: Exchange, finished: datetime) -> DealRecord:
+        br = ex.route
+        f = ex.failure
+        if br is None:
+            route = "(unrouted)" if f is not None and f.kind == "unrouted" else "(malformed)"
+            deal_type = route.strip("()").upper()
+        else:
+            route = br.name
+            deal_type = ex.deal_type or br.name
+        return DealRecord(
+            deal_type=deal_type,
+            route=route,
+            config_version=self.version,
+            channel=self.channel,
+            status=ex.status,
+            received_at=ex.received_at,
+            finished_at=finished,
+            reference=ex.reference,
+            amount=ex.amount,
+            currency=ex.currency,
+            party=ex.party,
+            response_code=f.code if f is not None else None,
+            reason=f.reason() if f is not None else None,
+            request=ex.msg if ex.msg is not None else ex.raw,
+            response=ex.reply_values,
+        )
+
+
+class DispatchStats:
+    """Counts by outcome (all channels), for progress displays and tests."""
+
+    def __init__(self) -> None:
+        self.committed = 0
+        self.rejected = 0
+        self.failed = 0
+        self.unrecorded = 0
+
+    def count(self, status: str) -> None:
+        if status == "committed":
+            self.committed += 1
+        elif status == "rejected":
+            self.rejected += 1
+        else:
+            self.failed += 1
+
+    @property
+    def total(self) -> int:
+        return self.committed + self.rejected + self.failed

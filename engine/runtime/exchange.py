@@ -1,0 +1,90 @@
+"""One request's way through the engine, and the failures a step can raise.
+
+Error kinds (``error.kind`` in a route, with the code ``error.code`` takes
+when the route gives none):
+
+    malformed    a frame or body that could not be decoded       rejected  "30"
+    unrouted     no route of the channel took the request        rejected  "12"
+    rejected     a validate rule failed (the rule's own code)    rejected  rule
+    refused      a call's ``expect`` was false                   failed    "05"
+    unreachable  a call's counterpart could not be reached       failed    "91"
+    timeout      no reply from the counterpart in time           failed    "68"
+    lost         the connection broke before the reply           failed    "91"
+    internal     a step failed (bad value, encode error, ...)    failed    "96"
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+DEFAULT_CODES = {
+    "malformed": "30",
+    "unrouted": "12",
+    "rejected": "05",
+    "refused": "05",
+    "unreachable": "91",
+    "timeout": "68",
+    "lost": "91",
+    "failed": "96",
+    "internal": "96",
+}
+REJECTED_KINDS = frozenset({"malformed", "unrouted", "rejected"})
+
+
+class StepFailure(Exception):
+    """A step decided the exchange cannot go on.  ``where`` names the route file place."""
+
+    def __init__(self, kind: str, text: str, *, code: str | None = None, where: str | None = None) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.code = code if code is not None else DEFAULT_CODES.get(kind, "96")
+        self.text = text
+        self.where = where
+
+    @property
+    def status(self) -> str:
+        return "rejected" if self.kind in REJECTED_KINDS else "failed"
+
+    def as_scope(self) -> dict[str, Any]:
+        """What ``error`` is in a route: ``error.kind``, ``error.code``, ``error.text``."""
+        return {"kind": self.kind, "code": self.code, "text": self.text, "where": self.where}
+
+    def reason(self) -> str:
+        return f"{self.kind}: {self.text}" + (f" (at {self.where})" if self.where else "")
+
+
+class Exchange:
+    """A request and everything the route made of it; becomes one DealRecord."""
+
+    __slots__ = (
+        "channel", "conn", "raw", "received_at", "scope", "route", "msg",
+        "deal_type", "reference", "amount", "currency", "party",
+        "failure", "reply", "reply_values", "index",
+    )
+
+    def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
+        self.channel = channel
+        self.conn = conn
+        self.raw = raw
+        self.received_at = received_at
+        self.index = index
+        self.scope: dict[str, Any] = {}
+        self.route: Any = None
+        self.msg: Any = None
+        self.deal_type: str | None = None
+        self.reference: str | None = None
+        self.amount: Any = None
+        self.currency: str | None = None
+        self.party: str | None = None
+        self.failure: StepFailure | None = None
+        self.reply: bytes | None = None
+        self.reply_values: Any = None
+
+    def fail(self, failure: StepFailure) -> None:
+        if self.failure is None:
+            self.failure = failure
+            self.scope["error"] = failure.as_scope()
+
+    @property
+    def status(self) -> str:
+        return "committed" if self.failure is None else self.failure.status

@@ -1,0 +1,159 @@
+"""The switchboard: one Program bound to its channels, run in one trio nursery.
+
+    sb = Switchboard(program, registry, ledger=ledger, overrides={"mainframe": {"address": "127.0.0.1:0"}})
+    await nursery.start(sb.run)        # returns once every inbound channel is listening
+    sb.drain()                         # stop accepting, finish in-flight exchanges, then return
+
+``run_program`` adds the process concerns: opens the ledger, turns SIGINT /
+SIGTERM into a drain, and waits at most ``grace`` seconds for in-flight work.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+
+from engine.runtime.binder import Binder, BindError
+from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
+
+log = logging.getLogger("bsp.switchboard")
+
+DEFAULT_ROUTE_LIMIT = 4096
+DEFAULT_GRACE = 10.0
+
+
+class Switchboard:
+    def __init__(self, program: Any, registry: Any, *, ledger: Any,
+                 overrides: dict[str, dict[str, Any]] | None = None,
+                 route_limit: int = DEFAULT_ROUTE_LIMIT, grace: float = DEFAULT_GRACE,
+                 compile_expr: Callable[..., Any] | None = None,
+                 load_table: Callable[..., Any] | None = None) -> None:
+        self.program = program
+        self.registry = registry
+        self.ledger = ledger
+        self.grace = grace
+        self.stats = DispatchStats()
+        self.ctx = Binder(program, registry, compile_expr=compile_expr, load_table=load_table)
+        overrides = overrides or {}
+        unknown = set(overrides) - set(program.channels)
+        if unknown:
+            raise BindError(f"overrides name unknown channel(s) {', '.join(sorted(unknown))}; "
+                            f"declared: {', '.join(sorted(program.channels))}")
+        self.channels: dict[str, Any] = {}
+        for name, decl in program.channels.items():
+            if name in overrides:
+                decl = dataclasses.replace(decl, options={**decl.options, **overrides[name]})
+            spec = registry.get("channel", decl.kind)
+            if spec is None or spec.build is None:
+                raise BindError(f"{_where(decl)}channel {name}: no channel kind {decl.kind!r} in the registry; "
+                                f"known kinds: {', '.join(registry.names('channel'))}")
+            try:
+                self.channels[name] = spec.build(decl)
+            except (ValueError, TypeError) as exc:
+                raise BindError(f"{_where(decl)}{exc}") from exc
+        self.ctx.channels = self.channels
+        base_scope = self.ctx.base_scope()
+        self.dispatchers: dict[str, Dispatcher] = {}
+        for name, decl in program.channels.items():
+            ch = self.channels[name]
+            routes = program.routes_for(name)
+            if ch.role == "connect":
+                if routes:
+                    raise BindError(f"{_where(routes[0])}route {routes[0].name} receives from channel {name}, "
+                                    f"which only makes calls ({decl.kind}); receive from a tcp.listen channel")
+                continue
+            if ch.role == "both" and not routes:
+                continue
+            bound = [BoundRoute(r, self.ctx, self._build_step, route_limit) for r in routes]
+            error_reply = self._build_step(decl.error_reply, None) if decl.error_reply is not None else None
+            self.dispatchers[name] = Dispatcher(
+                name, bound, error_reply, ledger=ledger, version=program.version,
+                base_scope=base_scope, stats=self.stats)
+        self._drain = trio.Event()
+        self.finished = trio.Event()
+        self.draining = False
+
+    def _build_step(self, step: Any, route: Any) -> Any:
+        spec = self.registry.get("step", step.kind)
+        if spec is None or spec.build is None:
+            raise BindError(f"{_where(step)}no step kind {step.kind!r} in the registry; known kinds: "
+                            f"{', '.join(self.registry.names('step'))}")
+        try:
+            return spec.build(step, self.ctx, route)
+        except BindError:
+            raise
+        except Exception as exc:
+            raise BindError(f"{_where(step)}{step.kind}: {exc}") from exc
+
+    def channel(self, name: str) -> Any:
+        return self.channels[name]
+
+    def drain(self) -> None:
+        """Stop accepting and reading; in-flight exchanges finish, then ``run`` returns."""
+        self.draining = True
+        self._drain.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._run(task_status)
+        finally:
+            self.finished.set()
+
+    async def _run(self, task_status: Any) -> None:
+        async with trio.open_nursery() as outer:
+            for name, ch in self.channels.items():
+                if ch.role in ("connect", "both"):
+                    await outer.start(ch.run)
+            with trio.CancelScope() as hard:
+                outer.start_soon(self._watch_drain, hard)
+                async with trio.open_nursery() as inbound:
+                    for name, disp in self.dispatchers.items():
+                        await inbound.start(self.channels[name].serve, disp)
+                    task_status.started(self)
+            if hard.cancelled_caught:
+                log.warning("drain: grace period of %gs over; in-flight exchanges were cancelled", self.grace)
+            outer.cancel_scope.cancel()
+
+    async def _watch_drain(self, hard: trio.CancelScope) -> None:
+        await self._drain.wait()
+        log.info("draining: no new connections or requests; finishing in-flight exchanges")
+        for name in self.dispatchers:
+            self.channels[name].stop_accepting()
+        await trio.sleep(self.grace)
+        hard.cancel()
+
+
+def _where(obj: Any) -> str:
+    pos = getattr(obj, "pos", None)
+    return f"{pos}: " if pos is not None else ""
+
+
+async def run_program(program: Any, registry: Any, *, ledger_path: str | Path,
+                      overrides: dict[str, dict[str, Any]] | None = None, grace: float = DEFAULT_GRACE,
+                      ready: Callable[[Switchboard], Any] | None = None) -> Switchboard:
+    """Run until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped switchboard."""
+    from engine.ledger import open_ledger
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_ledger(ledger_path) as ledger:
+            await ledger.record_config(program.version, program.sources)
+            sb = Switchboard(program, registry, ledger=ledger, overrides=overrides, grace=grace)
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("signal %s: draining", signal.Signals(signum).name)
+                    sb.drain()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(on_signal)
+                await nursery.start(sb.run)
+                if ready is not None:
+                    ready(sb)
+                await sb.finished.wait()      # run returns only after a drain
+                nursery.cancel_scope.cancel()
+            # leaving open_ledger writes every queued deal and closes the file
+    return sb

@@ -1,0 +1,128 @@
+"""``call NAME = CHANNEL as FORMAT reply FORMAT { ... } expect EXPR``: ask a counterpart.
+
+Works on a whole batch: every request of the batch is encoded, sent with one
+``request_many`` (one write on the channel's persistent connection), and each
+reply is decoded and bound to NAME in its own exchange.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.channels.base import ChannelError
+from engine.runtime.exchange import StepFailure
+from engine.steps.base import where as where_of
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import FormatError
+
+
+class CallStep:
+    batch = True
+
+    def __init__(self, step: Any, ctx: Any, route: Any) -> None:
+        o = step.options
+        self.where = where_of(step)
+        self.name = step.name or o["channel"]
+        self.channel_name = o["channel"]
+        self.channel = ctx.channel(o["channel"])
+        if not hasattr(self.channel, "request_many"):
+            raise ValueError(f"{self.where}: call {self.name}: channel {o['channel']} cannot make calls "
+                             f"(it is a {type(self.channel).__name__}); use a tcp.connect or memory channel")
+        self.format = o.get("format")
+        self.codec = ctx.codec(self.format)
+        self.reply_format = o.get("reply_format")
+        self.reply_codec = ctx.codec(self.reply_format)
+        self.build_values = ctx.assigns(o.get("fields", ()))
+        self.expect = ctx.expr(o["expect"]) if o.get("expect") is not None else None
+        self.expect_text = _expr_text(o.get("expect"))
+        t = o.get("timeout")
+        self.timeout = float(t) if t is not None else None
+
+    async def run_batch(self, exs: list[Any]) -> None:
+        payloads: list[bytes] = []
+        sent: list[Any] = []
+        for ex in exs:
+            try:
+                values = self.build_values(ex.scope)
+                payloads.append(self._encode(values))
+                sent.append(ex)
+            except StepFailure as f:
+                ex.fail(f)
+            except Exception as exc:
+                ex.fail(StepFailure("internal", f"call {self.name}: {exc}", where=self.where))
+        if not sent:
+            return
+        results = await self.channel.request_many(payloads, self.timeout)
+        decode = self.reply_codec.decode if self.reply_codec is not None else None
+        name, expect = self.name, self.expect
+        for ex, res in zip(sent, results):
+            if isinstance(res, ChannelError):
+                ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where))
+                continue
+            if decode is not None:
+                try:
+                    res = decode(res)
+                except FormatError as exc:
+                    ex.fail(StepFailure("failed", f"call {name}: the reply from {self.channel_name} "
+                                        f"is not valid {self.reply_format}: {exc}", where=self.where))
+                    continue
+            ex.scope[name] = res
+            if expect is not None:
+                try:
+                    ok = expect(ex.scope)
+                except Exception as exc:
+                    ex.fail(StepFailure("refused", f"call {name}: cannot check `expect {self.expect_text}`: "
+                                        f"{exc}", where=self.where))
+                    continue
+                if not ok:
+                    ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused "
+                                        f"(expect {self.expect_text} is false)", where=self.where))
+
+    def _encode(self, values: Any) -> bytes:
+        if self.codec is None:
+            if isinstance(values, dict) and set(values) == {"body"}:
+                values = values["body"]
+            if isinstance(values, str):
+                return values.encode("utf-8")
+            if isinstance(values, (bytes, bytearray)):
+                return bytes(values)
+            raise StepFailure("internal", f"call {self.name}: without a format the request must be "
+                              f"`{{ body = <bytes or text> }}`", where=self.where)
+        try:
+            return self.codec.encode(values)
+        except FormatError as exc:
+            raise StepFailure("internal", f"call {self.name}: cannot encode {self.format}: {exc}",
+                              where=self.where) from exc
+
+
+def _expr_text(expr: Any) -> str:
+    if expr is None:
+        return ""
+    pos = getattr(expr, "pos", None)
+    return f"at {pos}" if pos is not None else type(expr).__name__
+
+
+COMPONENT = ComponentSpec(
+    category="step",
+    name="call",
+    doc=(
+        "Send a request to a counterpart channel and bind its decoded reply to NAME. The requests "
+        "of a batch leave in one write on the channel's persistent connection. No reply in time "
+        "(`timeout`), an unreachable counterpart or a broken connection fail the deal (kinds "
+        "`timeout`, `unreachable`, `lost`); `expect` false fails it with kind `refused`."
+    ),
+    options=(
+        OptionSpec("channel", "channel", "The counterpart channel (tcp.connect, memory).", required=True),
+        OptionSpec("format", "format", "Format of the request."),
+        OptionSpec("reply_format", "format", "Format of the reply (none: raw bytes)."),
+        OptionSpec("fields", "list", "The request's fields."),
+        OptionSpec("expect", "expr", "Must be true of the reply, else the deal fails (kind refused)."),
+        OptionSpec("timeout", "duration", "Time to wait for the reply (default: the channel's)."),
+    ),
+    build=CallStep,
+    examples=(
+        'call post = biller as BillerPost reply BillerAck {\n'
+        '    amount    = msg.amount\n'
+        '    reference = msg.trace_no\n'
+        '} expect post.status == "OK"',
+    ),
+)

@@ -1,0 +1,64 @@
+"""``deal TYPE { ref = .. amount = .. currency = .. party = .. }``: name the deal the ledger records."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from engine.runtime.exchange import StepFailure
+from engine.steps.base import SyncStep
+from formats.component import ComponentSpec, OptionSpec
+
+DEAL_FIELDS = ("ref", "amount", "currency", "party")
+
+
+class DealStep(SyncStep):
+    def __init__(self, step: Any, ctx: Any, route: Any) -> None:
+        super().__init__(step)
+        self.type = step.options["type"]
+        self.fields = {a.path: ctx.expr(a.value) for a in step.options.get("fields", ())}
+        unknown = set(self.fields) - set(DEAL_FIELDS)
+        if unknown:
+            raise ValueError(f"{self.where}: deal {self.type}: unknown field(s) {', '.join(sorted(unknown))}; "
+                             f"a deal has {', '.join(DEAL_FIELDS)}")
+        f = self.fields
+        self.ref, self.amount = f.get("ref"), f.get("amount")
+        self.currency, self.party = f.get("currency"), f.get("party")
+
+    def run(self, ex: Any) -> None:
+        scope = ex.scope
+        ex.deal_type = self.type
+        if self.ref is not None:
+            v = self.ref(scope)
+            ex.reference = None if v is None else str(v)
+        if self.amount is not None:
+            v = self.amount(scope)
+            if v is not None and not isinstance(v, Decimal):
+                if isinstance(v, int) and not isinstance(v, bool):
+                    v = Decimal(v)
+                else:
+                    raise StepFailure("internal", f"deal {self.type}: amount must be a decimal, got "
+                                      f"{type(v).__name__} {v!r}", where=self.where)
+            ex.amount = v
+        if self.currency is not None:
+            v = self.currency(scope)
+            ex.currency = None if v is None else str(v)
+        if self.party is not None:
+            v = self.party(scope)
+            ex.party = None if v is None else str(v)
+
+
+COMPONENT = ComponentSpec(
+    category="step",
+    name="deal",
+    doc=(
+        "Name the deal this exchange is: its type and the reference, amount (Decimal), "
+        "currency and party columns of its ledger row. Every exchange is recorded, with or "
+        "without a deal step (without one, the deal type is the route's name)."
+    ),
+    options=(
+        OptionSpec("type", "ident", "The deal type, e.g. BILL_PAYMENT.", required=True),
+        OptionSpec("fields", "list", "ref, amount, currency, party = expressions."),
+    ),
+    build=DealStep,
+    examples=('deal BILL_PAYMENT {\n    ref = msg.trace_no\n    amount = msg.amount\n    currency = msg.currency\n}',),
+)

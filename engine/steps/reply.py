@@ -1,0 +1,43 @@
+"""``reply FORMAT { field = expr ... }``: the answer sent back on the request's connection."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.runtime.binder import BindError
+from engine.runtime.exchange import StepFailure
+from engine.steps.base import SyncStep
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import FormatError
+
+
+class ReplyStep(SyncStep):
+    def __init__(self, step: Any, ctx: Any, route: Any) -> None:
+        super().__init__(step)
+        self.format = step.options.get("format") or (route.format if route is not None else None)
+        if self.format is None:
+            raise BindError(f"{self.where}: reply needs a format (the route receives raw bytes); "
+                            f"write `reply FORMAT {{ ... }}`")
+        self.codec = ctx.codec(self.format)
+        self.build_values = ctx.assigns(step.options.get("fields", ()))
+
+    def run(self, ex: Any) -> None:
+        values = self.build_values(ex.scope)
+        try:
+            ex.reply = self.codec.encode(values)
+        except FormatError as exc:
+            raise StepFailure("internal", f"reply {self.format}: cannot encode: {exc}", where=self.where) from exc
+        ex.reply_values = values
+
+
+COMPONENT = ComponentSpec(
+    category="step",
+    name="reply",
+    doc=("Build the answer from `field = expr` lines and encode it with the format (default: the "
+         "route's receive format). The reply leaves only after the deal row is committed."),
+    options=(
+        OptionSpec("format", "format", "Format of the reply (default: the route's receive format)."),
+        OptionSpec("fields", "list", "The reply's fields."),
+    ),
+    build=ReplyStep,
+    examples=('reply BillPayRsp {\n    trace_no  = msg.trace_no\n    resp_code = "00"\n}',),
+)
