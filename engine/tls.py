@@ -1,0 +1,194 @@
+"""TLS contexts for channels, the HTTP server and the admin API (stdlib ``ssl``).
+
+``server_context(cert, key, ca=None, client_cert="none")`` and
+``client_context(ca=None, cert=None, key=None, server_hostname=None)`` build
+``ssl.SSLContext`` objects with TLS 1.2 as the minimum, forward-secret AEAD
+ciphers only for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults, all good),
+no compression and no renegotiation.
+
+Files are checked before OpenSSL sees them, so a missing, unreadable or
+non-PEM file gives a ``TLSConfigError`` that names the file, says what was
+expected there and how to fix it (``bsp certs dev DIR`` writes a working set).
+"""
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+CLIENT_CERT_MODES = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+# TLS 1.2 only; TLS 1.3 suites are configured separately by OpenSSL.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!MD5:!DSS:!SHA1"
+
+_FIX = "create a development set with `bsp certs dev DIR`, or point the option at a PEM file"
+
+
+class TLSConfigError(ValueError):
+    """A certificate, key or CA file (or a TLS option) that cannot be used.
+
+    ``path`` is the file concerned (None for a bad option), ``role`` what the
+    file is for ("certificate", "private key", "CA bundle").
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, role: str | None = None,
+                 hint: str | None = None) -> None:
+        self.path = path
+        self.role = role
+        self.hint = hint
+        super().__init__(message + (f" (hint: {hint})" if hint else ""))
+
+
+def _read_pem(path: str | os.PathLike[str], role: str, marker: str, option: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise TLSConfigError(f"{option}: {role} file {str(p)!r} does not exist", path=str(p), role=role, hint=_FIX)
+    if p.is_dir():
+        raise TLSConfigError(f"{option}: {role} path {str(p)!r} is a directory; expected a PEM file",
+                             path=str(p), role=role, hint=_FIX)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise TLSConfigError(f"{option}: {role} file {str(p)!r} cannot be read: {exc.strerror or exc}",
+                             path=str(p), role=role,
+                             hint="check the file's permissions for the user running bsp") from None
+    if marker.encode() not in data:
+        raise TLSConfigError(
+            f"{option}: {role} file {str(p)!r} holds no PEM block containing {marker!r}",
+            path=str(p), role=role,
+            hint="the file must be PEM (text starting with -----BEGIN ...); convert DER with "
+                 "`openssl x509 -inform der -in FILE -out FILE.pem`")
+    return p
+
+
+def _load_chain(ctx: ssl.SSLContext, cert: str | os.PathLike[str], key: str | os.PathLike[str] | None,
+                password: str | None, side: str) -> None:
+    cert_p = _read_pem(cert, "certificate", "CERTIFICATE-----", f"{side} tls cert")
+    key_p = _read_pem(key, "private key", "PRIVATE KEY-----", f"{side} tls key") if key is not None else None
+    try:
+        ctx.load_cert_chain(str(cert_p), str(key_p) if key_p else None, password=password)
+    except ssl.SSLError as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if reason == "KEY_VALUES_MISMATCH":
+            raise TLSConfigError(
+                f"{side} tls key: private key {str(key_p)!r} does not belong to certificate {str(cert_p)!r}",
+                path=str(key_p), role="private key",
+                hint="use the key file generated together with this certificate") from None
+        raise TLSConfigError(
+            f"{side} tls cert: OpenSSL refused certificate {str(cert_p)!r} / key {str(key_p)!r}: {reason}",
+            path=str(cert_p), role="certificate", hint=_FIX) from None
+
+
+def _load_ca(ctx: ssl.SSLContext, ca: str | os.PathLike[str], side: str) -> None:
+    ca_p = _read_pem(ca, "CA bundle", "CERTIFICATE-----", f"{side} tls ca")
+    try:
+        ctx.load_verify_locations(cafile=str(ca_p))
+    except ssl.SSLError as exc:
+        raise TLSConfigError(f"{side} tls ca: OpenSSL refused CA bundle {str(ca_p)!r}: {exc}",
+                             path=str(ca_p), role="CA bundle", hint=_FIX) from None
+
+
+def _harden(ctx: ssl.SSLContext) -> None:
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_SINGLE_ECDH_USE
+    ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+
+
+def server_context(
+    cert: str | os.PathLike[str],
+    key: str | os.PathLike[str] | None,
+    ca: str | os.PathLike[str] | None = None,
+    client_cert: str = "none",
+    *,
+    password: str | None = None,
+) -> ssl.SSLContext:
+    """A server-side context.  ``client_cert``: "none", "optional" or "required"
+    (the last two need ``ca``, the bundle client certificates must chain to)."""
+    if client_cert not in CLIENT_CERT_MODES:
+        raise TLSConfigError(
+            f"tls client_cert: expected one of {', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}",
+            hint='e.g. client_cert = "required" for mutual TLS')
+    if client_cert != "none" and ca is None:
+        raise TLSConfigError(
+            f"tls client_cert = {client_cert!r} needs a CA bundle to verify client certificates",
+            hint="add `ca = \"clients-ca.pem\"` (the CA that issued the client certificates)")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _harden(ctx)
+    _load_chain(ctx, cert, key, password, "server")
+    if ca is not None:
+        _load_ca(ctx, ca, "server")
+    ctx.verify_mode = CLIENT_CERT_MODES[client_cert]
+    return ctx
+
+
+class ClientContext(ssl.SSLContext):
+    """An ``SSLContext`` that remembers the host name to verify.
+
+    When ``server_hostname`` is set it is used for SNI and certificate
+    checking whatever address is dialled (connect to 10.0.0.5 but verify
+    ``biller.example``).  trio's ``SSLStream`` and ``open_ssl_over_tcp_stream``
+    go through ``wrap_bio``, so both honour it.
+    """
+
+    server_hostname: str | None = None
+
+    def wrap_bio(self, incoming: Any, outgoing: Any, server_side: bool = False,  # type: ignore[override]
+                 server_hostname: Any = None, session: Any = None) -> ssl.SSLObject:
+        if not server_side and self.server_hostname:
+            server_hostname = self.server_hostname
+        return super().wrap_bio(incoming, outgoing, server_side=server_side,
+                                server_hostname=server_hostname, session=session)
+
+
+def client_context(
+    ca: str | os.PathLike[str] | None = None,
+    cert: str | os.PathLike[str] | None = None,
+    key: str | os.PathLike[str] | None = None,
+    server_hostname: str | None = None,
+    *,
+    password: str | None = None,
+    check_hostname: bool = True,
+) -> ClientContext:
+    """A client-side context that verifies the server.
+
+    ``ca``: the bundle the server certificate must chain to (None: the
+    system's trusted roots).  ``cert``/``key``: our client certificate for
+    mutual TLS.  ``server_hostname``: the name to verify (see ``ClientContext``).
+    """
+    if key is not None and cert is None:
+        raise TLSConfigError("client tls key given without a client certificate",
+                             hint="add the matching `cert = \"client.pem\"`, or drop `key`")
+    ctx = ClientContext(ssl.PROTOCOL_TLS_CLIENT)
+    _harden(ctx)
+    ctx.check_hostname = check_hostname
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if ca is not None:
+        _load_ca(ctx, ca, "client")
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    if cert is not None:
+        _load_chain(ctx, cert, key, password, "client")
+    ctx.server_hostname = server_hostname
+    return ctx
+
+
+def peer_identity(peercert: dict[str, Any] | None) -> dict[str, Any]:
+    """The parts of ``SSLObject.getpeercert()`` we match on: CN and SANs by kind.
+
+    ``{"cn": [..], "dns": [..], "email": [..], "uri": [..], "ip": [..]}``;
+    every list is empty when there is no (verified) certificate.
+    """
+    out: dict[str, list[str]] = {"cn": [], "dns": [], "email": [], "uri": [], "ip": []}
+    if not peercert:
+        return out
+    for rdn in peercert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                out["cn"].append(value)
+    kinds = {"DNS": "dns", "email": "email", "URI": "uri", "IP Address": "ip"}
+    for kind, value in peercert.get("subjectAltName", ()):
+        if kind in kinds:
+            out[kinds[kind]].append(value.strip() if kind == "IP Address" else value)
+    return out
