@@ -1,0 +1,211 @@
+"""The AST of one route file: frozen dataclasses, each carrying its ``Pos``.
+
+Expressions are the IR's expression classes (``dsl.ir.Lit``, ``Name``,
+``Attr`` ...): they already carry positions and the checker hands them to the
+IR unchanged.  Everything else here is source-shaped (names keep their own
+positions so a diagnostic can point at the exact word) and is lowered by
+``dsl.lower`` into ``dsl.ir``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from dsl.ir import Attr, Binary, Call, Cond, Expr, Index, ListExpr, Lit, Name, Pos, Unary
+
+__all__ = [
+    "Pos", "Expr", "Lit", "Name", "Attr", "Index", "Unary", "Binary", "Cond", "Call", "ListExpr",
+    "Ident", "Atom", "FieldAst", "UseDecl", "FormatAst", "ChannelOption", "ChannelAst", "TableAst",
+    "AssignAst", "RuleAst", "Receive", "Decode", "Let", "Validate", "Deal", "CallStep", "Reply",
+    "OnErrorReply", "OnErrorBlock", "PluginStep", "RouteAst", "Module", "Decl", "Stmt",
+]
+
+
+@dataclass(frozen=True)
+class Ident:
+    """A name as written, with its own position."""
+    name: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One word / dotted word / string / number after a format's kind.
+    ``type``: word, string, int, decimal."""
+    value: Any
+    type: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class FieldAst:
+    """``name type[(args)] [classification]`` inside a format's field block."""
+    name: Ident
+    type: Ident
+    args: tuple[Atom, ...] | None      # None: no parentheses at all
+    classification: Ident | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class UseDecl:
+    path: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class FormatAst:
+    name: Ident
+    kind: Ident
+    atoms: tuple[Atom, ...]
+    fields: tuple[FieldAst, ...] | None   # None: no field block
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class ChannelOption:
+    key: Ident
+    value: Expr
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class AssignAst:
+    """``target = value``; ``parts`` are names (str) and list indexes (int)."""
+    parts: tuple[Union[str, int], ...]
+    value: Expr
+    pos: Pos
+
+    @property
+    def path(self) -> str:
+        out = ""
+        for p in self.parts:
+            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+        return out
+
+
+@dataclass(frozen=True)
+class OnErrorReply:
+    format: Ident
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class ChannelAst:
+    name: Ident
+    kind: tuple[Ident, ...]            # words joined by "." give the kind
+    options: tuple[ChannelOption, ...]
+    error_reply: OnErrorReply | None
+    pos: Pos
+    extra_error_replies: tuple[OnErrorReply, ...] = ()
+
+    @property
+    def kind_name(self) -> str:
+        return ".".join(w.name for w in self.kind)
+
+
+@dataclass(frozen=True)
+class TableAst:
+    name: Ident
+    kind: Ident
+    path: str
+    path_pos: Pos
+    key: Ident
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class RuleAst:
+    cond: Expr
+    code: str
+    text: str
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Receive:
+    channel: Ident
+    format: Ident | None
+    when: Expr | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Decode:
+    source: Expr | None
+    format: Ident
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Let:
+    name: Ident
+    value: Expr
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Validate:
+    rules: tuple[RuleAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Deal:
+    type: Ident
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class CallStep:
+    name: Ident
+    channel: Ident
+    format: Ident
+    reply_format: Ident | None
+    assigns: tuple[AssignAst, ...]
+    expect: Expr | None
+    timeout: Lit | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class Reply:
+    format: Ident | None
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class OnErrorBlock:
+    body: tuple["Stmt", ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class PluginStep:
+    kind: Ident
+    name: Ident | None
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, PluginStep]
+
+
+@dataclass(frozen=True)
+class RouteAst:
+    name: Ident
+    body: tuple[Stmt, ...]
+    pos: Pos
+
+
+Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst]
+
+
+@dataclass(frozen=True)
+class Module:
+    """One parsed file."""
+    path: str
+    decls: tuple[Decl, ...]

@@ -1,0 +1,641 @@
+"""The checker: every problem in a set of parsed files, all at once.
+
+It never stops at the first problem: each check reports into ``self.diags``
+and carries on.  Declarations are checked against the registry's
+``ComponentSpec``s (kinds, options, field blocks, the formats' own ``check``
+and ``fields`` hooks); routes are checked statement by statement with a scope
+of the names bound so far.  While doing so it resolves what the lowering
+needs (options converted to literals, absolute paths, table columns).
+"""
+from __future__ import annotations
+
+import csv
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsl import ast as A
+from dsl import ir
+from dsl.diagnostics import ERROR, WARNING, Diagnostic, did_you_mean
+from dsl.functions import SIGNATURES
+from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
+
+FIELD_TYPES = ("string", "integer", "decimal", "date")
+CLASSIFICATIONS = ("pan", "secret", "personal")
+DEAL_FIELDS = ("ref", "amount", "currency", "party")
+DEAL_REQUIRED = ("ref", "amount")
+BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
+ROOTS = ("msg", "raw", "error")
+TABLE_KINDS = ("csv",)
+
+CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
+
+
+@dataclass
+class Binding:
+    kind: str                 # msg, raw, error, let, call, step, table
+    format: str | None = None
+    pos: ir.Pos | None = None
+
+
+@dataclass
+class Resolved:
+    formats: dict[str, ir.FormatDecl] = field(default_factory=dict)
+    channels: dict[str, ir.ChannelDecl] = field(default_factory=dict)
+    tables: dict[str, ir.TableDecl] = field(default_factory=dict)
+    table_columns: dict[str, list[str]] = field(default_factory=dict)
+    format_fields: dict[str, list[str] | None] = field(default_factory=dict)
+
+
+def _base_dir(pos: ir.Pos) -> Path:
+    return Path(pos.file).resolve().parent
+
+
+def _call_hook(hook, decl, base_dir: Path):
+    try:
+        n = len(inspect.signature(hook).parameters)
+    except (TypeError, ValueError):
+        n = 2
+    return hook(decl, base_dir) if n >= 2 else hook(decl)
+
+
+class Checker:
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self.diags: list[Diagnostic] = []
+        self.decls: dict[str, tuple[str, Any]] = {}      # name -> (category, ast)
+        self.routes: dict[str, A.RouteAst] = {}
+        self.used: set[str] = set()
+        self.res = Resolved()
+
+    # ------------------------------------------------------------ reporting
+    def error(self, code: str, message: str, pos, help: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, ERROR, message, pos, help))
+
+    def warn(self, code: str, message: str, pos, help: str | None = None) -> None:
+        self.diags.append(Diagnostic(code, WARNING, message, pos, help))
+
+    def _errors(self) -> int:
+        return sum(1 for d in self.diags if d.is_error)
+
+    def report(self, d: Diagnostic) -> None:
+        self.diags.append(d)
+
+    # ------------------------------------------------------------ entry
+    def check(self, decls: list[A.Decl]) -> Resolved:
+        for d in decls:
+            self._collect(d)
+        for d in decls:
+            if isinstance(d, A.FormatAst) and self.decls.get(d.name.name, (None, None))[1] is d:
+                self._check_format(d)
+            elif isinstance(d, A.TableAst) and self.decls.get(d.name.name, (None, None))[1] is d:
+                self._check_table(d)
+        for d in decls:
+            if isinstance(d, A.ChannelAst) and self.decls.get(d.name.name, (None, None))[1] is d:
+                self._check_channel(d)
+        for d in decls:
+            if isinstance(d, A.RouteAst):
+                self._check_route(d)
+        self._unused()
+        return self.res
+
+    def _collect(self, d: A.Decl) -> None:
+        if isinstance(d, A.UseDecl):
+            return
+        if isinstance(d, A.RouteAst):
+            first = self.routes.get(d.name.name)
+            if first is not None:
+                self.error("E023", f"route `{d.name.name}` is declared twice", d.name.pos,
+                           f"first declared at {first.name.pos}; route names must be unique")
+            else:
+                self.routes[d.name.name] = d
+            return
+        cat = {A.FormatAst: "format", A.ChannelAst: "channel", A.TableAst: "table"}[type(d)]
+        name = d.name.name
+        if name in self.decls:
+            fcat, fast = self.decls[name]
+            self.error("E022", f"`{name}` is declared twice", d.name.pos,
+                       f"first declared as a {fcat} at {fast.name.pos}; formats, channels and "
+                       f"tables share one set of names")
+            return
+        if name in ROOTS:
+            self.error("E022", f"`{name}` is a reserved name", d.name.pos,
+                       "msg, raw and error are bound by the engine; choose another name")
+            return
+        self.decls[name] = (cat, d)
+
+    # ------------------------------------------------------------ references
+    def ref(self, ident: A.Ident | None, category: str) -> str | None:
+        """Check a name used where a declaration of ``category`` is expected."""
+        if ident is None:
+            return None
+        name = ident.name
+        found = self.decls.get(name)
+        if found is None:
+            cands = [n for n, (c, _) in self.decls.items() if c == category]
+            self.error("E020", f"unknown {category} `{name}`", ident.pos,
+                       did_you_mean(name, cands) or (f"declare it: `{category} {name} = ...`"))
+            return None
+        cat, node = found
+        self.used.add(name)
+        if cat != category:
+            self.error("E021", f"`{name}` is a {cat}, not a {category}", ident.pos,
+                       f"`{name}` is declared at {node.name.pos}")
+            return None
+        return name
+
+    # ------------------------------------------------------------ formats
+    def _check_format(self, d: A.FormatAst) -> None:
+        kind = d.kind.name
+        spec = self.registry.get("format", kind)
+        owner = f"format `{d.name.name}` ({kind})"
+        if spec is None:
+            self.error("E040", f"unknown format kind `{kind}`", d.kind.pos,
+                       did_you_mean(kind, self.registry.names("format"))
+                       or ("known format kinds: " + ", ".join(self.registry.names("format"))))
+            return
+        errors_at_start = self._errors()
+        base = _base_dir(d.pos)
+        opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos)
+        opts = finish_options(spec, opts, where, self.report, owner, d.name.pos)
+        fields: list[ir.FieldDecl] = []
+        if d.fields is not None:
+            if not spec.accepts_fields:
+                self.error("E051", f"format kind `{kind}` does not take a field block", d.kind.pos,
+                           "only formats such as fixed and csv declare their fields inline; "
+                           "the others describe them in a file (schema, copybook, spec)")
+            else:
+                fields = self._fields(d)
+        decl = ir.FormatDecl(d.name.name, kind, opts, tuple(fields), pos=d.pos)
+        self.res.formats[d.name.name] = decl
+        known: list[str] | None = [f.name for f in fields] if fields else None
+        if self._errors() == errors_at_start:      # hooks only see declarations that are fine so far
+            if spec.check is not None:
+                self._run_check_hook(spec, decl, base, d)
+            if spec.fields is not None:
+                try:
+                    got = _call_hook(spec.fields, decl, base)
+                    if got is not None:
+                        known = list(got)
+                except Exception:   # noqa: BLE001 - a hook that cannot tell leaves fields unknown
+                    pass
+        self.res.format_fields[d.name.name] = known
+
+    def _run_check_hook(self, spec, decl, base: Path, d: A.FormatAst) -> None:
+        from formats.errors import SpecError
+        try:
+            errs = _call_hook(spec.check, decl, base) or []
+        except SpecError as e:
+            errs = [e]
+        except Exception as e:  # noqa: BLE001 - report, never crash the checker
+            self.error("E050", f"format `{d.name.name}`: the {spec.name} checker failed: "
+                       f"{type(e).__name__}: {e}", d.kind.pos)
+            return
+        for e in errs:
+            pos = d.pos
+            if getattr(e, "path", None) and getattr(e, "line", None):
+                pos = ir.Pos(str(e.path), e.line, e.col or 1)
+            self.error("E050", f"format `{d.name.name}`: {getattr(e, 'message', str(e))}", pos,
+                       getattr(e, "hint", None))
+
+    def _fields(self, d: A.FormatAst) -> list[ir.FieldDecl]:
+        out: list[ir.FieldDecl] = []
+        seen: dict[str, A.FieldAst] = {}
+        for f in d.fields or ():
+            if f.name.name in seen:
+                self.error("E054", f"field `{f.name.name}` is declared twice in format `{d.name.name}`",
+                           f.name.pos, f"first declared at {seen[f.name.name].name.pos}")
+                continue
+            seen[f.name.name] = f
+            typ = f.type.name
+            if typ not in FIELD_TYPES:
+                self.error("E052", f"unknown field type `{typ}`", f.type.pos,
+                           did_you_mean(typ, FIELD_TYPES) or "types: " + ", ".join(FIELD_TYPES))
+                continue
+            width = scale = pattern = None
+            args = f.args or ()
+            ints = [a for a in args if a.type == "int"]
+            strs = [a for a in args if a.type == "string"]
+            shape_ok = True
+            if typ in ("string", "integer"):
+                shape_ok = not strs and len(ints) <= 1
+                width = ints[0].value if ints else None
+                usage = f"{typ}(WIDTH) or, without a width, {typ}"
+            elif typ == "decimal":
+                shape_ok = not strs and len(ints) <= 2
+                if len(ints) == 2:
+                    width, scale = ints[0].value, ints[1].value
+                elif len(ints) == 1:
+                    scale = ints[0].value
+                usage = "decimal(WIDTH, SCALE) or, without a width, decimal(SCALE)"
+            else:
+                shape_ok = len(strs) == 1 and len(ints) <= 1 and args[-1].type == "string"
+                width = ints[0].value if ints else None
+                pattern = strs[0].value if strs else None
+                usage = 'date(WIDTH, "%Y%m%d") or, without a width, date("%Y-%m-%d")'
+            if not shape_ok:
+                self.error("E052", f"bad arguments for field type `{typ}` in field `{f.name.name}`",
+                           f.type.pos, f"write {usage}")
+                continue
+            for a in ints:
+                if a.value <= 0 and not (typ == "decimal" and a is ints[-1] and a.value == 0):
+                    self.error("E052", f"field `{f.name.name}`: {a.value} is not a valid width or scale",
+                               a.pos, "widths are whole numbers above 0")
+            cls = None
+            if f.classification is not None:
+                cls = f.classification.name
+                if cls not in CLASSIFICATIONS:
+                    self.error("E053", f"unknown classification `{cls}` for field `{f.name.name}`",
+                               f.classification.pos,
+                               did_you_mean(cls, CLASSIFICATIONS) or "classifications: pan, secret, personal")
+                    cls = None
+            out.append(ir.FieldDecl(f.name.name, typ, width, scale, pattern, cls, pos=f.pos))
+        return out
+
+    # ------------------------------------------------------------ tables
+    def _check_table(self, d: A.TableAst) -> None:
+        if d.kind.name not in TABLE_KINDS:
+            self.error("E064", f"unknown table kind `{d.kind.name}`", d.kind.pos,
+                       did_you_mean(d.kind.name, TABLE_KINDS) or "tables are read from csv files: `csv \"file.csv\"`")
+            return
+        p = Path(d.path)
+        if not p.is_absolute():
+            p = _base_dir(d.pos) / p
+        p = p.resolve()
+        if not p.is_file():
+            self.error("E047", f"file not found: \"{d.path}\" (looked for {p})", d.path_pos,
+                       "paths are relative to the file that declares them")
+            return
+        try:
+            with open(p, newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            self.error("E063", f"cannot read table file {p}: {e}", d.path_pos)
+            return
+        header = [h.strip() for h in header]
+        if d.key.name not in header:
+            self.error("E063", f"table `{d.name.name}`: key column `{d.key.name}` is not in {p.name}",
+                       d.key.pos, did_you_mean(d.key.name, header) or "columns: " + ", ".join(header))
+            return
+        self.res.table_columns[d.name.name] = header
+        self.res.tables[d.name.name] = ir.TableDecl(d.name.name, d.kind.name, str(p), d.key.name, {}, pos=d.pos)
+
+    # ------------------------------------------------------------ channels
+    def _check_channel(self, d: A.ChannelAst) -> None:
+        kind = d.kind_name
+        spec = self.registry.get("channel", kind)
+        owner = f"channel `{d.name.name}` ({kind.replace('.', ' ')})"
+        if spec is None:
+            shown = [n.replace(".", " ") for n in self.registry.names("channel")]
+            self.error("E041", f"unknown channel kind `{kind.replace('.', ' ')}`", d.kind[0].pos,
+                       did_you_mean(kind.replace(".", " "), shown) or "known channel kinds: " + ", ".join(shown))
+        opts: dict[str, Any] = {}
+        where: dict[str, ir.Pos] = {}
+        base = _base_dir(d.pos)
+        for o in d.options:
+            key = o.key.name
+            if spec is None:
+                continue
+            opt = spec.option(key)
+            if opt is None:
+                self.error("E043", f"unknown option `{key}` for {owner}", o.key.pos,
+                           did_you_mean(key, spec.option_names)
+                           or ("options: " + ", ".join(spec.option_names) if spec.option_names else None))
+                continue
+            if key in where:
+                self.error("E049", f"option `{key}` given twice in {owner}", o.key.pos,
+                           f"first given at {where[key]}")
+                continue
+            where[key] = o.key.pos
+            if opt.type == "expr":
+                self._expr(o.value, {}, set())
+                opts[key] = o.value
+                continue
+            lit = literal_of(o.value)
+            if lit is None:
+                self.error("E080", f"option `{key}` of {owner} must be a literal value", o.value.pos,
+                           "channel options are fixed when the route is loaded: write a string, number, "
+                           "duration, true/false or a bare word")
+                continue
+            value, vtype = lit
+            if opt.type in ("format", "channel", "table") and vtype == "ident":
+                if self.ref(A.Ident(value, o.value.pos), opt.type) is None:
+                    continue
+            v = convert(opt, value, vtype, o.value.pos, base, self.report, owner)
+            if v is not NOT_LITERAL:
+                opts[key] = v
+        if spec is not None:
+            finish_options(spec, opts, where, self.report, owner, d.name.pos)
+        error_reply = None
+        if d.error_reply is not None:
+            scope = {"raw": Binding("raw"), "error": Binding("error")}
+            scope.update(self._table_scope())
+            fmt = self.ref(d.error_reply.format, "format")
+            self._assigns(d.error_reply.assigns, scope, set(), fmt, "reply")
+            error_reply = ir.Step("reply", None, {"format": d.error_reply.format.name,
+                                                  "fields": lower_assigns(d.error_reply.assigns)},
+                                  pos=d.error_reply.pos)
+        for extra in d.extra_error_replies:
+            self.error("E033", f"channel `{d.name.name}` has more than one `on error reply`", extra.pos,
+                       f"the first is at {d.error_reply.pos}")
+        self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, error_reply, pos=d.pos)
+
+    def _table_scope(self) -> dict[str, Binding]:
+        return {n: Binding("table", pos=node.name.pos) for n, (c, node) in self.decls.items() if c == "table"}
+
+    # ------------------------------------------------------------ routes
+    def _check_route(self, r: A.RouteAst) -> None:
+        scope: dict[str, Binding] = {"raw": Binding("raw")}
+        scope.update(self._table_scope())
+        later = self._binders(r.body)
+        receives = [s for s in r.body if isinstance(s, A.Receive)]
+        if not receives:
+            self.error("E030", f"route `{r.name.name}` has no `receive from CHANNEL`", r.name.pos,
+                       "start the route with `receive from CHANNEL [as FORMAT] [when CONDITION]`")
+        on_errors: list = []
+        for i, s in enumerate(r.body):
+            if isinstance(s, A.Receive):
+                if s is not receives[0]:
+                    self.error("E031", "a route receives exactly once", s.pos,
+                               f"the route's `receive` is at {receives[0].pos}")
+                    continue
+                if i != 0:
+                    self.error("E031", "`receive` must be the first statement of the route", s.pos,
+                               "move it to the top of the route")
+                self.ref(s.channel, "channel")
+                fmt = self.ref(s.format, "format")
+                if s.format is not None:
+                    scope["msg"] = Binding("msg", fmt, s.pos)
+                if s.when is not None:
+                    self._expr(s.when, scope, later)
+                continue
+            if isinstance(s, (A.OnErrorReply, A.OnErrorBlock)):
+                on_errors.append(s)
+                continue
+            self._stmt(s, scope, later, r)
+        if on_errors:
+            for extra in on_errors[1:]:
+                self.error("E033", f"route `{r.name.name}` has more than one `on error`", extra.pos,
+                           f"the first is at {on_errors[0].pos}")
+            escope = dict(scope)
+            escope["error"] = Binding("error")
+            escope.setdefault("msg", Binding("msg", None))
+            oe = on_errors[0]
+            if isinstance(oe, A.OnErrorReply):
+                fmt = self.ref(oe.format, "format")
+                self._assigns(oe.assigns, escope, set(), fmt, "reply")
+            else:
+                for s in oe.body:
+                    if isinstance(s, (A.Receive, A.OnErrorReply, A.OnErrorBlock)):
+                        self.error("E034", "this statement is not allowed inside `on error { }`", s.pos,
+                                   "`on error { }` holds steps such as reply, let, call or deal")
+                        continue
+                    self._stmt(s, escope, set(), r)
+
+    def _binders(self, body) -> dict[str, ir.Pos]:
+        out: dict[str, ir.Pos] = {}
+        for s in body:
+            if isinstance(s, (A.Let, A.CallStep)):
+                out.setdefault(s.name.name, s.name.pos)
+            elif isinstance(s, A.PluginStep) and s.name is not None:
+                out.setdefault(s.name.name, s.name.pos)
+        return out
+
+    def _bind(self, ident: A.Ident, binding: Binding, scope: dict[str, Binding]) -> None:
+        name = ident.name
+        if name in ROOTS:
+            self.error("E032", f"`{name}` is a reserved name", ident.pos,
+                       "msg, raw and error are bound by the engine; choose another name")
+            return
+        if name in self.decls:
+            cat, node = self.decls[name]
+            self.error("E032", f"`{name}` is already the name of a {cat}", ident.pos,
+                       f"declared at {node.name.pos}; choose another name")
+            return
+        prev = scope.get(name)
+        if prev is not None and prev.pos is not None:
+            self.error("E032", f"`{name}` is already bound in this route", ident.pos,
+                       f"first bound at {prev.pos}; choose another name")
+            return
+        binding.pos = ident.pos
+        scope[name] = binding
+
+    def _stmt(self, s, scope: dict[str, Binding], later: dict, r: A.RouteAst) -> None:
+        if isinstance(s, A.Decode):
+            if s.source is not None:
+                self._expr(s.source, scope, later)
+            fmt = self.ref(s.format, "format")
+            scope["msg"] = Binding("msg", fmt, s.pos)
+        elif isinstance(s, A.Let):
+            self._expr(s.value, scope, later)
+            self._bind(s.name, Binding("let"), scope)
+        elif isinstance(s, A.Validate):
+            for rule in s.rules:
+                self._expr(rule.cond, scope, later)
+        elif isinstance(s, A.Deal):
+            seen = {a.parts[0] for a in s.assigns}
+            for a in s.assigns:
+                if a.parts[0] not in DEAL_FIELDS or len(a.parts) > 1:
+                    self.error("E035", f"unknown deal field `{a.path}`", a.pos,
+                               did_you_mean(str(a.parts[0]), DEAL_FIELDS)
+                               or "a deal has ref, amount, currency and party")
+                self._expr(a.value, scope, later)
+            missing = [f for f in DEAL_REQUIRED if f not in seen]
+            if missing:
+                self.error("E036", f"deal `{s.type.name}` needs {' and '.join(missing)}", s.type.pos,
+                           "every deal has a reference and an amount: `ref = ...  amount = ...`")
+        elif isinstance(s, A.CallStep):
+            self.ref(s.channel, "channel")
+            fmt = self.ref(s.format, "format")
+            rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
+            self._assigns(s.assigns, scope, later, fmt, "call")
+            self._bind(s.name, Binding("call", rfmt), scope)
+            if s.expect is not None:
+                self._expr(s.expect, scope, later)
+        elif isinstance(s, A.Reply):
+            fmt = self.ref(s.format, "format") if s.format is not None else \
+                (scope["msg"].format if "msg" in scope else None)
+            self._assigns(s.assigns, scope, later, fmt, "reply")
+        elif isinstance(s, A.PluginStep):
+            kind = s.kind.name
+            spec = self.registry.get("step", kind)
+            if spec is None:
+                cands = list(self.registry.names("step")) + list(BUILTIN_STEPS)
+                self.error("E042", f"unknown statement or step kind `{kind}`", s.kind.pos,
+                           did_you_mean(kind, cands)
+                           or ("statements: " + ", ".join(BUILTIN_STEPS)
+                               + ("; registered steps: " + ", ".join(self.registry.names("step"))
+                                  if self.registry.names("step") else "")))
+                for a in s.assigns:
+                    self._expr(a.value, scope, later)
+            else:
+                given: dict[str, ir.Pos] = {}
+                for a in s.assigns:
+                    key = str(a.parts[0])
+                    if spec.options and spec.option(key) is None:
+                        self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
+                                   did_you_mean(key, spec.option_names)
+                                   or "options: " + ", ".join(spec.option_names))
+                    given[key] = a.pos
+                    self._expr(a.value, scope, later)
+                for opt in spec.options:
+                    if opt.required and opt.name not in given:
+                        self.error("E044", f"step `{kind}` needs option `{opt.name}`", s.kind.pos,
+                                   f"{opt.name}: {opt.doc}" if opt.doc else None)
+            if s.name is not None:
+                self._bind(s.name, Binding("step"), scope)
+
+    def _assigns(self, assigns, scope, later, fmt: str | None, what: str) -> None:
+        known = self.res.format_fields.get(fmt) if fmt else None
+        seen: dict[str, ir.Pos] = {}
+        for a in assigns:
+            top = str(a.parts[0])
+            if a.path in seen:
+                self.error("E037", f"`{a.path}` is set twice", a.pos, f"first set at {seen[a.path]}")
+            seen[a.path] = a.pos
+            if known is not None and top not in known:
+                self.error("E061", f"format `{fmt}` has no field `{top}`", a.pos,
+                           did_you_mean(top, known) or "fields: " + ", ".join(known))
+            self._expr(a.value, scope, later)
+
+    # ------------------------------------------------------------ expressions
+    def _expr(self, e: A.Expr, scope: dict[str, Binding], later) -> None:
+        if isinstance(e, A.Lit):
+            return
+        if isinstance(e, A.Name):
+            self._name(e, scope, later)
+        elif isinstance(e, A.Attr):
+            self._attr(e, scope, later)
+        elif isinstance(e, A.Index):
+            self._expr(e.base, scope, later)
+            self._expr(e.index, scope, later)
+        elif isinstance(e, A.Unary):
+            self._expr(e.operand, scope, later)
+        elif isinstance(e, A.Binary):
+            self._expr(e.left, scope, later)
+            self._expr(e.right, scope, later)
+        elif isinstance(e, A.Cond):
+            for x in (e.test, e.then, e.otherwise):
+                self._expr(x, scope, later)
+        elif isinstance(e, A.ListExpr):
+            for x in e.items:
+                self._expr(x, scope, later)
+        elif isinstance(e, A.Call):
+            self._call(e, scope, later)
+
+    def _name(self, e: A.Name, scope, later) -> bool:
+        n = e.name
+        if n in scope:
+            if scope[n].kind == "table":
+                self.used.add(n)
+            return True
+        if n in later:
+            self.error("E025", f"`{n}` is used before its step", e.pos,
+                       f"`{n}` is bound at {later[n]}; move this use after it")
+        elif n == "msg":
+            self.error("E026", "`msg` is not decoded yet", e.pos,
+                       "add `as FORMAT` to `receive`, or a `decode as FORMAT` step before this")
+        elif n == "error":
+            self.error("E027", "`error` exists only inside `on error`", e.pos,
+                       "use error.code, error.text and error.kind in an `on error` reply or block")
+        elif n in self.decls:
+            cat, node = self.decls[n]
+            self.used.add(n)
+            self.error("E021", f"`{n}` is a {cat}, not a value", e.pos,
+                       f"declared at {node.name.pos}; only tables, msg, raw, error, lets and call "
+                       f"results can be read in expressions")
+        else:
+            cands = list(scope) + list(ROOTS)
+            self.error("E024", f"unknown name `{n}`", e.pos,
+                       did_you_mean(n, cands) or "names in scope: " + ", ".join(sorted(scope)))
+        return False
+
+    def _attr(self, e: A.Attr, scope, later) -> None:
+        base = e.base
+        if isinstance(base, A.Name):
+            if not self._name(base, scope, later):
+                return
+            b = scope[base.name]
+            if b.kind == "table":
+                self.error("E065", f"`{base.name}` is a table: read a row with `{base.name}[KEY].{e.name}`",
+                           e.pos, f"or use lookup({base.name}, KEY, \"{e.name}\")")
+                return
+            if b.kind == "error" and e.name not in ("code", "text", "kind"):
+                self.error("E060", f"`error` has no field `{e.name}`", e.pos,
+                           did_you_mean(e.name, ("code", "text", "kind")) or "error has code, text and kind")
+                return
+            if b.kind in ("msg", "call") and b.format:
+                known = self.res.format_fields.get(b.format)
+                if known is not None and e.name not in known:
+                    self.error("E060", f"format `{b.format}` has no field `{e.name}`", e.pos,
+                               did_you_mean(e.name, known) or "fields: " + ", ".join(known))
+            return
+        if isinstance(base, A.Index) and isinstance(base.base, A.Name) \
+                and scope.get(base.base.name, Binding("x")).kind == "table":
+            self._expr(base, scope, later)
+            cols = self.res.table_columns.get(base.base.name)
+            if cols is not None and e.name not in cols:
+                self.error("E062", f"table `{base.base.name}` has no column `{e.name}`", e.pos,
+                           did_you_mean(e.name, cols) or "columns: " + ", ".join(cols))
+            return
+        self._expr(base, scope, later)
+
+    def _call(self, e: A.Call, scope, later) -> None:
+        sig = SIGNATURES.get(e.func)
+        if sig is None:
+            self.error("E070", f"unknown function `{e.func}`", e.pos,
+                       did_you_mean(e.func, SIGNATURES) or "functions: " + ", ".join(sorted(SIGNATURES)))
+            for a in e.args:
+                self._expr(a, scope, later)
+            return
+        n = len(e.args)
+        if n < sig.min_args or (sig.max_args is not None and n > sig.max_args):
+            want = (f"{sig.min_args}" if sig.min_args == sig.max_args else
+                    f"{sig.min_args} to {sig.max_args}" if sig.max_args is not None else
+                    f"at least {sig.min_args}")
+            self.error("E071", f"{e.func}() takes {want} argument{'s' if sig.max_args != 1 else ''}, "
+                       f"got {n}", e.pos, f"usage: {sig.usage(e.func)}")
+        for i, a in enumerate(e.args):
+            want = sig.types[i] if i < len(sig.types) else "any"
+            if want == "table":
+                if isinstance(a, A.Name) and scope.get(a.name, Binding("x")).kind == "table":
+                    self.used.add(a.name)
+                    if i + 2 < len(e.args) + 1 and len(e.args) > 2 and isinstance(e.args[2], A.Lit) \
+                            and e.args[2].type == "string":
+                        cols = self.res.table_columns.get(a.name)
+                        if cols is not None and e.args[2].value not in cols:
+                            self.error("E062", f"table `{a.name}` has no column `{e.args[2].value}`",
+                                       e.args[2].pos, did_you_mean(e.args[2].value, cols)
+                                       or "columns: " + ", ".join(cols))
+                    continue
+                self.error("E072", f"{e.func}(): argument 1 must be a table name", a.pos,
+                           f"usage: {sig.usage(e.func)}")
+                continue
+            self._expr(a, scope, later)
+            if isinstance(a, A.Lit):
+                ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
+                      "date": ()}.get(want)
+                if ok is not None and a.type not in ok and a.type != "null":
+                    self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
+                               f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
+                               f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
+
+    # ------------------------------------------------------------ unused
+    def _unused(self) -> None:
+        for name, (cat, node) in self.decls.items():
+            if name in self.used:
+                continue
+            code = {"format": "W001", "table": "W002", "channel": "W003"}[cat]
+            self.warn(code, f"{cat} `{name}` is never used", node.name.pos,
+                      "remove it, or use it in a route")
+
+
+def _lit_desc(a: A.Lit) -> str:
+    if a.type == "string":
+        return f'the string "{a.value}"'
+    return f"{a.type} {a.value}"
+
+
+def lower_assigns(assigns) -> tuple[ir.Assign, ...]:
+    return tuple(ir.Assign(a.path, a.value, pos=a.pos) for a in assigns)

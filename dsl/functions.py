@@ -1,0 +1,220 @@
+"""The fixed function library a route may call.  Nothing else is callable.
+
+Each entry: the Python implementation and a ``Sig`` (arity and the types of
+arguments the checker can verify when they are literals).  Money stays
+``Decimal``: a ``float`` never enters; ``round`` rounds half up.
+"""
+from __future__ import annotations
+
+import os
+import uuid as _uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, Callable
+
+
+class FunctionError(ValueError):
+    """Bad argument at run time; the compiler wraps it into an EvalError with a position."""
+
+
+@dataclass(frozen=True)
+class Sig:
+    min_args: int
+    max_args: int | None          # None: any number
+    params: tuple[str, ...]       # names shown in messages
+    types: tuple[str, ...] = ()   # per position: string, number, int, date, table, any
+    doc: str = ""
+
+    def usage(self, name: str) -> str:
+        return f"{name}({', '.join(self.params)})"
+
+
+def _str(v: Any, fn: str) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _num(v: Any, fn: str) -> Decimal | int:
+    if isinstance(v, bool) or v is None:
+        raise FunctionError(f"{fn}: expected a number, got {_tname(v)}")
+    if isinstance(v, (int, Decimal)):
+        return v
+    if isinstance(v, str):
+        try:
+            return Decimal(v.strip())
+        except InvalidOperation:
+            raise FunctionError(f"{fn}: {v!r} is not a number") from None
+    raise FunctionError(f"{fn}: expected a number, got {_tname(v)}")
+
+
+def _int(v: Any, fn: str) -> int:
+    n = _num(v, fn)
+    if isinstance(n, Decimal):
+        if n != n.to_integral_value():
+            raise FunctionError(f"{fn}: expected a whole number, got {n}")
+        return int(n)
+    return n
+
+
+def _tname(v: Any) -> str:
+    if v is None:
+        return "null"
+    return {str: "a string", int: "an integer", Decimal: "a decimal", bool: "a bool",
+            list: "a list", dict: "a record", date: "a date", datetime: "a timestamp"}.get(type(v), type(v).__name__)
+
+
+def f_trim(s: Any) -> str:
+    return _str(s, "trim").strip()
+
+
+def f_upper(s: Any) -> str:
+    return _str(s, "upper").upper()
+
+
+def f_lower(s: Any) -> str:
+    return _str(s, "lower").lower()
+
+
+def f_pad_left(s: Any, n: Any, ch: Any = " ") -> str:
+    ch = _str(ch, "pad_left")
+    if len(ch) != 1:
+        raise FunctionError(f"pad_left: the pad character must be one character, got {ch!r}")
+    return _str(s, "pad_left").rjust(_int(n, "pad_left"), ch)
+
+
+def f_pad_right(s: Any, n: Any, ch: Any = " ") -> str:
+    ch = _str(ch, "pad_right")
+    if len(ch) != 1:
+        raise FunctionError(f"pad_right: the pad character must be one character, got {ch!r}")
+    return _str(s, "pad_right").ljust(_int(n, "pad_right"), ch)
+
+
+def f_substr(s: Any, start: Any, length: Any = None) -> str:
+    """0-based start; ``length`` omitted: to the end."""
+    text = _str(s, "substr")
+    a = _int(start, "substr")
+    if a < 0:
+        raise FunctionError(f"substr: start must be 0 or more, got {a}")
+    if length is None:
+        return text[a:]
+    n = _int(length, "substr")
+    if n < 0:
+        raise FunctionError(f"substr: length must be 0 or more, got {n}")
+    return text[a:a + n]
+
+
+def f_len(v: Any) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, (str, list, tuple, dict)):
+        return len(v)
+    return len(_str(v, "len"))
+
+
+def f_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def f_today() -> date:
+    return date.today()
+
+
+def f_format_date(d: Any, fmt: Any) -> str:
+    if d is None:
+        return ""
+    if isinstance(d, str):
+        raise FunctionError(f"format_date: expected a date, got the string {d!r} (use parse_date first)")
+    if not isinstance(d, (date, datetime)):
+        raise FunctionError(f"format_date: expected a date, got {_tname(d)}")
+    return d.strftime(_str(fmt, "format_date"))
+
+
+def f_parse_date(s: Any, fmt: Any) -> date | None:
+    if s is None or s == "":
+        return None
+    text = _str(s, "parse_date")
+    try:
+        return datetime.strptime(text, _str(fmt, "parse_date")).date()
+    except ValueError as e:
+        raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {e}") from None
+
+
+def f_uuid() -> str:
+    return str(_uuid.uuid4())
+
+
+def f_round(x: Any, n: Any = 0) -> Decimal:
+    """ROUND_HALF_UP: 2.345 -> 2.35, -2.345 -> -2.35 (half away from zero)."""
+    v = _num(x, "round")
+    places = _int(n, "round")
+    return Decimal(v).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def f_abs(x: Any) -> Decimal | int:
+    return abs(_num(x, "abs"))
+
+
+def f_coalesce(*vals: Any) -> Any:
+    for v in vals:
+        if v is not None and v != "":
+            return v
+    return None
+
+
+def f_env(name: Any, default: Any = None) -> Any:
+    return os.environ.get(_str(name, "env"), default)
+
+
+def f_lookup(table: Any, key: Any, column: Any, default: Any = None) -> Any:
+    if not (hasattr(table, "rows") and hasattr(table, "key")):
+        raise FunctionError(f"lookup: the first argument must be a table, got {_tname(table)}")
+    row = table.rows.get(_str(key, "lookup"))
+    if row is None:
+        return default
+    col = _str(column, "lookup")
+    if col not in row:
+        raise FunctionError(f"lookup: table {table.name!r} has no column {col!r}; columns: {', '.join(row)}")
+    return row[col]
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "trim": f_trim, "upper": f_upper, "lower": f_lower,
+    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "len": f_len,
+    "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
+    "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
+    "env": f_env, "lookup": f_lookup,
+}
+
+SIGNATURES: dict[str, Sig] = {
+    "trim": Sig(1, 1, ("s",), ("string",), "removes leading and trailing spaces"),
+    "upper": Sig(1, 1, ("s",), ("string",), "upper case"),
+    "lower": Sig(1, 1, ("s",), ("string",), "lower case"),
+    "pad_left": Sig(2, 3, ("s", "n", 'ch=" "'), ("string", "int", "string"),
+                    "pads on the left to n characters with ch"),
+    "pad_right": Sig(2, 3, ("s", "n", 'ch=" "'), ("string", "int", "string"),
+                     "pads on the right to n characters with ch"),
+    "substr": Sig(2, 3, ("s", "start", "len"), ("string", "int", "int"),
+                  "len characters from start (0-based); without len, to the end"),
+    "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
+    "now": Sig(0, 0, (), (), "current UTC timestamp"),
+    "today": Sig(0, 0, (), (), "today's date (local)"),
+    "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"), "a date rendered with a strftime pattern"),
+    "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern"),
+    "uuid": Sig(0, 0, (), (), "a random UUID string"),
+    "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
+    "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
+    "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\""),
+    "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
+    "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
+                  "a column of the table row with that key, or default when there is no such row"),
+}
+
+assert set(FUNCTIONS) == set(SIGNATURES)

@@ -1,0 +1,116 @@
+"""Entry point: route files -> ``CompileResult(program, diagnostics)``.
+
+``compile_paths`` reads the given files and everything they ``use`` (each
+file once; an include cycle is reported with its chain), parses, checks and,
+when no diagnostic is an error, lowers to a ``dsl.ir.Program``.  Declarations
+keep source order: an included file's declarations take the place of its
+``use`` line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from dsl import ast as A
+from dsl.checker import Checker
+from dsl.diagnostics import ERROR, Diagnostic
+from dsl.ir import Pos, Program
+from dsl.lower import lower
+from dsl.parser import ParseFailure, parse
+
+
+@dataclass
+class CompileResult:
+    program: Program | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.program is not None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+
+class _Loader:
+    def __init__(self, overrides: dict[str, str]) -> None:
+        self.overrides = overrides
+        self.sources: dict[str, str] = {}
+        self.decls: list[A.Decl] = []
+        self.diags: list[Diagnostic] = []
+        self.done: set[str] = set()
+
+    def load(self, path: Path, chain: tuple[str, ...], at: Pos | None) -> None:
+        key = str(path)
+        if key in chain:
+            cycle = " -> ".join(list(chain[chain.index(key):]) + [key])
+            self.diags.append(Diagnostic("E011", ERROR, f"include cycle: {cycle}", at,
+                                         "remove one of the `use` lines in the cycle"))
+            return
+        if key in self.done:
+            return
+        self.done.add(key)
+        try:
+            text = self.overrides[key] if key in self.overrides else path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read file: {e}"
+            self.diags.append(Diagnostic("E010", ERROR, f"{why}: {path}", at,
+                                         "`use` paths are relative to the file that has the `use` line"
+                                         if at else None))
+            return
+        self.sources[key] = text
+        try:
+            module = parse(text, key)
+        except ParseFailure as f:
+            self.diags.append(f.diagnostic)
+            return
+        for d in module.decls:
+            if isinstance(d, A.UseDecl):
+                target = Path(d.path)
+                if not target.is_absolute():
+                    target = path.parent / target
+                self.load(target.resolve(), chain + (key,), d.pos)
+            else:
+                self.decls.append(d)
+
+
+def compile_paths(paths: Iterable[str | Path], registry: Any) -> CompileResult:
+    return _compile(paths, registry, {})
+
+
+def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str]) -> CompileResult:
+    loader = _Loader(overrides)
+    for p in paths:
+        loader.load(Path(p).resolve(), (), None)
+    diags = list(loader.diags)
+    checker = Checker(registry)
+    if not any(d.is_error for d in diags):
+        res = checker.check(loader.decls)
+        diags.extend(checker.diags)
+    else:
+        # A file that does not parse leaves its declarations unknown: checking the
+        # rest would report every use of them, so only the load/parse errors are shown.
+        res = None
+    program = None
+    if res is not None and not any(d.is_error for d in diags):
+        program = lower(loader.decls, res, loader.sources)
+    diags.sort(key=_order)
+    return CompileResult(program, diags, dict(loader.sources))
+
+
+def compile_source(text: str, registry: Any, path: str | Path = "memory.route") -> CompileResult:
+    """Compile ``text`` as if read from ``path`` (which need not exist;
+    relative file references resolve against its folder)."""
+    return _compile([Path(path)], registry, {str(Path(path).resolve()): text})
+
+
+def _order(d: Diagnostic):
+    p = d.pos
+    return (p.file if p else "", p.line if p else 0, p.col if p else 0, d.severity != ERROR)

@@ -1,0 +1,81 @@
+"""Lowering: checked AST -> ``dsl.ir.Program``.
+
+Runs only when the checker found no error, so it may assume every name
+resolves.  Declarations were already resolved by the checker (options
+converted, paths absolute); this module turns routes into ``Route``/``Step``.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from dsl import ast as A
+from dsl import ir
+from dsl.checker import Resolved, lower_assigns
+
+
+def program_version(sources: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for path, text in sorted(sources.items()):
+        h.update(path.encode("utf-8"))
+        h.update(b"\0")
+        h.update(text.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def lower_step(s) -> ir.Step:
+    if isinstance(s, A.Decode):
+        src = s.source if s.source is not None else ir.Name("raw", pos=s.pos)
+        return ir.Step("decode", None, {"format": s.format.name, "source": src}, pos=s.pos)
+    if isinstance(s, A.Let):
+        return ir.Step("let", s.name.name, {"value": s.value}, pos=s.pos)
+    if isinstance(s, A.Validate):
+        rules = tuple(ir.Rule(r.cond, r.code, r.text, pos=r.pos) for r in s.rules)
+        return ir.Step("validate", None, {"rules": rules}, pos=s.pos)
+    if isinstance(s, A.Deal):
+        return ir.Step("deal", None, {"type": s.type.name, "fields": lower_assigns(s.assigns)}, pos=s.pos)
+    if isinstance(s, A.CallStep):
+        return ir.Step("call", s.name.name, {
+            "channel": s.channel.name,
+            "format": s.format.name,
+            "reply_format": s.reply_format.name if s.reply_format is not None else None,
+            "fields": lower_assigns(s.assigns),
+            "expect": s.expect,
+            "timeout": s.timeout.value if s.timeout is not None else None,
+        }, pos=s.pos)
+    if isinstance(s, (A.Reply, A.OnErrorReply)):
+        return ir.Step("reply", None, {"format": s.format.name if s.format is not None else None,
+                                       "fields": lower_assigns(s.assigns)}, pos=s.pos)
+    if isinstance(s, A.PluginStep):
+        return ir.Step(s.kind.name, s.name.name if s.name else None,
+                       {"fields": lower_assigns(s.assigns)}, pos=s.pos)
+    raise TypeError(f"cannot lower {type(s).__name__}")
+
+
+def lower_route(r: A.RouteAst) -> ir.Route:
+    recv = next(s for s in r.body if isinstance(s, A.Receive))
+    steps = []
+    on_error: tuple[ir.Step, ...] = ()
+    for s in r.body:
+        if isinstance(s, A.Receive):
+            continue
+        if isinstance(s, A.OnErrorReply):
+            on_error = (lower_step(s),)
+        elif isinstance(s, A.OnErrorBlock):
+            on_error = tuple(lower_step(x) for x in s.body)
+        else:
+            steps.append(lower_step(s))
+    return ir.Route(r.name.name, recv.channel.name, recv.format.name if recv.format else None,
+                    recv.when, tuple(steps), on_error, pos=r.pos)
+
+
+def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:
+    routes = tuple(lower_route(d) for d in decls if isinstance(d, A.RouteAst))
+    return ir.Program(
+        version=program_version(sources),
+        sources=dict(sources),
+        formats=dict(res.formats),
+        channels=dict(res.channels),
+        tables=dict(res.tables),
+        routes=routes,
+    )

@@ -1,0 +1,340 @@
+"""Route file text -> ``dsl.ast.Module``.
+
+The LALR parser is built once per process (module-level singleton, lark's
+``cache=True`` keeps the tables on disk between processes).  Parse errors
+become a ``Diagnostic`` (see ``dsl.syntax_errors`` for the friendly wording).
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
+
+from dsl import ast as A
+from dsl.diagnostics import Diagnostic
+from dsl.ir import Pos
+
+GRAMMAR = Path(__file__).with_name("route.lark")
+
+_parser: Lark | None = None
+
+
+def get_parser() -> Lark:
+    global _parser
+    if _parser is None:
+        try:
+            _parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
+                                propagate_positions=True, maybe_placeholders=True, cache=True)
+        except OSError:   # cache directory not writable: build without the cache
+            _parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
+                                propagate_positions=True, maybe_placeholders=True)
+    return _parser
+
+
+class ParseFailure(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _keyword_as_name(e: UnexpectedInput) -> bool:
+    """LALR merges states, so the contextual lexer may read a keyword
+    (``timeout``, ``reply`` ...) where only a name fits, e.g. a channel option
+    called ``timeout``.  Re-feed such a token as a NAME when that is accepted."""
+    tok = getattr(e, "token", None)
+    ip = getattr(e, "interactive_parser", None)
+    if tok is None or ip is None or tok.type in ("NAME", "$END"):
+        return False
+    if not str(tok.value).isidentifier() or "NAME" not in ip.accepts():
+        return False
+    ip.feed_token(Token.new_borrow_pos("NAME", str(tok.value), tok))
+    return True
+
+
+def raw_parse(text: str):
+    """The lark tree (used by the syntax-error examples too)."""
+    return get_parser().parse(text, on_error=_keyword_as_name)
+
+
+def parse(text: str, path: str) -> A.Module:
+    """Parse one file.  Raises ``ParseFailure`` carrying a diagnostic."""
+    from dsl.syntax_errors import diagnostic_for
+    try:
+        tree = raw_parse(text)
+    except UnexpectedInput as e:
+        raise ParseFailure(diagnostic_for(e, text, path)) from None
+    try:
+        decls = _Build(path).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, ParseFailure):
+            raise e.orig_exc from None
+        raise
+    return A.Module(path=path, decls=tuple(decls.children if hasattr(decls, "children") else decls))
+
+
+# ------------------------------------------------------------------ transformer
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
+
+
+def unquote(tok: str) -> str:
+    body = tok[1:-1]
+    if "\\" not in body:
+        return body
+    out, i = [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+_DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+
+
+def duration_seconds(text: str) -> Decimal:
+    for unit in ("ms", "s", "m", "h"):
+        if text.endswith(unit):
+            return Decimal(text[: -len(unit)]) * _DURATION_UNITS[unit]
+    raise ValueError(text)
+
+
+@v_args(meta=True)
+class _Build(Transformer):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    # positions
+    def _pos(self, meta: Any) -> Pos:
+        if getattr(meta, "empty", False):
+            return Pos(self.path, 1, 1)
+        return Pos(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tpos(self, tok: Token) -> Pos:
+        return Pos(self.path, tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def _id(self, tok: Token | None) -> A.Ident | None:
+        return None if tok is None else A.Ident(str(tok), self._tpos(tok))
+
+    # ---------------------------------------------------------- declarations
+    def start(self, meta, ch):
+        return list(ch)
+
+    def use_decl(self, meta, ch):
+        return A.UseDecl(unquote(ch[0]), self._pos(meta))
+
+    def format_decl(self, meta, ch):
+        name, kind, *rest = ch
+        fields = None
+        if rest and isinstance(rest[-1], _FieldBlock):
+            fields = rest.pop().fields
+        return A.FormatAst(self._id(name), self._id(kind), tuple(rest), fields, self._pos(meta))
+
+    def atom_word(self, meta, ch):
+        return A.Atom(str(ch[0]), "word", self._tpos(ch[0]))
+
+    def atom_string(self, meta, ch):
+        return A.Atom(unquote(ch[0]), "string", self._tpos(ch[0]))
+
+    def atom_int(self, meta, ch):
+        return A.Atom(int(ch[0]), "int", self._tpos(ch[0]))
+
+    def atom_decimal(self, meta, ch):
+        return A.Atom(Decimal(str(ch[0])), "decimal", self._tpos(ch[0]))
+
+    def field_block(self, meta, ch):
+        return _FieldBlock(tuple(c for c in ch if isinstance(c, A.FieldAst)))
+
+    def field_args(self, meta, ch):
+        return _Args(tuple(c for c in ch if c is not None))
+
+    def field_decl(self, meta, ch):
+        name, typ, *rest = ch
+        args = None
+        cls = None
+        for r in rest:
+            if isinstance(r, _Args):
+                args = r.items
+            elif isinstance(r, Token):
+                cls = self._id(r)
+        return A.FieldAst(self._id(name), self._id(typ), args, cls, self._pos(meta))
+
+    def channel_decl(self, meta, ch):
+        words = [w for w in ch[1:] if isinstance(w, Token)]
+        body = next((b for b in ch if isinstance(b, _ChannelBody)), None)
+        opts: tuple = ()
+        replies: list = []
+        if body is not None:
+            opts = body.options
+            replies = list(body.replies)
+        return A.ChannelAst(self._id(ch[0]), tuple(self._id(w) for w in words), opts,
+                            replies[0] if replies else None, self._pos(meta),
+                            tuple(replies[1:]))
+
+    def channel_body(self, meta, ch):
+        return _ChannelBody(tuple(c for c in ch if isinstance(c, A.ChannelOption)),
+                            tuple(c for c in ch if isinstance(c, A.OnErrorReply)))
+
+    def channel_option(self, meta, ch):
+        return A.ChannelOption(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def channel_error(self, meta, ch):
+        return A.OnErrorReply(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def table_decl(self, meta, ch):
+        name, kind, path, key = ch
+        return A.TableAst(self._id(name), self._id(kind), unquote(path), self._tpos(path),
+                          self._id(key), self._pos(meta))
+
+    def route_decl(self, meta, ch):
+        return A.RouteAst(self._id(ch[0]), tuple(ch[1:]), self._pos(meta))
+
+    # ---------------------------------------------------------- statements
+    def receive_stmt(self, meta, ch):
+        return A.Receive(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta))
+
+    def decode_stmt(self, meta, ch):
+        return A.Decode(ch[0], self._id(ch[1]), self._pos(meta))
+
+    def let_stmt(self, meta, ch):
+        return A.Let(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def validate_stmt(self, meta, ch):
+        return A.Validate(tuple(ch), self._pos(meta))
+
+    def rule(self, meta, ch):
+        return A.RuleAst(ch[0], unquote(ch[1]), unquote(ch[2]), self._pos(meta))
+
+    def deal_stmt(self, meta, ch):
+        return A.Deal(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def call_stmt(self, meta, ch):
+        name, chan, fmt, rfmt, assigns, expect, timeout = ch
+        tlit = None
+        if timeout is not None:
+            tlit = A.Lit(duration_seconds(str(timeout)), "duration", pos=self._tpos(timeout))
+        return A.CallStep(self._id(name), self._id(chan), self._id(fmt), self._id(rfmt), assigns,
+                          expect, tlit, self._pos(meta))
+
+    def reply_stmt(self, meta, ch):
+        return A.Reply(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def on_error_reply(self, meta, ch):
+        return A.OnErrorReply(self._id(ch[0]), ch[1], self._pos(meta))
+
+    def on_error_block(self, meta, ch):
+        return A.OnErrorBlock(tuple(ch), self._pos(meta))
+
+    def plugin_stmt(self, meta, ch):
+        return A.PluginStep(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta))
+
+    def assign_block(self, meta, ch):
+        return tuple(ch)
+
+    def assign(self, meta, ch):
+        return A.AssignAst(ch[0], ch[1], self._pos(meta))
+
+    def target(self, meta, ch):
+        return (str(ch[0]),) + tuple(ch[1:])
+
+    def target_attr(self, meta, ch):
+        return str(ch[0])
+
+    def target_index(self, meta, ch):
+        return int(ch[0])
+
+    # ---------------------------------------------------------- expressions
+    def string(self, meta, ch):
+        return A.Lit(unquote(ch[0]), "string", pos=self._pos(meta))
+
+    def int(self, meta, ch):
+        return A.Lit(int(ch[0]), "int", pos=self._pos(meta))
+
+    def decimal(self, meta, ch):
+        return A.Lit(Decimal(str(ch[0])), "decimal", pos=self._pos(meta))
+
+    def duration(self, meta, ch):
+        return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta))
+
+    def true(self, meta, ch):
+        return A.Lit(True, "bool", pos=self._pos(meta))
+
+    def false(self, meta, ch):
+        return A.Lit(False, "bool", pos=self._pos(meta))
+
+    def null(self, meta, ch):
+        return A.Lit(None, "null", pos=self._pos(meta))
+
+    def name(self, meta, ch):
+        return A.Name(str(ch[0]), pos=self._pos(meta))
+
+    def call(self, meta, ch):
+        return A.Call(str(ch[0]), tuple(c for c in ch[1:] if c is not None), pos=self._pos(meta))
+
+    def list(self, meta, ch):
+        return A.ListExpr(tuple(c for c in ch if c is not None), pos=self._pos(meta))
+
+    def attr(self, meta, ch):
+        return A.Attr(ch[0], str(ch[1]), pos=self._pos(meta))
+
+    def index(self, meta, ch):
+        return A.Index(ch[0], ch[1], pos=self._pos(meta))
+
+    def neg(self, meta, ch):
+        operand = ch[0]
+        if isinstance(operand, A.Lit) and operand.type in ("int", "decimal", "duration"):
+            return A.Lit(-operand.value, operand.type, pos=self._pos(meta))
+        return A.Unary("-", operand, pos=self._pos(meta))
+
+    def not_op(self, meta, ch):
+        return A.Unary("not", ch[0], pos=self._pos(meta))
+
+    def binop(self, meta, ch):
+        return A.Binary(str(ch[1]), ch[0], ch[2], pos=self._pos(meta))
+
+    compare = binop
+
+    def in_op(self, meta, ch):
+        return A.Binary("in", ch[0], ch[1], pos=self._pos(meta))
+
+    def not_in_op(self, meta, ch):
+        return A.Binary("not_in", ch[0], ch[1], pos=self._pos(meta))
+
+    def and_op(self, meta, ch):
+        return A.Binary("and", ch[0], ch[1], pos=self._pos(meta))
+
+    def or_op(self, meta, ch):
+        return A.Binary("or", ch[0], ch[1], pos=self._pos(meta))
+
+    def cond(self, meta, ch):
+        return A.Cond(ch[0], ch[1], ch[2], pos=self._pos(meta))
+
+
+class _FieldBlock:
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: tuple) -> None:
+        self.fields = fields
+
+
+class _Args:
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple) -> None:
+        self.items = items
+
+
+class _ChannelBody:
+    __slots__ = ("options", "replies")
+
+    def __init__(self, options: tuple, replies: tuple) -> None:
+        self.options = options
+        self.replies = replies

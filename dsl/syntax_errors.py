@@ -1,0 +1,124 @@
+"""Parse errors -> friendly diagnostics.
+
+Like lark's own ``GRAMMAR_ERRORS``: a table of labelled bad snippets.  When a
+parse fails, ``UnexpectedInput.match_examples`` finds the snippet that fails
+in the same parser state on the same token, and its label picks the message.
+The error catalogue (``dsl.errors_catalogue``) tests every label.
+"""
+from __future__ import annotations
+
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dsl.diagnostics import ERROR, Diagnostic
+from dsl.ir import Pos
+
+# code -> (message, help, [bad snippets that fail the same way])
+SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
+    "E003": ("a validation rule needs `else reject \"CODE\" \"TEXT\"`",
+             "write each rule as `CONDITION else reject \"CODE\" \"TEXT\"`",
+             ['route r { validate { msg.a > 0 } }',
+              'route r { validate { msg.a > 0 reject "1" "x" } }',
+              'route r { validate { msg.a > 0 else "1" "x" } }']),
+    "E004": ("`reject` needs a code and a text, both quoted",
+             'e.g. `else reject "13" "invalid amount"`',
+             ['route r { validate { msg.a > 0 else reject 13 "x" } }',
+              'route r { validate { msg.a > 0 else reject "13" } }',
+              'route r { validate { msg.a > 0 else reject "13" x } }']),
+    "E005": ("expected `name = value` in a message body",
+             "each line of a `{ ... }` message body is `field = expression`",
+             ['route r { reply X { a } }',
+              'route r { reply X { a b } }',
+              'route r { reply X { a: 1 } }',
+              'route r { deal D { ref msg.a } }',
+              'channel c = tcp listen { address "x" }']),
+    "E006": ("a field declaration is `name type` on its own line",
+             'e.g. `amount decimal(12, 2)`; put each field on a line of its own',
+             ['format F = fixed {\n a string(1) b string(2)\n}',
+              'format F = fixed {\n a\n}',
+              'format F = fixed {\n a string(1) personal x\n}']),
+    "E007": ("unexpected end of file: a `}` is missing",
+             "every `{` needs a matching `}`",
+             ['route r {', 'route r { reply X {', 'format F = fixed {\n a string(1)\n',
+              'channel c = tcp listen {', 'route r { validate {']),
+    "E008": ("`receive` needs `from CHANNEL`",
+             "e.g. `receive from mainframe as BillPayReq`",
+             ['route r { receive mainframe }', 'route r { receive }']),
+    "E009": ("`call` is `call NAME = CHANNEL as FORMAT [reply FORMAT] { ... }`",
+             "name the result, the channel and the request format: `call post = biller as BillerPost { ... }`",
+             ['route r { call biller as X { } }', 'route r { call p = biller { } }',
+              'route r { call p = biller as X }', 'route r { call p biller as X { } }']),
+    "E013": ("expected a declaration: `use`, `format`, `channel`, `table` or `route`",
+             "statements such as `receive` or `reply` go inside `route NAME { ... }`",
+             ['receive from x', 'reply X { }', 'formt X = json', 'x = 1']),
+    "E014": ("an expression is incomplete or malformed",
+             "check for a missing operand, a stray operator or an unclosed `(` / `[`",
+             ['route r { let x = }', 'route r { let x = 1 + }', 'route r { let x = (1 }',
+              'route r { let x = f(1, ) }', 'route r { let x = a == == b }', 'route r { let x = [1, }']),
+    "E015": ("`if` needs `then` and `else`",
+             "write `if CONDITION then A else B`",
+             ['route r { let x = if a b else c }', 'route r { let x = if a then b }']),
+}
+
+GENERIC_TOKEN = "E002"
+GENERIC_CHAR = "E001"
+
+
+def _describe(tok) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    return f"`{tok.value}`"
+
+
+def _expected(e: UnexpectedToken) -> str:
+    names = sorted(getattr(e, "accepts", None) or e.expected or ())
+    shown = []
+    for n in names:
+        if n.startswith("_") or n in ("$END",):
+            continue
+        shown.append(n.lower() if n.isupper() and n not in ("NAME", "STRING", "INT", "DECIMAL", "DURATION") else n)
+    return ", ".join(shown[:12])
+
+
+_examples_cache: dict | None = None
+
+
+def _examples() -> dict[str, list[str]]:
+    global _examples_cache
+    if _examples_cache is None:
+        _examples_cache = {code: v[2] for code, v in SYNTAX_ERRORS.items()}
+    return _examples_cache
+
+
+def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    from dsl.parser import raw_parse
+    line = getattr(e, "line", None) or 1
+    col = getattr(e, "column", None) or 1
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
+        hint = None
+        if ch in "'":
+            hint = 'strings are written in double quotes: "text"'
+        elif ch == ";":
+            hint = "no `;` is needed: put each item on its own line"
+        return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character `{ch}`",
+                          Pos(path, line, col, line, col + 1), hint)
+    tok = getattr(e, "token", None)
+    if isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+        if tok is not None and getattr(tok, "line", None):
+            line, col = tok.line, tok.column
+    label = None
+    try:
+        label = e.match_examples(raw_parse, _examples(), use_accepts=True)
+    except Exception:   # a bad example must not hide the user's error
+        label = None
+    end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
+    pos = Pos(path, line, col, line, end_col)
+    found = _describe(tok) if tok is not None else "the end of the file"
+    if label:
+        msg, help_, _ = SYNTAX_ERRORS[label]
+        return Diagnostic(label, ERROR, f"{msg} (found {found})", pos, help_)
+    expected = _expected(e) if isinstance(e, UnexpectedToken) else ""
+    return Diagnostic(GENERIC_TOKEN, ERROR, f"unexpected {found}",
+                      pos, f"expected one of: {expected}" if expected else None)

@@ -1,0 +1,65 @@
+"""A small registry for the language tests: the channel and format kinds the
+route language needs, described by real ComponentSpecs (no builders: the
+checker only reads specs and calls the pure check/fields hooks)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.registry import Registry
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[2]
+BILL_PAYMENT = REPO / "routes" / "bill_payment" / "bill_payment.route"
+
+_CHANNEL_OPTIONS = (
+    OptionSpec("address", "string", "host:port to listen on or connect to", required=True),
+    OptionSpec("framing", "ident", "length prefix of each frame", default="length2",
+               choices=("length2", "length4")),
+    OptionSpec("max_frame", "int", "largest frame accepted, in bytes", default=65536),
+    OptionSpec("timeout", "duration", "how long to wait for a reply"),
+)
+
+
+def _fixed_check(decl, base_dir):
+    """A fixed record needs every width (the real fixed module does the same)."""
+    return [SpecError(f"field `{f.name}` of a fixed record needs a width, e.g. {f.type}(10)",
+                      path=f.pos.file if f.pos else None, line=f.pos.line if f.pos else None,
+                      col=f.pos.col if f.pos else None, hint="write the width in parentheses")
+            for f in decl.fields if f.width is None]
+
+
+def _fields_of(decl, base_dir):
+    return [f.name for f in decl.fields] if decl.fields else None
+
+
+def build_test_registry() -> Registry:
+    reg = Registry()
+    reg.register(ComponentSpec("channel", "tcp.listen", "accept TCP connections", _CHANNEL_OPTIONS))
+    reg.register(ComponentSpec("channel", "tcp.connect", "connect to a TCP server", _CHANNEL_OPTIONS))
+    reg.register(ComponentSpec("channel", "memory", "in-process channel for tests", (
+        OptionSpec("capacity", "int", "buffered messages", default=0),
+    )))
+    reg.register(ComponentSpec("format", "json", "JSON documents", (
+        OptionSpec("schema", "path", "JSON Schema file validating each message"),
+    ), positional="schema"))
+    reg.register(ComponentSpec("format", "fixed", "fixed-width text records", (
+        OptionSpec("encoding", "ident", "text encoding", default="ascii",
+                   choices=("ascii", "cp037", "cp500", "latin1", "utf8")),
+    ), check=_fixed_check, fields=_fields_of, accepts_fields=True))
+    reg.register(ComponentSpec("format", "csv", "comma separated records", (
+        OptionSpec("delimiter", "string", "field separator", default=","),
+        OptionSpec("header", "bool", "first line names the columns", default=True),
+    ), fields=_fields_of, accepts_fields=True))
+    reg.register(ComponentSpec("step", "audit", "writes an audit line", (
+        OptionSpec("text", "expr", "what to write", required=True),
+        OptionSpec("level", "expr", "info or warning"),
+    )))
+    return reg
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return build_test_registry()
