@@ -1,0 +1,334 @@
+"""The deployment file (``platform.yaml``): what ``bsp run`` runs, and where.
+
+    dep = load_deployment("routes/platform.yaml", env="uat")
+    dep.route_files          # [Path, ...] absolute, sorted
+    dep.ledger_path          # Path
+    dep.admin                # AdminSettings(listen, token: SecretRef | None)
+    dep.secrets["biller_key"].value()   # read from the env var / file now
+    dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
+    dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
+
+The file is checked against ``engine/schemas/platform.schema.json``.  Every
+problem is reported as ``file:line:col: message`` with the key path, all at
+once (``DeploymentError.problems``).  The YAML is composed to a node tree so
+each jsonschema error's ``absolute_path`` maps back to the line it came from.
+Secrets are references only ({env: NAME} or {file: path}); inline values are
+refused.  See ``docs/deployment.md``.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+DEFAULT_LEDGER = Path("var/bsp.duckdb")   # same default as engine.ledger, relative to the cwd
+ENV_VARIABLE = "BSP_ENV"
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class DeploymentError(ValueError):
+    """A bad deployment file.  ``str()`` is one ``file:line:col: message`` line per problem."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SecretError(RuntimeError):
+    """A secret could not be read at use time; names the secret and where it was declared."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret by reference; ``value()`` reads it when called, never at load time."""
+
+    name: str
+    env: str | None = None
+    file: Path | None = None
+    origin: str = ""          # file:line:col of its declaration
+
+    def value(self) -> str:
+        if self.env is not None:
+            v = os.environ.get(self.env)
+            if v is None:
+                raise SecretError(f"{self.origin}: secret {self.name!r}: environment variable {self.env} is not set")
+            return v
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise SecretError(f"{self.origin}: secret {self.name!r}: cannot read {self.file}: {exc.strerror}") from None
+
+    def __repr__(self) -> str:   # never the value
+        src = f"env={self.env!r}" if self.env is not None else f"file={str(self.file)!r}"
+        return f"SecretRef({self.name!r}, {src})"
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    listen: str | None = None
+    token: SecretRef | None = None
+
+
+@dataclass
+class Deployment:
+    path: Path
+    env: str | None
+    route_files: list[Path]
+    ledger_path: Path
+    admin: AdminSettings
+    secrets: dict[str, SecretRef]
+    channel_overrides: dict[str, dict[str, Any]]
+    _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
+    _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
+
+    def where(self, *key_path: str | int) -> str:
+        """``file:line:col`` of a key path in the deployment file (its nearest existing parent)."""
+        kp: KeyPath = tuple(key_path)
+        while kp and kp not in self._marks:
+            kp = kp[:-1]
+        line, col = self._marks.get(kp, (1, 1))
+        return f"{self.path}:{line}:{col}"
+
+    def channel_origin(self, channel: str) -> str:
+        """Where the override of ``channel`` was written (the environment's, if it has one)."""
+        return self.where(*self._override_origin.get(channel, ("channels", channel)))
+
+
+# ------------------------------------------------------------------ YAML with marks
+
+@lru_cache(maxsize=1)
+def platform_schema() -> dict[str, Any]:
+    text = resources.files("engine").joinpath("schemas/platform.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _index(node: yaml.Node, path: KeyPath, marks: dict[KeyPath, tuple[int, int]],
+           keys: dict[KeyPath, tuple[int, int]], dups: list[tuple[KeyPath, yaml.Node, int]]) -> None:
+    marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for knode, vnode in node.value:
+            key = knode.value
+            if key in seen:
+                dups.append((path + (key,), knode, seen[key]))
+            seen.setdefault(key, knode.start_mark.line + 1)
+            keys[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+            _index(vnode, path + (key,), marks, keys, dups)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, path + (i,), marks, keys, dups)
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _yaml_type(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+
+
+_SECRET_HELP = ("write {env: NAME} (read from an environment variable) or {file: path} "
+                "(read from a file, relative to this deployment file)")
+
+
+def _message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]:
+    """(key path to point at, message, point at the key rather than its value)."""
+    path: KeyPath = tuple(err.absolute_path)
+    where = dotted(path)
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    is_secret = schema.get("description", "").startswith("{env: NAME}")
+    v = err.validator
+    if is_secret and v == "type":
+        what = "secret" if path[:1] == ("secrets",) else "token"
+        return path, (f"{where}: inline {what} values are refused (a deployment file is no place for "
+                      f"secrets); {_SECRET_HELP}"), False
+    if is_secret and v in ("minProperties", "maxProperties"):
+        return path, f"{where}: a secret reference names exactly one source; {_SECRET_HELP}", False
+    if v == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extras = [k for k in err.instance if k not in allowed]
+        key = extras[0] if extras else ""
+        hint = difflib.get_close_matches(str(key), allowed, n=1)
+        msg = f"{dotted(path + (key,))}: unknown key {key!r}"
+        msg += f"; did you mean {hint[0]!r}?" if hint else f"; expected one of: {', '.join(allowed)}"
+        if is_secret:
+            msg += f" ({_SECRET_HELP})"
+        return path + (key,), msg, True
+    if v == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        return path, f"{where}: missing required key {missing[0]!r}" + (
+            " (the list of route files to run)" if missing[0] == "routes" else ""), False
+    if v == "type":
+        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        want = {"object": "a mapping", "array": "a list", "string": "a string"}.get(want, want)
+        return path, f"{where}: expected {want}, got {_yaml_type(err.instance)} {err.instance!r}", False
+    if v == "minItems":
+        return path, f"{where}: the list is empty; give at least one route file, directory or glob", False
+    if v == "pattern" and path[-1:] == ("listen",):
+        return path, f"{where}: {err.instance!r} is not host:port (e.g. \"127.0.0.1:7080\")", False
+    if v == "pattern":
+        return path, f"{where}: {err.instance!r} does not match {err.validator_value}", False
+    if v == "propertyNames":
+        return path, f"{where}: {err.message}", True
+    if v == "const":
+        return path, f"{where}: expected {err.validator_value!r}, got {err.instance!r}", False
+    if v == "minLength":
+        return path, f"{where}: must not be empty", False
+    return path, f"{where}: {err.message}", False
+
+
+# ------------------------------------------------------------------ loading
+
+def _read(path: Path) -> tuple[Any, dict[KeyPath, tuple[int, int]], dict[KeyPath, tuple[int, int]], list[Problem]]:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DeploymentError([Problem(name, 1, 1, "no such deployment file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeploymentError([Problem(name, 1, 1, f"cannot read the deployment file: {exc}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        msg = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise DeploymentError([Problem(name, line, col, f"not valid YAML: {msg}")]) from None
+    if node is None:
+        raise DeploymentError([Problem(name, 1, 1, "the deployment file is empty; it needs at least `routes:`")])
+    marks: dict[KeyPath, tuple[int, int]] = {}
+    keys: dict[KeyPath, tuple[int, int]] = {}
+    dups: list[tuple[KeyPath, yaml.Node, int]] = []
+    _index(node, (), marks, keys, dups)
+    problems = [Problem(name, k.start_mark.line + 1, k.start_mark.column + 1,
+                        f"{dotted(p)}: duplicate key {p[-1]!r} (first written on line {first})")
+                for p, k, first in dups]
+    return data, marks, keys, problems
+
+
+def _resolve_routes(items: list[str], base: Path, at: Any) -> tuple[list[Path], list[Problem]]:
+    files: set[Path] = set()
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        target = base / item
+        if glob.has_magic(item):
+            found = [Path(p) for p in glob.glob(str(target), recursive=True) if Path(p).is_file()]
+        elif target.is_dir():
+            found = sorted(target.rglob("*.route"))
+        elif target.is_file():
+            found = [target]
+        else:
+            problems.append(at(("routes", i), f"routes[{i}]: {item!r}: no such file or directory (looked in {base})"))
+            continue
+        if not found:
+            problems.append(at(("routes", i), f"routes[{i}]: {item!r} matches no route file (looked in {base})"))
+        files.update(p.resolve() for p in found)
+    return sorted(files), problems
+
+
+def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
+    """Load and check a deployment file.  ``env`` (or ``$BSP_ENV``) selects an environment.
+
+    Raises ``DeploymentError`` listing every problem as ``file:line:col: message``.
+    """
+    path = Path(path)
+    name = str(path)
+    data, marks, keys, problems = _read(path)
+
+    def at(kp: KeyPath, message: str, *, key: bool = False) -> Problem:
+        line, col = (keys.get(kp) if key else None) or marks.get(kp) or (1, 1)
+        while (line, col) == (1, 1) and kp and kp not in marks:
+            kp = kp[:-1]
+            line, col = marks.get(kp, (1, 1))
+        return Problem(name, line, col, message)
+
+    validator = jsonschema.Draft202012Validator(platform_schema())
+    for err in validator.iter_errors(data):
+        kp, msg, on_key = _message(err)
+        problems.append(at(kp, msg, key=on_key))
+    if problems:
+        problems.sort(key=lambda p: (p.line, p.col))
+        raise DeploymentError(problems)
+
+    base = path.resolve().parent
+    route_files, problems = _resolve_routes(data["routes"], base, at)
+
+    env_source = "--env"
+    if env is None:
+        env = os.environ.get(ENV_VARIABLE) or None
+        env_source = f"${ENV_VARIABLE}"
+    environments: dict[str, Any] = data.get("environments") or {}
+    env_data: dict[str, Any] = {}
+    if env is not None:
+        if env not in environments:
+            known = ", ".join(sorted(environments)) or "none are defined"
+            hint = difflib.get_close_matches(env, list(environments), n=1)
+            problems.append(at(("environments",), (
+                f"environments: environment {env!r} (from {env_source}) is not defined here; "
+                + (f"did you mean {hint[0]!r}? " if hint else "") + f"defined: {known}"), key=True))
+        else:
+            env_data = environments[env] or {}
+
+    ledger = env_data.get("ledger", data.get("ledger"))
+    ledger_path = Path(os.path.normpath(base / ledger)) if ledger else DEFAULT_LEDGER
+
+    secrets = {
+        sname: _secret_ref(sname, ref, base, f"{name}:{marks[('secrets', sname)][0]}:{marks[('secrets', sname)][1]}")
+        for sname, ref in (data.get("secrets") or {}).items()
+    }
+    admin_data = {**(data.get("admin") or {}), **(env_data.get("admin") or {})}
+    token = None
+    if "token" in admin_data:
+        tpath = ("environments", env, "admin", "token") if "token" in (env_data.get("admin") or {}) else ("admin", "token")
+        line, col = marks[tpath]
+        token = _secret_ref("admin.token", admin_data["token"], base, f"{name}:{line}:{col}")
+    admin = AdminSettings(listen=admin_data.get("listen"), token=token)
+
+    overrides: dict[str, dict[str, Any]] = copy.deepcopy(data.get("channels") or {})
+    origin: dict[str, KeyPath] = {ch: ("channels", ch) for ch in overrides}
+    for ch, opts in (env_data.get("channels") or {}).items():
+        overrides.setdefault(ch, {}).update(copy.deepcopy(opts))
+        origin[ch] = ("environments", str(env), "channels", ch)
+
+    if problems:
+        raise DeploymentError(problems)
+    return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
+                      secrets=secrets, channel_overrides=overrides, _marks=marks, _override_origin=origin)
+
+
+def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> SecretRef:
+    if "env" in ref:
+        return SecretRef(name=name, env=ref["env"], origin=origin)
+    return SecretRef(name=name, file=base / ref["file"], origin=origin)
+
+
+__all__ = ["load_deployment", "Deployment", "DeploymentError", "Problem", "SecretRef", "SecretError",
+           "AdminSettings", "platform_schema", "ENV_VARIABLE"]
