@@ -202,7 +202,7 @@ class Dispatcher:
     async def _commit(self, rec: DealRecord, ex: Exchange) -> None:
         try:
             await self.ledger.commit(rec)
-        except ValueError as exc:   # DealError / LedgerError: answer nothing we cannot prove was stored
+        except Exception as exc:   # DealError / LedgerError: answer nothing we cannot prove was stored
             log.error("deal not recorded, reply withheld: %s", exc)
             self.stats.unrecorded += 1
             ex.reply = None

@@ -1,0 +1,125 @@
+"""Test kit for engine tests: compile route text, run a real switchboard on loopback
+with a real DuckDB ledger, a real TCP counterpart, and read the ledger back."""
+from __future__ import annotations
+
+import functools
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import duckdb
+import orjson
+import trio
+
+from dsl.load import compile_paths
+from engine.ledger import open_ledger
+from engine.registry import default_registry
+from engine.runtime import Switchboard
+from formats.framing import LengthPrefixFramer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def compile_text(tmp_path: Path, text: str, name: str = "test.route", registry: Any = None) -> Any:
+    path = tmp_path / name
+    path.write_text(text)
+    res = compile_paths([path], registry or default_registry())
+    errors = [d for d in res.diagnostics if d.severity == "error"]
+    assert res.program is not None and not errors, res.diagnostics
+    return res.program
+
+
+@asynccontextmanager
+async def running(program: Any, ledger_path: Path, overrides: dict | None = None,
+                  registry: Any = None, grace: float = 5.0) -> AsyncIterator[Switchboard]:
+    """A switchboard serving ``program``; drained and the ledger flushed on exit."""
+    async with open_ledger(ledger_path) as ledger:
+        sb = Switchboard(program, registry or default_registry(), ledger=ledger,
+                         overrides=overrides, grace=grace)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sb.run)
+            try:
+                yield sb
+            finally:
+                sb.drain()
+
+
+def deals(ledger_path: Path) -> list[dict[str, Any]]:
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        cur = con.execute("SELECT * FROM deals ORDER BY received_at, deal_id")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+class Client:
+    """A framed TCP client on a real socket."""
+
+    def __init__(self, stream: trio.SocketStream, width: int) -> None:
+        self.stream = stream
+        self.tx = LengthPrefixFramer(width)
+        self.rx = LengthPrefixFramer(width)
+        self.pending: list[bytes] = []
+
+    @classmethod
+    async def open(cls, port: int, width: int = 2) -> "Client":
+        return cls(await trio.open_tcp_stream("127.0.0.1", port), width)
+
+    async def send(self, *payloads: bytes) -> None:
+        await self.stream.send_all(b"".join(self.tx.frame(p) for p in payloads))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def recv(self, n: int = 1) -> list[bytes]:
+        while len(self.pending) < n:
+            data = await self.stream.receive_some(65536)
+            assert data, f"connection closed with {len(self.pending)} of {n} replies"
+            self.pending.extend(self.rx.feed(data))
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out
+
+    async def recv_json(self, n: int = 1) -> list[Any]:
+        return [orjson.loads(r) for r in await self.recv(n)]
+
+    async def closed(self) -> bool:
+        return await self.stream.receive_some(16) == b""
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any], width: int = 4) -> int:
+    """A real TCP JSON server: one reply per request, in order.  ``answer`` returns a dict or None (no reply)."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(width)
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                out = []
+                for p in f.feed(data):
+                    r = answer(orjson.loads(p))
+                    if r is not None:
+                        out.append(f.frame(orjson.dumps(r)))
+                if out:
+                    await stream.send_all(b"".join(out))
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+def free_port() -> int:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
