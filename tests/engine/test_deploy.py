@@ -1,0 +1,199 @@
+"""The deployment file: valid files, each kind of error at its line, secrets, environments."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.deploy import DEFAULT_LEDGER, DeploymentError, SecretError, load_deployment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "a.route").write_text("# a\n")
+    (tmp_path / "svc" / "b.route").write_text("# b\n")
+    (tmp_path / "svc" / "deep").mkdir()
+    (tmp_path / "svc" / "deep" / "c.route").write_text("# c\n")
+    (tmp_path / "svc" / "notes.txt").write_text("not a route\n")
+    return tmp_path
+
+
+def write(site: Path, text: str) -> Path:
+    p = site / "platform.yaml"
+    p.write_text(textwrap.dedent(text).lstrip("\n"))
+    return p
+
+
+def problems(path: Path, env: str | None = None) -> list[str]:
+    with pytest.raises(DeploymentError) as info:
+        load_deployment(path, env=env)
+    return str(info.value).splitlines()
+
+
+GOOD = """
+version: 1
+routes:
+  - svc/*.route
+  - svc/deep
+ledger: data/ledger.duckdb
+admin:
+  listen: "127.0.0.1:7080"
+  token: {file: secrets/admin.token}
+secrets:
+  biller_key: {env: TEST_BILLER_KEY}
+channels:
+  biller: {timeout: 3s}
+environments:
+  uat:
+    ledger: data/uat.duckdb
+    channels:
+      mainframe: {address: "127.0.0.1:7101"}
+      biller: {address: "127.0.0.1:7102"}
+"""
+
+
+def test_valid_file(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    dep = load_deployment(write(site, GOOD))
+    assert dep.env is None
+    assert dep.route_files == [site / "svc" / "a.route", site / "svc" / "b.route", site / "svc" / "deep" / "c.route"]
+    assert dep.ledger_path == site / "data" / "ledger.duckdb"
+    assert dep.admin.listen == "127.0.0.1:7080"
+    assert dep.channel_overrides == {"biller": {"timeout": "3s"}}
+    assert dep.where("channels", "biller") == f"{site / 'platform.yaml'}:12:11"
+
+
+def test_env_override_applied(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    dep = load_deployment(write(site, GOOD), env="uat")
+    assert dep.env == "uat"
+    assert dep.ledger_path == site / "data" / "uat.duckdb"
+    assert dep.channel_overrides == {
+        "mainframe": {"address": "127.0.0.1:7101"},
+        "biller": {"timeout": "3s", "address": "127.0.0.1:7102"},    # merged over the base
+    }
+    assert dep.channel_origin("mainframe").endswith("platform.yaml:17:18")
+    assert dep.channel_origin("biller").endswith("platform.yaml:18:15")
+
+
+def test_env_from_bsp_env(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BSP_ENV", "uat")
+    assert load_deployment(write(site, GOOD)).channel_overrides["mainframe"] == {"address": "127.0.0.1:7101"}
+
+
+def test_unknown_env(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    [p] = problems(write(site, GOOD), env="uta")
+    assert p.endswith("platform.yaml:13:1: environments: environment 'uta' (from --env) is not defined here; "
+                      "did you mean 'uat'? defined: uat")
+
+
+def test_secrets_read_at_use_time(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dep = load_deployment(write(site, GOOD))
+    key = dep.secrets["biller_key"]
+    monkeypatch.delenv("TEST_BILLER_KEY", raising=False)
+    with pytest.raises(SecretError, match=r"platform.yaml:10:15: secret 'biller_key': environment variable TEST_BILLER_KEY is not set"):
+        key.value()
+    monkeypatch.setenv("TEST_BILLER_KEY", "s3cret")
+    assert key.value() == "s3cret"
+    assert "s3cret" not in repr(dep)
+    with pytest.raises(SecretError, match="cannot read"):
+        dep.admin.token.value()
+    (site / "secrets").mkdir()
+    (site / "secrets" / "admin.token").write_text("tok-123\n")
+    assert dep.admin.token.value() == "tok-123"
+
+
+def test_default_ledger(site: Path) -> None:
+    dep = load_deployment(write(site, "routes: [svc/a.route]\n"))
+    assert dep.ledger_path == DEFAULT_LEDGER and dep.secrets == {} and dep.channel_overrides == {}
+
+
+@pytest.mark.parametrize("text, expected", [
+    # inline secret
+    ("routes: [svc/a.route]\nsecrets:\n  db: hunter2\n",
+     "3:7: secrets.db: inline secret values are refused"),
+    # inline admin token
+    ("routes: [svc/a.route]\nadmin:\n  token: abc\n",
+     "3:10: admin.token: inline token values are refused"),
+    # a secret with both sources
+    ("routes: [svc/a.route]\nsecrets:\n  db: {env: A, file: b}\n",
+     "3:7: secrets.db: a secret reference names exactly one source"),
+    # a secret with a value key
+    ("routes: [svc/a.route]\nsecrets:\n  db: {value: x}\n",
+     "3:8: secrets.db.value: unknown key 'value'"),
+    # unknown top-level key, with a suggestion
+    ("routes: [svc/a.route]\nledgr: x.duckdb\n",
+     "2:1: ledgr: unknown key 'ledgr'; did you mean 'ledger'?"),
+    # missing routes
+    ("ledger: x.duckdb\n",
+     "1:1: (top level): missing required key 'routes'"),
+    # wrong type
+    ("routes: svc/a.route\n",
+     "1:9: routes: expected a list, got a string 'svc/a.route'"),
+    # empty route list
+    ("routes: []\n",
+     "1:9: routes: the list is empty"),
+    # bad listen address
+    ("routes: [svc/a.route]\nadmin:\n  listen: 7080\n",
+     "3:11: admin.listen: expected a string, got a number 7080"),
+    ("routes: [svc/a.route]\nadmin:\n  listen: localhost\n",
+     "3:11: admin.listen: 'localhost' is not host:port"),
+    # channel override that is not a mapping
+    ("routes: [svc/a.route]\nenvironments:\n  uat:\n    channels:\n      mainframe: 127.0.0.1\n",
+     "5:18: environments.uat.channels.mainframe: expected a mapping"),
+    # unknown key inside an environment
+    ("routes: [svc/a.route]\nenvironments:\n  uat:\n    chanels: {}\n",
+     "4:5: environments.uat.chanels: unknown key 'chanels'; did you mean 'channels'?"),
+    # route glob matching nothing, and a missing file
+    ("routes:\n  - svc/a.route\n  - other/*.route\n  - svc/zz.route\n",
+     "3:5: routes[1]: 'other/*.route' matches no route file"),
+    ("routes:\n  - svc/a.route\n  - svc/zz.route\n",
+     "3:5: routes[1]: 'svc/zz.route': no such file or directory"),
+    # duplicate key
+    ("routes: [svc/a.route]\nledger: a.duckdb\nledger: b.duckdb\n",
+     "3:1: ledger: duplicate key 'ledger' (first written on line 2)"),
+    # YAML syntax
+    ("routes: [svc/a.route\nledger: x\n",
+     "not valid YAML"),
+    # empty file
+    ("", "1:1: the deployment file is empty"),
+    # wrong version
+    ("version: 2\nroutes: [svc/a.route]\n", "1:10: version: expected 1, got 2"),
+])
+def test_errors_name_file_line_and_key(site: Path, text: str, expected: str) -> None:
+    path = site / "platform.yaml"
+    path.write_text(text)
+    found = problems(path)
+    assert any(f"{path}:" in p and expected in p for p in found), found
+
+
+def test_all_problems_reported_at_once_in_line_order(site: Path) -> None:
+    path = write(site, """
+        routes: [svc/a.route]
+        secrets:
+          db: hunter2
+        admin:
+          listen: nowhere
+        ledgr: x
+        """)
+    found = problems(path)
+    assert [p.split(": ")[0].rsplit(":", 2)[1] for p in found] == ["3", "5", "6"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert problems(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}:1:1: no such deployment file"]
+
+
+def test_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    example = REPO / "routes" / "platform.yaml"
+    dep = load_deployment(example, env="uat")
+    assert REPO / "routes" / "bill_payment" / "bill_payment.route" in dep.route_files
+    assert dep.channel_overrides["mainframe"] == {"address": "127.0.0.1:7101"}
+    assert dep.ledger_path == REPO / "var" / "bsp-uat.duckdb"
+    assert load_deployment(example).ledger_path == REPO / "var" / "bsp.duckdb"
