@@ -58,6 +58,14 @@ def to_json(value: Any) -> str | None:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+_TEXT_FIELDS = ("reference", "currency", "party", "response_code", "reason")
+
+
+def _text(value: str | int | None) -> str | None:
+    """Text columns take str; an int (a numeric trace number) is stored as its digits."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 class DealError(ValueError):
     """A DealRecord that the ledger cannot store; the message names the field."""
 
@@ -105,6 +113,10 @@ class DealRecord:
                 raise DealError(
                     f"deal {self.deal_id}: field {name}: expected a timezone-aware datetime, got {v!r}",
                 )
+        for name in _TEXT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                raise DealError(f"deal {self.deal_id}: field {name}: expected text, got {type(v).__name__} {v!r:.60}")
         if self.amount is not None:
             if isinstance(self.amount, float) or not isinstance(self.amount, Decimal):
                 raise DealError(
@@ -122,13 +134,13 @@ class DealRecord:
             "route": self.route,
             "config_version": self.config_version,
             "channel": self.channel,
-            "reference": self.reference,
+            "reference": _text(self.reference),
             "amount": self.amount,
-            "currency": self.currency,
-            "party": self.party,
+            "currency": _text(self.currency),
+            "party": _text(self.party),
             "status": self.status,
-            "response_code": self.response_code,
-            "reason": self.reason,
+            "response_code": _text(self.response_code),
+            "reason": _text(self.reason),
             "received_at": self.received_at,
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,

@@ -102,8 +102,11 @@ async def test_float_and_unstorable_amounts_are_refused_at_commit(tmp_path: Path
             await ledger.commit(deal(4, received_at=datetime(2026, 3, 1)))
         with pytest.raises(DealError, match="field status"):
             await ledger.commit(deal(5, status="ok"))
-        await ledger.commit(deal(6, amount=Decimal("7.500000")))   # trailing zeros are fine
-    assert [str(r["amount"]) for r in query_deals(tmp_path / "l.duckdb")] == ["7.50"]
+        with pytest.raises(DealError, match="field reference: expected text, got float"):
+            await ledger.commit(deal(7, reference=1.5))
+        await ledger.commit(deal(6, amount=Decimal("7.500000"), reference=42))   # trailing zeros are fine
+    [row] = query_deals(tmp_path / "l.duckdb")
+    assert str(row["amount"]) == "7.50" and row["reference"] == "42"
 
 
 async def test_failed_row_reaches_its_waiter_and_spares_the_batch(tmp_path: Path) -> None:
