@@ -1,0 +1,374 @@
+"""Expression trees -> Python closures ``f(scope) -> value``.
+
+No source text is ever ``eval``-ed or ``exec``-ed: each IR node becomes a
+small closure over its children's closures.  A route can only call
+``dsl.functions.FUNCTIONS``; reading ``a.b`` only reads the key ``"b"`` of a
+dict (never ``getattr``), so an expression cannot reach Python objects.
+
+Semantics:
+- a missing name, dict key or list index reads as null (None);
+- numbers are ``int`` / ``Decimal`` (never float); ``/`` gives a Decimal;
+- ``+`` with a string on either side concatenates (Decimals rendered plainly,
+  null as "");
+- ``and`` / ``or`` / ``not`` / ``if`` treat null, false, 0 and "" as false;
+- ``x in table`` tests the table's keys, ``x in [..]`` the list, ``x in "..."`` a substring.
+Every run-time failure raises ``EvalError`` carrying the position of the
+failing sub-expression.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any, Callable, Mapping, Sequence
+
+from dsl import ir
+from dsl.eval_error import EvalError
+from dsl.functions import FUNCTIONS, FunctionError
+from dsl.tables import Table
+
+__all__ = ["EvalError", "compile_expr", "compile_assigns", "Scope", "Evaluator"]
+
+Scope = Mapping[str, Any]
+Evaluator = Callable[[Scope], Any]
+
+
+def compile_expr(expr: ir.Expr) -> Evaluator:
+    fn = _COMPILERS.get(type(expr))
+    if fn is None:
+        raise TypeError(f"not an expression node: {type(expr).__name__}")
+    return fn(expr)
+
+
+# ------------------------------------------------------------------ helpers
+
+def _tname(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a bool"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, Decimal):
+        return "a decimal"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, Table):
+        return "a table"
+    if isinstance(v, Mapping):
+        return "a record"
+    if isinstance(v, date):
+        return "a date"
+    if isinstance(v, (bytes, bytearray)):
+        return "bytes"
+    return "a value"
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("latin-1")
+    return str(v)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+
+
+def truthy(v: Any) -> bool:
+    if v is None:
+        return False
+    if isinstance(v, bool):
+        return v
+    if _is_num(v):
+        return v != 0
+    if isinstance(v, (str, list, tuple, dict)):
+        return len(v) > 0
+    return True
+
+
+def _show(e: ir.Expr) -> str:
+    """A short rendering of an expression for messages (``msg.amount``)."""
+    if isinstance(e, ir.Name):
+        return e.name
+    if isinstance(e, ir.Attr):
+        return f"{_show(e.base)}.{e.name}"
+    if isinstance(e, ir.Index):
+        return f"{_show(e.base)}[{_show(e.index)}]"
+    if isinstance(e, ir.Lit):
+        return repr(e.value) if e.type == "string" else _text(e.value) if e.type != "null" else "null"
+    if isinstance(e, ir.Call):
+        return f"{e.func}(...)"
+    return "the expression"
+
+
+# ------------------------------------------------------------------ nodes
+
+def _lit(e: ir.Lit) -> Evaluator:
+    value = e.value
+    if isinstance(value, float):  # never: the parser makes Decimals, but guard the contract
+        value = Decimal(str(value))
+    return lambda scope: value
+
+
+def _name(e: ir.Name) -> Evaluator:
+    name = e.name
+
+    def run(scope: Scope) -> Any:
+        return scope.get(name)
+    return run
+
+
+def _attr(e: ir.Attr) -> Evaluator:
+    base = compile_expr(e.base)
+    key = e.name
+    pos = e.pos
+
+    def run(scope: Scope) -> Any:
+        v = base(scope)
+        if v is None:
+            return None
+        if isinstance(v, Table):
+            raise EvalError(f"{_show(e.base)} is a table: read a row with {_show(e.base)}[KEY].{key}", pos)
+        if isinstance(v, Mapping):
+            return v.get(key)
+        raise EvalError(f"cannot read field {key!r} of {_tname(v)} ({_show(e.base)})", pos)
+    return run
+
+
+def _index(e: ir.Index) -> Evaluator:
+    base = compile_expr(e.base)
+    idx = compile_expr(e.index)
+    pos = e.pos
+
+    def run(scope: Scope) -> Any:
+        v = base(scope)
+        k = idx(scope)
+        if isinstance(v, Table):
+            try:
+                return v[k]
+            except EvalError as err:
+                raise EvalError(err.message, pos) from None
+        if v is None:
+            return None
+        if isinstance(v, (list, tuple)):
+            if not _is_num(k) or k != int(k):
+                raise EvalError(f"a list index must be a whole number, got {_tname(k)} in {_show(e)}", pos)
+            i = int(k)
+            return v[i] if -len(v) <= i < len(v) else None
+        if isinstance(v, Mapping):
+            return v.get(_text(k))
+        raise EvalError(f"cannot index {_tname(v)} ({_show(e.base)})", pos)
+    return run
+
+
+def _unary(e: ir.Unary) -> Evaluator:
+    operand = compile_expr(e.operand)
+    pos = e.pos
+    if e.op == "not":
+        return lambda scope: not truthy(operand(scope))
+
+    def neg(scope: Scope) -> Any:
+        v = operand(scope)
+        if not _is_num(v):
+            raise EvalError(f"cannot negate {_tname(v)} ({_show(e.operand)})", pos)
+        return -v
+    return neg
+
+
+def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
+    if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        return _text(a) + _text(b)
+    if not (_is_num(a) and _is_num(b)):
+        raise EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
+                        e.pos)
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return Decimal(a) / Decimal(b)
+        if op == "%":
+            if isinstance(a, int) and isinstance(b, int):
+                if b == 0:
+                    raise ZeroDivisionError
+                return a % b
+            return Decimal(a) % Decimal(b)
+    except (ZeroDivisionError, DivisionByZero):
+        raise EvalError(f"division by zero ({_show(e.right)} is 0)", e.pos) from None
+    except InvalidOperation:
+        raise EvalError(f"invalid arithmetic: {_text(a)} {op} {_text(b)}", e.pos) from None
+    raise AssertionError(op)
+
+
+def _compare(op: str, a: Any, b: Any, e: ir.Binary) -> bool:
+    if op == "==":
+        return _eq(a, b)
+    if op == "!=":
+        return not _eq(a, b)
+    ok = (_is_num(a) and _is_num(b)) or (isinstance(a, str) and isinstance(b, str)) or \
+         (isinstance(a, date) and isinstance(b, date) and type(a) is type(b))
+    if not ok:
+        raise EvalError(f"cannot compare {_tname(a)} ({_show(e.left)}) {op} {_tname(b)} ({_show(e.right)})",
+                        e.pos)
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    return a >= b
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if _is_num(a) and _is_num(b):
+        return a == b
+    if type(a) is not type(b) and not (isinstance(a, Mapping) and isinstance(b, Mapping)) \
+            and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple))):
+        return False
+    return a == b
+
+
+def _contains(a: Any, b: Any, e: ir.Binary) -> bool:
+    if isinstance(b, Table):
+        return a in b
+    if isinstance(b, (list, tuple)):
+        return any(_eq(a, x) for x in b)
+    if isinstance(b, Mapping):
+        return _text(a) in b
+    if isinstance(b, str):
+        return _text(a) in b
+    if b is None:
+        return False
+    raise EvalError(f"`in` needs a list, a table or a string on its right, got {_tname(b)} ({_show(e.right)})",
+                    e.pos)
+
+
+def _binary(e: ir.Binary) -> Evaluator:
+    left = compile_expr(e.left)
+    right = compile_expr(e.right)
+    op = e.op
+    if op == "and":
+        return lambda scope: truthy(left(scope)) and truthy(right(scope))
+    if op == "or":
+        return lambda scope: truthy(left(scope)) or truthy(right(scope))
+    if op in ("+", "-", "*", "/", "%"):
+        return lambda scope: _arith(op, left(scope), right(scope), e)
+    if op in ("==", "!=", "<", "<=", ">", ">="):
+        return lambda scope: _compare(op, left(scope), right(scope), e)
+    if op == "in":
+        return lambda scope: _contains(left(scope), right(scope), e)
+    if op == "not_in":
+        return lambda scope: not _contains(left(scope), right(scope), e)
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _cond(e: ir.Cond) -> Evaluator:
+    test, then, other = compile_expr(e.test), compile_expr(e.then), compile_expr(e.otherwise)
+    return lambda scope: then(scope) if truthy(test(scope)) else other(scope)
+
+
+def _call(e: ir.Call) -> Evaluator:
+    fn = FUNCTIONS.get(e.func)
+    pos = e.pos
+    if fn is None:
+        raise EvalError(f"unknown function {e.func!r}", pos)
+    args = tuple(compile_expr(a) for a in e.args)
+
+    def run(scope: Scope) -> Any:
+        values = [a(scope) for a in args]
+        try:
+            return fn(*values)
+        except EvalError as err:
+            raise EvalError(err.message, pos) from None
+        except FunctionError as err:
+            raise EvalError(str(err), pos) from None
+        except (TypeError, ValueError, ArithmeticError) as err:
+            raise EvalError(f"{e.func}(): {err}", pos) from None
+    return run
+
+
+def _list(e: ir.ListExpr) -> Evaluator:
+    items = tuple(compile_expr(x) for x in e.items)
+    return lambda scope: [f(scope) for f in items]
+
+
+_COMPILERS: dict[type, Callable[[Any], Evaluator]] = {
+    ir.Lit: _lit, ir.Name: _name, ir.Attr: _attr, ir.Index: _index, ir.Unary: _unary,
+    ir.Binary: _binary, ir.Cond: _cond, ir.Call: _call, ir.ListExpr: _list,
+}
+
+
+# ------------------------------------------------------------------ message bodies
+
+_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.")
+
+
+def split_path(path: str) -> tuple[str | int, ...]:
+    """``lines[0].amount`` -> ("lines", 0, "amount")."""
+    parts: list[str | int] = []
+    pos = 0
+    while pos < len(path):
+        m = _PART.match(path, pos)
+        if m is None:
+            raise ValueError(f"bad field path {path!r} at {pos}")
+        if m.group(1) is not None:
+            parts.append(m.group(1))
+        elif m.group(2) is not None:
+            parts.append(int(m.group(2)))
+        pos = m.end()
+    return tuple(parts)
+
+
+def _put(root: dict, parts: Sequence[str | int], value: Any, path: str, pos: ir.Pos | None) -> None:
+    node: Any = root
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        nxt = None if last else parts[i + 1]
+        empty: Any = [] if isinstance(nxt, int) else {}
+        if isinstance(part, int):
+            if not isinstance(node, list):
+                raise EvalError(f"{path}: cannot index a record with [{part}]", pos)
+            while len(node) <= part:
+                node.append(None)
+            if last:
+                node[part] = value
+            else:
+                if node[part] is None:
+                    node[part] = empty
+                node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise EvalError(f"{path}: cannot set field {part!r} on a list", pos)
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = empty
+                node = node[part]
+
+
+def compile_assigns(assigns: Sequence[ir.Assign]) -> Callable[[Scope], dict]:
+    """``{ a.b = x  lines[0].amount = y }`` -> f(scope) building the nested dict."""
+    plan = [(split_path(a.path), compile_expr(a.value), a.path, a.pos) for a in assigns]
+
+    def run(scope: Scope) -> dict:
+        out: dict = {}
+        for parts, fn, path, pos in plan:
+            _put(out, parts, fn(scope), path, pos)
+        return out
+    return run
