@@ -1,0 +1,76 @@
+"""The ``iso20022`` format kind: ``format Pay = iso20022 pacs.008 xsd "pacs.008.001.08.xsd"``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import SpecError
+from formats.iso20022.codec import Iso20022Codec
+from formats.iso20022.schema import load_schema, matches
+
+_MSG = __import__("re").compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
+
+
+def _opts(decl: Any) -> dict[str, Any]:
+    return dict(getattr(decl, "options", None) or {})
+
+
+def _where(decl: Any) -> dict[str, Any]:
+    pos = getattr(decl, "pos", None)
+    return {"path": getattr(pos, "file", None), "line": getattr(pos, "line", None), "col": getattr(pos, "col", None)}
+
+
+def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    opts = _opts(decl)
+    errors: list[SpecError] = []
+    msg = opts.get("message")
+    if msg is not None and (not isinstance(msg, str) or not _MSG.match(msg)):
+        errors.append(SpecError(f"message must look like pacs.008 or pacs.008.001.08, got {msg!r}", **_where(decl)))
+    for key in ("xsd", "xsd_dir"):
+        p = opts.get(key)
+        if p is not None and base_dir is not None and not Path(p).is_absolute():
+            opts[key] = str(Path(base_dir) / p)
+    if opts.get("xsd"):
+        try:
+            schema = load_schema(str(opts["xsd"]))
+        except SpecError as exc:
+            errors.append(exc)
+        else:
+            if isinstance(msg, str) and not matches(msg, schema.message):
+                errors.append(SpecError(f"the XSD is for {schema.message}, the format says {msg}", **_where(decl)))
+    if opts.get("xsd_dir") and not Path(opts["xsd_dir"]).is_dir():
+        errors.append(SpecError(f"xsd_dir {opts['xsd_dir']!r} is not a directory", **_where(decl)))
+    return errors
+
+
+def build(decl: Any) -> Iso20022Codec:
+    errors = check(decl)
+    if errors:
+        raise errors[0]
+    o = _opts(decl)
+    return Iso20022Codec(message=o.get("message"), xsd=o.get("xsd"), xsd_dir=o.get("xsd_dir"),
+                         validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"))
+
+
+COMPONENT = ComponentSpec(
+    category="format",
+    name="iso20022",
+    doc=("ISO 20022 XML (pain, pacs, camt ...): the message type comes from the Document namespace, values "
+         "are typed by the XSD (Decimal amounts as {value, Ccy}, dates, booleans; repeatable elements always "
+         "lists), documents are validated against the XSD on decode and encode, and the writer orders "
+         "elements by the schema."),
+    options=(
+        OptionSpec("message", "ident", "the accepted message: pacs.008 (any version) or pacs.008.001.08"),
+        OptionSpec("xsd", "path", "the message's XSD"),
+        OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs by target namespace"),
+        OptionSpec("validate", "bool", "validate against the XSD (false: parse only, leaves stay text)",
+                   default=True),
+    ),
+    build=build,
+    check=check,
+    fields=None,
+    examples=('format Transfer = iso20022 pacs.008 xsd "xsd/pacs.008.001.08.xsd"',
+              'format Statement = iso20022 camt.053 xsd_dir "xsd"'),
+    positional="message",
+)

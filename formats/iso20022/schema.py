@@ -1,0 +1,183 @@
+"""ISO 20022 schemas: the XSD catalog, lxml validators and the value shapes.
+
+A *shape* is what the codec needs from an XSD to type values and order
+elements, computed once per XSD with ``xmlschema`` (slow, ~0.2 s per XSD)
+and then applied to lxml trees (fast):
+
+* ``TypeShape.kind``: ``complex`` (children), ``amount`` (simple content
+  with attributes, e.g. ``<InstdAmt Ccy="EUR">``), or a scalar kind
+  ``str decimal int bool date datetime time``.
+* ``TypeShape.children``: child element name -> ``(repeat, TypeShape)`` in
+  schema order (the writer emits children in this order).  ``repeat`` is
+  True when maxOccurs > 1: such an element always decodes to a list.
+* ``ANY``: an ``xs:any`` wildcard (e.g. ``SplmtryData/Envlp``): content
+  decoded generically (strings).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from formats.errors import SpecError
+
+NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
+_MSG_ID = re.compile(r"([a-z]{4}\.\d{3}\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*?)(?:\.xsd)?$")
+ENV_PATH = "BSP_ISO20022_XSD_PATH"
+
+
+def message_id(namespace: str | None) -> str | None:
+    """``urn:iso:std:iso:20022:tech:xsd:camt.053.001.02`` -> ``camt.053.001.02`` (also SIX/DK variants)."""
+    if not namespace:
+        return None
+    tail = namespace.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    m = _MSG_ID.search(tail)
+    return m.group(1) if m else None
+
+
+def matches(wanted: str | None, msg_id: str) -> bool:
+    """``pacs.008`` matches every version; ``pacs.008.001.08`` only itself."""
+    if not wanted:
+        return True
+    return msg_id == wanted or msg_id.startswith(wanted + ".")
+
+
+@dataclass
+class TypeShape:
+    kind: str
+    children: dict[str, tuple[bool, "TypeShape"]] = field(default_factory=dict)
+    attrs: tuple[str, ...] = ()
+    value_kind: str = "str"      # for "amount": the kind of the text
+
+
+ANY = TypeShape("any")
+_SCALARS = {"decimal": "decimal", "boolean": "bool", "date": "date", "dateTime": "datetime", "time": "time"}
+
+
+def _scalar_kind(simple: Any) -> str:
+    prim = getattr(simple, "primitive_type", None)
+    name = getattr(prim, "local_name", None)
+    if name == "decimal":
+        t = simple
+        while t is not None:
+            if getattr(t, "local_name", None) in ("integer", "int", "long", "nonNegativeInteger", "positiveInteger"):
+                return "int"
+            t = getattr(t, "base_type", None)
+        return "decimal"
+    return _SCALARS.get(name or "", "str")
+
+
+def _shape(xtype: Any, cache: dict[int, TypeShape]) -> TypeShape:
+    key = id(xtype)
+    if key in cache:
+        return cache[key]
+    if xtype is None:
+        return ANY
+    if xtype.is_simple():
+        shape = TypeShape(_scalar_kind(xtype))
+        cache[key] = shape
+        return shape
+    if xtype.has_simple_content():
+        shape = TypeShape("amount", attrs=tuple(a for a in xtype.attributes if isinstance(a, str)),
+                          value_kind=_scalar_kind(xtype.content))
+        cache[key] = shape
+        return shape
+    shape = TypeShape("complex", attrs=tuple(a for a in xtype.attributes if isinstance(a, str)))
+    cache[key] = shape  # before the children: recursive types terminate
+    content = getattr(xtype, "content", None)
+    if content is not None and hasattr(content, "iter_elements"):
+        for el in content.iter_elements():
+            name = getattr(el, "local_name", None)
+            if not name:
+                shape.children["*"] = (True, ANY)
+                continue
+            repeat = el.max_occurs is None or el.max_occurs > 1
+            shape.children[name] = (repeat, _shape(getattr(el, "type", None), cache))
+    return shape
+
+
+@dataclass
+class Schema:
+    path: str
+    namespace: str
+    message: str
+    root: TypeShape               # shape of the <Document> element
+    validator: etree.XMLSchema
+
+
+@lru_cache(maxsize=64)
+def load_schema(path: str) -> Schema:
+    """Load an XSD once (cached by path): lxml validator + value shapes.  Raises SpecError."""
+    import xmlschema
+
+    p = Path(path)
+    try:
+        doc = etree.parse(str(p), etree.XMLParser(resolve_entities=False, no_network=True))
+        validator = etree.XMLSchema(doc)
+    except OSError as exc:
+        raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
+    except etree.XMLSyntaxError as exc:
+        line, col = exc.position if exc.position else (None, None)
+        raise SpecError(f"XSD is not well-formed XML: {exc.msg}", path=str(p), line=line, col=col) from None
+    except etree.XMLSchemaParseError as exc:
+        err = exc.error_log.last_error if exc.error_log else None
+        raise SpecError(f"not a valid XSD: {err.message if err else exc}", path=str(p),
+                        line=err.line if err else None) from None
+    ns = doc.getroot().get("targetNamespace") or ""
+    try:
+        xs = xmlschema.XMLSchema(str(p))
+    except Exception as exc:  # xmlschema raises many kinds; all mean a bad schema here
+        raise SpecError(f"not a usable XSD: {exc}", path=str(p)) from None
+    document = xs.elements.get("Document")
+    if document is None:
+        raise SpecError("the XSD declares no global <Document> element", path=str(p),
+                        hint="an ISO 20022 message schema declares <xs:element name=\"Document\">")
+    msg = message_id(ns) or p.stem
+    return Schema(str(p), ns, msg, _shape(document.type, {}), validator)
+
+
+def _target_namespace(path: Path) -> str | None:
+    """The xs:schema root's targetNamespace, read without parsing the whole file."""
+    try:
+        for _event, el in etree.iterparse(str(path), events=("start",), resolve_entities=False,
+                                          no_network=True):
+            return el.get("targetNamespace")
+    except (OSError, etree.XMLSyntaxError):
+        return None
+    return None
+
+
+class Catalog:
+    """Message id -> XSD path, from files and directories (searched recursively)."""
+
+    def __init__(self, paths: list[str | Path] = ()) -> None:
+        self.by_message: dict[str, str] = {}
+        for p in paths:
+            self.add(p)
+
+    def add(self, path: str | Path) -> None:
+        p = Path(path)
+        files = sorted(p.rglob("*.xsd")) if p.is_dir() else [p]
+        for f in files:
+            mid = message_id(_target_namespace(f))
+            if mid and mid not in self.by_message:
+                self.by_message[mid] = str(f)
+
+    def find(self, wanted: str | None) -> list[str]:
+        return sorted(m for m in self.by_message if matches(wanted, m))
+
+    @classmethod
+    def default(cls, extra: list[str | Path] = ()) -> "Catalog":
+        paths: list[str | Path] = list(extra)
+        env = os.environ.get(ENV_PATH)
+        if env:
+            paths += [x for x in env.split(os.pathsep) if x]
+        bundled = Path(__file__).with_name("xsd")
+        if bundled.is_dir():
+            paths.append(bundled)
+        return cls(paths)
