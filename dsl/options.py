@@ -173,8 +173,22 @@ def finish_options(spec, out: dict[str, Any], where: dict[str, Pos], report: Rep
             report(Diagnostic("E044", ERROR, f"{owner} needs option `{opt.name}`", at,
                               f"{opt.name}: {opt.doc}" if opt.doc else None))
         elif opt.default is not None:
-            out[opt.name] = opt.default
+            out[opt.name] = _default(opt)
     return out
+
+
+def _default(opt) -> Any:
+    """Defaults go into the IR in IR form: a duration written as "30s" becomes Decimal seconds."""
+    d = opt.default
+    if opt.type == "duration" and isinstance(d, str):
+        from dsl.parser import duration_seconds
+        try:
+            return duration_seconds(d.strip())
+        except (ValueError, ArithmeticError):
+            return d
+    if opt.type == "duration" and isinstance(d, (int, float)) and not isinstance(d, bool):
+        return Decimal(str(d))
+    return d
 
 
 NOT_LITERAL = _NOT_LITERAL

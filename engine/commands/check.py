@@ -1,0 +1,91 @@
+"""``bsp check PATH... [--explain] [--json]``: compile route files, print every diagnostic.
+
+Exit codes: 0 no errors (warnings allowed), 1 errors, 2 a path does not exist.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dsl.diagnostics import Diagnostic, render, summary
+from dsl.ir import Pos
+from dsl.load import CompileResult, compile_paths
+
+
+def _shown(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _display(d: Diagnostic) -> Diagnostic:
+    if d.pos is None:
+        return d
+    p = d.pos
+    return Diagnostic(d.code, d.severity, d.message,
+                      Pos(_shown(p.file), p.line, p.col, p.end_line, p.end_col), d.help)
+
+
+def route_files(paths: List[Path]) -> List[Path]:
+    """Files as given; a directory stands for every ``*.route`` below it."""
+    out: List[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(p.rglob("*.route")))
+        else:
+            out.append(p)
+    return out
+
+
+def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None) -> int:
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        for p in missing:
+            typer.echo(f"error: no such file or directory: {p}", err=True)
+        return 2
+    if registry is None:
+        from engine.registry import default_registry
+        registry = default_registry()
+    files = route_files(paths)
+    if not files:
+        typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
+        return 2
+    result: CompileResult = compile_paths(files, registry)
+    if as_json:
+        out = {
+            "ok": result.program is not None,
+            "errors": len(result.errors),
+            "warnings": len(result.warnings),
+            "diagnostics": [d.to_json() for d in result.diagnostics],
+        }
+        if explain and result.program is not None:
+            out["program"] = result.program.to_json()
+        typer.echo(json.dumps(out, indent=2, default=str))
+    else:
+        sources = {_shown(k): v for k, v in result.sources.items()}
+        for d in result.diagnostics:
+            typer.echo(render(_display(d), sources))
+            typer.echo("")
+        if explain and result.program is not None:
+            typer.echo(json.dumps(result.program.to_json(), indent=2, default=str))
+        typer.echo(summary(result.diagnostics)
+                   + (f"; {len(files)} file{'s' if len(files) != 1 else ''} compiled, "
+                      f"version {result.program.version}" if result.program is not None else ""))
+    return 1 if result.errors else 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("check")
+    def check(
+        paths: List[Path] = typer.Argument(..., help="Route files (or folders of *.route files) to compile."),
+        explain: bool = typer.Option(False, "--explain", help="Also print the compiled plan (IR) as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of text."),
+    ) -> None:
+        """Compile route files and report every problem (exit 1 on errors, 2 on a missing path)."""
+        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json))
