@@ -1,0 +1,164 @@
+"""``CopybookCodec``: one record <-> dict, and ``iter_records`` for whole files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from formats.copybook.decoder import build_decoder
+from formats.copybook.encoder import Encoder
+from formats.copybook.keys import assign_keys
+from formats.copybook.layout import Layout, parse_copybook
+from formats.copybook.options import CopybookOptions
+from formats.copybook.records import RECORD_FORMATS, frame_rdw, split_fixed, split_rdw
+from formats.errors import FormatError
+
+
+class CopybookCodec:
+    """Decode / encode records described by a COBOL copybook.
+
+    ``decode(bytes) -> dict`` / ``encode(dict) -> bytes`` handle ONE record
+    (no RDW).  ``iter_records(data_or_stream)`` yields ``(record_no, offset,
+    values_or_FormatError)`` for a file in the configured ``record`` format.
+    """
+
+    def __init__(self, layout: Layout, options: CopybookOptions | None = None, *, name: str = "copybook",
+                 record: str = "fixed", max_record: int = 1 << 20, rdw_includes_header: bool = True) -> None:
+        if record not in RECORD_FORMATS:
+            raise ValueError(f"record format {record!r}: expected one of {', '.join(RECORD_FORMATS)}")
+        self.name = name
+        self.layout = layout
+        self.options = opts = options or CopybookOptions()
+        self.record = "rdw" if record == "variable" else record
+        self.max_record = max_record
+        self.rdw_includes_header = rdw_includes_header
+        assign_keys(layout, opts)
+        self._decode, self.source = build_decoder(layout, opts)
+        self._seg_slot = getattr(self._decode, "segment_slot", None)
+        members: dict[str, set[str]] = {}
+        for value, member in opts.segment_map.items():
+            members.setdefault(member.upper().replace("_", "-"), set()).add(value)
+        self._encoder = Encoder(layout, opts, members)
+        self.size = layout.size
+
+    @classmethod
+    def from_file(cls, path: str | Path, options: CopybookOptions | None = None, *,
+                  source_format: str = "fixed", **kw: Any) -> "CopybookCodec":
+        p = Path(path)
+        layout = parse_copybook(p.read_text(encoding="utf-8", errors="replace"), str(p), source_format)
+        return cls(layout, options, **kw)
+
+    @classmethod
+    def from_text(cls, text: str, options: CopybookOptions | None = None, *, path: str | None = None,
+                  source_format: str = "fixed", **kw: Any) -> "CopybookCodec":
+        return cls(parse_copybook(text, path, source_format), options, **kw)
+
+    # ------------------------------------------------------------ one record
+    def _run(self, data: bytes) -> tuple[dict, int, list]:
+        n = len(data)
+        if self.options.variable_occurs:
+            raw = data + bytes(self.size - n) if n < self.size else data
+            values, end, cnt = self._decode(raw)
+            if end > n:
+                raise FormatError(f"record is {n} bytes but its tables need {end}", offset=n,
+                                  hint="an OCCURS DEPENDING ON count is larger than the data holds")
+            return values, end, cnt
+        if n != self.size:
+            raise FormatError(f"record is {n} bytes; the copybook describes {self.size}",
+                              offset=min(n, self.size),
+                              hint="check the copybook version, or read the file with record rdw")
+        return self._decode(data)
+
+    def decode(self, data: bytes) -> dict:
+        data = bytes(data)
+        values, end, _ = self._run(data)
+        if self.options.variable_occurs and end != len(data):
+            raise FormatError(f"{len(data) - end} bytes left after the record's last field", offset=end)
+        return values
+
+    def encode(self, values: Any) -> bytes:
+        return self._encoder.encode(values, self.size)
+
+    # ------------------------------------------------------------ files
+    def iter_records(self, source: bytes | bytearray | BinaryIO, *, strict: bool = False
+                     ) -> Iterator[tuple[int, int, dict | FormatError]]:
+        """Yield ``(record_no, byte_offset, values | FormatError)``, record_no from 1.
+
+        A bad record yields its FormatError (with ``record`` set) and reading
+        goes on; ``strict=True`` raises it instead.  Records whose segment
+        field is not in ``segment_filter`` are skipped (numbering counts them).
+        Framing errors (a torn RDW, a short tail) end the iteration: raised
+        when strict, else yielded last.
+        """
+        filt = set(self.options.segment_filter)
+        if self.record == "fixed" and self.options.variable_occurs:
+            records = self._split_variable(source)
+        elif self.record == "fixed":
+            records = split_fixed(source, self.size)
+        else:
+            records = split_rdw(source, little=self.record == "rdw_le",
+                                includes_header=self.rdw_includes_header, max_record=self.max_record)
+        no = 0
+        try:
+            for offset, rec in records:
+                no += 1
+                try:
+                    if self.record == "fixed":
+                        values, _end, cnt = self._run(rec)
+                    else:
+                        values, _end, cnt = self._run_lenient_length(rec)
+                except FormatError as exc:
+                    exc.record = no
+                    if exc.offset is not None:
+                        exc.offset += offset
+                    if strict:
+                        raise
+                    yield no, offset, exc
+                    continue
+                if filt and (self._seg_slot is None or _seg_text(cnt[self._seg_slot]) not in filt):
+                    continue
+                yield no, offset, values
+        except FormatError as exc:
+            if exc.record is None and exc.offset is not None and strict:
+                raise
+            if strict:
+                raise
+            exc.record = exc.record or no + 1
+            yield no + 1, exc.offset or 0, exc
+
+    def _run_lenient_length(self, rec: bytes) -> tuple[dict, int, list]:
+        """An RDW record may be shorter than the copybook (trailing fields absent): pad."""
+        if len(rec) > self.size and not self.options.variable_occurs:
+            raise FormatError(f"record is {len(rec)} bytes; the copybook describes at most {self.size}",
+                              offset=self.size)
+        if len(rec) < self.size and not self.options.variable_occurs:
+            pad = bytes([self._encoder.space]) * (self.size - len(rec))
+            return self._decode(rec + pad)
+        return self._run(rec)
+
+    def _split_variable(self, source) -> Iterator[tuple[int, bytes]]:
+        data = b"".join(_chunk for _chunk in ([source] if isinstance(source, (bytes, bytearray))
+                                               else iter(lambda: source.read(1 << 20), b"")))
+        pos = 0
+        n = len(data)
+        while pos < n:
+            window = data[pos:pos + self.size]
+            try:
+                _v, end, _c = self._run(window)
+            except FormatError as exc:
+                if exc.offset is not None:
+                    exc.offset += pos
+                raise
+            if end <= 0:
+                raise FormatError("record of zero bytes", offset=pos)
+            yield pos, data[pos:pos + end]
+            pos += end
+
+    def frame(self, record: bytes) -> bytes:
+        """Add the RDW for ``record`` when the record format is rdw / rdw_le."""
+        if self.record == "fixed":
+            return record
+        return frame_rdw(record, little=self.record == "rdw_le", includes_header=self.rdw_includes_header)
+
+
+def _seg_text(v: Any) -> str:
+    return v if isinstance(v, str) else str(v)

@@ -1,0 +1,392 @@
+"""Layout -> one specialised Python decode function per record layout.
+
+We generate the source of a function from the *parsed layout* and compile it
+once: every identifier in the generated text is ours (``d3``, ``F[12]``),
+every number is an int we computed; copybook names, values and code pages
+never appear in the text, they are passed in through the constant tuples
+``K`` (keys), ``F`` (field decoders), ``P`` (field paths) and ``S`` (segment
+value sets).  The result decodes a record with straight-line slicing and no
+walk over the tree.
+
+Generated frame functions have the signature ``fr(raw, text, o, cnt) ->
+(dict, end_offset)``: ``o`` is where the record or array element starts,
+``cnt`` holds the values of OCCURS DEPENDING ON counters and the segment field.
+"""
+from __future__ import annotations
+
+import codecs
+from typing import Any, Callable
+
+from formats import ebcdic
+from formats.copybook import numbers as num
+from formats.copybook.keys import condition_key
+from formats.copybook.layout import Layout, Node
+from formats.copybook.options import CopybookOptions
+from formats.errors import FormatError, SpecError
+
+
+class _Gen:
+    def __init__(self, layout: Layout, opts: CopybookOptions, utf8: bool) -> None:
+        self.layout = layout
+        self.opts = opts
+        self.utf8 = utf8
+        self.consts: dict[str, list[Any]] = {"K": [], "F": [], "P": [], "S": [], "Z": [], "C": []}
+        self.funcs: list[str] = []
+        self.counter_slot: dict[int, int] = {}
+        self.nvar = 0
+        self.zt = num.ZonedTables(opts.encoding if not utf8 else "ascii")
+        seg = opts.segment_field
+        self.segment_node = layout.find(seg) if seg else None
+        if seg and self.segment_node is None:
+            raise SpecError(f"segment_field {seg} is not a field of the copybook", path=layout.path,
+                            hint="name an elementary item, e.g. SEGMENT-ID")
+        self.segment_members: dict[str, set[str]] = {}
+        for value, member in opts.segment_map.items():
+            self.segment_members.setdefault(member.upper().replace("_", "-"), set()).add(value)
+        for member in self.segment_members:
+            if layout.find(member) is None:
+                raise SpecError(f"segment_map names {member}, which is not an item of the copybook",
+                                path=layout.path)
+        for root in layout.roots:
+            for n in root.walk():
+                if n.is_counter or n is self.segment_node:
+                    self.counter_slot[id(n)] = len(self.counter_slot)
+
+    def const(self, kind: str, value: Any) -> int:
+        lst = self.consts[kind]
+        lst.append(value)
+        return len(lst) - 1
+
+    def var(self, prefix: str) -> str:
+        self.nvar += 1
+        return f"{prefix}{self.nvar}"
+
+    # ---------------------------------------------------------------- fields
+    def field_decoder(self, n: Node) -> Callable:
+        ft = n.ftype
+        assert ft is not None
+        o = self.opts
+        if ft.kind == "alnum":
+            return self.alnum_decoder(n)
+        if ft.kind == "display":
+            if self.utf8:
+                inner = num.display_decoder(ft, self.zt, o.low_values_null)
+
+                def dec(raw, text, s, _inner=inner):
+                    return _inner(raw, text, s)
+                return dec
+            return num.display_decoder(ft, self.zt, o.low_values_null)
+        if ft.kind == "packed":
+            return num.packed_decoder(ft, o.low_values_null)
+        if ft.kind == "binary":
+            return num.binary_decoder(ft)
+        if ft.kind == "float":
+            return num.float_decoder(ft, o.float_format == "ieee")
+        if ft.kind == "edited":
+            return num.edited_decoder(ft)
+        raise AssertionError(ft.kind)
+
+    def alnum_decoder(self, n: Node) -> Callable:
+        size = n.ftype.size  # type: ignore[union-attr]
+        trim = self.opts.trim
+        low = bytes(size) if self.opts.low_values_null else None
+        utf8 = self.utf8
+
+        def dec(raw: bytes, text: str, s: int):
+            if low is not None and raw[s:s + size] == low:
+                return None
+            if utf8:
+                try:
+                    t = raw[s:s + size].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise num._Bad(f"invalid UTF-8 ({exc.reason})", s + exc.start) from None
+            else:
+                t = text[s:s + size]
+            if trim == "right":
+                return t.rstrip(" ")
+            if trim == "both":
+                return t.strip(" ")
+            if trim == "left":
+                return t.lstrip(" ")
+            return t
+        return dec
+
+    def alnum_inline(self, n: Node, start: str) -> str | None:
+        """A fast inline expression for a PIC X field, when possible."""
+        if self.utf8:
+            return None
+        size = n.ftype.size  # type: ignore[union-attr]
+        trim = {"right": ".rstrip(' ')", "both": ".strip(' ')", "left": ".lstrip(' ')", "none": ""}[self.opts.trim]
+        expr = f"text[{start}:{start}+{size}]{trim}"
+        if self.opts.low_values_null:
+            z = self.const("Z", bytes(size))
+            expr = f"(None if raw[{start}:{start}+{size}] == Z[{z}] else {expr})"
+        return expr
+
+    # ---------------------------------------------------------------- frames
+    def lenient(self, n: Node) -> bool:
+        if self.opts.invalid == "null":
+            return True
+        if not n.in_redefines:
+            return False
+        # a REDEFINES member chosen by the segment map decodes strictly
+        p: Node | None = n
+        while p is not None:
+            if p.name and p.name in self.segment_members:
+                return False
+            p = p.parent
+        return True
+
+    def path_of(self, n: Node) -> str:
+        parts = []
+        p: Node | None = n
+        while p is not None:
+            if p.parent is None and self.opts.collapse_root and len(self.layout.roots) == 1:
+                break
+            parts.append(p.key + ("[]" if p.occurs_max is not None else ""))
+            p = p.parent
+        return ".".join(reversed(parts))
+
+    def frame(self, group: Node, elem: bool) -> str:
+        """Emit a function decoding ``group``'s children; returns its name."""
+        name = f"fr{len(self.funcs)}"
+        self.funcs.append("")  # reserve the slot (nested frames are appended later)
+        idx = len(self.funcs) - 1
+        lines: list[str] = []
+        state = {"base": "o", "origin": 0}
+        self.emit_children(group, "d", 0, lines, state, "    ")
+        end = self.pos(state, group.size)
+        body = "\n".join(lines) or "    pass"
+        self.funcs[idx] = f"def {name}(raw, text, o, cnt):\n    d = {{}}\n{body}\n    return d, {end}\n"
+        return name
+
+    @staticmethod
+    def pos(state: dict, frame_off: int) -> str:
+        delta = frame_off - state["origin"]
+        return f"{state['base']}+{delta}" if delta else state["base"]
+
+    def emit_children(self, group: Node, dvar: str, frame_off: int, lines: list[str], state: dict, ind: str) -> None:
+        for c in group.children:
+            if c.dropped and not self.needs_decode(c):
+                if self.opts.variable_occurs and self.has_variable(c):
+                    self.emit_node(c, None, frame_off + c.offset, lines, state, ind)
+                continue
+            guard = None
+            if c.name and c.name in self.segment_members and self.segment_node is not None:
+                s = self.const("S", frozenset(self.segment_members[c.name]))
+                slot = self.counter_slot[id(self.segment_node)]
+                guard = f"cnt[{slot}] in S[{s}]"
+            if guard:
+                lines.append(f"{ind}if {guard}:")
+                self.emit_node(c, dvar, frame_off + c.offset, lines, state, ind + "    ")
+            else:
+                self.emit_node(c, dvar, frame_off + c.offset, lines, state, ind)
+
+    def needs_decode(self, n: Node) -> bool:
+        return any(id(x) in self.counter_slot for x in n.walk())
+
+    def has_variable(self, n: Node) -> bool:
+        return any(x.depending_on for x in n.walk())
+
+    def emit_node(self, n: Node, dvar: str | None, frame_off: int, lines: list[str], state: dict, ind: str) -> None:
+        variable = self.opts.variable_occurs and self.has_variable(n)
+        if variable and n.in_redefines:
+            raise SpecError(f"{n.name or 'FILLER'}: OCCURS DEPENDING ON inside a REDEFINES set cannot vary in size",
+                            path=self.layout.path, line=n.line, col=n.col,
+                            hint="read with variable_occurs = false (tables keep their maximum size)")
+        emit = dvar is not None and not n.dropped
+        start = self.pos(state, frame_off)
+        if n.occurs_max is not None:
+            self.emit_array(n, dvar if emit else None, start, lines, state, ind, frame_off, variable)
+            return
+        if n.is_group:
+            if emit:
+                sub = self.var("d")
+                k = self.const("K", n.key)
+                lines.append(f"{ind}{sub} = {dvar}[K[{k}]] = {{}}")
+            else:
+                sub = None
+            self.emit_children(n, sub, frame_off, lines, state, ind) if sub else self.emit_dropped_children(n, frame_off, lines, state, ind)
+            return
+        target = f"{dvar}[K[{self.const('K', n.key)}]]" if emit else None
+        slot = self.counter_slot.get(id(n))
+        self.emit_field(n, target, start, slot, lines, ind)
+
+    def emit_dropped_children(self, group: Node, frame_off: int, lines, state, ind) -> None:
+        for c in group.children:
+            if self.needs_decode(c) or (self.opts.variable_occurs and self.has_variable(c)):
+                self.emit_node(c, None, frame_off + c.offset, lines, state, ind)
+
+    def emit_field(self, n: Node, target: str | None, start: str, slot: int | None, lines, ind) -> None:
+        v = self.var("v")
+        inline = self.alnum_inline(n, start) if n.ftype.kind == "alnum" else None  # type: ignore[union-attr]
+        if inline is not None:
+            lines.append(f"{ind}{v} = {inline}")
+        else:
+            f = self.const("F", self.field_decoder(n))
+            p = self.const("P", self.path_of(n))
+            lines.append(f"{ind}try:")
+            lines.append(f"{ind}    {v} = F[{f}](raw, text, {start})")
+            lines.append(f"{ind}except _Bad as e:")
+            if self.lenient(n):
+                lines.append(f"{ind}    {v} = None")
+            else:
+                lines.append(f"{ind}    raise FormatError(e.message, offset=e.offset, field=P[{p}]) from None")
+        if target:
+            lines.append(f"{ind}{target} = {v}")
+        if slot is not None:
+            lines.append(f"{ind}cnt[{slot}] = {v}")
+        if target and self.opts.conditions and n.conditions:
+            for cname, values in n.conditions:
+                c = self.const("C", _condition_test(values, n))
+                k = self.const("K", condition_key(cname, self.opts))
+                dv = target.split("[", 1)[0]
+                lines.append(f"{ind}{dv}[K[{k}]] = C[{c}]({v})")
+
+    def emit_array(self, n: Node, dvar: str | None, start: str, lines, state, ind, frame_off, variable) -> None:
+        size, mx = n.size, n.occurs_max
+        assert mx is not None
+        count = self.var("n")
+        if n.counter is not None:
+            slot = self.counter_slot[id(n.counter)]
+            mapping = self.opts.occurs_mappings.get(n.key) or self.opts.occurs_mappings.get(n.name or "")
+            c = self.const("C", _counter(n, mapping, self.path_of(n)))
+            lines.append(f"{ind}{count} = C[{c}](cnt[{slot}], {start})")
+        else:
+            lines.append(f"{ind}{count} = {mx}")
+        lst = self.var("l")
+        if n.is_group:
+            fn = self.frame(n, True)
+            if variable:
+                q = self.var("q")
+                lines.append(f"{ind}{lst} = []")
+                lines.append(f"{ind}{q} = {start}")
+                lines.append(f"{ind}for _ in range({count}):")
+                lines.append(f"{ind}    _e, {q} = {fn}(raw, text, {q}, cnt)")
+                lines.append(f"{ind}    {lst}.append(_e)")
+            else:
+                lines.append(f"{ind}{lst} = [{fn}(raw, text, {start}+{size}*_i, cnt)[0] for _i in range({count})]")
+        else:
+            f = self.const("F", self.field_decoder(n))
+            p = self.const("P", self.path_of(n))
+            lines.append(f"{ind}try:")
+            lines.append(f"{ind}    {lst} = [F[{f}](raw, text, {start}+{size}*_i) for _i in range({count})]")
+            lines.append(f"{ind}except _Bad as e:")
+            if self.lenient(n):
+                lines.append(f"{ind}    {lst} = [None] * {count}")
+            else:
+                lines.append(f"{ind}    raise FormatError(e.message, offset=e.offset, field=P[{p}]) from None")
+            if variable:
+                q = self.var("q")
+        if dvar is not None:
+            lines.append(f"{ind}{dvar}[K[{self.const('K', n.key)}]] = {lst}")
+        if variable:
+            if n.is_group:
+                lines.append(f"{ind}p = {q}")
+            else:
+                lines.append(f"{ind}p = {start}+{size}*{count}")
+            state["base"] = "p"
+            state["origin"] = frame_off + n.total_size
+
+
+def _condition_test(values: list[Any], n: Node) -> Callable[[Any], bool]:
+    """A level-88 test: value in the listed literals / ranges (figuratives resolved)."""
+    singles: list[Any] = []
+    ranges: list[tuple[Any, Any]] = []
+    alnum = n.ftype is not None and n.ftype.kind == "alnum"
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, tuple) and v and v[0] == "figurative":
+            word = v[1]
+            if word.startswith("ZERO"):
+                return "0" * (n.ftype.size if n.ftype else 1) if alnum else 0
+            if word.startswith("SPACE"):
+                return ""
+            return None
+        if alnum and isinstance(v, str):
+            return v.rstrip(" ")
+        return v
+
+    for v in values:
+        if isinstance(v, tuple) and v and v[0] == "range":
+            ranges.append((norm(v[1]), norm(v[2])))
+        else:
+            singles.append(norm(v))
+
+    def test(value: Any) -> bool:
+        if value is None:
+            return None in singles
+        if isinstance(value, str):
+            value = value.rstrip(" ")
+        try:
+            return value in singles or any(lo <= value <= hi for lo, hi in ranges)
+        except TypeError:
+            return False
+    return test
+
+
+def _counter(n: Node, mapping, path: str) -> Callable[[Any, int], int]:
+    lo = n.occurs_min if n.occurs_min is not None else 0
+    hi = n.occurs_max
+    name = n.depending_on
+
+    def count(value: Any, offset: int) -> int:
+        if mapping is not None:
+            key = value if isinstance(value, str) else str(value)
+            if key not in mapping:
+                raise FormatError(f"DEPENDING ON {name} value {value!r} is not in occurs_mappings"
+                                  f" ({', '.join(map(repr, mapping))})", offset=offset, field=path)
+            value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FormatError(f"DEPENDING ON {name} is {value!r}, not a whole number", offset=offset, field=path,
+                              hint="a non-numeric counter needs occurs_mappings {table: {text: count}}")
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise FormatError(f"DEPENDING ON {name} = {value} is outside OCCURS {lo} TO {hi}",
+                              offset=offset, field=path)
+        return value
+    return count
+
+
+def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[bytes], tuple[dict, int, list]], str]:
+    """Returns ``decode(raw) -> (values, end_offset, counters)`` and the generated source.
+
+    ``decode.segment_slot`` is the index of the segment field's value in ``counters``.
+    """
+    page = opts.encoding.lower().replace("_", "-")
+    utf8 = page in ("utf-8", "utf8")
+    gen = _Gen(layout, opts, utf8)
+    roots = layout.roots
+    if len(roots) == 1 and opts.collapse_root:
+        top = gen.frame(roots[0], False)
+        record = f"def record(raw, text, cnt):\n    return {top}(raw, text, 0, cnt)\n"
+    else:
+        parts = []
+        for r in roots:
+            fake = Node(name=None, level=0, line=r.line, col=r.col, children=[r], size=r.total_size)
+            parts.append(gen.frame(fake, False))
+        body = "".join(f"    v{i}, e{i} = {fn}(raw, text, 0, cnt)\n    d.update(v{i})\n" for i, fn in enumerate(parts))
+        ends = ", ".join(f"e{i}" for i in range(len(parts)))
+        record = f"def record(raw, text, cnt):\n    d = {{}}\n{body}    return d, max({ends})\n"
+    source = "\n".join(gen.funcs) + "\n" + record
+    ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad}
+    for kind, values in gen.consts.items():
+        ns[kind] = tuple(values)
+    exec(compile(source, f"<copybook {layout.path or 'layout'}>", "exec"), ns)  # our generated code, see module doc
+    record_fn = ns["record"]
+    nslots = len(gen.counter_slot)
+    seg_slot = gen.counter_slot.get(id(gen.segment_node)) if gen.segment_node is not None else None
+    if utf8:
+        def decode(raw: bytes) -> tuple[dict, int, list]:
+            cnt = [None] * nslots
+            d, end = record_fn(raw, "", cnt)
+            return d, end, cnt
+    else:
+        table = ebcdic.decoding_table(page, opts.controls)
+        charmap_decode = codecs.charmap_decode
+
+        def decode(raw: bytes) -> tuple[dict, int, list]:
+            cnt = [None] * nslots
+            d, end = record_fn(raw, charmap_decode(raw, "strict", table)[0], cnt)
+            return d, end, cnt
+    decode.segment_slot = seg_slot  # type: ignore[attr-defined]
+    return decode, source

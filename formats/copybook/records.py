@@ -1,0 +1,78 @@
+"""Splitting a file into records: fixed length, RDW (big / little endian).
+
+RDW: each record is preceded by a 4-byte Record Descriptor Word; bytes 0-1
+hold the length (big-endian on the mainframe, ``rdw_le`` for files written
+little-endian), bytes 2-3 are zero.  ``rdw_includes_header`` says whether the
+length counts the 4 RDW bytes (IBM: yes); ``max_record`` bounds memory.
+"""
+from __future__ import annotations
+
+from typing import BinaryIO, Iterator
+
+from formats.errors import FormatError
+
+RECORD_FORMATS = ("fixed", "rdw", "rdw_le", "variable")
+
+
+def _chunks(source: bytes | bytearray | memoryview | BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield bytes(source)
+        return
+    while True:
+        b = source.read(size)
+        if not b:
+            return
+        yield b
+
+
+def split_fixed(source, length: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, record) for every ``length``-byte record; a short tail is an error."""
+    if length <= 0:
+        raise ValueError("record length must be positive")
+    buf = b""
+    base = 0
+    for chunk in _chunks(source):
+        buf += chunk
+        n = len(buf) // length * length
+        for i in range(0, n, length):
+            yield base + i, buf[i:i + length]
+        base += n
+        buf = buf[n:]
+    if buf:
+        raise FormatError(f"file ends with {len(buf)} bytes, less than one {length}-byte record", offset=base,
+                          hint="check the copybook matches the file (record length) or use record rdw")
+
+
+def split_rdw(source, little: bool = False, includes_header: bool = True,
+              max_record: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """(offset of the record data, record) per RDW-framed record."""
+    buf = b""
+    base = 0
+    order = "little" if little else "big"
+    adj = 4 if includes_header else 0
+    for chunk in _chunks(source):
+        buf += chunk
+        i = 0
+        while len(buf) - i >= 4:
+            hdr = buf[i:i + 4]
+            length = int.from_bytes(hdr[:2], order) - adj
+            if length < 0 or length > max_record:
+                raise FormatError(f"RDW at byte {base + i} gives record length {length + adj}"
+                                  f" (allowed {adj}..{max_record + adj})", offset=base + i,
+                                  hint="wrong RDW endianness? try record rdw_le / rdw, or raise max_record")
+            if len(buf) - i - 4 < length:
+                break
+            yield base + i + 4, buf[i + 4:i + 4 + length]
+            i += 4 + length
+        base += i
+        buf = buf[i:]
+    if buf:
+        raise FormatError(f"file ends inside a record: {len(buf)} bytes after the last complete record",
+                          offset=base)
+
+
+def frame_rdw(record: bytes, little: bool = False, includes_header: bool = True) -> bytes:
+    n = len(record) + (4 if includes_header else 0)
+    if n > 0xFFFF:
+        raise FormatError(f"record of {len(record)} bytes is too long for an RDW")
+    return n.to_bytes(2, "little" if little else "big") + b"\0\0" + record
