@@ -144,9 +144,9 @@ def load_schema(path: str) -> Schema:
 def _target_namespace(path: Path) -> str | None:
     """The xs:schema root's targetNamespace, read without parsing the whole file."""
     try:
-        for _event, el in etree.iterparse(str(path), events=("start",), resolve_entities=False,
-                                          no_network=True):
-            return el.get("targetNamespace")
+        with open(path, "rb") as fh:
+            for _event, el in etree.iterparse(fh, events=("start",), resolve_entities=False, no_network=True):
+                return el.get("targetNamespace")
     except (OSError, etree.XMLSyntaxError):
         return None
     return None

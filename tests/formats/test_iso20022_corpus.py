@@ -1,0 +1,199 @@
+"""ISO 20022 conformance against every case in <repo>/../shared/corpus/iso20022 (see each SOURCE.txt).
+
+genkgo camt05x cases: genkgo's expected JSON is a getter dump of its PHP DTOs
+(amounts in MINOR units with the debit sign applied, dates as UTC ISO strings).
+``genkgo_view`` below maps our values to that shape for the facts compared:
+group header id and creation time; the dumped record's id, creation time,
+sequence numbers and balances (signed minor units, currency, date); every
+entry of that record (genkgo's Message::getEntries() dump holds only the
+entries of one record: the last one in the multi-statement case; we compare
+the record with the same Id) (signed minor units, currency, credit/debit indicator,
+status, booking date, account servicer reference, reversal indicator).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from formats.errors import FormatError
+from formats.iso20022 import Iso20022Codec
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "iso20022"
+ALL_CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+MINOR_DIGITS = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
+
+
+def codec(**kw):
+    return Iso20022Codec(xsd_dir=str(CORPUS), **kw)
+
+
+def inputs(case):
+    return sorted((CORPUS / case / "input").glob("*.xml"))
+
+
+# ------------------------------------------------------------ genkgo mapping
+
+def minor(amt, cdi):
+    digits = MINOR_DIGITS.get(amt["Ccy"], 2)
+    units = int(amt["value"].scaleb(digits))
+    return str(-units if cdi == "DBIT" else units)
+
+
+def utc(v):
+    if v is None:
+        return None
+    if isinstance(v, dict):  # DateAndDateTimeChoice
+        v = v.get("DtTm", v.get("Dt"))
+    if isinstance(v, dt.datetime):
+        v = v.astimezone(dt.timezone.utc) if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
+    else:
+        v = dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
+    return v.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def records(values):
+    for root, rec in (("BkToCstmrStmt", "Stmt"), ("BkToCstmrAcctRpt", "Rpt"), ("BkToCstmrDbtCdtNtfctn", "Ntfctn")):
+        if root in values:
+            return values[root], values[root][rec]
+    raise AssertionError("not a camt.052/053/054 message")
+
+
+def status(sts):
+    return sts.get("Cd") if isinstance(sts, dict) else sts
+
+
+def our_entry(e):
+    return {
+        "amount": minor(e["Amt"], e["CdtDbtInd"]), "currency": e["Amt"]["Ccy"], "cdi": e["CdtDbtInd"],
+        "status": status(e.get("Sts")), "booking": utc(e.get("BookgDt")),
+        "acct_svcr_ref": e.get("AcctSvcrRef"), "reversal": e.get("RvslInd", False),
+    }
+
+
+def their_entry(e):
+    return {
+        "amount": e["getAmount"]["getAmount"], "currency": e["getAmount"]["getCurrency"]["getCode"],
+        "cdi": e["getCreditDebitIndicator"], "status": e["getStatus"],
+        "booking": (e["getBookingDate"] or {}).get("0"), "acct_svcr_ref": e["getAccountServicerReference"],
+        "reversal": e["getReversalIndicator"],
+    }
+
+
+def genkgo_view(values, record_id):
+    msg, recs = records(values)
+    (first,) = [r for r in recs if r["Id"] == record_id]
+    view = {
+        "msg_id": msg["GrpHdr"]["MsgId"], "created": utc(msg["GrpHdr"]["CreDtTm"]),
+        "record": {
+            "id": first["Id"], "created": utc(first.get("CreDtTm")),
+            "elctrnc_seq": None if first.get("ElctrncSeqNb") is None else str(first["ElctrncSeqNb"]),
+            "lgl_seq": None if first.get("LglSeqNb") is None else str(first["LglSeqNb"]),
+            "balances": [(minor(b["Amt"], b["CdtDbtInd"]), b["Amt"]["Ccy"], utc(b["Dt"])) for b in first.get("Bal", [])],
+        },
+        "entries": [our_entry(e) for e in first.get("Ntry", [])],
+    }
+    return view
+
+
+def expected_view(exp):
+    gh = exp["getGroupHeader"]
+    rec = exp["getEntries"][0]["getRecord"]
+    return {
+        "msg_id": gh["getMessageId"], "created": gh["getCreatedOn"]["0"],
+        "record": {
+            "id": rec["getId"], "created": (rec["getCreatedOn"] or {}).get("0"),
+            "elctrnc_seq": rec["getElectronicSequenceNumber"], "lgl_seq": rec["getLegalSequenceNumber"],
+            "balances": [(b["getAmount"]["getAmount"], b["getAmount"]["getCurrency"]["getCode"], b["getDate"]["0"])
+                         for b in rec.get("getBalances", [])],
+        },
+        "entries": [their_entry(e) for e in exp["getEntries"]],
+    }
+
+
+GENKGO = [c for c in ALL_CASES if c.startswith("genkgo_") and (CORPUS / c / "expected").is_dir()]
+
+
+@pytest.mark.parametrize("case", GENKGO)
+def test_genkgo_values_match(case):
+    (xml,) = inputs(case)
+    (exp,) = (CORPUS / case / "expected").glob("*.json")
+    c = codec()
+    values = c.decode(xml.read_bytes())
+    expected = expected_view(json.loads(exp.read_text()))
+    assert genkgo_view(values, expected["record"]["id"]) == expected
+    assert c.decode(c.encode(values)) == values  # the writer's output is XSD-valid and complete
+
+
+def test_genkgo_wrong_negative_is_rejected():
+    (xml,) = inputs("genkgo_camt053_v2_wrong_negative")
+    with pytest.raises(FormatError) as e:
+        codec().decode(xml.read_bytes())
+    assert e.value.field == "BkToCstmrStmt"
+    assert "not valid camt.053.001.02" in str(e.value) and "Stmt" in str(e.value) and e.value.offset > 0
+
+
+SEPA = [c for c in ALL_CASES if c.startswith("sepa_king_")]
+
+
+@pytest.mark.parametrize("case", SEPA)
+def test_sepa_king_pain_is_xsd_valid_and_round_trips(case):
+    (xml,) = inputs(case)
+    c = codec()
+    values = c.decode(xml.read_bytes())  # validates against the case's XSD
+    assert values["message"] == xml.stem
+    root = next(k for k in values if k != "message")
+    amounts = [t["Amt"]["InstdAmt"] if "Amt" in t else t["InstdAmt"]
+               for p in values[root]["PmtInf"] for t in p.get("CdtTrfTxInf", p.get("DrctDbtTxInf", []))]
+    assert amounts and all(isinstance(a["value"], Decimal) and len(a["Ccy"]) == 3 for a in amounts)
+    ctrl = values[root]["GrpHdr"].get("CtrlSum")
+    if ctrl is not None:
+        assert sum(a["value"] for a in amounts) == ctrl
+    assert c.decode(c.encode(values)) == values
+
+
+def test_moov_pain002_valid_and_invalid():
+    case = CORPUS / "moov_io_pain002_valid_invalid"
+    c = codec()
+    v = c.decode((case / "input" / "valid_pain_v11.xml").read_bytes())
+    exp = json.loads((case / "expected" / "valid_pain_v11.json").read_text())
+    assert v["message"] == exp["XMLName"]["Space"].rsplit(":", 1)[1]
+    assert v["CstmrPmtStsRpt"]["GrpHdr"]["MsgId"] == exp["Message"]["GrpHdr"]["MsgId"]
+    assert v["CstmrPmtStsRpt"]["GrpHdr"]["CreDtTm"] == dt.datetime.fromisoformat(exp["Message"]["GrpHdr"]["CreDtTm"])
+    with pytest.raises(FormatError) as e:
+        c.decode((case / "input" / "invalid_pain_v11.xml").read_bytes())
+    assert "no namespace" in str(e.value) and "xmlns=" in e.value.hint
+
+
+def test_moov_pacs002_valid():
+    case = CORPUS / "moov_io_pacs002_valid"
+    (xml,) = inputs(case.name)
+    exp = json.loads((case / "expected" / "valid_pacs_v11.json").read_text())
+    v = codec(message="pacs.002").decode(xml.read_bytes())
+    assert v["message"] == "pacs.002.001.11"
+    assert v["FIToFIPmtStsRpt"]["GrpHdr"]["MsgId"] == exp["Message"]["GrpHdr"]["MsgId"]
+    assert v["FIToFIPmtStsRpt"]["GrpHdr"]["CreDtTm"].isoformat().startswith(exp["Message"]["GrpHdr"]["CreDtTm"])
+    with pytest.raises(FormatError, match="expected a pacs.008 message, got pacs.002.001.11"):
+        codec(message="pacs.008").decode(xml.read_bytes())
+
+
+@pytest.mark.parametrize("xml", inputs("prowide_pacs008_pacs009_camt053_with_apphdr"), ids=lambda p: p.name)
+def test_prowide_apphdr_envelope_parses(xml):
+    with pytest.raises(FormatError, match="no XSD for"):
+        codec().decode(xml.read_bytes())  # no XSD for the .001.07 versions in the corpus
+    v = codec(validate=False).decode(xml.read_bytes())
+    assert v["message"] == xml.stem
+    assert v["AppHdr"]["MsgDefIdr"] == xml.stem
+    assert v["AppHdr"]["Fr"]["FIId"]["FinInstnId"]["BICFI"]
+    if xml.stem.startswith("pacs.008"):
+        grp = v["FIToFICstmrCdtTrf"]["GrpHdr"]
+        assert grp["TtlIntrBkSttlmAmt"] == {"value": Decimal("10000"), "Ccy": "USD"}
+
+
+def test_every_corpus_case_is_covered():
+    covered = set(GENKGO) | set(SEPA) | {"genkgo_camt053_v2_wrong_negative", "moov_io_pain002_valid_invalid",
+                                         "moov_io_pacs002_valid", "prowide_pacs008_pacs009_camt053_with_apphdr"}
+    assert covered == set(ALL_CASES)
