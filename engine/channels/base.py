@@ -114,7 +114,14 @@ async def serve_stream(
                 await slot.event.wait()
                 if broken:
                     continue      # answers for a peer that is gone; the deals are recorded anyway
-                out = [framer.frame(r) for r in slot.replies if r is not None]
+                out = []
+                for r in slot.replies:
+                    if r is None:
+                        continue
+                    try:
+                        out.append(framer.frame(r))
+                    except FramingError as exc:   # a reply too big for the channel: drop it, keep serving
+                        log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
                 if not out:
                     continue
                 try:

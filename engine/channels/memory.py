@@ -11,6 +11,7 @@ function ``responder(payload: bytes) -> bytes``; calls fail with kind
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
 import trio
@@ -117,7 +118,7 @@ COMPONENT = ComponentSpec(
     options=(
         FRAMING,
         MAX_FRAME,
-        OptionSpec("timeout", "duration", "Default time to wait for a responder's answer.", default="30s"),
+        OptionSpec("timeout", "duration", "Default time to wait for a responder's answer.", default=Decimal(30)),
     ),
     build=build,
     examples=('channel teller = memory {\n    framing = length2\n}',),

@@ -1,6 +1,7 @@
 """Option helpers shared by the channel kinds (addresses, framings, durations)."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -31,13 +32,22 @@ def parse_address(channel: str, value: Any) -> tuple[str, int]:
     return host or "0.0.0.0", port
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_UNIT = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), None: Decimal(1)}
+
+
 def seconds(value: Any, default: float) -> float:
+    """A duration option (seconds as Decimal in the IR, or text like "3s") -> float seconds."""
     if value is None:
         return default
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, float):
         return value
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(Decimal(m.group(1)) * _UNIT[m.group(2)])
     raise ChannelConfigError(f"expected a duration such as 3s or 200ms, got {value!r}")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from decimal import Decimal
 from typing import Any
 
 import trio
@@ -250,10 +251,10 @@ COMPONENT = ComponentSpec(
         FRAMING,
         MAX_FRAME,
         OptionSpec("timeout", "duration", "Default time to wait for a reply (a call's own timeout wins).",
-                   default="30s"),
-        OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default="3s"),
+                   default=Decimal(30)),
+        OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default=Decimal(3)),
         OptionSpec("reconnect_max", "duration", "Longest back-off between connection attempts.",
-                   default="2s"),
+                   default=Decimal(2)),
         OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait.",
                    default=4096),
     ),

@@ -25,9 +25,10 @@ class Binder:
     def __init__(self, program: Any, registry: Any, *,
                  compile_expr: Callable[[Any], Compiled] | None = None,
                  load_table: Callable[[Any], Any] | None = None) -> None:
+        self._compile_assigns: Callable[[Any], Any] | None = None
         if compile_expr is None:
-            from dsl.compiler import compile_expr as _ce
-            compile_expr = _ce
+            from dsl.compiler import compile_assigns as _ca, compile_expr as _ce
+            compile_expr, self._compile_assigns = _ce, _ca
         if load_table is None and program.tables:
             from dsl.tables import load_table as _lt
             load_table = _lt
@@ -79,6 +80,8 @@ class Binder:
         return self._compile_expr(expr)
 
     def assigns(self, assigns: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        if self._compile_assigns is not None:
+            return self._compile_assigns(tuple(assigns))
         return compile_assigns(assigns, self._compile_expr)
 
     def base_scope(self) -> dict[str, Any]:

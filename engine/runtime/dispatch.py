@@ -75,8 +75,9 @@ class Dispatcher:
 
     async def framing_error(self, conn: ConnInfo, err: FormatError) -> bytes | None:
         ex = Exchange(self.channel, conn, b"", datetime.now(_UTC), 0)
-        ex.fail(StepFailure("malformed", f"bad frame on connection {conn.number} from {conn.peer}: {err}; "
-                            f"the connection is closed"))
+        where = f" at stream byte {err.offset}" if err.offset is not None else ""
+        ex.fail(StepFailure("malformed", f"bad frame{where}: {err.message}; connection closed",
+                            where=f"connection {conn.number} from {conn.peer}"))
         if self.error_reply is not None:
             self._run_sync(self.error_reply, ex, during_error=True)
         await self._record([ex])
@@ -125,6 +126,7 @@ class Dispatcher:
             ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
                                 f"{first_error}"))
         else:
+            ex.msg = scope["msg"]           # the request as decoded by the last format tried
             names = ", ".join(r.name for r in self.routes) or "none"
             ex.fail(StepFailure("unrouted", f"no route of channel {self.channel} takes this request "
                                 f"(routes tried: {names}; none matched its `when`)"))

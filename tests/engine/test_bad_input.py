@@ -8,7 +8,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from tests.engine.kit import Client, compile_text, deals, free_port, json_counterpart, running
+from kit import Client, compile_text, deals, free_port, json_counterpart, running
 
 ROUTE = """
 format Req = json

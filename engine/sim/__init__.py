@@ -1,0 +1,1 @@
+"""Simulators for demos and benchmarks: the bank mainframe (client) and a biller (counterpart)."""
