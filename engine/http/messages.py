@@ -1,0 +1,183 @@
+"""HTTP request and response values, and RFC 7807 problem details.
+
+A ``Request`` holds the whole body (the server bounds its size); helpers
+parse it as JSON, a form or XML and turn a bad body into a 400 problem that
+says where it broke.  A handler returns a ``Response``, or raises
+``HTTPError`` to answer with ``application/problem+json``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+PROBLEM_TYPE = "about:blank"
+JSON_TYPE = "application/json"
+PROBLEM_JSON_TYPE = "application/problem+json"
+
+REASONS = {
+    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+    401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    408: "Request Timeout", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Content", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)            # money stays exact: "120.50", never a float
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dump_json(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+class HTTPError(Exception):
+    """Raise from a handler to answer with a problem-details body (RFC 7807).
+
+    ``detail`` says what was wrong and, where possible, how to fix it;
+    ``extra`` adds members (e.g. ``{"parameter": "since"}``).
+    """
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, type: str = PROBLEM_TYPE,
+                 headers: Iterable[tuple[str, str]] = (), extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or REASONS.get(status, "Error")
+        self.type = type
+        self.headers = list(headers)
+        self.extra = extra or {}
+
+    def to_response(self, instance: str | None = None) -> "Response":
+        return Response.problem(self.status, self.detail, title=self.title, type=self.type,
+                                instance=instance, headers=self.headers, **self.extra)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> "Response":
+        return cls(status, [("content-type", JSON_TYPE), *headers], dump_json(value))
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
+             headers: Iterable[tuple[str, str]] = ()) -> "Response":
+        return cls(status, [("content-type", content_type), *headers], text.encode())
+
+    @classmethod
+    def problem(cls, status: int, detail: str, *, title: str | None = None, type: str = PROBLEM_TYPE,
+                instance: str | None = None, headers: Iterable[tuple[str, str]] = (), **extra: Any) -> "Response":
+        doc: dict[str, Any] = {"type": type, "title": title or REASONS.get(status, "Error"),
+                               "status": status, "detail": detail}
+        if instance:
+            doc["instance"] = instance
+        doc.update(extra)
+        return cls(status, [("content-type", PROBLEM_JSON_TYPE), *headers], dump_json(doc))
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+@dataclass
+class Request:
+    method: str
+    target: str                                   # as sent: path + "?" + query
+    headers: list[tuple[str, str]]                # names lower-cased, in order
+    body: bytes = b""
+    peer: Any = None                              # (host, port, ...) of the client
+    peercert: dict[str, Any] | None = None        # verified client certificate (getpeercert()), if any
+    http_version: str = "1.1"
+    path_params: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.target)
+        self.path = unquote(parts.path) or "/"
+        self.raw_path = parts.path or "/"
+        self.query_string = parts.query
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters, each with every value given (``?a=1&a=2`` -> ``{"a": ["1", "2"]}``)."""
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        """The last value of a query parameter."""
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), default)
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased ("" when absent)."""
+        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+    def text(self) -> str:
+        charset = "utf-8"
+        for param in (self.header("content-type") or "").split(";")[1:]:
+            k, _, v = param.strip().partition("=")
+            if k.lower() == "charset" and v:
+                charset = v.strip('"')
+        try:
+            return self.body.decode(charset)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise HTTPError(400, f"request body is not valid {charset} text: {exc}") from None
+
+    def json(self) -> Any:
+        """The body as JSON; numbers with a fraction become ``Decimal`` (money stays exact)."""
+        self._expect_type("application/json", "+json")
+        import json  # stdlib: orjson has no parse_float hook and would give floats
+        try:
+            return json.loads(self.body.decode("utf-8"), parse_float=Decimal)
+        except UnicodeDecodeError as exc:
+            raise HTTPError(400, f"request body is not UTF-8 at byte offset {exc.start}",
+                            extra={"offset": exc.start}) from None
+        except json.JSONDecodeError as exc:
+            raise HTTPError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                 f"column {exc.colno} (char offset {exc.pos})",
+                            extra={"line": exc.lineno, "column": exc.colno, "offset": exc.pos}) from None
+
+    def form(self) -> dict[str, list[str]]:
+        """An ``application/x-www-form-urlencoded`` body."""
+        self._expect_type("application/x-www-form-urlencoded")
+        try:
+            return parse_qs(self.body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
+                            max_num_fields=1000) if self.body else {}
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise HTTPError(400, f"request body is not a valid urlencoded form: {exc}") from None
+
+    def xml(self) -> Any:
+        """The body as an ``lxml`` element; entities are not resolved and nothing is fetched."""
+        self._expect_type("application/xml", "text/xml", "+xml")
+        from lxml import etree
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        try:
+            return etree.fromstring(self.body, parser)
+        except etree.XMLSyntaxError as exc:
+            line, col = exc.position
+            raise HTTPError(400, f"request body is not well-formed XML: {exc.msg} (line {line}, column {col})",
+                            extra={"line": line, "column": col}) from None
+
+    def _expect_type(self, *accepted: str) -> None:
+        ct = self.content_type
+        if any(ct == a or (a.startswith("+") and ct.endswith(a)) for a in accepted):
+            return
+        raise HTTPError(415, f"expected Content-Type {' or '.join(a if not a.startswith('+') else '*/*' + a for a in accepted)}, "
+                             f"got {ct or 'none'!r}", extra={"accepted": list(accepted)})

@@ -1,0 +1,314 @@
+"""A small HTTP/1.1 server: h11 (sans-IO) driven over any trio stream.
+
+    port = await nursery.start(serve_http, handler, "127.0.0.1", 0)          # plain
+    port = await nursery.start(partial(serve_http, handler, host, port, ssl_context=ctx))
+
+``handler`` is ``async (Request) -> Response`` (a ``Router`` is one).  Over
+TLS the verified client certificate is ``request.peercert``; an ``access``
+list refuses other peers with a 403 problem.  ``serve_connection(stream,
+handler)`` runs one connection on any trio stream (an ``http listen``
+channel, tests over memory streams).
+
+Limits (``HTTPLimits``), all bounded:
+  * ``max_header``: request line + headers; bigger -> 431 and close.
+  * ``max_body``: declared or streamed body; bigger -> 413 and close
+    (a declared length is refused before reading, also for ``Expect: 100-continue``).
+  * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
+  * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
+  * ``write_timeout``, ``handshake_timeout``, ``max_connections`` (accepting pauses at the cap).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import h11
+import trio
+
+from engine.access import AccessList
+from engine.http.messages import REASONS, HTTPError, Request, Response
+
+log = logging.getLogger("bsp.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+RECEIVE_SIZE = 65536
+SERVER_HEADER = ("server", "bsp")
+
+
+@dataclass(frozen=True)
+class HTTPLimits:
+    max_body: int = 1 << 20
+    max_header: int = 16 * 1024
+    idle_timeout: float = 60.0
+    read_timeout: float = 10.0
+    write_timeout: float = 10.0
+    handshake_timeout: float = 10.0
+    linger: float = 1.0               # after an error answer: drain what the client still sends, then close
+    max_connections: int = 512
+
+
+class _Close(Exception):
+    """Stop serving this connection (after an answer, if one could be sent)."""
+
+
+def peer_of(stream: trio.abc.Stream) -> Any:
+    inner: Any = stream
+    while isinstance(inner, trio.SSLStream):
+        inner = inner.transport_stream
+    sock = getattr(inner, "socket", None)
+    try:
+        return sock.getpeername() if sock is not None else None
+    except OSError:
+        return None
+
+
+class _Connection:
+    def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
+                 peer: Any, peercert: dict[str, Any] | None) -> None:
+        self.stream = stream
+        self.handler = handler
+        self.limits = limits
+        self.peer = peer
+        self.peercert = peercert
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
+        self.read_scope: trio.CancelScope | None = None
+        self.started = False           # any byte of the current request seen
+
+    # ---------------------------------------------------------------- reading
+    async def _next_event(self) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if data and not self.started:
+                self.started = True
+                assert self.read_scope is not None
+                self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
+            self.conn.receive_data(data)
+
+    async def read_request(self) -> Request | None:
+        """The next whole request; None when the client closed or stayed idle."""
+        self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
+        timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+            self.read_scope = scope
+            try:
+                return await self._read_request()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                detail = (f"request line and headers exceed {self.limits.max_header} bytes"
+                          if status == 431 else f"malformed HTTP request: {exc}")
+                await self.fail(Response.problem(status, detail))
+        if scope.cancelled_caught:
+            if self.started:
+                await self.fail(Response.problem(
+                    408, f"the request did not arrive within {self.limits.read_timeout:g}s"))
+            raise _Close()
+        return None
+
+    async def _read_request(self) -> Request | None:
+        event = await self._next_event()
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        if not isinstance(event, h11.Request):     # pragma: no cover - h11 guarantees the order
+            raise _Close()
+        head_size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+        if head_size > self.limits.max_header:     # h11 only bounds a head still incomplete
+            await self.fail(Response.problem(
+                431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
+        request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
+                          peer=self.peer, peercert=self.peercert,
+                          http_version=event.http_version.decode("ascii"))
+        declared = request.header("content-length")
+        if declared is not None and int(declared) > self.limits.max_body:
+            await self.fail(self._too_large(f"declared Content-Length {declared}"))
+        if self.conn.they_are_waiting_for_100_continue:
+            await self._send(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        body = bytearray()
+        while True:
+            event = await self._next_event()
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.limits.max_body:
+                    await self.fail(self._too_large("the chunked body"))
+            elif isinstance(event, h11.EndOfMessage):
+                request.body = bytes(body)
+                return request
+            elif isinstance(event, h11.ConnectionClosed):
+                return None
+
+    def _too_large(self, what: str) -> Response:
+        return Response.problem(413, f"{what} exceeds the limit of {self.limits.max_body} bytes; "
+                                     "send a smaller body or raise the server's max_body",
+                                limit=self.limits.max_body)
+
+    # ---------------------------------------------------------------- writing
+    async def _send(self, data: bytes) -> None:
+        with trio.move_on_after(self.limits.write_timeout) as scope:
+            await self.stream.send_all(data)
+        if scope.cancelled_caught:
+            log.info("http %s: client did not take the answer within %gs", self.peer, self.limits.write_timeout)
+            raise _Close()
+
+    async def respond(self, response: Response, method: str = "GET", *, close: bool = False) -> None:
+        headers = [(k.lower(), v) for k, v in response.headers]
+        names = {k for k, _ in headers}
+        if "content-length" not in names and response.status not in (204, 304):
+            headers.append(("content-length", str(len(response.body))))
+        if "server" not in names:
+            headers.append(SERVER_HEADER)
+        if close and "connection" not in names:
+            headers.append(("connection", "close"))
+        out = self.conn.send(h11.Response(status_code=response.status, headers=headers,
+                                          reason=REASONS.get(response.status, "").encode()))
+        if response.body and method != "HEAD":
+            out += self.conn.send(h11.Data(data=response.body))
+        out += self.conn.send(h11.EndOfMessage())
+        await self._send(out)       # head and body leave in one write
+
+    async def fail(self, response: Response) -> None:
+        """Answer an error (if the protocol still allows an answer) and stop."""
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            try:
+                await self.respond(response, close=True)
+            except (h11.LocalProtocolError, _Close):
+                pass
+        await self.linger()
+        raise _Close()
+
+    async def linger(self) -> None:
+        """Half-close and read what the client still sends (bounded), so it sees our answer, not a reset."""
+        with trio.move_on_after(self.limits.linger):
+            try:
+                if isinstance(self.stream, trio.abc.HalfCloseableStream):
+                    await self.stream.send_eof()
+                budget = self.limits.max_body + self.limits.max_header
+                while budget > 0:
+                    chunk = await self.stream.receive_some(RECEIVE_SIZE)
+                    if not chunk:
+                        break
+                    budget -= len(chunk)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                pass
+
+    # ---------------------------------------------------------------- serving
+    async def answer(self, request: Request) -> Response:
+        try:
+            return await self.handler(request)
+        except HTTPError as exc:
+            return exc.to_response(instance=request.raw_path)
+        except Exception:
+            log.exception("http %s %s from %s: handler failed", request.method, request.raw_path, self.peer)
+            return Response.problem(500, "the server failed while answering; the error is in the bsp log",
+                                    instance=request.raw_path)
+
+    async def run(self, refusal: str | None) -> None:
+        while True:
+            request = await self.read_request()
+            if request is None:
+                return
+            if refusal is not None:
+                await self.fail(Response.problem(403, f"access refused: {refusal}", instance=request.raw_path))
+            response = await self.answer(request)
+            await self.respond(response, request.method)
+            if self.conn.our_state is h11.MUST_CLOSE:
+                return
+            self.conn.start_next_cycle()
+
+
+async def serve_connection(
+    stream: trio.abc.Stream,
+    handler: Handler,
+    *,
+    limits: HTTPLimits = HTTPLimits(),
+    access: AccessList | None = None,
+    peer: Any = None,
+    on_refused: Callable[[Any, str], None] | None = None,
+) -> None:
+    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream."""
+    peer = peer if peer is not None else peer_of(stream)
+    try:
+        peercert = None
+        if isinstance(stream, trio.SSLStream):
+            with trio.move_on_after(limits.handshake_timeout) as scope:
+                await stream.do_handshake()
+            if scope.cancelled_caught:
+                log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
+                return
+            peercert = stream.getpeercert() or None
+        refusal = None
+        if access is not None:
+            ok, reason = access.check(peer, peercert)
+            if not ok:
+                refusal = reason
+                log.warning("http %s: access refused: %s", peer, reason)
+                if on_refused is not None:
+                    on_refused(peer, reason)
+        await _Connection(stream, handler, limits, peer, peercert).run(refusal)
+    except _Close:
+        pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
+        log.info("http %s: connection ended: %s", peer, exc.__cause__ or exc)
+    finally:
+        with trio.move_on_after(1):
+            try:
+                await stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
+                pass
+        await trio.aclose_forcefully(stream)
+
+
+async def serve_http(
+    handler: Handler,
+    host: str | None,
+    port: int,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    limits: HTTPLimits = HTTPLimits(),
+    access: AccessList | None = None,
+    on_refused: Callable[[Any, str], None] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``host:port`` (port 0: any free one) until cancelled.
+
+    ``task_status.started(port)`` fires once listening, with the bound port.
+    """
+    listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    if ssl_context is not None:
+        listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
+    slots = trio.Semaphore(limits.max_connections)
+
+    async def one(stream: trio.abc.Stream) -> None:
+        try:
+            await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused)
+        finally:
+            slots.release()
+
+    async def accept_loop(listener: Any, nursery: trio.Nursery) -> None:
+        async with listener:
+            while True:
+                await slots.acquire()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:     # EMFILE and friends: back off, keep listening
+                    slots.release()
+                    log.warning("http %s:%s: accept failed: %s", host, bound, exc)
+                    await trio.sleep(0.1)
+                    continue
+                except BaseException:
+                    slots.release()
+                    raise
+                nursery.start_soon(one, stream)
+
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(accept_loop, listener, nursery)
+        log.info("http listening on %s:%s%s", host, bound, " (TLS)" if ssl_context else "")
+        task_status.started(bound)
+        await trio.sleep(math.inf)
