@@ -1,0 +1,235 @@
+"""Block 4 field formats: parse a tag's text into values and write it back.
+
+Only the formats named here are structured; every other tag's value is its text
+(lines joined with "\n").  Each parser is the exact inverse of its writer for
+valid input, so ``write(parse(x)) == x`` (amounts in canonical form: no leading
+zeros, decimal comma).
+
+  32A            {"date": date, "currency": "EUR", "amount": Decimal}
+  32B 33B        {"currency", "amount"}
+  30             date (YYMMDD)
+  60F 60M 62F 62M 64 65
+                 {"mark": "C"|"D", "date", "currency", "amount"}
+  61             {"value_date", "entry_date" (MMDD text or None), "mark" (C/D/RC/RD), "funds_code",
+                  "amount", "type" (e.g. NTRF), "customer_reference", "bank_reference",
+                  "supplementary"}
+  34F            {"currency", "mark" (D/C/None), "amount"}
+  90D 90C        {"count": int, "currency", "amount"}
+  xxA (BIC)      {"account": str|None, "bic": "CIBKCNBJ473"}
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+
+from formats.errors import FormatError
+
+AMOUNT = r"\d{1,15},\d*"
+_CCY = r"[A-Z]{3}"
+
+
+def parse_amount(text: str, field: str, offset: int, lenient: bool = False) -> Decimal:
+    if lenient and re.fullmatch(r"\d{1,15}", text):
+        text += ","                       # banks' exports sometimes drop the comma of a whole amount
+    if not re.fullmatch(AMOUNT, text) or len(text) > 15:
+        raise FormatError(f"amount {text!r} is not digits with a decimal comma (e.g. 1234,56)",
+                          offset=offset, field=field, hint="SWIFT amounts use a comma and at most 15 characters")
+    try:
+        return Decimal(text.replace(",", "."))
+    except InvalidOperation:  # pragma: no cover - the pattern above rules it out
+        raise FormatError(f"bad amount {text!r}", offset=offset, field=field) from None
+
+
+def write_amount(value: Any, field: str) -> str:
+    if not isinstance(value, Decimal) or value < 0 or not value.is_finite():
+        raise FormatError(f"amount must be a non-negative Decimal, got {value!r}", field=field)
+    text = format(value, "f").replace(".", ",")
+    if "," not in text:
+        text += ","
+    return text
+
+
+def parse_date6(text: str, field: str, offset: int) -> dt.date:
+    if not re.fullmatch(r"\d{6}", text):
+        raise FormatError(f"date {text!r} is not YYMMDD", offset=offset, field=field)
+    try:
+        # SWIFT: YY 80-99 -> 19YY, 00-79 -> 20YY
+        yy = int(text[:2])
+        return dt.date(1900 + yy if yy >= 80 else 2000 + yy, int(text[2:4]), int(text[4:6]))
+    except ValueError:
+        raise FormatError(f"date {text!r} is not a calendar date (YYMMDD)", offset=offset, field=field) from None
+
+
+def write_date6(value: Any, field: str) -> str:
+    if not isinstance(value, dt.date):
+        raise FormatError(f"expected a date, got {value!r}", field=field)
+    return value.strftime("%y%m%d")
+
+
+def _ccy(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(_CCY, value):
+        raise FormatError(f"currency {value!r} is not 3 capital letters", field=field)
+    return value
+
+
+def _need(value: Any, field: str, keys: tuple[str, ...]) -> dict:
+    if not isinstance(value, dict):
+        raise FormatError(f"expected a mapping with {', '.join(keys)}", field=field)
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise FormatError(f"missing {', '.join(missing)}", field=field)
+    return value
+
+
+# ------------------------------------------------------------------ parsers / writers
+
+_R32A = re.compile(rf"(\d{{6}})({_CCY})(.*)", re.S)
+
+
+def p_32a(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = _R32A.fullmatch(text)
+    if not m:
+        raise FormatError(f"{text!r} is not YYMMDD + currency + amount (e.g. 191014USD1814,28)", offset=off,
+                          field=f)
+    return {"date": parse_date6(m[1], f, off), "currency": m[2], "amount": parse_amount(m[3], f, off + 9, lenient)}
+
+
+def w_32a(v: Any, f: str) -> str:
+    v = _need(v, f, ("date", "currency", "amount"))
+    return write_date6(v["date"], f) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+
+
+def p_ccy_amount(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = re.fullmatch(rf"({_CCY})(.*)", text, re.S)
+    if not m:
+        raise FormatError(f"{text!r} is not currency + amount (e.g. EUR1000,)", offset=off, field=f)
+    return {"currency": m[1], "amount": parse_amount(m[2], f, off + 3, lenient)}
+
+
+def w_ccy_amount(v: Any, f: str) -> str:
+    v = _need(v, f, ("currency", "amount"))
+    return _ccy(v["currency"], f) + write_amount(v["amount"], f)
+
+
+def p_balance(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = re.fullmatch(rf"([CD])(\d{{6}})({_CCY})(.*)", text, re.S)
+    if not m:
+        raise FormatError(f"{text!r} is not D/C mark + YYMMDD + currency + amount", offset=off, field=f)
+    return {"mark": m[1], "date": parse_date6(m[2], f, off + 1), "currency": m[3],
+            "amount": parse_amount(m[4], f, off + 10, lenient)}
+
+
+def w_balance(v: Any, f: str) -> str:
+    v = _need(v, f, ("mark", "date", "currency", "amount"))
+    if v["mark"] not in ("C", "D"):
+        raise FormatError(f"mark must be C or D, got {v['mark']!r}", field=f)
+    return v["mark"] + write_date6(v["date"], f) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+
+
+_R61 = re.compile(r"(?P<vd>\d{6})(?P<ed>\d{4})?(?P<mark>RC|RD|C|D)(?P<fc>[A-Z])?(?P<amt>\d[\d,]{0,14})"
+                  r"(?P<type>[NSF][A-Z0-9]{3})(?P<cref>[^\n]{1,16}?)(?://(?P<bref>[^\n]{1,16}))?"
+                  r"(?:\n(?P<sup>[^\n]{1,34}))?", re.S)
+
+
+# banks' exports: a type code with spaces ("S   "), no reference at all
+_R61_LENIENT = re.compile(_R61.pattern.replace("[NSF][A-Z0-9]{3}", "[NSF][A-Z0-9 ]{3}")
+                          .replace("(?P<cref>[^\\n]{1,16}?)", "(?P<cref>[^\\n]{0,16}?)"), re.S)
+
+
+def p_61(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = (_R61_LENIENT if lenient else _R61).fullmatch(text)
+    if not m:
+        raise FormatError(f"{text.splitlines()[0] if text else text!r} is not a statement line: value date "
+                          "YYMMDD, [entry MMDD], mark C/D/RC/RD, [funds code], amount, type (e.g. NTRF), "
+                          "reference[//bank reference]", offset=off, field=f)
+    return {"value_date": parse_date6(m["vd"], f, off), "entry_date": m["ed"], "mark": m["mark"],
+            "funds_code": m["fc"], "amount": parse_amount(m["amt"], f, off + m.start("amt"), lenient),
+            "type": m["type"], "customer_reference": m["cref"] or None, "bank_reference": m["bref"],
+            "supplementary": m["sup"]}
+
+
+def w_61(v: Any, f: str) -> str:
+    v = _need(v, f, ("value_date", "mark", "amount", "type", "customer_reference"))
+    out = write_date6(v["value_date"], f) + (v.get("entry_date") or "") + v["mark"] + (v.get("funds_code") or "")
+    out += write_amount(v["amount"], f) + v["type"] + v["customer_reference"]
+    if v.get("bank_reference"):
+        out += "//" + v["bank_reference"]
+    if v.get("supplementary"):
+        out += "\n" + v["supplementary"]
+    if not _R61.fullmatch(out):
+        raise FormatError(f"values do not make a valid statement line: {out!r}", field=f)
+    return out
+
+
+def p_34f(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = re.fullmatch(rf"({_CCY})([DC])?(.*)", text, re.S)
+    if not m:
+        raise FormatError(f"{text!r} is not currency + [D/C] + amount", offset=off, field=f)
+    return {"currency": m[1], "mark": m[2], "amount": parse_amount(m[3], f, off + 3 + len(m[2] or ""), lenient)}
+
+
+def w_34f(v: Any, f: str) -> str:
+    v = _need(v, f, ("currency", "amount"))
+    return _ccy(v["currency"], f) + (v.get("mark") or "") + write_amount(v["amount"], f)
+
+
+def p_90(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    m = re.fullmatch(rf"(\d{{1,5}})({_CCY})(.*)", text, re.S)
+    if not m:
+        raise FormatError(f"{text!r} is not count + currency + amount", offset=off, field=f)
+    return {"count": m[1], "currency": m[2], "amount": parse_amount(m[3], f, off + len(m[1]) + 3, lenient)}
+
+
+def w_90(v: Any, f: str) -> str:
+    v = _need(v, f, ("count", "currency", "amount"))
+    return str(v["count"]) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+
+
+_BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
+
+
+def p_bic(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    lines = text.split("\n")
+    account = None
+    if lines[0].startswith("/") and len(lines) > 1:
+        account = lines.pop(0)[1:]
+    if len(lines) != 1 or not _BIC.fullmatch(lines[0]):
+        raise FormatError(f"{lines[-1]!r} is not a BIC (8 or 11 characters: bank, country, location, [branch])",
+                          offset=off + len(text) - len(lines[-1]), field=f)
+    return {"account": account, "bic": lines[0]}
+
+
+def w_bic(v: Any, f: str) -> str:
+    v = _need(v, f, ("bic",))
+    if not isinstance(v["bic"], str) or not _BIC.fullmatch(v["bic"]):
+        raise FormatError(f"{v['bic']!r} is not a BIC", field=f)
+    return (f"/{v['account']}\n" if v.get("account") else "") + v["bic"]
+
+
+FORMATS: dict[str, tuple[Callable[[str, str, int], Any], Callable[[Any, str], str]]] = {
+    "32A": (p_32a, w_32a),
+    "32B": (p_ccy_amount, w_ccy_amount), "33B": (p_ccy_amount, w_ccy_amount),
+    "30": (lambda t, f, o, lenient=False: parse_date6(t, f, o), write_date6),
+    "60F": (p_balance, w_balance), "60M": (p_balance, w_balance), "62F": (p_balance, w_balance),
+    "62M": (p_balance, w_balance), "64": (p_balance, w_balance), "65": (p_balance, w_balance),
+    "61": (p_61, w_61), "34F": (p_34f, w_34f), "90D": (p_90, w_90), "90C": (p_90, w_90),
+}
+BIC_TAGS = ("50A", "51A", "52A", "53A", "54A", "55A", "56A", "57A", "58A", "59A", "82A", "87A")
+for _t in BIC_TAGS:
+    FORMATS[_t] = (p_bic, w_bic)
+
+
+def parse_field(tag: str, text: str, offset: int, lenient: bool = False) -> Any:
+    fmt = FORMATS.get(tag)
+    return fmt[0](text, tag, offset, lenient) if fmt else text
+
+
+def write_field(tag: str, value: Any) -> str:
+    fmt = FORMATS.get(tag)
+    if fmt:
+        return fmt[1](value, tag)
+    if not isinstance(value, str):
+        raise FormatError(f"expected text, got {type(value).__name__}", field=tag)
+    return value
