@@ -1,0 +1,171 @@
+"""Prometheus metrics for one engine, in a registry of its own (never the global one).
+
+The runtime, channels, ledger and admin API call the small methods below;
+``render()`` gives the Prometheus text exposition served at ``GET /metrics``.
+
+Metric families (all prefixed ``bsp_``):
+
+  route_received_total{route}              exchanges a route took
+  route_outcomes_total{route,outcome}      outcome: committed, rejected, failed
+  route_in_flight{route}                   exchanges being processed
+  route_latency_seconds{route}             received -> answered (histogram)
+  channel_received_total{channel}          frames received
+  channel_sent_total{channel}              frames sent
+  channel_errors_total{channel,kind}       kind: framing, unreachable, lost, timeout, ...
+  channel_in_flight{channel}               outbound calls waiting for a reply
+  channel_latency_seconds{channel}         outbound call round trip (histogram)
+  channel_reconnects_total{channel}
+  channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
+  ledger_batch_size                        deals per group commit (histogram)
+  ledger_commit_seconds                    one group commit (histogram)
+  reloads_total{result,source}             result: ok, failed; source: admin, watch, signal, ...
+  admin_auth_failures_total{reason}        reason: missing, malformed, wrong, refused
+  admin_requests_total{endpoint,status}
+  config_info{version}                     1 for the running configuration
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+OUTCOMES = ("committed", "rejected", "failed")
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong", "refused")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class Metrics:
+    def __init__(self, namespace: str = "bsp") -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r, ns = self.registry, namespace
+        self.route_received = Counter("route_received", "Exchanges taken by a route.", ["route"],
+                                      namespace=ns, registry=r)
+        self.route_outcomes = Counter("route_outcomes", "Finished exchanges by outcome (committed, rejected, failed).",
+                                      ["route", "outcome"], namespace=ns, registry=r)
+        self.route_in_flight = Gauge("route_in_flight", "Exchanges a route is processing now.", ["route"],
+                                     namespace=ns, registry=r)
+        self.route_latency = Histogram("route_latency_seconds", "Time from receipt to answer, per route.",
+                                       ["route"], buckets=LATENCY_BUCKETS, namespace=ns, registry=r)
+        self.channel_received = Counter("channel_received", "Frames received on a channel.", ["channel"],
+                                        namespace=ns, registry=r)
+        self.channel_sent = Counter("channel_sent", "Frames sent on a channel.", ["channel"],
+                                    namespace=ns, registry=r)
+        self.channel_errors = Counter("channel_errors", "Channel errors by kind.", ["channel", "kind"],
+                                      namespace=ns, registry=r)
+        self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],
+                                       namespace=ns, registry=r)
+        self.channel_latency = Histogram("channel_latency_seconds", "Outbound call round trip, per channel.",
+                                         ["channel"], buckets=LATENCY_BUCKETS, namespace=ns, registry=r)
+        self.channel_reconnects = Counter("channel_reconnects", "Reconnections of an outbound channel.",
+                                          ["channel"], namespace=ns, registry=r)
+        self.channel_circuit = Gauge("channel_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                                     ["channel"], namespace=ns, registry=r)
+        self.ledger_batch = Histogram("ledger_batch_size", "Deals written per ledger group commit.",
+                                      buckets=BATCH_BUCKETS, namespace=ns, registry=r)
+        self.ledger_commit = Histogram("ledger_commit_seconds", "Duration of one ledger group commit.",
+                                       buckets=LATENCY_BUCKETS, namespace=ns, registry=r)
+        self.reloads = Counter("reloads", "Configuration reloads by result (ok, failed) and source.",
+                               ["result", "source"], namespace=ns, registry=r)
+        self.admin_auth_failures = Counter("admin_auth_failures", "Admin API requests refused authentication.",
+                                           ["reason"], namespace=ns, registry=r)
+        self.admin_requests = Counter("admin_requests", "Admin API requests by endpoint and status.",
+                                      ["endpoint", "status"], namespace=ns, registry=r)
+        self.config_info = Gauge("config_info", "The running configuration version (value 1).", ["version"],
+                                 namespace=ns, registry=r)
+
+    # ------------------------------------------------------------ routes
+    def route_started(self, route: str) -> None:
+        self.route_received.labels(route).inc()
+        self.route_in_flight.labels(route).inc()
+
+    def route_finished(self, route: str, outcome: str, seconds: float) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"route {route}: outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+        self.route_in_flight.labels(route).dec()
+        self.route_outcomes.labels(route, outcome).inc()
+        self.route_latency.labels(route).observe(seconds)
+
+    @contextmanager
+    def track_route(self, route: str, clock: Callable[[], float] | None = None) -> Iterator["_Outcome"]:
+        """``with metrics.track_route("bill_payment") as o: ...; o.outcome = "rejected"``.
+
+        The outcome defaults to committed, and to failed when the block raises.
+        ``clock`` defaults to ``time.perf_counter`` (pass ``trio.current_time`` under trio).
+        """
+        now = clock or time.perf_counter
+        t0 = now()
+        out = _Outcome()
+        self.route_started(route)
+        try:
+            yield out
+        except BaseException:
+            self.route_finished(route, "failed", now() - t0)
+            raise
+        self.route_finished(route, out.outcome, now() - t0)
+
+    # ------------------------------------------------------------ channels
+    def channel_error(self, channel: str, kind: str) -> None:
+        self.channel_errors.labels(channel, kind).inc()
+
+    def call_started(self, channel: str) -> None:
+        self.channel_sent.labels(channel).inc()
+        self.channel_in_flight.labels(channel).inc()
+
+    def call_finished(self, channel: str, seconds: float, error_kind: str | None = None) -> None:
+        self.channel_in_flight.labels(channel).dec()
+        if error_kind is None:
+            self.channel_received.labels(channel).inc()
+            self.channel_latency.labels(channel).observe(seconds)
+        else:
+            self.channel_error(channel, error_kind)
+
+    def reconnected(self, channel: str) -> None:
+        self.channel_reconnects.labels(channel).inc()
+
+    def circuit(self, channel: str, state: str) -> None:
+        if state not in CIRCUIT_STATES:
+            raise ValueError(f"channel {channel}: circuit state {state!r} is not one of {', '.join(CIRCUIT_STATES)}")
+        self.channel_circuit.labels(channel).set(CIRCUIT_STATES[state])
+
+    # ------------------------------------------------------------ ledger, config, admin
+    def ledger_committed(self, batch_size: int, seconds: float) -> None:
+        self.ledger_batch.observe(batch_size)
+        self.ledger_commit.observe(seconds)
+
+    def reload_done(self, ok: bool, source: str) -> None:
+        self.reloads.labels("ok" if ok else "failed", source).inc()
+
+    def config_loaded(self, version: str) -> None:
+        self.config_info.clear()
+        self.config_info.labels(version).set(1)
+
+    def auth_failed(self, reason: str) -> None:
+        if reason not in AUTH_FAILURE_REASONS:
+            raise ValueError(f"auth failure reason {reason!r} is not one of {', '.join(AUTH_FAILURE_REASONS)}")
+        self.admin_auth_failures.labels(reason).inc()
+
+    def admin_request(self, endpoint: str, status: int) -> None:
+        self.admin_requests.labels(endpoint, str(status)).inc()
+
+    # ------------------------------------------------------------ reading
+    def render(self) -> bytes:
+        """The Prometheus text format (``CONTENT_TYPE``)."""
+        return generate_latest(self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """One sample's value by its full name (``bsp_route_received_total``); for tests and ``bsp status``."""
+        return self.registry.get_sample_value(name, labels or {})
+
+
+class _Outcome:
+    __slots__ = ("outcome",)
+
+    def __init__(self) -> None:
+        self.outcome = "committed"
