@@ -275,3 +275,25 @@ def test_display_amount_uses_currency_minor_units() -> None:
 def test_deal_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_deal_id(now_ms=1_700_000_000_000 + i) for i in range(100)]
     assert ids == sorted(ids) and len(set(ids)) == 100 and all(len(i) == 32 for i in ids)
+
+
+async def test_store_failure_reaches_every_waiter(tmp_path: Path) -> None:
+    """When the database refuses the batch (here: its table is gone), every waiter gets LedgerError."""
+    errors: list[BaseException] = []
+
+    async def one(i: int) -> None:
+        try:
+            await ledger.commit(deal(i))
+        except LedgerError as exc:
+            errors.append(exc)
+
+    async with open_ledger(tmp_path / "l.duckdb", max_wait=0.01) as ledger:
+        await ledger.commit(deal(0))
+        # a real failure, on the writer's own connection and thread
+        await ledger._run(lambda: ledger._store._con.execute("DROP TABLE deals").fetchall())
+        async with trio.open_nursery() as nursery:
+            for i in range(1, 11):
+                nursery.start_soon(one, i)
+        assert ledger.stats.failed_rows == 10
+    assert len(errors) == 10
+    assert all("deals" in str(e) and "was not stored" in str(e) for e in errors)
