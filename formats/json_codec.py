@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
@@ -179,8 +180,10 @@ def _validate(validator: Any, value: Any, what: str) -> None:
 
 
 class JsonCodec:
-    def __init__(self, *, schema: str | Path | None = None, name: str = "json") -> None:
+    def __init__(self, *, schema: str | Path | None = None, name: str = "json",
+                 classify: dict[str, str] | None = None) -> None:
         self.name = name
+        self.classify = dict(classify or {})
         self.schema_path = str(schema) if schema else None
         self._validator = load_schema(schema) if schema else None
 
@@ -199,7 +202,12 @@ class JsonCodec:
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
-    schema = (getattr(decl, "options", None) or {}).get("schema")
+    opts = getattr(decl, "options", None) or {}
+    try:
+        parse_spec(opts.get("classify"))
+    except SpecError as exc:
+        return [exc]
+    schema = opts.get("schema")
     if schema is None:
         return []
     if base_dir is not None and not Path(schema).is_absolute():
@@ -213,7 +221,8 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
 
 def build(decl: Any) -> JsonCodec:
     opts = getattr(decl, "options", None) or {}
-    return JsonCodec(schema=opts.get("schema"), name=getattr(decl, "name", "json"))
+    return JsonCodec(schema=opts.get("schema"), name=getattr(decl, "name", "json"),
+                     classify=parse_spec(opts.get("classify")))
 
 
 def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
@@ -235,6 +244,7 @@ COMPONENT = ComponentSpec(
          "decode and encode; errors name the JSON path."),
     options=(
         OptionSpec("schema", "path", "a JSON Schema file validated on decode and encode"),
+        OptionSpec("classify", "list", 'classified fields: ["card.number:pan", "payer.name:personal"]'),
     ),
     build=build,
     check=check,

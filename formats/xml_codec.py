@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping
 
 from lxml import etree
 
+from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
@@ -110,8 +111,10 @@ def text_of(v: Any) -> str:
 
 
 class XmlCodec:
-    def __init__(self, *, lists: Iterable[str] = (), name: str = "xml") -> None:
+    def __init__(self, *, lists: Iterable[str] = (), name: str = "xml",
+                 classify: dict[str, str] | None = None) -> None:
         self.name = name
+        self.classify = dict(classify or {})
         self.lists = frozenset(lists)
 
     # -------------------------------------------------------------- decode
@@ -221,6 +224,10 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
     if not isinstance(lists, (list, tuple)) or not all(isinstance(x, str) for x in lists):
         return [SpecError(f"option lists must be a list of element names, got {lists!r}",
                           hint='e.g. lists = ["Item"]')]
+    try:
+        parse_spec((getattr(decl, "options", None) or {}).get("classify"))
+    except SpecError as exc:
+        return [exc]
     return []
 
 
@@ -229,7 +236,8 @@ def build(decl: Any) -> XmlCodec:
     if errors:
         raise errors[0]
     opts = getattr(decl, "options", None) or {}
-    return XmlCodec(lists=opts.get("lists", ()), name=getattr(decl, "name", "xml"))
+    return XmlCodec(lists=opts.get("lists", ()), name=getattr(decl, "name", "xml"),
+                    classify=parse_spec(opts.get("classify")))
 
 
 COMPONENT = ComponentSpec(
@@ -240,6 +248,7 @@ COMPONENT = ComponentSpec(
          "no DTD, no entities, no network."),
     options=(
         OptionSpec("lists", "list", "element names that always decode to a list, even with one item", default=()),
+        OptionSpec("classify", "list", 'classified paths: ["Order.Card:pan", "Order.Name:personal"]'),
     ),
     build=build,
     check=check,

@@ -176,6 +176,7 @@ class Iso20022Codec:
     def __init__(self, *, message: str | None = None, xsd: str | None = None, xsd_dir: str | None = None,
                  validate: bool = True, name: str = "iso20022") -> None:
         self.name = name
+        self.classify: dict[str, str] = {}
         self.message = message
         self.validate = validate
         self._fixed: Schema | None = load_schema(str(xsd)) if xsd else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
 from formats.iso20022.codec import Iso20022Codec
@@ -39,6 +40,10 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
         else:
             if isinstance(msg, str) and not matches(msg, schema.message):
                 errors.append(SpecError(f"the XSD is for {schema.message}, the format says {msg}", **_where(decl)))
+    try:
+        parse_spec(opts.get("classify"), where=_where(decl))
+    except SpecError as exc:
+        errors.append(exc)
     if opts.get("xsd_dir") and not Path(opts["xsd_dir"]).is_dir():
         errors.append(SpecError(f"xsd_dir {opts['xsd_dir']!r} is not a directory", **_where(decl)))
     return errors
@@ -49,8 +54,10 @@ def build(decl: Any) -> Iso20022Codec:
     if errors:
         raise errors[0]
     o = _opts(decl)
-    return Iso20022Codec(message=o.get("message"), xsd=o.get("xsd"), xsd_dir=o.get("xsd_dir"),
-                         validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"))
+    codec = Iso20022Codec(message=o.get("message"), xsd=o.get("xsd"), xsd_dir=o.get("xsd_dir"),
+                          validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"))
+    codec.classify = parse_spec(o.get("classify"))
+    return codec
 
 
 COMPONENT = ComponentSpec(
@@ -66,6 +73,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("xsd_dir", "path", "a folder searched (recursively) for XSDs by target namespace"),
         OptionSpec("validate", "bool", "validate against the XSD (false: parse only, leaves stay text)",
                    default=True),
+        OptionSpec("classify", "list", 'classified paths: ["FIToFICstmrCdtTrf.CdtTrfTxInf.Dbtr:personal"]'),
     ),
     build=build,
     check=check,

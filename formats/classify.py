@@ -1,0 +1,112 @@
+"""Field classification (``pan``, ``secret``, ``personal``) and masking.
+
+Where tags come from:
+* ``fixed`` / ``csv``: the field declaration, ``account string(20) personal``
+  (``FieldDecl.classification``); the path is the field name.
+* ``json`` / ``xml`` / ``iso20022``: the format option ``classify``, a list of
+  ``"path:tag"`` strings (or a mapping path -> tag), e.g.
+  ``classify ["card.number:pan", "Dbtr.Nm:personal", "*.Pwd:secret"]``.
+
+Paths are dotted keys; list items are crossed transparently (``Stmt.Ntry.Amt``
+reaches the ``Amt`` of every entry of every statement) and ``*`` matches any
+one key.  A tag on a dict or list masks every scalar inside it.
+
+Masking rules (``mask_value``):
+* ``pan``: first 6 and last 4 characters kept, the middle as ``*``
+  (``4111111111111111`` -> ``411111******1111``); a value of 10 characters or
+  fewer keeps only its last 4.
+* ``secret``: always ``***`` (length not revealed).
+* ``personal``: first character + ``***`` (``Jane Doe`` -> ``J***``).
+* ``None`` and ``""`` stay as they are; other scalars are masked as text.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from formats.errors import SpecError
+
+TAGS = ("pan", "secret", "personal")
+
+
+def mask_value(value: Any, tag: str) -> Any:
+    if value is None or value == "":
+        return value
+    if isinstance(value, Mapping):
+        return {k: mask_value(v, tag) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_value(v, tag) for v in value]
+    text = value if isinstance(value, str) else str(value)
+    if tag == "secret":
+        return "***"
+    if tag == "personal":
+        return text[0] + "***"
+    if tag == "pan":
+        if len(text) <= 10:
+            return "*" * max(len(text) - 4, 0) + text[-4:]
+        return text[:6] + "*" * (len(text) - 10) + text[-4:]
+    raise ValueError(f"unknown classification {tag!r}; expected one of {', '.join(TAGS)}")
+
+
+def parse_spec(spec: Any, *, where: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The ``classify`` option (list of "path:tag" or mapping) -> {path: tag}.  Raises SpecError."""
+    if spec is None:
+        return {}
+    where = dict(where or {})
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(spec, Mapping):
+        items = spec.items()
+    elif isinstance(spec, (list, tuple)):
+        pairs = []
+        for entry in spec:
+            if not isinstance(entry, str) or ":" not in entry:
+                raise SpecError(f"classify entry {entry!r} is not \"path:tag\"", **where,
+                                hint='e.g. classify ["card.number:pan", "name:personal"]')
+            path, _, tag = entry.rpartition(":")
+            pairs.append((path.strip(), tag.strip()))
+        items = pairs
+    else:
+        raise SpecError(f"option classify must be a list of \"path:tag\", got {spec!r}", **where)
+    out: dict[str, str] = {}
+    for path, tag in items:
+        if tag not in TAGS:
+            raise SpecError(f"classify {path}: unknown tag {tag!r}; expected one of {', '.join(TAGS)}", **where)
+        if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
+            raise SpecError(f"classify: bad path {path!r}", **where, hint="dotted keys, e.g. Dbtr.Nm")
+        out[path] = tag
+    return out
+
+
+def tags_of(codec: Any) -> dict[str, str]:
+    """Every classified path of a codec: declared fields plus its ``classify`` option."""
+    tags: dict[str, str] = {}
+    for fd in getattr(codec, "fields", None) or ():
+        tag = getattr(fd, "classification", None)
+        if tag:
+            tags[fd.name] = tag
+    tags.update(getattr(codec, "classify", None) or {})
+    return tags
+
+
+def mask(values: Any, tags: Mapping[str, str]) -> Any:
+    """A masked copy of ``values`` (the input is not changed)."""
+    if not tags:
+        return values
+    rules = [(tuple(p.split(".")), t) for p, t in tags.items()]
+    return _walk(values, rules)
+
+
+def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_walk(v, rules) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for k, v in value.items():
+        here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
+        done = next((t for r, t in here if len(r) == 1), None)
+        if done is not None:
+            out[k] = mask_value(v, done)
+            continue
+        deeper = [(r[1:], t) for r, t in here if len(r) > 1]
+        out[k] = _walk(v, deeper) if deeper else v
+    return out

@@ -1,0 +1,85 @@
+"""classification: tags from formats, masking rules, no mutation."""
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, strategies as st
+
+from dsl.ir import FieldDecl as F, FormatDecl
+from formats import classify, csv_codec, fixed, json_codec
+from formats.classify import mask, mask_value, parse_spec, tags_of
+from formats.errors import SpecError
+
+
+@pytest.mark.parametrize("value, tag, masked", [
+    ("4111111111111111", "pan", "411111******1111"),
+    ("5500000000000004123", "pan", "550000*********4123"),
+    (4111111111111111, "pan", "411111******1111"),
+    ("12345678", "pan", "****5678"),
+    ("hunter2", "secret", "***"),
+    ("Jane Doe", "personal", "J***"),
+    ("", "personal", ""),
+    (None, "secret", None),
+    (Decimal("120.50"), "personal", "1***"),
+    ({"Nm": "Jane", "Adr": ["Street 1", "Town"]}, "personal", {"Nm": "J***", "Adr": ["S***", "T***"]}),
+])
+def test_mask_value_rules(value, tag, masked):
+    assert mask_value(value, tag) == masked
+
+
+def test_tags_from_fixed_and_csv_declarations():
+    decl = FormatDecl("R", "fixed", {}, (F("pan", "string", 19, classification="pan"), F("pin", "string", 4, classification="secret"),
+                                         F("name", "string", 10, classification="personal"), F("amt", "decimal", 8, 2)))
+    c = fixed.build(decl)
+    assert tags_of(c) == {"pan": "pan", "pin": "secret", "name": "personal"}
+    v = c.decode(b"4111111111111111   1234Jane Doe  00012050")
+    before = copy.deepcopy(v)
+    assert mask(v, tags_of(c)) == {"pan": "411111******1111", "pin": "***", "name": "J***", "amt": Decimal("120.50")}
+    assert v == before  # a copy, not in place
+    cc = csv_codec.build(FormatDecl("C", "csv", {}, (F("iban", "string", classification="personal"),)))
+    assert tags_of(cc) == {"iban": "personal"}
+
+
+def test_classify_option_paths_lists_and_wildcards():
+    c = json_codec.build(FormatDecl("J", "json", {"classify": ["card.number:pan", "parties.*.name:personal", "auth.*:secret"]}))
+    assert tags_of(c) == {"card.number": "pan", "parties.*.name": "personal", "auth.*": "secret"}
+    v = c.decode(b'{"card": {"number": "4111111111111111", "exp": "2612"}, '
+                 b'"parties": [{"debtor": {"name": "Jane"}}, {"creditor": {"name": "Acme", "id": 7}}], '
+                 b'"auth": {"pin": "1234", "otp": "999"}, "amount": 1.00}')
+    assert mask(v, tags_of(c)) == {
+        "card": {"number": "411111******1111", "exp": "2612"},
+        "parties": [{"debtor": {"name": "J***"}}, {"creditor": {"name": "A***", "id": 7}}],
+        "auth": {"pin": "***", "otp": "***"}, "amount": Decimal("1.00"),
+    }
+
+
+def test_iso20022_and_xml_accept_classify():
+    from formats import xml_codec
+    from formats.iso20022 import COMPONENT as ISO
+
+    x = xml_codec.build(FormatDecl("X", "xml", {"classify": {"Order.Card": "pan"}}))
+    assert mask(x.decode(b"<Order><Card>4111111111111111</Card></Order>"), tags_of(x)) == \
+        {"Order": {"Card": "411111******1111"}}
+    assert ISO.option("classify") is not None
+
+
+def test_bad_specs():
+    with pytest.raises(SpecError, match="unknown tag 'secretive'"):
+        parse_spec(["a:secretive"])
+    with pytest.raises(SpecError, match="is not \"path:tag\""):
+        parse_spec(["nocolon"])
+    with pytest.raises(SpecError, match="bad path"):
+        parse_spec({"a..b": "pan"})
+    errors = json_codec.check(FormatDecl("J", "json", {"classify": ["x:nope"]}))
+    assert errors and "unknown tag" in str(errors[0])
+    with pytest.raises(ValueError):
+        mask_value("x", "nope")
+    assert classify.TAGS == ("pan", "secret", "personal")
+
+
+@given(st.text(min_size=11, max_size=30))
+def test_pan_mask_never_shows_the_middle(text):
+    m = mask_value(text, "pan")
+    assert len(m) == len(text) and m[:6] == text[:6] and m[-4:] == text[-4:] and set(m[6:-4]) <= {"*"}
