@@ -6,9 +6,10 @@ each DISPLAY field is a slice of it (about twice as fast as decoding field by
 field).  Encoding goes through the matching ``codecs.charmap_build`` map.
 
 Pages: cp037, cp273, cp500, cp1047, cp1140-cp1149 (the ``ebcdic`` package
-registers cp1047 and cp1141-cp1149), ``common`` (the EBCDIC invariant set: a
-byte decodes to a character only where every supported EBCDIC page agrees,
-otherwise to a space), ``ascii`` (7-bit ASCII, bytes 128-255 as Latin-1) and
+registers cp1047 and cp1141-cp1149), ``common`` (the printable US-ASCII characters at
+their cp037 positions - letters, digits, US punctuation including { } [ ] that
+zoned signs and most copybook data use; every other byte, controls and
+national characters, decodes to a space), ``ascii`` (7-bit ASCII, bytes 128-255 as Latin-1) and
 ``latin-1``.  ``controls="space"`` maps C0/C1 control characters to spaces
 (what upstream readers call the non-"extended" pages).
 """
@@ -64,13 +65,8 @@ def _raw_table(page: str) -> str:
     if page == "latin-1":
         return bytes(range(256)).decode("latin-1")
     if page == "common":
-        tables = [_raw_table(p) for p in EBCDIC_PAGES]
-        out = []
-        for i in range(256):
-            chars = {t[i] for t in tables}
-            ch = tables[0][i]
-            out.append(ch if len(chars) == 1 and not _is_control(ch) else " ")
-        return "".join(out)
+        base = _raw_table("cp037")
+        return "".join(ch if " " <= ch <= "~" else " " for ch in base)
     return bytes(range(256)).decode(page)
 
 

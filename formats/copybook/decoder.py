@@ -125,17 +125,19 @@ class _Gen:
 
     # ---------------------------------------------------------------- frames
     def lenient(self, n: Node) -> bool:
+        """Invalid data decodes to None (not an error) for this field?
+
+        Yes with ``invalid = null``, and for fields in a REDEFINES set that no
+        segment map chooses: those bytes may well belong to another member.
+        """
         if self.opts.invalid == "null":
             return True
-        if not n.in_redefines:
-            return False
-        # a REDEFINES member chosen by the segment map decodes strictly
         p: Node | None = n
         while p is not None:
-            if p.name and p.name in self.segment_members:
-                return False
+            if (p.redefines or p.redefined_by) and p.name not in self.segment_members:
+                return True
             p = p.parent
-        return True
+        return False
 
     def path_of(self, n: Node) -> str:
         parts = []
@@ -366,7 +368,7 @@ def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[byte
             parts.append(gen.frame(fake, False))
         body = "".join(f"    v{i}, e{i} = {fn}(raw, text, 0, cnt)\n    d.update(v{i})\n" for i, fn in enumerate(parts))
         ends = ", ".join(f"e{i}" for i in range(len(parts)))
-        record = f"def record(raw, text, cnt):\n    d = {{}}\n{body}    return d, max({ends})\n"
+        record = f"def record(raw, text, cnt):\n    d = {{}}\n{body}    return d, max({ends}, 0)\n"
     source = "\n".join(gen.funcs) + "\n" + record
     ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad}
     for kind, values in gen.consts.items():

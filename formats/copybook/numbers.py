@@ -127,6 +127,7 @@ def display_decoder(ft: FieldType, zt: ZonedTables, low_values_null: bool):
 
     if ft.explicit_point:
         frac = ft.scale
+        zero = zt.zero
 
         def dec(raw: bytes, text: str, s: int):
             b = raw[s:s + size]
@@ -145,7 +146,9 @@ def display_decoder(ft: FieldType, zt: ZonedTables, low_values_null: bool):
                     if i < 0:
                         raise bad(s, raw)
                     negative = neg[b[i]]
-                    b = b[:i] + bytes([over[b[i]]]) + b[i + 1:]
+                    if over[b[i]] == 0x78:
+                        raise bad(s, raw)
+                    b = b[:i] + bytes([zero + over[b[i]] - 0x30]) + b[i + 1:]
             parts = b.split(bytes([point]))
             if len(parts) != 2:
                 raise bad(s, raw)

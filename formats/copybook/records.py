@@ -1,8 +1,9 @@
 """Splitting a file into records: fixed length, RDW (big / little endian).
 
-RDW: each record is preceded by a 4-byte Record Descriptor Word; bytes 0-1
-hold the length (big-endian on the mainframe, ``rdw_le`` for files written
-little-endian), bytes 2-3 are zero.  ``rdw_includes_header`` says whether the
+RDW: each record is preceded by a 4-byte Record Descriptor Word.  Big-endian
+(the mainframe): bytes 0-1 hold the length, bytes 2-3 are zero.  Little-endian
+(``rdw_le``, the word written byte-reversed): bytes 0-1 are zero, bytes 2-3
+hold the length low byte first.  ``rdw_includes_header`` says whether the
 length counts the 4 RDW bytes (IBM: yes); ``max_record`` bounds memory.
 """
 from __future__ import annotations
@@ -55,7 +56,7 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
         i = 0
         while len(buf) - i >= 4:
             hdr = buf[i:i + 4]
-            length = int.from_bytes(hdr[:2], order) - adj
+            length = int.from_bytes(hdr[2:4] if little else hdr[:2], order) - adj
             if length < 0 or length > max_record:
                 raise FormatError(f"RDW at byte {base + i} gives record length {length + adj}"
                                   f" (allowed {adj}..{max_record + adj})", offset=base + i,
@@ -75,4 +76,6 @@ def frame_rdw(record: bytes, little: bool = False, includes_header: bool = True)
     n = len(record) + (4 if includes_header else 0)
     if n > 0xFFFF:
         raise FormatError(f"record of {len(record)} bytes is too long for an RDW")
-    return n.to_bytes(2, "little" if little else "big") + b"\0\0" + record
+    if little:
+        return b"\0\0" + n.to_bytes(2, "little") + record
+    return n.to_bytes(2, "big") + b"\0\0" + record
