@@ -8,6 +8,7 @@ keep source order: an included file's declarations take the place of its
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,7 +51,9 @@ class _Loader:
     def load(self, path: Path, chain: tuple[str, ...], at: Pos | None) -> None:
         key = str(path)
         if key in chain:
-            cycle = " -> ".join(list(chain[chain.index(key):]) + [key])
+            loop = list(chain[chain.index(key):]) + [key]
+            root = os.path.dirname(loop[0])
+            cycle = " -> ".join(os.path.relpath(p, root) for p in loop)
             self.diags.append(Diagnostic("E011", ERROR, f"include cycle: {cycle}", at,
                                          "remove one of the `use` lines in the cycle"))
             return

@@ -89,6 +89,61 @@ def _examples() -> dict[str, list[str]]:
     return _examples_cache
 
 
+def _open_braces(text: str) -> int:
+    """Unclosed ``{`` outside strings and comments."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        i += 1
+    return depth
+
+
+def _state_id(e: UnexpectedInput):
+    st = getattr(e, "state", None)
+    return getattr(st, "position", st)
+
+
+def match_example(e: UnexpectedInput, parse_fn) -> str | None:
+    """The label of the snippet that fails in the same parser state (lark's
+    ``match_examples`` idea; done here because errors raised through
+    ``on_error`` carry a ParserState object that lark's version cannot compare)."""
+    want = _state_id(e)
+    if want is None:
+        return None
+    tok = getattr(e, "token", None)
+    accepts = getattr(e, "accepts", None)
+    candidate = None
+    for label, snippets in _examples().items():
+        for snippet in snippets:
+            try:
+                parse_fn(snippet)
+            except UnexpectedInput as ut:
+                if _state_id(ut) != want:
+                    continue
+                if accepts is not None and getattr(ut, "accepts", None) != accepts:
+                    continue
+                ut_tok = getattr(ut, "token", None)
+                if tok is not None and ut_tok is not None and ut_tok.type == tok.type:
+                    return label
+                if candidate is None:
+                    candidate = label
+            except Exception:   # noqa: BLE001 - a broken snippet must not hide the user's error
+                continue
+    return candidate
+
+
 def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
     from dsl.parser import raw_parse
     line = getattr(e, "line", None) or 1
@@ -103,16 +158,20 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character `{ch}`",
                           Pos(path, line, col, line, col + 1), hint)
     tok = getattr(e, "token", None)
-    if isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END"):
+    at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+    label = None
+    if at_eof:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
-        if tok is not None and getattr(tok, "line", None):
-            line, col = tok.line, tok.column
-    label = None
-    try:
-        label = e.match_examples(raw_parse, _examples(), use_accepts=True)
-    except Exception:   # a bad example must not hide the user's error
-        label = None
+        if _open_braces(text) > 0:
+            label = "E007"
+    accepts = set(getattr(e, "accepts", None) or ())
+    if label is None and {"ROUTE", "FORMAT", "CHANNEL", "TABLE", "USE"} <= accepts:
+        label = "E013"      # between declarations
+    if label is None and "IF" in accepts and "NAME" in accepts:
+        label = "E014"      # an expression (operand) was expected
+    if label is None:
+        label = match_example(e, raw_parse)
     end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
     pos = Pos(path, line, col, line, end_col)
     found = _describe(tok) if tok is not None else "the end of the file"

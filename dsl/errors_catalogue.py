@@ -1,0 +1,218 @@
+"""The error catalogue: every diagnostic code, with a bad example that yields it.
+
+One table, three uses: ``tests/dsl/test_dsl_catalogue.py`` compiles every
+example and checks the code appears at ``line:col``; ``markdown()`` renders
+the table for ``docs/language.md`` (a test checks the doc is current); and
+analysts look codes up there.  Examples compile as ``main.route`` in an
+empty folder holding ``files`` (name -> text), against the test registry
+(channels ``tcp listen``, ``tcp connect``, ``memory``; formats ``json``,
+``fixed``, ``csv``; step ``audit``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Entry:
+    code: str
+    title: str
+    message: str            # the message template as printed
+    example: str            # a bad main.route
+    line: int               # where the diagnostic points
+    col: int
+    files: dict[str, str] = field(default_factory=dict)
+    severity: str = "error"
+    file: str = "main.route"   # the file the diagnostic points into
+
+
+_REQ = 'format Req = fixed {\n    code string(4)\n}\n'
+_MF = 'channel mf = memory\n'
+_HEAD = _MF + _REQ          # 4 lines
+_CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
+
+
+def _route(*body: str, head: str = _HEAD) -> str:
+    return head + "route r {\n    receive from mf as Req\n" + "".join(f"    {b}\n" for b in body) + "}\n"
+
+
+# Lines of a _route(...) example: 1-4 head, 5 `route r {`, 6 receive, 7 first body line.
+CATALOGUE: tuple[Entry, ...] = (
+    # ------------------------------------------------------------ syntax
+    Entry("E001", "unexpected character", "unexpected character `C`",
+          _route("let x = 'text'"), 7, 13),
+    Entry("E002", "unexpected token", "unexpected `T` (help lists what was expected)",
+          'format F = json\nformat = json\n', 2, 8),
+    Entry("E003", "validation rule without `else reject`",
+          'a validation rule needs `else reject "CODE" "TEXT"`',
+          _route('validate {', '    msg.code == "BP01"', '}'), 9, 5),
+    Entry("E004", "`reject` without quoted code and text", "`reject` needs a code and a text, both quoted",
+          _route('validate {', '    msg.code == "BP01" else reject 13 "bad code"', '}'), 8, 40),
+    Entry("E005", "body line is not `name = value`", "expected `name = value` in a message body",
+          _route('reply Req { code }'), 7, 22),
+    Entry("E006", "field declarations share a line", "a field declaration is `name type` on its own line",
+          'format F = fixed {\n    a string(1) b string(2)\n}\n', 2, 19),
+    Entry("E007", "missing `}`", "unexpected end of file: a `}` is missing",
+          _HEAD + 'route r {\n    receive from mf as Req\n', 6, 27),
+    Entry("E008", "`receive` without `from`", "`receive` needs `from CHANNEL`",
+          _HEAD + 'route r {\n    receive mf as Req\n}\n', 6, 13),
+    Entry("E009", "malformed `call`", "`call` is `call NAME = CHANNEL as FORMAT [reply FORMAT] { ... }`",
+          _route('call mf as Req { code = "1" }'), 7, 13),
+    Entry("E013", "statement outside a route", "expected a declaration: `use`, `format`, `channel`, `table` or `route`",
+          _HEAD + 'receive from mf as Req\n', 5, 1),
+    Entry("E014", "incomplete expression", "an expression is incomplete or malformed",
+          _route('let x = (msg.code + 1', 'reply Req { code = x }'), 8, 5),
+    Entry("E015", "`if` without `then`/`else`", "`if` needs `then` and `else`",
+          _route('let x = if msg.code == "A" then 1', 'reply Req { code = "1" }'), 8, 5),
+    # ------------------------------------------------------------ files
+    Entry("E010", "file not found", "file not found: PATH",
+          'use "common.route"\n' + _route('reply Req { code = "00" }'), 1, 1),
+    Entry("E011", "include cycle", "include cycle: a.route -> b.route -> a.route",
+          'use "b.route"\n', 1, 1, files={"b.route": 'use "main.route"\n'}, file="b.route"),
+    # ------------------------------------------------------------ names
+    Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean)",
+          _HEAD + 'route r {\n    receive from mff as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
+    Entry("E021", "wrong kind of name", "`NAME` is a format, not a channel",
+          _HEAD + 'route r {\n    receive from Req as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
+    Entry("E022", "declared twice", "`NAME` is declared twice (help: where it was first declared)",
+          _route('reply Req { code = "00" }', head=_HEAD + 'format Req = json\n'), 5, 8),
+    Entry("E023", "route declared twice", "route `NAME` is declared twice",
+          _route('reply Req { code = "00" }') + 'route r {\n    receive from mf as Req\n    reply Req { code = "01" }\n}\n',
+          9, 7),
+    Entry("E024", "unknown name in an expression", "unknown name `NAME` (with did you mean)",
+          _route('reply Req { code = mgs.code }'), 7, 24),
+    Entry("E025", "used before its step", "`NAME` is used before its step",
+          _route('reply Req { code = post.code }', 'call post = mf as Req { code = "1" }'), 7, 24),
+    Entry("E026", "`msg` before decoding", "`msg` is not decoded yet",
+          _HEAD + 'route r {\n    receive from mf when msg.code == "A"\n    decode as Req\n    reply Req { code = "00" }\n}\n',
+          6, 26),
+    Entry("E027", "`error` outside `on error`", "`error` exists only inside `on error`",
+          _route('reply Req { code = error.code }'), 7, 24),
+    # ------------------------------------------------------------ route structure
+    Entry("E030", "route without `receive`", "route `NAME` has no `receive from CHANNEL`",
+          _HEAD + 'route r {\n    reply Req { code = "00" }\n}\n', 5, 7),
+    Entry("E031", "`receive` twice or not first", "a route receives exactly once",
+          _route('receive from mf as Req', 'reply Req { code = "00" }'), 7, 5),
+    Entry("E032", "name bound twice", "`NAME` is already bound in this route",
+          _route('let x = 1', 'let x = 2', 'reply Req { code = "00" }'), 8, 9),
+    Entry("E033", "more than one `on error`", "route `NAME` has more than one `on error`",
+          _route('reply Req { code = "00" }', 'on error reply Req { code = error.code }',
+                 'on error reply Req { code = "96" }'), 9, 5),
+    Entry("E034", "statement not allowed in `on error { }`", "this statement is not allowed inside `on error { }`",
+          _route('reply Req { code = "00" }', 'on error {', '    receive from mf', '}'), 9, 9),
+    Entry("E035", "unknown deal field", "unknown deal field `NAME`",
+          _route('deal PAY { ref = msg.code  amount = 1  curency = "CNY" }', 'reply Req { code = "00" }'),
+          7, 44),
+    Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
+          _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
+    Entry("E037", "body field set twice", "`PATH` is set twice",
+          _route('reply Req { code = "00"  code = "01" }'), 7, 30),
+    # ------------------------------------------------------------ components
+    Entry("E040", "unknown format kind", "unknown format kind `KIND` (with did you mean)",
+          'format F = jsn\n', 1, 12),
+    Entry("E041", "unknown channel kind", "unknown channel kind `KIND` (with did you mean)",
+          'channel c = tcp lisen { address = "127.0.0.1:1" }\n', 1, 13),
+    Entry("E042", "unknown statement or step kind", "unknown statement or step kind `KIND`",
+          _route('audt { text = "x" }', 'reply Req { code = "00" }'), 7, 5),
+    Entry("E043", "unknown option", "unknown option `NAME` for channel `C` (tcp listen)",
+          'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framng = length2\n}\n', 3, 5),
+    Entry("E044", "missing required option", "channel `C` (tcp listen) needs option `address`",
+          'channel c = tcp listen { framing = length2 }\n', 1, 9),
+    Entry("E045", "option value of the wrong type", "option `NAME` of ... expects a whole number, got ...",
+          'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    max_frame = "big"\n}\n', 3, 17),
+    Entry("E046", "option value not among the choices", "option `framing` of ... must be one of length2, length4",
+          'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framing = length3\n}\n', 3, 15),
+    Entry("E047", "referenced file not found", "file not found: \"PATH\" (looked for ABSOLUTE PATH)",
+          'format F = json schema "missing.schema.json"\n', 1, 24),
+    Entry("E048", "unexpected format argument", "unexpected a quoted string `...` in format `F`",
+          'format F = fixed "x" {\n    a string(1)\n}\n', 1, 18),
+    Entry("E049", "option given twice", "option `NAME` given twice",
+          'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    address = "127.0.0.1:7002"\n}\n', 3, 5),
+    Entry("E050", "format definition rejected by its kind", "format `F`: (the format kind's own message)",
+          'format F = fixed {\n    a string\n}\n', 2, 5),
+    Entry("E051", "field block on a kind without one", "format kind `KIND` does not take a field block",
+          'format F = json {\n    a string(1)\n}\n', 1, 12),
+    Entry("E052", "bad field type or arguments", "unknown field type `T` / bad arguments for field type `T`",
+          'format F = fixed {\n    a strng(1)\n}\n', 2, 7),
+    Entry("E053", "unknown classification", "unknown classification `C` for field `F`",
+          'format F = fixed {\n    a string(1) secrte\n}\n', 2, 17),
+    Entry("E054", "field declared twice", "field `F` is declared twice in format `NAME`",
+          'format F = fixed {\n    a string(1)\n    a string(2)\n}\n', 3, 5),
+    # ------------------------------------------------------------ fields, tables, functions
+    Entry("E060", "unknown field of a message", "format `F` has no field `NAME` (with did you mean)",
+          _route('reply Req { code = msg.cod }'), 7, 24),
+    Entry("E061", "unknown field in a message body", "format `F` has no field `NAME`",
+          _route('reply Req { cde = "00" }'), 7, 17),
+    Entry("E062", "unknown table column", "table `T` has no column `NAME`",
+          _route('reply Req { code = billers[msg.code].apicode }',
+                 head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E063", "table key column missing", "table `T`: key column `K` is not in FILE",
+          'table billers = csv "billers.csv" key id\n', 1, 39, files=_CSV),
+    Entry("E064", "unknown table kind", "unknown table kind `KIND`",
+          'table billers = xls "billers.csv" key biller_id\n', 1, 17, files=_CSV),
+    Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column`",
+          _route('reply Req { code = billers.name }',
+                 head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E070", "unknown function", "unknown function `NAME` (with did you mean)",
+          _route('reply Req { code = trimm(msg.code) }'), 7, 24),
+    Entry("E071", "wrong number of arguments", "NAME() takes N arguments, got M",
+          _route('reply Req { code = substr(msg.code) }'), 7, 24),
+    Entry("E072", "argument of the wrong type", "NAME(): argument N must be ..., got ...",
+          _route('reply Req { code = pad_left(msg.code, "4") }'), 7, 43),
+    Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
+          'channel c = tcp listen {\n    address = "127.0.0.1:" + "7001"\n}\n', 2, 15),
+    # ------------------------------------------------------------ warnings
+    Entry("W001", "unused format", "format `NAME` is never used",
+          _route('reply Req { code = "00" }', head=_HEAD + 'format Extra = json\n'), 5, 8, severity="warning"),
+    Entry("W002", "unused table", "table `NAME` is never used",
+          _route('reply Req { code = "00" }', head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'),
+          5, 7, files=_CSV, severity="warning"),
+    Entry("W003", "unused channel", "channel `NAME` is never used",
+          _route('reply Req { code = "00" }', head=_HEAD + 'channel spare = memory\n'), 5, 9, severity="warning"),
+)
+
+
+def by_code() -> dict[str, Entry]:
+    return {e.code: e for e in CATALOGUE}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown() -> str:
+    """The catalogue as the markdown that docs/language.md embeds."""
+    out = ["| code | what | message | example (the caret goes to line:col) |",
+           "|---|---|---|---|"]
+    for e in CATALOGUE:
+        lines = e.example.splitlines()
+        shown = lines[e.line - 1].strip() if 0 < e.line <= len(lines) else "(end of file)"
+        out.append(f"| `{e.code}` | {_cell(e.title)} | {_cell(e.message)} | "
+                   f"`{_cell(shown)}` ({e.line}:{e.col}) |")
+    return "\n".join(out) + "\n"
+
+
+BEGIN = "<!-- error catalogue: generated by dsl.errors_catalogue.markdown(); do not edit by hand -->"
+END = "<!-- end of error catalogue -->"
+
+
+def update_doc(path: str) -> bool:
+    """Rewrite the catalogue between the markers in ``path``; True when it changed."""
+    from pathlib import Path
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{BEGIN}\n{markdown()}{END}{tail}"
+    if new != text:
+        p.write_text(new, encoding="utf-8")
+        return True
+    return False
+
+
+if __name__ == "__main__":   # python -m dsl.errors_catalogue --update docs/language.md
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        print("updated" if update_doc(sys.argv[2]) else "already current")
+    else:
+        sys.stdout.write(markdown())
