@@ -194,13 +194,19 @@ def write_fin(values: dict[str, Any]) -> str:
         out.append("{4:" + "".join(f"{{{k}:{v}}}" for k, v in b4.items()) + "}")
     elif b4 is not None:
         eol = values.get("eol", "\r\n")
+        typed = isinstance(b2, dict) and b2.get("type") in MESSAGES
         lines = []
         for item in b4:
             tag = item.get("tag") if isinstance(item, dict) else None
             if not isinstance(tag, str) or not re.fullmatch(r"\d{2}[A-Z]?", tag):
                 raise FormatError(f"block 4 entries need a tag like '20' or '32A', got {tag!r}", field="block4")
             value = item.get("value")
-            text = write_field(tag, value) if not isinstance(value, str) else value
+            if isinstance(value, str):
+                text = value
+                if typed:
+                    parse_field(tag, value, 0)       # a typed field given as text must still be valid
+            else:
+                text = write_field(tag, value)
             check_x(text, field=tag)
             lines.append(f":{tag}:{text}")
         body = eol.join(line.replace("\n", eol) for line in lines)
@@ -226,6 +232,8 @@ def parse_many(text: str, *, strict: bool = True) -> list[dict[str, Any]]:
 
 
 def split_rje(text: str) -> list[str]:
-    """An RJE batch file: messages separated by '$' on a line of its own (or between messages)."""
-    parts = [p.strip("\r\n") for p in re.split(r"(?:\r?\n)?\$(?:\r?\n|$)", text)]
+    """An RJE batch file: messages separated by '$' (on a line of its own or right after '-}').
+
+    '$' is outside the FIN character set, so it cannot occur inside a message."""
+    parts = [p.strip("\r\n") for p in re.split(r"\r?\n?\$\r?\n?", text)]
     return [p for p in parts if p.strip()]
