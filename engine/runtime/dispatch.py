@@ -174,7 +174,7 @@ class Dispatcher:
         except StepFailure as f:
             if during_error:
                 ex.reply = None
-                log.warning("on error step at %s failed: %s", step.where, f.text)
+                log.warning("on error step at %s failed: %s", step.where, f.detail)
             else:
                 ex.fail(f)
         except Exception as exc:

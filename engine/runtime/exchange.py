@@ -31,14 +31,34 @@ DEFAULT_CODES = {
 REJECTED_KINDS = frozenset({"malformed", "unrouted", "rejected"})
 
 
-class StepFailure(Exception):
-    """A step decided the exchange cannot go on.  ``where`` names the route file place."""
+# ``error.text`` when the failure gives none: short, to fit a reply field.
+SHORT_TEXTS = {
+    "malformed": "malformed request",
+    "unrouted": "no route for this request",
+    "refused": "refused by counterpart",
+    "unreachable": "counterpart unreachable",
+    "timeout": "no reply from counterpart",
+    "lost": "counterpart connection lost",
+    "failed": "processing failed",
+    "internal": "internal error",
+}
 
-    def __init__(self, kind: str, text: str, *, code: str | None = None, where: str | None = None) -> None:
-        super().__init__(text)
+
+class StepFailure(Exception):
+    """A step decided the exchange cannot go on.
+
+    ``text`` is what a route sees as ``error.text`` (short: it goes into reply
+    fields); ``detail`` is the full explanation kept in the deal's reason;
+    ``where`` names the route file place.
+    """
+
+    def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
+                 text: str | None = None) -> None:
+        super().__init__(detail)
         self.kind = kind
         self.code = code if code is not None else DEFAULT_CODES.get(kind, "96")
-        self.text = text
+        self.detail = detail
+        self.text = text if text is not None else SHORT_TEXTS.get(kind, detail)
         self.where = where
 
     @property
@@ -47,10 +67,10 @@ class StepFailure(Exception):
 
     def as_scope(self) -> dict[str, Any]:
         """What ``error`` is in a route: ``error.kind``, ``error.code``, ``error.text``."""
-        return {"kind": self.kind, "code": self.code, "text": self.text, "where": self.where}
+        return {"kind": self.kind, "code": self.code, "text": self.text, "detail": self.detail, "where": self.where}
 
     def reason(self) -> str:
-        return f"{self.kind}: {self.text}" + (f" (at {self.where})" if self.where else "")
+        return f"{self.kind}: {self.detail}" + (f" (at {self.where})" if self.where else "")
 
 
 class Exchange:

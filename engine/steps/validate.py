@@ -20,7 +20,7 @@ class ValidateStep(SyncStep):
         scope = ex.scope
         for fn, code, text, where in self.rules:
             if not fn(scope):
-                raise StepFailure("rejected", text, code=code, where=where)
+                raise StepFailure("rejected", text, code=code, where=where, text=text)
 
 
 COMPONENT = ComponentSpec(

@@ -115,11 +115,12 @@ async def test_undecodable_body(nursery, program, tmp_path) -> None:
         await c.send(b"{not json", pay("G2"))
         r1, r2 = await c.recv_json(2)
         assert (r1["kind"], r1["code"]) == ("malformed", "30")
-        assert "Req" in r1["text"]
+        assert r1["text"] == "malformed request"
         assert r2["code"] == "00"                     # same connection keeps serving
         await c.aclose()
-    statuses = sorted((d["status"], d["route"]) for d in deals(ledger))
-    assert statuses == [("committed", "pay"), ("rejected", "(malformed)")]
+    rows = sorted(deals(ledger), key=lambda d: d["status"])
+    assert [(d["status"], d["route"]) for d in rows] == [("committed", "pay"), ("rejected", "(malformed)")]
+    assert "not a valid Req" in rows[1]["reason"] and "test.route:" in rows[1]["reason"]
 
 
 async def test_request_matching_no_route(nursery, program, tmp_path) -> None:
@@ -129,11 +130,12 @@ async def test_request_matching_no_route(nursery, program, tmp_path) -> None:
         await c.send(pay("U1", op="refund"))
         (r,) = await c.recv_json()
         assert (r["kind"], r["code"]) == ("unrouted", "12")
-        assert "pay" in r["text"]
+        assert r["text"] == "no route for this request"
         await c.aclose()
     (d,) = deals(ledger)
     assert (d["status"], d["route"], d["response_code"]) == ("rejected", "(unrouted)", "12")
     assert orjson.loads(d["request"])["op"] == "refund"
+    assert "routes tried: pay" in d["reason"]
 
 
 async def test_failed_validation(nursery, program, tmp_path) -> None:
