@@ -1,0 +1,112 @@
+"""``format X = copybook "REQ.cpy" encoding cp037 record fixed`` as a component."""
+from __future__ import annotations
+
+from typing import Any
+
+from formats import ebcdic
+from formats.component import ComponentSpec, OptionSpec
+from formats.copybook.codec import CopybookCodec
+from formats.copybook.layout import parse_copybook
+from formats.copybook.options import CopybookOptions
+from formats.copybook.records import RECORD_FORMATS
+from formats.errors import SpecError
+
+ENCODINGS = ebcdic.PAGES + ("utf-8",)
+
+
+def _options(decl: Any) -> tuple[CopybookOptions, dict[str, Any]]:
+    o = dict(decl.options)
+    segment_map = o.get("segment_map")
+    if isinstance(segment_map, (list, tuple)):   # ["C=COMPANY", "P=PERSON"]
+        pairs = {}
+        for item in segment_map:
+            value, _, member = str(item).partition("=")
+            pairs[value.strip()] = member.strip()
+        o["segment_map"] = pairs
+    if isinstance(o.get("segment_filter"), (list, tuple)):
+        o["segment_filter"] = tuple(str(x) for x in o["segment_filter"])
+    opts = CopybookOptions.from_mapping(o)
+    extra = {"record": o.get("record", "fixed"), "max_record": int(o.get("max_record", 1 << 20)),
+             "rdw_includes_header": bool(o.get("rdw_includes_header", True))}
+    return opts, extra
+
+
+def _read(decl: Any):
+    path = decl.options["path"]
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise SpecError(f"cannot read copybook: {exc.strerror}", path=path, line=1, col=1,
+                        hint="the path is relative to the route file that declares the format") from None
+    return parse_copybook(text, path, decl.options.get("source_format", "fixed"))
+
+
+def build(decl: Any) -> CopybookCodec:
+    opts, extra = _options(decl)
+    return CopybookCodec(_read(decl), opts, name=decl.name, **extra)
+
+
+def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    try:
+        build(decl)
+    except SpecError as exc:
+        return [exc]
+    except ValueError as exc:
+        return [SpecError(str(exc), path=decl.options.get("path"))]
+    return []
+
+
+def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
+    try:
+        codec = build(decl)
+    except (SpecError, ValueError):
+        return None
+    roots = codec.layout.roots
+    if len(roots) == 1 and codec.options.collapse_root:
+        return [c.key for c in roots[0].children if not c.dropped]
+    return [r.key for r in roots]
+
+
+COMPONENT = ComponentSpec(
+    category="format",
+    name="copybook",
+    doc="Fixed-layout records described by a COBOL copybook (EBCDIC or ASCII): DISPLAY, COMP, COMP-3, "
+        "COMP-1/2, OCCURS [DEPENDING ON], REDEFINES, level 88 conditions as booleans; fixed or RDW files.",
+    positional="path",
+    options=(
+        OptionSpec("path", "path", "the copybook file", required=True),
+        OptionSpec("encoding", "ident", "code page of text and zoned fields", default="cp037", choices=ENCODINGS),
+        OptionSpec("record", "ident", "file framing for iter_records: fixed, rdw (big-endian RDW), rdw_le",
+                   default="fixed", choices=RECORD_FORMATS),
+        OptionSpec("rdw_includes_header", "bool", "the RDW length counts its own 4 bytes (IBM)", default=True),
+        OptionSpec("max_record", "int", "largest RDW record accepted, in bytes", default=1 << 20),
+        OptionSpec("trim", "ident", "spaces stripped from PIC X values", default="right",
+                   choices=("none", "left", "right", "both")),
+        OptionSpec("controls", "ident", "control characters in text: keep, or space", default="keep",
+                   choices=("keep", "space")),
+        OptionSpec("float_format", "ident", "COMP-1/COMP-2 representation", default="ibm", choices=("ibm", "ieee")),
+        OptionSpec("invalid", "ident", "a malformed number: error, or null", default="error",
+                   choices=("error", "null")),
+        OptionSpec("low_values_null", "bool", "all X'00' fields decode to null", default=True),
+        OptionSpec("variable_occurs", "bool", "OCCURS DEPENDING ON tables take only their actual size",
+                   default=False),
+        OptionSpec("segment_field", "string", "field naming the record's segment (multi-segment files)"),
+        OptionSpec("segment_map", "list", 'segment value to REDEFINES member: ["C=COMPANY", "P=PERSON"]'),
+        OptionSpec("segment_filter", "list", "keep only these segment values when reading files"),
+        OptionSpec("drop_value_fillers", "bool", "leave elementary FILLERs out", default=True),
+        OptionSpec("drop_group_fillers", "bool", "leave FILLER groups out", default=True),
+        OptionSpec("filler_naming", "ident", "names of kept FILLERs", default="sequence",
+                   choices=("sequence", "previous")),
+        OptionSpec("collapse_root", "bool", "a single 01 record's fields are the top-level names", default=True),
+        OptionSpec("conditions", "bool", "add a boolean per level-88 name", default=True),
+        OptionSpec("names", "ident", "output names: keep (ACCOUNT_NO) or lower (account_no)", default="keep",
+                   choices=("keep", "lower")),
+        OptionSpec("source_format", "ident", "copybook source: fixed (cols 8-72) or free", default="fixed",
+                   choices=("fixed", "free")),
+    ),
+    build=build,
+    check=check,
+    fields=fields,
+    examples=('format BillPayReq = copybook "BILLPAY-REQ.cpy" encoding cp037 record fixed',),
+)
