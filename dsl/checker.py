@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -623,8 +624,13 @@ class Checker:
 
     # ------------------------------------------------------------ unused
     def _unused(self) -> None:
+        # a declaration suggested by a "did you mean" is probably meant to be used: no noise
+        suggested = set()
+        for d in self.diags:
+            if d.is_error and d.help and d.help.startswith("did you mean"):
+                suggested.update(re.findall(r"`([^`]+)`", d.help))
         for name, (cat, node) in self.decls.items():
-            if name in self.used:
+            if name in self.used or name in suggested:
                 continue
             code = {"format": "W001", "table": "W002", "channel": "W003"}[cat]
             self.warn(code, f"{cat} `{name}` is never used", node.name.pos,

@@ -1,0 +1,67 @@
+"""`bsp check`: rendered diagnostics, summary, exit codes 0 / 1 / 2, --json, --explain."""
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+from conftest import BILL_PAYMENT
+
+runner = CliRunner()
+
+BAD = '''channel mf = memory
+format Req = fixed {
+    code string(4)
+}
+route r {
+    receive from mff as Req
+    reply Req { code = trimm(msg.code) }
+}
+'''
+
+
+def test_clean_file_exits_0_with_summary():
+    r = runner.invoke(app, ["check", str(BILL_PAYMENT)])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1].startswith("0 errors, 0 warnings; 1 file compiled, version ")
+
+
+def test_errors_are_rendered_and_exit_1(tmp_path):
+    p = tmp_path / "bad.route"
+    p.write_text(BAD)
+    r = runner.invoke(app, ["check", str(p)])
+    assert r.exit_code == 1
+    out = r.output
+    assert f"{p}:6:18: error[E020]: unknown channel `mff`" in out
+    assert "    receive from mff as Req" in out and "help: did you mean `mf`?" in out
+    assert f"{p}:7:24: error[E070]: unknown function `trimm`" in out
+    assert out.strip().splitlines()[-1] == "2 errors, 0 warnings"
+
+
+def test_missing_path_exits_2(tmp_path):
+    r = runner.invoke(app, ["check", str(tmp_path / "nope.route")])
+    assert r.exit_code == 2
+    assert "no such file or directory" in r.output
+
+
+def test_json_and_explain(tmp_path):
+    r = runner.invoke(app, ["check", "--json", "--explain", str(BILL_PAYMENT)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["ok"] is True and data["errors"] == 0
+    assert [x["name"] for x in data["program"]["routes"]] == ["bill_payment", "bill_enquiry"]
+    p = tmp_path / "bad.route"
+    p.write_text(BAD)
+    r = runner.invoke(app, ["check", "--json", str(p)])
+    assert r.exit_code == 1
+    diags = json.loads(r.output)["diagnostics"]
+    assert [(d["code"], d["line"], d["col"]) for d in diags] == [("E020", 6, 18), ("E070", 7, 24)]
+
+
+def test_explain_prints_the_ir(tmp_path):
+    r = runner.invoke(app, ["check", "--explain", str(BILL_PAYMENT)])
+    assert r.exit_code == 0
+    body = r.output[: r.output.rindex("\n0 errors")]
+    assert json.loads(body)["channels"]["mainframe"]["kind"] == "tcp.listen"
