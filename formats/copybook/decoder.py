@@ -15,6 +15,8 @@ Generated frame functions have the signature ``fr(raw, text, o, cnt) ->
 from __future__ import annotations
 
 import codecs
+import re
+from decimal import Decimal
 from typing import Any, Callable
 
 from formats import ebcdic
@@ -111,6 +113,39 @@ class _Gen:
             return t
         return dec
 
+    def fast_path(self, n: Node, v: str, start: str) -> list[str]:
+        """Inline code for the common well-formed case; ``else:`` falls back to the
+        full decoder (which handles blanks, odd signs and raises the error)."""
+        ft = n.ftype
+        assert ft is not None
+        end = f"{start}+{ft.size}"
+        if ft.scale > 0:
+            wrap = f"D(_x).scaleb({-ft.scale}, CTX)"
+        elif ft.scale < 0:
+            wrap = f"_x * {10 ** -ft.scale}"
+        else:
+            wrap = "_x"
+        if ft.kind == "packed" and ft.digits % 2 == 1:
+            sign_ok = "('c', 'f', 'a', 'e', 'd', 'b')" if ft.signed else "('f', 'c')"
+            neg = "(-1 if _h[-1] in 'db' else 1) * " if ft.signed else ""
+            return [f"_h = raw[{start}:{end}].hex()",
+                    f"if _h[-1] in {sign_ok} and _h[:-1].isdigit():",
+                    f"    _x = {neg}int(_h[:-1])",
+                    f"    {v} = {wrap}"]
+        if ft.kind == "display" and not ft.signed and not ft.explicit_point and not self.utf8:
+            t = self.const("Z", self.zt.digit)
+            return [f"_b = raw[{start}:{end}].translate(Z[{t}])",
+                    "if _b.isdigit():",
+                    "    _x = int(_b)",
+                    f"    {v} = {wrap}"]
+        if ft.kind == "binary" and not ft.native:
+            sgn = "True" if ft.signed else "False"
+            lim = 10 ** ft.digits
+            return [f"_x = from_bytes(raw[{start}:{end}], 'big', signed={sgn})",
+                    f"if -{lim} < _x < {lim}:",
+                    f"    {v} = {wrap}"]
+        return []
+
     def alnum_inline(self, n: Node, start: str) -> str | None:
         """A fast inline expression for a PIC X field, when possible."""
         if self.utf8:
@@ -150,12 +185,16 @@ class _Gen:
         return ".".join(reversed(parts))
 
     def frame(self, group: Node, elem: bool) -> str:
-        """Emit a function decoding ``group``'s children; returns its name."""
+        """Emit a function decoding ``group``'s children; returns its name.
+
+        The record frame (``elem`` false) starts at offset 0, so its slices are
+        constants that Python folds at compile time.
+        """
         name = f"fr{len(self.funcs)}"
         self.funcs.append("")  # reserve the slot (nested frames are appended later)
         idx = len(self.funcs) - 1
         lines: list[str] = []
-        state = {"base": "o", "origin": 0}
+        state = {"base": "o" if elem else "0", "origin": 0}
         self.emit_children(group, "d", 0, lines, state, "    ")
         end = self.pos(state, group.size)
         body = "\n".join(lines) or "    pass"
@@ -165,6 +204,8 @@ class _Gen:
     @staticmethod
     def pos(state: dict, frame_off: int) -> str:
         delta = frame_off - state["origin"]
+        if state["base"] == "0":
+            return str(delta)
         return f"{state['base']}+{delta}" if delta else state["base"]
 
     def emit_children(self, group: Node, dvar: str, frame_off: int, lines: list[str], state: dict, ind: str) -> None:
@@ -227,13 +268,19 @@ class _Gen:
         else:
             f = self.const("F", self.field_decoder(n))
             p = self.const("P", self.path_of(n))
-            lines.append(f"{ind}try:")
-            lines.append(f"{ind}    {v} = F[{f}](raw, text, {start})")
-            lines.append(f"{ind}except _Bad as e:")
+            fast = self.fast_path(n, v, start)
+            slow = ind
+            if fast:
+                lines.extend(f"{ind}{x}" for x in fast)
+                lines.append(f"{ind}else:")
+                slow = ind + "    "
+            lines.append(f"{slow}try:")
+            lines.append(f"{slow}    {v} = F[{f}](raw, text, {start})")
+            lines.append(f"{slow}except _Bad as e:")
             if self.lenient(n):
-                lines.append(f"{ind}    {v} = None")
+                lines.append(f"{slow}    {v} = None")
             else:
-                lines.append(f"{ind}    raise FormatError(e.message, offset=e.offset, field=P[{p}]) from None")
+                lines.append(f"{slow}    raise FormatError(e.message, offset=e.offset, field=P[{p}]) from None")
         if target:
             lines.append(f"{ind}{target} = {v}")
         if slot is not None:
@@ -370,9 +417,13 @@ def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[byte
         ends = ", ".join(f"e{i}" for i in range(len(parts)))
         record = f"def record(raw, text, cnt):\n    d = {{}}\n{body}    return d, max({ends}, 0)\n"
     source = "\n".join(gen.funcs) + "\n" + record
-    ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad}
+    # constants become module-level names (K_3, F_12): one dict lookup each, no subscript
+    source = re.sub(r"\b([KFPSZC])\[(\d+)\]", r"\1_\2", source)
+    ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad, "D": Decimal, "CTX": num.CTX,
+                          "from_bytes": int.from_bytes}
     for kind, values in gen.consts.items():
-        ns[kind] = tuple(values)
+        for i, value in enumerate(values):
+            ns[f"{kind}_{i}"] = value
     exec(compile(source, f"<copybook {layout.path or 'layout'}>", "exec"), ns)  # our generated code, see module doc
     record_fn = ns["record"]
     nslots = len(gen.counter_slot)
