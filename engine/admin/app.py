@@ -1,0 +1,166 @@
+"""The admin API application and its server.
+
+    app = AdminApp(backend, TokenAuth(load_token(token_file)), metrics)
+    port = await nursery.start(partial(serve_admin, app, "127.0.0.1", 9180, ssl_context=ctx, access=acl))
+
+Every endpoint except ``GET /health`` needs ``Authorization: Bearer <token>``;
+refusals are 401 problems and are counted in ``bsp_admin_auth_failures_total``.
+With an ``ssl_context`` requiring client certificates (and optionally an
+``access`` list) the admin port is mutual TLS as well.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from typing import Any
+
+import trio
+
+from engine import __version__
+from engine.access import AccessList
+from engine.admin.auth import TokenAuth
+from engine.admin.backend import AdminBackend, DealQuery, DeadLetterQuery
+from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
+from engine.admin.openapi import build_openapi
+from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("bsp.admin")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9180
+ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
+                          max_connections=64)
+
+
+class AdminApp:
+    """An HTTP handler (``async (Request) -> Response``) serving ``ENDPOINTS``."""
+
+    def __init__(self, backend: AdminBackend, auth: TokenAuth, metrics: Metrics | None = None, *,
+                 version: str = __version__) -> None:
+        self.backend = backend
+        self.metrics = metrics or Metrics()
+        self.auth = auth
+        if auth.on_failure is None:
+            auth.on_failure = self.metrics.auth_failed
+        self.version = version
+        self._reload_lock = trio.Lock()
+        self.router = Router()
+        self._endpoints: dict[str, Endpoint] = {}
+        for e in ENDPOINTS:
+            self.router.add(e.method, e.path, getattr(self, e.name))
+            self._endpoints[e.path] = e
+
+    async def __call__(self, request: Request) -> Response:
+        endpoint = "unknown"
+        try:
+            try:
+                route, params = self.router.resolve(request.method, request.raw_path)
+            except HTTPError:
+                self.auth.check(request)     # no hints about what exists without a token
+                raise
+            endpoint = route.template
+            if self._endpoints[endpoint].auth:
+                self.auth.check(request)
+            request.path_params = params
+            response = await route.handler(request)
+        except HTTPError as exc:
+            response = exc.to_response(instance=request.raw_path)
+        except Exception:
+            log.exception("admin %s %s failed", request.method, request.raw_path)
+            response = Response.problem(500, "the engine failed while answering; the error is in the bsp log",
+                                        instance=request.raw_path)
+        self.metrics.admin_request(endpoint, response.status)
+        return response
+
+    def _query(self, request: Request) -> dict[str, Any]:
+        return parse_query(self._endpoints[request.raw_path], request)
+
+    # ------------------------------------------------------------ endpoints
+    async def health(self, request: Request) -> Response:
+        return Response.json({"status": "ok"})
+
+    async def ready(self, request: Request) -> Response:
+        state = await self.backend.ready()
+        if state.ready:
+            return Response.json({"ready": True})
+        return Response.problem(503, f"not ready: {state.reason or 'no reason given'}", title="Not Ready",
+                                ready=False, reason=state.reason)
+
+    async def status(self, request: Request) -> Response:
+        return Response.json(dict(await self.backend.status()))
+
+    async def reload(self, request: Request) -> Response:
+        dry_run = self._query(request)["dry_run"]
+        if self._reload_lock.locked():
+            raise HTTPError(409, "another reload is running; try again when it has finished")
+        async with self._reload_lock:
+            result = await self.backend.reload(dry_run)
+        if not dry_run:
+            self.metrics.reload_done(result.ok, "admin")
+        body = {"ok": result.ok, "dry_run": result.dry_run, "version": result.version,
+                "previous_version": result.previous_version, "plan": dict(result.plan),
+                "diagnostics": list(result.diagnostics)}
+        if result.ok:
+            return Response.json(body)
+        kept = f" (version {result.previous_version})" if result.previous_version else ""
+        n = len(result.diagnostics)
+        return Response.problem(
+            422, f"the new configuration has {n} problem{'s' if n != 1 else ''}; the running configuration"
+                 f"{kept} is kept. Fix the files (`bsp check`) and reload again.",
+            title="Reload Failed", instance=request.raw_path, **body)
+
+    async def deals(self, request: Request) -> Response:
+        q = self._query(request)
+        query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
+                          since=q["since"], until=q["until"], limit=q["limit"])
+        if query.since and query.until and query.since >= query.until:
+            raise HTTPError(400, f"query parameters: since ({query.since.isoformat()}) must be before until "
+                                 f"({query.until.isoformat()})", extra={"parameter": "since"})
+        rows = list(await self.backend.deals(query))
+        return Response.json({"count": len(rows), "deals": rows})
+
+    async def dead_letters(self, request: Request) -> Response:
+        q = self._query(request)
+        rows = list(await self.backend.dead_letters(DeadLetterQuery(**q)))
+        return Response.json({"count": len(rows), "dead_letters": rows})
+
+    async def prometheus_metrics(self, request: Request) -> Response:
+        return Response(200, [("content-type", CONTENT_TYPE)], self.metrics.render())
+
+    async def openapi(self, request: Request) -> Response:
+        return Response.json(build_openapi(self.version))
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in (None, "", "0.0.0.0", "::"):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def serve_admin(
+    app: AdminApp,
+    host: str | None = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    access: AccessList | None = None,
+    limits: HTTPLimits = ADMIN_LIMITS,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the admin API until cancelled; ``task_status.started(port)`` once listening."""
+    if not _is_loopback(host) and ssl_context is None:
+        log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
+                    "give it a TLS certificate or bind to 127.0.0.1", host, port)
+
+    def refused(peer: Any, reason: str) -> None:
+        app.metrics.auth_failed("refused")
+
+    await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
+                     task_status=task_status)

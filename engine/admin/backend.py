@@ -1,0 +1,81 @@
+"""What the admin API needs from the engine: the ``AdminBackend`` protocol and its values.
+
+The runtime implements ``AdminBackend``; the admin app only calls these
+methods, so it can be served against any engine (or a test double of one).
+Every method is async (a reload compiles, a deal query reads DuckDB in a
+worker thread).  Returned mappings must be JSON-able with ``Decimal`` and
+``datetime`` values allowed (rendered as exact strings / ISO 8601).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    reason: str = ""                 # why not ready (e.g. "ledger recovery running: 12 deals left")
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of ``reload(dry_run)``.
+
+    ``ok`` False means the new configuration did not compile (or could not be
+    started) and the running one was kept; ``diagnostics`` are rendered
+    diagnostics (``path:line:col: error[Ennn]: ...``).  ``plan`` names what
+    is (or, for a dry run, would be) added, changed, kept and removed, by
+    kind: ``{"channels": {"added": [...], ...}, "routes": {...}}``.
+    """
+
+    ok: bool
+    dry_run: bool
+    version: str | None = None               # the new configuration's version
+    previous_version: str | None = None
+    plan: Mapping[str, Any] = field(default_factory=dict)
+    diagnostics: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class DealQuery:
+    """Filters of ``GET /deals``; the names match ``engine.ledger_query.query_deals``."""
+
+    deal_type: str | None = None
+    status: str | None = None
+    reference: str | None = None
+    since: datetime | None = None            # inclusive, aware UTC
+    until: datetime | None = None            # exclusive, aware UTC
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class DeadLetterQuery:
+    channel: str | None = None
+    route: str | None = None
+    since: datetime | None = None
+    limit: int = 50
+
+
+@runtime_checkable
+class AdminBackend(Protocol):
+    async def status(self) -> Mapping[str, Any]:
+        """Engine state: version, configuration version, uptime, channels, routes, ledger, ..."""
+        ...
+
+    async def ready(self) -> Readiness:
+        """Whether the engine accepts traffic (listening, ledger open, recovery finished)."""
+        ...
+
+    async def reload(self, dry_run: bool) -> ReloadResult:
+        """Recompile the route files; unless ``dry_run``, swap to the new generation when it compiles."""
+        ...
+
+    async def deals(self, query: DealQuery) -> Sequence[Mapping[str, Any]]:
+        """Deals matching the query, newest first."""
+        ...
+
+    async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
+        """Exchanges no route could take or that failed irrecoverably, newest first."""
+        ...

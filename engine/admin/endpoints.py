@@ -1,0 +1,122 @@
+"""The admin API's endpoints as one table: the router and the OpenAPI document are both built from it.
+
+Query parameters are declared here too, and parsed (``parse_query``) with
+errors that name the parameter, the value and the expected form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from engine.deal import STATUSES
+from engine.http.messages import HTTPError, Request
+
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str                  # "string", "integer", "boolean", "date-time"
+    doc: str
+    enum: tuple[str, ...] | None = None
+    default: Any = None
+    example: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    name: str                  # handler method of AdminApp
+    summary: str
+    auth: bool = True
+    params: tuple[Param, ...] = ()
+    responses: tuple[tuple[int, str, str], ...] = ()     # (status, description, schema name or media type)
+
+
+LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}).", default=50, example="20")
+SINCE = Param("since", "date-time", "Only rows received at or after this time (ISO 8601; no zone = UTC).",
+              example="2026-11-02T09:00:00Z")
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/health", "health", "Liveness: the process answers. No authentication.", auth=False,
+             responses=((200, "The process is alive.", "Health"),)),
+    Endpoint("GET", "/ready", "ready", "Readiness: the engine accepts traffic.",
+             responses=((200, "Ready.", "Ready"), (503, "Not ready; `detail` says why.", "Problem"))),
+    Endpoint("GET", "/status", "status", "Engine status: versions, channels, routes, ledger.",
+             responses=((200, "Status document from the engine.", "Status"),)),
+    Endpoint("POST", "/reload", "reload", "Recompile the route files and switch to them when they compile.",
+             params=(Param("dry_run", "boolean", "Compile and plan only; change nothing.", default=False,
+                           example="1"),),
+             responses=((200, "Compiled (and switched unless dry_run); the plan says what changes.", "Reload"),
+                        (409, "Another reload is running.", "Problem"),
+                        (422, "The new configuration has errors; the running one is kept.", "Problem"))),
+    Endpoint("GET", "/deals", "deals", "Deals in the ledger, newest first.",
+             params=(Param("type", "string", "Deal type, e.g. BILL_PAYMENT."),
+                     Param("status", "string", "Deal status.", enum=STATUSES),
+                     Param("reference", "string", "Business reference (e.g. trace number)."),
+                     SINCE,
+                     Param("until", "date-time", "Only deals received before this time (ISO 8601).",
+                           example="2026-11-03T00:00:00Z"),
+                     LIMIT),
+             responses=((200, "Matching deals.", "Deals"),)),
+    Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
+             params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
+                     SINCE, LIMIT),
+             responses=((200, "Matching dead letters.", "DeadLetters"),)),
+    Endpoint("GET", "/metrics", "prometheus_metrics", "Prometheus metrics (text exposition format).",
+             responses=((200, "Metrics.", "text/plain"),)),
+    Endpoint("GET", "/openapi.json", "openapi", "This API described as OpenAPI 3.1.",
+             responses=((200, "The OpenAPI document.", "application/json"),)),
+)
+
+
+def _bad(param: Param, value: str, expected: str) -> HTTPError:
+    return HTTPError(400, f"query parameter {param.name!r}: expected {expected}, got {value!r}",
+                     extra={"parameter": param.name})
+
+
+def _convert(param: Param, value: str) -> Any:
+    if param.type == "integer":
+        try:
+            n = int(value)
+        except ValueError:
+            raise _bad(param, value, "a whole number, e.g. " + (param.example or "10")) from None
+        if param.name == "limit" and not 1 <= n <= MAX_LIMIT:
+            raise _bad(param, value, f"a number from 1 to {MAX_LIMIT}")
+        return n
+    if param.type == "boolean":
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", ""):
+            return True
+        if low in ("0", "false", "no"):
+            return False
+        raise _bad(param, value, "1/true or 0/false")
+    if param.type == "date-time":
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _bad(param, value, f"an ISO 8601 time such as {param.example}") from None
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    if param.enum is not None and value not in param.enum:
+        raise _bad(param, value, f"one of {', '.join(param.enum)}")
+    return value
+
+
+def parse_query(endpoint: Endpoint, request: Request) -> dict[str, Any]:
+    """The endpoint's declared parameters, converted; unknown or repeated ones are a 400."""
+    known = {p.name: p for p in endpoint.params}
+    out: dict[str, Any] = {p.name: p.default for p in endpoint.params}
+    for name, values in request.query.items():
+        param = known.get(name)
+        if param is None:
+            allowed = ", ".join(known) or "none"
+            raise HTTPError(400, f"unknown query parameter {name!r} for {endpoint.method} {endpoint.path}; "
+                                 f"allowed: {allowed}", extra={"parameter": name})
+        if len(values) > 1:
+            raise HTTPError(400, f"query parameter {name!r} given {len(values)} times; give it once",
+                            extra={"parameter": name})
+        out[name] = _convert(param, values[0])
+    return out

@@ -1,0 +1,111 @@
+"""The admin API as an OpenAPI 3.1 document, generated from ``endpoints.ENDPOINTS``."""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.admin.endpoints import ENDPOINTS, MAX_LIMIT, Endpoint, Param
+
+_PROBLEM = {
+    "type": "object",
+    "description": "RFC 7807 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong and how to fix it."},
+        "instance": {"type": "string"},
+        "parameter": {"type": "string", "description": "The query parameter at fault (400)."},
+        "reason": {"type": "string", "enum": ["missing", "malformed", "wrong"], "description": "Why (401)."},
+        "diagnostics": {"type": "array", "items": {"type": "string"}, "description": "Compile errors (422)."},
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": _PROBLEM,
+    "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+    "Ready": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"},
+                                                                      "reason": {"type": "string"}}},
+    "Status": {"type": "object", "description": "Engine status as the running engine reports it.",
+               "additionalProperties": True},
+    "Reload": {
+        "type": "object", "required": ["ok", "dry_run"],
+        "properties": {
+            "ok": {"type": "boolean"}, "dry_run": {"type": "boolean"},
+            "version": {"type": ["string", "null"]}, "previous_version": {"type": ["string", "null"]},
+            "plan": {"type": "object", "description": "added / changed / kept / removed, per kind.",
+                     "additionalProperties": True},
+            "diagnostics": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Deals": {"type": "object", "required": ["count", "deals"],
+              "properties": {"count": {"type": "integer"},
+                             "deals": {"type": "array", "items": {"type": "object", "additionalProperties": True,
+                                                                  "description": "A ledger row; amounts are exact "
+                                                                  "decimal strings."}}}},
+    "DeadLetters": {"type": "object", "required": ["count", "dead_letters"],
+                    "properties": {"count": {"type": "integer"},
+                                   "dead_letters": {"type": "array",
+                                                    "items": {"type": "object", "additionalProperties": True}}}},
+}
+
+
+def _param_schema(p: Param) -> dict[str, Any]:
+    if p.type == "date-time":
+        s: dict[str, Any] = {"type": "string", "format": "date-time"}
+    elif p.type == "integer":
+        s = {"type": "integer"}
+        if p.name == "limit":
+            s.update(minimum=1, maximum=MAX_LIMIT)
+    else:
+        s = {"type": p.type}
+    if p.enum:
+        s["enum"] = list(p.enum)
+    if p.default is not None:
+        s["default"] = p.default
+    return s
+
+
+def _content(target: str) -> dict[str, Any]:
+    if "/" in target:
+        return {target.split(";")[0]: {"schema": {"type": "string"} if target.startswith("text/") else {}}}
+    media = "application/problem+json" if target == "Problem" else "application/json"
+    return {media: {"schema": {"$ref": f"#/components/schemas/{target}"}}}
+
+
+def _operation(e: Endpoint) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": e.name, "summary": e.summary}
+    if e.params:
+        op["parameters"] = [
+            {"name": p.name, "in": "query", "required": False, "description": p.doc, "schema": _param_schema(p),
+             **({"example": p.example} if p.example else {})}
+            for p in e.params
+        ]
+    responses = {str(status): {"description": desc, "content": _content(target)} for status, desc, target in e.responses}
+    if e.params:
+        responses.setdefault("400", {"description": "A bad query parameter.", "content": _content("Problem")})
+    if e.auth:
+        responses["401"] = {"description": "Missing, malformed or wrong bearer token.", "content": _content("Problem")}
+    else:
+        op["security"] = []
+    op["responses"] = responses
+    return op
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for e in ENDPOINTS:
+        paths.setdefault(e.path, {})[e.method.lower()] = _operation(e)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "bsp admin API", "version": version,
+                 "description": "Operate a running bsp engine: health, readiness, status, reload, deals, "
+                                "dead letters, metrics. See docs/admin-api.md."},
+        "servers": [{"url": "http://127.0.0.1:9180", "description": "default: loopback only"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "The token from the engine's admin token file "
+                                                          "or $BSP_ADMIN_TOKEN."}},
+            "schemas": SCHEMAS,
+        },
+    }
