@@ -1,0 +1,153 @@
+"""Property tests: any bytes give values or FormatError (with offset and field);
+values generated from the layout survive encode -> decode -> encode exactly."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from formats.copybook import CopybookCodec, CopybookOptions
+from formats.copybook.layout import Node
+from formats.errors import FormatError
+
+TYPES = """\
+       01  REC.
+           05  KIND            PIC X(2).
+           05  N-DISP          PIC 9(5).
+           05  S-DISP          PIC S9(5)V99.
+           05  S-LEAD          PIC S9(3) SIGN LEADING SEPARATE.
+           05  PACKED          PIC S9(9)V99 COMP-3.
+           05  UPACKED         PIC 9(4) COMP-3.
+           05  BIN             PIC S9(9) COMP.
+           05  NATIVE          PIC 9(4) COMP-5.
+           05  CNT             PIC 9.
+           05  TAB OCCURS 0 TO 4 DEPENDING ON CNT.
+               10  T-ID        PIC X(2).
+               10  T-AMT       PIC S9(5)V99 COMP-3.
+           05  POINT           PIC 9(4).99.
+           05  EDITED          PIC Z(5)9.99-.
+           05  REAL            COMP-2.
+"""
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def make(**kw) -> CopybookCodec:
+    record = kw.pop("record", "fixed")
+    return CopybookCodec.from_text(TYPES, CopybookOptions(**kw), record=record, max_record=4096)
+
+
+FIXED = make()
+VARIABLE = make(variable_occurs=True, record="rdw")
+ASCII = make(encoding="ascii", float_format="ieee")
+
+
+def _check_error(exc: FormatError, size: int) -> None:
+    assert exc.offset is not None and 0 <= exc.offset <= size, exc
+    assert exc.field or "record" in exc.message or "bytes" in exc.message, exc
+
+
+@SETTINGS
+@given(st.binary(min_size=FIXED.size, max_size=FIXED.size))
+def test_random_fixed_records_give_values_or_format_error(data: bytes) -> None:
+    for c in (FIXED, ASCII):
+        try:
+            c.decode(data)
+        except FormatError as exc:
+            _check_error(exc, len(data))
+
+
+@SETTINGS
+@given(st.binary(max_size=3 * FIXED.size))
+def test_random_rdw_files_give_values_or_format_error(data: bytes) -> None:
+    n = 0
+    for no, offset, v in VARIABLE.iter_records(data):
+        n += 1
+        assert n <= len(data) // 4 + 1          # every record consumes its 4-byte RDW
+        if isinstance(v, FormatError):
+            assert v.record == no and v.offset is not None and v.offset <= len(data)
+        else:
+            assert isinstance(v, dict)
+
+
+def _value(node: Node, draw) -> object:
+    ft = node.ftype
+    assert ft is not None
+    if ft.kind == "alnum":
+        return draw(st.text(alphabet="ABCXYZ019 -", max_size=ft.size).map(lambda s: s.rstrip(" ")))
+    if ft.kind == "float":
+        return draw(st.sampled_from([0.0, 1.5, -118.625, 1024.0, 0.001953125]))
+    lim = 10 ** ft.digits - 1
+    if ft.native:
+        lim = min(lim, 2 ** (8 * ft.size - (1 if ft.signed else 0)) - 1)
+    lo = -lim if ft.signed else 0
+    v = draw(st.integers(lo, lim))
+    return Decimal(v).scaleb(-ft.scale) if ft.scale > 0 else v
+
+
+@st.composite
+def records(draw, codec: CopybookCodec) -> dict:
+    root = codec.layout.roots[0]
+    out: dict = {}
+    for n in root.children:
+        if n.dropped or n.is_counter:
+            continue
+        if n.occurs_max is not None:
+            k = draw(st.integers(0, n.occurs_max))
+            out[n.key] = [{c.key: _value(c, draw) for c in n.children} for _ in range(k)]
+        else:
+            out[n.key] = _value(n, draw)
+    return out
+
+
+def _same(a: dict, b: dict) -> None:
+    for k, v in a.items():
+        got = b[k]
+        if isinstance(v, list):
+            assert len(got) == len(v)
+            for x, y in zip(v, got):
+                _same(x, y)
+        elif isinstance(v, Decimal):
+            assert got == v and got.as_tuple().exponent == -max(0, -v.as_tuple().exponent) or got == v
+        else:
+            assert got == v, (k, v, got)
+
+
+@SETTINGS
+@given(st.data())
+def test_generated_values_round_trip(data) -> None:
+    for c in (FIXED, VARIABLE, ASCII):
+        values = data.draw(records(c))
+        raw = c.encode(values)
+        back = c.decode(raw)
+        _same(values, back)
+        assert back["CNT"] == len(values["TAB"])
+        assert c.encode(back) == raw
+
+
+@SETTINGS
+@given(st.data())
+def test_mutated_valid_records_give_values_or_format_error(data) -> None:
+    raw = bytearray(FIXED.encode(data.draw(records(FIXED))))
+    for _ in range(data.draw(st.integers(1, 6))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        FIXED.decode(bytes(raw))
+    except FormatError as exc:
+        _check_error(exc, len(raw))
+
+
+def test_lossless_corpus_records_round_trip(corpus: Path) -> None:
+    """Corpus files read without trimming re-encode to the same bytes."""
+    for case, name in (("cobrix_test3_segment_filter_trimming", "TRAN2.AUG31.DATA.dat"),
+                       ("cobrix_test9_ebcdic_code_pages", "TRAN.APR14.NPT.DATA.dat")):
+        d = corpus / "copybook" / case
+        c = CopybookCodec.from_file(d / "copybook.cob", CopybookOptions(encoding="cp037", trim="none"))
+        data = (d / "input" / name).read_bytes()
+        n = 0
+        for no, offset, values in c.iter_records(data, strict=True):
+            assert c.encode(values) == data[offset:offset + c.size], (case, no)
+            n += 1
+        assert n == len(data) // c.size
