@@ -28,6 +28,7 @@ DEAL_FIELDS = ("ref", "amount", "currency", "party")
 DEAL_REQUIRED = ("ref", "amount")
 BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
 ROOTS = ("msg", "raw", "error")
+ERROR_FIELDS = ("code", "text", "kind", "detail", "where")
 TABLE_KINDS = ("csv",)
 
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
@@ -562,9 +563,9 @@ class Checker:
                 self.error("E065", f"`{base.name}` is a table: read a row with `{base.name}[KEY].{e.name}`",
                            e.pos, f"or use lookup({base.name}, KEY, \"{e.name}\")")
                 return
-            if b.kind == "error" and e.name not in ("code", "text", "kind"):
+            if b.kind == "error" and e.name not in ERROR_FIELDS:
                 self.error("E060", f"`error` has no field `{e.name}`", e.pos,
-                           did_you_mean(e.name, ("code", "text", "kind")) or "error has code, text and kind")
+                           did_you_mean(e.name, ERROR_FIELDS) or "error has " + ", ".join(ERROR_FIELDS))
                 return
             if b.kind in ("msg", "call") and b.format:
                 known = self.res.format_fields.get(b.format)
