@@ -1,0 +1,128 @@
+"""Clients of a running engine's admin API: ``bsp status``, ``bsp reload``, ``bsp admin token``.
+
+Where the API is: ``--url`` or ``$BSP_ADMIN_URL`` (default http://127.0.0.1:9180).
+The token: ``--token-file`` / ``$BSP_ADMIN_TOKEN_FILE``, else ``$BSP_ADMIN_TOKEN``.
+For an https URL: ``--ca`` (the admin server's CA), ``--cert``/``--key`` for mutual TLS.
+
+Exit codes: 0 ok, 1 the engine answered with a problem (or could not be
+reached), 2 usage error (no token, bad files).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import httpx
+import typer
+
+from engine.admin.app import DEFAULT_HOST, DEFAULT_PORT
+from engine.admin.auth import TOKEN_ENV, AdminConfigError, load_token, write_token
+from engine.tls import TLSConfigError, client_context
+
+URL_OPTION = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envvar="BSP_ADMIN_URL",
+                          help="The engine's admin API.")
+TOKEN_FILE_OPTION = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
+                                 help=f"File holding the admin token (else ${TOKEN_ENV}).")
+CA_OPTION = typer.Option(None, "--ca", help="CA bundle for an https admin URL.")
+CERT_OPTION = typer.Option(None, "--cert", help="Client certificate (mutual TLS).")
+KEY_OPTION = typer.Option(None, "--key", help="Client certificate key (mutual TLS).")
+TIMEOUT = 30.0
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
+            key: Optional[Path]) -> httpx.Client:
+    try:
+        token = load_token(token_file)
+    except AdminConfigError as exc:
+        raise _fail(str(exc), 2) from None
+    verify: Any = True
+    if url.startswith("https:"):
+        try:
+            verify = client_context(ca=ca, cert=cert, key=key)
+        except TLSConfigError as exc:
+            raise _fail(str(exc), 2) from None
+    elif cert or ca:
+        raise _fail(f"--ca/--cert apply to an https URL; {url} is plain http", 2)
+    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, verify=verify,
+                        timeout=TIMEOUT)
+
+
+def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+    try:
+        return client.request(method, path, **kw)
+    except httpx.TransportError as exc:
+        raise _fail(f"cannot reach the admin API at {client.base_url}: {exc}. Is the engine running with its "
+                    "admin API on this address (--url / $BSP_ADMIN_URL)?", 1) from None
+
+
+def _problem(r: httpx.Response) -> typer.Exit:
+    try:
+        doc = r.json()
+        detail = doc.get("detail") or r.text
+    except ValueError:
+        doc, detail = {}, r.text
+    typer.echo(f"error: {r.status_code} {doc.get('title', r.reason_phrase)}: {detail}", err=True)
+    for line in doc.get("diagnostics", []) or []:
+        typer.echo(line, err=True)
+    return typer.Exit(1)
+
+
+def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+           cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION) -> None:
+    """Show a running engine's status (JSON) and whether it is ready."""
+    with _client(url, token_file, ca, cert, key) as client:
+        r = _call(client, "GET", "/status")
+        if r.status_code != 200:
+            raise _problem(r)
+        doc = r.json()
+        ready = _call(client, "GET", "/ready")
+        doc["ready"] = ready.status_code == 200
+        if ready.status_code == 503:
+            doc["not_ready_reason"] = ready.json().get("reason")
+    typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and show the plan; change nothing."),
+           url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+           cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION) -> None:
+    """Ask a running engine to recompile its route files and switch to them (exit 1 if they do not compile)."""
+    with _client(url, token_file, ca, cert, key) as client:
+        r = _call(client, "POST", "/reload", params={"dry_run": "1"} if dry_run else None)
+    if r.status_code != 200:
+        raise _problem(r)
+    doc = r.json()
+    verb = "would switch" if doc["dry_run"] else "switched"
+    typer.echo(f"reload ok: {verb} from {doc.get('previous_version')} to {doc.get('version')}")
+    for kind, changes in sorted((doc.get("plan") or {}).items()):
+        for change, names in sorted(changes.items()) if isinstance(changes, dict) else ():
+            if names:
+                typer.echo(f"  {kind} {change}: {', '.join(names)}")
+
+
+admin_app = typer.Typer(name="admin", help="Admin API helpers.", no_args_is_help=True)
+
+
+@admin_app.command("token")
+def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
+          force: bool = typer.Option(False, "--force", help="Replace an existing file.")) -> None:
+    """Write a new random admin API token to PATH."""
+    if path.exists() and not force:
+        raise _fail(f"{path} exists; pass --force to replace the token", 2)
+    write_token(path)
+    typer.echo(f"wrote a new admin token to {path}; give it to the engine (--admin-token-file) and to "
+               f"clients (--token-file or ${TOKEN_ENV})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("reload")(reload)
+    app.add_typer(admin_app, name="admin")
+
+
+__all__ = ["register", "status", "reload", "token"]
