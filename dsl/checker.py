@@ -456,8 +456,15 @@ class Checker:
             if s.expect is not None:
                 self._expr(s.expect, scope, later)
         elif isinstance(s, A.Reply):
-            fmt = self.ref(s.format, "format") if s.format is not None else \
-                (scope["msg"].format if "msg" in scope else None)
+            if s.format is not None:
+                fmt = self.ref(s.format, "format")
+            else:
+                recv = next((x for x in r.body if isinstance(x, A.Receive)), None)
+                fmt = recv.format.name if recv is not None and recv.format is not None else None
+                if recv is not None and recv.format is None:
+                    self.error("E038", "`reply` needs a format: this route receives raw bytes", s.pos,
+                               "name it, `reply FORMAT { ... }`, or receive with `as FORMAT` "
+                               "(a reply without a format uses the receive format)")
             self._assigns(s.assigns, scope, later, fmt, "reply")
         elif isinstance(s, A.PluginStep):
             kind = s.kind.name

@@ -107,6 +107,8 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",
           _route('reply Req { code = "00"  code = "01" }'), 7, 30),
+    Entry("E038", "`reply` without a format on a raw route", "`reply` needs a format: this route receives raw bytes",
+          _HEAD + 'route r {\n    receive from mf\n    reply { code = "00" }\n}\n', 7, 5),
     # ------------------------------------------------------------ components
     Entry("E040", "unknown format kind", "unknown format kind `KIND` (with did you mean)",
           'format F = jsn\n', 1, 12),
