@@ -1,0 +1,279 @@
+"""Benchmark: a bare trio forwarder vs the bsp engine on the same shape, on loopback.
+
+    .venv/bin/python bench/run.py                 # 200k messages each
+    .venv/bin/python bench/run.py --count 20000   # quick run
+
+Shape: client --JSON ~200 B, length4--> server --one persistent connection-->
+backend (answers {"status":"OK","confirmation":...}) --> server --> client.
+(a) bare: the server relays bytes, replies matched FIFO, coalesced writes.
+(b) bsp:  bench/bench_route.route: decode JSON, map 5 fields, call, reply,
+    deal row group-committed to a DuckDB file before the reply leaves.
+The server under test runs in its own process; the client (64 requests in
+flight) and the backend run in this one.  Prints msgs/s, p50/p99 latency, the
+server's peak RSS and the ratio bsp / bare.  Not a test: no assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import trio
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from formats.framing import LengthPrefixFramer  # noqa: E402
+
+
+# ------------------------------------------------------------------ backend
+
+async def backend(task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def conn(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(4)
+        n = 0
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(262144)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                out = []
+                for _ in f.feed(data):
+                    n += 1
+                    out.append(f.frame(b'{"status":"OK","confirmation":"CF%010d"}' % n))
+                if out:
+                    await stream.send_all(b"".join(out))
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, conn, 0, host="127.0.0.1"))
+        task_status.started(listeners[0].socket.getsockname()[1])
+
+
+# ------------------------------------------------------------------ bare forwarder (subprocess)
+
+async def bare_server(backend_port: int, port_file: Path) -> None:
+    from collections import deque
+
+    back = await trio.open_tcp_stream("127.0.0.1", backend_port)
+    bf = LengthPrefixFramer(4)
+    waiting: deque = deque()       # (client_state) per forwarded request, FIFO
+
+    class Client:
+        def __init__(self, stream: trio.SocketStream) -> None:
+            self.stream = stream
+            self.out: list[bytes] = []
+            self.wake = trio.Event()
+
+    async def back_reader() -> None:
+        while True:
+            data = await back.receive_some(262144)
+            if not data:
+                return
+            touched = set()
+            for reply in bf.feed(data):
+                c = waiting.popleft()
+                c.out.append(bf.frame(reply))
+                touched.add(c)
+            for c in touched:
+                c.wake.set()
+
+    async def client_writer(c: Client) -> None:
+        while True:
+            await c.wake.wait()
+            c.wake = trio.Event()
+            out, c.out = c.out, []
+            await c.stream.send_all(b"".join(out))
+
+    async def conn(stream: trio.SocketStream) -> None:
+        c = Client(stream)
+        f = LengthPrefixFramer(4)
+        async with trio.open_nursery() as n:
+            n.start_soon(client_writer, c)
+            while True:
+                data = await stream.receive_some(262144)
+                if not data:
+                    break
+                frames = f.feed(data)
+                waiting.extend([c] * len(frames))
+                await back.send_all(b"".join(bf.frame(p) for p in frames))   # one write per chunk
+            n.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(back_reader)
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, conn, 0, host="127.0.0.1"))
+        port_file.write_text(str(listeners[0].socket.getsockname()[1]))
+
+
+# ------------------------------------------------------------------ bsp (subprocess)
+
+async def bsp_server(backend_port: int, port_file: Path, ledger: Path) -> None:
+    from dsl.load import compile_paths
+    from engine.ledger import open_ledger
+    from engine.registry import default_registry
+    from engine.runtime import Switchboard
+
+    reg = default_registry()
+    res = compile_paths([REPO / "bench" / "bench_route.route"], reg)
+    assert res.program is not None, res.diagnostics
+    async with open_ledger(ledger, max_wait=0) as led:
+        sb = Switchboard(res.program, reg, ledger=led,
+                         overrides={"back": {"address": f"127.0.0.1:{backend_port}"}})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sb.run)
+            port_file.write_text(str(sb.channel("front").port))
+
+
+# ------------------------------------------------------------------ client
+
+def payload(i: int) -> bytes:
+    return orjson.dumps({
+        "ref": f"REF{i:012d}", "amount": f"{(i % 99999) / 100 + 1:.2f}", "currency": "CNY",
+        "payer": f"ACC-PAYER-{i % 1000:06d}-XXXXXXXX", "payee": f"ACC-PAYEE-{i % 777:06d}-YYYYYYYY",
+        "memo": "utility bill payment for the month of november", "channel": "MB",
+    }).replace(b'"amount":"', b'"amount":').replace(b'","currency"', b',"currency"', 1)
+
+
+async def client(port: int, count: int, inflight: int, conns: int) -> dict:
+    lat: list[float] = []
+    per = count // conns
+    t0 = time.perf_counter()
+
+    async def one(n: int) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        tx, rx = LengthPrefixFramer(4, 1 << 20), LengthPrefixFramer(4, 1 << 20)
+        sent_at: list[float] = []
+        got = 0
+        room = trio.Semaphore(inflight)
+        sent = 0
+        async with stream:
+            async def reader() -> None:
+                nonlocal got
+                while got < n:
+                    data = await stream.receive_some(262144)
+                    if not data:
+                        raise RuntimeError(f"server closed the connection after {got} replies")
+                    now = time.perf_counter()
+                    for _ in rx.feed(data):
+                        lat.append(now - sent_at[got])
+                        got += 1
+                        room.release()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                while sent < n:
+                    await room.acquire()
+                    k = 1
+                    while k < n - sent and room.value > 0:
+                        room.acquire_nowait()
+                        k += 1
+                    now = time.perf_counter()
+                    sent_at.extend([now] * k)
+                    await stream.send_all(b"".join(tx.frame(payload(sent + j)) for j in range(k)))
+                    sent += k
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(conns):
+            nursery.start_soon(one, per)
+    elapsed = time.perf_counter() - t0
+    lat.sort()
+    return {"count": len(lat), "elapsed": elapsed, "rate": len(lat) / elapsed,
+            "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def measure(kind: str, count: int, inflight: int, conns: int, tmp: Path) -> dict:
+    async with trio.open_nursery() as nursery:
+        bport = await nursery.start(backend)
+        port_file = tmp / f"{kind}.port"
+        args = [sys.executable, __file__, "--serve", kind, "--backend", str(bport), "--port-file", str(port_file),
+                "--ledger", str(tmp / "bench.duckdb")]
+        proc = subprocess.Popen(args)
+        try:
+            while not port_file.exists() or not port_file.read_text():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{kind} server exited with {proc.returncode}")
+                await trio.sleep(0.05)
+            port = int(port_file.read_text())
+            await client(port, min(2000, count), inflight, conns)          # warm-up
+            res = await client(port, count, inflight, conns)
+            res["rss"] = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait()
+        nursery.cancel_scope.cancel()
+    return res
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=200_000)
+    ap.add_argument("--inflight", type=int, default=64)
+    ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--serve", choices=("bare", "bsp"))
+    ap.add_argument("--backend", type=int)
+    ap.add_argument("--port-file", type=Path)
+    ap.add_argument("--ledger", type=Path)
+    a = ap.parse_args()
+    if a.serve == "bare":
+        trio.run(bare_server, a.backend, a.port_file)
+        return
+    if a.serve == "bsp":
+        if os.environ.get("BSP_BENCH_PROFILE"):       # cProfile the engine; stats written on SIGTERM
+            import cProfile
+            import signal
+            prof = cProfile.Profile()
+
+            def dump(*_: object) -> None:
+                prof.disable()
+                prof.dump_stats(os.environ["BSP_BENCH_PROFILE"])
+                os._exit(0)
+            signal.signal(signal.SIGTERM, dump)
+            prof.enable()
+        trio.run(bsp_server, a.backend, a.port_file, a.ledger)
+        return
+    print(f"machine: {machine()}")
+    print(f"messages: {a.count}, {a.inflight} in flight per connection, {a.connections} connection(s), "
+          f"payload {len(payload(1))} bytes")
+    results = {}
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("bare", "bsp"):
+            r = trio.run(measure, kind, a.count, a.inflight, a.connections, Path(d))
+            results[kind] = r
+            print(f"{kind:5s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
+                  f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)")
+    print(f"ratio bsp / bare: {results['bsp']['rate'] / results['bare']['rate']:.2f}  (bar: >= 0.30)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""docs/components.md is generated from the registry, and the channel examples compile."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.commands.docs import render_components
+from engine.registry import default_registry
+from kit import REPO, compile_text
+
+
+def test_components_md_is_current() -> None:
+    text = render_components(default_registry())
+    assert "### `tcp.listen`" in text and "### `call`" in text
+    assert (REPO / "docs" / "components.md").read_text() == text, "run: bsp docs components > docs/components.md"
+
+
+def test_every_channel_example_compiles(tmp_path: Path) -> None:
+    reg = default_registry()
+    for name in ("tcp.listen", "tcp.connect", "memory"):
+        for ex in reg.get("channel", name).examples:
+            prefix = "format BillPayRsp = json\n" if "BillPayRsp" in ex else ""
+            compile_text(tmp_path, prefix + ex + "\n", name=name + ".route", registry=reg)
