@@ -69,14 +69,28 @@ def _describe(tok) -> str:
     return f"`{tok.value}`"
 
 
+_KINDS = {"NAME": "a name", "STRING": "a quoted string", "INT": "a number", "DECIMAL": "a decimal number",
+          "DURATION": "a duration", "DOTTED": "a dotted word", "COMP_OP": "a comparison",
+          "ADD_OP": "+ or -", "MUL_OP": "*, / or %", "$END": "the end of the file"}
+
+
 def _expected(e: UnexpectedToken) -> str:
-    names = sorted(getattr(e, "accepts", None) or e.expected or ())
-    shown = []
-    for n in names:
-        if n.startswith("_") or n in ("$END",):
+    from dsl.parser import get_parser
+    parser = get_parser()
+    shown: list[str] = []
+    for n in sorted(getattr(e, "accepts", None) or e.expected or ()):
+        if n.startswith("_"):
             continue
-        shown.append(n.lower() if n.isupper() and n not in ("NAME", "STRING", "INT", "DECIMAL", "DURATION") else n)
-    return ", ".join(shown[:12])
+        if n in _KINDS:
+            shown.append(_KINDS[n])
+            continue
+        try:
+            pat = parser.get_terminal(n).pattern
+        except KeyError:
+            shown.append(n.lower())
+            continue
+        shown.append(f"`{pat.value}`" if pat.type == "str" else n.lower())
+    return ", ".join(sorted(set(shown)))
 
 
 _examples_cache: dict | None = None
@@ -179,5 +193,5 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         msg, help_, _ = SYNTAX_ERRORS[label]
         return Diagnostic(label, ERROR, f"{msg} (found {found})", pos, help_)
     expected = _expected(e) if isinstance(e, UnexpectedToken) else ""
-    return Diagnostic(GENERIC_TOKEN, ERROR, f"unexpected {found}",
+    return Diagnostic(GENERIC_TOKEN, ERROR, "unexpected end of file" if at_eof else f"unexpected {found}",
                       pos, f"expected one of: {expected}" if expected else None)
