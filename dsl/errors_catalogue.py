@@ -187,8 +187,10 @@ def markdown() -> str:
     out = ["| code | what | message | example (the caret goes to line:col) |",
            "|---|---|---|---|"]
     for e in CATALOGUE:
-        lines = e.example.splitlines()
+        src = e.example if e.file == "main.route" else e.files[e.file]
+        lines = src.splitlines()
         shown = lines[e.line - 1].strip() if 0 < e.line <= len(lines) else "(end of file)"
+        where = f"{e.line}:{e.col}" if e.file == "main.route" else f"{e.file} {e.line}:{e.col}"
         out.append(f"| `{e.code}` | {_cell(e.title)} | {_cell(e.message)} | "
-                   f"`{_cell(shown)}` ({e.line}:{e.col}) |")
+                   f"`{_cell(shown)}` ({where}) |")
     return "\n".join(out) + "\n"
