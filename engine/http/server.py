@@ -277,6 +277,9 @@ async def serve_http(
     """Listen on ``host:port`` (port 0: any free one) until cancelled.
 
     ``task_status.started(port)`` fires once listening, with the bound port.
+    With ``host=None`` (every interface) and port 0 the IPv4 and IPv6
+    listeners may get different ports; the first one's is returned, so give
+    a host when asking for a free port.
     """
     listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]

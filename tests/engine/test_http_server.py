@@ -294,3 +294,22 @@ async def test_endless_header_is_cut_at_the_limit(server):
             while chunk := await stream.receive_some(65536):
                 out += chunk
     assert out.startswith(b"HTTP/1.1 431 ") and b"exceed 2048 bytes" in out
+
+
+async def test_connection_cap_pauses_accepting(nursery):
+    port = await nursery.start(partial(serve_http, make_router(), "127.0.0.1", 0,
+                                       limits=HTTPLimits(max_connections=1)))
+    request = b"GET /deals/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    first = await trio.open_tcp_stream("127.0.0.1", port)
+    await first.send_all(request)
+    with trio.fail_after(5):
+        assert (await first.receive_some(65536)).startswith(b"HTTP/1.1 200 ")   # kept alive, holds the slot
+    second = await trio.open_tcp_stream("127.0.0.1", port)                    # the kernel queues it
+    async with second:
+        await second.send_all(request)
+        with trio.move_on_after(0.2):
+            early = await second.receive_some(65536)
+            pytest.fail(f"served beyond max_connections=1: {early!r}")
+        await first.aclose()                                                   # frees the slot
+        with trio.fail_after(5):
+            assert (await second.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
