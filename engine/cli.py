@@ -21,6 +21,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.deals",
     "engine.commands.codec",
     "engine.commands.docs",
+    "engine.commands.admin",
+    "engine.commands.certs",
+    "engine.commands.audit",
+    "engine.commands.dead",
 )
 
 app = typer.Typer(
