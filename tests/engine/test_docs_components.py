@@ -20,3 +20,13 @@ def test_every_channel_example_compiles(tmp_path: Path) -> None:
         for ex in reg.get("channel", name).examples:
             prefix = "format BillPayRsp = json\n" if "BillPayRsp" in ex else ""
             compile_text(tmp_path, prefix + ex + "\n", name=name + ".route", registry=reg)
+
+
+def test_channels_md_examples_compile(tmp_path: Path) -> None:
+    import re
+
+    text = (REPO / "docs" / "channels.md").read_text()
+    blocks = re.findall(r"```route\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    for i, block in enumerate(blocks):
+        compile_text(tmp_path, block, name=f"channels{i}.route")
