@@ -94,6 +94,15 @@ class DealRecord:
     request: Any = None
     response: Any = None
     deal_id: str = field(default_factory=new_deal_id)
+    # The per-step trace and the state transitions, stored in deal_steps /
+    # deal_events in the same transaction as the deal row.
+    steps: list["DealStep"] = field(default_factory=list)
+    events: list["DealEvent"] = field(default_factory=list)
+    # Classified field paths of the request / response ({"card.number": "pan"},
+    # see formats.classify.tags_of); the ledger masks or encrypts them before
+    # storing (engine/fieldcrypt.py, docs/security.md).
+    request_tags: dict[str, str] | None = None
+    response_tags: dict[str, str] | None = None
 
     @property
     def duration_ms(self) -> float:
@@ -125,6 +134,14 @@ class DealRecord:
                 )
             if not self.amount.is_finite():
                 raise DealError(f"deal {self.deal_id}: field amount: {self.amount} is not a finite number")
+        for i, step in enumerate(self.steps):
+            if not isinstance(step, DealStep):
+                raise DealError(f"deal {self.deal_id}: field steps[{i}]: expected a DealStep, got {type(step).__name__}")
+            step.validate(f"deal {self.deal_id}: field steps[{i}]")
+        for i, event in enumerate(self.events):
+            if not isinstance(event, DealEvent):
+                raise DealError(f"deal {self.deal_id}: field events[{i}]: expected a DealEvent, got {type(event).__name__}")
+            event.validate(f"deal {self.deal_id}: field events[{i}]")
 
     def to_row(self) -> dict[str, Any]:
         """The row as the ledger stores it (JSON columns rendered to text)."""
@@ -149,6 +166,91 @@ class DealRecord:
         }
 
 
+def _aware(value: Any, where: str) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise DealError(f"{where}: expected a timezone-aware datetime, got {value!r}")
+
+
+@dataclass
+class DealStep:
+    """One step of a deal's route, as it ran: one row of ``deal_steps``.
+
+    ``kind`` is the step kind (``decode``, ``validate``, ``call`` ...), ``vote``
+    the participant's vote (``prepared``, ``aborted``, ``readonly`` or None),
+    ``outcome`` what happened (``ok``, ``rejected``, ``failed``, ``timeout`` ...).
+    ``detail`` is any JSON-able value (a call's target and reply code, ...).
+    """
+
+    name: str
+    kind: str
+    outcome: str
+    started_at: datetime
+    duration_ms: float = 0.0
+    vote: str | None = None
+    detail: Any = None
+
+    def validate(self, where: str) -> None:
+        for name in ("name", "kind", "outcome"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v:
+                raise DealError(f"{where}.{name}: expected a non-empty string, got {v!r}")
+        _aware(self.started_at, f"{where}.started_at")
+        if isinstance(self.duration_ms, bool) or not isinstance(self.duration_ms, (int, float, Decimal)):
+            raise DealError(f"{where}.duration_ms: expected a number of milliseconds, got {self.duration_ms!r}")
+
+
+@dataclass
+class DealEvent:
+    """A state transition of a deal (``received`` -> ``routed`` -> ...): one row of ``deal_events``."""
+
+    at: datetime
+    from_state: str | None
+    to_state: str
+    detail: Any = None
+
+    def validate(self, where: str) -> None:
+        _aware(self.at, f"{where}.at")
+        if not isinstance(self.to_state, str) or not self.to_state:
+            raise DealError(f"{where}.to_state: expected a non-empty string, got {self.to_state!r}")
+        if self.from_state is not None and not isinstance(self.from_state, str):
+            raise DealError(f"{where}.from_state: expected text or None, got {self.from_state!r}")
+
+
+DEAD_STATUSES = ("new", "retried", "purged")
+
+
+@dataclass
+class DeadLetter:
+    """An exchange no route could take, or that failed for good: one row of ``dead_letters``.
+
+    ``raw`` is the message exactly as received; a retry re-injects it into
+    ``channel`` through the configuration running at that time.
+    """
+
+    route: str | None
+    channel: str
+    reason: str
+    raw: bytes
+    config_version: str
+    error_kind: str | None = None          # "unrouted", "malformed", "timeout", "internal" ...
+    error_code: str | None = None          # the reply code, when one was answered
+    at: datetime = field(default_factory=_utcnow)
+    id: str = field(default_factory=new_deal_id)
+    status: str = "new"
+
+    def validate(self) -> None:
+        where = f"dead letter {self.id}"
+        for name in ("id", "channel", "reason", "config_version"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v:
+                raise DealError(f"{where}: field {name}: expected a non-empty string, got {v!r}")
+        if not isinstance(self.raw, (bytes, bytearray, memoryview)):
+            raise DealError(f"{where}: field raw: expected the received bytes, got {type(self.raw).__name__}")
+        _aware(self.at, f"{where}: field at")
+        if self.status not in DEAD_STATUSES:
+            raise DealError(f"{where}: field status: {self.status!r} is not one of {', '.join(DEAD_STATUSES)}")
+
+
 def jsonable(value: Any) -> Any:
     """The JSON-compatible form of message values (what the JSON columns hold)."""
     if value is None:
@@ -156,4 +258,4 @@ def jsonable(value: Any) -> Any:
     return orjson.loads(to_json(value))  # type: ignore[arg-type]
 
 
-__all__ = ["DealRecord", "DealError", "STATUSES", "new_deal_id", "to_json", "jsonable"]
+__all__ = ["DealRecord", "DealStep", "DealEvent", "DeadLetter", "DEAD_STATUSES", "DealError", "STATUSES", "new_deal_id", "to_json", "jsonable"]

@@ -36,8 +36,13 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from engine.deal import DealError, DealRecord, to_json
-from engine.ledger_store import LedgerError, LedgerStore, amount_problem
+from engine import fieldcrypt
+from engine.audit import load_audit_key
+from engine.audit import sha256_hex
+from engine.deal import DeadLetter, DealError, DealRecord, to_json
+from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_problem
+
+_DEFAULT = object()   # "read the key from the environment"
 
 DEFAULT_LEDGER = Path("var/bsp.duckdb")
 
@@ -63,19 +68,28 @@ class LedgerStats:
 
 
 class _Waiter:
-    __slots__ = ("row", "done", "error")
+    __slots__ = ("row", "deal", "done", "error")
 
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.row = row
+    def __init__(self, row: dict[str, Any], deal: DealRows | None = None) -> None:
+        self.row = row            # the deals row, or the dead_letters row when ``deal`` is None
+        self.deal = deal
         self.done = trio.Event()
         self.error: BaseException | None = None
+
+    def describe(self) -> str:
+        r = self.row
+        if self.deal is None:
+            return f"dead letter {r['id']} (channel {r['channel']})"
+        return f"deal {r['deal_id']} (type {r['deal_type']}, reference {r['reference']!r})"
 
 
 class Ledger:
     """Handle returned by ``open_ledger``; do not construct directly."""
 
-    def __init__(self, store: LedgerStore, *, max_batch: int, max_wait: float, max_pending: int) -> None:
+    def __init__(self, store: LedgerStore, *, max_batch: int, max_wait: float, max_pending: int,
+                 keyring: fieldcrypt.Keyring | None = None) -> None:
         self.path = store.path
+        self.keyring = keyring
         self.stats = LedgerStats()
         self._store = store
         self._max_batch = max_batch
@@ -102,12 +116,56 @@ class Ledger:
             if problem:
                 raise DealError(f"deal {record.deal_id}: field amount: {problem}")
         try:
-            row = record.to_row()
+            rows = self._deal_rows(record)
         except TypeError as exc:
             raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
+        await self._submit(_Waiter(rows.row, rows))
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Store a dead letter; return once it is committed (group-committed like ``commit``).
+
+        With a field keyring the raw bytes are stored encrypted (they may hold a
+        PAN; the message could not be decoded, so its fields cannot be classified).
+        """
+        letter.validate()
+        raw = bytes(letter.raw)
+        kid = None
+        if self.keyring is not None:
+            token = self.keyring.encrypt(raw, f"dead|{letter.id}".encode())
+            kid = self.keyring.current
+            raw = token.encode()
+        row = {
+            "id": letter.id, "at": letter.at, "route": letter.route, "channel": letter.channel,
+            "reason": letter.reason, "error_kind": letter.error_kind, "error_code": letter.error_code,
+            "raw": raw, "raw_key": kid, "raw_sha256": sha256_hex(raw),
+            "config_version": letter.config_version, "status": letter.status,
+        }
+        await self._submit(_Waiter(row))
+
+    @property
+    def audited(self) -> bool:
+        """Whether records are chained with an audit key (docs/security.md)."""
+        return self._store.audit_key is not None
+
+    def _deal_rows(self, record: DealRecord) -> DealRows:
+        row = record.to_row()
+        ctx = record.deal_id
+        if record.request_tags:
+            row["request"] = to_json(fieldcrypt.protect(record.request, record.request_tags, self.keyring,
+                                                        context=ctx, root="request"))
+        if record.response_tags:
+            row["response"] = to_json(fieldcrypt.protect(record.response, record.response_tags, self.keyring,
+                                                         context=ctx, root="response"))
+        steps = [{"deal_id": ctx, "seq": i, "step": s.name, "kind": s.kind, "vote": s.vote,
+                  "outcome": s.outcome, "started_at": s.started_at, "duration_ms": float(s.duration_ms),
+                  "detail": to_json(s.detail)} for i, s in enumerate(record.steps, 1)]
+        events = [{"deal_id": ctx, "seq": i, "at": e.at, "from_state": e.from_state, "to_state": e.to_state,
+                   "detail": to_json(e.detail)} for i, e in enumerate(record.events, 1)]
+        return DealRows(row, steps, events)
+
+    async def _submit(self, waiter: _Waiter) -> None:
         if self._closed:
             raise LedgerError(f"{self.path}: the ledger is closed; commit() was called after its `async with` ended")
-        waiter = _Waiter(row)
         try:
             await self._send.send(waiter)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -173,17 +231,28 @@ class Ledger:
                 return
             batch.append(item)
 
-    def _write(self, rows: list[dict[str, Any]]) -> tuple[list[BaseException | None], float]:
-        """Writer thread: one transaction; on failure row by row.  Returns per-row errors and ms."""
+    def _write_one(self, items: list[_Waiter]) -> None:
+        self._store.write([w.deal for w in items if w.deal is not None],
+                          [w.row for w in items if w.deal is None])
+
+    def _write(self, items: list[_Waiter]) -> tuple[list[BaseException | None], float]:
+        """Writer thread: one transaction; on failure item by item.  Returns per-item errors and ms."""
         start = time.perf_counter()
+        errors: list[BaseException | None]
         try:
-            self._store.insert(rows)
-            errors: list[BaseException | None] = [None] * len(rows)
+            self._write_one(items)
+            errors = [None] * len(items)
         except Exception as exc:  # duckdb.Error, pyarrow errors
-            if len(rows) == 1:
+            if len(items) == 1:
                 errors = [exc]
             else:
-                errors = list(self._store.insert_each(rows))
+                errors = []
+                for w in items:
+                    try:
+                        self._write_one([w])
+                        errors.append(None)
+                    except Exception as one:
+                        errors.append(one)
         return errors, (time.perf_counter() - start) * 1000.0
 
     async def _writer(self) -> None:
@@ -191,16 +260,12 @@ class Ledger:
             batch = await self._next_batch()
             if batch is None:
                 return
-            rows = [w.row for w in batch]
             self._last_batch = len(batch)
-            errors, ms = await self._run(self._write, rows)
+            errors, ms = await self._run(self._write, batch)
             ok = 0
             for waiter, err in zip(batch, errors):
                 if err is not None:
-                    row = waiter.row
-                    waiter.error = LedgerError(
-                        f"{self.path}: deal {row['deal_id']} (type {row['deal_type']}, reference "
-                        f"{row['reference']!r}) was not stored: {err}")
+                    waiter.error = LedgerError(f"{self.path}: {waiter.describe()} was not stored: {err}")
                     waiter.error.__cause__ = err
                 else:
                     ok += 1
@@ -222,13 +287,22 @@ async def open_ledger(
     max_batch: int = 2048,
     max_wait: float = 0.002,
     max_pending: int | None = None,
+    audit_key: Any = _DEFAULT,
+    keyring: Any = _DEFAULT,
 ) -> AsyncIterator[Ledger]:
     """Open (creating if needed) the ledger file and start its writer task.
 
     ``max_batch``: most rows per transaction.  ``max_wait``: seconds the writer
     waits for more records after the first (0: write what is there).
     ``max_pending``: records queued before ``commit`` waits (default 4 x max_batch).
+    ``audit_key`` (bytes, or None for no chaining) defaults to BSP_AUDIT_KEY(_FILE);
+    ``keyring`` (``fieldcrypt.Keyring`` or None: mask only) to BSP_FIELD_KEYS(_FILE).
+    See docs/security.md.
     """
+    if audit_key is _DEFAULT:
+        audit_key = load_audit_key()
+    if keyring is _DEFAULT:
+        keyring = fieldcrypt.load_keyring()
     if max_batch < 1:
         raise ValueError(f"open_ledger: max_batch must be >= 1, got {max_batch}")
     if not (max_wait >= 0 and math.isfinite(max_wait)):
@@ -236,8 +310,8 @@ async def open_ledger(
     pending = 4 * max_batch if max_pending is None else max_pending
     if pending < 1:
         raise ValueError(f"open_ledger: max_pending must be >= 1, got {pending}")
-    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path))
-    ledger = Ledger(store, max_batch=max_batch, max_wait=max_wait, max_pending=pending)
+    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path), audit_key)
+    ledger = Ledger(store, max_batch=max_batch, max_wait=max_wait, max_pending=pending, keyring=keyring)
     body_error: BaseException | None = None
     try:
         try:

@@ -6,6 +6,7 @@ read-write DuckDB connection; nothing else may touch it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any, Sequence
 import duckdb
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
+
+SCHEMA_VERSION = 2     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -55,6 +58,58 @@ CREATE TABLE IF NOT EXISTS config_versions (
     loaded_at TIMESTAMPTZ NOT NULL,
     sources   JSON
 );
+ALTER TABLE deals ADD COLUMN IF NOT EXISTS chain_seq BIGINT;
+ALTER TABLE deals ADD COLUMN IF NOT EXISTS mac BLOB;
+ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS chain_seq BIGINT;
+ALTER TABLE config_versions ADD COLUMN IF NOT EXISTS mac BLOB;
+CREATE TABLE IF NOT EXISTS deal_steps (
+    deal_id     VARCHAR NOT NULL,
+    seq         INTEGER NOT NULL,
+    step        VARCHAR NOT NULL,
+    kind        VARCHAR NOT NULL,
+    vote        VARCHAR,
+    outcome     VARCHAR NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL,
+    duration_ms DOUBLE NOT NULL,
+    detail      JSON,
+    chain_seq   BIGINT,
+    mac         BLOB
+);
+CREATE INDEX IF NOT EXISTS deal_steps_deal ON deal_steps (deal_id);
+CREATE TABLE IF NOT EXISTS deal_events (
+    deal_id    VARCHAR NOT NULL,
+    seq        INTEGER NOT NULL,
+    "at"       TIMESTAMPTZ NOT NULL,
+    from_state VARCHAR,
+    to_state   VARCHAR NOT NULL,
+    detail     JSON,
+    chain_seq  BIGINT,
+    mac        BLOB
+);
+CREATE INDEX IF NOT EXISTS deal_events_deal ON deal_events (deal_id);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id             VARCHAR PRIMARY KEY,
+    "at"           TIMESTAMPTZ NOT NULL,
+    route          VARCHAR,
+    channel        VARCHAR NOT NULL,
+    reason         VARCHAR NOT NULL,
+    error_kind     VARCHAR,
+    error_code     VARCHAR,
+    raw            BLOB,
+    raw_key        VARCHAR,
+    raw_sha256     VARCHAR NOT NULL,
+    config_version VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL,
+    retried_at     TIMESTAMPTZ,
+    retry_outcome  VARCHAR,
+    chain_seq      BIGINT,
+    mac            BLOB
+);
+CREATE INDEX IF NOT EXISTS dead_letters_at ON dead_letters ("at");
+CREATE TABLE IF NOT EXISTS audit_head (
+    chain_seq BIGINT,
+    mac       BLOB
+);
 """
 
 COLUMNS: tuple[str, ...] = (
@@ -84,7 +139,42 @@ ARROW_SCHEMA = pa.schema([
     ("response", pa.string()),
 ])
 
-_INSERT = f"INSERT INTO deals ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM _bsp_batch"
+STEP_SCHEMA = pa.schema([
+    ("deal_id", pa.string()), ("seq", pa.int32()), ("step", pa.string()), ("kind", pa.string()),
+    ("vote", pa.string()), ("outcome", pa.string()), ("started_at", _TS), ("duration_ms", pa.float64()),
+    ("detail", pa.string()),
+])
+EVENT_SCHEMA = pa.schema([
+    ("deal_id", pa.string()), ("seq", pa.int32()), ("at", _TS), ("from_state", pa.string()),
+    ("to_state", pa.string()), ("detail", pa.string()),
+])
+DEAD_SCHEMA = pa.schema([
+    ("id", pa.string()), ("at", _TS), ("route", pa.string()), ("channel", pa.string()),
+    ("reason", pa.string()), ("error_kind", pa.string()), ("error_code", pa.string()),
+    ("raw", pa.binary()), ("raw_key", pa.string()), ("raw_sha256", pa.string()),
+    ("config_version", pa.string()), ("status", pa.string()),
+])
+CONFIG_SCHEMA = pa.schema([("version", pa.string()), ("loaded_at", _TS), ("sources", pa.string())])
+DEAD_COLUMNS: tuple[str, ...] = tuple(DEAD_SCHEMA.names) + ("retried_at", "retry_outcome")
+STEP_COLUMNS: tuple[str, ...] = tuple(STEP_SCHEMA.names)
+EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
+
+
+def _insert_sql(table: str, schema: pa.Schema) -> str:
+    cols = ", ".join(f'"{c}"' for c in [*schema.names, "chain_seq", "mac"])
+    return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _bsp_batch"
+
+
+_INSERT = _insert_sql("deals", ARROW_SCHEMA)
+
+
+@dataclass
+class DealRows:
+    """One deal as rows: the deals row and its deal_steps / deal_events rows."""
+
+    row: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class LedgerError(RuntimeError):
@@ -141,45 +231,107 @@ def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 class LedgerStore:
-    """The one read-write connection to a ledger file.  Not thread-safe: one caller at a time."""
+    """The one read-write connection to a ledger file.  Not thread-safe: one caller at a time.
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    It also holds the audit chain's state (last ``chain_seq`` and mac), which
+    advances only when a transaction commits.
+    """
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, audit_key: bytes | None = None) -> None:
         self.path = path
         self._con = con
+        self.audit_key = audit_key
+        self._seq, self._prev = self._chain_state()
 
     @classmethod
-    def open(cls, path: str | Path) -> "LedgerStore":
+    def open(cls, path: str | Path, audit_key: bytes | None = None) -> "LedgerStore":
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         con = connect(path, read_only=False)
         try:
             con.execute("BEGIN TRANSACTION").fetchall()
-            for stmt in DDL.split(";"):
-                if stmt.strip():
-                    con.execute(stmt).fetchall()
-            row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+            row = None
+            if con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'schema_version'").fetchone()[0]:
+                row = con.execute("SELECT max(version) FROM schema_version").fetchone()
             found = row[0] if row else None
-            if found is None:
-                con.execute("INSERT INTO schema_version VALUES (?, ?)",
-                            [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
-            elif found > SCHEMA_VERSION:
+            if found is not None and found > SCHEMA_VERSION:
                 raise LedgerError(
                     f"{path}: ledger schema version {found} is newer than this bsp understands "
                     f"({SCHEMA_VERSION}); upgrade bsp or use another ledger file")
+            for stmt in DDL.split(";"):
+                if stmt.strip():
+                    con.execute(stmt).fetchall()
+            if found is None or found < SCHEMA_VERSION:
+                con.execute("INSERT INTO schema_version VALUES (?, ?)",
+                            [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
             con.execute("COMMIT").fetchall()
+            return cls(path, con, audit_key)
         except BaseException:
             con.close()
             raise
-        return cls(path, con)
+
+    def _chain_state(self) -> tuple[int, bytes]:
+        union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
+        row = self._con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
+                                f"ORDER BY chain_seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return 0, ZERO_MAC
+        return int(row[0]), bytes(row[1]) if row[1] is not None else ZERO_MAC
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    # ------------------------------------------------------------ writes
+
+    def _append(self, table: str, arrow: pa.Table, seq: int, prev: bytes) -> tuple[int, bytes]:
+        if arrow.num_rows == 0:
+            return seq, prev
+        sealed, seq, prev = seal(table, arrow, CHAINED[table][1], self.audit_key, seq, prev)
+        self._con.register("_bsp_batch", sealed)
+        self._con.execute(_insert_sql(table, arrow.schema)).fetchall()
+        self._con.unregister("_bsp_batch")    # on failure: after the ROLLBACK (_transaction)
+        return seq, prev
+
+    def _transaction(self, body: Any) -> Any:
+        """Run ``body(seq, prev) -> (seq, prev, result)`` in one transaction with the head update."""
+        con = self._con
+        con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            seq, prev, result = body(self._seq, self._prev)
+            if seq != self._seq:
+                mac = head_mac(self.audit_key, seq, prev) if self.audit_key is not None else None
+                con.execute("DELETE FROM audit_head").fetchall()
+                con.execute("INSERT INTO audit_head VALUES (?, ?)", [seq, mac]).fetchall()
+            con.execute("COMMIT").fetchall()
+        except BaseException:
+            for cleanup in (lambda: con.execute("ROLLBACK").fetchall(), lambda: con.unregister("_bsp_batch")):
+                try:
+                    cleanup()
+                except duckdb.Error:
+                    pass
+            raise
+        self._seq, self._prev = seq, prev
+        return result
+
+    def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = ()) -> None:
+        """Insert deals (with their steps and events) and dead letters in one transaction."""
+        def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
+            if deals:
+                seq, prev = self._append("deals", rows_to_arrow([d.row for d in deals]), seq, prev)
+                steps = [s for d in deals for s in d.steps]
+                seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, steps), seq, prev)
+                events = [e for d in deals for e in d.events]
+                seq, prev = self._append("deal_events", _table(EVENT_SCHEMA, events), seq, prev)
+            if dead:
+                seq, prev = self._append("dead_letters", _table(DEAD_SCHEMA, dead), seq, prev)
+            return seq, prev, None
+        self._transaction(body)
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert ``rows`` in one transaction (DuckDB autocommit: one statement, one commit)."""
-        table = rows_to_arrow(rows)
-        self._con.register("_bsp_batch", table)
-        try:
-            self._con.execute(_INSERT).fetchall()
-        finally:
-            self._con.unregister("_bsp_batch")
+        """Insert deal rows (no steps or events) in one transaction."""
+        self.write([DealRows(r) for r in rows])
 
     def insert_each(self, rows: Sequence[dict[str, Any]]) -> list[Exception | None]:
         """Insert rows one transaction each (after a batch failed), to find the culprit."""
@@ -194,13 +346,42 @@ class LedgerStore:
 
     def record_config(self, version: str, sources_json: str | None, loaded_at: datetime) -> bool:
         """Store a configuration version once (the first load is kept).  True when new."""
-        res = self._con.execute(
-            "INSERT INTO config_versions VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
-            [version, loaded_at, sources_json]).fetchall()
-        return bool(res and res[0][0])
+        def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
+            if self._con.execute("SELECT 1 FROM config_versions WHERE version = ?", [version]).fetchone():
+                return seq, prev, False
+            row = {"version": version, "loaded_at": loaded_at, "sources": sources_json}
+            seq, prev = self._append("config_versions", _table(CONFIG_SCHEMA, [row]), seq, prev)
+            return seq, prev, True
+        return bool(self._transaction(body))
+
+    def update_dead_letters(self, ids: Sequence[str], *, status: str, retried_at: datetime | None = None,
+                            retry_outcome: str | None = None, drop_raw: bool = False) -> int:
+        """Change the mutable columns of dead letters (status, retry outcome; raw on purge).
+
+        These columns are outside the mac: ``raw_sha256`` (covered) keeps a
+        purged message's fingerprint.  Returns how many rows changed.
+        """
+        if not ids:
+            return 0
+        sets = ["status = ?"]
+        params: list[Any] = [status]
+        if retried_at is not None:
+            sets += ["retried_at = ?", "retry_outcome = ?"]
+            params += [retried_at, retry_outcome]
+        if drop_raw:
+            sets.append("raw = NULL")
+        marks = ", ".join("?" for _ in ids)
+        res = self._con.execute(f"UPDATE dead_letters SET {', '.join(sets)} WHERE id IN ({marks})",
+                                [*params, *ids]).fetchall()
+        return int(res[0][0]) if res else 0
 
     def close(self) -> None:
         try:
             self._con.execute("CHECKPOINT").fetchall()
         finally:
             self._con.close()
+
+
+def _table(schema: pa.Schema, rows: Sequence[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_arrays([pa.array([r[n] for r in rows], type=t) for n, t in zip(schema.names, schema.types)],
+                                schema=schema)

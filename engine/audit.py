@@ -1,0 +1,312 @@
+"""Tamper evidence for the ledger: an HMAC chain over every record, and its verification.
+
+Every row of a chained table carries ``chain_seq`` (a strictly increasing
+position, assigned by the single ledger writer) and
+``mac = HMAC-SHA256(key, table || canonical(row) || mac of the previous record)``.
+``canonical`` is built from the row's Arrow columns (the same function on the
+write side and when verifying), each field as ``<byte length>:<text>`` or ``~``
+for NULL, joined with ``|``; ``chain_seq`` is one of the fields.
+
+The key lives outside the database: ``BSP_AUDIT_KEY`` (base64, >= 32 bytes) or
+``BSP_AUDIT_KEY_FILE`` (a file holding that base64 text).  Without a key the
+writer still assigns ``chain_seq`` but leaves ``mac`` NULL, and ``verify``
+says the ledger is not protected.
+
+``audit_head`` holds one row: the last ``chain_seq`` and
+``HMAC(key, "head" || seq || last mac)``, updated in every write
+transaction, so deleting the newest records is detected too.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ENV_KEY = "BSP_AUDIT_KEY"
+ENV_KEY_FILE = "BSP_AUDIT_KEY_FILE"
+ZERO_MAC = bytes(32)
+MIN_KEY_BYTES = 32
+
+# Chained tables: name -> (record id expression, content columns in canonical order).
+CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "deals": ("deal_id", (
+        "chain_seq", "deal_id", "deal_type", "route", "config_version", "channel", "reference",
+        "amount", "currency", "party", "status", "response_code", "reason",
+        "received_at", "finished_at", "duration_ms", "request", "response")),
+    "deal_steps": ("deal_id || ' step ' || seq", (
+        "chain_seq", "deal_id", "seq", "step", "kind", "vote", "outcome", "started_at",
+        "duration_ms", "detail")),
+    "deal_events": ("deal_id || ' event ' || seq", (
+        "chain_seq", "deal_id", "seq", "at", "from_state", "to_state", "detail")),
+    "dead_letters": ("id", (
+        "chain_seq", "id", "at", "route", "channel", "reason", "error_kind", "error_code",
+        "raw_sha256", "config_version")),
+    "config_versions": ("version", ("chain_seq", "version", "loaded_at", "sources")),
+}
+
+__all__ = ["AuditError", "load_audit_key", "canonical", "seal", "head_mac", "verify",
+           "VerifyReport", "Break", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
+
+
+class AuditError(ValueError):
+    """An unusable audit key (the message names the variable or file)."""
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuditError(f"{where}: the audit key is not base64 (make one with: "
+                         f"python -c \"import os,base64;print(base64.b64encode(os.urandom(32)).decode())\")") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise AuditError(f"{where}: the audit key is {len(key)} bytes; use at least {MIN_KEY_BYTES} random bytes")
+    return key
+
+
+def load_audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The audit key from ``BSP_AUDIT_KEY_FILE`` or ``BSP_AUDIT_KEY``; None when neither is set."""
+    env = os.environ if environ is None else environ
+    path = env.get(ENV_KEY_FILE)
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise AuditError(f"{ENV_KEY_FILE}={path}: cannot read the audit key file: {exc.strerror}") from None
+        return _decode_key(text, path)
+    text = env.get(ENV_KEY)
+    return _decode_key(text, ENV_KEY) if text else None
+
+
+# ------------------------------------------------------------------ canonical form
+
+def canonical(table: pa.Table, columns: Sequence[str]) -> list[bytes]:
+    """One canonical byte string per row: ``len:text`` (``~`` for NULL) per column, joined by ``|``."""
+    if table.num_rows == 0:
+        return []
+    fields = []
+    for name in columns:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        text = pc.cast(col, pa.string())
+        n = pc.cast(pc.binary_length(text), pa.string())
+        fields.append(pc.fill_null(pc.binary_join_element_wise(n, text, ":"), "~"))
+    joined = pc.binary_join_element_wise(*fields, "|")
+    return pc.cast(joined, pa.binary()).to_pylist()
+
+
+def seal(table_name: str, table: pa.Table, columns: Sequence[str], key: bytes | None,
+         last_seq: int, prev: bytes) -> tuple[pa.Table, int, bytes]:
+    """``table`` with ``chain_seq`` and ``mac`` columns appended; returns it and the new chain state.
+
+    ``table`` must not have ``chain_seq`` yet; it is numbered from ``last_seq + 1``.
+    """
+    n = table.num_rows
+    seqs = pa.array(range(last_seq + 1, last_seq + 1 + n), pa.int64())
+    table = table.append_column("chain_seq", seqs)
+    if key is None:
+        return table.append_column("mac", pa.nulls(n, pa.binary())), last_seq + n, ZERO_MAC
+    tag = table_name.encode() + b"\x00"
+    macs = []
+    digest = hmac.digest
+    for canon in canonical(table, columns):
+        prev = digest(key, tag + canon + prev, "sha256")
+        macs.append(prev)
+    return table.append_column("mac", pa.array(macs, pa.binary())), last_seq + n, prev
+
+
+def head_mac(key: bytes, seq: int, last_mac: bytes) -> bytes:
+    return hmac.digest(key, b"head\x00" + str(seq).encode() + b"\x00" + last_mac, "sha256")
+
+
+# ------------------------------------------------------------------ verification
+
+@dataclass
+class Break:
+    """One problem in the chain: where (chain_seq, table, record) and what is wrong."""
+
+    seq: int | None
+    table: str
+    record: str | None
+    what: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else "no seq"
+        rec = f" {self.record}" if self.record else ""
+        return f"{where} ({self.table}{rec}): {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    keyed: bool
+    records: int = 0
+    by_table: dict[str, int] = field(default_factory=dict)
+    breaks: list[Break] = field(default_factory=list)
+    seconds: float = 0.0
+    last_seq: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.keyed and not self.breaks
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def _read(con: Any, table: str) -> pa.Table | None:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                         [table]).fetchone()[0]
+    if not exists:
+        return None
+    rid, cols = CHAINED[table]
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    return con.sql(f"SELECT {rid} AS _rid, mac, {quoted} FROM {table}").to_arrow_table()
+
+
+def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20) -> VerifyReport:
+    """Check the whole chain of the ledger open on ``con`` (read-only is enough).
+
+    Without a key the report says so (``keyed`` False) and checks nothing.
+    """
+    report = VerifyReport(path=path, keyed=key is not None)
+    if key is None:
+        return report
+    start = time.perf_counter()
+    seqs: list[Any] = []
+    macs: list[Any] = []
+    canons: list[bytes] = []
+    where: list[tuple[str, Any]] = []       # (table, rid) per record
+    tags: list[bytes] = []
+    for name, (_rid, cols) in CHAINED.items():
+        t = _read(con, name)
+        if t is None:
+            continue
+        report.by_table[name] = t.num_rows
+        seqs.extend(t.column("chain_seq").to_pylist())
+        macs.extend(t.column("mac").to_pylist())
+        canons.extend(canonical(t, cols))
+        rids = t.column("_rid").to_pylist()
+        where.extend((name, r) for r in rids)
+        tags.extend([name.encode() + b"\x00"] * t.num_rows)
+    report.records = len(seqs)
+    breaks = report.breaks
+
+    def add(b: Break) -> bool:
+        breaks.append(b)
+        return len(breaks) >= max_breaks
+
+    unchained = [i for i, s in enumerate(seqs) if s is None]
+    for i in unchained:
+        if add(Break(None, where[i][0], where[i][1],
+                     "row has no chain position: it was inserted outside the ledger writer "
+                     "(or predates the audit chain)")):
+            break
+    order = [i for i in pc.sort_indices(pa.array(seqs, pa.int64()),
+                                        null_placement="at_end").to_pylist() if seqs[i] is not None]
+    digest = hmac.digest
+    prev = ZERO_MAC
+    last = 0
+    for pos, i in enumerate(order):
+        if len(breaks) >= max_breaks:
+            break
+        seq = seqs[i]
+        table, rid = where[i]
+        if seq == last:
+            add(Break(seq, table, rid, f"seq {seq} appears twice: a record was copied or its seq changed"))
+            continue
+        if seq != last + 1:
+            before = f"after seq {last} ({where[order[pos - 1]][0]} {where[order[pos - 1]][1]})" if pos else "at the start"
+            gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
+            add(Break(last + 1, table, None,
+                      f"{gone} missing {before}: record(s) deleted, or a seq changed"))
+        last = seq
+        mac = macs[i]
+        if mac is None:
+            add(Break(seq, table, rid, "no mac: written without an audit key, or its mac was removed; "
+                                       "this record is not protected"))
+            prev = ZERO_MAC
+            continue
+        if digest(key, tags[i] + canons[i] + prev, "sha256") != mac:
+            add(Break(seq, table, rid, _diagnose(key, i, pos, order, seqs, macs, canons, tags, where)))
+        prev = mac
+    report.last_seq = last
+    _check_head(con, key, last, prev, report)
+    _check_orphans(con, report)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _diagnose(key: bytes, i: int, pos: int, order: list[int], seqs: list[Any], macs: list[Any],
+              canons: list[bytes], tags: list[bytes], where: list[tuple[str, Any]]) -> str:
+    """Why record ``i`` (at ``pos`` in seq order) fails: moved from elsewhere, or modified."""
+    mac = macs[i]
+    for p in range(len(order)):
+        if p == pos:
+            continue
+        # the record as it was written at position p: its seq, its predecessor's mac
+        seq_p = seqs[order[p]]
+        for prev in (macs[order[p - 1]] if p else ZERO_MAC, macs[order[p]]):
+            if prev is None:
+                continue
+            canon = _with_seq(canons[i], seqs[i], seq_p)
+            if hmac.digest(key, tags[i] + canon + prev, "sha256") == mac:
+                return (f"written at seq {seq_p} but now at seq {seqs[i]}: records reordered "
+                        f"(chain_seq changed); its content is intact")
+    return ("content does not match its mac: the record was modified after it was written "
+            "(or the previous record was)")
+
+
+def _with_seq(canon: bytes, old: int, new: int) -> bytes:
+    """The canonical bytes with the leading chain_seq field replaced (it is always the first column)."""
+    o, n = str(old).encode(), str(new).encode()
+    prefix = str(len(o)).encode() + b":" + o
+    assert canon.startswith(prefix)
+    return str(len(n)).encode() + b":" + n + canon[len(prefix):]
+
+
+def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'").fetchone()[0]
+    row = con.execute("SELECT chain_seq, mac FROM audit_head").fetchone() if exists else None
+    if row is None:
+        if last:
+            report.breaks.append(Break(None, "audit_head", None,
+                                       "the chain head row is missing: the newest records cannot be checked for deletion"))
+        return
+    seq, mac = row
+    if seq is None or mac is None:
+        report.breaks.append(Break(seq, "audit_head", None, "the chain head has no mac (written without a key)"))
+        return
+    if seq > last:
+        report.breaks.append(Break(last + 1, "audit_head", None,
+                                   f"the chain head says seq {seq} was written but the last record is seq {last}: "
+                                   f"the newest {seq - last} record(s) were deleted"))
+    elif head_mac(key, seq, last_mac if seq == last else b"") != bytes(mac):
+        report.breaks.append(Break(seq, "audit_head", None,
+                                   "the chain head does not match the last record (head modified, or records "
+                                   "added after it outside the ledger writer)"))
+
+
+def _check_orphans(con: Any, report: VerifyReport) -> None:
+    for table in ("deal_steps", "deal_events"):
+        if table not in report.by_table or "deals" not in report.by_table:
+            continue
+        rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
+                           f"(SELECT deal_id FROM deals) ORDER BY 1 LIMIT 5").fetchall()
+        for (deal_id,) in rows:
+            report.breaks.append(Break(None, "deals", deal_id,
+                                       f"the deal row is gone but its {table} remain: the deal was deleted"))
+
+
+def sha256_hex(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()

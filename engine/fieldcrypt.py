@@ -1,0 +1,222 @@
+"""Field protection: classified fields are masked or encrypted before the ledger stores them.
+
+Fields are classified in their format (``formats/classify.py``: ``pan``,
+``secret``, ``personal`` per dotted field path).  Policy per tag:
+
+* ``pan``: masked **and** encrypted: ``"enc:v1:<kid>:<b64 nonce+ct>:411111******1111"``
+  (the mask after the last ``:`` is what a reader without the key sees);
+* ``secret``: dropped, stored as ``"***"``; never recoverable;
+* ``personal``: encrypted: ``"enc:v1:<kid>:<b64 nonce+ct>"``.
+
+Without a keyring ``pan`` and ``personal`` are masked only (fail closed:
+plaintext never reaches the file).  Encryption is AES-256-GCM with a random
+96-bit nonce; the associated data is ``"<context>|<field path>"`` (the deal id
+and the concrete path such as ``request.card.number``), so a ciphertext moved
+to another field or deal does not decrypt.  The plaintext is the value's JSON
+(``Decimal`` as its exact string).
+
+Keys (a keyring: key id -> 32 bytes; the current id encrypts, every id decrypts):
+
+* ``BSP_FIELD_KEYS_FILE``: a JSON file ``{"current": "k2", "keys": {"k1": "<base64>", "k2": "<base64>"}}``;
+* or ``BSP_FIELD_KEYS``: ``"k2:<base64>,k1:<base64>"``; the first entry is current.
+
+Rotation: add a new key, make it current; keep the old ones so old rows still decrypt.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from formats.classify import TAGS, mask_value
+
+PREFIX = "enc:v1:"
+ENV_FILE = "BSP_FIELD_KEYS_FILE"
+ENV_KEYS = "BSP_FIELD_KEYS"
+_KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+__all__ = ["Keyring", "KeyringError", "load_keyring", "protect", "reveal", "decrypt_value",
+           "is_encrypted", "PREFIX", "ENV_FILE", "ENV_KEYS"]
+
+
+class KeyringError(ValueError):
+    """A key file or variable that cannot be used; the message names it and the entry."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    current: str
+    keys: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        if self.current not in self.keys:
+            raise KeyringError(f"field keyring: current key id {self.current!r} is not among the keys "
+                               f"({', '.join(sorted(self.keys)) or 'none'})")
+        for kid, key in self.keys.items():
+            if not _KID.match(kid):
+                raise KeyringError(f"field keyring: key id {kid!r}: use 1-32 letters, digits, '_', '-', '.'")
+            if len(key) != 32:
+                raise KeyringError(f"field keyring: key {kid!r} is {len(key)} bytes; AES-256 needs 32 "
+                                   f"(make one with: python -c \"import os,base64;print(base64.b64encode(os.urandom(32)).decode())\")")
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> str:
+        nonce = os.urandom(12)
+        ct = AESGCM(self.keys[self.current]).encrypt(nonce, plaintext, aad)
+        return f"{PREFIX}{self.current}:{base64.urlsafe_b64encode(nonce + ct).decode()}"
+
+    def decrypt(self, token: str, aad: bytes) -> bytes:
+        """Plaintext of ``enc:v1:<kid>:<b64>[:mask]``; raises KeyringError saying why not."""
+        kid, blob = _split(token)
+        key = self.keys.get(kid)
+        if key is None:
+            raise KeyringError(f"key id {kid!r} is not in the keyring (have {', '.join(sorted(self.keys))}); "
+                               f"add the old key back to decrypt rows written with it")
+        try:
+            raw = base64.urlsafe_b64decode(blob)
+            return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
+        except (InvalidTag, binascii.Error, ValueError):
+            raise KeyringError(f"ciphertext does not authenticate under key {kid!r} for this field "
+                               f"(modified, or moved from another field or deal)") from None
+
+
+def _split(token: str) -> tuple[str, str]:
+    parts = token[len(PREFIX):].split(":")
+    if not token.startswith(PREFIX) or len(parts) < 2:
+        raise KeyringError(f"{token[:20]!r}... is not an encrypted field (expected enc:v1:<kid>:<data>)")
+    return parts[0], parts[1]
+
+
+def is_encrypted(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def _b64key(text: str, where: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyringError(f"{where}: not base64 (a key is 32 random bytes, base64-encoded)") from None
+
+
+def load_keyring(environ: Mapping[str, str] | None = None) -> Keyring | None:
+    """The keyring from ``BSP_FIELD_KEYS_FILE`` or ``BSP_FIELD_KEYS``; None when neither is set."""
+    env = os.environ if environ is None else environ
+    path = env.get(ENV_FILE)
+    if path:
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text())
+        except OSError as exc:
+            raise KeyringError(f"{ENV_FILE}={path}: cannot read the key file: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise KeyringError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}; expected "
+                               f'{{"current": "k1", "keys": {{"k1": "<base64>"}}}}') from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or "current" not in doc:
+            raise KeyringError(f'{path}: expected {{"current": "<id>", "keys": {{"<id>": "<base64>", ...}}}}')
+        keys = {str(k): _b64key(str(v), f"{path}: key {k!r}") for k, v in doc["keys"].items()}
+        return Keyring(str(doc["current"]), keys)
+    text = env.get(ENV_KEYS)
+    if text:
+        keys: dict[str, bytes] = {}
+        current = None
+        for n, entry in enumerate(text.split(","), 1):
+            kid, sep, b64 = entry.strip().partition(":")
+            if not sep:
+                raise KeyringError(f"{ENV_KEYS}: entry {n} is not <id>:<base64>")
+            keys[kid] = _b64key(b64, f"{ENV_KEYS}: key {kid!r}")
+            current = current or kid
+        assert current is not None
+        return Keyring(current, keys)
+    return None
+
+
+# ------------------------------------------------------------------ walking values
+
+def _rules(tags: Mapping[str, str]) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for path, tag in tags.items():
+        if tag not in TAGS:
+            raise ValueError(f"field {path}: unknown classification {tag!r}; expected one of {', '.join(TAGS)}")
+        out.append((tuple(path.split(".")), tag))
+    return out
+
+
+def _dumps(value: Any) -> bytes:
+    from engine.deal import to_json
+    return (to_json(value) or "null").encode()
+
+
+def _protect_one(value: Any, tag: str, path: str, keyring: Keyring | None, context: str) -> Any:
+    if value is None or value == "":
+        return value
+    if tag == "secret" or keyring is None:
+        return mask_value(value, tag)
+    token = keyring.encrypt(_dumps(value), f"{context}|{path}".encode())
+    if tag == "pan" and not isinstance(value, (Mapping, list, tuple)):
+        return f"{token}:{mask_value(value, 'pan')}"
+    return token
+
+
+def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None, *,
+            context: str, root: str) -> Any:
+    """A copy of ``values`` with classified fields masked / encrypted (the input is not changed).
+
+    ``root`` names the value (``request``, ``response``) and starts every field
+    path; ``context`` (the deal id) is bound into the associated data.
+    """
+    if not tags or values is None:
+        return values
+    return _walk(values, _rules(tags), root, keyring, context)
+
+
+def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,
+          keyring: Keyring | None, context: str) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_walk(v, rules, f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for k, v in value.items():
+        here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
+        sub = f"{path}.{k}"
+        done = next((t for r, t in here if len(r) == 1), None)
+        if done is not None:
+            out[k] = _protect_one(v, done, sub, keyring, context)
+            continue
+        deeper = [(r[1:], t) for r, t in here if len(r) > 1]
+        out[k] = _walk(v, deeper, sub, keyring, context) if deeper else v
+    return out
+
+
+def decrypt_value(token: str, keyring: Keyring, *, context: str, path: str) -> Any:
+    return orjson.loads(keyring.decrypt(token, f"{context}|{path}".encode()))
+
+
+def reveal(values: Any, keyring: Keyring, *, context: str, root: str,
+           problems: list[str] | None = None) -> Any:
+    """Stored ``values`` with every ``enc:v1:`` field decrypted.
+
+    A field that cannot be decrypted is left as stored and described in
+    ``problems`` (``request.card.number: key id 'k0' is not in the keyring ...``).
+    """
+    if isinstance(values, (list, tuple)):
+        return [reveal(v, keyring, context=context, root=f"{root}.{i}", problems=problems)
+                for i, v in enumerate(values)]
+    if isinstance(values, Mapping):
+        return {k: reveal(v, keyring, context=context, root=f"{root}.{k}", problems=problems)
+                for k, v in values.items()}
+    if is_encrypted(values):
+        try:
+            return decrypt_value(values, keyring, context=context, path=root)
+        except KeyringError as exc:
+            if problems is not None:
+                problems.append(f"{root}: {exc}")
+    return values
