@@ -1,0 +1,619 @@
+"""The logic behind ``bsp decode`` / ``bsp encode`` (the typer glue is engine/commands/codec.py).
+
+``CodecArgs`` holds what the analyst typed (``None`` = not given);
+``make_setup(args)`` checks the combination and builds the codec (raising
+``UsageError`` for anything the analyst must fix before a byte is read);
+``decode_records(setup, source)`` yields ``(record_no, byte_offset,
+values | FormatError)`` and ``encode_records(setup, values)`` returns the
+bytes of many records with their framing.
+
+JSON lines written by ``bsp decode`` (``to_json_line``): ``Decimal`` as an
+exact JSON number (``120.50`` keeps its two places), ``date``/``datetime``/``time``
+as ISO 8601 strings, COMP-1/COMP-2 floats as the shortest JSON number that
+reads back to the same float, bytes as uppercase hex text.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import re
+from dataclasses import dataclass, field, fields as dc_fields
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator
+
+from dsl.ir import FormatDecl
+from formats import json_codec
+from formats.classify import TAGS, parse_spec, tags_of
+from formats.errors import FormatError, SpecError
+from formats.framing import FRAMINGS, FramingError, make_framer
+
+# Format kinds the commands know, and the module holding each kind's COMPONENT.
+KINDS: dict[str, str] = {
+    "copybook": "formats.copybook.component",
+    "iso8583": "formats.iso8583.component",
+    "swift": "formats.swift.component",
+    "iso20022": "formats.iso20022.component",
+    "csv": "formats.csv_codec",
+    "json": "formats.json_codec",
+    "xml": "formats.xml_codec",
+    "fixed": "formats.fixed",
+}
+# Message framings for the one-message codecs (copybook has --record, csv is a file, swift finds RJE itself).
+FRAMING_CHOICES = ("none", "lines") + tuple(sorted(FRAMINGS))
+FRAMED_KINDS = ("iso8583", "json", "xml", "fixed")
+
+# Options that belong to one kind (flag text, kinds it applies to).  Anything else given is contradictory.
+KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "encoding": ("--encoding", ("copybook",)),
+    "record": ("--record", ("copybook",)),
+    "rdw_includes_header": ("--rdw-includes-header/--rdw-excludes-header", ("copybook",)),
+    "max_record": ("--max-record", ("copybook",)),
+    "segment_field": ("--segment-field", ("copybook",)),
+    "segment": ("--segment", ("copybook",)),
+    "segment_filter": ("--segment-filter", ("copybook",)),
+    "trim": ("--trim", ("copybook",)),
+    "controls": ("--controls", ("copybook",)),
+    "float_format": ("--float-format", ("copybook",)),
+    "invalid": ("--invalid", ("copybook",)),
+    "low_values_null": ("--low-values-null/--no-low-values-null", ("copybook",)),
+    "variable_occurs": ("--variable-occurs", ("copybook",)),
+    "keep_value_fillers": ("--keep-value-fillers", ("copybook",)),
+    "keep_group_fillers": ("--keep-group-fillers", ("copybook",)),
+    "filler_naming": ("--filler-naming", ("copybook",)),
+    "collapse_root": ("--collapse-root/--no-collapse-root", ("copybook",)),
+    "conditions": ("--conditions/--no-conditions", ("copybook",)),
+    "names": ("--names", ("copybook",)),
+    "source_format": ("--source-format", ("copybook",)),
+    "spec": ("--spec", ("iso8583",)),
+    "message": ("--message", ("swift", "iso20022")),
+    "statements": ("--statements", ("swift",)),
+    "xsd": ("--xsd", ("iso20022",)),
+    "xsd_dir": ("--xsd-dir", ("iso20022",)),
+    "validate": ("--validate/--no-validate", ("iso20022",)),
+    "schema": ("--schema", ("json",)),
+    "lists": ("--lists", ("xml",)),
+    "delimiter": ("--delimiter", ("csv",)),
+    "header": ("--header/--no-header", ("csv",)),
+    "framing": ("--framing", FRAMED_KINDS),
+}
+
+
+# Closed choices, checked before anything is built so the message names the flag.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "record": ("fixed", "rdw", "rdw_le"),
+    "trim": ("none", "left", "right", "both"),
+    "controls": ("keep", "space"),
+    "float_format": ("ibm", "ieee"),
+    "invalid": ("error", "null"),
+    "filler_naming": ("sequence", "previous"),
+    "names": ("keep", "lower"),
+    "source_format": ("fixed", "free"),
+    "framing": FRAMING_CHOICES,
+}
+
+
+class UsageError(Exception):
+    """Bad arguments: the command prints it and exits 2."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+@dataclass
+class CodecArgs:
+    """Every option of decode/encode; None means "not given" (so defaults stay the codec's own)."""
+
+    format: str | None = None
+    copybook: Path | None = None
+    route: Path | None = None
+    name: str | None = None
+    # copybook
+    encoding: str | None = None
+    record: str | None = None
+    rdw_includes_header: bool | None = None
+    max_record: int | None = None
+    segment_field: str | None = None
+    segment: list[str] | None = None
+    segment_filter: list[str] | None = None
+    trim: str | None = None
+    controls: str | None = None
+    float_format: str | None = None
+    invalid: str | None = None
+    low_values_null: bool | None = None
+    variable_occurs: bool | None = None
+    keep_value_fillers: bool | None = None
+    keep_group_fillers: bool | None = None
+    filler_naming: str | None = None
+    collapse_root: bool | None = None
+    conditions: bool | None = None
+    names: str | None = None
+    source_format: str | None = None
+    # others
+    spec: str | None = None
+    message: str | None = None
+    statements: bool | None = None
+    xsd: Path | None = None
+    xsd_dir: Path | None = None
+    validate: bool | None = None
+    schema: Path | None = None
+    lists: list[str] | None = None
+    delimiter: str | None = None
+    header: bool | None = None
+    framing: str | None = None
+    classify: list[str] | None = None
+
+    def given(self) -> list[str]:
+        """Names of the kind-specific options given."""
+        out = []
+        for f in dc_fields(self):
+            if f.name in KIND_OPTIONS:
+                v = getattr(self, f.name)
+                if v is not None and v is not False and v != []:
+                    out.append(f.name)
+        return out
+
+
+@dataclass
+class Setup:
+    kind: str
+    codec: Any
+    framing: str = "none"               # for FRAMED_KINDS
+    statements: bool = False            # swift: MT940/942 .sta exports
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------ building
+
+def _component(kind: str) -> Any:
+    return importlib.import_module(KINDS[kind]).COMPONENT
+
+
+def _usage_from_spec(exc: SpecError, what: str) -> UsageError:
+    return UsageError(f"{what}: {exc}", exc.hint)
+
+
+def _require_file(p: Path | None, what: str) -> str | None:
+    if p is None:
+        return None
+    if not Path(p).is_file():
+        raise UsageError(f"{what} {p}: no such file")
+    return str(Path(p).resolve())
+
+
+def _copybook_options(a: CodecArgs) -> dict[str, Any]:
+    o: dict[str, Any] = {"path": _require_file(a.copybook, "--copybook")}
+    simple = ("encoding", "record", "rdw_includes_header", "max_record", "segment_field", "trim", "controls",
+              "float_format", "invalid", "low_values_null", "variable_occurs", "filler_naming", "collapse_root",
+              "conditions", "names", "source_format")
+    for k in simple:
+        v = getattr(a, k)
+        if v is not None:
+            o[k] = v
+    if a.keep_value_fillers:
+        o["drop_value_fillers"] = False
+    if a.keep_group_fillers:
+        o["drop_group_fillers"] = False
+    if a.segment:
+        pairs = {}
+        for item in a.segment:
+            value, eq, member = item.partition("=")
+            if not eq or not value or not member:
+                raise UsageError(f"--segment {item!r}: expected VALUE=GROUP",
+                                 "e.g. --segment C=COMPANY --segment P=PERSON (the REDEFINES member to decode "
+                                 "when the segment field holds VALUE)")
+            pairs[value] = member
+        if not a.segment_field:
+            raise UsageError("--segment needs --segment-field (the field whose value picks the group)")
+        o["segment_map"] = pairs
+    if a.segment_filter:
+        if not a.segment_field:
+            raise UsageError("--segment-filter needs --segment-field")
+        o["segment_filter"] = tuple(a.segment_filter)
+    return o
+
+
+def _kind_options(kind: str, a: CodecArgs) -> dict[str, Any]:
+    if kind == "copybook":
+        return _copybook_options(a)
+    if kind == "iso8583":
+        if not a.spec:
+            from formats.iso8583.spec import builtin_specs
+            raise UsageError("--format iso8583 needs --spec FILE|NAME",
+                             f"a .yaml network spec, a moov-io .json spec, or one of: {', '.join(builtin_specs())}")
+        return {"spec": a.spec}
+    if kind == "swift":
+        return {"message": a.message} if a.message else {}
+    if kind == "iso20022":
+        o: dict[str, Any] = {}
+        if a.message:
+            o["message"] = a.message
+        if a.xsd:
+            o["xsd"] = _require_file(a.xsd, "--xsd")
+        if a.xsd_dir:
+            if not Path(a.xsd_dir).is_dir():
+                raise UsageError(f"--xsd-dir {a.xsd_dir}: no such directory")
+            o["xsd_dir"] = str(Path(a.xsd_dir).resolve())
+        if a.validate is not None:
+            o["validate"] = a.validate
+        return o
+    if kind == "json":
+        return {"schema": _require_file(a.schema, "--schema")} if a.schema else {}
+    if kind == "xml":
+        return {"lists": list(a.lists)} if a.lists else {}
+    if kind == "csv":
+        o = {}
+        if a.delimiter is not None:
+            o["delimiter"] = a.delimiter
+        if a.header is not None:
+            o["header"] = a.header
+        return o
+    if kind == "fixed":
+        raise UsageError("--format fixed needs its field list: declare the format in a route file and use "
+                         "--route FILE --name FORMAT",
+                         'e.g. format BillPayReq = fixed { txn_code string(4) amount decimal(12, 2) }')
+    raise AssertionError(kind)
+
+
+def _decl_from_route(a: CodecArgs) -> FormatDecl:
+    from dsl.load import compile_paths
+
+    from engine.registry import default_registry
+    if not a.name:
+        raise UsageError("--route needs --name FORMAT (the format declared in the route file)")
+    path = Path(a.route)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise UsageError(f"--route {path}: no such file")
+    registry = default_registry()
+    for kind in KINDS:   # kinds not (yet) in the engine's built-in list still resolve here
+        if registry.get("format", kind) is None:
+            registry.register(_component(kind))
+    result = compile_paths([path], registry)
+    if result.program is None:
+        first = result.errors[0]
+        raise UsageError(f"{path} does not compile: {first.pos}: {first.message}",
+                         f"run `bsp check {path}` to see all {len(result.errors)} error(s)")
+    decl = result.program.formats.get(a.name)
+    if decl is None:
+        known = ", ".join(sorted(result.program.formats)) or "none"
+        raise UsageError(f"--name {a.name}: {path} declares no format of that name", f"formats declared: {known}")
+    if decl.kind not in KINDS:
+        raise UsageError(f"format {a.name} is of kind {decl.kind!r}, which bsp decode/encode cannot run",
+                         f"supported kinds: {', '.join(KINDS)}")
+    return decl
+
+
+def make_setup(a: CodecArgs) -> Setup:
+    """Check the option combination and build the codec; raises UsageError."""
+    for opt, allowed in CHOICES.items():
+        v = getattr(a, opt)
+        if v is not None and v not in allowed:
+            raise UsageError(f"{KIND_OPTIONS[opt][0].split('/')[0]} {v!r}: expected one of {', '.join(allowed)}")
+    if a.name and not a.route:
+        raise UsageError("--name needs --route FILE (the route file that declares the format)")
+    if a.route:
+        if a.copybook:
+            raise UsageError("--route and --copybook contradict: the route file's format names its own copybook")
+        decl = _decl_from_route(a)
+        if a.format and a.format != decl.kind:
+            raise UsageError(f"--format {a.format} contradicts format {decl.name}, which is {decl.kind} "
+                             f"in {a.route}", "leave --format out when using --route")
+        kind = decl.kind
+        extra = [n for n in a.given() if n != "framing"]
+        if extra:
+            raise UsageError(f"{KIND_OPTIONS[extra[0]][0]} cannot be combined with --route: format {decl.name}'s "
+                             f"options come from {a.route}", "change the route file, or drop --route and give the "
+                             "format's options on the command line")
+    else:
+        kind = a.format or ("copybook" if a.copybook else None)
+        if kind is None:
+            raise UsageError("say which format: --format KIND (or --copybook FILE, or --route FILE --name FORMAT)",
+                             f"kinds: {', '.join(KINDS)}")
+        if kind not in KINDS:
+            raise UsageError(f"unknown format {kind!r}", f"expected one of {', '.join(KINDS)}")
+        if a.copybook and kind != "copybook":
+            raise UsageError(f"--copybook contradicts --format {kind}")
+        if kind == "copybook" and not a.copybook:
+            raise UsageError("--format copybook needs --copybook FILE.cpy")
+        decl = None
+    for name in a.given():
+        flag, kinds = KIND_OPTIONS[name]
+        if kind not in kinds:
+            raise UsageError(f"{flag.split('/')[0]} does not apply to --format {kind}",
+                             f"it is an option of {', '.join(kinds)}")
+    if a.statements and a.message:
+        raise UsageError("--statements reads MT940/MT942 exports; it cannot be combined with --message")
+    if decl is None:
+        decl = FormatDecl(name=kind, kind=kind, options=_kind_options(kind, a))
+    try:
+        extra_tags = parse_spec(list(a.classify)) if a.classify else {}
+    except SpecError as exc:
+        raise UsageError(f"--classify: {exc.message}", exc.hint or f"PATH:TAG with TAG one of {', '.join(TAGS)}")
+    codec = _build(kind, decl)
+    tags = tags_of(codec)
+    tags.update(extra_tags)
+    return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements), tags=tags)
+
+
+def _build(kind: str, decl: Any) -> Any:
+    if kind == "iso8583" and str(decl.options.get("spec", "")).endswith(".json"):
+        from formats.iso8583.codec import Iso8583Codec
+        from formats.iso8583.moov import load_moov_spec
+        try:
+            return Iso8583Codec(load_moov_spec(_require_file(Path(decl.options["spec"]), "--spec")))
+        except SpecError as exc:
+            raise _usage_from_spec(exc, "--spec") from None
+    comp = _component(kind)
+    if comp.check is not None and kind != "copybook":   # copybook's check is a full build
+        errs = comp.check(decl)
+        if errs:
+            raise _usage_from_spec(errs[0], f"format {kind}")
+    try:
+        return comp.build(decl)
+    except SpecError as exc:
+        raise _usage_from_spec(exc, f"format {kind}") from None
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"format {kind}: {exc}") from None
+
+
+# ------------------------------------------------------------------ values <-> JSON lines
+
+def plain(value: Any) -> Any:
+    """Decoded values made writable as JSON (dict subclasses, floats, bytes, tuples)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, float):
+        return Decimal(repr(value)) if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, Decimal) and not value.is_finite():
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex().upper()
+    return value
+
+
+def to_json_line(value: Any) -> bytes:
+    return json_codec.dumps(plain(value))
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)?\Z")
+
+
+def _revive_swift(value: Any) -> Any:
+    """JSON gave strings and ints; SWIFT's typed block 4 fields want dates and Decimal amounts."""
+    if isinstance(value, dict):
+        return {k: _revive_swift(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revive_swift(v) for v in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        if _DATE.match(value):
+            return _dt.date.fromisoformat(value)
+        if _DATETIME.match(value):
+            return _dt.datetime.fromisoformat(value)
+    return value
+
+
+def revive(setup: Setup, value: Any) -> Any:
+    if setup.kind == "swift" and isinstance(value, dict) and isinstance(value.get("block4"), list):
+        value = dict(value)
+        value["block4"] = [dict(f, value=_revive_swift(f.get("value"))) if isinstance(f, dict) else f
+                           for f in value["block4"]]
+    return value
+
+
+# ------------------------------------------------------------------ decoding
+
+Result = tuple[int, int, Any]   # (record_no, byte_offset, values | FormatError)
+
+
+def _placed(exc: FormatError, record: int, base: int) -> FormatError:
+    exc.record = record
+    exc.offset = base if exc.offset is None else exc.offset + base
+    return exc
+
+
+def decode_records(setup: Setup, source: bytes | BinaryIO, *, strict: bool = False) -> Iterator[Result]:
+    """Every record of ``source`` as ``(record_no, offset, values | FormatError)``.
+
+    A FormatError whose ``fatal`` attribute is true ends the stream (a torn
+    frame: nothing after it can be trusted)."""
+    kind = setup.kind
+    codec = setup.codec
+    if kind == "copybook":
+        for no, off, v in codec.iter_records(source, strict=False):
+            if isinstance(v, FormatError):
+                if v.record is None:
+                    v.record = no
+                if v.offset is None:
+                    v.offset = off
+            yield no, off, v
+        return
+    data = source if isinstance(source, (bytes, bytearray)) else source.read()
+    data = bytes(data)
+    if kind == "csv":
+        try:
+            yield from codec.iter_batch(data)
+        except FormatError as exc:
+            exc.fatal = True  # type: ignore[attr-defined]
+            yield exc.record or 0, exc.offset or 0, exc
+        return
+    if kind == "swift":
+        yield from _swift_records(setup, data)
+        return
+    if kind == "iso20022":
+        yield 1, 0, _one(codec, data, 1, 0)
+        return
+    yield from _framed(setup, data)
+
+
+def _one(codec: Any, data: bytes, no: int, base: int) -> Any:
+    try:
+        return codec.decode(data)
+    except FormatError as exc:
+        return _placed(exc, no, base)
+
+
+def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
+    codec = setup.codec
+    if setup.framing == "none":
+        yield 1, 0, _one(codec, data, 1, 0)
+        return
+    if setup.framing == "lines":
+        pos = 0
+        no = 0
+        for line in data.splitlines(keepends=True):
+            body = line.rstrip(b"\r\n")
+            if body.strip():
+                no += 1
+                yield no, pos, _one(codec, body, no, pos)
+            pos += len(line)
+        return
+    framer = make_framer(setup.framing)
+    width = framer.width  # type: ignore[attr-defined]
+    pos = 0
+    no = 0
+    try:
+        frames = framer.feed(data)
+    except FramingError as exc:
+        exc.fatal = True  # type: ignore[attr-defined]
+        yield 1, exc.offset or 0, _placed(exc, 1, 0)
+        return
+    for frame in frames:
+        no += 1
+        yield no, pos, _one(codec, frame, no, pos + width)
+        pos += width + len(frame)
+    err = framer.error
+    if err is None:
+        try:
+            framer.eof()
+        except FramingError as exc:
+            err = exc
+    if err is not None:
+        err.record = no + 1
+        err.fatal = True  # type: ignore[attr-defined]
+        yield no + 1, err.offset or pos, err
+
+
+def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
+    from formats.swift import parse_fin, parse_statements, split_rje, statement_view
+    try:
+        text = data.decode("ascii" if not setup.statements else "latin-1")
+    except UnicodeDecodeError as exc:
+        err = FormatError(f"byte {data[exc.start]:#04x} is not ASCII: FIN text uses the SWIFT X set",
+                          offset=exc.start, record=1, hint="bank statement exports (.sta): add --statements")
+        err.fatal = True  # type: ignore[attr-defined]
+        yield 1, exc.start, err
+        return
+    if setup.statements:
+        try:
+            stmts = parse_statements(text)
+        except FormatError as exc:
+            exc.fatal = True  # type: ignore[attr-defined]
+            yield 1, exc.offset or 0, _placed(exc, 1, 0)
+            return
+        for no, fields in enumerate(stmts, 1):
+            try:
+                yield no, 0, statement_view(fields)
+            except FormatError as exc:
+                yield no, exc.offset or 0, _placed(exc, no, 0)
+        return
+    no = 0
+    search = 0
+    for part in split_rje(text):
+        base = text.find(part, search)
+        search = base + len(part)
+        pos = 0
+        while True:
+            while pos < len(part) and part[pos] in " \r\n":
+                pos += 1
+            if pos >= len(part):
+                break
+            no += 1
+            try:
+                _values, end = parse_fin(part[pos:])
+            except FormatError as exc:
+                yield no, base + pos, _placed(exc, no, base + pos)
+                break   # the rest of this RJE part cannot be delimited
+            chunk = part[pos:pos + end]
+            yield no, base + pos, _one(setup.codec, chunk.encode("ascii"), no, base + pos)
+            pos += end
+
+
+# ------------------------------------------------------------------ encoding
+
+def frame_one(setup: Setup, payload: bytes) -> bytes:
+    if setup.kind == "copybook":
+        return setup.codec.frame(payload)
+    if setup.framing == "lines":
+        return payload + b"\n"
+    if setup.framing in FRAMINGS:
+        return make_framer(setup.framing).frame(payload)
+    return payload
+
+
+def check_encodable(setup: Setup) -> None:
+    if setup.kind == "swift" and setup.statements:
+        raise UsageError("--statements is read-only: bsp encode writes FIN messages, not statement exports",
+                         "encode the MT940 as FIN values (decode it without --statements)")
+
+
+def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, strict: bool = False
+                   ) -> Iterator[tuple[int, int, bytes | FormatError]]:
+    """``records``: (line_no, byte offset of the line, values).  Yields (line_no, offset, bytes | FormatError)."""
+    codec = setup.codec
+    if setup.kind == "csv":
+        rows = list(records)
+        good = []
+        for no, off, v in rows:
+            try:
+                codec.encode(v)   # each row alone first, so one bad row does not sink the file
+            except FormatError as exc:
+                yield no, off, _located(exc, no, off)
+                continue
+            good.append(v)
+        yield 0, 0, codec.encode_batch(good)
+        return
+    if setup.kind == "swift":
+        yield from _encode_swift(setup, records)
+        return
+    for no, off, v in records:
+        try:
+            payload = frame_one(setup, codec.encode(v))
+        except FormatError as exc:
+            yield no, off, _located(exc, no, off)
+            continue
+        yield no, off, payload
+
+
+def _located(exc: FormatError, no: int, off: int) -> FormatError:
+    """An encode error points at the JSON line it came from (record = line number, offset = the line's byte)."""
+    exc.record = no
+    exc.offset = off
+    return exc
+
+
+def _encode_swift(setup: Setup, records: Iterable[tuple[int, int, Any]]
+                  ) -> Iterator[tuple[int, int, bytes | FormatError]]:
+    """One message: its FIN text.  Several: an RJE batch, each message on its own lines, '$' lines between."""
+    done: list[tuple[int, int, bytes]] = []
+    for no, off, v in records:
+        try:
+            done.append((no, off, setup.codec.encode(revive(setup, v))))
+        except FormatError as exc:
+            yield no, off, _located(exc, no, off)
+    if len(done) == 1:
+        yield done[0]
+        return
+    for i, (no, off, msg) in enumerate(done):
+        yield no, off, (b"$\n" if i else b"") + msg + b"\n"

@@ -1,0 +1,378 @@
+"""``bsp decode`` / ``bsp encode``: convert records between their bytes and JSON lines.
+
+Exit codes: 0 every record converted, 1 a record was bad (each reported on
+stderr with its record number, byte offset and field), 2 usage error.
+The logic lives in ``engine.codec_cli``; this module is the typer surface.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from engine.codec_cli import (KINDS, CodecArgs, Setup, UsageError, check_encodable,
+                              decode_records, encode_records, make_setup, to_json_line)
+from formats import json_codec
+from formats.classify import mask
+from formats.errors import FormatError
+
+PROGRESS_MIN_BYTES = 1 << 20     # files smaller than this decode without a progress display
+
+_C = "Copybook options"
+_I = "ISO 8583 / SWIFT / ISO 20022 options"
+_O = "JSON / XML / CSV options"
+
+# ---- options shared by both commands (Annotated aliases keep the two signatures short)
+Format = Annotated[Optional[str], typer.Option("--format", "-f", metavar="KIND",
+                                               help=f"Format kind: {', '.join(KINDS)}.")]
+Copybook = Annotated[Optional[Path], typer.Option("--copybook", metavar="FILE.cpy",
+                                                  help="COBOL copybook (implies --format copybook).")]
+Route = Annotated[Optional[Path], typer.Option("--route", metavar="FILE.route",
+                                               help="Take the format from this route file (with --name).")]
+Name = Annotated[Optional[str], typer.Option("--name", metavar="FORMAT", help="Format declared in --route.")]
+Encoding = Annotated[Optional[str], typer.Option("--encoding", help="Code page: cp037 (default), cp500, cp1047, "
+                                                 "cp273, cp1140-cp1149, ascii, utf-8, common.",
+                                                 rich_help_panel=_C)]
+Record = Annotated[Optional[str], typer.Option("--record", help="File layout: fixed (default), rdw (big-endian "
+                                               "RDW), rdw_le.", rich_help_panel=_C)]
+RdwHeader = Annotated[Optional[bool], typer.Option("--rdw-includes-header/--rdw-excludes-header",
+                                                   help="The RDW length counts its own 4 bytes (IBM, default).",
+                                                   rich_help_panel=_C, show_default=False)]
+MaxRecord = Annotated[Optional[int], typer.Option("--max-record", help="Largest RDW record, bytes.",
+                                                  rich_help_panel=_C)]
+SegField = Annotated[Optional[str], typer.Option("--segment-field", metavar="FIELD",
+                                                 help="Field holding the segment id.", rich_help_panel=_C)]
+Segment = Annotated[Optional[List[str]], typer.Option("--segment", metavar="VALUE=GROUP",
+                                                      help="Decode only GROUP (a REDEFINES member) when the segment "
+                                                           "field is VALUE; repeat.", rich_help_panel=_C)]
+SegFilter = Annotated[Optional[List[str]], typer.Option("--segment-filter", metavar="VALUE",
+                                                        help="Keep only records of this segment; repeat.",
+                                                        rich_help_panel=_C)]
+Trim = Annotated[Optional[str], typer.Option("--trim", help="Spaces stripped from text: none, left, right "
+                                             "(default), both.", rich_help_panel=_C)]
+Controls = Annotated[Optional[str], typer.Option("--controls", help="Control characters in text: keep, space.",
+                                                 rich_help_panel=_C)]
+FloatFmt = Annotated[Optional[str], typer.Option("--float-format", help="COMP-1/COMP-2: ibm (default), ieee.",
+                                                 rich_help_panel=_C)]
+Invalid = Annotated[Optional[str], typer.Option("--invalid", help="A malformed number: error (default) or null.",
+                                                rich_help_panel=_C)]
+LowValues = Annotated[Optional[bool], typer.Option("--low-values-null/--no-low-values-null",
+                                                   help="All-X'00' fields decode to null (default on).",
+                                                   rich_help_panel=_C, show_default=False)]
+VarOccurs = Annotated[bool, typer.Option("--variable-occurs", help="OCCURS DEPENDING ON tables take only "
+                                         "their actual size.", rich_help_panel=_C)]
+KeepValueFillers = Annotated[bool, typer.Option("--keep-value-fillers", help="Output elementary FILLERs.",
+                                                rich_help_panel=_C)]
+KeepGroupFillers = Annotated[bool, typer.Option("--keep-group-fillers", help="Output FILLER groups.",
+                                                rich_help_panel=_C)]
+FillerNaming = Annotated[Optional[str], typer.Option("--filler-naming", help="Kept FILLER names: sequence, "
+                                                     "previous.", rich_help_panel=_C)]
+CollapseRoot = Annotated[Optional[bool], typer.Option("--collapse-root/--no-collapse-root",
+                                                      help="A single 01's fields are top-level (default on).",
+                                                      rich_help_panel=_C, show_default=False)]
+Conditions = Annotated[Optional[bool], typer.Option("--conditions/--no-conditions",
+                                                    help="A boolean per level-88 name (default on).",
+                                                    rich_help_panel=_C, show_default=False)]
+Names = Annotated[Optional[str], typer.Option("--names", help="Output names: keep (ACCOUNT_NO) or lower.",
+                                              rich_help_panel=_C)]
+SourceFmt = Annotated[Optional[str], typer.Option("--source-format", help="Copybook source: fixed (cols 8-72) "
+                                                  "or free.", rich_help_panel=_C)]
+Spec = Annotated[Optional[str], typer.Option("--spec", metavar="FILE|NAME",
+                                             help="ISO 8583 network spec: .yaml, moov-io .json, or a built-in "
+                                                  "name (iso8583_1987_ascii).", rich_help_panel=_I)]
+Message = Annotated[Optional[str], typer.Option("--message", help="SWIFT: accept only this type (mt103). "
+                                                "ISO 20022: pacs.008[.001.08].", rich_help_panel=_I)]
+Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942 bank exports (.sta), "
+                                          "one statement per line.", rich_help_panel=_I)]
+Xsd = Annotated[Optional[Path], typer.Option("--xsd", help="ISO 20022: the message's XSD.", rich_help_panel=_I)]
+XsdDir = Annotated[Optional[Path], typer.Option("--xsd-dir", help="ISO 20022: folder searched for XSDs.",
+                                                rich_help_panel=_I)]
+Validate = Annotated[Optional[bool], typer.Option("--validate/--no-validate", help="ISO 20022: validate against "
+                                                  "the XSD (default on).", rich_help_panel=_I,
+                                                  show_default=False)]
+Schema = Annotated[Optional[Path], typer.Option("--schema", help="JSON Schema validated on each message.",
+                                                rich_help_panel=_O)]
+Lists = Annotated[Optional[List[str]], typer.Option("--lists", metavar="ELEMENT",
+                                                    help="XML element always read as a list; repeat.",
+                                                    rich_help_panel=_O)]
+Delimiter = Annotated[Optional[str], typer.Option("--delimiter", help="CSV column separator.", rich_help_panel=_O)]
+Header = Annotated[Optional[bool], typer.Option("--header/--no-header", help="CSV: first row names the columns "
+                                                "(default on).", rich_help_panel=_O, show_default=False)]
+Framing = Annotated[Optional[str], typer.Option("--framing", help="Messages in the file (iso8583, json, xml, "
+                                                "fixed): none (the file is one message), lines, length2, length4.")]
+Classify = Annotated[Optional[List[str]], typer.Option("--classify", metavar="PATH:TAG",
+                                                       help="Tag a field pan, secret or personal (for --mask); "
+                                                            "repeat.")]
+Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad record.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")]
+
+
+def _args(**kw: Any) -> CodecArgs:
+    return CodecArgs(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _err(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def _usage(exc: UsageError, command: str) -> "typer.Exit":
+    _err(f"bsp {command}: error: {exc.message}")
+    if exc.hint:
+        _err(f"  hint: {exc.hint}")
+    return typer.Exit(2)
+
+
+def describe(exc: FormatError, what: str = "record") -> str:
+    """``record 3, byte 128, field AMOUNT: message`` (+ hint on the next line)."""
+    where = []
+    if exc.record is not None:
+        where.append(f"{what} {exc.record}")
+    if exc.offset is not None:
+        where.append(f"byte {exc.offset}")
+    if exc.field:
+        where.append(f"field {exc.field}")
+    text = (", ".join(where) + ": " if where else "") + exc.message
+    if exc.hint:
+        text += f"\n  hint: {exc.hint}"
+    return text
+
+
+def _open_input(data: Optional[str], command: str) -> tuple[BinaryIO, str, int | None]:
+    if data in (None, "-"):
+        return typer.get_binary_stream("stdin"), "<stdin>", None
+    p = Path(data)
+    if not p.is_file():
+        raise UsageError(f"{data}: no such file" if not p.exists() else f"{data}: not a file",
+                         f"give a data file, or '-' to read standard input (bsp {command} --help)")
+    return open(p, "rb"), data, p.stat().st_size
+
+
+class _Counting:
+    """Wraps a binary stream, counting bytes read (for progress)."""
+
+    def __init__(self, raw: BinaryIO, progress: "Progress") -> None:
+        self.raw = raw
+        self.progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        b = self.raw.read(n)
+        self.progress.advance(len(b))
+        return b
+
+
+class Progress:
+    """Progress on stderr: a rich bar on a terminal; with --progress elsewhere, a line per 10%."""
+
+    def __init__(self, total: int | None, mode: Optional[bool], label: str) -> None:
+        tty = sys.stderr.isatty()
+        on = mode if mode is not None else (tty and total is not None and total >= PROGRESS_MIN_BYTES)
+        self.total = total
+        self.done = 0
+        self.label = label
+        self.bar = None
+        self.next_tenth = 1
+        self.plain = bool(on) and not tty and total
+        if on and tty and total:
+            from rich.progress import BarColumn, DownloadColumn, Progress as Bar, TimeRemainingColumn
+            from rich.console import Console
+            self.bar = Bar("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                           TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        elif self.plain:
+            while self.next_tenth <= 10 and self.done * 10 >= self.total * self.next_tenth:  # type: ignore[operator]
+                _err(f"{self.label}: {self.next_tenth * 10}% ({self.done} of {self.total} bytes)")
+                self.next_tenth += 1
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _sink(output: Optional[Path]) -> BinaryIO:
+    if output is None:
+        return typer.get_binary_stream("stdout")
+    try:
+        return open(output, "wb")
+    except OSError as exc:
+        raise UsageError(f"--output {output}: {exc.strerror}") from None
+
+
+def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: bool, output: Optional[Path],
+               progress: Optional[bool], quiet: bool) -> int:
+    try:
+        setup = make_setup(args)
+        stream, shown, size = _open_input(data, "decode")
+        out = _sink(output)
+    except UsageError as exc:
+        raise _usage(exc, "decode")
+    tags = setup.tags if do_mask else {}
+    if do_mask and not tags:
+        _err("bsp decode: warning: --mask given but no field of this format is classified "
+             "(add --classify PATH:TAG)")
+    bar = Progress(size, progress, f"decode {shown}")
+    source: Any = _Counting(stream, bar) if setup.kind == "copybook" else stream
+    good = bad = 0
+    try:
+        if setup.kind != "copybook":
+            source = stream.read()
+            bar.advance(len(source))
+        for _no, _off, value in decode_records(setup, source):
+            if isinstance(value, FormatError):
+                bad += 1
+                _err(f"{shown}: {describe(value)}")
+                if strict or getattr(value, "fatal", False):
+                    if strict:
+                        _err(f"bsp decode: stopped at the first bad record (--strict)")
+                    break
+                continue
+            good += 1
+            out.write(to_json_line(mask(value, tags) if tags else value) + b"\n")
+    except FormatError as exc:     # a codec that could not even start reading the file
+        bad += 1
+        _err(f"{shown}: {describe(exc)}")
+    finally:
+        bar.close()
+        out.flush()
+        if output is not None:
+            out.close()
+        if stream is not typer.get_binary_stream("stdin"):
+            stream.close()
+    if not quiet:
+        _err(f"bsp decode: {good} record{'s' if good != 1 else ''} decoded, {bad} bad")
+    return 1 if bad else 0
+
+
+def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, int, Any]]:
+    """(line_no, byte offset, values | FormatError) per non-blank line."""
+    offset = 0
+    for no, line in enumerate(stream, 1):
+        body = line.strip()
+        if body:
+            try:
+                yield no, offset, json_codec.loads(body)
+            except FormatError as exc:
+                exc.record = no
+                exc.offset = offset + (exc.offset or 0)
+                exc.hint = exc.hint or "bsp encode reads one JSON document per line (what bsp decode writes)"
+                yield no, offset, exc
+        offset += len(line)
+
+
+def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Optional[Path], quiet: bool) -> int:
+    try:
+        setup: Setup = make_setup(args)
+        check_encodable(setup)
+        stream, shown, _size = _open_input(data, "encode")
+    except UsageError as exc:
+        raise _usage(exc, "encode")
+    bad = 0
+    values: list[tuple[int, int, Any]] = []
+    for no, off, v in _json_lines(stream):
+        if isinstance(v, FormatError):
+            bad += 1
+            _err(f"{shown}: {describe(v, 'line')}")
+            if strict:
+                break
+            continue
+        values.append((no, off, v))
+    if stream is not typer.get_binary_stream("stdin"):
+        stream.close()
+    if strict and bad:
+        _err("bsp encode: stopped at the first bad line (--strict); nothing written")
+        return 1
+    chunks: list[bytes] = []
+    refused = 0
+    for _no, _off, res in encode_records(setup, values):
+        if isinstance(res, FormatError):
+            refused += 1
+            _err(f"{shown}: {describe(res, 'line')}")
+            if strict:
+                _err("bsp encode: stopped at the first bad line (--strict); nothing written")
+                return 1
+            continue
+        chunks.append(res)
+    good = len(values) - refused
+    bad += refused
+    try:
+        out = _sink(output)
+    except UsageError as exc:
+        raise _usage(exc, "encode")
+    out.write(b"".join(chunks))
+    out.flush()
+    if output is not None:
+        out.close()
+    if not quiet:
+        _err(f"bsp encode: {good} record{'s' if good != 1 else ''} encoded, {bad} bad")
+    return 1 if bad else 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("decode")
+    def decode(
+        data: Annotated[Optional[str], typer.Argument(metavar="[DATA|-]", help="Data file; '-' or nothing "
+                                                      "reads standard input.")] = None,
+        format: Format = None, copybook: Copybook = None, route: Route = None, name: Name = None,
+        encoding: Encoding = None, record: Record = None, rdw_includes_header: RdwHeader = None,
+        max_record: MaxRecord = None, segment_field: SegField = None, segment: Segment = None,
+        segment_filter: SegFilter = None, trim: Trim = None, controls: Controls = None,
+        float_format: FloatFmt = None, invalid: Invalid = None, low_values_null: LowValues = None,
+        variable_occurs: VarOccurs = False, keep_value_fillers: KeepValueFillers = False,
+        keep_group_fillers: KeepGroupFillers = False, filler_naming: FillerNaming = None,
+        collapse_root: CollapseRoot = None, conditions: Conditions = None, names: Names = None,
+        source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
+        statements: Statements = False, xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None,
+        schema: Schema = None, lists: Lists = None, delimiter: Delimiter = None, header: Header = None,
+        framing: Framing = None, classify: Classify = None, strict: Strict = False,
+        mask_: Annotated[bool, typer.Option("--mask", help="Show classified fields masked (PAN 6+4, secret ***, "
+                                            "personal J***).")] = False,
+        output: Output = None,
+        progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress on stderr "
+                                                         "(default: a bar on a terminal for files over 1 MiB).",
+                                                         show_default=False)] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
+    ) -> None:
+        """Decode records (a file or stdin) to JSON lines, one per record or message.
+
+        Exit 0 all records decoded; 1 some record was bad (each reported on stderr with record number, byte
+        offset and field; decoding goes on unless --strict); 2 usage error.
+        """
+        kw = dict(locals())
+        opts = {k: kw[k] for k in CodecArgs.__dataclass_fields__ if k in kw}
+        raise typer.Exit(run_decode(data, _args(**opts), strict=strict, do_mask=mask_, output=output,
+                                    progress=progress, quiet=quiet))
+
+    @app.command("encode")
+    def encode(
+        data: Annotated[Optional[str], typer.Argument(metavar="[JSONL|-]", help="JSON lines file; '-' or "
+                                                      "nothing reads standard input.")] = None,
+        format: Format = None, copybook: Copybook = None, route: Route = None, name: Name = None,
+        encoding: Encoding = None, record: Record = None, rdw_includes_header: RdwHeader = None,
+        max_record: MaxRecord = None, segment_field: SegField = None, segment: Segment = None,
+        trim: Trim = None, controls: Controls = None, float_format: FloatFmt = None, invalid: Invalid = None,
+        low_values_null: LowValues = None, variable_occurs: VarOccurs = False,
+        keep_value_fillers: KeepValueFillers = False, keep_group_fillers: KeepGroupFillers = False,
+        filler_naming: FillerNaming = None, collapse_root: CollapseRoot = None, conditions: Conditions = None,
+        names: Names = None, source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
+        xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None, schema: Schema = None,
+        lists: Lists = None, delimiter: Delimiter = None, header: Header = None, framing: Framing = None,
+        strict: Strict = False, output: Output = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
+    ) -> None:
+        """Encode JSON lines (what bsp decode writes) back to records; writes the bytes to stdout or -o.
+
+        Records are concatenated, with RDW (--record rdw|rdw_le) or length prefixes (--framing) added.
+        Exit 0 all lines encoded; 1 some line was bad (reported with its line number and field); 2 usage error.
+        """
+        kw = dict(locals())
+        opts = {k: kw[k] for k in CodecArgs.__dataclass_fields__ if k in kw}
+        raise typer.Exit(run_encode(data, _args(**opts), strict=strict, output=output, quiet=quiet))
