@@ -335,9 +335,23 @@ def make_setup(a: CodecArgs) -> Setup:
     except SpecError as exc:
         raise UsageError(f"--classify: {exc.message}", exc.hint or f"PATH:TAG with TAG one of {', '.join(TAGS)}")
     codec = _build(kind, decl)
-    tags = tags_of(codec)
+    tags = codec_tags(codec)
     tags.update(extra_tags)
     return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements), tags=tags)
+
+
+_STRENGTH = ("secret", "pan", "personal")   # a field with several tags is masked by the strongest
+
+
+def codec_tags(codec: Any) -> dict[str, str]:
+    """Classified paths of a codec: declared fields, ``classify`` option, or an ISO 8583 spec's tags."""
+    spec = getattr(codec, "spec", None)
+    if spec is not None and callable(getattr(spec, "classification", None)):
+        return {key: next(t for t in _STRENGTH if t in tags)
+                for key, tags in spec.classification().items() if any(t in _STRENGTH for t in tags)}
+    if callable(getattr(codec, "fields", None)):
+        return dict(getattr(codec, "classify", None) or {})
+    return tags_of(codec)
 
 
 def _build(kind: str, decl: Any) -> Any:
@@ -457,10 +471,18 @@ def decode_records(setup: Setup, source: bytes | BinaryIO, *, strict: bool = Fal
     yield from _framed(setup, data)
 
 
+# Hints written for route files, said the command line's way.
+_HINT_FLAGS = (("give the format option xsd (or xsd_dir)", "give --xsd FILE (or --xsd-dir DIR)"),
+               ("validate = false", "--no-validate"))
+
+
 def _one(codec: Any, data: bytes, no: int, base: int) -> Any:
     try:
         return codec.decode(data)
     except FormatError as exc:
+        if exc.hint:
+            for route_words, cli_words in _HINT_FLAGS:
+                exc.hint = exc.hint.replace(route_words, cli_words)
         return _placed(exc, no, base)
 
 
@@ -527,6 +549,13 @@ def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
                 yield no, 0, statement_view(fields)
             except FormatError as exc:
                 yield no, exc.offset or 0, _placed(exc, no, 0)
+        return
+    if not text.lstrip(" \r\n").startswith("{"):
+        err = FormatError("a FIN message starts with a basic header block {1:...}", offset=0, record=1,
+                          field="block1", hint="a bank statement export (lines like :20:, :61:) reads with "
+                                               "--statements")
+        err.fatal = True  # type: ignore[attr-defined]
+        yield 1, 0, err
         return
     no = 0
     search = 0

@@ -240,9 +240,15 @@ def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: b
     except FormatError as exc:     # a codec that could not even start reading the file
         bad += 1
         _err(f"{shown}: {describe(exc)}")
+    except BrokenPipeError:        # `bsp decode ... | head`: the reader has all it wants
+        bar.close()
+        return 0
     finally:
         bar.close()
-        out.flush()
+        try:
+            out.flush()
+        except BrokenPipeError:
+            pass
         if output is not None:
             out.close()
         if stream is not typer.get_binary_stream("stdin"):
