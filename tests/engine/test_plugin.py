@@ -33,7 +33,7 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "tests" / "plugin_pkg", src)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--target", str(target), str(src)],
+         "--no-build-isolation", "--target", str(target), str(src)],
         check=True, capture_output=True)
     monkeypatch.syspath_prepend(str(target))
     importlib.invalidate_caches()
