@@ -9,6 +9,7 @@ from formats.copybook.encoder import Encoder
 from formats.copybook.keys import assign_keys
 from formats.copybook.layout import Layout, parse_copybook
 from formats.copybook.options import CopybookOptions
+from formats.copybook import renames
 from formats.copybook.records import RECORD_FORMATS, frame_rdw, split_fixed, split_rdw
 from formats.errors import FormatError
 
@@ -39,6 +40,23 @@ class CopybookCodec:
             members.setdefault(member.upper().replace("_", "-"), set()).add(value)
         self._encoder = Encoder(layout, opts, members)
         self.size = layout.size
+        views = renames.build_views(layout, opts)
+        self._merge_renames = renames.encoder(views, self._field_bytes) if views else None
+        if views:
+            add, inner = renames.decoder(views), self._decode
+
+            def decode_with_renames(raw: bytes) -> tuple[dict, int, list]:
+                values, end, cnt = inner(raw)
+                add(values)
+                return values, end, cnt
+            self._decode = decode_with_renames
+
+    def _field_bytes(self, node: Any, value: Any) -> bytes | None:
+        """``value`` as ``node``'s bytes, or None when it cannot be encoded."""
+        try:
+            return self._encoder.enc[id(node)](value)
+        except (ValueError, TypeError, FormatError):
+            return None
 
     @classmethod
     def from_file(cls, path: str | Path, options: CopybookOptions | None = None, *,
@@ -76,6 +94,8 @@ class CopybookCodec:
         return values
 
     def encode(self, values: Any) -> bytes:
+        if self._merge_renames is not None:
+            values = self._merge_renames(values)
         return self._encoder.encode(values, self.size)
 
     # ------------------------------------------------------------ files

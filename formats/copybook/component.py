@@ -64,7 +64,7 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
         return None
     roots = codec.layout.roots
     if len(roots) == 1 and codec.options.collapse_root:
-        return [c.key for c in roots[0].children if not c.dropped]
+        return [c.key for c in roots[0].children if not c.dropped] + [r.key for r in codec.layout.renames]
     return [r.key for r in roots]
 
 
@@ -72,7 +72,7 @@ COMPONENT = ComponentSpec(
     category="format",
     name="copybook",
     doc="Fixed-layout records described by a COBOL copybook (EBCDIC or ASCII): DISPLAY, COMP, COMP-3, "
-        "COMP-1/2, OCCURS [DEPENDING ON], REDEFINES, level 88 conditions as booleans; fixed or RDW files.",
+        "COMP-1/2, OCCURS [DEPENDING ON], REDEFINES, 66 RENAMES, level 88 conditions as booleans; fixed or RDW files.",
     positional="path",
     options=(
         OptionSpec("path", "path", "the copybook file", required=True),

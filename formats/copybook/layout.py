@@ -59,9 +59,24 @@ class Node:
 
 @dataclass
 class Renames:
+    """``66 NAME RENAMES first [THRU last]``: an alias view of a byte span.
+
+    ``covered`` are the items the span holds (elementary items and tables,
+    depth first, FILLERs included; the keys module decides what is dropped).
+    ``single`` is true when the entry renames one elementary item (no THRU,
+    or ``A THRU A``): its value is that item's value, not a group.
+    """
     name: str
     first: Node
     last: Node | None
+    root: Node | None = None
+    line: int = 0
+    col: int = 0
+    start: int = 0                 # record offset of the span's first byte
+    end: int = 0                   # one past its last byte
+    covered: list[Node] = field(default_factory=list)
+    single: bool = False
+    key: str = ""
 
 
 @dataclass
@@ -143,17 +158,87 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
         _link_redefines(r, path)
         _size(r, path)
     layout = Layout(roots, [], path)
-    for e, root in renames_raw:
-        if e.renames is None:
-            raise _err("level 66 needs RENAMES", path, e.line, e.col)
-        first = layout.find(e.renames[0])
-        last = layout.find(e.renames[1]) if e.renames[1] else None
-        if first is None or (e.renames[1] and last is None):
-            missing = e.renames[0] if first is None else e.renames[1]
-            raise _err(f"RENAMES names {missing}, which is not declared", path, e.line, e.col)
-        layout.renames.append(Renames(e.name or "", first, last))
     _link_counters(layout, path)
+    for e, root in renames_raw:
+        layout.renames.append(_renames(e, root, path))
     return layout
+
+
+def _find_in(root: Node, name: str) -> Node | None:
+    return next((n for n in root.walk() if n.name == name), None)
+
+
+def _record_offset(n: Node) -> int:
+    off = 0
+    p: Node | None = n
+    while p is not None:
+        off += p.offset
+        p = p.parent
+    return off
+
+
+def _renames(e: Entry, root: Node | None, path: str | None) -> Renames:
+    """Resolve a level-66 entry against the record it follows (IBM Enterprise COBOL rules)."""
+    if e.renames is None:
+        raise _err("level 66 needs RENAMES", path, e.line, e.col, "write 66 NAME RENAMES ITEM [THRU ITEM].")
+    if e.name is None:
+        raise _err("level 66 needs a name", path, e.line, e.col)
+    if root is None:
+        raise _err("level 66 before any 01 record", path, e.line, e.col, "66 entries follow the record they rename")
+    ends: list[Node] = []
+    for name in e.renames:
+        if name is None:
+            continue
+        n = _find_in(root, name)
+        if n is None:
+            raise _err(f"RENAMES names {name}, which is not declared in record {root.name or 'FILLER'}",
+                       path, e.line, e.col, "a 66 entry renames items of the 01 record just before it")
+        if n is root or n.level == 77:
+            raise _err(f"RENAMES {name}: a level {n.level:02d} item cannot be renamed", path, e.line, e.col,
+                       "rename items at levels 02-49")
+        p: Node | None = n
+        while p is not None:
+            if p.occurs_max is not None:
+                raise _err(f"RENAMES {name}: {p.name or 'FILLER'} has OCCURS, so it (and what it holds)"
+                           " cannot be renamed", path, e.line, e.col)
+            p = p.parent
+        ends.append(n)
+    first = ends[0]
+    last = ends[1] if len(ends) > 1 else None
+    start = _record_offset(first)
+    stop = _record_offset(last or first) + (last or first).total_size
+    if last is not None and last is not first:
+        if stop <= start or _record_offset(last) < start:
+            raise _err(f"RENAMES {first.name} THRU {last.name}: {last.name} must come after {first.name}",
+                       path, e.line, e.col)
+        p = last.parent
+        while p is not None:
+            if p is first:
+                raise _err(f"RENAMES {first.name} THRU {last.name}: {last.name} is part of {first.name}",
+                           path, e.line, e.col, f"write 66 {e.name} RENAMES {first.name}.")
+            p = p.parent
+    covered: list[Node] = []
+
+    def visit(n: Node, base: int) -> None:
+        s = base + n.offset
+        if s >= stop or s + n.total_size <= start:
+            return
+        inside = start <= s and s + n.total_size <= stop
+        if n.occurs_max is not None and inside:
+            if n.depending_on or any(x.depending_on for x in n.walk()):
+                raise _err(f"RENAMES {e.name}: the span holds {n.name or 'FILLER'}, a table with"
+                           " OCCURS DEPENDING ON", path, e.line, e.col,
+                           "a renamed span must have a fixed size (IBM rule)")
+            covered.append(n)
+        elif n.is_group and n.occurs_max is None:
+            for c in n.children:
+                visit(c, s)
+        elif inside:
+            covered.append(n)
+    for c in root.children:
+        visit(c, 0)
+    single = (last is None or last is first) and not first.is_group
+    return Renames(e.name, first, last, root, e.line, e.col, start, stop, covered, single)
 
 
 def _check_groups(node: Node, path: str | None) -> None:
