@@ -142,6 +142,12 @@ class Ledger:
         }
         await self._submit(_Waiter(row))
 
+    async def mark_dead_letters(self, ids: list[str], *, status: str, retried_at: datetime | None = None,
+                                retry_outcome: str | None = None) -> int:
+        """Change dead letters' status / retry outcome (on the writer's thread); returns rows changed."""
+        return await self._run(lambda: self._store.update_dead_letters(
+            ids, status=status, retried_at=retried_at, retry_outcome=retry_outcome))
+
     @property
     def audited(self) -> bool:
         """Whether records are chained with an audit key (docs/security.md)."""

@@ -94,7 +94,17 @@ def _render_table(rows: list[dict[str, Any]], ledger: Path) -> None:
         console.print("no deals match these filters")
 
 
+def require_ledger(ledger: Path) -> None:
+    """Exit 2 with a message naming the file when there is no ledger there."""
+    if not ledger.is_file():
+        typer.echo(f"error: {ledger}: no ledger file here. Give the ledger with --ledger FILE "
+                   f"(the deployment file's `ledger:`; default {DEFAULT_LEDGER}); an engine creates it "
+                   f"on its first run.", err=True)
+        raise typer.Exit(2)
+
+
 def deals(
+    ctx: typer.Context,
     ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
     deal_type: Optional[str] = typer.Option(None, "--type", help="Only this deal type, e.g. BILL_PAYMENT."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(STATUSES)}."),
@@ -104,23 +114,21 @@ def deals(
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
 ) -> None:
-    """List deals recorded in the ledger, newest first.
+    """List deals recorded in the ledger, newest first; `bsp deals show ID` tells one deal's story.
 
     Amounts are printed exactly (decimal, in the currency's minor units).
     Times are UTC.  The ledger cannot be read while a running engine holds
     it (DuckDB's single-writer file lock): stop it or query a copy.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
     now = datetime.now(timezone.utc)
     t_since = parse_when(since, now=now, option="--since") if since else None
     t_until = parse_when(until, now=now, option="--until") if until else None
-    if not ledger.is_file():
-        typer.echo(f"error: {ledger}: no ledger file here. Give the ledger with --ledger FILE "
-                   f"(the deployment file's `ledger:`; default {DEFAULT_LEDGER}); an engine creates it "
-                   f"on its first run.", err=True)
-        raise typer.Exit(2)
+    require_ledger(ledger)
     try:
         rows = query_deals(ledger, deal_type=deal_type, status=status, reference=ref,
                            since=t_since, until=t_until, limit=limit or None)
@@ -133,8 +141,113 @@ def deals(
         _render_table(rows, ledger)
 
 
+def _when(t: datetime | None) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _block(value: Any) -> str:
+    text = orjson.dumps(value, default=_json_default, option=orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z).decode()
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _story_text(d: dict[str, Any], problems: list[str]) -> str:
+    out = [f"deal {d['deal_id']}  {d['deal_type']}  {d['status']}"
+           + (f"  code {d['response_code']}" if d["response_code"] else "")]
+    facts = [("route", d["route"]), ("channel", d["channel"]), ("reference", d["reference"]),
+             ("amount", None if d["amount"] is None else f"{d['amount']} {d['currency'] or ''}".strip()),
+             ("party", d["party"])]
+    out.append("  " + "  ".join(f"{k} {v}" for k, v in facts if v is not None))
+    out.append(f"  received {_when(d['received_at'])}  finished {_when(d['finished_at'])}  "
+               f"({d['duration_ms']:.1f} ms)")
+    if d["reason"]:
+        out.append(f"  reason: {d['reason']}")
+    cfg = d["config"]
+    if cfg is None:
+        out.append(f"  configuration {d['config_version']} (not recorded in config_versions)")
+    else:
+        out.append(f"  configuration {cfg['version']} loaded {_when(cfg['loaded_at'])}: "
+                   f"{', '.join(cfg['files']) or 'no files'}")
+    out.append(f"  audit chain seq {d['chain_seq'] if d['chain_seq'] is not None else '(none)'}")
+    out.append("request:")
+    out.append(_block(d["request"]))
+    out.append("steps:" if d["steps"] else "steps: (no trace recorded)")
+    for st in d["steps"]:
+        vote = f"  vote {st['vote']}" if st["vote"] else ""
+        out.append(f"  {st['seq']:>2}. {st['step']} ({st['kind']}) {st['outcome']}  "
+                   f"{st['duration_ms']:.1f} ms  at {_when(st['started_at'])}{vote}")
+        if st["detail"] is not None:
+            out.append(_block(st["detail"]))
+    if d["calls"]:
+        out.append("calls:")
+        for st in d["calls"]:
+            out.append(f"  {st['step']}: {st['outcome']} in {st['duration_ms']:.1f} ms")
+    out.append("reply:")
+    out.append(_block(d["response"]))
+    out.append("events:" if d["events"] else "events: (none recorded)")
+    for ev in d["events"]:
+        out.append(f"  {_when(ev['at'])}  {ev['from_state'] or '(start)'} -> {ev['to_state']}"
+                   + (f"  {orjson.dumps(ev['detail']).decode()}" if ev["detail"] is not None else ""))
+    for p in problems:
+        out.append(f"warning: {p}")
+    return "\n".join(out)
+
+
+def show(
+    deal_id: str = typer.Argument(..., help="The deal id (32 hex digits, or its first 8 or more)."),
+    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
+    reveal: bool = typer.Option(False, "--reveal", help="Decrypt encrypted fields (needs the field keyring: "
+                                                        "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS)."),
+) -> None:
+    """One deal's whole story: request, steps, calls, reply, state changes, configuration."""
+    from engine import fieldcrypt
+    from engine.ledger_query import AmbiguousId, get_deal
+
+    require_ledger(ledger)
+    keyring = None
+    if reveal:
+        try:
+            keyring = fieldcrypt.load_keyring()
+        except fieldcrypt.KeyringError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if keyring is None:
+            typer.echo(f"error: --reveal needs the field keyring: set {fieldcrypt.ENV_FILE} (a JSON key file) "
+                       f"or {fieldcrypt.ENV_KEYS} (id:base64,...); see docs/security.md", err=True)
+            raise typer.Exit(2)
+    try:
+        d = get_deal(ledger, deal_id)
+    except (LedgerError, ValueError, AmbiguousId) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if d is None:
+        typer.echo(f"error: {ledger}: no deal {deal_id!r}. List deals with `bsp deals --ledger {ledger}`.", err=True)
+        raise typer.Exit(1)
+    problems: list[str] = []
+    if keyring is not None:
+        for k in ("request", "response"):
+            d[k] = fieldcrypt.reveal(d[k], keyring, context=d["deal_id"], root=k, problems=problems)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(d, default=_json_default, option=orjson.OPT_UTC_Z) + b"\n")
+        sys.stdout.buffer.flush()
+        for p in problems:
+            typer.echo(f"warning: {p}", err=True)
+    else:
+        typer.echo(_story_text(d, problems))
+
+
 def register(app: typer.Typer) -> None:
-    app.command("deals")(deals)
+    from engine.commands import audit as audit_cmd, dead as dead_cmd
+
+    group = typer.Typer(no_args_is_help=False, add_completion=False)
+    group.callback(invoke_without_command=True)(deals)
+    group.command("show")(show)
+    app.add_typer(group, name="deals")
+    # engine/cli.py does not list engine.commands.audit / .dead yet: register them here, once.
+    names = {g.name for g in app.registered_groups} | {c.name for c in app.registered_commands}
+    for mod, name in ((audit_cmd, "audit"), (dead_cmd, "dead")):
+        if name not in names:
+            mod.register(app)
 
 
-__all__ = ["register", "deals", "parse_when"]
+__all__ = ["register", "deals", "parse_when", "require_ledger"]

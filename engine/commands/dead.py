@@ -1,0 +1,231 @@
+"""``bsp dead``: list, show, retry and purge dead letters (docs/ledger.md#dead_letters)."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+import trio
+import typer
+
+from engine.deal import DEAD_STATUSES
+from engine.ledger import DEFAULT_LEDGER
+from engine.ledger_store import LedgerError
+
+dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
+                       no_args_is_help=True, add_completion=False)
+
+LEDGER_OPT = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB).")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    raise TypeError(type(value).__name__)
+
+
+def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
+    from engine.commands.deals import require_ledger
+    from engine.ledger_query import query_dead_letters
+
+    require_ledger(ledger)
+    try:
+        return query_dead_letters(ledger, **filters)
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
+             since: str | None, until: str | None) -> dict[str, Any]:
+    from engine.commands.deals import parse_when
+
+    if status is not None and status not in DEAD_STATUSES:
+        raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(DEAD_STATUSES)}",
+                                 param_hint="--status")
+    now = datetime.now(timezone.utc)
+    return dict(route=route, channel=channel, reason=reason, status=status,
+                since=parse_when(since, now=now, option="--since") if since else None,
+                until=parse_when(until, now=now, option="--until") if until else None)
+
+
+@dead_app.command("list")
+def list_(
+    ledger: Path = LEDGER_OPT,
+    route: Optional[str] = typer.Option(None, "--route", help="Only this route."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Reason contains this text (any case)."),
+    status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(DEAD_STATUSES)}."),
+    since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
+    until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+) -> None:
+    """List dead letters, newest first."""
+    rows = _query(ledger, **_filters(route, channel, reason, status, since, until), limit=limit or None)
+    if as_json:
+        for r in rows:
+            sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
+        sys.stdout.buffer.flush()
+        return
+    if not rows:
+        typer.echo("no dead letters match these filters")
+    for r in rows:
+        at = r["at"].strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"{r['id']}  {at}  {r['status']:<7}  {r['channel']}  {r['route'] or '-'}  "
+                   f"{r['error_kind'] or '-'}  {r['reason']}")
+
+
+@dead_app.command("show")
+def show(
+    letter_id: str = typer.Argument(..., help="The dead letter id."),
+    ledger: Path = LEDGER_OPT,
+    as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
+) -> None:
+    """One dead letter, with its message (decrypted with the field keyring when it was encrypted)."""
+    from engine.deadletter import raw_bytes
+    from engine.fieldcrypt import KeyringError, load_keyring
+
+    rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
+    if not rows:
+        typer.echo(f"error: {ledger}: no dead letter {letter_id!r}; list them with `bsp dead list`", err=True)
+        raise typer.Exit(1)
+    r = rows[0]
+    note = None
+    try:
+        r["raw"] = raw_bytes(r, load_keyring())
+    except KeyringError as exc:
+        note = str(exc)
+        r["raw"] = None
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
+        sys.stdout.buffer.flush()
+    else:
+        for k, v in r.items():
+            if k != "raw":
+                typer.echo(f"{k:>15}: {'' if v is None else v}")
+        raw = r["raw"]
+        typer.echo(f"{'raw':>15}: " + ("(purged)" if raw is None and r["status"] == "purged" else
+                                        "(unreadable)" if raw is None else f"{len(raw)} bytes"))
+        if raw is not None:
+            typer.echo(raw.decode("latin-1") if raw.isascii() else raw.hex(" ", 16))
+    if note:
+        typer.echo(f"warning: {note}", err=True)
+
+
+def _retry_admin(url: str, ids: list[str]) -> list[tuple[str, bool, str]]:
+    import httpx
+
+    out = []
+    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as client:
+        for lid in ids:
+            resp = client.post(f"/dead-letters/{lid}/retry")
+            if resp.status_code == 404 and "dead-letters" not in resp.text:
+                raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
+                                         param_hint="--admin")
+            body = resp.json() if resp.headers.get("content-type", "").startswith("application/") else {}
+            ok = resp.is_success and bool(body.get("ok", True))
+            out.append((lid, ok, str(body.get("outcome", resp.text[:200]))))
+    return out
+
+
+async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[str, Any]]) -> list[Any]:
+    from engine.commands.run import _expand, compile_or_exit
+    from engine.deadletter import retry, switchboard_injector
+    from engine.fieldcrypt import load_keyring
+    from engine.ledger import open_ledger
+    from engine.registry import default_registry
+    from engine.runtime.switchboard import Switchboard
+
+    registry = default_registry()
+    program = compile_or_exit(_expand(routes), registry)
+    keyring = load_keyring()
+    results = []
+    async with open_ledger(ledger) as led:
+        await led.record_config(program.version, program.sources)
+        sb = Switchboard(program, registry, ledger=led)
+        async with trio.open_nursery() as nursery:
+            for ch in sb.channels.values():
+                if ch.role in ("connect", "both"):
+                    await nursery.start(ch.run)
+            inject = switchboard_injector(sb)
+            for r in rows:
+                res = await retry(r, inject, keyring=keyring)
+                await led.mark_dead_letters([res.id], status="retried" if res.ok else r["status"],
+                                            retried_at=res.at, retry_outcome=res.outcome)
+                results.append(res)
+            nursery.cancel_scope.cancel()
+    return results
+
+
+@dead_app.command("retry")
+def retry_cmd(
+    ids: list[str] = typer.Argument(..., help="Dead letter ids."),
+    ledger: Path = LEDGER_OPT,
+    admin: Optional[str] = typer.Option(None, "--admin", help="A running engine's admin API (http://host:port): "
+                                                              "retry there."),
+    routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
+                                                "configuration: retry in this process (no engine running)."),
+) -> None:
+    """Re-inject dead letters into their channel through the current configuration.
+
+    With --admin, a running engine does it; with --routes, this process compiles the
+    configuration, opens the ledger (no engine may hold it) and runs the deals itself.
+    Exit 0 when every retry went through, 1 otherwise.
+    """
+    if admin:
+        results = _retry_admin(admin, ids)
+    else:
+        if not routes:
+            raise typer.BadParameter("say where to retry: --admin URL of a running engine, or --routes PATH... "
+                                     "to run the current configuration in this process", param_hint="--routes")
+        rows = _query(ledger, ids=ids, limit=None, with_raw=True)
+        missing = sorted(set(ids) - {r["id"] for r in rows})
+        if missing:
+            typer.echo(f"error: {ledger}: no dead letter {', '.join(missing)}", err=True)
+            raise typer.Exit(1)
+        results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows)]
+    for lid, ok, outcome in results:
+        typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
+    if not all(ok for _, ok, _ in results):
+        raise typer.Exit(1)
+
+
+@dead_app.command("purge")
+def purge_cmd(
+    ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one matching the filters)."),
+    ledger: Path = LEDGER_OPT,
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Only those older than this age "
+                                             "(30d) or before this date."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only this status (e.g. retried)."),
+    route: Optional[str] = typer.Option(None, "--route", help="Only this route."),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
+    yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching)."),
+) -> None:
+    """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
+
+    Requires --older-than or --yes.
+    """
+    from engine.audit import load_audit_key
+    from engine.deadletter import purge
+
+    if not yes and not older_than:
+        raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",
+                                 param_hint="--yes")
+    filters = _filters(route, channel, None, status, None, older_than)
+    rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]
+    try:
+        n = purge(ledger, [r["id"] for r in rows], audit_key=load_audit_key())
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"purged {n} dead letter(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dead_app, name="dead")
+
+
+__all__ = ["register"]

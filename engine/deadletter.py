@@ -1,0 +1,127 @@
+"""Dead letters: exchanges no route took or that failed for good, and their retry and purge.
+
+The runtime stores them with ``await ledger.dead_letter(DeadLetter(...))``.
+A retry re-injects the raw message, exactly as received, into its channel
+through the configuration running **now** (not the one that failed it)::
+
+    result = await retry(letter, injector, keyring=keyring)
+
+``injector`` is what the runtime provides: ``async (channel, raw) -> outcome``
+(``switchboard_injector(sb)`` builds one from a running ``Switchboard``).
+``retry`` never raises for a failed re-injection: the outcome says what happened.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+from engine.fieldcrypt import Keyring, KeyringError
+
+Injector = Callable[[str, bytes], Awaitable[Any]]
+
+__all__ = ["Injector", "RetryResult", "retry", "raw_bytes", "switchboard_injector", "purge", "mark_retried"]
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    id: str
+    ok: bool
+    outcome: str          # "committed", "rejected", "failed: ...", "no reply", the injector's own text
+    at: datetime
+
+
+def raw_bytes(letter: Mapping[str, Any], keyring: Keyring | None) -> bytes | None:
+    """The message as received; decrypted when it was stored encrypted.  None once purged.
+
+    Raises ``KeyringError`` naming the dead letter when it is encrypted and the key is missing.
+    """
+    raw = letter.get("raw")
+    if raw is None:
+        return None
+    raw = bytes(raw)
+    if letter.get("raw_key") is None:
+        return raw
+    if keyring is None:
+        raise KeyringError(f"dead letter {letter['id']}: its message is encrypted with key "
+                           f"{letter['raw_key']!r}; set BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS to read it")
+    try:
+        return keyring.decrypt(raw.decode(), f"dead|{letter['id']}".encode())
+    except KeyringError as exc:
+        raise KeyringError(f"dead letter {letter['id']}: {exc}") from None
+
+
+async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None) -> RetryResult:
+    """Re-inject one dead letter (a row of ``query_dead_letters(..., with_raw=True)``)."""
+    now = datetime.now(timezone.utc)
+    lid = letter["id"]
+    if letter.get("status") == "purged":
+        return RetryResult(lid, False, "purged: the message was deleted, nothing to retry", now)
+    try:
+        raw = raw_bytes(letter, keyring)
+    except KeyringError as exc:
+        return RetryResult(lid, False, f"failed: {exc}", now)
+    if raw is None:
+        return RetryResult(lid, False, "failed: the stored message is gone", now)
+    try:
+        outcome = await injector(letter["channel"], raw)
+    except Exception as exc:   # the injector is the runtime's; its failure is this retry's outcome
+        return RetryResult(lid, False, f"failed: {type(exc).__name__}: {exc}", now)
+    text = str(outcome)
+    return RetryResult(lid, text == "committed" or text.startswith("ok"), text, now)
+
+
+def switchboard_injector(sb: Any) -> Injector:
+    """An injector over a ``Switchboard`` whose outbound channels run: the retry becomes a deal.
+
+    The outcome is the new deal's status (``committed`` / ``rejected`` /
+    ``failed``), taken from the switchboard's counters.
+    """
+    from engine.channels.base import ConnInfo
+
+    async def inject(channel: str, raw: bytes) -> str:
+        disp = sb.dispatchers.get(channel)
+        if disp is None:
+            known = ", ".join(sorted(sb.dispatchers)) or "none"
+            return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
+        s = sb.stats
+        before = (s.committed, s.rejected, s.failed)
+        await disp.handle(ConnInfo(channel, "bsp dead retry", 0), [raw])
+        after = (s.committed, s.rejected, s.failed)
+        for name, b, a in zip(("committed", "rejected", "failed"), before, after):
+            if a > b:
+                return name
+        return "no reply"
+
+    return inject
+
+
+def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key: bytes | None = None) -> int:
+    """Record retry outcomes (status ``retried`` when it went through) in a ledger no engine holds."""
+    from engine.ledger_store import LedgerStore
+
+    store = LedgerStore.open(Path(path), audit_key)
+    try:
+        n = 0
+        for r in results:
+            n += store.update_dead_letters([r.id], status="retried" if r.ok else "new",
+                                           retried_at=r.at, retry_outcome=r.outcome)
+        return n
+    finally:
+        store.close()
+
+
+def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = None) -> int:
+    """Delete the stored messages of these dead letters (status ``purged``).
+
+    The row stays as a tombstone (``raw_sha256`` and the audit chain intact);
+    only the message bytes go.  Returns how many rows were purged.
+    """
+    from engine.ledger_store import LedgerStore
+
+    store = LedgerStore.open(Path(path), audit_key)
+    try:
+        return store.update_dead_letters(list(ids), status="purged", drop_raw=True)
+    finally:
+        store.close()
