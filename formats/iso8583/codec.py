@@ -14,6 +14,11 @@ Values (see docs/formats-iso8583.md)::
   fields are ``{tag: hex value}``.
 * the bitmap is not a value: the encoder derives it from the keys present.
 
+With ``validate=True`` (the default) field contents are checked both ways (character
+classes, ``format:`` dates/times and track 2; ``content.py``) and so are the spec's
+per-MTI message rules (``rules.py``).  ``validate=False`` is the lenient reader/writer:
+only the wire structure (lengths, digits for n, hex for b, ...) is enforced.
+
 ``decode`` returns an ``IsoMessage`` (a dict) whose ``classification`` maps the
 present classified fields to their tags (``{"2": ("pan",), "35": ("pan", "secret")}``).
 
@@ -25,7 +30,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from formats.errors import FormatError
-from formats.iso8583.spec import IsoSpec, FieldSpec, TEXT_TYPES
+from formats.iso8583.content import compile_content
+from formats.iso8583.rules import check_message
+from formats.iso8583.spec import IsoSpec, FieldSpec
 from formats.iso8583.tlv import decode_tlv, encode_tlv
 
 Decoder = Callable[[bytes, int], tuple[Any, int]]
@@ -94,6 +101,22 @@ def _prefix_codec(f: FieldSpec, cp: str) -> tuple[int, Callable[[bytes, int], in
             if right:
                 return bytes.fromhex(str(n).zfill(digits) + "0")
             return bytes.fromhex(str(n).zfill(size * 2))
+    elif enc == "hex":   # moov v0 "HEX" lengths: ASCII hex digits, as many as the max length needs (11 -> "B")
+        size = len(f"{f.max:X}")
+
+        def read(data: bytes, pos: int) -> int:
+            raw = data[pos:pos + size]
+            text = raw.decode("latin-1")
+            if len(raw) != size or not _HEX.issuperset(text):
+                if len(raw) != size:
+                    raise FormatError(f"message ends inside the {size}-character hex length prefix", offset=pos,
+                                      field=key)
+                raise FormatError(f"length prefix {text!r} is not {size} hex digit{'s' if size > 1 else ''}",
+                                  offset=pos, field=key)
+            return int(text, 16)
+
+        def write(n: int) -> bytes:
+            return f"{n:0{size}X}".encode("ascii")
     else:  # binary
         size = 1 if digits == 2 else 2
 
@@ -111,7 +134,7 @@ def _prefix_codec(f: FieldSpec, cp: str) -> tuple[int, Callable[[bytes, int], in
 
 # ------------------------------------------------------------------ field bodies
 
-def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[bytes, int, int], Any],
+def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[[int], int], Callable[[bytes, int, int], Any],
                                                  Callable[[Any], tuple[int, bytes]]]:
     """Returns (wire_size(units), read(data, pos, units) -> value, write(value) -> (units, bytes))."""
     key = f.key
@@ -120,6 +143,7 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
     fixed = f.length
     mx = f.max
     pad_left = f.pad == "left"
+    content = compile_content(t, f.format) if validate else None
 
     def fit(text: str, what: str) -> str:
         n = len(text)
@@ -203,7 +227,11 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
             elif not allowed.issuperset(h):
                 raise FormatError(f"track data {h} holds non-hex nibbles", offset=pos, field=key)
             else:
-                return h.replace("D", "=")     # the 4-bit track separator, shown as on a card: '='
+                h = h.replace("D", "=")     # the 4-bit track separator, shown as on a card: '='
+            if content is not None:
+                bad = content(h)
+                if bad is not None:
+                    raise FormatError(bad[1], offset=pos + (bad[0] + (units & 1 and pad_left)) // 2, field=key)
             return h
 
         def write(value: Any) -> tuple[int, bytes]:
@@ -214,6 +242,10 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
                     raise FormatError(f"track data {text!r} may hold only 0-9, '=' and A-F", field=key)
             elif text and not (text.isascii() and text.isdigit()):
                 raise FormatError(f"{text!r} is not digits", field=key)
+            if content is not None:
+                bad = content(text.replace("D", "=") if t == "z" else text)
+                if bad is not None:
+                    raise FormatError(bad[1], field=key)
             n = len(text)
             h = text
             if n & 1:
@@ -245,6 +277,15 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
                 raise FormatError(f"{text!r} is not C/D followed by digits (type x+n)", offset=pos, field=key)
     else:
         check = None  # type: ignore[assignment]
+    if content is not None:
+        shape = check
+
+        def check(text: str, pos: int) -> None:  # noqa: F811
+            if shape is not None:
+                shape(text, pos)
+            bad = content(text)
+            if bad is not None:
+                raise FormatError(bad[1], offset=pos + bad[0], field=key)
 
     text_codec = "latin-1" if codec == "ascii" else codec
 
@@ -275,8 +316,8 @@ def _body_codec(f: FieldSpec, cp: str) -> tuple[Callable[[int], int], Callable[[
     return size, read, write
 
 
-def compile_field(f: FieldSpec, cp: str) -> tuple[Decoder, Encoder]:
-    size, read_body, write_body = _body_codec(f, cp)
+def compile_field(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Decoder, Encoder]:
+    size, read_body, write_body = _body_codec(f, cp, validate)
     key = f.key
     mx = f.max
     fixed = f.length
@@ -375,23 +416,33 @@ def compile_field(f: FieldSpec, cp: str) -> tuple[Decoder, Encoder]:
 # ------------------------------------------------------------------ the codec
 
 class Iso8583Codec:
-    """Decode and encode ISO 8583 messages as described by one ``IsoSpec``."""
+    """Decode and encode ISO 8583 messages as described by one ``IsoSpec``.
 
-    def __init__(self, spec: IsoSpec, name: str | None = None) -> None:
+    ``validate`` (default True): check field contents and the spec's per-MTI message
+    rules on decode and encode; False gives a lenient reader/writer (wire structure only).
+    """
+
+    def __init__(self, spec: IsoSpec, name: str | None = None, validate: bool = True) -> None:
         self.spec = spec
         self.name = name or spec.name
+        self.validate = validate
         cp = spec.ebcdic_codepage
         self._cp = cp
-        self._dec: list[Decoder | None] = [None] * 129
+        self._dec: list[Decoder | None] = [None] * 193
         self._enc: dict[str, tuple[int, Encoder]] = {}
         for no, f in spec.fields.items():
-            d, e = compile_field(f, cp)
+            d, e = compile_field(f, cp, validate)
             self._dec[no] = d
             self._enc[f.key] = (no, e)
-        self._keys = [str(i) for i in range(129)]
+        self._keys = [str(i) for i in range(193)]
         self._classes = spec.classification()
+        self._rules = spec.messages if validate else {}
         self._mti_size = 2 if spec.mti in ("bcd", "binary") else 4
         self._bm_size = 16 if spec.bitmap in ("hex", "ebcdic") else 8
+
+    def lenient(self) -> "Iso8583Codec":
+        """The same spec without content and message-rule checks (``validate = false``)."""
+        return self if not self.validate else Iso8583Codec(self.spec, self.name, validate=False)
 
     # -------------------------------------------------------------- decode
     def decode(self, data: bytes) -> IsoMessage:
@@ -411,9 +462,14 @@ class Iso8583Codec:
             bitmap += second
             nbytes = 16
             msg.secondary_bitmap = True
+            if second[0] & 0x80 and self.spec.tertiary_bitmap:
+                third, pos = self._read_bitmap(data, pos, 3)
+                bitmap += third
+                nbytes = 24
         decs = self._dec
         keys = self._keys
         bits = _BITS
+        tertiary = nbytes == 24
         for i in range(nbytes):
             byte = bitmap[i]
             if not byte:
@@ -421,7 +477,7 @@ class Iso8583Codec:
             base = i * 8 + 1
             for b in bits[byte]:
                 no = base + b
-                if no == 1:
+                if no == 1 or (no == 65 and tertiary):
                     continue
                 dec = decs[no]
                 if dec is None:
@@ -440,6 +496,9 @@ class Iso8583Codec:
             raise FormatError(f"{len(data) - pos} bytes left over after {where}", offset=pos,
                               field=last if last != "t" else "bitmap",
                               hint="the bitmap or a length prefix does not match the data")
+        rule = self._rules.get(msg["t"]) if self._rules else None
+        if rule is not None:
+            check_message(msg, rule, self.spec, offset=self._mti_size)
         if self._classes:
             msg.classification = {k: c for k, c in self._classes.items() if k in msg}
         return msg
@@ -460,7 +519,7 @@ class Iso8583Codec:
         return text
 
     def _read_bitmap(self, data: bytes, pos: int, which: int) -> tuple[bytes, int]:
-        name = "primary" if which == 1 else "secondary"
+        name = ("primary", "secondary", "tertiary")[which - 1]
         size = self._bm_size
         raw = data[pos:pos + size]
         if len(raw) < size:
@@ -494,25 +553,37 @@ class Iso8583Codec:
             if value is None:
                 continue
             parts.append((no, e(value)))
+        if self._rules:
+            rule = self._rules.get(mti)
+            if rule is not None:
+                check_message(values, rule, self.spec)
         parts.sort(key=lambda p: p[0])
-        bm = bytearray(16)
+        top = parts[-1][0] if parts else 0
+        spec = self.spec
+        if top > 128:
+            size = 24
+        elif top > 64 or spec.secondary_always or getattr(values, "secondary_bitmap", False):
+            size = 16
+        else:
+            size = 8
+        bm = bytearray(size)
         for no, _ in parts:
             bm[(no - 1) >> 3] |= 0x80 >> ((no - 1) & 7)
-        if (parts and parts[-1][0] > 64) or getattr(values, "secondary_bitmap", False):
+        if size > 8:
             bm[0] |= 0x80
-            bm_bytes = bytes(bm)
-        else:
-            bm_bytes = bytes(bm[:8])
-        mode = self.spec.mti
+        if size > 16:
+            bm[8] |= 0x80
+        bm_bytes = bytes(bm)
+        mode = spec.mti
         if mode == "ascii":
             out = [mti.encode("ascii")]
         elif mode == "ebcdic":
             out = [mti.encode(self._cp)]
         else:
             out = [bytes.fromhex(mti)]
-        if self.spec.bitmap == "binary":
+        if spec.bitmap == "binary":
             out.append(bm_bytes)
-        elif self.spec.bitmap == "hex":
+        elif spec.bitmap == "hex":
             out.append(bm_bytes.hex().upper().encode("ascii"))
         else:
             out.append(bm_bytes.hex().upper().encode(self._cp))

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from formats.errors import SpecError
+from formats.iso8583.content import FORMAT_HELP, format_length, parse_date_format
+from formats.iso8583.rules import MessageRule, RuleBuilder
 from formats.iso8583.yamlmarks import load_with_marks
 
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
@@ -29,7 +31,7 @@ SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 TYPES = ("n", "an", "ans", "a", "as", "ns", "b", "z", "xn")
 TEXT_TYPES = ("an", "ans", "a", "as", "ns")
 LENGTH_KINDS = {"LL": 2, "LLL": 3, "LLLL": 4}
-LENGTH_ENCODINGS = ("ascii", "ebcdic", "bcd", "binary")
+LENGTH_ENCODINGS = ("ascii", "ebcdic", "bcd", "binary", "hex")   # hex: ASCII hex digits, as many as max needs
 DATA_ENCODINGS = ("ascii", "ebcdic", "bcd", "binary", "hex")
 MTI_ENCODINGS = ("ascii", "ebcdic", "bcd", "binary")
 BITMAP_ENCODINGS = ("hex", "binary", "ebcdic")
@@ -41,9 +43,10 @@ _ALLOWED_DATA = {
     "xn": ("ascii", "ebcdic"),
     "b": ("binary", "hex"),
 }
-_TOP_KEYS = ("name", "doc", "mti", "bitmap", "secondary_bitmap", "defaults", "fields", "ebcdic_codepage")
+_TOP_KEYS = ("name", "doc", "mti", "bitmap", "secondary_bitmap", "tertiary_bitmap", "defaults", "fields",
+             "ebcdic_codepage", "messages")
 _FIELD_KEYS = ("name", "doc", "type", "length", "max", "length_encoding", "length_pad", "data_encoding", "pad",
-               "classification", "subfields", "tlv")
+               "classification", "subfields", "tlv", "format")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class FieldSpec:
     length_pad: str = "left"
     subfields: tuple[SubfieldSpec, ...] = ()
     tlv: str | None = None
+    format: str | None = None          # date/time layout (MMDDhhmmss, YYMM...) or track2; see content.py
 
     @property
     def key(self) -> str:
@@ -90,6 +94,9 @@ class IsoSpec:
     ebcdic_codepage: str = "cp500"
     doc: str = ""
     path: str | None = None
+    secondary_always: bool = False     # secondary_bitmap: always - sent even when fields 65-128 are absent
+    tertiary_bitmap: bool = False      # bit 65 announces a third bitmap (fields 129-192)
+    messages: dict[str, MessageRule] = field(default_factory=dict)   # per-MTI rules (rules.py)
 
     def classification(self) -> dict[str, tuple[str, ...]]:
         """Field key -> classification tags, for every classified field in the spec."""
@@ -179,8 +186,20 @@ class _Builder:
         mti = self.choice(("mti",), data.get("mti", "ascii"), MTI_ENCODINGS, "mti")
         bitmap = self.choice(("bitmap",), data.get("bitmap", "hex"), BITMAP_ENCODINGS, "bitmap")
         secondary = data.get("secondary_bitmap", True)
+        always = secondary == "always"
+        if secondary in ("auto", "always"):
+            secondary = True
         if not isinstance(secondary, bool):
-            self.err(("secondary_bitmap",), "secondary_bitmap must be true or false")
+            self.err(("secondary_bitmap",), "secondary_bitmap must be true (= auto), false, auto or always",
+                     hint="auto sends the secondary bitmap only when a field 65-128 is present; always sends it "
+                          "in every message")
+        tertiary = data.get("tertiary_bitmap", False)
+        if not isinstance(tertiary, bool):
+            self.err(("tertiary_bitmap",), "tertiary_bitmap must be true or false")
+            tertiary = False
+        if tertiary and not secondary:
+            self.err(("tertiary_bitmap",), "a tertiary bitmap needs secondary_bitmap",
+                     hint="bit 65 of the secondary bitmap announces the third one")
         codepage = data.get("ebcdic_codepage", "cp500")
         if codepage not in ("cp500", "cp037", "cp1140", "cp273", "cp1047"):
             self.err(("ebcdic_codepage",), f"unsupported EBCDIC code page {codepage!r}",
@@ -199,18 +218,21 @@ class _Builder:
             self.err(("fields",), "spec needs a non-empty 'fields' mapping (field number -> definition)")
         else:
             for key, fdef in fields_in.items():
-                f = self.field(key, fdef, defaults, bool(secondary))
+                f = self.field(key, fdef, defaults, bool(secondary), tertiary)
                 if f is not None:
                     if f.number in fields:
                         self.err(("fields", key, "<key>"), f"field {f.number} is defined twice")
                     fields[f.number] = f
+        known = set(fields) | {int(k) for k in (fields_in if isinstance(fields_in, dict) else {}) if str(k).isdigit()}
+        rules = RuleBuilder(self.err, known).build(data.get("messages"))
         if self.errors:
             return None, self.errors
         return IsoSpec(name=name, mti=mti or "ascii", bitmap=bitmap or "hex", secondary_bitmap=bool(secondary),
                        fields=fields, ebcdic_codepage=codepage, doc=str(data.get("doc", "")),
-                       path=self.path), []
+                       path=self.path, secondary_always=always, tertiary_bitmap=tertiary, messages=rules), []
 
-    def field(self, key: Any, fdef: Any, defaults: dict, secondary: bool) -> FieldSpec | None:
+    def field(self, key: Any, fdef: Any, defaults: dict, secondary: bool, tertiary: bool = False
+              ) -> FieldSpec | None:
         where = ("fields", key)
         n_errors = len(self.errors)
         try:
@@ -218,10 +240,14 @@ class _Builder:
         except (TypeError, ValueError):
             self.err(where + ("<key>",), f"field key {key!r} is not a field number")
             return None
-        top = 128 if secondary else 64
+        top = 192 if tertiary else 128 if secondary else 64
         if number == 1:
             self.err(where + ("<key>",), "field 1 is the secondary bitmap, not a data field",
                      hint="remove it; set 'secondary_bitmap: true' instead")
+            return None
+        if number == 65 and tertiary:
+            self.err(where + ("<key>",), "field 65 is the tertiary bitmap when tertiary_bitmap is true",
+                     hint="remove field 65 from fields")
             return None
         if not 2 <= number <= top:
             self.err(where + ("<key>",), f"field number {number} is outside 2..{top}")
@@ -243,7 +269,8 @@ class _Builder:
             if not isinstance(mx, int) or isinstance(mx, bool) or mx < 0:
                 self.err(where + ("max",), f"field {number}: a {length} field needs 'max' (a whole number)")
                 mx = 0
-            elif mx >= 10 ** prefix and fdef.get("length_encoding", defaults.get("length_encoding")) != "binary":
+            elif mx >= 10 ** prefix and fdef.get("length_encoding", defaults.get("length_encoding")) not in (
+                    "binary", "hex"):
                 self.err(where + ("max",), f"field {number}: max {mx} does not fit a {length} length prefix")
         elif isinstance(length, int) and not isinstance(length, bool) and length > 0:
             fixed = mx = length
@@ -318,12 +345,24 @@ class _Builder:
                 self.err(where + ("tlv",), f"field {number}: BER-TLV needs type b")
             if subs:
                 self.err(where + ("tlv",), f"field {number}: a field has either subfields or tlv, not both")
+        fmt = fdef.get("format")
+        if fmt is not None:
+            if fmt == "track2":
+                if ftype != "z":
+                    self.err(where + ("format",), f"field {number}: format track2 needs type z")
+            elif not isinstance(fmt, str) or parse_date_format(fmt) is None:
+                self.err(where + ("format",), f"field {number}: unknown format {fmt!r}", hint=f"use {FORMAT_HELP}")
+            elif ftype != "n":
+                self.err(where + ("format",), f"field {number}: a date/time format needs type n, not {ftype}")
+            elif fixed is not None and format_length(fmt) != fixed:
+                self.err(where + ("format",), f"field {number}: format {fmt} has {format_length(fmt)} digits, "
+                         f"the field is {fixed} long")
         if len(self.errors) != n_errors:
             return None
         return FieldSpec(number=number, name=str(fdef.get("name", f"field {number}")), type=ftype or "ans",
                          length=fixed, prefix=prefix, max=mx, length_encoding=len_enc or "ascii",
                          data_encoding=data_enc or "ascii", pad=pad, classification=cls, length_pad=length_pad,
-                         subfields=tuple(subs), tlv=tlv)
+                         subfields=tuple(subs), tlv=tlv, format=fmt)
 
 
 def spec_from_dict(data: dict[str, Any], name: str | None = None) -> IsoSpec:
