@@ -102,6 +102,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("conditions", "bool", "add a boolean per level-88 name", default=True),
         OptionSpec("names", "ident", "output names: keep (ACCOUNT_NO) or lower (account_no)", default="keep",
                    choices=("keep", "lower")),
+        OptionSpec("binary_order", "ident", "byte order of COMP/BINARY/COMP-5: big (mainframe), little, or"
+                   " native_little (COMP-5 little, COMP big: Micro Focus / GnuCOBOL on x86)", default="big",
+                   choices=("big", "little", "native_little")),
         OptionSpec("source_format", "ident", "copybook source: fixed (cols 8-72) or free", default="fixed",
                    choices=("fixed", "free")),
     ),

@@ -81,7 +81,7 @@ class _Gen:
         if ft.kind == "packed":
             return num.packed_decoder(ft, o.low_values_null)
         if ft.kind == "binary":
-            return num.binary_decoder(ft)
+            return num.binary_decoder(ft, o.little_endian(ft.native))
         if ft.kind == "float":
             return num.float_decoder(ft, o.float_format == "ieee")
         if ft.kind == "edited":
@@ -138,10 +138,15 @@ class _Gen:
                     "if _b.isdigit():",
                     "    _x = int(_b)",
                     f"    {v} = {wrap}"]
-        if ft.kind == "binary" and not ft.native:
+        if ft.kind == "binary":
             sgn = "True" if ft.signed else "False"
+            order = "'little'" if self.opts.little_endian(ft.native) else "'big'"
+            if ft.native:       # no digit limit: every bit pattern is a value
+                return [f"_x = from_bytes(raw[{start}:{end}], {order}, signed={sgn})",
+                        "if True:",
+                        f"    {v} = {wrap}"]
             lim = 10 ** ft.digits
-            return [f"_x = from_bytes(raw[{start}:{end}], 'big', signed={sgn})",
+            return [f"_x = from_bytes(raw[{start}:{end}], {order}, signed={sgn})",
                     f"if -{lim} < _x < {lim}:",
                     f"    {v} = {wrap}"]
         return []

@@ -60,7 +60,7 @@ class Encoder:
         if ft.kind == "packed":
             return num.packed_encoder(ft)
         if ft.kind == "binary":
-            return num.binary_encoder(ft)
+            return num.binary_encoder(ft, self.opts.little_endian(ft.native))
         if ft.kind == "float":
             return num.float_encoder(ft, self.opts.float_format == "ieee")
         return num.edited_encoder(ft, self.page)

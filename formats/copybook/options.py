@@ -9,6 +9,7 @@ FILLER_NAMING = ("sequence", "previous")
 INVALID = ("error", "null")
 FLOATS = ("ibm", "ieee")
 NAMES = ("keep", "lower")
+BINARY_ORDERS = ("big", "little", "native_little")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class CopybookOptions:
     segment_filter  values of segment_field to keep in iter_records (others skipped)
     conditions      add a boolean per level-88 condition name next to its field
     names           keep | lower: output keys ('-' always becomes '_')
+    binary_order    big | little | native_little: byte order of binary items.
+                    big: every COMP/BINARY/COMP-4/COMP-5 is big-endian (mainframe);
+                    little: all little-endian; native_little: COMP-5/COMP-X (and
+                    POINTER/INDEX) little-endian, COMP/BINARY/COMP-4 big-endian
+                    (Micro Focus and GnuCOBOL defaults on x86)
     """
 
     encoding: str = "cp037"
@@ -51,12 +57,18 @@ class CopybookOptions:
     segment_filter: tuple[str, ...] = ()
     conditions: bool = True
     names: str = "keep"
+    binary_order: str = "big"
 
     def __post_init__(self) -> None:
         for name, allowed in (("trim", TRIM), ("filler_naming", FILLER_NAMING), ("invalid", INVALID),
-                              ("float_format", FLOATS), ("names", NAMES), ("controls", ("keep", "space"))):
+                              ("float_format", FLOATS), ("names", NAMES), ("controls", ("keep", "space")),
+                              ("binary_order", BINARY_ORDERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"option {name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+
+    def little_endian(self, native: bool) -> bool:
+        """Is a binary item (``native``: COMP-5 / COMP-X / POINTER / INDEX) little-endian?"""
+        return self.binary_order == "little" or (self.binary_order == "native_little" and native)
 
     @classmethod
     def from_mapping(cls, opts: Mapping[str, Any]) -> "CopybookOptions":
