@@ -1,0 +1,211 @@
+"""The audit chain against real DuckDB files: clean ledgers verify, tampering is named."""
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+import trio
+import typer
+from typer.testing import CliRunner
+
+from engine.audit import AuditError, load_audit_key, verify
+from engine.commands.audit import register
+from engine.deal import DeadLetter, DealEvent, DealRecord, DealStep
+from engine.ledger import open_ledger
+
+KEY = bytes(range(32))
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def deal(i: int) -> DealRecord:
+    t = T0 + timedelta(seconds=i)
+    return DealRecord(
+        deal_type="BILL_PAYMENT", route="bill_payment", config_version="v1", channel="mainframe",
+        status="committed", received_at=t, finished_at=t + timedelta(milliseconds=7), reference=f"R{i}",
+        amount=Decimal("120.50"), currency="CNY", request={"amount": Decimal("120.50")}, response={"code": "00"},
+        steps=[DealStep("decode", "decode", "ok", t, 0.2, vote="prepared"),
+               DealStep("biller", "call", "ok", t, 5.0, detail={"to": "biller"})],
+        events=[DealEvent(t, None, "received"), DealEvent(t, "received", "committed")])
+
+
+async def fill(path: Path, n: int = 6, key: bytes | None = KEY) -> list[DealRecord]:
+    recs = [deal(i) for i in range(n)]
+    async with open_ledger(path, audit_key=key, keyring=None) as ledger:
+        await ledger.record_config("v1", {"/r/a.route": "route a {}"})
+        for r in recs:
+            await ledger.commit(r)
+        await ledger.dead_letter(DeadLetter(route=None, channel="mainframe", reason="no route took it",
+                                            raw=b"\x00\x10hello", config_version="v1", error_kind="unrouted"))
+    return recs
+
+
+def check(path: Path, key: bytes | None = KEY):
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return verify(con, path, key)
+    finally:
+        con.close()
+
+
+def sql(path: Path, *stmts: str) -> list:
+    con = duckdb.connect(str(path))
+    try:
+        out = []
+        for s in stmts:
+            out = con.execute(s).fetchall()
+        return out
+    finally:
+        con.close()
+
+
+async def test_untouched_ledger_verifies_clean(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path)
+    report = check(path)
+    assert report.ok, [str(b) for b in report.breaks]
+    # 1 config + 6 deals + 12 steps + 12 events + 1 dead letter
+    assert report.records == 32 and report.last_seq == 32
+    assert report.by_table == {"deals": 6, "deal_steps": 12, "deal_events": 12, "dead_letters": 1,
+                               "config_versions": 1}
+
+
+async def test_chain_continues_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 2)
+    async with open_ledger(path, audit_key=KEY, keyring=None) as ledger:
+        await ledger.commit(deal(50))
+    assert check(path).ok
+
+
+async def test_wrong_key_fails_at_the_first_record(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 1)
+    report = check(path, key=bytes(32))
+    assert not report.ok and report.breaks[0].seq == 1
+
+
+async def test_modified_amount_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    recs = await fill(path)
+    victim = recs[3].deal_id
+    seq = sql(path, f"UPDATE deals SET amount = 1200.50 WHERE deal_id = '{victim}'",
+              f"SELECT chain_seq FROM deals WHERE deal_id = '{victim}'")[0][0]
+    report = check(path)
+    assert not report.ok
+    first = report.breaks[0]
+    assert (first.seq, first.table, first.record) == (seq, "deals", victim)
+    assert "modified" in first.what
+    assert len(report.breaks) == 1            # the records after it still chain to its stored mac
+
+
+async def test_deleted_deal_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    recs = await fill(path)
+    victim = recs[2].deal_id
+    seq = sql(path, f"SELECT chain_seq FROM deals WHERE deal_id = '{victim}'")[0][0]
+    sql(path, f"DELETE FROM deals WHERE deal_id = '{victim}'")
+    report = check(path)
+    text = [str(b) for b in report.breaks]
+    assert report.breaks[0].seq == seq and "missing" in report.breaks[0].what and "deleted" in text[0]
+    assert any(b.record == victim and "deal row is gone" in b.what for b in report.breaks), text
+
+
+async def test_deleting_the_newest_record_is_caught_by_the_head(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path)
+    sql(path, "DELETE FROM dead_letters")        # the dead letter was the last record written
+    report = check(path)
+    assert not report.ok
+    assert report.breaks[0].table == "audit_head" and "were deleted" in report.breaks[0].what
+
+
+async def test_swapped_seqs_are_named_as_reordered(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    recs = await fill(path)
+    a, b = recs[1].deal_id, recs[4].deal_id
+    sa, sb = (sql(path, f"SELECT chain_seq FROM deals WHERE deal_id = '{d}'")[0][0] for d in (a, b))
+    sql(path, f"UPDATE deals SET chain_seq = -1 WHERE deal_id = '{a}'",
+        f"UPDATE deals SET chain_seq = {sa} WHERE deal_id = '{b}'",
+        f"UPDATE deals SET chain_seq = {sb} WHERE deal_id = '{a}'")
+    report = check(path)
+    first = report.breaks[0]
+    assert (first.seq, first.record) == (sa, b)
+    assert f"written at seq {sb}" in first.what and "reordered" in first.what
+    assert [x.record for x in report.breaks] == [b, a]
+
+
+async def test_replaced_dead_letter_message_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 1)
+    sql(path, "UPDATE dead_letters SET raw = 'other'::BLOB")
+    report = check(path)
+    assert [b.table for b in report.breaks] == ["dead_letters"]
+    assert "does not match its sha256" in report.breaks[0].what
+
+
+async def test_without_a_key_chaining_is_off_and_verify_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 2, key=None)
+    assert sql(path, "SELECT count(*) FROM deals WHERE mac IS NULL AND chain_seq IS NOT NULL")[0][0] == 2
+    assert not check(path, key=None).keyed
+    report = check(path, key=KEY)                # a key now: those records are not protected
+    assert not report.ok and "not protected" in report.breaks[0].what
+
+
+async def test_row_inserted_outside_the_writer_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 2)
+    sql(path, "INSERT INTO deals (deal_id, deal_type, route, config_version, channel, status, received_at, "
+              "finished_at, duration_ms) SELECT 'forged', deal_type, route, config_version, channel, status, "
+              "received_at, finished_at, duration_ms FROM deals LIMIT 1")
+    report = check(path)
+    assert report.breaks[0].record == "forged" and "no chain position" in report.breaks[0].what
+
+
+def test_audit_key_loading(tmp_path: Path) -> None:
+    b64 = base64.b64encode(KEY).decode()
+    assert load_audit_key({"BSP_AUDIT_KEY": b64}) == KEY
+    f = tmp_path / "audit.key"
+    f.write_text(b64 + "\n")
+    assert load_audit_key({"BSP_AUDIT_KEY_FILE": str(f), "BSP_AUDIT_KEY": "ignored"}) == KEY
+    assert load_audit_key({}) is None
+    with pytest.raises(AuditError, match="BSP_AUDIT_KEY: the audit key is 16 bytes"):
+        load_audit_key({"BSP_AUDIT_KEY": base64.b64encode(os.urandom(16)).decode()})
+    with pytest.raises(AuditError, match="cannot read the audit key file"):
+        load_audit_key({"BSP_AUDIT_KEY_FILE": str(tmp_path / "nope")})
+
+
+def cli(monkeypatch: pytest.MonkeyPatch, path: Path, key: bytes | None):
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        pass
+
+    register(app)
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    if key is None:
+        monkeypatch.delenv("BSP_AUDIT_KEY", raising=False)
+    else:
+        monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(key).decode())
+    return CliRunner().invoke(app, ["audit", "verify", "--ledger", str(path)])
+
+
+def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 0 and "audit chain intact: 32 records" in res.output
+    res = cli(monkeypatch, path, None)
+    assert res.exit_code == 2 and "no audit key" in res.output and "BSP_AUDIT_KEY" in res.output
+    victim = sql(path, "SELECT deal_id FROM deals ORDER BY chain_seq LIMIT 1")[0][0]
+    sql(path, f"UPDATE deals SET reference = 'X' WHERE deal_id = '{victim}'")
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 1 and f"BROKEN at seq 2 (deals {victim}): content does not match" in res.output
+    res = cli(monkeypatch, tmp_path / "none.duckdb", KEY)
+    assert res.exit_code == 2 and "no ledger file here" in res.output
