@@ -70,6 +70,8 @@ class _Gen:
         o = self.opts
         if ft.kind == "alnum":
             return self.alnum_decoder(n)
+        if ft.kind == "national":
+            return num.national_decoder(ft, o.trim, o.low_values_null)
         if ft.kind == "display":
             if self.utf8:
                 inner = num.display_decoder(ft, self.zt, o.low_values_null)
@@ -347,13 +349,14 @@ def _condition_test(values: list[Any], n: Node) -> Callable[[Any], bool]:
     """A level-88 test: value in the listed literals / ranges (figuratives resolved)."""
     singles: list[Any] = []
     ranges: list[tuple[Any, Any]] = []
-    alnum = n.ftype is not None and n.ftype.kind == "alnum"
+    alnum = n.ftype is not None and n.ftype.kind in ("alnum", "national")
 
     def norm(v: Any) -> Any:
         if isinstance(v, tuple) and v and v[0] == "figurative":
             word = v[1]
             if word.startswith("ZERO"):
-                return "0" * (n.ftype.size if n.ftype else 1) if alnum else 0
+                width = n.ftype.size // (2 if n.ftype.kind == "national" else 1) if n.ftype else 1
+                return "0" * width if alnum else 0
             if word.startswith("SPACE"):
                 return ""
             return None

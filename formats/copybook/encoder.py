@@ -55,6 +55,8 @@ class Encoder:
                     raise ValueError(f"{len(b)} bytes do not fit PIC {ft.pic} ({size})")
                 return b + pad * (size - len(b))
             return enc
+        if ft.kind == "national":
+            return num.national_encoder(ft, self.opts.low_values_null)
         if ft.kind == "display":
             return num.display_encoder(ft, self.zt)
         if ft.kind == "packed":
@@ -73,7 +75,7 @@ class Encoder:
         self.counters: dict[int, Any] = {}
         self.counter_at: dict[int, tuple[int, str]] = {}
         if len(roots) == 1 and self.opts.collapse_root:
-            end = self._group(roots[0], values, buf, 0, roots[0].key)
+            end = self._group(roots[0], values, buf, 0, "")
         else:
             end = 0
             for r in roots:
@@ -169,7 +171,7 @@ class Encoder:
 
     def _write(self, n: Node, v: Any, buf: bytearray, pos: int, path: str) -> None:
         try:
-            b = self.enc[id(n)](v) if v is not None or n.ftype.kind in ("alnum", "display", "edited") else \
+            b = self.enc[id(n)](v) if v is not None or n.ftype.kind in ("alnum", "national", "display", "edited") else \
                 self.enc[id(n)](0 if n.ftype.kind != "float" else 0.0)  # type: ignore[union-attr]
         except (ValueError, TypeError) as exc:
             raise FormatError(str(exc), field=path, offset=pos) from None

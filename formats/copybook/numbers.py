@@ -1,4 +1,5 @@
-"""Number representations: zoned DISPLAY, packed (COMP-3), binary, floats, edited.
+"""Number representations: zoned DISPLAY, packed (COMP-3), binary, floats, edited
+(and national PIC N text, UTF-16BE, which shares the decoder protocol).
 
 Each ``*_decoder`` returns ``f(raw, text, start) -> value`` and each
 ``*_encoder`` returns ``f(value) -> bytes``.  Decoders raise ``_Bad(message,
@@ -499,4 +500,45 @@ def edited_encoder(ft: FieldType, page: str):
             else:
                 chars.append(sym)
         return ebcdic.encode("".join(chars), page)
+    return enc
+
+
+# ---------------------------------------------------------------- national (PIC N)
+
+_NATIONAL_SPACE = " ".encode("utf-16-be")
+
+
+def national_decoder(ft: FieldType, trim: str, low_values_null: bool):
+    """PIC N(n) USAGE NATIONAL: 2n bytes of UTF-16BE, trimmed of U+0020 like PIC X."""
+    size, pic = ft.size, ft.pic
+    low = bytes(size)
+    strip = {"right": str.rstrip, "left": str.lstrip, "both": str.strip}.get(trim)
+
+    def dec(raw: bytes, text: str, s: int):
+        b = raw[s:s + size]
+        if low_values_null and b == low:
+            return None
+        try:
+            t = b.decode("utf-16-be")
+        except UnicodeDecodeError as exc:
+            raise _Bad(f"invalid UTF-16BE in PIC {pic} ({exc.reason})", s + exc.start) from None
+        return strip(t, " ") if strip else t
+    return dec
+
+
+def national_encoder(ft: FieldType, low_values_null: bool):
+    size, pic = ft.size, ft.pic
+
+    def enc(value) -> bytes:
+        if value is None:
+            return bytes(size) if low_values_null else _NATIONAL_SPACE * (size // 2)
+        if not isinstance(value, str):
+            value = str(value)
+        try:
+            b = value.encode("utf-16-be")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"character {value[exc.start]!r} cannot be written as UTF-16") from None
+        if len(b) > size:
+            raise ValueError(f"{len(b) // 2} UTF-16 code units do not fit PIC {pic} ({size // 2})")
+        return b + _NATIONAL_SPACE * ((size - len(b)) // 2)
     return enc

@@ -7,6 +7,7 @@ Kinds:
   packed   COMP-3 / PACKED-DECIMAL
   binary   COMP / COMP-4 / BINARY / COMP-0 (digit-limited), COMP-5 (native), COMP-9
   float    COMP-1 (4 bytes) / COMP-2 (8 bytes), IBM hexadecimal or IEEE 754
+  national PIC N [USAGE NATIONAL]: UTF-16BE text, 2 bytes per N
 
 ``scale``: value = stored integer * 10**-scale (negative for trailing P).
 """
@@ -68,7 +69,7 @@ def binary_size(digits: int, usage: str) -> int:
 
 
 _USAGES = {"DISPLAY", "COMP", "COMP-0", "COMP-1", "COMP-2", "COMP-3", "COMP-4", "COMP-5", "COMP-9",
-           "BINARY", "PACKED-DECIMAL", "POINTER", "INDEX", "COMP-X"}
+           "BINARY", "PACKED-DECIMAL", "POINTER", "INDEX", "COMP-X", "NATIONAL", "DISPLAY-1"}
 _EDIT = set("Z*+-,.B0/$") | {"CR", "DB"}
 
 
@@ -93,8 +94,22 @@ def field_type(pic: str | None, usage: str | None, sign_pos: str | None = None,
     if bad:
         raise PictureError(f"PIC {pic}: unexpected symbol {sorted(bad)[0]!r}",
                            hint="a PIC holds X A 9 S V P and editing symbols Z * + - CR DB , . B 0 /")
-    if chars & {"N", "G"}:
-        raise PictureError(f"PIC {pic}: national/DBCS pictures (N, G) are not supported")
+    if "G" in chars or u == "DISPLAY-1":
+        raise PictureError(f"PIC {pic}: DBCS items (PIC G, USAGE DISPLAY-1) are not supported",
+                           hint="DBCS needs a mixed code page (e.g. cp930/cp939); declare the bytes as PIC X(2n)"
+                                " and convert them in a step, or use PIC N USAGE NATIONAL (UTF-16)")
+    if "N" in chars:
+        if chars != {"N"}:
+            raise PictureError(f"PIC {pic}: N (national) cannot be mixed with other symbols",
+                               hint="national items are PIC N(n); national-edited pictures are not supported")
+        if usage is not None and u != "NATIONAL":
+            raise PictureError(f"PIC {pic} is national; USAGE {u} needs another PIC",
+                               hint="write PIC N(n) USAGE NATIONAL, or leave USAGE out")
+        return FieldType("national", 2 * len(syms), pic=pic)
+    if u == "NATIONAL":
+        raise PictureError(f"PIC {pic} USAGE NATIONAL: only PIC N national items are supported",
+                           hint="national decimal and national-edited items (PIC 9 / X USAGE NATIONAL) are not;"
+                                " use PIC N(n) or USAGE DISPLAY")
     if chars & {"X", "A"}:
         if chars - set("XA9B0/"):
             raise PictureError(f"PIC {pic}: mixes alphanumeric and numeric symbols")

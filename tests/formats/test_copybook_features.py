@@ -52,3 +52,48 @@ def test_digit_limit_still_applies_to_little_endian_comp() -> None:
 def test_unknown_binary_order_is_refused() -> None:
     with pytest.raises(ValueError, match="binary_order='middle': expected one of big, little, native_little"):
         CopybookOptions(binary_order="middle")
+
+
+NAT = """\
+       01  N.
+           05  CODE        PIC X(2).
+           05  NAME        PIC N(4) USAGE NATIONAL.
+               88  IS-ZURICH VALUE N'Zür'.
+           05  CITY        PIC N(3).
+"""
+
+
+def test_pic_n_is_utf16be_text_trimmed_like_pic_x() -> None:
+    c = CopybookCodec.from_text(NAT, CopybookOptions(encoding="cp037"))
+    assert c.size == 2 + 8 + 6
+    raw = c.encode({"CODE": "CH", "NAME": "Zür", "CITY": "東京"})
+    assert raw[2:10] == "Zür ".encode("utf-16-be") and raw[10:16] == "東京 ".encode("utf-16-be")
+    assert c.decode(raw) == {"CODE": "CH", "NAME": "Zür", "IS_ZURICH": True, "CITY": "東京"}
+    assert c.encode(c.decode(raw)) == raw
+    assert c.decode(raw[:2] + bytes(14)) == {"CODE": "CH", "NAME": None, "IS_ZURICH": False, "CITY": None}
+
+
+def test_bad_utf16_and_too_long_national_values_name_field_and_offset() -> None:
+    c = CopybookCodec.from_text(NAT, CopybookOptions(encoding="cp037"))
+    raw = bytearray(c.encode({"CODE": "CH", "NAME": "ab"}))
+    raw[12:14] = b"\xdc\x00"                  # a lone low surrogate in CITY
+    with pytest.raises(FormatError) as ei:
+        c.decode(bytes(raw))
+    assert (ei.value.field, ei.value.offset) == ("CITY", 12) and "UTF-16BE" in ei.value.message
+    with pytest.raises(FormatError) as ei:
+        c.encode({"NAME": "abcde"})
+    assert ei.value.field == "NAME" and "5 UTF-16 code units do not fit PIC N(4)" in str(ei.value)
+
+
+@pytest.mark.parametrize("clause,col,words", [
+    ("PIC G(4)", 20, "DBCS items (PIC G, USAGE DISPLAY-1) are not supported"),
+    ("PIC N(4) DISPLAY-1", 20, "DBCS items"),
+    ("PIC N(4) DISPLAY", 20, "PIC N(4) is national; USAGE DISPLAY needs another PIC"),
+    ("PIC 9(4) NATIONAL", 20, "only PIC N national items are supported"),
+    ("PIC NX(3)", 20, "cannot be mixed"),
+])
+def test_unsupported_national_and_dbcs_items_are_spec_errors(clause: str, col: int, words: str) -> None:
+    with pytest.raises(SpecError) as ei:
+        CopybookCodec.from_text(f"       01 R.\n          05 F {clause}.\n", path="N.cpy")
+    assert (ei.value.line, ei.value.col) == (2, col) and words in str(ei.value), str(ei.value)
+    assert ei.value.hint
