@@ -1,0 +1,100 @@
+"""``counterparty-statement``: one party's deals in the period, with running totals per currency.
+
+Every deal of the party is listed (committed, rejected, failed) in arrival
+order; only committed deals move the running total of their currency, which
+starts from the opening balance (committed deals of that party before the
+period).  The totals table gives opening, movement and closing per currency.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
+from engine.reports.source import Period, open_read_only
+from engine.reports.text import money
+
+COLUMNS = (
+    Column("date", "date"),
+    Column("received_at", "timestamp", "received (UTC)"),
+    Column("reference", "text"),
+    Column("deal_type", "text", "business line"),
+    Column("status", "text"),
+    Column("response_code", "text", "code"),
+    Column("amount", "money", currency="currency"),
+    Column("currency", "text"),
+    Column("running_total", "money", "running total (committed)", currency="currency"),
+    Column("deal_id", "text", "deal id"),
+)
+
+TOTAL_COLUMNS = (
+    Column("currency", "text"),
+    Column("opening", "money", currency="currency"),
+    Column("committed_deals", "int", "committed"),
+    Column("other_deals", "int", "rejected/failed"),
+    Column("movement", "money", currency="currency"),
+    Column("closing", "money", currency="currency"),
+)
+
+ZERO = Decimal("0.0000")
+
+SQL_OPENING = """
+SELECT coalesce(currency, ''), coalesce(sum(amount), 0)::DECIMAL(38,4) FROM deals
+WHERE party = ? AND status = 'committed' AND received_at < ? GROUP BY ALL
+"""
+
+SQL_DEALS = """
+SELECT CAST(received_at AS DATE), received_at, reference, deal_type, status, response_code, amount,
+       coalesce(currency, ''),
+       (sum(CASE WHEN status = 'committed' THEN coalesce(amount, 0) ELSE 0 END)
+            OVER (PARTITION BY coalesce(currency, '') ORDER BY received_at, deal_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))::DECIMAL(38,4),
+       deal_id
+FROM deals WHERE party = ? AND received_at >= ? AND received_at < ?
+ORDER BY received_at, deal_id
+"""
+
+
+def build(ledger: str | Path, when: Period, party: str) -> Report:
+    if not party:
+        raise ReportError("counterparty-statement needs the party: --party NAME (the deals' `party` column)")
+    con = open_read_only(ledger)
+    try:
+        opening = dict(con.execute(SQL_OPENING, [party, when.start]).fetchall())
+        deals = con.execute(SQL_DEALS, [party, when.start, when.end]).fetchall()
+        known = None
+        if not deals and not opening:
+            known = [r[0] for r in con.execute(
+                "SELECT DISTINCT party FROM deals WHERE party IS NOT NULL ORDER BY 1 LIMIT 20").fetchall()]
+    finally:
+        con.close()
+    if known is not None and party not in known:
+        hint = f" (parties in this ledger: {', '.join(known)})" if known else " (no deal in it names a party)"
+        raise ReportError(f"--party {party!r}: no deal of this party in {ledger}{hint}")
+    rows = []
+    moves: dict[str, list] = {}
+    for d, at, ref, typ, status, code, amount, cur, running, deal_id in deals:
+        base = opening.get(cur, ZERO)
+        rows.append((d, at, ref, typ, status, code, amount, cur, base + running, deal_id))
+        m = moves.setdefault(cur, [0, 0, ZERO])
+        if status == "committed":
+            m[0] += 1
+            m[2] += amount or ZERO
+        else:
+            m[1] += 1
+    totals = []
+    for cur in sorted(set(opening) | set(moves)):
+        ok, other, move = moves.get(cur, [0, 0, ZERO])
+        op = opening.get(cur, ZERO)
+        totals.append((cur, op, ok, other, move, op + move))
+    figures = [("deals", f"{len(rows):,}")] + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
+    charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, mv, _ in totals if c],
+                    note="each currency in its own unit")]
+    return Report(name="counterparty-statement", title=f"Statement for {party}",
+                  params={"ledger": str(ledger), "party": party, "period (UTC days)": str(when)},
+                  tables=[Table("statement", "Deals", COLUMNS, rows),
+                          Table("totals", "Opening, movement and closing per currency", TOTAL_COLUMNS, totals)],
+                  figures=figures, charts=charts)
+
+
+__all__ = ["build", "COLUMNS", "TOTAL_COLUMNS"]

@@ -1,0 +1,113 @@
+"""``daily-summary``: per UTC day, business line (deal_type) and currency.
+
+Columns: deals, committed / rejected / failed counts, the committed amount and
+the amount of all deals (exact sums of ``DECIMAL(24,4)``), the success rate
+(committed / deals, exact ratio to 6 places) and latency p50 / p95 / p99 of
+``duration_ms`` (DuckDB ``quantile_cont``).  A second table holds the totals
+per currency over the whole period.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from engine.reports.model import Bar, Chart, Column, Report, Table
+from engine.reports.source import Period, open_read_only
+from engine.reports.text import money, rate
+
+RATE_PLACES = Decimal("0.000001")
+
+COLUMNS = (
+    Column("day", "date"),
+    Column("deal_type", "text", "business line"),
+    Column("currency", "text"),
+    Column("deals", "int"),
+    Column("committed", "int"),
+    Column("rejected", "int"),
+    Column("failed", "int"),
+    Column("amount_committed", "money", "committed amount", currency="currency"),
+    Column("amount_all", "money", "amount, all deals", currency="currency"),
+    Column("success_rate", "rate", "success rate"),
+    Column("p50_ms", "ms", "p50 ms"),
+    Column("p95_ms", "ms", "p95 ms"),
+    Column("p99_ms", "ms", "p99 ms"),
+)
+
+TOTAL_COLUMNS = (
+    Column("currency", "text"),
+    Column("deals", "int"),
+    Column("committed", "int"),
+    Column("rejected", "int"),
+    Column("failed", "int"),
+    Column("amount_committed", "money", "committed amount", currency="currency"),
+    Column("success_rate", "rate", "success rate"),
+)
+
+_COUNTS = """
+    count(*)::BIGINT,
+    count(*) FILTER (WHERE status = 'committed')::BIGINT,
+    count(*) FILTER (WHERE status = 'rejected')::BIGINT,
+    count(*) FILTER (WHERE status = 'failed')::BIGINT"""
+
+SQL_DAYS = f"""
+SELECT CAST(received_at AS DATE) AS day, deal_type, coalesce(currency, '') AS currency,{_COUNTS},
+    coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4),
+    coalesce(sum(amount), 0)::DECIMAL(38,4),
+    quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99)
+FROM deals WHERE received_at >= ? AND received_at < ?
+GROUP BY ALL ORDER BY day, deal_type, currency
+"""
+
+SQL_TOTALS = f"""
+SELECT coalesce(currency, '') AS currency,{_COUNTS},
+    coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4)
+FROM deals WHERE received_at >= ? AND received_at < ?
+GROUP BY ALL ORDER BY currency
+"""
+
+SQL_LINES = """
+SELECT deal_type, count(*)::BIGINT, quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
+       quantile_cont(duration_ms, 0.99)
+FROM deals WHERE received_at >= ? AND received_at < ? GROUP BY ALL ORDER BY deal_type
+"""
+
+
+def success_rate(committed: int, deals: int) -> Decimal | None:
+    return (Decimal(committed) / Decimal(deals)).quantize(RATE_PLACES) if deals else None
+
+
+def build(ledger: str | Path, when: Period) -> Report:
+    con = open_read_only(ledger)
+    try:
+        args = [when.start, when.end]
+        days = con.execute(SQL_DAYS, args).fetchall()
+        totals = con.execute(SQL_TOTALS, args).fetchall()
+        lines = con.execute(SQL_LINES, args).fetchall()
+    finally:
+        con.close()
+    rows = [(d, t, c, n, ok, rej, fail, amt, amt_all, success_rate(ok, n), p50, p95, p99)
+            for d, t, c, n, ok, rej, fail, amt, amt_all, p50, p95, p99 in days]
+    total_rows = [(c, n, ok, rej, fail, amt, success_rate(ok, n)) for c, n, ok, rej, fail, amt in totals]
+    n_all = sum(r[1] for r in total_rows)
+    ok_all = sum(r[2] for r in total_rows)
+    figures = [("deals", f"{n_all:,}"), ("committed", f"{ok_all:,}"),
+               ("success rate", rate(success_rate(ok_all, n_all)) or "n/a")]
+    figures += [(f"committed {c}", money(amt, c)) for c, _, _, _, _, amt, _ in total_rows if c]
+    charts = [
+        Chart("Deals per business line", [Bar(t, n, f"{n:,}") for t, n, *_ in lines], unit="deals"),
+        Chart("Committed amount per currency",
+              [Bar(c, amt, f"{money(amt, c)} {c}") for c, _, _, _, _, amt, _ in total_rows if c],
+              note="each currency in its own unit; bars are not converted"),
+        Chart("Latency per business line (ms)",
+              [Bar(f"{t} {name}", v, f"{v:,.1f} ms") for t, _, p50, p95, p99 in lines
+               for name, v in (("p50", p50), ("p95", p95), ("p99", p99))], unit="ms"),
+    ]
+    return Report(
+        name="daily-summary", title="Daily summary",
+        params={"ledger": str(ledger), "period (UTC days)": str(when)},
+        tables=[Table("summary", "Per day, business line and currency", COLUMNS, rows),
+                Table("totals", "Totals per currency", TOTAL_COLUMNS, total_rows)],
+        figures=figures, charts=charts)
+
+
+__all__ = ["build", "COLUMNS", "TOTAL_COLUMNS", "success_rate"]

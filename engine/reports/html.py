@@ -1,0 +1,104 @@
+"""A report as one self-contained HTML page: inline CSS, inline SVG charts, no script.
+
+Nothing is fetched when the page is viewed (no fonts, scripts or images from
+anywhere); it can be mailed or archived as one file.  Values are shown with
+``engine.reports.text`` (exact money in the currency's decimals, rates as
+percentages).  Key figures sit at the top (``<dl class="figures">``), then the
+charts, then every table.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+from engine.reports.model import Report, Table
+from engine.reports.svg import bar_chart
+from engine.reports.text import cell
+
+CSS = """
+:root { --ink:#1d2433; --muted:#5b6578; --line:#d9dee8; --bar:#2f6fb3; --neg:#c0392b; --bg:#f6f8fb; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+       margin: 0; background: var(--bg); }
+header { background: #fff; border-bottom: 1px solid var(--line); padding: 18px 28px; }
+h1 { font-size: 22px; margin: 0 0 6px; }
+h2 { font-size: 16px; margin: 28px 0 10px; }
+main { padding: 8px 28px 40px; }
+.params { color: var(--muted); margin: 0; }
+.params span { margin-right: 18px; }
+dl.figures { display: flex; flex-wrap: wrap; gap: 12px; margin: 18px 0 4px; }
+dl.figures div { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 16px; min-width: 150px; }
+dl.figures dt { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
+dl.figures dd { margin: 2px 0 0; font-size: 20px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+figure { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin: 0; padding: 10px 12px; }
+figcaption { font-weight: 600; margin-bottom: 4px; }
+figcaption small { font-weight: normal; color: var(--muted); margin-left: 6px; }
+svg.chart text { font: 12px system-ui, sans-serif; fill: var(--ink); }
+svg.chart text.value { fill: var(--muted); }
+svg.chart rect.bar { fill: var(--bar); }
+svg.chart rect.bar.neg { fill: var(--neg); }
+table { border-collapse: collapse; background: #fff; border: 1px solid var(--line); font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { background: #eef2f8; font-weight: 600; position: sticky; top: 0; }
+td.num { text-align: right; }
+tr.status-only_in_ledger td, tr.status-only_in_statement td { background: #fff4e5; }
+tr.status-amount_mismatch td, tr.status-date_mismatch td { background: #fdecea; }
+footer { color: var(--muted); padding: 0 28px 24px; font-size: 12px; }
+"""
+
+_NUMERIC = ("int", "money", "rate", "ms")
+
+
+def table_html(table: Table) -> str:
+    names = [c.name for c in table.columns]
+    status_at = names.index("status") if "status" in names else None
+    head = "".join(f'<th scope="col" data-col="{escape(c.name)}">{escape(c.label)}</th>' for c in table.columns)
+    body = []
+    for row in table.rows:
+        byname = dict(zip(names, row))
+        tds = "".join(
+            f'<td class="num" data-col="{escape(c.name)}">{escape(cell(c, v, byname))}</td>' if c.kind in _NUMERIC
+            else f'<td data-col="{escape(c.name)}">{escape(cell(c, v, byname))}</td>'
+            for c, v in zip(table.columns, row))
+        cls = f' class="status-{escape(str(row[status_at]))}"' if status_at is not None else ""
+        body.append(f"<tr{cls}>{tds}</tr>")
+    if not body:
+        body.append(f'<tr><td colspan="{len(names)}">no rows in this period</td></tr>')
+    return (f'<section class="table" id="table-{escape(table.name)}"><h2>{escape(table.title)}</h2>'
+            f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>')
+
+
+def render(report: Report, *, generated: datetime | None = None) -> str:
+    generated = generated or datetime.now(timezone.utc)
+    params = "".join(f"<span><b>{escape(k)}:</b> {escape(v)}</span>" for k, v in report.params.items())
+    figures = "".join(f'<div><dt>{escape(k)}</dt><dd data-figure="{escape(k)}">{escape(v)}</dd></div>'
+                      for k, v in report.figures)
+    charts = "".join(
+        f'<figure>{bar_chart(ch, f"chart-{i}")}<figcaption>{escape(ch.title)}'
+        f'{f"<small>{escape(ch.note)}</small>" if ch.note else ""}</figcaption></figure>'
+        for i, ch in enumerate(report.charts, start=1))
+    tables = "".join(table_html(t) for t in report.tables)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>{escape(report.title)}</title>
+<style>{CSS}</style></head>
+<body data-report="{escape(report.name)}">
+<header><h1>{escape(report.title)}</h1><p class="params">{params}</p>
+<dl class="figures">{figures}</dl></header>
+<main>{f'<div class="charts">{charts}</div>' if charts else ''}{tables}</main>
+<footer>bsp {escape(report.name)}, generated {generated.strftime('%Y-%m-%d %H:%M:%S')} UTC.
+Amounts are exact, in each currency's own unit; nothing on this page is converted.</footer>
+</body></html>
+"""
+
+
+def write_html(report: Report, out: Path) -> list[Path]:
+    out.write_text(render(report), encoding="utf-8")
+    return [out]
+
+
+__all__ = ["CSS", "render", "table_html", "write_html"]
