@@ -21,6 +21,8 @@ def _spec_ref(decl: Any) -> Any:
 
 def build(decl: Any) -> Iso8583Codec:
     codec = codec_for(_spec_ref(decl))
+    if not (decl.options or {}).get("validate", True):
+        return Iso8583Codec(codec.spec, decl.name, validate=False)
     if codec.name != decl.name:
         # share the compiled spec but carry the declared format name
         named = Iso8583Codec.__new__(Iso8583Codec)
@@ -54,10 +56,13 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("spec", "path", "the network spec (.yaml), or a built-in spec name such as "
                    "iso8583_1987_ascii / iso8583_1987_bcd", required=True),
+        OptionSpec("validate", "bool", "check field contents (classes, dates, track 2) and the spec's per-MTI "
+                   "message rules on decode and encode; false gives a lenient reader", default=True),
     ),
     build=build,
     check=check,
     fields=fields,
-    examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii"),
+    examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii",
+              "format AnyIso = iso8583 iso8583_1987_ascii validate false"),
     positional="spec",
 )

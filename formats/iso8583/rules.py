@@ -129,10 +129,10 @@ class RuleBuilder:
             return rules
         for mti, body in data.items():
             where = ("messages", mti)
-            key = str(mti).zfill(4) if isinstance(mti, int) and not isinstance(mti, bool) else mti
+            key = mti
             if not isinstance(key, str) or len(key) != 4 or not key.isdigit():
-                self.err(where + ("<key>",), f"message key {mti!r} is not a 4-digit MTI",
-                         'quote MTIs in YAML: "0200"')
+                self.err(where + ("<key>",), f"message key {mti!r} is not a 4-digit MTI text",
+                         'quote MTIs in YAML: "0200" (unquoted 0200 is read as a number)')
                 continue
             if not isinstance(body, dict):
                 self.err(where, f"messages.{key}: rules must be a mapping (mandatory, conditional, forbidden...)")
