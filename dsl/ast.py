@@ -18,6 +18,7 @@ __all__ = [
     "Ident", "Atom", "FieldAst", "UseDecl", "FormatAst", "ChannelOption", "ChannelAst", "TableAst",
     "AssignAst", "RuleAst", "Receive", "Decode", "Let", "Validate", "Deal", "CallStep", "Reply",
     "OnErrorReply", "OnErrorBlock", "PluginStep", "RouteAst", "Module", "Decl", "Stmt",
+    "GivenSendAst", "GivenAnswerAst", "ExpectAst", "RouteTestAst",
 ]
 
 
@@ -201,7 +202,50 @@ class RouteAst:
     pos: Pos
 
 
-Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst]
+# ---------------------------------------------------------------- route tests
+
+@dataclass(frozen=True)
+class GivenSendAst:
+    """``given CHANNEL sends [FORMAT] { fields }``"""
+    channel: Ident
+    format: Ident | None
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class GivenAnswerAst:
+    """``given ENDPOINT answers [STATUS] [FORMAT] { fields } [delay D]`` / ``answers error`` /
+    ``answers timeout``; ``mode``: values, error, timeout."""
+    endpoint: Ident
+    mode: str
+    status: Lit | None
+    format: Ident | None
+    assigns: tuple[AssignAst, ...]
+    delay: Lit | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class ExpectAst:
+    """``expect reply|no reply|call X|no call X|deal TYPE|dead letter``;
+    ``kind``: reply, no_reply, call, no_call, deal, dead_letter."""
+    kind: str
+    target: Ident | None
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
+class RouteTestAst:
+    """``test "name" { given ... expect ... }``"""
+    name: str
+    name_pos: Pos
+    body: tuple[Union[GivenSendAst, GivenAnswerAst, ExpectAst], ...]
+    pos: Pos
+
+
+Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst, RouteTestAst]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ ERROR_FIELDS = ("code", "text", "kind", "detail", "where")
 TABLE_KINDS = ("csv",)
 
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
+# Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
+EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
+EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+# A record option every channel kind takes (``record = true``: capture its frames, docs/testing.md).
+COMMON_CHANNEL_OPTIONS = ("record",)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Resolved:
     tables: dict[str, ir.TableDecl] = field(default_factory=dict)
     table_columns: dict[str, list[str]] = field(default_factory=dict)
     format_fields: dict[str, list[str] | None] = field(default_factory=dict)
+    tests: list[ir.RouteTest] = field(default_factory=list)
 
 
 def _base_dir(pos: ir.Pos) -> Path:
@@ -62,12 +68,157 @@ def _call_hook(hook, decl, base_dir: Path):
     return hook(decl, base_dir) if n >= 2 else hook(decl)
 
 
-class Checker:
+class _TestChecks:
+    """Route tests (``test "name" { given ... expect ... }``), checked after the routes and
+    lowered here to ``ir.RouteTest`` (their defaults come from the routes they test)."""
+
+    def _route_facts(self) -> dict[str, Any]:
+        inbound: dict[str, list[A.Receive]] = {}
+        calls: dict[str, list[A.CallStep]] = {}
+        replies: dict[str, list[str]] = {}
+        deal_types: set[str] = set()
+
+        def walk(body, chan: str, recv_fmt: str | None) -> None:
+            for s in body:
+                if isinstance(s, A.CallStep):
+                    calls.setdefault(s.channel.name, []).append(s)
+                elif isinstance(s, (A.Reply, A.OnErrorReply)):
+                    fmt = s.format.name if s.format is not None else recv_fmt
+                    if fmt is not None and fmt not in replies.setdefault(chan, []):
+                        replies[chan].append(fmt)
+                elif isinstance(s, A.Deal):
+                    deal_types.add(s.type.name)
+                elif isinstance(s, A.OnErrorBlock):
+                    walk(s.body, chan, recv_fmt)
+
+        for r in self.routes.values():
+            recv = next((s for s in r.body if isinstance(s, A.Receive)), None)
+            if recv is None:
+                continue
+            inbound.setdefault(recv.channel.name, []).append(recv)
+            deal_types.add(r.name.name)
+            walk(r.body, recv.channel.name, recv.format.name if recv.format else None)
+        for name, (cat, node) in self.decls.items():
+            if cat == "channel" and node.error_reply is not None:
+                fmt = node.error_reply.format.name
+                if fmt not in replies.setdefault(name, []):
+                    replies[name].append(fmt)
+        return {"inbound": inbound, "calls": calls, "replies": replies, "deal_types": deal_types}
+
+    def _check_test(self, t: A.RouteTestAst) -> None:
+        facts = getattr(self, "_facts", None)
+        if facts is None:
+            facts = self._facts = self._route_facts()
+        sends = [s for s in t.body if isinstance(s, A.GivenSendAst)]
+        if not sends:
+            self.error("E090", f"test \"{t.name}\" sends nothing", t.name_pos,
+                       "add `given CHANNEL sends FORMAT { field = value ... }`")
+        for extra in sends[1:]:
+            self.error("E091", f"test \"{t.name}\" sends more than once", extra.pos,
+                       f"one request per test; the first is at {sends[0].pos}. Write another test")
+        base = {"raw": Binding("raw")}
+        base.update(self._table_scope())
+        send_ir = None
+        msg_fmt: str | None = None
+        if sends:
+            s = sends[0]
+            chan = self.ref(s.channel, "channel")
+            fmt = self.ref(s.format, "format") if s.format is not None else None
+            if chan is not None:
+                recvs = facts["inbound"].get(chan)
+                if not recvs:
+                    self.error("E092", f"no route receives from channel `{chan}`", s.channel.pos,
+                               did_you_mean(chan, facts["inbound"]) or
+                               "a test sends to a channel a route receives from: "
+                               + (", ".join(sorted(facts["inbound"])) or "(no routes)"))
+                elif s.format is None:
+                    fmt = next((r.format.name for r in recvs if r.format is not None), None)
+                    if fmt is None:
+                        self.error("E093", f"the routes of channel `{chan}` receive raw bytes: "
+                                   f"name the format of the request", s.pos,
+                                   f"write `given {chan} sends FORMAT {{ ... }}`")
+            self._assigns(s.assigns, dict(base), set(), fmt, "test")
+            msg_fmt = fmt
+            send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos)
+        scope = dict(base)
+        scope["msg"] = Binding("msg", msg_fmt)
+        answers: list[ir.GivenAnswer] = []
+        expects: list[ir.Expectation] = []
+        for s in t.body:
+            if isinstance(s, A.GivenAnswerAst):
+                answers.append(self._test_answer(s, facts, scope))
+            elif isinstance(s, A.ExpectAst):
+                expects.append(self._test_expect(s, facts, scope, send_ir))
+        if send_ir is not None:
+            self.res.tests.append(ir.RouteTest(t.name, send_ir, tuple(answers), tuple(expects), pos=t.pos))
+
+    def _call_target(self, ident: A.Ident, facts) -> tuple[str | None, list[A.CallStep]]:
+        chan = self.ref(ident, "channel")
+        if chan is None:
+            return None, []
+        steps = facts["calls"].get(chan, [])
+        if not steps:
+            self.error("E094", f"no route calls channel `{chan}`", ident.pos,
+                       did_you_mean(chan, facts["calls"]) or "channels called by the routes: "
+                       + (", ".join(sorted(facts["calls"])) or "(none)"))
+        return chan, steps
+
+    def _test_answer(self, s: A.GivenAnswerAst, facts, scope) -> ir.GivenAnswer:
+        chan, steps = self._call_target(s.endpoint, facts)
+        fmt = self.ref(s.format, "format") if s.format is not None else None
+        if s.format is None and steps:
+            st = steps[0]
+            fmt = (st.reply_format or st.format).name
+        if s.status is not None and chan is not None:
+            kind = self.decls[chan][1].kind_name
+            if "http" not in kind:
+                self.error("E095", f"channel `{chan}` ({kind.replace('.', ' ')}) answers without a status",
+                           s.status.pos, f"remove `{s.status.value}`: only http channels have a reply status")
+        self._assigns(s.assigns, scope, set(), fmt, "answer")
+        return ir.GivenAnswer(chan or s.endpoint.name, s.mode, fmt, lower_assigns(s.assigns),
+                              s.status.value if s.status is not None else None,
+                              s.delay.value if s.delay is not None else None, pos=s.pos)
+
+    def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
+        kind = s.kind
+        target: str | None = None
+        fmt: str | None = None
+        if kind == "reply":
+            if s.target is not None:
+                fmt = self.ref(s.target, "format")
+            elif send is not None:
+                cands = facts["replies"].get(send.channel, [])
+                fmt = cands[0] if len(cands) == 1 else None
+            self._assigns(s.assigns, scope, set(), fmt, "reply")
+        elif kind in ("call", "no_call"):
+            target, steps = self._call_target(s.target, facts)
+            if steps:
+                fmt = steps[0].format.name
+            self._assigns(s.assigns, scope, set(), fmt, "call")
+        elif kind in ("deal", "dead_letter"):
+            allowed = EXPECT_DEAL_FIELDS if kind == "deal" else EXPECT_DEAD_FIELDS
+            what = "a deal" if kind == "deal" else "a dead letter"
+            if kind == "deal":
+                target = s.target.name
+                if target not in facts["deal_types"]:
+                    self.error("E097", f"no route records a deal of type `{target}`", s.target.pos,
+                               did_you_mean(target, facts["deal_types"]) or "deal types: "
+                               + ", ".join(sorted(facts["deal_types"])))
+            for a in s.assigns:
+                if len(a.parts) > 1 or a.parts[0] not in allowed:
+                    self.error("E096", f"{what} has no field `{a.path}` to expect", a.pos,
+                               did_you_mean(str(a.parts[0]), allowed) or "fields: " + ", ".join(allowed))
+                self._expr(a.value, scope, set())
+        return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos)
+
+
+class Checker(_TestChecks):
     def __init__(self, registry: Any) -> None:
         self.registry = registry
         self.diags: list[Diagnostic] = []
         self.decls: dict[str, tuple[str, Any]] = {}      # name -> (category, ast)
         self.routes: dict[str, A.RouteAst] = {}
+        self.tests: list[A.RouteTestAst] = []
         self.used: set[str] = set()
         self.res = Resolved()
 
@@ -99,11 +250,21 @@ class Checker:
         for d in decls:
             if isinstance(d, A.RouteAst):
                 self._check_route(d)
+        for t in self.tests:
+            self._check_test(t)
         self._unused()
         return self.res
 
     def _collect(self, d: A.Decl) -> None:
         if isinstance(d, A.UseDecl):
+            return
+        if isinstance(d, A.RouteTestAst):
+            first = next((t for t in self.tests if t.name == d.name), None)
+            if first is not None:
+                self.error("E098", f"test \"{d.name}\" is declared twice", d.name_pos,
+                           f"first declared at {first.name_pos}; test names must be unique")
+            else:
+                self.tests.append(d)
             return
         if isinstance(d, A.RouteAst):
             first = self.routes.get(d.name.name)
@@ -298,6 +459,18 @@ class Checker:
         for o in d.options:
             key = o.key.name
             if spec is None:
+                continue
+            if key in COMMON_CHANNEL_OPTIONS and spec.option(key) is None:
+                lit = literal_of(o.value)
+                if key in where:
+                    self.error("E049", f"option `{key}` given twice in {owner}", o.key.pos,
+                               f"first given at {where[key]}")
+                elif lit is None or lit[1] != "bool":
+                    self.error("E045", f"option `{key}` of {owner} expects true or false", o.value.pos,
+                               "write `record = true` to capture this channel's frames (bsp run --record)")
+                else:
+                    where[key] = o.key.pos
+                    opts[key] = lit[0]
                 continue
             opt = spec.option(key)
             if opt is None:

@@ -194,6 +194,52 @@ class Route:
     pos: Pos | None = field(default=None, compare=False)
 
 
+# ------------------------------------------------------------ route tests
+
+@dataclass(frozen=True)
+class GivenSend:
+    """``given CHANNEL sends FORMAT { fields }``: the request the test feeds in."""
+    channel: str
+    format: str | None
+    fields: tuple[Assign, ...]
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class GivenAnswer:
+    """``given ENDPOINT answers ...``: one scripted answer of a call target, used in order.
+    ``mode``: values (encode ``fields`` with ``format``), error (the connection breaks:
+    kind lost), timeout (no answer: kind timeout).  ``delay`` in seconds."""
+    endpoint: str
+    mode: str
+    format: str | None
+    fields: tuple[Assign, ...] = ()
+    status: int | None = None
+    delay: Decimal | None = None
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """``expect ...``.  ``kind``: reply, no_reply, call, no_call, deal, dead_letter;
+    ``target``: the call's channel or the deal type; ``format`` to decode with."""
+    kind: str
+    target: str | None
+    format: str | None
+    fields: tuple[Assign, ...] = ()
+    pos: Pos | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class RouteTest:
+    """``test "name" { ... }`` in a route file (run by ``bsp test``)."""
+    name: str
+    send: GivenSend
+    answers: tuple[GivenAnswer, ...]
+    expects: tuple[Expectation, ...]
+    pos: Pos | None = field(default=None, compare=False)
+
+
 @dataclass(frozen=True)
 class Program:
     version: str                         # sha256 over sorted (path, source) pairs, hex, first 16
@@ -202,7 +248,7 @@ class Program:
     channels: dict[str, ChannelDecl]
     tables: dict[str, TableDecl]
     routes: tuple[Route, ...]            # in declaration order: first match wins per channel
-    tests: tuple[Any, ...] = ()
+    tests: tuple[RouteTest, ...] = ()     # route tests, in declaration order
 
     def routes_for(self, channel: str) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.channel == channel)

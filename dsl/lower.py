@@ -78,4 +78,5 @@ def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Pro
         channels=dict(res.channels),
         tables=dict(res.tables),
         routes=routes,
+        tests=tuple(res.tests),
     )

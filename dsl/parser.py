@@ -197,6 +197,47 @@ class _Build(Transformer):
     def route_decl(self, meta, ch):
         return A.RouteAst(self._id(ch[0]), tuple(ch[1:]), self._pos(meta))
 
+    # ---------------------------------------------------------- route tests
+    def test_decl(self, meta, ch):
+        name, *body = ch
+        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta))
+
+    def given_sends(self, meta, ch):
+        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta))
+
+    def answer_values(self, meta, ch):
+        endpoint, status, fmt, assigns, delay = ch
+        slit = None if status is None else A.Lit(int(status), "int", pos=self._tpos(status))
+        dlit = None
+        if delay is not None:
+            dlit = A.Lit(duration_seconds(str(delay)), "duration", pos=self._tpos(delay))
+        return A.GivenAnswerAst(self._id(endpoint), "values", slit, self._id(fmt), assigns, dlit,
+                                self._pos(meta))
+
+    def answer_error(self, meta, ch):
+        return A.GivenAnswerAst(self._id(ch[0]), "error", None, None, (), None, self._pos(meta))
+
+    def answer_timeout(self, meta, ch):
+        return A.GivenAnswerAst(self._id(ch[0]), "timeout", None, None, (), None, self._pos(meta))
+
+    def expect_reply(self, meta, ch):
+        return A.ExpectAst("reply", self._id(ch[0]), ch[1], self._pos(meta))
+
+    def expect_no_reply(self, meta, ch):
+        return A.ExpectAst("no_reply", None, (), self._pos(meta))
+
+    def expect_call(self, meta, ch):
+        return A.ExpectAst("call", self._id(ch[0]), ch[1], self._pos(meta))
+
+    def expect_no_call(self, meta, ch):
+        return A.ExpectAst("no_call", self._id(ch[0]), (), self._pos(meta))
+
+    def expect_deal(self, meta, ch):
+        return A.ExpectAst("deal", self._id(ch[0]), ch[1], self._pos(meta))
+
+    def expect_dead_letter(self, meta, ch):
+        return A.ExpectAst("dead_letter", None, ch[0] if ch and ch[0] is not None else (), self._pos(meta))
+
     # ---------------------------------------------------------- statements
     def receive_stmt(self, meta, ch):
         return A.Receive(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta))
