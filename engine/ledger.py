@@ -110,16 +110,74 @@ class Ledger:
         Raises ``DealError`` (a ValueError naming the field) at once for a record
         that cannot be stored, and ``LedgerError`` when its batch failed.
         """
-        record.validate()
+        rows = self.prepare(record)
+        await self._submit(_Waiter(rows.row, rows))
+
+    def prepare(self, record: DealRecord, *, validate: bool = True) -> DealRows:
+        """The rows ``commit`` stores for ``record``; raises ``DealError`` naming the field.
+
+        ``validate=False`` skips ``record.validate()`` for records whose field
+        types the caller guarantees (the runtime builds them); amount range and
+        JSON rendering are still checked.
+        """
+        if validate:
+            record.validate()
         if record.amount is not None:
             problem = amount_problem(record.amount)
             if problem:
                 raise DealError(f"deal {record.deal_id}: field amount: {problem}")
         try:
-            rows = self._deal_rows(record)
+            return self._deal_rows(record)
         except TypeError as exc:
             raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
-        await self._submit(_Waiter(rows.row, rows))
+
+    async def commit_many(self, records: list[DealRecord], *,
+                          validate: bool = True) -> list[BaseException | None]:
+        """Store many records with one wait (no task per record).
+
+        Returns, per record, None once its row is committed, or the error that
+        kept it out (``DealError`` for a bad record, ``LedgerError`` for a failed
+        batch).  Raises ``LedgerError`` only when the ledger is closed.
+        """
+        results: list[BaseException | None] = [None] * len(records)
+        waiters: list[tuple[int, _Waiter]] = []
+        for i, record in enumerate(records):
+            try:
+                rows = self.prepare(record, validate=validate)
+            except DealError as exc:
+                results[i] = exc
+                continue
+            waiters.append((i, _Waiter(rows.row, rows)))
+        await self.submit_rows([w for _, w in waiters])
+        for i, w in waiters:
+            results[i] = w.error
+        return results
+
+    async def submit_rows(self, waiters: list["_Waiter"]) -> None:
+        """Queue waiters (backpressure only when the queue is full) and wait for all of them."""
+        if self._closed:
+            raise LedgerError(f"{self.path}: the ledger is closed; commit() was called after its `async with` ended")
+        send = self._send
+        try:
+            for w in waiters:
+                try:
+                    send.send_nowait(w)
+                except trio.WouldBlock:
+                    await send.send(w)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise LedgerError(f"{self.path}: the ledger is closed") from None
+        for w in waiters:
+            if not w.done.is_set():
+                await w.done.wait()
+
+    async def load(self, deals: list[DealRows], mark: tuple[str, int, int] | None = None) -> None:
+        """Write already-prepared deal rows in one transaction (the journal's loader), recording
+        ``mark`` = (journal, segment, offset) in the same transaction.  Raises on failure."""
+        await self._run(lambda: self._store.write(deals, (), mark=mark))
+
+    async def journal_position(self, journal: str) -> tuple[int, int] | None:
+        """The (segment, offset) recorded by the last ``load`` of ``journal``, or None."""
+        return await self._run(self._store.journal_position, journal)
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Store a dead letter; return once it is committed (group-committed like ``commit``).

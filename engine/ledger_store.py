@@ -112,6 +112,14 @@ CREATE TABLE IF NOT EXISTS audit_head (
 );
 """
 
+# Where the write-ahead journal (engine/journal.py) has been loaded up to; one row per journal.
+JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS journal_state (
+    journal   VARCHAR NOT NULL,
+    segment   BIGINT NOT NULL,
+    "offset"  BIGINT NOT NULL,
+    loaded_at TIMESTAMPTZ NOT NULL
+)"""
+
 COLUMNS: tuple[str, ...] = (
     "deal_id", "deal_type", "route", "config_version", "channel", "reference",
     "amount", "currency", "party", "status", "response_code", "reason",
@@ -315,9 +323,16 @@ class LedgerStore:
         self._seq, self._prev = seq, prev
         return result
 
-    def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = ()) -> None:
-        """Insert deals (with their steps and events) and dead letters in one transaction."""
+    def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = (),
+              mark: tuple[str, int, int] | None = None) -> None:
+        """Insert deals (with their steps and events) and dead letters in one transaction.
+
+        ``mark`` = (journal, segment, offset): the write-ahead journal position these
+        rows reach (engine/journal.py), recorded in the same transaction.
+        """
         def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
+            if mark is not None:
+                self._set_journal_position(*mark)
             if deals:
                 seq, prev = self._append("deals", rows_to_arrow([d.row for d in deals]), seq, prev)
                 steps = [s for d in deals for s in d.steps]
@@ -328,6 +343,23 @@ class LedgerStore:
                 seq, prev = self._append("dead_letters", _table(DEAD_SCHEMA, dead), seq, prev)
             return seq, prev, None
         self._transaction(body)
+
+    def journal_position(self, journal: str) -> tuple[int, int] | None:
+        """(segment, offset) of ``journal`` loaded so far, or None."""
+        self._con.execute(JOURNAL_DDL).fetchall()
+        rows = self._con.execute("SELECT segment, \"offset\" FROM journal_state WHERE journal = ?",
+                                 [journal]).fetchall()
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def _set_journal_position(self, journal: str, segment: int, offset: int) -> None:
+        con = self._con
+        con.execute(JOURNAL_DDL).fetchall()
+        now = datetime.now(timezone.utc)
+        if con.execute("SELECT 1 FROM journal_state WHERE journal = ?", [journal]).fetchall():
+            con.execute("UPDATE journal_state SET segment = ?, \"offset\" = ?, loaded_at = ? WHERE journal = ?",
+                        [segment, offset, now, journal]).fetchall()
+        else:
+            con.execute("INSERT INTO journal_state VALUES (?, ?, ?, ?)", [journal, segment, offset, now]).fetchall()
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert deal rows (no steps or events) in one transaction."""
