@@ -297,3 +297,49 @@ async def test_store_failure_reaches_every_waiter(tmp_path: Path) -> None:
         assert ledger.stats.failed_rows == 10
     assert len(errors) == 10
     assert all("deals" in str(e) and "was not stored" in str(e) for e in errors)
+
+
+async def test_steps_and_events_are_stored_with_their_deal(tmp_path: Path) -> None:
+    from engine.deal import DealEvent, DealStep
+    path = tmp_path / "l.duckdb"
+    rec = deal(1, steps=[DealStep("decode", "decode", "ok", T0, 0.5), DealStep("biller", "call", "ok", T0, 3)],
+               events=[DealEvent(T0, None, "received"), DealEvent(T0, "received", "committed", {"n": 1})])
+    async with open_ledger(path, audit_key=None) as ledger:
+        with pytest.raises(DealError, match=r"field steps\[0\].started_at: expected a timezone-aware"):
+            await ledger.commit(deal(2, steps=[DealStep("x", "decode", "ok", datetime(2026, 3, 1))]))
+        await ledger.commit(rec)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        steps = con.execute("SELECT seq, step, kind, duration_ms FROM deal_steps ORDER BY seq").fetchall()
+        events = con.execute("SELECT seq, from_state, to_state, detail FROM deal_events ORDER BY seq").fetchall()
+        seqs = con.execute("SELECT chain_seq FROM deals UNION ALL SELECT chain_seq FROM deal_steps "
+                           "UNION ALL SELECT chain_seq FROM deal_events ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert steps == [(1, "decode", "decode", 0.5), (2, "biller", "call", 3.0)]
+    assert events == [(1, None, "received", None), (2, "received", "committed", '{"n":1}')]
+    assert [s for (s,) in seqs] == [1, 2, 3, 4, 5]   # the failed deal took no chain position
+
+
+async def test_a_v1_ledger_is_migrated(tmp_path: Path) -> None:
+    from engine.ledger_store import DDL
+    path = tmp_path / "old.duckdb"
+    v1 = DDL.split("ALTER TABLE")[0]              # the version-1 tables
+    con = duckdb.connect(str(path))
+    for stmt in v1.split(";"):
+        if stmt.strip():
+            con.execute(stmt).fetchall()
+    con.execute("INSERT INTO schema_version VALUES (1, now())").fetchall()
+    con.execute("INSERT INTO deals (deal_id, deal_type, route, config_version, channel, status, received_at, "
+                "finished_at, duration_ms) VALUES ('old1', 'T', 'r', 'v', 'c', 'committed', now(), now(), 1)").fetchall()
+    con.close()
+    async with open_ledger(path, audit_key=None) as ledger:
+        await ledger.commit(deal(1))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        rows = con.execute("SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq NULLS FIRST").fetchall()
+    finally:
+        con.close()
+    assert versions == [(1,), (2,)]
+    assert rows[0] == ("old1", None) and rows[1][1] == 1
