@@ -50,8 +50,17 @@ def _parser() -> Lark:
 
 
 def preprocess(text: str, source_format: str = "fixed") -> str:
-    """Blank the non-code areas, keeping line and column positions."""
-    out = []
+    """Blank the non-code areas, keeping line and column positions.
+
+    A ``-`` in column 7 continues the previous code line: a literal left open
+    there runs to column 72 (trailing spaces included) and goes on after the
+    quote that opens the continuation's text; a word or number goes on with the
+    continuation's first non-blank character.  The joined text is placed on
+    the first line (so positions after the join point at that line) and the
+    continuation line is left blank.
+    """
+    out: list[str] = []
+    last = -1                      # index in ``out`` of the last code line (a continuation joins it)
     for line in text.splitlines():
         if source_format == "free":
             cut = line.find("*>")
@@ -66,11 +75,55 @@ def preprocess(text: str, source_format: str = "fixed") -> str:
             out.append("")
             continue
         body = line[7:72]
-        cut = body.find("*>")
+        if indicator == "-" and last >= 0:
+            out[last] = _continue(out[last], body)
+            out.append("")
+            continue
+        cut = _comment_start(body)
         if cut >= 0:
             body = body[:cut]
         out.append(" " * min(len(line), 7) + body)
+        if body.strip():
+            last = len(out) - 1
     return "\n".join(out) + "\n"
+
+
+def _open_quote(code: str) -> str | None:
+    """The quote character of a literal still open at the end of ``code``, else None."""
+    quote = None
+    for ch in code:
+        if quote is None:
+            if ch in "'\"":
+                quote = ch
+        elif ch == quote:
+            quote = None            # a doubled quote closes and reopens: same state at the end
+    return quote
+
+
+def _comment_start(body: str) -> int:
+    """Where a ``*>`` inline comment starts outside literals, or -1."""
+    quote = None
+    for i, ch in enumerate(body):
+        if quote is None:
+            if ch in "'\"":
+                quote = ch
+            elif body.startswith("*>", i):
+                return i
+        elif ch == quote:
+            quote = None
+    return -1
+
+
+def _continue(prev: str, body: str) -> str:
+    quote = _open_quote(prev)
+    text = body.lstrip(" ")
+    if quote is None:
+        return prev.rstrip(" ") + text
+    # the open literal takes every column up to 72; the continuation resumes after its quote
+    prev = prev.ljust(72) if len(prev) <= 72 else prev
+    if text[:1] == quote:
+        text = text[1:]
+    return prev + text
 
 
 def _literal(tok: Any) -> Any:

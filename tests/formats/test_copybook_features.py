@@ -97,3 +97,43 @@ def test_unsupported_national_and_dbcs_items_are_spec_errors(clause: str, col: i
         CopybookCodec.from_text(f"       01 R.\n          05 F {clause}.\n", path="N.cpy")
     assert (ei.value.line, ei.value.col) == (2, col) and words in str(ei.value), str(ei.value)
     assert ei.value.hint
+
+
+def _fixed(code: str, indicator: str = " ") -> str:
+    """A fixed-format line: sequence area, indicator, code cut at column 72, id area."""
+    return f"000000{indicator}{code[:65]:<65}CONTINUE\n"
+
+
+def test_literal_continued_across_lines_counts_the_spaces_up_to_column_72() -> None:
+    first = "    05 MSG PIC X(70)."
+    cond = "        88 LONG-MSG VALUE 'THE QUICK BROWN FOX JUMPS OVER"     # ends at column 64, literal open
+    text = (_fixed(" 01 R.") + _fixed(first) + _fixed(cond)
+            + _fixed("            'THE LAZY DOG'.", "-")
+            + _fixed("        88 SHORT-MSG VALUE 'HI'.")
+            + _fixed("    05 NUM PIC 9(5) VALUE 12", ) + _fixed("            345.", "-"))
+    c = CopybookCodec.from_text(text, CopybookOptions(encoding="ascii"), path="C.cpy")
+    msg = "THE QUICK BROWN FOX JUMPS OVER" + " " * 8 + "THE LAZY DOG"   # 8 blanks: columns 65-72
+    assert c.layout.find("MSG").conditions[0] == ("LONG-MSG", [msg])
+    assert c.layout.find("NUM").values == [12345]
+    raw = c.encode({"MSG": msg, "NUM": 1})
+    assert c.decode(raw)["LONG_MSG"] is True and c.decode(raw)["SHORT_MSG"] is False
+
+
+def test_continuation_with_quotes_doubled_and_errors_after_the_join_point_at_the_first_line() -> None:
+    text = (_fixed(" 01 R.") + _fixed("    05 F PIC X(60).")
+            + _fixed("        88 Q VALUE 'IT''S A LONG LITERAL THAT GOES ON AND ON")
+            + _fixed("            'AND ENDS'.", "-")
+            + _fixed("    05 G PIC X(2) VALUE 'AB") + _fixed("            'C' BOGUS.", "-"))
+    with pytest.raises(SpecError) as ei:
+        CopybookCodec.from_text(text, path="C.cpy")
+    assert ei.value.line == 5 and "BOGUS" in str(ei.value)
+    ok = text.replace(" BOGUS.", ".      ")
+    c = CopybookCodec.from_text(ok, path="C.cpy")
+    assert c.layout.find("F").conditions[0][1][0].startswith("IT'S A LONG LITERAL")
+    assert c.layout.find("F").conditions[0][1][0].endswith("ON AND ON" + " " * 5 + "AND ENDS")   # columns 68-72
+
+
+def test_inline_comment_marker_inside_a_literal_is_text() -> None:
+    text = "       01 R.\n          05 F PIC X(4).\n             88 ARROW VALUE '*>>*'. *> a comment\n"
+    c = CopybookCodec.from_text(text, CopybookOptions(encoding="ascii"))
+    assert c.decode(b"*>>*") == {"F": "*>>*", "ARROW": True}
