@@ -70,7 +70,7 @@ KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "statements": ("--statements", ("swift",)),
     "xsd": ("--xsd", ("iso20022",)),
     "xsd_dir": ("--xsd-dir", ("iso20022",)),
-    "validate": ("--validate/--no-validate", ("iso20022",)),
+    "validate": ("--validate/--no-validate", ("iso20022", "iso8583")),
     "schema": ("--schema", ("json",)),
     "lists": ("--lists", ("xml",)),
     "delimiter": ("--delimiter", ("csv",)),
@@ -226,7 +226,7 @@ def _kind_options(kind: str, a: CodecArgs) -> dict[str, Any]:
             from formats.iso8583.spec import builtin_specs
             raise UsageError("--format iso8583 needs --spec FILE|NAME",
                              f"a .yaml network spec, a moov-io .json spec, or one of: {', '.join(builtin_specs())}")
-        return {"spec": a.spec}
+        return {"spec": a.spec} if a.validate is None else {"spec": a.spec, "validate": a.validate}
     if kind == "swift":
         return {"message": a.message} if a.message else {}
     if kind == "iso20022":
@@ -359,7 +359,8 @@ def _build(kind: str, decl: Any) -> Any:
         from formats.iso8583.codec import Iso8583Codec
         from formats.iso8583.moov import load_moov_spec
         try:
-            return Iso8583Codec(load_moov_spec(_require_file(Path(decl.options["spec"]), "--spec")))
+            spec = load_moov_spec(_require_file(Path(decl.options["spec"]), "--spec"))
+            return Iso8583Codec(spec, validate=decl.options.get("validate", True))
         except SpecError as exc:
             raise _usage_from_spec(exc, "--spec") from None
     comp = _component(kind)
@@ -368,11 +369,15 @@ def _build(kind: str, decl: Any) -> Any:
         if errs:
             raise _usage_from_spec(errs[0], f"format {kind}")
     try:
-        return comp.build(decl)
+        codec = comp.build(decl)
     except SpecError as exc:
         raise _usage_from_spec(exc, f"format {kind}") from None
     except (ValueError, OSError) as exc:
         raise UsageError(f"format {kind}: {exc}") from None
+    if kind == "iso8583" and decl.options.get("validate") is False and getattr(codec, "validate", False):
+        from formats.iso8583.codec import Iso8583Codec
+        codec = Iso8583Codec(codec.spec, decl.name, validate=False)
+    return codec
 
 
 # ------------------------------------------------------------------ values <-> JSON lines
@@ -418,7 +423,27 @@ def _revive_swift(value: Any) -> Any:
     return value
 
 
+def _revive_fields(fields: Any, value: Any) -> Any:
+    """Declared date fields (fixed, csv) arrive from JSON as ISO text: back to date / datetime."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for fd in fields:
+        v = out.get(fd.name)
+        if getattr(fd, "type", None) == "date" and isinstance(v, str) and v:
+            try:
+                out[fd.name] = (_dt.datetime.fromisoformat(v) if "T" in v or " " in v.strip()
+                                else _dt.date.fromisoformat(v))
+            except ValueError:
+                pass   # the codec says what is wrong with it, naming the field
+    return out
+
+
 def revive(setup: Setup, value: Any) -> Any:
+    """JSON-line values made what the codec's encoder takes (dates, Decimal amounts)."""
+    fields = getattr(setup.codec, "fields", None)
+    if setup.kind in ("fixed", "csv") and fields and not callable(fields):
+        return _revive_fields(fields, value)
     if setup.kind == "swift" and isinstance(value, dict) and isinstance(value.get("block4"), list):
         value = dict(value)
         value["block4"] = [dict(f, value=_revive_swift(f.get("value"))) if isinstance(f, dict) else f
@@ -529,6 +554,13 @@ def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
 
 def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
     from formats.swift import parse_fin, parse_statements, split_rje, statement_view
+    if not setup.statements and not data.lstrip(b" \r\n").startswith(b"{"):
+        err = FormatError("a FIN message starts with a basic header block {1:...}", offset=0, record=1,
+                          field="block1", hint="a bank statement export (lines like :20:, :61:) reads with "
+                                               "--statements")
+        err.fatal = True  # type: ignore[attr-defined]
+        yield 1, 0, err
+        return
     try:
         text = data.decode("ascii" if not setup.statements else "latin-1")
     except UnicodeDecodeError as exc:
@@ -549,13 +581,6 @@ def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
                 yield no, 0, statement_view(fields)
             except FormatError as exc:
                 yield no, exc.offset or 0, _placed(exc, no, 0)
-        return
-    if not text.lstrip(" \r\n").startswith("{"):
-        err = FormatError("a FIN message starts with a basic header block {1:...}", offset=0, record=1,
-                          field="block1", hint="a bank statement export (lines like :20:, :61:) reads with "
-                                               "--statements")
-        err.fatal = True  # type: ignore[attr-defined]
-        yield 1, 0, err
         return
     no = 0
     search = 0
@@ -606,6 +631,7 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
         good = []
         for no, off, v in rows:
             try:
+                v = revive(setup, v)
                 codec.encode(v)   # each row alone first, so one bad row does not sink the file
             except FormatError as exc:
                 yield no, off, _located(exc, no, off)
@@ -618,7 +644,7 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
         return
     for no, off, v in records:
         try:
-            payload = frame_one(setup, codec.encode(v))
+            payload = frame_one(setup, codec.encode(revive(setup, v)))
         except FormatError as exc:
             yield no, off, _located(exc, no, off)
             continue

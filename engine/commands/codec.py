@@ -369,7 +369,7 @@ def register(app: typer.Typer) -> None:
         keep_value_fillers: KeepValueFillers = False, keep_group_fillers: KeepGroupFillers = False,
         filler_naming: FillerNaming = None, collapse_root: CollapseRoot = None, conditions: Conditions = None,
         names: Names = None, source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
-        xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None, schema: Schema = None,
+        statements: Statements = False, xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None, schema: Schema = None,
         lists: Lists = None, delimiter: Delimiter = None, header: Header = None, framing: Framing = None,
         strict: Strict = False, output: Output = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
