@@ -146,3 +146,52 @@ def test_parquet_keeps_decimals(ledger: Path, tmp_path: Path) -> None:
     assert types["amount_committed"] == "DECIMAL(38,4)" and types["day"] == "DATE"
     total = con.execute(f"SELECT sum(amount_committed) FROM '{paths[1]}' WHERE currency = 'CNY'").fetchone()[0]
     assert total == Decimal("12345678901355.16")
+
+
+# ------------------------------------------------------------------ the command
+
+def cli(*args: str):
+    import typer
+    from typer.testing import CliRunner
+
+    from engine.commands.report import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        pass
+
+    register(app)
+    return CliRunner().invoke(app, ["report", *args])
+
+
+def test_cli_table_and_csv_stdout(ledger: Path) -> None:
+    r = cli("daily-summary", "--ledger", str(ledger), "--from", "2026-03-02", "--to", "2026-03-03")
+    assert r.exit_code == 0, r.output
+    assert "12,345,678,901,355.06" in r.output and "50.00 %" in r.output
+    r = cli("rejections", "--ledger", str(ledger), "--from", "2026-03-02", "--to", "2026-03-03", "--format", "csv")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[1] == "rejected,bill_payment,BILL_PAYMENT,13,invalid amount,CNY,2,5.0100," \
+                                      "2026-03-02T09:00:02+00:00,2026-03-03T23:30:07+00:00"
+
+
+def test_cli_writes_files(ledger: Path, tmp_path: Path) -> None:
+    out = tmp_path / "st.html"
+    r = cli("counterparty-statement", "--party", "EL01", "--ledger", str(ledger), "--from", "2026-03-02",
+            "--to", "2026-03-03", "--format", "html", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "Statement for EL01" in out.read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["daily", "--from", "2026-03-02"], "no report named 'daily'"),
+    (["daily-summary", "--from", "03/02/2026"], "--from '03/02/2026': expected a date as YYYY-MM-DD"),
+    (["daily-summary", "--from", "2026-03-02", "--format", "pdf"], "--format 'pdf': expected one of table, csv"),
+    (["rejections", "--from", "2026-03-02", "--party", "X"], "--party is for counterparty-statement"),
+    (["counterparty-statement", "--from", "2026-03-02"], "needs the party: --party NAME"),
+])
+def test_cli_usage_errors_exit_2(ledger: Path, args: list[str], message: str) -> None:
+    r = cli(*args, "--ledger", str(ledger))
+    assert r.exit_code == 2
+    assert message in r.output

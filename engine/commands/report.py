@@ -1,0 +1,65 @@
+"""``bsp report NAME --ledger FILE --from DATE --to DATE [--format ...] [--out PATH] [--party P]``.
+
+Exit codes: 0 written, 2 usage error (unknown report, bad date, missing ledger,
+locked ledger, no such party).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from engine.ledger import DEFAULT_LEDGER
+from engine.reports import FORMATS, REPORTS, ReportError, build_report, period, write
+from engine.reports.tabular import csv_text
+from engine.reports.terminal import print_report
+
+OUTPUTS = ("table", *FORMATS)
+
+
+def report(
+    name: str = typer.Argument(..., help=f"The report: {', '.join(REPORTS)}."),
+    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    first: str = typer.Option(..., "--from", help="First day (UTC), YYYY-MM-DD, included."),
+    last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, included; default --from."),
+    fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
+                                       "other formats default to NAME_FROM_TO.EXT here."),
+    party: Optional[str] = typer.Option(None, "--party", help="The counterparty (counterparty-statement)."),
+) -> None:
+    """Business reports from the deal ledger: totals, success rates, latency, rejections, statements.
+
+    Amounts are exact decimals in each currency (never converted or rounded).
+    Days are UTC days. The ledger cannot be read while a running engine holds
+    it: report on a copy of the file.
+    """
+    if fmt not in OUTPUTS:
+        typer.echo(f"error: --format {fmt!r}: expected one of {', '.join(OUTPUTS)}", err=True)
+        raise typer.Exit(2)
+    if name != "counterparty-statement" and party:
+        typer.echo(f"error: --party is for counterparty-statement, not {name}", err=True)
+        raise typer.Exit(2)
+    try:
+        when = period(first, last)
+        rep = build_report(name, ledger, when, party=party)
+        if fmt == "table":
+            print_report(rep)
+            return
+        if fmt == "csv" and out is None:
+            sys.stdout.write(csv_text(rep.main))
+            return
+        target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
+        for path in write(rep, fmt, target):
+            typer.echo(f"wrote {path}", err=True)
+    except ReportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+__all__ = ["register", "report"]
