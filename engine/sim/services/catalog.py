@@ -1,0 +1,24 @@
+"""Every business service's simulation, in port-plan order (docs/services/README.md)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.sim.services import fund_management
+from engine.sim.services.model import Service
+
+ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
+
+SERVICES: tuple[Service, ...] = (
+    fund_management.SERVICE,
+)
+
+
+def by_name(name: str) -> Service:
+    for svc in SERVICES:
+        if svc.name == name:
+            return svc
+    raise KeyError(f"no service {name!r}; known: {', '.join(s.name for s in SERVICES)}")
+
+
+def route_files(name: str) -> list[Path]:
+    return sorted((ROUTES_DIR / name).glob("*.route"))

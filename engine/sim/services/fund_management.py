@@ -1,0 +1,45 @@
+"""Fund management: the mainframe's subscriptions and redemptions, the transfer agent's answers."""
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+from typing import Any
+
+from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
+
+GOOD_FUNDS = ("F00001", "F00002", "F00004")
+
+
+def make(kind: str, n: int, rng: random.Random) -> Request:
+    subscribe = rng.random() < 0.6
+    ref = trace("FM", n, kind)
+    values: dict[str, Any] = {
+        "txn_code": "FS01" if subscribe else "FR01", "trace_no": ref,
+        "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_code": rng.choice(GOOD_FUNDS),
+        "amount": Decimal(rng.randrange(100_000, 5_000_000)) / 100 if subscribe else Decimal(0),
+        "units": Decimal(0) if subscribe else Decimal(rng.randrange(10_000, 50_000_000)) / 10_000,
+        "currency": "CNY", "trade_date": 20261125, "sales_channel": "MB",
+    }
+    code = "00"
+    if kind == "rejected":
+        values["fund_code"], code = "F99999", "14"          # unknown fund
+    elif kind == "failing":
+        code = "05"                                          # the TA refuses the order
+    return Request(kind, values, code, ref)
+
+
+def answer(order: Any) -> dict[str, Any]:
+    order = order or {}
+    if refuses(order.get("order_id")):
+        return {"status": "REJECTED", "reason": "investor account frozen at the TA"}
+    return {"status": "ACCEPTED", "confirmation": f"{order.get('ta', 'TA')}-{order.get('order_id', '')[-10:]}",
+            "accepted_at": dt.datetime(2026, 11, 25, 15, 0).isoformat()}
+
+
+SERVICE = Service(
+    name="fund_management", title="Fund management (subscriptions, redemptions)",
+    inbound="fm_mainframe", request_format="FundTxnReq", reply_format="MfRsp",
+    make=make, code_of=lambda r: r["resp_code"],
+    counterparts=(Counterpart("fm_ta", "TaOrder", "TaAck", answer),),
+)

@@ -1,0 +1,14 @@
+      * FUNDTXN-REQ: fund subscription (FS01) and redemption (FR01)
+      * sent by the core banking mainframe.  EBCDIC cp037.
+       01  FUNDTXN-REQ.
+           05  TXN-CODE          PIC X(4).
+               88  SUBSCRIPTION  VALUE 'FS01'.
+               88  REDEMPTION    VALUE 'FR01'.
+           05  TRACE-NO          PIC X(16).
+           05  CUST-ACCT         PIC X(20).
+           05  FUND-CODE         PIC X(6).
+           05  AMOUNT            PIC S9(13)V99 COMP-3.
+           05  UNITS             PIC S9(11)V9(4) COMP-3.
+           05  CURRENCY          PIC X(3).
+           05  TRADE-DATE        PIC 9(8).
+           05  SALES-CHANNEL     PIC X(2).
