@@ -43,6 +43,7 @@ table { border-collapse: collapse; background: #fff; border: 1px solid var(--lin
 th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
 th { background: #eef2f8; font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; }
+.scroll { overflow-x: auto; max-width: 100%; }
 tr.status-only_in_ledger td, tr.status-only_in_statement td { background: #fff4e5; }
 tr.status-amount_mismatch td, tr.status-date_mismatch td { background: #fdecea; }
 footer { color: var(--muted); padding: 0 28px 24px; font-size: 12px; }
@@ -67,7 +68,7 @@ def table_html(table: Table) -> str:
     if not body:
         body.append(f'<tr><td colspan="{len(names)}">no rows in this period</td></tr>')
     return (f'<section class="table" id="table-{escape(table.name)}"><h2>{escape(table.title)}</h2>'
-            f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></section>')
+            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div></section>')
 
 
 def render(report: Report, *, generated: datetime | None = None) -> str:
@@ -76,8 +77,8 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
     figures = "".join(f'<div><dt>{escape(k)}</dt><dd data-figure="{escape(k)}">{escape(v)}</dd></div>'
                       for k, v in report.figures)
     charts = "".join(
-        f'<figure>{bar_chart(ch, f"chart-{i}")}<figcaption>{escape(ch.title)}'
-        f'{f"<small>{escape(ch.note)}</small>" if ch.note else ""}</figcaption></figure>'
+        f'<figure><figcaption>{escape(ch.title)}'
+        f'{f"<small>{escape(ch.note)}</small>" if ch.note else ""}</figcaption>{bar_chart(ch, f"chart-{i}")}</figure>'
         for i, ch in enumerate(report.charts, start=1))
     tables = "".join(table_html(t) for t in report.tables)
     return f"""<!DOCTYPE html>
