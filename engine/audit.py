@@ -234,7 +234,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20) -> 
             follows_break = True
             before = f"after seq {last} ({where[order[pos - 1]][0]} {where[order[pos - 1]][1]})" if pos else "at the start"
             gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
-            add(Break(last + 1, table, None,
+            add(Break(last + 1, "chain", None,
                       f"{gone} missing {before}: record(s) deleted, or a seq changed"))
         last = seq
         mac = macs[i]
