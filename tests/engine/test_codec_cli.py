@@ -437,3 +437,14 @@ def test_progress_lines_when_asked_on_a_pipe() -> None:
     assert "100% (" in r.stderr and "10% (" in r.stderr
     quiet = bsp("decode", "--copybook", d / "copybook.cob", "-q", d / "input" / "TRAN2.AUG31.DATA.dat")
     assert quiet.stderr == ""
+
+
+def test_swift_single_fin_message_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    src = SW / "prowide_mt320_mt300_block_xml" / "input" / "SWIFTMT300_0000039099_0002.txt"
+    dec = bsp("decode", "-f", "swift", src, "-o", tmp_path / "m.jsonl")
+    assert dec.exit_code == 0, dec.stderr
+    [msg] = lines((tmp_path / "m.jsonl").read_text())
+    assert msg["block2"]["type"] == "300" and len(msg["block4"]) == 15
+    enc = bsp("encode", "-f", "swift", tmp_path / "m.jsonl", "-o", tmp_path / "back.txt")
+    assert enc.exit_code == 0, enc.stderr
+    assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
