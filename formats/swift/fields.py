@@ -2,8 +2,9 @@
 
 Only the formats named here are structured; every other tag's value is its text
 (lines joined with "\n").  Each parser is the exact inverse of its writer for
-valid input, so ``write(parse(x)) == x`` (amounts in canonical form: no leading
-zeros, decimal comma).
+valid input, so ``write(parse(x)) == x``.  Amounts are ``Decimal``; one written
+with leading zeros ("00,12") comes back as ``SwiftAmount``, a Decimal that keeps its
+wire text, so it too is written back byte for byte.
 
   32A            {"date": date, "currency": "EUR", "amount": Decimal}
   32B 33B        {"currency", "amount"}
@@ -30,6 +31,21 @@ AMOUNT = r"\d{1,15},\d*"
 _CCY = r"[A-Z]{3}"
 
 
+class SwiftAmount(Decimal):
+    """A ``Decimal`` that remembers the text it was read from, when that text is not the
+    canonical form the writer would produce (leading zeros: ``"00,12"`` is 0.12).
+
+    It compares, hashes and computes as a plain Decimal (results of arithmetic are plain
+    Decimals); only ``write_amount`` looks at ``text``.
+    """
+    __slots__ = ("text",)
+
+    def __new__(cls, value: Decimal, text: str) -> "SwiftAmount":
+        self = super().__new__(cls, value)
+        self.text = text
+        return self
+
+
 def parse_amount(text: str, field: str, offset: int, lenient: bool = False) -> Decimal:
     if lenient and re.fullmatch(r"\d{1,15}", text):
         text += ","                       # banks' exports sometimes drop the comma of a whole amount
@@ -37,14 +53,19 @@ def parse_amount(text: str, field: str, offset: int, lenient: bool = False) -> D
         raise FormatError(f"amount {text!r} is not digits with a decimal comma (e.g. 1234,56)",
                           offset=offset, field=field, hint="SWIFT amounts use a comma and at most 15 characters")
     try:
-        return Decimal(text.replace(",", "."))
+        value = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern above rules it out
         raise FormatError(f"bad amount {text!r}", offset=offset, field=field) from None
+    if text[0] == "0" and text[1] != ",":
+        return SwiftAmount(value, text)       # leading zeros: keep the wire text for the writer
+    return value
 
 
 def write_amount(value: Any, field: str) -> str:
-    if not isinstance(value, Decimal) or value < 0 or not value.is_finite():
+    if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
         raise FormatError(f"amount must be a non-negative Decimal, got {value!r}", field=field)
+    if type(value) is SwiftAmount:
+        return value.text
     text = format(value, "f").replace(".", ",")
     if "," not in text:
         text += ","

@@ -15,6 +15,7 @@ import pytest
 
 from formats.errors import FormatError
 from formats.swift import SwiftCodec, parse_fin, parse_many, parse_statements, split_rje, statement_view, write_fin
+from formats.swift.fields import write_field
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "swift"
 STA_CASES = sorted(p.name for p in CORPUS.glob("mt94*"))
@@ -102,6 +103,9 @@ def test_amount_formats_leading_zeros() -> None:
     amounts = [f["value"]["amount"] for f in fields if f["tag"] == "60F"]
     assert amounts == [Decimal("380115.12"), Decimal("380115.1"), Decimal("380115"), Decimal("0.12"),
                        Decimal("0.12"), Decimal("1.12")]
+    # every line is written back byte for byte, leading zeros included ("00,12", "001,12")
+    lines = [line for line in text.splitlines() if line.startswith(":60F:")]
+    assert [":60F:" + write_field("60F", f["value"]) for f in fields if f["tag"] == "60F"] == lines
 
 
 def test_mt101_facts() -> None:
