@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import fund_management
+from engine.sim.services import fund_management, remittance
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
 
 SERVICES: tuple[Service, ...] = (
     fund_management.SERVICE,
+    remittance.SERVICE,
 )
 
 
