@@ -260,8 +260,8 @@ class LedgerStore:
             con.execute("BEGIN TRANSACTION").fetchall()
             row = None
             if con.execute("SELECT count(*) FROM information_schema.tables "
-                           "WHERE table_name = 'schema_version'").fetchone()[0]:
-                row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+                           "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+                row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
             found = row[0] if row else None
             if found is not None and found > SCHEMA_VERSION:
                 raise LedgerError(
@@ -281,10 +281,11 @@ class LedgerStore:
 
     def _chain_state(self) -> tuple[int, bytes]:
         union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
-        row = self._con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
-                                f"ORDER BY chain_seq DESC LIMIT 1").fetchone()
-        if row is None:
+        rows = self._con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
+                                 f"ORDER BY chain_seq DESC LIMIT 1").fetchall()
+        if not rows:
             return 0, ZERO_MAC
+        row = rows[0]
         return int(row[0]), bytes(row[1]) if row[1] is not None else ZERO_MAC
 
     @property
@@ -379,7 +380,7 @@ class LedgerStore:
     def record_config(self, version: str, sources_json: str | None, loaded_at: datetime) -> bool:
         """Store a configuration version once (the first load is kept).  True when new."""
         def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
-            if self._con.execute("SELECT 1 FROM config_versions WHERE version = ?", [version]).fetchone():
+            if self._con.execute("SELECT 1 FROM config_versions WHERE version = ?", [version]).fetchall():
                 return seq, prev, False
             row = {"version": version, "loaded_at": loaded_at, "sources": sources_json}
             seq, prev = self._append("config_versions", _table(CONFIG_SCHEMA, [row]), seq, prev)
