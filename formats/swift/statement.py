@@ -4,7 +4,8 @@
 envelope), statements separated by a line "-" and sometimes preceded by bank
 header lines; it tolerates trailing spaces and non-X characters (banks' exports
 are not FIN traffic) but field formats (61, balances, amounts, dates) are strict.
-``:NS:`` (non-SWIFT) fields are kept as text.
+``:NS:`` (non-SWIFT) fields are kept as text in the field list; ``statement_view`` also
+splits them into their numbered sub-fields (``parse_ns``: lines "NNtext").
 
 ``statement_view(fields)`` -> {"statement": {...}, "transactions": [...]} with
 signed ``Decimal`` amounts (debits negative), ``date`` objects and each :61:
@@ -104,6 +105,30 @@ def _datetime_13d(text: str) -> dt.datetime:
                        tzinfo=dt.timezone(offset))
 
 
+def parse_ns(text: str) -> dict[str, str]:
+    """A ``:NS:`` field's numbered lines ("22JOHN DOE") -> {"22": "JOHN DOE"}; a line that does
+    not start with two digits continues the previous one."""
+    out: dict[str, str] = {}
+    last = None
+    for line in text.strip("\r\n").split("\n"):
+        line = line.rstrip("\r")
+        if len(line) >= 2 and line[:2].isdigit():
+            last = line[:2]
+            out[last] = line[2:] if last not in out else out[last] + "\n" + line[2:]
+        elif last is not None:
+            out[last] += "\n" + line
+        elif line:
+            raise FormatError(f":NS: line {line!r} does not start with a 2-digit sub-field number", field="NS")
+    return out
+
+
+def _ns_view(text: str) -> dict[str, Any]:
+    subs = parse_ns(text)
+    view: dict[str, Any] = {"non_swift": text.strip("\r\n"), "non_swift_text": "\n".join(subs.values())}
+    view.update({f"non_swift_{k}": v for k, v in subs.items()})
+    return view
+
+
 def statement_view(fields: list[dict[str, Any]]) -> dict[str, Any]:
     st: dict[str, Any] = {}
     txns: list[dict[str, Any]] = []
@@ -150,4 +175,6 @@ def statement_view(fields: list[dict[str, Any]]) -> dict[str, Any]:
             txns[-1]["transaction_details"] = v
         elif tag == "86":
             st["information"] = v
+        elif tag == "NS":
+            (txns[-1] if txns else st).update(_ns_view(v))
     return {"statement": st, "transactions": txns}

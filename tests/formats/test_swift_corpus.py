@@ -16,12 +16,14 @@ import pytest
 from formats.errors import FormatError
 from formats.swift import SwiftCodec, parse_fin, parse_many, parse_statements, split_rje, statement_view, write_fin
 from formats.swift.fields import write_field
+from formats.swift.statement import parse_ns
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "swift"
 STA_CASES = sorted(p.name for p in CORPUS.glob("mt94*"))
 
 TXN_KEYS = ("amount", "currency", "date", "entry_date", "status", "funds_code", "id", "customer_reference",
-            "bank_reference", "extra_details", "transaction_details")
+            "bank_reference", "extra_details", "transaction_details", "non_swift", "non_swift_text",
+            *(f"non_swift_{i:02}" for i in range(100)))
 # (case, transaction index or None for statement data, key) -> our (correct) value, upstream's being a quirk
 DEVIATIONS: dict[tuple[str, Any, str], Any] = {}
 for i, (cref, bref) in {0: ("NONREF", "0724710333343453"), 1: ("NONREF", "0724710324647450"),
@@ -76,8 +78,6 @@ def test_statements_match_upstream(case: str) -> None:
     expected, merged, txns = _load(case)
     checked = 0
     for key, want in expected["statement_data"].items():
-        if key.startswith("non_swift"):
-            continue                            # :NS: texts are kept raw, not split (see docs)
         got = _plain(merged.get(key))
         want = DEVIATIONS.get((case, None, key), want)
         assert _same(want, got), (key, want, got)
@@ -171,3 +171,13 @@ def test_rje_messages_round_trip() -> None:
         values, end = parse_fin(item, strict=False)
         assert write_fin(values) == item[:end]
         assert item[end:] in ("", "{")          # the one stray '{' upstream left after a message
+
+
+def test_ns_subfields_are_split_like_upstream() -> None:
+    expected, merged, txns = _load("mt940_sberbank_ns_tags")
+    assert merged["non_swift_22"] == "JOHN DOE" and merged["non_swift_32"] == "010"
+    assert [t["non_swift_01"] for t in txns] == [t["non_swift_01"] for t in expected["transactions"]]
+    assert txns[0]["non_swift_text"] == expected["transactions"][0]["non_swift_text"]
+    with pytest.raises(FormatError, match="2-digit sub-field number"):
+        parse_ns("JOHN\n22DOE")
+    assert parse_ns("22JOHN\nDOE\n23X") == {"22": "JOHN\nDOE", "23": "X"}
