@@ -186,6 +186,7 @@ def retry_cmd(
         if missing:
             typer.echo(f"error: {ledger}: no dead letter {', '.join(missing)}", err=True)
             raise typer.Exit(1)
+        rows.sort(key=lambda r: ids.index(r["id"]))
         results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows)]
     for lid, ok, outcome in results:
         typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")

@@ -147,3 +147,23 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert chain_ok(path)             # a tombstone, not a gap in the chain
     res = cli("retry", "d-old", "--ledger", str(path))
     assert res.exit_code == 2 and "--admin URL" in res.output
+
+
+def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.ledger_query import query_deals
+
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    routes = Path(__file__).resolve().parents[2] / "routes" / "bill_payment"
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    res = cli("retry", "d-timeout", "d-web", "--ledger", str(path), "--routes", str(routes))
+    # PAY1 is too short for the bill payment layout: the route rejects it; "web" is not a channel any more
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines() == [
+        "d-timeout: NOT retried: rejected",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+    [row] = query_dead_letters(path, ids=["d-timeout"])
+    assert row["status"] == "new" and row["retry_outcome"] == "rejected" and row["retried_at"] is not None
+    [d] = query_deals(path)
+    assert d["channel"] == "mainframe" and d["status"] == "rejected" and d["request"] == b"PAY1".hex()
