@@ -289,6 +289,8 @@ def test_component_validate_option(tmp_path: Path) -> None:
     strict = COMPONENT.build(FormatDecl("Auth", "iso8583", {"spec": spec}))
     lenient = COMPONENT.build(FormatDecl("Any", "iso8583", {"spec": spec, "validate": False}))
     assert strict.validate and not lenient.validate and lenient.name == "Any"
+    assert codec_for(ASCII, validate=False) is codec_for(ASCII, validate=False)
+    assert not codec_for(ASCII, validate=False).validate and codec_for(ASCII).validate
     raw = lenient.encode({"t": "0200", "13": "9099"})
     assert lenient.decode(raw)["13"] == "9099"
     with pytest.raises(FormatError, match="month 90"):
