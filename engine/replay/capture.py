@@ -1,0 +1,254 @@
+"""The capture file: every recorded frame, one row each, in a DuckDB file.
+
+Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
+
+    capture_info(key, value)        format_version, started_at, config_version, masked, channels
+    capture_sources(path, text)     the configuration that was running (route files)
+    frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
+           correlation_key, deal_id, deal_status, error, masked)
+
+``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
+calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
+sent).  ``exchange`` ties an inbound request, its reply and every outbound call
+it caused; ``call_seq`` numbers those calls.  ``correlation_key`` is the deal
+reference.  ``raw`` is the frame's payload (framing removed), masked when the
+capture was recorded with masking; NULL when a frame could not be masked safely.
+
+The writer owns its DuckDB connection on one thread and inserts Arrow batches;
+taps hand it rows without blocking the event loop.  The queue is bounded:
+frames that do not fit are counted in ``dropped`` (and reported), never waited for.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import pyarrow as pa
+
+FORMAT_VERSION = "1"
+
+COLUMNS = (
+    ("seq", pa.int64(), "BIGINT"),
+    ("recorded_at", pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ"),
+    ("t_ms", pa.float64(), "DOUBLE"),
+    ("channel", pa.string(), "VARCHAR"),
+    ("role", pa.string(), "VARCHAR"),
+    ("direction", pa.string(), "VARCHAR"),
+    ("conn", pa.string(), "VARCHAR"),
+    ("exchange", pa.int64(), "BIGINT"),
+    ("call_seq", pa.int32(), "INTEGER"),
+    ("raw", pa.binary(), "BLOB"),
+    ("correlation_key", pa.string(), "VARCHAR"),
+    ("deal_id", pa.string(), "VARCHAR"),
+    ("deal_status", pa.string(), "VARCHAR"),
+    ("error", pa.string(), "VARCHAR"),
+    ("masked", pa.string(), "VARCHAR"),
+)
+NAMES = tuple(c[0] for c in COLUMNS)
+_SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS capture_info (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS capture_sources (path VARCHAR, text VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS frames (" + ", ".join(f"{n} {sql}" for n, _, sql in COLUMNS) + ")",
+)
+
+
+class CaptureError(ValueError):
+    """A capture file that cannot be read or written; the message names the file."""
+
+
+class CaptureWriter:
+    """``add(row)`` from any task; a thread writes batches.  ``close()`` flushes and joins."""
+
+    def __init__(self, path: str | Path, *, program: Any = None, masked: bool = False,
+                 channels: Iterable[str] = (), max_queue: int = 200_000, batch: int = 2000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            raise CaptureError(f"{self.path}: a capture file is already there; choose a new name "
+                               f"(captures are never appended to)")
+        self.rows = 0
+        self.dropped = 0
+        self._seq = 0
+        self._batch = batch
+        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queue)
+        self._con = duckdb.connect(str(self.path))
+        for stmt in DDL:
+            self._con.execute(stmt)
+        info = {
+            "format_version": FORMAT_VERSION,
+            "started_at": datetime.now(timezone.utc).isoformat(),
+            "config_version": getattr(program, "version", None) or "",
+            "masked": "true" if masked else "false",
+            "channels": json.dumps(sorted(channels)),
+        }
+        self._con.execute("INSERT INTO capture_info SELECT unnest($1), unnest($2)",
+                          [list(info), list(info.values())])
+        sources = getattr(program, "sources", None) or {}
+        if sources:
+            self._con.execute("INSERT INTO capture_sources SELECT unnest($1), unnest($2)",
+                              [list(sources), list(sources.values())])
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_loop, name="bsp-capture", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._seq += 1
+        row["seq"] = self._seq
+        try:
+            self._q.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._q.put(None)
+        self._thread.join()
+        try:
+            self._con.execute("INSERT OR REPLACE INTO capture_info VALUES ('dropped', ?)", [str(self.dropped)])
+            self._con.execute("CHECKPOINT")
+        finally:
+            self._con.close()
+        if self._error is not None:
+            raise CaptureError(f"{self.path}: writing frames failed: {self._error}") from self._error
+
+    def __enter__(self) -> "CaptureWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _write_loop(self) -> None:
+        done = False
+        while not done:
+            first = self._q.get()
+            if first is None:
+                break
+            rows = [first]
+            while len(rows) < self._batch:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    done = True
+                    break
+                rows.append(nxt)
+            if self._error is None:
+                try:
+                    batch_tbl = pa.Table.from_pylist([{n: r.get(n) for n in NAMES} for r in rows], schema=_SCHEMA)
+                    self._con.execute("INSERT INTO frames SELECT * FROM batch_tbl")
+                    self.rows += len(rows)
+                except Exception as exc:   # noqa: BLE001 - reported by close()
+                    self._error = exc
+
+
+@dataclass
+class Frame:
+    seq: int
+    recorded_at: Any
+    t_ms: float
+    channel: str
+    role: str
+    direction: str
+    conn: str | None
+    exchange: int | None
+    call_seq: int | None
+    raw: bytes | None
+    correlation_key: str | None
+    deal_id: str | None
+    deal_status: str | None
+    error: str | None
+    masked: str | None
+
+
+@dataclass
+class RecordedCall:
+    channel: str
+    seq: int
+    request: Frame
+    reply: Frame | None
+
+
+@dataclass
+class RecordedExchange:
+    exchange: int
+    request: Frame
+    reply: Frame | None
+    calls: list[RecordedCall]
+
+    @property
+    def key(self) -> str | None:
+        return self.request.correlation_key
+
+
+class Capture:
+    """A capture file read back: exchanges in recording order, with their calls."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CaptureError(f"{self.path}: no such capture file (record one with `bsp run --record FILE`)")
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            raise CaptureError(f"{self.path}: not a DuckDB capture file: {exc}") from None
+        try:
+            try:
+                self.info = dict(con.execute("SELECT key, value FROM capture_info").fetchall())
+                self.sources = dict(con.execute("SELECT path, text FROM capture_sources").fetchall())
+                cur = con.execute(f"SELECT {', '.join(NAMES)} FROM frames ORDER BY seq")
+                frames = [Frame(*row) for row in cur.fetchall()]
+            except duckdb.Error as exc:
+                raise CaptureError(f"{self.path}: not a bsp capture (tables capture_info, frames): {exc}") from None
+        finally:
+            con.close()
+        if self.info.get("format_version") != FORMAT_VERSION:
+            raise CaptureError(f"{self.path}: capture format version {self.info.get('format_version')!r}; "
+                               f"this bsp reads version {FORMAT_VERSION}")
+        for f in frames:
+            if f.raw is not None:
+                f.raw = bytes(f.raw)
+        self.frames = frames
+        self.exchanges: list[RecordedExchange] = []
+        self.loose: list[RecordedCall] = []          # outbound calls made outside any exchange
+        by_id: dict[int, RecordedExchange] = {}
+        pending_calls: dict[tuple[int | None, str, int | None], RecordedCall] = {}
+        for f in frames:
+            if f.role == "inbound" and f.direction == "in":
+                ex = RecordedExchange(f.exchange if f.exchange is not None else -f.seq, f, None, [])
+                by_id[ex.exchange] = ex
+                self.exchanges.append(ex)
+            elif f.role == "inbound":
+                ex = by_id.get(f.exchange) if f.exchange is not None else None
+                if ex is not None:
+                    ex.reply = f
+            elif f.direction == "out":
+                call = RecordedCall(f.channel, f.call_seq or 0, f, None)
+                pending_calls[(f.exchange, f.channel, f.call_seq)] = call
+                ex = by_id.get(f.exchange) if f.exchange is not None else None
+                (ex.calls if ex is not None else self.loose).append(call)
+            else:
+                call = pending_calls.pop((f.exchange, f.channel, f.call_seq), None)
+                if call is not None:
+                    call.reply = f
+
+        # frames are written when their exchange is answered: replay in arrival order
+        self.exchanges.sort(key=lambda e: (e.request.t_ms, e.request.seq))
+
+    @property
+    def masked(self) -> bool:
+        return self.info.get("masked") == "true"
+
+    def channels(self) -> list[str]:
+        return sorted({f.channel for f in self.frames})

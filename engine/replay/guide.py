@@ -1,0 +1,95 @@
+"""Which declared formats a channel's frames are written in, from the Program.
+
+    guide = FormatGuide(program, binder.codec)
+    guide.decode("mainframe", "inbound", "in", raw)   -> ("BillPayReq", {...}) or (None, None)
+
+Inbound ``in``: the receive formats of the channel's routes.  Inbound ``out``:
+the formats of their replies (``reply``, ``on error reply``) and of the
+channel's ``on error reply``.  Outbound ``out``: the request formats of the
+``call`` steps to the channel; outbound ``in``: their reply formats.  A frame is
+decoded with the first candidate that accepts it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from formats.classify import mask, tags_of
+from formats.errors import FormatError
+
+
+class FormatGuide:
+    def __init__(self, program: Any, codec: Callable[[str], Any]) -> None:
+        self.program = program
+        self._codec = codec
+        self._cands: dict[tuple[str, str, str], list[str]] = {}
+        for route in program.routes:
+            ch = route.channel
+            if route.format:
+                self._add((ch, "inbound", "in"), route.format)
+            for step in _all_steps(route):
+                o = step.options
+                if step.kind == "reply":
+                    fmt = o.get("format") or route.format
+                    if fmt:
+                        self._add((ch, "inbound", "out"), fmt)
+                elif step.kind == "call":
+                    target = o.get("channel")
+                    if o.get("format"):
+                        self._add((target, "outbound", "out"), o["format"])
+                    rf = o.get("reply_format")
+                    if rf:
+                        self._add((target, "outbound", "in"), rf)
+        for name, decl in program.channels.items():
+            if decl.error_reply is not None and decl.error_reply.options.get("format"):
+                self._add((name, "inbound", "out"), decl.error_reply.options["format"])
+
+    def _add(self, key: tuple[str, str, str], fmt: str) -> None:
+        lst = self._cands.setdefault(key, [])
+        if fmt not in lst:
+            lst.append(fmt)
+
+    def candidates(self, channel: str, role: str, direction: str) -> list[str]:
+        return list(self._cands.get((channel, role, direction), ()))
+
+    def codec(self, name: str) -> Any:
+        return self._codec(name)
+
+    def decode(self, channel: str, role: str, direction: str, raw: bytes | None,
+               prefer: str | None = None) -> tuple[str | None, Any]:
+        if raw is None:
+            return None, None
+        cands = self.candidates(channel, role, direction)
+        if prefer is not None:
+            cands = [prefer] + [c for c in cands if c != prefer]
+        for name in cands:
+            try:
+                return name, self._codec(name).decode(raw)
+            except FormatError:
+                continue
+            except Exception:   # noqa: BLE001 - a codec bug: try the next candidate
+                continue
+        return None, None
+
+    def mask(self, channel: str, role: str, direction: str, raw: bytes) -> tuple[bytes | None, str | None]:
+        """(bytes to store, masked paths).  Frames without classified fields come back as they are;
+        a frame that does not decode, or whose masked values do not encode, gives (None, reason)."""
+        name, values = self.decode(channel, role, direction, raw)
+        if name is None:
+            if not self.candidates(channel, role, direction):
+                return raw, None           # no declared format: nothing is classified
+            return None, "undecodable: not stored (it could hold classified data)"
+        codec = self._codec(name)
+        tags = tags_of(codec)
+        if not tags:
+            return raw, None
+        masked_values = mask(values, tags)
+        try:
+            out = codec.encode(masked_values)
+            codec.decode(out)
+        except Exception as exc:   # noqa: BLE001
+            return None, f"unmaskable ({name}: {exc}): not stored"
+        return out, ",".join(sorted(tags))
+
+
+def _all_steps(route: Any) -> list[Any]:
+    return list(route.steps) + list(route.on_error)

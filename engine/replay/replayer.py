@@ -1,0 +1,151 @@
+"""Feed a capture into a candidate configuration running in an isolated engine.
+
+Every recorded inbound request is dispatched, in recording order, into the
+candidate's channel of the same name.  Outbound calls reach virtual endpoints
+that answer from the recording: the candidate's nth call to a channel while
+handling recorded exchange E gets the answer recorded for E's nth call to that
+channel (the correlation key); a call with no such recorded call gets the next
+unused recorded answer of that channel (by order); when none is left the call
+fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
+answered as that failure.
+
+Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
+``original`` (the recorded inter-arrival times and answer delays) or ``xN``
+(original timing N times faster).
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
+from engine.replay.capture import Capture, RecordedCall, RecordedExchange
+from engine.replay.context import CallRecord, ExchangeCtx
+from engine.replay.virtual import isolated_engine
+from formats.framing import FramingError
+
+_ERRORS = {"timeout": CallTimeout, "lost": ConnectionLost, "unreachable": Unreachable}
+
+
+class PaceError(ValueError):
+    pass
+
+
+def parse_pace(text: str) -> float | None:
+    """``fast`` -> None; ``original`` -> 1.0; ``x10`` / ``10x`` -> 10.0."""
+    t = text.strip().lower()
+    if t == "fast":
+        return None
+    if t == "original":
+        return 1.0
+    m = re.fullmatch(r"x?(\d+(?:\.\d+)?)x?", t)
+    if m and (t.startswith("x") or t.endswith("x")) and float(m.group(1)) > 0:
+        return float(m.group(1))
+    raise PaceError(f"--pace {text!r}: expected fast, original, or a speed-up such as x10")
+
+
+@dataclass
+class Replayed:
+    recorded: RecordedExchange
+    produced: ExchangeCtx
+
+
+class RecordedAnswers:
+    """The virtual endpoints' answers, from the capture."""
+
+    def __init__(self, capture: Capture, factor: float | None) -> None:
+        self.factor = factor
+        self.by_exchange: dict[tuple[int, str], list[RecordedCall]] = {}
+        self.by_channel: dict[str, deque[RecordedCall]] = {}
+        self.used: set[int] = set()
+        self.by_order = 0
+        self.unanswered = 0
+        for ex in capture.exchanges:
+            for c in ex.calls:
+                self.by_exchange.setdefault((ex.exchange, c.channel), []).append(c)
+        for ex in capture.exchanges:
+            for c in ex.calls:
+                self.by_channel.setdefault(c.channel, deque()).append(c)
+        for c in capture.loose:
+            self.by_channel.setdefault(c.channel, deque()).append(c)
+
+    def _pick(self, channel: str, ctx: ExchangeCtx | None) -> RecordedCall | None:
+        if ctx is not None:
+            nth = len(ctx.calls_to(channel)) - 1
+            lst = self.by_exchange.get((ctx.exchange, channel), [])
+            if 0 <= nth < len(lst) and id(lst[nth]) not in self.used:
+                self.used.add(id(lst[nth]))
+                return lst[nth]
+        q = self.by_channel.get(channel)
+        while q:
+            c = q.popleft()
+            if id(c) not in self.used:
+                self.used.add(id(c))
+                self.by_order += 1
+                return c
+        return None
+
+    async def __call__(self, channel: str, call: CallRecord, ctx: ExchangeCtx | None) -> Any:
+        rec = self._pick(channel, ctx)
+        if rec is None:
+            self.unanswered += 1
+            return Unreachable(f"channel {channel}: the recording has no answer left for this call "
+                               f"(replay: virtual endpoint)", channel=channel)
+        reply = rec.reply
+        if self.factor is not None and reply is not None:
+            await trio.sleep(max(reply.t_ms - rec.request.t_ms, 0.0) / 1000.0 / self.factor)
+        if reply is not None and reply.raw is not None and not reply.error:
+            return reply.raw
+        err = (reply.error if reply is not None else None) or "lost: no answer was recorded"
+        kind, _, text = err.partition(": ")
+        cls = _ERRORS.get(kind, ConnectionLost)
+        return cls(f"{text or err} (as recorded)", channel=channel)
+
+
+async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
+                 concurrency: int = 64, workdir: Path | None = None) -> tuple[list[Replayed], RecordedAnswers]:
+    factor = parse_pace(pace)
+    answers = RecordedAnswers(capture, factor)
+    out: list[Replayed] = []
+    with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp:
+        wd = Path(workdir) if workdir is not None else Path(tmp)
+        async with isolated_engine(program, registry, answers, wd) as engine:
+            missing = sorted({ex.request.channel for ex in capture.exchanges}
+                             - set(engine.switchboard.dispatchers))
+            if missing:
+                raise ValueError(f"the candidate configuration has no route receiving from channel(s) "
+                                 f"{', '.join(missing)}, which the capture recorded requests on")
+            sem = trio.Semaphore(concurrency) if factor is None else None
+            start = trio.current_time()
+
+            async def one(ex: RecordedExchange) -> None:
+                f = ex.request
+                if factor is not None:
+                    await trio.sleep_until(start + f.t_ms / 1000.0 / factor)
+                ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
+                                  t_in=trio.current_time())
+                ferr = None
+                if f.error and f.error.startswith("framing: "):
+                    ferr = FramingError(f.error[len("framing: "):])
+                conn = int(f.conn) if f.conn and f.conn.isdigit() else None
+                try:
+                    await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr)
+                finally:
+                    if sem is not None:
+                        sem.release()
+                ctx.t_out = trio.current_time()
+                out.append(Replayed(ex, ctx))
+
+            async with trio.open_nursery() as nursery:
+                for ex in capture.exchanges:
+                    if sem is not None:
+                        await sem.acquire()         # at most `concurrency` exchanges in flight
+                    nursery.start_soon(one, ex)
+    out.sort(key=lambda r: r.recorded.request.seq)
+    return out, answers

@@ -1,0 +1,272 @@
+"""Recording taps at the channel edges, installed from outside the runtime.
+
+``recording_registry(registry, recorder, channels)`` returns a registry clone
+whose channel kinds build the real channel wrapped in a ``TapChannel``:
+
+* inbound (``serve``): the handler (the channel's dispatcher) is wrapped in a
+  ``TapHandler``.  Each frame of a batch is dispatched on its own, under its own
+  ``ExchangeCtx`` (see context.py), so every call and the deal it causes are tied
+  to it; the frames of a batch still run concurrently and the replies leave in
+  one write.  The dispatcher's ledger is wrapped in a ``LedgerTap`` that notes the
+  committed deal (id, reference, status) in the context.
+* outbound (``request_many``): each request and its reply (or error) is added
+  to the current exchange's calls.
+
+When the exchange is answered, the ``Recorder`` turns the context into frame
+rows for the ``CaptureWriter`` (masking classified fields when asked).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import trio
+
+from engine.replay.capture import CaptureWriter
+from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
+
+_UTC = timezone.utc
+
+
+class Recorder:
+    """Turns finished exchanges into capture rows."""
+
+    def __init__(self, writer: CaptureWriter, guide: Any = None) -> None:
+        self.writer = writer
+        self.guide = guide            # a FormatGuide when classified fields are masked
+        self._ids = itertools.count(1)
+        self._loose = itertools.count(0)
+        self._t0 = time.monotonic()
+        self._at0 = datetime.now(_UTC)
+        self.exchanges = 0
+
+    def new_ctx(self, channel: str, conn: str, raw: bytes) -> ExchangeCtx:
+        now = time.monotonic()
+        return ExchangeCtx(next(self._ids), channel, conn, raw, t_in=now,
+                           at=self._at0 + timedelta(seconds=now - self._t0))
+
+    def _row(self, t: float, channel: str, role: str, direction: str, raw: bytes | None, **kw: Any) -> dict:
+        masked = None
+        if raw is not None and self.guide is not None:
+            raw, masked = self.guide.mask(channel, role, direction, raw)
+        return {"recorded_at": self._at0 + timedelta(seconds=t - self._t0), "t_ms": (t - self._t0) * 1000.0,
+                "channel": channel, "role": role, "direction": direction, "raw": raw, "masked": masked, **kw}
+
+    def exchange_done(self, ctx: ExchangeCtx) -> None:
+        self.exchanges += 1
+        deal = ctx.deal
+        key = getattr(deal, "reference", None)
+        common = {"exchange": ctx.exchange, "correlation_key": key,
+                  "deal_id": getattr(deal, "deal_id", None)}
+        add = self.writer.add
+        add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
+                      ctx.request if ctx.framing_error is None else None, conn=ctx.conn, call_seq=0,
+                      deal_status=getattr(deal, "status", None),
+                      error=f"framing: {ctx.framing_error}" if ctx.framing_error else None, **common))
+        for c in ctx.calls:
+            self._call_rows(c, common)
+        if ctx.reply is not None:
+            add(self._row(ctx.t_out, ctx.channel, "inbound", "out", ctx.reply, conn=ctx.conn, call_seq=0, **common))
+
+    def _call_rows(self, c: CallRecord, common: dict) -> None:
+        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, conn=c.channel,
+                                  call_seq=c.seq, **common))
+        self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, conn=c.channel,
+                                  call_seq=c.seq, error=c.error, **common))
+
+    def loose_call(self, c: CallRecord) -> None:
+        """A call made outside any inbound exchange (none today; kept for plugins)."""
+        c.seq = next(self._loose)
+        self._call_rows(c, {"exchange": None, "correlation_key": None, "deal_id": None})
+
+
+class LedgerTap:
+    """The ledger as the dispatcher sees it: commits go through; the committed deal is noted."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def commit(self, record: Any) -> None:
+        await self._inner.commit(record)
+        ctx = CURRENT.get()
+        if ctx is not None:
+            ctx.deal = record
+
+    async def commit_many(self, records: list[Any], **kw: Any) -> list[Any]:
+        errors = await self._inner.commit_many(records, **kw)
+        ctx = CURRENT.get()
+        if ctx is not None and len(records) == 1 and errors[0] is None:
+            ctx.deal = records[0]          # the taps dispatch one frame at a time
+        return errors
+
+    async def dead_letter(self, letter: Any) -> None:
+        await self._inner.dead_letter(letter)
+        ctx = CURRENT.get()
+        if ctx is not None:
+            ctx.dead_letters.append(letter)
+
+
+def tap_ledger(handler: Any) -> None:
+    led = getattr(handler, "ledger", None)
+    if led is not None and not isinstance(led, LedgerTap):
+        handler.ledger = LedgerTap(led)
+
+
+class TapHandler:
+    """Wraps a channel's ExchangeHandler: one ExchangeCtx per frame."""
+
+    def __init__(self, inner: Any, recorder: Recorder | None, channel: str,
+                 done: Callable[[ExchangeCtx], None] | None = None) -> None:
+        self.inner = inner
+        self.recorder = recorder
+        self.channel = channel
+        self.done = done or (recorder.exchange_done if recorder is not None else None)
+        tap_ledger(inner)
+
+    async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
+        if len(frames) == 1:
+            return [await self._one(conn, frames[0])]
+        out: list[bytes | None] = [None] * len(frames)
+
+        async def one(i: int, frame: bytes) -> None:
+            out[i] = await self._one(conn, frame)
+
+        async with trio.open_nursery() as nursery:
+            for i, f in enumerate(frames):
+                nursery.start_soon(one, i, f)
+        return out
+
+    async def _one(self, conn: Any, frame: bytes) -> bytes | None:
+        ctx = self._ctx(conn, frame)
+        token = CURRENT.set(ctx)
+        try:
+            (reply,) = await self.inner.handle(conn, [frame])
+        finally:
+            CURRENT.reset(token)
+        ctx.reply = reply
+        ctx.t_out = time.monotonic()
+        if self.done is not None:
+            self.done(ctx)
+        return reply
+
+    async def framing_error(self, conn: Any, err: Any) -> bytes | None:
+        ctx = self._ctx(conn, b"")
+        ctx.framing_error = str(err)
+        token = CURRENT.set(ctx)
+        try:
+            reply = await self.inner.framing_error(conn, err)
+        finally:
+            CURRENT.reset(token)
+        ctx.reply = reply
+        ctx.t_out = time.monotonic()
+        if self.done is not None:
+            self.done(ctx)
+        return reply
+
+    def _ctx(self, conn: Any, frame: bytes) -> ExchangeCtx:
+        cid = str(getattr(conn, "number", conn))
+        if self.recorder is not None:
+            return self.recorder.new_ctx(self.channel, cid, frame)
+        return ExchangeCtx(0, self.channel, cid, frame, t_in=time.monotonic())
+
+
+class TapChannel:
+    """A real channel with taps on its edges; everything else passes through."""
+
+    def __init__(self, inner: Any, name: str, recorder: Recorder) -> None:
+        self._inner = inner
+        self._name = name
+        self._rec = recorder
+        if hasattr(inner, "serve"):
+            self.serve = self._serve
+        if hasattr(inner, "request_many"):
+            self.request_many = self._request_many
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def _serve(self, handler: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        await self._inner.serve(TapHandler(handler, self._rec, self._name), task_status=task_status)
+
+    async def _request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[Any]:
+        t_out = time.monotonic()
+        results = await self._inner.request_many(payloads, timeout)
+        t_in = time.monotonic()
+        ctx = CURRENT.get()
+        for p, r in zip(payloads, results):
+            ok = isinstance(r, (bytes, bytearray))
+            call = CallRecord(self._name, ctx.next_call_seq() if ctx is not None else 0, bytes(p),
+                              bytes(r) if ok else None, None if ok else error_text(r), t_out, t_in)
+            if ctx is not None:
+                ctx.calls.append(call)
+            else:
+                self._rec.loose_call(call)
+        return results
+
+
+def recording_registry(registry: Any, recorder: Recorder, channels: Iterable[str]) -> Any:
+    """A registry clone whose channel kinds wrap the channels named in ``channels`` in taps."""
+    wanted = set(channels)
+    reg = registry.clone()
+    for name in registry.names("channel"):
+        spec = registry.get("channel", name)
+        if spec is None or spec.build is None:
+            continue
+
+        def build(decl: Any, _real: Any = spec.build) -> Any:
+            ch = _real(decl)
+            return TapChannel(ch, decl.name, recorder) if decl.name in wanted else ch
+
+        reg.register(dataclasses.replace(spec, build=build), replace=True)
+    return reg
+
+
+def channels_to_record(program: Any, *, all_channels: bool) -> list[str]:
+    """``--record``: every channel except those with ``record = false``; without it, the
+    channels with ``record = true``."""
+    out = []
+    for name, decl in program.channels.items():
+        flag = decl.options.get("record")
+        if flag is True or (all_channels and flag is not False):
+            out.append(name)
+    return sorted(out)
+
+
+def default_capture_path() -> Path:
+    return Path("var") / f"capture-{datetime.now(_UTC):%Y%m%dT%H%M%SZ}.duckdb"
+
+
+@contextmanager
+def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = False,
+              echo: Callable[[str], Any] | None = None) -> Iterator[tuple[Any, Recorder | None]]:
+    """``with recording(program, registry, path) as (registry, recorder):`` run with the
+    returned registry; the capture file is complete when the block ends."""
+    channels = channels_to_record(program, all_channels=path is not None)
+    if not channels:
+        yield registry, None
+        return
+    path = path or default_capture_path()
+    guide = None
+    if mask:
+        from engine.replay.guide import FormatGuide
+        from engine.runtime.binder import Binder
+        guide = FormatGuide(program, Binder(program, registry).codec)
+    writer = CaptureWriter(path, program=program, masked=mask, channels=channels)
+    rec = Recorder(writer, guide)
+    if echo is not None:
+        echo(f"recording channel(s) {', '.join(channels)} to {path}" + (" (classified fields masked)" if mask else ""))
+    try:
+        yield recording_registry(registry, rec, channels), rec
+    finally:
+        writer.close()
+        if echo is not None:
+            echo(f"capture {path}: {writer.rows} frame(s) of {rec.exchanges} exchange(s)"
+                 + (f"; {writer.dropped} frame(s) dropped (recorder behind)" if writer.dropped else ""))

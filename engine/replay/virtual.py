@@ -1,0 +1,138 @@
+"""Virtual channels and the isolated engine (replay and route tests).
+
+``virtual_registry(registry, answer)`` is a registry clone whose every channel
+kind builds a ``VirtualChannel`` instead of sockets: an inbound channel keeps
+its handler (the dispatcher) so requests can be fed in directly; an outbound
+channel hands each request to ``answer(channel, call, ctx)``, an async function
+returning the reply bytes or a ``ChannelError`` (it may sleep; the channel's
+timeout applies, as on a real connection).
+
+``isolated_engine(program, registry, answer, workdir)`` runs a Switchboard on
+those channels with its own ledger file under ``workdir``;
+``engine.send(channel, raw, ctx)`` dispatches one request under ``ctx`` and
+returns the reply bytes (or None).
+"""
+from __future__ import annotations
+
+import dataclasses
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import trio
+
+from engine.channels.base import CallTimeout, ConnInfo
+from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
+from engine.replay.tap import tap_ledger
+
+Answer = Callable[[str, CallRecord, "ExchangeCtx | None"], Awaitable[Any]]
+
+
+class VirtualChannel:
+    def __init__(self, name: str, role: str, answer: Answer, timeout: float) -> None:
+        self.name = name
+        self.role = role
+        self.answer = answer
+        self.timeout = timeout
+        self.address = f"virtual:{name}"
+        self.port = 0
+        self.handler: Any = None
+        self._stopped = trio.Event()
+
+    async def serve(self, handler: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        tap_ledger(handler)
+        self.handler = handler
+        task_status.started()
+        await self._stopped.wait()
+
+    def stop_accepting(self) -> None:
+        self._stopped.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[Any]:
+        limit = self.timeout if timeout is None else timeout
+        out: list[Any] = []
+        for p in payloads:
+            ctx = CURRENT.get()
+            call = CallRecord(self.name, ctx.next_call_seq() if ctx is not None else 0, bytes(p),
+                              t_out=trio.current_time())
+            if ctx is not None:
+                ctx.calls.append(call)
+            res: Any = None
+            with trio.move_on_after(limit) as scope:
+                res = await self.answer(self.name, call, ctx)
+            if scope.cancelled_caught:
+                res = CallTimeout(f"channel {self.name}: no reply within {limit:g}s", channel=self.name)
+            call.t_in = trio.current_time()
+            if isinstance(res, (bytes, bytearray)):
+                call.reply = bytes(res)
+            else:
+                call.error = error_text(res)
+            out.append(res)
+        return out
+
+
+def virtual_registry(registry: Any, answer: Answer) -> Any:
+    reg = registry.clone()
+    for kind in registry.names("channel"):
+        spec = registry.get("channel", kind)
+        if spec is None or spec.build is None:
+            continue
+
+        def build(decl: Any, _real: Any = spec.build) -> VirtualChannel:
+            real = _real(decl)          # builds no sockets; tells the role and the timeout
+            return VirtualChannel(decl.name, real.role, answer, float(getattr(real, "timeout", 30.0)))
+
+        reg.register(dataclasses.replace(spec, build=build), replace=True)
+    return reg
+
+
+class IsolatedEngine:
+    def __init__(self, switchboard: Any, ledger_path: Path) -> None:
+        self.switchboard = switchboard
+        self.ledger_path = ledger_path
+        self._conns = 0
+
+    def handler(self, channel: str) -> Any:
+        ch = self.switchboard.channels.get(channel)
+        if ch is None or getattr(ch, "handler", None) is None:
+            raise KeyError(f"no route receives from channel {channel!r}; receiving channels: "
+                           f"{', '.join(sorted(self.switchboard.dispatchers)) or '(none)'}")
+        return ch.handler
+
+    async def send(self, channel: str, raw: bytes, ctx: ExchangeCtx, *, conn: int | None = None,
+                   framing_error: Any = None) -> bytes | None:
+        handler = self.handler(channel)
+        if conn is None:
+            self._conns += 1
+            conn = self._conns
+        info = ConnInfo(channel=channel, peer="virtual", number=conn)
+        token = CURRENT.set(ctx)
+        try:
+            if framing_error is not None:
+                reply = await handler.framing_error(info, framing_error)
+            else:
+                (reply,) = await handler.handle(info, [raw])
+        finally:
+            CURRENT.reset(token)
+        ctx.reply = reply
+        return reply
+
+
+@asynccontextmanager
+async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: Path) -> AsyncIterator[IsolatedEngine]:
+    from engine.ledger import open_ledger
+    from engine.runtime.switchboard import Switchboard
+
+    ledger_path = Path(workdir) / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None, keyring=None) as ledger:
+        await ledger.record_config(program.version, program.sources)
+        sb = Switchboard(program, virtual_registry(registry, answer), ledger=ledger, grace=1.0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sb.run)
+            try:
+                yield IsolatedEngine(sb, ledger_path)
+            finally:
+                sb.drain()
