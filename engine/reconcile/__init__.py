@@ -1,0 +1,67 @@
+"""Reconciliation of the deal ledger against a counterparty's statement (``bsp reconcile``).
+
+    from engine.reconcile import load_statement, reconcile_file
+    report, rows = reconcile_file("var/bsp.duckdb", "stmt.sta", "mt940", tolerance=Decimal("0.01"))
+
+Statement types: ``csv``, ``mt940``, ``camt053``.  See ``docs/reconciliation.md``.
+"""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from engine.reconcile.form import build_form
+from engine.reconcile.ledger_side import committed_deals
+from engine.reconcile.lines import LedgerDeal, StatementLine
+from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
+from engine.reconcile.statement_camt053 import load_camt053
+from engine.reconcile.statement_csv import load_csv
+from engine.reconcile.statement_mt940 import load_mt940
+from engine.reports.model import Report, ReportError
+
+TYPES = ("csv", "mt940", "camt053")
+
+
+def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = None) -> list[StatementLine]:
+    path = Path(path)
+    if kind not in TYPES:
+        raise ReportError(f"--type {kind!r}: expected one of {', '.join(TYPES)}")
+    if not path.is_file():
+        raise ReportError(f"{path}: no statement file here (--against)")
+    if kind == "csv":
+        return load_csv(path)
+    if kind == "mt940":
+        return load_mt940(path)
+    return load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+
+
+def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,
+                   tolerance: Decimal = Decimal("0"), days: int = 1, party: str | None = None,
+                   xsd_dir: str | Path | None = None) -> tuple[Report, list[FormRow]]:
+    """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement."""
+    if tolerance < 0:
+        raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
+    if days < 0:
+        raise ReportError(f"--days {days}: must be zero or more")
+    lines = load_statement(statement, kind, xsd_dir=xsd_dir)
+    if on is not None:
+        lines = [ln for ln in lines if on in ln.days()]
+        first = last = on
+    else:
+        dated = [d for ln in lines for d in ln.days()]
+        if not dated:
+            raise ReportError(f"{statement}: no line has a booking or value date; give the day with --date")
+        first, last = min(ln.day for ln in lines if ln.day), max(ln.day for ln in lines if ln.day)
+    deals = committed_deals(ledger, first, last, slack_days=days, party=party)
+    rows = reconcile(deals, lines, tolerance=tolerance, days=days)
+    params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
+              "days (UTC)": str(first) if first == last else f"{first} .. {last}",
+              "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}
+    if party:
+        params["party"] = party
+    return build_form(rows, params), rows
+
+
+__all__ = ["FormRow", "LedgerDeal", "STATUSES", "StatementLine", "TYPES", "breaks", "load_statement",
+           "reconcile", "reconcile_file"]

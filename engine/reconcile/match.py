@@ -1,0 +1,171 @@
+"""Matching ledger deals to statement lines: the reconciliation form's rows.
+
+Passes, each over what is still unmatched:
+
+1. **reference, agreeing**: a statement line's candidate reference equals a
+   deal's reference (no case, blanks collapsed) and currency, amount (within
+   the tolerance) and date (within ``days``) agree. Exact amounts first.
+2. **reference, disagreeing**: the same reference but amount, currency or date
+   off: the pair is an ``amount_mismatch`` or ``date_mismatch``.
+3. **reference in the text**: a deal's reference found as a whole word in the
+   line's free text (:86:, RmtInf) -> judged as in 1/2.
+4. **amount and date**: a line with *no* usable reference pairs with the one
+   in-scope deal of the same currency, exact amount and date, if exactly one
+   deal and one line fit.
+
+Amounts are compared by absolute value (a deal's amount is positive; the
+counterparty books it as a credit or a debit depending on its side).  Deals
+received outside the reconciled days are only candidates (a late booking): if
+nothing claims them they are not reported.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Iterable
+
+from engine.reconcile.lines import LedgerDeal, StatementLine, norm_ref, usable
+
+STATUSES = ("matched", "amount_mismatch", "date_mismatch", "only_in_ledger", "only_in_statement")
+
+
+@dataclass(frozen=True)
+class FormRow:
+    status: str
+    deal: LedgerDeal | None
+    line: StatementLine | None
+    matched_by: str = ""            # reference, text, amount+date
+    note: str = ""
+
+    @property
+    def difference(self) -> Decimal | None:
+        """Statement minus ledger, by absolute value, when both sides are in one currency."""
+        if self.deal is None or self.line is None or self.deal.currency != self.line.currency:
+            return None
+        return abs(self.line.amount) - abs(self.deal.amount)
+
+    @property
+    def currency(self) -> str:
+        return self.deal.currency if self.deal is not None else self.line.currency  # type: ignore[union-attr]
+
+
+def _date_gap(deal: LedgerDeal, line: StatementLine) -> int | None:
+    days = line.days()
+    return min(abs((d - deal.day).days) for d in days) if days else None
+
+
+def judge(deal: LedgerDeal, line: StatementLine, tolerance: Decimal, days: int) -> tuple[str, str]:
+    """(status, note) of a pair that shares a reference."""
+    if deal.currency != line.currency:
+        return "amount_mismatch", f"currency: ledger {deal.currency}, statement {line.currency}"
+    diff = abs(line.amount) - abs(deal.amount)
+    if abs(diff) > tolerance:
+        return "amount_mismatch", f"statement {'+' if diff > 0 else '-'}{abs(diff):f} beyond tolerance {tolerance:f}"
+    gap = _date_gap(deal, line)
+    if gap is not None and gap > days:
+        return "date_mismatch", f"booked {line.day} , deal {deal.day}: {gap} days apart (allowed {days})"
+    return "matched", (f"difference {diff:f} within tolerance {tolerance:f}" if diff else "")
+
+
+def _word(ref: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![0-9a-z])" + re.escape(ref) + r"(?![0-9a-z])")
+
+
+def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, tolerance: Decimal = Decimal("0"),
+              days: int = 1) -> list[FormRow]:
+    deals = list(deals)
+    lines = list(lines)
+    free_deals: dict[int, LedgerDeal] = dict(enumerate(deals))
+    by_ref: dict[str, list[int]] = {}
+    for i, d in enumerate(deals):
+        if usable(d.reference):
+            by_ref.setdefault(norm_ref(d.reference), []).append(i)
+    pairs: dict[int, tuple[int, str]] = {}     # line index -> (deal index, matched_by)
+
+    def take(li: int, di: int, how: str) -> None:
+        pairs[li] = (di, how)
+        del free_deals[di]
+
+    def candidates(line: StatementLine) -> list[int]:
+        seen: list[int] = []
+        for r in line.refs:
+            if usable(r):
+                seen += [i for i in by_ref.get(norm_ref(r), []) if i in free_deals and i not in seen]
+        return seen
+
+    # pass 1: reference and everything agrees; exact amounts before those within tolerance
+    for exact in (True, False):
+        for li, line in enumerate(lines):
+            if li in pairs:
+                continue
+            for di in candidates(line):
+                d = deals[di]
+                ok = judge(d, line, tolerance, days)[0] == "matched"
+                if ok and (not exact or abs(line.amount) == abs(d.amount)):
+                    take(li, di, "reference")
+                    break
+    # pass 2: reference, but something disagrees: the closest amount, then the closest date
+    for li, line in enumerate(lines):
+        if li in pairs:
+            continue
+        cands = candidates(line)
+        if cands:
+            best = min(cands, key=lambda di: (deals[di].currency != line.currency,
+                                              abs(abs(line.amount) - abs(deals[di].amount)),
+                                              _date_gap(deals[di], line) or 0))
+            take(li, best, "reference")
+    # pass 3: a deal's reference as a word of the line's text
+    for li, line in enumerate(lines):
+        if li in pairs or not line.text:
+            continue
+        text = norm_ref(line.text)
+        found = [di for di, d in free_deals.items() if usable(d.reference) and len(norm_ref(d.reference)) >= 4
+                 and _word(norm_ref(d.reference)).search(text)]
+        if found:
+            found.sort(key=lambda di: (judge(deals[di], line, tolerance, days)[0] != "matched",
+                                       -len(norm_ref(deals[di].reference))))
+            take(li, found[0], "text")
+    # pass 4: no usable reference at all: one deal, one line, same currency, amount and date
+    def key(cur: str, amount: Decimal, day: date) -> tuple[str, Decimal, date]:
+        return cur, abs(amount), day
+
+    loose_lines: dict[tuple, list[int]] = {}
+    for li, line in enumerate(lines):
+        if li not in pairs and not any(usable(r) for r in line.refs) and line.day is not None:
+            for day in set(line.days()):
+                loose_lines.setdefault(key(line.currency, line.amount, day), []).append(li)
+    loose_deals: dict[tuple, list[int]] = {}
+    for di, d in free_deals.items():
+        if d.in_scope:
+            loose_deals.setdefault(key(d.currency, d.amount, d.day), []).append(di)
+    for k, lis in loose_lines.items():
+        dis = [di for di in loose_deals.get(k, []) if di in free_deals]
+        lis = [li for li in dict.fromkeys(lis) if li not in pairs]
+        if len(lis) == 1 and len(dis) == 1:
+            take(lis[0], dis[0], "amount+date")
+
+    rows: list[FormRow] = []
+    for li, line in enumerate(lines):
+        if li in pairs:
+            di, how = pairs[li]
+            status, note = judge(deals[di], line, tolerance, days)
+            rows.append(FormRow(status, deals[di], line, how, note))
+        else:
+            rows.append(FormRow("only_in_statement", None, line, "",
+                                "no deal with this reference" if line.reference else "no reference; no deal of this amount and date"))
+    for di, d in free_deals.items():
+        if d.in_scope:
+            rows.append(FormRow("only_in_ledger", d, None, "", "not on the statement"))
+    order = {s: i for i, s in enumerate(STATUSES)}
+    rows.sort(key=lambda r: (order[r.status], r.currency,
+                             r.line.day if r.line and r.line.day else (r.deal.day if r.deal else date.min)))
+    return rows
+
+
+def breaks(rows: Iterable[FormRow]) -> int:
+    return sum(1 for r in rows if r.status != "matched")
+
+
+__all__ = ["FormRow", "STATUSES", "breaks", "judge", "reconcile"]
