@@ -38,6 +38,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# One decoder built once (json.loads with keyword arguments builds one per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def _byte_offset(text: str, pos: int) -> int:
     return len(text[:pos].encode("utf-8"))
 
@@ -61,7 +65,7 @@ def loads(data: bytes | str) -> Any:
         raise FormatError(f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", offset=exc.start,
                           hint="JSON messages must be UTF-8") from None
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
                           offset=_byte_offset(text, exc.pos)) from None
@@ -109,9 +113,32 @@ def _find_bad(value: Any, path: str = "$") -> tuple[str, str] | None:
     return path, f"cannot write {type(value).__name__} as JSON"
 
 
+_PLAIN = frozenset({str, int, bool, type(None), Decimal})
+
+
+def _plain(value: Any) -> bool:
+    """Fast check (no paths built): True when every value is of a kind orjson writes as we want."""
+    t = type(value)
+    if t in _PLAIN:
+        return t is not Decimal or value.is_finite()
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            tv = type(v)
+            if tv is str or tv is int or v is None:
+                continue
+            if not _plain(v):
+                return False
+        return True
+    if t is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def dumps(value: Any) -> bytes:
     """Values to compact JSON bytes; raises FormatError naming the JSON path of a bad value."""
-    bad = _find_bad(value)
+    bad = None if _plain(value) else _find_bad(value)
     if bad is not None:
         raise FormatError(f"cannot encode: {bad[1]}", field=bad[0],
                           hint="convert it to Decimal, str or int first")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from engine.runtime.assign import compile_assigns
+from engine.runtime.fastpath import fast_expr, flat_assigns
 
 Compiled = Callable[[Mapping[str, Any]], Any]
 
@@ -77,11 +78,13 @@ class Binder:
 
     # -- code ---------------------------------------------------------------
     def expr(self, expr: Any) -> Compiled:
-        return self._compile_expr(expr)
+        general = self._compile_expr(expr)
+        return fast_expr(expr, general) if self._compile_assigns is not None else general
 
     def assigns(self, assigns: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         if self._compile_assigns is not None:
-            return self._compile_assigns(tuple(assigns))
+            assigns = tuple(assigns)
+            return flat_assigns(assigns, self.expr) or self._compile_assigns(assigns)
         return compile_assigns(assigns, self._compile_expr)
 
     def base_scope(self) -> dict[str, Any]:

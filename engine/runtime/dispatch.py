@@ -14,13 +14,13 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import trio
 
 from engine.channels.base import ConnInfo
-from engine.deal import DealRecord
+from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
 from formats.errors import FormatError
+from formats.json_codec import JsonCodec
 
 log = logging.getLogger("bsp.dispatch")
 
@@ -40,6 +40,8 @@ class BoundRoute:
         self.on_error = [build_step(s, route) for s in route.on_error]
         self.limiter = CountLimiter(limit)
         self.where = str(route.pos) if route.pos is not None else route.name
+        # JSON without classified fields: the deal's request column can take the raw bytes
+        self.raw_json = isinstance(self.codec, JsonCodec) and not self.codec.classify
 
 
 class Dispatcher:
@@ -120,7 +122,7 @@ class Dispatcher:
                 if not ok:
                     continue
             ex.route = br
-            ex.msg = msg
+            ex.msg = ex.raw_msg = msg
             return i
         if first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
             ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
@@ -187,38 +189,43 @@ class Dispatcher:
 
     # -- the ledger ---------------------------------------------------------
     async def _record(self, exs: list[Exchange]) -> None:
+        """One DealRecord per exchange, committed with one wait for the batch (group commit)."""
         finished = datetime.now(_UTC)
-        records = [self._deal(ex, finished) for ex in exs]
+        ids = new_deal_ids(len(exs))
+        records = [self._deal(ex, finished, i) for ex, i in zip(exs, ids)]
         s = self.stats
         for ex in exs:
             s.count(ex.status)
         if self.ledger is None:
             return
-        if len(records) == 1:
-            await self._commit(records[0], exs[0])
-            return
-        async with trio.open_nursery() as nursery:
-            for rec, ex in zip(records, exs):
-                nursery.start_soon(self._commit, rec, ex)
-
-    async def _commit(self, rec: DealRecord, ex: Exchange) -> None:
         try:
-            await self.ledger.commit(rec)
-        except Exception as exc:   # DealError / LedgerError: answer nothing we cannot prove was stored
-            log.error("deal not recorded, reply withheld: %s", exc)
-            self.stats.unrecorded += 1
-            ex.reply = None
+            # the runtime guarantees the field types (names, str/Decimal from steps): no per-field check
+            errors = await self.ledger.commit_many(records, validate=False)
+        except Exception as exc:   # LedgerError (closed): answer nothing we cannot prove was stored
+            errors = [exc] * len(records)
+        for ex, err in zip(exs, errors):
+            if err is not None:
+                log.error("deal not recorded, reply withheld: %s", err)
+                s.unrecorded += 1
+                ex.reply = None
 
-    def _deal(self, ex: Exchange, finished: datetime) -> DealRecord:
+    def _deal(self, ex: Exchange, finished: datetime, deal_id: str) -> DealRecord:
         br = ex.route
         f = ex.failure
         if br is None:
             route = "(unrouted)" if f is not None and f.kind == "unrouted" else "(malformed)"
             deal_type = route.strip("()").upper()
+            request_json = None
         else:
             route = br.name
             deal_type = ex.deal_type or br.name
+            # a JSON request as received is stored as is (not rendered again)
+            request_json = (ex.raw.decode("utf-8") if br.raw_json and ex.msg is ex.raw_msg
+                            and ex.msg is not None else None)
         return DealRecord(
+            deal_id=deal_id,
+            request_json=request_json,
+            response_json=ex.reply_json if ex.reply is not None else None,
             deal_type=deal_type,
             route=route,
             config_version=self.version,

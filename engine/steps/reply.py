@@ -8,6 +8,7 @@ from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
+from formats.json_codec import JsonCodec
 
 
 class ReplyStep(SyncStep):
@@ -19,6 +20,8 @@ class ReplyStep(SyncStep):
                             f"write `reply FORMAT {{ ... }}`")
         self.codec = ctx.codec(self.format)
         self.build_values = ctx.assigns(step.options.get("fields", ()))
+        # plain JSON: the deal's response column takes the reply bytes as they are
+        self.json_text = isinstance(self.codec, JsonCodec) and not self.codec.classify
 
     def run(self, ex: Any) -> None:
         values = self.build_values(ex.scope)
@@ -27,6 +30,7 @@ class ReplyStep(SyncStep):
         except FormatError as exc:
             raise StepFailure("internal", f"reply {self.format}: cannot encode: {exc}", where=self.where) from exc
         ex.reply_values = values
+        ex.reply_json = ex.reply.decode("utf-8") if self.json_text else None
 
 
 COMPONENT = ComponentSpec(

@@ -1,0 +1,69 @@
+"""Faster evaluators for the commonest expression shapes, equal in result to the general ones.
+
+``msg.ref`` / ``post.status`` (a field path over a name) is most of what a
+route evaluates per message.  The general evaluator checks for tables and
+``Mapping`` (an ABC check) at every step; here a plain ``dict`` takes a
+direct ``dict.get`` and anything else falls back to the general evaluator,
+so errors and table lookups read exactly as before.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+Compiled = Callable[[Mapping[str, Any]], Any]
+
+
+def field_path(expr: Any) -> tuple[str, tuple[str, ...]] | None:
+    """``a.b.c`` -> ("a", ("b", "c")); None for any other shape."""
+    from dsl import ir
+
+    keys: list[str] = []
+    while type(expr) is ir.Attr:
+        keys.append(expr.name)
+        expr = expr.base
+    if type(expr) is not ir.Name or not keys:
+        return None
+    return expr.name, tuple(reversed(keys))
+
+
+def fast_expr(expr: Any, general: Compiled) -> Compiled:
+    path = field_path(expr)
+    if path is None:
+        return general
+    root, keys = path
+    if len(keys) == 1:
+        (key,) = keys
+
+        def one(scope: Mapping[str, Any]) -> Any:
+            v = scope.get(root)
+            if type(v) is dict:
+                return v.get(key)
+            return None if v is None else general(scope)
+        return one
+
+    def many(scope: Mapping[str, Any]) -> Any:
+        v = scope.get(root)
+        for k in keys:
+            if type(v) is dict:
+                v = v.get(k)
+            elif v is None:
+                return None
+            else:
+                return general(scope)
+        return v
+    return many
+
+
+def flat_assigns(assigns: Any, expr: Callable[[Any], Compiled]) -> Callable[[Mapping[str, Any]], dict] | None:
+    """``{ a = x  b = y }`` with plain names only -> one dict comprehension; None otherwise."""
+    plan = []
+    for a in assigns:
+        if not a.path.isidentifier():
+            return None
+        plan.append((a.path, expr(a.value)))
+    if len({name for name, _ in plan}) != len(plan):
+        return None          # a repeated name: let the general builder decide
+
+    def build(scope: Mapping[str, Any]) -> dict:
+        return {name: fn(scope) for name, fn in plan}
+    return build
