@@ -237,17 +237,10 @@ def show(
 
 
 def register(app: typer.Typer) -> None:
-    from engine.commands import audit as audit_cmd, dead as dead_cmd
-
     group = typer.Typer(no_args_is_help=False, add_completion=False)
     group.callback(invoke_without_command=True)(deals)
     group.command("show")(show)
     app.add_typer(group, name="deals")
-    # engine/cli.py does not list engine.commands.audit / .dead yet: register them here, once.
-    names = {g.name for g in app.registered_groups} | {c.name for c in app.registered_commands}
-    for mod, name in ((audit_cmd, "audit"), (dead_cmd, "dead")):
-        if name not in names:
-            mod.register(app)
 
 
 __all__ = ["register", "deals", "parse_when", "require_ledger"]
