@@ -29,20 +29,22 @@ async def test_service_end_to_end(service, tmp_path):
         async with running_services(program, registry, ledger, [service]) as rig:
             client = rig.client(service)
             result = await client.run(rig.port(service.inbound), total=len(BATCH), kinds=BATCH, deadline=10)
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        rows = con.execute("SELECT reference, status, amount, response_code, reason FROM deals "
+                           "ORDER BY received_at").fetchall()
+    finally:
+        con.close()
+    reasons = {r[0]: r[4] for r in rows}
     assert [o.kind for o in result.outcomes] == BATCH
     for o in result.outcomes:
-        assert o.code == o.expect_code, f"{service.name}: a {o.kind} request got {o.code}: {o.reply}"
+        assert o.code == o.expect_code, \
+            f"{service.name}: {o.kind} request {o.ref} got {o.code}: {o.reply}; ledger: {reasons.get(o.ref)}"
     # the counterpart saw every good and failing request, decodable
     for sim in rig.sims.values():
         assert sim.bad_requests == 0
     called = sum(sim.requests for sim in rig.sims.values())
     assert called >= BATCH.count("good") + BATCH.count("failing")
-
-    con = duckdb.connect(str(ledger_path), read_only=True)
-    try:
-        rows = con.execute("SELECT reference, status, amount, response_code FROM deals ORDER BY received_at").fetchall()
-    finally:
-        con.close()
     assert len(rows) == len(BATCH)
     by_ref = {r[0].strip() if r[0] else r[0]: r for r in rows}
     for o in result.outcomes:

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import fund_management, remittance
+from engine.sim.services import (bond_cashing, fund_brokerage, fund_management, insurance_brokerage, issuance,
+                                 remittance)
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
 
 SERVICES: tuple[Service, ...] = (
     fund_management.SERVICE,
+    fund_brokerage.SERVICE,
+    insurance_brokerage.SERVICE,
     remittance.SERVICE,
+    issuance.SERVICE,
+    bond_cashing.SERVICE,
 )
 
 

@@ -48,7 +48,7 @@ def swift_gateway(req: Any) -> dict[str, Any]:
     ref = next((f["value"] for f in block4 if f.get("tag") == "20"), "")
     if refuses(ref):
         return {"status": "NAK", "error": "T13 invalid field format"}
-    return {"status": "ACK", "mir": "261125BSPBCNSHAXXX" + str(ref)[-10:]}
+    return {"status": "ACK", "mir": "261125BSPBCNSHAXXX0000" + str(ref)[-7:-1].rjust(6, "0")}
 
 
 def cbpr_gateway(req: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
        01  MF-RSP.
            05  TRACE-NO          PIC X(16).
            05  RESP-CODE         PIC X(2).
-           05  HOST-REF          PIC X(20).
+           05  HOST-REF          PIC X(28).
            05  AMOUNT            PIC S9(13)V99 COMP-3.
            05  CURRENCY          PIC X(3).
            05  MESSAGE-TEXT      PIC X(40).
