@@ -147,5 +147,5 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     if sem is not None:
                         await sem.acquire()         # at most `concurrency` exchanges in flight
                     nursery.start_soon(one, ex)
-    out.sort(key=lambda r: r.recorded.request.seq)
+    out.sort(key=lambda r: (r.recorded.request.t_ms, r.recorded.request.seq))
     return out, answers

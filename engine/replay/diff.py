@@ -1,0 +1,175 @@
+"""Recorded vs produced, field by field, through the declared formats.
+
+For each replayed exchange: the reply, each outbound call's request (paired by
+channel and order), and the deal status.  Frames are decoded with the
+candidate's formats (``FormatGuide``); fields are compared by their dotted
+path.  A frame no declared format decodes is compared as bytes.  With a masked
+capture, produced values are masked the same way before comparing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable
+
+from engine.replay.guide import FormatGuide
+from engine.replay.profile import Profile
+from formats.classify import mask, tags_of
+
+MISSING = "<none>"
+
+
+@dataclass
+class Difference:
+    exchange: int
+    key: str | None
+    channel: str
+    what: str                   # reply, call, deal
+    field: str
+    recorded: Any
+    produced: Any
+    call_seq: int | None = None
+    expected_by: str | None = None      # the profile rule that expects it
+
+    @property
+    def unexpected(self) -> bool:
+        return self.expected_by is None
+
+    def place(self) -> str:
+        return f"{self.what} {self.channel}" + (f" #{self.call_seq}" if self.call_seq is not None else "")
+
+
+@dataclass
+class DiffResult:
+    exchanges: int = 0
+    identical: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    ignored: int = 0
+
+    @property
+    def unexpected(self) -> list[Difference]:
+        return [d for d in self.differences if d.unexpected]
+
+    @property
+    def expected(self) -> list[Difference]:
+        return [d for d in self.differences if not d.unexpected]
+
+    def groups(self) -> list[dict[str, Any]]:
+        out: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
+        for d in self.differences:
+            k = (d.what, d.channel, d.field, d.unexpected)
+            g = out.get(k)
+            if g is None:
+                g = out[k] = {"what": d.what, "channel": d.channel, "field": d.field, "count": 0,
+                              "unexpected": d.unexpected, "expected_by": d.expected_by, "example": d}
+            g["count"] += 1
+        return sorted(out.values(), key=lambda g: (-g["count"], g["what"], g["channel"], g["field"]))
+
+
+def flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(values, dict):
+        if not values and prefix:
+            out[prefix] = {}
+        for k, v in values.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(values, (list, tuple)):
+        if not values and prefix:
+            out[prefix] = []
+        for i, v in enumerate(values):
+            out.update(flatten(v, f"{prefix}[{i}]"))
+    else:
+        out[prefix or "(value)"] = values
+    return out
+
+
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, (Decimal, int)) and isinstance(b, (Decimal, int)) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return Decimal(a) == Decimal(b)
+    return type(a) is type(b) and a == b
+
+
+class Differ:
+    def __init__(self, guide: FormatGuide, profile: Profile, *, masked: bool = False) -> None:
+        self.guide = guide
+        self.profile = profile
+        self.masked = masked
+
+    def run(self, replayed: Iterable[Any]) -> DiffResult:
+        res = DiffResult()
+        for r in replayed:
+            res.exchanges += 1
+            before = len(res.differences)
+            self.exchange(r.recorded, r.produced, res)
+            if len(res.differences) == before:
+                res.identical += 1
+        return res
+
+    # ------------------------------------------------------------------
+    def exchange(self, rec: Any, prod: Any, res: DiffResult) -> None:
+        ctx = (rec.exchange, rec.key)
+        ch = rec.request.channel
+        self._frames(ctx, ch, "reply", None, ("inbound", "out"),
+                     rec.reply.raw if rec.reply is not None else None, prod.reply,
+                     rec.reply is not None, prod.reply is not None, res)
+        rec_calls: dict[str, list[Any]] = {}
+        for c in rec.calls:
+            rec_calls.setdefault(c.channel, []).append(c)
+        prod_calls: dict[str, list[Any]] = {}
+        for c in prod.calls:
+            prod_calls.setdefault(c.channel, []).append(c)
+        for channel in sorted(set(rec_calls) | set(prod_calls)):
+            a, b = rec_calls.get(channel, []), prod_calls.get(channel, [])
+            for i in range(max(len(a), len(b))):
+                ra = a[i].request.raw if i < len(a) else None
+                pb = b[i].request if i < len(b) else None
+                self._frames(ctx, channel, "call", i, ("outbound", "out"), ra, pb, i < len(a), i < len(b), res)
+        rs = rec.request.deal_status
+        ps = getattr(prod.deal, "status", None)
+        if rs is not None and rs != ps:
+            self._add(res, ctx, ch, "deal", "status", rs, ps if ps is not None else MISSING, None)
+
+    def _frames(self, ctx: tuple, channel: str, what: str, seq: int | None, rd: tuple[str, str],
+                rec_raw: bytes | None, prod_raw: bytes | None, rec_has: bool, prod_has: bool,
+                res: DiffResult) -> None:
+        if not rec_has and not prod_has:
+            return
+        label = "(reply)" if what == "reply" else "(call)"
+        if rec_has != prod_has:
+            self._add(res, ctx, channel, what, label, "sent" if rec_has else MISSING,
+                      "sent" if prod_has else MISSING, seq)
+            return
+        if rec_raw is None:       # recorded but not stored (masking could not make it safe)
+            return
+        if rec_raw == prod_raw and not self.masked:
+            return
+        fmt_a, va = self.guide.decode(channel, rd[0], rd[1], rec_raw)
+        fmt_b, vb = self.guide.decode(channel, rd[0], rd[1], prod_raw, prefer=fmt_a)
+        if fmt_a is None or fmt_b is None or fmt_a != fmt_b:
+            if rec_raw != prod_raw:
+                self._add(res, ctx, channel, what, "(bytes)" if fmt_a == fmt_b else "(format)",
+                          fmt_a or _short(rec_raw), fmt_b or _short(prod_raw), seq)
+            return
+        if self.masked:
+            vb = mask(vb, tags_of(self.guide.codec(fmt_b)))
+        fa, fb = flatten(va), flatten(vb)
+        for path in sorted(set(fa) | set(fb)):
+            a, b = fa.get(path, MISSING), fb.get(path, MISSING)
+            if not same(a, b):
+                self._add(res, ctx, channel, what, path, a, b, seq)
+
+    def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
+             seq: int | None) -> None:
+        if self.profile.ignored(channel, what, field_) is not None:
+            res.ignored += 1
+            return
+        rule = self.profile.expected(channel, what, field_)
+        res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
+                                          rule.describe() if rule is not None else None))
+
+
+def _short(raw: bytes | None) -> str:
+    if raw is None:
+        return MISSING
+    return repr(raw[:40]) + ("..." if len(raw) > 40 else "")
