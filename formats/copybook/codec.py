@@ -6,6 +6,7 @@ from typing import Any, BinaryIO, Iterator
 
 from formats.copybook.decoder import build_decoder
 from formats.copybook.encoder import Encoder
+from formats.copybook.encoder_gen import build_encoder
 from formats.copybook.keys import assign_keys
 from formats.copybook.layout import Layout, parse_copybook
 from formats.copybook.options import CopybookOptions
@@ -40,6 +41,9 @@ class CopybookCodec:
             members.setdefault(member.upper().replace("_", "-"), set()).add(value)
         self._encoder = Encoder(layout, opts, members)
         self.size = layout.size
+        # the generated encoder covers fixed-size layouts; variable tables and segment maps use the reference one
+        self._encode_fast, self.encode_source = (None, "") if opts.variable_occurs or opts.segment_map else \
+            build_encoder(layout, opts, self._encoder, self.size)
         views = renames.build_views(layout, opts)
         self._merge_renames = renames.encoder(views, self._field_bytes) if views else None
         if views:
@@ -96,6 +100,10 @@ class CopybookCodec:
     def encode(self, values: Any) -> bytes:
         if self._merge_renames is not None:
             values = self._merge_renames(values)
+        if self._encode_fast is not None:
+            if not isinstance(values, dict):
+                raise FormatError(f"a copybook record is encoded from a dict, not {type(values).__name__}")
+            return self._encode_fast(values)
         return self._encoder.encode(values, self.size)
 
     # ------------------------------------------------------------ files

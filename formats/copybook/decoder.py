@@ -87,7 +87,12 @@ class _Gen:
         if ft.kind == "float":
             return num.float_decoder(ft, o.float_format == "ieee")
         if ft.kind == "edited":
-            return num.edited_decoder(ft)
+            inner = num.edited_decoder(ft)
+            if self.utf8:          # no record text for utf-8: edited numbers are ASCII, one char per byte
+                def dec(raw, text, s, _inner=inner, _size=ft.size):
+                    return _inner(raw, raw[:s + _size].decode("latin-1"), s)
+                return dec
+            return inner
         raise AssertionError(ft.kind)
 
     def alnum_decoder(self, n: Node) -> Callable:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from formats import ebcdic
 from formats.copybook import numbers as num
+from formats.copybook.keys import condition_key
 from formats.copybook.layout import Layout, Node
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError
@@ -91,7 +92,8 @@ class Encoder:
         if values is None:
             values = {}
         if not isinstance(values, dict):
-            raise FormatError(f"expected a dict for group {path}, got {type(values).__name__}", field=path)
+            raise FormatError(f"expected a dict for group {path}, got {type(values).__name__}", field=path,
+                              offset=base)
         pos = base
         kids = g.children
         skip: set[int] = set()
@@ -161,7 +163,7 @@ class Encoder:
             return self._group(n, v, buf, pos, p)
         if v is None and n.conditions:
             for cname, cvals in n.conditions:
-                flag = values.get(cname.replace("-", "_"))
+                flag = values.get(condition_key(cname, self.opts))
                 if flag is True and cvals and not isinstance(cvals[0], tuple):
                     v = cvals[0]
         self._write(n, v, buf, pos, p)
