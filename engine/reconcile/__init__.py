@@ -53,7 +53,8 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         if not dated:
             raise ReportError(f"{statement}: no line has a booking or value date; give the day with --date")
         first, last = min(ln.day for ln in lines if ln.day), max(ln.day for ln in lines if ln.day)
-    deals = committed_deals(ledger, first, last, slack_days=days, party=party)
+    # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two breaks)
+    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",

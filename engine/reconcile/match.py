@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Iterable
 
 from engine.reconcile.lines import LedgerDeal, StatementLine, norm_ref, usable
+from engine.reports.text import money
 
 STATUSES = ("matched", "amount_mismatch", "date_mismatch", "only_in_ledger", "only_in_statement")
 
@@ -62,11 +63,13 @@ def judge(deal: LedgerDeal, line: StatementLine, tolerance: Decimal, days: int) 
         return "amount_mismatch", f"currency: ledger {deal.currency}, statement {line.currency}"
     diff = abs(line.amount) - abs(deal.amount)
     if abs(diff) > tolerance:
-        return "amount_mismatch", f"statement {'+' if diff > 0 else '-'}{abs(diff):f} beyond tolerance {tolerance:f}"
+        return "amount_mismatch", (f"statement {'+' if diff > 0 else '-'}{money(abs(diff), deal.currency)} "
+                                   f"beyond tolerance {tolerance:f}")
     gap = _date_gap(deal, line)
     if gap is not None and gap > days:
-        return "date_mismatch", f"booked {line.day} , deal {deal.day}: {gap} days apart (allowed {days})"
-    return "matched", (f"difference {diff:f} within tolerance {tolerance:f}" if diff else "")
+        return "date_mismatch", f"booked {line.day}, deal {deal.day}: {gap} days apart (allowed {days})"
+    return "matched", (f"difference {'+' if diff > 0 else '-'}{money(abs(diff), deal.currency)} within tolerance "
+                       f"{tolerance:f}" if diff else "")
 
 
 def _word(ref: str) -> re.Pattern[str]:

@@ -11,6 +11,7 @@ _STYLE = {"committed": "green", "matched": "green", "rejected": "yellow", "faile
           "only_in_ledger": "yellow", "only_in_statement": "yellow", "amount_mismatch": "red",
           "date_mismatch": "red"}
 _NUMERIC = ("int", "money", "rate", "ms")
+_FOLD = ("note", "reason", "deal_id", "statement_line", "route")   # long free text may fold; the rest never
 
 
 def print_report(report: Report, file: TextIO | None = None) -> None:
@@ -29,8 +30,8 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
         names = names_cache.setdefault(id(table), [c.name for c in table.columns])
         rt = RichTable(title=table.title, title_justify="left")
         for c in table.columns:
-            rt.add_column(c.label, justify="right" if c.kind in _NUMERIC else "left", no_wrap=c.kind != "text",
-                          overflow="fold")
+            rt.add_column(c.label, justify="right" if c.kind in _NUMERIC else "left", no_wrap=c.name not in _FOLD,
+                          overflow="fold", min_width=len(c.label) if c.name not in _FOLD else None)
         for row in table.rows:
             byname = dict(zip(names, row))
             shown = [escape(cell(c, v, byname)) for c, v in zip(table.columns, row)]

@@ -1,0 +1,71 @@
+"""``bsp reconcile --ledger FILE --against STATEMENT --type csv|mt940|camt053 [...]``.
+
+Prints the form (rich tables) and, with ``--format``, writes it out.
+Exit codes: 0 fully matched, 1 breaks found, 2 usage error (bad statement,
+missing ledger, bad option).
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from engine.ledger import DEFAULT_LEDGER
+from engine.reconcile import TYPES, breaks, reconcile_file
+from engine.reports import FORMATS, ReportError, write
+from engine.reports.source import parse_day
+from engine.reports.terminal import print_report
+
+
+def reconcile(
+    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    against: Path = typer.Option(..., "--against", help="The counterparty's statement file."),
+    kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)}."),
+    on: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, UTC); default: the "
+                                     "statement's days."),
+    tolerance: str = typer.Option("0", "--tolerance", help="Largest amount difference still matched, e.g. 0.01."),
+    days: int = typer.Option(1, "--days", help="Days a booking may lie from the deal's day."),
+    party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),
+    xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
+    fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
+) -> None:
+    """Match committed deals to a counterparty's statement by reference, amount and date.
+
+    The form lists matched lines, deals only in the ledger, lines only in the
+    statement and amount (or date) mismatches, with totals per currency.
+    Exit 0 when fully matched, 1 when there are breaks.
+    """
+    try:
+        try:
+            tol = Decimal(tolerance)
+            if not tol.is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            raise ReportError(f"--tolerance {tolerance!r}: expected a decimal amount such as 0.01") from None
+        if fmt is not None and fmt not in FORMATS:
+            raise ReportError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        day = parse_day(on, "--date") if on else None
+        report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
+                                      xsd_dir=xsd_dir)
+        if not quiet:
+            print_report(report)
+        if fmt is not None:
+            for path in write(report, fmt, out or Path(f"reconciliation.{fmt}")):
+                typer.echo(f"wrote {path}", err=True)
+    except ReportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    n = breaks(rows)
+    typer.echo(f"{len(rows)} lines, {n} break(s)" if n else f"{len(rows)} lines, fully matched")
+    raise typer.Exit(1 if n else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("reconcile")(reconcile)
+
+
+__all__ = ["register", "reconcile"]
