@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import (bond_cashing, fund_brokerage, fund_management, insurance_brokerage, issuance,
-                                 remittance)
+from engine.sim.services import (bond_cashing, fund_brokerage, fund_consolidation, fund_management,
+                                 insurance_brokerage, issuance, remittance, sales, trade_receiving)
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
@@ -14,8 +14,11 @@ SERVICES: tuple[Service, ...] = (
     fund_brokerage.SERVICE,
     insurance_brokerage.SERVICE,
     remittance.SERVICE,
+    trade_receiving.SERVICE,
     issuance.SERVICE,
+    sales.SERVICE,
     bond_cashing.SERVICE,
+    fund_consolidation.SERVICE,
 )
 
 
