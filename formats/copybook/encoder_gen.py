@@ -124,8 +124,9 @@ class _Gen:
                     " else None"], "_x is not None"
         return [f"_x = {v} if {v}.__class__ is int else None"], "_x is not None"
 
-    def fast(self, n: Node, v: str, at: str) -> list[str] | None:
-        """Inline code writing the common case; None when there is none (or ``_done = False``)."""
+    def fast(self, n: Node, v: str, at: str, slow: str) -> list[str] | None:
+        """Inline code for a value that is not None: the common case written directly,
+        anything else handed to ``slow`` (the field encoder, which also raises the error)."""
         ft = n.ftype
         assert ft is not None
         size = ft.size
@@ -133,16 +134,17 @@ class _Gen:
             if self.ref.utf8:
                 return [f"if {v}.__class__ is str and len(_b := {v}.encode('utf-8')) <= {size}:",
                         f"    buf[{at}:{at}+len(_b)] = _b",
-                        "    _done = True"]
+                        "else:",
+                        f"    {slow}"]
             m = self.const("T", ebcdic.encoding_map(self.ref.page))
+            # one byte per character in every single-byte page: len(encoded) == len(v)
             return [f"if {v}.__class__ is str and len({v}) <= {size}:",
                     "    try:",
-                    f"        _b = charmap_encode({v}, 'strict', {m})[0]",
+                    f"        buf[{at}:{at}+len({v})] = charmap_encode({v}, 'strict', {m})[0]",
                     "    except UnicodeEncodeError:",
-                    "        pass",
-                    "    else:",
-                    f"        buf[{at}:{at}+len(_b)] = _b",
-                    "        _done = True"]
+                    f"        {slow}",
+                    "else:",
+                    f"    {slow}"]
         if ft.kind not in ("packed", "display", "binary"):
             return None
         if ft.kind == "display" and (ft.explicit_point or ft.sign_separate or ft.size != ft.digits
@@ -174,7 +176,8 @@ class _Gen:
                 lines.append(f"    _b = ('%0{digits}d' % abs(_x)).encode().translate({a2e})")
                 lines.append(f"    buf[{at}:{at}+{size - 1}] = _b[:-1]")
                 lines.append(f"    buf[{at}+{size - 1}] = ({neg} if _x < 0 else {pos})[_b[-1]]")
-        lines.append("    _done = True")
+        lines.append("else:")
+        lines.append(f"    {slow}")
         return lines
 
     def emit_field(self, n: Node, getter: str, at: str, pre: str, suffix: str, lines: list[str], ind: str,
@@ -198,16 +201,10 @@ class _Gen:
         path = self.const("S", suffix)
         lines.append(f"{ind}if {v} is None:")
         lines.append(f"{ind}    buf[{at}:{at}+{ft.size}] = {none}")
-        fast = self.fast(n, v, at)
-        if fast:
-            lines.append(f"{ind}else:")
-            lines.append(f"{ind}    _done = False")
-            lines.extend(f"{ind}    {x}" for x in fast)
-            lines.append(f"{ind}    if not _done:")
-            lines.append(f"{ind}        _slow({enc}, {v}, buf, {at}, {pre} + {path})")
-        else:
-            lines.append(f"{ind}else:")
-            lines.append(f"{ind}    _slow({enc}, {v}, buf, {at}, {pre} + {path})")
+        slow = f"_slow({enc}, {v}, buf, {at}, {pre} + {path})"
+        fast = self.fast(n, v, at, slow)
+        lines.append(f"{ind}else:")
+        lines.extend(f"{ind}    {x}" for x in (fast or [slow]))
         slot = self.slot.get(id(n))
         if slot is not None:
             lines.append(f"{ind}cnt[{2 * slot}] = {v}")
