@@ -16,6 +16,7 @@ message: allowed tags and options, and each mandatory tag at least once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from formats.errors import FormatError
@@ -28,7 +29,7 @@ class MessageSpec:
     tags: tuple[tuple[str, str, bool], ...]
 
     def allowed(self) -> dict[str, str]:
-        return {t: o for t, o, _ in self.tags}
+        return _allowed(self)
 
     def mandatory(self) -> list[tuple[str, str]]:
         return [(t, o) for t, o, m in self.tags if m]
@@ -42,6 +43,11 @@ class Sequence:
     name: str
     entries: tuple[tuple[str, str, bool, bool], ...]
     repeat: bool = False
+
+
+@lru_cache(maxsize=None)
+def _allowed(spec: MessageSpec) -> dict[str, str]:
+    return {t: o for t, o, _ in spec.tags}
 
 
 # Field order per the SWIFT MT field tables (Standards MT, Category 1 and 2).
@@ -131,11 +137,19 @@ def _check_mandatory(mt: str, seq: Sequence, single: bool, seen: set[int], at: i
                               hint=f"add :{base}{'' if opts[0] == '-' else opts[0]}: in its place in the field table")
 
 
+@lru_cache(maxsize=None)
+def _lookup(seq: Sequence) -> dict[str, tuple[int, ...]]:
+    """tag as written ("59", "59A", "21R") -> the entries of ``seq`` it can fill, in table order."""
+    out: dict[str, list[int]] = {}
+    for j, (base, opts, _, _) in enumerate(seq.entries):
+        for o in opts:
+            out.setdefault(base if o == "-" else base + o, []).append(j)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def _find(seq: Sequence, tag: str, start: int) -> int | None:
-    base, letter = (tag[:2], tag[2]) if len(tag) == 3 else (tag, "-")
-    for j in range(max(start, 0), len(seq.entries)):
-        b, o, _, _ = seq.entries[j]
-        if (b == tag and o == "-") or (b == base and letter in o):
+    for j in _lookup(seq).get(tag, ()):
+        if j >= start:
             return j
     return None
 
