@@ -18,7 +18,7 @@ from engine.sim.services.registry import services_registry
 BATCH = ["good", "rejected", "good", "failing", "good", "rejected", "failing", "good"]
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: f"{s.name}:{s.inbound}")
 async def test_service_end_to_end(service, tmp_path):
     registry = services_registry()
     res = compile_paths(route_files(service.name), registry)

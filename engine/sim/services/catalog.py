@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import (bond_cashing, fund_brokerage, fund_consolidation, fund_management,
+from engine.sim.services import (account_consolidation, bond_cashing, fund_brokerage, fund_consolidation, fund_management,
                                  insurance_brokerage, issuance, remittance, sales, trade_receiving)
 from engine.sim.services.model import Service
 
@@ -19,6 +19,7 @@ SERVICES: tuple[Service, ...] = (
     sales.SERVICE,
     bond_cashing.SERVICE,
     fund_consolidation.SERVICE,
+    *account_consolidation.SERVICES,
 )
 
 

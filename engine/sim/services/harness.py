@@ -53,7 +53,9 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
     async with trio.open_nursery() as nursery:
         for svc in services:
             for cp in svc.counterparts:
-                sim = CounterpartSim(cp.channel, binder.codec(cp.request_format), binder.codec(cp.reply_format),
+                if cp.channel in sims:          # two inbound sides of one service share a counterpart
+                    continue
+                sim =  CounterpartSim(cp.channel, binder.codec(cp.request_format), binder.codec(cp.reply_format),
                                      cp.answer, framing=cp.framing)
                 await nursery.start(sim.serve)
                 sims[cp.channel] = sim
