@@ -1,0 +1,139 @@
+"""Route tests written from recorded exchanges (``bsp replay CAPTURE --to-tests DIR``).
+
+Each recorded exchange becomes one ``test``: the request it received
+(``given CHANNEL sends``), the answers its counterparts gave (``given X answers``,
+``answers timeout`` / ``answers error`` for recorded failures), the calls it
+made (``expect call``) and the reply it sent (``expect reply``), all decoded
+through the configuration's formats.  Fields the replay profile ignores are left
+out.  Exchanges that cannot be written as a test are skipped and counted: a
+framing error, or a frame no declared format decodes.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable
+
+from engine.replay.capture import Capture, RecordedExchange
+from engine.replay.diff import flatten
+from engine.replay.guide import FormatGuide
+from engine.replay.profile import Profile
+
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "null"}
+
+
+class Unwritable(ValueError):
+    pass
+
+
+@dataclass
+class ToTestsResult:
+    path: Path
+    written: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def literal(v: Any) -> str:
+    """A route-language literal for a decoded value."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, datetime):
+        raise Unwritable("a timestamp value (the language has no timestamp literal)")
+    if isinstance(v, date):
+        return f'parse_date("{v:%Y%m%d}", "%Y%m%d")'
+    if isinstance(v, str):
+        body = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                .replace("\t", "\\t").replace("\r", "\\r").replace("\0", "\\0"))
+        return f'"{body}"'
+    raise Unwritable(f"a {type(v).__name__} value")
+
+
+def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ") -> str:
+    flat = flatten(values) if isinstance(values, dict) else None
+    if flat is None:
+        raise Unwritable("a message that is not a record of fields")
+    lines = []
+    for path, v in flat.items():
+        if isinstance(v, (dict, list)):
+            continue
+        if profile.ignored(channel, what, path) is not None:
+            continue
+        if not _PATH.match(path) or path.split(".")[0].split("[")[0] in _KEYWORDS:
+            raise Unwritable(f"field name {path!r} cannot be written in the route language")
+        lines.append(f"{indent}{path} = {literal(v)}")
+    if not lines:
+        return "{ }"
+    return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
+
+
+def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) -> str:
+    req = ex.request
+    if req.error and req.error.startswith("framing"):
+        raise Unwritable("a framing error")
+    ch = req.channel
+    fmt, values = guide.decode(ch, "inbound", "in", req.raw)
+    if fmt is None:
+        raise Unwritable("a request no declared format decodes")
+    name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
+    out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"]
+    expects = []
+    for c in ex.calls:
+        rep = c.reply
+        err = rep.error if rep is not None else "lost"
+        if rep is not None and rep.raw is not None and not rep.error:
+            rfmt, rvalues = guide.decode(c.channel, "outbound", "in", rep.raw)
+            if rfmt is None:
+                raise Unwritable(f"an answer of {c.channel} no declared format decodes")
+            out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile())}")
+        elif err and err.startswith("timeout"):
+            out.append(f"    given {c.channel} answers timeout")
+        else:
+            out.append(f"    given {c.channel} answers error")
+        if c.request.raw is not None:
+            qfmt, qvalues = guide.decode(c.channel, "outbound", "out", c.request.raw)
+            if qfmt is None:
+                raise Unwritable(f"a request to {c.channel} no declared format decodes")
+            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile)}")
+    out.extend(expects)
+    if ex.reply is None:
+        out.append("    expect no reply")
+    elif ex.reply.raw is not None:
+        pfmt, pvalues = guide.decode(ch, "inbound", "out", ex.reply.raw)
+        if pfmt is None:
+            raise Unwritable("a reply no declared format decodes")
+        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile)}")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Path,
+                config_files: Iterable[Path], profile: Profile, *, limit: int | None = None) -> ToTestsResult:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{capture.path.stem}_test.route"
+    res = ToTestsResult(path)
+    uses = [f'use "{Path(os.path.relpath(Path(f).resolve(), out_dir.resolve())).as_posix()}"'
+            for f in config_files]
+    parts = [f"# Route tests written by `bsp replay {capture.path.name} --to-tests` from recorded exchanges\n"
+             f"# (configuration {program.version}).  Run them with `bsp test {path}`.\n", "\n".join(uses) + "\n"]
+    for ex in capture.exchanges:
+        if limit is not None and res.written >= limit:
+            break
+        try:
+            parts.append(exchange_test(ex, guide, profile))
+            res.written += 1
+        except Unwritable as why:
+            key = str(why)
+            res.skipped[key] = res.skipped.get(key, 0) + 1
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return res

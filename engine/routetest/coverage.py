@@ -1,0 +1,124 @@
+"""Route coverage: which steps and branches of the routes the tests reached.
+
+Items, from the Program: every route, every step (``on error`` steps too, and
+each channel's ``on error reply``), each validation rule's reject branch, and a
+call's two outcomes (answered and accepted / failed).  The steps are counted
+through a registry clone whose step kinds wrap the real step in a counting proxy.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from engine.runtime.exchange import StepFailure
+
+
+@dataclass
+class Item:
+    key: str
+    where: str
+    label: str
+    hit: bool = False
+
+
+class Coverage:
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+
+    def add_program(self, program: Any) -> None:
+        for r in program.routes:
+            self._item(f"route:{r.pos}", r.pos, f"route {r.name}")
+            for s in list(r.steps) + list(r.on_error):
+                self._step_items(s, r.name)
+        for name, decl in program.channels.items():
+            if decl.error_reply is not None:
+                self._item(f"step:{decl.error_reply.pos}", decl.error_reply.pos, f"channel {name}: on error reply")
+
+    def _step_items(self, s: Any, route: str) -> None:
+        label = f"{route}: {s.kind}" + (f" {s.name}" if s.name else "")
+        self._item(f"step:{s.pos}", s.pos, label)
+        if s.kind == "validate":
+            for rule in s.options.get("rules", ()):
+                self._item(f"reject:{rule.pos}", rule.pos, f"{route}: rule rejects with \"{rule.code}\" ({rule.text})")
+        elif s.kind == "call":
+            self._item(f"ok:{s.pos}", s.pos, f"{label} succeeds")
+            self._item(f"fail:{s.pos}", s.pos, f"{label} fails")
+
+    def _item(self, key: str, pos: Any, label: str) -> None:
+        if key not in self.items:
+            self.items[key] = Item(key, str(pos) if pos is not None else "?", label)
+
+    def hit(self, key: str) -> None:
+        it = self.items.get(key)
+        if it is not None:
+            it.hit = True
+
+    @property
+    def missed(self) -> list[Item]:
+        return [i for i in self.items.values() if not i.hit]
+
+    @property
+    def reached(self) -> int:
+        return sum(1 for i in self.items.values() if i.hit)
+
+    def text(self) -> str:
+        total = len(self.items)
+        pct = 100.0 * self.reached / total if total else 100.0
+        lines = [f"coverage: {self.reached}/{total} routes, steps and branches reached ({pct:.0f}%)"]
+        if self.missed:
+            lines.append("not reached by any test:")
+            lines.extend(f"  {i.where}: {i.label}" for i in self.missed)
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------ counting
+    def registry(self, registry: Any) -> Any:
+        reg = registry.clone()
+        for kind in registry.names("step"):
+            spec = registry.get("step", kind)
+            if spec is None or spec.build is None:
+                continue
+
+            def build(step: Any, ctx: Any, route: Any, _real: Any = spec.build) -> Any:
+                return _Counted(_real(step, ctx, route), step, route, self)
+
+            reg.register(dataclasses.replace(spec, build=build), replace=True)
+        return reg
+
+
+class _Counted:
+    """A step that reports to the coverage what it did."""
+
+    def __init__(self, real: Any, step: Any, route: Any, cov: Coverage) -> None:
+        self._real = real
+        self._cov = cov
+        self._key = str(step.pos)
+        self._route = f"route:{route.pos}" if route is not None else None
+        self._rules = {str(r.pos) for r in step.options.get("rules", ())} if step.kind == "validate" else set()
+        self._call = step.kind == "call"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def _reached(self) -> None:
+        self._cov.hit(f"step:{self._key}")
+        if self._route is not None:
+            self._cov.hit(self._route)
+
+    def run(self, ex: Any) -> None:
+        self._reached()
+        try:
+            self._real.run(ex)
+        except StepFailure as f:
+            if f.where in self._rules:
+                self._cov.hit(f"reject:{f.where}")
+            raise
+
+    async def run_batch(self, exs: list[Any]) -> None:
+        self._reached()
+        before = [ex.failure for ex in exs]
+        await self._real.run_batch(exs)
+        if self._call:
+            for ex, was in zip(exs, before):
+                if was is None:
+                    self._cov.hit(("ok:" if ex.failure is None else "fail:") + self._key)

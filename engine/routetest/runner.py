@@ -1,0 +1,186 @@
+"""Discover route files, compile them, and run their tests in an isolated engine.
+
+A folder is one configuration (all its ``*.route`` files together, like ``bsp
+run``); its sub-folders are configurations of their own.  A file named on the
+command line is compiled with what it ``use``s.  Each configuration with tests
+gets one isolated engine (virtual channels, its own ledger in a temporary
+folder) and its tests run one after the other, each with its own answers.
+
+Time is virtual (``trio.testing.MockClock``): ``delay 2s`` and a channel's
+timeout take no real time, and they still happen in the right order.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import trio
+import trio.testing
+
+from engine.channels.base import ConnectionLost, Unreachable
+from engine.replay.context import ExchangeCtx
+from engine.replay.guide import FormatGuide
+from engine.replay.virtual import isolated_engine
+from engine.routetest.coverage import Coverage
+from engine.routetest.expect import Checker
+
+
+class SetupError(ValueError):
+    """Route files that do not compile, or a path that does not exist."""
+
+
+@dataclass
+class Outcome:
+    name: str
+    where: str
+    suite: str
+    file_name: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+    configurations: int = 0
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+    def summary(self) -> str:
+        n, f = len(self.outcomes), len(self.failed)
+        return f"{n - f} passed, {f} failed, {n} test(s) in {self.configurations} configuration(s)"
+
+
+def discover(paths: Iterable[str | Path]) -> list[list[Path]]:
+    groups: list[list[Path]] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise SetupError(f"{p}: no such file or directory")
+        if p.is_file():
+            groups.append([p])
+            continue
+        for d in [p, *sorted(x for x in p.rglob("*") if x.is_dir())]:
+            files = sorted(d.glob("*.route"))
+            if files:
+                groups.append(files)
+    return groups
+
+
+_TEST_DECL = re.compile(r'^\s*test\s+"', re.M)
+
+
+def has_tests(files: list[Path]) -> bool:
+    """Whether any of the files declares a test (configurations without tests are not compiled:
+    ``bsp check`` is the tool for that)."""
+    return any(_TEST_DECL.search(f.read_text(encoding="utf-8", errors="replace")) for f in files)
+
+
+def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0.02) -> RunResult:
+    from dsl.diagnostics import render
+    from dsl.load import compile_paths
+
+    result = RunResult()
+    programs = []
+    for files in discover(paths):
+        if not has_tests(files):
+            continue
+        res = compile_paths(files, registry)
+        if res.program is None:
+            shown = "\n".join(render(d, res.sources) for d in res.errors)
+            raise SetupError(f"{files[0].parent}: the route files do not compile:\n{shown}")
+        if res.program.tests:
+            programs.append((files, res.program))
+    for files, program in programs:
+        result.configurations += 1
+        result.coverage.add_program(program)
+        suite = str(files[0].parent) if len(files) > 1 else str(files[0])
+        trio.run(run_program_tests, program, registry, result, suite,
+                 clock=trio.testing.MockClock(autojump_threshold=autojump))
+    return result
+
+
+async def run_program_tests(program: Any, registry: Any, result: RunResult, suite: str) -> None:
+    reg = result.coverage.registry(registry)
+    current: dict[str, Any] = {}
+
+    async def answer(channel: str, call: Any, ctx: ExchangeCtx | None) -> Any:
+        if ctx is None:
+            return Unreachable(f"channel {channel}: a call outside a test", channel=channel)
+        q = ctx.extra["script"].get(channel)
+        if not q:
+            ctx.extra["problems"].append(
+                f"{ctx.extra['where']}: the route called {channel} (call #{call.seq + 1}) but the test gives no "
+                f"answer for it: add `given {channel} answers FORMAT {{ ... }}`")
+            return Unreachable(f"channel {channel}: the test gives no answer for this call", channel=channel)
+        a = q.popleft()
+        if a.delay:
+            await trio.sleep(float(a.delay))
+        if a.mode == "timeout":
+            await trio.sleep_forever()
+        if a.mode == "error":
+            return ConnectionLost(f"channel {channel}: connection broken (given {channel} answers error, "
+                                  f"at {a.pos})", channel=channel)
+        binder = current["binder"]
+        values = binder.assigns(a.fields)(ctx.extra["scope"])
+        return binder.codec(a.format).encode(values)
+
+    with tempfile.TemporaryDirectory(prefix="bsp-test-") as tmp:
+        async with isolated_engine(program, reg, answer, Path(tmp)) as engine:
+            binder = engine.switchboard.ctx
+            current["binder"] = binder
+            guide = FormatGuide(program, binder.codec)
+
+            def decode(channel: str, role: str, direction: str, raw: bytes, prefer: str | None) -> Any:
+                if prefer is not None:
+                    try:
+                        return prefer, binder.codec(prefer).decode(raw)
+                    except Exception:   # noqa: BLE001 - reported as "does not decode"
+                        return None, None
+                return guide.decode(channel, role, direction, raw)
+
+            for i, t in enumerate(program.tests, 1):
+                result.outcomes.append(await _run_one(t, i, engine, binder, guide, decode, suite))
+
+
+async def _run_one(t: Any, i: int, engine: Any, binder: Any, guide: Any, decode: Any, suite: str) -> Outcome:
+    t0 = time.perf_counter()
+    where = str(t.pos) if t.pos is not None else "?"
+    file_name = Path(t.pos.file).name if t.pos is not None else "?"
+    out = Outcome(t.name, where, suite, file_name, True)
+    scope = dict(binder.base_scope())
+    try:
+        sent = binder.assigns(t.send.fields)(scope)
+        raw = binder.codec(t.send.format).encode(sent)
+    except Exception as exc:   # noqa: BLE001 - a test that cannot build its request fails, with the reason
+        out.passed = False
+        out.failures.append(f"{t.send.pos}: given {t.send.channel} sends {t.send.format}: cannot encode the "
+                            f"request: {exc}")
+        return out
+    scope["msg"] = sent
+    script: dict[str, deque] = {}
+    for a in t.answers:
+        script.setdefault(a.endpoint, deque()).append(a)
+    ctx = ExchangeCtx(i, t.send.channel, str(i), raw)
+    ctx.extra.update(script=script, problems=[], scope=scope, where=where)
+    await engine.send(t.send.channel, raw, ctx)
+    chk = Checker(binder, guide, scope, decode)
+    failures = list(ctx.extra["problems"])
+    for e in t.expects:
+        failures.extend(chk.check(e, ctx, t.send.channel))
+    unused = [a for q in script.values() for a in q]
+    for a in unused:
+        failures.append(f"{a.pos}: given {a.endpoint} answers ...: never used (the route made fewer calls "
+                        f"to {a.endpoint})")
+    out.failures = failures
+    out.passed = not failures
+    out.seconds = time.perf_counter() - t0
+    return out
