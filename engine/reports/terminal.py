@@ -25,9 +25,8 @@ def print_report(report: Report, file: TextIO | None = None) -> None:
                   "  ".join(f"{escape(k)}: {escape(v)}" for k, v in report.params.items()))
     if report.figures:
         console.print("  ".join(f"{escape(k)} [bold]{escape(v)}[/]" for k, v in report.figures))
-    names_cache = {}
     for table in report.tables:
-        names = names_cache.setdefault(id(table), [c.name for c in table.columns])
+        names = [c.name for c in table.columns]
         rt = RichTable(title=table.title, title_justify="left")
         for c in table.columns:
             rt.add_column(c.label, justify="right" if c.kind in _NUMERIC else "left", no_wrap=c.name not in _FOLD,

@@ -141,8 +141,7 @@ def test_parquet_keeps_decimals(ledger: Path, tmp_path: Path) -> None:
     rep = build_report("daily-summary", ledger, MARCH_2_3)
     paths = write(rep, "parquet", tmp_path / "daily.parquet")
     con = duckdb.connect()
-    types = dict(con.execute(f"DESCRIBE SELECT * FROM '{paths[0]}'").fetchall() and
-                 [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM '{paths[0]}'").fetchall()])
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM '{paths[0]}'").fetchall()}
     assert types["amount_committed"] == "DECIMAL(38,4)" and types["day"] == "DATE"
     total = con.execute(f"SELECT sum(amount_committed) FROM '{paths[1]}' WHERE currency = 'CNY'").fetchone()[0]
     assert total == Decimal("12345678901355.16")
