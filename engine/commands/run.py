@@ -46,6 +46,9 @@ def run(
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file."),
     grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on SIGTERM."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log channel events."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Capture every frame to this new file "
+                                          "(channels with record = false excepted); see docs/testing.md."),
+    mask: bool = typer.Option(False, "--mask", help="With recording: mask classified fields in the capture."),
 ) -> None:
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0)."""
     from engine.registry import default_registry
@@ -79,9 +82,11 @@ def run(
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {program.version}, "
                    f"ledger {ledger_path}; Ctrl-C or SIGTERM drains and stops", err=True)
 
+    from engine.replay.tap import recording
     try:
-        sb = trio.run(lambda: run_program(program, registry, ledger_path=ledger_path, overrides=overrides,
-                                          grace=grace, ready=ready))
+        with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
+            sb = trio.run(lambda: run_program(program, reg, ledger_path=ledger_path, overrides=overrides,
+                                              grace=grace, ready=ready))
     except BindError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
