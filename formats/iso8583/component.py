@@ -62,7 +62,6 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=fields,
-    examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii",
-              "format AnyIso = iso8583 iso8583_1987_ascii validate false"),
+    examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii"),
     positional="spec",
 )
