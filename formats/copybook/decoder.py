@@ -37,6 +37,12 @@ class _Gen:
         self.counter_slot: dict[int, int] = {}
         self.nvar = 0
         self.zt = num.ZonedTables(opts.encoding if not utf8 else "ascii")
+        self.top_body = ""
+        self.low_char: str | None = None
+        if not utf8:
+            table = ebcdic.decoding_table(opts.encoding.lower().replace("_", "-"), opts.controls)
+            if table.count(table[0]) == 1:
+                self.low_char = table[0]
         seg = opts.segment_field
         self.segment_node = layout.find(seg) if seg else None
         if seg and self.segment_node is None:
@@ -133,17 +139,35 @@ class _Gen:
         else:
             wrap = "_x"
         if ft.kind == "packed" and ft.digits % 2 == 1:
-            sign_ok = "('c', 'f', 'a', 'e', 'd', 'b')" if ft.signed else "('f', 'c')"
-            neg = "(-1 if _h[-1] in 'db' else 1) * " if ft.signed else ""
+            signs = "'cfaedb'" if ft.signed else "'fc'"
+            value = "-int(_d) if _s in 'db' else int(_d)" if ft.signed else "int(_d)"
             return [f"_h = raw[{start}:{end}].hex()",
-                    f"if _h[-1] in {sign_ok} and _h[:-1].isdigit():",
-                    f"    _x = {neg}int(_h[:-1])",
+                    "_s = _h[-1]",
+                    f"if _s in {signs} and (_d := _h[:-1]).isdigit():",
+                    f"    _x = {value}",
                     f"    {v} = {wrap}"]
         if ft.kind == "display" and not ft.signed and not ft.explicit_point and not self.utf8:
             t = self.const("Z", self.zt.digit)
             return [f"_b = raw[{start}:{end}].translate(Z[{t}])",
                     "if _b.isdigit():",
                     "    _x = int(_b)",
+                    f"    {v} = {wrap}"]
+        if (ft.kind == "display" and ft.signed and not ft.sign_separate and ft.sign_pos == "trailing"
+                and not ft.explicit_point and not self.utf8 and ft.size == ft.digits):
+            # trailing overpunch: SG[byte] is +1 / -1 for a sign-carrying digit byte (0 if none), LD its digit
+            sg = self.const("Z", tuple(0 if self.zt.over[b] == 0x78 else (-1 if self.zt.neg[b] else 1)
+                                       for b in range(256)))
+            ld = self.const("Z", tuple(self.zt.over[b] - 0x30 if self.zt.over[b] != 0x78 else 0 for b in range(256)))
+            last = f"{start}+{ft.size - 1}"
+            if ft.size == 1:
+                return [f"_c = raw[{last}]",
+                        f"if Z[{sg}][_c]:",
+                        f"    _x = Z[{sg}][_c] * Z[{ld}][_c]",
+                        f"    {v} = {wrap}"]
+            t = self.const("Z", self.zt.digit)
+            return [f"_c = raw[{last}]",
+                    f"if Z[{sg}][_c] and (_b := raw[{start}:{last}].translate(Z[{t}])).isdigit():",
+                    f"    _x = Z[{sg}][_c] * (int(_b) * 10 + Z[{ld}][_c])",
                     f"    {v} = {wrap}"]
         if ft.kind == "binary":
             sgn = "True" if ft.signed else "False"
@@ -164,11 +188,14 @@ class _Gen:
             return None
         size = n.ftype.size  # type: ignore[union-attr]
         trim = {"right": ".rstrip(' ')", "both": ".strip(' ')", "left": ".lstrip(' ')", "none": ""}[self.opts.trim]
-        expr = f"text[{start}:{start}+{size}]{trim}"
-        if self.opts.low_values_null:
-            z = self.const("Z", bytes(size))
-            expr = f"(None if raw[{start}:{start}+{size}] == Z[{z}] else {expr})"
-        return expr
+        if not self.opts.low_values_null:
+            return f"text[{start}:{start}+{size}]{trim}"
+        if self.low_char is not None:
+            # X'00' decodes to a character no other byte gives: compare the text slice
+            z = self.const("Z", self.low_char * size)
+            return f"(None if (_t := text[{start}:{start}+{size}]) == Z[{z}] else _t{trim})"
+        z = self.const("Z", bytes(size))
+        return f"(None if raw[{start}:{start}+{size}] == Z[{z}] else text[{start}:{start}+{size}]{trim})"
 
     # ---------------------------------------------------------------- frames
     def lenient(self, n: Node) -> bool:
@@ -211,6 +238,8 @@ class _Gen:
         end = self.pos(state, group.size)
         body = "\n".join(lines) or "    pass"
         self.funcs[idx] = f"def {name}(raw, text, o, cnt):\n    d = {{}}\n{body}\n    return d, {end}\n"
+        if not elem:
+            self.top_body = body
         return name
 
     @staticmethod
