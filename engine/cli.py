@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.certs",
     "engine.commands.audit",
     "engine.commands.dead",
+    "engine.commands.report",
+    "engine.commands.reconcile",
 )
 
 app = typer.Typer(
