@@ -134,3 +134,247 @@ def test_property_garbage_never_exceeds_limit(data: bytes, limit: int) -> None:
         assert 0 < rx.error.offset < len(data)
     assert all(len(f) <= limit for f in frames)
     assert rx.buffered < 2 + limit
+
+
+# ------------------------------------------------------------ sibling framings
+
+from formats.framing import (  # noqa: E402
+    DelimiterFramer, EofFramer, FixedFramer, FramingConfigError, STREAM_FRAMINGS, framer_factory,
+)
+
+ALL_LENGTH = ["length2", "length4", "length2le", "length4le", "ascii2", "ascii3", "ascii4", "ascii6",
+              "bcd2", "bcd4"]
+
+
+def _roundtrip(tx, rx_make, payloads):
+    wire = b"".join(tx.frame(p) for p in payloads)
+    one = rx_make()
+    assert one.feed(wire) == payloads           # one chunk
+    assert one.buffered == 0
+    assert one.eof() == []
+    byte = rx_make()
+    out: list[bytes] = []
+    for i in range(len(wire)):                  # byte by byte
+        out.extend(byte.feed(wire[i:i + 1]))
+    assert out == payloads
+    return wire
+
+
+@pytest.mark.parametrize("name", ALL_LENGTH)
+@pytest.mark.parametrize("includes", [False, True])
+def test_length_kinds_one_chunk_and_byte_by_byte(name: str, includes: bool) -> None:
+    payloads = [b"one", b"", b"x" * 40, bytes(range(50))]
+    _roundtrip(make_framer(name, includes_prefix=includes), lambda: make_framer(name, includes_prefix=includes),
+               payloads)
+
+
+@pytest.mark.parametrize("name,includes,expected", [
+    ("length2", False, b"\x00\x03abc"),
+    ("length2", True, b"\x00\x05abc"),
+    ("length4", False, b"\x00\x00\x00\x03abc"),
+    ("length2le", False, b"\x03\x00abc"),
+    ("length4le", True, b"\x07\x00\x00\x00abc"),
+    ("ascii4", False, b"0003abc"),
+    ("ascii4", True, b"0007abc"),
+    ("ascii2", False, b"03abc"),
+    ("bcd2", False, b"\x00\x03abc"),
+    ("bcd2", True, b"\x00\x05abc"),
+])
+def test_length_prefix_bytes(name: str, includes: bool, expected: bytes) -> None:
+    assert make_framer(name, includes_prefix=includes).frame(b"abc") == expected
+
+
+def test_bcd_is_decimal_not_binary() -> None:
+    f = make_framer("bcd2")
+    wire = f.frame(b"z" * 1234)
+    assert wire[:2] == b"\x12\x34"
+    assert make_framer("bcd2").feed(wire) == [b"z" * 1234]
+
+
+@pytest.mark.parametrize("name,garbage", [("ascii4", b"00a1xxxx"), ("bcd2", b"\x0a\x01xxxx")])
+def test_garbage_length_prefix_is_a_framing_error(name: str, garbage: bytes) -> None:
+    rx = make_framer(name)
+    good = rx.frame(b"ok")
+    assert rx.feed(good + garbage) == [b"ok"]
+    assert rx.error is not None and rx.error.offset == len(good)
+    assert name in rx.error.message and rx.error.hint
+    with pytest.raises(FramingError):
+        rx.eof()
+
+
+def test_length_includes_prefix_smaller_than_prefix_is_error() -> None:
+    rx = make_framer("length2", includes_prefix=True)
+    with pytest.raises(FramingError, match="less than its own 2-byte prefix"):
+        rx.feed(b"\x00\x01")
+
+
+@pytest.mark.parametrize("name", ["length2", "length2le", "ascii4", "bcd2"])
+def test_length_kinds_enforce_max_frame(name: str) -> None:
+    big = make_framer(name).frame(b"y" * 20)
+    rx = make_framer(name, 10)
+    with pytest.raises(FramingError, match="over the limit of 10"):
+        rx.feed(big)
+    with pytest.raises(FramingError, match="limit is 10"):
+        make_framer(name, 10).frame(b"y" * 11)
+
+
+def test_ascii4_caps_at_9999() -> None:
+    assert make_framer("ascii4").max_frame == 9999
+    assert make_framer("ascii4", includes_prefix=True).max_frame == 9995
+
+
+def test_header_is_split_off_and_echoed_on_the_reply() -> None:
+    tpdu1, tpdu2 = b"\x60\x00\x01\x00\x00", b"\x60\x00\x02\x00\x00"
+    client = make_framer("length2", header_size=5, header=tpdu1)
+    wire = client.frame(b"REQ1") + make_framer("length2", header_size=5, header=tpdu2).frame(b"REQ2")
+    assert wire[:2] == b"\x00\x09" and wire[2:7] == tpdu1     # the length counts the header
+    server = make_framer("length2", header_size=5, echo_header=True)
+    out: list[bytes] = []
+    for i in range(len(wire)):
+        out.extend(server.feed(wire[i:i + 1]))
+    assert out == [b"REQ1", b"REQ2"]
+    assert list(server.headers) == [tpdu1, tpdu2]
+    assert server.frame(b"RSP1") == b"\x00\x09" + tpdu1 + b"RSP1"
+    server.skip_reply()                       # REQ2 got no reply: its header is dropped
+    assert server.frame(b"X") == b"\x00\x06" + bytes(5) + b"X"   # default header when none is waiting
+
+
+def test_header_on_delimiter_and_fixed() -> None:
+    d = DelimiterFramer(b"\x03", header_size=2, echo_header=True)
+    assert d.feed(b"HHabc\x03") == [b"abc"]
+    assert d.frame(b"xyz") == b"HHxyz\x03"
+    f = FixedFramer(3, header_size=2)
+    assert f.feed(b"h1abch2def") == [b"abc", b"def"]
+    assert list(f.headers) == [b"h1", b"h2"]
+
+
+def test_frame_shorter_than_header_is_error() -> None:
+    rx = make_framer("length2", header_size=5)
+    with pytest.raises(FramingError, match="shorter than its 5-byte header"):
+        rx.feed(b"\x00\x03abc")
+
+
+@pytest.mark.parametrize("delim", [b"\x03", b"\n", b"\r\n", b"<END>"])
+def test_delimiter_one_chunk_and_byte_by_byte(delim: bytes) -> None:
+    payloads = [b"alpha", b"", b"b" * 30, b"\r", b"\x00\x01"]
+    payloads = [p for p in payloads if delim not in p]
+    _roundtrip(DelimiterFramer(delim), lambda: DelimiterFramer(delim), payloads)
+
+
+def test_delimiter_without_escape_refuses_a_payload_holding_it() -> None:
+    with pytest.raises(FramingError, match="holds the delimiter"):
+        DelimiterFramer(b"\x03").frame(b"a\x03b")
+
+
+@pytest.mark.parametrize("delim", [b"\x03", b"\r\n"])
+def test_delimiter_escape_round_trip(delim: bytes) -> None:
+    payloads = [b"a" + delim + b"b", b"\x10", b"\x10" + delim, delim * 3, b"\r\r\n", b"plain"]
+    tx = DelimiterFramer(delim, escape=b"\x10")
+    wire = _roundtrip(tx, lambda: DelimiterFramer(delim, escape=b"\x10"), payloads)
+    assert tx.frame(b"a\x03") .endswith(delim)
+    assert wire.count(delim) >= len(payloads)
+
+
+def test_delimiter_escape_bytes() -> None:
+    assert DelimiterFramer(b"\x03", escape=b"\x10").frame(b"a\x03\x10b") == b"a\x10\x03\x10\x10b\x03"
+
+
+def test_delimiter_max_frame_without_delimiter() -> None:
+    rx = DelimiterFramer(b"\n", max_frame=8)
+    assert rx.feed(b"12345678") == []           # at the limit: still waiting
+    with pytest.raises(FramingError, match="over the limit of 8") as ei:
+        rx.feed(b"9")
+    assert ei.value.offset == 0
+    rx = DelimiterFramer(b"\n", max_frame=8)
+    assert rx.feed(b"ok\n" + b"x" * 20 + b"\n") == [b"ok"]
+    assert rx.error is not None and rx.error.offset == 3
+    rx = DelimiterFramer(b"\x03", escape=b"\x10", max_frame=4)
+    with pytest.raises(FramingError):
+        rx.feed(b"\x10\x03" * 5)
+
+
+def test_delimiter_partial_then_eof() -> None:
+    rx = DelimiterFramer(b"\x03")
+    assert rx.feed(b"abc") == []
+    with pytest.raises(FramingError, match="3 byte"):
+        rx.eof()
+
+
+def test_fixed_size() -> None:
+    payloads = [b"0123456789", b"abcdefghij"]
+    _roundtrip(FixedFramer(10), lambda: FixedFramer(10), payloads)
+    with pytest.raises(FramingError, match="fixed framing of 10 bytes"):
+        FixedFramer(10).frame(b"short")
+    rx = FixedFramer(10)
+    assert rx.feed(b"01234") == []
+    with pytest.raises(FramingError, match="5 byte"):
+        rx.eof()
+
+
+def test_eof_framing() -> None:
+    rx = EofFramer(max_frame=100)
+    for b in b"whole message":
+        assert rx.feed(bytes([b])) == []
+    assert rx.eof() == [b"whole message"]
+    assert EofFramer().eof() == []               # connection closed with nothing sent
+    assert EofFramer().frame(b"reply") == b"reply"
+    rx = EofFramer(max_frame=4)
+    with pytest.raises(FramingError, match="over the limit of 4"):
+        rx.feed(b"12345")
+
+
+def test_framer_factory_checks_options() -> None:
+    new = framer_factory("mf", {"framing": "ascii4", "header_size": 5, "length_includes_prefix": True},
+                         echo_header=True)
+    f = new()
+    assert f.name == "ascii4" and f.header_size == 5 and f.echo_header and f.includes_prefix
+    assert new() is not f
+    assert framer_factory("mf", {"framing": "delimiter", "delimiter": "ETX", "escape": "DLE"},
+                          echo_header=True)().delimiter == b"\x03"
+    assert framer_factory("mf", {"framing": "delimiter", "delimiter": "hex:0d0a"},
+                          echo_header=True)().delimiter == b"\r\n"
+    assert framer_factory("mf", {"framing": "delimiter"}, echo_header=True)().delimiter == b"\n"
+    bad = [
+        ({"framing": "length3"}, "unknown framing 'length3'"),
+        ({"framing": "fixed"}, "needs frame_size"),
+        ({"framing": "length2", "frame_size": 10}, "frame_size applies to framing = fixed"),
+        ({"framing": "length2", "delimiter": "ETX"}, "delimiter applies to framing = delimiter"),
+        ({"framing": "delimiter", "delimiter": "hex:zz"}, "is not hex"),
+        ({"framing": "delimiter", "escape": "ab"}, "escape must be exactly one byte"),
+        ({"framing": "eof", "length_includes_prefix": True}, "applies to length framings"),
+        ({"framing": "length2", "header": "6000"}, "needs header_size"),
+        ({"framing": "length2", "header_size": 5, "header": "6000"}, "2 byte(s), but header_size = 5"),
+        ({"framing": "length2", "max_frame": 0}, "positive byte count"),
+        ({"framing": "fixed", "frame_size": 100, "max_frame": 10}, "over max_frame"),
+    ]
+    for opts, msg in bad:
+        with pytest.raises(FramingConfigError) as ei:
+            framer_factory("mf", opts, echo_header=False)
+        assert msg in str(ei.value) and "channel mf" in str(ei.value), (opts, str(ei.value))
+
+
+def test_every_stream_framing_is_listed() -> None:
+    assert set(ALL_LENGTH) <= set(STREAM_FRAMINGS)
+    assert {"delimiter", "fixed", "eof"} <= set(STREAM_FRAMINGS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(ALL_LENGTH + ["delimiter-esc"]),
+    payloads=st.lists(st.binary(max_size=90), max_size=10),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=20),
+)
+def test_property_every_kind_any_split(name: str, payloads: list[bytes], cuts: list[int]) -> None:
+    def mk():
+        if name == "delimiter-esc":
+            return DelimiterFramer(b"\r\n", escape=b"\x10")
+        return make_framer(name, header_size=3, echo_header=True)
+    tx = mk()
+    wire = b"".join(tx.frame(p) for p in payloads)
+    points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
+    rx = mk()
+    out: list[bytes] = []
+    for a, b in zip(points, points[1:]):
+        out.extend(rx.feed(wire[a:b]))
+    assert out == payloads
+    assert rx.eof() == []
