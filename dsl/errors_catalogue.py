@@ -174,19 +174,61 @@ CATALOGUE: tuple[Entry, ...] = (
 )
 
 
+# ---------------------------------------------------------------- route tests
+# Kept apart from CATALOGUE (whose table is generated into docs/language.md): these
+# are rendered into docs/testing.md and walked by tests/routetest/test_routetest_catalogue.py
+# with the engine's default registry.
+_T_HEAD = ('format Req = json\n'
+           'channel front = memory\n'
+           'channel back = tcp connect { address = "127.0.0.1:1" }\n'
+           'route r {\n'
+           '    receive from front as Req\n'
+           '    call post = back as Req { a = 1 }\n'
+           '    reply Req { code = "00" }\n'
+           '}\n')                                  # 8 lines; a test starts on line 9
+_T_SEND = '    given front sends { a = 1 }\n'
+
+
+def _test(*body: str, head: str = _T_HEAD, name: str = "t") -> str:
+    return head + f'test "{name}" {{\n' + "".join(f"    {b}\n" for b in body) + "}\n"
+
+
+TEST_CATALOGUE: tuple[Entry, ...] = (
+    Entry("E090", "test that sends nothing", 'test "NAME" sends nothing',
+          _test('expect no reply'), 9, 6),
+    Entry("E091", "test that sends twice", 'test "NAME" sends more than once',
+          _test('given front sends { a = 1 }', 'given front sends { a = 2 }'), 11, 5),
+    Entry("E092", "sends to a channel no route receives from", "no route receives from channel `C`",
+          _test('given back sends Req { a = 1 }'), 10, 11),
+    Entry("E093", "sends to a raw route without a format", "the routes of channel `C` receive raw bytes: name the format",
+          _test('given front sends { a = 1 }', head=_T_HEAD.replace("receive from front as Req", "receive from front")),
+          10, 5),
+    Entry("E094", "answers or expects a call on a channel no route calls", "no route calls channel `C`",
+          _test('given front sends { a = 1 }', 'given front answers { a = 1 }'), 11, 11),
+    Entry("E095", "status on a channel without statuses", "channel `C` (tcp connect) answers without a status",
+          _test('given front sends { a = 1 }', 'given back answers 200 { a = 1 }'), 11, 24),
+    Entry("E096", "unknown field of a deal or dead letter expectation", "a deal has no field `NAME` to expect",
+          _test('given front sends { a = 1 }', 'expect deal r { colour = "red" }'), 11, 21),
+    Entry("E097", "deal type no route records", "no route records a deal of type `TYPE`",
+          _test('given front sends { a = 1 }', 'expect deal PAYMENT { status = "committed" }'), 11, 17),
+    Entry("E098", "test declared twice", 'test "NAME" is declared twice',
+          _test('given front sends { a = 1 }') + 'test "t" {\n' + _T_SEND + '}\n', 12, 6),
+)
+
+
 def by_code() -> dict[str, Entry]:
-    return {e.code: e for e in CATALOGUE}
+    return {e.code: e for e in CATALOGUE + TEST_CATALOGUE}
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown() -> str:
-    """The catalogue as the markdown that docs/language.md embeds."""
+def markdown(entries: tuple[Entry, ...] = CATALOGUE) -> str:
+    """The catalogue as the markdown that docs/language.md embeds (``TEST_CATALOGUE``: docs/testing.md)."""
     out = ["| code | what | message | example (the caret goes to line:col) |",
            "|---|---|---|---|"]
-    for e in CATALOGUE:
+    for e in entries:
         src = e.example if e.file == "main.route" else e.files[e.file]
         lines = src.splitlines()
         shown = lines[e.line - 1].strip() if 0 < e.line <= len(lines) else "(end of file)"

@@ -1,0 +1,142 @@
+"""`bsp test`: the shipped route tests pass; failures name the place and say what differed;
+coverage lists what no test reached; JUnit XML for CI."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import typer
+from typer.testing import CliRunner
+
+from engine.commands import routetest
+from engine.registry import default_registry
+from engine.routetest.runner import run_paths
+
+REPO = Path(__file__).resolve().parents[2]
+ROUTES = REPO / "routes"
+BILL = ROUTES / "bill_payment"
+
+
+def cli(*args: str):
+    app = typer.Typer()
+    routetest.register(app)
+
+    @app.command("noop")
+    def _noop() -> None:  # a second command keeps typer from collapsing to a single command
+        pass
+
+    return CliRunner().invoke(app, ["test", *args])
+
+
+def test_bsp_test_routes_passes_with_full_coverage_and_writes_junit(tmp_path):
+    junit = tmp_path / "junit.xml"
+    res = cli(str(ROUTES), "--junit", str(junit))
+    assert res.exit_code == 0, res.output
+    assert "0 failed" in res.output
+    assert "FAIL" not in res.output
+    assert "reached (100%)" in res.output
+    root = ET.parse(junit).getroot()
+    assert int(root.get("tests")) >= 11 and root.get("failures") == "0"
+    names = {c.get("name") for c in root.iter("testcase")}
+    assert {"pays a known biller", "rejects an unknown biller without calling it",
+            "a refusing biller fails the deal"} <= names
+
+
+def _copy_bill(tmp_path: Path) -> Path:
+    d = tmp_path / "bill"
+    d.mkdir()
+    for name in ("bill_payment.route", "billers.csv"):
+        shutil.copy(BILL / name, d / name)
+    return d
+
+
+def test_a_wrong_expectation_fails_with_its_place_and_both_values(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "wrong code" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK"  confirmation = "C1" }
+    expect reply { resp_code = "99" }
+    expect call biller { amount = 6.00 }
+    expect deal BILL_PAYMENT { status = "failed" }
+}
+''')
+    junit = tmp_path / "j.xml"
+    res = cli(str(d), "--junit", str(junit))
+    assert res.exit_code == 1, res.output
+    out = res.output
+    assert "FAIL  wrong code" in out
+    assert 't_test.route:8:20: expect reply: field `resp_code`: expected "99", got "00"' in out
+    assert "t_test.route:9:26: expect call biller: field `amount`: expected 6.00, got 5.00" in out
+    assert 't_test.route:10:32: expect deal BILL_PAYMENT: field `status`: expected "failed", got "committed"' in out
+    # coverage: only the good path was taken
+    assert "not reached by any test:" in out and 'rule rejects with "12" (unknown biller)' in out
+    assert "bill_payment: call post fails" in out
+    fail = ET.parse(junit).getroot().find(".//failure")
+    assert fail is not None and "resp_code" in fail.get("message")
+
+
+def test_unscripted_call_and_unused_answer_are_reported(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "forgot the biller" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    expect reply { resp_code = "91" }
+}
+test "answers too many" {
+    given mainframe sends BillPayReq {
+        txn_code = "BQ01"  trace_no = "2"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK" }
+}
+''')
+    result = run_paths([d], default_registry())
+    by = {o.name: o for o in result.outcomes}
+    assert not by["forgot the biller"].passed
+    assert "the route called biller (call #1) but the test gives no answer" in by["forgot the biller"].failures[0]
+    assert not by["answers too many"].passed
+    assert "t_test.route:14:5: given biller answers ...: never used" in by["answers too many"].failures[0]
+
+
+def test_timeout_and_delay_use_virtual_time(tmp_path):
+    """`answers timeout` waits for the channel's 3s timeout and a 5s delay outlasts it, in virtual time."""
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "too slow" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK"  confirmation = "late" } delay 5s
+    expect reply { resp_code = "68" }
+    expect deal BILL_PAYMENT { status = "failed"  reason = "no reply" }
+}
+''')
+    result = run_paths([d], default_registry())
+    (o,) = result.outcomes
+    assert o.passed, o.failures
+    assert o.seconds < 2.0
+
+
+def test_configurations_without_tests_are_not_compiled(tmp_path):
+    (tmp_path / "broken.route").write_text("this is not a route file\n")
+    result = run_paths([tmp_path], default_registry())
+    assert result.outcomes == [] and result.configurations == 0
+    res = cli(str(tmp_path))
+    assert res.exit_code == 1 and "no route tests found" in res.output
+
+
+def test_a_test_file_that_does_not_compile_is_an_error(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('use "bill_payment.route"\ntest "x" {\n    given mainframe sends Nope { }\n}\n')
+    res = cli(str(d))
+    assert res.exit_code == 1
+    assert "t_test.route:3:27: error[E020]: unknown format `Nope`" in res.output
