@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import (account_consolidation, bond_cashing, fund_brokerage, fund_consolidation, fund_management,
-                                 insurance_brokerage, issuance, remittance, sales, trade_receiving)
+from engine.sim.services import (account_consolidation, bond_cashing, broker_system, customer_service, fund_brokerage,
+                                 fund_consolidation, fund_management, insurance_brokerage, issuance, middle_office,
+                                 receivables_payables, remittance, sales, trade_receiving)
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
@@ -18,8 +19,12 @@ SERVICES: tuple[Service, ...] = (
     issuance.SERVICE,
     sales.SERVICE,
     bond_cashing.SERVICE,
+    receivables_payables.SERVICE,
     fund_consolidation.SERVICE,
     *account_consolidation.SERVICES,
+    broker_system.SERVICE,
+    middle_office.SERVICE,
+    customer_service.SERVICE,
 )
 
 

@@ -23,20 +23,21 @@ def dig(values: Any, *path: Any) -> Any:
     return values
 
 
-def mainframe_answer(ref_field: str, *, amount: Callable[[Any], Any] | None = None,
-                     message: str = "posted") -> Callable[[Any], dict[str, Any]]:
-    """The core mainframe as a counterpart: answers an MF-RSP record; refuses references ending in F."""
+def mainframe_answer(ref_field: str, *, amount: Callable[[Any], Any] | None = None, message: str = "posted",
+                     refuse_field: str | None = None) -> Callable[[Any], dict[str, Any]]:
+    """The core mainframe as a counterpart: answers an MF-RSP record; refuses a request whose
+    ``refuse_field`` (default: the reference) ends in F."""
     counter = {"n": 0}
 
     def answer(req: Any) -> dict[str, Any]:
         req = req or {}
         ref = str(req.get(ref_field) or "")
         counter["n"] += 1
-        if refuses(ref):
-            return {"trace_no": ref, "resp_code": "51", "host_ref": "", "amount": Decimal(0),
+        if refuses(req.get(refuse_field) if refuse_field else ref):
+            return {"trace_no": ref[-16:], "resp_code": "51", "host_ref": "", "amount": Decimal(0),
                     "currency": req.get("currency") or "", "message_text": "account blocked at the host"}
         amt = amount(req) if amount else (req.get("amount") or Decimal(0))
-        return {"trace_no": ref, "resp_code": "00", "host_ref": f"HOST{counter['n']:012d}", "amount": amt,
+        return {"trace_no": ref[-16:], "resp_code": "00", "host_ref": f"HOST{counter['n']:012d}", "amount": amt,
                 "currency": req.get("currency") or "CNY", "message_text": message}
     return answer
 
