@@ -36,6 +36,8 @@ class CopybookCodec:
         assign_keys(layout, opts)
         self._decode, self.source = build_decoder(layout, opts)
         self._seg_slot = getattr(self._decode, "segment_slot", None)
+        self._plain = getattr(self._decode, "plain", None)
+        self._add_renames = None
         members: dict[str, set[str]] = {}
         for value, member in opts.segment_map.items():
             members.setdefault(member.upper().replace("_", "-"), set()).add(value)
@@ -48,6 +50,7 @@ class CopybookCodec:
         self._merge_renames = renames.encoder(views, self._field_bytes) if views else None
         if views:
             add, inner = renames.decoder(views), self._decode
+            self._add_renames = add
 
             def decode_with_renames(raw: bytes) -> tuple[dict, int, list]:
                 values, end, cnt = inner(raw)
@@ -91,6 +94,12 @@ class CopybookCodec:
         return self._decode(data)
 
     def decode(self, data: bytes) -> dict:
+        plain = self._plain
+        if plain is not None and len(data) == self.size:
+            values = plain(data if data.__class__ is bytes else bytes(data))
+            if self._add_renames is not None:
+                self._add_renames(values)
+            return values
         data = bytes(data)
         values, end, _ = self._run(data)
         if self.options.variable_occurs and end != len(data):

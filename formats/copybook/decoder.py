@@ -328,10 +328,27 @@ class _Gen:
             lines.append(f"{ind}cnt[{slot}] = {v}")
         if target and self.opts.conditions and n.conditions:
             for cname, values in n.conditions:
-                c = self.const("C", _condition_test(values, n))
                 k = self.const("K", condition_key(cname, self.opts))
                 dv = target.split("[", 1)[0]
-                lines.append(f"{ind}{dv}[K[{k}]] = C[{c}]({v})")
+                lines.append(f"{ind}{dv}[K[{k}]] = {self.condition_expr(values, n, v)}")
+
+    def condition_expr(self, values: list[Any], n: Node, v: str) -> str:
+        """A level-88 test as an expression; plain literal lists become a set lookup."""
+        ft = n.ftype
+        assert ft is not None
+        text = ft.kind in ("alnum", "national")
+        if values and not any(isinstance(x, tuple) for x in values):
+            if text and all(isinstance(x, str) for x in values):
+                z = self.const("Z", frozenset(x.rstrip(" ") for x in values))
+                if self.opts.trim in ("right", "both"):
+                    return f"({v} in Z[{z}])"
+                return f"({v} is not None and {v}.rstrip(' ') in Z[{z}])"
+            if not text and ft.kind != "float" and all(isinstance(x, (int, Decimal)) and not isinstance(x, bool)
+                                                       for x in values):
+                z = self.const("Z", frozenset(values))
+                return f"({v} in Z[{z}])"
+        c = self.const("C", _condition_test(values, n))
+        return f"C[{c}]({v})"
 
     def emit_array(self, n: Node, dvar: str | None, start: str, lines, state, ind, frame_off, variable) -> None:
         size, mx = n.size, n.occurs_max
@@ -441,7 +458,9 @@ def _counter(n: Node, mapping, path: str) -> Callable[[Any, int], int]:
 def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[bytes], tuple[dict, int, list]], str]:
     """Returns ``decode(raw) -> (values, end_offset, counters)`` and the generated source.
 
-    ``decode.segment_slot`` is the index of the segment field's value in ``counters``.
+    ``decode.segment_slot`` is the index of the segment field's value in ``counters``;
+    ``decode.plain`` is ``plain(raw) -> values`` for one record of exactly the layout's
+    size (a single collapsed 01 without variable tables), else None.
     """
     page = opts.encoding.lower().replace("_", "-")
     utf8 = page in ("utf-8", "utf8")
@@ -459,10 +478,16 @@ def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[byte
         ends = ", ".join(f"e{i}" for i in range(len(parts)))
         record = f"def record(raw, text, cnt):\n    d = {{}}\n{body}    return d, max({ends}, 0)\n"
     source = "\n".join(gen.funcs) + "\n" + record
+    if len(roots) == 1 and opts.collapse_root and not opts.variable_occurs:
+        # decode() of one whole record: the record frame's body with no calls around it
+        text = "''" if utf8 else "_charmap_decode(raw, 'strict', _TABLE)[0]"
+        source += (f"\ndef plain(raw):\n    text = {text}\n    cnt = [None] * {len(gen.counter_slot)}\n"
+                   f"    d = {{}}\n{gen.top_body}\n    return d\n")
     # constants become module-level names (K_3, F_12): one dict lookup each, no subscript
     source = re.sub(r"\b([KFPSZC])\[(\d+)\]", r"\1_\2", source)
     ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad, "D": Decimal, "CTX": num.CTX,
-                          "from_bytes": int.from_bytes}
+                          "from_bytes": int.from_bytes, "_charmap_decode": codecs.charmap_decode,
+                          "_TABLE": None if utf8 else ebcdic.decoding_table(page, opts.controls)}
     for kind, values in gen.consts.items():
         for i, value in enumerate(values):
             ns[f"{kind}_{i}"] = value
@@ -484,4 +509,5 @@ def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[byte
             d, end = record_fn(raw, charmap_decode(raw, "strict", table)[0], cnt)
             return d, end, cnt
     decode.segment_slot = seg_slot  # type: ignore[attr-defined]
+    decode.plain = ns.get("plain")  # type: ignore[attr-defined]
     return decode, source
