@@ -243,3 +243,57 @@ def test_generated_encoder_matches_the_reference_encoder(data) -> None:
         if isinstance(fast, bytes):
             back = c.decode(fast)
             assert c.encode(back) == fast
+
+
+# ---------------------------------------------------------------- RENAMES, PIC N, little-endian binary
+
+NEW = """\
+       01  X.
+           05  HEAD.
+               10  CODE        PIC X(3).
+               10  SEQ         PIC S9(4) COMP-5.
+           05  NAME            PIC N(3).
+           05  AMT             PIC S9(5)V99.
+           05  TAIL            PIC 9(3) COMP-3.
+       66  KEYS            RENAMES CODE THRU SEQ.
+       66  MONEY           RENAMES AMT.
+       66  REST            RENAMES NAME THRU TAIL.
+"""
+
+NEW_CODECS = [CopybookCodec.from_text(NEW, CopybookOptions(**kw)) for kw in (
+    {"binary_order": "little"}, {"encoding": "ascii", "binary_order": "native_little", "trim": "none"})]
+
+
+@SETTINGS
+@given(st.binary(min_size=NEW_CODECS[0].size, max_size=NEW_CODECS[0].size))
+def test_random_bytes_with_renames_national_and_little_endian_give_values_or_format_error(data: bytes) -> None:
+    for c in NEW_CODECS:
+        try:
+            v = c.decode(data)
+        except FormatError as exc:
+            _check_error(exc, len(data))
+            continue
+        assert v["KEYS"] == {"CODE": v["HEAD"]["CODE"], "SEQ": v["HEAD"]["SEQ"]}
+        assert v["MONEY"] == v["AMT"] and v["REST"] == {"NAME": v["NAME"], "AMT": v["AMT"], "TAIL": v["TAIL"]}
+
+
+@SETTINGS
+@given(st.data())
+def test_renames_national_little_endian_round_trip(data) -> None:
+    """x = encode(values given through fields or RENAMES aliases): encode(decode(x)) == x."""
+    for c in NEW_CODECS:
+        code = data.draw(st.text(alphabet="AB9 ", max_size=3).map(lambda s: s.rstrip(" ")))
+        seq = data.draw(st.integers(-(2 ** 15), 2 ** 15 - 1))
+        name = data.draw(st.text(alphabet="aé東 ", max_size=3).map(lambda s: s.rstrip(" ")))
+        amt = Decimal(data.draw(st.integers(-9999999, 9999999))).scaleb(-2)
+        tail = data.draw(st.integers(0, 999))
+        via = data.draw(st.sampled_from(["fields", "aliases", "both"]))
+        values: dict = {}
+        if via in ("fields", "both"):
+            values.update(HEAD={"CODE": code, "SEQ": seq}, NAME=name, AMT=amt, TAIL=tail)
+        if via in ("aliases", "both"):
+            values.update(KEYS={"CODE": code, "SEQ": seq}, MONEY=amt, REST={"NAME": name, "TAIL": tail})
+        x = c.encode(values)
+        back = c.decode(x)
+        assert back["HEAD"]["SEQ"] == seq and back["AMT"] == amt and back["TAIL"] == tail
+        assert c.encode(back) == x
