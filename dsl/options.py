@@ -86,6 +86,8 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
         if vtype not in ("ident",):
             return bad()
     elif want == "path":
+        if opt.choices is not None and vtype in ("ident", "string") and value in opt.choices:
+            return value          # a built-in name the component resolves itself
         if vtype != "string":
             return bad()
         p = Path(value)
@@ -96,7 +98,7 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
             report(Diagnostic("E047", ERROR, f"file not found: \"{value}\" (looked for {p})", pos,
                               "paths are relative to the file that declares them"))
             return _NOT_LITERAL
-        value = str(p)
+        return str(p)
     elif want == "list":
         if vtype != "list":
             return bad()

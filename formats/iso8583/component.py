@@ -55,7 +55,8 @@ COMPONENT = ComponentSpec(
         "numbers as text; amounts stay digit strings. See docs/formats-iso8583.md.",
     options=(
         OptionSpec("spec", "path", "the network spec (.yaml), or a built-in spec name such as "
-                   "iso8583_1987_ascii / iso8583_1987_bcd", required=True),
+                   "iso8583_1987_ascii / iso8583_1987_bcd", required=True,
+                   choices=tuple(builtin_specs())),
         OptionSpec("validate", "bool", "check field contents (classes, dates, track 2) and the spec's per-MTI "
                    "message rules on decode and encode; false gives a lenient reader", default=True),
     ),

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 runner = CliRunner()
 

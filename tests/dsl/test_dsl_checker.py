@@ -6,7 +6,7 @@ from pathlib import Path
 from dsl.diagnostics import render
 from dsl.load import compile_paths, compile_source
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 HEAD = '''channel mf = memory
 format Req = fixed {

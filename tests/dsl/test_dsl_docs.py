@@ -12,7 +12,7 @@ from dsl.diagnostics import render
 from dsl.functions import SIGNATURES
 from dsl.load import compile_paths
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 BLOCKS = re.findall(r"```route\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)

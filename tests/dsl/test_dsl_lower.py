@@ -8,7 +8,7 @@ from decimal import Decimal
 from dsl import ir
 from dsl.load import compile_paths
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 
 def test_program_of_bill_payment(registry):

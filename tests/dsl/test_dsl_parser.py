@@ -8,7 +8,7 @@ import pytest
 from dsl import ast as A
 from dsl.parser import ParseFailure, get_parser, parse
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 
 def _expr(text: str) -> A.Expr:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dsl.load import compile_source
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 DSL = Path(__file__).resolve().parents[2] / "dsl"
 SAMPLE = BILL_PAYMENT.read_text()

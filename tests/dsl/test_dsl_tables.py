@@ -7,7 +7,7 @@ from dsl import ir
 from dsl.compiler import EvalError
 from dsl.tables import TableError, load_table
 
-from conftest import BILL_PAYMENT
+from dslkit import BILL_PAYMENT
 
 
 def decl(path, key="id"):
