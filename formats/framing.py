@@ -133,6 +133,12 @@ class Framer:
         """All payloads framed into one buffer (one ``send_all`` for a batch)."""
         return b"".join([self.frame(p) for p in payloads])
 
+    def fail(self, message: str, hint: str | None = None) -> FramingError:
+        """Put the stream in error from outside (e.g. an idle timeout inside a frame); returns the error."""
+        if self._error is None:
+            self._error = FramingError(message, offset=self._offset, hint=hint)
+        return self._error
+
     def skip_reply(self) -> None:
         """The oldest request got no reply: forget its header."""
         if self.echo_header and self.headers:
@@ -503,7 +509,7 @@ FRAMING_OPTIONS: tuple[OptionSpec, ...] = (
                default=None),
     OptionSpec("delimiter", "string",
                "End of frame for framing = delimiter: a name (ETX, STX, EOT, LF, CR, CRLF, NUL, FS, GS, "
-               "RS), `hex:0d0a`, or text (\\n, \\r, \\t, \\0 escapes).", default="LF"),
+               "RS), `hex:0d0a`, or text (\\n, \\r, \\t, \\0 escapes); LF when not given.", default=None),
     OptionSpec("escape", "string",
                "One escape byte for framing = delimiter (a name such as DLE, or `hex:10`): sent before "
                "each delimiter or escape byte inside a payload.", default=None),
@@ -573,7 +579,7 @@ def framer_factory(channel: str, options: dict[str, Any], *, echo_header: bool) 
         if options.get(key) is not None and name != "delimiter":
             raise FramingConfigError(f"channel {channel}: option {key} applies to framing = delimiter, not {name}")
     if name == "delimiter":
-        kw["delimiter"] = _bytes_option(channel, "delimiter", options.get("delimiter", "LF"))
+        kw["delimiter"] = _bytes_option(channel, "delimiter", options.get("delimiter") or "LF")
         if options.get("escape") is not None:
             kw["escape"] = _bytes_option(channel, "escape", options["escape"])
     frame_size = options.get("frame_size")

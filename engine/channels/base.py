@@ -115,8 +115,11 @@ async def serve_stream(
                 if broken:
                     continue      # answers for a peer that is gone; the deals are recorded anyway
                 out = []
+                skip = framer.skip_reply if framer.header_size else None   # headers echoed per request
                 for r in slot.replies:
                     if r is None:
+                        if skip is not None:
+                            skip()
                         continue
                     try:
                         out.append(framer.frame(r))
@@ -156,7 +159,7 @@ async def serve_stream(
                             raise
                         if not data:
                             try:
-                                framer.eof()
+                                frames = framer.eof()     # the frame the close completes (eof framing)
                             except FramingError as exc:
                                 err = exc
                         else:

@@ -22,11 +22,11 @@ from engine.channels.base import (
     RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable,
 )
 from engine.channels.options import (
-    ADDRESS, FRAMING, MAX_FRAME, ChannelConfigError, framing_options, parse_address, seconds,
+    ADDRESS, ChannelConfigError, parse_address, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
 from formats.component import ComponentSpec, OptionSpec
-from formats.framing import FramingError, make_framer
+from formats.framing import FRAMING_OPTIONS, FramingError, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
 
@@ -61,7 +61,11 @@ class TcpConnector:
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
-        self.framing, self.max_frame = framing_options(name, options)
+        self._new_framer = framer_factory(name, options, echo_header=False)
+        self.framing, self.max_frame = self._new_framer.framing, self._new_framer.max_frame
+        if self.framing == "eof":
+            raise ChannelConfigError(f"channel {name}: option framing: eof (one message per connection) "
+                                     f"is for tcp listen; a tcp connect channel keeps its connection")
         self.timeout = seconds(options.get("timeout"), 30.0)
         self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
         self.max_in_flight = int(options.get("max_in_flight", 4096))
@@ -69,7 +73,7 @@ class TcpConnector:
             raise ChannelConfigError(f"channel {name}: option max_in_flight: expected a positive count")
         self.backoff_min = 0.05
         self.backoff_max = seconds(options.get("reconnect_max"), 2.0)
-        self._framer = make_framer(self.framing, self.max_frame)
+        self._framer = self._new_framer()
         self._pending: deque[_Pending] = deque()
         self._outbox: list[bytes] = []
         self._wake = trio.Event()            # new requests to write / a connection wanted
@@ -113,7 +117,7 @@ class TcpConnector:
                 self.connects += 1
                 set_nodelay(stream)
                 self._connected = True
-                self._framer = make_framer(self.framing, self.max_frame)
+                self._framer = self._new_framer()
                 self._reason = "closed by the counterpart"
                 try:
                     async with trio.open_nursery() as nursery:
@@ -248,8 +252,7 @@ COMPONENT = ComponentSpec(
     ),
     options=(
         ADDRESS,
-        FRAMING,
-        MAX_FRAME,
+        *FRAMING_OPTIONS,
         OptionSpec("timeout", "duration", "Default time to wait for a reply (a call's own timeout wins).",
                    default=Decimal(30)),
         OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default=Decimal(3)),

@@ -9,9 +9,10 @@ from typing import Any
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
-from engine.channels.options import ADDRESS, FRAMING, MAX_FRAME, framing_options, parse_address
+from engine.channels.idle import IdleStream
+from engine.channels.options import ADDRESS, parse_address, seconds
 from formats.component import ComponentSpec, OptionSpec
-from formats.framing import make_framer
+from formats.framing import FRAMING_OPTIONS, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
 
@@ -29,8 +30,10 @@ class TcpListener:
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
-        self.framing, self.max_frame = framing_options(name, options)
+        self._new_framer = framer_factory(name, options, echo_header=True)
+        self.framing, self.max_frame = self._new_framer.framing, self._new_framer.max_frame
         self.backlog = int(options.get("backlog", 128))
+        self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[trio.CancelScope] = set()
         self._draining = False
@@ -69,7 +72,10 @@ class TcpListener:
             stop.cancel()
         self._read_scopes.add(stop)
         try:
-            await serve_stream(stream, make_framer(self.framing, self.max_frame), handler, conn, stop)
+            framer = self._new_framer()
+            if self.idle_timeout > 0:
+                stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn)  # type: ignore[assignment]
+            await serve_stream(stream, framer, handler, conn, stop)
         finally:
             self._read_scopes.discard(stop)
 
@@ -100,9 +106,12 @@ COMPONENT = ComponentSpec(
     ),
     options=(
         ADDRESS,
-        FRAMING,
-        MAX_FRAME,
+        *FRAMING_OPTIONS,
         OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
+        OptionSpec("idle_timeout", "duration",
+                   "Close a connection that sends nothing for this long; inside a half-read frame "
+                   "this is a framing error (error reply, deal malformed). None: wait for ever.",
+                   default=None),
     ),
     build=build,
     examples=(
