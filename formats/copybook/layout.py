@@ -38,6 +38,8 @@ class Node:
     dropped: bool = False
     is_counter: bool = False
     values: list[Any] = field(default_factory=list)
+    usage: str | None = None       # USAGE in force (own, or a group's: it applies to the items it holds)
+    sign: tuple[str, bool] | None = None   # SIGN (position, separate) in force, own or a group's
 
     @property
     def is_group(self) -> bool:
@@ -107,7 +109,11 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
     stack: list[Node] = []
     renames_raw: list[tuple[Entry, Node | None]] = []
     last_field: Node | None = None
-    for e in entries:
+    # which entries are groups: the next data entry has a higher level (USAGE on a group is inherited)
+    data = [i for i, x in enumerate(entries) if x.level not in (66, 88)]
+    groups = {a for a, b in zip(data, data[1:])
+              if entries[a].level != 77 and entries[b].level not in (1, 77) and entries[b].level > entries[a].level}
+    for index, e in enumerate(entries):
         if e.level == 88:
             if last_field is None:
                 raise _err("level 88 condition before any data item", path, e.line, e.col)
@@ -119,16 +125,26 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
         if not (1 <= e.level <= 49 or e.level == 77):
             raise _err(f"level {e.level:02d} is not a data level", path, e.line, e.col,
                        "use 01-49 for data items, 66 for RENAMES, 77 for independent items, 88 for conditions")
+        if e.level not in (1, 77):
+            while stack and stack[-1].level >= e.level:
+                stack.pop()
+        holder = stack[-1] if stack and e.level not in (1, 77) else None
+        usage = e.usage or (holder.usage if holder is not None else None)
+        sign = (e.sign_pos, e.sign_separate) if e.sign_pos else (holder.sign if holder is not None else None)
+        if sign and not e.sign_pos and e.pic is not None and not e.pic.upper().startswith("S"):
+            sign_for_kids, sign = sign, None       # a group's SIGN applies to its signed numeric items only
+        else:
+            sign_for_kids = sign
         ftype = None
-        if e.pic is not None or e.usage in ("COMP-1", "COMP-2", "POINTER", "INDEX"):
+        if index not in groups and (e.pic is not None or usage in ("COMP-1", "COMP-2", "POINTER", "INDEX")):
             try:
-                ftype = field_type(e.pic, e.usage, e.sign_pos, e.sign_separate)
+                ftype = field_type(e.pic, usage, sign[0] if sign else None, sign[1] if sign else False)
             except PictureError as exc:
                 line, col = (e.pic_line, e.pic_col) if e.pic else (e.line, e.col)
                 raise _err(str(exc), path, line, col, exc.hint) from None
         node = Node(name=e.name, level=e.level, line=e.line, col=e.col, ftype=ftype,
                     occurs_min=e.occurs_min, occurs_max=e.occurs_max, depending_on=e.depending_on,
-                    redefines=e.redefines, values=e.values)
+                    redefines=e.redefines, values=e.values, usage=usage, sign=sign_for_kids)
         if e.occurs_max is not None:
             if e.level in (1, 77):
                 raise _err("OCCURS is not allowed at level 01/77", path, e.line, e.col)
@@ -138,8 +154,6 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
             stack = [node]
             roots.append(node)
         else:
-            while stack and stack[-1].level >= e.level:
-                stack.pop()
             if not stack:
                 raise _err(f"level {e.level:02d} item {e.name or 'FILLER'} has no enclosing 01 record",
                            path, e.line, e.col, "start the copybook with an 01 level")

@@ -137,3 +137,29 @@ def test_inline_comment_marker_inside_a_literal_is_text() -> None:
     text = "       01 R.\n          05 F PIC X(4).\n             88 ARROW VALUE '*>>*'. *> a comment\n"
     c = CopybookCodec.from_text(text, CopybookOptions(encoding="ascii"))
     assert c.decode(b"*>>*") == {"F": "*>>*", "ARROW": True}
+
+
+def test_usage_and_sign_on_a_group_apply_to_the_items_it_holds() -> None:
+    text = """\
+       01  R.
+           05  AMOUNTS     COMP-3.
+               10  A1      PIC S9(5)V99.
+               10  A2      PIC 9(3) DISPLAY.
+               10  INNER.
+                   15  A3  PIC S9(3).
+           05  RATES       USAGE COMP-2.
+               10  R1.
+               10  R2.
+           05  SIGNED      SIGN LEADING SEPARATE.
+               10  S1      PIC S9(3).
+               10  U1      PIC 9(3).
+"""
+    c = CopybookCodec.from_text(text, CopybookOptions(encoding="ascii"))
+    sizes = {n.name: n.size for n in c.layout.roots[0].walk() if n.ftype is not None}
+    assert sizes == {"A1": 4, "A2": 3, "A3": 2, "R1": 8, "R2": 8, "S1": 4, "U1": 3}
+    values = {"AMOUNTS": {"A1": Decimal("-12.34"), "A2": 7, "INNER": {"A3": -5}}, "RATES": {"R1": 0.5, "R2": -2.0},
+              "SIGNED": {"S1": -12, "U1": 3}}
+    raw = c.encode(values)
+    assert raw[:4] == bytes.fromhex("0001234d") and raw[7:9] == bytes.fromhex("005d")
+    assert raw[-7:] == b"-012003"
+    assert c.decode(raw) == values
