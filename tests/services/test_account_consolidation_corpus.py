@@ -1,0 +1,51 @@
+"""A real bank's camt.053 (corpus: genkgo camt053 v2 minimal) through the account consolidation route.
+
+Its account NL26VAYB8060476890 is in the consolidation table, but its closing
+booked balance (CLBD) is in SEK while the account is EUR: the route must
+reject it with code 15, record it under the statement id, and not post it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import orjson
+import trio
+
+from dsl.load import compile_paths
+from engine.ledger import open_ledger
+from engine.sim.services.account_consolidation import SERVICES
+from engine.sim.services.catalog import route_files
+from engine.sim.services.harness import running_services
+from engine.sim.services.registry import services_registry
+from formats.framing import make_framer
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus"
+CAMT = CORPUS / "iso20022" / "genkgo_camt053_v2_minimal" / "input" / "camt053.v2.minimal.xml"
+
+
+async def test_corpus_camt053_with_a_foreign_currency_closing_balance_is_rejected(tmp_path):
+    registry = services_registry()
+    program = compile_paths(route_files("account_consolidation"), registry).program
+    assert program is not None
+    ledger_path = tmp_path / "l.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, SERVICES) as rig:
+            stream = await trio.open_tcp_stream("127.0.0.1", rig.port("ac_camt"))
+            framer = make_framer("length4")
+            async with stream:
+                await stream.send_all(framer.frame(CAMT.read_bytes()))
+                replies: list[bytes] = []
+                with trio.fail_after(5):
+                    while not replies:
+                        replies = framer.feed(await stream.receive_some(65536))
+            host = rig.sims["ac_mainframe"]
+    ack = orjson.loads(replies[0])
+    assert ack["code"] == "15", ack
+    assert host.requests == 0
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        row = con.execute("SELECT reference, status, party, amount, currency FROM deals").fetchone()
+    finally:
+        con.close()
+    assert row[:3] == ("253EURNL26VAYB8060476890", "rejected", "NL26VAYB8060476890")
+    assert str(row[3]) == "27.0000" and row[4] == "SEK"
