@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.dead",
     "engine.commands.report",
     "engine.commands.reconcile",
+    "engine.commands.replay",
+    "engine.commands.routetest",
 )
 
 app = typer.Typer(

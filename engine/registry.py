@@ -22,6 +22,10 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.channels.tcp_listen",
     "engine.channels.tcp_connect",
     "engine.channels.memory",
+    "engine.channels.http_listen",
+    "engine.channels.http_call",
+    "engine.channels.file_watch",
+    "engine.channels.file_write",
     # steps
     "engine.steps.decode",
     "engine.steps.let",
@@ -35,6 +39,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "formats.csv_codec",
     "formats.xml_codec",
     "formats.iso8583.component",
+    "formats.copybook.component",
+    "formats.swift.component",
+    "formats.iso20022.component",
 )
 
 
