@@ -215,12 +215,15 @@ def loose_records(draw, codec: CopybookCodec) -> dict:
                 if draw(st.integers(0, 3)) == 0:
                     out[condition_key(cname, codec.options)] = True
         return out
-    return fill(codec.layout.roots[0])
+    if codec.options.collapse_root and len(codec.layout.roots) == 1:
+        return fill(codec.layout.roots[0])
+    return {r.key: fill(r) if draw(st.integers(0, 8)) else draw(_ODD) for r in codec.layout.roots}
 
 
 DIFF_CODECS = [CopybookCodec.from_text(MIXED, CopybookOptions(**kw)) for kw in (
     {}, {"encoding": "ascii", "low_values_null": False}, {"encoding": "utf-8", "binary_order": "little"},
-    {"encoding": "cp1047", "names": "lower", "binary_order": "native_little", "float_format": "ieee"})]
+    {"encoding": "cp1047", "names": "lower", "binary_order": "native_little", "float_format": "ieee"},
+    {"collapse_root": False, "trim": "none", "conditions": False})]
 
 
 def _outcome(fn, values):
