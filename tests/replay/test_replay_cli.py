@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import config_copy, record_session
+from replaykit import config_copy, record_session
 from engine.commands import replay as replay_cmd
 from engine.registry import default_registry
 from engine.replay.capture import Capture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from conftest import SESSION, config_copy
+from replaykit import SESSION, config_copy
 from engine.registry import default_registry
 from engine.replay.capture import Capture
 from engine.replay.session import replay_file
