@@ -1,0 +1,239 @@
+"""``http.listen``: receive requests over HTTP/1.1 (h11 on trio, optional TLS and client certificates).
+
+One method and path template per channel (``path = "/payments/{id}"``).  The
+request body is the frame the route's receive format decodes (JSON, XML, or a
+form, which arrives as a JSON object of its fields).  The route sees
+``http.method``, ``http.path``, ``http.params``, ``http.query`` (last value of
+each parameter) and ``http.headers`` (lower-case names).  The answer's status
+follows the deal: a reply of a committed deal is 200 (``status_ok``); a
+failure maps by error kind, then by deal status, through ``status_map``.  A
+failure without a reply body answers RFC 7807 problem details.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from decimal import Decimal
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+import trio
+
+from engine.access import AccessList
+from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.http_listen_dispatch import dispatch_one
+from engine.channels.options import ADDRESS, ChannelConfigError, parse_address, seconds
+from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.tls import CLIENT_CERT_MODES, server_context
+from formats.component import ComponentSpec, OptionSpec
+
+log = logging.getLogger("bsp.channel.http")
+
+_NUMBERS = itertools.count(1)
+
+DEFAULT_STATUS = {
+    "malformed": 400, "unrouted": 404, "rejected": 422, "refused": 502, "unreachable": 502,
+    "timeout": 504, "lost": 502, "internal": 500, "failed": 502,
+}
+
+
+def parse_status_map(channel: str, entries: Any) -> dict[str, int]:
+    """``["rejected:422", "timeout:504"]`` over the defaults."""
+    out = dict(DEFAULT_STATUS)
+    if entries is None:
+        return out
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise ChannelConfigError(f"channel {channel}: option status_map: expected a list such as "
+                                 f'["rejected:422", "failed:502"], got {entries!r}')
+    for i, e in enumerate(entries, 1):
+        key, _, code = str(e).partition(":")
+        if key not in DEFAULT_STATUS or not code.isdigit() or not 100 <= int(code) <= 599:
+            raise ChannelConfigError(
+                f"channel {channel}: option status_map: entry {i} ({e!r}): expected KIND:STATUS with KIND one "
+                f"of {', '.join(DEFAULT_STATUS)} and STATUS 100..599 (e.g. \"rejected:422\")")
+        out[key] = int(code)
+    return out
+
+
+def _sniff_type(body: bytes) -> str:
+    head = body.lstrip()[:1]
+    if head in (b"{", b"["):
+        return "application/json"
+    if head == b"<":
+        return "application/xml"
+    return "application/octet-stream"
+
+
+class HttpListener:
+    role = "listen"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.host, self.port = parse_address(name, options.get("address"))
+        self.method = str(options.get("method") or "POST").upper()
+        self.path = options.get("path") or "/"
+        self.status_ok = int(options.get("status_ok") or 200)
+        self.status_map = parse_status_map(name, options.get("status_map"))
+        self.content_type = options.get("content_type")
+        self.limits = HTTPLimits(
+            max_body=int(options.get("max_body") or HTTPLimits.max_body),
+            idle_timeout=seconds(options.get("idle_timeout"), HTTPLimits.idle_timeout),
+            read_timeout=seconds(options.get("read_timeout"), HTTPLimits.read_timeout),
+        )
+        self.router = Router()
+        try:
+            self.router.add(self.method, self.path, self._request)
+        except ValueError as exc:
+            raise ChannelConfigError(f"channel {name}: option path: {exc}") from None
+        cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
+        client_cert = options.get("client_cert") or "none"
+        if client_cert not in CLIENT_CERT_MODES:
+            raise ChannelConfigError(f"channel {name}: option client_cert: expected one of "
+                                     f"{', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}")
+        self.ssl_context = None
+        if cert is not None:
+            try:
+                self.ssl_context = server_context(cert, key, ca, client_cert)
+            except ValueError as exc:
+                raise ChannelConfigError(f"channel {name}: {exc}") from None
+        elif key is not None or ca is not None or client_cert != "none":
+            raise ChannelConfigError(f"channel {name}: options key / ca / client_cert need `cert` (TLS)")
+        try:
+            self.access = AccessList.parse(options.get("allow"))
+        except ValueError as exc:
+            raise ChannelConfigError(f"channel {name}: option allow: {exc}") from None
+        if self.access.needs_client_cert and client_cert == "none":
+            raise ChannelConfigError(
+                f"channel {name}: option allow has certificate rules but no client certificate is asked for; "
+                f"add cert, key, ca and client_cert = \"required\"")
+        self._handler: ExchangeHandler | None = None
+        self._stop = trio.Event()
+        self._draining = False
+        self._inflight = 0
+        self._idle = trio.Event()
+        self.requests = 0
+        self.refused = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        self._handler = handler
+        async with trio.open_nursery() as nursery:
+            self.port = await nursery.start(partial(
+                serve_http, self.router, self.host, self.port, self.ssl_context,
+                limits=self.limits, access=None if self.access.open else self.access,
+                on_refused=self._on_refused))
+            log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
+            task_status.started(self.port)
+            await self._stop.wait()
+            while self._inflight:           # drain: answer what was already read
+                self._idle = trio.Event()
+                await self._idle.wait()
+            nursery.cancel_scope.cancel()
+
+    def stop_accepting(self) -> None:
+        self._draining = True
+        self._stop.set()
+
+    def _on_refused(self, peer: Any, reason: str) -> None:
+        self.refused += 1
+
+    async def _request(self, request: Request) -> Response:
+        if self._draining or self._handler is None:
+            raise HTTPError(503, f"channel {self.name} is shutting down; retry later",
+                            headers=[("retry-after", "1")])
+        self.requests += 1
+        body = request.body
+        if request.content_type == "application/x-www-form-urlencoded":
+            form = request.form()
+            body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
+        peer = request.peer
+        peer_text = "%s:%s" % tuple(peer[:2]) if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+        http = {
+            "method": request.method,
+            "path": request.path,
+            "params": dict(request.path_params),
+            "query": {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()},
+            "headers": dict(request.headers),
+            "peer": peer_text,
+        }
+        conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS), extra={"http": http})
+        self._inflight += 1
+        try:
+            out = await dispatch_one(self._handler, conn, body, http)
+        finally:
+            self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
+        if out.status in ("committed", "unknown"):
+            if out.reply is None:
+                if out.status == "committed":
+                    return Response(204 if self.status_ok == 200 else self.status_ok, [], b"")
+                return Response.problem(500, "the route gave no answer; see the deal's reason in the ledger",
+                                        instance=request.raw_path)
+            return Response(self.status_ok, [("content-type", self.content_type or _sniff_type(out.reply))],
+                            out.reply)
+        status = self.status_map.get(out.kind or "", self.status_map.get(out.status, 500))
+        if out.reply is not None:
+            return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
+        return Response.problem(status, out.detail or out.text or out.status, instance=request.raw_path,
+                                kind=out.kind, code=out.code, deal_status=out.status)
+
+
+def build(decl: Any) -> HttpListener:
+    return HttpListener(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="http.listen",
+    doc=(
+        "Receive requests over HTTP/1.1 (h11 on trio), plain or TLS with optional client certificates "
+        "and an access list. One method and path template per channel; path parameters, the query "
+        "and the headers are visible to the route as `http.params`, `http.query`, `http.headers` "
+        "(also `http.method`, `http.path`, `http.peer`). The body is decoded by the route's receive "
+        "format; a form body (application/x-www-form-urlencoded) arrives as a JSON object. A committed "
+        "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
+        "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
+        "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
+        "refused by `allow` gets 403; during a drain new requests get 503."
+    ),
+    options=(
+        ADDRESS,
+        OptionSpec("method", "string", "The HTTP method served.", default="POST"),
+        OptionSpec("path", "string", "Path template, literal segments and {name} parameters "
+                   "(e.g. \"/payments/{id}\").", default="/"),
+        OptionSpec("status_ok", "int", "Status of a committed deal's reply (204 when there is no body).",
+                   default=200),
+        OptionSpec("status_map", "list",
+                   "KIND:STATUS entries over the defaults malformed:400, unrouted:404, rejected:422, "
+                   "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502; "
+                   "KIND is an error kind or a deal status (rejected, failed).", default=None),
+        OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "
+                   "JSON, XML or octet-stream).", default=None),
+        OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
+        OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),
+        OptionSpec("read_timeout", "duration", "Time from a request's first byte to its last (408 beyond).",
+                   default=Decimal(10)),
+        OptionSpec("cert", "path", "Server certificate (PEM): turns TLS on (1.2 minimum).", default=None),
+        OptionSpec("key", "path", "Private key of `cert` (PEM).", default=None),
+        OptionSpec("ca", "path", "CA bundle client certificates must chain to.", default=None),
+        OptionSpec("client_cert", "string", "Client certificate: none, optional or required.", default="none",
+                   choices=tuple(CLIENT_CERT_MODES)),
+        OptionSpec("allow", "list", "Access list: \"cn:NAME\", \"san:dns:HOST\", \"ip:CIDR\", ... "
+                   "(see docs/channels.md); empty: everyone.", default=None),
+    ),
+    build=build,
+    examples=(
+        'channel payments_api = http listen {\n'
+        '    address    = "127.0.0.1:8443"\n'
+        '    method     = "POST"\n'
+        '    path       = "/payments/{id}"\n'
+        '    status_map = ["rejected:422", "failed:502", "unrouted:404"]\n'
+        '}',
+    ),
+)

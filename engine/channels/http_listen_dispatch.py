@@ -1,0 +1,49 @@
+"""Hand one HTTP request to a channel's dispatcher and learn how its deal ended.
+
+The ``ExchangeHandler`` contract gives back reply bytes only; an HTTP answer
+also needs the outcome (rejected -> 422, failed -> 502, ...) and the route
+should see the request's ``http`` values (params, query, headers).  Until the
+runtime offers a per-request hook, this module works with the runtime's
+``Dispatcher`` as it is: a shallow per-request copy whose base scope carries
+``http`` and whose ``_record`` keeps the exchanges it records.  Any other
+handler still works: it just reports no outcome.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Outcome:
+    reply: bytes | None
+    status: str                 # committed, rejected, failed, unknown
+    kind: str | None = None     # error.kind when not committed
+    code: str | None = None
+    text: str | None = None
+    detail: str | None = None
+
+
+async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any]) -> Outcome:
+    base = getattr(handler, "base_scope", None)
+    record = getattr(handler, "_record", None)
+    if not isinstance(base, dict) or record is None:
+        (reply,) = await handler.handle(conn, [body])
+        return Outcome(reply, "unknown")
+    seen: list[Any] = []
+    d = copy.copy(handler)
+    d.base_scope = {**base, "http": http_scope}
+
+    async def keep(exs: list[Any]) -> None:
+        seen.extend(exs)
+        await record(exs)
+    d._record = keep
+    (reply,) = await d.handle(conn, [body])
+    if not seen:
+        return Outcome(reply, "unknown")
+    ex = seen[0]
+    f = getattr(ex, "failure", None)
+    if f is None:
+        return Outcome(reply, "committed")
+    return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail)
