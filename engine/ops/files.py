@@ -1,0 +1,109 @@
+"""The files a configuration is made of, beyond its route files: copybooks, specs, tables, certificates.
+
+    files = referenced_files(program)          # {absolute path: sha256 hex} of every file an option names
+    program = with_referenced_files(program)   # sources += those files; version covers them too
+
+A copybook edited in place changes no route file, so ``Program.version``
+(a hash of the route sources) would not change; the reload manager therefore
+versions a generation over its route files *and* the files they reference,
+and keeps all of them in the ledger (``ledger.record_config``).  Binary files
+are kept as ``sha256:<hex>`` rather than their bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+MAX_DIR_FILES = 500          # a spec folder (e.g. an XSD set) is fingerprinted file by file, up to this many
+
+
+def _paths_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if os.path.isabs(value):
+            yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _paths_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _paths_in(v)
+
+
+def _candidates(program: Any) -> Iterator[str]:
+    for decl in program.formats.values():
+        yield from _paths_in(decl.options)
+    for decl in program.channels.values():
+        yield from _paths_in(decl.options)
+    for decl in program.tables.values():
+        yield decl.path
+
+
+def referenced_files(program: Any) -> dict[str, str]:
+    """``{path: sha256}`` of every existing file (or file in a named folder) the program's options name."""
+    out: dict[str, str] = {}
+    for raw in _candidates(program):
+        p = Path(raw)
+        if p.is_file():
+            out[str(p)] = _digest(p)
+        elif p.is_dir():
+            for i, f in enumerate(sorted(q for q in p.rglob("*") if q.is_file())):
+                if i >= MAX_DIR_FILES:
+                    break
+                out[str(f)] = _digest(f)
+    for route_file in program.sources:
+        out.pop(route_file, None)
+    return out
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+
+
+def _text_or_digest(path: str, digest: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return f"sha256:{digest}"
+    if len(data) <= 1_000_000:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return f"sha256:{digest}"
+
+
+def version_of(sources: dict[str, str]) -> str:
+    """The same hash as ``dsl.lower.program_version``: sha256 over sorted (path, text), first 16 hex."""
+    h = hashlib.sha256()
+    for path, text in sorted(sources.items()):
+        h.update(path.encode("utf-8"))
+        h.update(b"\0")
+        h.update(text.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> Any:
+    """``program`` whose ``sources`` also hold the referenced files and whose ``version`` covers them.
+
+    A program that references no file is returned unchanged (its version stays
+    the one ``bsp check`` prints).
+    """
+    files = referenced_files(program) if files is None else files
+    if not files:
+        return program
+    sources = dict(program.sources)
+    for path, digest in files.items():
+        sources[path] = _text_or_digest(path, digest)
+    return dataclasses.replace(program, sources=sources, version=version_of(sources))
+
+
+def watched_paths(program: Any) -> set[Path]:
+    """Every file a change of which should trigger a reload: route files, included files, referenced files."""
+    return {Path(p) for p in program.sources} | {Path(p) for p in referenced_files(program)}

@@ -1,0 +1,145 @@
+"""One configuration generation, bound; and the handler indirection that lets generations swap.
+
+    gen = build_generation(number, program, registry, ledger=ledger, overrides=..., reuse={"mainframe": ch})
+    ref = HandlerRef(gen, gen.dispatchers["mainframe"])
+    await nursery.start(channel.serve, ref)      # the channel calls ref.handle(...) for every batch
+    ref.point(new_gen, new_gen.dispatchers["mainframe"])    # atomic: the next batch runs on new_gen
+
+``build_generation`` does everything that can fail before traffic moves: it
+builds every channel object that is not reused, every codec (also formats no
+route uses yet), loads every table and compiles every route, through the
+ordinary ``Switchboard`` constructor (which is never ``run`` here).  Channels
+kept from the running generation are handed in by ``reuse`` so their sockets
+and open connections stay.
+
+A batch of frames runs entirely on the generation it started on:
+``HandlerRef.handle`` reads (generation, dispatcher) once, counts the batch
+in that generation's ``in_flight`` and awaits the dispatcher.  A retired
+generation's ``idle`` event is set once its last batch has finished.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Mapping
+
+import trio
+
+from engine.runtime.binder import BindError
+from engine.runtime.switchboard import Switchboard
+
+
+class Generation:
+    def __init__(self, number: int, program: Any, sb: Switchboard) -> None:
+        self.number = number
+        self.program = program
+        self.version = program.version
+        self.sb = sb
+        self.channels: dict[str, Any] = sb.channels
+        self.dispatchers: dict[str, Any] = sb.dispatchers
+        self.started_at = time.time()
+        self.in_flight = 0
+        self.batches = 0
+        self.retired = False
+        self.idle = trio.Event()
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self.batches += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.retired and self.in_flight == 0:
+            self.idle.set()
+
+    def retire(self) -> None:
+        self.retired = True
+        if self.in_flight == 0:
+            self.idle.set()
+
+    def routes(self) -> dict[str, Any]:
+        """route name -> BoundRoute."""
+        return {br.name: br for d in self.dispatchers.values() for br in d.routes}
+
+
+class HandlerRef:
+    """The ``ExchangeHandler`` a listening channel is given: it forwards to the current dispatcher."""
+
+    __slots__ = ("channel", "_target", "observer")
+
+    def __init__(self, channel: str, gen: Generation, dispatcher: Any, observer: Any = None) -> None:
+        self.channel = channel
+        self._target = (gen, dispatcher)
+        self.observer = observer
+
+    @property
+    def generation(self) -> Generation:
+        return self._target[0]
+
+    def point(self, gen: Generation, dispatcher: Any) -> None:
+        self._target = (gen, dispatcher)
+
+    async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
+        gen, disp = self._target
+        gen.enter()
+        obs = self.observer
+        if obs is not None:
+            obs.frames_in(self.channel, len(frames))
+        try:
+            replies = await disp.handle(conn, frames)
+        finally:
+            gen.leave()
+        if obs is not None:
+            obs.frames_out(self.channel, sum(r is not None for r in replies))
+        return replies
+
+    async def framing_error(self, conn: Any, err: Any) -> bytes | None:
+        gen, disp = self._target
+        gen.enter()
+        if self.observer is not None:
+            self.observer.channel_error(self.channel, "framing")
+        try:
+            return await disp.framing_error(conn, err)
+        finally:
+            gen.leave()
+
+
+class _ReusingRegistry:
+    """A registry view whose channel kinds hand back the running channel objects named in ``reuse``."""
+
+    def __init__(self, registry: Any, reuse: Mapping[str, Any]) -> None:
+        self._registry = registry
+        self._reuse = reuse
+
+    def get(self, category: str, name: str) -> Any:
+        spec = self._registry.get(category, name)
+        if category != "channel" or spec is None or spec.build is None or not self._reuse:
+            return spec
+        build, reuse = spec.build, self._reuse
+
+        def build_or_reuse(decl: Any) -> Any:
+            kept = reuse.get(decl.name)
+            return kept if kept is not None else build(decl)
+
+        return dataclasses.replace(spec, build=build_or_reuse)
+
+    def names(self, category: str) -> list[str]:
+        return self._registry.names(category)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._registry, name)
+
+
+def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
+                     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                     reuse: Mapping[str, Any] | None = None, grace: float = 10.0) -> Generation:
+    """Bind ``program`` completely (raises ``BindError`` naming the place); nothing starts."""
+    sb = Switchboard(program, _ReusingRegistry(registry, reuse or {}), ledger=ledger,
+                     overrides={k: dict(v) for k, v in (overrides or {}).items() if k in program.channels},
+                     grace=grace)
+    for name in program.formats:        # formats no route uses yet are built (and checked) too
+        sb.ctx.codec(name)
+    missing = [n for n in program.channels if n not in sb.channels]
+    if missing:
+        raise BindError(f"channels not bound: {', '.join(missing)}")
+    return Generation(number, program, sb)

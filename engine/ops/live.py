@@ -1,0 +1,304 @@
+"""The live engine: generations of a configuration, swapped under traffic without losing anything.
+
+    engine = LiveEngine(registry, ledger, load=lambda: (route_files, overrides), observer=obs)
+    await nursery.start(engine.run, program)       # returns once every inbound channel is listening
+    result = await engine.reload(dry_run=False)     # engine.admin.backend.ReloadResult
+    engine.drain()                                  # stop accepting, finish in-flight work, then run returns
+
+A reload is transactional: the route files are compiled (in a worker thread),
+every file they reference is fingerprinted, and the new generation is bound
+completely (``engine.ops.generation.build_generation``: channel objects,
+codecs, tables, routes) before anything changes.  On any error the running
+generation stays and the rendered diagnostics come back (and are logged).
+
+Then, in this order:
+1. channels the plan adds, or changes on another address, start listening
+   (a failure here stops what was started and keeps the running generation);
+2. the new version and its sources go into the ledger (``record_config``);
+3. the swap: every kept inbound channel's ``HandlerRef`` is pointed at the new
+   generation's dispatcher (one assignment per channel, no await between them,
+   so no batch sees a mix); the next batch read on any connection runs on the
+   new generation, batches already running finish on the old one;
+4. channels removed or changed stop accepting and reading, and finish what
+   they read (drain); a changed channel on the same address starts once the
+   old socket is closed;
+5. outbound channels only the old generation used are closed once its last
+   in-flight batch has finished (``Generation.idle``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import trio
+
+from engine.admin.backend import ReloadResult
+from engine.ops.files import with_referenced_files
+from engine.ops.generation import Generation, HandlerRef, build_generation
+from engine.ops.plan import ReloadPlan, plan_reload
+
+log = logging.getLogger("bsp.reload")
+
+Loader = Callable[[], tuple[list[Path], Mapping[str, Mapping[str, Any]]]]
+REBIND_WAIT = 5.0              # seconds a changed channel waits for its old socket on the same address
+
+
+class ReloadFailed(Exception):
+    def __init__(self, diagnostics: list[str], plan: ReloadPlan | None = None, version: str | None = None) -> None:
+        super().__init__("\n".join(diagnostics))
+        self.diagnostics = diagnostics
+        self.plan = plan
+        self.version = version
+
+
+class LiveEngine:
+    def __init__(self, registry: Any, ledger: Any, *, load: Loader, observer: Any = None,
+                 grace: float = 10.0) -> None:
+        self.registry = registry
+        self.ledger = ledger
+        self.observer = observer
+        self.view = observer.ledger(ledger) if observer is not None else ledger
+        self.load = load
+        self.grace = grace
+        self.current: Generation | None = None
+        self.overrides: Mapping[str, Mapping[str, Any]] = {}
+        self.refs: dict[str, HandlerRef] = {}           # inbound channel name -> its handler indirection
+        self.history: list[dict[str, Any]] = []         # reloads: at, source, ok, version, dry_run
+        self.started_at = time.time()
+        self.draining = False
+        self.finished = trio.Event()
+        self._lock = trio.Lock()
+        self._drain = trio.Event()
+        self._scopes: dict[int, list[trio.CancelScope]] = {}     # id(channel object) -> its task scopes
+        self._listeners: set[int] = set()                        # id of channel objects still serving
+        self._listeners_done = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._numbers = 0
+
+    # ------------------------------------------------------------ running
+    async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
+                  task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind and serve ``program``; ``task_status.started(self)`` once listening; returns after ``drain``."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self.overrides = dict(overrides or {})
+                program = with_referenced_files(program)
+                gen = self._bind(program, {})
+                await self.ledger.record_config(gen.version, gen.program.sources)
+                self.refs.update(await self._start(gen, list(gen.channels)))
+                self.current = gen
+                self._loaded(gen)
+                task_status.started(self)
+                await self._drain.wait()
+                await self._drain_all()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.finished.set()
+
+    def drain(self) -> None:
+        """Stop accepting and reading on every channel; in-flight exchanges finish, then ``run`` returns."""
+        self.draining = True
+        self._drain.set()
+
+    async def _drain_all(self) -> None:
+        log.info("draining: no new connections or requests; finishing in-flight exchanges")
+        for gen_ch in self._all_channels():
+            self._stop_accepting(gen_ch)
+        with trio.move_on_after(self.grace) as timer:
+            if self._listeners:
+                await self._listeners_done.wait()
+        if timer.cancelled_caught:
+            log.warning("drain: grace period of %gs over; in-flight exchanges were cancelled", self.grace)
+
+    def _all_channels(self) -> list[Any]:
+        return list(self.current.channels.values()) if self.current is not None else []
+
+    @staticmethod
+    def _stop_accepting(ch: Any) -> None:
+        if ch is not None and hasattr(ch, "stop_accepting"):
+            ch.stop_accepting()
+
+    # ------------------------------------------------------------ channel tasks
+    async def _channel_task(self, ch: Any, ref: HandlerRef | None, *, task_status: Any) -> None:
+        key = id(ch)
+        with trio.CancelScope() as scope:
+            self._scopes.setdefault(key, []).append(scope)
+            if ref is not None:
+                self._listeners.add(key)
+            try:
+                if ref is None:
+                    await ch.run(task_status=task_status)
+                else:
+                    await ch.serve(ref, task_status=task_status)
+            finally:
+                scopes = self._scopes.get(key, [])
+                if scope in scopes:
+                    scopes.remove(scope)
+                if not scopes:
+                    self._scopes.pop(key, None)
+                if ref is not None and key not in self._scopes:
+                    self._listeners.discard(key)
+                    if not self._listeners:
+                        self._listeners_done.set()
+
+    def _cancel(self, ch: Any) -> None:
+        for scope in self._scopes.get(id(ch), []):
+            scope.cancel()
+
+    async def _start(self, gen: Generation, names: list[str]) -> dict[str, HandlerRef]:
+        """Start these channels of ``gen``; returns the new inbound channels' handler refs."""
+        assert self._nursery is not None
+        refs: dict[str, HandlerRef] = {}
+        for name in names:                      # outbound first: routes may call them at once
+            ch = gen.channels[name]
+            if ch.role in ("connect", "both"):
+                await self._nursery.start(self._channel_task, ch, None)
+        for name in names:
+            disp = gen.dispatchers.get(name)
+            if disp is not None:
+                ref = HandlerRef(name, gen, disp, self.observer)
+                await self._nursery.start(self._channel_task, gen.channels[name], ref)
+                refs[name] = ref
+        return refs
+
+    # ------------------------------------------------------------ binding
+    def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:
+        self._numbers += 1
+        gen = build_generation(self._numbers, program, self.registry, ledger=self.view,
+                               overrides=self.overrides, reuse=reuse, grace=self.grace)
+        if self.observer is not None:
+            self.observer.learn(gen)
+        return gen
+
+    def _loaded(self, gen: Generation) -> None:
+        metrics = getattr(self.observer, "metrics", None)
+        if metrics is not None:
+            metrics.config_loaded(gen.version)
+
+    async def _compile(self) -> tuple[Any, Mapping[str, Mapping[str, Any]]]:
+        from dsl.diagnostics import render
+        from dsl.load import compile_paths
+        try:
+            paths, overrides = self.load()
+        except Exception as exc:         # a bad deployment file: DeploymentError lists file:line:col
+            raise ReloadFailed(str(exc).splitlines() or [repr(exc)]) from exc
+        missing = [str(p) for p in paths if not Path(p).exists()]
+        if missing:
+            raise ReloadFailed([f"{p}: error: no such file (it was a route file of the running configuration)"
+                                for p in missing])
+        res = await trio.to_thread.run_sync(compile_paths, paths, self.registry)
+        if res.program is None:
+            errors = [d for d in res.diagnostics if d.is_error]
+            raise ReloadFailed([render(d, res.sources) for d in errors])
+        program = await trio.to_thread.run_sync(with_referenced_files, res.program)
+        return program, overrides
+
+    # ------------------------------------------------------------ reload
+    async def reload(self, dry_run: bool = False, source: str = "admin") -> ReloadResult:
+        """Compile, bind, and (unless ``dry_run``) swap to the new generation.  Never raises for bad files."""
+        async with self._lock:
+            old = self.current
+            prev = old.version if old is not None else None
+            try:
+                if old is None or self.draining:
+                    raise ReloadFailed(["the engine is not running (starting or draining); nothing reloaded"])
+                result = await self._reload(old, dry_run)
+            except ReloadFailed as exc:
+                log.error("reload (%s) failed; the running configuration %s is kept:\n%s", source, prev,
+                          "\n".join(exc.diagnostics))
+                result = ReloadResult(ok=False, dry_run=dry_run, version=exc.version, previous_version=prev,
+                                      plan=exc.plan.as_dict() if exc.plan else {}, diagnostics=exc.diagnostics)
+            self.history.append({"at": time.time(), "source": source, "ok": result.ok, "dry_run": dry_run,
+                                 "version": result.version, "previous_version": prev})
+            del self.history[:-50]
+            return result
+
+    async def _reload(self, old: Generation, dry_run: bool) -> ReloadResult:
+        from engine.runtime.binder import BindError
+
+        program, overrides = await self._compile()
+        plan = plan_reload(old.program, program, overrides)
+        rebind = set(plan.rebind) | set(plan.names("channels", "added"))
+        reuse = {n: ch for n, ch in old.channels.items() if n in program.channels and n not in rebind}
+        saved = self.overrides
+        self.overrides = overrides
+        try:
+            gen = self._bind(program, reuse)
+        except (BindError, ValueError, TypeError, OSError) as exc:
+            self.overrides = saved
+            self._numbers -= 1
+            raise ReloadFailed([f"error: {exc}"], plan, program.version) from exc
+        if dry_run:
+            self.overrides = saved
+            self._numbers -= 1
+            return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
+                                plan=plan.as_dict())
+        same_address = {n for n in rebind if n in old.channels
+                        and getattr(old.channels[n], "address", None) == getattr(gen.channels[n], "address", 0)}
+        early = [n for n in gen.channels if n in rebind and n not in same_address]
+        try:
+            started = await self._start(gen, early)
+        except OSError as exc:
+            for n in early:
+                self._cancel(gen.channels[n])
+            self.overrides = saved
+            raise ReloadFailed([f"error: cannot start the new channels: {exc}"], plan, gen.version) from exc
+        await self.ledger.record_config(gen.version, gen.program.sources)
+        # ---- the swap: no await from here to the end of the loop
+        for name, disp in gen.dispatchers.items():
+            ref = self.refs.get(name)
+            if ref is not None and name not in rebind and gen.channels[name] is old.channels.get(name):
+                ref.point(gen, disp)
+        for name in old.channels:
+            if name not in gen.channels:
+                self.refs.pop(name, None)
+        self.refs.update(started)
+        self.current = gen
+        old.retire()
+        # ---- drain what the new generation no longer uses
+        for name, ch in old.channels.items():
+            if gen.channels.get(name) is not ch:
+                self._stop_accepting(ch)
+        for name in same_address:
+            await self._start_when_free(gen, name)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._close_after, old, gen)
+        self._loaded(gen)
+        log.info("reloaded: version %s -> %s (generation %d)%s", old.version, gen.version, gen.number,
+                 "".join("\n  " + line for line in plan.lines()))
+        return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
+                            plan=plan.as_dict())
+
+    async def _start_when_free(self, gen: Generation, name: str) -> None:
+        """Start a changed channel whose old socket on the same address is closing."""
+        deadline = trio.current_time() + REBIND_WAIT
+        while True:
+            try:
+                self.refs.update(await self._start(gen, [name]))
+                return
+            except OSError as exc:
+                if trio.current_time() >= deadline:
+                    log.error("reload: channel %s: cannot listen on %s again after %gs: %s; it stays down "
+                              "until the next reload", name, getattr(gen.channels[name], "address", "?"),
+                              REBIND_WAIT, exc)
+                    return
+                await trio.sleep(0.02)
+
+    async def _close_after(self, old: Generation, new: Generation) -> None:
+        """Once the old generation's last batch is done, close the channels only it used."""
+        await old.idle.wait()
+        kept = {id(ch) for ch in new.channels.values()}
+        for ch in old.channels.values():
+            if id(ch) not in kept:
+                if hasattr(ch, "stop_accepting"):
+                    ch.stop_accepting()
+                if ch.role in ("connect", "both"):
+                    self._cancel(ch)
+        log.info("generation %d (version %s) finished its last exchange", old.number, old.version)
+
+    # ------------------------------------------------------------ reading
+    def generations_in_flight(self) -> int:
+        return sum(1 for ref in self.refs.values() if ref.generation.in_flight)

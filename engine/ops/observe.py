@@ -1,0 +1,156 @@
+"""What the engine counts and logs about deals, observed at the ledger's door.
+
+    obs = Observer(metrics)
+    ledger_view = obs.ledger(ledger)      # give this to the dispatchers instead of the ledger
+    obs.learn(generation)                 # classification tags of its routes, for masking
+
+Every deal passes ``commit_many`` exactly once, so wrapping the ledger sees
+each deal with its route, outcome, timing and configuration version without
+touching the dispatcher: per-route counters and latency go to ``Metrics``,
+and one ``bsp.deal`` log line per deal is written at info level with the
+request masked by its format's classification (``formats.classify``).
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from formats.classify import mask, tags_of
+
+deal_log = logging.getLogger("bsp.deal")
+
+MAX_LOGGED_REQUEST = 2000       # characters of the (masked) request shown in a deal line
+
+
+class RouteCounts:
+    __slots__ = ("received", "committed", "rejected", "failed", "latency_sum")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.committed = 0
+        self.rejected = 0
+        self.failed = 0
+        self.latency_sum = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        done = self.committed + self.rejected + self.failed
+        return {"received": self.received, "committed": self.committed, "rejected": self.rejected,
+                "failed": self.failed,
+                "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
+
+
+class Observer:
+    def __init__(self, metrics: Any) -> None:
+        self.metrics = metrics
+        self.routes: dict[str, RouteCounts] = {}
+        self.channel_frames_in: Counter[str] = Counter()
+        self.channel_frames_out: Counter[str] = Counter()
+        self.unrecorded = 0
+        self._tags: dict[tuple[str, str], dict[str, str]] = {}
+
+    # ------------------------------------------------------------ wiring
+    def ledger(self, ledger: Any) -> "ObservedLedger":
+        return ObservedLedger(ledger, self)
+
+    def learn(self, gen: Any) -> None:
+        """Remember the classification tags of every route of a generation (by version and route)."""
+        for name, br in gen.routes().items():
+            tags = tags_of(br.codec) if br.codec is not None else {}
+            self._tags[(gen.version, name)] = tags
+
+    # ------------------------------------------------------------ channel events (HandlerRef)
+    def frames_in(self, channel: str, n: int) -> None:
+        self.channel_frames_in[channel] += n
+        self.metrics.channel_received.labels(channel).inc(n)
+
+    def frames_out(self, channel: str, n: int) -> None:
+        if n:
+            self.channel_frames_out[channel] += n
+            self.metrics.channel_sent.labels(channel).inc(n)
+
+    def channel_error(self, channel: str, kind: str) -> None:
+        self.metrics.channel_error(channel, kind)
+
+    # ------------------------------------------------------------ deals
+    def deals(self, records: list[Any], errors: list[BaseException | None]) -> None:
+        m = self.metrics
+        by_outcome: Counter[tuple[str, str]] = Counter()
+        logging_on = deal_log.isEnabledFor(logging.INFO)
+        for rec, err in zip(records, errors):
+            route = rec.route
+            c = self.routes.get(route)
+            if c is None:
+                c = self.routes[route] = RouteCounts()
+            c.received += 1
+            status = rec.status if rec.status in ("committed", "rejected") else "failed"
+            setattr(c, status, getattr(c, status) + 1)
+            seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
+            c.latency_sum += seconds
+            by_outcome[(route, status)] += 1
+            m.route_latency.labels(route).observe(seconds)
+            if err is not None:
+                self.unrecorded += 1
+            if logging_on:
+                self._log(rec, err, seconds)
+        received: Counter[str] = Counter()
+        for (route, status), n in by_outcome.items():
+            m.route_outcomes.labels(route, status).inc(n)
+            received[route] += n
+        for route, n in received.items():
+            m.route_received.labels(route).inc(n)
+
+    def _log(self, rec: Any, err: BaseException | None, seconds: float) -> None:
+        tags = self._tags.get((rec.config_version, rec.route), {})
+        request = rec.request
+        if isinstance(request, (bytes, bytearray)):
+            request = f"<{len(request)} bytes>"      # undecoded bytes are never logged
+        elif tags:
+            request = mask(request, tags)
+        text = _short(request)
+        fields = {
+            "deal_id": rec.deal_id, "route": rec.route, "deal_type": rec.deal_type, "channel": rec.channel,
+            "status": rec.status, "reference": rec.reference,
+            "amount": str(rec.amount) if rec.amount is not None else None, "currency": rec.currency,
+            "response_code": rec.response_code, "config_version": rec.config_version,
+            "latency_ms": round(seconds * 1000, 3), "request": text,
+        }
+        if rec.reason:
+            fields["reason"] = rec.reason
+        if err is not None:
+            fields["not_recorded"] = str(err)
+        deal_log.info("deal %s %s %s ref=%s code=%s %.3fms v=%s request=%s", rec.deal_id, rec.route, rec.status,
+                      rec.reference, rec.response_code, seconds * 1000, rec.config_version, text,
+                      extra={"bsp": fields})
+
+
+def _short(value: Any) -> str:
+    import orjson
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= MAX_LOGGED_REQUEST else text[:MAX_LOGGED_REQUEST] + "..."
+
+
+class ObservedLedger:
+    """The ledger, with every ``commit_many`` reported to the observer (other calls pass through)."""
+
+    def __init__(self, ledger: Any, observer: Observer) -> None:
+        self._ledger = ledger
+        self._observer = observer
+
+    async def commit_many(self, records: list[Any], **kw: Any) -> list[BaseException | None]:
+        errors: list[BaseException | None]
+        try:
+            errors = await self._ledger.commit_many(records, **kw)
+        except Exception as exc:
+            errors = [exc] * len(records)
+            self._observer.deals(records, errors)
+            raise
+        self._observer.deals(records, errors)
+        return errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+

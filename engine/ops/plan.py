@@ -1,0 +1,163 @@
+"""The reload plan: a pure diff of two Programs (no I/O, no trio).
+
+    plan = plan_reload(old_program, new_program, overrides)
+    plan.as_dict()   # {"channels": {"added": [...], "changed": [...], "kept": [...], "removed": [...]},
+                     #  "routes": {...}, "formats": {...}, "tables": {...}, "why": {"channels": {name: reason}}}
+    plan.rebind      # channels that need a new socket / connection (kind or options changed)
+
+Declarations compare without their source positions, so moving a route down
+a file changes nothing.  A format or table whose file changed (same
+declaration, different copybook or CSV) is "changed": the programs compared
+carry those files in ``sources`` (``engine.ops.files.with_referenced_files``).
+A route is changed when its declaration or a format it uses changed.  A
+channel whose ``on error reply`` alone changed is "changed" but keeps its
+socket (it is not in ``rebind``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+KINDS = ("channels", "routes", "formats", "tables")
+CHANGES = ("added", "changed", "kept", "removed")
+
+
+@dataclass
+class ReloadPlan:
+    old_version: str | None
+    new_version: str
+    diff: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    why: dict[str, dict[str, str]] = field(default_factory=dict)
+    rebind: list[str] = field(default_factory=list)
+
+    def names(self, kind: str, change: str) -> list[str]:
+        return self.diff.get(kind, {}).get(change, [])
+
+    @property
+    def identical(self) -> bool:
+        return all(not self.names(k, c) for k in KINDS for c in ("added", "changed", "removed"))
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: {c: list(self.names(k, c)) for c in CHANGES} for k in KINDS}
+        out["why"] = {k: dict(v) for k, v in self.why.items() if v}
+        return out
+
+    def lines(self) -> list[str]:
+        """Human-readable plan, one line per non-empty (kind, change), reasons indented below."""
+        out = []
+        for kind in KINDS:
+            for change in CHANGES:
+                names = self.names(kind, change)
+                if names:
+                    out.append(f"{kind} {change}: {', '.join(names)}")
+                    if change == "changed":
+                        for n in names:
+                            reason = self.why.get(kind, {}).get(n)
+                            if reason:
+                                out.append(f"    {n}: {reason}")
+        return out
+
+
+def _file_texts(program: Any, decl_paths: Iterable[str]) -> tuple[Any, ...]:
+    src = program.sources
+    return tuple(src.get(p) for p in sorted(decl_paths))
+
+
+def _paths(options: Any) -> list[str]:
+    from engine.ops.files import _paths_in
+    return list(_paths_in(options))
+
+
+def _with_overrides(decl: Any, overrides: Mapping[str, Mapping[str, Any]]) -> Any:
+    extra = overrides.get(decl.name)
+    return dataclasses.replace(decl, options={**decl.options, **extra}) if extra else decl
+
+
+def _option_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def _route_formats(route: Any) -> set[str]:
+    names = {route.format} if route.format else set()
+    for step in tuple(route.steps) + tuple(route.on_error):
+        for key in ("format", "reply_format"):
+            v = step.options.get(key)
+            if isinstance(v, str):
+                names.add(v)
+    return names
+
+
+def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ReloadPlan:
+    """What changes when ``new`` replaces ``old`` (``old`` None: everything is added)."""
+    overrides = overrides or {}
+    plan = ReloadPlan(old.version if old is not None else None, new.version)
+
+    def table(kind: str, old_items: Mapping[str, Any], new_items: Mapping[str, Any],
+              reason: Any) -> None:
+        d = {c: [] for c in CHANGES}
+        why: dict[str, str] = {}
+        for name in new_items:
+            if name not in old_items:
+                d["added"].append(name)
+                continue
+            r = reason(name, old_items[name], new_items[name])
+            if r:
+                d["changed"].append(name)
+                why[name] = r
+            else:
+                d["kept"].append(name)
+        d["removed"] = [n for n in old_items if n not in new_items]
+        plan.diff[kind] = d
+        plan.why[kind] = why
+
+    old_formats = old.formats if old is not None else {}
+    old_tables = old.tables if old is not None else {}
+    old_channels = old.channels if old is not None else {}
+    old_routes = {r.name: r for r in old.routes} if old is not None else {}
+
+    def format_reason(name: str, a: Any, b: Any) -> str:
+        if a != b:
+            return "declaration changed" + (f" ({', '.join(_option_diff(a.options, b.options))})"
+                                             if a.kind == b.kind and a.options != b.options else "")
+        if _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
+            return "a file it reads changed"
+        return ""
+
+    table("formats", old_formats, new.formats, format_reason)
+
+    def table_reason(name: str, a: Any, b: Any) -> str:
+        if a != b:
+            return "declaration changed"
+        if _file_texts(old, [a.path]) != _file_texts(new, [b.path]):
+            return f"{b.path} changed"
+        return ""
+
+    table("tables", old_tables, new.tables, table_reason)
+
+    def channel_reason(name: str, a: Any, b: Any) -> str:
+        a, b = _with_overrides(a, overrides), _with_overrides(b, overrides)
+        if a.kind != b.kind:
+            plan.rebind.append(name)
+            return f"kind {a.kind} -> {b.kind}: new socket, the old one drains"
+        if a.options != b.options or _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
+            plan.rebind.append(name)
+            opts = _option_diff(a.options, b.options) or ["a file it reads"]
+            return f"options changed ({', '.join(opts)}): new socket, the old one drains"
+        if a.error_reply != b.error_reply:
+            return "on error reply changed (socket and connections kept)"
+        return ""
+
+    table("channels", old_channels, new.channels, channel_reason)
+    changed_formats = set(plan.names("formats", "changed"))
+
+    def route_reason(name: str, a: Any, b: Any) -> str:
+        if a != b:
+            return "declaration changed"
+        uses = sorted(_route_formats(b) & changed_formats)
+        if uses:
+            return f"uses changed format(s) {', '.join(uses)}"
+        return ""
+
+    table("routes", old_routes, {r.name: r for r in new.routes}, route_reason)
+    return plan

@@ -1,0 +1,66 @@
+"""Helpers for the operations tests: a live engine over real files, a real ledger, real sockets."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import duckdb
+import trio
+
+from dsl.load import compile_paths
+from engine.ledger import open_ledger
+from engine.metrics import Metrics
+from engine.ops.live import LiveEngine
+from engine.ops.observe import Observer
+from engine.registry import default_registry
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / ".." / "shared" / "corpus"
+
+ECHO = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route echo {
+    receive from front as Req
+    deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    reply Req { ref = msg.ref  tag = "%s" }
+}
+"""
+
+
+def compile_file(path: Path, registry: Any = None) -> Any:
+    res = compile_paths([path], registry or default_registry())
+    assert res.program is not None, [str(d) for d in res.diagnostics]
+    return res.program
+
+
+@asynccontextmanager
+async def live(paths: list[Path], ledger_path: Path, *, overrides: dict | None = None,
+               grace: float = 5.0) -> AsyncIterator[LiveEngine]:
+    registry = default_registry()
+    program = compile_file(paths[0], registry) if len(paths) == 1 else None
+    if program is None:
+        res = compile_paths(paths, registry)
+        assert res.program is not None
+        program = res.program
+    async with open_ledger(ledger_path) as ledger:
+        obs = Observer(Metrics())
+        eng = LiveEngine(registry, ledger, load=lambda: (paths, overrides or {}), observer=obs, grace=grace)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(eng.run, program, overrides)
+            try:
+                yield eng
+            finally:
+                eng.drain()
+
+
+def rows(ledger_path: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
