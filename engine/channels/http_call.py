@@ -1,0 +1,247 @@
+"""``http.call``: a `call` target over HTTP(S) with httpx (pooled, TLS/mTLS, secrets from env or files).
+
+Same interface as ``tcp.connect`` for the ``call`` step: ``request_many(payloads,
+timeout) -> list[bytes | ChannelError]``.  Each payload (the call's encoded
+fields) is the body of one request; the requests of a batch run concurrently on
+the pooled client.  A 2xx answer gives its body (an ``HttpReply``: bytes with
+``.status`` and ``.headers``); any other status fails the call with kind
+``refused`` naming the status and the start of the body.  Cannot connect ->
+``unreachable``; no answer within the timeout -> ``timeout``; the connection
+broke or the answer is not HTTP -> ``lost``.
+
+Secrets never appear in the route file: ``auth_bearer_env`` / ``auth_bearer_file``
+and header values written ``env:NAME`` or ``file:PATH`` are read when the
+channel is built; a literal value for a header whose name looks secret
+(authorization, *key*, *token*, *secret*, *password*) is refused.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable
+from engine.channels.options import ChannelConfigError, seconds
+from engine.tls import client_context
+from formats.component import ComponentSpec, OptionSpec
+
+log = logging.getLogger("bsp.channel.http")
+
+_SECRET_NAME = re.compile(r"authorization|key|token|secret|password|cookie", re.I)
+
+
+class HttpReply(bytes):
+    """A response body that also carries the HTTP status and headers."""
+
+    status: int = 200
+    headers: dict[str, str] = {}
+
+
+class Refused(ChannelError):
+    kind = "refused"
+
+
+def _secret(channel: str, option: str, spec: str) -> str:
+    """``env:NAME`` or ``file:PATH`` -> the value (stripped of a trailing newline)."""
+    how, _, where = spec.partition(":")
+    if how == "env":
+        value = os.environ.get(where)
+        if value is None:
+            raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not set "
+                                     f"(export it before `bsp run`)")
+        return value
+    if how == "file":
+        try:
+            return Path(where).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ChannelConfigError(f"channel {channel}: option {option}: cannot read secret file {where!r}: "
+                                     f"{exc.strerror or exc}") from None
+    raise ChannelConfigError(f"channel {channel}: option {option}: expected env:NAME or file:PATH, got {spec!r}")
+
+
+def parse_headers(channel: str, entries: Any) -> dict[str, str]:
+    """``["Accept:application/json", "X-Api-Key:env:BILLER_KEY", "X-Sig:file:/run/secrets/sig"]``."""
+    out: dict[str, str] = {}
+    if entries is None:
+        return out
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise ChannelConfigError(f"channel {channel}: option headers: expected a list such as "
+                                 f'["X-Api-Key:env:BILLER_KEY"], got {entries!r}')
+    for i, e in enumerate(entries, 1):
+        name, sep, value = str(e).partition(":")
+        name = name.strip()
+        if not sep or not name or not value:
+            raise ChannelConfigError(f"channel {channel}: option headers: entry {i} ({e!r}) is not NAME:VALUE")
+        if value.startswith(("env:", "file:")):
+            value = _secret(channel, f"headers entry {i}", value)
+        elif _SECRET_NAME.search(name):
+            raise ChannelConfigError(
+                f"channel {channel}: option headers: entry {i}: header {name} looks secret but its value is "
+                f"written in the route file; write \"{name}:env:VARIABLE\" or \"{name}:file:PATH\"")
+        out[name] = value
+    return out
+
+
+class HttpConnector:
+    role = "connect"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        url = options.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
+            raise ChannelConfigError(f"channel {name}: option url: expected \"http://host:port/path\" or "
+                                     f"\"https://...\", got {url!r}")
+        self.url = url
+        self.address = url
+        self.method = str(options.get("method") or "POST").upper()
+        self.timeout = seconds(options.get("timeout"), 30.0)
+        self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
+        self.max_connections = int(options.get("max_connections") or 100)
+        self.headers = {"content-type": options.get("content_type") or "application/json"}
+        self.headers.update(parse_headers(name, options.get("headers")))
+        bearer_env, bearer_file = options.get("auth_bearer_env"), options.get("auth_bearer_file")
+        if bearer_env and bearer_file:
+            raise ChannelConfigError(f"channel {name}: give auth_bearer_env or auth_bearer_file, not both")
+        if bearer_env:
+            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_env", f"env:{bearer_env}")
+        elif bearer_file:
+            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_file", f"file:{bearer_file}")
+        ca, cert, key = options.get("ca"), options.get("cert"), options.get("key")
+        self.verify: Any = True
+        if ca is not None or cert is not None:
+            if not url.startswith("https"):
+                raise ChannelConfigError(f"channel {name}: options ca / cert / key need an https:// url")
+            try:
+                self.verify = client_context(ca=ca, cert=cert, key=key)
+            except ValueError as exc:
+                raise ChannelConfigError(f"channel {name}: {exc}") from None
+        self._client: httpx.AsyncClient | None = None
+        self.calls = 0
+        self.errors: dict[str, int] = {}
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+        timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
+        async with httpx.AsyncClient(verify=self.verify, limits=limits, timeout=timeout,
+                                     headers=self.headers) as client:
+            self._client = client
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._client = None
+
+    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
+        (result,) = await self.request_many([payload], timeout)
+        if isinstance(result, ChannelError):
+            raise result
+        return result
+
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
+        if not payloads:
+            return []
+        limit = self.timeout if timeout is None else timeout
+        client = self._client
+        if client is None:
+            return [Unreachable(f"channel {self.name}: not running", channel=self.name)] * len(payloads)
+        out: list[bytes | ChannelError | None] = [None] * len(payloads)
+
+        async def one(i: int, body: bytes) -> None:
+            out[i] = await self._one(client, body, limit)
+
+        if len(payloads) == 1:
+            await one(0, payloads[0])
+        else:
+            async with trio.open_nursery() as n:
+                for i, p in enumerate(payloads):
+                    n.start_soon(one, i, p)
+        return out  # type: ignore[return-value]
+
+    async def _one(self, client: httpx.AsyncClient, body: bytes, limit: float) -> bytes | ChannelError:
+        self.calls += 1
+        err: ChannelError
+        with trio.move_on_after(limit):
+            try:
+                resp = await client.request(self.method, self.url, content=body)
+            except httpx.ConnectTimeout:
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: connect timed out "
+                                  f"after {self.connect_timeout:g}s", channel=self.name)
+            except httpx.TimeoutException as exc:
+                err = CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s "
+                                  f"({type(exc).__name__})", channel=self.name)
+            except httpx.ConnectError as exc:
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: {exc}", channel=self.name)
+            except httpx.RemoteProtocolError as exc:
+                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {exc}",
+                                     channel=self.name)
+            except (httpx.TransportError, OSError) as exc:
+                err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
+                                     f"{exc or type(exc).__name__}", channel=self.name)
+            else:
+                if 200 <= resp.status_code < 300:
+                    reply = HttpReply(resp.content)
+                    reply.status = resp.status_code
+                    reply.headers = dict(resp.headers)
+                    return reply
+                excerpt = resp.content[:200].decode("utf-8", "replace")
+                err = Refused(f"channel {self.name}: {self.method} {self.url} answered HTTP {resp.status_code}: "
+                              f"{excerpt}", channel=self.name)
+            self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
+            log.warning("%s", err)
+            return err
+        self.errors["timeout"] = self.errors.get("timeout", 0) + 1
+        err = CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s", channel=self.name)
+        log.warning("%s", err)
+        return err
+
+
+def build(decl: Any) -> HttpConnector:
+    return HttpConnector(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="http.call",
+    doc=(
+        "Call a counterpart over HTTP(S) with a pooled httpx client, used by `call` steps like "
+        "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body is "
+        "decoded by the call's reply format. Another status fails the deal with kind `refused` "
+        "(the status and the start of the body in the reason); cannot connect: `unreachable`; no "
+        "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
+        "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "
+        "values `env:NAME` / `file:PATH`); a literal value for a secret-looking header is refused."
+    ),
+    options=(
+        OptionSpec("url", "string", "The endpoint, \"http(s)://host:port/path\".", required=True),
+        OptionSpec("method", "string", "HTTP method of each call.", default="POST"),
+        OptionSpec("timeout", "duration", "Time allowed for the whole answer (a call's own timeout wins).",
+                   default=Decimal(30)),
+        OptionSpec("connect_timeout", "duration", "Time allowed to connect.", default=Decimal(3)),
+        OptionSpec("max_connections", "int", "Pooled connections at most.", default=100),
+        OptionSpec("content_type", "string", "Content-Type of the request body.", default="application/json"),
+        OptionSpec("headers", "list", "Extra headers, \"Name:value\", \"Name:env:VARIABLE\" or "
+                   "\"Name:file:PATH\".", default=None),
+        OptionSpec("auth_bearer_env", "string", "Environment variable holding a bearer token.", default=None),
+        OptionSpec("auth_bearer_file", "path", "File holding a bearer token.", default=None),
+        OptionSpec("ca", "path", "CA bundle the server certificate must chain to (default: system roots).",
+                   default=None),
+        OptionSpec("cert", "path", "Client certificate for mutual TLS (PEM).", default=None),
+        OptionSpec("key", "path", "Private key of `cert`.", default=None),
+    ),
+    build=build,
+    examples=(
+        'channel biller_api = http call {\n'
+        '    url             = "https://biller.example:8443/payments"\n'
+        '    timeout         = 3s\n'
+        '    auth_bearer_env = "BILLER_TOKEN"\n'
+        '    headers         = ["X-Api-Key:env:BILLER_KEY"]\n'
+        '    ca              = "certs/biller-ca.pem"\n'
+        '}',
+    ),
+)

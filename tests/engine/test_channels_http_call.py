@@ -1,0 +1,149 @@
+"""http.call on real loopback sockets: JSON out and back, secrets, and every counterpart fault."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import trio
+
+from engine.channels.http_call import HttpConnector, HttpReply
+from engine.http import Response, Router, serve_http
+from kit import Client, compile_text, deals, free_port, running
+
+ROUTE = '''
+format Req = json
+format Post = json
+format Ack = json
+
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply Ack {
+        code = error.code
+        kind = error.kind
+    }
+}
+
+channel biller = http call {
+    url = "%s"
+    timeout = 2s
+    auth_bearer_env = "BSP_TEST_BILLER_TOKEN"
+    headers = ["X-Api-Key:env:BSP_TEST_BILLER_KEY", "Accept:application/json"]
+}
+
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    call post = biller as Post reply Ack {
+        reference = msg.ref
+        amount    = msg.amount
+    } expect post.status == "OK"
+    reply Ack { code = "00"  confirmation = post.confirmation }
+}
+'''
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch) -> None:
+    monkeypatch.setenv("BSP_TEST_BILLER_TOKEN", "tok-123")
+    monkeypatch.setenv("BSP_TEST_BILLER_KEY", "key-456")
+
+
+async def biller(nursery, seen: list) -> int:
+    router = Router()
+
+    @router.route("POST", "/payments")
+    async def pay(request):
+        body = request.json()
+        seen.append((request.header("authorization"), request.header("x-api-key"), body))
+        if body["reference"] == "SLOW":
+            await trio.sleep(10)
+        if body["reference"] == "BOOM":
+            return Response.problem(503, "biller down for maintenance")
+        if body["reference"] == "JUNK":
+            return Response(200, [("content-type", "application/json")], b"<html>not json")
+        return Response.json({"status": "OK", "confirmation": "C-" + body["reference"]})
+
+    return await nursery.start(functools.partial(serve_http, router, "127.0.0.1", 0))
+
+
+async def exchange(tmp_path: Path, url: str, refs: list[str]) -> tuple[list, list]:
+    prog = compile_text(tmp_path, ROUTE % url)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        for ref in refs:
+            await c.send(b'{"ref": "%s", "amount": 10.25}' % ref.encode())
+        replies = await c.recv_json(len(refs))
+        await c.aclose()
+    return replies, deals(ledger)
+
+
+async def test_call_json_with_secrets_from_env(tmp_path: Path, nursery) -> None:
+    seen: list = []
+    port = await biller(nursery, seen)
+    replies, rows = await exchange(tmp_path, f"http://127.0.0.1:{port}/payments", ["A1", "A2"])
+    assert replies == [{"code": "00", "confirmation": "C-A1"}, {"code": "00", "confirmation": "C-A2"}]
+    assert seen[0][:2] == ("Bearer tok-123", "key-456")
+    assert str(seen[0][2]["amount"]) == "10.25"               # money stays exact on the wire
+    assert [r["status"] for r in rows] == ["committed", "committed"]
+
+
+async def test_counterpart_faults_fail_the_deal_with_a_clear_reason(tmp_path: Path, nursery) -> None:
+    seen: list = []
+    port = await biller(nursery, seen)
+    replies, rows = await exchange(tmp_path, f"http://127.0.0.1:{port}/payments", ["BOOM", "JUNK", "SLOW", "OK1"])
+    assert [r.get("kind") for r in replies] == ["refused", "failed", "timeout", None]
+    assert replies[1] == {"code": "96", "kind": "failed"}      # 200 but the body is not JSON
+    assert replies[3] == {"code": "00", "confirmation": "C-OK1"}
+    by_ref = {r["reference"]: r for r in rows}
+    assert by_ref["BOOM"]["status"] == "failed" and "answered HTTP 503" in by_ref["BOOM"]["reason"]
+    assert "biller down for maintenance" in by_ref["BOOM"]["reason"]
+    assert "is not valid Ack" in by_ref["JUNK"]["reason"]
+    assert "timeout" in by_ref["SLOW"]["reason"] and "within 2s" in by_ref["SLOW"]["reason"]
+    assert by_ref["OK1"]["status"] == "committed"
+
+
+async def test_endpoint_down_is_unreachable(tmp_path: Path) -> None:
+    port = free_port()
+    replies, rows = await exchange(tmp_path, f"http://127.0.0.1:{port}/payments", ["D1"])
+    assert replies == [{"code": "91", "kind": "unreachable"}]
+    assert rows[0]["status"] == "failed" and f"127.0.0.1:{port}" in rows[0]["reason"]
+
+
+async def test_garbage_answer_is_lost(tmp_path: Path, nursery) -> None:
+    async def garbage(stream):
+        await stream.receive_some(65536)
+        await stream.send_all(b"\x00\x01 this is not HTTP at all\r\n\r\n")
+        await stream.aclose()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, garbage, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    replies, rows = await exchange(tmp_path, f"http://127.0.0.1:{port}/payments", ["G1"])
+    assert replies == [{"code": "91", "kind": "lost"}]
+    assert "did not answer valid HTTP" in rows[0]["reason"]
+
+
+async def test_reply_carries_status_and_headers(nursery) -> None:
+    port = await biller(nursery, [])
+    c = HttpConnector("b", {"url": f"http://127.0.0.1:{port}/payments"})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b'{"reference": "H1"}'], 5)
+    assert isinstance(r, HttpReply) and r.status == 200 and r.headers["content-type"] == "application/json"
+
+
+def test_secrets_never_literal(tmp_path: Path, monkeypatch) -> None:
+    base = {"url": "http://127.0.0.1:1/x"}
+    with pytest.raises(ValueError, match="looks secret but its value is written in the route file"):
+        HttpConnector("b", {**base, "headers": ["X-Api-Key:abc123"]})
+    with pytest.raises(ValueError, match="environment variable NOPE_NOT_SET is not set"):
+        HttpConnector("b", {**base, "auth_bearer_env": "NOPE_NOT_SET"})
+    token = tmp_path / "token"
+    token.write_text("file-token\n")
+    c = HttpConnector("b", {**base, "auth_bearer_file": str(token), "headers": ["Accept:text/plain"]})
+    assert c.headers["authorization"] == "Bearer file-token" and c.headers["Accept"] == "text/plain"
+    with pytest.raises(ValueError, match="option url"):
+        HttpConnector("b", {"url": "biller:80"})
+    with pytest.raises(ValueError, match="need an https:// url"):
+        HttpConnector("b", {**base, "ca": str(token)})
