@@ -160,6 +160,18 @@ class Deal:
 
 
 @dataclass(frozen=True)
+class Compensate:
+    """``compensate call CHANNEL as FORMAT [reply FORMAT] { ... } [expect E] [timeout D]`` after a call."""
+    channel: Ident
+    format: Ident
+    reply_format: Ident | None
+    assigns: tuple[AssignAst, ...]
+    expect: Expr | None
+    timeout: Lit | None
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class CallStep:
     name: Ident
     channel: Ident
@@ -168,6 +180,14 @@ class CallStep:
     assigns: tuple[AssignAst, ...]
     expect: Expr | None
     timeout: Lit | None
+    pos: Pos
+    compensate: Compensate | None = None
+
+
+@dataclass(frozen=True)
+class OnRestart:
+    """``on restart complete|compensate|flag``: what to do with this route's deals left in flight."""
+    policy: Ident
     pos: Pos
 
 
@@ -192,7 +212,8 @@ class PluginStep:
     pos: Pos
 
 
-Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, PluginStep]
+Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, OnRestart,
+             PluginStep]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, liter
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
-DEAL_FIELDS = ("ref", "amount", "currency", "party")
+DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: the business key (docs/transactions.md)
+RESTART_POLICIES = ("complete", "compensate", "flag")
 DEAL_REQUIRED = ("ref", "amount")
 BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
 ROOTS = ("msg", "raw", "error")
@@ -548,6 +549,9 @@ class Checker(_TestChecks):
             if isinstance(s, (A.OnErrorReply, A.OnErrorBlock)):
                 on_errors.append(s)
                 continue
+            if isinstance(s, A.OnRestart):
+                self._on_restart(s, r)
+                continue
             self._stmt(s, scope, later, r)
         if on_errors:
             for extra in on_errors[1:]:
@@ -567,6 +571,25 @@ class Checker(_TestChecks):
                                    "`on error { }` holds steps such as reply, let, call or deal")
                         continue
                     self._stmt(s, escope, set(), r)
+
+    def _on_restart(self, s: A.OnRestart, r: A.RouteAst) -> None:
+        first = next(x for x in r.body if isinstance(x, A.OnRestart))
+        if first is not s:
+            self.error("E101", f"route `{r.name.name}` has more than one `on restart`", s.pos,
+                       f"the first is at {first.pos}")
+        elif s.policy.name not in RESTART_POLICIES:
+            self.error("E100", f"unknown restart policy `{s.policy.name}`", s.policy.pos,
+                       did_you_mean(s.policy.name, RESTART_POLICIES)
+                       or "write `on restart complete`, `on restart compensate` or `on restart flag`")
+
+    def _compensate(self, c: A.Compensate, scope: dict[str, Binding], later) -> None:
+        self.ref(c.channel, "channel")
+        fmt = self.ref(c.format, "format")
+        if c.reply_format is not None:
+            self.ref(c.reply_format, "format")
+        self._assigns(c.assigns, scope, later, fmt, "call")
+        if c.expect is not None:
+            self._expr(c.expect, scope, later)
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
@@ -628,6 +651,8 @@ class Checker(_TestChecks):
             self._bind(s.name, Binding("call", rfmt), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later)
+            if s.compensate is not None:
+                self._compensate(s.compensate, scope, later)
         elif isinstance(s, A.Reply):
             if s.format is not None:
                 fmt = self.ref(s.format, "format")

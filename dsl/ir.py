@@ -174,6 +174,7 @@ class Step:
       call     {channel: str, format: str|None, reply_format: str|None,
                 fields: tuple[Assign], expect: Expr|None, timeout: Decimal|None}
                                                          -> binds ``name`` to the decoded reply
+               + compensate: Step|None  (a ``call`` Step without a name: the step's compensation)
       reply    {format: str|None, fields: tuple[Assign]}
       <plugin> {fields: tuple[Assign], ...}              generic ``KIND [NAME] { a = expr }``
     """
@@ -192,6 +193,8 @@ class Route:
     steps: tuple[Step, ...]
     on_error: tuple[Step, ...] = ()
     pos: Pos | None = field(default=None, compare=False)
+    # ``on restart complete|compensate|flag`` (None: flag); see docs/transactions.md
+    on_restart: str | None = None
 
 
 # ------------------------------------------------------------ route tests

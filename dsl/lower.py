@@ -42,6 +42,8 @@ def lower_step(s) -> ir.Step:
             "fields": lower_assigns(s.assigns),
             "expect": s.expect,
             "timeout": s.timeout.value if s.timeout is not None else None,
+            # only when declared, so the IR of routes without one reads as before
+            **({"compensate": _lower_compensate(s.compensate)} if s.compensate is not None else {}),
         }, pos=s.pos)
     if isinstance(s, (A.Reply, A.OnErrorReply)):
         return ir.Step("reply", None, {"format": s.format.name if s.format is not None else None,
@@ -52,12 +54,27 @@ def lower_step(s) -> ir.Step:
     raise TypeError(f"cannot lower {type(s).__name__}")
 
 
+def _lower_compensate(c: A.Compensate) -> ir.Step:
+    return ir.Step("call", None, {
+        "channel": c.channel.name,
+        "format": c.format.name,
+        "reply_format": c.reply_format.name if c.reply_format is not None else None,
+        "fields": lower_assigns(c.assigns),
+        "expect": c.expect,
+        "timeout": c.timeout.value if c.timeout is not None else None,
+    }, pos=c.pos)
+
+
 def lower_route(r: A.RouteAst) -> ir.Route:
     recv = next(s for s in r.body if isinstance(s, A.Receive))
     steps = []
     on_error: tuple[ir.Step, ...] = ()
+    on_restart = None
     for s in r.body:
         if isinstance(s, A.Receive):
+            continue
+        if isinstance(s, A.OnRestart):
+            on_restart = on_restart or s.policy.name
             continue
         if isinstance(s, A.OnErrorReply):
             on_error = (lower_step(s),)
@@ -66,7 +83,7 @@ def lower_route(r: A.RouteAst) -> ir.Route:
         else:
             steps.append(lower_step(s))
     return ir.Route(r.name.name, recv.channel.name, recv.format.name if recv.format else None,
-                    recv.when, tuple(steps), on_error, pos=r.pos)
+                    recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart)
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:

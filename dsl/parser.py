@@ -258,12 +258,22 @@ class _Build(Transformer):
         return A.Deal(self._id(ch[0]), ch[1], self._pos(meta))
 
     def call_stmt(self, meta, ch):
-        name, chan, fmt, rfmt, assigns, expect, timeout = ch
+        name, chan, fmt, rfmt, assigns, expect, timeout, comp = ch
         tlit = None
         if timeout is not None:
             tlit = A.Lit(duration_seconds(str(timeout)), "duration", pos=self._tpos(timeout))
         return A.CallStep(self._id(name), self._id(chan), self._id(fmt), self._id(rfmt), assigns,
-                          expect, tlit, self._pos(meta))
+                          expect, tlit, self._pos(meta), comp)
+
+    def compensate_clause(self, meta, ch):
+        chan, fmt, rfmt, assigns, expect, timeout = ch
+        tlit = None
+        if timeout is not None:
+            tlit = A.Lit(duration_seconds(str(timeout)), "duration", pos=self._tpos(timeout))
+        return A.Compensate(self._id(chan), self._id(fmt), self._id(rfmt), assigns, expect, tlit, self._pos(meta))
+
+    def on_restart_stmt(self, meta, ch):
+        return A.OnRestart(self._id(ch[0]), self._pos(meta))
 
     def reply_stmt(self, meta, ch):
         return A.Reply(self._id(ch[0]), ch[1], self._pos(meta))

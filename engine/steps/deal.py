@@ -8,7 +8,7 @@ from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 
-DEAL_FIELDS = ("ref", "amount", "currency", "party")
+DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: engine/txn (idempotency)
 
 
 class DealStep(SyncStep):
@@ -23,6 +23,7 @@ class DealStep(SyncStep):
         f = self.fields
         self.ref, self.amount = f.get("ref"), f.get("amount")
         self.currency, self.party = f.get("currency"), f.get("party")
+        self.key = f.get("key")     # evaluated by engine/txn before the first call, not stored here
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
