@@ -47,3 +47,34 @@ async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[st
     if f is None:
         return Outcome(reply, "committed")
     return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail)
+
+
+async def dispatch_batch(handler: Any, conn: Any, frames: list[bytes],
+                         extra_scope: dict[str, Any] | None = None) -> list[Outcome]:
+    """Like ``dispatch_one`` for a batch (a file's records): one Outcome per frame, in order."""
+    base = getattr(handler, "base_scope", None)
+    record = getattr(handler, "_record", None)
+    if not isinstance(base, dict) or record is None:
+        replies = await handler.handle(conn, frames)
+        return [Outcome(r, "unknown") for r in replies]
+    seen: list[Any] = []
+    d = copy.copy(handler)
+    if extra_scope:
+        d.base_scope = {**base, **extra_scope}
+
+    async def keep(exs: list[Any]) -> None:
+        seen.extend(exs)
+        await record(exs)
+    d._record = keep
+    replies = await d.handle(conn, frames)
+    out: list[Outcome] = []
+    for i, reply in enumerate(replies):
+        ex = seen[i] if i < len(seen) else None
+        f = getattr(ex, "failure", None) if ex is not None else None
+        if ex is None:
+            out.append(Outcome(reply, "unknown"))
+        elif f is None:
+            out.append(Outcome(reply, "committed"))
+        else:
+            out.append(Outcome(reply, f.status, f.kind, f.code, f.text, f.detail))
+    return out

@@ -1,0 +1,240 @@
+"""``file.watch``: process each complete file dropped in a directory as one batch of records.
+
+Complete files only: a file is taken when it appears under its final name
+(writers write ``.NAME`` or ``NAME.tmp``/``.part`` and rename into place), or,
+with ``complete = "marker"``, when ``NAME.done`` appears beside it.  Files
+already there at start are taken too (initial scan).  Each file's records
+(``record``: lines, fixed = ``record_size`` bytes each, rdw = IBM variable
+records with a 4-byte record descriptor word, whole = the file is one record)
+go through the route as one batch; every record is a deal.  Then the file
+moves to ``done/``, or to ``error/`` with ``NAME.reason.txt`` beside it naming
+each bad record (number, byte offset, error kind and detail) when any record
+was rejected or failed, or when the file cannot be split into records.
+"""
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import trio
+from watchfiles import awatch
+
+from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
+from engine.channels.options import ChannelConfigError, seconds
+from formats.component import ComponentSpec, OptionSpec
+from formats.errors import FormatError
+
+log = logging.getLogger("bsp.channel.file")
+
+_NUMBERS = itertools.count(1)
+RECORD_KINDS = ("lines", "fixed", "rdw", "whole")
+_PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
+
+
+def split_records(data: bytes, kind: str, record_size: int | None = None) -> list[tuple[int, bytes]]:
+    """``data`` -> [(byte offset, record)]; ``FormatError`` (with offset and record) when it cannot be split."""
+    out: list[tuple[int, bytes]] = []
+    if kind == "whole":
+        return [(0, data)] if data else []
+    if kind == "lines":
+        pos = 0
+        for line in data.splitlines(keepends=True):
+            body = line.rstrip(b"\r\n")
+            if body.strip():
+                out.append((pos, body))
+            pos += len(line)
+        return out
+    if kind == "fixed":
+        assert record_size
+        if len(data) % record_size:
+            n = len(data) // record_size
+            raise FormatError(f"file of {len(data)} bytes is not a whole number of {record_size}-byte records "
+                              f"({len(data) % record_size} byte(s) left over)",
+                              offset=n * record_size, record=n + 1,
+                              hint="check record_size against the record layout, or the file is truncated")
+        return [(i, data[i:i + record_size]) for i in range(0, len(data), record_size)]
+    if kind == "rdw":
+        pos, n = 0, 0
+        while pos < len(data):
+            n += 1
+            if len(data) - pos < 4:
+                raise FormatError(f"{len(data) - pos} byte(s) left where a 4-byte RDW is expected",
+                                  offset=pos, record=n, hint="the file is truncated")
+            length = int.from_bytes(data[pos:pos + 2], "big")
+            if length < 4 or pos + length > len(data):
+                raise FormatError(f"RDW declares {length} bytes (must be 4..{len(data) - pos} here)",
+                                  offset=pos, record=n,
+                                  hint="the file is not RDW-prefixed (download in binary with RDW) or is truncated")
+            out.append((pos, data[pos + 4:pos + length]))
+            pos += length
+        return out
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+class FileWatcher:
+    role = "listen"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        d = options.get("dir")
+        if not d:
+            raise ChannelConfigError(f"channel {name}: option dir: the directory to watch is required")
+        self.dir = Path(d)
+        self.address = str(self.dir)
+        self.pattern = options.get("pattern") or "*"
+        self.complete = options.get("complete") or "rename"
+        if self.complete not in ("rename", "marker"):
+            raise ChannelConfigError(f"channel {name}: option complete: expected \"rename\" or \"marker\", "
+                                     f"got {self.complete!r}")
+        self.record = options.get("record") or "lines"
+        if self.record not in RECORD_KINDS:
+            raise ChannelConfigError(f"channel {name}: option record: expected one of {', '.join(RECORD_KINDS)}, "
+                                     f"got {self.record!r}")
+        self.record_size = options.get("record_size")
+        if self.record == "fixed" and (not isinstance(self.record_size, int) or self.record_size <= 0):
+            raise ChannelConfigError(f"channel {name}: record = fixed needs record_size, the bytes of each record "
+                                     f"(e.g. record_size = 120)")
+        self.done_dir = Path(options.get("done_dir") or self.dir / "done")
+        self.error_dir = Path(options.get("error_dir") or self.dir / "error")
+        self.debounce = seconds(options.get("debounce"), 0.05)
+        self._stop = trio.Event()
+        self._draining = False
+        self.processed: list[str] = []
+        self.failed: list[str] = []
+
+    # -- Listener -----------------------------------------------------------
+    async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        for d in (self.dir, self.done_dir, self.error_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            wake = trio.Event()
+
+            async def watch() -> None:
+                nonlocal wake
+                async for _changes in awatch(self.dir, stop_event=stop, debounce=int(self.debounce * 1000),
+                                             recursive=False):
+                    wake.set()
+
+            nursery.start_soon(watch)
+            task_status.started()
+            log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
+            while not self._draining:
+                await self._scan(handler)          # initial scan, then after every change
+                if self._draining:
+                    break
+                with trio.CancelScope() as self._wait_scope:
+                    await wake.wait()
+                wake = trio.Event()
+            stop.set()
+            nursery.cancel_scope.cancel()
+
+    def stop_accepting(self) -> None:
+        self._draining = True
+        scope = getattr(self, "_wait_scope", None)
+        if scope is not None:
+            scope.cancel()
+
+    # -- files --------------------------------------------------------------
+    def ready_files(self) -> list[Path]:
+        out = []
+        for p in sorted(self.dir.iterdir()):
+            n = p.name
+            if not p.is_file() or n.startswith(".") or n.endswith(_PARTIAL_SUFFIXES):
+                continue
+            if not fnmatch.fnmatch(n, self.pattern):
+                continue
+            if self.complete == "marker" and not p.with_name(n + ".done").exists():
+                continue
+            out.append(p)
+        return out
+
+    async def _scan(self, handler: ExchangeHandler) -> None:
+        for path in self.ready_files():
+            if self._draining:
+                return
+            await self.process(path, handler)
+
+    async def process(self, path: Path, handler: ExchangeHandler) -> bool:
+        """One file through the route; returns True when it went to done/."""
+        data = await trio.Path(path).read_bytes()
+        problems: list[str] = []
+        try:
+            records = split_records(data, self.record, self.record_size)
+        except FormatError as exc:
+            records = []
+            problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
+                            f"{self.record} records: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
+        if records:
+            conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
+                            extra={"file": {"name": path.name, "size": len(data)}})
+            outcomes: list[Outcome] = await dispatch_batch(
+                handler, conn, [r for _, r in records],
+                {"file": {"name": path.name, "records": len(records)}})
+            for i, ((offset, _), out) in enumerate(zip(records, outcomes), 1):
+                if out.status in ("rejected", "failed"):
+                    problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
+                                    f"{out.detail or out.text}")
+        ok = not problems
+        target = (self.done_dir if ok else self.error_dir) / path.name
+        if not ok:
+            reason = (f"file {path.name}: {len(problems)} problem(s) in {len(records)} record(s)\n"
+                      + "".join(p + "\n" for p in problems))
+            tmp = self.error_dir / f".{path.name}.reason.txt.tmp"
+            tmp.write_text(reason)
+            os.replace(tmp, self.error_dir / f"{path.name}.reason.txt")
+            log.warning("channel %s: %s -> error/: %s", self.name, path.name, problems[0])
+            self.failed.append(path.name)
+        else:
+            log.info("channel %s: %s -> done/ (%d records)", self.name, path.name, len(records))
+            self.processed.append(path.name)
+        os.replace(path, target)
+        marker = path.with_name(path.name + ".done")
+        if marker.exists():
+            marker.unlink()
+        return ok
+
+
+def build(decl: Any) -> FileWatcher:
+    return FileWatcher(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="file.watch",
+    doc=(
+        "Watch a directory (watchfiles) and process each complete file as one batch of records through "
+        "the channel's routes; every record is a deal. Complete means renamed into place (names starting "
+        "with `.` or ending in .tmp/.part are ignored) or, with `complete = \"marker\"`, a `NAME.done` file "
+        "beside it. Files already there at start are processed first. Afterwards the file moves to "
+        "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
+        "error kind, detail) when any record was rejected or failed or the file cannot be split."
+    ),
+    options=(
+        OptionSpec("dir", "path", "The directory to watch.", required=True),
+        OptionSpec("pattern", "string", "Glob of the file names taken (e.g. \"*.csv\").", default="*"),
+        OptionSpec("complete", "string", "How a file is known complete: rename or marker.", default="rename",
+                   choices=("rename", "marker")),
+        OptionSpec("record", "string", "How records are split: lines, fixed (record_size bytes), rdw "
+                   "(4-byte record descriptor word), whole (one record per file).", default="lines",
+                   choices=RECORD_KINDS),
+        OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
+        OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
+        OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
+        OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),
+    ),
+    build=build,
+    examples=(
+        'channel batch_in = file watch {\n'
+        '    dir         = "inbox"\n'
+        '    pattern     = "*.dat"\n'
+        '    record      = "fixed"\n'
+        '    record_size = 80\n'
+        '}',
+    ),
+)

@@ -1,0 +1,154 @@
+"""file.watch / file.write on a real directory with a real ledger: batches, done/ and error/."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+import pytest
+import trio
+
+from engine.channels.file_watch import FileWatcher, split_records
+from engine.channels.file_write import FileWriter
+from formats.errors import FormatError
+from kit import compile_text, deals, running
+
+ROUTE = '''
+format Pay = json
+format Out = json
+format Written = json
+
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.jsonl"
+    %s
+}
+
+channel outbox = file write {
+    dir   = "out"
+    name  = "PAY-{date}-{seq}.json"
+    fsync = false
+}
+
+route pay {
+    receive from inbox as Pay
+    validate {
+        msg.amount > 0 else reject "13" "invalid amount"
+    }
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    call w = outbox as Out reply Written {
+        ref    = msg.ref
+        amount = msg.amount
+    }
+}
+'''
+
+
+async def wait_for(cond, what: str) -> None:
+    with trio.fail_after(10):
+        while not cond():
+            await trio.sleep(0.02)
+
+
+async def test_files_in_batches_done_and_error_with_reason(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    (inbox / "early.jsonl").write_text('{"ref": "E1", "amount": 1.50}\n{"ref": "E2", "amount": 2}\n')  # before start
+    (inbox / "notes.txt").write_text("not mine")
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger):
+        done, error = inbox / "done", inbox / "error"
+        await wait_for(lambda: (done / "early.jsonl").exists(), "initial scan")
+        # a writer renames into place; the temporary name is never taken
+        tmp = inbox / ".bad.jsonl.tmp"
+        tmp.write_text('{"ref": "B1", "amount": 5}\n{"ref": "B2", "amount": \n{"ref": "B3", "amount": -1}\n')
+        await trio.sleep(0.2)
+        assert tmp.exists()
+        os.replace(tmp, inbox / "bad.jsonl")
+        (inbox / ".late.tmp").write_text('{"ref": "L1", "amount": 9}\n')
+        os.replace(inbox / ".late.tmp", inbox / "late.jsonl")
+        await wait_for(lambda: (error / "bad.jsonl").exists() and (done / "late.jsonl").exists(), "new files")
+    assert (inbox / "notes.txt").exists()
+    reason = (error / "bad.jsonl.reason.txt").read_text()
+    assert "2 problem(s) in 3 record(s)" in reason
+    assert "record 2, byte offset 27: rejected (malformed" in reason
+    assert "record 3, byte offset 52: rejected (rejected, code 13): invalid amount" in reason
+    rows = deals(ledger)
+    st = {r["reference"]: r["status"] for r in rows if r["reference"]}
+    assert st == {"E1": "committed", "E2": "committed", "B1": "committed", "B3": "rejected", "L1": "committed"}
+    assert sum(1 for r in rows if r["status"] == "rejected") == 2       # B2 (malformed) has no reference
+    written = sorted((tmp_path / "out").iterdir())
+    assert len(written) == 4 and all(p.name.startswith("PAY-") for p in written)
+    assert {orjson.loads(p.read_bytes())["ref"] for p in written} == {"E1", "E2", "B1", "L1"}
+    assert not list((tmp_path / "out").glob(".*"))                      # no temporary left
+
+
+async def test_marker_mode_waits_for_done_file(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % 'complete = "marker"')
+    async with running(prog, tmp_path / "l.duckdb"):
+        (inbox / "m.jsonl").write_text('{"ref": "M1", "amount": 1}\n')
+        await trio.sleep(0.3)
+        assert (inbox / "m.jsonl").exists()                             # no marker yet
+        (inbox / "m.jsonl.done").write_text("")
+        await wait_for(lambda: (inbox / "done" / "m.jsonl").exists(), "marker")
+    assert not (inbox / "m.jsonl.done").exists()
+
+
+def test_split_records_kinds_and_errors() -> None:
+    assert split_records(b"a\r\n\nb\n", "lines") == [(0, b"a"), (4, b"b")]
+    assert split_records(b"aaabbb", "fixed", 3) == [(0, b"aaa"), (3, b"bbb")]
+    rdw = b"\x00\x07\x00\x00abc" + b"\x00\x05\x00\x00z"
+    assert split_records(rdw, "rdw") == [(0, b"abc"), (7, b"z")]
+    assert split_records(b"all", "whole") == [(0, b"all")]
+    with pytest.raises(FormatError) as ei:
+        split_records(b"aaabb", "fixed", 3)
+    assert ei.value.record == 2 and ei.value.offset == 3
+    with pytest.raises(FormatError) as ei:
+        split_records(rdw + b"\x00\x09\x00\x00x", "rdw")
+    assert ei.value.record == 3 and ei.value.offset == 12 and "RDW declares 9" in str(ei.value)
+
+
+async def test_unsplittable_file_goes_to_error_others_still_processed(tmp_path: Path) -> None:
+    class Counter:
+        def __init__(self):
+            self.frames = []
+
+        async def handle(self, conn, frames):
+            self.frames.extend(frames)
+            return [None] * len(frames)
+
+    w = FileWatcher("fx", {"dir": str(tmp_path), "record": "fixed", "record_size": 4})
+    (tmp_path / "a.dat").write_bytes(b"1111222")
+    (tmp_path / "b.dat").write_bytes(b"33334444")
+    h = Counter()
+    async with trio.open_nursery() as n:
+        await n.start(w.serve, h)
+        await wait_for(lambda: len(w.processed) + len(w.failed) == 2, "both files")
+        w.stop_accepting()
+    assert w.failed == ["a.dat"] and w.processed == ["b.dat"]
+    assert h.frames == [b"3333", b"4444"]
+    reason = (tmp_path / "error" / "a.dat.reason.txt").read_text()
+    assert "record 2, byte offset 4: cannot split the file into fixed records" in reason
+
+
+async def test_file_write_atomic_names_and_errors(tmp_path: Path) -> None:
+    w = FileWriter("o", {"dir": str(tmp_path / "out"), "name": "X-{seq}.txt"})
+    await w.run()
+    (tmp_path / "out" / "X-000002.txt").write_text("taken")
+    got = await w.request_many([b"one", b"two"])
+    assert [orjson.loads(g)["file"] for g in got] == ["X-000001.txt", "X-000003.txt"]
+    assert (tmp_path / "out" / "X-000003.txt").read_bytes() == b"two"
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \{when\}"):
+        FileWriter("o", {"dir": str(tmp_path), "name": "X-{when}.txt"})
+    os.chmod(tmp_path / "out", 0o500)
+    try:
+        if os.geteuid() != 0:
+            (r,) = await w.request_many([b"three"])
+            assert r.kind == "failed" and "cannot write" in str(r)
+    finally:
+        os.chmod(tmp_path / "out", 0o700)
