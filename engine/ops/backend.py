@@ -1,0 +1,107 @@
+"""``EngineBackend``: the admin API's ``AdminBackend`` over a running ``LiveEngine``.
+
+    backend = EngineBackend(engine, observer)
+    app = AdminApp(backend, TokenAuth(token), metrics)
+
+``status()`` shape (what ``bsp status`` and ``bsp top`` read)::
+
+    {"version": "0.1.0", "config_version": "3f2a...", "generation": 4, "uptime_s": 812.4,
+     "draining": false, "generations_in_flight": 1,
+     "reloads": [{"at": ..., "source": "signal", "ok": true, "version": ..., ...}],   # newest last
+     "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
+                                "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200},
+                  "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
+                             "connects": 1, "circuit": "closed"}},
+     "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
+                                 "failed": 5, "in_flight": 0, "avg_latency_ms": 1.9}},
+     "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
+                "avg_commit_ms": 0.9}}
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from engine import __version__
+from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
+from engine.ops.gauges import circuit_state
+from engine.ops.ledger_reads import read_dead_letters, read_deals
+
+
+class EngineBackend:
+    def __init__(self, engine: Any, observer: Any = None) -> None:
+        self.engine = engine
+        self.observer = observer
+
+    async def status(self) -> Mapping[str, Any]:
+        eng = self.engine
+        gen = eng.current
+        out: dict[str, Any] = {
+            "version": __version__,
+            "config_version": gen.version if gen else None,
+            "generation": gen.number if gen else 0,
+            "generation_started_at": gen.started_at if gen else None,
+            "uptime_s": round(time.time() - eng.started_at, 3),
+            "draining": eng.draining,
+            "generations_in_flight": eng.generations_in_flight(),
+            "reloads": list(eng.history[-10:]),
+            "channels": {},
+            "routes": {},
+        }
+        if gen is not None:
+            out["channels"] = {name: self._channel(name, ch, gen) for name, ch in gen.channels.items()}
+            counts = self.observer.routes if self.observer is not None else {}
+            for name, br in gen.routes().items():
+                c = counts.get(name)
+                row = c.as_dict() if c is not None else {"received": 0, "committed": 0, "rejected": 0,
+                                                         "failed": 0, "avg_latency_ms": None}
+                row["channel"] = br.route.channel
+                row["in_flight"] = br.limiter.borrowed
+                out["routes"][name] = row
+        ledger = eng.ledger
+        stats = getattr(ledger, "stats", None)
+        out["ledger"] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
+        if stats is not None:
+            out["ledger"].update(batches=stats.batches, rows=stats.rows, failed_rows=stats.failed_rows,
+                                 avg_batch=round(stats.avg_batch, 2), avg_commit_ms=round(stats.avg_commit_ms, 3))
+        return out
+
+    def _channel(self, name: str, ch: Any, gen: Any) -> dict[str, Any]:
+        decl = gen.program.channels.get(name)
+        row: dict[str, Any] = {"kind": decl.kind if decl else None, "role": ch.role,
+                               "address": getattr(ch, "address", None)}
+        if ch.role in ("listen", "both"):
+            row["connections"] = len(getattr(ch, "_read_scopes", ()))
+            row["connections_total"] = getattr(ch, "connections", None)
+            if self.observer is not None:
+                row["frames_in"] = self.observer.channel_frames_in.get(name, 0)
+                row["frames_out"] = self.observer.channel_frames_out.get(name, 0)
+        if ch.role in ("connect", "both"):
+            row["connected"] = bool(getattr(ch, "_connected", False))
+            row["connects"] = getattr(ch, "connects", None)
+            row["circuit"] = circuit_state(ch)
+            last = getattr(ch, "_last_error", "")
+            if last:
+                row["last_error"] = last
+        return row
+
+    async def ready(self) -> Readiness:
+        eng = self.engine
+        if eng.draining:
+            return Readiness(False, "draining: the engine is stopping")
+        if eng.current is None:
+            return Readiness(False, "starting: channels are not listening yet")
+        return Readiness(True)
+
+    async def reload(self, dry_run: bool) -> ReloadResult:
+        return await self.engine.reload(dry_run=dry_run, source="admin")
+
+    async def deals(self, query: DealQuery) -> Sequence[Mapping[str, Any]]:
+        return await read_deals(Path(self.engine.ledger.path), deal_type=query.deal_type, status=query.status,
+                                reference=query.reference, since=query.since, until=query.until,
+                                limit=query.limit)
+
+    async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
+        return await read_dead_letters(Path(self.engine.ledger.path), channel=query.channel, route=query.route,
+                                       since=query.since, limit=query.limit)

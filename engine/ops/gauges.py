@@ -1,0 +1,86 @@
+"""Metrics read from the live engine when scraped: in-flight gauges, circuit states, reconnects, ledger batches.
+
+    metrics = EngineMetrics()
+    metrics.watch(engine)        # a LiveEngine
+    metrics.render()             # refreshes the gauges from the running generation, then renders
+
+Counters that the runtime does not report as events are sampled here:
+``bsp_channel_reconnects_total`` grows by the connector's new connects since
+the last sample (its first connect is not a reconnect), and every ledger group
+commit since the last sample is observed in ``bsp_ledger_batch_size`` /
+``bsp_ledger_commit_seconds`` with the mean size and time of those commits
+(the ledger keeps totals, not each batch).  Circuit state of an outbound
+channel: ``closed`` when connected or not yet tried, ``open`` while it backs
+off after a failed connect, ``half_open`` when the back-off is over and it has
+not reconnected yet.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import trio
+
+from engine.metrics import Metrics
+
+
+class EngineMetrics(Metrics):
+    def __init__(self, namespace: str = "bsp") -> None:
+        super().__init__(namespace)
+        self.engine: Any = None
+        self._connects: dict[int, int] = {}
+        self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
+
+    def watch(self, engine: Any) -> None:
+        self.engine = engine
+
+    def render(self) -> bytes:
+        self.refresh()
+        return super().render()
+
+    def refresh(self) -> None:
+        eng = self.engine
+        if eng is None or eng.current is None:
+            return
+        gen = eng.current
+        for name, br in gen.routes().items():
+            self.route_in_flight.labels(name).set(br.limiter.borrowed)
+        for name, ch in gen.channels.items():
+            if ch.role == "connect":
+                self.circuit(name, circuit_state(ch))
+                connects = int(getattr(ch, "connects", 0))
+                before = self._connects.get(id(ch))
+                if before is None:
+                    before = min(connects, 1)
+                if connects > before:
+                    self.channel_reconnects.labels(name).inc(connects - before)
+                self._connects[id(ch)] = connects
+                waiting = getattr(ch, "_pending", None)
+                if waiting is not None and hasattr(waiting, "__len__"):
+                    self.channel_in_flight.labels(name).set(len(waiting))
+        self._sample_ledger(getattr(eng.ledger, "stats", None))
+
+    def _sample_ledger(self, stats: Any) -> None:
+        if stats is None:
+            return
+        b0, r0, ms0 = self._ledger_seen
+        db, dr, dms = stats.batches - b0, stats.rows - r0, stats.total_commit_ms - ms0
+        if db > 0:
+            size, seconds = dr / db, dms / db / 1000.0
+            for _ in range(min(db, 10000)):
+                self.ledger_batch.observe(size)
+                self.ledger_commit.observe(seconds)
+        self._ledger_seen = (stats.batches, stats.rows, stats.total_commit_ms)
+
+
+def circuit_state(ch: Any) -> str:
+    if getattr(ch, "_connected", False):
+        return "closed"
+    down_until = getattr(ch, "_down_until", -math.inf)
+    if down_until == -math.inf:
+        return "closed"
+    try:
+        now = trio.current_time()
+    except RuntimeError:
+        return "open"
+    return "open" if now < down_until else "half_open"

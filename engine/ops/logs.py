@@ -1,0 +1,122 @@
+"""Structured logging for ``bsp run``: text or JSON lines, with secrets and card numbers scrubbed.
+
+    setup_logging(level="info", fmt="json", file=Path("var/bsp.log"), secrets=[token, env_secret])
+
+Every line goes through ``Scrubber`` after formatting, whatever logger wrote
+it: each known secret value (the admin token, deployment secrets read from
+the environment or files) is replaced by ``***``, and any 13-19 digit number
+that passes the Luhn check (a card number) is masked like a classified
+``pan`` (first 6, last 4).  Deal lines (logger ``bsp.deal``) are already
+masked by their format's classification (``engine.ops.observe``); the scrub
+is the second line of defence for text the engine did not expect, such as a
+value quoted in an error message.
+
+JSON lines carry ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``msg`` and,
+for deal lines, the deal's fields (``deal_id``, ``route``, ``status``, ...).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import orjson
+
+from formats.classify import mask_value
+
+FORMATS = ("text", "json")
+LEVELS = ("debug", "info", "warning", "error")
+MIN_SECRET = 6            # shorter "secrets" would scrub ordinary words and numbers
+
+_CARD = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+class Scrubber:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets: list[str] = []
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= MIN_SECRET and secret not in self.secrets:
+            self.secrets.append(secret)
+            self.secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self.secrets:
+            if s in text:
+                text = text.replace(s, "***")
+        if any(c.isdigit() for c in text):
+            text = _CARD.sub(lambda m: mask_value(m.group(), "pan") if luhn_ok(m.group()) else m.group(), text)
+        return text
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.scrub(super().format(record))
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, scrub: Scrubber) -> None:
+        super().__init__()
+        self.scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "bsp", None)
+        if isinstance(fields, dict):
+            for k, v in fields.items():
+                doc.setdefault(k, v)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return self.scrub(orjson.dumps(doc, default=str).decode())
+
+
+def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None = None,
+                  secrets: Iterable[str] = ()) -> Scrubber:
+    """Configure the root logger (stderr, plus ``file`` when given); returns the scrubber to add secrets to."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--log-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if level not in LEVELS:
+        raise ValueError(f"--log-level: expected one of {', '.join(LEVELS)}, got {level!r}")
+    scrub = Scrubber(secrets)
+    formatter: logging.Formatter = JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_bsp", False):
+            root.removeHandler(h)
+            h.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(formatter)
+        h._bsp = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(getattr(logging, level.upper()))
+    return scrub

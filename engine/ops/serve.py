@@ -1,0 +1,99 @@
+"""The serving process of ``bsp run``: ledger, live engine, admin API, signals, file watching.
+
+    engine = await run_live(program, registry, ledger_path=..., load=..., overrides=..., grace=10,
+                            ops=OpsOptions(watch=True, admin=AdminOptions(listen="127.0.0.1:9180", token=...)))
+
+Signals: SIGINT / SIGTERM drain (stop accepting, finish in-flight exchanges,
+flush the ledger, return); SIGHUP reloads (``bsp_reloads_total{source="signal"}``).
+With ``watch`` the configuration's files are watched and reloaded on change
+(``source="watch"``).  With ``admin`` the admin API serves on its own port
+(loopback unless told otherwise) with bearer-token auth and optional mTLS.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import trio
+
+from engine.ops.gauges import EngineMetrics
+from engine.ops.live import LiveEngine, Loader
+from engine.ops.observe import Observer
+
+log = logging.getLogger("bsp.run")
+
+
+@dataclass
+class AdminOptions:
+    listen: str = "127.0.0.1:9180"          # host:port; port 0 picks a free one
+    token: str = ""                         # the token itself (read from its file / env var by the caller)
+    ssl_context: ssl.SSLContext | None = None
+    access: Any = None                      # engine.access.AccessList
+
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"admin listen address {self.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9180")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@dataclass
+class OpsOptions:
+    watch: bool = False
+    debounce: float = 0.3
+    admin: AdminOptions | None = None
+    hooks: list[Callable[[LiveEngine], Any]] = field(default_factory=list)   # called once serving
+
+
+async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load: Loader,
+                   overrides: Mapping[str, Mapping[str, Any]] | None = None, grace: float = 10.0,
+                   ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None) -> LiveEngine:
+    """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine."""
+    from engine.ledger import open_ledger
+
+    ops = ops or OpsOptions()
+    metrics = EngineMetrics()
+    observer = Observer(metrics)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as stops, \
+            trio.open_signal_receiver(signal.SIGHUP) as hups:
+        async with open_ledger(ledger_path) as ledger:
+            engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
+            metrics.watch(engine)
+
+            async def on_stop() -> None:
+                async for signum in stops:
+                    log.warning("signal %s: draining", signal.Signals(signum).name)
+                    engine.drain()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(on_stop)
+                await nursery.start(engine.run, program, overrides)
+                from engine.ops.watch import reload_on_sighup, watch_and_reload
+                nursery.start_soon(reload_on_sighup, engine, metrics, hups)
+                if ops.watch:
+                    await nursery.start(watch_and_reload, engine, metrics, ops.debounce)
+                if ops.admin is not None:
+                    engine.admin_port = await nursery.start(_serve_admin, engine, observer, metrics, ops.admin)
+                if ready is not None:
+                    ready(engine)
+                for hook in ops.hooks:
+                    hook(engine)
+                await engine.finished.wait()
+                nursery.cancel_scope.cancel()
+    return engine
+
+
+async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMetrics, opts: AdminOptions, *,
+                       task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    from engine.admin.app import AdminApp, serve_admin
+    from engine.admin.auth import TokenAuth
+    from engine.ops.backend import EngineBackend
+
+    host, port = opts.host_port()
+    app = AdminApp(EngineBackend(engine, observer), TokenAuth(opts.token), metrics)
+    await serve_admin(app, host, port, opts.ssl_context, access=opts.access, task_status=task_status)

@@ -1,0 +1,96 @@
+"""Reload triggers other than the admin API: SIGHUP and watching the configuration's files.
+
+    nursery.start_soon(reload_on_sighup, engine, metrics, signals)      # signals: a trio signal receiver
+    nursery.start_soon(watch_and_reload, engine, metrics, 0.3)
+
+``watch_and_reload`` watches the folders of every file the running
+configuration is made of (route files, included files, copybooks, specs,
+tables, certificates; ``engine.ops.files.watched_paths``) plus any new
+``*.route`` file in the route folders.  Changes are debounced (editors save
+by writing a temporary file and renaming it, which shows as several events):
+one reload runs once the files have been quiet for ``debounce`` seconds.
+After each reload the watched set is recomputed (a new ``use`` adds a file).
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from engine.ops.files import watched_paths
+
+log = logging.getLogger("bsp.reload")
+
+
+async def triggered_reload(engine: Any, metrics: Any, source: str) -> Any:
+    result = await engine.reload(dry_run=False, source=source)
+    if metrics is not None:
+        metrics.reload_done(result.ok, source)
+    if result.ok:
+        log.warning("reload (%s): now running version %s (was %s)", source, result.version,
+                    result.previous_version)
+    return result
+
+
+async def reload_on_sighup(engine: Any, metrics: Any, hup: Any) -> None:
+    """``hup``: an async iterator of signal numbers (SIGHUP only)."""
+    async for _ in hup:
+        log.warning("SIGHUP: reloading the configuration")
+        await triggered_reload(engine, metrics, "signal")
+
+
+def _targets(engine: Any) -> tuple[set[Path], set[Path], set[Path]]:
+    files = {p.resolve() for p in watched_paths(engine.current.program)}
+    try:
+        roots, _ = engine.load()
+        files |= {Path(p).resolve() for p in roots}
+    except Exception:      # a bad deployment file: the reload will say so; keep watching what we know
+        pass
+    route_dirs = {p.parent for p in files if p.suffix == ".route"}
+    dirs = {p.parent for p in files if p.parent.exists()}
+    return files, route_dirs, dirs
+
+
+def _relevant(changes: set[tuple[Any, str]], files: set[Path], route_dirs: set[Path]) -> list[str]:
+    hits = []
+    for _, raw in changes:
+        p = Path(raw).resolve()
+        if p in files or (p.suffix == ".route" and p.parent in route_dirs):
+            hits.append(str(p))
+    return sorted(set(hits))
+
+
+async def watch_and_reload(engine: Any, metrics: Any, debounce: float = 0.3, *,
+                           task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Reload whenever a file of the configuration changes; ``task_status.started()`` once watching."""
+    from watchfiles import awatch
+
+    started = False
+    while not engine.draining:
+        files, route_dirs, dirs = _targets(engine)
+        stop = trio.Event()
+        reloaded = False
+        log.info("watching %d file(s) in %d folder(s) for changes", len(files), len(dirs))
+        watcher = awatch(*sorted(dirs), stop_event=stop, debounce=int(debounce * 1000), step=50,
+                         yield_on_timeout=True, rust_timeout=200, recursive=False)
+        async with aclosing(watcher):
+            async for changes in watcher:
+                if not started:
+                    started = True
+                    task_status.started()
+                if engine.draining:
+                    stop.set()
+                    continue
+                hits = _relevant(changes, files, route_dirs)
+                if not hits:
+                    continue
+                log.warning("files changed (%s): reloading",
+                            ", ".join(hits[:5]) + (" ..." if len(hits) > 5 else ""))
+                await triggered_reload(engine, metrics, "watch")
+                reloaded = True
+                stop.set()
+        if not reloaded:
+            return
