@@ -241,7 +241,6 @@ COMPONENT = ComponentSpec(
         '    timeout         = 3s\n'
         '    auth_bearer_env = "BILLER_TOKEN"\n'
         '    headers         = ["X-Api-Key:env:BILLER_KEY"]\n'
-        '    ca              = "certs/biller-ca.pem"\n'
         '}',
     ),
 )
