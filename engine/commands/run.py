@@ -1,4 +1,4 @@
-"""``bsp run`` (serve route files until SIGINT/SIGTERM) and ``bsp demo``."""
+"""``bsp run``: serve route files until SIGINT/SIGTERM (``bsp demo`` is engine/commands/demo.py)."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,6 @@ from typing import Any, Optional
 import trio
 import typer
 
-DEMO_ROUTES = Path(__file__).resolve().parents[2] / "routes" / "bill_payment"
 DEFAULT_LEDGER = Path("var/bsp.duckdb")
 
 
@@ -95,17 +94,5 @@ def run(
                f"{s.failed} failed", err=True)
 
 
-def demo(
-    count: int = typer.Option(5000, "--count", help="Requests the mainframe simulator sends."),
-    connections: int = typer.Option(4, "--connections", help="Mainframe connections."),
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="DuckDB ledger file."),
-) -> None:
-    """Run the bill payment route against built-in mainframe and biller simulators."""
-    from engine.sim.demo import run_demo
-
-    run_demo(DEMO_ROUTES, count=count, connections=connections, ledger_path=ledger)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run")(run)
-    app.command("demo")(demo)

@@ -2,12 +2,17 @@
 several pipelined connections, a mix of good, rejected, unrouted and malformed.
 
 Uses the route's own ``BillPayReq`` codec to build requests, so the simulator
-and the route cannot drift apart.
+and the route cannot drift apart.  Every request is kept in
+``result.requests`` (kind, trace number, the reply code it must get, the code
+it got, client latency): replies on a connection come back in order, so each
+is matched to the oldest request still waiting on that connection.
 """
 from __future__ import annotations
 
 import datetime as dt
 import random
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
@@ -22,6 +27,27 @@ DEFAULT_MIX = {"good": 70, "enquiry": 8, "over_limit": 5, "unknown_biller": 5, "
                "unrouted": 4, "malformed": 5}
 
 
+# reply code each kind must get; a good payment whose trace number ends in a
+# digit the biller refuses (BillerSim.refuse_digits, "7") fails with "05".
+EXPECT = {"good": "00", "enquiry": "00", "over_limit": "61", "unknown_biller": "12", "bad_currency": "14",
+          "unrouted": "12", "malformed": "30"}
+
+
+def expected_code(kind: str, trace: str, refuse_digits: str = "7") -> str:
+    if kind == "good" and trace[-1:] in refuse_digits:
+        return "05"
+    return EXPECT[kind]
+
+
+@dataclass
+class SentRequest:
+    kind: str
+    trace: str
+    expect_code: str
+    code: str | None = None          # None: no reply
+    latency_ms: float | None = None
+
+
 @dataclass
 class MainframeResult:
     sent: int = 0
@@ -29,6 +55,11 @@ class MainframeResult:
     by_code: dict[str, int] = field(default_factory=dict)
     by_kind: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
+    requests: list[SentRequest] = field(default_factory=list)
+
+    @property
+    def unexpected(self) -> list[SentRequest]:
+        return [r for r in self.requests if r.code != r.expect_code]
 
 
 class MainframeSim:
@@ -43,9 +74,16 @@ class MainframeSim:
         self._trace = 0
 
     def request(self) -> tuple[str, bytes]:
+        return self.next_request()[1:]
+
+    def next_request(self) -> tuple[str, str, bytes]:
+        """(trace number, kind, payload) of the next request."""
         kind = self.rng.choice(self.kinds)
         self._trace += 1
         trace = f"{self._trace:012d}"
+        return (trace, *self._build(kind, trace))
+
+    def _build(self, kind: str, trace: str) -> tuple[str, bytes]:
         values = {
             "txn_code": "BP01", "trace_no": trace, "biller_id": self.rng.choice(BILLERS),
             "account": f"ACC{self.rng.randrange(10**9):09d}",
@@ -72,11 +110,13 @@ class MainframeSim:
         res = self.result
         per_conn = [total // connections + (1 if i < total % connections else 0) for i in range(connections)]
         start = trio.current_time()
+        clock = time.perf_counter
 
         async def one(n: int) -> None:
             stream = await trio.open_tcp_stream(host, port)
             tx, rx = make_framer(self.framing), make_framer(self.framing)
             sent = got = 0
+            waiting: deque[tuple[SentRequest, float]] = deque()
             async with stream:
                 async def reader() -> None:
                     nonlocal got
@@ -84,10 +124,14 @@ class MainframeSim:
                         data = await stream.receive_some(65536)
                         if not data:
                             return
+                        now = clock()
                         for reply in rx.feed(data):
                             got += 1
                             res.replies += 1
                             code = _resp_code(reply)
+                            if waiting:
+                                req, t_sent = waiting.popleft()
+                                req.code, req.latency_ms = code, (now - t_sent) * 1000.0
                             res.by_code[code] = res.by_code.get(code, 0) + 1
                             if progress is not None:
                                 progress(1)
@@ -104,8 +148,12 @@ class MainframeSim:
                                 await can_send.wait()
                                 continue
                             batch = []
+                            now = clock()
                             for _ in range(room):
-                                kind, payload = self.request()
+                                trace, kind, payload = self.next_request()
+                                req = SentRequest(kind, trace, expected_code(kind, trace))
+                                res.requests.append(req)
+                                waiting.append((req, now))
                                 res.by_kind[kind] = res.by_kind.get(kind, 0) + 1
                                 batch.append(tx.frame(payload))
                             sent += room

@@ -1,0 +1,55 @@
+"""``bsp demo``: every business service in one engine, with its simulators.
+
+Bill payment is driven by the mainframe simulator (good, enquiries, rejected,
+unrouted, malformed, refused by the biller); every other service by its
+request generator (good, rejected, failing counterpart).  Ends with the
+overall table (sent, replies, committed, rejected, failed, lost, msgs/s: lost
+is counted against the replies and the ledger), the per-service table and the
+paths of the reports and the ledger.  Exit 0, or 1 when a request was lost.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from engine.ledger import DEFAULT_LEDGER
+CI_WIDTH = 100          # console width when stdout is not a terminal (CI logs, pipes)
+
+
+def demo_console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=CI_WIDTH)
+
+
+def demo(
+    count: int = typer.Option(5000, "--count", min=1, help="Bill payment requests the mainframe simulator sends."),
+    per_service: int = typer.Option(400, "--per-service", min=1,
+                                    help="Requests sent to each other service's inbound channel."),
+    connections: int = typer.Option(2, "--connections", min=1, help="Client connections per inbound channel "
+                                    "(the mainframe uses at least 4)."),
+    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="DuckDB ledger file."),
+    reports: Optional[Path] = typer.Option(None, "--reports", help="Folder for the reports "
+                                           "(default: 'reports' beside the ledger)."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the request generators."),
+) -> None:
+    """Run every business service in one engine against its simulators; print what happened."""
+    from engine.sim.services.demo import DemoError, run_all_services_demo
+
+    console = demo_console()
+    try:
+        res = run_all_services_demo(per_service=per_service, bill_count=count, connections=connections,
+                                    ledger_path=ledger, report_dir=reports, console=console, seed=seed)
+    except DemoError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    if res["lost"]:
+        typer.echo(f"error: {res['lost']} request(s) lost (no reply or no deal row); "
+                   f"e.g. {'; '.join(res['lost_examples'])}", err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

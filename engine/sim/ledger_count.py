@@ -1,0 +1,98 @@
+"""Counting lost requests: what the simulators sent against the replies they
+got AND the deal rows the ledger holds for them.
+
+A request is *lost* when it got no reply, or when no deal row of this run
+(same configuration version, received since the run started, same inbound
+channel) carries its key.  The key of a row is its deal reference; a request
+rejected before its route's ``deal`` step, or taken by a route with no
+``deal`` step, has no reference, so its key is read from the decoded request
+(``trace_no``, ``request_id``, ``reference``); a frame that did not decode is
+stored as hex, and its keys are the trailing run of letters and digits of
+that text and the trailing run of digits (``GARBAGE000000000034`` ->
+``000000000034``).  Nothing is assumed: each request is looked up.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import orjson
+
+KEY_FIELDS = ("trace_no", "request_id", "reference", "ref")
+_TRAILING = re.compile(rb"([0-9A-Za-z]+)\s*$")
+_DIGITS = re.compile(rb"([0-9]+)\s*$")
+
+
+@dataclass(frozen=True)
+class SentRequest:
+    service: str
+    channel: str
+    key: str
+    replied: bool
+
+
+@dataclass
+class Accounting:
+    sent: int = 0
+    replies: int = 0
+    in_ledger: int = 0
+    lost: int = 0
+    lost_examples: list[str] = field(default_factory=list)
+    by_service: dict[str, int] = field(default_factory=dict)     # service -> lost
+
+
+def row_keys(reference: str | None, request_json: str | None) -> list[str]:
+    """The keys a deal row can be found by (see the module doc)."""
+    if reference:
+        return [reference.strip()]
+    if not request_json:
+        return []
+    try:
+        req = orjson.loads(request_json)
+    except orjson.JSONDecodeError:
+        return []
+    if isinstance(req, dict):
+        return [str(req[name]).strip() for name in KEY_FIELDS if req.get(name)][:1]
+    if isinstance(req, str):                      # an undecodable frame, stored as hex
+        try:
+            raw = bytes.fromhex(req)
+        except ValueError:
+            return []
+        return [m.group(1).decode("ascii") for m in (_TRAILING.search(raw), _DIGITS.search(raw)) if m]
+    return []
+
+
+def ledger_keys(ledger_path: Path, config_version: str, since: datetime) -> set[tuple[str, str]]:
+    """(inbound channel, key) of every deal row this run wrote."""
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR) FROM deals "
+                           "WHERE config_version = ? AND received_at >= ?", [config_version, since]).fetchall()
+    finally:
+        con.close()
+    keys: set[tuple[str, str]] = set()
+    for channel, reference, request in rows:
+        for key in row_keys(reference, request):
+            keys.add((channel, key))
+    return keys
+
+
+def count_lost(sent: Iterable[SentRequest], keys: set[tuple[str, str]], *, examples: int = 5) -> Accounting:
+    acc = Accounting()
+    for s in sent:
+        acc.sent += 1
+        acc.replies += s.replied
+        found = (s.channel, s.key) in keys
+        acc.in_ledger += found
+        if not (s.replied and found):
+            acc.lost += 1
+            acc.by_service[s.service] = acc.by_service.get(s.service, 0) + 1
+            if len(acc.lost_examples) < examples:
+                why = ("no reply and no deal row" if not (s.replied or found)
+                       else "no reply" if not s.replied else "no deal row")
+                acc.lost_examples.append(f"{s.service} {s.channel} {s.key}: {why}")
+    return acc

@@ -1,0 +1,117 @@
+"""The demo's end-of-run tables, read from the ledger.
+
+* ``summarize(ledger, program, since)``: per service (the route file's folder,
+  found from the deal's inbound channel, so unrouted and malformed requests
+  count under the service whose channel received them): deals, committed,
+  rejected, failed, committed amounts by currency, success rate, and the
+  engine's latency p50/p99 (the deal's ``duration_ms``).
+* ``overall_table`` / ``service_table``: rich tables that fit 80-120 columns
+  (one currency per row, short service labels), readable in a CI log too.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich import box
+from rich.table import Table
+
+# at most 14 characters, so the per-service table fits 80 columns
+LABELS = {"receivables_payables": "recv./payables", "account_consolidation": "account consol",
+          "insurance_brokerage": "insurance brok", "trade_receiving": "import/export",
+          "fund_consolidation": "fund consol", "fund_management": "fund mgmt", "customer_service": "customer svc"}
+
+
+def label(service: str) -> str:
+    return LABELS.get(service, service.replace("_", " ")[:14])
+
+
+def service_of_channel(program: Any) -> dict[str, str]:
+    """inbound channel -> its service (the folder under routes/ of the routes receiving from it)."""
+    return {r.channel: Path(r.pos.file).parent.name for r in program.routes if r.pos}
+
+
+def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str, Any]]:
+    svc_of = service_of_channel(program)
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        per_channel = con.execute(
+            "SELECT channel, count(*), count(*) FILTER (WHERE status = 'committed'), "
+            "count(*) FILTER (WHERE status = 'rejected'), count(*) FILTER (WHERE status = 'failed'), "
+            "list(duration_ms) FROM deals WHERE config_version = ? AND received_at >= ? GROUP BY channel",
+            [program.version, since]).fetchall()
+        amounts = con.execute(
+            "SELECT channel, currency, sum(amount) FROM deals WHERE config_version = ? AND received_at >= ? "
+            "AND status = 'committed' AND currency IS NOT NULL AND currency <> '' AND amount <> 0 "
+            "GROUP BY channel, currency", [program.version, since]).fetchall()
+    finally:
+        con.close()
+    by_svc: dict[str, dict[str, Any]] = {}
+    for channel, n, ok, rej, failed, durations in per_channel:
+        s = by_svc.setdefault(svc_of.get(channel, channel),
+                              {"deals": 0, "committed": 0, "rejected": 0, "failed": 0, "durations": [], "amounts": {}})
+        s["deals"] += n
+        s["committed"] += ok
+        s["rejected"] += rej
+        s["failed"] += failed
+        s["durations"] += [d for d in durations if d is not None]
+    for channel, ccy, total in amounts:
+        s = by_svc[svc_of.get(channel, channel)]
+        s["amounts"][ccy] = s["amounts"].get(ccy, Decimal(0)) + total
+    rows = []
+    for name in sorted(by_svc):
+        s = by_svc[name]
+        d = sorted(s.pop("durations"))
+        s.update(service=name, success_rate=(s["committed"] / s["deals"]) if s["deals"] else None,
+                 p50_ms=percentile(d, 50), p99_ms=percentile(d, 99))
+        rows.append(s)
+    return rows
+
+
+def percentile(values: list[float], p: int) -> float | None:
+    """Nearest-rank percentile of sorted ``values`` (None when empty)."""
+    if not values:
+        return None
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def overall_table(lines: list[dict[str, Any]], title: str) -> Table:
+    """``lines``: dicts with name, sent, replies, committed, rejected, failed, lost, rate (msgs/s)."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, pad_edge=False,
+                  collapse_padding=True)
+    table.add_column("", justify="left", no_wrap=True)
+    for col in ("sent", "replies", "committed", "rejected", "failed", "lost", "msgs/s"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for i, r in enumerate(lines):
+        style = "bold" if i == len(lines) - 1 and len(lines) > 1 else None
+        table.add_row(r["name"], f"{r['sent']:,}", f"{r['replies']:,}", f"{r['committed']:,}", f"{r['rejected']:,}",
+                      f"{r['failed']:,}", f"{r['lost']:,}", f"{r['rate']:,.0f}", style=style)
+    return table
+
+
+def service_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, pad_edge=False,
+                  collapse_padding=True)
+    for col, just in (("service", "left"), ("deals", "right"), ("ok", "right"), ("rej", "right"),
+                      ("fail", "right"), ("ok %", "right"), ("p50ms", "right"), ("p99ms", "right"),
+                      ("ccy", "left"), ("committed", "right")):
+        table.add_column(col, justify=just, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
+    for r in rows:
+        rate = f"{r['success_rate']:.0%}" if r["success_rate"] is not None else "-"
+        amounts = sorted(r["amounts"].items()) or [("-", None)]
+        for i, (ccy, amt) in enumerate(amounts):
+            amount = "-" if amt is None else f"{amt:,.2f}"
+            if i == 0:
+                table.add_row(label(r["service"]), f"{r['deals']:,}", f"{r['committed']:,}", f"{r['rejected']:,}",
+                              f"{r['failed']:,}", rate, _ms(r["p50_ms"]), _ms(r["p99_ms"]), ccy, amount)
+            else:
+                table.add_row("", "", "", "", "", "", "", "", ccy, amount)
+    return table
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}" if v < 100 else f"{v:,.0f}"

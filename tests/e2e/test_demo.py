@@ -1,0 +1,72 @@
+"""``bsp demo`` end to end, with a smaller load: every service in one engine,
+nothing lost (counted against the replies and the ledger), the tables and the
+report paths printed."""
+from __future__ import annotations
+
+from io import StringIO
+
+import duckdb
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from engine.commands import demo as demo_cmd
+from engine.sim.ledger_count import SentRequest, count_lost, row_keys
+from engine.sim.services.catalog import SERVICES
+from engine.sim.services.demo import run_all_services_demo
+
+
+def test_demo_loses_nothing_and_shows_every_service(tmp_path):
+    console = Console(file=StringIO(), width=100)
+    ledger = tmp_path / "bsp.duckdb"
+    res = run_all_services_demo(per_service=25, bill_count=120, ledger_path=ledger, console=console)
+    assert res["lost"] == 0, res["lost_examples"]
+    assert res["sent"] == res["replies"] == res["in_ledger"] == 120 + 25 * len(SERVICES)
+    assert res["unexpected"] == 0
+    names = {r["service"] for r in res["services"]}
+    assert names == {s.name for s in SERVICES} | {"bill_payment"}
+    total = res["summary"][-1]
+    assert total["committed"] + total["rejected"] + total["failed"] == total["sent"]
+    bill = next(r for r in res["services"] if r["service"] == "bill_payment")
+    assert bill["rejected"] > 0 and bill["failed"] > 0 and bill["committed"] > 0   # malformed/unrouted included
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] == res["sent"]
+    finally:
+        con.close()
+    text = console.file.getvalue()
+    assert "lost" in text and "per service" in text and "reports written" in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert str(ledger.resolve()) in text
+    assert any(p.endswith(".html") for p in res["reports"])
+
+
+def test_lost_is_counted_not_assumed():
+    keys = {("mainframe", "000000000001"), ("cs_crm", "CS1")}
+    sent = [SentRequest("bill_payment", "mainframe", "000000000001", True),
+            SentRequest("bill_payment", "mainframe", "000000000002", True),     # replied, no deal row
+            SentRequest("customer_service", "cs_crm", "CS1", False),             # deal row, no reply
+            SentRequest("customer_service", "mainframe", "CS1", True)]           # key on another channel
+    acc = count_lost(sent, keys)
+    assert (acc.sent, acc.replies, acc.in_ledger, acc.lost) == (4, 3, 2, 3)
+    assert acc.by_service == {"bill_payment": 1, "customer_service": 2}
+    assert "000000000002: no deal row" in acc.lost_examples[0]
+
+
+def test_row_keys_reference_request_field_and_raw_frame():
+    assert row_keys("REF1 ", None) == ["REF1"]
+    assert row_keys(None, '{"trace_no": "000000000007", "amount": 1}') == ["000000000007"]
+    assert row_keys(None, '"' + b"GARBAGE000000000034".hex() + '"') == ["GARBAGE000000000034", "000000000034"]
+    assert row_keys(None, None) == [] and row_keys(None, "not json") == []
+
+
+def test_bsp_demo_command_plain_output(tmp_path):
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    demo_cmd.register(app)
+    out = CliRunner().invoke(app, ["demo", "--count", "40", "--per-service", "5",
+                                   "--ledger", str(tmp_path / "d.duckdb")])
+    assert out.exit_code == 0, out.output
+    assert "progress:" in out.output          # not a terminal: plain lines, no bars
+    assert "\x1b[" not in out.output
+    assert "bill payment" in out.output and "ledger:" in out.output
