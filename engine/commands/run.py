@@ -1,7 +1,6 @@
 """``bsp run``: serve route files until SIGINT/SIGTERM (``bsp demo`` is engine/commands/demo.py)."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,16 +47,37 @@ def run(
     record: Optional[Path] = typer.Option(None, "--record", help="Capture every frame to this new file "
                                           "(channels with record = false excepted); see docs/testing.md."),
     mask: bool = typer.Option(False, "--mask", help="With recording: mask classified fields in the capture."),
+    watch: bool = typer.Option(False, "--watch", help="Reload when a route file, included file, copybook, "
+                               "spec or table changes (see docs/operations.md)."),
+    log_format: str = typer.Option("text", "--log-format", help="Log lines as text or json (JSON lines)."),
+    log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (one line per deal), "
+                                            "warning (default; info with -v) or error."),
+    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Also write the log to this file."),
+    admin: Optional[str] = typer.Option(None, "--admin", help="Serve the admin API on HOST:PORT "
+                                        "(e.g. 127.0.0.1:9180); platform.yaml admin.listen does the same."),
+    admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",
+                                                    help="Admin API token file (else $BSP_ADMIN_TOKEN)."),
+    admin_cert: Optional[Path] = typer.Option(None, "--admin-cert", help="Admin API server certificate (HTTPS)."),
+    admin_key: Optional[Path] = typer.Option(None, "--admin-key", help="Key of --admin-cert."),
+    admin_client_ca: Optional[Path] = typer.Option(None, "--admin-client-ca",
+                                                   help="Require client certificates from this CA (mTLS)."),
+    admin_access: Optional[Path] = typer.Option(None, "--admin-access", help="Admin access list file "
+                                                "(cn:/san:/ip: rules, one a line)."),
 ) -> None:
-    """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0)."""
+    """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads."""
+    from engine.ops import runopts
+    from engine.ops.serve import OpsOptions, run_live
     from engine.registry import default_registry
     from engine.runtime.binder import BindError
-    from engine.runtime.switchboard import run_program
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        scrub = runopts.configure_logging(log_format, log_level, log_file, verbose)
+    except runopts.OpsConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
     overrides: dict[str, dict[str, Any]] = {}
     ledger_path = ledger
+    dep: Any = None
     if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
         from engine.deploy import DeploymentError, load_deployment
         try:
@@ -68,8 +88,18 @@ def run(
         route_files = list(dep.route_files)
         overrides = dep.channel_overrides
         ledger_path = ledger_path or dep.ledger_path
+        runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
+    try:
+        admin_opts = runopts.admin_options(admin, admin_token_file, admin_cert, admin_key, admin_client_ca,
+                                           admin_access, dep)
+    except runopts.OpsConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    if admin_opts is not None:
+        scrub.add(admin_opts.token)
+    load = runopts.loader(paths, paths[0] if dep is not None else None, env, _expand)
     registry = default_registry()
     program = compile_or_exit(route_files, registry)
     ledger_path = ledger_path or DEFAULT_LEDGER
@@ -78,14 +108,17 @@ def run(
     def ready(sb: Any) -> None:
         for name, ch in sb.channels.items():
             typer.echo(f"channel {name}: {ch.role} {getattr(ch, 'address', '')}", err=True)
-        typer.echo(f"bsp: serving {len(program.routes)} route(s), version {program.version}, "
-                   f"ledger {ledger_path}; Ctrl-C or SIGTERM drains and stops", err=True)
+        if getattr(sb, "admin_port", None):
+            typer.echo(f"admin API: {admin_opts.host_port()[0]}:{sb.admin_port}", err=True)
+        typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
+                   f"ledger {ledger_path}; Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
     from engine.replay.tap import recording
     try:
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
-            sb = trio.run(lambda: run_program(program, reg, ledger_path=ledger_path, overrides=overrides,
-                                              grace=grace, ready=ready))
+            sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
+                                           grace=grace, ready=ready,
+                                           ops=OpsOptions(watch=watch, admin=admin_opts)))
     except BindError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -76,6 +76,7 @@ class LiveEngine:
         self._listeners_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._numbers = 0
+        self._all_stats: list[Any] = []
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -171,6 +172,7 @@ class LiveEngine:
                                overrides=self.overrides, reuse=reuse, grace=self.grace)
         if self.observer is not None:
             self.observer.learn(gen)
+        self._all_stats.append(gen.sb.stats)
         return gen
 
     def _loaded(self, gen: Generation) -> None:
@@ -234,6 +236,7 @@ class LiveEngine:
         if dry_run:
             self.overrides = saved
             self._numbers -= 1
+            self._all_stats.remove(gen.sb.stats)
             return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
                                 plan=plan.as_dict())
         same_address = {n for n in rebind if n in old.channels
@@ -300,5 +303,30 @@ class LiveEngine:
         log.info("generation %d (version %s) finished its last exchange", old.number, old.version)
 
     # ------------------------------------------------------------ reading
+    @property
+    def channels(self) -> dict[str, Any]:
+        return self.current.channels if self.current is not None else {}
+
+    @property
+    def version(self) -> str | None:
+        return self.current.version if self.current is not None else None
+
+    @property
+    def stats(self) -> "TotalStats":
+        """Outcome counts over every generation this engine ran."""
+        return TotalStats(self._all_stats)
+
     def generations_in_flight(self) -> int:
         return sum(1 for ref in self.refs.values() if ref.generation.in_flight)
+
+
+class TotalStats:
+    def __init__(self, parts: list[Any]) -> None:
+        self.committed = sum(p.committed for p in parts)
+        self.rejected = sum(p.rejected for p in parts)
+        self.failed = sum(p.failed for p in parts)
+        self.unrecorded = sum(p.unrecorded for p in parts)
+
+    @property
+    def total(self) -> int:
+        return self.committed + self.rejected + self.failed

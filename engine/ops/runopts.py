@@ -1,0 +1,97 @@
+"""``bsp run`` operations options -> logging, the admin API settings and the reload loader.
+
+Kept out of ``engine/commands/run.py`` so that command stays a thin shell:
+
+    scrub = configure_logging(log_format, log_level, log_file, verbose)
+    admin = admin_options(listen, token_file, cert, key, client_ca, access_file, deployment)   # or None
+    scrub.add(admin.token)                     # the token never reaches a log line
+    load = loader(paths, deployment_path, env)  # re-reads route folders / platform.yaml on each reload
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from engine.ops.logs import Scrubber, setup_logging
+from engine.ops.serve import AdminOptions
+
+SECRET_ENV = ("BSP_ADMIN_TOKEN", "BSP_AUDIT_KEY", "BSP_FIELD_KEYS")
+
+
+class OpsConfigError(ValueError):
+    """A bad operations option; the message names the option and how to fix it."""
+
+
+def configure_logging(fmt: str, level: str | None, file: Path | None, verbose: bool) -> Scrubber:
+    try:
+        scrub = setup_logging(level or ("info" if verbose else "warning"), fmt, file)
+    except ValueError as exc:
+        raise OpsConfigError(str(exc)) from None
+    for name in SECRET_ENV:
+        scrub.add(os.environ.get(name))
+    return scrub
+
+
+def deployment_secrets(dep: Any, scrub: Scrubber) -> None:
+    """Every secret the deployment names, read now so its value can be scrubbed from logs."""
+    for ref in getattr(dep, "secrets", {}).values():
+        try:
+            scrub.add(ref.value())
+        except Exception:        # not set yet: nothing to scrub; the component that needs it will say so
+            pass
+
+
+def admin_options(listen: str | None, token_file: Path | None, cert: Path | None, key: Path | None,
+                  client_ca: Path | None, access_file: Path | None, dep: Any = None) -> AdminOptions | None:
+    """The admin API settings, or None when neither ``--admin`` nor ``admin.listen`` asks for it."""
+    from engine.admin.auth import AdminConfigError, load_token
+    settings = getattr(dep, "admin", None)
+    listen = listen or getattr(settings, "listen", None)
+    if not listen:
+        if token_file or cert:
+            raise OpsConfigError("--admin-token-file / --admin-cert given without --admin HOST:PORT "
+                                 "(or admin.listen in platform.yaml); add --admin 127.0.0.1:9180")
+        return None
+    try:
+        if token_file is None and getattr(settings, "token", None) is not None:
+            token = settings.token.value()
+        else:
+            token = load_token(token_file)
+    except (AdminConfigError, Exception) as exc:
+        raise OpsConfigError(f"admin API: {exc}") from None
+    ctx = None
+    if cert is not None:
+        from engine.tls import TLSConfigError, server_context
+        try:
+            ctx = server_context(cert, key, client_ca, "required" if client_ca else "none")
+        except TLSConfigError as exc:
+            raise OpsConfigError(f"admin API TLS: {exc}") from None
+    elif key or client_ca:
+        raise OpsConfigError("--admin-key / --admin-client-ca need --admin-cert (the admin server's certificate)")
+    access = None
+    if access_file is not None:
+        from engine.access import AccessList, AccessListError
+        try:
+            access = AccessList.parse([ln.strip() for ln in access_file.read_text().splitlines()
+                                       if ln.strip() and not ln.lstrip().startswith("#")])
+        except (AccessListError, OSError) as exc:
+            raise OpsConfigError(f"--admin-access {access_file}: {exc}") from None
+    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access)
+    try:
+        opts.host_port()
+    except ValueError as exc:
+        raise OpsConfigError(str(exc)) from None
+    return opts
+
+
+def loader(paths: list[Path], deployment: Path | None, env: str | None,
+           expand: Callable[[list[Path]], list[Path]]) -> Callable[[], tuple[list[Path], Mapping[str, Any]]]:
+    """What a reload compiles: the route files (folders re-scanned) and channel overrides, read again."""
+    if deployment is not None:
+        def load_dep() -> tuple[list[Path], Mapping[str, Any]]:
+            from engine.deploy import load_deployment
+            dep = load_deployment(deployment, env=env)
+            return list(dep.route_files), dep.channel_overrides
+        return load_dep
+    return lambda: (expand(paths), {})
