@@ -74,8 +74,9 @@ def _problem(r: httpx.Response) -> typer.Exit:
 
 
 def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
-           cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION) -> None:
-    """Show a running engine's status (JSON) and whether it is ready."""
+           cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
+           table: bool = typer.Option(False, "--table", help="Tables for people instead of JSON.")) -> None:
+    """Show a running engine's status (JSON, or --table) and whether it is ready."""
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "GET", "/status")
         if r.status_code != 200:
@@ -85,6 +86,13 @@ def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION
         doc["ready"] = ready.status_code == 200
         if ready.status_code == 503:
             doc["not_ready_reason"] = ready.json().get("reason")
+    if table:
+        from rich.console import Console
+
+        from engine.commands.top import render
+        Console().print(render(doc, None, 0, {}))
+        typer.echo("ready" if doc["ready"] else f"NOT READY: {doc.get('not_ready_reason')}")
+        return
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
@@ -99,10 +107,33 @@ def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and sh
     doc = r.json()
     verb = "would switch" if doc["dry_run"] else "switched"
     typer.echo(f"reload ok: {verb} from {doc.get('previous_version')} to {doc.get('version')}")
-    for kind, changes in sorted((doc.get("plan") or {}).items()):
-        for change, names in sorted(changes.items()) if isinstance(changes, dict) else ():
+    for line in plan_lines(doc.get("plan") or {}):
+        typer.echo(f"  {line}")
+
+
+PLAN_KINDS = ("channels", "routes", "formats", "tables")
+PLAN_CHANGES = ("added", "changed", "kept", "removed")
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """The reload plan as lines: ``routes changed: a, b`` with each change's reason below it."""
+    why = plan.get("why") or {}
+    kinds = [k for k in PLAN_KINDS if k in plan] + sorted(k for k in plan if k not in PLAN_KINDS and k != "why")
+    out = []
+    for kind in kinds:
+        changes = plan.get(kind)
+        if not isinstance(changes, dict):
+            continue
+        order = [c for c in PLAN_CHANGES if c in changes] + sorted(c for c in changes if c not in PLAN_CHANGES)
+        for change in order:
+            names = changes.get(change) or []
             if names:
-                typer.echo(f"  {kind} {change}: {', '.join(names)}")
+                out.append(f"{kind} {change}: {', '.join(names)}")
+                for name in names if change == "changed" else ():
+                    reason = (why.get(kind) or {}).get(name)
+                    if reason:
+                        out.append(f"    {name}: {reason}")
+    return out
 
 
 admin_app = typer.Typer(name="admin", help="Admin API helpers.", no_args_is_help=True)
@@ -123,6 +154,8 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("reload")(reload)
     app.add_typer(admin_app, name="admin")
+    from engine.commands.top import register as register_top   # `bsp top` reads the same admin API
+    register_top(app)
 
 
-__all__ = ["register", "status", "reload", "token"]
+__all__ = ["register", "status", "reload", "token", "plan_lines"]

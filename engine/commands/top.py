@@ -1,0 +1,134 @@
+"""``bsp top``: a live terminal view of a running engine, read from its admin API.
+
+Per route: request rate, counts by outcome, in flight, latency (mean, p50 and
+p99 from the ``bsp_route_latency_seconds`` histogram); per channel: role,
+address, open connections, frames, outbound circuit state; and the running
+configuration version, generation and last reload.  ``--once`` prints one
+frame (two samples ``--interval`` apart, for the rates) and exits.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from engine.commands.admin import (CA_OPTION, CERT_OPTION, KEY_OPTION, TOKEN_FILE_OPTION, URL_OPTION, _call,
+                                   _client, _problem)
+
+
+def _sample(client: Any) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]], float]:
+    r = _call(client, "GET", "/status")
+    if r.status_code != 200:
+        raise _problem(r)
+    m = _call(client, "GET", "/metrics")
+    if m.status_code != 200:
+        raise _problem(m)
+    return r.json(), latency_buckets(m.text), time.monotonic()
+
+
+def latency_buckets(text: str) -> dict[str, list[tuple[float, float]]]:
+    """route -> [(le, cumulative count), ...] sorted by le, from the Prometheus text."""
+    from prometheus_client.parser import text_string_to_metric_families
+    out: dict[str, list[tuple[float, float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name != "bsp_route_latency_seconds":
+            continue
+        for s in fam.samples:
+            if s.name.endswith("_bucket"):
+                out.setdefault(s.labels["route"], []).append((float(s.labels["le"]), s.value))
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The bucket upper bound under which ``q`` of the observations fall (None when there are none)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    want = q * buckets[-1][1]
+    for le, count in buckets:
+        if count >= want:
+            return le
+    return math.inf
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if math.isinf(v):
+        return "> 30000"
+    return f"{v * 1000:.1f}" if v < 1 else f"{v * 1000:.0f}"
+
+
+def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
+           buckets: dict[str, list[tuple[float, float]]]) -> Group:
+    reloads = now.get("reloads") or []
+    last = reloads[-1] if reloads else None
+    head = Text.assemble(
+        ("bsp ", "bold"), f"{now.get('version')}  config ", (str(now.get("config_version")), "bold cyan"),
+        f"  generation {now.get('generation')}  up {now.get('uptime_s', 0):.0f}s",
+        ("  DRAINING" if now.get("draining") else "", "bold red"),
+        f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}" if last else "")
+    routes = Table(title="routes", expand=True)
+    for col in ("route", "channel", "req/s", "received", "committed", "rejected", "failed", "in flight",
+                "avg ms", "p50 ms", "p99 ms"):
+        routes.add_column(col, justify="left" if col in ("route", "channel") else "right", no_wrap=True)
+    prev = (before or {}).get("routes", {})
+    for name, r in sorted((now.get("routes") or {}).items()):
+        p = prev.get(name)
+        rate = (r["received"] - p["received"]) / seconds if p and seconds > 0 else None
+        errors = r["failed"]
+        b = buckets.get(name, [])
+        routes.add_row(name, str(r.get("channel", "")), f"{rate:.1f}" if rate is not None else "-",
+                       str(r["received"]), str(r["committed"]), str(r["rejected"]),
+                       Text(str(errors), style="bold red" if errors else ""), str(r.get("in_flight", 0)),
+                       f"{r['avg_latency_ms']:.1f}" if r.get("avg_latency_ms") is not None else "-",
+                       _ms(quantile(b, 0.5)), _ms(quantile(b, 0.99)))
+    channels = Table(title="channels", expand=True)
+    for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit"):
+        channels.add_column(col, no_wrap=True)
+    for name, c in sorted((now.get("channels") or {}).items()):
+        circuit = c.get("circuit", "")
+        channels.add_row(name, str(c.get("role", "")), str(c.get("address", "")),
+                         str(c.get("connections", "-")), str(c.get("frames_in", "-")),
+                         str(c.get("frames_out", "-")),
+                         Text(circuit, style="bold red" if circuit == "open" else ""))
+    return Group(head, routes, channels)
+
+
+def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
+        cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
+        interval: float = typer.Option(1.0, "--interval", help="Seconds between samples."),
+        once: bool = typer.Option(False, "--once", help="Print one frame and exit.")) -> None:
+    """Live view of a running engine: per-route rates, latencies, errors; channel connections."""
+    if interval <= 0:
+        typer.echo(f"error: --interval must be > 0 seconds, got {interval}", err=True)
+        raise typer.Exit(2)
+    console = Console()
+    with _client(url, token_file, ca, cert, key) as client:
+        before, _, t0 = _sample(client)
+        if once:
+            time.sleep(interval)
+            now, buckets, t1 = _sample(client)
+            console.print(render(now, before, t1 - t0, buckets))
+            return
+        with Live(render(before, None, 0, {}), console=console, refresh_per_second=4, screen=False) as live:
+            try:
+                while True:
+                    time.sleep(interval)
+                    now, buckets, t1 = _sample(client)
+                    live.update(render(now, before, t1 - t0, buckets))
+                    before, t0 = now, t1
+            except KeyboardInterrupt:
+                pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command("top")(top)
