@@ -116,16 +116,16 @@ async def bare_server(backend_port: int, port_file: Path) -> None:
 
 # ------------------------------------------------------------------ bsp (subprocess)
 
-async def bsp_server(backend_port: int, port_file: Path, ledger: Path) -> None:
+async def bsp_server(backend_port: int, port_file: Path, ledger: Path, sync: str) -> None:
     from dsl.load import compile_paths
-    from engine.ledger import open_ledger
+    from engine.journal import open_ledger_sync
     from engine.registry import default_registry
     from engine.runtime import Switchboard
 
     reg = default_registry()
     res = compile_paths([REPO / "bench" / "bench_route.route"], reg)
     assert res.program is not None, res.diagnostics
-    async with open_ledger(ledger, max_wait=0) as led:
+    async with open_ledger_sync(ledger, sync, max_wait=0) as led:
         sb = Switchboard(res.program, reg, ledger=led,
                          overrides={"back": {"address": f"127.0.0.1:{backend_port}"}})
         async with trio.open_nursery() as nursery:
@@ -204,8 +204,9 @@ async def measure(kind: str, count: int, inflight: int, conns: int, tmp: Path) -
     async with trio.open_nursery() as nursery:
         bport = await nursery.start(backend)
         port_file = tmp / f"{kind}.port"
-        args = [sys.executable, __file__, "--serve", kind, "--backend", str(bport), "--port-file", str(port_file),
-                "--ledger", str(tmp / "bench.duckdb")]
+        serve, _, sync = kind.partition("-")
+        args = [sys.executable, __file__, "--serve", serve, "--backend", str(bport), "--port-file", str(port_file),
+                "--ledger", str(tmp / f"{kind}.duckdb"), "--sync", sync or "journal"]
         proc = subprocess.Popen(args)
         try:
             while not port_file.exists() or not port_file.read_text():
@@ -241,6 +242,10 @@ def main() -> None:
     ap.add_argument("--inflight", type=int, default=64)
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--serve", choices=("bare", "bsp"))
+    ap.add_argument("--sync", choices=("journal", "duckdb", "none"), default="journal",
+                    help="ledger sync of the bsp server (journal: durable, default; duckdb: strict; none: not durable)")
+    ap.add_argument("--only", default="bare,bsp-journal,bsp-duckdb,bsp-none",
+                    help="servers to measure, comma-separated")
     ap.add_argument("--backend", type=int)
     ap.add_argument("--port-file", type=Path)
     ap.add_argument("--ledger", type=Path)
@@ -260,19 +265,26 @@ def main() -> None:
                 os._exit(0)
             signal.signal(signal.SIGTERM, dump)
             prof.enable()
-        trio.run(bsp_server, a.backend, a.port_file, a.ledger)
+        trio.run(bsp_server, a.backend, a.port_file, a.ledger, a.sync)
         return
     print(f"machine: {machine()}")
     print(f"messages: {a.count}, {a.inflight} in flight per connection, {a.connections} connection(s), "
           f"payload {len(payload(1))} bytes")
     results = {}
     with tempfile.TemporaryDirectory() as d:
-        for kind in ("bare", "bsp"):
+        for kind in a.only.split(","):
             r = trio.run(measure, kind, a.count, a.inflight, a.connections, Path(d))
             results[kind] = r
-            print(f"{kind:5s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
-                  f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)")
-    print(f"ratio bsp / bare: {results['bsp']['rate'] / results['bare']['rate']:.2f}  (bar: >= 0.30)")
+            print(f"{kind:11s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
+                  f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
+    bare = results.get("bare")
+    for kind, r in results.items():
+        if kind != "bare" and bare:
+            bar = "  (bar: >= 0.30)" if kind == "bsp-journal" else ""
+            print(f"ratio {kind} / bare: {r['rate'] / bare['rate']:.2f}{bar}")
+    if "bsp-journal" in results and "bsp-none" in results:
+        print(f"durable / not durable (bsp-journal / bsp-none): "
+              f"{results['bsp-journal']['rate'] / results['bsp-none']['rate']:.2f}  (issue 5 item 8: >= 0.80)")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ the 8-byte magic ``BSPJRNL1``, then records::
     crc     4 bytes big-endian   zlib.crc32 of the payload
     payload length bytes         orjson: [[row, steps, events], ...] (one batch of deals)
 
-A record cut short or failing its CRC ends the journal (a torn write at the
-moment of a crash: it was never acknowledged) and is truncated away on
-recovery.  Segments rotate at ``segment_bytes`` and are deleted once loaded.
+Segments are made ahead of use, filled with zeros (an ``fdatasync`` then has
+no size or block allocation to record); a zero length ends the log.  A record
+cut short or failing its CRC also ends it (a torn write at the moment of a
+crash: it was never acknowledged).  Segments rotate at ``segment_bytes`` and
+are deleted once loaded; recovery loads every segment and deletes them all.
 
 Sync modes (``sync=``): ``journal`` (the default above); ``duckdb`` (strict:
 no journal, the reply waits for the DuckDB commit; ``open_ledger`` itself);
@@ -141,6 +143,8 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[bytes, int]], i
         if pos + HEADER.size > n:
             return out, pos, f"{path}: byte {pos}: record header cut short ({n - pos} of {HEADER.size} bytes)"
         length, crc = HEADER.unpack_from(data, pos)
+        if length == 0:
+            break          # the zeros a segment is made of: the end of the log
         body = pos + HEADER.size
         if body + length > n:
             return out, pos, f"{path}: byte {pos}: record of {length} bytes cut short ({n - body} present)"
@@ -221,6 +225,8 @@ class JournaledLedger:
         self._segment = 0
         self._offset = 0
         self._io = trio.CapacityLimiter(1)
+        self._want_spare = trio.Event()
+        self._spare_scope = trio.CancelScope()
 
     # ------------------------------------------------------------ Ledger API
 
@@ -270,26 +276,57 @@ class JournaledLedger:
             raise g.error
 
     def _write(self, data: bytes) -> float:
-        """Worker thread: append one record and fdatasync it; returns ms."""
+        """Worker thread: write one record at the end of the log and fdatasync it; returns ms."""
         t = time.perf_counter()
+        if self._offset + len(data) > self._segment_bytes and self._offset > len(MAGIC):
+            self._rotate()
         assert self._fd is not None
         view = memoryview(data)
+        at = self._offset
         while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+            n = os.pwrite(self._fd, view, at)
+            view, at = view[n:], at + n
         os.fdatasync(self._fd)
         return (time.perf_counter() - t) * 1000.0
 
-    def _open_segment(self, number: int) -> None:
-        """Worker thread: start segment ``number`` (magic written and synced, directory synced)."""
+    def _rotate(self) -> None:
+        """Worker thread: switch to the next segment (the spare made ahead, or a new one)."""
+        number = self._segment + 1
+        path = self.directory / f"{number:012d}.wal"
+        if not path.exists():
+            self._make_segment(number)
+        fd = os.open(path, os.O_WRONLY)
         if self._fd is not None:
             os.close(self._fd)
-        path = self.directory / f"{number:012d}.wal"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        os.write(fd, MAGIC)
-        os.fdatasync(fd)
-        _fsync_dir(self.directory)
         self._fd, self._segment, self._offset = fd, number, len(MAGIC)
+
+    def _make_segment(self, number: int) -> None:
+        """Worker thread: create segment ``number`` filled with zeros (so that an fdatasync after a
+        write has no file size or block allocation to record: ~0.3 ms instead of ~0.9 ms here)."""
+        path = self.directory / f"{number:012d}.wal"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, MAGIC)
+            zeros = bytes(1 << 20)
+            left = self._segment_bytes - len(MAGIC)
+            while left > 0:
+                left -= os.write(fd, zeros[:left])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+        _fsync_dir(self.directory)
+
+    async def _spare_maker(self) -> None:
+        """Keep the next segment made in advance, off the flusher's path."""
+        with self._spare_scope:
+            while True:
+                await self._want_spare.wait()
+                self._want_spare = trio.Event()
+                number = self._segment + 1
+                if not (self.directory / f"{number:012d}.wal").exists():
+                    await trio.to_thread.run_sync(self._make_segment, number)
 
     async def _flusher(self) -> None:
         try:
@@ -323,8 +360,8 @@ class JournaledLedger:
                 self._wake_load.set()
                 for g in groups:
                     g.done.set()
-                if self._offset >= self._segment_bytes:
-                    await trio.to_thread.run_sync(self._open_segment, self._segment + 1, limiter=self._io)
+                if self._offset * 2 >= self._segment_bytes:
+                    self._want_spare.set()
         finally:
             self._flushing_done.set()
 
@@ -402,6 +439,8 @@ class JournaledLedger:
         self.directory.mkdir(parents=True, exist_ok=True)
         pos = await self.ledger.journal_position(JOURNAL_NAME)
         done_seg, done_off = pos if pos is not None else (0, 0)
+        for stale in self.directory.glob("*.tmp"):       # a spare segment being made at a crash
+            stale.unlink(missing_ok=True)
         segs = await trio.to_thread.run_sync(segments, self.directory)
         loaded = 0
         for i, seg in enumerate(segs):
@@ -411,8 +450,7 @@ class JournaledLedger:
             records, good_end, problem = await trio.to_thread.run_sync(read_segment, seg.path, start)
             if problem is not None:
                 if i == len(segs) - 1:
-                    log.warning("journal: %s; the unacknowledged tail is cut off", problem)
-                    await trio.to_thread.run_sync(os.truncate, seg.path, good_end)
+                    log.warning("journal: %s; that record was never acknowledged: dropped", problem)
                 else:
                     aside = seg.path.with_suffix(".wal.corrupt")
                     log.error("journal: %s; not the last segment, so this is damage, not a torn write: "
@@ -435,7 +473,8 @@ class JournaledLedger:
         for seg in segs:       # all loaded now (a corrupt one was renamed aside above)
             seg.path.unlink(missing_ok=True)
         if self.sync == "journal":
-            await trio.to_thread.run_sync(self._open_segment, last + 1, limiter=self._io)
+            self._segment = last
+            await trio.to_thread.run_sync(self._rotate, limiter=self._io)
         return loaded
 
     def close_file(self) -> None:
@@ -455,7 +494,7 @@ async def open_journaled_ledger(
     load_wait: float = 0.2,
     load_rows: int = 10_000,
     max_lag_rows: int = 100_000,
-    segment_bytes: int = 64 << 20,
+    segment_bytes: int = 16 << 20,
     **ledger_options: Any,
 ) -> AsyncIterator[JournaledLedger]:
     """The DuckDB ledger at ``path`` with a write-ahead journal in ``<path>.journal/``.
@@ -474,6 +513,7 @@ async def open_journaled_ledger(
             async with trio.open_nursery() as nursery:
                 if sync == "journal":
                     nursery.start_soon(jl._flusher)
+                    nursery.start_soon(jl._spare_maker)
                 else:
                     jl._flushing_done.set()
                 nursery.start_soon(jl._loader)
@@ -485,6 +525,7 @@ async def open_journaled_ledger(
                     jl._wake_flush.set()
                     jl._wake_load.set()
                     jl._space.unpark_all()
+                    jl._spare_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(jl.close_file, limiter=jl._io)
