@@ -517,6 +517,12 @@ class Checker(_TestChecks):
                        f"the first is at {d.error_reply.pos}")
         self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, error_reply, pos=d.pos)
 
+    def _channel_provides(self, name: str | None) -> tuple[str, ...]:
+        """Names a channel kind adds to its routes' scope (``http`` for http listen, ``header`` for a TPDU)."""
+        decl = self.res.channels.get(name) if name else None
+        spec = self.registry.get("channel", decl.kind) if decl is not None else None
+        return tuple(getattr(spec, "provides", ()) or ())
+
     def _table_scope(self) -> dict[str, Binding]:
         return {n: Binding("table", pos=node.name.pos) for n, (c, node) in self.decls.items() if c == "table"}
 
@@ -539,7 +545,9 @@ class Checker(_TestChecks):
                 if i != 0:
                     self.error("E031", "`receive` must be the first statement of the route", s.pos,
                                "move it to the top of the route")
-                self.ref(s.channel, "channel")
+                chan = self.ref(s.channel, "channel")
+                for extra in self._channel_provides(chan):
+                    scope.setdefault(extra, Binding("channel_value", pos=s.pos))
                 fmt = self.ref(s.format, "format")
                 if s.format is not None:
                     scope["msg"] = Binding("msg", fmt, s.pos)

@@ -67,6 +67,7 @@ class ComponentSpec:
     examples: tuple[str, ...] = ()
     positional: str | None = None   # option filled by a positional argument, e.g. `json schema "x"` / `copybook "X.cpy"`
     accepts_fields: bool = False     # a `{ field ... }` block of field declarations is allowed (fixed, csv)
+    provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
 
     def option(self, name: str) -> OptionSpec | None:
         for opt in self.options:

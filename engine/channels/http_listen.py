@@ -191,6 +191,7 @@ def build(decl: Any) -> HttpListener:
 COMPONENT = ComponentSpec(
     category="channel",
     name="http.listen",
+    provides=("http",),
     doc=(
         "Receive requests over HTTP/1.1 (h11 on trio), plain or TLS with optional client certificates "
         "and an access list. One method and path template per channel; path parameters, the query "

@@ -1,7 +1,6 @@
 """http.listen on real loopback sockets: bodies, status mapping, path params, TLS + access list."""
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import pytest
 import trio
 
 from conftest_tls import pki  # noqa: F401  (fixture)
-from dsl import ir
 from engine.channels.http_listen import HttpListener
 from engine.tls import client_context
 from kit import compile_text, deals, running
@@ -84,22 +82,13 @@ async def test_status_map_option_and_error_reply_body(tmp_path: Path) -> None:
 
 
 async def test_route_sees_path_params_query_and_headers(tmp_path: Path) -> None:
-    prog = compile_text(tmp_path, ROUTE % "")
-    # the checker does not know the `http` root yet (dsl owns it): put it in the IR as the engine runs it
-    route = prog.routes[0]
-    reply = route.steps[-1]
-
-    def http(*names: str) -> ir.Expr:
-        e: ir.Expr = ir.Name("http")
-        for n in names:
-            e = ir.Attr(e, n)
-        return e
-    fields = reply.options["fields"] + (
-        ir.Assign("id", http("params", "id")), ir.Assign("mode", http("query", "mode")),
-        ir.Assign("agent", http("headers", "x-agent")), ir.Assign("method", http("method")))
-    route = dataclasses.replace(route, steps=route.steps[:-1] + (
-        dataclasses.replace(reply, options={**reply.options, "fields": fields}),))
-    prog = dataclasses.replace(prog, routes=(route,))
+    text = ROUTE % ""
+    text = text.replace(
+        'reply Ack { status = "OK"  ref = msg.ref  amount = msg.amount }',
+        'reply Ack { status = "OK"  ref = msg.ref  amount = msg.amount\n'
+        '            id = http.params.id  mode = http.query.mode\n'
+        '            agent = http.headers["x-agent"]  method = http.method }')
+    prog = compile_text(tmp_path, text)
     async with running(prog, tmp_path / "l.duckdb") as sb:
         async with httpx.AsyncClient() as c:
             r = await c.post(url(sb, "/payments/ab%2Fc?mode=fast"), json={"ref": "Q", "amount": 1},
@@ -107,6 +96,16 @@ async def test_route_sees_path_params_query_and_headers(tmp_path: Path) -> None:
             assert r.status_code == 200
             got = r.json()
             assert (got["id"], got["mode"], got["agent"], got["method"]) == ("ab/c", "fast", "teller-7", "POST")
+
+
+def test_http_is_only_in_scope_for_http_listen_routes(tmp_path: Path) -> None:
+    text = """
+format Pay = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+route r { receive from front as Pay  reply Pay { id = http.params.id } }
+"""
+    with pytest.raises(AssertionError, match="http"):
+        compile_text(tmp_path, text)
 
 
 async def test_tls_with_client_certificate_access_list(tmp_path: Path, pki) -> None:
