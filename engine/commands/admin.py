@@ -87,10 +87,8 @@ def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION
         if ready.status_code == 503:
             doc["not_ready_reason"] = ready.json().get("reason")
     if table:
-        from rich.console import Console
-
-        from engine.commands.top import render
-        Console().print(render(doc, None, 0, {}))
+        from engine.commands.top import console, render
+        console().print(render(doc, None, 0, {}))
         typer.echo("ready" if doc["ready"] else f"NOT READY: {doc.get('not_ready_reason')}")
         return
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))

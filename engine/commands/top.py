@@ -67,6 +67,12 @@ def _ms(v: float | None) -> str:
     return f"{v * 1000:.1f}" if v < 1 else f"{v * 1000:.0f}"
 
 
+def console() -> Console:
+    """A console as wide as the terminal, or 160 columns when the output is a file or pipe."""
+    c = Console()
+    return c if c.is_terminal else Console(width=160)
+
+
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:
     reloads = now.get("reloads") or []
@@ -111,15 +117,15 @@ def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, c
     if interval <= 0:
         typer.echo(f"error: --interval must be > 0 seconds, got {interval}", err=True)
         raise typer.Exit(2)
-    console = Console()
+    out = console()
     with _client(url, token_file, ca, cert, key) as client:
         before, _, t0 = _sample(client)
         if once:
             time.sleep(interval)
             now, buckets, t1 = _sample(client)
-            console.print(render(now, before, t1 - t0, buckets))
+            out.print(render(now, before, t1 - t0, buckets))
             return
-        with Live(render(before, None, 0, {}), console=console, refresh_per_second=4, screen=False) as live:
+        with Live(render(before, None, 0, {}), console=out, refresh_per_second=4, screen=False) as live:
             try:
                 while True:
                     time.sleep(interval)
