@@ -125,6 +125,16 @@ async def bsp_server(backend_port: int, port_file: Path, ledger: Path, sync: str
     reg = default_registry()
     res = compile_paths([REPO / "bench" / "bench_route.route"], reg)
     assert res.program is not None, res.diagnostics
+    if os.environ.get("BSP_SWITCH"):
+        sys.setswitchinterval(float(os.environ["BSP_SWITCH"]))
+    if sync == "off":
+        led = None
+        sb = Switchboard(res.program, reg, ledger=None,
+                         overrides={"back": {"address": f"127.0.0.1:{backend_port}"}})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(sb.run)
+            port_file.write_text(str(sb.channel("front").port))
+        return
     async with open_ledger_sync(ledger, sync, max_wait=0) as led:
         sb = Switchboard(res.program, reg, ledger=led,
                          overrides={"back": {"address": f"127.0.0.1:{backend_port}"}})
@@ -242,7 +252,7 @@ def main() -> None:
     ap.add_argument("--inflight", type=int, default=64)
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--serve", choices=("bare", "bsp"))
-    ap.add_argument("--sync", choices=("journal", "duckdb", "none"), default="journal",
+    ap.add_argument("--sync", choices=("journal", "duckdb", "none", "off"), default="journal",
                     help="ledger sync of the bsp server (journal: durable, default; duckdb: strict; none: not durable)")
     ap.add_argument("--only", default="bare,bsp-journal,bsp-duckdb,bsp-none",
                     help="servers to measure, comma-separated")

@@ -134,12 +134,19 @@ def _where(obj: Any) -> str:
 
 async def run_program(program: Any, registry: Any, *, ledger_path: str | Path,
                       overrides: dict[str, dict[str, Any]] | None = None, grace: float = DEFAULT_GRACE,
-                      ready: Callable[[Switchboard], Any] | None = None) -> Switchboard:
-    """Run until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped switchboard."""
-    from engine.ledger import open_ledger
+                      ready: Callable[[Switchboard], Any] | None = None,
+                      ledger_sync: str = "journal") -> Switchboard:
+    """Run until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped switchboard.
+
+    ``ledger_sync``: ``journal`` (a reply waits for its deal in the write-ahead
+    journal; DuckDB follows within ~0.2 s and fully on shutdown), ``duckdb``
+    (a reply waits for the DuckDB commit) or ``none`` (not durable).  See
+    engine/journal.py.
+    """
+    from engine.journal import open_ledger_sync
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_ledger(ledger_path) as ledger:
+        async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
             await ledger.record_config(program.version, program.sources)
             sb = Switchboard(program, registry, ledger=ledger, overrides=overrides, grace=grace)
 
