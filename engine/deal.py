@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-STATUSES = ("committed", "rejected", "failed")
+STATUSES = ("committed", "rejected", "failed", "duplicate")   # duplicate: a repeated business key (engine/txn)
 
 def new_deal_id(now_ms: int | None = None) -> str:
     """A 32-hex-digit id: 48-bit millisecond time + 80 random bits (ULID layout, in hex).

@@ -19,6 +19,7 @@ from engine.channels.base import ConnInfo
 from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
+from engine.txn import manager_for
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
 
@@ -32,6 +33,7 @@ class BoundRoute:
 
     def __init__(self, route: Any, ctx: Any, build_step: Callable[[Any, Any], Any], limit: int) -> None:
         self.route = route
+        self.ctx = ctx              # engine/txn builds a call's compensation with it
         self.name = route.name
         self.format = route.format
         self.codec = ctx.codec(route.format)
@@ -57,9 +59,14 @@ class Dispatcher:
         self.version = version
         self.base_scope = base_scope
         self.stats = stats
+        # transactions, idempotency, recovery, dead letters, trace (engine/txn, docs/transactions.md)
+        self.txn = manager_for(ledger)
 
     # -- ExchangeHandler ----------------------------------------------------
     async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]:
+        txn = self.txn
+        if txn is not None:
+            await txn.ready(self)           # deals left in flight by a crash are resolved first
         now = datetime.now(_UTC)
         exs = [Exchange(self.channel, conn, raw, now, i) for i, raw in enumerate(frames)]
         groups: dict[int, list[Exchange]] = {}
@@ -68,7 +75,11 @@ class Dispatcher:
             if r is not None:
                 groups.setdefault(r, []).append(ex)
         for ri, group in groups.items():
-            await self._run_route(self.routes[ri], group)
+            br = self.routes[ri]
+            if txn is not None and txn.takes(br):
+                await txn.run_route(self, br, group)
+            else:
+                await self._run_route(br, group)
         for ex in exs:
             if ex.failure is not None and ex.reply is None and self.error_reply is not None:
                 self._run_sync(self.error_reply, ex, during_error=True)
@@ -194,6 +205,8 @@ class Dispatcher:
         ids = new_deal_ids(len(exs))
         records = [self._deal(ex, finished, i) for ex, i in zip(exs, ids)]
         s = self.stats
+        if self.txn is not None:
+            await self.txn.fill(self, exs, records)
         for ex in exs:
             s.count(ex.status)
         if self.ledger is None:
@@ -208,6 +221,8 @@ class Dispatcher:
                 log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
+        if self.txn is not None:
+            await self.txn.after_commit(self, exs, records, errors)
 
     def _deal(self, ex: Exchange, finished: datetime, deal_id: str) -> DealRecord:
         br = ex.route

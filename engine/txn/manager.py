@@ -1,0 +1,428 @@
+"""The transaction manager: route steps as participants, compensation, idempotency, durability.
+
+One ``TxnManager`` per ledger (``manager_for(ledger)``), shared by the
+dispatchers of a switchboard.  The dispatcher calls it at four points:
+
+    await txn.ready(disp)                    # once: recover deals left in flight (engine.txn.recovery)
+    await txn.run_route(disp, br, group)     # a transactional route's steps (instead of its own loop)
+    await txn.fill(disp, exs, records)       # before the ledger commit: trace, events, tags, end records
+    await txn.after_commit(disp, exs, records, errors)   # dead letters; wake waiting duplicates
+
+For a transactional route (``engine.txn.plan``): every step is a participant
+whose vote (``prepared`` / ``aborted`` / ``readonly``), outcome and duration
+become one trace line; before the first call, the deal's business key is
+checked (a repeated request gets the original answer, nothing runs again)
+and the accepted request is logged durably (``engine.txn.log``) so that a
+crash cannot lose it; when a step fails, the calls already done (and a call
+left in doubt by a timeout) are compensated in reverse order, each at most
+once per deal; an ISO 8583 0100/0200 left without an answer is reversed.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import trio
+
+from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
+from engine.runtime.exchange import StepFailure
+from engine.txn import reversal
+from engine.txn.log import TxnLog, log_path
+from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
+
+log = logging.getLogger("bsp.txn")
+_UTC = timezone.utc
+IN_DOUBT = frozenset({"timeout", "lost"})      # the counterpart may have done it
+
+
+@dataclass
+class TxnState:
+    """One exchange's transaction, kept until its deal is recorded."""
+
+    deal_id: str
+    key: str | None = None
+    admitted: bool = False                 # logged as begun (owns its key)
+    duplicate_of: dict[str, Any] | None = None
+    trace: list[DealStep] = field(default_factory=list)
+    events: list[DealEvent] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)       # call indexes to compensate, in order
+    begin: dict[str, Any] | None = None                   # the begin entry, until it is written
+    compensated: set[int] = field(default_factory=set)
+    state: str = "received"
+
+    def move(self, to: str, detail: Any = None) -> None:
+        self.events.append(DealEvent(datetime.now(_UTC), self.state, to, detail))
+        self.state = to
+
+
+_MANAGERS: "weakref.WeakKeyDictionary[Any, TxnManager]" = weakref.WeakKeyDictionary()
+
+
+def manager_for(ledger: Any) -> "TxnManager | None":
+    """The manager of ``ledger`` (one per open ledger); None without a ledger."""
+    if ledger is None:
+        return None
+    m = _MANAGERS.get(ledger)
+    if m is None:
+        m = _MANAGERS[ledger] = TxnManager(ledger)
+    return m
+
+
+class TxnManager:
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self.keyring = getattr(ledger, "keyring", None)
+        self._log: TxnLog | None = None
+        self.states: dict[Any, TxnState] = {}          # Exchange -> state (identity)
+        self._inflight: dict[str, trio.Event] = {}       # key -> set when its deal is recorded
+        self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
+        self._recovering = trio.Lock() if _in_trio() else None
+        self.limiter = trio.CapacityLimiter(1)
+
+    # ------------------------------------------------------------ the log
+    @property
+    def log(self) -> TxnLog:
+        if self._log is None:
+            self._log = TxnLog(log_path(self.ledger.path))
+        return self._log
+
+    async def write(self, entries: list[dict[str, Any]]) -> None:
+        if entries:
+            await trio.to_thread.run_sync(self.log.append, entries, limiter=self.limiter)
+
+    def seal(self, data: bytes | None, what: str) -> Any:
+        """Bytes as logged: hex, or a keyring token when a field keyring is configured."""
+        if data is None:
+            return None
+        if self.keyring is not None:
+            return {"k": self.keyring.encrypt(bytes(data), what.encode())}
+        return bytes(data).hex()
+
+    def unseal(self, value: Any, what: str) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            if self.keyring is None:
+                raise RuntimeError(f"{self.log.path}: {what} is encrypted; set BSP_FIELD_KEYS(_FILE) to read it")
+            return self.keyring.decrypt(value["k"], what.encode())
+        return bytes.fromhex(value)
+
+    # ------------------------------------------------------------ hooks
+    def takes(self, br: Any) -> bool:
+        return plan_of(br).active
+
+    async def ready(self, disp: Any) -> None:
+        """Resolve the deals this channel left in flight (once per channel, before new traffic)."""
+        if disp.channel in self._recovered:
+            return
+        if self._recovering is None:
+            self._recovering = trio.Lock()
+        async with self._recovering:
+            if disp.channel in self._recovered:
+                return
+            from engine.txn.recovery import recover_channel
+            if any(plan_of(br).active for br in disp.routes) or log_path(self.ledger.path).exists():
+                await recover_channel(self, disp)
+            self._recovered.add(disp.channel)
+
+    async def run_route(self, disp: Any, br: Any, group: list[Any]) -> None:
+        taken = await br.limiter.acquire(len(group))
+        try:
+            await self.run_steps(disp, br, group, 0)
+            failed = [ex for ex in group if ex.failure is not None]
+            await self.compensate(br, failed)
+            if br.on_error and failed:
+                for step in br.on_error:
+                    if step.batch:
+                        try:
+                            await step.run_batch(failed)
+                        except Exception:
+                            log.exception("route %s: on error step failed", br.name)
+                    else:
+                        for ex in failed:
+                            disp._run_sync(step, ex, during_error=True)
+        finally:
+            br.limiter.release(taken)
+
+    async def run_steps(self, disp: Any, br: Any, group: list[Any], start: int) -> None:
+        """Run ``br``'s steps from ``start`` over ``group``: prepare/vote per participant, trace."""
+        plan = plan_of(br)
+        for ex in group:
+            if ex not in self.states:
+                self.states[ex] = TxnState(new_deal_ids(1)[0])
+        live = list(group)
+        for i in range(start, len(br.steps)):
+            step = br.steps[i]
+            if i == plan.first_call and start <= i:
+                live = await self._admit(plan, live)
+            if not live:
+                break
+            name = plan.step_name(i, step)
+            call = plan.calls.get(i)
+            if call is not None:
+                await self._calling(plan, i, live)
+            started = datetime.now(_UTC)
+            t0 = time.perf_counter()
+            if step.batch:
+                try:
+                    await step.run_batch(live)
+                except Exception as exc:
+                    log.exception("route %s: step %s failed", br.name, name)
+                    for ex in live:
+                        ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+                ms = (time.perf_counter() - t0) * 1000.0
+                for ex in live:
+                    self._vote(ex, name, _kind(step), started, ms, call is not None)
+            else:
+                for ex in live:
+                    s0 = time.perf_counter()
+                    disp._run_sync(step, ex)
+                    self._vote(ex, name, _kind(step), started, (time.perf_counter() - s0) * 1000.0, False)
+            if call is not None:
+                await self._called(plan, call, live)
+            live = [ex for ex in live if ex.failure is None]
+
+    def _vote(self, ex: Any, name: str, kind: str, started: datetime, ms: float, side_effect: bool) -> None:
+        st = self.states[ex]
+        f = ex.failure
+        if f is None:
+            vote, outcome = ("prepared" if side_effect else "readonly"), "ok"
+        else:
+            vote, outcome = "aborted", f.kind
+        detail = None if f is None else {"code": f.code, "reason": f.detail}
+        st.trace.append(DealStep(name, kind, outcome, started, round(ms, 3), vote, detail))
+
+    # ------------------------------------------------------------ idempotency + durability
+    async def _admit(self, plan: RoutePlan, live: list[Any]) -> list[Any]:
+        """Before the first call: drop duplicates (answered from the key store) and log the rest."""
+        out: list[Any] = []
+        batch_keys: dict[str, Any] = {}
+        for ex in live:
+            st = self.states[ex]
+            if plan.key is not None:
+                try:
+                    v = plan.key(ex.scope)
+                except Exception as exc:
+                    ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
+                    continue
+                st.key = None if v is None else f"{plan.route.name}|{v}"
+            key = st.key
+            if key is not None:
+                while key in self._inflight and key not in batch_keys:
+                    await self._inflight[key].wait()     # the original is running in another batch
+                end = self.log.ends.get(key)
+                if end is not None:
+                    self._duplicate(ex, st, end)
+                    continue
+                if key in batch_keys:
+                    st.duplicate_of = {"pending": batch_keys[key]}
+                    continue
+                batch_keys[key] = ex
+                self._inflight[key] = trio.Event()
+            out.append(ex)
+        now = datetime.now(_UTC).isoformat()
+        for ex in out:
+            st = self.states[ex]
+            st.admitted = True
+            st.move("accepted", {"key": st.key} if st.key else None)
+            st.begin = {"t": "begin", "id": st.deal_id, "route": plan.route.name, "channel": ex.channel,
+                        "key": st.key, "at": ex.received_at.isoformat(), "logged": now,
+                        "raw": self.seal(ex.raw, f"raw|{st.deal_id}")}
+        return out
+
+    def _duplicate(self, ex: Any, st: TxnState, end: dict[str, Any]) -> None:
+        st.duplicate_of = end
+        reply = self.unseal(end.get("reply"), f"reply|{end['id']}")
+        ex.reply = reply
+        st.move("duplicate", {"original": end["id"], "key": st.key})
+        if reply is None:
+            ex.fail(StepFailure("duplicate", f"repeats deal {end['id']} (key {st.key!r}), which ended "
+                                f"{end['status']} without an answer to repeat", code=end.get("code") or "94"))
+
+    async def _calling(self, plan: RoutePlan, i: int, live: list[Any]) -> None:
+        """Durable before the call leaves: the begin records (first call) and 'sending' marks."""
+        entries: list[dict[str, Any]] = []
+        name = plan.calls[i].name
+        for ex in live:
+            st = self.states[ex]
+            if st.admitted:
+                if st.begin is not None:
+                    entries.append(st.begin)
+                    st.begin = None
+                entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "sending"})
+                st.done.append(i)          # from now on it may have happened: compensate on failure
+        await self.write(entries)
+        for ex in live:
+            if self.states[ex].admitted:
+                self.states[ex].move(f"calling {name}")
+
+    async def _called(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
+        entries = []
+        for ex in live:
+            st = self.states[ex]
+            if not st.admitted:
+                continue
+            f = ex.failure
+            if f is None:
+                entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
+                                "reply": _jsonable(ex.scope.get(call.name))})
+            elif f.kind not in IN_DOUBT:
+                st.done.remove(call.index)       # refused / unreachable: nothing to undo
+                entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
+        # 'done' marks need no fsync of their own: they reach the disk with the next write
+        self._lazy = getattr(self, "_lazy", []) + entries
+
+    # ------------------------------------------------------------ compensation
+    async def compensate(self, br: Any, failed: list[Any]) -> None:
+        """Undo, in reverse order, the calls each failed exchange made (and those left in doubt)."""
+        plan = plan_of(br)
+        for ex in failed:
+            st = self.states.get(ex)
+            if st is None or not st.done:
+                continue
+            for i in reversed(st.done):
+                await self.compensate_step(plan, i, ex, st)
+
+    async def compensate_step(self, plan: RoutePlan, i: int, ex: Any, st: TxnState) -> None:
+        """Run one participant's compensation; a second run for the same deal and step does nothing."""
+        if i in st.compensated:
+            return
+        call = plan.calls[i]
+        if call.iso and call.compensation is None:
+            values = _iso_values(call, ex)
+            if values is None or str(values.get("t")) not in REVERSIBLE:
+                return
+            attempts = await reversal.reverse(values, call.runner)
+            for n, a in enumerate(attempts):
+                st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n else ""), "reversal",
+                                         a.outcome, a.started_at, round(a.duration_ms, 3), None,
+                                         {"mti": a.mti, "detail": a.detail}))
+                st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail})
+            ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
+        elif call.compensation is not None:
+            comp = call.compensation
+            saved = ex.failure
+            ex.failure = None                    # a compensation runs like a call: see its own outcome
+            started = datetime.now(_UTC)
+            t0 = time.perf_counter()
+            await comp.run_batch([ex])
+            cf, ex.failure = ex.failure, saved
+            ok = cf is None
+            st.trace.append(DealStep(comp.name, "compensate", "ok" if ok else cf.kind, started,
+                                     round((time.perf_counter() - t0) * 1000.0, 3), None,
+                                     None if ok else {"code": cf.code, "reason": cf.detail}))
+            st.move(f"compensated {call.name}" if ok else f"compensation of {call.name} failed",
+                    None if ok else cf.detail)
+        else:
+            return
+        st.compensated.add(i)
+        await self.write([{"t": "step", "id": st.deal_id, "step": call.name,
+                           "phase": "compensated" if ok else "compensation_failed"}])
+
+    # ------------------------------------------------------------ recording
+    async def fill(self, disp: Any, exs: list[Any], records: list[Any]) -> None:
+        """Complete the deal records (ids, trace, events, tags) and make the answers durable."""
+        entries: list[dict[str, Any]] = getattr(self, "_lazy", [])
+        self._lazy = []
+        for ex, rec in zip(exs, records):
+            br = ex.route
+            if br is not None:
+                plan = plan_of(br)
+                if plan.request_tags:
+                    rec.request_tags = plan.request_tags
+                if plan.response_tags and rec.response is not None:
+                    rec.response_tags = plan.response_tags
+            st = self.states.get(ex)
+            if st is None:
+                if ex.failure is not None:
+                    rec.events = [DealEvent(rec.finished_at, "received", rec.status,
+                                            {"kind": ex.failure.kind})]
+                continue
+            rec.deal_id = st.deal_id
+            dup = st.duplicate_of
+            if dup is not None and "pending" in dup:        # its original ran in this batch
+                original = self.states.get(dup["pending"])
+                orig_ex = dup["pending"]
+                end = {"id": original.deal_id if original else "?", "status": orig_ex.status,
+                       "reply": self.seal(orig_ex.reply, "reply|x") if orig_ex.reply is not None else None,
+                       "code": orig_ex.failure.code if orig_ex.failure else None}
+                ex.reply = orig_ex.reply
+                st.duplicate_of = end
+                st.move("duplicate", {"original": end["id"], "key": st.key})
+                rec.response = orig_ex.reply_values
+            if st.duplicate_of is not None:
+                rec.status = "duplicate"
+                rec.reason = f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); original answer repeated"
+                rec.response_code = st.duplicate_of.get("code")
+            else:
+                st.move(rec.status)
+            rec.steps = st.trace
+            rec.events = st.events
+            if st.admitted:
+                entries.append({"t": "end", "id": st.deal_id, "key": st.key, "status": rec.status,
+                                "code": rec.response_code, "reason": rec.reason,
+                                "reply": self.seal(ex.reply, f"reply|{st.deal_id}"),
+                                "route": rec.route, "channel": rec.channel})
+        await self.write(entries)
+
+    async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
+                           errors: list[BaseException | None] | None = None) -> None:
+        letters = []
+        for ex, rec in zip(exs, records):
+            st = self.states.pop(ex, None)
+            if st is not None and st.admitted and st.key is not None:
+                ev = self._inflight.pop(st.key, None)
+                if ev is not None:
+                    ev.set()
+            if rec.status in ("rejected", "failed") and self.ledger is not None:
+                f = ex.failure
+                letters.append(DeadLetter(
+                    route=rec.route if ex.route is not None else None, channel=rec.channel,
+                    reason=rec.reason or "failed", raw=ex.raw or b"", config_version=rec.config_version,
+                    error_kind=f.kind if f is not None else None,
+                    error_code=(f.code if f is not None else None) if ex.reply is not None else None,
+                    id=rec.deal_id))
+        if letters:
+            async with trio.open_nursery() as n:
+                for letter in letters:
+                    n.start_soon(self._dead_letter, letter)
+
+    async def _dead_letter(self, letter: DeadLetter) -> None:
+        try:
+            await self.ledger.dead_letter(letter)
+        except Exception as exc:   # the deal row holds the story; a lost dead letter is logged
+            log.error("dead letter for deal %s not stored: %s", letter.id, exc)
+
+
+def _kind(step: Any) -> str:
+    s = getattr(step, "step", None)
+    if s is not None and getattr(s, "kind", None):
+        return s.kind
+    return type(step).__name__.removesuffix("Step").lower() or "step"
+
+
+def _jsonable(value: Any) -> Any:
+    from engine.deal import jsonable
+    try:
+        return jsonable(value)
+    except TypeError:
+        return None
+
+
+def _iso_values(call: Any, ex: Any) -> dict[str, Any] | None:
+    try:
+        return call.runner.build_values(ex.scope)
+    except Exception:
+        return None
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+        return True
+    except RuntimeError:
+        return False

@@ -1,0 +1,82 @@
+"""What a bound route means for transactions: its participants, compensations, key and policy.
+
+Built once per ``BoundRoute`` (cached on it as ``txn_plan``).  A route is
+*transactional* when it declares a deal ``key``, a ``compensate`` on a call, or
+an ``on restart`` policy; only such routes go through ``engine.txn.manager``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from formats.classify import tags_of
+
+POLICIES = ("complete", "compensate", "flag")
+
+# ISO 8583 requests that are reversed when they time out, and their reversal MTI
+REVERSIBLE = {"0100": "0400", "0200": "0420", "0101": "0400", "0201": "0420"}
+
+
+@dataclass
+class CallPlan:
+    index: int                 # position in the route's steps
+    name: str
+    runner: Any                # engine.steps.call.CallStep
+    compensation: Any = None   # a CallStep built from the ``compensate call`` clause
+    iso: bool = False          # the request format is ISO 8583: timeouts are reversed
+
+
+@dataclass
+class RoutePlan:
+    route: Any
+    policy: str
+    key: Any = None                                    # compiled key expression or None
+    calls: dict[int, CallPlan] = field(default_factory=dict)
+    first_call: int | None = None
+    request_tags: dict[str, str] = field(default_factory=dict)
+    response_tags: dict[str, str] = field(default_factory=dict)
+    active: bool = False
+
+    def step_name(self, i: int, step: Any) -> str:
+        c = self.calls.get(i)
+        if c is not None:
+            return c.name
+        kind = getattr(getattr(step, "step", None), "kind", None) or type(step).__name__.removesuffix("Step").lower()
+        return f"{i + 1}:{kind}"
+
+
+def _is_iso(codec: Any) -> bool:
+    return type(codec).__module__.startswith("formats.iso8583")
+
+
+def plan_of(br: Any) -> RoutePlan:
+    """The plan of a ``BoundRoute`` (built on first use, then cached on it)."""
+    plan = getattr(br, "txn_plan", None)
+    if plan is not None:
+        return plan
+    route = br.route
+    plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag")
+    plan.request_tags = tags_of(br.codec) if br.codec is not None else {}
+    for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
+        if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
+            plan.key = runner.key
+        elif ir_step.kind == "call":
+            comp = ir_step.options.get("compensate")
+            comp_runner = None
+            if comp is not None:
+                ctx = getattr(br, "ctx", None)
+                if ctx is None:
+                    raise ValueError(f"{comp.pos}: compensate needs the route's binder (BoundRoute.ctx)")
+                from engine.steps.call import CallStep
+                comp_runner = CallStep(comp, ctx, route)
+                comp_runner.name = f"{runner.name}.compensate"
+            plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner, _is_iso(runner.codec))
+            if plan.first_call is None:
+                plan.first_call = i
+        elif ir_step.kind == "reply" and not plan.response_tags:
+            codec = getattr(runner, "codec", None)
+            plan.response_tags = tags_of(codec) if codec is not None else {}
+    plan.active = (plan.key is not None or getattr(route, "on_restart", None) is not None
+                   or any(c.compensation is not None or c.iso for c in plan.calls.values()))
+    br.txn_plan = plan
+    return plan

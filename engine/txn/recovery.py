@@ -1,0 +1,102 @@
+"""Recovery: deals a crash left in flight, resolved by their route's ``on restart`` policy.
+
+The transaction log (``engine.txn.log``) holds, for every deal a transactional
+route accepted and did not finish, the request as received and how far each
+call got (``sending`` = it may have reached the counterpart, ``done`` = it
+answered).  On start-up (before a channel takes new traffic) each such deal
+is rebuilt (the request decoded again, the side-effect-free steps before the
+first call run again, the answers of finished calls bound from the log) and:
+
+    complete     the calls not yet made run, then the rest of the route; a call
+                 left in doubt (sent, no answer logged) is never sent twice: the
+                 deal is flagged instead
+    compensate   every call made or in doubt is compensated, newest first
+                 (ISO 8583: reversed); the deal ends ``failed``
+    flag         nothing is sent; the deal ends ``failed`` with an event
+                 ``flagged`` for an operator (the default)
+
+Each resolution is one deal row with its trace and events (``recovered``,
+``flagged``) and an ``end`` in the log, so a restart finds nothing in flight.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from engine.channels.base import ConnInfo
+from engine.runtime.exchange import Exchange, StepFailure
+from engine.txn.plan import plan_of
+
+log = logging.getLogger("bsp.txn.recovery")
+
+
+async def recover_channel(mgr: Any, disp: Any) -> int:
+    """Resolve the in-flight deals of ``disp``'s channel.  Returns how many."""
+    pending = [p for p in mgr.log.pending.values() if p.begin.get("channel") == disp.channel]
+    for p in sorted(pending, key=lambda p: p.begin.get("at", "")):
+        try:
+            await _resolve(mgr, disp, p)
+        except Exception:
+            log.exception("recovery of deal %s failed; it stays in flight", p.id)
+    return len(pending)
+
+
+async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
+    from engine.txn.manager import TxnState
+
+    b = p.begin
+    raw = mgr.unseal(b.get("raw"), f"raw|{p.id}") or b""
+    at = datetime.fromisoformat(b["at"]) if b.get("at") else datetime.now(timezone.utc)
+    ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0), raw, at, 0)
+    st = TxnState(p.id, key=b.get("key"), admitted=True)
+    mgr.states[ex] = st
+    st.move("in flight at restart", {"steps": dict(p.phases)})
+    disp._route(ex)
+    br = ex.route
+    if br is None or br.name != b.get("route"):
+        ex.failure = None
+        ex.fail(StepFailure("in_doubt", f"left in flight by a crash; route {b.get('route')!r} no longer takes "
+                            f"this request, flagged for an operator", code="96"))
+        st.move("flagged")
+        await _finish(mgr, disp, ex)
+        return
+    plan = plan_of(br)
+    first = plan.first_call if plan.first_call is not None else len(br.steps)
+    for i in range(first):               # the side-effect-free steps: run again to rebuild the scope
+        step = br.steps[i]
+        if not step.batch:
+            disp._run_sync(step, ex)
+    made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
+    doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending"]
+    for i in made:
+        name = plan.calls[i].name
+        if name in p.replies:
+            ex.scope[name] = p.replies[name]
+    st.done = sorted(made)
+    policy = plan.policy
+    if policy == "complete" and not doubt and ex.failure is None:
+        st.move("recovered", {"policy": "complete"})
+        nxt = max(made) + 1 if made else first
+        await mgr.run_steps(disp, br, [ex], nxt)
+        if ex.failure is not None:
+            await mgr.compensate(br, [ex])
+    elif policy == "compensate":
+        st.move("recovered", {"policy": "compensate"})
+        for i in reversed(st.done):
+            await mgr.compensate_step(plan, i, ex, st)
+        ex.failure = None
+        names = ", ".join(plan.calls[i].name for i in st.done) or "none"
+        ex.fail(StepFailure("recovered", f"left in flight by a crash; compensated on restart "
+                            f"(calls undone: {names})", code="96"))
+    else:
+        why = (f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the counterpart "
+               f"(sent, no answer logged)" if doubt else "route policy is `on restart flag`")
+        st.move("flagged", {"why": why})
+        ex.failure = None
+        ex.fail(StepFailure("in_doubt", f"left in flight by a crash; flagged for an operator: {why}", code="96"))
+    await _finish(mgr, disp, ex)
+
+
+async def _finish(mgr: Any, disp: Any, ex: Any) -> None:
+    await disp._record([ex])
