@@ -1,5 +1,18 @@
 """Transactions: steps as participants with compensation, business-key idempotency,
-crash durability and recovery, ISO 8583 reversals (docs/transactions.md)."""
-from engine.txn.manager import TxnManager, manager_for
+crash durability and recovery, ISO 8583 reversals (docs/transactions.md).
 
-__all__ = ["TxnManager", "manager_for"]
+Nothing is imported at package load: ``engine.runtime.dispatch`` imports
+``manager_for`` from here while ``engine.runtime`` itself is loading.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def manager_for(ledger: Any) -> Any:
+    """The ``TxnManager`` of an open ledger (one per ledger), or None without a ledger."""
+    from engine.txn.manager import manager_for as _manager_for
+    return _manager_for(ledger)
+
+
+__all__ = ["manager_for"]
