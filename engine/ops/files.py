@@ -53,8 +53,6 @@ def referenced_files(program: Any) -> dict[str, str]:
                 if i >= MAX_DIR_FILES:
                     break
                 out[str(f)] = _digest(f)
-    for route_file in program.sources:
-        out.pop(route_file, None)
     return out
 
 

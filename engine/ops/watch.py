@@ -65,14 +65,18 @@ def _relevant(changes: set[tuple[Any, str]], files: set[Path], route_dirs: set[P
 
 async def watch_and_reload(engine: Any, metrics: Any, debounce: float = 0.3, *,
                            task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """Reload whenever a file of the configuration changes; ``task_status.started()`` once watching."""
+    """Reload whenever a file of the configuration changes; ``task_status.started()`` once watching.
+
+    One watcher runs over the folders; after a reload the set of files is
+    recomputed, and the watcher is replaced only when the folders changed.
+    """
     from watchfiles import awatch
 
     started = False
+    files, route_dirs, dirs = _targets(engine)
     while not engine.draining:
-        files, route_dirs, dirs = _targets(engine)
         stop = trio.Event()
-        reloaded = False
+        watching = dirs
         log.info("watching %d file(s) in %d folder(s) for changes", len(files), len(dirs))
         watcher = awatch(*sorted(dirs), stop_event=stop, debounce=int(debounce * 1000), step=50,
                          yield_on_timeout=True, rust_timeout=200, recursive=False)
@@ -90,7 +94,8 @@ async def watch_and_reload(engine: Any, metrics: Any, debounce: float = 0.3, *,
                 log.warning("files changed (%s): reloading",
                             ", ".join(hits[:5]) + (" ..." if len(hits) > 5 else ""))
                 await triggered_reload(engine, metrics, "watch")
-                reloaded = True
-                stop.set()
-        if not reloaded:
+                files, route_dirs, dirs = _targets(engine)
+                if dirs != watching:
+                    stop.set()
+        if dirs == watching:
             return

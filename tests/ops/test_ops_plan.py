@@ -1,0 +1,101 @@
+"""The reload plan: a pure diff of two compiled Programs (real route files, real tables)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.ops.files import referenced_files, with_referenced_files
+from engine.ops.plan import plan_reload
+from opskit import compile_file
+
+BASE = """
+format Req = json
+format Old = json
+table codes = csv "codes.csv" key code
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+channel back = tcp connect {
+    address = "127.0.0.1:9"
+    framing = length4
+}
+route a {
+    receive from front as Req when msg.kind == "a"
+    reply Req { ref = msg.ref }
+}
+route b {
+    receive from front as Req when msg.kind == "b"
+    reply Req { ref = msg.ref  text = codes[msg.code].text }
+}
+"""
+
+
+def _program(tmp_path: Path, text: str, name: str = "p.route"):
+    path = tmp_path / name
+    path.write_text(text)
+    return with_referenced_files(compile_file(path))
+
+
+def test_identical_programs_keep_everything(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    plan = plan_reload(old, _program(tmp_path, "\n\n" + BASE))       # positions moved: still kept
+    assert plan.identical
+    d = plan.as_dict()
+    assert d["routes"]["kept"] == ["a", "b"] and d["channels"]["kept"] == ["front", "back"]
+    assert plan.rebind == []
+
+
+def test_added_changed_removed_with_reasons(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    new_text = (BASE.replace('tcp connect {\n    address = "127.0.0.1:9"', 'tcp connect {\n    address = "127.0.0.1:10"')
+                .replace("format Old = json\n", "format New = json\n")
+                .replace('reply Req { ref = msg.ref }', 'reply Req { ref = msg.ref  x = "1" }')
+                + 'channel side = tcp listen {\n    address = "127.0.0.1:0"\n    framing = length2\n}\n'
+                  'route c {\n    receive from side as Req\n    reply Req { ref = msg.ref }\n}\n')
+    plan = plan_reload(old, _program(tmp_path, new_text))
+    d = plan.as_dict()
+    assert d["channels"] == {"added": ["side"], "changed": ["back"], "kept": ["front"], "removed": []}
+    assert d["routes"] == {"added": ["c"], "changed": ["a"], "kept": ["b"], "removed": []}
+    assert d["formats"] == {"added": ["New"], "changed": [], "kept": ["Req"], "removed": ["Old"]}
+    assert "address" in d["why"]["channels"]["back"] and plan.rebind == ["back"]
+    assert "routes changed: a" in plan.lines() and any("back: options changed (address)" in x for x in plan.lines())
+
+
+def test_a_changed_table_file_is_a_change_and_a_new_version(tmp_path: Path) -> None:
+    csv = tmp_path / "codes.csv"
+    csv.write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    assert str(csv) in referenced_files(old) and str(csv) in old.sources
+    csv.write_text("code,text\n00,fine\n")
+    new = _program(tmp_path, BASE)
+    assert new.version != old.version                 # same route text, different table: new version
+    plan = plan_reload(old, new)
+    assert plan.names("tables", "changed") == ["codes"] and plan.why["tables"]["codes"].endswith("changed")
+    assert plan.names("routes", "changed") == []      # the route text did not change
+
+
+def test_error_reply_only_keeps_the_socket(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    new = _program(tmp_path, BASE.replace("    framing = length2\n}",
+                                          "    framing = length2\n    on error reply Req { code = error.code }\n}", 1))
+    plan = plan_reload(old, new)
+    assert plan.names("channels", "changed") == ["front"] and plan.rebind == []
+    assert "socket and connections kept" in plan.why["channels"]["front"]
+
+
+def test_overrides_apply_before_comparing(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    moved = _program(tmp_path, BASE.replace('"127.0.0.1:9"', '"127.0.0.1:11"'))
+    same = {"back": {"address": "127.0.0.1:12"}}
+    assert plan_reload(old, moved, same).rebind == []          # the deployment pins the address
+    assert plan_reload(old, moved).rebind == ["back"]
+
+
+def test_first_load_adds_everything(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    plan = plan_reload(None, _program(tmp_path, BASE))
+    assert plan.names("routes", "added") == ["a", "b"] and plan.old_version is None
