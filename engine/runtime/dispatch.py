@@ -210,6 +210,7 @@ class Dispatcher:
         for ex in exs:
             s.count(ex.status)
         if self.ledger is None:
+            _report_outcomes(exs, None)
             return
         try:
             # the runtime guarantees the field types (names, str/Decimal from steps): no per-field check
@@ -221,6 +222,7 @@ class Dispatcher:
                 log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
+        _report_outcomes(exs, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)
 
@@ -257,6 +259,16 @@ class Dispatcher:
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
         )
+
+
+def _report_outcomes(exs: list[Exchange], errors: list[Any] | None) -> None:
+    """A channel that acknowledges per message (nats consume) puts a list in ``conn.extra["outcomes"]``;
+    it receives ``(deal status, recorded)`` per exchange, in frame order, once the ledger has answered."""
+    extra = getattr(exs[0].conn, "extra", None) if exs else None
+    sink = extra.get("outcomes") if extra else None
+    if sink is not None:
+        sink.extend((ex.status, errors is None or err is None)
+                    for ex, err in zip(exs, errors if errors is not None else [None] * len(exs)))
 
 
 class DispatchStats:
