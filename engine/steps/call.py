@@ -51,7 +51,10 @@ class CallStep:
                 ex.fail(StepFailure("internal", f"call {self.name}: {exc}", where=self.where))
         if not sent:
             return
-        results = await self.channel.request_many(payloads, self.timeout)
+        if getattr(self.channel, "takes_keys", False):   # e.g. nats.publish: the deal reference is the message id
+            results = await self.channel.request_many(payloads, self.timeout, keys=[ex.reference for ex in sent])
+        else:
+            results = await self.channel.request_many(payloads, self.timeout)
         decode = self.reply_codec.decode if self.reply_codec is not None else None
         name, expect = self.name, self.expect
         for ex, res in zip(sent, results):
