@@ -68,6 +68,7 @@ class LiveEngine:
         self.history: list[dict[str, Any]] = []         # reloads: at, source, ok, version, dry_run
         self.started_at = time.time()
         self.draining = False
+        self.admin_port: int | None = None                 # set by engine.ops.serve when the admin API runs
         self.finished = trio.Event()
         self._lock = trio.Lock()
         self._drain = trio.Event()
