@@ -73,7 +73,7 @@ class LiveEngine:
         self._lock = trio.Lock()
         self._drain = trio.Event()
         self._scopes: dict[int, list[trio.CancelScope]] = {}     # id(channel object) -> its task scopes
-        self._listeners: set[int] = set()                        # id of channel objects still serving
+        self._listeners: set[trio.CancelScope] = set()           # serve tasks still running
         self._listeners_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._numbers = 0
@@ -109,6 +109,7 @@ class LiveEngine:
         log.info("draining: no new connections or requests; finishing in-flight exchanges")
         for gen_ch in self._all_channels():
             self._stop_accepting(gen_ch)
+        self._listeners_done = trio.Event()
         with trio.move_on_after(self.grace) as timer:
             if self._listeners:
                 await self._listeners_done.wait()
@@ -129,7 +130,7 @@ class LiveEngine:
         with trio.CancelScope() as scope:
             self._scopes.setdefault(key, []).append(scope)
             if ref is not None:
-                self._listeners.add(key)
+                self._listeners.add(scope)
             try:
                 if ref is None:
                     await ch.run(task_status=task_status)
@@ -141,10 +142,9 @@ class LiveEngine:
                     scopes.remove(scope)
                 if not scopes:
                     self._scopes.pop(key, None)
-                if ref is not None and key not in self._scopes:
-                    self._listeners.discard(key)
-                    if not self._listeners:
-                        self._listeners_done.set()
+                self._listeners.discard(scope)
+                if not self._listeners:
+                    self._listeners_done.set()
 
     def _cancel(self, ch: Any) -> None:
         for scope in self._scopes.get(id(ch), []):
