@@ -1,0 +1,200 @@
+"""One NATS connection for one channel, driven from trio through trio-asyncio.
+
+nats-py is an asyncio library; each NATS channel opens its own trio-asyncio
+loop (``session()``) and one client on it.  Trio code calls into nats-py with
+``await link.aio(fn)(*args)``, from any trio task, while the session is open.
+
+``connect()`` retries with back-off until connected (each failed attempt is
+logged with the URL and the cause, and kept in ``last_error``); once
+connected, nats-py reconnects by itself (forever, every ``reconnect_wait``)
+and the link follows the state (``connected``, ``disconnects``,
+``reconnects``).  Closing the session closes the client (bounded, shielded).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import trio
+import trio_asyncio
+
+from engine.channels.options import ChannelConfigError, seconds
+from formats.component import OptionSpec
+
+log = logging.getLogger("bsp.channel.nats")
+
+URL = OptionSpec("url", "string",
+                 "NATS server(s): \"nats://host:port\", several separated by commas.", required=True)
+SUBJECT = OptionSpec("subject", "string", "The subject (a consume channel's filter may use * and >).",
+                     required=True)
+CONNECT_TIMEOUT = OptionSpec("connect_timeout", "duration",
+                             "Time allowed for one connection attempt (the channel keeps retrying).",
+                             default=Decimal(2))
+RECONNECT_WAIT = OptionSpec("reconnect_wait", "duration",
+                            "Pause between reconnection attempts after the connection is lost.",
+                            default=Decimal("0.5"))
+BACKOFF_MAX = 5.0
+
+
+def parse_servers(channel: str, value: Any) -> list[str]:
+    if not isinstance(value, str) or not value.strip():
+        raise ChannelConfigError(f"channel {channel}: option url: expected \"nats://host:port\", got {value!r} "
+                                 f"(e.g. url = \"nats://127.0.0.1:4222\")")
+    servers = [s.strip() for s in value.split(",") if s.strip()]
+    for s in servers:
+        if not s.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ChannelConfigError(
+                f"channel {channel}: option url: {s!r} has no scheme; expected nats://host:port "
+                f"(e.g. url = \"nats://127.0.0.1:4222\")")
+    return servers
+
+
+def subject_option(channel: str, options: dict[str, Any], name: str = "subject") -> str:
+    value = options.get(name)
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise ChannelConfigError(f"channel {channel}: option {name}: expected a subject such as "
+                                 f"\"payments.in\" (no spaces), got {value!r}")
+    return value
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and text != name else name
+
+
+class NatsLink:
+    def __init__(self, channel: str, options: dict[str, Any]) -> None:
+        self.channel = channel
+        self.servers = parse_servers(channel, options.get("url"))
+        self.url = ",".join(self.servers)
+        self.connect_timeout = seconds(options.get("connect_timeout"), 2.0)
+        self.reconnect_wait = seconds(options.get("reconnect_wait"), 0.5)
+        self.loop: Any = None
+        self.nc: Any = None
+        self.js: Any = None
+        self.last_error = ""
+        self.ever_connected = trio.Event()
+        self.disconnects = 0
+        self.reconnects = 0
+        self.connect_attempts = 0
+        self.down_until = -math.inf
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and bool(self.nc.is_connected)
+
+    def aio(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``fn`` (an asyncio coroutine function) made awaitable from trio, on this link's loop."""
+        if self.loop is None:
+            raise RuntimeError(f"channel {self.channel}: NATS session not open")
+        return trio_asyncio.aio_as_trio(fn, loop=self.loop)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator["NatsLink"]:
+        async with trio_asyncio.open_loop() as loop:
+            self.loop = loop
+            try:
+                yield self
+            finally:
+                nc, self.nc, self.js = self.nc, None, None
+                if nc is not None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(3):
+                        try:
+                            await trio_asyncio.aio_as_trio(nc.close, loop=loop)()
+                        except Exception as exc:  # closing a broken client: nothing left to save
+                            log.debug("channel %s: close: %s", self.channel, describe(exc))
+                self.loop = None
+
+    async def connect(self) -> None:
+        """Connect, retrying with back-off (0.1 s doubling to 5 s) until it works."""
+        backoff = 0.1
+        while True:
+            err = await self._attempt()
+            if err is None:
+                return
+            self.down_until = trio.current_time() + backoff
+            first = not self.last_error or self.last_error != err
+            self.last_error = err
+            (log.error if first else log.debug)(
+                "channel %s: cannot connect to NATS at %s: %s (retrying every %gs at most; is nats-server "
+                "running there?)", self.channel, self.url, err, BACKOFF_MAX)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _attempt(self) -> str | None:
+        from nats.aio.client import Client
+
+        nc = Client()
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(describe(exc))
+            if nc.is_connected or self.nc is nc:
+                log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
+
+        async def on_disconnected() -> None:
+            if self.nc is nc:
+                self.disconnects += 1
+                log.warning("channel %s: disconnected from NATS at %s; reconnecting", self.channel, self.url)
+
+        async def on_reconnected() -> None:
+            self.reconnects += 1
+            log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc
+                     if nc.connected_url else self.url)
+
+        self.connect_attempts += 1
+        failure: str | None = None
+        with trio.move_on_after(self.connect_timeout) as scope:
+            try:
+                await self.aio(nc.connect)(
+                    self.servers, name=f"bsp:{self.channel}", connect_timeout=self.connect_timeout,
+                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=self.reconnect_wait,
+                    error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected)
+            except Exception as exc:
+                failure = describe(exc)
+        if scope.cancelled_caught:
+            failure = (errors[-1] if errors else "no answer") + f" (gave up after {self.connect_timeout:g}s)"
+        if failure is None and nc.is_connected:
+            self.nc, self.js = nc, nc.jetstream()
+            self.last_error = ""
+            self.down_until = -math.inf
+            self.ever_connected.set()
+            log.info("channel %s: connected to NATS at %s", self.channel, self.url)
+            return None
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            try:
+                await self.aio(nc.close)()
+            except Exception:  # the half-open client is being discarded
+                pass
+        return failure or "not connected"
+
+    def unreachable_text(self) -> str:
+        why = self.last_error or "not connected yet"
+        return f"channel {self.channel}: NATS at {self.url} unreachable: {why}"
+
+
+async def ensure_stream(link: NatsLink, stream: str, subjects: list[str], *, create: bool,
+                        duplicate_window: float | None = None) -> None:
+    """Check that ``stream`` exists; create it (file storage) when allowed.  Raises ChannelConfigError."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    js = link.js
+    try:
+        await link.aio(js.stream_info)(stream)
+        return
+    except NotFoundError:
+        pass
+    if not create:
+        raise ChannelConfigError(
+            f"channel {link.channel}: JetStream stream {stream!r} does not exist on {link.url}; create it "
+            f"(nats stream add {stream} --subjects ...) or set create_stream = true")
+    cfg = StreamConfig(name=stream, subjects=subjects)
+    if duplicate_window is not None:
+        cfg.duplicate_window = duplicate_window
+    await link.aio(js.add_stream)(cfg)
+    log.info("channel %s: created JetStream stream %s for %s", link.channel, stream, ", ".join(subjects))

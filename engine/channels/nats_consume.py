@@ -1,0 +1,301 @@
+"""``nats.consume``: receive from a JetStream stream through a durable pull consumer.
+
+Each fetched message is one exchange through the channel's routes; the
+messages of one fetch are one batch (like the frames of one TCP chunk).  A
+message is acknowledged only once its deal is committed in the ledger:
+
+    deal committed or rejected          ack
+    deal failed (a call failed)         per ``on_failed``: ack (default), nak (redeliver after nak_delay), term
+    deal not recorded / engine stopped  no ack: nak, or the server redelivers after ack_wait
+
+So a message whose engine dies before the ack is redelivered to the next
+engine on the same durable consumer (at-least-once).  Engines sharing one
+``durable`` name share the work like a queue group.  At most
+``max_ack_pending`` messages are unacknowledged (the server stops handing out
+more), and at most ``workers`` fetched batches are processed at once.
+
+A reply the route produces is published to the message's ``Bsp-Reply-To``
+header subject, else to ``reply_subject``, else dropped.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from decimal import Decimal
+from typing import Any
+
+import trio
+
+from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.nats_bridge import (
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
+)
+from engine.channels.options import ChannelConfigError, seconds
+from formats.component import ComponentSpec, OptionSpec
+
+log = logging.getLogger("bsp.channel.nats")
+
+ON_FAILED = ("ack", "nak", "term")
+REPLY_HEADER = "Bsp-Reply-To"
+_BATCHES = itertools.count(1)
+
+
+def _positive(name: str, options: dict[str, Any], key: str, default: int) -> int:
+    value = options.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ChannelConfigError(f"channel {name}: option {key}: expected a positive whole number, got {value!r}")
+    return value
+
+
+class NatsConsumer:
+    role = "listen"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.link = NatsLink(name, options)
+        self.subject = subject_option(name, options)
+        stream = options.get("stream")
+        if not isinstance(stream, str) or not stream or any(c in stream for c in " .*>"):
+            raise ChannelConfigError(f"channel {name}: option stream: expected a stream name such as \"PAYMENTS\" "
+                                     f"(no spaces, dots or wildcards), got {stream!r}")
+        self.stream = stream
+        durable = options.get("durable", name)
+        if not isinstance(durable, str) or not durable or any(c in durable for c in " .*>"):
+            raise ChannelConfigError(f"channel {name}: option durable: expected a consumer name (no spaces, dots "
+                                     f"or wildcards), got {durable!r}")
+        self.durable = durable
+        self.create_stream = bool(options.get("create_stream", True))
+        self.batch = _positive(name, options, "batch", 64)
+        self.workers = _positive(name, options, "workers", 4)
+        self.max_ack_pending = _positive(name, options, "max_ack_pending", 1024)
+        self.ack_wait = seconds(options.get("ack_wait"), 30.0)
+        self.max_deliver = int(options.get("max_deliver", -1))
+        self.fetch_wait = seconds(options.get("fetch_wait"), 1.0)
+        self.nak_delay = seconds(options.get("nak_delay"), 1.0)
+        self.on_failed = options.get("on_failed", "ack")
+        if self.on_failed not in ON_FAILED:
+            raise ChannelConfigError(f"channel {name}: option on_failed: expected one of {', '.join(ON_FAILED)}, "
+                                     f"got {self.on_failed!r}")
+        reply = options.get("reply_subject")
+        self.reply_subject = subject_option(name, options, "reply_subject") if reply is not None else None
+        self._scope = trio.CancelScope()
+        self._draining = False
+        self.ready = trio.Event()           # connected, stream and consumer in place
+        self.setup_error = ""
+        self.received = self.acked = self.naked = self.termed = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.link.url} {self.stream}/{self.durable} ({self.subject})"
+
+    # -- Listener -------------------------------------------------------------
+    async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Starts at once (a server that is down is retried in the background and logged)."""
+        async with self.link.session():
+            task_status.started()
+            sub = None
+            with self._phase():
+                await self.link.connect()
+                sub = await self._subscribe()
+            if sub is None or self._draining:
+                return
+            send, recv = trio.open_memory_channel[list[Any]](0)
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.workers):
+                    nursery.start_soon(self._worker, recv.clone(), handler)
+                recv.close()
+                async with send:
+                    with self._phase():
+                        await self._fetch_loop(sub, send)
+            # every batch already fetched has been handled and settled
+
+    def stop_accepting(self) -> None:
+        """Drain: fetch no more; batches already fetched finish and are acknowledged."""
+        self._draining = True
+        self._scope.cancel()
+
+    def _phase(self) -> trio.CancelScope:
+        """A cancel scope for one phase (connecting, fetching) that a drain cancels."""
+        self._scope = trio.CancelScope()
+        if self._draining:
+            self._scope.cancel()
+        return self._scope
+
+    # -- internals ------------------------------------------------------------
+    async def _subscribe(self) -> Any:
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+        backoff = 0.2
+        while True:
+            try:
+                await ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream)
+                cfg = ConsumerConfig(
+                    durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
+                    deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
+                    max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
+                sub = await self.link.aio(self.link.js.pull_subscribe)(
+                    self.subject, durable=self.durable, stream=self.stream, config=cfg)
+                self.setup_error = ""
+                self.ready.set()
+                log.info("channel %s consuming %s", self.name, self.address)
+                return sub
+            except ChannelConfigError as exc:
+                self.setup_error = str(exc)
+            except Exception as exc:
+                self.setup_error = (f"channel {self.name}: cannot set up consumer {self.durable} on stream "
+                                    f"{self.stream} at {self.link.url}: {describe(exc)} (is JetStream enabled: "
+                                    f"nats-server -js?)")
+            log.error("%s", self.setup_error)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _fetch_loop(self, sub: Any, send: trio.MemorySendChannel[list[Any]]) -> None:
+        from nats import errors as ne
+
+        pause = 0.0
+        while True:
+            if pause:
+                await trio.sleep(pause)
+            try:
+                msgs = await self.link.aio(sub.fetch)(self.batch, timeout=self.fetch_wait)
+            except (ne.TimeoutError, TimeoutError):
+                pause = 0.0
+                continue
+            except Exception as exc:      # disconnected / reconnecting: nats-py is on it
+                log.warning("channel %s: fetch from %s failed: %s", self.name, self.address, describe(exc))
+                pause = max(self.link.reconnect_wait, 0.1)
+                continue
+            pause = 0.0
+            if msgs:
+                self.received += len(msgs)
+                await send.send(msgs)
+
+    async def _worker(self, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
+        async with recv:
+            async for msgs in recv:
+                await self._handle(msgs, handler)
+
+    async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
+        outcomes: list[tuple[str, bool]] = []
+        conn = ConnInfo(channel=self.name, peer=f"nats:{self.stream}/{self.durable}", number=next(_BATCHES),
+                        frames_in=len(msgs), extra={"outcomes": outcomes})
+        try:
+            replies = await handler.handle(conn, [bytes(m.data) for m in msgs])
+        except Exception:
+            log.exception("channel %s: handler failed on a batch of %d message(s); they will be redelivered",
+                          self.name, len(msgs))
+            replies, outcomes[:] = [None] * len(msgs), [("failed", False)] * len(msgs)
+        if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
+            outcomes[:] = [("committed", True)] * len(msgs)
+        verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
+        with trio.CancelScope(shield=True):   # settle what was done even while stopping
+            await self._settle(msgs, list(replies), verdicts)
+
+    def _verdict(self, status: str, recorded: bool) -> str:
+        if not recorded:
+            return "nak"
+        if status == "failed":
+            return self.on_failed
+        return "ack"
+
+    async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
+        link = self.link
+        if link.nc is None:
+            return
+
+        async def settle_all() -> list[str]:
+            problems: list[str] = []
+            nc = link.nc
+            for m, reply, verdict in zip(msgs, replies, verdicts):
+                try:
+                    if reply is not None:
+                        to = (m.headers or {}).get(REPLY_HEADER) or self.reply_subject
+                        if to:
+                            await nc.publish(to, reply)
+                    if verdict == "ack":
+                        await m.ack()
+                    elif verdict == "nak":
+                        await m.nak(delay=self.nak_delay)
+                    else:
+                        await m.term()
+                except Exception as exc:
+                    problems.append(f"stream seq {_seq(m)}: {describe(exc)}")
+            try:
+                await nc.flush(timeout=max(self.link.connect_timeout, 1))
+            except Exception as exc:
+                problems.append(f"flush: {describe(exc)}")
+            return problems
+
+        with trio.move_on_after(max(self.link.connect_timeout, 1) + 1):
+            problems = await link.aio(settle_all)()
+            for v in verdicts:
+                if v == "ack":
+                    self.acked += 1
+                elif v == "nak":
+                    self.naked += 1
+                else:
+                    self.termed += 1
+            if problems:
+                log.warning("channel %s: acknowledgement may not have reached %s (%s); the server redelivers "
+                            "unacknowledged messages after ack_wait %gs", self.name, link.url,
+                            "; ".join(problems[:3]), self.ack_wait)
+
+
+def _seq(m: Any) -> Any:
+    try:
+        return m.metadata.sequence.stream
+    except Exception:
+        return "?"
+
+
+def build(decl: Any) -> NatsConsumer:
+    return NatsConsumer(decl.name, dict(decl.options))
+
+
+COMPONENT = ComponentSpec(
+    category="channel",
+    name="nats.consume",
+    doc=(
+        "Receive from a NATS JetStream stream through a durable pull consumer (nats-py under "
+        "trio-asyncio, one connection per channel, reconnected automatically). Each message is an "
+        "exchange through the channel's routes; the messages of one fetch are one batch. A message is "
+        "acknowledged only after its deal is committed in the ledger; a failed deal is acked, nak'ed or "
+        "terminated per `on_failed`; a message whose deal was not recorded (or whose engine died) is "
+        "redelivered. Engines sharing a `durable` name share the work like a queue group. A route's "
+        "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."
+    ),
+    options=(
+        URL,
+        SUBJECT,
+        OptionSpec("stream", "string", "The JetStream stream to consume from.", required=True),
+        OptionSpec("durable", "string", "Durable consumer name (default: the channel's name); engines "
+                   "sharing it share the messages.", default=None),
+        OptionSpec("create_stream", "bool", "Create the stream (file storage, the channel's subject) when missing.",
+                   default=True),
+        OptionSpec("batch", "int", "Messages fetched per pull (one batch through the routes).", default=64),
+        OptionSpec("workers", "int", "Fetched batches processed at once.", default=4),
+        OptionSpec("max_ack_pending", "int", "Unacknowledged messages at most (the server holds back more).",
+                   default=1024),
+        OptionSpec("ack_wait", "duration", "Redeliver a message not acknowledged within this time.",
+                   default=Decimal(30)),
+        OptionSpec("max_deliver", "int", "Deliveries of one message at most (-1: no limit).", default=-1),
+        OptionSpec("on_failed", "ident", "A message whose deal failed: ack, nak (redeliver after nak_delay) "
+                   "or term (never redeliver).", default="ack", choices=ON_FAILED),
+        OptionSpec("nak_delay", "duration", "Delay before a nak'ed message is redelivered.", default=Decimal(1)),
+        OptionSpec("fetch_wait", "duration", "How long one pull waits for messages.", default=Decimal(1)),
+        OptionSpec("reply_subject", "string", "Where replies go when a message has no Bsp-Reply-To header."),
+        CONNECT_TIMEOUT,
+        RECONNECT_WAIT,
+    ),
+    build=build,
+    examples=(
+        'channel orders = nats consume {\n'
+        '    url       = "nats://127.0.0.1:4222"\n'
+        '    subject   = "orders.new"\n'
+        '    stream    = "ORDERS"\n'
+        '    durable   = "bsp-orders"\n'
+        '    ack_wait  = 30s\n'
+        '    on_failed = nak\n'
+        '}',
+    ),
+)
