@@ -22,7 +22,7 @@ import subprocess
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -193,3 +193,29 @@ async def nats_client(url: str, timeout: float = 5.0) -> AsyncIterator[NatsTestC
 
 async def _quiet(exc: Exception) -> None:
     """nats-py logs every reconnect failure with a traceback by default; a test restarting the server expects them."""
+
+
+NATS_MODULES = ("engine.channels.nats_publish", "engine.channels.nats_consume")
+
+
+def nats_registry(base: object = None) -> object:
+    """``default_registry()`` (or a clone of ``base``) with the nats channel kinds registered."""
+    from engine.registry import default_registry
+
+    reg = (base or default_registry()).clone()  # type: ignore[attr-defined]
+    for mod, kind in zip(NATS_MODULES, ("nats.publish", "nats.consume")):
+        if reg.get("channel", kind) is None:
+            reg.register_module(mod)
+    return reg
+
+
+async def eventually(probe: "Callable[[], Awaitable[object]]", what: str, timeout: float = 10.0) -> object:
+    """Poll ``probe`` every 20 ms until it returns a true value; fail naming ``what`` after ``timeout``."""
+    last: object = None
+    with trio.move_on_after(timeout):
+        while True:
+            last = await probe()
+            if last:
+                return last
+            await trio.sleep(0.02)
+    raise AssertionError(f"not within {timeout:g}s: {what} (last probe: {last!r})")

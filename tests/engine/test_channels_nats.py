@@ -11,9 +11,8 @@ from engine.channels.nats_publish import NatsPublisher
 from engine.channels.options import ChannelConfigError
 from engine.runtime.binder import BindError
 from engine.runtime.switchboard import Switchboard
-from engine.testing.nats_server import nats_client, nats_server
+from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import Client, compile_text, deals, json_counterpart, running
-from nats_kit import eventually, nats_registry
 
 PUBLISH_ROUTE = """
 format Req    = json
