@@ -14,6 +14,7 @@ Entries (``t``):
             compensating | compensated), reply (done: the decoded reply, when JSON-able)
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
+    recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
 
 A record cut short or failing its CRC ends the log (a torn write at the
 moment of a crash, never acknowledged) and is cut away on open.  On open the
@@ -94,6 +95,7 @@ class TxnLog:
         self.path = path
         self.pending: dict[str, Pending] = {}
         self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
+        self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.writes = 0
         entries: list[dict[str, Any]] = []
         if path.exists():
@@ -115,11 +117,21 @@ class TxnLog:
                     p.replies[e["step"]] = e["reply"]
         elif t == "end":
             self.pending.pop(e["id"], None)
+            if not e.get("recorded"):
+                self.unrecorded[e["id"]] = e
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
+        elif t == "recorded":                    # the end's ledger row is committed
+            for key in e.get("keys", ()):
+                end = self.ends.get(key)
+                if end is not None:
+                    end["recorded"] = True
+            for i in e.get("ids", ()):
+                self.unrecorded.pop(i, None)
 
     def _compact(self) -> None:
         keep: list[dict[str, Any]] = list(self.ends.values())
+        keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)
             keep.extend({"t": "step", "id": p.id, "step": s, "phase": ph, "reply": p.replies.get(s)}

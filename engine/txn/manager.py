@@ -366,14 +366,22 @@ class TxnManager:
                 entries.append({"t": "end", "id": st.deal_id, "key": st.key, "status": rec.status,
                                 "code": rec.response_code, "reason": rec.reason,
                                 "reply": self.seal(ex.reply, f"reply|{st.deal_id}"),
-                                "route": rec.route, "channel": rec.channel})
+                                "route": rec.route, "channel": rec.channel, "version": rec.config_version,
+                                "at": rec.received_at.isoformat(), "type": rec.deal_type,
+                                "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
+                                "party": rec.party})
         await self.write(entries)
 
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
                            errors: list[BaseException | None] | None = None) -> None:
         letters = []
-        for ex, rec in zip(exs, records):
+        done_ids, done_keys = [], []
+        for ex, rec, err in zip(exs, records, errors or [None] * len(records)):
             st = self.states.pop(ex, None)
+            if st is not None and st.admitted and err is None:
+                done_ids.append(st.deal_id)
+                if st.key is not None:
+                    done_keys.append(st.key)
             if st is not None and st.admitted and st.key is not None:
                 ev = self._inflight.pop(st.key, None)
                 if ev is not None:
@@ -386,6 +394,8 @@ class TxnManager:
                     error_kind=f.kind if f is not None else None,
                     error_code=(f.code if f is not None else None) if ex.reply is not None else None,
                     id=rec.deal_id))
+        if done_ids:   # no fsync of its own: reaches the disk with the next record
+            self._lazy = getattr(self, "_lazy", []) + [{"t": "recorded", "ids": done_ids, "keys": done_keys}]
         if letters:
             async with trio.open_nursery() as n:
                 for letter in letters:

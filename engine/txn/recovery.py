@@ -33,6 +33,7 @@ log = logging.getLogger("bsp.txn.recovery")
 
 async def recover_channel(mgr: Any, disp: Any) -> int:
     """Resolve the in-flight deals of ``disp``'s channel.  Returns how many."""
+    await _rerecord(mgr, disp)
     pending = [p for p in mgr.log.pending.values() if p.begin.get("channel") == disp.channel]
     for p in sorted(pending, key=lambda p: p.begin.get("at", "")):
         try:
@@ -40,6 +41,33 @@ async def recover_channel(mgr: Any, disp: Any) -> int:
         except Exception:
             log.exception("recovery of deal %s failed; it stays in flight", p.id)
     return len(pending)
+
+
+async def _rerecord(mgr: Any, disp: Any) -> None:
+    """Deals whose answer was logged but whose ledger row may not have been committed (a crash
+    between the two): commit the row again from the log; a row already there refuses (same id)."""
+    from decimal import Decimal
+
+    from engine.deal import DealEvent, DealRecord
+
+    ends = [e for e in mgr.log.unrecorded.values() if e.get("channel") == disp.channel and e.get("at")]
+    if not ends:
+        return
+    now = datetime.now(timezone.utc)
+    records = [DealRecord(
+        deal_id=e["id"], deal_type=e.get("type") or e["route"], route=e["route"],
+        config_version=e.get("version") or "?", channel=e["channel"], status=e["status"],
+        received_at=datetime.fromisoformat(e["at"]), finished_at=now, reference=e.get("ref"),
+        amount=Decimal(e["amount"]) if e.get("amount") is not None else None, currency=e.get("currency"),
+        party=e.get("party"), response_code=e.get("code"), reason=e.get("reason"),
+        events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart"})],
+    ) for e in ends]
+    errors = await mgr.ledger.commit_many(records)
+    written = [r.deal_id for r, err in zip(records, errors) if err is None]
+    log.warning("recovery: %d deal row(s) written again from the transaction log (%d already stored)",
+                len(written), len(records) - len(written))
+    await mgr.write([{"t": "recorded", "ids": [e["id"] for e in ends],
+                      "keys": [e["key"] for e in ends if e.get("key")]}])
 
 
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
