@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
 from collections import deque
@@ -227,6 +228,7 @@ class JournaledLedger:
         self._io = trio.CapacityLimiter(1)
         self._want_spare = trio.Event()
         self._spare_scope = trio.CancelScope()
+        self._making = threading.Lock()
 
     # ------------------------------------------------------------ Ledger API
 
@@ -293,8 +295,7 @@ class JournaledLedger:
         """Worker thread: switch to the next segment (the spare made ahead, or a new one)."""
         number = self._segment + 1
         path = self.directory / f"{number:012d}.wal"
-        if not path.exists():
-            self._make_segment(number)
+        self._make_segment(number)
         fd = os.open(path, os.O_WRONLY)
         if self._fd is not None:
             os.close(self._fd)
@@ -303,7 +304,12 @@ class JournaledLedger:
     def _make_segment(self, number: int) -> None:
         """Worker thread: create segment ``number`` filled with zeros (so that an fdatasync after a
         write has no file size or block allocation to record: ~0.3 ms instead of ~0.9 ms here)."""
-        path = self.directory / f"{number:012d}.wal"
+        with self._making:          # the spare maker and a rotation may both want it
+            path = self.directory / f"{number:012d}.wal"
+            if not path.exists():
+                self._make_segment_file(path)
+
+    def _make_segment_file(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -324,9 +330,7 @@ class JournaledLedger:
             while True:
                 await self._want_spare.wait()
                 self._want_spare = trio.Event()
-                number = self._segment + 1
-                if not (self.directory / f"{number:012d}.wal").exists():
-                    await trio.to_thread.run_sync(self._make_segment, number)
+                await trio.to_thread.run_sync(self._make_segment, self._segment + 1)
 
     async def _flusher(self) -> None:
         try:
@@ -481,9 +485,9 @@ class JournaledLedger:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        path = self.directory / f"{self._segment:012d}.wal"
-        if self._segment and self._lag == 0 and not self._queue and path.exists():
-            path.unlink()
+        if self._lag == 0 and not self._queue and self.directory.exists():
+            for seg in segments(self.directory):    # all loaded (older ones) or empty (the spare)
+                seg.path.unlink(missing_ok=True)
 
 
 @asynccontextmanager

@@ -1,0 +1,257 @@
+"""The write-ahead journal in front of the DuckDB ledger (engine/journal.py): record format,
+group commit, loading behind, recovery after a crash, and kill -9 of a real engine process."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import zlib
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+import trio
+
+from engine.deal import DealRecord, DealStep
+from engine.journal import (
+    HEADER, MAGIC, decode_batch, encode_batch, journal_dir, open_journaled_ledger, open_ledger_sync,
+    read_segment, segments,
+)
+from engine.ledger_store import DealRows
+from kit import REPO, Client, compile_text, deals, free_port, json_counterpart
+
+T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=timezone.utc)
+
+
+def record(i: int, **kw) -> DealRecord:
+    fields = dict(deal_type="PAYMENT", route="pay", config_version="v1", channel="front", status="committed",
+                  received_at=T0, finished_at=T0 + timedelta(milliseconds=2), reference=f"R{i:05d}",
+                  amount=Decimal("120.50"), currency="CNY", request={"ref": f"R{i:05d}", "amount": Decimal("120.50")},
+                  response={"code": "00"})
+    fields.update(kw)
+    return DealRecord(**fields)
+
+
+def ledger_ids(path: Path) -> list[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [r[0] for r in con.execute("SELECT reference FROM deals ORDER BY reference").fetchall()]
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------ format
+
+def test_batch_round_trip_keeps_decimal_and_datetimes() -> None:
+    row = record(1).to_row()
+    step = {"deal_id": row["deal_id"], "seq": 1, "step": "post", "kind": "call", "vote": None, "outcome": "ok",
+            "started_at": T0, "duration_ms": 1.5, "detail": None}
+    data = encode_batch([DealRows(row, [step], [])])
+    length, crc = HEADER.unpack_from(data)
+    payload = data[HEADER.size:]
+    assert length == len(payload) and crc == zlib.crc32(payload)
+    (back,) = decode_batch(payload)
+    assert back.row == row
+    assert back.row["amount"] == Decimal("120.50") and str(back.row["amount"]) == "120.50"
+    assert back.steps == [step]
+
+
+def test_read_segment_stops_at_a_torn_or_corrupt_record(tmp_path: Path) -> None:
+    seg = tmp_path / "000000000001.wal"
+    a = encode_batch([DealRows(record(1).to_row())])
+    b = encode_batch([DealRows(record(2).to_row())])
+    seg.write_bytes(MAGIC + a + b[:-3])                       # the second record cut short
+    recs, end, problem = read_segment(seg)
+    assert [e for _, e in recs] == [len(MAGIC) + len(a)]
+    assert end == len(MAGIC) + len(a)
+    assert problem is not None and f"byte {end}" in problem and "cut short" in problem
+
+    bad = bytearray(MAGIC + a + b)
+    bad[-1] ^= 0xFF                                           # a flipped bit in the second payload
+    seg.write_bytes(bytes(bad))
+    recs, end, problem = read_segment(seg)
+    assert len(recs) == 1 and "CRC mismatch" in problem and f"byte {len(MAGIC) + len(a)}" in problem
+
+    seg.write_bytes(MAGIC + a + bytes(64))                    # zeros: the made-ahead rest of a segment
+    recs, end, problem = read_segment(seg)
+    assert len(recs) == 1 and problem is None
+
+
+def test_read_segment_refuses_a_foreign_file(tmp_path: Path) -> None:
+    seg = tmp_path / "000000000001.wal"
+    seg.write_bytes(b"PK\x03\x04 not a journal")
+    with pytest.raises(Exception, match="byte 0: not a bsp journal segment"):
+        read_segment(seg)
+
+
+# ------------------------------------------------------------------ the journaled ledger
+
+async def test_commit_many_is_journaled_then_loaded_and_the_journal_removed(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=0.05) as led:
+        errors = await led.commit_many([record(i) for i in range(50)])
+        assert errors == [None] * 50
+        assert led.stats.rows == 50 and led.stats.flushes >= 1
+        bad = record(99, amount=Decimal("1.23456"))          # more decimals than the ledger keeps
+        (err,) = await led.commit_many([bad])
+        assert err is not None and "field amount" in str(err)
+        await led.commit(record(50, steps=[DealStep("post", "call", "ok", T0, 1.0)]))
+    assert ledger_ids(path) == [f"R{i:05d}" for i in range(51)]
+    assert list(journal_dir(path).glob("*.wal")) == []       # everything loaded: segments removed
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        (amount, req), = con.execute("SELECT amount, request FROM deals WHERE reference = 'R00001'").fetchall()
+        (n_steps,), = con.execute("SELECT count(*) FROM deal_steps").fetchall()
+    finally:
+        con.close()
+    assert amount == Decimal("120.50") and orjson.loads(req) == {"ref": "R00001", "amount": "120.50"}
+    assert n_steps == 1
+
+
+async def test_acknowledged_deals_survive_a_crash_and_load_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    with trio.CancelScope() as crash:
+        async with open_journaled_ledger(path, load_wait=3600, load_rows=10**6) as led:
+            for k in range(5):
+                assert await led.commit_many([record(10 * k + i) for i in range(10)]) == [None] * 10
+            assert led.pending == 50
+            crash.cancel()                                   # the process "dies": the loader never ran
+            await trio.sleep_forever()
+    assert ledger_ids(path) == []                            # nothing in DuckDB yet ...
+    assert len(list(segments(journal_dir(path)))) >= 1       # ... but all of it in the journal
+    async with open_journaled_ledger(path) as led:
+        assert led.stats.recovered_rows == 50
+    assert ledger_ids(path) == [f"R{i:05d}" for i in range(50)]
+    async with open_journaled_ledger(path) as led:           # a second start loads nothing again
+        assert led.stats.recovered_rows == 0
+    assert len(ledger_ids(path)) == 50
+    assert not (journal_dir(path) / "unloaded.jsonl").exists()
+
+
+async def test_recovery_drops_a_torn_tail_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    with trio.CancelScope() as crash:
+        async with open_journaled_ledger(path, load_wait=3600, load_rows=10**6) as led:
+            await led.commit_many([record(i) for i in range(3)])
+            crash.cancel()
+            await trio.sleep_forever()
+    (seg,) = segments(journal_dir(path))
+    recs, end, _ = read_segment(seg.path)
+    torn = encode_batch([DealRows(record(7).to_row())])[:20]  # a write cut by the crash: never acknowledged
+    with open(seg.path, "r+b") as f:
+        f.seek(end)
+        f.write(torn)
+    async with open_journaled_ledger(path) as led:
+        assert led.stats.recovered_rows == 3
+    assert ledger_ids(path) == ["R00000", "R00001", "R00002"]
+
+
+async def test_segments_rotate_and_are_deleted_once_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=0.01, segment_bytes=4096) as led:
+        for k in range(20):
+            await led.commit_many([record(10 * k + i) for i in range(10)])
+        assert led.stats.flushes == 20
+    assert len(ledger_ids(path)) == 200
+    assert list(journal_dir(path).glob("*.wal")) == []
+
+
+async def test_sync_modes(tmp_path: Path) -> None:
+    for mode in ("duckdb", "none", "journal"):
+        path = tmp_path / f"{mode}.duckdb"
+        async with open_ledger_sync(path, mode) as led:
+            assert await led.commit_many([record(i) for i in range(5)]) == [None] * 5
+        assert len(ledger_ids(path)) == 5, mode
+    with pytest.raises(ValueError, match="ledger sync must be one of journal, duckdb, none"):
+        async with open_ledger_sync(tmp_path / "x.duckdb", "async"):
+            pass
+
+
+# ------------------------------------------------------------------ kill -9 of a real engine
+
+ROUTE = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:%d"
+    framing = length2
+}
+channel back = tcp connect {
+    address = "127.0.0.1:%d"
+    framing = length4
+    timeout = 5s
+}
+route pay {
+    receive from front as Req
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
+    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref  code = "00" }
+}
+"""
+
+ENGINE = textwrap.dedent("""
+    import sys, trio
+    sys.path.insert(0, sys.argv[3])
+    from dsl.load import compile_paths
+    from engine.journal import open_journaled_ledger
+    from engine.registry import default_registry
+    from engine.runtime import Switchboard
+
+    async def main():
+        reg = default_registry()
+        program = compile_paths([sys.argv[1]], reg).program
+        # the loader never runs on its own: every acknowledged deal is only in the journal
+        async with open_journaled_ledger(sys.argv[2], load_wait=3600, load_rows=10**9) as led:
+            sb = Switchboard(program, reg, ledger=led)
+            async with trio.open_nursery() as n:
+                await n.start(sb.run)
+                print("serving", flush=True)
+    trio.run(main)
+""")
+
+
+async def test_sigkill_after_acknowledging_loses_nothing(nursery, tmp_path: Path) -> None:
+    back = await json_counterpart(nursery, lambda req: {"status": "OK"})
+    front = free_port()
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % (front, back))
+    ledger = tmp_path / "ledger.duckdb"
+    script = tmp_path / "engine_main.py"
+    script.write_text(ENGINE)
+    proc = await trio.lowlevel.open_process([sys.executable, str(script), str(route), str(ledger), str(REPO)],
+                                            stdout=subprocess.PIPE)
+    acked: list[str] = []
+    try:
+        with trio.fail_after(30):
+            buf = b""
+            while b"serving" not in buf:
+                chunk = await proc.stdout.receive_some(4096)
+                assert chunk, "the engine exited before serving"
+                buf += chunk
+            c = await Client.open(front)
+            for k in range(20):                              # 20 batches of 25 pipelined requests
+                refs = [f"K{k:02d}{i:03d}" for i in range(25)]
+                await c.send(*[b'{"ref":"%s","amount":10.25}' % r.encode() for r in refs])
+                for r in await c.recv_json(25):
+                    assert r["code"] == "00"
+                    acked.append(r["ref"])
+            await c.send(*[orjson.dumps({"ref": f"Z{i:03d}", "amount": 1}) for i in range(25)])  # in flight
+        proc.kill()                                          # SIGKILL: no drain, no flush, no checkpoint
+        await proc.wait()
+        await c.aclose()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stdout.aclose()
+    assert len(acked) == 500
+    assert ledger_ids(ledger) == []                          # DuckDB had none of them at the kill
+    async with open_journaled_ledger(ledger) as led:         # restart: recovery loads the journal
+        assert led.stats.recovered_rows >= 500
+    stored = {d["reference"]: d for d in deals(ledger)}
+    missing = [r for r in acked if r not in stored]
+    assert missing == []
+    assert all(stored[r]["status"] == "committed" and stored[r]["amount"] == Decimal("10.25") for r in acked)
+    assert len(stored) == len(deals(ledger))                 # no deal loaded twice
