@@ -21,6 +21,7 @@ import trio
 from engine.channels.base import (
     RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable,
 )
+from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
     ADDRESS, ChannelConfigError, parse_address, seconds,
 )
@@ -234,8 +235,11 @@ class TcpConnector:
         self._space.unpark_all()
 
 
-def build(decl: Any) -> TcpConnector:
-    return TcpConnector(decl.name, dict(decl.options))
+def build(decl: Any) -> Any:
+    options = dict(decl.options)
+    if wants_mux(options):          # pool / match / TLS / retries / breaker / echo: engine/channels/mux.py
+        return MuxConnector(decl.name, options)
+    return TcpConnector(decl.name, options)
 
 
 COMPONENT = ComponentSpec(
@@ -258,8 +262,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default=Decimal(3)),
         OptionSpec("reconnect_max", "duration", "Longest back-off between connection attempts.",
                    default=Decimal(2)),
-        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait.",
-                   default=4096),
+        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait "
+                   "(with the MUX options below: fail at once, kind unreachable).", default=4096),
+        *MUX_OPTIONS,
     ),
     build=build,
     examples=(

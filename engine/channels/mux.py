@@ -1,0 +1,503 @@
+"""MUX: many requests in flight over a pool of persistent connections, replies matched by key.
+
+``tcp connect`` becomes a ``MuxConnector`` as soon as it is given one of the
+options below (``pool``, ``match``, TLS, retries, breaker, echo).  Without
+``match`` each connection answers in order (first-in first-out, as plain
+``tcp connect``); with it, replies are matched to requests by a key:
+
+    match = iso8583              MTI class + DE 11 + DE 41 (network management
+                                 08xx: MTI class + DE 11), formats.iso8583.mux_key
+    match = ["reference"]        the listed fields (dotted paths into nested
+    match = ["hdr.ref", "term"]  values), equal in the request and its reply
+
+The key of a request is read from the request as encoded (decoded again with
+the call's format, or the channel's ``format``); the key of a reply from the
+reply decoded with the call's reply format.  A request without its key fields
+fails at once (kind ``internal``, the message names the field), never a
+silent timeout; two requests in flight with the same key: the second fails.
+A reply whose key matches nothing waiting (late after a timeout, or never
+asked for) is logged and counted in ``unmatched``; a reply that cannot be
+decoded is logged and counted in ``garbled`` (its request then times out).
+
+``echo_every`` (with ``match = iso8583``) sends an 0800 (DE 70 = 301) on each
+connection at that interval; an echo not answered within ``timeout`` closes
+the connection, which reconnects.  Resilience (engine/resilience.py): the
+breaker (``breaker_failures`` within ``breaker_window``, re-probe after
+``breaker_reset``), ``max_in_flight`` (over it a request fails at once), and
+``retries`` with exponential back-off and jitter, allowed only with
+``idempotent = true``.
+"""
+from __future__ import annotations
+
+import itertools
+from collections import deque
+import logging
+import math
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Callable
+
+import trio
+
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable
+from engine.channels.options import ChannelConfigError, parse_address, seconds
+from engine.channels.pool import Pool, PoolConn
+from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, RetryPolicy
+from engine.tls import client_context
+from formats.component import OptionSpec
+from formats.errors import FormatError
+from formats.framing import FramingError, framer_factory
+from formats.iso8583.mux import mux_key
+
+log = logging.getLogger("bsp.channel.mux")
+
+MISSING = object()
+
+
+class KeyMissing(ChannelError):
+    """A request whose MUX key cannot be built (or is already in flight): not sent."""
+
+    kind = "internal"
+
+
+# ----------------------------------------------------------------- keys
+
+def iso_key(values: Any) -> tuple[str, ...]:
+    """MTI class + DE 11 + DE 41; network management (08xx) by MTI class + DE 11 only."""
+    mti = values.get("t") if hasattr(values, "get") else None
+    if isinstance(mti, str) and mti.startswith("08"):
+        return mux_key(values, ("11",))
+    return mux_key(values)
+
+
+def path_key(paths: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    split = [tuple(p.split(".")) for p in paths]
+
+    def key(values: Any) -> tuple[str, ...]:
+        out = []
+        for path, parts in zip(paths, split):
+            v = values
+            for part in parts:
+                v = v.get(part, MISSING) if isinstance(v, dict) else MISSING
+                if v is MISSING:
+                    break
+            if v is MISSING or v is None or v == "":
+                raise FormatError(f"cannot build a MUX key: field {path} is missing", field=path,
+                                  hint="requests sent over a matched channel must carry every field of "
+                                       f"`match` ({', '.join(paths)}), and replies must echo them")
+            out.append(str(v))
+        return tuple(out)
+
+    return key
+
+
+def parse_match(channel: str, value: Any) -> tuple[Callable[[Any], tuple[str, ...]] | None, tuple[str, ...]]:
+    """``match`` option -> (key function, the fields it reads)."""
+    if value is None:
+        return None, ()
+    if value == "iso8583":
+        return iso_key, ("t", "11", "41")
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
+        return path_key(tuple(value)), tuple(value)
+    raise ChannelConfigError(
+        f"channel {channel}: option match: expected iso8583 or a list of field names such as "
+        f"[\"reference\"] or [\"11\", \"41\"], got {value!r}")
+
+
+# ----------------------------------------------------------------- waiting requests
+
+class _Waiter:
+    __slots__ = ("left", "event")
+
+    def __init__(self) -> None:
+        self.left = 0
+        self.event = trio.Event()
+
+
+class _Slot:
+    __slots__ = ("waiter", "key", "conn", "result")
+
+    def __init__(self, waiter: _Waiter, key: Any, conn: PoolConn) -> None:
+        self.waiter = waiter
+        self.key = key
+        self.conn = conn
+        self.result: bytes | ChannelError | None = None
+
+    def resolve(self, result: bytes | ChannelError) -> None:
+        if self.result is None:
+            self.result = result
+            self.conn.in_flight -= 1
+            w = self.waiter
+            w.left -= 1
+            if w.left <= 0:
+                w.event.set()
+
+
+# ----------------------------------------------------------------- the channel
+
+class MuxConnector:
+    role = "connect"
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.host, self.port = parse_address(name, options.get("address"))
+        new_framer = framer_factory(name, options, echo_header=False)
+        self.framing = new_framer.framing
+        if self.framing == "eof":
+            raise ChannelConfigError(f"channel {name}: option framing: eof (one message per connection) "
+                                     f"is for tcp listen; a tcp connect channel keeps its connections")
+        self.timeout = seconds(options.get("timeout"), 30.0)
+        self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
+        self.key_of, self.key_fields = parse_match(name, options.get("match"))
+        self.format_name: str | None = options.get("format")
+        self.echo_every = seconds(options.get("echo_every"), 0.0)
+        if self.echo_every and options.get("match") != "iso8583":
+            raise ChannelConfigError(f"channel {name}: option echo_every sends ISO 8583 0800 echoes and needs "
+                                     f"match = iso8583 (and an iso8583 format)")
+        retries = int(options.get("retries", 0) or 0)
+        self.idempotent = bool(options.get("idempotent", False))
+        if retries and not self.idempotent:
+            raise ChannelConfigError(
+                f"channel {name}: option retries = {retries} needs idempotent = true: a call is retried only "
+                f"when sending it twice is harmless (the counterpart may have acted on the first one)")
+        self.policy = RetryPolicy(retries, seconds(options.get("backoff"), 0.2),
+                                  seconds(options.get("backoff_max"), 2.0))
+        failures = int(options.get("breaker_failures", 0) or 0)
+        self.breaker = CircuitBreaker(
+            name, failures=failures, window=seconds(options.get("breaker_window"), 30.0),
+            reset=seconds(options.get("breaker_reset"), 10.0)) if failures else None
+        self.cap = InFlightCap(name, int(options.get("max_in_flight", 4096)))
+        self.ssl_context = None
+        if any(options.get(k) for k in ("ca", "cert", "server_name")) or options.get("tls"):
+            try:
+                self.ssl_context = client_context(options.get("ca"), options.get("cert"), options.get("key"),
+                                                  options.get("server_name"))
+            except ValueError as exc:
+                raise ChannelConfigError(f"channel {name}: {exc}") from None
+        elif options.get("key"):
+            raise ChannelConfigError(f"channel {name}: option key needs cert (the client certificate)")
+        self.pool = Pool(name, self.host, self.port, size=int(options.get("pool", 1) or 1),
+                         new_framer=new_framer, on_frames=self._on_frames, on_lost=self._on_lost,
+                         keepalive=self._echo_loop if self.echo_every else None,
+                         ssl_context=self.ssl_context, connect_timeout=self.connect_timeout,
+                         backoff_max=seconds(options.get("reconnect_max"), 2.0))
+        self.codec: Any = None
+        self.reply_codec: Any = None
+        self._pending: dict[Any, _Slot] = {}
+        self._stans = itertools.count(1)
+        self._closed = False
+        self.metrics: Any = None
+        self.unmatched = 0
+        self.garbled = 0
+        self.keyless = 0
+        self.retried = 0
+        self.echoes = 0
+        self.echo_failures = 0
+
+    # -- wiring ---------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def connects(self) -> int:
+        return self.pool.connects
+
+    @property
+    def _connected(self) -> bool:          # read by engine/ops status and gauges
+        return self.pool.connected and (self.breaker is None or self.breaker.state == "closed")
+
+    @property
+    def _down_until(self) -> float:
+        if self.breaker is not None and self.breaker.state != "closed":
+            return self.breaker.opened_at + self.breaker.reset
+        return math.inf if self.pool.down else -math.inf
+
+    @property
+    def _last_error(self) -> str:
+        return self.pool.last_error
+
+    @property
+    def circuit(self) -> str:
+        return self.breaker.state if self.breaker is not None else "closed"
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Report errors (unmatched, garbled, circuit_open) and circuit states to ``engine.metrics.Metrics``."""
+        self.metrics = metrics
+        if self.breaker is not None:
+            self.breaker.metrics = metrics
+
+    def _count(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.channel_error(self.name, kind)
+
+    def bind_formats(self, ctx: Any, request_format: str | None, reply_format: str | None) -> None:
+        """Called by each ``call`` step on this channel: the formats keys are read with."""
+        if self.key_of is None and not self.echo_every:
+            return
+        fmt = self.format_name or request_format
+        rfmt = self.format_name or reply_format or request_format
+        if fmt is None:
+            raise ChannelConfigError(
+                f"channel {self.name} matches replies by {', '.join(self.key_fields)} but the call sends raw "
+                f"bytes; call it `as FORMAT`, or give the channel `format = FORMAT`")
+        if self.codec is None or self.format_name is None:
+            self.use_codecs(ctx.codec(fmt), ctx.codec(rfmt))
+
+    def use_codecs(self, codec: Any, reply_codec: Any = None) -> None:
+        """The codecs request and reply keys (and echoes) are read and written with."""
+        self.codec = codec
+        self.reply_codec = reply_codec if reply_codec is not None else codec
+
+    # -- running ----------------------------------------------------------------
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self.pool.run(task_status=task_status)
+        finally:
+            self._closed = True
+            self._fail_pending(None, ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
+
+    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
+        (result,) = await self.request_many([payload], timeout)
+        if isinstance(result, ChannelError):
+            raise result
+        return result
+
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
+        """Per payload, the reply bytes or a ``ChannelError``; never raises for a counterpart problem."""
+        if not payloads:
+            return []
+        limit = self.timeout if timeout is None else timeout
+        results = await self._attempt(payloads, limit)
+        policy = self.policy
+        for attempt in range(policy.retries if self.idempotent else 0):
+            again = [i for i, r in enumerate(results) if isinstance(r, ChannelError) and r.kind in FAILURE_KINDS]
+            if not again:
+                break
+            wait = policy.delay(attempt)
+            self.retried += len(again)
+            log.info("channel %s: retry %d of %d for %d request(s) in %.3gs (last: %s)", self.name,
+                     attempt + 1, policy.retries, len(again), wait, results[again[0]])
+            await trio.sleep(wait)
+            redo = await self._attempt([payloads[i] for i in again], limit)
+            for i, r in zip(again, redo):
+                results[i] = r
+        return results
+
+    async def _attempt(self, payloads: list[bytes], limit: float) -> list[bytes | ChannelError]:
+        n = len(payloads)
+        out: list[Any] = [None] * n
+        breaker = self.breaker
+        go: list[int] = []
+        for i in range(n):
+            if self._closed:
+                out[i] = ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name)
+            elif breaker is not None and not breaker.allow():
+                out[i] = breaker.rejection()
+            else:
+                go.append(i)
+        if not go:
+            self._count("circuit_open")
+            return out
+        if not self.cap.try_take(len(go)):
+            err = self.cap.rejection()
+            for i in go:
+                out[i] = err
+            if breaker is not None:
+                breaker.probing = False
+            self._count("overloaded")
+            return out
+        try:
+            try:
+                conn = await self.pool.connection(min(limit, self.connect_timeout))
+            except Unreachable as exc:
+                for i in go:
+                    out[i] = exc
+            else:
+                await self._send_and_wait(conn, payloads, go, out, limit)
+        finally:
+            self.cap.give(len(go))
+        if breaker is not None:
+            for i in go:
+                breaker.record(out[i])
+        return out
+
+    async def _send_and_wait(self, conn: PoolConn, payloads: list[bytes], go: list[int], out: list[Any],
+                             limit: float) -> None:
+        key_of, pending = self.key_of, self._pending
+        frame = conn.framer.frame
+        waiter = _Waiter()
+        slots: list[tuple[int, _Slot]] = []
+        frames: list[bytes] = []
+        for i in go:
+            p = payloads[i]
+            key = None
+            if key_of is not None:
+                try:
+                    key = self._request_key(p)
+                except FormatError as exc:
+                    self.keyless += 1
+                    out[i] = KeyMissing(f"channel {self.name}: request not sent: {exc}"
+                                        + (f" (hint: {exc.hint})" if getattr(exc, "hint", None) else ""),
+                                        channel=self.name)
+                    continue
+                if key in pending:
+                    self.keyless += 1
+                    out[i] = KeyMissing(f"channel {self.name}: request not sent: another request with key "
+                                        f"{'/'.join(key)} is still waiting for its reply; keys "
+                                        f"({', '.join(self.key_fields)}) must be unique while in flight",
+                                        channel=self.name)
+                    continue
+            try:
+                frames.append(frame(p))
+            except FramingError as exc:
+                out[i] = ChannelError(f"channel {self.name}: request not sent: {exc}", channel=self.name)
+                continue
+            slot = _Slot(waiter, key, conn)
+            if key is not None:
+                pending[key] = slot
+            slots.append((i, slot))
+        if not slots:
+            return
+        waiter.left = len(slots)
+        conn.in_flight += len(slots)
+        if key_of is None:
+            if conn.fifo is None:
+                conn.fifo = deque()
+            conn.fifo.extend(s for _, s in slots)
+        conn.send(frames[0] if len(frames) == 1 else b"".join(frames))
+        with trio.move_on_after(limit):
+            await waiter.event.wait()
+        for i, slot in slots:
+            if slot.result is None:
+                slot.resolve(CallTimeout(f"channel {self.name}: no reply from {self.address} within {limit:g}s",
+                                         channel=self.name))
+                if slot.key is not None and pending.get(slot.key) is slot:
+                    del pending[slot.key]
+            out[i] = slot.result
+
+    def _request_key(self, payload: bytes) -> tuple[str, ...]:
+        if self.codec is None:
+            raise FormatError(f"channel {self.name} matches by {', '.join(self.key_fields)} but has no format "
+                              f"to read them with", hint="give the channel `format = FORMAT`")
+        assert self.key_of is not None
+        return self.key_of(self.codec.decode(payload))
+
+    # -- replies ---------------------------------------------------------------
+    def _on_frames(self, conn: PoolConn, frames: list[bytes]) -> None:
+        key_of = self.key_of
+        if key_of is None:
+            fifo = conn.fifo
+            for f in frames:
+                if not fifo:
+                    self.unmatched += 1
+                    self._count("unmatched")
+                    log.warning("channel %s: connection %d: a reply nobody asked for (stream byte %d); the "
+                                "stream is out of step, closing it", self.name, conn.number, conn.framer.offset)
+                    conn.close("the counterpart sent a reply nobody asked for")
+                    return
+                fifo.popleft().resolve(f)
+            return
+        codec = self.reply_codec or self.codec
+        pending = self._pending
+        for f in frames:
+            try:
+                if codec is None:
+                    raise FormatError("no reply format bound to read the key with")
+                key = key_of(codec.decode(f))
+            except FormatError as exc:
+                self.garbled += 1
+                self._count("garbled")
+                log.warning("channel %s: connection %d: reply of %d bytes cannot be read (%s); dropped, its "
+                            "request will time out", self.name, conn.number, len(f), exc)
+                continue
+            slot = pending.pop(key, None)
+            if slot is None:
+                self.unmatched += 1
+                self._count("unmatched")
+                log.warning("channel %s: connection %d: reply with key %s matches no request waiting (late "
+                            "after a timeout, or never asked for); dropped", self.name, conn.number, "/".join(key))
+                continue
+            slot.resolve(f)
+
+    def _on_lost(self, conn: PoolConn, reason: str) -> None:
+        self._fail_pending(conn, ConnectionLost(
+            f"channel {self.name}: connection to {self.address} lost ({reason}) before the reply came",
+            channel=self.name))
+
+    def _fail_pending(self, conn: PoolConn | None, err: ChannelError) -> None:
+        if conn is not None and conn.fifo:
+            while conn.fifo:
+                conn.fifo.popleft().resolve(err)
+        pending = self._pending
+        for key in [k for k, s in pending.items() if conn is None or s.conn is conn]:
+            pending.pop(key).resolve(err)
+
+    # -- echo ------------------------------------------------------------------
+    async def _echo_loop(self, conn: PoolConn) -> None:
+        while conn.alive:
+            await trio.sleep(self.echo_every)
+            if self.codec is None:
+                continue                       # no call step bound an iso8583 format yet
+            stan = f"{next(self._stans) % 1000000:06d}"
+            values = {"t": "0800", "7": datetime.now(timezone.utc).strftime("%m%d%H%M%S"), "11": stan, "70": "301"}
+            waiter = _Waiter()
+            waiter.left = 1
+            slot = _Slot(waiter, iso_key(values), conn)
+            if slot.key in self._pending:
+                continue
+            self._pending[slot.key] = slot
+            conn.in_flight += 1
+            conn.send(conn.framer.frame(self.codec.encode(values)))
+            with trio.move_on_after(self.timeout):
+                await waiter.event.wait()
+            if slot.result is None:
+                self._pending.pop(slot.key, None)
+                slot.resolve(CallTimeout("echo", channel=self.name))
+                self.echo_failures += 1
+                self._count("echo")
+                log.warning("channel %s: connection %d: echo 0800 (STAN %s) unanswered within %gs; closing the "
+                            "connection to reconnect", self.name, conn.number, stan, self.timeout)
+                conn.close(f"echo 0800 unanswered within {self.timeout:g}s")
+                return
+            if isinstance(slot.result, ChannelError):
+                return
+            self.echoes += 1
+
+
+def wants_mux(options: dict[str, Any]) -> bool:
+    """Does a ``tcp connect`` declaration use pool / MUX / TLS / resilience options?"""
+    return any(options.get(o.name) is not None for o in MUX_OPTIONS if o.default is None)
+
+
+MUX_OPTIONS = (
+    OptionSpec("pool", "int", "Persistent connections kept open to the counterpart (MUX); requests go "
+               "round robin over the connected ones.", default=None),
+    OptionSpec("match", "any", "Match replies to requests by key instead of in order: `iso8583` (MTI class "
+               "+ DE 11 + DE 41) or a list of field names [\"reference\"] read from the decoded request "
+               "and reply.", default=None),
+    OptionSpec("format", "format", "Format the key fields are read with (default: the call's formats).",
+               default=None),
+    OptionSpec("echo_every", "duration", "Send an ISO 8583 0800 echo (DE 70 = 301) on each connection at "
+               "this interval (needs match = iso8583); unanswered within `timeout`: reconnect.", default=None),
+    OptionSpec("ca", "path", "TLS: CA bundle the server certificate must chain to (turns TLS on).", default=None),
+    OptionSpec("cert", "path", "TLS: our client certificate (PEM) for mutual TLS.", default=None),
+    OptionSpec("key", "path", "TLS: private key of `cert` (PEM).", default=None),
+    OptionSpec("server_name", "string", "TLS: the host name to verify (and send as SNI) instead of the "
+               "address's host.", default=None),
+    OptionSpec("tls", "bool", "TLS with the system's trusted roots (when no `ca` is given).", default=None),
+    OptionSpec("idempotent", "bool", "Calls on this channel may be sent twice safely; required by retries.",
+               default=None),
+    OptionSpec("retries", "int", "Retries of a call that got no answer (unreachable, lost, timeout); needs "
+               "idempotent = true.", default=None),
+    OptionSpec("backoff", "duration", "First retry waits up to this long, doubling (jitter: between half and "
+               "all of it).", default=Decimal("0.2")),
+    OptionSpec("backoff_max", "duration", "Longest wait between retries.", default=Decimal(2)),
+    OptionSpec("breaker_failures", "int", "Circuit breaker: open after this many failures (unreachable, lost, "
+               "timeout) within breaker_window; while open calls fail at once (kind unreachable).",
+               default=None),
+    OptionSpec("breaker_window", "duration", "Circuit breaker: the window failures are counted in.",
+               default=Decimal(30)),
+    OptionSpec("breaker_reset", "duration", "Circuit breaker: time open before one probe call goes through.",
+               default=Decimal(10)),
+)

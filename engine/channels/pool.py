@@ -1,0 +1,253 @@
+"""A pool of N persistent outbound connections (plain TCP or TLS), each kept alive on its own.
+
+    pool = Pool(name, host, port, size=2, new_framer=..., on_frames=..., on_lost=...)
+    await nursery.start(pool.run)          # returns at once; every slot connects in the background
+    conn = await pool.connection(timeout)  # a connected PoolConn (round robin) or raises Unreachable
+    conn.send(data)                        # queued; the slot's writer sends queued data in one write
+
+Each slot connects at start, and after a failure reconnects with exponential
+back-off and jitter (``backoff_min`` doubling up to ``backoff_max``).  While
+no slot is connected and every slot is backing off, ``connection`` fails at
+once with the last connect error (no caller waits for a host that is down).
+A slot whose connection breaks reports ``on_lost(conn, reason)`` so the MUX
+fails what was waiting on it, then reconnects.  ``keepalive(conn)``, when
+given, runs beside each connection (the MUX's echo); returning ends the
+connection (it reports why in ``conn.reason``).
+
+A TLS handshake failure is a connect failure (logged with OpenSSL's reason,
+counted in ``tls_failures``, then back-off).
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import ssl
+from typing import Any, Awaitable, Callable
+
+import trio
+
+from engine.channels.base import RECEIVE_SIZE, Unreachable
+from engine.channels.tcp_listen import set_nodelay
+from formats.framing import Framer, FramingError
+
+log = logging.getLogger("bsp.channel.pool")
+
+_NUMBERS = itertools.count(1)
+
+
+class PoolConn:
+    """One live connection of the pool."""
+
+    def __init__(self, slot: int, stream: trio.abc.Stream, framer: Framer) -> None:
+        self.slot = slot
+        self.number = next(_NUMBERS)
+        self.stream = stream
+        self.framer = framer
+        self.outbox: list[bytes] = []
+        self.wake = trio.Event()
+        self.alive = True
+        self.reason = "closed by the counterpart"
+        self.fifo: Any = None            # the MUX's per-connection queue when replies come in order
+        self.in_flight = 0
+        self.sends = 0
+
+    def send(self, data: bytes) -> None:
+        self.outbox.append(data)
+        self.wake.set()
+
+    def close(self, reason: str) -> None:
+        if self.alive:
+            self.reason = reason
+            self.alive = False
+            self.wake.set()
+
+
+class Pool:
+    def __init__(self, name: str, host: str, port: int, *, size: int, new_framer: Callable[[], Framer],
+                 on_frames: Callable[[PoolConn, list[bytes]], None],
+                 on_lost: Callable[[PoolConn, str], None],
+                 keepalive: Callable[[PoolConn], Awaitable[None]] | None = None,
+                 ssl_context: ssl.SSLContext | None = None, connect_timeout: float = 3.0,
+                 backoff_min: float = 0.05, backoff_max: float = 2.0,
+                 rng: random.Random | None = None) -> None:
+        if size <= 0:
+            raise ValueError(f"channel {name}: option pool: expected a positive number of connections, got {size}")
+        self.name = name
+        self.host, self.port = host, port
+        self.size = size
+        self.new_framer = new_framer
+        self.on_frames = on_frames
+        self.on_lost = on_lost
+        self.keepalive = keepalive
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.rng = rng or random.Random()
+        self.conns: list[PoolConn] = []
+        self._rr = 0
+        self._changed = trio.Event()
+        self._down = [False] * size          # slot backing off after a failed connect
+        self.last_error = ""
+        self.connects = 0
+        self.connect_failures = 0
+        self.tls_failures = 0
+        self.closed = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.conns)
+
+    @property
+    def down(self) -> bool:
+        """No connection, and every slot is backing off after a failed connect."""
+        return not self.conns and all(self._down)
+
+    # -- use ----------------------------------------------------------------
+    def pick(self) -> PoolConn | None:
+        conns = self.conns
+        if not conns:
+            return None
+        self._rr = (self._rr + 1) % len(conns)
+        return conns[self._rr]
+
+    async def connection(self, timeout: float) -> PoolConn:
+        """A connected connection, waiting up to ``timeout`` while slots are (re)connecting."""
+        with trio.move_on_after(timeout):
+            while True:
+                conn = self.pick()
+                if conn is not None:
+                    return conn
+                if self.closed:
+                    raise Unreachable(f"channel {self.name}: engine stopping", channel=self.name)
+                if self.down:
+                    raise Unreachable(f"channel {self.name}: {self.last_error}", channel=self.name)
+                ev = self._changed
+                await ev.wait()
+        raise Unreachable(f"channel {self.name}: no connection to {self.address} within {timeout:g}s"
+                          + (f" (last error: {self.last_error})" if self.last_error else ""), channel=self.name)
+
+    # -- slots ----------------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                for i in range(self.size):
+                    nursery.start_soon(self._slot, i)
+                task_status.started()
+        finally:
+            self.closed = True
+            self._notify()
+
+    async def _open(self) -> trio.abc.Stream:
+        tcp = await trio.open_tcp_stream(self.host, self.port)
+        set_nodelay(tcp)
+        if self.ssl_context is None:
+            return tcp
+        tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=self.host)
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(tcp)
+            raise
+        return tls
+
+    async def _slot(self, i: int) -> None:
+        backoff = self.backoff_min
+        while True:
+            try:
+                with trio.fail_after(self.connect_timeout):
+                    stream = await self._open()
+            except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+                cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
+                if isinstance(exc, trio.BrokenResourceError) or isinstance(cause, ssl.SSLError):
+                    self.tls_failures += 1
+                    what = f"TLS handshake with {self.address} failed: {cause or exc}"
+                else:
+                    what = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
+                self.connect_failures += 1
+                self.last_error = what
+                wait = self.rng.uniform(backoff / 2, backoff)
+                log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
+                            self.name, i + 1, self.size, what, wait)
+                self._down[i] = True
+                self._notify()
+                await trio.sleep(wait)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            backoff = self.backoff_min
+            self._down[i] = False
+            conn = PoolConn(i, stream, self.new_framer())
+            self.connects += 1
+            self.conns.append(conn)
+            log.info("channel %s: connection %d of %d to %s open", self.name, i + 1, self.size, self.address)
+            self._notify()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, conn, nursery.cancel_scope)
+                    if self.keepalive is not None:
+                        nursery.start_soon(self._keep, conn, nursery.cancel_scope)
+                    await self._reader(conn)
+                    nursery.cancel_scope.cancel()
+            finally:
+                conn.alive = False
+                if conn in self.conns:
+                    self.conns.remove(conn)
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+                self._notify()
+                self.on_lost(conn, conn.reason)
+            log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
+                        self.name, i + 1, self.size, self.address, conn.reason)
+
+    async def _keep(self, conn: PoolConn, scope: trio.CancelScope) -> None:
+        assert self.keepalive is not None
+        await self.keepalive(conn)
+        scope.cancel()
+
+    async def _writer(self, conn: PoolConn, scope: trio.CancelScope) -> None:
+        stream = conn.stream
+        while conn.alive:
+            if not conn.outbox:
+                await conn.wake.wait()
+                conn.wake = trio.Event()
+                continue
+            batch, conn.outbox = conn.outbox, []
+            conn.sends += 1
+            try:
+                await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                conn.close(f"send failed: {exc or type(exc).__name__}")
+                break
+        scope.cancel()
+
+    async def _reader(self, conn: PoolConn) -> None:
+        framer, stream = conn.framer, conn.stream
+        while conn.alive:
+            try:
+                data = await stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                conn.close(f"receive failed: {exc or type(exc).__name__}")
+                return
+            if not data:
+                conn.close("closed by the counterpart")
+                return
+            try:
+                frames = framer.feed(data)
+            except FramingError as exc:
+                conn.close(f"bad frame from the counterpart: {exc}")
+                return
+            if frames:
+                self.on_frames(conn, frames)
+            if framer.error is not None:
+                conn.close(f"bad frame from the counterpart: {framer.error}")
+                return
+

@@ -1,0 +1,215 @@
+"""An ISO 8583 host (issuer / switch) simulator: answers 0100->0110, 0200->0210, 0400->0410, 0800->0810.
+
+    host = IsoHost(framing="length2", spec="iso8583_1987_ascii")
+    port = await nursery.start(host.serve)            # ready once listening
+
+Replies copy the request's key fields (DE 11, DE 41) and set DE 39 (``"00"``,
+or ``decline`` for amounts in ``decline_amounts``).  Faults for tests and
+benchmarks, each a predicate over the decoded request or a plain setting:
+
+    delay            seconds before each reply (a reply task per request, so
+                     replies come back in whatever order their delays end)
+    reverse          answer the requests of one chunk in reverse order
+    drop(values)     never answer this request
+    garble(values)   answer with bytes that are not ISO 8583
+    unsolicited      after each chunk, also send a 0210 nobody asked for
+    echo_ok          False: ignore 0800 echo requests
+
+``tls`` (an ``ssl.SSLContext``) serves over TLS.  Counters: requests, echoes,
+dropped, garbled, connections.  ``python -m engine.sim.iso_host --port 7100``
+runs one (for benchmarks in another process).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import ssl
+from typing import Any, Callable
+
+import trio
+
+from formats.errors import FormatError
+from formats.framing import make_framer
+from formats.iso8583 import codec_for
+
+log = logging.getLogger("bsp.sim.iso_host")
+
+ANSWERS = {"0100": "0110", "0200": "0210", "0400": "0410", "0420": "0430", "0800": "0810"}
+COPY = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49", "70", "90")
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+class IsoHost:
+    def __init__(self, *, framing: str = "length2", spec: str = "iso8583_1987_ascii",
+                 delay: float | Callable[[dict[str, Any]], float] = 0.0, reverse: bool = False,
+                 drop: Predicate | None = None, garble: Predicate | None = None,
+                 unsolicited: bool = False, echo_ok: bool = True, decline_amounts: tuple[str, ...] = (),
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.framing = framing
+        self.codec = codec_for(spec, validate=False)
+        self.delay = delay
+        self.reverse = reverse
+        self.drop = drop
+        self.garble = garble
+        self.unsolicited = unsolicited
+        self.echo_ok = echo_ok
+        self.decline_amounts = decline_amounts
+        self.tls = tls
+        self.port = 0
+        self.requests = 0
+        self.echoes = 0
+        self.dropped = 0
+        self.garbled = 0
+        self.connections = 0
+        self.bad_requests = 0
+        self._scope: trio.CancelScope | None = None
+
+    # -- answers -----------------------------------------------------------
+    def answer(self, req: dict[str, Any]) -> dict[str, Any] | None:
+        mti = str(req.get("t"))
+        rsp_mti = ANSWERS.get(mti)
+        if rsp_mti is None:
+            return None
+        out: dict[str, Any] = {"t": rsp_mti}
+        for k in COPY:
+            v = req.get(k)
+            if v not in (None, ""):
+                out[k] = v
+        if mti == "0800":
+            self.echoes += 1
+        else:
+            self.requests += 1
+        declined = str(req.get("4", "")) in self.decline_amounts
+        out["39"] = "05" if declined else "00"
+        if mti in ("0100", "0200") and not declined:
+            out["38"] = "A" + str(req.get("11", "0"))[-5:].rjust(5, "0")
+        return out
+
+    def _reply_bytes(self, req: dict[str, Any]) -> bytes | None:
+        if req.get("t") == "0800" and not self.echo_ok:
+            return None
+        if self.drop is not None and self.drop(req):
+            self.dropped += 1
+            return None
+        if self.garble is not None and self.garble(req):
+            self.garbled += 1
+            return b"\x00GARBAGE\xff" + str(req.get("11", "")).encode()
+        rsp = self.answer(req)
+        return self.codec.encode(rsp) if rsp is not None else None
+
+    # -- serving -----------------------------------------------------------
+    async def _conn(self, stream: trio.abc.Stream) -> None:
+        self.connections += 1
+        framer = make_framer(self.framing)
+        send_lock = trio.Lock()
+
+        async def send(data: bytes) -> None:
+            async with send_lock:
+                try:
+                    await stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+
+        async def later(req: dict[str, Any], wait: float) -> None:
+            await trio.sleep(wait)
+            out = self._reply_bytes(req)
+            if out is not None:
+                await send(framer.frame(out))
+
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    try:
+                        data = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        break
+                    if not data:
+                        break
+                    try:
+                        frames = framer.feed(data)
+                    except FormatError as exc:
+                        log.warning("iso host: bad frame: %s; closing", exc)
+                        break
+                    reqs = []
+                    for f in frames:
+                        try:
+                            reqs.append(self.codec.decode(f))
+                        except FormatError as exc:
+                            self.bad_requests += 1
+                            log.warning("iso host: undecodable request: %s", exc)
+                    if self.reverse:
+                        reqs.reverse()
+                    out = []
+                    for req in reqs:
+                        wait = self.delay(req) if callable(self.delay) else self.delay
+                        if wait > 0:
+                            nursery.start_soon(later, req, wait)
+                            continue
+                        b = self._reply_bytes(req)
+                        if b is not None:
+                            out.append(framer.frame(b))
+                    if self.unsolicited and reqs:
+                        out.append(framer.frame(self.codec.encode(
+                            {"t": "0210", "3": "000000", "4": "000000000001", "7": "0101000000",
+                             "11": "999999", "39": "00", "41": "NOBODY01", "49": "978"})))
+                    if out:
+                        await send(b"".join(out))
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+
+    async def _tls_conn(self, stream: trio.SocketStream) -> None:
+        assert self.tls is not None
+        s = trio.SSLStream(stream, self.tls, server_side=True)
+        try:
+            await s.do_handshake()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await trio.aclose_forcefully(stream)
+            return
+        await self._conn(s)
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        handler = self._tls_conn if self.tls is not None else self._conn
+        with trio.CancelScope() as self._scope:
+            async with trio.open_nursery() as nursery:
+                listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
+                self.port = listeners[0].socket.getsockname()[1]
+                task_status.started(self.port)
+
+    def stop(self) -> None:
+        """Close the listener and every connection (a host going down)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="ISO 8583 host simulator (0200->0210, 0800->0810)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=7100)
+    ap.add_argument("--framing", default="length2")
+    ap.add_argument("--spec", default="iso8583_1987_ascii")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    ap.add_argument("--reverse", action="store_true", help="answer each chunk's requests in reverse order")
+    ap.add_argument("--cert", help="serve TLS with this certificate (PEM)")
+    ap.add_argument("--key", help="private key of --cert")
+    args = ap.parse_args(argv)
+    tls = None
+    if args.cert:
+        from engine.tls import server_context
+        tls = server_context(args.cert, args.key)
+    sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls)
+
+    async def run() -> None:
+        async with trio.open_nursery() as n:
+            port = await n.start(functools.partial(sim.serve, args.host, args.port))
+            print(f"iso host listening on {args.host}:{port}", flush=True)
+
+    trio.run(run)
+
+
+if __name__ == "__main__":
+    main()
