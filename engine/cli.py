@@ -18,6 +18,7 @@ from engine import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.check",
     "engine.commands.run",
+    "engine.commands.demo",
     "engine.commands.deals",
     "engine.commands.codec",
     "engine.commands.docs",
