@@ -1,0 +1,219 @@
+"""NATS channels when things go wrong: ack only after commit, redelivery after an engine dies,
+nak / term per option, a server down at start, a server restart."""
+from __future__ import annotations
+
+import functools
+import logging
+
+import orjson
+import trio
+
+from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
+from formats.framing import LengthPrefixFramer
+from kit import Client, compile_text, deals, free_port, json_counterpart, running
+from test_channels_nats import PUBLISH_ROUTE, consume_program
+
+
+async def held_counterpart(nursery: trio.Nursery, release: trio.Event, seen: list[str]) -> int:
+    """A real TCP JSON counterpart that reads each request at once but answers only after ``release``."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(4)
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                reqs = [orjson.loads(p) for p in f.feed(data)]
+                seen.extend(r["ref"] for r in reqs)
+                await release.wait()
+                await stream.send_all(b"".join(f.frame(orjson.dumps({"status": "OK"})) for _ in reqs))
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+def ok(req: dict) -> dict:
+    return {"status": "OK"}
+
+
+async def test_message_is_acked_only_once_its_deal_is_committed(tmp_path, nursery) -> None:
+    release, seen = trio.Event(), []
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        port = await held_counterpart(nursery, release, seen)
+        reg = nats_registry()
+        prog = consume_program(tmp_path, srv.url)
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
+                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+            ch = sb.channel("orders")
+            await consuming(ch)
+            await nc.publish("orders.new", b'{"ref": "A-1", "amount": 5}')
+            await eventually(lambda: _v(seen == ["A-1"]), "request reached the counterpart")
+            info = await nc.consumer("ORDERS", "bsp-orders")
+            assert info.num_ack_pending == 1 and ch.acked == 0        # in the route, not committed: no ack
+            assert sb.stats.total == 0
+            release.set()
+
+            async def acked():
+                i = await nc.consumer("ORDERS", "bsp-orders")
+                return i.num_ack_pending == 0 and ch.acked == 1
+
+            await eventually(acked, "ack after the commit")
+            assert sb.stats.committed == 1
+    (row,) = deals(tmp_path / "ledger.duckdb")
+    assert (row["reference"], row["status"]) == ("A-1", "committed")
+
+
+async def test_engine_killed_before_ack_message_goes_to_the_next_engine(tmp_path, nursery) -> None:
+    release, seen = trio.Event(), []
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        held = await held_counterpart(nursery, release, seen)
+        reg = nats_registry()
+        prog = consume_program(tmp_path, srv.url, ack_wait="1s")
+        with trio.CancelScope() as kill:                       # engine 1: dies mid-deal
+            async with running(prog, tmp_path / "one.duckdb", registry=reg,
+                               overrides={"book": {"address": f"127.0.0.1:{held}"}}) as sb1:
+                await consuming(sb1.channel("orders"))
+                await nc.publish("orders.new", b'{"ref": "K-1", "amount": 7}')
+                await eventually(lambda: _v(seen == ["K-1"]), "engine 1 working on K-1")
+                kill.cancel()
+        assert kill.cancelled_caught
+        port = await json_counterpart(nursery, ok)             # engine 2, same durable consumer
+        async with running(prog, tmp_path / "two.duckdb", registry=reg,
+                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+
+            async def redelivered_and_acked():
+                i = await nc.consumer("ORDERS", "bsp-orders")
+                return i.num_ack_pending == 0 and sb.channel("orders").acked == 1 and i
+
+            info = await eventually(redelivered_and_acked, "K-1 redelivered to engine 2 and acked")
+            assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (1, 2)   # one message, 2 deliveries
+    assert [(r["reference"], r["status"]) for r in deals(tmp_path / "one.duckdb")] == []
+    assert [(r["reference"], r["status"]) for r in deals(tmp_path / "two.duckdb")] == [("K-1", "committed")]
+
+
+async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_path, nursery, caplog) -> None:
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        port = await json_counterpart(nursery, ok)
+        reg = nats_registry()
+        prog = consume_program(tmp_path, srv.url, max_deliver=3)
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
+                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+            ch = sb.channel("orders")
+            await consuming(ch)
+            # an amount the ledger refuses to store (more decimals than DECIMAL(18,4) keeps): no deal row
+            await nc.publish("orders.new", b'{"ref": "N-1", "amount": 1.000000001}')
+            await nc.publish("orders.new", b'{"ref": "N-2", "amount": 2.50}')
+
+            async def given_up():
+                i = await nc.consumer("ORDERS", "bsp-orders")
+                return ch.naked == 3 and ch.acked == 1 and i.num_ack_pending == 0 and i
+
+            info = await eventually(given_up, "N-1 delivered 3 times (nak), N-2 acked")
+            assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (2, 4)
+    assert [r["reference"] for r in deals(tmp_path / "ledger.duckdb")] == ["N-2"]
+    assert "deal not recorded, reply withheld" in caplog.text
+
+
+async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:
+    dead = free_port()                                           # nobody listens: the call is unreachable
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        reg = nats_registry()
+        for on_failed, ledger in (("term", "term.duckdb"), ("nak", "nak.duckdb")):
+            prog = consume_program(tmp_path, srv.url, on_failed=on_failed)
+            async with running(prog, tmp_path / ledger, registry=reg,
+                               overrides={"book": {"address": f"127.0.0.1:{dead}"}}) as sb:
+                ch = sb.channel("orders")
+                await consuming(ch)
+                await nc.publish("orders.new", b'{"ref": "F-%s", "amount": 1}' % on_failed.encode())
+                if on_failed == "term":
+                    await eventually(lambda: _v(ch.termed == 1), "terminated")
+                    await trio.sleep(0.3)                        # nak_delay is 100ms: would have come back
+                    assert ch.received == 1
+                else:
+                    await eventually(lambda: _v(ch.naked >= 2), "nak'ed and redelivered")
+                    await nc.call(nc.js.delete_consumer, "ORDERS", "bsp-orders")   # stop the loop
+    term_rows = deals(tmp_path / "term.duckdb")
+    assert [(r["reference"], r["status"]) for r in term_rows] == [("F-term", "failed")]
+    assert "unreachable" in term_rows[0]["reason"]
+    nak_rows = deals(tmp_path / "nak.duckdb")
+    assert len(nak_rows) >= 2 and {r["reference"] for r in nak_rows} == {"F-nak"}
+
+
+async def test_server_down_at_start_clear_errors_then_recovers(tmp_path, nursery, caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    reg = nats_registry()
+    pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=url), name="pub.route", registry=reg)
+    async with running(pub, tmp_path / "pub.duckdb", registry=reg) as sb:
+        client = await Client.open(sb.channel("teller").port)
+        with trio.fail_after(5):
+            await client.send(b'{"ref": "D-1", "amount": 1}')
+            (rsp,) = await client.recv_json(1)
+        await client.aclose()
+    assert rsp["error"] == "unreachable"
+    assert f"channel bus: NATS at {url} unreachable: " in rsp["text"] and "Connect call failed" in rsp["text"]
+    assert f"channel bus: cannot connect to NATS at {url}" in caplog.text and "is nats-server running" in caplog.text
+
+    caplog.clear()
+    prog = consume_program(tmp_path, url)
+    cp = await json_counterpart(nursery, ok)
+    async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
+                       overrides={"book": {"address": f"127.0.0.1:{cp}"}}) as sb:   # starts without the server
+        ch = sb.channel("orders")
+        await eventually(lambda: _v(f"channel orders: cannot connect to NATS at {url}" in caplog.text),
+                         "error logged")
+        assert not ch.ready.is_set()
+        async with nats_server(tmp_path / "nats", port=port) as srv, nats_client(srv.url) as nc:
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer ready once the server is up")
+            await nc.publish("orders.new", b'{"ref": "D-2", "amount": 1}')
+            await eventually(lambda: _v(ch.acked == 1), "D-2 consumed")
+    assert [(r["reference"], r["status"]) for r in deals(tmp_path / "ledger.duckdb")] == [("D-2", "committed")]
+
+
+async def test_server_restart_both_channels_reconnect(tmp_path, nursery) -> None:
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        reg = nats_registry()
+        cp = await json_counterpart(nursery, ok)
+        cons = consume_program(tmp_path, srv.url)
+        pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=srv.url), name="pub.route", registry=reg)
+        async with running(cons, tmp_path / "c.duckdb", registry=reg,
+                           overrides={"book": {"address": f"127.0.0.1:{cp}"}}) as sc, \
+                running(pub, tmp_path / "p.duckdb", registry=reg) as sp:
+            ch = sc.channel("orders")
+            bus = sp.channel("bus")
+            await consuming(ch)
+            await nc.publish("orders.new", b'{"ref": "S-1", "amount": 1}')
+            await eventually(lambda: _v(ch.acked == 1), "S-1 consumed")
+            client = await Client.open(sp.channel("teller").port)
+            await client.send(b'{"ref": "S-P1", "amount": 1}')
+            assert (await client.recv_json(1))[0]["seq"] == 1
+
+            await srv.stop()
+            await eventually(lambda: _v(not bus.link.connected and not ch.link.connected), "both disconnected")
+            await client.send(b'{"ref": "S-P2", "amount": 1}')        # while down: fails at once
+            (down,) = await client.recv_json(1)
+            assert down["error"] == "unreachable" and "reconnecting" in down["text"]
+            await srv.start()                                        # same port, same store
+
+            await eventually(lambda: _v(bus.link.connected and ch.link.connected), "both reconnected")
+            assert bus.link.reconnects >= 1 and ch.link.reconnects >= 1
+            await nc.publish("orders.new", b'{"ref": "S-2", "amount": 2}')
+            await eventually(lambda: _v(ch.acked == 2), "S-2 consumed after the restart")
+            await client.send(b'{"ref": "S-P3", "amount": 1}')
+            (after,) = await client.recv_json(1)
+            assert after == {"ref": "S-P3", "seq": 2, "duplicate": False}
+            await client.aclose()
+    assert [r["reference"] for r in deals(tmp_path / "c.duckdb")] == ["S-1", "S-2"]
+
+
+async def _v(value: object) -> object:
+    return value
+
+
+async def consuming(ch: object) -> None:
+    await eventually(lambda: _v(ch.ready.is_set()), f"channel {ch.name} connected with its consumer")
