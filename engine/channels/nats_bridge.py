@@ -152,10 +152,13 @@ class NatsLink:
             try:
                 await self.aio(nc.connect)(
                     self.servers, name=f"bsp:{self.channel}", connect_timeout=self.connect_timeout,
-                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=self.reconnect_wait,
+                    # the first connection: two tries, then our own back-off (and a log line) takes over
+                    allow_reconnect=True, max_reconnect_attempts=1, reconnect_time_wait=self.reconnect_wait,
                     error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected)
             except Exception as exc:
-                failure = describe(exc)
+                failure = errors[-1] if errors else describe(exc)
+            else:
+                nc.options["max_reconnect_attempts"] = -1     # once connected: reconnect forever
         if scope.cancelled_caught:
             failure = (errors[-1] if errors else "no answer") + f" (gave up after {self.connect_timeout:g}s)"
         if failure is None and nc.is_connected:
