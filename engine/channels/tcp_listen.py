@@ -11,6 +11,7 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.idle import IdleStream
 from engine.channels.options import ADDRESS, parse_address, seconds
+from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, framer_factory
 
@@ -34,6 +35,7 @@ class TcpListener:
         self.framing, self.max_frame = self._new_framer.framing, self._new_framer.max_frame
         self.backlog = int(options.get("backlog", 128))
         self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
+        self.gate = Gate.from_options(name, options)     # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[trio.CancelScope] = set()
         self._draining = False
@@ -65,6 +67,11 @@ class TcpListener:
             peer = "%s:%s" % stream.socket.getpeername()[:2]
         except OSError:
             peer = "?"
+        if self.gate is not None:
+            secured = await self.gate.admit(stream, peer)
+            if secured is None:
+                return                      # handshake failed or refused: logged and counted by the gate
+            stream = secured  # type: ignore[assignment]
         self.connections += 1
         conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS))
         stop = trio.CancelScope()
@@ -112,6 +119,7 @@ COMPONENT = ComponentSpec(
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",
                    default=None),
+        *TLS_LISTEN_OPTIONS,
     ),
     build=build,
     examples=(

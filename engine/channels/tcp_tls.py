@@ -1,0 +1,124 @@
+"""TLS, mutual TLS and the access list for ``tcp listen`` (the server side of a TCP channel).
+
+    gate = Gate.from_options(name, options)     # None when neither TLS nor `allow` is configured
+    stream = await gate.admit(stream, peer)     # the stream to serve (SSLStream under TLS) or None
+
+``admit`` runs the TLS handshake (``handshake_timeout``), then checks the
+access list (``engine.access``: client certificate CN / SAN and source
+address).  A failed handshake (wrong CA, no client certificate when one is
+required, a plain-TCP peer, too slow) and a refused peer are each logged with
+the reason, counted (``tls_failures``, ``refused``) and the connection closed;
+other connections are not affected.  TLS 1.2 is the minimum (engine/tls.py).
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+from decimal import Decimal
+from typing import Any
+
+import trio
+
+from engine.access import AccessList
+from engine.channels.options import ChannelConfigError, seconds
+from engine.tls import CLIENT_CERT_MODES, server_context
+from formats.component import OptionSpec
+
+log = logging.getLogger("bsp.channel.tls")
+
+TLS_LISTEN_OPTIONS = (
+    OptionSpec("cert", "path", "TLS: server certificate (PEM); turns TLS on (1.2 minimum).", default=None),
+    OptionSpec("key", "path", "TLS: private key of `cert` (PEM).", default=None),
+    OptionSpec("ca", "path", "TLS: CA bundle client certificates must chain to.", default=None),
+    OptionSpec("client_cert", "string", "TLS: client certificate none, optional or required (mutual TLS).",
+               default=None, choices=tuple(CLIENT_CERT_MODES)),
+    OptionSpec("allow", "list", "Access list: \"cn:NAME\", \"san:dns:HOST\", \"san:email:ADDR\", "
+               "\"ip:CIDR\" ...; a peer matching none is refused (logged, counted, closed). Empty: everyone.",
+               default=None),
+    OptionSpec("handshake_timeout", "duration", "TLS: time allowed for the handshake.", default=Decimal(10)),
+)
+
+
+class Gate:
+    def __init__(self, name: str, ssl_context: ssl.SSLContext | None, access: AccessList,
+                 handshake_timeout: float) -> None:
+        self.name = name
+        self.ssl_context = ssl_context
+        self.access = access
+        self.handshake_timeout = handshake_timeout
+        self.tls_failures = 0
+        self.refused = 0
+        self.admitted = 0
+        self.last_refusal = ""
+
+    @classmethod
+    def from_options(cls, name: str, options: dict[str, Any]) -> "Gate | None":
+        cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
+        client_cert = options.get("client_cert") or "none"
+        if client_cert not in CLIENT_CERT_MODES:
+            raise ChannelConfigError(f"channel {name}: option client_cert: expected one of "
+                                     f"{', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}")
+        ctx = None
+        if cert is not None:
+            try:
+                ctx = server_context(cert, key, ca, client_cert)
+            except ValueError as exc:
+                raise ChannelConfigError(f"channel {name}: {exc}") from None
+        elif key is not None or ca is not None or client_cert != "none":
+            raise ChannelConfigError(f"channel {name}: options key / ca / client_cert need `cert` (TLS); "
+                                     f"add cert = \"server.pem\" and key = \"server.key\"")
+        try:
+            access = AccessList.parse(options.get("allow"))
+        except ValueError as exc:
+            raise ChannelConfigError(f"channel {name}: option allow: {exc}") from None
+        if access.needs_client_cert and client_cert == "none":
+            raise ChannelConfigError(
+                f"channel {name}: option allow has certificate rules but no client certificate is asked for; "
+                f"add cert, key, ca and client_cert = \"required\"")
+        if ctx is None and access.open:
+            return None
+        return cls(name, ctx, access, seconds(options.get("handshake_timeout"), 10.0))
+
+    async def admit(self, stream: trio.SocketStream, peer: str) -> trio.abc.Stream | None:
+        served: trio.abc.Stream = stream
+        peercert = None
+        if self.ssl_context is not None:
+            tls = trio.SSLStream(stream, self.ssl_context, server_side=True)
+            try:
+                with trio.fail_after(self.handshake_timeout):
+                    await tls.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError) as exc:
+                self.tls_failures += 1
+                cause = exc.__cause__ or exc
+                why = (f"no handshake within {self.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
+                       else _ssl_reason(cause))
+                log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, peer, why)
+                await trio.aclose_forcefully(stream)
+                return None
+            peercert = tls.getpeercert()
+            served = tls
+        if not self.access.open:
+            ok, reason = self.access.check(peer, peercert)
+            if not ok:
+                self.refused += 1
+                self.last_refusal = reason
+                log.warning("channel %s: connection from %s refused by the access list: %s", self.name, peer, reason)
+                await trio.aclose_forcefully(served)
+                return None
+        self.admitted += 1
+        return served
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or str(exc)
+        hints = {
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client sent no certificate, and client_cert = required",
+            "CERTIFICATE_VERIFY_FAILED": "the client's certificate does not chain to `ca`",
+            "HTTP_REQUEST": "the client speaks plain HTTP, not TLS",
+            "WRONG_VERSION_NUMBER": "the client does not speak TLS (plain TCP?) or only an old version",
+            "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions below 1.2",
+        }
+        hint = next((h for k, h in hints.items() if k in str(reason) or k in str(exc)), None)
+        return f"{reason}" + (f" ({hint})" if hint else "")
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
