@@ -78,6 +78,7 @@ class LiveEngine:
         self._nursery: trio.Nursery | None = None
         self._numbers = 0
         self._all_stats: list[Any] = []
+        self._retiring: list[Generation] = []                   # old generations with work still running
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -262,6 +263,7 @@ class LiveEngine:
         self.refs.update(started)
         self.current = gen
         old.retire()
+        self._retiring.append(old)
         # ---- drain what the new generation no longer uses
         for name, ch in old.channels.items():
             if gen.channels.get(name) is not ch:
@@ -294,6 +296,8 @@ class LiveEngine:
     async def _close_after(self, old: Generation, new: Generation) -> None:
         """Once the old generation's last batch is done, close the channels only it used."""
         await old.idle.wait()
+        if old in self._retiring:
+            self._retiring.remove(old)
         kept = {id(ch) for ch in new.channels.values()}
         for ch in old.channels.values():
             if id(ch) not in kept:
@@ -318,7 +322,9 @@ class LiveEngine:
         return TotalStats(self._all_stats)
 
     def generations_in_flight(self) -> int:
-        return sum(1 for ref in self.refs.values() if ref.generation.in_flight)
+        """Generations with batches running now: 1 normally, more just after a reload."""
+        gens = ([self.current] if self.current is not None else []) + self._retiring
+        return sum(1 for g in gens if g.in_flight)
 
 
 class TotalStats:

@@ -14,9 +14,15 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import orjson
 import trio
+import typer
+from typer.testing import CliRunner
+
+from engine.commands import admin as admin_cmd
 
 from formats.framing import LengthPrefixFramer
 
@@ -72,8 +78,17 @@ async def _wait_for(path: Path, needle: str, proc: subprocess.Popen) -> str:
             await trio.sleep(0.05)
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([BSP, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=30)
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> Any:
+    """`bsp status/top/reload` in this process (a subprocess each would spend seconds importing)."""
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        pass
+
+    admin_cmd.register(app)
+    r = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+    return SimpleNamespace(returncode=r.exit_code, stdout=r.stdout, stderr=r.stderr)
 
 
 async def test_bsp_run_logs_json_and_never_leaks_secrets(tmp_path: Path) -> None:
