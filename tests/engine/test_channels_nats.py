@@ -222,3 +222,23 @@ def test_bad_option_is_a_bind_error_with_the_route_file_place(tmp_path) -> None:
     prog = compile_text(tmp_path, PUBLISH_ROUTE.format(url="127.0.0.1:4222"), registry=nats_registry())
     with pytest.raises(BindError, match=r"test\.route:\d+:\d+: channel bus: option url"):
         Switchboard(prog, nats_registry(), ledger=None)
+
+
+def test_docs_examples_compile(tmp_path) -> None:
+    """Every ```route block of docs/channels-nats.md and each kind's COMPONENT example compiles."""
+    import re
+    from pathlib import Path
+
+    from engine.channels import nats_consume, nats_publish
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "channels-nats.md").read_text()
+    blocks = re.findall(r"```route\n(.*?)```", doc, re.S)
+    assert len(blocks) == 3
+    reg = nats_registry()
+    for i, block in enumerate(blocks):
+        compile_text(tmp_path, block, name=f"doc{i}.route", registry=reg)
+    for comp in (nats_publish.COMPONENT, nats_consume.COMPONENT):
+        for j, example in enumerate(comp.examples):
+            compile_text(tmp_path, example, name=f"{comp.name}{j}.route", registry=reg)
+        documented = set(re.findall(r"^\| `([a-z_]+)`", doc, re.M))
+        assert set(comp.option_names) <= documented | {"connect_timeout", "reconnect_wait"}, comp.name
