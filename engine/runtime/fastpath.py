@@ -55,15 +55,35 @@ def fast_expr(expr: Any, general: Compiled) -> Compiled:
 
 
 def flat_assigns(assigns: Any, expr: Callable[[Any], Compiled]) -> Callable[[Mapping[str, Any]], dict] | None:
-    """``{ a = x  b = y }`` with plain names only -> one dict comprehension; None otherwise."""
+    """``{ a = x  b = y }`` with plain names only -> one dict comprehension; None otherwise.
+
+    When every value is ``root.key`` (the usual field mapping), each root is read
+    once and the fields are plain ``dict.get`` calls; a root that is not a dict
+    takes the general evaluators.
+    """
     plan = []
+    paths = []
     for a in assigns:
         if not a.path.isidentifier():
             return None
         plan.append((a.path, expr(a.value)))
+        paths.append(field_path(a.value))
     if len({name for name, _ in plan}) != len(plan):
         return None          # a repeated name: let the general builder decide
 
     def build(scope: Mapping[str, Any]) -> dict:
         return {name: fn(scope) for name, fn in plan}
-    return build
+
+    if not plan or any(p is None or len(p[1]) != 1 for p in paths):
+        return build
+    fields = [(name, root, keys[0]) for (name, _), (root, keys) in zip(plan, paths)]  # type: ignore[misc]
+    roots = tuple(dict.fromkeys(root for _, root, _ in fields))
+
+    def build_fields(scope: Mapping[str, Any]) -> dict:
+        get = scope.get
+        values = {r: get(r) for r in roots}
+        for v in values.values():
+            if type(v) is not dict:
+                return build(scope)
+        return {name: values[root].get(key) for name, root, key in fields}
+    return build_fields

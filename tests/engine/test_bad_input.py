@@ -4,10 +4,12 @@ Real loopback sockets, real DuckDB ledger files."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
+from engine.registry import default_registry
 from kit import Client, compile_text, deals, free_port, json_counterpart, running
 
 ROUTE = """
@@ -177,3 +179,45 @@ async def test_counterpart_refusal(nursery, program, tmp_path) -> None:
         await c.aclose()
     (d,) = deals(ledger)
     assert d["status"] == "failed" and "refused" in d["reason"]
+
+
+def test_fast_field_paths_read_exactly_like_the_general_evaluator(tmp_path: Path) -> None:
+    """The runtime's fast paths for ``msg.a`` and flat field mappings (engine/runtime/fastpath.py)
+    give what dsl.compiler gives, for dicts, missing fields, None and non-dict values."""
+    from dsl.compiler import compile_assigns, compile_expr
+    from engine.runtime.binder import Binder
+
+    program = compile_text(tmp_path, ROUTE_FOR_FASTPATH)
+    route = program.routes[0]
+    reply = next(s for s in route.steps if s.kind == "reply")
+    assigns = tuple(reply.options["fields"])
+    ctx = Binder(program, default_registry())
+    fast, general = ctx.assigns(assigns), compile_assigns(assigns)
+    scopes = [
+        {"msg": {"ref": "R1", "amount": Decimal("1.50")}, "post": {"status": "OK"}},
+        {"msg": {"ref": "R1"}, "post": None},
+        {"msg": None, "post": {"status": "OK"}},
+        {"msg": {"ref": {"nested": 1}, "amount": None}, "post": {}},
+    ]
+    for scope in scopes:
+        assert fast(scope) == general(scope), scope
+        for a in assigns:
+            assert ctx.expr(a.value)(scope) == compile_expr(a.value)(scope), (a.path, scope)
+    for bad in ({"msg": "text", "post": {}}, {"msg": [1, 2], "post": {}}):
+        with pytest.raises(Exception) as fast_err:
+            fast(bad)
+        with pytest.raises(Exception) as general_err:
+            general(bad)
+        assert str(fast_err.value) == str(general_err.value)
+
+
+ROUTE_FOR_FASTPATH = """
+format Req = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:1"  framing = length4 }
+route pay {
+    receive from front as Req
+    call post = back as Req reply Req { ref = msg.ref }
+    reply Req { ref = msg.ref  amount = msg.amount  status = post.status }
+}
+"""
