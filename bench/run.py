@@ -141,6 +141,10 @@ async def bsp_server(backend_port: int, port_file: Path, ledger: Path, sync: str
         async with trio.open_nursery() as nursery:
             await nursery.start(sb.run)
             port_file.write_text(str(sb.channel("front").port))
+            if os.environ.get("BSP_BENCH_STATS"):      # ledger / journal figures every 2 s, on stderr
+                while True:
+                    await trio.sleep(2)
+                    print(f"  [{sync}] {led.stats}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------ client
