@@ -8,6 +8,9 @@ positions so a diagnostic can point at the exact word) and is lowered by
 """
 from __future__ import annotations
 
+import json
+import re
+
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -79,10 +82,23 @@ class AssignAst:
 
     @property
     def path(self) -> str:
-        out = ""
-        for p in self.parts:
-            out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-        return out
+        return render_path(self.parts)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def render_path(parts: tuple[Union[str, int], ...]) -> str:
+    """("a", 0, "39") -> 'a[0]["39"]': words dotted, indexes [n], other keys ["..."] (JSON-quoted)."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _WORD.match(p):
+            out += f".{p}" if out else p
+        else:
+            out += "[" + json.dumps(p) + "]"
+    return out
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ failing sub-expression.
 """
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from decimal import Decimal, DivisionByZero, InvalidOperation
@@ -315,7 +316,7 @@ _COMPILERS: dict[type, Callable[[Any], Evaluator]] = {
 
 # ------------------------------------------------------------------ message bodies
 
-_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.")
+_PART = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.|\[("(?:[^"\\]|\\.)*")\]')
 
 
 def split_path(path: str) -> tuple[str | int, ...]:
@@ -330,6 +331,8 @@ def split_path(path: str) -> tuple[str | int, ...]:
             parts.append(m.group(1))
         elif m.group(2) is not None:
             parts.append(int(m.group(2)))
+        elif m.group(3) is not None:
+            parts.append(json.loads(m.group(3)))
         pos = m.end()
     return tuple(parts)
 

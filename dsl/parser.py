@@ -294,7 +294,12 @@ class _Build(Transformer):
         return A.AssignAst(ch[0], ch[1], self._pos(meta))
 
     def target(self, meta, ch):
-        return (str(ch[0]),) + tuple(ch[1:])
+        first = ch[0]
+        head = unquote(str(first)) if getattr(first, "type", None) == "STRING" else str(first)
+        return (head,) + tuple(ch[1:])
+
+    def target_key(self, meta, ch):
+        return unquote(str(ch[0]))
 
     def target_attr(self, meta, ch):
         return str(ch[0])

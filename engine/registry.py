@@ -26,6 +26,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.channels.http_call",
     "engine.channels.file_watch",
     "engine.channels.file_write",
+    "engine.channels.nats_publish",
+    "engine.channels.nats_consume",
     # steps
     "engine.steps.decode",
     "engine.steps.let",

@@ -79,12 +79,24 @@ def parse_spec(spec: Any, *, where: Mapping[str, Any] | None = None) -> dict[str
 def tags_of(codec: Any) -> dict[str, str]:
     """Every classified path of a codec: declared fields plus its ``classify`` option."""
     tags: dict[str, str] = {}
-    for fd in getattr(codec, "fields", None) or ():
+    fields = getattr(codec, "fields", None)
+    for fd in (fields if not callable(fields) else None) or ():
         tag = getattr(fd, "classification", None)
         if tag:
             tags[fd.name] = tag
+    own = getattr(codec, "classification_tags", None)      # codecs whose spec classifies (ISO 8583)
+    if callable(own):
+        tags.update(own())
     tags.update(getattr(codec, "classify", None) or {})
     return tags
+
+
+def strictest(found: Any) -> str:
+    """The strongest protection among a field's tags: secret > pan > personal."""
+    for tag in ("secret", "pan", "personal"):
+        if tag in found:
+            return tag
+    raise ValueError(f"no known classification among {found!r}")
 
 
 def mask(values: Any, tags: Mapping[str, str]) -> Any:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from formats.classify import strictest
 from formats.errors import FormatError
 from formats.iso8583.content import compile_content
 from formats.iso8583.rules import check_message
@@ -439,6 +440,10 @@ class Iso8583Codec:
         self._rules = spec.messages if validate else {}
         self._mti_size = 2 if spec.mti in ("bcd", "binary") else 4
         self._bm_size = 16 if spec.bitmap in ("hex", "ebcdic") else 8
+
+    def classification_tags(self) -> dict[str, str]:
+        """{field: tag} for formats.classify: a field with several tags gets the strictest."""
+        return {key: strictest(tags) for key, tags in self._classes.items() if tags}
 
     def lenient(self) -> "Iso8583Codec":
         """The same spec without content and message-rule checks (``validate = false``)."""

@@ -83,3 +83,11 @@ def test_bad_specs():
 def test_pan_mask_never_shows_the_middle(text):
     m = mask_value(text, "pan")
     assert len(m) == len(text) and m[:6] == text[:6] and m[-4:] == text[-4:] and set(m[6:-4]) <= {"*"}
+
+
+def test_iso8583_spec_classification_reaches_tags_of() -> None:
+    from formats.iso8583 import codec_for
+    tags = tags_of(codec_for("iso8583_1987_ascii"))
+    assert tags["2"] == "pan"
+    assert tags["35"] == "secret"        # track 2 is tagged pan and secret: the strictest wins
+    assert tags["52"] == "secret"
