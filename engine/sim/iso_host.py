@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reverse", action="store_true", help="answer each chunk's requests in reverse order")
     ap.add_argument("--cert", help="serve TLS with this certificate (PEM)")
     ap.add_argument("--key", help="private key of --cert")
+    ap.add_argument("--port-file", help="write the port listened on to this file once ready")
     args = ap.parse_args(argv)
     tls = None
     if args.cert:
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         async with trio.open_nursery() as n:
             port = await n.start(functools.partial(sim.serve, args.host, args.port))
             print(f"iso host listening on {args.host}:{port}", flush=True)
+            if args.port_file:
+                with open(args.port_file, "w") as f:
+                    f.write(str(port))
 
     trio.run(run)
 
