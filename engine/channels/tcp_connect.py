@@ -252,7 +252,9 @@ COMPONENT = ComponentSpec(
         "connection is opened on first use and re-opened after a failure (back-off up to "
         "reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
-        "kind `timeout`; a broken connection fails every waiting call with kind `lost`."
+        "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
+        "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
+        "connections, replies matched by key, resilience per call (docs/channels.md)."
     ),
     options=(
         ADDRESS,

@@ -109,7 +109,9 @@ COMPONENT = ComponentSpec(
         "max_frame, or a connection closed mid-frame, gets the channel's `on error reply` "
         "(error kind `malformed`) and the connection is closed; other connections are unaffected. "
         "On SIGTERM the listener stops accepting, connections stop reading, and every request "
-        "already read is answered before exit."
+        "already read is answered before exit. With `cert` the channel speaks TLS (1.2 minimum; "
+        "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "
+        "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed."
     ),
     options=(
         ADDRESS,

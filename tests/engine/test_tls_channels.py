@@ -158,3 +158,25 @@ async def test_interop_with_openssl_s_client(nursery, pki: PKI) -> None:
         stdin=frame, capture_stdout=True, capture_stderr=True, check=False)
     assert proc.stdout == b""
     assert lst.gate.tls_failures >= 1
+
+
+def test_docs_tls_examples_compile_and_bind(tmp_path, pki: PKI) -> None:
+    """docs/channels.md `route-tls` blocks, with the certificates they name written beside them."""
+    import re
+
+    from engine.registry import default_registry
+    from kit import REPO, compile_text
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for src, dst in ((pki.server_cert, "server.pem"), (pki.server_key, "server.key"), (pki.ca, "ca.pem"),
+                     (pki.client_cert, "client.pem"), (pki.client_key, "client.key")):
+        (certs / dst).write_bytes(src.read_bytes())
+    blocks = re.findall(r"```route-tls\n(.*?)```", (REPO / "docs" / "channels.md").read_text(), re.S)
+    assert blocks
+    reg = default_registry()
+    for i, block in enumerate(blocks):
+        prog = compile_text(tmp_path, block, name=f"tls{i}.route")
+        for decl in prog.channels.values():
+            ch = reg.get("channel", decl.kind).build(decl)      # the TLS contexts load
+            assert getattr(ch, "gate", None) is not None or getattr(ch, "ssl_context", None) is not None
