@@ -104,6 +104,42 @@ def parse_match(channel: str, value: Any) -> tuple[Callable[[Any], tuple[str, ..
         f"[\"reference\"] or [\"11\", \"41\"], got {value!r}")
 
 
+MEMO_MAX = 65536
+
+
+class _MemoCodec:
+    """A call step's codec that shares work with the MUX (same codec object underneath).
+
+    ``encode`` remembers the values of the bytes it made, so the MUX reads the
+    request key without decoding them again; ``decode`` takes the values the MUX
+    already decoded to read the reply key.  Both memos are bounded.
+    """
+
+    def __init__(self, inner: Any, sent: dict[bytes, Any] | None, seen: dict[bytes, Any] | None) -> None:
+        self.inner = inner
+        self._sent = sent
+        self._seen = seen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, values: Any) -> bytes:
+        data = self.inner.encode(values)
+        sent = self._sent
+        if sent is not None:
+            if len(sent) >= MEMO_MAX:
+                sent.clear()
+            sent[data] = values
+        return data
+
+    def decode(self, data: bytes) -> Any:
+        if self._seen is not None:
+            values = self._seen.pop(data, None)
+            if values is not None:
+                return values
+        return self.inner.decode(data)
+
+
 # ----------------------------------------------------------------- waiting requests
 
 class _Waiter:
@@ -184,6 +220,8 @@ class MuxConnector:
         self.codec: Any = None
         self.reply_codec: Any = None
         self._pending: dict[Any, _Slot] = {}
+        self._sent: dict[bytes, Any] = {}      # request bytes -> values, from the call's encode
+        self._seen: dict[bytes, Any] = {}      # matched reply bytes -> values, for the call's decode
         self._stans = itertools.count(1)
         self._closed = False
         self.metrics: Any = None
@@ -231,10 +269,15 @@ class MuxConnector:
         if self.metrics is not None:
             self.metrics.channel_error(self.name, kind)
 
-    def bind_formats(self, ctx: Any, request_format: str | None, reply_format: str | None) -> None:
-        """Called by each ``call`` step on this channel: the formats keys are read with."""
+    def bind_formats(self, ctx: Any, request_format: str | None, reply_format: str | None,
+                     codec: Any = None, reply_codec: Any = None) -> tuple[Any, Any]:
+        """Called by each ``call`` step on this channel: the formats keys are read with.
+
+        Returns the codecs the step should use: the same ones, wrapped so that the
+        MUX does not decode again what the step just encoded or will decode.
+        """
         if self.key_of is None and not self.echo_every:
-            return
+            return codec, reply_codec
         fmt = self.format_name or request_format
         rfmt = self.format_name or reply_format or request_format
         if fmt is None:
@@ -243,6 +286,11 @@ class MuxConnector:
                 f"bytes; call it `as FORMAT`, or give the channel `format = FORMAT`")
         if self.codec is None or self.format_name is None:
             self.use_codecs(ctx.codec(fmt), ctx.codec(rfmt))
+        if codec is not None and codec is self.codec:
+            codec = _MemoCodec(codec, self._sent, None)
+        if reply_codec is not None and reply_codec is self.reply_codec:
+            reply_codec = _MemoCodec(reply_codec, None, self._seen)
+        return codec, reply_codec
 
     def use_codecs(self, codec: Any, reply_codec: Any = None) -> None:
         """The codecs request and reply keys (and echoes) are read and written with."""
@@ -381,7 +429,8 @@ class MuxConnector:
             raise FormatError(f"channel {self.name} matches by {', '.join(self.key_fields)} but has no format "
                               f"to read them with", hint="give the channel `format = FORMAT`")
         assert self.key_of is not None
-        return self.key_of(self.codec.decode(payload))
+        values = self._sent.pop(payload, None)
+        return self.key_of(values if values is not None else self.codec.decode(payload))
 
     # -- replies ---------------------------------------------------------------
     def _on_frames(self, conn: PoolConn, frames: list[bytes]) -> None:
@@ -399,12 +448,13 @@ class MuxConnector:
                 fifo.popleft().resolve(f)
             return
         codec = self.reply_codec or self.codec
-        pending = self._pending
+        pending, seen = self._pending, self._seen
         for f in frames:
             try:
                 if codec is None:
                     raise FormatError("no reply format bound to read the key with")
-                key = key_of(codec.decode(f))
+                values = codec.decode(f)
+                key = key_of(values)
             except FormatError as exc:
                 self.garbled += 1
                 self._count("garbled")
@@ -418,6 +468,9 @@ class MuxConnector:
                 log.warning("channel %s: connection %d: reply with key %s matches no request waiting (late "
                             "after a timeout, or never asked for); dropped", self.name, conn.number, "/".join(key))
                 continue
+            if len(seen) >= MEMO_MAX:
+                seen.clear()
+            seen[f] = values
             slot.resolve(f)
 
     def _on_lost(self, conn: PoolConn, reason: str) -> None:

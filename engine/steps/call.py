@@ -33,7 +33,7 @@ class CallStep:
         self.reply_codec = ctx.codec(self.reply_format)
         bind = getattr(self.channel, "bind_formats", None)
         if bind is not None:      # a MUX channel reads its match keys with the call's formats
-            bind(ctx, self.format, self.reply_format)
+            self.codec, self.reply_codec = bind(ctx, self.format, self.reply_format, self.codec, self.reply_codec)
         self.build_values = ctx.assigns(o.get("fields", ()))
         self.expect = ctx.expr(o["expect"]) if o.get("expect") is not None else None
         self.expect_text = _expr_text(o.get("expect"))
