@@ -161,7 +161,7 @@ class AccessList:
             hit = next((r for r in self.address_rules if ip is not None and ip in r.network), None)  # type: ignore[operator]
             if hit is None:
                 allowed = ", ".join(r.text for r in self.address_rules)
-                return False, f"source address {ip if ip is not None else peer_addr!r} matches none of {allowed}"
+                return False, f"source address {str(ip) if ip is not None else repr(peer_addr)} matches none of {allowed}"
             reasons.append(f"address {ip} matches {hit.text}")
         if self.identity_rules:
             ident = peer_identity(peercert)

@@ -92,7 +92,7 @@ async def test_source_address_rule_refuses_plain_tcp_peer(nursery) -> None:
     s = await trio.open_tcp_stream("127.0.0.1", lst.port)
     assert await roundtrip(s, b"x") is None
     assert lst.gate.refused == 1 and "127.0.0.1" in lst.gate.last_refusal
-    assert "matches none of ip:10.0.0.0/8" in lst.gate.last_refusal
+    assert "source address 127.0.0.1 matches none of ip:10.0.0.0/8" in lst.gate.last_refusal
 
 
 @pytest.mark.parametrize("who", ["stranger", "no_cert", "plain_tcp"])
