@@ -368,6 +368,7 @@ class JournaledLedger:
                     self._want_spare.set()
         finally:
             self._flushing_done.set()
+            self._wake_load.set()       # the loader may be waiting to see the flusher finish
 
     # ------------------------------------------------------------ load into DuckDB
 

@@ -255,3 +255,14 @@ async def test_sigkill_after_acknowledging_loses_nothing(nursery, tmp_path: Path
     assert missing == []
     assert all(stored[r]["status"] == "committed" and stored[r]["amount"] == Decimal("10.25") for r in acked)
     assert len(stored) == len(deals(ledger))                 # no deal loaded twice
+
+
+async def test_close_never_waits_forever(tmp_path: Path) -> None:
+    """Closing wakes the flusher and the loader in either order (trio may schedule them either way)."""
+    path = tmp_path / "l.duckdb"
+    with trio.fail_after(30):
+        for k in range(15):
+            async with open_journaled_ledger(path, load_wait=5) as led:
+                if k % 2:
+                    await led.commit_many([record(100 * k)])
+    assert len(ledger_ids(path)) == 7
