@@ -14,7 +14,9 @@ from formats.iso20022 import COMPONENT, Iso20022Codec, message_id
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "iso20022"
 XSD = CORPUS / "sepa_king_pain_001_001_03" / "xsd" / "pain.001.001.03.xsd"
-SAMPLE = (CORPUS / "sepa_king_pain_001_001_03" / "input" / "pain.001.001.03.xml").read_bytes()
+_SAMPLE_PATH = CORPUS / "sepa_king_pain_001_001_03" / "input" / "pain.001.001.03.xml"
+pytestmark = pytest.mark.skipif(not _SAMPLE_PATH.is_file(), reason=f"conformance corpus not found at {CORPUS.resolve()} (these tests read its pain.001 sample and XSD; CI has <repo>/../shared/corpus)")
+SAMPLE = _SAMPLE_PATH.read_bytes() if _SAMPLE_PATH.is_file() else b""
 
 
 def test_message_ids():

@@ -23,7 +23,9 @@ from formats.errors import FormatError
 from formats.iso20022 import Iso20022Codec
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "iso20022"
-ALL_CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"conformance corpus not found at {CORPUS.resolve()} "
+                                "(CI has <repo>/../shared/corpus; clone it beside the repo to run these)")
+ALL_CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir()) if CORPUS.is_dir() else []
 MINOR_DIGITS = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
 
 

@@ -19,6 +19,8 @@ from formats.swift.fields import write_field
 from formats.swift.statement import parse_ns
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "swift"
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"conformance corpus not found at {CORPUS.resolve()} "
+                                "(CI has <repo>/../shared/corpus; clone it beside the repo to run these)")
 STA_CASES = sorted(p.name for p in CORPUS.glob("mt94*"))
 
 TXN_KEYS = ("amount", "currency", "date", "entry_date", "status", "funds_code", "id", "customer_reference",
