@@ -134,8 +134,7 @@ def _attr(e: ir.Attr) -> Evaluator:
     key = e.name
     pos = e.pos
 
-    def run(scope: Scope) -> Any:
-        v = base(scope)
+    def of(v: Any) -> Any:
         if v is None:
             return None
         if isinstance(v, Table):
@@ -143,6 +142,19 @@ def _attr(e: ir.Attr) -> Evaluator:
         if isinstance(v, Mapping):
             return v.get(key)
         raise EvalError(f"cannot read field {key!r} of {_tname(v)} ({_show(e.base)})", pos)
+
+    # a dict (the usual case) is a C-level check and one dict.get; Mapping is an ABC check
+    if type(e.base) is ir.Name:             # msg.ref: the root read straight from the scope
+        root = e.base.name
+
+        def field(scope: Scope) -> Any:
+            v = scope.get(root)
+            return v.get(key) if isinstance(v, dict) else of(v)
+        return field
+
+    def run(scope: Scope) -> Any:
+        v = base(scope)
+        return v.get(key) if isinstance(v, dict) else of(v)
     return run
 
 
@@ -151,9 +163,7 @@ def _index(e: ir.Index) -> Evaluator:
     idx = compile_expr(e.index)
     pos = e.pos
 
-    def run(scope: Scope) -> Any:
-        v = base(scope)
-        k = idx(scope)
+    def of(v: Any, k: Any) -> Any:
         if isinstance(v, Table):
             try:
                 return v[k]
@@ -169,6 +179,27 @@ def _index(e: ir.Index) -> Evaluator:
         if isinstance(v, Mapping):
             return v.get(_text(k))
         raise EvalError(f"cannot index {_tname(v)} ({_show(e.base)})", pos)
+
+    if type(e.index) is ir.Lit and e.index.type == "string":
+        # msg["11"]: a literal key reads a dict with one dict.get; anything else (a table, a list,
+        # null) takes the general path, so results and errors are the same
+        lit = e.index.value
+        if type(e.base) is ir.Name:
+            root = e.base.name
+
+            def named(scope: Scope) -> Any:
+                v = scope.get(root)
+                return v.get(lit) if isinstance(v, dict) else of(v, lit)
+            return named
+
+        def keyed(scope: Scope) -> Any:
+            v = base(scope)
+            return v.get(lit) if isinstance(v, dict) else of(v, lit)
+        return keyed
+
+    def run(scope: Scope) -> Any:
+        v = base(scope)
+        return of(v, idx(scope))
     return run
 
 
@@ -365,9 +396,25 @@ def _put(root: dict, parts: Sequence[str | int], value: Any, path: str, pos: ir.
                 node = node[part]
 
 
+def _copy_source(e: ir.Expr) -> tuple[str, str] | None:
+    """``msg["11"]`` / ``msg.ref`` -> ("msg", "11") / ("msg", "ref"): a field copied from a scope root."""
+    if type(e) is ir.Index and type(e.base) is ir.Name and type(e.index) is ir.Lit and e.index.type == "string":
+        return e.base.name, e.index.value
+    if type(e) is ir.Attr and type(e.base) is ir.Name:
+        return e.base.name, e.name
+    return None
+
+
 def compile_assigns(assigns: Sequence[ir.Assign]) -> Callable[[Scope], dict]:
-    """``{ a.b = x  lines[0].amount = y }`` -> f(scope) building the nested dict."""
+    """``{ a.b = x  lines[0].amount = y }`` -> f(scope) building the nested dict.
+
+    A flat body (every path one name: ``ref = ...``, ``"11" = ...``) builds its dict
+    directly; its field copies (``"11" = msg["11"]``, ``ref = msg.ref``) read each root
+    once and take one ``dict.get`` each.  Nested paths go through ``_put``.
+    """
     plan = [(split_path(a.path), compile_expr(a.value), a.path, a.pos) for a in assigns]
+    if all(len(parts) == 1 and isinstance(parts[0], str) for parts, _, _, _ in plan):
+        return _flat_assigns(assigns, plan)
 
     def run(scope: Scope) -> dict:
         out: dict = {}
@@ -375,3 +422,48 @@ def compile_assigns(assigns: Sequence[ir.Assign]) -> Callable[[Scope], dict]:
             _put(out, parts, fn(scope), path, pos)
         return out
     return run
+
+
+def _flat_assigns(assigns: Sequence[ir.Assign], plan: list) -> Callable[[Scope], dict]:
+    # (name, root or None, key, evaluator); a repeated name keeps its first place and its last value,
+    # as _put does
+    steps = []
+    for a, (parts, fn, _, _) in zip(assigns, plan):
+        src = _copy_source(a.value)
+        steps.append((parts[0], src[0], src[1], fn) if src is not None else (parts[0], None, None, fn))
+    roots = tuple(dict.fromkeys(r for _, r, _, _ in steps if r is not None))
+
+    def general(scope: Scope) -> dict:
+        out: dict = {}
+        for name, _, _, fn in steps:
+            out[name] = fn(scope)
+        return out
+
+    if not roots:
+        return general
+    if len(roots) == 1:
+        only = roots[0]
+
+        def one_root(scope: Scope) -> dict:
+            src = scope.get(only)
+            if not isinstance(src, dict):
+                return general(scope)
+            get = src.get
+            out: dict = {}
+            for name, root, key, fn in steps:
+                out[name] = fn(scope) if root is None else get(key)
+            return out
+        return one_root
+
+    def many_roots(scope: Scope) -> dict:
+        srcs = {}
+        for r in roots:
+            v = scope.get(r)
+            if not isinstance(v, dict):
+                return general(scope)
+            srcs[r] = v
+        out: dict = {}
+        for name, root, key, fn in steps:
+            out[name] = fn(scope) if root is None else srcs[root].get(key)
+        return out
+    return many_roots
