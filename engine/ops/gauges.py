@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from engine.metrics import Metrics
+from engine.metrics import CIRCUIT_STATES, Metrics
 
 
 class EngineMetrics(Metrics):
@@ -46,7 +46,7 @@ class EngineMetrics(Metrics):
         for name, br in gen.routes().items():
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         for name, ch in gen.channels.items():
-            if ch.role == "connect":
+            if ch.role in ("connect", "both"):
                 self.circuit(name, circuit_state(ch))
                 connects = int(getattr(ch, "connects", 0))
                 before = self._connects.get(id(ch))
@@ -74,6 +74,9 @@ class EngineMetrics(Metrics):
 
 
 def circuit_state(ch: Any) -> str:
+    state = getattr(ch, "circuit", None)          # a channel with a real breaker (tcp mux) says so itself
+    if isinstance(state, str) and state in CIRCUIT_STATES:
+        return state
     if getattr(ch, "_connected", False):
         return "closed"
     down_until = getattr(ch, "_down_until", -math.inf)

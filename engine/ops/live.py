@@ -174,6 +174,11 @@ class LiveEngine:
                                overrides=self.overrides, reuse=reuse, grace=self.grace)
         if self.observer is not None:
             self.observer.learn(gen)
+            metrics = getattr(self.observer, "metrics", None)
+            for ch in gen.channels.values():          # channels that report their own events (tcp mux)
+                attach = getattr(ch, "attach_metrics", None)
+                if metrics is not None and attach is not None and ch not in reuse.values():
+                    attach(metrics)
         self._all_stats.append(gen.sb.stats)
         return gen
 
