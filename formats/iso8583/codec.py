@@ -27,12 +27,14 @@ the bitmap's set bits with no per-field interpretation of the spec.
 """
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Callable
 
 from formats.classify import strictest
 from formats.errors import FormatError
 from formats.iso8583.content import compile_content
-from formats.iso8583.rules import check_message
+from formats.iso8583.fastfield import fast_field
+from formats.iso8583.rules import BITS, check_message, compile_rule
 from formats.iso8583.spec import IsoSpec, FieldSpec
 from formats.iso8583.tlv import decode_tlv, encode_tlv
 
@@ -44,18 +46,18 @@ _BITS = tuple(tuple(i for i in range(8) if b & (0x80 >> i)) for b in range(256))
 _Z_CHARS = frozenset("0123456789ABCDEF:;<=>?")
 _Z_BCD = frozenset("0123456789ABCDEF")
 _HEX = frozenset("0123456789abcdefABCDEF")
+PLANS_MAX = 512         # bitmaps remembered per codec (a network uses a few dozen message shapes)
 
 
 class IsoMessage(dict):
-    """A decoded message: a plain dict plus the classification of its fields."""
+    """A decoded message: a plain dict plus the classification of its fields.
 
-    classification: dict[str, tuple[str, ...]]
-    secondary_bitmap: bool   # the wire carried a secondary bitmap (even an all-zero one)
+    ``classification`` is set by ``decode`` (a new dict per message); the class
+    defaults are read-only so a message built by hand shares nothing mutable.
+    """
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.classification = {}
-        self.secondary_bitmap = False
+    classification: Any = MappingProxyType({})
+    secondary_bitmap: bool = False   # the wire carried a secondary bitmap (even an all-zero one)
 
 
 # ------------------------------------------------------------------ length prefixes
@@ -411,7 +413,7 @@ def compile_field(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Decoder
                 return inner_enc2(value)
             return inner_enc2(encode_tlv(value, field=key))
 
-    return dec, enc
+    return fast_field(f, cp, validate, dec, enc) or (dec, enc)
 
 
 # ------------------------------------------------------------------ the codec
@@ -421,6 +423,12 @@ class Iso8583Codec:
 
     ``validate`` (default True): check field contents and the spec's per-MTI message
     rules on decode and encode; False gives a lenient reader/writer (wire structure only).
+
+    Per message the work is a loop over a *plan*: the bitmap bytes seen before map
+    (bounded memo) to the fields they announce, each with its compiled decoder, the
+    mask of present fields (message rules are bitmask tests, ``rules.compile_rule``)
+    and their classification.  A bitmap not seen before is read by the general code,
+    which raises the errors.
     """
 
     def __init__(self, spec: IsoSpec, name: str | None = None, validate: bool = True) -> None:
@@ -438,8 +446,10 @@ class Iso8583Codec:
         self._keys = [str(i) for i in range(193)]
         self._classes = spec.classification()
         self._rules = spec.messages if validate else {}
+        self._fast_rules = {mti: compile_rule(r) for mti, r in self._rules.items()}
         self._mti_size = 2 if spec.mti in ("bcd", "binary") else 4
         self._bm_size = 16 if spec.bitmap in ("hex", "ebcdic") else 8
+        self._plans: dict[bytes, Any] = {}
 
     def classification_tags(self) -> dict[str, str]:
         """{field: tag} for formats.classify: a field with several tags gets the strictest."""
@@ -451,62 +461,112 @@ class Iso8583Codec:
 
     # -------------------------------------------------------------- decode
     def decode(self, data: bytes) -> IsoMessage:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise FormatError(f"expected bytes, got {type(data).__name__}")
-        data = bytes(data)
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise FormatError(f"expected bytes, got {type(data).__name__}")
+            data = bytes(data)
+        ms = self._mti_size
+        if self.spec.mti == "ascii":
+            raw = data[:4]
+            if len(raw) == 4 and raw.isdigit():
+                mti = raw.decode("ascii")
+            else:
+                mti = self._read_mti(data)
+        else:
+            mti = self._read_mti(data)
+        bs = self._bm_size
+        plans = self._plans
+        plan = plans.get(data[ms:ms + bs])
+        if plan is True:                   # a secondary bitmap follows: the plan is keyed by both
+            plan = plans.get(data[ms:ms + 2 * bs])
+            if plan is True:               # the message ends inside its secondary bitmap
+                plan = None
+        if plan is None:
+            plan = self._plan(data)
+        pos, fields, present, secondary, classes = plan
         msg = IsoMessage()
-        msg["t"] = self._read_mti(data)
-        pos = self._mti_size
-        bitmap, pos = self._read_bitmap(data, pos, 1)
-        nbytes = 8
-        if bitmap[0] & 0x80:
-            if not self.spec.secondary_bitmap:
-                raise FormatError(f"bit 1 announces a secondary bitmap, but spec {self.spec.name} has none",
-                                  offset=self._mti_size, field="bitmap")
-            second, pos = self._read_bitmap(data, pos, 2)
-            bitmap += second
-            nbytes = 16
+        msg["t"] = mti
+        if secondary:
             msg.secondary_bitmap = True
-            if second[0] & 0x80 and self.spec.tertiary_bitmap:
-                third, pos = self._read_bitmap(data, pos, 3)
-                bitmap += third
-                nbytes = 24
-        decs = self._dec
-        keys = self._keys
-        bits = _BITS
-        tertiary = nbytes == 24
-        for i in range(nbytes):
-            byte = bitmap[i]
-            if not byte:
-                continue
-            base = i * 8 + 1
-            for b in bits[byte]:
-                no = base + b
-                if no == 1 or (no == 65 and tertiary):
-                    continue
-                dec = decs[no]
-                if dec is None:
-                    raise FormatError(f"bit {no} is set, but spec {self.spec.name} defines no field {no}",
-                                      offset=self._mti_size, field="bitmap",
-                                      hint=f"add field {no} to the spec or check the sender's bitmap")
-                try:
-                    msg[keys[no]], pos = dec(data, pos)
-                except FormatError:
-                    raise
-                except (ValueError, IndexError, UnicodeDecodeError) as exc:
-                    raise FormatError(f"cannot decode: {exc}", offset=pos, field=keys[no]) from None
+        key = "bitmap"
+        try:
+            for key, dec in fields:
+                msg[key], pos = dec(data, pos)
+        except FormatError:
+            raise
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise FormatError(f"cannot decode: {exc}", offset=pos, field=key) from None
         if pos != len(data):
             last = next(reversed(msg))
             where = f"field {last}, the last one in the bitmap" if last != "t" else "the bitmap (no fields set)"
             raise FormatError(f"{len(data) - pos} bytes left over after {where}", offset=pos,
                               field=last if last != "t" else "bitmap",
                               hint="the bitmap or a length prefix does not match the data")
-        rule = self._rules.get(msg["t"]) if self._rules else None
-        if rule is not None:
-            check_message(msg, rule, self.spec, offset=self._mti_size)
-        if self._classes:
-            msg.classification = {k: c for k, c in self._classes.items() if k in msg}
+        if self._rules:
+            rule = self._rules.get(mti)
+            if rule is not None:
+                fast = self._fast_rules[mti]
+                if fast is None or not fast(present, msg):
+                    check_message(msg, rule, self.spec, offset=ms)
+        if classes is not None:
+            msg.classification = dict(classes)
         return msg
+
+    def _plan(self, data: bytes) -> tuple[int, tuple[tuple[str, Decoder], ...], int, bool,
+                                          tuple[tuple[str, tuple[str, ...]], ...] | None]:
+        """Read the bitmap(s) of ``data`` (raising on a bad one) into a plan; memoized by bitmap bytes."""
+        ms = self._mti_size
+        pos = ms
+        bitmap, pos = self._read_bitmap(data, pos, 1)
+        nbytes = 8
+        secondary = False
+        if bitmap[0] & 0x80:
+            if not self.spec.secondary_bitmap:
+                raise FormatError(f"bit 1 announces a secondary bitmap, but spec {self.spec.name} has none",
+                                  offset=ms, field="bitmap")
+            second, pos = self._read_bitmap(data, pos, 2)
+            bitmap += second
+            nbytes = 16
+            secondary = True
+            if second[0] & 0x80 and self.spec.tertiary_bitmap:
+                third, pos = self._read_bitmap(data, pos, 3)
+                bitmap += third
+                nbytes = 24
+        decs = self._dec
+        keys = self._keys
+        tertiary = nbytes == 24
+        fields: list[tuple[str, Decoder]] = []
+        for i in range(nbytes):
+            byte = bitmap[i]
+            if not byte:
+                continue
+            base = i * 8 + 1
+            for b in _BITS[byte]:
+                no = base + b
+                if no == 1 or (no == 65 and tertiary):
+                    continue
+                dec = decs[no]
+                if dec is None:
+                    raise FormatError(f"bit {no} is set, but spec {self.spec.name} defines no field {no}",
+                                      offset=ms, field="bitmap",
+                                      hint=f"add field {no} to the spec or check the sender's bitmap")
+                fields.append((keys[no], dec))
+        present = int.from_bytes(bitmap, "big") << (BITS - 8 * nbytes)
+        present &= ~(1 << (BITS - 1))
+        if tertiary:
+            present &= ~(1 << (BITS - 65))
+        names = {k for k, _ in fields}
+        classes = tuple((k, c) for k, c in self._classes.items() if k in names) if self._classes else None
+        plan = (pos, tuple(fields), present, secondary, classes)
+        plans = self._plans
+        if len(plans) < PLANS_MAX and not tertiary:
+            bs = self._bm_size
+            if secondary:
+                plans[data[ms:ms + bs]] = True
+                plans[data[ms:ms + 2 * bs]] = plan
+            else:
+                plans[data[ms:ms + bs]] = plan
+        return plan
 
     def _read_mti(self, data: bytes) -> str:
         raw = data[:self._mti_size]
@@ -542,28 +602,26 @@ class Iso8583Codec:
         if not isinstance(values, dict):
             raise FormatError(f"expected a mapping of field -> value, got {type(values).__name__}")
         mti = values.get("t")
-        if not isinstance(mti, str) or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
+        if type(mti) is not str or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
             raise FormatError(f"MTI must be 4 digits, got {mti!r}", field="t",
                               hint='set "t", e.g. "t": "0200"')
-        parts: list[tuple[int, bytes]] = []
+        parts: dict[int, bytes] = {}
         enc = self._enc
         for key, value in values.items():
             if key == "t":
                 continue
-            item = enc.get(key if isinstance(key, str) else str(key))
+            item = enc.get(key)
             if item is None:
-                raise FormatError(f"spec {self.spec.name} has no field {key}", field=str(key),
-                                  hint="keys are 't' and field numbers as text: '2', '3', ...")
-            no, e = item
+                item = enc.get(str(key)) if not isinstance(key, str) else None
+                if item is None:
+                    raise FormatError(f"spec {self.spec.name} has no field {key}", field=str(key),
+                                      hint="keys are 't' and field numbers as text: '2', '3', ...")
             if value is None:
                 continue
-            parts.append((no, e(value)))
-        if self._rules:
-            rule = self._rules.get(mti)
-            if rule is not None:
-                check_message(values, rule, self.spec)
-        parts.sort(key=lambda p: p[0])
-        top = parts[-1][0] if parts else 0
+            no, e = item
+            parts[no] = e(value)
+        nos = sorted(parts)
+        top = nos[-1] if nos else 0
         spec = self.spec
         if top > 128:
             size = 24
@@ -571,14 +629,20 @@ class Iso8583Codec:
             size = 16
         else:
             size = 8
-        bm = bytearray(size)
-        for no, _ in parts:
-            bm[(no - 1) >> 3] |= 0x80 >> ((no - 1) & 7)
+        bm = 0
+        for no in nos:
+            bm |= 1 << (BITS - no)
+        if self._rules:
+            rule = self._rules.get(mti)
+            if rule is not None:
+                fast = self._fast_rules[mti]
+                if fast is None or not fast(bm, values):
+                    check_message(values, rule, self.spec)
         if size > 8:
-            bm[0] |= 0x80
+            bm |= 1 << (BITS - 1)
         if size > 16:
-            bm[8] |= 0x80
-        bm_bytes = bytes(bm)
+            bm |= 1 << (BITS - 65)
+        bm_bytes = (bm >> (BITS - 8 * size)).to_bytes(size, "big")
         mode = spec.mti
         if mode == "ascii":
             out = [mti.encode("ascii")]
@@ -592,7 +656,7 @@ class Iso8583Codec:
             out.append(bm_bytes.hex().upper().encode("ascii"))
         else:
             out.append(bm_bytes.hex().upper().encode(self._cp))
-        out.extend(p[1] for p in parts)
+        out += [parts[no] for no in nos]
         return b"".join(out)
 
     def fields(self) -> list[str]:

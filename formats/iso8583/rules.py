@@ -21,7 +21,7 @@ field and the rule that failed.  MTIs without an entry are not checked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from formats.errors import FormatError
 
@@ -214,3 +214,45 @@ class RuleBuilder:
                      "a field that is always required belongs in mandatory")
             return None
         return Condition(field=key, when=tuple(when), unless=unless)
+
+
+# ------------------------------------------------------------------ compiled (bitmask) form
+
+BITS = 192          # masks cover three bitmaps: field n is bit (BITS - n), as in the bitmaps read big-endian
+
+
+def field_bit(key: str | int) -> int:
+    return 1 << (BITS - int(key))
+
+
+def compile_rule(rule: MessageRule) -> Callable[[int, Mapping[str, Any]], bool] | None:
+    """A quick test of ``rule`` over the mask of present fields: True means ``check_message`` would
+    pass; False means run ``check_message`` (it raises with the exact message).  None: the rule
+    names a bitmap bit (1, 65) as a field, so only ``check_message`` can judge it."""
+    names = set(rule.mandatory) | set(rule.optional) | set(rule.forbidden)
+    for c in rule.conditional:
+        names |= {c.field, *c.unless, *(k for k, _ in c.when)}
+    if names & {"1", "65"}:
+        return None
+    mand = sum(field_bit(k) for k in set(rule.mandatory))
+    forb = sum(field_bit(k) for k in set(rule.forbidden))
+    allowed = sum(field_bit(k) for k in rule.allowed) if rule.closed else None
+    conds = []
+    for c in rule.conditional:
+        when = sum(field_bit(k) for k in {k for k, _ in c.when})
+        values = tuple((k, v) for k, v in c.when if v is not None)
+        conds.append((field_bit(c.field), when, sum(field_bit(k) for k in set(c.unless)), values))
+
+    def ok(present: int, values: Mapping[str, Any]) -> bool:
+        if present & mand != mand or present & forb:
+            return False
+        if allowed is not None and present & ~allowed:
+            return False
+        for need, when, unless, whens in conds:
+            if present & need or present & when != when or present & unless:
+                continue
+            if whens and not all(values.get(k) in allowed_values for k, allowed_values in whens):
+                continue
+            return False
+        return True
+    return ok
