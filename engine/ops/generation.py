@@ -76,6 +76,11 @@ class HandlerRef:
     def generation(self) -> Generation:
         return self._target[0]
 
+    @property
+    def dispatcher(self) -> Any:
+        """The dispatcher batches go to now (changes on reload)."""
+        return self._target[1]
+
     def point(self, gen: Generation, dispatcher: Any) -> None:
         self._target = (gen, dispatcher)
 

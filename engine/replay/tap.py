@@ -115,6 +115,9 @@ class LedgerTap:
 
 
 def tap_ledger(handler: Any) -> None:
+    """Wrap the ledger of ``handler`` (a dispatcher, or a holder such as engine.ops'
+    HandlerRef whose ``dispatcher`` changes on reload) so committed deals are noted."""
+    handler = getattr(handler, "dispatcher", handler)
     led = getattr(handler, "ledger", None)
     if led is not None and not isinstance(led, LedgerTap):
         handler.ledger = LedgerTap(led)
@@ -146,6 +149,7 @@ class TapHandler:
 
     async def _one(self, conn: Any, frame: bytes) -> bytes | None:
         ctx = self._ctx(conn, frame)
+        tap_ledger(self.inner)            # a reload may have pointed the holder at a new dispatcher
         token = CURRENT.set(ctx)
         try:
             (reply,) = await self.inner.handle(conn, [frame])
