@@ -7,7 +7,9 @@ The logic lives in ``engine.codec_cli``; this module is the typer surface.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, List, Optional
 
@@ -108,6 +110,7 @@ Classify = Annotated[Optional[List[str]], typer.Option("--classify", metavar="PA
                                                        help="Tag a field pan, secret or personal (for --mask); "
                                                             "repeat.")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad record.")]
+EncodeStrict = Annotated[bool, typer.Option("--strict", help="Stop at the first bad line and write nothing: -o FILE is written to a temporary file renamed into place only when every line encoded.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")]
 
 
@@ -145,10 +148,10 @@ def _open_input(data: Optional[str], command: str) -> tuple[BinaryIO, str, int |
     if data in (None, "-"):
         return typer.get_binary_stream("stdin"), "<stdin>", None
     p = Path(data)
-    if not p.is_file():
+    if not (p.is_file() or p.is_fifo()):      # a pipe too: bsp encode <(producer)
         raise UsageError(f"{data}: no such file" if not p.exists() else f"{data}: not a file",
                          f"give a data file, or '-' to read standard input (bsp {command} --help)")
-    return open(p, "rb"), data, p.stat().st_size
+    return open(p, "rb"), data, (p.stat().st_size if p.is_file() else None)
 
 
 class _Counting:
@@ -274,49 +277,109 @@ def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, int, Any]]:
         offset += len(line)
 
 
+class _EncodeSink:
+    """Where ``bsp encode`` writes, record by record.
+
+    Without --strict: straight to ``-o FILE`` (or stdout).  With --strict nothing partial may be
+    left: ``-o FILE`` is written as a hidden temporary file beside it and renamed into place only
+    when every line encoded (removed otherwise); stdout is spooled to a temporary file (on disk past
+    8 MiB) and copied out only on success."""
+
+    def __init__(self, output: Optional[Path], strict: bool) -> None:
+        self.output = output
+        self.strict = strict
+        self.tmp: Optional[Path] = None
+        if output is None:
+            self.out: BinaryIO = (tempfile.SpooledTemporaryFile(max_size=8 << 20) if strict  # type: ignore[assignment]
+                                  else typer.get_binary_stream("stdout"))
+            return
+        target = Path(output)
+        if strict:
+            self.tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            self.out = open(self.tmp or target, "wb")
+        except OSError as exc:
+            raise UsageError(f"--output {output}: {exc.strerror}") from None
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+
+    def commit(self) -> None:
+        if self.output is None:
+            if self.strict:                       # the spool, copied to stdout now that all went well
+                stdout = typer.get_binary_stream("stdout")
+                self.out.seek(0)
+                shutil.copyfileobj(self.out, stdout, 1 << 20)
+                self.out.close()
+                stdout.flush()
+            else:
+                self.out.flush()
+            return
+        self.out.flush()
+        if self.tmp is not None:
+            os.fsync(self.out.fileno())
+        self.out.close()
+        if self.tmp is not None:
+            os.replace(self.tmp, self.output)
+
+    def discard(self) -> None:
+        if self.output is None and not self.strict:
+            self.out.flush()                      # stdout: what was written stays written
+        else:
+            self.out.close()
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+
 def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Optional[Path], quiet: bool) -> int:
+    """Streams: one JSON line is read, encoded and written before the next is read (csv and swift
+    batches, whose file wraps all records, are the exceptions: they gather their rows first)."""
     try:
         setup: Setup = make_setup(args)
         check_encodable(setup)
         stream, shown, _size = _open_input(data, "encode")
+        sink = _EncodeSink(output, strict)
     except UsageError as exc:
         raise _usage(exc, "encode")
-    bad = 0
-    values: list[tuple[int, int, Any]] = []
-    for no, off, v in _json_lines(stream):
-        if isinstance(v, FormatError):
-            bad += 1
-            _err(f"{shown}: {describe(v, 'line')}")
-            if strict:
+    counts = {"lines": 0, "bad": 0}
+
+    def readable() -> Iterator[tuple[int, int, Any]]:
+        for no, off, v in _json_lines(stream):
+            if isinstance(v, FormatError):
+                counts["bad"] += 1
+                _err(f"{shown}: {describe(v, 'line')}")
+                if strict:
+                    return
+                continue
+            counts["lines"] += 1
+            yield no, off, v
+
+    refused = 0
+    ok = False
+    try:
+        for _no, _off, res in encode_records(setup, readable()):
+            if isinstance(res, FormatError):
+                refused += 1
+                _err(f"{shown}: {describe(res, 'line')}")
+                if strict:
+                    break
+                continue
+            sink.write(res)
+            if strict and counts["bad"]:
                 break
-            continue
-        values.append((no, off, v))
-    if stream is not typer.get_binary_stream("stdin"):
-        stream.close()
+        ok = not (strict and (refused or counts["bad"]))
+    finally:
+        if stream is not typer.get_binary_stream("stdin"):
+            stream.close()
+        if ok:
+            sink.commit()
+        else:
+            sink.discard()
+    bad = counts["bad"] + refused
     if strict and bad:
         _err("bsp encode: stopped at the first bad line (--strict); nothing written")
         return 1
-    chunks: list[bytes] = []
-    refused = 0
-    for _no, _off, res in encode_records(setup, values):
-        if isinstance(res, FormatError):
-            refused += 1
-            _err(f"{shown}: {describe(res, 'line')}")
-            if strict:
-                _err("bsp encode: stopped at the first bad line (--strict); nothing written")
-                return 1
-            continue
-        chunks.append(res)
-    good = len(values) - refused
-    bad += refused
-    try:
-        out = _sink(output)
-    except UsageError as exc:
-        raise _usage(exc, "encode")
-    out.write(b"".join(chunks))
-    out.flush()
-    if output is not None:
-        out.close()
+    good = counts["lines"] - refused
     if not quiet:
         _err(f"bsp encode: {good} record{'s' if good != 1 else ''} encoded, {bad} bad")
     return 1 if bad else 0
@@ -371,12 +434,13 @@ def register(app: typer.Typer) -> None:
         names: Names = None, source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
         statements: Statements = False, xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None, schema: Schema = None,
         lists: Lists = None, delimiter: Delimiter = None, header: Header = None, framing: Framing = None,
-        strict: Strict = False, output: Output = None,
+        strict: EncodeStrict = False, output: Output = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary line on stderr.")] = False,
     ) -> None:
         """Encode JSON lines (what bsp decode writes) back to records; writes the bytes to stdout or -o.
 
         Records are concatenated, with RDW (--record rdw|rdw_le) or length prefixes (--framing) added.
+        Streams: each line is encoded and written before the next is read (CSV and SWIFT batches gather theirs).
         Exit 0 all lines encoded; 1 some line was bad (reported with its line number and field); 2 usage error.
         """
         kw = dict(locals())
