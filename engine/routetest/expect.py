@@ -5,6 +5,8 @@ says what was expected and what happened.
 """
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Callable
 
 from engine.replay.diff import MISSING, flatten, same
@@ -30,6 +32,8 @@ class Checker:
         for a in fields:
             want = self.value(a)
             got = actual.get(a.path, MISSING)
+            if got is MISSING and '["' in a.path:       # quoted names ("39" = ..) are plain keys once flattened
+                got = actual.get(_flat_path(a.path), MISSING)
             if not same(want, got):
                 out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}, got {_show(got)}")
         return out
@@ -98,6 +102,14 @@ class Checker:
                 best = best or fails
             return best
         return [f"{where}: unknown expectation {e.kind}"]
+
+
+_QUOTED = re.compile(r'\["((?:[^"\\]|\\.)*)"\]')
+
+
+def _flat_path(path: str) -> str:
+    """``["39"]`` -> ``39``, ``meta["x-trace"]`` -> ``meta.x-trace`` (the names ``flatten`` gives)."""
+    return _QUOTED.sub(lambda m: "." + json.loads(f'"{m.group(1)}"'), path).lstrip(".")
 
 
 def _decoded(chk: Checker, channel: str, raw: bytes) -> str:
