@@ -76,7 +76,10 @@ def _problem(r: httpx.Response) -> typer.Exit:
 def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
            cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
            table: bool = typer.Option(False, "--table", help="Tables for people instead of JSON.")) -> None:
-    """Show a running engine's status (JSON, or --table) and whether it is ready."""
+    """Show a running engine's status (JSON, or --table) and whether it is ready.
+
+    Exit 0 ok; 1 the engine answered with a problem or cannot be reached; 2 usage error (no token, bad files).
+    """
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "GET", "/status")
         if r.status_code != 200:
@@ -97,7 +100,12 @@ def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION
 def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and show the plan; change nothing."),
            url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,
            cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION) -> None:
-    """Ask a running engine to recompile its route files and switch to them (exit 1 if they do not compile)."""
+    """Ask a running engine to recompile its route files and switch to them (exit 1 if they do not compile).
+
+    Prints the reload plan: channels, routes, formats and tables added, changed, kept and removed.
+    Exit 0 switched (or, with --dry-run, would switch); 1 the new files have errors (shown with
+    file:line:col; the running configuration stays) or the engine cannot be reached; 2 usage error.
+    """
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "POST", "/reload", params={"dry_run": "1"} if dry_run else None)
     if r.status_code != 200:
@@ -140,7 +148,10 @@ admin_app = typer.Typer(name="admin", help="Admin API helpers.", no_args_is_help
 @admin_app.command("token")
 def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
           force: bool = typer.Option(False, "--force", help="Replace an existing file.")) -> None:
-    """Write a new random admin API token to PATH."""
+    """Write a new random admin API token to PATH.
+
+    Exit 0 written; 2 PATH exists (add --force to replace it).
+    """
     if path.exists() and not force:
         raise _fail(f"{path} exists; pass --force to replace the token", 2)
     write_token(path)

@@ -26,7 +26,11 @@ def dev(
     days: int = typer.Option(30, "--days", min=1, max=825, help="Validity of the leaf certificates."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing set in DIRECTORY."),
 ) -> None:
-    """Write a development CA, a server certificate and a client certificate into DIRECTORY."""
+    """Write a development CA, a server certificate and a client certificate into DIRECTORY.
+
+    For tests and trials only, never production.  Exit 0 written; 2 DIRECTORY already holds
+    a set (add --force to replace it).
+    """
     existing = [p.name for p in (directory / "ca.key", directory / "server.key", directory / "client.key") if p.exists()]
     if existing and not force:
         typer.echo(f"error: {directory} already holds {', '.join(existing)}; pass --force to replace the set",

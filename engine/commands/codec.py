@@ -89,12 +89,13 @@ Spec = Annotated[Optional[str], typer.Option("--spec", metavar="FILE|NAME",
 Message = Annotated[Optional[str], typer.Option("--message", help="SWIFT: accept only this type (mt103). "
                                                 "ISO 20022: pacs.008[.001.08].", rich_help_panel=_I)]
 Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942 bank exports (.sta), "
-                                          "one statement per line.", rich_help_panel=_I)]
+                                          "one statement per line (decode only).", rich_help_panel=_I)]
 Xsd = Annotated[Optional[Path], typer.Option("--xsd", help="ISO 20022: the message's XSD.", rich_help_panel=_I)]
 XsdDir = Annotated[Optional[Path], typer.Option("--xsd-dir", help="ISO 20022: folder searched for XSDs.",
                                                 rich_help_panel=_I)]
-Validate = Annotated[Optional[bool], typer.Option("--validate/--no-validate", help="ISO 20022: validate against "
-                                                  "the XSD (default on).", rich_help_panel=_I,
+Validate = Annotated[Optional[bool], typer.Option("--validate/--no-validate", help="ISO 8583: check contents and "
+                                                  "message rules; ISO 20022: validate against the XSD "
+                                                  "(default on).", rich_help_panel=_I,
                                                   show_default=False)]
 Schema = Annotated[Optional[Path], typer.Option("--schema", help="JSON Schema validated on each message.",
                                                 rich_help_panel=_O)]

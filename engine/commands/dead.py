@@ -63,7 +63,10 @@ def list_(
     limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
-    """List dead letters, newest first."""
+    """List dead letters, newest first.
+
+    Exit 0 (also when none match); 2 no ledger file or a bad option value.
+    """
     rows = _query(ledger, **_filters(route, channel, reason, status, since, until), limit=limit or None)
     if as_json:
         for r in rows:
@@ -84,7 +87,10 @@ def show(
     ledger: Path = LEDGER_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
 ) -> None:
-    """One dead letter, with its message (decrypted with the field keyring when it was encrypted)."""
+    """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
+
+    Exit 0 shown; 1 no such dead letter; 2 no ledger file.
+    """
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError, load_keyring
 
@@ -207,7 +213,7 @@ def purge_cmd(
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
-    Requires --older-than or --yes.
+    Requires --older-than or --yes.  Exit 0 purged (also none); 2 usage error, no ledger file.
     """
     from engine.audit import load_audit_key
     from engine.deadletter import purge

@@ -119,6 +119,7 @@ def deals(
     Amounts are printed exactly (decimal, in the currency's minor units).
     Times are UTC.  The ledger cannot be read while a running engine holds
     it (DuckDB's single-writer file lock): stop it or query a copy.
+    Exit 0 (also when nothing matches); 2 no ledger file, a bad option value, or a locked ledger.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -199,7 +200,10 @@ def show(
     reveal: bool = typer.Option(False, "--reveal", help="Decrypt encrypted fields (needs the field keyring: "
                                                         "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS)."),
 ) -> None:
-    """One deal's whole story: request, steps, calls, reply, state changes, configuration."""
+    """One deal's whole story: request, steps, calls, reply, state changes, configuration.
+
+    Exit 0 shown; 1 no such deal; 2 no ledger file, an ambiguous id, or no keyring for --reveal.
+    """
     from engine import fieldcrypt
     from engine.ledger_query import AmbiguousId, get_deal
 

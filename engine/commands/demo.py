@@ -35,7 +35,11 @@ def demo(
                                            "(default: 'reports' beside the ledger)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the request generators."),
 ) -> None:
-    """Run every business service in one engine against its simulators; print what happened."""
+    """Run every business service in one engine against its simulators; print what happened.
+
+    Ends with the overall and per-service tables and the paths of the ledger and the reports.
+    Exit 0; 1 when a request was lost (no reply or no deal row) or the demo could not start.
+    """
     from engine.sim.services.demo import DemoError, run_all_services_demo
 
     console = demo_console()

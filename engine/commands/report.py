@@ -34,6 +34,7 @@ def report(
     Amounts are exact decimals in each currency (never converted or rounded).
     Days are UTC days. The ledger cannot be read while a running engine holds
     it: report on a copy of the file.
+    Exit 0 written; 2 usage error (unknown report or format, bad dates, no ledger).
     """
     if fmt not in OUTPUTS:
         typer.echo(f"error: --format {fmt!r}: expected one of {', '.join(OUTPUTS)}", err=True)

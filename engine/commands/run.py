@@ -64,7 +64,11 @@ def run(
     admin_access: Optional[Path] = typer.Option(None, "--admin-access", help="Admin access list file "
                                                 "(cn:/san:/ip: rules, one a line)."),
 ) -> None:
-    """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads."""
+    """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
+
+    Exit 0 after a clean drain; 1 the route files or the deployment file have errors, or a
+    channel cannot be bound (nothing started); 2 usage error (a missing path, bad option values).
+    """
     from engine.ops import runopts
     from engine.ops.serve import OpsOptions, run_live
     from engine.registry import default_registry

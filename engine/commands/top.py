@@ -113,7 +113,10 @@ def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, c
         cert: Optional[Path] = CERT_OPTION, key: Optional[Path] = KEY_OPTION,
         interval: float = typer.Option(1.0, "--interval", help="Seconds between samples."),
         once: bool = typer.Option(False, "--once", help="Print one frame and exit.")) -> None:
-    """Live view of a running engine: per-route rates, latencies, errors; channel connections."""
+    """Live view of a running engine: per-route rates, latencies, errors; channel connections.
+
+    Ctrl-C leaves.  Exit 0; 1 the engine answered with a problem or cannot be reached; 2 usage error.
+    """
     if interval <= 0:
         typer.echo(f"error: --interval must be > 0 seconds, got {interval}", err=True)
         raise typer.Exit(2)
