@@ -17,21 +17,38 @@ failing sub-expression.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal, DivisionByZero, InvalidOperation
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dsl import ir
 from dsl.eval_error import EvalError
 from dsl.functions import FUNCTIONS, FunctionError
 from dsl.tables import Table
 
-__all__ = ["EvalError", "compile_expr", "compile_assigns", "Scope", "Evaluator"]
+__all__ = ["EvalError", "compile_expr", "compile_assigns", "probing", "Scope", "Evaluator"]
 
 Scope = Mapping[str, Any]
 Evaluator = Callable[[Scope], Any]
+
+
+# Coverage probes (``bsp test``): closures compiled inside ``with probing(fn):`` call ``fn(key)``
+# for each branch they take (``then:FILE:LINE:COL`` / ``else:...`` of an ``if``).  Read once at
+# compile time: closures compiled without a probe are the plain ones, at no cost.
+_PROBE: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("bsp_probe", default=None)
+
+
+@contextmanager
+def probing(probe: Callable[[str], None]) -> Iterator[None]:
+    token = _PROBE.set(probe)
+    try:
+        yield
+    finally:
+        _PROBE.reset(token)
 
 
 def compile_expr(expr: ir.Expr) -> Evaluator:
@@ -311,7 +328,19 @@ def _binary(e: ir.Binary) -> Evaluator:
 
 def _cond(e: ir.Cond) -> Evaluator:
     test, then, other = compile_expr(e.test), compile_expr(e.then), compile_expr(e.otherwise)
-    return lambda scope: then(scope) if truthy(test(scope)) else other(scope)
+    probe = _PROBE.get()
+    if probe is None:
+        return lambda scope: then(scope) if truthy(test(scope)) else other(scope)
+    # compiled under ``probing`` (bsp test coverage): report which arm ran
+    k_then, k_else = f"then:{e.pos}", f"else:{e.pos}"
+
+    def probed(scope: Scope) -> Any:
+        if truthy(test(scope)):
+            probe(k_then)
+            return then(scope)
+        probe(k_else)
+        return other(scope)
+    return probed
 
 
 def _call(e: ir.Call) -> Evaluator:
