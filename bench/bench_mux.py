@@ -9,7 +9,9 @@ deal, call, reply) --one MUX connection, match = iso8583--> ISO host simulator
 (engine/sim/iso_host.py, answers each chunk in reverse order) --0210--> bsp
 --0210--> client.  The TLS scenario puts mutual TLS (certificates from
 engine/certs.py) on both legs.  bsp, the host and the client run in three
-processes.  Prints msgs/s, p50/p99 latency and bsp's peak RSS.  Not a test.
+processes.  Prints msgs/s, p50/p99 latency, bsp's peak RSS and the CPU time bsp
+(all its threads) and the host spent per message - steadier than msgs/s on a
+shared machine.  Not a test.
 """
 from __future__ import annotations
 
@@ -121,6 +123,15 @@ async def client(port: int, frames: list[bytes], inflight: int, ssl_ctx: object 
             "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def peak_rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -168,8 +179,11 @@ async def measure(kind: str, count: int, inflight: int, sync: str, tmp: Path) ->
         procs.append(bsp)
         port = await wait_port(bsp, port_file, "bsp")
         await client(port, frames[:2000], inflight, ssl_ctx)         # warm-up (STANs reused later: fine)
+        cpu0, host0 = cpu_seconds(bsp.pid), cpu_seconds(host.pid)
         res = await client(port, frames, inflight, ssl_ctx)
         res["rss"] = peak_rss_mb(bsp.pid)
+        res["cpu_us"] = (cpu_seconds(bsp.pid) - cpu0) / res["count"] * 1e6
+        res["host_us"] = (cpu_seconds(host.pid) - host0) / res["count"] * 1e6
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -210,7 +224,8 @@ def main() -> None:
         for kind in a.only.split(","):
             r = trio.run(measure, kind, a.count, a.inflight, a.sync, Path(d))
             print(f"{kind:6s} {r['rate']:>9,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
-                  f"bsp peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
+                  f"bsp peak RSS {r['rss']:6.1f} MB   bsp CPU {r['cpu_us']:.0f} us/msg (host {r['host_us']:.0f})   "
+                  f"({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from engine.tls import client_context
 from formats.component import OptionSpec
 from formats.errors import FormatError
 from formats.framing import FramingError, framer_factory
-from formats.iso8583.mux import mux_key
+from formats.iso8583.mux import iso_key
 
 log = logging.getLogger("bsp.channel.mux")
 
@@ -61,14 +61,6 @@ class KeyMissing(ChannelError):
 
 
 # ----------------------------------------------------------------- keys
-
-def iso_key(values: Any) -> tuple[str, ...]:
-    """MTI class + DE 11 + DE 41; network management (08xx) by MTI class + DE 11 only."""
-    mti = values.get("t") if hasattr(values, "get") else None
-    if isinstance(mti, str) and mti.startswith("08"):
-        return mux_key(values, ("11",))
-    return mux_key(values)
-
 
 def path_key(paths: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
     split = [tuple(p.split(".")) for p in paths]

@@ -450,6 +450,7 @@ class Iso8583Codec:
         self._mti_size = 2 if spec.mti in ("bcd", "binary") else 4
         self._bm_size = 16 if spec.bitmap in ("hex", "ebcdic") else 8
         self._plans: dict[bytes, Any] = {}
+        self._eplans: dict[tuple, Any] = {}     # the keys of a values dict -> how to encode it
 
     def classification_tags(self) -> dict[str, str]:
         """{field: tag} for formats.classify: a field with several tags gets the strictest."""
@@ -605,6 +606,28 @@ class Iso8583Codec:
         if type(mti) is not str or len(mti) != 4 or not (mti.isascii() and mti.isdigit()):
             raise FormatError(f"MTI must be 4 digits, got {mti!r}", field="t",
                               hint='set "t", e.g. "t": "0200"')
+        plan = self._eplans.get(tuple(values))
+        if plan is None or (type(values) is not dict and getattr(values, "secondary_bitmap", False)):
+            return self._encode_general(values, mti)
+        mask, heads, fields = plan
+        try:
+            parts = [e(values[k]) for k, e in fields]
+        except FormatError:
+            if None in values.values():      # None means "absent": the general path skips it
+                return self._encode_general(values, mti)
+            raise
+        head = heads.get(mti)
+        if head is None or self._rules:
+            rule = self._rules.get(mti) if self._rules else None
+            if rule is not None:
+                fast = self._fast_rules[mti]
+                if fast is None or not fast(mask, values):
+                    check_message(values, rule, self.spec)
+            if head is None:
+                return self._encode_general(values, mti)     # learns this MTI's header
+        return head + b"".join(parts)
+
+    def _encode_general(self, values: Any, mti: str) -> bytes:
         parts: dict[int, bytes] = {}
         enc = self._enc
         for key, value in values.items():
@@ -632,6 +655,7 @@ class Iso8583Codec:
         bm = 0
         for no in nos:
             bm |= 1 << (BITS - no)
+        mask = bm
         if self._rules:
             rule = self._rules.get(mti)
             if rule is not None:
@@ -656,7 +680,18 @@ class Iso8583Codec:
             out.append(bm_bytes.hex().upper().encode("ascii"))
         else:
             out.append(bm_bytes.hex().upper().encode(self._cp))
-        out += [parts[no] for no in nos]
+        head = b"".join(out)
+        out.append(b"".join([parts[no] for no in nos]))
+        if len(nos) == len(values) - 1 and not getattr(values, "secondary_bitmap", False):
+            # every key but "t" is a field with a value: remember the order, the mask and the header
+            keys = tuple(values)
+            plan = self._eplans.get(keys)
+            if plan is not None:
+                if len(plan[1]) < 16:
+                    plan[1][mti] = head
+            elif len(self._eplans) < PLANS_MAX and all(type(k) is str for k in keys):
+                order = sorted((enc[k][0], k, enc[k][1]) for k in keys if k != "t")
+                self._eplans[keys] = (mask, {mti: head}, tuple((k, e) for _, k, e in order))
         return b"".join(out)
 
     def fields(self) -> list[str]:

@@ -11,6 +11,25 @@ from typing import Any, Mapping
 from formats.errors import FormatError
 
 KEY_FIELDS = ("11", "41")
+_FOLD = {c: str(int(c) - int(c) % 2) for c in "0123456789"}   # function digit with the response bit cleared
+
+
+def iso_key(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The key a MUX matches on: MTI class + DE 11 + DE 41; network management (08xx): MTI class + DE 11.
+
+    The usual message (text MTI, DE 11 and DE 41 present as text) takes three dict reads; anything
+    else goes through ``mux_key``, which names what is missing."""
+    mti = values.get("t")
+    stan = values.get("11")
+    if type(mti) is str and len(mti) == 4 and mti.isdigit() and mti.isascii() and type(stan) is str and stan:
+        if mti[:2] == "08":
+            return (mti[:2] + _FOLD[mti[2]], stan)
+        term = values.get("41")
+        if type(term) is str and term:
+            return (mti[:2] + _FOLD[mti[2]], stan, term)
+    if isinstance(mti, str) and mti.startswith("08"):
+        return mux_key(values, ("11",))
+    return mux_key(values)
 
 
 def mux_key(values: Mapping[str, Any], fields: tuple[str, ...] = KEY_FIELDS) -> tuple[str, ...]:
