@@ -37,7 +37,8 @@ def reconcile(
 
     The form lists matched lines, deals only in the ledger, lines only in the
     statement and amount (or date) mismatches, with totals per currency.
-    Exit 0 when fully matched, 1 when there are breaks.
+    Exit 0 when fully matched, 1 when there are breaks, 2 usage error (a statement that
+    cannot be read, no ledger file, a bad option).
     """
     try:
         try:

@@ -23,7 +23,11 @@ def replay(
 ) -> None:
     """Replay a capture in an isolated engine (own ledger, virtual endpoints answering from the
     recording), compare replies and outbound requests field by field, and exit 1 on any
-    unexpected difference."""
+    unexpected difference.
+
+    Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
+    2 the replay could not run (missing capture, bad profile or pace, a candidate that does not compile).
+    """
     from engine.registry import default_registry
     from engine.replay.capture import CaptureError
     from engine.replay.profile import ProfileError
