@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import (account_consolidation, bond_cashing, broker_system, customer_service, fund_brokerage,
-                                 fund_consolidation, fund_management, insurance_brokerage, issuance, middle_office,
+from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
+                                 fund_brokerage, fund_consolidation, fund_management, insurance_brokerage, issuance, middle_office,
                                  receivables_payables, remittance, sales, trade_receiving)
 from engine.sim.services.model import Service
 
@@ -25,6 +25,7 @@ SERVICES: tuple[Service, ...] = (
     broker_system.SERVICE,
     middle_office.SERVICE,
     customer_service.SERVICE,
+    card_payments.SERVICE,
 )
 
 

@@ -27,7 +27,7 @@ from engine.sim.services.model import Service
 @dataclass
 class Rig:
     switchboard: Switchboard
-    sims: dict[str, CounterpartSim] = field(default_factory=dict)
+    sims: dict[str, Any] = field(default_factory=dict)      # CounterpartSim, or a service's own host sim
 
     def port(self, channel: str) -> int:
         return int(self.switchboard.channel(channel).port)
@@ -49,7 +49,7 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
     """``extra_sims``: channel name -> an object with ``serve`` and ``port`` (e.g. the bill payment biller)."""
     binder = Binder(program, registry)
     overrides = listen_overrides(program)
-    sims: dict[str, CounterpartSim] = {}
+    sims: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         for svc in services:
             for cp in svc.counterparts:
@@ -60,6 +60,13 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
                 await nursery.start(sim.serve)
                 sims[cp.channel] = sim
                 overrides[cp.channel] = {"address": f"127.0.0.1:{sim.port}"}
+            for channel, factory in svc.hosts:
+                if channel in sims:
+                    continue
+                host = factory()
+                await nursery.start(host.serve)
+                sims[channel] = host
+                overrides[channel] = {"address": f"127.0.0.1:{host.port}"}
         for channel, sim in (extra_sims or {}).items():
             await nursery.start(sim.serve)
             overrides[channel] = {"address": f"127.0.0.1:{sim.port}"}

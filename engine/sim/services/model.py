@@ -65,3 +65,8 @@ class Service:
     framing: str = "length2"
     mix: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
     encode: Callable[[Any, Any], bytes] | None = None   # (codec, values) -> bytes, when not codec.encode
+    # counterparts that are simulators of their own (e.g. engine.sim.iso_host.IsoHost): (channel, factory);
+    # the factory returns an object with ``serve(task_status=...)``, ``port``, ``requests``, ``bad_requests``
+    hosts: tuple[tuple[str, Callable[[], Any]], ...] = ()
+    # "tcp": a ServiceClient drives ``inbound``; "file": batch files are dropped in the watched directory
+    transport: str = "tcp"
