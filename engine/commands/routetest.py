@@ -34,7 +34,7 @@ def test(
         typer.echo(result.coverage.text())
     typer.echo(result.summary())
     if junit is not None:
-        write_junit(result, junit)
+        write_junit(result, junit, coverage=coverage)
         typer.echo(f"junit: {junit}")
     raise typer.Exit(1 if result.failed else 0)
 

@@ -1,4 +1,9 @@
-"""JUnit XML (the common CI dialect: testsuites / testsuite / testcase / failure)."""
+"""JUnit XML (the common CI dialect: testsuites / testsuite / testcase / failure).
+
+Route coverage goes with each configuration's testsuite: a ``coverage`` property
+(``reached/total``) and, in ``system-out``, one line per step or branch no test
+reached (``file:line:col: what``), as ``bsp test`` prints them.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +11,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 
-def write_junit(result: Any, path: Path) -> None:
+def write_junit(result: Any, path: Path, *, coverage: bool = True) -> None:
     root = ET.Element("testsuites", tests=str(len(result.outcomes)),
                       failures=str(sum(1 for o in result.outcomes if not o.passed)),
                       time=f"{sum(o.seconds for o in result.outcomes):.3f}")
@@ -23,5 +28,23 @@ def write_junit(result: Any, path: Path) -> None:
             suite.set("failures", str(int(suite.get("failures", "0")) + 1))
             fail = ET.SubElement(case, "failure", message=o.failures[0] if o.failures else "failed")
             fail.text = "\n".join(o.failures)
+    cov = getattr(result, "coverage", None)
+    if coverage and cov is not None:
+        for name, suite in suites.items():
+            items = cov.of_suite(name)
+            if not items:
+                continue
+            missed = [i for i in items if not i.hit]
+            reached = len(items) - len(missed)
+            props = ET.Element("properties")
+            ET.SubElement(props, "property", name="coverage", value=f"{reached}/{len(items)}")
+            ET.SubElement(props, "property", name="coverage.unreached", value=str(len(missed)))
+            suite.insert(0, props)
+            out = ET.SubElement(suite, "system-out")
+            lines = [f"coverage: {reached}/{len(items)} routes, steps and branches reached"]
+            if missed:
+                lines.append("not reached by any test:")
+                lines.extend(f"  {i.where}: {i.label}" for i in missed)
+            out.text = "\n".join(lines)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

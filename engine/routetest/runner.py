@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import trio
 import trio.testing
 
+from dsl.compiler import probing
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
@@ -101,8 +102,8 @@ def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0
             programs.append((files, res.program))
     for files, program in programs:
         result.configurations += 1
-        result.coverage.add_program(program)
         suite = str(files[0].parent) if len(files) > 1 else str(files[0])
+        result.coverage.add_program(program, suite)
         trio.run(run_program_tests, program, registry, result, suite,
                  clock=trio.testing.MockClock(autojump_threshold=autojump))
     return result
@@ -133,8 +134,10 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
         values = binder.assigns(a.fields)(ctx.extra["scope"])
         return binder.codec(a.format).encode(values)
 
-    with tempfile.TemporaryDirectory(prefix="bsp-test-") as tmp:
+    cov = result.coverage
+    with tempfile.TemporaryDirectory(prefix="bsp-test-") as tmp, probing(cov.probe):
         async with isolated_engine(program, reg, answer, Path(tmp)) as engine:
+            cov.instrument(engine.switchboard)
             binder = engine.switchboard.ctx
             current["binder"] = binder
             guide = FormatGuide(program, binder.codec)

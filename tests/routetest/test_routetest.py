@@ -29,14 +29,18 @@ def cli(*args: str):
     return CliRunner().invoke(app, ["test", *args])
 
 
-def test_bsp_test_routes_passes_with_full_coverage_and_writes_junit(tmp_path):
+def test_bsp_test_routes_passes_and_writes_junit_with_coverage(tmp_path):
     junit = tmp_path / "junit.xml"
     res = cli(str(ROUTES), "--junit", str(junit))
     assert res.exit_code == 0, res.output
     assert "0 failed" in res.output
     assert "FAIL" not in res.output
-    assert "reached (100%)" in res.output
+    assert "routes, steps and branches reached" in res.output
     root = ET.parse(junit).getroot()
+    bill = next(s for s in root.iter("testsuite") if s.get("name").endswith("bill_payment"))
+    props = {p.get("name"): p.get("value") for p in bill.iter("property")}
+    reached, total = map(int, props["coverage"].split("/"))
+    assert reached == total > 20 and props["coverage.unreached"] == "0", bill.find("system-out").text
     assert int(root.get("tests")) >= 11 and root.get("failures") == "0"
     names = {c.get("name") for c in root.iter("testcase")}
     assert {"pays a known biller", "rejects an unknown biller without calling it",
@@ -140,3 +144,85 @@ def test_a_test_file_that_does_not_compile_is_an_error(tmp_path):
     res = cli(str(d))
     assert res.exit_code == 1
     assert "t_test.route:3:27: error[E020]: unknown format `Nope`" in res.output
+
+
+BRANCHY = '''
+format Req = json
+format Rsp = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+route small {
+    receive from front as Req when msg.kind == "S"
+    let label = if msg.amount > 100 then "big" else "small"
+    reply Rsp { label = label }
+}
+route large {
+    receive from front as Req when msg.kind == "L"
+    reply Rsp { label = if msg.vip then "vip" else "plain" }
+}
+'''
+
+
+def _branchy(tmp_path: Path, tests: str) -> Path:
+    d = tmp_path / "branchy"
+    d.mkdir()
+    (d / "main.route").write_text(BRANCHY)
+    (d / "main_test.route").write_text('use "main.route"\n' + tests)
+    return d
+
+
+def test_coverage_reports_unreached_if_arms_and_when_outcomes_with_their_place(tmp_path):
+    d = _branchy(tmp_path, '''
+test "a small one" {
+    given front sends { kind = "S"  amount = 5 }
+    expect reply { label = "small" }
+}
+''')
+    junit = tmp_path / "j.xml"
+    res = cli(str(d), "--junit", str(junit))
+    assert res.exit_code == 0, res.output
+    main = str(d / "main.route")
+    missed = res.output.split("not reached by any test:")[1]
+    # the `then` arm of the `let` (line 7), route small's `when` false, route large entirely, both its arms
+    assert f"{main}:7:42: route small: `if` at 7:17 takes its `then` branch" in missed
+    assert "`if` at 7:17 takes its `else` branch" not in missed
+    assert f"{main}:6:36: route small: `when` is false" in missed
+    assert "route small: `when` is true" not in missed
+    assert f"{main}:11:36: route large: `when` is true" in missed
+    assert f"{main}:11:36: route large: `when` is false" in missed
+    assert f"{main}:12:41: route large: `if` at 12:25 takes its `then` branch" in missed
+    assert f"{main}:12:52: route large: `if` at 12:25 takes its `else` branch" in missed
+    suite = ET.parse(junit).getroot().find("testsuite")
+    out = suite.find("system-out").text
+    assert f"{main}:7:42: route small: `if` at 7:17 takes its `then` branch" in out
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["coverage.unreached"] == str(missed.count(main))
+
+
+def test_coverage_reaches_100_percent_when_every_branch_is_taken(tmp_path):
+    d = _branchy(tmp_path, '''
+test "small" {
+    given front sends { kind = "S"  amount = 5 }
+    expect reply { label = "small" }
+}
+test "small but big" {
+    given front sends { kind = "S"  amount = 500 }
+    expect reply { label = "big" }
+}
+test "large vip" {
+    given front sends { kind = "L"  vip = true }
+    expect reply { label = "vip" }
+}
+test "large plain" {
+    given front sends { kind = "L"  vip = false }
+    expect reply { label = "plain" }
+}
+test "neither" {
+    given front sends { kind = "X" }
+    expect deal UNROUTED { status = "rejected" }
+}
+''')
+    result = run_paths([d], default_registry())
+    assert all(o.passed for o in result.outcomes), [o.failures for o in result.outcomes]
+    assert result.coverage.missed == [], result.coverage.text()
+    # 2 routes, 3 steps (let, reply, reply), 2 x 2 `when` outcomes, 2 x 2 `if` arms
+    assert len(result.coverage.items) == 13, result.coverage.text()
