@@ -20,6 +20,7 @@ from dsl import ast as A
 from dsl import ir
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, did_you_mean
 from dsl.functions import SIGNATURES
+from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
@@ -656,6 +657,7 @@ class Checker(_TestChecks):
             fmt = self.ref(s.format, "format")
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
             self._assigns(s.assigns, scope, later, fmt, "call")
+            mux_key_check(self, s, fmt)
             self._bind(s.name, Binding("call", rfmt), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later)

@@ -155,6 +155,12 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column`",
           _route('reply Req { code = billers.name }',
                  head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
+    Entry("E066", "request without the MUX key fields",
+          "call `NAME` sends a request without the key field `K` that channel `C` matches replies by",
+          'channel mf = memory\nformat Req = fixed {\n    code string(4)\n    ref string(6)\n}\n'
+          'channel back = tcp connect {\n    address = "127.0.0.1:7001"\n    match = ["ref"]\n}\n'
+          'route r {\n    receive from mf as Req\n    call post = back as Req { code = msg.code }\n'
+          '    reply Req { code = "00" }\n}\n', 12, 5),
     Entry("E070", "unknown function", "unknown function `NAME` (with did you mean)",
           _route('reply Req { code = trimm(msg.code) }'), 7, 24),
     Entry("E071", "wrong number of arguments", "NAME() takes N arguments, got M",
