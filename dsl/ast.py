@@ -243,11 +243,12 @@ class RouteAst:
 
 @dataclass(frozen=True)
 class GivenSendAst:
-    """``given CHANNEL sends [FORMAT] { fields }``"""
+    """``given CHANNEL sends [FORMAT] { fields } [http { method path params query headers }]``"""
     channel: Ident
     format: Ident | None
     assigns: tuple[AssignAst, ...]
     pos: Pos
+    http: tuple[AssignAst, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -261,16 +262,24 @@ class GivenAnswerAst:
     assigns: tuple[AssignAst, ...]
     delay: Lit | None
     pos: Pos
+    headers: tuple[AssignAst, ...] | None = None     # ``headers { name = value }`` (http call answers)
 
 
 @dataclass(frozen=True)
 class ExpectAst:
-    """``expect reply|no reply|call X|no call X|deal TYPE|dead letter``;
-    ``kind``: reply, no_reply, call, no_call, deal, dead_letter."""
+    """``expect reply [STATUS]|no reply|call X|no call X|deal TYPE|dead letter``;
+    ``kind``: reply, no_reply, call, no_call, deal, dead_letter.  ``assigns`` may hold
+    ``LikeAst`` (``field ~ "text"``)."""
     kind: str
     target: Ident | None
     assigns: tuple[AssignAst, ...]
     pos: Pos
+    status: Lit | None = None                        # ``expect reply 422 { ... }`` (http listen)
+
+
+@dataclass(frozen=True)
+class LikeAst(AssignAst):
+    """``field ~ "text"`` in an expectation: the field's text contains the value's."""
 
 
 @dataclass(frozen=True)

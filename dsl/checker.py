@@ -37,6 +37,8 @@ CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
 EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+# ``given CHANNEL sends ... http { ... }``: what an http listen request line may set.
+GIVEN_HTTP_FIELDS = ("method", "path", "params", "query", "headers")
 # A record option every channel kind takes (``record = true``: capture its frames, docs/testing.md).
 COMMON_CHANNEL_OPTIONS = ("record",)
 
@@ -141,7 +143,11 @@ class _TestChecks:
                                    f"write `given {chan} sends FORMAT {{ ... }}`")
             self._assigns(s.assigns, dict(base), set(), fmt, "test")
             msg_fmt = fmt
-            send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos)
+            http = None
+            if s.http is not None:
+                self._test_http(chan, s.http, base, "listen")
+                http = lower_assigns(s.http)
+            send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -177,9 +183,30 @@ class _TestChecks:
                 self.error("E095", f"channel `{chan}` ({kind.replace('.', ' ')}) answers without a status",
                            s.status.pos, f"remove `{s.status.value}`: only http channels have a reply status")
         self._assigns(s.assigns, scope, set(), fmt, "answer")
+        headers = None
+        if s.headers is not None:
+            self._test_http(chan, s.headers, scope, "call")
+            headers = lower_assigns(s.headers)
         return ir.GivenAnswer(chan or s.endpoint.name, s.mode, fmt, lower_assigns(s.assigns),
                               s.status.value if s.status is not None else None,
-                              s.delay.value if s.delay is not None else None, pos=s.pos)
+                              s.delay.value if s.delay is not None else None, pos=s.pos, headers=headers)
+
+    def _test_http(self, chan: str | None, assigns, scope, role: str) -> None:
+        """``http { ... }`` of a send (http listen) / ``headers { ... }`` of an answer (http call)."""
+        if chan is not None and assigns:
+            kind = self.decls[chan][1].kind_name
+            if kind != f"http.{role}":
+                what = "http { ... }" if role == "listen" else "headers { ... }"
+                self.error("E099", f"channel `{chan}` ({kind.replace('.', ' ')}) is not an http {role} channel: "
+                           f"it has no {'request line' if role == 'listen' else 'answer headers'}",
+                           assigns[0].pos, f"remove `{what}`: only http {role} channels take it")
+        for a in assigns:
+            if role == "listen" and str(a.parts[0]) not in GIVEN_HTTP_FIELDS:
+                self.error("E099", f"an http request has no `{a.path}` to set", a.pos,
+                           did_you_mean(str(a.parts[0]), GIVEN_HTTP_FIELDS)
+                           or "set: " + ", ".join(GIVEN_HTTP_FIELDS) + " (params.NAME, query.NAME, "
+                           'headers["NAME"])')
+            self._expr(a.value, scope, set())
 
     def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
         kind = s.kind
@@ -191,6 +218,12 @@ class _TestChecks:
             elif send is not None:
                 cands = facts["replies"].get(send.channel, [])
                 fmt = cands[0] if len(cands) == 1 else None
+            if s.status is not None and send is not None and send.channel in self.decls:
+                k = self.decls[send.channel][1].kind_name
+                if k != "http.listen":
+                    self.error("E095", f"channel `{send.channel}` ({k.replace('.', ' ')}) answers without a status",
+                               s.status.pos, f"remove `{s.status.value}`: only http listen channels answer "
+                               "with a status")
             self._assigns(s.assigns, scope, set(), fmt, "reply")
         elif kind in ("call", "no_call"):
             target, steps = self._call_target(s.target, facts)
@@ -211,7 +244,9 @@ class _TestChecks:
                     self.error("E096", f"{what} has no field `{a.path}` to expect", a.pos,
                                did_you_mean(str(a.parts[0]), allowed) or "fields: " + ", ".join(allowed))
                 self._expr(a.value, scope, set())
-        return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos)
+        return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
+                              contains=tuple(i for i, a in enumerate(s.assigns) if isinstance(a, A.LikeAst)),
+                              status=s.status.value if s.status is not None else None)
 
 
 class Checker(_TestChecks):

@@ -219,6 +219,9 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
           _test('given front sends { a = 1 }', 'expect deal PAYMENT { status = "committed" }'), 11, 17),
     Entry("E098", "test declared twice", 'test "NAME" is declared twice',
           _test('given front sends { a = 1 }') + 'test "t" {\n' + _T_SEND + '}\n', 12, 6),
+    Entry("E099", "http details on a channel that is not http",
+          "channel `C` (memory) is not an http listen channel: it has no request line",
+          _test('given front sends { a = 1 } http { method = "GET" }'), 10, 40),
 )
 
 

@@ -206,6 +206,8 @@ class GivenSend:
     format: str | None
     fields: tuple[Assign, ...]
     pos: Pos | None = field(default=None, compare=False)
+    # ``http { method path params.X query.X headers.X }`` on an http listen channel (None: the channel's own)
+    http: tuple[Assign, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,7 @@ class GivenAnswer:
     status: int | None = None
     delay: Decimal | None = None
     pos: Pos | None = field(default=None, compare=False)
+    headers: tuple[Assign, ...] | None = None     # ``headers { ... }`` of an http call's answer
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,8 @@ class Expectation:
     format: str | None
     fields: tuple[Assign, ...] = ()
     pos: Pos | None = field(default=None, compare=False)
+    contains: tuple[int, ...] = ()      # indexes of ``fields`` written ``field ~ "text"`` (the text contains it)
+    status: int | None = None           # ``expect reply 422 { ... }``: the HTTP status answered
 
 
 @dataclass(frozen=True)

@@ -203,16 +203,28 @@ class _Build(Transformer):
         return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta))
 
     def given_sends(self, meta, ch):
-        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta))
+        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3])
+
+    def http_block(self, meta, ch):
+        return ch[0]
+
+    def headers_block(self, meta, ch):
+        return ch[0]
+
+    def expect_block(self, meta, ch):
+        return tuple(ch)
+
+    def expect_like(self, meta, ch):
+        return A.LikeAst(ch[0], ch[1], self._pos(meta))
 
     def answer_values(self, meta, ch):
-        endpoint, status, fmt, assigns, delay = ch
+        endpoint, status, fmt, assigns, headers, delay = ch
         slit = None if status is None else A.Lit(int(status), "int", pos=self._tpos(status))
         dlit = None
         if delay is not None:
             dlit = A.Lit(duration_seconds(str(delay)), "duration", pos=self._tpos(delay))
         return A.GivenAnswerAst(self._id(endpoint), "values", slit, self._id(fmt), assigns, dlit,
-                                self._pos(meta))
+                                self._pos(meta), headers)
 
     def answer_error(self, meta, ch):
         return A.GivenAnswerAst(self._id(ch[0]), "error", None, None, (), None, self._pos(meta))
@@ -221,7 +233,9 @@ class _Build(Transformer):
         return A.GivenAnswerAst(self._id(ch[0]), "timeout", None, None, (), None, self._pos(meta))
 
     def expect_reply(self, meta, ch):
-        return A.ExpectAst("reply", self._id(ch[0]), ch[1], self._pos(meta))
+        status, fmt, assigns = ch
+        slit = None if status is None else A.Lit(int(status), "int", pos=self._tpos(status))
+        return A.ExpectAst("reply", self._id(fmt), assigns, self._pos(meta), slit)
 
     def expect_no_reply(self, meta, ch):
         return A.ExpectAst("no_reply", None, (), self._pos(meta))
