@@ -51,7 +51,11 @@ def test_simulators_name_declared_channels_and_formats():
     res = compile_paths(ROUTE_FILES, services_registry())
     prog = res.program
     for svc in SERVICES:
-        assert prog.channels[svc.inbound].kind == "tcp.listen", svc.name
+        assert prog.channels[svc.inbound].kind == ("file.watch" if svc.transport == "file" else "tcp.listen"), svc.name
+        if svc.transport == "file":
+            assert prog.channels[svc.ack_channel].kind == "file.write", svc.name
+        for channel, _factory in svc.hosts:
+            assert prog.channels[channel].kind == "tcp.connect", (svc.name, channel)
         for fmt in (svc.request_format, svc.reply_format):
             assert fmt in prog.formats, (svc.name, fmt)
         for cp in svc.counterparts:

@@ -27,8 +27,7 @@ async def test_service_end_to_end(service, tmp_path):
     ledger_path = tmp_path / "ledger.duckdb"
     async with open_ledger(ledger_path, audit_key=None) as ledger:
         async with running_services(program, registry, ledger, [service]) as rig:
-            client = rig.client(service)
-            result = await client.run(rig.port(service.inbound), total=len(BATCH), kinds=BATCH, deadline=10)
+            result = await rig.load(service, total=len(BATCH), kinds=BATCH, deadline=10)
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
         rows = con.execute("SELECT reference, status, amount, response_code, reason FROM deals "

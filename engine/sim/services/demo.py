@@ -84,9 +84,8 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
 
                     async def drive(svc: Any) -> None:
                         task = progress.add_task(svc.title.split(" (")[0][:34], total=per_service)
-                        client = rig.client(svc, seed=seed)
-                        results.append((svc, await client.run(
-                            rig.port(svc.inbound), total=per_service, connections=connections, window=window,
+                        results.append((svc, await rig.load(
+                            svc, total=per_service, seed=seed, connections=connections, window=window,
                             progress=lambda k: progress.advance(task, k))))
 
                     async def drive_bill() -> None:

@@ -2,25 +2,33 @@
 
     async with running_services(program, registry, ledger, services) as rig:
         port = rig.port("fm_mainframe")
-        client = rig.client(service)
+        result = await rig.load(service, total=100)
 
 Every inbound channel listens on an ephemeral loopback port (so tests and the
 demo never collide with a running engine on the documented ports), every
 counterpart simulator is started first and the route's tcp.connect channel is
-pointed at it.  Codecs come from the compiled program itself.
+pointed at it.  File channels (file.watch, file.write) get folders of their
+own under ``work_dir`` (a temporary folder by default), without fsync.
+Codecs come from the compiled program itself.
+
+``rig.load(service, total=...)`` drives a service whichever way it is reached:
+a ``ServiceClient`` over TCP, or a ``BatchFileClient`` dropping batch files.
 """
 from __future__ import annotations
 
+import tempfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import trio
 
 from engine.runtime.binder import Binder
 from engine.runtime.switchboard import Switchboard
+from engine.sim.services.batch_files import BatchFileClient
 from engine.sim.services.counterpart import CounterpartSim
-from engine.sim.services.driver import ServiceClient
+from engine.sim.services.driver import LoadResult, ServiceClient
 from engine.sim.services.model import Service
 
 
@@ -32,9 +40,26 @@ class Rig:
     def port(self, channel: str) -> int:
         return int(self.switchboard.channel(channel).port)
 
+    dirs: dict[str, Path] = field(default_factory=dict)     # file channel -> its folder
+
     def client(self, service: Service, *, seed: int = 7) -> ServiceClient:
         ctx = self.switchboard.ctx
         return ServiceClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format), seed=seed)
+
+    def batch_client(self, service: Service, *, seed: int = 7) -> BatchFileClient:
+        ctx = self.switchboard.ctx
+        return BatchFileClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format),
+                               inbox=self.dirs[service.inbound], outbox=self.dirs[service.ack_channel], seed=seed)
+
+    async def load(self, service: Service, *, total: int, kinds: list[str] | None = None, seed: int = 7,
+                   connections: int = 2, window: int = 16, progress: Callable[[int], None] | None = None,
+                   deadline: float = 30.0) -> LoadResult:
+        if service.transport == "file":
+            return await self.batch_client(service, seed=seed).run(total=total, kinds=kinds, progress=progress,
+                                                                   deadline=deadline)
+        return await self.client(service, seed=seed).run(self.port(service.inbound), total=total, kinds=kinds,
+                                                          connections=connections, window=window,
+                                                          progress=progress, deadline=deadline)
 
 
 def listen_overrides(program: Any) -> dict[str, dict[str, Any]]:
@@ -42,13 +67,34 @@ def listen_overrides(program: Any) -> dict[str, dict[str, Any]]:
             if decl.kind == "tcp.listen"}
 
 
+def file_overrides(program: Any, work_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each file.watch / file.write channel gets ``work_dir/<channel>`` (file.write without fsync)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, decl in program.channels.items():
+        if decl.kind == "file.watch":
+            out[name] = {"dir": str(work_dir / name)}
+        elif decl.kind == "file.write":
+            out[name] = {"dir": str(work_dir / name), "fsync": False}
+    return out
+
+
 @asynccontextmanager
 async def running_services(program: Any, registry: Any, ledger: Any, services: Iterable[Service], *,
                            extra_sims: dict[str, Any] | None = None,
-                           call_timeout: str | None = None) -> AsyncIterator[Rig]:
-    """``extra_sims``: channel name -> an object with ``serve`` and ``port`` (e.g. the bill payment biller)."""
+                           call_timeout: str | None = None, work_dir: Path | None = None) -> AsyncIterator[Rig]:
+    """``extra_sims``: channel name -> an object with ``serve`` and ``port`` (e.g. the bill payment biller);
+    ``work_dir``: where the file channels' folders go (default: a temporary folder, removed at the end)."""
     binder = Binder(program, registry)
     overrides = listen_overrides(program)
+    tmp = None
+    if work_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bsp-services-")
+        work_dir = Path(tmp.name)
+    files = file_overrides(program, Path(work_dir))
+    overrides.update(files)
+    dirs = {name: Path(o["dir"]) for name, o in files.items()}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
     sims: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         for svc in services:
@@ -77,7 +123,9 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
         async with trio.open_nursery() as engine:
             await engine.start(sb.run)
             try:
-                yield Rig(sb, sims)
+                yield Rig(sb, sims, dirs)
             finally:
                 sb.drain()
         nursery.cancel_scope.cancel()
+    if tmp is not None:
+        tmp.cleanup()

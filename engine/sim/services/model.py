@@ -70,3 +70,4 @@ class Service:
     hosts: tuple[tuple[str, Callable[[], Any]], ...] = ()
     # "tcp": a ServiceClient drives ``inbound``; "file": batch files are dropped in the watched directory
     transport: str = "tcp"
+    ack_channel: str = ""                       # transport "file": the file.write channel of the acknowledgements

@@ -1,4 +1,5 @@
-"""Receivables and payables: an ERP's AR/AP batch file, one CSV record per message, posted on the mainframe."""
+"""Receivables and payables: an ERP's AR/AP batch files (CSV, one record per line, 50 records per batch)
+dropped in the watched folder; each record is posted on the mainframe and acknowledged in a file."""
 from __future__ import annotations
 
 import datetime as dt
@@ -29,9 +30,9 @@ def make(kind: str, n: int, rng: random.Random) -> Request:
 
 
 SERVICE = Service(
-    name="receivables_payables", title="Receivables and payables (AR/AP batch records)",
-    inbound="rp_erp", request_format="ArApRecord", reply_format="ArApAck", make=make,
-    code_of=lambda r: str(r["code"]), framing="length4",
+    name="receivables_payables", title="Receivables and payables (AR/AP batch files)",
+    inbound="rp_batch_in", request_format="ArApRecord", reply_format="ArApAck", make=make,
+    code_of=lambda r: str(r["code"]), transport="file", ack_channel="rp_ack_out",
     counterparts=(Counterpart("rp_mainframe", "PostingReq", "MfRsp",
                               mainframe_answer("trace_no", refuse_field="other_acct"), framing="length2"),),
 )

@@ -1,0 +1,117 @@
+"""The ERP side of a batch-file service: drops batch files in a watched folder and reads the acknowledgements.
+
+    client = BatchFileClient(service, request_codec, reply_codec, inbox=..., outbox=...)
+    result = await client.run(total=400)          # a LoadResult like ServiceClient's
+
+Requests come from the service's generator (``Service.make``) and are grouped
+into files by their ``batch_id``; each file is written as ``.NAME.part`` and
+renamed into place (the file watch channel takes complete files only).  The
+route writes one acknowledgement file per record (``file write``); a request
+is answered when an acknowledgement line with its ``batch_id`` and
+``record_no`` has appeared.  Latency is from the file's drop to its last
+acknowledgement's arrival as seen by polling (every 20 ms).
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+
+from engine.sim.services.driver import LoadResult, Outcome
+from engine.sim.services.model import Request, Service
+
+POLL = 0.02
+
+
+class BatchFileClient:
+    def __init__(self, service: Service, request_codec: Any, reply_codec: Any, *, inbox: Path, outbox: Path,
+                 seed: int = 7, start: int = 1) -> None:
+        self.service = service
+        self.request_codec = request_codec
+        self.reply_codec = reply_codec
+        self.inbox = Path(inbox)
+        self.outbox = Path(outbox)
+        self.rng = random.Random(f"{service.name}:{seed}")
+        self.kinds = [k for k in service.mix for _ in range(service.mix[k])]
+        self.n = start - 1
+        self.result = LoadResult(service.name)
+        self.files: list[str] = []
+        self._read: set[str] = set()
+        self._acks: dict[tuple[str, int], Any] = {}
+
+    def requests(self, total: int, kinds: list[str] | None = None) -> list[Request]:
+        out = []
+        for kind in (kinds if kinds is not None else [None] * total):
+            self.n += 1
+            out.append(self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng))
+        return out
+
+    def write_file(self, name: str, reqs: list[Request]) -> Path:
+        data = b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
+        tmp = self.inbox / f".{name}.part"
+        tmp.write_bytes(data)
+        final = self.inbox / name
+        os.replace(tmp, final)
+        self.files.append(name)
+        return final
+
+    def collect(self) -> int:
+        """Read acknowledgement files not read yet; returns how many lines were new."""
+        new = 0
+        for p in sorted(self.outbox.iterdir()):
+            if p.name.startswith(".") or p.name in self._read or not p.is_file():
+                continue
+            self._read.add(p.name)
+            for line in p.read_bytes().splitlines():
+                if line.strip():
+                    v = self.reply_codec.decode(line)
+                    self._acks[(str(v["batch_id"]), int(v["record_no"]))] = v
+                    new += 1
+        return new
+
+    async def run(self, *, total: int, kinds: list[str] | None = None,
+                  progress: Callable[[int], None] | None = None, deadline: float = 30.0) -> LoadResult:
+        reqs = self.requests(total, kinds)
+        batches: dict[str, list[Request]] = defaultdict(list)
+        for r in reqs:
+            batches[str(r.values["batch_id"])].append(r)
+        t0 = time.perf_counter()
+        dropped: dict[str, float] = {}
+        for batch, rs in batches.items():
+            self.write_file(f"{batch}.csv", rs)
+            dropped[batch] = time.perf_counter()
+        answered: dict[tuple[str, int], float] = {}
+        with trio.move_on_after(deadline):
+            while len(answered) < len(reqs):
+                if self.collect():
+                    now = time.perf_counter()
+                    fresh = [k for k in self._acks if k not in answered]
+                    for k in fresh:
+                        answered[k] = now
+                    if progress:
+                        progress(len(fresh))
+                if len(answered) < len(reqs):
+                    await trio.sleep(POLL)
+        for r in reqs:
+            key = (str(r.values["batch_id"]), int(r.values["record_no"]))
+            ack = self._acks.get(key)
+            at = answered.get(key)
+            self.result.outcomes.append(Outcome(
+                r.kind, r.expect_code, r.ref, self.service.code_of(ack) if ack is not None else None, ack,
+                (at - dropped[key[0]]) * 1000 if at is not None else None))
+        self.result.elapsed = time.perf_counter() - t0
+        return self.result
+
+    def settled(self) -> dict[str, list[str]]:
+        """Where each batch file went: {"done": [...], "error": [...], "pending": [...]}."""
+        out: dict[str, list[str]] = {"done": [], "error": [], "pending": []}
+        for name in self.files:
+            where = ("done" if (self.inbox / "done" / name).exists() else
+                     "error" if (self.inbox / "error" / name).exists() else "pending")
+            out[where].append(name)
+        return out
