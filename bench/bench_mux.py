@@ -179,8 +179,9 @@ async def measure(kind: str, count: int, inflight: int, sync: str, tmp: Path) ->
         procs.append(bsp)
         port = await wait_port(bsp, port_file, "bsp")
         await client(port, frames[:2000], inflight, ssl_ctx)         # warm-up (STANs reused later: fine)
-        cpu0, host0 = cpu_seconds(bsp.pid), cpu_seconds(host.pid)
+        cpu0, host0, client0 = cpu_seconds(bsp.pid), cpu_seconds(host.pid), time.process_time()
         res = await client(port, frames, inflight, ssl_ctx)
+        res["client_us"] = (time.process_time() - client0) / res["count"] * 1e6
         res["rss"] = peak_rss_mb(bsp.pid)
         res["cpu_us"] = (cpu_seconds(bsp.pid) - cpu0) / res["count"] * 1e6
         res["host_us"] = (cpu_seconds(host.pid) - host0) / res["count"] * 1e6
@@ -224,7 +225,8 @@ def main() -> None:
         for kind in a.only.split(","):
             r = trio.run(measure, kind, a.count, a.inflight, a.sync, Path(d))
             print(f"{kind:6s} {r['rate']:>9,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
-                  f"bsp peak RSS {r['rss']:6.1f} MB   bsp CPU {r['cpu_us']:.0f} us/msg (host {r['host_us']:.0f})   "
+                  f"bsp peak RSS {r['rss']:6.1f} MB   bsp CPU {r['cpu_us']:.0f} us/msg (host {r['host_us']:.0f}, "
+                  f"client {r['client_us']:.0f})   "
                   f"({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
 
 

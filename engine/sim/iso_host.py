@@ -68,23 +68,24 @@ class IsoHost:
 
     # -- answers -----------------------------------------------------------
     def answer(self, req: dict[str, Any]) -> dict[str, Any] | None:
-        mti = str(req.get("t"))
-        rsp_mti = ANSWERS.get(mti)
+        mti = req.get("t")
+        rsp_mti = ANSWERS.get(mti) if type(mti) is str else ANSWERS.get(str(mti))
         if rsp_mti is None:
             return None
         out: dict[str, Any] = {"t": rsp_mti}
+        get = req.get
         for k in COPY:
-            v = req.get(k)
-            if v not in (None, ""):
+            v = get(k)
+            if v is not None and v != "":
                 out[k] = v
         if mti == "0800":
             self.echoes += 1
         else:
             self.requests += 1
-        declined = str(req.get("4", "")) in self.decline_amounts
+        declined = bool(self.decline_amounts) and str(get("4", "")) in self.decline_amounts
         out["39"] = "05" if declined else "00"
-        if mti in ("0100", "0200") and not declined:
-            out["38"] = "A" + str(req.get("11", "0"))[-5:].rjust(5, "0")
+        if (mti == "0100" or mti == "0200") and not declined:
+            out["38"] = "A" + str(get("11", "0"))[-5:].rjust(5, "0")
         return out
 
     def _reply_bytes(self, req: dict[str, Any]) -> bytes | None:
