@@ -152,6 +152,7 @@ class _Counted:
         self._route = f"route:{route.pos}" if route is not None else None
         self._rules = {str(r.pos) for r in step.options.get("rules", ())} if step.kind == "validate" else set()
         self._call = step.kind == "call"
+        self._name = step.name
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -173,11 +174,14 @@ class _Counted:
     async def run_batch(self, exs: list[Any]) -> None:
         self._reached()
         before = [ex.failure for ex in exs]
+        bound = [self._name in ex.scope for ex in exs] if self._call else []
         await self._real.run_batch(exs)
         if self._call:
-            for ex, was in zip(exs, before):
+            for ex, was, had in zip(exs, before, bound):
                 if was is None:
                     self._cov.hit(("ok:" if ex.failure is None else "fail:") + self._key)
+                elif not had:      # a call in `on error`: the exchange has failed already; success binds the answer
+                    self._cov.hit(("ok:" if self._name in ex.scope else "fail:") + self._key)
 
 
 def _lc(pos: Any) -> str:
