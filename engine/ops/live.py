@@ -38,6 +38,7 @@ from engine.admin.backend import ReloadResult
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
+from engine.txn import recover as recover_in_flight
 
 log = logging.getLogger("bsp.reload")
 
@@ -159,6 +160,8 @@ class LiveEngine:
             ch = gen.channels[name]
             if ch.role in ("connect", "both"):
                 await self._nursery.start(self._channel_task, ch, None)
+        # deals a crash left in flight are resolved before these channels take traffic (engine/txn)
+        await recover_in_flight(gen.dispatchers[n] for n in names if n in gen.dispatchers)
         for name in names:
             disp = gen.dispatchers.get(name)
             if disp is not None:

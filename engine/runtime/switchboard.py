@@ -19,6 +19,7 @@ import trio
 
 from engine.runtime.binder import Binder, BindError
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
+from engine.txn import recover as recover_in_flight
 
 log = logging.getLogger("bsp.switchboard")
 
@@ -108,6 +109,8 @@ class Switchboard:
             for name, ch in self.channels.items():
                 if ch.role in ("connect", "both"):
                     await outer.start(ch.run)
+            # deals a crash left in flight are resolved before any channel takes traffic
+            await recover_in_flight(self.dispatchers.values())
             with trio.CancelScope() as hard:
                 outer.start_soon(self._watch_drain, hard)
                 async with trio.open_nursery() as inbound:

@@ -6,7 +6,7 @@ Nothing is imported at package load: ``engine.runtime.dispatch`` imports
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 
 def manager_for(ledger: Any) -> Any:
@@ -15,4 +15,17 @@ def manager_for(ledger: Any) -> Any:
     return _manager_for(ledger)
 
 
-__all__ = ["manager_for"]
+async def recover(dispatchers: Iterable[Any]) -> None:
+    """Resolve the deals a crash left in flight on these dispatchers' channels.
+
+    Called at start-up, once the outbound channels run and before the inbound
+    ones accept traffic (``Switchboard.run``, ``LiveEngine`` start and reload);
+    a channel already recovered by this process is skipped.
+    """
+    for disp in dispatchers:
+        txn = getattr(disp, "txn", None)
+        if txn is not None:
+            await txn.ready(disp)
+
+
+__all__ = ["manager_for", "recover"]
