@@ -121,6 +121,11 @@ def tap_ledger(handler: Any) -> None:
     led = getattr(handler, "ledger", None)
     if led is not None and not isinstance(led, LedgerTap):
         handler.ledger = LedgerTap(led)
+    # dead letters are written by the transaction manager (engine/txn), which holds the ledger itself
+    txn = getattr(handler, "txn", None)
+    led = getattr(txn, "ledger", None)
+    if led is not None and not isinstance(led, LedgerTap):
+        txn.ledger = LedgerTap(led)
 
 
 class TapHandler:

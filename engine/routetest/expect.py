@@ -12,6 +12,18 @@ from typing import Any, Callable
 from engine.replay.diff import MISSING, flatten, same
 from engine.replay.report import _show
 
+
+def _get_flat(flat: dict[str, Any], path: str) -> Any:
+    got = flat.get(path, MISSING)
+    if got is MISSING and '["' in path:       # quoted names ("39" = ..) are plain keys once flattened
+        got = flat.get(_flat_path(path), MISSING)
+    return got
+
+
+def _text(v: Any) -> str:
+    from dsl.compiler import _text as text
+    return text(v)
+
 DEAL_ATTRS = {"status": "status", "amount": "amount", "ref": "reference", "currency": "currency",
               "party": "party", "response_code": "response_code", "reason": "reason", "route": "route"}
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
@@ -27,15 +39,21 @@ class Checker:
     def value(self, assign: Any) -> Any:
         return self.binder.expr(assign.value)(self.scope)
 
-    def fields(self, fields: Any, actual: dict[str, Any], what: str) -> list[str]:
+    def fields(self, e: Any, get: Callable[[str], Any], what: str, contained: tuple[str, ...] = ()) -> list[str]:
+        """Each ``field = value`` (equal) and ``field ~ value`` (the text contains it) of ``e``; ``contained``:
+        fields whose ``=`` already means "contains" (a deal's or dead letter's ``reason``)."""
         out = []
-        for a in fields:
+        like = set(getattr(e, "contains", ()))
+        for i, a in enumerate(e.fields):
             want = self.value(a)
-            got = actual.get(a.path, MISSING)
-            if got is MISSING and '["' in a.path:       # quoted names ("39" = ..) are plain keys once flattened
-                got = actual.get(_flat_path(a.path), MISSING)
-            if not same(want, got):
-                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}, got {_show(got)}")
+            got = get(a.path)
+            if i in like or a.path in contained:
+                ok = got is not MISSING and got is not None and _text(want) in _text(got)
+                how = " (within the text)"
+            else:
+                ok, how = same(want, got), ""
+            if not ok:
+                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}")
         return out
 
     def check(self, e: Any, ctx: Any, channel: str) -> list[str]:
@@ -45,11 +63,20 @@ class Checker:
         if e.kind == "reply":
             if ctx.reply is None:
                 return [f"{where} reply: no reply was sent" + _why(ctx)]
+            out = []
+            status = ctx.extra.get("http_status")
+            if e.status is not None and status != e.status:
+                out.append(f"{where} reply {e.status}: the HTTP status answered is {status}"
+                           + (f": {bytes(ctx.reply[:120])!r}" if status is not None and status >= 300 else ""))
+            if not e.fields:
+                return out
             fmt, values = self.decode(channel, "inbound", "out", ctx.reply, e.format)
             if fmt is None:
-                return [f"{where} reply: the reply does not decode as "
-                        f"{e.format or ' or '.join(self.guide.candidates(channel, 'inbound', 'out'))}: {ctx.reply[:60]!r}"]
-            return self.fields(e.fields, flatten(values), "expect reply")
+                return out + [f"{where} reply: the reply does not decode as "
+                              f"{e.format or ' or '.join(self.guide.candidates(channel, 'inbound', 'out'))}: "
+                              f"{ctx.reply[:60]!r}"]
+            flat = flatten(values)
+            return out + self.fields(e, lambda k: _get_flat(flat, k), "expect reply")
         if e.kind in ("call", "no_call"):
             calls = ctx.calls_to(e.target)
             if e.kind == "no_call":
@@ -62,7 +89,8 @@ class Checker:
                 if fmt is None:
                     tried.append([f"{where} call {e.target}: call #{c.seq} does not decode as {e.format}"])
                     continue
-                fails = self.fields(e.fields, flatten(values), f"expect call {e.target}")
+                flat = flatten(values)
+                fails = self.fields(e, lambda k: _get_flat(flat, k), f"expect call {e.target}")
                 if not fails:
                     return []
                 tried.append(fails)
@@ -74,29 +102,14 @@ class Checker:
             out = []
             if d.deal_type != e.target:
                 out.append(f"{where} deal {e.target}: the deal committed is of type {d.deal_type}")
-            for a in e.fields:
-                want = self.value(a)
-                got = getattr(d, DEAL_ATTRS[a.path], MISSING)
-                ok = (isinstance(want, str) and isinstance(got, str) and want in got) if a.path == "reason" \
-                    else same(want, got)
-                if not ok:
-                    out.append(f"{a.pos}: expect deal {e.target}: field `{a.path}`: expected {_show(want)}"
-                               f"{' (within the text)' if a.path == 'reason' else ''}, got {_show(got)}")
-            return out
+            return out + self.fields(e, lambda k: getattr(d, DEAL_ATTRS[k], MISSING), f"expect deal {e.target}",
+                                     ("reason",))
         if e.kind == "dead_letter":
             if not ctx.dead_letters:
                 return [f"{where} dead letter: no dead letter was written" + _why(ctx)]
             best: list[str] = []
             for dl in ctx.dead_letters:
-                fails = []
-                for a in e.fields:
-                    want = self.value(a)
-                    got = getattr(dl, a.path, MISSING)
-                    ok = (isinstance(want, str) and isinstance(got, str) and want in got) if a.path == "reason" \
-                        else same(want, got)
-                    if not ok:
-                        fails.append(f"{a.pos}: expect dead letter: field `{a.path}`: expected {_show(want)}, "
-                                     f"got {_show(got)}")
+                fails = self.fields(e, lambda k, dl=dl: getattr(dl, k, MISSING), "expect dead letter", ("reason",))
                 if not fails:
                     return []
                 best = best or fails

@@ -226,3 +226,37 @@ test "neither" {
     assert result.coverage.missed == [], result.coverage.text()
     # 2 routes, 3 steps (let, reply, reply), 2 x 2 `when` outcomes, 2 x 2 `if` arms
     assert len(result.coverage.items) == 13, result.coverage.text()
+
+
+def test_dead_letter_and_contains_expectations_fail_with_their_place(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "paid, so no dead letter" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK"  confirmation = "C1" }
+    expect reply { message ~ "NORTHERN"  biller_ref ~ "C9" }
+    expect dead letter { reason ~ "anything" }
+}
+test "rejected, with the wrong kind" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "2"  biller_id = "ZZ9999"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    expect dead letter { error_kind = "timeout"  reason ~ "unknown biller" }
+    expect deal bill_payment { reason ~ "over the limit" }
+}
+''')
+    result = run_paths([d], default_registry())
+    by = {o.name: o.failures for o in result.outcomes}
+    f = by["paid, so no dead letter"]
+    assert len(f) == 2, f
+    assert 't_test.route:8:42: expect reply: field `biller_ref`: expected "C9" (within the text), got "C1"' in f[0]
+    assert "t_test.route:9:5: expect dead letter: no dead letter was written" in f[1]
+    f = by["rejected, with the wrong kind"]
+    assert len(f) == 2, f
+    assert 't_test.route:16:26: expect dead letter: field `error_kind`: expected "timeout", got "rejected"' in f[0]
+    assert 't_test.route:17:32: expect deal bill_payment: field `reason`: expected "over the limit" (within the ' \
+           'text), got "rejected: unknown biller' in f[1]
