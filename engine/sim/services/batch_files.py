@@ -115,3 +115,10 @@ class BatchFileClient:
                      "error" if (self.inbox / "error" / name).exists() else "pending")
             out[where].append(name)
         return out
+
+    async def wait_settled(self, deadline: float = 10.0) -> dict[str, list[str]]:
+        """``settled()`` once no file is pending (the channel moves a file after its last record), or at the deadline."""
+        with trio.move_on_after(deadline):
+            while self.settled()["pending"]:
+                await trio.sleep(POLL)
+        return self.settled()

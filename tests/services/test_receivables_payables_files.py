@@ -1,0 +1,48 @@
+"""Receivables and payables end to end with real files: batch files dropped into the watched folder
+(tmp dirs), the mainframe simulator on loopback, acknowledgement files written, the batch file
+moved to done/ or to error/ with its reason file, every record a deal in a real DuckDB ledger."""
+from __future__ import annotations
+
+import duckdb
+
+from dsl.load import compile_paths
+from engine.ledger import open_ledger
+from engine.sim.services import receivables_payables
+from engine.sim.services.catalog import route_files
+from engine.sim.services.harness import running_services
+from engine.sim.services.registry import services_registry
+
+SERVICE = receivables_payables.SERVICE
+
+
+async def test_batch_files_are_posted_acknowledged_and_filed(tmp_path):
+    registry = services_registry()
+    res = compile_paths(route_files(SERVICE.name), registry)
+    assert res.program is not None, [d.message for d in res.diagnostics]
+    ledger_path = tmp_path / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(res.program, registry, ledger, [SERVICE], work_dir=tmp_path / "files") as rig:
+            inbox, outbox = rig.dirs["rp_batch_in"], rig.dirs["rp_ack_out"]
+            client = rig.batch_client(SERVICE)
+            await client.run(total=6, kinds=["good"] * 6, deadline=10)                      # batch B261100000
+            client.n = 50                                                                   # next batch id
+            result = await client.run(total=4, kinds=["good", "rejected", "failing", "good"], deadline=10)
+            where = await client.wait_settled()
+    assert [o.code for o in result.outcomes] == ["00"] * 6 + ["00", "14", "05", "00"]
+    assert all(o.latency_ms is not None for o in result.outcomes)
+    assert where == {"done": ["B261100000.csv"], "error": ["B261100001.csv"], "pending": []}
+    reason = (inbox / "error" / "B261100001.csv.reason.txt").read_text()
+    assert reason.startswith("file B261100001.csv: 2 problem(s) in 4 record(s)")
+    assert "record 2, byte offset " in reason and "rejected (rejected, code 14): unknown corporate" in reason
+    assert "record 3, byte offset " in reason and "failed (refused, code 05)" in reason
+    acks = sorted(p.name for p in outbox.iterdir())
+    assert len(acks) == 10 and all(n.startswith("ACK-") and n.endswith(".csv") for n in acks)
+    assert not list(inbox.glob("*.csv"))                       # nothing left behind in the inbox
+    con = duckdb.connect(str(ledger_path), read_only=True)
+    try:
+        rows = dict(con.execute("SELECT reference, status FROM deals WHERE channel = 'rp_batch_in'").fetchall())
+    finally:
+        con.close()
+    assert len(rows) == 10
+    assert rows["B261100001-000052"] == "rejected" and rows["B261100001-000053"] == "failed"
+    assert sum(1 for s in rows.values() if s == "committed") == 8
