@@ -27,6 +27,7 @@ from engine.channels.base import ConnectionLost, Unreachable
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
 from engine.replay.virtual import isolated_engine
+from engine.routetest import http
 from engine.routetest.coverage import Coverage
 from engine.routetest.expect import Checker
 
@@ -132,7 +133,11 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                                   f"at {a.pos})", channel=channel)
         binder = current["binder"]
         values = binder.assigns(a.fields)(ctx.extra["scope"])
-        return binder.codec(a.format).encode(values)
+        body = binder.codec(a.format).encode(values)
+        if http.is_kind(program, channel, "http.call"):
+            headers = binder.assigns(a.headers)(ctx.extra["scope"]) if a.headers else None
+            return http.answer(program.channels[channel], a.status, headers, body)
+        return body
 
     cov = result.coverage
     with tempfile.TemporaryDirectory(prefix="bsp-test-") as tmp, probing(cov.probe):
@@ -150,11 +155,26 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                         return None, None
                 return guide.decode(channel, role, direction, raw)
 
+            listeners: dict[str, Any] = {}
+
+            async def send(t: Any, raw: bytes, ctx: ExchangeCtx, scope: dict[str, Any]) -> None:
+                ch = t.send.channel
+                if not http.is_kind(program, ch, "http.listen"):
+                    await engine.send(ch, raw, ctx)
+                    return
+                listener = listeners.get(ch)
+                if listener is None:   # the real channel, built from its declaration (it opens no socket)
+                    decl = program.channels[ch]
+                    listener = listeners[ch] = registry.get("channel", decl.kind).build(decl)
+                fields = binder.assigns(t.send.http)(scope) if t.send.http else {}
+                request = http.build_request(listener, fields, raw, f"{t.send.pos}: given {ch} sends")
+                await http.send_http(listener, engine.handler(ch), request, ctx)
+
             for i, t in enumerate(program.tests, 1):
-                result.outcomes.append(await _run_one(t, i, engine, binder, guide, decode, suite))
+                result.outcomes.append(await _run_one(t, i, send, binder, guide, decode, suite))
 
 
-async def _run_one(t: Any, i: int, engine: Any, binder: Any, guide: Any, decode: Any, suite: str) -> Outcome:
+async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: Any, suite: str) -> Outcome:
     t0 = time.perf_counter()
     where = str(t.pos) if t.pos is not None else "?"
     file_name = Path(t.pos.file).name if t.pos is not None else "?"
@@ -174,7 +194,12 @@ async def _run_one(t: Any, i: int, engine: Any, binder: Any, guide: Any, decode:
         script.setdefault(a.endpoint, deque()).append(a)
     ctx = ExchangeCtx(i, t.send.channel, str(i), raw)
     ctx.extra.update(script=script, problems=[], scope=scope, where=where)
-    await engine.send(t.send.channel, raw, ctx)
+    try:
+        await send(t, raw, ctx, scope)
+    except http.HttpSetupError as exc:
+        out.passed = False
+        out.failures.append(str(exc))
+        return out
     chk = Checker(binder, guide, scope, decode)
     failures = list(ctx.extra["problems"])
     for e in t.expects:
