@@ -6,15 +6,18 @@ options below (``pool``, ``match``, TLS, retries, breaker, echo).  Without
 ``tcp connect``); with it, replies are matched to requests by a key:
 
     match = iso8583              MTI class + DE 11 + DE 41 (network management
-                                 08xx: MTI class + DE 11), formats.iso8583.mux_key
+                                 08xx: MTI class + DE 11), formats.iso8583.mux.iso_key
     match = ["reference"]        the listed fields (dotted paths into nested
     match = ["hdr.ref", "term"]  values), equal in the request and its reply
 
 The key of a request is read from the request as encoded (decoded again with
 the call's format, or the channel's ``format``); the key of a reply from the
-reply decoded with the call's reply format.  A request without its key fields
-fails at once (kind ``internal``, the message names the field), never a
-silent timeout; two requests in flight with the same key: the second fails.
+reply decoded with the call's reply format.  A call whose request body does not
+set the key fields is a compile-time error (E066, ``dsl/muxkeys.py``) where the
+format shows its fields; at run time a request without its key fields (a null
+value, a format without a field list) fails at once (kind ``internal``, the
+message names the field), never a silent timeout; two requests in flight with
+the same key: the second fails.
 A reply whose key matches nothing waiting (late after a timeout, or never
 asked for) is logged and counted in ``unmatched``; a reply that cannot be
 decoded is logged and counted in ``garbled`` (its request then times out).
