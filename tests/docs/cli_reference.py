@@ -118,7 +118,13 @@ _METAVARS = {str: "TEXT", int: "N", float: "NUMBER", Path: "PATH"}
 def metavar(param: Any) -> str:
     if getattr(param, "metavar", None) and not _is_argument(param):
         return str(param.metavar)
-    base, many = _base_type(_annotation(param))
+    annotation = _annotation(param)
+    if annotation is None:   # typer before the type descriptors: the click type's name
+        name = getattr(getattr(param, "type", None), "name", "text")
+        annotation = {"path": Path, "integer": int, "integer range": int, "float": float}.get(name, str)
+        if getattr(param, "multiple", False) or param.nargs == -1:
+            annotation = list[annotation]   # type: ignore[valid-type]
+    base, many = _base_type(annotation)
     if _is_argument(param):
         word = param.name.upper()
         word = f"{word}..." if many or param.nargs == -1 else word
