@@ -11,7 +11,8 @@ Entries (``t``):
     begin   a deal accepted by a transactional route, before its first call:
             id, route, channel, key, at, raw (the request as received)
     step    a participant's progress: id, step, phase (sending | done | failed |
-            compensating | compensated), reply (done: the decoded reply, when JSON-able)
+            compensating | compensated), reply (done: the decoded reply, when JSON-able),
+            values (sending, ISO 8583 calls: the request values, which a reversal copies)
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
@@ -52,6 +53,7 @@ class Pending:
     begin: dict[str, Any]
     phases: dict[str, str] = field(default_factory=dict)        # step -> last phase
     replies: dict[str, Any] = field(default_factory=dict)       # step -> decoded reply
+    values: dict[str, Any] = field(default_factory=dict)        # step -> request values (ISO 8583)
 
     @property
     def id(self) -> str:
@@ -115,6 +117,8 @@ class TxnLog:
                 p.phases[e["step"]] = e["phase"]
                 if e.get("reply") is not None:
                     p.replies[e["step"]] = e["reply"]
+                if e.get("values") is not None:
+                    p.values[e["step"]] = e["values"]
         elif t == "end":
             self.pending.pop(e["id"], None)
             if not e.get("recorded"):
@@ -134,8 +138,8 @@ class TxnLog:
         keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)
-            keep.extend({"t": "step", "id": p.id, "step": s, "phase": ph, "reply": p.replies.get(s)}
-                        for s, ph in p.phases.items())
+            keep.extend({"t": "step", "id": p.id, "step": s, "phase": ph, "reply": p.replies.get(s),
+                         "values": p.values.get(s)} for s, ph in p.phases.items())
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(MAGIC)

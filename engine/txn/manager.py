@@ -52,6 +52,7 @@ class TxnState:
     done: list[int] = field(default_factory=list)       # call indexes to compensate, in order
     begin: dict[str, Any] | None = None                   # the begin entry, until it is written
     compensated: set[int] = field(default_factory=set)
+    sent: dict[int, Any] = field(default_factory=dict)    # ISO 8583 call index -> request values sent
     state: str = "received"
 
     def move(self, to: str, detail: Any = None) -> None:
@@ -246,14 +247,27 @@ class TxnManager:
     async def _calling(self, plan: RoutePlan, i: int, live: list[Any]) -> None:
         """Durable before the call leaves: the begin records (first call) and 'sending' marks."""
         entries: list[dict[str, Any]] = []
-        name = plan.calls[i].name
+        call = plan.calls[i]
+        name = call.name
         for ex in live:
             st = self.states[ex]
+            values = None
+            if call.iso:                   # built once: the call sends them, a reversal copies them
+                try:
+                    values = call.build(ex.scope)
+                except Exception:          # the call step builds again and fails with the reason
+                    values = None
+                if values is not None:
+                    call.sent[id(ex.scope)] = values
+                    st.sent[i] = values
             if st.admitted:
                 if st.begin is not None:
                     entries.append(st.begin)
                     st.begin = None
-                entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "sending"})
+                entry = {"t": "step", "id": st.deal_id, "step": name, "phase": "sending"}
+                if values is not None:
+                    entry["values"] = _jsonable(values)
+                entries.append(entry)
                 st.done.append(i)          # from now on it may have happened: compensate on failure
         await self.write(entries)
         for ex in live:
@@ -262,6 +276,9 @@ class TxnManager:
 
     async def _called(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
         entries = []
+        if call.sent:
+            for ex in live:                # values the call step did not take (it failed before)
+                call.sent.pop(id(ex.scope), None)
         for ex in live:
             st = self.states[ex]
             if not st.admitted:
@@ -293,7 +310,7 @@ class TxnManager:
             return
         call = plan.calls[i]
         if call.iso and call.compensation is None:
-            values = _iso_values(call, ex)
+            values = st.sent.get(i) or _iso_values(call, ex)
             if values is None or str(values.get("t")) not in REVERSIBLE:
                 return
             attempts = await reversal.reverse(values, call.runner)
@@ -305,12 +322,13 @@ class TxnManager:
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
         elif call.compensation is not None:
             comp = call.compensation
-            saved = ex.failure
+            saved, saved_error = ex.failure, ex.scope.get("error")
             ex.failure = None                    # a compensation runs like a call: see its own outcome
             started = datetime.now(_UTC)
             t0 = time.perf_counter()
             await comp.run_batch([ex])
             cf, ex.failure = ex.failure, saved
+            ex.scope["error"] = saved_error      # `on error` steps see the deal's failure, not this one
             ok = cf is None
             st.trace.append(DealStep(comp.name, "compensate", "ok" if ok else cf.kind, started,
                                      round((time.perf_counter() - t0) * 1000.0, 3), None,
@@ -425,7 +443,7 @@ def _jsonable(value: Any) -> Any:
 
 def _iso_values(call: Any, ex: Any) -> dict[str, Any] | None:
     try:
-        return call.runner.build_values(ex.scope)
+        return (call.build or call.runner.build_values)(ex.scope)
     except Exception:
         return None
 

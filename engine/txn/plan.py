@@ -24,6 +24,10 @@ class CallPlan:
     runner: Any                # engine.steps.call.CallStep
     compensation: Any = None   # a CallStep built from the ``compensate call`` clause
     iso: bool = False          # the request format is ISO 8583: timeouts are reversed
+    # ISO 8583: the request values built (and logged) before the call leaves, by id(scope); the
+    # call step takes them from here (``_sent_values``), so a reversal copies exactly what was sent
+    sent: dict[int, Any] = field(default_factory=dict)
+    build: Any = None          # the call's own field builder
 
 
 @dataclass
@@ -46,7 +50,20 @@ class RoutePlan:
 
 
 def _is_iso(codec: Any) -> bool:
+    codec = getattr(codec, "inner", codec)          # a MUX channel wraps the call's codec
     return type(codec).__module__.startswith("formats.iso8583")
+
+
+def _sent_values(call: CallPlan) -> Any:
+    """The call step's field builder for an ISO 8583 call: the values the manager built and logged
+    before the call left (``TxnManager._calling``), else built now."""
+    sent, build = call.sent, call.build
+
+    def build_values(scope: Any) -> Any:
+        values = sent.pop(id(scope), None)
+        return values if values is not None else build(scope)
+
+    return build_values
 
 
 def plan_of(br: Any) -> RoutePlan:
@@ -70,7 +87,10 @@ def plan_of(br: Any) -> RoutePlan:
                 from engine.steps.call import CallStep
                 comp_runner = CallStep(comp, ctx, route)
                 comp_runner.name = f"{runner.name}.compensate"
-            plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner, _is_iso(runner.codec))
+            call = plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner, _is_iso(runner.codec))
+            if call.iso:
+                call.build = runner.build_values
+                runner.build_values = _sent_values(call)
             if plan.first_call is None:
                 plan.first_call = i
         elif ir_step.kind == "reply" and not plan.response_tags:

@@ -101,6 +101,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         name = plan.calls[i].name
         if name in p.replies:
             ex.scope[name] = p.replies[name]
+        if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
+            st.sent[i] = p.values[name]
     st.done = sorted(made)
     policy = plan.policy
     if policy == "complete" and not doubt and ex.failure is None:

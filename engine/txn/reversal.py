@@ -6,10 +6,15 @@ approved by the host; the engine cannot know, so it sends the reversal (0400 /
 until the host acknowledges (0410 / 0430).  Every attempt is a trace line of
 the deal (``reversal`` / ``reversal.repeat``) and an event.
 
-The reversal goes on a connection of its own to the call channel's address,
-with the channel's framing, and waits for the answer whose MTI class and STAN
-(DE 11) match (``formats.iso8583.mux.mux_key``), so a late answer to the
-original request on the pipelined channel cannot be taken for it.
+On a channel that matches replies by key (``tcp connect`` with ``match =
+iso8583``: MTI class + DE 11 + DE 41) the reversal goes over the channel's own
+MUX pool connection like any request; a late answer to the original (class
+02x0) cannot be taken for the reversal's (class 04x0).  A channel that pairs
+replies first-in first-out (plain ``tcp connect``, or a pool without
+``match``) would misalign them, so there the reversal goes on a connection of
+its own to the channel's address, with its framing (and TLS), and waits for
+the answer whose key matches.  Other channels (route tests' virtual channels,
+memory channels) take it through ``request_many``.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any
 
 import trio
 
+from engine.channels.base import ChannelError
 from engine.txn.plan import REVERSIBLE
 from formats.errors import FormatError
 from formats.iso8583.mux import mux_key
@@ -34,7 +40,7 @@ class Attempt:
     mti: str
     started_at: datetime
     duration_ms: float
-    outcome: str          # "acknowledged", "timeout", "unreachable", "bad reply"
+    outcome: str          # "acknowledged", "timeout", "lost", "unreachable", "bad reply", "bad request"
     detail: str
 
 
@@ -74,27 +80,73 @@ async def reverse(values: dict[str, Any], call: Any, *, attempts: int = DEFAULT_
         msg = reversal_of(values, repeat=n > 0)
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
-        outcome, detail = await _one(ch, codec, msg, wait)
+        if _fifo(ch):
+            outcome, detail = await _own_connection(ch, codec, msg, wait)
+        else:
+            outcome, detail = await _through_channel(ch, codec, getattr(call, "reply_codec", None) or codec,
+                                                     msg, wait)
         out.append(Attempt(msg["t"], started, (time.perf_counter() - t0) * 1000.0, outcome, detail))
         if outcome == "acknowledged":
             break
     return out
 
 
-async def _one(ch: Any, codec: Any, msg: dict[str, Any], wait: float) -> tuple[str, str]:
+def _fifo(ch: Any) -> bool:
+    """Does ``ch`` pair replies with requests in order (plain tcp connect, a pool without ``match``)?"""
+    if hasattr(ch, "_new_framer"):
+        return True
+    return hasattr(ch, "pool") and getattr(ch, "key_of", None) is None
+
+
+def _answer_mti(msg: dict[str, Any]) -> str:
+    t = msg["t"]
+    return f"{t[:2]}{int(t[2]) + 1}0"
+
+
+async def _through_channel(ch: Any, codec: Any, reply_codec: Any, msg: dict[str, Any],
+                           wait: float) -> tuple[str, str]:
+    """The reversal as one request on the call's channel (its MUX connection when it matches by key)."""
+    try:
+        payload = codec.encode(msg)
+    except FormatError as exc:
+        return "bad request", f"cannot encode the {msg['t']}: {exc}"
+    (res,) = await ch.request_many([payload], wait)
+    name = getattr(ch, "name", "?")
+    if isinstance(res, ChannelError):
+        kind = res.kind if res.kind in ("timeout", "lost", "unreachable") else "failed"
+        if kind == "timeout":
+            return kind, f"no {_answer_mti(msg)} on channel {name} within {wait:g}s"
+        return kind, str(res)
+    try:
+        ans = reply_codec.decode(res) if reply_codec is not None else None
+    except FormatError as exc:
+        return "bad reply", f"the answer to the {msg['t']} on channel {name} is not valid ISO 8583: {exc}"
+    t = str(ans.get("t", "")) if isinstance(ans, dict) else ""
+    if len(t) == 4 and t[2] in "13" and mux_key(ans, ()) == mux_key(msg, ()):
+        return "acknowledged", f"{t} response code {ans.get('39')!r}"
+    return "bad reply", (f"the answer to the {msg['t']} on channel {name} is a {t or '(no MTI)'}, "
+                         f"expected {_answer_mti(msg)}")
+
+
+async def _own_connection(ch: Any, codec: Any, msg: dict[str, Any], wait: float) -> tuple[str, str]:
     host, port = getattr(ch, "host", None), getattr(ch, "port", None)
-    if host is None or not hasattr(ch, "_new_framer"):
+    new_framer = getattr(ch, "_new_framer", None) or getattr(getattr(ch, "pool", None), "new_framer", None)
+    if host is None or new_framer is None:
         return "unreachable", f"channel {getattr(ch, 'name', '?')} is not a tcp connect channel"
-    framer = ch._new_framer()
+    framer = new_framer()
     want = mux_key(msg)
     try:
         payload = codec.encode(msg)
     except FormatError as exc:
-        return "bad reply", f"cannot encode the {msg['t']}: {exc}"
+        return "bad request", f"cannot encode the {msg['t']}: {exc}"
+    tls = getattr(ch, "ssl_context", None)
     with trio.move_on_after(wait):
         try:
-            stream = await trio.open_tcp_stream(host, port)
-        except OSError as exc:
+            stream: Any = await trio.open_tcp_stream(host, port)
+            if tls is not None:
+                stream = trio.SSLStream(stream, tls, server_hostname=host)
+                await stream.do_handshake()
+        except (OSError, trio.BrokenResourceError) as exc:
             return "unreachable", f"{host}:{port}: {exc}"
         async with stream:
             try:
@@ -112,4 +164,4 @@ async def _one(ch: Any, codec: Any, msg: dict[str, Any], wait: float) -> tuple[s
                             return "acknowledged", f"{ans.get('t')} response code {ans.get('39')!r}"
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FormatError) as exc:
                 return "lost", f"{host}:{port}: {exc}"
-    return "timeout", f"no {msg['t'][:2]}{int(msg['t'][2]) + 1}{msg['t'][3]} from {host}:{port} within {wait:g}s"
+    return "timeout", f"no {_answer_mti(msg)} from {host}:{port} within {wait:g}s"

@@ -1,15 +1,19 @@
-"""ISO 8583 reversals against a real host simulator over TCP that drops the first answer."""
+"""ISO 8583 reversals against a real host simulator over TCP that drops the first answer: the
+reversal itself, and end to end through a route, the engine and a MUX channel (match = iso8583)."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from types import SimpleNamespace
 
 import trio
 
 from engine.channels.tcp_connect import TcpConnector
 from engine.registry import default_registry
+from engine.sim.iso_host import IsoHost
 from engine.txn.reversal import original_data_elements, reversal_of, reverse
 from formats.framing import LengthPrefixFramer
+from txnkit import Client, compile_text, deals, rows, running
 
 ORIGINAL = {"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000",
             "7": "0501120000", "11": "000123", "32": "12345", "41": "TERM0001", "49": "978", "52": "ABCDEF0123456789"}
@@ -56,3 +60,78 @@ async def test_unanswered_reversal_is_repeated_until_acknowledged(nursery) -> No
     assert [a.mti for a in attempts] == ["0420", "0421"]
     assert [a.outcome for a in attempts] == ["timeout", "acknowledged"]
     assert seen == ["0420", "0421"]
+
+
+# ------------------------------------------------------------ end to end: route + engine + host simulator
+
+ISO_ROUTE = """
+format Iso = iso8583 iso8583_1987_ascii
+channel pos = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel issuer = tcp connect {
+    address = "127.0.0.1:%d"  framing = length2  pool = 1  match = iso8583  timeout = 300ms
+}
+route purchase {
+    receive from pos as Iso when msg.t == "0200"
+    deal PURCHASE { ref = msg["11"]  amount = 0 }
+    call auth = issuer as Iso reply Iso {
+        t = "0200"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]
+        "11" = msg["11"]  "41" = msg["41"]  "49" = msg["49"]
+    } expect auth["39"] == "00"
+    reply Iso {
+        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = auth["39"]
+        "41" = msg["41"]  "49" = msg["49"]
+    }
+    on error reply Iso {
+        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = error.code
+        "41" = msg["41"]  "49" = msg["49"]
+    }
+}
+"""
+
+
+class RepeatAnsweringHost(IsoHost):
+    """The simulator, also answering repeats (0401 -> 0410, 0421 -> 0430) as a host must."""
+
+    def answer(self, req: dict) -> dict | None:
+        t = str(req.get("t"))
+        if t in ("0401", "0421"):
+            req = {**req, "t": t[:3] + "0"}
+        return super().answer(req)
+
+
+async def test_a_timed_out_0200_is_reversed_through_the_mux_until_acknowledged(nursery, tmp_path: Path) -> None:
+    seen: list[dict] = []
+
+    def drop(req: dict) -> bool:
+        seen.append(dict(req))
+        return [r["t"] for r in seen].count(req["t"]) == 1 and req["t"] in ("0200", "0420")   # first of each
+
+    host = RepeatAnsweringHost(drop=drop)
+    port = await nursery.start(host.serve)
+    program = compile_text(tmp_path, ISO_ROUTE % port)
+    ledger = tmp_path / "l.duckdb"
+    codec = _codec()
+    async with running(program, ledger) as sb:
+        c = await Client.open(sb.channel("pos").port)
+        await c.send(codec.encode(ORIGINAL))
+        with trio.fail_after(10):
+            (raw,) = await c.recv(1)
+        await c.aclose()
+    answer = codec.decode(raw)
+    assert (answer["t"], answer["39"], answer["11"]) == ("0210", "68", "000123")     # timed out: 68
+    assert [r["t"] for r in seen] == ["0200", "0420", "0421"]
+    assert host.connections == 1                    # the reversals used the MUX pool connection
+    for rev in seen[1:]:
+        assert rev["90"] == original_data_elements(seen[0])            # DE 90 = the 0200 as it was sent
+        assert rev["11"] == "000123" and rev["41"] == "TERM0001" and rev["4"] == ORIGINAL["4"]
+        assert "52" not in rev
+    (deal,) = deals(ledger)
+    assert (deal["status"], deal["response_code"]) == ("failed", "68")
+    steps = rows(ledger, "SELECT step, kind, outcome FROM deal_steps WHERE deal_id = ? ORDER BY seq",
+                 [deal["deal_id"]])
+    assert [(s["step"], s["kind"], s["outcome"]) for s in steps] == [
+        ("1:deal", "deal", "ok"), ("auth", "call", "timeout"),
+        ("auth.reversal", "reversal", "timeout"), ("auth.reversal.repeat", "reversal", "acknowledged")]
+    events = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? "
+                                          "ORDER BY seq", [deal["deal_id"]])]
+    assert events == ["accepted", "calling auth", "reversal 0420", "reversal 0421", "failed"]
