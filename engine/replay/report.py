@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.replay.diff import DiffResult, Difference
+from engine.replay.volatile import Suggestion, profile_yaml, suggest
 
 SHOWN = 20
 
@@ -32,6 +33,16 @@ class ReplayReport:
     @property
     def passed(self) -> bool:
         return not self.diff.unexpected
+
+    @property
+    def volatile(self) -> list[Suggestion]:
+        """Unexpected differences that look volatile (timestamps, generated ids): see volatile.py."""
+        if "volatile" not in self.extra:
+            self.extra["volatile"] = suggest(self.diff)
+        return self.extra["volatile"]
+
+    def suggested_profile(self) -> str | None:
+        return profile_yaml(self.volatile) if self.volatile else None
 
     def summary(self) -> dict[str, Any]:
         d = self.diff
@@ -73,6 +84,12 @@ class ReplayReport:
             for x in d.unexpected[:shown]:
                 lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}: recorded "
                              f"{_show(x.recorded)}, produced {_show(x.produced)}")
+        if self.volatile:
+            n = sum(v.count for v in self.volatile)
+            lines.append(f"{n} of the unexpected differences look volatile ("
+                         f"{', '.join(sorted({v.kind for v in self.volatile}))}); if they are, ignore them with "
+                         f"these rules in a replay profile (--profile FILE):")
+            lines.extend("    " + ln for ln in self.suggested_profile().splitlines())
         lines.append("result: PASS" if self.passed else
                      f"result: FAIL ({len(d.unexpected)} unexpected difference(s); accept known ones with "
                      f"`expect:` rules or volatile fields with `ignore:` rules in a replay profile, --profile FILE)")
@@ -84,6 +101,9 @@ class ReplayReport:
             "summary": self.summary(),
             "groups": [{k: v for k, v in g.items() if k != "example"} for g in self.diff.groups()],
             "differences": [_diff_json(x) for x in self.diff.differences],
+            "volatile": [{"what": v.what, "channel": v.channel, "field": v.field, "kind": v.kind, "count": v.count}
+                         for v in self.volatile],
+            "suggested_profile": self.suggested_profile(),
         }
 
     def write_json(self, path: Path) -> None:
@@ -91,37 +111,81 @@ class ReplayReport:
         path.write_text(json.dumps(self.to_json(), indent=2, default=_default) + "\n", encoding="utf-8")
 
     # ------------------------------------------------------------ html
-    def write_html(self, path: Path) -> None:
+    def write_html(self, path: Path, rows: int = 2000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(rows), encoding="utf-8")
+
+    def html(self, rows: int = 2000) -> str:
         s = self.summary()
         e = html.escape
-        rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in s.items())
+        verdict = "PASS" if self.passed else "FAIL"
+        facts = [("exchanges", s["exchanges"]), ("identical", s["identical"]),
+                 ("unexpected differences", s["unexpected_differences"]),
+                 ("expected differences", s["expected_differences"]), ("ignored", s["ignored_differences"])]
+        cards = "".join(f"<div class='card{' bad' if k == 'unexpected differences' and v else ''}'>"
+                        f"<b>{e(str(v))}</b><span>{e(k)}</span></div>" for k, v in facts)
+        info = [("capture", self.capture), ("candidate configuration", self.config_version),
+                ("recorded on configuration", self.recorded_version or "unknown"),
+                ("configuration files", ", ".join(self.config_files)), ("profile", self.profile or "(none)"),
+                ("pace", self.pace), ("time", f"{s['seconds']} s"),
+                ("virtual endpoints", f"{self.answered_by_key} answer(s) by correlation key, "
+                                      f"{self.answered_by_order} by order, {self.unanswered} call(s) unanswered")]
+        info_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in info)
         groups = "".join(
             f"<tr class='{'bad' if g['unexpected'] else 'ok'}'><td>{e(g['what'])}</td><td>{e(g['channel'])}</td>"
-            f"<td>{e(g['field'])}</td><td>{g['count']}</td>"
-            f"<td>{'unexpected' if g['unexpected'] else e('expected by ' + str(g['expected_by']))}</td></tr>"
+            f"<td><code>{e(g['field'])}</code></td><td class='n'>{g['count']}</td>"
+            f"<td>{'unexpected' if g['unexpected'] else e('expected: ' + str(g['expected_by']))}</td>"
+            f"<td><code>{e(_show(g['example'].recorded))}</code> &rarr; <code>{e(_show(g['example'].produced))}"
+            f"</code></td></tr>"
             for g in self.diff.groups())
+        shown = self.diff.differences[:rows]
         diffs = "".join(
-            f"<tr class='{'bad' if x.unexpected else 'ok'}'><td>{x.exchange}</td><td>{e(x.key or '')}</td>"
-            f"<td>{e(x.place())}</td><td>{e(x.field)}</td><td>{e(_show(x.recorded))}</td>"
-            f"<td>{e(_show(x.produced))}</td></tr>" for x in self.diff.differences[:5000])
-        verdict = "PASS" if self.passed else "FAIL"
-        doc = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>bsp replay: {verdict}</title>
+            f"<tr class='{'bad' if x.unexpected else 'ok'}'><td class='n'>{x.exchange}</td><td>{e(x.key or '')}</td>"
+            f"<td>{e(x.place())}</td><td><code>{e(x.field)}</code></td><td><code>{e(_show(x.recorded))}</code></td>"
+            f"<td><code>{e(_show(x.produced))}</code></td></tr>" for x in shown)
+        more = (f"<p class='note'>{len(self.diff.differences) - len(shown)} more difference(s) are in the JSON "
+                f"report (--json FILE).</p>" if len(self.diff.differences) > len(shown) else "")
+        volatile = ""
+        if self.volatile:
+            volatile = (f"<h2>Volatile fields?</h2><p>These places differ in every exchange with values that "
+                        f"look generated (timestamps, ids). If they are, ignore them with these rules in a replay "
+                        f"profile (<code>--profile FILE</code>):</p><pre>{e(self.suggested_profile() or '')}</pre>")
+        group_part = (f"<table><thead><tr><th>what</th><th>channel</th><th>field</th><th>count</th><th>status</th>"
+                      f"<th>example (recorded &rarr; produced)</th></tr></thead><tbody>{groups}</tbody></table>"
+                      if groups else "<p class='note'>No differences.</p>")
+        diff_part = (f"<table><thead><tr><th>exchange</th><th>key</th><th>place</th><th>field</th><th>recorded</th>"
+                     f"<th>produced</th></tr></thead><tbody>{diffs}</tbody></table>{more}" if diffs else "")
+        colour = "#1a7f37" if self.passed else "#c62828"
+        return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>bsp replay: {verdict}</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:2em}}
-td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:90%}}
-tr.bad td{{background:#fde8e8}} tr.ok td{{background:#eef7ee}} h1 span{{color:{'#1a7f37' if self.passed else '#c62828'}}}
-</style></head><body>
-<h1>bsp replay: <span>{verdict}</span></h1>
-<h2>Summary</h2><table>{rows}</table>
+body{{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#f6f8fa}}
+main{{max-width:1200px;margin:0 auto;padding:1.5em 2em 3em}}
+h1{{margin:.2em 0 .6em;font-size:1.7em}} h1 .v{{color:#fff;background:{colour};padding:.05em .5em;border-radius:.3em}}
+h2{{font-size:1.2em;margin:1.6em 0 .5em}}
+.cards{{display:flex;gap:.8em;flex-wrap:wrap;margin-bottom:1em}}
+.card{{background:#fff;border:1px solid #d0d7de;border-radius:.5em;padding:.6em 1em;min-width:9em}}
+.card b{{display:block;font-size:1.6em}} .card span{{color:#57606a}} .card.bad b{{color:#c62828}}
+table{{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d0d7de}}
+th,td{{border-bottom:1px solid #e5e7eb;padding:.35em .7em;text-align:left;vertical-align:top}}
+thead th{{background:#eaeef2;position:sticky;top:0}} table.info th{{width:14em;color:#57606a;font-weight:normal}}
+td.n{{text-align:right;font-variant-numeric:tabular-nums}}
+code,pre{{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}}
+pre{{background:#fff;border:1px solid #d0d7de;padding:.8em;border-radius:.4em;overflow:auto}}
+tr.bad td:first-child{{border-left:4px solid #c62828}} tr.ok td:first-child{{border-left:4px solid #1a7f37}}
+.note{{color:#57606a}}
+</style></head><body><main>
+<h1>bsp replay <span class="v">{verdict}</span></h1>
+<div class="cards">{cards}</div>
+<table class="info">{info_rows}</table>
+{volatile}
 <h2>Differences by place</h2>
-<table><tr><th>what</th><th>channel</th><th>field</th><th>count</th><th>status</th></tr>{groups}</table>
+{group_part}
 <h2>Differences</h2>
-<table><tr><th>exchange</th><th>key</th><th>place</th><th>field</th><th>recorded</th><th>produced</th></tr>{diffs}</table>
-</body></html>
+{diff_part or "<p class='note'>None.</p>"}
+</main></body></html>
 """
-        path.write_text(doc, encoding="utf-8")
 
 
 def _ref(d: Difference) -> str:

@@ -50,7 +50,7 @@ def test_exit_1_on_unexpected_differences_and_reports_written(small, tmp_path):
     assert data["summary"]["unexpected_differences"] == len(data["differences"]) > 0
     assert {d["field"] for d in data["differences"]} == {"message"}
     page = (tmp_path / "r.html").read_text()
-    assert "bsp replay: <span>FAIL</span>" in page and "<td>message</td>" in page
+    assert "<title>bsp replay: FAIL</title>" in page and "<code>message</code>" in page
 
 
 def test_profile_expect_rule_turns_the_known_difference_into_a_pass(small, tmp_path):

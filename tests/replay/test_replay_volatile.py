@@ -1,0 +1,94 @@
+"""Volatile fields: a replay whose only differences are generated values (uuid(), now()) prints the
+replay profile that ignores them; with that profile the same replay passes.  A changed mapping is
+never suggested as volatile."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from replaykit import config_copy, record_session
+from engine.commands import replay as replay_cmd
+from engine.replay.volatile import shape
+
+VOLATILE = (lambda t: t.replace('        due       = format_date(msg.value_date, "%Y-%m-%d")\n',
+                                '        due       = format_date(msg.value_date, "%Y-%m-%d")\n'
+                                '        request_id = uuid()\n'
+                                '        sent_at   = now()\n'))
+
+
+def cli(*args: str):
+    app = typer.Typer()
+    replay_cmd.register(app)
+
+    @app.command("noop")
+    def _noop() -> None:
+        pass
+
+    return CliRunner().invoke(app, ["replay", *args])
+
+
+@pytest.fixture(scope="module")
+def volatile_session(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("volatile")
+    config = config_copy(tmp / "config", VOLATILE)
+    return record_session(tmp, config, 40), config
+
+
+def test_volatile_differences_print_a_profile_that_makes_the_replay_pass(volatile_session, tmp_path):
+    capture, config = volatile_session
+    res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"),
+              "--html", str(tmp_path / "r.html"))
+    assert res.exit_code == 1, res.output
+    out = res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    calls = sum(1 for d in data["differences"] if d["field"] == "request_id")
+    assert calls > 20      # every exchange that reached the biller (the session has rejections too)
+    assert {(v["field"], v["kind"], v["count"]) for v in data["volatile"]} == \
+        {("request_id", "uuid", calls), ("sent_at", "timestamp", calls)}
+    assert data["summary"]["unexpected_differences"] == 2 * calls
+    assert f"{2 * calls} of the unexpected differences look volatile (timestamp, uuid); if they are, ignore them" \
+        in out
+    assert f'field: "request_id"        # uuid: {calls} difference(s)' in out
+    assert f'field: "sent_at"        # timestamp: {calls} difference(s)' in out
+    page = (tmp_path / "r.html").read_text()
+    assert "<h2>Volatile fields?</h2>" in page and "request_id" in page
+    prof = tmp_path / "replay.yaml"
+    prof.write_text(data["suggested_profile"])
+    again = cli(str(capture), "--config", str(config), "--profile", str(prof))
+    assert again.exit_code == 0, again.output
+    assert f"{2 * calls} ignored" in again.output and "result: PASS" in again.output
+    assert "look volatile" not in again.output
+
+
+def test_a_changed_mapping_is_not_suggested_as_volatile(volatile_session, tmp_path):
+    capture, config = volatile_session
+    cand = tmp_path / "cand"
+    shutil.copytree(config, cand)
+    p = cand / "bill_payment.route"
+    p.write_text(p.read_text().replace('message    = "paid " + upper(', 'message    = "paid " + lower('))
+    data_path = tmp_path / "r.json"
+    res = cli(str(capture), "--config", str(cand), "--json", str(data_path))
+    assert res.exit_code == 1
+    data = json.loads(data_path.read_text())
+    assert {v["field"] for v in data["volatile"]} == {"request_id", "sent_at"}
+    assert any(d["field"] == "message" for d in data["differences"])
+
+
+def test_value_shapes():
+    assert shape(datetime(2026, 11, 25, tzinfo=timezone.utc), "x") == "timestamp"
+    assert shape("2026-11-25T10:15:00.123+00:00", "x") == "timestamp"
+    assert shape("20261125101500", "x") == "timestamp"
+    assert shape("10:15:00", "sent_time") == "timestamp" and shape("10:15:00", "label") is None
+    assert shape("0f8e1c2a-4b7d-4e25-9a61-3c1d2e4f5a6b", "anything") == "uuid"
+    assert shape("TX00012345", "request_id") == "generated id"
+    assert shape("TX00012345", "message") is None
+    assert shape("paid NORTHERN ELECTRIC", "message") is None
+    assert shape(Decimal("120.50"), "amount") is None
+    assert shape("000000000001", "trace_no") is None or shape("000000000001", "trace_no") == "generated id"
