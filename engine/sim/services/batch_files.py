@@ -86,16 +86,17 @@ class BatchFileClient:
             self.write_file(f"{batch}.csv", rs)
             dropped[batch] = time.perf_counter()
         answered: dict[tuple[str, int], float] = {}
+        wanted = {(str(r.values["batch_id"]), int(r.values["record_no"])) for r in reqs}
         with trio.move_on_after(deadline):
-            while len(answered) < len(reqs):
+            while len(answered) < len(wanted):
                 if self.collect():
                     now = time.perf_counter()
-                    fresh = [k for k in self._acks if k not in answered]
+                    fresh = [k for k in self._acks if k in wanted and k not in answered]
                     for k in fresh:
                         answered[k] = now
                     if progress:
                         progress(len(fresh))
-                if len(answered) < len(reqs):
+                if len(answered) < len(wanted):
                     await trio.sleep(POLL)
         for r in reqs:
             key = (str(r.values["batch_id"]), int(r.values["record_no"]))
