@@ -1,4 +1,4 @@
-"""Every relative link in README.md and docs/**/*.md points at a file that exists; every page is on the map."""
+"""Every relative link in README.md and docs/**/*.md points at a file (and heading) that exists; every page is on the map."""
 from __future__ import annotations
 
 import re
@@ -56,6 +56,40 @@ def _show(path: Path) -> str:
     return str(path.relative_to(REPO)) if REPO in path.parents else str(path)
 
 
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """Every heading anchor of a markdown page (repeated headings get -1, -2, ... as on GitHub)."""
+    text = _FENCE.sub("", path.read_text(encoding="utf-8"))
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in re.findall(r"^#{1,6} (.+?)\s*#*\s*$", text, flags=re.M):
+        slug = github_anchor(heading)
+        n = seen.get(slug, 0)
+        out.add(slug if n == 0 else f"{slug}-{n}")
+        seen[slug] = n + 1
+    return out
+
+
+def broken_anchors(path: Path) -> list[str]:
+    out = []
+    for line, target in links(path):
+        if "#" not in target:
+            continue
+        file_part, fragment = target.split("#", 1)
+        dest = path if not file_part else relative_target(path, target)
+        if dest is None or dest.suffix != ".md" or not dest.is_file():
+            continue
+        if fragment not in anchors(dest):
+            out.append(f"{_show(path)}:{line}: link to {target!r}: {_show(dest)} has no heading with anchor "
+                       f"#{fragment}")
+    return out
+
+
 def reachable_from(start: Path, root: Path = DOCS) -> set[Path]:
     """Every markdown page under ``root`` reachable from ``start`` by following relative links."""
     seen: set[Path] = set()
@@ -83,6 +117,12 @@ def test_relative_links_point_at_existing_files(path: Path) -> None:
     assert not found, "\n".join(found)
 
 
+@pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(REPO)))
+def test_anchors_in_links_name_existing_headings(path: Path) -> None:
+    found = broken_anchors(path)
+    assert not found, "\n".join(found)
+
+
 def test_every_docs_page_is_reachable_from_the_index() -> None:
     assert INDEX.is_file(), "docs/index.md (the map of all docs by reader) is missing"
     unreachable = sorted(str(p.relative_to(REPO)) for p in DOCS.rglob("*.md")
@@ -107,6 +147,10 @@ def test_the_checks_catch_a_broken_link_and_an_orphan(tmp_path: Path) -> None:
     index = tmp_path / "index.md"
     assert [t for _, t in links(index)] == ["b.md", "https://example.org", "#top", "sub/x.md#part", "e.md"]
     assert [m.split(": link to ")[1].split(":")[0] for m in broken_links(index)] == ["'b.md'", "'e.md'"]
+    (tmp_path / "sub" / "x.md").write_text("# Part\n[back](../index.md#top) [bad](../index.md#nowhere)\n",
+                                           encoding="utf-8")
+    (tmp_path / "index.md").write_text((tmp_path / "index.md").read_text() + "# Top\n", encoding="utf-8")
+    assert [m.rsplit("#", 1)[1] for m in broken_anchors(tmp_path / "sub" / "x.md")] == ["nowhere"]
     reached = reachable_from(index, root=tmp_path)
     assert (tmp_path / "sub" / "x.md").resolve() in reached
     assert (tmp_path / "orphan.md").resolve() not in reached
