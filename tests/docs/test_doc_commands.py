@@ -1,0 +1,60 @@
+"""Every `bsp ...` command line in a code block of README.md or docs/ runs a real command with real options."""
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+import cli_reference as ref
+
+COMMANDS = {c.name: c for c in ref.walk()}
+PAGES = [ref.REPO / "README.md"] + sorted((ref.REPO / "docs").rglob("*.md"))
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+_LINE = re.compile(r"^(?:\$ )?(?:[A-Z_]+=\S+ )*(bsp(?: [^\n]*)?)$", re.M)
+
+
+def command_lines(text: str) -> list[tuple[int, str]]:
+    out = []
+    for block in _FENCE.finditer(text):
+        for m in _LINE.finditer(block.group(1)):
+            line = m.group(1)
+            if "COMMAND" in line.split("#", 1)[0]:      # the generic usage line
+                continue
+            out.append((text.count("\n", 0, block.start(1) + m.start()) + 1, line))
+    return out
+
+
+def problems(line: str) -> list[str]:
+    code = re.sub(r"\s#.*$", "", line)
+    code = re.sub(r"[\[\]()|\\]", " ", code)              # usage syntax: [--opt X] (a | b) continuation
+    try:
+        words = shlex.split(code)
+    except ValueError as exc:
+        return [f"cannot read the line ({exc})"]
+    name = max((n for n in COMMANDS if words[:len(n.split())] == n.split()), key=len, default=None)
+    if name is None:
+        return [f"{' '.join(words[:3])!r} is not a bsp command"]
+    known = {f for p in ref.visible_params(COMMANDS[name]) for f in ref.flags(p)} | {"--help"}
+    # "--status/--route" is usage shorthand for either option
+    flags = [f.split("=")[0] for w in words if w.startswith("-") and w != "-" for f in w.split("/")]
+    return [f"{name} has no option {f}" for f in flags if f not in known]
+
+
+def test_the_check_finds_a_wrong_command_and_option() -> None:
+    assert problems("bsp deals --since 1h --json") == []
+    assert problems("bsp deal --since 1h") == ["'bsp deal --since' is not a bsp command"]
+    assert problems("bsp deals --ledger-sync journal   # comment --x") == ["bsp deals has no option --ledger-sync"]
+    assert problems("bsp report NAME [--to DAY] [--format table|csv]") == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ref.REPO)))
+def test_documented_command_lines_are_real(page: Path) -> None:
+    found = [f"{page.relative_to(ref.REPO)}:{n}: {line.strip()[:70]!r}: {p}"
+             for n, line in command_lines(page.read_text(encoding="utf-8")) for p in problems(line)]
+    assert not found, "\n".join(found)
+
+
+def test_pages_show_command_lines() -> None:
+    assert sum(len(command_lines(p.read_text(encoding="utf-8"))) for p in PAGES) > 50
