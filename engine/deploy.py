@@ -3,6 +3,7 @@
     dep = load_deployment("routes/platform.yaml", env="uat")
     dep.route_files          # [Path, ...] absolute, sorted
     dep.ledger_path          # Path
+    dep.ledger_sync          # "journal" | "duckdb" | "none" | None (not set: bsp run uses journal)
     dep.admin                # AdminSettings(listen, token: SecretRef | None)
     dep.secrets["biller_key"].value()   # read from the env var / file now
     dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
@@ -101,6 +102,7 @@ class Deployment:
     admin: AdminSettings
     secrets: dict[str, SecretRef]
     channel_overrides: dict[str, dict[str, Any]]
+    ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
 
@@ -297,8 +299,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         else:
             env_data = environments[env] or {}
 
-    ledger = env_data.get("ledger", data.get("ledger"))
-    ledger_path = Path(os.path.normpath(base / ledger)) if ledger else DEFAULT_LEDGER
+    ledger_path, ledger_sync = _ledger_settings(data.get("ledger"), env_data.get("ledger"), base)
 
     secrets = {
         sname: _secret_ref(sname, ref, base, f"{name}:{marks[('secrets', sname)][0]}:{marks[('secrets', sname)][1]}")
@@ -321,7 +322,20 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     if problems:
         raise DeploymentError(problems)
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
-                      secrets=secrets, channel_overrides=overrides, _marks=marks, _override_origin=origin)
+                      secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
+                      _marks=marks, _override_origin=origin)
+
+
+def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | None]:
+    """(path, sync) from ``ledger:`` (a path, or {path, sync}), the environment's keys winning."""
+    merged: dict[str, Any] = {}
+    for value in (top, env_value):
+        if isinstance(value, str):
+            merged["path"] = value
+        elif isinstance(value, dict):
+            merged.update(value)
+    path = merged.get("path")
+    return (Path(os.path.normpath(base / path)) if path else DEFAULT_LEDGER), merged.get("sync")
 
 
 def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> SecretRef:

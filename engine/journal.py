@@ -186,6 +186,19 @@ class JournalStats:
     def avg_batch(self) -> float:
         return self.rows / self.flushes if self.flushes else 0.0
 
+    # The names of ``LedgerStats`` (the admin API's status reads these): a commit is a journal flush.
+    @property
+    def batches(self) -> int:
+        return self.flushes
+
+    @property
+    def avg_commit_ms(self) -> float:
+        return self.avg_flush_ms
+
+    @property
+    def total_commit_ms(self) -> float:
+        return self.total_flush_ms
+
 
 class _Group:
     __slots__ = ("rows", "done", "error")
@@ -218,6 +231,10 @@ class JournaledLedger:
         self._wake_flush = trio.Event()
         self._to_load: deque[tuple[list[DealRows], int, int]] = deque()   # (rows, segment, end offset)
         self._lag = 0
+        self._queued_total = 0        # deals handed to the loader so far
+        self._loaded_total = 0        # of which loaded (or kept aside as refused)
+        self._urgent = 0              # wait_loaded() callers: load now, without lingering
+        self._loaded_lot = trio.lowlevel.ParkingLot()
         self._wake_load = trio.Event()
         self._space = trio.lowlevel.ParkingLot()
         self._closed = False
@@ -258,6 +275,20 @@ class JournaledLedger:
         """Deals acknowledged (journaled) and not yet in DuckDB."""
         return self._lag
 
+    async def wait_loaded(self) -> None:
+        """Return once every deal acknowledged before this call is in DuckDB (read-your-writes
+        for in-process readers such as the admin API; the loader does not linger meanwhile)."""
+        target = self._queued_total
+        if self._loaded_total >= target:
+            return
+        self._urgent += 1
+        self._wake_load.set()
+        try:
+            while self._loaded_total < target:
+                await self._loaded_lot.park()
+        finally:
+            self._urgent -= 1
+
     # ------------------------------------------------------------ append
 
     async def _append(self, rows: list[DealRows]) -> None:
@@ -268,6 +299,7 @@ class JournaledLedger:
         if self.sync == "none":
             self._to_load.append((rows, 0, 0))
             self._lag += len(rows)
+            self._queued_total += len(rows)
             self._wake_load.set()
             return
         g = _Group(rows)
@@ -360,6 +392,7 @@ class JournaledLedger:
                 s.total_flush_ms += ms
                 self._to_load.append((rows, self._segment, self._offset))
                 self._lag += len(rows)
+                self._queued_total += len(rows)
                 s.max_lag_rows = max(s.max_lag_rows, self._lag)
                 self._wake_load.set()
                 for g in groups:
@@ -380,9 +413,9 @@ class JournaledLedger:
                 await self._wake_load.wait()
                 self._wake_load = trio.Event()
                 continue
-            if self._lag < self._load_rows and not self._closed:
+            if self._lag < self._load_rows and not self._closed and not self._urgent:
                 with trio.move_on_after(self._load_wait):
-                    while self._lag < self._load_rows and not self._closed:
+                    while self._lag < self._load_rows and not self._closed and not self._urgent:
                         await self._wake_load.wait()
                         self._wake_load = trio.Event()
             batch: list[DealRows] = []
@@ -396,7 +429,9 @@ class JournaledLedger:
                     mark = (seg, end)
             await self._load(batch, mark)
             self._lag -= taken
+            self._loaded_total += taken
             self._space.unpark_all()
+            self._loaded_lot.unpark_all()
             if mark is not None:
                 await trio.to_thread.run_sync(self._remove_loaded, mark[0], limiter=self._io)
 

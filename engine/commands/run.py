@@ -41,6 +41,10 @@ def _expand(paths: list[Path]) -> list[Path]:
 def run(
     paths: list[Path] = typer.Argument(..., help="Route files or folders, or one platform.yaml deployment file."),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="DuckDB ledger file (default var/bsp.duckdb)."),
+    ledger_sync: Optional[str] = typer.Option(None, "--ledger-sync", help="When a reply may leave: journal "
+                                              "(its deal is fdatasync'ed in the write-ahead journal; default), "
+                                              "duckdb (its row is committed in DuckDB) or none (at once, not "
+                                              "durable); platform.yaml ledger.sync does the same."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file."),
     grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on SIGTERM."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log channel events."),
@@ -92,6 +96,7 @@ def run(
         route_files = list(dep.route_files)
         overrides = dep.channel_overrides
         ledger_path = ledger_path or dep.ledger_path
+        ledger_sync = ledger_sync or dep.ledger_sync
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
@@ -103,6 +108,11 @@ def run(
         raise typer.Exit(2)
     if admin_opts is not None:
         scrub.add(admin_opts.token)
+    from engine.journal import SYNC_MODES
+    ledger_sync = ledger_sync or "journal"
+    if ledger_sync not in SYNC_MODES:
+        typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
+        raise typer.Exit(2)
     load = runopts.loader(paths, paths[0] if dep is not None else None, env, _expand)
     registry = default_registry()
     program = compile_or_exit(route_files, registry)
@@ -115,13 +125,13 @@ def run(
         if getattr(sb, "admin_port", None):
             typer.echo(f"admin API: {admin_opts.host_port()[0]}:{sb.admin_port}", err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
-                   f"ledger {ledger_path}; Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
+                   f"ledger {ledger_path} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
     from engine.replay.tap import recording
     try:
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
-                                           grace=grace, ready=ready,
+                                           grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except BindError as exc:
         typer.echo(f"error: {exc}", err=True)

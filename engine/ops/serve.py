@@ -52,16 +52,21 @@ class OpsOptions:
 
 async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load: Loader,
                    overrides: Mapping[str, Mapping[str, Any]] | None = None, grace: float = 10.0,
-                   ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None) -> LiveEngine:
-    """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine."""
-    from engine.ledger import open_ledger
+                   ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None,
+                   ledger_sync: str = "journal") -> LiveEngine:
+    """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine.
+
+    ``ledger_sync``: journal (default: a reply leaves once its deal is fdatasync'ed in the
+    write-ahead journal), duckdb (once its row is committed in DuckDB) or none (engine/journal.py).
+    """
+    from engine.journal import open_ledger_sync
 
     ops = ops or OpsOptions()
     metrics = EngineMetrics()
     observer = Observer(metrics)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as stops, \
             trio.open_signal_receiver(signal.SIGHUP) as hups:
-        async with open_ledger(ledger_path) as ledger:
+        async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
             engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
             metrics.watch(engine)
 
@@ -95,5 +100,14 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
     from engine.ops.backend import EngineBackend
 
     host, port = opts.host_port()
-    app = AdminApp(EngineBackend(engine, observer), TokenAuth(opts.token), metrics)
+    class Backend(EngineBackend):
+        """Deal queries see every deal already acknowledged (the journal loads DuckDB behind)."""
+
+        async def deals(self, query: Any) -> Any:
+            wait = getattr(self.engine.ledger, "wait_loaded", None)
+            if wait is not None:
+                await wait()
+            return await super().deals(query)
+
+    app = AdminApp(Backend(engine, observer), TokenAuth(opts.token), metrics)
     await serve_admin(app, host, port, opts.ssl_context, access=opts.access, task_status=task_status)
