@@ -52,12 +52,16 @@ PLANS_MAX = 512         # bitmaps remembered per codec (a network uses a few doz
 class IsoMessage(dict):
     """A decoded message: a plain dict plus the classification of its fields.
 
-    ``classification`` is set by ``decode`` (a new dict per message); the class
-    defaults are read-only so a message built by hand shares nothing mutable.
+    ``classification`` is set by ``decode``: a read-only mapping shared by the
+    messages of one bitmap; the class default is read-only and empty too.
     """
 
     classification: Any = MappingProxyType({})
     secondary_bitmap: bool = False   # the wire carried a secondary bitmap (even an all-zero one)
+
+    def __reduce__(self) -> Any:     # copy / deepcopy / pickle: a plain dict for the classification
+        return (IsoMessage, (dict(self),), {"classification": dict(self.classification),
+                                            "secondary_bitmap": self.secondary_bitmap})
 
 
 # ------------------------------------------------------------------ length prefixes
@@ -510,7 +514,7 @@ class Iso8583Codec:
                 if fast is None or not fast(present, msg):
                     check_message(msg, rule, self.spec, offset=ms)
         if classes is not None:
-            msg.classification = dict(classes)
+            msg.classification = classes
         return msg
 
     def _plan(self, data: bytes) -> tuple[int, tuple[tuple[str, Decoder], ...], int, bool,
@@ -557,7 +561,9 @@ class Iso8583Codec:
         if tertiary:
             present &= ~(1 << (BITS - 65))
         names = {k for k, _ in fields}
-        classes = tuple((k, c) for k, c in self._classes.items() if k in names) if self._classes else None
+        # one read-only mapping per plan, shared by the messages decoded with it
+        classes = MappingProxyType({k: c for k, c in self._classes.items() if k in names}) \
+            if self._classes else None
         plan = (pos, tuple(fields), present, secondary, classes)
         plans = self._plans
         if len(plans) < PLANS_MAX and not tertiary:

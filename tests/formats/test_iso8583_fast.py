@@ -127,3 +127,15 @@ def test_iso_key_equals_mux_key_and_names_what_is_missing():
         iso_key({"t": "0200", "11": "000001"})
     with pytest.raises(FormatError, match="MTI"):
         iso_key({"t": 200, "11": "000001", "41": "T"})
+
+
+def test_decoded_messages_copy_and_pickle_with_their_classification():
+    import copy
+    import pickle
+    c = fresh()
+    msg = c.decode(c.encode(REQ))
+    for other in (copy.deepcopy(msg), copy.copy(msg), pickle.loads(pickle.dumps(msg))):
+        assert type(other) is type(msg) and other == msg
+        assert other.classification == {"2": ("pan",)} and other.secondary_bitmap is False
+    with pytest.raises(TypeError):
+        msg.classification["41"] = ("secret",)        # shared by the messages of one bitmap: read-only
