@@ -110,29 +110,25 @@ async def test_float_and_unstorable_amounts_are_refused_at_commit(tmp_path: Path
 
 
 async def test_failed_row_reaches_its_waiter_and_spares_the_batch(tmp_path: Path) -> None:
+    # Records from the runtime are checked in prepare(); what DuckDB itself refuses (here a NULL in a
+    # NOT NULL column, written past prepare) must fail only its own waiter, not its batch.
+    from engine.ledger import _Waiter
+
     path = tmp_path / "l.duckdb"
-    dup = new_deal_id()
-    results: dict[int, object] = {}
-
-    async def one(i: int, rec: DealRecord) -> None:
-        try:
-            await ledger.commit(rec)
-            results[i] = "ok"
-        except LedgerError as exc:
-            results[i] = exc
-
     async with open_ledger(path, max_wait=0.01) as ledger:
-        await ledger.commit(deal(0, deal_id=dup))
-        async with trio.open_nursery() as nursery:
-            for i in range(1, 20):
-                rec = deal(i, deal_id=dup) if i == 7 else deal(i)
-                nursery.start_soon(one, i, rec)
+        waiters = []
+        for i in range(20):
+            rows = ledger.prepare(deal(i))
+            if i == 7:
+                rows.row["deal_type"] = None
+            waiters.append(_Waiter(rows.row, rows))
+        await ledger.submit_rows(waiters)
         assert ledger.stats.failed_rows == 1
-    err = results.pop(7)
+    err = waiters[7].error
     assert isinstance(err, LedgerError)
-    assert dup in str(err) and "REF000007" in str(err) and "primary key" in str(err).lower()
-    assert set(results.values()) == {"ok"}
-    assert count(path) == 19                     # deal 0 and the 18 good ones
+    assert "REF000007" in str(err) and "deal_type" in str(err) and "NOT NULL" in str(err)
+    assert [w.error for i, w in enumerate(waiters) if i != 7] == [None] * 19
+    assert count(path) == 19
 
 
 async def test_clean_close_flushes_everything_queued(tmp_path: Path) -> None:
@@ -198,7 +194,7 @@ async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
-    assert schema == [(2,)]
+    assert schema == [(3,)]
 
 
 async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
@@ -341,5 +337,39 @@ async def test_a_v1_ledger_is_migrated(tmp_path: Path) -> None:
         rows = con.execute("SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq NULLS FIRST").fetchall()
     finally:
         con.close()
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (3,)]
     assert rows[0] == ("old1", None) and rows[1][1] == 1
+
+
+async def test_a_v2_ledger_loses_the_deals_key_and_indexes_and_keeps_its_rows(tmp_path: Path) -> None:
+    from engine.ledger_store import DDL
+    path = tmp_path / "v2.duckdb"
+    v2 = DDL.replace("deal_id        VARCHAR NOT NULL,", "deal_id        VARCHAR PRIMARY KEY,").replace(
+        "CREATE TABLE IF NOT EXISTS config_versions",
+        "CREATE INDEX deals_reference ON deals (reference);\n"
+        "CREATE INDEX deals_received_at ON deals (received_at);\nCREATE TABLE IF NOT EXISTS config_versions")
+    con = duckdb.connect(str(path))
+    for stmt in v2.split(";"):
+        if stmt.strip():
+            con.execute(stmt).fetchall()
+    con.execute("INSERT INTO schema_version VALUES (2, now())").fetchall()
+    con.execute("INSERT INTO deals (deal_id, deal_type, route, config_version, channel, reference, amount, status, "
+                "received_at, finished_at, duration_ms, request, chain_seq) VALUES ('old2', 'T', 'r', 'v', 'c', "
+                "'R-OLD', 12.5, 'committed', now(), now(), 1, '{\"a\":1}', 7)").fetchall()
+    assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'deals'").fetchall() == [(2,)]
+    con.close()
+    async with open_ledger(path, audit_key=None) as ledger:
+        await ledger.commit(deal(1))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        old = con.execute("SELECT reference, amount, request, chain_seq FROM deals WHERE deal_id = 'old2'").fetchall()
+        indexes = con.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'deals'").fetchall()
+        keys = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'deals' "
+                           "AND constraint_type = 'PRIMARY KEY'").fetchall()
+        total = con.execute("SELECT count(*) FROM deals").fetchall()
+    finally:
+        con.close()
+    assert versions == [(2,), (3,)]
+    assert old == [("R-OLD", Decimal("12.5000"), '{"a":1}', 7)]
+    assert indexes == [(0,)] and keys == [(0,)] and total == [(2,)]
