@@ -31,7 +31,7 @@ import trio
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.runtime.exchange import StepFailure
 from engine.txn import reversal
-from engine.txn.log import TxnLog, log_path
+from engine.txn.log import TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
 log = logging.getLogger("bsp.txn")
@@ -83,6 +83,14 @@ class TxnManager:
         self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
         self._recovering = trio.Lock() if _in_trio() else None
         self.limiter = trio.CapacityLimiter(1)
+        self._lazy: list[dict[str, Any]] = []         # entries that ride along with the next write
+        # group commit: writes made while one is being synced share the next fdatasync
+        self._queue: list[dict[str, Any]] = []
+        self._open_round = 1                           # the round queued entries will be written in
+        self._done_round = 0
+        self._flushing = False
+        self._round_end = trio.Event() if _in_trio() else None
+        self._round_error: tuple[int, BaseException] | None = None
 
     # ------------------------------------------------------------ the log
     @property
@@ -92,8 +100,40 @@ class TxnManager:
         return self._log
 
     async def write(self, entries: list[dict[str, Any]]) -> None:
-        if entries:
-            await trio.to_thread.run_sync(self.log.append, entries, limiter=self.limiter)
+        """Append ``entries`` durably (with any lazy ones); returns once they are fdatasync'ed.
+
+        Group commit: while one round is being written, later writers queue and the
+        first of them writes all queued entries in the next round (one fdatasync).
+        """
+        if not entries:
+            return
+        if self._lazy:
+            entries, self._lazy = self._lazy + entries, []
+        self._queue.extend(entries)
+        ticket = self._open_round
+        if self._round_end is None:
+            self._round_end = trio.Event()
+        while self._done_round < ticket:
+            if self._flushing:
+                await self._round_end.wait()
+                continue
+            self._flushing = True
+            batch, self._queue = self._queue, []
+            number = self._open_round
+            self._open_round += 1
+            try:
+                await trio.to_thread.run_sync(self.log.append, batch, limiter=self.limiter)
+            except BaseException as exc:
+                self._round_error = (number, exc)
+                raise
+            finally:
+                self._flushing = False
+                self._done_round = number
+                ended, self._round_end = self._round_end, trio.Event()
+                ended.set()
+        err = self._round_error
+        if err is not None and err[0] == ticket:
+            raise TxnLogError(f"{self.log.path}: entries not written: {err[1]}") from err[1]
 
     def seal(self, data: bytes | None, what: str) -> Any:
         """Bytes as logged: hex, or a keyring token when a field keyring is configured."""
@@ -291,7 +331,7 @@ class TxnManager:
                 st.done.remove(call.index)       # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
         # 'done' marks need no fsync of their own: they reach the disk with the next write
-        self._lazy = getattr(self, "_lazy", []) + entries
+        self._lazy.extend(entries)
 
     # ------------------------------------------------------------ compensation
     async def compensate(self, br: Any, failed: list[Any]) -> None:
@@ -344,8 +384,7 @@ class TxnManager:
     # ------------------------------------------------------------ recording
     async def fill(self, disp: Any, exs: list[Any], records: list[Any]) -> None:
         """Complete the deal records (ids, trace, events, tags) and make the answers durable."""
-        entries: list[dict[str, Any]] = getattr(self, "_lazy", [])
-        self._lazy = []
+        entries: list[dict[str, Any]] = []
         for ex, rec in zip(exs, records):
             br = ex.route
             if br is not None:
@@ -413,7 +452,7 @@ class TxnManager:
                     error_code=(f.code if f is not None else None) if ex.reply is not None else None,
                     id=rec.deal_id))
         if done_ids:   # no fsync of its own: reaches the disk with the next record
-            self._lazy = getattr(self, "_lazy", []) + [{"t": "recorded", "ids": done_ids, "keys": done_keys}]
+            self._lazy.append({"t": "recorded", "ids": done_ids, "keys": done_keys})
         if letters:
             async with trio.open_nursery() as n:
                 for letter in letters:

@@ -67,7 +67,7 @@ async def _crash_mid_deal(tmp_path: Path, nursery) -> tuple[object, Path, Counte
                 await trio.aclose_forcefully(c.stream)
     assert [d["reference"] for d in deals(ledger)] == []
     txlog = TxnLog(log_path(ledger))
-    assert list(txlog.pending) and txlog.pending[next(iter(txlog.pending))].phases == {"d": "sending", "c": "sending"}
+    assert list(txlog.pending) and txlog.pending[next(iter(txlog.pending))].phases == {"d": "done", "c": "sending"}
     txlog.close()
     credit.mute = False
     return program, ledger, debit, credit

@@ -1,0 +1,26 @@
+"""The transaction log's group commit: writes made while one is being synced share the next fdatasync."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from engine.ledger import open_ledger
+from engine.txn import manager_for
+from engine.txn.log import log_path, read
+
+
+async def test_concurrent_writes_share_one_fdatasync_and_all_reach_the_log(tmp_path: Path) -> None:
+    async with open_ledger(tmp_path / "l.duckdb") as ledger:
+        mgr = manager_for(ledger)
+        before = mgr.log.writes
+        async with trio.open_nursery() as n:
+            for i in range(10):
+                n.start_soon(mgr.write, [{"t": "begin", "id": f"D{i}", "channel": "c", "route": "r"}])
+        writes = mgr.log.writes - before
+        pending = sorted(mgr.log.pending)
+        mgr.log.close()
+    assert writes == 2               # the first alone, the nine that queued behind it together
+    assert pending == [f"D{i}" for i in range(10)]
+    entries, _ = read(log_path(tmp_path / "l.duckdb"))
+    assert sorted(e["id"] for e in entries) == [f"D{i}" for i in range(10)]
