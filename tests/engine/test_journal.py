@@ -266,3 +266,32 @@ async def test_close_never_waits_forever(tmp_path: Path) -> None:
                 if k % 2:
                     await led.commit_many([record(100 * k)])
     assert len(ledger_ids(path)) == 7
+
+
+async def test_wait_loaded_brings_acknowledged_deals_into_duckdb_without_waiting_for_the_loader(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=60.0, load_rows=100_000) as jl:
+        assert await jl.commit_many([record(i) for i in range(5)]) == [None] * 5
+        assert jl.pending == 5                      # acknowledged, the loader lingers (60 s)
+        with trio.fail_after(5):
+            await jl.wait_loaded()
+        assert jl.pending == 0 and jl.stats.loaded_rows == 5
+        assert jl.stats.batches == jl.stats.flushes >= 1       # LedgerStats' names (admin status, metrics)
+        rows = await jl.ledger._run(lambda: jl.ledger._store._con.execute("SELECT count(*) FROM deals").fetchall())
+        assert rows == [(5,)]
+        await jl.wait_loaded()                      # nothing pending: returns at once
+
+
+def test_platform_yaml_ledger_sync(tmp_path: Path) -> None:
+    from engine.deploy import DeploymentError, load_deployment
+    (tmp_path / "a.route").write_text("")
+    dep_file = tmp_path / "platform.yaml"
+    dep_file.write_text("routes: [a.route]\nledger: {path: x.duckdb, sync: none}\n"
+                        "environments: {uat: {ledger: {sync: duckdb}}}\n")
+    dep = load_deployment(dep_file)
+    assert (dep.ledger_path.name, dep.ledger_sync) == ("x.duckdb", "none")
+    dep = load_deployment(dep_file, env="uat")
+    assert (dep.ledger_path.name, dep.ledger_sync) == ("x.duckdb", "duckdb")
+    dep_file.write_text("routes: [a.route]\nledger: {sync: fast}\n")
+    with pytest.raises(DeploymentError, match=r"platform.yaml:2:\d+: ledger.sync: 'fast' is not one of"):
+        load_deployment(dep_file)
