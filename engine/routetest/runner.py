@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import trio
 import trio.testing
 
-from dsl.compiler import probing
+from dsl.compiler import EvalError, probing
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
@@ -30,6 +30,7 @@ from engine.replay.virtual import isolated_engine
 from engine.routetest import http
 from engine.routetest.coverage import Coverage
 from engine.routetest.expect import Checker
+from formats.errors import FormatError
 
 
 class SetupError(ValueError):
@@ -132,8 +133,14 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
             return ConnectionLost(f"channel {channel}: connection broken (given {channel} answers error, "
                                   f"at {a.pos})", channel=channel)
         binder = current["binder"]
-        values = binder.assigns(a.fields)(ctx.extra["scope"])
-        body = binder.codec(a.format).encode(values)
+        try:
+            values = binder.assigns(a.fields)(ctx.extra["scope"])
+            body = binder.codec(a.format).encode(values)
+        except (FormatError, EvalError) as exc:
+            # the test's own scripted answer is bad: fail this test with the place, never crash `bsp test`
+            ctx.extra["problems"].append(
+                f"{a.pos}: given {channel} answers {a.format}: cannot encode the scripted answer: {exc}")
+            return Unreachable(f"channel {channel}: the test's scripted answer could not be encoded", channel=channel)
         if http.is_kind(program, channel, "http.call"):
             headers = binder.assigns(a.headers)(ctx.extra["scope"]) if a.headers else None
             return http.answer(program.channels[channel], a.status, headers, body)

@@ -260,3 +260,22 @@ test "rejected, with the wrong kind" {
     assert 't_test.route:16:26: expect dead letter: field `error_kind`: expected "timeout", got "rejected"' in f[0]
     assert 't_test.route:17:32: expect deal bill_payment: field `reason`: expected "over the limit" (within the ' \
            'text), got "rejected: unknown biller' in f[1]
+
+
+def test_a_scripted_answer_that_cannot_be_built_fails_the_test_not_the_run(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "bad scripted answer" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK"  confirmation = billers["NO-SUCH"].name }
+    expect reply { resp_code = "00" }
+}
+''')
+    result = run_paths([d], default_registry())
+    (outcome,) = [o for o in result.outcomes if o.name == "bad scripted answer"]
+    assert not outcome.passed
+    assert any("t_test.route:7:5: given biller answers" in f and "cannot encode the scripted answer" in f
+               for f in outcome.failures), outcome.failures
