@@ -8,6 +8,8 @@ query a copy.  ``LedgerError`` says so when the file is locked.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -41,10 +43,65 @@ def display_amount(amount: Decimal | None, currency: str | None) -> Decimal | No
     return amount.normalize()   # more decimals than the currency has: show them all
 
 
-def _utc(value: datetime, name: str) -> datetime:
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
     if not isinstance(value, datetime):
         raise TypeError(f"query_deals: {name} must be a datetime, got {type(value).__name__}")
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+@contextmanager
+def _reading(path: Path, con: Any | None) -> Iterator[Any]:
+    """``con`` as given (the caller keeps it open), else a read-only connection closed after use."""
+    if con is not None:
+        yield con
+        return
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ledger file here (an engine creates it on its first run)")
+    own = connect(path, read_only=True)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def _select(sql: str, filters: list[tuple[str, Any]], order: str, limit: int | None, caller: str) -> tuple[str, list[Any]]:
+    """``sql`` with a WHERE of the ``(condition, value)`` pairs whose value is not None, ORDER BY and LIMIT.
+
+    A condition has one ``?``, or as many as its value (a list) has items.
+    """
+    where = [cond for cond, value in filters if value is not None]
+    params: list[Any] = []
+    for _, value in filters:
+        if isinstance(value, list):
+            params.extend(value)
+        elif value is not None:
+            params.append(value)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {order}"
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"{caller}: limit must be >= 0, got {limit}")
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
+
+
+def _as_utc(row: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for k in keys:
+        if row.get(k) is not None:
+            row[k] = row[k].astimezone(timezone.utc)
+
+
+def _deal_values(d: dict[str, Any]) -> dict[str, Any]:
+    """A ``deals`` row as callers get it: amount with its currency's decimals, aware UTC times, JSON parsed."""
+    d["amount"] = display_amount(d["amount"], d["currency"])
+    _as_utc(d, ("received_at", "finished_at"))
+    for k in ("request", "response"):
+        if d[k] is not None:
+            d[k] = orjson.loads(d[k])
+    return d
 
 
 def query_deals(
@@ -56,6 +113,7 @@ def query_deals(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 50,
+    con: Any | None = None,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -63,60 +121,25 @@ def query_deals(
     UTC.  ``limit=None`` returns all.  Each dict has the ``deals`` columns:
     ``amount`` as ``Decimal`` (with its currency's decimals), timestamps as
     aware UTC datetimes, ``request``/``response`` parsed from JSON (money in
-    them is an exact string).
+    them is an exact string).  ``con``: an open connection to read through
+    (the engine's own process passes one; see ``engine.ops.ledger_reads``)
+    instead of opening ``path`` read-only.
     """
+    sql, params = _select(
+        f"SELECT {', '.join(COLUMNS)} FROM deals",
+        [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
+         ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until"))],
+        "received_at DESC, deal_id DESC", limit, "query_deals")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ledger file here (an engine creates it on its first run)")
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("deal_type", deal_type), ("status", status), ("reference", reference)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("received_at >= ?")
-        params.append(_utc(since, "since"))
-    if until is not None:
-        where.append("received_at < ?")
-        params.append(_utc(until, "until"))
-    sql = f"SELECT {', '.join(COLUMNS)} FROM deals"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY received_at DESC, deal_id DESC"
-    if limit is not None:
-        if limit < 0:
-            raise ValueError(f"query_deals: limit must be >= 0, got {limit}")
-        sql += f" LIMIT {int(limit)}"
-    con = connect(path, read_only=True)
-    try:
+    with _reading(path, con) as c:
         try:
-            rows = con.execute(sql, params).fetchall()
-        except Exception as exc:
+            rows = c.execute(sql, params).fetchall()
+        except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deals: {exc}") from exc
-    finally:
-        con.close()
-    out = []
-    for row in rows:
-        d = dict(zip(COLUMNS, row))
-        d["amount"] = display_amount(d["amount"], d["currency"])
-        for k in ("received_at", "finished_at"):
-            d[k] = d[k].astimezone(timezone.utc)
-        for k in ("request", "response"):
-            if d[k] is not None:
-                d[k] = orjson.loads(d[k])
-        out.append(d)
-    return out
+    return [_deal_values(dict(zip(COLUMNS, row))) for row in rows]
 
 
 # ---------------------------------------------------------------- one deal's story
-
-def _read_only(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ledger file here (an engine creates it on its first run)")
-    return connect(path, read_only=True)
-
 
 def _dicts(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     cur = con.execute(sql, params)
@@ -133,7 +156,7 @@ class AmbiguousId(LookupError):
     """A deal id prefix that matches more than one deal."""
 
 
-def get_deal(path: str | Path, deal_id: str) -> dict[str, Any] | None:
+def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[str, Any] | None:
     """The whole story of one deal, or None when no deal has this id.
 
     ``deal_id`` may be a unique prefix (at least 8 hex digits).  The dict has
@@ -141,11 +164,10 @@ def get_deal(path: str | Path, deal_id: str) -> dict[str, Any] | None:
     ``events`` (lists of dicts in order), ``calls`` (the steps of kind
     ``call``), ``chain_seq`` and ``config`` (``version``, ``loaded_at``,
     ``files``: the route files of that configuration, or None when it was
-    never recorded).
+    never recorded).  ``con`` as for ``query_deals``.
     """
     path = Path(path)
-    con = _read_only(path)
-    try:
+    with _reading(path, con) as con:
         try:
             cols = ", ".join(COLUMNS)
             if len(deal_id) >= 32:
@@ -170,20 +192,11 @@ def get_deal(path: str | Path, deal_id: str) -> dict[str, Any] | None:
                          [d["config_version"]])
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deal {deal_id}: {exc}") from exc
-    finally:
-        con.close()
-    d["amount"] = display_amount(d["amount"], d["currency"])
-    for k in ("received_at", "finished_at"):
-        d[k] = d[k].astimezone(timezone.utc)
-    for k in ("request", "response"):
-        if d[k] is not None:
-            d[k] = orjson.loads(d[k])
+    _deal_values(d)
     for item in (*d["steps"], *d["events"]):
         if item.get("detail") is not None:
             item["detail"] = orjson.loads(item["detail"])
-        for k in ("started_at", "at"):
-            if k in item:
-                item[k] = item[k].astimezone(timezone.utc)
+        _as_utc(item, ("started_at", "at"))
     d["calls"] = [s for s in d["steps"] if s["kind"] == "call"]
     if cfg:
         c = cfg[0]
@@ -213,52 +226,30 @@ def query_dead_letters(
     ids: list[str] | None = None,
     limit: int | None = 50,
     with_raw: bool = False,
+    con: Any | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring.
 
     With ``with_raw`` each dict has ``raw``: the stored bytes (encrypted when
     ``raw_key`` is set; see ``engine.deadletter.raw_bytes``), None once purged.
+    ``con`` as for ``query_deals``.
     """
-    where: list[str] = []
-    params: list[Any] = []
-    for column, value in (("route", route), ("channel", channel), ("status", status)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    if reason is not None:
-        where.append("contains(lower(reason), lower(?))")
-        params.append(reason)
-    if since is not None:
-        where.append('"at" >= ?')
-        params.append(_utc(since, "since"))
-    if until is not None:
-        where.append('"at" < ?')
-        params.append(_utc(until, "until"))
-    if ids:
-        where.append(f"id IN ({', '.join('?' for _ in ids)})")
-        params.extend(ids)
     cols = ", ".join(f'"{c}"' for c in DEAD_LIST_COLUMNS) + (", raw" if with_raw else "")
-    sql = f"SELECT {cols} FROM dead_letters"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += ' ORDER BY "at" DESC, id DESC'
-    if limit is not None:
-        if limit < 0:
-            raise ValueError(f"query_dead_letters: limit must be >= 0, got {limit}")
-        sql += f" LIMIT {int(limit)}"
+    sql, params = _select(
+        f"SELECT {cols} FROM dead_letters",
+        [("route = ?", route), ("channel = ?", channel), ("status = ?", status),
+         ("contains(lower(reason), lower(?))", reason),
+         ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),
+         (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None)],
+        '"at" DESC, id DESC', limit, "query_dead_letters")
     path = Path(path)
-    con = _read_only(path)
-    try:
-        if not _has_table(con, "dead_letters"):
+    with _reading(path, con) as c:
+        if not _has_table(c, "dead_letters"):
             return []
         try:
-            rows = _dicts(con, sql, params)
+            rows = _dicts(c, sql, params)
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read dead letters: {exc}") from exc
-    finally:
-        con.close()
     for r in rows:
-        for k in ("at", "retried_at"):
-            if r[k] is not None:
-                r[k] = r[k].astimezone(timezone.utc)
+        _as_utc(r, ("at", "retried_at"))
     return rows

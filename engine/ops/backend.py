@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
 from engine.ops.gauges import circuit_state
-from engine.ops.ledger_reads import read_dead_letters, read_deals
+from engine.ledger_query import query_dead_letters, query_deals
+from engine.ops.ledger_reads import read_in_process
 
 
 class EngineBackend:
@@ -98,10 +99,10 @@ class EngineBackend:
         return await self.engine.reload(dry_run=dry_run, source="admin")
 
     async def deals(self, query: DealQuery) -> Sequence[Mapping[str, Any]]:
-        return await read_deals(Path(self.engine.ledger.path), deal_type=query.deal_type, status=query.status,
-                                reference=query.reference, since=query.since, until=query.until,
-                                limit=query.limit)
+        return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
+                                     status=query.status, reference=query.reference, since=query.since,
+                                     until=query.until, limit=query.limit)
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
-        return await read_dead_letters(Path(self.engine.ledger.path), channel=query.channel, route=query.route,
-                                       since=query.since, limit=query.limit)
+        return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
+                                     route=query.route, since=query.since, limit=query.limit)
