@@ -249,6 +249,11 @@ class JournaledLedger:
 
     # ------------------------------------------------------------ Ledger API
 
+    async def known_deal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` have a deal row: everything acknowledged is loaded into DuckDB first."""
+        await self.wait_loaded()
+        return await self.ledger.known_deal_ids(ids)
+
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
 

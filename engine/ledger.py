@@ -175,6 +175,10 @@ class Ledger:
         ``mark`` = (journal, segment, offset) in the same transaction.  Raises on failure."""
         await self._run(lambda: self._store.write(deals, (), mark=mark))
 
+    async def known_deal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` already have a committed deal row."""
+        return await self._run(self._store.known_deal_ids, list(ids))
+
     async def journal_position(self, journal: str) -> tuple[int, int] | None:
         """The (segment, offset) recorded by the last ``load`` of ``journal``, or None."""
         return await self._run(self._store.journal_position, journal)

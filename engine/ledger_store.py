@@ -374,6 +374,14 @@ class LedgerStore:
             return seq, prev, None
         self._transaction(body)
 
+    def known_deal_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` already have a deal row (deal ids carry no unique index since schema 3)."""
+        if not ids:
+            return set()
+        rows = self._con.execute("SELECT DISTINCT deal_id FROM deals WHERE list_contains(?, deal_id)",
+                                 [list(ids)]).fetchall()
+        return {r[0] for r in rows}
+
     def journal_position(self, journal: str) -> tuple[int, int] | None:
         """(segment, offset) of ``journal`` loaded so far, or None."""
         self._con.execute(JOURNAL_DDL).fetchall()

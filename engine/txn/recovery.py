@@ -45,7 +45,7 @@ async def recover_channel(mgr: Any, disp: Any) -> int:
 
 async def _rerecord(mgr: Any, disp: Any) -> None:
     """Deals whose answer was logged but whose ledger row may not have been committed (a crash
-    between the two): commit the row again from the log; a row already there refuses (same id)."""
+    between the two): commit the row again from the log, unless a row with that deal id is already stored."""
     from decimal import Decimal
 
     from engine.deal import DealEvent, DealRecord
@@ -62,8 +62,11 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         party=e.get("party"), response_code=e.get("code"), reason=e.get("reason"),
         events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart"})],
     ) for e in ends]
-    errors = await mgr.ledger.commit_many(records)
-    written = [r.deal_id for r, err in zip(records, errors) if err is None]
+    # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
+    known = await mgr.ledger.known_deal_ids([r.deal_id for r in records])
+    missing = [r for r in records if r.deal_id not in known]
+    errors = await mgr.ledger.commit_many(missing) if missing else []
+    written = [r.deal_id for r, err in zip(missing, errors) if err is None]
     log.warning("recovery: %d deal row(s) written again from the transaction log (%d already stored)",
                 len(written), len(records) - len(written))
     await mgr.write([{"t": "recorded", "ids": [e["id"] for e in ends],

@@ -373,3 +373,13 @@ async def test_a_v2_ledger_loses_the_deals_key_and_indexes_and_keeps_its_rows(tm
     assert versions == [(2,), (3,)]
     assert old == [("R-OLD", Decimal("12.5000"), '{"a":1}', 7)]
     assert indexes == [(0,)] and keys == [(0,)] and total == [(2,)]
+
+
+@pytest.mark.parametrize("sync", ["duckdb", "journal"])
+async def test_known_deal_ids_tells_which_rows_exist(tmp_path: Path, sync: str) -> None:
+    from engine.journal import open_ledger_sync
+    records = [deal(i) for i in range(3)]
+    async with open_ledger_sync(tmp_path / "l.duckdb", sync) as ledger:
+        await ledger.commit_many(records[:2])
+        known = await ledger.known_deal_ids([r.deal_id for r in records] + ["nope"])
+    assert known == {records[0].deal_id, records[1].deal_id}
