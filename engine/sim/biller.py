@@ -6,20 +6,17 @@ Answers ``{"status": "OK", "confirmation": "..."}``; refuses (``{"status":
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import orjson
-import trio
 
-from formats.framing import make_framer
+from engine.sim.framed import FramedServer
 
 
-class BillerSim:
+class BillerSim(FramedServer):
     def __init__(self, *, framing: str = "length4", refuse_digits: str = "7") -> None:
         self.framing = framing
         self.refuse_digits = refuse_digits
-        self.port = 0
         self.requests = 0
         self.refused = 0
 
@@ -31,26 +28,5 @@ class BillerSim:
             return {"status": "REFUSED", "confirmation": None, "reason": "account closed"}
         return {"status": "OK", "confirmation": "CF" + ref[-12:]}
 
-    async def _conn(self, stream: trio.SocketStream) -> None:
-        framer = make_framer(self.framing)
-        async with stream:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-                if not data:
-                    return
-                out = [framer.frame(orjson.dumps(self.answer(orjson.loads(p)))) for p in framer.feed(data)]
-                if out:
-                    try:
-                        await stream.send_all(b"".join(out))
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return
-
-    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
-                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(functools.partial(trio.serve_tcp, self._conn, port, host=host))
-            self.port = listeners[0].socket.getsockname()[1]
-            task_status.started(self.port)
+    def reply_frame(self, payload: bytes) -> bytes:
+        return orjson.dumps(self.answer(orjson.loads(payload)))

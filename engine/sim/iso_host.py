@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import trio
 
+from engine.sim.framed import listen
 from formats.errors import FormatError
 from formats.framing import make_framer
 from formats.iso8583 import codec_for
@@ -177,8 +178,7 @@ class IsoHost:
         handler = self._tls_conn if self.tls is not None else self._conn
         with trio.CancelScope() as self._scope:
             async with trio.open_nursery() as nursery:
-                listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
-                self.port = listeners[0].socket.getsockname()[1]
+                self.port = await listen(nursery, handler, host, port)
                 task_status.started(self.port)
 
     def stop(self) -> None:

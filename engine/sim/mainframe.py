@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import trio
 
-from formats.framing import make_framer
+from engine.sim.framed import pipelined, split
 
 BILLERS = ("EL0001", "WA0001", "GA0001", "TE0001")
 KINDS = ("good", "enquiry", "over_limit", "unknown_biller", "bad_currency", "unrouted", "malformed")
@@ -108,62 +108,36 @@ class MainframeSim:
                   host: str = "127.0.0.1", progress: Callable[[int], None] | None = None) -> MainframeResult:
         """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each."""
         res = self.result
-        per_conn = [total // connections + (1 if i < total % connections else 0) for i in range(connections)]
+        per_conn = split(total, connections)
         start = trio.current_time()
-        clock = time.perf_counter
 
         async def one(n: int) -> None:
-            stream = await trio.open_tcp_stream(host, port)
-            tx, rx = make_framer(self.framing), make_framer(self.framing)
-            sent = got = 0
             waiting: deque[tuple[SentRequest, float]] = deque()
-            async with stream:
-                async def reader() -> None:
-                    nonlocal got
-                    while got < n:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        now = clock()
-                        for reply in rx.feed(data):
-                            got += 1
-                            res.replies += 1
-                            code = _resp_code(reply)
-                            if waiting:
-                                req, t_sent = waiting.popleft()
-                                req.code, req.latency_ms = code, (now - t_sent) * 1000.0
-                            res.by_code[code] = res.by_code.get(code, 0) + 1
-                            if progress is not None:
-                                progress(1)
-                            can_send.set()
 
-                can_send = trio.Event()
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(reader)
-                    with trio.move_on_after(30):
-                        while sent < n:
-                            room = min(window - (sent - got), n - sent)
-                            if room <= 0:
-                                can_send = trio.Event()
-                                await can_send.wait()
-                                continue
-                            batch = []
-                            now = clock()
-                            for _ in range(room):
-                                trace, kind, payload = self.next_request()
-                                req = SentRequest(kind, trace, expected_code(kind, trace))
-                                res.requests.append(req)
-                                waiting.append((req, now))
-                                res.by_kind[kind] = res.by_kind.get(kind, 0) + 1
-                                batch.append(tx.frame(payload))
-                            sent += room
-                            res.sent += room
-                            await stream.send_all(b"".join(batch))
-                        with trio.move_on_after(10):
-                            while got < n:
-                                can_send = trio.Event()
-                                await can_send.wait()
-                    nursery.cancel_scope.cancel()
+            def payloads(_sent: int, count: int) -> list[bytes]:
+                now, out = time.perf_counter(), []
+                for _ in range(count):
+                    trace, kind, payload = self.next_request()
+                    req = SentRequest(kind, trace, expected_code(kind, trace))
+                    res.requests.append(req)
+                    waiting.append((req, now))
+                    res.by_kind[kind] = res.by_kind.get(kind, 0) + 1
+                    out.append(payload)
+                res.sent += count
+                return out
+
+            def on_reply(reply: bytes, now: float) -> None:
+                res.replies += 1
+                code = _resp_code(reply)
+                if waiting:
+                    req, t_sent = waiting.popleft()
+                    req.code, req.latency_ms = code, (now - t_sent) * 1000.0
+                res.by_code[code] = res.by_code.get(code, 0) + 1
+                if progress is not None:
+                    progress(1)
+
+            await pipelined(host, port, self.framing, n, window, payloads=payloads, on_reply=on_reply,
+                            deadline=30, drain_deadline=10)
 
         async with trio.open_nursery() as nursery:
             for n in per_conn:

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import trio
 
+from engine.sim.framed import pipelined, split
 from engine.sim.services.model import Request, Service
-from formats.framing import make_framer
 
 
 @dataclass
@@ -70,63 +70,37 @@ class ServiceClient:
         if kinds is not None:
             plan = [list(kinds)]
         else:
-            plan = [[None] * (total // connections + (1 if i < total % connections else 0))  # type: ignore[list-item]
-                    for i in range(connections)]
+            plan = [[None] * n for n in split(total, connections)]  # type: ignore[misc]
         t0 = time.perf_counter()
 
         async def one(conn_kinds: list[str | None]) -> None:
             if not conn_kinds:
                 return
-            n = len(conn_kinds)
-            stream = await trio.open_tcp_stream(host, port)
-            tx, rx = make_framer(self.service.framing), make_framer(self.service.framing)
             waiting: deque[tuple[Outcome, float]] = deque()
-            sent = got = 0
-            more = trio.Event()
-            async with stream:
-                async def reader() -> None:
-                    nonlocal got, more
-                    while got < n:
-                        data = await stream.receive_some(65536)
-                        if not data:
-                            return
-                        now = time.perf_counter()
-                        for frame in rx.feed(data):
-                            out, t_sent = waiting.popleft()
-                            out.latency_ms = (now - t_sent) * 1000.0
-                            try:
-                                out.reply = self.reply_codec.decode(frame)
-                                out.code = self.service.code_of(out.reply)
-                            except Exception as exc:  # noqa: BLE001 - an undecodable reply is a result too
-                                out.reply, out.code = repr(exc), "??"
-                            got += 1
-                            if progress is not None:
-                                progress(1)
-                        more.set()
 
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(reader)
-                    with trio.move_on_after(deadline):
-                        while sent < n:
-                            room = min(window - (sent - got), n - sent)
-                            if room <= 0:
-                                more = trio.Event()
-                                await more.wait()
-                                continue
-                            batch = []
-                            now = time.perf_counter()
-                            for k in conn_kinds[sent:sent + room]:
-                                req, payload = self.next_request(k)
-                                out = Outcome(req.kind, req.expect_code, req.ref)
-                                res.outcomes.append(out)
-                                waiting.append((out, now))
-                                batch.append(tx.frame(payload))
-                            sent += room
-                            await stream.send_all(b"".join(batch))
-                        while got < n:
-                            more = trio.Event()
-                            await more.wait()
-                    nursery.cancel_scope.cancel()
+            def payloads(sent: int, count: int) -> list[bytes]:
+                now, batch = time.perf_counter(), []
+                for k in conn_kinds[sent:sent + count]:
+                    req, payload = self.next_request(k)
+                    out = Outcome(req.kind, req.expect_code, req.ref)
+                    res.outcomes.append(out)
+                    waiting.append((out, now))
+                    batch.append(payload)
+                return batch
+
+            def on_reply(frame: bytes, now: float) -> None:
+                out, t_sent = waiting.popleft()
+                out.latency_ms = (now - t_sent) * 1000.0
+                try:
+                    out.reply = self.reply_codec.decode(frame)
+                    out.code = self.service.code_of(out.reply)
+                except Exception as exc:  # noqa: BLE001 - an undecodable reply is a result too
+                    out.reply, out.code = repr(exc), "??"
+                if progress is not None:
+                    progress(1)
+
+            await pipelined(host, port, self.service.framing, len(conn_kinds), window, payloads=payloads,
+                            on_reply=on_reply, deadline=deadline)
 
         async with trio.open_nursery() as nursery:
             for conn_kinds in plan:

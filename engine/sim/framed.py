@@ -1,0 +1,120 @@
+"""The loops the loopback simulators share.
+
+``FramedServer``: a TCP server that answers each framed request in order, the
+replies to one received chunk in one write (``reply_frame`` is the per-request
+part a simulator writes).  ``listen``: start ``trio.serve_tcp`` and return the
+port.  ``pipelined``: one client connection sending ``n`` framed requests with
+at most ``window`` unanswered, for the load drivers.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Callable
+
+import trio
+
+from formats.framing import make_framer
+
+_GONE = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+async def listen(nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Any], host: str, port: int) -> int:
+    """Serve ``handler`` on host:port in ``nursery``; the port actually listened on."""
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
+    return listeners[0].socket.getsockname()[1]
+
+
+class FramedServer:
+    """Answers every frame of a connection in order; ``stall=True`` reads and never answers."""
+
+    framing = "length4"
+    port = 0
+    stall = False
+
+    def reply_frame(self, payload: bytes) -> bytes:
+        raise NotImplementedError
+
+    async def _conn(self, stream: trio.SocketStream) -> None:
+        framer = make_framer(self.framing)
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except _GONE:
+                    return
+                if not data:
+                    return
+                frames = framer.feed(data)
+                if self.stall:
+                    continue
+                out = b"".join(framer.frame(self.reply_frame(p)) for p in frames)
+                if out:
+                    try:
+                        await stream.send_all(out)
+                    except _GONE:
+                        return
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.port = await listen(nursery, self._conn, host, port)
+            task_status.started(self.port)
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` spread over ``parts`` as evenly as can be (the first ones get the remainder)."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
+                    payloads: Callable[[int, int], list[bytes]], on_reply: Callable[[bytes, float], None],
+                    deadline: float, drain_deadline: float | None = None) -> None:
+    """Send ``n`` requests on one connection, at most ``window`` unanswered.
+
+    ``payloads(sent, count)`` gives the next ``count`` request payloads (unframed);
+    ``on_reply(frame, now)`` sees each reply, ``now`` from ``time.perf_counter``
+    at its chunk's arrival.  Sending stops after ``deadline`` seconds; waiting for
+    the last replies after ``drain_deadline`` more (None: within ``deadline``).
+    """
+    stream = await trio.open_tcp_stream(host, port)
+    tx, rx = make_framer(framing), make_framer(framing)
+    sent = got = 0
+    more = trio.Event()
+    async with stream:
+        async def reader() -> None:
+            nonlocal got
+            while got < n:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                now = time.perf_counter()
+                for frame in rx.feed(data):
+                    got += 1
+                    on_reply(frame, now)
+                more.set()
+
+        async def drain() -> None:
+            nonlocal more
+            while got < n:
+                more = trio.Event()
+                await more.wait()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            with trio.move_on_after(deadline):
+                while sent < n:
+                    room = min(window - (sent - got), n - sent)
+                    if room <= 0:
+                        more = trio.Event()
+                        await more.wait()
+                        continue
+                    batch = [tx.frame(p) for p in payloads(sent, room)]
+                    sent += room
+                    await stream.send_all(b"".join(batch))
+                if drain_deadline is None:
+                    await drain()
+                else:
+                    with trio.move_on_after(drain_deadline):
+                        await drain()
+            nursery.cancel_scope.cancel()
