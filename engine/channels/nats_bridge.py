@@ -201,3 +201,29 @@ async def ensure_stream(link: NatsLink, stream: str, subjects: list[str], *, cre
         cfg.duplicate_window = duplicate_window
     await link.aio(js.add_stream)(cfg)
     log.info("channel %s: created JetStream stream %s for %s", link.channel, stream, ", ".join(subjects))
+
+
+async def until_set_up(attempt: Callable[[], Awaitable[Any]], failure: Callable[[Exception], str],
+                       report: Callable[[str], None]) -> Any:
+    """``await attempt()`` until it succeeds, and return its result.
+
+    After a failure, ``report`` gets the text (a ``ChannelConfigError`` as it
+    is, anything else as ``failure(exc)`` words it), which is also logged; the
+    next attempt comes after 0.2 s, doubling up to ``BACKOFF_MAX``.  On success
+    ``report("")`` clears it.
+    """
+    backoff = 0.2
+    while True:
+        try:
+            result = await attempt()
+        except ChannelConfigError as exc:
+            text = str(exc)
+        except Exception as exc:
+            text = failure(exc)
+        else:
+            report("")
+            return result
+        report(text)
+        log.error("%s", text)
+        await trio.sleep(backoff)
+        backoff = min(backoff * 2, BACKOFF_MAX)

@@ -29,6 +29,7 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
+    until_set_up,
 )
 from engine.channels.options import ChannelConfigError, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -125,29 +126,25 @@ class NatsConsumer:
     async def _subscribe(self) -> Any:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-        backoff = 0.2
-        while True:
-            try:
-                await ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream)
-                cfg = ConsumerConfig(
-                    durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
-                    deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
-                    max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
-                sub = await self.link.aio(self.link.js.pull_subscribe)(
-                    self.subject, durable=self.durable, stream=self.stream, config=cfg)
-                self.setup_error = ""
-                self.ready.set()
-                log.info("channel %s consuming %s", self.name, self.address)
-                return sub
-            except ChannelConfigError as exc:
-                self.setup_error = str(exc)
-            except Exception as exc:
-                self.setup_error = (f"channel {self.name}: cannot set up consumer {self.durable} on stream "
-                                    f"{self.stream} at {self.link.url}: {describe(exc)} (is JetStream enabled: "
-                                    f"nats-server -js?)")
-            log.error("%s", self.setup_error)
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        async def attempt() -> Any:
+            await ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream)
+            cfg = ConsumerConfig(
+                durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
+                max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
+            return await self.link.aio(self.link.js.pull_subscribe)(
+                self.subject, durable=self.durable, stream=self.stream, config=cfg)
+
+        def report(text: str) -> None:
+            self.setup_error = text
+
+        sub = await until_set_up(
+            attempt, lambda exc: (f"channel {self.name}: cannot set up consumer {self.durable} on stream "
+                                  f"{self.stream} at {self.link.url}: {describe(exc)} (is JetStream enabled: "
+                                  f"nats-server -js?)"), report)
+        self.ready.set()
+        log.info("channel %s consuming %s", self.name, self.address)
+        return sub
 
     async def _fetch_loop(self, sub: Any, send: trio.MemorySendChannel[list[Any]]) -> None:
         from nats import errors as ne

@@ -29,7 +29,7 @@ import trio
 
 from engine.channels.base import CallTimeout, ChannelError, Unreachable
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option, until_set_up,
 )
 from engine.channels.options import ChannelConfigError, seconds
 from engine.runtime.limits import CountLimiter
@@ -82,22 +82,15 @@ class NatsPublisher:
             task_status.started()
             await self.link.connect()
             if self.mode == "jetstream" and self.stream:
-                backoff = 0.2
-                while True:
-                    try:
-                        await ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream,
-                                            duplicate_window=self.dedup_window)
-                        self._setup_error = ""
-                        break
-                    except ChannelConfigError as exc:
-                        self._setup_error = str(exc)
-                    except Exception as exc:
-                        self._setup_error = (f"channel {self.name}: cannot set up JetStream stream {self.stream} "
-                                             f"on {self.link.url}: {describe(exc)} (is JetStream enabled: "
-                                             f"nats-server -js?)")
-                    log.error("%s", self._setup_error)
-                    await trio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                def report(text: str) -> None:
+                    self._setup_error = text
+
+                await until_set_up(
+                    lambda: ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream,
+                                          duplicate_window=self.dedup_window),
+                    lambda exc: (f"channel {self.name}: cannot set up JetStream stream {self.stream} "
+                                 f"on {self.link.url}: {describe(exc)} (is JetStream enabled: nats-server -js?)"),
+                    report)
             self._ready.set()
             await trio.sleep_forever()
 
