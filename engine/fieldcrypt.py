@@ -174,7 +174,16 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
     """
     if not tags or values is None:
         return values
-    return _walk(values, _rules(tags), root, keyring, context)
+    rules = _rules(tags)
+    if isinstance(values, Mapping) and all(len(r) == 1 and r[0] != "*" for r, _ in rules) \
+            and all(isinstance(k, str) for k in values):
+        # flat tags over a flat-keyed record (ISO 8583 fields, fixed records): touch only the tagged keys
+        out = dict(values)
+        for (key,), tag in rules:
+            if key in out:
+                out[key] = _protect_one(out[key], tag, f"{root}.{key}", keyring, context)
+        return out
+    return _walk(values, rules, root, keyring, context)
 
 
 def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,

@@ -146,3 +146,18 @@ def test_rotation_old_rows_still_decrypt(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv(fieldcrypt.ENV_KEYS)
     res = cli("show", old.deal_id, "--ledger", str(path), "--reveal")
     assert res.exit_code == 2 and "--reveal needs the field keyring" in res.output
+
+
+def test_flat_record_fast_path_matches_the_general_walk() -> None:
+    from engine.fieldcrypt import _rules, _walk, protect
+    values = {"t": "0200", "2": "4111111111111111", "35": "4111111111111111=2812101", "52": "ABCDEF0123456789",
+              "4": "000000012050", 14: "not a string key"}
+    tags = {"2": "pan", "35": "secret", "52": "secret", "14": "personal"}
+    # an int key forces the general walk (which compares str(key)); both must agree on what they mask
+    assert protect(values, tags, None, context="d1", root="request") == \
+        _walk(values, _rules(tags), "request", None, "d1")
+    flat = {k: v for k, v in values.items() if isinstance(k, str)}
+    fast = protect(flat, tags, None, context="d1", root="request")
+    assert fast == _walk(flat, _rules(tags), "request", None, "d1")
+    assert fast["2"] == "411111******1111" and fast["35"] == "***" and fast["4"] == "000000012050"
+    assert flat["2"] == "4111111111111111"          # the input is not changed
