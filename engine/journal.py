@@ -19,7 +19,15 @@ the 8-byte magic ``BSPJRNL1``, then records::
 
     length  4 bytes big-endian   payload size
     crc     4 bytes big-endian   zlib.crc32 of the payload
-    payload length bytes         orjson: [[row, steps, events], ...] (one batch of deals)
+    payload length bytes         one batch of deals, either
+                                 NDJSON deal lines, one JSON object a line (``Ledger.deal_line``:
+                                 exactly the deals columns; deals without steps, events or
+                                 classified fields), or
+                                 orjson ``[[row, steps, events], ...]`` (the other deals)
+
+The first payload byte tells them apart (``{`` or ``[``).  Lines go to DuckDB as
+they were journaled: the loader hands a run of them to pyarrow's JSON reader
+(``ledger_store.lines_to_arrow``), which builds the Arrow table without the GIL.
 
 Segments are made ahead of use, filled with zeros (an ``fdatasync`` then has
 no size or block allocation to record); a zero length ends the log.  A record
@@ -53,7 +61,7 @@ import trio
 
 from engine.deal import DealError, DealRecord
 from engine.ledger import Ledger, open_ledger
-from engine.ledger_store import DealRows, LedgerError
+from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines
 
 log = logging.getLogger("bsp.journal")
 
@@ -63,7 +71,8 @@ SYNC_MODES = ("journal", "duckdb", "none")
 JOURNAL_NAME = "main"
 
 __all__ = ["open_journaled_ledger", "open_ledger_sync", "JournaledLedger", "JournalStats", "SYNC_MODES",
-           "journal_dir", "read_segment", "encode_batch", "decode_batch", "JournalError"]
+           "journal_dir", "read_segment", "encode_batch", "decode_batch", "encode_lines", "decode_record",
+           "JournalError"]
 
 
 class JournalError(LedgerError):
@@ -86,6 +95,23 @@ def encode_batch(deals: list[DealRows]) -> bytes:
     """One journal record (header + payload) holding ``deals``."""
     payload = orjson.dumps([(d.row, d.steps, d.events) for d in deals], default=_default)
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_lines(lines: bytes) -> bytes:
+    """One journal record (header + payload) holding NDJSON deal lines (``Ledger.deal_line``)."""
+    return HEADER.pack(len(lines), zlib.crc32(lines)) + lines
+
+
+def is_lines(payload: bytes) -> bool:
+    """Whether a record's payload is NDJSON deal lines (else ``decode_batch``'s list)."""
+    return payload[:1] == b"{"
+
+
+def decode_record(payload: bytes) -> list[DealRows]:
+    """The deals of a record of either kind, as rows."""
+    if is_lines(payload):
+        return [DealRows(line_to_row(ln)) for ln in split_lines(payload)]
+    return decode_batch(payload)
 
 
 _ROW_TIMES = ("received_at", "finished_at")
@@ -201,12 +227,21 @@ class JournalStats:
 
 
 class _Group:
-    __slots__ = ("rows", "done", "error")
+    __slots__ = ("lines", "rows", "done", "error")
 
-    def __init__(self, rows: list[DealRows]) -> None:
-        self.rows = rows
+    def __init__(self, lines: list[bytes], rows: list[DealRows]) -> None:
+        self.lines = lines          # NDJSON deal lines
+        self.rows = rows            # deals with steps, events or classified fields
         self.done = trio.Event()
         self.error: BaseException | None = None
+
+
+class _Load:
+    """Deals waiting for the loader: NDJSON lines and prepared rows, and the journal position they reach."""
+    __slots__ = ("lines", "rows", "n", "segment", "end")
+
+    def __init__(self, lines: bytes, rows: list[DealRows], n: int, segment: int, end: int) -> None:
+        self.lines, self.rows, self.n, self.segment, self.end = lines, rows, n, segment, end
 
 
 class JournaledLedger:
@@ -229,7 +264,7 @@ class JournaledLedger:
         self._segment_bytes = segment_bytes
         self._queue: list[_Group] = []
         self._wake_flush = trio.Event()
-        self._to_load: deque[tuple[list[DealRows], int, int]] = deque()   # (rows, segment, end offset)
+        self._to_load: deque[_Load] = deque()
         self._lag = 0
         self._queued_total = 0        # deals handed to the loader so far
         self._loaded_total = 0        # of which loaded (or kept aside as refused)
@@ -264,15 +299,20 @@ class JournaledLedger:
 
     async def commit_many(self, records: list[DealRecord], *, validate: bool = True) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(records)
+        lines: list[bytes] = []
         rows: list[DealRows] = []
-        prepare = self.ledger.prepare
+        led = self.ledger
+        has_line, deal_line, prepare = led.has_line, led.deal_line, led.prepare
         for i, record in enumerate(records):
             try:
-                rows.append(prepare(record, validate=validate))
+                if has_line(record):
+                    lines.append(deal_line(record, validate=validate))
+                else:
+                    rows.append(prepare(record, validate=validate))
             except DealError as exc:
                 results[i] = exc
-        if rows:
-            await self._append(rows)
+        if lines or rows:
+            await self._append(lines, rows)
         return results
 
     @property
@@ -296,18 +336,19 @@ class JournaledLedger:
 
     # ------------------------------------------------------------ append
 
-    async def _append(self, rows: list[DealRows]) -> None:
+    async def _append(self, lines: list[bytes], rows: list[DealRows]) -> None:
         if self._closed:
             raise LedgerError(f"{self.path}: the ledger is closed; commit() was called after its `async with` ended")
         while self._lag >= self._max_lag and not self._closed:
             await self._space.park()          # backpressure: DuckDB is behind by max_lag_rows
+        n = len(lines) + len(rows)
         if self.sync == "none":
-            self._to_load.append((rows, 0, 0))
-            self._lag += len(rows)
-            self._queued_total += len(rows)
+            self._to_load.append(_Load(b"".join(lines), rows, n, 0, 0))
+            self._lag += n
+            self._queued_total += n
             self._wake_load.set()
             return
-        g = _Group(rows)
+        g = _Group(lines, rows)
         self._queue.append(g)
         self._wake_flush.set()
         await g.done.wait()
@@ -379,13 +420,17 @@ class JournaledLedger:
                     self._wake_flush = trio.Event()
                     continue
                 groups, self._queue = self._queue, []
+                lines = b"".join([ln for g in groups for ln in g.lines])
                 rows = [r for g in groups for r in g.rows]
+                n = sum(len(g.lines) for g in groups) + len(rows)
                 try:
-                    data = encode_batch(rows)
+                    data = encode_lines(lines) if lines else b""
+                    if rows:
+                        data += encode_batch(rows)
                     ms = await trio.to_thread.run_sync(self._write, data, limiter=self._io)
                 except Exception as exc:     # OSError (disk full), TypeError (unjournalable value)
                     err = JournalError(f"{self.directory / f'{self._segment:012d}.wal'}: byte {self._offset}: "
-                                       f"{len(rows)} deal(s) not journaled: {exc}")
+                                       f"{n} deal(s) not journaled: {exc}")
                     for g in groups:
                         g.error = err
                         g.done.set()
@@ -393,11 +438,11 @@ class JournaledLedger:
                 self._offset += len(data)
                 s = self.stats
                 s.flushes += 1
-                s.rows += len(rows)
+                s.rows += n
                 s.total_flush_ms += ms
-                self._to_load.append((rows, self._segment, self._offset))
-                self._lag += len(rows)
-                self._queued_total += len(rows)
+                self._to_load.append(_Load(lines, rows, n, self._segment, self._offset))
+                self._lag += n
+                self._queued_total += n
                 s.max_lag_rows = max(s.max_lag_rows, self._lag)
                 self._wake_load.set()
                 for g in groups:
@@ -424,15 +469,18 @@ class JournaledLedger:
                         await self._wake_load.wait()
                         self._wake_load = trio.Event()
             batch: list[DealRows] = []
+            chunks: list[bytes] = []
             taken = 0
             mark: tuple[int, int] | None = None
-            while self._to_load and len(batch) < self._load_rows:
-                rows, seg, end = self._to_load.popleft()
-                batch.extend(rows)
-                taken += len(rows)
-                if end:
-                    mark = (seg, end)
-            await self._load(batch, mark)
+            while self._to_load and taken < self._load_rows:
+                item = self._to_load.popleft()
+                batch.extend(item.rows)
+                if item.lines:
+                    chunks.append(item.lines)
+                taken += item.n
+                if item.end:
+                    mark = (item.segment, item.end)
+            await self._load(batch, mark, b"".join(chunks), taken)
             self._lag -= taken
             self._loaded_total += taken
             self._space.unpark_all()
@@ -440,14 +488,16 @@ class JournaledLedger:
             if mark is not None:
                 await trio.to_thread.run_sync(self._remove_loaded, mark[0], limiter=self._io)
 
-    async def _load(self, batch: list[DealRows], mark: tuple[int, int] | None) -> None:
+    async def _load(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes = b"",
+                    n: int | None = None) -> None:
         m = (JOURNAL_NAME, *mark) if mark is not None else None
+        n = len(batch) if n is None else n
         try:
-            await self.ledger.load(batch, m)
+            await self.ledger.load(batch, m, lines)
         except Exception as exc:
-            log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", len(batch), exc)
+            log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", n, exc)
             bad = []
-            for d in batch:
+            for d in [DealRows(line_to_row(ln)) for ln in split_lines(lines)] + batch:
                 try:
                     await self.ledger.load([d])
                 except Exception as one:
@@ -457,7 +507,7 @@ class JournaledLedger:
             if bad:
                 self._keep_unloaded(bad)
         self.stats.loads += 1
-        self.stats.loaded_rows += len(batch)
+        self.stats.loaded_rows += n
 
     def _keep_unloaded(self, bad: list[tuple[DealRows, BaseException]]) -> None:
         path = self.directory / "unloaded.jsonl"
@@ -502,15 +552,24 @@ class JournaledLedger:
                               "the records after it are not loaded; the file is kept as %s", problem, aside)
                     await trio.to_thread.run_sync(seg.path.rename, aside)
             batch: list[DealRows] = []
+            chunks: list[bytes] = []
+            count = 0
             for payload, end in records:
-                batch.extend(decode_batch(payload))
-                if len(batch) >= self._load_rows:
-                    await self._load(batch, (seg.number, end))
-                    loaded += len(batch)
-                    batch = []
-            if batch or records:
-                await self._load(batch, (seg.number, records[-1][1] if records else good_end))
-                loaded += len(batch)
+                if is_lines(payload):
+                    chunks.append(payload)
+                    count += payload.count(b"\n")
+                else:
+                    more = decode_batch(payload)
+                    batch.extend(more)
+                    count += len(more)
+                if count >= self._load_rows:
+                    await self._load(batch, (seg.number, end), b"".join(chunks), count)
+                    loaded += count
+                    batch, chunks, count = [], [], 0
+            if count or records:
+                await self._load(batch, (seg.number, records[-1][1] if records else good_end),
+                                 b"".join(chunks), count)
+                loaded += count
         self.stats.recovered_rows = loaded
         if loaded:
             log.warning("journal: recovered %d deal(s) from %s into %s", loaded, self.directory, self.path)
@@ -594,4 +653,4 @@ def iter_journal(directory: Path) -> Iterator[DealRows]:
     for seg in segments(directory):
         records, _, _ = read_segment(seg.path)
         for payload, _ in records:
-            yield from decode_batch(payload)
+            yield from decode_record(payload)

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import duckdb
+import orjson
 import pyarrow as pa
+import pyarrow.json as pa_json
 
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
 
@@ -245,6 +247,51 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=ARROW_SCHEMA)
 
 
+# ------------------------------------------------------------------ deal lines (NDJSON)
+#
+# A deal without steps, events or classified fields travels from the runtime to DuckDB as one line
+# of newline-delimited JSON holding exactly the deals columns (``Ledger.deal_line`` builds it):
+# amounts as exact decimal strings, datetimes ISO 8601 with their offset, the JSON columns as
+# strings.  ``lines_to_arrow`` parses a run of such lines with pyarrow's JSON reader against
+# ARROW_SCHEMA (multithreaded, without the GIL) into the table ``rows_to_arrow`` would build.
+
+_LINE_OPTIONS = pa_json.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="error")
+_LINE_BLOCK = 1 << 20
+
+
+def lines_to_arrow(lines: bytes) -> pa.Table:
+    """The deals table of a run of complete NDJSON deal lines (see ``Ledger.deal_line``)."""
+    if not lines:
+        return ARROW_SCHEMA.empty_table()
+    block = _LINE_BLOCK
+    while True:
+        try:
+            return pa_json.read_json(pa.BufferReader(lines), parse_options=_LINE_OPTIONS,
+                                     read_options=pa_json.ReadOptions(block_size=block))
+        except pa.ArrowInvalid as exc:
+            # a line longer than a block (a very large request): read in one block
+            if "straddl" not in str(exc) or block > len(lines):
+                raise
+            block = len(lines) + 1
+
+
+_LINE_TIMES = ("received_at", "finished_at")
+
+
+def line_to_row(line: bytes) -> dict[str, Any]:
+    """One deal line back as the deals row ``DealRecord.to_row`` gives (Decimal, datetimes)."""
+    row = orjson.loads(line)
+    for k in _LINE_TIMES:
+        row[k] = datetime.fromisoformat(row[k])
+    if row.get("amount") is not None:
+        row["amount"] = Decimal(row["amount"])
+    return row
+
+
+def split_lines(lines: bytes) -> list[bytes]:
+    return [ln for ln in lines.split(b"\n") if ln]
+
+
 def _locked_message(path: Path, exc: Exception) -> str:
     text = str(exc)
     if "lock" in text.lower():
@@ -354,17 +401,24 @@ class LedgerStore:
         return result
 
     def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = (),
-              mark: tuple[str, int, int] | None = None) -> None:
+              mark: tuple[str, int, int] | None = None, lines: bytes = b"") -> None:
         """Insert deals (with their steps and events) and dead letters in one transaction.
 
+        ``lines``: more deals, as NDJSON deal lines (``lines_to_arrow``; no steps or events).
         ``mark`` = (journal, segment, offset): the write-ahead journal position these
         rows reach (engine/journal.py), recorded in the same transaction.
         """
         def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
             if mark is not None:
                 self._set_journal_position(*mark)
-            if deals:
+            if lines:
+                table = lines_to_arrow(lines)
+                if deals:
+                    table = pa.concat_tables([table, rows_to_arrow([d.row for d in deals])])
+                seq, prev = self._append("deals", table, seq, prev)
+            elif deals:
                 seq, prev = self._append("deals", rows_to_arrow([d.row for d in deals]), seq, prev)
+            if deals:
                 steps = [s for d in deals for s in d.steps]
                 seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, steps), seq, prev)
                 events = [e for d in deals for e in d.events]
