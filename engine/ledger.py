@@ -138,7 +138,8 @@ class Ledger:
         classified fields (those need their own rows or masking: ``prepare``)."""
         return not (record.steps or record.events or record.request_tags or record.response_tags)
 
-    def deal_line(self, record: DealRecord, *, validate: bool = True) -> bytes:
+    @staticmethod
+    def deal_line(record: DealRecord, *, validate: bool = True) -> bytes:
         """The deals row of ``record`` as one line of NDJSON (``ledger_store.lines_to_arrow`` reads
         it), built with one ``orjson.dumps``; only for records with ``has_line``.  Raises
         ``DealError`` naming the field, like ``prepare``."""

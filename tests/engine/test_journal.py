@@ -16,11 +16,13 @@ import pytest
 import trio
 
 from engine.deal import DealRecord, DealStep
+from engine.deal import DealError
 from engine.journal import (
-    HEADER, MAGIC, decode_batch, encode_batch, journal_dir, open_journaled_ledger, open_ledger_sync,
-    read_segment, segments,
+    HEADER, MAGIC, decode_batch, decode_record, encode_batch, encode_lines, iter_journal, journal_dir,
+    open_journaled_ledger, open_ledger_sync, read_segment, segments,
 )
-from engine.ledger_store import DealRows
+from engine.ledger import Ledger
+from engine.ledger_store import ARROW_SCHEMA, DealRows, lines_to_arrow, rows_to_arrow
 from kit import REPO, Client, compile_text, deals, free_port, json_counterpart
 
 T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=timezone.utc)
@@ -57,6 +59,54 @@ def test_batch_round_trip_keeps_decimal_and_datetimes() -> None:
     assert back.row == row
     assert back.row["amount"] == Decimal("120.50") and str(back.row["amount"]) == "120.50"
     assert back.steps == [step]
+
+
+def line_records() -> list[DealRecord]:
+    """Records covering what a deal line must carry exactly."""
+    plus2 = timezone(timedelta(hours=2))
+    return [
+        record(1),
+        record(2, amount=Decimal("1.50000"), reference=4711),       # zeros beyond the scale; int reference
+        record(3, amount=Decimal("1E+3"), currency=None, request=None, response=None),
+        record(4, amount=None, received_at=T0.replace(microsecond=0).astimezone(plus2),
+               finished_at=(T0 + timedelta(seconds=1)).astimezone(plus2)),
+        record(5, amount=Decimal("-99999999999999999999.9999"), party="Zoë \"quoted\"\n",
+               request_json=r'{"ref":"R00005","note":"caf\u00e9 \\ \"q\" \u2028"}', response_json='{"code":"00"}'),
+        record(6, status="rejected", response_code="51", reason="insufficient funds"),
+    ]
+
+
+def test_deal_lines_read_back_as_the_table_rows_to_arrow_builds() -> None:
+    recs = line_records()
+    lines = b"".join(Ledger.deal_line(r) for r in recs)
+    assert lines.count(b"\n") == len(recs)
+    got = lines_to_arrow(lines)
+    want = rows_to_arrow([r.to_row() for r in recs])
+    assert got.schema == ARROW_SCHEMA
+    assert got.to_pylist() == want.to_pylist()
+    assert got.column("amount").to_pylist()[:3] == [Decimal("120.5"), Decimal("1.5"), Decimal("1000")]
+    # the journal record of lines decodes to the rows to_row gives (recovery's slow path, iter_journal)
+    data = encode_lines(lines)
+    back = decode_record(data[HEADER.size:])
+    assert [d.row for d in back] == [r.to_row() for r in recs]
+
+
+def test_deal_line_refuses_what_the_ledger_cannot_store() -> None:
+    with pytest.raises(DealError, match="field amount: 1.23456 has more than 4 decimal places"):
+        Ledger.deal_line(record(1, amount=Decimal("1.23456")))
+    with pytest.raises(DealError, match="field request/response"):
+        Ledger.deal_line(record(1, request={"x": object()}))
+    with pytest.raises(DealError, match="field status"):
+        Ledger.deal_line(record(1, status="maybe"))
+    assert Ledger.has_line(record(1)) and not Ledger.has_line(record(1, steps=[DealStep("p", "call", "ok", T0)]))
+    assert not Ledger.has_line(record(1, request_tags={"card": "pan"}))
+
+
+def test_a_line_longer_than_a_read_block_is_read() -> None:
+    big = "x" * (3 << 20)                                   # 3 MB request: more than pyarrow's 1 MB block
+    lines = Ledger.deal_line(record(1)) + Ledger.deal_line(record(2, request_json=orjson.dumps(big).decode()))
+    got = lines_to_arrow(lines)
+    assert got.num_rows == 2 and len(orjson.loads(got.column("request")[1].as_py())) == 3 << 20
 
 
 def test_read_segment_stops_at_a_torn_or_corrupt_record(tmp_path: Path) -> None:
@@ -129,6 +179,36 @@ async def test_acknowledged_deals_survive_a_crash_and_load_exactly_once(tmp_path
         assert led.stats.recovered_rows == 0
     assert len(ledger_ids(path)) == 50
     assert not (journal_dir(path) / "unloaded.jsonl").exists()
+
+
+async def test_a_crash_with_lines_and_deals_with_steps_recovers_both(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    stepped = [record(100 + i, steps=[DealStep("post", "call", "ok", T0, 1.5, detail={"code": "00"})])
+               for i in range(3)]
+    with trio.CancelScope() as crash:
+        async with open_journaled_ledger(path, load_wait=3600, load_rows=10**6) as led:
+            assert await led.commit_many([record(i) for i in range(4)] + stepped) == [None] * 7
+            assert await led.commit_many(line_records()) == [None] * 6
+            crash.cancel()
+            await trio.sleep_forever()
+    kinds = [decode_record(p) and p[:1] for seg in segments(journal_dir(path)) for p, _ in read_segment(seg.path)[0]]
+    assert kinds == [b"{", b"[", b"{"]                        # one record of lines, one of rows, per flush
+    journaled = list(iter_journal(journal_dir(path)))
+    assert len(journaled) == 13 and [len(d.steps) for d in journaled[4:7]] == [1, 1, 1]
+    async with open_journaled_ledger(path) as led:
+        assert led.stats.recovered_rows == 13
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        got = con.execute("SELECT reference, amount, received_at, request FROM deals ORDER BY chain_seq").fetchall()
+        (n_steps,), = con.execute("SELECT count(*) FROM deal_steps").fetchall()
+    finally:
+        con.close()
+    assert n_steps == 3
+    want = [r.to_row() for r in [record(i) for i in range(4)] + stepped + line_records()]
+    def key(t: tuple) -> tuple:
+        return (t[0], t[3] or "")
+    assert sorted(got, key=key) == sorted([(str(w["reference"]), w["amount"], w["received_at"], w["request"])
+                                           for w in want], key=key)
 
 
 async def test_recovery_drops_a_torn_tail_and_keeps_the_rest(tmp_path: Path) -> None:
