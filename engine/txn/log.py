@@ -8,6 +8,11 @@ record holding a batch of entries (one ``fdatasync`` per batch: group commit)::
     payload                      orjson list of entries
 
 Entries (``t``):
+    a       a deal accepted by a *light* route (only plain calls as side effects: no key,
+            compensation or ``on restart``), before its first call, one compact entry per
+            exchange and nothing per step: id, r (route), c (channel), at, raw, s (the first
+            call's name), v (ISO 8583: the request values as sent, which a reversal copies).
+            Its ledger row is its end; ``recorded`` marks drop it
     begin   a deal accepted by a transactional route, before its first call:
             id, route, channel, key, at, raw (the request as received)
     step    a participant's progress: id, step, phase (sending | done | failed |
@@ -17,11 +22,16 @@ Entries (``t``):
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
 
-A record cut short or failing its CRC ends the log (a torn write at the
-moment of a crash, never acknowledged) and is cut away on open.  On open the
-log is compacted: finished deals keep only their ``end`` (the idempotency
-key store), unfinished ones everything.  Raw and reply bytes are encrypted
-with the ledger's field keyring when there is one (they may hold a PAN).
+The file is made ahead, filled with zeros up to its size (``segment_bytes``, 8 MiB
+by default): a write is a ``pwrite`` into blocks that already exist, so its
+``fdatasync`` has no file size or block allocation to record (the journal's trick,
+``engine.journal``).  A zero length ends the log.  A record cut short or failing
+its CRC also ends it (a torn write at the moment of a crash, never acknowledged).
+When the next record does not fit, and on open, the log is compacted into a new
+zero-filled file (written aside, fsync'ed, renamed over): finished deals keep only
+their ``end`` (the idempotency key store), unfinished ones everything, light deals
+whose rows are recorded nothing.  Raw and reply bytes are encrypted with the
+ledger's field keyring when there is one (they may hold a PAN).
 """
 from __future__ import annotations
 
@@ -36,6 +46,8 @@ import orjson
 
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
+SEGMENT_BYTES = 8 << 20
+_ZEROS = bytes(1 << 20)
 
 
 class TxnLogError(RuntimeError):
@@ -59,6 +71,24 @@ class Pending:
     def id(self) -> str:
         return self.begin["id"]
 
+    @property
+    def light(self) -> bool:
+        """Accepted by a light route: its ledger row, if one was committed, is its end."""
+        return bool(self.begin.get("light"))
+
+
+def _light_pending(e: dict[str, Any]) -> Pending:
+    """A light route's ``a`` entry as a deal in flight: its first call may have left."""
+    begin = {"t": "begin", "id": e["id"], "route": e.get("r"), "channel": e.get("c"), "key": None,
+             "at": e.get("at"), "raw": e.get("raw"), "light": True}
+    p = Pending(begin)
+    step = e.get("s")
+    if step is not None:
+        p.phases[step] = "sending"
+        if e.get("v") is not None:
+            p.values[step] = e["v"]
+    return p
+
 
 def _default(value: Any) -> Any:
     from decimal import Decimal
@@ -81,6 +111,8 @@ def read(path: Path) -> tuple[list[dict[str, Any]], int]:
     pos = len(MAGIC)
     while pos + HEADER.size <= len(data):
         length, crc = HEADER.unpack_from(data, pos)
+        if length == 0:
+            break                                  # the zeros the file is made of: the end
         start = pos + HEADER.size
         payload = data[start:start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
@@ -93,26 +125,37 @@ def read(path: Path) -> tuple[list[dict[str, Any]], int]:
 class TxnLog:
     """The open log.  ``append`` is blocking (call it on a worker thread)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.path = path
+        self.segment_bytes = segment_bytes
         self.pending: dict[str, Pending] = {}
+        self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
         self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
         self.writes = 0
+        self.compactions = 0
+        self._fd = -1
+        self._offset = self._size = 0
         entries: list[dict[str, Any]] = []
         if path.exists():
             entries, _ = read(path)
         for e in entries:
             self._apply(e)
+        for i, e in self.accepted.items():          # light deals a crash left in flight
+            self.pending[i] = _light_pending(e)
+        self.accepted.clear()
         self._compact()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
     def _apply(self, e: dict[str, Any]) -> None:
         t = e.get("t")
-        if t == "begin":
+        if t == "a":
+            self.accepted[e["id"]] = e
+        elif t == "begin":
             self.pending[e["id"]] = Pending(e)
         elif t == "step":
             p = self.pending.get(e["id"])
+            if p is None and e["id"] in self.accepted:      # a light deal taken over (a reversal)
+                p = self.pending[e["id"]] = _light_pending(self.accepted.pop(e["id"]))
             if p is not None:
                 p.phases[e["step"]] = e["phase"]
                 if e.get("reply") is not None:
@@ -121,6 +164,7 @@ class TxnLog:
                     p.values[e["step"]] = e["values"]
         elif t == "end":
             self.pending.pop(e["id"], None)
+            self.accepted.pop(e["id"], None)
             if not e.get("recorded"):
                 self.unrecorded[e["id"]] = e
             if e.get("key") is not None:
@@ -130,25 +174,49 @@ class TxnLog:
                 end = self.ends.get(key)
                 if end is not None:
                     end["recorded"] = True
+            accepted, unrecorded, pending = self.accepted, self.unrecorded, self.pending
             for i in e.get("ids", ()):
-                self.unrecorded.pop(i, None)
+                if accepted.pop(i, None) is None:
+                    unrecorded.pop(i, None)
+                    p = pending.get(i)
+                    if p is not None and p.light:        # a light deal found recorded on restart
+                        del pending[i]
 
-    def _compact(self) -> None:
+    def _keep(self) -> list[dict[str, Any]]:
         keep: list[dict[str, Any]] = list(self.ends.values())
         keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)
             keep.extend({"t": "step", "id": p.id, "step": s, "phase": ph, "reply": p.replies.get(s),
                          "values": p.values.get(s)} for s, ph in p.phases.items())
+        keep += self.accepted.values()
+        return keep
+
+    def _compact(self) -> None:
+        """Write what is still needed into a new zero-filled file and put it in place (blocking)."""
+        keep = self._keep()
+        body = _frame(keep) if keep else b""
+        size = self.segment_bytes
+        while len(MAGIC) + len(body) * 2 > size:       # room for as much again before the next compaction
+            size *= 2
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(MAGIC)
-            if keep:
-                f.write(_frame(keep))
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            head = MAGIC + body
+            os.write(fd, head)
+            left = size - len(head)
+            while left > 0:
+                left -= os.write(fd, _ZEROS[:min(left, len(_ZEROS))])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY)
+        self._offset, self._size = len(MAGIC) + len(body), size
+        self.compactions += 1
 
     def append(self, entries: list[dict[str, Any]]) -> None:
         """Write ``entries`` as one record and fdatasync it (blocking)."""
@@ -156,13 +224,20 @@ class TxnLog:
             return
         data = _frame(entries)
         try:
-            os.write(self._fd, data)
-            os.fdatasync(self._fd)
+            if self._offset + len(data) + HEADER.size > self._size:
+                for e in entries:                      # full: the entries go into the compacted file
+                    self._apply(e)
+                self._compact()
+            else:
+                os.pwrite(self._fd, data, self._offset)
+                os.fdatasync(self._fd)
+                self._offset += len(data)
+                for e in entries:
+                    self._apply(e)
         except OSError as exc:
-            raise TxnLogError(f"{self.path}: cannot append {len(data)} bytes: {exc}") from exc
+            raise TxnLogError(f"{self.path}: cannot append {len(data)} bytes at byte {self._offset}: "
+                              f"{exc}") from exc
         self.writes += 1
-        for e in entries:
-            self._apply(e)
 
     def close(self) -> None:
         if self._fd >= 0:
