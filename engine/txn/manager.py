@@ -16,6 +16,13 @@ and the accepted request is logged durably (``engine.txn.log``) so that a
 crash cannot lose it; when a step fails, the calls already done (and a call
 left in doubt by a timeout) are compensated in reverse order, each at most
 once per deal; an ISO 8583 0100/0200 left without an answer is reversed.
+
+A *light* route (calls are its only side effects: ``RoutePlan.light``) runs its
+steps like the dispatcher's own loop; before its first call one compact ``a``
+entry per exchange (id, route, channel, raw; ISO 8583: the values as sent) goes
+to the log in one group-committed append, and nothing else is written for it:
+its ledger row is its end.  Only an ISO 8583 exchange that has to be reversed
+becomes a full transaction (state, trace, ``end``).
 """
 from __future__ import annotations
 
@@ -79,6 +86,8 @@ class TxnManager:
         self.keyring = getattr(ledger, "keyring", None)
         self._log: TxnLog | None = None
         self.states: dict[Any, TxnState] = {}          # Exchange -> state (identity)
+        self.light: dict[Any, str] = {}                  # Exchange -> deal id (light routes, accepted)
+        self.light_sent: dict[Any, Any] = {}             # Exchange -> ISO 8583 values as sent (light)
         self._inflight: dict[str, trio.Event] = {}       # key -> set when its deal is recorded
         self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
         self._recovering = trio.Lock() if _in_trio() else None
@@ -171,6 +180,9 @@ class TxnManager:
             self._recovered.add(disp.channel)
 
     async def run_route(self, disp: Any, br: Any, group: list[Any]) -> None:
+        if plan_of(br).light:
+            await self.run_light(disp, br, group)
+            return
         taken = await br.limiter.acquire(len(group))
         try:
             await self.run_steps(disp, br, group, 0)
@@ -226,6 +238,117 @@ class TxnManager:
             if call is not None:
                 await self._called(plan, call, live)
             live = [ex for ex in live if ex.failure is None]
+
+    # ------------------------------------------------------------ the light path
+    async def run_light(self, disp: Any, br: Any, group: list[Any]) -> None:
+        """A light route: the dispatcher's loop, plus one ``a`` record per exchange before the first
+        call (durable before it leaves); an ISO 8583 call left in doubt (or followed by a failure) is
+        reversed with the values as sent."""
+        plan = plan_of(br)
+        first = plan.first_call
+        call = plan.calls[first]
+        made: list[Any] = []                      # ISO 8583: exchanges whose call may have happened
+        taken = await br.limiter.acquire(len(group))
+        try:
+            live = group
+            for i, step in enumerate(br.steps):
+                if i == first:
+                    await self._accept_light(plan, call, live)
+                    live = [ex for ex in live if ex.failure is None]
+                    if not live:
+                        break
+                if step.batch:
+                    try:
+                        await step.run_batch(live)
+                    except Exception as exc:
+                        log.exception("route %s: step failed", br.name)
+                        for ex in live:
+                            ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+                else:
+                    for ex in live:
+                        disp._run_sync(step, ex)
+                if i == first and call.iso:
+                    sent = call.sent
+                    for ex in live:
+                        sent.pop(id(ex.scope), None)          # values a failing call step did not take
+                        f = ex.failure
+                        if f is None or f.kind in IN_DOUBT:
+                            made.append(ex)
+                live = [ex for ex in live if ex.failure is None]
+                if not live:
+                    break
+            if made:
+                await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None])
+            if br.on_error:
+                failed = [ex for ex in group if ex.failure is not None]
+                for step in br.on_error:
+                    if not failed:
+                        break
+                    if step.batch:
+                        try:
+                            await step.run_batch(failed)
+                        except Exception:
+                            log.exception("route %s: on error step failed", br.name)
+                    else:
+                        for ex in failed:
+                            disp._run_sync(step, ex, during_error=True)
+        finally:
+            br.limiter.release(taken)
+
+    async def _accept_light(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
+        """One ``a`` entry per exchange, all in one group-committed append, before the call leaves."""
+        route, name, iso, seal = plan.route.name, call.name, call.iso, self.seal
+        ids = new_deal_ids(len(live))
+        entries: list[dict[str, Any]] = []
+        at_of: dict[int, str] = {}
+        light = self.light
+        for ex, did in zip(live, ids):
+            at = at_of.get(id(ex.received_at))
+            if at is None:
+                at = at_of[id(ex.received_at)] = ex.received_at.isoformat()
+            e = {"t": "a", "id": did, "r": route, "c": ex.channel, "at": at,
+                 "raw": seal(ex.raw, f"raw|{did}"), "s": name}
+            if iso:                        # built once: the call sends them, a reversal copies them
+                try:
+                    values = call.build(ex.scope)
+                except Exception:          # the call step builds again and fails with the reason
+                    values = None
+                if values is not None:
+                    call.sent[id(ex.scope)] = values
+                    self.light_sent[ex] = values
+                    e["v"] = values
+            light[ex] = did
+            entries.append(e)
+        try:
+            await self.write(entries)
+        except TxnLogError as exc:
+            for ex in live:
+                light.pop(ex, None)
+                self.light_sent.pop(ex, None)
+                call.sent.pop(id(ex.scope), None)
+                ex.fail(StepFailure("internal", f"{exc}; request not sent to {name}",
+                                    where=str(plan.route.pos)))
+
+    async def _reverse_light(self, plan: RoutePlan, call: Any, failed: list[Any]) -> None:
+        """ISO 8583 exchanges of a light route to reverse: they become full transactions."""
+        for ex in failed:
+            did = self.light.pop(ex, None)
+            if did is None:
+                continue
+            st = self.states[ex] = TxnState(did, admitted=True)
+            st.move("accepted")
+            st.move(f"calling {call.name}")
+            f = ex.failure
+            now = datetime.now(_UTC)        # no per-step timing on the light path: the time since receipt
+            st.trace.append(DealStep(call.name, "call", f.kind if f is not None else "ok", ex.received_at,
+                                     round((now - ex.received_at).total_seconds() * 1000.0, 3),
+                                     "aborted" if f is not None else "prepared",
+                                     None if f is None else {"code": f.code, "reason": f.detail}))
+            values = self.light_sent.pop(ex, None)
+            st.done = [call.index]
+            if values is not None:
+                st.sent[call.index] = values
+            await self.compensate_step(plan, call.index, ex, st)
 
     def _vote(self, ex: Any, name: str, kind: str, started: datetime, ms: float, side_effect: bool) -> None:
         st = self.states[ex]
@@ -393,6 +516,9 @@ class TxnManager:
                     rec.request_tags = plan.request_tags
                 if plan.response_tags and rec.response is not None:
                     rec.response_tags = plan.response_tags
+            did = self.light.get(ex)
+            if did is not None:                 # a light deal: its id is the one its ``a`` entry names
+                rec.deal_id = did
             st = self.states.get(ex)
             if st is None:
                 if ex.failure is not None:
@@ -433,7 +559,13 @@ class TxnManager:
                            errors: list[BaseException | None] | None = None) -> None:
         letters = []
         done_ids, done_keys = [], []
+        light = self.light
         for ex, rec, err in zip(exs, records, errors or [None] * len(records)):
+            if light and light.pop(ex, None) is not None:
+                if self.light_sent:
+                    self.light_sent.pop(ex, None)
+                if err is None:
+                    done_ids.append(rec.deal_id)      # its row is its end: the ``a`` entry can go
             st = self.states.pop(ex, None)
             if st is not None and st.admitted and err is None:
                 done_ids.append(st.deal_id)

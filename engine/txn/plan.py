@@ -1,8 +1,13 @@
 """What a bound route means for transactions: its participants, compensations, key and policy.
 
 Built once per ``BoundRoute`` (cached on it as ``txn_plan``).  A route is
-*transactional* when it declares a deal ``key``, a ``compensate`` on a call, or
-an ``on restart`` policy; only such routes go through ``engine.txn.manager``.
+*transactional* (``full``) when it declares a deal ``key``, a ``compensate`` on a
+call, or an ``on restart`` policy, or has an ISO 8583 call after its first call:
+every step is a participant (``TxnManager.run_steps``).  Any other route with a
+call is *light*: one compact ``a`` record per exchange before its first call and
+nothing per step (``TxnManager.run_light``); an ISO 8583 first call keeps its
+values as sent in that record (DE 90 of a reversal).  Both go through
+``engine.txn.manager`` (``active``); routes without a call do not.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ class RoutePlan:
     first_call: int | None = None
     request_tags: dict[str, str] = field(default_factory=dict)
     response_tags: dict[str, str] = field(default_factory=dict)
-    active: bool = False
+    active: bool = False                               # the txn manager runs it (full or light)
+    light: bool = False                                # only the ``a`` record before the first call
 
     def step_name(self, i: int, step: Any) -> str:
         c = self.calls.get(i)
@@ -96,7 +102,10 @@ def plan_of(br: Any) -> RoutePlan:
         elif ir_step.kind == "reply" and not plan.response_tags:
             codec = getattr(runner, "codec", None)
             plan.response_tags = tags_of(codec) if codec is not None else {}
-    plan.active = (plan.key is not None or getattr(route, "on_restart", None) is not None
-                   or any(c.compensation is not None or c.iso for c in plan.calls.values()))
+    full = (plan.key is not None or getattr(route, "on_restart", None) is not None
+            or any(c.compensation is not None or (c.iso and i != plan.first_call)
+                   for i, c in plan.calls.items()))
+    plan.light = plan.first_call is not None and not full
+    plan.active = full or plan.light
     br.txn_plan = plan
     return plan

@@ -15,6 +15,11 @@ first call run again, the answers of finished calls bound from the log) and:
     flag         nothing is sent; the deal ends ``failed`` with an event
                  ``flagged`` for an operator (the default)
 
+A light route's deal (``a`` entry, no per-step marks) whose ledger row is there
+was finished (its ``recorded`` mark was still to be written); one without a row
+may have sent its first call and is resolved as above (a light route's policy is
+``flag``: failed, reason "in flight at crash; flagged ...").
+
 Each resolution is one deal row with its trace and events (``recovered``,
 ``flagged``) and an ``end`` in the log, so a restart finds nothing in flight.
 """
@@ -34,6 +39,7 @@ log = logging.getLogger("bsp.txn.recovery")
 async def recover_channel(mgr: Any, disp: Any) -> int:
     """Resolve the in-flight deals of ``disp``'s channel.  Returns how many."""
     await _rerecord(mgr, disp)
+    await _light_rows(mgr, disp)
     pending = [p for p in mgr.log.pending.values() if p.begin.get("channel") == disp.channel]
     for p in sorted(pending, key=lambda p: p.begin.get("at", "")):
         try:
@@ -71,6 +77,16 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
                 len(written), len(records) - len(written))
     await mgr.write([{"t": "recorded", "ids": [e["id"] for e in ends],
                       "keys": [e["key"] for e in ends if e.get("key")]}])
+
+
+async def _light_rows(mgr: Any, disp: Any) -> None:
+    """Light deals of this channel whose ledger row is committed: finished, only the mark was missing."""
+    ids = [p.id for p in mgr.log.pending.values() if p.light and p.begin.get("channel") == disp.channel]
+    if not ids:
+        return
+    known = await mgr.ledger.known_deal_ids(ids)
+    if known:
+        await mgr.write([{"t": "recorded", "ids": sorted(known), "keys": []}])
 
 
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
@@ -125,9 +141,11 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     else:
         why = (f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the counterpart "
                f"(sent, no answer logged)" if doubt else "route policy is `on restart flag`")
+        if p.light:
+            why += "; accepted by a light route and no deal row was committed"
         st.move("flagged", {"why": why})
         ex.failure = None
-        ex.fail(StepFailure("in_doubt", f"left in flight by a crash; flagged for an operator: {why}", code="96"))
+        ex.fail(StepFailure("in_doubt", f"in flight at crash; flagged for an operator: {why}", code="96"))
     await _finish(mgr, disp, ex)
 
 
