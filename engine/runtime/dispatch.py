@@ -164,21 +164,24 @@ class Dispatcher:
                 live = [ex for ex in live if ex.failure is None]
                 if not live:
                     break
-            if br.on_error:
-                failed = [ex for ex in group if ex.failure is not None]
-                for step in br.on_error:
-                    if not failed:
-                        break
-                    if step.batch:
-                        try:
-                            await step.run_batch(failed)
-                        except Exception:
-                            log.exception("route %s: on error step failed", br.name)
-                    else:
-                        for ex in failed:
-                            self._run_sync(step, ex, during_error=True)
+            await self.run_on_error(br, group)
         finally:
             br.limiter.release(taken)
+
+    async def run_on_error(self, br: BoundRoute, group: list[Exchange]) -> None:
+        """The route's ``on error`` steps over the exchanges of ``group`` that failed."""
+        failed = [ex for ex in group if ex.failure is not None]
+        for step in br.on_error:
+            if not failed:
+                break
+            if step.batch:
+                try:
+                    await step.run_batch(failed)
+                except Exception:
+                    log.exception("route %s: on error step failed", br.name)
+            else:
+                for ex in failed:
+                    self._run_sync(step, ex, during_error=True)
 
     @staticmethod
     def _run_sync(step: Any, ex: Exchange, during_error: bool = False) -> None:

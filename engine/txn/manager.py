@@ -188,16 +188,7 @@ class TxnManager:
             await self.run_steps(disp, br, group, 0)
             failed = [ex for ex in group if ex.failure is not None]
             await self.compensate(br, failed)
-            if br.on_error and failed:
-                for step in br.on_error:
-                    if step.batch:
-                        try:
-                            await step.run_batch(failed)
-                        except Exception:
-                            log.exception("route %s: on error step failed", br.name)
-                    else:
-                        for ex in failed:
-                            disp._run_sync(step, ex, during_error=True)
+            await disp.run_on_error(br, group)
         finally:
             br.limiter.release(taken)
 
@@ -279,19 +270,7 @@ class TxnManager:
                     break
             if made:
                 await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None])
-            if br.on_error:
-                failed = [ex for ex in group if ex.failure is not None]
-                for step in br.on_error:
-                    if not failed:
-                        break
-                    if step.batch:
-                        try:
-                            await step.run_batch(failed)
-                        except Exception:
-                            log.exception("route %s: on error step failed", br.name)
-                    else:
-                        for ex in failed:
-                            disp._run_sync(step, ex, during_error=True)
+            await disp.run_on_error(br, group)
         finally:
             br.limiter.release(taken)
 
