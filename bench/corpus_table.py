@@ -34,7 +34,7 @@ DEVIATIONS = {
                 "blank implied-decimal is null; IBM control-character tables; cp273 X'BC'; "
                 "null numbers not filled with 0; scale kept",
     "iso8583": "[listed](formats-iso8583.md#conformance-testsformatstest_iso8583_corpuspy): "
-               "moov v0 one-character hex length prefix not supported; `x+n` counts digits; "
+               "moov hex length prefixes read in either case, written upper case; 7 negative moov cases rejected with their field and rule; `x+n` counts digits; "
                "jmeter 0110s lack DE 3 (read with validate false)",
     "swift": "[8 listed](formats-swift.md#conformance-testsformatstest_swift_corpuspy-and-deviations-from-upstream): "
              "`:61:` references split per SWIFT; `:13D:` offset; X set strict (`_`, stray `{`); "
