@@ -5,4 +5,5 @@
     generation.py  one bound generation, and HandlerRef: the indirection a listening channel calls through
     live.py        LiveEngine: run a generation, reload transactionally, swap, drain the old one
     observe.py     per-deal metrics and the masked one-line-per-deal log, seen at the ledger's door
+    calls.py       outbound call metrics: a wrapper on each outbound channel's request_many
 """

@@ -4,7 +4,9 @@
     metrics.watch(engine)        # a LiveEngine
     metrics.render()             # refreshes the gauges from the running generation, then renders
 
-Counters that the runtime does not report as events are sampled here:
+Outbound calls (sent, replies, errors, latency and ``bsp_channel_in_flight``)
+are reported as they happen by ``engine.ops.calls``.  Counters that the
+runtime does not report as events are sampled here:
 ``bsp_channel_reconnects_total`` grows by the connector's new connects since
 the last sample (its first connect is not a reconnect), and every ledger group
 commit since the last sample is observed in ``bsp_ledger_batch_size`` /
@@ -55,9 +57,6 @@ class EngineMetrics(Metrics):
                 if connects > before:
                     self.channel_reconnects.labels(name).inc(connects - before)
                 self._connects[id(ch)] = connects
-                waiting = getattr(ch, "_pending", None)
-                if waiting is not None and hasattr(waiting, "__len__"):
-                    self.channel_in_flight.labels(name).set(len(waiting))
         self._sample_ledger(getattr(eng.ledger, "stats", None))
 
     def _sample_ledger(self, stats: Any) -> None:

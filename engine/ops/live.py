@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.admin.backend import ReloadResult
+from engine.ops.calls import observe_calls
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
@@ -178,10 +179,14 @@ class LiveEngine:
         if self.observer is not None:
             self.observer.learn(gen)
             metrics = getattr(self.observer, "metrics", None)
-            for ch in gen.channels.values():          # channels that report their own events (tcp mux)
+            for ch in gen.channels.values():
+                if metrics is None or ch in reuse.values():
+                    continue
                 attach = getattr(ch, "attach_metrics", None)
-                if metrics is not None and attach is not None and ch not in reuse.values():
+                if attach is not None:                # channels that report their own events (tcp mux)
                     attach(metrics)
+                if ch.role == "connect":              # outbound calls: sent, replies, errors, latency
+                    observe_calls(ch, metrics)
         self._all_stats.append(gen.sb.stats)
         return gen
 

@@ -1,0 +1,72 @@
+"""Outbound call metrics: a thin wrapper the ops layer installs on each outbound channel's ``request_many``.
+
+    observe_calls(channel, metrics)      # done by LiveEngine._bind for every new ``role == "connect"`` channel
+
+Per ``request_many`` (one call batch: every call step, reversal, ... goes
+through it) on channel ``C``:
+
+  bsp_channel_sent_total{channel=C}            += requests in the batch
+  bsp_channel_in_flight{channel=C}             + requests while the batch waits, - when it returns
+  bsp_channel_received_total{channel=C}        += replies (results that are not a ``ChannelError``)
+  bsp_channel_latency_seconds{channel=C}       one observation per reply: the batch's round trip
+  bsp_channel_errors_total{channel=C,kind=K}   += failed requests, by the ``ChannelError``'s kind
+                                                  (timeout, lost, unreachable, refused, internal, failed)
+
+A reply's latency is the time from the batch leaving to ``request_many``
+returning (the requests of a batch travel in one write and are answered
+together; a reply that arrived before the batch's last one is observed at the
+batch's end).  A channel's own retries (tcp mux ``retries``) are inside one
+call: a request is counted once, with its final result.  Nothing is installed
+without metrics, so an engine without them pays nothing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from engine.channels.base import ChannelError
+
+
+def observe_calls(channel: Any, metrics: Any) -> bool:
+    """Wrap ``channel.request_many`` (on this instance) to report every call to ``metrics``.
+
+    Returns False, and changes nothing, for a channel that makes no calls or is
+    already observed.
+    """
+    inner = getattr(channel, "request_many", None)
+    if inner is None or getattr(inner, "_bsp_observed", False):
+        return False
+    name = channel.name
+    sent = metrics.channel_sent.labels(name)
+    received = metrics.channel_received.labels(name)
+    in_flight = metrics.channel_in_flight.labels(name)
+    latency = metrics.channel_latency.labels(name)
+    errors = metrics.channel_errors
+
+    async def request_many(payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:
+        n = len(payloads)
+        if not n:
+            return await inner(payloads, timeout, **kw)
+        sent.inc(n)
+        in_flight.inc(n)
+        t0 = trio.current_time()
+        try:
+            results = await inner(payloads, timeout, **kw)
+        finally:
+            in_flight.dec(n)
+        seconds = trio.current_time() - t0
+        ok = 0
+        for res in results:
+            if isinstance(res, ChannelError):
+                errors.labels(name, res.kind).inc()
+            else:
+                ok += 1
+                latency.observe(seconds)
+        if ok:
+            received.inc(ok)
+        return results
+
+    request_many._bsp_observed = True  # type: ignore[attr-defined]
+    channel.request_many = request_many
+    return True
