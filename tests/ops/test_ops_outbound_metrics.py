@@ -1,0 +1,151 @@
+"""Outbound channel metrics through the ops path: a real engine (run_live + admin API) whose route calls a
+loopback counterpart over `tcp connect`; /metrics counts every call sent, every reply received, each reply's
+round trip in `bsp_channel_latency_seconds`, and a call the counterpart drops under `kind="lost"`."""
+from __future__ import annotations
+
+import functools
+import re
+from functools import partial
+from pathlib import Path
+
+import httpx
+import orjson
+import trio
+
+from engine.channels.tcp_connect import TcpConnector
+from engine.ledger import open_ledger
+from engine.ops.live import LiveEngine
+from engine.ops.serve import AdminOptions, OpsOptions, run_live
+from engine.registry import default_registry
+from formats.framing import LengthPrefixFramer
+from opskit import compile_file
+
+TOKEN = "ops-outbound-token-" + "q" * 20
+
+ROUTE = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+channel back = tcp connect {
+    address = "127.0.0.1:%(back)d"
+    framing = length4
+    timeout = 10s
+}
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref  via = post.via }
+}
+"""
+
+
+async def _counterpart(nursery: trio.Nursery, seen: list[str]) -> int:
+    """Answers every request OK, except `drop`: then it closes the connection without a reply."""
+    async def handler(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(4)
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                out = []
+                for frame in f.feed(data):
+                    ref = orjson.loads(frame)["ref"]
+                    seen.append(ref)
+                    if ref == "drop":
+                        return
+                    out.append(f.frame(orjson.dumps({"status": "OK", "via": "back"})))
+                await stream.send_all(b"".join(out))
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+def _sample(text: str, name: str, labels: str) -> float | None:
+    m = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp_path: Path) -> None:
+    seen: list[str] = []
+    back = await _counterpart(nursery, seen)
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % dict(back=back))
+    registry = default_registry()
+    program = compile_file(route, registry)
+    ready = trio.Event()
+    box: list = []
+
+    def hook(engine) -> None:
+        box.append(engine)
+        ready.set()
+
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
+    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    engine = box[0]
+    calls = 7
+    tx, rx = LengthPrefixFramer(2), LengthPrefixFramer(2)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(10):
+            for i in range(calls):                   # one call at a time: each is its own batch
+                await stream.send_all(tx.frame(orjson.dumps({"ref": f"r{i}"})))
+                got: list[bytes] = []
+                while not got:
+                    data = await stream.receive_some(65536)
+                    assert data, f"front closed the connection before the reply to r{i}"
+                    got.extend(rx.feed(data))
+                assert orjson.loads(got[0]) == {"ref": f"r{i}", "via": "back"}
+
+        text = (await client.get("/metrics")).text
+        ch = 'channel="back"'
+        assert _sample(text, "bsp_channel_sent_total", ch) == calls
+        assert _sample(text, "bsp_channel_received_total", ch) == calls
+        assert _sample(text, "bsp_channel_latency_seconds_count", ch) == calls
+        assert _sample(text, "bsp_channel_latency_seconds_bucket", ch + ',le="+Inf"') == calls
+        assert _sample(text, "bsp_channel_latency_seconds_sum", ch) > 0
+        assert _sample(text, "bsp_channel_in_flight", ch) == 0
+        assert _sample(text, "bsp_channel_errors_total", ch + ',kind="lost"') is None
+
+        # the counterpart drops one call: it is sent, gets no reply, and counts as a `lost` error
+        await stream.send_all(tx.frame(orjson.dumps({"ref": "drop"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+        text = (await client.get("/metrics")).text
+        assert seen.count("drop") == 1
+        assert _sample(text, "bsp_channel_errors_total", ch + ',kind="lost"') == 1
+        assert _sample(text, "bsp_channel_sent_total", ch) == calls + 1
+        assert _sample(text, "bsp_channel_received_total", ch) == calls
+        assert _sample(text, "bsp_channel_latency_seconds_count", ch) == calls
+        assert _sample(text, "bsp_channel_in_flight", ch) == 0
+        # the inbound channel keeps its own meaning: frames in / replies out
+        assert _sample(text, "bsp_channel_received_total", 'channel="front"') == calls + 1
+        await stream.aclose()
+    engine.drain()
+
+
+async def test_without_metrics_the_channel_is_not_wrapped(nursery, tmp_path: Path) -> None:
+    back = await _counterpart(nursery, [])
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % dict(back=back))
+    registry = default_registry()
+    program = compile_file(route, registry)
+    async with open_ledger(tmp_path / "l.duckdb") as ledger:
+        eng = LiveEngine(registry, ledger, load=lambda: ([route], {}), observer=None)
+        async with trio.open_nursery() as inner:
+            await inner.start(eng.run, program)
+            ch = eng.channels["back"]
+            assert isinstance(ch, TcpConnector)
+            assert "request_many" not in vars(ch)        # the class's own method: no wrapper, no cost
+            eng.drain()
