@@ -7,12 +7,10 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-import orjson
 import trio
 
 from engine.txn.log import TxnLog, log_path
-from test_txn_crash import slow_counterpart, start_engine
-from txnkit import Client, deals, free_port
+from txnkit import deals, free_port, load_until_sigkill, slow_counterpart, start_engine
 
 ROUTE = """
 format J = json
@@ -37,36 +35,7 @@ async def test_sigkill_on_a_plain_call_route_leaves_every_acked_deal_final_and_f
     route = tmp_path / "pay.route"
     route.write_text(ROUTE % (front, back))
     ledger = tmp_path / "ledger.duckdb"
-    acked: dict[str, dict] = {}
-
-    proc = await start_engine(route, ledger)
-    try:
-        async def client(refs: list[str]) -> None:
-            c = await Client.open(front)
-            try:
-                for ref in refs:
-                    await c.send(orjson.dumps({"ref": ref}))
-                    (r,) = await c.recv_json()
-                    acked[ref] = r
-            except (AssertionError, trio.BrokenResourceError, OSError):
-                return              # the engine died under us
-            finally:
-                await c.aclose()
-        refs = [f"L{i:03d}" for i in range(N)]
-        async with trio.open_nursery() as n:
-            for k in range(8):
-                n.start_soon(client, refs[k::8])
-            with trio.fail_after(30):
-                while len(acked) < N // 4:
-                    await trio.sleep(0.005)
-            proc.kill()                                       # SIGKILL mid-load
-        await proc.wait()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await proc.stderr.aclose()
-    assert N // 4 <= len(acked) < N, "the kill must land in the middle of the load"
+    proc, acked = await load_until_sigkill(route, ledger, front, [f"L{i:03d}" for i in range(N)])
     txlog = TxnLog(log_path(ledger))
     in_flight = {i: p for i, p in txlog.pending.items()}
     txlog.close()

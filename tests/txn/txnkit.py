@@ -1,12 +1,18 @@
 """Helpers for the transaction tests: real loopback servers, real ledgers (no mocks)."""
 from __future__ import annotations
 
+import functools
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
+import trio
+
+from formats.framing import LengthPrefixFramer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -42,3 +48,77 @@ class Counterpart:
 
 __all__ = ["Client", "Counterpart", "REPO", "compile_text", "deals", "free_port", "json_counterpart",
            "rows", "running"]
+
+
+async def slow_counterpart(nursery, counts: Counter, delay: float) -> int:
+    async def handler(stream):
+        f = LengthPrefixFramer(4)
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except trio.BrokenResourceError:
+                    return
+                if not data:
+                    return
+                out = []
+                for p in f.feed(data):
+                    req = orjson.loads(p)
+                    counts[(req["op"], req["ref"])] += 1
+                    out.append(f.frame(orjson.dumps({"status": "OK", "ref": req["ref"]})))
+                await trio.sleep(delay)
+                try:
+                    await stream.send_all(b"".join(out))
+                except trio.BrokenResourceError:
+                    return
+
+    ls = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return ls[0].socket.getsockname()[1]
+
+
+async def start_engine(route: Path, ledger: Path):
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(ledger), "--grace", "5"],
+        cwd=str(REPO), stderr=subprocess.PIPE)
+    buf = b""
+    with trio.fail_after(30):
+        while b"serving" not in buf:
+            chunk = await proc.stderr.receive_some(4096)
+            assert chunk, f"bsp run exited early: {buf.decode()}"
+            buf += chunk
+    return proc
+
+
+async def load_until_sigkill(route: Path, ledger: Path, front: int, refs: list[str],
+                             *, clients: int = 8) -> tuple[Any, dict[str, dict]]:
+    """Start `bsp run`, drive ``refs`` over ``clients`` connections and SIGKILL the engine once a
+    quarter are acknowledged.  Returns (the dead process, {ref: reply} for what the clients saw)."""
+    acked: dict[str, dict] = {}
+    proc = await start_engine(route, ledger)
+    try:
+        async def client(part: list[str]) -> None:
+            c = await Client.open(front)
+            try:
+                for ref in part:
+                    await c.send(orjson.dumps({"ref": ref}))
+                    (r,) = await c.recv_json()
+                    acked[ref] = r
+            except (AssertionError, trio.BrokenResourceError, OSError):
+                return              # the engine died under us
+            finally:
+                await c.aclose()
+        async with trio.open_nursery() as n:
+            for k in range(clients):
+                n.start_soon(client, refs[k::clients])
+            with trio.fail_after(30):
+                while len(acked) < len(refs) // 4:
+                    await trio.sleep(0.005)
+            proc.kill()                                       # SIGKILL mid-load
+        await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stderr.aclose()
+    assert len(refs) // 4 <= len(acked) < len(refs), "the kill must land in the middle of the load"
+    return proc, acked
