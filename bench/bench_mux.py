@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from formats.framing import LengthPrefixFramer  # noqa: E402
 from formats.iso8583 import codec_for  # noqa: E402
+from benchkit import cpu_seconds, latency_summary, peak_rss_mb  # noqa: E402
 
 ROUTE = REPO / "bench" / "bench_mux.route"
 
@@ -118,28 +119,7 @@ async def client(port: int, frames: list[bytes], inflight: int, ssl_ctx: object 
                 await stream.send_all(b"".join(frames[sent:sent + k]))
                 sent += k
     elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {"count": len(lat), "elapsed": elapsed, "rate": len(lat) / elapsed,
-            "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return latency_summary(lat, elapsed)
 
 
 async def wait_port(proc: subprocess.Popen, port_file: Path, what: str) -> int:

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from formats.framing import LengthPrefixFramer  # noqa: E402
+from benchkit import latency_summary, peak_rss_mb  # noqa: E402  (bench/ is on sys.path as the script folder)
 
 
 # ------------------------------------------------------------------ backend
@@ -199,19 +200,7 @@ async def client(port: int, count: int, inflight: int, conns: int) -> dict:
         for _ in range(conns):
             nursery.start_soon(one, per)
     elapsed = time.perf_counter() - t0
-    lat.sort()
-    return {"count": len(lat), "elapsed": elapsed, "rate": len(lat) / elapsed,
-            "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return latency_summary(lat, elapsed)
 
 
 async def measure(kind: str, count: int, inflight: int, conns: int, tmp: Path) -> dict:

@@ -1,0 +1,32 @@
+"""Shared measurement helpers for the bench scripts (bench/run.py, bench/bench_mux.py)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def latency_summary(lat: list[float], elapsed: float) -> dict[str, float]:
+    """count, elapsed, rate (msgs/s), p50 and p99 (ms) of a list of latencies in seconds."""
+    lat.sort()
+    return {"count": len(lat), "elapsed": elapsed, "rate": len(lat) / elapsed,
+            "p50": lat[len(lat) // 2] * 1000, "p99": lat[int(len(lat) * 0.99)] * 1000}
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc/PID/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
