@@ -9,8 +9,8 @@ Metric families (all prefixed ``bsp_``):
   route_outcomes_total{route,outcome}      outcome: committed, rejected, failed
   route_in_flight{route}                   exchanges being processed
   route_latency_seconds{route}             received -> answered (histogram)
-  channel_received_total{channel}          frames received
-  channel_sent_total{channel}              frames sent
+  channel_received_total{channel}          frames received (inbound) or replies received (outbound calls)
+  channel_sent_total{channel}              frames sent (inbound replies) or requests sent (outbound calls)
   channel_errors_total{channel,kind}       kind: framing, unreachable, lost, timeout, ...
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
