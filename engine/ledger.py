@@ -34,14 +34,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-import orjson
 import trio
 
 from engine import fieldcrypt
 from engine.audit import load_audit_key
 from engine.audit import sha256_hex
-from engine.deal import DeadLetter, DealError, DealRecord, _text, to_json
-from engine.ledger_store import _QUANTUM, AMOUNT_SCALE, DealRows, LedgerError, LedgerStore, amount_problem
+from engine.deal import DeadLetter, DealError, DealRecord, to_json
+from engine.deal_line import deal_line
+from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_problem
 
 _DEFAULT = object()   # "read the key from the environment"
 
@@ -141,32 +141,9 @@ class Ledger:
     @staticmethod
     def deal_line(record: DealRecord, *, validate: bool = True) -> bytes:
         """The deals row of ``record`` as one line of NDJSON (``ledger_store.lines_to_arrow`` reads
-        it), built with one ``orjson.dumps``; only for records with ``has_line``.  Raises
+        it; ``engine.deal_line`` builds it); only for records with ``has_line``.  Raises
         ``DealError`` naming the field, like ``prepare``."""
-        if validate:
-            record.validate()
-        amount = record.amount
-        if amount is not None:
-            problem = amount_problem(amount)
-            if problem:
-                raise DealError(f"deal {record.deal_id}: field amount: {problem}")
-            exp = amount.as_tuple().exponent
-            # exact digits as text (1.50000 -> 1.5000: the zeros beyond the scale were checked above)
-            amount = str(amount if exp >= -AMOUNT_SCALE else amount.quantize(_QUANTUM))  # type: ignore[operator]
-        try:
-            request = record.request_json if record.request_json is not None else to_json(record.request)
-            response = record.response_json if record.response_json is not None else to_json(record.response)
-            return orjson.dumps({
-                "deal_id": record.deal_id, "deal_type": record.deal_type, "route": record.route,
-                "config_version": record.config_version, "channel": record.channel,
-                "reference": _text(record.reference), "amount": amount, "currency": _text(record.currency),
-                "party": _text(record.party), "status": record.status,
-                "response_code": _text(record.response_code), "reason": _text(record.reason),
-                "received_at": record.received_at, "finished_at": record.finished_at,
-                "duration_ms": record.duration_ms, "request": request, "response": response,
-            }, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError as exc:
-            raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
+        return deal_line(record, validate=validate)
 
     async def commit_many(self, records: list[DealRecord], *,
                           validate: bool = True) -> list[BaseException | None]:

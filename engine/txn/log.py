@@ -125,9 +125,10 @@ def read(path: Path) -> tuple[list[dict[str, Any]], int]:
 class TxnLog:
     """The open log.  ``append`` is blocking (call it on a worker thread)."""
 
-    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True) -> None:
         self.path = path
         self.segment_bytes = segment_bytes
+        self.sync = sync              # False: the ledger is not durable (``--ledger-sync none``): no fdatasync
         self.pending: dict[str, Pending] = {}
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
         self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
@@ -230,7 +231,8 @@ class TxnLog:
                 self._compact()
             else:
                 os.pwrite(self._fd, data, self._offset)
-                os.fdatasync(self._fd)
+                if self.sync:
+                    os.fdatasync(self._fd)
                 self._offset += len(data)
                 for e in entries:
                     self._apply(e)
@@ -238,6 +240,10 @@ class TxnLog:
             raise TxnLogError(f"{self.path}: cannot append {len(data)} bytes at byte {self._offset}: "
                               f"{exc}") from exc
         self.writes += 1
+
+    def near_full(self, size: int) -> bool:
+        """Whether appending about ``size`` bytes may need a compaction (a slow rewrite)."""
+        return self._offset + size + (1 << 20) > self._size
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -229,6 +229,21 @@ async def test_recovery_drops_a_torn_tail_and_keeps_the_rest(tmp_path: Path) -> 
     assert ledger_ids(path) == ["R00000", "R00001", "R00002"]
 
 
+async def test_concurrent_commits_share_one_journal_record_and_fdatasync(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=0.01) as led:
+        results: list[list[object]] = []
+
+        async def commit(k: int) -> None:
+            results.append(await led.commit_many([record(10 * k + i) for i in range(10)]))
+        async with trio.open_nursery() as n:
+            for k in range(8):
+                n.start_soon(commit, k)
+        assert results == [[None] * 10] * 8
+        assert led.stats.rows == 80 and led.stats.flushes <= 2     # group commit, not one per task
+    assert len(ledger_ids(path)) == 80
+
+
 async def test_segments_rotate_and_are_deleted_once_loaded(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb"
     async with open_journaled_ledger(path, load_wait=0.01, segment_bytes=4096) as led:

@@ -20,7 +20,7 @@ async def test_concurrent_writes_share_one_fdatasync_and_all_reach_the_log(tmp_p
         writes = mgr.log.writes - before
         pending = sorted(mgr.log.pending)
         mgr.log.close()
-    assert writes == 2               # the first alone, the nine that queued behind it together
+    assert writes <= 2               # all ten in one round, or the first alone and nine behind it
     assert pending == [f"D{i}" for i in range(10)]
     entries, _ = read(log_path(tmp_path / "l.duckdb"))
     assert sorted(e["id"] for e in entries) == [f"D{i}" for i in range(10)]

@@ -1,0 +1,101 @@
+"""A deal as one NDJSON line of the ``deals`` columns, built fast (the journal's hot path).
+
+``ledger_store.lines_to_arrow`` reads these lines (pyarrow's JSON reader, explicit
+schema, key order free).  ``deal_line`` renders the same values as
+``Ledger.prepare`` would store: the amount as its exact digits (trailing zeros
+past the column's scale dropped; more digits refused), datetimes ISO 8601 with
+their offset, the request and response as JSON text.
+
+It is built from parts rather than one ``orjson.dumps`` of a 17-key dict: the
+columns a route's deals share (type, route, configuration version, channel,
+status) are rendered once and cached, and so are the received / finished times
+that all deals of one batch share.  About 1 us a deal instead of 2.2 us here.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from engine.deal import DealError, DealRecord, to_json
+from engine.ledger_store import _QUANTUM, AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
+
+__all__ = ["deal_line"]
+
+_dumps = orjson.dumps
+_HEADS: dict[tuple[str, str, str, str, str], bytes] = {}
+_HEADS_MAX = 4096
+_last_times: list[Any] = [None, b"", None, b""]      # received_at, its text, finished_at, its text
+
+
+def _head(record: DealRecord) -> bytes:
+    key = (record.deal_type, record.route, record.config_version, record.channel, record.status)
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        head = _HEADS[key] = (b',"deal_type":' + _dumps(key[0]) + b',"route":' + _dumps(key[1])
+                              + b',"config_version":' + _dumps(key[2]) + b',"channel":' + _dumps(key[3])
+                              + b',"status":' + _dumps(key[4]))
+    return head
+
+
+def _time(value: datetime, slot: int) -> bytes:
+    last = _last_times
+    if last[slot] is value:
+        return last[slot + 1]
+    text = _dumps(value)
+    last[slot], last[slot + 1] = value, text
+    return text
+
+
+def _text(value: Any) -> bytes:
+    return b"null" if value is None else _dumps(value if type(value) is str else str(value))
+
+
+def _amount(record: DealRecord) -> bytes:
+    amount: Decimal | None = record.amount
+    if amount is None:
+        return b"null"
+    text = str(amount)
+    dot = text.find(".")
+    whole = len(text) if dot < 0 else dot
+    if text[0] == "-":
+        whole -= 1
+    if whole <= AMOUNT_MAX_INT_DIGITS and (dot < 0 or len(text) - dot - 1 <= AMOUNT_SCALE) \
+            and "E" not in text and text[-1].isdigit():
+        return b'"' + text.encode("ascii") + b'"'          # plain digits that fit the column
+    if not amount.is_finite():
+        raise DealError(f"deal {record.deal_id}: field amount: {amount} is not a finite number")
+    problem = amount_problem(amount)
+    if problem:
+        raise DealError(f"deal {record.deal_id}: field amount: {problem}")
+    # fits once the zeros past the scale go (1.50000 -> 1.5000), or an exponent form (1E+3)
+    return b'"' + str(amount.quantize(_QUANTUM)).encode("ascii") + b'"'
+
+
+def deal_line(record: DealRecord, *, validate: bool = True) -> bytes:
+    """The deals row of ``record`` as one NDJSON line (with its newline); only for records
+    without steps, events or classified fields (``Ledger.has_line``).  Raises ``DealError``
+    naming the field, like ``Ledger.prepare``."""
+    if validate:
+        record.validate()
+    try:
+        request = record.request_json
+        request = _dumps(request) if request is not None else _text(to_json(record.request))
+        response = record.response_json
+        response = _dumps(response) if response is not None else _text(to_json(record.response))
+    except TypeError as exc:
+        raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
+    received, finished = record.received_at, record.finished_at
+    return b"".join((
+        b'{"deal_id":', _dumps(record.deal_id), _head(record),
+        b',"reference":', _text(record.reference), b',"amount":', _amount(record),
+        b',"currency":', _text(record.currency), b',"party":', _text(record.party),
+        b',"response_code":', _text(record.response_code), b',"reason":', _text(record.reason),
+        b',"received_at":', _time(received, 0), b',"finished_at":', _time(finished, 2),
+        b',"duration_ms":', _dumps((finished - received).total_seconds() * 1000.0),
+        b',"request":', request, b',"response":', response, b"}\n",
+    ))
