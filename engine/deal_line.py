@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from engine.deal import DealError, DealRecord, to_json
+from engine.fieldcrypt import Keyring, protect
 from engine.ledger_store import _QUANTUM, AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
 
 __all__ = ["deal_line"]
@@ -76,17 +77,26 @@ def _amount(record: DealRecord) -> bytes:
     return b'"' + str(amount.quantize(_QUANTUM)).encode("ascii") + b'"'
 
 
-def deal_line(record: DealRecord, *, validate: bool = True) -> bytes:
+def deal_line(record: DealRecord, *, validate: bool = True, keyring: Keyring | None = None) -> bytes:
     """The deals row of ``record`` as one NDJSON line (with its newline); only for records
-    without steps, events or classified fields (``Ledger.has_line``).  Raises ``DealError``
-    naming the field, like ``Ledger.prepare``."""
+    without steps or events (``Ledger.has_line``).  Classified fields of the request and
+    response are masked, or encrypted with ``keyring``, as ``Ledger.prepare`` does.  Raises
+    ``DealError`` naming the field, like ``Ledger.prepare``."""
     if validate:
         record.validate()
     try:
-        request = record.request_json
-        request = _dumps(request) if request is not None else _text(to_json(record.request))
-        response = record.response_json
-        response = _dumps(response) if response is not None else _text(to_json(record.response))
+        if record.request_tags:
+            request = _text(to_json(protect(record.request, record.request_tags, keyring,
+                                            context=record.deal_id, root="request")))
+        else:
+            request = record.request_json
+            request = _dumps(request) if request is not None else _text(to_json(record.request))
+        if record.response_tags:
+            response = _text(to_json(protect(record.response, record.response_tags, keyring,
+                                             context=record.deal_id, root="response")))
+        else:
+            response = record.response_json
+            response = _dumps(response) if response is not None else _text(to_json(record.response))
     except TypeError as exc:
         raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
     received, finished = record.received_at, record.finished_at

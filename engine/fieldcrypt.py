@@ -149,6 +149,24 @@ def _rules(tags: Mapping[str, str]) -> list[tuple[tuple[str, ...], str]]:
     return out
 
 
+_RULES_OF: dict[int, tuple[Mapping[str, str], list[tuple[tuple[str, ...], str]], bool]] = {}
+
+
+def _rules_of(tags: Mapping[str, str]) -> tuple[list[tuple[tuple[str, ...], str]], bool]:
+    """``_rules(tags)`` and whether they are all flat (one key, no ``*``), cached per tags object
+    (a route's tags are one dict, built when it is bound; the entry keeps it alive, so its id
+    is not reused)."""
+    hit = _RULES_OF.get(id(tags))
+    if hit is not None and hit[0] is tags:
+        return hit[1], hit[2]
+    rules = _rules(tags)
+    flat = all(len(r) == 1 and r[0] != "*" for r, _ in rules)
+    if len(_RULES_OF) >= 1024:
+        _RULES_OF.clear()
+    _RULES_OF[id(tags)] = (tags, rules, flat)
+    return rules, flat
+
+
 def _dumps(value: Any) -> bytes:
     from engine.deal import to_json
     return (to_json(value) or "null").encode()
@@ -174,9 +192,8 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
     """
     if not tags or values is None:
         return values
-    rules = _rules(tags)
-    if isinstance(values, Mapping) and all(len(r) == 1 and r[0] != "*" for r, _ in rules) \
-            and all(isinstance(k, str) for k in values):
+    rules, flat = _rules_of(tags)
+    if flat and isinstance(values, Mapping) and all(isinstance(k, str) for k in values):
         # flat tags over a flat-keyed record (ISO 8583 fields, fixed records): touch only the tagged keys
         out = dict(values)
         for (key,), tag in rules:

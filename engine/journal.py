@@ -21,8 +21,8 @@ the 8-byte magic ``BSPJRNL1``, then records::
     crc     4 bytes big-endian   zlib.crc32 of the payload
     payload length bytes         one batch of deals, either
                                  NDJSON deal lines, one JSON object a line (``Ledger.deal_line``:
-                                 exactly the deals columns; deals without steps, events or
-                                 classified fields), or
+                                 exactly the deals columns, classified fields already masked or
+                                 encrypted; deals without steps or events), or
                                  orjson ``[[row, steps, events], ...]`` (the other deals)
 
 The first payload byte tells them apart (``{`` or ``[``).  Lines go to DuckDB as
@@ -60,6 +60,7 @@ import orjson
 import trio
 
 from engine.deal import DealError, DealRecord
+from engine.deal_line import deal_line
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines
 
@@ -302,11 +303,11 @@ class JournaledLedger:
         lines: list[bytes] = []
         rows: list[DealRows] = []
         led = self.ledger
-        has_line, deal_line, prepare = led.has_line, led.deal_line, led.prepare
+        has_line, prepare, keyring = led.has_line, led.prepare, led.keyring
         for i, record in enumerate(records):
             try:
                 if has_line(record):
-                    lines.append(deal_line(record, validate=validate))
+                    lines.append(deal_line(record, validate=validate, keyring=keyring))
                 else:
                     rows.append(prepare(record, validate=validate))
             except DealError as exc:

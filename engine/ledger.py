@@ -134,16 +134,17 @@ class Ledger:
 
     @staticmethod
     def has_line(record: DealRecord) -> bool:
-        """Whether ``record`` can travel as one NDJSON deal line (``deal_line``): no steps, events or
-        classified fields (those need their own rows or masking: ``prepare``)."""
-        return not (record.steps or record.events or record.request_tags or record.response_tags)
+        """Whether ``record`` can travel as one NDJSON deal line (``deal_line``): no steps or
+        events (those need rows of their own: ``prepare``)."""
+        return not (record.steps or record.events)
 
     @staticmethod
-    def deal_line(record: DealRecord, *, validate: bool = True) -> bytes:
+    def deal_line(record: DealRecord, *, validate: bool = True, keyring: Any = None) -> bytes:
         """The deals row of ``record`` as one line of NDJSON (``ledger_store.lines_to_arrow`` reads
-        it; ``engine.deal_line`` builds it); only for records with ``has_line``.  Raises
-        ``DealError`` naming the field, like ``prepare``."""
-        return deal_line(record, validate=validate)
+        it; ``engine.deal_line`` builds it, classified fields masked or encrypted with
+        ``keyring``); only for records with ``has_line``.  Raises ``DealError`` naming the
+        field, like ``prepare``."""
+        return deal_line(record, validate=validate, keyring=keyring)
 
     async def commit_many(self, records: list[DealRecord], *,
                           validate: bool = True) -> list[BaseException | None]:

@@ -219,13 +219,15 @@ class TxnLog:
         self._offset, self._size = len(MAGIC) + len(body), size
         self.compactions += 1
 
-    def append(self, entries: list[dict[str, Any]]) -> None:
-        """Write ``entries`` as one record and fdatasync it (blocking)."""
+    def append(self, entries: list[dict[str, Any]], data: bytes | None = None) -> None:
+        """Write ``entries`` as one record and fdatasync it (blocking); ``data``: the record
+        already framed (``frame(entries)``)."""
         if not entries:
             return
-        data = _frame(entries)
+        if data is None:
+            data = _frame(entries)
         try:
-            if self._offset + len(data) + HEADER.size > self._size:
+            if not self.fits(len(data)):
                 for e in entries:                      # full: the entries go into the compacted file
                     self._apply(e)
                 self._compact()
@@ -241,9 +243,14 @@ class TxnLog:
                               f"{exc}") from exc
         self.writes += 1
 
-    def near_full(self, size: int) -> bool:
-        """Whether appending about ``size`` bytes may need a compaction (a slow rewrite)."""
-        return self._offset + size + (1 << 20) > self._size
+    def fits(self, size: int) -> bool:
+        """Whether a record of ``size`` bytes goes in without a compaction (a slow rewrite)."""
+        return self._offset + size + HEADER.size <= self._size
+
+    @staticmethod
+    def frame(entries: list[dict[str, Any]]) -> bytes:
+        """``entries`` as one record (header + payload), as ``append`` writes it."""
+        return _frame(entries)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -141,10 +141,12 @@ class TxnManager:
             number = self._open_round
             self._open_round += 1
             try:
-                if _idle(self.limiter) and not self.log.near_full(len(batch) << 10):
-                    self.log.append(batch)      # nothing else to run: no worker thread round trip (~75 us)
+                log_ = self.log
+                data = log_.frame(batch)
+                if log_.fits(len(data)) and _idle(self.limiter):
+                    log_.append(batch, data)    # nothing else to run: no worker thread round trip (~75 us)
                 else:
-                    await trio.to_thread.run_sync(self.log.append, batch, limiter=self.limiter)
+                    await trio.to_thread.run_sync(log_.append, batch, data, limiter=self.limiter)
             except BaseException as exc:
                 self._round_error = (number, exc)
                 raise

@@ -21,7 +21,7 @@ from engine.journal import (
     HEADER, MAGIC, decode_batch, decode_record, encode_batch, encode_lines, iter_journal, journal_dir,
     open_journaled_ledger, open_ledger_sync, read_segment, segments,
 )
-from engine.ledger import Ledger
+from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import ARROW_SCHEMA, DealRows, lines_to_arrow, rows_to_arrow
 from kit import REPO, Client, compile_text, deals, free_port, json_counterpart
 
@@ -99,7 +99,26 @@ def test_deal_line_refuses_what_the_ledger_cannot_store() -> None:
     with pytest.raises(DealError, match="field status"):
         Ledger.deal_line(record(1, status="maybe"))
     assert Ledger.has_line(record(1)) and not Ledger.has_line(record(1, steps=[DealStep("p", "call", "ok", T0)]))
-    assert not Ledger.has_line(record(1, request_tags={"card": "pan"}))
+    assert Ledger.has_line(record(1, request_tags={"card": "pan"}))
+
+
+async def test_a_line_masks_and_encrypts_classified_fields_as_prepare_does(tmp_path: Path) -> None:
+    from engine.fieldcrypt import Keyring, is_encrypted
+    keyring = Keyring("k1", {"k1": bytes(range(32))})
+    rec = record(1, request={"card": "4111111111111111", "cvv": "123", "memo": "x"},
+                 request_tags={"card": "pan", "cvv": "secret"}, request_json='{"raw": "ignored"}',
+                 response={"pan": "5500000000000004"}, response_tags={"pan": "pan"})
+    for ring in (None, keyring):
+        line = orjson.loads(Ledger.deal_line(rec, keyring=ring))
+        req, rsp = orjson.loads(line["request"]), orjson.loads(line["response"])
+        assert req["cvv"] == "***" and req["memo"] == "x"
+        if ring is None:
+            assert req["card"] == "411111******1111" and rsp["pan"] == "550000******0004"
+            async with open_ledger(tmp_path / "p.duckdb", audit_key=None) as led:
+                assert orjson.loads(led.prepare(rec).row["request"]) == req     # the same masking
+        else:
+            assert is_encrypted(req["card"].rsplit(":", 1)[0]) and req["card"].endswith("411111******1111")
+            assert "4111111111111111" not in line["request"] and "5500000000000004" not in line["response"]
 
 
 def test_a_line_longer_than_a_read_block_is_read() -> None:
