@@ -149,6 +149,7 @@ def _rules(tags: Mapping[str, str]) -> list[tuple[tuple[str, ...], str]]:
     return out
 
 
+_STR_ONLY = frozenset({str})
 _RULES_OF: dict[int, tuple[Mapping[str, str], list[tuple[tuple[str, ...], str]], bool]] = {}
 
 
@@ -193,7 +194,8 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
     if not tags or values is None:
         return values
     rules, flat = _rules_of(tags)
-    if flat and isinstance(values, Mapping) and all(isinstance(k, str) for k in values):
+    if flat and isinstance(values, Mapping) and (type(values) is dict and set(map(type, values)) <= _STR_ONLY
+                                                 or all(isinstance(k, str) for k in values)):
         # flat tags over a flat-keyed record (ISO 8583 fields, fixed records): touch only the tagged keys
         out = dict(values)
         for (key,), tag in rules:

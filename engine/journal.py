@@ -70,6 +70,7 @@ MAGIC = b"BSPJRNL1"
 HEADER = struct.Struct(">II")
 SYNC_MODES = ("journal", "duckdb", "none")
 JOURNAL_NAME = "main"
+INLINE_MAX_MS = 1.0       # a write + fdatasync slower than this: the next one goes to a worker thread
 
 __all__ = ["open_journaled_ledger", "open_ledger_sync", "JournaledLedger", "JournalStats", "SYNC_MODES",
            "journal_dir", "read_segment", "encode_batch", "decode_batch", "encode_lines", "decode_record",
@@ -266,6 +267,7 @@ class JournaledLedger:
         self._queue: list[_Group] = []
         self._flushing = False
         self._round_end = trio.Event()
+        self._last_ms = 0.0           # the last write + fdatasync (``_write_soon``)
         self._to_load: deque[_Load] = deque()
         self._lag = 0
         self._queued_total = 0        # deals handed to the loader so far
@@ -377,12 +379,16 @@ class JournaledLedger:
         return (time.perf_counter() - t) * 1000.0
 
     async def _write_soon(self, data: bytes) -> float:
-        """``_write`` on this thread when nothing else is ready to run (a worker thread's round trip
-        costs ~75 us here, the fdatasync itself ~0.1 ms), else on a worker thread."""
-        if (self._io.borrowed_tokens == 0 and self._offset + len(data) <= self._segment_bytes
+        """``_write`` on this thread when nothing else is ready to run and the disk has been quick
+        (a worker thread's round trip costs ~75 us here, the fdatasync itself ~0.1-0.2 ms), else
+        on a worker thread: a disk that stalls never holds the event loop twice in a row."""
+        if (self._last_ms < INLINE_MAX_MS and self._io.borrowed_tokens == 0
+                and self._offset + len(data) <= self._segment_bytes
                 and trio.lowlevel.current_statistics().tasks_runnable == 0):
-            return self._write(data)
-        return await trio.to_thread.run_sync(self._write, data, limiter=self._io)
+            ms = self._last_ms = self._write(data)
+            return ms
+        ms = self._last_ms = await trio.to_thread.run_sync(self._write, data, limiter=self._io)
+        return ms
 
     def _rotate(self) -> None:
         """Worker thread: switch to the next segment (the spare made ahead, or a new one)."""

@@ -38,6 +38,7 @@ import trio
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.runtime.exchange import StepFailure
 from engine.txn import reversal
+from engine.journal import INLINE_MAX_MS
 from engine.txn.log import TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
@@ -107,6 +108,7 @@ class TxnManager:
         self._flushing = False
         self._round_end = trio.Event() if _in_trio() else None
         self._round_error: tuple[int, BaseException] | None = None
+        self._last_ms = 0.0                            # the last write + fdatasync
 
     # ------------------------------------------------------------ the log
     @property
@@ -143,10 +145,12 @@ class TxnManager:
             try:
                 log_ = self.log
                 data = log_.frame(batch)
-                if log_.fits(len(data)) and _idle(self.limiter):
+                t0 = time.perf_counter()
+                if log_.fits(len(data)) and self._last_ms < INLINE_MAX_MS and _idle(self.limiter):
                     log_.append(batch, data)    # nothing else to run: no worker thread round trip (~75 us)
                 else:
                     await trio.to_thread.run_sync(log_.append, batch, data, limiter=self.limiter)
+                self._last_ms = (time.perf_counter() - t0) * 1000.0     # a slow disk: threads until it is quick
             except BaseException as exc:
                 self._round_error = (number, exc)
                 raise

@@ -263,6 +263,25 @@ async def test_concurrent_commits_share_one_journal_record_and_fdatasync(tmp_pat
     assert len(ledger_ids(path)) == 80
 
 
+async def test_a_write_runs_on_the_event_loop_thread_only_while_the_disk_is_quick(tmp_path: Path) -> None:
+    import threading
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=0.01) as led:
+        where: list[bool] = []
+        real = led._write
+
+        def spy(data: bytes) -> float:          # observes which thread wrote; the write is the real one
+            where.append(threading.current_thread() is threading.main_thread())
+            return real(data)
+        led._write = spy  # type: ignore[method-assign]
+        await led.commit_many([record(1)])
+        led._last_ms = 50.0                     # as if the last fdatasync had stalled for 50 ms
+        await led.commit_many([record(2)])
+        await led.commit_many([record(3)])      # the stall is over (the last write was quick): inline again
+        assert where == [True, False, True]
+    assert len(ledger_ids(path)) == 3
+
+
 async def test_segments_rotate_and_are_deleted_once_loaded(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb"
     async with open_journaled_ledger(path, load_wait=0.01, segment_bytes=4096) as led:
