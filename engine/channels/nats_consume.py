@@ -60,9 +60,15 @@ class NatsConsumer:
             raise ChannelConfigError(f"channel {name}: option stream: expected a stream name such as \"PAYMENTS\" "
                                      f"(no spaces, dots or wildcards), got {stream!r}")
         self.stream = stream
-        durable = options.get("durable", name)
+        durable, queue = options.get("durable"), options.get("queue")
+        if durable is not None and queue is not None and durable != queue:
+            raise ChannelConfigError(f"channel {name}: options durable ({durable!r}) and queue ({queue!r}) name "
+                                     f"two consumers; with JetStream a queue group is one shared durable "
+                                     f"consumer: give only one of them")
+        which = "durable" if durable is not None else "queue"
+        durable = durable if durable is not None else queue if queue is not None else name
         if not isinstance(durable, str) or not durable or any(c in durable for c in " .*>"):
-            raise ChannelConfigError(f"channel {name}: option durable: expected a consumer name (no spaces, dots "
+            raise ChannelConfigError(f"channel {name}: option {which}: expected a consumer name (no spaces, dots "
                                      f"or wildcards), got {durable!r}")
         self.durable = durable
         self.create_stream = bool(options.get("create_stream", True))
@@ -267,6 +273,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("stream", "string", "The JetStream stream to consume from.", required=True),
         OptionSpec("durable", "string", "Durable consumer name (default: the channel's name); engines "
                    "sharing it share the messages.", default=None),
+        OptionSpec("queue", "string", "Queue group: engines whose channels name the same queue share the "
+                   "messages, each going to one of them. With JetStream that is one shared durable consumer, "
+                   "so this is another name for `durable` (give one of the two).", default=None),
         OptionSpec("create_stream", "bool", "Create the stream (file storage, the channel's subject) when missing.",
                    default=True),
         OptionSpec("batch", "int", "Messages fetched per pull (one batch through the routes).", default=64),

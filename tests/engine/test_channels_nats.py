@@ -216,6 +216,15 @@ def test_config_errors_name_channel_and_option() -> None:
         NatsConsumer("in", {"url": "nats://127.0.0.1:1", "subject": "a.b", "stream": "A.B"})
     with pytest.raises(ChannelConfigError, match=r"channel in: option on_failed: expected one of ack, nak, term"):
         NatsConsumer("in", {"url": "nats://127.0.0.1:1", "subject": "a", "stream": "A", "on_failed": "retry"})
+    with pytest.raises(ChannelConfigError, match=r"channel in: options durable \('x'\) and queue \('y'\) name "
+                                                 r"two consumers.*give only one"):
+        NatsConsumer("in", {"url": "nats://127.0.0.1:1", "subject": "a", "stream": "A", "durable": "x", "queue": "y"})
+    with pytest.raises(ChannelConfigError, match=r"channel in: option queue: expected a consumer name"):
+        NatsConsumer("in", {"url": "nats://127.0.0.1:1", "subject": "a", "stream": "A", "queue": "work.ers"})
+    base = {"url": "nats://127.0.0.1:1", "subject": "a", "stream": "A"}
+    assert NatsConsumer("in", {**base, "queue": "workers"}).durable == "workers"
+    assert NatsConsumer("in", {**base, "durable": "w", "queue": "w"}).durable == "w"
+    assert NatsConsumer("in", base).durable == "in"
 
 
 def test_bad_option_is_a_bind_error_with_the_route_file_place(tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""Two engines on the same durable pull consumer share its messages like a queue group:
+"""Two engines on the same durable pull consumer (one says `durable`, the other `queue`) share its
+messages like a queue group:
 every message is handled by exactly one of them (real nats-server -js, real TCP counterparts,
 a DuckDB ledger per engine)."""
 from __future__ import annotations
@@ -64,11 +65,14 @@ async def test_two_engines_on_one_durable_consumer_handle_each_message_once(tmp_
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         reg = nats_registry()
         prog = compile_text(tmp_path, SHARED_ROUTE.format(url=srv.url), registry=reg)
+        # the second engine says it the NATS way: a queue group (the same shared durable consumer)
+        prog2 = compile_text(tmp_path, SHARED_ROUTE.format(url=srv.url).replace(
+            'durable    = "bsp-orders"', 'queue      = "bsp-orders"'), registry=reg)
         port1 = await json_counterpart(nursery, counterpart("one"))
         port2 = await json_counterpart(nursery, counterpart("two"))
         async with running(prog, tmp_path / "one.duckdb", registry=reg,
                            overrides={"book": {"address": f"127.0.0.1:{port1}"}}) as sb1, \
-                running(prog, tmp_path / "two.duckdb", registry=reg,
+                running(prog2, tmp_path / "two.duckdb", registry=reg,
                         overrides={"book": {"address": f"127.0.0.1:{port2}"}}) as sb2:
             ch1, ch2 = sb1.channel("orders"), sb2.channel("orders")
             for ch in (ch1, ch2):
