@@ -123,7 +123,9 @@ def read(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 class TxnLog:
-    """The open log.  ``append`` is blocking (call it on a worker thread)."""
+    """The open log.  ``append`` is blocking: ``TxnManager.write`` calls it on a worker thread, or
+    on the event loop's thread when nothing else is ready to run and the record fits without a
+    compaction (a ~0.1-0.2 ms write + ``fdatasync``)."""
 
     def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True) -> None:
         self.path = path
