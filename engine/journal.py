@@ -315,7 +315,10 @@ class JournaledLedger:
             except DealError as exc:
                 results[i] = exc
         if lines or rows:
-            await self._append(lines, rows)
+            try:
+                await self._append(lines, rows)
+            except JournalError as exc:        # the write failed: every deal of it gets the error
+                results = [exc if r is None else r for r in results]
         return results
 
     @property

@@ -23,7 +23,7 @@ from engine.journal import (
 )
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import ARROW_SCHEMA, DealRows, lines_to_arrow, rows_to_arrow
-from kit import REPO, Client, compile_text, deals, free_port, json_counterpart
+from kit import REPO, Client, deals, free_port, json_counterpart
 
 T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=timezone.utc)
 
@@ -280,6 +280,27 @@ async def test_a_write_runs_on_the_event_loop_thread_only_while_the_disk_is_quic
         await led.commit_many([record(3)])      # the stall is over (the last write was quick): inline again
         assert where == [True, False, True]
     assert len(ledger_ids(path)) == 3
+
+
+async def test_a_failed_journal_write_is_reported_per_deal_and_the_journal_goes_on(tmp_path: Path) -> None:
+    import os
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, load_wait=0.01) as led:
+        assert await led.commit_many([record(1)]) == [None]
+        good_fd = led._fd
+        seg = journal_dir(path) / f"{led._segment:012d}.wal"
+        led._fd = os.open(seg, os.O_RDONLY)          # the OS refuses the next write (EBADF)
+        try:
+            errors = await led.commit_many([record(2), record(3)])
+        finally:
+            os.close(led._fd)
+            led._fd = good_fd
+        assert len(errors) == 2 and all(e is not None for e in errors)
+        assert errors[0] is errors[1]                                # one failed write, told to both deals
+        text = str(errors[0])
+        assert f"{seg}: byte " in text and "2 deal(s) not journaled" in text and "Bad file descriptor" in text
+        assert await led.commit_many([record(4)]) == [None]          # the next group is written
+    assert sorted(ledger_ids(path)) == ["R00001", "R00004"]           # no half-written deal
 
 
 async def test_segments_rotate_and_are_deleted_once_loaded(tmp_path: Path) -> None:
