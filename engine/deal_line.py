@@ -77,6 +77,14 @@ def _amount(record: DealRecord) -> bytes:
     return b'"' + str(amount.quantize(_QUANTUM)).encode("ascii") + b'"'
 
 
+def _side(values: Any, as_json: str | None, tags: Any, keyring: Keyring | None, deal_id: str, root: str) -> bytes:
+    """The request or response column: its JSON text as a JSON string.  With classified fields it is
+    rendered from the values, masked or encrypted (never the text as received)."""
+    if tags:
+        return _text(to_json(protect(values, tags, keyring, context=deal_id, root=root)))
+    return _dumps(as_json) if as_json is not None else _text(to_json(values))
+
+
 def deal_line(record: DealRecord, *, validate: bool = True, keyring: Keyring | None = None) -> bytes:
     """The deals row of ``record`` as one NDJSON line (with its newline); only for records
     without steps or events (``Ledger.has_line``).  Classified fields of the request and
@@ -85,18 +93,9 @@ def deal_line(record: DealRecord, *, validate: bool = True, keyring: Keyring | N
     if validate:
         record.validate()
     try:
-        if record.request_tags:
-            request = _text(to_json(protect(record.request, record.request_tags, keyring,
-                                            context=record.deal_id, root="request")))
-        else:
-            request = record.request_json
-            request = _dumps(request) if request is not None else _text(to_json(record.request))
-        if record.response_tags:
-            response = _text(to_json(protect(record.response, record.response_tags, keyring,
-                                             context=record.deal_id, root="response")))
-        else:
-            response = record.response_json
-            response = _dumps(response) if response is not None else _text(to_json(record.response))
+        request = _side(record.request, record.request_json, record.request_tags, keyring, record.deal_id, "request")
+        response = _side(record.response, record.response_json, record.response_tags, keyring, record.deal_id,
+                         "response")
     except TypeError as exc:
         raise DealError(f"deal {record.deal_id}: field request/response: {exc}") from exc
     received, finished = record.received_at, record.finished_at

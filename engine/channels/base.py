@@ -63,6 +63,15 @@ class ConnInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+async def request_one(channel: Any, payload: bytes, timeout: float | None = None) -> bytes:
+    """``request``: one payload through ``channel.request_many``; a counterpart problem raises its
+    ``ChannelError``.  Outbound channels take it as their method (``request = request_one``)."""
+    (result,) = await channel.request_many([payload], timeout)
+    if isinstance(result, ChannelError):
+        raise result
+    return result
+
+
 class ExchangeHandler(Protocol):
     async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]: ...
 

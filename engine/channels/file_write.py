@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import trio
 
-from engine.channels.base import ChannelError
+from engine.channels.base import ChannelError, request_one
 from engine.channels.options import ChannelConfigError
 from formats.component import ComponentSpec, OptionSpec
 
@@ -97,11 +97,7 @@ class FileWriter:
                 out.append(orjson.dumps({"file": name, "bytes": len(p)}))
         return out
 
-    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
-        (r,) = await self.request_many([payload], timeout)
-        if isinstance(r, ChannelError):
-            raise r
-        return r
+    request = request_one
 
 
 def build(decl: Any) -> FileWriter:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import trio
 
-from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, seconds
 from engine.tls import client_context
 from formats.component import ComponentSpec, OptionSpec
@@ -137,11 +137,7 @@ class HttpConnector:
             finally:
                 self._client = None
 
-    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
-        (result,) = await self.request_many([payload], timeout)
-        if isinstance(result, ChannelError):
-            raise result
-        return result
+    request = request_one
 
     async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
         if not payloads:

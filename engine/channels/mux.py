@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import trio
 
-from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, parse_address, seconds
 from engine.channels.pool import Pool, PoolConn
 from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, RetryPolicy
@@ -300,11 +300,7 @@ class MuxConnector:
             self._closed = True
             self._fail_pending(None, ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
 
-    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
-        (result,) = await self.request_many([payload], timeout)
-        if isinstance(result, ChannelError):
-            raise result
-        return result
+    request = request_one
 
     async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
         """Per payload, the reply bytes or a ``ChannelError``; never raises for a counterpart problem."""

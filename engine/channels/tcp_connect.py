@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import (
-    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable,
+    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one,
 )
 from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
@@ -137,11 +137,7 @@ class TcpConnector:
             self._closed = True
             self._fail_all(ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
 
-    async def request(self, payload: bytes, timeout: float | None = None) -> bytes:
-        (result,) = await self.request_many([payload], timeout)
-        if isinstance(result, ChannelError):
-            raise result
-        return result
+    request = request_one
 
     async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
         """Send every payload (in order, one write) and wait for their replies.

@@ -160,11 +160,7 @@ class TapHandler:
             (reply,) = await self.inner.handle(conn, [frame])
         finally:
             CURRENT.reset(token)
-        ctx.reply = reply
-        ctx.t_out = time.monotonic()
-        if self.done is not None:
-            self.done(ctx)
-        return reply
+        return self._finish(ctx, reply)
 
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         ctx = self._ctx(conn, b"")
@@ -174,6 +170,9 @@ class TapHandler:
             reply = await self.inner.framing_error(conn, err)
         finally:
             CURRENT.reset(token)
+        return self._finish(ctx, reply)
+
+    def _finish(self, ctx: ExchangeCtx, reply: bytes | None) -> bytes | None:
         ctx.reply = reply
         ctx.t_out = time.monotonic()
         if self.done is not None:

@@ -151,22 +151,27 @@ class Dispatcher:
         try:
             live = group
             for step in br.steps:
-                if step.batch:
-                    try:
-                        await step.run_batch(live)
-                    except Exception as exc:
-                        log.exception("route %s: step failed", br.name)
-                        for ex in live:
-                            ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
-                else:
-                    for ex in live:
-                        self._run_sync(step, ex)
+                await self.run_step(br, step, live)
                 live = [ex for ex in live if ex.failure is None]
                 if not live:
                     break
             await self.run_on_error(br, group)
         finally:
             br.limiter.release(taken)
+
+    async def run_step(self, br: BoundRoute, step: Any, live: list[Exchange]) -> None:
+        """One step over ``live``: a batch step once for all of them, any other per exchange; a step
+        that raises fails its exchanges (kind ``internal``) and the engine goes on."""
+        if step.batch:
+            try:
+                await step.run_batch(live)
+            except Exception as exc:
+                log.exception("route %s: step failed", br.name)
+                for ex in live:
+                    ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+        else:
+            for ex in live:
+                self._run_sync(step, ex)
 
     async def run_on_error(self, br: BoundRoute, group: list[Exchange]) -> None:
         """The route's ``on error`` steps over the exchanges of ``group`` that failed."""

@@ -78,6 +78,19 @@ def _idle(limiter: trio.CapacityLimiter) -> bool:
     return limiter.borrowed_tokens == 0 and trio.lowlevel.current_statistics().tasks_runnable == 0
 
 
+def _build_sent(call: Any, ex: Any) -> Any:
+    """An ISO 8583 call's request values, built once before it leaves: the call step sends them
+    (``call.sent``), the log keeps them so that a reversal copies them.  None when they cannot
+    be built (the call step builds again and fails with the reason)."""
+    try:
+        values = call.build(ex.scope)
+    except Exception:
+        return None
+    if values is not None:
+        call.sent[id(ex.scope)] = values
+    return values
+
+
 def manager_for(ledger: Any) -> "TxnManager | None":
     """The manager of ``ledger`` (one per open ledger); None without a ledger."""
     if ledger is None:
@@ -267,16 +280,7 @@ class TxnManager:
                     live = [ex for ex in live if ex.failure is None]
                     if not live:
                         break
-                if step.batch:
-                    try:
-                        await step.run_batch(live)
-                    except Exception as exc:
-                        log.exception("route %s: step failed", br.name)
-                        for ex in live:
-                            ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
-                else:
-                    for ex in live:
-                        disp._run_sync(step, ex)
+                await disp.run_step(br, step, live)
                 if i == first and call.iso:
                     sent = call.sent
                     for ex in live:
@@ -306,15 +310,10 @@ class TxnManager:
                 at = at_of[id(ex.received_at)] = ex.received_at.isoformat()
             e = {"t": "a", "id": did, "r": route, "c": ex.channel, "at": at,
                  "raw": seal(ex.raw, f"raw|{did}"), "s": name}
-            if iso:                        # built once: the call sends them, a reversal copies them
-                try:
-                    values = call.build(ex.scope)
-                except Exception:          # the call step builds again and fails with the reason
-                    values = None
-                if values is not None:
-                    call.sent[id(ex.scope)] = values
-                    self.light_sent[ex] = values
-                    e["v"] = values
+            values = _build_sent(call, ex) if iso else None
+            if values is not None:
+                self.light_sent[ex] = values
+                e["v"] = values
             light[ex] = did
             entries.append(e)
         try:
@@ -412,15 +411,9 @@ class TxnManager:
         name = call.name
         for ex in live:
             st = self.states[ex]
-            values = None
-            if call.iso:                   # built once: the call sends them, a reversal copies them
-                try:
-                    values = call.build(ex.scope)
-                except Exception:          # the call step builds again and fails with the reason
-                    values = None
-                if values is not None:
-                    call.sent[id(ex.scope)] = values
-                    st.sent[i] = values
+            values = _build_sent(call, ex) if call.iso else None
+            if values is not None:
+                st.sent[i] = values
             if st.admitted:
                 if st.begin is not None:
                     entries.append(st.begin)
