@@ -7,7 +7,7 @@ imports ``engine``).  This module is data only: no trio, no engine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 # Option value types the checker knows how to validate.

@@ -116,7 +116,6 @@ class FileWatcher:
             wake = trio.Event()
 
             async def watch() -> None:
-                nonlocal wake
                 async for _changes in awatch(self.dir, stop_event=stop, debounce=int(self.debounce * 1000),
                                              recursive=False):
                     wake.set()

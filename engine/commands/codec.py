@@ -236,7 +236,7 @@ def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: b
                 _err(f"{shown}: {describe(value)}")
                 if strict or getattr(value, "fatal", False):
                     if strict:
-                        _err(f"bsp decode: stopped at the first bad record (--strict)")
+                        _err("bsp decode: stopped at the first bad record (--strict)")
                     break
                 continue
             good += 1

@@ -15,7 +15,6 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 

@@ -120,7 +120,6 @@ def display_decoder(ft: FieldType, zt: ZonedTables, low_values_null: bool):
     low = bytes(size)
     signed, leading, sep = ft.signed, ft.sign_pos == "leading", ft.sign_separate
     plus, minus, point = zt.plus, zt.minus, zt.point
-    scale = ft.scale
     pic = ft.pic
 
     def bad(start: int, raw: bytes):

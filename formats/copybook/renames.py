@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from formats.copybook.layout import Layout, Node, Renames
+from formats.copybook.layout import Layout, Node
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError, SpecError
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest_tls import pki  # noqa: F401  (fixture)
 from engine.access import AccessList
-from engine.admin import (AdminApp, AdminBackend, AdminConfigError, DeadLetterQuery, DealQuery, Readiness,
+from engine.admin import (AdminApp, AdminBackend, AdminConfigError, DealQuery, Readiness,
                           ReloadResult, TokenAuth, build_openapi, load_token, serve_admin, write_token)
 from engine.admin.endpoints import ENDPOINTS
 from engine.deal import DealRecord

@@ -4,7 +4,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-import trio
 
 from engine.channels.nats_consume import NatsConsumer
 from engine.channels.nats_publish import NatsPublisher

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import trio
 
 from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import compile_text, deals, json_counterpart, running

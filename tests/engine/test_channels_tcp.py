@@ -8,7 +8,6 @@ import pytest
 import trio
 import trio.testing
 
-from dsl.ir import ChannelDecl
 from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.channels.tcp_connect import TcpConnector
 from engine.channels.tcp_listen import TcpListener

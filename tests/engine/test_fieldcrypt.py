@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path

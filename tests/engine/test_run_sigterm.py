@@ -1,7 +1,6 @@
 """`bsp run` in a real subprocess: serves, drains on SIGTERM with a request in flight, exits 0."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from kit import Client, REPO, deals, free_port, json_counterpart
+from kit import Client, REPO, deals, free_port
 
 ROUTE = """
 format Req = json

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dsl.ir import FormatDecl
 from formats.errors import FormatError
-from formats.swift import SwiftCodec, parse_fin, write_fin
+from formats.swift import SwiftCodec, write_fin
 from formats.swift.component import COMPONENT
 
 MT103 = {

@@ -10,11 +10,9 @@ from pathlib import Path
 import orjson
 import trio
 
-from engine.ops.serve import OpsOptions, run_live
 from engine.ops.watch import watch_and_reload
-from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import compile_file, live, rows
+from opskit import live, rows
 
 CONFIG = """
 format Req = json

@@ -7,7 +7,6 @@ import json
 import shutil
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import typer

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from engine.sim.services.common import mainframe_answer, money
 from engine.sim.services.model import Counterpart, Request, Service, trace
