@@ -10,7 +10,8 @@ backend (answers {"status":"OK","confirmation":...}) --> server --> client.
     deal row group-committed to a DuckDB file before the reply leaves.
 The server under test runs in its own process; the client (64 requests in
 flight) and the backend run in this one.  Prints msgs/s, p50/p99 latency, the
-server's peak RSS and the ratio bsp / bare.  Not a test: no assertions.
+server's peak RSS, its CPU per message (event loop thread and the others: the
+DuckDB loader), this process's, and the ratio bsp / bare.  Not a test: no assertions.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from formats.framing import LengthPrefixFramer  # noqa: E402
-from benchkit import latency_summary, peak_rss_mb  # noqa: E402  (bench/ is on sys.path as the script folder)
+from benchkit import cpu_seconds, latency_summary, peak_rss_mb  # noqa: E402  (bench/ is on sys.path as the script folder)
 
 
 # ------------------------------------------------------------------ backend
@@ -218,7 +219,11 @@ async def measure(kind: str, count: int, inflight: int, conns: int, tmp: Path) -
                 await trio.sleep(0.05)
             port = int(port_file.read_text())
             await client(port, min(2000, count), inflight, conns)          # warm-up
+            cpu0, main0, here0 = cpu_seconds(proc.pid), cpu_seconds(proc.pid, proc.pid), time.process_time()
             res = await client(port, count, inflight, conns)
+            res["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / res["count"] * 1e6
+            res["main_us"] = (cpu_seconds(proc.pid, proc.pid) - main0) / res["count"] * 1e6
+            res["here_us"] = (time.process_time() - here0) / res["count"] * 1e6
             res["rss"] = peak_rss_mb(proc.pid)
         finally:
             proc.terminate()
@@ -280,6 +285,9 @@ def main() -> None:
             results[kind] = r
             print(f"{kind:11s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
                   f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
+            print(f"{'':11s} server CPU {r['cpu_us']:5.1f} us/msg (event loop thread {r['main_us']:5.1f}, "
+                  f"other threads {r['cpu_us'] - r['main_us']:4.1f}); client + backend {r['here_us']:4.1f} us/msg",
+                  flush=True)
     bare = results.get("bare")
     for kind, r in results.items():
         if kind != "bare" and bare:

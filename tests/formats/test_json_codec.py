@@ -130,3 +130,50 @@ def test_mutated_document_only_format_error(pos, byte):
         codec().decode(bytes(doc))
     except FormatError:
         pass
+
+
+# the fast path (orjson, then each float's digits read at its key) against the stdlib parser
+# with parse_float=Decimal: the same values, the same Decimal digits (120.50 stays 120.50)
+_numbers = (st.integers(0, 4).flatmap(lambda p: st.decimals(allow_nan=False, allow_infinity=False, places=p))
+            | st.integers(-(2**70), 2**70) | st.text(alphabet="0123456789.e-", max_size=6))
+_docs = st.recursive(
+    _numbers | st.none(),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "amount", 'x"amount', "é"]), children, max_size=3),
+    max_leaves=12,
+)
+
+
+def _exact_repr(value):
+    return json.dumps(value, default=repr, sort_keys=False)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_docs, st.sampled_from([(",", ":"), (", ", ": "), (",", " : ")]), st.booleans())
+def test_fast_path_agrees_with_stdlib_digits(value, separators, ascii_only):
+    doc = json.dumps(value, default=str, separators=separators, ensure_ascii=ascii_only)
+    # a Decimal rendered by default=str is a string: write it as a bare number instead
+    for d in _decimals_in(value):
+        doc = doc.replace(json.dumps(str(d)), str(d), 1)
+    expected = json_codec._DECODER.decode(doc)
+    got = json_codec.loads(doc.encode("utf-8"))
+    assert _exact_repr(got) == _exact_repr(expected)
+
+
+def _decimals_in(value):
+    if isinstance(value, Decimal):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _decimals_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _decimals_in(v)
+
+
+def test_fast_path_cases_by_hand():
+    stdlib = json_codec._DECODER.decode
+    for doc in [b'{"a":1.50}', b'{"a":[1.5,2]}', b'{"a":{"b":1.5},"b":2.5}', b'{"a\\"amount":1.5,"amount":2.5}',
+                b'{"amount" : 1.5}', b'{"x":-123456789012345678901234}', b'{"x":1e400}', b'{"x":-0.0}', b'1.5',
+                b'{"a":"s","b":1.5,"a":2.5}', b'{"\\u0061":1.25}', b'{"x":1E2,"y":{"z":-3.000e-2}}']:
+        assert repr(json_codec.loads(doc)) == repr(stdlib(doc.decode())), doc
