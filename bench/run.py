@@ -249,6 +249,9 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=200_000)
     ap.add_argument("--inflight", type=int, default=64)
     ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds: each server measured this many times, alternating (the machine drifts "
+                         "between runs); the figures and ratios are then the medians")
     ap.add_argument("--serve", choices=("bare", "bsp"))
     ap.add_argument("--sync", choices=("journal", "duckdb", "none", "off"), default="journal",
                     help="ledger sync of the bsp server (journal: durable, default; duckdb: strict; none: not durable)")
@@ -278,16 +281,24 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"messages: {a.count}, {a.inflight} in flight per connection, {a.connections} connection(s), "
           f"payload {len(payload(1))} bytes")
-    results = {}
+    kinds = a.only.split(",")
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as d:
-        for kind in a.only.split(","):
-            r = trio.run(measure, kind, a.count, a.inflight, a.connections, Path(d))
-            results[kind] = r
-            print(f"{kind:11s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
-                  f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
-            print(f"{'':11s} server CPU {r['cpu_us']:5.1f} us/msg (event loop thread {r['main_us']:5.1f}, "
-                  f"other threads {r['cpu_us'] - r['main_us']:4.1f}); client + backend {r['here_us']:4.1f} us/msg",
-                  flush=True)
+        for rep in range(a.repeat):
+            if a.repeat > 1:
+                print(f"-- round {rep + 1} of {a.repeat}", flush=True)
+            for kind in kinds:
+                tmp = Path(d) / f"round{rep}"
+                tmp.mkdir(exist_ok=True)
+                r = trio.run(measure, kind, a.count, a.inflight, a.connections, tmp)
+                runs[kind].append(r)
+                _show(kind, r)
+    # the run with the median rate of each server (one run: that run)
+    results = {k: sorted(rs, key=lambda r: r["rate"])[len(rs) // 2] for k, rs in runs.items()}
+    if a.repeat > 1:
+        print(f"-- medians of {a.repeat} alternating rounds")
+        for kind, r in results.items():
+            _show(kind, r)
     bare = results.get("bare")
     for kind, r in results.items():
         if kind != "bare" and bare:
@@ -296,6 +307,17 @@ def main() -> None:
     if "bsp-journal" in results and "bsp-none" in results:
         print(f"durable / not durable (bsp-journal / bsp-none): "
               f"{results['bsp-journal']['rate'] / results['bsp-none']['rate']:.2f}  (issue 5 item 8: >= 0.80)")
+    if a.repeat > 1 and "bsp-journal" in runs and "bsp-none" in runs:
+        each = [j["rate"] / n["rate"] for j, n in zip(runs["bsp-journal"], runs["bsp-none"])]
+        print("  per round: " + ", ".join(f"{x:.2f}" for x in each))
+
+
+def _show(kind: str, r: dict) -> None:
+    print(f"{kind:11s} {r['rate']:>10,.0f} msgs/s   p50 {r['p50']:6.2f} ms   p99 {r['p99']:6.2f} ms   "
+                  f"peak RSS {r['rss']:6.1f} MB   ({r['count']} msgs in {r['elapsed']:.1f} s)", flush=True)
+    print(f"{'':11s} server CPU {r['cpu_us']:5.1f} us/msg (event loop thread {r['main_us']:5.1f}, "
+          f"other threads {r['cpu_us'] - r['main_us']:4.1f}); client + backend {r['here_us']:4.1f} us/msg",
+          flush=True)
 
 
 if __name__ == "__main__":
