@@ -1,14 +1,14 @@
 """JSON messages: exact numbers, ISO dates, optional JSON Schema validation.
 
 Decode: numbers with a fraction or exponent become ``Decimal`` (never float),
-integers ``int``.  orjson parses every document first (~0.4 us for a 200-byte
-message).  A float in its result marks a number to make exact: when it sits
-under an object key that occurs once in the document (``"amount":`` once, the
-usual flat or nested message), its digits are read at that key and become a
-``Decimal`` with the same digits (``120.50`` stays ``120.50``); any other case
-(a number in an array, a repeated key, an integer past 64 bits, spaces
-before the colon) goes to the stdlib parser with ``parse_float=Decimal``
-(~1.6 us).  Both give the same values.  ``NaN``/``Infinity`` are rejected.
+integers ``int``.  orjson parses a document first (~0.4 us for a 200-byte
+message); when its result holds no float, that is the answer.  A float means
+a fraction, an exponent or an integer past 64 bits: the document is parsed
+again (or at once, when its first ``.`` follows a digit, as in ``120.50``)
+by the stdlib's C scanner with ``parse_float=Decimal``, called
+directly (~0.9 us; ``JSONDecoder.decode`` around it, for surrounding
+whitespace and to report an error, ~1.5 us), so ``120.50`` becomes
+``Decimal("120.50")``, digits kept.  ``NaN``/``Infinity`` are rejected.
 Dates stay strings on decode (JSON has no date type).
 
 Encode: ``Decimal`` is written as a JSON number with its exact digits
@@ -22,7 +22,6 @@ naming the JSON path (``$.items[2].amount``).
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,6 @@ from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
-# A JSON number as written (RFC 8259), read where a key's value starts.
-_NUMBER = re.compile(rb"[ \t\r\n]*(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)")
 
 
 def _reject_constant(name: str) -> Any:
@@ -43,6 +40,7 @@ def _reject_constant(name: str) -> Any:
 
 # One decoder built once (json.loads with keyword arguments builds one per call).
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+_SCAN = _DECODER.scan_once      # the C scanner (it clears its key memo after each call)
 
 
 def _byte_offset(text: str, pos: int) -> int:
@@ -57,23 +55,29 @@ def loads(data: bytes | str) -> Any:
         raw = bytes(data)
     else:
         raise FormatError(f"expected bytes, got {type(data).__name__}")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass  # let the stdlib parser report it (and take what orjson refuses)
-    else:
-        floats: list[tuple[dict[str, Any], str]] = []
-        if not _floats(value, floats):
-            return value
-        if _exact(raw, floats):
-            return value
+    dot = raw.find(b".")
+    if dot <= 0 or not 48 <= raw[dot - 1] <= 57:    # no "<digit>." first: most likely no fraction
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # let the stdlib parser report it
+        else:
+            if not _has_float(value):
+                return value
+            # a fraction, an exponent or an integer past 64 bits: the stdlib parser keeps its digits
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", offset=exc.start,
                           hint="JSON messages must be UTF-8") from None
     try:
-        return _DECODER.decode(text)
+        value, end = _SCAN(text, 0)         # the C scanner without JSONDecoder.decode's wrapping
+        if end == len(text):
+            return value
+    except Exception:   # noqa: BLE001 - any failure: decode() below says what and where
+        pass
+    try:
+        return _DECODER.decode(text)        # leading / trailing whitespace, or the error to report
     except json.JSONDecodeError as exc:
         raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
                           offset=_byte_offset(text, exc.pos)) from None
@@ -83,68 +87,25 @@ def loads(data: bytes | str) -> Any:
         raise FormatError("invalid JSON: nested too deeply") from None
 
 
-_CONTAINERS = frozenset({dict, list, float})
-_NEEDLES: dict[str, bytes] = {}          # key -> b'"key":' as orjson writes it (bounded)
+_NOT_FLAT = frozenset({dict, list, float})
 
 
-def _floats(value: Any, found: list[tuple[Any, str]]) -> bool:
-    """Collect ``(object, key)`` of every float orjson gave; True when there is any (a float
-    in an array is collected as ``(None, "")``: not one ``_exact`` can place)."""
+def _has_float(value: Any) -> bool:
+    """Whether orjson gave a float anywhere in ``value``."""
     t = type(value)
     if t is dict:
-        if _CONTAINERS.isdisjoint(map(type, value.values())):
-            return False                    # the usual flat message: strings and integers
-        any_ = False
-        for k, v in value.items():
-            tv = type(v)
-            if tv is float:
-                found.append((value, k))
-                any_ = True
-            elif (tv is dict or tv is list) and _floats(v, found):
-                any_ = True
-        return any_
-    if t is list:
-        any_ = False
-        for v in value:
-            tv = type(v)
-            if tv is float:
-                found.append((None, ""))
-                any_ = True
-            elif (tv is dict or tv is list) and _floats(v, found):
-                any_ = True
-        return any_
-    if t is float:
-        found.append((None, ""))
-        return True
+        values: Any = value.values()
+    elif t is list:
+        values = value
+    else:
+        return t is float
+    if _NOT_FLAT.isdisjoint(map(type, values)):
+        return False                        # the usual flat message: strings and integers
+    for v in values:
+        tv = type(v)
+        if tv is float or ((tv is dict or tv is list) and _has_float(v)):
+            return True
     return False
-
-
-def _exact(raw: bytes, floats: list[tuple[Any, str]]) -> bool:
-    """Replace each float with the Decimal of its digits as written; False (nothing to trust,
-    the caller parses again) unless every one sits under a key written once in ``raw``."""
-    exact: list[tuple[dict[str, Any], str, Decimal | int]] = []
-    for obj, key in floats:
-        if obj is None:
-            return False
-        needle = _NEEDLES.get(key)
-        if needle is None:
-            needle = orjson.dumps(key) + b":"
-            if len(_NEEDLES) < 4096:
-                _NEEDLES[key] = needle
-        at = raw.find(needle)
-        if at < 0 or raw.find(needle, at + 1) >= 0:
-            return False
-        m = _NUMBER.match(raw, at + len(needle))
-        if m is None:
-            return False
-        text = m.group(1).decode("ascii")
-        if float(text) != obj[key]:     # not the number orjson read there: trust nothing
-            return False
-        # an integer too big for orjson's 64 bits stays an int, as the stdlib parser gives it
-        exact.append((obj, key, int(text) if text.isdigit() or text[1:].isdigit() else Decimal(text)))
-    for obj, key, number in exact:
-        obj[key] = number
-    return True
 
 
 def _default(obj: Any) -> Any:

@@ -82,7 +82,16 @@ class CopybookCodec:
         n = len(data)
         if self.options.variable_occurs:
             raw = data + bytes(self.size - n) if n < self.size else data
-            values, end, cnt = self._decode(raw)
+            try:
+                values, end, cnt = self._decode(raw)
+            except FormatError as exc:
+                if n < self.size and exc.offset is not None and exc.offset >= n:
+                    # the padding failed to decode, not the data: the record is too short
+                    where = f" {exc.field}" if exc.field else ""
+                    raise FormatError(f"record is {n} bytes and ends before field{where} "
+                                      f"(at byte {exc.offset})", offset=n, field=exc.field,
+                                      hint="the record is cut short, or its RDW length is wrong") from None
+                raise
             if end > n:
                 raise FormatError(f"record is {n} bytes but its tables need {end}", offset=n,
                                   hint="an OCCURS DEPENDING ON count is larger than the data holds")

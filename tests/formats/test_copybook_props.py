@@ -300,3 +300,11 @@ def test_renames_national_little_endian_round_trip(data) -> None:
         back = c.decode(x)
         assert back["HEAD"]["SEQ"] == seq and back["AMT"] == amt and back["TAIL"] == tail
         assert c.encode(back) == x
+
+
+def test_an_rdw_record_shorter_than_its_fields_names_the_record_end() -> None:
+    # found by the property above: an RDW of length 4 (no body) used to report the packed
+    # field's offset inside the zero padding, past the end of the data
+    ((no, offset, err),) = list(VARIABLE.iter_records(b"\x00\x04\x00\x00"))
+    assert isinstance(err, FormatError) and no == 1 and offset == 4      # the record starts after its RDW
+    assert err.offset == 4 and "record is 0 bytes and ends before field" in err.message
