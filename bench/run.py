@@ -69,6 +69,7 @@ async def bare_server(backend_port: int, port_file: Path) -> None:
     back = await trio.open_tcp_stream("127.0.0.1", backend_port)
     bf = LengthPrefixFramer(4)
     waiting: deque = deque()       # (client_state) per forwarded request, FIFO
+    send_lock = trio.Lock()
 
     class Client:
         def __init__(self, stream: trio.SocketStream) -> None:
@@ -106,8 +107,10 @@ async def bare_server(backend_port: int, port_file: Path) -> None:
                 if not data:
                     break
                 frames = f.feed(data)
-                waiting.extend([c] * len(frames))
-                await back.send_all(b"".join(bf.frame(p) for p in frames))   # one write per chunk
+                out = b"".join(bf.frame(p) for p in frames)
+                async with send_lock:       # several client connections share the backend's
+                    waiting.extend([c] * len(frames))
+                    await back.send_all(out)    # one write per chunk, in the order of `waiting`
             n.cancel_scope.cancel()
 
     async with trio.open_nursery() as nursery:
