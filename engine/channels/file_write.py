@@ -1,15 +1,27 @@
-"""``file.write``: a `call` target that writes each request as a file, atomically.
+"""``file.write``: a `call` target that writes each request as a file, atomically, or
+appends it as a record to a file (``mode = "append"``).
 
-Each payload is written to ``.NAME.tmp`` in ``dir``, fsynced, renamed to NAME
-and the directory fsynced, so a reader never sees a partial file.  NAME comes
-from ``name``: ``{date}`` (YYYYMMDD), ``{time}`` (HHMMSS), ``{seq}`` (6 digits,
-the next number whose file does not exist yet), ``{uuid}``.  The reply is
-JSON ``{"file": NAME, "bytes": N}``; a write that fails fails the call
-(kind ``failed``) naming the path and the OS error.
+``mode = "file"`` (the default): each payload is written to ``.NAME.tmp`` in
+``dir``, fsynced, renamed to NAME and the directory fsynced, so a reader never
+sees a partial file.  NAME comes from ``name``: ``{date}`` (YYYYMMDD),
+``{time}`` (HHMMSS), ``{seq}`` (6 digits, the next number whose file does not
+exist yet), ``{uuid}``.  The reply is JSON ``{"file": NAME, "bytes": N}``.
+
+``mode = "append"``: each payload, followed by ``separator`` (a newline unless
+set), is appended to the file NAME (``{date}`` and ``{time}`` allowed: a file
+a day, say); a batch is one write and one fsync before any of its calls
+answers.  The reply is JSON ``{"file": NAME, "bytes": N, "offset": AT}``, AT
+being where the record starts.  A record cut short by a crash was never
+answered: when the engine first appends to a file that does not end with the
+separator, it cuts that torn tail off (and logs how many bytes it dropped).
+
+A write that fails fails the call (kind ``failed``) naming the path and the
+OS error.
 """
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import uuid
@@ -25,7 +37,10 @@ from engine.channels.options import ChannelConfigError
 from formats.component import ComponentSpec, OptionSpec
 
 _FIELDS = {"date", "time", "seq", "uuid"}
+_APPEND_FIELDS = {"date", "time"}
 _FIELD = re.compile(r"\{([^{}]*)\}")
+_MODES = ("file", "append")
+log = logging.getLogger("bsp.channel.file_write")
 
 
 class FileWriter:
@@ -38,14 +53,33 @@ class FileWriter:
             raise ChannelConfigError(f"channel {name}: option dir: the directory to write to is required")
         self.dir = Path(d)
         self.address = str(self.dir)
-        self.pattern = options.get("name") or "{date}-{seq}.dat"
-        bad = [f for f in _FIELD.findall(self.pattern) if f not in _FIELDS]
+        self.mode = options.get("mode") or "file"
+        if self.mode not in _MODES:
+            raise ChannelConfigError(f"channel {name}: option mode: {self.mode!r} is not a mode; "
+                                     f"use \"file\" (a file per request) or \"append\" (a record per request)")
+        append = self.mode == "append"
+        self.pattern = options.get("name") or ("{date}.dat" if append else "{date}-{seq}.dat")
+        fields = _APPEND_FIELDS if append else _FIELDS
+        bad = [f for f in _FIELD.findall(self.pattern) if f not in fields]
         if bad or "/" in self.pattern or self.pattern.startswith("."):
+            if bad and append and not set(bad) - _FIELDS:
+                raise ChannelConfigError(
+                    f"channel {name}: option name: {self.pattern!r} uses "
+                    f"{', '.join('{' + b + '}' for b in bad)}, which would start a new file for every "
+                    f"record; with mode = \"append\" the fields are {{date}} and {{time}} "
+                    f"(e.g. name = \"SETTLE-{{date}}.csv\")")
             raise ChannelConfigError(
                 f"channel {name}: option name: {self.pattern!r} " +
                 (f"uses unknown field(s) {', '.join('{' + b + '}' for b in bad)}" if bad
                  else "must be a plain file name") +
-                "; fields are {date}, {time}, {seq}, {uuid} (e.g. name = \"PAY-{date}-{seq}.csv\")")
+                ("; fields are {date}, {time} (e.g. name = \"SETTLE-{date}.csv\")" if append else
+                 "; fields are {date}, {time}, {seq}, {uuid} (e.g. name = \"PAY-{date}-{seq}.csv\")"))
+        sep = options.get("separator")
+        if sep is not None and not append:
+            raise ChannelConfigError(f"channel {name}: option separator: only with mode = \"append\" "
+                                     f"(a file per request needs none)")
+        self.separator = ("\n" if sep is None else str(sep)).encode("utf-8")
+        self._checked: set[str] = set()        # append: files whose tail was checked for a torn record
         self.fsync = bool(options.get("fsync", True))
         self._seq = itertools.count(1)
         self._lock = trio.Lock()
@@ -82,7 +116,70 @@ class FileWriter:
             finally:
                 os.close(dfd)
 
+    def _append(self, name: str, payloads: list[bytes]) -> int:
+        """Worker thread: append ``payloads`` (each + separator) to ``name`` in one write and
+        fsync; returns the offset the first record starts at."""
+        path = self.dir / name
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            if name not in self._checked:
+                self._cut_torn_tail(fd, path)
+                self._checked.add(name)
+                if len(self._checked) > 64:         # names rotate (daily): forget old ones
+                    self._checked = {name}
+            at = os.lseek(fd, 0, os.SEEK_END)
+            sep = self.separator
+            data = b"".join([p + sep for p in payloads])
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        return at
+
+    def _cut_torn_tail(self, fd: int, path: Path) -> None:
+        sep = self.separator
+        size = os.fstat(fd).st_size
+        if not sep or size == 0:
+            return
+        tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+        if tail.endswith(sep):
+            return
+        cut = tail.rfind(sep)
+        if cut < 0:         # not one whole record: not a torn tail of ours to cut (maybe not ours at all)
+            raise OSError(f"{path} does not end with the record separator and has none in its last "
+                          f"{len(tail)} bytes; not appending to it (move it aside)")
+        keep = size - len(tail) + cut + len(sep)
+        os.ftruncate(fd, keep)
+        if self.fsync:
+            os.fsync(fd)
+        log.warning("channel %s: %s ended with %d bytes of a record cut short (never answered); cut them off",
+                    self.name, path, size - keep)
+
+    async def _request_append(self, payloads: list[bytes]) -> list[bytes | ChannelError]:
+        now = datetime.now()
+        name = self.pattern.format(date=now.strftime("%Y%m%d"), time=now.strftime("%H%M%S"))
+        async with self._lock:
+            try:
+                at = await trio.to_thread.run_sync(self._append, name, payloads)
+            except OSError as exc:
+                err = ChannelError(f"channel {self.name}: cannot append to {self.dir / name}: "
+                                   f"{exc.strerror or exc}", channel=self.name)
+                return [err] * len(payloads)
+        out: list[bytes | ChannelError] = []
+        step = len(self.separator)
+        for p in payloads:
+            out.append(orjson.dumps({"file": name, "bytes": len(p), "offset": at}))
+            at += len(p) + step
+        if name not in self.written:
+            self.written.append(name)
+        return out
+
     async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
+        if self.mode == "append":
+            return await self._request_append(payloads)
         out: list[bytes | ChannelError] = []
         async with self._lock:                   # names are taken in request order
             for p in payloads:
@@ -111,12 +208,21 @@ COMPONENT = ComponentSpec(
         "A `call` target that writes each request as a file in `dir`: written to a hidden temporary "
         "name, fsynced, renamed into place (atomic) and the directory fsynced. `name` is a pattern with "
         "{date}, {time}, {seq} (6 digits, first free number) and {uuid}. The reply is JSON "
-        "`{\"file\": NAME, \"bytes\": N}`; a failed write fails the deal (kind `failed`)."
+        "`{\"file\": NAME, \"bytes\": N}`. With `mode = \"append\"` each request is instead appended "
+        "as a record (followed by `separator`) to the file `name` names ({date}, {time}: a file a day, "
+        "say); a batch is one write and one fsync before its calls answer, the reply adds the record's "
+        "`offset`, and a torn record a crash left at the end of the file is cut off before the first "
+        "append. A failed write fails the deal (kind `failed`)."
     ),
     options=(
         OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
-        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\".",
-                   default="{date}-{seq}.dat"),
+        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\" (default "
+                   "\"{date}-{seq}.dat\"); with mode = \"append\" e.g. \"SETTLE-{date}.csv\" (default "
+                   "\"{date}.dat\")."),
+        OptionSpec("mode", "string", "\"file\": a file per request; \"append\": a record per request "
+                   "appended to one file.", default="file", choices=_MODES),
+        OptionSpec("separator", "string", "mode = \"append\": written after each record (default: a newline; "
+                   "\"\" for none)."),
         OptionSpec("fsync", "bool", "fsync the file and the directory (turn off only for tests).", default=True),
     ),
     build=build,
@@ -124,6 +230,11 @@ COMPONENT = ComponentSpec(
         'channel settlement_out = file write {\n'
         '    dir  = "outbox"\n'
         '    name = "PAY-{date}-{seq}.csv"\n'
+        '}',
+        'channel settlement_day = file write {\n'
+        '    dir  = "outbox"\n'
+        '    name = "SETTLE-{date}.csv"\n'
+        '    mode = "append"\n'
         '}',
     ),
 )

@@ -152,3 +152,89 @@ async def test_file_write_atomic_names_and_errors(tmp_path: Path) -> None:
             assert r.kind == "failed" and "cannot write" in str(r)
     finally:
         os.chmod(tmp_path / "out", 0o700)
+
+
+async def test_file_write_append_one_file_a_day_offsets_and_torn_tail(tmp_path: Path, caplog) -> None:
+    out = tmp_path / "out"
+    w = FileWriter("o", {"dir": str(out), "name": "SETTLE-{date}.csv", "mode": "append"})
+    await w.run()
+    first = await w.request_many([b"A,1.50", b"B,2.00"])
+    second = await w.request_many([b"C,3.25"])
+    replies = [orjson.loads(r) for r in first + second]
+    (name,) = {r["file"] for r in replies}
+    assert name.startswith("SETTLE-") and name.endswith(".csv") and w.written == [name]
+    data = (out / name).read_bytes()
+    assert data == b"A,1.50\nB,2.00\nC,3.25\n"
+    assert [(r["offset"], r["bytes"]) for r in replies] == [(0, 6), (7, 6), (14, 6)]
+    assert [data[r["offset"]:r["offset"] + r["bytes"]] for r in replies] == [b"A,1.50", b"B,2.00", b"C,3.25"]
+    # a crash left half a record: a new writer (a restart) cuts it off before its first append
+    with open(out / name, "ab") as f:
+        f.write(b"D,4.")
+    again = FileWriter("o", {"dir": str(out), "name": "SETTLE-{date}.csv", "mode": "append", "separator": "\n"})
+    with caplog.at_level("WARNING", logger="bsp.channel.file_write"):
+        (r,) = await again.request_many([b"D,4.75"])
+    assert orjson.loads(r)["offset"] == 21
+    assert (out / name).read_bytes() == b"A,1.50\nB,2.00\nC,3.25\nD,4.75\n"
+    assert "4 bytes of a record cut short" in caplog.text
+    # a file without one whole record is not cut (it may not be ours): the call fails, naming it
+    (out / "SETTLE-foreign.csv").write_bytes(b"no separator here")
+    other = FileWriter("o", {"dir": str(out), "name": "SETTLE-foreign.csv", "mode": "append"})
+    (err,) = await other.request_many([b"E,5.00"])
+    assert err.kind == "failed" and "does not end with the record separator" in str(err)
+    assert (out / "SETTLE-foreign.csv").read_bytes() == b"no separator here"
+
+
+def test_file_write_append_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"uses \{seq\}, which would start a new file for every record"):
+        FileWriter("o", {"dir": str(tmp_path), "name": "X-{seq}.csv", "mode": "append"})
+    with pytest.raises(ValueError, match=r"mode: 'stream' is not a mode"):
+        FileWriter("o", {"dir": str(tmp_path), "mode": "stream"})
+    with pytest.raises(ValueError, match=r"separator: only with mode = \"append\""):
+        FileWriter("o", {"dir": str(tmp_path), "separator": ";"})
+    w = FileWriter("o", {"dir": str(tmp_path), "mode": "append", "separator": ""})
+    assert w.pattern == "{date}.dat" and w.separator == b""
+
+
+ROUTE_APPEND = '''
+format Pay = json
+format Line = csv header false {
+    ref     string
+    amount  decimal(2)
+}
+format Written = json
+
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.jsonl"
+}
+
+channel day = file write {
+    dir   = "out"
+    name  = "SETTLE-{date}.csv"
+    mode  = "append"
+}
+
+route pay {
+    receive from inbox as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    call w = day as Line reply Written {
+        ref    = msg.ref
+        amount = msg.amount
+    }
+}
+'''
+
+
+async def test_file_write_append_in_a_route_every_deal_one_line(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE_APPEND)
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.jsonl").write_text("".join(f'{{"ref": "R{i}", "amount": {i}.50}}\n' for i in range(1, 6)))
+    async with running(prog, ledger):
+        await wait_for(lambda: (tmp_path / "in" / "done" / "a.jsonl").exists(), "file done")
+    (out,) = list((tmp_path / "out").glob("SETTLE-*.csv"))
+    lines = out.read_text().splitlines()
+    assert sorted(lines) == [f"R{i},{i}.50" for i in range(1, 6)]
+    assert [d["status"] for d in deals(ledger)] == ["committed"] * 5
