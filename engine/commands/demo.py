@@ -31,6 +31,9 @@ def demo(
     connections: int = typer.Option(2, "--connections", min=1, help="Client connections per inbound channel "
                                     "(the mainframe uses at least 4)."),
     ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="DuckDB ledger file."),
+    ledger_sync: str = typer.Option("journal", "--ledger-sync", help="As for bsp run: journal (a reply leaves "
+                                    "once its deal is fdatasync'ed in the write-ahead journal; default), duckdb "
+                                    "(once its row is committed in DuckDB) or none (at once, not durable)."),
     reports: Optional[Path] = typer.Option(None, "--reports", help="Folder for the reports "
                                            "(default: 'reports' beside the ledger)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the request generators."),
@@ -40,12 +43,17 @@ def demo(
     Ends with the overall and per-service tables and the paths of the ledger and the reports.
     Exit 0; 1 when a request was lost (no reply or no deal row) or the demo could not start.
     """
+    from engine.journal import SYNC_MODES
     from engine.sim.services.demo import DemoError, run_all_services_demo
 
+    if ledger_sync not in SYNC_MODES:
+        typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
+        raise typer.Exit(2)
     console = demo_console()
     try:
         res = run_all_services_demo(per_service=per_service, bill_count=count, connections=connections,
-                                    ledger_path=ledger, report_dir=reports, console=console, seed=seed)
+                                    ledger_path=ledger, report_dir=reports, console=console, seed=seed,
+                                    ledger_sync=ledger_sync)
     except DemoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -26,7 +26,7 @@ import trio
 from rich.console import Console
 
 from dsl.load import compile_paths
-from engine.ledger import open_ledger
+from engine.journal import open_ledger_sync
 from engine.sim.biller import BillerSim
 from engine.sim.ledger_count import SentRequest, count_lost, ledger_keys
 from engine.sim.mainframe import MainframeSim
@@ -57,9 +57,10 @@ def compile_all(routes_dir: Path = ROUTES_DIR) -> tuple[Any, Any]:
 def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = None, connections: int = 2,
                           window: int = 16, ledger_path: Path = Path("var/bsp-demo.duckdb"),
                           report_dir: Path | None = None, console: Console | None = None, seed: int = 7,
-                          plain_progress: bool | None = None) -> dict[str, Any]:
+                          plain_progress: bool | None = None, ledger_sync: str = "journal") -> dict[str, Any]:
     """``per_service`` requests per inbound channel of the services; ``bill_count`` bill payment
-    requests from the mainframe simulator (default ``per_service``)."""
+    requests from the mainframe simulator (default ``per_service``); ``ledger_sync`` as for
+    ``bsp run --ledger-sync`` (the ledger is closed, so every deal is in DuckDB, before counting)."""
     console = console or Console()
     bill_count = per_service if bill_count is None else bill_count
     program, registry = compile_all()
@@ -70,11 +71,11 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     out: dict[str, Any] = {}
     console.print(f"bsp demo: {len(program.routes)} routes in one engine (version {program.version}); "
                   f"bill payment {bill_count:,} requests, {len(SERVICES)} other inbound channels "
-                  f"x {per_service:,}", highlight=False)
+                  f"x {per_service:,}; ledger sync {ledger_sync}", highlight=False)
 
     async def main() -> None:
         biller = BillerSim()
-        async with open_ledger(ledger_path) as ledger:
+        async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
             await ledger.record_config(program.version, program.sources)
             async with running_services(program, registry, ledger, SERVICES,
                                         extra_sims={"biller": biller}) as rig:
