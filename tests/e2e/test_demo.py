@@ -70,3 +70,19 @@ def test_bsp_demo_command_plain_output(tmp_path):
     assert "progress:" in out.output          # not a terminal: plain lines, no bars
     assert "\x1b[" not in out.output
     assert "bill payment" in out.output and "ledger:" in out.output
+    assert "ledger sync journal" in out.output                 # the default, as bsp run
+    assert not list((tmp_path / "d.duckdb.journal").iterdir())  # closed: all loaded, segments gone
+
+
+def test_bsp_demo_ledger_sync_duckdb_and_a_bad_mode(tmp_path):
+    app = typer.Typer()
+    app.command("noop")(lambda: None)
+    demo_cmd.register(app)
+    out = CliRunner().invoke(app, ["demo", "--count", "30", "--per-service", "3", "--ledger-sync", "duckdb",
+                                   "--ledger", str(tmp_path / "s.duckdb")])
+    assert out.exit_code == 0, out.output
+    assert "ledger sync duckdb" in out.output
+    with duckdb.connect(str(tmp_path / "s.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM deals").fetchone()[0] >= 30 + 3 * len(SERVICES)
+    bad = CliRunner().invoke(app, ["demo", "--ledger-sync", "fast", "--ledger", str(tmp_path / "x.duckdb")])
+    assert bad.exit_code == 2 and "expected one of journal, duckdb, none" in bad.output
