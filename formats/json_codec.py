@@ -33,7 +33,6 @@ from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
 
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 

@@ -30,7 +30,7 @@ its CRC also ends it (a torn write at the moment of a crash, never acknowledged)
 When the next record does not fit, and on open, the log is compacted into a new
 zero-filled file (written aside, fsync'ed, renamed over).  That file is made ahead
 (``<ledger>.txn.spare``, by a thread started when the log is half full), so a
-compaction on the engine's path writes only what it keeps (~1 ms, not the ~7 ms of
+compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms of
 8 MiB of zeros); a spare left by an earlier run is removed on open (it may hold a
 compaction's body cut short), and without a spare one is made on the spot.
 Finished deals keep only
