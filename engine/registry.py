@@ -28,6 +28,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.channels.file_write",
     "engine.channels.nats_publish",
     "engine.channels.nats_consume",
+    "engine.channels.timer",
     # steps
     "engine.steps.decode",
     "engine.steps.let",

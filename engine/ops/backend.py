@@ -85,6 +85,9 @@ class EngineBackend:
             last = getattr(ch, "_last_error", "")
             if last:
                 row["last_error"] = last
+        own = getattr(ch, "status", None)          # what a channel kind reports of itself (timer: ticks)
+        if callable(own):
+            row.update(own())
         return row
 
     async def ready(self) -> Readiness:
