@@ -30,6 +30,12 @@ RESTART_POLICIES = ("complete", "compensate", "flag")
 DEAL_REQUIRED = ("ref", "amount")
 BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
 ROOTS = ("msg", "raw", "error")
+# names a receiving channel binds, and when (for the help of an unknown name)
+_CHANNEL_VALUES = {
+    "header": "`header` (a frame's TPDU) is bound when the route receives from a channel with header_size",
+    "http": "`http` is bound when the route receives from an http listen channel",
+    "timer": "`timer` is bound when the route receives from a timer channel",
+}
 ERROR_FIELDS = ("code", "text", "kind", "detail", "where")
 TABLE_KINDS = ("csv",)
 
@@ -538,7 +544,11 @@ class Checker(_TestChecks):
             if v is not NOT_LITERAL:
                 opts[key] = v
         if spec is not None:
+            errors_before = self._errors()
             finish_options(spec, opts, where, self.report, owner, d.name.pos)
+            if spec.check is not None and self._errors() == errors_before:
+                self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
+                                        base, where, d)
         error_reply = None
         if d.error_reply is not None:
             scope = {"raw": Binding("raw"), "error": Binding("error")}
@@ -553,11 +563,30 @@ class Checker(_TestChecks):
                        f"the first is at {d.error_reply.pos}")
         self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, error_reply, pos=d.pos)
 
+    def _run_channel_check(self, spec, decl, base: Path, where: dict, d) -> None:
+        """A channel kind's own check of its options together (framing, for instance); the
+        diagnostic points at the option its message names."""
+        import re
+        try:
+            errs = _call_hook(spec.check, decl, base) or []
+        except Exception as e:  # noqa: BLE001 - report, never crash the checker
+            errs = [e]
+        for e in errs:
+            text = getattr(e, "message", None) or str(e)
+            named = [g for g in re.findall(r"\boption (\w+)", text) + re.findall(r"\b(\w+) = ", text)
+                     if g in where]
+            pos = where[named[0]] if named else None
+            self.error("E055", text, pos or d.name.pos, getattr(e, "hint", None))
+
     def _channel_provides(self, name: str | None) -> tuple[str, ...]:
         """Names a channel kind adds to its routes' scope (``http`` for http listen, ``header`` for a TPDU)."""
         decl = self.res.channels.get(name) if name else None
         spec = self.registry.get("channel", decl.kind) if decl is not None else None
-        return tuple(getattr(spec, "provides", ()) or ())
+        provided = tuple(getattr(spec, "provides", ()) or ())
+        size = decl.options.get("header_size") if decl is not None else None
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0 and "header" not in provided:
+            provided += ("header",)          # a framing header per frame (an ISO 8583 TPDU)
+        return provided
 
     def _table_scope(self) -> dict[str, Binding]:
         return {n: Binding("table", pos=node.name.pos) for n, (c, node) in self.decls.items() if c == "table"}
@@ -799,8 +828,10 @@ class Checker(_TestChecks):
                        f"results can be read in expressions")
         else:
             cands = list(scope) + list(ROOTS)
-            self.error("E024", f"unknown name `{n}`", e.pos,
-                       did_you_mean(n, cands) or "names in scope: " + ", ".join(sorted(scope)))
+            hint = did_you_mean(n, cands) or "names in scope: " + ", ".join(sorted(scope))
+            if n in _CHANNEL_VALUES:
+                hint = f"{_CHANNEL_VALUES[n]}; {hint}"
+            self.error("E024", f"unknown name `{n}`", e.pos, hint)
         return False
 
     def _attr(self, e: A.Attr, scope, later) -> None:

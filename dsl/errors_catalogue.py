@@ -140,6 +140,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'format F = fixed {\n    a string(1) secrte\n}\n', 2, 17),
     Entry("E054", "field declared twice", "field `F` is declared twice in format `NAME`",
           'format F = fixed {\n    a string(1)\n    a string(2)\n}\n', 3, 5),
+    Entry("E055", "channel options rejected by its kind", "channel C: option NAME: (the kind's own message)",
+          'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    header = "6000030000"\n}\n', 3, 5),
     # ------------------------------------------------------------ fields, tables, functions
     Entry("E060", "unknown field of a message", "format `F` has no field `NAME` (with did you mean)",
           _route('reply Req { code = msg.cod }'), 7, 24),

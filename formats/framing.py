@@ -71,7 +71,7 @@ class Framer:
     header_size = 0
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, *, header_size: int = 0,
-                 header: bytes | None = None, echo_header: bool = False) -> None:
+                 header: bytes | None = None, echo_header: bool = False, swap_header: bool = False) -> None:
         if max_frame <= 0:
             raise ValueError(f"max_frame must be a positive byte count, got {max_frame}")
         if header_size < 0:
@@ -81,8 +81,13 @@ class Framer:
         self.max_frame = max_frame
         self.header_size = header_size
         self.default_header = header if header is not None else bytes(header_size)
+        if swap_header and header_size != 5:
+            raise ValueError(f"header_reply = swap is for a 5-byte TPDU; header_size is {header_size}")
         self.echo_header = echo_header
-        self.headers: deque[bytes] = deque()
+        self.swap_header = swap_header
+        # echo: one per request until its reply takes it; otherwise only the latest few are kept
+        # (a calling channel's replies carry headers nobody takes: an unbounded deque would grow)
+        self.headers: deque[bytes] = deque() if echo_header else deque(maxlen=64)
         self._buf = bytearray()
         self._offset = 0          # stream offset of _buf[0]
         self._error: FramingError | None = None
@@ -149,7 +154,9 @@ class Framer:
         if not self.header_size:
             return b""
         if self.echo_header and self.headers:
-            return self.headers.popleft()
+            h = self.headers.popleft()
+            # a TPDU answered: its destination and originator addresses change places
+            return h[:1] + h[3:5] + h[1:3] if self.swap_header else h
         return self.default_header
 
     def _message(self, body: bytes, frames: list[bytes]) -> None:
@@ -507,6 +514,10 @@ FRAMING_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("header", "string",
                "Hex of the header sent with each request on a calling channel (default zero bytes).",
                default=None),
+    OptionSpec("header_reply", "ident",
+               "On a listening channel, the header of a reply: echo (the request's, as received) or swap "
+               "(a 5-byte ISO 8583 TPDU with its destination and originator addresses swapped, as "
+               "terminals and NACs expect).", default=None, choices=("echo", "swap")),
     OptionSpec("delimiter", "string",
                "End of frame for framing = delimiter: a name (ETX, STX, EOT, LF, CR, CRLF, NUL, FS, GS, "
                "RS), `hex:0d0a`, or text (\\n, \\r, \\t, \\0 escapes); LF when not given.", default=None),
@@ -532,6 +543,17 @@ def _bytes_option(channel: str, key: str, value: Any) -> bytes:
             raise FramingConfigError(f"channel {channel}: option {key}: {value!r} holds no bytes")
         return out
     return value.encode("latin-1")
+
+
+def check_framing(decl: Any, base_dir: Any = None, *, echo_header: bool = True) -> list[Any]:
+    """``bsp check`` hook of the framed channel kinds: the framing options of ``decl`` (an IR
+    ChannelDecl) as the engine will build them; a ``SpecError`` per problem."""
+    from formats.errors import SpecError
+    try:
+        framer_factory(decl.name, dict(decl.options), echo_header=echo_header)
+    except FramingConfigError as exc:
+        return [SpecError(str(exc))]
+    return []
 
 
 def framer_factory(channel: str, options: dict[str, Any], *, echo_header: bool) -> Callable[[], Framer]:
@@ -567,8 +589,18 @@ def framer_factory(channel: str, options: dict[str, Any], *, echo_header: bool) 
                 raise FramingConfigError(
                     f"channel {channel}: option header: {len(header)} byte(s), but header_size = {header_size}")
             kw["header"] = header
+        reply = options.get("header_reply") or "echo"
+        if reply not in ("echo", "swap"):
+            raise FramingConfigError(f"channel {channel}: option header_reply: expected echo or swap, got {reply!r}")
+        if reply == "swap":
+            if header_size != 5:
+                raise FramingConfigError(f"channel {channel}: option header_reply = swap swaps the addresses of "
+                                         f"a 5-byte TPDU; header_size is {header_size}")
+            kw["swap_header"] = echo_header
     elif options.get("header") is not None:
         raise FramingConfigError(f"channel {channel}: option header needs header_size (the header's byte count)")
+    elif options.get("header_reply") is not None:
+        raise FramingConfigError(f"channel {channel}: option header_reply needs header_size (the header's byte count)")
     prefix = name in FRAMINGS
     if options.get("length_includes_prefix"):
         if not prefix:

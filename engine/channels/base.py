@@ -16,6 +16,7 @@ Errors follow trio's split: ``Unreachable`` (cannot connect), ``ConnectionLost``
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -102,7 +103,7 @@ async def serve_stream(
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
-    async def run_batch(slot: _Slot, frames: list[bytes], err: FramingError | None) -> None:
+    async def run_batch(slot: _Slot, frames: list[bytes], err: FramingError | None, conn: ConnInfo) -> None:
         replies: list[bytes | None] = []
         try:
             if frames:
@@ -179,7 +180,11 @@ async def serve_stream(
                             err = framer.error
                         if frames or err is not None:
                             conn.frames_in += len(frames)
-                            nursery.start_soon(run_batch, slot, frames, err)
+                            batch_conn = conn
+                            if framer.header_size and frames:   # each frame's header, for the route
+                                heads = list(framer.headers)[-len(frames):]
+                                batch_conn = dataclasses.replace(conn, extra={**conn.extra, "headers": heads})
+                            nursery.start_soon(run_batch, slot, frames, err, batch_conn)
                         else:
                             slot.event.set()
                         if not data or err is not None:

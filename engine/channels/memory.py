@@ -22,7 +22,7 @@ from engine.channels.base import (
 )
 from engine.channels.options import FRAMING, MAX_FRAME, framing_options, seconds
 from formats.component import ComponentSpec, OptionSpec
-from formats.framing import make_framer
+from formats.framing import check_framing, make_framer
 
 Responder = Callable[[bytes], Awaitable[bytes]]
 _NUMBERS = itertools.count(1)
@@ -109,6 +109,7 @@ def build(decl: Any) -> MemoryChannel:
 COMPONENT = ComponentSpec(
     category="channel",
     name="memory",
+    check=check_framing,
     doc=(
         "An in-process channel for tests and simulators. As a receiving channel, "
         "`connect()` gives a client stream served exactly like a TCP connection "

@@ -27,7 +27,7 @@ from engine.channels.options import (
 )
 from engine.channels.tcp_listen import set_nodelay
 from formats.component import ComponentSpec, OptionSpec
-from formats.framing import FRAMING_OPTIONS, FramingError, framer_factory
+from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
 
@@ -231,6 +231,11 @@ class TcpConnector:
         self._space.unpark_all()
 
 
+def check_calling_framing(decl: Any, base_dir: Any = None) -> list[Any]:
+    """``bsp check``: the framing options as a calling channel builds them."""
+    return check_framing(decl, base_dir, echo_header=False)
+
+
 def build(decl: Any) -> Any:
     options = dict(decl.options)
     if wants_mux(options):          # pool / match / TLS / retries / breaker / echo: engine/channels/mux.py
@@ -241,6 +246,7 @@ def build(decl: Any) -> Any:
 COMPONENT = ComponentSpec(
     category="channel",
     name="tcp.connect",
+    check=check_calling_framing,
     doc=(
         "One persistent TCP connection to a counterpart, used by `call` steps. Requests are "
         "pipelined on the one socket (requests made together leave in one write) and replies "

@@ -13,7 +13,7 @@ from engine.channels.idle import IdleStream
 from engine.channels.options import ADDRESS, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
-from formats.framing import FRAMING_OPTIONS, framer_factory
+from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
 
@@ -102,6 +102,7 @@ def build(decl: Any) -> TcpListener:
 COMPONENT = ComponentSpec(
     category="channel",
     name="tcp.listen",
+    check=check_framing,
     doc=(
         "Accept TCP connections and answer each request on the connection it came on, in order. "
         "Every connection is read in chunks; the frames of one chunk are handled as a batch and "

@@ -69,6 +69,10 @@ class Dispatcher:
             await txn.ready(self)           # deals left in flight by a crash are resolved first
         now = datetime.now(_UTC)
         exs = [Exchange(self.channel, conn, raw, now, i) for i, raw in enumerate(frames)]
+        heads = conn.extra.get("headers") if conn.extra else None
+        if heads is not None and len(heads) == len(exs):     # a framing header (TPDU) per frame
+            for ex, h in zip(exs, heads):
+                ex.header = header_view(h)
         groups: dict[int, list[Exchange]] = {}
         for ex in exs:
             r = self._route(ex)
@@ -102,6 +106,8 @@ class Dispatcher:
         scope["raw"] = ex.raw
         scope["msg"] = None
         scope["error"] = None
+        if ex.header is not None:
+            scope["header"] = ex.header
         ex.scope = scope
         decoded: dict[str | None, Any] = {}
         first_error: str | None = None
@@ -267,6 +273,15 @@ class Dispatcher:
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
         )
+
+
+def header_view(h: bytes) -> dict[str, str]:
+    """A framing header as the route sees it: ``header.hex``, and for a 5-byte ISO 8583 TPDU
+    ``header.id``, ``header.dest`` and ``header.src`` (hex, e.g. "60", "0003", "0000")."""
+    view = {"hex": h.hex().upper()}
+    if len(h) == 5:
+        view["id"], view["dest"], view["src"] = h[:1].hex().upper(), h[1:3].hex().upper(), h[3:5].hex().upper()
+    return view
 
 
 def _report_outcomes(exs: list[Exchange], errors: list[Any] | None) -> None:

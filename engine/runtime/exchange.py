@@ -79,7 +79,7 @@ class Exchange:
     __slots__ = (
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
-        "failure", "reply", "reply_values", "index", "raw_msg", "reply_json",
+        "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -101,6 +101,7 @@ class Exchange:
         self.reply_values: Any = None
         self.raw_msg: Any = None                  # the request as decoded from ``raw`` by the route
         self.reply_json: str | None = None        # ``reply`` as text when its format is plain JSON
+        self.header: dict[str, str] | None = None  # the frame's framing header (TPDU), as routes see it
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

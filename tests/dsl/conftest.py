@@ -10,6 +10,7 @@ import pytest
 from engine.registry import Registry
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
+from formats.framing import check_framing
 
 REPO = Path(__file__).resolve().parents[2]
 BILL_PAYMENT = REPO / "routes" / "bill_payment" / "bill_payment.route"
@@ -20,6 +21,8 @@ _CHANNEL_OPTIONS = (
                choices=("length2", "length4")),
     OptionSpec("max_frame", "int", "largest frame accepted, in bytes", default=65536),
     OptionSpec("timeout", "duration", "how long to wait for a reply"),
+    OptionSpec("header_size", "int", "a fixed header before each message", default=0),
+    OptionSpec("header", "string", "hex of the header a calling channel sends"),
 )
 
 
@@ -37,7 +40,8 @@ def _fields_of(decl, base_dir):
 
 def build_test_registry() -> Registry:
     reg = Registry()
-    reg.register(ComponentSpec("channel", "tcp.listen", "accept TCP connections", _CHANNEL_OPTIONS))
+    reg.register(ComponentSpec("channel", "tcp.listen", "accept TCP connections", _CHANNEL_OPTIONS,
+                               check=check_framing))
     reg.register(ComponentSpec("channel", "tcp.connect", "connect to a TCP server", _CHANNEL_OPTIONS))
     reg.register(ComponentSpec("channel", "memory", "in-process channel for tests", (
         OptionSpec("capacity", "int", "buffered messages", default=0),

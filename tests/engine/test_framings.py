@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from dsl.load import compile_paths
 from engine.channels.tcp_connect import TcpConnector
 from engine.channels.tcp_listen import TcpListener
-from engine.runtime.binder import BindError
+from engine.registry import default_registry
 from formats.framing import DelimiterFramer, make_framer
 from kit import compile_text, deals, running
 
@@ -225,8 +226,12 @@ async def test_route_over_delimiter_framing_records_bad_frames(tmp_path: Path) -
     assert "over the limit of 64" in rows[1]["reason"] and "connection closed" in rows[1]["reason"]
 
 
-async def test_route_file_framing_options_are_checked_at_bind(tmp_path: Path) -> None:
-    prog = compile_text(tmp_path, ROUTE % ("fixed", ""))
-    with pytest.raises(BindError, match=r"test.route:5:1: channel front: framing = fixed needs frame_size"):
-        async with running(prog, tmp_path / "l.duckdb"):
-            pass
+def test_route_file_framing_options_are_checked_by_bsp_check(tmp_path: Path) -> None:
+    path = tmp_path / "test.route"
+    path.write_text(ROUTE % ("fixed", ""))
+    res = compile_paths([path], default_registry())
+    (err,) = [d for d in res.diagnostics if d.severity == "error"]
+    assert err.code == "E055" and "framing = fixed needs frame_size" in err.message
+    line = (ROUTE % ("fixed", "")).splitlines().index(next(
+        ln for ln in (ROUTE % ("fixed", "")).splitlines() if ln.strip().startswith("framing"))) + 1
+    assert (err.pos.line, err.pos.col) == (line, 5)          # at the `framing` option

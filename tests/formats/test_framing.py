@@ -378,3 +378,20 @@ def test_property_every_kind_any_split(name: str, payloads: list[bytes], cuts: l
         out.extend(rx.feed(wire[a:b]))
     assert out == payloads
     assert rx.eof() == []
+
+
+def test_tpdu_reply_with_addresses_swapped() -> None:
+    server = make_framer("length2", header_size=5, echo_header=True, swap_header=True)
+    assert server.feed(b"\x00\x08" + bytes.fromhex("6000030011") + b"REQ") == [b"REQ"]
+    assert server.frame(b"RSP") == b"\x00\x08" + bytes.fromhex("6000110003") + b"RSP"
+    with pytest.raises(ValueError, match="5-byte TPDU"):
+        make_framer("length2", header_size=4, echo_header=True, swap_header=True)
+
+
+def test_a_calling_side_keeps_only_the_latest_reply_headers() -> None:
+    # nobody takes the headers of replies on a calling channel: they must not pile up
+    rx = make_framer("length2", header_size=5)
+    wire = b"".join(make_framer("length2", header_size=5, header=bytes([0x60, 0, i % 256, 0, 0])).frame(b"x")
+                    for i in range(1000))
+    assert len(rx.feed(wire)) == 1000
+    assert len(rx.headers) == 64 and rx.headers[-1] == bytes([0x60, 0, 999 % 256, 0, 0])
