@@ -148,3 +148,4 @@ def test_bad_timer_option_is_a_check_error(tmp_path: Path) -> None:
     path.write_text(ROUTE.replace("immediate = true", "immediate = sometimes"))
     res = compile_paths([path], default_registry())
     assert any(d.severity == "error" and d.pos.line == 7 for d in res.diagnostics), res.diagnostics
+
