@@ -10,6 +10,9 @@ go through the route as one batch; every record is a deal.  Then the file
 moves to ``done/``, or to ``error/`` with ``NAME.reason.txt`` beside it naming
 each bad record (number, byte offset, error kind and detail) when any record
 was rejected or failed, or when the file cannot be split into records.
+``skip_header`` / ``skip_trailer``: that many records at the start / end of each
+file (a CSV header line, a batch header and trailer record) are not deals; the
+records are still numbered from the file's first.
 """
 from __future__ import annotations
 
@@ -99,6 +102,11 @@ class FileWatcher:
         if self.record == "fixed" and (not isinstance(self.record_size, int) or self.record_size <= 0):
             raise ChannelConfigError(f"channel {name}: record = fixed needs record_size, the bytes of each record "
                                      f"(e.g. record_size = 120)")
+        self.skip_header = _count(name, "skip_header", options.get("skip_header"))
+        self.skip_trailer = _count(name, "skip_trailer", options.get("skip_trailer"))
+        if (self.skip_header or self.skip_trailer) and self.record == "whole":
+            raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
+                                     f"record = whole makes the file one record")
         self.done_dir = Path(options.get("done_dir") or self.dir / "done")
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
         self.debounce = seconds(options.get("debounce"), 0.05)
@@ -169,13 +177,22 @@ class FileWatcher:
             records = []
             problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
                             f"{self.record} records: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
+        first = 1
+        if records and (self.skip_header or self.skip_trailer):
+            if len(records) < self.skip_header + self.skip_trailer:
+                problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
+                                f"its {self.skip_header} header and {self.skip_trailer} trailer record(s)")
+                records = []
+            else:
+                first = self.skip_header + 1
+                records = records[self.skip_header:len(records) - self.skip_trailer]
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
             outcomes: list[Outcome] = await dispatch_batch(
                 handler, conn, [r for _, r in records],
                 {"file": {"name": path.name, "records": len(records)}})
-            for i, ((offset, _), out) in enumerate(zip(records, outcomes), 1):
+            for i, ((offset, _), out) in enumerate(zip(records, outcomes), first):
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
                                     f"{out.detail or out.text}")
@@ -197,6 +214,14 @@ class FileWatcher:
         if marker.exists():
             marker.unlink()
         return ok
+
+
+def _count(channel: str, option: str, value: Any) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ChannelConfigError(f"channel {channel}: option {option}: expected 0 or more records, got {value!r}")
+    return value
 
 
 def build(decl: Any) -> FileWatcher:
@@ -223,6 +248,10 @@ COMPONENT = ComponentSpec(
                    "(4-byte record descriptor word), whole (one record per file).", default="lines",
                    choices=RECORD_KINDS),
         OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
+        OptionSpec("skip_header", "int", "Records at the start of each file that are not deals (a CSV "
+                   "header line, a batch header record).", default=None),
+        OptionSpec("skip_trailer", "int", "Records at the end of each file that are not deals (a batch "
+                   "trailer record).", default=None),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),

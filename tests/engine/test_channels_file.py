@@ -238,3 +238,52 @@ async def test_file_write_append_in_a_route_every_deal_one_line(tmp_path: Path) 
     lines = out.read_text().splitlines()
     assert sorted(lines) == [f"R{i},{i}.50" for i in range(1, 6)]
     assert [d["status"] for d in deals(ledger)] == ["committed"] * 5
+
+
+ROUTE_CSV = '''
+format Line = csv header false {
+    ref     string
+    amount  decimal(2)
+}
+
+channel inbox = file watch {
+    dir          = "in"
+    pattern      = "*.csv"
+    skip_header  = 1
+    skip_trailer = 1
+}
+
+route pay {
+    receive from inbox as Line
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
+    validate {
+        msg.amount > 0 else reject "13" "invalid amount"
+    }
+}
+'''
+
+
+async def test_header_and_trailer_records_are_not_deals(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    prog = compile_text(tmp_path, ROUTE_CSV)
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.csv").write_text("ref,amount\nR1,1.50\nR2,0.00\nR3,3.25\nTOTAL,4.75\n")
+    (inbox / "b.csv").write_text("ref,amount\n")                       # not even its trailer
+    async with running(prog, ledger):
+        await wait_for(lambda: (inbox / "error" / "a.csv").exists() and (inbox / "error" / "b.csv").exists(),
+                       "both files handled")
+    rows = deals(ledger)
+    assert sorted((r["reference"], r["status"]) for r in rows) == [
+        ("R1", "committed"), ("R2", "rejected"), ("R3", "committed")]       # no "ref" nor "TOTAL" deal
+    reason_a = (inbox / "error" / "a.csv.reason.txt").read_text()
+    assert "record 3, byte offset 19: rejected (rejected, code 13): invalid amount" in reason_a
+    reason_b = (inbox / "error" / "b.csv.reason.txt").read_text()
+    assert "1 record(s), fewer than its 1 header and 1 trailer record(s)" in reason_b
+
+
+def test_skip_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="skip_header: expected 0 or more records"):
+        FileWatcher("w", {"dir": str(tmp_path), "skip_header": -1})
+    with pytest.raises(ValueError, match="record = whole makes the file one record"):
+        FileWatcher("w", {"dir": str(tmp_path), "record": "whole", "skip_trailer": 1})
