@@ -16,7 +16,6 @@ shared machine.  Not a test.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from formats.framing import LengthPrefixFramer  # noqa: E402
 from formats.iso8583 import codec_for  # noqa: E402
-from benchkit import cpu_seconds, latency_summary, peak_rss_mb  # noqa: E402
+from benchkit import cpu_seconds, latency_summary, peak_rss_mb, profile_until_sigterm  # noqa: E402
 
 ROUTE = REPO / "bench" / "bench_mux.route"
 
@@ -186,17 +185,7 @@ def main() -> None:
     ap.add_argument("--pki", type=Path)
     a = ap.parse_args()
     if a.serve:
-        if os.environ.get("BSP_BENCH_PROFILE"):
-            import cProfile
-            import signal
-            prof = cProfile.Profile()
-
-            def dump(*_: object) -> None:
-                prof.disable()
-                prof.dump_stats(os.environ["BSP_BENCH_PROFILE"])
-                os._exit(0)
-            signal.signal(signal.SIGTERM, dump)
-            prof.enable()
+        profile_until_sigterm()          # BSP_BENCH_PROFILE=FILE: cProfile the server
         trio.run(bsp_server, a.host_port, a.port_file, a.ledger, a.sync, a.pki)
         return
     print(f"messages: {a.count}, {a.inflight} in flight, one mainframe connection, one MUX connection, "

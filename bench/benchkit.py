@@ -32,3 +32,21 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+def profile_until_sigterm() -> None:
+    """With BSP_BENCH_PROFILE=FILE set: cProfile this process (a server under test) and write the
+    stats to FILE when it gets SIGTERM (the bench stops its servers that way)."""
+    out = os.environ.get("BSP_BENCH_PROFILE")
+    if not out:
+        return
+    import cProfile
+    import signal
+    prof = cProfile.Profile()
+
+    def dump(*_: object) -> None:
+        prof.disable()
+        prof.dump_stats(out)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, dump)
+    prof.enable()

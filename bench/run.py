@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from formats.framing import LengthPrefixFramer  # noqa: E402
-from benchkit import cpu_seconds, latency_summary, peak_rss_mb  # noqa: E402  (bench/ is on sys.path as the script folder)
+from benchkit import cpu_seconds, latency_summary, peak_rss_mb, profile_until_sigterm  # noqa: E402  (bench/ is on sys.path as the script folder)
 
 
 # ------------------------------------------------------------------ backend
@@ -268,17 +268,7 @@ def main() -> None:
         trio.run(bare_server, a.backend, a.port_file)
         return
     if a.serve == "bsp":
-        if os.environ.get("BSP_BENCH_PROFILE"):       # cProfile the engine; stats written on SIGTERM
-            import cProfile
-            import signal
-            prof = cProfile.Profile()
-
-            def dump(*_: object) -> None:
-                prof.disable()
-                prof.dump_stats(os.environ["BSP_BENCH_PROFILE"])
-                os._exit(0)
-            signal.signal(signal.SIGTERM, dump)
-            prof.enable()
+        profile_until_sigterm()          # BSP_BENCH_PROFILE=FILE: cProfile the server
         trio.run(bsp_server, a.backend, a.port_file, a.ledger, a.sync)
         return
     print(f"machine: {machine()}")

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from dsl.lower import program_version
+
 MAX_DIR_FILES = 500          # a spec folder (e.g. an XSD set) is fingerprinted file by file, up to this many
 
 
@@ -76,17 +78,6 @@ def _text_or_digest(path: str, digest: str) -> str:
     return f"sha256:{digest}"
 
 
-def version_of(sources: dict[str, str]) -> str:
-    """The same hash as ``dsl.lower.program_version``: sha256 over sorted (path, text), first 16 hex."""
-    h = hashlib.sha256()
-    for path, text in sorted(sources.items()):
-        h.update(path.encode("utf-8"))
-        h.update(b"\0")
-        h.update(text.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
 def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> Any:
     """``program`` whose ``sources`` also hold the referenced files and whose ``version`` covers them.
 
@@ -99,7 +90,7 @@ def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> 
     sources = dict(program.sources)
     for path, digest in files.items():
         sources[path] = _text_or_digest(path, digest)
-    return dataclasses.replace(program, sources=sources, version=version_of(sources))
+    return dataclasses.replace(program, sources=sources, version=program_version(sources))
 
 
 def watched_paths(program: Any) -> set[Path]:
