@@ -90,3 +90,12 @@ def test_swap_needs_a_five_byte_header(tmp_path: Path) -> None:
     res = compile_paths([path], default_registry())
     assert any("header_reply = swap" in d.message and "5-byte TPDU" in d.message for d in res.diagnostics), \
         res.diagnostics
+
+
+def test_header_reply_needs_a_header_size(tmp_path: Path) -> None:
+    path = tmp_path / "r.route"
+    path.write_text((ROUTE % "swap").replace("    header_size  = 5\n", ""))
+    res = compile_paths([path], default_registry())
+    errs = [d for d in res.diagnostics if d.code == "E055"]
+    assert len(errs) == 1 and "option header_reply needs header_size" in errs[0].message
+    assert (errs[0].pos.line, errs[0].pos.col) == (7, 5)          # at `header_reply`
