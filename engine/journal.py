@@ -205,6 +205,7 @@ class JournalStats:
     failed_rows: int = 0         # journaled deals DuckDB refused (kept in unloaded.jsonl)
     recovered_rows: int = 0      # loaded from a previous run's journal at start-up
     max_lag_rows: int = 0
+    spares: int = 0              # segments the spare maker was asked to make ahead (once per segment)
 
     @property
     def avg_flush_ms(self) -> float:
@@ -282,6 +283,7 @@ class JournaledLedger:
         self._offset = 0
         self._io = trio.CapacityLimiter(1)
         self._want_spare = trio.Event()
+        self._spare_asked = -1        # the segment whose successor the spare maker was last asked for
         self._spare_scope = trio.CancelScope()
         self._making = threading.Lock()
 
@@ -432,6 +434,7 @@ class JournaledLedger:
             while True:
                 await self._want_spare.wait()
                 self._want_spare = trio.Event()
+                self.stats.spares += 1
                 await trio.to_thread.run_sync(self._make_segment, self._segment + 1)
 
     async def _flush_round(self) -> None:
@@ -475,7 +478,8 @@ class JournaledLedger:
         self._wake_load.set()
         for g in groups:
             g.done.set()
-        if self._offset * 2 >= self._segment_bytes:
+        if self._offset * 2 >= self._segment_bytes and self._spare_asked != self._segment:
+            self._spare_asked = self._segment       # once per segment: not a thread round trip per flush
             self._want_spare.set()
 
     # ------------------------------------------------------------ load into DuckDB
