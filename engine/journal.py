@@ -61,6 +61,7 @@ import trio
 
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
+from engine.durable import fsync_dir, write_at
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines
 
@@ -183,14 +184,6 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[bytes, int]], i
         pos = body + length
         out.append((payload, pos))
     return out, pos, None
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ------------------------------------------------------------------ the journaled ledger
@@ -375,12 +368,7 @@ class JournaledLedger:
         if self._offset + len(data) > self._segment_bytes and self._offset > len(MAGIC):
             self._rotate()
         assert self._fd is not None
-        view = memoryview(data)
-        at = self._offset
-        while view:
-            n = os.pwrite(self._fd, view, at)
-            view, at = view[n:], at + n
-        os.fdatasync(self._fd)
+        write_at(self._fd, data, self._offset)
         return (time.perf_counter() - t) * 1000.0
 
     async def _write_soon(self, data: bytes) -> float:
@@ -426,7 +414,7 @@ class JournaledLedger:
         finally:
             os.close(fd)
         os.rename(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     async def _spare_maker(self) -> None:
         """Keep the next segment made in advance, off the flusher's path."""

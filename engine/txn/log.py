@@ -50,6 +50,8 @@ from typing import Any
 
 import orjson
 
+from engine.durable import fsync_dir, write_at
+
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
 SEGMENT_BYTES = 8 << 20
@@ -228,7 +230,7 @@ class TxnLog:
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 _make_zeroed(tmp, head, size)
             os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY)
@@ -249,9 +251,7 @@ class TxnLog:
                     self._apply(e)
                 self._compact()
             else:
-                os.pwrite(self._fd, data, self._offset)
-                if self.sync:
-                    os.fdatasync(self._fd)
+                write_at(self._fd, data, self._offset, sync=self.sync)
                 self._offset += len(data)
                 for e in entries:
                     self._apply(e)
@@ -273,7 +273,7 @@ class TxnLog:
                     tmp = self._spare.with_name(self._spare.name + ".tmp")
                     _make_zeroed(tmp, MAGIC, self.segment_bytes)
                     os.replace(tmp, self._spare)
-                    _fsync_dir(self.path.parent)
+                    fsync_dir(self.path.parent)
         except OSError:
             pass            # no spare: the next compaction makes its file itself (and reports an error)
 
@@ -309,18 +309,5 @@ def _make_zeroed(path: Path, head: bytes, size: int) -> None:
         while left > 0:
             left -= os.write(fd, _ZEROS[:min(left, len(_ZEROS))])
         os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
     finally:
         os.close(fd)
