@@ -4,8 +4,10 @@ Complete files only: a file is taken when it appears under its final name
 (writers write ``.NAME`` or ``NAME.tmp``/``.part`` and rename into place), or,
 with ``complete = "marker"``, when ``NAME.done`` appears beside it.  Files
 already there at start are taken too (initial scan).  Each file's records
-(``record``: lines, fixed = ``record_size`` bytes each, rdw = IBM variable
-records with a 4-byte record descriptor word, whole = the file is one record)
+(``record``: lines; csv = rows whose quoted fields may hold line breaks;
+fixed = ``record_size`` bytes each; rdw / rdw_le = IBM variable records with a
+4-byte record descriptor word; rje = SWIFT messages separated by ``$``; whole =
+the file is one record: ``formats.batchfile``)
 go through the route as one batch; every record is a deal.  Then the file
 moves to ``done/``, or to ``error/`` with ``NAME.reason.txt`` beside it naming
 each bad record (number, byte offset, error kind and detail) when any record
@@ -30,53 +32,13 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, seconds
 from formats.component import ComponentSpec, OptionSpec
+from formats.batchfile import RECORD_KINDS, split_records
 from formats.errors import FormatError
 
 log = logging.getLogger("bsp.channel.file")
 
 _NUMBERS = itertools.count(1)
-RECORD_KINDS = ("lines", "fixed", "rdw", "whole")
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
-
-
-def split_records(data: bytes, kind: str, record_size: int | None = None) -> list[tuple[int, bytes]]:
-    """``data`` -> [(byte offset, record)]; ``FormatError`` (with offset and record) when it cannot be split."""
-    out: list[tuple[int, bytes]] = []
-    if kind == "whole":
-        return [(0, data)] if data else []
-    if kind == "lines":
-        pos = 0
-        for line in data.splitlines(keepends=True):
-            body = line.rstrip(b"\r\n")
-            if body.strip():
-                out.append((pos, body))
-            pos += len(line)
-        return out
-    if kind == "fixed":
-        assert record_size
-        if len(data) % record_size:
-            n = len(data) // record_size
-            raise FormatError(f"file of {len(data)} bytes is not a whole number of {record_size}-byte records "
-                              f"({len(data) % record_size} byte(s) left over)",
-                              offset=n * record_size, record=n + 1,
-                              hint="check record_size against the record layout, or the file is truncated")
-        return [(i, data[i:i + record_size]) for i in range(0, len(data), record_size)]
-    if kind == "rdw":
-        pos, n = 0, 0
-        while pos < len(data):
-            n += 1
-            if len(data) - pos < 4:
-                raise FormatError(f"{len(data) - pos} byte(s) left where a 4-byte RDW is expected",
-                                  offset=pos, record=n, hint="the file is truncated")
-            length = int.from_bytes(data[pos:pos + 2], "big")
-            if length < 4 or pos + length > len(data):
-                raise FormatError(f"RDW declares {length} bytes (must be 4..{len(data) - pos} here)",
-                                  offset=pos, record=n,
-                                  hint="the file is not RDW-prefixed (download in binary with RDW) or is truncated")
-            out.append((pos, data[pos + 4:pos + length]))
-            pos += length
-        return out
-    raise ValueError(f"unknown record kind {kind!r}")
 
 
 class FileWatcher:
@@ -102,6 +64,14 @@ class FileWatcher:
         if self.record == "fixed" and (not isinstance(self.record_size, int) or self.record_size <= 0):
             raise ChannelConfigError(f"channel {name}: record = fixed needs record_size, the bytes of each record "
                                      f"(e.g. record_size = 120)")
+        quote = options.get("quote")
+        self.quote = '"' if quote is None else quote
+        if not isinstance(self.quote, str) or len(self.quote) > 1 or not self.quote.isascii():
+            raise ChannelConfigError(f"channel {name}: option quote: expected one ASCII character "
+                                     f"(or \"\" for none), got {quote!r}")
+        if self.quote != '"' and self.record != "csv":
+            raise ChannelConfigError(f"channel {name}: option quote is for record = \"csv\" "
+                                     f"(record is {self.record!r})")
         self.skip_header = _count(name, "skip_header", options.get("skip_header"))
         self.skip_trailer = _count(name, "skip_trailer", options.get("skip_trailer"))
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
@@ -172,7 +142,7 @@ class FileWatcher:
         data = await trio.Path(path).read_bytes()
         problems: list[str] = []
         try:
-            records = split_records(data, self.record, self.record_size)
+            records = split_records(data, self.record, self.record_size, self.quote)
         except FormatError as exc:
             records = []
             problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
@@ -244,10 +214,13 @@ COMPONENT = ComponentSpec(
         OptionSpec("pattern", "string", "Glob of the file names taken (e.g. \"*.csv\").", default="*"),
         OptionSpec("complete", "string", "How a file is known complete: rename or marker.", default="rename",
                    choices=("rename", "marker")),
-        OptionSpec("record", "string", "How records are split: lines, fixed (record_size bytes), rdw "
-                   "(4-byte record descriptor word), whole (one record per file).", default="lines",
-                   choices=RECORD_KINDS),
+        OptionSpec("record", "string", "How records are split: lines; csv (rows whose quoted fields "
+                   "may hold line breaks); fixed (record_size bytes); rdw / rdw_le (4-byte record descriptor "
+                   "word, big / little endian); rje (SWIFT messages separated by `$`); whole (one record per "
+                   "file).", default="lines", choices=RECORD_KINDS),
         OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
+        OptionSpec("quote", "string", "The quote character of record = csv (\"\" for none: then rows are "
+                   "lines).", default='"'),
         OptionSpec("skip_header", "int", "Records at the start of each file that are not deals (a CSV "
                    "header line, a batch header record).", default=None),
         OptionSpec("skip_trailer", "int", "Records at the end of each file that are not deals (a batch "

@@ -8,7 +8,7 @@ import orjson
 import pytest
 import trio
 
-from engine.channels.file_watch import FileWatcher, split_records
+from engine.channels.file_watch import FileWatcher
 from engine.channels.file_write import FileWriter
 from formats.errors import FormatError
 from kit import compile_text, deals, running
@@ -97,20 +97,6 @@ async def test_marker_mode_waits_for_done_file(tmp_path: Path) -> None:
         (inbox / "m.jsonl.done").write_text("")
         await wait_for(lambda: (inbox / "done" / "m.jsonl").exists(), "marker")
     assert not (inbox / "m.jsonl.done").exists()
-
-
-def test_split_records_kinds_and_errors() -> None:
-    assert split_records(b"a\r\n\nb\n", "lines") == [(0, b"a"), (4, b"b")]
-    assert split_records(b"aaabbb", "fixed", 3) == [(0, b"aaa"), (3, b"bbb")]
-    rdw = b"\x00\x07\x00\x00abc" + b"\x00\x05\x00\x00z"
-    assert split_records(rdw, "rdw") == [(0, b"abc"), (7, b"z")]
-    assert split_records(b"all", "whole") == [(0, b"all")]
-    with pytest.raises(FormatError) as ei:
-        split_records(b"aaabb", "fixed", 3)
-    assert ei.value.record == 2 and ei.value.offset == 3
-    with pytest.raises(FormatError) as ei:
-        split_records(rdw + b"\x00\x09\x00\x00x", "rdw")
-    assert ei.value.record == 3 and ei.value.offset == 12 and "RDW declares 9" in str(ei.value)
 
 
 async def test_unsplittable_file_goes_to_error_others_still_processed(tmp_path: Path) -> None:
@@ -287,3 +273,50 @@ def test_skip_options_are_checked(tmp_path: Path) -> None:
         FileWatcher("w", {"dir": str(tmp_path), "skip_header": -1})
     with pytest.raises(ValueError, match="record = whole makes the file one record"):
         FileWatcher("w", {"dir": str(tmp_path), "record": "whole", "skip_trailer": 1})
+
+
+ROUTE_CSV_MEMO = '''
+format Line = csv header false {
+    ref     string
+    memo    string
+    amount  decimal(2)
+}
+
+channel inbox = file watch {
+    dir         = "in"
+    pattern     = "*.csv"
+    record      = "csv"
+    skip_header = 1
+}
+
+route pay {
+    receive from inbox as Line
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY"  party = msg.memo }
+}
+'''
+
+
+async def test_csv_rows_with_line_breaks_in_quotes_are_one_deal_each(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    prog = compile_text(tmp_path, ROUTE_CSV_MEMO)
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.csv").write_bytes(b'ref,memo,amount\r\nR1,"first line\r\nsecond line",1.50\r\nR2,plain,2.00\r\n')
+    (inbox / "b.csv").write_bytes(b'ref,memo,amount\nR3,ok,3.00\nR4,"never closed,4.00\n')
+    async with running(prog, ledger):
+        await wait_for(lambda: (inbox / "done" / "a.csv").exists() and (inbox / "error" / "b.csv").exists(),
+                       "both files handled")
+    rows = sorted(deals(ledger), key=lambda r: r["reference"])
+    assert [(r["reference"], r["party"], r["status"]) for r in rows] == [
+        ("R1", "first line\r\nsecond line", "committed"), ("R2", "plain", "committed")]
+    reason = (inbox / "error" / "b.csv.reason.txt").read_text()
+    assert "record 3, byte offset 27: cannot split the file into csv records" in reason
+    assert "not closed before the end of the file" in reason
+
+
+def test_quote_option_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="option quote: expected one ASCII character"):
+        FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "quote": "<<"})
+    with pytest.raises(ValueError, match='option quote is for record = "csv"'):
+        FileWatcher("w", {"dir": str(tmp_path), "quote": "'"})
+    assert FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "quote": ""}).quote == ""

@@ -1,0 +1,93 @@
+"""formats.batchfile: a batch file split into records with their byte offsets (file.watch's splitter)."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from formats.batchfile import RECORD_KINDS, split_records
+from formats.copybook.records import frame_rdw
+from formats.errors import FormatError
+from formats.swift import split_rje
+
+CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "swift"
+
+
+def test_lines_fixed_whole() -> None:
+    assert split_records(b"a\r\n\nb\n", "lines") == [(0, b"a"), (4, b"b")]
+    assert split_records(b"aaabbb", "fixed", 3) == [(0, b"aaa"), (3, b"bbb")]
+    assert split_records(b"all", "whole") == [(0, b"all")]
+    assert split_records(b"", "whole") == []
+    with pytest.raises(FormatError) as ei:
+        split_records(b"aaabb", "fixed", 3)
+    assert ei.value.record == 2 and ei.value.offset == 3 and "2 byte(s) left over" in str(ei.value)
+    with pytest.raises(ValueError, match="unknown record kind 'tape'; expected one of lines, csv"):
+        split_records(b"x", "tape")
+
+
+def test_csv_rows_may_hold_line_breaks_in_quotes() -> None:
+    data = (b'ref,memo,amount\r\n'
+            b'R1,"two\r\nlines",1.50\r\n'
+            b'R2,"say ""hi""\nthere",2\n'
+            b'\n'
+            b'R3,plain,3')
+    rows = split_records(data, "csv")
+    assert [off for off, _ in rows] == [0, 17, 39, 64]
+    assert [r for _, r in rows] == [b"ref,memo,amount", b'R1,"two\r\nlines",1.50', b'R2,"say ""hi""\nthere",2',
+                                    b"R3,plain,3"]
+    assert [next(csv.reader(io.StringIO(r.decode(), newline=""))) for _, r in rows][2] == ["R2", 'say "hi"\nthere', "2"]
+    assert split_records(data, "lines")[3] == (39, b'R2,"say ""hi""')            # what lines would have cut
+    assert split_records(b"a;'x\ny';1\n", "csv", quote="'") == [(0, b"a;'x\ny';1")]
+    assert split_records(b'a,"b\nc\n', "csv", quote="") == [(0, b'a,"b'), (5, b"c")]      # no quoting: lines
+
+
+def test_csv_unclosed_quote_names_its_row() -> None:
+    with pytest.raises(FormatError) as ei:
+        split_records(b'R1,ok,1\nR2,"never closed,2\nR3,x,3\n', "csv")
+    assert ei.value.record == 2 and ei.value.offset == 8
+    assert "not closed before the end of the file" in str(ei.value) and "quote option" in str(ei.value)
+
+
+_CELL = st.text(alphabet=st.sampled_from('ab,"\r\n '), max_size=6)
+_ROW = st.lists(_CELL, min_size=1, max_size=4).filter(lambda row: any(c.strip() for c in row))
+
+
+@given(st.lists(_ROW, max_size=6))
+def test_csv_split_agrees_with_the_csv_module(table: list[list[str]]) -> None:
+    # (a row of blanks only is a blank line to the splitter, as for record = lines)
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\r\n").writerows(table)
+    data = buf.getvalue().encode()
+    got = [next(csv.reader(io.StringIO(r.decode(), newline=""))) for _, r in split_records(data, "csv")]
+    want = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    assert got == want
+
+
+def test_rdw_both_byte_orders() -> None:
+    big = frame_rdw(b"abc") + frame_rdw(b"z")
+    little = frame_rdw(b"abc", little=True) + frame_rdw(b"z", little=True)
+    assert split_records(big, "rdw") == [(0, b"abc"), (7, b"z")]
+    assert split_records(little, "rdw_le") == [(0, b"abc"), (7, b"z")]
+    with pytest.raises(FormatError) as ei:
+        split_records(big + b"\x00\x09\x00\x00x", "rdw")                # says 9 bytes, 5 are there
+    assert ei.value.record == 3 and ei.value.offset == 12 and "file ends inside a record" in str(ei.value)
+    with pytest.raises(FormatError) as ei:
+        split_records(little, "rdw")                                    # the wrong byte order
+    assert ei.value.record == 1 and ei.value.offset == 0 and 'try record = "rdw_le"' in str(ei.value)
+
+
+@pytest.mark.parametrize("name", ["MT103-out-ack.rje", "MT103-bulk-with-ack.rje"])
+def test_rje_agrees_with_the_swift_reader_on_the_corpus(name: str) -> None:
+    data = (CORPUS / "prowide_mt103_rje_batches" / "input" / name).read_bytes()
+    records = split_records(data, "rje")
+    assert [r.decode() for _, r in records] == split_rje(data.decode())
+    for offset, record in records:
+        assert data[offset:offset + len(record)] == record and record.startswith(b"{1:")
+
+
+def test_every_kind_is_covered() -> None:
+    assert set(RECORD_KINDS) == {"lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole"}
