@@ -54,6 +54,7 @@ class Binding:
     kind: str                 # msg, raw, error, let, call, step, table
     format: str | None = None
     pos: ir.Pos | None = None
+    channel: str | None = None    # call: the channel it calls
 
 
 @dataclass
@@ -722,7 +723,7 @@ class Checker(_TestChecks):
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
             self._assigns(s.assigns, scope, later, fmt, "call")
             mux_key_check(self, s, fmt)
-            self._bind(s.name, Binding("call", rfmt), scope)
+            self._bind(s.name, Binding("call", rfmt, channel=s.channel.name), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later)
             if s.compensate is not None:
@@ -895,6 +896,9 @@ class Checker(_TestChecks):
                 self.error("E072", f"{e.func}(): argument 1 must be a table name", a.pos,
                            f"usage: {sig.usage(e.func)}")
                 continue
+            if want == "call":
+                self._call_arg(e, sig, a, scope, later)
+                continue
             self._expr(a, scope, later)
             if isinstance(a, A.Lit):
                 ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
@@ -903,6 +907,22 @@ class Checker(_TestChecks):
                     self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
+
+    def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
+        """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""
+        if not isinstance(a, A.Name) or (a.name in scope and scope[a.name].kind != "call"):
+            calls = sorted(n for n, b in scope.items() if b.kind == "call")
+            self.error("E072", f"{e.func}(): the argument must be the name of a `call` step", a.pos,
+                       f"usage: {sig.usage(e.func)}" + (f"; calls in scope: {', '.join(calls)}" if calls else ""))
+            return
+        if not self._name(a, scope, later):
+            return
+        chan = scope[a.name].channel
+        decl = self.decls.get(chan) if chan else None
+        if decl is not None and decl[0] == "channel" and "http" not in decl[1].kind_name:
+            kind = decl[1].kind_name.replace(".", " ")
+            self.error("E072", f"{e.func}(): call `{a.name}` goes to channel `{chan}` ({kind}), which answers "
+                       f"without an HTTP status", a.pos, "only an http call channel's answers have a status")
 
     # ------------------------------------------------------------ unused
     def _unused(self) -> None:

@@ -23,7 +23,7 @@ class Sig:
     min_args: int
     max_args: int | None          # None: any number
     params: tuple[str, ...]       # names shown in messages
-    types: tuple[str, ...] = ()   # per position: string, number, int, date, table, any
+    types: tuple[str, ...] = ()   # per position: string, number, int, date, table, call, any
     doc: str = ""
 
     def usage(self, name: str) -> str:
@@ -185,12 +185,17 @@ def f_lookup(table: Any, key: Any, column: Any, default: Any = None) -> Any:
     return row[col]
 
 
+def f_http_status(answer: Any) -> int | None:
+    status = getattr(answer, "http_status", None)     # set by the engine on an http call's answer
+    return status if type(status) is int else None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "len": f_len,
     "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
-    "env": f_env, "lookup": f_lookup,
+    "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
 }
 
 SIGNATURES: dict[str, Sig] = {
@@ -215,6 +220,8 @@ SIGNATURES: dict[str, Sig] = {
     "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
                   "a column of the table row with that key, or default when there is no such row"),
+    "http_status": Sig(1, 1, ("call",), ("call",),
+                       "the HTTP status of the answer to `call NAME` on an http call channel (200, 404, ...)"),
 }
 
 assert set(FUNCTIONS) == set(SIGNATURES)

@@ -4,8 +4,10 @@ Same interface as ``tcp.connect`` for the ``call`` step: ``request_many(payloads
 timeout) -> list[bytes | ChannelError]``.  Each payload (the call's encoded
 fields) is the body of one request; the requests of a batch run concurrently on
 the pooled client.  A 2xx answer gives its body (an ``HttpReply``: bytes with
-``.status`` and ``.headers``); any other status fails the call with kind
-``refused`` naming the status and the start of the body.  Cannot connect ->
+``.status`` and ``.headers``); so does a status listed in ``answer_status``
+(e.g. ``["2xx", "404"]``: a 404 that carries a business answer).  Any other
+status fails the call with kind ``refused`` naming the status and the start of
+the body.  A route reads the status with ``http_status(NAME)``.  Cannot connect ->
 ``unreachable``; no answer within the timeout -> ``timeout``; the connection
 broke or the answer is not HTTP -> ``lost``.
 
@@ -42,9 +44,60 @@ class HttpReply(bytes):
     status: int = 200
     headers: dict[str, str] = {}
 
+    @property
+    def http_status(self) -> int:       # what the language's http_status(NAME) reads
+        return self.status
+
 
 class Refused(ChannelError):
     kind = "refused"
+
+
+_STATUS = re.compile(r"^[1-5](xx|\d\d)$")
+
+
+def answer_statuses(channel: str, value: Any) -> tuple[frozenset[int], frozenset[int]]:
+    """``answer_status = ["2xx", "404"]`` -> (status classes, single statuses) whose body is the
+    call's answer; without the option, 2xx.  ``ChannelConfigError`` naming the option otherwise."""
+    if value is None:
+        return frozenset({2}), frozenset()
+    items = value if isinstance(value, (list, tuple)) else [value]
+    classes: set[int] = set()
+    codes: set[int] = set()
+    for item in items:
+        text = str(item).strip().lower()
+        if isinstance(item, bool) or not _STATUS.match(text):
+            raise ChannelConfigError(f"channel {channel}: option answer_status: {item!r} is not an HTTP status "
+                                     f"or class; expected e.g. answer_status = [\"2xx\", \"404\"]")
+        (classes.add(int(text[0])) if text.endswith("xx") else codes.add(int(text)))
+    if not items:
+        raise ChannelConfigError(f"channel {channel}: option answer_status: an empty list takes no answer; "
+                                 f"leave the option out for 2xx")
+    return frozenset(classes), frozenset(codes)
+
+
+def http_answer(channel: str, method: str, url: Any, accept: tuple[frozenset[int], frozenset[int]],
+                status: int, headers: dict[str, str], body: bytes) -> HttpReply | Refused:
+    """The call's result for an HTTP answer: its body (an ``HttpReply``) when ``accept`` takes the
+    status, else ``Refused`` naming the status and the start of the body."""
+    if status // 100 in accept[0] or status in accept[1]:
+        reply = HttpReply(body)
+        reply.status = status
+        reply.headers = headers
+        return reply
+    excerpt = body[:200].decode("utf-8", "replace")
+    return Refused(f"channel {channel}: {method} {url} answered HTTP {status}: {excerpt}", channel=channel)
+
+
+def check(decl: Any, base_dir: Any = None) -> list[Any]:
+    """``bsp check`` hook: the options the channel checks when it is built, without building it
+    (no secrets read, no TLS files opened)."""
+    from formats.errors import SpecError
+    try:
+        answer_statuses(decl.name, dict(decl.options).get("answer_status"))
+    except ChannelConfigError as exc:
+        return [SpecError(str(exc))]
+    return []
 
 
 def _secret(channel: str, option: str, spec: str) -> str:
@@ -100,6 +153,7 @@ class HttpConnector:
         self.url = url
         self.address = url
         self.method = str(options.get("method") or "POST").upper()
+        self.accept = answer_statuses(name, options.get("answer_status"))
         self.timeout = seconds(options.get("timeout"), 30.0)
         self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
         self.max_connections = int(options.get("max_connections") or 100)
@@ -180,14 +234,11 @@ class HttpConnector:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
                                      f"{exc or type(exc).__name__}", channel=self.name)
             else:
-                if 200 <= resp.status_code < 300:
-                    reply = HttpReply(resp.content)
-                    reply.status = resp.status_code
-                    reply.headers = dict(resp.headers)
-                    return reply
-                excerpt = resp.content[:200].decode("utf-8", "replace")
-                err = Refused(f"channel {self.name}: {self.method} {self.url} answered HTTP {resp.status_code}: "
-                              f"{excerpt}", channel=self.name)
+                got = http_answer(self.name, self.method, self.url, self.accept, resp.status_code,
+                                  dict(resp.headers), resp.content)
+                if isinstance(got, HttpReply):
+                    return got
+                err = got
             self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
             log.warning("%s", err)
             return err
@@ -206,8 +257,9 @@ COMPONENT = ComponentSpec(
     name="http.call",
     doc=(
         "Call a counterpart over HTTP(S) with a pooled httpx client, used by `call` steps like "
-        "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body is "
-        "decoded by the call's reply format. Another status fails the deal with kind `refused` "
+        "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body (or "
+        "one of a status in `answer_status`) is decoded by the call's reply format, and the route "
+        "reads the status as `http_status(NAME)`. Another status fails the deal with kind `refused` "
         "(the status and the start of the body in the reason); cannot connect: `unreachable`; no "
         "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
         "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "
@@ -219,6 +271,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("timeout", "duration", "Time allowed for the whole answer (a call's own timeout wins).",
                    default=Decimal(30)),
         OptionSpec("connect_timeout", "duration", "Time allowed to connect.", default=Decimal(3)),
+        OptionSpec("answer_status", "list", "HTTP statuses whose body is the call's answer, as classes or "
+                   "codes (e.g. [\"2xx\", \"404\", \"409\"]); any other status fails the call (`refused`).",
+                   default=None),
         OptionSpec("max_connections", "int", "Pooled connections at most.", default=100),
         OptionSpec("content_type", "string", "Content-Type of the request body.", default="application/json"),
         OptionSpec("headers", "list", "Extra headers, \"Name:value\", \"Name:env:VARIABLE\" or "
@@ -231,6 +286,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("key", "path", "Private key of `cert`.", default=None),
     ),
     build=build,
+    check=check,
     examples=(
         'channel biller_api = http call {\n'
         '    url             = "https://biller.example:8443/payments"\n'

@@ -8,9 +8,9 @@ deal (``status_ok``, ``status_map``, problem details).  Without ``path`` the cha
 filled from ``params``; without ``method`` the channel's method is used.
 
 ``given ENDPOINT answers STATUS [FORMAT] { fields } headers { ... }`` on an ``http call`` channel:
-a 2xx status answers the body with that status and headers (as the real channel does); any other
-status fails the call with kind ``refused``, naming the status and the start of the body, exactly
-as ``http.call`` reports it.
+a 2xx status (or one the channel's ``answer_status`` takes) answers the body with that status and
+headers (as the real channel does, ``http_call.http_answer``); any other status fails the call with
+kind ``refused``, naming the status and the start of the body, exactly as ``http.call`` reports it.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from engine.channels.http_call import HttpReply, Refused
+from engine.channels.http_call import answer_statuses, http_answer
 from engine.http import HTTPError, Request, Response
 from engine.replay.context import CURRENT, ExchangeCtx
 
@@ -80,12 +80,7 @@ async def send_http(listener: Any, handler: Any, request: Request, ctx: Exchange
 def answer(decl: Any, status: int | None, headers: dict[str, Any] | None, body: bytes) -> Any:
     """What the real ``http.call`` channel would return for this answer: an ``HttpReply`` or ``Refused``."""
     status = 200 if status is None else status
-    if 200 <= status < 300:
-        reply = HttpReply(body)
-        reply.status = status
-        reply.headers = {str(k).lower(): _text(v) for k, v in (headers or {}).items()}
-        return reply
-    method = str(decl.options.get("method") or "POST").upper()
-    url = decl.options.get("url")
-    excerpt = body[:200].decode("utf-8", "replace")
-    return Refused(f"channel {decl.name}: {method} {url} answered HTTP {status}: {excerpt}", channel=decl.name)
+    options = dict(decl.options)
+    return http_answer(decl.name, str(options.get("method") or "POST").upper(), options.get("url"),
+                       answer_statuses(decl.name, options.get("answer_status")), status,
+                       {str(k).lower(): _text(v) for k, v in (headers or {}).items()}, body)

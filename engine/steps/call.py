@@ -15,6 +15,12 @@ from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
 
 
+class Answer(dict):
+    """A decoded answer over HTTP: the values, and the status ``http_status(NAME)`` reads."""
+
+    __slots__ = ("http_status",)
+
+
 class CallStep:
     batch = True
 
@@ -64,13 +70,17 @@ class CallStep:
             if isinstance(res, ChannelError):
                 ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where))
                 continue
+            status = getattr(res, "http_status", None)        # an http.call answer
             if decode is not None:
                 try:
-                    res = decode(res)
+                    res = {} if status is not None and not res else decode(res)     # 204: no body
                 except FormatError as exc:
                     ex.fail(StepFailure("failed", f"call {name}: the reply from {self.channel_name} "
                                         f"is not valid {self.reply_format}: {exc}", where=self.where))
                     continue
+                if status is not None and isinstance(res, dict):
+                    res = Answer(res)
+                    res.http_status = status
             ex.scope[name] = res
             if expect is not None:
                 try:

@@ -147,3 +147,111 @@ def test_secrets_never_literal(tmp_path: Path, monkeypatch) -> None:
         HttpConnector("b", {"url": "biller:80"})
     with pytest.raises(ValueError, match="need an https:// url"):
         HttpConnector("b", {**base, "ca": str(token)})
+
+
+ROUTE_LOOKUP = '''
+format Req = json
+format Acct = json
+format Ack = json
+
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply Ack {
+        code = error.code
+        kind = error.kind
+    }
+}
+
+channel core = http call {
+    url           = "%s"
+    method        = "POST"
+    timeout       = 2s
+    answer_status = ["2xx", "404"]
+}
+
+route lookup {
+    receive from front as Req
+    deal LOOKUP { ref = msg.ref  amount = 0  currency = "EUR" }
+    call acct = core as Req reply Acct { id = msg.ref }
+    validate {
+        http_status(acct) != 404 else reject "14" "no such account"
+    }
+    reply Ack { code = "00"  status = http_status(acct)  name = coalesce(acct.name, "-") }
+}
+'''
+
+
+async def core_api(nursery) -> int:
+    router = Router()
+
+    @router.route("POST", "/accounts")
+    async def find(request):
+        ident = request.json()["id"]
+        if ident == "GONE":
+            return Response.problem(404, "no account GONE")
+        if ident == "EMPTY":
+            return Response(204, [], b"")
+        if ident == "DOWN":
+            return Response.problem(500, "core is down")
+        return Response.json({"name": "Holder of " + ident})
+
+    return await nursery.start(functools.partial(serve_http, router, "127.0.0.1", 0))
+
+
+async def test_answer_status_takes_a_404_as_the_answer_and_routes_read_it(tmp_path: Path, nursery) -> None:
+    port = await core_api(nursery)
+    prog = compile_text(tmp_path, ROUTE_LOOKUP % f"http://127.0.0.1:{port}/accounts")
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        for ref in ("A1", "GONE", "EMPTY", "DOWN"):
+            await c.send(b'{"ref": "%s"}' % ref.encode())
+        replies = await c.recv_json(4)
+        await c.aclose()
+    assert replies[0] == {"code": "00", "status": 200, "name": "Holder of A1"}
+    assert replies[1] == {"code": "14", "kind": "rejected"}              # a business answer, not a failure
+    assert replies[2] == {"code": "00", "status": 204, "name": "-"}      # no body: an empty answer
+    assert replies[3] == {"code": "05", "kind": "refused"}               # 500 is not taken
+    by_ref = {r["reference"]: r for r in deals(ledger)}
+    assert by_ref["GONE"]["status"] == "rejected" and "rejected: no such account" in by_ref["GONE"]["reason"]
+    assert by_ref["DOWN"]["status"] == "failed" and "answered HTTP 500" in by_ref["DOWN"]["reason"]
+
+
+def test_answer_status_is_checked(tmp_path: Path) -> None:
+    base = {"url": "http://127.0.0.1:1/x"}
+    assert HttpConnector("b", {**base, "answer_status": ["4xx", 302]}).accept == (frozenset({4}), frozenset({302}))
+    with pytest.raises(ValueError, match=r"option answer_status: '2XY' is not an HTTP status or class"):
+        HttpConnector("b", {**base, "answer_status": ["2XY"]})
+    with pytest.raises(ValueError, match="an empty list takes no answer"):
+        HttpConnector("b", {**base, "answer_status": []})
+
+
+def test_bsp_check_knows_http_status_and_answer_status(tmp_path: Path) -> None:
+    from dsl.load import compile_source
+    from engine.registry import default_registry
+
+    src = (ROUTE_LOOKUP % "http://127.0.0.1:1/accounts").replace('["2xx", "404"]', '["2xx", "4o4"]')
+    src = src.replace("http_status(acct) != 404", "http_status(msg) != 404")
+    src += '''
+channel mf = tcp connect {
+    address = "127.0.0.1:1"
+}
+
+route other {
+    receive from front as Req when msg.kind == "X"
+    call host = mf as Req { id = msg.ref }
+    reply Ack { code = "00"  status = http_status(host) }
+}
+'''
+    r = compile_source(src, default_registry(plugins=False), tmp_path / "main.route")
+    got = [(d.code, d.pos.line, d.pos.col, d.message) for d in r.diagnostics if d.is_error]
+    lines = src.splitlines()
+    e055 = [g for g in got if g[0] == "E055"]
+    assert len(e055) == 1 and "'4o4' is not an HTTP status or class" in e055[0][3]
+    assert lines[e055[0][1] - 1].strip().startswith("answer_status")          # pointed at the option
+    e072 = sorted((g for g in got if g[0] == "E072"), key=lambda g: g[1])
+    assert len(e072) == 2, got
+    assert "the argument must be the name of a `call` step" in e072[0][3]
+    assert lines[e072[0][1] - 1][e072[0][2] - 1:].startswith("msg)")
+    assert "call `host` goes to channel `mf` (tcp connect), which answers without an HTTP status" in e072[1][3]

@@ -71,3 +71,53 @@ test "t" {
     assert ("E099", 3, 67) in got and ("E099", 4, 64) in got and ("E095", 5, 18) in got, got
     e099 = next(x for x in res.diagnostics if x.code == "E099")
     assert "channel `mainframe` (tcp listen) is not an http listen channel" in e099.message
+
+
+LOOKUP = '''
+format Req  = json
+format Acct = json
+format Ack  = json
+
+channel teller = memory
+
+channel core_api = http call {
+    url           = "http://127.0.0.1:1/accounts"
+    answer_status = ["2xx", "404"]
+}
+
+route account_lookup {
+    receive from teller as Req
+    deal LOOKUP { ref = msg.account  amount = 0  currency = "EUR" }
+    call acct = core_api as Req reply Acct { id = msg.account }
+    validate {
+        http_status(acct) != 404 else reject "14" "no such account"
+    }
+    reply Ack { code = "00"  status = http_status(acct) }
+    on error reply Ack { code = error.code }
+}
+
+test "found" {
+    given teller sends Req { account = "A1" }
+    given core_api answers 200 Acct { name = "Ann" }
+    expect reply { code = "00"  status = 200 }
+}
+test "not found is an answer" {
+    given teller sends Req { account = "A2" }
+    given core_api answers 404 Acct { title = "Not Found" }
+    expect reply { code = "14" }
+    expect deal LOOKUP { status = "rejected"  reason ~ "no such account" }
+}
+test "server error is refused" {
+    given teller sends Req { account = "A3" }
+    given core_api answers 500 Acct { title = "boom" }
+    expect reply { code = "05" }
+    expect deal LOOKUP { status = "failed"  reason ~ "answered HTTP 500" }
+}
+'''
+
+
+def test_answer_status_and_http_status_in_route_tests(tmp_path):
+    (tmp_path / "lookup.route").write_text(LOOKUP)
+    result = run_paths([tmp_path], default_registry())
+    assert [o.name for o in result.outcomes] == ["found", "not found is an answer", "server error is refused"]
+    assert all(o.passed for o in result.outcomes), [f for o in result.outcomes for f in o.failures]
