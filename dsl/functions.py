@@ -190,12 +190,21 @@ def f_http_status(answer: Any) -> int | None:
     return status if type(status) is int else None
 
 
+def f_http_header(answer: Any, name: Any) -> str | None:
+    headers = getattr(answer, "http_headers", None)   # set by the engine on an http call's answer
+    if not isinstance(headers, dict):
+        return None
+    value = headers.get(_str(name, "http_header").lower())
+    return value if isinstance(value, str) else None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "len": f_len,
     "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
+    "http_header": f_http_header,
 }
 
 SIGNATURES: dict[str, Sig] = {
@@ -222,6 +231,8 @@ SIGNATURES: dict[str, Sig] = {
                   "a column of the table row with that key, or default when there is no such row"),
     "http_status": Sig(1, 1, ("call",), ("call",),
                        "the HTTP status of the answer to `call NAME` on an http call channel (200, 404, ...)"),
+    "http_header": Sig(2, 2, ("call", "name"), ("call", "string"),
+                       "a header of that answer (name in any case), or null when it has none"),
 }
 
 assert set(FUNCTIONS) == set(SIGNATURES)

@@ -48,6 +48,10 @@ class HttpReply(bytes):
     def http_status(self) -> int:       # what the language's http_status(NAME) reads
         return self.status
 
+    @property
+    def http_headers(self) -> dict[str, str]:     # http_header(NAME, "name"): names in lower case
+        return self.headers
+
 
 class Refused(ChannelError):
     kind = "refused"
@@ -235,7 +239,7 @@ class HttpConnector:
                                      f"{exc or type(exc).__name__}", channel=self.name)
             else:
                 got = http_answer(self.name, self.method, self.url, self.accept, resp.status_code,
-                                  dict(resp.headers), resp.content)
+                                  {k.lower(): v for k, v in resp.headers.items()}, resp.content)
                 if isinstance(got, HttpReply):
                     return got
                 err = got
@@ -259,7 +263,7 @@ COMPONENT = ComponentSpec(
         "Call a counterpart over HTTP(S) with a pooled httpx client, used by `call` steps like "
         "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body (or "
         "one of a status in `answer_status`) is decoded by the call's reply format, and the route "
-        "reads the status as `http_status(NAME)`. Another status fails the deal with kind `refused` "
+        "reads `http_status(NAME)` and `http_header(NAME, \"name\")`. Another status fails the deal with kind `refused` "
         "(the status and the start of the body in the reason); cannot connect: `unreachable`; no "
         "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
         "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "

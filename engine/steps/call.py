@@ -16,9 +16,10 @@ from formats.errors import FormatError
 
 
 class Answer(dict):
-    """A decoded answer over HTTP: the values, and the status ``http_status(NAME)`` reads."""
+    """A decoded answer over HTTP: the values, and what ``http_status(NAME)`` and
+    ``http_header(NAME, "name")`` read."""
 
-    __slots__ = ("http_status",)
+    __slots__ = ("http_status", "http_headers")
 
 
 class CallStep:
@@ -70,6 +71,7 @@ class CallStep:
             if isinstance(res, ChannelError):
                 ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where))
                 continue
+            raw = res
             status = getattr(res, "http_status", None)        # an http.call answer
             if decode is not None:
                 try:
@@ -79,8 +81,10 @@ class CallStep:
                                         f"is not valid {self.reply_format}: {exc}", where=self.where))
                     continue
                 if status is not None and isinstance(res, dict):
+                    headers = getattr(raw, "http_headers", None)
                     res = Answer(res)
                     res.http_status = status
+                    res.http_headers = headers if isinstance(headers, dict) else {}
             ex.scope[name] = res
             if expect is not None:
                 try:

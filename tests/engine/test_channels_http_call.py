@@ -177,7 +177,12 @@ route lookup {
     validate {
         http_status(acct) != 404 else reject "14" "no such account"
     }
-    reply Ack { code = "00"  status = http_status(acct)  name = coalesce(acct.name, "-") }
+    reply Ack {
+        code   = "00"
+        status = http_status(acct)
+        name   = coalesce(acct.name, "-")
+        type   = coalesce(http_header(acct, "Content-Type"), "-")
+    }
 }
 '''
 
@@ -209,9 +214,9 @@ async def test_answer_status_takes_a_404_as_the_answer_and_routes_read_it(tmp_pa
             await c.send(b'{"ref": "%s"}' % ref.encode())
         replies = await c.recv_json(4)
         await c.aclose()
-    assert replies[0] == {"code": "00", "status": 200, "name": "Holder of A1"}
+    assert replies[0] == {"code": "00", "status": 200, "name": "Holder of A1", "type": "application/json"}
     assert replies[1] == {"code": "14", "kind": "rejected"}              # a business answer, not a failure
-    assert replies[2] == {"code": "00", "status": 204, "name": "-"}      # no body: an empty answer
+    assert replies[2] == {"code": "00", "status": 204, "name": "-", "type": "-"}     # no body: an empty answer
     assert replies[3] == {"code": "05", "kind": "refused"}               # 500 is not taken
     by_ref = {r["reference"]: r for r in deals(ledger)}
     assert by_ref["GONE"]["status"] == "rejected" and "rejected: no such account" in by_ref["GONE"]["reason"]

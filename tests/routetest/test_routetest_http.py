@@ -92,14 +92,14 @@ route account_lookup {
     validate {
         http_status(acct) != 404 else reject "14" "no such account"
     }
-    reply Ack { code = "00"  status = http_status(acct) }
+    reply Ack { code = "00"  status = http_status(acct)  where = http_header(acct, "Location") }
     on error reply Ack { code = error.code }
 }
 
 test "found" {
     given teller sends Req { account = "A1" }
-    given core_api answers 200 Acct { name = "Ann" }
-    expect reply { code = "00"  status = 200 }
+    given core_api answers 200 Acct { name = "Ann" } headers { location = "/accounts/A1" }
+    expect reply { code = "00"  status = 200  where = "/accounts/A1" }
 }
 test "not found is an answer" {
     given teller sends Req { account = "A2" }
