@@ -11,9 +11,9 @@ from engine.channels.http_call import HttpConnector, HttpReply
 from engine.http import Response, Router, serve_http
 from kit import Client, compile_text, deals, free_port, running
 
-ROUTE = '''
+# the front channel both routes below answer on (its error replies carry the code and the kind)
+FRONT = '''
 format Req = json
-format Post = json
 format Ack = json
 
 channel front = tcp listen {
@@ -24,6 +24,10 @@ channel front = tcp listen {
         kind = error.kind
     }
 }
+'''
+
+ROUTE = FRONT + '''
+format Post = json
 
 channel biller = http call {
     url = "%s"
@@ -149,19 +153,8 @@ def test_secrets_never_literal(tmp_path: Path, monkeypatch) -> None:
         HttpConnector("b", {**base, "ca": str(token)})
 
 
-ROUTE_LOOKUP = '''
-format Req = json
+ROUTE_LOOKUP = FRONT + '''
 format Acct = json
-format Ack = json
-
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-    on error reply Ack {
-        code = error.code
-        kind = error.kind
-    }
-}
 
 channel core = http call {
     url           = "%s"
