@@ -41,6 +41,7 @@ app = typer.Typer(
         "Exit codes: 0 ok, 1 problems found (e.g. compile errors), 2 usage error."
     ),
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     add_completion=False,
     pretty_exceptions_enable=False,
 )

@@ -403,8 +403,8 @@ def register(app: typer.Typer) -> None:
         statements: Statements = False, xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None,
         schema: Schema = None, lists: Lists = None, delimiter: Delimiter = None, header: Header = None,
         framing: Framing = None, classify: Classify = None, strict: Strict = False,
-        mask_: Annotated[bool, typer.Option("--mask", help="Show classified fields masked (PAN 6+4, secret ***, "
-                                            "personal J***).")] = False,
+        mask_: Annotated[bool, typer.Option("--mask", help="Show classified fields masked (PAN 6+4, secret `***`, "
+                                            "personal `J***`).")] = False,
         output: Output = None,
         progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress on stderr "
                                                          "(default: a bar on a terminal for files over 1 MiB).",

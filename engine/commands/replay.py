@@ -21,9 +21,9 @@ def replay(
     limit: Optional[int] = typer.Option(None, "--limit", help="With --to-tests: write at most this many tests."),
     shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal."),
 ) -> None:
-    """Replay a capture in an isolated engine (own ledger, virtual endpoints answering from the
-    recording), compare replies and outbound requests field by field, and exit 1 on any
-    unexpected difference.
+    """Replay a capture in an isolated engine; compare replies and outbound requests field by field.
+
+    The engine has its own ledger, and virtual endpoints answer its calls from the recording.
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
     2 the replay could not run (missing capture, bad profile or pace, a candidate that does not compile).
