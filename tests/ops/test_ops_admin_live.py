@@ -125,3 +125,39 @@ async def test_admin_api_drives_the_live_engine(nursery, tmp_path: Path) -> None
         assert (await client.get("/status", headers={"authorization": "Bearer wrong-token-xxxxxxxxxx"})).status_code == 401
         await stream.aclose()
     engine.drain()
+
+
+async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp_path: Path) -> None:
+    import sys
+
+    route = tmp_path / "echo.route"
+    route.write_text(ECHO % "A")
+    ledger = tmp_path / "l.duckdb"
+    engine, client = await _serve(route, ledger, nursery)
+    async with client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        await _ask(stream, [f"L{i}" for i in range(5)])
+        await stream.aclose()
+    env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": f"http://127.0.0.1:{engine.admin_port}",
+           "COLUMNS": "200"}
+
+    def bsp(*args: str):
+        import subprocess
+        return subprocess.run([sys.executable, "-m", "engine.cli", "deals", *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    # another process (the engine is this one) finds the file locked, and is told about --live
+    r = await trio.to_thread.run_sync(bsp, "--ledger", str(ledger))
+    assert r.returncode == 2 and "locked by another process" in r.stderr, r.stderr
+    assert "hint: add --live to ask the running engine through its admin API" in r.stderr
+    r = await trio.to_thread.run_sync(bsp, "--live", "--json", "--since", "1h")
+    assert r.returncode == 0, r.stderr
+    rows = [orjson.loads(line) for line in r.stdout.splitlines()]
+    assert sorted(row["reference"] for row in rows) == [f"L{i}" for i in range(5)]
+    assert {row["amount"] for row in rows} == {"1.00"} and {row["status"] for row in rows} == {"committed"}
+    r = await trio.to_thread.run_sync(bsp, "--live", "--ref", "L3")
+    assert r.returncode == 0 and "deals in the engine at http://127.0.0.1:" in r.stdout and "L3" in r.stdout
+    assert "L2" not in r.stdout
+    r = await trio.to_thread.run_sync(bsp, "--live", "--status", "failed", "--limit", "0")
+    assert r.returncode == 0 and "no deals match these filters" in r.stdout
+    assert "the admin API returns at most 1,000 deals" in r.stderr
