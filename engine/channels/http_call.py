@@ -66,6 +66,9 @@ def answer_statuses(channel: str, value: Any) -> tuple[frozenset[int], frozenset
     if value is None:
         return frozenset({2}), frozenset()
     items = value if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ChannelConfigError(f"channel {channel}: option answer_status: an empty list takes no answer; "
+                                 f"leave the option out for 2xx")
     classes: set[int] = set()
     codes: set[int] = set()
     for item in items:
@@ -73,10 +76,10 @@ def answer_statuses(channel: str, value: Any) -> tuple[frozenset[int], frozenset
         if isinstance(item, bool) or not _STATUS.match(text):
             raise ChannelConfigError(f"channel {channel}: option answer_status: {item!r} is not an HTTP status "
                                      f"or class; expected e.g. answer_status = [\"2xx\", \"404\"]")
-        (classes.add(int(text[0])) if text.endswith("xx") else codes.add(int(text)))
-    if not items:
-        raise ChannelConfigError(f"channel {channel}: option answer_status: an empty list takes no answer; "
-                                 f"leave the option out for 2xx")
+        if text.endswith("xx"):
+            classes.add(int(text[0]))
+        else:
+            codes.add(int(text))
     return frozenset(classes), frozenset(codes)
 
 
