@@ -115,15 +115,15 @@ class AdminApp:
         q = self._query(request)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
                           since=q["since"], until=q["until"], limit=q["limit"])
-        if query.since and query.until and query.since >= query.until:
-            raise HTTPError(400, f"query parameters: since ({query.since.isoformat()}) must be before until "
-                                 f"({query.until.isoformat()})", extra={"parameter": "since"})
+        _time_range(query.since, query.until)
         rows = list(await self.backend.deals(query))
         return Response.json({"count": len(rows), "deals": rows})
 
     async def dead_letters(self, request: Request) -> Response:
         q = self._query(request)
-        rows = list(await self.backend.dead_letters(DeadLetterQuery(**q)))
+        query = DeadLetterQuery(**q)
+        _time_range(query.since, query.until)
+        rows = list(await self.backend.dead_letters(query))
         return Response.json({"count": len(rows), "dead_letters": rows})
 
     async def prometheus_metrics(self, request: Request) -> Response:
@@ -164,3 +164,9 @@ async def serve_admin(
 
     await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
                      task_status=task_status)
+
+
+def _time_range(since: Any, until: Any) -> None:
+    if since and until and since >= until:
+        raise HTTPError(400, f"query parameters: since ({since.isoformat()}) must be before until "
+                             f"({until.isoformat()})", extra={"parameter": "since"})

@@ -52,10 +52,15 @@ class DealQuery:
 
 @dataclass(frozen=True)
 class DeadLetterQuery:
+    """Filters of ``GET /dead-letters``; the names match ``engine.ledger_query.query_dead_letters``."""
+
     channel: str | None = None
     route: str | None = None
-    since: datetime | None = None
+    since: datetime | None = None            # inclusive, aware UTC
     limit: int = 50
+    until: datetime | None = None            # exclusive, aware UTC
+    status: str | None = None                # new, retried, purged
+    reason: str | None = None                # the reason contains this text (any case)
 
 
 @runtime_checkable

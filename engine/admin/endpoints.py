@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from engine.deal import STATUSES
+from engine.deal import DEAD_STATUSES, STATUSES
 from engine.http.messages import HTTPError, Request
 
 MAX_LIMIT = 1000
@@ -64,7 +64,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              responses=((200, "Matching deals.", "Deals"),)),
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
-                     SINCE, LIMIT),
+                     Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),
+                     Param("reason", "string", "The reason contains this text (any case).", example="no route"),
+                     SINCE,
+                     Param("until", "date-time", "Only dead letters received before this time (ISO 8601).",
+                           example="2026-11-03T00:00:00Z"),
+                     LIMIT),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
     Endpoint("GET", "/metrics", "prometheus_metrics", "Prometheus metrics (text exposition format).",
              responses=((200, "Metrics.", "text/plain"),)),

@@ -10,6 +10,7 @@ import orjson
 import trio
 import typer
 
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, lock_hint
 from engine.deal import DEAD_STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
@@ -35,6 +36,7 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
         return query_dead_letters(ledger, **filters)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
+        lock_hint(exc)
         raise typer.Exit(2) from None
 
 
@@ -62,12 +64,25 @@ def list_(
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """List dead letters, newest first.
 
-    Exit 0 (also when none match); 2 no ledger file or a bad option value.
+    A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
+    (`GET /dead-letters`, at most 1,000 rows), with the same filters.
+    Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
+    (--live); 2 no ledger file, a bad option value, or a locked ledger.
     """
-    rows = _query(ledger, **_filters(route, channel, reason, status, since, until), limit=limit or None)
+    filters = _filters(route, channel, reason, status, since, until)
+    if live:
+        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit)
+    else:
+        rows = _query(ledger, **filters, limit=limit or None)
     if as_json:
         for r in rows:
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")

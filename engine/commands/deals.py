@@ -11,14 +11,12 @@ from typing import Any, Optional
 import orjson
 import typer
 
-from engine.admin.app import DEFAULT_HOST, DEFAULT_PORT
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, lock_hint
 from engine.deal import STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_query import query_deals
 from engine.ledger_store import LedgerError
 
-ADMIN_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-_LIVE = "Live (a running engine's admin API)"
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -116,19 +114,12 @@ def deals(
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
-    live: bool = typer.Option(False, "--live", help="Ask the running engine through its admin API instead of "
-                              "reading the ledger file (which the engine holds locked).", rich_help_panel=_LIVE),
-    url: str = typer.Option(ADMIN_URL, "--url", envvar="BSP_ADMIN_URL", help="With --live: the admin API.",
-                            rich_help_panel=_LIVE),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
-                                              help="With --live: the admin token file (else $BSP_ADMIN_TOKEN).",
-                                              rich_help_panel=_LIVE),
-    ca: Optional[Path] = typer.Option(None, "--ca", help="With --live: CA bundle for an https admin URL.",
-                                      rich_help_panel=_LIVE),
-    cert: Optional[Path] = typer.Option(None, "--cert", help="With --live: client certificate (mutual TLS).",
-                                        rich_help_panel=_LIVE),
-    key: Optional[Path] = typer.Option(None, "--key", help="With --live: client certificate key.",
-                                       rich_help_panel=_LIVE),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """List deals recorded in the ledger, newest first; `bsp deals show ID` tells one deal's story.
 
@@ -148,8 +139,9 @@ def deals(
     t_since = parse_when(since, now=now, option="--since") if since else None
     t_until = parse_when(until, now=now, option="--until") if until else None
     if live:
-        rows = _live_deals(url, token_file, ca, cert, key, deal_type=deal_type, status=status, reference=ref,
-                           since=t_since, until=t_until, limit=limit)
+        rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
+                     {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until},
+                     limit)
         title = f"deals in the engine at {url}"
     else:
         require_ledger(ledger)
@@ -158,44 +150,13 @@ def deals(
                                since=t_since, until=t_until, limit=limit or None)
         except LedgerError as exc:
             typer.echo(f"error: {exc}", err=True)
-            if "locked by another process" in str(exc):
-                typer.echo("hint: add --live to ask the running engine through its admin API "
-                           "(--url / $BSP_ADMIN_URL, --token-file / $BSP_ADMIN_TOKEN)", err=True)
+            lock_hint(exc)
             raise typer.Exit(2) from None
         title = f"deals in {ledger}"
     if as_json:
         _render_json(rows)
     else:
         _render_table(rows, title)
-
-
-def _live_deals(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
-                key: Optional[Path], *, limit: int, **filters: Any) -> list[dict[str, Any]]:
-    """``GET /deals`` of the running engine, rows as ``query_deals`` gives them (Decimal
-    amounts, datetime times)."""
-    from engine.admin.endpoints import MAX_LIMIT
-    from engine.commands.admin import _call, _client, _problem
-
-    names = {"deal_type": "type", "status": "status", "reference": "reference", "since": "since",
-             "until": "until"}
-    params: dict[str, str] = {names[k]: (v.isoformat() if isinstance(v, datetime) else str(v))
-                              for k, v in filters.items() if v is not None}
-    if limit == 0 or limit > MAX_LIMIT:
-        typer.echo(f"note: the admin API returns at most {MAX_LIMIT:,} deals; narrow with --since / --until",
-                   err=True)
-    params["limit"] = str(min(limit or MAX_LIMIT, MAX_LIMIT))
-    with _client(url, token_file, ca, cert, key) as client:
-        r = _call(client, "GET", "/deals", params=params)
-        if r.status_code != 200:
-            raise _problem(r)
-        rows = r.json()["deals"]
-    for row in rows:
-        for k in ("received_at", "finished_at"):
-            if isinstance(row.get(k), str):
-                row[k] = datetime.fromisoformat(row[k])
-        if row.get("amount") is not None:
-            row["amount"] = Decimal(str(row["amount"]))
-    return rows
 
 
 def _when(t: datetime | None) -> str:

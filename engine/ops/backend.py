@@ -108,4 +108,5 @@ class EngineBackend:
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
-                                     route=query.route, since=query.since, limit=query.limit)
+                                     route=query.route, status=query.status, reason=query.reason,
+                                     since=query.since, until=query.until, limit=query.limit)
