@@ -3,7 +3,8 @@
 Values (also in docs/formats-iso20022.md)::
 
     {"message": "camt.053.001.02",                 # from the Document namespace
-     "AppHdr": {...},                              # only when an envelope carried a head.001 header
+     "AppHdr": {...},                              # when an envelope carried a head.001 header; encode
+                                                   # writes one back (``header``, ``envelope`` options)
      "BkToCstmrStmt": {"GrpHdr": {"MsgId": "X", "CreDtTm": datetime(...)},
                        "Stmt": [{"Bal": [{"Amt": {"value": Decimal("18.15"), "Ccy": "EUR"}, ...}]}]}}
 
@@ -22,6 +23,7 @@ become lists.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
@@ -75,6 +77,21 @@ def _scalar_out(kind: str, v: Any, path: str) -> str:
     if isinstance(v, (int, Decimal)) and kind == "str":
         return format(v, "f") if isinstance(v, Decimal) else str(v)
     raise FormatError(f"expected {kind}, got {type(v).__name__} {v!r}", field=path)
+
+
+_FULL_ID = re.compile(r"[a-z]{4}\.\d{3}\.\d{3}\.\d{2}")
+HEADER_DEFAULT = "head.001.001.02"       # the Business Application Header of SWIFT CBPR+ and most MX traffic
+ENVELOPE_DEFAULT = "message"             # what holds AppHdr + Document (prowide's and the corpus's name)
+HEADER_REQUIRED = ("Fr", "To", "BizMsgIdr", "MsgDefIdr", "CreDt")
+
+
+def _untyped(value: Any) -> Any:
+    """A value written without an XSD to type it: times ISO 8601, booleans true / false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    return value
 
 
 def _generic(el: etree._Element) -> Any:
@@ -174,8 +191,11 @@ class Iso20022Codec:
     """Decode/encode ISO 20022 documents; ``message`` limits which ones (``pacs.008`` = any version)."""
 
     def __init__(self, *, message: str | None = None, xsd: str | None = None, xsd_dir: str | None = None,
-                 validate: bool = True, name: str = "iso20022") -> None:
+                 validate: bool = True, name: str = "iso20022", header: str = HEADER_DEFAULT,
+                 envelope: str = ENVELOPE_DEFAULT) -> None:
         self.name = name
+        self.header = header          # the head.001 version an AppHdr is written in
+        self.envelope = envelope      # the element that holds AppHdr and Document when a header is written
         self.classify: dict[str, str] = {}
         self.message = message
         self.validate = validate
@@ -263,18 +283,50 @@ class Iso20022Codec:
             msg = schema.message
         elif self.validate:
             raise FormatError(f"no XSD for {msg}", field="message", hint="give the format option xsd or xsd_dir")
+        elif not _FULL_ID.match(msg):
+            header = value.get("AppHdr")
+            defined = header.get("MsgDefIdr") if isinstance(header, Mapping) else None
+            if isinstance(defined, str) and _FULL_ID.match(defined) and not matches(msg, defined):
+                raise FormatError(f"MsgDefIdr is {defined!r} but the format writes a {msg}", field="AppHdr.MsgDefIdr",
+                                  hint=f"set MsgDefIdr to a {msg} version, e.g. \"{msg}.001.01\"")
+            if not (isinstance(defined, str) and _FULL_ID.match(defined)):
+                raise FormatError(f"{msg} names no version, and without its XSD the writer needs one for the "
+                                  f"Document's namespace", field="message",
+                                  hint=f"give the value key message (e.g. \"{msg}.001.01\"), the format's full "
+                                       f"message id, or an AppHdr.MsgDefIdr")
+            msg = defined                  # the header says which version the Document is
         ns = schema.namespace if schema is not None else f"{NS_PREFIX}{msg}"
-        if "AppHdr" in value:
-            raise FormatError("writing a Business Application Header is not supported", field="AppHdr",
-                              hint="send the AppHdr through the channel's envelope; remove it from the values")
         root = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
-        body = {k: v for k, v in value.items() if k != "message"}
+        body = {k: v for k, v in value.items() if k not in ("message", "AppHdr")}
         self._fill(root, body, schema.root if schema is not None else ANY, ns, "")
         if schema is not None and self.validate and not schema.validator.validate(root):
             err = schema.validator.error_log[0]
             raise FormatError(f"the values do not make a valid {msg}: {err.message}", field=_error_path(root, err.path, schema.root),
                               hint=f"checked against {schema.path}")
+        if value.get("AppHdr") is not None:
+            root = self._envelope(value["AppHdr"], msg, root)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _envelope(self, header: Any, msg: str, document: etree._Element) -> etree._Element:
+        """``<envelope><AppHdr xmlns=head.001...>...</AppHdr><Document>...</Document></envelope>``: the
+        header's elements in the order given (no head.001 XSD ships), the ones every header needs
+        checked, and its MsgDefIdr checked against the Document's message."""
+        if not isinstance(header, Mapping):
+            raise FormatError(f"expected a dict of header elements, got {type(header).__name__}", field="AppHdr")
+        missing = [k for k in HEADER_REQUIRED if k not in header]
+        if missing:
+            raise FormatError(f"the header lacks {', '.join(missing)}", field=f"AppHdr.{missing[0]}",
+                              hint="a Business Application Header needs " + ", ".join(HEADER_REQUIRED))
+        defined = header["MsgDefIdr"]
+        if not isinstance(defined, str) or not matches(defined, msg):
+            raise FormatError(f"MsgDefIdr is {defined!r} but the Document is a {msg}", field="AppHdr.MsgDefIdr",
+                              hint=f'set MsgDefIdr = "{msg}"')
+        hns = f"{NS_PREFIX}{self.header}"
+        env = etree.Element(self.envelope)
+        hdr = etree.SubElement(env, f"{{{hns}}}AppHdr", nsmap={None: hns})
+        self._fill(hdr, header, ANY, hns, "AppHdr")
+        env.append(document)
+        return env
 
     def _fill(self, el: etree._Element, value: Any, shape: TypeShape, ns: str, path: str) -> None:
         kind = shape.kind
@@ -295,8 +347,8 @@ class Iso20022Codec:
             el.text = _scalar_out(kind, value, path)
             return
         if not isinstance(value, Mapping):
-            if kind == "any":
-                el.text = _scalar_out("str", value, path)
+            if kind == "any":       # no XSD to type it: times ISO 8601, booleans true / false
+                el.text = _scalar_out("str", _untyped(value), path)
                 return
             raise FormatError(f"expected a dict of child elements, got {type(value).__name__}", field=path or None)
         order = list(shape.children) if kind == "complex" else []

@@ -1,16 +1,19 @@
 """The ``iso20022`` format kind: ``format Pay = iso20022 pacs.008 xsd "pacs.008.001.08.xsd"``."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
-from formats.iso20022.codec import Iso20022Codec
+from formats.iso20022.codec import ENVELOPE_DEFAULT, HEADER_DEFAULT, Iso20022Codec
 from formats.iso20022.schema import load_schema, matches
 
-_MSG = __import__("re").compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
+_MSG = re.compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
+_HEAD = re.compile(r"head\.001\.001\.\d{2}\Z")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 
 
 def _opts(decl: Any) -> dict[str, Any]:
@@ -44,6 +47,14 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
         parse_spec(opts.get("classify"), where=_where(decl))
     except SpecError as exc:
         errors.append(exc)
+    header = opts.get("header")
+    if header is not None and (not isinstance(header, str) or not _HEAD.match(header)):
+        errors.append(SpecError(f"header must be a head.001 version such as head.001.001.02, got {header!r}",
+                                **_where(decl)))
+    envelope = opts.get("envelope")
+    if envelope is not None and (not isinstance(envelope, str) or not _NAME.match(envelope)):
+        errors.append(SpecError(f"envelope must be an XML element name such as message, got {envelope!r}",
+                                **_where(decl)))
     if opts.get("xsd_dir") and not Path(opts["xsd_dir"]).is_dir():
         errors.append(SpecError(f"xsd_dir {opts['xsd_dir']!r} is not a directory", **_where(decl)))
     return errors
@@ -55,7 +66,8 @@ def build(decl: Any) -> Iso20022Codec:
         raise errors[0]
     o = _opts(decl)
     codec = Iso20022Codec(message=o.get("message"), xsd=o.get("xsd"), xsd_dir=o.get("xsd_dir"),
-                          validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"))
+                          validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"),
+                          header=o.get("header") or HEADER_DEFAULT, envelope=o.get("envelope") or ENVELOPE_DEFAULT)
     codec.classify = parse_spec(o.get("classify"))
     return codec
 
@@ -74,6 +86,10 @@ COMPONENT = ComponentSpec(
         OptionSpec("validate", "bool", "validate against the XSD (false: parse only, leaves stay text)",
                    default=True),
         OptionSpec("classify", "list", 'classified paths: ["FIToFICstmrCdtTrf.CdtTrfTxInf.Dbtr:personal"]'),
+        OptionSpec("header", "ident", "the head.001 version of a Business Application Header written from the "
+                   "values' AppHdr", default=HEADER_DEFAULT),
+        OptionSpec("envelope", "ident", "the element that holds AppHdr and Document when a header is written",
+                   default=ENVELOPE_DEFAULT),
     ),
     build=build,
     check=check,

@@ -195,6 +195,54 @@ def test_prowide_apphdr_envelope_parses(xml):
         assert grp["TtlIntrBkSttlmAmt"] == {"value": Decimal("10000"), "Ccy": "USD"}
 
 
+@pytest.mark.parametrize("xml", inputs("prowide_pacs008_pacs009_camt053_with_apphdr"), ids=lambda p: p.name)
+def test_prowide_apphdr_envelope_is_written_back(xml):
+    from lxml import etree
+
+    reader = codec(validate=False)
+    v = reader.decode(xml.read_bytes())
+    writer = Iso20022Codec(validate=False, header="head.001.001.01")
+    out = writer.encode(v)
+    assert reader.decode(out) == v                                       # header and body round trip
+    env = etree.fromstring(out)
+    original = etree.fromstring(xml.read_bytes())
+    assert env.tag == original.tag == "message"
+    assert [c.tag for c in env] == [c.tag for c in original if isinstance(c.tag, str)]      # AppHdr, Document
+    assert [c.tag for c in env[0].iter()] == [c.tag for c in original[0].iter() if isinstance(c.tag, str)]
+    assert [c.text.strip() for c in env[0].iter() if c.text and c.text.strip()] == \
+        [c.text.strip() for c in original[0].iter() if isinstance(c.tag, str) and c.text and c.text.strip()]
+
+
+def test_apphdr_written_from_route_values_is_checked():
+    from datetime import datetime, timezone
+
+    doc = {"message": "pacs.002.001.11", "FIToFIPmtStsRpt": {"GrpHdr": {"MsgId": "M1", "CreDtTm": "2026-11-26T09:00:00"}}}
+    hdr = {"Fr": {"FIId": {"FinInstnId": {"BICFI": "BANKCNBJXXX"}}}, "To": {"FIId": {"FinInstnId": {"BICFI": "BANKUS33XXX"}}},
+           "BizMsgIdr": "B1", "MsgDefIdr": "pacs.002.001.11",
+           "CreDt": datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc), "PssblDplct": False}
+    w = Iso20022Codec(validate=False)
+    out = w.encode({**doc, "AppHdr": hdr})
+    assert b"<AppHdr xmlns=\"urn:iso:std:iso:20022:tech:xsd:head.001.001.02\">" in out
+    assert b"<CreDt>2026-11-26T09:00:00+00:00</CreDt><PssblDplct>false</PssblDplct>" in out
+    back = w.decode(out)
+    assert back["AppHdr"]["BizMsgIdr"] == "B1" and back["FIToFIPmtStsRpt"]["GrpHdr"]["MsgId"] == "M1"
+    with pytest.raises(FormatError, match="the header lacks BizMsgIdr, CreDt") as ei:
+        w.encode({**doc, "AppHdr": {k: v for k, v in hdr.items() if k not in ("BizMsgIdr", "CreDt")}})
+    assert ei.value.field == "AppHdr.BizMsgIdr"
+    with pytest.raises(FormatError, match="MsgDefIdr is 'pacs.008.001.08' but the Document is a pacs.002.001.11") as ei:
+        w.encode({**doc, "AppHdr": {**hdr, "MsgDefIdr": "pacs.008.001.08"}})
+    assert ei.value.field == "AppHdr.MsgDefIdr" and 'set MsgDefIdr = "pacs.002.001.11"' in str(ei.value)
+    with pytest.raises(FormatError, match="float 1.5: money is Decimal"):
+        w.encode({**doc, "AppHdr": {**hdr, "Prty": 1.5}})
+    # no XSD and no version anywhere: the Document's namespace would be wrong, so it is refused
+    short = {k: v for k, v in doc.items() if k != "message"}
+    with pytest.raises(FormatError, match="pacs.002 names no version") as ei:
+        Iso20022Codec(message="pacs.002", validate=False).encode(short)
+    assert ei.value.field == "message"
+    out = Iso20022Codec(message="pacs.002", validate=False).encode({**short, "AppHdr": hdr})     # the header says
+    assert b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.002.001.11">' in out
+
+
 def test_every_corpus_case_is_covered():
     covered = set(GENKGO) | set(SEPA) | {"genkgo_camt053_v2_wrong_negative", "moov_io_pain002_valid_invalid",
                                          "moov_io_pacs002_valid", "prowide_pacs008_pacs009_camt053_with_apphdr"}
