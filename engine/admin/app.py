@@ -126,6 +126,17 @@ class AdminApp:
         rows = list(await self.backend.dead_letters(query))
         return Response.json({"count": len(rows), "dead_letters": rows})
 
+    async def retry_dead_letter(self, request: Request) -> Response:
+        letter_id = request.path_params["id"]
+        retry = getattr(self.backend, "retry_dead_letter", None)
+        if retry is None:
+            raise HTTPError(501, "this engine cannot retry dead letters through the admin API; use "
+                                 "`bsp dead retry --routes PATH...` with the engine stopped")
+        result = await retry(letter_id)
+        if result is None:
+            raise HTTPError(404, f"no dead letter {letter_id!r}; list them with GET /dead-letters")
+        return Response.json(dict(result))
+
     async def prometheus_metrics(self, request: Request) -> Response:
         return Response(200, [("content-type", CONTENT_TYPE)], self.metrics.render())
 

@@ -84,3 +84,8 @@ class AdminBackend(Protocol):
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         """Exchanges no route could take or that failed irrecoverably, newest first."""
         ...
+
+    async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+        """Re-inject one dead letter through the running configuration and record the outcome:
+        ``{"id", "ok", "outcome", "at"}``; None when there is no such dead letter."""
+        ...

@@ -71,6 +71,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                            example="2026-11-03T00:00:00Z"),
                      LIMIT),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
+    Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
+             "Re-inject a dead letter into its channel through the running configuration; the new deal's "
+             "status is the outcome, recorded on the dead letter.",
+             responses=((200, "Retried (`ok` says whether the new deal was committed).", "Retry"),
+                        (404, "No dead letter with this id.", "Problem"))),
     Endpoint("GET", "/metrics", "prometheus_metrics", "Prometheus metrics (text exposition format).",
              responses=((200, "Metrics.", "text/plain"),)),
     Endpoint("GET", "/openapi.json", "openapi", "This API described as OpenAPI 3.1.",

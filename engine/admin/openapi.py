@@ -1,6 +1,7 @@
 """The admin API as an OpenAPI 3.1 document, generated from ``endpoints.ENDPOINTS``."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from engine.admin.endpoints import ENDPOINTS, MAX_LIMIT, Endpoint, Param
@@ -45,6 +46,12 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"count": {"type": "integer"},
                                    "dead_letters": {"type": "array",
                                                     "items": {"type": "object", "additionalProperties": True}}}},
+    "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
+              "properties": {"id": {"type": "string"},
+                             "ok": {"type": "boolean", "description": "The new deal was committed."},
+                             "outcome": {"type": "string", "description": "committed, rejected, failed, "
+                                         "or why it could not run (failed: ...)."},
+                             "at": {"type": ["string", "null"], "format": "date-time"}}},
 }
 
 
@@ -73,12 +80,15 @@ def _content(target: str) -> dict[str, Any]:
 
 def _operation(e: Endpoint) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": e.name, "summary": e.summary}
-    if e.params:
-        op["parameters"] = [
-            {"name": p.name, "in": "query", "required": False, "description": p.doc, "schema": _param_schema(p),
-             **({"example": p.example} if p.example else {})}
-            for p in e.params
-        ]
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"\{(\w+)\}", e.path)]
+    parameters += [
+        {"name": p.name, "in": "query", "required": False, "description": p.doc, "schema": _param_schema(p),
+         **({"example": p.example} if p.example else {})}
+        for p in e.params
+    ]
+    if parameters:
+        op["parameters"] = parameters
     responses = {str(status): {"description": desc, "content": _content(target)} for status, desc, target in e.responses}
     if e.params:
         responses.setdefault("400", {"description": "A bad query parameter.", "content": _content("Problem")})

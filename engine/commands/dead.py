@@ -136,19 +136,26 @@ def show(
         typer.echo(f"warning: {note}", err=True)
 
 
-def _retry_admin(url: str, ids: list[str]) -> list[tuple[str, bool, str]]:
-    import httpx
+def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
+                 key: Optional[Path]) -> list[tuple[str, bool, str]]:
+    """``POST /dead-letters/{id}/retry`` on a running engine, one id after the other."""
+    from engine.commands.admin import _call, _client, _problem
 
     out = []
-    with httpx.Client(base_url=url.rstrip("/"), timeout=30) as client:
+    with _client(url.rstrip("/"), token_file, ca, cert, key) as client:
         for lid in ids:
-            resp = client.post(f"/dead-letters/{lid}/retry")
-            if resp.status_code == 404 and "dead-letters" not in resp.text:
-                raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
-                                         param_hint="--admin")
-            body = resp.json() if resp.headers.get("content-type", "").startswith("application/") else {}
-            ok = resp.is_success and bool(body.get("ok", True))
-            out.append((lid, ok, str(body.get("outcome", resp.text[:200]))))
+            resp = _call(client, "POST", f"/dead-letters/{lid}/retry")
+            if resp.status_code == 404:
+                detail = resp.json().get("detail", "") if resp.headers.get("content-type", "").endswith("json") else ""
+                if "no dead letter" not in detail:
+                    raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
+                                             param_hint="--admin")
+                out.append((lid, False, detail))
+                continue
+            if resp.status_code != 200:
+                raise _problem(resp)
+            body = resp.json()
+            out.append((lid, bool(body.get("ok")), str(body.get("outcome"))))
     return out
 
 
@@ -189,15 +196,21 @@ def retry_cmd(
                                                               "retry there."),
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
                                                 "configuration: retry in this process (no engine running)."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
+                                              help="With --admin: the admin token file (else $BSP_ADMIN_TOKEN)."),
+    ca: Optional[Path] = typer.Option(None, "--ca", help="With --admin: CA bundle for an https admin URL."),
+    cert: Optional[Path] = typer.Option(None, "--cert", help="With --admin: client certificate (mutual TLS)."),
+    key: Optional[Path] = typer.Option(None, "--key", help="With --admin: client certificate key."),
 ) -> None:
     """Re-inject dead letters into their channel through the current configuration.
 
-    With --admin, a running engine does it; with --routes, this process compiles the
-    configuration, opens the ledger (no engine may hold it) and runs the deals itself.
-    Exit 0 when every retry went through, 1 otherwise.
+    With --admin, a running engine does it (`POST /dead-letters/{id}/retry`, with the admin token);
+    with --routes, this process compiles the configuration, opens the ledger (no engine may hold
+    it) and runs the deals itself. Either way the outcome is recorded on the dead letter.
+    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
     if admin:
-        results = _retry_admin(admin, ids)
+        results = _retry_admin(admin, ids, token_file, ca, cert, key)
     else:
         if not routes:
             raise typer.BadParameter("say where to retry: --admin URL of a running engine, or --routes PATH... "

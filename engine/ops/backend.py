@@ -110,3 +110,21 @@ class EngineBackend:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit)
+
+    async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+        from engine.deadletter import retry, switchboard_injector
+
+        eng = self.engine
+        rows = await read_in_process(query_dead_letters, Path(eng.ledger.path), ids=[letter_id], limit=1,
+                                     with_raw=True)
+        if not rows:
+            return None
+        letter = rows[0]
+        gen = eng.current
+        if gen is None:
+            return {"id": letter_id, "ok": False, "outcome": "failed: the engine is not serving (starting or "
+                    "stopping)", "at": None}
+        res = await retry(letter, switchboard_injector(gen.sb), keyring=getattr(eng.ledger, "keyring", None))
+        await eng.ledger.mark_dead_letters([res.id], status="retried" if res.ok else letter["status"],
+                                           retried_at=res.at, retry_outcome=res.outcome)
+        return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at}

@@ -63,6 +63,11 @@ class LedgerBackend:
                  "received_at": T0, "raw_hex": "5a5a3031"}]
         return [r for r in rows if query.channel in (None, r["channel"])][: query.limit]
 
+    async def retry_dead_letter(self, letter_id):
+        if letter_id != "d-1":
+            return None
+        return {"id": letter_id, "ok": True, "outcome": "committed", "at": T0}
+
 
 @pytest.fixture
 async def ledger_path(tmp_path):
@@ -102,7 +107,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 7
+    assert len(protected) == 8
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:

@@ -178,3 +178,59 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0 and "no dead letters match these filters" in r.stdout
     r = await trio.to_thread.run_sync(dead, "--live", "--since", "2026-01-02", "--until", "2026-01-01")
     assert r.returncode == 1 and "must be before until" in r.stderr
+
+
+STRICT = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route echo {
+    receive from front as Req
+    deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    validate {
+        msg.ref != "X1" else reject "13" "X1 is not served yet"
+    }
+    reply Req { ref = msg.ref  tag = "S" }
+    on error reply Req { ref = msg.ref  code = error.code }
+}
+"""
+
+
+async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(nursery, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    route = tmp_path / "echo.route"
+    route.write_text(STRICT)
+    ledger = tmp_path / "l.duckdb"
+    engine, client = await _serve(route, ledger, nursery)
+    async with client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(5):
+            assert (await _ask(stream, ["X1"]))[0] == {"ref": "X1", "code": "13"}     # rejected: a dead letter
+        await stream.aclose()
+        with trio.fail_after(5):
+            while not (letters := (await client.get("/dead-letters")).json()["dead_letters"]):
+                await trio.sleep(0.02)
+        (letter,) = letters
+        route.write_text(ECHO % "A")                                        # the fix goes live
+        assert (await client.post("/reload")).status_code == 200
+        url = f"http://127.0.0.1:{engine.admin_port}"
+        env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN}
+
+        def bsp(*args: str):
+            return subprocess.run([sys.executable, "-m", "engine.cli", "dead", "retry", *args], capture_output=True,
+                                  text=True, env=env, timeout=60)
+
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "no-such-letter", "--admin", url)
+        assert r.returncode == 1, r.stderr
+        assert f"{letter['id']}: retried: committed" in r.stdout
+        assert "no-such-letter: NOT retried: no dead letter 'no-such-letter'" in r.stdout
+        (after,) = (await client.get("/dead-letters", params={"status": "retried"})).json()["dead_letters"]
+        assert after["id"] == letter["id"] and after["retry_outcome"] == "committed"
+        r = await client.get("/deals", params={"reference": "X1"})
+        assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected"]
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
+        assert r.returncode == 2 and "admin token" in r.stderr
