@@ -119,6 +119,19 @@ class AdminApp:
         rows = list(await self.backend.deals(query))
         return Response.json({"count": len(rows), "deals": rows})
 
+    async def deal(self, request: Request) -> Response:
+        deal_id = request.path_params["id"]
+        one = getattr(self.backend, "deal", None)
+        if one is None:
+            raise HTTPError(501, "this engine cannot show one deal through the admin API")
+        try:
+            found = await one(deal_id)
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        if found is None:
+            raise HTTPError(404, f"no deal {deal_id!r}; list deals with GET /deals")
+        return Response.json(dict(found))
+
     async def dead_letters(self, request: Request) -> Response:
         q = self._query(request)
         query = DeadLetterQuery(**q)

@@ -81,6 +81,12 @@ class AdminBackend(Protocol):
         """Deals matching the query, newest first."""
         ...
 
+    async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
+        """One deal's whole story (``engine.ledger_query.get_deal``): the id or its first 8+ hex
+        digits; None when there is no such deal; ``ValueError`` / ``LookupError`` for an id that is
+        too short or matches several."""
+        ...
+
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         """Exchanges no route could take or that failed irrecoverably, newest first."""
         ...

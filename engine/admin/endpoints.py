@@ -62,6 +62,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                            example="2026-11-03T00:00:00Z"),
                      LIMIT),
              responses=((200, "Matching deals.", "Deals"),)),
+    Endpoint("GET", "/deals/{id}", "deal", "One deal's whole story: request, steps, calls, reply, state changes, "
+             "configuration version. The id may be its first 8 or more hex digits.",
+             responses=((200, "The deal.", "Deal"), (400, "The id is too short or matches several deals.", "Problem"),
+                        (404, "No deal with this id.", "Problem"))),
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),

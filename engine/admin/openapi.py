@@ -46,6 +46,10 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"count": {"type": "integer"},
                                    "dead_letters": {"type": "array",
                                                     "items": {"type": "object", "additionalProperties": True}}}},
+    "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
+             "additionalProperties": True,
+             "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "
+                            "config (version, loaded_at, files)."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

@@ -11,7 +11,8 @@ from typing import Any, Optional
 import orjson
 import typer
 
-from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, lock_hint
+from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, fetch_one,
+                                  lock_hint)
 from engine.deal import STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_query import query_deals
@@ -216,15 +217,25 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
     reveal: bool = typer.Option(False, "--reveal", help="Decrypt encrypted fields (needs the field keyring: "
                                                         "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS)."),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """One deal's whole story: request, steps, calls, reply, state changes, configuration.
 
-    Exit 0 shown; 1 no such deal; 2 no ledger file, an ambiguous id, or no keyring for --reveal.
+    `--live` asks a running engine (`GET /deals/{id}`); `--reveal` still decrypts here, with the
+    keyring of this shell (the engine never sends clear text of an encrypted field).
+    Exit 0 shown; 1 no such deal (or, --live, the engine cannot be reached); 2 no ledger file, an
+    ambiguous id, or no keyring for --reveal.
     """
     from engine import fieldcrypt
     from engine.ledger_query import AmbiguousId, get_deal
 
-    require_ledger(ledger)
+    if not live:
+        require_ledger(ledger)
     keyring = None
     if reveal:
         try:
@@ -236,14 +247,25 @@ def show(
             typer.echo(f"error: --reveal needs the field keyring: set {fieldcrypt.ENV_FILE} (a JSON key file) "
                        f"or {fieldcrypt.ENV_KEYS} (id:base64,...); see docs/security.md", err=True)
             raise typer.Exit(2)
-    try:
-        d = get_deal(ledger, deal_id)
-    except (LedgerError, ValueError, AmbiguousId) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if d is None:
-        typer.echo(f"error: {ledger}: no deal {deal_id!r}. List deals with `bsp deals --ledger {ledger}`.", err=True)
-        raise typer.Exit(1)
+    if live:
+        from urllib.parse import quote
+
+        d = fetch_one(url, token_file, ca, cert, key, f"/deals/{quote(deal_id, safe='')}")
+        if d is None:
+            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}. List deals with `bsp deals --live`.",
+                       err=True)
+            raise typer.Exit(1)
+    else:
+        try:
+            d = get_deal(ledger, deal_id)
+        except (LedgerError, ValueError, AmbiguousId) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            lock_hint(exc)
+            raise typer.Exit(2) from None
+        if d is None:
+            typer.echo(f"error: {ledger}: no deal {deal_id!r}. List deals with `bsp deals --ledger {ledger}`.",
+                       err=True)
+            raise typer.Exit(1)
     problems: list[str] = []
     if keyring is not None:
         for k in ("request", "response"):

@@ -38,6 +38,39 @@ def lock_hint(exc: Exception) -> None:
                    "(--url / $BSP_ADMIN_URL, --token-file / $BSP_ADMIN_TOKEN)", err=True)
 
 
+def typed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as the admin API sent it (JSON) -> as the local query gives it: times ``datetime``
+    (also in steps, events and config), the amount ``Decimal``."""
+    for k in ("received_at", "finished_at", "at", "retried_at", "started_at", "loaded_at"):
+        if isinstance(row.get(k), str):
+            row[k] = datetime.fromisoformat(row[k])
+    if row.get("amount") is not None:
+        row["amount"] = Decimal(str(row["amount"]))
+    for k in ("steps", "events", "calls"):
+        for item in row.get(k) or ():
+            typed(item)
+    if isinstance(row.get("config"), dict):
+        typed(row["config"])
+    return row
+
+
+def fetch_one(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
+              key: Optional[Path], path: str) -> dict[str, Any] | None:
+    """``GET path`` for one object: None on 404; exit 2 on 400 (a bad id), 1 on another problem."""
+    from engine.commands.admin import _call, _client, _problem
+
+    with _client(url, token_file, ca, cert, key) as client:
+        r = _call(client, "GET", path)
+        if r.status_code == 404 and "no " in r.text:
+            return None
+        if r.status_code == 400:
+            typer.echo(f"error: {r.json().get('detail', r.text)}", err=True)
+            raise typer.Exit(2)
+        if r.status_code != 200:
+            raise _problem(r)
+        return typed(r.json())
+
+
 def fetch(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path],
           path: str, field: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     """``GET path`` with ``params`` (None dropped, times as ISO 8601, at most the API's limit);
@@ -56,10 +89,4 @@ def fetch(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Option
         if r.status_code != 200:
             raise _problem(r)
         rows: list[dict[str, Any]] = r.json()[field]
-    for row in rows:
-        for k in ("received_at", "finished_at", "at", "retried_at"):
-            if isinstance(row.get(k), str):
-                row[k] = datetime.fromisoformat(row[k])
-        if row.get("amount") is not None:
-            row["amount"] = Decimal(str(row["amount"]))
-    return rows
+    return [typed(row) for row in rows]

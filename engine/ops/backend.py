@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
 from engine.ops.gauges import circuit_state
-from engine.ledger_query import query_dead_letters, query_deals
+from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
 
@@ -105,6 +105,9 @@ class EngineBackend:
         return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
                                      status=query.status, reference=query.reference, since=query.since,
                                      until=query.until, limit=query.limit)
+
+    async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
+        return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

@@ -103,10 +103,17 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
         """Deal queries see every deal already acknowledged (the journal loads DuckDB behind)."""
 
         async def deals(self, query: Any) -> Any:
+            await self._loaded()
+            return await super().deals(query)
+
+        async def deal(self, deal_id: str) -> Any:
+            await self._loaded()
+            return await super().deal(deal_id)
+
+        async def _loaded(self) -> None:
             wait = getattr(self.engine.ledger, "wait_loaded", None)
             if wait is not None:
                 await wait()
-            return await super().deals(query)
 
     app = AdminApp(Backend(engine, observer), TokenAuth(opts.token), metrics)
     await serve_admin(app, host, port, opts.ssl_context, access=opts.access, task_status=task_status)

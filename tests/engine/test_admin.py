@@ -63,6 +63,10 @@ class LedgerBackend:
                  "received_at": T0, "raw_hex": "5a5a3031"}]
         return [r for r in rows if query.channel in (None, r["channel"])][: query.limit]
 
+    async def deal(self, deal_id):
+        from engine.ledger_query import get_deal
+        return await trio.to_thread.run_sync(get_deal, self.ledger_path, deal_id)
+
     async def retry_dead_letter(self, letter_id):
         if letter_id != "d-1":
             return None
@@ -107,7 +111,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 8
+    assert len(protected) == 9
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:

@@ -162,6 +162,19 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     r = await trio.to_thread.run_sync(bsp, "--live", "--ref", "L3")
     assert r.returncode == 0 and "deals in the engine at http://127.0.0.1:" in r.stdout and "L3" in r.stdout
     assert "L2" not in r.stdout
+    # one deal's story, by an id prefix
+    one = rows[0]
+    r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), one["deal_id"][:30], "--live")
+    assert r.returncode == 0, r.stderr
+    assert f"deal {one['deal_id']}  ECHO  committed" in r.stdout and f"reference {one['reference']}" in r.stdout
+    r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), one["deal_id"], "--live", "--json")
+    story = orjson.loads(r.stdout)
+    assert story["amount"] == "1.00" and story["config"]["version"] == engine.current.version
+    assert story["steps"] == [] and story["calls"] == [] and story["config"]["files"] == [str(route)]
+    r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), "0123456789abcdef", "--live")
+    assert r.returncode == 1 and "has no deal '0123456789abcdef'" in r.stderr
+    r = await trio.to_thread.run_sync(partial(bsp, command=("deals", "show")), "0123", "--live")
+    assert r.returncode == 2 and "too short" in r.stderr
     r = await trio.to_thread.run_sync(bsp, "--live", "--status", "failed", "--limit", "0")
     assert r.returncode == 0 and "no deals match these filters" in r.stdout
     assert "the admin API returns at most 1,000 rows" in r.stderr
