@@ -193,20 +193,11 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 1 and "must be before until" in r.stderr
 
 
-STRICT = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-route echo {
-    receive from front as Req
-    deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
-    validate {
+# ECHO that rejects X1 (a dead letter) and answers errors with their code
+STRICT = (ECHO % "S").replace("    reply Req {", """    validate {
         msg.ref != "X1" else reject "13" "X1 is not served yet"
     }
-    reply Req { ref = msg.ref  tag = "S" }
-    on error reply Req { ref = msg.ref  code = error.code }
+    reply Req {""").rstrip().removesuffix("}") + """    on error reply Req { ref = msg.ref  code = error.code }
 }
 """
 
