@@ -91,8 +91,14 @@ class Client:
         await self.stream.aclose()
 
 
-async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any], width: int = 4) -> int:
-    """A real TCP JSON server: one reply per request, in order.  ``answer`` returns a dict or None (no reply)."""
+CLOSE = object()      # what an ``answer`` returns to drop the connection without replying
+
+
+async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any], width: int = 4, *,
+                           delay: float = 0.0) -> int:
+    """A real TCP JSON server: one reply per request, in order.  ``answer`` returns a dict, None (no
+    reply) or ``CLOSE`` (close the connection, nothing of that read answered); ``delay``: seconds
+    before each batch of replies leaves (a slow counterpart)."""
 
     async def handler(stream: trio.SocketStream) -> None:
         f = LengthPrefixFramer(width)
@@ -107,10 +113,17 @@ async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any],
                 out = []
                 for p in f.feed(data):
                     r = answer(orjson.loads(p))
+                    if r is CLOSE:
+                        return
                     if r is not None:
                         out.append(f.frame(orjson.dumps(r)))
                 if out:
-                    await stream.send_all(b"".join(out))
+                    if delay:
+                        await trio.sleep(delay)
+                    try:
+                        await stream.send_all(b"".join(out))
+                    except trio.BrokenResourceError:
+                        return
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     return listeners[0].socket.getsockname()[1]

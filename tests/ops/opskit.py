@@ -8,6 +8,8 @@ from typing import Any, AsyncIterator
 import duckdb
 import trio
 
+import sys
+
 from dsl.load import compile_paths
 from engine.ledger import open_ledger
 from engine.metrics import Metrics
@@ -16,6 +18,10 @@ from engine.ops.observe import Observer
 from engine.registry import default_registry
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "engine"))
+from kit import CLOSE, json_counterpart  # noqa: E402  (the engine tests' counterpart, re-exported)
+
+__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "json_counterpart", "live", "rows"]
 CORPUS = REPO / ".." / "shared" / "corpus"
 
 ECHO = """

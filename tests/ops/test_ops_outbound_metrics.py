@@ -3,7 +3,6 @@ loopback counterpart over `tcp connect`; /metrics counts every call sent, every 
 round trip in `bsp_channel_latency_seconds`, and a call the counterpart drops under `kind="lost"`."""
 from __future__ import annotations
 
-import functools
 import re
 from functools import partial
 from pathlib import Path
@@ -18,7 +17,7 @@ from engine.ops.live import LiveEngine
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import compile_file
+from opskit import CLOSE, compile_file, json_counterpart
 
 TOKEN = "ops-outbound-token-" + "q" * 20
 
@@ -44,27 +43,10 @@ route pay {
 
 async def _counterpart(nursery: trio.Nursery, seen: list[str]) -> int:
     """Answers every request OK, except `drop`: then it closes the connection without a reply."""
-    async def handler(stream: trio.SocketStream) -> None:
-        f = LengthPrefixFramer(4)
-        async with stream:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except trio.BrokenResourceError:
-                    return
-                if not data:
-                    return
-                out = []
-                for frame in f.feed(data):
-                    ref = orjson.loads(frame)["ref"]
-                    seen.append(ref)
-                    if ref == "drop":
-                        return
-                    out.append(f.frame(orjson.dumps({"status": "OK", "via": "back"})))
-                await stream.send_all(b"".join(out))
-
-    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return listeners[0].socket.getsockname()[1]
+    def answer(req: dict) -> object:
+        seen.append(req["ref"])
+        return CLOSE if req["ref"] == "drop" else {"status": "OK", "via": "back"}
+    return await json_counterpart(nursery, answer)
 
 
 def _sample(text: str, name: str, labels: str) -> float | None:

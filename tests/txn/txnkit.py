@@ -1,7 +1,6 @@
 """Helpers for the transaction tests: real loopback servers, real ledgers (no mocks)."""
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 from collections import Counter
@@ -12,7 +11,6 @@ import duckdb
 import orjson
 import trio
 
-from formats.framing import LengthPrefixFramer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -51,29 +49,11 @@ __all__ = ["Client", "Counterpart", "REPO", "compile_text", "deals", "free_port"
 
 
 async def slow_counterpart(nursery, counts: Counter, delay: float) -> int:
-    async def handler(stream):
-        f = LengthPrefixFramer(4)
-        async with stream:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except trio.BrokenResourceError:
-                    return
-                if not data:
-                    return
-                out = []
-                for p in f.feed(data):
-                    req = orjson.loads(p)
-                    counts[(req["op"], req["ref"])] += 1
-                    out.append(f.frame(orjson.dumps({"status": "OK", "ref": req["ref"]})))
-                await trio.sleep(delay)
-                try:
-                    await stream.send_all(b"".join(out))
-                except trio.BrokenResourceError:
-                    return
-
-    ls = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-    return ls[0].socket.getsockname()[1]
+    """Counts each (op, ref) it is asked, answers OK ``delay`` seconds after each read."""
+    def answer(req: dict) -> dict:
+        counts[(req["op"], req["ref"])] += 1
+        return {"status": "OK", "ref": req["ref"]}
+    return await json_counterpart(nursery, answer, delay=delay)
 
 
 async def start_engine(route: Path, ledger: Path):
