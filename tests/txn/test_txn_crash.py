@@ -2,7 +2,6 @@
 in the ledger with a final status, no call reached the counterpart twice, nothing is left in flight."""
 from __future__ import annotations
 
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import orjson
 import trio
 
 from engine.txn.log import TxnLog, log_path
-from txnkit import Client, deals, free_port, load_until_sigkill, rows, slow_counterpart, start_engine
+from txnkit import Client, deals, engine_serving, free_port, load_until_sigkill, rows, slow_counterpart
 
 ROUTE = """
 format J = json
@@ -37,12 +36,11 @@ async def test_sigkill_under_load_loses_no_acknowledged_deal_and_runs_no_call_tw
     route.write_text(ROUTE % (front, back))
     ledger = tmp_path / "ledger.duckdb"
     refs = [f"P{i:03d}" for i in range(N)]
-    proc, acked = await load_until_sigkill(route, ledger, front, refs)
+    _, acked = await load_until_sigkill(route, ledger, front, refs)
     in_flight_before = len(TxnLog(log_path(ledger)).pending)
 
     # restart; the client resends what it never saw answered (and repeats one it did)
-    proc = await start_engine(route, ledger)
-    try:
+    async with engine_serving(route, ledger):
         c = await Client.open(front)
         again = [r for r in refs if r not in acked] + [next(iter(acked))]
         for ref in again:
@@ -54,14 +52,6 @@ async def test_sigkill_under_load_loses_no_acknowledged_deal_and_runs_no_call_tw
             else:
                 assert r == acked[ref]                          # the original answer, repeated
         await c.aclose()
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(30):
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await proc.stderr.aclose()
 
     ledger_deals = deals(ledger)
     final = {d["reference"]: d["status"] for d in ledger_deals if d["status"] != "duplicate"}

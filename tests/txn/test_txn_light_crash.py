@@ -3,14 +3,12 @@ load in a real `bsp run` is SIGKILLed; after a restart every acknowledged deal i
 nothing is left in flight, and the deals in flight at the crash are flagged for an operator."""
 from __future__ import annotations
 
-import signal
 from collections import Counter
 from pathlib import Path
 
-import trio
 
 from engine.txn.log import TxnLog, log_path
-from txnkit import deals, free_port, load_until_sigkill, slow_counterpart, start_engine
+from txnkit import deals, engine_serving, free_port, load_until_sigkill, slow_counterpart
 
 ROUTE = """
 format J = json
@@ -35,23 +33,15 @@ async def test_sigkill_on_a_plain_call_route_leaves_every_acked_deal_final_and_f
     route = tmp_path / "pay.route"
     route.write_text(ROUTE % (front, back))
     ledger = tmp_path / "ledger.duckdb"
-    proc, acked = await load_until_sigkill(route, ledger, front, [f"L{i:03d}" for i in range(N)])
+    _, acked = await load_until_sigkill(route, ledger, front, [f"L{i:03d}" for i in range(N)])
     txlog = TxnLog(log_path(ledger))
     in_flight = {i: p for i, p in txlog.pending.items()}
     txlog.close()
     assert in_flight and all(p.light for p in in_flight.values())   # light `a` records, nothing per step
 
     # restart with no traffic at all: recovery resolves the in-flight deals before serving
-    proc = await start_engine(route, ledger)
-    try:
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(30):
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        await proc.stderr.aclose()
+    async with engine_serving(route, ledger):
+        pass
 
     by_id = {d["deal_id"]: d for d in deals(ledger)}
     by_ref: dict[str, list[dict]] = {}

@@ -1,11 +1,13 @@
 """Helpers for the transaction tests: real loopback servers, real ledgers (no mocks)."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections import Counter
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import duckdb
 import orjson
@@ -67,6 +69,22 @@ async def start_engine(route: Path, ledger: Path):
             assert chunk, f"bsp run exited early: {buf.decode()}"
             buf += chunk
     return proc
+
+
+@asynccontextmanager
+async def engine_serving(route: Path, ledger: Path) -> AsyncIterator[Any]:
+    """`bsp run` for the block; then SIGTERM, and it must drain and exit 0."""
+    proc = await start_engine(route, ledger)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stderr.aclose()
 
 
 async def load_until_sigkill(route: Path, ledger: Path, front: int, refs: list[str],
