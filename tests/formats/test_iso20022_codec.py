@@ -81,6 +81,12 @@ def test_component_check(tmp_path):
     assert "pacs.008" in str(err)
     with pytest.raises(SpecError):
         COMPONENT.build(FormatDecl("P", "iso20022", {"xsd_dir": str(tmp_path / "none")}))
+    (err,) = COMPONENT.check(FormatDecl("P", "iso20022", {"header": "head.002"}))
+    assert "header must be a head.001 version such as head.001.001.02, got 'head.002'" in str(err)
+    (err,) = COMPONENT.check(FormatDecl("P", "iso20022", {"envelope": "<message>"}))
+    assert "envelope must be an XML element name" in str(err)
+    codec = COMPONENT.build(FormatDecl("P", "iso20022", {"header": "head.001.001.01", "envelope": "BizMsg"}))
+    assert (codec.header, codec.envelope) == ("head.001.001.01", "BizMsg")
 
 
 @settings(max_examples=200, deadline=None)
