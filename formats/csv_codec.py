@@ -7,7 +7,10 @@ strftime pattern (default ``%Y-%m-%d``).  An empty cell decodes to ``""`` for
 strings and ``None`` otherwise; ``None`` encodes as an empty cell.
 
 * one row (``decode``/``encode``): columns in declared order, no header, no
-  line terminator in the encoded bytes.
+  line terminator in the encoded bytes.  With ``header = true`` a message may
+  also be two rows, the header first (what ``file watch`` with ``header_row``
+  hands over): the declared fields are then matched by header name, as in a
+  file.
 * a file (``decode_batch``/``encode_batch``/``iter_batch``): with
   ``header = true`` (default) the first row names the columns; declared
   fields are matched by header name (order free, extra columns ignored, a
@@ -44,6 +47,7 @@ class CsvCodec:
         self.encoding = encoding
         self._names = [f.name for f in self.fields]
         self._by_name = {f.name: f for f in self.fields}
+        self._last_header: tuple[tuple[str, ...], list[Any]] | None = None
         self._fmt = dict(delimiter=delimiter, quotechar=quote or None,
                          quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
                          escapechar=None if quote else "\\", strict=True, lineterminator="\n")
@@ -147,9 +151,22 @@ class CsvCodec:
             rows = list(csv.reader(io.StringIO(text, newline=""), **self._fmt))
         except csv.Error as exc:
             raise FormatError(f"bad CSV: {exc}", offset=0) from None
+        if len(rows) == 2 and self.header:          # the header row, then the row
+            try:
+                columns = self._header_columns(rows[0])
+            except FormatError as exc:
+                if any(c.strip() in self._by_name for c in rows[0]):
+                    raise                                   # a header, short of a column
+                raise FormatError(f"expected one row, found 2, and the first is not a header naming the "
+                                  f"columns: {exc.message}", field=exc.field, offset=0,
+                                  hint=f"{exc.hint}; a csv message is one row, or the header row and one "
+                                       f"row") from None
+            at = len(text.split("\n", 1)[0].encode(self.encoding)) + 1 if "\n" in text else 0
+            return self._row_values(rows[1], columns, record=None, offset=at)
         if len(rows) != 1:
             raise FormatError(f"expected one row, found {len(rows)}", offset=0,
-                              hint="a csv message is one line; use decode_batch for a file")
+                              hint="a csv message is one line (or, with header true, the header row and "
+                                   "one row); use decode_batch for a file")
         cells = rows[0]
         if self.fields and len(cells) != len(self.fields):
             raise FormatError(f"row has {len(cells)} columns, the format declares {len(self.fields)}",
@@ -222,14 +239,24 @@ class CsvCodec:
             except FormatError as exc:
                 yield record, offset, exc
 
-    def _map_header(self, cells: list[str], offset: int) -> list[Any]:
+    def _header_columns(self, cells: list[str]) -> list[Any]:
+        """``_map_header`` for a message's header row, remembered (a file's rows share one)."""
+        key = tuple(cells)
+        cached = self._last_header
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        columns = self._map_header(cells, 0, None)
+        self._last_header = (key, columns)
+        return columns
+
+    def _map_header(self, cells: list[str], offset: int, record: int | None = 0) -> list[Any]:
         if not self.fields:
             return cells
         index = {c.strip(): i for i, c in enumerate(cells)}
         missing = [fd.name for fd in self.fields if fd.name not in index]
         if missing:
             raise FormatError(f"header has no column {missing[0]!r}", field=missing[0], offset=offset,
-                              record=0, hint="header columns are: " + ", ".join(cells))
+                              record=record, hint="header columns are: " + ", ".join(cells))
         return [(index[fd.name], fd) for fd in self.fields]
 
     def decode_batch(self, data: bytes) -> list[Any]:
@@ -297,7 +324,8 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
 COMPONENT = ComponentSpec(
     category="format",
     name="csv",
-    doc=("CSV rows. A message is one row (columns in declared order); files are read with a header that "
+    doc=("CSV rows. A message is one row (columns in declared order), or with header true the header row "
+         "and one row (columns by name: file watch's header_row); files are read with a header that "
          "maps columns to declared fields. Typed columns: string, integer, decimal(S) with an explicit "
          "point, date(\"%Y-%m-%d\"). An empty cell means absent."),
     options=(

@@ -14,7 +14,11 @@ each bad record (number, byte offset, error kind and detail) when any record
 was rejected or failed, or when the file cannot be split into records.
 ``skip_header`` / ``skip_trailer``: that many records at the start / end of each
 file (a CSV header line, a batch header and trailer record) are not deals; the
-records are still numbered from the file's first.
+records are still numbered from the file's first.  ``header_row = true``
+(record = csv or lines): the first record after the skipped ones names the
+columns; it is not a deal, and every record reaches the routes with it (the
+header row, a line break, the row), so a ``csv`` format matches its columns by
+name: in any order, extra columns ignored.
 """
 from __future__ import annotations
 
@@ -74,6 +78,13 @@ class FileWatcher:
                                      f"(record is {self.record!r})")
         self.skip_header = _count(name, "skip_header", options.get("skip_header"))
         self.skip_trailer = _count(name, "skip_trailer", options.get("skip_trailer"))
+        self.header_row = options.get("header_row", False)
+        if not isinstance(self.header_row, bool):
+            raise ChannelConfigError(f"channel {name}: option header_row: expected true or false, "
+                                     f"got {self.header_row!r}")
+        if self.header_row and self.record not in ("csv", "lines"):
+            raise ChannelConfigError(f"channel {name}: option header_row is for record = \"csv\" or \"lines\" "
+                                     f"(record is {self.record!r})")
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
             raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
                                      f"record = whole makes the file one record")
@@ -148,14 +159,20 @@ class FileWatcher:
             problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
                             f"{self.record} records: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
         first = 1
-        if records and (self.skip_header or self.skip_trailer):
-            if len(records) < self.skip_header + self.skip_trailer:
+        heads = self.skip_header + int(self.header_row)     # records before the first deal
+        if records and (heads or self.skip_trailer):
+            if len(records) < heads + self.skip_trailer:
+                what = "header row" if self.header_row and not self.skip_header else "header"
                 problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
-                                f"its {self.skip_header} header and {self.skip_trailer} trailer record(s)")
+                                f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
                 records = []
             else:
-                first = self.skip_header + 1
-                records = records[self.skip_header:len(records) - self.skip_trailer]
+                if self.header_row:         # each record goes with the header row: columns by name
+                    head = records[self.skip_header][1] + b"\n"
+                    records = [(at, head + r) for at, r in records[heads:len(records) - self.skip_trailer]]
+                else:
+                    records = records[heads:len(records) - self.skip_trailer]
+                first = heads + 1
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
@@ -225,6 +242,9 @@ COMPONENT = ComponentSpec(
                    "header line, a batch header record).", default=None),
         OptionSpec("skip_trailer", "int", "Records at the end of each file that are not deals (a batch "
                    "trailer record).", default=None),
+        OptionSpec("header_row", "bool", "record = csv or lines: the first record after skip_header names the "
+                   "columns; it is not a deal, and each record reaches the routes with it, so a csv format "
+                   "matches its columns by name (any order, extra columns ignored).", default=False),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -320,3 +321,55 @@ def test_quote_option_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='option quote is for record = "csv"'):
         FileWatcher("w", {"dir": str(tmp_path), "quote": "'"})
     assert FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "quote": ""}).quote == ""
+
+
+ROUTE_CSV_NAMED = '''
+format Settle = csv {
+    ref     string
+    amount  decimal(2)
+    memo    string
+}
+
+channel inbox = file watch {
+    dir         = "in"
+    pattern     = "*.csv"
+    record      = "csv"
+    skip_header = 1
+    header_row  = true
+}
+
+route settle {
+    receive from inbox as Settle
+    deal SETTLEMENT { ref = msg.ref  amount = msg.amount  currency = "CNY"  party = msg.memo }
+}
+'''
+
+
+async def test_header_row_maps_csv_columns_by_name(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    prog = compile_text(tmp_path, ROUTE_CSV_NAMED)
+    ledger = tmp_path / "l.duckdb"
+    # a title line (skip_header), then the header row: its own column order, one column the format lacks
+    (inbox / "a.csv").write_bytes(b'SETTLEMENT 2026-11-26\r\nmemo,batch,amount,ref\r\n'
+                                  b'"two\r\nlines",B1,1.50,R1\r\nplain,B1,2.00,R2\r\n')
+    (inbox / "b.csv").write_bytes(b"SETTLEMENT\nref,memo\nR3,no amount column\n")
+    (inbox / "c.csv").write_bytes(b"SETTLEMENT\n")                        # no header row
+    async with running(prog, ledger):
+        await wait_for(lambda: all(p.exists() for p in (inbox / "done" / "a.csv", inbox / "error" / "b.csv",
+                                                         inbox / "error" / "c.csv")), "the three files handled")
+    rows = sorted(deals(ledger), key=lambda r: r["reference"] or "")
+    assert [(r["reference"], r["amount"], r["party"], r["status"]) for r in rows if r["reference"]] == [
+        ("R1", Decimal("1.50"), "two\r\nlines", "committed"), ("R2", Decimal("2.00"), "plain", "committed")]
+    reason = (inbox / "error" / "b.csv.reason.txt").read_text()
+    assert "record 3, byte offset 20: rejected (malformed" in reason
+    assert "header has no column 'amount'" in reason and "header columns are: ref, memo" in reason
+    assert "fewer than its 2 header and 0 trailer record(s)" in (inbox / "error" / "c.csv.reason.txt").read_text()
+
+
+def test_header_row_option_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='option header_row is for record = "csv" or "lines"'):
+        FileWatcher("w", {"dir": str(tmp_path), "record": "fixed", "record_size": 10, "header_row": True})
+    with pytest.raises(ValueError, match="option header_row: expected true or false"):
+        FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "header_row": "yes"})
+    assert FileWatcher("w", {"dir": str(tmp_path), "record": "lines", "header_row": True}).header_row is True

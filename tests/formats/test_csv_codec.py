@@ -145,3 +145,25 @@ def test_random_bytes_only_format_error(data):
             list(c.iter_batch(data))
         except FormatError:
             pass
+
+
+def test_a_message_with_its_header_row_matches_columns_by_name():
+    c = codec()
+    v = c.decode(b"count,extra,value_date,amount,ref\r\n3,x,2024-01-31,120.5,A-1\r\n")
+    assert v == {"ref": "A-1", "amount": Decimal("120.50"), "value_date": dt.date(2024, 1, 31), "count": 3}
+    assert c.decode(b"count,extra,value_date,amount,ref\n4,y,,1.00,B-2") == {
+        "ref": "B-2", "amount": Decimal("1.00"), "value_date": None, "count": 4}
+    with pytest.raises(FormatError) as e:                       # a declared column the header lacks
+        c.decode(b"ref,amount,count\nA-1,1.00,3")
+    assert e.value.field == "value_date" and e.value.record is None
+    assert str(e.value) == ("byte 0, field value_date: header has no column 'value_date' "
+                            "(hint: header columns are: ref, amount, count)")
+    with pytest.raises(FormatError) as e:                       # two rows, the first no header
+        c.decode(b"A,1,2024-01-01,1\nB,1,2024-01-01,1")
+    assert "expected one row, found 2, and the first is not a header naming the columns" in str(e.value)
+    with pytest.raises(FormatError) as e:                       # the row is checked at its own offset
+        c.decode(b"ref,amount,value_date,count\nA-1,1.5x,2024-01-31,3")
+    assert e.value.field == "amount" and e.value.offset == 28
+    with pytest.raises(FormatError, match="expected one row, found 2") as e:     # header false: positional only
+        codec(header=False).decode(b"ref,amount,value_date,count\nA-1,1.00,2024-01-31,3")
+    assert "header true" in e.value.hint
