@@ -589,6 +589,25 @@ class Checker(_TestChecks):
             provided += ("header",)          # a framing header per frame (an ISO 8583 TPDU)
         return provided
 
+    def _receive_as(self, chan: str | None, fmt: str | None, s: A.Receive) -> None:
+        """The channel kind's ``check_receive`` hook: can its routes read what it hands them as ``fmt``?"""
+        cdecl = self.res.channels.get(chan) if chan else None
+        fdecl = self.res.formats.get(fmt) if fmt else None
+        if cdecl is None or fdecl is None:
+            return
+        spec = self.registry.get("channel", cdecl.kind)
+        hook = getattr(spec, "check_receive", None) if spec is not None else None
+        if hook is None:
+            return
+        try:
+            problem = hook(cdecl, fdecl)
+        except Exception as e:  # noqa: BLE001 - report, never crash the checker
+            problem = f"the {cdecl.kind} checker failed: {type(e).__name__}: {e}"
+        if problem:
+            text, _, hint = str(problem).partition("\n")
+            self.error("E039", f"channel `{chan}` cannot hand format `{fmt}` its requests: {text}",
+                       s.format.pos, hint or None)
+
     def _table_scope(self) -> dict[str, Binding]:
         return {n: Binding("table", pos=node.name.pos) for n, (c, node) in self.decls.items() if c == "table"}
 
@@ -617,6 +636,7 @@ class Checker(_TestChecks):
                 fmt = self.ref(s.format, "format")
                 if s.format is not None:
                     scope["msg"] = Binding("msg", fmt, s.pos)
+                    self._receive_as(chan, fmt, s)
                 if s.when is not None:
                     self._expr(s.when, scope, later)
                 continue

@@ -5,7 +5,7 @@ example and checks the code appears at ``line:col``; ``markdown()`` renders
 the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
-(channels ``tcp listen``, ``tcp connect``, ``memory``; formats ``json``,
+(channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``; formats ``json``,
 ``fixed``, ``csv``; step ``audit``).
 """
 from __future__ import annotations
@@ -110,6 +110,10 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E038", "`reply` without a format on a raw route", "`reply` needs a format: this route receives raw bytes",
           _HEAD + 'route r {\n    receive from mf\n    reply { code = "00" }\n}\n', 7, 5),
     # ------------------------------------------------------------ components
+    Entry("E039", "receive format the channel cannot hand its requests",
+          "channel `C` cannot hand format `F` its requests: (the channel kind's reason)",
+          'format Line = json\nchannel inbox = file watch {\n    dir = "."\n    record = "csv"\n'
+          '    header_row = true\n}\nroute r {\n    receive from inbox as Line\n}\n', 8, 27),
     Entry("E040", "unknown format kind", "unknown format kind `KIND` (with did you mean)",
           'format F = jsn\n', 1, 12),
     Entry("E041", "unknown channel kind", "unknown channel kind `KIND` (with did you mean)",

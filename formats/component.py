@@ -55,6 +55,9 @@ class ComponentSpec:
       run by ``bsp check`` to report bad copybooks, specs and the like.
     ``fields``: optional pure hook ``fields(decl, base_dir) -> list[str] | None``
       naming the top-level fields a format decodes to (for "did you mean").
+    ``check_receive``: optional pure hook of a channel kind,
+      ``check_receive(channel_decl, format_decl) -> str | None``: why a route
+      cannot receive from this channel as that format (``bsp check`` E039), or None.
     """
 
     category: str
@@ -68,6 +71,7 @@ class ComponentSpec:
     positional: str | None = None   # option filled by a positional argument, e.g. `json schema "x"` / `copybook "X.cpy"`
     accepts_fields: bool = False     # a `{ field ... }` block of field declarations is allowed (fixed, csv)
     provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
+    check_receive: Callable[..., Any] | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for opt in self.options:

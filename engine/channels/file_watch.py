@@ -34,7 +34,7 @@ from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, split_records
 from formats.errors import FormatError
@@ -211,6 +211,21 @@ def _count(channel: str, option: str, value: Any) -> int:
     return value
 
 
+def check_receive(channel: Any, fmt: Any) -> str | None:
+    """``bsp check``: a route on a channel with ``header_row`` must read CSV by header names."""
+    if channel.options.get("header_row") is not True:
+        return None
+    if fmt.kind != "csv":
+        return (f"with header_row = true each record comes with the file's header row, which a {fmt.kind} "
+                f"format cannot read\nreceive as a csv format (its columns are then matched by the header's "
+                f"names), or drop header_row")
+    if fmt.options.get("header", True) is False:
+        return ("with header_row = true each record comes with the file's header row, and format "
+                f"`{fmt.name}` is csv header false (columns by position)\ndeclare it with header true "
+                "(the default) to match its columns by name")
+    return None
+
+
 def build(decl: Any) -> FileWatcher:
     return FileWatcher(decl.name, dict(decl.options))
 
@@ -226,6 +241,8 @@ COMPONENT = ComponentSpec(
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
         "error kind, detail) when any record was rejected or failed or the file cannot be split."
     ),
+    check=built_check(FileWatcher),
+    check_receive=check_receive,
     options=(
         OptionSpec("dir", "path", "The directory to watch.", required=True),
         OptionSpec("pattern", "string", "Glob of the file names taken (e.g. \"*.csv\").", default="*"),

@@ -33,7 +33,7 @@ import orjson
 import trio
 
 from engine.channels.base import ChannelError, request_one
-from engine.channels.options import ChannelConfigError
+from engine.channels.options import ChannelConfigError, built_check
 from formats.component import ComponentSpec, OptionSpec
 
 _FIELDS = {"date", "time", "seq", "uuid"}
@@ -214,6 +214,7 @@ COMPONENT = ComponentSpec(
         "`offset`, and a torn record a crash left at the end of the file is cut off before the first "
         "append. A failed write fails the deal (kind `failed`)."
     ),
+    check=built_check(FileWriter),
     options=(
         OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
         OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\" (default "

@@ -13,6 +13,22 @@ class ChannelConfigError(ValueError):
     """A channel option the engine cannot use; the message names channel and option."""
 
 
+def built_check(cls: Any) -> Any:
+    """A ``bsp check`` hook for a channel kind whose constructor only checks its options (no
+    files, secrets or sockets): build it, and report what it refuses, as ``bsp run`` would at
+    start.  Kinds that read TLS files or secrets when built write their own hook instead."""
+
+    def check(decl: Any, base_dir: Any = None) -> list[Any]:
+        from formats.errors import SpecError
+        try:
+            cls(decl.name, dict(decl.options))
+        except ChannelConfigError as exc:
+            return [SpecError(str(exc))]
+        return []
+
+    return check
+
+
 def parse_address(channel: str, value: Any) -> tuple[str, int]:
     """``"host:port"`` -> (host, port).  Port 0 asks the OS for a free port (tests)."""
     if not isinstance(value, str) or ":" not in value:

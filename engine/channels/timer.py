@@ -28,7 +28,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.timer")
@@ -183,6 +183,7 @@ COMPONENT = ComponentSpec(
         "`timer.at`. Ticks never overlap: one missed while the previous ran is skipped and counted, not run late. "
         "A reply goes nowhere (nobody asked)."
     ),
+    check=built_check(TimerChannel),
     options=(
         OptionSpec("every", "duration", "Interval between ticks, e.g. 30s, 5m, 1h (or use `at`)."),
         OptionSpec("at", "string", "A time of day, HH:MM or HH:MM:SS, 24-hour (or use `every`)."),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.channels import file_watch
 from engine.registry import Registry
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
@@ -57,6 +58,7 @@ def build_test_registry() -> Registry:
         OptionSpec("delimiter", "string", "field separator", default=","),
         OptionSpec("header", "bool", "first line names the columns", default=True),
     ), fields=_fields_of, accepts_fields=True))
+    reg.register(file_watch.COMPONENT)        # the real kind: its check and check_receive hooks
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
         OptionSpec("level", "expr", "info or warning"),
