@@ -24,7 +24,7 @@ import trio
 from engine.access import AccessList
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one
-from engine.channels.options import ADDRESS, ChannelConfigError, parse_address, seconds
+from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.tls import CLIENT_CERT_MODES, server_context
 from formats.component import ComponentSpec, OptionSpec
@@ -69,7 +69,8 @@ def _sniff_type(body: bytes) -> str:
 class HttpListener:
     role = "listen"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load_tls: bool = True) -> None:
+        """``load_tls=False`` (``bsp check``): every option checked, the TLS files not read."""
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
         self.method = str(options.get("method") or "POST").upper()
@@ -95,7 +96,7 @@ class HttpListener:
         self.ssl_context = None
         if cert is not None:
             try:
-                self.ssl_context = server_context(cert, key, ca, client_cert)
+                self.ssl_context = server_context(cert, key, ca, client_cert) if load_tls else None
             except ValueError as exc:
                 raise ChannelConfigError(f"channel {name}: {exc}") from None
         elif key is not None or ca is not None or client_cert != "none":
@@ -203,6 +204,7 @@ COMPONENT = ComponentSpec(
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
         "refused by `allow` gets 403; during a drain new requests get 503."
     ),
+    check=built_check(HttpListener, load_tls=False),
     options=(
         ADDRESS,
         OptionSpec("method", "string", "The HTTP method served.", default="POST"),

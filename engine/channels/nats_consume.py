@@ -31,7 +31,7 @@ from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
     until_set_up,
 )
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -267,6 +267,7 @@ COMPONENT = ComponentSpec(
         "redelivered. Engines sharing a `durable` name share the work like a queue group. A route's "
         "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."
     ),
+    check=built_check(NatsConsumer),
     options=(
         URL,
         SUBJECT,

@@ -31,7 +31,7 @@ from engine.channels.base import CallTimeout, ChannelError, Unreachable
 from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option, until_set_up,
 )
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, built_check, seconds
 from engine.runtime.limits import CountLimiter
 from formats.component import ComponentSpec, OptionSpec
 
@@ -203,6 +203,7 @@ COMPONENT = ComponentSpec(
         "reply is the responder's answer. While the server is unreachable calls fail at once (kind "
         "`unreachable`); no answer in time fails with kind `timeout`."
     ),
+    check=built_check(NatsPublisher),
     options=(
         URL,
         SUBJECT,

@@ -13,7 +13,7 @@ class ChannelConfigError(ValueError):
     """A channel option the engine cannot use; the message names channel and option."""
 
 
-def built_check(cls: Any) -> Any:
+def built_check(cls: Any, **kwargs: Any) -> Any:
     """A ``bsp check`` hook for a channel kind whose constructor only checks its options (no
     files, secrets or sockets): build it, and report what it refuses, as ``bsp run`` would at
     start.  Kinds that read TLS files or secrets when built write their own hook instead."""
@@ -21,7 +21,7 @@ def built_check(cls: Any) -> Any:
     def check(decl: Any, base_dir: Any = None) -> list[Any]:
         from formats.errors import SpecError
         try:
-            cls(decl.name, dict(decl.options))
+            cls(decl.name, dict(decl.options), **kwargs)
         except ChannelConfigError as exc:
             return [SpecError(str(exc))]
         return []

@@ -164,3 +164,23 @@ async def test_drain_answers_in_flight_then_refuses(tmp_path: Path) -> None:
             assert (await c.post(url(sb), json={"ref": "D2", "amount": 1})).status_code == 503
         ch._draining = False
     await trio.sleep(0)
+
+
+def test_bsp_check_refuses_bad_options_without_reading_tls_files(tmp_path: Path) -> None:
+    """`bsp check` runs the channel's own option checks; it does not read the certificates (they may
+    be production secrets, absent from where routes are checked): junk files pass."""
+    from dsl.load import compile_paths
+    from engine.registry import default_registry
+    (tmp_path / "server.pem").write_text("not a certificate")
+    (tmp_path / "server.key").write_text("not a key")
+
+    def errors(tls: str) -> list[str]:
+        (tmp_path / "a.route").write_text(ROUTE % tls)
+        res = compile_paths([tmp_path / "a.route"], default_registry())
+        return [f"{d.pos.line}:{d.code} {d.message}" for d in res.diagnostics if d.severity == "error"]
+
+    tls = 'cert = "server.pem"\n    key = "server.key"'
+    assert errors(tls) == []
+    assert errors(tls + '\n    allow = ["cn:MAINFRAME01"]') == [
+        "10:E055 channel api: option allow has certificate rules but no client certificate is asked for; "
+        "add cert, key, ca and client_cert = \"required\""]

@@ -1,6 +1,8 @@
 """nats.publish / nats.consume against a real nats-server -js on a loopback port."""
 from __future__ import annotations
 
+import dataclasses
+
 from decimal import Decimal
 
 import pytest
@@ -226,10 +228,25 @@ def test_config_errors_name_channel_and_option() -> None:
     assert NatsConsumer("in", base).durable == "in"
 
 
+def test_bad_option_fails_bsp_check_at_the_option(tmp_path) -> None:
+    """What the channel refuses when it is built, `bsp check` refuses first, at the option's place."""
+    from dsl.load import compile_paths
+    (tmp_path / "test.route").write_text(PUBLISH_ROUTE.format(url="127.0.0.1:4222"))
+    res = compile_paths([tmp_path / "test.route"], nats_registry())
+    (d,) = [d for d in res.diagnostics if d.severity == "error"]
+    assert (d.code, d.pos.line, d.pos.col) == ("E055", 11, 5)
+    assert d.message.startswith("channel bus: option url")
+
+
 def test_bad_option_is_a_bind_error_with_the_route_file_place(tmp_path) -> None:
-    prog = compile_text(tmp_path, PUBLISH_ROUTE.format(url="127.0.0.1:4222"), registry=nats_registry())
+    """A program compiled against a registry without the check (a plugin's, say) still fails to bind."""
+    reg = nats_registry()
+    good = compile_text(tmp_path, PUBLISH_ROUTE.format(url="nats://127.0.0.1:4222"), registry=reg)
+    bad = dict(good.channels["bus"].options, url="127.0.0.1:4222")
+    prog = dataclasses.replace(good, channels={**good.channels,
+                                               "bus": dataclasses.replace(good.channels["bus"], options=bad)})
     with pytest.raises(BindError, match=r"test\.route:\d+:\d+: channel bus: option url"):
-        Switchboard(prog, nats_registry(), ledger=None)
+        Switchboard(prog, reg, ledger=None)
 
 
 def test_docs_examples_compile(tmp_path) -> None:
