@@ -169,7 +169,7 @@ class _Slot:
 class MuxConnector:
     role = "connect"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load_tls: bool = True) -> None:
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
         new_framer = framer_factory(name, options, echo_header=False)
@@ -202,7 +202,7 @@ class MuxConnector:
         if any(options.get(k) for k in ("ca", "cert", "server_name")) or options.get("tls"):
             try:
                 self.ssl_context = client_context(options.get("ca"), options.get("cert"), options.get("key"),
-                                                  options.get("server_name"))
+                                                  options.get("server_name")) if load_tls else None
             except ValueError as exc:
                 raise ChannelConfigError(f"channel {name}: {exc}") from None
         elif options.get("key"):

@@ -23,7 +23,7 @@ from engine.channels.base import (
 )
 from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
-    ADDRESS, ChannelConfigError, parse_address, seconds,
+    ADDRESS, ChannelConfigError, built_check, parse_address, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
 from formats.component import ComponentSpec, OptionSpec
@@ -232,15 +232,19 @@ class TcpConnector:
 
 
 def check_calling_framing(decl: Any, base_dir: Any = None) -> list[Any]:
-    """``bsp check``: the framing options as a calling channel builds them."""
-    return check_framing(decl, base_dir, echo_header=False)
+    """``bsp check``: the framing options as a calling channel builds them, then every other option
+    as the connector checks it when built (without reading its TLS files)."""
+    return check_framing(decl, base_dir, echo_header=False) or built_check(_connector, load_tls=False)(decl, base_dir)
+
+
+def _connector(name: str, options: dict[str, Any], *, load_tls: bool = True) -> Any:
+    if wants_mux(options):          # pool / match / TLS / retries / breaker / echo: engine/channels/mux.py
+        return MuxConnector(name, options, load_tls=load_tls)
+    return TcpConnector(name, options)
 
 
 def build(decl: Any) -> Any:
-    options = dict(decl.options)
-    if wants_mux(options):          # pool / match / TLS / retries / breaker / echo: engine/channels/mux.py
-        return MuxConnector(decl.name, options)
-    return TcpConnector(decl.name, options)
+    return _connector(decl.name, dict(decl.options))
 
 
 COMPONENT = ComponentSpec(

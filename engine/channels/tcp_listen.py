@@ -10,7 +10,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.idle import IdleStream
-from engine.channels.options import ADDRESS, parse_address, seconds
+from engine.channels.options import ADDRESS, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
@@ -28,14 +28,14 @@ def set_nodelay(stream: trio.SocketStream) -> None:
 class TcpListener:
     role = "listen"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load_tls: bool = True) -> None:
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
         self._new_framer = framer_factory(name, options, echo_header=True)
         self.framing, self.max_frame = self._new_framer.framing, self._new_framer.max_frame
         self.backlog = int(options.get("backlog", 128))
         self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
-        self.gate = Gate.from_options(name, options)     # TLS / mutual TLS / access list, or None
+        self.gate = Gate.from_options(name, options, load_tls=load_tls)   # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[trio.CancelScope] = set()
         self._draining = False
@@ -95,6 +95,12 @@ class TcpListener:
             scope.cancel()
 
 
+def check(decl: Any, base_dir: Any = None) -> list[Any]:
+    """``bsp check``: the framing, then every other option as the listener checks it when built
+    (without reading its TLS files)."""
+    return check_framing(decl, base_dir) or built_check(TcpListener, load_tls=False)(decl, base_dir)
+
+
 def build(decl: Any) -> TcpListener:
     return TcpListener(decl.name, dict(decl.options))
 
@@ -102,7 +108,7 @@ def build(decl: Any) -> TcpListener:
 COMPONENT = ComponentSpec(
     category="channel",
     name="tcp.listen",
-    check=check_framing,
+    check=check,
     doc=(
         "Accept TCP connections and answer each request on the connection it came on, in order. "
         "Every connection is read in chunks; the frames of one chunk are handled as a batch and "

@@ -52,7 +52,9 @@ class Gate:
         self.last_refusal = ""
 
     @classmethod
-    def from_options(cls, name: str, options: dict[str, Any]) -> "Gate | None":
+    def from_options(cls, name: str, options: dict[str, Any], *, load_tls: bool = True) -> "Gate | None":
+        """The gate the options describe, or None for a plain open listener.  ``load_tls=False``
+        (``bsp check``): every option checked, the certificate files not read."""
         cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
         client_cert = options.get("client_cert") or "none"
         if client_cert not in CLIENT_CERT_MODES:
@@ -61,7 +63,7 @@ class Gate:
         ctx = None
         if cert is not None:
             try:
-                ctx = server_context(cert, key, ca, client_cert)
+                ctx = server_context(cert, key, ca, client_cert) if load_tls else None
             except ValueError as exc:
                 raise ChannelConfigError(f"channel {name}: {exc}") from None
         elif key is not None or ca is not None or client_cert != "none":
