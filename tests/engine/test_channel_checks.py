@@ -27,12 +27,18 @@ route r {
 '''
 
 
-def errors(tmp_path: Path, front: str = "", back: str = "") -> list[str]:
+def diagnostics(tmp_path: Path, text: str) -> list[str]:
+    """The errors of `bsp check` on ``text``, as "line:col CODE message"."""
+    (tmp_path / "in").mkdir(exist_ok=True)
     (tmp_path / "server.pem").write_text("not a certificate")        # exists, never read by the check
     (tmp_path / "server.key").write_text("not a key")
-    (tmp_path / "r.route").write_text(ROUTES % (front, back))
+    (tmp_path / "r.route").write_text(text)
     res = compile_paths([tmp_path / "r.route"], default_registry())
     return [f"{d.pos.line}:{d.pos.col} {d.code} {d.message}" for d in res.diagnostics if d.severity == "error"]
+
+
+def errors(tmp_path: Path, front: str = "", back: str = "") -> list[str]:
+    return diagnostics(tmp_path, ROUTES % (front, back))
 
 
 def test_tls_options_checked_without_reading_the_files(tmp_path: Path) -> None:
@@ -55,3 +61,29 @@ def test_tcp_connect_refuses_retries_of_a_call_that_is_not_idempotent(tmp_path: 
 def test_tcp_connect_key_without_cert(tmp_path: Path) -> None:
     assert errors(tmp_path, back='key = "server.key"') == [
         "11:5 E055 channel back: option key needs cert (the client certificate)"]
+
+
+def test_bsp_check_reports_what_the_file_channels_and_timer_refuse_at_start(tmp_path: Path) -> None:
+    """The options the engine checks when it builds these channels fail `bsp check` too, at the option."""
+    text = ('channel inbox = file watch {\n    dir = "in"\n    record = "fixed"\n}\n'
+            'channel outbox = file write {\n    dir = "in"\n    name = "X-{seq}.csv"\n    mode = "append"\n}\n'
+            'channel tick = timer {\n    every = 5m\n    timezone = "Asia/Shanghai"\n}\n'
+            'format F = json\n'
+            'route a {\n    receive from inbox as F\n    call w = outbox as F reply F { x = 1 }\n}\n'
+            'route b {\n    receive from tick as F\n}\n')
+    got = diagnostics(tmp_path, text)
+    assert len(got) == 3, got
+    assert got[0].startswith("3:5 E055 channel inbox: record = fixed needs record_size")
+    assert got[1].startswith("7:5 E055 channel outbox: option name: 'X-{seq}.csv' uses {seq}")
+    assert got[2].startswith("12:5 E055 channel tick: option timezone: only with `at`")
+
+
+def test_bsp_check_refuses_a_header_row_channel_read_without_header_names(tmp_path: Path) -> None:
+    channel = 'channel inbox = file watch {\n    dir = "in"\n    record = "csv"\n    header_row = true\n}\n'
+    route = 'route r {\n    receive from inbox as Line\n    deal D { ref = "x"  amount = 1 }\n}\n'
+    by_position = diagnostics(tmp_path, 'format Line = csv header false {\n    ref string\n}\n' + channel + route)
+    assert by_position == ["10:27 E039 channel `inbox` cannot hand format `Line` its requests: with header_row = "
+                           "true each record comes with the file's header row, and format `Line` is csv header "
+                           "false (columns by position)"]
+    assert "a json format cannot read" in diagnostics(tmp_path, "format Line = json\n" + channel + route)[0]
+    assert diagnostics(tmp_path, 'format Line = csv {\n    ref string\n}\n' + channel + route) == []

@@ -373,37 +373,3 @@ def test_header_row_option_is_checked(tmp_path: Path) -> None:
         FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "header_row": "yes"})
     assert FileWatcher("w", {"dir": str(tmp_path), "record": "lines", "header_row": True}).header_row is True
 
-
-def _diagnostics(tmp_path: Path, text: str) -> list[str]:
-    from dsl.load import compile_paths
-    from engine.registry import default_registry
-    (tmp_path / "in").mkdir(exist_ok=True)
-    (tmp_path / "c.route").write_text(text)
-    res = compile_paths([tmp_path / "c.route"], default_registry())
-    return [f"{d.pos.line}:{d.pos.col} {d.code} {d.message}" for d in res.diagnostics if d.severity == "error"]
-
-
-def test_bsp_check_reports_what_the_file_channels_and_timer_refuse_at_start(tmp_path: Path) -> None:
-    """The options the engine checks when it builds these channels fail `bsp check` too, at the option."""
-    text = ('channel inbox = file watch {\n    dir = "in"\n    record = "fixed"\n}\n'
-            'channel outbox = file write {\n    dir = "in"\n    name = "X-{seq}.csv"\n    mode = "append"\n}\n'
-            'channel tick = timer {\n    every = 5m\n    timezone = "Asia/Shanghai"\n}\n'
-            'format F = json\n'
-            'route a {\n    receive from inbox as F\n    call w = outbox as F reply F { x = 1 }\n}\n'
-            'route b {\n    receive from tick as F\n}\n')
-    got = _diagnostics(tmp_path, text)
-    assert len(got) == 3, got
-    assert got[0].startswith("3:5 E055 channel inbox: record = fixed needs record_size")
-    assert got[1].startswith("7:5 E055 channel outbox: option name: 'X-{seq}.csv' uses {seq}")
-    assert got[2].startswith("12:5 E055 channel tick: option timezone: only with `at`")
-
-
-def test_bsp_check_refuses_a_header_row_channel_read_without_header_names(tmp_path: Path) -> None:
-    channel = 'channel inbox = file watch {\n    dir = "in"\n    record = "csv"\n    header_row = true\n}\n'
-    route = 'route r {\n    receive from inbox as Line\n    deal D { ref = "x"  amount = 1 }\n}\n'
-    by_position = _diagnostics(tmp_path, 'format Line = csv header false {\n    ref string\n}\n' + channel + route)
-    assert by_position == ["10:27 E039 channel `inbox` cannot hand format `Line` its requests: with header_row = "
-                           "true each record comes with the file's header row, and format `Line` is csv header "
-                           "false (columns by position)"]
-    assert "a json format cannot read" in _diagnostics(tmp_path, "format Line = json\n" + channel + route)[0]
-    assert _diagnostics(tmp_path, 'format Line = csv {\n    ref string\n}\n' + channel + route) == []
