@@ -21,12 +21,12 @@ from urllib.parse import parse_qs
 import orjson
 import trio
 
-from engine.access import AccessList
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
+from engine.channels.tcp_tls import listen_security
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
-from engine.tls import CLIENT_CERT_MODES, server_context
+from engine.tls import CLIENT_CERT_MODES
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
@@ -88,27 +88,7 @@ class HttpListener:
             self.router.add(self.method, self.path, self._request)
         except ValueError as exc:
             raise ChannelConfigError(f"channel {name}: option path: {exc}") from None
-        cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
-        client_cert = options.get("client_cert") or "none"
-        if client_cert not in CLIENT_CERT_MODES:
-            raise ChannelConfigError(f"channel {name}: option client_cert: expected one of "
-                                     f"{', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}")
-        self.ssl_context = None
-        if cert is not None:
-            try:
-                self.ssl_context = server_context(cert, key, ca, client_cert) if load_tls else None
-            except ValueError as exc:
-                raise ChannelConfigError(f"channel {name}: {exc}") from None
-        elif key is not None or ca is not None or client_cert != "none":
-            raise ChannelConfigError(f"channel {name}: options key / ca / client_cert need `cert` (TLS)")
-        try:
-            self.access = AccessList.parse(options.get("allow"))
-        except ValueError as exc:
-            raise ChannelConfigError(f"channel {name}: option allow: {exc}") from None
-        if self.access.needs_client_cert and client_cert == "none":
-            raise ChannelConfigError(
-                f"channel {name}: option allow has certificate rules but no client certificate is asked for; "
-                f"add cert, key, ca and client_cert = \"required\"")
+        self.ssl_context, self.access, _ = listen_security(name, options, load_tls=load_tls)
         self._handler: ExchangeHandler | None = None
         self._stop = trio.Event()
         self._draining = False

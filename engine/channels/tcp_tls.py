@@ -39,6 +39,36 @@ TLS_LISTEN_OPTIONS = (
 )
 
 
+def listen_security(name: str, options: dict[str, Any], *,
+                    load_tls: bool = True) -> tuple[ssl.SSLContext | None, AccessList, str]:
+    """The server side's TLS context (None without ``cert``, or with ``load_tls=False``), its access
+    list and its client certificate mode, from the options ``TLS_LISTEN_OPTIONS`` declares; shared
+    by ``tcp listen`` and ``http listen``.  Every combination is checked even without loading."""
+    cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
+    client_cert = options.get("client_cert") or "none"
+    if client_cert not in CLIENT_CERT_MODES:
+        raise ChannelConfigError(f"channel {name}: option client_cert: expected one of "
+                                 f"{', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}")
+    ctx = None
+    if cert is not None:
+        try:
+            ctx = server_context(cert, key, ca, client_cert) if load_tls else None
+        except ValueError as exc:
+            raise ChannelConfigError(f"channel {name}: {exc}") from None
+    elif key is not None or ca is not None or client_cert != "none":
+        raise ChannelConfigError(f"channel {name}: options key / ca / client_cert need `cert` (TLS); "
+                                 f"add cert = \"server.pem\" and key = \"server.key\"")
+    try:
+        access = AccessList.parse(options.get("allow"))
+    except ValueError as exc:
+        raise ChannelConfigError(f"channel {name}: option allow: {exc}") from None
+    if access.needs_client_cert and client_cert == "none":
+        raise ChannelConfigError(
+            f"channel {name}: option allow has certificate rules but no client certificate is asked for; "
+            f"add cert, key, ca and client_cert = \"required\"")
+    return ctx, access, client_cert
+
+
 class Gate:
     def __init__(self, name: str, ssl_context: ssl.SSLContext | None, access: AccessList,
                  handshake_timeout: float) -> None:
@@ -55,28 +85,7 @@ class Gate:
     def from_options(cls, name: str, options: dict[str, Any], *, load_tls: bool = True) -> "Gate | None":
         """The gate the options describe, or None for a plain open listener.  ``load_tls=False``
         (``bsp check``): every option checked, the certificate files not read."""
-        cert, key, ca = options.get("cert"), options.get("key"), options.get("ca")
-        client_cert = options.get("client_cert") or "none"
-        if client_cert not in CLIENT_CERT_MODES:
-            raise ChannelConfigError(f"channel {name}: option client_cert: expected one of "
-                                     f"{', '.join(CLIENT_CERT_MODES)}, got {client_cert!r}")
-        ctx = None
-        if cert is not None:
-            try:
-                ctx = server_context(cert, key, ca, client_cert) if load_tls else None
-            except ValueError as exc:
-                raise ChannelConfigError(f"channel {name}: {exc}") from None
-        elif key is not None or ca is not None or client_cert != "none":
-            raise ChannelConfigError(f"channel {name}: options key / ca / client_cert need `cert` (TLS); "
-                                     f"add cert = \"server.pem\" and key = \"server.key\"")
-        try:
-            access = AccessList.parse(options.get("allow"))
-        except ValueError as exc:
-            raise ChannelConfigError(f"channel {name}: option allow: {exc}") from None
-        if access.needs_client_cert and client_cert == "none":
-            raise ChannelConfigError(
-                f"channel {name}: option allow has certificate rules but no client certificate is asked for; "
-                f"add cert, key, ca and client_cert = \"required\"")
+        ctx, access, _ = listen_security(name, options, load_tls=load_tls)
         if ctx is None and access.open:
             return None
         return cls(name, ctx, access, seconds(options.get("handshake_timeout"), 10.0))
