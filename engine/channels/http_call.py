@@ -29,7 +29,7 @@ import httpx
 import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, built_check, seconds
 from engine.tls import client_context
 from formats.component import ComponentSpec, OptionSpec
 
@@ -96,20 +96,12 @@ def http_answer(channel: str, method: str, url: Any, accept: tuple[frozenset[int
     return Refused(f"channel {channel}: {method} {url} answered HTTP {status}: {excerpt}", channel=channel)
 
 
-def check(decl: Any, base_dir: Any = None) -> list[Any]:
-    """``bsp check`` hook: the options the channel checks when it is built, without building it
-    (no secrets read, no TLS files opened)."""
-    from formats.errors import SpecError
-    try:
-        answer_statuses(decl.name, dict(decl.options).get("answer_status"))
-    except ChannelConfigError as exc:
-        return [SpecError(str(exc))]
-    return []
-
-
-def _secret(channel: str, option: str, spec: str) -> str:
-    """``env:NAME`` or ``file:PATH`` -> the value (stripped of a trailing newline)."""
+def _secret(channel: str, option: str, spec: str, load: bool = True) -> str:
+    """``env:NAME`` or ``file:PATH`` -> the value (stripped of a trailing newline); with ``load``
+    false (``bsp check``) only the form is checked and the value is empty."""
     how, _, where = spec.partition(":")
+    if not load and how in ("env", "file") and where:
+        return ""
     if how == "env":
         value = os.environ.get(where)
         if value is None:
@@ -125,7 +117,7 @@ def _secret(channel: str, option: str, spec: str) -> str:
     raise ChannelConfigError(f"channel {channel}: option {option}: expected env:NAME or file:PATH, got {spec!r}")
 
 
-def parse_headers(channel: str, entries: Any) -> dict[str, str]:
+def parse_headers(channel: str, entries: Any, load: bool = True) -> dict[str, str]:
     """``["Accept:application/json", "X-Api-Key:env:BILLER_KEY", "X-Sig:file:/run/secrets/sig"]``."""
     out: dict[str, str] = {}
     if entries is None:
@@ -139,7 +131,7 @@ def parse_headers(channel: str, entries: Any) -> dict[str, str]:
         if not sep or not name or not value:
             raise ChannelConfigError(f"channel {channel}: option headers: entry {i} ({e!r}) is not NAME:VALUE")
         if value.startswith(("env:", "file:")):
-            value = _secret(channel, f"headers entry {i}", value)
+            value = _secret(channel, f"headers entry {i}", value, load)
         elif _SECRET_NAME.search(name):
             raise ChannelConfigError(
                 f"channel {channel}: option headers: entry {i}: header {name} looks secret but its value is "
@@ -151,7 +143,8 @@ def parse_headers(channel: str, entries: Any) -> dict[str, str]:
 class HttpConnector:
     role = "connect"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load: bool = True) -> None:
+        """``load=False`` (``bsp check``): every option checked, no secret and no TLS file read."""
         self.name = name
         url = options.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://[^/]+", url):
@@ -165,21 +158,21 @@ class HttpConnector:
         self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
         self.max_connections = int(options.get("max_connections") or 100)
         self.headers = {"content-type": options.get("content_type") or "application/json"}
-        self.headers.update(parse_headers(name, options.get("headers")))
+        self.headers.update(parse_headers(name, options.get("headers"), load))
         bearer_env, bearer_file = options.get("auth_bearer_env"), options.get("auth_bearer_file")
         if bearer_env and bearer_file:
             raise ChannelConfigError(f"channel {name}: give auth_bearer_env or auth_bearer_file, not both")
         if bearer_env:
-            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_env", f"env:{bearer_env}")
+            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_env", f"env:{bearer_env}", load)
         elif bearer_file:
-            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_file", f"file:{bearer_file}")
+            self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_file", f"file:{bearer_file}", load)
         ca, cert, key = options.get("ca"), options.get("cert"), options.get("key")
         self.verify: Any = True
         if ca is not None or cert is not None:
             if not url.startswith("https"):
                 raise ChannelConfigError(f"channel {name}: options ca / cert / key need an https:// url")
             try:
-                self.verify = client_context(ca=ca, cert=cert, key=key)
+                self.verify = client_context(ca=ca, cert=cert, key=key) if load else True
             except ValueError as exc:
                 raise ChannelConfigError(f"channel {name}: {exc}") from None
         self._client: httpx.AsyncClient | None = None
@@ -293,7 +286,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("key", "path", "Private key of `cert`.", default=None),
     ),
     build=build,
-    check=check,
+    check=built_check(HttpConnector, load=False),
     examples=(
         'channel biller_api = http call {\n'
         '    url             = "https://biller.example:8443/payments"\n'

@@ -87,3 +87,31 @@ def test_bsp_check_refuses_a_header_row_channel_read_without_header_names(tmp_pa
                            "false (columns by position)"]
     assert "a json format cannot read" in diagnostics(tmp_path, "format Line = json\n" + channel + route)[0]
     assert diagnostics(tmp_path, 'format Line = csv {\n    ref string\n}\n' + channel + route) == []
+
+
+HTTP_CALL = '''
+format F = json
+channel teller = memory
+channel api = http call {
+    url = "%s"
+    %s
+}
+route r {
+    receive from teller as F
+    call a = api as F reply F { x = msg.x }
+    reply F { x = a.x }
+}
+'''
+
+
+def test_http_call_checks_its_options_but_reads_no_secret(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("BSP_TEST_NO_SUCH_TOKEN", raising=False)
+    secret = 'auth_bearer_env = "BSP_TEST_NO_SUCH_TOKEN"\n    headers = ["X-Sig:file:/nowhere/sig"]'
+    assert diagnostics(tmp_path, HTTP_CALL % ("https://biller.example/pay", secret)) == []  # bsp run would refuse
+    assert diagnostics(tmp_path, HTTP_CALL % ("https://biller.example/pay", 'headers = ["X-Api-Key:abc123"]')) == [
+        "6:5 E055 channel api: option headers: entry 1: header X-Api-Key looks secret but its value is written "
+        "in the route file; write \"X-Api-Key:env:VARIABLE\" or \"X-Api-Key:file:PATH\""]
+    assert diagnostics(tmp_path, HTTP_CALL % ("http://biller.example/pay", 'cert = "server.pem"')) == [
+        "4:9 E055 channel api: options ca / cert / key need an https:// url"]       # at the channel
+    (got,) = diagnostics(tmp_path, HTTP_CALL % ("ftp://biller.example", ""))
+    assert got.startswith("5:5 E055 channel api: option url: expected")
