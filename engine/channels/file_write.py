@@ -14,6 +14,9 @@ answers.  The reply is JSON ``{"file": NAME, "bytes": N, "offset": AT}``, AT
 being where the record starts.  A record cut short by a crash was never
 answered: when the engine first appends to a file that does not end with the
 separator, it cuts that torn tail off (and logs how many bytes it dropped).
+``header`` (append only): a line written, with the separator, at the top of
+every new file (a CSV header for a settlement file a day), in the same write
+and fsync as the file's first records.
 
 A write that fails fails the call (kind ``failed``) naming the path and the
 OS error.
@@ -79,6 +82,14 @@ class FileWriter:
             raise ChannelConfigError(f"channel {name}: option separator: only with mode = \"append\" "
                                      f"(a file per request needs none)")
         self.separator = ("\n" if sep is None else str(sep)).encode("utf-8")
+        header = options.get("header")
+        if header is not None and not append:
+            raise ChannelConfigError(f"channel {name}: option header: only with mode = \"append\" (with a "
+                                     f"file per request, the request is the whole file: put the header in it)")
+        if header is not None and (not isinstance(header, str) or not header):
+            raise ChannelConfigError(f"channel {name}: option header: expected the text of the first line, "
+                                     f"e.g. header = \"ref,amount,currency\", got {header!r}")
+        self.header = None if header is None else header.encode("utf-8") + self.separator
         self._checked: set[str] = set()        # append: files whose tail was checked for a torn record
         self.fsync = bool(options.get("fsync", True))
         self._seq = itertools.count(1)
@@ -130,6 +141,9 @@ class FileWriter:
             at = os.lseek(fd, 0, os.SEEK_END)
             sep = self.separator
             data = b"".join([p + sep for p in payloads])
+            if at == 0 and self.header:          # a new file: its header, in the same write and fsync
+                data = self.header + data
+                at = len(self.header)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -147,16 +161,19 @@ class FileWriter:
         tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
         if tail.endswith(sep):
             return
-        cut = tail.rfind(sep)
-        if cut < 0:         # not one whole record: not a torn tail of ours to cut (maybe not ours at all)
-            raise OSError(f"{path} does not end with the record separator and has none in its last "
-                          f"{len(tail)} bytes; not appending to it (move it aside)")
-        keep = size - len(tail) + cut + len(sep)
+        if self.header and size < len(self.header) and self.header.startswith(tail):
+            keep = 0            # our header cut short by a crash: the file starts again
+        else:
+            cut = tail.rfind(sep)
+            if cut < 0:     # not one whole record: not a torn tail of ours to cut (maybe not ours at all)
+                raise OSError(f"{path} does not end with the record separator and has none in its last "
+                              f"{len(tail)} bytes; not appending to it (move it aside)")
+            keep = size - len(tail) + cut + len(sep)
         os.ftruncate(fd, keep)
         if self.fsync:
             os.fsync(fd)
-        log.warning("channel %s: %s ended with %d bytes of a record cut short (never answered); cut them off",
-                    self.name, path, size - keep)
+        log.warning("channel %s: %s ended with %d bytes of a %s cut short (never answered); cut them off",
+                    self.name, path, size - keep, "header" if keep == 0 and self.header else "record")
 
     async def _request_append(self, payloads: list[bytes]) -> list[bytes | ChannelError]:
         now = datetime.now()
@@ -224,6 +241,8 @@ COMPONENT = ComponentSpec(
                    "appended to one file.", default="file", choices=_MODES),
         OptionSpec("separator", "string", "mode = \"append\": written after each record (default: a newline; "
                    "\"\" for none)."),
+        OptionSpec("header", "string", "mode = append: the first line of every new file (e.g. a CSV header "
+                   "\"ref,amount,currency\"), written with the file's first records.", default=None),
         OptionSpec("fsync", "bool", "fsync the file and the directory (turn off only for tests).", default=True),
     ),
     build=build,

@@ -170,6 +170,31 @@ async def test_file_write_append_one_file_a_day_offsets_and_torn_tail(tmp_path: 
     assert (out / "SETTLE-foreign.csv").read_bytes() == b"no separator here"
 
 
+async def test_file_write_append_header_tops_every_new_file(tmp_path: Path, caplog) -> None:
+    out = tmp_path / "out"
+    opts = {"dir": str(out), "name": "SETTLE.csv", "mode": "append", "header": "ref,amount"}
+    w = FileWriter("o", opts)
+    await w.run()
+    first = [orjson.loads(r) for r in await w.request_many([b"A,1.50", b"B,2.00"])]
+    (second,) = [orjson.loads(r) for r in await w.request_many([b"C,3.25"])]
+    data = (out / "SETTLE.csv").read_bytes()
+    assert data == b"ref,amount\nA,1.50\nB,2.00\nC,3.25\n"              # one header, at the top
+    assert [r["offset"] for r in first + [second]] == [11, 18, 25]
+    assert [data[r["offset"]:r["offset"] + r["bytes"]] for r in first + [second]] == [b"A,1.50", b"B,2.00", b"C,3.25"]
+    (out / "SETTLE.csv").rename(out / "SETTLE-yesterday.csv")           # the next file gets its own
+    await w.request_many([b"D,4.00"])
+    assert (out / "SETTLE.csv").read_bytes() == b"ref,amount\nD,4.00\n"
+    # a crash in the middle of a new file's first write left part of the header: the file starts again
+    (out / "SETTLE.csv").write_bytes(b"ref,am")
+    again = FileWriter("o", opts)
+    with caplog.at_level("WARNING", logger="bsp.channel.file_write"):
+        (r,) = await again.request_many([b"E,5.00"])
+    assert (out / "SETTLE.csv").read_bytes() == b"ref,amount\nE,5.00\n" and orjson.loads(r)["offset"] == 11
+    assert "6 bytes of a header cut short" in caplog.text
+    with pytest.raises(ValueError, match='option header: only with mode = "append"'):
+        FileWriter("o", {"dir": str(out), "name": "X-{seq}.csv", "header": "ref,amount"})
+
+
 def test_file_write_append_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"uses \{seq\}, which would start a new file for every record"):
         FileWriter("o", {"dir": str(tmp_path), "name": "X-{seq}.csv", "mode": "append"})
