@@ -71,9 +71,10 @@ def run(
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
 
     Exit 0 after a clean drain; 1 the route files or the deployment file have errors, or a
-    channel cannot be bound (nothing started); 2 usage error (a missing path, bad option values).
+    channel (or the admin API) cannot be bound or started, e.g. its port is taken; 2 usage error (a missing path, bad option values).
     """
     from engine.ops import runopts
+    from engine.ops.live import StartError
     from engine.ops.serve import OpsOptions, run_live
     from engine.registry import default_registry
     from engine.runtime.binder import BindError
@@ -133,7 +134,7 @@ def run(
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
-    except BindError as exc:
+    except (BindError, StartError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
     s = sb.stats

@@ -27,6 +27,7 @@ Then, in this order:
 """
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from pathlib import Path
@@ -42,6 +43,46 @@ from engine.ops.plan import ReloadPlan, plan_reload
 from engine.txn import recover as recover_in_flight
 
 log = logging.getLogger("bsp.reload")
+
+
+class StartError(OSError):
+    """A channel or the admin API could not start (its port is taken, a folder cannot be made);
+    the message names it, its address, the system's reason and what to do."""
+
+
+def start_error(what: str, address: str, exc: OSError, *, listens: bool = True,
+                elsewhere: str = "in the route file, or per environment under `channels:` in the "
+                                 "deployment file") -> StartError:
+    """``exc`` from starting ``what`` (``channel NAME``, ``admin API``) as the error a user reads;
+    ``elsewhere``: where another address is given."""
+    why = exc.strerror or str(exc)
+    hint = {
+        errno.EADDRINUSE: f"; something already listens there (another bsp?): stop it, or give it another "
+                          f"address ({elsewhere})",
+        errno.EACCES: "; the engine's user may not do that (ports below 1024 need privileges; check the "
+                      "folder's permissions)",
+        errno.EADDRNOTAVAIL: "; no network interface of this machine has that address",
+    }.get(exc.errno or 0, "")
+    verb = "cannot listen on" if listens else "cannot start at"
+    err = StartError(f"{what}: {verb} {address}: {why}{hint}")
+    err.errno = exc.errno
+    return err
+
+
+def only_start_errors(group: BaseExceptionGroup) -> StartError | None:
+    """The first ``StartError`` of ``group`` when that is all it holds (a start that failed, not a bug)."""
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for e in g.exceptions:
+            if isinstance(e, BaseExceptionGroup):
+                walk(e)
+            else:
+                leaves.append(e)
+
+    walk(group)
+    first = leaves[0] if leaves else None
+    return first if isinstance(first, StartError) and all(isinstance(e, StartError) for e in leaves) else None
 
 Loader = Callable[[], tuple[list[Path], Mapping[str, Mapping[str, Any]]]]
 REBIND_WAIT = 5.0              # seconds a changed channel waits for its old socket on the same address
@@ -160,14 +201,26 @@ class LiveEngine:
         for name in names:                      # outbound first: routes may call them at once
             ch = gen.channels[name]
             if ch.role in ("connect", "both"):
-                await self._nursery.start(self._channel_task, ch, None)
+                try:
+                    await self._nursery.start(self._channel_task, ch, None)
+                except StartError:
+                    raise
+                except OSError as exc:
+                    raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
+                                      listens=False) from exc
         # deals a crash left in flight are resolved before these channels take traffic (engine/txn)
         await recover_in_flight(gen.dispatchers[n] for n in names if n in gen.dispatchers)
         for name in names:
             disp = gen.dispatchers.get(name)
             if disp is not None:
                 ref = HandlerRef(name, gen, disp, self.observer)
-                await self._nursery.start(self._channel_task, gen.channels[name], ref)
+                try:
+                    await self._nursery.start(self._channel_task, gen.channels[name], ref)
+                except StartError:
+                    raise
+                except OSError as exc:
+                    raise start_error(f"channel {name}", getattr(gen.channels[name], "address", "?"),
+                                      exc) from exc
                 refs[name] = ref
         return refs
 
@@ -263,7 +316,7 @@ class LiveEngine:
             for n in early:
                 self._cancel(gen.channels[n])
             self.overrides = saved
-            raise ReloadFailed([f"error: cannot start the new channels: {exc}"], plan, gen.version) from exc
+            raise ReloadFailed([f"error: {exc}"], plan, gen.version) from exc
         await self.ledger.record_config(gen.version, gen.program.sources)
         # ---- the swap: no await from here to the end of the loop
         for name, disp in gen.dispatchers.items():

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.ops.gauges import EngineMetrics
-from engine.ops.live import LiveEngine, Loader
+from engine.ops.live import LiveEngine, Loader, only_start_errors, start_error
 from engine.ops.observe import Observer
 
 log = logging.getLogger("bsp.run")
@@ -63,33 +63,50 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
     ops = ops or OpsOptions()
     metrics = EngineMetrics()
     observer = Observer(metrics)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as stops, \
-            trio.open_signal_receiver(signal.SIGHUP) as hups:
-        async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
-            engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
-            metrics.watch(engine)
+    try:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as stops, \
+                trio.open_signal_receiver(signal.SIGHUP) as hups:
+            async with open_ledger_sync(ledger_path, ledger_sync) as ledger:
+                engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
+                metrics.watch(engine)
 
-            async def on_stop() -> None:
-                async for signum in stops:
-                    log.warning("signal %s: draining", signal.Signals(signum).name)
-                    engine.drain()
+                async def on_stop() -> None:
+                    async for signum in stops:
+                        log.warning("signal %s: draining", signal.Signals(signum).name)
+                        engine.drain()
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(on_stop)
-                await nursery.start(engine.run, program, overrides)
-                from engine.ops.watch import reload_on_sighup, watch_and_reload
-                nursery.start_soon(reload_on_sighup, engine, metrics, hups)
-                if ops.watch:
-                    await nursery.start(watch_and_reload, engine, metrics, ops.debounce)
-                if ops.admin is not None:
-                    engine.admin_port = await nursery.start(_serve_admin, engine, observer, metrics, ops.admin)
-                if ready is not None:
-                    ready(engine)
-                for hook in ops.hooks:
-                    hook(engine)
-                await engine.finished.wait()
-                nursery.cancel_scope.cancel()
+                await _serve(engine, program, overrides, ops, observer, metrics, hups, ready, on_stop)
+    except BaseExceptionGroup as group:      # a channel or the admin API could not start: say so
+        start = only_start_errors(group)
+        if start is None:
+            raise
+        raise start from None
     return engine
+
+
+async def _serve(engine: LiveEngine, program: Any, overrides: Any, ops: OpsOptions, observer: Observer,
+                 metrics: EngineMetrics, hups: Any, ready: Any, on_stop: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(on_stop)
+        await nursery.start(engine.run, program, overrides)
+        from engine.ops.watch import reload_on_sighup, watch_and_reload
+        nursery.start_soon(reload_on_sighup, engine, metrics, hups)
+        if ops.watch:
+            await nursery.start(watch_and_reload, engine, metrics, ops.debounce)
+        if ops.admin is not None:
+            try:
+                engine.admin_port = await nursery.start(_serve_admin, engine, observer, metrics, ops.admin)
+            except OSError as exc:
+                host, port = ops.admin.host_port()
+                engine.drain()
+                raise start_error("admin API", f"{host}:{port}", exc,
+                                  elsewhere="--admin, or `admin: listen:` in the deployment file") from exc
+        if ready is not None:
+            ready(engine)
+        for hook in ops.hooks:
+            hook(engine)
+        await engine.finished.wait()
+        nursery.cancel_scope.cancel()
 
 
 async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMetrics, opts: AdminOptions, *,

@@ -1,0 +1,76 @@
+"""A port already taken: `bsp run` says which channel (or the admin API), where, and what to do,
+exits 1 without a traceback; a reload that adds such a channel fails and keeps serving."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from opskit import ECHO, REPO, live
+
+ROUTE = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:%d"
+    framing = length2
+}
+route echo {
+    receive from front as Req
+    reply Req { ref = msg.ref }
+}
+"""
+
+
+def taken() -> socket.socket:
+    """A listening socket on a free loopback port (the port someone else holds)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+def bsp_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, BSP_ADMIN_TOKEN="t" * 32)
+    return subprocess.run([sys.executable, "-m", "engine.cli", "run", *args, "--ledger", str(tmp_path / "l.duckdb")],
+                          cwd=str(REPO), env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_a_taken_channel_port_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
+    with taken() as s:
+        port = s.getsockname()[1]
+        (tmp_path / "r.route").write_text(ROUTE % port)
+        p = bsp_run(tmp_path, str(tmp_path / "r.route"))
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert (f"error: channel front: cannot listen on 127.0.0.1:{port}: Address already in use; something "
+            f"already listens there (another bsp?): stop it, or give it another address (in the route file, "
+            f"or per environment under `channels:` in the deployment file)") in p.stderr
+
+
+def test_a_taken_admin_port_names_the_admin_api(tmp_path: Path) -> None:
+    (tmp_path / "r.route").write_text(ROUTE % 0)
+    with taken() as s:
+        port = s.getsockname()[1]
+        p = bsp_run(tmp_path, str(tmp_path / "r.route"), "--admin", f"127.0.0.1:{port}")
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"error: admin API: cannot listen on 127.0.0.1:{port}: Address already in use" in p.stderr
+    assert "(--admin, or `admin: listen:` in the deployment file)" in p.stderr
+
+
+async def test_a_reload_adding_a_channel_on_a_taken_port_fails_and_keeps_serving(tmp_path: Path) -> None:
+    route = tmp_path / "r.route"
+    route.write_text(ECHO % "1")
+    async with live([route], tmp_path / "l.duckdb") as eng:
+        version = eng.version
+        with taken() as s:
+            port = s.getsockname()[1]
+            route.write_text(ECHO % "2" + (ROUTE % port).replace("front", "side").replace("format Req = json", "")
+                             .replace("route echo", "route side_echo"))
+            result = await eng.reload()
+        assert not result.ok
+        assert any(f"channel side: cannot listen on 127.0.0.1:{port}: Address already in use" in d
+                   for d in result.diagnostics), result.diagnostics
+        assert eng.version == version and "side" not in eng.channels     # the running configuration stays
