@@ -74,6 +74,7 @@ def run(
     channel (or the admin API) cannot be bound or started, e.g. its port is taken; 2 usage error (a missing path, bad option values).
     """
     from engine.ops import runopts
+    from engine.ledger_store import LedgerError
     from engine.ops.live import StartError
     from engine.ops.serve import OpsOptions, run_live
     from engine.registry import default_registry
@@ -136,6 +137,12 @@ def run(
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        if "locked by another process" in str(exc):
+            typer.echo("hint: two engines cannot share a ledger file; give this one its own with --ledger "
+                       "(or `ledger:` in the deployment file)", err=True)
         raise typer.Exit(1)
     s = sb.stats
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "

@@ -69,8 +69,9 @@ def start_error(what: str, address: str, exc: OSError, *, listens: bool = True,
     return err
 
 
-def only_start_errors(group: BaseExceptionGroup) -> StartError | None:
-    """The first ``StartError`` of ``group`` when that is all it holds (a start that failed, not a bug)."""
+def only_errors(group: BaseExceptionGroup, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of ``group`` when all it holds are of ``types`` (a channel that could not
+    start, a ledger another engine holds: errors to report in a line, not bugs to trace)."""
     leaves: list[BaseException] = []
 
     def walk(g: BaseExceptionGroup) -> None:
@@ -81,8 +82,7 @@ def only_start_errors(group: BaseExceptionGroup) -> StartError | None:
                 leaves.append(e)
 
     walk(group)
-    first = leaves[0] if leaves else None
-    return first if isinstance(first, StartError) and all(isinstance(e, StartError) for e in leaves) else None
+    return leaves[0] if leaves and all(isinstance(e, types) for e in leaves) else None
 
 Loader = Callable[[], tuple[list[Path], Mapping[str, Mapping[str, Any]]]]
 REBIND_WAIT = 5.0              # seconds a changed channel waits for its old socket on the same address

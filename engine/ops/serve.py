@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.ops.gauges import EngineMetrics
-from engine.ops.live import LiveEngine, Loader, only_start_errors, start_error
+from engine.ops.live import LiveEngine, Loader, StartError, only_errors, start_error
 from engine.ops.observe import Observer
 
 log = logging.getLogger("bsp.run")
@@ -76,11 +76,12 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                         engine.drain()
 
                 await _serve(engine, program, overrides, ops, observer, metrics, hups, ready, on_stop)
-    except BaseExceptionGroup as group:      # a channel or the admin API could not start: say so
-        start = only_start_errors(group)
-        if start is None:
+    except BaseExceptionGroup as group:      # a channel or the admin API could not start, the ledger is held
+        from engine.ledger_store import LedgerError
+        first = only_errors(group, (StartError, LedgerError))
+        if first is None:
             raise
-        raise start from None
+        raise first from None
     return engine
 
 

@@ -74,3 +74,17 @@ async def test_a_reload_adding_a_channel_on_a_taken_port_fails_and_keeps_serving
         assert any(f"channel side: cannot listen on 127.0.0.1:{port}: Address already in use" in d
                    for d in result.diagnostics), result.diagnostics
         assert eng.version == version and "side" not in eng.channels     # the running configuration stays
+
+
+def test_a_ledger_another_engine_holds_is_one_error_and_a_hint(tmp_path: Path) -> None:
+    import duckdb
+    (tmp_path / "r.route").write_text(ROUTE % 0)
+    holder = duckdb.connect(str(tmp_path / "l.duckdb"))         # the writer lock another engine would hold
+    try:
+        p = bsp_run(tmp_path, str(tmp_path / "r.route"))
+    finally:
+        holder.close()
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert f"error: {tmp_path / 'l.duckdb'}: the ledger file is locked by another process" in p.stderr
+    assert "hint: two engines cannot share a ledger file; give this one its own with --ledger" in p.stderr
