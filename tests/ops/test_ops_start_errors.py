@@ -88,3 +88,17 @@ def test_a_ledger_another_engine_holds_is_one_error_and_a_hint(tmp_path: Path) -
     assert "Traceback" not in p.stderr
     assert f"error: {tmp_path / 'l.duckdb'}: the ledger file is locked by another process" in p.stderr
     assert "hint: two engines cannot share a ledger file; give this one its own with --ledger" in p.stderr
+
+
+def test_bsp_demo_on_a_ledger_an_engine_holds_says_so(tmp_path: Path) -> None:
+    import duckdb
+    holder = duckdb.connect(str(tmp_path / "l.duckdb"))
+    try:
+        p = subprocess.run([sys.executable, "-m", "engine.cli", "demo", "--ledger", str(tmp_path / "l.duckdb")],
+                           cwd=str(REPO), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        holder.close()
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    assert "the ledger file is locked by another process" in p.stderr
+    assert "hint: a `bsp run` holds this ledger; stop it, or give the demo its own with --ledger" in p.stderr

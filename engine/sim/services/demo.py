@@ -27,6 +27,7 @@ from rich.console import Console
 
 from dsl.load import compile_paths
 from engine.journal import open_ledger_sync
+from engine.ledger_store import LedgerError
 from engine.sim.biller import BillerSim
 from engine.sim.ledger_count import SentRequest, count_lost, ledger_keys
 from engine.sim.mainframe import MainframeSim
@@ -38,6 +39,14 @@ from engine.sim.summary import overall_table, service_table, summarize
 
 BILL = "bill_payment"
 BILL_CHANNEL = "mainframe"
+
+
+def _ledger_hint(exc: BaseException) -> str:
+    text = str(exc)
+    if "locked by another process" in text:
+        text += ("\nhint: a `bsp run` holds this ledger; stop it, or give the demo its own with "
+                 "--ledger var/demo.duckdb")
+    return text
 
 
 class DemoError(RuntimeError):
@@ -104,7 +113,16 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                     out["results"] = results
                 out["biller_refused"] = biller.refused
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except LedgerError as exc:               # the ledger file another engine holds, say
+        raise DemoError(_ledger_hint(exc)) from None
+    except BaseExceptionGroup as group:
+        from engine.ops.live import only_errors
+        first = only_errors(group, (LedgerError,))
+        if first is None:
+            raise
+        raise DemoError(_ledger_hint(first)) from None
     elapsed = out["elapsed"]
     bill, results = out["bill"], out["results"]
     bill_sent = [SentRequest(BILL, BILL_CHANNEL, r.trace, r.code is not None) for r in bill.requests]
