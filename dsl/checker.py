@@ -500,6 +500,7 @@ class Checker(_TestChecks):
         opts: dict[str, Any] = {}
         where: dict[str, ir.Pos] = {}
         base = _base_dir(d.pos)
+        errors_at_start = self._errors()
         for o in d.options:
             key = o.key.name
             if spec is None:
@@ -547,7 +548,8 @@ class Checker(_TestChecks):
         if spec is not None:
             errors_before = self._errors()
             finish_options(spec, opts, where, self.report, owner, d.name.pos)
-            if spec.check is not None and self._errors() == errors_before:
+            # the kind's own check sees the options only when each of them is fine so far
+            if spec.check is not None and self._errors() == errors_before == errors_at_start:
                 self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
                                         base, where, d)
         error_reply = None

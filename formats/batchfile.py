@@ -19,13 +19,19 @@ Kinds:
 ``rje``     a SWIFT RJE file: FIN messages separated by ``$`` (``$`` is outside
             the FIN character set, so it never occurs inside a message).
 ``whole``   the file is one record.
+
+``ControlTotals`` checks a file's trailer (its record count, the total of an amount
+field) against the data records, before any of them runs.
 """
 from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from formats.copybook.records import split_rdw
 from formats.errors import FormatError
 
-__all__ = ["RECORD_KINDS", "split_records"]
+__all__ = ["RECORD_KINDS", "ControlTotals", "split_records"]
 
 RECORD_KINDS = ("lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole")
 
@@ -119,3 +125,90 @@ def _rje(data: bytes) -> list[tuple[int, bytes]]:
             out.append((pos + len(part) - len(stripped), body))
         pos += len(part) + 1
     return out
+
+
+# ------------------------------------------------------------------ control totals
+
+class ControlTotals:
+    """A batch file's trailer checked against its data records before any of them runs: the
+    number of records (``count_field`` of the trailer) and the sum of one field of every record
+    (``sum_field``, read with ``sum_codec``; ``total_field`` of the trailer).  Money is summed as
+    ``Decimal``, exactly."""
+
+    def __init__(self, trailer_codec: Any, *, count_field: str | None = None, total_field: str | None = None,
+                 sum_field: str | None = None, sum_codec: Any = None) -> None:
+        if count_field is None and total_field is None:
+            raise ValueError("a trailer check needs a count field, a total field or both")
+        if (total_field is None) != (sum_field is None) or (total_field is not None and sum_codec is None):
+            raise ValueError("a total needs the trailer's total field, the records' field and their format")
+        self.trailer_codec = trailer_codec
+        self.count_field, self.total_field = count_field, total_field
+        self.sum_field, self.sum_codec = sum_field, sum_codec
+
+    def check(self, trailer: tuple[int, bytes], trailer_number: int, records: list[tuple[int, bytes]],
+              first: int) -> str | None:
+        """None when the trailer agrees with ``records`` (numbered from ``first``), else the problem,
+        naming the record and byte offset it concerns."""
+        at, raw = trailer
+        where = f"record {trailer_number}, byte offset {at}"
+        try:
+            values = self.trailer_codec.decode(raw)
+        except FormatError as exc:
+            return f"{where}: the trailer cannot be read: {exc}"
+        said, holds = [], []
+        if self.count_field is not None:
+            want = _field(values, self.count_field)
+            if isinstance(want, str) and want.strip().isdigit():
+                want = int(want)
+            if not isinstance(want, int) or isinstance(want, bool):
+                return f"{where}: the trailer's {self.count_field} is {want!r}, not a number of records"
+            said.append(f"{want} record(s)")
+            holds.append(f"{len(records)} record(s)")
+            count_ok = want == len(records)
+        else:
+            count_ok = True
+        total_ok = True
+        if self.total_field is not None:
+            want_total = _decimal(_field(values, self.total_field))
+            if want_total is None:
+                return (f"{where}: the trailer's {self.total_field} is {_field(values, self.total_field)!r}, "
+                        f"not an amount")
+            total = Decimal(0)
+            for n, (offset, rec) in enumerate(records, first):
+                try:
+                    amount = _decimal(_field(self.sum_codec.decode(rec), self.sum_field))
+                except FormatError as exc:
+                    return f"record {n}, byte offset {offset}: cannot read its {self.sum_field} for the total: {exc}"
+                if amount is None:
+                    return f"record {n}, byte offset {offset}: its {self.sum_field} is not an amount"
+                total += amount
+            said.append(f"{self.total_field} {want_total}")
+            holds.append(f"{self.sum_field} totalling {total}")
+            total_ok = total == want_total
+        if count_ok and total_ok:
+            return None
+        return (f"{where}: the control totals do not match: the trailer says {' and '.join(said)}; the file "
+                f"holds {' with '.join(holds)}; no record was run")
+
+
+def _field(values: Any, name: str) -> Any:
+    """``values[name]``, following dots (``totals.amount``); None when missing."""
+    for part in name.split("."):
+        if not isinstance(values, dict):
+            return None
+        values = values.get(part)
+    return values
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            return None
+        return d if d.is_finite() else None
+    return None

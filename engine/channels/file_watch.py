@@ -18,7 +18,12 @@ records are still numbered from the file's first.  ``header_row = true``
 (record = csv or lines): the first record after the skipped ones names the
 columns; it is not a deal, and every record reaches the routes with it (the
 header row, a line break, the row), so a ``csv`` format matches its columns by
-name: in any order, extra columns ignored.
+name: in any order, extra columns ignored.  ``trailer = FORMAT`` (with
+``skip_trailer``): the first trailer record's ``trailer_count`` field must equal
+the number of data records, and its ``trailer_total`` field the sum of every
+record's ``total_field`` read as ``total_format``; when they do not, no record
+runs and the file goes to ``error/`` saying what the trailer said and what the
+file holds (``formats.batchfile.ControlTotals``).
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
-from formats.batchfile import RECORD_KINDS, split_records
+from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
 from formats.errors import FormatError
 
 log = logging.getLogger("bsp.channel.file")
@@ -85,6 +90,12 @@ class FileWatcher:
         if self.header_row and self.record not in ("csv", "lines"):
             raise ChannelConfigError(f"channel {name}: option header_row is for record = \"csv\" or \"lines\" "
                                      f"(record is {self.record!r})")
+        self.trailer = options.get("trailer")
+        self.trailer_count, self.trailer_total = options.get("trailer_count"), options.get("trailer_total")
+        self.total_field, self.total_format = options.get("total_field"), options.get("total_format")
+        _check_trailer(name, self.trailer, self.trailer_count, self.trailer_total, self.total_field,
+                       self.total_format, self.skip_trailer)
+        self.controls: ControlTotals | None = None      # bind_codecs makes it
         if (self.skip_header or self.skip_trailer) and self.record == "whole":
             raise ChannelConfigError(f"channel {name}: skip_header / skip_trailer need records to skip; "
                                      f"record = whole makes the file one record")
@@ -95,6 +106,13 @@ class FileWatcher:
         self._draining = False
         self.processed: list[str] = []
         self.failed: list[str] = []
+
+    def bind_codecs(self, ctx: Any) -> None:
+        """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
+        if self.trailer is not None:
+            self.controls = ControlTotals(ctx.codec(self.trailer), count_field=self.trailer_count,
+                                          total_field=self.trailer_total, sum_field=self.total_field,
+                                          sum_codec=ctx.codec(self.total_format))
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -167,12 +185,19 @@ class FileWatcher:
                                 f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
                 records = []
             else:
+                trailer_number = len(records) - self.skip_trailer + 1
+                trailer = records[trailer_number - 1] if self.skip_trailer else None
                 if self.header_row:         # each record goes with the header row: columns by name
                     head = records[self.skip_header][1] + b"\n"
                     records = [(at, head + r) for at, r in records[heads:len(records) - self.skip_trailer]]
                 else:
                     records = records[heads:len(records) - self.skip_trailer]
                 first = heads + 1
+                if self.controls is not None and trailer is not None:
+                    problem = self.controls.check(trailer, trailer_number, records, first)
+                    if problem is not None:         # nothing of a file that fails its control totals runs
+                        problems.append(problem)
+                        records = []
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
@@ -201,6 +226,28 @@ class FileWatcher:
         if marker.exists():
             marker.unlink()
         return ok
+
+
+def _check_trailer(name: str, trailer: Any, count: Any, total: Any, field: Any, fmt: Any, skip_trailer: int) -> None:
+    if trailer is None:
+        given = [o for o, v in (("trailer_count", count), ("trailer_total", total), ("total_field", field),
+                                ("total_format", fmt)) if v is not None]
+        if given:
+            raise ChannelConfigError(f"channel {name}: option {given[0]} needs trailer, the format of the file's "
+                                     f"trailer record (e.g. trailer = BatchTrailer)")
+        return
+    if not skip_trailer:
+        raise ChannelConfigError(f"channel {name}: option trailer: the trailer is the file's last record and not a "
+                                 f"deal; set skip_trailer = 1")
+    if count is None and total is None:
+        raise ChannelConfigError(f"channel {name}: option trailer: name the trailer's fields to check, "
+                                 f"trailer_count (the number of records) and/or trailer_total (a total)")
+    if total is not None and (field is None or fmt is None):
+        raise ChannelConfigError(f"channel {name}: option trailer_total needs total_field (the records' field "
+                                 f"it totals) and total_format (the records' format)")
+    if total is None and (field is not None or fmt is not None):
+        raise ChannelConfigError(f"channel {name}: option {'total_field' if field is not None else 'total_format'} "
+                                 f"is for trailer_total; add it (the trailer's field holding the total)")
 
 
 def _count(channel: str, option: str, value: Any) -> int:
@@ -262,6 +309,17 @@ COMPONENT = ComponentSpec(
         OptionSpec("header_row", "bool", "record = csv or lines: the first record after skip_header names the "
                    "columns; it is not a deal, and each record reaches the routes with it, so a csv format "
                    "matches its columns by name (any order, extra columns ignored).", default=False),
+        OptionSpec("trailer", "format", "With skip_trailer: the format of the (first) trailer record, whose "
+                   "control totals are checked before any record runs; a file that fails them goes to error/ "
+                   "and none of its records is a deal.", default=None),
+        OptionSpec("trailer_count", "string", "The trailer's field holding the number of data records.",
+                   default=None),
+        OptionSpec("trailer_total", "string", "The trailer's field holding the sum of total_field over the "
+                   "data records (exact, Decimal).", default=None),
+        OptionSpec("total_field", "string", "The data records' field trailer_total sums (e.g. \"amount\").",
+                   default=None),
+        OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
+                   "receive format).", default=None),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),

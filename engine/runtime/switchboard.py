@@ -57,6 +57,13 @@ class Switchboard:
             except (ValueError, TypeError) as exc:
                 raise BindError(f"{_where(decl)}{exc}") from exc
         self.ctx.channels = self.channels
+        for name, ch in self.channels.items():          # channels that read with the program's formats
+            bind = getattr(ch, "bind_codecs", None)
+            if bind is not None:
+                try:
+                    bind(self.ctx)
+                except (ValueError, TypeError) as exc:
+                    raise BindError(f"{_where(program.channels[name])}channel {name}: {exc}") from exc
         base_scope = self.ctx.base_scope()
         self.dispatchers: dict[str, Dispatcher] = {}
         for name, decl in program.channels.items():

@@ -115,3 +115,26 @@ def test_http_call_checks_its_options_but_reads_no_secret(tmp_path: Path, monkey
         "4:9 E055 channel api: options ca / cert / key need an https:// url"]       # at the channel
     (got,) = diagnostics(tmp_path, HTTP_CALL % ("ftp://biller.example", ""))
     assert got.startswith("5:5 E055 channel api: option url: expected")
+
+
+def test_file_watch_trailer_options_are_checked(tmp_path: Path) -> None:
+    head = ('format Line = csv {\n    ref string\n    amount decimal(2)\n}\n'
+            'format T = csv header false {\n    count integer\n    total decimal(2)\n}\n')
+    route = 'route r {\n    receive from inbox as Line\n    deal D { ref = msg.ref  amount = msg.amount }\n}\n'
+
+    def inbox(*options: str) -> str:
+        return head + 'channel inbox = file watch {\n    dir = "in"\n' + "".join(f"    {o}\n" for o in options) + "}\n" + route
+
+    assert diagnostics(tmp_path, inbox("trailer = T", 'trailer_count = "count"')) == [
+        "11:5 E055 channel inbox: option trailer: the trailer is the file's last record and not a deal; "
+        "set skip_trailer = 1"]
+    (got,) = diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T", 'trailer_total = "total"'))
+    assert got.startswith("13:5 E055 channel inbox: option trailer_total needs total_field")
+    (got,) = diagnostics(tmp_path, inbox('trailer_count = "count"'))
+    assert got.startswith("11:5 E055 channel inbox: option trailer_count needs trailer")
+    assert diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = Trailr", 'trailer_count = "count"')) == [
+        "12:15 E020 unknown format `Trailr`"]       # and not also the kind's check, which lacks the option
+    assert diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T", 'trailer_count = "count"',
+                                       'trailer_total = "total"', 'total_field = "amount"',
+                                       "total_format = Line")) == []
+

@@ -398,3 +398,55 @@ def test_header_row_option_is_checked(tmp_path: Path) -> None:
         FileWatcher("w", {"dir": str(tmp_path), "record": "csv", "header_row": "yes"})
     assert FileWatcher("w", {"dir": str(tmp_path), "record": "lines", "header_row": True}).header_row is True
 
+
+ROUTE_CONTROLS = '''
+format Line = csv {
+    ref     string
+    amount  decimal(2)
+}
+
+format Trailer = csv header false {
+    tag     string
+    count   integer
+    total   decimal(2)
+}
+
+channel inbox = file watch {
+    dir           = "in"
+    pattern       = "*.csv"
+    record        = "csv"
+    header_row    = true
+    skip_trailer  = 1
+    trailer       = Trailer
+    trailer_count = "count"
+    trailer_total = "total"
+    total_field   = "amount"
+    total_format  = Line
+}
+
+route pay {
+    receive from inbox as Line
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
+}
+'''
+
+
+async def test_a_file_failing_its_control_totals_runs_no_record(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    prog = compile_text(tmp_path, ROUTE_CONTROLS)
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.csv").write_bytes(b"amount,ref\n1.50,A1\n3.25,A2\nTOTAL,2,4.75\n")
+    (inbox / "b.csv").write_bytes(b"amount,ref\n1.50,B1\n3.25,B2\nTOTAL,2,4.70\n")       # total off by 0.05
+    (inbox / "c.csv").write_bytes(b"amount,ref\n1.50,C1\nTOTAL,2,1.50\n")                # a record missing
+    async with running(prog, ledger):
+        await wait_for(lambda: all(p.exists() for p in (inbox / "done" / "a.csv", inbox / "error" / "b.csv",
+                                                         inbox / "error" / "c.csv")), "the three files handled")
+    assert sorted(r["reference"] for r in deals(ledger)) == ["A1", "A2"]          # nothing of b nor c ran
+    assert (inbox / "error" / "b.csv.reason.txt").read_text() == (
+        "file b.csv: 1 problem(s) in 0 record(s)\n"
+        "record 4, byte offset 27: the control totals do not match: the trailer says 2 record(s) and total "
+        "4.70; the file holds 2 record(s) with amount totalling 4.75; no record was run\n")
+    assert "the trailer says 2 record(s) and total 1.50; the file holds 1 record(s) with amount totalling 1.50" \
+        in (inbox / "error" / "c.csv.reason.txt").read_text()
+

@@ -91,3 +91,50 @@ def test_rje_agrees_with_the_swift_reader_on_the_corpus(name: str) -> None:
 
 def test_every_kind_is_covered() -> None:
     assert set(RECORD_KINDS) == {"lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole"}
+
+
+def _csv(*fields):
+    from dsl.ir import FieldDecl, FormatDecl
+    from formats import csv_codec
+    return csv_codec.build(FormatDecl("F", "csv", {"header": False}, tuple(FieldDecl(*f) for f in fields)))
+
+
+TRAILER = _csv(("tag", "string"), ("count", "integer"), ("total", "decimal", 2))
+LINE = _csv(("ref", "string"), ("amount", "decimal", 2))
+RECORDS = [(11, b"R1,1.50"), (19, b"R2,3.25")]
+
+
+def controls(**kw):
+    from formats.batchfile import ControlTotals
+    kw.setdefault("count_field", "count")
+    return ControlTotals(TRAILER, **kw)
+
+
+def test_control_totals_agree_or_say_what_differs() -> None:
+    both = controls(total_field="total", sum_field="amount", sum_codec=LINE)
+    assert both.check((27, b"TOTAL,2,4.75"), 4, RECORDS, 2) is None
+    assert both.check((27, b"TOTAL,3,4.75"), 4, RECORDS, 2) == (
+        "record 4, byte offset 27: the control totals do not match: the trailer says 3 record(s) and total "
+        "4.75; the file holds 2 record(s) with amount totalling 4.75; no record was run")
+    assert "says 2 record(s) and total 4.70; the file holds 2 record(s) with amount totalling 4.75" \
+        in both.check((27, b"TOTAL,2,4.70"), 4, RECORDS, 2)
+    assert controls().check((27, b"TOTAL,2,0.00"), 4, RECORDS, 2) is None       # the count alone
+    assert "cannot read its amount for the total" in both.check((27, b"TOTAL,2,4.75"), 4,
+                                                                 [(11, b"R1,1.5x"), (19, b"R2,3.25")], 2)
+    assert both.check((27, b"TOTAL,2,4.75"), 4, [(11, b"R1,1.5x")], 2).startswith("record 2, byte offset 11:")
+    assert both.check((27, b"TOTAL,two,4.75"), 4, RECORDS, 2).startswith(
+        "record 4, byte offset 27: the trailer cannot be read: ")
+
+
+def test_control_totals_sum_exactly_in_decimal() -> None:
+    many = [(i, b"R,0.10") for i in range(10)]
+    both = controls(total_field="total", sum_field="amount", sum_codec=LINE)
+    assert both.check((0, b"T,10,1.00"), 12, many, 2) is None        # ten times 0.10 is 1.00, exactly
+
+
+def test_control_totals_options_are_checked() -> None:
+    from formats.batchfile import ControlTotals
+    with pytest.raises(ValueError, match="needs a count field, a total field or both"):
+        ControlTotals(TRAILER)
+    with pytest.raises(ValueError, match="a total needs"):
+        ControlTotals(TRAILER, total_field="total")
