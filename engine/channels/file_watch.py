@@ -110,9 +110,16 @@ class FileWatcher:
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
         if self.trailer is not None:
-            self.controls = ControlTotals(ctx.codec(self.trailer), count_field=self.trailer_count,
-                                          total_field=self.trailer_total, sum_field=self.total_field,
-                                          sum_codec=ctx.codec(self.total_format))
+            trailer, records = ctx.codec(self.trailer), ctx.codec(self.total_format)
+            for option, codec, fmt, field in (("trailer_count", trailer, self.trailer, self.trailer_count),
+                                              ("trailer_total", trailer, self.trailer, self.trailer_total),
+                                              ("total_field", records, self.total_format, self.total_field)):
+                names = codec.field_names() if field is not None and hasattr(codec, "field_names") else None
+                if names and field.split(".")[0] not in names:
+                    raise ChannelConfigError(f"option {option}: format {fmt} has no field {field!r} "
+                                             f"(its fields: {', '.join(names)})")
+            self.controls = ControlTotals(trailer, count_field=self.trailer_count, total_field=self.trailer_total,
+                                          sum_field=self.total_field, sum_codec=records)
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -450,3 +450,14 @@ async def test_a_file_failing_its_control_totals_runs_no_record(tmp_path: Path) 
     assert "the trailer says 2 record(s) and total 1.50; the file holds 1 record(s) with amount totalling 1.50" \
         in (inbox / "error" / "c.csv.reason.txt").read_text()
 
+
+
+def test_a_trailer_field_the_format_lacks_stops_the_engine_at_start(tmp_path: Path) -> None:
+    from engine.registry import default_registry
+    from engine.runtime.binder import BindError
+    from engine.runtime.switchboard import Switchboard
+    (tmp_path / "in").mkdir()
+    prog = compile_text(tmp_path, ROUTE_CONTROLS.replace('trailer_total = "total"', 'trailer_total = "totl"'))
+    with pytest.raises(BindError, match=r"test\.route:\d+:\d+: channel inbox: option trailer_total: format Trailer "
+                                        r"has no field 'totl' \(its fields: tag, count, total\)"):
+        Switchboard(prog, default_registry(), ledger=None)
