@@ -10,17 +10,9 @@ from pathlib import Path
 
 from opskit import ECHO, REPO, live
 
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:%d"
-    framing = length2
-}
-route echo {
-    receive from front as Req
-    reply Req { ref = msg.ref }
-}
-"""
+def route(port: int, tag: str = "x") -> str:
+    """opskit's echo route, its channel `front` on ``port``."""
+    return (ECHO % tag).replace("127.0.0.1:0", f"127.0.0.1:{port}")
 
 
 def taken() -> socket.socket:
@@ -40,7 +32,7 @@ def bsp_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_a_taken_channel_port_is_one_error_line_and_exit_1(tmp_path: Path) -> None:
     with taken() as s:
         port = s.getsockname()[1]
-        (tmp_path / "r.route").write_text(ROUTE % port)
+        (tmp_path / "r.route").write_text(route(port))
         p = bsp_run(tmp_path, str(tmp_path / "r.route"))
     assert p.returncode == 1, p.stderr
     assert "Traceback" not in p.stderr
@@ -50,7 +42,7 @@ def test_a_taken_channel_port_is_one_error_line_and_exit_1(tmp_path: Path) -> No
 
 
 def test_a_taken_admin_port_names_the_admin_api(tmp_path: Path) -> None:
-    (tmp_path / "r.route").write_text(ROUTE % 0)
+    (tmp_path / "r.route").write_text(route(0))
     with taken() as s:
         port = s.getsockname()[1]
         p = bsp_run(tmp_path, str(tmp_path / "r.route"), "--admin", f"127.0.0.1:{port}")
@@ -61,14 +53,14 @@ def test_a_taken_admin_port_names_the_admin_api(tmp_path: Path) -> None:
 
 
 async def test_a_reload_adding_a_channel_on_a_taken_port_fails_and_keeps_serving(tmp_path: Path) -> None:
-    route = tmp_path / "r.route"
-    route.write_text(ECHO % "1")
-    async with live([route], tmp_path / "l.duckdb") as eng:
+    path = tmp_path / "r.route"
+    path.write_text(ECHO % "1")
+    async with live([path], tmp_path / "l.duckdb") as eng:
         version = eng.version
         with taken() as s:
             port = s.getsockname()[1]
-            route.write_text(ECHO % "2" + (ROUTE % port).replace("front", "side").replace("format Req = json", "")
-                             .replace("route echo", "route side_echo"))
+            side = route(port).replace("front", "side").replace("format Req = json", "").replace("echo", "side")
+            path.write_text(ECHO % "2" + side)
             result = await eng.reload()
         assert not result.ok
         assert any(f"channel side: cannot listen on 127.0.0.1:{port}: Address already in use" in d
@@ -78,7 +70,7 @@ async def test_a_reload_adding_a_channel_on_a_taken_port_fails_and_keeps_serving
 
 def test_a_ledger_another_engine_holds_is_one_error_and_a_hint(tmp_path: Path) -> None:
     import duckdb
-    (tmp_path / "r.route").write_text(ROUTE % 0)
+    (tmp_path / "r.route").write_text(route(0))
     holder = duckdb.connect(str(tmp_path / "l.duckdb"))         # the writer lock another engine would hold
     try:
         p = bsp_run(tmp_path, str(tmp_path / "r.route"))
