@@ -173,6 +173,33 @@ class FileWatcher:
                 return
             await self.process(path, handler)
 
+    def _deal_records(self, records: list[tuple[int, bytes]],
+                      problems: list[str]) -> tuple[list[tuple[int, bytes]], int]:
+        """The file's records that are deals (headers and trailers set aside, each with the header row
+        when ``header_row``), and the number of the first; none when the file fails its header /
+        trailer counts or its control totals (the problem is added to ``problems``)."""
+        heads = self.skip_header + int(self.header_row)     # records before the first deal
+        if not records or not (heads or self.skip_trailer):
+            return records, 1
+        if len(records) < heads + self.skip_trailer:
+            what = "header row" if self.header_row and not self.skip_header else "header"
+            problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
+                            f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
+            return [], 1
+        trailer_number = len(records) - self.skip_trailer + 1
+        trailer = records[trailer_number - 1] if self.skip_trailer else None
+        body = records[heads:len(records) - self.skip_trailer]
+        if self.header_row:         # each record goes with the header row: columns by name
+            head = records[self.skip_header][1] + b"\n"
+            body = [(at, head + r) for at, r in body]
+        first = heads + 1
+        if self.controls is not None and trailer is not None:
+            problem = self.controls.check(trailer, trailer_number, body, first)
+            if problem is not None:         # nothing of a file that fails its control totals runs
+                problems.append(problem)
+                return [], first
+        return body, first
+
     async def process(self, path: Path, handler: ExchangeHandler) -> bool:
         """One file through the route; returns True when it went to done/."""
         data = await trio.Path(path).read_bytes()
@@ -183,28 +210,7 @@ class FileWatcher:
             records = []
             problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
                             f"{self.record} records: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
-        first = 1
-        heads = self.skip_header + int(self.header_row)     # records before the first deal
-        if records and (heads or self.skip_trailer):
-            if len(records) < heads + self.skip_trailer:
-                what = "header row" if self.header_row and not self.skip_header else "header"
-                problems.append(f"record 1, byte offset 0: the file has {len(records)} record(s), fewer than "
-                                f"its {heads} {what} and {self.skip_trailer} trailer record(s)")
-                records = []
-            else:
-                trailer_number = len(records) - self.skip_trailer + 1
-                trailer = records[trailer_number - 1] if self.skip_trailer else None
-                if self.header_row:         # each record goes with the header row: columns by name
-                    head = records[self.skip_header][1] + b"\n"
-                    records = [(at, head + r) for at, r in records[heads:len(records) - self.skip_trailer]]
-                else:
-                    records = records[heads:len(records) - self.skip_trailer]
-                first = heads + 1
-                if self.controls is not None and trailer is not None:
-                    problem = self.controls.check(trailer, trailer_number, records, first)
-                    if problem is not None:         # nothing of a file that fails its control totals runs
-                        problems.append(problem)
-                        records = []
+        records, first = self._deal_records(records, problems)
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
