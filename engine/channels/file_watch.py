@@ -23,7 +23,10 @@ name: in any order, extra columns ignored.  ``trailer = FORMAT`` (with
 the number of data records, and its ``trailer_total`` field the sum of every
 record's ``total_field`` read as ``total_format``; when they do not, no record
 runs and the file goes to ``error/`` saying what the trailer said and what the
-file holds (``formats.batchfile.ControlTotals``).
+file holds (``formats.batchfile.ControlTotals``).  A file is run once: its bytes
+are remembered (``engine.channels.file_index``), and the same bytes dropped
+again go to ``error/`` with nothing run (``run_once = false`` runs them).  An
+archived file is never replaced: a second ``PAY.csv`` is kept as ``PAY.2.csv``.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import trio
 from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.file_index import FileIndex, content_id, free_name
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -102,6 +106,8 @@ class FileWatcher:
         self.done_dir = Path(options.get("done_dir") or self.dir / "done")
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
         self.debounce = seconds(options.get("debounce"), 0.05)
+        self.run_once = bool(options.get("run_once", True))
+        self._index: FileIndex | None = None
         self._stop = trio.Event()
         self._draining = False
         self.processed: list[str] = []
@@ -125,6 +131,7 @@ class FileWatcher:
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for d in (self.dir, self.done_dir, self.error_dir):
             d.mkdir(parents=True, exist_ok=True)
+        await self._files()
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             wake = trio.Event()
@@ -200,17 +207,37 @@ class FileWatcher:
                 return [], first
         return body, first
 
+    async def _files(self) -> FileIndex:
+        if self._index is None:
+            self.done_dir.mkdir(parents=True, exist_ok=True)
+            self._index = await trio.to_thread.run_sync(FileIndex, self.done_dir)
+        return self._index
+
     async def process(self, path: Path, handler: ExchangeHandler) -> bool:
         """One file through the route; returns True when it went to done/."""
         data = await trio.Path(path).read_bytes()
+        index = await self._files()
+        sha = content_id(data)
         problems: list[str] = []
-        try:
-            records = split_records(data, self.record, self.record_size, self.quote)
-        except FormatError as exc:
-            records = []
-            problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
-                            f"{self.record} records: {exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""))
-        records, first = self._deal_records(records, problems)
+        records: list[tuple[int, bytes]] = []
+        first = 1
+        before = index.finished(sha)
+        if before is not None and self.run_once:
+            problems.append(f"record 1, byte offset 0: the same bytes as file {before.name}, run to its end at "
+                            f"{before.at} (it is {before.status}/{before.archived}): a file is run once, so no "
+                            f"record was run; to run it again, change it, or set run_once = false")
+        else:
+            if index.interrupted(sha) is not None:
+                log.warning("channel %s: %s was being run when the engine stopped; running it again (routes with "
+                            "a deal key answer its repeated records from the ledger)", self.name, path.name)
+            await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
+            try:
+                records = split_records(data, self.record, self.record_size, self.quote)
+            except FormatError as exc:
+                problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
+                                f"{self.record} records: {exc.message}"
+                                + (f" (hint: {exc.hint})" if exc.hint else ""))
+            records, first = self._deal_records(records, problems)
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
@@ -222,19 +249,23 @@ class FileWatcher:
                     problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
                                     f"{out.detail or out.text}")
         ok = not problems
-        target = (self.done_dir if ok else self.error_dir) / path.name
+        folder = self.done_dir if ok else self.error_dir
+        archived = free_name(folder, path.name)          # an earlier file of the same name stays
+        renamed = "" if archived == path.name else archived
         if not ok:
             reason = (f"file {path.name}: {len(problems)} problem(s) in {len(records)} record(s)\n"
                       + "".join(p + "\n" for p in problems))
-            tmp = self.error_dir / f".{path.name}.reason.txt.tmp"
+            tmp = self.error_dir / f".{archived}.reason.txt.tmp"
             tmp.write_text(reason)
-            os.replace(tmp, self.error_dir / f"{path.name}.reason.txt")
-            log.warning("channel %s: %s -> error/: %s", self.name, path.name, problems[0])
+            os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
+            log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, renamed, problems[0])
             self.failed.append(path.name)
         else:
-            log.info("channel %s: %s -> done/ (%d records)", self.name, path.name, len(records))
+            log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, renamed, len(records))
             self.processed.append(path.name)
-        os.replace(path, target)
+        os.replace(path, folder / archived)
+        if before is None or not self.run_once:        # a refused repeat does not replace the run it repeats
+            await trio.to_thread.run_sync(index.note, sha, "done" if ok else "error", path.name, archived)
         marker = path.with_name(path.name + ".done")
         if marker.exists():
             marker.unlink()
@@ -333,6 +364,8 @@ COMPONENT = ComponentSpec(
                    default=None),
         OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
                    "receive format).", default=None),
+        OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "
+                   "goes to error/ saying when it ran (false: run it again).", default=True),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),

@@ -461,3 +461,57 @@ def test_a_trailer_field_the_format_lacks_stops_the_engine_at_start(tmp_path: Pa
     with pytest.raises(BindError, match=r"test\.route:\d+:\d+: channel inbox: option trailer_total: format Trailer "
                                         r"has no field 'totl' \(its fields: tag, count, total\)"):
         Switchboard(prog, default_registry(), ledger=None)
+
+
+async def test_a_file_is_run_once_and_no_archived_file_is_replaced(tmp_path: Path, caplog) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    done, error = inbox / "done", inbox / "error"
+    first = b'{"ref": "P1", "amount": 1.50}\n{"ref": "P2", "amount": 2}\n'
+
+    def drop(name: str, data: bytes) -> None:
+        (inbox / f".{name}.tmp").write_bytes(data)
+        os.replace(inbox / f".{name}.tmp", inbox / name)
+
+    async with running(prog, ledger):
+        drop("PAY.jsonl", first)
+        await wait_for(lambda: (done / "PAY.jsonl").exists(), "the first run")
+        drop("PAY.jsonl", first)                                     # the counterpart sends it again
+        await wait_for(lambda: (error / "PAY.jsonl").exists(), "the repeat refused")
+        drop("PAY.jsonl", b'{"ref": "P3", "amount": 3}\n')           # tomorrow's file, the same name
+        await wait_for(lambda: (done / "PAY.2.jsonl").exists(), "the next file kept beside the first")
+    assert sorted(r["reference"] for r in deals(ledger)) == ["P1", "P2", "P3"]      # P1, P2 paid once
+    assert (done / "PAY.jsonl").read_bytes() == first
+    reason = (error / "PAY.jsonl.reason.txt").read_text()
+    assert "record 1, byte offset 0: the same bytes as file PAY.jsonl, run to its end at " in reason
+    assert "(it is done/PAY.jsonl): a file is run once, so no record was run" in reason
+
+    # a restart remembers; a file cut short by a stop (taken, never finished) is run again
+    cut = b'{"ref": "Q1", "amount": 4}\n'
+    from engine.channels.file_index import FileIndex, content_id
+    FileIndex(done).note(content_id(cut), "taken", "CUT.jsonl")
+    async with running(prog, ledger):
+        with caplog.at_level("WARNING", logger="bsp.channel.file"):
+            drop("PAY.jsonl", first)
+            drop("CUT.jsonl", cut)
+            await wait_for(lambda: (error / "PAY.2.jsonl").exists() and (done / "CUT.jsonl").exists(),
+                           "after the restart")
+    assert "CUT.jsonl was being run when the engine stopped; running it again" in caplog.text
+    assert sorted(r["reference"] for r in deals(ledger)) == ["P1", "P2", "P3", "Q1"]
+
+
+async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "run_once = false")
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger):
+        for n in (1, 2):
+            (inbox / ".r.tmp").write_bytes(b'{"ref": "R1", "amount": 1}\n')
+            os.replace(inbox / ".r.tmp", inbox / "R.jsonl")
+            await wait_for(lambda: (inbox / "done" / ("R.jsonl" if n == 1 else "R.2.jsonl")).exists(), f"run {n}")
+    assert [r["reference"] for r in deals(ledger)] == ["R1", "R1"]

@@ -1,0 +1,88 @@
+"""Which batch files a ``file watch`` channel has run, by content: a file is run once.
+
+One append-only text file per channel's ``done`` folder (``.bsp-files``), a line
+per event, tab-separated::
+
+    sha256  taken     NAME  -      TIME     before the file's records run
+    sha256  done      NAME  ARCH   TIME     moved to done/ARCH
+    sha256  error     NAME  ARCH   TIME     moved to error/ARCH
+
+Each line is written and fsynced before what it announces happens next.  A
+file whose bytes were already run to the end (``done`` or ``error``) is not run
+again: re-sending yesterday's payment file must not pay twice.  A file ``taken``
+and never finished was cut short by a stop or a crash; it is run again (routes
+with a deal key answer its repeated records from the ledger).  A line cut short
+by a crash is ignored.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["FileIndex", "FileRun", "content_id", "free_name"]
+
+INDEX_NAME = ".bsp-files"
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class FileRun:
+    name: str
+    status: str          # taken | done | error
+    archived: str
+    at: str
+
+
+class FileIndex:
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / INDEX_NAME
+        self.runs: dict[str, FileRun] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+                parts = line.split("\t")
+                if len(parts) == 5 and len(parts[0]) == 64:
+                    sha, status, name, archived, at = parts
+                    self.runs[sha] = FileRun(name, status, archived, at)
+
+    def finished(self, sha: str) -> FileRun | None:
+        """The earlier run of these bytes, when it went to its end (done/ or error/)."""
+        run = self.runs.get(sha)
+        return run if run is not None and run.status in ("done", "error") else None
+
+    def interrupted(self, sha: str) -> FileRun | None:
+        run = self.runs.get(sha)
+        return run if run is not None and run.status == "taken" else None
+
+    def note(self, sha: str, status: str, name: str, archived: str = "-") -> None:
+        """Record an event durably (blocking: a short append and an fsync)."""
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        line = "\t".join((sha, status, name.replace("\t", " "), archived.replace("\t", " "), at)) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.runs[sha] = FileRun(name, status, archived, at)
+
+
+def free_name(folder: Path, name: str) -> str:
+    """``name`` if nothing in ``folder`` has it, else ``STEM.2.SUFFIX``, ``STEM.3.SUFFIX``, ...: an
+    archived file is never replaced by a later one of the same name."""
+    if not (folder / name).exists():
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = name, ""
+    n = 2
+    while True:
+        candidate = f"{stem}.{n}.{suffix}" if suffix else f"{stem}.{n}"
+        if not (folder / candidate).exists():
+            return candidate
+        n += 1
