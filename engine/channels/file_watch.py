@@ -330,7 +330,9 @@ COMPONENT = ComponentSpec(
         "with `.` or ending in .tmp/.part are ignored) or, with `complete = \"marker\"`, a `NAME.done` file "
         "beside it. Files already there at start are processed first. Afterwards the file moves to "
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
-        "error kind, detail) when any record was rejected or failed or the file cannot be split."
+        "error kind, detail) when any record was rejected or failed or the file cannot be split. "
+        "A file is run once (the same bytes again go to `error/`, nothing run), an archived file is "
+        "never replaced (`PAY.2.csv`), and a trailer's control totals can be checked before any record runs."
     ),
     check=built_check(FileWatcher),
     check_receive=check_receive,
