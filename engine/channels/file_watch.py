@@ -51,6 +51,9 @@ from formats.errors import FormatError
 log = logging.getLogger("bsp.channel.file")
 
 _NUMBERS = itertools.count(1)
+# files being run by a watcher of this process: during a reload the next generation's watcher of the
+# same folder starts while the last one may still be running a file; it leaves that file alone
+_RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
 
 
@@ -178,7 +181,8 @@ class FileWatcher:
         for path in self.ready_files():
             if self._draining:
                 return
-            await self.process(path, handler)
+            if path.resolve() not in _RUNNING:      # else another watcher (a reload's) runs it now
+                await self.process(path, handler)
 
     def _deal_records(self, records: list[tuple[int, bytes]],
                       problems: list[str]) -> tuple[list[tuple[int, bytes]], int]:
@@ -215,6 +219,14 @@ class FileWatcher:
 
     async def process(self, path: Path, handler: ExchangeHandler) -> bool:
         """One file through the route; returns True when it went to done/."""
+        key = path.resolve()
+        _RUNNING.add(key)
+        try:
+            return await self._process(path, handler)
+        finally:
+            _RUNNING.discard(key)
+
+    async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         data = await trio.Path(path).read_bytes()
         index = await self._files()
         sha = content_id(data)

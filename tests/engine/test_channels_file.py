@@ -515,3 +515,30 @@ async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:
             os.replace(inbox / ".r.tmp", inbox / "R.jsonl")
             await wait_for(lambda: (inbox / "done" / ("R.jsonl" if n == 1 else "R.2.jsonl")).exists(), f"run {n}")
     assert [r["reference"] for r in deals(ledger)] == ["R1", "R1"]
+
+
+async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_path: Path) -> None:
+    """During a reload the new generation's watcher starts while the old one may be running a file."""
+    release = trio.Event()
+    calls: list[int] = []
+
+    class Slow:
+        async def handle(self, conn, frames):
+            calls.append(len(frames))
+            await release.wait()
+            return [b"ok"] * len(frames)
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text('{"ref": "A1"}\n')
+    old, new = FileWatcher("w", {"dir": str(inbox)}), FileWatcher("w", {"dir": str(inbox)})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(old.process, inbox / "a.jsonl", Slow())
+        with trio.fail_after(5):
+            while not calls:
+                await trio.sleep(0.01)
+        with trio.fail_after(2):                     # (running it too would wait for the release)
+            await new._scan(Slow())                  # finds a.jsonl, being run: leaves it
+        assert calls == [1]
+        release.set()
+    assert (inbox / "done" / "a.jsonl").exists() and calls == [1]
