@@ -170,7 +170,9 @@ class HttpConnector:
         self.verify: Any = True
         if ca is not None or cert is not None:
             if not url.startswith("https"):
-                raise ChannelConfigError(f"channel {name}: options ca / cert / key need an https:// url")
+                given = "ca" if ca is not None else "cert"
+                raise ChannelConfigError(f"channel {name}: option {given} (TLS, like ca / cert / key) needs an "
+                                         f"https:// url, not {url.split(':', 1)[0]}://")
             try:
                 self.verify = client_context(ca=ca, cert=cert, key=key) if load else True
             except ValueError as exc:

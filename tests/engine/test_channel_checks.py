@@ -112,7 +112,7 @@ def test_http_call_checks_its_options_but_reads_no_secret(tmp_path: Path, monkey
         "6:5 E055 channel api: option headers: entry 1: header X-Api-Key looks secret but its value is written "
         "in the route file; write \"X-Api-Key:env:VARIABLE\" or \"X-Api-Key:file:PATH\""]
     assert diagnostics(tmp_path, HTTP_CALL % ("http://biller.example/pay", 'cert = "server.pem"')) == [
-        "4:9 E055 channel api: options ca / cert / key need an https:// url"]       # at the channel
+        "6:5 E055 channel api: option cert (TLS, like ca / cert / key) needs an https:// url, not http://"]
     (got,) = diagnostics(tmp_path, HTTP_CALL % ("ftp://biller.example", ""))
     assert got.startswith("5:5 E055 channel api: option url: expected")
 

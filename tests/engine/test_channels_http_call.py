@@ -149,7 +149,7 @@ def test_secrets_never_literal(tmp_path: Path, monkeypatch) -> None:
     assert c.headers["authorization"] == "Bearer file-token" and c.headers["Accept"] == "text/plain"
     with pytest.raises(ValueError, match="option url"):
         HttpConnector("b", {"url": "biller:80"})
-    with pytest.raises(ValueError, match="need an https:// url"):
+    with pytest.raises(ValueError, match=r"option ca \(TLS, like ca / cert / key\) needs an https:// url, not http://"):
         HttpConnector("b", {**base, "ca": str(token)})
 
 
