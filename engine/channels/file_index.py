@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["FileIndex", "FileRun", "content_id", "free_name"]
+__all__ = ["INDEX_NAME", "FileIndex", "FileRun", "content_id", "free_name"]
 
 INDEX_NAME = ".bsp-files"
 

@@ -502,6 +502,20 @@ async def test_a_file_is_run_once_and_no_archived_file_is_replaced(tmp_path: Pat
     assert "CUT.jsonl was being run when the engine stopped; running it again" in caplog.text
     assert sorted(r["reference"] for r in deals(ledger)) == ["P1", "P2", "P3", "Q1"]
 
+    # what an operator sees: each file's last state, from the index, oldest first
+    from typer.testing import CliRunner
+    from engine.cli import app
+    out = CliRunner().invoke(app, ["files", str(inbox), "--json"])
+    assert out.exit_code == 0, out.output
+    runs = [orjson.loads(line) for line in out.output.splitlines()]
+    assert [(r["name"], r["status"], r["archived"]) for r in runs] == [
+        ("PAY.jsonl", "done", "PAY.jsonl"), ("PAY.jsonl", "done", "PAY.2.jsonl"), ("CUT.jsonl", "done", "CUT.jsonl")]
+    assert runs[0]["sha256"] == content_id(first)
+    table = CliRunner().invoke(app, ["files", str(inbox / "done"), "--name", "CUT*"])
+    assert table.exit_code == 0 and "done/CUT.jsonl" in table.output and "PAY" not in table.output
+    missing = CliRunner().invoke(app, ["files", str(tmp_path / "out")])
+    assert missing.exit_code == 2 and "no .bsp-files here" in missing.output
+
 
 async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:
     inbox = tmp_path / "in"
