@@ -34,23 +34,27 @@ def _paths_in(value: Any) -> Iterator[str]:
             yield from _paths_in(v)
 
 
-def _candidates(program: Any) -> Iterator[str]:
+def _candidates(program: Any) -> Iterator[tuple[str, bool]]:
+    """``(path, folder_is_configuration)`` for every path an option names.  A folder a format names
+    (an XSD set) is configuration; a folder a channel names (``file watch`` / ``file write`` ``dir``,
+    ``done_dir``) is where it reads or writes data: its files are neither versioned nor watched."""
     for decl in program.formats.values():
-        yield from _paths_in(decl.options)
+        yield from ((p, True) for p in _paths_in(decl.options))
     for decl in program.channels.values():
-        yield from _paths_in(decl.options)
+        yield from ((p, False) for p in _paths_in(decl.options))
     for decl in program.tables.values():
-        yield decl.path
+        yield decl.path, True
 
 
 def referenced_files(program: Any) -> dict[str, str]:
-    """``{path: sha256}`` of every existing file (or file in a named folder) the program's options name."""
+    """``{path: sha256}`` of every existing file (or file in a named configuration folder) the
+    program's options name."""
     out: dict[str, str] = {}
-    for raw in _candidates(program):
+    for raw, folder_is_configuration in _candidates(program):
         p = Path(raw)
         if p.is_file():
             out[str(p)] = _digest(p)
-        elif p.is_dir():
+        elif folder_is_configuration and p.is_dir():
             for i, f in enumerate(sorted(q for q in p.rglob("*") if q.is_file())):
                 if i >= MAX_DIR_FILES:
                     break

@@ -99,3 +99,24 @@ def test_first_load_adds_everything(tmp_path: Path) -> None:
     (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
     plan = plan_reload(None, _program(tmp_path, BASE))
     assert plan.names("routes", "added") == ["a", "b"] and plan.old_version is None
+
+
+def test_the_files_a_file_channel_reads_and_writes_are_data_not_configuration(tmp_path: Path) -> None:
+    """A batch file arriving in a file watch folder (or one a file write channel wrote) changes neither
+    the configuration's version nor what `bsp run --watch` reloads on; a table file still does both."""
+    from engine.ops.files import watched_paths
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    text = BASE + ('channel inbox = file watch {\n    dir = "in"\n}\n'
+                   'channel outbox = file write {\n    dir = "out"\n}\n'
+                   'route c {\n    receive from inbox as Req\n'
+                   '    call w = outbox as Req reply Req { ref = msg.ref }\n}\n')
+    before = _program(tmp_path, text)
+    (tmp_path / "in" / "PAY-1.jsonl").write_text('{"ref": "A"}\n')
+    (tmp_path / "out" / "20261126-000001.dat").write_text("{}")
+    after = _program(tmp_path, text)
+    assert after.version == before.version
+    assert not any("PAY-1" in p or "20261126" in p for p in referenced_files(after))
+    watched = {p.name for p in watched_paths(after)}
+    assert "codes.csv" in watched and "PAY-1.jsonl" not in watched
