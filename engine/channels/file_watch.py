@@ -115,6 +115,7 @@ class FileWatcher:
         self._draining = False
         self.processed: list[str] = []
         self.failed: list[str] = []
+        self.running: str | None = None          # the file being run now
 
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
@@ -156,6 +157,10 @@ class FileWatcher:
                 wake = trio.Event()
             stop.set()
             nursery.cancel_scope.cancel()
+
+    def status(self) -> dict[str, Any]:
+        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now."""
+        return {"files_done": len(self.processed), "files_error": len(self.failed), "running": self.running}
 
     def stop_accepting(self) -> None:
         self._draining = True
@@ -221,10 +226,12 @@ class FileWatcher:
         """One file through the route; returns True when it went to done/."""
         key = path.resolve()
         _RUNNING.add(key)
+        self.running = path.name
         try:
             return await self._process(path, handler)
         finally:
             _RUNNING.discard(key)
+            self.running = None
 
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         data = await trio.Path(path).read_bytes()
