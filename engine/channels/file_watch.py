@@ -1,4 +1,4 @@
-"""``file.watch``: process each complete file dropped in a directory as one batch of records.
+"""``file.watch``: process each complete file dropped in a directory, its records in batches.
 
 Complete files only: a file is taken when it appears under its final name
 (writers write ``.NAME`` or ``NAME.tmp``/``.part`` and rename into place), or,
@@ -8,7 +8,9 @@ already there at start are taken too (initial scan).  Each file's records
 fixed = ``record_size`` bytes each; rdw / rdw_le = IBM variable records with a
 4-byte record descriptor word; rje = SWIFT messages separated by ``$``; whole =
 the file is one record: ``formats.batchfile``)
-go through the route as one batch; every record is a deal.  Then the file
+go through the route in batches of ``batch`` records (1,000 by default), one after
+the other, so a file of a million records holds a batch's exchanges in memory at a
+time, not the file's; every record is a deal.  Then the file
 moves to ``done/``, or to ``error/`` with ``NAME.reason.txt`` beside it naming
 each bad record (number, byte offset, error kind and detail) when any record
 was rejected or failed, or when the file cannot be split into records.
@@ -110,6 +112,10 @@ class FileWatcher:
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
         self.debounce = seconds(options.get("debounce"), 0.05)
         self.run_once = bool(options.get("run_once", True))
+        self.batch = options.get("batch", 1000)
+        if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
+            raise ChannelConfigError(f"channel {name}: option batch: expected a number of records of 1 or more, "
+                                     f"got {self.batch!r}")
         self._index: FileIndex | None = None
         self._stop = trio.Event()
         self._draining = False
@@ -260,9 +266,11 @@ class FileWatcher:
         if records:
             conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
                             extra={"file": {"name": path.name, "size": len(data)}})
-            outcomes: list[Outcome] = await dispatch_batch(
-                handler, conn, [r for _, r in records],
-                {"file": {"name": path.name, "records": len(records)}})
+            scope = {"file": {"name": path.name, "records": len(records)}}
+            outcomes: list[Outcome] = []
+            for at in range(0, len(records), self.batch):       # bounded batches, one after the other
+                chunk = records[at:at + self.batch]
+                outcomes += await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
             for i, ((offset, _), out) in enumerate(zip(records, outcomes), first):
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
@@ -344,7 +352,7 @@ COMPONENT = ComponentSpec(
     category="channel",
     name="file.watch",
     doc=(
-        "Watch a directory (watchfiles) and process each complete file as one batch of records through "
+        "Watch a directory (watchfiles) and process each complete file's records, in batches of `batch`, through "
         "the channel's routes; every record is a deal. Complete means renamed into place (names starting "
         "with `.` or ending in .tmp/.part are ignored) or, with `complete = \"marker\"`, a `NAME.done` file "
         "beside it. Files already there at start are processed first. Afterwards the file moves to "
@@ -385,6 +393,8 @@ COMPONENT = ComponentSpec(
                    default=None),
         OptionSpec("total_format", "format", "The format total_field is read with (usually the routes' "
                    "receive format).", default=None),
+        OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
+                   "commit); a larger file runs as several batches, one after the other.", default=1000),
         OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "
                    "goes to error/ saying when it ran (false: run it again).", default=True),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),

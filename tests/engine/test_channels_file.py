@@ -558,3 +558,37 @@ async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_
         release.set()
     assert (inbox / "done" / "a.jsonl").exists() and calls == [1]
     assert old.status() == {"files_done": 1, "files_error": 0, "running": None}
+
+
+async def test_a_large_file_runs_in_bounded_batches_one_after_the_other(tmp_path: Path) -> None:
+    sizes: list[int] = []
+
+    class Recorder:
+        async def handle(self, conn, frames):
+            sizes.append(len(frames))
+            return [b"ok"] * len(frames)
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "a.jsonl").write_text("".join(f'{{"ref": "R{i}"}}\n' for i in range(5)))
+    assert await FileWatcher("w", {"dir": str(inbox), "batch": 2}).process(inbox / "a.jsonl", Recorder())
+    assert sizes == [2, 2, 1]
+    with pytest.raises(ValueError, match="option batch: expected a number of records of 1 or more"):
+        FileWatcher("w", {"dir": str(inbox), "batch": 0})
+
+
+async def test_batches_keep_each_record_s_number_and_offset(tmp_path: Path) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "batch = 2")
+    ledger = tmp_path / "l.duckdb"
+    lines = [f'{{"ref": "K{i}", "amount": {-1 if i == 4 else 1}}}\n' for i in range(1, 6)]
+    (inbox / ".k.tmp").write_text("".join(lines))
+    os.replace(inbox / ".k.tmp", inbox / "k.jsonl")
+    async with running(prog, ledger):
+        await wait_for(lambda: (inbox / "error" / "k.jsonl").exists(), "the file handled")
+    offset = sum(len(line) for line in lines[:3])
+    assert (f"record 4, byte offset {offset}: rejected (rejected, code 13): invalid amount"
+            in (inbox / "error" / "k.jsonl.reason.txt").read_text())
+    assert sorted(r["reference"] for r in deals(ledger) if r["status"] == "committed") == ["K1", "K2", "K3", "K5"]
