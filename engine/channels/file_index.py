@@ -4,15 +4,17 @@ One append-only text file per channel's ``done`` folder (``.bsp-files``), a line
 per event, tab-separated::
 
     sha256  taken     NAME  -      TIME     before the file's records run
+    sha256  ran       NAME  N      TIME     its first N data records are recorded (after each batch)
     sha256  done      NAME  ARCH   TIME     moved to done/ARCH
     sha256  error     NAME  ARCH   TIME     moved to error/ARCH
 
 Each line is written and fsynced before what it announces happens next.  A
 file whose bytes were already run to the end (``done`` or ``error``) is not run
 again: re-sending yesterday's payment file must not pay twice.  A file ``taken``
-and never finished was cut short by a stop or a crash; it is run again (routes
-with a deal key answer its repeated records from the ledger).  A line cut short
-by a crash is ignored.
+or ``ran`` and never finished was cut short by a stop or a crash; it resumes after
+the last batch whose deals were recorded (a crash between a batch's commit and its
+``ran`` line runs that one batch again; routes with a deal key answer its
+records from the ledger).  A line cut short by a crash is ignored.
 """
 from __future__ import annotations
 
@@ -34,9 +36,14 @@ def content_id(data: bytes) -> str:
 @dataclass
 class FileRun:
     name: str
-    status: str          # taken | done | error
-    archived: str
+    status: str          # taken | ran | done | error
+    archived: str        # ran: the number of data records recorded
     at: str
+
+    @property
+    def ran(self) -> int:
+        """Data records of the file whose deals are recorded (a run cut short resumes after them)."""
+        return int(self.archived) if self.status == "ran" and self.archived.isdigit() else 0
 
 
 class FileIndex:
@@ -57,7 +64,7 @@ class FileIndex:
 
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)
-        return run if run is not None and run.status == "taken" else None
+        return run if run is not None and run.status in ("taken", "ran") else None
 
     def note(self, sha: str, status: str, name: str, archived: str = "-") -> None:
         """Record an event durably (blocking: a short append and an fsync)."""

@@ -246,16 +246,22 @@ class FileWatcher:
         problems: list[str] = []
         records: list[tuple[int, bytes]] = []
         first = 1
+        resume = 0
         before = index.finished(sha)
         if before is not None and self.run_once:
             problems.append(f"record 1, byte offset 0: the same bytes as file {before.name}, run to its end at "
                             f"{before.at} (it is {before.status}/{before.archived}): a file is run once, so no "
                             f"record was run; to run it again, change it, or set run_once = false")
         else:
-            if index.interrupted(sha) is not None:
-                log.warning("channel %s: %s was being run when the engine stopped; running it again (routes with "
-                            "a deal key answer its repeated records from the ledger)", self.name, path.name)
-            await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
+            cut = index.interrupted(sha)
+            resume = cut.ran if cut is not None else 0         # data records already recorded
+            if cut is None:
+                await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
+            else:
+                log.warning("channel %s: %s was being run when the engine stopped; %s", self.name, path.name,
+                            f"resuming after its first {resume} data record(s), whose deals are recorded"
+                            if resume else "running it again (routes with a deal key answer its repeated "
+                                           "records from the ledger)")
             try:
                 records = split_records(data, self.record, self.record_size, self.quote)
             except FormatError as exc:
@@ -268,10 +274,16 @@ class FileWatcher:
                             extra={"file": {"name": path.name, "size": len(data)}})
             scope = {"file": {"name": path.name, "records": len(records)}}
             outcomes: list[Outcome] = []
-            for at in range(0, len(records), self.batch):       # bounded batches, one after the other
+            for at in range(resume, len(records), self.batch):  # bounded batches, one after the other
                 chunk = records[at:at + self.batch]
                 outcomes += await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
-            for i, ((offset, _), out) in enumerate(zip(records, outcomes), first):
+                # the batch's deals are recorded: a stop from here on resumes after it
+                await trio.to_thread.run_sync(index.note, sha, "ran", path.name, str(at + len(chunk)))
+            if resume and any(o.status in ("rejected", "failed") for o in outcomes):
+                problems.append(f"record {first}, byte offset {records[0][0]}: records {first} to "
+                                f"{first + resume - 1} ran before the engine stopped (their deals are in the "
+                                f"ledger); this run began at record {first + resume}")
+            for i, ((offset, _), out) in enumerate(zip(records[resume:], outcomes), first + resume):
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
                                     f"{out.detail or out.text}")

@@ -2,8 +2,9 @@
 
 The channel remembers every file it runs by its bytes (``done/.bsp-files``,
 ``engine.channels.file_index``); this shows each file's last state, oldest first:
-when, done / error / taken (being run, or cut short by a stop), its name, where
-it was archived and the start of its SHA-256.  It reads a plain file, so it works
+when, done / error / taken or ran (being run, or cut short by a stop: ran N says
+how many of its records have their deals recorded), its name, where it was
+archived and the start of its SHA-256.  It reads a plain file, so it works
 while the engine runs.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Optional
 import orjson
 import typer
 
-STATUSES = ("done", "error", "taken")
+STATUSES = ("done", "error", "taken", "ran")
 
 
 def files(
@@ -24,8 +25,9 @@ def files(
                                             "folder itself (a channel's done_dir)."),
     name: Optional[str] = typer.Option(None, "--name", help="Only files whose name matches this glob "
                                                              "(e.g. \"PAY-*.csv\")."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only files in this state: done, error or "
-                                                                 "taken (being run, or cut short by a stop)."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only files in this state: done, error, or "
+                                                                 "taken / ran (being run, or cut short by a "
+                                                                 "stop)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object a line instead of a table."),
 ) -> None:
     """The batch files a file watch channel has run: when, how it ended, where it was archived.
@@ -49,9 +51,11 @@ def files(
             and (status is None or r.status == status)]
     if as_json:
         for sha, r in rows:
-            sys.stdout.write(orjson.dumps({"at": r.at, "status": r.status, "name": r.name,
-                                           "archived": None if r.archived == "-" else r.archived,
-                                           "sha256": sha}).decode() + "\n")
+            row = {"at": r.at, "status": r.status, "name": r.name,
+                   "archived": None if r.archived == "-" or r.status == "ran" else r.archived, "sha256": sha}
+            if r.status == "ran":
+                row["records_run"] = r.ran
+            sys.stdout.write(orjson.dumps(row).decode() + "\n")
         return
     from rich.console import Console
     from rich.table import Table
@@ -60,7 +64,8 @@ def files(
     for col in ("at", "status", "name", "archived as", "sha256"):
         table.add_column(col, no_wrap=col != "name")
     for sha, r in rows:
-        archived = "" if r.archived == "-" else f"{r.status}/{r.archived}"
+        archived = ("" if r.archived == "-" else f"{r.ran} record(s) so far" if r.status == "ran"
+                    else f"{r.status}/{r.archived}")
         table.add_row(r.at, r.status, r.name, archived, sha[:12])
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)

@@ -592,3 +592,29 @@ async def test_batches_keep_each_record_s_number_and_offset(tmp_path: Path) -> N
     assert (f"record 4, byte offset {offset}: rejected (rejected, code 13): invalid amount"
             in (inbox / "error" / "k.jsonl.reason.txt").read_text())
     assert sorted(r["reference"] for r in deals(ledger) if r["status"] == "committed") == ["K1", "K2", "K3", "K5"]
+
+
+async def test_a_file_cut_short_resumes_after_its_last_recorded_batch(tmp_path: Path, caplog) -> None:
+    """The engine stopped after the first batch of two (its deals recorded, `ran 2` in the index):
+    the next start runs records 3 to 5 only, so nothing is recorded twice."""
+    from engine.channels.file_index import FileIndex, content_id
+    inbox = tmp_path / "in"
+    (inbox / "done").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "batch = 2")
+    ledger = tmp_path / "l.duckdb"
+    lines = [f'{{"ref": "K{i}", "amount": {-1 if i == 4 else 1}}}\n' for i in range(1, 6)]
+    data = "".join(lines).encode()
+    FileIndex(inbox / "done").note(content_id(data), "ran", "k.jsonl", "2")
+    (inbox / "k.jsonl").write_bytes(data)
+    with caplog.at_level("WARNING", logger="bsp.channel.file"):
+        async with running(prog, ledger):
+            await wait_for(lambda: (inbox / "error" / "k.jsonl").exists(), "the file handled")
+    assert "k.jsonl was being run when the engine stopped; resuming after its first 2 data record(s)" in caplog.text
+    assert sorted(r["reference"] for r in deals(ledger) if r["status"] == "committed") == ["K3", "K5"]
+    reason = (inbox / "error" / "k.jsonl.reason.txt").read_text()
+    assert "record 1, byte offset 0: records 1 to 2 ran before the engine stopped (their deals are in the ledger); " \
+           "this run began at record 3" in reason
+    assert f"record 4, byte offset {len(data) - len(lines[4]) - len(lines[3])}: rejected (rejected, code 13)" in reason
+    from engine.channels.file_index import FileIndex as Index
+    assert Index(inbox / "done").finished(content_id(data)).status == "error"
