@@ -4,7 +4,8 @@ One append-only text file per channel's ``done`` folder (``.bsp-files``), a line
 per event, tab-separated::
 
     sha256  taken     NAME  -      TIME     before the file's records run
-    sha256  ran       NAME  N      TIME     its first N data records are recorded (after each batch)
+    sha256  ran       NAME  N:P    TIME     its first N data records are recorded (after each batch),
+                                         P of them rejected or failed
     sha256  done      NAME  ARCH   TIME     moved to done/ARCH
     sha256  error     NAME  ARCH   TIME     moved to error/ARCH
 
@@ -37,13 +38,24 @@ def content_id(data: bytes) -> str:
 class FileRun:
     name: str
     status: str          # taken | ran | done | error
-    archived: str        # ran: the number of data records recorded
+    archived: str        # ran: "N:P", data records recorded and how many of them were rejected or failed
     at: str
+
+    def _ran(self) -> tuple[int, int]:
+        if self.status != "ran":
+            return 0, 0
+        n, _, p = self.archived.partition(":")
+        return (int(n) if n.isdigit() else 0), (int(p) if p.isdigit() else 0)
 
     @property
     def ran(self) -> int:
         """Data records of the file whose deals are recorded (a run cut short resumes after them)."""
-        return int(self.archived) if self.status == "ran" and self.archived.isdigit() else 0
+        return self._ran()[0]
+
+    @property
+    def ran_problems(self) -> int:
+        """How many of those were rejected or failed (the file goes to error/ at its end)."""
+        return self._ran()[1]
 
 
 class FileIndex:

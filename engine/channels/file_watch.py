@@ -246,7 +246,7 @@ class FileWatcher:
         problems: list[str] = []
         records: list[tuple[int, bytes]] = []
         first = 1
-        resume = 0
+        resume = earlier = 0                     # records recorded before a stop, and their problems
         before = index.finished(sha)
         if before is not None and self.run_once:
             problems.append(f"record 1, byte offset 0: the same bytes as file {before.name}, run to its end at "
@@ -254,7 +254,8 @@ class FileWatcher:
                             f"record was run; to run it again, change it, or set run_once = false")
         else:
             cut = index.interrupted(sha)
-            resume = cut.ran if cut is not None else 0         # data records already recorded
+            if cut is not None:                                # data records already recorded
+                resume, earlier = cut.ran, cut.ran_problems
             if cut is None:
                 await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
             else:
@@ -274,15 +275,19 @@ class FileWatcher:
                             extra={"file": {"name": path.name, "size": len(data)}})
             scope = {"file": {"name": path.name, "records": len(records)}}
             outcomes: list[Outcome] = []
+            bad = earlier
             for at in range(resume, len(records), self.batch):  # bounded batches, one after the other
                 chunk = records[at:at + self.batch]
-                outcomes += await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
+                got = await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
+                outcomes += got
+                bad += sum(1 for o in got if o.status in ("rejected", "failed"))
                 # the batch's deals are recorded: a stop from here on resumes after it
-                await trio.to_thread.run_sync(index.note, sha, "ran", path.name, str(at + len(chunk)))
-            if resume and any(o.status in ("rejected", "failed") for o in outcomes):
+                await trio.to_thread.run_sync(index.note, sha, "ran", path.name, f"{at + len(chunk)}:{bad}")
+            if resume and bad:
                 problems.append(f"record {first}, byte offset {records[0][0]}: records {first} to "
-                                f"{first + resume - 1} ran before the engine stopped (their deals are in the "
-                                f"ledger); this run began at record {first + resume}")
+                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them rejected "
+                                f"or failed (their deals are in the ledger); this run began at record "
+                                f"{first + resume}")
             for i, ((offset, _), out) in enumerate(zip(records[resume:], outcomes), first + resume):
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "

@@ -54,7 +54,7 @@ def files(
             row = {"at": r.at, "status": r.status, "name": r.name,
                    "archived": None if r.archived == "-" or r.status == "ran" else r.archived, "sha256": sha}
             if r.status == "ran":
-                row["records_run"] = r.ran
+                row["records_run"], row["records_bad"] = r.ran, r.ran_problems
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
         return
     from rich.console import Console
@@ -64,8 +64,8 @@ def files(
     for col in ("at", "status", "name", "archived as", "sha256"):
         table.add_column(col, no_wrap=col != "name")
     for sha, r in rows:
-        archived = ("" if r.archived == "-" else f"{r.ran} record(s) so far" if r.status == "ran"
-                    else f"{r.status}/{r.archived}")
+        archived = ("" if r.archived == "-" else f"{r.ran} record(s) so far ({r.ran_problems} bad)"
+                    if r.status == "ran" else f"{r.status}/{r.archived}")
         table.add_row(r.at, r.status, r.name, archived, sha[:12])
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)

@@ -613,8 +613,27 @@ async def test_a_file_cut_short_resumes_after_its_last_recorded_batch(tmp_path: 
     assert "k.jsonl was being run when the engine stopped; resuming after its first 2 data record(s)" in caplog.text
     assert sorted(r["reference"] for r in deals(ledger) if r["status"] == "committed") == ["K3", "K5"]
     reason = (inbox / "error" / "k.jsonl.reason.txt").read_text()
-    assert "record 1, byte offset 0: records 1 to 2 ran before the engine stopped (their deals are in the ledger); " \
-           "this run began at record 3" in reason
+    assert "record 1, byte offset 0: records 1 to 2 ran before the engine stopped, 0 of them rejected or failed " \
+           "(their deals are in the ledger); this run began at record 3" in reason
     assert f"record 4, byte offset {len(data) - len(lines[4]) - len(lines[3])}: rejected (rejected, code 13)" in reason
     from engine.channels.file_index import FileIndex as Index
     assert Index(inbox / "done").finished(content_id(data)).status == "error"
+
+
+async def test_a_resumed_file_whose_earlier_records_failed_still_ends_in_error(tmp_path: Path) -> None:
+    """ran 2:1 (one of the two records run before the stop was rejected); the rest all commit: the file
+    still goes to error/, and its reason says so."""
+    from engine.channels.file_index import FileIndex, content_id
+    inbox = tmp_path / "in"
+    (inbox / "done").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "batch = 2")
+    data = "".join(f'{{"ref": "M{i}", "amount": 1}}\n' for i in range(1, 5)).encode()
+    FileIndex(inbox / "done").note(content_id(data), "ran", "m.jsonl", "2:1")
+    (inbox / "m.jsonl").write_bytes(data)
+    async with running(prog, tmp_path / "l.duckdb"):
+        await wait_for(lambda: (inbox / "error" / "m.jsonl").exists(), "the file handled")
+    assert sorted(r["reference"] for r in deals(tmp_path / "l.duckdb")) == ["M3", "M4"]
+    assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed" in \
+        (inbox / "error" / "m.jsonl.reason.txt").read_text()
+
