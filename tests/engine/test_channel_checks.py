@@ -134,6 +134,11 @@ def test_file_watch_trailer_options_are_checked(tmp_path: Path) -> None:
     assert got.startswith("11:5 E055 channel inbox: option trailer_count needs trailer")
     assert diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = Trailr", 'trailer_count = "count"')) == [
         "12:15 E020 unknown format `Trailr`"]       # and not also the kind's check, which lacks the option
+    (got,) = diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T"))
+    assert got.startswith("12:5 E055 channel inbox: option trailer: name the trailer's fields to check")
+    (got,) = diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T", 'trailer_count = "count"',
+                                         'total_field = "amount"'))
+    assert got.startswith("14:5 E055 channel inbox: option total_field is for trailer_total")
     assert diagnostics(tmp_path, inbox("skip_trailer = 1", "trailer = T", 'trailer_count = "count"',
                                        'trailer_total = "total"', 'total_field = "amount"',
                                        "total_format = Line")) == []

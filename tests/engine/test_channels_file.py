@@ -193,6 +193,8 @@ async def test_file_write_append_header_tops_every_new_file(tmp_path: Path, capl
     assert "6 bytes of a header cut short" in caplog.text
     with pytest.raises(ValueError, match='option header: only with mode = "append"'):
         FileWriter("o", {"dir": str(out), "name": "X-{seq}.csv", "header": "ref,amount"})
+    with pytest.raises(ValueError, match="option header: expected the text of the first line"):
+        FileWriter("o", {**opts, "header": ""})
 
 
 def test_file_write_append_options_are_checked(tmp_path: Path) -> None:
@@ -515,6 +517,15 @@ async def test_a_file_is_run_once_and_no_archived_file_is_replaced(tmp_path: Pat
     assert table.exit_code == 0 and "done/CUT.jsonl" in table.output and "PAY" not in table.output
     missing = CliRunner().invoke(app, ["files", str(tmp_path / "out")])
     assert missing.exit_code == 2 and "no .bsp-files here" in missing.output
+    bad = CliRunner().invoke(app, ["files", str(inbox), "--status", "finished"])
+    assert bad.exit_code == 2 and "--status 'finished': expected one of done, error, taken, ran" in bad.output
+
+
+def test_free_name_keeps_every_archived_file(tmp_path: Path) -> None:
+    from engine.channels.file_index import free_name
+    for name in ("PAY.csv", "PAY.2.csv", "README", "README.2"):
+        (tmp_path / name).write_text("x")
+    assert [free_name(tmp_path, n) for n in ("PAY.csv", "README", "NEW.csv")] == ["PAY.3.csv", "README.3", "NEW.csv"]
 
 
 async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:

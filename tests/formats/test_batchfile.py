@@ -138,3 +138,14 @@ def test_control_totals_options_are_checked() -> None:
         ControlTotals(TRAILER)
     with pytest.raises(ValueError, match="a total needs"):
         ControlTotals(TRAILER, total_field="total")
+
+
+def test_a_trailer_whose_fields_are_not_numbers_is_named() -> None:
+    from formats.batchfile import ControlTotals
+    text = _csv(("count", "string"), ("total", "string"))            # a trailer read as text
+    both = ControlTotals(text, count_field="count", total_field="total", sum_field="amount", sum_codec=LINE)
+    assert both.check((27, b"0002,4.75"), 4, RECORDS, 2) is None     # digits as text count, too
+    assert both.check((27, b"two,4.75"), 4, RECORDS, 2) == (
+        "record 4, byte offset 27: the trailer's count is 'two', not a number of records")
+    assert both.check((27, b"2,4.7x"), 4, RECORDS, 2) == (
+        "record 4, byte offset 27: the trailer's total is '4.7x', not an amount")
