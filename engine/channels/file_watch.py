@@ -239,6 +239,32 @@ class FileWatcher:
             _RUNNING.discard(key)
             self.running = None
 
+    async def _run(self, path: Path, size: int, records: list[tuple[int, bytes]], first: int, resume: int,
+                   earlier: int, sha: str, handler: ExchangeHandler) -> list[str]:
+        """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
+        each batch how far the file's deals are recorded; returns the problems (a line each)."""
+        index = await self._files()
+        conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
+                        extra={"file": {"name": path.name, "size": size}})
+        scope = {"file": {"name": path.name, "records": len(records)}}
+        problems: list[str] = []
+        for at in range(resume, len(records), self.batch):
+            chunk = records[at:at + self.batch]
+            outcomes: list[Outcome] = await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
+            for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
+                if out.status in ("rejected", "failed"):
+                    problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
+                                    f"{out.code}): {out.detail or out.text}")
+            # the batch's deals are recorded: a stop from here on resumes after it
+            await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
+                                          f"{at + len(chunk)}:{earlier + len(problems)}")
+        if resume and (earlier or problems):
+            problems.insert(0, f"record {first}, byte offset {records[0][0]}: records {first} to "
+                               f"{first + resume - 1} ran before the engine stopped, {earlier} of them "
+                               f"rejected or failed (their deals are in the ledger); this run began at "
+                               f"record {first + resume}")
+        return problems
+
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         data = await trio.Path(path).read_bytes()
         index = await self._files()
@@ -254,11 +280,10 @@ class FileWatcher:
                             f"record was run; to run it again, change it, or set run_once = false")
         else:
             cut = index.interrupted(sha)
-            if cut is not None:                                # data records already recorded
-                resume, earlier = cut.ran, cut.ran_problems
             if cut is None:
                 await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
-            else:
+            else:                                              # data records already recorded
+                resume, earlier = cut.ran, cut.ran_problems
                 log.warning("channel %s: %s was being run when the engine stopped; %s", self.name, path.name,
                             f"resuming after its first {resume} data record(s), whose deals are recorded"
                             if resume else "running it again (routes with a deal key answer its repeated "
@@ -271,27 +296,7 @@ class FileWatcher:
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
             records, first = self._deal_records(records, problems)
         if records:
-            conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
-                            extra={"file": {"name": path.name, "size": len(data)}})
-            scope = {"file": {"name": path.name, "records": len(records)}}
-            outcomes: list[Outcome] = []
-            bad = earlier
-            for at in range(resume, len(records), self.batch):  # bounded batches, one after the other
-                chunk = records[at:at + self.batch]
-                got = await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
-                outcomes += got
-                bad += sum(1 for o in got if o.status in ("rejected", "failed"))
-                # the batch's deals are recorded: a stop from here on resumes after it
-                await trio.to_thread.run_sync(index.note, sha, "ran", path.name, f"{at + len(chunk)}:{bad}")
-            if resume and bad:
-                problems.append(f"record {first}, byte offset {records[0][0]}: records {first} to "
-                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them rejected "
-                                f"or failed (their deals are in the ledger); this run began at record "
-                                f"{first + resume}")
-            for i, ((offset, _), out) in enumerate(zip(records[resume:], outcomes), first + resume):
-                if out.status in ("rejected", "failed"):
-                    problems.append(f"record {i}, byte offset {offset}: {out.status} ({out.kind}, code {out.code}): "
-                                    f"{out.detail or out.text}")
+            problems += await self._run(path, len(data), records, first, resume, earlier, sha, handler)
         ok = not problems
         folder = self.done_dir if ok else self.error_dir
         archived = free_name(folder, path.name)          # an earlier file of the same name stays

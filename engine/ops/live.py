@@ -201,28 +201,28 @@ class LiveEngine:
         for name in names:                      # outbound first: routes may call them at once
             ch = gen.channels[name]
             if ch.role in ("connect", "both"):
-                try:
-                    await self._nursery.start(self._channel_task, ch, None)
-                except StartError:
-                    raise
-                except OSError as exc:
-                    raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
-                                      listens=False) from exc
+                await self._start_channel(name, ch, None)
         # deals a crash left in flight are resolved before these channels take traffic (engine/txn)
         await recover_in_flight(gen.dispatchers[n] for n in names if n in gen.dispatchers)
         for name in names:
             disp = gen.dispatchers.get(name)
             if disp is not None:
                 ref = HandlerRef(name, gen, disp, self.observer)
-                try:
-                    await self._nursery.start(self._channel_task, gen.channels[name], ref)
-                except StartError:
-                    raise
-                except OSError as exc:
-                    raise start_error(f"channel {name}", getattr(gen.channels[name], "address", "?"),
-                                      exc) from exc
+                await self._start_channel(name, gen.channels[name], ref)
                 refs[name] = ref
         return refs
+
+    async def _start_channel(self, name: str, ch: Any, ref: HandlerRef | None) -> None:
+        """Start one channel (``ref``: inbound); an OSError (its port taken, say) becomes a
+        ``StartError`` naming the channel and its address."""
+        assert self._nursery is not None
+        try:
+            await self._nursery.start(self._channel_task, ch, ref)
+        except StartError:
+            raise
+        except OSError as exc:
+            raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
+                              listens=ref is not None) from exc
 
     # ------------------------------------------------------------ binding
     def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:
