@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
-from formats.fixed import _TIME_DIRECTIVES, _pos_kw, check_encoding, check_fields, to_decimal
+from formats.fixed import _TIME_DIRECTIVES, _pos_kw, check_encoding, check_fields, format_date, to_decimal
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
 _INTEGER = re.compile(r"[+-]?\d+\Z")
@@ -110,7 +110,7 @@ class CsvCodec:
                 raise FormatError(exc.message, **where, hint=exc.hint) from None
         if not isinstance(v, (_dt.date, _dt.datetime)):
             raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", **where)
-        return v.strftime(fd.pattern or "%Y-%m-%d")
+        return format_date(v, fd.pattern or "%Y-%m-%d")
 
     # ------------------------------------------------------------ rows
     def _text(self, data: bytes) -> str:

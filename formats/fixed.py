@@ -161,6 +161,14 @@ def _bad_digits(text: str, ftype: str, offset: int | None, field: str) -> Format
                        hint="numbers are zero-padded on the left; a blank field means absent")
 
 
+def format_date(v: "_dt.date", pattern: str) -> str:
+    """``v.strftime(pattern)`` with ``%Y`` always four digits: the C library writes year 24 as
+    "24", which a date field of width 8 cannot hold and which does not read back as year 24."""
+    if "%Y" in pattern:
+        pattern = pattern.replace("%Y", f"{v.year:04d}")
+    return v.strftime(pattern)
+
+
 def to_decimal(value: Any, *, scale: int, field: str) -> Decimal:
     """A value for a decimal field, checked to fit ``scale`` places exactly."""
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
@@ -291,7 +299,7 @@ class FixedCodec:
         if ftype == "date":
             if not isinstance(v, (_dt.date, _dt.datetime)):
                 raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", offset=off, field=name)
-            s = v.strftime(pattern)
+            s = format_date(v, pattern)
             if len(s) != width:
                 raise FormatError(f"date {s!r} is {len(s)} characters, the field holds {width}", offset=off,
                                   field=name)

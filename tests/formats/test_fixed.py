@@ -173,3 +173,18 @@ def test_roundtrip_values(values):
     back = codec.decode(data)
     for k, v in values.items():
         assert back[k] == v
+
+
+def test_a_year_before_1000_keeps_four_digits_and_reads_back():
+    """The C library's %Y writes year 24 as "24"; an 8-wide YYYYMMDD field needs "0024" (found by
+    test_mutated_record_only_format_error: a record whose year reads 0024)."""
+    from formats.fixed import format_date
+    assert format_date(dt.date(24, 1, 31), "%Y%m%d") == "00240131"
+    data = bytearray(RECORD)
+    data[57] = ord("0")                          # the value date's first digit: 2024 -> 0024
+    v = fixed.build(REQ).decode(bytes(data))
+    assert v["value_date"].year == 24
+    assert fixed.build(REQ).encode(v) == bytes(data)
+    from formats import csv_codec
+    c = csv_codec.build(FormatDecl("C", "csv", {"header": False}, (F("d", "date"),)))
+    assert c.encode({"d": dt.date(24, 1, 31)}) == b"0024-01-31" and c.decode(b"0024-01-31") == {"d": dt.date(24, 1, 31)}
