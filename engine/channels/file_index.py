@@ -8,6 +8,7 @@ per event, tab-separated::
                                          P of them rejected or failed
     sha256  done      NAME  ARCH   TIME     moved to done/ARCH
     sha256  error     NAME  ARCH   TIME     moved to error/ARCH
+    sha256  repeat    NAME  ARCH   TIME     the same bytes again, refused unrun: moved to error/ARCH
 
 Each line is written and fsynced before what it announces happens next.  A
 file whose bytes were already run to the end (``done`` or ``error``) is not run
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,9 +38,10 @@ def content_id(data: bytes) -> str:
 @dataclass
 class FileRun:
     name: str
-    status: str          # taken | ran | done | error
+    status: str          # taken | ran | done | error | repeat
     archived: str        # ran: "N:P", data records recorded and how many of them were rejected or failed
     at: str
+    seq: int = field(default=0, compare=False)       # the line's place in the index: orders events within a second
 
     def _ran(self) -> tuple[int, int]:
         if self.status != "ran":
@@ -62,12 +64,25 @@ class FileIndex:
     def __init__(self, folder: Path) -> None:
         self.path = folder / INDEX_NAME
         self.runs: dict[str, FileRun] = {}
+        self.repeats: list[tuple[str, FileRun]] = []    # refused repeats: they do not replace the run
+        self._seq = 0
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
                 parts = line.split("\t")
                 if len(parts) == 5 and len(parts[0]) == 64:
                     sha, status, name, archived, at = parts
-                    self.runs[sha] = FileRun(name, status, archived, at)
+                    self._keep(sha, FileRun(name, status, archived, at))
+
+    def _keep(self, sha: str, run: FileRun) -> None:
+        self._seq = run.seq = self._seq + 1
+        if run.status == "repeat":
+            self.repeats.append((sha, run))
+        else:
+            self.runs[sha] = run
+
+    def events(self) -> list[tuple[str, FileRun]]:
+        """Each file's last state and every refused repeat, in the order they were written (oldest first)."""
+        return sorted([*self.runs.items(), *self.repeats], key=lambda kv: kv[1].seq)
 
     def finished(self, sha: str) -> FileRun | None:
         """The earlier run of these bytes, when it went to its end (done/ or error/)."""
@@ -88,7 +103,7 @@ class FileIndex:
             os.fsync(fd)
         finally:
             os.close(fd)
-        self.runs[sha] = FileRun(name, status, archived, at)
+        self._keep(sha, FileRun(name, status, archived, at))
 
 
 def free_name(folder: Path, name: str) -> str:

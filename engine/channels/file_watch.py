@@ -300,21 +300,21 @@ class FileWatcher:
         ok = not problems
         folder = self.done_dir if ok else self.error_dir
         archived = free_name(folder, path.name)          # an earlier file of the same name stays
-        renamed = "" if archived == path.name else archived
         if not ok:
             reason = (f"file {path.name}: {len(problems)} problem(s) in {len(records)} record(s)\n"
                       + "".join(p + "\n" for p in problems))
             tmp = self.error_dir / f".{archived}.reason.txt.tmp"
             tmp.write_text(reason)
             os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
-            log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, renamed, problems[0])
+            log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, archived, problems[0])
             self.failed.append(path.name)
         else:
-            log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, renamed, len(records))
+            log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
         os.replace(path, folder / archived)
-        if before is None or not self.run_once:        # a refused repeat does not replace the run it repeats
-            await trio.to_thread.run_sync(index.note, sha, "done" if ok else "error", path.name, archived)
+        # a refused repeat is noted as such: it does not replace the run it repeats
+        status = "repeat" if before is not None and self.run_once else "done" if ok else "error"
+        await trio.to_thread.run_sync(index.note, sha, status, path.name, archived)
         marker = path.with_name(path.name + ".done")
         if marker.exists():
             marker.unlink()

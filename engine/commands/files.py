@@ -3,8 +3,9 @@
 The channel remembers every file it runs by its bytes (``done/.bsp-files``,
 ``engine.channels.file_index``); this shows each file's last state, oldest first:
 when, done / error / taken or ran (being run, or cut short by a stop: ran N says
-how many of its records have their deals recorded), its name, where it was
-archived and the start of its SHA-256.  It reads a plain file, so it works
+how many of its records have their deals recorded) or repeat (the same bytes
+dropped again, refused with nothing run), its name, where it was archived and
+the start of its SHA-256.  It reads a plain file, so it works
 while the engine runs.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Optional
 import orjson
 import typer
 
-STATUSES = ("done", "error", "taken", "ran")
+STATUSES = ("done", "error", "taken", "ran", "repeat")
 
 
 def files(
@@ -25,9 +26,10 @@ def files(
                                             "folder itself (a channel's done_dir)."),
     name: Optional[str] = typer.Option(None, "--name", help="Only files whose name matches this glob "
                                                              "(e.g. \"PAY-*.csv\")."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only files in this state: done, error, or "
+    status: Optional[str] = typer.Option(None, "--status", help="Only files in this state: done, error, "
                                                                  "taken / ran (being run, or cut short by a "
-                                                                 "stop)."),
+                                                                 "stop), or repeat (the same bytes again, "
+                                                                 "refused)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object a line instead of a table."),
 ) -> None:
     """The batch files a file watch channel has run: when, how it ended, where it was archived.
@@ -46,7 +48,7 @@ def files(
                    f"watch channel watches (dir), or its done_dir. A channel writes the index when it runs "
                    f"its first file.", err=True)
         raise typer.Exit(2)
-    runs = sorted(FileIndex(where).runs.items(), key=lambda kv: kv[1].at)
+    runs = FileIndex(where).events()
     rows = [(sha, r) for sha, r in runs if (name is None or fnmatch.fnmatch(r.name, name))
             and (status is None or r.status == status)]
     if as_json:
@@ -65,7 +67,7 @@ def files(
         table.add_column(col, no_wrap=col != "name")
     for sha, r in rows:
         archived = ("" if r.archived == "-" else f"{r.ran} record(s) so far ({r.ran_problems} bad)"
-                    if r.status == "ran" else f"{r.status}/{r.archived}")
+                    if r.status == "ran" else f"{'error' if r.status == 'repeat' else r.status}/{r.archived}")
         table.add_row(r.at, r.status, r.name, archived, sha[:12])
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)

@@ -510,15 +510,20 @@ async def test_a_file_is_run_once_and_no_archived_file_is_replaced(tmp_path: Pat
     out = CliRunner().invoke(app, ["files", str(inbox), "--json"])
     assert out.exit_code == 0, out.output
     runs = [orjson.loads(line) for line in out.output.splitlines()]
-    assert [(r["name"], r["status"], r["archived"]) for r in runs] == [
-        ("PAY.jsonl", "done", "PAY.jsonl"), ("PAY.jsonl", "done", "PAY.2.jsonl"), ("CUT.jsonl", "done", "CUT.jsonl")]
-    assert runs[0]["sha256"] == content_id(first)
+    seen = [(r["name"], r["status"], r["archived"]) for r in runs]
+    assert seen[:3] == [("PAY.jsonl", "done", "PAY.jsonl"), ("PAY.jsonl", "repeat", "PAY.jsonl"),
+                        ("PAY.jsonl", "done", "PAY.2.jsonl")]
+    assert sorted(seen[3:]) == [("CUT.jsonl", "done", "CUT.jsonl"), ("PAY.jsonl", "repeat", "PAY.2.jsonl")]
+    assert {r["sha256"] for r in runs if r["name"] == "PAY.jsonl" and r["archived"] != "PAY.2.jsonl"} == {content_id(first)}
+    repeats = CliRunner().invoke(app, ["files", str(inbox), "--status", "repeat"])
+    assert repeats.exit_code == 0 and repeats.output.count("error/PAY") == 2, repeats.output
+    assert "error/PAY.2.jsonl" in repeats.output and "CUT" not in repeats.output
     table = CliRunner().invoke(app, ["files", str(inbox / "done"), "--name", "CUT*"])
     assert table.exit_code == 0 and "done/CUT.jsonl" in table.output and "PAY" not in table.output
     missing = CliRunner().invoke(app, ["files", str(tmp_path / "out")])
     assert missing.exit_code == 2 and "no .bsp-files here" in missing.output
     bad = CliRunner().invoke(app, ["files", str(inbox), "--status", "finished"])
-    assert bad.exit_code == 2 and "--status 'finished': expected one of done, error, taken, ran" in bad.output
+    assert bad.exit_code == 2 and "--status 'finished': expected one of done, error, taken, ran, repeat" in bad.output
 
 
 def test_free_name_keeps_every_archived_file(tmp_path: Path) -> None:
