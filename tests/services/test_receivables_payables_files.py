@@ -27,10 +27,21 @@ async def test_batch_files_are_posted_acknowledged_and_filed(tmp_path):
             await client.run(total=6, kinds=["good"] * 6, deadline=10)                      # batch B261100000
             client.n = 50                                                                   # next batch id
             result = await client.run(total=4, kinds=["good", "rejected", "failing", "good"], deadline=10)
+            # a file whose control totals disagree with its records: refused whole, nothing posted
+            client.n = 100
+            bad = client.requests(2, ["good", "good"])
+            client.write_file("B261100002.csv", bad, trailer=b"TRAILER,2,1.00\n")
             where = await client.wait_settled()
     assert [o.code for o in result.outcomes] == ["00"] * 6 + ["00", "14", "05", "00"]
     assert all(o.latency_ms is not None for o in result.outcomes)
-    assert where == {"done": ["B261100000.csv"], "error": ["B261100001.csv"], "pending": []}
+    assert where == {"done": ["B261100000.csv"], "error": ["B261100001.csv", "B261100002.csv"], "pending": []}
+    total = bad[0].values["amount"] + bad[1].values["amount"]
+    assert (inbox / "error" / "B261100002.csv.reason.txt").read_text() == (
+        "file B261100002.csv: 1 problem(s) in 0 record(s)\n"
+        f"record 3, byte offset {(inbox / 'error' / 'B261100002.csv').stat().st_size - 15}: the control totals do "
+        f"not match: the trailer says 2 record(s) and total 1.00; the file holds 2 record(s) with amount totalling "
+        f"{total:.2f}; no record was run\n")
+    assert (inbox / "done" / "B261100000.csv").read_bytes().splitlines()[-1].startswith(b"TRAILER,6,")
     reason = (inbox / "error" / "B261100001.csv.reason.txt").read_text()
     assert reason.startswith("file B261100001.csv: 2 problem(s) in 4 record(s)")
     assert "record 2, byte offset " in reason and "rejected (rejected, code 14): unknown corporate" in reason

@@ -4,7 +4,8 @@
     result = await client.run(total=400)          # a LoadResult like ServiceClient's
 
 Requests come from the service's generator (``Service.make``) and are grouped
-into files by their ``batch_id``; each file is written as ``.NAME.part`` and
+into files by their ``batch_id``, ended by the service's trailer record (control
+totals) when it has one; each file is written as ``.NAME.part`` and
 renamed into place (the file watch channel takes complete files only).  The
 route writes one acknowledgement file per record (``file write``); a request
 is answered when an acknowledgement line with its ``batch_id`` and
@@ -51,8 +52,12 @@ class BatchFileClient:
             out.append(self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng))
         return out
 
-    def write_file(self, name: str, reqs: list[Request]) -> Path:
+    def write_file(self, name: str, reqs: list[Request], trailer: bytes | None = None) -> Path:
+        """Write ``reqs`` as a batch file, ended by ``trailer`` or else the service's own trailer record."""
         data = b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
+        if trailer is None and self.service.trailer is not None:
+            trailer = self.service.trailer(reqs)
+        data += trailer or b""
         tmp = self.inbox / f".{name}.part"
         tmp.write_bytes(data)
         final = self.inbox / name

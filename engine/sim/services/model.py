@@ -71,3 +71,4 @@ class Service:
     # "tcp": a ServiceClient drives ``inbound``; "file": batch files are dropped in the watched directory
     transport: str = "tcp"
     ack_channel: str = ""                       # transport "file": the file.write channel of the acknowledgements
+    trailer: Callable[[list[Request]], bytes] | None = None   # transport "file": a batch file's trailer record

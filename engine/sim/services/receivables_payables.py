@@ -1,9 +1,11 @@
-"""Receivables and payables: an ERP's AR/AP batch files (CSV, one record per line, 50 records per batch)
-dropped in the watched folder; each record is posted on the mainframe and acknowledged in a file."""
+"""Receivables and payables: an ERP's AR/AP batch files (CSV, one record per line, 50 records per batch,
+ended by a ``TRAILER,count,total`` control record) dropped in the watched folder; each record is posted on
+the mainframe and acknowledged in a file."""
 from __future__ import annotations
 
 import datetime as dt
 import random
+from decimal import Decimal
 from typing import Any
 
 from engine.sim.services.common import mainframe_answer, money
@@ -29,10 +31,16 @@ def make(kind: str, n: int, rng: random.Random) -> Request:
     return Request(kind, values, code, f"{batch}-{record_no:06d}")
 
 
+def trailer(reqs: list[Request]) -> bytes:
+    """The batch file's control record: how many records, and their amounts' exact sum."""
+    total = sum((r.values["amount"] for r in reqs), Decimal(0))
+    return f"TRAILER,{len(reqs)},{total:.2f}\n".encode()
+
+
 SERVICE = Service(
     name="receivables_payables", title="Receivables and payables (AR/AP batch files)",
     inbound="rp_batch_in", request_format="ArApRecord", reply_format="ArApAck", make=make,
-    code_of=lambda r: str(r["code"]), transport="file", ack_channel="rp_ack_out",
+    code_of=lambda r: str(r["code"]), transport="file", ack_channel="rp_ack_out", trailer=trailer,
     counterparts=(Counterpart("rp_mainframe", "PostingReq", "MfRsp",
                               mainframe_answer("trace_no", refuse_field="other_acct"), framing="length2"),),
 )
