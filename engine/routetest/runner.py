@@ -215,7 +215,20 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
     for a in unused:
         failures.append(f"{a.pos}: given {a.endpoint} answers ...: never used (the route made fewer calls "
                         f"to {a.endpoint})")
+    why = _deal_reason(ctx)
+    if failures and why and not any(ctx.deal.reason in f for f in failures):
+        failures.append(f"{where}: note: {why}")     # why it went wrong, when an `on error` reply hides it
     out.failures = failures
     out.passed = not failures
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _deal_reason(ctx: ExchangeCtx) -> str:
+    """``the deal failed (code 96): <reason>``: the ledger's reason of a deal that did not commit."""
+    d = ctx.deal
+    reason = getattr(d, "reason", None) if d is not None else None
+    if not reason or getattr(d, "status", None) == "committed":
+        return ""
+    code = getattr(d, "response_code", None)
+    return f"the deal {d.status}" + (f" (code {code})" if code else "") + f": {reason}"

@@ -84,6 +84,35 @@ test "wrong code" {
     assert fail is not None and "resp_code" in fail.get("message")
 
 
+def test_a_failure_hidden_by_an_error_reply_names_the_deals_reason(tmp_path):
+    """The route answers "96" from its `on error` handler: the failing test says why the deal failed."""
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "garbage from the biller" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers BillPayRsp { resp_code = "OK" }
+    expect reply { resp_code = "00" }
+}
+test "expects the failure" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "2"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers BillPayRsp { resp_code = "OK" }
+    expect reply { resp_code = "96" }
+}
+''')
+    by = {o.name: o for o in run_paths([d], default_registry()).outcomes}
+    failures = by["garbage from the biller"].failures
+    assert failures[0].endswith('expect reply: field `resp_code`: expected "00", got "96"')
+    assert len(failures) == 2 and "t_test.route:2:1: note: the deal failed (code 96): " in failures[1]
+    assert "the reply from biller is not valid BillerAck: byte 12: invalid JSON" in failures[1]
+    assert by["expects the failure"].passed, by["expects the failure"].failures     # a passing test has no note
+
+
 def test_unscripted_call_and_unused_answer_are_reported(tmp_path):
     d = _copy_bill(tmp_path)
     (d / "t_test.route").write_text('''use "bill_payment.route"

@@ -44,12 +44,13 @@ test "refused answer" {
 }
 ''')
     by = {o.name: o.failures for o in run_paths([d], default_registry()).outcomes}
-    (f,) = by["status"]
+    f, note = by["status"]                          # the rejected deal's reason follows the failure
     assert f.startswith(f"{d / 't_test.route'}:4:5: expect reply 200: the HTTP status answered is 422: ")
+    assert note.startswith(f"{d / 't_test.route'}:2:1: note: the deal rejected (code 13): ")
     (f,) = by["no id"]
     assert f == (f"{d / 't_test.route'}:7:5: given api sends: http: the channel's path /payments/{{id}} has "
                  f"parameter(s) id: set params.id or path = \"...\"")
-    (f,) = by["refused answer"]
+    f, *_ = by["refused answer"]
     assert "t_test.route:12:5: expect reply 200: the HTTP status answered is 502: " in f
 
 
