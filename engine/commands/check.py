@@ -1,6 +1,8 @@
 """``bsp check PATH... [--explain] [--json]``: compile route files, print every diagnostic.
 
-Exit codes: 0 no errors (warnings allowed), 1 errors, 2 a path does not exist.
+A deployment file (``platform.yaml``) among the paths is validated and stands for its route files.
+Exit codes: 0 no errors (warnings allowed), 1 errors (in a route file or the deployment file), 2 a
+path does not exist.
 """
 from __future__ import annotations
 
@@ -32,6 +34,13 @@ def _display(d: Diagnostic) -> Diagnostic:
                       Pos(_shown(p.file), p.line, p.col, p.end_line, p.end_col), d.help)
 
 
+def _version(program: object) -> str:
+    """The configuration version `bsp run` serves and the ledger records: the route files and every file
+    they name (copybooks, tables, specs), so that a version printed here can be found in the ledger."""
+    from engine.ops.files import with_referenced_files
+    return with_referenced_files(program).version
+
+
 def route_files(paths: List[Path]) -> List[Path]:
     """Files as given; a directory stands for every ``*.route`` below it."""
     out: List[Path] = []
@@ -52,6 +61,20 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
     if registry is None:
         from engine.registry import default_registry
         registry = default_registry()
+    deployments = [p for p in paths if p.is_file() and p.suffix in (".yaml", ".yml")]
+    if deployments:                     # a deployment file stands for its route files, as in `bsp run`
+        from engine.deploy import DeploymentError, load_deployment
+        expanded: List[Path] = []
+        for p in paths:
+            if p not in deployments:
+                expanded.append(p)
+                continue
+            try:
+                expanded.extend(load_deployment(p).route_files)
+            except DeploymentError as exc:
+                typer.echo(str(exc), err=True)
+                return 1
+        paths = expanded
     files = route_files(paths)
     if not files:
         typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
@@ -64,27 +87,34 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
             "warnings": len(result.warnings),
             "diagnostics": [d.to_json() for d in result.diagnostics],
         }
+        if result.program is not None:
+            out["version"] = _version(result.program)
         if explain and result.program is not None:
             out["program"] = result.program.to_json()
         typer.echo(json.dumps(out, indent=2, default=str))
     else:
         sources = {_shown(k): v for k, v in result.sources.items()}
         for d in result.diagnostics:
-            typer.echo(render(_display(d), sources))
-            typer.echo("")
+            typer.echo(render(_display(d), sources), err=explain)
+            typer.echo("", err=explain)
         if explain and result.program is not None:
             typer.echo(json.dumps(result.program.to_json(), indent=2, default=str))
+        # with --explain stdout is the plan alone (JSON a tool can read); the summary goes to stderr
         typer.echo(summary(result.diagnostics)
                    + (f"; {len(files)} file{'s' if len(files) != 1 else ''} compiled, "
-                      f"version {result.program.version}" if result.program is not None else ""))
+                      f"version {_version(result.program)}" if result.program is not None else ""),
+                   err=explain)
     return 1 if result.errors else 0
 
 
 def register(app: typer.Typer) -> None:
     @app.command("check")
     def check(
-        paths: List[Path] = typer.Argument(..., help="Route files (or folders of *.route files) to compile."),
-        explain: bool = typer.Option(False, "--explain", help="Also print the compiled plan (IR) as JSON."),
+        paths: List[Path] = typer.Argument(..., help="Route files (or folders of *.route files) to compile; a "
+                                                     "deployment file (platform.yaml) is validated and stands "
+                                                     "for its route files."),
+        explain: bool = typer.Option(False, "--explain", help="Print the compiled plan (IR) as JSON on stdout "
+                                                             "(diagnostics and the summary go to stderr)."),
         as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of text."),
     ) -> None:
         """Compile route files and report every problem (exit 1 on errors, 2 on a missing path)."""

@@ -117,7 +117,10 @@ def run(
         raise typer.Exit(2)
     load = runopts.loader(paths, paths[0] if dep is not None else None, env, _expand)
     registry = default_registry()
-    program = compile_or_exit(route_files, registry)
+    from engine.ops.files import with_referenced_files
+    # versioned over the route files and the files they name: the version bsp check prints, the capture
+    # records and the ledger keeps
+    program = with_referenced_files(compile_or_exit(route_files, registry))
     ledger_path = ledger_path or DEFAULT_LEDGER
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
 

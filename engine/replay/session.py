@@ -43,7 +43,8 @@ def compile_config(paths: Iterable[str | Path], registry: Any) -> Any:
     if res.program is None:
         shown = "\n".join(render(d, res.sources) for d in res.errors)
         raise SetupError(f"the candidate configuration does not compile:\n{shown}")
-    return res.program
+    from engine.ops.files import with_referenced_files
+    return with_referenced_files(res.program)        # the version bsp run and bsp check give it
 
 
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",

@@ -63,5 +63,36 @@ def test_json_and_explain(tmp_path):
 def test_explain_prints_the_ir(tmp_path):
     r = runner.invoke(app, ["check", "--explain", str(BILL_PAYMENT)])
     assert r.exit_code == 0
-    body = r.output[: r.output.rindex("\n0 errors")]
-    assert json.loads(body)["channels"]["mainframe"]["kind"] == "tcp.listen"
+    # stdout is the plan alone, so that a tool can read it; the summary goes to stderr
+    assert json.loads(r.stdout)["channels"]["mainframe"]["kind"] == "tcp.listen"
+    assert r.stderr.startswith("0 errors, 0 warnings; 1 file compiled, version ")
+
+
+def test_the_version_covers_the_files_the_routes_name(tmp_path):
+    """The version bsp check prints is the one bsp run serves and the ledger keeps: a table edited in place
+    changes it."""
+    import shutil
+    folder = tmp_path / "bill"
+    shutil.copytree(BILL_PAYMENT.parent, folder)
+
+    def version() -> str:
+        r = runner.invoke(app, ["check", str(folder)])
+        assert r.exit_code == 0, r.output
+        return r.output.strip().rsplit("version ", 1)[1]
+
+    before = version()
+    csv = next(folder.glob("*.csv"))
+    csv.write_text(csv.read_text() + "\n")
+    assert version() != before
+
+
+def test_a_deployment_file_stands_for_its_route_files(tmp_path):
+    from pathlib import Path
+    platform = Path(__file__).resolve().parents[2] / "routes" / "platform.yaml"
+    r = runner.invoke(app, ["check", str(platform)])
+    assert r.exit_code == 0, r.output
+    assert "compiled, version " in r.output
+    bad = tmp_path / "platform.yaml"
+    bad.write_text("version: 1\nroutes:\n  - nowhere/\n")
+    r = runner.invoke(app, ["check", str(bad)])
+    assert r.exit_code == 1 and f"{bad}:3:" in r.output, r.output

@@ -34,9 +34,10 @@ channel spare = tcp connect {
     address = "127.0.0.1:1"
     record  = false
 }
+table parties = csv "parties.csv" key id
 route pay {
     receive from front as Req
-    deal PAYMENT { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    deal PAYMENT { ref = msg.ref  amount = 1.00  currency = "CNY"  party = parties["P1"].name }
     call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
     reply Req { ref = msg.ref  code = "00"  conf = post.conf }
 }
@@ -73,6 +74,7 @@ async def test_bsp_run_record_then_replay(nursery, tmp_path: Path) -> None:
     front = _free_port()
     route = tmp_path / "pay.route"
     route.write_text(ROUTE % (front, back))
+    (tmp_path / "parties.csv").write_text("id,name\nP1,ACME\n")
     capture = tmp_path / "cap.duckdb"
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(tmp_path / "l.duckdb"),
@@ -112,5 +114,15 @@ async def test_bsp_run_record_then_replay(nursery, tmp_path: Path) -> None:
     assert len(cap.exchanges) == 20 and all(len(ex.calls) == 1 for ex in cap.exchanges)
     assert {ex.key for ex in cap.exchanges} == {f"R{i}" for i in range(20)}
     assert cap.channels() == ["back", "front"]
+    # one configuration, one version: the capture's is the ledger's (route files and the table they name)
+    import duckdb
+    con = duckdb.connect(str(tmp_path / "l.duckdb"), read_only=True)
+    try:
+        versions = {v for (v,) in con.execute("SELECT DISTINCT config_version FROM deals").fetchall()}
+    finally:
+        con.close()
+    assert versions == {cap.info["config_version"]}
+    from dsl.load import compile_paths
+    assert cap.info["config_version"] != compile_paths([route], default_registry()).program.version
     report = await trio.to_thread.run_sync(lambda: replay_file(capture, [route], default_registry()))
     assert report.passed and report.diff.exchanges == 20 and report.diff.differences == []
