@@ -13,20 +13,40 @@ def test(
     coverage: bool = typer.Option(True, "--coverage/--no-coverage",
                                   help="Show the steps and branches no test reached."),
 ) -> None:
-    """Run route tests, each in an isolated engine with scripted endpoints; exit 1 on a failure."""
+    """Run route tests, each in an isolated engine with scripted endpoints.
+
+    Exit 0 every test passed; 1 a test failed, no test was found, or the route files do not compile;
+    2 a path does not exist.
+    """
     from engine.registry import default_registry
     from engine.routetest.junit import write_junit
     from engine.routetest.runner import SetupError, run_paths
 
+    from engine.commands.check import _display, _shown
+
     try:
         result = run_paths(paths, default_registry())
     except SetupError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        if exc.diagnostics is None:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2 if exc.missing else 1)
+        # the configuration does not compile: its diagnostics as bsp check shows them
+        from dsl.diagnostics import render, summary
+        sources = {_shown(k): v for k, v in exc.sources.items()}
+        for d in exc.diagnostics:
+            typer.echo(render(_display(d), sources), err=True)
+            typer.echo("", err=True)
+        typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
         raise typer.Exit(1)
+    cwd = str(Path.cwd()) + "/"
+
+    def shown(text: str) -> str:              # paths below the working folder, as bsp check shows them
+        return text.replace(cwd, "")
+
     for o in result.outcomes:
-        typer.echo(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({o.where})")
+        typer.echo(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({shown(o.where)})")
         for f in o.failures:
-            typer.echo(f"      {f}")
+            typer.echo(f"      {shown(f)}")
     if not result.outcomes:
         typer.echo("no route tests found (declare them with `test \"name\" { ... }` in a route file)", err=True)
         raise typer.Exit(1)

@@ -34,7 +34,14 @@ from formats.errors import FormatError
 
 
 class SetupError(ValueError):
-    """Route files that do not compile, or a path that does not exist."""
+    """Route files that do not compile, or a path that does not exist (``missing``: a usage error)."""
+
+    def __init__(self, message: str, *, missing: bool = False, diagnostics: Any = None,
+                 sources: Any = None) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.diagnostics = diagnostics        # a configuration that does not compile: its diagnostics
+        self.sources = sources
 
 
 @dataclass
@@ -67,7 +74,7 @@ def discover(paths: Iterable[str | Path]) -> list[list[Path]]:
     groups: list[list[Path]] = []
     for p in map(Path, paths):
         if not p.exists():
-            raise SetupError(f"{p}: no such file or directory")
+            raise SetupError(f"{p}: no such file or directory", missing=True)
         if p.is_file():
             groups.append([p])
             continue
@@ -99,7 +106,8 @@ def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0
         res = compile_paths(files, registry)
         if res.program is None:
             shown = "\n".join(render(d, res.sources) for d in res.errors)
-            raise SetupError(f"{files[0].parent}: the route files do not compile:\n{shown}")
+            raise SetupError(f"{files[0].parent}: the route files do not compile:\n{shown}",
+                             diagnostics=res.diagnostics, sources=res.sources)
         if res.program.tests:
             programs.append((files, res.program))
     for files, program in programs:

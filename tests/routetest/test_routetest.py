@@ -173,6 +173,28 @@ def test_a_test_file_that_does_not_compile_is_an_error(tmp_path):
     res = cli(str(d))
     assert res.exit_code == 1
     assert "t_test.route:3:27: error[E020]: unknown format `Nope`" in res.output
+    assert res.output.rstrip().endswith("1 error, 0 warnings: the route tests did not run"), res.output
+    missing = cli(str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and "nowhere: no such file or directory" in missing.output
+
+
+def test_places_below_the_working_folder_are_shown_relative(tmp_path, monkeypatch):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "wrong code" {
+    given mainframe sends BillPayReq {
+        txn_code = "BQ01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    expect reply { resp_code = "99" }
+}
+''')
+    monkeypatch.chdir(tmp_path)
+    res = cli("bill", "--no-coverage")
+    assert res.exit_code == 1
+    assert "FAIL  wrong code  (bill/t_test.route:2:1)" in res.output
+    assert "      bill/t_test.route:7:20: expect reply: field `resp_code`" in res.output
+    assert str(tmp_path) not in res.output
 
 
 BRANCHY = '''
