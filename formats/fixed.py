@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+import re
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 
@@ -111,6 +112,11 @@ def check_fields(fields: Iterable[Any], *, kind: str, decl: Any = None) -> list[
             except ValueError as exc:
                 errors.append(SpecError(f"field {name!r}: bad date pattern {pattern!r}: {exc}", **where))
             else:
+                if not _DATE_DIRECTIVE.search(pattern):
+                    errors.append(SpecError(
+                        f"field {name!r}: date pattern {pattern!r} has no date directive (%Y, %m, %d, ...), so "
+                        f"no date can be read with it", **where,
+                        hint=f"patterns are strftime codes: write {_strftime_like(pattern)!r}"))
                 if kind == "fixed" and len(sample) != width:
                     errors.append(SpecError(
                         f"field {name!r}: date pattern {pattern!r} gives {len(sample)} characters "
@@ -159,6 +165,19 @@ def _bad_digits(text: str, ftype: str, offset: int | None, field: str) -> Format
     return FormatError(f"expected {ftype} digits with an optional leading sign, found {text!r}",
                        offset=at, field=field,
                        hint="numbers are zero-padded on the left; a blank field means absent")
+
+
+_DATE_DIRECTIVE = re.compile(r"%[YymdjbBeGV]")
+_SPELLED = (("YYYY", "%Y"), ("CCYY", "%Y"), ("YY", "%y"), ("MM", "%m"), ("DD", "%d"), ("HH", "%H"),
+            ("MI", "%M"), ("SS", "%S"))
+
+
+def _strftime_like(pattern: str) -> str:
+    """``YYYYMMDD`` -> ``%Y%m%d``: the strftime pattern a COBOL / SQL style spelling means."""
+    out = pattern
+    for spelled, code in _SPELLED:
+        out = out.replace(spelled, code)
+    return out if out != pattern else "%Y%m%d"
 
 
 def format_date(v: "_dt.date", pattern: str) -> str:

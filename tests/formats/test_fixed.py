@@ -125,6 +125,14 @@ def test_check_reports_every_problem_with_position():
     with pytest.raises(SpecError):
         fixed.build(bad)
     assert fixed.check(REQ) == []
+
+
+@pytest.mark.parametrize("pattern, hint", [("YYYYMMDD", "%Y%m%d"), ("DD/MM/YY", "%d/%m/%y"), ("12345678", "%Y%m%d")])
+def test_a_date_pattern_without_date_directives_is_refused_with_the_strftime_spelling(pattern, hint):
+    decl = FormatDecl("X", "fixed", {}, (F("d", "date", 8, pattern=pattern, pos=Pos("x.route", 2, 5)),))
+    (err,) = fixed.check(decl)
+    assert str(err).startswith(f"x.route:2:5: field 'd': date pattern {pattern!r} has no date directive")
+    assert err.hint == f"patterns are strftime codes: write {hint!r}"
     assert fixed.COMPONENT.fields(REQ) == [f.name for f in REQ_FIELDS]
 
 
