@@ -20,6 +20,7 @@ from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
 from engine.txn import manager_for
+from dsl.eval_error import EvalError
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
 
@@ -174,7 +175,7 @@ class Dispatcher:
             except Exception as exc:
                 log.exception("route %s: step failed", br.name)
                 for ex in live:
-                    ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+                    ex.fail(StepFailure("internal", _failure_text(exc), where=step.where))
         else:
             for ex in live:
                 self._run_sync(step, ex)
@@ -205,7 +206,7 @@ class Dispatcher:
             else:
                 ex.fail(f)
         except Exception as exc:
-            text = f"{type(exc).__name__}: {exc}"
+            text = _failure_text(exc)
             if during_error:
                 ex.reply = None
                 log.warning("on error step at %s failed: %s", step.where, text)
@@ -314,3 +315,11 @@ class DispatchStats:
     @property
     def total(self) -> int:
         return self.committed + self.rejected + self.failed
+
+
+def _failure_text(exc: Exception) -> str:
+    """A step's exception as a deal's reason: an expression's or a codec's error speaks for itself (it
+    names its place); anything else is a bug, named by its class."""
+    if isinstance(exc, (EvalError, FormatError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

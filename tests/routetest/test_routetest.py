@@ -113,6 +113,25 @@ test "expects the failure" {
     assert by["expects the failure"].passed, by["expects the failure"].failures     # a passing test has no note
 
 
+def test_an_expression_that_fails_gives_its_own_message_as_the_reason(tmp_path):
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "unknown biller row" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers { status = "OK"  confirmation = "C1" }
+    expect reply { resp_code = "00" }
+}
+''')
+    route = (d / "bill_payment.route").read_text()
+    (d / "bill_payment.route").write_text(route.replace("billers[msg.biller_id].name", "billers[\"NOPE\"].name", 1))
+    (failure, note) = {o.name: o for o in run_paths([d], default_registry()).outcomes}["unknown biller row"].failures
+    assert "note: the deal failed (code 96): " in note and "NOPE" in note
+    assert "EvalError" not in note and "Error:" not in note, note
+
+
 def test_unscripted_call_and_unused_answer_are_reported(tmp_path):
     d = _copy_bill(tmp_path)
     (d / "t_test.route").write_text('''use "bill_payment.route"
