@@ -94,7 +94,8 @@ def check_fields(fields: Iterable[Any], *, kind: str, decl: Any = None) -> list[
         scale = getattr(fd, "scale", None)
         if kind == "fixed":
             if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
-                errors.append(SpecError(f"field {name!r}: a fixed-width field needs a positive width, got {width!r}",
+                given = "none is given" if width is None else f"{width!r} is given"
+                errors.append(SpecError(f"field {name!r}: a fixed-width field needs a positive width; {given}",
                                         **where, hint=f"write {ftype}(N), e.g. {ftype}(10)"))
                 continue
         if ftype == "decimal":

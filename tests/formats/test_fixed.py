@@ -116,7 +116,7 @@ def test_check_reports_every_problem_with_position():
     errors = fixed.check(bad)
     text = "\n".join(str(e) for e in errors)
     assert all(isinstance(e, SpecError) for e in errors)
-    assert "x.route:3:5: field 'a': a fixed-width field needs a positive width" in text
+    assert "x.route:3:5: field 'a': a fixed-width field needs a positive width; none is given" in text
     assert "scale 4 leaves no integer digits" in text
     assert "gives 8 characters" in text
     assert "declared twice" in text and "unknown type 'money'" in text
