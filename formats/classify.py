@@ -18,6 +18,12 @@ Masking rules (``mask_value``):
 * ``secret``: always ``***`` (length not revealed).
 * ``personal``: first character + ``***`` (``Jane Doe`` -> ``J***``).
 * ``None`` and ``""`` stay as they are; other scalars are masked as text.
+
+Values travel: an account classified in the request is copied into a call to a
+counterpart whose format may not classify it.  ``classified_values`` collects
+the classified text of one message, ``mask_known`` masks those values wherever
+they appear in another (only values of ``MIN_KNOWN`` characters or more, so
+that a code such as ``"00"`` is never taken for one).
 """
 from __future__ import annotations
 
@@ -122,3 +128,66 @@ def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> Any:
         deeper = [(r[1:], t) for r, t in here if len(r) > 1]
         out[k] = _walk(v, deeper) if deeper else v
     return out
+
+
+MIN_KNOWN = 4
+
+
+def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
+    """``{text: tag}`` of every non-empty scalar at a classified path of ``values`` (at least MIN_KNOWN
+    characters long); the strictest tag wins when a text is found under two."""
+    found: dict[str, str] = {}
+
+    def scalars(value: Any, tag: str) -> None:
+        if isinstance(value, Mapping):
+            for v in value.values():
+                scalars(v, tag)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                scalars(v, tag)
+        elif value is not None and not isinstance(value, bool):
+            text = value if isinstance(value, str) else str(value)
+            if len(text) >= MIN_KNOWN:
+                found[text] = strictest([found[text], tag]) if text in found else tag
+
+    def walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> None:
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, rules)
+            return
+        if not isinstance(value, Mapping):
+            return
+        for k, v in value.items():
+            here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
+            done = [t for r, t in here if len(r) == 1]
+            if done:
+                scalars(v, strictest(done))
+                continue
+            deeper = [(r[1:], t) for r, t in here if len(r) > 1]
+            if deeper:
+                walk(v, deeper)
+
+    if tags:
+        walk(values, [(tuple(p.split(".")), t) for p, t in tags.items()])
+    return found
+
+
+def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
+    """``values`` with every scalar equal to a known classified text masked with its tag; (copy, changed)."""
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, Mapping):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if value is None or isinstance(value, bool):
+            return value
+        tag = known.get(value if isinstance(value, str) else str(value))
+        if tag is None:
+            return value
+        changed = True
+        return mask_value(value, tag)
+
+    return (walk(values), changed) if known else (values, False)

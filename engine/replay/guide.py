@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from formats.classify import mask, tags_of
+from formats.classify import classified_values, mask, mask_known, tags_of
 from formats.errors import FormatError
 
 
@@ -70,9 +70,14 @@ class FormatGuide:
                 continue
         return None, None
 
-    def mask(self, channel: str, role: str, direction: str, raw: bytes) -> tuple[bytes | None, str | None]:
-        """(bytes to store, masked paths).  Frames without classified fields come back as they are;
-        a frame that does not decode, or whose masked values do not encode, gives (None, reason)."""
+    def mask(self, channel: str, role: str, direction: str, raw: bytes,
+             known: dict[str, str] | None = None) -> tuple[bytes | None, str | None]:
+        """(bytes to store, what was masked).  Frames without classified fields come back as they are;
+        a frame that does not decode, or whose masked values do not encode, gives (None, reason).
+
+        ``known`` (one exchange's frames share it) gathers the text of this frame's classified fields
+        and masks those texts wherever they appear in this frame, under any field: an account classified
+        in the request is masked in the call that carries it too, whatever that call's format says."""
         name, values = self.decode(channel, role, direction, raw)
         if name is None:
             if not self.candidates(channel, role, direction):
@@ -80,15 +85,18 @@ class FormatGuide:
             return None, "undecodable: not stored (it could hold classified data)"
         codec = self._codec(name)
         tags = tags_of(codec)
-        if not tags:
-            return raw, None
+        if known is not None:
+            known.update(classified_values(values, tags))
         masked_values = mask(values, tags)
+        masked_values, carried = mask_known(masked_values, known or {})
+        if not tags and not carried:
+            return raw, None
         try:
             out = codec.encode(masked_values)
             codec.decode(out)
         except Exception as exc:   # noqa: BLE001
             return None, f"unmaskable ({name}: {exc}): not stored"
-        return out, ",".join(sorted(tags))
+        return out, ",".join([*sorted(tags), *(["values of classified fields"] if carried else [])])
 
 
 def _all_steps(route: Any) -> list[Any]:

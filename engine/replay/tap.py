@@ -50,10 +50,11 @@ class Recorder:
         return ExchangeCtx(next(self._ids), channel, conn, raw, t_in=now,
                            at=self._at0 + timedelta(seconds=now - self._t0))
 
-    def _row(self, t: float, channel: str, role: str, direction: str, raw: bytes | None, **kw: Any) -> dict:
+    def _row(self, t: float, channel: str, role: str, direction: str, raw: bytes | None,
+             known: dict[str, str] | None = None, **kw: Any) -> dict:
         masked = None
         if raw is not None and self.guide is not None:
-            raw, masked = self.guide.mask(channel, role, direction, raw)
+            raw, masked = self.guide.mask(channel, role, direction, raw, known)
         return {"recorded_at": self._at0 + timedelta(seconds=t - self._t0), "t_ms": (t - self._t0) * 1000.0,
                 "channel": channel, "role": role, "direction": direction, "raw": raw, "masked": masked, **kw}
 
@@ -64,19 +65,21 @@ class Recorder:
         common = {"exchange": ctx.exchange, "correlation_key": key,
                   "deal_id": getattr(deal, "deal_id", None)}
         add = self.writer.add
+        known: dict[str, str] = {}          # classified texts seen so far in this exchange (masking)
         add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
-                      ctx.request if ctx.framing_error is None else None, conn=ctx.conn, call_seq=0,
+                      ctx.request if ctx.framing_error is None else None, known, conn=ctx.conn, call_seq=0,
                       deal_status=getattr(deal, "status", None),
                       error=f"framing: {ctx.framing_error}" if ctx.framing_error else None, **common))
         for c in ctx.calls:
-            self._call_rows(c, common)
+            self._call_rows(c, common, known)
         if ctx.reply is not None:
-            add(self._row(ctx.t_out, ctx.channel, "inbound", "out", ctx.reply, conn=ctx.conn, call_seq=0, **common))
+            add(self._row(ctx.t_out, ctx.channel, "inbound", "out", ctx.reply, known, conn=ctx.conn, call_seq=0,
+                          **common))
 
-    def _call_rows(self, c: CallRecord, common: dict) -> None:
-        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, conn=c.channel,
+    def _call_rows(self, c: CallRecord, common: dict, known: dict[str, str] | None = None) -> None:
+        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, known, conn=c.channel,
                                   call_seq=c.seq, **common))
-        self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, conn=c.channel,
+        self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, conn=c.channel,
                                   call_seq=c.seq, error=c.error, **common))
 
     def loose_call(self, c: CallRecord) -> None:

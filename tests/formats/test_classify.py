@@ -91,3 +91,20 @@ def test_iso8583_spec_classification_reaches_tags_of() -> None:
     assert tags["2"] == "pan"
     assert tags["35"] == "secret"        # track 2 is tagged pan and secret: the strictest wins
     assert tags["52"] == "secret"
+
+
+def test_classified_values_are_masked_wherever_they_travel():
+    from formats.classify import classified_values, mask_known
+    request = {"account": "ACC000000000001", "payer": {"name": "Jane Doe"}, "card": "4111111111111111",
+               "pin": "1234", "code": "00", "short": "AB"}
+    known = classified_values(request, {"account": "personal", "payer.name": "personal", "card": "pan",
+                                        "pin": "secret", "short": "personal"})
+    assert known == {"ACC000000000001": "personal", "Jane Doe": "personal", "4111111111111111": "pan",
+                     "1234": "secret"}                  # "AB": too short to be told from a code
+    call = {"acct": "ACC000000000001", "items": [{"pan": "4111111111111111"}], "code": "00", "n": 1234,
+            "flag": True}
+    masked, changed = mask_known(call, known)
+    assert changed and masked == {"acct": "A***", "items": [{"pan": "411111******1111"}], "code": "00",
+                                  "n": "***", "flag": True}
+    assert call["acct"] == "ACC000000000001"            # the input is not changed
+    assert mask_known({"code": "00"}, known) == ({"code": "00"}, False)
