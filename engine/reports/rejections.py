@@ -38,15 +38,20 @@ BY_COLUMNS = {
 
 _WHERE = "received_at >= ? AND received_at < ? AND status IN ('rejected', 'failed')"
 
+# a reason names route places, "(at /srv/bsp/routes/bill.route:52:9)": reports keep the file's name only, so
+# that the same reason groups alike whichever folder the routes were installed in
+REASON = r"regexp_replace(coalesce(reason, ''), '(?:/[^\s()/]+)+/([^\s()/]+:\d+:\d+)', '\1', 'g')"
+
+# a deal rejected before its route read an amount has none (NULL): its amount cell stays empty, not 0.00
 SQL_MAIN = f"""
-SELECT status, route, deal_type, coalesce(response_code, ''), coalesce(reason, ''), coalesce(currency, ''),
-       count(*)::BIGINT, coalesce(sum(amount), 0)::DECIMAL(38,4), min(received_at), max(received_at)
+SELECT status, route, deal_type, coalesce(response_code, ''), {REASON}, coalesce(currency, ''),
+       count(*)::BIGINT, sum(amount)::DECIMAL(38,4), min(received_at), max(received_at)
 FROM deals WHERE {_WHERE}
 GROUP BY ALL ORDER BY 7 DESC, status, route, deal_type, 4, 5, 6
 """
 
 SQL_BY = f"""
-SELECT status, coalesce({{col}}, ''), count(*)::BIGINT FROM deals WHERE {_WHERE}
+SELECT status, {{col}}, count(*)::BIGINT FROM deals WHERE {_WHERE}
 GROUP BY ALL ORDER BY 3 DESC, 1, 2
 """
 
@@ -59,7 +64,7 @@ def build(ledger: str | Path, when: Period) -> Report:
                             args).fetchone()[0]
         main = con.execute(SQL_MAIN, args).fetchall()
         by = {key: con.execute(SQL_BY.format(col=col), args).fetchall()
-              for key, col in (("code", "response_code"), ("reason", "reason"))}
+              for key, col in (("code", "coalesce(response_code, '')"), ("reason", REASON))}
     finally:
         con.close()
 

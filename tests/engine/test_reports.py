@@ -90,6 +90,31 @@ def test_rejections(ledger: Path) -> None:
     assert dict(rep.figures)["rejected or failed"] == "37.50 %"
 
 
+def test_rejections_before_the_amount_is_read_and_reasons_from_two_installations(tmp_path: Path) -> None:
+    """A request rejected before its route read an amount has none: empty, not 0.00; a reason's route place
+    groups by the file's name, wherever the routes were installed."""
+    at = D1
+    deals = [(at, "bill_payment", "rejected", "12", f"rejected: unknown biller (at {root}/bill.route:53:9)",
+              None, None, None, 1) for root in ("/srv/a/routes", "/opt/bsp/routes")]
+    path = tmp_path / "b.duckdb"
+
+    async def fill_none() -> None:
+        async with open_ledger(path) as ledger:
+            for i, (when, typ, status, code, reason, _, _, _, ms) in enumerate(deals):
+                await ledger.commit(DealRecord(
+                    deal_type=typ, route=typ, config_version="v1", channel="mainframe", status=status,
+                    received_at=when, finished_at=when + timedelta(milliseconds=ms), reference=None,
+                    response_code=code, reason=reason))
+    trio.run(fill_none)
+    rep = build_report("rejections", path, MARCH_2_3)
+    (row,) = rep.main.dicts()
+    assert (row["reason"], row["deals"], row["amount"]) == ("rejected: unknown biller (at bill.route:53:9)", 2, None)
+    by_reason = rep.tables[2].dicts()
+    assert by_reason == [{"status": "rejected", "reason": "rejected: unknown biller (at bill.route:53:9)",
+                          "deals": 2, "share": Decimal("1")}]
+    assert "0.00" not in csv_text(rep.main)
+
+
 def test_counterparty_statement_running_totals(ledger: Path) -> None:
     rep = build_report("counterparty-statement", ledger, MARCH_2_3, party="EL01")
     rows = rep.main.dicts()
