@@ -292,9 +292,12 @@ def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: Verify
     rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall() if exists else []
     row = rows[0] if rows else None
     if row is None:
-        if last:
-            report.breaks.append(Break(None, "audit_head", None,
-                                       "the chain head row is missing: the newest records cannot be checked for deletion"))
+        report.breaks.append(Break(None, "audit_head", None,
+                                   "the chain head row is missing: the newest records cannot be checked for deletion"
+                                   if last else
+                                   "the chain head row is missing and the chain is empty: a ledger has its head "
+                                   "from its creation, so its records and head were deleted (or the ledger predates "
+                                   "bsp's audit head)"))
         return
     seq, mac = row
     if seq is None or mac is None:

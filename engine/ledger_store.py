@@ -349,6 +349,11 @@ class LedgerStore:
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
+            if found is None:
+                # a new ledger's chain head exists from its creation (seq 0), so that a ledger whose records
+                # and head were all deleted does not pass for a new one (bsp audit verify)
+                con.execute("INSERT INTO audit_head VALUES (0, ?)",
+                            [head_mac(audit_key, 0, ZERO_MAC) if audit_key is not None else None]).fetchall()
             con.execute("COMMIT").fetchall()
             return cls(path, con, audit_key)
         except BaseException:

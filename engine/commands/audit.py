@@ -20,7 +20,8 @@ def verify(
     """Check every record's chain position and mac; name the first modified, deleted or moved record.
 
     Needs the audit key the engine wrote with (BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE).
-    Exit 0: the chain is intact.  1: a break (or records not protected).  2: no key, no file.
+    Exit 0: the chain is intact.  1: a break (or records not protected).  2: no key, no file, or a
+    file that is not a bsp ledger.
     """
     from engine.commands.deals import require_ledger
 
@@ -41,6 +42,12 @@ def verify(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
+        bsp_tables = con.execute("SELECT count(*) FROM information_schema.tables "
+                                 "WHERE table_name = 'schema_version'").fetchall()[0][0]
+        if not bsp_tables:
+            typer.echo(f"error: {ledger}: a DuckDB file without bsp's tables (schema_version): is it a bsp "
+                       f"ledger? Give the engine's ledger with --ledger", err=True)
+            raise typer.Exit(2)
         report = verify_chain(con, ledger, key, max_breaks=max_breaks)
     finally:
         con.close()

@@ -124,6 +124,22 @@ async def test_deleting_the_newest_record_is_caught_by_the_head(tmp_path: Path) 
     assert report.breaks[0].table == "audit_head" and "were deleted" in report.breaks[0].what
 
 
+async def test_a_wiped_ledger_does_not_pass_for_a_new_one(tmp_path: Path) -> None:
+    new = tmp_path / "new.duckdb"
+    async with open_ledger(new, audit_key=KEY, keyring=None):
+        pass                                      # created, nothing written: its head exists (seq 0)
+    assert check(new).ok and check(new).records == 0
+    path = tmp_path / "l.duckdb"
+    await fill(path)
+    sql(path, *(f"DELETE FROM {t}" for t in ("deals", "deal_steps", "deal_events", "dead_letters",
+                                             "config_versions", "audit_head")))
+    report = check(path)
+    assert not report.ok and report.records == 0
+    assert report.breaks[0].table == "audit_head" and "the chain is empty" in report.breaks[0].what
+    sql(new, "DELETE FROM audit_head")             # the same for a ledger that never held a record
+    assert not check(new).ok
+
+
 async def test_swapped_seqs_are_named_as_reordered(tmp_path: Path) -> None:
     path = tmp_path / "l.duckdb"
     recs = await fill(path)
@@ -209,3 +225,6 @@ def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert res.exit_code == 1 and f"BROKEN at seq 2 (deals {victim}): content does not match" in res.output
     res = cli(monkeypatch, tmp_path / "none.duckdb", KEY)
     assert res.exit_code == 2 and "no ledger file here" in res.output
+    sql(tmp_path / "plain.duckdb", "CREATE TABLE deals (x INTEGER)")      # DuckDB, but not a bsp ledger
+    res = cli(monkeypatch, tmp_path / "plain.duckdb", KEY)
+    assert res.exit_code == 2 and "without bsp's tables (schema_version): is it a bsp ledger?" in res.output
