@@ -61,6 +61,10 @@ def _reading(path: Path, con: Any | None) -> Iterator[Any]:
         raise FileNotFoundError(f"{path}: no ledger file here (an engine creates it on its first run)")
     own = connect(path, read_only=True)
     try:
+        if not own.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+            raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp "
+                              f"ledger? Give the engine's ledger with --ledger")
         yield own
     finally:
         own.close()

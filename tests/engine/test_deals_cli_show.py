@@ -93,6 +93,12 @@ def test_show_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "at least its first 8" in res.output
     res = cli("show", "abcdef12", "--ledger", str(tmp_path / "none.duckdb"))
     assert res.exit_code == 2 and "no ledger file here" in res.output
+    import duckdb
+    duckdb.connect(str(tmp_path / "plain.duckdb")).close()               # DuckDB, but not a bsp ledger
+    for args in (("--ledger", str(tmp_path / "plain.duckdb")), ("show", "abcdef12", "--ledger", str(tmp_path / "plain.duckdb"))):
+        res = cli(*args)
+        assert res.exit_code == 2 and "without bsp's tables (schema_version): is it a bsp ledger?" in res.output
+        assert "Catalog Error" not in res.output
     # the list still works as before, with its options on the group
     res = cli("--ledger", str(path), "--json")
     assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[0])["reference"] == "000123"
