@@ -69,6 +69,8 @@ CATALOGUE: tuple[Entry, ...] = (
           'use "common.route"\n' + _route('reply Req { code = "00" }'), 1, 1),
     Entry("E011", "include cycle", "include cycle: a.route -> b.route -> a.route",
           'use "b.route"\n', 1, 1, files={"b.route": 'use "main.route"\n'}, file="b.route"),
+    Entry("E012", "`use` of a file that is not a route file", "`use` takes a .route file: NAME is not one",
+          'use "billers.csv"\n' + _route('reply Req { code = "00" }'), 1, 1, files=_CSV),
     # ------------------------------------------------------------ names
     Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean)",
           _HEAD + 'route r {\n    receive from mff as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
