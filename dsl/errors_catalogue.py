@@ -64,6 +64,9 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('let x = (msg.code + 1', 'reply Req { code = x }'), 8, 5),
     Entry("E015", "`if` without `then`/`else`", "`if` needs `then` and `else`",
           _route('let x = if msg.code == "A" then 1', 'reply Req { code = "1" }'), 8, 5),
+    Entry("E016", "malformed number or duration",
+          "`3sec` is not a duration / exponent notation is not supported: write 100000",
+          'channel c = tcp connect {\n    address = "127.0.0.1:7002"\n    timeout = 3sec\n}\n', 3, 15),
     # ------------------------------------------------------------ files
     Entry("E010", "file not found", "file not found: PATH",
           'use "common.route"\n' + _route('reply Req { code = "00" }'), 1, 1),

@@ -334,6 +334,10 @@ class _Build(Transformer):
     def duration(self, meta, ch):
         return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta))
 
+    def bad_number(self, meta, ch):
+        from dsl.syntax_hints import bad_number
+        raise ParseFailure(bad_number(str(ch[0]), self._tpos(ch[0])))
+
     def true(self, meta, ch):
         return A.Lit(True, "bool", pos=self._pos(meta))
 

@@ -12,7 +12,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from dsl.diagnostics import ERROR, Diagnostic
 from dsl.ir import Pos
 
-# code -> (message, help, [bad snippets that fail the same way])
+# label -> (message, help, [bad snippets that fail the same way]); a label is a
+# code, or a code and a word when one code is worded for several places
 SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
     "E003": ("a validation rule needs `else reject \"CODE\" \"TEXT\"`",
              "write each rule as `CONDITION else reject \"CODE\" \"TEXT\"`",
@@ -29,8 +30,12 @@ SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
              ['route r { reply X { a } }',
               'route r { reply X { a b } }',
               'route r { reply X { a: 1 } }',
-              'route r { deal D { ref msg.a } }',
-              'channel c = tcp listen { address "x" }']),
+              'route r { deal D { ref msg.a } }']),
+    "E005 channel": ("expected `name = value` in a channel's options",
+                     "each line of a channel's `{ ... }` block is `option = value` "
+                     "(or `on error reply FORMAT { ... }`)",
+                     ['channel c = tcp listen { address "x" }',
+                      'channel c = tcp listen { address = "x" b }']),
     "E006": ("a field declaration is `name type` on its own line",
              'e.g. `amount decimal(12, 2)`; put each field on a line of its own',
              ['format F = fixed {\n a string(1) b string(2)\n}',
@@ -172,6 +177,9 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character `{ch}`",
                           Pos(path, line, col, line, col + 1), hint)
     tok = getattr(e, "token", None)
+    if tok is not None and tok.type == "BAD_NUMBER":     # e.g. `timeout 3sec` after a call
+        from dsl.syntax_hints import bad_number
+        return bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     label = None
     if at_eof:
@@ -191,7 +199,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
     found = _describe(tok) if tok is not None else "the end of the file"
     if label:
         msg, help_, _ = SYNTAX_ERRORS[label]
-        return Diagnostic(label, ERROR, f"{msg} (found {found})", pos, help_)
+        return Diagnostic(label.split()[0], ERROR, f"{msg} (found {found})", pos, help_)
     expected = _expected(e) if isinstance(e, UnexpectedToken) else ""
     return Diagnostic(GENERIC_TOKEN, ERROR, "unexpected end of file" if at_eof else f"unexpected {found}",
                       pos, f"expected one of: {expected}" if expected else None)

@@ -73,3 +73,35 @@ def test_use_of_a_folder_says_so_without_errno_text(tmp_path, registry):
 def test_use_of_a_missing_route_file_is_still_e010(tmp_path, registry):
     r = _check(tmp_path, registry, 'use "nothere.route"\n' + SAMPLE)
     assert _only(r)[:3] == ("E010", 1, 1)
+
+
+# ------------------------------------------------------------------ numbers and channel options
+
+def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(44, "3s", "3sec"))
+    assert _only(r) == ("E016", 44, 15, "`3sec` is not a duration",
+                        "write a number and a unit: ms, s, m or h (e.g. 3s)")
+    r = _check(tmp_path, registry, _edit(71, '"OK"', '"OK" timeout 5mins'))     # after a call
+    assert _only(r) == ("E016", 71, 42, "`5mins` is not a duration",
+                        "write a number and a unit: ms, s, m or h (e.g. 5m)")
+
+
+def test_exponent_notation_says_how_to_write_the_number(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "1e5"))
+    code, line, col, msg, _ = _only(r)
+    assert (code, line, col, msg) == ("E016", 52, 23, "exponent notation is not supported: write 100000")
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "2.5E-3"))
+    assert _only(r)[3] == "exponent notation is not supported: write 0.0025"
+
+
+def test_a_number_run_into_a_word(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "50000abc"))
+    assert _only(r)[:4] == ("E016", 52, 23, "`50000abc` is not a number")
+
+
+def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(44, "timeout = 3s", "timeout 3s"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E005", 44, 13)
+    assert msg == "expected `name = value` in a channel's options (found `3s`)"
+    assert "message body" not in help_
