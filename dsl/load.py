@@ -41,8 +41,9 @@ class CompileResult:
 
 
 class _Loader:
-    def __init__(self, overrides: dict[str, str]) -> None:
+    def __init__(self, overrides: dict[str, str], step_kinds: frozenset[str]) -> None:
         self.overrides = overrides
+        self.step_kinds = step_kinds
         self.sources: dict[str, str] = {}
         self.decls: list[A.Decl] = []
         self.diags: list[Diagnostic] = []
@@ -75,7 +76,7 @@ class _Loader:
         text = text.removeprefix("\ufeff")
         self.sources[key] = text
         try:
-            module = parse(text, key)
+            module = parse(text, key, self.step_kinds)
         except ParseFailure as f:
             self.diags.append(f.diagnostic)
             return
@@ -120,7 +121,7 @@ def compile_paths(paths: Iterable[str | Path], registry: Any) -> CompileResult:
 
 
 def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str]) -> CompileResult:
-    loader = _Loader(overrides)
+    loader = _Loader(overrides, frozenset(registry.names("step")))
     for p in paths:
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)

@@ -163,30 +163,39 @@ def match_example(e: UnexpectedInput, parse_fn) -> str | None:
     return candidate
 
 
-def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
+def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) -> Diagnostic:
+    """``step_kinds``: the registered plugin step kinds, when known (a statement
+    starting with another word is then reported as unknown at that word)."""
+    from dsl import syntax_hints as hints
     from dsl.parser import raw_parse
     line = getattr(e, "line", None) or 1
     col = getattr(e, "column", None) or 1
     if isinstance(e, UnexpectedCharacters):
+        known = hints.char_hint(e, text, path)
+        if known is not None:
+            return known
         ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
-        hint = None
-        if ch in "'":
-            hint = 'strings are written in double quotes: "text"'
-        elif ch == ";":
-            hint = "no `;` is needed: put each item on its own line"
-        return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character `{ch}`",
-                          Pos(path, line, col, line, col + 1), hint)
+        shown = f"`{ch}`" if ch.isprintable() else f"U+{ord(ch):04X}"
+        return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character {shown}", Pos(path, line, col, line, col + 1))
     tok = getattr(e, "token", None)
     if tok is not None and tok.type == "BAD_NUMBER":     # e.g. `timeout 3sec` after a call
-        from dsl.syntax_hints import bad_number
-        return bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
+        return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+    if not at_eof:
+        known = hints.misspelt_statement(e, path, step_kinds) or hints.misspelt_declaration(e, text, path)
+        if known is not None:
+            return known
     label = None
     if at_eof:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         if _open_braces(text) > 0:
             label = "E007"
+    end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
+    pos = Pos(path, line, col, line, end_col)
+    known_tok = None if at_eof else hints.token_hint(e)
+    if known_tok is not None:
+        return Diagnostic(GENERIC_TOKEN, ERROR, known_tok[0], pos, known_tok[1])
     accepts = set(getattr(e, "accepts", None) or ())
     if label is None and {"ROUTE", "FORMAT", "CHANNEL", "TABLE", "USE"} <= accepts:
         label = "E013"      # between declarations
@@ -194,8 +203,6 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         label = "E014"      # an expression (operand) was expected
     if label is None:
         label = match_example(e, raw_parse)
-    end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
-    pos = Pos(path, line, col, line, end_col)
     found = _describe(tok) if tok is not None else "the end of the file"
     if label:
         msg, help_, _ = SYNTAX_ERRORS[label]

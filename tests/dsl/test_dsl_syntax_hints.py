@@ -2,6 +2,8 @@
 (each test failed before its fix: the message was vague, misplaced or bogus)."""
 from __future__ import annotations
 
+import pytest
+
 from dsl.diagnostics import render
 from dsl.load import compile_paths, compile_source
 
@@ -34,6 +36,53 @@ def _only(result):
 
 
 # ------------------------------------------------------------------ statement and declaration keywords
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (48, "receive", "recieve", 5, "unknown statement `recieve`", "did you mean `receive`?"),
+    (50, "validate", "valdate", 5, "unknown statement `valdate`", "did you mean `validate`?"),
+    (90, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
+    (48, "when", "whn", 42, "unknown statement or step kind `whn`",
+     "did you mean `when`? it continues the statement before it, "
+     "e.g. `receive from CHANNEL as FORMAT when CONDITION`"),
+    (90, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
+])
+def test_misspelt_statement_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
+                                                            message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E042", line, col, message, help_)
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (26, "format", "formt", 1, "unknown declaration `formt`", "did you mean `format`?"),      # after a format
+    (41, "channel", "chanel", 1, "unknown declaration `chanel`", "did you mean `channel`?"),  # after a channel body
+    (28, "table", "tabel", 1, "unknown declaration `tabel`", "did you mean `table`?"),
+    (47, "route", "rout", 1, "unknown declaration `rout`", "did you mean `route`?"),
+    (8, "format", "formatt", 1, "unknown declaration `formatt`", "did you mean `format`?"),
+])
+def test_misspelt_declaration_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
+                                                              message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E013", line, col, message, help_)
+
+
+def test_misspelt_channel_after_a_channel_without_a_body(tmp_path, registry):
+    r = _check(tmp_path, registry, "channel c = memory\nchanel d = memory\n")
+    assert _only(r)[:4] == ("E013", 2, 1, "unknown declaration `chanel`")
+
+
+def test_registered_plugin_steps_keep_their_own_errors(tmp_path, registry):
+    head = 'channel mf = memory\nformat Req = json\nroute r {\n    receive from mf as Req\n'
+    ok = compile_source(head + '    audit note { text = "x" }\n    reply Req { a = note }\n}\n', registry,
+                        tmp_path / "main.route")
+    assert ok.diagnostics == [] and ok.program is not None
+    # a real step kind with a broken body: the parser's message, not "unknown statement"
+    bad = compile_source(head + '    audit note { text = }\n}\n', registry, tmp_path / "main.route")
+    assert _only(bad)[:3] == ("E014", 5, 25)
+    # the same word without the kind registered is an unknown step, at the word
+    bare = compile_source(head + '    audit note extra { text = "x" }\n}\n', registry.without("step", "audit"),
+                          tmp_path / "main.route")
+    assert _only(bare)[:4] == ("E042", 5, 5, "unknown statement or step kind `audit`")
+
 
 def test_misspelt_statement_that_parses_as_a_step_gives_no_follow_on_error(tmp_path, registry):
     # `rpely BillPayRsp { ... }` reads as a plugin step named BillPayRsp: only E042, no E032
@@ -105,3 +154,51 @@ def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
     assert (code, line, col) == ("E005", 44, 13)
     assert msg == "expected `name = value` in a channel's options (found `3s`)"
     assert "message body" not in help_
+
+
+# ------------------------------------------------------------------ characters and tokens
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (53, '"unknown biller"', '"unknown biller', 59, 'unterminated string: the closing `"` is missing',
+     'a string ends on the line where it starts: add the closing `"`'),
+    (75, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
+     "use `=` to give a field its value: `name = value`"),
+    (32, "framing   =", "framing:", 12, "unexpected character `:`",
+     "use `=` to give an option its value: `name = value`"),
+    (51, "> 0 ", "> 0 && msg.amount < 9 ", 24, "unexpected `&&`", "write `and`: `a > 0 and b > 0`"),
+    (51, "> 0 ", "> 0 || msg.amount < 9 ", 24, "unexpected `||`", "write `or`: `a > 0 or b > 0`"),
+    (51, "msg.amount > 0", "!(msg.amount > 0)", 9, "unexpected character `!`",
+     "write `not`: `not (a == b)`; `!=` is written without a space"),
+])
+def test_characters_from_other_languages_get_a_hint(tmp_path, registry, line, old, new, col, message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E001", line, col, message, help_)
+
+
+def test_not_equal_is_accepted(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(51, "msg.amount > 0", "msg.amount != 0"))
+    assert not r.errors
+
+
+def test_single_equals_in_a_condition_suggests_double(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(48, "==", "="))
+    assert _only(r) == ("E002", 48, 60, "unexpected `=`: did you mean `==`?",
+                        "`==` compares two values; a single `=` gives a field or a name its value")
+    r = _check(tmp_path, registry, _edit(51, ">", "="))            # in a validation rule
+    assert _only(r)[:4] == ("E002", 51, 20, "unexpected `=`: did you mean `==`?")
+
+
+def test_keyword_as_a_field_name_suggests_quoting_it(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(74, "msg.trace_no", "msg.trace_no\n        in = 1"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col, msg) == ("E002", 75, 12, "unexpected `=` after `in`")
+    assert help_ == ('`in` is a keyword, read here as part of the expression before it; '
+                     'to use it as a field name, quote it: `"in" = ...`')
+    # and quoting it works (the checker then judges the field name)
+    quoted = _check(tmp_path, registry, _edit(74, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
+    assert [d.code for d in quoted.diagnostics] == ["E061"]
+
+
+def test_a_byte_order_mark_inside_the_text_is_named(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(25, "format", "\ufeffformat"))
+    assert _only(r)[:4] == ("E001", 25, 1, "unexpected byte-order mark (U+FEFF)")
