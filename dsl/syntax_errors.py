@@ -204,6 +204,10 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     if label is None:
         label = match_example(e, raw_parse)
     found = _describe(tok) if tok is not None else "the end of the file"
+    if label == "E013":
+        known_tok = hints.declaration_hint(e)
+        if known_tok is not None:
+            return Diagnostic(label, ERROR, known_tok[0], pos, known_tok[1])
     if label:
         msg, help_, _ = SYNTAX_ERRORS[label]
         return Diagnostic(label.split()[0], ERROR, f"{msg} (found {found})", pos, help_)

@@ -170,6 +170,40 @@ def token_hint(e) -> tuple[str, str] | None:
     return None
 
 
+def _in_channel_options(ps) -> bool:
+    """Is the innermost open ``{`` a channel's option block (not its ``on error reply`` body)?"""
+    if ps is None:
+        return False
+    vs = ps.value_stack
+    braces = [i for i, v in enumerate(vs) if getattr(v, "type", None) == "LBRACE"]
+    for v in reversed(vs[:braces[-1]] if braces else ()):
+        kind = getattr(v, "type", None)
+        if kind == "CHANNEL":
+            return True
+        if kind not in ("NAME", "EQUAL"):
+            return False
+    return False
+
+
+def declaration_hint(e) -> tuple[str, str] | None:
+    """(message, help) where a declaration was expected: a stray ``}``, or
+    ``name = value`` after a format (its options take no ``=``)."""
+    tok = getattr(e, "token", None)
+    ps = _parser_state(e)
+    if tok is None or ps is None:
+        return None
+    if tok.type == "RBRACE":
+        return ("unexpected `}`: it closes no `{`",
+                "remove it, or look above for a `{` that is missing")
+    starts = [v for i, v in enumerate(ps.value_stack)
+              if hasattr(v, "type") and _shifts(ps, ps.state_stack[i], "ROUTE")]
+    if tok.type == "EQUAL" and starts and starts[-1].type == "FORMAT":
+        return ("unexpected `=` in a format declaration",
+                "a format's options follow its kind without `=`: "
+                "`format NAME = copybook \"FILE.cpy\" encoding cp037`")
+    return None
+
+
 def char_hint(e, text: str, path: str) -> Diagnostic | None:
     """E001 worded for the character: an unterminated string, ``:``, ``&&``, ``||``, ``!``, a BOM."""
     i = e.pos_in_stream
@@ -185,9 +219,7 @@ def char_hint(e, text: str, path: str) -> Diagnostic | None:
     pos = Pos(path, line, col, line, col + 1)
     allowed = getattr(e, "allowed", None) or ()
     if ch == ":" and "EQUAL" in allowed:
-        ps = _parser_state(e)
-        what = "an option" if ps is not None and any(getattr(v, "type", None) == "CHANNEL"
-                                                     for v in ps.value_stack) else "a field"
+        what = "an option" if _in_channel_options(_parser_state(e)) else "a field"
         help_ = f"use `=` to give {what} its value: `name = value`"
     elif ch in "&|":
         op, word = ("&&", "and") if ch == "&" else ("||", "or")

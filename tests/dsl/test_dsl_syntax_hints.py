@@ -202,3 +202,20 @@ def test_keyword_as_a_field_name_suggests_quoting_it(tmp_path, registry):
 def test_a_byte_order_mark_inside_the_text_is_named(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(25, "format", "\ufeffformat"))
     assert _only(r)[:4] == ("E001", 25, 1, "unexpected byte-order mark (U+FEFF)")
+
+
+def test_colon_in_a_channel_error_reply_is_a_field_not_an_option(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(36, "resp_code =", "resp_code :"))
+    assert _only(r) == ("E001", 36, 19, "unexpected character `:`",
+                        "use `=` to give a field its value: `name = value`")
+
+
+def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(85, "}", "}\n}"))
+    assert _only(r) == ("E013", 86, 1, "unexpected `}`: it closes no `{`",
+                        "remove it, or look above for a `{` that is missing")
+
+
+def test_equals_between_a_formats_options(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(26, "json", "json\n    schema = \"x.json\""))
+    assert _only(r)[:4] == ("E013", 27, 12, "unexpected `=` in a format declaration")
