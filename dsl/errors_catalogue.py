@@ -39,9 +39,11 @@ def _route(*body: str, head: str = _HEAD) -> str:
 # Lines of a _route(...) example: 1-4 head, 5 `route r {`, 6 receive, 7 first body line.
 CATALOGUE: tuple[Entry, ...] = (
     # ------------------------------------------------------------ syntax
-    Entry("E001", "unexpected character", "unexpected character `C` / unterminated string (help: `and` for `&&`, `=` for `:` ...)",
+    Entry("E001", "unexpected character",
+          "unexpected character `C` / unterminated string (help: `and` for `&&`, `=` for `:` ...)",
           _route("let x = 'text'"), 7, 13),
-    Entry("E002", "unexpected token", "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?)",
+    Entry("E002", "unexpected token",
+          "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?)",
           'format F = json\nformat = json\n', 2, 8),
     Entry("E003", "validation rule without `else reject`",
           'a validation rule needs `else reject "CODE" "TEXT"`',
@@ -59,7 +61,8 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E009", "malformed `call`", "`call` is `call NAME = CHANNEL as FORMAT [reply FORMAT] { ... }`",
           _route('call mf as Req { code = "1" }'), 7, 13),
     Entry("E013", "statement outside a route or unknown declaration",
-          "expected a declaration: `use`, `format`, `channel`, `table` or `route` / unknown declaration `WORD` (with did you mean)",
+          "expected a declaration: `use`, `format`, `channel`, `table` or `route` / "
+          "unknown declaration `WORD` (with did you mean)",
           _HEAD + 'receive from mf as Req\n', 5, 1),
     Entry("E014", "incomplete expression", "an expression is incomplete or malformed",
           _route('let x = (msg.code + 1', 'reply Req { code = x }'), 8, 5),

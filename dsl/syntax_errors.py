@@ -163,6 +163,14 @@ def match_example(e: UnexpectedInput, parse_fn) -> str | None:
     return candidate
 
 
+def _safe(hint, *args):
+    """A hint that breaks must not hide the user's error: the generic wording stands."""
+    try:
+        return hint(*args)
+    except Exception:   # noqa: BLE001
+        return None
+
+
 def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) -> Diagnostic:
     """``step_kinds``: the registered plugin step kinds, when known (a statement
     starting with another word is then reported as unknown at that word)."""
@@ -171,7 +179,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     line = getattr(e, "line", None) or 1
     col = getattr(e, "column", None) or 1
     if isinstance(e, UnexpectedCharacters):
-        known = hints.char_hint(e, text, path)
+        known = _safe(hints.char_hint, e, text, path)
         if known is not None:
             return known
         ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
@@ -182,7 +190,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if not at_eof:
-        known = hints.misspelt_statement(e, path, step_kinds) or hints.misspelt_declaration(e, text, path)
+        known = _safe(hints.misspelt_statement, e, path, step_kinds) or _safe(hints.misspelt_declaration, e, text, path)
         if known is not None:
             return known
     label = None
@@ -193,7 +201,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
             label = "E007"
     end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
     pos = Pos(path, line, col, line, end_col)
-    known_tok = None if at_eof else hints.token_hint(e)
+    known_tok = None if at_eof else _safe(hints.token_hint, e)
     if known_tok is not None:
         return Diagnostic(GENERIC_TOKEN, ERROR, known_tok[0], pos, known_tok[1])
     accepts = set(getattr(e, "accepts", None) or ())
@@ -205,7 +213,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         label = match_example(e, raw_parse)
     found = _describe(tok) if tok is not None else "the end of the file"
     if label == "E013":
-        known_tok = hints.declaration_hint(e)
+        known_tok = _safe(hints.declaration_hint, e)
         if known_tok is not None:
             return Diagnostic(label, ERROR, known_tok[0], pos, known_tok[1])
     if label:
