@@ -18,7 +18,7 @@ from typing import Any
 
 from dsl import ast as A
 from dsl import ir
-from dsl.diagnostics import ERROR, WARNING, Diagnostic, did_you_mean
+from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
@@ -765,14 +765,20 @@ class Checker(_TestChecks):
             kind = s.kind.name
             spec = self.registry.get("step", kind)
             if spec is None:
-                cands = list(self.registry.names("step")) + list(BUILTIN_STEPS)
-                self.error("E042", f"unknown statement or step kind `{kind}`", s.kind.pos,
-                           did_you_mean(kind, cands)
+                steps = [x for x in self.registry.names("step") if x not in BUILTIN_STEPS]
+                close = closest(kind, steps + list(BUILTIN_STEPS))
+                what = "statement" if close and close[0] in BUILTIN_STEPS else "statement or step kind"
+                self.error("E042", f"unknown {what} `{kind}`", s.kind.pos,
+                           did_you_mean(kind, close)
                            or ("statements: " + ", ".join(BUILTIN_STEPS)
-                               + ("; registered steps: " + ", ".join(self.registry.names("step"))
-                                  if self.registry.names("step") else "")))
+                               + ("; registered steps: " + ", ".join(steps) if steps else "")))
                 for a in s.assigns:
                     self._expr(a.value, scope, later)
+                if s.name is not None and s.name.name not in scope:
+                    # `rpely BillPayRsp { ... }`: the second word is no step name, so
+                    # binding it would only add a bogus E032; later reads of it stay quiet
+                    scope[s.name.name] = Binding("step", pos=s.name.pos)
+                return
             else:
                 given: dict[str, ir.Pos] = {}
                 for a in s.assigns:

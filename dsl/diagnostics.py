@@ -41,14 +41,20 @@ class Diagnostic:
         }
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
-    """``help`` text naming the closest candidates, or None."""
+def closest(word: str, candidates: Iterable[str]) -> list[str]:
+    """Up to three candidates close to ``word`` (best first), or a case-insensitive match."""
     cands = sorted(set(candidates))
     close = difflib.get_close_matches(word, cands, n=3, cutoff=0.6)
     if not close:
         low = {c.lower(): c for c in cands}
         if word.lower() in low:
             close = [low[word.lower()]]
+    return close
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """``help`` text naming the closest candidates, or None."""
+    close = closest(word, candidates)
     if not close:
         return None
     if len(close) == 1:
@@ -60,7 +66,7 @@ def _source_line(pos: Pos, sources: Mapping[str, str]) -> str | None:
     text = sources.get(pos.file)
     if text is None:
         try:
-            text = Path(pos.file).read_text(encoding="utf-8", errors="replace")
+            text = Path(pos.file).read_text(encoding="utf-8-sig", errors="replace")
         except OSError:
             return None
     lines = text.splitlines()

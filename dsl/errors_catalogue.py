@@ -39,9 +39,11 @@ def _route(*body: str, head: str = _HEAD) -> str:
 # Lines of a _route(...) example: 1-4 head, 5 `route r {`, 6 receive, 7 first body line.
 CATALOGUE: tuple[Entry, ...] = (
     # ------------------------------------------------------------ syntax
-    Entry("E001", "unexpected character", "unexpected character `C`",
+    Entry("E001", "unexpected character",
+          "unexpected character `C` / unterminated string (help: `and` for `&&`, `=` for `:` ...)",
           _route("let x = 'text'"), 7, 13),
-    Entry("E002", "unexpected token", "unexpected `T` (help lists what was expected)",
+    Entry("E002", "unexpected token",
+          "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?)",
           'format F = json\nformat = json\n', 2, 8),
     Entry("E003", "validation rule without `else reject`",
           'a validation rule needs `else reject "CODE" "TEXT"`',
@@ -58,17 +60,24 @@ CATALOGUE: tuple[Entry, ...] = (
           _HEAD + 'route r {\n    receive mf as Req\n}\n', 6, 13),
     Entry("E009", "malformed `call`", "`call` is `call NAME = CHANNEL as FORMAT [reply FORMAT] { ... }`",
           _route('call mf as Req { code = "1" }'), 7, 13),
-    Entry("E013", "statement outside a route", "expected a declaration: `use`, `format`, `channel`, `table` or `route`",
+    Entry("E013", "statement outside a route or unknown declaration",
+          "expected a declaration: `use`, `format`, `channel`, `table` or `route` / "
+          "unknown declaration `WORD` (with did you mean)",
           _HEAD + 'receive from mf as Req\n', 5, 1),
     Entry("E014", "incomplete expression", "an expression is incomplete or malformed",
           _route('let x = (msg.code + 1', 'reply Req { code = x }'), 8, 5),
     Entry("E015", "`if` without `then`/`else`", "`if` needs `then` and `else`",
           _route('let x = if msg.code == "A" then 1', 'reply Req { code = "1" }'), 8, 5),
+    Entry("E016", "malformed number or duration",
+          "`3sec` is not a duration / exponent notation is not supported: write 100000",
+          'channel c = tcp connect {\n    address = "127.0.0.1:7002"\n    timeout = 3sec\n}\n', 3, 15),
     # ------------------------------------------------------------ files
     Entry("E010", "file not found", "file not found: PATH",
           'use "common.route"\n' + _route('reply Req { code = "00" }'), 1, 1),
     Entry("E011", "include cycle", "include cycle: a.route -> b.route -> a.route",
           'use "b.route"\n', 1, 1, files={"b.route": 'use "main.route"\n'}, file="b.route"),
+    Entry("E012", "`use` of a file that is not a route file", "`use` takes a .route file: NAME is not one",
+          'use "billers.csv"\n' + _route('reply Req { code = "00" }'), 1, 1, files=_CSV),
     # ------------------------------------------------------------ names
     Entry("E020", "unknown declaration", "unknown channel `NAME` (with did you mean)",
           _HEAD + 'route r {\n    receive from mff as Req\n    reply Req { code = "00" }\n}\n', 6, 18),
@@ -118,7 +127,7 @@ CATALOGUE: tuple[Entry, ...] = (
           'format F = jsn\n', 1, 12),
     Entry("E041", "unknown channel kind", "unknown channel kind `KIND` (with did you mean)",
           'channel c = tcp lisen { address = "127.0.0.1:1" }\n', 1, 13),
-    Entry("E042", "unknown statement or step kind", "unknown statement or step kind `KIND`",
+    Entry("E042", "unknown statement or step kind", "unknown statement or step kind `KIND` (with did you mean), at the statement's first word",
           _route('audt { text = "x" }', 'reply Req { code = "00" }'), 7, 5),
     Entry("E043", "unknown option", "unknown option `NAME` for channel `C` (tcp listen)",
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framng = length2\n}\n', 3, 5),

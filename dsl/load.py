@@ -41,8 +41,9 @@ class CompileResult:
 
 
 class _Loader:
-    def __init__(self, overrides: dict[str, str]) -> None:
+    def __init__(self, overrides: dict[str, str], step_kinds: frozenset[str]) -> None:
         self.overrides = overrides
+        self.step_kinds = step_kinds
         self.sources: dict[str, str] = {}
         self.decls: list[A.Decl] = []
         self.diags: list[Diagnostic] = []
@@ -60,17 +61,22 @@ class _Loader:
         if key in self.done:
             return
         self.done.add(key)
+        if at is not None and key not in self.overrides and (path.is_dir() or path.suffix != ".route"):
+            self.diags.append(_not_a_route(path, at))
+            return
         try:
             text = self.overrides[key] if key in self.overrides else path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            why = "file not found" if isinstance(e, FileNotFoundError) else f"cannot read file: {e}"
-            self.diags.append(Diagnostic("E010", ERROR, f"{why}: {path}", at,
+            self.diags.append(Diagnostic("E010", ERROR, f"{_why(e)}: {path}", at,
                                          "`use` paths are relative to the file that has the `use` line"
                                          if at else None))
             return
+        # a byte-order mark (Windows editors write one) is not part of the text;
+        # dropping it here keeps line 1's columns as the editor shows them
+        text = text.removeprefix("\ufeff")
         self.sources[key] = text
         try:
-            module = parse(text, key)
+            module = parse(text, key, self.step_kinds)
         except ParseFailure as f:
             self.diags.append(f.diagnostic)
             return
@@ -84,12 +90,38 @@ class _Loader:
                 self.decls.append(d)
 
 
+def _why(e: Exception) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "file not found"
+    if isinstance(e, UnicodeDecodeError):
+        return f"cannot read file: it is not UTF-8 text (byte {e.start})"
+    if isinstance(e, IsADirectoryError):
+        return "cannot read file: it is a folder"
+    if isinstance(e, PermissionError):
+        return "cannot read file: permission denied"
+    return f"cannot read file: {e.strerror or e}" if isinstance(e, OSError) else f"cannot read file: {e}"
+
+
+def _not_a_route(path: Path, at: Pos) -> Diagnostic:
+    """E012: ``use`` includes route text only (a data file has its own declaration)."""
+    if path.is_dir():
+        return Diagnostic("E012", ERROR, f"`use` takes a .route file, not a folder: {path}", at,
+                          'name the file, e.g. `use "common/mainframe.route"`')
+    help_ = {".csv": 'a CSV file is read with `table NAME = csv "FILE.csv" key COLUMN`',
+             ".json": "a JSON schema is named in its format: `format NAME = json schema \"FILE.json\"`",
+             ".cpy": 'a copybook is named in its format: `format NAME = copybook "FILE.cpy"`',
+             ".xsd": 'an XSD is named in its format: `format NAME = iso20022 MESSAGE xsd "FILE.xsd"`'}
+    return Diagnostic("E012", ERROR, f"`use` takes a .route file: {path.name} is not one", at,
+                      help_.get(path.suffix.lower(), "`use` includes another route file (its name ends in .route); "
+                                "data files are named by the `format` or `table` that reads them"))
+
+
 def compile_paths(paths: Iterable[str | Path], registry: Any) -> CompileResult:
     return _compile(paths, registry, {})
 
 
 def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str]) -> CompileResult:
-    loader = _Loader(overrides)
+    loader = _Loader(overrides, frozenset(registry.names("step")))
     for p in paths:
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)

@@ -59,13 +59,14 @@ def raw_parse(text: str):
     return get_parser().parse(text, on_error=_keyword_as_name)
 
 
-def parse(text: str, path: str) -> A.Module:
-    """Parse one file.  Raises ``ParseFailure`` carrying a diagnostic."""
+def parse(text: str, path: str, step_kinds=None) -> A.Module:
+    """Parse one file.  Raises ``ParseFailure`` carrying a diagnostic.
+    ``step_kinds`` (the registry's plugin step kinds) sharpens that diagnostic."""
     from dsl.syntax_errors import diagnostic_for
     try:
         tree = raw_parse(text)
     except UnexpectedInput as e:
-        raise ParseFailure(diagnostic_for(e, text, path)) from None
+        raise ParseFailure(diagnostic_for(e, text, path, step_kinds)) from None
     try:
         decls = _Build(path).transform(tree)
     except VisitError as e:
@@ -333,6 +334,10 @@ class _Build(Transformer):
 
     def duration(self, meta, ch):
         return A.Lit(duration_seconds(str(ch[0])), "duration", pos=self._pos(meta))
+
+    def bad_number(self, meta, ch):
+        from dsl.syntax_hints import bad_number
+        raise ParseFailure(bad_number(str(ch[0]), self._tpos(ch[0])))
 
     def true(self, meta, ch):
         return A.Lit(True, "bool", pos=self._pos(meta))

@@ -12,7 +12,8 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from dsl.diagnostics import ERROR, Diagnostic
 from dsl.ir import Pos
 
-# code -> (message, help, [bad snippets that fail the same way])
+# label -> (message, help, [bad snippets that fail the same way]); a label is a
+# code, or a code and a word when one code is worded for several places
 SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
     "E003": ("a validation rule needs `else reject \"CODE\" \"TEXT\"`",
              "write each rule as `CONDITION else reject \"CODE\" \"TEXT\"`",
@@ -29,8 +30,12 @@ SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
              ['route r { reply X { a } }',
               'route r { reply X { a b } }',
               'route r { reply X { a: 1 } }',
-              'route r { deal D { ref msg.a } }',
-              'channel c = tcp listen { address "x" }']),
+              'route r { deal D { ref msg.a } }']),
+    "E005 channel": ("expected `name = value` in a channel's options",
+                     "each line of a channel's `{ ... }` block is `option = value` "
+                     "(or `on error reply FORMAT { ... }`)",
+                     ['channel c = tcp listen { address "x" }',
+                      'channel c = tcp listen { address = "x" b }']),
     "E006": ("a field declaration is `name type` on its own line",
              'e.g. `amount decimal(12, 2)`; put each field on a line of its own',
              ['format F = fixed {\n a string(1) b string(2)\n}',
@@ -158,27 +163,47 @@ def match_example(e: UnexpectedInput, parse_fn) -> str | None:
     return candidate
 
 
-def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
+def _safe(hint, *args):
+    """A hint that breaks must not hide the user's error: the generic wording stands."""
+    try:
+        return hint(*args)
+    except Exception:   # noqa: BLE001
+        return None
+
+
+def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) -> Diagnostic:
+    """``step_kinds``: the registered plugin step kinds, when known (a statement
+    starting with another word is then reported as unknown at that word)."""
+    from dsl import syntax_hints as hints
     from dsl.parser import raw_parse
     line = getattr(e, "line", None) or 1
     col = getattr(e, "column", None) or 1
     if isinstance(e, UnexpectedCharacters):
+        known = _safe(hints.char_hint, e, text, path)
+        if known is not None:
+            return known
         ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
-        hint = None
-        if ch in "'":
-            hint = 'strings are written in double quotes: "text"'
-        elif ch == ";":
-            hint = "no `;` is needed: put each item on its own line"
-        return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character `{ch}`",
-                          Pos(path, line, col, line, col + 1), hint)
+        shown = f"`{ch}`" if ch.isprintable() else f"U+{ord(ch):04X}"
+        return Diagnostic(GENERIC_CHAR, ERROR, f"unexpected character {shown}", Pos(path, line, col, line, col + 1))
     tok = getattr(e, "token", None)
+    if tok is not None and tok.type == "BAD_NUMBER":     # e.g. `timeout 3sec` after a call
+        return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+    if not at_eof:
+        known = _safe(hints.misspelt_statement, e, path, step_kinds) or _safe(hints.misspelt_declaration, e, text, path)
+        if known is not None:
+            return known
     label = None
     if at_eof:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         if _open_braces(text) > 0:
             label = "E007"
+    end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
+    pos = Pos(path, line, col, line, end_col)
+    known_tok = None if at_eof else _safe(hints.token_hint, e)
+    if known_tok is not None:
+        return Diagnostic(GENERIC_TOKEN, ERROR, known_tok[0], pos, known_tok[1])
     accepts = set(getattr(e, "accepts", None) or ())
     if label is None and {"ROUTE", "FORMAT", "CHANNEL", "TABLE", "USE"} <= accepts:
         label = "E013"      # between declarations
@@ -186,12 +211,14 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str) -> Diagnostic:
         label = "E014"      # an expression (operand) was expected
     if label is None:
         label = match_example(e, raw_parse)
-    end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
-    pos = Pos(path, line, col, line, end_col)
     found = _describe(tok) if tok is not None else "the end of the file"
+    if label == "E013":
+        known_tok = _safe(hints.declaration_hint, e)
+        if known_tok is not None:
+            return Diagnostic(label, ERROR, known_tok[0], pos, known_tok[1])
     if label:
         msg, help_, _ = SYNTAX_ERRORS[label]
-        return Diagnostic(label, ERROR, f"{msg} (found {found})", pos, help_)
+        return Diagnostic(label.split()[0], ERROR, f"{msg} (found {found})", pos, help_)
     expected = _expected(e) if isinstance(e, UnexpectedToken) else ""
     return Diagnostic(GENERIC_TOKEN, ERROR, "unexpected end of file" if at_eof else f"unexpected {found}",
                       pos, f"expected one of: {expected}" if expected else None)

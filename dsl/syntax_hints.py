@@ -1,0 +1,240 @@
+"""Specific wording for common slips, next to the example table of ``dsl.syntax_errors``.
+
+Each function looks at one kind of mistake and returns a ``Diagnostic`` when
+it recognises it, else None: a number run into letters (``3sec``, ``1e5``),
+characters from other languages (``&&``, ``:``, ``!``), an unterminated string.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean
+from dsl.ir import Pos
+
+_EXPONENT = re.compile(r"[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+")
+_UNITS = (("ms", "ms"), ("milli", "ms"), ("s", "s"), ("min", "m"), ("m", "m"), ("h", "h"))
+
+
+def bad_number(text: str, pos: Pos) -> Diagnostic:
+    """E016 for a BAD_NUMBER token: digits run into letters that make no duration."""
+    if _EXPONENT.fullmatch(text):
+        plain = format(Decimal(text), "f")      # the pattern admits only valid numbers
+        return Diagnostic("E016", ERROR, f"exponent notation is not supported: write {plain}", pos,
+                          "numbers are exact decimals, written in full (`100000`, `0.0015`)")
+    digits = re.match(r"[0-9]+(\.[0-9]+)?", text).group(0)
+    letters = text[len(digits):].lower()
+    unit = next((u for prefix, u in _UNITS if letters.startswith(prefix)), None)
+    if unit is not None:
+        return Diagnostic("E016", ERROR, f"`{text}` is not a duration", pos,
+                          f"write a number and a unit: ms, s, m or h (e.g. {digits}{unit})")
+    return Diagnostic("E016", ERROR, f"`{text}` is not a number", pos,
+                      "a number is digits (`42`, `120.50`); a duration is a number and a unit: "
+                      "ms, s, m or h (e.g. 3s); put a space between a number and a word")
+
+
+# ------------------------------------------------------------------ misspelt keywords
+
+STATEMENTS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
+CLAUSES = ("from", "as", "when", "else", "reject", "expect", "timeout", "compensate")
+DECLARATIONS = ("use", "format", "channel", "table", "route", "test")
+_INFIX_WORDS = {"IN": "in", "AND": "and", "OR": "or", "NOT": "not"}
+
+
+def _parser_state(e):
+    ip = getattr(e, "interactive_parser", None)
+    st = ip.parser_state if ip is not None else getattr(e, "state", None)
+    return st if hasattr(st, "state_stack") else None
+
+
+def _shifts(ps, state, terminal: str) -> bool:
+    """Does ``state`` shift ``terminal``: a statement starts there (LET) or a declaration (ROUTE)?"""
+    action = ps.parse_conf.parse_table.states[state].get(terminal)
+    return action is not None and action[0].name == "Shift"
+
+
+def _tokens(values) -> list:
+    out = []
+    for v in values:
+        if hasattr(v, "type"):
+            out.append(v)
+        elif hasattr(v, "scan_values"):
+            out.extend(v.scan_values(lambda x: hasattr(x, "type")))
+    return out
+
+
+def _at(tok, path: str) -> Pos:
+    return Pos(path, tok.line, tok.column, tok.line, tok.column + len(str(tok.value)))
+
+
+def misspelt_statement(e, path: str, step_kinds) -> Diagnostic | None:
+    """``recieve from x ...`` reads as the plugin step ``recieve`` until it breaks:
+    E042 at the first word of the statement, not where the grammar gave up.
+    ``step_kinds``: the registered step kinds (None: unknown, then only a word
+    close to a keyword is reported)."""
+    ps = _parser_state(e)
+    if ps is None:
+        return None
+    kind = None
+    for i in range(len(ps.value_stack) - 1, -1, -1):
+        v = ps.value_stack[i]
+        if getattr(v, "type", None) == "NAME" and _shifts(ps, ps.state_stack[i], "LET"):
+            kind = v
+            break
+    if kind is None:
+        return None
+    word = str(kind.value)
+    steps = [s for s in (step_kinds or ()) if s not in STATEMENTS]
+    if word in steps:
+        return None                     # a real plugin step: the usual message fits
+    close = closest(word, STATEMENTS + CLAUSES + tuple(steps))
+    if not close and step_kinds is None:
+        return None
+    if close and close[0] in STATEMENTS:
+        return Diagnostic("E042", ERROR, f"unknown statement `{word}`", _at(kind, path),
+                          did_you_mean(word, close))
+    tok = getattr(e, "token", None)
+    if close and close[0] in CLAUSES:
+        help_ = (f"did you mean `{close[0]}`? it continues the statement before it, "
+                 "e.g. `receive from CHANNEL as FORMAT when CONDITION`")
+    elif close:
+        help_ = did_you_mean(word, close)
+    elif tok is not None and tok.type == "EQUAL" and ps.value_stack[-1] is kind:
+        help_ = f"to name a value, write `let {word} = ...`"
+    else:
+        help_ = "statements: " + ", ".join(STATEMENTS) + ("; registered steps: " + ", ".join(steps)
+                                                           if steps else "")
+    return Diagnostic("E042", ERROR, f"unknown statement or step kind `{word}`", _at(kind, path), help_)
+
+
+def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
+    """``formt X = json`` between declarations, or on the line after a
+    ``format``/``channel`` whose words it then reads as its own: E013 at the word."""
+    ps = _parser_state(e)
+    tok = getattr(e, "token", None)
+    if ps is None or tok is None or tok.type == "$END":
+        return None
+    accepts = getattr(e, "accepts", None) or getattr(e, "expected", None) or ()
+    starts = [i for i, v in enumerate(ps.value_stack)
+              if hasattr(v, "type") and _shifts(ps, ps.state_stack[i], "ROUTE")]
+    leaves: list = []
+    if starts and ps.value_stack[starts[-1]].type in ("FORMAT", "CHANNEL"):
+        head = ps.value_stack[starts[-1]]
+        leaves = _tokens(ps.value_stack[starts[-1] + 1:])
+        if leaves and leaves[0].type == "NAME" and leaves[0].line == head.line \
+                and leaves[0].column == head.end_column:      # `formatt X`: read as `format` `t`
+            glued = f"{head.value}{leaves[0].value}"
+            return Diagnostic("E013", ERROR, f"unknown declaration `{glued}`",
+                              Pos(path, head.line, head.column, head.line, head.column + len(glued)),
+                              did_you_mean(glued, DECLARATIONS))
+    elif "ROUTE" not in accepts:
+        return None
+    leaves.append(tok)
+    on_line = [t for t in leaves if t.line == tok.line]
+    word = on_line[0]
+    lines = text.splitlines()
+    if word.type != "NAME" or not 0 < word.line <= len(lines):
+        return None
+    line = lines[word.line - 1]
+    if word.column != len(line) - len(line.lstrip()) + 1:
+        return None                     # not the first word of its line
+    close = closest(str(word.value), DECLARATIONS)
+    shaped = word is tok or (tok.type == "EQUAL" and [t.type for t in on_line] == ["NAME", "NAME", "EQUAL"])
+    if not close and not shaped:
+        return None
+    return Diagnostic("E013", ERROR, f"unknown declaration `{word.value}`", _at(word, path),
+                      did_you_mean(str(word.value), close) if close else
+                      "a declaration starts with " + ", ".join(f"`{d}`" for d in DECLARATIONS[:-1])
+                      + f" or `{DECLARATIONS[-1]}`"
+                      + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
+
+
+# ------------------------------------------------------------------ tokens and characters
+
+def token_hint(e) -> tuple[str, str] | None:
+    """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name."""
+    tok = getattr(e, "token", None)
+    ps = _parser_state(e)
+    if tok is None or tok.type != "EQUAL":
+        return None
+    prev = ps.value_stack[-1] if ps is not None and ps.value_stack else None
+    word = _INFIX_WORDS.get(getattr(prev, "type", None))
+    if word is not None:
+        return (f"unexpected `=` after `{word}`",
+                f"`{word}` is a keyword, read here as part of the expression before it; "
+                f'to use it as a field name, quote it: `"{word}" = ...`')
+    accepts = getattr(e, "accepts", None) or getattr(e, "expected", None) or ()
+    if "COMP_OP" in accepts:
+        return ("unexpected `=`: did you mean `==`?",
+                "`==` compares two values; a single `=` gives a field or a name its value")
+    return None
+
+
+def _in_channel_options(ps) -> bool:
+    """Is the innermost open ``{`` a channel's option block (not its ``on error reply`` body)?"""
+    if ps is None:
+        return False
+    vs = ps.value_stack
+    braces = [i for i, v in enumerate(vs) if getattr(v, "type", None) == "LBRACE"]
+    for v in reversed(vs[:braces[-1]] if braces else ()):
+        kind = getattr(v, "type", None)
+        if kind == "CHANNEL":
+            return True
+        if kind not in ("NAME", "EQUAL"):
+            return False
+    return False
+
+
+def declaration_hint(e) -> tuple[str, str] | None:
+    """(message, help) where a declaration was expected: a stray ``}``, or
+    ``name = value`` after a format (its options take no ``=``)."""
+    tok = getattr(e, "token", None)
+    ps = _parser_state(e)
+    if tok is None or ps is None:
+        return None
+    if tok.type == "RBRACE":
+        return ("unexpected `}`: it closes no `{`",
+                "remove it, or look above for a `{` that is missing")
+    starts = [v for i, v in enumerate(ps.value_stack)
+              if hasattr(v, "type") and _shifts(ps, ps.state_stack[i], "ROUTE")]
+    if tok.type == "EQUAL" and starts and starts[-1].type == "FORMAT":
+        return ("unexpected `=` in a format declaration",
+                "a format's options follow its kind without `=`: "
+                "`format NAME = copybook \"FILE.cpy\" encoding cp037`")
+    return None
+
+
+def char_hint(e, text: str, path: str) -> Diagnostic | None:
+    """E001 worded for the character: an unterminated string, ``:``, ``&&``, ``||``, ``!``, a BOM."""
+    i = e.pos_in_stream
+    if not 0 <= i < len(text):
+        return None
+    ch = text[i]
+    line, col = e.line, e.column
+    rest = text[i:].split("\n", 1)[0].rstrip("\r")
+    if ch == '"':
+        return Diagnostic("E001", ERROR, "unterminated string: the closing `\"` is missing",
+                          Pos(path, line, col, line, col + len(rest)),
+                          'a string ends on the line where it starts: add the closing `"`')
+    pos = Pos(path, line, col, line, col + 1)
+    allowed = getattr(e, "allowed", None) or ()
+    if ch == ":" and "EQUAL" in allowed:
+        what = "an option" if _in_channel_options(_parser_state(e)) else "a field"
+        help_ = f"use `=` to give {what} its value: `name = value`"
+    elif ch in "&|":
+        op, word = ("&&", "and") if ch == "&" else ("||", "or")
+        return Diagnostic("E001", ERROR, f"unexpected `{rest[:2] if rest[:2] == op else ch}`",
+                          Pos(path, line, col, line, col + (2 if rest[:2] == op else 1)),
+                          f"write `{word}`: `a > 0 {word} b > 0`")
+    elif ch == "!":
+        help_ = "write `not`: `not (a == b)`; `!=` is written without a space"
+    elif ch == "\ufeff":
+        return Diagnostic("E001", ERROR, "unexpected byte-order mark (U+FEFF)", pos,
+                          "an invisible BOM is in the text here: delete it")
+    elif ch == "'":
+        help_ = 'strings are written in double quotes: "text"'
+    elif ch == ";":
+        help_ = "no `;` is needed: put each item on its own line"
+    else:
+        return None
+    return Diagnostic("E001", ERROR, f"unexpected character `{ch}`", pos, help_)

@@ -1,0 +1,221 @@
+"""Mistakes analysts make, each with the message, the place and the hint bsp gives
+(each test failed before its fix: the message was vague, misplaced or bogus)."""
+from __future__ import annotations
+
+import pytest
+
+from dsl.diagnostics import render
+from dsl.load import compile_paths, compile_source
+
+from dslkit import BILL_PAYMENT
+
+SAMPLE = BILL_PAYMENT.read_text()
+CSV = (BILL_PAYMENT.parent / "billers.csv").read_text()
+
+
+def _check(tmp_path, registry, text: str):
+    (tmp_path / "billers.csv").write_text(CSV)
+    (tmp_path / "main.route").write_text(text, encoding="utf-8")
+    return compile_paths([tmp_path / "main.route"], registry)
+
+
+def _edit(line: int, old: str, new: str) -> str:
+    """The sample with ``old`` replaced by ``new`` on line ``line``."""
+    lines = SAMPLE.splitlines(keepends=True)
+    assert lines[line - 1].count(old) == 1, (old, lines[line - 1])
+    lines[line - 1] = lines[line - 1].replace(old, new)
+    return "".join(lines)
+
+
+def _only(result):
+    """The one diagnostic, as (code, line, col, message, help)."""
+    shown = "\n\n".join(render(d, result.sources) for d in result.diagnostics)
+    assert len(result.diagnostics) == 1, shown
+    d = result.diagnostics[0]
+    return d.code, d.pos.line, d.pos.col, d.message, d.help
+
+
+# ------------------------------------------------------------------ statement and declaration keywords
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (48, "receive", "recieve", 5, "unknown statement `recieve`", "did you mean `receive`?"),
+    (50, "validate", "valdate", 5, "unknown statement `valdate`", "did you mean `validate`?"),
+    (90, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
+    (48, "when", "whn", 42, "unknown statement or step kind `whn`",
+     "did you mean `when`? it continues the statement before it, "
+     "e.g. `receive from CHANNEL as FORMAT when CONDITION`"),
+    (90, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
+])
+def test_misspelt_statement_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
+                                                            message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E042", line, col, message, help_)
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (26, "format", "formt", 1, "unknown declaration `formt`", "did you mean `format`?"),      # after a format
+    (41, "channel", "chanel", 1, "unknown declaration `chanel`", "did you mean `channel`?"),  # after a channel body
+    (28, "table", "tabel", 1, "unknown declaration `tabel`", "did you mean `table`?"),
+    (47, "route", "rout", 1, "unknown declaration `rout`", "did you mean `route`?"),
+    (8, "format", "formatt", 1, "unknown declaration `formatt`", "did you mean `format`?"),
+])
+def test_misspelt_declaration_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
+                                                              message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E013", line, col, message, help_)
+
+
+def test_misspelt_channel_after_a_channel_without_a_body(tmp_path, registry):
+    r = _check(tmp_path, registry, "channel c = memory\nchanel d = memory\n")
+    assert _only(r)[:4] == ("E013", 2, 1, "unknown declaration `chanel`")
+
+
+def test_registered_plugin_steps_keep_their_own_errors(tmp_path, registry):
+    head = 'channel mf = memory\nformat Req = json\nroute r {\n    receive from mf as Req\n'
+    ok = compile_source(head + '    audit note { text = "x" }\n    reply Req { a = note }\n}\n', registry,
+                        tmp_path / "main.route")
+    assert ok.diagnostics == [] and ok.program is not None
+    # a real step kind with a broken body: the parser's message, not "unknown statement"
+    bad = compile_source(head + '    audit note { text = }\n}\n', registry, tmp_path / "main.route")
+    assert _only(bad)[:3] == ("E014", 5, 25)
+    # the same word without the kind registered is an unknown step, at the word
+    bare = compile_source(head + '    audit note extra { text = "x" }\n}\n', registry.without("step", "audit"),
+                          tmp_path / "main.route")
+    assert _only(bare)[:4] == ("E042", 5, 5, "unknown statement or step kind `audit`")
+
+
+def test_misspelt_statement_that_parses_as_a_step_gives_no_follow_on_error(tmp_path, registry):
+    # `rpely BillPayRsp { ... }` reads as a plugin step named BillPayRsp: only E042, no E032
+    r = _check(tmp_path, registry, _edit(73, "reply", "rpely"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E042", 73, 5)
+    assert msg == "unknown statement `rpely`" and help_ == "did you mean `reply`?"
+
+
+# ------------------------------------------------------------------ files
+
+def test_a_byte_order_mark_is_accepted_and_columns_stay_right(tmp_path, registry):
+    r = _check(tmp_path, registry, "\ufeff" + SAMPLE)
+    assert [render(d, r.sources) for d in r.diagnostics] == [] and r.program is not None
+    bad = _check(tmp_path, registry, "\ufeff" + "formt F = json\n")
+    code, line, col, _, _ = _only(bad)
+    assert (line, col) == (1, 1)
+    assert render(bad.diagnostics[0], bad.sources).splitlines()[1] == " 1 | formt F = json"
+
+
+def test_use_of_a_csv_file_says_use_takes_a_route_file(tmp_path, registry):
+    r = _check(tmp_path, registry, 'use "billers.csv"\n' + SAMPLE)
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E012", 1, 1)
+    assert msg == "`use` takes a .route file: billers.csv is not one"
+    assert help_ == 'a CSV file is read with `table NAME = csv "FILE.csv" key COLUMN`'
+
+
+def test_use_of_a_folder_says_so_without_errno_text(tmp_path, registry):
+    r = _check(tmp_path, registry, 'use "."\n' + SAMPLE)
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E012", 1, 1)
+    assert msg == f"`use` takes a .route file, not a folder: {tmp_path.resolve()}"
+    assert "Errno" not in msg
+
+
+def test_use_of_a_missing_route_file_is_still_e010(tmp_path, registry):
+    r = _check(tmp_path, registry, 'use "nothere.route"\n' + SAMPLE)
+    assert _only(r)[:3] == ("E010", 1, 1)
+
+
+# ------------------------------------------------------------------ numbers and channel options
+
+def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(44, "3s", "3sec"))
+    assert _only(r) == ("E016", 44, 15, "`3sec` is not a duration",
+                        "write a number and a unit: ms, s, m or h (e.g. 3s)")
+    r = _check(tmp_path, registry, _edit(71, '"OK"', '"OK" timeout 5mins'))     # after a call
+    assert _only(r) == ("E016", 71, 42, "`5mins` is not a duration",
+                        "write a number and a unit: ms, s, m or h (e.g. 5m)")
+
+
+def test_exponent_notation_says_how_to_write_the_number(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "1e5"))
+    code, line, col, msg, _ = _only(r)
+    assert (code, line, col, msg) == ("E016", 52, 23, "exponent notation is not supported: write 100000")
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "2.5E-3"))
+    assert _only(r)[3] == "exponent notation is not supported: write 0.0025"
+
+
+def test_a_number_run_into_a_word(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(52, "50000.00", "50000abc"))
+    assert _only(r)[:4] == ("E016", 52, 23, "`50000abc` is not a number")
+
+
+def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(44, "timeout = 3s", "timeout 3s"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col) == ("E005", 44, 13)
+    assert msg == "expected `name = value` in a channel's options (found `3s`)"
+    assert "message body" not in help_
+
+
+# ------------------------------------------------------------------ characters and tokens
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (53, '"unknown biller"', '"unknown biller', 59, 'unterminated string: the closing `"` is missing',
+     'a string ends on the line where it starts: add the closing `"`'),
+    (75, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
+     "use `=` to give a field its value: `name = value`"),
+    (32, "framing   =", "framing:", 12, "unexpected character `:`",
+     "use `=` to give an option its value: `name = value`"),
+    (51, "> 0 ", "> 0 && msg.amount < 9 ", 24, "unexpected `&&`", "write `and`: `a > 0 and b > 0`"),
+    (51, "> 0 ", "> 0 || msg.amount < 9 ", 24, "unexpected `||`", "write `or`: `a > 0 or b > 0`"),
+    (51, "msg.amount > 0", "!(msg.amount > 0)", 9, "unexpected character `!`",
+     "write `not`: `not (a == b)`; `!=` is written without a space"),
+])
+def test_characters_from_other_languages_get_a_hint(tmp_path, registry, line, old, new, col, message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E001", line, col, message, help_)
+
+
+def test_not_equal_is_accepted(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(51, "msg.amount > 0", "msg.amount != 0"))
+    assert not r.errors
+
+
+def test_single_equals_in_a_condition_suggests_double(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(48, "==", "="))
+    assert _only(r) == ("E002", 48, 60, "unexpected `=`: did you mean `==`?",
+                        "`==` compares two values; a single `=` gives a field or a name its value")
+    r = _check(tmp_path, registry, _edit(51, ">", "="))            # in a validation rule
+    assert _only(r)[:4] == ("E002", 51, 20, "unexpected `=`: did you mean `==`?")
+
+
+def test_keyword_as_a_field_name_suggests_quoting_it(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(74, "msg.trace_no", "msg.trace_no\n        in = 1"))
+    code, line, col, msg, help_ = _only(r)
+    assert (code, line, col, msg) == ("E002", 75, 12, "unexpected `=` after `in`")
+    assert help_ == ('`in` is a keyword, read here as part of the expression before it; '
+                     'to use it as a field name, quote it: `"in" = ...`')
+    # and quoting it works (the checker then judges the field name)
+    quoted = _check(tmp_path, registry, _edit(74, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
+    assert [d.code for d in quoted.diagnostics] == ["E061"]
+
+
+def test_a_byte_order_mark_inside_the_text_is_named(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(25, "format", "\ufeffformat"))
+    assert _only(r)[:4] == ("E001", 25, 1, "unexpected byte-order mark (U+FEFF)")
+
+
+def test_colon_in_a_channel_error_reply_is_a_field_not_an_option(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(36, "resp_code =", "resp_code :"))
+    assert _only(r) == ("E001", 36, 19, "unexpected character `:`",
+                        "use `=` to give a field its value: `name = value`")
+
+
+def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(85, "}", "}\n}"))
+    assert _only(r) == ("E013", 86, 1, "unexpected `}`: it closes no `{`",
+                        "remove it, or look above for a `{` that is missing")
+
+
+def test_equals_between_a_formats_options(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(26, "json", "json\n    schema = \"x.json\""))
+    assert _only(r)[:4] == ("E013", 27, 12, "unexpected `=` in a format declaration")
