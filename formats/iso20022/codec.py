@@ -31,6 +31,7 @@ from lxml import etree
 
 from formats.errors import FormatError, SpecError
 from formats.iso20022.schema import ANY, NS_PREFIX, Catalog, Schema, TypeShape, load_schema, matches, message_id
+from formats.iso20022.totals import check_totals
 from formats.xml_codec import line_offset, parse, split
 
 
@@ -192,8 +193,9 @@ class Iso20022Codec:
 
     def __init__(self, *, message: str | None = None, xsd: str | None = None, xsd_dir: str | None = None,
                  validate: bool = True, name: str = "iso20022", header: str = HEADER_DEFAULT,
-                 envelope: str = ENVELOPE_DEFAULT) -> None:
+                 envelope: str = ENVELOPE_DEFAULT, control_totals: bool = False) -> None:
         self.name = name
+        self.control_totals = control_totals   # NbOfTxs / CtrlSum checked against the transactions
         self.header = header          # the head.001 version an AppHdr is written in
         self.envelope = envelope      # the element that holds AppHdr and Document when a header is written
         self.classify: dict[str, str] = {}
@@ -250,6 +252,8 @@ class Iso20022Codec:
                 raise FormatError(f"not valid {msg}: {err.message} (line {err.line})",
                                   offset=line_offset(data, err.line, max(err.column, 1)),
                                   field=_error_path(doc, err.path, schema.root), hint=f"checked against {schema.path}")
+        if self.control_totals:
+            check_totals(doc, data)
         out: dict[str, Any] = {"message": msg}
         if hdr is not None:
             out["AppHdr"] = _generic(hdr)
@@ -303,6 +307,8 @@ class Iso20022Codec:
             err = schema.validator.error_log[0]
             raise FormatError(f"the values do not make a valid {msg}: {err.message}", field=_error_path(root, err.path, schema.root),
                               hint=f"checked against {schema.path}")
+        if self.control_totals:
+            check_totals(root)
         if value.get("AppHdr") is not None:
             root = self._envelope(value["AppHdr"], msg, root)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

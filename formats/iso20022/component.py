@@ -67,7 +67,8 @@ def build(decl: Any) -> Iso20022Codec:
     o = _opts(decl)
     codec = Iso20022Codec(message=o.get("message"), xsd=o.get("xsd"), xsd_dir=o.get("xsd_dir"),
                           validate=o.get("validate", True), name=getattr(decl, "name", "iso20022"),
-                          header=o.get("header") or HEADER_DEFAULT, envelope=o.get("envelope") or ENVELOPE_DEFAULT)
+                          header=o.get("header") or HEADER_DEFAULT, envelope=o.get("envelope") or ENVELOPE_DEFAULT,
+                          control_totals=o.get("control_totals", False))
     codec.classify = parse_spec(o.get("classify"))
     return codec
 
@@ -90,6 +91,10 @@ COMPONENT = ComponentSpec(
                    "values' AppHdr", default=HEADER_DEFAULT),
         OptionSpec("envelope", "ident", "the element that holds AppHdr and Document when a header is written",
                    default=ENVELOPE_DEFAULT),
+        OptionSpec("control_totals", "bool", "check each group header's and payment block's NbOfTxs and CtrlSum "
+                   "against its transactions (pain.001, pain.008, pacs.008 ...), on decode and encode; off by "
+                   "default, as some senders' samples disagree (recommended for files from corporates)",
+                   default=False),
     ),
     build=build,
     check=check,

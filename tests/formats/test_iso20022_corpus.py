@@ -155,6 +155,29 @@ def test_sepa_king_pain_is_xsd_valid_and_round_trips(case):
     if ctrl is not None:
         assert sum(a["value"] for a in amounts) == ctrl
     assert c.decode(c.encode(values)) == values
+    checked = codec(control_totals=True)          # every SEPA file's own control totals hold
+    assert checked.decode(checked.encode(checked.decode(xml.read_bytes()))) == values
+
+
+def test_control_totals_that_disagree_are_refused_at_their_element():
+    (xml,) = inputs("sepa_king_pain_001_001_03")
+    good = xml.read_bytes()
+    checked = codec(control_totals=True)
+    bad_sum = good.replace(b"<CtrlSum>6655.86</CtrlSum>", b"<CtrlSum>9999.99</CtrlSum>")
+    with pytest.raises(FormatError) as e:
+        checked.decode(bad_sum)
+    assert e.value.field == "CstmrCdtTrfInitn.PmtInf.CtrlSum"
+    assert e.value.offset == bad_sum.rindex(b"\n", 0, bad_sum.index(b"<CtrlSum>9999.99")) + 1   # its line
+    assert "CtrlSum says 9999.99, the 2 transaction(s) here total 6655.86" in str(e.value)
+    bad_count = good.replace(b"<NbOfTxs>2</NbOfTxs>", b"<NbOfTxs>5</NbOfTxs>", 1)      # the group header's
+    with pytest.raises(FormatError, match=r"field CstmrCdtTrfInitn\.GrpHdr\.NbOfTxs: the control totals do not "
+                                          r"match: NbOfTxs says 5, the message holds 2 transaction\(s\)"):
+        checked.decode(bad_count)
+    assert codec().decode(bad_sum)["message"] == "pain.001.001.03"     # off unless the format asks for it
+    values = checked.decode(good)                  # a route that builds wrong totals is refused too
+    values["CstmrCdtTrfInitn"]["PmtInf"][0]["CtrlSum"] = Decimal("1.00")
+    with pytest.raises(FormatError, match="CtrlSum says 1.00, the 2 transaction"):
+        checked.encode(values)
 
 
 def test_moov_pain002_valid_and_invalid():
