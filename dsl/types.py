@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from dsl import ir
+from dsl.functions import SIGNATURES
 
 STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
 DATE, TIMESTAMP, BOOL, LIST, NULL = "date", "timestamp", "bool", "list", "null"
@@ -150,6 +151,13 @@ class Typer:
             return LIST
         if isinstance(e, ir.Call):
             args = [self.infer(a) for a in e.args]
+            sig = SIGNATURES.get(e.func)
+            for i, (a, t) in enumerate(zip(e.args, args)):
+                want = sig.types[i] if sig is not None and i < len(sig.types) else None
+                if want == "date" and not isinstance(a, ir.Lit) and t not in (None, NULL, DATE, TIMESTAMP):
+                    self.report("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a date, got "
+                                f"{desc(t)} ({show(a)})", a.pos, "read text as a date with parse_date(text, pattern)"
+                                if t == STRING else f"usage: {sig.usage(e.func)}")
             if e.func == "abs" and args and args[0] in NUMERIC:
                 return args[0]
             return RESULTS.get(e.func) if e.func != "abs" else NUMBER
