@@ -278,3 +278,10 @@ def test_an_answer_in_another_format_than_the_call_reads(tmp_path):
     got = [(d.code, d.message) for d in r.diagnostics]
     assert got == [("E079", "the calls to `biller` read their answer as `BillerAck`, not `BillPayRsp`")]
     assert "given biller answers BillerAck" in found(r)[0].help
+
+
+def test_a_date_argument_of_a_known_other_type(tmp_path, registry):
+    r = check(tmp_path, '    let x = format_date(msg.amount, "%Y")', registry)
+    assert diags(r) == [("E072", "format_date(): argument 1 (d) must be a date, got a decimal (msg.amount)")]
+    r = check(tmp_path, '    let x = format_date(msg.currency, "%Y")', registry)
+    assert found(r)[0].help == "read text as a date with parse_date(text, pattern)"
