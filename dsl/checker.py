@@ -20,8 +20,10 @@ from dsl import ast as A
 from dsl import ir
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
+from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
+from dsl.types import NUMERIC, NULL, Typer, body_fields, desc, field_type, show
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
@@ -55,6 +57,7 @@ class Binding:
     format: str | None = None
     pos: ir.Pos | None = None
     channel: str | None = None    # call: the channel it calls
+    type: str | None = None       # let: the value's static type (dsl.types), None when unknown
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Resolved:
     tables: dict[str, ir.TableDecl] = field(default_factory=dict)
     table_columns: dict[str, list[str]] = field(default_factory=dict)
     format_fields: dict[str, list[str] | None] = field(default_factory=dict)
+    format_required: dict[str, list[str]] = field(default_factory=dict)   # a schema's required fields
     tests: list[ir.RouteTest] = field(default_factory=list)
 
 
@@ -148,7 +152,8 @@ class _TestChecks:
                         self.error("E093", f"the routes of channel `{chan}` receive raw bytes: "
                                    f"name the format of the request", s.pos,
                                    f"write `given {chan} sends FORMAT {{ ... }}`")
-            self._assigns(s.assigns, dict(base), set(), fmt, "test")
+            self._assigns(s.assigns, dict(base), set(), fmt, "request",
+                          at=s.format.pos if s.format is not None else s.pos)
             msg_fmt = fmt
             http = None
             if s.http is not None:
@@ -184,12 +189,20 @@ class _TestChecks:
         if s.format is None and steps:
             st = steps[0]
             fmt = (st.reply_format or st.format).name
+        elif fmt is not None and steps and s.mode == "values" and s.status is None:
+            wanted = list(dict.fromkeys((st.reply_format or st.format).name for st in steps))
+            if fmt not in wanted:
+                self.error("E079", f"the calls to `{chan}` read their answer as "
+                           + " or ".join(f"`{w}`" for w in wanted) + f", not `{fmt}`", s.format.pos,
+                           f"write `given {chan} answers {wanted[0]} {{ ... }}` (or leave the format out: "
+                           "the call's reply format is the default)")
+                fmt = None      # its fields would only repeat the mistake
         if s.status is not None and chan is not None:
             kind = self.decls[chan][1].kind_name
             if "http" not in kind:
                 self.error("E095", f"channel `{chan}` ({kind.replace('.', ' ')}) answers without a status",
                            s.status.pos, f"remove `{s.status.value}`: only http channels have a reply status")
-        self._assigns(s.assigns, scope, set(), fmt, "answer")
+        self._assigns(s.assigns, scope, set(), fmt, "answer", at=s.format.pos if s.format is not None else s.pos)
         headers = None
         if s.headers is not None:
             self._test_http(chan, s.headers, scope, "call")
@@ -231,12 +244,12 @@ class _TestChecks:
                     self.error("E095", f"channel `{send.channel}` ({k.replace('.', ' ')}) answers without a status",
                                s.status.pos, f"remove `{s.status.value}`: only http listen channels answer "
                                "with a status")
-            self._assigns(s.assigns, scope, set(), fmt, "reply")
+            self._assigns(s.assigns, scope, set(), fmt, "reply", typed=False)
         elif kind in ("call", "no_call"):
             target, steps = self._call_target(s.target, facts)
             if steps:
                 fmt = steps[0].format.name
-            self._assigns(s.assigns, scope, set(), fmt, "call")
+            self._assigns(s.assigns, scope, set(), fmt, "call", typed=False)
         elif kind in ("deal", "dead_letter"):
             allowed = EXPECT_DEAL_FIELDS if kind == "deal" else EXPECT_DEAD_FIELDS
             what = "a deal" if kind == "deal" else "a dead letter"
@@ -288,9 +301,11 @@ class Checker(_TestChecks):
                 self._check_format(d)
             elif isinstance(d, A.TableAst) and self.decls.get(d.name.name, (None, None))[1] is d:
                 self._check_table(d)
-        for d in decls:
-            if isinstance(d, A.ChannelAst) and self.decls.get(d.name.name, (None, None))[1] is d:
-                self._check_channel(d)
+        channels = [d for d in decls if isinstance(d, A.ChannelAst)
+                    and self.decls.get(d.name.name, (None, None))[1] is d]
+        for d in channels:
+            self._check_channel(d)
+        listen_clashes(channels, {n: c.options for n, c in self.res.channels.items()}, self.error)
         for d in decls:
             if isinstance(d, A.RouteAst):
                 self._check_route(d)
@@ -367,16 +382,18 @@ class Checker(_TestChecks):
         opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos)
         opts = finish_options(spec, opts, where, self.report, owner, d.name.pos)
         fields: list[ir.FieldDecl] = []
+        names: list[str] = []          # every declared field, with a good type or not
         if d.fields is not None:
             if not spec.accepts_fields:
                 self.error("E051", f"format kind `{kind}` does not take a field block", d.kind.pos,
                            "only formats such as fixed and csv declare their fields inline; "
                            "the others describe them in a file (schema, copybook, spec)")
             else:
-                fields = self._fields(d)
+                fields = self._fields(d, names)
         decl = ir.FormatDecl(d.name.name, kind, opts, tuple(fields), pos=d.pos)
         self.res.formats[d.name.name] = decl
-        known: list[str] | None = [f.name for f in fields] if fields else None
+        # a field whose type is wrong (E052) is still a field: reads and bodies naming it are fine
+        known: list[str] | None = names or None
         if self._errors() == errors_at_start:      # hooks only see declarations that are fine so far
             if spec.check is not None:
                 self._run_check_hook(spec, decl, base, d)
@@ -386,6 +403,14 @@ class Checker(_TestChecks):
                     if got is not None:
                         known = list(got)
                 except Exception:   # noqa: BLE001 - a hook that cannot tell leaves fields unknown
+                    pass
+            hook = getattr(spec, "required", None)
+            if hook is not None:
+                try:
+                    got = _call_hook(hook, decl, base)
+                    if got:
+                        self.res.format_required[d.name.name] = list(got)
+                except Exception:   # noqa: BLE001 - a hook that cannot tell requires nothing
                     pass
         self.res.format_fields[d.name.name] = known
 
@@ -406,7 +431,8 @@ class Checker(_TestChecks):
             self.error("E050", f"format `{d.name.name}`: {getattr(e, 'message', str(e))}", pos,
                        getattr(e, "hint", None))
 
-    def _fields(self, d: A.FormatAst) -> list[ir.FieldDecl]:
+    def _fields(self, d: A.FormatAst, names: list[str]) -> list[ir.FieldDecl]:
+        """The well-typed fields of a field block; ``names`` gets every field's name."""
         out: list[ir.FieldDecl] = []
         seen: dict[str, A.FieldAst] = {}
         for f in d.fields or ():
@@ -415,6 +441,7 @@ class Checker(_TestChecks):
                            f.name.pos, f"first declared at {seen[f.name.name].name.pos}")
                 continue
             seen[f.name.name] = f
+            names.append(f.name.name)
             typ = f.type.name
             if typ not in FIELD_TYPES:
                 self.error("E052", f"unknown field type `{typ}`", f.type.pos,
@@ -557,7 +584,7 @@ class Checker(_TestChecks):
             scope = {"raw": Binding("raw"), "error": Binding("error")}
             scope.update(self._table_scope())
             fmt = self.ref(d.error_reply.format, "format")
-            self._assigns(d.error_reply.assigns, scope, set(), fmt, "reply")
+            self._assigns(d.error_reply.assigns, scope, set(), fmt, "reply", at=d.error_reply.format.pos)
             error_reply = ir.Step("reply", None, {"format": d.error_reply.format.name,
                                                   "fields": lower_assigns(d.error_reply.assigns)},
                                   pos=d.error_reply.pos)
@@ -640,7 +667,7 @@ class Checker(_TestChecks):
                     scope["msg"] = Binding("msg", fmt, s.pos)
                     self._receive_as(chan, fmt, s)
                 if s.when is not None:
-                    self._expr(s.when, scope, later)
+                    self._expr(s.when, scope, later, cond=True)
                 continue
             if isinstance(s, (A.OnErrorReply, A.OnErrorBlock)):
                 on_errors.append(s)
@@ -659,7 +686,7 @@ class Checker(_TestChecks):
             oe = on_errors[0]
             if isinstance(oe, A.OnErrorReply):
                 fmt = self.ref(oe.format, "format")
-                self._assigns(oe.assigns, escope, set(), fmt, "reply")
+                self._assigns(oe.assigns, escope, set(), fmt, "reply", at=oe.format.pos)
             else:
                 for s in oe.body:
                     if isinstance(s, (A.Receive, A.OnErrorReply, A.OnErrorBlock)):
@@ -683,9 +710,9 @@ class Checker(_TestChecks):
         fmt = self.ref(c.format, "format")
         if c.reply_format is not None:
             self.ref(c.reply_format, "format")
-        self._assigns(c.assigns, scope, later, fmt, "call")
+        self._assigns(c.assigns, scope, later, fmt, "call", at=c.format.pos)
         if c.expect is not None:
-            self._expr(c.expect, scope, later)
+            self._expr(c.expect, scope, later, cond=True)
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
@@ -722,11 +749,11 @@ class Checker(_TestChecks):
             fmt = self.ref(s.format, "format")
             scope["msg"] = Binding("msg", fmt, s.pos)
         elif isinstance(s, A.Let):
-            self._expr(s.value, scope, later)
-            self._bind(s.name, Binding("let"), scope)
+            t = self._expr(s.value, scope, later)
+            self._bind(s.name, Binding("let", type=t), scope)
         elif isinstance(s, A.Validate):
             for rule in s.rules:
-                self._expr(rule.cond, scope, later)
+                self._expr(rule.cond, scope, later, cond=True)
         elif isinstance(s, A.Deal):
             seen = {a.parts[0] for a in s.assigns}
             for a in s.assigns:
@@ -734,7 +761,10 @@ class Checker(_TestChecks):
                     self.error("E035", f"unknown deal field `{a.path}`", a.pos,
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
                                or "a deal has ref, amount, currency and party")
-                self._expr(a.value, scope, later)
+                t = self._expr(a.value, scope, later)
+                if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
+                    self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
+                               f"({show(a.value)})", a.value.pos, "give it a decimal, e.g. msg.amount")
             missing = [f for f in DEAL_REQUIRED if f not in seen]
             if missing:
                 self.error("E036", f"deal `{s.type.name}` needs {' and '.join(missing)}", s.type.pos,
@@ -743,11 +773,11 @@ class Checker(_TestChecks):
             self.ref(s.channel, "channel")
             fmt = self.ref(s.format, "format")
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
-            self._assigns(s.assigns, scope, later, fmt, "call")
+            self._assigns(s.assigns, scope, later, fmt, "call", at=s.format.pos)
             mux_key_check(self, s, fmt)
             self._bind(s.name, Binding("call", rfmt, channel=s.channel.name), scope)
             if s.expect is not None:
-                self._expr(s.expect, scope, later)
+                self._expr(s.expect, scope, later, cond=True)
             if s.compensate is not None:
                 self._compensate(s.compensate, scope, later)
         elif isinstance(s, A.Reply):
@@ -760,7 +790,7 @@ class Checker(_TestChecks):
                     self.error("E038", "`reply` needs a format: this route receives raw bytes", s.pos,
                                "name it, `reply FORMAT { ... }`, or receive with `as FORMAT` "
                                "(a reply without a format uses the receive format)")
-            self._assigns(s.assigns, scope, later, fmt, "reply")
+            self._assigns(s.assigns, scope, later, fmt, "reply", at=s.format.pos if s.format is not None else s.pos)
         elif isinstance(s, A.PluginStep):
             kind = s.kind.name
             spec = self.registry.get("step", kind)
@@ -796,8 +826,14 @@ class Checker(_TestChecks):
             if s.name is not None:
                 self._bind(s.name, Binding("step"), scope)
 
-    def _assigns(self, assigns, scope, later, fmt: str | None, what: str) -> None:
+    def _assigns(self, assigns, scope, later, fmt: str | None, what: str, typed: bool = True,
+                 at: ir.Pos | None = None) -> None:
+        """A message body in format ``fmt``; ``typed``: it is encoded in that format (not an
+        expectation), so each value must suit its record field (E074, E075) and the body must set
+        the format's required fields (E076, reported at ``at``)."""
         known = self.res.format_fields.get(fmt) if fmt else None
+        fields = self._typed_fields(fmt) if typed else {}
+        decl = self.res.formats.get(fmt) if fmt else None
         seen: dict[str, ir.Pos] = {}
         for a in assigns:
             top = str(a.parts[0])
@@ -807,10 +843,48 @@ class Checker(_TestChecks):
             if known is not None and top not in known:
                 self.error("E061", f"format `{fmt}` has no field `{top}`", a.pos,
                            did_you_mean(top, known) or "fields: " + ", ".join(known))
-            self._expr(a.value, scope, later)
+            t = self._expr(a.value, scope, later)
+            if len(a.parts) == 1 and top in fields:
+                Typer(self.error, lambda x: None).assign(fields[top], fmt, decl.kind == "fixed", a.value, t,
+                                                          a.value.pos or a.pos)
+        required = self.res.format_required.get(fmt) if typed and fmt else None
+        missing = [r for r in required or () if r not in {str(a.parts[0]) for a in assigns}]
+        if missing:
+            shown = ", ".join(f"`{m}`" for m in missing)
+            self.error("E076", f"the {what} body in format `{fmt}` does not set {shown}: its schema requires "
+                       f"{'it' if len(missing) == 1 else 'them'}", at or (assigns[0].pos if assigns else None),
+                       "set " + " ".join(f"{m} = ..." for m in missing) + " (every message is validated "
+                       "against the schema when it is sent)")
 
     # ------------------------------------------------------------ expressions
-    def _expr(self, e: A.Expr, scope: dict[str, Binding], later) -> None:
+    def _expr(self, e: A.Expr, scope: dict[str, Binding], later, cond: bool = False) -> str | None:
+        """Check an expression's names, then its types (dsl.types); returns its type (None: unknown).
+        ``cond``: the expression is a condition (``when``, a rule, ``expect``)."""
+        before = self._errors()
+        self._walk(e, scope, later)
+        if self._errors() != before:         # a name problem: its types would only repeat it
+            return None
+        typer = Typer(lambda c, m, p, h: (self.warn if c.startswith("W") else self.error)(c, m, p, h),
+                      lambda x: self._ref_type(x, scope))
+        return typer.condition(e) if cond else typer.infer(e)
+
+    def _ref_type(self, e: A.Expr, scope: dict[str, Binding]) -> str | None:
+        """The type of a name or field read: a typed ``let``, a record field of msg or a call result."""
+        if isinstance(e, A.Name):
+            b = scope.get(e.name)
+            return b.type if b is not None and b.kind == "let" else None
+        if isinstance(e, A.Attr) and isinstance(e.base, A.Name):
+            b = scope.get(e.base.name)
+            if b is not None and b.kind in ("msg", "call") and b.format:
+                return field_type(self._typed_fields(b.format).get(e.name))
+        return None
+
+    def _typed_fields(self, fmt: str | None) -> dict[str, ir.FieldDecl]:
+        decl = self.res.formats.get(fmt) if fmt else None
+        return dict(body_fields(decl.fields)) if decl is not None else {}
+
+    def _walk(self, e: A.Expr, scope: dict[str, Binding], later) -> None:
+        """Names, fields and calls of an expression and its parts (``_expr`` adds the types)."""
         if isinstance(e, A.Lit):
             return
         if isinstance(e, A.Name):
@@ -818,19 +892,19 @@ class Checker(_TestChecks):
         elif isinstance(e, A.Attr):
             self._attr(e, scope, later)
         elif isinstance(e, A.Index):
-            self._expr(e.base, scope, later)
-            self._expr(e.index, scope, later)
+            self._walk(e.base, scope, later)
+            self._walk(e.index, scope, later)
         elif isinstance(e, A.Unary):
-            self._expr(e.operand, scope, later)
+            self._walk(e.operand, scope, later)
         elif isinstance(e, A.Binary):
-            self._expr(e.left, scope, later)
-            self._expr(e.right, scope, later)
+            self._walk(e.left, scope, later)
+            self._walk(e.right, scope, later)
         elif isinstance(e, A.Cond):
             for x in (e.test, e.then, e.otherwise):
-                self._expr(x, scope, later)
+                self._walk(x, scope, later)
         elif isinstance(e, A.ListExpr):
             for x in e.items:
-                self._expr(x, scope, later)
+                self._walk(x, scope, later)
         elif isinstance(e, A.Call):
             self._call(e, scope, later)
 
@@ -885,13 +959,13 @@ class Checker(_TestChecks):
             return
         if isinstance(base, A.Index) and isinstance(base.base, A.Name) \
                 and scope.get(base.base.name, Binding("x")).kind == "table":
-            self._expr(base, scope, later)
+            self._walk(base, scope, later)
             cols = self.res.table_columns.get(base.base.name)
             if cols is not None and e.name not in cols:
                 self.error("E062", f"table `{base.base.name}` has no column `{e.name}`", e.pos,
                            did_you_mean(e.name, cols) or "columns: " + ", ".join(cols))
             return
-        self._expr(base, scope, later)
+        self._walk(base, scope, later)
 
     def _call(self, e: A.Call, scope, later) -> None:
         sig = SIGNATURES.get(e.func)
@@ -899,7 +973,7 @@ class Checker(_TestChecks):
             self.error("E070", f"unknown function `{e.func}`", e.pos,
                        did_you_mean(e.func, SIGNATURES) or "functions: " + ", ".join(sorted(SIGNATURES)))
             for a in e.args:
-                self._expr(a, scope, later)
+                self._walk(a, scope, later)
             return
         n = len(e.args)
         if n < sig.min_args or (sig.max_args is not None and n > sig.max_args):
@@ -927,7 +1001,7 @@ class Checker(_TestChecks):
             if want == "call":
                 self._call_arg(e, sig, a, scope, later)
                 continue
-            self._expr(a, scope, later)
+            self._walk(a, scope, later)
             if isinstance(a, A.Lit):
                 ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
                       "date": ()}.get(want)

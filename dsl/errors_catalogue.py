@@ -155,6 +155,9 @@ CATALOGUE: tuple[Entry, ...] = (
           'format F = fixed {\n    a string(1)\n    a string(2)\n}\n', 3, 5),
     Entry("E055", "channel options rejected by its kind", "channel C: option NAME: (the kind's own message)",
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    header = "6000030000"\n}\n', 3, 5),
+    Entry("E058", "two channels listen on one address", "channels `A` and `B` both listen on HOST:PORT",
+          'channel a = tcp listen { address = "127.0.0.1:7001" }\n'
+          'channel b = tcp listen { address = "127.0.0.1:7001" }\n', 2, 36),
     # ------------------------------------------------------------ fields, tables, functions
     Entry("E060", "unknown field of a message", "format `F` has no field `NAME` (with did you mean)",
           _route('reply Req { code = msg.cod }'), 7, 24),
@@ -182,6 +185,20 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('reply Req { code = substr(msg.code) }'), 7, 24),
     Entry("E072", "argument of the wrong type", "NAME(): argument N must be ..., got ...",
           _route('reply Req { code = pad_left(msg.code, "4") }'), 7, 43),
+    Entry("E073", "operands of incompatible types",
+          "cannot compare a string (msg.code) > an integer (0) / cannot apply * to ... / ... never holds",
+          _route('validate {', '    msg.code > 0 else reject "13" "bad code"', '}', 'reply Req { code = "00" }'),
+          8, 9),
+    Entry("E074", "value of the wrong type for a field", "field `F` of format `R` is a string(4): it cannot take a date",
+          _route('reply Req { code = today() }'), 7, 24),
+    Entry("E075", "literal too long for its fixed field", '"TEXT" is N characters, field `F` of format `R` holds W',
+          _route('reply Req { code = "TOO LONG" }'), 7, 24),
+    Entry("E076", "message body without the schema's required fields",
+          "the reply body in format `F` does not set `NAME`: its schema requires it",
+          _MF + 'format Req = json schema "req.schema.json"\nroute r {\n    receive from mf as Req\n'
+          '    reply Req { note = "x" }\n}\n', 5, 11,
+          files={"req.schema.json": '{"type": "object", "required": ["id"], '
+                 '"properties": {"id": {"type": "string"}, "note": {"type": "string"}}}'}),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
           'channel c = tcp listen {\n    address = "127.0.0.1:" + "7001"\n}\n', 2, 15),
     # ------------------------------------------------------------ warnings
@@ -192,6 +209,8 @@ CATALOGUE: tuple[Entry, ...] = (
           5, 7, files=_CSV, severity="warning"),
     Entry("W003", "unused channel", "channel `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'channel spare = memory\n'), 5, 9, severity="warning"),
+    Entry("W004", "condition that is not true or false", "a string (msg.code) is used as a condition",
+          _route('let x = if msg.code then 1 else 2', 'reply Req { code = "00" }'), 7, 16, severity="warning"),
 )
 
 
@@ -237,6 +256,9 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
     Entry("E099", "http details on a channel that is not http",
           "channel `C` (memory) is not an http listen channel: it has no request line",
           _test('given front sends { a = 1 } http { method = "GET" }'), 10, 40),
+    Entry("E079", "answer in another format than the call reads", "the calls to `C` read their answer as `F`, not `G`",
+          _test('given front sends { a = 1 }', 'given back answers Other { a = 1 }',
+                head=_T_HEAD.replace('format Req = json\n', 'format Req = json\nformat Other = json\n')), 12, 24),
 )
 
 

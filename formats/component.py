@@ -55,6 +55,9 @@ class ComponentSpec:
       run by ``bsp check`` to report bad copybooks, specs and the like.
     ``fields``: optional pure hook ``fields(decl, base_dir) -> list[str] | None``
       naming the top-level fields a format decodes to (for "did you mean").
+    ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
+      naming the top-level fields every message of the format must have (a JSON
+      Schema's ``required``): ``bsp check`` reports a message body without them (E076).
     ``check_receive``: optional pure hook of a channel kind,
       ``check_receive(channel_decl, format_decl) -> str | None``: why a route
       cannot receive from this channel as that format (``bsp check`` E039), or None.
@@ -72,6 +75,7 @@ class ComponentSpec:
     accepts_fields: bool = False     # a `{ field ... }` block of field declarations is allowed (fixed, csv)
     provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
     check_receive: Callable[..., Any] | None = None
+    required: Callable[..., Any] | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for opt in self.options:

@@ -284,15 +284,27 @@ def build(decl: Any) -> JsonCodec:
                      classify=parse_spec(opts.get("classify")))
 
 
-def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
+def _schema_key(decl: Any, key: str) -> Any:
     schema = (getattr(decl, "options", None) or {}).get("schema")
     if not schema:
         return None
     try:
-        props = json.loads(Path(schema).read_bytes()).get("properties")
+        return json.loads(Path(schema).read_bytes()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
+    props = _schema_key(decl, "properties")
     return sorted(props) if isinstance(props, dict) else None
+
+
+def required(decl: Any, base_dir: Any = None) -> list[str] | None:
+    """The schema's top-level ``required`` names (a message body must set each of them)."""
+    names = _schema_key(decl, "required")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return names
 
 
 COMPONENT = ComponentSpec(
@@ -308,5 +320,6 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=fields,
+    required=required,
     examples=('format BillerPost = json', 'format BillerPost = json schema "biller_post.schema.json"'),
 )

@@ -9,6 +9,7 @@ import pytest
 
 from engine.channels import file_watch
 from engine.registry import Registry
+from formats import json_codec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
 from formats.framing import check_framing
@@ -49,7 +50,7 @@ def build_test_registry() -> Registry:
     )))
     reg.register(ComponentSpec("format", "json", "JSON documents", (
         OptionSpec("schema", "path", "JSON Schema file validating each message"),
-    ), positional="schema"))
+    ), positional="schema", required=json_codec.required))   # the real hook: a schema's required fields
     reg.register(ComponentSpec("format", "fixed", "fixed-width text records", (
         OptionSpec("encoding", "ident", "text encoding", default="ascii",
                    choices=("ascii", "cp037", "cp500", "latin1", "utf8")),

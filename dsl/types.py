@@ -1,0 +1,327 @@
+"""Static types of route expressions, for ``bsp check`` (E073, E074, E075, W004).
+
+A type is a word: ``string``, ``integer``, ``decimal``, ``number`` (an integer
+or a decimal, not known which), ``date``, ``timestamp``, ``bool``, ``list`` or
+``null``; ``None`` means *unknown* and never yields a diagnostic.  Types come
+from literals, from the typed fields of record formats (``fixed`` / ``csv``
+field blocks), from the function library's results and from ``let`` names
+bound to a typed value.  Anything else (JSON without a schema, table cells,
+``coalesce``, ``env``, ``lookup`` ...) is unknown.
+
+The rules follow the evaluator (``dsl.compiler``) and the record codecs
+(``formats.fixed``, ``formats.csv_codec``), and only refuse what fails or can
+never hold at run time:
+
+* ``+`` with a string on either side joins text (``"fee " + 0.50``), so it is
+  refused only when the string is a literal that reads as a number
+  (``msg.amount + "1.00"`` gives "120.501.00"); ``- * / %`` and unary ``-``
+  need numbers;
+* ``< <= > >=`` need two numbers, two strings or two dates of the same kind;
+* ``==`` / ``!=`` / ``in [..]`` between a number and a string (or other
+  different kinds) never hold (``1 == 1.0`` holds: numbers compare as numbers);
+* a condition (``when``, ``validate``, ``expect``, ``if``, ``and`` / ``or`` /
+  ``not``) of a known type other than bool is only a warning: the language
+  defines its truth (``""`` and ``0`` are false), but it is rarely what was meant.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Mapping
+
+from dsl import ir
+from dsl.functions import SIGNATURES
+
+STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
+DATE, TIMESTAMP, BOOL, LIST, NULL = "date", "timestamp", "bool", "list", "null"
+NUMERIC = frozenset({INTEGER, DECIMAL, NUMBER})
+_TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%f", "%p", "%X", "%c", "%T")
+_ARTICLE = {INTEGER: "an integer", NULL: "null", LIST: "a list"}
+
+# What each function of dsl.functions returns (None: depends on its arguments).
+RESULTS: dict[str, str | None] = {
+    "trim": STRING, "upper": STRING, "lower": STRING, "pad_left": STRING, "pad_right": STRING,
+    "substr": STRING, "len": INTEGER, "now": TIMESTAMP, "today": DATE, "format_date": STRING,
+    "parse_date": DATE, "uuid": STRING, "round": DECIMAL, "abs": None, "coalesce": None,
+    "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING,
+}
+
+Report = Callable[[str, str, Any, "str | None"], None]   # (code, message, pos, help)
+
+
+def desc(t: str) -> str:
+    """'a decimal', 'an integer', 'a date' ..."""
+    return _ARTICLE.get(t, f"a {t}")
+
+
+def show(e: ir.Expr) -> str:
+    """A short rendering of an expression for messages: ``msg.amount``, ``"0"``, ``round(...)``."""
+    if isinstance(e, ir.Name):
+        return e.name
+    if isinstance(e, ir.Attr):
+        return f"{show(e.base)}.{e.name}"
+    if isinstance(e, ir.Index):
+        return f"{show(e.base)}[{show(e.index)}]"
+    if isinstance(e, ir.Lit):
+        if e.type == "string":
+            text = e.value if len(e.value) <= 24 else e.value[:21] + "..."
+            return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if e.type == "bool":
+            return "true" if e.value else "false"
+        return "null" if e.type == "null" else str(e.value)
+    if isinstance(e, ir.Call):
+        return f"{e.func}(...)"
+    if isinstance(e, ir.ListExpr):
+        return "[...]"
+    if isinstance(e, ir.Unary) and e.op == "-":
+        return f"-{show(e.operand)}"
+    return "the expression"
+
+
+def field_type(fd: Any) -> str | None:
+    """The type a record field decodes to (a date with a time directive is a timestamp)."""
+    t = getattr(fd, "type", None)
+    if t == "date":
+        pattern = getattr(fd, "pattern", None) or ""
+        return TIMESTAMP if any(d in pattern for d in _TIME_DIRECTIVES) else DATE
+    return t if t in (STRING, INTEGER, DECIMAL) else None
+
+
+def lit_type(e: ir.Lit) -> str | None:
+    return {"string": STRING, "int": INTEGER, "decimal": DECIMAL, "duration": DECIMAL,
+            "bool": BOOL, "null": NULL}.get(e.type)
+
+
+def as_number(text: str) -> Decimal | None:
+    try:
+        d = Decimal(text.strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() and text.strip() else None
+
+
+def _numeric_lit(e: ir.Expr) -> bool:
+    return isinstance(e, ir.Lit) and e.type == "string" and as_number(e.value) is not None
+
+
+def _kind(t: str) -> str:
+    """The class two values must share to be equal or ordered."""
+    return NUMBER if t in NUMERIC else t
+
+
+def _arith_result(a: str, b: str, op: str) -> str:
+    if op == "/" or DECIMAL in (a, b):
+        return DECIMAL
+    return INTEGER if a == b == INTEGER else NUMBER
+
+
+class Typer:
+    """Infers the type of an expression and reports what can never work.
+
+    ``ref_type(expr)`` gives the type of a name or field read (``msg.amount``,
+    a ``let``), or None."""
+
+    def __init__(self, report: Report, ref_type: Callable[[ir.Expr], str | None]) -> None:
+        self.report = report
+        self.ref_type = ref_type
+
+    def condition(self, e: ir.Expr) -> str | None:
+        t = self.infer(e)
+        self._truth(e, t)
+        return t
+
+    def _truth(self, e: ir.Expr, t: str | None) -> None:
+        if t is None or t in (BOOL, NULL):
+            return
+        if t == STRING:
+            hint = f'compare it: `{show(e)} != ""` (a string is false only when empty)'
+        elif t in NUMERIC:
+            hint = f"compare it: `{show(e)} != 0` (a number is false only when 0)"
+        else:
+            hint = f"compare it, e.g. `{show(e)} != null`"
+        self.report("W004", f"{desc(t)} ({show(e)}) is used as a condition", e.pos, hint)
+
+    def infer(self, e: ir.Expr) -> str | None:
+        if isinstance(e, ir.Lit):
+            return lit_type(e)
+        if isinstance(e, (ir.Name, ir.Attr, ir.Index)):
+            return self.ref_type(e)
+        if isinstance(e, ir.ListExpr):
+            for x in e.items:
+                self.infer(x)
+            return LIST
+        if isinstance(e, ir.Call):
+            args = [self.infer(a) for a in e.args]
+            sig = SIGNATURES.get(e.func)
+            for i, (a, t) in enumerate(zip(e.args, args)):
+                want = sig.types[i] if sig is not None and i < len(sig.types) else None
+                if want == "date" and not isinstance(a, ir.Lit) and t not in (None, NULL, DATE, TIMESTAMP):
+                    self.report("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a date, got "
+                                f"{desc(t)} ({show(a)})", a.pos, "read text as a date with parse_date(text, pattern)"
+                                if t == STRING else f"usage: {sig.usage(e.func)}")
+            if e.func == "abs" and args and args[0] in NUMERIC:
+                return args[0]
+            return RESULTS.get(e.func) if e.func != "abs" else NUMBER
+        if isinstance(e, ir.Cond):
+            self.condition(e.test)
+            a, b = self.infer(e.then), self.infer(e.otherwise)
+            if a == b or b == NULL:
+                return a
+            if a == NULL:
+                return b
+            if a in NUMERIC and b in NUMERIC:
+                return DECIMAL if DECIMAL in (a, b) and NUMBER not in (a, b) else NUMBER
+            return None
+        if isinstance(e, ir.Unary):
+            t = self.infer(e.operand)
+            if e.op == "not":
+                self._truth(e.operand, t)
+                return BOOL
+            if t is None or t in NUMERIC:
+                return t
+            if t != NULL:
+                self.report("E073", f"cannot negate {desc(t)} ({show(e.operand)})", e.pos,
+                            "`-` needs a number")
+            return None
+        if isinstance(e, ir.Binary):
+            return self._binary(e)
+        return None
+
+    def _binary(self, e: ir.Binary) -> str | None:
+        op = e.op
+        if op in ("and", "or"):
+            self.condition(e.left)
+            self.condition(e.right)
+            return BOOL
+        a, b = self.infer(e.left), self.infer(e.right)
+        if op in ("in", "not_in"):
+            self._in(e, a, b)
+            return BOOL
+        if a is None or b is None or NULL in (a, b):
+            return None if op not in ("==", "!=", "<", "<=", ">", ">=") else BOOL
+        sides = f"{desc(a)} ({show(e.left)}) and {desc(b)} ({show(e.right)})"
+        if op == "+" and STRING in (a, b):
+            if a != b:
+                lit = e.right if b == STRING else e.left
+                other = a if b == STRING else b
+                if other in NUMERIC and _numeric_lit(lit):
+                    self.report("E073", f"`+` joins {sides} as text, it does not add them", e.pos,
+                                f"write {lit.value.strip()} without quotes to add it; to join text on "
+                                f"purpose, start with a string: \"\" + ...")
+                    return None
+            return STRING
+        if op in ("+", "-", "*", "/", "%"):
+            if a in NUMERIC and b in NUMERIC:
+                return _arith_result(a, b, op)
+            self.report("E073", f"cannot apply {op} to {sides}", e.pos,
+                        "arithmetic needs a number on both sides" + (
+                            "; dates have no arithmetic in the language" if DATE in (a, b) or TIMESTAMP in (a, b)
+                            else "; `+` joins text when one side is a string" if op != "+" else ""))
+            return None
+        if op in ("==", "!="):
+            if _kind(a) != _kind(b):
+                holds = "never holds" if op == "==" else "always holds"
+                self.report("E073", f"{desc(a)} ({show(e.left)}) {op} {desc(b)} ({show(e.right)}) {holds}: "
+                            f"values of different types are never equal", e.pos, self._hint(e, a, b))
+            return BOOL
+        # < <= > >=
+        if _kind(a) != _kind(b) or _kind(a) not in (NUMBER, STRING, DATE, TIMESTAMP):
+            self.report("E073", f"cannot compare {desc(a)} ({show(e.left)}) {op} {desc(b)} ({show(e.right)})",
+                        e.pos, self._hint(e, a, b) or "order compares two numbers, two strings or two dates")
+        return BOOL
+
+    @staticmethod
+    def _hint(e: ir.Binary, a: str, b: str) -> str | None:
+        for side, other in ((e.right, a), (e.left, b)):
+            if other in NUMERIC and _numeric_lit(side):
+                return f"write {side.value.strip()} without quotes: it is compared with a number"
+        return None
+
+    def _in(self, e: ir.Binary, a: str | None, b: str | None) -> None:
+        if b is not None and b not in (LIST, STRING, NULL):
+            self.report("E073", f"`in` needs a list, a table or a string on its right, got {desc(b)} "
+                        f"({show(e.right)})", e.pos, None)
+            return
+        if a is None or a == NULL or not isinstance(e.right, ir.ListExpr) or not e.right.items:
+            return
+        items = [self.ref_type(x) if not isinstance(x, ir.Lit) else lit_type(x) for x in e.right.items]
+        if any(t is None or t == NULL or _kind(t) == _kind(a) for t in items):
+            return
+        kinds = sorted({_kind(t) for t in items})
+        what = " and ".join(f"{k}s" if k != NUMBER else "numbers" for k in kinds)
+        self.report("E073", f"{desc(a)} ({show(e.left)}) is never in a list of {what}: values of different "
+                    f"types are never equal", e.pos,
+                    "list values of the same type as the left side" if a not in NUMERIC else
+                    "a number equals only numbers: write the list's values without quotes")
+
+    # ------------------------------------------------------------ message bodies
+    def assign(self, fd: Any, fmt: str, fixed_width: bool, e: ir.Expr, t: str | None, pos: Any) -> None:
+        """A value set to a typed record field: refuse what the codec refuses (E074, E075)."""
+        ftype = fd.type
+        where = f"field `{fd.name}` of format `{fmt}`"
+        spelled = _spell(fd)
+        lit = e if isinstance(e, ir.Lit) else None
+        if isinstance(e, ir.Unary) and e.op == "-" and isinstance(e.operand, ir.Lit) \
+                and e.operand.type in ("int", "decimal"):
+            lit = ir.Lit(-e.operand.value, e.operand.type, pos=e.pos)
+        if t is None or t == NULL:
+            return
+        bad = None
+        if ftype == STRING and t not in (STRING, INTEGER, DECIMAL, NUMBER):
+            bad = "text or a number"
+        elif ftype in (DATE,) and t not in (DATE, TIMESTAMP):
+            bad = "a date (parse_date(text, pattern) reads one)"
+        elif ftype == INTEGER and (t not in NUMERIC or
+                                   (lit is not None and lit.type == "decimal" and lit.value != int(lit.value))):
+            bad = "a whole number"
+        elif ftype == DECIMAL:
+            if t == STRING:
+                if lit is not None and as_number(lit.value) is None:
+                    bad = "a number"
+            elif t not in NUMERIC:
+                bad = "a number"
+        if bad is not None:
+            self.report("E074", f"{where} is {spelled}: it cannot take {desc(t)} ({show(e)})", pos,
+                        f"give it {bad}")
+            return
+        if lit is None:
+            return
+        if ftype == DECIMAL and fd.scale is not None and lit.type in ("int", "decimal", "string"):
+            d = as_number(lit.value) if lit.type == "string" else Decimal(lit.value)
+            if d is not None and d != d.quantize(Decimal(1).scaleb(-fd.scale)):
+                self.report("E074", f"{where} is {spelled}: {show(e)} has more than {fd.scale} decimal places",
+                            pos, f"round it to {fd.scale} places (the record never rounds silently)")
+                return
+        if fixed_width and fd.width is not None:
+            self._width(fd, where, spelled, e, lit, pos)
+
+    def _width(self, fd: Any, where: str, spelled: str, e: ir.Expr, lit: ir.Lit, pos: Any) -> None:
+        if fd.type == STRING and lit.type in ("string", "int", "decimal"):
+            n = len(lit.value if lit.type == "string" else str(lit.value))
+            if n > fd.width:
+                self.report("E075", f"{show(e)} is {n} characters, {where} holds {fd.width}", pos,
+                            "shorten the value or widen the field")
+        elif fd.type in (INTEGER, DECIMAL) and lit.type in ("int", "decimal"):
+            d = Decimal(lit.value)
+            digits = str(abs(d).scaleb(fd.scale or 0).to_integral_value()) if fd.type == DECIMAL \
+                else str(abs(int(d)))
+            n = len(digits) + (1 if d < 0 else 0)
+            if n > fd.width:
+                self.report("E075", f"{show(e)} needs {n} characters, {where} holds {fd.width}", pos,
+                            "the value is too large for the declared width")
+
+
+def _spell(fd: Any) -> str:
+    """'a decimal(8, 2)', 'a string(40)', 'a date("%Y%m%d")'."""
+    args: list[str] = []
+    if fd.width is not None:
+        args.append(str(fd.width))
+    if fd.type == DECIMAL and fd.scale is not None:
+        args.append(str(fd.scale))
+    if fd.type == DATE and getattr(fd, "pattern", None):
+        args.append(f'"{fd.pattern}"')
+    return desc(fd.type) + (f"({', '.join(args)})" if args else "")
+
+
+def body_fields(fields: Any) -> Mapping[str, Any]:
+    """name -> FieldDecl of a record format (only the fields with a known type)."""
+    return {f.name: f for f in fields or () if getattr(f, "type", None) in (STRING, INTEGER, DECIMAL, DATE)}
