@@ -93,7 +93,7 @@ test "garbage from the biller" {
         txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
         currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
     }
-    given biller answers BillPayRsp { resp_code = "OK" }
+    given biller answers { status = "OK"  confirmation = "C-0123456789ABCDEFGHIJ" }
     expect reply { resp_code = "00" }
 }
 test "expects the failure" {
@@ -101,7 +101,7 @@ test "expects the failure" {
         txn_code = "BP01"  trace_no = "2"  biller_id = "EL0001"  account = "A"  amount = 5.00
         currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
     }
-    given biller answers BillPayRsp { resp_code = "OK" }
+    given biller answers { status = "OK"  confirmation = "C-0123456789ABCDEFGHIJ" }
     expect reply { resp_code = "96" }
 }
 ''')
@@ -109,7 +109,7 @@ test "expects the failure" {
     failures = by["garbage from the biller"].failures
     assert failures[0].endswith('expect reply: field `resp_code`: expected "00", got "96"')
     assert len(failures) == 2 and "t_test.route:2:1: note: the deal failed (code 96): " in failures[1]
-    assert "the reply from biller is not valid BillerAck: byte 12: invalid JSON" in failures[1]
+    assert "biller_ref" in failures[1] and "16" in failures[1], failures[1]
     assert by["expects the failure"].passed, by["expects the failure"].failures     # a passing test has no note
 
 
