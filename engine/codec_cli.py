@@ -69,6 +69,7 @@ KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "spec": ("--spec", ("iso8583",)),
     "message": ("--message", ("swift", "iso20022")),
     "statements": ("--statements", ("swift",)),
+    "check_balances": ("--check-balances", ("swift",)),
     "xsd": ("--xsd", ("iso20022",)),
     "xsd_dir": ("--xsd-dir", ("iso20022",)),
     "validate": ("--validate/--no-validate", ("iso20022", "iso8583")),
@@ -139,6 +140,7 @@ class CodecArgs:
     spec: str | None = None
     message: str | None = None
     statements: bool | None = None
+    check_balances: bool | None = None
     xsd: Path | None = None
     xsd_dir: Path | None = None
     validate: bool | None = None
@@ -166,6 +168,7 @@ class Setup:
     codec: Any
     framing: str = "none"               # for FRAMED_KINDS
     statements: bool = False            # swift: MT940/942 .sta exports
+    check_balances: bool = False        # swift --statements: opening balance + entries = closing balance
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -329,6 +332,8 @@ def make_setup(a: CodecArgs) -> Setup:
                              f"it is an option of {', '.join(kinds)}")
     if a.statements and a.message:
         raise UsageError("--statements reads MT940/MT942 exports; it cannot be combined with --message")
+    if a.check_balances and not a.statements:
+        raise UsageError("--check-balances checks MT940 statements: it needs --statements")
     if decl is None:
         decl = FormatDecl(name=kind, kind=kind, options=_kind_options(kind, a))
     try:
@@ -338,7 +343,8 @@ def make_setup(a: CodecArgs) -> Setup:
     codec = _build(kind, decl)
     tags = codec_tags(codec)
     tags.update(extra_tags)
-    return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements), tags=tags)
+    return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements),
+                 check_balances=bool(a.check_balances), tags=tags)
 
 
 _STRENGTH = ("secret", "pan", "personal")   # a field with several tags is masked by the strongest
@@ -556,7 +562,7 @@ def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
 def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
     from formats.swift import parse_fin, split_rje
     if setup.statements:
-        yield from _statement_records(data)
+        yield from _statement_records(data, balances=setup.check_balances)
         return
     if not data.lstrip(b" \r\n").startswith(b"{"):
         err = FormatError("a FIN message starts with a basic header block {1:...}", offset=0, record=1,
@@ -595,12 +601,13 @@ def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
             pos += end
 
 
-def _statement_records(data: bytes) -> Iterator[Result]:
+def _statement_records(data: bytes, *, balances: bool = False) -> Iterator[Result]:
     """MT940/942 bank exports: one record per statement, each with its own number and byte offset.
 
     UTF-8, or ISO 8859-1 when the file is not valid UTF-8 (as the reconciliation's MT940
-    reader does).  A statement with a bad field, or without a mandatory one (opening and
-    closing balance ...), is reported and the next statement is read."""
+    reader does).  A statement with a bad field, without a mandatory one (opening and
+    closing balance ...), with balances in two currencies or (``balances``) whose entries do
+    not take the opening balance to the closing balance is reported and the next one is read."""
     from formats.swift import iter_statements, statement_view
     try:
         text, encoding = data.decode("utf-8"), "utf-8"
@@ -608,7 +615,7 @@ def _statement_records(data: bytes) -> Iterator[Result]:
         text, encoding = data.decode("latin-1"), "latin-1"   # banks' .sta exports are often ISO 8859-1
     to_byte = _ByteOffsets(text, encoding)
     try:
-        statements = iter_statements(text, check=True)
+        statements = iter_statements(text, check=True, balances=balances)
         first = next(statements)
     except FormatError as exc:
         exc.fatal = True  # type: ignore[attr-defined]

@@ -82,19 +82,24 @@ def _fields(raw: list[tuple[str, list[str], int]]) -> Statement:
     return fields
 
 
-def iter_statements(text: str, *, check: bool = False) -> Iterator[tuple[int, Statement | FormatError]]:
+def iter_statements(text: str, *, check: bool = False, balances: bool = False
+                    ) -> Iterator[tuple[int, Statement | FormatError]]:
     """Each statement of a bank export as (character offset of its first tag, fields), or
     (offset, FormatError) for a statement with a bad field: one bad statement does not stop
     the others.  Error offsets are character offsets into ``text``.  ``check``: each
-    statement must also have its mandatory fields (``check_statement``)."""
+    statement must also have its mandatory fields and one currency (``check_statement``);
+    ``balances``: opening balance + entries must equal the closing balance (``check_balances``)."""
     parts = _split(text)
     if not parts:
         raise FormatError("no MT940/MT942 fields found (expected lines like :20:...)", offset=0)
     for start, raw in parts:
         try:
             fields = _fields(raw)
+            offsets = [off for _, _, off in raw]
             if check:
-                check_statement(fields, start)
+                check_statement(fields, start, offsets)
+            if balances:
+                check_balances(fields, start, offsets)
         except FormatError as exc:
             if exc.offset is None:
                 exc.offset = start
@@ -123,9 +128,11 @@ _NAMES = {"60F": "opening balance", "60M": "opening balance", "62F": "closing ba
           "28C": "statement number", "28": "statement number", "34F": "floor limit", "13D": "date/time indication"}
 
 
-def check_statement(fields: Statement, start: int | None = None) -> None:
-    """A statement's mandatory fields are there (MT940, or MT942 when it has :34F: or :13D:);
-    raises a FormatError naming the missing tag at the statement's offset ``start``."""
+def check_statement(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
+    """A statement's mandatory fields are there (MT940, or MT942 when it has :34F: or :13D:) and
+    its balances agree on the currency (network rule C27: the first two letters of the currency
+    of 60a, 62a, 64 and 65 are the same); raises a FormatError naming the tag, at the
+    statement's offset ``start`` (or at the field, given the fields' ``offsets``)."""
     tags = {f["tag"] for f in fields}
     mt942 = bool(tags & {"34F", "13D"})
     for alts in (_MANDATORY_942 if mt942 else _MANDATORY_940):
@@ -135,6 +142,41 @@ def check_statement(fields: Statement, start: int | None = None) -> None:
                               f"{'MT942' if mt942 else 'MT940'} statement", offset=start, field=alts[0],
                               hint=f"an {'MT942' if mt942 else 'MT940'} statement needs "
                                    + ", ".join(f":{a[0]}:" for a in (_MANDATORY_942 if mt942 else _MANDATORY_940)))
+    first = None
+    for i, f in enumerate(fields):
+        if f["tag"] in ("60F", "60M", "62F", "62M", "64", "65"):
+            ccy = f["value"]["currency"]
+            if first is None:
+                first = f["tag"], ccy
+            elif ccy[:2] != first[1][:2]:
+                raise FormatError(f"balance :{f['tag']}: is in {ccy} but :{first[0]}: is in {first[1]}",
+                                  offset=offsets[i] if offsets else start, field=f["tag"],
+                                  hint="network rule C27: a statement's balances (60a, 62a, 64, 65) are in "
+                                       "one currency")
+
+
+def check_balances(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
+    """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
+    balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
+    not always add up.  A statement without both balances is not checked here."""
+    opening = closing = None
+    total = Decimal(0)
+    for i, f in enumerate(fields):
+        if f["tag"] in ("60F", "60M") and opening is None:
+            opening = f["value"]
+        elif f["tag"] in ("62F", "62M"):
+            closing, at = f, (offsets[i] if offsets else start)
+        elif f["tag"] == "61":
+            total += _signed(f["value"]["mark"], f["value"]["amount"])
+    if opening is None or closing is None:
+        return
+    want = _signed(opening["mark"], opening["amount"]) + total
+    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
+    if want != got:
+        raise FormatError(f"closing balance :{closing['tag']}: is {got} {closing['value']['currency']}, but the "
+                          f"opening balance {_signed(opening['mark'], opening['amount'])} plus the entries "
+                          f"({total:+}) makes {want}", offset=at, field=closing["tag"],
+                          hint="the statement does not add up: an entry is missing or an amount is wrong")
 
 
 def _signed(mark: str, amount: Decimal) -> Decimal:

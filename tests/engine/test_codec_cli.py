@@ -369,6 +369,18 @@ def test_swift_statements_read_utf8_like_upstream(tmp_path: Path) -> None:
     assert f"record 1, byte {data.index(b'X')}, field 61" in r.stderr
 
 
+def test_swift_statements_check_balances_is_opt_in() -> None:
+    src = SW / "mt940_jejik_postfinance" / "input" / "postfinance.sta"      # upstream's 2nd statement does not add up
+    assert bsp("decode", "-f", "swift", "--statements", src).exit_code == 0
+    r = bsp("decode", "-f", "swift", "--statements", "--check-balances", src)
+    assert r.exit_code == 1 and len(lines(r.stdout)) == 1
+    at = src.read_bytes().rindex(b":62F:") + 5
+    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance 229.2 "
+            "plus the entries (-69.8) makes 159.4") in r.stderr
+    r = bsp("decode", "-f", "swift", "--check-balances", src)
+    assert r.exit_code == 2 and "--check-balances checks MT940 statements: it needs --statements" in r.stderr
+
+
 # ------------------------------------------------------------------ ISO 20022
 
 def test_iso20022_camt053_decodes_typed_and_round_trips(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from formats.errors import FormatError
-from formats.swift import check_statement, iter_statements, parse_statements, statement_view
+from formats.swift import check_balances, check_statement, iter_statements, parse_statements, statement_view
 
 OK = ":25:1\n:28C:3/1\n:60F:C191014EUR800,00\n:62F:C191014EUR800,00\n"
 
@@ -54,3 +54,24 @@ def test_mt942_mandatory_fields() -> None:
     text = ":20:X\n:25:1\n:28C:1/1\n:34F:PLN0,\n"
     ((_, err),) = iter_statements(text, check=True)
     assert isinstance(err, FormatError) and err.field == "13D" and "MT942" in err.message
+
+
+def test_balances_in_two_currencies_are_refused_rule_c27() -> None:
+    text = ":20:S1\n:25:1\n:28C:1/1\n:60F:C191014EUR800,00\n:62F:C191014USD800,00\n"
+    ((_, err),) = iter_statements(text, check=True)
+    assert isinstance(err, FormatError) and err.field == "62F" and err.offset == text.index("C191014USD")
+    assert "USD" in err.message and "EUR" in err.message and "C27" in (err.hint or "")
+
+
+def test_balance_arithmetic_is_opt_in() -> None:
+    text = (":20:S1\n:25:1\n:28C:1/1\n:60F:C191014EUR800,00\n:61:1910141014D1000,00NTRFNONREF\n"
+            ":61:1910141014RD10,00NTRFNONREF\n:62F:D191014EUR190,00\n")
+    ((_, fields),) = iter_statements(text, check=True)           # reversal of a debit (RD) is a credit
+    assert isinstance(fields, list)
+    check_balances(fields)
+    bad = text.replace("D191014EUR190,00", "C191014EUR800,00")
+    assert isinstance(next(iter_statements(bad, check=True))[1], list)   # upstream's files do not all add up
+    ((_, err),) = iter_statements(bad, check=True, balances=True)
+    assert isinstance(err, FormatError) and err.field == "62F" and err.offset == bad.index(":62F:") + 5
+    assert err.message == ("closing balance :62F: is 800.00 EUR, but the opening balance 800.00 plus the entries "
+                           "(-990.00) makes -190.00")
