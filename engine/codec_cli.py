@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib
+import itertools
 import re
 from dataclasses import dataclass, field, fields as dc_fields
 from decimal import Decimal
@@ -68,6 +69,7 @@ KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "spec": ("--spec", ("iso8583",)),
     "message": ("--message", ("swift", "iso20022")),
     "statements": ("--statements", ("swift",)),
+    "check_balances": ("--check-balances", ("swift",)),
     "xsd": ("--xsd", ("iso20022",)),
     "xsd_dir": ("--xsd-dir", ("iso20022",)),
     "validate": ("--validate/--no-validate", ("iso20022", "iso8583")),
@@ -138,6 +140,7 @@ class CodecArgs:
     spec: str | None = None
     message: str | None = None
     statements: bool | None = None
+    check_balances: bool | None = None
     xsd: Path | None = None
     xsd_dir: Path | None = None
     validate: bool | None = None
@@ -165,6 +168,7 @@ class Setup:
     codec: Any
     framing: str = "none"               # for FRAMED_KINDS
     statements: bool = False            # swift: MT940/942 .sta exports
+    check_balances: bool = False        # swift --statements: opening balance + entries = closing balance
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -328,6 +332,8 @@ def make_setup(a: CodecArgs) -> Setup:
                              f"it is an option of {', '.join(kinds)}")
     if a.statements and a.message:
         raise UsageError("--statements reads MT940/MT942 exports; it cannot be combined with --message")
+    if a.check_balances and not a.statements:
+        raise UsageError("--check-balances checks MT940 statements: it needs --statements")
     if decl is None:
         decl = FormatDecl(name=kind, kind=kind, options=_kind_options(kind, a))
     try:
@@ -337,7 +343,8 @@ def make_setup(a: CodecArgs) -> Setup:
     codec = _build(kind, decl)
     tags = codec_tags(codec)
     tags.update(extra_tags)
-    return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements), tags=tags)
+    return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements),
+                 check_balances=bool(a.check_balances), tags=tags)
 
 
 _STRENGTH = ("secret", "pan", "personal")   # a field with several tags is masked by the strongest
@@ -553,8 +560,11 @@ def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
 
 
 def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
-    from formats.swift import parse_fin, parse_statements, split_rje, statement_view
-    if not setup.statements and not data.lstrip(b" \r\n").startswith(b"{"):
+    from formats.swift import parse_fin, split_rje
+    if setup.statements:
+        yield from _statement_records(data, balances=setup.check_balances)
+        return
+    if not data.lstrip(b" \r\n").startswith(b"{"):
         err = FormatError("a FIN message starts with a basic header block {1:...}", offset=0, record=1,
                           field="block1", hint="a bank statement export (lines like :20:, :61:) reads with "
                                                "--statements")
@@ -562,25 +572,12 @@ def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
         yield 1, 0, err
         return
     try:
-        text = data.decode("ascii" if not setup.statements else "latin-1")
+        text = data.decode("ascii")
     except UnicodeDecodeError as exc:
         err = FormatError(f"byte {data[exc.start]:#04x} is not ASCII: FIN text uses the SWIFT X set",
                           offset=exc.start, record=1, hint="bank statement exports (.sta): add --statements")
         err.fatal = True  # type: ignore[attr-defined]
         yield 1, exc.start, err
-        return
-    if setup.statements:
-        try:
-            stmts = parse_statements(text)
-        except FormatError as exc:
-            exc.fatal = True  # type: ignore[attr-defined]
-            yield 1, exc.offset or 0, _placed(exc, 1, 0)
-            return
-        for no, fields in enumerate(stmts, 1):
-            try:
-                yield no, 0, statement_view(fields)
-            except FormatError as exc:
-                yield no, exc.offset or 0, _placed(exc, no, 0)
         return
     no = 0
     search = 0
@@ -602,6 +599,56 @@ def _swift_records(setup: Setup, data: bytes) -> Iterator[Result]:
             chunk = part[pos:pos + end]
             yield no, base + pos, _one(setup.codec, chunk.encode("ascii"), no, base + pos)
             pos += end
+
+
+def _statement_records(data: bytes, *, balances: bool = False) -> Iterator[Result]:
+    """MT940/942 bank exports: one record per statement, each with its own number and byte offset.
+
+    UTF-8, or ISO 8859-1 when the file is not valid UTF-8 (as the reconciliation's MT940
+    reader does).  A statement with a bad field, without a mandatory one (opening and
+    closing balance ...), with balances in two currencies or (``balances``) whose entries do
+    not take the opening balance to the closing balance is reported and the next one is read."""
+    from formats.swift import iter_statements, statement_view
+    try:
+        text, encoding = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("latin-1"), "latin-1"   # banks' .sta exports are often ISO 8859-1
+    to_byte = _ByteOffsets(text, encoding)
+    try:
+        statements = iter_statements(text, check=True, balances=balances)
+        first = next(statements)
+    except FormatError as exc:
+        exc.fatal = True  # type: ignore[attr-defined]
+        yield 1, 0, _placed(exc, 1, 0)
+        return
+    for no, (start, item) in enumerate(itertools.chain([first], statements), 1):
+        base = to_byte(start)
+        if not isinstance(item, FormatError):
+            try:
+                item = statement_view(item)
+            except FormatError as exc:
+                item = exc
+        if isinstance(item, FormatError):
+            item.record = no
+            item.offset = base if item.offset is None else to_byte(item.offset)
+        yield no, base, item
+
+
+class _ByteOffsets:
+    """Character offsets into decoded text -> byte offsets into the file (UTF-8 characters take 1-4)."""
+
+    def __init__(self, text: str, encoding: str) -> None:
+        self.text, self.encoding = text, encoding
+        self.char, self.byte = 0, 0
+
+    def __call__(self, char: int) -> int:
+        if self.encoding == "latin-1":
+            return char
+        if char < self.char:
+            self.char, self.byte = 0, 0
+        self.byte += len(self.text[self.char:char].encode(self.encoding))
+        self.char = char
+        return self.byte
 
 
 # ------------------------------------------------------------------ encoding

@@ -90,6 +90,9 @@ Message = Annotated[Optional[str], typer.Option("--message", help="SWIFT: accept
                                                 "ISO 20022: pacs.008[.001.08].", rich_help_panel=_I)]
 Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942 bank exports (.sta), "
                                           "one statement per line (decode only).", rich_help_panel=_I)]
+CheckBalances = Annotated[bool, typer.Option("--check-balances", help="SWIFT --statements: each statement's "
+                                             "opening balance plus its entries must equal the closing "
+                                             "balance.", rich_help_panel=_I)]
 Xsd = Annotated[Optional[Path], typer.Option("--xsd", help="ISO 20022: the message's XSD.", rich_help_panel=_I)]
 XsdDir = Annotated[Optional[Path], typer.Option("--xsd-dir", help="ISO 20022: folder searched for XSDs.",
                                                 rich_help_panel=_I)]
@@ -400,8 +403,8 @@ def register(app: typer.Typer) -> None:
         keep_group_fillers: KeepGroupFillers = False, filler_naming: FillerNaming = None,
         collapse_root: CollapseRoot = None, conditions: Conditions = None, names: Names = None,
         source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
-        statements: Statements = False, xsd: Xsd = None, xsd_dir: XsdDir = None, validate: Validate = None,
-        schema: Schema = None, lists: Lists = None, delimiter: Delimiter = None, header: Header = None,
+        statements: Statements = False, check_balances: CheckBalances = False, xsd: Xsd = None,
+        xsd_dir: XsdDir = None, validate: Validate = None, schema: Schema = None, lists: Lists = None, delimiter: Delimiter = None, header: Header = None,
         framing: Framing = None, classify: Classify = None, strict: Strict = False,
         mask_: Annotated[bool, typer.Option("--mask", help="Show classified fields masked (PAN 6+4, secret `***`, "
                                             "personal `J***`).")] = False,

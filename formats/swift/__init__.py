@@ -3,6 +3,8 @@
     SwiftCodec("mt103").decode(bytes) / .encode(values)
     parse_fin(text) -> (values, end); write_fin(values) -> text; parse_many(text); split_rje(text)
     parse_statements(text) -> list of block-4 field lists (lenient reader for bank .sta exports)
+    iter_statements(text) -> (offset, fields | FormatError) per statement
+    check_statement(fields) (mandatory tags, C27), check_balances(fields) (opening + entries = closing)
     statement_view(fields) -> statement + transactions (MT940/942 view; :NS: split by parse_ns)
     SwiftAmount: a Decimal that keeps non-canonical wire text ("00,12") for a byte-exact rewrite
 """
@@ -10,7 +12,9 @@ from formats.swift.codec import SwiftCodec
 from formats.swift.fields import SwiftAmount
 from formats.swift.fin import parse_fin, parse_many, split_rje, write_fin
 from formats.swift.messages import MESSAGES, validate
-from formats.swift.statement import parse_ns, parse_statements, statement_view
+from formats.swift.statement import (check_balances, check_statement, iter_statements, parse_ns, parse_statements,
+                                    statement_view)
 
-__all__ = ["MESSAGES", "SwiftAmount", "SwiftCodec", "parse_fin", "parse_many", "parse_ns", "parse_statements",
-           "split_rje", "statement_view", "validate", "write_fin"]
+__all__ = ["MESSAGES", "SwiftAmount", "SwiftCodec", "check_balances", "check_statement", "iter_statements",
+           "parse_fin", "parse_many", "parse_ns", "parse_statements", "split_rje", "statement_view", "validate",
+           "write_fin"]

@@ -46,12 +46,39 @@ class SwiftAmount(Decimal):
         return self
 
 
-def parse_amount(text: str, field: str, offset: int, lenient: bool = False) -> Decimal:
+# ISO 4217 minor units (network validated rule C03: an amount has at most as many decimals as its
+# currency).  Currencies not listed (and the 2-decimal default) are not checked.
+MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+                     "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+    **dict.fromkeys(("AED", "ARS", "AUD", "BGN", "BRL", "CAD", "CHF", "CNY", "COP", "CZK", "DKK", "EGP", "EUR",
+                     "GBP", "HKD", "HUF", "IDR", "ILS", "INR", "KES", "MAD", "MXN", "MYR", "NGN", "NOK", "NZD",
+                     "PEN", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SEK", "SGD", "THB", "TRY",
+                     "TWD", "UAH", "USD", "ZAR"), 2),
+}
+_MAX_AMOUNT = 15      # "15d": digits and the decimal comma
+
+
+def _check_decimals(text: str, currency: str | None, field: str, offset: int | None) -> None:
+    places = MINOR_UNITS.get(currency or "")
+    if places is not None and len(text) - text.index(",") - 1 > places:
+        raise FormatError(f"amount {text!r} has more decimals than {currency} allows ({places})", offset=offset,
+                          field=field, hint=f"{currency} amounts have at most {places} digit(s) after the comma "
+                                            "(network rule C03)")
+
+
+def parse_amount(text: str, field: str, offset: int, lenient: bool = False, currency: str | None = None
+                 ) -> Decimal:
+    """``currency``: check its decimals (rule C03); the lenient reader of bank exports does not."""
     if lenient and re.fullmatch(r"\d{1,15}", text):
         text += ","                       # banks' exports sometimes drop the comma of a whole amount
-    if not re.fullmatch(AMOUNT, text) or len(text) > 15:
+    if not re.fullmatch(AMOUNT, text) or len(text) > _MAX_AMOUNT:
         raise FormatError(f"amount {text!r} is not digits with a decimal comma (e.g. 1234,56)",
                           offset=offset, field=field, hint="SWIFT amounts use a comma and at most 15 characters")
+    if not lenient:
+        _check_decimals(text, currency, field, offset)
     try:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:  # pragma: no cover - the pattern above rules it out
@@ -61,14 +88,26 @@ def parse_amount(text: str, field: str, offset: int, lenient: bool = False) -> D
     return value
 
 
-def write_amount(value: Any, field: str) -> str:
+def write_amount(value: Any, field: str, currency: str | None = None) -> str:
+    """The wire text of an amount: at most 15 characters and (``currency``) its decimals (C03),
+    the same checks as ``parse_amount``; trailing zeros beyond the currency's decimals are dropped."""
     if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
         raise FormatError(f"amount must be a non-negative Decimal, got {value!r}", field=field)
     if type(value) is SwiftAmount:
-        return value.text
-    text = format(value, "f").replace(".", ",")
-    if "," not in text:
-        text += ","
+        text = value.text
+    else:
+        text = format(value, "f").replace(".", ",")
+        if "," not in text:
+            text += ","
+        places = MINOR_UNITS.get(currency or "")
+        if places is not None:
+            while len(text) - text.index(",") - 1 > places and text.endswith("0"):
+                text = text[:-1]              # 100,000 USD -> 100,00: the same value
+    if len(text) > _MAX_AMOUNT:
+        raise FormatError(f"amount {value} takes {len(text)} characters ({text!r}); SWIFT allows at most 15",
+                          field=field, hint="SWIFT amounts (15d) have at most 15 characters, the decimal comma "
+                                            "included; the reader refuses longer ones")
+    _check_decimals(text, currency, field, None)
     return text
 
 
@@ -114,24 +153,24 @@ def p_32a(text: str, f: str, off: int, lenient: bool = False) -> dict:
     if not m:
         raise FormatError(f"{text!r} is not YYMMDD + currency + amount (e.g. 191014USD1814,28)", offset=off,
                           field=f)
-    return {"date": parse_date6(m[1], f, off), "currency": m[2], "amount": parse_amount(m[3], f, off + 9, lenient)}
+    return {"date": parse_date6(m[1], f, off), "currency": m[2], "amount": parse_amount(m[3], f, off + 9, lenient, m[2])}
 
 
 def w_32a(v: Any, f: str) -> str:
     v = _need(v, f, ("date", "currency", "amount"))
-    return write_date6(v["date"], f) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+    return write_date6(v["date"], f) + _ccy(v["currency"], f) + write_amount(v["amount"], f, v["currency"])
 
 
 def p_ccy_amount(text: str, f: str, off: int, lenient: bool = False) -> dict:
     m = re.fullmatch(rf"({_CCY})(.*)", text, re.S)
     if not m:
         raise FormatError(f"{text!r} is not currency + amount (e.g. EUR1000,)", offset=off, field=f)
-    return {"currency": m[1], "amount": parse_amount(m[2], f, off + 3, lenient)}
+    return {"currency": m[1], "amount": parse_amount(m[2], f, off + 3, lenient, m[1])}
 
 
 def w_ccy_amount(v: Any, f: str) -> str:
     v = _need(v, f, ("currency", "amount"))
-    return _ccy(v["currency"], f) + write_amount(v["amount"], f)
+    return _ccy(v["currency"], f) + write_amount(v["amount"], f, v["currency"])
 
 
 def p_balance(text: str, f: str, off: int, lenient: bool = False) -> dict:
@@ -139,14 +178,15 @@ def p_balance(text: str, f: str, off: int, lenient: bool = False) -> dict:
     if not m:
         raise FormatError(f"{text!r} is not D/C mark + YYMMDD + currency + amount", offset=off, field=f)
     return {"mark": m[1], "date": parse_date6(m[2], f, off + 1), "currency": m[3],
-            "amount": parse_amount(m[4], f, off + 10, lenient)}
+            "amount": parse_amount(m[4], f, off + 10, lenient, m[3])}
 
 
 def w_balance(v: Any, f: str) -> str:
     v = _need(v, f, ("mark", "date", "currency", "amount"))
     if v["mark"] not in ("C", "D"):
         raise FormatError(f"mark must be C or D, got {v['mark']!r}", field=f)
-    return v["mark"] + write_date6(v["date"], f) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+    return (v["mark"] + write_date6(v["date"], f) + _ccy(v["currency"], f)
+            + write_amount(v["amount"], f, v["currency"]))
 
 
 _R61 = re.compile(r"(?P<vd>\d{6})(?P<ed>\d{4})?(?P<mark>RC|RD|C|D)(?P<fc>[A-Z])?(?P<amt>\d[\d,]{0,14})"
@@ -188,24 +228,24 @@ def p_34f(text: str, f: str, off: int, lenient: bool = False) -> dict:
     m = re.fullmatch(rf"({_CCY})([DC])?(.*)", text, re.S)
     if not m:
         raise FormatError(f"{text!r} is not currency + [D/C] + amount", offset=off, field=f)
-    return {"currency": m[1], "mark": m[2], "amount": parse_amount(m[3], f, off + 3 + len(m[2] or ""), lenient)}
+    return {"currency": m[1], "mark": m[2], "amount": parse_amount(m[3], f, off + 3 + len(m[2] or ""), lenient, m[1])}
 
 
 def w_34f(v: Any, f: str) -> str:
     v = _need(v, f, ("currency", "amount"))
-    return _ccy(v["currency"], f) + (v.get("mark") or "") + write_amount(v["amount"], f)
+    return _ccy(v["currency"], f) + (v.get("mark") or "") + write_amount(v["amount"], f, v["currency"])
 
 
 def p_90(text: str, f: str, off: int, lenient: bool = False) -> dict:
     m = re.fullmatch(rf"(\d{{1,5}})({_CCY})(.*)", text, re.S)
     if not m:
         raise FormatError(f"{text!r} is not count + currency + amount", offset=off, field=f)
-    return {"count": m[1], "currency": m[2], "amount": parse_amount(m[3], f, off + len(m[1]) + 3, lenient)}
+    return {"count": m[1], "currency": m[2], "amount": parse_amount(m[3], f, off + len(m[1]) + 3, lenient, m[2])}
 
 
 def w_90(v: Any, f: str) -> str:
     v = _need(v, f, ("count", "currency", "amount"))
-    return str(v["count"]) + _ccy(v["currency"], f) + write_amount(v["amount"], f)
+    return str(v["count"]) + _ccy(v["currency"], f) + write_amount(v["amount"], f, v["currency"])
 
 
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?")
@@ -242,9 +282,122 @@ for _t in BIC_TAGS:
     FORMATS[_t] = (p_bic, w_bic)
 
 
-def parse_field(tag: str, text: str, offset: int, lenient: bool = False) -> Any:
+# ------------------------------------------------------------------ text fields: formats checked, value kept as text
+
+def _line_starts(text: str, eol_len: int) -> list[tuple[str, int]]:
+    """Lines of a "\n"-joined value with their offsets in the message (line breaks ``eol_len`` wide)."""
+    out = []
+    pos = 0
+    for i, line in enumerate(text.split("\n")):
+        out.append((line, pos + i * (eol_len - 1)))
+        pos += len(line) + 1
+    return out
+
+
+def _lines(text: str, f: str, off: int, eol_len: int, count: int, width: int, *, account: int = 0,
+           what: str = "", optional: bool = False) -> None:
+    """``count``*``width``x, after an optional first line "/account" of at most ``account`` characters."""
+    lines = _line_starts(text, eol_len)
+    fmt = f"{count}*{width}x"
+    if account and lines[0][0].startswith("/"):
+        line, at = lines.pop(0)
+        fmt = f"[{account}-character /account line] {fmt}"
+        if len(line) > account:
+            raise FormatError(f"account line {line[:40]!r} is {len(line)} characters; :{f}: allows {account}",
+                              offset=off + at, field=f, hint=f":{f}: is {fmt}{what}")
+    if not optional and (not lines or (len(lines) == 1 and not lines[0][0])):
+        raise FormatError(f":{f}: is empty", offset=off, field=f, hint=f":{f}: is {fmt}{what}")
+    if len(lines) > count:
+        raise FormatError(f":{f}: has {len(lines)} lines{' after the account' if fmt.startswith('[') else ''}; "
+                          f"at most {count} are allowed", offset=off + lines[count][1], field=f,
+                          hint=f":{f}: is {fmt}{what}")
+    for line, at in lines:
+        if len(line) > width:
+            raise FormatError(f"line {line[:40]!r} is {len(line)} characters; :{f}: allows {width} per line",
+                              offset=off + at + width, field=f, hint=f":{f}: is {fmt}{what}")
+
+
+def _reference(text: str, f: str, off: int, eol_len: int) -> None:
+    """16x and network rule T26: not starting or ending with '/', no '//'."""
+    if "\n" in text or not 1 <= len(text) <= 16:
+        raise FormatError(f"reference {text[:40]!r} is not 1 to 16 characters on one line", offset=off, field=f,
+                          hint=f":{f}: is 16x")
+    bad = 0 if text.startswith("/") else len(text) - 1 if text.endswith("/") else text.find("//")
+    if bad >= 0:
+        raise FormatError(f"reference {text!r} starts or ends with '/' or contains '//'", offset=off + bad,
+                          field=f, hint="network rule T26: a reference must not start or end with a slash nor "
+                                        "contain two consecutive slashes")
+
+
+def _pattern(regex: str, fmt: str) -> Callable[[str, str, int, int], None]:
+    rx = re.compile(regex)
+
+    def check(text: str, f: str, off: int, eol_len: int) -> None:
+        if not rx.fullmatch(text):
+            raise FormatError(f"{text[:40]!r} is not {fmt}", offset=off, field=f, hint=f":{f}: is {fmt}")
+    return check
+
+
+def _codes(*codes: str) -> Callable[[str, str, int, int], None]:
+    def check(text: str, f: str, off: int, eol_len: int) -> None:
+        if text not in codes:
+            raise FormatError(f"code {text[:40]!r} is not one of {', '.join(codes)}", offset=off, field=f,
+                              hint=f":{f}: takes one of {', '.join(codes)}")
+    return check
+
+
+def _ccy_amount_text(text: str, f: str, off: int, eol_len: int) -> None:
+    p_ccy_amount(text, f, off)
+
+
+def _party(count: int, width: int, account: int, optional: bool = False) -> Callable[[str, str, int, int], None]:
+    def check(text: str, f: str, off: int, eol_len: int) -> None:
+        _lines(text, f, off, eol_len, count, width, account=account, optional=optional)
+    return check
+
+
+def _account_line(text: str, f: str, off: int, eol_len: int) -> None:
+    if "\n" in text or not text.startswith("/") or not 2 <= len(text) <= 35:
+        raise FormatError(f"{text[:40]!r} is not an account line '/' + up to 34 characters", offset=off, field=f,
+                          hint=f":{f}: is /34x")
+
+
+_X35 = _party(4, 35, 0)
+# Text fields of the messages with a spec (formats.swift.messages): checked on read and on write,
+# the value stays text.  Formats per the SWIFT MT field specifications (Standards MT, categories 1, 2, 9).
+TEXT_FORMATS: dict[str, Callable[[str, str, int, int], None]] = {
+    "20": _reference, "21": _reference, "21R": _reference, "21F": _reference,
+    "23B": _codes("CRED", "CRTS", "SPAY", "SPRI", "SSTD"),
+    "23E": _pattern(r"[A-Z0-9]{4}(/[^\n]{1,30})?", "4!c[/30x] (an instruction code, e.g. INTC, SDVA)"),
+    "26T": _pattern(r"[A-Z0-9]{3}", "3!c (a transaction type code)"),
+    "13C": _pattern(r"/[A-Z0-9]{1,8}/\d{4}[+-]\d{4}", "/8c/4!n1!x4!n (e.g. /SNDTIME/1249+0100)"),
+    "13D": _pattern(r"\d{10}[+-]\d{4}", "6!n4!n1!x4!n (YYMMDDhhmm +/- hhmm)"),
+    "25": _pattern(r"[^\n]{1,35}", "35x (one line)"),
+    "25A": _account_line,
+    "28C": _pattern(r"\d{1,5}(/\d{1,5})?", "5n[/5n] (statement number / sequence number)"),
+    "28D": _pattern(r"\d{1,5}/\d{1,5}", "5n/5n (message index / total)"),
+    "36": _pattern(r"(?=[\d,]{1,12}$)\d+,\d*", "12d (an exchange rate with a decimal comma)"),
+    "50K": _party(4, 35, 35), "59": _party(4, 35, 35), "59F": _party(4, 35, 35), "50H": _party(4, 35, 35),
+    "50F": _party(5, 35, 0), "50L": _pattern(r"[^\n]{1,35}", "35x (one line)"),
+    **{t: _party(4, 35, 37) for t in ("52D", "53D", "54D", "55D", "56D", "57D", "58D")},
+    **{t: _party(1, 35, 37, optional=True) for t in ("53B", "54B", "55B", "57B")},   # [/1!a][/34x] [35x]
+    **{t: _account_line for t in ("52C", "56C", "57C")},
+    "70": _X35, "72": _party(6, 35, 0), "77B": _party(3, 35, 0), "86": _party(6, 65, 0),
+    "71A": _codes("BEN", "OUR", "SHA"),
+    "71F": _ccy_amount_text, "71G": _ccy_amount_text,
+}
+
+
+def parse_field(tag: str, text: str, offset: int, lenient: bool = False, eol_len: int = 1) -> Any:
+    """``offset``: where the value starts in the message; ``eol_len``: width of its line breaks
+    (2 for CRLF), for the offset of a bad line.  ``lenient`` (bank exports) skips the text formats."""
     fmt = FORMATS.get(tag)
-    return fmt[0](text, tag, offset, lenient) if fmt else text
+    if fmt:
+        return fmt[0](text, tag, offset, lenient)
+    check = None if lenient else TEXT_FORMATS.get(tag)
+    if check is not None:
+        check(text, tag, offset, eol_len)
+    return text
 
 
 def write_field(tag: str, value: Any) -> str:

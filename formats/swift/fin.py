@@ -136,7 +136,9 @@ def parse_fin(text: str, *, strict: bool = True, offsets: list[int] | None = Non
                 offsets.append(pos)
             for tag, value, off in split_tags(flat, 0):
                 real_off = offset0 + (off if eol == "\n" else off + flat.count("\n", 0, off))
-                fields.append({"tag": tag, "value": parse_field(tag, value, real_off) if typed else value})
+                value_off = real_off + len(tag) + 2          # after ":tag:"
+                fields.append({"tag": tag, "value": parse_field(tag, value, value_off, eol_len=len(eol))
+                               if typed else value})
                 if offsets is not None:
                     offsets.append(real_off)
             values["block4"] = fields

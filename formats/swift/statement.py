@@ -1,11 +1,17 @@
 """MT940 / MT942 statements: a lenient reader for banks' .sta exports and a flat view.
 
 ``parse_statements(text)`` reads files that hold only block 4 content (no FIN
-envelope), statements separated by a line "-" and sometimes preceded by bank
-header lines; it tolerates trailing spaces and non-X characters (banks' exports
-are not FIN traffic) but field formats (61, balances, amounts, dates) are strict.
+envelope), statements separated by a line "-" (or, where a bank leaves it out, by
+the next ``:20:``) and sometimes preceded by bank header lines; it tolerates
+trailing spaces and non-X characters (banks' exports are not FIN traffic) but
+field formats (61, balances, amounts, dates) are strict.
 ``:NS:`` (non-SWIFT) fields are kept as text in the field list; ``statement_view`` also
 splits them into their numbered sub-fields (``parse_ns``: lines "NNtext").
+
+``iter_statements(text)`` gives each statement with its offset, or the FormatError
+of a statement with a bad field, so one bad statement does not hide the others;
+``check_statement(fields)`` checks the mandatory fields (opening and closing
+balance of an MT940, ...), which the conformance corpus's fragments do not all have.
 
 ``statement_view(fields)`` -> {"statement": {...}, "transactions": [...]} with
 signed ``Decimal`` amounts (debits negative), ``date`` objects and each :61:
@@ -16,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 
 from formats.errors import FormatError
 from formats.swift.fields import parse_field
@@ -24,46 +30,153 @@ from formats.swift.fields import parse_field
 _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
 
 
-def parse_statements(text: str) -> list[list[dict[str, Any]]]:
-    statements: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    pending: tuple[str, list[str], int] | None = None
+Statement = list[dict[str, Any]]
+
+
+def _split(text: str) -> list[tuple[int, list[tuple[str, list[str], int]]]]:
+    """The statements of ``text`` as (offset of the first tag, [(tag, lines, offset of the value)]).
+
+    A statement ends at a line "-" (or "-}"), or where a new ``:20:`` begins while the
+    current statement already has fields (exports that leave out the "-" line)."""
+    out: list[tuple[int, list[tuple[str, list[str], int]]]] = []
+    current: list[tuple[str, list[str], int]] = []
+    start = 0
     offset = 0
-
-    def flush() -> None:
-        nonlocal pending
-        if pending is not None:
-            tag, lines, off = pending
-            while len(lines) > 1 and not lines[-1].strip():
-                lines.pop()
-            value = "\n".join(lines)
-            current.append({"tag": tag, "value": parse_field(tag, value, off, lenient=True)})
-            pending = None
-
+    in_field = False
+    if text.startswith("\ufeff"):           # a byte order mark before the first line
+        offset, text = 1, text[1:]
     for raw in text.splitlines(keepends=True):
         line = raw.rstrip("\r\n").rstrip(" ")
         m = _TAG.match(line)
         if m:
-            flush()
+            if m[1] == "20" and current:
+                out.append((start, current))
+                current = []
+            if not current:
+                start = offset
             body = line[m.end():]
             if m[1] == "86":
                 body = body.lstrip(" ")
-            pending = (m[1], [body], offset + m.end())
+            current.append((m[1], [body], offset + m.end()))
+            in_field = True
         elif line.strip(" \x01\x03\x1a") in ("-", "-}"):
-            flush()
             if current:
-                statements.append(current)
+                out.append((start, current))
             current = []
-        elif pending is not None:
-            pending[1].append(line)
+            in_field = False
+        elif in_field:
+            current[-1][1].append(line)
         # else: bank header lines before the first tag of a statement
         offset += len(raw)
-    flush()
     if current:
-        statements.append(current)
-    if not statements:
+        out.append((start, current))
+    return out
+
+
+def _fields(raw: list[tuple[str, list[str], int]]) -> Statement:
+    fields: Statement = []
+    for tag, lines, off in raw:
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
+        fields.append({"tag": tag, "value": parse_field(tag, "\n".join(lines), off, lenient=True)})
+    return fields
+
+
+def iter_statements(text: str, *, check: bool = False, balances: bool = False
+                    ) -> Iterator[tuple[int, Statement | FormatError]]:
+    """Each statement of a bank export as (character offset of its first tag, fields), or
+    (offset, FormatError) for a statement with a bad field: one bad statement does not stop
+    the others.  Error offsets are character offsets into ``text``.  ``check``: each
+    statement must also have its mandatory fields and one currency (``check_statement``);
+    ``balances``: opening balance + entries must equal the closing balance (``check_balances``)."""
+    parts = _split(text)
+    if not parts:
         raise FormatError("no MT940/MT942 fields found (expected lines like :20:...)", offset=0)
-    return statements
+    for start, raw in parts:
+        try:
+            fields = _fields(raw)
+            offsets = [off for _, _, off in raw]
+            if check:
+                check_statement(fields, start, offsets)
+            if balances:
+                check_balances(fields, start, offsets)
+        except FormatError as exc:
+            if exc.offset is None:
+                exc.offset = start
+            yield start, exc
+            continue
+        yield start, fields
+
+
+def parse_statements(text: str, *, check: bool = False) -> list[Statement]:
+    """Every statement's block-4 field list; the first bad field (or, with ``check``, missing
+    mandatory field) raises its FormatError."""
+    out: list[Statement] = []
+    for _, item in iter_statements(text, check=check):
+        if isinstance(item, FormatError):
+            raise item
+        out.append(item)
+    return out
+
+
+# Mandatory fields of a bank export's statement: MT940 (20, 25, 28C, 60a, 62a; some banks still
+# write the older :28:) or, when it carries :34F: / :13D:, MT942 (20, 25, 28C, 34F, 13D).
+_MANDATORY_940 = (("20",), ("25", "25P"), ("28C", "28"), ("60F", "60M"), ("62F", "62M"))
+_MANDATORY_942 = (("20",), ("25", "25P"), ("28C", "28"), ("34F",), ("13D",))
+_NAMES = {"60F": "opening balance", "60M": "opening balance", "62F": "closing balance", "62M": "closing balance",
+          "20": "transaction reference", "25": "account identification", "25P": "account identification",
+          "28C": "statement number", "28": "statement number", "34F": "floor limit", "13D": "date/time indication"}
+
+
+def check_statement(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
+    """A statement's mandatory fields are there (MT940, or MT942 when it has :34F: or :13D:) and
+    its balances agree on the currency (network rule C27: the first two letters of the currency
+    of 60a, 62a, 64 and 65 are the same); raises a FormatError naming the tag, at the
+    statement's offset ``start`` (or at the field, given the fields' ``offsets``)."""
+    tags = {f["tag"] for f in fields}
+    mt942 = bool(tags & {"34F", "13D"})
+    for alts in (_MANDATORY_942 if mt942 else _MANDATORY_940):
+        if not tags & set(alts):
+            name = " / ".join(f":{t}:" for t in alts)
+            raise FormatError(f"mandatory field {name} ({_NAMES[alts[0]]}) is missing from this "
+                              f"{'MT942' if mt942 else 'MT940'} statement", offset=start, field=alts[0],
+                              hint=f"an {'MT942' if mt942 else 'MT940'} statement needs "
+                                   + ", ".join(f":{a[0]}:" for a in (_MANDATORY_942 if mt942 else _MANDATORY_940)))
+    first = None
+    for i, f in enumerate(fields):
+        if f["tag"] in ("60F", "60M", "62F", "62M", "64", "65"):
+            ccy = f["value"]["currency"]
+            if first is None:
+                first = f["tag"], ccy
+            elif ccy[:2] != first[1][:2]:
+                raise FormatError(f"balance :{f['tag']}: is in {ccy} but :{first[0]}: is in {first[1]}",
+                                  offset=offsets[i] if offsets else start, field=f["tag"],
+                                  hint="network rule C27: a statement's balances (60a, 62a, 64, 65) are in "
+                                       "one currency")
+
+
+def check_balances(fields: Statement, start: int | None = None, offsets: list[int] | None = None) -> None:
+    """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
+    balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
+    not always add up.  A statement without both balances is not checked here."""
+    opening = closing = None
+    total = Decimal(0)
+    for i, f in enumerate(fields):
+        if f["tag"] in ("60F", "60M") and opening is None:
+            opening = f["value"]
+        elif f["tag"] in ("62F", "62M"):
+            closing, at = f, (offsets[i] if offsets else start)
+        elif f["tag"] == "61":
+            total += _signed(f["value"]["mark"], f["value"]["amount"])
+    if opening is None or closing is None:
+        return
+    want = _signed(opening["mark"], opening["amount"]) + total
+    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
+    if want != got:
+        raise FormatError(f"closing balance :{closing['tag']}: is {got} {closing['value']['currency']}, but the "
+                          f"opening balance {_signed(opening['mark'], opening['amount'])} plus the entries "
+                          f"({total:+}) makes {want}", offset=at, field=closing["tag"],
+                          hint="the statement does not add up: an entry is missing or an amount is wrong")
 
 
 def _signed(mark: str, amount: Decimal) -> Decimal:

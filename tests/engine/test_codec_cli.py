@@ -335,6 +335,52 @@ def test_swift_sta_without_statements_flag_says_how() -> None:
     assert "record 1, byte 0, field block1" in r.stderr and "--statements" in r.stderr
 
 
+def test_swift_statements_are_records_with_their_own_number_and_offset(tmp_path: Path) -> None:
+    ok = ":25:1\n:28C:1/1\n:60F:C191014EUR800,00\n:62F:C191014EUR800,00\n"
+    text = (":20:S1\n" + ok + "-\n:20:S2\n:25:1\n:28C:2/1\n:60F:C191014EUR800,00\n:61:HELLO\n"
+            ":62F:C191014EUR800,00\n-\n:20:S3\n" + ok.replace(":62F:C191014EUR800,00\n", "") +
+            "-\n:20:S4\n" + ok + ":20:S5\n" + ok)           # S5: no '-' line before it
+    (tmp_path / "s.sta").write_text(text)
+    r = bsp("decode", "-f", "swift", "--statements", tmp_path / "s.sta")
+    assert r.exit_code == 1
+    assert [s["statement"]["transaction_reference"] for s in lines(r.stdout)] == ["S1", "S4", "S5"]
+    assert f"record 2, byte {text.index('HELLO')}, field 61: 'HELLO' is not a statement line" in r.stderr
+    assert f"record 3, byte {text.index(':20:S3')}, field 62F: mandatory field :62F: / :62M:" in r.stderr
+    assert "3 records decoded, 2 bad" in r.stderr
+
+
+def test_swift_statements_read_utf8_like_upstream(tmp_path: Path) -> None:
+    case = SW / "mt940_jejik_ing"
+    r = bsp("decode", "-f", "swift", "--statements", case / "input" / "ing.sta")
+    assert r.exit_code == 0, r.stderr
+    got = [t["transaction_details"] for s in lines(r.stdout) for t in s["transactions"]]
+    want = [w["transaction_details"] for w in
+            json.loads((case / "expected" / "ing.normalized.json").read_text())["transactions"]]
+    # the last one differs on purpose: upstream appends the statement's closing :86: to it (docs/formats-swift.md)
+    assert len(got) == len(want) and got[:-1] == want[:-1]
+    assert any("10\xad06\xad2010" in g for g in got)      # not the latin-1 reading '10\xc2\xad06\xc2\xad2010'
+    # not UTF-8: read as ISO 8859-1; byte offsets count bytes, not characters
+    (tmp_path / "l1.sta").write_bytes(":20:Caf\xe9\n:25:1\n:28C:1/1\n:60F:C191014EUR1,00\n:62F:C191014EUR1,00\n".encode("latin-1"))
+    r = bsp("decode", "-f", "swift", "--statements", tmp_path / "l1.sta")
+    assert r.exit_code == 0 and lines(r.stdout)[0]["statement"]["transaction_reference"] == "Caf\xe9"
+    data = ":20:\u00e9\u00e9\n:25:1\n:61:X\n".encode()
+    (tmp_path / "u8.sta").write_bytes(data)
+    r = bsp("decode", "-f", "swift", "--statements", tmp_path / "u8.sta")
+    assert f"record 1, byte {data.index(b'X')}, field 61" in r.stderr
+
+
+def test_swift_statements_check_balances_is_opt_in() -> None:
+    src = SW / "mt940_jejik_postfinance" / "input" / "postfinance.sta"      # upstream's 2nd statement does not add up
+    assert bsp("decode", "-f", "swift", "--statements", src).exit_code == 0
+    r = bsp("decode", "-f", "swift", "--statements", "--check-balances", src)
+    assert r.exit_code == 1 and len(lines(r.stdout)) == 1
+    at = src.read_bytes().rindex(b":62F:") + 5
+    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance 229.2 "
+            "plus the entries (-69.8) makes 159.4") in r.stderr
+    r = bsp("decode", "-f", "swift", "--check-balances", src)
+    assert r.exit_code == 2 and "--check-balances checks MT940 statements: it needs --statements" in r.stderr
+
+
 # ------------------------------------------------------------------ ISO 20022
 
 def test_iso20022_camt053_decodes_typed_and_round_trips(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from dsl.ir import FormatDecl
 from formats.errors import FormatError
 from formats.swift import SwiftCodec, write_fin
+from formats.swift.fin import split_tags
 from formats.swift.component import COMPONENT
 
 MT103 = {
@@ -250,3 +251,84 @@ def test_leading_zero_amounts_round_trip_byte_for_byte() -> None:
     assert type(opening + 1) is Decimal                 # arithmetic gives plain Decimals, written canonically
     values["block4"][3]["value"]["amount"] = opening + 0
     assert ":60F:C100318EUR0,12\r\n" in write_fin(values)
+
+
+# ------------------------------------------------------------------ field formats (read and write)
+
+FIELD_FORMAT_CASES = [
+    # (old, new, tag, message, text where the offset points)
+    (":20:REF-0001", ":20:REF-0001-ABCDEFGHIJ", "20", "not 1 to 16 characters", "REF-0001-ABC"),
+    (":20:REF-0001", ":20:/REF", "20", "starts or ends with '/' or contains '//'", "/REF"),
+    (":20:REF-0001", ":20:REF/", "20", "starts or ends with '/' or contains '//'", "/\r\n:23B"),
+    (":20:REF-0001", ":20:REF//0001", "20", "starts or ends with '/' or contains '//'", "//0001"),
+    ("MERCADOS Y GESTION", "MERCADOS Y GESTION MERCADOS Y GESTION", "59", "is 37 characters; :59: allows 35",
+     "ON\r\n:70:"),
+    ("99 WALL ST", "99 WALL ST\r\nL3\r\nL4\r\nL5", "50K", "has 5 lines after the account; at most 4", "L5\r\n"),
+    ("/12345678", "/1234567890123456789012345678901234567", "50K", "account line", "/123456789"),
+    ("INVOICE 4711", "1\r\n2\r\n3\r\n4\r\n5", "70", "has 5 lines; at most 4", "5\r\n:71A"),
+    (":23B:CRED", ":23B:XXXX", "23B", "'XXXX' is not one of CRED, CRTS, SPAY, SPRI, SSTD", "XXXX"),
+    (":71A:SHA", ":71A:ABC", "71A", "'ABC' is not one of BEN, OUR, SHA", "ABC"),
+    ("USD1814,28", "USD1814,285", "32A", "more decimals than USD allows (2)", "1814,285"),
+    ("USD1814,28", "JPY1814,5", "32A", "more decimals than JPY allows (0)", "1814,5"),
+    ("USD1814,28", "USD12345678901234,5", "32A", "at most 15", "12345678901234,5"),
+    (":71A:SHA", ":71A:SHA\r\n:71F:USD1,234", "71F", "more decimals than USD allows (2)", "1,234"),
+    (":23B:CRED", ":23B:CRED\r\n:23E:INTC/" + "X" * 31, "23E", "is not 4!c[/30x]", "INTC/"),
+]
+
+
+@pytest.mark.parametrize("old, new, tag, message, at", FIELD_FORMAT_CASES)
+def test_field_formats_are_checked_on_read_with_tag_and_offset(old: str, new: str, tag: str, message: str,
+                                                               at: str) -> None:
+    text = _text()
+    assert old in text
+    bad = text.replace(old, new, 1)
+    with pytest.raises(FormatError) as info:
+        SwiftCodec("mt103").decode(bad.encode())
+    exc = info.value
+    assert exc.field == tag and message in (exc.message + " " + (exc.hint or "")), str(exc)
+    assert exc.offset == bad.index(at, bad.index(":" + tag + ":")), (str(exc), bad[exc.offset:exc.offset + 10])
+
+
+@pytest.mark.parametrize("old, new, tag, message, at", FIELD_FORMAT_CASES)
+def test_field_formats_are_checked_on_write(old: str, new: str, tag: str, message: str, at: str) -> None:
+    text = _text()
+    body = text[text.index("{4:\r\n") + 5:text.index("\r\n-}")].replace(old, new, 1).replace("\r\n", "\n")
+    values = dict(MT103, block4=[{"tag": t, "value": v} for t, v, _ in split_tags(body)])   # fields as text
+    if tag == "32A":                                                   # and the typed form of the amount
+        v = values["block4"][2]["value"]
+        values["block4"][2] = {"tag": "32A", "value": {"date": dt.date(2019, 10, 14), "currency": v[6:9],
+                                                       "amount": Decimal(v[9:].replace(",", "."))}}
+    with pytest.raises(FormatError) as info:
+        SwiftCodec("mt103").encode(values)
+    assert info.value.field == tag and message in info.value.message + " " + (info.value.hint or ""), info.value
+
+
+def test_valid_field_variants_pass() -> None:
+    text = _text()
+    for old, new in [("USD1814,28", "JPY1814,"), ("USD1814,28", "KWD1814,123"), ("USD1814,28", "XAU1814,12345"),
+                     ("99 WALL ST", "L2\r\nL3\r\nL4"),                        # account line + 4*35x
+                     (":20:REF-0001", ":20:A/B-0123456789A"),
+                     (":57A:BANKDEFFXXX", ":53B:/C/12345678\r\n:57A:BANKDEFFXXX"),  # [/1!a][/34x] without location
+                     (":71A:SHA", ":71A:OUR\r\n:71F:JPY1500,\r\n:71G:USD2,50")]:
+        bad = text.replace(old, new, 1)
+        codec = SwiftCodec("mt103")
+        assert codec.encode(codec.decode(bad.encode())) == bad.encode(), new
+
+
+def test_writer_keeps_the_readers_amount_limits() -> None:
+    values = dict(MT103, block4=[dict(f) for f in MT103["block4"]])
+    values["block4"][2] = {"tag": "32A", "value": {"date": dt.date(2019, 10, 14), "currency": "USD",
+                                                  "amount": Decimal("123456789012345.67")}}
+    with pytest.raises(FormatError) as info:
+        SwiftCodec("mt103").encode(values)
+    assert info.value.field == "32A" and "SWIFT allows at most 15" in info.value.message
+    values["block4"][2]["value"]["amount"] = Decimal("123456789012.34")    # 15 characters: fine
+    assert b":32A:191014USD123456789012,34\r\n" in SwiftCodec("mt103").encode(values)
+    values["block4"][2]["value"]["amount"] = Decimal("1814.2800")          # trailing zeros: same value
+    raw = SwiftCodec("mt103").encode(values)
+    assert b":32A:191014USD1814,28\r\n" in raw and SwiftCodec("mt103").decode(raw)["block4"][2]["value"]["amount"] \
+        == Decimal("1814.28")
+    values["block4"][2]["value"]["amount"] = Decimal("1814.281")
+    with pytest.raises(FormatError, match="more decimals than USD allows") as info:
+        SwiftCodec("mt103").encode(values)
+    assert info.value.field == "32A"
