@@ -12,7 +12,8 @@ interval, a stalled machine) are skipped, counted and logged, not run in a
 burst. ``every`` counts on the engine's monotonic clock; ``at`` ("18:30" or
 "18:30:05") is a wall-clock time in ``timezone`` (an IANA name, default UTC),
 so a daily job keeps its hour across clock changes. On drain (SIGTERM,
-reload) no new tick starts; a running one finishes.
+reload) no new tick starts; a running one finishes; a reload starts the new
+timer only once this one has stopped (``exclusive``).
 """
 from __future__ import annotations
 
@@ -95,6 +96,7 @@ class TimerChannel:
         payload = options.get("payload")
         self.payload: bytes | None = None if payload is None else str(payload).encode("utf-8")
         self.address = f"every {self.every:g}s" if self.every is not None else f"at {at} {zone}"
+        self.exclusive = True   # on a reload the new timer starts once this one stops: no tick twice
         self.ticks = 0          # ticks run
         self.skipped = 0        # ticks missed while one ran (or the machine stalled), not run
         self.last: Outcome | None = None

@@ -307,8 +307,11 @@ class LiveEngine:
             self._all_stats.remove(gen.sb.stats)
             return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
                                 plan=plan.as_dict())
+        # started after the swap, once the old one stops accepting: a listener on the same address, and a
+        # channel two generations of which must never run at once (a timer would tick twice)
         same_address = {n for n in rebind if n in old.channels
-                        and getattr(old.channels[n], "address", None) == getattr(gen.channels[n], "address", 0)}
+                        and (getattr(old.channels[n], "address", None) == getattr(gen.channels[n], "address", 0)
+                             or getattr(gen.channels[n], "exclusive", False))}
         early = [n for n in gen.channels if n in rebind and n not in same_address]
         try:
             started = await self._start(gen, early)
