@@ -26,6 +26,7 @@ from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dsl import ir
+from dsl.types import show
 from dsl.eval_error import EvalError
 from dsl.functions import FUNCTIONS, FunctionError
 from dsl.tables import Table
@@ -115,18 +116,9 @@ def truthy(v: Any) -> bool:
 
 
 def _show(e: ir.Expr) -> str:
-    """A short rendering of an expression for messages (``msg.amount``)."""
-    if isinstance(e, ir.Name):
-        return e.name
-    if isinstance(e, ir.Attr):
-        return f"{_show(e.base)}.{e.name}"
-    if isinstance(e, ir.Index):
-        return f"{_show(e.base)}[{_show(e.index)}]"
-    if isinstance(e, ir.Lit):
-        return repr(e.value) if e.type == "string" else _text(e.value) if e.type != "null" else "null"
-    if isinstance(e, ir.Call):
-        return f"{e.func}(...)"
-    return "the expression"
+    """A short rendering of an expression for messages (``msg.amount``, ``"0"``): the checker's, so that a
+    run-time error words an expression as ``bsp check`` does."""
+    return show(e)
 
 
 # ------------------------------------------------------------------ nodes
