@@ -30,7 +30,8 @@ def reconcile(
     party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),
     xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
+                                       "without --format, the format its name ends in."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
 ) -> None:
     """Match committed deals to a counterparty's statement by reference, amount and date.
@@ -47,15 +48,24 @@ def reconcile(
                 raise InvalidOperation
         except InvalidOperation:
             raise ReportError(f"--tolerance {tolerance!r}: expected a decimal amount such as 0.01") from None
+        if fmt is None and out is not None:
+            fmt = out.suffix.lstrip(".").lower()
+            if fmt not in FORMATS:
+                raise ReportError(f"--out {out}: give the format with --format ({', '.join(FORMATS)}); the "
+                                  f"file name does not end in one of them")
         if fmt is not None and fmt not in FORMATS:
             raise ReportError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        target = out or Path(f"reconciliation.{fmt}")
+        if fmt is not None and not target.parent.is_dir():     # say so before the work, as write() would after
+            raise ReportError(f"--out {target}: the folder {target.parent} does not exist; create it or choose "
+                              f"another path")
         day = parse_day(on, "--date") if on else None
         report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
                                       xsd_dir=xsd_dir)
         if not quiet:
             print_report(report)
         if fmt is not None:
-            for path in write(report, fmt, out or Path(f"reconciliation.{fmt}")):
+            for path in write(report, fmt, target):
                 typer.echo(f"wrote {path}", err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -10,7 +10,8 @@ import typer
 def replay(
     capture: Path = typer.Argument(..., help="Capture file recorded with `bsp run --record FILE`."),
     config: list[Path] = typer.Option(..., "--config", "-c",
-                                      help="Candidate route files or folders (repeat for several)."),
+                                      help="Candidate route files or folders, or a deployment file "
+                                           "(its route files); repeat for several."),
     pace: str = typer.Option("fast", "--pace", help="fast, original, or a speed-up such as x10."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Replay profile (YAML): ignore/expect rules."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this file."),
@@ -19,57 +20,107 @@ def replay(
                                             help="Write route tests from the recorded exchanges into this folder "
                                                  "(no replay)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="With --to-tests: write at most this many tests."),
-    shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal."),
+    force: bool = typer.Option(False, "--force", help="With --to-tests: replace an existing test file."),
+    shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal (0: none)."),
+    progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
+                                         help="Progress on stderr: a bar on a terminal, elsewhere a line every "
+                                              "SECONDS; 0 for none."),
 ) -> None:
     """Replay a capture in an isolated engine; compare replies and outbound requests field by field.
 
     The engine has its own ledger, and virtual endpoints answer its calls from the recording.
+    --config takes route files or folders, or the deployment file (its route files).
+    Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial.
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
-    2 the replay could not run (missing capture, bad profile or pace, a candidate that does not compile).
+    2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
+    that does not compile or has no route for a recorded channel, a missing output folder);
+    130 interrupted (Ctrl-C), after writing the partial report.
     """
     from engine.registry import default_registry
     from engine.replay.capture import CaptureError
     from engine.replay.profile import ProfileError
+    from engine.replay.progress import replay_progress
     from engine.replay.replayer import PaceError, parse_pace
     from engine.replay.session import SetupError, replay_file
 
     registry = default_registry()
     try:
         parse_pace(pace)
+        if shown < 0:
+            raise SetupError(f"--show {shown}: expected 0 or more (the unexpected differences listed)")
+        if limit is not None and limit < 0:
+            raise SetupError(f"--limit {limit}: expected 0 or more")
+        for opt, path in (("--json", json_out), ("--html", html_out)):
+            if path is not None:
+                _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force)
             return
-        report = replay_file(capture, config, registry, pace=pace, profile=profile)
+        with replay_progress(progress_every) as progress:
+            report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
+                                 interruptible=True)
     except (CaptureError, ProfileError, PaceError, SetupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     except ValueError as exc:   # the candidate cannot take the recorded traffic
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    except KeyboardInterrupt:   # before the replay started, or while the differences were computed
+        typer.echo("interrupted before the replay report was ready; nothing written", err=True)
+        raise typer.Exit(INTERRUPTED)
     typer.echo(report.text(shown))
-    if json_out is not None:
-        report.write_json(json_out)
-        typer.echo(f"report: {json_out}")
-    if html_out is not None:
-        report.write_html(html_out)
-        typer.echo(f"report: {html_out}")
+    try:
+        if json_out is not None:
+            report.write_json(json_out)
+            typer.echo(f"report: {json_out}" + (" (partial)" if report.interrupted else ""))
+        if html_out is not None:
+            report.write_html(html_out)
+            typer.echo(f"report: {html_out}" + (" (partial)" if report.interrupted else ""))
+    except OSError as exc:
+        typer.echo(f"error: cannot write the report: {exc}", err=True)
+        raise typer.Exit(2)
+    if report.interrupted:
+        raise typer.Exit(INTERRUPTED)
     raise typer.Exit(0 if report.passed else 1)
 
 
-def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit) -> None:
+INTERRUPTED = 130          # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+def _check_out(option: str, path: Path) -> None:
+    """An output file's folder must exist (as for bsp report --out): say so before replaying."""
+    from engine.replay.session import SetupError
+
+    if path.is_dir():
+        raise SetupError(f"{option} {path}: is a directory; give a file name, e.g. {path / 'replay'}"
+                         f"{'.json' if option == '--json' else '.html'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SetupError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
+
+
+def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool) -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
-    from engine.replay.session import compile_config, route_files
-    from engine.replay.totests import write_tests
+    from engine.replay.session import SetupError, compile_config, route_files
+    from engine.replay.totests import test_file_path, write_tests
     from engine.runtime.binder import Binder
 
     cap = Capture(capture)
+    cap.require_exchanges()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SetupError(f"--to-tests {out_dir}: a file, not a folder; give the folder to write the tests into")
+    target = test_file_path(cap, out_dir)
+    if target.exists() and not force:
+        raise SetupError(f"--to-tests {out_dir}: {target} already exists; add --force to replace it, or give "
+                         f"another folder")
+    prof = load_profile(profile)
     program = compile_config(config, registry)
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
-    res = write_tests(cap, program, guide, out_dir, files, load_profile(profile), limit=limit)
+    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit)
     typer.echo(f"wrote {res.written} test(s) to {res.path}; run them with `bsp test {res.path}`")
     for why, n in sorted(res.skipped.items()):
         typer.echo(f"  skipped {n} exchange(s): {why}")

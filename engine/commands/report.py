@@ -50,6 +50,11 @@ def report(
             return
         if fmt == "csv" and out is None:
             sys.stdout.write(csv_text(rep.main))
+            others = [t.name for t in rep.tables[1:]]
+            if others:
+                typer.echo(f"note: standard output holds the {rep.main.name} table only; the other table(s), "
+                           f"{', '.join(others)}, are written with --out FILE.csv (beside it, as "
+                           f"FILE.{others[0]}.csv ...)", err=True)
             return
         target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
         for path in write(rep, fmt, target):

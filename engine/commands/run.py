@@ -71,11 +71,13 @@ def run(
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
 
     Exit 0 after a clean drain; 1 the route files or the deployment file have errors, or a
-    channel (or the admin API) cannot be bound or started, e.g. its port is taken; 2 usage error (a missing path, bad option values).
+    channel (or the admin API) cannot be bound or started, e.g. its port is taken; 2 usage error (a missing
+    path, bad option values, a --record file that is already there).
     """
     from engine.ops import runopts
     from engine.ledger_store import LedgerError
     from engine.ops.live import StartError
+    from engine.replay.capture import CaptureError
     from engine.ops.serve import OpsOptions, run_live
     from engine.registry import default_registry
     from engine.runtime.binder import BindError
@@ -115,6 +117,10 @@ def run(
     if ledger_sync not in SYNC_MODES:
         typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
         raise typer.Exit(2)
+    if record is not None and record.exists():
+        typer.echo(f"error: --record {record}: {'a folder' if record.is_dir() else 'a file'} is already "
+                   f"there; choose a new name (captures are never appended to)", err=True)
+        raise typer.Exit(2)
     load = runopts.loader(paths, paths[0] if dep is not None else None, env, _expand)
     registry = default_registry()
     from engine.ops.files import with_referenced_files
@@ -141,6 +147,9 @@ def run(
     except (BindError, StartError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
+    except CaptureError as exc:         # the capture file cannot be made (or its last frames written)
+        typer.echo(f"error: --record: {exc}", err=True)
+        raise typer.Exit(2)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         if "locked by another process" in str(exc):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.reconcile.form import build_form
-from engine.reconcile.ledger_side import committed_deals
+from engine.reconcile.ledger_side import check_party, committed_deals
 from engine.reconcile.lines import LedgerDeal, StatementLine
 from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
 from engine.reconcile.statement_camt053 import load_camt053
@@ -46,13 +46,20 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         raise ReportError(f"--days {days}: must be zero or more")
     lines = load_statement(statement, kind, xsd_dir=xsd_dir)
     if on is not None:
+        held = sorted({d for ln in lines for d in ln.days()})
         lines = [ln for ln in lines if on in ln.days()]
+        if not lines:
+            raise ReportError(f"--date {on}: no line of {statement} is booked or valued that day; "
+                              f"the statement holds {_days_text(held)}; give one of them with --date, "
+                              f"or leave --date out to reconcile them all")
         first = last = on
     else:
         dated = [d for ln in lines for d in ln.days()]
         if not dated:
             raise ReportError(f"{statement}: no line has a booking or value date; give the day with --date")
         first, last = min(ln.day for ln in lines if ln.day), max(ln.day for ln in lines if ln.day)
+    if party:
+        check_party(ledger, party)
     # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two breaks)
     deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
@@ -62,6 +69,15 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     if party:
         params["party"] = party
     return build_form(rows, params), rows
+
+
+def _days_text(days: list[date]) -> str:
+    """The days a statement holds, in words: every one when few, else the range and the count."""
+    if not days:
+        return "no booking or value date"
+    if len(days) <= 10:
+        return "day(s) " + ", ".join(map(str, days))
+    return f"{len(days)} days from {days[0]} to {days[-1]} (e.g. {', '.join(map(str, days[:5]))} ...)"
 
 
 __all__ = ["FormRow", "LedgerDeal", "STATUSES", "StatementLine", "TYPES", "breaks", "load_statement",

@@ -52,12 +52,15 @@ def row_tuple(r: FormRow) -> tuple:
 
 def totals(rows: Iterable[FormRow]) -> list[tuple]:
     acc: dict[str, list] = {}
+    def tally(currency: str) -> list:
+        return acc.setdefault(currency, [0, ZERO, 0, ZERO, 0, ZERO, 0, ZERO, ZERO, ZERO])
+
     for r in rows:
-        t = acc.setdefault(r.currency, [0, ZERO, 0, ZERO, 0, ZERO, 0, ZERO, ZERO, ZERO])
+        t = tally(r.currency)
         if r.deal is not None:
             t[8] += abs(r.deal.amount)
-        if r.line is not None and r.line.currency == r.currency:
-            t[9] += abs(r.line.amount)
+        if r.line is not None:      # each line in its own currency, so the totals add up to the statement
+            tally(r.line.currency)[9] += abs(r.line.amount)
         if r.status == "matched":
             t[0] += 1
             t[1] += abs(r.deal.amount)  # type: ignore[union-attr]

@@ -5,6 +5,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 from engine.reconcile.lines import LedgerDeal
+from engine.reports.model import ReportError
 from engine.reports.source import open_read_only
 
 SQL = """
@@ -37,4 +38,20 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
     return out
 
 
-__all__ = ["committed_deals"]
+def check_party(ledger: str | Path, party: str) -> None:
+    """``--party P`` names a party some deal of the ledger has; else a ``ReportError`` listing the parties."""
+    con = open_read_only(ledger)
+    try:
+        if con.execute("SELECT 1 FROM deals WHERE party = ? LIMIT 1", [party]).fetchone():
+            return
+        known = [r[0] for r in con.execute(
+            "SELECT DISTINCT party FROM deals WHERE party IS NOT NULL ORDER BY 1 LIMIT 21").fetchall()]
+    finally:
+        con.close()
+    shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
+    hint = f"parties in this ledger: {shown}" if known else "no deal in it names a party"
+    raise ReportError(f"--party {party!r}: no deal of this party in {ledger} ({hint}); "
+                      f"give one of them with --party, or leave --party out")
+
+
+__all__ = ["check_party", "committed_deals"]

@@ -150,6 +150,7 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
             take(lis[0], dis[0], "amount+date")
 
     rows: list[FormRow] = []
+    paired_with = {di: li for li, (di, _) in pairs.items()}     # deal index -> the line that took it
     for li, line in enumerate(lines):
         if li in pairs:
             di, how = pairs[li]
@@ -157,7 +158,7 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
             rows.append(FormRow(status, deals[di], line, how, note))
         else:
             rows.append(FormRow("only_in_statement", None, line, "",
-                                "no deal with this reference" if line.reference else "no reference; no deal of this amount and date"))
+                                _unpaired_note(line, lines, deals, by_ref, paired_with, tolerance, days)))
     for di, d in free_deals.items():
         if d.in_scope:
             rows.append(FormRow("only_in_ledger", d, None, "", "not on the statement"))
@@ -165,6 +166,24 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
     rows.sort(key=lambda r: (order[r.status], r.currency,
                              r.line.day if r.line and r.line.day else (r.deal.day if r.deal else date.min)))
     return rows
+
+
+def _unpaired_note(line: StatementLine, lines: list[StatementLine], deals: list[LedgerDeal],
+                   by_ref: dict[str, list[int]], paired_with: dict[int, int], tolerance: Decimal,
+                   days: int) -> str:
+    """Why a statement line has no deal: none with its reference, or that deal is already another line's."""
+    if not line.reference:
+        return "no reference; no deal of this amount and date"
+    taken = [di for r in line.refs if usable(r) for di in by_ref.get(norm_ref(r), []) if di in paired_with]
+    if not taken:
+        return "no deal with this reference"
+    di = taken[0]
+    other = lines[paired_with[di]]
+    if judge(deals[di], other, tolerance, days)[0] == "matched":
+        if other.currency == line.currency and abs(other.amount) == abs(line.amount):
+            return f"duplicate of {other.where} (the deal is already matched)"
+        return f"the deal with this reference is already matched by {other.where}"
+    return f"the deal with this reference is already paired with {other.where}"
 
 
 def breaks(rows: Iterable[FormRow]) -> int:

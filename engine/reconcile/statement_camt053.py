@@ -42,7 +42,7 @@ def _get(node: Any, *path: str) -> Any:
     return node[0] if isinstance(node, list) and node and not isinstance(node[0], (dict, list)) else node
 
 
-def _date(node: Any) -> date | None:
+def _date(node: Any, where: str = "", name: str = "") -> date | None:
     if node is None:
         return None
     v = _get(node, "Dt") or _get(node, "DtTm")
@@ -51,7 +51,11 @@ def _date(node: Any) -> date | None:
     if isinstance(v, date):
         return v
     if isinstance(v, str) and v:
-        return date.fromisoformat(v[:10])
+        try:
+            return date.fromisoformat(v[:10])
+        except ValueError as exc:
+            raise ReportError(f"{where}: field {name}: {v!r} is not a date ({exc}); expected YYYY-MM-DD "
+                              f"(or a date and time) that exists in the calendar") from None
     return None
 
 
@@ -71,11 +75,24 @@ def _tx_amount(tx: dict[str, Any]) -> tuple[Decimal, str] | None:
 
 
 def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]:
+    if xsd_dir is not None and not xsd_dir.is_dir():
+        raise ReportError(f"--xsd-dir {xsd_dir}: {'not a folder' if xsd_dir.exists() else 'no such folder'}; "
+                          f"give the folder that holds the camt.053 XSD (e.g. camt.053.001.02.xsd), or leave "
+                          f"--xsd-dir out to read the statement without validation")
     codec = Iso20022Codec(message="camt.053", xsd_dir=str(xsd_dir) if xsd_dir else None,
                           validate=xsd_dir is not None)
+    data = path.read_bytes()
     try:
-        doc = codec.decode(path.read_bytes())
+        doc = codec.decode(data)
     except FormatError as exc:
+        if exc.message.startswith("no XSD for") and xsd_dir is not None:
+            raise ReportError(f"--xsd-dir {xsd_dir}: {exc.message} in this folder; put that XSD there, or "
+                              f"leave --xsd-dir out to read the statement without validation") from None
+        place = _locate(data, exc) if exc.field and exc.offset is None else None
+        if place is not None:
+            raise ReportError(f"{path}: {place}: field {exc.field}: {exc.message}"
+                              + ("; write it with a point and no thousands separator, e.g. 1234.50"
+                                 if "decimal number" in exc.message else "")) from None
         raise ReportError(f"{path}: not a readable camt.053 statement: {exc}") from None
     out: list[StatementLine] = []
     statements = many((doc.get("BkToCstmrStmt") or {}).get("Stmt"))
@@ -85,7 +102,8 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
             if amt is None:
                 raise ReportError(f"{path}: Stmt {si} / Ntry {ni}: field Amt: expected an amount with a Ccy")
             sign = -1 if str(ntry.get("CdtDbtInd", "")).upper() == "DBIT" else 1
-            booking, value = _date(ntry.get("BookgDt")), _date(ntry.get("ValDt"))
+            at = f"{path}: Stmt {si} / Ntry {ni}"
+            booking, value = _date(ntry.get("BookgDt"), at, "BookgDt"), _date(ntry.get("ValDt"), at, "ValDt")
             entry_refs = [_get(ntry, "AcctSvcrRef"), _get(ntry, "NtryRef")]
             entry_text = _texts(ntry, "AddtlNtryInf")
             txs = [tx for d in many(ntry.get("NtryDtls")) for tx in many(d.get("TxDtls") if isinstance(d, dict) else None)]
@@ -105,6 +123,28 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
     if not out:
         raise ReportError(f"{path}: the camt.053 statement has no Ntry (entry) to reconcile")
     return out
+
+
+def _locate(data: bytes, exc: FormatError) -> str | None:
+    """``Stmt 1 / Ntry 2`` holding the element a decode error names (``exc.field``), when it is in an entry."""
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+
+    def local(el: Any) -> str:
+        return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+    stmts = [el for el in root.iter() if local(el) == "Stmt"]
+    for si, stmt in enumerate(stmts, start=1):
+        entries = [el for el in stmt if local(el) == "Ntry"]
+        for ni, ntry in enumerate(entries, start=1):
+            for el in ntry.iter():
+                if local(el) == exc.field and len(el) == 0 and (el.text or "") in exc.message:
+                    return f"Stmt {si} / Ntry {ni}"
+    return None
 
 
 __all__ = ["load_camt053", "many"]

@@ -197,20 +197,36 @@ class Capture:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise CaptureError(f"{self.path}: is a directory, not a capture file; give the file "
+                               f"`bsp run --record FILE` wrote (e.g. {self.path / 'capture.duckdb'})")
         if not self.path.is_file():
             raise CaptureError(f"{self.path}: no such capture file (record one with `bsp run --record FILE`)")
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as exc:
-            raise CaptureError(f"{self.path}: not a DuckDB capture file: {exc}") from None
+            if "lock" in str(exc).lower():
+                raise CaptureError(f"{self.path}: locked by a running engine (it is still being recorded); stop "
+                                   f"that `bsp run --record` (the capture is complete when it stops), or replay a "
+                                   f"copy made after it stopped") from None
+            raise CaptureError(f"{self.path}: not a DuckDB file, so not a capture (a capture is made by "
+                               f"`bsp run --record FILE`): {exc}") from None
         try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            missing = [t for t in ("capture_info", "frames") if t not in tables]
+            if missing:
+                looks = " (it has a deals table: it looks like a ledger)" if "deals" in tables else ""
+                raise CaptureError(f"{self.path}: a DuckDB file but not a capture (no {' and no '.join(missing)} "
+                                   f"table){looks}; a capture is made by `bsp run --record FILE`")
             try:
                 self.info = dict(con.execute("SELECT key, value FROM capture_info").fetchall())
-                self.sources = dict(con.execute("SELECT path, text FROM capture_sources").fetchall())
+                self.sources = (dict(con.execute("SELECT path, text FROM capture_sources").fetchall())
+                                if "capture_sources" in tables else {})
                 cur = con.execute(f"SELECT {', '.join(NAMES)} FROM frames ORDER BY seq")
                 frames = [Frame(*row) for row in cur.fetchall()]
             except duckdb.Error as exc:
-                raise CaptureError(f"{self.path}: not a bsp capture (tables capture_info, frames): {exc}") from None
+                raise CaptureError(f"{self.path}: not a bsp capture of format version {FORMAT_VERSION} "
+                                   f"(tables capture_info, frames): {exc}") from None
         finally:
             con.close()
         if self.info.get("format_version") != FORMAT_VERSION:
@@ -245,6 +261,16 @@ class Capture:
 
         # frames are written when their exchange is answered: replay in arrival order
         self.exchanges.sort(key=lambda e: (e.request.t_ms, e.request.seq))
+
+    def require_exchanges(self) -> None:
+        """A capture with no recorded request has nothing to replay or to write tests from."""
+        if self.exchanges:
+            return
+        chans = json.loads(self.info.get("channels") or "[]")
+        recorded = f" on channel(s) {', '.join(chans)}" if chans else ""
+        raise CaptureError(f"{self.path}: the capture holds no exchange: no inbound request was recorded"
+                           f"{recorded} ({len(self.frames)} frame(s) in all); record again while traffic "
+                           f"comes in (`bsp run ... --record FILE`)")
 
     @property
     def masked(self) -> bool:

@@ -16,11 +16,13 @@ Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 from __future__ import annotations
 
 import re
+import signal
 import tempfile
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import trio
 
@@ -108,17 +110,31 @@ class RecordedAnswers:
         return cls(f"{text or err} (as recorded)", channel=channel)
 
 
+@dataclass
+class ReplayRun:
+    replayed: list[Replayed]          # the exchanges that finished, in recorded arrival order
+    answers: RecordedAnswers
+    interrupted: bool = False         # SIGINT stopped it: ``replayed`` is only part of the capture
+
+
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
-                 concurrency: int = 64, workdir: Path | None = None) -> tuple[list[Replayed], RecordedAnswers]:
+                 concurrency: int = 64, workdir: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None, interruptible: bool = False) -> ReplayRun:
+    """Feed every recorded exchange to the candidate.  ``progress(done, total)`` after each one;
+    ``interruptible``: SIGINT (main thread) stops feeding and cancels the exchanges in flight, and the
+    run returns what finished, marked ``interrupted``."""
     factor = parse_pace(pace)
     answers = RecordedAnswers(capture, factor)
     out: list[Replayed] = []
-    with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp:
+    total = len(capture.exchanges)
+    run = ReplayRun(out, answers)
+    with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp, \
+            (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
         async with isolated_engine(program, registry, answers, wd) as engine:
             missing = sorted({ex.request.channel for ex in capture.exchanges}
                              - set(engine.switchboard.dispatchers))
-            if missing:
+            if missing:     # session.check_channels says so before anything starts; kept for direct callers
                 raise ValueError(f"the candidate configuration has no route receiving from channel(s) "
                                  f"{', '.join(missing)}, which the capture recorded requests on")
             sem = trio.Semaphore(concurrency) if factor is None else None
@@ -141,11 +157,35 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                         sem.release()
                 ctx.t_out = trio.current_time()
                 out.append(Replayed(ex, ctx))
+                if progress is not None:
+                    progress(len(out), total)
 
-            async with trio.open_nursery() as nursery:
-                for ex in capture.exchanges:
-                    if sem is not None:
-                        await sem.acquire()         # at most `concurrency` exchanges in flight
-                    nursery.start_soon(one, ex)
+            async with trio.open_nursery() as outer:
+                async def watch_sigint() -> None:
+                    async for _ in signals:
+                        run.interrupted = True
+                        outer.cancel_scope.cancel()
+                        return
+
+                async def tick() -> None:          # progress also while nothing finishes (slow pace, timeouts)
+                    while True:
+                        await trio.sleep(1.0)
+                        progress(len(out), total)   # type: ignore[misc]
+
+                if interruptible:
+                    outer.start_soon(watch_sigint)
+                if progress is not None:
+                    outer.start_soon(tick)
+                async with trio.open_nursery() as nursery:
+                    for ex in capture.exchanges:
+                        if sem is not None:
+                            await sem.acquire()         # at most `concurrency` exchanges in flight
+                        nursery.start_soon(one, ex)
+                outer.cancel_scope.cancel()             # all fed and finished: stop watching for SIGINT
     out.sort(key=lambda r: (r.recorded.request.t_ms, r.recorded.request.seq))
-    return out, answers
+    return run
+
+
+@contextmanager
+def _no_signals() -> Iterator[tuple[()]]:
+    yield ()

@@ -28,6 +28,8 @@ class ReplayReport:
     unanswered: int = 0
     seconds: float = 0.0
     profile: str | None = None
+    total_exchanges: int | None = None     # in the capture (None: as many as were replayed)
+    interrupted: bool = False              # stopped by SIGINT: the figures cover the replayed part only
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,14 +57,21 @@ class ReplayReport:
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
             "unanswered_calls": self.unanswered, "seconds": round(self.seconds, 3),
-            "result": "pass" if self.passed else "fail",
+            "exchanges_in_capture": self.total, "partial": self.interrupted,
+            "result": "interrupted" if self.interrupted else "pass" if self.passed else "fail",
         }
+
+    @property
+    def total(self) -> int:
+        return self.total_exchanges if self.total_exchanges is not None else self.diff.exchanges
 
     # ------------------------------------------------------------ text
     def text(self, shown: int = SHOWN) -> str:
         s = self.summary()
         d = self.diff
-        lines = [
+        lines = [f"interrupted after {s['exchanges']} of {self.total} exchange(s); the figures below cover "
+                 f"those {s['exchanges']} only (partial)"] if self.interrupted else []
+        lines += [
             f"replay of {self.capture}: {s['exchanges']} exchange(s) against configuration {self.config_version}"
             f" (recorded on {self.recorded_version or 'unknown'}), pace {self.pace}, {s['seconds']}s",
             f"  identical {s['identical']}, with differences {s['with_differences']}; differences: "
@@ -79,7 +88,7 @@ class ReplayReport:
                 tag = "unexpected" if g["unexpected"] else f"expected by {g['expected_by']}"
                 lines.append(f"  {g['what']:5} {g['channel']:<12} {g['field']:<24} {g['count']:>6}  {tag}; "
                              f"e.g. exchange {ex.exchange}{_ref(ex)}: {_show(ex.recorded)} -> {_show(ex.produced)}")
-        if d.unexpected:
+        if d.unexpected and shown > 0:
             lines.append(f"first {min(shown, len(d.unexpected))} unexpected difference(s):")
             for x in d.unexpected[:shown]:
                 lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}: recorded "
@@ -90,9 +99,15 @@ class ReplayReport:
                          f"{', '.join(sorted({v.kind for v in self.volatile}))}); if they are, ignore them with "
                          f"these rules in a replay profile (--profile FILE):")
             lines.extend("    " + ln for ln in self.suggested_profile().splitlines())
-        lines.append("result: PASS" if self.passed else
-                     f"result: FAIL ({len(d.unexpected)} unexpected difference(s); accept known ones with "
-                     f"`expect:` rules or volatile fields with `ignore:` rules in a replay profile, --profile FILE)")
+        if self.interrupted:
+            lines.append(f"result: INTERRUPTED after {s['exchanges']} of {self.total} exchange(s) "
+                         f"({len(d.unexpected)} unexpected difference(s) in those); run it again to the end "
+                         f"for a verdict")
+        else:
+            lines.append("result: PASS" if self.passed else
+                         f"result: FAIL ({len(d.unexpected)} unexpected difference(s); accept known ones with "
+                         f"`expect:` rules or volatile fields with `ignore:` rules in a replay profile, "
+                         f"--profile FILE)")
         return "\n".join(lines)
 
     # ------------------------------------------------------------ json
@@ -107,19 +122,17 @@ class ReplayReport:
         }
 
     def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_json(), indent=2, default=_default) + "\n", encoding="utf-8")
 
     # ------------------------------------------------------------ html
     def write_html(self, path: Path, rows: int = 2000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.html(rows), encoding="utf-8")
 
     def html(self, rows: int = 2000) -> str:
         s = self.summary()
         e = html.escape
-        verdict = "PASS" if self.passed else "FAIL"
-        facts = [("exchanges", s["exchanges"]), ("identical", s["identical"]),
+        verdict = "INTERRUPTED" if self.interrupted else "PASS" if self.passed else "FAIL"
+        facts = [("exchanges", s["exchanges"] if not self.interrupted else f"{s['exchanges']} of {self.total}"), ("identical", s["identical"]),
                  ("unexpected differences", s["unexpected_differences"]),
                  ("expected differences", s["expected_differences"]), ("ignored", s["ignored_differences"])]
         cards = "".join(f"<div class='card{' bad' if k == 'unexpected differences' and v else ''}'>"
@@ -155,7 +168,7 @@ class ReplayReport:
                       if groups else "<p class='note'>No differences.</p>")
         diff_part = (f"<table><thead><tr><th>exchange</th><th>key</th><th>place</th><th>field</th><th>recorded</th>"
                      f"<th>produced</th></tr></thead><tbody>{diffs}</tbody></table>{more}" if diffs else "")
-        colour = "#1a7f37" if self.passed else "#c62828"
+        colour = "#9a6700" if self.interrupted else "#1a7f37" if self.passed else "#c62828"
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>bsp replay: {verdict}</title>

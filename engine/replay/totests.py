@@ -117,10 +117,15 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) ->
     return "\n".join(out) + "\n"
 
 
+def test_file_path(capture: Capture, out_dir: Path) -> Path:
+    """Where ``write_tests`` writes: ``OUT_DIR/<capture stem>_test.route``."""
+    return out_dir / f"{capture.path.stem}_test.route"
+
+
 def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Path,
                 config_files: Iterable[Path], profile: Profile, *, limit: int | None = None) -> ToTestsResult:
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{capture.path.stem}_test.route"
+    path = test_file_path(capture, out_dir)
     res = ToTestsResult(path)
     uses = [f'use "{Path(os.path.relpath(Path(f).resolve(), out_dir.resolve())).as_posix()}"'
             for f in config_files]

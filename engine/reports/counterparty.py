@@ -50,7 +50,7 @@ SELECT CAST(received_at AS DATE), received_at, reference, deal_type, status, res
             OVER (PARTITION BY coalesce(currency, '') ORDER BY received_at, deal_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))::DECIMAL(38,4),
        deal_id
-FROM deals WHERE party = ? AND received_at >= ? AND received_at < ?
+FROM deals WHERE party = ? AND received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
 ORDER BY received_at, deal_id
 """
 
@@ -61,7 +61,7 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
     con = open_read_only(ledger)
     try:
         opening = dict(con.execute(SQL_OPENING, [party, when.start]).fetchall())
-        deals = con.execute(SQL_DEALS, [party, when.start, when.end]).fetchall()
+        deals = con.execute(SQL_DEALS, [party, when.start, when.last_start]).fetchall()
         known = None
         if not deals and not opening:
             known = [r[0] for r in con.execute(

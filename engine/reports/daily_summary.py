@@ -54,21 +54,21 @@ SELECT CAST(received_at AS DATE) AS day, deal_type, coalesce(currency, '') AS cu
     coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4),
     coalesce(sum(amount), 0)::DECIMAL(38,4),
     quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99)
-FROM deals WHERE received_at >= ? AND received_at < ?
+FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
 GROUP BY ALL ORDER BY day, deal_type, currency
 """
 
 SQL_TOTALS = f"""
 SELECT coalesce(currency, '') AS currency,{_COUNTS},
     coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4)
-FROM deals WHERE received_at >= ? AND received_at < ?
+FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
 GROUP BY ALL ORDER BY currency
 """
 
 SQL_LINES = """
 SELECT deal_type, count(*)::BIGINT, quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
        quantile_cont(duration_ms, 0.99)
-FROM deals WHERE received_at >= ? AND received_at < ? GROUP BY ALL ORDER BY deal_type
+FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY) GROUP BY ALL ORDER BY deal_type
 """
 
 
@@ -79,7 +79,7 @@ def success_rate(committed: int, deals: int) -> Decimal | None:
 def build(ledger: str | Path, when: Period) -> Report:
     con = open_read_only(ledger)
     try:
-        args = [when.start, when.end]
+        args = [when.start, when.last_start]
         days = con.execute(SQL_DAYS, args).fetchall()
         totals = con.execute(SQL_TOTALS, args).fetchall()
         lines = con.execute(SQL_LINES, args).fetchall()

@@ -36,7 +36,7 @@ BY_COLUMNS = {
                Column("deals", "int"), Column("share", "rate", "share of all deals")),
 }
 
-_WHERE = "received_at >= ? AND received_at < ? AND status IN ('rejected', 'failed')"
+_WHERE = "received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY) AND status IN ('rejected', 'failed')"
 
 # a reason names route places, "(at /srv/bsp/routes/bill.route:52:9)": reports keep the file's name only, so
 # that the same reason groups alike whichever folder the routes were installed in
@@ -59,8 +59,9 @@ GROUP BY ALL ORDER BY 3 DESC, 1, 2
 def build(ledger: str | Path, when: Period) -> Report:
     con = open_read_only(ledger)
     try:
-        args = [when.start, when.end]
-        total = con.execute("SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < ?",
+        args = [when.start, when.last_start]
+        total = con.execute("SELECT count(*) FROM deals WHERE received_at >= ? "
+                            "AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)",
                             args).fetchone()[0]
         main = con.execute(SQL_MAIN, args).fetchall()
         by = {key: con.execute(SQL_BY.format(col=col), args).fetchall()

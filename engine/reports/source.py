@@ -27,7 +27,15 @@ class Period:
         return datetime.combine(self.first, time(0), tzinfo=timezone.utc)
 
     @property
-    def end(self) -> datetime:          # exclusive
+    def last_start(self) -> datetime:
+        """Midnight (UTC) starting the last day.  SQL ends the period with ``received_at < (? + INTERVAL 1
+        DAY)`` on it: the day after 9999-12-31 (``--to 9999-12-31``, open-ended) is no Python datetime."""
+        return datetime.combine(self.last, time(0), tzinfo=timezone.utc)
+
+    @property
+    def end(self) -> datetime:          # exclusive; the latest datetime there is when the period is open-ended
+        if self.last == date.max:
+            return datetime.max.replace(tzinfo=timezone.utc)
         return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=timezone.utc)
 
     def __str__(self) -> str:

@@ -58,3 +58,16 @@ def test_documented_command_lines_are_real(page: Path) -> None:
 
 def test_pages_show_command_lines() -> None:
     assert sum(len(command_lines(p.read_text(encoding="utf-8"))) for p in PAGES) > 50
+
+
+def test_shipped_files_named_in_command_lines_exist() -> None:
+    """A `routes/...` file or folder a documented command line names (`--profile routes/bill_payment/replay.yaml`)
+    is in the repository, so the example can be run as written."""
+    missing = []
+    for page in PAGES:
+        for n, line in command_lines(page.read_text(encoding="utf-8")):
+            code = re.sub(r"\s#.*$", "", line)
+            for path in re.findall(r"(?<![\w./-])routes/[\w./-]+", code):
+                if not (ref.REPO / path.rstrip(".")).exists():
+                    missing.append(f"{page.relative_to(ref.REPO)}:{n}: {path}")
+    assert not missing, "\n".join(missing)
