@@ -14,6 +14,8 @@ reads back to the same float, bytes as uppercase hex text.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as _dt
 import importlib
 import re
@@ -334,6 +336,10 @@ def make_setup(a: CodecArgs) -> Setup:
         extra_tags = parse_spec(list(a.classify)) if a.classify else {}
     except SpecError as exc:
         raise UsageError(f"--classify: {exc.message}", exc.hint or f"PATH:TAG with TAG one of {', '.join(TAGS)}")
+    if kind == "copybook" and "missing_numbers" not in decl.options:
+        # JSON lines hold whole records (what bsp decode writes): a number left out is a mistake,
+        # not an amount of zero.  A route format may still say missing_numbers zero.
+        decl = dataclasses.replace(decl, options={**decl.options, "missing_numbers": "error"})
     codec = _build(kind, decl)
     tags = codec_tags(codec)
     tags.update(extra_tags)

@@ -448,3 +448,30 @@ def test_swift_single_fin_message_round_trips_byte_for_byte(tmp_path: Path) -> N
     enc = bsp("encode", "-f", "swift", tmp_path / "m.jsonl", "-o", tmp_path / "back.txt")
     assert enc.exit_code == 0, enc.stderr
     assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
+
+
+PAY_CPY = """\
+       01  PAY-REC.
+           05  REC-TYPE        PIC X(2).
+           05  ACCT-NO         PIC X(10).
+           05  AMOUNT          PIC S9(9)V99 COMP-3.
+           05  FEE             PIC S9(11)V99 COMP-3.
+           05  COUNT-X         PIC 9(4) COMP.
+           05  CCY             PIC X(3).
+"""
+
+
+def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) -> None:
+    cpy = tmp_path / "PAY.cpy"
+    cpy.write_text(PAY_CPY)
+    typo = b'{"REC_TYPE":"PY","ACCT_NO":"1234567890","AMOUNTT":999.99,"FEE":15.00,"COUNT_X":3,"CCY":"EUR"}\n'
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=typo)
+    assert r.exit_code == 1 and r.stdout_bytes == b""
+    assert "line 1, byte 0, field AMOUNTT: no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
+        in r.stderr
+    assert "fields are: REC_TYPE, ACCT_NO, AMOUNT, FEE, COUNT_X, CCY" in r.stderr
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=b'{"REC_TYPE":"PY"}\n')
+    assert r.exit_code == 1 and "field AMOUNT: numeric field AMOUNT (PIC S9(9)V99 COMP-3) is missing" in r.stderr
+    good = typo.replace(b"AMOUNTT", b"AMOUNT")
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=good)
+    assert r.exit_code == 0 and len(r.stdout_bytes) == 30
