@@ -635,10 +635,14 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
     if setup.kind == "csv":
         rows = list(records)
         good = []
+        columns = None
         for no, off, v in rows:
             try:
                 v = revive(setup, v)
                 codec.encode(v)   # each row alone first, so one bad row does not sink the file
+                if not good:
+                    columns = codec.batch_columns(v)     # no declared fields: the first row's columns
+                codec.batch_cells(v, len(good) + 1, columns)
             except FormatError as exc:
                 yield no, off, _located(exc, no, off)
                 continue

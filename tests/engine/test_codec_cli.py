@@ -475,3 +475,18 @@ def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) ->
     good = typo.replace(b"AMOUNTT", b"AMOUNT")
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=good)
     assert r.exit_code == 0 and len(r.stdout_bytes) == 30
+
+
+def test_plain_csv_encode_keeps_the_first_rows_columns_and_reports_ragged_rows() -> None:
+    rows = b'{"id":"1","amount":"5"}\n{"amount":"6","id":"2"}\n{"id":"3"}\n'
+    r = bsp("encode", "-f", "csv", "-q", "-", input=rows)
+    assert r.exit_code == 1 and r.stdout_bytes == b"id,amount\n1,5\n2,6\n"
+    assert "line 3, byte 48, field amount: row has no column 'amount'" in r.stderr
+
+
+def test_positional_csv_decode_refuses_an_extra_column() -> None:
+    route = REPO / "routes" / "receivables_payables" / "receivables_payables.route"
+    r = bsp("decode", "--route", route, "--name", "ArApRecord", "-q", "-",
+            input=b"B1,8,AR,C001,ACME,DE123,100.00,EUR,2024-01-31,INV 8, part 2\n")
+    assert r.exit_code == 1 and r.stdout_bytes == b""
+    assert "record 1, byte 0, field invoice: row has 11 columns, the format declares 10" in r.stderr
