@@ -549,7 +549,7 @@ def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
     err = framer.error
     if err is None:
         try:
-            framer.eof()
+            framer.eof("file")
         except FramingError as exc:
             err = exc
     if err is not None:

@@ -490,3 +490,13 @@ def test_positional_csv_decode_refuses_an_extra_column() -> None:
             input=b"B1,8,AR,C001,ACME,DE123,100.00,EUR,2024-01-31,INV 8, part 2\n")
     assert r.exit_code == 1 and r.stdout_bytes == b""
     assert "record 1, byte 0, field invoice: row has 11 columns, the format declares 10" in r.stderr
+
+
+def test_a_length_prefixed_file_cut_short_says_the_file_ends_inside_a_frame(tmp_path: Path) -> None:
+    f = tmp_path / "cut.bin"
+    f.write_bytes(b'\x00\x07{"a":1}\x00\x20{"a"')
+    r = bsp("decode", "-f", "json", "--framing", "length2", "-q", f)
+    assert r.exit_code == 1 and lines(r.stdout) == [{"a": 1}]
+    assert "record 2, byte 9: the file ends inside a frame: the length2 prefix at byte 9 claims 32 bytes, 4 remain" \
+        in r.stderr
+    assert "peer" not in r.stderr and "connection" not in r.stderr
