@@ -235,6 +235,10 @@ class KeyCheck:
         self.roots = [(r, self._keys(r, renames.get(id(r), set()))) for r in layout.roots]
         self.collapsed = len(layout.roots) == 1 and opts.collapse_root
         self.root_known = frozenset(r.key for r in layout.roots)
+        top = self.roots[0][1] if self.collapsed else None
+        # a flat record (the usual case): two set tests, no walk
+        self.flat = (top.known, top.required) if top is not None and not (top.groups or top.tables
+                                                                           or top.conditional) else None
 
     def _keys(self, g: Node, extra: set[str]) -> _GroupKeys:
         gk = _GroupKeys(g)
@@ -266,6 +270,9 @@ class KeyCheck:
     def __call__(self, values: Any) -> None:
         if not isinstance(values, dict):
             return                      # the encoder says what is wrong with it
+        flat = self.flat
+        if flat is not None and flat[0].issuperset(values) and flat[1].issubset(values):
+            return
         if self.collapsed:
             self._group(self.roots[0][1], values, "", 0)
             return
