@@ -14,6 +14,8 @@ reads back to the same float, bytes as uppercase hex text.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as _dt
 import importlib
 import itertools
@@ -340,6 +342,10 @@ def make_setup(a: CodecArgs) -> Setup:
         extra_tags = parse_spec(list(a.classify)) if a.classify else {}
     except SpecError as exc:
         raise UsageError(f"--classify: {exc.message}", exc.hint or f"PATH:TAG with TAG one of {', '.join(TAGS)}")
+    if kind == "copybook" and "missing_numbers" not in decl.options:
+        # JSON lines hold whole records (what bsp decode writes): a number left out is a mistake,
+        # not an amount of zero.  A route format may still say missing_numbers zero.
+        decl = dataclasses.replace(decl, options={**decl.options, "missing_numbers": "error"})
     codec = _build(kind, decl)
     tags = codec_tags(codec)
     tags.update(extra_tags)
@@ -550,7 +556,7 @@ def _framed(setup: Setup, data: bytes) -> Iterator[Result]:
     err = framer.error
     if err is None:
         try:
-            framer.eof()
+            framer.eof("file")
         except FramingError as exc:
             err = exc
     if err is not None:
@@ -676,10 +682,14 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
     if setup.kind == "csv":
         rows = list(records)
         good = []
+        columns = None
         for no, off, v in rows:
             try:
                 v = revive(setup, v)
                 codec.encode(v)   # each row alone first, so one bad row does not sink the file
+                if not good:
+                    columns = codec.batch_columns(v)     # no declared fields: the first row's columns
+                codec.batch_cells(v, len(good) + 1, columns)
             except FormatError as exc:
                 yield no, off, _located(exc, no, off)
                 continue

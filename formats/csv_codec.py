@@ -123,7 +123,13 @@ class CsvCodec:
                               offset=exc.start, hint="check the option encoding") from None
 
     def _row_values(self, cells: list[str], columns: list[Any], *, record: int | None,
-                    offset: int | None) -> Any:
+                    offset: int | None, positional: bool = False) -> Any:
+        if positional and self.fields and len(cells) > len(self.fields):
+            # no header: every column is a declared field, so an extra one means the row was split
+            # wrongly (an unquoted delimiter in a value) - taking the first columns would cut a value
+            raise FormatError(f"row has {len(cells)} columns, the format declares {len(self.fields)}",
+                              record=record, offset=offset, field=self._names[-1],
+                              hint="quote values that hold the delimiter; columns are: " + ", ".join(self._names))
         if not self.fields:
             if columns and isinstance(columns[0], str):
                 if len(cells) != len(columns):
@@ -235,7 +241,8 @@ class CsvCodec:
                 continue
             record += 1
             try:
-                yield record, offset, self._row_values(cells, columns, record=record, offset=offset)
+                yield record, offset, self._row_values(cells, columns, record=record, offset=offset,
+                                                       positional=not self.header)
             except FormatError as exc:
                 yield record, offset, exc
 
@@ -268,12 +275,57 @@ class CsvCodec:
             out.append(value)
         return out
 
+    def batch_columns(self, first: Any) -> list[Any] | int | None:
+        """Without declared fields, a file's columns are the first row's: its keys (a dict), or its
+        length (a list).  None with declared fields."""
+        if self.fields:
+            return None
+        if isinstance(first, Mapping):
+            return list(first)
+        if isinstance(first, (list, tuple)):
+            return len(first)
+        raise FormatError(f"expected a row, got {type(first).__name__}", record=1)
+
+    def batch_cells(self, value: Any, record: int, columns: list[Any] | int | None) -> list[str]:
+        """One row of a file: with declared fields as ``_cells``; otherwise the cells in the order of
+        ``columns`` (the first row's), a missing or extra column being an error naming the row."""
+        if columns is None:
+            return self._cells(value, record)
+        if isinstance(columns, int):
+            if not isinstance(value, (list, tuple)):
+                raise FormatError(f"expected a list of cells like the first row, got {type(value).__name__}",
+                                  record=record)
+            if len(value) != columns:
+                raise FormatError(f"row has {len(value)} columns, the first row has {columns}", record=record,
+                                  hint="every row of a file has the same columns")
+            return self._cells(value, record)
+        if not isinstance(value, Mapping):
+            raise FormatError(f"expected a row (mapping of column -> value) like the first row, got "
+                              f"{type(value).__name__}", record=record)
+        if len(value) != len(columns) or any(k not in value for k in columns):
+            missing = [k for k in columns if k not in value]
+            extra = [k for k in value if k not in columns]
+            hint = "columns (from the first row) are: " + ", ".join(map(str, columns))
+            if missing:
+                raise FormatError(f"row has no column {missing[0]!r}", record=record, field=str(missing[0]),
+                                  hint=hint)
+            raise FormatError(f"row has a column {extra[0]!r} the first row does not have", record=record,
+                              field=str(extra[0]), hint=hint)
+        return ["" if value[k] is None else str(value[k]) for k in columns]
+
     def encode_batch(self, rows: Iterable[Any]) -> bytes:
+        """A file: the header (declared fields, or the first row's keys) when ``header``, then every row.
+        Without declared fields the first row fixes the columns: later rows are written in its
+        order, and a row missing one of its keys or holding another is an error naming the row."""
         parts = []
+        rows = list(rows)
+        columns = self.batch_columns(rows[0]) if rows else None
         if self.header and self.fields:
             parts.append(self._line(self._names))
+        elif self.header and isinstance(columns, list):
+            parts.append(self._line([str(k) for k in columns]))
         for i, row in enumerate(rows, 1):
-            parts.append(self._line(self._cells(row, i)))
+            parts.append(self._line(self.batch_cells(row, i, columns)))
         try:
             return "".join(parts).encode(self.encoding)
         except UnicodeEncodeError as exc:

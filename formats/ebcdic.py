@@ -9,8 +9,11 @@ Pages: cp037, cp273, cp500, cp1047, cp1140-cp1149 (the ``ebcdic`` package
 registers cp1047 and cp1141-cp1149), ``common`` (the printable US-ASCII characters at
 their cp037 positions - letters, digits, US punctuation including { } [ ] that
 zoned signs and most copybook data use; every other byte, controls and
-national characters, decodes to a space), ``ascii`` (7-bit ASCII, bytes 128-255 as Latin-1) and
-``latin-1``.  ``controls="space"`` maps C0/C1 control characters to spaces
+national characters, decodes to a space), ``ascii`` (7-bit ASCII) and ``latin-1``.  In the ``ascii`` table bytes
+128-255 decode to the lone surrogates U+DC80-U+DCFF (as Python's
+``surrogateescape`` does): a record's binary fields still slice from one decoded
+text, while a text field holding such a byte is refused by the copybook decoder
+(``byte 0xfc is not valid ascii``) and no character encodes to them.  ``controls="space"`` maps C0/C1 control characters to spaces
 (what upstream readers call the non-"extended" pages).
 """
 from __future__ import annotations
@@ -61,7 +64,7 @@ def _is_control(ch: str) -> bool:
 @lru_cache(maxsize=None)
 def _raw_table(page: str) -> str:
     if page == "ascii":
-        return "".join(chr(i) for i in range(256))
+        return "".join(chr(i) if i < 128 else chr(0xDC00 + i) for i in range(256))
     if page == "latin-1":
         return bytes(range(256)).decode("latin-1")
     if page == "common":
@@ -89,6 +92,8 @@ def encoding_map(name: str):
     """
     page = canonical(name)
     table = _raw_table(page)
+    if page == "ascii":
+        table = table[:128] + "\ufffe" * 128      # 7 bits: nothing encodes to bytes 128-255
     if page == "common":
         seen: dict[str, int] = {" ": 0x40}
         for i, ch in enumerate(table):

@@ -119,9 +119,14 @@ class Framer:
                 raise
         return frames
 
-    def eof(self) -> list[bytes]:
+    def eof(self, source: str = "connection") -> list[bytes]:
+        """``source="file"``: the stream was a file (``bsp decode --framing``), and a torn frame
+        says so, with what its prefix claims, instead of blaming a peer."""
         if self._error is not None:
             raise self._error
+        if self._buf and source == "file":
+            raise FramingError(self._file_ends(), offset=self._offset,
+                               hint="the file is cut short, or it uses another framing (--framing)")
         if self._buf:
             raise FramingError(
                 f"connection closed inside a frame: {len(self._buf)} byte(s) of an unfinished "
@@ -130,6 +135,10 @@ class Framer:
                 hint="the peer closed the connection before sending the whole frame",
             )
         return []
+
+    def _file_ends(self) -> str:
+        return (f"the file ends inside a frame: {len(self._buf)} byte(s) of an unfinished {self.name} frame "
+                f"from byte {self._offset}")
 
     def frame(self, payload: bytes) -> bytes:
         return self._wrap(self._header_out() + payload, len(payload))
@@ -243,6 +252,15 @@ class LengthPrefixFramer(Framer):
                 offset=self._offset,
                 hint="the peer sent garbage or uses another framing (binary length?)")
         return int(text)
+
+    def _file_ends(self) -> str:
+        have = len(self._buf)
+        if have < self.width:
+            return (f"the file ends inside a frame: the {self.name} prefix at byte {self._offset} has {have} of "
+                    f"its {self.width} bytes")
+        claims = self._read_len(bytes(self._buf[:self.width])) - (self.width if self.includes_prefix else 0)
+        return (f"the file ends inside a frame: the {self.name} prefix at byte {self._offset} claims {claims} "
+                f"bytes, {have - self.width} remain")
 
     def _wrap(self, body: bytes, payload_len: int) -> bytes:
         if len(body) > self.max_frame:
@@ -442,7 +460,7 @@ class EofFramer(Framer):
                 offset=self._offset,
                 hint="raise max_frame if the message is legitimately that big")
 
-    def eof(self) -> list[bytes]:
+    def eof(self, source: str = "connection") -> list[bytes]:
         if self._error is not None:
             raise self._error
         if not self._buf:

@@ -9,7 +9,9 @@ by the stdlib's C scanner with ``parse_float=Decimal``, called
 directly (~0.9 us; ``JSONDecoder.decode`` around it, for surrounding
 whitespace and to report an error, ~1.5 us), so ``120.50`` becomes
 ``Decimal("120.50")``, digits kept.  ``NaN``/``Infinity`` are rejected.
-Dates stay strings on decode (JSON has no date type).
+Dates stay strings on decode (JSON has no date type).  A key given twice in
+one object is refused (``_check_keys``: a colon count, usually all it takes),
+and so is a leading UTF-8 byte order mark, with a message of its own.
 
 Encode: ``Decimal`` is written as a JSON number with its exact digits
 (``Decimal("120.50")`` -> ``120.50``) through ``orjson.Fragment``; ``date``
@@ -22,6 +24,7 @@ naming the JSON path (``$.items[2].amount``).
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,11 @@ def loads(data: bytes | str) -> Any:
             pass  # let the stdlib parser report it
         else:
             if not _has_float(value):
+                colons = raw.count(b":")
+                # as _check_keys, inline: one colon per key of a flat object is the common case
+                if colons and not (value.__class__ is dict and colons == len(value)) and (
+                        colons != orjson.dumps(value).count(b":") or (b"\\" in raw and b"\\u003" in raw)):
+                    _duplicates(raw)
                 return value
             # a fraction, an exponent or an integer past 64 bits: the stdlib parser keeps its digits
     try:
@@ -72,18 +80,95 @@ def loads(data: bytes | str) -> Any:
     try:
         value, end = _SCAN(text, 0)         # the C scanner without JSONDecoder.decode's wrapping
         if end == len(text):
+            _check_keys(raw, value)
             return value
+    except FormatError:
+        raise
     except Exception:   # noqa: BLE001 - any failure: decode() below says what and where
         pass
     try:
-        return _DECODER.decode(text)        # leading / trailing whitespace, or the error to report
+        value = _DECODER.decode(text)       # leading / trailing whitespace, or the error to report
     except json.JSONDecodeError as exc:
+        if raw.startswith(_BOM):
+            raise FormatError("the document starts with a UTF-8 byte order mark (EF BB BF), which JSON "
+                              "does not allow (RFC 8259)", offset=0,
+                              hint="save the file as UTF-8 without BOM") from None
         raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
                           offset=_byte_offset(text, exc.pos)) from None
     except ValueError as exc:  # NaN / Infinity, or an over-long integer
         raise FormatError(f"invalid JSON: {exc}", hint="write numbers as digits") from None
     except RecursionError:
         raise FormatError("invalid JSON: nested too deeply") from None
+    _check_keys(raw, value)
+    return value
+
+
+_BOM = b"\xef\xbb\xbf"
+# a JSON string, or a structural character that matters for keys
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]')
+
+
+def _check_keys(raw: bytes, value: Any) -> None:
+    """Refuse a duplicated object key (parsers disagree on which value wins: a parser differential).
+
+    Every object key is followed by exactly one structural ':'; other colons sit inside strings,
+    where a re-serialisation writes them literally again.  So when ``raw`` holds no more colons
+    than the compact re-serialisation of ``value`` (which lost any duplicate), no key was dropped
+    - unless a colon was written as the escape \\u003a, which the slow scan below settles.
+    """
+    colons = raw.count(b":")
+    if not colons or (value.__class__ is dict and colons == len(value)):
+        return      # as many colons as top-level keys: no nested key, no colon in a string, no duplicate
+    if colons == _colons(value) and not (b"\\" in raw and b"\\u003" in raw):
+        return
+    _duplicates(raw)
+
+
+def _colons(value: Any) -> int:
+    try:
+        return orjson.dumps(value, default=str).count(b":")       # Decimal as a string: no colon
+    except (orjson.JSONEncodeError, TypeError):       # past 64-bit integers: count by walking
+        return _walk_colons(value)
+
+
+def _walk_colons(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(1 + k.count(":") + _walk_colons(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_walk_colons(v) for v in value)
+    return value.count(":") if isinstance(value, str) else 0
+
+
+def _duplicates(raw: bytes) -> None:
+    """Scan well-formed JSON ``raw`` for an object key given twice; raise naming it and its byte."""
+    stack: list[tuple[dict[str, int] | None, str]] = []     # (keys seen -> byte, JSON path) per open container
+    last: tuple[int, bytes] | None = None
+    path = "$"
+    pending = ""                                              # the path of the value after the last key
+    for m in _TOKEN.finditer(raw):
+        tok = m.group()
+        c = tok[:1]
+        if c == b'"':
+            last = (m.start(), tok)
+            continue
+        if c == b":":
+            if last is not None and stack and stack[-1][0] is not None:
+                at, ktok = last
+                key = json.loads(ktok)
+                seen, where = stack[-1]
+                if key in seen:
+                    raise FormatError(f"duplicate key {key!r} in {where} (first at byte {seen[key]}): parsers "
+                                      f"disagree on which value counts", offset=at, field=f"{where}.{key}",
+                                      hint="send each key once")
+                seen[key] = at
+                pending = f"{where}.{key}"
+        elif c in (b"{", b"["):
+            inner = pending if stack and stack[-1][0] is not None else (
+                f"{stack[-1][1]}[]" if stack else path)
+            stack.append(({} if c == b"{" else None, inner))
+        elif stack:
+            stack.pop()
+        last = None
 
 
 _NOT_FLAT = frozenset({dict, list, float})

@@ -4,14 +4,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
+from formats import ebcdic
 from formats.copybook.decoder import build_decoder
-from formats.copybook.encoder import Encoder
+from formats.copybook.encoder import Encoder, KeyCheck
 from formats.copybook.encoder_gen import build_encoder
 from formats.copybook.keys import assign_keys
 from formats.copybook.layout import Layout, parse_copybook
 from formats.copybook.options import CopybookOptions
 from formats.copybook import renames
 from formats.copybook.records import RECORD_FORMATS, frame_rdw, split_fixed, split_rdw
+from formats.copybook.shortrec import ShortRecords
 from formats.errors import FormatError
 
 
@@ -30,11 +32,20 @@ class CopybookCodec:
         self.name = name
         self.layout = layout
         self.options = opts = options or CopybookOptions()
+        page = opts.encoding.strip().lower().replace("_", "-")
+        if page not in ("utf-8", "utf8"):
+            try:
+                ebcdic.canonical(page)
+            except ebcdic.UnknownCodePage:      # the copybook codec takes utf-8 too: say so
+                raise ebcdic.UnknownCodePage(f"unknown code page {opts.encoding!r}; expected one of "
+                                             f"{', '.join(ebcdic.PAGES + ('utf-8',))}") from None
         self.record = "rdw" if record == "variable" else record
         self.max_record = max_record
         self.rdw_includes_header = rdw_includes_header
         assign_keys(layout, opts)
         self._decode, self.source = build_decoder(layout, opts)
+        self._decode_fields = self._decode          # without the RENAMES views
+        self._short: ShortRecords | None = None
         self._seg_slot = getattr(self._decode, "segment_slot", None)
         self._plain = getattr(self._decode, "plain", None)
         self._add_renames = None
@@ -47,6 +58,7 @@ class CopybookCodec:
         self._encode_fast, self.encode_source = (None, "") if opts.variable_occurs or opts.segment_map else \
             build_encoder(layout, opts, self._encoder, self.size)
         views = renames.build_views(layout, opts)
+        self._check_keys = KeyCheck(layout, opts)     # after build_views: RENAMES keys are known keys
         self._merge_renames = renames.encoder(views, self._field_bytes) if views else None
         if views:
             add, inner = renames.decoder(views), self._decode
@@ -118,6 +130,7 @@ class CopybookCodec:
     def encode(self, values: Any) -> bytes:
         if self._merge_renames is not None:
             values = self._merge_renames(values)
+        self._check_keys(values)
         if self._encode_fast is not None:
             if not isinstance(values, dict):
                 raise FormatError(f"a copybook record is encoded from a dict, not {type(values).__name__}")
@@ -172,14 +185,32 @@ class CopybookCodec:
             yield no + 1, exc.offset or 0, exc
 
     def _run_lenient_length(self, rec: bytes) -> tuple[dict, int, list]:
-        """An RDW record may be shorter than the copybook (trailing fields absent): pad."""
-        if len(rec) > self.size and not self.options.variable_occurs:
-            raise FormatError(f"record is {len(rec)} bytes; the copybook describes at most {self.size}",
+        """An RDW record may be shorter than the copybook: fields past its end are absent (None);
+        a field it ends inside is an error (``formats.copybook.shortrec``)."""
+        if self.options.variable_occurs:
+            return self._run(rec)
+        n = len(rec)
+        if n > self.size:
+            raise FormatError(f"record is {n} bytes; the copybook describes at most {self.size}",
                               offset=self.size)
-        if len(rec) < self.size and not self.options.variable_occurs:
-            pad = bytes([self._encoder.space]) * (self.size - len(rec))
-            return self._decode(rec + pad)
-        return self._run(rec)
+        if n == self.size:
+            return self._run(rec)
+        short = self._short
+        if short is None:
+            short = self._short = ShortRecords(self.layout, self.options, self._encoder.enc, self._encoder.space,
+                                               self.size)
+        try:
+            values, end, cnt = self._decode_fields(short.pad(rec))
+        except FormatError as exc:
+            if exc.offset is not None and exc.offset >= n and exc.field:
+                raise FormatError(f"record is {n} bytes and ends before field {exc.field} "
+                                  f"(at byte {exc.offset} of the record)", offset=n, field=exc.field,
+                                  hint="the record is cut short, or its RDW length is wrong") from None
+            raise
+        short.absent(values, n)
+        if self._add_renames is not None:
+            self._add_renames(values)
+        return values, end, cnt
 
     def _split_variable(self, source) -> Iterator[tuple[int, bytes]]:
         data = b"".join(_chunk for _chunk in ([source] if isinstance(source, (bytes, bytearray))

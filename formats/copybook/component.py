@@ -107,6 +107,8 @@ COMPONENT = ComponentSpec(
                    choices=("big", "little", "native_little")),
         OptionSpec("source_format", "ident", "copybook source: fixed (cols 8-72) or free", default="fixed",
                    choices=("fixed", "free")),
+        OptionSpec("missing_numbers", "ident", "encoding a record that leaves out a COMP-3/COMP/COMP-1/2 field:"
+                   " zero (written as zero) or error", default="zero", choices=("zero", "error")),
     ),
     build=build,
     check=check,

@@ -38,6 +38,8 @@ class _Gen:
         self.nvar = 0
         self.zt = num.ZonedTables(opts.encoding if not utf8 else "ascii")
         self.top_body = ""
+        # ascii is 7-bit: bytes 128-255 decode to lone surrogates, which a text field refuses
+        self.ascii_only = not utf8 and ebcdic.canonical(opts.encoding) == "ascii"
         self.low_char: str | None = None
         if not utf8:
             table = ebcdic.decoding_table(opts.encoding.lower().replace("_", "-"), opts.controls)
@@ -106,6 +108,7 @@ class _Gen:
         trim = self.opts.trim
         low = bytes(size) if self.opts.low_values_null else None
         utf8 = self.utf8
+        ascii_only = self.ascii_only
 
         def dec(raw: bytes, text: str, s: int):
             if low is not None and raw[s:s + size] == low:
@@ -117,6 +120,8 @@ class _Gen:
                     raise num._Bad(f"invalid UTF-8 ({exc.reason})", s + exc.start) from None
             else:
                 t = text[s:s + size]
+                if ascii_only and not t.isascii():
+                    raise _not_ascii(raw, s, size)
             if trim == "right":
                 return t.rstrip(" ")
             if trim == "both":
@@ -306,6 +311,16 @@ class _Gen:
         inline = self.alnum_inline(n, start) if n.ftype.kind == "alnum" else None  # type: ignore[union-attr]
         if inline is not None:
             lines.append(f"{ind}{v} = {inline}")
+            if self.ascii_only:
+                size = n.ftype.size  # type: ignore[union-attr]
+                lines.append(f"{ind}if {v} is not None and not {v}.isascii():")
+                if self.lenient(n):
+                    lines.append(f"{ind}    {v} = None")
+                else:
+                    p = self.const("P", self.path_of(n))
+                    lines.append(f"{ind}    _e = _not_ascii(raw, {start}, {size})")
+                    lines.append(f"{ind}    raise FormatError(_e.message, offset=_e.offset, field=P[{p}],"
+                                 f" hint=_e.hint) from None")
         else:
             f = self.const("F", self.field_decoder(n))
             p = self.const("P", self.path_of(n))
@@ -394,6 +409,14 @@ class _Gen:
                 lines.append(f"{ind}p = {start}+{size}*{count}")
             state["base"] = "p"
             state["origin"] = frame_off + n.total_size
+
+
+def _not_ascii(raw: bytes, start: int, size: int) -> num._Bad:
+    """The first byte over 0x7F in a text field read as (7-bit) ascii."""
+    i = next((k for k in range(start, start + size) if raw[k] >= 0x80), start)
+    bad = num._Bad(f"byte 0x{raw[i]:02x} is not valid ascii (7-bit)", i)
+    bad.hint = "the data is not ASCII text: EBCDIC needs encoding cp037 (or its page), 8-bit text latin-1"
+    return bad
 
 
 def _condition_test(values: list[Any], n: Node) -> Callable[[Any], bool]:
@@ -486,6 +509,7 @@ def build_decoder(layout: Layout, opts: CopybookOptions) -> tuple[Callable[[byte
     # constants become module-level names (K_3, F_12): one dict lookup each, no subscript
     source = re.sub(r"\b([KFPSZC])\[(\d+)\]", r"\1_\2", source)
     ns: dict[str, Any] = {"FormatError": FormatError, "_Bad": num._Bad, "D": Decimal, "CTX": num.CTX,
+                          "_not_ascii": _not_ascii,
                           "from_bytes": int.from_bytes, "_charmap_decode": codecs.charmap_decode,
                           "_TABLE": None if utf8 else ebcdic.decoding_table(page, opts.controls)}
     for kind, values in gen.consts.items():

@@ -2,7 +2,9 @@
 
 Rules: a missing or None PIC X value is written as LOW-VALUES when
 ``low_values_null`` (so it decodes back to None), otherwise spaces; a missing
-number is written as spaces (DISPLAY) or zero (binary / packed).  In a
+DISPLAY number is written as spaces (None on decode); a None binary / packed
+number as zero.  ``KeyCheck`` (run by ``CopybookCodec.encode`` first) refuses a
+key the layout does not know and a missing binary / packed number.  In a
 REDEFINES set the first member holding a value is written (with a segment
 map: the member chosen by the segment value).  An OCCURS DEPENDING ON table
 writes as many elements as its list holds and sets the counter when the
@@ -178,3 +180,170 @@ class Encoder:
         except (ValueError, TypeError) as exc:
             raise FormatError(str(exc), field=path, offset=pos) from None
         buf[pos:pos + len(b)] = b
+
+
+# ------------------------------------------------------------ keys: unknown and missing
+
+# binary numbers: a missing one would be written as zero.  A missing DISPLAY (zoned) number is
+# written as spaces, which decodes back to None (no number is invented; documented and tested).
+_NUMERIC = frozenset({"packed", "binary", "float"})
+
+
+class _GroupKeys:
+    """What one group's dict may and must hold (built once per layout)."""
+
+    __slots__ = ("node", "known", "names", "required", "conditional", "groups", "tables")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.known: frozenset[str] = frozenset()
+        self.names: list[str] = []
+        self.required: frozenset[str] = frozenset()       # numeric fields a record must give
+        self.conditional: dict[str, tuple[Node, list[tuple[str, Any]]]] = {}   # required, unless an 88 fills it
+        self.groups: list[tuple[str, Node, "_GroupKeys", bool]] = []   # (key, node, keys, optional)
+        self.tables: list[tuple[str, Node, "_GroupKeys | None", bool]] = []  # (key, node, element keys, required)
+
+
+def _participates(n: Node) -> bool:
+    """In a REDEFINES set: written only when chosen (holding a value), so it may be absent."""
+    return bool(n.redefines or n.redefined_by)
+
+
+def _needs_value(n: Node) -> bool:
+    """An elementary numeric item the record must give (not a FILLER, not a counter set from its table)."""
+    return (n.ftype is not None and n.ftype.kind in _NUMERIC and not n.is_filler and not n.dropped
+            and not n.is_counter)
+
+
+class KeyCheck:
+    """Refuses, before any byte is written, a record whose dicts hold a key the copybook does not
+    know (a misspelt ``AMOUNTT`` would otherwise be dropped and the amount written as zero) or,
+    with ``missing_numbers error``, lack a binary numeric field (COMP-3, COMP/COMP-4/COMP-5, COMP-1/2) that is not a FILLER, not an OCCURS
+    DEPENDING ON counter (set from its table) and not in a REDEFINES set (the member holding a
+    value is written, the others may be absent).  ``None`` stays a value: a field given as
+    null is written as before.  A missing DISPLAY number is still written as spaces (it
+    decodes back to None, so no number is invented).  A level-88 name set to true fills its missing field."""
+
+    def __init__(self, layout: Layout, opts: CopybookOptions) -> None:
+        self.opts = opts
+        self.with_offsets = not opts.variable_occurs
+        self.missing = opts.missing_numbers == "error"
+        renames: dict[int, set[str]] = {}
+        for r in layout.renames:
+            if r.root is not None and r.key:
+                renames.setdefault(id(r.root), set()).add(r.key)
+        self.roots = [(r, self._keys(r, renames.get(id(r), set()))) for r in layout.roots]
+        self.collapsed = len(layout.roots) == 1 and opts.collapse_root
+        self.root_known = frozenset(r.key for r in layout.roots)
+        top = self.roots[0][1] if self.collapsed else None
+        # a flat record (the usual case): two set tests, no walk
+        self.flat = (top.known, top.required) if top is not None and not (top.groups or top.tables
+                                                                           or top.conditional) else None
+
+    def _keys(self, g: Node, extra: set[str]) -> _GroupKeys:
+        gk = _GroupKeys(g)
+        known: list[str] = []
+        required: set[str] = set()
+        for c in g.children:
+            known.append(c.key)
+            for cname, _vals in c.conditions:
+                known.append(condition_key(cname, self.opts))
+            if c.dropped:
+                continue
+            if c.occurs_max is not None:
+                elem = self._keys(c, set()) if c.is_group else None
+                needs = (elem is not None and _has_required(elem)) or (c.is_group is False and _needs_value(c))
+                must = self.missing and needs and c.counter is None and not _participates(c)
+                gk.tables.append((c.key, c, elem, must))
+            elif c.is_group:
+                gk.groups.append((c.key, c, self._keys(c, set()), _participates(c)))
+            elif self.missing and _needs_value(c) and not _participates(c):
+                if c.conditions:
+                    gk.conditional[c.key] = (c, [(condition_key(n, self.opts), v) for n, v in c.conditions])
+                else:
+                    required.add(c.key)
+        gk.names = [k for k in known if k]
+        gk.known = frozenset(gk.names) | frozenset(extra)
+        gk.required = frozenset(required)
+        return gk
+
+    def __call__(self, values: Any) -> None:
+        if not isinstance(values, dict):
+            return                      # the encoder says what is wrong with it
+        flat = self.flat
+        if flat is not None and flat[0].issuperset(values) and flat[1].issubset(values):
+            return
+        if self.collapsed:
+            self._group(self.roots[0][1], values, "", 0)
+            return
+        if not self.root_known.issuperset(values):
+            self._unknown(values, self.root_known, sorted(self.root_known), "", 0)
+        for r, gk in self.roots:
+            sub = values.get(r.key)
+            if sub is None and len(self.roots) == 1:
+                sub = {}
+            if isinstance(sub, dict):
+                self._group(gk, sub, r.key, 0)
+
+    def _group(self, gk: _GroupKeys, values: dict, path: str, base: int) -> None:
+        if not gk.known.issuperset(values):
+            self._unknown(values, gk.known, gk.names, path, base)
+        if not gk.required.issubset(values):
+            for c in gk.node.children:
+                if c.key in gk.required and c.key not in values:
+                    self._missing(c, path, base)
+        for key, (c, conds) in gk.conditional.items():
+            if key not in values and not any(values.get(k) is True and vals and not isinstance(vals[0], tuple)
+                                             for k, vals in conds):
+                self._missing(c, path, base)
+        for key, c, sub, optional in gk.groups:
+            v = values.get(key)
+            if v is None:
+                if optional:
+                    continue
+                v = {}
+            elif not isinstance(v, dict) or (optional and not v):
+                continue
+            self._group(sub, v, f"{path}.{key}" if path else key, base + c.offset)
+        for key, c, elem, must in gk.tables:
+            items = values.get(key)
+            p = f"{path}.{key}" if path else key
+            if items is None:
+                if must:
+                    self._missing(c, path, base)
+                continue
+            if elem is None or not isinstance(items, list):
+                continue
+            for i, item in enumerate(items):
+                if isinstance(item, dict):
+                    self._group(elem, item, f"{p}[{i}]", base + c.offset + i * c.size)
+
+    def _unknown(self, values: dict, known: frozenset[str], names: list[str], path: str, base: int) -> None:
+        import difflib
+        bad = next(k for k in values if k not in known)
+        where = f"{path}.{bad}" if path else str(bad)
+        close = difflib.get_close_matches(str(bad), [str(k) for k in known], n=1, cutoff=0.6)
+        mean = f"; did you mean {close[0]!r}?" if close else ""
+        scope = f"group {path}" if path else "the copybook record"
+        raise FormatError(f"no field {bad!r} in {scope}{mean}", field=where,
+                          offset=base if self.with_offsets else None,
+                          hint="fields are: " + ", ".join(names))
+
+    def _missing(self, c: Node, path: str, base: int) -> None:
+        where = f"{path}.{c.key}" if path else c.key
+        if c.occurs_max is not None:
+            what = f"table {c.key} (OCCURS {c.occurs_max}) is missing; it holds numbers, which need values"
+        else:
+            ft = c.ftype
+            assert ft is not None
+            usage = {"packed": " COMP-3", "binary": " COMP"}.get(ft.kind, "")
+            pic = f"PIC {ft.pic}{usage}" if ft.pic else "COMP-1/COMP-2"
+            what = f"numeric field {c.key} ({pic}) is missing"
+        raise FormatError(what, field=where, offset=base + c.offset if self.with_offsets else None,
+                          hint=f"give {c.key} a value (0 when zero is meant); a missing number is not "
+                               f"written as zero")
+
+
+def _has_required(gk: _GroupKeys) -> bool:
+    return bool(gk.required or gk.conditional or any(not opt and _has_required(s) for _k, _n, s, opt in gk.groups)
+                or any(m for _k, _n, _e, m in gk.tables))

@@ -340,8 +340,8 @@ def build_encoder(layout: Layout, opts: CopybookOptions, ref: Encoder, size: int
     blank = bytes([ref.space]) * size
     nslots = len(gen.slot)
     head = ["def record(values):", f"    buf = bytearray({gen.const('T', blank)})"]
-    if nslots:
-        head.append(f"    cnt = [None] * {2 * nslots}")
+    # table frames take cnt even when the layout has no counters (an OCCURS n group table)
+    head.append(f"    cnt = [None] * {2 * nslots}" if nslots else "    cnt = None")
     source = "\n".join(gen.funcs) + "\n" + "\n".join(head + lines + ["    return bytes(buf)"]) + "\n"
     ns: dict[str, Any] = {"FormatError": FormatError, "D": Decimal, "_EMPTY": _EMPTY, "_slow": _slow,
                           "_not_dict": _not_dict, "_not_list": _not_list, "_chosen": _chosen,

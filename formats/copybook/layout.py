@@ -92,11 +92,14 @@ class Layout:
         return max((r.total_size for r in self.roots), default=0)
 
     def find(self, cobol_name: str) -> Node | None:
-        want = cobol_name.upper()
-        for r in self.roots:
-            for n in r.walk():
-                if n.name == want:
-                    return n
+        """The item named ``cobol_name`` (``SEGMENT-ID``), or by its output name (``SEGMENT_ID``,
+        ``segment_id``) when no item has that COBOL name."""
+        want = cobol_name.strip().upper()
+        for name in dict.fromkeys((want, want.replace("_", "-"))):
+            for r in self.roots:
+                for n in r.walk():
+                    if n.name == name:
+                        return n
         return None
 
 

@@ -21,6 +21,8 @@ CTX = Context(prec=80)
 
 
 class _Bad(Exception):
+    hint: str | None = None
+
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.message = message

@@ -10,6 +10,7 @@ INVALID = ("error", "null")
 FLOATS = ("ibm", "ieee")
 NAMES = ("keep", "lower")
 BINARY_ORDERS = ("big", "little", "native_little")
+MISSING_NUMBERS = ("zero", "error")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class CopybookOptions:
                     little: all little-endian; native_little: COMP-5/COMP-X (and
                     POINTER/INDEX) little-endian, COMP/BINARY/COMP-4 big-endian
                     (Micro Focus and GnuCOBOL defaults on x86)
+    missing_numbers zero | error: encoding a record whose dict leaves out a COMP-3 /
+                    COMP / COMP-1/2 field (not a FILLER, counter or REDEFINES member)
+                    writes zero (reply bodies that omit the amount rely on it) or
+                    is a FormatError (``bsp encode`` uses error)
     """
 
     encoding: str = "cp037"
@@ -58,11 +63,12 @@ class CopybookOptions:
     conditions: bool = True
     names: str = "keep"
     binary_order: str = "big"
+    missing_numbers: str = "zero"
 
     def __post_init__(self) -> None:
         for name, allowed in (("trim", TRIM), ("filler_naming", FILLER_NAMING), ("invalid", INVALID),
                               ("float_format", FLOATS), ("names", NAMES), ("controls", ("keep", "space")),
-                              ("binary_order", BINARY_ORDERS)):
+                              ("binary_order", BINARY_ORDERS), ("missing_numbers", MISSING_NUMBERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"option {name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
 

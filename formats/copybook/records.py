@@ -1,7 +1,10 @@
 """Splitting a file into records: fixed length, RDW (big / little endian).
 
 RDW: each record is preceded by a 4-byte Record Descriptor Word.  Big-endian
-(the mainframe): bytes 0-1 hold the length, bytes 2-3 are zero.  Little-endian
+(the mainframe): bytes 0-1 hold the length, bytes 2-3 are zero.  In a spanned
+file (RECFM=VBS) byte 2 is the segment control code (1 first, 2 last, 3 middle
+segment of a record): such files are refused, not read as separate records,
+and so is any other non-zero value in the two reserved bytes.  Little-endian
 (``rdw_le``, the word written byte-reversed): bytes 0-1 are zero, bytes 2-3
 hold the length low byte first.  ``rdw_includes_header`` says whether the
 length counts the 4 RDW bytes (IBM: yes); ``max_record`` bounds memory.
@@ -61,6 +64,11 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
                 raise FormatError(f"RDW at byte {base + i} gives record length {length + adj}"
                                   f" (allowed {adj}..{max_record + adj})", offset=base + i,
                                   hint="wrong RDW endianness? try record rdw_le / rdw, or raise max_record")
+            reserved = hdr[:2] if little else hdr[2:4]
+            if reserved != b"\0\0":
+                raise FormatError(_reserved_message(reserved, little), offset=base + i,
+                                  hint="a spanned file must be reassembled first (e.g. copied to RECFM=VB on "
+                                       "the mainframe); or the RDW byte order is wrong (record rdw / rdw_le)")
             if len(buf) - i - 4 < length:
                 break
             yield base + i + 4, buf[i + 4:i + 4 + length]
@@ -70,6 +78,15 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
     if buf:
         raise FormatError(f"file ends inside a record: {len(buf)} bytes after the last complete record",
                           offset=base)
+
+
+def _reserved_message(reserved: bytes, little: bool) -> str:
+    where = "bytes 0-1" if little else "bytes 2-3"
+    code = reserved[1] if little else reserved[0]    # the segment control code, as the word is written
+    shown = f"X'{reserved.hex().upper()}'"
+    if code in (1, 2, 3) and (reserved[0] if little else reserved[1]) == 0:
+        return f"RDW {where} are {shown}: spanned record segments (RECFM=VBS) are not supported"
+    return f"RDW {where} are {shown}, expected X'0000' (reserved)"
 
 
 def frame_rdw(record: bytes, little: bool = False, includes_header: bool = True) -> bytes:

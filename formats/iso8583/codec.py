@@ -150,7 +150,10 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
     fixed = f.length
     mx = f.max
     pad_left = f.pad == "left"
-    content = compile_content(t, f.format) if validate else None
+    # pan / secret fields: error texts (dead letters, logs) never quote the value, only positions
+    show = not {"pan", "secret"} & set(f.classification)
+    hidden = "" if show else f" (value not shown: field {key} is classified {'/'.join(f.classification)})"
+    content = compile_content(t, f.format, show) if validate else None
 
     def fit(text: str, what: str) -> str:
         n = len(text)
@@ -186,7 +189,8 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
                 text = data[pos:pos + units * 2].decode("latin-1")
                 if not _HEX.issuperset(text):
                     bad = next(i for i, c in enumerate(text) if c not in _HEX)
-                    raise FormatError(f"{text[bad]!r} is not a hex digit", offset=pos + bad, field=key)
+                    what = f"{text[bad]!r}" if show else f"character {bad + 1} of {len(text)}"
+                    raise FormatError(f"{what} is not a hex digit{hidden}", offset=pos + bad, field=key)
                 return text
 
         def write(value: Any) -> tuple[int, bytes]:
@@ -196,10 +200,11 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
                 try:
                     raw = bytes.fromhex(value)
                 except ValueError:
-                    raise FormatError(f"{value!r} is not hex", field=key,
+                    raise FormatError(f"{value!r} is not hex" if show else f"the value is not hex{hidden}", field=key,
                                       hint="binary fields are given as hex text, e.g. '80FB32F3FFFFFFFF'") from None
                 if len(value) != 2 * len(raw):
-                    raise FormatError(f"{value!r} is not plain hex", field=key)
+                    raise FormatError(f"{value!r} is not plain hex" if show else f"the value is not plain hex{hidden}",
+                                      field=key)
             else:
                 raise FormatError(f"expected hex text for a binary field, got {type(value).__name__}", field=key)
             n = len(raw)
@@ -228,17 +233,23 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
                     h, p = h[:-1], h[-1]
                 if p != padn:
                     raise FormatError(f"BCD pad nibble is {p}, expected {padn}", offset=pos, field=key)
-            if allowed is None:
-                if h and not h.isdigit():
-                    raise FormatError(f"BCD value {h} holds non-digit nibbles", offset=pos, field=key)
-            elif not allowed.issuperset(h):
-                raise FormatError(f"track data {h} holds non-hex nibbles", offset=pos, field=key)
-            else:
+            if (h and not h.isdigit()) if allowed is None else not allowed.issuperset(h):
+                ok = "0123456789" if allowed is None else allowed
+                bad = next(i for i, c in enumerate(h) if c not in ok)
+                at = pos + (bad + (units & 1 and pad_left)) // 2      # the byte holding the bad digit
+                what = "a decimal digit" if allowed is None else "a track 2 nibble (0-9, D, A-F)"
+                if show:
+                    msg = f"BCD value {h}: digit {bad + 1} ({h[bad]}) is not {what}"
+                else:
+                    msg = f"BCD digit {bad + 1} of {len(h)} is not {what}{hidden}"
+                raise FormatError(msg, offset=at, field=key)
+            if allowed is not None:
                 h = h.replace("D", "=")     # the 4-bit track separator, shown as on a card: '='
             if content is not None:
                 bad = content(h)
                 if bad is not None:
-                    raise FormatError(bad[1], offset=pos + (bad[0] + (units & 1 and pad_left)) // 2, field=key)
+                    raise FormatError(bad[1] + hidden, offset=pos + (bad[0] + (units & 1 and pad_left)) // 2,
+                                      field=key)
             return h
 
         def write(value: Any) -> tuple[int, bytes]:
@@ -246,13 +257,17 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
             if t == "z":
                 text = text.replace("=", "D")
                 if not _Z_BCD.issuperset(text):
-                    raise FormatError(f"track data {text!r} may hold only 0-9, '=' and A-F", field=key)
+                    bad = next(i for i, c in enumerate(text) if c not in _Z_BCD)
+                    what = f"track data {text!r}" if show else f"track data (character {bad + 1} of {len(text)})"
+                    raise FormatError(f"{what} may hold only 0-9, '=' and A-F{hidden}", field=key)
             elif text and not (text.isascii() and text.isdigit()):
-                raise FormatError(f"{text!r} is not digits", field=key)
+                bad = next((i for i, c in enumerate(text) if not ("0" <= c <= "9")), 0)
+                raise FormatError(f"{text!r} is not digits" if show else
+                                  f"character {bad + 1} of {len(text)} is not a digit{hidden}", field=key)
             if content is not None:
                 bad = content(text.replace("D", "=") if t == "z" else text)
                 if bad is not None:
-                    raise FormatError(bad[1], field=key)
+                    raise FormatError(bad[1] + hidden, field=key)
             n = len(text)
             h = text
             if n & 1:
@@ -270,18 +285,20 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
         def check(text: str, pos: int) -> None:
             if text and not (text.isascii() and text.isdigit()):
                 bad = next((i for i, c in enumerate(text) if not ("0" <= c <= "9")), 0)
-                raise FormatError(f"{text[bad]!r} in {text!r} is not a digit (type n)", offset=pos + bad,
-                                  field=key)
+                what = f"{text[bad]!r} in {text!r}" if show else f"character {bad + 1} of {len(text)}"
+                raise FormatError(f"{what} is not a digit (type n){hidden}", offset=pos + bad, field=key)
     elif t == "z":
         def check(text: str, pos: int) -> None:
             if not _Z_CHARS.issuperset(text):
                 bad = next(i for i, c in enumerate(text) if c not in _Z_CHARS)
-                raise FormatError(f"{text[bad]!r} is not allowed in track 2 data (0-9, '=', A-F, :;<>?)",
+                what = f"{text[bad]!r}" if show else f"character {bad + 1} of {len(text)}"
+                raise FormatError(f"{what} is not allowed in track 2 data (0-9, '=', A-F, :;<>?){hidden}",
                                   offset=pos + bad, field=key)
     elif t == "xn":
         def check(text: str, pos: int) -> None:
             if not text or text[0] not in "CD" or not (text[1:].isascii() and text[1:].isdigit()):
-                raise FormatError(f"{text!r} is not C/D followed by digits (type x+n)", offset=pos, field=key)
+                what = f"{text!r}" if show else "the value"
+                raise FormatError(f"{what} is not C/D followed by digits (type x+n){hidden}", offset=pos, field=key)
     else:
         check = None  # type: ignore[assignment]
     if content is not None:
@@ -292,7 +309,7 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
                 shape(text, pos)
             bad = content(text)
             if bad is not None:
-                raise FormatError(bad[1], offset=pos + bad[0], field=key)
+                raise FormatError(bad[1] + hidden, offset=pos + bad[0], field=key)
 
     text_codec = "latin-1" if codec == "ascii" else codec
 
@@ -317,7 +334,8 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
         try:
             raw = text.encode(text_codec)
         except UnicodeEncodeError as exc:
-            raise FormatError(f"character {text[exc.start]!r} cannot be written in {codec}", field=key,
+            what = f"character {text[exc.start]!r}" if show else f"character {exc.start + 1} of {len(text)}"
+            raise FormatError(f"{what} cannot be written in {codec}{hidden}", field=key,
                               hint="the field's data_encoding limits the characters it can carry") from None
         return len(text) - wire_extra, raw
     return size, read, write

@@ -15,6 +15,8 @@ z); these checks look at what the value means, the way a network's spec does:
 
 Each compiled check takes the decoded text and returns ``None`` when it is fine, or
 ``(index, message)``: the character index of the first problem and what is wrong.
+With ``show=False`` (fields classified pan or secret) the message never quotes the
+value or a character of it: it says which position is wrong (1-based) and why.
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def format_length(fmt: str) -> int | None:
     return parts[-1][2] if parts else None
 
 
-def date_check(fmt: str) -> Check:
+def date_check(fmt: str, show: bool = True) -> Check:
     parts = parse_date_format(fmt)
     if parts is None:
         raise ValueError(f"unknown date format {fmt!r}")
@@ -82,10 +84,15 @@ def date_check(fmt: str) -> Check:
 
     def check(text: str) -> tuple[int, str] | None:
         if len(text) != width or not text.isdigit():
+            if not show:
+                return 0, f"the value is not a {fmt} value ({width} digits; {len(text)} characters given)"
             return 0, f"{text!r} is not a {fmt} value ({width} digits)"
         for tok, a, b, lo, hi, what in ranged:
             v = int(text[a:b])
             if not lo <= v <= hi:
+                if not show:
+                    return a, (f"the value is not a valid {fmt}: the {what} (positions {a + 1}-{b}) is outside "
+                               f"{lo:0{b - a}}-{hi}")
                 return a, f"{text!r} is not a valid {fmt}: {what} {text[a:b]} is outside {lo:0{b - a}}-{hi}"
         if day is not None and month is not None:
             m = int(text[month[0]:month[1]])
@@ -98,13 +105,17 @@ def date_check(fmt: str) -> Check:
             else:
                 last = 29 if m == 2 else calendar.monthrange(2001, m)[1]
             if d > last:
+                if not show:
+                    return day[0], f"the value is not a valid {fmt}: the day is past the end of its month"
                 return day[0], f"{text!r} is not a valid {fmt}: month {m:02} has no day {d:02}"
         return None
     return check
 
 
-def track2_check(text: str) -> tuple[int, str] | None:
-    """ISO/IEC 7813 track 2 without sentinels: PAN, separator, YYMM, service code, discretionary data."""
+def track2_check(text: str, show: bool = True) -> tuple[int, str] | None:
+    """ISO/IEC 7813 track 2 without sentinels: PAN, separator, YYMM, service code, discretionary data.
+
+    ``show=False``: messages name positions (1-based), never characters of the track."""
     n = len(text)
     i = 0
     while i < n and "0" <= text[i] <= "9":
@@ -114,31 +125,39 @@ def track2_check(text: str) -> tuple[int, str] | None:
     if i > 19:
         return 19, f"track 2 card number is {i} digits long, at most 19 allowed"
     if i == n or text[i] not in "=D":
-        where = "ends" if i == n else f"has {text[i]!r}"
+        where = "ends" if i == n else (f"has {text[i]!r}" if show else f"has another character (position {i + 1})")
         return i, f"track 2 {where} after the card number; expected the separator '=' (or 'D')"
     i += 1
     exp = text[i:i + 4]
     if len(exp) < 4 or not exp.isdigit():
-        return i, f"track 2 expiry date after the separator should be YYMM (4 digits), got {exp!r}"
+        got = f"got {exp!r}" if show else f"positions {i + 1}-{i + 4} are not 4 digits"
+        return i, f"track 2 expiry date after the separator should be YYMM (4 digits), {got}"
     if not 1 <= int(exp[2:]) <= 12:
+        if not show:
+            return i + 2, f"track 2 expiry date (positions {i + 1}-{i + 4}) has a month outside 01-12"
         return i + 2, f"track 2 expiry date {exp} has month {exp[2:]}, expected 01-12"
     i += 4
     svc = text[i:i + 3]
     if len(svc) < 3 or not svc.isdigit():
-        return i, f"track 2 service code after the expiry date should be 3 digits, got {svc!r}"
+        got = f"got {svc!r}" if show else f"positions {i + 1}-{i + 3} are not 3 digits"
+        return i, f"track 2 service code after the expiry date should be 3 digits, {got}"
     i += 3
     for j in range(i, n):
         if text[j] not in "0123456789ABCDEF=":
+            if not show:
+                return j, f"character {j + 1} is not allowed in track 2 discretionary data (0-9, A-F, '=')"
             return j, f"{text[j]!r} is not allowed in track 2 discretionary data"
     return None
 
 
-def class_check(ftype: str) -> Check | None:
+def class_check(ftype: str, show: bool = True) -> Check | None:
     if ftype == "ans":
         def check(text: str) -> tuple[int, str] | None:
             if text.isprintable():
                 return None
             bad = next(i for i, c in enumerate(text) if not c.isprintable())
+            if not show:
+                return bad, f"character {bad + 1} of {len(text)} is not a printable character (type ans)"
             return bad, f"{text[bad]!r} is not a printable character (type ans)"
         return check
     allowed = CLASS_CHARS.get(ftype)
@@ -150,20 +169,23 @@ def class_check(ftype: str) -> Check | None:
         if allowed.issuperset(text):
             return None
         bad = next(i for i, c in enumerate(text) if c not in allowed)
+        if not show:
+            return bad, f"character {bad + 1} of {len(text)} is not allowed in a type {ftype} field ({what} only)"
         return bad, f"{text[bad]!r} is not allowed in a type {ftype} field ({what} only)"
     return check_class
 
 
-def compile_content(ftype: str, fmt: str | None) -> Check | None:
-    """The content check for a field of type ``ftype`` with optional ``format``; None when nothing to check."""
+def compile_content(ftype: str, fmt: str | None, show: bool = True) -> Check | None:
+    """The content check for a field of type ``ftype`` with optional ``format``; None when nothing to check.
+    ``show=False``: messages without the value (fields classified pan or secret)."""
     checks: list[Check] = []
-    cls = class_check(ftype)
+    cls = class_check(ftype, show)
     if cls is not None:
         checks.append(cls)
     if fmt == "track2":
-        checks.append(track2_check)
+        checks.append(track2_check if show else lambda text: track2_check(text, False))
     elif fmt:
-        checks.append(date_check(fmt))
+        checks.append(date_check(fmt, show))
     if not checks:
         return None
     if len(checks) == 1:

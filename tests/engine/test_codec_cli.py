@@ -494,3 +494,55 @@ def test_swift_single_fin_message_round_trips_byte_for_byte(tmp_path: Path) -> N
     enc = bsp("encode", "-f", "swift", tmp_path / "m.jsonl", "-o", tmp_path / "back.txt")
     assert enc.exit_code == 0, enc.stderr
     assert (tmp_path / "back.txt").read_bytes() == src.read_bytes()
+
+
+PAY_CPY = """\
+       01  PAY-REC.
+           05  REC-TYPE        PIC X(2).
+           05  ACCT-NO         PIC X(10).
+           05  AMOUNT          PIC S9(9)V99 COMP-3.
+           05  FEE             PIC S9(11)V99 COMP-3.
+           05  COUNT-X         PIC 9(4) COMP.
+           05  CCY             PIC X(3).
+"""
+
+
+def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) -> None:
+    cpy = tmp_path / "PAY.cpy"
+    cpy.write_text(PAY_CPY)
+    typo = b'{"REC_TYPE":"PY","ACCT_NO":"1234567890","AMOUNTT":999.99,"FEE":15.00,"COUNT_X":3,"CCY":"EUR"}\n'
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=typo)
+    assert r.exit_code == 1 and r.stdout_bytes == b""
+    assert "line 1, byte 0, field AMOUNTT: no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
+        in r.stderr
+    assert "fields are: REC_TYPE, ACCT_NO, AMOUNT, FEE, COUNT_X, CCY" in r.stderr
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=b'{"REC_TYPE":"PY"}\n')
+    assert r.exit_code == 1 and "field AMOUNT: numeric field AMOUNT (PIC S9(9)V99 COMP-3) is missing" in r.stderr
+    good = typo.replace(b"AMOUNTT", b"AMOUNT")
+    r = bsp("encode", "--copybook", cpy, "-q", "-", input=good)
+    assert r.exit_code == 0 and len(r.stdout_bytes) == 30
+
+
+def test_plain_csv_encode_keeps_the_first_rows_columns_and_reports_ragged_rows() -> None:
+    rows = b'{"id":"1","amount":"5"}\n{"amount":"6","id":"2"}\n{"id":"3"}\n'
+    r = bsp("encode", "-f", "csv", "-q", "-", input=rows)
+    assert r.exit_code == 1 and r.stdout_bytes == b"id,amount\n1,5\n2,6\n"
+    assert "line 3, byte 48, field amount: row has no column 'amount'" in r.stderr
+
+
+def test_positional_csv_decode_refuses_an_extra_column() -> None:
+    route = REPO / "routes" / "receivables_payables" / "receivables_payables.route"
+    r = bsp("decode", "--route", route, "--name", "ArApRecord", "-q", "-",
+            input=b"B1,8,AR,C001,ACME,DE123,100.00,EUR,2024-01-31,INV 8, part 2\n")
+    assert r.exit_code == 1 and r.stdout_bytes == b""
+    assert "record 1, byte 0, field invoice: row has 11 columns, the format declares 10" in r.stderr
+
+
+def test_a_length_prefixed_file_cut_short_says_the_file_ends_inside_a_frame(tmp_path: Path) -> None:
+    f = tmp_path / "cut.bin"
+    f.write_bytes(b'\x00\x07{"a":1}\x00\x20{"a"')
+    r = bsp("decode", "-f", "json", "--framing", "length2", "-q", f)
+    assert r.exit_code == 1 and lines(r.stdout) == [{"a": 1}]
+    assert "record 2, byte 9: the file ends inside a frame: the length2 prefix at byte 9 claims 32 bytes, 4 remain" \
+        in r.stderr
+    assert "peer" not in r.stderr and "connection" not in r.stderr

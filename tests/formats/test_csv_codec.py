@@ -167,3 +167,32 @@ def test_a_message_with_its_header_row_matches_columns_by_name():
     with pytest.raises(FormatError, match="expected one row, found 2") as e:     # header false: positional only
         codec(header=False).decode(b"ref,amount,value_date,count\nA-1,1.00,2024-01-31,3")
     assert "header true" in e.value.hint
+
+
+def test_plain_csv_encode_batch_takes_its_columns_and_header_from_the_first_row():
+    c = csv_codec.CsvCodec()                                    # no declared fields, header true
+    rows = [{"id": "1", "amount": "5"}, {"amount": "6", "id": "2"}]
+    assert c.encode_batch(rows) == b"id,amount\n1,5\n2,6\n"
+    assert c.decode_batch(c.encode_batch(rows)) == [{"id": "1", "amount": "5"}, {"id": "2", "amount": "6"}]
+    assert csv_codec.CsvCodec(header=False).encode_batch(rows) == b"1,5\n2,6\n"
+    with pytest.raises(FormatError) as ei:
+        c.encode_batch(rows + [{"id": "3"}])
+    assert ei.value.record == 3 and ei.value.field == "amount" and "row has no column 'amount'" in ei.value.message
+    with pytest.raises(FormatError) as ei:
+        c.encode_batch(rows + [{"id": "3", "amount": "7", "memo": "x"}])
+    assert ei.value.record == 3 and ei.value.field == "memo" and "the first row does not have" in ei.value.message
+    with pytest.raises(FormatError) as ei:
+        csv_codec.CsvCodec(header=False).encode_batch([["1", "5"], ["2"]])
+    assert ei.value.record == 2 and "row has 1 columns, the first row has 2" in ei.value.message
+
+
+def test_positional_csv_refuses_extra_columns_in_a_file():
+    c = codec(header=False)
+    good = b"A-1,120.50,2024-01-31,3\n"
+    assert c.decode_batch(good)[0]["ref"] == "A-1"
+    out = list(c.iter_batch(good + b"A-2,1.00,2024-01-31,4,surplus\n"))
+    err = out[1][2]
+    assert isinstance(err, FormatError) and err.record == 2 and err.offset == len(good)
+    assert "row has 5 columns, the format declares 4" in err.message
+    # with a header, columns are matched by name and extra ones are ignored
+    assert codec().decode_batch(b"ref,amount,value_date,count,memo\nA-1,1.00,2024-01-31,3,x\n")[0]["count"] == 3

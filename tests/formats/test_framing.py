@@ -395,3 +395,23 @@ def test_a_calling_side_keeps_only_the_latest_reply_headers() -> None:
                     for i in range(1000))
     assert len(rx.feed(wire)) == 1000
     assert len(rx.headers) == 64 and rx.headers[-1] == bytes([0x60, 0, 999 % 256, 0, 0])
+
+
+def test_a_file_ending_inside_a_frame_says_so_with_the_prefix_claim():
+    from formats.framing import make_framer
+    f = make_framer("length2")
+    assert f.feed(b"\x00\x03abc\x00\x20{") == [b"abc"]
+    with pytest.raises(FramingError) as ei:
+        f.eof("file")
+    assert ei.value.offset == 5
+    assert ei.value.message == "the file ends inside a frame: the length2 prefix at byte 5 claims 32 bytes, 1 remain"
+    g = make_framer("length4")
+    g.feed(b"\x00\x00")
+    with pytest.raises(FramingError) as ei:
+        g.eof("file")
+    assert "the length4 prefix at byte 0 has 2 of its 4 bytes" in ei.value.message
+    h = make_framer("length2")
+    h.feed(b"\x00\x20{")
+    with pytest.raises(FramingError) as ei:
+        h.eof()                                          # a connection: the peer closed
+    assert "connection closed inside a frame" in ei.value.message

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from dsl.ir import FormatDecl
 from formats import json_codec
 from formats.errors import FormatError, SpecError
+from formats.json_codec import loads
 
 
 def codec(**opts):
@@ -175,5 +176,36 @@ def test_fast_path_cases_by_hand():
     stdlib = json_codec._DECODER.decode
     for doc in [b'{"a":1.50}', b'{"a":[1.5,2]}', b'{"a":{"b":1.5},"b":2.5}', b'{"a\\"amount":1.5,"amount":2.5}',
                 b'{"amount" : 1.5}', b'{"x":-123456789012345678901234}', b'{"x":1e400}', b'{"x":-0.0}', b'1.5',
-                b'{"a":"s","b":1.5,"a":2.5}', b'{"\\u0061":1.25}', b'{"x":1E2,"y":{"z":-3.000e-2}}']:
+                b'{"\\u0061":1.25}', b'{"x":1E2,"y":{"z":-3.000e-2}}']:
         assert repr(json_codec.loads(doc)) == repr(stdlib(doc.decode())), doc
+    with pytest.raises(FormatError):            # the stdlib keeps the last "a"; we refuse a duplicated key
+        json_codec.loads(b'{"a":"s","b":1.5,"a":2.5}')
+
+
+@pytest.mark.parametrize("doc,key,path,offset,first", [
+    (b'{"a":1,"a":2}', "a", "$", 7, 1),                                        # orjson path
+    (b'{"amount":1.50,"amount":150.00}', "amount", "$", 15, 1),                 # stdlib path (fraction)
+    (b'{"p":{"c":"x:y","c":2}}', "c", "$.p", 16, 6),                            # nested, colon in a string
+    (b'{"l":[{"k":1},{"k":2, "k" :3}]}', "k", "$.l[]", 22, 15),                 # in an array, spaces
+    (b'{"a":"\\u003a","a":1}', "a", "$", 14, 1),                                # an escaped colon
+    (b'{"a\\u0041":1,"aA":2}', "aA", "$", 13, 1),                               # the same key, escaped
+    (b' {"t":"10:00", "n":1.5, "t":"11:00"} ', "t", "$", 24, 2),                # whitespace around
+])
+def test_a_duplicated_key_is_refused_with_its_byte_offset(doc, key, path, offset, first):
+    with pytest.raises(FormatError) as ei:
+        loads(doc)
+    e = ei.value
+    assert e.offset == offset and e.field == f"{path}.{key}"
+    assert f"duplicate key {key!r} in {path} (first at byte {first})" in e.message
+
+
+@pytest.mark.parametrize("doc", [b'{"t":"10:00:00","u":"a:b","n":{"x":"1:2"}}', b'{"a":"\\u003a","b":1.5}',
+                                 b'[{"a":1},{"a":1}]', b'{"a":{"a":{"a":1}}}', b'{"k":"\\":"}', b'"a:b"', b'{}'])
+def test_colons_in_strings_and_repeated_keys_in_different_objects_are_fine(doc):
+    assert loads(doc) == json.loads(doc, parse_float=Decimal)
+
+
+def test_a_utf8_bom_gets_its_own_message():
+    with pytest.raises(FormatError) as ei:
+        loads(b'\xef\xbb\xbf{"a":1}')
+    assert ei.value.offset == 0 and "byte order mark" in ei.value.message and "Expecting value" not in str(ei.value)
