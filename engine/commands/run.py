@@ -139,7 +139,8 @@ def run(
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for line in getattr(exc, "problems", None) or [exc]:
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)

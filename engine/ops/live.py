@@ -130,7 +130,7 @@ class LiveEngine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.overrides = dict(overrides or {})
+                self.overrides = overrides or {}
                 program = with_referenced_files(program)
                 gen = self._bind(program, {})
                 await self.ledger.record_config(gen.version, gen.program.sources)
@@ -290,7 +290,7 @@ class LiveEngine:
         from engine.runtime.binder import BindError
 
         program, overrides = await self._compile()
-        plan = plan_reload(old.program, program, overrides)
+        plan = plan_reload(old.program, program, overrides, old.overrides)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
         reuse = {n: ch for n, ch in old.channels.items() if n in program.channels and n not in rebind}
         saved = self.overrides
@@ -300,7 +300,8 @@ class LiveEngine:
         except (BindError, ValueError, TypeError, OSError) as exc:
             self.overrides = saved
             self._numbers -= 1
-            raise ReloadFailed([f"error: {exc}"], plan, program.version) from exc
+            raise ReloadFailed([f"error: {line}" for line in getattr(exc, "problems", None) or [exc]],
+                               plan, program.version) from exc
         if dry_run:
             self.overrides = saved
             self._numbers -= 1

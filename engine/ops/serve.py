@@ -78,7 +78,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 await _serve(engine, program, overrides, ops, observer, metrics, hups, ready, on_stop)
     except BaseExceptionGroup as group:      # a channel or the admin API could not start, the ledger is held
         from engine.ledger_store import LedgerError
-        first = only_errors(group, (StartError, LedgerError))
+        from engine.runtime.binder import BindError
+        first = only_errors(group, (StartError, LedgerError, BindError))
         if first is None:
             raise
         raise first from None
