@@ -38,6 +38,9 @@ class AdminOptions:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"admin listen address {self.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9180")
+        if int(port) > 65535:
+            raise ValueError(f"admin listen address {self.listen!r}: port {int(port)} out of range 1-65535 "
+                             f"(e.g. 127.0.0.1:9180)")
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
