@@ -92,9 +92,11 @@ class ChannelOverrides(dict):
     option=None)`` -> (``file:line:col``, dotted key path) of the override (the environment's when it
     gives that option, else the base ``channels:``); an option None: the channel's key itself."""
 
-    def __init__(self, data: Any = (), place: Any = None) -> None:
+    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "") -> None:
         super().__init__(data)
         self.place = place
+        self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
+        self.source = source                                   # the deployment file's name
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,14 @@ class Deployment:
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place)
+        self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
+                                                  self.restart_settings(), self.path.name)
+
+    def restart_settings(self) -> dict[str, Any]:
+        """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
+        their references, never their values."""
+        return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
+                "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token)}
 
     def where(self, *key_path: str | int) -> str:
         """``file:line:col`` of a key path in the deployment file (its nearest existing parent)."""

@@ -70,6 +70,8 @@ def _problem(r: httpx.Response) -> typer.Exit:
     typer.echo(f"error: {r.status_code} {doc.get('title', r.reason_phrase)}: {detail}", err=True)
     for line in doc.get("diagnostics", []) or []:
         typer.echo(line, err=True)
+    for line in doc.get("warnings", []) or []:
+        typer.echo(f"warning: {line}", err=True)
     return typer.Exit(1)
 
 
@@ -115,6 +117,8 @@ def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and sh
     typer.echo(f"reload ok: {verb} from {doc.get('previous_version')} to {doc.get('version')}")
     for line in plan_lines(doc.get("plan") or {}):
         typer.echo(f"  {line}")
+    for line in doc.get("warnings") or []:
+        typer.echo(f"warning: {line}", err=True)
 
 
 PLAN_KINDS = ("channels", "routes", "formats", "tables")

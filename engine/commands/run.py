@@ -168,6 +168,13 @@ def run(
     s = sb.stats
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "
                f"{s.failed} failed", err=True)
+    from engine.ops.live import drain_lines
+    cancelled = getattr(sb, "cancelled", [])
+    if cancelled:
+        typer.echo(f"bsp: {sum(len(r) for _, r, _ in cancelled)} exchange(s) were still in flight when the "
+                   f"grace period ({grace:g}s, --grace) ran out and were cancelled:", err=True)
+        for line in drain_lines(cancelled):
+            typer.echo(f"  {line}", err=True)
 
 
 def register(app: typer.Typer) -> None:
