@@ -329,7 +329,10 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     if env is not None:
         if env not in environments:
             known = ", ".join(sorted(environments)) or "none are defined"
-            hint = difflib.get_close_matches(env, list(environments), n=1)
+            hint = ([e for e in environments if e.lower() == env.lower()]
+                    or difflib.get_close_matches(env, list(environments), n=1)
+                    or difflib.get_close_matches(env.lower(), [e.lower() for e in environments], n=1))
+            hint = [next(e for e in environments if e.lower() == hint[0].lower())] if hint else hint
             problems.append(at(("environments",), (
                 f"environments: environment {env!r} (from {env_source}) is not defined here; "
                 + (f"did you mean {hint[0]!r}? " if hint else "") + f"defined: {known}"), key=True))
