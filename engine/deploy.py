@@ -87,6 +87,18 @@ class SecretRef:
         return f"SecretRef({self.name!r}, {src})"
 
 
+class ChannelOverrides(dict):
+    """``{channel: {option: value}}`` that also knows where each was written: ``place(channel,
+    option=None)`` -> (``file:line:col``, dotted key path) of the override (the environment's when it
+    gives that option, else the base ``channels:``); an option None: the channel's key itself."""
+
+    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "") -> None:
+        super().__init__(data)
+        self.place = place
+        self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
+        self.source = source                                   # the deployment file's name
+
+
 @dataclass(frozen=True)
 class AdminSettings:
     listen: str | None = None
@@ -105,6 +117,17 @@ class Deployment:
     ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
+    _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
+                                                  self.restart_settings(), self.path.name)
+
+    def restart_settings(self) -> dict[str, Any]:
+        """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
+        their references, never their values."""
+        return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
+                "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token)}
 
     def where(self, *key_path: str | int) -> str:
         """``file:line:col`` of a key path in the deployment file (its nearest existing parent)."""
@@ -117,6 +140,20 @@ class Deployment:
     def channel_origin(self, channel: str) -> str:
         """Where the override of ``channel`` was written (the environment's, if it has one)."""
         return self.where(*self._override_origin.get(channel, ("channels", channel)))
+
+    def override_place(self, channel: str, option: str | None = None, *, at_key: bool = False) -> tuple[str, str]:
+        """(``file:line:col``, key path) of the override of ``option`` of ``channel`` (None: of the
+        channel's name; ``at_key``: the option's name rather than its value), for messages about it."""
+        candidates: list[KeyPath] = []
+        if self.env is not None:
+            candidates.append(("environments", self.env, "channels", channel))
+        candidates.append(("channels", channel))
+        for base in candidates:
+            kp = base + ((option,) if option is not None else ())
+            if kp in self._keys:
+                line, col = self._keys[kp] if option is None or at_key else self._marks.get(kp, self._keys[kp])
+                return f"{self.path}:{line}:{col}", dotted(kp)
+        return self.channel_origin(channel), dotted(candidates[-1] + ((option,) if option else ()))
 
 
 # ------------------------------------------------------------------ YAML with marks
@@ -292,7 +329,10 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     if env is not None:
         if env not in environments:
             known = ", ".join(sorted(environments)) or "none are defined"
-            hint = difflib.get_close_matches(env, list(environments), n=1)
+            hint = ([e for e in environments if e.lower() == env.lower()]
+                    or difflib.get_close_matches(env, list(environments), n=1)
+                    or difflib.get_close_matches(env.lower(), [e.lower() for e in environments], n=1))
+            hint = [next(e for e in environments if e.lower() == hint[0].lower())] if hint else hint
             problems.append(at(("environments",), (
                 f"environments: environment {env!r} (from {env_source}) is not defined here; "
                 + (f"did you mean {hint[0]!r}? " if hint else "") + f"defined: {known}"), key=True))
@@ -312,6 +352,13 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         line, col = marks[tpath]
         token = _secret_ref("admin.token", admin_data["token"], base, f"{name}:{line}:{col}")
     admin = AdminSettings(listen=admin_data.get("listen"), token=token)
+    for kp in [("admin", "listen")] + [("environments", e, "admin", "listen") for e in environments]:
+        listen = _get(data, kp)
+        if isinstance(listen, str):
+            port = int(listen.rpartition(":")[2])
+            if not 0 <= port <= 65535:
+                problems.append(at(kp, f"{dotted(kp)}: port {port} out of range 1-65535 "
+                                       f"(e.g. \"127.0.0.1:7080\")"))
 
     overrides: dict[str, dict[str, Any]] = copy.deepcopy(data.get("channels") or {})
     origin: dict[str, KeyPath] = {ch: ("channels", ch) for ch in overrides}
@@ -323,7 +370,15 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         raise DeploymentError(problems)
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
-                      _marks=marks, _override_origin=origin)
+                      _marks=marks, _override_origin=origin, _keys=keys)
+
+
+def _get(data: Any, kp: KeyPath) -> Any:
+    for k in kp:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(k)
+    return data
 
 
 def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | None]:

@@ -102,10 +102,24 @@ class AdminApp:
         body = {"ok": result.ok, "dry_run": result.dry_run, "version": result.version,
                 "previous_version": result.previous_version, "plan": dict(result.plan),
                 "diagnostics": list(result.diagnostics)}
+        if getattr(result, "warnings", ()):
+            body["warnings"] = list(result.warnings)
         if result.ok:
             return Response.json(body)
+        refused = getattr(result, "refused", "files")
+        if refused == "draining":
+            body["diagnostics"] = []
+            return Response.problem(503, result.diagnostics[0] if result.diagnostics else
+                                    "the engine is draining; nothing reloaded", title="Draining",
+                                    instance=request.raw_path, **body)
         kept = f" (version {result.previous_version})" if result.previous_version else ""
         n = len(result.diagnostics)
+        if refused == "start":
+            return Response.problem(
+                422, f"the new configuration compiled, but {'a channel' if n == 1 else f'{n} channels'} could "
+                     f"not start; the running configuration{kept} is kept. Free the address or give the "
+                     f"channel another one, then reload again.",
+                title="Reload Failed", instance=request.raw_path, **body)
         return Response.problem(
             422, f"the new configuration has {n} problem{'s' if n != 1 else ''}; the running configuration"
                  f"{kept} is kept. Fix the files (`bsp check`) and reload again.",

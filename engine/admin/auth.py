@@ -54,8 +54,9 @@ def _check(token: str, where: str) -> str:
 
 
 def load_token(token_file: str | os.PathLike[str] | None = None, *, env: str = TOKEN_ENV,
-               environ: Mapping[str, str] | None = None) -> str:
-    """The token from ``token_file`` (surrounding whitespace stripped) or else from ``$env``."""
+               environ: Mapping[str, str] | None = None, option: str = "--admin-token-file") -> str:
+    """The token from ``token_file`` (surrounding whitespace stripped) or else from ``$env``;
+    ``option``: how the caller's user gives a token file (named when there is no token)."""
     environ = os.environ if environ is None else environ
     if token_file is not None:
         p = Path(token_file)
@@ -71,7 +72,7 @@ def load_token(token_file: str | os.PathLike[str] | None = None, *, env: str = T
         return _check(text.strip(), f"in file {str(p)!r}")
     value = environ.get(env)
     if value is None:
-        raise AdminConfigError(f"no admin token: set ${env} or give a token file (--admin-token-file); {_MAKE}")
+        raise AdminConfigError(f"no admin token: set ${env} or give a token file ({option}); {_MAKE}")
     return _check(value.strip(), f"in ${env}")
 
 

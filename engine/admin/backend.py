@@ -36,6 +36,9 @@ class ReloadResult:
     previous_version: str | None = None
     plan: Mapping[str, Any] = field(default_factory=dict)
     diagnostics: Sequence[str] = ()
+    refused: str = "files"         # not ok: "files" (the new files have problems), "start" (a channel
+                                   # could not start: its port is taken...), "draining" (nothing was read)
+    warnings: Sequence[str] = ()   # ok or not: what the reload did not apply (ledger / admin settings)
 
 
 @dataclass(frozen=True)

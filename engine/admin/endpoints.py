@@ -52,7 +52,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                            example="1"),),
              responses=((200, "Compiled (and switched unless dry_run); the plan says what changes.", "Reload"),
                         (409, "Another reload is running.", "Problem"),
-                        (422, "The new configuration has errors; the running one is kept.", "Problem"))),
+                        (422, "The new configuration has errors, or a channel of it could not start (its "
+                              "port is taken); the running one is kept.", "Problem"),
+                        (503, "The engine is draining; nothing reloaded.", "Problem"))),
     Endpoint("GET", "/deals", "deals", "Deals in the ledger, newest first.",
              params=(Param("type", "string", "Deal type, e.g. BILL_PAYMENT."),
                      Param("status", "string", "Deal status.", enum=STATUSES),

@@ -35,6 +35,9 @@ SCHEMAS: dict[str, Any] = {
             "plan": {"type": "object", "description": "added / changed / kept / removed, per kind.",
                      "additionalProperties": True},
             "diagnostics": {"type": "array", "items": {"type": "string"}},
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "What the reload did not apply (ledger / admin settings changed in "
+                                        "the deployment file take effect at the next restart)."},
         },
     },
     "Deals": {"type": "object", "required": ["count", "deals"],

@@ -37,8 +37,11 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
             key: Optional[Path]) -> httpx.Client:
+    if not url.startswith(("http://", "https://")):
+        raise _fail(f"--url {url}: give the scheme, e.g. --url http://{url} (or --url https://{url} for an "
+                    f"engine serving its admin API with --admin-cert)", 2)
     try:
-        token = load_token(token_file)
+        token = load_token(token_file, option="--token-file or $BSP_ADMIN_TOKEN_FILE")
     except AdminConfigError as exc:
         raise _fail(str(exc), 2) from None
     verify: Any = True
@@ -49,16 +52,33 @@ def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Opti
             raise _fail(str(exc), 2) from None
     elif cert or ca:
         raise _fail(f"--ca/--cert apply to an https URL; {url} is plain http", 2)
-    return httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, verify=verify,
-                        timeout=TIMEOUT)
+    client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, verify=verify,
+                          timeout=TIMEOUT)
+    client._bsp_cert = cert         # type: ignore[attr-defined]   (for _transport_problem)
+    return client
 
 
 def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
     try:
         return client.request(method, path, **kw)
     except httpx.TransportError as exc:
-        raise _fail(f"cannot reach the admin API at {client.base_url}: {exc}. Is the engine running with its "
-                    "admin API on this address (--url / $BSP_ADMIN_URL)?", 1) from None
+        raise _fail(_transport_problem(client, exc), 1) from None
+
+
+def _transport_problem(client: httpx.Client, exc: httpx.TransportError) -> str:
+    """What a failed connection most likely means, and what to do."""
+    url = str(client.base_url).rstrip("/")
+    hung_up = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
+    if hung_up and url.startswith("http://"):
+        return (f"the admin API at {url} closed the connection without an answer: the engine probably speaks "
+                f"HTTPS (it was started with --admin-cert); use --url {url.replace('http://', 'https://', 1)} "
+                f"with --ca (the CA of its certificate)")
+    if hung_up and url.startswith("https://") and getattr(client, "_bsp_cert", None) is None:
+        return (f"the admin API at {url} closed the TLS connection without an answer: the engine requires a "
+                f"client certificate (mutual TLS, --admin-client-ca); give --cert FILE --key FILE")
+    text = str(exc).rstrip(".")
+    return (f"cannot reach the admin API at {url}: {text}. Is the engine running with its admin API on this "
+            f"address (--url / $BSP_ADMIN_URL)?")
 
 
 def _problem(r: httpx.Response) -> typer.Exit:
@@ -70,6 +90,8 @@ def _problem(r: httpx.Response) -> typer.Exit:
     typer.echo(f"error: {r.status_code} {doc.get('title', r.reason_phrase)}: {detail}", err=True)
     for line in doc.get("diagnostics", []) or []:
         typer.echo(line, err=True)
+    for line in doc.get("warnings", []) or []:
+        typer.echo(f"warning: {line}", err=True)
     return typer.Exit(1)
 
 
@@ -115,6 +137,8 @@ def reload(dry_run: bool = typer.Option(False, "--dry-run", help="Compile and sh
     typer.echo(f"reload ok: {verb} from {doc.get('previous_version')} to {doc.get('version')}")
     for line in plan_lines(doc.get("plan") or {}):
         typer.echo(f"  {line}")
+    for line in doc.get("warnings") or []:
+        typer.echo(f"warning: {line}", err=True)
 
 
 PLAN_KINDS = ("channels", "routes", "formats", "tables")
@@ -150,11 +174,18 @@ def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
           force: bool = typer.Option(False, "--force", help="Replace an existing file.")) -> None:
     """Write a new random admin API token to PATH.
 
-    Exit 0 written; 2 PATH exists (add --force to replace it).
+    Exit 0 written; 2 PATH exists (add --force to replace it), or its folder does not exist or
+    cannot be written.
     """
     if path.exists() and not force:
         raise _fail(f"{path} exists; pass --force to replace the token", 2)
-    write_token(path)
+    if not path.parent.is_dir():
+        raise _fail(f"{path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent} "
+                    f"&& chmod 700 {path.parent}) or give another path", 2)
+    try:
+        write_token(path)
+    except OSError as exc:
+        raise _fail(f"{path}: cannot write the token: {exc.strerror or exc}", 2) from None
     typer.echo(f"wrote a new admin token to {path}; give it to the engine (--admin-token-file) and to "
                f"clients (--token-file or ${TOKEN_ENV})")
 

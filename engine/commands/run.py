@@ -40,13 +40,16 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 def run(
     paths: list[Path] = typer.Argument(..., help="Route files or folders, or one platform.yaml deployment file."),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="DuckDB ledger file (default var/bsp.duckdb)."),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="DuckDB ledger file (default: the "
+                                          "deployment file's ledger:, else var/bsp.duckdb)."),
     ledger_sync: Optional[str] = typer.Option(None, "--ledger-sync", help="When a reply may leave: journal "
                                               "(its deal is fdatasync'ed in the write-ahead journal; default), "
                                               "duckdb (its row is committed in DuckDB) or none (at once, not "
                                               "durable); platform.yaml ledger.sync does the same."),
-    env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file."),
-    grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on SIGTERM."),
+    env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file "
+                                     "(else $BSP_ENV)."),
+    grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on "
+                                "SIGTERM (0 or more)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log channel events."),
     record: Optional[Path] = typer.Option(None, "--record", help="Capture every frame to this new file "
                                           "(channels with record = false excepted); see docs/testing.md."),
@@ -60,7 +63,8 @@ def run(
     admin: Optional[str] = typer.Option(None, "--admin", help="Serve the admin API on HOST:PORT "
                                         "(e.g. 127.0.0.1:9180); platform.yaml admin.listen does the same."),
     admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",
-                                                    help="Admin API token file (else $BSP_ADMIN_TOKEN)."),
+                                                    help="Admin API token file (else platform.yaml "
+                                                    "admin.token, else $BSP_ADMIN_TOKEN)."),
     admin_cert: Optional[Path] = typer.Option(None, "--admin-cert", help="Admin API server certificate (HTTPS)."),
     admin_key: Optional[Path] = typer.Option(None, "--admin-key", help="Key of --admin-cert."),
     admin_client_ca: Optional[Path] = typer.Option(None, "--admin-client-ca",
@@ -70,9 +74,14 @@ def run(
 ) -> None:
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
 
-    Exit 0 after a clean drain; 1 the route files or the deployment file have errors, or a
-    channel (or the admin API) cannot be bound or started, e.g. its port is taken; 2 usage error (a missing
-    path, bad option values, a --record file that is already there).
+    Keys come from the environment: BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE (the ledger's audit key, base64
+    of 32+ random bytes; without one, ledger records are not tamper-protected and a warning says so) and
+    BSP_FIELD_KEYS or BSP_FIELD_KEYS_FILE (the keyring for encrypted fields); see docs/security.md.
+
+    Exit 0 after a clean drain; 1 the route files or the deployment file have errors, a
+    channel (or the admin API) cannot be bound or started, e.g. its port is taken, or the ledger's
+    files cannot be written; 2 usage error (a missing path, bad option values, an unusable key, a
+    --record file that is already there).
     """
     from engine.ops import runopts
     from engine.ledger_store import LedgerError
@@ -84,6 +93,8 @@ def run(
 
     try:
         scrub = runopts.configure_logging(log_format, log_level, log_file, verbose)
+        runopts.check_grace(grace)
+        key_warnings = runopts.check_keys()
     except runopts.OpsConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -128,7 +139,13 @@ def run(
     # records and the ledger keeps
     program = with_referenced_files(compile_or_exit(route_files, registry))
     ledger_path = ledger_path or DEFAULT_LEDGER
-    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        runopts.check_ledger_files(ledger_path, ledger_sync)
+    except runopts.OpsConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1)
+    for warning in key_warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
     def ready(sb: Any) -> None:
         for name, ch in sb.channels.items():
@@ -145,7 +162,8 @@ def run(
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        for line in getattr(exc, "problems", None) or [exc]:
+            typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
     except CaptureError as exc:         # the capture file cannot be made (or its last frames written)
         typer.echo(f"error: --record: {exc}", err=True)
@@ -159,6 +177,13 @@ def run(
     s = sb.stats
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "
                f"{s.failed} failed", err=True)
+    from engine.ops.live import drain_lines
+    cancelled = getattr(sb, "cancelled", [])
+    if cancelled:
+        typer.echo(f"bsp: {sum(len(r) for _, r, _ in cancelled)} exchange(s) were still in flight when the "
+                   f"grace period ({grace:g}s, --grace) ran out and were cancelled:", err=True)
+        for line in drain_lines(cancelled):
+            typer.echo(f"  {line}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,6 +42,7 @@ class Generation:
         self.batches = 0
         self.retired = False
         self.idle = trio.Event()
+        self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -138,13 +139,22 @@ class _ReusingRegistry:
 def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
                      overrides: Mapping[str, Mapping[str, Any]] | None = None,
                      reuse: Mapping[str, Any] | None = None, grace: float = 10.0) -> Generation:
-    """Bind ``program`` completely (raises ``BindError`` naming the place); nothing starts."""
+    """Bind ``program`` completely (raises ``BindError`` naming the place); nothing starts.
+
+    ``overrides`` are checked first (``engine.ops.overrides``): an override of a channel the program
+    does not declare, of an option its kind does not have, or with a value the option cannot take
+    raises ``OverrideError`` naming its place in the deployment file."""
+    from engine.ops.overrides import OverrideError, check_overrides
+    problems = check_overrides(overrides, program, registry)
+    if problems:
+        raise OverrideError(problems)
     sb = Switchboard(program, _ReusingRegistry(registry, reuse or {}), ledger=ledger,
-                     overrides={k: dict(v) for k, v in (overrides or {}).items() if k in program.channels},
-                     grace=grace)
+                     overrides={k: dict(v) for k, v in (overrides or {}).items()}, grace=grace)
     for name in program.formats:        # formats no route uses yet are built (and checked) too
         sb.ctx.codec(name)
     missing = [n for n in program.channels if n not in sb.channels]
     if missing:
         raise BindError(f"channels not bound: {', '.join(missing)}")
-    return Generation(number, program, sb)
+    gen = Generation(number, program, sb)
+    gen.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    return gen

@@ -89,11 +89,54 @@ REBIND_WAIT = 5.0              # seconds a changed channel waits for its old soc
 
 
 class ReloadFailed(Exception):
-    def __init__(self, diagnostics: list[str], plan: ReloadPlan | None = None, version: str | None = None) -> None:
+    """``refused``: "files" (the new configuration has problems), "start" (a channel of it could not
+    start) or "draining" (the engine is stopping; nothing was read)."""
+
+    def __init__(self, diagnostics: list[str], plan: ReloadPlan | None = None, version: str | None = None,
+                 refused: str = "files") -> None:
         super().__init__("\n".join(diagnostics))
         self.diagnostics = diagnostics
         self.plan = plan
         self.version = version
+        self.refused = refused
+
+
+def restart_warning(started: Mapping[str, Any], now: Mapping[str, Any], source: str) -> list[str]:
+    """A warning when settings read only at start (ledger, admin) differ in the file read again."""
+    changed = [k for k in now if started.get(k) != now.get(k)]
+    if not changed:
+        return []
+    return [f"{' / '.join(changed)} changed in {source or 'the deployment file'}: "
+            f"{'it takes' if len(changed) == 1 else 'they take'} effect at the next restart"]
+
+
+async def _probe_listen(gen: Generation, names: list[str]) -> list[StartError]:
+    """For a dry run: bind, and close at once, the TCP address of each listening channel a reload would
+    start on a new address; the addresses that cannot be bound now (a port taken) as ``StartError``s."""
+    errors: list[StartError] = []
+    for name in names:
+        ch = gen.channels[name]
+        host, port = getattr(ch, "host", None), getattr(ch, "port", None)
+        if ch.role != "listen" or not isinstance(host, str) or not isinstance(port, int) or not port:
+            continue
+        try:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as exc:
+            errors.append(start_error(f"channel {name}", f"{host}:{port}", exc))
+            continue
+        for listener in listeners:
+            await listener.aclose()
+    return errors
+
+
+def drain_lines(report: list[tuple[str, list[str | None], str]]) -> list[str]:
+    """``LiveEngine.in_flight_report`` as text, one item per route."""
+    lines = []
+    for route, refs, fate in report:
+        known = [r for r in refs if r]
+        shown = f" (references {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})" if known else ""
+        lines.append(f"route {route}: {len(refs)}{shown}: {fate}")
+    return lines
 
 
 class LiveEngine:
@@ -107,6 +150,9 @@ class LiveEngine:
         self.grace = grace
         self.current: Generation | None = None
         self.overrides: Mapping[str, Mapping[str, Any]] = {}
+        self._settings: dict[str, Any] = {}              # ledger / admin settings read at start
+        self._warnings: list[str] = []                   # of the reload running now
+        self.cancelled: list[tuple[str, list[str | None], str]] = []   # in flight when the grace ran out
         self.refs: dict[str, HandlerRef] = {}           # inbound channel name -> its handler indirection
         self.history: list[dict[str, Any]] = []         # reloads: at, source, ok, version, dry_run
         self.started_at = time.time()
@@ -130,7 +176,8 @@ class LiveEngine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.overrides = dict(overrides or {})
+                self.overrides = overrides or {}
+                self._settings = dict(getattr(overrides, "settings", {}) or {})
                 program = with_referenced_files(program)
                 gen = self._bind(program, {})
                 await self.ledger.record_config(gen.version, gen.program.sources)
@@ -158,7 +205,37 @@ class LiveEngine:
             if self._listeners:
                 await self._listeners_done.wait()
         if timer.cancelled_caught:
-            log.warning("drain: grace period of %gs over; in-flight exchanges were cancelled", self.grace)
+            self.cancelled = self.in_flight_report()
+            n = sum(len(refs) for _, refs, _ in self.cancelled)
+            if not n:
+                log.warning("drain: grace period of %gs over; in-flight work was cancelled", self.grace)
+                return
+            log.warning("drain: grace period of %gs over; %d exchange(s) still in flight were cancelled: %s",
+                        self.grace, n, "; ".join(drain_lines(self.cancelled)))
+
+    def in_flight_report(self) -> list[tuple[str, list[str | None], str]]:
+        """(route, the references of its exchanges running now (None: not known yet), what becomes of
+        them when they are cancelled), over every generation still running."""
+        from engine.txn.plan import plan_of
+        out: list[tuple[str, list[str | None], str]] = []
+        gens = ([self.current] if self.current is not None else []) + list(self._retiring)
+        for gen in gens:
+            for br in gen.routes().values():
+                refs = [getattr(ex, "reference", None) for group in list(br.running.values()) for ex in group]
+                if not refs:
+                    continue
+                try:
+                    plan = plan_of(br)
+                except Exception:         # a plan that cannot be built: say what we know
+                    plan = None
+                if plan is not None and plan.active:
+                    fate = (f"its accepted requests are in the transaction log; the next start resolves them "
+                            f"by the route's on-restart policy ({plan.policy})")
+                else:
+                    fate = ("nothing of them is recorded (the route makes no call, so nothing left the engine); "
+                            "their clients get no reply and may send them again")
+                out.append((br.name, refs, fate))
+        return out
 
     def _all_channels(self) -> list[Any]:
         return list(self.current.channels.values()) if self.current is not None else []
@@ -272,15 +349,21 @@ class LiveEngine:
         async with self._lock:
             old = self.current
             prev = old.version if old is not None else None
+            self._warnings = []
             try:
-                if old is None or self.draining:
-                    raise ReloadFailed(["the engine is not running (starting or draining); nothing reloaded"])
+                if self.draining:
+                    raise ReloadFailed(["the engine is draining; nothing reloaded"], refused="draining")
+                if old is None:
+                    raise ReloadFailed(["the engine is still starting; nothing reloaded"], refused="draining")
                 result = await self._reload(old, dry_run)
             except ReloadFailed as exc:
                 log.error("reload (%s) failed; the running configuration %s is kept:\n%s", source, prev,
                           "\n".join(exc.diagnostics))
                 result = ReloadResult(ok=False, dry_run=dry_run, version=exc.version, previous_version=prev,
-                                      plan=exc.plan.as_dict() if exc.plan else {}, diagnostics=exc.diagnostics)
+                                      plan=exc.plan.as_dict() if exc.plan else {}, diagnostics=exc.diagnostics,
+                                      refused=exc.refused, warnings=self._warnings)
+            for warning in result.warnings:
+                log.warning("reload (%s): %s", source, warning)
             self.history.append({"at": time.time(), "source": source, "ok": result.ok, "dry_run": dry_run,
                                  "version": result.version, "previous_version": prev})
             del self.history[:-50]
@@ -289,8 +372,11 @@ class LiveEngine:
     async def _reload(self, old: Generation, dry_run: bool) -> ReloadResult:
         from engine.runtime.binder import BindError
 
+        self._warnings = []
         program, overrides = await self._compile()
-        plan = plan_reload(old.program, program, overrides)
+        self._warnings = restart_warning(self._settings, getattr(overrides, "settings", {}),
+                                         getattr(overrides, "source", ""))
+        plan = plan_reload(old.program, program, overrides, old.overrides)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
         reuse = {n: ch for n, ch in old.channels.items() if n in program.channels and n not in rebind}
         saved = self.overrides
@@ -300,26 +386,30 @@ class LiveEngine:
         except (BindError, ValueError, TypeError, OSError) as exc:
             self.overrides = saved
             self._numbers -= 1
-            raise ReloadFailed([f"error: {exc}"], plan, program.version) from exc
-        if dry_run:
-            self.overrides = saved
-            self._numbers -= 1
-            self._all_stats.remove(gen.sb.stats)
-            return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
-                                plan=plan.as_dict())
+            raise ReloadFailed([f"error: {line}" for line in getattr(exc, "problems", None) or [exc]],
+                               plan, program.version) from exc
         # started after the swap, once the old one stops accepting: a listener on the same address, and a
         # channel two generations of which must never run at once (a timer would tick twice)
         same_address = {n for n in rebind if n in old.channels
                         and (getattr(old.channels[n], "address", None) == getattr(gen.channels[n], "address", 0)
                              or getattr(gen.channels[n], "exclusive", False))}
         early = [n for n in gen.channels if n in rebind and n not in same_address]
+        if dry_run:
+            self.overrides = saved
+            self._numbers -= 1
+            self._all_stats.remove(gen.sb.stats)
+            taken = await _probe_listen(gen, early)
+            if taken:
+                raise ReloadFailed([f"error: {exc}" for exc in taken], plan, gen.version, refused="start")
+            return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
+                                plan=plan.as_dict(), warnings=self._warnings)
         try:
             started = await self._start(gen, early)
         except OSError as exc:
             for n in early:
                 self._cancel(gen.channels[n])
             self.overrides = saved
-            raise ReloadFailed([f"error: {exc}"], plan, gen.version) from exc
+            raise ReloadFailed([f"error: {exc}"], plan, gen.version, refused="start") from exc
         await self.ledger.record_config(gen.version, gen.program.sources)
         # ---- the swap: no await from here to the end of the loop
         for name, disp in gen.dispatchers.items():
@@ -345,7 +435,7 @@ class LiveEngine:
         log.info("reloaded: version %s -> %s (generation %d)%s", old.version, gen.version, gen.number,
                  "".join("\n  " + line for line in plan.lines()))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
-                            plan=plan.as_dict())
+                            plan=plan.as_dict(), warnings=self._warnings)
 
     async def _start_when_free(self, gen: Generation, name: str) -> None:
         """Start a changed channel whose old socket on the same address is closing."""

@@ -88,9 +88,15 @@ def _route_formats(route: Any) -> set[str]:
     return names
 
 
-def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ReloadPlan:
-    """What changes when ``new`` replaces ``old`` (``old`` None: everything is added)."""
+def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                old_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ReloadPlan:
+    """What changes when ``new`` replaces ``old`` (``old`` None: everything is added).
+
+    ``overrides``: the channel overrides ``new`` will be bound with; ``old_overrides``: those
+    ``old`` runs with (the deployment file as it was read last time), so that an override added,
+    changed or removed in the deployment file changes its channel."""
     overrides = overrides or {}
+    old_overrides = old_overrides or {}
     plan = ReloadPlan(old.version if old is not None else None, new.version)
 
     def table(kind: str, old_items: Mapping[str, Any], new_items: Mapping[str, Any],
@@ -136,7 +142,7 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
     table("tables", old_tables, new.tables, table_reason)
 
     def channel_reason(name: str, a: Any, b: Any) -> str:
-        a, b = _with_overrides(a, overrides), _with_overrides(b, overrides)
+        a, b = _with_overrides(a, old_overrides), _with_overrides(b, overrides)
         if a.kind != b.kind:
             plan.rebind.append(name)
             return f"kind {a.kind} -> {b.kind}: new socket, the old one drains"

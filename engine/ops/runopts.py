@@ -33,6 +33,85 @@ def configure_logging(fmt: str, level: str | None, file: Path | None, verbose: b
     return scrub
 
 
+def check_grace(grace: float) -> float:
+    import math
+    if not (math.isfinite(grace) and grace >= 0):
+        raise OpsConfigError(f"--grace {grace:g}: expected the seconds a drain waits for in-flight exchanges, "
+                             f"0 or more (e.g. --grace 10)")
+    return grace
+
+
+NO_AUDIT_KEY = ("no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE): ledger records are not tamper-protected; "
+                "bsp audit verify will report them unprotected")
+
+
+def check_keys() -> list[str]:
+    """Read the audit key and the field keyring now, as the ledger will (BSP_AUDIT_KEY(_FILE),
+    BSP_FIELD_KEYS(_FILE)): an unusable one is an ``OpsConfigError`` naming the variable or file
+    (never the key); returns the warnings to print (no audit key: no tamper evidence)."""
+    from engine import fieldcrypt
+    from engine.audit import AuditError, load_audit_key
+    try:
+        audit_key = load_audit_key()
+        fieldcrypt.load_keyring()
+    except (AuditError, fieldcrypt.KeyringError) as exc:
+        raise OpsConfigError(str(exc)) from None
+    return [] if audit_key is not None else [NO_AUDIT_KEY]
+
+
+_FIX = ("make it writable by the engine's user (check its owner and mode, and `lsattr` for the immutable "
+        "flag), or give the engine another ledger (--ledger, or `ledger:` in the deployment file)")
+
+
+def check_ledger_files(ledger: Path, sync: str) -> None:
+    """The ledger's folder and side files can be written: ``<ledger>.journal/`` (the write-ahead
+    journal, unless sync is duckdb) and ``<ledger>.txn`` (the transaction log).  Raises
+    ``OpsConfigError`` naming the path, the system's reason and what to do."""
+    from engine.journal import journal_dir
+    from engine.txn.log import log_path
+
+    def fail(path: Path, what: str, exc: OSError | None, why: str = "") -> OpsConfigError:
+        reason = why or (exc.strerror if exc is not None and exc.strerror else str(exc))
+        fix = _FIX if not why else ("move it out of the way (bsp makes it), or give the engine another ledger "
+                                    "(--ledger, or `ledger:` in the deployment file)")
+        return OpsConfigError(f"{path}: {reason}: bsp writes the ledger's {what} there; {fix}")
+
+    def probe(folder: Path, what: str) -> None:
+        tmp = folder / f".bsp-write-check-{os.getpid()}"
+        try:
+            with open(tmp, "wb"):
+                pass
+            tmp.unlink()
+        except OSError as exc:
+            raise fail(folder, what, exc) from None
+
+    folder = ledger.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "exists and is not a folder" if isinstance(exc, FileExistsError) else ""
+        raise fail(folder, "folder", exc, why) from None
+    probe(folder, "folder")
+    if sync != "duckdb":
+        jdir = journal_dir(ledger)
+        if jdir.exists() and not jdir.is_dir():
+            raise fail(jdir, "write-ahead journal (a folder)", None, "is not a folder")
+        try:
+            jdir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise fail(jdir, "write-ahead journal (a folder)", exc) from None
+        probe(jdir, "write-ahead journal (a folder)")
+    txn = log_path(ledger)
+    if txn.is_dir():
+        raise fail(txn, "transaction log (a file)", None, "is a folder")
+    if txn.exists():
+        try:
+            with open(txn, "r+b"):
+                pass
+        except OSError as exc:
+            raise fail(txn, "transaction log (a file)", exc) from None
+
+
 def deployment_secrets(dep: Any, scrub: Scrubber) -> None:
     """Every secret the deployment names, read now so its value can be scrubbed from logs."""
     for ref in getattr(dep, "secrets", {}).values():
@@ -54,6 +133,10 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
                                  "(or admin.listen in platform.yaml); add --admin 127.0.0.1:9180")
         return None
     try:
+        AdminOptions(listen=listen).host_port()
+    except ValueError as exc:
+        raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
+    try:
         if token_file is None and getattr(settings, "token", None) is not None:
             token = settings.token.value()
         else:
@@ -61,6 +144,8 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     except (AdminConfigError, Exception) as exc:
         raise OpsConfigError(f"admin API: {exc}") from None
     ctx = None
+    if cert is not None and key is None:
+        raise OpsConfigError(f"--admin-cert {cert} needs --admin-key FILE (the private key of that certificate)")
     if cert is not None:
         from engine.tls import TLSConfigError, server_context
         try:

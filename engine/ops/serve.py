@@ -38,6 +38,9 @@ class AdminOptions:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"admin listen address {self.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:9180")
+        if int(port) > 65535:
+            raise ValueError(f"admin listen address {self.listen!r}: port {int(port)} out of range 1-65535 "
+                             f"(e.g. 127.0.0.1:9180)")
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -78,7 +81,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 await _serve(engine, program, overrides, ops, observer, metrics, hups, ready, on_stop)
     except BaseExceptionGroup as group:      # a channel or the admin API could not start, the ledger is held
         from engine.ledger_store import LedgerError
-        first = only_errors(group, (StartError, LedgerError))
+        from engine.runtime.binder import BindError
+        first = only_errors(group, (StartError, LedgerError, BindError))
         if first is None:
             raise
         raise first from None

@@ -42,6 +42,7 @@ class BoundRoute:
         self.steps = [build_step(s, route) for s in route.steps]
         self.on_error = [build_step(s, route) for s in route.on_error]
         self.limiter = CountLimiter(limit)
+        self.running: dict[int, list[Any]] = {}     # id(group) -> its exchanges not yet recorded (drain report)
         self.where = str(route.pos) if route.pos is not None else route.name
         # JSON without classified fields: the deal's request column can take the raw bytes
         self.raw_json = isinstance(self.codec, JsonCodec) and not self.codec.classify
@@ -80,15 +81,21 @@ class Dispatcher:
             if r is not None:
                 groups.setdefault(r, []).append(ex)
         for ri, group in groups.items():
-            br = self.routes[ri]
-            if txn is not None and txn.takes(br):
-                await txn.run_route(self, br, group)
-            else:
-                await self._run_route(br, group)
-        for ex in exs:
-            if ex.failure is not None and ex.reply is None and self.error_reply is not None:
-                self._run_sync(self.error_reply, ex, during_error=True)
-        await self._record(exs)
+            self.routes[ri].running[id(group)] = group
+        try:
+            for ri, group in groups.items():
+                br = self.routes[ri]
+                if txn is not None and txn.takes(br):
+                    await txn.run_route(self, br, group)
+                else:
+                    await self._run_route(br, group)
+            for ex in exs:
+                if ex.failure is not None and ex.reply is None and self.error_reply is not None:
+                    self._run_sync(self.error_reply, ex, during_error=True)
+            await self._record(exs)
+        finally:
+            for ri, group in groups.items():
+                self.routes[ri].running.pop(id(group), None)
         return [ex.reply for ex in exs]
 
     async def framing_error(self, conn: ConnInfo, err: FormatError) -> bytes | None:

@@ -92,6 +92,13 @@ def test_unknown_env(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                       "did you mean 'uat'? defined: uat")
 
 
+def test_an_env_in_the_wrong_case_gets_a_did_you_mean(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    [p] = problems(write(site, GOOD), env="UAT")
+    assert p.endswith("environments: environment 'UAT' (from --env) is not defined here; "
+                      "did you mean 'uat'? defined: uat")
+
+
 def test_secrets_read_at_use_time(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dep = load_deployment(write(site, GOOD))
     key = dep.secrets["biller_key"]

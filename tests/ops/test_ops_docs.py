@@ -38,3 +38,34 @@ def test_every_metric_family_is_documented() -> None:
     names = {m.name.removeprefix("bsp_") for m in Metrics().registry.collect()}
     missing = sorted(n for n in names if f"`{n}" not in DOC)
     assert missing == []
+
+
+PAGES = sorted((REPO / "docs").rglob("*.md")) + [REPO / "README.md"]
+
+
+def _platform() -> dict:
+    import yaml
+    return yaml.safe_load((REPO / "routes" / "platform.yaml").read_text(encoding="utf-8"))
+
+
+def test_documented_environments_of_the_shipped_deployment_file_exist() -> None:
+    defined = set(_platform()["environments"])
+    wrong = [f"{p.relative_to(REPO)}: --env {env}" for p in PAGES
+             for env in re.findall(r"bsp run routes/platform\.yaml[^\n]*?--env (\S+)", p.read_text(encoding="utf-8"))
+             if env not in defined]
+    assert wrong == [], f"defined in routes/platform.yaml: {sorted(defined)}"
+
+
+def test_documented_admin_urls_for_the_shipped_deployment_match_its_admin_listen() -> None:
+    port = _platform()["admin"]["listen"].rpartition(":")[2]
+    for name in ("operations.md", "tour-admin.md"):
+        text = (REPO / "docs" / name).read_text(encoding="utf-8")
+        urls = re.findall(r"BSP_ADMIN_URL=https?://[^:\s]+:(\d+)", text)
+        assert urls and set(urls) == {port}, (name, urls)
+        first_client = min(text.find(c) for c in ("\nbsp status", "\nbsp reload") if c in text)
+        assert text.find("BSP_ADMIN_URL=") < first_client, f"{name}: set BSP_ADMIN_URL before bsp status/reload"
+
+
+def test_no_page_stops_the_engine_with_pidof() -> None:
+    # `bsp` is a Python console script: its process is `python ... bsp run`, which pidof does not find
+    assert [p.name for p in PAGES if "pidof bsp" in p.read_text(encoding="utf-8")] == []

@@ -91,8 +91,23 @@ def test_overrides_apply_before_comparing(tmp_path: Path) -> None:
     old = _program(tmp_path, BASE)
     moved = _program(tmp_path, BASE.replace('"127.0.0.1:9"', '"127.0.0.1:11"'))
     same = {"back": {"address": "127.0.0.1:12"}}
-    assert plan_reload(old, moved, same).rebind == []          # the deployment pins the address
+    assert plan_reload(old, moved, same, same).rebind == []    # the deployment pins the address
     assert plan_reload(old, moved).rebind == ["back"]
+
+
+def test_an_override_changed_in_the_deployment_file_changes_its_channel(tmp_path: Path) -> None:
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    old = _program(tmp_path, BASE)
+    same = _program(tmp_path, BASE)
+    before, after = {"back": {"address": "127.0.0.1:12"}}, {"back": {"address": "127.0.0.1:13"}}
+    plan = plan_reload(old, same, after, before)
+    assert plan.rebind == ["back"] and plan.names("channels", "changed") == ["back"]
+    assert "options changed (address)" in plan.why["channels"]["back"]
+    assert plan_reload(old, same, {"back": {"timeout": "2s"}}, {}).rebind == ["back"]      # added
+    assert plan_reload(old, same, {}, before).rebind == ["back"]                            # removed
+    # a route-file edit to an option the old generation's override did not pin shows
+    moved = _program(tmp_path, BASE.replace('"127.0.0.1:9"', '"127.0.0.1:11"'))
+    assert plan_reload(old, moved, {}, {}).rebind == ["back"]
 
 
 def test_first_load_adds_everything(tmp_path: Path) -> None:
