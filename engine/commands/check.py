@@ -34,6 +34,27 @@ def _display(d: Diagnostic) -> Diagnostic:
                       Pos(_shown(p.file), p.line, p.col, p.end_line, p.end_col), d.help)
 
 
+def _deployments(path: Path) -> list | None:
+    """The deployment file as `bsp run` reads it, once with its base settings and once per environment it
+    defines (so that an override under `environments.uat` is checked too); None after printing its errors."""
+    import yaml
+
+    from engine.deploy import DeploymentError, load_deployment
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        raw = {}
+    envs = sorted((raw.get("environments") or {}) if isinstance(raw, dict) else {})
+    out = []
+    for env in [None, *envs]:
+        try:
+            out.append(load_deployment(path, env=env))
+        except DeploymentError as exc:
+            typer.echo(str(exc), err=True)
+            return None
+    return out
+
+
 def _version(program: object) -> str:
     """The configuration version `bsp run` serves and the ledger records: the route files and every file
     they name (copybooks, tables, specs), so that a version printed here can be found in the ledger."""
@@ -62,24 +83,34 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
         from engine.registry import default_registry
         registry = default_registry()
     deployments = [p for p in paths if p.is_file() and p.suffix in (".yaml", ".yml")]
+    overrides: list = []                # each deployment's channel overrides, base and per environment
     if deployments:                     # a deployment file stands for its route files, as in `bsp run`
-        from engine.deploy import DeploymentError, load_deployment
         expanded: List[Path] = []
         for p in paths:
             if p not in deployments:
                 expanded.append(p)
                 continue
-            try:
-                expanded.extend(load_deployment(p).route_files)
-            except DeploymentError as exc:
-                typer.echo(str(exc), err=True)
+            loaded = _deployments(p)
+            if loaded is None:
                 return 1
+            expanded.extend(loaded[0].route_files)
+            overrides.extend(d.channel_overrides for d in loaded)
         paths = expanded
     files = route_files(paths)
     if not files:
         typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
         return 2
     result: CompileResult = compile_paths(files, registry)
+    if result.program is not None and overrides:
+        from engine.ops.overrides import check_overrides
+        problems = list(dict.fromkeys(line for o in overrides for line in check_overrides(o, result.program,
+                                                                                        registry)))
+        for line in problems:
+            typer.echo(f"error: {line}", err=True)
+        if problems:
+            typer.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''} in the deployment file's "
+                       f"channel overrides", err=True)
+            return 1
     if as_json:
         out = {
             "ok": result.program is not None,

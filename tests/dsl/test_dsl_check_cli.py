@@ -96,3 +96,26 @@ def test_a_deployment_file_stands_for_its_route_files(tmp_path):
     bad.write_text("version: 1\nroutes:\n  - nowhere/\n")
     r = runner.invoke(app, ["check", str(bad)])
     assert r.exit_code == 1 and f"{bad}:3:" in r.output, r.output
+
+
+def test_a_deployment_files_channel_overrides_are_checked_in_every_environment(tmp_path):
+    from pathlib import Path
+    routes = Path(__file__).resolve().parents[2] / "routes" / "bill_payment"
+    dep = tmp_path / "platform.yaml"
+    dep.write_text(f"""version: 1
+routes:
+  - {routes}/
+channels:
+  mainfrme: {{address: "127.0.0.1:17001"}}
+environments:
+  uat:
+    channels:
+      biller: {{timeout: fast}}
+""")
+    r = runner.invoke(app, ["check", str(dep)])
+    assert r.exit_code == 1, r.output
+    assert (f"error: {dep}:5:3: channels.mainfrme: unknown channel 'mainfrme'; did you mean 'mainframe'?"
+            in r.output)
+    assert f"{dep}:9:25: environments.uat.channels.biller.timeout: channel biller (tcp connect): expected a " \
+           f"duration such as 3s or 200ms, got 'fast'" in r.output
+    assert "2 errors in the deployment file's channel overrides" in r.output
