@@ -22,7 +22,7 @@ from typing import Any, Callable
 from formats import ebcdic
 from formats.copybook import numbers as num
 from formats.copybook.keys import condition_key
-from formats.copybook.layout import Layout, Node
+from formats.copybook.layout import Layout, Node, lenient_field
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError, SpecError
 
@@ -209,14 +209,7 @@ class _Gen:
         Yes with ``invalid = null``, and for fields in a REDEFINES set that no
         segment map chooses: those bytes may well belong to another member.
         """
-        if self.opts.invalid == "null":
-            return True
-        p: Node | None = n
-        while p is not None:
-            if (p.redefines or p.redefined_by) and p.name not in self.segment_members:
-                return True
-            p = p.parent
-        return False
+        return lenient_field(n, self.opts.invalid, self.segment_members)
 
     def path_of(self, n: Node) -> str:
         parts = []

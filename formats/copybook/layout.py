@@ -328,3 +328,17 @@ def _link_counters(layout: Layout, path: str | None) -> None:
 
 def parse_copybook(text: str, path: str | None = None, source_format: str = "fixed") -> Layout:
     return build_layout(parse_entries(text, path, source_format), path)
+
+
+def lenient_field(n: "Node", invalid: str, members: Any) -> bool:
+    """Does invalid data in field ``n`` decode to None rather than fail?  Yes with ``invalid = null``,
+    and for fields in a REDEFINES set whose member no segment map chooses (``members``): those bytes
+    may well belong to another member."""
+    if invalid == "null":
+        return True
+    p: Node | None = n
+    while p is not None:
+        if (p.redefines or p.redefined_by) and p.name not in members:
+            return True
+        p = p.parent
+    return False

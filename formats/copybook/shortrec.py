@@ -26,7 +26,7 @@ from bisect import bisect_right
 from typing import Any
 
 from formats.copybook.keys import condition_key
-from formats.copybook.layout import Layout, Node
+from formats.copybook.layout import Layout, Node, lenient_field
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError
 
@@ -74,14 +74,7 @@ class ShortRecords:
         self.ends = [s.end for s in self.slots]
 
     def _lenient(self, n: Node) -> bool:
-        if self.opts.invalid == "null":
-            return True
-        p: Node | None = n
-        while p is not None:
-            if (p.redefines or p.redefined_by) and p.name not in self.members:
-                return True
-            p = p.parent
-        return False
+        return lenient_field(n, self.opts.invalid, self.members)
 
     def _walk(self, g: Node, base: int, path: tuple, dotted: str, out: list[_Slot], shown: bool) -> None:
         for c in g.children:
