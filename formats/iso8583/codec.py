@@ -150,8 +150,9 @@ def _body_codec(f: FieldSpec, cp: str, validate: bool = True) -> tuple[Callable[
     fixed = f.length
     mx = f.max
     pad_left = f.pad == "left"
-    # pan / secret fields: error texts (dead letters, logs) never quote the value, only positions
-    show = not {"pan", "secret"} & set(f.classification)
+    # classified fields (pan, secret, personal): error texts (dead letters, logs) never quote the value,
+    # only positions
+    show = not f.classification
     hidden = "" if show else f" (value not shown: field {key} is classified {'/'.join(f.classification)})"
     content = compile_content(t, f.format, show) if validate else None
 

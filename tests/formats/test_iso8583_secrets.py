@@ -1,4 +1,4 @@
-"""Error texts of fields classified pan or secret never quote the value (they reach dead letters and
+"""Error texts of classified fields (pan, secret, personal) never quote the value (they reach dead letters and
 logs, masked or not): they name the position.  BCD digit errors point at the byte of the bad digit."""
 from __future__ import annotations
 
@@ -58,3 +58,10 @@ def test_track2_and_pin_block_errors_do_not_echo_them(spec: str) -> None:
         assert "value not shown: field 35 is classified pan/secret" in e.message
     e = _raises(codec.encode, BASE | {"52": "12345678ABCDEFGZ"})
     assert e.field == "52" and "12345678" not in str(e) and "value not shown" in e.message
+
+
+def test_a_personal_field_is_not_echoed_either() -> None:
+    codec = codec_for("iso8583_1987_ascii")          # DE 14, the card's expiry date, is classified personal
+    e = _raises(codec.encode, BASE | {"14": "25X3"})
+    assert e.field == "14" and "25X3" not in str(e), str(e)
+    assert "value not shown: field 14 is classified personal" in str(e)
