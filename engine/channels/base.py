@@ -178,6 +178,9 @@ async def serve_stream(
                             except FramingError:
                                 pass
                             err = framer.error
+                        if err is not None:
+                            log.warning("channel %s: connection %d from %s: %s; closing the connection",
+                                        conn.channel, conn.number, conn.peer, err)
                         if frames or err is not None:
                             conn.frames_in += len(frames)
                             batch_conn = conn

@@ -19,10 +19,13 @@ every new file (a CSV header for a settlement file a day), in the same write
 and fsync as the file's first records.
 
 A write that fails fails the call (kind ``failed``) naming the path and the
-OS error.
+OS error, and is logged.  A file is never replaced: a name without ``{seq}``
+that is already taken fails the call (it used to loop for ever, freezing the
+engine); with ``{seq}``, a name taken meanwhile moves on to the next number.
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -43,6 +46,7 @@ _FIELDS = {"date", "time", "seq", "uuid"}
 _APPEND_FIELDS = {"date", "time"}
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _MODES = ("file", "append")
+_NAME_TRIES = 100         # {seq}: names found taken at rename time before a write fails
 log = logging.getLogger("bsp.channel.file_write")
 
 
@@ -93,6 +97,7 @@ class FileWriter:
         self._checked: set[str] = set()        # append: files whose tail was checked for a torn record
         self.fsync = bool(options.get("fsync", True))
         self._seq = itertools.count(1)
+        self._numbered = "{seq}" in self.pattern
         self._lock = trio.Lock()
         self.written: list[str] = []
 
@@ -101,25 +106,46 @@ class FileWriter:
         task_status.started()
 
     def _next_name(self) -> str:
+        """The name for the next file.  With ``{seq}``, the first number whose file does not exist;
+        without it (``{date}``, ``{time}``, a fixed name) the name as the pattern makes it, even if
+        taken: ``_write`` then refuses to replace that file (never a loop, never an overwrite)."""
         now = datetime.now()
         while True:
             n = next(self._seq)
             name = self.pattern.format(date=now.strftime("%Y%m%d"), time=now.strftime("%H%M%S"),
                                        seq=f"{n:06d}", uuid=uuid.uuid4().hex)
-            if not (self.dir / name).exists():
+            if not self._numbered or not (self.dir / name).exists():
                 return name
 
     def _write(self, name: str, payload: bytes) -> None:
+        """Worker thread: write ``payload`` to a hidden temporary file, fsync, and give it ``name``
+        without ever replacing a file of that name (``FileExistsError`` instead).  The temporary
+        file is removed when anything fails."""
         final = self.dir / name
         tmp = self.dir / f".{name}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            os.write(fd, payload)
-            if self.fsync:
-                os.fsync(fd)
+            try:
+                view = memoryview(payload)
+                while view:                      # a short write (disk nearly full) is not the whole file
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, final)              # atomic, and fails if the name is taken
+            except FileExistsError:
+                raise
+            except OSError:                      # a file system without hard links
+                if os.path.lexists(final):
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(final)) from None
+                os.replace(tmp, final)
         finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
         if self.fsync:
             dfd = os.open(self.dir, os.O_RDONLY)
             try:
@@ -184,6 +210,7 @@ class FileWriter:
             except OSError as exc:
                 err = ChannelError(f"channel {self.name}: cannot append to {self.dir / name}: "
                                    f"{exc.strerror or exc}", channel=self.name)
+                log.error("%s", err)
                 return [err] * len(payloads)
         out: list[bytes | ChannelError] = []
         step = len(self.separator)
@@ -200,12 +227,28 @@ class FileWriter:
         out: list[bytes | ChannelError] = []
         async with self._lock:                   # names are taken in request order
             for p in payloads:
-                name = self._next_name()
-                try:
-                    await trio.to_thread.run_sync(self._write, name, p)
-                except OSError as exc:
-                    out.append(ChannelError(f"channel {self.name}: cannot write {self.dir / name}: "
-                                            f"{exc.strerror or exc}", channel=self.name))
+                err: ChannelError | None = None
+                for _ in range(_NAME_TRIES if self._numbered else 1):
+                    name = self._next_name()
+                    try:
+                        await trio.to_thread.run_sync(self._write, name, p)
+                    except FileExistsError:      # taken since we looked (another writer): next number
+                        err = ChannelError(
+                            f"channel {self.name}: cannot write {self.dir / name}: a file of that name exists; "
+                            f"not replacing it" + ("" if self._numbered else
+                                                   " (the name pattern has no {seq}: add one, e.g. "
+                                                   "\"PAY-{date}-{seq}.csv\", for a file per request)"),
+                            channel=self.name)
+                        continue
+                    except OSError as exc:
+                        err = ChannelError(f"channel {self.name}: cannot write {exc.filename or self.dir / name}: "
+                                           f"{exc.strerror or exc}", channel=self.name)
+                        break
+                    err = None
+                    break
+                if err is not None:
+                    log.error("%s", err)
+                    out.append(err)
                     continue
                 self.written.append(name)
                 out.append(orjson.dumps({"file": name, "bytes": len(p)}))
@@ -229,7 +272,8 @@ COMPONENT = ComponentSpec(
         "as a record (followed by `separator`) to the file `name` names ({date}, {time}: a file a day, "
         "say); a batch is one write and one fsync before its calls answer, the reply adds the record's "
         "`offset`, and a torn record a crash left at the end of the file is cut off before the first "
-        "append. A failed write fails the deal (kind `failed`)."
+        "append. A file is never replaced: without {seq} a name already taken fails the call. A failed "
+        "write fails the deal (kind `failed`)."
     ),
     check=built_check(FileWriter),
     options=(

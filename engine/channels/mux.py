@@ -226,6 +226,7 @@ class MuxConnector:
         self.retried = 0
         self.echoes = 0
         self.echo_failures = 0
+        self.echo_error: str | None = None     # why no echo can be built (the format refuses the 0800)
 
     # -- wiring ---------------------------------------------------------------
     @property
@@ -446,7 +447,7 @@ class MuxConnector:
                     raise FormatError("no reply format bound to read the key with")
                 values = codec.decode(f)
                 key = key_of(values)
-            except FormatError as exc:
+            except Exception as exc:    # FormatError, or a codec that fails otherwise on garbage
                 self.garbled += 1
                 self._count("garbled")
                 log.warning("channel %s: connection %d: reply of %d bytes cannot be read (%s); dropped, its "
@@ -485,14 +486,26 @@ class MuxConnector:
                 continue                       # no call step bound an iso8583 format yet
             stan = f"{next(self._stans) % 1000000:06d}"
             values = {"t": "0800", "7": datetime.now(timezone.utc).strftime("%m%d%H%M%S"), "11": stan, "70": "301"}
+            key = iso_key(values)
+            if key in self._pending:
+                continue
+            try:
+                data = conn.framer.frame(self.codec.encode(values))
+            except Exception as exc:   # the network's spec wants more in an 0800: echoes off, connection kept
+                self.echo_failures += 1
+                self._count("echo")
+                if self.echo_error is None:
+                    log.error("channel %s: cannot build the echo 0800 (DE 7, 11, 70) with the channel's format: "
+                              "%s; no echo is sent on this channel (its connections stay open): remove "
+                              "echo_every, or use a format whose 0800 needs no more fields", self.name, exc)
+                self.echo_error = str(exc)
+                await trio.sleep_forever()
             waiter = _Waiter()
             waiter.left = 1
-            slot = _Slot(waiter, iso_key(values), conn)
-            if slot.key in self._pending:
-                continue
-            self._pending[slot.key] = slot
+            slot = _Slot(waiter, key, conn)
+            self._pending[key] = slot
             conn.in_flight += 1
-            conn.send(conn.framer.frame(self.codec.encode(values)))
+            conn.send(data)
             with trio.move_on_after(self.timeout):
                 await waiter.event.wait()
             if slot.result is None:

@@ -197,6 +197,13 @@ class Pool:
                         nursery.start_soon(self._keep, conn, nursery.cancel_scope)
                     await self._reader(conn)
                     nursery.cancel_scope.cancel()
+            except Exception as exc:        # a bug in a reply handler or keepalive: this connection, not the engine
+                log.exception("channel %s: connection %d of %d to %s: internal error; closing it",
+                              self.name, i + 1, self.size, self.address)
+                conn.close(f"internal error: {type(exc).__name__}: {exc}")
+                internal_error = True
+            else:
+                internal_error = False
             finally:
                 conn.alive = False
                 if conn in self.conns:
@@ -207,6 +214,8 @@ class Pool:
                 self.on_lost(conn, conn.reason)
             log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
                         self.name, i + 1, self.size, self.address, conn.reason)
+            if internal_error:
+                await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
 
     async def _keep(self, conn: PoolConn, scope: trio.CancelScope) -> None:
         assert self.keepalive is not None

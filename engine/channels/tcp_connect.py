@@ -86,6 +86,7 @@ class TcpConnector:
         self._closed = False
         self.connects = 0
         self.sends = 0
+        self.unmatched = 0                   # replies nobody asked for (each closes the connection)
 
     @property
     def address(self) -> str:
@@ -129,6 +130,10 @@ class TcpConnector:
                     self._connected = False
                     with trio.CancelScope(shield=True):
                         await trio.aclose_forcefully(stream)
+                waiting = sum(1 for p in self._pending if p.result is None)
+                level = logging.WARNING if waiting or self._reason != "closed by the counterpart" else logging.INFO
+                log.log(level, "channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
+                        "(lost); the next call reconnects", self.name, self.address, self._reason, waiting)
                 self._fail_all(ConnectionLost(
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",
@@ -214,7 +219,9 @@ class TcpConnector:
                 return
             for f in frames:
                 if not pending:
-                    self._reason = f"the counterpart sent a reply nobody asked for (stream byte {framer.offset})"
+                    self.unmatched += 1
+                    self._reason = (f"the counterpart sent a reply nobody asked for (stream byte {framer.offset}); "
+                                    f"the stream is out of step")
                     return
                 pending.popleft().resolve(f)
             if frames and self._space:

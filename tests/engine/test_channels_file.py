@@ -9,6 +9,7 @@ import orjson
 import pytest
 import trio
 
+from engine.channels.base import ChannelError
 from engine.channels.file_watch import FileWatcher
 from engine.channels.file_write import FileWriter
 from kit import compile_text, deals, running
@@ -653,3 +654,39 @@ async def test_a_resumed_file_whose_earlier_records_failed_still_ends_in_error(t
     assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed" in \
         (inbox / "error" / "m.jsonl.reason.txt").read_text()
 
+
+
+async def test_file_write_name_without_seq_never_loops_nor_replaces(tmp_path: Path) -> None:
+    """A pattern without {seq} ("PAY-{date}.csv", a fixed name) whose file exists used to spin in
+    `_next_name` for ever, freezing the whole engine; now that call fails (kind failed) naming the
+    file, the existing file is untouched, no temporary file is left, and later calls still run."""
+    import signal
+
+    def stuck(signum: int, frame: object) -> None:
+        raise TimeoutError("file write looped on a taken name (engine frozen)")
+
+    old = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(20)          # a guard against the old endless loop, not a timing assertion
+    try:
+        out = tmp_path / "out"
+        w = FileWriter("o", {"dir": str(out), "name": "PAY-{date}.csv", "fsync": False})
+        await w.run()
+        (first,) = await w.request_many([b"first"])
+        name = orjson.loads(first)["file"]
+        (second,) = await w.request_many([b"second"])
+        assert isinstance(second, ChannelError) and second.kind == "failed"
+        assert f"cannot write {out / name}: a file of that name exists; not replacing it" in str(second)
+        assert "has no {seq}" in str(second)
+        assert (out / name).read_bytes() == b"first"
+        fixed = FileWriter("f", {"dir": str(out), "name": "SETTLE.csv", "fsync": False})
+        (out / "SETTLE.csv").mkdir()          # a directory where the file should go
+        (r,) = await fixed.request_many([b"x"])
+        assert isinstance(r, ChannelError) and "SETTLE.csv" in str(r)
+        assert sorted(p.name for p in out.iterdir()) == [name, "SETTLE.csv"]   # no .tmp left behind
+        n = FileWriter("n", {"dir": str(out), "name": "N-{seq}.csv", "fsync": False})
+        (out / "N-000001.csv").mkdir()
+        (ok,) = await n.request_many([b"y"])
+        assert orjson.loads(ok)["file"] == "N-000002.csv"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 
 import pytest
@@ -211,3 +212,42 @@ async def test_connect_lost_then_reconnects(nursery) -> None:
     state["frames"] = -100
     assert await c.request(b"e", 5) == b"re:e"
     assert c.connects == 2
+
+
+async def test_bad_frame_from_a_peer_is_logged_with_channel_and_peer(nursery, caplog) -> None:
+    """A 2 GB length prefix: the error reply, the connection closed, and a warning naming the
+    channel, the connection and the peer (it used to be in the ledger only, never in the log)."""
+    h = Echo()
+    lst = await start_listener(nursery, h, framing="length4")
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    me = "%s:%s" % s.socket.getsockname()[:2]
+    with caplog.at_level(logging.WARNING, logger="bsp.channel"):
+        await s.send_all(b"\x7f\xff\xff\xff" + b"x" * 64)
+        assert await read_frames(s, LengthPrefixFramer(4), 1) == [b"BAD FRAME"]
+        assert await s.receive_some(10) == b""
+    (line,) = [r.getMessage() for r in caplog.records if "closing the connection" in r.getMessage()]
+    assert line.startswith("channel inbound: connection ") and f"from {me}:" in line
+    assert "2147483647 payload bytes" in line
+    await s.aclose()
+
+
+async def test_connect_reply_nobody_asked_for_is_logged_and_counted(nursery, caplog) -> None:
+    """A counterpart that answers twice: the stray reply closes the connection (the stream is out of
+    step), which is logged and counted; the next call reconnects and gets its own answer."""
+    async def twice(stream):
+        f = LengthPrefixFramer(4)
+        while data := await stream.receive_some(65536):
+            await stream.send_all(b"".join(f.frame(b"re:" + p) * (2 if p == b"twice" else 1) for p in f.feed(data)))
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, twice, 0, host="127.0.0.1"))
+    c = await start_connector(nursery, listeners[0].socket.getsockname()[1])
+    with caplog.at_level(logging.INFO, logger="bsp.channel.tcp"):
+        assert await c.request(b"twice", 5) == b"re:twice"
+        with trio.fail_after(10):
+            while c.unmatched == 0 or c._connected:
+                await trio.sleep(0.01)
+        assert await c.request(b"next", 5) == b"re:next"
+    assert c.unmatched == 1 and c.connects == 2
+    assert any("channel biller: connection to 127.0.0.1:" in r.getMessage()
+               and "a reply nobody asked for" in r.getMessage() and r.levelno == logging.WARNING
+               for r in caplog.records)

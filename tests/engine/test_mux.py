@@ -14,6 +14,7 @@ from engine.channels.options import ChannelConfigError
 from engine.channels.tcp_connect import TcpConnector, build
 from engine.sim.iso_host import IsoHost
 from formats.iso8583 import codec_for
+from kit import REPO
 
 ISO = codec_for("iso8583_1987_ascii")
 
@@ -169,4 +170,26 @@ async def test_echo_keeps_connection_and_unanswered_echo_reconnects(nursery, aut
     with trio.fail_after(10):
         while ch.connects < 2:
             await trio.sleep(0.1)
+    assert not isinstance(await ch.request(req(1)), ChannelError)
+
+
+async def test_echo_the_format_cannot_encode_keeps_engine_and_connection(nursery, tmp_path, caplog,
+                                                                         autojump_clock) -> None:
+    """A network spec whose 0800 needs more than DE 7, 11 and 70 (here DE 33): building the echo used
+    to raise out of the pool and stop the whole engine at the first echo_every; now it is logged once,
+    counted, echoes stop and the connection keeps carrying calls."""
+    spec = (REPO / "formats" / "specs" / "iso8583_1987_ascii.yaml").read_text()
+    assert "    mandatory: [7, 11, 70]\n" in spec
+    path = tmp_path / "net.yaml"
+    path.write_text(spec.replace("    mandatory: [7, 11, 70]\n", "    mandatory: [7, 11, 33, 70]\n", 1))
+    host = await start_host(nursery)
+    ch = MuxConnector("host", {"address": f"127.0.0.1:{host.port}", "framing": "length2", "match": "iso8583",
+                               "timeout": 5, "echo_every": 30})
+    ch.use_codecs(codec_for(path))
+    await nursery.start(ch.run)
+    with caplog.at_level(logging.ERROR, logger="bsp.channel.mux"):
+        await trio.sleep(95)                  # three echo intervals
+    assert ch.echo_failures == 1 and "field 33" in (ch.echo_error or "")
+    assert sum("cannot build the echo 0800" in r.getMessage() for r in caplog.records) == 1
+    assert host.echoes == 0 and ch.connects == 1
     assert not isinstance(await ch.request(req(1)), ChannelError)
