@@ -34,6 +34,7 @@ from engine.tls import client_context
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
+MAX_REPLY = 64 << 20          # the largest answer body read (option max_reply)
 
 _SECRET_NAME = re.compile(r"authorization|key|token|secret|password|cookie", re.I)
 
@@ -155,6 +156,10 @@ class HttpConnector:
         self.method = str(options.get("method") or "POST").upper()
         self.accept = answer_statuses(name, options.get("answer_status"))
         self.timeout = seconds(options.get("timeout"), 30.0)
+        self.max_reply = options.get("max_reply", MAX_REPLY)
+        if isinstance(self.max_reply, bool) or not isinstance(self.max_reply, int) or self.max_reply <= 0:
+            raise ChannelConfigError(f"channel {name}: option max_reply: expected a positive number of bytes, "
+                                     f"got {self.max_reply!r}")
         self.connect_timeout = seconds(options.get("connect_timeout"), 3.0)
         self.max_connections = int(options.get("max_connections") or 100)
         self.headers = {"content-type": options.get("content_type") or "application/json"}
@@ -215,12 +220,32 @@ class HttpConnector:
                     n.start_soon(one, i, p)
         return out  # type: ignore[return-value]
 
+    async def _exchange(self, client: httpx.AsyncClient, body: bytes) -> tuple[int, dict[str, str], bytes | None]:
+        """One request: (status, headers in lower case, body), the body None when it is over max_reply (by its
+        Content-Length, or as it streams in): a counterpart cannot make the engine hold an answer of any size."""
+        async with client.stream(self.method, self.url, content=body) as resp:
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_reply:
+                return resp.status_code, headers, None
+            # Read to the end (or the call's timeout), keeping nothing past max_reply: leaving the body early
+            # would abandon httpcore's stream generators half-way (trio then warns as they are collected).
+            content = bytearray()
+            over = False
+            async for chunk in resp.aiter_bytes():
+                if not over:
+                    content += chunk
+                    over = len(content) > self.max_reply
+                    if over:
+                        content = bytearray()
+            return resp.status_code, headers, None if over else bytes(content)
+
     async def _one(self, client: httpx.AsyncClient, body: bytes, limit: float) -> bytes | ChannelError:
         self.calls += 1
         err: ChannelError
         with trio.move_on_after(limit):
             try:
-                resp = await client.request(self.method, self.url, content=body)
+                status, headers, content = await self._exchange(client, body)
             except httpx.ConnectTimeout:
                 err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: connect timed out "
                                   f"after {self.connect_timeout:g}s", channel=self.name)
@@ -236,11 +261,17 @@ class HttpConnector:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
                                      f"{exc or type(exc).__name__}", channel=self.name)
             else:
-                got = http_answer(self.name, self.method, self.url, self.accept, resp.status_code,
-                                  {k.lower(): v for k, v in resp.headers.items()}, resp.content)
-                if isinstance(got, HttpReply):
-                    return got
-                err = got
+                if content is None:         # not read on: memory stays bounded; the connection is dropped
+                    declared = headers.get("content-length")
+                    err = Refused(f"channel {self.name}: {self.method} {self.url} answered {status} with a body "
+                                  f"over max_reply ({self.max_reply} bytes"
+                                  + (f"; Content-Length {declared}" if declared else "") + "); not read",
+                                  channel=self.name)
+                else:
+                    got = http_answer(self.name, self.method, self.url, self.accept, status, headers, content)
+                    if isinstance(got, HttpReply):
+                        return got
+                    err = got
             self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
             log.warning("%s", err)
             return err
@@ -277,6 +308,8 @@ COMPONENT = ComponentSpec(
                    "codes (e.g. [\"2xx\", \"404\", \"409\"]); any other status fails the call (`refused`).",
                    default=None),
         OptionSpec("max_connections", "int", "Pooled connections at most.", default=100),
+        OptionSpec("max_reply", "int", "Largest answer body read, in bytes; a bigger one (by its Content-Length, "
+                   "or as it streams in) is not read and fails the call as `refused`.", default=MAX_REPLY),
         OptionSpec("content_type", "string", "Content-Type of the request body.", default="application/json"),
         OptionSpec("headers", "list", "Extra headers, \"Name:value\", \"Name:env:VARIABLE\" or "
                    "\"Name:file:PATH\".", default=None),

@@ -253,3 +253,43 @@ route other {
     assert "the argument must be the name of a `call` step" in e072[0][3]
     assert lines[e072[0][1] - 1][e072[0][2] - 1:].startswith("msg)")
     assert "call `host` goes to channel `mf` (tcp connect), which answers without an HTTP status" in e072[1][3]
+
+
+async def test_an_answer_over_max_reply_is_not_read_and_fails_the_call(nursery) -> None:
+    """A counterpart cannot make the engine hold an answer of any size: declared too big, or streamed past
+    the limit (chunked, no Content-Length), the body is not read on and the call is refused."""
+    async def big(stream, chunked: bool):
+        await stream.receive_some(65536)
+        if chunked:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                  b"transfer-encoding: chunked\r\n\r\n")
+            chunk = b"x" * 4096
+            for _ in range(1000):               # 4 MB, past the limit, and then the body's end
+                await stream.send_all(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await stream.send_all(b"0\r\n\r\n")
+        else:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                  b"content-length: 5000000000\r\n\r\n{")
+        await stream.aclose()
+
+    for chunked in (False, True):
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, functools.partial(big, chunked=chunked),
+                                                          0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        c = HttpConnector("b", {"url": f"http://127.0.0.1:{port}/payments", "max_reply": 65536})
+        await nursery.start(c.run)
+        (r,) = await c.request_many([b'{"reference": "B1"}'], 5)
+        assert not isinstance(r, HttpReply) and r.kind == "refused", r
+        assert "answered 200 with a body over max_reply (65536 bytes" in str(r)
+        assert ("Content-Length 5000000000" in str(r)) is not chunked
+    small = await biller(nursery, [])
+    c = HttpConnector("s", {"url": f"http://127.0.0.1:{small}/payments", "max_reply": 65536})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b'{"reference": "S1"}'], 5)
+    assert isinstance(r, HttpReply) and r.status == 200
+
+
+def test_max_reply_must_be_a_positive_byte_count() -> None:
+    from engine.channels.options import ChannelConfigError
+    with pytest.raises(ChannelConfigError, match="option max_reply: expected a positive number of bytes, got 0"):
+        HttpConnector("b", {"url": "http://127.0.0.1:1/x", "max_reply": 0})
