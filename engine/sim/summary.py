@@ -115,3 +115,41 @@ def service_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def reading_guide(total: dict[str, Any]) -> list[str]:
+    """How to read the overall table, with this run's ``total`` line checked against it: sent = replies +
+    lost, replies = committed + rejected + failed.  A sum that does not hold is said, with both sides."""
+    lines = [f"how to read it: sent = replies + lost; replies = committed + rejected + failed (the deals in the "
+             f"ledger). Rejected and failed are on purpose: the simulators send bad requests and their "
+             f"counterparts refuse some. Lost must be 0."]
+    if total["sent"] != total["replies"] + total["lost"]:
+        lines.append(f"note: sent {total['sent']:,} is not replies {total['replies']:,} + lost {total['lost']:,}")
+    deals = total["committed"] + total["rejected"] + total["failed"]
+    if deals != total["replies"]:
+        lines.append(f"note: committed + rejected + failed = {deals:,}, not the {total['replies']:,} replies "
+                     f"(a request with no reply may still have its deal row, or a reply no deal row)")
+    return lines
+
+
+def bill_mix_line(by_kind: dict[str, int], expect: dict[str, str], refused: int) -> str:
+    """The bill payment requests by kind, split into those meant to commit and those meant to be rejected."""
+    good = [k for k in sorted(by_kind) if expect.get(k) == "00"]
+    bad = [k for k in sorted(by_kind) if expect.get(k) != "00"]
+    return (f"bill payment requests by kind: {', '.join(f'{k} {by_kind[k]:,}' for k in good)} meant to commit "
+            f"(the biller refused {refused:,} of them: failed); "
+            f"{', '.join(f'{k} {by_kind[k]:,}' for k in bad)} meant to be rejected")
+
+
+def next_steps(bsp: str, ledger: Path, default_ledger: Path, reports: list[Path], day: str) -> list[str]:
+    """Where to look next: commands that run as printed (``bsp`` as this shell can start it) and the docs."""
+    opt = "" if ledger == default_ledger else f" --ledger {ledger}"
+    html = [p for p in reports if p.suffix == ".html"]
+    lines = ["where to look next:",
+             f"  the deals behind the figures:  {bsp} deals{opt} --status failed",
+             f"  the day's figures again:       {bsp} report daily-summary{opt} --from {day}"]
+    if html:
+        lines.append("  the reports above:             the HTML pages open in any browser; the CSV files in a "
+                     "spreadsheet")
+    lines.append("  the documentation, by reader:  docs/index.md (analyst, administrator, tester)")
+    return lines

@@ -86,3 +86,48 @@ def test_bsp_demo_ledger_sync_duckdb_and_a_bad_mode(tmp_path):
         assert con.execute("SELECT count(*) FROM deals").fetchone()[0] >= 30 + 3 * len(SERVICES)
     bad = CliRunner().invoke(app, ["demo", "--ledger-sync", "fast", "--ledger", str(tmp_path / "x.duckdb")])
     assert bad.exit_code == 2 and "expected one of journal, duckdb, none" in bad.output
+
+
+def test_demo_output_explains_its_figures_and_where_to_look_next(tmp_path):
+    """A newcomer reads the sums the overall table keeps, why rejected and failed are there, what the
+    batch-file lines were, and commands that run as printed (bsp as this shell can start it)."""
+    console = Console(file=StringIO(), width=100)
+    ledger = tmp_path / "bsp.duckdb"
+    run_all_services_demo(per_service=10, bill_count=60, ledger_path=ledger, console=console)
+    text = " ".join(console.file.getvalue().split())        # rich wraps long lines: compare unwrapped
+    assert "sent = replies + lost; replies = committed + rejected + failed" in text
+    assert "Rejected and failed are on purpose" in text and "note:" not in text
+    assert "meant to commit" in text and "meant to be rejected" in text
+    assert "batch files on rp_batch_in:" in text and "error/" in text
+    assert "every reply code was the one the simulators expected" in text
+    assert "where to look next:" in text and "docs/index.md" in text
+    assert f"deals --ledger {ledger} --status failed" in text
+    assert "(try: bsp" not in text
+
+
+def test_reading_guide_says_when_a_sum_does_not_hold():
+    from engine.sim.summary import reading_guide
+    ok = {"sent": 10, "replies": 10, "lost": 0, "committed": 7, "rejected": 2, "failed": 1}
+    assert not [line for line in reading_guide(ok) if line.startswith("note:")]
+    bad = dict(ok, replies=9, lost=0, committed=7)
+    notes = [line for line in reading_guide(bad) if line.startswith("note:")]
+    assert notes == ["note: sent 10 is not replies 9 + lost 0",
+                     "note: committed + rejected + failed = 10, not the 9 replies (a request with no reply may "
+                     "still have its deal row, or a reply no deal row)"]
+
+
+def test_bsp_command_is_what_the_shell_can_start(tmp_path, monkeypatch):
+    from engine.sim.services import demo as demo_mod
+    venv_bsp = tmp_path / ".venv" / "bin" / "bsp"
+    venv_bsp.parent.mkdir(parents=True)
+    venv_bsp.write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(demo_mod.sys, "argv", [str(venv_bsp), "demo"])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert demo_mod.bsp_command() == ".venv/bin/bsp"            # make demo: not on PATH, under the repo
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert demo_mod.bsp_command() == str(venv_bsp)              # elsewhere: the full path
+    venv_bsp.chmod(0o755)
+    monkeypatch.setenv("PATH", str(venv_bsp.parent))
+    assert demo_mod.bsp_command() == "bsp"                      # on PATH (an activated venv): plain bsp

@@ -17,25 +17,30 @@ and the ledger's.  Returns the figures.
 """
 from __future__ import annotations
 
+import logging
+import shutil
+import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import trio
 from rich.console import Console
 
 from dsl.load import compile_paths
 from engine.journal import open_ledger_sync
+from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
 from engine.sim.biller import BillerSim
 from engine.sim.ledger_count import SentRequest, count_lost, ledger_keys
-from engine.sim.mainframe import MainframeSim
+from engine.sim.mainframe import EXPECT, MainframeSim
 from engine.sim.progress import load_progress
 from engine.sim.services.catalog import ROUTES_DIR, SERVICES
 from engine.sim.services.harness import running_services
 from engine.sim.services.registry import services_registry
-from engine.sim.summary import overall_table, service_table, summarize
+from engine.sim.summary import bill_mix_line, next_steps, overall_table, reading_guide, service_table, summarize
 
 BILL = "bill_payment"
 BILL_CHANNEL = "mainframe"
@@ -51,6 +56,64 @@ def _ledger_hint(exc: BaseException) -> str:
 
 class DemoError(RuntimeError):
     pass
+
+
+def bsp_command() -> str:
+    """``bsp`` as the user's shell can start it: ``bsp`` when it is on PATH, else the path of the one
+    running (``.venv/bin/bsp`` after ``make demo``), relative to the current folder when it is under it."""
+    found = shutil.which("bsp")
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    exe = argv0 if argv0 is not None and argv0.name == "bsp" else Path(sys.executable).parent / "bsp"
+    if found and (not exe.exists() or Path(found).resolve() == exe.resolve()):
+        return "bsp"
+    if not exe.exists():
+        return "bsp"
+    try:
+        return str(exe.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe.absolute())
+
+
+class FileChannelTally(logging.Filter):
+    """Holds back the file channels' per-file log lines while the demo runs (its batch files go to
+    ``done/`` or, when a record was rejected or failed, ``error/`` of a temporary folder) and counts them
+    per channel, for one line after the tables.  Other lines of that logger pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done: dict[str, int] = {}
+        self.error: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        channel = text.split(":", 1)[0].removeprefix("channel ")
+        if " -> error/" in text:
+            self.error[channel] = self.error.get(channel, 0) + 1
+            return False
+        if " -> done/" in text or ": watching " in text:
+            if " -> done/" in text:
+                self.done[channel] = self.done.get(channel, 0) + 1
+            return False
+        return True
+
+    def lines(self) -> list[str]:
+        return [f"batch files on {ch}: {self.done.get(ch, 0) + self.error.get(ch, 0):,} run, "
+                f"{self.error.get(ch, 0):,} moved to error/ because a record in them was rejected or failed "
+                f"(on purpose, as above; the demo's folders were temporary)"
+                for ch in sorted(set(self.done) | set(self.error))]
+
+
+@contextmanager
+def file_channel_tally() -> Iterator[FileChannelTally]:
+    log = logging.getLogger("bsp.channel.file")
+    tally, level = FileChannelTally(), log.level
+    log.addFilter(tally)
+    log.setLevel(logging.INFO)           # to count the files that went to done/ as well
+    try:
+        yield tally
+    finally:
+        log.removeFilter(tally)
+        log.setLevel(level)
 
 
 def compile_all(routes_dir: Path = ROUTES_DIR) -> tuple[Any, Any]:
@@ -78,9 +141,10 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     report_dir = Path(report_dir) if report_dir else ledger_path.parent / "reports"
     started_at = datetime.now(timezone.utc)
     out: dict[str, Any] = {}
-    console.print(f"bsp demo: {len(program.routes)} routes in one engine (version {program.version}); "
-                  f"bill payment {bill_count:,} requests, {len(SERVICES)} other inbound channels "
-                  f"x {per_service:,}; ledger sync {ledger_sync}", highlight=False)
+    n_services = len({svc.name for svc in SERVICES})
+    console.print(f"bsp demo: {len(program.routes)} routes in one engine (configuration {program.version}); "
+                  f"bill payment {bill_count:,} requests; {n_services} other services, {per_service:,} requests on "
+                  f"each of their {len(SERVICES)} inbound channels; ledger sync {ledger_sync}", highlight=False)
 
     async def main() -> None:
         biller = BillerSim()
@@ -114,7 +178,8 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                 out["biller_refused"] = biller.refused
 
     try:
-        trio.run(main)
+        with file_channel_tally() as tally:
+            trio.run(main)
     except LedgerError as exc:               # the ledger file another engine holds, say
         raise DemoError(_ledger_hint(exc)) from None
     except BaseExceptionGroup as group:
@@ -146,17 +211,25 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                                          f"in {elapsed:.1f}s"))
     for example in acc_all.lost_examples:
         console.print(f"  lost: {example}", highlight=False)
+    for text in reading_guide(summary[-1]):
+        console.print(text, highlight=False)
     console.print()
     console.print(service_table(rows, "per service (deals in the ledger; latency is the engine's)"))
     unexpected = len(bill.unexpected) + sum(len(r.unexpected) for _, r in results)
-    mix = ", ".join(f"{k} {v}" for k, v in sorted(bill.by_kind.items()))
-    console.print(f"bill payment mix: {mix}; the biller refused {out['biller_refused']}", highlight=False)
-    console.print(f"{unexpected} reply code(s) differed from what the simulators expected; "
-                  f"{acc_all.in_ledger:,} of {acc_all.sent:,} requests found in the ledger by reference",
-                  highlight=False)
+    console.print(bill_mix_line(bill.by_kind, EXPECT, out["biller_refused"]), highlight=False)
+    for text in tally.lines():
+        console.print(text, highlight=False)
+    codes = ("every reply code was the one the simulators expected" if not unexpected else
+             f"{unexpected:,} reply code(s) differed from what the simulators expected")
+    console.print(f"{codes}; {acc_all.in_ledger:,} of {acc_all.sent:,} requests found in the ledger by "
+                  f"reference", highlight=False)
     console.print()
     reports = write_reports(ledger_path, report_dir, console)
-    console.print(f"ledger: {ledger_path.resolve()}  (try: bsp deals --ledger {ledger_path})", highlight=False)
+    console.print(f"ledger: {ledger_path.resolve()}", highlight=False)
+    console.print()
+    day = datetime.now(timezone.utc).date().isoformat()
+    for text in next_steps(bsp_command(), ledger_path, DEFAULT_LEDGER, reports, day):
+        console.print(text, highlight=False)
     return {"services": rows, "summary": summary, "reports": [str(p) for p in reports],
             "sent": acc_all.sent, "replies": acc_all.replies, "lost": acc_all.lost, "in_ledger": acc_all.in_ledger,
             "unexpected": unexpected, "elapsed": elapsed, "ledger": str(ledger_path.resolve()),
@@ -177,7 +250,8 @@ def write_reports(ledger_path: Path, report_dir: Path, console: Console) -> list
         report = build_report(name, ledger_path, period(today, today))
         for fmt in ("html", "csv"):
             paths += write(report, fmt, report_dir / f"{name}-{today.isoformat()}.{fmt}")
-    console.print("reports written:")
+    console.print(f"reports written (every deal of {today.isoformat()}, UTC, in this ledger: earlier runs "
+                  f"of the day too):", highlight=False)
     for p in paths:
         console.print(f"  {p.resolve()}", highlight=False)
     return paths
