@@ -27,6 +27,7 @@ that a code such as ``"00"`` is never taken for one).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping
 
 from formats.errors import SpecError
@@ -170,6 +171,18 @@ def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
     if tags:
         walk(values, [(tuple(p.split(".")), t) for p, t in tags.items()])
     return found
+
+
+_DIGIT_RUN = re.compile(r"\d{12,}")
+
+
+def mask_digit_runs(text: str) -> str:
+    """``text`` with every run of 12 or more digits masked like a PAN (first 6, last 4 kept).
+
+    For messages that quote bytes of a request no codec could decode (a format error's text):
+    its fields cannot be classified, and such a run may be a card number.
+    """
+    return _DIGIT_RUN.sub(lambda m: mask_value(m.group(), "pan"), text)
 
 
 def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:

@@ -120,6 +120,16 @@ class Gate:
         return served
 
 
+# OpenSSL X509_V_ERR_* codes meaning "no path to a trusted CA" (unable to get issuer, self-signed ...)
+_NOT_CHAINED = frozenset({2, 18, 19, 20, 21, None})
+_VERIFY_HINTS = {
+    9: "the client's certificate is not valid yet: check its notBefore and both clocks",
+    10: "the client's certificate has expired: the client must renew it",
+    23: "the client's certificate is revoked",
+    26: "the client's certificate is not for client authentication (extendedKeyUsage clientAuth)",
+}
+
+
 def _ssl_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or str(exc)
@@ -130,6 +140,15 @@ def _ssl_reason(exc: BaseException) -> str:
             "WRONG_VERSION_NUMBER": "the client does not speak TLS (plain TCP?) or only an old version",
             "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions below 1.2",
         }
+        verify_code = getattr(exc, "verify_code", None)
+        verify_message = getattr(exc, "verify_message", None)
+        if verify_message and verify_code not in _NOT_CHAINED:
+            # the certificate chains to `ca` but is refused for another reason (expired, not yet
+            # valid, unusable for client auth ...): saying "does not chain" would send the operator
+            # after the wrong file
+            hint = _VERIFY_HINTS.get(verify_code, "the client's certificate was refused; check it with "
+                                                  "`openssl verify -CAfile CA CERT`")
+            return f"{reason}: {verify_message} ({hint})"
         hint = next((h for k, h in hints.items() if k in str(reason) or k in str(exc)), None)
-        return f"{reason}" + (f" ({hint})" if hint else "")
+        return f"{reason}" + (f": {verify_message}" if verify_message else "") + (f" ({hint})" if hint else "")
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

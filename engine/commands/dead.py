@@ -41,7 +41,7 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
 
 
 def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
-             since: str | None, until: str | None) -> dict[str, Any]:
+             since: str | None, until: str | None, *, until_option: str = "--until") -> dict[str, Any]:
     from engine.commands.deals import parse_when
 
     if status is not None and status not in DEAD_STATUSES:
@@ -50,7 +50,7 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
     now = datetime.now(timezone.utc)
     return dict(route=route, channel=channel, reason=reason, status=status,
                 since=parse_when(since, now=now, option="--since") if since else None,
-                until=parse_when(until, now=now, option="--until") if until else None)
+                until=parse_when(until, now=now, option=until_option) if until else None)
 
 
 @dead_app.command("list")
@@ -241,7 +241,8 @@ def purge_cmd(
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
-    Requires --older-than or --yes.  Exit 0 purged (also none); 2 usage error, no ledger file.
+    Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
+    that is no dead letter (nothing purged); 2 usage error, no ledger file.
     """
     from engine.audit import load_audit_key
     from engine.deadletter import purge
@@ -249,7 +250,13 @@ def purge_cmd(
     if not yes and not older_than:
         raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",
                                  param_hint="--yes")
-    filters = _filters(route, channel, None, status, None, older_than)
+    filters = _filters(route, channel, None, status, None, older_than, until_option="--older-than")
+    if ids:
+        missing = sorted(set(ids) - {r["id"] for r in _query(ledger, ids=ids, limit=None)})
+        if missing:
+            typer.echo(f"error: {ledger}: no dead letter {', '.join(missing)}; nothing purged "
+                       f"(list them with `bsp dead list`)", err=True)
+            raise typer.Exit(1)
     rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]
     try:
         n = purge(ledger, [r["id"] for r in rows], audit_key=load_audit_key())

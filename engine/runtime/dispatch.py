@@ -21,6 +21,7 @@ from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
 from engine.txn import manager_for
 from dsl.eval_error import EvalError
+from formats.classify import mask_digit_runs
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
 
@@ -134,8 +135,8 @@ class Dispatcher:
                     msg = FormatError(f"{type(exc).__name__}: {exc}")
                 decoded[fmt] = msg
             if isinstance(msg, FormatError):
-                if first_error is None:
-                    first_error = f"not a valid {fmt} ({br.where}): {msg}"
+                if first_error is None:           # it may quote the request's bytes: no card number in it
+                    first_error = f"not a valid {fmt} ({br.where}): {mask_digit_runs(str(msg))}"
                 continue
             scope["msg"] = msg
             if br.when is not None:

@@ -35,8 +35,10 @@ compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms 
 compaction's body cut short), and without a spare one is made on the spot.
 Finished deals keep only
 their ``end`` (the idempotency key store), unfinished ones everything, light deals
-whose rows are recorded nothing.  Raw and reply bytes are encrypted with the
-ledger's field keyring when there is one (they may hold a PAN).
+whose rows are recorded nothing.  Raw and reply bytes, the ISO 8583 request values
+(``v``, ``values``) and a step's decoded ``reply`` are encrypted with the ledger's
+field keyring when there is one (they hold the PAN, track data, names): values as
+``{"$sealed": "enc:v1:..."}`` (``TxnManager.seal_values``).
 """
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import trio
 
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
@@ -44,6 +45,7 @@ from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
 log = logging.getLogger("bsp.txn")
 _UTC = timezone.utc
+SEALED = "$sealed"                               # a logged value encrypted with the field keyring
 IN_DOUBT = frozenset({"timeout", "lost"})      # the counterpart may have done it
 
 
@@ -184,6 +186,23 @@ class TxnManager:
             return {"k": self.keyring.encrypt(bytes(data), what.encode())}
         return bytes(data).hex()
 
+    def seal_values(self, value: Any, what: str) -> Any:
+        """Decoded values as logged (an ISO 8583 request as sent, a call's reply: they hold the PAN,
+        track data, names): as they are, or ``{"$sealed": <keyring token>}`` when a field keyring
+        is configured, like raw bytes (``seal``)."""
+        if value is None or self.keyring is None:
+            return value
+        from engine.txn.log import _default
+        plain = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        return {SEALED: self.keyring.encrypt(plain, what.encode())}
+
+    def unseal_values(self, value: Any, what: str) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and SEALED in value:
+            if self.keyring is None:
+                raise RuntimeError(f"{self.log.path}: {what} is encrypted; set BSP_FIELD_KEYS(_FILE) to read it")
+            return orjson.loads(self.keyring.decrypt(value[SEALED], what.encode()))
+        return value
+
     def unseal(self, value: Any, what: str) -> bytes | None:
         if value is None:
             return None
@@ -299,7 +318,7 @@ class TxnManager:
 
     async def _accept_light(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
         """One ``a`` entry per exchange, all in one group-committed append, before the call leaves."""
-        route, name, iso, seal = plan.route.name, call.name, call.iso, self.seal
+        route, name, iso, seal, seal_values = plan.route.name, call.name, call.iso, self.seal, self.seal_values
         ids = new_deal_ids(len(live))
         entries: list[dict[str, Any]] = []
         at_of: dict[int, str] = {}
@@ -313,7 +332,7 @@ class TxnManager:
             values = _build_sent(call, ex) if iso else None
             if values is not None:
                 self.light_sent[ex] = values
-                e["v"] = values
+                e["v"] = seal_values(values, f"values|{did}|{name}")
             light[ex] = did
             entries.append(e)
         try:
@@ -420,7 +439,7 @@ class TxnManager:
                     st.begin = None
                 entry = {"t": "step", "id": st.deal_id, "step": name, "phase": "sending"}
                 if values is not None:
-                    entry["values"] = _jsonable(values)
+                    entry["values"] = self.seal_values(_jsonable(values), f"values|{st.deal_id}|{name}")
                 entries.append(entry)
                 st.done.append(i)          # from now on it may have happened: compensate on failure
         await self.write(entries)
@@ -440,7 +459,8 @@ class TxnManager:
             f = ex.failure
             if f is None:
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
-                                "reply": _jsonable(ex.scope.get(call.name))})
+                                "reply": self.seal_values(_jsonable(ex.scope.get(call.name)),
+                                                          f"reply|{st.deal_id}|{call.name}")})
             elif f.kind not in IN_DOUBT:
                 st.done.remove(call.index)       # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})

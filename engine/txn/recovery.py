@@ -119,9 +119,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     for i in made:
         name = plan.calls[i].name
         if name in p.replies:
-            ex.scope[name] = p.replies[name]
+            ex.scope[name] = mgr.unseal_values(p.replies[name], f"reply|{p.id}|{name}")
         if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
-            st.sent[i] = p.values[name]
+            st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
     st.done = sorted(made)
     policy = plan.policy
     if policy == "complete" and not doubt and ex.failure is None:

@@ -139,6 +139,11 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert cli("show", "nope", "--ledger", str(path)).exit_code == 1
     res = cli("purge", "--ledger", str(path))
     assert res.exit_code == 2 and "--older-than" in res.output
+    res = cli("purge", "d-timeout", "d-typo", "--yes", "--ledger", str(path))     # a mistyped id: nothing purged
+    assert res.exit_code == 1 and "no dead letter d-typo; nothing purged" in res.output
+    assert query_dead_letters(path, ids=["d-timeout"], with_raw=True)[0]["raw"] is not None
+    res = cli("purge", "--ledger", str(path), "--older-than", "last week")
+    assert res.exit_code == 2 and "--older-than" in res.output and "--until" not in res.output
     res = cli("purge", "--ledger", str(path), "--older-than", "30d")
     assert res.exit_code == 0 and "purged 1 dead letter(s)" in res.output
     [old] = query_dead_letters(path, ids=["d-old"], with_raw=True)

@@ -180,3 +180,45 @@ def test_docs_tls_examples_compile_and_bind(tmp_path, pki: PKI) -> None:
         for decl in prog.channels.values():
             ch = reg.get("channel", decl.kind).build(decl)      # the TLS contexts load
             assert getattr(ch, "gate", None) is not None or getattr(ch, "ssl_context", None) is not None
+
+
+async def test_expired_client_certificate_is_named_as_expired_not_as_another_ca(nursery, tmp_path, caplog) -> None:
+    """A client certificate of the right CA that has expired: the log says so, and does not send the
+    operator after the CA bundle ("does not chain to `ca`")."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from engine.certs import Issued, new_ca
+
+    ca = new_ca("expiry test CA")
+    ca_pem, _ = ca.write(tmp_path / "ca")
+    server_cert, server_key = ca.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], server=True).write(
+        tmp_path / "server")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    old = (x509.CertificateBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "MAINFRAME01")]))
+           .issuer_name(ca.cert.subject).public_key(key.public_key())
+           .serial_number(x509.random_serial_number())
+           .not_valid_before(now - dt.timedelta(days=60)).not_valid_after(now - dt.timedelta(days=1))
+           .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+           .sign(ca.key, hashes.SHA256()))
+    client_cert, client_key = Issued(old, key).write(tmp_path / "expired")
+    lst = await listen(nursery, address="127.0.0.1:0", framing="length2", cert=str(server_cert),
+                       key=str(server_key), ca=str(ca_pem), client_cert="required")
+    with caplog.at_level(logging.WARNING, "bsp.channel.tls"):
+        try:
+            s = await tls_client(lst.port, client_context(ca_pem, client_cert, client_key, "localhost"))
+        except trio.BrokenResourceError:
+            pass
+        else:
+            assert await roundtrip(s, b"x") is None
+        with trio.fail_after(2):
+            while lst.gate.tls_failures < 1:
+                await trio.sleep(0.01)
+    assert "certificate has expired" in caplog.text and "must renew it" in caplog.text, caplog.text
+    assert "does not chain" not in caplog.text
