@@ -241,6 +241,8 @@ def purge_cmd(
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
+    DuckDB keeps the deleted bytes in the file's free blocks until the file is compacted (see
+    docs/ledger.md); with a field keyring (BSP_FIELD_KEYS) the stored messages are encrypted anyway.
     Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
     that is no dead letter (nothing purged); 2 usage error, no ledger file.
     """
