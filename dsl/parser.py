@@ -151,6 +151,10 @@ class _Build(Transformer):
     def atom_decimal(self, meta, ch):
         return A.Atom(Decimal(str(ch[0])), "decimal", self._tpos(ch[0]))
 
+    def atom_list(self, meta, ch):
+        """``["account:personal", "card.no:pan"]``: a list option's value (classify, lists, segment_map)."""
+        return A.Atom(tuple(a.value for a in ch if a is not None), "list", self._pos(meta))
+
     def field_block(self, meta, ch):
         return _FieldBlock(tuple(c for c in ch if isinstance(c, A.FieldAst)))
 

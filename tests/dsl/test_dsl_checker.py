@@ -203,3 +203,26 @@ def test_against_the_default_registry():
     r = compile_paths([BILL_PAYMENT], default_registry())
     assert [render(d, r.sources) for d in r.errors] == []
     assert r.program.channels["biller"].options["timeout"] == 3
+
+
+def test_list_options_of_a_format_are_written_as_lists():
+    """classify, lists, segment_map take lists: `format P = json classify ["account:personal"]`."""
+    from engine.registry import default_registry
+    registry = default_registry()
+    src = '''channel mf = memory
+format P = json classify ["account:personal", "card.number:pan"]
+format X = xml lists [Item, Entry] classify ["Order.Name:personal"]
+route r {
+    receive from mf as P
+    reply X { Order.Name = msg.name }
+}
+'''
+    r = compile_source(src, registry)
+    assert r.errors == [], [d.message for d in r.errors]
+    assert r.program.formats["P"].options["classify"] == ("account:personal", "card.number:pan")
+    assert r.program.formats["X"].options["lists"] == ("Item", "Entry")
+    bad = compile_source(src.replace('"card.number:pan"', '"card.number:card"'), registry)
+    assert [(d.code, d.pos.line) for d in bad.errors] == [("E050", 2)]
+    assert "unknown tag 'card'" in bad.errors[0].message
+    wrong = compile_source(src.replace('classify ["account:personal", "card.number:pan"]', 'classify "x"'), registry)
+    assert [d.code for d in wrong.errors] == ["E045"] and "expects a list" in wrong.errors[0].message
