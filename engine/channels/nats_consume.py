@@ -90,6 +90,8 @@ class NatsConsumer:
         self.ready = trio.Event()           # connected, stream and consumer in place
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
+        self._floor = 0                     # highest stream sequence the consumer's ack floor reached
+        self._stream_created: Any = None
 
     @property
     def address(self) -> str:
@@ -129,16 +131,49 @@ class NatsConsumer:
         return self._scope
 
     # -- internals ------------------------------------------------------------
-    async def _subscribe(self) -> Any:
+    def _consumer_config(self, start_seq: int = 0) -> Any:
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+        cfg = ConsumerConfig(
+            durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
+            max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
+        if start_seq > 1:
+            cfg.deliver_policy, cfg.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, start_seq
+        return cfg
+
+    def _differences(self, have: Any) -> list[str]:
+        """The channel's consumer settings that the server's consumer ``have`` does not hold."""
+        want = (("subject", have.filter_subject, self.subject),
+                ("ack_wait", have.ack_wait, self.ack_wait),
+                ("max_deliver", have.max_deliver if have.max_deliver not in (None, 0) else -1, self.max_deliver),
+                ("max_ack_pending", have.max_ack_pending, self.max_ack_pending))
+        return [f"{name} {old!r} -> {new!r}" for name, old, new in want
+                if (abs(float(old or 0) - float(new)) > 1e-3 if name == "ack_wait" else old != new)]
+
+    async def _subscribe(self, start_seq: int = 0) -> Any:
+        from nats.js.errors import NotFoundError
+
         async def attempt() -> Any:
-            await ensure_stream(self.link, self.stream, [self.subject], create=self.create_stream)
-            cfg = ConsumerConfig(
-                durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
-                max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
-            return await self.link.aio(self.link.js.pull_subscribe)(
+            link = self.link
+            await ensure_stream(link, self.stream, [self.subject], create=self.create_stream)
+            info = await link.aio(link.js.stream_info)(self.stream)
+            self._stream_created = info.created
+            cfg = self._consumer_config(start_seq)
+            try:
+                have = await link.aio(link.js.consumer_info)(self.stream, self.durable)
+            except NotFoundError:
+                have = None
+            if have is not None:
+                changed = self._differences(have.config)
+                if changed:
+                    # an existing durable consumer keeps its own settings unless told: a changed
+                    # subject, ack_wait, max_deliver or max_ack_pending is applied to it (server update)
+                    cfg.deliver_policy, cfg.opt_start_seq = have.config.deliver_policy, have.config.opt_start_seq
+                    await link.aio(link.js.add_consumer)(self.stream, config=cfg)
+                    log.warning("channel %s: consumer %s on stream %s updated to the channel's settings: %s",
+                                self.name, self.durable, self.stream, ", ".join(changed))
+            return await link.aio(link.js.pull_subscribe)(
                 self.subject, durable=self.durable, stream=self.stream, config=cfg)
 
         def report(text: str) -> None:
@@ -152,6 +187,36 @@ class NatsConsumer:
         log.info("channel %s consuming %s", self.name, self.address)
         return sub
 
+    async def _vanished(self) -> int | None:
+        """None while the consumer exists (or the server cannot tell now); else the stream sequence
+        to start a new consumer at (0: from the stream's first message)."""
+        from nats.js.errors import NotFoundError
+
+        link = self.link
+        if not link.connected:
+            return None
+        try:
+            with trio.move_on_after(max(link.connect_timeout, 1)):
+                info = await link.aio(link.js.consumer_info)(self.stream, self.durable)
+                self._floor = max(self._floor, int(info.ack_floor.stream_seq or 0))
+            return None
+        except NotFoundError:
+            pass
+        except Exception as exc:       # not connected / JetStream busy: ask again next time
+            log.debug("channel %s: consumer check: %s", self.name, describe(exc))
+            return None
+        try:
+            sinfo = await link.aio(link.js.stream_info)(self.stream)
+        except Exception:              # the stream is gone too: set-up creates it (or says why not)
+            sinfo = None
+        same = sinfo is not None and sinfo.created == self._stream_created
+        log.error("channel %s: %s %s is gone from %s (deleted?); setting it up again%s", self.name,
+                  "consumer" if sinfo is not None else "stream", f"{self.stream}/{self.durable}"
+                  if sinfo is not None else self.stream, link.url,
+                  f", from stream sequence {self._floor + 1} (after the last acknowledged)"
+                  if same and self._floor else "")
+        return self._floor + 1 if same and self._floor else 0
+
     async def _fetch_loop(self, sub: Any, send: trio.MemorySendChannel[list[Any]]) -> None:
         from nats import errors as ne
 
@@ -163,15 +228,29 @@ class NatsConsumer:
                 msgs = await self.link.aio(sub.fetch)(self.batch, timeout=self.fetch_wait)
             except (ne.TimeoutError, TimeoutError):
                 pause = 0.0
-                continue
+                msgs = None
             except Exception as exc:      # disconnected / reconnecting: nats-py is on it
                 log.warning("channel %s: fetch from %s failed: %s", self.name, self.address, describe(exc))
                 pause = max(self.link.reconnect_wait, 0.1)
+                msgs = None
+            if not msgs:
+                # nothing came: a consumer (or stream) deleted on the server would leave this loop
+                # fetching nothing for ever; set it up again instead
+                start = await self._vanished()
+                if start is not None:
+                    await self._unsubscribe(sub)
+                    sub = await self._subscribe(start)
                 continue
             pause = 0.0
-            if msgs:
-                self.received += len(msgs)
-                await send.send(msgs)
+            self.received += len(msgs)
+            await send.send(msgs)
+
+    async def _unsubscribe(self, sub: Any) -> None:
+        try:
+            with trio.move_on_after(1):
+                await self.link.aio(sub.unsubscribe)()
+        except Exception as exc:      # the old inbox: nothing of value left on it
+            log.debug("channel %s: unsubscribe: %s", self.name, describe(exc))
 
     async def _worker(self, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
         async with recv:
@@ -191,6 +270,14 @@ class NatsConsumer:
         if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
             outcomes[:] = [("committed", True)] * len(msgs)
         verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
+        if self.max_deliver > 0:
+            for m, verdict in zip(msgs, verdicts):
+                if verdict == "nak" and _deliveries(m) >= self.max_deliver:
+                    # the server drops it after this nak, without a word: say so, once, loudly
+                    log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
+                              "%d times (max_deliver) without being settled; the server will not deliver it "
+                              "again: it stays in the stream for an operator", self.name, _seq(m),
+                              m.subject, self.stream, self.durable, self.max_deliver)
         with trio.CancelScope(shield=True):   # settle what was done even while stopping
             await self._settle(msgs, list(replies), verdicts)
 
@@ -242,6 +329,13 @@ class NatsConsumer:
                 log.warning("channel %s: acknowledgement may not have reached %s (%s); the server redelivers "
                             "unacknowledged messages after ack_wait %gs", self.name, link.url,
                             "; ".join(problems[:3]), self.ack_wait)
+
+
+def _deliveries(m: Any) -> int:
+    try:
+        return int(m.metadata.num_delivered)
+    except Exception:
+        return 0
 
 
 def _seq(m: Any) -> Any:

@@ -116,6 +116,11 @@ async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_
             assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (2, 4)
     assert [r["reference"] for r in deals(tmp_path / "ledger.duckdb")] == ["N-2"]
     assert "deal not recorded, reply withheld" in caplog.text
+    # the server drops N-1 after its last nak without a word: the channel says so, once
+    given_up = [r.getMessage() for r in caplog.records if "max_deliver" in r.getMessage()]
+    assert given_up == ["channel orders: message stream seq 1 on orders.new (stream ORDERS, consumer bsp-orders) "
+                        "was delivered 3 times (max_deliver) without being settled; the server will not deliver "
+                        "it again: it stays in the stream for an operator"]
 
 
 async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:

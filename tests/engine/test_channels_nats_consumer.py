@@ -1,0 +1,113 @@
+"""nats consume: the server's consumer follows the channel's settings, and one deleted on the server
+(consumer or whole stream) is set up again instead of leaving the channel fetching nothing for ever."""
+from __future__ import annotations
+
+import logging
+import socket
+
+import trio
+
+from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
+from kit import compile_text, deals, running
+
+ROUTE = """
+format Order = json
+
+channel orders = nats consume {{
+    url         = "{url}"
+    subject     = "orders.new"
+    stream      = "ORDERS"
+    durable     = "bsp-orders"
+    ack_wait    = {ack_wait}
+    max_deliver = {max_deliver}
+    fetch_wait  = 200ms
+}}
+
+route take_order {{
+    receive from orders as Order
+    deal ORDER {{
+        ref      = msg.ref
+        amount   = msg.amount
+        currency = "EUR"
+    }}
+}}
+"""
+
+
+def loopback_port() -> int:
+    """A free port in 17900-17999 (the range these tests may use)."""
+    for port in range(17900, 18000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 127.0.0.1:17900-17999")
+
+
+def program(tmp_path, url, *, ack_wait="30s", max_deliver=-1, name="orders.route"):
+    return compile_text(tmp_path, ROUTE.format(url=url, ack_wait=ack_wait, max_deliver=max_deliver),
+                        name=name, registry=nats_registry())
+
+
+async def _v(value: object) -> object:
+    return value
+
+
+async def test_changed_consumer_settings_reach_the_server_consumer(tmp_path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+        async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
+            await eventually(lambda: _v(sb.channel("orders").ready.is_set()), "consumer set up")
+        first = (await nc.consumer("ORDERS", "bsp-orders")).config
+        assert (first.ack_wait, first.max_deliver) == (30.0, -1)
+
+        # the next start (a new version, a reload) asks for other settings on the same durable consumer
+        changed = program(tmp_path, srv.url, ack_wait="5s", max_deliver=3, name="changed.route")
+        async with running(changed, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up again")
+            await nc.publish("orders.new", b'{"ref": "C-1", "amount": 1}')
+            await eventually(lambda: _v(ch.acked == 1), "C-1 consumed")
+        now = (await nc.consumer("ORDERS", "bsp-orders")).config
+        assert (now.ack_wait, now.max_deliver) == (5.0, 3)
+    assert ("channel orders: consumer bsp-orders on stream ORDERS updated to the channel's settings: "
+            "ack_wait 30.0 -> 5.0, max_deliver -1 -> 3") in caplog.text
+    assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["C-1"]
+
+
+async def test_deleted_consumer_or_stream_is_set_up_again(tmp_path, caplog) -> None:
+    caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+        async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await nc.publish("orders.new", b'{"ref": "G-1", "amount": 1}')
+            await eventually(lambda: _v(ch.acked == 1), "G-1 consumed")
+
+            await nc.call(nc.js.delete_consumer, "ORDERS", "bsp-orders")    # an operator, a cleanup script
+            await nc.publish("orders.new", b'{"ref": "G-2", "amount": 2}')
+            await eventually(lambda: _v("consumer ORDERS/bsp-orders is gone from" in caplog.text),
+                             "the vanished consumer logged")
+
+            async def acked_up_to(seq):
+                try:
+                    info = await nc.consumer("ORDERS", "bsp-orders")
+                except Exception:          # not there (yet)
+                    return False
+                return info.ack_floor.stream_seq >= seq and info.num_ack_pending == 0
+
+            await eventually(lambda: acked_up_to(2), "G-2 consumed by the consumer set up again")
+
+            await nc.call(nc.js.delete_stream, "ORDERS")                        # the whole stream
+            await eventually(lambda: _v("stream ORDERS is gone from" in caplog.text), "the vanished stream logged")
+
+            await eventually(lambda: acked_up_to(0), "stream and consumer created again")
+            await nc.publish("orders.new", b'{"ref": "G-3", "amount": 3}')
+            await eventually(lambda: acked_up_to(1), "G-3 consumed from the new stream")
+    refs = [r["reference"] for r in deals(tmp_path / "l.duckdb")]
+    assert {"G-1", "G-2", "G-3"} == set(refs) and refs.count("G-2") == 1 and refs.count("G-3") == 1
+
