@@ -243,7 +243,14 @@ class NatsConsumer:
                 continue
             pause = 0.0
             self.received += len(msgs)
-            await send.send(msgs)
+            try:
+                await send.send(msgs)
+            except trio.Cancelled:
+                # a drain while every worker was busy: hand this batch back now (nak), rather than leave
+                # it to come back only after ack_wait
+                with trio.CancelScope(shield=True):
+                    await self._settle(msgs, [None] * len(msgs), ["nak"] * len(msgs))
+                raise
 
     async def _unsubscribe(self, sub: Any) -> None:
         try:

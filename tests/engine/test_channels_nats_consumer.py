@@ -2,6 +2,7 @@
 (consumer or whole stream) is set up again instead of leaving the channel fetching nothing for ever."""
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 
@@ -111,3 +112,67 @@ async def test_deleted_consumer_or_stream_is_set_up_again(tmp_path, caplog) -> N
     refs = [r["reference"] for r in deals(tmp_path / "l.duckdb")]
     assert {"G-1", "G-2", "G-3"} == set(refs) and refs.count("G-2") == 1 and refs.count("G-3") == 1
 
+
+
+BUSY = """
+format Order = json
+
+channel orders = nats consume {{
+    url        = "{url}"
+    subject    = "orders.new"
+    stream     = "ORDERS"
+    durable    = "bsp-orders"
+    batch      = 1
+    workers    = 1
+    fetch_wait = 200ms
+    nak_delay  = 10ms
+}}
+
+channel desk = tcp connect {{
+    address = "127.0.0.1:{desk}"
+    framing = length2
+    timeout = 30s
+}}
+
+route take_order {{
+    receive from orders as Order
+    deal ORDER {{
+        ref      = msg.ref
+        amount   = msg.amount
+        currency = "EUR"
+    }}
+    call booked = desk as Order {{ ref = msg.ref }}
+}}
+"""
+
+
+async def test_a_batch_fetched_while_every_worker_is_busy_is_handed_back_on_drain(tmp_path, nursery) -> None:
+    """Drain while the one worker is busy and the next batch waits for it: that batch is nak'ed at once
+    (redelivered to the next consumer) instead of coming back only after ack_wait."""
+    from formats.framing import LengthPrefixFramer
+    release = trio.Event()
+
+    async def desk(stream):                 # answers only once released: the worker stays busy
+        f = LengthPrefixFramer(2)
+        async with stream:
+            while data := await stream.receive_some(65536):
+                frames = f.feed(data)
+                await release.wait()
+                await stream.send_all(b"".join(f.frame(b'{"ok": true}') for _ in frames))
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, desk, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+        prog = compile_text(tmp_path, BUSY.format(url=srv.url, desk=port), registry=reg)
+        async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            for i in (1, 2, 3):
+                await nc.publish("orders.new", b'{"ref": "B-%d", "amount": 1}' % i)
+            await eventually(lambda: _v(ch.received >= 2), "a second batch fetched while the worker is busy")
+            ch.stop_accepting()
+            await eventually(lambda: _v(ch.naked == 1), "the waiting batch handed back")
+            release.set()
+            await eventually(lambda: _v(ch.acked == 1), "the busy batch finished and acked")
+    assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["B-1"]     # B-2 waits in the stream
