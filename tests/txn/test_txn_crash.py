@@ -9,12 +9,12 @@ import orjson
 import trio
 
 from engine.txn.log import TxnLog, log_path
-from txnkit import Client, deals, engine_serving, free_port, load_until_sigkill, rows, slow_counterpart
+from txnkit import Client, deals, engine_serving, load_until_sigkill, rows, gated_counterpart
 
 ROUTE = """
 format J = json
-channel front = tcp listen { address = "127.0.0.1:%d" framing = length2 }
-channel back = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 5s }
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 60s }
 route pay {
     receive from front as J
     on restart compensate
@@ -30,18 +30,17 @@ N = 80
 
 async def test_sigkill_under_load_loses_no_acknowledged_deal_and_runs_no_call_twice(nursery, tmp_path: Path) -> None:
     counts: Counter = Counter()
-    back = await slow_counterpart(nursery, counts, 0.03)
-    front = free_port()
+    back, gate = await gated_counterpart(nursery, counts, N // 4)   # then held: in flight at the kill
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % (front, back))
+    route.write_text(ROUTE % back)
     ledger = tmp_path / "ledger.duckdb"
     refs = [f"P{i:03d}" for i in range(N)]
-    _, acked = await load_until_sigkill(route, ledger, front, refs)
+    _, acked = await load_until_sigkill(route, ledger, gate, refs)
     in_flight_before = len(TxnLog(log_path(ledger)).pending)
 
     # restart; the client resends what it never saw answered (and repeats one it did)
-    async with engine_serving(route, ledger):
-        c = await Client.open(front)
+    async with engine_serving(route, ledger) as served:
+        c = await Client.open(served.ports["front"])
         again = [r for r in refs if r not in acked] + [next(iter(acked))]
         for ref in again:
             await c.send(orjson.dumps({"ref": ref}))

@@ -8,12 +8,12 @@ from pathlib import Path
 
 
 from engine.txn.log import TxnLog, log_path
-from txnkit import deals, engine_serving, free_port, load_until_sigkill, slow_counterpart
+from txnkit import deals, engine_serving, load_until_sigkill, gated_counterpart
 
 ROUTE = """
 format J = json
-channel front = tcp listen { address = "127.0.0.1:%d" framing = length2 }
-channel back = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 5s }
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 60s }
 route pay {
     receive from front as J
     deal PAY { ref = msg.ref  amount = 1.00 }
@@ -28,12 +28,11 @@ N = 120
 async def test_sigkill_on_a_plain_call_route_leaves_every_acked_deal_final_and_flags_the_in_flight(
         nursery, tmp_path: Path) -> None:
     counts: Counter = Counter()
-    back = await slow_counterpart(nursery, counts, 0.03)
-    front = free_port()
+    back, gate = await gated_counterpart(nursery, counts, N // 4)   # then held: in flight at the kill
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % (front, back))
+    route.write_text(ROUTE % back)
     ledger = tmp_path / "ledger.duckdb"
-    _, acked = await load_until_sigkill(route, ledger, front, [f"L{i:03d}" for i in range(N)])
+    _, acked = await load_until_sigkill(route, ledger, gate, [f"L{i:03d}" for i in range(N)])
     txlog = TxnLog(log_path(ledger))
     in_flight = {i: p for i, p in txlog.pending.items()}
     txlog.close()
@@ -52,7 +51,7 @@ async def test_sigkill_on_a_plain_call_route_leaves_every_acked_deal_final_and_f
         assert [d["status"] for d in by_ref[ref]] == ["committed"], ref
     assert all(d["status"] in ("committed", "failed") for d in by_id.values())
     flagged = [d for d in by_id.values() if d["status"] == "failed"]
-    assert flagged, "some deals were in flight at the kill"
+    assert len(flagged) >= gate.held >= 1     # every call held at the counterpart: in flight at the kill
     for d in flagged:
         assert d["deal_id"] in in_flight                      # only what the log had in flight
         assert "in flight at crash; flagged" in d["reason"], d["reason"]
