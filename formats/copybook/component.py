@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from formats import ebcdic
+from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.copybook.codec import CopybookCodec
 from formats.copybook.layout import parse_copybook
@@ -44,7 +45,10 @@ def _read(decl: Any):
 
 def build(decl: Any) -> CopybookCodec:
     opts, extra = _options(decl)
-    return CopybookCodec(_read(decl), opts, name=decl.name, **extra)
+    classify = parse_spec(decl.options.get("classify"))     # checked before the copybook is read
+    codec = CopybookCodec(_read(decl), opts, name=decl.name, **extra)
+    codec.classify = classify
+    return codec
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
@@ -109,6 +113,8 @@ COMPONENT = ComponentSpec(
                    choices=("fixed", "free")),
         OptionSpec("missing_numbers", "ident", "encoding a record that leaves out a COMP-3/COMP/COMP-1/2 field:"
                    " zero (written as zero) or error", default="zero", choices=("zero", "error")),
+        OptionSpec("classify", "list", 'classified fields, by their names in the values (bsp decode shows them): '
+                   '["acct_no:personal", "card_no:pan"]'),
     ),
     build=build,
     check=check,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
 from formats.swift.codec import SwiftCodec
@@ -17,10 +18,16 @@ def _message(decl: Any) -> str | None:
 
 
 def build(decl: Any) -> SwiftCodec:
-    return SwiftCodec(_message(decl), name=decl.name)
+    codec = SwiftCodec(_message(decl), name=decl.name)
+    codec.classify = parse_spec(decl.options.get("classify"))
+    return codec
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    try:
+        parse_spec(decl.options.get("classify"))
+    except SpecError as exc:
+        return [exc]
     msg = _message(decl)
     if msg is not None and msg.removeprefix("mt") not in MESSAGES:
         pos = getattr(decl, "pos", None)
@@ -41,7 +48,9 @@ COMPONENT = ComponentSpec(
         "amount, 61 statement lines, balances), per-message checks of mandatory tags and option letters, "
         "X character set. See docs/formats-swift.md.",
     options=(OptionSpec("message", "ident", "the message type, e.g. mt103 (any: every type, checked where a "
-                        "spec exists)", default="any", choices=CHOICES),),
+                        "spec exists)", default="any", choices=CHOICES),
+             OptionSpec("classify", "list", 'classified paths of the decoded values (as bsp decode shows them): '
+                        '["block4.59.account:personal", "block4.59.name:personal"]'),),
     build=build,
     check=check,
     fields=fields,

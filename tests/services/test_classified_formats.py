@@ -14,7 +14,7 @@ built here and passed through the XSD-validating codec.
 
 Lastly no account or name classified anywhere in a service's traffic is left
 in plain text in a masked message of another of its json / xml / iso20022
-formats (swift and copybook formats cannot take ``classify``).
+formats (the copybook records' own classification is checked in test_classified_copybooks.py).
 """
 from __future__ import annotations
 
