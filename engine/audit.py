@@ -21,12 +21,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import heapq
 import hmac
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from operator import itemgetter
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -164,94 +167,108 @@ class VerifyReport:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-def _read(con: Any, table: str) -> pa.Table | None:
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                         [table]).fetchall()[0][0]
-    if not exists:
-        return None
+VERIFY_BATCH = 65_536      # records read (and canonicalised) at a time, per table
+
+
+def _tables(con: Any) -> list[str]:
+    have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    return [name for name in CHAINED if name in have]
+
+
+def _stream(con: Any, table: str, batch: int) -> Iterator[tuple[int, Any, bytes, Any, bytes]]:
+    """``(chain_seq, mac, canonical, record id, tag)`` of the chained rows of ``table`` in seq order, read
+    ``batch`` rows at a time on a cursor of its own (the tables are merged by seq as they stream)."""
     rid, cols = CHAINED[table]
     quoted = ", ".join(f'"{c}"' for c in cols)
-    return con.sql(f"SELECT {rid} AS _rid, mac, {quoted} FROM {table}").to_arrow_table()
+    cur = con.cursor()
+    try:
+        reader = cur.sql(f"SELECT {rid} AS _rid, mac, {quoted} FROM {table} "
+                             f"WHERE chain_seq IS NOT NULL ORDER BY chain_seq").to_arrow_reader(batch)
+        tag = table.encode() + b"\x00"
+        for rb in reader:
+            t = pa.Table.from_batches([rb])
+            yield from zip(t.column("chain_seq").to_pylist(), t.column("mac").to_pylist(), canonical(t, cols),
+                           t.column("_rid").to_pylist(), itertools.repeat(tag))
+    finally:
+        cur.close()
 
 
-def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20) -> VerifyReport:
+def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
+           progress: Callable[[int, int], None] | None = None, batch: int | None = None) -> VerifyReport:
     """Check the whole chain of the ledger open on ``con`` (read-only is enough).
 
-    Without a key the report says so (``keyed`` False) and checks nothing.
+    Without a key the report says so (``keyed`` False) and checks nothing.  The records stream
+    (``batch`` per table at a time, default ``VERIFY_BATCH``, merged by ``chain_seq``): memory
+    does not grow with the ledger.  ``progress(done, total)`` is called every ``batch`` records.
     """
     report = VerifyReport(path=path, keyed=key is not None)
     if key is None:
         return report
+    batch = batch or VERIFY_BATCH
     start = time.perf_counter()
-    seqs: list[Any] = []
-    macs: list[Any] = []
-    canons: list[bytes] = []
-    where: list[tuple[str, Any]] = []       # (table, rid) per record
-    tags: list[bytes] = []
-    for name, (_rid, cols) in CHAINED.items():
-        t = _read(con, name)
-        if t is None:
-            continue
-        report.by_table[name] = t.num_rows
-        seqs.extend(t.column("chain_seq").to_pylist())
-        macs.extend(t.column("mac").to_pylist())
-        canons.extend(canonical(t, cols))
-        rids = t.column("_rid").to_pylist()
-        where.extend((name, r) for r in rids)
-        tags.extend([name.encode() + b"\x00"] * t.num_rows)
-    report.records = len(seqs)
+    tables = _tables(con)
+    for name in tables:
+        report.by_table[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    report.records = total = sum(report.by_table.values())
     breaks = report.breaks
 
     def add(b: Break) -> bool:
         breaks.append(b)
         return len(breaks) >= max_breaks
 
-    unchained = [i for i, s in enumerate(seqs) if s is None]
-    for i in unchained:
-        if add(Break(None, where[i][0], where[i][1],
-                     "row has no chain position: it was inserted outside the ledger writer "
-                     "(or predates the audit chain)")):
+    for name in tables:
+        rid = CHAINED[name][0]
+        for (r,) in con.execute(f"SELECT {rid} FROM {name} WHERE chain_seq IS NULL LIMIT ?",
+                                [max_breaks]).fetchall():
+            if add(Break(None, name, r, "row has no chain position: it was inserted outside the ledger writer "
+                                        "(or predates the audit chain)")):
+                break
+        if len(breaks) >= max_breaks:
             break
-    order = [i for i in pc.sort_indices(pa.array(seqs, pa.int64())).to_pylist() if seqs[i] is not None]
+    chain = heapq.merge(*(_stream(con, name, batch) for name in tables), key=itemgetter(0))
     digest = hmac.digest
     prev = ZERO_MAC
     last = 0
+    before_table, before_rid = "", None
     # A record right after a gap or a moved record was chained to a predecessor
     # that is no longer there: it cannot be checked on its own, and its failure
     # is a consequence of the break already reported.
     after_break = False
     diagnosed = 0
-    for pos, i in enumerate(order):
+    for pos, (seq, mac, canon, rid, tag) in enumerate(chain):
         if len(breaks) >= max_breaks:
             break
-        seq = seqs[i]
-        table, rid = where[i]
+        if progress is not None and pos and pos % batch == 0:
+            progress(pos, total)
+        table = tag[:-1].decode()
         if seq == last:
             add(Break(seq, table, rid, f"seq {seq} appears twice: a record was copied or its seq changed"))
             continue
         follows_break, after_break = after_break, False
         if seq != last + 1:
             follows_break = True
-            before = f"after seq {last} ({where[order[pos - 1]][0]} {where[order[pos - 1]][1]})" if pos else "at the start"
+            before = f"after seq {last} ({before_table} {before_rid})" if pos else "at the start"
             gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
             add(Break(last + 1, "chain", None,
                       f"{gone} missing {before}: record(s) deleted, or a seq changed"))
         last = seq
-        mac = macs[i]
+        before_table, before_rid = table, rid
         if mac is None:
             add(Break(seq, table, rid, "no mac: written without an audit key, or its mac was removed; "
                                        "this record is not protected"))
             prev = ZERO_MAC
             continue
-        if digest(key, tags[i] + canons[i] + prev, "sha256") != mac and not follows_break:
+        if digest(key, tag + canon + prev, "sha256") != mac and not follows_break:
             diagnosed += 1
             if diagnosed <= 3:     # the search for a moved record costs a pass over the chain
-                what = _diagnose(key, i, pos, order, seqs, macs, canons, tags)
+                what = _diagnose(con, tables, key, pos, seq, mac, canon, tag)
             else:
                 what = "content does not match its mac: modified, or moved"
             after_break = what.startswith("written at seq")
             add(Break(seq, table, rid, what))
         prev = mac
+    if progress is not None:
+        progress(total, total)
     report.last_seq = last
     _check_head(con, key, last, prev, report)
     _check_orphans(con, report)
@@ -260,22 +277,31 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20) -> 
     return report
 
 
-def _diagnose(key: bytes, i: int, pos: int, order: list[int], seqs: list[Any], macs: list[Any],
-              canons: list[bytes], tags: list[bytes]) -> str:
-    """Why record ``i`` (at ``pos`` in seq order) fails: moved from elsewhere, or modified."""
-    mac = macs[i]
-    for p in range(len(order)):
-        if p == pos:
-            continue
-        # the record as it was written at position p: its seq, its predecessor's mac
-        seq_p = seqs[order[p]]
-        for prev in (macs[order[p - 1]] if p else ZERO_MAC, macs[order[p]]):
-            if prev is None:
-                continue
-            canon = _with_seq(canons[i], seqs[i], seq_p)
-            if hmac.digest(key, tags[i] + canon + prev, "sha256") == mac:
-                return (f"written at seq {seq_p} but now at seq {seqs[i]}: records reordered "
-                        f"(chain_seq changed); its content is intact")
+def _diagnose(con: Any, tables: list[str], key: bytes, pos: int, seq: int, mac: bytes, canon: bytes,
+              tag: bytes) -> str:
+    """Why the record at ``pos`` in seq order fails: moved from elsewhere, or modified.
+
+    A second pass over the chain's (seq, mac) pairs, streamed: would it verify at another position?"""
+    union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t} WHERE chain_seq IS NOT NULL" for t in tables)
+    cur = con.cursor()
+    try:
+        reader = cur.sql(f"SELECT chain_seq, mac FROM ({union}) ORDER BY chain_seq").to_arrow_reader(VERIFY_BATCH)
+        p = 0
+        before: Any = ZERO_MAC
+        for rb in reader:
+            for seq_p, mac_p in zip(rb.column(0).to_pylist(), rb.column(1).to_pylist()):
+                if p != pos:
+                    # the record as it was written at position p: its seq, its predecessor's mac
+                    for prev in (before, mac_p):
+                        if prev is None:
+                            continue
+                        if hmac.digest(key, tag + _with_seq(canon, seq, seq_p) + prev, "sha256") == mac:
+                            return (f"written at seq {seq_p} but now at seq {seq}: records reordered "
+                                    f"(chain_seq changed); its content is intact")
+                before = mac_p
+                p += 1
+    finally:
+        cur.close()
     return "content does not match its mac: the record was modified after it was written"
 
 

@@ -134,13 +134,46 @@ def query_deals(
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until"))],
         "received_at DESC, deal_id DESC", limit, "query_deals")
-    path = Path(path)
+    return list(_iter_deals(Path(path), sql, params, con))
+
+
+FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
+
+
+def iter_deals(
+    path: str | Path,
+    *,
+    deal_type: str | None = None,
+    status: str | None = None,
+    reference: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = 50,
+    con: Any | None = None,
+) -> Iterator[dict[str, Any]]:
+    """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
+    bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
+    The query runs (and errors are raised) on the first ``next``."""
+    sql, params = _select(
+        f"SELECT {', '.join(COLUMNS)} FROM deals",
+        [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
+         ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until"))],
+        "received_at DESC, deal_id DESC", limit, "query_deals")
+    return _iter_deals(Path(path), sql, params, con)
+
+
+def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Iterator[dict[str, Any]]:
     with _reading(path, con) as c:
         try:
-            rows = c.execute(sql, params).fetchall()
+            cur = c.execute(sql, params)
+            while True:
+                rows = cur.fetchmany(FETCH_ROWS)
+                if not rows:
+                    break
+                for row in rows:
+                    yield _deal_values(dict(zip(COLUMNS, row)))
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deals: {exc}") from exc
-    return [_deal_values(dict(zip(COLUMNS, row))) for row in rows]
 
 
 # ---------------------------------------------------------------- one deal's story

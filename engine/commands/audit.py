@@ -1,6 +1,7 @@
 """``bsp audit verify``: check the ledger's HMAC chain (docs/security.md)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -16,12 +17,16 @@ audit_app = typer.Typer(help="Tamper evidence of the ledger.", no_args_is_help=T
 def verify(
     ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
     max_breaks: int = typer.Option(20, "--max-breaks", min=1, help="Stop after this many problems."),
+    progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
+                                         help="Progress on stderr, a line every SECONDS once the check has run "
+                                              "that long; 0 for none."),
 ) -> None:
     """Check every record's chain position and mac; name the first modified, deleted or moved record.
 
     Needs the audit key the engine wrote with (BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE).
+    The records stream (memory does not grow with the ledger); a long check prints its progress.
     Exit 0: the chain is intact.  1: a break (or records not protected).  2: no key, no file, or a
-    file that is not a bsp ledger.
+    file that is not a bsp ledger.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import require_ledger
 
@@ -48,7 +53,12 @@ def verify(
             typer.echo(f"error: {ledger}: a DuckDB file without bsp's tables (schema_version): is it a bsp "
                        f"ledger? Give the engine's ledger with --ledger", err=True)
             raise typer.Exit(2)
-        report = verify_chain(con, ledger, key, max_breaks=max_breaks)
+        report = verify_chain(con, ledger, key, max_breaks=max_breaks,
+                              progress=_Progress(progress_every) if progress_every > 0 else None)
+    except KeyboardInterrupt:
+        typer.echo(f"\n{ledger}: audit verify interrupted (Ctrl-C): the chain was not fully checked, "
+                   f"nothing is proven", err=True)
+        raise typer.Exit(130) from None
     finally:
         con.close()
     counts = ", ".join(f"{n} {t}" for t, n in report.by_table.items())
@@ -63,6 +73,22 @@ def verify(
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
     raise typer.Exit(1)
+
+
+class _Progress:
+    """``audit verify: 1,048,576/4,500,000 records (23%), 5.0s`` on stderr, at most one line every ``every``
+    seconds, the first after ``every`` seconds (a short check prints nothing)."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.t0 = self._last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self._last >= self.every and done < total:
+            self._last = now
+            pct = 100.0 * done / total if total else 100.0
+            typer.echo(f"audit verify: {done:,}/{total:,} records ({pct:.0f}%), {now - self.t0:.1f}s", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,13 @@
 """``bsp deals``: list deals from the DuckDB ledger, as a table or JSON lines."""
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import orjson
 import typer
@@ -15,7 +16,7 @@ from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FIL
                                   lock_hint)
 from engine.deal import STATUSES
 from engine.ledger import DEFAULT_LEDGER
-from engine.ledger_query import query_deals
+from engine.ledger_query import iter_deals
 from engine.ledger_store import LedgerError
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -50,7 +51,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def _render_json(rows: list[dict[str, Any]]) -> None:
+def _render_json(rows: Iterable[dict[str, Any]]) -> None:
     out = sys.stdout.buffer
     for row in rows:
         out.write(orjson.dumps(row, default=_json_default, option=orjson.OPT_UTC_Z) + b"\n")
@@ -146,14 +147,20 @@ def deals(
         title = f"deals in the engine at {url}"
     else:
         require_ledger(ledger)
+        stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref,
+                            since=t_since, until=t_until, limit=limit or None)
         try:
-            rows = query_deals(ledger, deal_type=deal_type, status=status, reference=ref,
-                               since=t_since, until=t_until, limit=limit or None)
+            first = next(stream, None)      # the query runs here: a locked or foreign file says so now
+            rows = stream if first is None else itertools.chain((first,), stream)
+            if as_json:         # streamed: millions of deals (--limit 0) in bounded memory
+                _render_json(rows)
+            else:
+                _render_table(list(rows), f"deals in {ledger}")
         except LedgerError as exc:
             typer.echo(f"error: {exc}", err=True)
             lock_hint(exc)
             raise typer.Exit(2) from None
-        title = f"deals in {ledger}"
+        return
     if as_json:
         _render_json(rows)
     else:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from engine.reconcile.lines import LedgerDeal, StatementLine, norm_ref, usable
 from engine.reports.text import money
@@ -76,6 +76,28 @@ def _word(ref: str) -> re.Pattern[str]:
     return re.compile(r"(?<![0-9a-z])" + re.escape(ref) + r"(?![0-9a-z])")
 
 
+_WORD_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def _refs_in_text(text: str, by_ref: dict[str, list[int]], lengths: list[int]) -> Iterator[int]:
+    """Deal indices whose (normalised) reference occurs in ``text`` as a whole word: not preceded nor
+    followed by ``[0-9a-z]`` (what ``_word(ref).search(text)`` finds), by a dictionary look-up of each
+    such substring of the lengths the references have."""
+    n = len(text)
+    for s in range(n):
+        if s and text[s - 1] in _WORD_CHARS:
+            continue
+        for length in lengths:
+            e = s + length
+            if e > n:
+                break
+            if e < n and text[e] in _WORD_CHARS:
+                continue
+            hit = by_ref.get(text[s:e])
+            if hit:
+                yield from hit
+
+
 def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, tolerance: Decimal = Decimal("0"),
               days: int = 1) -> list[FormRow]:
     deals = list(deals)
@@ -119,13 +141,18 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
                                               abs(abs(line.amount) - abs(deals[di].amount)),
                                               _date_gap(deals[di], line) or 0))
             take(li, best, "reference")
-    # pass 3: a deal's reference as a word of the line's text
+    # pass 3: a deal's reference as a word of the line's text (looked up by the text's word-bounded
+    # substrings, not by a search of every free deal's reference: that was lines x deals)
+    by_text_ref: dict[str, list[int]] = {}
+    for di, d in free_deals.items():
+        if usable(d.reference) and len(norm_ref(d.reference)) >= 4:
+            by_text_ref.setdefault(norm_ref(d.reference), []).append(di)
+    ref_lengths = sorted({len(r) for r in by_text_ref})
     for li, line in enumerate(lines):
         if li in pairs or not line.text:
             continue
         text = norm_ref(line.text)
-        found = [di for di, d in free_deals.items() if usable(d.reference) and len(norm_ref(d.reference)) >= 4
-                 and _word(norm_ref(d.reference)).search(text)]
+        found = sorted({di for di in _refs_in_text(text, by_text_ref, ref_lengths) if di in free_deals})
         if found:
             found.sort(key=lambda di: (judge(deals[di], line, tolerance, days)[0] != "matched",
                                        -len(norm_ref(deals[di].reference))))

@@ -196,7 +196,7 @@ def test_audit_key_loading(tmp_path: Path) -> None:
         load_audit_key({"BSP_AUDIT_KEY_FILE": str(tmp_path / "nope")})
 
 
-def cli(monkeypatch: pytest.MonkeyPatch, path: Path, key: bytes | None):
+def cli(monkeypatch: pytest.MonkeyPatch, path: Path, key: bytes | None, *extra: str):
     app = typer.Typer()
 
     @app.callback()
@@ -209,7 +209,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, path: Path, key: bytes | None):
         monkeypatch.delenv("BSP_AUDIT_KEY", raising=False)
     else:
         monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(key).decode())
-    return CliRunner().invoke(app, ["audit", "verify", "--ledger", str(path)])
+    return CliRunner().invoke(app, ["audit", "verify", "--ledger", str(path), *extra])
 
 
 def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,3 +228,65 @@ def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     sql(tmp_path / "plain.duckdb", "CREATE TABLE deals (x INTEGER)")      # DuckDB, but not a bsp ledger
     res = cli(monkeypatch, tmp_path / "plain.duckdb", KEY)
     assert res.exit_code == 2 and "without bsp's tables (schema_version): is it a bsp ledger?" in res.output
+
+
+def test_verify_streams_the_chain_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records are read and canonicalised a batch at a time (never a whole table), and a moved
+    record is still found with the chain streamed."""
+    import engine.audit as audit
+
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    sizes: list[int] = []
+    real = audit.canonical
+
+    def spy(table, columns):
+        sizes.append(table.num_rows)
+        return real(table, columns)
+    monkeypatch.setattr(audit, "canonical", spy)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        report = verify(con, path, KEY, batch=2)
+    finally:
+        con.close()
+    assert report.ok and report.records == 32
+    assert sizes and max(sizes) <= 2
+    a, b = sql(path, "SELECT chain_seq FROM deal_steps ORDER BY chain_seq LIMIT 2")
+    sql(path, f"UPDATE deal_steps SET chain_seq = -1 WHERE chain_seq = {a[0]}",
+        f"UPDATE deal_steps SET chain_seq = {a[0]} WHERE chain_seq = {b[0]}",
+        f"UPDATE deal_steps SET chain_seq = {b[0]} WHERE chain_seq = -1")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        report = verify(con, path, KEY, batch=2)
+    finally:
+        con.close()
+    assert not report.ok and any("records reordered" in b.what for b in report.breaks), \
+        [str(b) for b in report.breaks]
+
+
+def test_verify_cli_shows_progress_on_long_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.audit as audit
+
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    monkeypatch.setattr(audit, "VERIFY_BATCH", 4)
+    res = cli(monkeypatch, path, KEY, "--progress-every", "0.000001")
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("audit verify: ")]
+    assert lines and "/32 records (" in lines[0]
+    res = cli(monkeypatch, path, KEY)            # the default: nothing on a check of a few seconds or less
+    assert res.exit_code == 0 and "audit verify: " not in res.output
+
+
+def test_verify_cli_ctrl_c_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.commands.audit as cmd
+
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cmd, "verify_chain", interrupted)
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 130 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.exit_code == 130 and "interrupted (Ctrl-C)" in res.output and "Traceback" not in res.output

@@ -133,3 +133,28 @@ def test_parse_when_forms() -> None:
     assert parse_when("1w", now=now) == datetime(2026, 2, 22, 12, 0, tzinfo=timezone.utc)
     assert parse_when("2026-02-01", now=now) == datetime(2026, 2, 1, tzinfo=timezone.utc)
     assert parse_when("2026-02-01T08:00+08:00", now=now) == datetime(2026, 2, 1, 0, 0, tzinfo=timezone.utc)
+
+
+def test_json_without_limit_streams_the_rows(ledger_file: Path, monkeypatch) -> None:
+    """`--limit 0 --json` on millions of deals: rows reach the output as they are fetched (a generator
+    reading FETCH_ROWS at a time), never as one list of every deal."""
+    import inspect
+
+    import engine.commands.deals as deals_mod
+    import engine.ledger_query as lq
+
+    monkeypatch.setattr(lq, "FETCH_ROWS", 1)
+    seen: list[object] = []
+    real = deals_mod._render_json
+
+    def spy(rows):
+        seen.append(rows)
+        real(rows)
+    monkeypatch.setattr(deals_mod, "_render_json", spy)
+    res = run("--ledger", str(ledger_file), "--json", "--limit", "0")
+    assert res.exit_code == 0, res.output
+    assert len(res.output.splitlines()) == 4
+    assert seen and not isinstance(seen[0], list)
+    assert inspect.isgenerator(lq.iter_deals(ledger_file, limit=None))
+    assert [d["deal_id"] for d in lq.iter_deals(ledger_file, limit=None)] == \
+        [d["deal_id"] for d in lq.query_deals(ledger_file, limit=None)]
