@@ -115,6 +115,7 @@ class Deployment:
     secrets: dict[str, SecretRef]
     channel_overrides: dict[str, dict[str, Any]]
     ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
+    key_retention: str | None = None       # ledger: {key_retention: 35d | forever}; None: not set
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -127,6 +128,7 @@ class Deployment:
         """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
         their references, never their values."""
         return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
+                "ledger.key_retention": self.key_retention,
                 "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token)}
 
     def where(self, *key_path: str | int) -> str:
@@ -339,7 +341,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         else:
             env_data = environments[env] or {}
 
-    ledger_path, ledger_sync = _ledger_settings(data.get("ledger"), env_data.get("ledger"), base)
+    ledger_path, ledger_sync, key_retention = _ledger_settings(data.get("ledger"), env_data.get("ledger"), base)
 
     secrets = {
         sname: _secret_ref(sname, ref, base, f"{name}:{marks[('secrets', sname)][0]}:{marks[('secrets', sname)][1]}")
@@ -370,6 +372,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         raise DeploymentError(problems)
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
+                      key_retention=key_retention,
                       _marks=marks, _override_origin=origin, _keys=keys)
 
 
@@ -381,8 +384,9 @@ def _get(data: Any, kp: KeyPath) -> Any:
     return data
 
 
-def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | None]:
-    """(path, sync) from ``ledger:`` (a path, or {path, sync}), the environment's keys winning."""
+def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | None, str | None]:
+    """(path, sync, key_retention) from ``ledger:`` (a path, or {path, sync, key_retention}), the
+    environment's keys winning."""
     merged: dict[str, Any] = {}
     for value in (top, env_value):
         if isinstance(value, str):
@@ -390,7 +394,9 @@ def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | 
         elif isinstance(value, dict):
             merged.update(value)
     path = merged.get("path")
-    return (Path(os.path.normpath(base / path)) if path else DEFAULT_LEDGER), merged.get("sync")
+    retention = merged.get("key_retention")
+    return ((Path(os.path.normpath(base / path)) if path else DEFAULT_LEDGER), merged.get("sync"),
+            None if retention is None else str(retention))
 
 
 def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> SecretRef:

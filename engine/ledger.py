@@ -196,6 +196,10 @@ class Ledger:
         """Which of ``ids`` already have a committed deal row."""
         return await self._run(self._store.known_deal_ids, list(ids))
 
+    async def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
+        return await self._run(self._store.deals_by_key, list(keys))
+
     async def journal_position(self, journal: str) -> tuple[int, int] | None:
         """The (segment, offset) recorded by the last ``load`` of ``journal``, or None."""
         return await self._run(self._store.journal_position, journal)

@@ -441,6 +441,25 @@ class LedgerStore:
                                  [list(ids)]).fetchall()
         return {r[0] for r in rows}
 
+    def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
+        {key: {deal_id, status, response_code, finished_at}}.  The key is in the detail of the deal's
+        ``accepted`` event (``in flight at restart`` / ``recovered`` for a deal resolved on restart);
+        the transaction manager asks only for keys its key store dropped after the retention."""
+        if not keys:
+            return {}
+        rows = self._con.execute(
+            "SELECT json_extract_string(e.detail, '$.key') AS k, d.deal_id, d.status, d.response_code, "
+            "d.finished_at FROM deal_events e JOIN deals d ON d.deal_id = e.deal_id "
+            "WHERE e.to_state IN ('accepted', 'in flight at restart', 'committed', 'failed', 'rejected') "
+            "AND list_contains(?, json_extract_string(e.detail, '$.key')) AND d.status <> 'duplicate' "
+            "ORDER BY d.finished_at", [list(keys)]).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for k, deal_id, status, code, finished in rows:
+            out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code,
+                               "finished_at": finished})
+        return out
+
     def journal_position(self, journal: str) -> tuple[int, int] | None:
         """(segment, offset) of ``journal`` loaded so far, or None."""
         self._con.execute(JOURNAL_DDL).fetchall()

@@ -46,6 +46,10 @@ def run(
                                               "(its deal is fdatasync'ed in the write-ahead journal; default), "
                                               "duckdb (its row is committed in DuckDB) or none (at once, not "
                                               "durable); platform.yaml ledger.sync does the same."),
+    key_retention: Optional[str] = typer.Option(None, "--key-retention", help="How long a deal key is "
+                                                "answered from the transaction log after its deal finished "
+                                                "(35d, 12h, 90m; at least 1h; or forever); default 35d; "
+                                                "platform.yaml ledger.key_retention does the same."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file "
                                      "(else $BSP_ENV)."),
     grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on "
@@ -112,6 +116,7 @@ def run(
         overrides = dep.channel_overrides
         ledger_path = ledger_path or dep.ledger_path
         ledger_sync = ledger_sync or dep.ledger_sync
+        key_retention = key_retention or dep.key_retention
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
@@ -127,6 +132,12 @@ def run(
     ledger_sync = ledger_sync or "journal"
     if ledger_sync not in SYNC_MODES:
         typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
+        raise typer.Exit(2)
+    from engine.txn.log import KEY_RETENTION, parse_retention
+    try:
+        retention = KEY_RETENTION if key_retention is None else parse_retention(key_retention)
+    except ValueError as exc:
+        typer.echo(f"error: --key-retention {exc}", err=True)
         raise typer.Exit(2)
     if record is not None and record.exists():
         typer.echo(f"error: --record {record}: {'a folder' if record.is_dir() else 'a file'} is already "
@@ -160,6 +171,7 @@ def run(
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
+                                           key_retention=retention,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:

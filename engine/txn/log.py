@@ -21,6 +21,8 @@ Entries (``t``):
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
+    horizon   ``before``: keys of deals finished before this time (epoch seconds) were dropped
+            from the key store (retention); a key not found here is then looked up in the ledger
 
 The file is made ahead, filled with zeros up to its size (``segment_bytes``, 8 MiB
 by default): a write is a ``pwrite`` into blocks that already exist, so its
@@ -34,7 +36,9 @@ compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms 
 8 MiB of zeros); a spare left by an earlier run is removed on open (it may hold a
 compaction's body cut short), and without a spare one is made on the spot.
 Finished deals keep only
-their ``end`` (the idempotency key store), unfinished ones everything, light deals
+their ``end`` (the idempotency key store) for ``retention`` seconds after they finished
+(``fin``, stamped by the manager; an end without one, from an older bsp, is stamped when
+read); an ``end`` whose ledger row is not recorded yet is always kept.  Unfinished ones keep everything, light deals
 whose rows are recorded nothing.  Raw and reply bytes, the ISO 8583 request values
 (``v``, ``values``) and a step's decoded ``reply`` are encrypted with the ledger's
 field keyring when there is one (they hold the PAN, track data, names): values as
@@ -45,6 +49,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +62,26 @@ from engine.durable import fsync_dir, write_at
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
 SEGMENT_BYTES = 8 << 20
+KEY_RETENTION = 35 * 86400          # seconds a finished deal's key is answered from the log (docs/transactions.md)
+MIN_KEY_RETENTION = 3600            # shorter would let a key go before its row is loaded into DuckDB
 _ZEROS = bytes(1 << 20)
+
+
+def parse_retention(text: str) -> float | None:
+    """``35d``, ``12h``, ``90m``, ``7200s`` as seconds (at least an hour), or ``forever`` (None: keys are
+    kept for good).  Raises ValueError with the reason."""
+    t = str(text).strip().lower()
+    if t == "forever":
+        return None
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    try:
+        seconds = float(t[:-1]) * units[t[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise ValueError(f"{text!r}: expected a duration such as 35d, 12h, 90m, or forever") from None
+    if seconds < MIN_KEY_RETENTION:
+        raise ValueError(f"{text!r}: the key retention must be at least 1h (a deal's row must reach the "
+                         f"ledger before its key leaves the log)")
+    return seconds
 
 
 class TxnLogError(RuntimeError):
@@ -137,9 +161,14 @@ class TxnLog:
     on the event loop's thread when nothing else is ready to run and the record fits without a
     compaction (a ~0.1-0.2 ms write + ``fdatasync``)."""
 
-    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True) -> None:
+    def __init__(self, path: Path, segment_bytes: int = SEGMENT_BYTES, *, sync: bool = True,
+                 retention: float | None = KEY_RETENTION, clock: Any = time.time) -> None:
         self.path = path
         self.segment_bytes = segment_bytes
+        self.retention = retention    # seconds; None: keys are kept for good
+        self.clock = clock            # () -> epoch seconds (tests advance it)
+        self.horizon: float | None = None    # keys of deals finished before this were dropped
+        self.dropped = 0                      # keys dropped by this object's compactions
         self.sync = sync              # False: the ledger is not durable (``--ledger-sync none``): no fdatasync
         self.pending: dict[str, Pending] = {}
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
@@ -182,12 +211,16 @@ class TxnLog:
                 if e.get("values") is not None:
                     p.values[e["step"]] = e["values"]
         elif t == "end":
+            if e.get("key") is not None and e.get("fin") is None:
+                e["fin"] = self.clock()          # an end from before retention: its time starts now
             self.pending.pop(e["id"], None)
             self.accepted.pop(e["id"], None)
             if not e.get("recorded"):
                 self.unrecorded[e["id"]] = e
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
+        elif t == "horizon":
+            self.horizon = max(self.horizon or 0.0, e["before"])
         elif t == "recorded":                    # the end's ledger row is committed
             for key in e.get("keys", ()):
                 end = self.ends.get(key)
@@ -201,8 +234,25 @@ class TxnLog:
                     if p is not None and p.light:        # a light deal found recorded on restart
                         del pending[i]
 
+    def _expire(self) -> None:
+        """Drop the keys of deals that finished more than ``retention`` seconds ago and whose ledger
+        row is recorded (a deal in flight has no end here; an unrecorded end stays)."""
+        if self.retention is None:
+            return
+        cutoff = self.clock() - self.retention
+        old = [k for k, e in self.ends.items() if e.get("recorded") and e["fin"] < cutoff]
+        for k in old:
+            e = self.ends.pop(k)
+            self.unrecorded.pop(e["id"], None)
+        if old:
+            self.dropped += len(old)
+            self.horizon = max(self.horizon or 0.0, cutoff)
+
     def _keep(self) -> list[dict[str, Any]]:
+        self._expire()
         keep: list[dict[str, Any]] = list(self.ends.values())
+        if self.horizon is not None:
+            keep.append({"t": "horizon", "before": self.horizon})
         keep += [e for e in self.unrecorded.values() if e.get("key") is None]
         for p in self.pending.values():
             keep.append(p.begin)

@@ -40,7 +40,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.runtime.exchange import StepFailure
 from engine.txn import reversal
 from engine.journal import INLINE_MAX_MS
-from engine.txn.log import TxnLog, TxnLogError, log_path
+from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
 log = logging.getLogger("bsp.txn")
@@ -124,13 +124,17 @@ class TxnManager:
         self._round_end = trio.Event() if _in_trio() else None
         self._round_error: tuple[int, BaseException] | None = None
         self._last_ms = 0.0                            # the last write + fdatasync
+        self.clock = time.time                         # epoch seconds: when a deal finished (key retention)
 
     # ------------------------------------------------------------ the log
     @property
     def log(self) -> TxnLog:
         if self._log is None:
             # ``--ledger-sync none`` is not durable: nor are its accepted records
-            self._log = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none")
+            # the key store's retention: ``bsp run --key-retention`` / platform.yaml ledger.key_retention
+            self._log = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none",
+                               retention=getattr(self.ledger, "key_retention", KEY_RETENTION),
+                               clock=lambda: self.clock())
         return self._log
 
     async def write(self, entries: list[dict[str, Any]]) -> None:
@@ -381,15 +385,20 @@ class TxnManager:
         """Before the first call: drop duplicates (answered from the key store) and log the rest."""
         out: list[Any] = []
         batch_keys: dict[str, Any] = {}
-        for ex in live:
-            st = self.states[ex]
-            if plan.key is not None:
+        past: dict[str, dict[str, Any]] = {}
+        if plan.key is not None:
+            for ex in live:
+                st = self.states[ex]
                 try:
                     v = plan.key(ex.scope)
                 except Exception as exc:
                     ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
                     continue
                 st.key = None if v is None else f"{plan.route.name}|{v}"
+            live = [ex for ex in live if ex.failure is None]
+            past = await self._past_keys(live)
+        for ex in live:
+            st = self.states[ex]
             key = st.key
             if key is not None:
                 while key in self._inflight and key not in batch_keys:
@@ -397,6 +406,10 @@ class TxnManager:
                 end = self.log.ends.get(key)
                 if end is not None:
                     self._duplicate(ex, st, end)
+                    continue
+                old = past.get(key)
+                if old is not None and key not in batch_keys:
+                    self._duplicate_past(ex, st, old)
                     continue
                 if key in batch_keys:
                     st.duplicate_of = {"pending": batch_keys[key]}
@@ -413,6 +426,30 @@ class TxnManager:
                         "key": st.key, "at": ex.received_at.isoformat(), "logged": now,
                         "raw": self.seal(ex.raw, f"raw|{st.deal_id}")}
         return out
+
+    async def _past_keys(self, live: list[Any]) -> dict[str, dict[str, Any]]:
+        """Keys the key store no longer holds (dropped after the retention) but the ledger does:
+        one lookup per batch, and only once the log has dropped keys (``horizon``); keys held
+        in the store or running now are not looked up."""
+        if self.log.horizon is None:
+            return {}
+        ends, inflight = self.log.ends, self._inflight
+        keys = sorted({k for ex in live if (k := self.states[ex].key) is not None
+                       and k not in ends and k not in inflight})
+        lookup = getattr(self.ledger, "deals_by_key", None)
+        if not keys or lookup is None:
+            return {}
+        return await lookup(keys)
+
+    def _duplicate_past(self, ex: Any, st: TxnState, old: dict[str, Any]) -> None:
+        """A repeat of a deal whose key is past the retention: the ledger has the deal but not its
+        reply bytes, so it is not run again and fails with kind ``duplicate`` (code 94)."""
+        st.duplicate_of = {"id": old["deal_id"], "status": old["status"], "code": "94", "reply": None,
+                          "past": True}
+        st.move("duplicate", {"original": old["deal_id"], "key": st.key, "past_retention": True})
+        ex.fail(StepFailure("duplicate", f"repeats deal {old['deal_id']} (key {st.key!r}, {old['status']} "
+                            f"{old['finished_at']}), whose answer is past the key store's retention; "
+                            f"not run again", code="94"))
 
     def _duplicate(self, ex: Any, st: TxnState, end: dict[str, Any]) -> None:
         st.duplicate_of = end
@@ -550,7 +587,9 @@ class TxnManager:
                 rec.response = orig_ex.reply_values
             if st.duplicate_of is not None:
                 rec.status = "duplicate"
-                rec.reason = f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); original answer repeated"
+                rec.reason = (f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); "
+                              + ("past the key store's retention: not run again, no answer to repeat (94)"
+                                 if st.duplicate_of.get("past") else "original answer repeated"))
                 rec.response_code = st.duplicate_of.get("code")
             else:
                 st.move(rec.status)
@@ -563,7 +602,7 @@ class TxnManager:
                                 "route": rec.route, "channel": rec.channel, "version": rec.config_version,
                                 "at": rec.received_at.isoformat(), "type": rec.deal_type,
                                 "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
-                                "party": rec.party})
+                                "party": rec.party, "fin": self.clock()})
         await self.write(entries)
 
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],

@@ -66,7 +66,8 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         received_at=datetime.fromisoformat(e["at"]), finished_at=now, reference=e.get("ref"),
         amount=Decimal(e["amount"]) if e.get("amount") is not None else None, currency=e.get("currency"),
         party=e.get("party"), response_code=e.get("code"), reason=e.get("reason"),
-        events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart"})],
+        events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart",
+                                                  "key": e.get("key")})],
     ) for e in ends]
     # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
     known = await mgr.ledger.known_deal_ids([r.deal_id for r in records])
@@ -98,7 +99,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0), raw, at, 0)
     st = TxnState(p.id, key=b.get("key"), admitted=True)
     mgr.states[ex] = st
-    st.move("in flight at restart", {"steps": dict(p.phases)})
+    st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
     disp._route(ex)
     br = ex.route
     if br is None or br.name != b.get("route"):

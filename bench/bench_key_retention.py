@@ -1,0 +1,57 @@
+"""The transaction log's live size with and without the key store's retention (docs/transactions.md).
+
+    .venv/bin/python bench/bench_key_retention.py            # 3000 keyed deals over 60 days
+
+A keyed route (tests/txn/test_txn_flow.py's transfer: two calls, compensations) served by a real
+Switchboard on loopback with real JSON counterparts, a real DuckDB ledger and the real log.  The
+transaction manager's clock is moved one day after each day's deals (no sleep).  Then the log is
+opened again (an open compacts it) with the default retention (35d) and with ``forever`` (the
+behaviour before the retention), and the live bytes (what the compacted log holds) are printed.
+Not a test: no assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import trio
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tests" / "txn"), str(REPO / "tests" / "engine")]
+
+from engine.txn.log import KEY_RETENTION, MAGIC, TxnLog, log_path  # noqa: E402
+from test_txn_flow import _req, _setup  # noqa: E402
+from test_txn_key_retention import DAY, Clock, ask, serving  # noqa: E402
+
+
+async def main(deals: int, days: int) -> None:
+    per_day = deals // days
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        async with trio.open_nursery() as nursery:
+            program, debit, _ = await _setup(nursery, tmp_path)
+            ledger = tmp_path / "l.duckdb"
+            clock = Clock()
+            async with serving(program, ledger, clock) as sb:
+                for day in range(days):
+                    await ask(sb, *[_req(f"D{day}-{i}") for i in range(per_day)])
+                    clock.t += DAY
+            nursery.cancel_scope.cancel()
+        path = log_path(ledger)
+        print(f"{per_day * days} keyed deals, {per_day}/day over {days} days; file {path.stat().st_size} bytes")
+        for name, retention in (("forever", None), ("35d", KEY_RETENTION)):
+            log = TxnLog(path, clock=clock, retention=retention)
+            live = log._offset - len(MAGIC)
+            print(f"  retention {name:8s} keys kept {len(log.ends):5d}  dropped {log.dropped:5d}  "
+                  f"live {live:8d} bytes ({live / max(1, len(log.ends)):.0f} B/key)  file {log._size} bytes")
+            log.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--deals", type=int, default=3000)
+    ap.add_argument("--days", type=int, default=60)
+    a = ap.parse_args()
+    trio.run(main, a.deals, a.days)
