@@ -129,12 +129,8 @@ def query_deals(
     (the engine's own process passes one; see ``engine.ops.ledger_reads``)
     instead of opening ``path`` read-only.
     """
-    sql, params = _select(
-        f"SELECT {', '.join(COLUMNS)} FROM deals",
-        [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
-         ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until"))],
-        "received_at DESC, deal_id DESC", limit, "query_deals")
-    return list(_iter_deals(Path(path), sql, params, con))
+    return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
+                           until=until, limit=limit, con=con))
 
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
