@@ -10,7 +10,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.idle import IdleStream
-from engine.channels.options import ADDRESS, built_check, parse_address, seconds
+from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
@@ -18,6 +18,7 @@ from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
 log = logging.getLogger("bsp.channel.tcp")
 
 _CONN_NUMBERS = itertools.count(1)
+MAX_CONNECTIONS = 1000      # option max_connections
 
 
 def set_nodelay(stream: trio.SocketStream) -> None:
@@ -34,6 +35,12 @@ class TcpListener:
         self._new_framer = framer_factory(name, options, echo_header=True)
         self.framing, self.max_frame = self._new_framer.framing, self._new_framer.max_frame
         self.backlog = int(options.get("backlog", 128))
+        self.max_connections = options.get("max_connections", MAX_CONNECTIONS)
+        if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) \
+                or self.max_connections < 1:
+            raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
+                                     f"got {self.max_connections!r}")
+        self.capped = 0           # times accepting paused at max_connections
         self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
         self.gate = Gate.from_options(name, options, load_tls=load_tls)   # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
@@ -47,8 +54,10 @@ class TcpListener:
 
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen; ``task_status.started(port)`` once the socket accepts connections."""
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
-        self.port = listeners[0].socket.getsockname()[1]
+        raw = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
+        self.port = raw[0].socket.getsockname()[1]
+        self._slots = trio.Semaphore(self.max_connections)
+        listeners = [_Capped(lst, self) for lst in raw]
         async with trio.open_nursery() as conns:
             with trio.CancelScope() as self._accept_scope:
                 if self._draining:
@@ -62,6 +71,12 @@ class TcpListener:
             # not accepting any more; connections already open finish what they read
 
     async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
+        try:
+            await self._serve_connection(stream, handler)
+        finally:
+            self._slots.release()            # taken by _Capped.accept
+
+    async def _serve_connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
         set_nodelay(stream)
         try:
             peer = "%s:%s" % stream.socket.getpeername()[:2]
@@ -95,6 +110,32 @@ class TcpListener:
             scope.cancel()
 
 
+class _Capped(trio.abc.Listener[trio.SocketStream]):
+    """A listener that accepts only while the channel has fewer than ``max_connections`` open: at the cap,
+    accepting pauses (new peers wait in the OS backlog) until a connection closes."""
+
+    def __init__(self, inner: trio.SocketListener, channel: "TcpListener") -> None:
+        self.inner = inner
+        self.channel = channel
+        self.socket = inner.socket
+
+    async def accept(self) -> trio.SocketStream:
+        ch = self.channel
+        if ch._slots.value == 0:
+            ch.capped += 1
+            log.warning("channel %s: %d connections open (max_connections): accepting pauses until one closes",
+                        ch.name, ch.max_connections)
+        await ch._slots.acquire()
+        try:
+            return await self.inner.accept()
+        except BaseException:
+            ch._slots.release()
+            raise
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def check(decl: Any, base_dir: Any = None) -> list[Any]:
     """``bsp check``: the framing, then every other option as the listener checks it when built
     (without reading its TLS files)."""
@@ -124,6 +165,8 @@ COMPONENT = ComponentSpec(
         ADDRESS,
         *FRAMING_OPTIONS,
         OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
+        OptionSpec("max_connections", "int", "Connections open at once at most; at the cap accepting pauses "
+                   "(new peers wait in the backlog) until one closes.", default=MAX_CONNECTIONS),
         OptionSpec("idle_timeout", "duration",
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",
