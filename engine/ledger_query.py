@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from engine.ledger_store import COLUMNS, LedgerError, connect
+from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
 
 # ISO 4217 minor units that are not 2; amounts are shown with their currency's
 # decimals when that loses nothing (the column stores 4).
@@ -61,10 +61,7 @@ def _reading(path: Path, con: Any | None) -> Iterator[Any]:
         raise FileNotFoundError(f"{path}: no ledger file here (an engine creates it on its first run)")
     own = connect(path, read_only=True)
     try:
-        if not own.execute("SELECT count(*) FROM information_schema.tables "
-                           "WHERE table_name = 'schema_version'").fetchall()[0][0]:
-            raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp "
-                              f"ledger? Give the engine's ledger with --ledger")
+        require_bsp_ledger(own, path)
         yield own
     finally:
         own.close()

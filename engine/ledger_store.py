@@ -305,6 +305,15 @@ def _locked_message(path: Path, exc: Exception) -> str:
     return f"{path}: cannot open the ledger: {text}"
 
 
+def require_bsp_ledger(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """LedgerError unless ``con`` holds bsp's tables: a DuckDB file that is not a ledger gets one clear line
+    (not a Catalog Error, nor an empty answer)."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+        raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp ledger? "
+                          f"Give the engine's ledger with --ledger")
+
+
 def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=read_only)

@@ -1,14 +1,14 @@
 """``bsp audit verify``: check the ledger's HMAC chain (docs/security.md)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 
 from engine.audit import ENV_KEY, ENV_KEY_FILE, AuditError, load_audit_key, verify as verify_chain
 from engine.ledger import DEFAULT_LEDGER
-from engine.ledger_store import LedgerError, connect
+from engine.ledger_store import LedgerError, connect, require_bsp_ledger
+from engine.progress import work_progress
 
 audit_app = typer.Typer(help="Tamper evidence of the ledger.", no_args_is_help=True, add_completion=False)
 
@@ -47,14 +47,13 @@ def verify(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        bsp_tables = con.execute("SELECT count(*) FROM information_schema.tables "
-                                 "WHERE table_name = 'schema_version'").fetchall()[0][0]
-        if not bsp_tables:
-            typer.echo(f"error: {ledger}: a DuckDB file without bsp's tables (schema_version): is it a bsp "
-                       f"ledger? Give the engine's ledger with --ledger", err=True)
-            raise typer.Exit(2)
-        report = verify_chain(con, ledger, key, max_breaks=max_breaks,
-                              progress=_Progress(progress_every) if progress_every > 0 else None)
+        try:
+            require_bsp_ledger(con, ledger)
+        except LedgerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        with work_progress("audit verify", "records", progress_every) as progress:
+            report = verify_chain(con, ledger, key, max_breaks=max_breaks, progress=progress)
     except KeyboardInterrupt:
         typer.echo(f"\n{ledger}: audit verify interrupted (Ctrl-C): the chain was not fully checked, "
                    f"nothing is proven", err=True)
@@ -73,22 +72,6 @@ def verify(
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
     raise typer.Exit(1)
-
-
-class _Progress:
-    """``audit verify: 1,048,576/4,500,000 records (23%), 5.0s`` on stderr, at most one line every ``every``
-    seconds, the first after ``every`` seconds (a short check prints nothing)."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self.t0 = self._last = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - self._last >= self.every and done < total:
-            self._last = now
-            pct = 100.0 * done / total if total else 100.0
-            typer.echo(f"audit verify: {done:,}/{total:,} records ({pct:.0f}%), {now - self.t0:.1f}s", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,7 +40,7 @@ def replay(
     from engine.registry import default_registry
     from engine.replay.capture import CaptureError
     from engine.replay.profile import ProfileError
-    from engine.replay.progress import replay_progress
+    from engine.progress import work_progress
     from engine.replay.replayer import PaceError, parse_pace
     from engine.replay.session import SetupError, replay_file
 
@@ -57,7 +57,7 @@ def replay(
         if to_tests is not None:
             _to_tests(capture, config, registry, to_tests, profile, limit, force)
             return
-        with replay_progress(progress_every) as progress:
+        with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
                                  interruptible=True)
     except (CaptureError, ProfileError, PaceError, SetupError) as exc:
