@@ -115,6 +115,7 @@ class Deployment:
     secrets: dict[str, SecretRef]
     channel_overrides: dict[str, dict[str, Any]]
     ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
+    environments: tuple[str, ...] = ()     # every environment the file defines (``env`` is one of them)
     key_retention: str | None = None       # ledger: {key_retention: 35d | forever}; None: not set
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
@@ -372,7 +373,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         raise DeploymentError(problems)
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
-                      key_retention=key_retention,
+                      key_retention=key_retention, environments=tuple(sorted(environments)),
                       _marks=marks, _override_origin=origin, _keys=keys)
 
 

@@ -37,22 +37,13 @@ def _display(d: Diagnostic) -> Diagnostic:
 def _deployments(path: Path) -> list | None:
     """The deployment file as `bsp run` reads it, once with its base settings and once per environment it
     defines (so that an override under `environments.uat` is checked too); None after printing its errors."""
-    import yaml
-
     from engine.deploy import DeploymentError, load_deployment
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        raw = {}
-    envs = sorted((raw.get("environments") or {}) if isinstance(raw, dict) else {})
-    out = []
-    for env in [None, *envs]:
-        try:
-            out.append(load_deployment(path, env=env))
-        except DeploymentError as exc:
-            typer.echo(str(exc), err=True)
-            return None
-    return out
+        base = load_deployment(path)
+        return [base, *(load_deployment(path, env=env) for env in base.environments)]
+    except DeploymentError as exc:
+        typer.echo(str(exc), err=True)
+        return None
 
 
 def _version(program: object) -> str:
