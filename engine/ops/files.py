@@ -46,20 +46,20 @@ def _candidates(program: Any) -> Iterator[tuple[str, bool]]:
         yield decl.path, True
 
 
-def referenced_files(program: Any) -> dict[str, str]:
-    """``{path: sha256}`` of every existing file (or file in a named configuration folder) the
-    program's options name."""
-    out: dict[str, str] = {}
+def _referenced_paths(program: Any) -> Iterator[Path]:
+    """Every existing file (or file in a named configuration folder) the program's options name."""
     for raw, folder_is_configuration in _candidates(program):
         p = Path(raw)
         if p.is_file():
-            out[str(p)] = _digest(p)
+            yield p
         elif folder_is_configuration and p.is_dir():
-            for i, f in enumerate(sorted(q for q in p.rglob("*") if q.is_file())):
-                if i >= MAX_DIR_FILES:
-                    break
-                out[str(f)] = _digest(f)
-    return out
+            yield from sorted(q for q in p.rglob("*") if q.is_file())[:MAX_DIR_FILES]
+
+
+def referenced_files(program: Any) -> dict[str, str]:
+    """``{path: sha256}`` of every existing file (or file in a named configuration folder) the
+    program's options name."""
+    return {str(p): _digest(p) for p in _referenced_paths(program)}
 
 
 def _digest(path: Path) -> str:
@@ -85,9 +85,11 @@ def _text_or_digest(path: str, digest: str) -> str:
 def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> Any:
     """``program`` whose ``sources`` also hold the referenced files and whose ``version`` covers them.
 
-    A program that references no file is returned unchanged (its version stays
-    the one ``bsp check`` prints).
+    A program that references no file is returned unchanged, and so is one whose sources hold every
+    file already (``bsp run`` versions the program before the engine starts: no second read).
     """
+    if files is None and all(str(p) in program.sources for p in _referenced_paths(program)):
+        return program
     files = referenced_files(program) if files is None else files
     if not files:
         return program

@@ -135,3 +135,16 @@ def test_the_files_a_file_channel_reads_and_writes_are_data_not_configuration(tm
     assert not any("PAY-1" in p or "20261126" in p for p in referenced_files(after))
     watched = {p.name for p in watched_paths(after)}
     assert "codes.csv" in watched and "PAY-1.jsonl" not in watched
+
+
+def test_a_program_already_versioned_over_its_files_is_not_read_again(tmp_path) -> None:
+    """bsp run versions the program before the engine starts; the engine's own call returns it as is."""
+    route = tmp_path / "r.route"
+    (tmp_path / "t.csv").write_text("k,v\na,1\n")
+    route.write_text('table t = csv "t.csv" key k\nformat J = json\nchannel c = memory\n'
+                     'route r {\n    receive from c as J\n    reply J { v = t["a"].v }\n}\n')
+    once = with_referenced_files(compile_file(route))
+    assert str(tmp_path / "t.csv") in once.sources
+    assert with_referenced_files(once) is once
+    (tmp_path / "t.csv").write_text("k,v\na,2\n")          # a fresh compile (a reload) reads it again
+    assert with_referenced_files(compile_file(route)).version != once.version
