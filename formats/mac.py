@@ -1,0 +1,143 @@
+"""Message authentication codes: the algorithms banks put on messages.
+
+Pure functions (bytes in, bytes out; no trio, no engine), used by the ISO 8583
+format's MAC field and by the HTTP channels' signatures:
+
+- ``hmac-sha256``: HMAC with SHA-256 (RFC 2104 / RFC 4231); the usual
+  signature of a partner's HTTP API.  Any key length.
+- ``cmac-aes``: AES-CMAC (NIST SP 800-38B, RFC 4493); 16, 24 or 32-byte keys.
+- ``retail-des``: ISO 9797-1 MAC algorithm 3 with DES (ANSI X9.19, the "retail
+  MAC" of card networks): single-DES CBC-MAC with the key's left half, the last
+  block decrypted with the right half and encrypted with the left again.
+  ISO 9797-1 padding method 1 (zeros; none when the data fills whole blocks).
+  A 16-byte key (double length); an 8-byte key gives ANSI X9.9 (single DES).
+
+``compute`` truncates to the leftmost ``length`` bytes when asked (ISO 8583's
+DE 64 / DE 128 carry 8).  ``verify`` compares in constant time.
+
+Keys are software keys read from an environment variable or a file by the
+engine (``parse_key``); there is no HSM integration.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import hmac
+import re
+
+from formats.errors import FormatError
+
+ALGORITHMS = ("hmac-sha256", "cmac-aes", "retail-des")
+
+# full output length of each algorithm, in bytes
+OUTPUT_LENGTH = {"hmac-sha256": 32, "cmac-aes": 16, "retail-des": 8}
+
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+class MacError(FormatError):
+    """A MAC that does not verify, or a key or algorithm that cannot be used."""
+
+
+def _tdes():
+    try:  # cryptography >= 43 keeps (Triple)DES among its "decrepit" algorithms
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    return TripleDES
+
+
+def check_algorithm(algorithm: str) -> None:
+    if algorithm not in ALGORITHMS:
+        close = difflib.get_close_matches(str(algorithm), ALGORITHMS, n=1, cutoff=0.6)
+        raise MacError(f"unknown MAC algorithm {algorithm!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+                       hint=f"one of: {', '.join(ALGORITHMS)}")
+
+
+def check_key(algorithm: str, key: bytes) -> None:
+    """Raise MacError when ``key`` cannot be used with ``algorithm``."""
+    check_algorithm(algorithm)
+    if algorithm == "hmac-sha256":
+        if not key:
+            raise MacError("empty MAC key", hint="set the key's variable or file to the shared secret")
+        return
+    if algorithm == "cmac-aes" and len(key) not in (16, 24, 32):
+        raise MacError(f"an AES-CMAC key has 16, 24 or 32 bytes, not {len(key)}",
+                       hint="write the key as 32, 48 or 64 hex digits")
+    if algorithm == "retail-des" and len(key) not in (8, 16):
+        raise MacError(f"a retail (DES) MAC key has 16 bytes (double length) or 8 (single), not {len(key)}",
+                       hint="write the key as 32 hex digits (or 16 for ANSI X9.9)")
+
+
+def parse_key(algorithm: str, text: str) -> bytes:
+    """The key bytes from the text of a key variable or file.
+
+    Block cipher keys (``cmac-aes``, ``retail-des``) are written in hex, as key
+    components are exchanged; spaces are ignored.  An ``hmac-sha256`` secret is
+    used as its UTF-8 bytes, as partners hand it out, unless written ``hex:...``.
+    One trailing newline is dropped either way.
+    """
+    check_algorithm(algorithm)
+    if text.endswith("\n"):
+        text = text[:-1]
+        if text.endswith("\r"):
+            text = text[:-1]
+    if algorithm == "hmac-sha256" and not text.startswith("hex:"):
+        key = text.encode("utf-8")
+    else:
+        digits = "".join(text[4:].split()) if text.startswith("hex:") else "".join(text.split())
+        if not _HEX.fullmatch(digits or "-") or len(digits) % 2:
+            # never quote the text: it is a key
+            raise MacError(f"a {algorithm} key is written in hex digits (an even number of 0-9, A-F); "
+                           f"this one has {len(digits)} characters that are not all hex",
+                           hint="write the key as hex, e.g. 32 digits for a double-length DES key")
+        key = bytes.fromhex(digits)
+    check_key(algorithm, key)
+    return key
+
+
+def _cbc_mac_des(key8: bytes, data: bytes) -> bytes:
+    """Single-DES CBC-MAC, ISO 9797-1 padding method 1 (TripleDES with K|K|K is DES)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+    if len(data) % 8 or not data:
+        data = data + b"\x00" * (8 - len(data) % 8)
+    enc = Cipher(_tdes()(key8 * 3), modes.CBC(b"\x00" * 8)).encryptor()
+    out = enc.update(data) + enc.finalize()
+    return out[-8:]
+
+
+def _ecb(key8: bytes, block: bytes, *, decrypt: bool) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+    cipher = Cipher(_tdes()(key8 * 3), modes.ECB())
+    op = cipher.decryptor() if decrypt else cipher.encryptor()
+    return op.update(block) + op.finalize()
+
+
+def compute(algorithm: str, key: bytes, data: bytes, length: int | None = None) -> bytes:
+    """The MAC of ``data``, its leftmost ``length`` bytes when given."""
+    check_key(algorithm, key)
+    if algorithm == "hmac-sha256":
+        mac = hmac.new(key, data, hashlib.sha256).digest()
+    elif algorithm == "cmac-aes":
+        from cryptography.hazmat.primitives import cmac
+        from cryptography.hazmat.primitives.ciphers import algorithms
+        c = cmac.CMAC(algorithms.AES(key))
+        c.update(data)
+        mac = c.finalize()
+    else:
+        k1, k2 = key[:8], key[8:] or key[:8]
+        mac = _cbc_mac_des(k1, data)
+        if k2 != k1:
+            mac = _ecb(k1, _ecb(k2, mac, decrypt=True), decrypt=False)
+    if length is not None:
+        if not 4 <= length <= len(mac):
+            raise MacError(f"a {algorithm} MAC can be cut to 4..{len(mac)} bytes, not {length}")
+        mac = mac[:length]
+    return mac
+
+
+def verify(algorithm: str, key: bytes, data: bytes, mac: bytes) -> bool:
+    """True when ``mac`` is the MAC of ``data`` (cut to ``len(mac)`` bytes); constant time."""
+    if not 4 <= len(mac) <= OUTPUT_LENGTH.get(algorithm, 0):
+        return False
+    return hmac.compare_digest(compute(algorithm, key, data, len(mac)), mac)
