@@ -34,7 +34,7 @@ log = logging.getLogger("bsp.channel.http")
 _NUMBERS = itertools.count(1)
 
 DEFAULT_STATUS = {
-    "malformed": 400, "unrouted": 404, "rejected": 422, "refused": 502, "unreachable": 502,
+    "malformed": 400, "unauthenticated": 401, "unrouted": 404, "rejected": 422, "refused": 502, "unreachable": 502,
     "timeout": 504, "lost": 502, "internal": 500, "failed": 502,
 }
 
@@ -193,7 +193,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("status_ok", "int", "Status of a committed deal's reply (204 when there is no body).",
                    default=200),
         OptionSpec("status_map", "list",
-                   "KIND:STATUS entries over the defaults malformed:400, unrouted:404, rejected:422, "
+                   "KIND:STATUS entries over the defaults malformed:400, unauthenticated:401, unrouted:404, rejected:422, "
                    "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502; "
                    "KIND is an error kind or a deal status (rejected, failed).", default=None),
         OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "

@@ -5,6 +5,7 @@ when the route gives none):
 
     malformed    a frame or body that could not be decoded       rejected  "30"
     unrouted     no route of the channel took the request        rejected  "12"
+    unauthenticated  its MAC or signature is missing or wrong    rejected  "63"
     rejected     a validate rule failed (the rule's own code)    rejected  rule
     refused      a call's ``expect`` was false                   failed    "05"
     unreachable  a call's counterpart could not be reached       failed    "91"
@@ -20,6 +21,7 @@ from typing import Any
 DEFAULT_CODES = {
     "malformed": "30",
     "unrouted": "12",
+    "unauthenticated": "63",
     "rejected": "05",
     "refused": "05",
     "unreachable": "91",
@@ -28,13 +30,14 @@ DEFAULT_CODES = {
     "failed": "96",
     "internal": "96",
 }
-REJECTED_KINDS = frozenset({"malformed", "unrouted", "rejected"})
+REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected"})
 
 
 # ``error.text`` when the failure gives none: short, to fit a reply field.
 SHORT_TEXTS = {
     "malformed": "malformed request",
     "unrouted": "no route for this request",
+    "unauthenticated": "security violation",
     "refused": "refused by counterpart",
     "unreachable": "counterpart unreachable",
     "timeout": "no reply from counterpart",
