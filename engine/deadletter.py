@@ -9,6 +9,8 @@ through the configuration running **now** (not the one that failed it)::
 ``injector`` is what the runtime provides: ``async (channel, raw) -> outcome``
 (``switchboard_injector(sb)`` builds one from a running ``Switchboard``).
 ``retry`` never raises for a failed re-injection: the outcome says what happened.
+A dead letter of kind ``unauthenticated`` (its signature or MAC was missing or
+wrong) is not re-injected: its outcome says so.
 """
 from __future__ import annotations
 
@@ -58,6 +60,12 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     lid = letter["id"]
     if letter.get("status") == "purged":
         return RetryResult(lid, False, "purged: the message was deleted, nothing to retry", now)
+    if letter.get("error_kind") == "unauthenticated":
+        # an HTTP signature travels in a header, outside the stored message: re-injected, the request
+        # would run without the check it failed.  The sender signs it again and sends it again.
+        return RetryResult(lid, False, "refused: the message failed authentication (kind unauthenticated); "
+                                       "a retry would run it without the signature it lacked; ask the sender "
+                                       "to send it again", now)
     try:
         raw = raw_bytes(letter, keyring)
     except KeyringError as exc:

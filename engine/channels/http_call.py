@@ -15,6 +15,12 @@ Secrets never appear in the route file: ``auth_bearer_env`` / ``auth_bearer_file
 and header values written ``env:NAME`` or ``file:PATH`` are read when the
 channel is built; a literal value for a header whose name looks secret
 (authorization, *key*, *token*, *secret*, *password*) is refused.
+
+With ``signature_header`` every request body is signed with the shared secret
+(``engine/http/signature.py``; plus the signing time with
+``signature_timestamp_header``); with ``signature_verify_answer = true`` an
+answer whose body is taken must carry a good signature too, else the call
+fails with kind ``unauthenticated`` naming the URL and the check that failed.
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, built_check, seconds
+from engine.http.signature import BodySignature, signature_options
 from engine.tls import client_context
 from formats.component import ComponentSpec, OptionSpec
 
@@ -56,6 +63,10 @@ class HttpReply(bytes):
 
 class Refused(ChannelError):
     kind = "refused"
+
+
+class Unauthenticated(ChannelError):
+    kind = "unauthenticated"
 
 
 _STATUS = re.compile(r"^[1-5](xx|\d\d)$")
@@ -182,6 +193,14 @@ class HttpConnector:
                 self.verify = client_context(ca=ca, cert=cert, key=key) if load else True
             except ValueError as exc:
                 raise ChannelConfigError(f"channel {name}: {exc}") from None
+        self.signature = BodySignature.from_options(name, options, load=load)
+        self.verify_answer = options.get("signature_verify_answer") or False
+        if not isinstance(self.verify_answer, bool):
+            raise ChannelConfigError(f"channel {name}: option signature_verify_answer: expected true or false, "
+                                     f"got {self.verify_answer!r}")
+        if self.verify_answer and self.signature is None:
+            raise ChannelConfigError(f"channel {name}: option signature_verify_answer needs signature_header "
+                                     f"(and a key): the answer's signature is read from that header")
         self._client: httpx.AsyncClient | None = None
         self.calls = 0
         self.errors: dict[str, int] = {}
@@ -223,7 +242,8 @@ class HttpConnector:
     async def _exchange(self, client: httpx.AsyncClient, body: bytes) -> tuple[int, dict[str, str], bytes | None]:
         """One request: (status, headers in lower case, body), the body None when it is over max_reply (by its
         Content-Length, or as it streams in): a counterpart cannot make the engine hold an answer of any size."""
-        async with client.stream(self.method, self.url, content=body) as resp:
+        signed = self.signature.headers_for(body) if self.signature is not None else None
+        async with client.stream(self.method, self.url, content=body, headers=signed) as resp:
             headers = {k.lower(): v for k, v in resp.headers.items()}
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_reply:
@@ -270,8 +290,14 @@ class HttpConnector:
                 else:
                     got = http_answer(self.name, self.method, self.url, self.accept, status, headers, content)
                     if isinstance(got, HttpReply):
-                        return got
-                    err = got
+                        failed = (self.signature.check(lambda n: headers.get(n.lower()), content)  # type: ignore[union-attr]
+                                  if self.verify_answer else None)
+                        if failed is None:
+                            return got
+                        err = Unauthenticated(f"channel {self.name}: {self.method} {self.url} answered {status} "
+                                              f"without a good signature: {failed}", channel=self.name)
+                    else:
+                        err = got
             self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
             log.warning("%s", err)
             return err
@@ -296,7 +322,10 @@ COMPONENT = ComponentSpec(
         "(the status and the start of the body in the reason); cannot connect: `unreachable`; no "
         "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
         "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "
-        "values `env:NAME` / `file:PATH`); a literal value for a secret-looking header is refused."
+        "values `env:NAME` / `file:PATH`); a literal value for a secret-looking header is refused. "
+        "With `signature_header` each request body is signed (HMAC-SHA256, AES-CMAC or retail DES over "
+        "the body, or TIMESTAMP.body); `signature_verify_answer` checks the answer's signature "
+        "(a missing or bad one fails the call as `unauthenticated`)."
     ),
     options=(
         OptionSpec("url", "string", "The endpoint, \"http(s)://host:port/path\".", required=True),
@@ -319,6 +348,10 @@ COMPONENT = ComponentSpec(
                    default=None),
         OptionSpec("cert", "path", "Client certificate for mutual TLS (PEM).", default=None),
         OptionSpec("key", "path", "Private key of `cert`.", default=None),
+        *signature_options("Answers carry it too when signature_verify_answer is on."),
+        OptionSpec("signature_verify_answer", "bool", "Check the signature of each answer taken (2xx or "
+                   "`answer_status`) with the same header, key and timestamp rules; a missing or bad one fails "
+                   "the call (`unauthenticated`).", default=False),
     ),
     build=build,
     check=built_check(HttpConnector, load=False),

@@ -8,6 +8,12 @@ each parameter) and ``http.headers`` (lower-case names).  The answer's status
 follows the deal: a reply of a committed deal is 200 (``status_ok``); a
 failure maps by error kind, then by deal status, through ``status_map``.  A
 failure without a reply body answers RFC 7807 problem details.
+
+With ``signature_header`` the body of every request must carry the partner's
+signature (``engine/http/signature.py``), checked before anything is decoded:
+a request without a good one is answered 401 (kind ``unauthenticated``),
+recorded as a rejected deal and stored as a dead letter; no route runs.  Every
+answer then carries the channel's signature of its own body.
 """
 from __future__ import annotations
 
@@ -22,10 +28,12 @@ import orjson
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
-from engine.channels.http_listen_dispatch import dispatch_one
+from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import listen_security
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.http.signature import BodySignature, signature_options
+from engine.runtime.exchange import StepFailure
 from engine.tls import CLIENT_CERT_MODES
 from formats.component import ComponentSpec, OptionSpec
 
@@ -70,7 +78,8 @@ class HttpListener:
     role = "listen"
 
     def __init__(self, name: str, options: dict[str, Any], *, load_tls: bool = True) -> None:
-        """``load_tls=False`` (``bsp check``): every option checked, the TLS files not read."""
+        """``load_tls=False`` (``bsp check``): every option checked, the TLS files and the signature key
+        not read."""
         self.name = name
         self.host, self.port = parse_address(name, options.get("address"))
         self.method = str(options.get("method") or "POST").upper()
@@ -89,6 +98,7 @@ class HttpListener:
         except ValueError as exc:
             raise ChannelConfigError(f"channel {name}: option path: {exc}") from None
         self.ssl_context, self.access, _ = listen_security(name, options, load_tls=load_tls)
+        self.signature = BodySignature.from_options(name, options, load=load_tls)
         self._handler: ExchangeHandler | None = None
         self._stop = trio.Event()
         self._draining = False
@@ -96,6 +106,7 @@ class HttpListener:
         self._idle = trio.Event()
         self.requests = 0
         self.refused = 0
+        self.unauthenticated = 0
 
     @property
     def address(self) -> str:
@@ -107,7 +118,8 @@ class HttpListener:
             self.port = await nursery.start(partial(
                 serve_http, self.router, self.host, self.port, self.ssl_context,
                 limits=self.limits, access=None if self.access.open else self.access,
-                on_refused=self._on_refused))
+                on_refused=self._on_refused,
+                reply_headers=self.signature.headers_for if self.signature is not None else None))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
             await self._stop.wait()
@@ -128,8 +140,11 @@ class HttpListener:
             raise HTTPError(503, f"channel {self.name} is shutting down; retry later",
                             headers=[("retry-after", "1")])
         self.requests += 1
+        refusal = None
+        if self.signature is not None:      # before anything reads the body
+            refusal = self.signature.check(request.header, request.body)
         body = request.body
-        if request.content_type == "application/x-www-form-urlencoded":
+        if refusal is None and request.content_type == "application/x-www-form-urlencoded":
             form = request.form()
             body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
         peer = request.peer
@@ -145,7 +160,14 @@ class HttpListener:
         conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS), extra={"http": http})
         self._inflight += 1
         try:
-            out = await dispatch_one(self._handler, conn, body, http)
+            if refusal is not None:
+                self.unauthenticated += 1
+                log.warning("channel %s: request from %s refused: %s", self.name, peer_text, refusal)
+                failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
+                                      where=f"{request.method} {request.path} from {peer_text}")
+                out = await refuse_one(self._handler, conn, body, http, failure)
+            else:
+                out = await dispatch_one(self._handler, conn, body, http)
         finally:
             self._inflight -= 1
             if not self._inflight:
@@ -182,7 +204,10 @@ COMPONENT = ComponentSpec(
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
-        "refused by `allow` gets 403; during a drain new requests get 503."
+        "refused by `allow` gets 403; during a drain new requests get 503. With `signature_header`, "
+        "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
+        "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
+        "`unauthenticated` and a dead letter, no route runs; every answer carries the signature of its body."
     ),
     check=built_check(HttpListener, load_tls=False),
     options=(
@@ -209,6 +234,7 @@ COMPONENT = ComponentSpec(
                    choices=tuple(CLIENT_CERT_MODES)),
         OptionSpec("allow", "list", "Access list: \"cn:NAME\", \"san:dns:HOST\", \"ip:CIDR\", ... "
                    "(see docs/channels.md); empty: everyone.", default=None),
+        *signature_options("Requests must carry it; answers carry it too."),
     ),
     build=build,
     examples=(
@@ -217,6 +243,14 @@ COMPONENT = ComponentSpec(
         '    method     = "POST"\n'
         '    path       = "/payments/{id}"\n'
         '    status_map = ["rejected:422", "failed:502", "unrouted:404"]\n'
+        '}',
+        'channel partner_api = http listen {\n'
+        '    address                    = "127.0.0.1:8081"\n'
+        '    path                       = "/transfers"\n'
+        '    signature_header           = "X-Signature"\n'
+        '    signature_prefix           = "sha256="\n'
+        '    signature_key_env          = "PARTNER_SIGNING_KEY"\n'
+        '    signature_timestamp_header = "X-Timestamp"\n'
         '}',
     ),
 )

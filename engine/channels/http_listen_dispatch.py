@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
+
+from engine.runtime.exchange import Exchange, StepFailure
 
 
 @dataclass
@@ -47,6 +50,29 @@ async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[st
     if f is None:
         return Outcome(reply, "committed")
     return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail)
+
+
+async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any],
+                     failure: StepFailure) -> Outcome:
+    """A request the channel refused before any route could see it (its signature does not verify):
+    recorded as a deal with ``failure``'s kind, stored as a dead letter with the body as received
+    (the dispatcher's ledger and transaction manager do both), answered with the channel's ``on error
+    reply`` when it has one.  No route runs and nothing is decoded.  Any other handler: nothing is
+    recorded, the outcome still says why."""
+    record = getattr(handler, "_record", None)
+    base = getattr(handler, "base_scope", None)
+    if record is None or not isinstance(base, dict):
+        return Outcome(None, failure.status, failure.kind, failure.code, failure.text, failure.detail)
+    txn = getattr(handler, "txn", None)
+    if txn is not None:
+        await txn.ready(handler)            # deals left in flight by a crash are resolved first
+    ex = Exchange(handler.channel, conn, body, datetime.now(timezone.utc), 0)
+    ex.scope = {**base, "http": http_scope, "raw": body, "msg": None}
+    ex.fail(failure)
+    if handler.error_reply is not None:
+        handler._run_sync(handler.error_reply, ex, during_error=True)
+    await record([ex])
+    return Outcome(ex.reply, failure.status, failure.kind, failure.code, failure.text, failure.detail)
 
 
 async def dispatch_batch(handler: Any, conn: Any, frames: list[bytes],

@@ -16,6 +16,11 @@ Limits (``HTTPLimits``), all bounded:
   * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
   * ``write_timeout``, ``handshake_timeout``, ``max_connections`` (accepting pauses at the cap).
+
+``reply_headers(body) -> [(name, value), ...]``, when given, adds headers
+computed over the body of every answer the connection sends, the server's own
+errors (403, 404, 408, 413, ...) included: an ``http listen`` channel's
+signature (``engine/http/signature.py``).
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from engine.http.messages import REASONS, HTTPError, Request, Response
 log = logging.getLogger("bsp.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
+ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed over an answer's body
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
 
@@ -67,8 +73,9 @@ def peer_of(stream: trio.abc.Stream) -> Any:
 
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
-                 peer: Any, peercert: dict[str, Any] | None) -> None:
+                 peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None) -> None:
         self.stream = stream
+        self.reply_headers = reply_headers
         self.handler = handler
         self.limits = limits
         self.peer = peer
@@ -164,6 +171,8 @@ class _Connection:
             headers.append(SERVER_HEADER)
         if close and "connection" not in names:
             headers.append(("connection", "close"))
+        if self.reply_headers is not None:
+            headers.extend((k.lower(), v) for k, v in self.reply_headers(response.body))
         out = self.conn.send(h11.Response(status_code=response.status, headers=headers,
                                           reason=REASONS.get(response.status, "").encode()))
         if response.body and method != "HEAD":
@@ -229,6 +238,7 @@ async def serve_connection(
     access: AccessList | None = None,
     peer: Any = None,
     on_refused: Callable[[Any, str], None] | None = None,
+    reply_headers: ReplyHeaders | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream."""
     peer = peer if peer is not None else peer_of(stream)
@@ -249,7 +259,7 @@ async def serve_connection(
                 log.warning("http %s: access refused: %s", peer, reason)
                 if on_refused is not None:
                     on_refused(peer, reason)
-        await _Connection(stream, handler, limits, peer, peercert).run(refusal)
+        await _Connection(stream, handler, limits, peer, peercert, reply_headers).run(refusal)
     except _Close:
         pass
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
@@ -272,6 +282,7 @@ async def serve_http(
     limits: HTTPLimits = HTTPLimits(),
     access: AccessList | None = None,
     on_refused: Callable[[Any, str], None] | None = None,
+    reply_headers: ReplyHeaders | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled.
@@ -289,7 +300,8 @@ async def serve_http(
 
     async def one(stream: trio.abc.Stream) -> None:
         try:
-            await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused)
+            await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
+                                   reply_headers=reply_headers)
         finally:
             slots.release()
 

@@ -253,7 +253,7 @@ class Dispatcher:
         br = ex.route
         f = ex.failure
         if br is None:
-            route = "(unrouted)" if f is not None and f.kind == "unrouted" else "(malformed)"
+            route = f"({f.kind})" if f is not None and f.kind in ("unrouted", "unauthenticated") else "(malformed)"
             deal_type = route.strip("()").upper()
             request_json = None
         else:
