@@ -91,7 +91,7 @@ class _TestChecks:
         inbound: dict[str, list[A.Receive]] = {}
         calls: dict[str, list[A.CallStep]] = {}
         replies: dict[str, list[str]] = {}
-        deal_types: set[str] = {"UNROUTED", "MALFORMED"}    # what the engine records when no route takes it
+        deal_types: set[str] = {"UNROUTED", "MALFORMED", "UNAUTHENTICATED"}    # recorded when no route takes it
 
         def walk(body, chan: str, recv_fmt: str | None) -> None:
             for s in body:

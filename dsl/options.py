@@ -94,7 +94,7 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
         if not p.is_absolute():
             p = (base_dir / p)
         p = Path(str(p.resolve()))
-        if not p.exists():
+        if not p.exists() and not getattr(opt, "secret", False):    # a key file may exist only where it runs
             report(Diagnostic("E047", ERROR, f"file not found: \"{value}\" (looked for {p})", pos,
                               "paths are relative to the file that declares them"))
             return _NOT_LITERAL

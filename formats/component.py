@@ -36,6 +36,9 @@ class OptionSpec:
     required: bool = False
     default: Any = None
     choices: tuple[str, ...] | None = None   # for ident / string enums
+    # names a secret (a key or token file): a path need not exist for `bsp check`, and the file is
+    # never read into the configuration's versioned sources (engine/ops/files.py)
+    secret: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in OPTION_TYPES:

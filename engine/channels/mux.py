@@ -21,6 +21,9 @@ the same key: the second fails.
 A reply whose key matches nothing waiting (late after a timeout, or never
 asked for) is logged and counted in ``unmatched``; a reply that cannot be
 decoded is logged and counted in ``garbled`` (its request then times out).
+A reply whose message MAC is missing or wrong (``formats.mac.MacError``) is
+counted in ``unauthentic`` and never used: the request its key names (read
+without the MAC check) fails at once with kind ``unauthenticated``.
 
 ``echo_every`` (with ``match = iso8583``) sends an 0800 (DE 70 = 301) on each
 connection at that interval; an echo not answered within ``timeout`` closes
@@ -51,10 +54,18 @@ from formats.component import OptionSpec
 from formats.errors import FormatError
 from formats.framing import FramingError, framer_factory
 from formats.iso8583.mux import iso_key
+from formats.mac import MacError
 
 log = logging.getLogger("bsp.channel.mux")
 
 MISSING = object()
+
+
+class Unauthentic(ChannelError):
+    """An answer whose message MAC is missing or wrong: the request it claims to answer fails, the answer
+    is never used."""
+
+    kind = "unauthenticated"
 
 
 class KeyMissing(ChannelError):
@@ -222,6 +233,7 @@ class MuxConnector:
         self.metrics: Any = None
         self.unmatched = 0
         self.garbled = 0
+        self.unauthentic = 0                   # replies whose message MAC is missing or wrong
         self.keyless = 0
         self.retried = 0
         self.echoes = 0
@@ -447,6 +459,9 @@ class MuxConnector:
                     raise FormatError("no reply format bound to read the key with")
                 values = codec.decode(f)
                 key = key_of(values)
+            except MacError as exc:     # not authentic: it may still name the request it claims to answer
+                self._unauthentic(conn, f, codec, exc)
+                continue
             except Exception as exc:    # FormatError, or a codec that fails otherwise on garbage
                 self.garbled += 1
                 self._count("garbled")
@@ -464,6 +479,23 @@ class MuxConnector:
                 seen.clear()
             seen[f] = values
             slot.resolve(f)
+
+    def _unauthentic(self, conn: PoolConn, frame: bytes, codec: Any, exc: MacError) -> None:
+        """A reply whose MAC is missing or wrong.  Its values are never used: the request its key names
+        (read without the MAC check) fails at once with kind ``unauthenticated``; one whose key cannot be
+        read, or names nothing waiting, is dropped as garbled / unmatched."""
+        self.unauthentic += 1
+        self._count("unauthenticated")
+        try:
+            key = self.key_of(codec.without_mac().decode(frame))
+        except Exception:               # noqa: BLE001 - not even its key can be read
+            key = None
+        slot = self._pending.pop(key, None) if key is not None else None
+        log.warning("channel %s: connection %d: reply of %d bytes is not authentic (%s); %s", self.name,
+                    conn.number, len(frame), exc, "its request fails" if slot is not None else "dropped")
+        if slot is not None:
+            slot.resolve(Unauthentic(f"channel {self.name}: the answer from {self.address} is not authentic: "
+                                     f"{exc}", channel=self.name))
 
     def _on_lost(self, conn: PoolConn, reason: str) -> None:
         self._fail_pending(conn, ConnectionLost(

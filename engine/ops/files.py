@@ -12,12 +12,14 @@ are kept as ``sha256:<hex>`` rather than their bytes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
 
 from dsl.lower import program_version
+from engine.registry import default_registry
 
 MAX_DIR_FILES = 500          # a spec folder (e.g. an XSD set) is fingerprinted file by file, up to this many
 
@@ -34,14 +36,28 @@ def _paths_in(value: Any) -> Iterator[str]:
             yield from _paths_in(v)
 
 
+@functools.lru_cache(maxsize=1)
+def _secret_options() -> frozenset[tuple[str, str, str]]:
+    """``(category, kind, option)`` of every option that names a secret (``OptionSpec.secret``)."""
+    return frozenset((c.category, c.name, o.name) for c in default_registry().walk() for o in c.options if o.secret)
+
+
+def _options(category: str, decl: Any) -> dict[str, Any]:
+    """A declaration's options without the ones naming a secret (a MAC key file is neither read into
+    the ledger's configuration versions nor fingerprinted)."""
+    secret = _secret_options()
+    return {k: v for k, v in decl.options.items() if (category, decl.kind, k) not in secret}
+
+
 def _candidates(program: Any) -> Iterator[tuple[str, bool]]:
     """``(path, folder_is_configuration)`` for every path an option names.  A folder a format names
     (an XSD set) is configuration; a folder a channel names (``file watch`` / ``file write`` ``dir``,
-    ``done_dir``) is where it reads or writes data: its files are neither versioned nor watched."""
+    ``done_dir``) is where it reads or writes data: its files are neither versioned nor watched.
+    Options naming a secret (``OptionSpec.secret``: key files) are left out."""
     for decl in program.formats.values():
-        yield from ((p, True) for p in _paths_in(decl.options))
+        yield from ((p, True) for p in _paths_in(_options("format", decl)))
     for decl in program.channels.values():
-        yield from ((p, False) for p in _paths_in(decl.options))
+        yield from ((p, False) for p in _paths_in(_options("channel", decl)))
     for decl in program.tables.values():
         yield decl.path, True
 

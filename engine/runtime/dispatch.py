@@ -24,6 +24,7 @@ from dsl.eval_error import EvalError
 from formats.classify import mask_digit_runs
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
+from formats.mac import MacError
 
 log = logging.getLogger("bsp.dispatch")
 
@@ -91,6 +92,9 @@ class Dispatcher:
                 else:
                     await self._run_route(br, group)
             for ex in exs:
+                if ex.error_route is not None and ex.reply is None:     # unauthenticated: the route's on error
+                    await self.run_on_error(ex.error_route, [ex])
+            for ex in exs:
                 if ex.failure is not None and ex.reply is None and self.error_reply is not None:
                     self._run_sync(self.error_reply, ex, during_error=True)
             await self._record(exs)
@@ -120,6 +124,9 @@ class Dispatcher:
         ex.scope = scope
         decoded: dict[str | None, Any] = {}
         first_error: str | None = None
+        mac_error: str | None = None       # a format that read the message but not its MAC: unauthenticated
+        unverified: Any = None
+        mac_route: BoundRoute | None = None
         for i, br in enumerate(self.routes):
             fmt = br.format
             if fmt in decoded:
@@ -137,6 +144,13 @@ class Dispatcher:
             if isinstance(msg, FormatError):
                 if first_error is None:           # it may quote the request's bytes: no card number in it
                     first_error = f"not a valid {fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                if isinstance(msg, MacError) and mac_route is None:
+                    if mac_error is None:
+                        mac_error = f"{fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                    plain = _without_mac(br.codec, ex.raw)
+                    if plain is not None and _takes(br, scope, plain):
+                        mac_error = f"{fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                        unverified, mac_route = plain, br
                 continue
             scope["msg"] = msg
             if br.when is not None:
@@ -150,7 +164,15 @@ class Dispatcher:
             ex.route = br
             ex.msg = ex.raw_msg = msg
             return i
-        if first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
+        if mac_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
+            # the route whose `when` takes the message read without its MAC check answers it with its
+            # `on error` steps, which may echo fields (DE 11, 41); nothing else uses the unverified values:
+            # no step runs, and the deal keeps the raw bytes, as for a malformed request
+            scope["msg"] = unverified
+            ex.error_route = mac_route
+            ex.fail(StepFailure("unauthenticated", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
+                                f"{mac_error}"))
+        elif first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
             ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
                                 f"{first_error}"))
         else:
@@ -282,6 +304,31 @@ class Dispatcher:
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
         )
+
+
+def _takes(br: BoundRoute, scope: dict[str, Any], msg: Any) -> bool:
+    """Whether ``br``'s ``when`` takes ``msg`` (evaluated in ``scope``, whose ``msg`` is put back)."""
+    if br.when is None:
+        return True
+    before = scope["msg"]
+    scope["msg"] = msg
+    try:
+        return bool(br.when(scope))
+    except Exception:        # noqa: BLE001 - a `when` that cannot tell does not take it
+        return False
+    finally:
+        scope["msg"] = before
+
+
+def _without_mac(codec: Any, raw: bytes) -> Any:
+    """``raw`` decoded without its MAC check (for an error reply to echo), or None."""
+    plain = getattr(codec, "without_mac", None)
+    if plain is None:
+        return None
+    try:
+        return plain().decode(raw)
+    except Exception:        # noqa: BLE001 - not readable either: the error reply sees no msg
+        return None
 
 
 def header_view(h: bytes) -> dict[str, str]:

@@ -82,7 +82,7 @@ class Exchange:
     __slots__ = (
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
-        "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header",
+        "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -105,6 +105,9 @@ class Exchange:
         self.raw_msg: Any = None                  # the request as decoded from ``raw`` by the route
         self.reply_json: str | None = None        # ``reply`` as text when its format is plain JSON
         self.header: dict[str, str] | None = None  # the frame's framing header (TPDU), as routes see it
+        # the route whose ``on error`` answers an exchange that failed before it could enter one (a request
+        # whose MAC does not verify: that route's format read it, its ``when`` took it unverified)
+        self.error_route: Any = None
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

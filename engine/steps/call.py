@@ -13,6 +13,7 @@ from engine.runtime.exchange import StepFailure
 from engine.steps.base import where as where_of
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
+from formats.mac import MacError
 
 
 class Answer(dict):
@@ -76,6 +77,10 @@ class CallStep:
             if decode is not None:
                 try:
                     res = {} if status is not None and not res else decode(res)     # 204: no body
+                except MacError as exc:      # a forged or altered answer is never used
+                    ex.fail(StepFailure("unauthenticated", f"call {name}: the reply from {self.channel_name} "
+                                        f"is not authentic ({self.reply_format}): {exc}", where=self.where))
+                    continue
                 except FormatError as exc:
                     ex.fail(StepFailure("failed", f"call {name}: the reply from {self.channel_name} "
                                         f"is not valid {self.reply_format}: {exc}", where=self.where))

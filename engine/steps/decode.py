@@ -7,6 +7,7 @@ from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
+from formats.mac import MacError
 
 
 class DecodeStep(SyncStep):
@@ -26,6 +27,9 @@ class DecodeStep(SyncStep):
                               f"{type(data).__name__}", where=self.where)
         try:
             value = self.codec.decode(bytes(data))
+        except MacError as exc:      # its MAC is missing or wrong: kind unauthenticated (code 63)
+            raise StepFailure("unauthenticated", f"cannot decode as {self.format}: {exc}",
+                              where=self.where) from exc
         except FormatError as exc:
             raise StepFailure("malformed", f"cannot decode as {self.format}: {exc}", where=self.where) from exc
         ex.scope[self.name] = value
@@ -37,7 +41,8 @@ COMPONENT = ComponentSpec(
     category="step",
     name="decode",
     doc=("Decode bytes (the raw request, or a field holding an embedded message) with a format and "
-         "bind the result to `msg`. Bad bytes reject the request with error kind `malformed`."),
+         "bind the result to `msg`. Bad bytes reject the request with error kind `malformed` (a missing or "
+         "wrong message MAC: `unauthenticated`)."),
     options=(
         OptionSpec("format", "format", "The format to decode with.", required=True),
         OptionSpec("source", "expr", "The bytes to decode (default: raw).", required=True),

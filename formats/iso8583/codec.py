@@ -483,6 +483,16 @@ class Iso8583Codec:
         """The same spec without content and message-rule checks (``validate = false``)."""
         return self if not self.validate else Iso8583Codec(self.spec, self.name, validate=False)
 
+    mac: Any = None          # a ``macs.MacPolicy`` when MACs are on (``MacIso8583Codec``)
+
+    def with_mac(self, policy: Any) -> "Iso8583Codec":
+        """This codec with message MACs on (``formats.iso8583.macs.MacPolicy``); shares the compiled spec."""
+        return MacIso8583Codec.wrap(self, policy)
+
+    def without_mac(self) -> "Iso8583Codec":
+        """The codec without MAC checks (a MUX reads the match key of an answer whose MAC is wrong)."""
+        return self
+
     # -------------------------------------------------------------- decode
     def decode(self, data: bytes) -> IsoMessage:
         if type(data) is not bytes:
@@ -721,3 +731,107 @@ class Iso8583Codec:
 
     def fields(self) -> list[str]:
         return ["t"] + [f.key for f in sorted(self.spec.fields.values(), key=lambda f: f.number)]
+
+
+# ------------------------------------------------------------------ MACs (DE 64 / DE 128)
+
+class MacIso8583Codec(Iso8583Codec):
+    """An ``Iso8583Codec`` with message MACs on (``formats.iso8583.macs``; docs/formats-iso8583.md).
+
+    ``decode`` verifies the MAC of every message whose MTI is not exempt before it
+    reads the fields (a missing or wrong MAC raises ``MacError``, a ``FormatError``);
+    ``encode`` sets the MAC field's bit and writes the MAC over the bytes before it,
+    replacing whatever value was given for it.  Made by ``Iso8583Codec.with_mac``.
+    """
+
+    mac: Any
+
+    @classmethod
+    def wrap(cls, codec: Iso8583Codec, policy: Any) -> "MacIso8583Codec":
+        plain = codec.without_mac()
+        out = cls.__new__(cls)
+        out.__dict__.update(plain.__dict__)
+        out.mac = policy
+        out._plain = plain
+        return out
+
+    def without_mac(self) -> Iso8583Codec:
+        return self._plain
+
+    def lenient(self) -> "Iso8583Codec":
+        return self if not self.validate else MacIso8583Codec.wrap(self._plain.lenient(), self.mac)
+
+    def decode(self, data: bytes) -> IsoMessage:
+        if type(data) is not bytes and isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        if type(data) is bytes:
+            mti = self._read_mti(data)
+            if mti not in self.mac.exempt:
+                self._verify_mac(data, mti)
+        return Iso8583Codec.decode(self, data)
+
+    def _verify_mac(self, data: bytes, mti: str) -> None:
+        from formats.mac import MacError
+        ms, bs = self._mti_size, self._bm_size
+        plan = self._plans.get(data[ms:ms + bs])
+        if plan is True:
+            plan = self._plans.get(data[ms:ms + 2 * bs])
+        if plan is None or plan is True:
+            plan = self._plan(data)
+        start_of_fields, fields, _present, secondary, _classes = plan
+        pol = self.mac
+        slot = pol.slot(secondary)
+        key = slot.key
+        last = fields[-1][0] if fields else None
+        if last != key:
+            if any(k == key for k, _ in fields):
+                raise MacError(f"MTI {mti}: field {key} carries the MAC and must be the message's last field, "
+                               f"but field {last} follows it", offset=ms, field=key)
+            other = [k for k, _ in fields if k in ("64", "128")]
+            raise MacError(f"MTI {mti}: the MAC (field {key}) is missing; format {self.name} verifies a "
+                           f"{pol.algorithm} MAC on every message whose MTI is not in mac_exempt"
+                           + (f" (the message carries field {other[0]} instead)" if other else ""),
+                           offset=ms, field=key,
+                           hint="the sender must MAC this message with the shared key"
+                           + ("" if pol.fixed else "; by the convention the MAC is field 64 without a "
+                              "secondary bitmap, 128 with one"))
+        start = len(data) - slot.wire
+        mac = slot.read(data[start:]) if start >= start_of_fields else None
+        if mac is None or not pol.verify(data[:start], mac):
+            raise MacError(f"MTI {mti}: the MAC in field {key} does not verify ({pol.algorithm} over bytes 0-"
+                           f"{max(start - 1, 0)}): the message was changed on the way, or MAC'd with another key",
+                           offset=max(start, 0), field=key)
+
+    def encode(self, values: Any) -> bytes:
+        pol = self.mac
+        if not isinstance(values, dict) or values.get("t") in pol.exempt:
+            return Iso8583Codec.encode(self, values)
+        from formats.mac import MacError
+        enc = self._enc
+        top = 0
+        for k, v in values.items():
+            if k == "t" or k == "64" or k == "128" or v is None:
+                continue
+            item = enc.get(k)
+            if item is not None and item[0] > top:
+                top = item[0]
+        secondary = top > 64 or self.spec.secondary_always or bool(getattr(values, "secondary_bitmap", False))
+        slot = pol.slot(secondary)
+        if top > slot.number:
+            raise MacError(f"field {top} would follow the MAC field {slot.number}; the MAC is the message's "
+                           f"last field", field=str(top),
+                           hint="leave mac_field out (the MAC then goes to field 128 when fields 65-128 are "
+                                "present)" if pol.fixed == 64 else None)
+        drop = (slot.key,) if pol.fixed is not None else ("64", "128")
+        new = IsoMessage() if isinstance(values, IsoMessage) else {}
+        if isinstance(values, IsoMessage):
+            new.secondary_bitmap = values.secondary_bitmap
+        for k, v in values.items():
+            if k not in drop:
+                new[k] = v
+        new[slot.key] = slot.placeholder
+        data = Iso8583Codec.encode(self, new)
+        start = len(data) - slot.wire
+        if data[start:] != slot.wire_bytes(bytes(slot.length)):     # cannot happen: the MAC field is last
+            raise MacError(f"field {slot.key} did not come out as the message's last field", field=slot.key)
+        return data[:start] + slot.wire_bytes(pol.compute(data[:start], slot.length))
