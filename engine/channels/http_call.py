@@ -343,11 +343,11 @@ COMPONENT = ComponentSpec(
         OptionSpec("headers", "list", "Extra headers, \"Name:value\", \"Name:env:VARIABLE\" or "
                    "\"Name:file:PATH\".", default=None),
         OptionSpec("auth_bearer_env", "string", "Environment variable holding a bearer token.", default=None),
-        OptionSpec("auth_bearer_file", "path", "File holding a bearer token.", default=None),
+        OptionSpec("auth_bearer_file", "path", "File holding a bearer token (a secret: not kept in the ledger's configuration versions, need not exist for bsp check).", default=None, secret=True),
         OptionSpec("ca", "path", "CA bundle the server certificate must chain to (default: system roots).",
                    default=None),
         OptionSpec("cert", "path", "Client certificate for mutual TLS (PEM).", default=None),
-        OptionSpec("key", "path", "Private key of `cert`.", default=None),
+        OptionSpec("key", "path", "Private key of `cert` (a secret, as auth_bearer_file).", default=None, secret=True),
         *signature_options("Answers carry it too when signature_verify_answer is on."),
         OptionSpec("signature_verify_answer", "bool", "Check the signature of each answer taken (2xx or "
                    "`answer_status`) with the same header, key and timestamp rules; a missing or bad one fails "

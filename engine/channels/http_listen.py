@@ -228,7 +228,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("read_timeout", "duration", "Time from a request's first byte to its last (408 beyond).",
                    default=Decimal(10)),
         OptionSpec("cert", "path", "Server certificate (PEM): turns TLS on (1.2 minimum).", default=None),
-        OptionSpec("key", "path", "Private key of `cert` (PEM).", default=None),
+        OptionSpec("key", "path", "Private key of `cert` (PEM; a secret: not kept in the ledger's configuration versions, need not exist for bsp check).", default=None, secret=True),
         OptionSpec("ca", "path", "CA bundle client certificates must chain to.", default=None),
         OptionSpec("client_cert", "string", "Client certificate: none, optional or required.", default="none",
                    choices=tuple(CLIENT_CERT_MODES)),

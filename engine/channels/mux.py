@@ -571,7 +571,7 @@ MUX_OPTIONS = (
                "this interval (needs match = iso8583); unanswered within `timeout`: reconnect.", default=None),
     OptionSpec("ca", "path", "TLS: CA bundle the server certificate must chain to (turns TLS on).", default=None),
     OptionSpec("cert", "path", "TLS: our client certificate (PEM) for mutual TLS.", default=None),
-    OptionSpec("key", "path", "TLS: private key of `cert` (PEM).", default=None),
+    OptionSpec("key", "path", "TLS: private key of `cert` (PEM; a secret: not kept in the ledger's configuration versions, need not exist for bsp check).", default=None, secret=True),
     OptionSpec("server_name", "string", "TLS: the host name to verify (and send as SNI) instead of the "
                "address's host.", default=None),
     OptionSpec("tls", "bool", "TLS with the system's trusted roots (when no `ca` is given).", default=None),

@@ -28,7 +28,7 @@ log = logging.getLogger("bsp.channel.tls")
 
 TLS_LISTEN_OPTIONS = (
     OptionSpec("cert", "path", "TLS: server certificate (PEM); turns TLS on (1.2 minimum).", default=None),
-    OptionSpec("key", "path", "TLS: private key of `cert` (PEM).", default=None),
+    OptionSpec("key", "path", "TLS: private key of `cert` (PEM; a secret: not kept in the ledger's configuration versions, need not exist for bsp check).", default=None, secret=True),
     OptionSpec("ca", "path", "TLS: CA bundle client certificates must chain to.", default=None),
     OptionSpec("client_cert", "string", "TLS: client certificate none, optional or required (mutual TLS).",
                default=None, choices=tuple(CLIENT_CERT_MODES)),

@@ -53,9 +53,9 @@ def signature_options(timestamp_note: str) -> tuple[OptionSpec, ...]:
                    default="hmac-sha256", choices=mac.ALGORITHMS),
         OptionSpec("signature_key_env", "string", "Environment variable holding the shared secret "
                    "(read when the channel is built; give this or signature_key_file).", default=None),
-        OptionSpec("signature_key_file", "string", "File holding the shared secret (give this or "
-                   "signature_key_env); read when the channel is built, not by bsp check. A relative path is "
-                   "taken from the directory bsp run starts in.", default=None),
+        OptionSpec("signature_key_file", "path", "File holding the shared secret (give this or "
+                   "signature_key_env), relative to the route file; read when the channel is built, not by bsp "
+                   "check, and never kept in the ledger's configuration versions.", default=None, secret=True),
         OptionSpec("signature_encoding", "string", "How the signature is written in its header: hex or base64.",
                    default="hex", choices=ENCODINGS),
         OptionSpec("signature_prefix", "string", "Text before the signature in its header (e.g. \"sha256=\").",
