@@ -6,6 +6,7 @@ when the route gives none):
     malformed    a frame or body that could not be decoded       rejected  "30"
     unrouted     no route of the channel took the request        rejected  "12"
     unauthenticated  its MAC or signature is missing or wrong    rejected  "63"
+                 (on a call's answer: failed, and the call is in doubt: compensated / reversed)
     rejected     a validate rule failed (the rule's own code)    rejected  rule
     refused      a call's ``expect`` was false                   failed    "05"
     unreachable  a call's counterpart could not be reached       failed    "91"
@@ -56,9 +57,12 @@ class StepFailure(Exception):
     """
 
     def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
-                 text: str | None = None) -> None:
+                 text: str | None = None, in_doubt: bool = False) -> None:
         super().__init__(detail)
         self.kind = kind
+        # the counterpart may have done it (an answer that cannot be trusted): the deal failed, and its
+        # call is compensated / reversed as after a timeout
+        self.in_doubt = in_doubt
         self.code = code if code is not None else DEFAULT_CODES.get(kind, "96")
         self.detail = detail
         self.text = text if text is not None else SHORT_TEXTS.get(kind, detail)
@@ -66,7 +70,7 @@ class StepFailure(Exception):
 
     @property
     def status(self) -> str:
-        return "rejected" if self.kind in REJECTED_KINDS else "failed"
+        return "rejected" if self.kind in REJECTED_KINDS and not self.in_doubt else "failed"
 
     def as_scope(self) -> dict[str, Any]:
         """What ``error`` is in a route: ``error.kind``, ``error.code``, ``error.text``."""

@@ -70,7 +70,8 @@ class CallStep:
         name, expect = self.name, self.expect
         for ex, res in zip(sent, results):
             if isinstance(res, ChannelError):
-                ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where))
+                ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where,
+                                    in_doubt=res.kind == "unauthenticated"))     # it was answered: done or not?
                 continue
             raw = res
             status = getattr(res, "http_status", None)        # an http.call answer
@@ -79,7 +80,8 @@ class CallStep:
                     res = {} if status is not None and not res else decode(res)     # 204: no body
                 except MacError as exc:      # a forged or altered answer is never used
                     ex.fail(StepFailure("unauthenticated", f"call {name}: the reply from {self.channel_name} "
-                                        f"is not authentic ({self.reply_format}): {exc}", where=self.where))
+                                        f"is not authentic ({self.reply_format}): {exc}", where=self.where,
+                                        in_doubt=True))
                     continue
                 except FormatError as exc:
                     ex.fail(StepFailure("failed", f"call {name}: the reply from {self.channel_name} "

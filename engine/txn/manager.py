@@ -49,6 +49,12 @@ SEALED = "$sealed"                               # a logged value encrypted with
 IN_DOUBT = frozenset({"timeout", "lost"})      # the counterpart may have done it
 
 
+def _in_doubt(f: Any) -> bool:
+    """A call failure after which the counterpart may have done it: a timeout, a lost connection,
+    or an answer that cannot be trusted (a MAC or signature that does not verify)."""
+    return f.kind in IN_DOUBT or getattr(f, "in_doubt", False)
+
+
 @dataclass
 class TxnState:
     """One exchange's transaction, kept until its deal is recorded."""
@@ -309,7 +315,7 @@ class TxnManager:
                     for ex in live:
                         sent.pop(id(ex.scope), None)          # values a failing call step did not take
                         f = ex.failure
-                        if f is None or f.kind in IN_DOUBT:
+                        if f is None or _in_doubt(f):
                             made.append(ex)
                 live = [ex for ex in live if ex.failure is None]
                 if not live:
@@ -498,7 +504,7 @@ class TxnManager:
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
                                 "reply": self.seal_values(_jsonable(ex.scope.get(call.name)),
                                                           f"reply|{st.deal_id}|{call.name}")})
-            elif f.kind not in IN_DOUBT:
+            elif not _in_doubt(f):
                 st.done.remove(call.index)       # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
         # 'done' marks need no fsync of their own: they reach the disk with the next write

@@ -269,7 +269,8 @@ async def test_call_signs_requests_and_verifies_answers_when_asked(tmp_path: Pat
                                                    f"answered 200 without a good signature: no X-Signature header")
     assert "does not verify" in by_ref["BADSIG"]["reason"]
     assert "X-Timestamp is 600s old" in by_ref["STALE"]["reason"]
-    assert [by_ref[r]["status"] for r in refs] == ["committed", "rejected", "rejected", "rejected", "committed"]
+    # the partner answered: it may have done it, so an answer that cannot be trusted fails the deal (in doubt)
+    assert [by_ref[r]["status"] for r in refs] == ["committed", "failed", "failed", "failed", "committed"]
 
 
 async def test_call_without_verify_answer_takes_unsigned_answers(tmp_path: Path, nursery) -> None:
@@ -381,3 +382,42 @@ async def test_reply_headers_hook_signs_server_errors(nursery) -> None:
         r = await c.post(f"http://127.0.0.1:{port}/x", content=b"x" * 100)
     assert r.status_code == 413 and r.headers["x-signature"] == hmac_hex(SECRET, r.content)
     await trio.sleep(0)
+
+
+async def test_an_untrusted_answer_is_compensated_as_in_doubt(tmp_path: Path, nursery) -> None:
+    """The partner answered, so it may have booked the payment: a keyed, compensating route cancels it,
+    as after a timeout.  A refused (401) cancel would show as a failed compensation, not as none."""
+    seen: list = []
+    port = await partner_api(nursery, seen)
+    extra = "signature_verify_answer = true"
+    text = (FRONT_CALL % (f"http://127.0.0.1:{port}/payments", extra)).replace(
+        '    call post = partner as Post reply Ack { reference = msg.ref  amount = msg.amount }\n',
+        '    call post = partner as Post reply Ack { reference = msg.ref  amount = msg.amount }\n'
+        '        compensate call partner as Post reply Ack { reference = msg.ref  amount = 0 }\n').replace(
+        'deal PAY { ref = msg.ref ', 'deal PAY { key = msg.ref  ref = msg.ref ')
+    assert "compensate call partner" in text and "key = msg.ref" in text
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        for ref in ("A1", "BADSIG"):
+            await c.send(b'{"ref": "%s", "amount": 1.5}' % ref.encode())
+        replies = await c.recv_json(2)
+        await c.aclose()
+    assert replies == [{"code": "00", "confirmation": "C-A1"}, {"code": "63", "kind": "unauthenticated"}]
+    # BADSIG was posted, then cancelled (the compensation, amount 0); A1 was posted once
+    assert sorted(r for r, _ in seen) == ["A1", "BADSIG", "BADSIG"]
+    by_ref = {d["reference"]: d for d in deals(ledger)}
+    assert by_ref["BADSIG"]["status"] == "failed"
+    steps = [s for s in table_rows(ledger, "SELECT s.step, s.kind FROM deal_steps s JOIN deals d USING (deal_id) "
+                                           "WHERE d.reference = 'BADSIG' ORDER BY s.seq")]
+    assert ("post.compensate", "compensate") in steps, steps
+
+
+def table_rows(ledger: Path, sql: str) -> list[tuple]:
+    import duckdb
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()

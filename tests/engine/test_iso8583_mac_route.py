@@ -179,8 +179,8 @@ route purchase {
 
 
 async def issuer(seen: list[Any], task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-    """An issuer host on a real socket: verifies each request's MAC, answers a MAC'd 0210; for STAN
-    000666 the answer's MAC is forged (last hex digit changed)."""
+    """An issuer host on a real socket: verifies each request's MAC, answers a MAC'd 0210 (a reversal:
+    0410 / 0430); for STAN 000666 the 0210's MAC is forged (last hex digit changed)."""
 
     async def handler(stream: trio.SocketStream) -> None:
         f = LengthPrefixFramer(2)
@@ -196,9 +196,11 @@ async def issuer(seen: list[Any], task_status: Any = trio.TASK_STATUS_IGNORED) -
                 for p in f.feed(data):
                     r = NET.decode(p)                       # raises (and the test fails) on a bad request MAC
                     seen.append(r)
-                    answer = bytearray(NET.encode({**{k: r[k] for k in ("3", "4", "7", "11", "41", "49")},
-                                                   "t": "0210", "39": "00"}))
-                    if r["11"] == "000666":
+                    mti = r["t"][:2] + str(int(r["t"][2]) + 1) + "0"      # 0200 -> 0210, 0420/0421 -> 0430
+                    echo = ("3", "4", "7", "11", "41", "49") if mti == "0210" else \
+                        [k for k in r if k not in ("t", "64", "128")]          # a reversal's answer echoes it
+                    answer = bytearray(NET.encode({**{k: r[k] for k in echo}, "t": mti, "39": "00"}))
+                    if r["11"] == "000666" and mti == "0210":
                         answer[-1] = ord("0") if answer[-1] != ord("0") else ord("1")
                     out.append(f.frame(bytes(answer)))
                 await stream.send_all(b"".join(out))
@@ -227,12 +229,17 @@ async def test_forged_answer_fails_the_deal_unauthenticated(tmp_path: Path, nurs
             assert sb.channel("issuer").unauthentic == 1
     assert [s for s in seen if isinstance(s, tuple)] == [
         ("reply", "000001", "00"), ("reply", "000666", "63"), ("reply", "000002", "00")]
-    assert [s["11"] for s in seen if isinstance(s, dict)] == ["000001", "000666", "000002"]
+    assert [s["11"] for s in seen if isinstance(s, dict) and s["t"] == "0200"] == ["000001", "000666", "000002"]
+    # an answer that cannot be trusted leaves the authorization in doubt: it is reversed, as after a timeout
+    assert [(s["t"], s["11"]) for s in seen if isinstance(s, dict) and s["t"] != "0200"] == [("0420", "000666")]
     by_ref = {d["reference"]: d for d in deals(ledger)}
     assert by_ref["000001"]["status"] == by_ref["000002"]["status"] == "committed"
     forged = by_ref["000666"]
-    assert (forged["status"], forged["response_code"]) == ("rejected", "63")
+    assert (forged["status"], forged["response_code"]) == ("failed", "63")
     assert forged["reason"].startswith("unauthenticated: call auth: ") and "does not verify" in forged["reason"]
+    steps = table(ledger, "SELECT s.step, s.kind, s.outcome FROM deal_steps s JOIN deals d USING (deal_id) "
+                          "WHERE d.reference = '000666' AND s.kind = 'reversal'")
+    assert steps == [("auth.reversal", "reversal", "acknowledged")]
     ((kind,),) = table(ledger, "SELECT error_kind FROM dead_letters")
     assert kind == "unauthenticated"
     no_key_in(ledger)
