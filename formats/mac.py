@@ -24,6 +24,7 @@ import difflib
 import hashlib
 import hmac
 import re
+import threading
 
 from formats.errors import FormatError
 
@@ -96,21 +97,45 @@ def parse_key(algorithm: str, text: str) -> bytes:
     return key
 
 
-def _cbc_mac_des(key8: bytes, data: bytes) -> bytes:
-    """Single-DES CBC-MAC, ISO 9797-1 padding method 1 (TripleDES with K|K|K is DES)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-    if len(data) % 8 or not data:
-        data = data + b"\x00" * (8 - len(data) % 8)
-    enc = Cipher(_tdes()(key8 * 3), modes.CBC(b"\x00" * 8)).encryptor()
-    out = enc.update(data) + enc.finalize()
-    return out[-8:]
+class _DesKey:
+    """One retail-MAC key's cipher objects, made once: the CBC cipher (a context per MAC, for its
+    chaining state) and the ECB contexts of the final step (stateless between whole blocks, so
+    reused).  Contexts are not thread-safe: each thread has its own (``_local``)."""
+
+    __slots__ = ("cbc", "enc1", "dec2")
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
+        tdes = _tdes()
+        k1, k2 = key[:8], key[8:] or key[:8]
+        self.cbc = Cipher(tdes(k1 * 3), modes.CBC(b"\x00" * 8))      # TripleDES with K|K|K is DES
+        self.enc1 = Cipher(tdes(k1 * 3), modes.ECB()).encryptor() if k2 != k1 else None
+        self.dec2 = Cipher(tdes(k2 * 3), modes.ECB()).decryptor() if k2 != k1 else None
+
+    def mac(self, data: bytes) -> bytes:
+        """ISO 9797-1 MAC algorithm 3, padding method 1 (zeros; none for whole blocks)."""
+        if len(data) % 8 or not data:
+            data = data + b"\x00" * (8 - len(data) % 8)
+        enc = self.cbc.encryptor()
+        out = (enc.update(data) + enc.finalize())[-8:]
+        if self.enc1 is not None:
+            out = self.enc1.update(self.dec2.update(out))
+        return out
 
 
-def _ecb(key8: bytes, block: bytes, *, decrypt: bool) -> bytes:
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-    cipher = Cipher(_tdes()(key8 * 3), modes.ECB())
-    op = cipher.decryptor() if decrypt else cipher.encryptor()
-    return op.update(block) + op.finalize()
+_local = threading.local()
+
+
+def _des_key(key: bytes) -> _DesKey:
+    cache = getattr(_local, "des", None)
+    if cache is None:
+        cache = _local.des = {}
+    k = cache.get(key)
+    if k is None:
+        if len(cache) >= 16:            # a handful of keys in practice; never grow without bound
+            cache.clear()
+        k = cache[key] = _DesKey(key)
+    return k
 
 
 def compute(algorithm: str, key: bytes, data: bytes, length: int | None = None) -> bytes:
@@ -125,10 +150,7 @@ def compute(algorithm: str, key: bytes, data: bytes, length: int | None = None) 
         c.update(data)
         mac = c.finalize()
     else:
-        k1, k2 = key[:8], key[8:] or key[:8]
-        mac = _cbc_mac_des(k1, data)
-        if k2 != k1:
-            mac = _ecb(k1, _ecb(k2, mac, decrypt=True), decrypt=False)
+        mac = _des_key(key).mac(data)
     if length is not None:
         if not 4 <= length <= len(mac):
             raise MacError(f"a {algorithm} MAC can be cut to 4..{len(mac)} bytes, not {length}")

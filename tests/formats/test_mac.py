@@ -74,3 +74,26 @@ def test_bad_keys_are_refused_without_quoting_them(algorithm, text, match):
 def test_unknown_algorithm_suggests():
     with pytest.raises(MacError, match="did you mean 'cmac-aes'"):
         mac.compute("cmac_aes", AES128, b"")
+
+
+def test_retail_des_contexts_are_reused_safely_across_calls_and_threads():
+    """The key's cipher contexts are made once per thread and reused: answers stay the published ones,
+    whatever came before, in any thread."""
+    import threading
+    want = {b"Now is the time for all ": "A1C72E74EA3FA9B6", b"Now is the time for it": "2E2B1428CC78254F"}
+    got: list[bool] = []
+
+    def run() -> None:
+        for _ in range(50):
+            for data, expected in want.items():
+                got.append(mac.compute("retail-des", DES2, data).hex().upper() == expected)
+                got.append(mac.compute("retail-des", DES2[:8], b"Now is the time for all ").hex().upper()
+                           == "70A30640CC76DD8B")
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    run()
+    for t in threads:
+        t.join()
+    assert len(got) == 5 * 50 * 4 and all(got)
