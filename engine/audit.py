@@ -15,6 +15,9 @@ says the ledger is not protected.
 ``audit_head`` holds one row: the last ``chain_seq`` and
 ``HMAC(key, "head" || seq || last mac)``, updated in every write
 transaction, so deleting the newest records is detected too.
+
+``deal_keys`` (the deal key index, ledger schema 4) is not chained: it is derived from the chained
+``deal_events`` and ``deals``, and ``verify`` recomputes it from them (``_check_keys``).
 """
 from __future__ import annotations
 
@@ -273,6 +276,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_head(con, key, last, prev, report)
     _check_orphans(con, report)
     _check_raw(con, report)
+    _check_keys(con, report)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -359,6 +363,28 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
         for (deal_id,) in rows:
             report.breaks.append(Break(None, "deals", deal_id,
                                        f"the deal row is gone but its {table} remain: the deal was deleted"))
+
+
+def _check_keys(con: Any, report: VerifyReport) -> None:
+    """deal_keys (ledger schema 4) is a derived index, outside the chain: it must hold exactly the keys the
+    chained deal_events and deals imply.  A row missing would let a repeat past the key store's retention run
+    again; a row added would refuse a new deal as a repeat.  A ledger without the table (schema 3 or older,
+    not opened by a newer engine yet) has nothing to compare."""
+    from engine.ledger_store import KEYS_FROM_EVENTS
+
+    if not {"deals", "deal_events"} <= report.by_table.keys():
+        return
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_keys'").fetchall()[0][0]:
+        return
+    for sql, what in (
+            (f"SELECT key, deal_id FROM ({KEYS_FROM_EVENTS}) EXCEPT SELECT key, deal_id FROM deal_keys",
+             "the deal's events carry this key but deal_keys has no row for it (deleted): a repeat past the "
+             "key store's retention would run again"),
+            (f"SELECT key, deal_id FROM deal_keys EXCEPT SELECT key, deal_id FROM ({KEYS_FROM_EVENTS})",
+             "deal_keys names this deal for this key but no chained event of a non-duplicate deal does "
+             "(a row added, changed, or left by a deleted deal)")):
+        for key, deal_id in con.execute(f"SELECT * FROM ({sql}) ORDER BY 2, 1 LIMIT 5").fetchall():
+            report.breaks.append(Break(None, "deal_keys", f"{deal_id} key {key!r}", what))
 
 
 def sha256_hex(data: bytes | None) -> str | None:

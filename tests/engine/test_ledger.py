@@ -194,7 +194,7 @@ async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
-    assert schema == [(3,)]
+    assert schema == [(4,)]
 
 
 async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
@@ -337,7 +337,7 @@ async def test_a_v1_ledger_is_migrated(tmp_path: Path) -> None:
         rows = con.execute("SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq NULLS FIRST").fetchall()
     finally:
         con.close()
-    assert versions == [(1,), (3,)]
+    assert versions == [(1,), (4,)]
     assert rows[0] == ("old1", None) and rows[1][1] == 1
 
 
@@ -370,7 +370,7 @@ async def test_a_v2_ledger_loses_the_deals_key_and_indexes_and_keeps_its_rows(tm
         total = con.execute("SELECT count(*) FROM deals").fetchall()
     finally:
         con.close()
-    assert versions == [(2,), (3,)]
+    assert versions == [(2,), (4,)]
     assert old == [("R-OLD", Decimal("12.5000"), '{"a":1}', 7)]
     assert indexes == [(0,)] and keys == [(0,)] and total == [(2,)]
 
