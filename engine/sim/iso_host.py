@@ -15,15 +15,22 @@ benchmarks, each a predicate over the decoded request or a plain setting:
     unsolicited      after each chunk, also send a 0210 nobody asked for
     echo_ok          False: ignore 0800 echo requests
 
-``tls`` (an ``ssl.SSLContext``) serves over TLS.  Counters: requests, echoes,
-dropped, garbled, connections.  ``python -m engine.sim.iso_host --port 7100``
-runs one (for benchmarks in another process).
+``tls`` (an ``ssl.SSLContext``) serves over TLS.  ``mac`` (a
+``formats.iso8583.macs.MacPolicy``) turns message MACs on (DE 64 / 128): the MAC
+of every request whose MTI is not exempt is verified, and every answer is MAC'd.
+A request whose MAC is missing or wrong is counted in ``bad_macs`` and answered
+with DE 39 ``"63"`` (security violation; its fields read without the MAC check),
+so the caller is not left waiting.  Counters: requests, echoes, dropped,
+garbled, connections, bad_requests, bad_macs.  ``python -m engine.sim.iso_host
+--port 7100`` runs one (for benchmarks in another process); ``--mac-algorithm
+ALG --mac-key-env NAME`` turns MACs on there.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import logging
+import os
 import ssl
 from typing import Any, Callable
 
@@ -33,6 +40,8 @@ from engine.sim.framed import listen
 from formats.errors import FormatError
 from formats.framing import make_framer
 from formats.iso8583 import codec_for
+from formats.iso8583.macs import MacPolicy, plan_mac
+from formats.mac import ALGORITHMS, MacError, parse_key
 
 log = logging.getLogger("bsp.sim.iso_host")
 
@@ -47,9 +56,11 @@ class IsoHost:
                  delay: float | Callable[[dict[str, Any]], float] = 0.0, reverse: bool = False,
                  drop: Predicate | None = None, garble: Predicate | None = None,
                  unsolicited: bool = False, echo_ok: bool = True, decline_amounts: tuple[str, ...] = (),
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, mac: Any = None) -> None:
         self.framing = framing
-        self.codec = codec_for(spec, validate=False)
+        self.plain = codec_for(spec, validate=False)
+        self.codec = self.plain.with_mac(mac) if mac is not None else self.plain
+        self.mac = mac
         self.delay = delay
         self.reverse = reverse
         self.drop = drop
@@ -65,6 +76,7 @@ class IsoHost:
         self.garbled = 0
         self.connections = 0
         self.bad_requests = 0
+        self.bad_macs = 0
         self._scope: trio.CancelScope | None = None
 
     # -- answers -----------------------------------------------------------
@@ -89,7 +101,7 @@ class IsoHost:
             out["38"] = "A" + str(get("11", "0"))[-5:].rjust(5, "0")
         return out
 
-    def _reply_bytes(self, req: dict[str, Any]) -> bytes | None:
+    def _reply_bytes(self, req: dict[str, Any], unauthenticated: bool = False) -> bytes | None:
         if req.get("t") == "0800" and not self.echo_ok:
             return None
         if self.drop is not None and self.drop(req):
@@ -99,7 +111,28 @@ class IsoHost:
             self.garbled += 1
             return b"\x00GARBAGE\xff" + str(req.get("11", "")).encode()
         rsp = self.answer(req)
+        if rsp is not None and unauthenticated:     # security violation: the request's MAC is missing or wrong
+            rsp["39"] = "63"
+            rsp.pop("38", None)
         return self.codec.encode(rsp) if rsp is not None else None
+
+    def _decode(self, frame: bytes) -> tuple[dict[str, Any], bool] | None:
+        """(request, unauthenticated) of one frame; None when it is not ISO 8583 at all."""
+        try:
+            return self.codec.decode(frame), False
+        except MacError as exc:
+            self.bad_macs += 1
+            log.warning("iso host: request with a bad MAC: %s", exc)
+            try:
+                return self.plain.decode(frame), True
+            except FormatError as exc2:
+                self.bad_requests += 1
+                log.warning("iso host: undecodable request: %s", exc2)
+                return None
+        except FormatError as exc:
+            self.bad_requests += 1
+            log.warning("iso host: undecodable request: %s", exc)
+            return None
 
     # -- serving -----------------------------------------------------------
     async def _conn(self, stream: trio.abc.Stream) -> None:
@@ -114,9 +147,9 @@ class IsoHost:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
 
-        async def later(req: dict[str, Any], wait: float) -> None:
+        async def later(req: dict[str, Any], unauth: bool, wait: float) -> None:
             await trio.sleep(wait)
-            out = self._reply_bytes(req)
+            out = self._reply_bytes(req, unauth)
             if out is not None:
                 await send(framer.frame(out))
 
@@ -136,20 +169,18 @@ class IsoHost:
                         break
                     reqs = []
                     for f in frames:
-                        try:
-                            reqs.append(self.codec.decode(f))
-                        except FormatError as exc:
-                            self.bad_requests += 1
-                            log.warning("iso host: undecodable request: %s", exc)
+                        got = self._decode(f)
+                        if got is not None:
+                            reqs.append(got)
                     if self.reverse:
                         reqs.reverse()
                     out = []
-                    for req in reqs:
+                    for req, unauth in reqs:
                         wait = self.delay(req) if callable(self.delay) else self.delay
                         if wait > 0:
-                            nursery.start_soon(later, req, wait)
+                            nursery.start_soon(later, req, unauth, wait)
                             continue
-                        b = self._reply_bytes(req)
+                        b = self._reply_bytes(req, unauth)
                         if b is not None:
                             out.append(framer.frame(b))
                     if self.unsolicited and reqs:
@@ -198,12 +229,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cert", help="serve TLS with this certificate (PEM)")
     ap.add_argument("--key", help="private key of --cert")
     ap.add_argument("--port-file", help="write the port listened on to this file once ready")
+    ap.add_argument("--mac-algorithm", choices=ALGORITHMS,
+                    help="verify the MAC (DE 64/128) of each request and MAC each answer")
+    ap.add_argument("--mac-key-env", help="environment variable holding the MAC key (with --mac-algorithm)")
+    ap.add_argument("--mac-exempt", default="", help="MTIs without a MAC, comma-separated, e.g. 0800,0810")
     args = ap.parse_args(argv)
     tls = None
     if args.cert:
         from engine.tls import server_context
         tls = server_context(args.cert, args.key)
-    sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls)
+    mac = None
+    if args.mac_algorithm or args.mac_key_env:
+        if not (args.mac_algorithm and args.mac_key_env):
+            ap.error("--mac-algorithm and --mac-key-env go together")
+        text = os.environ.get(args.mac_key_env)
+        if text is None:
+            ap.error(f"environment variable {args.mac_key_env} (--mac-key-env) is not set")
+        try:
+            key = parse_key(args.mac_algorithm, text)
+            spec = codec_for(args.spec, validate=False).spec
+            exempt = frozenset(m for m in args.mac_exempt.split(",") if m)
+            mac = MacPolicy(args.mac_algorithm, key, plan_mac(spec, args.mac_algorithm, None), None, exempt)
+        except MacError as exc:                 # never quotes the key
+            ap.error(f"--mac-key-env {args.mac_key_env}: {exc}")
+    sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls, mac=mac)
 
     async def run() -> None:
         async with trio.open_nursery() as n:
