@@ -25,17 +25,15 @@ fails with kind ``unauthenticated`` naming the URL and the check that failed.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
-from engine.channels.options import ChannelConfigError, built_check, seconds
+from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
 from engine.tls import client_context
 from formats.component import ComponentSpec, OptionSpec
@@ -114,18 +112,8 @@ def _secret(channel: str, option: str, spec: str, load: bool = True) -> str:
     how, _, where = spec.partition(":")
     if not load and how in ("env", "file") and where:
         return ""
-    if how == "env":
-        value = os.environ.get(where)
-        if value is None:
-            raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not set "
-                                     f"(export it before `bsp run`)")
-        return value
-    if how == "file":
-        try:
-            return Path(where).read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise ChannelConfigError(f"channel {channel}: option {option}: cannot read secret file {where!r}: "
-                                     f"{exc.strerror or exc}") from None
+    if how in ("env", "file"):
+        return read_secret(channel, option, how, where)
     raise ChannelConfigError(f"channel {channel}: option {option}: expected env:NAME or file:PATH, got {spec!r}")
 
 

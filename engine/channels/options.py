@@ -1,6 +1,7 @@
 """Option helpers shared by the channel kinds (addresses, framings, durations)."""
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,27 @@ from formats.framing import DEFAULT_MAX_FRAME, FRAMINGS
 
 class ChannelConfigError(ValueError):
     """A channel option the engine cannot use; the message names channel and option."""
+
+
+def read_secret(channel: str, option: str, how: str, where: str) -> str:
+    """A secret a channel option names: ``how`` "env" (an environment variable) or "file" (a UTF-8
+    file), its trailing newlines dropped.  ``ChannelConfigError`` naming the channel and option when
+    it cannot be read; the message never holds the value."""
+    if how == "env":
+        value = os.environ.get(where)
+        if value is None:
+            raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not set "
+                                     f"(export it before `bsp run`)")
+        return value.rstrip("\r\n")
+    try:
+        with open(where, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ChannelConfigError(f"channel {channel}: option {option}: cannot read secret file {where!r}: "
+                                 f"{exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ChannelConfigError(f"channel {channel}: option {option}: secret file {where!r} is not UTF-8 "
+                                 f"text") from None
 
 
 def built_check(cls: Any, **kwargs: Any) -> Any:

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
 
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, read_secret, seconds
 from formats import mac
 from formats.component import OptionSpec
 
@@ -77,24 +76,6 @@ def _seconds(value: Any) -> float:
     if isinstance(value, (int, float, Decimal)):
         return float(value)
     return seconds(value, DEFAULT_MAX_AGE)
-
-
-def _read_key(channel: str, option: str, how: str, where: str) -> str:
-    if how == "env":
-        value = os.environ.get(where)
-        if value is None:
-            raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not "
-                                       f"set (export the shared secret before `bsp run`)")
-        return value
-    try:
-        with open(where, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise ChannelConfigError(f"channel {channel}: option {option}: cannot read key file {where!r}: "
-                                   f"{exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ChannelConfigError(f"channel {channel}: option {option}: key file {where!r} is not UTF-8 text; "
-                                   f"write the key as text, or as hex:DIGITS") from None
 
 
 @dataclass(frozen=True)
@@ -169,7 +150,7 @@ class BodySignature:
                                        f"environment variable such as \"PARTNER_SIGNING_KEY\", got {env!r}")
         key = b""
         if load:
-            text = _read_key(channel, option, "env" if env is not None else "file", env if env is not None else str(path))
+            text = read_secret(channel, option, "env" if env is not None else "file", env if env is not None else str(path))
             try:
                 key = mac.parse_key(algorithm, text)
             except mac.MacError as exc:     # its message never quotes the key

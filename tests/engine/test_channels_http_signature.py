@@ -301,7 +301,7 @@ def test_options_are_checked_with_the_channel_and_option_named(tmp_path: Path, m
          "option signature_encoding: expected hex or base64"),
         ({"signature_key_env": "BSP_TEST_NOT_SET_KEY"}, "option signature_key_env: environment variable "
                                                          "BSP_TEST_NOT_SET_KEY is not set"),
-        ({"signature_key_file": str(tmp_path / "none.key")}, "option signature_key_file: cannot read key file"),
+        ({"signature_key_file": str(tmp_path / "none.key")}, "option signature_key_file: cannot read secret file"),
         ({"signature_key_env": "BSP_TEST_PARTNER_KEY", "signature_algorithm": "retail-des"},
          "option signature_key_env: a retail-des key is written in hex digits"),
         ({"signature_key_env": "BSP_TEST_PARTNER_KEY", "signature_max_age": 60},
