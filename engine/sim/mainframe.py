@@ -6,11 +6,19 @@ and the route cannot drift apart.  Every request is kept in
 ``result.requests`` (kind, trace number, the reply code it must get, the code
 it got, client latency): replies on a connection come back in order, so each
 is matched to the oldest request still waiting on that connection.
+
+Trace numbers are unique per run, as a mainframe's are per business day: the
+value date is the day the simulator starts, and a trace number is that start's
+second of the day (5 digits) followed by the request's number (7 digits).  The
+route's deal key is biller + trace number + value date, and the key store
+outlives a run (35 days), so a second run on the same ledger must not send
+the first one's traces (it would get every payment answered as a duplicate).
 """
 from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +39,21 @@ DEFAULT_MIX = {"good": 70, "enquiry": 8, "over_limit": 5, "unknown_biller": 5, "
 # digit the biller refuses (BillerSim.refuse_digits, "7") fails with "05".
 EXPECT = {"good": "00", "enquiry": "00", "over_limit": "61", "unknown_biller": "12", "bad_currency": "14",
           "unrouted": "12", "malformed": "30"}
+
+
+_start_lock = threading.Lock()
+_last_start: list[dt.datetime] = []
+
+
+def run_start(now: dt.datetime | None = None) -> dt.datetime:
+    """When a simulator starts, to the second; a start asked for again within the same second by this
+    process is the next second (two simulators of one process never share a trace number)."""
+    t = (now or dt.datetime.now()).replace(microsecond=0)
+    with _start_lock:
+        if _last_start and t <= _last_start[0]:
+            t = _last_start[0] + dt.timedelta(seconds=1)
+        _last_start[:] = [t]
+    return t
 
 
 def expected_code(kind: str, trace: str, refuse_digits: str = "7") -> str:
@@ -64,7 +87,7 @@ class MainframeResult:
 
 class MainframeSim:
     def __init__(self, codec: Any, *, framing: str = "length2", seed: int = 7,
-                 mix: dict[str, int] | None = None) -> None:
+                 mix: dict[str, int] | None = None, start: dt.datetime | None = None) -> None:
         self.codec = codec
         self.framing = framing
         self.rng = random.Random(seed)
@@ -72,6 +95,9 @@ class MainframeSim:
         self.kinds = [k for k in mix for _ in range(mix[k])]
         self.result = MainframeResult()
         self._trace = 0
+        started = start if start is not None else run_start()
+        self.value_date = started.date()                 # the business day the run's payments are for
+        self._trace_base = (started.hour * 3600 + started.minute * 60 + started.second) * 10**7
 
     def request(self) -> tuple[str, bytes]:
         return self.next_request()[1:]
@@ -80,7 +106,7 @@ class MainframeSim:
         """(trace number, kind, payload) of the next request."""
         kind = self.rng.choice(self.kinds)
         self._trace += 1
-        trace = f"{self._trace:012d}"
+        trace = f"{self._trace_base + self._trace:012d}"
         return (trace, *self._build(kind, trace))
 
     def _build(self, kind: str, trace: str) -> tuple[str, bytes]:
@@ -88,7 +114,7 @@ class MainframeSim:
             "txn_code": "BP01", "trace_no": trace, "biller_id": self.rng.choice(BILLERS),
             "account": f"ACC{self.rng.randrange(10**9):09d}",
             "amount": Decimal(self.rng.randrange(100, 500000)) / 100, "currency": "CNY",
-            "value_date": dt.date(2026, 11, 25),
+            "value_date": self.value_date,
         }
         if kind == "enquiry":
             values["txn_code"] = "BQ01"

@@ -40,11 +40,11 @@ def _only(result):
 @pytest.mark.parametrize("line, old, new, col, message, help_", [
     (48, "receive", "recieve", 5, "unknown statement `recieve`", "did you mean `receive`?"),
     (50, "validate", "valdate", 5, "unknown statement `valdate`", "did you mean `validate`?"),
-    (90, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
+    (96, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
     (48, "when", "whn", 42, "unknown statement or step kind `whn`",
      "did you mean `when`? it continues the statement before it, "
      "e.g. `receive from CHANNEL as FORMAT when CONDITION`"),
-    (90, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
+    (96, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
 ])
 def test_misspelt_statement_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
                                                             message, help_):
@@ -86,9 +86,9 @@ def test_registered_plugin_steps_keep_their_own_errors(tmp_path, registry):
 
 def test_misspelt_statement_that_parses_as_a_step_gives_no_follow_on_error(tmp_path, registry):
     # `rpely BillPayRsp { ... }` reads as a plugin step named BillPayRsp: only E042, no E032
-    r = _check(tmp_path, registry, _edit(73, "reply", "rpely"))
+    r = _check(tmp_path, registry, _edit(79, "reply", "rpely"))
     code, line, col, msg, help_ = _only(r)
-    assert (code, line, col) == ("E042", 73, 5)
+    assert (code, line, col) == ("E042", 79, 5)
     assert msg == "unknown statement `rpely`" and help_ == "did you mean `reply`?"
 
 
@@ -130,8 +130,8 @@ def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(44, "3s", "3sec"))
     assert _only(r) == ("E016", 44, 15, "`3sec` is not a duration",
                         "write a number and a unit: ms, s, m or h (e.g. 3s)")
-    r = _check(tmp_path, registry, _edit(71, '"OK"', '"OK" timeout 5mins'))     # after a call
-    assert _only(r) == ("E016", 71, 42, "`5mins` is not a duration",
+    r = _check(tmp_path, registry, _edit(77, '"OK"', '"OK" timeout 5mins'))     # after a call
+    assert _only(r) == ("E016", 77, 42, "`5mins` is not a duration",
                         "write a number and a unit: ms, s, m or h (e.g. 5m)")
 
 
@@ -161,7 +161,7 @@ def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
 @pytest.mark.parametrize("line, old, new, col, message, help_", [
     (53, '"unknown biller"', '"unknown biller', 59, 'unterminated string: the closing `"` is missing',
      'a string ends on the line where it starts: add the closing `"`'),
-    (75, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
+    (81, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
      "use `=` to give a field its value: `name = value`"),
     (32, "framing   =", "framing:", 12, "unexpected character `:`",
      "use `=` to give an option its value: `name = value`"),
@@ -189,13 +189,13 @@ def test_single_equals_in_a_condition_suggests_double(tmp_path, registry):
 
 
 def test_keyword_as_a_field_name_suggests_quoting_it(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(74, "msg.trace_no", "msg.trace_no\n        in = 1"))
+    r = _check(tmp_path, registry, _edit(80, "msg.trace_no", "msg.trace_no\n        in = 1"))
     code, line, col, msg, help_ = _only(r)
-    assert (code, line, col, msg) == ("E002", 75, 12, "unexpected `=` after `in`")
+    assert (code, line, col, msg) == ("E002", 81, 12, "unexpected `=` after `in`")
     assert help_ == ('`in` is a keyword, read here as part of the expression before it; '
                      'to use it as a field name, quote it: `"in" = ...`')
     # and quoting it works (the checker then judges the field name)
-    quoted = _check(tmp_path, registry, _edit(74, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
+    quoted = _check(tmp_path, registry, _edit(80, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
     assert [d.code for d in quoted.diagnostics] == ["E061"]
 
 
@@ -211,8 +211,8 @@ def test_colon_in_a_channel_error_reply_is_a_field_not_an_option(tmp_path, regis
 
 
 def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(85, "}", "}\n}"))
-    assert _only(r) == ("E013", 86, 1, "unexpected `}`: it closes no `{`",
+    r = _check(tmp_path, registry, _edit(91, "}", "}\n}"))
+    assert _only(r) == ("E013", 92, 1, "unexpected `}`: it closes no `{`",
                         "remove it, or look above for a `{` that is missing")
 
 

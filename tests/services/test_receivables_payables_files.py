@@ -23,7 +23,7 @@ async def test_batch_files_are_posted_acknowledged_and_filed(tmp_path):
     async with open_ledger(ledger_path, audit_key=None) as ledger:
         async with running_services(res.program, registry, ledger, [SERVICE], work_dir=tmp_path / "files") as rig:
             inbox, outbox = rig.dirs["rp_batch_in"], rig.dirs["rp_ack_out"]
-            client = rig.batch_client(SERVICE)
+            client = rig.batch_client(SERVICE, run="2611")          # a fixed run tag: the batch ids below
             await client.run(total=6, kinds=["good"] * 6, deadline=10)                      # batch B261100000
             client.n = 50                                                                   # next batch id
             result = await client.run(total=4, kinds=["good", "rejected", "failing", "good"], deadline=10)

@@ -21,8 +21,8 @@ def _account(kind: str, rng: random.Random) -> tuple[str, str]:
     return acct, ACCOUNTS[acct]
 
 
-def make_mt940(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("AS", n, kind)
+def make_mt940(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("AS", n, kind, run=run)
     acct, ccy = _account(kind, rng)
     opening = money(rng, 10_000, 900_000)
     lines, bal = [], opening
@@ -45,8 +45,8 @@ def make_mt940(kind: str, n: int, rng: random.Random) -> Request:
     return Request(kind, values, {"good": "00", "rejected": "14", "failing": "05"}[kind], ref)
 
 
-def make_camt053(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("AC", n, kind)
+def make_camt053(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("AC", n, kind, run=run)
     acct, ccy = _account(kind, rng)
     closing = money(rng, 10_000, 900_000)
     created = dt.datetime(2026, 11, 25, 6, 0, tzinfo=dt.timezone.utc)

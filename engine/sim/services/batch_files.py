@@ -24,14 +24,14 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.services.driver import LoadResult, Outcome
-from engine.sim.services.model import Request, Service
+from engine.sim.services.model import Request, Service, run_tag
 
 POLL = 0.02
 
 
 class BatchFileClient:
     def __init__(self, service: Service, request_codec: Any, reply_codec: Any, *, inbox: Path, outbox: Path,
-                 seed: int = 7, start: int = 1) -> None:
+                 seed: int = 7, start: int = 1, run: str | None = None) -> None:
         self.service = service
         self.request_codec = request_codec
         self.reply_codec = reply_codec
@@ -40,6 +40,7 @@ class BatchFileClient:
         self.rng = random.Random(f"{service.name}:{seed}")
         self.kinds = [k for k in service.mix for _ in range(service.mix[k])]
         self.n = start - 1
+        self.run_tag = run_tag() if run is None else run       # in every batch id: unique per run
         self.result = LoadResult(service.name)
         self.files: list[str] = []
         self._read: set[str] = set()
@@ -49,7 +50,7 @@ class BatchFileClient:
         out = []
         for kind in (kinds if kinds is not None else [None] * total):
             self.n += 1
-            out.append(self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng))
+            out.append(self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng, self.run_tag))
         return out
 
     def write_file(self, name: str, reqs: list[Request], trailer: bytes | None = None) -> Path:

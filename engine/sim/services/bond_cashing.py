@@ -14,8 +14,8 @@ BONDS = {"CND100012001": (Decimal("100.00"), Decimal("3.8000"), 1, "CNY"),
          "XS2100000001": (Decimal("1000.00"), Decimal("4.2500"), 2, "USD")}
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("BC", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("BC", n, kind, run=run)
     isin = rng.choice(list(BONDS))
     face, rate, freq, ccy = BONDS[isin]
     holding = rng.randrange(1, 2000)

@@ -7,8 +7,8 @@ from engine.sim.services.common import mainframe_answer, money
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("BK", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("BK", n, kind, run=run)
     req = {"Type": rng.choice(("B2S", "S2B")), "SerialNo": ref, "BrokerId": rng.choice(("BRK001", "BRK002", "BRK003")),
            "BankAcct": f"6222{rng.randrange(10**12):012d}", "SecAcct": f"{rng.randrange(10**12):012d}",
            "Amount": str(money(rng, 100, 200_000)), "Currency": "CNY"}

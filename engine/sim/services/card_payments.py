@@ -20,8 +20,8 @@ CURRENCIES = ("156", "840", "978")        # routes/card_payments/card_currencies
 LIMIT_MINOR = 1_000_000                   # 10,000.00: below the smallest single-payment limit
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("CP", n, kind, width=12)                          # DE 37, an 12
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("CP", n, kind, width=12, run=run)                          # DE 37, an 12
     pan = rng.choice(BINS) + f"{rng.randrange(10**10):010d}"
     values: dict[str, Any] = {
         "t": "0200", "2": pan, "3": "000000", "4": f"{rng.randrange(100, LIMIT_MINOR):012d}",

@@ -9,8 +9,8 @@ from engine.sim.services.common import mainframe_answer
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("CS", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("CS", n, kind, run=run)
     acct = f"6222{rng.randrange(10**12):012d}"
     if rng.random() < 0.6:
         values: dict[str, Any] = {"type": "BALANCE", "request_id": ref, "account": acct, "currency": "CNY",

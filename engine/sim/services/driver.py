@@ -15,7 +15,7 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.framed import pipelined, split
-from engine.sim.services.model import Request, Service
+from engine.sim.services.model import Request, Service, run_tag
 
 
 @dataclass
@@ -45,7 +45,7 @@ class LoadResult:
 
 class ServiceClient:
     def __init__(self, service: Service, request_codec: Any, reply_codec: Any, *, seed: int = 7,
-                 start: int = 1) -> None:
+                 start: int = 1, run: str | None = None) -> None:
         self.service = service
         self.request_codec = request_codec
         self.reply_codec = reply_codec
@@ -53,11 +53,12 @@ class ServiceClient:
         mix = service.mix
         self.kinds = [k for k in mix for _ in range(mix[k])]
         self.n = start - 1
+        self.run_tag = run_tag() if run is None else run       # in every reference: unique per run
         self.result = LoadResult(service.name)
 
     def next_request(self, kind: str | None = None) -> tuple[Request, bytes]:
         self.n += 1
-        req = self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng)
+        req = self.service.make(kind or self.rng.choice(self.kinds), self.n, self.rng, self.run_tag)
         enc = self.service.encode
         payload = enc(self.request_codec, req.values) if enc else self.request_codec.encode(req.values)
         return req, payload

@@ -9,8 +9,8 @@ from engine.sim.services.common import dig, mf_code, money
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("FB", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("FB", n, kind, run=run)
     values: dict[str, Any] = {
         "txn_code": rng.choice(("FB01", "FB01", "FB02")), "trace_no": ref,
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_co": rng.choice(("HXFD", "EFND", "CHAM")),

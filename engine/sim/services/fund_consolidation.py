@@ -10,8 +10,8 @@ from engine.sim.services.model import Counterpart, Request, Service, refuses, tr
 POOLS = {"POOL0001": "CNY", "POOL0002": "USD"}
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("FC", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("FC", n, kind, run=run)
     pool = rng.choice(list(POOLS))
     values: dict[str, Any] = {
         "txn_code": "FC01", "trace_no": ref, "pool_id": pool, "member_acct": f"{rng.randrange(10**14):014d}",

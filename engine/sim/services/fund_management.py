@@ -11,9 +11,9 @@ from engine.sim.services.model import Counterpart, Request, Service, refuses, tr
 GOOD_FUNDS = ("F00001", "F00002", "F00004")
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     subscribe = rng.random() < 0.6
-    ref = trace("FM", n, kind)
+    ref = trace("FM", n, kind, run=run)
     values: dict[str, Any] = {
         "txn_code": "FS01" if subscribe else "FR01", "trace_no": ref,
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_code": rng.choice(GOOD_FUNDS),

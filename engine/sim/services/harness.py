@@ -42,14 +42,17 @@ class Rig:
 
     dirs: dict[str, Path] = field(default_factory=dict)     # file channel -> its folder
 
-    def client(self, service: Service, *, seed: int = 7) -> ServiceClient:
+    def client(self, service: Service, *, seed: int = 7, run: str | None = None) -> ServiceClient:
+        """``run``: the tag in every reference (default: a new ``run_tag()``, unique per run)."""
         ctx = self.switchboard.ctx
-        return ServiceClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format), seed=seed)
+        return ServiceClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format), seed=seed,
+                             run=run)
 
-    def batch_client(self, service: Service, *, seed: int = 7) -> BatchFileClient:
+    def batch_client(self, service: Service, *, seed: int = 7, run: str | None = None) -> BatchFileClient:
         ctx = self.switchboard.ctx
         return BatchFileClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format),
-                               inbox=self.dirs[service.inbound], outbox=self.dirs[service.ack_channel], seed=seed)
+                               inbox=self.dirs[service.inbound], outbox=self.dirs[service.ack_channel], seed=seed,
+                               run=run)
 
     async def load(self, service: Service, *, total: int, kinds: list[str] | None = None, seed: int = 7,
                    connections: int = 2, window: int = 16, progress: Callable[[int], None] | None = None,

@@ -8,8 +8,8 @@ from engine.sim.services.common import mf_code, money
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("IB", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("IB", n, kind, run=run)
     values: dict[str, Any] = {
         "txn_code": "IP01", "trace_no": ref, "policy_no": f"P{rng.randrange(10**12):012d}",
         "insurer": rng.choice(("PICC", "PAIC", "CLIC")), "payer_acct": f"6222{rng.randrange(10**12):012d}",

@@ -9,8 +9,8 @@ from engine.sim.services.common import mf_code
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("IS", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("IS", n, kind, run=run)
     qty = rng.randrange(10, 5000)
     price = Decimal("100.0000") if rng.random() < 0.7 else Decimal("99.8500")
     values: dict[str, Any] = {

@@ -12,8 +12,8 @@ LIMITS = ("FXSPOT-USD01", "FXSPOT-EUR01", "BOND-CNY0001", "MMKT-CNY0001")
 REASONS = ("SETTLEMENT_FAIL", "AMOUNT_MISMATCH", "MISSING_CONFIRMATION", "LIMIT_BREACH")
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("MO", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("MO", n, kind, run=run)
     if rng.random() < 0.5:
         values: dict[str, Any] = {"type": "LIMIT", "request_id": ref, "limit_id": rng.choice(LIMITS)}
         if kind == "rejected":

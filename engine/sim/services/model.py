@@ -10,10 +10,18 @@ Kinds: ``good`` (committed, code "00"), ``rejected`` (a validate rule,
 ledger status ``rejected``) and ``failing`` (the counterpart refuses, ledger
 status ``failed``).  A request is made to fail at the counterpart by ending its
 reference with ``F``: every counterpart simulator refuses such references.
+
+References are unique per run, not only within one: the routes declare deal keys
+(docs/transactions.md), and the key store outlives a run (35 days), so a second
+``bsp demo`` on the same ledger that sent the same references would get every
+deal answered as a duplicate of the first run's.  ``make(kind, n, rng, run)``
+puts the client's ``run_tag()`` into each reference.
 """
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,10 +36,40 @@ def refuses(reference: Any) -> bool:
     return str(reference or "").rstrip().endswith(FAIL_MARK)
 
 
-def trace(prefix: str, n: int, kind: str, width: int = 16) -> str:
-    """A reference unique per request: PREFIX + zero-padded number + kind letter (G, R or F)."""
+RUN_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+RUN_WIDTH = 5
+RUN_EPOCH = 1_767_225_600            # 2026-01-01T00:00:00Z
+_run_lock = threading.Lock()
+_last_run = [-1]
+
+
+def run_tag(now: float | None = None) -> str:
+    """Five characters that set one run's references apart from any other run's: the tenths of a
+    second since 2026-01-01 in base 36, which come round after 70 days (past the key store's 35-day
+    retention).  A tag asked for again in the same tenth of a second by this process is the next one."""
+    t = int(((time.time() if now is None else now) - RUN_EPOCH) * 10)
+    with _run_lock:
+        if now is None and t <= _last_run[0]:
+            t = _last_run[0] + 1
+        if now is None:
+            _last_run[0] = t
+    t %= len(RUN_DIGITS) ** RUN_WIDTH
+    out = ""
+    for _ in range(RUN_WIDTH):
+        t, d = divmod(t, len(RUN_DIGITS))
+        out = RUN_DIGITS[d] + out
+    return out
+
+
+def trace(prefix: str, n: int, kind: str, width: int = 16, run: str = "") -> str:
+    """A reference unique per request: PREFIX + the run's tag + zero-padded number + kind letter (G, R or F)."""
     letter = {"good": "G", "rejected": "R", "failing": FAIL_MARK}[kind]
-    return f"{prefix}{n:0{width - len(prefix) - 1}d}{letter}"
+    digits = width - len(prefix) - len(run) - 1
+    number = f"{n:0{digits}d}"
+    if len(number) > digits:
+        raise ValueError(f"reference {prefix}{run}...: request number {n} does not fit in {digits} digits "
+                         f"({width} characters in all); send fewer requests per run")
+    return f"{prefix}{run}{number}{letter}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +97,7 @@ class Service:
     inbound: str                                # the tcp.listen channel the client drives
     request_format: str
     reply_format: str
-    make: Callable[[str, int, random.Random], Request]
+    make: Callable[[str, int, random.Random, str], Request]     # (kind, n, rng, run tag)
     code_of: Callable[[Any], str]               # reply values -> reply code
     counterparts: tuple[Counterpart, ...] = ()
     framing: str = "length2"

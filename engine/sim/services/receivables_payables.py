@@ -12,8 +12,8 @@ from engine.sim.services.common import mainframe_answer, money
 from engine.sim.services.model import FAIL_MARK, Counterpart, Request, Service
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    batch = f"B2611{(n - 1) // 50:05d}"
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    batch = f"B{run or '2611'}{(n - 1) // 50:05d}"          # the run's tag in it: unique per run
     record_no = n
     values: dict[str, Any] = {
         "batch_id": batch, "record_no": record_no, "kind": rng.choice(("AR", "AP")),

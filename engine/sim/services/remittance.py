@@ -14,9 +14,9 @@ FOREIGN_BANKS = ("CHASUS33XXX", "DEUTDEFFXXX", "HSBCHKHHXXX", "BARCGB22XXX")
 NAMES = ("ZHANG WEI", "LI NA", "WANG FANG", "CHEN JIE", "ACME TRADING LTD", "GLOBEX GMBH")
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     txn = rng.choice(("RD01", "RD01", "RX01", "RX02"))
-    ref = trace("RM", n, kind)
+    ref = trace("RM", n, kind, run=run)
     domestic = txn == "RD01"
     values: dict[str, Any] = {
         "txn_code": txn, "trace_no": ref, "debtor_acct": f"6222{rng.randrange(10**15):015d}",

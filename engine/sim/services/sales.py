@@ -11,8 +11,8 @@ PRODUCTS = {"WM2026A1": (2, 50_000, "CNY"), "WM2026B3": (3, 100_000, "CNY"), "SD
             "QD2026U1": (3, 10_000, "USD")}
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("SL", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("SL", n, kind, run=run)
     product = rng.choice(list(PRODUCTS))
     risk, minimum, ccy = PRODUCTS[product]
     values: dict[str, Any] = {

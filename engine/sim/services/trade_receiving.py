@@ -13,8 +13,8 @@ INSTRUMENTS = {"LC26IM0000000001": ("TI01", "USD"), "LC26IM0000000002": ("TI01",
                "DC26EX0000000005": ("TE01", "EUR")}
 
 
-def make(kind: str, n: int, rng: random.Random) -> Request:
-    ref = trace("TR", n, kind)
+def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    ref = trace("TR", n, kind, run=run)
     doc = rng.choice(list(INSTRUMENTS))
     txn, ccy = INSTRUMENTS[doc]
     values: dict[str, Any] = {
