@@ -74,8 +74,12 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
     missing = [r for r in records if r.deal_id not in known]
     errors = await mgr.ledger.commit_many(missing) if missing else []
     written = [r.deal_id for r, err in zip(missing, errors) if err is None]
-    log.warning("recovery: %d deal row(s) written again from the transaction log (%d already stored)",
-                len(written), len(records) - len(written))
+    # after a clean stop the last answers' `recorded` marks are not in the log yet (they travel with the
+    # next write): their rows are all stored, which is no news; a row written again is (a crash came
+    # between the answer and its row)
+    (log.warning if written else log.info)(
+        "recovery: %d deal row(s) written again from the transaction log (%d already stored)",
+        len(written), len(records) - len(written))
     await mgr.write([{"t": "recorded", "ids": [e["id"] for e in ends],
                       "keys": [e["key"] for e in ends if e.get("key")]}])
 
