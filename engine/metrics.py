@@ -6,7 +6,7 @@ The runtime, channels, ledger and admin API call the small methods below;
 Metric families (all prefixed ``bsp_``):
 
   route_received_total{route}              exchanges a route took
-  route_outcomes_total{route,outcome}      outcome: committed, rejected, failed
+  route_outcomes_total{route,outcome}      outcome: committed, rejected, failed, duplicate
   route_in_flight{route}                   exchanges being processed
   route_latency_seconds{route}             received -> answered (histogram)
   channel_received_total{channel}          frames received (inbound) or replies received (outbound calls)
@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-OUTCOMES = ("committed", "rejected", "failed")
+OUTCOMES = ("committed", "rejected", "failed", "duplicate")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong", "refused")
 
@@ -47,7 +47,7 @@ class Metrics:
         r, ns = self.registry, namespace
         self.route_received = Counter("route_received", "Exchanges taken by a route.", ["route"],
                                       namespace=ns, registry=r)
-        self.route_outcomes = Counter("route_outcomes", "Finished exchanges by outcome (committed, rejected, failed).",
+        self.route_outcomes = Counter("route_outcomes", "Finished exchanges by outcome (committed, rejected, failed, duplicate).",
                                       ["route", "outcome"], namespace=ns, registry=r)
         self.route_in_flight = Gauge("route_in_flight", "Exchanges a route is processing now.", ["route"],
                                      namespace=ns, registry=r)

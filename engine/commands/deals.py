@@ -76,7 +76,7 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
     table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("route", overflow="fold")
     table.add_column("deal id", overflow="fold")
-    style = {"committed": "green", "rejected": "yellow", "failed": "red"}
+    style = {"committed": "green", "rejected": "yellow", "failed": "red", "duplicate": "cyan"}
     for r in rows:
         table.add_row(
             r["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],

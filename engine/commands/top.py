@@ -83,7 +83,7 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         ("  DRAINING" if now.get("draining") else "", "bold red"),
         f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}" if last else "")
     routes = Table(title="routes", expand=True)
-    for col in ("route", "channel", "req/s", "received", "committed", "rejected", "failed", "in flight",
+    for col in ("route", "channel", "req/s", "received", "committed", "rejected", "failed", "duplicate", "in flight",
                 "avg ms", "p50 ms", "p99 ms"):
         routes.add_column(col, justify="left" if col in ("route", "channel") else "right", no_wrap=True)
     prev = (before or {}).get("routes", {})
@@ -94,7 +94,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         b = buckets.get(name, [])
         routes.add_row(name, str(r.get("channel", "")), f"{rate:.1f}" if rate is not None else "-",
                        str(r["received"]), str(r["committed"]), str(r["rejected"]),
-                       Text(str(errors), style="bold red" if errors else ""), str(r.get("in_flight", 0)),
+                       Text(str(errors), style="bold red" if errors else ""), str(r.get("duplicate", 0)),
+                       str(r.get("in_flight", 0)),
                        f"{r['avg_latency_ms']:.1f}" if r.get("avg_latency_ms") is not None else "-",
                        _ms(quantile(b, 0.5)), _ms(quantile(b, 0.99)))
     channels = Table(title="channels", expand=True)

@@ -13,7 +13,7 @@
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
                              "connects": 1, "circuit": "closed"}},
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
-                                 "failed": 5, "in_flight": 0, "avg_latency_ms": 1.9}},
+                                 "failed": 5, "duplicate": 0, "in_flight": 0, "avg_latency_ms": 1.9}},
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9}}
 """
@@ -56,7 +56,7 @@ class EngineBackend:
             for name, br in gen.routes().items():
                 c = counts.get(name)
                 row = c.as_dict() if c is not None else {"received": 0, "committed": 0, "rejected": 0,
-                                                         "failed": 0, "avg_latency_ms": None}
+                                                         "failed": 0, "duplicate": 0, "avg_latency_ms": None}
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row

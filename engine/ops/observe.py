@@ -24,19 +24,20 @@ MAX_LOGGED_REQUEST = 2000       # characters of the (masked) request shown in a 
 
 
 class RouteCounts:
-    __slots__ = ("received", "committed", "rejected", "failed", "latency_sum")
+    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "latency_sum")
 
     def __init__(self) -> None:
         self.received = 0
         self.committed = 0
         self.rejected = 0
         self.failed = 0
+        self.duplicate = 0          # a repeated deal key, answered with the original reply (engine/txn)
         self.latency_sum = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        done = self.committed + self.rejected + self.failed
+        done = self.committed + self.rejected + self.failed + self.duplicate
         return {"received": self.received, "committed": self.committed, "rejected": self.rejected,
-                "failed": self.failed,
+                "failed": self.failed, "duplicate": self.duplicate,
                 "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
 
 
@@ -83,7 +84,7 @@ class Observer:
             if c is None:
                 c = self.routes[route] = RouteCounts()
             c.received += 1
-            status = rec.status if rec.status in ("committed", "rejected") else "failed"
+            status = rec.status if rec.status in ("committed", "rejected", "duplicate") else "failed"
             setattr(c, status, getattr(c, status) + 1)
             seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
             c.latency_sum += seconds

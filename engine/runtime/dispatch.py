@@ -252,8 +252,8 @@ class Dispatcher:
         s = self.stats
         if self.txn is not None:
             await self.txn.fill(self, exs, records)
-        for ex in exs:
-            s.count(ex.status)
+        for rec in records:             # the record's status: the transaction manager marks duplicates
+            s.count(rec.status)
         if self.ledger is None:
             _report_outcomes(exs, None)
             return
@@ -357,6 +357,7 @@ class DispatchStats:
         self.committed = 0
         self.rejected = 0
         self.failed = 0
+        self.duplicate = 0          # a repeated deal key, answered with the original reply
         self.unrecorded = 0
 
     def count(self, status: str) -> None:
@@ -364,12 +365,14 @@ class DispatchStats:
             self.committed += 1
         elif status == "rejected":
             self.rejected += 1
+        elif status == "duplicate":
+            self.duplicate += 1
         else:
             self.failed += 1
 
     @property
     def total(self) -> int:
-        return self.committed + self.rejected + self.failed
+        return self.committed + self.rejected + self.failed + self.duplicate
 
 
 def _failure_text(exc: Exception) -> str:

@@ -262,7 +262,7 @@ class TxnManager:
         live = list(group)
         for i in range(start, len(br.steps)):
             step = br.steps[i]
-            if i == plan.first_call and start <= i:
+            if i == plan.admit_at and start <= i:
                 live = await self._admit(plan, live)
             if not live:
                 break
@@ -290,6 +290,8 @@ class TxnManager:
             if call is not None:
                 await self._called(plan, call, live)
             live = [ex for ex in live if ex.failure is None]
+        if live and plan.admit_at == len(br.steps) and start <= plan.admit_at:
+            await self._admit(plan, live)           # a keyed route without a call or a reply
 
     # ------------------------------------------------------------ the light path
     async def run_light(self, disp: Any, br: Any, group: list[Any]) -> None:

@@ -42,6 +42,10 @@ class RoutePlan:
     key: Any = None                                    # compiled key expression or None
     calls: dict[int, CallPlan] = field(default_factory=dict)
     first_call: int | None = None
+    # where the deal key is checked and the deal logged as accepted: before the first call; a keyed
+    # route without a call, before its first reply (or after its last step): a repeat is answered
+    # with the original reply and recorded as a duplicate there too
+    admit_at: int | None = None
     request_tags: dict[str, str] = field(default_factory=dict)
     response_tags: dict[str, str] = field(default_factory=dict)
     active: bool = False                               # the txn manager runs it (full or light)
@@ -105,6 +109,10 @@ def plan_of(br: Any) -> RoutePlan:
     full = (plan.key is not None or getattr(route, "on_restart", None) is not None
             or any(c.compensation is not None or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))
+    plan.admit_at = plan.first_call
+    if plan.admit_at is None and plan.key is not None:
+        replies = [i for i, s in enumerate(route.steps) if s.kind == "reply"]
+        plan.admit_at = replies[0] if replies else len(route.steps)
     plan.light = plan.first_call is not None and not full
     plan.active = full or plan.light
     br.txn_plan = plan
