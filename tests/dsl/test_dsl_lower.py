@@ -39,7 +39,9 @@ def test_program_of_bill_payment(registry):
     assert isinstance(pay.when, ir.Binary)
     assert [s.kind for s in pay.steps] == ["validate", "deal", "call", "reply"]
     rules = pay.steps[0].options["rules"]
-    assert [(r.code, r.text) for r in rules][:2] == [("13", "invalid amount"),
+    assert [(r.code, r.text) for r in rules][:4] == [("30", "reference (trace_no) missing"),
+                                                    ("30", "value date (value_date) missing"),
+                                                    ("13", "invalid amount"),
                                                     ("61", "amount over the single-payment limit")]
     deal = pay.steps[1]
     assert deal.options["type"] == "BILL_PAYMENT"

@@ -43,7 +43,7 @@ def test_bill_payment_parses_with_positions():
     assert (call.name.name, call.channel.name, call.format.name, call.reply_format.name) == \
         ("post", "biller", "BillerPost", "BillerAck")
     assert isinstance(call.expect, A.Binary) and call.expect.op == "=="
-    assert (call.pos.line, call.pos.col) == (70, 5)      # after the deal and its key's comment
+    assert (call.pos.line, call.pos.col) == (75, 5)      # after the deal and its key's comment
 
 
 @pytest.mark.parametrize("text, value, typ", [

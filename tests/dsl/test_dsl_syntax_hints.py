@@ -40,11 +40,11 @@ def _only(result):
 @pytest.mark.parametrize("line, old, new, col, message, help_", [
     (48, "receive", "recieve", 5, "unknown statement `recieve`", "did you mean `receive`?"),
     (50, "validate", "valdate", 5, "unknown statement `valdate`", "did you mean `validate`?"),
-    (96, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
+    (101, "let", "lte", 5, "unknown statement `lte`", "did you mean `let`?"),
     (48, "when", "whn", 42, "unknown statement or step kind `whn`",
      "did you mean `when`? it continues the statement before it, "
      "e.g. `receive from CHANNEL as FORMAT when CONDITION`"),
-    (96, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
+    (101, "let ", "", 5, "unknown statement or step kind `fee`", "to name a value, write `let fee = ...`"),
 ])
 def test_misspelt_statement_keyword_is_named_at_the_keyword(tmp_path, registry, line, old, new, col,
                                                             message, help_):
@@ -86,9 +86,9 @@ def test_registered_plugin_steps_keep_their_own_errors(tmp_path, registry):
 
 def test_misspelt_statement_that_parses_as_a_step_gives_no_follow_on_error(tmp_path, registry):
     # `rpely BillPayRsp { ... }` reads as a plugin step named BillPayRsp: only E042, no E032
-    r = _check(tmp_path, registry, _edit(79, "reply", "rpely"))
+    r = _check(tmp_path, registry, _edit(84, "reply", "rpely"))
     code, line, col, msg, help_ = _only(r)
-    assert (code, line, col) == ("E042", 79, 5)
+    assert (code, line, col) == ("E042", 84, 5)
     assert msg == "unknown statement `rpely`" and help_ == "did you mean `reply`?"
 
 
@@ -130,22 +130,22 @@ def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(44, "3s", "3sec"))
     assert _only(r) == ("E016", 44, 15, "`3sec` is not a duration",
                         "write a number and a unit: ms, s, m or h (e.g. 3s)")
-    r = _check(tmp_path, registry, _edit(77, '"OK"', '"OK" timeout 5mins'))     # after a call
-    assert _only(r) == ("E016", 77, 42, "`5mins` is not a duration",
+    r = _check(tmp_path, registry, _edit(82, '"OK"', '"OK" timeout 5mins'))     # after a call
+    assert _only(r) == ("E016", 82, 42, "`5mins` is not a duration",
                         "write a number and a unit: ms, s, m or h (e.g. 5m)")
 
 
 def test_exponent_notation_says_how_to_write_the_number(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(52, "50000.00", "1e5"))
+    r = _check(tmp_path, registry, _edit(57, "50000.00", "1e5"))
     code, line, col, msg, _ = _only(r)
-    assert (code, line, col, msg) == ("E016", 52, 23, "exponent notation is not supported: write 100000")
-    r = _check(tmp_path, registry, _edit(52, "50000.00", "2.5E-3"))
+    assert (code, line, col, msg) == ("E016", 57, 23, "exponent notation is not supported: write 100000")
+    r = _check(tmp_path, registry, _edit(57, "50000.00", "2.5E-3"))
     assert _only(r)[3] == "exponent notation is not supported: write 0.0025"
 
 
 def test_a_number_run_into_a_word(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(52, "50000.00", "50000abc"))
-    assert _only(r)[:4] == ("E016", 52, 23, "`50000abc` is not a number")
+    r = _check(tmp_path, registry, _edit(57, "50000.00", "50000abc"))
+    assert _only(r)[:4] == ("E016", 57, 23, "`50000abc` is not a number")
 
 
 def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
@@ -159,15 +159,15 @@ def test_a_channel_option_line_is_worded_for_a_channel(tmp_path, registry):
 # ------------------------------------------------------------------ characters and tokens
 
 @pytest.mark.parametrize("line, old, new, col, message, help_", [
-    (53, '"unknown biller"', '"unknown biller', 59, 'unterminated string: the closing `"` is missing',
+    (58, '"unknown biller"', '"unknown biller', 59, 'unterminated string: the closing `"` is missing',
      'a string ends on the line where it starts: add the closing `"`'),
-    (81, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
+    (86, "resp_code  =", "resp_code:", 18, "unexpected character `:`",
      "use `=` to give a field its value: `name = value`"),
     (32, "framing   =", "framing:", 12, "unexpected character `:`",
      "use `=` to give an option its value: `name = value`"),
-    (51, "> 0 ", "> 0 && msg.amount < 9 ", 24, "unexpected `&&`", "write `and`: `a > 0 and b > 0`"),
-    (51, "> 0 ", "> 0 || msg.amount < 9 ", 24, "unexpected `||`", "write `or`: `a > 0 or b > 0`"),
-    (51, "msg.amount > 0", "!(msg.amount > 0)", 9, "unexpected character `!`",
+    (56, "> 0 ", "> 0 && msg.amount < 9 ", 24, "unexpected `&&`", "write `and`: `a > 0 and b > 0`"),
+    (56, "> 0 ", "> 0 || msg.amount < 9 ", 24, "unexpected `||`", "write `or`: `a > 0 or b > 0`"),
+    (56, "msg.amount > 0", "!(msg.amount > 0)", 9, "unexpected character `!`",
      "write `not`: `not (a == b)`; `!=` is written without a space"),
 ])
 def test_characters_from_other_languages_get_a_hint(tmp_path, registry, line, old, new, col, message, help_):
@@ -176,7 +176,7 @@ def test_characters_from_other_languages_get_a_hint(tmp_path, registry, line, ol
 
 
 def test_not_equal_is_accepted(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(51, "msg.amount > 0", "msg.amount != 0"))
+    r = _check(tmp_path, registry, _edit(56, "msg.amount > 0", "msg.amount != 0"))
     assert not r.errors
 
 
@@ -184,18 +184,18 @@ def test_single_equals_in_a_condition_suggests_double(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(48, "==", "="))
     assert _only(r) == ("E002", 48, 60, "unexpected `=`: did you mean `==`?",
                         "`==` compares two values; a single `=` gives a field or a name its value")
-    r = _check(tmp_path, registry, _edit(51, ">", "="))            # in a validation rule
-    assert _only(r)[:4] == ("E002", 51, 20, "unexpected `=`: did you mean `==`?")
+    r = _check(tmp_path, registry, _edit(56, ">", "="))            # in a validation rule
+    assert _only(r)[:4] == ("E002", 56, 20, "unexpected `=`: did you mean `==`?")
 
 
 def test_keyword_as_a_field_name_suggests_quoting_it(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(80, "msg.trace_no", "msg.trace_no\n        in = 1"))
+    r = _check(tmp_path, registry, _edit(85, "msg.trace_no", "msg.trace_no\n        in = 1"))
     code, line, col, msg, help_ = _only(r)
-    assert (code, line, col, msg) == ("E002", 81, 12, "unexpected `=` after `in`")
+    assert (code, line, col, msg) == ("E002", 86, 12, "unexpected `=` after `in`")
     assert help_ == ('`in` is a keyword, read here as part of the expression before it; '
                      'to use it as a field name, quote it: `"in" = ...`')
     # and quoting it works (the checker then judges the field name)
-    quoted = _check(tmp_path, registry, _edit(80, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
+    quoted = _check(tmp_path, registry, _edit(85, "msg.trace_no", 'msg.trace_no\n        "in" = 1'))
     assert [d.code for d in quoted.diagnostics] == ["E061"]
 
 
@@ -211,8 +211,8 @@ def test_colon_in_a_channel_error_reply_is_a_field_not_an_option(tmp_path, regis
 
 
 def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
-    r = _check(tmp_path, registry, _edit(91, "}", "}\n}"))
-    assert _only(r) == ("E013", 92, 1, "unexpected `}`: it closes no `{`",
+    r = _check(tmp_path, registry, _edit(96, "}", "}\n}"))
+    assert _only(r) == ("E013", 97, 1, "unexpected `}`: it closes no `{`",
                         "remove it, or look above for a `{` that is missing")
 
 

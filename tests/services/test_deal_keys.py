@@ -278,6 +278,38 @@ async def test_bill_payment_same_trace_on_another_value_date_is_a_new_payment(tm
     assert [r["status"] for r in rows] == ["committed"] * 3
 
 
+
+async def test_bill_payment_blank_trace_numbers_are_rejected_not_duplicates(tmp_path):
+    """Two different payments to the same biller on the same value date, both with a trace number of
+    spaces: their deal keys would be the same (biller//date), so without the route's first rule the
+    second would be answered as a duplicate of the first and never paid.  Both are rejected with 30
+    by `validate`, which runs before the key is looked up (at the first call, engine/txn/manager.py
+    ``_admit``): no `accepted` event, no key, no call.  A good payment after them commits."""
+    blank1, v1 = _bill_payload(tmp_path, trace_no="            ", biller_id="EL0001", account="ACC-BLANK-1")
+    blank2, _ = _bill_payload(tmp_path, trace_no="            ", biller_id="EL0001", account="ACC-BLANK-2",
+                              value_date=v1["value_date"], amount=v1["amount"] + 1)
+    good, g = _bill_payload(tmp_path, biller_id="EL0001", value_date=v1["value_date"])
+    assert blank1 != blank2
+    replies, biller = await _bill(tmp_path, [blank1, blank2, good])
+    assert [r[12:14] for r in replies] == [b"30", b"30", b"00"], replies
+    assert [r[30:70].decode().strip() for r in replies[:2]] == ["reference (trace_no) missing"] * 2
+    assert biller.requests == 1                    # only the good payment reached the biller
+    con = duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT deal_id, route, status, response_code, reason, trim(coalesce(reference, '')) "
+                           "FROM deals ORDER BY received_at").fetchall()
+        events = {d: [e[0] for e in con.execute("SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                                [d]).fetchall()] for d, *_ in rows}
+    finally:
+        con.close()
+    assert [(r[1], r[2], r[3]) for r in rows] == [("bill_payment", "rejected", "30"), ("bill_payment", "rejected", "30"),
+                                                  ("bill_payment", "committed", None)], rows
+    assert all("reference (trace_no) missing" in r[4] for r in rows[:2])
+    assert rows[2][5] == g["trace_no"]
+    for deal_id, *_ in rows[:2]:       # rejected before the key: never accepted, never a duplicate
+        assert "accepted" not in events[deal_id] and "duplicate" not in events[deal_id], events[deal_id]
+    assert "accepted" in events[rows[2][0]]
+
 # ---------------------------------------------------------------- receivables / payables (batch files)
 
 async def test_a_batch_sent_again_with_a_record_added_posts_only_the_new_one(tmp_path):
