@@ -421,3 +421,26 @@ def table_rows(ledger: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+async def test_an_answer_timestamp_in_other_digits_is_unauthenticated_not_a_crash(tmp_path: Path, nursery) -> None:
+    """httpx reads a UTF-8 header value as text: a time written in Arabic-Indic digits passed a ``\\d``
+    check, then broke the signature check (UnicodeEncodeError: the deal failed as ``internal``)."""
+    body = b'{"confirmation": "C-U1"}'
+
+    async def counterpart(stream: trio.SocketStream) -> None:       # a raw HTTP/1.1 answer, bytes as written
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        ts = "\u0661\u0667\u0669\u0665\u0666\u0667\u0668\u0661\u0669\u0665".encode()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                              b"x-timestamp: %s\r\nx-signature: sha256=%s\r\nconnection: close\r\n\r\n%s"
+                              % (len(body), ts, b"0" * 64, body))
+        await stream.aclose()
+
+    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, counterpart, 0, host="127.0.0.1"))
+    port = listener.socket.getsockname()[1]
+    replies, rows = await call_through(tmp_path, port, "signature_verify_answer = true", ["U1"])
+    assert replies == [{"code": "63", "kind": "unauthenticated"}]
+    (d,) = rows
+    assert d["status"] == "failed" and "X-Timestamp" in d["reason"] and "is not a Unix time" in d["reason"], d["reason"]
