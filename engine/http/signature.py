@@ -176,6 +176,17 @@ class BodySignature:
         return out
 
     # ------------------------------------------------------------------ checking
+    def repeated(self, names: list[str]) -> str | None:
+        """Which signature header a request carries more than once (``names``: its header names in lower
+        case, one per field line), in words; None when each is there at most once.  Which copy was meant
+        is ambiguous (a proxy may read the last one, ``check`` reads the first): the request is refused."""
+        for header in (self.header, self.timestamp_header):
+            if header is not None:
+                n = names.count(header.lower())
+                if n > 1:
+                    return f"{header} appears {n} times; a signed message carries it once"
+        return None
+
     def check(self, header: Callable[[str], str | None], body: bytes, now: float | None = None) -> str | None:
         """None when ``body`` carries a good signature; else which check failed, in words (never the
         signature it should have had).  ``header(name)`` reads a header of the message."""

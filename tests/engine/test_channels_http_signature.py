@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import subprocess
 import sys
 import time
@@ -444,3 +445,39 @@ async def test_an_answer_timestamp_in_other_digits_is_unauthenticated_not_a_cras
     assert replies == [{"code": "63", "kind": "unauthenticated"}]
     (d,) = rows
     assert d["status"] == "failed" and "X-Timestamp" in d["reason"] and "is not a Unix time" in d["reason"], d["reason"]
+
+
+async def test_a_repeated_signature_or_time_header_is_refused(tmp_path: Path) -> None:
+    """Two X-Signature (or X-Timestamp) field lines: the channel read the first, a proxy or the route's
+    ``http.headers`` (the last one wins there) may read another; such a request is refused, and the next
+    one on the same connection is served."""
+    prog = compile_text(tmp_path, LISTEN % STRIPE_LIKE)
+    ledger = tmp_path / "l.duckdb"
+
+    def request(body: bytes, headers: list[tuple[str, str]]) -> bytes:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers).encode()
+        return (b"POST /payments/1 HTTP/1.1\r\nhost: bank\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n%s\r\n%s" % (len(body), head, body))
+
+    def lines(body: bytes) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in signed(body).items() if k != "content-type"]
+
+    b1, b2, b3 = (b'{"ref": "%s", "amount": 1}' % r for r in (b"R1", b"R2", b"R3"))
+    (ts1, sig1), (ts2, _), (ts3, sig3) = lines(b1), lines(b2), lines(b3)
+    data = (request(b1, [ts1, sig1, ("X-Signature", "sha256=" + "0" * 64)])      # the good one first
+            + request(b2, [ts2, ("X-Timestamp", "1"), *lines(b2)[1:]])
+            + request(b3, [ts3, sig3]))
+    async with running(prog, ledger) as sb:
+        stream = await trio.open_tcp_stream("127.0.0.1", sb.channel("api").port)
+        got = b""
+        with trio.fail_after(10):
+            await stream.send_all(data)
+            while got.count(b"HTTP/1.1 ") < 3 or not got.endswith(b"}"):
+                got += await stream.receive_some(65536)
+        await stream.aclose()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
+    assert statuses == [b"401", b"401", b"200"], got
+    assert b"X-Signature appears 2 times; a signed message carries it once" in got
+    assert b"X-Timestamp appears 2 times" in got and b'{"status":"OK","ref":"R3"}' in got
+    assert [(d["status"], d["reference"]) for d in deals(ledger)] == [("rejected", None), ("rejected", None),
+                                                                      ("committed", "R3")]
