@@ -481,3 +481,16 @@ async def test_a_repeated_signature_or_time_header_is_refused(tmp_path: Path) ->
     assert b"X-Timestamp appears 2 times" in got and b'{"status":"OK","ref":"R3"}' in got
     assert [(d["status"], d["reference"]) for d in deals(ledger)] == [("rejected", None), ("rejected", None),
                                                                       ("committed", "R3")]
+
+
+def test_a_signature_key_file_with_a_byte_order_mark_gives_the_secret(tmp_path: Path) -> None:
+    """A BOM at the start of the key file (a Windows editor) was kept in the secret: every request then
+    failed to verify, with nothing to say why."""
+    key = tmp_path / "partner.key"
+    key.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    listener = HttpListener("api", {"address": "127.0.0.1:0", "signature_header": "X-Signature",
+                                    "signature_key_file": str(key)})
+    body = b'{"ref": "B1"}'
+    assert listener.signature.key == SECRET.encode()
+    headers = {"x-signature": hmac_hex(SECRET, body)}
+    assert listener.signature.check(lambda name: headers.get(name.lower()), body) is None
