@@ -76,13 +76,13 @@ def parse_key(algorithm: str, text: str) -> bytes:
     Block cipher keys (``cmac-aes``, ``retail-des``) are written in hex, as key
     components are exchanged; spaces are ignored.  An ``hmac-sha256`` secret is
     used as its UTF-8 bytes, as partners hand it out, unless written ``hex:...``.
-    One trailing newline is dropped either way.
+    A byte-order mark (a file saved by a Windows editor) and trailing line
+    breaks (LF or CRLF) are dropped either way, so that one key file gives the
+    same key to an ISO 8583 format and to an HTTP channel.  Other spaces of an
+    ``hmac-sha256`` secret are part of it.
     """
     check_algorithm(algorithm)
-    if text.endswith("\n"):
-        text = text[:-1]
-        if text.endswith("\r"):
-            text = text[:-1]
+    text = text.removeprefix("\ufeff").rstrip("\r\n")
     if algorithm == "hmac-sha256" and not text.startswith("hex:"):
         key = text.encode("utf-8")
     else:

@@ -142,7 +142,8 @@ class HttpListener:
         self.requests += 1
         refusal = None
         if self.signature is not None:      # before anything reads the body
-            refusal = self.signature.check(request.header, request.body)
+            refusal = (self.signature.repeated([k for k, _ in request.headers])
+                       or self.signature.check(request.header, request.body))
         body = request.body
         if refusal is None and request.content_type == "application/x-www-form-urlencoded":
             form = request.form()

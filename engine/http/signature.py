@@ -38,7 +38,7 @@ from formats.component import OptionSpec
 ENCODINGS = ("hex", "base64")
 DEFAULT_MAX_AGE = 300.0
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")       # an HTTP header name (RFC 9110 token)
-_TIMESTAMP = re.compile(r"^\d{1,12}$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")                  # ASCII digits: \d takes any script's
 
 
 def signature_options(timestamp_note: str) -> tuple[OptionSpec, ...]:
@@ -176,6 +176,17 @@ class BodySignature:
         return out
 
     # ------------------------------------------------------------------ checking
+    def repeated(self, names: list[str]) -> str | None:
+        """Which signature header a request carries more than once (``names``: its header names in lower
+        case, one per field line), in words; None when each is there at most once.  Which copy was meant
+        is ambiguous (a proxy may read the last one, ``check`` reads the first): the request is refused."""
+        for header in (self.header, self.timestamp_header):
+            if header is not None:
+                n = names.count(header.lower())
+                if n > 1:
+                    return f"{header} appears {n} times; a signed message carries it once"
+        return None
+
     def check(self, header: Callable[[str], str | None], body: bytes, now: float | None = None) -> str | None:
         """None when ``body`` carries a good signature; else which check failed, in words (never the
         signature it should have had).  ``header(name)`` reads a header of the message."""
@@ -208,7 +219,7 @@ class BodySignature:
             if timestamp is None:
                 return f"no {self.timestamp_header} header (signature_timestamp_header): the signing time is missing"
             timestamp = timestamp.strip()
-            if not _TIMESTAMP.match(timestamp):
+            if not _TIMESTAMP.fullmatch(timestamp):
                 return (f"{self.timestamp_header} {timestamp[:24]!r} is not a Unix time in whole seconds")
         if not mac.verify(self.algorithm, self.key, self._data(body, timestamp), value):
             signed = f"the {len(body)}-byte body" + (f" and {self.timestamp_header}" if timestamp is not None else "")

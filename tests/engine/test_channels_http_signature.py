@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import os
+import re
 import subprocess
 import sys
 import time
@@ -421,3 +422,75 @@ def table_rows(ledger: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+async def test_an_answer_timestamp_in_other_digits_is_unauthenticated_not_a_crash(tmp_path: Path, nursery) -> None:
+    """httpx reads a UTF-8 header value as text: a time written in Arabic-Indic digits passed a ``\\d``
+    check, then broke the signature check (UnicodeEncodeError: the deal failed as ``internal``)."""
+    body = b'{"confirmation": "C-U1"}'
+
+    async def counterpart(stream: trio.SocketStream) -> None:       # a raw HTTP/1.1 answer, bytes as written
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536)
+        ts = "\u0661\u0667\u0669\u0665\u0666\u0667\u0668\u0661\u0669\u0665".encode()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                              b"x-timestamp: %s\r\nx-signature: sha256=%s\r\nconnection: close\r\n\r\n%s"
+                              % (len(body), ts, b"0" * 64, body))
+        await stream.aclose()
+
+    (listener,) = await nursery.start(functools.partial(trio.serve_tcp, counterpart, 0, host="127.0.0.1"))
+    port = listener.socket.getsockname()[1]
+    replies, rows = await call_through(tmp_path, port, "signature_verify_answer = true", ["U1"])
+    assert replies == [{"code": "63", "kind": "unauthenticated"}]
+    (d,) = rows
+    assert d["status"] == "failed" and "X-Timestamp" in d["reason"] and "is not a Unix time" in d["reason"], d["reason"]
+
+
+async def test_a_repeated_signature_or_time_header_is_refused(tmp_path: Path) -> None:
+    """Two X-Signature (or X-Timestamp) field lines: the channel read the first, a proxy or the route's
+    ``http.headers`` (the last one wins there) may read another; such a request is refused, and the next
+    one on the same connection is served."""
+    prog = compile_text(tmp_path, LISTEN % STRIPE_LIKE)
+    ledger = tmp_path / "l.duckdb"
+
+    def request(body: bytes, headers: list[tuple[str, str]]) -> bytes:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers).encode()
+        return (b"POST /payments/1 HTTP/1.1\r\nhost: bank\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n%s\r\n%s" % (len(body), head, body))
+
+    def lines(body: bytes) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in signed(body).items() if k != "content-type"]
+
+    b1, b2, b3 = (b'{"ref": "%s", "amount": 1}' % r for r in (b"R1", b"R2", b"R3"))
+    (ts1, sig1), (ts2, _), (ts3, sig3) = lines(b1), lines(b2), lines(b3)
+    data = (request(b1, [ts1, sig1, ("X-Signature", "sha256=" + "0" * 64)])      # the good one first
+            + request(b2, [ts2, ("X-Timestamp", "1"), *lines(b2)[1:]])
+            + request(b3, [ts3, sig3]))
+    async with running(prog, ledger) as sb:
+        stream = await trio.open_tcp_stream("127.0.0.1", sb.channel("api").port)
+        got = b""
+        with trio.fail_after(10):
+            await stream.send_all(data)
+            while got.count(b"HTTP/1.1 ") < 3 or not got.endswith(b"}"):
+                got += await stream.receive_some(65536)
+        await stream.aclose()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", got)
+    assert statuses == [b"401", b"401", b"200"], got
+    assert b"X-Signature appears 2 times; a signed message carries it once" in got
+    assert b"X-Timestamp appears 2 times" in got and b'{"status":"OK","ref":"R3"}' in got
+    assert [(d["status"], d["reference"]) for d in deals(ledger)] == [("rejected", None), ("rejected", None),
+                                                                      ("committed", "R3")]
+
+
+def test_a_signature_key_file_with_a_byte_order_mark_gives_the_secret(tmp_path: Path) -> None:
+    """A BOM at the start of the key file (a Windows editor) was kept in the secret: every request then
+    failed to verify, with nothing to say why."""
+    key = tmp_path / "partner.key"
+    key.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    listener = HttpListener("api", {"address": "127.0.0.1:0", "signature_header": "X-Signature",
+                                    "signature_key_file": str(key)})
+    body = b'{"ref": "B1"}'
+    assert listener.signature.key == SECRET.encode()
+    headers = {"x-signature": hmac_hex(SECRET, body)}
+    assert listener.signature.check(lambda name: headers.get(name.lower()), body) is None

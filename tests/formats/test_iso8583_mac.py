@@ -281,3 +281,16 @@ def test_without_mac_options_build_is_unchanged() -> None:
 def test_spec_error_type_for_check() -> None:
     errs = check(decl(mac_algorithm="nope", mac_key_env="K"))
     assert errs and all(isinstance(e, SpecError) for e in errs)
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "retail-des"])
+def test_a_key_file_with_a_byte_order_mark_and_crlf_lines_gives_the_key(tmp_path: Path, algorithm: str) -> None:
+    """Notepad writes a BOM and CRLF: the BOM made a hex key 'not all hex' and, worse, became part of an
+    hmac-sha256 secret (every MAC then failed to verify, with nothing to say why); two line breaks left one
+    in the key, where the HTTP channels' reader (engine/channels/options.read_secret) dropped both."""
+    text = KEYS[algorithm].decode() if algorithm == "hmac-sha256" else KEYS[algorithm].hex().upper()
+    key = tmp_path / "net.mac"
+    key.write_bytes(b"\xef\xbb\xbf" + text.encode() + b"\r\n\r\n")
+    codec = build(decl(mac_algorithm=algorithm, mac_key_file=str(key)))
+    assert codec.mac.key == KEYS[algorithm]
+    assert codec.decode(mac_codec(algorithm=algorithm).encode(REQ))["11"] == "000123"
