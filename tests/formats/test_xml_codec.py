@@ -77,7 +77,7 @@ def test_check_option():
 
 
 names = st.text(alphabet="abcXYZ", min_size=1, max_size=3)
-leaf = st.none() | st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=5)
+leaf = st.none() | st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Cn")), min_size=1, max_size=5)
 content = st.recursive(
     leaf,
     lambda ch: st.dictionaries(names, ch | st.lists(ch, min_size=2, max_size=3), min_size=1, max_size=3)
