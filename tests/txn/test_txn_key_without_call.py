@@ -40,8 +40,10 @@ async def test_a_repeat_gets_the_original_reply_and_is_a_duplicate(tmp_path: Pat
     assert got[2] == got[0]                          # the same booking id: the original reply, not a new one
     assert got[4] == got[3] and got[0]["booking"] != got[1]["booking"]
     d = deals(ledger)
-    assert [(x["reference"], x["status"]) for x in d] == [
-        ("B1", "committed"), ("B2", "committed"), ("B1", "duplicate"), ("B3", "committed"), ("B3", "duplicate")]
+    assert [(x["reference"], x["status"]) for x in d[:3]] == [("B1", "committed"), ("B2", "committed"),
+                                                          ("B1", "duplicate")]
+    # the two B3 of one batch share their received time: their order in the ledger is the deal ids'
+    assert sorted((x["reference"], x["status"]) for x in d[3:]) == [("B3", "committed"), ("B3", "duplicate")]
     assert d[2]["reason"].startswith("duplicate of deal ") and "original answer repeated" in d[2]["reason"]
 
 
