@@ -94,11 +94,11 @@ class Client:
 CLOSE = object()      # what an ``answer`` returns to drop the connection without replying
 
 
-async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any], width: int = 4, *,
-                           delay: float = 0.0) -> int:
-    """A real TCP JSON server: one reply per request, in order.  ``answer`` returns a dict, None (no
-    reply) or ``CLOSE`` (close the connection, nothing of that read answered); ``delay``: seconds
-    before each batch of replies leaves (a slow counterpart)."""
+async def framed_counterpart(nursery: trio.Nursery, answer: Callable[[bytes], Any], width: int = 4, *,
+                             delay: float = 0.0) -> int:
+    """A real TCP server of length-prefixed frames: one reply per request, in order.  ``answer``
+    returns the reply's bytes, None (no reply) or ``CLOSE`` (close the connection, nothing of that
+    read answered); ``delay``: seconds before each batch of replies leaves (a slow counterpart)."""
 
     async def handler(stream: trio.SocketStream) -> None:
         f = LengthPrefixFramer(width)
@@ -112,11 +112,11 @@ async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any],
                     return
                 out = []
                 for p in f.feed(data):
-                    r = answer(orjson.loads(p))
+                    r = answer(p)
                     if r is CLOSE:
                         return
                     if r is not None:
-                        out.append(f.frame(orjson.dumps(r)))
+                        out.append(f.frame(r))
                 if out:
                     if delay:
                         await trio.sleep(delay)
@@ -127,6 +127,18 @@ async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any],
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     return listeners[0].socket.getsockname()[1]
+
+
+async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any], width: int = 4, *,
+                           delay: float = 0.0) -> int:
+    """``framed_counterpart`` speaking JSON: ``answer`` takes the request's dict and returns a dict,
+    None (no reply) or ``CLOSE``."""
+
+    def answer_bytes(p: bytes) -> Any:
+        r = answer(orjson.loads(p))
+        return r if r is None or r is CLOSE else orjson.dumps(r)
+
+    return await framed_counterpart(nursery, answer_bytes, width, delay=delay)
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ environment.  A bad MAC is error kind ``unauthenticated`` (code 63), a rejected 
 letter; the engine keeps serving.  The key never reaches the ledger."""
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +15,9 @@ import trio
 
 from engine.ops.files import with_referenced_files
 from formats import mac
-from formats.framing import LengthPrefixFramer
 from formats.iso8583 import codec_for
 from formats.iso8583.macs import MacPolicy, plan_mac
-from kit import REPO, Client, compile_text, deals, running
+from kit import REPO, Client, compile_text, deals, framed_counterpart, running
 
 KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 PLAIN = codec_for("iso8583_1987_ascii")
@@ -178,43 +176,29 @@ route purchase {
 """
 
 
-async def issuer(seen: list[Any], task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+async def issuer(nursery: Any, seen: list[Any]) -> int:
     """An issuer host on a real socket: verifies each request's MAC, answers a MAC'd 0210 (a reversal:
     0410 / 0430); for STAN 000666 the 0210's MAC is forged (last hex digit changed)."""
 
-    async def handler(stream: trio.SocketStream) -> None:
-        f = LengthPrefixFramer(2)
-        async with stream:
-            while True:
-                try:
-                    data = await stream.receive_some(65536)
-                except trio.BrokenResourceError:
-                    return
-                if not data:
-                    return
-                out = []
-                for p in f.feed(data):
-                    r = NET.decode(p)                       # raises (and the test fails) on a bad request MAC
-                    seen.append(r)
-                    mti = r["t"][:2] + str(int(r["t"][2]) + 1) + "0"      # 0200 -> 0210, 0420/0421 -> 0430
-                    echo = ("3", "4", "7", "11", "41", "49") if mti == "0210" else \
-                        [k for k in r if k not in ("t", "64", "128")]          # a reversal's answer echoes it
-                    answer = bytearray(NET.encode({**{k: r[k] for k in echo}, "t": mti, "39": "00"}))
-                    if r["11"] == "000666" and mti == "0210":
-                        answer[-1] = ord("0") if answer[-1] != ord("0") else ord("1")
-                    out.append(f.frame(bytes(answer)))
-                await stream.send_all(b"".join(out))
+    def answer(p: bytes) -> bytes:
+        r = NET.decode(p)                       # raises (and the test fails) on a bad request MAC
+        seen.append(r)
+        mti = r["t"][:2] + str(int(r["t"][2]) + 1) + "0"      # 0200 -> 0210, 0420/0421 -> 0430
+        echo = ("3", "4", "7", "11", "41", "49") if mti == "0210" else \
+            [k for k in r if k not in ("t", "64", "128")]          # a reversal's answer echoes it
+        out = bytearray(NET.encode({**{k: r[k] for k in echo}, "t": mti, "39": "00"}))
+        if r["11"] == "000666" and mti == "0210":
+            out[-1] = ord("0") if out[-1] != ord("0") else ord("1")
+        return bytes(out)
 
-    async with trio.open_nursery() as n:
-        ls = await n.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-        task_status.started(ls[0].socket.getsockname()[1])
+    return await framed_counterpart(nursery, answer, width=2)
 
 
 @pytest.mark.parametrize("mux", ["", "    pool = 1\n    match = iso8583\n"], ids=["fifo", "mux"])
 async def test_forged_answer_fails_the_deal_unauthenticated(tmp_path: Path, nursery: Any, mac_key: None,
                                                             mux: str) -> None:
     seen: list[Any] = []
-    port = await nursery.start(issuer, seen)
+    port = await issuer(nursery, seen)
     ledger = tmp_path / "l.duckdb"
     prog = compile_text(tmp_path, CALL % mux)
     async with running(prog, ledger, overrides={"issuer": {"address": f"127.0.0.1:{port}"}}) as sb:
