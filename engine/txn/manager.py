@@ -62,6 +62,7 @@ class TxnState:
     deal_id: str
     key: str | None = None
     admitted: bool = False                 # logged as begun (owns its key)
+    keyed: bool = False                    # ``key`` evaluated (after the deal step, or at admission)
     duplicate_of: dict[str, Any] | None = None
     trace: list[DealStep] = field(default_factory=list)
     events: list[DealEvent] = field(default_factory=list)
@@ -290,8 +291,11 @@ class TxnManager:
             if call is not None:
                 await self._called(plan, call, live)
             live = [ex for ex in live if ex.failure is None]
+            if i == plan.key_at:
+                self._key(plan, live)               # in the scope the deal step saw
+                live = [ex for ex in live if ex.failure is None]
         if live and plan.admit_at == len(br.steps) and start <= plan.admit_at:
-            await self._admit(plan, live)           # a keyed route without a call or a reply
+            await self._admit(plan, live)           # a keyed route without a call: after its last step
 
     # ------------------------------------------------------------ the light path
     async def run_light(self, disp: Any, br: Any, group: list[Any]) -> None:
@@ -395,14 +399,7 @@ class TxnManager:
         batch_keys: dict[str, Any] = {}
         past: dict[str, dict[str, Any]] = {}
         if plan.key is not None:
-            for ex in live:
-                st = self.states[ex]
-                try:
-                    v = plan.key(ex.scope)
-                except Exception as exc:
-                    ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
-                    continue
-                st.key = None if v is None else f"{plan.route.name}|{v}"
+            self._key(plan, [ex for ex in live if not self.states[ex].keyed])   # a deal step after this point
             live = [ex for ex in live if ex.failure is None]
             past = await self._past_keys(live)
         for ex in live:
@@ -435,6 +432,21 @@ class TxnManager:
                         "raw": self.seal(ex.raw, f"raw|{st.deal_id}")}
         return out
 
+    def _key(self, plan: RoutePlan, live: list[Any]) -> None:
+        """Evaluate the deal key of each exchange (once: right after the keyed deal step, or at
+        admission when the deal step comes later)."""
+        if plan.key is None:
+            return
+        for ex in live:
+            st = self.states[ex]
+            st.keyed = True
+            try:
+                v = plan.key(ex.scope)
+            except Exception as exc:
+                ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
+                continue
+            st.key = None if v is None else f"{plan.route.name}|{v}"
+
     async def _past_keys(self, live: list[Any]) -> dict[str, dict[str, Any]]:
         """Keys the key store no longer holds (dropped after the retention) but the ledger does:
         one lookup per batch, and only once the log has dropped keys (``horizon``); keys held
@@ -463,6 +475,7 @@ class TxnManager:
         st.duplicate_of = end
         reply = self.unseal(end.get("reply"), f"reply|{end['id']}")
         ex.reply = reply
+        ex.reply_values = ex.reply_json = None      # a reply step that ran before: its answer is not sent
         st.move("duplicate", {"original": end["id"], "key": st.key})
         if reply is None:
             ex.fail(StepFailure("duplicate", f"repeats deal {end['id']} (key {st.key!r}), which ended "
@@ -593,6 +606,7 @@ class TxnManager:
                 st.duplicate_of = end
                 st.move("duplicate", {"original": end["id"], "key": st.key})
                 rec.response = orig_ex.reply_values
+                rec.response_json = orig_ex.reply_json if orig_ex.reply is not None else None
             if st.duplicate_of is not None:
                 rec.status = "duplicate"
                 rec.reason = (f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); "

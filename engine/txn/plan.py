@@ -43,9 +43,13 @@ class RoutePlan:
     calls: dict[int, CallPlan] = field(default_factory=dict)
     first_call: int | None = None
     # where the deal key is checked and the deal logged as accepted: before the first call; a keyed
-    # route without a call, before its first reply (or after its last step): a repeat is answered
-    # with the original reply and recorded as a duplicate there too
+    # route without a call, after its last step (its only effects are its ledger row and its reply,
+    # both after the steps): a repeat is answered with the original reply and recorded as a duplicate
+    # there too, and a request that a step rejects or fails never takes the key
     admit_at: int | None = None
+    # the keyed deal step: the key is evaluated right after it runs, in the scope the deal saw (a
+    # later `decode` rebinds msg, a later `let` is not bound yet before it)
+    key_at: int | None = None
     request_tags: dict[str, str] = field(default_factory=dict)
     response_tags: dict[str, str] = field(default_factory=dict)
     active: bool = False                               # the txn manager runs it (full or light)
@@ -87,6 +91,7 @@ def plan_of(br: Any) -> RoutePlan:
     for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
             plan.key = runner.key
+            plan.key_at = i
         elif ir_step.kind == "call":
             comp = ir_step.options.get("compensate")
             comp_runner = None
@@ -111,8 +116,7 @@ def plan_of(br: Any) -> RoutePlan:
                    for i, c in plan.calls.items()))
     plan.admit_at = plan.first_call
     if plan.admit_at is None and plan.key is not None:
-        replies = [i for i, s in enumerate(route.steps) if s.kind == "reply"]
-        plan.admit_at = replies[0] if replies else len(route.steps)
+        plan.admit_at = len(route.steps)
     plan.light = plan.first_call is not None and not full
     plan.active = full or plan.light
     br.txn_plan = plan

@@ -58,3 +58,69 @@ async def test_a_keyed_route_without_a_reply_is_checked_after_its_steps(tmp_path
                 await c.recv(1)
         await c.aclose()
     assert [(x["reference"], x["status"]) for x in deals(ledger)] == [("N1", "committed"), ("N1", "duplicate")]
+
+
+SHAPES = """
+format J = json
+format Inner = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route book {
+    receive from front as J
+%s
+}
+"""
+
+
+async def _one_at_a_time(tmp_path: Path, body: str, requests: list[bytes]) -> tuple[list[dict], list[dict]]:
+    tmp_path.mkdir(exist_ok=True)
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, SHAPES % body), ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        got = []
+        with trio.fail_after(10):
+            for r in requests:
+                await c.send(r)
+                got += await c.recv_json(1)
+        await c.aclose()
+    return got, deals(ledger)
+
+
+async def test_the_key_is_the_one_the_deal_step_saw(tmp_path: Path) -> None:
+    """The key was evaluated at admission, in whatever scope the route had there: a key built by a
+    `let` after the reply was unbound at the reply (None: every repeat booked again), and a `decode`
+    between the deal and the reply rebinds msg (two payments with one inner reference were taken for
+    one deal: the second was answered with the first one's reply and never booked)."""
+    let_after_reply = """    reply J { ref = msg.ref  code = "00"  booking = uuid() }
+    let k = msg.ref + "/" + msg.day
+    deal BOOKING { key = k  ref = msg.ref  amount = 1 }"""
+    got, d = await _one_at_a_time(tmp_path / "let", let_after_reply, [b'{"ref": "A", "day": "1"}'] * 2)
+    assert got[1] == got[0]
+    assert [(x["reference"], x["status"]) for x in d] == [("A", "committed"), ("A", "duplicate")]
+    assert d[1]["response"] is None              # the reply its own reply step built was not sent
+
+    decode_after_deal = """    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1 }
+    decode msg.inner as Inner
+    reply J { ref = msg.ref  code = "00"  booking = uuid() }"""
+    got, d = await _one_at_a_time(tmp_path / "decode", decode_after_deal,
+                                  [b'{"ref": "P1", "inner": "{\\"ref\\": \\"X\\"}"}',
+                                   b'{"ref": "P2", "inner": "{\\"ref\\": \\"X\\"}"}'])
+    assert got[0]["booking"] != got[1]["booking"]
+    assert [(x["reference"], x["status"]) for x in d] == [("P1", "committed"), ("P2", "committed")]
+
+
+async def test_a_step_that_rejects_after_the_reply_does_not_take_the_key(tmp_path: Path) -> None:
+    """A route without a call books nothing before its last step: a request that a validate after the
+    reply rejects must leave the key free for the corrected repeat (it was taken at the reply, and
+    the corrected request got the rejection back as 'the original answer')."""
+    body = """    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1 }
+    reply J { ref = msg.ref  code = "00"  booking = uuid() }
+    validate { msg.ok == 1 else reject "30" "not ok" }
+    on error reply J { ref = msg.ref  code = error.code }"""
+    got, d = await _one_at_a_time(tmp_path, body, [b'{"ref": "V", "ok": 0}', b'{"ref": "V", "ok": 1}',
+                                                   b'{"ref": "V", "ok": 1}'])
+    assert got[0] == {"ref": "V", "code": "30"}
+    assert got[1]["code"] == "00" and got[2] == got[1]
+    assert [x["status"] for x in d] == ["rejected", "committed", "duplicate"]
