@@ -4,7 +4,8 @@ Each fetched message is one exchange through the channel's routes; the
 messages of one fetch are one batch (like the frames of one TCP chunk).  A
 message is acknowledged only once its deal is committed in the ledger:
 
-    deal committed or rejected          ack
+    deal committed, rejected or a       ack
+    duplicate (a repeated deal key)
     deal failed (a call failed)         per ``on_failed``: ack (default), nak (redeliver after nak_delay), term
     deal not recorded / engine stopped  no ack: nak, or the server redelivers after ack_wait
 

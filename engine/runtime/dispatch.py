@@ -255,7 +255,7 @@ class Dispatcher:
         for rec in records:             # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
         if self.ledger is None:
-            _report_outcomes(exs, None)
+            _report_outcomes(exs, records, None)
             return
         try:
             # the runtime guarantees the field types (names, str/Decimal from steps): no per-field check
@@ -267,7 +267,7 @@ class Dispatcher:
                 log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
-        _report_outcomes(exs, errors)
+        _report_outcomes(exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)
 
@@ -340,14 +340,16 @@ def header_view(h: bytes) -> dict[str, str]:
     return view
 
 
-def _report_outcomes(exs: list[Exchange], errors: list[Any] | None) -> None:
+def _report_outcomes(exs: list[Exchange], records: list[Any], errors: list[Any] | None) -> None:
     """A channel that acknowledges per message (nats consume) puts a list in ``conn.extra["outcomes"]``;
-    it receives ``(deal status, recorded)`` per exchange, in frame order, once the ledger has answered."""
+    it receives ``(deal status, recorded)`` per exchange, in frame order, once the ledger has answered.
+    The status is the deal record's: the transaction manager marks a repeated key ``duplicate`` (settled,
+    acked) where the exchange itself may have failed (kind duplicate: no answer to repeat)."""
     extra = getattr(exs[0].conn, "extra", None) if exs else None
     sink = extra.get("outcomes") if extra else None
     if sink is not None:
-        sink.extend((ex.status, errors is None or err is None)
-                    for ex, err in zip(exs, errors if errors is not None else [None] * len(exs)))
+        sink.extend((rec.status, errors is None or err is None)
+                    for rec, err in zip(records, errors if errors is not None else [None] * len(exs)))
 
 
 class DispatchStats:

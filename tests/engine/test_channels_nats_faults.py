@@ -224,3 +224,45 @@ async def _v(value: object) -> object:
 
 async def consuming(ch: object) -> None:
     await eventually(lambda: _v(ch.ready.is_set()), f"channel {ch.name} connected with its consumer")
+
+
+KEYED_CONSUME = """
+format Order = json
+
+channel orders = nats consume {{
+    url        = "{url}"
+    subject    = "orders.new"
+    stream     = "ORDERS"
+    durable    = "bsp-orders"
+    nak_delay  = 100ms
+    fetch_wait = 200ms
+    on_failed  = nak
+}}
+
+route take_order {{
+    receive from orders as Order
+    deal ORDER {{ key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }}
+}}
+"""
+
+
+async def test_a_repeated_deal_key_is_acked_not_redelivered(tmp_path, nursery) -> None:
+    """A repeat of a keyed deal that ended without an answer (a consumer route has no reply) is a
+    `duplicate`: settled, so acked.  The channel was told the exchange's own status (failed, kind
+    duplicate) instead of the deal's, and with `on_failed = nak` the repeat came back every nak_delay,
+    each time one more duplicate row, until max_deliver."""
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        reg = nats_registry()
+        prog = compile_text(tmp_path, KEYED_CONSUME.format(url=srv.url), registry=reg)
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await consuming(ch)
+            await nc.publish("orders.new", b'{"ref": "K-1", "amount": 5}')
+            await eventually(lambda: _v(ch.acked == 1), "the original acked")
+            await nc.publish("orders.new", b'{"ref": "K-1", "amount": 5}')
+            await eventually(lambda: _v(ch.acked + ch.naked >= 2), "the repeat settled")
+            await trio.sleep(0.5)                    # nak_delay is 100ms: a nak'ed repeat would be back
+            assert (ch.received, ch.acked, ch.naked) == (2, 2, 0)
+            assert (sb.stats.committed, sb.stats.duplicate, sb.stats.failed) == (1, 1, 0)
+    assert [(r["reference"], r["status"]) for r in deals(tmp_path / "ledger.duckdb")] == [
+        ("K-1", "committed"), ("K-1", "duplicate")]
