@@ -3,9 +3,12 @@
 Bill payment is driven by the mainframe simulator (good, enquiries, rejected,
 unrouted, malformed, refused by the biller); every other service by its
 request generator (good, rejected, failing counterpart).  Ends with the
-overall table (sent, replies, committed, rejected, failed, lost, msgs/s: lost
-is counted against the replies and the ledger), the per-service table and the
-paths of the reports and the ledger.  Exit 0, or 1 when a request was lost.
+overall table (sent, replies, committed, rejected, failed, dup, lost, msgs/s:
+lost is counted against the replies and the ledger), the per-service table, the
+repeats (about 2% of the good requests to keyed routes are sent again after their
+reply; each must get its original's reply bytes and reach no counterpart again)
+and the paths of the reports and the ledger.  Exit 0, or 1 when a request was
+lost, a repeat got another reply or a reference reached a counterpart twice.
 """
 from __future__ import annotations
 
@@ -40,8 +43,10 @@ def demo(
 ) -> None:
     """Run every business service in one engine against its simulators; print what happened.
 
-    Ends with the overall and per-service tables and the paths of the ledger and the reports.
-    Exit 0; 1 when a request was lost (no reply or no deal row) or the demo could not start.
+    Ends with the overall and per-service tables, the repeats (good requests sent again: answered with the
+    original reply, never made twice) and the paths of the ledger and the reports.
+    Exit 0; 1 when a request was lost (no reply or no deal row), a repeat got another reply than its
+    original, a reference reached a counterpart twice, or the demo could not start.
     """
     from engine.journal import SYNC_MODES
     from engine.sim.services.demo import DemoError, run_all_services_demo
@@ -60,6 +65,11 @@ def demo(
     if res["lost"]:
         typer.echo(f"error: {res['lost']} request(s) lost (no reply or no deal row); "
                    f"e.g. {'; '.join(res['lost_examples'])}", err=True)
+        raise typer.Exit(1)
+    if res["repeats_differ"] or res["twice"]:
+        typer.echo(f"error: {res['repeats_differ']} repeat(s) answered with another reply than the original's; "
+                   f"{res['twice']} reference(s) reached a counterpart twice"
+                   + (f"; e.g. {'; '.join(res['twice_examples'])}" if res["twice_examples"] else ""), err=True)
         raise typer.Exit(1)
 
 

@@ -3,6 +3,7 @@
 Answers ``{"status": "OK", "confirmation": "..."}``; refuses (``{"status":
 "REFUSED", ...}``) every request whose reference ends with a digit in
 ``refuse_digits``.  Replies to one chunk's requests leave in one write.
+Counts its calls per reference in ``calls`` (``twice()``: those called more than once).
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ class BillerSim(FramedServer):
         self.refuse_digits = refuse_digits
         self.requests = 0
         self.refused = 0
+        self.calls: dict[str, int] = {}
 
     def answer(self, req: Any) -> dict[str, Any]:
         ref = str(req.get("reference", "")) if isinstance(req, dict) else ""
         self.requests += 1
+        self.calls[ref] = self.calls.get(ref, 0) + 1
         if ref and ref[-1] in self.refuse_digits:
             self.refused += 1
             return {"status": "REFUSED", "confirmation": None, "reason": "account closed"}
@@ -30,3 +33,6 @@ class BillerSim(FramedServer):
 
     def reply_frame(self, payload: bytes) -> bytes:
         return orjson.dumps(self.answer(orjson.loads(payload)))
+
+    def twice(self) -> dict[str, int]:
+        return {k: n for k, n in self.calls.items() if n > 1}

@@ -21,7 +21,8 @@ of every request whose MTI is not exempt is verified, and every answer is MAC'd.
 A request whose MAC is missing or wrong is counted in ``bad_macs`` and answered
 with DE 39 ``"63"`` (security violation; its fields read without the MAC check),
 so the caller is not left waiting.  Counters: requests, echoes, dropped,
-garbled, connections, bad_requests, bad_macs.  ``python -m engine.sim.iso_host
+garbled, connections, bad_requests, bad_macs; ``calls`` counts the requests
+(not echoes) per DE 41 + DE 37 + DE 11, ``twice()`` those seen more than once.  ``python -m engine.sim.iso_host
 --port 7100`` runs one (for benchmarks in another process); ``--mac-algorithm
 ALG --mac-key-env NAME`` turns MACs on there.
 """
@@ -77,6 +78,7 @@ class IsoHost:
         self.connections = 0
         self.bad_requests = 0
         self.bad_macs = 0
+        self.calls: dict[str, int] = {}
         self._scope: trio.CancelScope | None = None
 
     # -- answers -----------------------------------------------------------
@@ -95,6 +97,8 @@ class IsoHost:
             self.echoes += 1
         else:
             self.requests += 1
+            key = f"{get('41', '')}/{get('37', '')}/{get('11', '')}"
+            self.calls[key] = self.calls.get(key, 0) + 1
         declined = bool(self.decline_amounts) and str(get("4", "")) in self.decline_amounts
         out["39"] = "05" if declined else "00"
         if (mti == "0100" or mti == "0200") and not declined:
@@ -211,6 +215,9 @@ class IsoHost:
             async with trio.open_nursery() as nursery:
                 self.port = await listen(nursery, handler, host, port)
                 task_status.started(self.port)
+
+    def twice(self) -> dict[str, int]:
+        return {k: n for k, n in self.calls.items() if n > 1}
 
     def stop(self) -> None:
         """Close the listener and every connection (a host going down)."""

@@ -10,6 +10,11 @@ rejected before its route's ``deal`` step, or taken by a route with no
 stored as hex, and its keys are the trailing run of letters and digits of
 that text and the trailing run of digits (``GARBAGE000000000034`` ->
 ``000000000034``).  Nothing is assumed: each request is looked up.
+
+A repeat (a request the simulator sent again, ``SentRequest.repeat``) is found
+only by a row of status ``duplicate`` with its key (one row per repeat), and an
+original only by a row of another status: a repeat that ran as a new deal, or
+an original answered as a duplicate, is not found.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class SentRequest:
     channel: str
     key: str
     replied: bool
+    repeat: bool = False
 
 
 @dataclass
@@ -66,33 +72,56 @@ def row_keys(reference: str | None, request_json: str | None) -> list[str]:
     return []
 
 
-def ledger_keys(ledger_path: Path, config_version: str, since: datetime) -> set[tuple[str, str]]:
-    """(inbound channel, key) of every deal row this run wrote."""
+def ledger_rows(ledger_path: Path, config_version: str,
+                since: datetime) -> tuple[set[tuple[str, str]], dict[tuple[str, str], int]]:
+    """(inbound channel, key) of every deal row this run wrote that is not a duplicate, and how many
+    ``duplicate`` rows each (channel, key) has."""
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:
-        rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR) FROM deals "
+        rows = con.execute("SELECT channel, reference, CAST(request AS VARCHAR), status = 'duplicate' FROM deals "
                            "WHERE config_version = ? AND received_at >= ?", [config_version, since]).fetchall()
     finally:
         con.close()
     keys: set[tuple[str, str]] = set()
-    for channel, reference, request in rows:
+    dups: dict[tuple[str, str], int] = {}
+    for channel, reference, request, duplicate in rows:
         for key in row_keys(reference, request):
-            keys.add((channel, key))
-    return keys
+            if duplicate:
+                dups[(channel, key)] = dups.get((channel, key), 0) + 1
+            else:
+                keys.add((channel, key))
+    return keys, dups
 
 
-def count_lost(sent: Iterable[SentRequest], keys: set[tuple[str, str]], *, examples: int = 5) -> Accounting:
+def ledger_keys(ledger_path: Path, config_version: str, since: datetime) -> set[tuple[str, str]]:
+    """(inbound channel, key) of every deal row this run wrote, duplicates included."""
+    keys, dups = ledger_rows(ledger_path, config_version, since)
+    return keys | set(dups)
+
+
+def count_lost(sent: Iterable[SentRequest], keys: set[tuple[str, str]], *, examples: int = 5,
+               duplicates: dict[tuple[str, str], int] | None = None) -> Accounting:
+    """``duplicates`` (from ``ledger_rows``): repeats are looked up there, each taking one row;
+    without it a repeat is looked up in ``keys`` as any request."""
     acc = Accounting()
+    left = dict(duplicates or {})
     for s in sent:
         acc.sent += 1
         acc.replies += s.replied
-        found = (s.channel, s.key) in keys
+        if s.repeat and duplicates is not None:
+            found = left.get((s.channel, s.key), 0) > 0
+            if found:
+                left[(s.channel, s.key)] -= 1
+        else:
+            found = (s.channel, s.key) in keys
         acc.in_ledger += found
         if not (s.replied and found):
             acc.lost += 1
             acc.by_service[s.service] = acc.by_service.get(s.service, 0) + 1
             if len(acc.lost_examples) < examples:
-                why = ("no reply and no deal row" if not (s.replied or found)
+                why = ("no reply and no duplicate deal row" if s.repeat and not (s.replied or found)
+                       else "no duplicate deal row" if s.repeat and s.replied
+                       else "no reply and no deal row" if not (s.replied or found)
                        else "no reply" if not s.replied else "no deal row")
                 acc.lost_examples.append(f"{s.service} {s.channel} {s.key}: {why}")
     return acc

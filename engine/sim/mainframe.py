@@ -13,6 +13,12 @@ second of the day (5 digits) followed by the request's number (7 digits).  The
 route's deal key is biller + trace number + value date, and the key store
 outlives a run (35 days), so a second run on the same ledger must not send
 the first one's traces (it would get every payment answered as a duplicate).
+
+``run(..., repeats=0.02)`` sends that share of the good payments again, byte for
+byte, after the original's reply has come back, as a mainframe does after a
+time-out (engine.sim.repeats); a repeat is a ``SentRequest`` of its own with
+``repeat_of`` set, must get the original's reply bytes, and is not counted in
+``by_kind``.  The number sent is ``total`` either way.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.framed import pipelined, split
+from engine.sim.repeats import plan_sends
 
 BILLERS = ("EL0001", "WA0001", "GA0001", "TE0001")
 KINDS = ("good", "enquiry", "over_limit", "unknown_biller", "bad_currency", "unrouted", "malformed")
@@ -69,6 +76,12 @@ class SentRequest:
     expect_code: str
     code: str | None = None          # None: no reply
     latency_ms: float | None = None
+    raw: bytes | None = None         # the reply's bytes
+    repeat_of: "SentRequest | None" = None   # a repeat: the original it was sent again for
+
+    @property
+    def repeat_differs(self) -> bool:
+        return self.repeat_of is not None and (self.raw is None or self.raw != self.repeat_of.raw)
 
 
 @dataclass
@@ -84,6 +97,10 @@ class MainframeResult:
     def unexpected(self) -> list[SentRequest]:
         return [r for r in self.requests if r.code != r.expect_code]
 
+    @property
+    def repeats(self) -> list[SentRequest]:
+        return [r for r in self.requests if r.repeat_of is not None]
+
 
 class MainframeSim:
     def __init__(self, codec: Any, *, framing: str = "length2", seed: int = 7,
@@ -91,6 +108,7 @@ class MainframeSim:
         self.codec = codec
         self.framing = framing
         self.rng = random.Random(seed)
+        self.repeat_rng = random.Random(f"mainframe:{seed}:repeats")
         mix = mix or DEFAULT_MIX
         self.kinds = [k for k in mix for _ in range(mix[k])]
         self.result = MainframeResult()
@@ -131,23 +149,31 @@ class MainframeSim:
         return kind, self.codec.encode(values)
 
     async def run(self, port: int, *, total: int, connections: int = 4, window: int = 32,
-                  host: str = "127.0.0.1", progress: Callable[[int], None] | None = None) -> MainframeResult:
-        """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each."""
+                  host: str = "127.0.0.1", progress: Callable[[int], None] | None = None,
+                  repeats: float = 0.0) -> MainframeResult:
+        """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each;
+        ``repeats`` of the good ones (a share) are sent again within ``total``."""
         res = self.result
-        per_conn = split(total, connections)
+        plans = plan_sends(split(total, connections), self.next_request, lambda t: t[1] == "good",
+                           self.repeat_rng, repeats, window)
         start = trio.current_time()
 
-        async def one(n: int) -> None:
+        async def one(plan: list[Any]) -> None:
             waiting: deque[tuple[SentRequest, float]] = deque()
+            mine: list[SentRequest] = []
 
-            def payloads(_sent: int, count: int) -> list[bytes]:
+            def payloads(sent: int, count: int) -> list[bytes]:
                 now, out = time.perf_counter(), []
-                for _ in range(count):
-                    trace, kind, payload = self.next_request()
+                for step in plan[sent:sent + count]:
+                    trace, kind, payload = step.item
                     req = SentRequest(kind, trace, expected_code(kind, trace))
+                    if step.repeat_of is not None:
+                        req.repeat_of = mine[step.repeat_of]
+                    else:
+                        res.by_kind[kind] = res.by_kind.get(kind, 0) + 1
+                    mine.append(req)
                     res.requests.append(req)
                     waiting.append((req, now))
-                    res.by_kind[kind] = res.by_kind.get(kind, 0) + 1
                     out.append(payload)
                 res.sent += count
                 return out
@@ -157,17 +183,17 @@ class MainframeSim:
                 code = _resp_code(reply)
                 if waiting:
                     req, t_sent = waiting.popleft()
-                    req.code, req.latency_ms = code, (now - t_sent) * 1000.0
+                    req.code, req.latency_ms, req.raw = code, (now - t_sent) * 1000.0, bytes(reply)
                 res.by_code[code] = res.by_code.get(code, 0) + 1
                 if progress is not None:
                     progress(1)
 
-            await pipelined(host, port, self.framing, n, window, payloads=payloads, on_reply=on_reply,
+            await pipelined(host, port, self.framing, len(plan), window, payloads=payloads, on_reply=on_reply,
                             deadline=30, drain_deadline=10)
 
         async with trio.open_nursery() as nursery:
-            for n in per_conn:
-                nursery.start_soon(one, n)
+            for plan in plans:
+                nursery.start_soon(one, plan)
         res.elapsed = trio.current_time() - start
         return res
 

@@ -3,7 +3,8 @@
 * ``summarize(ledger, program, since)``: per service (the route file's folder,
   found from the deal's inbound channel, so unrouted and malformed requests
   count under the service whose channel received them): deals, committed,
-  rejected, failed, committed amounts by currency, success rate, and the
+  rejected, failed, duplicate (a repeat answered with its original's reply),
+  committed amounts by currency, success rate, and the
   engine's latency p50/p99 (the deal's ``duration_ms``).
 * ``overall_table`` / ``service_table``: rich tables that fit 80-120 columns
   (one currency per row, short service labels), readable in a CI log too.
@@ -41,7 +42,8 @@ def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str
         per_channel = con.execute(
             "SELECT channel, count(*), count(*) FILTER (WHERE status = 'committed'), "
             "count(*) FILTER (WHERE status = 'rejected'), count(*) FILTER (WHERE status = 'failed'), "
-            "list(duration_ms) FROM deals WHERE config_version = ? AND received_at >= ? GROUP BY channel",
+            "count(*) FILTER (WHERE status = 'duplicate'), list(duration_ms) "
+            "FROM deals WHERE config_version = ? AND received_at >= ? GROUP BY channel",
             [program.version, since]).fetchall()
         amounts = con.execute(
             "SELECT channel, currency, sum(amount) FROM deals WHERE config_version = ? AND received_at >= ? "
@@ -50,13 +52,15 @@ def summarize(ledger_path: Path, program: Any, since: datetime) -> list[dict[str
     finally:
         con.close()
     by_svc: dict[str, dict[str, Any]] = {}
-    for channel, n, ok, rej, failed, durations in per_channel:
+    for channel, n, ok, rej, failed, dup, durations in per_channel:
         s = by_svc.setdefault(svc_of.get(channel, channel),
-                              {"deals": 0, "committed": 0, "rejected": 0, "failed": 0, "durations": [], "amounts": {}})
+                              {"deals": 0, "committed": 0, "rejected": 0, "failed": 0, "duplicate": 0, "durations": [],
+                               "amounts": {}})
         s["deals"] += n
         s["committed"] += ok
         s["rejected"] += rej
         s["failed"] += failed
+        s["duplicate"] += dup
         s["durations"] += [d for d in durations if d is not None]
     for channel, ccy, total in amounts:
         s = by_svc[svc_of.get(channel, channel)]
@@ -80,16 +84,17 @@ def percentile(values: list[float], p: int) -> float | None:
 
 
 def overall_table(lines: list[dict[str, Any]], title: str) -> Table:
-    """``lines``: dicts with name, sent, replies, committed, rejected, failed, lost, rate (msgs/s)."""
+    """``lines``: dicts with name, sent, replies, committed, rejected, failed, duplicate, lost, rate (msgs/s)."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, pad_edge=False,
                   collapse_padding=True)
     table.add_column("", justify="left", no_wrap=True)
-    for col in ("sent", "replies", "committed", "rejected", "failed", "lost", "msgs/s"):
+    for col in ("sent", "replies", "committed", "rejected", "failed", "dup", "lost", "msgs/s"):
         table.add_column(col, justify="right", no_wrap=True)
     for i, r in enumerate(lines):
         style = "bold" if i == len(lines) - 1 and len(lines) > 1 else None
         table.add_row(r["name"], f"{r['sent']:,}", f"{r['replies']:,}", f"{r['committed']:,}", f"{r['rejected']:,}",
-                      f"{r['failed']:,}", f"{r['lost']:,}", f"{r['rate']:,.0f}", style=style)
+                      f"{r['failed']:,}", f"{r.get('duplicate', 0):,}", f"{r['lost']:,}", f"{r['rate']:,.0f}",
+                      style=style)
     return table
 
 
@@ -97,7 +102,7 @@ def service_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, pad_edge=False,
                   collapse_padding=True)
     for col, just in (("service", "left"), ("deals", "right"), ("ok", "right"), ("rej", "right"),
-                      ("fail", "right"), ("ok %", "right"), ("p50ms", "right"), ("p99ms", "right"),
+                      ("fail", "right"), ("dup", "right"), ("ok %", "right"), ("p50ms", "right"), ("p99ms", "right"),
                       ("ccy", "left"), ("committed", "right")):
         table.add_column(col, justify=just, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
     for r in rows:
@@ -107,9 +112,10 @@ def service_table(rows: list[dict[str, Any]], title: str) -> Table:
             amount = "-" if amt is None else f"{amt:,.2f}"
             if i == 0:
                 table.add_row(label(r["service"]), f"{r['deals']:,}", f"{r['committed']:,}", f"{r['rejected']:,}",
-                              f"{r['failed']:,}", rate, _ms(r["p50_ms"]), _ms(r["p99_ms"]), ccy, amount)
+                              f"{r['failed']:,}", f"{r.get('duplicate', 0):,}", rate, _ms(r["p50_ms"]),
+                              _ms(r["p99_ms"]), ccy, amount)
             else:
-                table.add_row("", "", "", "", "", "", "", "", ccy, amount)
+                table.add_row("", "", "", "", "", "", "", "", "", ccy, amount)
     return table
 
 
@@ -119,15 +125,16 @@ def _ms(v: float | None) -> str:
 
 def reading_guide(total: dict[str, Any]) -> list[str]:
     """How to read the overall table, with this run's ``total`` line checked against it: sent = replies +
-    lost, replies = committed + rejected + failed.  A sum that does not hold is said, with both sides."""
-    lines = [f"how to read it: sent = replies + lost; replies = committed + rejected + failed (the deals in the "
-             f"ledger). Rejected and failed are on purpose: the simulators send bad requests and their "
-             f"counterparts refuse some. Lost must be 0."]
+    lost, replies = committed + rejected + failed + dup.  A sum that does not hold is said, with both sides."""
+    lines = [f"how to read it: sent = replies + lost; replies = committed + rejected + failed + dup (the deals "
+             f"in the ledger). Rejected and failed are on purpose: the simulators send bad requests and their "
+             f"counterparts refuse some. Dup: requests the simulators sent again (as a mainframe does after a "
+             f"time-out), answered with the original's reply, recorded as duplicate deals. Lost must be 0."]
     if total["sent"] != total["replies"] + total["lost"]:
         lines.append(f"note: sent {total['sent']:,} is not replies {total['replies']:,} + lost {total['lost']:,}")
-    deals = total["committed"] + total["rejected"] + total["failed"]
+    deals = total["committed"] + total["rejected"] + total["failed"] + total.get("duplicate", 0)
     if deals != total["replies"]:
-        lines.append(f"note: committed + rejected + failed = {deals:,}, not the {total['replies']:,} replies "
+        lines.append(f"note: committed + rejected + failed + dup = {deals:,}, not the {total['replies']:,} replies "
                      f"(a request with no reply may still have its deal row, or a reply no deal row)")
     return lines
 
@@ -139,6 +146,14 @@ def bill_mix_line(by_kind: dict[str, int], expect: dict[str, str], refused: int)
     return (f"bill payment requests by kind: {', '.join(f'{k} {by_kind[k]:,}' for k in good)} meant to commit "
             f"(the biller refused {refused:,} of them: failed); "
             f"{', '.join(f'{k} {by_kind[k]:,}' for k in bad)} meant to be rejected")
+
+
+def repeats_line(sent: int, same_reply: int, twice: int, refs: int) -> str:
+    """The repeats: how many were sent again, how many got their original's reply byte for byte, and how
+    many references reached a counterpart more than once (``refs``: the references the counterparts saw)."""
+    return (f"repeats: {sent:,} good requests sent again after their reply (as a mainframe does after a "
+            f"time-out), {same_reply:,} answered with the original reply byte for byte; {twice:,} of "
+            f"{refs:,} references reached a counterpart twice (paid twice)")
 
 
 def next_steps(bsp: str, ledger: Path, default_ledger: Path, reports: list[Path], day: str) -> list[str]:

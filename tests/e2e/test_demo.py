@@ -26,7 +26,7 @@ def test_demo_loses_nothing_and_shows_every_service(tmp_path):
     names = {r["service"] for r in res["services"]}
     assert names == {s.name for s in SERVICES} | {"bill_payment"}
     total = res["summary"][-1]
-    assert total["committed"] + total["rejected"] + total["failed"] == total["sent"]
+    assert total["committed"] + total["rejected"] + total["failed"] + total["duplicate"] == total["sent"]
     bill = next(r for r in res["services"] if r["service"] == "bill_payment")
     assert bill["rejected"] > 0 and bill["failed"] > 0 and bill["committed"] > 0   # malformed/unrouted included
     con = duckdb.connect(str(ledger), read_only=True)
@@ -112,7 +112,7 @@ def test_reading_guide_says_when_a_sum_does_not_hold():
     bad = dict(ok, replies=9, lost=0, committed=7)
     notes = [line for line in reading_guide(bad) if line.startswith("note:")]
     assert notes == ["note: sent 10 is not replies 9 + lost 0",
-                     "note: committed + rejected + failed = 10, not the 9 replies (a request with no reply may "
+                     "note: committed + rejected + failed + dup = 10, not the 9 replies (a request with no reply may "
                      "still have its deal row, or a reply no deal row)"]
 
 

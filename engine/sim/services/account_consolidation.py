@@ -6,7 +6,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import mainframe_answer, money
+from engine.sim.services.common import every, mainframe_answer, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 ACCOUNTS = {"NL26VAYB8060476890": "EUR", "DE89370400440532013000": "EUR", "GB29NWBK60161331926819": "GBP",
@@ -67,13 +67,13 @@ def ack_code(reply: Any) -> str:
 
 HOST = Counterpart("ac_mainframe", "StmtBal", "MfRsp",
                    mainframe_answer("trace_no", amount=lambda r: r.get("balance"), message="balance posted"),
-                   framing="length2")
+                   framing="length2", ref=ref_at("trace_no"))
 
 SERVICES = (
     Service(name="account_consolidation", title="Account consolidation (MT940 statements)",
             inbound="ac_swift", request_format="Mt940", reply_format="StmtAck", make=make_mt940, code_of=ack_code,
-            counterparts=(HOST,), framing="length4"),
+            counterparts=(HOST,), framing="length4", keyed=every),
     Service(name="account_consolidation", title="Account consolidation (camt.053 statements)",
             inbound="ac_camt", request_format="Camt053", reply_format="StmtAck", make=make_camt053,
-            code_of=ack_code, counterparts=(HOST,), framing="length4"),
+            code_of=ack_code, counterparts=(HOST,), framing="length4", keyed=every),
 )

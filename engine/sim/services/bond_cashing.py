@@ -5,7 +5,7 @@ import random
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from engine.sim.services.common import mf_code
+from engine.sim.services.common import every, mf_code, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 # isin: (face, coupon rate %, payments a year, currency) -- as in routes/bond_cashing/bonds.csv
@@ -45,5 +45,6 @@ def paying_agent(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="bond_cashing", title="Bond cashing (redemption, coupon payment)",
     inbound="bc_mainframe", request_format="BondCashReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("bc_agent", "PayClaim", "PayClaimAck", paying_agent),),
+    counterparts=(Counterpart("bc_agent", "PayClaim", "PayClaimAck", paying_agent, ref=ref_at("claim_id")),),
+    keyed=every,
 )

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from engine.sim.services.common import mainframe_answer, money
+from engine.sim.services.common import every, mainframe_answer, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 
@@ -25,5 +25,6 @@ SERVICE = Service(
     inbound="bk_broker", request_format="XferReq", reply_format="XferRsp", make=make,
     code_of=lambda r: str(r["XferRsp"]["Code"]), framing="length4",
     counterparts=(Counterpart("bk_mainframe", "BrkXferReq", "MfRsp", mainframe_answer("trace_no"),
-                              framing="length2"),),
+                              framing="length2", ref=ref_at("trace_no")),),
+    keyed=every,
 )

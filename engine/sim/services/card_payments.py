@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.sim.iso_host import IsoHost
+from engine.sim.services.common import every
 from engine.sim.services.model import Request, Service, trace
 
 DECLINED_AMOUNT = "000000066600"          # 666.00: the card host declines it
@@ -43,6 +44,6 @@ def card_host() -> IsoHost:
 SERVICE = Service(
     name="card_payments", title="Card payments (ISO 8583 0200/0210)",
     inbound="cp_mainframe", request_format="CardIso", reply_format="CardIso", make=make,
-    code_of=lambda r: str(r.get("39")), framing="length2",
+    code_of=lambda r: str(r.get("39")), framing="length2", keyed=every,
     hosts=(("cp_host", card_host),),
 )

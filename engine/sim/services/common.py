@@ -44,3 +44,19 @@ def mainframe_answer(ref_field: str, *, amount: Callable[[Any], Any] | None = No
 
 def mf_code(reply: Any) -> str:
     return str(reply["resp_code"])
+
+
+def ref_at(*path: Any) -> Callable[[Any], Any]:
+    """A counterpart's ``ref``: the value at ``path`` of its decoded request."""
+    return lambda req: dig(req, *path)
+
+
+def mt_ref(req: Any) -> Any:
+    """A SWIFT MT's reference: field 20 of block 4."""
+    return next((f.get("value") for f in dig(req, "block4") or [] if isinstance(f, dict) and f.get("tag") == "20"),
+                None)
+
+
+def every(_values: Any) -> bool:
+    """A service's ``keyed``: every good request goes to a keyed route."""
+    return True

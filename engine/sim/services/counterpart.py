@@ -1,7 +1,9 @@
 """A counterpart system on loopback: decodes each request with the route's own
 request format, answers with ``Counterpart.answer`` encoded in the reply
 format, in order, one write per received chunk.  ``stall=True`` makes it read
-and never answer (a hung counterpart, for timeout tests).
+and never answer (a hung counterpart, for timeout tests).  With ``ref`` (the
+deal's reference in a decoded request) it counts its calls per reference in
+``calls``; ``twice()`` lists the references that reached it more than once.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ log = logging.getLogger("bsp.sim.counterpart")
 
 class CounterpartSim(FramedServer):
     def __init__(self, name: str, request_codec: Any, reply_codec: Any, answer: Any, *,
-                 framing: str = "length4") -> None:
+                 framing: str = "length4", ref: Any = None) -> None:
         self.name = name
         self.request_codec = request_codec
         self.reply_codec = reply_codec
@@ -26,6 +28,8 @@ class CounterpartSim(FramedServer):
         self.bad_requests = 0
         self.seen: list[Any] = []          # decoded requests, for tests (bounded)
         self.keep = 256
+        self.ref_of = ref
+        self.calls: dict[str, int] = {}
 
     def reply_frame(self, payload: bytes) -> bytes:
         self.requests += 1
@@ -35,6 +39,13 @@ class CounterpartSim(FramedServer):
             self.bad_requests += 1
             log.warning("%s: undecodable request: %s", self.name, exc)
             req = None
+        if self.ref_of is not None and req is not None:
+            key = str(self.ref_of(req) or "").strip()
+            self.calls[key] = self.calls.get(key, 0) + 1
         if len(self.seen) < self.keep:
             self.seen.append(req)
         return self.reply_codec.encode(self.answer_fn(req))
+
+    def twice(self) -> dict[str, int]:
+        """Reference -> calls, for every reference that reached this counterpart more than once."""
+        return {k: n for k, n in self.calls.items() if n > 1}

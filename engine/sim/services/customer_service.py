@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import mainframe_answer
+from engine.sim.services.common import mainframe_answer, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, trace
 
 
@@ -36,5 +36,6 @@ SERVICE = Service(
     inbound="cs_crm", request_format="CrmReq", reply_format="CrmRsp", make=make,
     code_of=lambda r: str(r["code"]), framing="length4",
     counterparts=(Counterpart("cs_mainframe", "CustEnq", "MfRsp",
-                              mainframe_answer("trace_no", amount=balance, message="SETTLED"), framing="length2"),),
+                              mainframe_answer("trace_no", amount=balance, message="SETTLED"), framing="length2",
+                              ref=ref_at("trace_no")),),
 )

@@ -9,6 +9,10 @@ binds the inbound channels to ephemeral loopback ports, then drives them all
 at once: bill payment from its mainframe simulator (good, enquiries,
 rejected, unrouted, malformed, refused by the biller) and every other
 service from its request generator (good / rejected / failing counterpart).
+About 2% of the good requests to keyed routes are sent again, byte for byte,
+after their reply (engine.sim.repeats, as a mainframe does after a time-out);
+each must get its original's reply bytes, and no reference may reach a
+counterpart simulator twice (they count their calls per reference).
 Progress is shown while it runs (engine.sim.progress).  At the end it counts
 lost requests against the replies AND the ledger (engine.sim.ledger_count),
 prints the overall table and the per-service table (engine.sim.summary),
@@ -34,13 +38,15 @@ from engine.journal import open_ledger_sync
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
 from engine.sim.biller import BillerSim
-from engine.sim.ledger_count import SentRequest, count_lost, ledger_keys
+from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows
 from engine.sim.mainframe import EXPECT, MainframeSim
+from engine.sim.repeats import REPEAT_SHARE
 from engine.sim.progress import load_progress
 from engine.sim.services.catalog import ROUTES_DIR, SERVICES
 from engine.sim.services.harness import running_services
 from engine.sim.services.registry import services_registry
-from engine.sim.summary import bill_mix_line, next_steps, overall_table, reading_guide, service_table, summarize
+from engine.sim.summary import (bill_mix_line, next_steps, overall_table, reading_guide, repeats_line, service_table,
+                                summarize)
 
 BILL = "bill_payment"
 BILL_CHANNEL = "mainframe"
@@ -129,10 +135,13 @@ def compile_all(routes_dir: Path = ROUTES_DIR) -> tuple[Any, Any]:
 def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = None, connections: int = 2,
                           window: int = 16, ledger_path: Path = Path("var/bsp-demo.duckdb"),
                           report_dir: Path | None = None, console: Console | None = None, seed: int = 7,
-                          plain_progress: bool | None = None, ledger_sync: str = "journal") -> dict[str, Any]:
+                          plain_progress: bool | None = None, ledger_sync: str = "journal",
+                          repeats: float = REPEAT_SHARE) -> dict[str, Any]:
     """``per_service`` requests per inbound channel of the services; ``bill_count`` bill payment
     requests from the mainframe simulator (default ``per_service``); ``ledger_sync`` as for
-    ``bsp run --ledger-sync`` (the ledger is closed, so every deal is in DuckDB, before counting)."""
+    ``bsp run --ledger-sync`` (the ledger is closed, so every deal is in DuckDB, before counting);
+    ``repeats``: the share of good requests to keyed routes sent again after their reply, within
+    those counts (engine.sim.repeats; batch files are not repeated)."""
     console = console or Console()
     bill_count = per_service if bill_count is None else bill_count
     program, registry = compile_all()
@@ -160,13 +169,14 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                         task = progress.add_task(svc.title.split(" (")[0][:34], total=per_service)
                         results.append((svc, await rig.load(
                             svc, total=per_service, seed=seed, connections=connections, window=window,
-                            progress=lambda k: progress.advance(task, k))))
+                            progress=lambda k: progress.advance(task, k), repeats=repeats)))
 
                     async def drive_bill() -> None:
                         task = progress.add_task("Bill payment (mainframe)", total=bill_count)
                         mf = MainframeSim(rig.switchboard.ctx.codec("BillPayReq"), seed=seed)
                         await mf.run(rig.port(BILL_CHANNEL), total=bill_count, connections=max(connections, 4),
-                                     window=window * 2, progress=lambda k: progress.advance(task, k))
+                                     window=window * 2, progress=lambda k: progress.advance(task, k),
+                                     repeats=repeats)
                         out["bill"] = mf.result
 
                     async with trio.open_nursery() as nursery:
@@ -176,6 +186,14 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                     out["elapsed"] = time.perf_counter() - t0
                     out["results"] = results
                 out["biller_refused"] = biller.refused
+                # references that reached a counterpart more than once (a repeat must never be made again)
+                out["twice"], out["refs"] = [], 0
+                for channel, sim in [*rig.sims.items(), ("biller", biller)]:
+                    calls = getattr(sim, "calls", None)
+                    if calls is None:
+                        continue
+                    out["refs"] += len(calls)
+                    out["twice"] += [f"{channel} {ref} ({n} calls)" for ref, n in sorted(calls.items()) if n > 1]
 
     try:
         with file_channel_tally() as tally:
@@ -190,19 +208,24 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
         raise DemoError(_ledger_hint(first)) from None
     elapsed = out["elapsed"]
     bill, results = out["bill"], out["results"]
-    bill_sent = [SentRequest(BILL, BILL_CHANNEL, r.trace, r.code is not None) for r in bill.requests]
-    svc_sent = [SentRequest(svc.name, svc.inbound, o.ref, o.code is not None)
+    bill_sent = [SentRequest(BILL, BILL_CHANNEL, r.trace, r.code is not None, r.repeat_of is not None)
+                 for r in bill.requests]
+    svc_sent = [SentRequest(svc.name, svc.inbound, o.ref, o.code is not None, o.repeat_of is not None)
                 for svc, res in results for o in res.outcomes]
-    keys = ledger_keys(ledger_path, program.version, started_at)
-    acc_bill, acc_svc = count_lost(bill_sent, keys), count_lost(svc_sent, keys)
-    acc_all = count_lost(bill_sent + svc_sent, keys)
+    keys, dups = ledger_rows(ledger_path, program.version, started_at)
+    acc_bill, acc_svc = count_lost(bill_sent, keys, duplicates=dups), count_lost(svc_sent, keys, duplicates=dups)
+    acc_all = count_lost(bill_sent + svc_sent, keys, duplicates=dups)
+    repeated = bill.repeats + [o for _, r in results for o in r.repeats]
+    differs = [r for r in repeated if r.repeat_differs]
+    twice = out["twice"]
     rows = summarize(ledger_path, program, started_at)
 
     def line(name: str, acc: Any, services: set[str] | None) -> dict[str, Any]:
         picked = [r for r in rows if services is None or (r["service"] in services)]
         return {"name": name, "sent": acc.sent, "replies": acc.replies, "lost": acc.lost,
                 "committed": sum(r["committed"] for r in picked), "rejected": sum(r["rejected"] for r in picked),
-                "failed": sum(r["failed"] for r in picked), "rate": acc.replies / elapsed if elapsed else 0.0}
+                "failed": sum(r["failed"] for r in picked), "duplicate": sum(r["duplicate"] for r in picked),
+                "rate": acc.replies / elapsed if elapsed else 0.0}
 
     others = {r["service"] for r in rows} - {BILL}
     summary = [line("bill payment", acc_bill, {BILL}), line(f"{len(others)} other services", acc_svc, others),
@@ -219,10 +242,17 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     console.print(bill_mix_line(bill.by_kind, EXPECT, out["biller_refused"]), highlight=False)
     for text in tally.lines():
         console.print(text, highlight=False)
+    console.print(repeats_line(len(repeated), len(repeated) - len(differs), len(twice), out["refs"]),
+                  highlight=False)
+    for r in differs[:5]:
+        console.print(f"  repeat with another reply than its original: {getattr(r, 'ref', '') or r.trace}",
+                      highlight=False)
+    for text in twice[:5]:
+        console.print(f"  reached a counterpart twice: {text}", highlight=False)
     codes = ("every reply code was the one the simulators expected" if not unexpected else
              f"{unexpected:,} reply code(s) differed from what the simulators expected")
     console.print(f"{codes}; {acc_all.in_ledger:,} of {acc_all.sent:,} requests found in the ledger by "
-                  f"reference", highlight=False)
+                  f"reference (each repeat as a duplicate deal)", highlight=False)
     console.print()
     reports = write_reports(ledger_path, report_dir, console)
     console.print(f"ledger: {ledger_path.resolve()}", highlight=False)
@@ -233,7 +263,8 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     return {"services": rows, "summary": summary, "reports": [str(p) for p in reports],
             "sent": acc_all.sent, "replies": acc_all.replies, "lost": acc_all.lost, "in_ledger": acc_all.in_ledger,
             "unexpected": unexpected, "elapsed": elapsed, "ledger": str(ledger_path.resolve()),
-            "lost_examples": acc_all.lost_examples}
+            "lost_examples": acc_all.lost_examples, "repeats": len(repeated), "repeats_differ": len(differs),
+            "twice": len(twice), "twice_examples": twice[:5], "duplicates": summary[-1]["duplicate"]}
 
 
 def write_reports(ledger_path: Path, report_dir: Path, console: Console) -> list[Path]:

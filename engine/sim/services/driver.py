@@ -3,6 +3,11 @@ several pipelined TCP connections and times every request.
 
 Replies on a connection come back in order, so each reply is matched to the
 oldest request still waiting on that connection (first in, first out).
+
+``run(..., repeats=0.02)`` sends that share of the good requests to keyed routes
+(``Service.keyed``) again, byte for byte, after the original's reply has come
+back (engine.sim.repeats); each repeat is an ``Outcome`` of its own with
+``repeat_of`` set, and must get the original's reply bytes.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.framed import pipelined, split
+from engine.sim.repeats import plan_sends
 from engine.sim.services.model import Request, Service, run_tag
 
 
@@ -26,6 +32,13 @@ class Outcome:
     code: str | None = None        # None: no reply
     reply: Any = None
     latency_ms: float | None = None
+    raw: bytes | None = None                  # the reply's bytes
+    repeat_of: "Outcome | None" = None        # a repeat: the original it was sent again for
+
+    @property
+    def repeat_differs(self) -> bool:
+        """A repeat whose reply is not its original's, byte for byte (or is missing)."""
+        return self.repeat_of is not None and (self.raw is None or self.raw != self.repeat_of.raw)
 
 
 @dataclass
@@ -42,6 +55,10 @@ class LoadResult:
     def unexpected(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.code != o.expect_code]
 
+    @property
+    def repeats(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.repeat_of is not None]
+
 
 class ServiceClient:
     def __init__(self, service: Service, request_codec: Any, reply_codec: Any, *, seed: int = 7,
@@ -50,6 +67,7 @@ class ServiceClient:
         self.request_codec = request_codec
         self.reply_codec = reply_codec
         self.rng = random.Random(f"{service.name}:{seed}")
+        self.seed = seed
         mix = service.mix
         self.kinds = [k for k in mix for _ in range(mix[k])]
         self.n = start - 1
@@ -65,25 +83,38 @@ class ServiceClient:
 
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
-                  progress: Callable[[int], None] | None = None, deadline: float = 30.0) -> LoadResult:
-        """Send ``total`` requests (or exactly ``kinds``, in order, on one connection)."""
+                  progress: Callable[[int], None] | None = None, deadline: float = 30.0,
+                  repeats: float = 0.0) -> LoadResult:
+        """Send ``total`` requests (or exactly ``kinds``, in order, on one connection); ``repeats``: the
+        share of good requests to keyed routes sent again (not with ``kinds``), within ``total``."""
         res = self.result
         if kinds is not None:
-            plan = [list(kinds)]
+            plans = [[(k, None) for k in kinds]]
         else:
-            plan = [[None] * n for n in split(total, connections)]  # type: ignore[misc]
+            keyed = self.service.keyed
+            share = repeats if keyed is not None else 0.0
+            rng = random.Random(f"{self.service.name}:{self.service.inbound}:{self.seed}:repeats")
+            sends = plan_sends(split(total, connections), lambda: self.next_request(None),
+                               lambda rp: rp[0].kind == "good" and bool(keyed and keyed(rp[0].values)),
+                               rng, share, window)
+            plans = [[(s.item, s.repeat_of) for s in plan] for plan in sends]
         t0 = time.perf_counter()
 
-        async def one(conn_kinds: list[str | None]) -> None:
-            if not conn_kinds:
+        async def one(plan: list[tuple[Any, int | None]]) -> None:
+            if not plan:
                 return
             waiting: deque[tuple[Outcome, float]] = deque()
+            mine: list[Outcome] = []
 
             def payloads(sent: int, count: int) -> list[bytes]:
                 now, batch = time.perf_counter(), []
-                for k in conn_kinds[sent:sent + count]:
-                    req, payload = self.next_request(k)
+                for item, repeat_of in plan[sent:sent + count]:
+                    req, payload = self.next_request(item) if isinstance(item, str) or item is None else item
                     out = Outcome(req.kind, req.expect_code, req.ref)
+                    if repeat_of is not None:
+                        out.repeat_of = mine[repeat_of]
+                        out.expect_code = mine[repeat_of].expect_code
+                    mine.append(out)
                     res.outcomes.append(out)
                     waiting.append((out, now))
                     batch.append(payload)
@@ -92,6 +123,7 @@ class ServiceClient:
             def on_reply(frame: bytes, now: float) -> None:
                 out, t_sent = waiting.popleft()
                 out.latency_ms = (now - t_sent) * 1000.0
+                out.raw = bytes(frame)
                 try:
                     out.reply = self.reply_codec.decode(frame)
                     out.code = self.service.code_of(out.reply)
@@ -100,11 +132,11 @@ class ServiceClient:
                 if progress is not None:
                     progress(1)
 
-            await pipelined(host, port, self.service.framing, len(conn_kinds), window, payloads=payloads,
+            await pipelined(host, port, self.service.framing, len(plan), window, payloads=payloads,
                             on_reply=on_reply, deadline=deadline)
 
         async with trio.open_nursery() as nursery:
-            for conn_kinds in plan:
-                nursery.start_soon(one, conn_kinds)
+            for plan in plans:
+                nursery.start_soon(one, plan)
         res.elapsed = time.perf_counter() - t0
         return res

@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import dig, mf_code, money
+from engine.sim.services.common import dig, every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
@@ -36,5 +36,7 @@ def fund_company(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="fund_brokerage", title="Fund brokerage (distribution orders)",
     inbound="fb_mainframe", request_format="FundBrkReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("fb_fundco", "DistOrder", "DistOrderAck", fund_company),),
+    counterparts=(Counterpart("fb_fundco", "DistOrder", "DistOrderAck", fund_company,
+                              ref=ref_at("DistOrder", "OrderId")),),
+    keyed=every,
 )

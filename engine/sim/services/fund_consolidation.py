@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine.sim.services.common import dig, mf_code, money
+from engine.sim.services.common import dig, every, mf_code, money, mt_ref
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 POOLS = {"POOL0001": "CNY", "POOL0002": "USD"}
@@ -36,5 +36,6 @@ def swift_gateway(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="fund_consolidation", title="Fund consolidation (cash-pooling sweeps)",
     inbound="fc_mainframe", request_format="SweepReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("fc_swift", "Mt101", "FinAck", swift_gateway),),
+    counterparts=(Counterpart("fc_swift", "Mt101", "FinAck", swift_gateway, ref=mt_ref),),
+    keyed=every,
 )

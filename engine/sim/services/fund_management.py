@@ -6,6 +6,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
+from engine.sim.services.common import every, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 GOOD_FUNDS = ("F00001", "F00002", "F00004")
@@ -41,5 +42,6 @@ SERVICE = Service(
     name="fund_management", title="Fund management (subscriptions, redemptions)",
     inbound="fm_mainframe", request_format="FundTxnReq", reply_format="MfRsp",
     make=make, code_of=lambda r: r["resp_code"],
-    counterparts=(Counterpart("fm_ta", "TaOrder", "TaAck", answer),),
+    counterparts=(Counterpart("fm_ta", "TaOrder", "TaAck", answer, ref=ref_at("order_id")),),
+    keyed=every,
 )

@@ -56,13 +56,15 @@ class Rig:
 
     async def load(self, service: Service, *, total: int, kinds: list[str] | None = None, seed: int = 7,
                    connections: int = 2, window: int = 16, progress: Callable[[int], None] | None = None,
-                   deadline: float = 30.0) -> LoadResult:
+                   deadline: float = 30.0, repeats: float = 0.0) -> LoadResult:
+        """``repeats``: the share of good requests to keyed routes sent again (TCP services; batch files
+        are not repeated)."""
         if service.transport == "file":
             return await self.batch_client(service, seed=seed).run(total=total, kinds=kinds, progress=progress,
                                                                    deadline=deadline)
         return await self.client(service, seed=seed).run(self.port(service.inbound), total=total, kinds=kinds,
                                                           connections=connections, window=window,
-                                                          progress=progress, deadline=deadline)
+                                                          progress=progress, deadline=deadline, repeats=repeats)
 
 
 def listen_overrides(program: Any) -> dict[str, dict[str, Any]]:
@@ -105,7 +107,7 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
                 if cp.channel in sims:          # two inbound sides of one service share a counterpart
                     continue
                 sim =  CounterpartSim(cp.channel, binder.codec(cp.request_format), binder.codec(cp.reply_format),
-                                     cp.answer, framing=cp.framing)
+                                     cp.answer, framing=cp.framing, ref=cp.ref)
                 await nursery.start(sim.serve)
                 sims[cp.channel] = sim
                 overrides[cp.channel] = {"address": f"127.0.0.1:{sim.port}"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine.sim.services.common import mf_code, money
+from engine.sim.services.common import every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
@@ -35,5 +35,6 @@ def insurer(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="insurance_brokerage", title="Insurance brokerage (premium collection)",
     inbound="ib_mainframe", request_format="PremiumReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("ib_insurer", "PremiumNotice", "PremiumReceipt", insurer),),
+    counterparts=(Counterpart("ib_insurer", "PremiumNotice", "PremiumReceipt", insurer, ref=ref_at("payment_id")),),
+    keyed=every,
 )

@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import mf_code
+from engine.sim.services.common import every, mf_code, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
@@ -37,5 +37,6 @@ def registrar(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="issuance", title="Issuance (bond subscription)",
     inbound="is_mainframe", request_format="IssueReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("is_registrar", "Allotment", "AllotmentAck", registrar),),
+    counterparts=(Counterpart("is_registrar", "Allotment", "AllotmentAck", registrar, ref=ref_at("application")),),
+    keyed=every,
 )

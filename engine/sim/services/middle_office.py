@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import mainframe_answer, money
+from engine.sim.services.common import mainframe_answer, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 LIMITS = ("FXSPOT-USD01", "FXSPOT-EUR01", "BOND-CNY0001", "MMKT-CNY0001")
@@ -49,6 +49,7 @@ SERVICE = Service(
     code_of=lambda r: str(r["code"]), framing="length4",
     counterparts=(Counterpart("mo_mainframe", "PosnEnq", "MfRsp", mainframe_answer("trace_no", amount=used,
                                                                                     message="position"),
-                              framing="length2"),
-                  Counterpart("mo_cases", "CaseOpen", "CaseAck", case_management)),
+                              framing="length2", ref=ref_at("trace_no")),
+                  Counterpart("mo_cases", "CaseOpen", "CaseAck", case_management, ref=ref_at("case_id"))),
+    keyed=lambda v: v["type"] == "EXCEPTION",          # limit enquiries have no key: asked again
 )

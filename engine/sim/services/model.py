@@ -80,6 +80,9 @@ class Counterpart:
     reply_format: str
     answer: Callable[[Any], Any]
     framing: str = "length4"
+    # the deal's reference in a decoded request, so the simulator can count calls per reference (the
+    # demo checks that none reached it twice: a repeated request must not be made again)
+    ref: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,3 +113,6 @@ class Service:
     transport: str = "tcp"
     ack_channel: str = ""                       # transport "file": the file.write channel of the acknowledgements
     trailer: Callable[[list[Request]], bytes] | None = None   # transport "file": a batch file's trailer record
+    # which good requests go to a route with a deal key (docs/transactions.md#idempotency): the demo's
+    # client sends a share of those again (engine.sim.repeats); None: none (enquiries, batch files)
+    keyed: Callable[[Any], bool] | None = None

@@ -8,7 +8,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import mainframe_answer, money
+from engine.sim.services.common import mainframe_answer, money, ref_at
 from engine.sim.services.model import FAIL_MARK, Counterpart, Request, Service
 
 
@@ -42,5 +42,6 @@ SERVICE = Service(
     inbound="rp_batch_in", request_format="ArApRecord", reply_format="ArApAck", make=make,
     code_of=lambda r: str(r["code"]), transport="file", ack_channel="rp_ack_out", trailer=trailer,
     counterparts=(Counterpart("rp_mainframe", "PostingReq", "MfRsp",
-                              mainframe_answer("trace_no", refuse_field="other_acct"), framing="length2"),),
+                              mainframe_answer("trace_no", refuse_field="other_acct"), framing="length2",
+                              ref=ref_at("trace_no")),),
 )

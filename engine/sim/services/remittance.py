@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from engine.sim.services.common import dig, mf_code, money
+from engine.sim.services.common import dig, every, mf_code, money, mt_ref, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 DOMESTIC_BANKS = ("102100099996", "103100000026", "105100000017")
@@ -64,7 +64,9 @@ def cbpr_gateway(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="remittance", title="Remittances (domestic; cross-border MT103 and pacs.008)",
     inbound="rm_mainframe", request_format="RemitReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("rm_clearing", "ClearPost", "ClearAck", clearing),
-                  Counterpart("rm_swift", "Mt103", "GwAck", swift_gateway),
-                  Counterpart("rm_cbpr", "Pacs008", "Pacs002", cbpr_gateway)),
+    counterparts=(Counterpart("rm_clearing", "ClearPost", "ClearAck", clearing, ref=ref_at("end_to_end_id")),
+                  Counterpart("rm_swift", "Mt103", "GwAck", swift_gateway, ref=mt_ref),
+                  Counterpart("rm_cbpr", "Pacs008", "Pacs002", cbpr_gateway,
+                              ref=ref_at("FIToFICstmrCdtTrf", "CdtTrfTxInf", "PmtId", "EndToEndId"))),
+    keyed=every,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine.sim.services.common import mf_code, money
+from engine.sim.services.common import every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 PRODUCTS = {"WM2026A1": (2, 50_000, "CNY"), "WM2026B3": (3, 100_000, "CNY"), "SD2026C1": (4, 50_000, "CNY"),
@@ -39,5 +39,6 @@ def order_book(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="sales", title="Sales (wealth products)",
     inbound="sl_mainframe", request_format="SalesReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("sl_platform", "SalesOrder", "SalesAck", order_book),),
+    counterparts=(Counterpart("sl_platform", "SalesOrder", "SalesAck", order_book, ref=ref_at("order_id")),),
+    keyed=every,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from engine.sim.services.common import dig, mf_code, money
+from engine.sim.services.common import dig, every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 # doc_ref: (direction, currency) -- as in routes/trade_receiving/instruments.csv
@@ -40,5 +40,7 @@ def platform(req: Any) -> dict[str, Any]:
 SERVICE = Service(
     name="trade_receiving", title="Import and export receiving (LC, collections)",
     inbound="tr_mainframe", request_format="TradeReq", reply_format="MfRsp", make=make, code_of=mf_code,
-    counterparts=(Counterpart("tr_platform", "TradeSettle", "TradeSettleAck", platform),),
+    counterparts=(Counterpart("tr_platform", "TradeSettle", "TradeSettleAck", platform,
+                              ref=ref_at("TradeSettlement", "Ref")),),
+    keyed=every,
 )
