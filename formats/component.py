@@ -61,6 +61,9 @@ class ComponentSpec:
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
+    ``side_effects``: a step kind that sends or books something outside bsp (a plugin posting to a
+      system of its own): a route with a deal key checks the key, and logs the deal as accepted,
+      before the first such step, as it does before a ``call``, so that a repeat never runs it twice.
     ``check_receive``: optional pure hook of a channel kind,
       ``check_receive(channel_decl, format_decl) -> str | None``: why a route
       cannot receive from this channel as that format (``bsp check`` E039), or None.
@@ -79,6 +82,7 @@ class ComponentSpec:
     provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
     check_receive: Callable[..., Any] | None = None
     required: Callable[..., Any] | None = None
+    side_effects: bool = False       # a step kind: see above
 
     def option(self, name: str) -> OptionSpec | None:
         for opt in self.options:

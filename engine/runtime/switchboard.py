@@ -91,7 +91,10 @@ class Switchboard:
             raise BindError(f"{_where(step)}no step kind {step.kind!r} in the registry; known kinds: "
                             f"{', '.join(self.registry.names('step'))}")
         try:
-            return spec.build(step, self.ctx, route)
+            runner = spec.build(step, self.ctx, route)
+            if spec.side_effects:
+                runner.side_effects = True      # engine/txn/plan.py: a keyed route is admitted before it
+            return runner
         except BindError:
             raise
         except Exception as exc:

@@ -115,8 +115,12 @@ def plan_of(br: Any) -> RoutePlan:
             or any(c.compensation is not None or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))
     plan.admit_at = plan.first_call
-    if plan.admit_at is None and plan.key is not None:
-        plan.admit_at = len(route.steps)
+    if plan.key is not None:
+        # a plugin step that sends or books something (ComponentSpec.side_effects) is admitted before,
+        # as a call is; a keyed route with neither, after its last step
+        effects = [i for i, runner in enumerate(br.steps) if getattr(runner, "side_effects", False)]
+        firsts = [i for i in (plan.first_call, effects[0] if effects else None) if i is not None]
+        plan.admit_at = min(firsts) if firsts else len(route.steps)
     plan.light = plan.first_call is not None and not full
     plan.active = full or plan.light
     br.txn_plan = plan

@@ -115,9 +115,13 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         return
     plan = plan_of(br)
     first = plan.first_call if plan.first_call is not None else len(br.steps)
+    # a plugin step that sends or books something (ComponentSpec.side_effects) keeps no trace of its
+    # own in the log: whether it ran before the crash cannot be told, so it is never run again here
+    # and its deal goes to an operator
+    effects = [i for i, s in enumerate(br.steps) if getattr(s, "side_effects", False)]
     for i in range(first):               # the side-effect-free steps: run again to rebuild the scope
         step = br.steps[i]
-        if not step.batch:
+        if not step.batch and i not in effects:
             disp._run_sync(step, ex)
     made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
     doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending"]
@@ -128,7 +132,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
             st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
     st.done = sorted(made)
-    policy = plan.policy
+    policy = plan.policy if not effects else "flag"
     if policy == "complete" and not doubt and ex.failure is None:
         st.move("recovered", {"policy": "complete"})
         nxt = max(made) + 1 if made else first
@@ -144,8 +148,14 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         ex.fail(StepFailure("recovered", f"left in flight by a crash; compensated on restart "
                             f"(calls undone: {names})", code="96"))
     else:
-        why = (f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the counterpart "
-               f"(sent, no answer logged)" if doubt else "route policy is `on restart flag`")
+        whys = []
+        if doubt:
+            whys.append(f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the "
+                        f"counterpart (sent, no answer logged)")
+        if effects:
+            whys.append(f"step(s) {', '.join(plan.step_name(i, br.steps[i]) for i in effects)} act outside bsp "
+                        f"and may have run (a plugin with side effects keeps no trace to resume from)")
+        why = "; ".join(whys) or "route policy is `on restart flag`"
         if p.light:
             why += "; accepted by a light route and no deal row was committed"
         st.move("flagged", {"why": why})

@@ -1,0 +1,130 @@
+"""A plugin step kind that acts outside bsp declares it (``ComponentSpec.side_effects``): a keyed route
+checks its key before the first such step, as before a call, so that a repeat never runs it again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from engine.registry import default_registry
+from formats.component import ComponentSpec, OptionSpec
+from txnkit import Client, compile_text, deals, running
+
+POSTED: list[str] = []
+
+
+def _build(step, ctx, route):
+    from engine.steps.base import FunctionStep
+
+    def post(values, scope):
+        POSTED.append(str(values.get("ref")))          # what a real plugin would send to its own system
+        return "POSTED:" + str(values.get("ref"))
+
+    return FunctionStep(step, ctx, post)
+
+
+def registry(side_effects: bool):
+    reg = default_registry(plugins=False)
+    reg.register(ComponentSpec(category="step", name="book", doc="Books the deal in a system of its own.",
+                               options=(OptionSpec("ref", "expr", "The reference."),), build=_build,
+                               side_effects=side_effects))
+    return reg
+
+
+ROUTE = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route book {
+    receive from front as J
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    book b { ref = msg.ref }
+    reply J { ref = msg.ref  code = "00"  booked = b }
+}
+"""
+
+
+async def _twice(tmp_path: Path, side_effects: bool) -> list[dict]:
+    POSTED.clear()
+    reg = registry(side_effects)
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        got = []
+        with trio.fail_after(10):
+            for _ in range(2):
+                await c.send(b'{"ref": "K1"}')
+                got += await c.recv_json(1)
+        await c.aclose()
+    return got
+
+
+async def test_a_step_with_side_effects_runs_once_for_a_repeated_key(tmp_path: Path) -> None:
+    got = await _twice(tmp_path, side_effects=True)
+    assert got == [{"ref": "K1", "code": "00", "booked": "POSTED:K1"}] * 2
+    assert POSTED == ["K1"]                                # the repeat was answered, not booked again
+    assert [d["status"] for d in deals(tmp_path / "l.duckdb")] == ["committed", "duplicate"]
+
+
+async def test_a_pure_step_is_run_before_the_key_is_checked(tmp_path: Path) -> None:
+    """Without the flag a step is taken as pure (a stamp, a lookup): the key is checked after the
+    route's last step; the answer is still the original one."""
+    got = await _twice(tmp_path, side_effects=False)
+    assert got == [{"ref": "K1", "code": "00", "booked": "POSTED:K1"}] * 2
+    assert POSTED == ["K1", "K1"]
+    assert [d["status"] for d in deals(tmp_path / "l.duckdb")] == ["committed", "duplicate"]
+
+
+CRASH_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 30s }
+route book {
+    receive from front as J
+    on restart compensate
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    book b { ref = msg.ref }
+    call c = credit as J reply J { op = "post"  ref = msg.ref } expect c.status == "OK"
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+    reply J { ref = msg.ref  code = "00" }
+}
+"""
+
+
+async def test_a_deal_left_in_flight_after_a_step_with_side_effects_goes_to_an_operator(nursery, tmp_path: Path) -> None:
+    """Whether the plugin step ran before a crash cannot be told (it keeps no trace in the log): on
+    restart it is not run again, and the deal is flagged whatever the route's `on restart` policy."""
+    from test_txn_startup import Silent
+    from txnkit import json_counterpart, rows
+
+    POSTED.clear()
+    reg = registry(True)
+    credit = Silent()
+    program = compile_text(tmp_path, CRASH_ROUTE % await json_counterpart(nursery, credit.answer), registry=reg)
+    ledger = tmp_path / "l.duckdb"
+    with trio.CancelScope() as crash:
+        async with running(program, ledger, registry=reg) as sb:
+            c = await Client.open(sb.channel("front").port)
+            try:
+                await c.send(b'{"ref": "S1"}')
+                with trio.fail_after(10):
+                    while credit.counts[("post", "S1")] == 0:      # the call has left: in flight
+                        await trio.sleep(0.005)
+                crash.cancel()                                     # no drain, no answer, no deal row
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(c.stream)
+    assert POSTED == ["S1"] and deals(ledger) == []
+    credit.mute = False
+    async with running(program, ledger, registry=reg):
+        pass
+    (d,) = deals(ledger)
+    assert (d["reference"], d["status"]) == ("S1", "failed")
+    assert "flagged for an operator" in d["reason"] and "step(s) 2:book act outside bsp" in d["reason"], d["reason"]
+    assert POSTED == ["S1"]                                        # not booked again on restart
+    assert credit.counts[("cancel", "S1")] == 0                     # nor compensated blindly
+    events = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                          [d["deal_id"]])]
+    assert "flagged" in events
