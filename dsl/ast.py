@@ -249,6 +249,7 @@ class GivenSendAst:
     assigns: tuple[AssignAst, ...]
     pos: Pos
     http: tuple[AssignAst, ...] | None = None
+    repeat: Pos | None = None                        # ``twice``: where it is written (None: sent once)
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ class ExpectAst:
     assigns: tuple[AssignAst, ...]
     pos: Pos
     status: Lit | None = None                        # ``expect reply 422 { ... }`` (http listen)
+    count: Lit | None = None                         # ``expect call X { ... } once|twice|N times``
 
 
 @dataclass(frozen=True)

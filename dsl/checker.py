@@ -45,6 +45,8 @@ CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
 EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+# receiving channel kinds a test cannot send `twice` on, and why (E088)
+NO_REPEAT_KINDS = {"timer": "each tick is a new one, with its own number and time"}
 # ``given CHANNEL sends ... http { ... }``: what an http listen request line may set.
 GIVEN_HTTP_FIELDS = ("method", "path", "params", "query", "headers")
 # A record option every channel kind takes (``record = true``: capture its frames, docs/testing.md).
@@ -130,7 +132,9 @@ class _TestChecks:
                        "add `given CHANNEL sends FORMAT { field = value ... }`")
         for extra in sends[1:]:
             self.error("E091", f"test \"{t.name}\" sends more than once", extra.pos,
-                       f"one request per test; the first is at {sends[0].pos}. Write another test")
+                       f"one request per test; the first is at {sends[0].pos}. To send that same request again "
+                       "(a repeat), write `twice` after it: `given CHANNEL sends FORMAT { ... } twice`; "
+                       "for another request, write another test")
         base = {"raw": Binding("raw")}
         base.update(self._table_scope())
         send_ir = None
@@ -159,7 +163,14 @@ class _TestChecks:
             if s.http is not None:
                 self._test_http(chan, s.http, base, "listen")
                 http = lower_assigns(s.http)
-            send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http)
+            if s.repeat is not None and chan is not None and chan in self.decls:
+                kind = self.decls[chan][1].kind_name
+                if kind in NO_REPEAT_KINDS:
+                    self.error("E088", f"channel `{chan}` ({kind.replace('.', ' ')}) never sends the same request "
+                               f"again: {NO_REPEAT_KINDS[kind]}", s.repeat,
+                               "remove `twice`: a repeat is tested on a channel a client sends on")
+            send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
+                                   twice=s.repeat is not None)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -247,6 +258,9 @@ class _TestChecks:
             self._assigns(s.assigns, scope, set(), fmt, "reply", typed=False)
         elif kind in ("call", "no_call"):
             target, steps = self._call_target(s.target, facts)
+            if s.count is not None and s.count.value < 1:
+                self.error("E089", f"`expect call {s.target.name}` counts {s.count.value} calls", s.count.pos,
+                           f"write `expect no call {s.target.name}` to say it is not called")
             if steps:
                 fmt = steps[0].format.name
             self._assigns(s.assigns, scope, set(), fmt, "call", typed=False)
@@ -266,7 +280,8 @@ class _TestChecks:
                 self._expr(a.value, scope, set())
         return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
                               contains=tuple(i for i, a in enumerate(s.assigns) if isinstance(a, A.LikeAst)),
-                              status=s.status.value if s.status is not None else None)
+                              status=s.status.value if s.status is not None else None,
+                              count=s.count.value if s.count is not None else None)
 
 
 class Checker(_TestChecks):

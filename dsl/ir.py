@@ -208,6 +208,7 @@ class GivenSend:
     pos: Pos | None = field(default=None, compare=False)
     # ``http { method path params.X query.X headers.X }`` on an http listen channel (None: the channel's own)
     http: tuple[Assign, ...] | None = None
+    twice: bool = False                   # ``twice``: the same bytes are sent again after the first exchange
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,7 @@ class Expectation:
     pos: Pos | None = field(default=None, compare=False)
     contains: tuple[int, ...] = ()      # indexes of ``fields`` written ``field ~ "text"`` (the text contains it)
     status: int | None = None           # ``expect reply 422 { ... }``: the HTTP status answered
+    count: int | None = None            # ``expect call X { ... } once|twice|N times``: exactly that many calls
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,19 @@ class _Build(Transformer):
         return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta))
 
     def given_sends(self, meta, ch):
-        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3])
+        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[4])
+
+    def repeat(self, meta, ch):
+        return self._pos(meta)
+
+    def count_once(self, meta, ch):
+        return A.Lit(1, "int", pos=self._pos(meta))
+
+    def count_twice(self, meta, ch):
+        return A.Lit(2, "int", pos=self._pos(meta))
+
+    def count_times(self, meta, ch):
+        return A.Lit(int(ch[0]), "int", pos=self._tpos(ch[0]))
 
     def http_block(self, meta, ch):
         return ch[0]
@@ -246,7 +258,10 @@ class _Build(Transformer):
         return A.ExpectAst("no_reply", None, (), self._pos(meta))
 
     def expect_call(self, meta, ch):
-        return A.ExpectAst("call", self._id(ch[0]), ch[1], self._pos(meta))
+        return A.ExpectAst("call", self._id(ch[0]), ch[1], self._pos(meta), count=ch[2])
+
+    def expect_call_count(self, meta, ch):
+        return A.ExpectAst("call", self._id(ch[0]), (), self._pos(meta), count=ch[1])
 
     def expect_no_call(self, meta, ch):
         return A.ExpectAst("no_call", self._id(ch[0]), (), self._pos(meta))

@@ -56,65 +56,139 @@ class Checker:
                 out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}")
         return out
 
-    def check(self, e: Any, ctx: Any, channel: str) -> list[str]:
+    def check(self, e: Any, ctxs: Any, channel: str) -> list[str]:
+        """``ctxs``: the test's exchanges, the first request's and (``twice``) the repeat's.  A reply
+        expectation holds for each reply (the repeat's is checked when its bytes differ from the first's);
+        calls, deals and dead letters are those of all the exchanges together."""
+        first = ctxs[0]
+        if e.kind in ("reply", "no_reply"):
+            out = self._reply(e, first, channel, "")
+            for later in ctxs[1:]:
+                if later.reply != first.reply or later.extra.get("http_status") != first.extra.get("http_status"):
+                    out += self._reply(e, later, channel, "the repeat: ")
+            return out
         where = f"{e.pos}: expect"
-        if e.kind == "no_reply":
-            return [] if ctx.reply is None else [f"{where} no reply: a reply was sent: {_decoded(self, channel, ctx.reply)}"]
-        if e.kind == "reply":
-            if ctx.reply is None:
-                return [f"{where} reply: no reply was sent" + _why(ctx)]
-            out = []
-            status = ctx.extra.get("http_status")
-            if e.status is not None and status != e.status:
-                out.append(f"{where} reply {e.status}: the HTTP status answered is {status}"
-                           + (f": {bytes(ctx.reply[:120])!r}" if status is not None and status >= 300 else ""))
-            if not e.fields:
-                return out
-            fmt, values = self.decode(channel, "inbound", "out", ctx.reply, e.format)
-            if fmt is None:
-                return out + [f"{where} reply: the reply does not decode as "
-                              f"{e.format or ' or '.join(self.guide.candidates(channel, 'inbound', 'out'))}: "
-                              f"{ctx.reply[:60]!r}"]
-            flat = flatten(values)
-            return out + self.fields(e, lambda k: _get_flat(flat, k), "expect reply")
         if e.kind in ("call", "no_call"):
-            calls = ctx.calls_to(e.target)
+            calls = [(c, "" if n == 0 else " of the repeat") for n, x in enumerate(ctxs) for c in x.calls_to(e.target)]
             if e.kind == "no_call":
-                return [] if not calls else [f"{where} no call {e.target}: {len(calls)} call(s) were made"]
+                return [] if not calls else [f"{where} no call {e.target}: {len(calls)} call(s) were made"
+                                             + _split(ctxs, e.target)]
+            count = getattr(e, "count", None)
+            if count is not None and len(calls) != count:
+                return [f"{where} call {e.target} {_times(count)}: {e.target} was called {_times(len(calls))}"
+                        + _split(ctxs, e.target) + (_why(first) if not calls else "")]
             if not calls:
-                return [f"{where} call {e.target}: no call to {e.target} was made" + _why(ctx)]
+                return [f"{where} call {e.target}: no call to {e.target} was made" + _why(first)]
             tried = []
-            for c in calls:
+            for c, of in calls:
                 fmt, values = self.decode(e.target, "outbound", "out", c.request, e.format)
                 if fmt is None:
-                    tried.append([f"{where} call {e.target}: call #{c.seq} does not decode as {e.format}"])
-                    continue
-                flat = flatten(values)
-                fails = self.fields(e, lambda k: _get_flat(flat, k), f"expect call {e.target}")
-                if not fails:
+                    fails = [f"{where} call {e.target}: call #{c.seq}{of} does not decode as {e.format}"]
+                else:
+                    flat = flatten(values)
+                    fails = self.fields(e, lambda k: _get_flat(flat, k), f"expect call {e.target}")
+                    if fails and count is not None and len(calls) > 1:
+                        fails = [f"{f} (call #{c.seq + 1}{of})" for f in fails]
+                if count is not None and fails:
+                    return fails                  # each counted call must have the fields
+                if not fails and count is None:
                     return []
                 tried.append(fails)
-            return min(tried, key=len)
+            return min(tried, key=len) if tried else []
         if e.kind == "deal":
-            d = ctx.deal
-            if d is None:
-                return [f"{where} deal {e.target}: no deal was committed to the ledger" + _why(ctx)]
-            out = []
-            if d.deal_type != e.target:
-                out.append(f"{where} deal {e.target}: the deal committed is of type {d.deal_type}")
-            return out + self.fields(e, lambda k: getattr(d, DEAL_ATTRS[k], MISSING), f"expect deal {e.target}",
-                                     ("reason",))
+            deals = [x.deal for x in ctxs if x.deal is not None]
+            if not deals:
+                return [f"{where} deal {e.target}: no deal was committed to the ledger" + _why(first)]
+            tried = []
+            for d in deals:
+                out = []
+                if d.deal_type != e.target:
+                    out.append(f"{where} deal {e.target}: the deal committed is of type {d.deal_type}")
+                out += self.fields(e, lambda k, d=d: getattr(d, DEAL_ATTRS[k], MISSING), f"expect deal {e.target}",
+                                   ("reason",))
+                if not out:
+                    return []
+                tried.append(out)
+            best = min(tried, key=len)
+            if len(deals) > 1:        # some deal of the test must match: say which there were
+                best = best + [f"{where} deal {e.target}: none of the test's {len(deals)} deals has these values; "
+                               "they are: " + ", ".join(f"{d.deal_type} {d.status}" for d in deals)]
+            return best
         if e.kind == "dead_letter":
-            if not ctx.dead_letters:
-                return [f"{where} dead letter: no dead letter was written" + _why(ctx)]
+            letters = [dl for x in ctxs for dl in x.dead_letters]
+            if not letters:
+                return [f"{where} dead letter: no dead letter was written" + _why(first)]
             best: list[str] = []
-            for dl in ctx.dead_letters:
+            for dl in letters:
                 fails = self.fields(e, lambda k, dl=dl: getattr(dl, k, MISSING), "expect dead letter", ("reason",))
                 if not fails:
                     return []
                 best = best or fails
             return best
         return [f"{where}: unknown expectation {e.kind}"]
+
+    def _reply(self, e: Any, ctx: Any, channel: str, label: str) -> list[str]:
+        where = f"{e.pos}: expect"
+        if e.kind == "no_reply":
+            return [] if ctx.reply is None else [f"{where} no reply: {label}a reply was sent: "
+                                                 f"{_decoded(self, channel, ctx.reply)}"]
+        if ctx.reply is None:
+            return [f"{where} reply: {label}no reply was sent" + _why(ctx)]
+        out = []
+        status = ctx.extra.get("http_status")
+        if e.status is not None and status != e.status:
+            out.append(f"{where} reply {e.status}: {label}the HTTP status answered is {status}"
+                       + (f": {bytes(ctx.reply[:120])!r}" if status is not None and status >= 300 else ""))
+        if not e.fields:
+            return out
+        fmt, values = self.decode(channel, "inbound", "out", ctx.reply, e.format)
+        if fmt is None:
+            return out + [f"{where} reply: {label}the reply does not decode as "
+                          f"{e.format or ' or '.join(self.guide.candidates(channel, 'inbound', 'out'))}: "
+                          f"{ctx.reply[:60]!r}"]
+        flat = flatten(values)
+        return out + self.fields(e, lambda k: _get_flat(flat, k), f"expect reply{' (the repeat)' if label else ''}")
+
+    def repeat_differs(self, pos: Any, channel: str, first: Any, again: Any) -> list[str]:
+        """``twice``: the repeat must get the first reply again, byte for byte (and the same HTTP status)."""
+        where = f"{pos}: twice"
+        out = []
+        s1, s2 = first.extra.get("http_status"), again.extra.get("http_status")
+        if s1 != s2:
+            out.append(f"{where}: the repeat was answered HTTP status {s2}, the first request {s1}")
+        a, b = first.reply, again.reply
+        if a == b:
+            return out
+        if a is None or b is None:
+            return out + [f"{where}: the repeat's reply differs from the first's: the first got "
+                          + ("no reply" if a is None else f"{len(a)} bytes") + ", the repeat "
+                          + ("no reply" if b is None else f"{len(b)} bytes") + _why(again)]
+        k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        lo = max(0, k - 16)
+        msg = (f"{where}: the repeat's reply differs from the first's from byte {k} "
+               f"(first {len(a)} bytes, repeat {len(b)}): first ...{bytes(a[lo:k + 32])!r}, "
+               f"repeat ...{bytes(b[lo:k + 32])!r}")
+        f1, v1 = self.decode(channel, "inbound", "out", a, None)
+        f2, v2 = self.decode(channel, "inbound", "out", b, None)
+        if f1 is not None and f2 is not None:
+            x, y = flatten(v1), flatten(v2)
+            diff = [p for p in dict.fromkeys([*x, *y]) if not same(x.get(p, MISSING), y.get(p, MISSING))]
+            if diff:
+                msg += "; fields that differ: " + ", ".join(
+                    f"`{p}` {_show(x.get(p, MISSING))} then {_show(y.get(p, MISSING))}" for p in diff[:6])
+        return out + [msg + _why(again)]
+
+
+def _times(n: int) -> str:
+    return {0: "0 times", 1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _split(ctxs: Any, target: str) -> str:
+    """`` (1 by the request, 1 by the repeat)`` when the test sent twice."""
+    if len(ctxs) < 2:
+        return ""
+    n = [len(x.calls_to(target)) for x in ctxs]
+    return f" ({n[0]} by the request, {n[1]} by the repeat)"
 
 
 _QUOTED = re.compile(r'\["((?:[^"\\]|\\.)*)"\]')

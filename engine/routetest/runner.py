@@ -209,16 +209,26 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
         script.setdefault(a.endpoint, deque()).append(a)
     ctx = ExchangeCtx(i, t.send.channel, str(i), raw)
     ctx.extra.update(script=script, problems=[], scope=scope, where=where)
+    ctxs = [ctx]
+    if t.send.twice:
+        # the repeat: the same bytes, once the first exchange has finished (its reply sent); it shares the
+        # scripted answers, so a call it makes takes the next one (or has none: "no answer for it")
+        again = ExchangeCtx(i, t.send.channel, str(i), raw)
+        again.extra.update(script=script, problems=[], scope=scope, where=f"{t.send.pos}: the repeat")
+        ctxs.append(again)
     try:
-        await send(t, raw, ctx, scope)
+        for x in ctxs:
+            await send(t, raw, x, scope)
     except http.HttpSetupError as exc:
         out.passed = False
         out.failures.append(str(exc))
         return out
     chk = Checker(binder, guide, scope, decode)
-    failures = list(ctx.extra["problems"])
+    failures = [p for x in ctxs for p in x.extra["problems"]]
+    if len(ctxs) > 1:
+        failures.extend(chk.repeat_differs(t.send.pos, t.send.channel, ctxs[0], ctxs[1]))
     for e in t.expects:
-        failures.extend(chk.check(e, ctx, t.send.channel))
+        failures.extend(chk.check(e, ctxs, t.send.channel))
     unused = [a for q in script.values() for a in q]
     for a in unused:
         failures.append(f"{a.pos}: given {a.endpoint} answers ...: never used (the route made fewer calls "

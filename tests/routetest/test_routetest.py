@@ -77,6 +77,7 @@ test "wrong code" {
     assert 't_test.route:8:20: expect reply: field `resp_code`: expected "99", got "00"' in out
     assert "t_test.route:9:26: expect call biller: field `amount`: expected 6.00, got 5.00" in out
     assert 't_test.route:10:32: expect deal BILL_PAYMENT: field `status`: expected "failed", got "committed"' in out
+    assert "none of the test's" not in out        # one request, one deal: the message is the deal's own
     # coverage: only the good path was taken
     assert "not reached by any test:" in out and 'rule rejects with "12" (unknown biller)' in out
     assert "bill_payment: call post fails" in out

@@ -2,9 +2,10 @@
 something at a counterpart declares a deal key (docs/transactions.md#idempotency), so a request the
 mainframe (or partner) sends again gets the original answer and the counterpart is called once.
 
-A route test sends one request (E091: a test that sends twice does not compile), so these tests
-drive the real engine over real sockets: the service's routes, its counterpart simulators, a DuckDB
-ledger and its transaction log, as tests/services/test_services_e2e.py does.  For each keyed route:
+A route test can send its request again (`given ... sends ... twice`, docs/testing.md) on the isolated
+engine; these tests drive the real engine over real sockets, for every keyed route: the service's
+routes, its counterpart simulators, a DuckDB ledger and its transaction log, as
+tests/services/test_services_e2e.py does.  For each keyed route:
 the same request twice, one after the other on one connection -> the same reply bytes, code 00,
 exactly one call to the counterpart, and in the ledger one committed deal plus one ``duplicate``
 deal naming it (same response code, reason "original answer repeated"); the key logged with the
