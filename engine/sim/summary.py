@@ -126,10 +126,10 @@ def _ms(v: float | None) -> str:
 def reading_guide(total: dict[str, Any]) -> list[str]:
     """How to read the overall table, with this run's ``total`` line checked against it: sent = replies +
     lost, replies = committed + rejected + failed + dup.  A sum that does not hold is said, with both sides."""
-    lines = [f"how to read it: sent = replies + lost; replies = committed + rejected + failed + dup (the deals "
-             f"in the ledger). Rejected and failed are on purpose: the simulators send bad requests and their "
-             f"counterparts refuse some. Dup: requests the simulators sent again (as a mainframe does after a "
-             f"time-out), answered with the original's reply, recorded as duplicate deals. Lost must be 0."]
+    lines = ["how to read it: sent = replies + lost; replies = committed + rejected + failed + dup (the deals "
+             "in the ledger). Rejected and failed are on purpose: the simulators send bad requests and their "
+             "counterparts refuse some. Dup: requests the simulators sent again (as a mainframe does after a "
+             "time-out), answered with the original's reply, recorded as duplicate deals. Lost must be 0."]
     if total["sent"] != total["replies"] + total["lost"]:
         lines.append(f"note: sent {total['sent']:,} is not replies {total['replies']:,} + lost {total['lost']:,}")
     deals = total["committed"] + total["rejected"] + total["failed"] + total.get("duplicate", 0)
