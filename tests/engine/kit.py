@@ -44,6 +44,20 @@ async def running(program: Any, ledger_path: Path, overrides: dict | None = None
                 sb.drain()
 
 
+async def exchange_refs(tmp_path: Path, text: str, refs: list[str], amount: str = "1.5") -> tuple[list, list]:
+    """Compile ``text``, serve it on a fresh ledger, send ``{"ref": REF, "amount": AMOUNT}`` for each of
+    ``refs`` to its ``front`` channel (length2 JSON) and return (the JSON replies, the deals)."""
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        for ref in refs:
+            await c.send(b'{"ref": "%s", "amount": %s}' % (ref.encode(), amount.encode()))
+        replies = await c.recv_json(len(refs))
+        await c.aclose()
+    return replies, deals(ledger)
+
+
 def deals(ledger_path: Path) -> list[dict[str, Any]]:
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:

@@ -9,7 +9,7 @@ import trio
 
 from engine.channels.http_call import HttpConnector, HttpReply
 from engine.http import Response, Router, serve_http
-from kit import Client, compile_text, deals, free_port, running
+from kit import Client, compile_text, deals, exchange_refs, free_port, running
 
 # the front channel both routes below answer on (its error replies carry the code and the kind)
 FRONT = '''
@@ -73,15 +73,7 @@ async def biller(nursery, seen: list) -> int:
 
 
 async def exchange(tmp_path: Path, url: str, refs: list[str]) -> tuple[list, list]:
-    prog = compile_text(tmp_path, ROUTE % url)
-    ledger = tmp_path / "l.duckdb"
-    async with running(prog, ledger) as sb:
-        c = await Client.open(sb.channel("front").port)
-        for ref in refs:
-            await c.send(b'{"ref": "%s", "amount": 10.25}' % ref.encode())
-        replies = await c.recv_json(len(refs))
-        await c.aclose()
-    return replies, deals(ledger)
+    return await exchange_refs(tmp_path, ROUTE % url, refs, amount="10.25")
 
 
 async def test_call_json_with_secrets_from_env(tmp_path: Path, nursery) -> None:

@@ -25,7 +25,7 @@ from engine.channels.http_listen import HttpListener
 from engine.deadletter import retry
 from engine.http import Response, Router, serve_http
 from engine.ledger_query import query_dead_letters
-from kit import REPO, Client, compile_text, deals, running
+from kit import REPO, Client, compile_text, deals, exchange_refs, running
 
 SECRET = "partner-secret-7f3a"          # the shared secret, as a partner hands it out
 WRONG = "someone-elses-secret"
@@ -244,15 +244,7 @@ async def partner_api(nursery, seen: list) -> int:
 
 
 async def call_through(tmp_path: Path, port: int, extra: str, refs: list[str]) -> tuple[list, list]:
-    prog = compile_text(tmp_path, FRONT_CALL % (f"http://127.0.0.1:{port}/payments", extra))
-    ledger = tmp_path / "l.duckdb"
-    async with running(prog, ledger) as sb:
-        c = await Client.open(sb.channel("front").port)
-        for ref in refs:
-            await c.send(b'{"ref": "%s", "amount": 1.5}' % ref.encode())
-        replies = await c.recv_json(len(refs))
-        await c.aclose()
-    return replies, deals(ledger)
+    return await exchange_refs(tmp_path, FRONT_CALL % (f"http://127.0.0.1:{port}/payments", extra), refs)
 
 
 async def test_call_signs_requests_and_verifies_answers_when_asked(tmp_path: Path, nursery) -> None:
