@@ -187,9 +187,9 @@ def run(
                        "(or `ledger:` in the deployment file)", err=True)
         raise typer.Exit(1)
     s = sb.stats
-    dup = getattr(s, "duplicate", 0)
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "
-               f"{s.failed} failed" + (f", {dup} duplicate (answered with the original reply)" if dup else ""),
+               f"{s.failed} failed" + (f", {s.duplicate} duplicate (answered with the original reply)"
+                                       if s.duplicate else ""),
                err=True)
     from engine.ops.live import drain_lines
     cancelled = getattr(sb, "cancelled", [])

@@ -491,7 +491,7 @@ class TotalStats:
         self.committed = sum(p.committed for p in parts)
         self.rejected = sum(p.rejected for p in parts)
         self.failed = sum(p.failed for p in parts)
-        self.duplicate = sum(getattr(p, "duplicate", 0) for p in parts)
+        self.duplicate = sum(p.duplicate for p in parts)
         self.unrecorded = sum(p.unrecorded for p in parts)
 
     @property

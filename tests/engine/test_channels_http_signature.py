@@ -284,6 +284,7 @@ async def test_call_signs_with_the_wrong_key_and_the_partner_refuses(tmp_path: P
 # ---------------------------------------------------------------------------------------- options
 def test_options_are_checked_with_the_channel_and_option_named(tmp_path: Path, monkeypatch) -> None:
     base = {"address": "127.0.0.1:0", "signature_header": "X-Signature"}
+    (tmp_path / "latin1.key").write_bytes(b"s\xe9cret-S3KR1T\n")        # not UTF-8: refused, never quoted
     cases = [
         ({}, "option signature_header is set but there is no key; give signature_key_env"),
         ({"signature_key_env": "A", "signature_key_file": "/k"}, "give signature_key_env or signature_key_file, "
@@ -295,6 +296,7 @@ def test_options_are_checked_with_the_channel_and_option_named(tmp_path: Path, m
         ({"signature_key_env": "BSP_TEST_NOT_SET_KEY"}, "option signature_key_env: environment variable "
                                                          "BSP_TEST_NOT_SET_KEY is not set"),
         ({"signature_key_file": str(tmp_path / "none.key")}, "option signature_key_file: cannot read secret file"),
+        ({"signature_key_file": str(tmp_path / "latin1.key")}, "is not UTF-8 text"),
         ({"signature_key_env": "BSP_TEST_PARTNER_KEY", "signature_algorithm": "retail-des"},
          "option signature_key_env: a retail-des key is written in hex digits"),
         ({"signature_key_env": "BSP_TEST_PARTNER_KEY", "signature_max_age": 60},
@@ -310,7 +312,7 @@ def test_options_are_checked_with_the_channel_and_option_named(tmp_path: Path, m
         with pytest.raises(ValueError) as ei:
             HttpListener("api", {**base, **opts})
         assert "channel api: " in str(ei.value) and msg in str(ei.value), str(ei.value)
-        assert SECRET not in str(ei.value)
+        assert SECRET not in str(ei.value) and "S3KR1T" not in str(ei.value)
     monkeypatch.setenv("BSP_TEST_PARTNER_KEY", "not hex but secret text")
     with pytest.raises(ValueError) as ei:
         HttpListener("api", {**base, "signature_key_env": "BSP_TEST_PARTNER_KEY", "signature_algorithm": "cmac-aes"})
