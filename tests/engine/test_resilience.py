@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 
 import pytest
 import trio
@@ -14,6 +13,7 @@ from engine.metrics import Metrics
 from engine.resilience import BreakerStateError, CircuitBreaker, Rejected, RetryPolicy
 from engine.sim.iso_host import IsoHost
 from formats.iso8583 import codec_for
+from kit import free_port
 
 ISO = codec_for("iso8583_1987_ascii")
 
@@ -23,12 +23,6 @@ def req(stan: int) -> bytes:
                        "7": "0101120000", "11": f"{stan:06d}", "41": "TERM0001", "49": "978"})
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 async def host_on(nursery, port: int = 0, **kw) -> IsoHost:

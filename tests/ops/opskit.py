@@ -19,9 +19,9 @@ from engine.registry import default_registry
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
-from kit import CLOSE, json_counterpart  # noqa: E402  (the engine tests' counterpart, re-exported)
+from kit import CLOSE, free_port, json_counterpart  # noqa: E402  (the engine tests' kit, re-exported)
 
-__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "json_counterpart", "live", "rows"]
+__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "free_port", "json_counterpart", "live", "rows"]
 CORPUS = REPO / ".." / "shared" / "corpus"
 
 ECHO = """

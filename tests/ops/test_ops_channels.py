@@ -4,7 +4,6 @@ table file reloads, and `--watch` reloads on a file change."""
 from __future__ import annotations
 
 import functools
-import socket
 from pathlib import Path
 
 import orjson
@@ -12,7 +11,7 @@ import trio
 
 from engine.ops.watch import watch_and_reload
 from formats.framing import LengthPrefixFramer
-from opskit import live, rows
+from opskit import free_port, live, rows
 
 CONFIG = """
 format Req = json
@@ -47,12 +46,6 @@ route side_echo {
 """
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 async def _counterpart(nursery: trio.Nursery, gate: trio.Event, name: str, seen: list) -> int:
@@ -103,7 +96,7 @@ async def test_changed_channel_drains_added_serves_removed_stops(nursery, tmp_pa
     seen_b: list = []
     back_a = await _counterpart(nursery, held_gate, "A", seen_a)
     back_b = await _counterpart(nursery, open_gate, "B", seen_b)
-    port = _free_port()
+    port = free_port()
     route = tmp_path / "pay.route"
     route.write_text(CONFIG % dict(port=port, max_frame=4096, back=back_a, tag="1"))
     ledger = tmp_path / "l.duckdb"

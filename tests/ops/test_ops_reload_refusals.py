@@ -2,7 +2,7 @@
 channel and its port, also for a dry run); ledger / admin settings changed in platform.yaml are a
 warning; a drain past its grace period counts what it cancelled and says what becomes of it.
 
-Real engines (in-process and `bsp run` subprocesses), real sockets on 127.0.0.1 (17530-17539), real
+Real engines (in-process and `bsp run` subprocesses), real sockets on 127.0.0.1 (free ports picked at run time), real
 DuckDB files."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import trio
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import ECHO, REPO, compile_file, json_counterpart
+from opskit import ECHO, REPO, compile_file, free_port, json_counterpart
 
 TOKEN = "ops-refusal-token-" + "r" * 20
 
@@ -104,13 +104,14 @@ def _wait_for(proc: subprocess.Popen, text: str, lines: list[str]) -> None:
 
 
 def test_bsp_reload_names_a_taken_port_and_warns_of_settings_it_cannot_change(tmp_path: Path) -> None:
-    (tmp_path / "r.route").write_text((ECHO % "x").replace("127.0.0.1:0", "127.0.0.1:17531"))
+    admin, front, other_admin = free_port(), free_port(), free_port()
+    (tmp_path / "r.route").write_text((ECHO % "x").replace("127.0.0.1:0", f"127.0.0.1:{front}"))
     yaml = tmp_path / "platform.yaml"
-    base = ("version: 1\nroutes: [r.route]\nledger: l.duckdb\nadmin:\n  listen: \"127.0.0.1:17530\"\n"
+    base = (f"version: 1\nroutes: [r.route]\nledger: l.duckdb\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n"
             "  token: {env: BSP_ADMIN_TOKEN}\n")
     yaml.write_text(base)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BSP_")}
-    env.update(BSP_ADMIN_TOKEN=TOKEN, BSP_ADMIN_URL="http://127.0.0.1:17530")
+    env.update(BSP_ADMIN_TOKEN=TOKEN, BSP_ADMIN_URL=f"http://127.0.0.1:{admin}")
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(yaml)], cwd=str(REPO), env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
     lines: list[str] = []
@@ -122,19 +123,20 @@ def test_bsp_reload_names_a_taken_port_and_warns_of_settings_it_cannot_change(tm
                                   capture_output=True, text=True, timeout=60)
 
         with socket.socket() as held:
-            held.bind(("127.0.0.1", 17532))
+            held.bind(("127.0.0.1", 0))
             held.listen()
-            yaml.write_text(base + 'channels:\n  front: {address: "127.0.0.1:17532"}\n')
+            taken = held.getsockname()[1]
+            yaml.write_text(base + f'channels:\n  front: {{address: "127.0.0.1:{taken}"}}\n')
             for args in (("--dry-run",), ()):
                 p = reload(*args)
                 assert p.returncode == 1, p.stderr
-                assert "channel front: cannot listen on 127.0.0.1:17532: Address already in use" in p.stderr
+                assert f"channel front: cannot listen on 127.0.0.1:{taken}: Address already in use" in p.stderr
                 assert "could not start" in p.stderr and "Fix the files" not in p.stderr, p.stderr
         p = reload()
         assert p.returncode == 0 and "reload ok: switched" in p.stdout, p.stderr
         assert "channels changed: front" in p.stdout and "front: options changed (address)" in p.stdout
 
-        yaml.write_text(base.replace("ledger: l.duckdb", "ledger: other.duckdb").replace("17530", "17533"))
+        yaml.write_text(base.replace("ledger: l.duckdb", "ledger: other.duckdb").replace(str(admin), str(other_admin)))
         p = reload()
         assert p.returncode == 0, p.stderr
         assert ("warning: ledger / admin.listen changed in platform.yaml: they take effect at the next restart"
