@@ -1,6 +1,7 @@
 """Channel overrides of the deployment file: checked at start and at reload, applied by a reload.
 
-Real route files and platform.yaml, a real DuckDB ledger, real sockets on 127.0.0.1 (17510-17519)."""
+Real route files and platform.yaml, a real DuckDB ledger, real sockets on 127.0.0.1 (a free port
+picked at run time; the refused addresses are never bound)."""
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from engine.ops import runopts
 from engine.ops.live import LiveEngine
 from engine.ops.observe import Observer
 from engine.registry import default_registry
-from opskit import ECHO, REPO, compile_file
+from opskit import ECHO, REPO, compile_file, free_port
 
 PLATFORM = "version: 1\nroutes:\n  - r.route\nledger: l.duckdb\n"
 
@@ -46,13 +47,14 @@ async def test_a_reload_applies_changed_overrides_and_refuses_bad_ones(tmp_path:
             await nursery.start(eng.run, program, load_deployment(yaml).channel_overrides)
             try:
                 version = eng.version
-                yaml.write_text(PLATFORM + 'channels:\n  front: {address: "127.0.0.1:17510"}\n')
+                port = free_port()
+                yaml.write_text(PLATFORM + f'channels:\n  front: {{address: "127.0.0.1:{port}"}}\n')
                 result = await eng.reload()
                 assert result.ok, result.diagnostics
                 assert result.plan["channels"]["changed"] == ["front"], result.plan
                 assert "options changed (address)" in result.plan["why"]["channels"]["front"]
                 assert eng.version == version               # the route files did not change
-                stream = await trio.open_tcp_stream("127.0.0.1", 17510)     # the new address listens
+                stream = await trio.open_tcp_stream("127.0.0.1", port)     # the new address listens
                 await stream.aclose()
 
                 # an unusable value, a misspelled channel, a misspelled option: refused at their line
@@ -70,7 +72,7 @@ async def test_a_reload_applies_changed_overrides_and_refuses_bad_ones(tmp_path:
                     result = await eng.reload()
                     assert not result.ok, text
                     assert any(want in d for d in result.diagnostics), (want, result.diagnostics)
-                stream = await trio.open_tcp_stream("127.0.0.1", 17510)     # still serving as before
+                stream = await trio.open_tcp_stream("127.0.0.1", port)     # still serving as before
                 await stream.aclose()
 
                 yaml.write_text(PLATFORM)                   # the override removed: back to the route's address
