@@ -94,6 +94,7 @@ class _TestChecks:
         calls: dict[str, list[A.CallStep]] = {}
         replies: dict[str, list[str]] = {}
         deal_types: set[str] = {"UNROUTED", "MALFORMED", "UNAUTHENTICATED"}    # recorded when no route takes it
+        keyed: set[str] = set()         # channels with a route whose deal declares a key
 
         def walk(body, chan: str, recv_fmt: str | None) -> None:
             for s in body:
@@ -105,6 +106,8 @@ class _TestChecks:
                         replies[chan].append(fmt)
                 elif isinstance(s, A.Deal):
                     deal_types.add(s.type.name)
+                    if any(a.parts == ("key",) for a in s.assigns):
+                        keyed.add(chan)
                 elif isinstance(s, A.OnErrorBlock):
                     walk(s.body, chan, recv_fmt)
 
@@ -120,7 +123,7 @@ class _TestChecks:
                 fmt = node.error_reply.format.name
                 if fmt not in replies.setdefault(name, []):
                     replies[name].append(fmt)
-        return {"inbound": inbound, "calls": calls, "replies": replies, "deal_types": deal_types}
+        return {"inbound": inbound, "calls": calls, "replies": replies, "deal_types": deal_types, "keyed": keyed}
 
     def _check_test(self, t: A.RouteTestAst) -> None:
         facts = getattr(self, "_facts", None)
@@ -169,6 +172,11 @@ class _TestChecks:
                     self.error("E088", f"channel `{chan}` ({kind.replace('.', ' ')}) never sends the same request "
                                f"again: {NO_REPEAT_KINDS[kind]}", s.repeat,
                                "remove `twice`: a repeat is tested on a channel a client sends on")
+                elif kind not in NO_REPEAT_KINDS and chan in facts["inbound"] and chan not in facts["keyed"]:
+                    self.warn("W005", f"no route receiving from channel `{chan}` declares a deal key: the repeat "
+                              "runs the route's steps again instead of getting the first answer", s.repeat,
+                              "give the route's `deal` step a business key (`key = msg.ref`, docs/transactions.md), "
+                              "or remove `twice`")
             send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
                                    twice=s.repeat is not None)
         scope = dict(base)

@@ -38,6 +38,11 @@ def test(
             typer.echo("", err=True)
         typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
         raise typer.Exit(1)
+    if result.warnings:                       # as bsp check shows them (a test that cannot prove what it means to)
+        from dsl.diagnostics import render
+        for d, sources in result.warnings:
+            typer.echo(render(_display(d), {_shown(k): v for k, v in sources.items()}), err=True)
+            typer.echo("", err=True)
     cwd = str(Path.cwd()) + "/"
 
     def shown(text: str) -> str:              # paths below the working folder, as bsp check shows them

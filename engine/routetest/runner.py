@@ -60,6 +60,7 @@ class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
     configurations: int = 0
+    warnings: list[tuple[Any, dict]] = field(default_factory=list)   # (diagnostic, sources) of compiled tests
 
     @property
     def failed(self) -> list[Outcome]:
@@ -110,6 +111,7 @@ def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0
                              diagnostics=res.diagnostics, sources=res.sources)
         if res.program.tests:
             programs.append((files, res.program))
+            result.warnings.extend((d, res.sources) for d in res.warnings)
     for files, program in programs:
         result.configurations += 1
         suite = str(files[0].parent) if len(files) > 1 else str(files[0])

@@ -112,6 +112,31 @@ def _diags(tmp_path: Path, test: str):
     return res
 
 
+def test_a_repeat_sent_to_keyless_routes_is_a_warning_that_bsp_test_shows(tmp_path, capsys):
+    from engine.commands.routetest import test as bsp_test
+    import typer
+    out = _run(tmp_path, keyed=False)
+    assert not out.passed
+    warned = run_paths([tmp_path / "bill"], default_registry()).warnings
+    w005 = [d for d, _ in warned if d.code == "W005"]
+    assert len(w005) == 1 and (w005[0].pos.line, w005[0].pos.col) == (6, 7), warned
+    assert w005[0].severity == "warning" and "channel `mainframe` declares a deal key" in w005[0].message
+    assert "`key = msg.ref`" in w005[0].help
+    try:
+        bsp_test([tmp_path / "bill"], None, False)
+    except typer.Exit as exc:
+        assert exc.exit_code == 1
+    err = capsys.readouterr().err
+    assert "t_test.route:6:7: warning[W005]: no route receiving from channel `mainframe`" in err, err
+    # the keyed route: no warning
+    assert not [d for d, _ in run_paths([_keyed(tmp_path / "k")], default_registry()).warnings]
+
+
+def _keyed(tmp_path: Path) -> Path:
+    _run(tmp_path)
+    return tmp_path / "bill"
+
+
 def test_two_sends_point_to_twice(tmp_path):
     res = _diags(tmp_path, '''test "two" {
     given mainframe sends BillPayReq { txn_code = "BQ01" }
