@@ -775,7 +775,7 @@ class Checker(_TestChecks):
                 if a.parts[0] not in DEAL_FIELDS or len(a.parts) > 1:
                     self.error("E035", f"unknown deal field `{a.path}`", a.pos,
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
-                               or "a deal has ref, amount, currency and party")
+                               or "a deal has ref, amount, currency, party and key")
                 t = self._expr(a.value, scope, later)
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "

@@ -1,0 +1,30 @@
+"""What a diagnostic tells the analyst who made the mistake: the message and the help must be right
+(found by following docs/language.md literally and writing a route with the usual slips)."""
+from __future__ import annotations
+
+from dsl.load import compile_source
+
+HEAD = '''channel mf = memory
+format Req = fixed {
+    code string(4)
+}
+'''
+
+
+def _diag(src, registry, tmp_path, code):
+    r = compile_source(src, registry, tmp_path / "main.route")
+    found = [d for d in r.diagnostics if d.code == code]
+    assert found, [(d.code, d.message) for d in r.diagnostics]
+    return found[0]
+
+
+def test_an_unknown_deal_field_lists_key_among_the_deal_fields(tmp_path, registry):
+    src = HEAD + 'route r {\n    receive from mf as Req\n    deal PAY { ref = msg.code  amount = 1  idempotency = msg.code }\n}\n'
+    d = _diag(src, registry, tmp_path, "E035")
+    assert d.help == "a deal has ref, amount, currency, party and key"
+
+
+def test_an_unexpected_format_value_is_told_in_plain_words(tmp_path, registry):
+    d = _diag('format F = fixed "x" {\n    a string(1)\n}\n', registry, tmp_path, "E048")
+    assert d.message == "unexpected value `x` (a quoted string) in format `F` (fixed): it follows no option name"
+    assert (d.pos.line, d.pos.col) == (1, 18)
