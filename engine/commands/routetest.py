@@ -34,7 +34,7 @@ def test(
         from dsl.diagnostics import render, summary
         sources = {_shown(k): v for k, v in exc.sources.items()}
         for d in exc.diagnostics:
-            typer.echo(render(_display(d), sources), err=True)
+            typer.echo(render(_display(d, exc.sources), sources), err=True)
             typer.echo("", err=True)
         typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
         raise typer.Exit(1)
@@ -51,7 +51,7 @@ def test(
         typer.echo("no route tests found (declare them with `test \"name\" { ... }` in a route file)", err=True)
         raise typer.Exit(1)
     if coverage:
-        typer.echo(result.coverage.text())
+        typer.echo(shown(result.coverage.text()))
     typer.echo(result.summary())
     if junit is not None:
         write_junit(result, junit, coverage=coverage)
