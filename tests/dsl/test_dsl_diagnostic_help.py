@@ -28,3 +28,17 @@ def test_an_unexpected_format_value_is_told_in_plain_words(tmp_path, registry):
     d = _diag('format F = fixed "x" {\n    a string(1)\n}\n', registry, tmp_path, "E048")
     assert d.message == "unexpected value `x` (a quoted string) in format `F` (fixed): it follows no option name"
     assert (d.pos.line, d.pos.col) == (1, 18)
+
+
+def test_a_use_of_a_misspelt_file_suggests_the_route_files_beside_it(tmp_path, registry):
+    from dsl.load import compile_paths
+    (tmp_path / "standing_order.route").write_text(HEAD)
+    (tmp_path / "standing_order_test.route").write_text('use "standing_ordr.route"\n')
+    r = compile_paths([tmp_path / "standing_order_test.route"], registry)
+    d = next(x for x in r.diagnostics if x.code == "E010")
+    assert (d.pos.line, d.pos.col) == (1, 1)
+    assert d.help == ("did you mean `standing_order.route`? "
+                      "(`use` paths are relative to the file that has the `use` line)")
+    (tmp_path / "t.route").write_text('use "common/mainframe.route"\n')
+    d = next(x for x in compile_paths([tmp_path / "t.route"], registry).diagnostics if x.code == "E010")
+    assert d.help.endswith(f"; there is no folder {tmp_path / 'common'}")
