@@ -143,5 +143,10 @@ def register(app: typer.Typer) -> None:
                                                              "(diagnostics and the summary go to stderr)."),
         as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of text."),
     ) -> None:
-        """Compile route files and report every problem (exit 1 on errors, 2 on a missing path)."""
+        """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
+
+        Each problem names its place (file:line:col), shows the line with a caret under the words, and
+        gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
+        docs/language.md. Warnings (W...) do not fail the check (exit 0).
+        """
         raise typer.Exit(run_check(paths, explain=explain, as_json=as_json))

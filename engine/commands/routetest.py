@@ -15,6 +15,12 @@ def test(
 ) -> None:
     """Run route tests, each in an isolated engine with scripted endpoints.
 
+    A test is a `test "NAME" { given ... sends ...  given ... answers ...  expect ... }` block in a
+    route file, usually NAME_test.route beside the routes it tests (`use "NAME.route"`); see
+    docs/testing.md, section 4. The *.route files of each folder (each sub-folder on its own) are
+    compiled together as one configuration, with its own ledger; a folder without a test is skipped
+    (bsp check compiles it); a file given by name is a configuration of its own.
+
     Exit 0 every test passed; 1 a test failed, no test was found, or the route files do not compile;
     2 a path does not exist.
     """
