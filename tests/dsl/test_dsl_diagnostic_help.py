@@ -42,3 +42,18 @@ def test_a_use_of_a_misspelt_file_suggests_the_route_files_beside_it(tmp_path, r
     (tmp_path / "t.route").write_text('use "common/mainframe.route"\n')
     d = next(x for x in compile_paths([tmp_path / "t.route"], registry).diagnostics if x.code == "E010")
     assert d.help.endswith(f"; there is no folder {tmp_path / 'common'}")
+
+
+def test_an_unknown_body_or_deal_field_underlines_the_name_not_the_whole_line(tmp_path, registry):
+    from dsl.diagnostics import render
+    src = HEAD + 'route r {\n    receive from mf as Req\n    reply Req { cde = "00" }\n}\n'
+    r = compile_source(src, registry, tmp_path / "main.route")
+    d = next(x for x in r.diagnostics if x.code == "E061")
+    assert render(d, r.sources).splitlines()[1:3] == [' 7 |     reply Req { cde = "00" }',
+                                                      "   |                 ^^^"]
+    d = _diag(HEAD + 'route r {\n    receive from mf as Req\n    deal PAY { ref = msg.code  amount = 1  curency = "CNY" }\n}\n',
+              registry, tmp_path, "E035")
+    assert (d.pos.line, d.pos.col, d.pos.end_col) == (7, 44, 51)
+    d = _diag(HEAD + 'route r {\n    receive from mf as Req\n    reply Req { "x-y" = "00" }\n}\n',
+              registry, tmp_path, "E061")
+    assert (d.pos.col, d.pos.end_col) == (17, 29)      # a quoted name: the line, as before
