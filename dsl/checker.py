@@ -77,6 +77,15 @@ def _base_dir(pos: ir.Pos) -> Path:
     return Path(pos.file).resolve().parent
 
 
+def _name_pos(a: A.AssignAst) -> ir.Pos:
+    """The place of a body line's first field name (``so_reff`` of ``so_reff = book.so_ref``), for the
+    caret of a diagnostic about that name; the whole line when the name is quoted or indexed."""
+    p, first = a.pos, a.parts[0]
+    if not isinstance(first, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", first):
+        return p
+    return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(first))
+
+
 def _call_hook(hook, decl, base_dir: Path):
     try:
         n = len(inspect.signature(hook).parameters)
@@ -283,7 +292,7 @@ class _TestChecks:
                                + ", ".join(sorted(facts["deal_types"])))
             for a in s.assigns:
                 if len(a.parts) > 1 or a.parts[0] not in allowed:
-                    self.error("E096", f"{what} has no field `{a.path}` to expect", a.pos,
+                    self.error("E096", f"{what} has no field `{a.path}` to expect", _name_pos(a),
                                did_you_mean(str(a.parts[0]), allowed) or "fields: " + ", ".join(allowed))
                 self._expr(a.value, scope, set())
         return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
@@ -781,9 +790,9 @@ class Checker(_TestChecks):
             seen = {a.parts[0] for a in s.assigns}
             for a in s.assigns:
                 if a.parts[0] not in DEAL_FIELDS or len(a.parts) > 1:
-                    self.error("E035", f"unknown deal field `{a.path}`", a.pos,
+                    self.error("E035", f"unknown deal field `{a.path}`", _name_pos(a),
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
-                               or "a deal has ref, amount, currency and party")
+                               or "a deal has ref, amount, currency, party and key")
                 t = self._expr(a.value, scope, later)
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
@@ -864,7 +873,7 @@ class Checker(_TestChecks):
                 self.error("E037", f"`{a.path}` is set twice", a.pos, f"first set at {seen[a.path]}")
             seen[a.path] = a.pos
             if known is not None and top not in known:
-                self.error("E061", f"format `{fmt}` has no field `{top}`", a.pos,
+                self.error("E061", f"format `{fmt}` has no field `{top}`", _name_pos(a),
                            did_you_mean(top, known) or "fields: " + ", ".join(known))
             t = self._expr(a.value, scope, later)
             if len(a.parts) == 1 and top in fields:

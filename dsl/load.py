@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from dsl import ast as A
 from dsl.checker import Checker
-from dsl.diagnostics import ERROR, Diagnostic
+from dsl.diagnostics import ERROR, Diagnostic, did_you_mean
 from dsl.ir import Pos, Program
 from dsl.lower import lower
 from dsl.parser import ParseFailure, parse
@@ -68,8 +68,7 @@ class _Loader:
             text = self.overrides[key] if key in self.overrides else path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             self.diags.append(Diagnostic("E010", ERROR, f"{_why(e)}: {path}", at,
-                                         "`use` paths are relative to the file that has the `use` line"
-                                         if at else None))
+                                         _use_help(path, at) if at else None))
             return
         # a byte-order mark (Windows editors write one) is not part of the text;
         # dropping it here keeps line 1's columns as the editor shows them
@@ -100,6 +99,23 @@ def _why(e: Exception) -> str:
     if isinstance(e, PermissionError):
         return "cannot read file: permission denied"
     return f"cannot read file: {e.strerror or e}" if isinstance(e, OSError) else f"cannot read file: {e}"
+
+
+def _use_help(path: Path, at: Pos) -> str:
+    """Help for a `use` whose file cannot be read: the route files beside the one it names."""
+    base = "`use` paths are relative to the file that has the `use` line"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"{base}; there is no folder {folder}"
+    try:
+        names = sorted(p.name for p in folder.iterdir()
+                       if p.suffix == ".route" and p != path and str(p) != at.file)   # not the file using it
+    except OSError:
+        return base
+    close = did_you_mean(path.name, names)
+    if close:
+        return f"{close} ({base})"
+    return base
 
 
 def _not_a_route(path: Path, at: Pos) -> Diagnostic:

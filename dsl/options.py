@@ -143,7 +143,7 @@ def group_atoms(spec, atoms: tuple[A.Atom, ...], base_dir: Path, report: Report,
             code = "E043"
         else:
             help_ = None
-            msg = f"unexpected {_describe(atom.type) if atom.type != 'word' else 'word'} `{atom.value}` in {owner}"
+            msg = f"unexpected value `{atom.value}` ({_describe(atom.type)}) in {owner}: it follows no option name"
             code = "E048"
         if help_ is None:
             help_ = ("options: " + ", ".join(names)) if names else f"{owner} takes no options"

@@ -406,5 +406,6 @@ COMPONENT = ComponentSpec(
     check=check,
     fields=fields,
     required=required,
+    positional="schema",           # `json "x.schema.json"` is `json schema "x.schema.json"` (docs/language.md)
     examples=('format BillerPost = json', 'format BillerPost = json schema "biller_post.schema.json"'),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import List
+from typing import Iterable, List
 
 import typer
 
@@ -26,12 +26,16 @@ def _shown(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _display(d: Diagnostic) -> Diagnostic:
-    if d.pos is None:
-        return d
+def _display(d: Diagnostic, files: Iterable[str] = ()) -> Diagnostic:
+    """``d`` with its place, and the places its message and help name (``declared at FILE:L:C``) in
+    ``files``, shown as paths below the working folder, as the command line names them."""
+    message, help_ = d.message, d.help
+    for f in files:
+        message = message.replace(f + ":", _shown(f) + ":")
+        help_ = help_.replace(f + ":", _shown(f) + ":") if help_ else help_
     p = d.pos
-    return Diagnostic(d.code, d.severity, d.message,
-                      Pos(_shown(p.file), p.line, p.col, p.end_line, p.end_col), d.help)
+    pos = None if p is None else Pos(_shown(p.file), p.line, p.col, p.end_line, p.end_col)
+    return Diagnostic(d.code, d.severity, message, pos, help_)
 
 
 def _deployments(path: Path) -> list | None:
@@ -117,7 +121,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
     else:
         sources = {_shown(k): v for k, v in result.sources.items()}
         for d in result.diagnostics:
-            typer.echo(render(_display(d), sources), err=explain)
+            typer.echo(render(_display(d, result.sources), sources), err=explain)
             typer.echo("", err=explain)
         if explain and result.program is not None:
             typer.echo(json.dumps(result.program.to_json(), indent=2, default=str))
@@ -139,5 +143,10 @@ def register(app: typer.Typer) -> None:
                                                              "(diagnostics and the summary go to stderr)."),
         as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of text."),
     ) -> None:
-        """Compile route files and report every problem (exit 1 on errors, 2 on a missing path)."""
+        """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
+
+        Each problem names its place (file:line:col), shows the line with a caret under the words, and
+        gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
+        docs/language.md. Warnings (W...) do not fail the check (exit 0).
+        """
         raise typer.Exit(run_check(paths, explain=explain, as_json=as_json))

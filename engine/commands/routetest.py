@@ -15,6 +15,12 @@ def test(
 ) -> None:
     """Run route tests, each in an isolated engine with scripted endpoints.
 
+    A test is a `test "NAME" { given ... sends ...  given ... answers ...  expect ... }` block in a
+    route file, usually NAME_test.route beside the routes it tests (`use "NAME.route"`); see
+    docs/testing.md, section 4. The *.route files of each folder (each sub-folder on its own) are
+    compiled together as one configuration, with its own ledger; a folder without a test is skipped
+    (bsp check compiles it); a file given by name is a configuration of its own.
+
     Exit 0 every test passed; 1 a test failed, no test was found, or the route files do not compile;
     2 a path does not exist.
     """
@@ -34,7 +40,7 @@ def test(
         from dsl.diagnostics import render, summary
         sources = {_shown(k): v for k, v in exc.sources.items()}
         for d in exc.diagnostics:
-            typer.echo(render(_display(d), sources), err=True)
+            typer.echo(render(_display(d, exc.sources), sources), err=True)
             typer.echo("", err=True)
         typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
         raise typer.Exit(1)
@@ -56,7 +62,7 @@ def test(
         typer.echo("no route tests found (declare them with `test \"name\" { ... }` in a route file)", err=True)
         raise typer.Exit(1)
     if coverage:
-        typer.echo(result.coverage.text())
+        typer.echo(shown(result.coverage.text()))
     typer.echo(result.summary())
     if junit is not None:
         write_junit(result, junit, coverage=coverage)

@@ -82,3 +82,13 @@ def test_help_explains_the_command(cmd: ref.Command) -> None:
                    for c in COMMANDS), f"{cmd.name} --help mentions {word!r}, which is not a command"
     for doc in re.findall(r"docs/[\w/.-]+\.md", text + " " + " ".join(p.help or "" for p in cmd.click.params)):
         assert (ref.REPO / doc).is_file(), f"{cmd.name} --help points at {doc}, which does not exist"
+
+
+def test_check_and_test_help_point_the_analyst_to_the_catalogue_and_the_test_syntax() -> None:
+    """An analyst reads `bsp check --help` / `bsp test --help` before the docs: where codes are explained,
+    that warnings pass, where tests are written and what a configuration is."""
+    helps = {c.name: " ".join((c.click.help or "").split()) for c in COMMANDS if c.name in ("bsp check", "bsp test")}
+    check, test = helps["bsp check"], helps["bsp test"]
+    assert "error catalogue of docs/language.md" in check and "Warnings (W...) do not fail the check" in check
+    assert 'test "NAME" {' in test and "docs/testing.md" in test and "NAME_test.route" in test
+    assert "each sub-folder on its own" in test

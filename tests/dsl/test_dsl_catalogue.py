@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dsl.diagnostics import render
-from dsl.errors_catalogue import CATALOGUE
+from dsl.errors_catalogue import CATALOGUE, by_code
 from dsl.load import compile_paths
 
 
@@ -28,6 +28,17 @@ def test_every_catalogue_example_yields_its_code_at_its_place(tmp_path, registry
         if entry.severity == "error":
             assert result.program is None, entry.code
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_code_the_compiler_gives_is_in_a_catalogue():
+    """A code an analyst meets in `bsp check` or `bsp test` can be looked up (docs/language.md, docs/testing.md)."""
+    import re
+    dsl = Path(__file__).resolve().parents[2] / "dsl"
+    given = {code: src.name for src in dsl.glob("*.py") if src.name != "errors_catalogue.py"
+             for code in re.findall(r'"([EW]\d{3})"', src.read_text(encoding="utf-8"))}
+    assert len(given) > 60
+    missing = sorted(f"{code} ({where})" for code, where in given.items() if code not in by_code())
+    assert not missing, f"codes without a catalogue entry: {missing}"
 
 
 def test_catalogue_is_big_and_codes_are_unique():

@@ -119,3 +119,14 @@ environments:
     assert f"{dep}:9:25: environments.uat.channels.biller.timeout: channel biller (tcp connect): expected a " \
            f"duration such as 3s or 200ms, got 'fast'" in r.output
     assert "2 errors in the deployment file's channel overrides" in r.output
+
+
+def test_a_place_named_in_a_help_is_shown_as_the_file_is(tmp_path, monkeypatch):
+    """`receive from Req` (a format where a channel goes): the help's place is relative like the diagnostic's."""
+    (tmp_path / "bad.route").write_text(BAD.replace("receive from mff", "receive from Req"))
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["check", "bad.route"])
+    assert r.exit_code == 1
+    assert "bad.route:6:18: error[E021]: `Req` is a format, not a channel" in r.output
+    assert "help: `Req` is declared at bad.route:2:8" in r.output, r.output
+    assert str(tmp_path) not in r.output

@@ -14,6 +14,17 @@ def test_components_md_is_current() -> None:
     assert (REPO / "docs" / "components.md").read_text() == text, "run: bsp docs components > docs/components.md"
 
 
+def test_the_main_value_of_a_format_kind_is_named() -> None:
+    """docs/language.md: "the first value that follows no option name fills the kind's main option";
+    the reference says which option that is, kind by kind."""
+    text = render_components(default_registry())
+    json_part = text.split("### `json`")[1].split("### ")[0]
+    assert "| `schema` | path |  |  | a JSON Schema file validated on decode and encode. The main value: " \
+           "`json VALUE` may leave out the option's name. |" in json_part
+    copybook_part = text.split("### `copybook`")[1].split("### ")[0]
+    assert "`copybook VALUE` may leave out the option's name" in copybook_part
+
+
 def test_every_channel_example_compiles(tmp_path: Path) -> None:
     reg = default_registry()
     (tmp_path / "inbox").mkdir()

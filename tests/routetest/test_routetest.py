@@ -217,6 +217,33 @@ test "wrong code" {
     assert str(tmp_path) not in res.output
 
 
+
+def test_coverage_and_the_places_a_help_names_are_shown_relative_too(tmp_path, monkeypatch):
+    """The unreached list, and a diagnostic's help naming another place, as the PASS/FAIL lines name theirs."""
+    d = _copy_bill(tmp_path)
+    (d / "t_test.route").write_text('''use "bill_payment.route"
+test "pays" {
+    given mainframe sends BillPayReq {
+        txn_code = "BP01"  trace_no = "1"  biller_id = "EL0001"  account = "A"  amount = 5.00
+        currency = "CNY"  value_date = parse_date("20261125", "%Y%m%d")
+    }
+    given biller answers BillerAck { status = "OK"  confirmation = "C-1" }
+    expect reply { resp_code = "00" }
+}
+''')
+    monkeypatch.chdir(tmp_path)
+    res = cli("bill")
+    assert res.exit_code == 0, res.output
+    assert "not reached by any test:\n  bill/bill_payment.route:" in res.output
+    assert str(tmp_path) not in res.output
+    (d / "t_test.route").write_text('use "bill_payment.route"\nformat BillerAck = json\n'
+                                    'test "t" {\n    expect no reply\n}\n')
+    res = cli("bill")
+    assert res.exit_code == 1
+    assert "bill/t_test.route:2:8: error[E022]" in res.output
+    assert "help: first declared as a format at bill/bill_payment.route:" in res.output, res.output
+    assert str(tmp_path) not in res.output
+
 BRANCHY = '''
 format Req = json
 format Rsp = json

@@ -1,0 +1,59 @@
+"""What a diagnostic tells the analyst who made the mistake: the message and the help must be right
+(found by following docs/language.md literally and writing a route with the usual slips)."""
+from __future__ import annotations
+
+from dsl.load import compile_source
+
+HEAD = '''channel mf = memory
+format Req = fixed {
+    code string(4)
+}
+'''
+
+
+def _diag(src, registry, tmp_path, code):
+    r = compile_source(src, registry, tmp_path / "main.route")
+    found = [d for d in r.diagnostics if d.code == code]
+    assert found, [(d.code, d.message) for d in r.diagnostics]
+    return found[0]
+
+
+def test_an_unknown_deal_field_lists_key_among_the_deal_fields(tmp_path, registry):
+    src = HEAD + 'route r {\n    receive from mf as Req\n    deal PAY { ref = msg.code  amount = 1  idempotency = msg.code }\n}\n'
+    d = _diag(src, registry, tmp_path, "E035")
+    assert d.help == "a deal has ref, amount, currency, party and key"
+
+
+def test_an_unexpected_format_value_is_told_in_plain_words(tmp_path, registry):
+    d = _diag('format F = fixed "x" {\n    a string(1)\n}\n', registry, tmp_path, "E048")
+    assert d.message == "unexpected value `x` (a quoted string) in format `F` (fixed): it follows no option name"
+    assert (d.pos.line, d.pos.col) == (1, 18)
+
+
+def test_a_use_of_a_misspelt_file_suggests_the_route_files_beside_it(tmp_path, registry):
+    from dsl.load import compile_paths
+    (tmp_path / "standing_order.route").write_text(HEAD)
+    (tmp_path / "standing_order_test.route").write_text('use "standing_ordr.route"\n')
+    r = compile_paths([tmp_path / "standing_order_test.route"], registry)
+    d = next(x for x in r.diagnostics if x.code == "E010")
+    assert (d.pos.line, d.pos.col) == (1, 1)
+    assert d.help == ("did you mean `standing_order.route`? "
+                      "(`use` paths are relative to the file that has the `use` line)")
+    (tmp_path / "t.route").write_text('use "common/mainframe.route"\n')
+    d = next(x for x in compile_paths([tmp_path / "t.route"], registry).diagnostics if x.code == "E010")
+    assert d.help.endswith(f"; there is no folder {tmp_path / 'common'}")
+
+
+def test_an_unknown_body_or_deal_field_underlines_the_name_not_the_whole_line(tmp_path, registry):
+    from dsl.diagnostics import render
+    src = HEAD + 'route r {\n    receive from mf as Req\n    reply Req { cde = "00" }\n}\n'
+    r = compile_source(src, registry, tmp_path / "main.route")
+    d = next(x for x in r.diagnostics if x.code == "E061")
+    assert render(d, r.sources).splitlines()[1:3] == [' 7 |     reply Req { cde = "00" }',
+                                                      "   |                 ^^^"]
+    d = _diag(HEAD + 'route r {\n    receive from mf as Req\n    deal PAY { ref = msg.code  amount = 1  curency = "CNY" }\n}\n',
+              registry, tmp_path, "E035")
+    assert (d.pos.line, d.pos.col, d.pos.end_col) == (7, 44, 51)
+    d = _diag(HEAD + 'route r {\n    receive from mf as Req\n    reply Req { "x-y" = "00" }\n}\n',
+              registry, tmp_path, "E061")
+    assert (d.pos.col, d.pos.end_col) == (17, 29)      # a quoted name: the line, as before
