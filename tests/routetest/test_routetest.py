@@ -217,7 +217,6 @@ test "wrong code" {
     assert str(tmp_path) not in res.output
 
 
-
 def test_coverage_and_the_places_a_help_names_are_shown_relative_too(tmp_path, monkeypatch):
     """The unreached list, and a diagnostic's help naming another place, as the PASS/FAIL lines name theirs."""
     d = _copy_bill(tmp_path)
@@ -243,6 +242,7 @@ test "pays" {
     assert "bill/t_test.route:2:8: error[E022]" in res.output
     assert "help: first declared as a format at bill/bill_payment.route:" in res.output, res.output
     assert str(tmp_path) not in res.output
+
 
 BRANCHY = '''
 format Req = json
