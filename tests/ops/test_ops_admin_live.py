@@ -231,7 +231,8 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         r = await trio.to_thread.run_sync(bsp, letter["id"], "no-such-letter", "--admin", url)
         assert r.returncode == 1, r.stderr
         assert f"{letter['id']}: retried: committed" in r.stdout
-        assert "no-such-letter: NOT retried: no dead letter 'no-such-letter'" in r.stdout
+        assert (f"no-such-letter: NOT retried: no dead letter 'no-such-letter' in the engine at {url}; list them "
+                "with `bsp dead list --live`") in r.stdout       # the command to type, not the endpoint
         (after,) = (await client.get("/dead-letters", params={"status": "retried"})).json()["dead_letters"]
         assert after["id"] == letter["id"] and after["retry_outcome"] == "committed"
         r = await client.get("/deals", params={"reference": "X1"})
