@@ -30,7 +30,7 @@ __all__ = ["Injector", "RetryResult", "retry", "raw_bytes", "switchboard_injecto
 class RetryResult:
     id: str
     ok: bool
-    outcome: str          # "committed", "rejected", "failed: ...", "no reply", the injector's own text
+    outcome: str          # "committed", "rejected", "failed: ...", "duplicate: ...", "no reply", the injector's own text
     at: datetime
 
 
@@ -80,11 +80,18 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     return RetryResult(lid, text == "committed" or text.startswith("ok"), text, now)
 
 
+# a keyed route answers a repeated deal key with the original answer and runs nothing again (its call may
+# have taken effect at the counterpart): a retry of that request is such a repeat
+DUPLICATE = ("duplicate: the route's deal key already has an answer, so the original answer was repeated and "
+             "nothing ran again (a keyed deal that failed after its call left is never run twice); settle it "
+             "with the counterpart instead (`bsp deals show` tells the deal's story)")
+
+
 def switchboard_injector(sb: Any) -> Injector:
     """An injector over a ``Switchboard`` whose outbound channels run: the retry becomes a deal.
 
     The outcome is the new deal's status (``committed`` / ``rejected`` /
-    ``failed``), taken from the switchboard's counters.
+    ``failed``, or ``DUPLICATE`` when a deal key answered it), taken from the switchboard's counters.
     """
     from engine.channels.base import ConnInfo
 
@@ -94,12 +101,12 @@ def switchboard_injector(sb: Any) -> Injector:
             known = ", ".join(sorted(sb.dispatchers)) or "none"
             return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
         s = sb.stats
-        before = (s.committed, s.rejected, s.failed)
+        before = (s.committed, s.rejected, s.failed, s.duplicate)
         await disp.handle(ConnInfo(channel, "bsp dead retry", 0), [raw])
-        after = (s.committed, s.rejected, s.failed)
-        for name, b, a in zip(("committed", "rejected", "failed"), before, after):
+        after = (s.committed, s.rejected, s.failed, s.duplicate)
+        for name, b, a in zip(("committed", "rejected", "failed", "duplicate"), before, after):
             if a > b:
-                return name
+                return name if name != "duplicate" else DUPLICATE
         return "no reply"
 
     return inject

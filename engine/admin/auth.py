@@ -42,7 +42,8 @@ def write_token(path: str | os.PathLike[str]) -> str:
     return token
 
 
-def _check(token: str, where: str) -> str:
+def check_token(token: str, where: str) -> str:
+    """``token`` when it is fit to guard the admin API, else AdminConfigError naming ``where`` it came from."""
     if not token:
         raise AdminConfigError(f"admin token {where} is empty; {_MAKE}")
     if len(token) < MIN_TOKEN_LENGTH:
@@ -69,11 +70,11 @@ def load_token(token_file: str | os.PathLike[str] | None = None, *, env: str = T
             raise AdminConfigError(f"admin token file {str(p)!r} cannot be read: {exc}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning("admin token file %s is readable by group/others; chmod 600 %s", p, p)
-        return _check(text.strip(), f"in file {str(p)!r}")
+        return check_token(text.strip(), f"in file {str(p)!r}")
     value = environ.get(env)
     if value is None:
         raise AdminConfigError(f"no admin token: set ${env} or give a token file ({option}); {_MAKE}")
-    return _check(value.strip(), f"in ${env}")
+    return check_token(value.strip(), f"in ${env}")
 
 
 class TokenAuth:
@@ -83,7 +84,7 @@ class TokenAuth:
     """
 
     def __init__(self, token: str, on_failure: Callable[[str], None] | None = None) -> None:
-        self._token = _check(token, "given").encode()
+        self._token = check_token(token, "given").encode()
         self.on_failure = on_failure
 
     def _refuse(self, reason: str, detail: str) -> HTTPError:

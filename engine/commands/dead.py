@@ -27,6 +27,15 @@ def _default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+def _no_such(ids: list[str]) -> str:
+    """"no dead letter X" for ids not found; a short hex id is taken for the prefix it is, and told so."""
+    bare = [i.strip("'") for i in ids]
+    prefix = any(len(i) < 32 and all(c in "0123456789abcdefABCDEF" for c in i) for i in bare)
+    return f"no dead letter {', '.join(ids)}" + (
+        " (a dead letter is found by its whole 32-digit id, as `bsp dead list` prints it, not by a prefix)"
+        if prefix else "")
+
+
 def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
     from engine.commands.deals import require_ledger
     from engine.ledger_query import query_dead_letters
@@ -111,7 +120,7 @@ def show(
 
     rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
     if not rows:
-        typer.echo(f"error: {ledger}: no dead letter {letter_id!r}; list them with `bsp dead list`", err=True)
+        typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; list them with `bsp dead list`", err=True)
         raise typer.Exit(1)
     r = rows[0]
     note = None
@@ -150,7 +159,8 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 if "no dead letter" not in detail:
                     raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
                                              param_hint="--admin")
-                out.append((lid, False, detail))
+                out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; list them with "
+                                        "`bsp dead list --live`"))
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
@@ -218,7 +228,7 @@ def retry_cmd(
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
         missing = sorted(set(ids) - {r["id"] for r in rows})
         if missing:
-            typer.echo(f"error: {ledger}: no dead letter {', '.join(missing)}", err=True)
+            typer.echo(f"error: {ledger}: {_no_such(missing)}; list them with `bsp dead list`", err=True)
             raise typer.Exit(1)
         rows.sort(key=lambda r: ids.index(r["id"]))
         results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows)]
@@ -256,7 +266,7 @@ def purge_cmd(
     if ids:
         missing = sorted(set(ids) - {r["id"] for r in _query(ledger, ids=ids, limit=None)})
         if missing:
-            typer.echo(f"error: {ledger}: no dead letter {', '.join(missing)}; nothing purged "
+            typer.echo(f"error: {ledger}: {_no_such(missing)}; nothing purged "
                        f"(list them with `bsp dead list`)", err=True)
             raise typer.Exit(1)
     rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]

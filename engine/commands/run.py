@@ -107,6 +107,9 @@ def run(
     dep: Any = None
     if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
         from engine.deploy import DeploymentError, load_deployment
+        if not paths[0].exists():     # a usage error, as a missing route file or folder is
+            typer.echo(f"error: no such file or directory: {paths[0]}", err=True)
+            raise typer.Exit(2)
         try:
             dep = load_deployment(paths[0], env=env)
         except DeploymentError as exc:

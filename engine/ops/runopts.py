@@ -124,7 +124,7 @@ def deployment_secrets(dep: Any, scrub: Scrubber) -> None:
 def admin_options(listen: str | None, token_file: Path | None, cert: Path | None, key: Path | None,
                   client_ca: Path | None, access_file: Path | None, dep: Any = None) -> AdminOptions | None:
     """The admin API settings, or None when neither ``--admin`` nor ``admin.listen`` asks for it."""
-    from engine.admin.auth import AdminConfigError, load_token
+    from engine.admin.auth import AdminConfigError, check_token, load_token
     settings = getattr(dep, "admin", None)
     listen = listen or getattr(settings, "listen", None)
     if not listen:
@@ -138,7 +138,9 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
     try:
         if token_file is None and getattr(settings, "token", None) is not None:
-            token = settings.token.value()
+            ref = settings.token
+            token = check_token(ref.value().strip(), f"from {ref.origin} "
+                                f"({'$' + ref.env if ref.env is not None else ref.file})")
         else:
             token = load_token(token_file)
     except (AdminConfigError, Exception) as exc:

@@ -172,3 +172,21 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     assert row["status"] == "new" and row["retry_outcome"] == "rejected" and row["retried_at"] is not None
     [d] = query_deals(path)
     assert d["channel"] == "mainframe" and d["status"] == "rejected" and d["request"] == b"PAY1".hex()
+
+
+def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bsp deals show` takes an 8+ digit prefix; dead letters do not: a prefix copied from the deals habit
+    # is told so, not only "no dead letter"
+    monkeypatch.delenv("BSP_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    whole = "(a dead letter is found by its whole 32-digit id, as `bsp dead list` prints it, not by a prefix)"
+    res = cli("show", "0192f3a4b5c6", "--ledger", str(path))
+    assert res.exit_code == 1 and f"no dead letter '0192f3a4b5c6' {whole}" in res.output, res.output
+    res = cli("retry", "0192f3a4b5c6", "--ledger", str(path), "--routes", str(tmp_path))
+    assert res.exit_code == 1 and f"no dead letter 0192f3a4b5c6 {whole}" in res.output, res.output
+    res = cli("purge", "0192f3a4b5c6", "--yes", "--ledger", str(path))
+    assert res.exit_code == 1 and f"no dead letter 0192f3a4b5c6 {whole}; nothing purged" in res.output, res.output
+    res = cli("show", "d-typo", "--ledger", str(path))             # not a hex prefix: no such hint
+    assert res.exit_code == 1 and "not by a prefix" not in res.output

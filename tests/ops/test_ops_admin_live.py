@@ -231,10 +231,60 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         r = await trio.to_thread.run_sync(bsp, letter["id"], "no-such-letter", "--admin", url)
         assert r.returncode == 1, r.stderr
         assert f"{letter['id']}: retried: committed" in r.stdout
-        assert "no-such-letter: NOT retried: no dead letter 'no-such-letter'" in r.stdout
+        assert (f"no-such-letter: NOT retried: no dead letter 'no-such-letter' in the engine at {url}; list them "
+                "with `bsp dead list --live`") in r.stdout       # the command to type, not the endpoint
         (after,) = (await client.get("/dead-letters", params={"status": "retried"})).json()["dead_letters"]
         assert after["id"] == letter["id"] and after["retry_outcome"] == "committed"
         r = await client.get("/deals", params={"reference": "X1"})
         assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected"]
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
+
+
+
+# a keyed deal whose call the counterpart refuses: failed after its call left, so its key keeps its answer
+KEYED = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+channel back = tcp connect {
+    address = "127.0.0.1:%d"
+    framing = length4
+    timeout = 10s
+}
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY"  key = msg.ref }
+    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref }
+    on error reply Req { ref = msg.ref  code = error.code }
+}
+"""
+
+
+async def test_a_retry_a_deal_key_answers_says_duplicate_not_no_reply(nursery, tmp_path: Path) -> None:
+    # a keyed route answers a request whose key has an answer with that answer and runs nothing again: the
+    # retry of its dead letter is such a repeat, and says so (it said "no reply", as if the engine had hung)
+    from opskit import json_counterpart
+
+    calls: list[str] = []
+    back = await json_counterpart(nursery, lambda req: calls.append(req["ref"]) or {"status": "NO"})
+    route = tmp_path / "keyed.route"
+    route.write_text(KEYED % back)
+    engine, client = await _serve(route, tmp_path / "l.duckdb", nursery)
+    async with client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(5):
+            assert (await _ask(stream, ["K1"]))[0]["ref"] == "K1"
+        await stream.aclose()
+        with trio.fail_after(5):
+            while not (letters := (await client.get("/dead-letters")).json()["dead_letters"]):
+                await trio.sleep(0.02)
+        (letter,) = letters
+        r = await client.post(f"/dead-letters/{letter['id']}/retry")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["ok"] is False and body["outcome"].startswith("duplicate: "), body
+        assert calls == ["K1"]                       # the counterpart was not called again

@@ -178,3 +178,28 @@ def test_unwritable_ledger_side_files_are_one_line(tmp_path: Path, side: str, wh
     [line] = p.stderr.splitlines()
     assert line.startswith(f"error: {path}: ") and f"bsp writes the ledger's {what} there; make it writable " \
         "by the engine's user" in line, line
+
+
+def _run_deployment(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "run", str(tmp_path / "platform.yaml")],
+                          cwd=str(REPO), env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("token,want", [("short", "has 5 characters; at least 16 are required"),
+                                        ("", "is empty"), ("has a space in it!", "contains spaces or control characters")])
+def test_an_unfit_admin_token_of_the_deployment_file_is_one_line(tmp_path: Path, token: str, want: str) -> None:
+    # admin.token of platform.yaml is held to the rules a --admin-token-file or $BSP_ADMIN_TOKEN is held to,
+    # up front, not with a traceback from inside the running engine
+    (tmp_path / "r.route").write_text(ECHO % "x")
+    (tmp_path / "platform.yaml").write_text('routes: [r.route]\nledger: l.duckdb\nadmin:\n'
+                                            '  listen: "127.0.0.1:0"\n  token: {env: OPS_TEST_TOKEN}\n')
+    p = _run_deployment(tmp_path, clean_env(OPS_TEST_TOKEN=token))
+    one_error(p, 2, f"admin API: admin token from {tmp_path / 'platform.yaml'}:5:10 ($OPS_TEST_TOKEN) {want}; "
+                    "create one with `bsp admin token FILE` or `python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))'`")
+
+
+def test_a_missing_deployment_file_is_a_usage_error(tmp_path: Path) -> None:
+    # as a missing route file or folder: exit 2, the path named
+    one_error(_run_deployment(tmp_path, clean_env()), 2, f"no such file or directory: {tmp_path / 'platform.yaml'}")
