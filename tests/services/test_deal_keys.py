@@ -51,7 +51,7 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "fund_brokerage_order": (fund_brokerage.SERVICE, lambda v: True,
                              lambda v: f"{v['fund_co']}/{_t(v['trace_no'])}/{v['order_date']}"),
     "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
-                           lambda v: f"{v['insurer']}/{_t(v['trace_no'])}/{v['due_date']}"),
+                           lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
     "remittance_domestic": (remittance.SERVICE, lambda v: v["txn_code"] == "RD01",
                             lambda v: f"{_t(v['trace_no'])}/{v['value_date']}"),
     "remittance_mt103": (remittance.SERVICE, lambda v: v["txn_code"] == "RX01",
