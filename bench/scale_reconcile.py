@@ -8,7 +8,9 @@ Writes ``OUTDIR/big.duckdb`` (unless it is there already) through ``LedgerStore.
 one event each, 80% committed (every fifth deal rejected), 5 parties, amounts 1.00 .. 9,999.99 EUR,
 reference ``R`` + the deal number. Then ``OUTDIR/stmtN.csv`` for each N: the committed deals received
 on 2026-03-02 in order (repeated with a ``-X`` suffix when N is larger, so the rest are "only in
-statement"), booked 2026-03-02, one line in ten with its reference only in the text.
+statement"), booked 2026-03-02, one line in ten with its reference only in the text; one line in a
+hundred is instead a late booking of a deal of 2026-03-01 (a ``date_mismatch``, every fifth of them by
+the text only).
 
 Measure with ``/usr/bin/time -v .venv/bin/bsp reconcile --ledger OUTDIR/big.duckdb --against
 OUTDIR/stmt20000.csv --type csv -q`` (maximum resident set size).
@@ -76,8 +78,10 @@ def write_statement(path: Path, n_deals: int, n_lines: int) -> None:
         w.writerow(["reference", "amount", "currency", "date", "text"])
         for k in range(n_lines):
             i = day_deals[k % len(day_deals)]
+            if k % 100 == 50 and committed(i - 216_000):      # the same time a day earlier: a late booking
+                i -= 216_000
             ref = f"R{i:09d}" + (f"-X{k // len(day_deals)}" if k >= len(day_deals) else "")
-            if k % 10 == 9:
+            if k % 10 == 9 or k % 500 == 50:
                 w.writerow(["", f"{amount(i):.2f}", "EUR", DAY.isoformat(), f"transfer {ref} thank you"])
             else:
                 w.writerow([ref, f"{amount(i):.2f}", "EUR", DAY.isoformat(), f"transfer {k}"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from sys import intern
 from typing import Callable
 
 from engine.reconcile.lines import LedgerDeal
@@ -62,7 +63,8 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
         while batch := cur.fetchmany(FETCH_ROWS):
             for deal_id, ref, amount, ccy, at, pty in batch:
                 at = at.astimezone(timezone.utc)
-                out.append(LedgerDeal(deal_id, ref, amount, ccy.upper(), at, pty,
+                # one string object per currency and party, not one per deal
+                out.append(LedgerDeal(deal_id, ref, amount, intern(ccy.upper()), at, pty and intern(pty),
                                       in_scope=first <= at.date() <= last))
     finally:
         con.close()

@@ -32,7 +32,7 @@ from engine.reports.text import money
 STATUSES = ("matched", "amount_mismatch", "date_mismatch", "only_in_ledger", "only_in_statement")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FormRow:
     status: str
     deal: LedgerDeal | None
