@@ -15,6 +15,7 @@ from engine.reconcile.form import build_form
 from engine.reconcile.ledger_side import check_party, committed_deals
 from engine.reconcile.lines import LedgerDeal, StatementLine
 from engine.reconcile.match import STATUSES, FormRow, breaks, reconcile
+from engine.reconcile.narrow import claimable
 from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
@@ -60,8 +61,9 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         first, last = min(ln.day for ln in lines if ln.day), max(ln.day for ln in lines if ln.day)
     if party:
         check_party(ledger, party)
-    # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two breaks)
-    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party)
+    # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two
+    # breaks); of those, only the ones a line's reference or text can claim are read
+    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines))
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",

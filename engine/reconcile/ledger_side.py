@@ -3,16 +3,32 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
+from sys import intern
+from typing import Callable
 
 from engine.reconcile.lines import LedgerDeal
 from engine.reports.model import ReportError
 from engine.reports.source import open_read_only
 
-SQL = """
+_COMMITTED = "status = 'committed' AND amount IS NOT NULL AND received_at >= ? AND received_at < ? {party}"
+
+SQL = f"""
 SELECT deal_id, reference, amount, coalesce(currency, ''), received_at, party FROM deals
-WHERE status = 'committed' AND amount IS NOT NULL AND received_at >= ? AND received_at < ? {party}
+WHERE {_COMMITTED} {{claimed}}
 ORDER BY received_at, deal_id
 """
+
+# the references of the extra days' deals, to be tested against the statement (one string per deal,
+# fetched FETCH_ROWS at a time: memory does not grow with the ledger)
+REFS_SQL = f"""
+SELECT DISTINCT reference FROM deals
+WHERE {_COMMITTED} AND reference IS NOT NULL AND NOT (received_at >= ? AND received_at < ?)
+"""
+
+# the reconciled days' deals, and those of the extra days whose reference the statement can claim
+CLAIMED = "AND ((received_at >= ? AND received_at < ?) OR reference IN (SELECT unnest(?::VARCHAR[])))"
+
+FETCH_ROWS = 10_000
 
 
 def _midnight(d: date) -> datetime:
@@ -20,21 +36,38 @@ def _midnight(d: date) -> datetime:
 
 
 def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: int = 0,
-                    party: str | None = None) -> list[LedgerDeal]:
-    """Deals received on UTC days ``first``..``last`` (in scope), plus ``slack_days`` either side (candidates only)."""
+                    party: str | None = None,
+                    claims: Callable[[str | None], bool] | None = None) -> list[LedgerDeal]:
+    """Deals received on UTC days ``first``..``last`` (in scope), plus ``slack_days`` either side (candidates only).
+
+    With ``claims`` (``narrow.claimable(lines)``), a deal of the extra days is read only when
+    ``claims(its reference)``: the others cannot pair with any line, so the result of the matcher is
+    the same, and memory grows with the statement and its days, not with the ledger around them."""
     con = open_read_only(ledger)
     try:
-        args: list[object] = [_midnight(first - timedelta(days=slack_days)),
-                              _midnight(last + timedelta(days=slack_days + 1))]
-        if party:
-            args.append(party)
-        rows = con.execute(SQL.format(party="AND party = ?" if party else ""), args).fetchall()
+        window: list[object] = [_midnight(first - timedelta(days=slack_days)),
+                                _midnight(last + timedelta(days=slack_days + 1))]
+        window += [party] if party else []
+        scope: list[object] = [_midnight(first), _midnight(last + timedelta(days=1))]
+        by_party = "AND party = ?" if party else ""
+        claimed: list[object] = []
+        if claims is not None:
+            wanted: list[str] = []
+            cur = con.execute(REFS_SQL.format(party=by_party), window + scope)
+            while batch := cur.fetchmany(FETCH_ROWS):
+                wanted += [ref for (ref,) in batch if claims(ref)]
+            claimed = scope + [wanted]
+        cur = con.execute(SQL.format(party=by_party, claimed=CLAIMED if claims is not None else ""),
+                          window + claimed)
+        out = []
+        while batch := cur.fetchmany(FETCH_ROWS):
+            for deal_id, ref, amount, ccy, at, pty in batch:
+                at = at.astimezone(timezone.utc)
+                # one string object per currency and party, not one per deal
+                out.append(LedgerDeal(deal_id, ref, amount, intern(ccy.upper()), at, pty and intern(pty),
+                                      in_scope=first <= at.date() <= last))
     finally:
         con.close()
-    out = []
-    for deal_id, ref, amount, cur, at, pty in rows:
-        at = at.astimezone(timezone.utc)
-        out.append(LedgerDeal(deal_id, ref, amount, cur.upper(), at, pty, in_scope=first <= at.date() <= last))
     return out
 
 

@@ -19,7 +19,7 @@ def usable(ref: str | None) -> bool:
     return norm_ref(ref) not in _EMPTY_REFS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerDeal:
     deal_id: str
     reference: str | None
@@ -34,7 +34,7 @@ class LedgerDeal:
         return self.received_at.date()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatementLine:
     where: str                     # "file:line" (MT940, CSV) or "file: Stmt 1 / Ntry 2" (camt.053)
     amount: Decimal                # signed as the statement shows it: credits +, debits -

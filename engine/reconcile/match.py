@@ -32,7 +32,7 @@ from engine.reports.text import money
 STATUSES = ("matched", "amount_mismatch", "date_mismatch", "only_in_ledger", "only_in_statement")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FormRow:
     status: str
     deal: LedgerDeal | None
@@ -76,7 +76,8 @@ def _word(ref: str) -> re.Pattern[str]:
     return re.compile(r"(?<![0-9a-z])" + re.escape(ref) + r"(?![0-9a-z])")
 
 
-_WORD_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+WORD_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")   # what bounds a reference found in a text
+TEXT_REF_MIN = 4                # the shortest (normalised) reference looked for in a text
 
 
 def _refs_in_text(text: str, by_ref: dict[str, list[int]], lengths: list[int]) -> Iterator[int]:
@@ -85,13 +86,13 @@ def _refs_in_text(text: str, by_ref: dict[str, list[int]], lengths: list[int]) -
     such substring of the lengths the references have."""
     n = len(text)
     for s in range(n):
-        if s and text[s - 1] in _WORD_CHARS:
+        if s and text[s - 1] in WORD_CHARS:
             continue
         for length in lengths:
             e = s + length
             if e > n:
                 break
-            if e < n and text[e] in _WORD_CHARS:
+            if e < n and text[e] in WORD_CHARS:
                 continue
             hit = by_ref.get(text[s:e])
             if hit:
@@ -145,7 +146,7 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
     # substrings, not by a search of every free deal's reference: that was lines x deals)
     by_text_ref: dict[str, list[int]] = {}
     for di, d in free_deals.items():
-        if usable(d.reference) and len(norm_ref(d.reference)) >= 4:
+        if usable(d.reference) and len(norm_ref(d.reference)) >= TEXT_REF_MIN:
             by_text_ref.setdefault(norm_ref(d.reference), []).append(di)
     ref_lengths = sorted({len(r) for r in by_text_ref})
     for li, line in enumerate(lines):
@@ -217,4 +218,4 @@ def breaks(rows: Iterable[FormRow]) -> int:
     return sum(1 for r in rows if r.status != "matched")
 
 
-__all__ = ["FormRow", "STATUSES", "breaks", "judge", "reconcile"]
+__all__ = ["FormRow", "STATUSES", "TEXT_REF_MIN", "WORD_CHARS", "breaks", "judge", "reconcile"]
