@@ -611,7 +611,10 @@ class TxnManager:
                 rec.status = "duplicate"
                 rec.reason = (f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); "
                               + ("past the key store's retention: not run again, no answer to repeat (94)"
-                                 if st.duplicate_of.get("past") else "original answer repeated"))
+                                 if st.duplicate_of.get("past") else
+                                 "original answer repeated" if st.duplicate_of.get("reply") is not None else
+                                 f"not run again; the original ended {st.duplicate_of.get('status')} without "
+                                 f"an answer to repeat"))
                 rec.response_code = st.duplicate_of.get("code")
             else:
                 st.move(rec.status)

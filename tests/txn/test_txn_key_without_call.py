@@ -57,7 +57,10 @@ async def test_a_keyed_route_without_a_reply_is_checked_after_its_steps(tmp_path
             with trio.move_on_after(0.5):            # no reply is sent: give the engine the request
                 await c.recv(1)
         await c.aclose()
-    assert [(x["reference"], x["status"]) for x in deals(ledger)] == [("N1", "committed"), ("N1", "duplicate")]
+    d = deals(ledger)
+    assert [(x["reference"], x["status"]) for x in d] == [("N1", "committed"), ("N1", "duplicate")]
+    # nothing was answered the first time: the reason does not claim an answer was repeated
+    assert d[1]["reason"].endswith("not run again; the original ended committed without an answer to repeat"), d[1]
 
 
 SHAPES = """
