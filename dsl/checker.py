@@ -22,7 +22,7 @@ from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
-from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
+from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import NUMERIC, NULL, Typer, body_fields, desc, field_type, show
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
@@ -411,8 +411,9 @@ class Checker(_TestChecks):
             return
         errors_at_start = self._errors()
         base = _base_dir(d.pos)
-        opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos)
-        opts = finish_options(spec, opts, where, self.report, owner, d.name.pos)
+        suggested: set[str] = set()
+        opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos, suggested)
+        opts = finish_options(spec, opts, where, self.report, owner, d.name.pos, suggested)
         fields: list[ir.FieldDecl] = []
         names: list[str] = []          # every declared field, with a good type or not
         if d.fields is not None:
@@ -558,6 +559,7 @@ class Checker(_TestChecks):
                        did_you_mean(kind.replace(".", " "), shown) or "known channel kinds: " + ", ".join(shown))
         opts: dict[str, Any] = {}
         where: dict[str, ir.Pos] = {}
+        suggested: set[str] = set()     # options an E043 names (its E044 would only repeat it)
         base = _base_dir(d.pos)
         errors_at_start = self._errors()
         for o in d.options:
@@ -581,6 +583,7 @@ class Checker(_TestChecks):
                 self.error("E043", f"unknown option `{key}` for {owner}", o.key.pos,
                            did_you_mean(key, spec.option_names)
                            or ("options: " + ", ".join(spec.option_names) if spec.option_names else None))
+                suggested.update(best_guess(key, spec.option_names))
                 continue
             if key in where:
                 self.error("E049", f"option `{key}` given twice in {owner}", o.key.pos,
@@ -606,7 +609,7 @@ class Checker(_TestChecks):
                 opts[key] = v
         if spec is not None:
             errors_before = self._errors()
-            finish_options(spec, opts, where, self.report, owner, d.name.pos)
+            finish_options(spec, opts, where, self.report, owner, d.name.pos, suggested)
             # the kind's own check sees the options only when each of them is fine so far
             if spec.check is not None and self._errors() == errors_before == errors_at_start:
                 self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
@@ -843,16 +846,18 @@ class Checker(_TestChecks):
                 return
             else:
                 given: dict[str, ir.Pos] = {}
+                suggested: set[str] = set()
                 for a in s.assigns:
                     key = str(a.parts[0])
                     if spec.options and spec.option(key) is None:
                         self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
                                    did_you_mean(key, spec.option_names)
                                    or "options: " + ", ".join(spec.option_names))
+                        suggested.update(best_guess(key, spec.option_names))
                     given[key] = a.pos
                     self._expr(a.value, scope, later)
                 for opt in spec.options:
-                    if opt.required and opt.name not in given:
+                    if opt.required and opt.name not in given and opt.name not in suggested:
                         self.error("E044", f"step `{kind}` needs option `{opt.name}`", s.kind.pos,
                                    f"{opt.name}: {opt.doc}" if opt.doc else None)
             if s.name is not None:

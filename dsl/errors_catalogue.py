@@ -131,7 +131,9 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('audt { text = "x" }', 'reply Req { code = "00" }'), 7, 5),
     Entry("E043", "unknown option", "unknown option `NAME` for channel `C` (tcp listen)",
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    framng = length2\n}\n', 3, 5),
-    Entry("E044", "missing required option", "channel `C` (tcp listen) needs option `address`",
+    Entry("E044", "missing required option",
+          "channel `C` (tcp listen) needs option `address` (not given when an E043 for a misspelt "
+          "option already says: did you mean `address`?)",
           'channel c = tcp listen { framing = length2 }\n', 1, 9),
     Entry("E045", "option value of the wrong type", "option `NAME` of ... expects a whole number, got ...",
           'channel c = tcp listen {\n    address = "127.0.0.1:7001"\n    max_frame = "big"\n}\n', 3, 17),
