@@ -43,7 +43,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "unexpected character `C` / unterminated string (help: `and` for `&&`, `=` for `:` ...)",
           _route("let x = 'text'"), 7, 13),
     Entry("E002", "unexpected token",
-          "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?)",
+          "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?; "
+          "a `,` between body fields or options: none is needed; `decimal(12.2)`: write decimal(12, 2))",
           'format F = json\nformat = json\n', 2, 8),
     Entry("E003", "validation rule without `else reject`",
           'a validation rule needs `else reject "CODE" "TEXT"`',

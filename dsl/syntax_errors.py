@@ -201,7 +201,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
             label = "E007"
     end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
     pos = Pos(path, line, col, line, end_col)
-    known_tok = None if at_eof else _safe(hints.token_hint, e)
+    known_tok = None if at_eof else _safe(hints.token_hint, e, text)
     if known_tok is not None:
         return Diagnostic(GENERIC_TOKEN, ERROR, known_tok[0], pos, known_tok[1])
     accepts = set(getattr(e, "accepts", None) or ())

@@ -151,10 +151,15 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
 
 # ------------------------------------------------------------------ tokens and characters
 
-def token_hint(e) -> tuple[str, str] | None:
-    """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name."""
+def token_hint(e, text: str = "") -> tuple[str, str] | None:
+    """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name,
+    a comma between the lines of a ``{ ... }`` block, or ``decimal(12.2)`` for ``decimal(12, 2)``."""
     tok = getattr(e, "token", None)
     ps = _parser_state(e)
+    if tok is not None and tok.type == "COMMA":
+        return _comma_hint(e, ps)
+    if tok is not None and tok.type in ("DOT", "INT"):
+        return _field_args_hint(tok, ps, text)
     if tok is None or tok.type != "EQUAL":
         return None
     prev = ps.value_stack[-1] if ps is not None and ps.value_stack else None
@@ -168,6 +173,80 @@ def token_hint(e) -> tuple[str, str] | None:
         return ("unexpected `=`: did you mean `==`?",
                 "`==` compares two values; a single `=` gives a field or a name its value")
     return None
+
+
+_CLOSERS = {"RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB"}
+
+
+def _still_open(vs) -> list[int]:
+    """Indexes in the parser's value stack of the ``{`` ``(`` ``[`` not closed yet (outermost first)."""
+    opened: list[int] = []
+    for i, v in enumerate(vs):
+        kind = getattr(v, "type", None)
+        if kind in ("LBRACE", "LPAR", "LSQB"):
+            opened.append(i)
+        elif kind in _CLOSERS and opened and vs[opened[-1]].type == _CLOSERS[kind]:
+            opened.pop()
+    return opened
+
+
+def _comma_hint(e, ps) -> tuple[str, str] | None:
+    """``{ a = 1, b = 2 }``: the lines of a body, a channel's options, a format's fields and a
+    ``validate`` block's rules are separated by spaces or line breaks, not commas."""
+    if ps is None:
+        return None
+    vs = ps.value_stack
+    opened = _still_open(vs)
+    if not opened or vs[opened[-1]].type != "LBRACE":
+        return None                     # inside ( ) or [ ]: not a block's separator
+    i = opened[-1]
+    accepts = set(getattr(e, "accepts", None) or getattr(e, "expected", None) or ())
+    before = getattr(vs[i - 1], "type", None) if i > 0 else None
+    starts = [v for j, v in enumerate(vs) if hasattr(v, "type") and _shifts(ps, ps.state_stack[j], "ROUTE")]
+    if starts and starts[-1].type == "FORMAT":
+        return ("unexpected `,` between the fields of a format",
+                "declare each field on a line of its own, without commas: `code string(4)` then, "
+                "on the next line, `amount decimal(12, 2)`")
+    if _in_channel_options(ps):
+        return ("unexpected `,` between a channel's options",
+                "options are separated by spaces or line breaks, not commas: "
+                '`{ address = "127.0.0.1:7001"  framing = length2 }`')
+    if before == "VALIDATE":
+        return ("unexpected `,` between validation rules",
+                "put each rule on a line of its own, without commas: "
+                '`CONDITION else reject "CODE" "TEXT"`')
+    if {"NAME", "STRING", "RBRACE"} <= accepts:
+        return ("unexpected `,` between the fields of a `{ ... }` body",
+                "fields are separated by spaces or line breaks, not commas: `{ a = 1  b = 2 }`")
+    return None
+
+
+def _field_args_hint(tok, ps, text: str) -> tuple[str, str] | None:
+    """``decimal(12.2)`` / ``decimal(12 2)`` in a format's field block: the numbers in a field type's
+    parentheses are whole numbers separated by a comma."""
+    if ps is None:
+        return None
+    vs = ps.value_stack
+    kinds = [getattr(v, "type", None) for v in vs[-4:]]
+    if kinds != ["NAME", "NAME", "LPAR", "INT"]:
+        return None
+    starts = [v for j, v in enumerate(vs) if hasattr(v, "type") and _shifts(ps, ps.state_stack[j], "ROUTE")]
+    if not starts or starts[-1].type != "FORMAT":
+        return None
+    ftype, first = str(vs[-3].value), str(vs[-1].value)
+    second = "2"
+    if tok.type == "INT":
+        second = str(tok.value)
+    elif text and tok.end_pos is not None:
+        m = re.match(r"[0-9]+", text[tok.end_pos:])
+        if m:
+            second = m.group(0)
+    shown = "`.`" if tok.type == "DOT" else f"`{tok.value}`"
+    msg = f"unexpected {shown} in the arguments of field type `{ftype}`"
+    if ftype == "decimal":
+        return msg, f"write the width and scale with a comma: decimal({first}, {second})"
+    return msg, (f"the numbers in `{ftype}( )` are whole numbers separated by a comma, e.g. {ftype}({first}); "
+                 "a decimal field takes a width and a scale: decimal(12, 2)")
 
 
 def _in_channel_options(ps) -> bool:

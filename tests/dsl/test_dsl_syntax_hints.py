@@ -219,3 +219,40 @@ def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
 def test_equals_between_a_formats_options(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(26, "json", "json\n    schema = \"x.json\""))
     assert _only(r)[:4] == ("E013", 27, 12, "unexpected `=` in a format declaration")
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (13, "decimal(12, 2)", "decimal(12.2)", 27, "unexpected `.` in the arguments of field type `decimal`",
+     "write the width and scale with a comma: decimal(12, 2)"),
+    (13, "decimal(12, 2)", "decimal(15 3)", 28, "unexpected `3` in the arguments of field type `decimal`",
+     "write the width and scale with a comma: decimal(15, 3)"),
+])
+def test_a_decimal_width_and_scale_without_a_comma(tmp_path, registry, line, old, new, col, message, help_):
+    assert _only(_check(tmp_path, registry, _edit(line, old, new))) == ("E002", line, col, message, help_)
+
+
+_BODY_HELP = "fields are separated by spaces or line breaks, not commas: `{ a = 1  b = 2 }`"
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (76, "api_code", "api_code,", 52, "unexpected `,` between the fields of a `{ ... }` body", _BODY_HELP),
+    (69, "msg.amount", "msg.amount,", 30, "unexpected `,` between the fields of a `{ ... }` body", _BODY_HELP),
+    (85, "msg.trace_no", "trim(msg.trace_no),", 40, "unexpected `,` between the fields of a `{ ... }` body",
+     _BODY_HELP),
+    (31, '"127.0.0.1:7001"', '"127.0.0.1:7001",', 33, "unexpected `,` between a channel's options",
+     'options are separated by spaces or line breaks, not commas: '
+     '`{ address = "127.0.0.1:7001"  framing = length2 }`'),
+    (13, "decimal(12, 2)", "decimal(12, 2),", 31, "unexpected `,` between the fields of a format",
+     "declare each field on a line of its own, without commas: `code string(4)` then, "
+     "on the next line, `amount decimal(12, 2)`"),
+])
+def test_a_comma_between_the_lines_of_a_block_says_none_is_needed(tmp_path, registry, line, old, new, col,
+                                                                   message, help_):
+    assert _only(_check(tmp_path, registry, _edit(line, old, new))) == ("E002", line, col, message, help_)
+
+
+def test_a_comma_inside_a_call_or_list_is_still_an_argument_separator(tmp_path, registry):
+    """Only a comma the block itself meets gets the hint: `pad_left(x, 4,)` stays an expression error."""
+    r = _check(tmp_path, registry, _edit(76, "billers[msg.biller_id].api_code", "pad_left(msg.account, 4,)"))
+    code, *_rest, help_ = _only(r)
+    assert code == "E014" and "commas" not in help_
