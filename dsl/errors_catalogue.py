@@ -55,8 +55,10 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('reply Req { code }'), 7, 22),
     Entry("E006", "field declarations share a line", "a field declaration is `name type` on its own line",
           'format F = fixed {\n    a string(1) b string(2)\n}\n', 2, 19),
-    Entry("E007", "missing `}`", "unexpected end of file: a `}` is missing",
-          _HEAD + 'route r {\n    receive from mf as Req\n', 6, 27),
+    Entry("E007", "missing `}`",
+          "unexpected end of file: the `{` opened at L:C (route `r`) is never closed / a `}` is missing: the `{` "
+          "opened at L:C (...) is not closed before `route` at L:C; the caret goes to the innermost `{` left open",
+          _HEAD + 'route r {\n    receive from mf as Req\n', 5, 9),
     Entry("E008", "`receive` without `from`", "`receive` needs `from CHANNEL`",
           _HEAD + 'route r {\n    receive mf as Req\n}\n', 6, 13),
     Entry("E009", "malformed `call`", "`call` is `call NAME = CHANNEL as FORMAT [reply FORMAT] { ... }`",
