@@ -267,6 +267,10 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
           _test('given front sends { a = 1 }', 'given back answers 200 { a = 1 }'), 11, 24),
     Entry("E096", "unknown field of a deal or dead letter expectation", "a deal has no field `NAME` to expect",
           _test('given front sends { a = 1 }', 'expect deal r { colour = "red" }'), 11, 21),
+    Entry("E087", "expected call field that no call sets",
+          'no call to `C` sets a field `NAME`: the test would get "<none>" (with did you mean; only for '
+          "formats that add no field of their own and show no field list: json, xml)",
+          _test('given front sends { a = 1 }', 'expect call back { b = 1 }'), 11, 24),
     Entry("E097", "deal type no route records", "no route records a deal of type `TYPE`",
           _test('given front sends { a = 1 }', 'expect deal PAYMENT { status = "committed" }'), 11, 17),
     Entry("E098", "test declared twice", 'test "NAME" is declared twice',
