@@ -22,7 +22,7 @@ from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
-from dsl.options import NOT_LITERAL, convert, finish_options, group_atoms, literal_of
+from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import NUMERIC, NULL, Typer, body_fields, desc, field_type, show
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
@@ -45,6 +45,9 @@ CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
 EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+# Format kinds whose decoded message has exactly the top-level fields its body set (no header, envelope
+# or default added): an `expect call` field no call body sets is certainly missing (E087).
+EXACT_BODY_KINDS = ("json", "xml")
 # receiving channel kinds a test cannot send `twice` on, and why (E088)
 NO_REPEAT_KINDS = {"timer": "each tick is a new one, with its own number and time"}
 # ``given CHANNEL sends ... http { ... }``: what an http listen request line may set.
@@ -101,6 +104,7 @@ class _TestChecks:
     def _route_facts(self) -> dict[str, Any]:
         inbound: dict[str, list[A.Receive]] = {}
         calls: dict[str, list[A.CallStep]] = {}
+        sent: dict[str, list[tuple[str, tuple]]] = {}   # channel -> (format, body) of each call and compensation
         replies: dict[str, list[str]] = {}
         deal_types: set[str] = {"UNROUTED", "MALFORMED", "UNAUTHENTICATED"}    # recorded when no route takes it
         keyed: set[str] = set()         # channels with a route whose deal declares a key
@@ -109,6 +113,10 @@ class _TestChecks:
             for s in body:
                 if isinstance(s, A.CallStep):
                     calls.setdefault(s.channel.name, []).append(s)
+                    sent.setdefault(s.channel.name, []).append((s.format.name, s.assigns))
+                    c = s.compensate
+                    if c is not None:
+                        sent.setdefault(c.channel.name, []).append((c.format.name, c.assigns))
                 elif isinstance(s, (A.Reply, A.OnErrorReply)):
                     fmt = s.format.name if s.format is not None else recv_fmt
                     if fmt is not None and fmt not in replies.setdefault(chan, []):
@@ -132,7 +140,8 @@ class _TestChecks:
                 fmt = node.error_reply.format.name
                 if fmt not in replies.setdefault(name, []):
                     replies[name].append(fmt)
-        return {"inbound": inbound, "calls": calls, "replies": replies, "deal_types": deal_types, "keyed": keyed}
+        return {"inbound": inbound, "calls": calls, "replies": replies, "deal_types": deal_types, "keyed": keyed,
+                "sent": sent}
 
     def _check_test(self, t: A.RouteTestAst) -> None:
         facts = getattr(self, "_facts", None)
@@ -199,6 +208,35 @@ class _TestChecks:
                 expects.append(self._test_expect(s, facts, scope, send_ir))
         if send_ir is not None:
             self.res.tests.append(ir.RouteTest(t.name, send_ir, tuple(answers), tuple(expects), pos=t.pos))
+
+    def _unsent_fields(self, s: A.ExpectAst, chan: str, facts) -> None:
+        """E087: ``expect call CHAN { opp = ... }`` where no call to CHAN sets ``opp``.  Only where that is
+        certain: every call (and compensation) to CHAN encodes a format of a kind that adds no field of its
+        own (EXACT_BODY_KINDS) and that shows no field list (with one, E061 names the format's fields)."""
+        names: set[str] = set()
+        for fmt, assigns in facts["sent"].get(chan, ()):
+            decl = self.res.formats.get(fmt)
+            if decl is None or decl.kind not in EXACT_BODY_KINDS or self.res.format_fields.get(fmt) is not None:
+                return
+            for a in assigns:
+                top = a.parts[0]
+                if not isinstance(top, str) or "." in top or "[" in top:
+                    return                  # a quoted name that a flattened path may spell another way
+                names.add(top)
+        if not names:
+            return
+        for a in s.assigns:
+            top = a.parts[0]
+            if not isinstance(top, str) or "." in top or "[" in top or top in names:
+                continue
+            if not isinstance(a, A.LikeAst) and isinstance(a.value, A.Lit) and a.value.value == "<none>":
+                continue                    # the test runner's word for a missing field: it holds
+            close = closest(top, names) or sorted(n for n in names if n.startswith(top) or top.startswith(n))[:3]
+            shown = sorted(names)
+            listed = ", ".join(f"`{n}`" for n in shown[:12]) + (f" and {len(shown) - 12} more" if len(shown) > 12 else "")
+            self.error("E087", f"no call to `{chan}` sets a field `{top}`: the test would get \"<none>\"",
+                       _name_pos(a), ("did you mean " + " or ".join(f"`{c}`" for c in close) + "? " if close else "")
+                       + f"the calls to `{chan}` set {listed}")
 
     def _call_target(self, ident: A.Ident, facts) -> tuple[str | None, list[A.CallStep]]:
         chan = self.ref(ident, "channel")
@@ -281,6 +319,8 @@ class _TestChecks:
             if steps:
                 fmt = steps[0].format.name
             self._assigns(s.assigns, scope, set(), fmt, "call", typed=False)
+            if steps:
+                self._unsent_fields(s, target, facts)
         elif kind in ("deal", "dead_letter"):
             allowed = EXPECT_DEAL_FIELDS if kind == "deal" else EXPECT_DEAD_FIELDS
             what = "a deal" if kind == "deal" else "a dead letter"
@@ -411,8 +451,9 @@ class Checker(_TestChecks):
             return
         errors_at_start = self._errors()
         base = _base_dir(d.pos)
-        opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos)
-        opts = finish_options(spec, opts, where, self.report, owner, d.name.pos)
+        suggested: set[str] = set()
+        opts, where = group_atoms(spec, d.atoms, base, self.report, owner, d.pos, suggested)
+        opts = finish_options(spec, opts, where, self.report, owner, d.name.pos, suggested)
         fields: list[ir.FieldDecl] = []
         names: list[str] = []          # every declared field, with a good type or not
         if d.fields is not None:
@@ -558,6 +599,7 @@ class Checker(_TestChecks):
                        did_you_mean(kind.replace(".", " "), shown) or "known channel kinds: " + ", ".join(shown))
         opts: dict[str, Any] = {}
         where: dict[str, ir.Pos] = {}
+        suggested: set[str] = set()     # options an E043 names (its E044 would only repeat it)
         base = _base_dir(d.pos)
         errors_at_start = self._errors()
         for o in d.options:
@@ -581,6 +623,7 @@ class Checker(_TestChecks):
                 self.error("E043", f"unknown option `{key}` for {owner}", o.key.pos,
                            did_you_mean(key, spec.option_names)
                            or ("options: " + ", ".join(spec.option_names) if spec.option_names else None))
+                suggested.update(best_guess(key, spec.option_names))
                 continue
             if key in where:
                 self.error("E049", f"option `{key}` given twice in {owner}", o.key.pos,
@@ -606,7 +649,7 @@ class Checker(_TestChecks):
                 opts[key] = v
         if spec is not None:
             errors_before = self._errors()
-            finish_options(spec, opts, where, self.report, owner, d.name.pos)
+            finish_options(spec, opts, where, self.report, owner, d.name.pos, suggested)
             # the kind's own check sees the options only when each of them is fine so far
             if spec.check is not None and self._errors() == errors_before == errors_at_start:
                 self._run_channel_check(spec, ir.ChannelDecl(d.name.name, spec.name, opts, pos=d.pos),
@@ -843,16 +886,18 @@ class Checker(_TestChecks):
                 return
             else:
                 given: dict[str, ir.Pos] = {}
+                suggested: set[str] = set()
                 for a in s.assigns:
                     key = str(a.parts[0])
                     if spec.options and spec.option(key) is None:
                         self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
                                    did_you_mean(key, spec.option_names)
                                    or "options: " + ", ".join(spec.option_names))
+                        suggested.update(best_guess(key, spec.option_names))
                     given[key] = a.pos
                     self._expr(a.value, scope, later)
                 for opt in spec.options:
-                    if opt.required and opt.name not in given:
+                    if opt.required and opt.name not in given and opt.name not in suggested:
                         self.error("E044", f"step `{kind}` needs option `{opt.name}`", s.kind.pos,
                                    f"{opt.name}: {opt.doc}" if opt.doc else None)
             if s.name is not None:

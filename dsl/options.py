@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from dsl import ast as A
-from dsl.diagnostics import ERROR, Diagnostic, did_you_mean
+from dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean
 from dsl.ir import Pos
 
 Report = Callable[[Diagnostic], None]
@@ -111,9 +111,10 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
 
 
 def group_atoms(spec, atoms: tuple[A.Atom, ...], base_dir: Path, report: Report,
-                owner: str, at: Pos) -> tuple[dict[str, Any], dict[str, Pos]]:
+                owner: str, at: Pos, suggested: set[str] | None = None) -> tuple[dict[str, Any], dict[str, Pos]]:
     """A format's flat atoms -> {option: value}.  A word equal to an option
-    name starts ``option value``; the first leftover atom fills ``spec.positional``."""
+    name starts ``option value``; the first leftover atom fills ``spec.positional``.
+    ``suggested`` collects the options an unknown word's E043 names first (see ``best_guess``)."""
     out: dict[str, Any] = {}
     where: dict[str, Pos] = {}
     names = spec.option_names
@@ -139,6 +140,8 @@ def group_atoms(spec, atoms: tuple[A.Atom, ...], base_dir: Path, report: Report,
                 continue
         if atom.type == "word":
             help_ = did_you_mean(atom.value, names)
+            if suggested is not None:
+                suggested.update(best_guess(atom.value, names))
             msg = f"unknown option `{atom.value}` for {owner}"
             code = "E043"
         else:
@@ -165,13 +168,20 @@ def _put(opt, atom: A.Atom, out: dict, where: dict, base_dir: Path, report: Repo
         out[opt.name] = v
 
 
+def best_guess(word: str, names) -> tuple[str, ...]:
+    """The option an unknown option's did-you-mean names first (``adress`` -> ``address``), or ()."""
+    close = closest(word, names)
+    return (close[0],) if close else ()
+
+
 def finish_options(spec, out: dict[str, Any], where: dict[str, Pos], report: Report, owner: str,
-                   at: Pos) -> dict[str, Any]:
-    """Required options present; defaults filled in."""
+                   at: Pos, suggested: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Required options present; defaults filled in.  A missing required option that an E043's
+    did-you-mean already names (``suggested``: ``adress`` for ``address``) is not reported again."""
     for opt in spec.options:
         if opt.name in where:
             continue
-        if opt.required:
+        if opt.required and opt.name not in suggested:
             report(Diagnostic("E044", ERROR, f"{owner} needs option `{opt.name}`", at,
                               f"{opt.name}: {opt.doc}" if opt.doc else None))
         elif opt.default is not None:

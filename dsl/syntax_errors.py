@@ -41,7 +41,7 @@ SYNTAX_ERRORS: dict[str, tuple[str, str | None, list[str]]] = {
              ['format F = fixed {\n a string(1) b string(2)\n}',
               'format F = fixed {\n a\n}',
               'format F = fixed {\n a string(1) personal x\n}']),
-    "E007": ("unexpected end of file: a `}` is missing",
+    "E007": ("unexpected end of file: a `}` is missing",      # worded by syntax_hints.unclosed_at_end
              "every `{` needs a matching `}`",
              ['route r {', 'route r { reply X {', 'format F = fixed {\n a string(1)\n',
               'channel c = tcp listen {', 'route r { validate {']),
@@ -190,7 +190,9 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if not at_eof:
-        known = _safe(hints.misspelt_statement, e, path, step_kinds) or _safe(hints.misspelt_declaration, e, text, path)
+        known = (_safe(hints.unclosed_before, e, text, path)
+                 or _safe(hints.misspelt_statement, e, path, step_kinds)
+                 or _safe(hints.misspelt_declaration, e, text, path))
         if known is not None:
             return known
     label = None
@@ -198,10 +200,13 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
         if _open_braces(text) > 0:
+            known = _safe(hints.unclosed_at_end, e, text, path)
+            if known is not None:
+                return known
             label = "E007"
     end_col = col + max(1, len(str(tok.value))) if tok is not None and tok.type != "$END" else col + 1
     pos = Pos(path, line, col, line, end_col)
-    known_tok = None if at_eof else _safe(hints.token_hint, e)
+    known_tok = None if at_eof else _safe(hints.token_hint, e, text)
     if known_tok is not None:
         return Diagnostic(GENERIC_TOKEN, ERROR, known_tok[0], pos, known_tok[1])
     accepts = set(getattr(e, "accepts", None) or ())

@@ -151,10 +151,15 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
 
 # ------------------------------------------------------------------ tokens and characters
 
-def token_hint(e) -> tuple[str, str] | None:
-    """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name."""
+def token_hint(e, text: str = "") -> tuple[str, str] | None:
+    """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name,
+    a comma between the lines of a ``{ ... }`` block, or ``decimal(12.2)`` for ``decimal(12, 2)``."""
     tok = getattr(e, "token", None)
     ps = _parser_state(e)
+    if tok is not None and tok.type == "COMMA":
+        return _comma_hint(e, ps)
+    if tok is not None and tok.type in ("DOT", "INT"):
+        return _field_args_hint(tok, ps, text)
     if tok is None or tok.type != "EQUAL":
         return None
     prev = ps.value_stack[-1] if ps is not None and ps.value_stack else None
@@ -168,6 +173,80 @@ def token_hint(e) -> tuple[str, str] | None:
         return ("unexpected `=`: did you mean `==`?",
                 "`==` compares two values; a single `=` gives a field or a name its value")
     return None
+
+
+_CLOSERS = {"RBRACE": "LBRACE", "RPAR": "LPAR", "RSQB": "LSQB"}
+
+
+def _still_open(vs) -> list[int]:
+    """Indexes in the parser's value stack of the ``{`` ``(`` ``[`` not closed yet (outermost first)."""
+    opened: list[int] = []
+    for i, v in enumerate(vs):
+        kind = getattr(v, "type", None)
+        if kind in ("LBRACE", "LPAR", "LSQB"):
+            opened.append(i)
+        elif kind in _CLOSERS and opened and vs[opened[-1]].type == _CLOSERS[kind]:
+            opened.pop()
+    return opened
+
+
+def _comma_hint(e, ps) -> tuple[str, str] | None:
+    """``{ a = 1, b = 2 }``: the lines of a body, a channel's options, a format's fields and a
+    ``validate`` block's rules are separated by spaces or line breaks, not commas."""
+    if ps is None:
+        return None
+    vs = ps.value_stack
+    opened = _still_open(vs)
+    if not opened or vs[opened[-1]].type != "LBRACE":
+        return None                     # inside ( ) or [ ]: not a block's separator
+    i = opened[-1]
+    accepts = set(getattr(e, "accepts", None) or getattr(e, "expected", None) or ())
+    before = getattr(vs[i - 1], "type", None) if i > 0 else None
+    starts = [v for j, v in enumerate(vs) if hasattr(v, "type") and _shifts(ps, ps.state_stack[j], "ROUTE")]
+    if starts and starts[-1].type == "FORMAT":
+        return ("unexpected `,` between the fields of a format",
+                "declare each field on a line of its own, without commas: `code string(4)` then, "
+                "on the next line, `amount decimal(12, 2)`")
+    if _in_channel_options(ps):
+        return ("unexpected `,` between a channel's options",
+                "options are separated by spaces or line breaks, not commas: "
+                '`{ address = "127.0.0.1:7001"  framing = length2 }`')
+    if before == "VALIDATE":
+        return ("unexpected `,` between validation rules",
+                "put each rule on a line of its own, without commas: "
+                '`CONDITION else reject "CODE" "TEXT"`')
+    if {"NAME", "STRING", "RBRACE"} <= accepts:
+        return ("unexpected `,` between the fields of a `{ ... }` body",
+                "fields are separated by spaces or line breaks, not commas: `{ a = 1  b = 2 }`")
+    return None
+
+
+def _field_args_hint(tok, ps, text: str) -> tuple[str, str] | None:
+    """``decimal(12.2)`` / ``decimal(12 2)`` in a format's field block: the numbers in a field type's
+    parentheses are whole numbers separated by a comma."""
+    if ps is None:
+        return None
+    vs = ps.value_stack
+    kinds = [getattr(v, "type", None) for v in vs[-4:]]
+    if kinds != ["NAME", "NAME", "LPAR", "INT"]:
+        return None
+    starts = [v for j, v in enumerate(vs) if hasattr(v, "type") and _shifts(ps, ps.state_stack[j], "ROUTE")]
+    if not starts or starts[-1].type != "FORMAT":
+        return None
+    ftype, first = str(vs[-3].value), str(vs[-1].value)
+    second = "2"
+    if tok.type == "INT":
+        second = str(tok.value)
+    elif text and tok.end_pos is not None:
+        m = re.match(r"[0-9]+", text[tok.end_pos:])
+        if m:
+            second = m.group(0)
+    shown = "`.`" if tok.type == "DOT" else f"`{tok.value}`"
+    msg = f"unexpected {shown} in the arguments of field type `{ftype}`"
+    if ftype == "decimal":
+        return msg, f"write the width and scale with a comma: decimal({first}, {second})"
+    return msg, (f"the numbers in `{ftype}( )` are whole numbers separated by a comma, e.g. {ftype}({first}); "
+                 "a decimal field takes a width and a scale: decimal(12, 2)")
 
 
 def _in_channel_options(ps) -> bool:
@@ -238,3 +317,168 @@ def char_hint(e, text: str, path: str) -> Diagnostic | None:
     else:
         return None
     return Diagnostic("E001", ERROR, f"unexpected character `{ch}`", pos, help_)
+
+
+# ------------------------------------------------------------------ a missing `}`
+
+_DECL_WORDS = {"use", "format", "channel", "table", "route", "test"}
+
+
+def _owner(ps, i: int) -> str:
+    """What the ``{`` at value-stack index ``i`` opens: ``route `r``` or ```reply Req` in route `r```."""
+    vs = ps.value_stack
+    starts = [j for j in range(i) if hasattr(vs[j], "type") and _shifts(ps, ps.state_stack[j], "ROUTE")]
+    decl = ""
+    if starts:
+        s = starts[-1]
+        name = vs[s + 1] if s + 1 < len(vs) and hasattr(vs[s + 1], "type") else None
+        if name is not None and name.type == "STRING":
+            decl = f"{vs[s].value} {name.value}"
+        elif name is not None:
+            decl = f"{vs[s].value} `{name.value}`"
+    words: list[str] = []
+    j = i - 1
+    while j >= 0 and hasattr(vs[j], "type") and vs[j].type not in ("LBRACE", "RBRACE") \
+            and not (starts and j <= starts[-1] + 1):
+        words.append(str(vs[j].value))
+        j -= 1
+    if starts and j <= starts[-1] + 1:
+        words = []                      # the declaration's own `{` (`format F = fixed {`)
+    what = " ".join(reversed(words))
+    if what and decl:
+        return f"`{what}` in {decl}"
+    return what and f"`{what}`" or decl
+
+
+def _brace_diagnostic(ps, opened: list[int], path: str, before=None, text: str = "") -> Diagnostic:
+    vs = ps.value_stack
+    braces = [i for i in opened if vs[i].type == "LBRACE"]
+    i = braces[-1]
+    tok = vs[i]
+    owner = _owner(ps, i)
+    at = f"{tok.line}:{tok.column}"
+    shown = f"the `{{` opened at {at}" + (f" ({owner})" if owner else "")
+    if before is None:
+        msg = f"unexpected end of file: {shown} is never closed"
+        help_ = "add its `}`: every `{` needs a matching `}`"
+    else:
+        msg = f"a `}}` is missing: {shown} is not closed before `{before.value}` at {before.line}:{before.column}"
+        help_ = f"add its `}}` before line {before.line}: every `{{` needs a matching `}}`"
+    outer = [vs[j] for j in braces[:-1]]
+    if outer:
+        help_ += "; also still open: " + ", ".join(f"`{{` at {t.line}:{t.column}" for t in outer)
+    inner = [vs[j] for j in opened if j > i]
+    if inner and before is None:
+        help_ += "; inside it " + ", ".join(f"`{t.value}` at {t.line}:{t.column}" for t in inner) + " is not closed either"
+    hint = misplaced_close(text[:before.start_pos] if before is not None else text, tok.line, tok.column)
+    if hint:
+        help_ += "; " + hint
+    return Diagnostic("E007", ERROR, msg, Pos(path, tok.line, tok.column, tok.line, tok.column + 1), help_)
+
+
+def unclosed_at_end(e, text: str, path: str) -> Diagnostic | None:
+    """E007 at the end of the file, at the innermost ``{`` still open (strings and comments hold none:
+    the parser's own tokens are read)."""
+    ps = _parser_state(e)
+    if ps is None:
+        return None
+    opened = _still_open(ps.value_stack)
+    if not any(ps.value_stack[i].type == "LBRACE" for i in opened):
+        return None
+    return _brace_diagnostic(ps, opened, path, text=text)
+
+
+_STATEMENT_WORDS = set(STATEMENTS) | {"given", "expect"}
+
+
+def _first_on_line(tok, text: str) -> bool:
+    lines = text.splitlines()
+    if not 0 < tok.line <= len(lines):
+        return False
+    return tok.column == _indent(lines[tok.line - 1]) + 1
+
+
+def unclosed_before(e, text: str, path: str) -> Diagnostic | None:
+    """A ``{`` left open, seen where the parser gives up on the next line: ``route b {`` (or ``format``,
+    ``test`` ...) at the start of a line, or a statement (``call``, ``reply``, ``expect`` ...) starting
+    the line right where it failed inside a message body or a ``validate`` block.  The parser read the
+    word as a field or step name; E007 goes to the innermost ``{`` opened before that word."""
+    ps = _parser_state(e)
+    tok = getattr(e, "token", None)
+    if ps is None or tok is None:
+        return None
+    vs = ps.value_stack
+    cands = [(k, v) for k, v in enumerate(vs) if hasattr(v, "type")] + [(len(vs), tok)]
+    for k, v in cands:
+        word = str(v.value)
+        if word in _DECL_WORDS and v.column == 1 and v.type in ("NAME", word.upper()):
+            opened = [i for i in _still_open(vs[:k]) if vs[i].line < v.line]
+            if any(vs[i].type == "LBRACE" for i in opened):
+                return _brace_diagnostic(ps, opened, path, before=v, text=text)
+    # a statement word that starts its line, where the parser stopped (it, or the token after it)
+    last = [(k, v) for k, v in cands if k >= len(vs) - 1]
+    if len(vs) >= 1 and not hasattr(vs[-1], "type"):       # the word may be reduced already (`call` -> name)
+        inner = _tokens([vs[-1]])
+        if len(inner) == 1:
+            last.insert(0, (len(vs) - 1, inner[0]))
+    for k, v in last:
+        word = str(v.value)
+        if word not in _STATEMENT_WORDS or v.type not in ("NAME", word.upper()) or not _first_on_line(v, text):
+            continue
+        opened = [i for i in _still_open(vs[:k]) if vs[i].line < v.line]
+        braces = [i for i in opened if vs[i].type == "LBRACE"]
+        if not braces or opened[-1] != braces[-1]:
+            continue                    # inside ( ) or [ ]: another mistake
+        owner = _owner(ps, braces[-1])
+        if not owner.startswith("`") or owner.startswith("`on error`"):
+            continue                    # a route's, test's or `on error { }` body: statements belong there
+        return _brace_diagnostic(ps, opened, path, before=v, text=text)
+    return None
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def brace_pairs(text: str) -> list[tuple[int, int, int, int]]:
+    """Each matched ``{`` ``}`` outside strings and comments, as (open line, open col, close line, close col)."""
+    pairs: list[tuple[int, int, int, int]] = []
+    stack: list[tuple[int, int]] = []
+    line, col, i, n = 1, 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch == '"':
+            i, col = i + 1, col + 1
+            while i < n and text[i] not in '"\n':
+                step = 2 if text[i] == "\\" and i + 1 < n and text[i + 1] != "\n" else 1
+                i, col = i + step, col + step
+        elif ch == "{":
+            stack.append((line, col))
+        elif ch == "}" and stack:
+            ol, oc = stack.pop()
+            pairs.append((ol, oc, line, col))
+        if i < n and text[i] == "\n":
+            line, col = line + 1, 0
+        i, col = i + 1, col + 1
+    return pairs
+
+
+def misplaced_close(text: str, line: int, col: int) -> str | None:
+    """A hint for the ``{`` at line:col left open: a ``}`` inside it, on a line of its own, that lines up
+    with that ``{``'s line but closes a ``{`` opened further in (its own ``}`` is likely the one missing)."""
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return None
+    want = _indent(lines[line - 1])
+    for ol, oc, cl, cc in brace_pairs(text):
+        if (ol, oc) <= (line, col) or not 0 < cl <= len(lines):
+            continue
+        close_line = lines[cl - 1]
+        if close_line.strip() == "}" and _indent(close_line) == want and _indent(lines[ol - 1]) != want:
+            return (f"the `}}` at {cl}:{cc} lines up with line {line} but closes the `{{` opened at {ol}:{oc}: "
+                    f"is the `}}` of {ol}:{oc} the one missing?")
+    return None

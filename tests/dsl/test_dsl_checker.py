@@ -226,3 +226,30 @@ route r {
     assert "unknown tag 'card'" in bad.errors[0].message
     wrong = compile_source(src.replace('classify ["account:personal", "card.number:pan"]', 'classify "x"'), registry)
     assert [d.code for d in wrong.errors] == ["E045"] and "expects a list" in wrong.errors[0].message
+
+
+def test_a_misspelt_required_option_is_reported_once_as_unknown(tmp_path, registry):
+    """`adress = ...` is E043 with did you mean `address`; E044 (address missing) would only repeat it."""
+    from formats.component import ComponentSpec, OptionSpec
+    reg = registry.clone()
+    reg.register(ComponentSpec("format", "needy", "a kind with a required option", (
+        OptionSpec("layout", "string", "the layout", required=True),)))
+    src = HEAD + '''channel c = tcp listen {
+    adress = "127.0.0.1:7001"
+}
+format N = needy layot "x"
+route r {
+    receive from c as N
+    audit { txt = "x" }
+    reply Req { code = "1" }
+}
+'''
+    r = compile_source(src, reg, tmp_path / "main.route")
+    got = codes(r)
+    assert ("E043", 7, 5) in got and ("E043", 9, 18) in got and ("E043", 12, 13) in got, got
+    assert not [c for c in got if c[0] == "E044"], got
+    assert {d.help for d in r.diagnostics if d.code == "E043"} == {
+        "did you mean `address`?", "did you mean `layout`?", "did you mean `text`?"}
+    # an unknown option that names another option leaves the missing one reported
+    other = compile_source(src.replace("adress", "framng"), reg, tmp_path / "main.route")
+    assert ("E044", 6, 9) in codes(other)

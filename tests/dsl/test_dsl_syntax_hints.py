@@ -219,3 +219,100 @@ def test_a_stray_closing_brace_between_declarations(tmp_path, registry):
 def test_equals_between_a_formats_options(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(26, "json", "json\n    schema = \"x.json\""))
     assert _only(r)[:4] == ("E013", 27, 12, "unexpected `=` in a format declaration")
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (13, "decimal(12, 2)", "decimal(12.2)", 27, "unexpected `.` in the arguments of field type `decimal`",
+     "write the width and scale with a comma: decimal(12, 2)"),
+    (13, "decimal(12, 2)", "decimal(15 3)", 28, "unexpected `3` in the arguments of field type `decimal`",
+     "write the width and scale with a comma: decimal(15, 3)"),
+])
+def test_a_decimal_width_and_scale_without_a_comma(tmp_path, registry, line, old, new, col, message, help_):
+    assert _only(_check(tmp_path, registry, _edit(line, old, new))) == ("E002", line, col, message, help_)
+
+
+_BODY_HELP = "fields are separated by spaces or line breaks, not commas: `{ a = 1  b = 2 }`"
+
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    (76, "api_code", "api_code,", 52, "unexpected `,` between the fields of a `{ ... }` body", _BODY_HELP),
+    (69, "msg.amount", "msg.amount,", 30, "unexpected `,` between the fields of a `{ ... }` body", _BODY_HELP),
+    (85, "msg.trace_no", "trim(msg.trace_no),", 40, "unexpected `,` between the fields of a `{ ... }` body",
+     _BODY_HELP),
+    (31, '"127.0.0.1:7001"', '"127.0.0.1:7001",', 33, "unexpected `,` between a channel's options",
+     'options are separated by spaces or line breaks, not commas: '
+     '`{ address = "127.0.0.1:7001"  framing = length2 }`'),
+    (13, "decimal(12, 2)", "decimal(12, 2),", 31, "unexpected `,` between the fields of a format",
+     "declare each field on a line of its own, without commas: `code string(4)` then, "
+     "on the next line, `amount decimal(12, 2)`"),
+])
+def test_a_comma_between_the_lines_of_a_block_says_none_is_needed(tmp_path, registry, line, old, new, col,
+                                                                   message, help_):
+    assert _only(_check(tmp_path, registry, _edit(line, old, new))) == ("E002", line, col, message, help_)
+
+
+def test_a_comma_inside_a_call_or_list_is_still_an_argument_separator(tmp_path, registry):
+    """Only a comma the block itself meets gets the hint: `pad_left(x, 4,)` stays an expression error."""
+    r = _check(tmp_path, registry, _edit(76, "billers[msg.biller_id].api_code", "pad_left(msg.account, 4,)"))
+    code, *_rest, help_ = _only(r)
+    assert code == "E014" and "commas" not in help_
+
+
+# ------------------------------------------------------------------ a missing `}`: at the `{` left open
+
+_ADD = "add its `}`: every `{` needs a matching `}`"
+
+
+def test_a_missing_brace_at_the_end_points_at_the_brace_left_open(tmp_path, registry):
+    r = _check(tmp_path, registry, _edit(107, "}", ""))
+    assert _only(r) == ("E007", 99, 20, "unexpected end of file: the `{` opened at 99:20 (route `bill_enquiry`) "
+                        "is never closed", _ADD)
+
+
+@pytest.mark.parametrize("strings_and_comments", [False, True])
+def test_a_missing_inner_brace_names_the_brace_its_neighbour_closed(tmp_path, registry, strings_and_comments):
+    """The reply's `}` is missing: the route's `}` closes the reply, and the route's `{` is left open."""
+    text = _edit(106, "}", "")
+    if strings_and_comments:        # braces inside a string or a comment are no braces
+        text = text.replace('"fee " + fee', '"fee {" + fee   # closes the reply }')
+    r = _check(tmp_path, registry, text)
+    assert _only(r) == ("E007", 99, 20, "unexpected end of file: the `{` opened at 99:20 (route `bill_enquiry`) "
+                        "is never closed",
+                        _ADD + "; the `}` at 107:1 lines up with line 99 but closes the `{` opened at 102:22: "
+                        "is the `}` of 102:22 the one missing?")
+
+
+def test_a_missing_brace_before_the_next_declaration(tmp_path, registry):
+    """Before its fix: `unknown statement or step kind `route`` at 99:1."""
+    r = _check(tmp_path, registry, _edit(96, "}", ""))
+    assert _only(r) == ("E007", 47, 20, "a `}` is missing: the `{` opened at 47:20 (route `bill_payment`) is not "
+                        "closed before `route` at 99:1",
+                        "add its `}` before line 99: every `{` needs a matching `}`")
+
+
+def test_a_missing_format_brace_before_the_next_format(tmp_path, registry):
+    """Before its fix: `unknown declaration `format`: did you mean `format`?`."""
+    r = _check(tmp_path, registry, _edit(16, "}", ""))
+    assert _only(r)[:4] == ("E007", 8, 27, "a `}` is missing: the `{` opened at 8:27 (format `BillPayReq`) is not "
+                            "closed before `format` at 18:1")
+
+
+@pytest.mark.parametrize("line, where, owner, before", [
+    (73, "67:23", "`deal BILL_PAYMENT` in route `bill_payment`", "call` at 75:5"),     # was E005 at `post`
+    (60, "50:14", "`validate` in route `bill_payment`", "deal` at 67:5"),              # was E003
+    (89, "84:22", "`reply BillPayRsp` in route `bill_payment`", "on` at 91:5"),
+])
+def test_a_missing_brace_before_the_next_statement(tmp_path, registry, line, where, owner, before):
+    r = _check(tmp_path, registry, _edit(line, "}", ""))
+    code, l, c, message, _help = _only(r)
+    assert (code, f"{l}:{c}") == ("E007", where)
+    assert message == f"a `}}` is missing: the `{{` opened at {where} ({owner}) is not closed before `{before}"
+
+
+def test_a_missing_brace_in_a_route_test(tmp_path, registry):
+    """Before its fix: `expected `name = value` in a message body (found `call`)`."""
+    test = (BILL_PAYMENT.parent / "bill_payment_test.route").read_text()
+    (tmp_path / "bill_payment.route").write_text(SAMPLE)
+    r = _check(tmp_path, registry, test.replace('confirmation = "C-77" }', 'confirmation = "C-77"', 1))
+    assert _only(r)[:4] == ("E007", 12, 36, "a `}` is missing: the `{` opened at 12:36 (`given biller answers "
+                            "BillerAck` in test \"pays a known biller\") is not closed before `expect` at 13:5")
