@@ -32,6 +32,7 @@ archived file is never replaced: a second ``PAY.csv`` is kept as ``PAY.2.csv``.
 """
 from __future__ import annotations
 
+import errno
 import fnmatch
 import itertools
 import logging
@@ -111,6 +112,12 @@ class FileWatcher:
         self.done_dir = Path(options.get("done_dir") or self.dir / "done")
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
         self.debounce = seconds(options.get("debounce"), 0.05)
+        self.rescan = seconds(options.get("rescan"), 5.0)
+        if not self.rescan > 0:
+            raise ChannelConfigError(f"channel {name}: option rescan: expected a duration above 0 (e.g. rescan = 5s), "
+                                     f"got {options.get('rescan')!r}")
+        self.problem: str | None = None          # why the folder cannot be watched now (bsp status)
+        self._stuck_files: dict[Path, str] = {}  # files that could not be run or archived, and why (logged once)
         self.run_once = bool(options.get("run_once", True))
         self.batch = options.get("batch", 1000)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
@@ -142,31 +149,72 @@ class FileWatcher:
         for d in (self.dir, self.done_dir, self.error_dir):
             d.mkdir(parents=True, exist_ok=True)
         await self._files()
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            wake = trio.Event()
-
-            async def watch() -> None:
-                async for _changes in awatch(self.dir, stop_event=stop, debounce=int(self.debounce * 1000),
-                                             recursive=False):
-                    wake.set()
-
-            nursery.start_soon(watch)
-            task_status.started()
-            log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
-            while not self._draining:
-                await self._scan(handler)          # initial scan, then after every change
-                if self._draining:
-                    break
+        task_status.started()
+        log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
+        while not self._draining:
+            try:
+                await self._watch(handler)
+            except (OSError, RuntimeError) as exc:       # RuntimeError: watchfiles' own (its watch died)
+                if self.problem is None:
+                    log.error("channel %s: cannot watch %s: %s; the engine's other channels carry on, and this "
+                              "one looks again every %gs (restore the folder or its permissions)",
+                              self.name, self.dir, getattr(exc, "strerror", None) or exc, self.rescan)
+                self.problem = f"cannot watch {self.dir}: {getattr(exc, 'strerror', None) or exc}"
                 with trio.CancelScope() as self._wait_scope:
-                    await wake.wait()
-                wake = trio.Event()
-            stop.set()
-            nursery.cancel_scope.cancel()
+                    await trio.sleep(self.rescan)
+        self._wait_scope = None
+
+    async def _watch(self, handler: ExchangeHandler) -> None:
+        """Arm a watch of the folder, then scan it: at once, after every change, and every ``rescan``
+        seconds (a file a change event missed: dropped while the watch was being armed, on a network
+        file system, past a full event queue).  Returns when draining; raises OSError when the folder
+        goes away (deleted, unmounted, replaced, unreadable): its watch is then of no use."""
+        stop = trio.Event()
+        wake = trio.Event()
+        failed: list[BaseException] = []
+        where = os.stat(self.dir)
+        for d in (self.done_dir, self.error_dir):     # a folder back from a removal may lack them
+            d.mkdir(parents=True, exist_ok=True)
+
+        async def watch() -> None:
+            try:
+                async for _changes in awatch(self.dir, stop_event=stop, debounce=int(self.debounce * 1000),
+                                             recursive=False, rust_timeout=max(1, int(self.rescan * 1000)),
+                                             yield_on_timeout=True):
+                    wake.set()
+            except (OSError, RuntimeError) as exc:       # RuntimeError: watchfiles' own (its watch died)
+                failed.append(exc)
+            wake.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            try:
+                while not self._draining and not failed:
+                    await self._scan(handler)
+                    now = os.stat(self.dir)                 # gone, or another folder of that name: watch again
+                    if (now.st_dev, now.st_ino) != (where.st_dev, where.st_ino):
+                        raise FileNotFoundError(errno.ENOENT, "the folder was replaced while watched", str(self.dir))
+                    if self.problem is not None and not failed:
+                        log.warning("channel %s: watching %s again", self.name, self.dir)
+                        self.problem = None
+                    if self._draining or failed:
+                        break
+                    with trio.CancelScope() as self._wait_scope:
+                        await wake.wait()
+                    wake = trio.Event()
+            except OSError as exc:              # raised below, out of the nursery (not in an exception group)
+                failed.append(exc)
+            finally:
+                stop.set()
+                nursery.cancel_scope.cancel()
+        if failed:
+            raise failed[-1]
 
     def status(self) -> dict[str, Any]:
-        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now."""
-        return {"files_done": len(self.processed), "files_error": len(self.failed), "running": self.running}
+        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
+        why the folder cannot be watched (None when it can)."""
+        return {"files_done": len(self.processed), "files_error": len(self.failed), "running": self.running,
+                "problem": self.problem}
 
     def stop_accepting(self) -> None:
         self._draining = True
@@ -192,8 +240,28 @@ class FileWatcher:
         for path in self.ready_files():
             if self._draining:
                 return
-            if path.resolve() not in _RUNNING:      # else another watcher (a reload's) runs it now
+            if path.resolve() in _RUNNING:          # another watcher (a reload's) runs it now
+                continue
+            try:
                 await self.process(path, handler)
+            except FileNotFoundError as exc:
+                if exc.filename is not None and Path(exc.filename) == path and not path.exists():
+                    log.info("channel %s: %s went away before it was run (taken by another reader?)",
+                             self.name, path.name)
+                    continue
+                self._stuck(path, exc)
+            except OSError as exc:                  # cannot read it, write its reason, or move it: next scan
+                self._stuck(path, exc)
+
+    def _stuck(self, path: Path, exc: OSError) -> None:
+        """A file that could not be run or archived stays where it is and is tried again at the next scan
+        (its records already recorded are not run again: the index says how far it went); logged once
+        per cause, the engine carries on."""
+        why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        if self._stuck_files.get(path) != why:
+            self._stuck_files[path] = why
+            log.error("channel %s: %s stays in %s: %s; tried again every %gs (its records already run are not "
+                      "run again)", self.name, path.name, self.dir, why, self.rescan)
 
     def _deal_records(self, records: list[tuple[int, bytes]],
                       problems: list[str]) -> tuple[list[tuple[int, bytes]], int]:
@@ -299,6 +367,7 @@ class FileWatcher:
             problems += await self._run(path, len(data), records, first, resume, earlier, sha, handler)
         ok = not problems
         folder = self.done_dir if ok else self.error_dir
+        folder.mkdir(exist_ok=True)                      # removed while running: made again beside the index
         archived = free_name(folder, path.name)          # an earlier file of the same name stays
         if not ok:
             reason = (f"file {path.name}: {len(problems)} problem(s) in {len(records)} record(s)\n"
@@ -312,6 +381,7 @@ class FileWatcher:
             log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
         os.replace(path, folder / archived)
+        self._stuck_files.pop(path, None)
         # a refused repeat is noted as such: it does not replace the run it repeats
         status = "repeat" if before is not None and self.run_once else "done" if ok else "error"
         await trio.to_thread.run_sync(index.note, sha, status, path.name, archived)
@@ -422,6 +492,10 @@ COMPONENT = ComponentSpec(
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),
+        OptionSpec("rescan", "duration", "The folder is also looked at this often, changes or not (a file a "
+                   "change event missed: a network file system, the watch being armed); a folder that "
+                   "cannot be watched (removed, unmounted) is tried again this often (default 5s).",
+                   default=None),
     ),
     build=build,
     examples=(

@@ -5,8 +5,11 @@ also needs the outcome (rejected -> 422, failed -> 502, ...) and the route
 should see the request's ``http`` values (params, query, headers).  Until the
 runtime offers a per-request hook, this module works with the runtime's
 ``Dispatcher`` as it is: a shallow per-request copy whose base scope carries
-``http`` and whose ``_record`` keeps the exchanges it records.  Any other
-handler still works: it just reports no outcome.
+``http`` and whose ``_record`` keeps the exchanges it records.  The handler
+``bsp run`` gives channels (``engine.ops.generation.HandlerRef``, which forwards
+to the current generation's dispatcher) offers ``handle_via``: the copy is made
+of the dispatcher it forwards to.  Any other handler still works: it just
+reports no outcome.
 """
 from __future__ import annotations
 
@@ -28,28 +31,56 @@ class Outcome:
     detail: str | None = None
 
 
-async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any]) -> Outcome:
-    base = getattr(handler, "base_scope", None)
-    record = getattr(handler, "_record", None)
+def _observed(disp: Any, seen: list[Any], extra_scope: dict[str, Any] | None) -> Any:
+    """A per-call copy of ``disp`` whose base scope adds ``extra_scope`` and whose recorded exchanges
+    go into ``seen`` too; None when ``disp`` is not a runtime dispatcher."""
+    base = getattr(disp, "base_scope", None)
+    record = getattr(disp, "_record", None)
     if not isinstance(base, dict) or record is None:
-        (reply,) = await handler.handle(conn, [body])
-        return Outcome(reply, "unknown")
-    seen: list[Any] = []
-    d = copy.copy(handler)
-    d.base_scope = {**base, "http": http_scope}
+        return None
+    d = copy.copy(disp)
+    if extra_scope:
+        d.base_scope = {**base, **extra_scope}
 
     async def keep(exs: list[Any]) -> None:
         seen.extend(exs)
         await record(exs)
     d._record = keep
-    (reply,) = await d.handle(conn, [body])
-    if not seen:
+    return d
+
+
+async def _handle(handler: Any, conn: Any, frames: list[bytes],
+                  extra_scope: dict[str, Any] | None) -> tuple[list[bytes | None], list[Any] | None]:
+    """The replies, and the exchanges recorded for ``frames`` (None: the handler reports none)."""
+    seen: list[Any] = []
+    observed = False
+
+    def wrap(disp: Any) -> Any:
+        nonlocal observed
+        d = _observed(disp, seen, extra_scope)
+        observed = d is not None
+        return disp if d is None else d
+
+    via = getattr(handler, "handle_via", None)
+    if via is not None:             # bsp run's forwarding handler: observe the dispatcher it forwards to
+        replies = await via(conn, frames, wrap)
+    else:
+        replies = await wrap(handler).handle(conn, frames)
+    return replies, (seen if observed else None)
+
+
+def _outcome(reply: bytes | None, ex: Any) -> Outcome:
+    f = getattr(ex, "failure", None) if ex is not None else None
+    if ex is None:
         return Outcome(reply, "unknown")
-    ex = seen[0]
-    f = getattr(ex, "failure", None)
     if f is None:
         return Outcome(reply, "committed")
     return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail)
+
+
+async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any]) -> Outcome:
+    (reply,), seen = await _handle(handler, conn, [body], {"http": http_scope})
+    return _outcome(reply, seen[0] if seen else None)
 
 
 async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any],
@@ -78,29 +109,6 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
 async def dispatch_batch(handler: Any, conn: Any, frames: list[bytes],
                          extra_scope: dict[str, Any] | None = None) -> list[Outcome]:
     """Like ``dispatch_one`` for a batch (a file's records): one Outcome per frame, in order."""
-    base = getattr(handler, "base_scope", None)
-    record = getattr(handler, "_record", None)
-    if not isinstance(base, dict) or record is None:
-        replies = await handler.handle(conn, frames)
-        return [Outcome(r, "unknown") for r in replies]
-    seen: list[Any] = []
-    d = copy.copy(handler)
-    if extra_scope:
-        d.base_scope = {**base, **extra_scope}
-
-    async def keep(exs: list[Any]) -> None:
-        seen.extend(exs)
-        await record(exs)
-    d._record = keep
-    replies = await d.handle(conn, frames)
-    out: list[Outcome] = []
-    for i, reply in enumerate(replies):
-        ex = seen[i] if i < len(seen) else None
-        f = getattr(ex, "failure", None) if ex is not None else None
-        if ex is None:
-            out.append(Outcome(reply, "unknown"))
-        elif f is None:
-            out.append(Outcome(reply, "committed"))
-        else:
-            out.append(Outcome(reply, f.status, f.kind, f.code, f.text, f.detail))
-    return out
+    replies, seen = await _handle(handler, conn, frames, extra_scope)
+    seen = seen or []
+    return [_outcome(reply, seen[i] if i < len(seen) else None) for i, reply in enumerate(replies)]

@@ -86,7 +86,14 @@ class HandlerRef:
         self._target = (gen, dispatcher)
 
     async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
+        return await self.handle_via(conn, frames, None)
+
+    async def handle_via(self, conn: Any, frames: list[bytes], via: Any) -> list[bytes | None]:
+        """``handle`` through ``via(dispatcher)``, the current dispatcher as a caller wraps it (a file or
+        HTTP channel learns each deal's outcome that way: engine.channels.http_listen_dispatch)."""
         gen, disp = self._target
+        if via is not None:
+            disp = via(disp)
         gen.enter()
         obs = self.observer
         if obs is not None:
