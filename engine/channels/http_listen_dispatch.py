@@ -90,6 +90,9 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
     (the dispatcher's ledger and transaction manager do both), answered with the channel's ``on error
     reply`` when it has one.  No route runs and nothing is decoded.  Any other handler: nothing is
     recorded, the outcome still says why."""
+    via = getattr(handler, "with_dispatcher", None)
+    if via is not None:             # bsp run's forwarding handler: refuse through the dispatcher it forwards to
+        return await via(lambda disp: refuse_one(disp, conn, body, http_scope, failure))
     record = getattr(handler, "_record", None)
     base = getattr(handler, "base_scope", None)
     if record is None or not isinstance(base, dict):

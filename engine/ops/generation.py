@@ -106,6 +106,23 @@ class HandlerRef:
             obs.frames_out(self.channel, sum(r is not None for r in replies))
         return replies
 
+    async def with_dispatcher(self, fn: Any) -> Any:
+        """``await fn(dispatcher)`` with the current dispatcher, inside its generation (a channel that
+        answers a request itself, such as an http listen refusing a bad signature, still records the
+        deal and the dead letter through it: engine.channels.http_listen_dispatch.refuse_one)."""
+        gen, disp = self._target
+        gen.enter()
+        obs = self.observer
+        if obs is not None:
+            obs.frames_in(self.channel, 1)
+        try:
+            out = await fn(disp)
+        finally:
+            gen.leave()
+        if obs is not None and getattr(out, "reply", None) is not None:
+            obs.frames_out(self.channel, 1)
+        return out
+
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         gen, disp = self._target
         gen.enter()
