@@ -11,6 +11,9 @@ Kinds:
 ``csv``     one record per CSV row: like ``lines``, but a quoted field may hold
             line breaks (RFC 4180), so a row ends at the first line break outside
             quotes.  A quote opened and never closed is an error at its row.
+            Both are text: a UTF-8 byte order mark at the start of the file (Excel
+            writes one) is not part of the first record, whose offset stays its
+            place in the file (3).  The other kinds are bytes: they keep it.
 ``fixed``   ``record_size`` bytes each; a short tail is an error.
 ``rdw``     IBM variable records: a 4-byte record descriptor word (length in
             bytes 0-1, big-endian, counting the RDW) before each record.
@@ -55,10 +58,15 @@ def split_records(data: bytes, kind: str, record_size: int | None = None,
     raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _lines(data: bytes) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
     pos = 0
     for line in data.splitlines(keepends=True):
+        if pos == 0 and line.startswith(UTF8_BOM):       # text: the mark is not the first line's
+            line, pos = line[len(UTF8_BOM):], len(UTF8_BOM)
         body = line.rstrip(b"\r\n")
         if body.strip():
             out.append((pos, body))
@@ -70,7 +78,7 @@ def _csv_rows(data: bytes, quote: bytes) -> list[tuple[int, bytes]]:
     """Rows end at a line feed with an even number of quote characters before it in the row
     (an escaped quote is doubled, so it keeps the count even)."""
     out: list[tuple[int, bytes]] = []
-    start = pos = 0
+    start = pos = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0     # text: the mark is not the first row's
     quotes = 0
     end = len(data)
     while pos < end:

@@ -463,7 +463,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("record", "string", "How records are split: lines; csv (rows whose quoted fields "
                    "may hold line breaks); fixed (record_size bytes); rdw / rdw_le (4-byte record descriptor "
                    "word, big / little endian); rje (SWIFT messages separated by `$`); whole (one record per "
-                   "file).", default="lines", choices=RECORD_KINDS),
+                   "file). lines and csv drop a UTF-8 byte order mark at the start of the file; the other "
+                   "kinds keep it (bytes).", default="lines", choices=RECORD_KINDS),
         OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
         OptionSpec("quote", "string", "The quote character of record = csv (\"\" for none: then rows are "
                    "lines).", default='"'),

@@ -455,6 +455,50 @@ async def test_a_file_failing_its_control_totals_runs_no_record(tmp_path: Path) 
 
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+async def test_a_utf8_byte_order_mark_is_not_part_of_the_first_record(tmp_path: Path) -> None:
+    """Excel saves "CSV UTF-8" with a byte order mark: it was read as the start of the first column's
+    name (a header row without `amount`: the file to error/), or of the first record (malformed).
+    It is text's, so lines and csv drop it; the binary kinds keep it (there it may be data)."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    ledger = tmp_path / "l.duckdb"
+    (inbox / "a.csv").write_bytes(BOM + b"amount,ref\r\n1.50,A1\r\n3.25,A2\r\nTOTAL,2,4.75\r\n")
+    async with running(compile_text(tmp_path, ROUTE_CONTROLS), ledger):
+        await wait_for(lambda: not (inbox / "a.csv").exists(), "the file handled")
+    assert (inbox / "done" / "a.csv").exists(), (inbox / "error" / "a.csv.reason.txt").read_text()
+    assert sorted(r["reference"] for r in deals(ledger) if r["status"] == "committed") == ["A1", "A2"]
+
+    class Recorder:
+        def __init__(self):
+            self.frames = []
+
+        async def handle(self, conn, frames):
+            self.frames.extend(frames)
+            return [b"ok"] * len(frames)
+
+    for record, data, want in (("lines", BOM + b'{"ref": "L1"}\n{"ref": "L2"}\n', [b'{"ref": "L1"}', b'{"ref": "L2"}']),
+                               ("csv", BOM + b'"x\ny",1\n', [b'"x\ny",1']),
+                               ("rje", BOM + b"{1:F01}$", [BOM + b"{1:F01}"]),
+                               ("whole", BOM + b"%PDF", [BOM + b"%PDF"])):
+        h = Recorder()
+        (inbox / f"b.{record}").write_bytes(data)
+        assert await FileWatcher("w", {"dir": str(inbox), "record": record}).process(inbox / f"b.{record}", h)
+        assert h.frames == want, record
+    h = Recorder()
+    (inbox / "c.dat").write_bytes(BOM + b"A" + b"BCDE")
+    assert await FileWatcher("w", {"dir": str(inbox), "record": "fixed", "record_size": 4}).process(
+        inbox / "c.dat", h)
+    assert h.frames == [BOM + b"A", b"BCDE"]
+    # the offset of the first record is still its place in the file
+    w = FileWatcher("w", {"dir": str(inbox), "record": "csv"})
+    (inbox / "d.csv").write_bytes(BOM + b'R1\nR2,"open\n')
+    assert not await w.process(inbox / "d.csv", Recorder())
+    assert "record 2, byte offset 6: cannot split" in (inbox / "error" / "d.csv.reason.txt").read_text()
+
+
 def test_a_trailer_field_the_format_lacks_stops_the_engine_at_start(tmp_path: Path) -> None:
     from engine.registry import default_registry
     from engine.runtime.binder import BindError

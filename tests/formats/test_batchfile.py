@@ -29,6 +29,17 @@ def test_lines_fixed_whole() -> None:
         split_records(b"x", "tape")
 
 
+def test_a_utf8_byte_order_mark_is_text_s_not_the_first_record_s() -> None:
+    bom = b"\xef\xbb\xbf"
+    assert split_records(bom + b"a\r\nb\n", "lines") == [(3, b"a"), (6, b"b")]
+    assert split_records(bom + b'a,"x\ny"\nb\n', "csv") == [(3, b'a,"x\ny"'), (11, b"b")]
+    assert split_records(bom + b"a\nb\n", "csv", quote="") == [(3, b"a"), (5, b"b")]
+    assert split_records(bom + b"\nb\n", "lines") == [(4, b"b")]          # a line of the mark alone is blank
+    assert split_records(b"a\n" + bom + b"b\n", "lines") == [(0, b"a"), (2, bom + b"b")]   # only at the start
+    assert split_records(bom + b"abc", "fixed", 3) == [(0, bom), (3, b"abc")]          # bytes: kept
+    assert split_records(bom + b"x", "whole") == [(0, bom + b"x")]
+
+
 def test_csv_rows_may_hold_line_breaks_in_quotes() -> None:
     data = (b'ref,memo,amount\r\n'
             b'R1,"two\r\nlines",1.50\r\n'
