@@ -2,8 +2,13 @@
 
 Complete files only: a file is taken when it appears under its final name
 (writers write ``.NAME`` or ``NAME.tmp``/``.part`` and rename into place), or,
-with ``complete = "marker"``, when ``NAME.done`` appears beside it.  Files
-already there at start are taken too (initial scan).  Each file's records
+with ``complete = "marker"``, when ``NAME.done`` appears beside it, or, with
+``complete = "stable"`` (a sender writing in place), once its size and time have
+not changed for ``settle`` (``engine.channels.file_change``).  Files
+already there at start are taken too (initial scan).  In every mode a file that
+changed as it was read is not run (it is read again at the next look), and one
+that changed as its records ran goes to ``error/`` as it is now, its reason
+saying which records ran.  Each file's records
 (``record``: lines; csv = rows whose quoted fields may hold line breaks;
 fixed = ``record_size`` bytes each; rdw / rdw_le = IBM variable records with a
 4-byte record descriptor word; rje = SWIFT messages separated by ``$``; whole =
@@ -36,6 +41,7 @@ import errno
 import fnmatch
 import itertools
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,8 @@ import trio
 from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.file_change import (ChangedWhileRead, Settling, change_text, changed_reason, read_unchanged,
+                                         records_text, signature)
 from engine.channels.file_index import FileIndex, content_id, free_name
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, seconds
@@ -72,9 +80,21 @@ class FileWatcher:
         self.address = str(self.dir)
         self.pattern = options.get("pattern") or "*"
         self.complete = options.get("complete") or "rename"
-        if self.complete not in ("rename", "marker"):
-            raise ChannelConfigError(f"channel {name}: option complete: expected \"rename\" or \"marker\", "
-                                     f"got {self.complete!r}")
+        if self.complete not in ("rename", "marker", "stable"):
+            raise ChannelConfigError(f"channel {name}: option complete: expected \"rename\", \"marker\" or "
+                                     f"\"stable\", got {self.complete!r}")
+        if options.get("settle") is not None and self.complete != "stable":
+            raise ChannelConfigError(f"channel {name}: option settle is for complete = \"stable\" "
+                                     f"(complete is {self.complete!r})")
+        try:
+            self.settle = seconds(options.get("settle"), 2.0)
+        except ChannelConfigError as exc:
+            raise ChannelConfigError(f"channel {name}: option settle: {exc}") from None
+        if not self.settle > 0:
+            raise ChannelConfigError(f"channel {name}: option settle: expected a duration above 0 (e.g. settle = "
+                                     f"2s), got {options.get('settle')!r}")
+        # complete = "stable": files seen, each with its size and time and since when they have not changed
+        self._settling = Settling(self.settle) if self.complete == "stable" else None
         self.record = options.get("record") or "lines"
         if self.record not in RECORD_KINDS:
             raise ChannelConfigError(f"channel {name}: option record: expected one of {', '.join(RECORD_KINDS)}, "
@@ -118,6 +138,7 @@ class FileWatcher:
                                      f"got {options.get('rescan')!r}")
         self.problem: str | None = None          # why the folder cannot be watched now (bsp status)
         self._stuck_files: dict[Path, str] = {}  # files that could not be run or archived, and why (logged once)
+        self._written: set[Path] = set()         # files seen changing as they were read (logged once)
         self.run_once = bool(options.get("run_once", True))
         self.batch = options.get("batch", 1000)
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
@@ -199,7 +220,9 @@ class FileWatcher:
                         self.problem = None
                     if self._draining or failed:
                         break
-                    with trio.CancelScope() as self._wait_scope:
+                    # a file settling (complete = "stable") is looked at again when due
+                    deadline = self._settling.next_look() if self._settling is not None else math.inf
+                    with trio.CancelScope(deadline=deadline) as self._wait_scope:
                         await wake.wait()
                     wake = trio.Event()
             except OSError as exc:              # raised below, out of the nursery (not in an exception group)
@@ -234,7 +257,7 @@ class FileWatcher:
             if self.complete == "marker" and not p.with_name(n + ".done").exists():
                 continue
             out.append(p)
-        return out
+        return self._settling.ready(out) if self._settling is not None else out
 
     async def _scan(self, handler: ExchangeHandler) -> None:
         for path in self.ready_files():
@@ -333,8 +356,25 @@ class FileWatcher:
                                f"record {first + resume}")
         return problems
 
+    def _still_written(self, path: Path, exc: ChangedWhileRead) -> None:
+        """A file that changed as it was read: nothing of it runs; it is read again at the next look."""
+        if path not in self._written:
+            self._written.add(path)
+            log.warning("channel %s: %s changed while it was read (%s): nothing of it was run, and it is read "
+                        "again at the next look; its sender is writing it in place: it should write under a "
+                        "temporary name and rename, or set complete = \"stable\"", self.name, path.name, exc)
+
+    def _write_reason(self, archived: str, reason: str) -> None:
+        tmp = self.error_dir / f".{archived}.reason.txt.tmp"
+        tmp.write_text(reason)
+        os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
+
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
-        data = await trio.Path(path).read_bytes()
+        try:
+            data, seen = await trio.to_thread.run_sync(read_unchanged, path)
+        except ChangedWhileRead as exc:
+            self._still_written(path, exc)
+            return False
         index = await self._files()
         sha = content_id(data)
         problems: list[str] = []
@@ -365,23 +405,43 @@ class FileWatcher:
             records, first = self._deal_records(records, problems)
         if records:
             problems += await self._run(path, len(data), records, first, resume, earlier, sha, handler)
-        ok = not problems
+        # a sender still writing the file as its records ran: the file as it is now goes to error/
+        now = signature(path)
+        change = change_text(seen, now) if now != seen else None
+        ok = not problems and change is None
         folder = self.done_dir if ok else self.error_dir
         folder.mkdir(exist_ok=True)                      # removed while running: made again beside the index
         archived = free_name(folder, path.name)          # an earlier file of the same name stays
-        if not ok:
-            reason = (f"file {path.name}: {len(problems)} problem(s) in {len(records)} record(s)\n"
-                      + "".join(p + "\n" for p in problems))
-            tmp = self.error_dir / f".{archived}.reason.txt.tmp"
-            tmp.write_text(reason)
-            os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
+        if change is not None:
+            self._write_reason(archived, changed_reason(path.name, self.name, change, len(data), records, first,
+                                                        problems))
+        elif not ok:
+            self._write_reason(archived, f"file {path.name}: {len(problems)} problem(s) in {len(records)} "
+                                         f"record(s)\n" + "".join(p + "\n" for p in problems))
+        os.replace(path, folder / archived)
+        if change is None:                               # written to in the instant of the move
+            now = signature(folder / archived)
+            if now != seen:
+                change = change_text(seen, now)
+                if ok:
+                    ok, archived = False, self._move_on(archived, path.name)
+                self._write_reason(archived, changed_reason(path.name, self.name, change, len(data), records,
+                                                            first, problems))
+        self._stuck_files.pop(path, None)
+        self._written.discard(path)
+        if change is not None:
+            log.error("channel %s: %s changed while it was read (%s); the whole file as it is now -> error/%s; %s "
+                      "(see its reason file); its sender should write under a temporary name and rename, or set "
+                      "complete = \"stable\"", self.name, path.name, change, archived,
+                      f"{records_text(first, first + len(records) - 1)} of the bytes read ran, their deals "
+                      f"in the ledger" if records else "no record was run")
+            self.failed.append(path.name)
+        elif not ok:
             log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, archived, problems[0])
             self.failed.append(path.name)
         else:
             log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
-        os.replace(path, folder / archived)
-        self._stuck_files.pop(path, None)
         # a refused repeat is noted as such: it does not replace the run it repeats
         status = "repeat" if before is not None and self.run_once else "done" if ok else "error"
         await trio.to_thread.run_sync(index.note, sha, status, path.name, archived)
@@ -389,6 +449,13 @@ class FileWatcher:
         if marker.exists():
             marker.unlink()
         return ok
+
+    def _move_on(self, archived: str, name: str) -> str:
+        """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""
+        self.error_dir.mkdir(exist_ok=True)
+        moved = free_name(self.error_dir, name)
+        os.replace(self.done_dir / archived, self.error_dir / moved)
+        return moved
 
 
 def _check_trailer(name: str, trailer: Any, count: Any, total: Any, field: Any, fmt: Any, skip_trailer: int) -> None:
@@ -446,8 +513,11 @@ COMPONENT = ComponentSpec(
     doc=(
         "Watch a directory (watchfiles) and process each complete file's records, in batches of `batch`, through "
         "the channel's routes; every record is a deal. Complete means renamed into place (names starting "
-        "with `.` or ending in .tmp/.part are ignored) or, with `complete = \"marker\"`, a `NAME.done` file "
-        "beside it. Files already there at start are processed first. Afterwards the file moves to "
+        "with `.` or ending in .tmp/.part are ignored), or, with `complete = \"marker\"`, a `NAME.done` file "
+        "beside it, or, with `complete = \"stable\"` (a sender that writes in place), its size and time "
+        "unchanged for `settle`. Files already there at start are processed first. A file that changed while "
+        "its records ran goes to `error/` as it is now, its reason saying which records ran (their deals are "
+        "in the ledger). Afterwards the file moves to "
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
         "error kind, detail) when any record was rejected or failed or the file cannot be split. "
         "A file is run once (the same bytes again go to `error/`, nothing run), an archived file is "
@@ -458,8 +528,12 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("dir", "path", "The directory to watch.", required=True),
         OptionSpec("pattern", "string", "Glob of the file names taken (e.g. \"*.csv\").", default="*"),
-        OptionSpec("complete", "string", "How a file is known complete: rename or marker.", default="rename",
-                   choices=("rename", "marker")),
+        OptionSpec("complete", "string", "How a file is known complete: rename (renamed into place), marker "
+                   "(NAME.done beside it) or stable (its size and time unchanged for settle: for a sender that "
+                   "writes in place).", default="rename", choices=("rename", "marker", "stable")),
+        OptionSpec("settle", "duration", "complete = stable: how long a file's size and modification time must "
+                   "stay unchanged before it is taken; longer than the sender's longest pause in writing "
+                   "(default 2s).", default=None),
         OptionSpec("record", "string", "How records are split: lines; csv (rows whose quoted fields "
                    "may hold line breaks); fixed (record_size bytes); rdw / rdw_le (4-byte record descriptor "
                    "word, big / little endian); rje (SWIFT messages separated by `$`); whole (one record per "
