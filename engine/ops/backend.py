@@ -11,7 +11,8 @@
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
                                 "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200},
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
-                             "connects": 1, "circuit": "closed"}},
+                             "connects": 1, "circuit": "closed",
+                             "frames_in": 1180, "frames_out": 1185}},     # outbound: replies in, requests out
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
                                  "failed": 5, "duplicate": 0, "in_flight": 0, "avg_latency_ms": 1.9}},
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
@@ -78,6 +79,10 @@ class EngineBackend:
             if self.observer is not None:
                 row["frames_in"] = self.observer.channel_frames_in.get(name, 0)
                 row["frames_out"] = self.observer.channel_frames_out.get(name, 0)
+        if ch.role == "connect":
+            sent, received = self._call_counts(name)
+            if sent is not None:                  # outbound calls: requests sent, replies received
+                row["frames_in"], row["frames_out"] = received, sent
         if ch.role in ("connect", "both"):
             row["connected"] = bool(getattr(ch, "_connected", False))
             row["connects"] = getattr(ch, "connects", None)
@@ -89,6 +94,17 @@ class EngineBackend:
         if callable(own):
             row.update(own())
         return row
+
+    def _call_counts(self, name: str) -> tuple[int | None, int | None]:
+        """Requests sent and replies received by an outbound channel, as ``/metrics`` counts them
+        (``engine/ops/calls.py``); (None, None) without metrics."""
+        metrics = getattr(self.observer, "metrics", None)
+        if metrics is None:
+            return None, None
+        labels = {"channel": name}
+        sent = metrics.value("bsp_channel_sent_total", labels)
+        received = metrics.value("bsp_channel_received_total", labels)
+        return int(sent or 0), int(received or 0)
 
     async def ready(self) -> Readiness:
         eng = self.engine
