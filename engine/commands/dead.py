@@ -10,7 +10,8 @@ import orjson
 import trio
 import typer
 
-from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, lock_hint
+from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
+                                  lock_hint)
 from engine.deal import DEAD_STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
@@ -158,7 +159,7 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 detail = resp.json().get("detail", "") if resp.headers.get("content-type", "").endswith("json") else ""
                 if "no dead letter" not in detail:
                     raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
-                                             param_hint="--admin")
+                                             param_hint="--url")
                 out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; list them with "
                                         "`bsp dead list --live`"))
                 continue
@@ -202,29 +203,39 @@ async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[st
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
     ledger: Path = LEDGER_OPT,
-    admin: Optional[str] = typer.Option(None, "--admin", help="A running engine's admin API (http://host:port): "
-                                                              "retry there."),
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
                                                 "configuration: retry in this process (no engine running)."),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
-                                              help="With --admin: the admin token file (else $BSP_ADMIN_TOKEN)."),
-    ca: Optional[Path] = typer.Option(None, "--ca", help="With --admin: CA bundle for an https admin URL."),
-    cert: Optional[Path] = typer.Option(None, "--cert", help="With --admin: client certificate (mutual TLS)."),
-    key: Optional[Path] = typer.Option(None, "--key", help="With --admin: client certificate key."),
+    live: bool = typer.Option(False, "--live", help="Retry in the running engine, through its admin API "
+                              "(--url / $BSP_ADMIN_URL).", rich_help_panel=PANEL),
+    url: str = URL_OPT,
+    admin: Optional[str] = typer.Option(None, "--admin", help="Same as --live --url URL (kept for old scripts).",
+                                        metavar="URL", rich_help_panel=PANEL),
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """Re-inject dead letters into their channel through the current configuration.
 
-    With --admin, a running engine does it (`POST /dead-letters/{id}/retry`, with the admin token);
+    With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
+    with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     with --routes, this process compiles the configuration, opens the ledger (no engine may hold
     it) and runs the deals itself. Either way the outcome is recorded on the dead letter.
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
-    if admin:
-        results = _retry_admin(admin, ids, token_file, ca, cert, key)
+    if admin and live and admin.rstrip("/") != url.rstrip("/"):
+        raise typer.BadParameter(f"--admin {admin} and --url {url} name two engines; give one (--admin URL is "
+                                 f"--live --url URL)", param_hint="--admin")
+    if (admin or live) and routes:
+        raise typer.BadParameter("--routes retries in this process, --live (or --admin) in a running engine: "
+                                 "give one", param_hint="--routes")
+    if admin or live:
+        results = _retry_admin(admin or url, ids, token_file, ca, cert, key)
     else:
         if not routes:
-            raise typer.BadParameter("say where to retry: --admin URL of a running engine, or --routes PATH... "
-                                     "to run the current configuration in this process", param_hint="--routes")
+            raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
+                                     "or $BSP_ADMIN_URL), or --routes PATH... to run the current configuration in "
+                                     "this process", param_hint="--live / --routes")
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
         missing = sorted(set(ids) - {r["id"] for r in rows})
         if missing:

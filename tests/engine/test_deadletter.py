@@ -151,7 +151,7 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # (the old bytes may stay in DuckDB's free blocks: docs/security.md says to use a field keyring)
     assert chain_ok(path)             # a tombstone, not a gap in the chain
     res = cli("retry", "d-old", "--ledger", str(path))
-    assert res.exit_code == 2 and "--admin URL" in res.output
+    assert res.exit_code == 2 and "--routes PATH" in res.output and "--live" in res.output
 
 
 def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -239,6 +239,19 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected"]
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
+        # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url
+        env["BSP_ADMIN_URL"] = url
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live")
+        assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        del env["BSP_ADMIN_URL"]
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url)
+        assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        r = await trio.to_thread.run_sync(bsp, letter["id"])
+        said = " ".join(r.stderr.replace("│", " ").split())          # rich wraps the usage error in a box
+        assert r.returncode == 2 and "--live for the running engine (its admin API at --url or $BSP_ADMIN_URL)" \
+            in said, r.stderr
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--routes", str(route))
+        assert r.returncode == 2 and "give one" in r.stderr
 
 
 
