@@ -7,7 +7,9 @@
 
     {"version": "0.1.0", "config_version": "3f2a...", "generation": 4, "uptime_s": 812.4,
      "draining": false, "generations_in_flight": 1,
-     "reloads": [{"at": ..., "source": "signal", "ok": true, "version": ..., ...}],   # newest last
+     "generation_started_at": "2026-11-26T08:56:53.123456+00:00",     # times: ISO 8601, UTC
+     "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
+                                                                     # newest last
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
                                 "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200},
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -29,6 +32,11 @@ from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadRe
 from engine.ops.gauges import circuit_state
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
+
+
+def _iso(epoch: float) -> str:
+    """An engine-side ``time.time()`` as the API writes every time: ISO 8601, UTC."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
 class EngineBackend:
@@ -43,11 +51,11 @@ class EngineBackend:
             "version": __version__,
             "config_version": gen.version if gen else None,
             "generation": gen.number if gen else 0,
-            "generation_started_at": gen.started_at if gen else None,
+            "generation_started_at": _iso(gen.started_at) if gen else None,
             "uptime_s": round(time.time() - eng.started_at, 3),
             "draining": eng.draining,
             "generations_in_flight": eng.generations_in_flight(),
-            "reloads": list(eng.history[-10:]),
+            "reloads": [{**r, "at": _iso(r["at"])} for r in eng.history[-10:]],
             "channels": {},
             "routes": {},
         }

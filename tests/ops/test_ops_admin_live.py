@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
@@ -107,6 +108,11 @@ async def test_admin_api_drives_the_live_engine(nursery, tmp_path: Path) -> None
         assert deal["route"] == "echo" and deal["config_version"] == (await client.get("/status")).json()["reloads"][1]["version"]
         r = await client.get("/dead-letters")
         assert r.status_code == 200 and r.json()["count"] == 0
+        # times in the status are ISO 8601 UTC, as everywhere else in the API
+        status = (await client.get("/status")).json()
+        for t in [x["at"] for x in status["reloads"]] + [status["generation_started_at"]]:
+            assert isinstance(t, str) and datetime.fromisoformat(t).utcoffset() == timedelta(0), t
+            assert abs(datetime.fromisoformat(t) - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
         text = (await client.get("/metrics")).text
         assert 'bsp_route_received_total{route="echo"} 34.0' in text
