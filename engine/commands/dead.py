@@ -1,6 +1,7 @@
 """``bsp dead``: list, show, retry and purge dead letters (docs/ledger.md#dead_letters)."""
 from __future__ import annotations
 
+import base64
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,15 +112,35 @@ def show(
     letter_id: str = typer.Argument(..., help="The dead letter id."),
     ledger: Path = LEDGER_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
 
-    Exit 0 shown; 1 no such dead letter; 2 no ledger file.
+    A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
+    the message is decrypted here, with this shell's field keyring.
+    Exit 0 shown; 1 no such dead letter, or (--live) the engine cannot be reached or answers with a
+    problem; 2 no ledger file, or a locked ledger.
     """
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError, load_keyring
 
-    rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
+    if live:
+        from engine.commands.live import fetch_one
+        found = fetch_one(url, token_file, ca, cert, key, f"/dead-letters/{letter_id}")
+        if found is None:
+            typer.echo(f"error: {_no_such([repr(letter_id)])} in the engine at {url}; list them with "
+                       f"`bsp dead list --live`", err=True)
+            raise typer.Exit(1)
+        encoded = found.pop("raw_base64", None)
+        found["raw"] = base64.b64decode(encoded) if encoded is not None else None
+        rows = [found]
+    else:
+        rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
     if not rows:
         typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; list them with `bsp dead list`", err=True)
         raise typer.Exit(1)

@@ -138,6 +138,18 @@ class EngineBackend:
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit)
 
+    async def dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+        import base64
+
+        rows = await read_in_process(query_dead_letters, Path(self.engine.ledger.path), ids=[letter_id], limit=1,
+                                     with_raw=True)
+        if not rows:
+            return None
+        row = dict(rows[0])
+        raw = row.pop("raw", None)
+        row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
+        return row
+
     async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
         from engine.deadletter import retry, switchboard_injector
 
