@@ -16,6 +16,13 @@ says the ledger is not protected.
 ``HMAC(key, "head" || seq || last mac)``, updated in every write
 transaction, so deleting the newest records is detected too.
 
+A run of records with a NULL ``mac`` (written while the engine had no key: the
+key was configured later, or removed for a while) is not a break: ``verify``
+reports it as an ``Unprotected`` span (first and last seq, count, times), and the
+first keyed record after it must chain from the zero mac, as the writer does.  A
+mac removed by hand from a keyed chain still breaks: the record after it (or the
+chain head) no longer verifies.
+
 ``deal_keys`` (the deal key index, ledger schema 4) is not chained: it is derived from the chained
 ``deal_events`` and ``deals``, and ``verify`` recomputes it from them (``_check_keys``).
 """
@@ -30,6 +37,7 @@ import itertools
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from operator import itemgetter
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -59,8 +67,12 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
     "config_versions": ("version", ("chain_seq", "version", "loaded_at", "sources")),
 }
 
+# The time column of each chained table (when a span of unprotected records was written).
+TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
+               "config_versions": "loaded_at"}
+
 __all__ = ["AuditError", "load_audit_key", "canonical", "seal", "head_mac", "verify",
-           "VerifyReport", "Break", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
+           "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
 
 
 class AuditError(ValueError):
@@ -152,18 +164,56 @@ class Break:
 
 
 @dataclass
+class Unprotected:
+    """A run of consecutive records written without an audit key (NULL mac): nothing proves them intact."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    first_at: Any = None        # the time of its first and last record (datetime), when known
+    last_at: Any = None
+    _first: tuple[str, Any] = ("", None)      # (table, record id) of the first and last record
+    _last: tuple[str, Any] = ("", None)
+
+    def __str__(self) -> str:
+        seqs = f"seq {self.first_seq}" if self.first_seq == self.last_seq else f"seq {self.first_seq}..{self.last_seq}"
+        when = ""
+        if self.first_at is not None:
+            a, b = _iso(self.first_at), _iso(self.last_at) if self.last_at is not None else None
+            when = f", written {a}" + (f" .. {b}" if b is not None and b != a else "")
+        return f"{seqs} ({self.count} record{'s' if self.count != 1 else ''}{when})"
+
+
+def _iso(t: Any) -> str:
+    try:
+        return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (AttributeError, ValueError):
+        return str(t)
+
+
+@dataclass
 class VerifyReport:
     path: Path
     keyed: bool
     records: int = 0
     by_table: dict[str, int] = field(default_factory=dict)
     breaks: list[Break] = field(default_factory=list)
+    unprotected: list[Unprotected] = field(default_factory=list)
     seconds: float = 0.0
     last_seq: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.keyed and not self.breaks
+        """Every record is protected by the chain and none was tampered with."""
+        return self.keyed and not self.breaks and not self.unprotected
+
+    @property
+    def unprotected_records(self) -> int:
+        return sum(u.count for u in self.unprotected)
+
+    @property
+    def protected_records(self) -> int:
+        return self.records - self.unprotected_records
 
     @property
     def rate(self) -> float:
@@ -238,6 +288,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     # is a consequence of the break already reported.
     after_break = False
     diagnosed = 0
+    unprotected = report.unprotected
     for pos, (seq, mac, canon, rid, tag) in enumerate(chain):
         if len(breaks) >= max_breaks:
             break
@@ -256,14 +307,22 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
                       f"{gone} missing {before}: record(s) deleted, or a seq changed"))
         last = seq
         before_table, before_rid = table, rid
-        if mac is None:
-            add(Break(seq, table, rid, "no mac: written without an audit key, or its mac was removed; "
-                                       "this record is not protected"))
+        if mac is None:            # written without a key: one span per run (a key configured later, ...)
+            run = unprotected[-1] if unprotected and unprotected[-1].last_seq == seq - 1 and not follows_break \
+                else None
+            if run is None:
+                run = Unprotected(seq, seq, 0, _first=(table, rid))
+                unprotected.append(run)
+            run.last_seq, run.count, run._last = seq, run.count + 1, (table, rid)
             prev = ZERO_MAC
             continue
         if digest(key, tag + canon + prev, "sha256") != mac and not follows_break:
             diagnosed += 1
-            if diagnosed <= 3:     # the search for a moved record costs a pass over the chain
+            run = unprotected[-1] if unprotected and unprotected[-1].last_seq == seq - 1 else None
+            if run is not None:
+                what = (f"content does not match its mac, and it follows records without a mac ({run}): "
+                        f"their mac was removed, or this record was modified")
+            elif diagnosed <= 3:     # the search for a moved record costs a pass over the chain
                 what = _diagnose(con, tables, key, pos, seq, mac, canon, tag)
             else:
                 what = "content does not match its mac: modified, or moved"
@@ -273,6 +332,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     if progress is not None:
         progress(total, total)
     report.last_seq = last
+    _times(con, unprotected)
     _check_head(con, key, last, prev, report)
     _check_orphans(con, report)
     _check_raw(con, report)
@@ -330,6 +390,9 @@ def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: Verify
                                    "bsp's audit head)"))
         return
     seq, mac = row
+    tail = report.unprotected[-1] if report.unprotected else None
+    if mac is None and seq == last and tail is not None and tail.last_seq == last:
+        return                     # written without a key after the last record, which has no mac either
     if seq is None or mac is None:
         report.breaks.append(Break(seq, "audit_head", None, "the chain head has no mac (written without a key)"))
         return
@@ -341,6 +404,19 @@ def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: Verify
         report.breaks.append(Break(seq, "audit_head", None,
                                    "the chain head does not match the last record (head modified, or records "
                                    "added after it outside the ledger writer)"))
+
+
+def _times(con: Any, spans: list[Unprotected], most: int = 20) -> None:
+    """The write times of the first and last record of the first ``most`` unprotected spans."""
+    for span in spans[:most]:
+        for attr, (table, _rid), seq in (("first_at", span._first, span.first_seq),
+                                          ("last_at", span._last, span.last_seq)):
+            col = TIME_COLUMN.get(table)
+            if col is None:
+                continue
+            rows = con.execute(f'SELECT "{col}" FROM {table} WHERE chain_seq = ? LIMIT 1', [seq]).fetchall()
+            if rows:
+                setattr(span, attr, rows[0][0])
 
 
 def _check_raw(con: Any, report: VerifyReport) -> None:

@@ -10,7 +10,8 @@
     dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
 
 The file is checked against ``engine/schemas/platform.schema.json``.  Every
-problem is reported as ``file:line:col: message`` with the key path, all at
+problem is reported as ``error: file:line:col: key: message`` (with how to fix
+it where that is known: quote the value, an example of the form), all at
 once (``DeploymentError.problems``).  The YAML is composed to a node tree so
 each jsonschema error's ``absolute_path`` maps back to the line it came from.
 Secrets are references only ({env: NAME} or {file: path}); inline values are
@@ -46,11 +47,12 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"error: {self.file}:{self.line}:{self.col}: {self.message}"
 
 
 class DeploymentError(ValueError):
-    """A bad deployment file.  ``str()`` is one ``file:line:col: message`` line per problem."""
+    """A bad deployment file.  ``str()`` is one ``error: file:line:col: key: message`` line per problem
+    (the same form as the channel-override errors of ``bsp check`` and ``bsp run``)."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
@@ -228,15 +230,27 @@ def _message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]:
         return path, f"{where}: missing required key {missing[0]!r}" + (
             " (the list of route files to run)" if missing[0] == "routes" else ""), False
     if v == "type":
-        want = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
-        want = {"object": "a mapping", "array": "a list", "string": "a string"}.get(want, want)
-        return path, f"{where}: expected {want}, got {_yaml_type(err.instance)} {err.instance!r}", False
+        wants = [err.validator_value] if isinstance(err.validator_value, str) else list(err.validator_value)
+        want = " or ".join({"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
+                            "boolean": "true or false"}.get(w, w) for w in wants)
+        hint = _type_hint(path, wants, err.instance)
+        return path, (f"{where}: expected {want}, got {_yaml_type(err.instance)} {err.instance!r}"
+                      + (f"; {hint}" if hint else "")), False
     if v == "minItems":
         return path, f"{where}: the list is empty; give at least one route file, directory or glob", False
     if v == "pattern" and path[-1:] == ("listen",):
         return path, f"{where}: {err.instance!r} is not host:port (e.g. \"127.0.0.1:7080\")", False
+    if v == "pattern" and path[-1:] == ("key_retention",):
+        return path, (f"{where}: {err.instance!r} is not a duration; write a number with d, h, m or s, or "
+                      f"forever (e.g. key_retention: 35d)"), False
+    if v == "pattern" and path[-1:] == ("env",):
+        return path, (f"{where}: {err.instance!r} is not an environment variable name; use letters, digits "
+                      f"and _, not starting with a digit (e.g. {{env: BSP_BILLER_KEY}})"), False
     if v == "pattern":
         return path, f"{where}: {err.instance!r} does not match {err.validator_value}", False
+    if v == "enum":
+        options = ", ".join(str(o) for o in err.validator_value)
+        return path, f"{where}: expected one of {options}, got {err.instance!r}", False
     if v == "propertyNames":
         return path, f"{where}: {err.message}", True
     if v == "const":
@@ -244,6 +258,32 @@ def _message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]:
     if v == "minLength":
         return path, f"{where}: must not be empty", False
     return path, f"{where}: {err.message}", False
+
+
+def _type_hint(path: KeyPath, wants: list[str], value: Any) -> str:
+    """How to write a value of the wrong YAML type, with an example of the expected form."""
+    key = path[-1] if path else ""
+    if "string" in wants and isinstance(value, (int, float, bool)) and not isinstance(value, dict):
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if key == "listen":
+            return f'write host:port in quotes, e.g. listen: "127.0.0.1:{text}"'
+        return f'quote the value: {key}: "{text}"'
+    if wants == ["array"] and isinstance(value, str):
+        return f"write a list, e.g. {key}: [{value}]"
+    if "object" in wants:
+        if path[:1] == ("admin",) or path[-1:] == ("admin",):
+            return 'e.g. admin: {listen: "127.0.0.1:7080", token: {file: admin.token}}'
+        if path[-2:-1] == ("channels",):
+            return f'write the channel\'s options as a mapping, e.g. {key}: {{address: "127.0.0.1:7101"}}'
+        if path[-1:] == ("channels",):
+            return 'e.g. channels: {mainframe: {address: "127.0.0.1:7101"}}'
+        if path[-2:-1] == ("environments",):
+            return f"e.g. {key}: {{ledger: var/bsp-{key}.duckdb}}"
+        if path[-1:] == ("ledger",):
+            return "write the file, e.g. ledger: var/bsp.duckdb, or {path: var/bsp.duckdb, sync: journal}"
+    if len(path) >= 3 and path[-3:-2] == ("channels",):
+        return "a channel option is a string, number, true/false or a list, e.g. timeout: 3s"
+    return ""
 
 
 # ------------------------------------------------------------------ loading

@@ -153,6 +153,16 @@ class AdminApp:
         rows = list(await self.backend.dead_letters(query))
         return Response.json({"count": len(rows), "dead_letters": rows})
 
+    async def dead_letter(self, request: Request) -> Response:
+        letter_id = request.path_params["id"]
+        one = getattr(self.backend, "dead_letter", None)
+        if one is None:
+            raise HTTPError(501, "this engine cannot show one dead letter through the admin API")
+        found = await one(letter_id)
+        if found is None:
+            raise HTTPError(404, f"no dead letter {letter_id!r}; list them with GET /dead-letters")
+        return Response.json(dict(found))
+
     async def retry_dead_letter(self, request: Request) -> Response:
         letter_id = request.path_params["id"]
         retry = getattr(self.backend, "retry_dead_letter", None)

@@ -94,6 +94,11 @@ class AdminBackend(Protocol):
         """Exchanges no route could take or that failed irrecoverably, newest first."""
         ...
 
+    async def dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+        """One dead letter (its whole id) with ``raw_base64``: the stored message, base64, as stored
+        (encrypted when ``raw_key`` is set), None once purged; None when there is no such dead letter."""
+        ...
+
     async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
         """Re-inject one dead letter through the running configuration and record the outcome:
         ``{"id", "ok", "outcome", "at"}``; None when there is no such dead letter."""

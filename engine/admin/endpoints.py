@@ -77,6 +77,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                            example="2026-11-03T00:00:00Z"),
                      LIMIT),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
+    Endpoint("GET", "/dead-letters/{id}", "dead_letter", "One dead letter with its stored message (`raw_base64`, "
+             "as stored: encrypted when `raw_key` is set; null once purged). The whole 32-digit id.",
+             responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
              "Re-inject a dead letter into its channel through the running configuration; the new deal's "
              "status is the outcome, recorded on the dead letter.",

@@ -49,6 +49,9 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {"count": {"type": "integer"},
                                    "dead_letters": {"type": "array",
                                                     "items": {"type": "object", "additionalProperties": True}}}},
+    "DeadLetter": {"type": "object", "required": ["id", "status", "raw_base64"], "additionalProperties": True,
+                   "description": "The dead_letters row; `raw_base64` is the stored message in base64 (encrypted "
+                                  "with the field keyring when `raw_key` is set), null once purged."},
     "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
              "additionalProperties": True,
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "

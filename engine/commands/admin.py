@@ -40,6 +40,10 @@ def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Opti
     if not url.startswith(("http://", "https://")):
         raise _fail(f"--url {url}: give the scheme, e.g. --url http://{url} (or --url https://{url} for an "
                     f"engine serving its admin API with --admin-cert)", 2)
+    bad_port = _bad_port(url)
+    if bad_port:
+        raise _fail(f"--url {url}: {bad_port} (the port of the engine's admin API, e.g. --url "
+                    f"http://127.0.0.1:{DEFAULT_PORT}; --url or $BSP_ADMIN_URL)", 2)
     try:
         token = load_token(token_file, option="--token-file or $BSP_ADMIN_TOKEN_FILE")
     except AdminConfigError as exc:
@@ -56,6 +60,20 @@ def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Opti
                           timeout=TIMEOUT)
     client._bsp_cert = cert         # type: ignore[attr-defined]   (for _transport_problem)
     return client
+
+
+def _bad_port(url: str) -> str:
+    """What is wrong with the URL's port ("" when nothing): not a number, or out of range 1-65535."""
+    from urllib.parse import urlsplit
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    host, sep, port = netloc.rpartition(":")
+    if not sep or "]" in port:
+        return ""                       # no port (the scheme's default), or a bare IPv6 address
+    if not port.isdigit():
+        return f"port {port!r} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"port {int(port)} out of range 1-65535"
+    return ""
 
 
 def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:

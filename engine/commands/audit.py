@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,8 +26,9 @@ def verify(
 
     Needs the audit key the engine wrote with (BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE).
     The records stream (memory does not grow with the ledger); a long check prints its progress.
-    Exit 0: the chain is intact.  1: a break (or records not protected).  2: no key, no file, or a
-    file that is not a bsp ledger.  130: interrupted (Ctrl-C): nothing is proven.
+    Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved).
+    2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
+    audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import require_ledger
 
@@ -66,12 +68,49 @@ def verify(
     if report.ok:
         typer.echo(f"{ledger}: audit chain intact: {summary}")
         return
+    if not report.breaks:
+        _unprotected(ledger, report, summary)
+        raise typer.Exit(UNPROTECTED_EXIT)
     first = report.breaks[0]
     typer.echo(f"{ledger}: audit chain BROKEN at {first}", err=True)
     for b in report.breaks[1:]:
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
+    if report.unprotected:
+        typer.echo(f"also not protected (written without an audit key): {_spans(report)}", err=True)
     raise typer.Exit(1)
+
+
+UNPROTECTED_EXIT = 3
+MAX_SPANS = 5
+KEY_HINT = (f"to protect the records written from now on, start the engine with {ENV_KEY_FILE} (a file holding "
+            f"a base64 key of at least 32 random bytes, e.g. `openssl rand -base64 32 > audit.key`) or {ENV_KEY}, "
+            f"and verify with the same key (docs/security.md, section The key); records already written stay "
+            f"unprotected")
+
+
+def _spans(report: Any) -> str:
+    spans = report.unprotected
+    text = "; ".join(str(u) for u in spans[:MAX_SPANS])
+    return text + (f"; and {len(spans) - MAX_SPANS} more spans" if len(spans) > MAX_SPANS else "")
+
+
+def _unprotected(ledger: Path, report: Any, summary: str) -> None:
+    """No tampering found, but some (or all) records carry no mac: written while the engine had no key."""
+    n = report.unprotected_records
+    if not report.protected_records:
+        typer.echo(f"{ledger}: audit chain NOT PROTECTED: none of its {n} records has a mac, they were written "
+                   f"without an audit key ({_spans(report)}), so a change to them cannot be detected; "
+                   f"{KEY_HINT}")
+    else:
+        tail = report.unprotected[-1]
+        hint = KEY_HINT if tail.last_seq == report.last_seq else (
+            f"the audit key was configured after they were written (the chain is keyed from seq "
+            f"{tail.last_seq + 1} on); records cannot be sealed after the fact")
+        typer.echo(f"{ledger}: audit chain intact for the {report.protected_records} records written with the "
+                   f"audit key; {n} records are NOT PROTECTED (written without an audit key): {_spans(report)}; "
+                   f"{hint}")
+    typer.echo(f"checked {summary}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,7 @@
 """``bsp dead``: list, show, retry and purge dead letters (docs/ledger.md#dead_letters)."""
 from __future__ import annotations
 
+import base64
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,7 +11,8 @@ import orjson
 import trio
 import typer
 
-from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, lock_hint
+from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
+                                  lock_hint)
 from engine.deal import DEAD_STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
@@ -110,15 +112,35 @@ def show(
     letter_id: str = typer.Argument(..., help="The dead letter id."),
     ledger: Path = LEDGER_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
 
-    Exit 0 shown; 1 no such dead letter; 2 no ledger file.
+    A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
+    the message is decrypted here, with this shell's field keyring.
+    Exit 0 shown; 1 no such dead letter, or (--live) the engine cannot be reached or answers with a
+    problem; 2 no ledger file, or a locked ledger.
     """
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError, load_keyring
 
-    rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
+    if live:
+        from engine.commands.live import fetch_one
+        found = fetch_one(url, token_file, ca, cert, key, f"/dead-letters/{letter_id}")
+        if found is None:
+            typer.echo(f"error: {_no_such([repr(letter_id)])} in the engine at {url}; list them with "
+                       f"`bsp dead list --live`", err=True)
+            raise typer.Exit(1)
+        encoded = found.pop("raw_base64", None)
+        found["raw"] = base64.b64decode(encoded) if encoded is not None else None
+        rows = [found]
+    else:
+        rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
     if not rows:
         typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; list them with `bsp dead list`", err=True)
         raise typer.Exit(1)
@@ -158,7 +180,7 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 detail = resp.json().get("detail", "") if resp.headers.get("content-type", "").endswith("json") else ""
                 if "no dead letter" not in detail:
                     raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
-                                             param_hint="--admin")
+                                             param_hint="--url")
                 out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; list them with "
                                         "`bsp dead list --live`"))
                 continue
@@ -202,29 +224,39 @@ async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[st
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
     ledger: Path = LEDGER_OPT,
-    admin: Optional[str] = typer.Option(None, "--admin", help="A running engine's admin API (http://host:port): "
-                                                              "retry there."),
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
                                                 "configuration: retry in this process (no engine running)."),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
-                                              help="With --admin: the admin token file (else $BSP_ADMIN_TOKEN)."),
-    ca: Optional[Path] = typer.Option(None, "--ca", help="With --admin: CA bundle for an https admin URL."),
-    cert: Optional[Path] = typer.Option(None, "--cert", help="With --admin: client certificate (mutual TLS)."),
-    key: Optional[Path] = typer.Option(None, "--key", help="With --admin: client certificate key."),
+    live: bool = typer.Option(False, "--live", help="Retry in the running engine, through its admin API "
+                              "(--url / $BSP_ADMIN_URL).", rich_help_panel=PANEL),
+    url: str = URL_OPT,
+    admin: Optional[str] = typer.Option(None, "--admin", help="Same as --live --url URL (kept for old scripts).",
+                                        metavar="URL", rich_help_panel=PANEL),
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """Re-inject dead letters into their channel through the current configuration.
 
-    With --admin, a running engine does it (`POST /dead-letters/{id}/retry`, with the admin token);
+    With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
+    with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     with --routes, this process compiles the configuration, opens the ledger (no engine may hold
     it) and runs the deals itself. Either way the outcome is recorded on the dead letter.
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
-    if admin:
-        results = _retry_admin(admin, ids, token_file, ca, cert, key)
+    if admin and live and admin.rstrip("/") != url.rstrip("/"):
+        raise typer.BadParameter(f"--admin {admin} and --url {url} name two engines; give one (--admin URL is "
+                                 f"--live --url URL)", param_hint="--admin")
+    if (admin or live) and routes:
+        raise typer.BadParameter("--routes retries in this process, --live (or --admin) in a running engine: "
+                                 "give one", param_hint="--routes")
+    if admin or live:
+        results = _retry_admin(admin or url, ids, token_file, ca, cert, key)
     else:
         if not routes:
-            raise typer.BadParameter("say where to retry: --admin URL of a running engine, or --routes PATH... "
-                                     "to run the current configuration in this process", param_hint="--routes")
+            raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
+                                     "or $BSP_ADMIN_URL), or --routes PATH... to run the current configuration in "
+                                     "this process", param_hint="--live / --routes")
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
         missing = sorted(set(ids) - {r["id"] for r in rows})
         if missing:

@@ -67,6 +67,17 @@ def _ms(v: float | None) -> str:
     return f"{v * 1000:.1f}" if v < 1 else f"{v * 1000:.0f}"
 
 
+def _at(value: Any) -> str:
+    """`` at 2026-11-26 09:12:03 UTC`` from the status' ISO 8601 time (an older engine's epoch seconds too)."""
+    from datetime import datetime, timezone
+    try:
+        t = (datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float))
+             else datetime.fromisoformat(str(value)).astimezone(timezone.utc))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+    return f" at {t:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def console() -> Console:
     """A console as wide as the terminal, or 160 columns when the output is a file or pipe."""
     c = Console()
@@ -81,7 +92,7 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         ("bsp ", "bold"), f"{now.get('version')}  config ", (str(now.get("config_version")), "bold cyan"),
         f"  generation {now.get('generation')}  up {now.get('uptime_s', 0):.0f}s",
         ("  DRAINING" if now.get("draining") else "", "bold red"),
-        f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}" if last else "")
+        f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}{_at(last.get('at'))}" if last else "")
     routes = Table(title="routes", expand=True)
     for col in ("route", "channel", "req/s", "received", "committed", "rejected", "failed", "duplicate", "in flight",
                 "avg ms", "p50 ms", "p99 ms"):

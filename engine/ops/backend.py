@@ -7,11 +7,14 @@
 
     {"version": "0.1.0", "config_version": "3f2a...", "generation": 4, "uptime_s": 812.4,
      "draining": false, "generations_in_flight": 1,
-     "reloads": [{"at": ..., "source": "signal", "ok": true, "version": ..., ...}],   # newest last
+     "generation_started_at": "2026-11-26T08:56:53.123456+00:00",     # times: ISO 8601, UTC
+     "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
+                                                                     # newest last
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
                                 "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200},
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
-                             "connects": 1, "circuit": "closed"}},
+                             "connects": 1, "circuit": "closed",
+                             "frames_in": 1180, "frames_out": 1185}},     # outbound: replies in, requests out
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
                                  "failed": 5, "duplicate": 0, "in_flight": 0, "avg_latency_ms": 1.9}},
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
@@ -20,6 +23,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,6 +32,11 @@ from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadRe
 from engine.ops.gauges import circuit_state
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
+
+
+def _iso(epoch: float) -> str:
+    """An engine-side ``time.time()`` as the API writes every time: ISO 8601, UTC."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
 class EngineBackend:
@@ -42,11 +51,11 @@ class EngineBackend:
             "version": __version__,
             "config_version": gen.version if gen else None,
             "generation": gen.number if gen else 0,
-            "generation_started_at": gen.started_at if gen else None,
+            "generation_started_at": _iso(gen.started_at) if gen else None,
             "uptime_s": round(time.time() - eng.started_at, 3),
             "draining": eng.draining,
             "generations_in_flight": eng.generations_in_flight(),
-            "reloads": list(eng.history[-10:]),
+            "reloads": [{**r, "at": _iso(r["at"])} for r in eng.history[-10:]],
             "channels": {},
             "routes": {},
         }
@@ -78,6 +87,10 @@ class EngineBackend:
             if self.observer is not None:
                 row["frames_in"] = self.observer.channel_frames_in.get(name, 0)
                 row["frames_out"] = self.observer.channel_frames_out.get(name, 0)
+        if ch.role == "connect":
+            sent, received = self._call_counts(name)
+            if sent is not None:                  # outbound calls: requests sent, replies received
+                row["frames_in"], row["frames_out"] = received, sent
         if ch.role in ("connect", "both"):
             row["connected"] = bool(getattr(ch, "_connected", False))
             row["connects"] = getattr(ch, "connects", None)
@@ -89,6 +102,17 @@ class EngineBackend:
         if callable(own):
             row.update(own())
         return row
+
+    def _call_counts(self, name: str) -> tuple[int | None, int | None]:
+        """Requests sent and replies received by an outbound channel, as ``/metrics`` counts them
+        (``engine/ops/calls.py``); (None, None) without metrics."""
+        metrics = getattr(self.observer, "metrics", None)
+        if metrics is None:
+            return None, None
+        labels = {"channel": name}
+        sent = metrics.value("bsp_channel_sent_total", labels)
+        received = metrics.value("bsp_channel_received_total", labels)
+        return int(sent or 0), int(received or 0)
 
     async def ready(self) -> Readiness:
         eng = self.engine
@@ -113,6 +137,18 @@ class EngineBackend:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit)
+
+    async def dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+        import base64
+
+        rows = await read_in_process(query_dead_letters, Path(self.engine.ledger.path), ids=[letter_id], limit=1,
+                                     with_raw=True)
+        if not rows:
+            return None
+        row = dict(rows[0])
+        raw = row.pop("raw", None)
+        row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
+        return row
 
     async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
         from engine.deadletter import retry, switchboard_injector

@@ -63,6 +63,23 @@ _FIX = ("make it writable by the engine's user (check its owner and mode, and `l
         "flag), or give the engine another ledger (--ledger, or `ledger:` in the deployment file)")
 
 
+def _fs_type(path: Path) -> str:
+    """The file system type of ``path`` (``proc``, ``sysfs``, ...) from /proc/self/mounts; "" when unknown."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    target, best, kind = str(path.resolve()), -1, ""
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) > best:
+            best, kind = len(mount), parts[2]
+    return kind
+
+
 def check_ledger_files(ledger: Path, sync: str) -> None:
     """The ledger's folder and side files can be written: ``<ledger>.journal/`` (the write-ahead
     journal, unless sync is duckdb) and ``<ledger>.txn`` (the transaction log).  Raises
@@ -82,6 +99,16 @@ def check_ledger_files(ledger: Path, sync: str) -> None:
             with open(tmp, "wb"):
                 pass
             tmp.unlink()
+        except FileNotFoundError as exc:
+            if not folder.is_dir():
+                raise fail(folder, what, exc) from None
+            # the folder is there, but the system answers "No such file or directory" for a new file in it
+            fs = _fs_type(folder)
+            raise OpsConfigError(
+                f"{folder}: files cannot be created in this folder (it exists, but creating one fails with "
+                f"'{exc.strerror}'{f': it is on a {fs} file system, not a disk' if fs else ''}): bsp writes the "
+                f"ledger's {what} there; give the engine a ledger on a disk (--ledger, or `ledger:` in the "
+                f"deployment file)") from None
         except OSError as exc:
             raise fail(folder, what, exc) from None
 

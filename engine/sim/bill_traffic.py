@@ -10,18 +10,24 @@ traffic without a mainframe: it serves the biller on ``--biller`` (the route's
 ``--count`` requests of the mainframe simulator's mix (good payments,
 enquiries, over-limit, unknown biller, bad currency, unrouted, malformed) to
 ``--mainframe``.  It prints what it sent and the reply codes it got, then stops
-(the biller too).  Exit 0; 1 when a request got no reply or could not be sent.
+(the biller too).  When the engine closes the connection (it drained or
+stopped) or leaves requests unanswered for ``--reply-timeout`` seconds
+(default 10), it stops at once and says how many requests went unanswered and
+how many were never sent.  Exit 0; 1 when a request got no reply or could not
+be sent.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import math
 import sys
 from typing import Any
 
 import trio
 
 from engine.sim.biller import BillerSim
+from engine.sim.framed import CLOSED, TIMED_OUT
 from engine.sim.mainframe import MainframeResult, MainframeSim
 from engine.sim.services.catalog import ROUTES_DIR
 
@@ -48,14 +54,22 @@ def host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+REPLY_TIMEOUT = 10.0
+
+
 async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, count: int, *,
-                connections: int = 2, seed: int = 7, codec: Any = None) -> MainframeResult:
-    """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``."""
+                connections: int = 2, seed: int = 7, codec: Any = None,
+                reply_timeout: float = REPLY_TIMEOUT) -> MainframeResult:
+    """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``.
+
+    A connection stops when the engine closes it, or leaves its requests unanswered for
+    ``reply_timeout`` seconds (``result.stopped``); there is no other time limit."""
     sim = MainframeSim(codec if codec is not None else request_codec(), seed=seed)
     async with trio.open_nursery() as nursery:
         if biller is not None:
             await nursery.start(BillerSim().serve, biller[0], biller[1])
-        await sim.run(mainframe[1], host=mainframe[0], total=count, connections=connections)
+        await sim.run(mainframe[1], host=mainframe[0], total=count, connections=connections,
+                      deadline=math.inf, reply_timeout=reply_timeout)
         nursery.cancel_scope.cancel()
     return sim.result
 
@@ -65,6 +79,23 @@ def summary(res: MainframeResult) -> str:
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(res.by_kind.items()))
     return (f"sent {res.sent:,} bill payment request(s) ({kinds}); {res.replies:,} replies, by code: {codes or '-'}"
             + ("" if res.replies == res.sent else f"; {res.sent - res.replies:,} got no reply"))
+
+
+def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEOUT) -> str | None:
+    """None when all ``count`` requests were answered, else one ``error:`` line: how many went
+    unanswered or unsent, and why the simulator stopped."""
+    if res.replies == res.sent == count and not res.stopped:
+        return None
+    text = f"error: {res.sent - res.replies:,} of {res.sent:,} request(s) sent got no reply"
+    if count > res.sent:
+        text += f", and {count - res.sent:,} of --count {count:,} were not sent"
+    why = []
+    if CLOSED in res.stopped:
+        why.append("the engine closed the connection (it drained or stopped: see its log, or `bsp status`)")
+    if TIMED_OUT in res.stopped:
+        why.append(f"no reply came for {reply_timeout:g} s (--reply-timeout) while requests were waiting "
+                   f"(is the engine stuck, or its biller channel unable to connect?)")
+    return text + (f": {'; and '.join(why)}" if why else "")
 
 
 def _first_oserror(group: BaseExceptionGroup) -> OSError | None:
@@ -89,10 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-biller", action="store_true", help="do not serve the biller (one already runs)")
     ap.add_argument("--connections", type=int, default=2, help="client connections (default 2)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the request mix (default 7)")
+    ap.add_argument("--reply-timeout", type=_seconds, default=REPLY_TIMEOUT, metavar="SECONDS",
+                    help=f"stop when requests wait this long without any reply (default {REPLY_TIMEOUT:g}); "
+                         f"a closed connection (the engine drained or stopped) stops it at once. Either way it "
+                         f"says how many requests went unanswered and exits 1")
     args = ap.parse_args(argv)
     try:
         res = trio.run(functools.partial(drive, args.mainframe, None if args.no_biller else args.biller,
-                                         args.count, connections=args.connections, seed=args.seed))
+                                         args.count, connections=args.connections, seed=args.seed,
+                                         reply_timeout=args.reply_timeout))
     except (OSError, BaseExceptionGroup) as exc:
         err = exc if isinstance(exc, OSError) else _first_oserror(exc)
         if err is None:
@@ -101,7 +137,21 @@ def main(argv: list[str] | None = None) -> int:
               f"the biller's address free (else --no-biller)?", file=sys.stderr)
         return 1
     print(summary(res))
-    return 0 if res.replies == res.sent else 1
+    err = problem(res, args.count, args.reply_timeout)
+    if err is not None:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of seconds > 0, e.g. --reply-timeout 10")
+    return value
 
 
 if __name__ == "__main__":

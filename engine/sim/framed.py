@@ -67,41 +67,75 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+CLOSED = "closed"        # why ``pipelined`` stopped before every reply came
+TIMED_OUT = "timeout"
+
+
 async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                     payloads: Callable[[int, int], list[bytes]], on_reply: Callable[[bytes, float], None],
-                    deadline: float, drain_deadline: float | None = None) -> None:
+                    deadline: float, drain_deadline: float | None = None,
+                    reply_timeout: float | None = None) -> str | None:
     """Send ``n`` requests on one connection, at most ``window`` unanswered.
 
     ``payloads(sent, count)`` gives the next ``count`` request payloads (unframed);
     ``on_reply(frame, now)`` sees each reply, ``now`` from ``time.perf_counter``
     at its chunk's arrival.  Sending stops after ``deadline`` seconds; waiting for
     the last replies after ``drain_deadline`` more (None: within ``deadline``).
+
+    Returns None, or why it stopped with requests unanswered before a deadline:
+    ``CLOSED`` the server closed (or reset) the connection, ``TIMED_OUT`` no reply
+    came for ``reply_timeout`` seconds while requests were waiting (None: no such limit).
     """
     stream = await trio.open_tcp_stream(host, port)
     tx, rx = make_framer(framing), make_framer(framing)
     sent = got = 0
     more = trio.Event()
+    stopped: str | None = None
+    last = trio.current_time()        # the last reply, or the last send while none was waiting
     async with stream:
-        async def reader() -> None:
-            nonlocal got
-            while got < n:
-                data = await stream.receive_some(65536)
-                if not data:
-                    return
-                now = time.perf_counter()
-                for frame in rx.feed(data):
-                    got += 1
-                    on_reply(frame, now)
-                more.set()
-
-        async def drain() -> None:
-            nonlocal more
-            while got < n:
-                more = trio.Event()
-                await more.wait()
-
         async with trio.open_nursery() as nursery:
+            def stop(why: str) -> None:
+                nonlocal stopped
+                if stopped is None and got < n:
+                    stopped = why
+                nursery.cancel_scope.cancel()
+
+            async def reader() -> None:
+                nonlocal got, last
+                while got < n:
+                    try:
+                        data = await stream.receive_some(65536)
+                    except _GONE:
+                        data = b""
+                    if not data:
+                        stop(CLOSED)
+                        return
+                    now = time.perf_counter()
+                    last = trio.current_time()
+                    for frame in rx.feed(data):
+                        got += 1
+                        on_reply(frame, now)
+                    more.set()
+
+            async def watchdog(limit: float) -> None:
+                nonlocal last
+                while True:
+                    await trio.sleep_until(last + limit)
+                    if sent == got:
+                        last = trio.current_time()
+                    elif trio.current_time() >= last + limit:
+                        stop(TIMED_OUT)
+                        return
+
+            async def drain() -> None:
+                nonlocal more
+                while got < n:
+                    more = trio.Event()
+                    await more.wait()
+
             nursery.start_soon(reader)
+            if reply_timeout is not None:
+                nursery.start_soon(watchdog, reply_timeout)
             with trio.move_on_after(deadline):
                 while sent < n:
                     room = min(window - (sent - got), n - sent)
@@ -110,11 +144,18 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                         await more.wait()
                         continue
                     batch = [tx.frame(p) for p in payloads(sent, room)]
+                    if sent == got:
+                        last = trio.current_time()
                     sent += room
-                    await stream.send_all(b"".join(batch))
+                    try:
+                        await stream.send_all(b"".join(batch))
+                    except _GONE:
+                        stop(CLOSED)
+                        break
                 if drain_deadline is None:
                     await drain()
                 else:
                     with trio.move_on_after(drain_deadline):
                         await drain()
             nursery.cancel_scope.cancel()
+    return stopped

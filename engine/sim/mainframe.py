@@ -92,6 +92,7 @@ class MainframeResult:
     by_kind: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     requests: list[SentRequest] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)   # per connection that stopped early: framed.CLOSED/TIMED_OUT
 
     @property
     def unexpected(self) -> list[SentRequest]:
@@ -150,9 +151,11 @@ class MainframeSim:
 
     async def run(self, port: int, *, total: int, connections: int = 4, window: int = 32,
                   host: str = "127.0.0.1", progress: Callable[[int], None] | None = None,
-                  repeats: float = 0.0) -> MainframeResult:
+                  repeats: float = 0.0, deadline: float = 30, reply_timeout: float | None = None) -> MainframeResult:
         """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each;
-        ``repeats`` of the good ones (a share) are sent again within ``total``."""
+        ``repeats`` of the good ones (a share) are sent again within ``total``.  A connection stops
+        sending after ``deadline`` seconds, and as soon as the engine closes it or leaves its requests
+        unanswered for ``reply_timeout`` seconds (``result.stopped`` says which)."""
         res = self.result
         plans = plan_sends(split(total, connections), self.next_request, lambda t: t[1] == "good",
                            self.repeat_rng, repeats, window)
@@ -188,8 +191,11 @@ class MainframeSim:
                 if progress is not None:
                     progress(1)
 
-            await pipelined(host, port, self.framing, len(plan), window, payloads=payloads, on_reply=on_reply,
-                            deadline=30, drain_deadline=10)
+            why = await pipelined(host, port, self.framing, len(plan), window, payloads=payloads,
+                                  on_reply=on_reply, deadline=deadline, drain_deadline=10,
+                                  reply_timeout=reply_timeout)
+            if why is not None:
+                res.stopped.append(why)
 
         async with trio.open_nursery() as nursery:
             for plan in plans:

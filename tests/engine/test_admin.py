@@ -67,6 +67,11 @@ class LedgerBackend:
         from engine.ledger_query import get_deal
         return await trio.to_thread.run_sync(get_deal, self.ledger_path, deal_id)
 
+    async def dead_letter(self, letter_id):
+        if letter_id != "d-1":
+            return None
+        return {"id": letter_id, "status": "new", "channel": "mainframe", "at": T0, "raw_base64": "WlowMQ=="}
+
     async def retry_dead_letter(self, letter_id):
         if letter_id != "d-1":
             return None
@@ -111,7 +116,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 9
+    assert len(protected) == 10
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:
@@ -228,6 +233,14 @@ async def test_metrics_endpoint_counts_admin_traffic(admin):
     samples = {(s.labels["endpoint"], s.labels["status"]): s.value for s in fams["bsp_admin_requests"].samples
                if s.name == "bsp_admin_requests_total"}
     assert samples[("/status", "200")] == 1
+
+
+async def test_one_dead_letter_with_its_message(admin):
+    client, _, _ = admin
+    r = await client.get("/dead-letters/d-1")
+    assert r.status_code == 200 and r.json()["raw_base64"] == "WlowMQ==" and r.json()["id"] == "d-1"
+    r = await client.get("/dead-letters/nope")
+    assert r.status_code == 404 and "no dead letter 'nope'" in r.json()["detail"]
 
 
 async def test_openapi_describes_every_route(admin):

@@ -169,8 +169,43 @@ async def test_without_a_key_chaining_is_off_and_verify_says_so(tmp_path: Path) 
     await fill(path, 2, key=None)
     assert sql(path, "SELECT count(*) FROM deals WHERE mac IS NULL AND chain_seq IS NOT NULL")[0][0] == 2
     assert not check(path, key=None).keyed
-    report = check(path, key=KEY)                # a key now: those records are not protected
-    assert not report.ok and "not protected" in report.breaks[0].what
+    report = check(path, key=KEY)                # a key now: those records are not protected, not tampered
+    assert not report.ok and report.breaks == [], [str(b) for b in report.breaks]
+    assert [(u.first_seq, u.last_seq, u.count) for u in report.unprotected] == [(1, 12, 12)]
+    assert report.unprotected[0].first_at is not None and report.protected_records == 0
+
+
+async def test_a_key_configured_later_leaves_one_unprotected_span_and_a_verified_rest(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 2, key=None)                # seq 1..12 without a key (1 config, 2 deals, 4+4, 1 dead)
+    async with open_ledger(path, audit_key=KEY, keyring=None) as ledger:
+        for i in range(10, 12):
+            await ledger.commit(deal(i))         # seq 13..22 with the key
+    report = check(path)
+    assert report.breaks == [], [str(b) for b in report.breaks]
+    assert [(u.first_seq, u.last_seq, u.count) for u in report.unprotected] == [(1, 12, 12)]
+    assert (report.protected_records, report.last_seq) == (10, 22)
+    # a keyed record modified after the unprotected span is still a break
+    victim = sql(path, "SELECT deal_id FROM deals WHERE mac IS NOT NULL ORDER BY chain_seq DESC LIMIT 1")[0][0]
+    sql(path, f"UPDATE deals SET reference = 'X' WHERE deal_id = '{victim}'")
+    report = check(path)
+    assert [b.record for b in report.breaks] == [victim] and "content does not match" in report.breaks[0].what
+
+
+async def test_a_mac_removed_from_a_keyed_chain_is_a_break(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, 2)
+    seq = sql(path, "SELECT chain_seq FROM deals ORDER BY chain_seq LIMIT 1")[0][0]
+    sql(path, f"UPDATE deals SET mac = NULL WHERE chain_seq = {seq}")
+    report = check(path)
+    assert report.breaks and report.breaks[0].seq == seq + 1
+    assert "follows records without a mac" in report.breaks[0].what and "mac was removed" in report.breaks[0].what
+    other = tmp_path / "m.duckdb"
+    await fill(other, 2)
+    sql(other, "UPDATE dead_letters SET mac = NULL")          # the newest record: only the head can tell
+    report = check(other)
+    assert [b.table for b in report.breaks] == ["audit_head"], [str(b) for b in report.breaks]
+    assert "does not match the last record" in report.breaks[0].what
 
 
 async def test_row_inserted_outside_the_writer_is_caught(tmp_path: Path) -> None:
@@ -228,6 +263,30 @@ def test_verify_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     sql(tmp_path / "plain.duckdb", "CREATE TABLE deals (x INTEGER)")      # DuckDB, but not a bsp ledger
     res = cli(monkeypatch, tmp_path / "plain.duckdb", KEY)
     assert res.exit_code == 2 and "without bsp's tables (schema_version): is it a bsp ledger?" in res.output
+
+
+def test_verify_cli_says_plainly_when_records_were_written_without_a_key(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "l.duckdb"
+    trio.run(lambda: fill(path, 2, key=None))
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 3, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: audit chain NOT PROTECTED: none of its 12 records has a mac, they were "
+                               f"written without an audit key (seq 1..12 (12 records, written 2026-")
+    assert "BSP_AUDIT_KEY_FILE" in lines[0] and "docs/security.md" in lines[0]
+    assert lines[1].startswith("checked 12 records") and len(lines) == 2
+    assert "BROKEN" not in res.output and "also:" not in res.output
+
+    async def later() -> None:
+        async with open_ledger(path, audit_key=KEY, keyring=None) as ledger:
+            await ledger.commit(deal(10))
+    trio.run(later)
+    res = cli(monkeypatch, path, KEY)
+    assert res.exit_code == 3, res.output
+    assert ("audit chain intact for the 5 records written with the audit key; 12 records are NOT PROTECTED "
+            "(written without an audit key): seq 1..12 (12 records") in res.stdout
+    assert "the audit key was configured after they were written (the chain is keyed from seq 13 on)" in res.stdout
 
 
 def test_verify_streams_the_chain_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -141,18 +141,26 @@ def test_default_ledger(site: Path) -> None:
      "1:1: (top level): missing required key 'routes'"),
     # wrong type
     ("routes: svc/a.route\n",
-     "1:9: routes: expected a list, got a string 'svc/a.route'"),
+     "1:9: routes: expected a list, got a string 'svc/a.route'; write a list, e.g. routes: [svc/a.route]"),
     # empty route list
     ("routes: []\n",
      "1:9: routes: the list is empty"),
     # bad listen address
     ("routes: [svc/a.route]\nadmin:\n  listen: 7080\n",
-     "3:11: admin.listen: expected a string, got a number 7080"),
+     '3:11: admin.listen: expected a string, got a number 7080; write host:port in quotes, e.g. '
+     'listen: "127.0.0.1:7080"'),
+    ("routes: [svc/a.route]\nledger:\n  path: 42\n",
+     '3:9: ledger.path: expected a string, got a number 42; quote the value: path: "42"'),
+    ("routes: [svc/a.route]\nledger:\n  sync: fast\n",
+     "3:9: ledger.sync: expected one of journal, duckdb, none, got 'fast'"),
+    ("routes: [svc/a.route]\nledger:\n  key_retention: 5y\n",
+     "3:18: ledger.key_retention: '5y' is not a duration; write a number with d, h, m or s, or forever"),
     ("routes: [svc/a.route]\nadmin:\n  listen: localhost\n",
      "3:11: admin.listen: 'localhost' is not host:port"),
     # channel override that is not a mapping
     ("routes: [svc/a.route]\nenvironments:\n  uat:\n    channels:\n      mainframe: 127.0.0.1\n",
-     "5:18: environments.uat.channels.mainframe: expected a mapping"),
+     "5:18: environments.uat.channels.mainframe: expected a mapping, got a string '127.0.0.1'; write the "
+     "channel's options as a mapping, e.g. mainframe: {address: \"127.0.0.1:7101\"}"),
     # unknown key inside an environment
     ("routes: [svc/a.route]\nenvironments:\n  uat:\n    chanels: {}\n",
      "4:5: environments.uat.chanels: unknown key 'chanels'; did you mean 'channels'?"),
@@ -176,7 +184,7 @@ def test_errors_name_file_line_and_key(site: Path, text: str, expected: str) -> 
     path = site / "platform.yaml"
     path.write_text(text)
     found = problems(path)
-    assert any(f"{path}:" in p and expected in p for p in found), found
+    assert any(p.startswith(f"error: {path}:") and expected in p for p in found), found
 
 
 def test_all_problems_reported_at_once_in_line_order(site: Path) -> None:
@@ -189,11 +197,12 @@ def test_all_problems_reported_at_once_in_line_order(site: Path) -> None:
         ledgr: x
         """)
     found = problems(path)
-    assert [p.split(": ")[0].rsplit(":", 2)[1] for p in found] == ["3", "5", "6"]
+    assert all(p.startswith("error: ") for p in found), found
+    assert [p.split(": ")[1].rsplit(":", 2)[1] for p in found] == ["3", "5", "6"]
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    assert problems(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}:1:1: no such deployment file"]
+    assert problems(tmp_path / "nope.yaml") == [f"error: {tmp_path / 'nope.yaml'}:1:1: no such deployment file"]
 
 
 def test_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:

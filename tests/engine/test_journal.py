@@ -461,5 +461,5 @@ def test_platform_yaml_ledger_sync(tmp_path: Path) -> None:
     dep = load_deployment(dep_file, env="uat")
     assert (dep.ledger_path.name, dep.ledger_sync) == ("x.duckdb", "duckdb")
     dep_file.write_text("routes: [a.route]\nledger: {sync: fast}\n")
-    with pytest.raises(DeploymentError, match=r"platform.yaml:2:\d+: ledger.sync: 'fast' is not one of"):
+    with pytest.raises(DeploymentError, match=r"platform.yaml:2:\d+: ledger.sync: expected one of journal, duckdb, none, got 'fast'"):
         load_deployment(dep_file)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
@@ -107,6 +108,11 @@ async def test_admin_api_drives_the_live_engine(nursery, tmp_path: Path) -> None
         assert deal["route"] == "echo" and deal["config_version"] == (await client.get("/status")).json()["reloads"][1]["version"]
         r = await client.get("/dead-letters")
         assert r.status_code == 200 and r.json()["count"] == 0
+        # times in the status are ISO 8601 UTC, as everywhere else in the API
+        status = (await client.get("/status")).json()
+        for t in [x["at"] for x in status["reloads"]] + [status["generation_started_at"]]:
+            assert isinstance(t, str) and datetime.fromisoformat(t).utcoffset() == timedelta(0), t
+            assert abs(datetime.fromisoformat(t) - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
         text = (await client.get("/metrics")).text
         assert 'bsp_route_received_total{route="echo"} 34.0' in text
@@ -187,6 +193,15 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0, r.stderr
     (letter,) = [orjson.loads(line) for line in r.stdout.splitlines()]
     assert letter["channel"] == "front" and letter["status"] == "new" and letter["at"].endswith("Z")
+    show = partial(bsp, command=("dead", "show"))                       # one, with its message, as stored
+    r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--json")
+    assert r.returncode == 0, r.stderr
+    one = orjson.loads(r.stdout)
+    assert one["id"] == letter["id"] and bytes.fromhex(one["raw"]) == b"{not json" and one["at"].endswith("Z")
+    r = await trio.to_thread.run_sync(show, letter["id"], "--live")
+    assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
+    r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
+    assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr
     r = await trio.to_thread.run_sync(dead, "--live", "--status", "retried")
     assert r.returncode == 0 and "no dead letters match these filters" in r.stdout
     r = await trio.to_thread.run_sync(dead, "--live", "--since", "2026-01-02", "--until", "2026-01-01")
@@ -239,6 +254,19 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected"]
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
+        # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url
+        env["BSP_ADMIN_URL"] = url
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live")
+        assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        del env["BSP_ADMIN_URL"]
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url)
+        assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        r = await trio.to_thread.run_sync(bsp, letter["id"])
+        said = " ".join(r.stderr.replace("│", " ").split())          # rich wraps the usage error in a box
+        assert r.returncode == 2 and "--live for the running engine (its admin API at --url or $BSP_ADMIN_URL)" \
+            in said, r.stderr
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--routes", str(route))
+        assert r.returncode == 2 and "give one" in r.stderr
 
 
 

@@ -98,6 +98,9 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
         assert _sample(text, "bsp_channel_latency_seconds_sum", ch) > 0
         assert _sample(text, "bsp_channel_in_flight", ch) == 0
         assert _sample(text, "bsp_channel_errors_total", ch + ',kind="lost"') is None
+        # `bsp status` / `bsp top` read the same counts: requests out, replies in
+        back_row = (await client.get("/status")).json()["channels"]["back"]
+        assert (back_row["frames_in"], back_row["frames_out"]) == (calls, calls)
 
         # the counterpart drops one call: it is sent, gets no reply, and counts as a `lost` error
         await stream.send_all(tx.frame(orjson.dumps({"ref": "drop"})))
@@ -111,6 +114,8 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
         assert _sample(text, "bsp_channel_received_total", ch) == calls
         assert _sample(text, "bsp_channel_latency_seconds_count", ch) == calls
         assert _sample(text, "bsp_channel_in_flight", ch) == 0
+        back_row = (await client.get("/status")).json()["channels"]["back"]
+        assert (back_row["frames_in"], back_row["frames_out"]) == (calls, calls + 1)
         # the inbound channel keeps its own meaning: frames in / replies out
         assert _sample(text, "bsp_channel_received_total", 'channel="front"') == calls + 1
         await stream.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -146,6 +147,9 @@ async def test_bsp_run_logs_json_and_never_leaks_secrets(tmp_path: Path) -> None
             while not got:
                 got = rx.feed(await stream.receive_some(65536))
         assert orjson.loads(got[0])["code"] == "01"                  # same connection, new configuration
+        r = await trio.to_thread.run_sync(_cli, ["status", "--table"], cli_env, tmp_path)
+        outputs += [r.stdout, r.stderr]
+        assert re.search(r"last reload: signal ok at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", r.stdout), r.stdout
 
         route.write_text("route {")                                # a failed reload is reported, not fatal
         r = await trio.to_thread.run_sync(_cli, ["reload"], cli_env, tmp_path)

@@ -203,3 +203,12 @@ def test_an_unfit_admin_token_of_the_deployment_file_is_one_line(tmp_path: Path,
 def test_a_missing_deployment_file_is_a_usage_error(tmp_path: Path) -> None:
     # as a missing route file or folder: exit 2, the path named
     one_error(_run_deployment(tmp_path, clean_env()), 2, f"no such file or directory: {tmp_path / 'platform.yaml'}")
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_ledger_in_a_folder_that_takes_no_files_says_why(tmp_path: Path) -> None:
+    """/proc exists, but no file can be made in it: not `/proc: No such file or directory`."""
+    one_error(bsp_run(tmp_path, ledger=Path("/proc/x.duckdb")), 1,
+              "/proc: files cannot be created in this folder (it exists, but creating one fails with 'No such "
+              "file or directory': it is on a proc file system, not a disk): bsp writes the ledger's folder "
+              "there; give the engine a ledger on a disk (--ledger, or `ledger:` in the deployment file)")
