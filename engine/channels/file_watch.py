@@ -150,6 +150,7 @@ class FileWatcher:
         self.processed: list[str] = []
         self.failed: list[str] = []
         self.running: str | None = None          # the file being run now
+        self.ran_records = 0                      # records of the file being run, run so far
 
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
@@ -269,8 +270,13 @@ class FileWatcher:
                 await self.process(path, handler)
             except FileNotFoundError as exc:
                 if exc.filename is not None and Path(exc.filename) == path and not path.exists():
-                    log.info("channel %s: %s went away before it was run (taken by another reader?)",
-                             self.name, path.name)
+                    if self.ran_records:
+                        log.error("channel %s: %s was removed from %s after %d of its records ran (their deals "
+                                  "are in the ledger), so it is in neither done/ nor error/: find out what "
+                                  "removed it", self.name, path.name, self.dir, self.ran_records)
+                    else:
+                        log.info("channel %s: %s went away before it was run (taken by another reader?)",
+                                 self.name, path.name)
                     continue
                 self._stuck(path, exc)
             except OSError as exc:                  # cannot read it, write its reason, or move it: next scan
@@ -324,6 +330,7 @@ class FileWatcher:
         key = path.resolve()
         _RUNNING.add(key)
         self.running = path.name
+        self.ran_records = 0                    # this file's records run by this call (told if it goes away)
         try:
             return await self._process(path, handler)
         finally:
@@ -346,6 +353,7 @@ class FileWatcher:
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
                                     f"{out.code}): {out.detail or out.text}")
+            self.ran_records += len(chunk)
             # the batch's deals are recorded: a stop from here on resumes after it
             await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
                                           f"{at + len(chunk)}:{earlier + len(problems)}")

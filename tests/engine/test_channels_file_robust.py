@@ -181,3 +181,28 @@ async def test_a_file_dropped_as_the_channel_starts_is_not_left_waiting(tmp_path
             drop(inbox, "a.jsonl", b'{"ref": "A1"}\n')
             await wait_for(lambda: w.processed == ["a.jsonl"], "the file run")
             w.stop_accepting()
+
+
+async def test_a_file_removed_while_its_records_run_is_not_said_to_have_gone_before(tmp_path: Path, caplog) -> None:
+    """Someone removes the file while its records run: they ran (their deals are recorded), and the file
+    is in neither done/ nor error/. That used to be logged at info as 'went away before it was run'."""
+    from engine.channels.file_watch import FileWatcher
+
+    inbox = tmp_path / "in"
+
+    class Removing:
+        async def handle(self, conn, frames):
+            (inbox / "a.jsonl").unlink()
+            return [b"ok"] * len(frames)
+
+    w = FileWatcher("w", {"dir": str(inbox), "rescan": "50ms"})
+    with caplog.at_level("INFO", logger="bsp.channel.file"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(w.serve, Removing())
+            drop(inbox, "a.jsonl", b'{"ref": "A1"}\n{"ref": "A2"}\n')
+            await wait_for(lambda: "a.jsonl was removed" in caplog.text, "the removal told")
+            w.stop_accepting()
+    assert "went away before it was run" not in caplog.text
+    assert ("a.jsonl was removed from %s after 2 of its records ran (their deals are in the ledger)" % inbox
+            in caplog.text), caplog.text
+    assert [r.levelname for r in caplog.records if "was removed" in r.getMessage()] == ["ERROR"]
