@@ -144,7 +144,15 @@ def f_parse_date(s: Any, fmt: Any) -> date | None:
     try:
         return datetime.strptime(text, _str(fmt, "parse_date")).date()
     except ValueError as e:
-        raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {e}") from None
+        # strptime quotes the text again ("time data '...' does not match", "unconverted data remains: ...");
+        # a piece of it would escape masking of the whole value (Exchange.fail): say how much is left over
+        why = str(e)
+        if why.startswith("unconverted data remains"):
+            rest = len(why.split(": ", 1)[-1])
+            why = f"the first {len(text) - rest} characters match it, {rest} are left over"
+        elif why.startswith("time data"):
+            why = "it does not fit the pattern"
+        raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {why}") from None
 
 
 def f_uuid() -> str:

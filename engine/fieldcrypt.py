@@ -44,7 +44,7 @@ ENV_FILE = "BSP_FIELD_KEYS_FILE"
 ENV_KEYS = "BSP_FIELD_KEYS"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
-__all__ = ["Keyring", "KeyringError", "load_keyring", "protect", "reveal", "decrypt_value",
+__all__ = ["Keyring", "KeyringError", "load_keyring", "protect", "protect_raw", "reveal", "decrypt_value",
            "is_encrypted", "PREFIX", "ENV_FILE", "ENV_KEYS"]
 
 
@@ -222,6 +222,13 @@ def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,
         deeper = [(r[1:], t) for r, t in here if len(r) > 1]
         out[k] = _walk(v, deeper, sub, keyring, context) if deeper else v
     return out
+
+
+def protect_raw(raw: bytes, keyring: Keyring, *, context: str, root: str) -> str:
+    """An undecodable message's bytes (stored as their hex) encrypted like a ``personal`` field: its
+    fields cannot be classified, and it may hold any of them (a card number in EBCDIC is still a card
+    number in hex).  ``reveal`` gives the hex back."""
+    return keyring.encrypt(_dumps(bytes(raw).hex()), f"{context}|{root}".encode())
 
 
 def decrypt_value(token: str, keyring: Keyring, *, context: str, path: str) -> Any:

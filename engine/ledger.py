@@ -242,6 +242,9 @@ class Ledger:
         if record.request_tags:
             row["request"] = to_json(fieldcrypt.protect(record.request, record.request_tags, self.keyring,
                                                         context=ctx, root="request"))
+        elif isinstance(record.request, (bytes, bytearray)) and self.keyring is not None:
+            # a request no format decoded (malformed, unauthenticated): its bytes, encrypted
+            row["request"] = to_json(fieldcrypt.protect_raw(record.request, self.keyring, context=ctx, root="request"))
         if record.response_tags:
             row["response"] = to_json(fieldcrypt.protect(record.response, record.response_tags, self.keyring,
                                                          context=ctx, root="response"))

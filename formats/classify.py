@@ -27,6 +27,7 @@ that a code such as ``"00"`` is never taken for one).
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Iterable, Mapping
 
@@ -204,3 +205,84 @@ def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
         return mask_value(value, tag)
 
     return (walk(values), changed) if known else (values, False)
+
+
+def mask_text(text: str, known: Mapping[str, str]) -> str:
+    """``text`` with every occurrence of a known classified value masked with its tag.
+
+    For error texts that quote a value (an expression's, an encoder's): ``known`` is
+    ``classified_values`` of the message the value came from.  The value's repr and JSON escapes
+    are masked too; the longest values first, so a value inside another is not half masked.
+    """
+    if not known or not text:
+        return text
+    for value in sorted(known, key=len, reverse=True):
+        masked = str(mask_value(value, known[value]))
+        for form in {value, repr(value)[1:-1], json.dumps(value)[1:-1]}:
+            if form and form in text:
+                text = text.replace(form, masked)
+    return text
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def tag_of_field(field: str | None, tags: Mapping[str, str]) -> str | None:
+    """The classification of a format error's ``field`` (``card.number``, ``$.card.number``,
+    ``items[1].iban``, ``items.1.iban``) under ``tags``, or None: the strictest tag whose path is the
+    field or one of its parents (a tag on a group covers everything inside)."""
+    if not field or not tags:
+        return None
+    path = _INDEX.sub(r".\1", field)
+    if path.startswith("$"):
+        path = path[1:]
+    parts = [p for p in path.split(".") if p and not p.isdigit()]
+    found = []
+    for rule, tag in tags.items():
+        r = rule.split(".")
+        if len(r) <= len(parts) and all(a == "*" or a == b for a, b in zip(r, parts)):
+            found.append(tag)
+    return strictest(found) if found else None
+
+
+def safe_error_text(exc: Any, tags: Mapping[str, str], values: Any = None, raw: bytes | None = None) -> str:
+    """``str(exc)`` of a codec's error, safe to log and store.
+
+    ``values`` (what was being encoded): its values classified by ``tags`` are masked wherever the text
+    quotes them.  ``raw`` (what was being decoded): when the error names a classified field, every quoted
+    text of its message that is a piece of ``raw`` (read as Latin-1 or EBCDIC cp037, or its hex) is masked with
+    that field's tag: a decoder quotes the bytes it choked on, which are the field's value.  Quoted texts
+    that are not in the input (a pattern, a type name) and the field's own name stay, so the message
+    still says what was expected.
+    """
+    text = str(exc)
+    if not tags:
+        return text
+    if values is not None:
+        text = mask_text(text, classified_values(values, tags))
+    field = getattr(exc, "field", None)
+    tag = tag_of_field(field, tags)
+    message = getattr(exc, "message", None)
+    if tag is None or raw is None or not isinstance(message, str) or message not in text:
+        return text
+    raw = bytes(raw)
+    seen = (raw.decode("latin-1"), raw.decode("cp037"))
+    name = _INDEX.sub("", str(field)).rsplit(".", 1)[-1]
+
+    def quoted_input(body: str) -> bool:
+        if any(body in s for s in seen):
+            return True
+        try:                                # the bytes in hex ('f4 f1 f1 ...', an EBCDIC number)
+            return len(body) > 1 and bytes.fromhex(body) in raw
+        except ValueError:
+            return False
+
+    def hide(m: re.Match[str]) -> str:
+        q = m.group()
+        body = q[1:-1]
+        if not body or body == name or not quoted_input(body):
+            return q
+        return q[0] + str(mask_value(body, tag)) + q[0]
+
+    return text.replace(message, _QUOTED.sub(hide, message), 1)

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from formats.classify import parse_spec
+from formats.classify import classified_values, mask_text, parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
@@ -313,12 +313,14 @@ def load_schema(path: str | Path) -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _validate(validator: Any, value: Any, what: str) -> None:
+def _validate(validator: Any, value: Any, what: str, classify: dict[str, str] | None = None) -> None:
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise FormatError(f"{what} does not match the schema: {e.message}{more}",
+        # jsonschema quotes the instance ('4111...' is too long): never a classified value in clear
+        message = mask_text(e.message, classified_values(value, classify)) if classify else e.message
+        raise FormatError(f"{what} does not match the schema: {message}{more}",
                           field=json_path(e.absolute_path),
                           hint=f"schema rule {json_path(e.absolute_schema_path)}")
 
@@ -334,14 +336,14 @@ class JsonCodec:
     def decode(self, data: bytes) -> Any:
         value = loads(data)
         if self._validator is not None:
-            _validate(self._validator, value, "message")
+            _validate(self._validator, value, "message", self.classify)
         return value
 
     def encode(self, value: Any) -> bytes:
         out = dumps(value)
         if self._validator is not None:
             # validate what the receiver will see (dates as strings, exact numbers)
-            _validate(self._validator, loads(out), "message to send")
+            _validate(self._validator, loads(out), "message to send", self.classify)
         return out
 
 

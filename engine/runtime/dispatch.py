@@ -21,7 +21,7 @@ from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
 from engine.txn import manager_for
 from dsl.eval_error import EvalError
-from formats.classify import mask_digit_runs
+from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
 from formats.mac import MacError
@@ -48,6 +48,15 @@ class BoundRoute:
         self.where = str(route.pos) if route.pos is not None else route.name
         # JSON without classified fields: the deal's request column can take the raw bytes
         self.raw_json = isinstance(self.codec, JsonCodec) and not self.codec.classify
+        # where an exchange of this route holds classified values (Exchange.classified): the request
+        # (None: ``msg``) and each call's reply, with their formats' tags
+        self.request_tags = tags_of(self.codec) if self.codec is not None else {}
+        scopes = [(None, self.request_tags)]
+        for step in self.steps:
+            reply_codec = getattr(step, "reply_codec", None)
+            if reply_codec is not None and isinstance(getattr(step, "name", None), str):
+                scopes.append((step.name, tags_of(reply_codec)))
+        self.classified_scopes = [(k, t) for k, t in scopes if t]
 
 
 class Dispatcher:
@@ -142,14 +151,17 @@ class Dispatcher:
                     msg = FormatError(f"{type(exc).__name__}: {exc}")
                 decoded[fmt] = msg
             if isinstance(msg, FormatError):
-                if first_error is None:           # it may quote the request's bytes: no card number in it
-                    first_error = f"not a valid {fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                if first_error is None or isinstance(msg, MacError):
+                    # it may quote the request's bytes: no classified value, no card number in it
+                    text = mask_digit_runs(safe_error_text(msg, br.request_tags, raw=ex.raw))
+                if first_error is None:
+                    first_error = f"not a valid {fmt} ({br.where}): {text}"
                 if isinstance(msg, MacError) and mac_route is None:
                     if mac_error is None:
-                        mac_error = f"{fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                        mac_error = f"{fmt} ({br.where}): {text}"
                     plain = _without_mac(br.codec, ex.raw)
                     if plain is not None and _takes(br, scope, plain):
-                        mac_error = f"{fmt} ({br.where}): {mask_digit_runs(str(msg))}"
+                        mac_error = f"{fmt} ({br.where}): {text}"
                         unverified, mac_route = plain, br
                 continue
             scope["msg"] = msg
@@ -157,7 +169,9 @@ class Dispatcher:
                 try:
                     ok = br.when(scope)
                 except Exception as exc:
-                    log.debug("route %s: when failed: %s", br.name, exc)
+                    if log.isEnabledFor(logging.DEBUG):     # the error may quote a classified value
+                        log.debug("route %s: when failed: %s", br.name,
+                                  mask_text(str(exc), classified_values(msg, br.request_tags)))
                     ok = False
                 if not ok:
                     continue
@@ -177,6 +191,8 @@ class Dispatcher:
                                 f"{first_error}"))
         else:
             ex.msg = scope["msg"]           # the request as decoded by the last format tried
+            ex.request_tags = next((r.request_tags for r in reversed(self.routes)
+                                    if r.format in decoded and decoded[r.format] is ex.msg), None) or None
             names = ", ".join(r.name for r in self.routes) or "none"
             ex.fail(StepFailure("unrouted", f"no route of channel {self.channel} takes this request "
                                 f"(routes tried: {names}; none matched its `when`)"))
@@ -303,6 +319,7 @@ class Dispatcher:
             reason=f.reason() if f is not None else None,
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
+            request_tags=ex.request_tags if br is None and ex.msg is not None else None,
         )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from formats.classify import classified_values, mask_text
+
 DEFAULT_CODES = {
     "malformed": "30",
     "unrouted": "12",
@@ -68,6 +70,19 @@ class StepFailure(Exception):
         self.text = text if text is not None else SHORT_TEXTS.get(kind, detail)
         self.where = where
 
+    def classified(self) -> dict[str, str]:
+        """``{text: tag}`` of the classified values this exchange holds: the request's fields classified
+        by the route's format, and those of each call's reply classified by its reply format (what a
+        failure's text may quote and must not show)."""
+        br = self.route if self.route is not None else self.error_route
+        known: dict[str, str] = {}
+        for key, tags in getattr(br, "classified_scopes", ()):
+            value = (self.msg if self.msg is not None else self.scope.get("msg")) if key is None \
+                else self.scope.get(key)
+            if value is not None:
+                known.update(classified_values(value, tags))
+        return known
+
     @property
     def status(self) -> str:
         return "rejected" if self.kind in REJECTED_KINDS and not self.in_doubt else "failed"
@@ -75,6 +90,13 @@ class StepFailure(Exception):
     def as_scope(self) -> dict[str, Any]:
         """What ``error`` is in a route: ``error.kind``, ``error.code``, ``error.text``."""
         return {"kind": self.kind, "code": self.code, "text": self.text, "detail": self.detail, "where": self.where}
+
+    def mask(self, known: dict[str, str]) -> None:
+        """Mask the classified values ``known`` (``formats.classify.classified_values``) wherever the
+        detail or the text quotes them (an expression's or an encoder's error quotes its value)."""
+        self.detail = mask_text(self.detail, known)
+        self.text = mask_text(self.text, known)
+        self.args = (self.detail,)
 
     def reason(self) -> str:
         return f"{self.kind}: {self.detail}" + (f" (at {self.where})" if self.where else "")
@@ -87,6 +109,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
+        "request_tags",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -112,11 +135,29 @@ class Exchange:
         # the route whose ``on error`` answers an exchange that failed before it could enter one (a request
         # whose MAC does not verify: that route's format read it, its ``when`` took it unverified)
         self.error_route: Any = None
+        # the classification of ``msg`` when no route took it (an unrouted request, decoded by a format)
+        self.request_tags: dict[str, str] | None = None
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:
+            known = self.classified()
+            if known:
+                failure.mask(known)
             self.failure = failure
             self.scope["error"] = failure.as_scope()
+
+    def classified(self) -> dict[str, str]:
+        """``{text: tag}`` of the classified values this exchange holds: the request's fields classified
+        by the route's format, and those of each call's reply classified by its reply format (what a
+        failure's text may quote and must not show)."""
+        br = self.route if self.route is not None else self.error_route
+        known: dict[str, str] = {}
+        for key, tags in getattr(br, "classified_scopes", ()):
+            value = (self.msg if self.msg is not None else self.scope.get("msg")) if key is None \
+                else self.scope.get(key)
+            if value is not None:
+                known.update(classified_values(value, tags))
+        return known
 
     @property
     def status(self) -> str:

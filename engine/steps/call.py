@@ -11,6 +11,7 @@ from typing import Any
 from engine.channels.base import ChannelError
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import where as where_of
+from formats.classify import mask_digit_runs, safe_error_text, tags_of
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
 from formats.mac import MacError
@@ -84,8 +85,9 @@ class CallStep:
                                         in_doubt=True))
                     continue
                 except FormatError as exc:
+                    text = mask_digit_runs(safe_error_text(exc, tags_of(self.reply_codec), raw=raw))   # quotes its bytes
                     ex.fail(StepFailure("failed", f"call {name}: the reply from {self.channel_name} "
-                                        f"is not valid {self.reply_format}: {exc}", where=self.where))
+                                        f"is not valid {self.reply_format}: {text}", where=self.where))
                     continue
                 if status is not None and isinstance(res, dict):
                     headers = getattr(raw, "http_headers", None)
@@ -117,8 +119,8 @@ class CallStep:
         try:
             return self.codec.encode(values)
         except FormatError as exc:
-            raise StepFailure("internal", f"call {self.name}: cannot encode {self.format}: {exc}",
-                              where=self.where) from exc
+            raise StepFailure("internal", f"call {self.name}: cannot encode {self.format}: "
+                              f"{safe_error_text(exc, tags_of(self.codec), values)}", where=self.where) from exc
 
 
 def _expr_text(expr: Any) -> str:

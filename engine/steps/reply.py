@@ -6,6 +6,7 @@ from typing import Any
 from engine.runtime.binder import BindError
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
+from formats.classify import safe_error_text, tags_of
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
@@ -22,13 +23,15 @@ class ReplyStep(SyncStep):
         self.build_values = ctx.assigns(step.options.get("fields", ()))
         # plain JSON: the deal's response column takes the reply bytes as they are
         self.json_text = isinstance(self.codec, JsonCodec) and not self.codec.classify
+        self.tags = tags_of(self.codec) if self.codec is not None else {}
 
     def run(self, ex: Any) -> None:
         values = self.build_values(ex.scope)
         try:
             ex.reply = self.codec.encode(values)
         except FormatError as exc:
-            raise StepFailure("internal", f"reply {self.format}: cannot encode: {exc}", where=self.where) from exc
+            raise StepFailure("internal", f"reply {self.format}: cannot encode: "
+                              f"{safe_error_text(exc, self.tags, values)}", where=self.where) from exc
         ex.reply_values = values
         ex.reply_json = ex.reply.decode("utf-8") if self.json_text else None
 
