@@ -70,19 +70,6 @@ class StepFailure(Exception):
         self.text = text if text is not None else SHORT_TEXTS.get(kind, detail)
         self.where = where
 
-    def classified(self) -> dict[str, str]:
-        """``{text: tag}`` of the classified values this exchange holds: the request's fields classified
-        by the route's format, and those of each call's reply classified by its reply format (what a
-        failure's text may quote and must not show)."""
-        br = self.route if self.route is not None else self.error_route
-        known: dict[str, str] = {}
-        for key, tags in getattr(br, "classified_scopes", ()):
-            value = (self.msg if self.msg is not None else self.scope.get("msg")) if key is None \
-                else self.scope.get(key)
-            if value is not None:
-                known.update(classified_values(value, tags))
-        return known
-
     @property
     def status(self) -> str:
         return "rejected" if self.kind in REJECTED_KINDS and not self.in_doubt else "failed"
