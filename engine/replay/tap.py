@@ -10,8 +10,9 @@ whose channel kinds build the real channel wrapped in a ``TapChannel``:
   one write.  Recording changes nothing the channel learns: each frame gets its own
   framing header and outcome list (``frame_conns``), and ``handle_via`` /
   ``with_dispatcher`` reach the dispatcher behind the tap, so an http listen,
-  file watch or timer still learns each deal's outcome.  The dispatcher's ledger is wrapped in a ``LedgerTap`` that notes the
-  committed deal (id, reference, status) in the context.
+  file watch or timer still learns each deal's outcome.  The dispatcher's ledger
+  is wrapped in a ``LedgerTap`` that notes the committed deal (id, reference,
+  status) in the context.
 * outbound (``request_many``): each request and its reply (or error) is added
   to the current exchange's calls.
 
