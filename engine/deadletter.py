@@ -7,7 +7,8 @@ through the configuration running **now** (not the one that failed it)::
     result = await retry(letter, injector, keyring=keyring)
 
 ``injector`` is what the runtime provides: ``async (channel, raw) -> outcome``
-(``switchboard_injector(sb)`` builds one from a running ``Switchboard``).
+(``switchboard_injector(sb)`` builds one from a running ``Switchboard``; the live engine
+gives it its channels' handlers, ``switchboard_injector(gen.sb, engine.refs)``).
 ``retry`` never raises for a failed re-injection: the outcome says what happened.
 A dead letter of kind ``unauthenticated`` (its signature or MAC was missing or
 wrong) is not re-injected: its outcome says so.
@@ -87,27 +88,33 @@ DUPLICATE = ("duplicate: the route's deal key already has an answer, so the orig
              "with the counterpart instead (`bsp deals show` tells the deal's story)")
 
 
-def switchboard_injector(sb: Any) -> Injector:
+def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> Injector:
     """An injector over a ``Switchboard`` whose outbound channels run: the retry becomes a deal.
 
-    The outcome is the new deal's status (``committed`` / ``rejected`` /
-    ``failed``, or ``DUPLICATE`` when a deal key answered it), taken from the switchboard's counters.
+    ``handlers``: the handler of each inbound channel to go through instead of the switchboard's
+    dispatchers (a live engine's ``HandlerRef``s: the retry then counts as a batch of the generation
+    it runs on, which a reload waits for, and in the channel's figures).  The outcome is the new
+    deal's status (``committed`` / ``rejected`` / ``failed``, or ``DUPLICATE`` when a deal key answered
+    it), as the dispatcher reports it for that message (``conn.extra["outcomes"]``), whatever other
+    traffic does meanwhile.
     """
     from engine.channels.base import ConnInfo
 
     async def inject(channel: str, raw: bytes) -> str:
-        disp = sb.dispatchers.get(channel)
+        inbound = handlers if handlers is not None else sb.dispatchers
+        disp = inbound.get(channel)
         if disp is None:
-            known = ", ".join(sorted(sb.dispatchers)) or "none"
+            known = ", ".join(sorted(inbound)) or "none"
             return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
-        s = sb.stats
-        before = (s.committed, s.rejected, s.failed, s.duplicate)
-        await disp.handle(ConnInfo(channel, "bsp dead retry", 0), [raw])
-        after = (s.committed, s.rejected, s.failed, s.duplicate)
-        for name, b, a in zip(("committed", "rejected", "failed", "duplicate"), before, after):
-            if a > b:
-                return name if name != "duplicate" else DUPLICATE
-        return "no reply"
+        outcomes: list[tuple[str, bool]] = []
+        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra={"outcomes": outcomes}), [raw])
+        if not outcomes:
+            return "no reply"
+        status, recorded = outcomes[0]
+        if not recorded:
+            return (f"failed: its deal ({status}) could not be written to the ledger, so no answer was given; "
+                    f"see the engine's log, then retry again")
+        return DUPLICATE if status == "duplicate" else status
 
     return inject
 

@@ -66,7 +66,15 @@ async def _handle(handler: Any, conn: Any, frames: list[bytes],
         replies = await via(conn, frames, wrap)
     else:
         replies = await wrap(handler).handle(conn, frames)
+    if len(seen) > 1:       # a recording tap runs a batch's frames one by one: put them back in frame order
+        seen.sort(key=_place)
     return replies, (seen if observed else None)
+
+
+def _place(ex: Any) -> tuple[int, int]:
+    """An exchange's place in the batch it came in (engine.replay.tap.frame_conns)."""
+    extra = getattr(ex.conn, "extra", None) or {}
+    return extra.get("batch_index", 0), ex.index
 
 
 def _outcome(reply: bytes | None, ex: Any) -> Outcome:

@@ -163,7 +163,8 @@ class EngineBackend:
         if gen is None:
             return {"id": letter_id, "ok": False, "outcome": "failed: the engine is not serving (starting or "
                     "stopping)", "at": None}
-        res = await retry(letter, switchboard_injector(gen.sb), keyring=getattr(eng.ledger, "keyring", None))
+        # through the channel's handler: the retry runs inside the current generation (a reload waits for it)
+        res = await retry(letter, switchboard_injector(gen.sb, eng.refs), keyring=getattr(eng.ledger, "keyring", None))
         await eng.ledger.mark_dead_letters([res.id], status="retried" if res.ok else letter["status"],
                                            retried_at=res.at, retry_outcome=res.outcome)
         return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at}

@@ -7,8 +7,12 @@ whose channel kinds build the real channel wrapped in a ``TapChannel``:
   ``TapHandler``.  Each frame of a batch is dispatched on its own, under its own
   ``ExchangeCtx`` (see context.py), so every call and the deal it causes are tied
   to it; the frames of a batch still run concurrently and the replies leave in
-  one write.  The dispatcher's ledger is wrapped in a ``LedgerTap`` that notes the
-  committed deal (id, reference, status) in the context.
+  one write.  Recording changes nothing the channel learns: each frame gets its own
+  framing header and outcome list (``frame_conns``), and ``handle_via`` /
+  ``with_dispatcher`` reach the dispatcher behind the tap, so an http listen,
+  file watch or timer still learns each deal's outcome.  The dispatcher's ledger
+  is wrapped in a ``LedgerTap`` that notes the committed deal (id, reference,
+  status) in the context.
 * outbound (``request_many``): each request and its reply (or error) is added
   to the current exchange's calls.
 
@@ -143,24 +147,49 @@ class TapHandler:
         tap_ledger(inner)
 
     async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
+        return await self.handle_via(conn, frames, None)
+
+    async def handle_via(self, conn: Any, frames: list[bytes], via: Any) -> list[bytes | None]:
+        """``handle`` through ``via(dispatcher)`` (a channel that learns each deal's outcome:
+        engine.channels.http_listen_dispatch), passed on to the handler the tap wraps: recording does
+        not change what the channel learns.  Each frame runs on its own ``ConnInfo`` (``frame_conns``)."""
         if len(frames) == 1:
-            return [await self._one(conn, frames[0])]
+            return [await self._one(conn, frames[0], via)]
+        conns = frame_conns(conn, len(frames))
         out: list[bytes | None] = [None] * len(frames)
 
         async def one(i: int, frame: bytes) -> None:
-            out[i] = await self._one(conn, frame)
+            out[i] = await self._one(conns[i], frame, via)
 
         async with trio.open_nursery() as nursery:
             for i, f in enumerate(frames):
                 nursery.start_soon(one, i, f)
+        sink = conn.extra.get("outcomes") if conn.extra else None
+        if sink is not None:                 # a consumer's per-message outcomes, in frame order
+            for c in conns:
+                sink.extend(c.extra["outcomes"])
         return out
 
-    async def _one(self, conn: Any, frame: bytes) -> bytes | None:
+    async def with_dispatcher(self, fn: Any) -> Any:
+        """``await fn(dispatcher)`` on the dispatcher the wrapped handler forwards to (an http listen
+        refusing a bad signature records the deal and the dead letter through it)."""
+        inner = getattr(self.inner, "with_dispatcher", None)
+        if inner is not None:
+            return await inner(fn)
+        return await fn(self.inner)
+
+    async def _one(self, conn: Any, frame: bytes, via: Any = None) -> bytes | None:
         ctx = self._ctx(conn, frame)
         tap_ledger(self.inner)            # a reload may have pointed the holder at a new dispatcher
         token = CURRENT.set(ctx)
         try:
-            (reply,) = await self.inner.handle(conn, [frame])
+            inner_via = getattr(self.inner, "handle_via", None)
+            if inner_via is not None:
+                (reply,) = await inner_via(conn, [frame], via)
+            elif via is not None:
+                (reply,) = await via(self.inner).handle(conn, [frame])
+            else:
+                (reply,) = await self.inner.handle(conn, [frame])
         finally:
             CURRENT.reset(token)
         return self._finish(ctx, reply)
@@ -187,6 +216,24 @@ class TapHandler:
         if self.recorder is not None:
             return self.recorder.new_ctx(self.channel, cid, frame)
         return ExchangeCtx(0, self.channel, cid, frame, t_in=time.monotonic())
+
+
+def frame_conns(conn: Any, n: int) -> list[Any]:
+    """One ``ConnInfo`` per frame of a batch of ``n`` that the tap dispatches one by one: the frame's
+    own framing header (``extra["headers"]``), its own outcome list (``extra["outcomes"]``, merged back
+    in frame order) and its place in the batch (``extra["batch_index"]``: a channel that learns the
+    outcomes of a batch puts them back in order, engine.channels.http_listen_dispatch)."""
+    extra = conn.extra or {}
+    heads = extra.get("headers")
+    out = []
+    for i in range(n):
+        own = {**extra, "batch_index": i}
+        if heads is not None and len(heads) == n:
+            own["headers"] = [heads[i]]
+        if "outcomes" in extra:
+            own["outcomes"] = []
+        out.append(dataclasses.replace(conn, extra=own))
+    return out
 
 
 class TapChannel:

@@ -46,8 +46,9 @@ def compile_file(path: Path, registry: Any = None) -> Any:
 
 @asynccontextmanager
 async def live(paths: list[Path], ledger_path: Path, *, overrides: dict | None = None,
-               grace: float = 5.0) -> AsyncIterator[LiveEngine]:
-    registry = default_registry()
+               grace: float = 5.0, registry: Any = None) -> AsyncIterator[LiveEngine]:
+    """``paths`` served as `bsp run` serves them (``registry``: e.g. a recording one, engine.replay.tap)."""
+    registry = registry or default_registry()
     program = compile_file(paths[0], registry) if len(paths) == 1 else None
     if program is None:
         res = compile_paths(paths, registry)

@@ -1,0 +1,88 @@
+"""`bsp dead retry --live` (the admin API's POST /dead-letters/{id}/retry) re-injects a dead letter into the
+running engine while traffic flows: its outcome is that message's own deal.  It used to be read from the
+engine-wide outcome counters, so a deal of other traffic that ended during the retry was taken for it: a
+retry that failed again was reported committed and its letter marked retried.
+
+Real engine (LiveEngine), real sockets on 127.0.0.1 (port 0), a real DuckDB ledger."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import orjson
+import trio
+
+from engine.ledger_query import query_dead_letters
+from engine.ops.backend import EngineBackend
+from engine.ops.ledger_reads import read_in_process
+from formats.framing import LengthPrefixFramer
+from opskit import live, rows
+
+ROUTE = '''
+format Req = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+channel slow = tcp connect { address = "127.0.0.1:%d"  framing = length2  timeout = 600ms }
+
+route forward {
+    receive from front as Req when msg.ref == "S1"
+    deal FORWARD { ref = msg.ref  amount = 1  currency = "EUR" }
+    call x = slow as Req { ref = msg.ref }
+    reply Req { ref = msg.ref  code = "00" }
+    on error reply Req { ref = msg.ref  code = error.code }
+}
+
+route local {
+    receive from front as Req when msg.ref != "S1"
+    deal LOCAL { ref = msg.ref  amount = 1  currency = "EUR" }
+    reply Req { ref = msg.ref  code = "00" }
+}
+'''
+
+
+async def _ask(port: int, ref: str) -> dict:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    tx, rx = LengthPrefixFramer(2), LengthPrefixFramer(2)
+    await stream.send_all(tx.frame(orjson.dumps({"ref": ref})))
+    got: list[bytes] = []
+    while not got:
+        data = await stream.receive_some(65536)
+        if not data:
+            break
+        got.extend(rx.feed(data))
+    await stream.aclose()
+    return orjson.loads(got[0]) if got else {}
+
+
+async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_path: Path) -> None:
+    async def silent(stream: trio.SocketStream) -> None:
+        async with stream:
+            while await stream.receive_some(65536):
+                pass
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % listeners[0].socket.getsockname()[1])
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        port = eng.channels["front"].port
+        with trio.fail_after(10):
+            assert (await _ask(port, "S1"))["code"] == "68"       # no reply in time: failed, a dead letter
+            while not (letters := await read_in_process(query_dead_letters, ledger)):
+                await trio.sleep(0.02)
+        backend = EngineBackend(eng)
+        result: dict = {}
+
+        async def retry() -> None:
+            result.update(await backend.retry_dead_letter(letters[0]["id"]))
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as inner:
+                inner.start_soon(retry)
+                await trio.sleep(0.2)                              # the retry waits for the slow counterpart
+                assert (await _ask(port, "G1"))["code"] == "00"    # other traffic commits meanwhile
+                assert not result
+    assert result["ok"] is False and result["outcome"].startswith("failed"), result
+    got = sorted(rows(ledger, "SELECT reference, status FROM deals"))
+    assert got == [("G1", "committed"), ("S1", "failed"), ("S1", "failed")], got
+    (letter, *_) = [x for x in query_dead_letters(ledger) if x["id"] == letters[0]["id"]]
+    assert letter["status"] != "retried", letter
