@@ -12,12 +12,13 @@ from __future__ import annotations
 import csv
 import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dsl import ast as A
 from dsl import ir
+from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
@@ -63,6 +64,7 @@ class Binding:
     pos: ir.Pos | None = None
     channel: str | None = None    # call: the channel it calls
     type: str | None = None       # let: the value's static type (dsl.types), None when unknown
+    classified: tuple = ()        # let: the classified values it holds (dsl.classflow.Source)
 
 
 @dataclass
@@ -350,6 +352,7 @@ class Checker(_TestChecks):
         self.tests: list[A.RouteTestAst] = []
         self.used: set[str] = set()
         self.res = Resolved()
+        self.format_tags: dict[str, dict[str, str] | None] = {}   # classified paths (None: unknown)
 
     # ------------------------------------------------------------ reporting
     def error(self, code: str, message: str, pos, help: str | None = None) -> None:
@@ -486,6 +489,8 @@ class Checker(_TestChecks):
                 except Exception:   # noqa: BLE001 - a hook that cannot tell requires nothing
                     pass
         self.res.format_fields[d.name.name] = known
+        if self._errors() == errors_at_start:
+            self.format_tags[d.name.name] = format_tags(spec, decl, base, _call_hook)
 
     def _run_check_hook(self, spec, decl, base: Path, d: A.FormatAst) -> None:
         from formats.errors import SpecError
@@ -824,8 +829,10 @@ class Checker(_TestChecks):
             fmt = self.ref(s.format, "format")
             scope["msg"] = Binding("msg", fmt, s.pos)
         elif isinstance(s, A.Let):
+            before = self._errors()
             t = self._expr(s.value, scope, later)
-            self._bind(s.name, Binding("let", type=t), scope)
+            held = tuple(self._flow(scope).sources(s.value)) if self._errors() == before else ()
+            self._bind(s.name, Binding("let", type=t, classified=held), scope)
         elif isinstance(s, A.Validate):
             for rule in s.rules:
                 self._expr(rule.cond, scope, later, cond=True)
@@ -836,7 +843,10 @@ class Checker(_TestChecks):
                     self.error("E035", f"unknown deal field `{a.path}`", _name_pos(a),
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
                                or "a deal has ref, amount, currency, party and key")
+                before = self._errors()
                 t = self._expr(a.value, scope, later)
+                if self._errors() == before and a.parts[0] in DEAL_FIELDS and len(a.parts) == 1:
+                    self._deal_flow(a, scope)
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
                                f"({show(a.value)})", a.value.pos, "give it a decimal, e.g. msg.amount")
@@ -920,7 +930,10 @@ class Checker(_TestChecks):
             if known is not None and top not in known:
                 self.error("E061", f"format `{fmt}` has no field `{top}`", _name_pos(a),
                            did_you_mean(top, known) or "fields: " + ", ".join(known))
+            before = self._errors()
             t = self._expr(a.value, scope, later)
+            if typed and fmt and self._errors() == before:
+                self._body_flow(a, scope, fmt, what)
             if len(a.parts) == 1 and top in fields:
                 Typer(self.error, lambda x: None).assign(fields[top], fmt, decl.kind == "fixed", a.value, t,
                                                           a.value.pos or a.pos)
@@ -932,6 +945,91 @@ class Checker(_TestChecks):
                        f"{'it' if len(missing) == 1 else 'them'}", at or (assigns[0].pos if assigns else None),
                        "set " + " ".join(f"{m} = ..." for m in missing) + " (every message is validated "
                        "against the schema when it is sent)")
+
+    # ------------------------------------------------------------ classified values (W006)
+    def _flow(self, scope: dict[str, Binding]) -> Flow:
+        def root(name: str) -> Any:
+            b = scope.get(name)
+            if b is None:
+                return None
+            if b.kind == "let":
+                return list(b.classified)
+            if b.kind in ("msg", "call") and b.format:
+                return b.format, self.format_tags.get(b.format)
+            return None
+
+        def numeric(e: ir.Expr) -> bool:
+            return Typer(lambda *a: None, lambda x: self._ref_type(x, scope)).infer(e) in NUMERIC
+        return Flow(root, numeric)
+
+    def _sources(self, e: ir.Expr, scope) -> list[Source]:
+        """The classified values ``e`` carries, one per place it reads them (a let holding either of
+        two classified fields, ``coalesce(a.iban, a.other)``, is one source naming both)."""
+        out: dict[tuple, Source] = {}
+        for s in self._flow(scope).sources(e):
+            k = (s.pos, s.tag, s.fmt, s.rest)
+            first = out.get(k)
+            if first is None:
+                out[k] = s
+            elif s.origin not in first.what:
+                out[k] = replace(first, what=first.what.replace(first.origin, f"{first.origin} or {s.origin}", 1),
+                                 origin=f"{first.origin} or {s.origin}")
+        return list(out.values())
+
+    def _body_flow(self, a: A.AssignAst, scope, fmt: str, what: str) -> None:
+        """W006: a classified value copied into a field of ``fmt`` that does not protect it as well."""
+        tags = self.format_tags.get(fmt)
+        if tags is None:
+            return
+        path = tuple(p for p in a.parts if isinstance(p, str))
+        for src in self._sources(a.value, scope):
+            target = path + src.rest
+            have = tag_at(target, tags)
+            if protects(have, src.tag):
+                continue
+            field_ = ".".join(target)
+            shown = "in clear" if have is None else f"masked as {have}, which shows more of it than {src.tag}"
+            where = (f"the ledger stores the reply (deals.response) with the value {shown}" if what == "reply" else
+                     f"what bsp keeps of the call's frames (captures, replay differences) is masked by the "
+                     f"call's format, so the value may be kept {shown}")
+            self.warn("W006", f"{self._src_text(src)} is copied into field `{field_}` of format `{fmt}`, which "
+                      f"{'does not classify it' if have is None else f'classifies it only {have}'}: {where}",
+                      src.pos or a.value.pos, self._flow_help(src, fmt, field_))
+
+    def _deal_flow(self, a: A.AssignAst, scope) -> None:
+        name = str(a.parts[0])
+        for src in self._sources(a.value, scope):
+            help_ = "give the deal a value that is not classified (a reference of the message)"
+            if src.tag == "pan":
+                help_ += "; the card's BIN, substr(x, 0, 6), or its mask, mask_pan(x), are fine"
+            self.warn("W006", f"{self._src_text(src)} is copied into the deal's `{name}`, which the ledger "
+                      f"stores as it is ({DEAL_COLUMNS[name]}): the value is kept in clear",
+                      src.pos or a.value.pos, help_)
+
+    @staticmethod
+    def _src_text(src: Source) -> str:
+        inside = f" (its field `{'.'.join(src.rest)}`)" if src.rest else ""
+        return f"{src.what}{inside}, classified {src.tag} in format `{src.fmt}`,"
+
+    def _flow_help(self, src: Source, fmt: str, field_: str) -> str:
+        decl = self.res.formats.get(fmt)
+        spec = self.registry.get("format", decl.kind) if decl is not None else None
+        fd = next((f for f in decl.fields if f.name == field_), None) if decl is not None else None
+        if fd is not None:
+            size = f"({fd.width})" if fd.width else ""
+            how = f"classify the field in format `{fmt}`: `{fd.name} {fd.type}{size} {src.tag}`"
+        elif spec is not None and spec.option("classify") is not None:
+            how = f"classify it in format `{fmt}`: `classify [\"{field_}:{src.tag}\"]` (add it to the list)"
+        elif spec is not None and spec.accepts_fields:
+            how = f"classify the field in format `{fmt}`: `{field_} string {src.tag}`"
+        else:
+            how = (f"classify field {field_} where format `{fmt}` ({decl.kind if decl else '?'}) declares its "
+                   f"fields, e.g. `classification: {src.tag}` in its spec file")
+        if src.tag == "pan":
+            how += "; or copy only its mask: mask_pan(...)"
+        elif src.tag == "secret":
+            how += "; or do not copy a secret at all"
+        return how
 
     # ------------------------------------------------------------ expressions
     def _expr(self, e: A.Expr, scope: dict[str, Binding], later, cond: bool = False) -> str | None:

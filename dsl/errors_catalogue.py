@@ -220,6 +220,13 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('reply Req { code = "00" }', head=_HEAD + 'channel spare = memory\n'), 5, 9, severity="warning"),
     Entry("W004", "condition that is not true or false", "a string (msg.code) is used as a condition",
           _route('let x = if msg.code then 1 else 2', 'reply Req { code = "00" }'), 7, 16, severity="warning"),
+    Entry("W006", "classified value copied where it is not protected",
+          "msg.pan, classified pan in format `Card`, is copied into field `card` of format `Rsp`, which does not "
+          "classify it: the ledger stores the reply (deals.response) with the value in clear (also: a call body, "
+          "a deal's ref / party / key ...; through lets, trim, substr, `+` ...; help: classify the field, or "
+          "mask_pan(...))",
+          _MF + 'format Card = fixed {\n    pan string(16) pan\n}\nformat Rsp = fixed {\n    card string(16)\n}\n'
+          'route r {\n    receive from mf as Card\n    reply Rsp { card = msg.pan }\n}\n', 10, 24, severity="warning"),
 )
 
 

@@ -111,6 +111,14 @@ def f_substr(s: Any, start: Any, length: Any = None) -> str:
     return text[a:a + n]
 
 
+def f_mask_pan(s: Any) -> Any:
+    """The value as the ledger masks a PAN (formats.classify.mask_value): first 6 and last 4 kept."""
+    from formats.classify import mask_value
+    if s is None or s == "":
+        return s
+    return mask_value(_str(s, "mask_pan"), "pan")
+
+
 def f_len(v: Any) -> int:
     if v is None:
         return 0
@@ -208,7 +216,7 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
-    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "len": f_len,
+    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "len": f_len,
     "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
@@ -225,6 +233,8 @@ SIGNATURES: dict[str, Sig] = {
                      "pads on the right to n characters with ch"),
     "substr": Sig(2, 3, ("s", "start", "len"), ("string", "int", "int"),
                   "len characters from start (0-based); without len, to the end"),
+    "mask_pan": Sig(1, 1, ("s",), ("string",), "a card number masked as the ledger masks it: first 6 and "
+                    "last 4 kept (4111111111111111 -> 411111******1111); null and \"\" stay"),
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
     "now": Sig(0, 0, (), (), "current UTC timestamp"),
     "today": Sig(0, 0, (), (), "today's date (local)"),

@@ -61,6 +61,11 @@ class ComponentSpec:
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
+    ``classification``: optional pure hook ``classification(decl, base_dir) -> dict[str, str] | None``
+      of a format kind whose fields are classified in a file it reads (an ISO 8583 network spec):
+      ``{path: tag}`` as ``formats.classify.tags_of`` gives it at run time, or None when it cannot
+      tell.  ``bsp check`` warns (W006) when a classified value is copied into a field that is not
+      classified as strongly; field blocks and the ``classify`` option need no hook.
     ``side_effects``: a step kind that sends or books something outside bsp (a plugin posting to a
       system of its own): a route with a deal key checks the key, and logs the deal as accepted,
       before the first such step, as it does before a ``call``, so that a repeat never runs it twice.
@@ -82,6 +87,7 @@ class ComponentSpec:
     provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
     check_receive: Callable[..., Any] | None = None
     required: Callable[..., Any] | None = None
+    classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
 
     def option(self, name: str) -> OptionSpec | None:

@@ -131,6 +131,14 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
         return None
 
 
+def classification(decl: Any, base_dir: Any = None) -> dict[str, str] | None:
+    """The spec's classified fields (``{"2": "pan", "35": "secret"}``), as the codec masks them."""
+    try:
+        return codec_for(_spec_ref(decl)).classification_tags()
+    except SpecError:
+        return None
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="iso8583",
@@ -159,6 +167,7 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=fields,
+    classification=classification,
     examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii",
               'format Net = iso8583 "specs/network.yaml" mac_algorithm "retail-des" mac_key_env "NET_MAC_KEY" '
               'mac_exempt ["0800", "0810"]'),

@@ -50,6 +50,7 @@ def build_test_registry() -> Registry:
     )))
     reg.register(ComponentSpec("format", "json", "JSON documents", (
         OptionSpec("schema", "path", "JSON Schema file validating each message"),
+        OptionSpec("classify", "list", 'classified fields: ["card.number:pan"]'),
     ), positional="schema", required=json_codec.required))   # the real hook: a schema's required fields
     reg.register(ComponentSpec("format", "fixed", "fixed-width text records", (
         OptionSpec("encoding", "ident", "text encoding", default="ascii",

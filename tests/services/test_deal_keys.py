@@ -42,6 +42,13 @@ def _t(v: Any) -> str:
     return str(v).strip()
 
 
+def _bank(account: str) -> str:
+    """The account's bank in the route's accounts table (the camt.053 key holds it, not the account)."""
+    import csv
+    with open(ROUTES_DIR / "account_consolidation" / "accounts.csv", newline="", encoding="utf-8") as fh:
+        return next(r["bank"] for r in csv.DictReader(fh) if r["account"] == account)
+
+
 # route -> (service, which generated requests it takes, the key the route must log for them)
 KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = {
     "fund_subscription": (fund_management.SERVICE, lambda v: v["txn_code"] == "FS01",
@@ -75,7 +82,7 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                         lambda v: f"{v['block4'][1]['value']}/{v['block4'][0]['value']}/"
                                   f"{v['block4'][-1]['value']['date']:%Y%m%d}"),
     "statement_camt053": (AC_CAMT, lambda v: True,
-                          lambda v: (lambda s: f"{s['Acct']['Id']['IBAN']}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
+                          lambda v: (lambda s: f"{_bank(s['Acct']['Id']['IBAN'])}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
                               v["BkToCstmrStmt"]["Stmt"][0])),
     "broker_transfer": (broker_system.SERVICE, lambda v: True,
                         lambda v: f"{v['XferReq']['BrokerId']}/{v['XferReq']['SerialNo']}"),
