@@ -98,8 +98,13 @@ def test_to_tests_writes_route_tests_that_pass(small, tmp_path):
     assert not result.failed, result.failed[0].failures
 
 
-def test_masked_capture_hides_classified_fields_and_stays_replayable(tmp_path):
-    config = config_copy(tmp_path / "config")
+@pytest.mark.parametrize("target", ["classified", "unclassified"])
+def test_masked_capture_hides_classified_fields_and_stays_replayable(tmp_path, target):
+    """The account is classified in the request; the biller's format classifies it too (as shipped) or, in
+    a configuration that does not (bsp check warns, W006), the capture still masks the value it carries."""
+    unclassify = (lambda t: t.replace('format BillerPost = json classify ["account:personal"]',
+                                      'format BillerPost = json')) if target == "unclassified" else None
+    config = config_copy(tmp_path / "config", unclassify)
     capture = record_session(tmp_path, config, 40, mask=True)
     cap = Capture(capture)
     assert cap.masked
@@ -118,10 +123,11 @@ def test_masked_capture_hides_classified_fields_and_stays_replayable(tmp_path):
         leaked = con.execute("SELECT count(*) FROM frames WHERE raw IS NOT NULL "
                              "AND contains(decode(raw), 'ACC')").fetchone()[0]
         carried = con.execute("SELECT count(*) FROM frames WHERE channel = 'biller' AND direction = 'out' "
-                              "AND masked = 'values of classified fields'").fetchone()[0]
+                              "AND masked = ?", ["account" if target == "classified" else
+                                                 "values of classified fields"]).fetchone()[0]
     finally:
         con.close()
-    # the account travels on to the biller in a format that does not classify it: masked there too
+    # the account travels on to the biller: masked there by its format, or as a value known to be classified
     assert leaked == 0 and carried == sum(len(ex.calls) for ex in cap.exchanges)
     res = cli(str(capture), "--config", str(config))
     assert res.exit_code == 0, res.output         # the same configuration replays with no difference
