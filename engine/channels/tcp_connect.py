@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import (
-    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one,
+    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one,
 )
 from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
@@ -86,6 +86,7 @@ class TcpConnector:
         self._closed = False
         self.connects = 0
         self.sends = 0
+        self._answered = 0                   # replies read on the current connection
         self.unmatched = 0                   # replies nobody asked for (each closes the connection)
 
     @property
@@ -114,9 +115,10 @@ class TcpConnector:
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
-                backoff = self.backoff_min
                 self._down_until = -math.inf
                 self.connects += 1
+                opened = trio.current_time()
+                self._answered = 0
                 set_nodelay(stream)
                 self._connected = True
                 self._framer = self._new_framer()
@@ -138,6 +140,17 @@ class TcpConnector:
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",
                     channel=self.name))
+                if self._answered or trio.current_time() - opened >= self.backoff_max:
+                    backoff = self.backoff_min       # it worked for a while: the next call reconnects at once
+                    continue
+                # closed before any answer, right after opening (refused on the other side, a host at its
+                # connection limit): back off as after a failed connect; calls meanwhile fail at once
+                self._last_error = (f"the counterpart at {self.address} closed the connection before any "
+                                    f"answer ({self._reason}); it may refuse this client (access list, "
+                                    f"connection limit)")
+                self._down_until = trio.current_time() + backoff
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
         finally:
             self._closed = True
             self._fail_all(ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
@@ -197,7 +210,7 @@ class TcpConnector:
             try:
                 await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._reason = f"send failed: {exc or type(exc).__name__}"
+                self._reason = f"send failed: {io_reason(exc)}"
                 scope.cancel()
                 return
 
@@ -208,7 +221,7 @@ class TcpConnector:
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._reason = f"receive failed: {exc or type(exc).__name__}"
+                self._reason = f"receive failed: {io_reason(exc)}"
                 return
             if not data:
                 return
@@ -224,6 +237,7 @@ class TcpConnector:
                                     f"the stream is out of step")
                     return
                 pending.popleft().resolve(f)
+                self._answered += 1
             if frames and self._space:
                 self._space.unpark_all()
             if framer.error is not None:

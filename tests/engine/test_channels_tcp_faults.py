@@ -1,0 +1,221 @@
+"""Hostile peers on tcp listen / tcp connect / the MUX, on real loopback sockets: a counterpart that
+closes every connection at once, connections reset under load, a flood of connections."""
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import random
+import socket
+import struct
+
+import pytest
+import trio
+
+from engine.channels.base import ChannelError
+from engine.channels.mux import MuxConnector
+from engine.channels.tcp_connect import TcpConnector
+from engine.channels.tcp_listen import TcpListener
+from formats.framing import LengthPrefixFramer, make_framer
+from formats.iso8583 import codec_for
+
+ISO = codec_for("iso8583_1987_ascii")
+
+
+async def serve(nursery, handler) -> int:
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def slam(stream) -> None:
+    """Accept, then close at once (an access list refusing us, a host at its connection limit)."""
+    await stream.aclose()
+
+
+# ------------------------------------------------------------------ reconnect storms
+
+async def test_pool_backs_off_when_the_counterpart_closes_every_connection_at_once(nursery) -> None:
+    """It used to reconnect in a tight loop (thousands of connections a second, a warning each), and
+    every call was sent into a connection about to die (kind lost: in doubt)."""
+    port = await serve(nursery, slam)
+    ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length2", "pool": 2, "timeout": 1})
+    await nursery.start(ch.run)
+    with trio.fail_after(5):
+        await trio.sleep(0.5)
+        assert ch.pool.connects <= 30, ch.pool.connects        # back-off 0.05s doubling: a handful each
+        while not ch.pool.down:
+            await trio.sleep(0.01)
+        (r,) = await ch.request_many([b"x"])
+    assert isinstance(r, ChannelError) and r.kind == "unreachable", r
+    assert f"channel issuer: the counterpart at 127.0.0.1:{port} closed the connection before any answer" in str(r)
+    assert "access list" in str(r)
+
+
+async def test_fifo_connect_backs_off_when_the_counterpart_closes_every_connection_at_once(nursery) -> None:
+    port = await serve(nursery, slam)
+    c = TcpConnector("biller", {"address": f"127.0.0.1:{port}", "framing": "length4", "timeout": 1})
+    await nursery.start(c.run)
+    kinds: collections.Counter = collections.Counter()
+    last = None
+    with trio.move_on_after(0.5):
+        while True:
+            (last,) = await c.request_many([b"x"])
+            kinds[last.kind] += 1
+            await trio.sleep(0.001)
+    assert c.connects <= 15, c.connects
+    assert kinds["unreachable"] > kinds["lost"], kinds     # fail at once while backing off, not sent to die
+    assert "closed the connection before any answer" in str(last)
+
+
+async def test_a_connection_that_answered_reconnects_at_once_after_a_loss(nursery) -> None:
+    """The back-off above is only for connections closed before any answer."""
+    async def answer_once(stream):
+        f = LengthPrefixFramer(2)
+        data = await stream.receive_some(65536)
+        await stream.send_all(b"".join(f.frame(b"re:" + p) for p in f.feed(data)))
+        await stream.aclose()
+
+    port = await serve(nursery, answer_once)
+    ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length2", "pool": 1, "timeout": 2})
+    await nursery.start(ch.run)
+    with trio.fail_after(5):
+        for i in range(5):
+            assert await ch.request(b"%d" % i) == b"re:%d" % i
+            while ch.pool.connects < i + 2:          # the close seen, the slot reconnected
+                await trio.sleep(0.005)
+    assert ch.pool.last_error == ""                  # never backed off, never called the host refusing
+
+
+# ------------------------------------------------------------------ resets under load
+
+def resetting_counterpart(seen: collections.Counter, *, iso: bool):
+    """Answers in order (shuffled per chunk when ``iso``: keys match them), and after 20..200 frames
+    sends a torn reply and resets the connection (SO_LINGER 0)."""
+    rng = random.Random(7)
+
+    async def handler(stream):
+        f = LengthPrefixFramer(2)
+        budget = rng.randint(20, 200)
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                return
+            if not data:
+                return
+            out = []
+            for p in f.feed(data):
+                seen[p] += 1
+                budget -= 1
+                if iso:
+                    v = ISO.decode(p)
+                    v.update({"t": "0210", "39": "00"})
+                    out.append(f.frame(ISO.encode(v)))
+                else:
+                    out.append(f.frame(b"re:" + p))
+                if budget <= 0:
+                    blob = b"".join(out)
+                    await stream.send_all(blob[:-3])
+                    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    stream.socket.close()
+                    return
+            if iso:
+                rng.shuffle(out)
+            if out:
+                await stream.send_all(b"".join(out))
+
+    return handler
+
+
+def iso_request(i: int) -> bytes:
+    return ISO.encode({"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000",
+                       "7": "0101120000", "11": f"{i:06d}", "41": "TERM0001", "49": "978"})
+
+
+@pytest.mark.parametrize("mode", ["fifo", "pool", "iso"])
+async def test_resets_under_load_resolve_every_call_and_never_cross_replies(nursery, mode: str) -> None:
+    seen: collections.Counter = collections.Counter()
+    port = await serve(nursery, resetting_counterpart(seen, iso=mode == "iso"))
+    opts = {"address": f"127.0.0.1:{port}", "framing": "length2", "timeout": 5}
+    if mode == "fifo":
+        ch = TcpConnector("c", opts)
+    else:
+        ch = MuxConnector("c", {**opts, "pool": 3, **({"match": "iso8583"} if mode == "iso" else {})})
+        ch.use_codecs(ISO)
+    await nursery.start(ch.run)
+    payloads = [iso_request(i) if mode == "iso" else b"p%05d" % i for i in range(1200)]
+    results: dict[bytes, object] = {}
+
+    async def batch(ps):
+        for p, r in zip(ps, await ch.request_many(ps)):
+            results[p] = r
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            for k in range(0, len(payloads), 4):
+                n.start_soon(batch, payloads[k:k + 4])
+                if k % 40 == 0:
+                    await trio.sleep(0.001)
+    assert len(results) == len(payloads)                       # every call resolved
+    answered = 0
+    for p, r in results.items():
+        if isinstance(r, ChannelError):
+            assert r.kind in ("lost", "unreachable"), r
+            continue
+        answered += 1
+        if mode == "iso":
+            assert ISO.decode(r)["11"] == ISO.decode(p)["11"]
+        else:
+            assert r == b"re:" + p                              # never another call's reply
+    assert answered > len(payloads) // 2
+    assert max(seen.values()) == 1                              # nothing sent twice
+    assert ch.connects >= 3
+
+
+# ------------------------------------------------------------------ connection floods
+
+class Upper:
+    async def handle(self, conn, frames):
+        return [f.upper() for f in frames]
+
+    async def framing_error(self, conn, err):
+        return b"BAD"
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+async def test_a_flood_of_connections_pauses_accepting_keeps_serving_and_leaks_no_fd(nursery) -> None:
+    lst = TcpListener("front", {"address": "127.0.0.1:0", "framing": "length2", "max_connections": 50})
+    await nursery.start(lst.serve, Upper())
+    f = make_framer("length2")
+    early = await trio.open_tcp_stream("127.0.0.1", lst.port)     # served before the flood
+    await early.send_all(f.frame(b"one"))
+    assert await early.receive_some(100) == f.frame(b"ONE")
+    base = open_fds()
+    flood = []
+    for _ in range(600):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", lst.port))
+        except BlockingIOError:
+            pass
+        flood.append(s)
+    with trio.fail_after(10):
+        while lst.capped == 0:
+            await trio.sleep(0.01)
+        await early.send_all(f.frame(b"two"))                       # at the cap: the open one is served
+        assert await early.receive_some(100) == f.frame(b"TWO")
+        assert lst.connections <= 50 + 1
+        for s in flood:
+            s.close()
+        while open_fds() > base or lst._slots.value < 50 - 2:       # early + the accept waiting
+            await trio.sleep(0.05)
+        late = await trio.open_tcp_stream("127.0.0.1", lst.port)
+        await late.send_all(f.frame(b"three"))
+        assert await late.receive_some(100) == f.frame(b"THREE")
+    await late.aclose()
+    await early.aclose()
