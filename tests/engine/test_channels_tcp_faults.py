@@ -219,3 +219,82 @@ async def test_a_flood_of_connections_pauses_accepting_keeps_serving_and_leaks_n
         assert await late.receive_some(100) == f.frame(b"THREE")
     await late.aclose()
     await early.aclose()
+
+
+# ------------------------------------------------------------------ slowloris
+
+class Recorder(Upper):
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    async def framing_error(self, conn, err):
+        self.errors.append(str(err))
+        return b"BAD"
+
+
+async def read_frames(stream, n: int) -> list[bytes]:
+    f, out = make_framer("length2"), []
+    while len(out) < n:
+        data = await stream.receive_some(65536)
+        assert data, f"closed after {len(out)} of {n} frames"
+        out.extend(f.feed(data))
+    return out
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+async def test_a_stalled_or_trickled_frame_is_cut_by_default(nursery, autojump_clock, trickle: bool) -> None:
+    """A length prefix and then nothing (or a byte every 20s) used to hold the connection and its
+    max_connections slot for ever unless idle_timeout was set: 1000 such peers shut the listener."""
+    h = Recorder()
+    lst = TcpListener("front", {"address": "127.0.0.1:0", "framing": "length2"})
+    await nursery.start(lst.serve, h)
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    start = trio.current_time()
+    await s.send_all(b"\x00\x10")
+
+    async def trickler():
+        for _ in range(5):
+            await trio.sleep(20)
+            try:
+                await s.send_all(b"x")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+
+    with trio.fail_after(300):                   # virtual time (autojump): without the limit, it waits for ever
+        async with trio.open_nursery() as n:
+            if trickle:
+                n.start_soon(trickler)
+            assert await read_frames(s, 1) == [b"BAD"]
+            assert 30 <= trio.current_time() - start < 31
+            assert await s.receive_some(10) == b""
+            n.cancel_scope.cancel()
+    assert "no complete length2 frame within 30s of its first byte" in h.errors[0], h.errors
+    await s.aclose()
+
+
+async def test_a_quiet_link_and_a_steady_pipeline_are_not_cut(nursery, autojump_clock) -> None:
+    """frame_timeout limits time inside one frame only: hours of quiet between frames, and a peer whose
+    every chunk ends inside the next frame for minutes, are served."""
+    h = Recorder()
+    lst = TcpListener("front", {"address": "127.0.0.1:0", "framing": "length2"})
+    await nursery.start(lst.serve, h)
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    f = make_framer("length2")
+    await trio.sleep(4 * 3600)
+    wire = b"".join(f.frame(b"m%03d" % i) for i in range(40))
+    step = 5                                     # every chunk ends inside a frame
+    for k in range(0, len(wire), step):
+        await s.send_all(wire[k:k + step])
+        await trio.sleep(10)                     # 10s between chunks: ~9 minutes in all
+    assert await read_frames(s, 40) == [b"M%03d" % i for i in range(40)]
+    assert h.errors == []
+    await s.aclose()
+
+
+def test_frame_timeout_options() -> None:
+    from engine.channels.options import ChannelConfigError
+    assert TcpListener("a", {"address": "127.0.0.1:0"}).frame_timeout == 30
+    assert TcpListener("a", {"address": "127.0.0.1:0", "frame_timeout": "0s"}).frame_timeout == 0
+    assert TcpListener("a", {"address": "127.0.0.1:0", "framing": "eof"}).frame_timeout == 0
+    with pytest.raises(ChannelConfigError, match="channel a: options idle_timeout and frame_timeout"):
+        TcpListener("a", {"address": "127.0.0.1:0", "frame_timeout": -1})
