@@ -26,6 +26,7 @@ from engine.channels.options import (
     ADDRESS, ChannelConfigError, built_check, parse_address, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
+from engine.resilience import Rejected
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer_factory
 
@@ -174,9 +175,9 @@ class TcpConnector:
         with trio.move_on_after(limit) as scope:
             while len(self._pending) >= self.max_in_flight:
                 await self._space.park()
-        if scope.cancelled_caught:
-            return [CallTimeout(f"channel {self.name}: {self.max_in_flight} requests already in flight "
-                                f"for {limit:g}s", channel=self.name)] * len(payloads)
+        if scope.cancelled_caught:          # never sent: not in doubt (kind unreachable, as the MUX's cap)
+            return [Rejected(f"channel {self.name}: {self.max_in_flight} requests already waiting for a reply "
+                             f"(max_in_flight) for {limit:g}s; request not sent", channel=self.name)] * len(payloads)
         frame = self._framer.frame
         try:
             data = b"".join([frame(p) for p in payloads])
@@ -291,8 +292,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default=Decimal(3)),
         OptionSpec("reconnect_max", "duration", "Longest back-off between connection attempts.",
                    default=Decimal(2)),
-        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait "
-                   "(with the MUX options below: fail at once, kind unreachable).", default=4096),
+        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait for room "
+                   "up to their timeout, then fail unsent (kind unreachable; with the MUX options below: at "
+                   "once).", default=4096),
         *MUX_OPTIONS,
     ),
     build=build,

@@ -298,3 +298,28 @@ def test_frame_timeout_options() -> None:
     assert TcpListener("a", {"address": "127.0.0.1:0", "framing": "eof"}).frame_timeout == 0
     with pytest.raises(ChannelConfigError, match="channel a: options idle_timeout and frame_timeout"):
         TcpListener("a", {"address": "127.0.0.1:0", "frame_timeout": -1})
+
+
+# ------------------------------------------------------------------ a counterpart that never answers
+
+async def test_fifo_calls_beyond_max_in_flight_are_not_sent_and_not_in_doubt(nursery, autojump_clock) -> None:
+    """A counterpart that accepts and never answers: each call times out (in doubt: it was sent); once
+    max_in_flight calls wait, a further call is not sent, so it must not be `timeout` (which makes a
+    transaction reverse or compensate a request the counterpart never saw)."""
+    got: list[bytes] = []
+
+    async def mute(stream):
+        f = LengthPrefixFramer(4)
+        while data := await stream.receive_some(65536):
+            got.extend(f.feed(data))
+
+    port = await serve(nursery, mute)
+    c = TcpConnector("biller", {"address": f"127.0.0.1:{port}", "framing": "length4", "max_in_flight": 2})
+    await nursery.start(c.run)
+    with trio.fail_after(60):
+        first = await c.request_many([b"a", b"b"], 1.0)
+        assert [r.kind for r in first] == ["timeout", "timeout"]
+        (r,) = await c.request_many([b"c"], 1.0)
+        await trio.sleep(1)
+    assert r.kind == "unreachable" and "request not sent" in str(r) and "max_in_flight" in str(r), r
+    assert got == [b"a", b"b"]
