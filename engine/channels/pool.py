@@ -46,6 +46,7 @@ class PoolConn:
         self.stream = stream
         self.framer = framer
         self.outbox: list[bytes] = []
+        self.unsent: list[Any] = []      # what the sender passed with the bytes still in outbox
         self.wake = trio.Event()
         self.alive = True
         self.reason = "closed by the counterpart"
@@ -55,8 +56,10 @@ class PoolConn:
         self.frames_in = 0               # frames received: the counterpart has answered on it
         self.opened = trio.current_time()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
+        """Queue ``data``; ``items`` (the sender's requests in it) stay in ``unsent`` until it is written."""
         self.outbox.append(data)
+        self.unsent.extend(items)
         self.wake.set()
 
     def close(self, reason: str) -> None:
@@ -262,6 +265,7 @@ class Pool:
                 conn.wake = trio.Event()
                 continue
             batch, conn.outbox = conn.outbox, []
+            conn.unsent = []
             conn.sends += 1
             try:
                 await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))

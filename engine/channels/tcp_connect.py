@@ -78,6 +78,7 @@ class TcpConnector:
         self._framer = self._new_framer()
         self._pending: deque[_Pending] = deque()
         self._outbox: list[bytes] = []
+        self._unsent = 0                     # the last N waiting requests are still in _outbox (never written)
         self._wake = trio.Event()            # new requests to write / a connection wanted
         self._space = trio.lowlevel.ParkingLot()   # callers waiting for in-flight room
         self._reason = ""
@@ -188,6 +189,7 @@ class TcpConnector:
         slots = [_Pending(waiter) for _ in payloads]
         self._pending.extend(slots)
         self._outbox.append(data)
+        self._unsent += len(slots)
         self._wake.set()
         with trio.move_on_after(limit):
             await waiter.event.wait()
@@ -207,6 +209,7 @@ class TcpConnector:
                 self._wake = trio.Event()
                 continue
             batch, self._outbox = self._outbox, []
+            self._unsent = 0
             self.sends += 1
             try:
                 await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
@@ -246,10 +249,19 @@ class TcpConnector:
                 return
 
     def _fail_all(self, err: ChannelError) -> None:
+        """Fail every waiting request with ``err``; those never written fail unsent (kind unreachable:
+        not in doubt, the counterpart cannot have seen them)."""
         pending = self._pending
-        while pending:
+        unsent = min(self._unsent, len(pending)) if isinstance(err, ConnectionLost) else 0
+        while len(pending) > unsent:
             pending.popleft().resolve(err)
+        if pending:
+            why = str(err).removeprefix(f"channel {self.name}: ")
+            not_sent = Rejected(f"channel {self.name}: request not sent: {why}", channel=self.name)
+            while pending:
+                pending.popleft().resolve(not_sent)
         self._outbox = []
+        self._unsent = 0
         self._space.unpark_all()
 
 

@@ -323,3 +323,39 @@ async def test_fifo_calls_beyond_max_in_flight_are_not_sent_and_not_in_doubt(nur
         await trio.sleep(1)
     assert r.kind == "unreachable" and "request not sent" in str(r) and "max_in_flight" in str(r), r
     assert got == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "pool"])
+async def test_requests_never_written_when_the_connection_breaks_are_not_in_doubt(nursery, kind: str) -> None:
+    """A counterpart that stops reading, then resets: the request being written is in doubt (lost);
+    the one still queued behind it was never written, so it fails unsent (unreachable). It used to be
+    `lost` too, and a transaction would reverse or compensate a request the counterpart never saw."""
+    reset = trio.Event()
+
+    async def stuck(stream):
+        await reset.wait()
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.socket.close()
+
+    port = await serve(nursery, stuck)
+    opts = {"address": f"127.0.0.1:{port}", "framing": "length4", "max_frame": 1 << 26, "timeout": 30}
+    ch = TcpConnector("biller", opts) if kind == "fifo" else MuxConnector("biller", {**opts, "pool": 1})
+    await nursery.start(ch.run)
+    results: dict[str, object] = {}
+
+    async def ask(name: str, payload: bytes) -> None:
+        (results[name],) = await ch.request_many([payload])
+
+    with trio.fail_after(20):
+        if kind == "pool":
+            while not ch.pool.connected:
+                await trio.sleep(0.01)
+        async with trio.open_nursery() as n:
+            n.start_soon(ask, "big", b"x" * (1 << 25))      # fills the socket buffers: the write blocks
+            await trio.sleep(0.3)
+            n.start_soon(ask, "small", b"queued")
+            await trio.sleep(0.1)
+            reset.set()
+    assert results["big"].kind == "lost", results["big"]
+    assert results["small"].kind == "unreachable", results["small"]
+    assert "request not sent" in str(results["small"]) and "lost" in str(results["small"])
