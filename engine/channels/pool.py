@@ -10,7 +10,10 @@ back-off and jitter (``backoff_min`` doubling up to ``backoff_max``).  While
 no slot is connected and every slot is backing off, ``connection`` fails at
 once with the last connect error (no caller waits for a host that is down).
 A slot whose connection breaks reports ``on_lost(conn, reason)`` so the MUX
-fails what was waiting on it, then reconnects.  ``keepalive(conn)``, when
+fails what was waiting on it (``conn.unsent``: what was never written), then
+reconnects: at once when the connection had been answered on or lived
+``backoff_max``; otherwise (closed before any answer: refused on the other
+side) with the same back-off as a failed connect.  ``keepalive(conn)``, when
 given, runs beside each connection (the MUX's echo); returning ends the
 connection (it reports why in ``conn.reason``).
 

@@ -7,6 +7,10 @@ are matched first-in first-out.  A request whose caller stopped waiting
 When the connection breaks, every waiting request fails with ``lost`` and the
 next request reconnects; while the counterpart cannot be reached, requests
 fail at once with ``unreachable`` (retrying the connect after a back-off).
+A connection closed before any answer counts as a failed connect (back-off),
+and requests never written (queued when the connection broke, or refused at
+``max_in_flight``) fail ``unreachable`` "request not sent": only requests
+the counterpart may have seen end ``lost`` or ``timeout`` (in doubt).
 """
 from __future__ import annotations
 
