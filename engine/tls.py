@@ -133,6 +133,7 @@ class ClientContext(ssl.SSLContext):
     """
 
     server_hostname: str | None = None
+    has_cert = False           # a client certificate is loaded (mutual TLS)
 
     def wrap_bio(self, incoming: Any, outgoing: Any, server_side: bool = False,  # type: ignore[override]
                  server_hostname: Any = None, session: Any = None) -> ssl.SSLObject:
@@ -170,6 +171,7 @@ def client_context(
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert is not None:
         _load_chain(ctx, cert, key, password, "client")
+        ctx.has_cert = True
     ctx.server_hostname = server_hostname
     return ctx
 
@@ -192,3 +194,45 @@ def peer_identity(peercert: dict[str, Any] | None) -> dict[str, Any]:
         if kind in kinds:
             out[kinds[kind]].append(value.strip() if kind == "IP Address" else value)
     return out
+
+
+# -- why a calling channel's TLS failed, and what to fix --------------------------------------------
+
+_CHAIN_CODES = frozenset({2, 18, 19, 20, 21})     # X509_V_ERR_*: no path to a CA in `ca`
+_SERVER_VERIFY_HINTS = {
+    9: "the counterpart's certificate is not valid yet: check its notBefore and both clocks",
+    10: "the counterpart's certificate has expired: the counterpart must renew it (or a clock is wrong)",
+    62: "the certificate is not for the name dialled: set server_name to a name it carries (DNS or IP "
+        "subjectAltName), or dial that name in address",
+}
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+            "UNKNOWN_PROTOCOL")
+
+
+def client_tls_reason(exc: BaseException, *, has_cert: bool = False) -> str:
+    """One line for a TLS failure met by the calling side (handshake or a later read): OpenSSL's reason
+    and what to fix, without OpenSSL's source file and line.  ``has_cert``: we sent a client
+    certificate (mutual TLS)."""
+    if not isinstance(exc, ssl.SSLError):
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    code = getattr(exc, "verify_code", None)
+    message = getattr(exc, "verify_message", None)
+    if message:
+        hint = _SERVER_VERIFY_HINTS.get(code) if code is not None else None
+        if hint is None and code in _CHAIN_CODES:
+            hint = ("`ca` must hold the CA that issued the counterpart's certificate (with `tls = true` "
+                    "and no `ca`: the system's roots)")
+        if hint is None:
+            hint = "check the counterpart's certificate with `openssl s_client -connect HOST:PORT -CAfile CA`"
+        return f"{reason}: {message} ({hint})"
+    if any(k in str(reason) for k in _NOT_TLS):
+        return f"{reason} (the counterpart does not speak TLS on this port: plain TCP? drop ca / tls, or fix address)"
+    if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
+        who = ("it may refuse our client certificate (cert): it must chain to the CA the counterpart trusts "
+               "and be valid" if has_cert else
+               "it may require a client certificate: set cert and key on this channel")
+        return f"{reason}: the counterpart closed the TLS session ({who}; the counterpart's log says why)"
+    if "ALERT" in str(reason):
+        return f"{reason} (the counterpart refused the TLS session; the alert names why)"
+    return str(reason)

@@ -132,9 +132,21 @@ class Framer:
                 f"connection closed inside a frame: {len(self._buf)} byte(s) of an unfinished "
                 f"{self.name} frame are buffered",
                 offset=self._offset,
-                hint="the peer closed the connection before sending the whole frame",
+                hint=self._stranger() or "the peer closed the connection before sending the whole frame",
             )
         return []
+
+    def _stranger(self) -> str | None:
+        """At the start of a stream, bytes that are another protocol's opening: say which."""
+        if self._offset:
+            return None
+        head = bytes(self._buf[:5])
+        if len(head) >= 3 and head[0] == 0x16 and head[1] == 0x03 and head[2] <= 0x04:
+            return ("the peer speaks TLS (this is a TLS ClientHello): give the channel cert and key, "
+                    "or have the peer connect without TLS")
+        if head.startswith((b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELET", b"PATCH", b"OPTIO", b"PRI *")):
+            return "the peer speaks HTTP: point it at an http listen channel, or fix its address"
+        return None
 
     def _file_ends(self) -> str:
         return (f"the file ends inside a frame: {len(self._buf)} byte(s) of an unfinished {self.name} frame "
@@ -243,14 +255,14 @@ class LengthPrefixFramer(Framer):
                 raise FramingError(
                     f"{self.name} length prefix {raw!r} is not {self.width} ASCII digits",
                     offset=self._offset,
-                    hint="the peer sent garbage or uses another framing (binary length? BCD?)")
+                    hint=self._stranger() or "the peer sent garbage or uses another framing (binary length? BCD?)")
             return int(raw)
         text = raw.hex()
         if not text.isdigit():
             raise FramingError(
                 f"{self.name} length prefix {text!r} (hex) is not packed BCD: a nibble is over 9",
                 offset=self._offset,
-                hint="the peer sent garbage or uses another framing (binary length?)")
+                hint=self._stranger() or "the peer sent garbage or uses another framing (binary length?)")
         return int(text)
 
     def _file_ends(self) -> str:
@@ -299,7 +311,7 @@ class LengthPrefixFramer(Framer):
                 raise FramingError(
                     f"{self.name} frame {what}",
                     offset=self._offset,
-                    hint="the peer sent an oversized frame or the framing is wrong "
+                    hint=self._stranger() or "the peer sent an oversized frame or the framing is wrong "
                          "(check length2 vs length4, the byte order and length_includes_prefix); "
                          "raise max_frame if the size is legitimate",
                 )

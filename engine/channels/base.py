@@ -18,17 +18,31 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
 
+from engine.tls import client_tls_reason
 from formats.framing import Framer, FramingError
 
 log = logging.getLogger("bsp.channel")
 
 RECEIVE_SIZE = 65536
 BATCHES_IN_FLIGHT = 4     # per connection: chunks being processed while the next is read
+
+
+def io_reason(exc: BaseException, *, has_cert: bool = False) -> str:
+    """Why a send or receive failed, never empty: trio's ``BrokenResourceError`` often has no text of
+    its own and keeps the reason (a reset, a TLS alert or an abrupt TLS close) in ``__cause__``."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLError):
+        return client_tls_reason(cause, has_cert=has_cert)
+    text = str(exc)
+    if not text and cause is not None:
+        text = str(cause)
+    return text or type(exc).__name__
 
 
 class ChannelError(Exception):

@@ -48,7 +48,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, parse_address, seconds
 from engine.channels.pool import Pool, PoolConn
-from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, RetryPolicy
+from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, Rejected, RetryPolicy
 from engine.tls import client_context
 from formats.component import OptionSpec
 from formats.errors import FormatError
@@ -417,7 +417,7 @@ class MuxConnector:
             if conn.fifo is None:
                 conn.fifo = deque()
             conn.fifo.extend(s for _, s in slots)
-        conn.send(frames[0] if len(frames) == 1 else b"".join(frames))
+        conn.send(frames[0] if len(frames) == 1 else b"".join(frames), [s for _, s in slots])
         with trio.move_on_after(limit):
             await waiter.event.wait()
         for i, slot in slots:
@@ -498,6 +498,12 @@ class MuxConnector:
                                      f"{exc}", channel=self.name))
 
     def _on_lost(self, conn: PoolConn, reason: str) -> None:
+        if conn.unsent:                 # never written: the counterpart cannot have seen them (not in doubt)
+            not_sent = Rejected(f"channel {self.name}: request not sent: connection to {self.address} lost "
+                                f"({reason}) before it was written", channel=self.name)
+            for slot in conn.unsent:
+                slot.resolve(not_sent)
+            conn.unsent = []
         self._fail_pending(conn, ConnectionLost(
             f"channel {self.name}: connection to {self.address} lost ({reason}) before the reply came",
             channel=self.name))

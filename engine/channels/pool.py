@@ -10,7 +10,10 @@ back-off and jitter (``backoff_min`` doubling up to ``backoff_max``).  While
 no slot is connected and every slot is backing off, ``connection`` fails at
 once with the last connect error (no caller waits for a host that is down).
 A slot whose connection breaks reports ``on_lost(conn, reason)`` so the MUX
-fails what was waiting on it, then reconnects.  ``keepalive(conn)``, when
+fails what was waiting on it (``conn.unsent``: what was never written), then
+reconnects: at once when the connection had been answered on or lived
+``backoff_max``; otherwise (closed before any answer: refused on the other
+side) with the same back-off as a failed connect.  ``keepalive(conn)``, when
 given, runs beside each connection (the MUX's echo); returning ends the
 connection (it reports why in ``conn.reason``).
 
@@ -27,8 +30,9 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from engine.channels.base import RECEIVE_SIZE, Unreachable
+from engine.channels.base import RECEIVE_SIZE, Unreachable, io_reason
 from engine.channels.tcp_listen import set_nodelay
+from engine.tls import client_tls_reason
 from formats.framing import Framer, FramingError
 
 log = logging.getLogger("bsp.channel.pool")
@@ -45,15 +49,20 @@ class PoolConn:
         self.stream = stream
         self.framer = framer
         self.outbox: list[bytes] = []
+        self.unsent: list[Any] = []      # what the sender passed with the bytes still in outbox
         self.wake = trio.Event()
         self.alive = True
         self.reason = "closed by the counterpart"
         self.fifo: Any = None            # the MUX's per-connection queue when replies come in order
         self.in_flight = 0
         self.sends = 0
+        self.frames_in = 0               # frames received: the counterpart has answered on it
+        self.opened = trio.current_time()
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
+        """Queue ``data``; ``items`` (the sender's requests in it) stay in ``unsent`` until it is written."""
         self.outbox.append(data)
+        self.unsent.extend(items)
         self.wake.set()
 
     def close(self, reason: str) -> None:
@@ -147,11 +156,16 @@ class Pool:
             self.closed = True
             self._notify()
 
-    async def _open(self) -> trio.abc.Stream:
+    @property
+    def _has_cert(self) -> bool:
+        return bool(self.ssl_context is not None and getattr(self.ssl_context, "has_cert", False))
+
+    async def _open(self, stage: list[str]) -> trio.abc.Stream:
         tcp = await trio.open_tcp_stream(self.host, self.port)
         set_nodelay(tcp)
         if self.ssl_context is None:
             return tcp
+        stage[0] = "tls"
         tls = trio.SSLStream(tcp, self.ssl_context, server_hostname=self.host)
         try:
             await tls.do_handshake()
@@ -163,14 +177,20 @@ class Pool:
     async def _slot(self, i: int) -> None:
         backoff = self.backoff_min
         while True:
+            stage = ["tcp"]
             try:
                 with trio.fail_after(self.connect_timeout):
-                    stream = await self._open()
+                    stream = await self._open(stage)
             except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
                 cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-                if isinstance(exc, trio.BrokenResourceError) or isinstance(cause, ssl.SSLError):
+                if isinstance(exc, trio.TooSlowError) and stage[0] == "tls":
                     self.tls_failures += 1
-                    what = f"TLS handshake with {self.address} failed: {cause or exc}"
+                    what = (f"TLS handshake with {self.address}: no answer within {self.connect_timeout:g}s "
+                            f"(connect_timeout; does the counterpart speak TLS on this port?)")
+                elif isinstance(exc, trio.BrokenResourceError) or isinstance(cause, ssl.SSLError):
+                    self.tls_failures += 1
+                    what = (f"TLS handshake with {self.address} failed: "
+                            f"{client_tls_reason(cause or exc, has_cert=self._has_cert)}")
                 else:
                     what = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
                 self.connect_failures += 1
@@ -183,7 +203,6 @@ class Pool:
                 await trio.sleep(wait)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
-            backoff = self.backoff_min
             self._down[i] = False
             conn = PoolConn(i, stream, self.new_framer())
             self.connects += 1
@@ -212,10 +231,29 @@ class Pool:
                     await trio.aclose_forcefully(stream)
                 self._notify()
                 self.on_lost(conn, conn.reason)
-            log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
-                        self.name, i + 1, self.size, self.address, conn.reason)
             if internal_error:
+                log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
+                            self.name, i + 1, self.size, self.address, conn.reason)
                 await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
+            elif conn.frames_in or trio.current_time() - conn.opened >= self.backoff_max:
+                backoff = self.backoff_min             # it worked for a while: reconnect at once
+                log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
+                            self.name, i + 1, self.size, self.address, conn.reason)
+            else:
+                # closed before any answer, right after opening (an access list or a client certificate
+                # refused on the other side, a host at its connection limit): back off as after a failed
+                # connect, or the slot reconnects in a tight loop
+                self.last_error = (f"the counterpart at {self.address} closed the connection before any answer "
+                                   f"({conn.reason})" + ("" if "TLS" in conn.reason else
+                                                         "; it may refuse this client (access list, client "
+                                                         "certificate, connection limit)"))
+                wait = self.rng.uniform(backoff / 2, backoff)
+                log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
+                            self.name, i + 1, self.size, self.last_error, wait)
+                self._down[i] = True
+                self._notify()
+                await trio.sleep(wait)
+                backoff = min(backoff * 2, self.backoff_max)
 
     async def _keep(self, conn: PoolConn, scope: trio.CancelScope) -> None:
         assert self.keepalive is not None
@@ -230,11 +268,12 @@ class Pool:
                 conn.wake = trio.Event()
                 continue
             batch, conn.outbox = conn.outbox, []
+            conn.unsent = []
             conn.sends += 1
             try:
                 await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                conn.close(f"send failed: {exc or type(exc).__name__}")
+                conn.close(f"send failed: {io_reason(exc, has_cert=self._has_cert)}")
                 break
         scope.cancel()
 
@@ -244,7 +283,7 @@ class Pool:
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                conn.close(f"receive failed: {exc or type(exc).__name__}")
+                conn.close(f"receive failed: {io_reason(exc, has_cert=self._has_cert)}")
                 return
             if not data:
                 conn.close("closed by the counterpart")
@@ -255,6 +294,7 @@ class Pool:
                 conn.close(f"bad frame from the counterpart: {exc}")
                 return
             if frames:
+                conn.frames_in += len(frames)
                 self.on_frames(conn, frames)
             if framer.error is not None:
                 conn.close(f"bad frame from the counterpart: {framer.error}")

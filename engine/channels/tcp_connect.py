@@ -7,6 +7,10 @@ are matched first-in first-out.  A request whose caller stopped waiting
 When the connection breaks, every waiting request fails with ``lost`` and the
 next request reconnects; while the counterpart cannot be reached, requests
 fail at once with ``unreachable`` (retrying the connect after a back-off).
+A connection closed before any answer counts as a failed connect (back-off),
+and requests never written (queued when the connection broke, or refused at
+``max_in_flight``) fail ``unreachable`` "request not sent": only requests
+the counterpart may have seen end ``lost`` or ``timeout`` (in doubt).
 """
 from __future__ import annotations
 
@@ -19,13 +23,14 @@ from typing import Any
 import trio
 
 from engine.channels.base import (
-    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one,
+    RECEIVE_SIZE, CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one,
 )
 from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
     ADDRESS, ChannelConfigError, built_check, parse_address, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
+from engine.resilience import Rejected
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer_factory
 
@@ -77,6 +82,7 @@ class TcpConnector:
         self._framer = self._new_framer()
         self._pending: deque[_Pending] = deque()
         self._outbox: list[bytes] = []
+        self._unsent = 0                     # the last N waiting requests are still in _outbox (never written)
         self._wake = trio.Event()            # new requests to write / a connection wanted
         self._space = trio.lowlevel.ParkingLot()   # callers waiting for in-flight room
         self._reason = ""
@@ -86,6 +92,7 @@ class TcpConnector:
         self._closed = False
         self.connects = 0
         self.sends = 0
+        self._answered = 0                   # replies read on the current connection
         self.unmatched = 0                   # replies nobody asked for (each closes the connection)
 
     @property
@@ -114,9 +121,10 @@ class TcpConnector:
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
-                backoff = self.backoff_min
                 self._down_until = -math.inf
                 self.connects += 1
+                opened = trio.current_time()
+                self._answered = 0
                 set_nodelay(stream)
                 self._connected = True
                 self._framer = self._new_framer()
@@ -138,6 +146,17 @@ class TcpConnector:
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",
                     channel=self.name))
+                if self._answered or trio.current_time() - opened >= self.backoff_max:
+                    backoff = self.backoff_min       # it worked for a while: the next call reconnects at once
+                    continue
+                # closed before any answer, right after opening (refused on the other side, a host at its
+                # connection limit): back off as after a failed connect; calls meanwhile fail at once
+                self._last_error = (f"the counterpart at {self.address} closed the connection before any "
+                                    f"answer ({self._reason}); it may refuse this client (access list, "
+                                    f"connection limit)")
+                self._down_until = trio.current_time() + backoff
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
         finally:
             self._closed = True
             self._fail_all(ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
@@ -161,9 +180,9 @@ class TcpConnector:
         with trio.move_on_after(limit) as scope:
             while len(self._pending) >= self.max_in_flight:
                 await self._space.park()
-        if scope.cancelled_caught:
-            return [CallTimeout(f"channel {self.name}: {self.max_in_flight} requests already in flight "
-                                f"for {limit:g}s", channel=self.name)] * len(payloads)
+        if scope.cancelled_caught:          # never sent: not in doubt (kind unreachable, as the MUX's cap)
+            return [Rejected(f"channel {self.name}: {self.max_in_flight} requests already waiting for a reply "
+                             f"(max_in_flight) for {limit:g}s; request not sent", channel=self.name)] * len(payloads)
         frame = self._framer.frame
         try:
             data = b"".join([frame(p) for p in payloads])
@@ -174,6 +193,7 @@ class TcpConnector:
         slots = [_Pending(waiter) for _ in payloads]
         self._pending.extend(slots)
         self._outbox.append(data)
+        self._unsent += len(slots)
         self._wake.set()
         with trio.move_on_after(limit):
             await waiter.event.wait()
@@ -193,11 +213,12 @@ class TcpConnector:
                 self._wake = trio.Event()
                 continue
             batch, self._outbox = self._outbox, []
+            self._unsent = 0
             self.sends += 1
             try:
                 await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._reason = f"send failed: {exc or type(exc).__name__}"
+                self._reason = f"send failed: {io_reason(exc)}"
                 scope.cancel()
                 return
 
@@ -208,7 +229,7 @@ class TcpConnector:
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self._reason = f"receive failed: {exc or type(exc).__name__}"
+                self._reason = f"receive failed: {io_reason(exc)}"
                 return
             if not data:
                 return
@@ -224,6 +245,7 @@ class TcpConnector:
                                     f"the stream is out of step")
                     return
                 pending.popleft().resolve(f)
+                self._answered += 1
             if frames and self._space:
                 self._space.unpark_all()
             if framer.error is not None:
@@ -231,10 +253,19 @@ class TcpConnector:
                 return
 
     def _fail_all(self, err: ChannelError) -> None:
+        """Fail every waiting request with ``err``; those never written fail unsent (kind unreachable:
+        not in doubt, the counterpart cannot have seen them)."""
         pending = self._pending
-        while pending:
+        unsent = min(self._unsent, len(pending)) if isinstance(err, ConnectionLost) else 0
+        while len(pending) > unsent:
             pending.popleft().resolve(err)
+        if pending:
+            why = str(err).removeprefix(f"channel {self.name}: ")
+            not_sent = Rejected(f"channel {self.name}: request not sent: {why}", channel=self.name)
+            while pending:
+                pending.popleft().resolve(not_sent)
         self._outbox = []
+        self._unsent = 0
         self._space.unpark_all()
 
 
@@ -277,8 +308,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("connect_timeout", "duration", "Time allowed to open the connection.", default=Decimal(3)),
         OptionSpec("reconnect_max", "duration", "Longest back-off between connection attempts.",
                    default=Decimal(2)),
-        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait "
-                   "(with the MUX options below: fail at once, kind unreachable).", default=4096),
+        OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait for room "
+                   "up to their timeout, then fail unsent (kind unreachable; with the MUX options below: at "
+                   "once).", default=4096),
         *MUX_OPTIONS,
     ),
     build=build,

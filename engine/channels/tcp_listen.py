@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
+from decimal import Decimal
 from typing import Any
 
 import trio
@@ -19,6 +20,7 @@ log = logging.getLogger("bsp.channel.tcp")
 
 _CONN_NUMBERS = itertools.count(1)
 MAX_CONNECTIONS = 1000      # option max_connections
+FRAME_TIMEOUT = 30.0        # option frame_timeout (not for framing = eof: there the frame is the connection)
 
 
 def set_nodelay(stream: trio.SocketStream) -> None:
@@ -42,6 +44,10 @@ class TcpListener:
                                      f"got {self.max_connections!r}")
         self.capped = 0           # times accepting paused at max_connections
         self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
+        self.frame_timeout = seconds(options.get("frame_timeout"), 0.0 if self.framing == "eof" else FRAME_TIMEOUT)
+        if self.idle_timeout < 0 or self.frame_timeout < 0:
+            raise ChannelConfigError(f"channel {name}: options idle_timeout and frame_timeout: expected a "
+                                     f"duration of 0s (no limit) or more")
         self.gate = Gate.from_options(name, options, load_tls=load_tls)   # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[trio.CancelScope] = set()
@@ -95,8 +101,9 @@ class TcpListener:
         self._read_scopes.add(stop)
         try:
             framer = self._new_framer()
-            if self.idle_timeout > 0:
-                stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn)  # type: ignore[assignment]
+            if self.idle_timeout > 0 or self.frame_timeout > 0:
+                stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn,  # type: ignore[assignment]
+                                    frame=self.frame_timeout)
             await serve_stream(stream, framer, handler, conn, stop)
         finally:
             self._read_scopes.discard(stop)
@@ -159,7 +166,9 @@ COMPONENT = ComponentSpec(
         "On SIGTERM the listener stops accepting, connections stop reading, and every request "
         "already read is answered before exit. With `cert` the channel speaks TLS (1.2 minimum; "
         "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "
-        "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed."
+        "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
+        "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "
+        "inside a frame) is a framing error too."
     ),
     options=(
         ADDRESS,
@@ -171,6 +180,11 @@ COMPONENT = ComponentSpec(
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",
                    default=None),
+        OptionSpec("frame_timeout", "duration",
+                   "A frame must be complete within this long of its first byte; a peer that stalls or "
+                   "trickles inside a frame gets a framing error (error reply, deal malformed, connection "
+                   "closed). Quiet between frames is not limited by it. 0s: no limit; framing = eof: no limit "
+                   "unless given.", default=Decimal(30)),
         *TLS_LISTEN_OPTIONS,
     ),
     build=build,

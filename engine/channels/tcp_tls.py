@@ -139,6 +139,8 @@ def _ssl_reason(exc: BaseException) -> str:
             "HTTP_REQUEST": "the client speaks plain HTTP, not TLS",
             "WRONG_VERSION_NUMBER": "the client does not speak TLS (plain TCP?) or only an old version",
             "UNSUPPORTED_PROTOCOL": "the client offers only TLS versions below 1.2",
+            "UNEXPECTED_EOF": "the client closed during the handshake: it probably refused our certificate "
+                              "(expired, not for the name it dials, or not from a CA it trusts); its log says why",
         }
         verify_code = getattr(exc, "verify_code", None)
         verify_message = getattr(exc, "verify_message", None)

@@ -415,3 +415,26 @@ def test_a_file_ending_inside_a_frame_says_so_with_the_prefix_claim():
     with pytest.raises(FramingError) as ei:
         h.eof()                                          # a connection: the peer closed
     assert "connection closed inside a frame" in ei.value.message
+
+
+@pytest.mark.parametrize("name, opening, says", [
+    ("length2", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "the peer speaks TLS"),    # ClientHello: eof
+    ("length4", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "the peer speaks TLS"),    # ClientHello: too big
+    ("ascii4", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "the peer speaks TLS"),     # not digits
+    ("length4", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "the peer speaks HTTP"),
+    ("ascii4", b"POST /pay HTTP/1.1\r\n\r\n", "the peer speaks HTTP"),
+])
+def test_another_protocol_at_the_start_of_a_stream_is_named(name: str, opening: bytes, says: str) -> None:
+    f = make_framer(name)
+    with pytest.raises(FramingError) as info:
+        f.feed(opening)
+        f.eof()
+    assert info.value.offset == 0 and says in str(info.value), info.value
+
+
+def test_the_protocol_hint_is_only_for_the_start_of_a_stream() -> None:
+    f = make_framer("length4", max_frame=100)
+    f.feed(f.frame(b"ok"))
+    with pytest.raises(FramingError) as info:
+        f.feed(b"GET / HTTP/1.1\r\n")
+    assert "speaks" not in str(info.value) and "over the limit of 100" in str(info.value)
