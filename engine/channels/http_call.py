@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import trio
 
-from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
 from engine.tls import client_context
@@ -267,7 +267,7 @@ class HttpConnector:
                                      channel=self.name)
             except (httpx.TransportError, OSError) as exc:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
-                                     f"{exc or type(exc).__name__}", channel=self.name)
+                                     f"{io_reason(exc)}", channel=self.name)
             else:
                 if content is None:         # not read on: memory stays bounded; the connection is dropped
                     declared = headers.get("content-length")
