@@ -227,6 +227,14 @@ CATALOGUE: tuple[Entry, ...] = (
           "mask_pan(...))",
           _MF + 'format Card = fixed {\n    pan string(16) pan\n}\nformat Rsp = fixed {\n    card string(16)\n}\n'
           'route r {\n    receive from mf as Card\n    reply Rsp { card = msg.pan }\n}\n', 10, 24, severity="warning"),
+    Entry("W007", "ISO 8583 calls paired in order",
+          "ISO 8583 call `NAME` goes to channel `C`, which pairs answers with requests in the order they were "
+          "sent: a host that answers out of order, or twice, gives deals each other's answers (help: match = "
+          "iso8583)",
+          'channel mf = memory\nformat Auth = iso8583 iso8583_1987_ascii\n'
+          'channel host = tcp connect {\n    address = "127.0.0.1:7001"\n}\n'
+          'route r {\n    receive from mf as Auth\n    call auth = host as Auth { t = "0200" }\n'
+          '    reply Auth { t = "0210" }\n}\n', 8, 17, severity="warning"),
 )
 
 

@@ -49,8 +49,25 @@ def _literal_mti(assigns: tuple[A.AssignAst, ...]) -> str | None:
     return None
 
 
+def _fifo_iso_check(checker: Any, call: A.CallStep, fmt: str | None) -> None:
+    entry = checker.decls.get(call.channel.name)
+    fdecl = checker.decls.get(fmt) if fmt is not None else None
+    if (entry is None or entry[0] != "channel" or getattr(entry[1], "kind_name", None) != "tcp.connect"
+            or fdecl is None or fdecl[0] != "format" or fdecl[1].kind.name != "iso8583"
+            or _match_option(entry[1]) is not None):
+        return
+    checker.warn(
+        "W007", f"ISO 8583 call `{call.name.name}` goes to channel `{call.channel.name}`, which pairs answers "
+        f"with requests in the order they were sent: a host that answers out of order, or twice, gives deals "
+        f"each other's answers", call.channel.pos,
+        f"set `match = iso8583` on channel `{call.channel.name}`: each answer is then paired by its MTI "
+        "class, STAN (DE 11) and terminal (DE 41) (docs/channels.md)")
+
+
 def mux_key_check(checker: Any, call: A.CallStep, fmt: str | None) -> None:
-    """Report E066 when ``call`` goes to a matched channel and its body misses a key field."""
+    """Report E066 when ``call`` goes to a matched channel and its body misses a key field; W007 when an
+    ISO 8583 call goes to a channel that pairs answers in order."""
+    _fifo_iso_check(checker, call, fmt)
     if fmt is None or checker.res.format_fields.get(fmt) is None:
         return                            # the format does not show its fields: checked at run time
     entry = checker.decls.get(call.channel.name)

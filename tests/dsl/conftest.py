@@ -10,6 +10,7 @@ import pytest
 from engine.channels import file_watch
 from engine.registry import Registry
 from formats import json_codec
+from formats.iso8583 import component as iso8583_component
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
 from formats.framing import check_framing
@@ -61,6 +62,7 @@ def build_test_registry() -> Registry:
         OptionSpec("header", "bool", "first line names the columns", default=True),
     ), fields=_fields_of, accepts_fields=True))
     reg.register(file_watch.COMPONENT)        # the real kind: its check and check_receive hooks
+    reg.register(iso8583_component.COMPONENT)  # the real kind (pure, in formats/): its network specs
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
         OptionSpec("level", "expr", "info or warning"),
