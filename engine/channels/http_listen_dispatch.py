@@ -99,8 +99,10 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
     reply`` when it has one.  No route runs and nothing is decoded.  Any other handler: nothing is
     recorded, the outcome still says why."""
     via = getattr(handler, "with_dispatcher", None)
-    if via is not None:             # bsp run's forwarding handler: refuse through the dispatcher it forwards to
-        return await via(lambda disp: refuse_one(disp, conn, body, http_scope, failure))
+    if via is not None:             # bsp run's forwarding handler (or a recording tap): refuse through the
+        # dispatcher it forwards to; ``refusing`` tells a tap the request's bytes and why it was refused
+        return await via(lambda disp: refuse_one(disp, conn, body, http_scope, failure),
+                         refusing=(conn, body, failure))
     record = getattr(handler, "_record", None)
     base = getattr(handler, "base_scope", None)
     if record is None or not isinstance(base, dict):

@@ -106,10 +106,11 @@ class HandlerRef:
             obs.frames_out(self.channel, sum(r is not None for r in replies))
         return replies
 
-    async def with_dispatcher(self, fn: Any) -> Any:
+    async def with_dispatcher(self, fn: Any, *, refusing: Any = None) -> Any:
         """``await fn(dispatcher)`` with the current dispatcher, inside its generation (a channel that
         answers a request itself, such as an http listen refusing a bad signature, still records the
-        deal and the dead letter through it: engine.channels.http_listen_dispatch.refuse_one)."""
+        deal and the dead letter through it: engine.channels.http_listen_dispatch.refuse_one).
+        ``refusing`` (conn, request bytes, StepFailure) is for a recording tap; unused here."""
         gen, disp = self._target
         gen.enter()
         obs = self.observer

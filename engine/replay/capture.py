@@ -3,9 +3,13 @@
 Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
 
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
-    capture_sources(path, text)     the configuration that was running (route files)
+    capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked)
+           correlation_key, deal_id, deal_status, error, masked, config_version)
+
+``config_version`` (of frames and capture_sources) was added within format version 1: a capture
+written before it reads back with the version of ``capture_info`` on every frame.  A reload while
+recording adds the new version's sources; each frame names the version that served its exchange.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -49,13 +53,14 @@ COLUMNS = (
     ("deal_status", pa.string(), "VARCHAR"),
     ("error", pa.string(), "VARCHAR"),
     ("masked", pa.string(), "VARCHAR"),
+    ("config_version", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS capture_info (key VARCHAR PRIMARY KEY, value VARCHAR)",
-    "CREATE TABLE IF NOT EXISTS capture_sources (path VARCHAR, text VARCHAR)",
+    "CREATE TABLE IF NOT EXISTS capture_sources (path VARCHAR, text VARCHAR, config_version VARCHAR)",
     "CREATE TABLE IF NOT EXISTS frames (" + ", ".join(f"{n} {sql}" for n, _, sql in COLUMNS) + ")",
 )
 
@@ -78,7 +83,7 @@ class CaptureWriter:
         self.dropped = 0
         self._seq = 0
         self._batch = batch
-        self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(max_queue)
+        self._q: queue.Queue[Any] = queue.Queue(max_queue)
         self._con = duckdb.connect(str(self.path))
         for stmt in DDL:
             self._con.execute(stmt)
@@ -91,14 +96,29 @@ class CaptureWriter:
         }
         self._con.execute("INSERT INTO capture_info SELECT unnest($1), unnest($2)",
                           [list(info), list(info.values())])
-        sources = getattr(program, "sources", None) or {}
-        if sources:
-            self._con.execute("INSERT INTO capture_sources SELECT unnest($1), unnest($2)",
-                              [list(sources), list(sources.values())])
+        self.config_version = info["config_version"]
+        self._versions: set[str] = set()
+        self._insert_sources(self.config_version, getattr(program, "sources", None) or {})
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write_loop, name="bsp-capture", daemon=True)
         self._thread.start()
         self._closed = False
+
+    def _insert_sources(self, version: str, sources: dict[str, str]) -> None:
+        self._versions.add(version)
+        if sources:
+            self._con.execute("INSERT INTO capture_sources SELECT unnest($1), unnest($2), $3",
+                              [list(sources), list(sources.values()), version])
+
+    def add_version(self, version: str, sources: dict[str, str]) -> None:
+        """The sources of a configuration version a reload brought in (once per version)."""
+        if version in self._versions:
+            return
+        try:
+            self._q.put_nowait(("sources", version, dict(sources)))      # written in order with the frames
+            self._versions.add(version)
+        except queue.Full:              # the recorder is behind: tried again with the next exchange
+            pass
 
     def add(self, row: dict[str, Any]) -> None:
         self._seq += 1
@@ -144,6 +164,16 @@ class CaptureWriter:
                     done = True
                     break
                 rows.append(nxt)
+            extra = [r for r in rows if isinstance(r, tuple)]
+            rows = [r for r in rows if not isinstance(r, tuple)]
+            for _, version, sources in extra:
+                if self._error is None:
+                    try:
+                        self._insert_sources(version, sources)
+                    except Exception as exc:   # noqa: BLE001 - reported by close()
+                        self._error = exc
+            if not rows:
+                continue
             if self._error is None:
                 try:
                     batch_tbl = pa.Table.from_pylist([{n: r.get(n) for n in NAMES} for r in rows], schema=_SCHEMA)
@@ -170,6 +200,7 @@ class Frame:
     deal_status: str | None
     error: str | None
     masked: str | None
+    config_version: str | None = None
 
 
 @dataclass
@@ -190,6 +221,11 @@ class RecordedExchange:
     @property
     def key(self) -> str | None:
         return self.request.correlation_key
+
+
+def tables_columns(con: Any, table: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [table]).fetchall()}
 
 
 class Capture:
@@ -222,7 +258,13 @@ class Capture:
                 self.info = dict(con.execute("SELECT key, value FROM capture_info").fetchall())
                 self.sources = (dict(con.execute("SELECT path, text FROM capture_sources").fetchall())
                                 if "capture_sources" in tables else {})
-                cur = con.execute(f"SELECT {', '.join(NAMES)} FROM frames ORDER BY seq")
+                have = tables_columns(con, "frames")
+                if "config_version" in tables_columns(con, "capture_sources"):
+                    first = self.info.get("config_version", "")
+                    self.sources = dict(con.execute("SELECT path, text FROM capture_sources WHERE config_version "
+                                                    "IS NOT DISTINCT FROM ?", [first]).fetchall())
+                cols = [n if n in have else "NULL" for n in NAMES]      # a capture of before a column
+                cur = con.execute(f"SELECT {', '.join(cols)} FROM frames ORDER BY seq")
                 frames = [Frame(*row) for row in cur.fetchall()]
             except duckdb.Error as exc:
                 raise CaptureError(f"{self.path}: not a bsp capture of format version {FORMAT_VERSION} "
@@ -235,6 +277,8 @@ class Capture:
         for f in frames:
             if f.raw is not None:
                 f.raw = bytes(f.raw)
+            if f.config_version is None:
+                f.config_version = self.info.get("config_version") or None
         self.frames = frames
         self.exchanges: list[RecordedExchange] = []
         self.loose: list[RecordedCall] = []          # outbound calls made outside any exchange
@@ -271,6 +315,11 @@ class Capture:
         raise CaptureError(f"{self.path}: the capture holds no exchange: no inbound request was recorded"
                            f"{recorded} ({len(self.frames)} frame(s) in all); record again while traffic "
                            f"comes in (`bsp run ... --record FILE`)")
+
+    def versions(self) -> list[str]:
+        """The configuration versions that served the recorded exchanges, in order of first use."""
+        return list(dict.fromkeys(ex.request.config_version for ex in sorted(self.exchanges, key=lambda e: e.request.seq)
+                                  if ex.request.config_version))
 
     @property
     def masked(self) -> bool:

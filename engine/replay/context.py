@@ -39,6 +39,8 @@ class ExchangeCtx:
     deal: Any = None                       # the DealRecord committed for it
     dead_letters: list[Any] = field(default_factory=list)
     framing_error: str | None = None
+    refused: str | None = None             # "KIND: detail": the channel refused it before any route ran
+    config_version: str | None = None      # the configuration version that served it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def next_call_seq(self) -> int:

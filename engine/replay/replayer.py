@@ -30,6 +30,7 @@ from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.replay.capture import Capture, RecordedCall, RecordedExchange
 from engine.replay.context import CallRecord, ExchangeCtx
 from engine.replay.virtual import isolated_engine
+from engine.runtime.exchange import StepFailure
 from formats.framing import FramingError
 
 _ERRORS = {"timeout": CallTimeout, "lost": ConnectionLost, "unreachable": Unreachable}
@@ -146,12 +147,16 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     await trio.sleep_until(start + f.t_ms / 1000.0 / factor)
                 ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
                                   t_in=trio.current_time())
-                ferr = None
+                ferr = refused = None
                 if f.error and f.error.startswith("framing: "):
                     ferr = FramingError(f.error[len("framing: "):])
+                elif f.error and f.error.startswith("refused: "):     # the channel refused it (a signature)
+                    kind, _, detail = f.error[len("refused: "):].partition(": ")
+                    refused = StepFailure(kind, detail)
                 conn = int(f.conn) if f.conn and f.conn.isdigit() else None
                 try:
-                    await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr)
+                    await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
+                                      refused=refused)
                 finally:
                     if sem is not None:
                         sem.release()

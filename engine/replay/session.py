@@ -90,7 +90,7 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
     answers = run.answers
     return ReplayReport(
         capture=str(capture), config_version=program.version,
-        recorded_version=cap.info.get("config_version", ""), config_files=[str(c) for c in config],
+        recorded_version=", ".join(cap.versions()) or cap.info.get("config_version", ""), config_files=[str(c) for c in config],
         pace=pace, diff=diff, answered_by_key=len(answers.used) - answers.by_order,
         answered_by_order=answers.by_order, unanswered=answers.unanswered,
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,

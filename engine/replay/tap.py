@@ -67,13 +67,15 @@ class Recorder:
         deal = ctx.deal
         key = getattr(deal, "reference", None)
         common = {"exchange": ctx.exchange, "correlation_key": key,
-                  "deal_id": getattr(deal, "deal_id", None)}
+                  "deal_id": getattr(deal, "deal_id", None),
+                  "config_version": ctx.config_version or getattr(self.writer, "config_version", None)}
         add = self.writer.add
         known: dict[str, str] = {}          # classified texts seen so far in this exchange (masking)
+        error = (f"framing: {ctx.framing_error}" if ctx.framing_error
+                 else f"refused: {ctx.refused}" if ctx.refused else None)
         add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
                       ctx.request if ctx.framing_error is None else None, known, conn=ctx.conn, call_seq=0,
-                      deal_status=getattr(deal, "status", None),
-                      error=f"framing: {ctx.framing_error}" if ctx.framing_error else None, **common))
+                      deal_status=getattr(deal, "status", None), error=error, **common))
         for c in ctx.calls:
             self._call_rows(c, common, known)
         if ctx.reply is not None:
@@ -170,17 +172,40 @@ class TapHandler:
                 sink.extend(c.extra["outcomes"])
         return out
 
-    async def with_dispatcher(self, fn: Any) -> Any:
+    async def with_dispatcher(self, fn: Any, *, refusing: Any = None) -> Any:
         """``await fn(dispatcher)`` on the dispatcher the wrapped handler forwards to (an http listen
-        refusing a bad signature records the deal and the dead letter through it)."""
+        refusing a bad signature records the deal and the dead letter through it).  ``refusing``
+        (conn, request bytes, StepFailure): the request the channel refused, recorded as an exchange
+        whose request row carries ``error = "refused: KIND: detail"`` (a replay refuses it again)."""
         inner = getattr(self.inner, "with_dispatcher", None)
-        if inner is not None:
-            return await inner(fn)
-        return await fn(self.inner)
+        if refusing is None:
+            return await (inner(fn) if inner is not None else fn(self.inner))
+        conn, frame, failure = refusing
+        ctx = self._ctx(conn, frame)
+        ctx.refused = f"{failure.kind}: {failure.detail}"
+        tap_ledger(self.inner)
+        ctx.config_version = self._version()
+        token = CURRENT.set(ctx)
+        try:
+            out = await (inner(fn) if inner is not None else fn(self.inner))
+        finally:
+            CURRENT.reset(token)
+        self._finish(ctx, getattr(out, "reply", None))
+        return out
+
+    def _version(self) -> str | None:
+        """The version the wrapped handler runs the next batch on (a HandlerRef follows reloads; read
+        with no await before the dispatch, so it is the version that serves it)."""
+        gen = getattr(self.inner, "generation", None)
+        version = getattr(gen, "version", None)
+        if version is not None and self.recorder is not None:      # its sources, once per version
+            self.recorder.writer.add_version(version, getattr(gen.program, "sources", None) or {})
+        return version
 
     async def _one(self, conn: Any, frame: bytes, via: Any = None) -> bytes | None:
         ctx = self._ctx(conn, frame)
         tap_ledger(self.inner)            # a reload may have pointed the holder at a new dispatcher
+        ctx.config_version = self._version()
         token = CURRENT.set(ctx)
         try:
             inner_via = getattr(self.inner, "handle_via", None)
@@ -197,6 +222,7 @@ class TapHandler:
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         ctx = self._ctx(conn, b"")
         ctx.framing_error = str(err)
+        ctx.config_version = self._version()
         token = CURRENT.set(ctx)
         try:
             reply = await self.inner.framing_error(conn, err)

@@ -103,7 +103,10 @@ class IsolatedEngine:
         return ch.handler
 
     async def send(self, channel: str, raw: bytes, ctx: ExchangeCtx, *, conn: int | None = None,
-                   framing_error: Any = None) -> bytes | None:
+                   framing_error: Any = None, refused: Any = None) -> bytes | None:
+        """``refused``: the StepFailure with which the channel refused the request when it was recorded
+        (an http listen's signature check, which a replay cannot repeat: no headers are recorded); it is
+        refused again through the candidate's dispatcher, which records it and answers its error reply."""
         handler = self.handler(channel)
         if conn is None:
             self._conns += 1
@@ -113,6 +116,9 @@ class IsolatedEngine:
         try:
             if framing_error is not None:
                 reply = await handler.framing_error(info, framing_error)
+            elif refused is not None:
+                from engine.channels.http_listen_dispatch import refuse_one
+                reply = (await refuse_one(handler, info, raw, {}, refused)).reply
             else:
                 (reply,) = await handler.handle(info, [raw])
         finally:
