@@ -98,6 +98,7 @@ class CaptureWriter:
                           [list(info), list(info.values())])
         self.config_version = info["config_version"]
         self._versions: set[str] = set()
+        self.channels = set(channels)
         self._insert_sources(self.config_version, getattr(program, "sources", None) or {})
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write_loop, name="bsp-capture", daemon=True)
@@ -120,6 +121,10 @@ class CaptureWriter:
         except queue.Full:              # the recorder is behind: tried again with the next exchange
             pass
 
+    def add_channel(self, name: str) -> None:
+        """A channel recorded from now on (one a reload added); ``capture_info.channels`` says so at close."""
+        self.channels.add(name)
+
     def add(self, row: dict[str, Any]) -> None:
         self._seq += 1
         row["seq"] = self._seq
@@ -136,6 +141,8 @@ class CaptureWriter:
         self._thread.join()
         try:
             self._con.execute("INSERT OR REPLACE INTO capture_info VALUES ('dropped', ?)", [str(self.dropped)])
+            self._con.execute("INSERT OR REPLACE INTO capture_info VALUES ('channels', ?)",
+                              [json.dumps(sorted(self.channels))])
             self._con.execute("CHECKPOINT")
         finally:
             self._con.close()

@@ -296,8 +296,14 @@ class TapChannel:
         return results
 
 
-def recording_registry(registry: Any, recorder: Recorder, channels: Iterable[str]) -> Any:
-    """A registry clone whose channel kinds wrap the channels named in ``channels`` in taps."""
+def recording_registry(registry: Any, recorder: Recorder, channels: Iterable[str], *,
+                       all_channels: bool | None = None) -> Any:
+    """A registry clone whose channel kinds wrap the channels named in ``channels`` in taps.
+
+    ``all_channels`` (True: ``--record``, False: only ``record = true``) decides for every channel built
+    later from its own declaration instead (``should_record``): a channel a reload adds, or whose
+    ``record`` option it changes, is recorded as it would have been from the start.  The writer's list
+    of recorded channels (``capture_info.channels``) grows with them."""
     wanted = set(channels)
     reg = registry.clone()
     for name in registry.names("channel"):
@@ -307,7 +313,14 @@ def recording_registry(registry: Any, recorder: Recorder, channels: Iterable[str
 
         def build(decl: Any, _real: Any = spec.build) -> Any:
             ch = _real(decl)
-            return TapChannel(ch, decl.name, recorder) if decl.name in wanted else ch
+            tapped = (decl.name in wanted if all_channels is None
+                      else should_record(decl, all_channels=all_channels))
+            if not tapped:
+                return ch
+            note = getattr(recorder.writer, "add_channel", None)
+            if note is not None:
+                note(decl.name)
+            return TapChannel(ch, decl.name, recorder)
 
         reg.register(dataclasses.replace(spec, build=build), replace=True)
     return reg
@@ -316,12 +329,12 @@ def recording_registry(registry: Any, recorder: Recorder, channels: Iterable[str
 def channels_to_record(program: Any, *, all_channels: bool) -> list[str]:
     """``--record``: every channel except those with ``record = false``; without it, the
     channels with ``record = true``."""
-    out = []
-    for name, decl in program.channels.items():
-        flag = decl.options.get("record")
-        if flag is True or (all_channels and flag is not False):
-            out.append(name)
-    return sorted(out)
+    return sorted(name for name, decl in program.channels.items() if should_record(decl, all_channels=all_channels))
+
+
+def should_record(decl: Any, *, all_channels: bool) -> bool:
+    flag = decl.options.get("record")
+    return flag is True or (all_channels and flag is not False)
 
 
 def default_capture_path() -> Path:
@@ -348,7 +361,7 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
     if echo is not None:
         echo(f"recording channel(s) {', '.join(channels)} to {path}" + (" (classified fields masked)" if mask else ""))
     try:
-        yield recording_registry(registry, rec, channels), rec
+        yield recording_registry(registry, rec, channels, all_channels=path is not None), rec
     finally:
         writer.close()
         if echo is not None:

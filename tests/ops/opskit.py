@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
 from kit import CLOSE, free_port, json_counterpart  # noqa: E402  (the engine tests' kit, re-exported)
 
-__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "free_port", "json_counterpart", "live", "rows"]
+__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "free_port", "json_counterpart", "live",
+           "live_recording", "rows"]
 CORPUS = REPO / ".." / "shared" / "corpus"
 
 ECHO = """
@@ -63,6 +64,21 @@ async def live(paths: list[Path], ledger_path: Path, *, overrides: dict | None =
                 yield eng
             finally:
                 eng.drain()
+
+
+@asynccontextmanager
+async def live_recording(paths: list[Path], ledger_path: Path, capture: Path, *,
+                         overrides: dict | None = None, grace: float = 5.0) -> AsyncIterator[LiveEngine]:
+    """``live`` as `bsp run --record CAPTURE` runs it (engine.replay.tap.recording); the capture file is
+    complete once the block ends."""
+    from engine.replay.tap import recording
+    registry = default_registry()
+    program = compile_paths(paths, registry).program
+    assert program is not None
+    with recording(program, registry, capture) as (reg, rec):
+        assert rec is not None
+        async with live(paths, ledger_path, overrides=overrides, grace=grace, registry=reg) as eng:
+            yield eng
 
 
 def rows(ledger_path: Path, sql: str) -> list[tuple]:
