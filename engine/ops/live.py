@@ -168,6 +168,7 @@ class LiveEngine:
         self._numbers = 0
         self._all_stats: list[Any] = []
         self._retiring: list[Generation] = []                   # old generations with work still running
+        self._stopping: dict[str, set[int]] = {}                # exclusive channel -> ids of its stopped objects
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -428,7 +429,13 @@ class LiveEngine:
             if gen.channels.get(name) is not ch:
                 self._stop_accepting(ch)
         for name in same_address:
-            await self._start_when_free(gen, name)
+            if getattr(gen.channels[name], "exclusive", False):
+                # a timer: the new one starts once the old one's running tick (a route that may take its
+                # time) has finished, never beside it; the reload does not wait for it
+                self._stopping.setdefault(name, set()).add(id(old.channels[name]))
+                self._nursery.start_soon(self._start_after_stop, gen.channels[name], name)
+            else:
+                await self._start_when_free(gen, name)
         assert self._nursery is not None
         self._nursery.start_soon(self._close_after, old, gen)
         self._loaded(gen)
@@ -451,6 +458,19 @@ class LiveEngine:
                               REBIND_WAIT, exc)
                     return
                 await trio.sleep(0.02)
+
+    async def _start_after_stop(self, ch: Any, name: str) -> None:
+        """Start ``ch`` (an ``exclusive`` channel a reload changed) once every earlier object of channel
+        ``name`` has stopped running, on the generation current then; not when a later reload replaced it
+        meanwhile or the engine drains."""
+        stopping = self._stopping.get(name, set())
+        while any(key in self._scopes for key in stopping):
+            await trio.sleep(0.005)
+        stopping.intersection_update(self._scopes)          # keep only those still running (none)
+        gen = self.current
+        if self.draining or gen is None or gen.channels.get(name) is not ch:
+            return
+        self.refs.update(await self._start(gen, [name]))
 
     async def _close_after(self, old: Generation, new: Generation) -> None:
         """Once the old generation's last batch is done, close the channels only it used."""

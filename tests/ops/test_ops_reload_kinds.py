@@ -233,3 +233,83 @@ async def test_file_watch_a_file_running_when_a_reload_changes_the_channel(tmp_p
     assert sorted(p.name for p in (inbox / "done").iterdir() if not p.name.startswith(".")) == ["pay.jsonl"], \
         sorted(p.name for p in inbox.rglob("*"))
     assert not (inbox / "error").exists() or not any((inbox / "error").iterdir())
+
+
+SLOW_TICKER = '''
+format Tick = json
+channel tick = timer {
+    every     = %(every)s
+    immediate = true
+}
+channel back = tcp connect { address = "127.0.0.1:%(back)d"  framing = length4  timeout = 5s }
+route beat {
+    receive from tick as Tick
+    deal BEAT { ref = "%(tag)s"  amount = msg.tick  currency = "CNY" }
+    call post = back as Tick { tick = msg.tick }
+}
+'''
+
+
+def overlaps(deals: list[tuple]) -> list[tuple]:
+    """Pairs of deals whose runs overlap in time (received_at .. finished_at)."""
+    spans = sorted((r, f, ref, amt) for ref, amt, r, f in deals)
+    return [(a[2:], b[2:]) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+
+
+async def test_timer_kept_across_route_reloads_ticks_once_each(nursery, tmp_path: Path) -> None:
+    """The timer is kept (only its route changes, three times): every tick runs once, on the generation
+    current when it started; none runs twice, none overlaps another, none is lost (ticks run = deals)."""
+    from opskit import json_counterpart, live, rows
+
+    back = await json_counterpart(nursery, lambda req: {"ok": True}, delay=0.01)
+    route = tmp_path / "beat.route"
+    text = lambda tag: SLOW_TICKER % dict(every="15ms", back=back, tag=tag)    # noqa: E731
+    route.write_text(text("A"))
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        timer = eng.channels["tick"]
+        for k, tag in enumerate(["B", "C", "D"], start=1):
+            with trio.fail_after(10):
+                while timer.ticks < 5 * k:
+                    await trio.sleep(0.002)
+            route.write_text(text(tag))
+            assert (await eng.reload()).ok
+            assert eng.channels["tick"] is timer
+        with trio.fail_after(10):
+            while timer.ticks < 20:
+                await trio.sleep(0.002)
+        ticks = timer.ticks
+    deals = rows(ledger, "SELECT reference, amount, received_at, finished_at FROM deals")
+    numbers = sorted(int(a) for _, a, _, _ in deals)
+    assert numbers == list(range(1, ticks + 1)), (numbers, ticks)          # once each, none lost
+    tags = [ref for ref, _, _, _ in sorted(deals, key=lambda d: d[1])]
+    assert tags == sorted(tags) and set(tags) == {"A", "B", "C", "D"}, tags
+    assert overlaps(deals) == []
+
+
+async def test_timer_changed_while_a_tick_runs_does_not_overlap_it(nursery, tmp_path: Path) -> None:
+    """A reload that changes the timer while one of its ticks is running (its call takes 300 ms): the
+    new timer (immediate = true) must not tick before the old tick has finished ("ticks never overlap";
+    docs/channels.md: the new timer starts only once the old one has stopped)."""
+    from opskit import json_counterpart, live, rows
+
+    back = await json_counterpart(nursery, lambda req: {"ok": True}, delay=0.3)
+    route = tmp_path / "beat.route"
+    route.write_text(SLOW_TICKER % dict(every="1s", back=back, tag="A"))
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        old = eng.channels["tick"]
+        with trio.fail_after(10):
+            while old.ticks < 1:
+                await trio.sleep(0.002)
+        route.write_text(SLOW_TICKER % dict(every="2s", back=back, tag="B"))   # the tick is in its call
+        assert (await eng.reload()).ok
+        new = eng.channels["tick"]
+        assert new is not old
+        with trio.fail_after(10):
+            while new.ticks < 1:
+                await trio.sleep(0.002)
+            await trio.sleep(0.4)
+    deals = rows(ledger, "SELECT reference, amount, received_at, finished_at FROM deals")
+    assert sorted(r for r, _, _, _ in deals) == ["A", "B"], deals
+    assert overlaps(deals) == [], overlaps(deals)
