@@ -313,3 +313,123 @@ async def test_timer_changed_while_a_tick_runs_does_not_overlap_it(nursery, tmp_
     deals = rows(ledger, "SELECT reference, amount, received_at, finished_at FROM deals")
     assert sorted(r for r, _, _, _ in deals) == ["A", "B"], deals
     assert overlaps(deals) == [], overlaps(deals)
+
+
+def moved(port: int, tag: str) -> str:
+    return (ECHO % tag).replace('address = "127.0.0.1:0"', f'address = "127.0.0.1:{port}"')
+
+
+async def test_tcp_listen_moved_to_another_address_while_clients_send(tmp_path: Path) -> None:
+    """A reload changes the listen address while 4 pipelined clients are sending: the old socket stops
+    reading, answers everything it read, then closes (docs/operations.md, The swap: changed channels
+    drain).  Every request that became a deal got its reply; none was answered without a deal; requests
+    the old socket never read got neither (the client sees the close and sends them to the new address)."""
+    from opskit import free_port, live, rows
+
+    route = tmp_path / "echo.route"
+    route.write_text(moved(free_port(), "A"))
+    ledger = tmp_path / "l.duckdb"
+    replies: dict[str, str] = {}
+    sent: list[str] = []
+
+    async def client(number: int, port: int, progress: list[int]) -> None:
+        fr = LengthPrefixFramer(2)
+        async with await trio.open_tcp_stream("127.0.0.1", port) as s:
+            async def sender() -> None:
+                try:
+                    for i in range(0, 400, 4):
+                        refs = [f"m{number}-{j:03d}" for j in range(i, i + 4)]
+                        sent.extend(refs)
+                        await s.send_all(b"".join(fr.frame(orjson.dumps({"ref": r})) for r in refs))
+                        await trio.sleep(0.003)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+            async with trio.open_nursery() as n:
+                n.start_soon(sender)
+                while True:
+                    try:
+                        data = await s.receive_some(65536)
+                    except trio.BrokenResourceError:
+                        data = b""
+                    if not data:
+                        n.cancel_scope.cancel()
+                        return
+                    for f in fr.feed(data):
+                        r = orjson.loads(f)
+                        assert r["ref"] not in replies
+                        replies[r["ref"]] = r["tag"]
+                        progress[0] += 1
+
+    async with live([route], ledger) as eng:
+        old_port = eng.channels["front"].port
+        progress = [0]
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for c in range(4):
+                    nursery.start_soon(client, c, old_port, progress)
+                while progress[0] < 200:
+                    await trio.sleep(0.002)
+                new_port = free_port()
+                route.write_text(moved(new_port, "B"))
+                result = await eng.reload()
+                assert result.ok and result.plan["channels"]["changed"] == ["front"], result
+        assert eng.channels["front"].port == new_port
+        late: dict[str, str] = {}
+        fr = LengthPrefixFramer(2)
+        async with await trio.open_tcp_stream("127.0.0.1", new_port) as s:      # the new address serves
+            await s.send_all(fr.frame(b'{"ref": "after"}'))
+            with trio.fail_after(5):
+                while not late:
+                    for f in fr.feed(await s.receive_some(65536)):
+                        late[orjson.loads(f)["ref"]] = orjson.loads(f)["tag"]
+        assert late == {"after": "B"}
+    deals = {r for (r,) in rows(ledger, "SELECT reference FROM deals")}
+    assert deals == set(replies) | {"after"}, (len(deals), len(replies))      # a deal <=> a reply
+    assert len(replies) >= 200
+    assert rows(ledger, "SELECT count(*) FROM dead_letters") == [(0,)]
+    print({"sent": len(sent), "answered_before_move": len(replies)})
+
+
+async def test_reloads_refused_mid_load_keep_the_old_generation_serving(tmp_path: Path) -> None:
+    """Under pipelined load, a reload whose files do not compile and one whose new channel cannot listen
+    (its port taken) are refused; the running generation answers every request meanwhile, nothing lost."""
+    import socket
+
+    from opskit import live
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    extra = f'''
+channel side = tcp listen {{ address = "127.0.0.1:{taken.getsockname()[1]}"  framing = length2 }}
+route side_echo {{ receive from side as Req  reply Req {{ ref = msg.ref  tag = "side" }} }}
+'''
+    route = tmp_path / "echo.route"
+    route.write_text(ECHO % "A")
+    ledger = tmp_path / "l.duckdb"
+    replies: dict[str, str] = {}
+    sent: list[str] = []
+    progress = [0]
+    results = []
+    try:
+        async with live([route], ledger) as eng:
+            versions = {eng.version: "A"}
+
+            async def refusals() -> None:
+                for k, text in enumerate([ECHO.replace('tag = "%s" }', 'tag = }'), ECHO % "B" + extra], start=1):
+                    while progress[0] < k * 200:
+                        await trio.sleep(0.002)
+                    route.write_text(text)
+                    results.append(await eng.reload())
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(refusals)
+                    for c in range(3):
+                        nursery.start_soon(tcp_client, c, eng.channels["front"].port, 200, replies, progress, sent)
+            assert eng.version == list(versions)[0]
+    finally:
+        taken.close()
+    assert [(r.ok, r.refused) for r in results] == [(False, "files"), (False, "start")], results
+    figures = await check_generations(ledger, None, replies, versions, route, sent=sent)
+    assert figures["by_version"] == {"A": 600}
