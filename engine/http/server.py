@@ -40,6 +40,7 @@ log = logging.getLogger("bsp.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
 ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed over an answer's body
+OnTLSFailure = Callable[[Any, BaseException], None]            # (peer, the SSLError or trio.TooSlowError)
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
 
@@ -239,16 +240,28 @@ async def serve_connection(
     peer: Any = None,
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
+    on_tls_failure: OnTLSFailure | None = None,
 ) -> None:
-    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream."""
+    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream.
+
+    ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
+    let the caller count and log those in its own words (an ``http listen`` names its channel); without
+    them the server logs them itself."""
     peer = peer if peer is not None else peer_of(stream)
     try:
         peercert = None
         if isinstance(stream, trio.SSLStream):
-            with trio.move_on_after(limits.handshake_timeout) as scope:
-                await stream.do_handshake()
-            if scope.cancelled_caught:
-                log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
+            try:
+                with trio.fail_after(limits.handshake_timeout):
+                    await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError) as exc:
+                cause = exc if isinstance(exc, trio.TooSlowError) else (exc.__cause__ or exc)
+                if on_tls_failure is not None:
+                    on_tls_failure(peer, cause)
+                elif isinstance(cause, trio.TooSlowError):
+                    log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
+                else:
+                    log.info("http %s: TLS handshake failed: %s", peer, cause)
                 return
             peercert = stream.getpeercert() or None
         refusal = None
@@ -256,9 +269,10 @@ async def serve_connection(
             ok, reason = access.check(peer, peercert)
             if not ok:
                 refusal = reason
-                log.warning("http %s: access refused: %s", peer, reason)
                 if on_refused is not None:
                     on_refused(peer, reason)
+                else:
+                    log.warning("http %s: access refused: %s", peer, reason)
         await _Connection(stream, handler, limits, peer, peercert, reply_headers).run(refusal)
     except _Close:
         pass
@@ -283,6 +297,7 @@ async def serve_http(
     access: AccessList | None = None,
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
+    on_tls_failure: OnTLSFailure | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled.
@@ -301,7 +316,7 @@ async def serve_http(
     async def one(stream: trio.abc.Stream) -> None:
         try:
             await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
-                                   reply_headers=reply_headers)
+                                   reply_headers=reply_headers, on_tls_failure=on_tls_failure)
         finally:
             slots.release()
 
