@@ -157,9 +157,14 @@ class HttpListener:
             refusal = (self.signature.repeated([k for k, _ in request.headers])
                        or self.signature.check(request.header, request.body))
         body = request.body
+        bad_form = None
         if refusal is None and request.content_type == "application/x-www-form-urlencoded":
-            form = request.form()
-            body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
+            try:
+                form = request.form()
+            except HTTPError as exc:        # recorded as a malformed deal with its dead letter, as any bad body
+                bad_form = exc.detail
+            else:
+                body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
         peer_text = _peer_text(request.peer)
         http = {
             "method": request.method,
@@ -176,6 +181,10 @@ class HttpListener:
                 self.unauthenticated += 1
                 log.warning("channel %s: request from %s refused: %s", self.name, peer_text, refusal)
                 failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
+                                      where=f"{request.method} {request.path} from {peer_text}")
+                out = await refuse_one(self._handler, conn, body, http, failure)
+            elif bad_form is not None:
+                failure = StepFailure("malformed", f"channel {self.name}: {bad_form}",
                                       where=f"{request.method} {request.path} from {peer_text}")
                 out = await refuse_one(self._handler, conn, body, http, failure)
             else:

@@ -222,3 +222,22 @@ async def test_tls_handshake_failures_are_logged_naming_the_channel_and_why(tmp_
             assert line.getMessage().startswith("channel api: TLS handshake with 127.0.0.1:"), (label, line.getMessage())
             assert why in line.getMessage(), (label, line.getMessage())
         assert sb.channel("api").tls_failures == 3
+
+
+async def test_a_form_body_that_does_not_parse_is_a_recorded_malformed_deal(tmp_path: Path) -> None:
+    """A body the channel cannot decode is a rejected deal with its dead letter, whatever the format: a
+    broken form was answered 400 but left no trace in the ledger."""
+    from engine.ledger_query import query_dead_letters
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    bad = b"ref=F1&amount=\xff"
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url(sb), content=bad, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400, r.text
+    p = r.json()
+    assert (p["kind"], p["deal_status"], p["code"]) == ("malformed", "rejected", "30")
+    assert "channel api: request body is not a valid urlencoded form" in p["detail"]
+    (row,) = deals(ledger)
+    assert row["status"] == "rejected" and "not a valid urlencoded form" in row["reason"]
+    assert [bytes(x["raw"]) for x in query_dead_letters(ledger, with_raw=True)] == [bad]

@@ -86,6 +86,25 @@ async def test_route_parameters_and_query(server):
     assert (await client.delete("/deals/7")).status_code == 204
 
 
+async def test_a_path_starting_with_two_slashes_is_a_path_not_a_host(server):
+    """``//x/deals/1`` is the path ``//x/deals/1`` (origin form has no host): it was read as host ``x`` and
+    path ``/deals/1``, so a route (and any check on ``http.path``) saw another path than the one sent."""
+    _, seen, port = server
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"GET //x/deals/1?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                out += chunk
+    assert out.startswith(b"HTTP/1.1 404 ") and b"no resource at //x/deals/1" in out, out
+    assert seen == []
+    r = Request("GET", "//x/deals/1?a=1#frag", [])
+    assert (r.path, r.raw_path, r.query_string) == ("//x/deals/1", "//x/deals/1", "a=1")
+    r = Request("GET", "http://bank.example/deals/D%2F1?a=2", [])        # absolute form, as a proxy sends it
+    assert (r.path, r.raw_path, r.query_string) == ("/deals/D/1", "/deals/D%2F1", "a=2")
+
+
 async def test_unknown_path_and_wrong_method_are_problems(server):
     client, _, _ = server
     r = await client.get("/nope")
