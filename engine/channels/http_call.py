@@ -7,9 +7,12 @@ the pooled client.  A 2xx answer gives its body (an ``HttpReply``: bytes with
 ``.status`` and ``.headers``); so does a status listed in ``answer_status``
 (e.g. ``["2xx", "404"]``: a 404 that carries a business answer).  Any other
 status fails the call with kind ``refused`` naming the status and the start of
-the body.  A route reads the status with ``http_status(NAME)``.  Cannot connect ->
+the body (a 3xx: its Location; redirects are never followed).  A route reads the
+status with ``http_status(NAME)``.  Cannot connect (the TLS reason included) or
+no pooled connection free within the timeout (the request was not sent) ->
 ``unreachable``; no answer within the timeout -> ``timeout``; the connection
-broke or the answer is not HTTP -> ``lost``.
+broke or the answer is not HTTP -> ``lost``.  Each request is sent once: httpx
+retries nothing, and neither does this channel.
 
 Secrets never appear in the route file: ``auth_bearer_env`` / ``auth_bearer_file``
 and header values written ``env:NAME`` or ``file:PATH`` are read when the
@@ -26,16 +29,17 @@ from __future__ import annotations
 
 import logging
 import re
+import ssl
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import trio
 
-from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
-from engine.tls import client_context
+from engine.tls import client_context, client_tls_reason
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
@@ -103,7 +107,26 @@ def http_answer(channel: str, method: str, url: Any, accept: tuple[frozenset[int
         reply.headers = headers
         return reply
     excerpt = body[:200].decode("utf-8", "replace")
+    if 300 <= status < 400:         # httpx follows no redirect: say where it pointed and how to take it
+        where = headers.get("location")
+        excerpt = (f"a redirect{' to ' + where if where else ''}, not followed (point url there, or list "
+                   f"{status} in answer_status and read http_header(NAME, \"location\")){': ' + excerpt if excerpt else ''}")
     return Refused(f"channel {channel}: {method} {url} answered HTTP {status}: {excerpt}", channel=channel)
+
+
+def _reason(exc: BaseException, *, has_cert: bool = False) -> str:
+    """Why a request failed, never empty: httpx's connect and read errors often have no text of their own
+    and keep the reason (a TLS failure, a reset) a few links down their ``__cause__`` / ``__context__``."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen and len(seen) < 10:
+        if isinstance(link, ssl.SSLError):      # the shared hints speak tcp connect's options: say ours
+            return (client_tls_reason(link, has_cert=has_cert)
+                    .replace("with `tls = true` and no `ca`", "without `ca`")
+                    .replace("drop ca / tls, or fix address", "use an http:// url, or fix url"))
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return next((str(e) for e in seen if str(e)), type(exc).__name__)
 
 
 def _secret(channel: str, option: str, spec: str, load: bool = True) -> str:
@@ -171,6 +194,7 @@ class HttpConnector:
         elif bearer_file:
             self.headers["authorization"] = "Bearer " + _secret(name, "auth_bearer_file", f"file:{bearer_file}", load)
         ca, cert, key = options.get("ca"), options.get("cert"), options.get("key")
+        self.has_cert = cert is not None
         self.verify: Any = True
         if ca is not None or cert is not None:
             if not url.startswith("https"):
@@ -190,6 +214,7 @@ class HttpConnector:
             raise ChannelConfigError(f"channel {name}: option signature_verify_answer needs signature_header "
                                      f"(and a key): the answer's signature is read from that header")
         self._client: httpx.AsyncClient | None = None
+        self._slots: trio.Semaphore | None = None     # one per pooled connection: a call waits here, not in httpx
         self.calls = 0
         self.errors: dict[str, int] = {}
 
@@ -199,6 +224,7 @@ class HttpConnector:
         async with httpx.AsyncClient(verify=self.verify, limits=limits, timeout=timeout,
                                      headers=self.headers) as client:
             self._client = client
+            self._slots = trio.Semaphore(self.max_connections)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -250,24 +276,51 @@ class HttpConnector:
 
     async def _one(self, client: httpx.AsyncClient, body: bytes, limit: float) -> bytes | ChannelError:
         self.calls += 1
+        deadline = trio.current_time() + limit
+        slots = self._slots
+        assert slots is not None
+        # Wait for a connection here, not in httpx's pool: a call that gets none within its timeout was
+        # never sent, so it is `unreachable` (nothing to undo), not a `timeout` whose call is in doubt.
+        acquired = False
+        with trio.move_on_at(deadline):
+            await slots.acquire()
+            acquired = True
+        if not acquired:
+            return self._failed(Unreachable(
+                f"channel {self.name}: {self.method} {self.url} not sent: all {self.max_connections} connections "
+                f"(max_connections) stayed busy for {limit:g}s; raise max_connections or the timeout",
+                channel=self.name))
+        try:
+            return await self._sent(client, body, limit, deadline)
+        finally:
+            slots.release()
+
+    def _failed(self, err: ChannelError) -> ChannelError:
+        self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
+        log.warning("%s", err)
+        return err
+
+    async def _sent(self, client: httpx.AsyncClient, body: bytes, limit: float, deadline: float) -> bytes | ChannelError:
         err: ChannelError
-        with trio.move_on_after(limit):
+        with trio.move_on_at(deadline):
             try:
                 status, headers, content = await self._exchange(client, body)
-            except httpx.ConnectTimeout:
-                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: connect timed out "
-                                  f"after {self.connect_timeout:g}s", channel=self.name)
+            except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                what = (f"connect timed out after {self.connect_timeout:g}s" if isinstance(exc, httpx.ConnectTimeout)
+                        else "no pooled connection came free; not sent")
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: {what}", channel=self.name)
             except httpx.TimeoutException as exc:
                 err = CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s "
                                   f"({type(exc).__name__})", channel=self.name)
             except httpx.ConnectError as exc:
-                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: {exc}", channel=self.name)
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: "
+                                  f"{_reason(exc, has_cert=self.has_cert)}", channel=self.name)
             except httpx.RemoteProtocolError as exc:
-                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {exc}",
+                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {_reason(exc)}",
                                      channel=self.name)
             except (httpx.TransportError, OSError) as exc:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
-                                     f"{io_reason(exc)}", channel=self.name)
+                                     f"{_reason(exc, has_cert=self.has_cert)}", channel=self.name)
             else:
                 if content is None:         # not read on: memory stays bounded; the connection is dropped
                     declared = headers.get("content-length")
@@ -286,13 +339,9 @@ class HttpConnector:
                                               f"without a good signature: {failed}", channel=self.name)
                     else:
                         err = got
-            self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
-            log.warning("%s", err)
-            return err
-        self.errors["timeout"] = self.errors.get("timeout", 0) + 1
-        err = CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s", channel=self.name)
-        log.warning("%s", err)
-        return err
+            return self._failed(err)
+        return self._failed(CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s",
+                                        channel=self.name))
 
 
 def build(decl: Any) -> HttpConnector:
@@ -307,7 +356,7 @@ COMPONENT = ComponentSpec(
         "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body (or "
         "one of a status in `answer_status`) is decoded by the call's reply format, and the route "
         "reads `http_status(NAME)` and `http_header(NAME, \"name\")`. Another status fails the deal with kind `refused` "
-        "(the status and the start of the body in the reason); cannot connect: `unreachable`; no "
+        "(the status and the start of the body in the reason; redirects are not followed); cannot connect: `unreachable`; no "
         "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
         "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "
         "values `env:NAME` / `file:PATH`); a literal value for a secret-looking header is refused. "
@@ -324,7 +373,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("answer_status", "list", "HTTP statuses whose body is the call's answer, as classes or "
                    "codes (e.g. [\"2xx\", \"404\", \"409\"]); any other status fails the call (`refused`).",
                    default=None),
-        OptionSpec("max_connections", "int", "Pooled connections at most.", default=100),
+        OptionSpec("max_connections", "int", "Pooled connections at most; a call that gets none within its "
+                   "timeout is not sent (`unreachable`).", default=100),
         OptionSpec("max_reply", "int", "Largest answer body read, in bytes; a bigger one (by its Content-Length, "
                    "or as it streams in) is not read and fails the call as `refused`.", default=MAX_REPLY),
         OptionSpec("content_type", "string", "Content-Type of the request body.", default="application/json"),

@@ -30,7 +30,7 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
-from engine.channels.tcp_tls import listen_security
+from engine.channels.tcp_tls import listen_security, listen_tls_reason
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
@@ -63,6 +63,10 @@ def parse_status_map(channel: str, entries: Any) -> dict[str, int]:
                 f"of {', '.join(DEFAULT_STATUS)} and STATUS 100..599 (e.g. \"rejected:422\")")
         out[key] = int(code)
     return out
+
+
+def _peer_text(peer: Any) -> str:
+    return "%s:%s" % tuple(peer[:2]) if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
 def _sniff_type(body: bytes) -> str:
@@ -106,6 +110,7 @@ class HttpListener:
         self._idle = trio.Event()
         self.requests = 0
         self.refused = 0
+        self.tls_failures = 0
         self.unauthenticated = 0
 
     @property
@@ -118,7 +123,7 @@ class HttpListener:
             self.port = await nursery.start(partial(
                 serve_http, self.router, self.host, self.port, self.ssl_context,
                 limits=self.limits, access=None if self.access.open else self.access,
-                on_refused=self._on_refused,
+                on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
                 reply_headers=self.signature.headers_for if self.signature is not None else None))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
@@ -134,6 +139,13 @@ class HttpListener:
 
     def _on_refused(self, peer: Any, reason: str) -> None:
         self.refused += 1
+        log.warning("channel %s: request from %s refused by the access list: %s", self.name, _peer_text(peer), reason)
+
+    def _on_tls_failure(self, peer: Any, exc: BaseException) -> None:
+        self.tls_failures += 1
+        why = (f"no handshake within {self.limits.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
+               else listen_tls_reason(exc))
+        log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, _peer_text(peer), why)
 
     async def _request(self, request: Request) -> Response:
         if self._draining or self._handler is None:
@@ -145,11 +157,15 @@ class HttpListener:
             refusal = (self.signature.repeated([k for k, _ in request.headers])
                        or self.signature.check(request.header, request.body))
         body = request.body
+        bad_form = None
         if refusal is None and request.content_type == "application/x-www-form-urlencoded":
-            form = request.form()
-            body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
-        peer = request.peer
-        peer_text = "%s:%s" % tuple(peer[:2]) if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+            try:
+                form = request.form()
+            except HTTPError as exc:        # recorded as a malformed deal with its dead letter, as any bad body
+                bad_form = exc.detail
+            else:
+                body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
+        peer_text = _peer_text(request.peer)
         http = {
             "method": request.method,
             "path": request.path,
@@ -165,6 +181,10 @@ class HttpListener:
                 self.unauthenticated += 1
                 log.warning("channel %s: request from %s refused: %s", self.name, peer_text, refusal)
                 failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
+                                      where=f"{request.method} {request.path} from {peer_text}")
+                out = await refuse_one(self._handler, conn, body, http, failure)
+            elif bad_form is not None:
+                failure = StepFailure("malformed", f"channel {self.name}: {bad_form}",
                                       where=f"{request.method} {request.path} from {peer_text}")
                 out = await refuse_one(self._handler, conn, body, http, failure)
             else:

@@ -93,7 +93,8 @@ async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[st
 
 async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any],
                      failure: StepFailure) -> Outcome:
-    """A request the channel refused before any route could see it (its signature does not verify):
+    """A request the channel refused before any route could see it (its signature does not verify, its
+    form body does not parse):
     recorded as a deal with ``failure``'s kind, stored as a dead letter with the body as received
     (the dispatcher's ledger and transaction manager do both), answered with the channel's ``on error
     reply`` when it has one.  No route runs and nothing is decoded.  Any other handler: nothing is

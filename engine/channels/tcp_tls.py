@@ -102,7 +102,7 @@ class Gate:
                 self.tls_failures += 1
                 cause = exc.__cause__ or exc
                 why = (f"no handshake within {self.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
-                       else _ssl_reason(cause))
+                       else listen_tls_reason(cause))
                 log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, peer, why)
                 await trio.aclose_forcefully(stream)
                 return None
@@ -130,7 +130,9 @@ _VERIFY_HINTS = {
 }
 
 
-def _ssl_reason(exc: BaseException) -> str:
+def listen_tls_reason(exc: BaseException) -> str:
+    """One line for a TLS handshake that failed on the listening side: OpenSSL's reason and what to fix
+    (``tcp listen`` and ``http listen``)."""
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or str(exc)
         hints = {

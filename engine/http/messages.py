@@ -105,10 +105,14 @@ class Request:
     path_params: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.target)
-        self.path = unquote(parts.path) or "/"
-        self.raw_path = parts.path or "/"
-        self.query_string = parts.query
+        if self.target.startswith("/"):     # origin form: all up to "?" is the path ("//x/y" too: no host in it)
+            raw_path, _, query = self.target.partition("#")[0].partition("?")
+        else:                               # absolute form (http://host/path?q), or "*"
+            parts = urlsplit(self.target)
+            raw_path, query = parts.path, parts.query
+        self.path = unquote(raw_path) or "/"
+        self.raw_path = raw_path or "/"
+        self.query_string = query
 
     @property
     def query(self) -> dict[str, list[str]]:

@@ -15,7 +15,9 @@ Limits (``HTTPLimits``), all bounded:
     (a declared length is refused before reading, also for ``Expect: 100-continue``).
   * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
-  * ``write_timeout``, ``handshake_timeout``, ``max_connections`` (accepting pauses at the cap).
+  * ``write_timeout``, ``handshake_timeout``, ``max_connections``: at the cap a new connection takes
+    the slot of the connection idle longest (waiting for its next request, or its first); with none
+    idle, it waits for one to end (``IdleConnections``).
 
 ``reply_headers(body) -> [(name, value), ...]``, when given, adds headers
 computed over the body of every answer the connection sends, the server's own
@@ -40,6 +42,7 @@ log = logging.getLogger("bsp.http")
 
 Handler = Callable[[Request], Awaitable[Response]]
 ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed over an answer's body
+OnTLSFailure = Callable[[Any, BaseException], None]            # (peer, the SSLError or trio.TooSlowError)
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
 
@@ -60,6 +63,34 @@ class _Close(Exception):
     """Stop serving this connection (after an answer, if one could be sent)."""
 
 
+class IdleConnections:
+    """The connections of one server waiting, idle, for their next request (or their first).
+
+    At ``max_connections`` a new connection takes the slot of the one idle longest: it is closed as an
+    idle timeout would close it.  Without this, connections that send nothing (a burst's keep-alive pool,
+    or clients that connect and wait) hold every slot until ``idle_timeout`` and lock everyone else out."""
+
+    def __init__(self) -> None:
+        self._idle: dict[Any, trio.CancelScope] = {}     # oldest first
+        self.wanted = 0                                  # new connections waiting for a slot
+
+    def enter(self, conn: Any, scope: trio.CancelScope) -> None:
+        if self.wanted:
+            scope.cancel()          # someone waits for a slot: give it this one now
+        else:
+            self._idle[conn] = scope
+
+    def leave(self, conn: Any) -> None:
+        self._idle.pop(conn, None)
+
+    def evict_one(self) -> bool:
+        if not self._idle:
+            return False
+        conn = next(iter(self._idle))
+        self._idle.pop(conn).cancel()
+        return True
+
+
 def peer_of(stream: trio.abc.Stream) -> Any:
     inner: Any = stream
     while isinstance(inner, trio.SSLStream):
@@ -73,8 +104,10 @@ def peer_of(stream: trio.abc.Stream) -> Any:
 
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
-                 peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None) -> None:
+                 peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
+                 idle: IdleConnections | None = None) -> None:
         self.stream = stream
+        self.idle = idle
         self.reply_headers = reply_headers
         self.handler = handler
         self.limits = limits
@@ -93,6 +126,8 @@ class _Connection:
             data = await self.stream.receive_some(RECEIVE_SIZE)
             if data and not self.started:
                 self.started = True
+                if self.idle is not None:
+                    self.idle.leave(self)
                 assert self.read_scope is not None
                 self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
             self.conn.receive_data(data)
@@ -103,6 +138,8 @@ class _Connection:
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
             self.read_scope = scope
+            if self.idle is not None and not self.started:
+                self.idle.enter(self, scope)
             try:
                 return await self._read_request()
             except h11.RemoteProtocolError as exc:
@@ -110,6 +147,9 @@ class _Connection:
                 detail = (f"request line and headers exceed {self.limits.max_header} bytes"
                           if status == 431 else f"malformed HTTP request: {exc}")
                 await self.fail(Response.problem(status, detail))
+            finally:
+                if self.idle is not None:
+                    self.idle.leave(self)
         if scope.cancelled_caught:
             if self.started:
                 await self.fail(Response.problem(
@@ -239,16 +279,29 @@ async def serve_connection(
     peer: Any = None,
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
+    on_tls_failure: OnTLSFailure | None = None,
+    idle: IdleConnections | None = None,
 ) -> None:
-    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream."""
+    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream.
+
+    ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
+    let the caller count and log those in its own words (an ``http listen`` names its channel); without
+    them the server logs them itself."""
     peer = peer if peer is not None else peer_of(stream)
     try:
         peercert = None
         if isinstance(stream, trio.SSLStream):
-            with trio.move_on_after(limits.handshake_timeout) as scope:
-                await stream.do_handshake()
-            if scope.cancelled_caught:
-                log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
+            try:
+                with trio.fail_after(limits.handshake_timeout):
+                    await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError) as exc:
+                cause = exc if isinstance(exc, trio.TooSlowError) else (exc.__cause__ or exc)
+                if on_tls_failure is not None:
+                    on_tls_failure(peer, cause)
+                elif isinstance(cause, trio.TooSlowError):
+                    log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
+                else:
+                    log.info("http %s: TLS handshake failed: %s", peer, cause)
                 return
             peercert = stream.getpeercert() or None
         refusal = None
@@ -256,10 +309,11 @@ async def serve_connection(
             ok, reason = access.check(peer, peercert)
             if not ok:
                 refusal = reason
-                log.warning("http %s: access refused: %s", peer, reason)
                 if on_refused is not None:
                     on_refused(peer, reason)
-        await _Connection(stream, handler, limits, peer, peercert, reply_headers).run(refusal)
+                else:
+                    log.warning("http %s: access refused: %s", peer, reason)
+        await _Connection(stream, handler, limits, peer, peercert, reply_headers, idle).run(refusal)
     except _Close:
         pass
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
@@ -283,6 +337,7 @@ async def serve_http(
     access: AccessList | None = None,
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
+    on_tls_failure: OnTLSFailure | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled.
@@ -297,27 +352,41 @@ async def serve_http(
     if ssl_context is not None:
         listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
     slots = trio.Semaphore(limits.max_connections)
+    idle = IdleConnections()
 
     async def one(stream: trio.abc.Stream) -> None:
         try:
             await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
-                                   reply_headers=reply_headers)
+                                   reply_headers=reply_headers, on_tls_failure=on_tls_failure, idle=idle)
         finally:
             slots.release()
+
+    async def take_slot() -> None:
+        """A slot for a connection just accepted: at the cap, the one idle longest makes room (or the next
+        to fall idle); else wait for one to end."""
+        if slots.value == 0:
+            idle.wanted += 1
+            try:
+                idle.evict_one()
+                await slots.acquire()
+            finally:
+                idle.wanted -= 1
+        else:
+            slots.acquire_nowait()
 
     async def accept_loop(listener: Any, nursery: trio.Nursery) -> None:
         async with listener:
             while True:
-                await slots.acquire()
                 try:
                     stream = await listener.accept()
                 except OSError as exc:     # EMFILE and friends: back off, keep listening
-                    slots.release()
                     log.warning("http %s:%s: accept failed: %s", host, bound, exc)
                     await trio.sleep(0.1)
                     continue
+                try:
+                    await take_slot()      # at most one accepted connection per listener waits here
                 except BaseException:
-                    slots.release()
+                    await trio.aclose_forcefully(stream)
                     raise
                 nursery.start_soon(one, stream)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from conftest_tls import pki  # noqa: F401  (fixture)
 from engine.channels.http_call import HttpConnector, HttpReply
 from engine.http import Response, Router, serve_http
 from kit import Client, compile_text, deals, exchange_refs, free_port, running
@@ -285,3 +286,71 @@ def test_max_reply_must_be_a_positive_byte_count() -> None:
     from engine.channels.options import ChannelConfigError
     with pytest.raises(ChannelConfigError, match="option max_reply: expected a positive number of bytes, got 0"):
         HttpConnector("b", {"url": "http://127.0.0.1:1/x", "max_reply": 0})
+
+
+async def test_a_call_that_gets_no_connection_in_time_was_not_sent_so_it_is_unreachable(nursery) -> None:
+    """With every pooled connection busy for the whole timeout, a call never leaves the engine: it must fail
+    as `unreachable` (nothing to undo), not as a `timeout` whose call is in doubt and gets compensated."""
+    heads: list[bytes] = []
+
+    async def hang(stream):
+        heads.append(await stream.receive_some(65536))
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, hang, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    c = HttpConnector("biller", {"url": f"http://127.0.0.1:{port}/pay", "max_connections": 1})
+    await nursery.start(c.run)
+    with trio.fail_after(5):
+        first, second = await c.request_many([b'{"n": 1}', b'{"n": 2}'], 0.3)
+    kinds = sorted([first.kind, second.kind])                      # type: ignore[union-attr]
+    assert kinds == ["timeout", "unreachable"], (first, second)
+    refused = first if first.kind == "unreachable" else second     # type: ignore[union-attr]
+    assert "not sent: all 1 connections (max_connections) stayed busy for 0.3s" in str(refused)
+    assert len(heads) == 1                                          # the counterpart saw one request
+
+
+async def test_tls_failures_say_why_with_the_channel_and_url(nursery, pki) -> None:
+    from engine.tls import server_context
+    ctx = server_context(pki.server_cert, pki.server_key, None, "none")
+    tls_port = await nursery.start(functools.partial(serve_http, Router(), "127.0.0.1", 0, ctx))
+    plain_port = await nursery.start(functools.partial(serve_http, Router(), "127.0.0.1", 0))
+    cases = [
+        (f"https://localhost:{tls_port}/x", {}, "CERTIFICATE_VERIFY_FAILED"),          # our test CA: not a system root
+        (f"https://localhost:{tls_port}/x", {"ca": str(pki.stranger_ca)}, "`ca` must hold the CA"),
+        (f"https://127.0.0.1:{plain_port}/x", {}, "does not speak TLS on this port"),
+    ]
+    for url, opts, why in cases:
+        c = HttpConnector("biller", {"url": url, **opts})
+        await nursery.start(c.run)
+        (r,) = await c.request_many([b"{}"], 5)
+        assert not isinstance(r, HttpReply) and r.kind == "unreachable", r
+        assert str(r).startswith(f"channel biller: cannot connect to {url}: ") and why in str(r), str(r)
+        assert "tls = true" not in str(r) and "_ssl.c" not in str(r), str(r)
+
+
+async def test_a_redirect_is_not_followed_and_the_reason_says_where_it_pointed(nursery) -> None:
+    hits: list[str] = []
+    router = Router()
+
+    @router.route("POST", "/old")
+    async def old(request):
+        hits.append("old")
+        return Response(302, [("location", "/new")], b"")
+
+    @router.route("POST", "/new")
+    async def new(request):
+        hits.append("new")
+        return Response.json({"status": "OK"})
+
+    port = await nursery.start(functools.partial(serve_http, router, "127.0.0.1", 0))
+    c = HttpConnector("biller", {"url": f"http://127.0.0.1:{port}/old"})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b"{}"], 5)
+    assert not isinstance(r, HttpReply) and r.kind == "refused"
+    assert "answered HTTP 302: a redirect to /new, not followed" in str(r) and "answer_status" in str(r), str(r)
+    assert hits == ["old"]                                          # a POST is never sent on to another URL
+    taken = HttpConnector("biller", {"url": f"http://127.0.0.1:{port}/old", "answer_status": ["2xx", "302"]})
+    await nursery.start(taken.run)
+    (r,) = await taken.request_many([b"{}"], 5)
+    assert isinstance(r, HttpReply) and r.status == 302 and r.headers["location"] == "/new"

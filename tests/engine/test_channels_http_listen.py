@@ -184,3 +184,60 @@ def test_bsp_check_refuses_bad_options_without_reading_tls_files(tmp_path: Path)
     assert errors(tls + '\n    allow = ["cn:MAINFRAME01"]') == [
         "10:E055 channel api: option allow has certificate rules but no client certificate is asked for; "
         "add cert, key, ca and client_cert = \"required\""]
+
+
+async def test_tls_handshake_failures_are_logged_naming_the_channel_and_why(tmp_path: Path, pki, caplog) -> None:
+    """A client the TLS handshake refuses leaves a warning an admin can act on: the channel, the peer and
+    what to fix (it used to be an INFO line naming neither the channel nor a cause)."""
+    tls = f'cert = "{pki.server_cert}"\n    key = "{pki.server_key}"\n    ca = "{pki.ca}"\n    client_cert = "required"'
+    prog = compile_text(tmp_path, ROUTE % tls)
+    clients = [
+        ("a certificate of another CA", client_context(ca=pki.ca, cert=pki.stranger_cert, key=pki.stranger_key),
+         "the client's certificate does not chain to `ca`"),
+        ("no certificate", client_context(ca=pki.ca), "the client sent no certificate, and client_cert = required"),
+        ("plain HTTP", None, "the client speaks plain HTTP, not TLS"),
+    ]
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        port = sb.channel("api").port
+        for label, ctx, why in clients:
+            caplog.clear()
+            if ctx is None:
+                stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+            else:
+                ctx.check_hostname = False
+                stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=ctx)
+            try:
+                await stream.send_all(b"POST /payments/1 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+                with trio.fail_after(5):
+                    assert b"200" not in await stream.receive_some(1000)
+            except trio.BrokenResourceError:
+                pass
+            finally:
+                await trio.aclose_forcefully(stream)
+            with trio.fail_after(5):
+                while not any("TLS handshake" in r.getMessage() for r in caplog.records):
+                    await trio.sleep(0.01)
+            (line,) = [r for r in caplog.records if "TLS handshake" in r.getMessage()]
+            assert line.levelname == "WARNING", (label, line)
+            assert line.getMessage().startswith("channel api: TLS handshake with 127.0.0.1:"), (label, line.getMessage())
+            assert why in line.getMessage(), (label, line.getMessage())
+        assert sb.channel("api").tls_failures == 3
+
+
+async def test_a_form_body_that_does_not_parse_is_a_recorded_malformed_deal(tmp_path: Path) -> None:
+    """A body the channel cannot decode is a rejected deal with its dead letter, whatever the format: a
+    broken form was answered 400 but left no trace in the ledger."""
+    from engine.ledger_query import query_dead_letters
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    bad = b"ref=F1&amount=\xff"
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url(sb), content=bad, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400, r.text
+    p = r.json()
+    assert (p["kind"], p["deal_status"], p["code"]) == ("malformed", "rejected", "30")
+    assert "channel api: request body is not a valid urlencoded form" in p["detail"]
+    (row,) = deals(ledger)
+    assert row["status"] == "rejected" and "not a valid urlencoded form" in row["reason"]
+    assert [bytes(x["raw"]) for x in query_dead_letters(ledger, with_raw=True)] == [bad]

@@ -86,6 +86,25 @@ async def test_route_parameters_and_query(server):
     assert (await client.delete("/deals/7")).status_code == 204
 
 
+async def test_a_path_starting_with_two_slashes_is_a_path_not_a_host(server):
+    """``//x/deals/1`` is the path ``//x/deals/1`` (origin form has no host): it was read as host ``x`` and
+    path ``/deals/1``, so a route (and any check on ``http.path``) saw another path than the one sent."""
+    _, seen, port = server
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"GET //x/deals/1?a=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        with trio.fail_after(5):
+            while chunk := await stream.receive_some(65536):
+                out += chunk
+    assert out.startswith(b"HTTP/1.1 404 ") and b"no resource at //x/deals/1" in out, out
+    assert seen == []
+    r = Request("GET", "//x/deals/1?a=1#frag", [])
+    assert (r.path, r.raw_path, r.query_string) == ("//x/deals/1", "//x/deals/1", "a=1")
+    r = Request("GET", "http://bank.example/deals/D%2F1?a=2", [])        # absolute form, as a proxy sends it
+    assert (r.path, r.raw_path, r.query_string) == ("/deals/D/1", "/deals/D%2F1", "a=2")
+
+
 async def test_unknown_path_and_wrong_method_are_problems(server):
     client, _, _ = server
     r = await client.get("/nope")
@@ -297,19 +316,48 @@ async def test_endless_header_is_cut_at_the_limit(server):
 
 
 async def test_connection_cap_pauses_accepting(nursery):
+    """A connection in the middle of a request holds its slot: at the cap the next one waits for it."""
     port = await nursery.start(partial(serve_http, make_router(), "127.0.0.1", 0,
                                        limits=HTTPLimits(max_connections=1)))
     request = b"GET /deals/1 HTTP/1.1\r\nHost: x\r\n\r\n"
     first = await trio.open_tcp_stream("127.0.0.1", port)
-    await first.send_all(request)
-    with trio.fail_after(5):
-        assert (await first.receive_some(65536)).startswith(b"HTTP/1.1 200 ")   # kept alive, holds the slot
-    second = await trio.open_tcp_stream("127.0.0.1", port)                    # the kernel queues it
-    async with second:
+    await first.send_all(request[:20])                                       # busy: half a request
+    await trio.sleep(0.05)
+    second = await trio.open_tcp_stream("127.0.0.1", port)
+    async with first, second:
         await second.send_all(request)
         with trio.move_on_after(0.2):
             early = await second.receive_some(65536)
             pytest.fail(f"served beyond max_connections=1: {early!r}")
-        await first.aclose()                                                   # frees the slot
+        await first.send_all(request[20:])
         with trio.fail_after(5):
+            assert (await first.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+            # first is now idle and someone waits for its slot: it is closed, second is served
+            assert await first.receive_some(65536) == b""
             assert (await second.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+
+
+async def test_at_the_cap_a_new_connection_takes_the_slot_of_an_idle_one(nursery):
+    """Connections that send nothing (a keep-alive pool after a burst, or clients that connect and wait)
+    must not lock everyone else out until idle_timeout: at the cap the one idle longest makes room."""
+    port = await nursery.start(partial(serve_http, make_router(), "127.0.0.1", 0,
+                                       limits=HTTPLimits(max_connections=2, idle_timeout=60)))
+    request = b"GET /deals/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    kept = await trio.open_tcp_stream("127.0.0.1", port)
+    silent = await trio.open_tcp_stream("127.0.0.1", port)
+    async with kept, silent:
+        await kept.send_all(request)
+        with trio.fail_after(5):
+            assert (await kept.receive_some(65536)).startswith(b"HTTP/1.1 200 ")    # now idle, kept alive
+        await trio.sleep(0.05)
+        newcomers = []
+        for _ in range(2):                       # each newcomer is served at once, not after 60s
+            newcomers.append(await trio.open_tcp_stream("127.0.0.1", port))
+            await newcomers[-1].send_all(request)
+            with trio.fail_after(5):
+                assert (await newcomers[-1].receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+        with trio.fail_after(5):                 # the two idle longest were closed, quietly
+            assert await silent.receive_some(65536) == b""
+            assert await kept.receive_some(65536) == b""
+        for n in newcomers:
+            await n.aclose()

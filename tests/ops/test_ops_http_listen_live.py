@@ -78,9 +78,13 @@ async def test_http_listen_under_bsp_run_answers_each_outcome_and_records_refusa
             r = await c.post(url, content=forged, headers={**signed(b"other"), "content-type": "application/json"})
             assert r.status_code == 401, (r.status_code, r.text)
             assert r.json()["kind"] == "unauthenticated" and r.json()["deal_status"] == "rejected"
+            form = b"ref=M1&amount=\xff"           # signed, but not a form: a malformed deal, recorded
+            r = await c.post(url, content=form, headers={**signed(form), "content-type": "application/x-www-form-urlencoded"})
+            assert r.status_code == 400 and r.json()["kind"] == "malformed", (r.status_code, r.text)
     got = rows(ledger, "SELECT deal_type, status, response_code, reference FROM deals ORDER BY received_at")
     assert got == [("PAYMENT", "committed", None, "G1"), ("pay", "rejected", "13", None),
-                   ("FORWARD", "failed", "91", "F1"), ("UNAUTHENTICATED", "rejected", "63", None)], got
+                   ("FORWARD", "failed", "91", "F1"), ("UNAUTHENTICATED", "rejected", "63", None),
+                   ("MALFORMED", "rejected", "30", None)], got
     letters = query_dead_letters(ledger, with_raw=True)
     assert sorted((bytes(x["raw"]), x["error_kind"]) for x in letters) == sorted(
-        [(bad, "rejected"), (unreachable, "unreachable"), (forged, "unauthenticated")]), letters
+        [(bad, "rejected"), (unreachable, "unreachable"), (forged, "unauthenticated"), (form, "malformed")]), letters
