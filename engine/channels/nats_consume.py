@@ -93,6 +93,8 @@ class NatsConsumer:
         self.received = self.acked = self.naked = self.termed = 0
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
+        self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
+        self.progress_acks = 0
 
     @property
     def address(self) -> str:
@@ -110,14 +112,17 @@ class NatsConsumer:
             if sub is None or self._draining:
                 return
             send, recv = trio.open_memory_channel[list[Any]](0)
-            async with trio.open_nursery() as nursery:
-                for _ in range(self.workers):
-                    nursery.start_soon(self._worker, recv.clone(), handler)
-                recv.close()
-                async with send:
-                    with self._phase():
-                        await self._fetch_loop(sub, send)
-            # every batch already fetched has been handled and settled
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._keep_in_progress)
+                async with trio.open_nursery() as nursery:
+                    for _ in range(self.workers):
+                        nursery.start_soon(self._worker, recv.clone(), handler)
+                    recv.close()
+                    async with send:
+                        with self._phase():
+                            await self._fetch_loop(sub, send)
+                # every batch already fetched has been handled and settled
+                outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
         """Drain: fetch no more; batches already fetched finish and are acknowledged."""
@@ -244,6 +249,7 @@ class NatsConsumer:
                 continue
             pause = 0.0
             self.received += len(msgs)
+            self._held[id(msgs)] = msgs
             try:
                 await send.send(msgs)
             except trio.Cancelled:
@@ -260,10 +266,36 @@ class NatsConsumer:
         except Exception as exc:      # the old inbox: nothing of value left on it
             log.debug("channel %s: unsubscribe: %s", self.name, describe(exc))
 
+    async def _keep_in_progress(self) -> None:
+        """Every third of ``ack_wait``, tell the server that the messages fetched and not yet settled
+        are still being worked on (``+WPI``), so that a deal slower than ``ack_wait`` (or a batch waiting
+        for a busy worker) is not handed out again meanwhile, to this engine or another one.  Only an
+        engine that stopped or died lets ``ack_wait`` run out."""
+        period = max(self.ack_wait / 3, 0.05)
+        while True:
+            await trio.sleep(period)
+            held = [m for msgs in list(self._held.values()) for m in msgs]
+            if not held or not self.link.connected:
+                continue
+
+            async def progress_all() -> None:
+                for m in held:
+                    await m.in_progress()
+
+            try:
+                with trio.move_on_after(period):
+                    await self.link.aio(progress_all)()
+                    self.progress_acks += len(held)
+            except Exception as exc:      # disconnected: the server redelivers after ack_wait, as documented
+                log.debug("channel %s: in-progress ack: %s", self.name, describe(exc))
+
     async def _worker(self, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
         async with recv:
             async for msgs in recv:
-                await self._handle(msgs, handler)
+                try:
+                    await self._handle(msgs, handler)
+                finally:
+                    self._held.pop(id(msgs), None)
 
     async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
         outcomes: list[tuple[str, bool]] = []
@@ -297,6 +329,7 @@ class NatsConsumer:
         return "ack"
 
     async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
+        self._held.pop(id(msgs), None)
         link = self.link
         if link.nc is None:
             return
