@@ -170,10 +170,11 @@ class NatsPublisher:
         from nats.js import errors as jse
 
         where = f"NATS at {self.link.url}, subject {self.subject}"
+        if isinstance(exc, jse.NoStreamResponseError):     # what nats-py raises for a JetStream publish
+            expected = f", expected stream {self.stream}" if self.stream else ""
+            return Unreachable(f"channel {self.name}: no JetStream stream takes subject {self.subject} ({where}"
+                               f"{expected}); create the stream or check `stream` on the channel", channel=self.name)
         if isinstance(exc, ne.NoRespondersError):
-            if self.mode == "jetstream":
-                return Unreachable(f"channel {self.name}: no JetStream stream takes subject {self.subject} ({where}); "
-                                   f"declare `stream` on the channel or create the stream", channel=self.name)
             return Unreachable(f"channel {self.name}: nobody answers on subject {self.subject} ({where})",
                                channel=self.name)
         if isinstance(exc, (ne.TimeoutError, asyncio.TimeoutError)):

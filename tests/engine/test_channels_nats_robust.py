@@ -4,8 +4,10 @@ counterparts, a DuckDB ledger per engine."""
 from __future__ import annotations
 
 import functools
+import logging
 
 import orjson
+import pytest
 import trio
 
 from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
@@ -84,3 +86,80 @@ async def test_a_route_slower_than_ack_wait_is_not_redelivered_while_it_runs(tmp
             assert (ch.received, ch.acked, info.num_redelivered, info.num_ack_pending) == (1, 1, 0, 0)
     assert calls == ["SLOW-1"]
     assert [(r["reference"], r["status"]) for r in deals(tmp_path / "l.duckdb")] == [("SLOW-1", "committed")]
+
+
+async def test_a_stream_that_does_not_take_the_subject_is_one_clear_error(tmp_path, caplog) -> None:
+    """An existing stream whose subjects do not cover the channel's subject: nats-server (2.15) accepts
+    such a consumer, which then never receives anything, and a publish to it fails with "no response
+    from stream".  Both channels now refuse it at set-up, naming the channel, the stream, its subjects
+    and the fix; a call made meanwhile fails `unreachable` with that text."""
+    from nats.js.api import StreamConfig
+
+    from kit import Client
+    from test_channels_nats import PUBLISH_ROUTE
+
+    caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        await nc.call(nc.js.add_stream, StreamConfig(name="ORDERS", subjects=["orders.in.>"]))
+        await nc.call(nc.js.add_stream, StreamConfig(name="PAY", subjects=["pay.in"]))
+        async with running(program(tmp_path, srv.url), tmp_path / "c.duckdb", registry=reg) as sc:
+            ch = sc.channel("orders")
+            await eventually(lambda: _v("does not take" in ch.setup_error), "the consumer's set-up refused",
+                             timeout=5)
+            assert not ch.ready.is_set()
+        assert ch.setup_error == (
+            f"channel orders: JetStream stream 'ORDERS' on {srv.url} does not take subject 'orders.new' (its "
+            f"subjects: orders.in.>); use a subject the stream takes, another stream, or add the subject to "
+            f"the stream (nats stream edit ORDERS --subjects ...)")
+        with pytest.raises(Exception):                    # no consumer was made on the wrong stream
+            await nc.consumer("ORDERS", "bsp-orders")
+
+        pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=srv.url), name="pub.route", registry=reg)
+        async with running(pub, tmp_path / "p.duckdb", registry=reg) as sp:
+            await eventually(lambda: _v("does not take" in sp.channel("bus")._setup_error),
+                             "the publish channel's set-up refused", timeout=5)
+            client = await Client.open(sp.channel("teller").port)
+            with trio.fail_after(5):
+                await client.send(b'{"ref": "W-1", "amount": 1}')
+                (rsp,) = await client.recv_json(1)
+            await client.aclose()
+    assert rsp["error"] == "unreachable"
+    assert "channel bus: JetStream stream 'PAY'" in rsp["text"] and "does not take subject 'pay.out'" in rsp["text"]
+    assert "channel orders: JetStream stream 'ORDERS'" in caplog.text
+
+
+async def test_publish_to_a_deleted_stream_says_which_and_what_to_do(tmp_path) -> None:
+    """nats-py raises NoStreamResponseError (not NoRespondersError) when no stream takes a JetStream
+    publish: the call failed with kind `failed` and "nats: no response from stream"; it is
+    `unreachable`, naming the subject and the stream, as documented."""
+    from kit import Client
+    from test_channels_nats import PUBLISH_ROUTE
+
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=srv.url), name="pub.route", registry=reg)
+        async with running(pub, tmp_path / "p.duckdb", registry=reg) as sp:
+            client = await Client.open(sp.channel("teller").port)
+            with trio.fail_after(5):
+                await client.send(b'{"ref": "D-1", "amount": 1}')
+                assert (await client.recv_json(1))[0]["seq"] == 1
+                await nc.call(nc.js.delete_stream, "PAY")          # an operator, a lost store
+                await client.send(b'{"ref": "D-2", "amount": 1}')
+                (rsp,) = await client.recv_json(1)
+            await client.aclose()
+    assert rsp["error"] == "unreachable", rsp
+    assert rsp["text"] == (f"call pub: channel bus: no JetStream stream takes subject pay.out (NATS at {srv.url}, "
+                           f"subject pay.out, expected stream PAY); create the stream or check `stream` on the "
+                           f"channel"), rsp
+
+
+def test_stream_takes_subject_with_wildcards() -> None:
+    from engine.channels.nats_bridge import stream_takes
+
+    assert stream_takes("orders.>", "orders.new") and stream_takes("orders.>", "orders.*.x")
+    assert stream_takes("orders.*", "orders.new") and stream_takes("orders.*", "orders.*")
+    assert stream_takes("orders.new", "orders.new") and stream_takes(">", "a.b.c")
+    assert not stream_takes("orders.>", "orders") and not stream_takes("orders.*", "orders.>")
+    assert not stream_takes("orders.new", "orders.*") and not stream_takes("orders.in.>", "orders.new")
+    assert not stream_takes("orders.*", "orders.a.b") and not stream_takes("orders.a", "orders.a.b")
