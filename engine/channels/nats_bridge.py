@@ -60,6 +60,15 @@ def subject_option(channel: str, options: dict[str, Any], name: str = "subject")
     return value
 
 
+def duration_above_zero(channel: str, options: dict[str, Any], name: str, default: float) -> float:
+    """A duration option that must be above 0 (0 would mean "never" or "the server's default")."""
+    value = seconds(options.get(name), default)
+    if value <= 0:
+        raise ChannelConfigError(f"channel {channel}: option {name}: expected a duration above 0 "
+                                 f"(e.g. {name} = {default:g}s), got {value:g}s")
+    return value
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     name = type(exc).__name__
@@ -71,7 +80,7 @@ class NatsLink:
         self.channel = channel
         self.servers = parse_servers(channel, options.get("url"))
         self.url = ",".join(self.servers)
-        self.connect_timeout = seconds(options.get("connect_timeout"), 2.0)
+        self.connect_timeout = duration_above_zero(channel, options, "connect_timeout", 2.0)
         self.reconnect_wait = seconds(options.get("reconnect_wait"), 0.5)
         self.loop: Any = None
         self.nc: Any = None

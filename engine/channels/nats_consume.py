@@ -29,8 +29,8 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
-    until_set_up,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, duration_above_zero, ensure_stream,
+    subject_option, until_set_up,
 )
 from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -76,9 +76,13 @@ class NatsConsumer:
         self.batch = _positive(name, options, "batch", 64)
         self.workers = _positive(name, options, "workers", 4)
         self.max_ack_pending = _positive(name, options, "max_ack_pending", 1024)
-        self.ack_wait = seconds(options.get("ack_wait"), 30.0)
-        self.max_deliver = int(options.get("max_deliver", -1))
-        self.fetch_wait = seconds(options.get("fetch_wait"), 1.0)
+        self.ack_wait = duration_above_zero(name, options, "ack_wait", 30.0)
+        self.max_deliver = options.get("max_deliver", -1)
+        if not isinstance(self.max_deliver, int) or isinstance(self.max_deliver, bool) or \
+                (self.max_deliver < 1 and self.max_deliver != -1):
+            raise ChannelConfigError(f"channel {name}: option max_deliver: expected -1 (no limit) or a count from "
+                                     f"1, got {self.max_deliver!r}")
+        self.fetch_wait = duration_above_zero(name, options, "fetch_wait", 1.0)
         self.nak_delay = seconds(options.get("nak_delay"), 1.0)
         self.on_failed = options.get("on_failed", "ack")
         if self.on_failed not in ON_FAILED:
@@ -420,7 +424,8 @@ COMPONENT = ComponentSpec(
                    default=1024),
         OptionSpec("ack_wait", "duration", "Redeliver a message not acknowledged within this time.",
                    default=Decimal(30)),
-        OptionSpec("max_deliver", "int", "Deliveries of one message at most (-1: no limit).", default=-1),
+        OptionSpec("max_deliver", "int", "Deliveries of one message at most: -1 (no limit) or 1 and more.",
+                   default=-1),
         OptionSpec("on_failed", "ident", "A message whose deal failed: ack, nak (redeliver after nak_delay) "
                    "or term (never redeliver).", default="ack", choices=ON_FAILED),
         OptionSpec("nak_delay", "duration", "Delay before a nak'ed message is redelivered.", default=Decimal(1)),

@@ -163,3 +163,51 @@ def test_stream_takes_subject_with_wildcards() -> None:
     assert not stream_takes("orders.>", "orders") and not stream_takes("orders.*", "orders.>")
     assert not stream_takes("orders.new", "orders.*") and not stream_takes("orders.in.>", "orders.new")
     assert not stream_takes("orders.*", "orders.a.b") and not stream_takes("orders.a", "orders.a.b")
+
+
+CHECKED = """
+format Order = json
+channel orders = nats consume {{
+    url     = "nats://127.0.0.1:4222"
+    subject = "orders.new"
+    stream  = "ORDERS"
+    {option}
+}}
+route take {{
+    receive from orders as Order
+    deal ORDER {{ ref = msg.ref  amount = msg.amount  currency = "EUR" }}
+}}
+"""
+
+
+@pytest.mark.parametrize("option, expected", [
+    # the server takes 0 as "its default" (30s) and the channel then "updated" the consumer at every start
+    ("ack_wait = 0s", "option ack_wait: expected a duration above 0"),
+    ("fetch_wait = 0s", "option fetch_wait: expected a duration above 0"),      # every fetch: ValueError
+    ("connect_timeout = 0s", "option connect_timeout: expected a duration above 0"),   # never connects
+    ("max_deliver = 0", "option max_deliver: expected -1 (no limit) or a count from 1"),
+    ("max_deliver = -5", "option max_deliver: expected -1 (no limit) or a count from 1"),
+])
+def test_bsp_check_refuses_nats_options_the_channel_cannot_work_with(tmp_path, option, expected) -> None:
+    from dsl.load import compile_paths
+
+    (tmp_path / "t.route").write_text(CHECKED.format(option=option))
+    res = compile_paths([tmp_path / "t.route"], nats_registry())
+    (d,) = [d for d in res.diagnostics if d.severity == "error"]
+    assert (d.code, d.pos.line) == ("E055", 7), d
+    assert d.message.startswith(f"channel orders: {expected}"), d.message
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("timeout = 0s", "option timeout: expected a duration above 0"),
+    ("dedup_window = 0s", "option dedup_window: expected a duration above 0"),
+])
+def test_bsp_check_refuses_nats_publish_options_the_channel_cannot_work_with(tmp_path, option, expected) -> None:
+    from dsl.load import compile_paths
+    from test_channels_nats import PUBLISH_ROUTE
+
+    text = PUBLISH_ROUTE.format(url="nats://127.0.0.1:4222").replace("timeout = 2s", option)
+    (tmp_path / "t.route").write_text(text)
+    res = compile_paths([tmp_path / "t.route"], nats_registry())
+    (d,) = [d for d in res.diagnostics if d.severity == "error"]
+    assert d.code == "E055" and d.message.startswith(f"channel bus: {expected}"), d.message
