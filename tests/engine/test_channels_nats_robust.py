@@ -1,6 +1,6 @@
-"""nats consume under stress: a route slower than ack_wait, two engines sharing a consumer through a
-server restart, a server that forgets acks (SIGKILL).  Real nats-server -js on loopback, real TCP
-counterparts, a DuckDB ledger per engine."""
+"""NATS channels under stress: a route slower than ack_wait, a stream that does not take the channel's
+subject or was deleted, options the channel cannot work with, a server that forgets acks (SIGKILL).
+Real nats-server -js on loopback, real TCP counterparts, real DuckDB ledgers."""
 from __future__ import annotations
 
 import functools
