@@ -60,6 +60,15 @@ def subject_option(channel: str, options: dict[str, Any], name: str = "subject")
     return value
 
 
+def duration_above_zero(channel: str, options: dict[str, Any], name: str, default: float) -> float:
+    """A duration option that must be above 0 (0 would mean "never" or "the server's default")."""
+    value = seconds(options.get(name), default)
+    if value <= 0:
+        raise ChannelConfigError(f"channel {channel}: option {name}: expected a duration above 0 "
+                                 f"(e.g. {name} = {default:g}s), got {value:g}s")
+    return value
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     name = type(exc).__name__
@@ -71,7 +80,7 @@ class NatsLink:
         self.channel = channel
         self.servers = parse_servers(channel, options.get("url"))
         self.url = ",".join(self.servers)
-        self.connect_timeout = seconds(options.get("connect_timeout"), 2.0)
+        self.connect_timeout = duration_above_zero(channel, options, "connect_timeout", 2.0)
         self.reconnect_wait = seconds(options.get("reconnect_wait"), 0.5)
         self.loop: Any = None
         self.nc: Any = None
@@ -188,10 +197,20 @@ async def ensure_stream(link: NatsLink, stream: str, subjects: list[str], *, cre
 
     js = link.js
     try:
-        await link.aio(js.stream_info)(stream)
-        return
+        info = await link.aio(js.stream_info)(stream)
     except NotFoundError:
         pass
+    else:
+        have = list(info.config.subjects or [])
+        missing = [s for s in subjects if not any(stream_takes(h, s) for h in have)]
+        if have and missing:     # (a stream without subjects, a mirror or sourced one, is not checked)
+            # nats-server accepts a consumer filtering on a subject its stream never stores: it would
+            # wait for ever; a publish to it finds no stream
+            raise ChannelConfigError(
+                f"channel {link.channel}: JetStream stream {stream!r} on {link.url} does not take subject "
+                f"{missing[0]!r} (its subjects: {', '.join(have)}); use a subject the stream takes, another "
+                f"stream, or add the subject to the stream (nats stream edit {stream} --subjects ...)")
+        return
     if not create:
         raise ChannelConfigError(
             f"channel {link.channel}: JetStream stream {stream!r} does not exist on {link.url}; create it "
@@ -201,6 +220,17 @@ async def ensure_stream(link: NatsLink, stream: str, subjects: list[str], *, cre
         cfg.duplicate_window = duplicate_window
     await link.aio(js.add_stream)(cfg)
     log.info("channel %s: created JetStream stream %s for %s", link.channel, stream, ", ".join(subjects))
+
+
+def stream_takes(pattern: str, subject: str) -> bool:
+    """Whether every subject matching ``subject`` (wildcards allowed) matches the stream subject ``pattern``."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s) or s[i] == ">" or (tok != "*" and tok != s[i]):
+            return False
+    return len(p) == len(s)
 
 
 async def until_set_up(attempt: Callable[[], Awaitable[Any]], failure: Callable[[Exception], str],

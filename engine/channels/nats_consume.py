@@ -29,8 +29,8 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option,
-    until_set_up,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, duration_above_zero, ensure_stream,
+    subject_option, until_set_up,
 )
 from engine.channels.options import ChannelConfigError, built_check, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -76,9 +76,13 @@ class NatsConsumer:
         self.batch = _positive(name, options, "batch", 64)
         self.workers = _positive(name, options, "workers", 4)
         self.max_ack_pending = _positive(name, options, "max_ack_pending", 1024)
-        self.ack_wait = seconds(options.get("ack_wait"), 30.0)
-        self.max_deliver = int(options.get("max_deliver", -1))
-        self.fetch_wait = seconds(options.get("fetch_wait"), 1.0)
+        self.ack_wait = duration_above_zero(name, options, "ack_wait", 30.0)
+        self.max_deliver = options.get("max_deliver", -1)
+        if not isinstance(self.max_deliver, int) or isinstance(self.max_deliver, bool) or \
+                (self.max_deliver < 1 and self.max_deliver != -1):
+            raise ChannelConfigError(f"channel {name}: option max_deliver: expected -1 (no limit) or a count from "
+                                     f"1, got {self.max_deliver!r}")
+        self.fetch_wait = duration_above_zero(name, options, "fetch_wait", 1.0)
         self.nak_delay = seconds(options.get("nak_delay"), 1.0)
         self.on_failed = options.get("on_failed", "ack")
         if self.on_failed not in ON_FAILED:
@@ -93,6 +97,8 @@ class NatsConsumer:
         self.received = self.acked = self.naked = self.termed = 0
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
+        self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
+        self.progress_acks = 0
 
     @property
     def address(self) -> str:
@@ -110,14 +116,17 @@ class NatsConsumer:
             if sub is None or self._draining:
                 return
             send, recv = trio.open_memory_channel[list[Any]](0)
-            async with trio.open_nursery() as nursery:
-                for _ in range(self.workers):
-                    nursery.start_soon(self._worker, recv.clone(), handler)
-                recv.close()
-                async with send:
-                    with self._phase():
-                        await self._fetch_loop(sub, send)
-            # every batch already fetched has been handled and settled
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._keep_in_progress)
+                async with trio.open_nursery() as nursery:
+                    for _ in range(self.workers):
+                        nursery.start_soon(self._worker, recv.clone(), handler)
+                    recv.close()
+                    async with send:
+                        with self._phase():
+                            await self._fetch_loop(sub, send)
+                # every batch already fetched has been handled and settled
+                outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
         """Drain: fetch no more; batches already fetched finish and are acknowledged."""
@@ -244,6 +253,7 @@ class NatsConsumer:
                 continue
             pause = 0.0
             self.received += len(msgs)
+            self._held[id(msgs)] = msgs
             try:
                 await send.send(msgs)
             except trio.Cancelled:
@@ -260,10 +270,36 @@ class NatsConsumer:
         except Exception as exc:      # the old inbox: nothing of value left on it
             log.debug("channel %s: unsubscribe: %s", self.name, describe(exc))
 
+    async def _keep_in_progress(self) -> None:
+        """Every third of ``ack_wait``, tell the server that the messages fetched and not yet settled
+        are still being worked on (``+WPI``), so that a deal slower than ``ack_wait`` (or a batch waiting
+        for a busy worker) is not handed out again meanwhile, to this engine or another one.  Only an
+        engine that stopped or died lets ``ack_wait`` run out."""
+        period = max(self.ack_wait / 3, 0.05)
+        while True:
+            await trio.sleep(period)
+            held = [m for msgs in list(self._held.values()) for m in msgs]
+            if not held or not self.link.connected:
+                continue
+
+            async def progress_all() -> None:
+                for m in held:
+                    await m.in_progress()
+
+            try:
+                with trio.move_on_after(period):
+                    await self.link.aio(progress_all)()
+                    self.progress_acks += len(held)
+            except Exception as exc:      # disconnected: the server redelivers after ack_wait, as documented
+                log.debug("channel %s: in-progress ack: %s", self.name, describe(exc))
+
     async def _worker(self, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
         async with recv:
             async for msgs in recv:
-                await self._handle(msgs, handler)
+                try:
+                    await self._handle(msgs, handler)
+                finally:
+                    self._held.pop(id(msgs), None)
 
     async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
         outcomes: list[tuple[str, bool]] = []
@@ -297,6 +333,7 @@ class NatsConsumer:
         return "ack"
 
     async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
+        self._held.pop(id(msgs), None)
         link = self.link
         if link.nc is None:
             return
@@ -387,7 +424,8 @@ COMPONENT = ComponentSpec(
                    default=1024),
         OptionSpec("ack_wait", "duration", "Redeliver a message not acknowledged within this time.",
                    default=Decimal(30)),
-        OptionSpec("max_deliver", "int", "Deliveries of one message at most (-1: no limit).", default=-1),
+        OptionSpec("max_deliver", "int", "Deliveries of one message at most: -1 (no limit) or 1 and more.",
+                   default=-1),
         OptionSpec("on_failed", "ident", "A message whose deal failed: ack, nak (redeliver after nak_delay) "
                    "or term (never redeliver).", default="ack", choices=ON_FAILED),
         OptionSpec("nak_delay", "duration", "Delay before a nak'ed message is redelivered.", default=Decimal(1)),

@@ -29,9 +29,10 @@ import trio
 
 from engine.channels.base import CallTimeout, ChannelError, Unreachable
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream, subject_option, until_set_up,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, duration_above_zero, ensure_stream,
+    subject_option, until_set_up,
 )
-from engine.channels.options import ChannelConfigError, built_check, seconds
+from engine.channels.options import ChannelConfigError, built_check
 from engine.runtime.limits import CountLimiter
 from formats.component import ComponentSpec, OptionSpec
 
@@ -62,8 +63,8 @@ class NatsPublisher:
         if self.dedup not in DEDUP:
             raise ChannelConfigError(f"channel {name}: option dedup: expected one of {', '.join(DEDUP)}, "
                                      f"got {self.dedup!r}")
-        self.dedup_window = seconds(options.get("dedup_window"), 120.0)
-        self.timeout = seconds(options.get("timeout"), 5.0)
+        self.dedup_window = duration_above_zero(name, options, "dedup_window", 120.0)
+        self.timeout = duration_above_zero(name, options, "timeout", 5.0)
         limit = int(options.get("max_in_flight", 1024))
         if limit <= 0:
             raise ChannelConfigError(f"channel {name}: option max_in_flight: expected a positive count, got {limit}")
@@ -170,10 +171,11 @@ class NatsPublisher:
         from nats.js import errors as jse
 
         where = f"NATS at {self.link.url}, subject {self.subject}"
+        if isinstance(exc, jse.NoStreamResponseError):     # what nats-py raises for a JetStream publish
+            expected = f", expected stream {self.stream}" if self.stream else ""
+            return Unreachable(f"channel {self.name}: no JetStream stream takes subject {self.subject} ({where}"
+                               f"{expected}); create the stream or check `stream` on the channel", channel=self.name)
         if isinstance(exc, ne.NoRespondersError):
-            if self.mode == "jetstream":
-                return Unreachable(f"channel {self.name}: no JetStream stream takes subject {self.subject} ({where}); "
-                                   f"declare `stream` on the channel or create the stream", channel=self.name)
             return Unreachable(f"channel {self.name}: nobody answers on subject {self.subject} ({where})",
                                channel=self.name)
         if isinstance(exc, (ne.TimeoutError, asyncio.TimeoutError)):
