@@ -11,6 +11,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from dsl.diagnostics import ERROR, Diagnostic
 from dsl.ir import Pos
+from dsl.syntax_hints import brace_scan
 
 # label -> (message, help, [bad snippets that fail the same way]); a label is a
 # code, or a code and a word when one code is worded for several places
@@ -108,27 +109,6 @@ def _examples() -> dict[str, list[str]]:
     return _examples_cache
 
 
-def _open_braces(text: str) -> int:
-    """Unclosed ``{`` outside strings and comments."""
-    depth, i, n = 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        if ch == '"':
-            i += 1
-            while i < n and text[i] not in '"\n':
-                i += 2 if text[i] == "\\" else 1
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        i += 1
-    return depth
-
-
 def _state_id(e: UnexpectedInput):
     st = getattr(e, "state", None)
     return getattr(st, "position", st)
@@ -199,7 +179,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     if at_eof:
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
-        if _open_braces(text) > 0:
+        if brace_scan(text)[1] > 0:
             known = _safe(hints.unclosed_at_end, e, text, path)
             if known is not None:
                 return known

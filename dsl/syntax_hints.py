@@ -440,10 +440,12 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def brace_pairs(text: str) -> list[tuple[int, int, int, int]]:
-    """Each matched ``{`` ``}`` outside strings and comments, as (open line, open col, close line, close col)."""
+def brace_scan(text: str) -> tuple[list[tuple[int, int, int, int]], int]:
+    """The ``{`` ``}`` outside strings and comments: each matched pair as (open line, open col, close line,
+    close col), and how many more ``{`` than ``}`` there are (above 0: a ``{`` is left open)."""
     pairs: list[tuple[int, int, int, int]] = []
     stack: list[tuple[int, int]] = []
+    stray = 0
     line, col, i, n = 1, 1, 0, len(text)
     while i < n:
         ch = text[i]
@@ -458,13 +460,21 @@ def brace_pairs(text: str) -> list[tuple[int, int, int, int]]:
                 i, col = i + step, col + step
         elif ch == "{":
             stack.append((line, col))
-        elif ch == "}" and stack:
-            ol, oc = stack.pop()
-            pairs.append((ol, oc, line, col))
+        elif ch == "}":
+            if stack:
+                ol, oc = stack.pop()
+                pairs.append((ol, oc, line, col))
+            else:
+                stray += 1
         if i < n and text[i] == "\n":
             line, col = line + 1, 0
         i, col = i + 1, col + 1
-    return pairs
+    return pairs, len(stack) - stray
+
+
+def brace_pairs(text: str) -> list[tuple[int, int, int, int]]:
+    """Each matched ``{`` ``}`` outside strings and comments, as (open line, open col, close line, close col)."""
+    return brace_scan(text)[0]
 
 
 def misplaced_close(text: str, line: int, col: int) -> str | None:
