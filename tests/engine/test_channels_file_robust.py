@@ -14,35 +14,7 @@ from engine.ops.live import LiveEngine
 from engine.registry import default_registry
 from kit import compile_text, deals
 
-ROUTE = '''
-format Pay = json
-format Out = json
-format Written = json
-
-channel inbox = file watch {
-    dir     = "in"
-    pattern = "*.jsonl"
-    %s
-}
-
-channel outbox = file write {
-    dir   = "out"
-    name  = "PAY-{date}-{seq}.json"
-    fsync = false
-}
-
-route pay {
-    receive from inbox as Pay
-    validate {
-        msg.amount > 0 else reject "13" "invalid amount"
-    }
-    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
-    call w = outbox as Out reply Written {
-        ref    = msg.ref
-        amount = msg.amount
-    }
-}
-'''
+from test_channels_file import ROUTE  # noqa: E402  (the same pay route: file watch -> file write)
 
 
 @asynccontextmanager
