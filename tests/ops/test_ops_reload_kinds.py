@@ -22,7 +22,20 @@ took: list[float] = []
 PACE = 0.01
 
 
-async def reload_at(eng, route: Path, text_of, progress: list[int], total: int, versions: dict[str, str]) -> None:
+def stages() -> list[trio.Event]:
+    """stages()[k] is set once the reload to TAGS[k] is done (stage 0 at once): the clients send the k-th
+    share of their requests only then, so every configuration serves some, however slow a reload is."""
+    events = [trio.Event() for _ in TAGS]
+    events[0].set()
+    return events
+
+
+def stage_of(i: int, count: int) -> int:
+    return i * len(TAGS) // count
+
+
+async def reload_at(eng, route: Path, text_of, progress: list[int], total: int, versions: dict[str, str],
+                    reloaded: list[trio.Event]) -> None:
     """One reload per tag after the first, spread over the run (each when its share of replies came)."""
     for k, tag in enumerate(TAGS[1:], start=1):
         with trio.fail_after(20):
@@ -34,10 +47,11 @@ async def reload_at(eng, route: Path, text_of, progress: list[int], total: int, 
         took.append(trio.current_time() - t0)
         assert result.ok, result.diagnostics
         versions[result.version] = tag
+        reloaded[k].set()
 
 
 async def tcp_client(number: int, port: int, count: int, replies: dict[str, str], progress: list[int],
-                     sent: list[str]) -> None:
+                     sent: list[str], reloaded: list[trio.Event] | None = None) -> None:
     """Pipelined: up to 32 requests in flight, written 8 to a write (PACE between writes); replies must come
     in order."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -49,12 +63,18 @@ async def tcp_client(number: int, port: int, count: int, replies: dict[str, str]
         for start in range(0, count, 8):
             batch = []
             for i in range(start, min(start + 8, count)):
+                if reloaded is not None and not reloaded[stage_of(i, count)].is_set():
+                    if batch:
+                        await stream.send_all(b"".join(batch))
+                        batch = []
+                    await reloaded[stage_of(i, count)].wait()
                 await window.acquire()
                 ref = f"t{number}-{i:04d}"
                 mine.append(ref)
                 sent.append(ref)
                 batch.append(tx.frame(orjson.dumps({"ref": ref})))
-            await stream.send_all(b"".join(batch))
+            if batch:
+                await stream.send_all(b"".join(batch))
             await trio.sleep(PACE)          # traffic keeps flowing while each reload compiles and swaps
 
     async with stream:
@@ -85,11 +105,13 @@ async def test_tcp_listen_pipelined_across_reloads_recorded(tmp_path: Path) -> N
     async with live_recording([route], ledger, capture) as eng:
         versions = {eng.version: "A"}
         port = eng.channels["front"].port
+        reloaded = stages()
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(reload_at, eng, route, lambda t: ECHO % t, progress, conns * per, versions)
+                nursery.start_soon(reload_at, eng, route, lambda t: ECHO % t, progress, conns * per, versions,
+                                   reloaded)
                 for c in range(conns):
-                    nursery.start_soon(tcp_client, c, port, per, replies, progress, sent)
+                    nursery.start_soon(tcp_client, c, port, per, replies, progress, sent, reloaded)
     figures = await check_generations(ledger, capture, replies, versions, route, sent=sent)
     print(figures, "reloads took", [round(t * 1000) for t in took], "ms")
     assert len(versions) == 4 and all(figures["by_version"].values()), figures
@@ -123,8 +145,11 @@ async def test_http_listen_keep_alive_across_reloads_recorded(tmp_path: Path) ->
         versions = {eng.version: "A"}
         url = f"http://127.0.0.1:{eng.channels['api'].port}/echo"
 
+        reloaded = stages()
+
         async def worker(number: int, client: httpx.AsyncClient) -> None:
             for i in range(per):
+                await reloaded[stage_of(i, per)].wait()
                 ref = f"h{number}-{i:03d}"
                 sent.append(ref)
                 r = await client.post(url, content=orjson.dumps({"ref": ref}),
@@ -137,7 +162,8 @@ async def test_http_listen_keep_alive_across_reloads_recorded(tmp_path: Path) ->
         with trio.fail_after(30):
             async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=workers)) as client:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(reload_at, eng, route, lambda t: HTTP % t, progress, workers * per, versions)
+                    nursery.start_soon(reload_at, eng, route, lambda t: HTTP % t, progress, workers * per, versions,
+                                       reloaded)
                     for w in range(workers):
                         nursery.start_soon(worker, w, client)
     figures = await check_generations(ledger, capture, replies, versions, route, sent=sent)
