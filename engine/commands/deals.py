@@ -18,6 +18,7 @@ from engine.deal import STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_query import iter_deals
 from engine.ledger_store import LedgerError
+from engine.reports.text import printable
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -60,9 +61,10 @@ def _render_json(rows: Iterable[dict[str, Any]]) -> None:
 
 def _render_table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(printable(title)), title_justify="left")
     amount_width = max((len(str(r["amount"])) for r in rows if r["amount"] is not None), default=6)
     # money, times and references are never wrapped or cut; ids and routes may fold
     table.add_column("received (UTC)", no_wrap=True, min_width=23)
@@ -77,19 +79,22 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
     table.add_column("route", overflow="fold")
     table.add_column("deal id", overflow="fold")
     style = {"committed": "green", "rejected": "yellow", "failed": "red", "duplicate": "cyan"}
+    def text(value: Any) -> str:    # a counterparty's text is shown as it is: no rich markup, no terminal control
+        return escape(printable("" if value is None else str(value)))
+
     for r in rows:
         table.add_row(
             r["received_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-            r["deal_type"],
-            f"[{style.get(r['status'], '')}]{r['status']}[/]",
-            r["response_code"] or "",
-            r["reference"] or "",
+            text(r["deal_type"]),
+            f"[{style.get(r['status'], '')}]{text(r['status'])}[/]",
+            text(r["response_code"]),
+            text(r["reference"]),
             "" if r["amount"] is None else str(r["amount"]),
-            r["currency"] or "",
-            r["party"] or "",
+            text(r["currency"]),
+            text(r["party"]),
             f"{r['duration_ms']:.1f}",
-            r["route"],
-            r["deal_id"],
+            text(r["route"]),
+            text(r["deal_id"]),
         )
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)
@@ -283,7 +288,7 @@ def show(
         for p in problems:
             typer.echo(f"warning: {p}", err=True)
     else:
-        typer.echo(_story_text(d, problems))
+        typer.echo(printable(_story_text(d, problems)))   # the deal's text may hold terminal controls
 
 
 def register(app: typer.Typer) -> None:

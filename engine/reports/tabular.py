@@ -3,9 +3,16 @@
 One file per table: the main table goes to the path asked for, every other
 table next to it as ``<stem>.<table>.<ext>`` (``daily.csv`` + ``daily.totals.csv``).
 
-CSV (stdlib ``csv``, UTF-8, header row of column names): money is the exact
+CSV (UTF-8, header row of column names, RFC 4180 quoting): money is the exact
 decimal text with a ``.`` (``1234.50``, no thousands separator), rates are
-ratios (``0.975``), dates ISO, timestamps ISO 8601 UTC.
+ratios (``0.975``), dates ISO, timestamps ISO 8601 UTC.  A cell holding a
+comma, a quote, a line feed *or a carriage return* is quoted (the stdlib
+``csv`` writer of Python 3.11 leaves a lone CR bare when the line ends in
+``\n``, which splits the row in every reader).  A text cell that begins with
+``=``, ``+``, ``-``, ``@``, a tab or a CR gets a leading ``'`` (OWASP's rule
+against CSV formula injection: a reference or reason that a counterparty wrote
+is shown by a spreadsheet as text, never run as a formula).  Numbers, dates
+and times are ours and are never prefixed.
 
 Parquet goes through DuckDB ``COPY ... TO (FORMAT parquet)``: the rows are
 handed over as an Arrow table with typed columns (money ``decimal128(38,4)``),
@@ -13,7 +20,6 @@ so the file's amounts are exact DECIMALs.
 """
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -40,9 +46,16 @@ def side_paths(out: Path, report: Report) -> list[tuple[Table, Path]]:
     return paths
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE_IF = (",", '"', "\n", "\r")
+
+
 def _csv_value(col: Column, value: Any) -> str:
     if value is None:
         return ""
+    if col.kind == "text":
+        text = str(value)
+        return "'" + text if text.startswith(FORMULA_START) else text
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, datetime):
@@ -52,11 +65,23 @@ def _csv_value(col: Column, value: Any) -> str:
     return str(value) if not hasattr(value, "isoformat") else value.isoformat()
 
 
+def csv_field(text: str) -> str:
+    """``text`` as one RFC 4180 field: quoted (quotes doubled) when it holds a comma, quote, LF or CR."""
+    if any(ch in text for ch in _QUOTE_IF):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _csv_row(cells: list[str]) -> str:
+    if len(cells) == 1 and cells[0] == "":
+        return '""\n'           # a lone empty field, quoted so the line is not read as no field at all
+    return ",".join(csv_field(c) for c in cells) + "\n"
+
+
 def write_csv_table(table: Table, out: TextIO) -> None:
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow([c.name for c in table.columns])
+    out.write(_csv_row([c.name for c in table.columns]))
     for row in table.rows:
-        w.writerow([_csv_value(c, v) for c, v in zip(table.columns, row)])
+        out.write(_csv_row([_csv_value(c, v) for c, v in zip(table.columns, row)]))
 
 
 def csv_text(table: Table) -> str:

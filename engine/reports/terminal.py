@@ -13,7 +13,7 @@ import sys
 from typing import Any, TextIO
 
 from engine.reports.model import Report, Table
-from engine.reports.text import cell
+from engine.reports.text import cell, printable
 
 _STYLE = {"committed": "green", "matched": "green", "rejected": "yellow", "failed": "red",
           "only_in_ledger": "yellow", "only_in_statement": "yellow", "amount_mismatch": "red",
@@ -25,7 +25,8 @@ _FOLD_MIN = 12                     # narrowest a folding column gets before the 
 
 def _cells(table: Table) -> list[list[str]]:
     names = [c.name for c in table.columns]
-    return [[cell(c, v, dict(zip(names, row))) for c, v in zip(table.columns, row)] for row in table.rows]
+    return [[printable(cell(c, v, dict(zip(names, row)))) for c, v in zip(table.columns, row)]
+            for row in table.rows]
 
 
 def _widths(table: Table, cells: list[list[str]]) -> tuple[list[int], list[int]]:
@@ -100,10 +101,10 @@ def print_report(report: Report, file: TextIO | None = None, width: int | None =
     if width is None and not tty:       # a pipe or a file: as wide as the widest table, so nothing is cut
         width = max([120] + [_table_width(nat) for _, _, nat, _ in sized])
     console = Console(file=out, soft_wrap=False, width=width, highlight=False)
-    console.print(f"[bold]{escape(report.title)}[/]  " +
-                  "  ".join(f"{escape(k)}: {escape(v)}" for k, v in report.params.items()))
+    console.print(f"[bold]{escape(printable(report.title))}[/]  " +
+                  "  ".join(f"{escape(printable(k))}: {escape(printable(v))}" for k, v in report.params.items()))
     if report.figures:
-        console.print("  ".join(f"{escape(k)} [bold]{escape(v)}[/]" for k, v in report.figures))
+        console.print("  ".join(f"{escape(printable(k))} [bold]{escape(printable(v))}[/]" for k, v in report.figures))
     for table, cells, natural, least in sized:
         if _table_width(least) <= console.width:
             console.print(_across(table, cells, natural, least))

@@ -8,6 +8,15 @@ from typing import Any
 from engine.ledger_query import display_amount
 from engine.reports.model import Column
 
+# C0 controls but tab and line feed, DEL and C1 controls: a terminal acts on them (ESC starts a sequence that
+# recolours, moves the cursor or retitles the window; CR overwrites the line), so they are shown as \xNN
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0))}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters shown as ``\\x1b`` etc., nothing else touched."""
+    return text.translate(_CONTROL)
+
 
 def money(amount: Decimal | None, currency: str | None) -> str:
     """``1234567.5`` EUR -> ``1,234,567.50``: the currency's decimals unless that would drop digits."""
@@ -43,4 +52,4 @@ def cell(col: Column, value: Any, row: dict[str, Any] | None = None) -> str:
     return str(value)
 
 
-__all__ = ["cell", "money", "rate"]
+__all__ = ["cell", "money", "printable", "rate"]

@@ -158,3 +158,28 @@ def test_json_without_limit_streams_the_rows(ledger_file: Path, monkeypatch) -> 
     assert inspect.isgenerator(lq.iter_deals(ledger_file, limit=None))
     assert [d["deal_id"] for d in lq.iter_deals(ledger_file, limit=None)] == \
         [d["deal_id"] for d in lq.query_deals(ledger_file, limit=None)]
+
+
+async def _hostile(path: Path) -> None:
+    async with open_ledger(path) as ledger:
+        for i, text in enumerate(["[/]", "[link=http://evil]click[/link]", "\x1b]0;pwned\x07\x1b[31mRED"]):
+            t = NOW - timedelta(minutes=i)
+            await ledger.commit(DealRecord(
+                deal_type="BILL_PAYMENT", route="bill_payment", config_version="v1", channel="mainframe",
+                status="committed", received_at=t, finished_at=t, reference=text, party=text,
+                amount=Decimal("1.00"), currency="EUR", reason=text))
+
+
+def test_a_reference_is_shown_as_text_never_as_markup_or_terminal_control(tmp_path: Path) -> None:
+    path = tmp_path / "bsp.duckdb"
+    trio.run(_hostile, path)
+    res = CliRunner().invoke(make_app(), ["deals", "--ledger", str(path), "--limit", "0"], terminal_width=250)
+    assert res.exit_code == 0, res.output          # "[/]" once crashed rich with a MarkupError traceback
+    assert "[/]" in res.output and "[link=http://evil]click[/link]" in res.output
+    assert "\x1b" not in res.output and "\\x1b]0;pwned\\x07\\x1b[31mRED" in res.output
+    lines = [json.loads(x) for x in run("--ledger", str(path), "--json", "--limit", "0").output.splitlines()]
+    deal_id = next(x["deal_id"] for x in lines if "\x1b" in x["reference"])
+    story = run("show", deal_id, "--ledger", str(path))
+    assert story.exit_code == 0 and "\x1b" not in story.output and "reference \\x1b]0;pwned" in story.output
+    assert {x["reference"] for x in lines} == {"[/]", "[link=http://evil]click[/link]", "\x1b]0;pwned\x07\x1b[31mRED"}
+    assert {x["amount"] for x in lines} == {"1.00"}          # --json: exact, as text, control characters escaped
