@@ -74,8 +74,10 @@ def col_letter(index: int) -> str:
 
 def _text_cell(ref: str, text: str, style: int = 0) -> str:
     s = f' s="{style}"' if style else ""
-    # XML 1.0 cannot hold most control characters: drop them rather than write a broken file
-    clean = "".join(ch for ch in text if ch in "\t\n\r" or ord(ch) >= 0x20)
+    # XML 1.0 cannot hold most control characters, surrogates, U+FFFE or U+FFFF: drop them rather than write a
+    # file Excel refuses to open
+    clean = "".join(ch for ch in text if ch in "\t\n\r" or (0x20 <= ord(ch) < 0xD800)
+                    or (0xE000 <= ord(ch) < 0xFFFE) or ord(ch) > 0xFFFF)
     return f'<c r="{ref}" t="inlineStr"{s}><is><t xml:space="preserve">{escape(clean)}</t></is></c>'
 
 

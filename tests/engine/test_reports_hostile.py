@@ -151,3 +151,20 @@ def test_reconciliation_form_from_a_hostile_statement(tmp_path: Path, monkeypatc
     totals = {r["currency"]: r for r in report.tables[1].dicts()}
     assert totals["EUR"]["statement_total"] == Decimal("105.00") and totals["JPY"]["statement_total"] == Decimal("0.001")
     assert "<script" not in render(report)
+
+
+def test_xlsx_stays_well_formed_whatever_the_text(tmp_path: Path) -> None:
+    import zipfile
+    from xml.etree import ElementTree as ET
+
+    from engine.reports import Column, Report, Table
+
+    text = "a\x01b\ufffec\uffffd\U0001f600e\u202ef=1+1"
+    rep = Report("x", "X", {}, [Table("main", "Main", (Column("reference"),), [(text,)])])
+    (path,) = write(rep, "xlsx", tmp_path / "x.xlsx")
+    with zipfile.ZipFile(path) as z:
+        sheet = ET.fromstring(z.read("xl/worksheets/sheet1.xml"))
+    ns = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    cells = [c for c in sheet.iter(f"{ns}c")]
+    assert cells[1].get("t") == "inlineStr"                 # a string, never a formula (<f>)
+    assert cells[1].findtext(f".//{ns}t") == "abcd\U0001f600e\u202ef=1+1"
