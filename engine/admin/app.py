@@ -75,7 +75,9 @@ class AdminApp:
         return response
 
     def _query(self, request: Request) -> dict[str, Any]:
-        return parse_query(self._endpoints[request.raw_path], request)
+        # the endpoint by its template: the path as sent may differ ("/reload/", "//deals", "/%72eload")
+        route, _ = self.router.resolve(request.method, request.raw_path)
+        return parse_query(self._endpoints[route.template], request)
 
     # ------------------------------------------------------------ endpoints
     async def health(self, request: Request) -> Response:
