@@ -98,6 +98,10 @@ class TokenAuth:
         if header is None:
             raise self._refuse("missing", "this endpoint needs `Authorization: Bearer <token>`; the token is in "
                                           f"the engine's admin token file or ${TOKEN_ENV}")
+        if sum(1 for name, _ in request.headers if name == "authorization") > 1:
+            # one field only (RFC 9110): a proxy that reads another of them than we do must not decide who is let in
+            raise self._refuse("malformed", "the request has more than one Authorization header; send one, "
+                                            "`Authorization: Bearer <token>`")
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise self._refuse("malformed", f"expected `Authorization: Bearer <token>`, got scheme {scheme!r}")

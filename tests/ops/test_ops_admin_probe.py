@@ -82,3 +82,13 @@ async def test_every_endpoint_but_health_wants_the_token_in_the_header(nursery, 
         assert status == 401, (method, target, status)     # nothing about the API without the token
     status, body = await _raw(port, _req("DELETE", "/status"))
     assert status == 405 and b"allowed: GET, HEAD" in body
+
+
+async def test_two_authorization_headers_are_refused_whichever_comes_first(nursery, tmp_path: Path) -> None:
+    port = await _engine(tmp_path, nursery)
+    wrong = "w" * len(TOKEN)
+    for first, second in ((TOKEN, wrong), (wrong, TOKEN), (TOKEN, TOKEN)):
+        status, body = await _raw(port, (f"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {first}\r\n"
+                                         f"Authorization: Bearer {second}\r\nConnection: close\r\n\r\n").encode())
+        assert status == 401 and b"more than one Authorization header" in body, (first, second, body)
+        assert TOKEN.encode() not in body
