@@ -112,7 +112,9 @@ class _Gen:
         assert ft is not None
         if ft.scale > 0:
             m = 10 ** ft.scale
-            return [f"if {v}.__class__ is D and {v}.is_finite():",
+            # the exponent bound keeps as_integer_ratio cheap (1E+999999999 goes to the field
+            # encoder, which refuses it without expanding it)
+            return [f"if {v}.__class__ is D and {v}.is_finite() and -80 < {v}.adjusted() < 80:",
                     f"    _n, _d = {v}.as_integer_ratio()",
                     f"    _x = _n * ({m} // _d) if {m} % _d == 0 else None",
                     f"elif {v}.__class__ is int:",
