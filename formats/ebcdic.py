@@ -70,7 +70,13 @@ def _raw_table(page: str) -> str:
     if page == "common":
         base = _raw_table("cp037")
         return "".join(ch if " " <= ch <= "~" else " " for ch in base)
-    return bytes(range(256)).decode(page)
+    table = bytes(range(256)).decode(page)
+    if table[0x15] == table[0x25] == "\n" and "\x85" not in table:
+        # the ebcdic package's cp1141-cp1149 decode both NL (0x15) and LF (0x25) to U+000A, so a
+        # record holding 0x15 came back as 0x25; IBM's tables (and Python's cp037/cp500/cp1140)
+        # give NL its own character, U+0085 NEXT LINE
+        table = table[:0x15] + "\x85" + table[0x16:]
+    return table
 
 
 @lru_cache(maxsize=None)

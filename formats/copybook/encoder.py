@@ -112,10 +112,32 @@ class Encoder:
                     end = max(end, start + m.total_size)
                 if chosen is not None:
                     self._node(chosen, values, buf, start, path)
+                    if end - start > chosen.total_size:
+                        self.tail(members, chosen, values, buf, start, path)
                 pos = end
                 continue
             pos = self._node(c, values, buf, pos, path)
         return pos if self.opts.variable_occurs else base + g.size
+
+    def tail(self, members: list[Node], chosen: Node, values: dict, buf: bytearray, start: int,
+             path: str) -> None:
+        """A REDEFINES member longer than the chosen one owns the bytes past the chosen one's end:
+        write them from its value when it holds one (a decoded record holds every member), so
+        encode(decode(x)) == x; a value that cannot be written leaves them as they were."""
+        covered = chosen.total_size
+        for m in members:
+            if m is chosen or m.total_size <= covered or not _chosen(values.get(m.key)):
+                continue
+            scratch = bytearray(buf)
+            saved = dict(self.counters), dict(self.counter_at)
+            try:
+                self._node(m, values, scratch, start, path)
+            except FormatError:
+                continue
+            finally:
+                self.counters, self.counter_at = saved
+            buf[start + covered:start + m.total_size] = scratch[start + covered:start + m.total_size]
+            covered = m.total_size
 
     def _choose(self, members: list[Node], values: dict) -> Node | None:
         seg_node = self.layout.find(self.opts.segment_field) if self.opts.segment_field else None
@@ -125,8 +147,7 @@ class Encoder:
                 if m.name in self.segment_members and seg in self.segment_members[m.name]:
                     return m
         for m in members:
-            v = values.get(m.key)
-            if v is not None and v != {} and v != []:
+            if _chosen(values.get(m.key)):
                 return m
         return None
 
@@ -180,6 +201,10 @@ class Encoder:
         except (ValueError, TypeError) as exc:
             raise FormatError(str(exc), field=path, offset=pos) from None
         buf[pos:pos + len(b)] = b
+
+
+def _chosen(v: Any) -> bool:
+    return v is not None and v != {} and v != []
 
 
 # ------------------------------------------------------------ keys: unknown and missing

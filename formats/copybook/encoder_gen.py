@@ -4,7 +4,7 @@ The counterpart of ``decoder.py``: the source of ``record(values) -> bytes``
 is generated from the parsed layout and compiled once.  As there, every
 identifier in the generated text is ours and every number one we computed;
 copybook names, literals and code pages reach the function only through the
-constant names ``K_n`` (keys), ``E_n`` (field encoders), ``N_n`` (the bytes of a
+constant names ``K_n`` (keys), ``E_n`` (field encoders), ``M_n`` (REDEFINES members), ``N_n`` (the bytes of a
 missing value), ``S_n`` (field paths) and ``C_n`` (level-88 fill-ins).
 
 The rules are those of ``encoder.Encoder`` (which stays the reference, and
@@ -65,7 +65,7 @@ class _Gen:
         self.layout = layout
         self.opts = opts
         self.ref = ref
-        self.consts: dict[str, list[Any]] = {"K": [], "E": [], "N": [], "S": [], "C": [], "T": []}
+        self.consts: dict[str, list[Any]] = {"K": [], "E": [], "N": [], "S": [], "C": [], "T": [], "M": []}
         self.funcs: list[str] = []
         self.nvar = 0
         self.slot: dict[int, int] = {}
@@ -112,7 +112,9 @@ class _Gen:
         assert ft is not None
         if ft.scale > 0:
             m = 10 ** ft.scale
-            return [f"if {v}.__class__ is D and {v}.is_finite():",
+            # the exponent bound keeps as_integer_ratio cheap (1E+999999999 goes to the field
+            # encoder, which refuses it without expanding it)
+            return [f"if {v}.__class__ is D and {v}.is_finite() and -80 < {v}.adjusted() < 80:",
                     f"    _n, _d = {v}.as_integer_ratio()",
                     f"    _x = _n * ({m} // _d) if {m} % _d == 0 else None",
                     f"elif {v}.__class__ is int:",
@@ -227,6 +229,10 @@ class _Gen:
                     word = "if" if i == 0 else "elif"
                     lines.append(f"{ind}{word} _chosen({getter}({self.const('K', m.key)})):")
                     self.emit_node(m, values, getter, base, off0, pre, suffix, lines, ind + "    ")
+                if len({m.total_size for m in members}) > 1:     # a longer member owns the tail bytes
+                    ms = self.const("M", tuple(members))
+                    at = self.at(base, off0 + c.offset)
+                    lines.append(f"{ind}_tail({ms}, {values}, buf, {at}, {pre} + {self.const('S', suffix)})")
                 continue
             self.emit_node(c, values, getter, base, off0, pre, suffix, lines, ind)
 
@@ -343,7 +349,13 @@ def build_encoder(layout: Layout, opts: CopybookOptions, ref: Encoder, size: int
     # table frames take cnt even when the layout has no counters (an OCCURS n group table)
     head.append(f"    cnt = [None] * {2 * nslots}" if nslots else "    cnt = None")
     source = "\n".join(gen.funcs) + "\n" + "\n".join(head + lines + ["    return bytes(buf)"]) + "\n"
-    ns: dict[str, Any] = {"FormatError": FormatError, "D": Decimal, "_EMPTY": _EMPTY, "_slow": _slow,
+    def _tail(members: tuple[Node, ...], values: dict, buf: bytearray, at: int, path: str) -> None:
+        chosen = next((m for m in members if _chosen(values.get(m.key))), None)
+        if chosen is not None and max(m.total_size for m in members) > chosen.total_size:
+            ref.counters, ref.counter_at = {}, {}
+            ref.tail(list(members), chosen, values, buf, at, path)
+
+    ns: dict[str, Any] = {"FormatError": FormatError, "D": Decimal, "_EMPTY": _EMPTY, "_slow": _slow, "_tail": _tail,
                           "_not_dict": _not_dict, "_not_list": _not_list, "_chosen": _chosen,
                           "_too_many": _too_many, "_mismatch": _mismatch,
                           "fromhex": bytes.fromhex, "charmap_encode": codecs.charmap_encode}

@@ -15,6 +15,7 @@ import struct
 from decimal import Context, Decimal, InvalidOperation
 
 from formats.copybook.picture import FieldType
+from formats.exact import exact_stored
 from formats import ebcdic
 
 CTX = Context(prec=80)
@@ -57,14 +58,23 @@ def to_stored(ft: FieldType, value, where: str) -> int:
         else:
             raise ValueError(f"expected int or Decimal, got {type(value).__name__}"
                              + (" (money is never float: use Decimal)" if isinstance(value, float) else ""))
-    d = Decimal(value).scaleb(ft.scale, CTX)
-    if d != d.to_integral_value():
+    # COMP-5 has no digit limit: bound by its bytes (the binary encoder says when it does not fit)
+    limit = len(str(1 << (8 * ft.size))) if ft.native else ft.digits
+    v = exact_stored(Decimal(value), ft.scale, limit)
+    if v == "finite":
+        raise ValueError(f"{value} is not a finite number")
+    if v == "places" and ft.scale < 0:
+        raise ValueError(f"{value} is not a multiple of {10 ** -ft.scale}: PIC {ft.pic} stores no digits for "
+                         f"its {-ft.scale} trailing P")
+    if v == "places":
         raise ValueError(f"{value} has more decimal places than PIC {ft.pic} holds ({max(ft.scale, 0)})")
-    v = int(d)
+    if v == "digits":
+        if ft.native:
+            raise ValueError(f"{value} does not fit {ft.size} binary bytes")
+        raise ValueError(f"{value} does not fit PIC {ft.pic} ({ft.digits} digits)")
+    assert isinstance(v, int)
     if v < 0 and not ft.signed:
         raise ValueError(f"{value} is negative but PIC {ft.pic} is unsigned")
-    if not ft.native and abs(v) >= 10 ** ft.digits:
-        raise ValueError(f"{value} does not fit PIC {ft.pic} ({ft.digits} digits)")
     return v
 
 
@@ -281,15 +291,17 @@ def packed_decoder(ft: FieldType, low_values_null: bool):
         try:
             v = int(h[:-1] or "0")
         except ValueError:
-            raise _Bad(f"invalid packed digits {h!r} for PIC {pic} COMP-3", s) from None
+            i = next(k for k, ch in enumerate(h) if ch not in "0123456789")
+            raise _Bad(f"invalid packed digits {h!r} for PIC {pic} COMP-3: nibble {i + 1} is "
+                       f"{h[i].upper()}, expected a digit 0-9", s + i // 2) from None
         if v >= limit:
             raise _Bad(f"packed value {v} exceeds PIC {pic}", s)
         if sg in pos_set:
             return out(v)
         if sg in neg_set:
             return out(-v)
-        raise _Bad(f"invalid packed sign nibble {sg!r} in {h!r} for PIC {pic} COMP-3"
-                   + (" (unsigned fields take F or C)" if not signed else ""), s)
+        raise _Bad(f"invalid packed sign nibble {sg.upper()!r} in {h!r} for PIC {pic} COMP-3; expected "
+                   + ("C, F, A or E (+) or D, B (-)" if signed else "F or C (unsigned)"), s + size - 1)
     return dec
 
 

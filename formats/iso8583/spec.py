@@ -272,6 +272,13 @@ class _Builder:
             elif mx >= 10 ** prefix and fdef.get("length_encoding", defaults.get("length_encoding")) not in (
                     "binary", "hex"):
                 self.err(where + ("max",), f"field {number}: max {mx} does not fit a {length} length prefix")
+            elif fdef.get("length_encoding", defaults.get("length_encoding")) == "binary" and \
+                    mx >= 1 << (8 if prefix == 2 else 16):
+                # a binary LL prefix is 1 byte, LLL / LLLL 2 bytes (codec._prefix_codec)
+                nbytes = 1 if prefix == 2 else 2
+                self.err(where + ("max",), f"field {number}: max {mx} does not fit a {length} binary length "
+                         f"prefix ({nbytes} byte{'s' if nbytes > 1 else ''}, at most {(1 << 8 * nbytes) - 1})",
+                         hint="lower max, or use a longer length (LLL / LLLL)" if prefix == 2 else "lower max")
         elif isinstance(length, int) and not isinstance(length, bool) and length > 0:
             fixed = mx = length
             if "max" in fdef and fdef["max"] != length:

@@ -82,8 +82,8 @@ def test_bad_packed_sign_names_field_and_offset() -> None:
     raw[8] = 0x17                                  # sign nibble 7
     with pytest.raises(FormatError) as ei:
         c.decode(bytes(raw))
-    assert ei.value.field == "AMOUNT" and ei.value.offset == 4
-    assert "sign nibble" in ei.value.message
+    assert ei.value.field == "AMOUNT" and ei.value.offset == 8     # the byte holding the sign nibble
+    assert "sign nibble '7'" in ei.value.message and "expected C, F, A or E (+) or D, B (-)" in ei.value.message
 
 
 def test_odo_count_above_maximum_is_an_error_not_a_huge_list() -> None:
@@ -134,8 +134,8 @@ def test_iter_records_reports_a_bad_record_and_goes_on() -> None:
     out = list(c.iter_records(good + bytes(bad) + good))
     assert isinstance(out[0][2], dict) and isinstance(out[2][2], dict)
     err = out[1][2]
-    assert isinstance(err, FormatError) and err.record == 2 and err.offset == len(good) + 4
-    assert "record 2, byte 74, field AMOUNT" in str(err)
+    assert isinstance(err, FormatError) and err.record == 2 and err.offset == len(good) + 8
+    assert "record 2, byte 78, field AMOUNT" in str(err)      # the byte holding the bad sign nibble
     with pytest.raises(FormatError):
         list(c.iter_records(good + bytes(bad), strict=True))
 
