@@ -205,15 +205,27 @@ async def serve_admin(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the admin API until cancelled; ``task_status.started(port)`` once listening."""
-    if not _is_loopback(host) and ssl_context is None:
-        log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
-                    "give it a TLS certificate or bind to 127.0.0.1", host, port)
 
     def refused(peer: Any, reason: str) -> None:
         app.metrics.auth_failed("refused")
 
+    if not _is_loopback(host) and ssl_context is None:
+        task_status = _WarnInClear(task_status, host)
     await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
                      task_status=task_status)
+
+
+class _WarnInClear:
+    """Says, once the admin API listens, that it does so in clear on a non-loopback address (with the port
+    it is bound to: ``0`` in the settings means one the system chose)."""
+
+    def __init__(self, inner: Any, host: str | None) -> None:
+        self.inner, self.host = inner, host
+
+    def started(self, port: Any = None) -> None:
+        log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
+                    "give it a TLS certificate or bind to 127.0.0.1", self.host or "0.0.0.0", port)
+        self.inner.started(port)
 
 
 def _time_range(since: Any, until: Any) -> None:

@@ -103,6 +103,25 @@ async def admin(nursery, ledger_path):
         yield client, backend, metrics
 
 
+def test_an_admin_api_in_clear_off_loopback_warns_with_the_port_it_is_bound_to(caplog):
+    """Told once listening, with the bound port (`0.0.0.0:0` in the settings used to be logged as port 0).
+    No socket is opened off loopback here: the warning's hook is given the port as serve_http would."""
+    from engine.admin.app import _WarnInClear
+
+    got = []
+
+    class Status:
+        def started(self, port=None):
+            got.append(port)
+
+    with caplog.at_level("WARNING", logger="bsp.admin"):
+        _WarnInClear(Status(), "0.0.0.0").started(42845)
+    assert got == [42845]
+    assert [r.getMessage() for r in caplog.records] == [
+        "admin API on 0.0.0.0:42845 without TLS: bearer tokens cross the network in clear; "
+        "give it a TLS certificate or bind to 127.0.0.1"]
+
+
 def test_backend_double_satisfies_the_protocol(tmp_path):
     assert isinstance(LedgerBackend(tmp_path), AdminBackend)
 
