@@ -50,7 +50,8 @@ COMPONENT = ComponentSpec(
     options=(OptionSpec("message", "ident", "the message type, e.g. mt103 (any: every type, checked where a "
                         "spec exists)", default="any", choices=CHOICES),
              OptionSpec("classify", "list", 'classified paths of the decoded values (as bsp decode shows them): '
-                        '["block4.59.account:personal", "block4.59.name:personal"]'),),
+                        'block 4 is a list of {tag, value}, so ["block4.value:personal"] classifies every block-4 '
+                        'value (a path cannot single out one tag)'),),
     build=build,
     check=check,
     fields=fields,
