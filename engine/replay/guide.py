@@ -80,6 +80,8 @@ class FormatGuide:
         in the request is masked in the call that carries it too, whatever that call's format says."""
         name, values = self.decode(channel, role, direction, raw)
         if name is None:
+            if channel not in getattr(self.program, "channels", {channel: None}):
+                return None, "channel unknown to the configuration masking it: not stored"
             if not self.candidates(channel, role, direction):
                 return raw, None           # no declared format: nothing is classified
             return None, "undecodable: not stored (it could hold classified data)"
