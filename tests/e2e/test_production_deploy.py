@@ -158,8 +158,9 @@ def bsp(args: list[str], cwd: Path, env: dict[str, str], timings: dict[str, floa
         ) -> subprocess.CompletedProcess:
     t0 = time.perf_counter()
     r = subprocess.run([BSP, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
-    if timings is not None:
-        timings[" ".join(args[:2])] = timings.get(" ".join(args[:2]), 0.0) + time.perf_counter() - t0
+    if timings is not None:                      # by command: "deals show", "replay", ...
+        name = " ".join(a for a in args[:2] if not a.startswith(("-", "/")))
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
     return r
 
 
