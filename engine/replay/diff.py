@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
 
-from engine.replay.guide import FormatGuide
+from engine.replay.guide import FormatGuide, zero_hidden_digits
 from engine.replay.profile import Profile
 from formats.classify import mask, tags_of
 
@@ -151,12 +151,15 @@ class Differ:
                 self._add(res, ctx, channel, what, "(bytes)" if fmt_a == fmt_b else "(format)",
                           fmt_a or _short(rec_raw), fmt_b or _short(prod_raw), seq)
             return
+        digits: dict[str, Any] = {}
         if self.masked:
-            vb = mask(vb, tags_of(self.guide.codec(fmt_b)))
+            masked = mask(vb, tags_of(self.guide.codec(fmt_b)))
+            digits = flatten(zero_hidden_digits(vb, masked))    # as recorded when `*` did not fit the field
+            vb = masked
         fa, fb = flatten(va), flatten(vb)
         for path in sorted(set(fa) | set(fb)):
             a, b = fa.get(path, MISSING), fb.get(path, MISSING)
-            if not same(a, b):
+            if not same(a, b) and not (path in digits and same(a, digits[path])):
                 self._add(res, ctx, channel, what, path, a, b, seq)
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,

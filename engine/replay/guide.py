@@ -80,6 +80,8 @@ class FormatGuide:
         in the request is masked in the call that carries it too, whatever that call's format says."""
         name, values = self.decode(channel, role, direction, raw)
         if name is None:
+            if channel not in getattr(self.program, "channels", {channel: None}):
+                return None, "channel unknown to the configuration masking it: not stored"
             if not self.candidates(channel, role, direction):
                 return raw, None           # no declared format: nothing is classified
             return None, "undecodable: not stored (it could hold classified data)"
@@ -91,12 +93,39 @@ class FormatGuide:
         masked_values, carried = mask_known(masked_values, known or {})
         if not tags and not carried:
             return raw, None
+        what = ",".join([*sorted(tags), *(["values of classified fields"] if carried else [])])
         try:
             out = codec.encode(masked_values)
             codec.decode(out)
         except Exception as exc:   # noqa: BLE001
-            return None, f"unmaskable ({name}: {exc}): not stored"
-        return out, ",".join([*sorted(tags), *(["values of classified fields"] if carried else [])])
+            # a numeric field (ISO 8583 DE 2 is type n, a copybook PIC 9) cannot hold 411111******1111:
+            # the hidden digits as zeros (4111110000001111) keep the message valid and replayable
+            digits = zero_hidden_digits(values, masked_values)
+            if digits is masked_values:
+                return None, f"unmaskable ({name}: {exc}): not stored"
+            try:
+                out = codec.encode(digits)
+                codec.decode(out)
+            except Exception:   # noqa: BLE001
+                return None, f"unmaskable ({name}: {exc}): not stored"
+            what += " (hidden digits as 0 in numeric values)"
+        return out, what
+
+
+def zero_hidden_digits(original: Any, masked: Any) -> Any:
+    """``masked`` where a value that was all digits (a card number in a numeric field) and is masked
+    with ``*`` has ``0`` in their place; ``masked`` itself when there is none."""
+    if isinstance(masked, dict) and isinstance(original, dict):
+        out = {k: zero_hidden_digits(original.get(k), v) for k, v in masked.items()}
+        return masked if all(out[k] is masked[k] for k in masked) else out
+    if isinstance(masked, list) and isinstance(original, list) and len(masked) == len(original):
+        items = [zero_hidden_digits(o, m) for o, m in zip(original, masked)]
+        return masked if all(a is b for a, b in zip(items, masked)) else items
+    if (isinstance(masked, str) and "*" in masked and not isinstance(original, bool)
+            and isinstance(original, (str, int)) and str(original).isdigit()
+            and len(masked) == len(str(original))):
+        return masked.replace("*", "0")
+    return masked
 
 
 def _all_steps(route: Any) -> list[Any]:

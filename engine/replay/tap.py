@@ -43,6 +43,7 @@ class Recorder:
     def __init__(self, writer: CaptureWriter, guide: Any = None) -> None:
         self.writer = writer
         self.guide = guide            # a FormatGuide when classified fields are masked
+        self._guides: dict[str, Any] = {}    # config version -> its FormatGuide (masking follows reloads)
         self._ids = itertools.count(1)
         self._loose = itertools.count(0)
         self._t0 = time.monotonic()
@@ -54,11 +55,22 @@ class Recorder:
         return ExchangeCtx(next(self._ids), channel, conn, raw, t_in=now,
                            at=self._at0 + timedelta(seconds=now - self._t0))
 
+    def note_generation(self, version: str, program: Any, codec: Callable[[str], Any]) -> None:
+        """A configuration serves exchanges from now on: when masking, its frames are masked with its own
+        formats' classification (a reload may add channels and formats, or classify a field)."""
+        if self.guide is not None and version not in self._guides:
+            from engine.replay.guide import FormatGuide
+            self._guides[version] = FormatGuide(program, codec)
+
+    def guide_for(self, version: str | None) -> Any:
+        return self._guides.get(version, self.guide) if version is not None else self.guide
+
     def _row(self, t: float, channel: str, role: str, direction: str, raw: bytes | None,
-             known: dict[str, str] | None = None, **kw: Any) -> dict:
+             known: dict[str, str] | None = None, *, guide: Any = None, **kw: Any) -> dict:
         masked = None
-        if raw is not None and self.guide is not None:
-            raw, masked = self.guide.mask(channel, role, direction, raw, known)
+        guide = guide or self.guide
+        if raw is not None and guide is not None:
+            raw, masked = guide.mask(channel, role, direction, raw, known)
         return {"recorded_at": self._at0 + timedelta(seconds=t - self._t0), "t_ms": (t - self._t0) * 1000.0,
                 "channel": channel, "role": role, "direction": direction, "raw": raw, "masked": masked, **kw}
 
@@ -73,20 +85,22 @@ class Recorder:
         known: dict[str, str] = {}          # classified texts seen so far in this exchange (masking)
         error = (f"framing: {ctx.framing_error}" if ctx.framing_error
                  else f"refused: {ctx.refused}" if ctx.refused else None)
+        guide = self.guide_for(ctx.config_version)      # the classification of the version that served it
         add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
-                      ctx.request if ctx.framing_error is None else None, known, conn=ctx.conn, call_seq=0,
-                      deal_status=getattr(deal, "status", None), error=error, **common))
+                      ctx.request if ctx.framing_error is None else None, known, guide=guide, conn=ctx.conn,
+                      call_seq=0, deal_status=getattr(deal, "status", None), error=error, **common))
         for c in ctx.calls:
-            self._call_rows(c, common, known)
+            self._call_rows(c, common, known, guide)
         if ctx.reply is not None:
-            add(self._row(ctx.t_out, ctx.channel, "inbound", "out", ctx.reply, known, conn=ctx.conn, call_seq=0,
-                          **common))
+            add(self._row(ctx.t_out, ctx.channel, "inbound", "out", ctx.reply, known, guide=guide, conn=ctx.conn,
+                          call_seq=0, **common))
 
-    def _call_rows(self, c: CallRecord, common: dict, known: dict[str, str] | None = None) -> None:
-        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, known, conn=c.channel,
-                                  call_seq=c.seq, **common))
-        self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, conn=c.channel,
-                                  call_seq=c.seq, error=c.error, **common))
+    def _call_rows(self, c: CallRecord, common: dict, known: dict[str, str] | None = None,
+                   guide: Any = None) -> None:
+        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, known, guide=guide,
+                                  conn=c.channel, call_seq=c.seq, **common))
+        self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, guide=guide,
+                                  conn=c.channel, call_seq=c.seq, error=c.error, **common))
 
     def loose_call(self, c: CallRecord) -> None:
         """A call made outside any inbound exchange (none today; kept for plugins)."""
@@ -200,6 +214,9 @@ class TapHandler:
         version = getattr(gen, "version", None)
         if version is not None and self.recorder is not None:      # its sources, once per version
             self.recorder.writer.add_version(version, getattr(gen.program, "sources", None) or {})
+            binder = getattr(getattr(gen, "sb", None), "ctx", None)
+            if binder is not None:
+                self.recorder.note_generation(version, gen.program, binder.codec)
         return version
 
     async def _one(self, conn: Any, frame: bytes, via: Any = None) -> bytes | None:

@@ -68,14 +68,15 @@ async def live(paths: list[Path], ledger_path: Path, *, overrides: dict | None =
 
 @asynccontextmanager
 async def live_recording(paths: list[Path], ledger_path: Path, capture: Path, *,
-                         overrides: dict | None = None, grace: float = 5.0) -> AsyncIterator[LiveEngine]:
-    """``live`` as `bsp run --record CAPTURE` runs it (engine.replay.tap.recording); the capture file is
-    complete once the block ends."""
+                         overrides: dict | None = None, grace: float = 5.0,
+                         mask: bool = False) -> AsyncIterator[LiveEngine]:
+    """``live`` as `bsp run --record CAPTURE [--mask]` runs it (engine.replay.tap.recording); the capture
+    file is complete once the block ends."""
     from engine.replay.tap import recording
     registry = default_registry()
     program = compile_paths(paths, registry).program
     assert program is not None
-    with recording(program, registry, capture) as (reg, rec):
+    with recording(program, registry, capture, mask=mask) as (reg, rec):
         assert rec is not None
         async with live(paths, ledger_path, overrides=overrides, grace=grace, registry=reg) as eng:
             yield eng
