@@ -34,8 +34,10 @@ def replay(
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
     2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
-    that does not compile or has no route for a recorded channel, a missing output folder);
-    130 interrupted (Ctrl-C), after writing the partial report.
+    that does not compile or has no route for a recorded channel, a missing output folder), or no
+    exchange of the capture is replayable (all recorded without their bytes; the report says why);
+    130 interrupted (Ctrl-C), after writing the partial report. Exchanges that are not replayable
+    are listed in the report and never count as differences.
     """
     from engine.registry import default_registry
     from engine.replay.capture import CaptureError
@@ -82,6 +84,8 @@ def replay(
         raise typer.Exit(2)
     if report.interrupted:
         raise typer.Exit(INTERRUPTED)
+    if report.nothing_replayable:          # nothing compared: no verdict, not a silent pass
+        raise typer.Exit(2)
     raise typer.Exit(0 if report.passed else 1)
 
 

@@ -229,6 +229,26 @@ class RecordedExchange:
     def key(self) -> str | None:
         return self.request.correlation_key
 
+    @property
+    def unreplayable(self) -> str | None:
+        """Why this exchange cannot be replayed, or None: its request, or a counterpart's answer the
+        replay would have to give, was recorded without its bytes (``raw`` NULL: ``--mask`` could not
+        make it safe; ``masked`` says why).  A framing error's request has no bytes by design: it is
+        replayed as that framing error."""
+        req = self.request
+        if req.raw is None and not (req.error or "").startswith("framing: "):
+            return f"the request on {req.channel} was recorded without its bytes ({_why(req)})"
+        for c in self.calls:
+            rep = c.reply
+            if rep is not None and rep.raw is None and not rep.error:
+                return (f"the answer of {c.channel} to call #{c.seq} was recorded without its bytes "
+                        f"({_why(rep)})")
+        return None
+
+
+def _why(frame: Frame) -> str:
+    return frame.masked or "no reason recorded"
+
 
 def tables_columns(con: Any, table: str) -> set[str]:
     return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",

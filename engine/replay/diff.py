@@ -5,6 +5,13 @@ channel and order), and the deal status.  Frames are decoded with the
 candidate's formats (``FormatGuide``); fields are compared by their dotted
 path.  A frame no declared format decodes is compared as bytes.  With a masked
 capture, produced values are masked the same way before comparing.
+
+The MAC field of a format with message MACs on (ISO 8583 ``mac_algorithm``: the
+codec's ``mac_fields()``) is not compared when both frames carry it: a MAC
+differs whenever any other field does, and the codec verified it on decode and
+computed it on encode.  ``DiffResult.mac_fields`` says which were left out.
+A recorded frame stored without its bytes (``--mask``) is not compared and is
+counted in ``DiffResult.unstored``.
 """
 from __future__ import annotations
 
@@ -45,6 +52,8 @@ class DiffResult:
     identical: int = 0
     differences: list[Difference] = field(default_factory=list)
     ignored: int = 0
+    unstored: int = 0                  # recorded frames without bytes: not compared
+    mac_fields: dict[str, set[str]] = field(default_factory=dict)      # format -> MAC fields not compared
 
     @property
     def unexpected(self) -> list[Difference]:
@@ -141,6 +150,7 @@ class Differ:
                       "sent" if prod_has else MISSING, seq)
             return
         if rec_raw is None:       # recorded but not stored (masking could not make it safe)
+            res.unstored += 1
             return
         if rec_raw == prod_raw and not self.masked:
             return
@@ -157,10 +167,18 @@ class Differ:
             digits = flatten(zero_hidden_digits(vb, masked))    # as recorded when `*` did not fit the field
             vb = masked
         fa, fb = flatten(va), flatten(vb)
+        macs = self._mac_fields(fmt_a, va)
         for path in sorted(set(fa) | set(fb)):
             a, b = fa.get(path, MISSING), fb.get(path, MISSING)
+            if path in macs and a is not MISSING and b is not MISSING:
+                res.mac_fields.setdefault(fmt_a, set()).add(path)
+                continue
             if not same(a, b) and not (path in digits and same(a, digits[path])):
                 self._add(res, ctx, channel, what, path, a, b, seq)
+
+    def _mac_fields(self, fmt: str, values: Any) -> tuple[str, ...]:
+        fields = getattr(self.guide.codec(fmt), "mac_fields", None)
+        return tuple(fields(values)) if callable(fields) else ()
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
              seq: int | None) -> None:

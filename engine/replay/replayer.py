@@ -9,6 +9,11 @@ unused recorded answer of that channel (by order); when none is left the call
 fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
 answered as that failure.
 
+An exchange whose request, or one of whose counterparts' answers, was recorded
+without its bytes (``RecordedExchange.unreplayable``: ``--mask`` could not make
+it safe) is not fed: it is returned in ``ReplayRun.not_replayable`` with the
+reason, and its recorded answers are given to no other exchange.
+
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
 (original timing N times faster).
@@ -20,7 +25,7 @@ import signal
 import tempfile
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -73,10 +78,12 @@ class RecordedAnswers:
             for c in ex.calls:
                 self.by_exchange.setdefault((ex.exchange, c.channel), []).append(c)
         for ex in capture.exchanges:
-            for c in ex.calls:
-                self.by_channel.setdefault(c.channel, deque()).append(c)
+            if ex.unreplayable is None:          # not fed: its answers are not handed to another exchange
+                for c in ex.calls:
+                    self.by_channel.setdefault(c.channel, deque()).append(c)
         for c in capture.loose:
-            self.by_channel.setdefault(c.channel, deque()).append(c)
+            if not _unstored(c):
+                self.by_channel.setdefault(c.channel, deque()).append(c)
 
     def _pick(self, channel: str, ctx: ExchangeCtx | None) -> RecordedCall | None:
         if ctx is not None:
@@ -111,11 +118,23 @@ class RecordedAnswers:
         return cls(f"{text or err} (as recorded)", channel=channel)
 
 
+def _unstored(c: RecordedCall) -> bool:
+    """An answer recorded without its bytes (and not a failure): it cannot be given again."""
+    return c.reply is not None and c.reply.raw is None and not c.reply.error
+
+
+@dataclass
+class NotReplayed:
+    recorded: RecordedExchange
+    reason: str                       # RecordedExchange.unreplayable
+
+
 @dataclass
 class ReplayRun:
     replayed: list[Replayed]          # the exchanges that finished, in recorded arrival order
     answers: RecordedAnswers
     interrupted: bool = False         # SIGINT stopped it: ``replayed`` is only part of the capture
+    not_replayable: list[NotReplayed] = field(default_factory=list)    # not fed, in recorded order
 
 
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
@@ -127,8 +146,10 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
     factor = parse_pace(pace)
     answers = RecordedAnswers(capture, factor)
     out: list[Replayed] = []
-    total = len(capture.exchanges)
-    run = ReplayRun(out, answers)
+    skipped = [NotReplayed(ex, why) for ex in capture.exchanges if (why := ex.unreplayable) is not None]
+    feed = [ex for ex in capture.exchanges if ex.unreplayable is None]
+    total = len(feed)
+    run = ReplayRun(out, answers, not_replayable=skipped)
     with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp, \
             (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
@@ -182,7 +203,7 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                 if progress is not None:
                     outer.start_soon(tick)
                 async with trio.open_nursery() as nursery:
-                    for ex in capture.exchanges:
+                    for ex in feed:
                         if sem is not None:
                             await sem.acquire()         # at most `concurrency` exchanges in flight
                         nursery.start_soon(one, ex)

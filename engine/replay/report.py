@@ -15,6 +15,15 @@ from engine.replay.volatile import Suggestion, profile_yaml, suggest
 SHOWN = 20
 
 
+@dataclass(frozen=True)
+class NotReplayable:
+    """A recorded exchange that was not fed to the candidate, and why (as recorded)."""
+    exchange: int
+    key: str | None
+    channel: str
+    reason: str
+
+
 @dataclass
 class ReplayReport:
     capture: str
@@ -30,11 +39,29 @@ class ReplayReport:
     profile: str | None = None
     total_exchanges: int | None = None     # in the capture (None: as many as were replayed)
     interrupted: bool = False              # stopped by SIGINT: the figures cover the replayed part only
+    not_replayable: list[NotReplayable] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def nothing_replayable(self) -> bool:
+        """Every exchange of the capture is not replayable: nothing was compared, so no verdict."""
+        return bool(self.not_replayable) and len(self.not_replayable) >= self.total
+
+    @property
     def passed(self) -> bool:
-        return not self.diff.unexpected
+        return not self.diff.unexpected and not self.nothing_replayable
+
+    @property
+    def result(self) -> str:
+        return ("interrupted" if self.interrupted else "not replayable" if self.nothing_replayable
+                else "pass" if self.passed else "fail")
+
+    def not_replayable_groups(self) -> list[tuple[str, list[NotReplayable]]]:
+        """The not replayable exchanges by reason, the most frequent first."""
+        by: dict[str, list[NotReplayable]] = {}
+        for n in self.not_replayable:
+            by.setdefault(n.reason, []).append(n)
+        return sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
     @property
     def volatile(self) -> list[Suggestion]:
@@ -57,19 +84,27 @@ class ReplayReport:
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
             "unanswered_calls": self.unanswered, "seconds": round(self.seconds, 3),
-            "exchanges_in_capture": self.total, "partial": self.interrupted,
-            "result": "interrupted" if self.interrupted else "pass" if self.passed else "fail",
+            "exchanges_in_capture": self.total, "not_replayable": len(self.not_replayable),
+            "frames_not_compared": d.unstored,
+            "mac_fields_not_compared": {f: sorted(k) for f, k in sorted(d.mac_fields.items())},
+            "partial": self.interrupted, "result": self.result,
         }
 
     @property
     def total(self) -> int:
-        return self.total_exchanges if self.total_exchanges is not None else self.diff.exchanges
+        return (self.total_exchanges if self.total_exchanges is not None
+                else self.diff.exchanges + len(self.not_replayable))
+
+    @property
+    def replayable(self) -> int:
+        """The exchanges of the capture that could be fed to the candidate."""
+        return self.total - len(self.not_replayable)
 
     # ------------------------------------------------------------ text
     def text(self, shown: int = SHOWN) -> str:
         s = self.summary()
         d = self.diff
-        lines = [f"interrupted after {s['exchanges']} of {self.total} exchange(s); the figures below cover "
+        lines = [f"interrupted after {s['exchanges']} of {self.replayable} exchange(s); the figures below cover "
                  f"those {s['exchanges']} only (partial)"] if self.interrupted else []
         lines += [
             f"replay of {self.capture}: {s['exchanges']} exchange(s) against configuration {self.config_version}"
@@ -80,6 +115,19 @@ class ReplayReport:
             f"  virtual endpoints: {self.answered_by_key} answer(s) by correlation key, "
             f"{self.answered_by_order} by order, {self.unanswered} call(s) with no recorded answer",
         ]
+        if self.not_replayable:
+            lines.append(f"  not replayable {len(self.not_replayable)} of {self.total} exchange(s): recorded without "
+                         f"the bytes a replay needs, so not fed and not compared (not counted as differences):")
+            for reason, items in self.not_replayable_groups():
+                eg = ", ".join(f"{n.exchange}{f' (ref {n.key})' if n.key else ''}" for n in items[:3])
+                lines.append(f"    {len(items):>6}  {reason}; e.g. exchange {eg}")
+        if d.unstored:
+            lines.append(f"  {d.unstored} recorded frame(s) of replayed exchanges (replies, outbound requests) were "
+                         f"stored without their bytes (--mask): not compared")
+        if d.mac_fields:
+            shown_macs = "; ".join(f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(d.mac_fields.items()))
+            lines.append(f"  MAC field(s) not compared: {shown_macs} (a MAC differs whenever another field "
+                         f"does; the candidate's codec verified each MAC it read and computed each one it wrote)")
         groups = d.groups()
         if groups:
             lines.append("differences by place:")
@@ -100,14 +148,20 @@ class ReplayReport:
                          f"these rules in a replay profile (--profile FILE):")
             lines.extend("    " + ln for ln in self.suggested_profile().splitlines())
         if self.interrupted:
-            lines.append(f"result: INTERRUPTED after {s['exchanges']} of {self.total} exchange(s) "
+            lines.append(f"result: INTERRUPTED after {s['exchanges']} of {self.replayable} exchange(s) "
                          f"({len(d.unexpected)} unexpected difference(s) in those); run it again to the end "
                          f"for a verdict")
+        elif self.nothing_replayable:
+            lines.append(f"result: NOT REPLAYABLE (none of the {self.total} exchange(s) could be replayed, so "
+                         f"nothing was compared; record again with a configuration whose formats decode and "
+                         f"re-encode this traffic, see `masked` in the capture's frames table)")
         else:
-            lines.append("result: PASS" if self.passed else
+            skipped = (f" ({len(self.not_replayable)} of {self.total} exchange(s) not replayable: not compared)"
+                       if self.not_replayable else "")
+            lines.append(f"result: PASS{skipped}" if self.passed else
                          f"result: FAIL ({len(d.unexpected)} unexpected difference(s); accept known ones with "
                          f"`expect:` rules or volatile fields with `ignore:` rules in a replay profile, "
-                         f"--profile FILE)")
+                         f"--profile FILE){skipped}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------ json
@@ -119,6 +173,8 @@ class ReplayReport:
             "volatile": [{"what": v.what, "channel": v.channel, "field": v.field, "kind": v.kind, "count": v.count}
                          for v in self.volatile],
             "suggested_profile": self.suggested_profile(),
+            "not_replayable": [{"exchange": n.exchange, "key": n.key, "channel": n.channel, "reason": n.reason}
+                               for n in self.not_replayable],
         }
 
     def write_json(self, path: Path) -> None:
@@ -131,11 +187,12 @@ class ReplayReport:
     def html(self, rows: int = 2000) -> str:
         s = self.summary()
         e = html.escape
-        verdict = "INTERRUPTED" if self.interrupted else "PASS" if self.passed else "FAIL"
-        facts = [("exchanges", s["exchanges"] if not self.interrupted else f"{s['exchanges']} of {self.total}"), ("identical", s["identical"]),
-                 ("unexpected differences", s["unexpected_differences"]),
-                 ("expected differences", s["expected_differences"]), ("ignored", s["ignored_differences"])]
-        cards = "".join(f"<div class='card{' bad' if k == 'unexpected differences' and v else ''}'>"
+        verdict = self.result.upper()
+        facts = [("exchanges", s["exchanges"] if not self.interrupted else f"{s['exchanges']} of {self.replayable}"),
+                 ("identical", s["identical"]), ("unexpected differences", s["unexpected_differences"]),
+                 ("expected differences", s["expected_differences"]), ("ignored", s["ignored_differences"]),
+                 ("not replayable", s["not_replayable"])]
+        cards = "".join(f"<div class='card{' bad' if k in ('unexpected differences', 'not replayable') and v else ''}'>"
                         f"<b>{e(str(v))}</b><span>{e(k)}</span></div>" for k, v in facts)
         info = [("capture", self.capture), ("candidate configuration", self.config_version),
                 ("recorded on configuration", self.recorded_version or "unknown"),
@@ -143,7 +200,19 @@ class ReplayReport:
                 ("pace", self.pace), ("time", f"{s['seconds']} s"),
                 ("virtual endpoints", f"{self.answered_by_key} answer(s) by correlation key, "
                                       f"{self.answered_by_order} by order, {self.unanswered} call(s) unanswered")]
+        if self.diff.mac_fields:
+            info.append(("MAC fields not compared", "; ".join(
+                f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(self.diff.mac_fields.items()))
+                + " (verified and computed by the codec)"))
+        if self.diff.unstored:
+            info.append(("frames not compared", f"{self.diff.unstored} recorded without their bytes (--mask)"))
         info_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in info)
+        unrep = "".join(f"<tr class='bad'><td class='n'>{len(items)}</td><td>{e(reason)}</td><td>"
+                        f"{e(', '.join(str(n.exchange) for n in items[:20]))}{' ...' if len(items) > 20 else ''}"
+                        f"</td></tr>" for reason, items in self.not_replayable_groups())
+        unrep_part = (f"<h2>Not replayable</h2><p>Recorded without the bytes a replay needs: not fed to the "
+                      f"candidate, not compared, not counted as differences.</p><table><thead><tr><th>count</th>"
+                      f"<th>why</th><th>exchanges</th></tr></thead><tbody>{unrep}</tbody></table>" if unrep else "")
         groups = "".join(
             f"<tr class='{'bad' if g['unexpected'] else 'ok'}'><td>{e(g['what'])}</td><td>{e(g['channel'])}</td>"
             f"<td><code>{e(g['field'])}</code></td><td class='n'>{g['count']}</td>"
@@ -168,7 +237,8 @@ class ReplayReport:
                       if groups else "<p class='note'>No differences.</p>")
         diff_part = (f"<table><thead><tr><th>exchange</th><th>key</th><th>place</th><th>field</th><th>recorded</th>"
                      f"<th>produced</th></tr></thead><tbody>{diffs}</tbody></table>{more}" if diffs else "")
-        colour = "#9a6700" if self.interrupted else "#1a7f37" if self.passed else "#c62828"
+        colour = ("#9a6700" if self.interrupted or self.nothing_replayable else "#1a7f37" if self.passed
+                  else "#c62828")
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>bsp replay: {verdict}</title>
@@ -192,6 +262,7 @@ tr.bad td:first-child{{border-left:4px solid #c62828}} tr.ok td:first-child{{bor
 <h1>bsp replay <span class="v">{verdict}</span></h1>
 <div class="cards">{cards}</div>
 <table class="info">{info_rows}</table>
+{unrep_part}
 {volatile}
 <h2>Differences by place</h2>
 {group_part}

@@ -2,7 +2,7 @@
 
     report = replay_file("cap.duckdb", ["routes/bill_payment"], registry, pace="fast",
                          profile="replay.yaml")
-    report.passed     # no unexpected difference
+    report.passed     # no unexpected difference (and something was replayed)
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from engine.replay.diff import Differ
 from engine.replay.guide import FormatGuide
 from engine.replay.profile import load_profile
 from engine.replay.replayer import replay
-from engine.replay.report import ReplayReport
+from engine.replay.report import NotReplayable, ReplayReport
 
 
 class SetupError(ValueError):
@@ -94,4 +94,6 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         pace=pace, diff=diff, answered_by_key=len(answers.used) - answers.by_order,
         answered_by_order=answers.by_order, unanswered=answers.unanswered,
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,
-        total_exchanges=len(cap.exchanges), interrupted=run.interrupted)
+        total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
+        not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
+                        for n in run.not_replayable])

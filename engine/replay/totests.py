@@ -6,7 +6,9 @@ Each recorded exchange becomes one ``test``: the request it received
 made (``expect call``) and the reply it sent (``expect reply``), all decoded
 through the configuration's formats.  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
-framing error, or a frame no declared format decodes.
+framing error, a frame no declared format decodes, or an exchange that is not
+replayable (its request or a counterpart's answer recorded without its bytes:
+the skip note gives the recorded reason).
 """
 from __future__ import annotations
 
@@ -81,6 +83,9 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) ->
     req = ex.request
     if req.error and req.error.startswith("framing"):
         raise Unwritable("a framing error")
+    why = ex.unreplayable
+    if why is not None:
+        raise Unwritable(f"not replayable: {why}")
     ch = req.channel
     fmt, values = guide.decode(ch, "inbound", "in", req.raw)
     if fmt is None:

@@ -493,6 +493,11 @@ class Iso8583Codec:
         """The codec without MAC checks (a MUX reads the match key of an answer whose MAC is wrong)."""
         return self
 
+    def mac_fields(self, message: Any = None) -> tuple[str, ...]:
+        """The fields that carry a message MAC (``"64"``, ``"128"``), of ``message`` (decoded values) when
+        given: none when MACs are off or its MTI is in ``mac_exempt``."""
+        return ()
+
     # -------------------------------------------------------------- decode
     def decode(self, data: bytes) -> IsoMessage:
         if type(data) is not bytes:
@@ -757,6 +762,12 @@ class MacIso8583Codec(Iso8583Codec):
 
     def without_mac(self) -> Iso8583Codec:
         return self._plain
+
+    def mac_fields(self, message: Any = None) -> tuple[str, ...]:
+        pol = self.mac
+        if isinstance(message, dict) and message.get("t") in pol.exempt:
+            return ()
+        return (str(pol.fixed),) if pol.fixed is not None else tuple(str(n) for n in sorted(pol.slots))
 
     def lenient(self) -> "Iso8583Codec":
         return self if not self.validate else MacIso8583Codec.wrap(self._plain.lenient(), self.mac)
