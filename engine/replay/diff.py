@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
 
-from engine.replay.guide import FormatGuide, zero_hidden_digits
+from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
 from formats.classify import mask, tags_of
 
@@ -163,8 +163,9 @@ class Differ:
             return
         digits: dict[str, Any] = {}
         if self.masked:
-            masked = mask(vb, tags_of(self.guide.codec(fmt_b)))
-            digits = flatten(zero_hidden_digits(vb, masked))    # as recorded when `*` did not fit the field
+            codec = self.guide.codec(fmt_b)
+            masked = mask(vb, tags_of(codec))
+            digits = flatten(fit_mask(vb, masked, filler(codec))[0])    # as recorded when the mask did not fit
             vb = masked
         fa, fb = flatten(va), flatten(vb)
         macs = self._mac_fields(fmt_a, va)

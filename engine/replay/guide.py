@@ -99,17 +99,59 @@ class FormatGuide:
             codec.decode(out)
         except Exception as exc:   # noqa: BLE001
             # a numeric field (ISO 8583 DE 2 is type n, a copybook PIC 9) cannot hold 411111******1111:
-            # the hidden digits as zeros (4111110000001111) keep the message valid and replayable
-            digits = zero_hidden_digits(values, masked_values)
-            if digits is masked_values:
+            # the hidden digits as zeros (4111110000001111) keep the message valid and replayable; a secret
+            # field that cannot hold *** (a PIN block, ISO 8583 DE 52 type b) gets a same-length filler
+            fitted, zeroed, filled = fit_mask(values, masked_values, filler(codec))
+            if not zeroed and not filled:
                 return None, f"unmaskable ({name}: {exc}): not stored"
             try:
-                out = codec.encode(digits)
+                out = codec.encode(fitted)
                 codec.decode(out)
-            except Exception:   # noqa: BLE001
-                return None, f"unmaskable ({name}: {exc}): not stored"
-            what += " (hidden digits as 0 in numeric values)"
+            except Exception as exc2:   # noqa: BLE001 - what still does not fit, after the fillers
+                return None, f"unmaskable ({name}: {exc2}): not stored"
+            if zeroed:
+                what += " (hidden digits as 0 in numeric values)"
+            if filled:
+                what += f" (secret {', '.join(filled)} as a same-length filler: *** does not fit)"
         return out, what
+
+
+def filler(codec: Any) -> Callable[[str, Any], Any]:
+    """``fill(path, value)``: a same-length value of the field's kind carrying nothing of ``value`` (the
+    codec's ``mask_filler``, e.g. ISO 8583: 0xFF bytes in a ``b`` field, zeros in an ``n`` one), or None.
+    Without one, a value of digits only gets zeros."""
+    own = getattr(codec, "mask_filler", None)
+
+    def fill(path: str, value: Any) -> Any:
+        if callable(own):
+            return own(path, value)
+        text = str(value)
+        return "0" * len(text) if text.isascii() and text.isdigit() else None
+    return fill
+
+
+def fit_mask(original: Any, masked: Any, fill: Callable[[str, Any], Any]) -> tuple[Any, bool, list[str]]:
+    """``masked`` made to fit fields that cannot hold the mask text: (values, digits zeroed, paths
+    filled).  The hidden digits of an all-digit value as 0 (``zero_hidden_digits``); a secret's ``***``
+    replaced by ``fill(path, original value)`` where that gives a value."""
+    digits = zero_hidden_digits(original, masked)
+    filled: list[str] = []
+
+    def walk(orig: Any, m: Any, path: str) -> Any:
+        if isinstance(m, dict) and isinstance(orig, dict):
+            return {k: walk(orig.get(k), v, f"{path}.{k}" if path else str(k)) for k, v in m.items()}
+        if isinstance(m, list) and isinstance(orig, list) and len(m) == len(orig):
+            return [walk(o, v, f"{path}[{i}]") for i, (o, v) in enumerate(zip(orig, m))]
+        if m == "***" and orig not in (None, "", "***") and not isinstance(orig, bool) \
+                and isinstance(orig, (str, int)):
+            value = fill(path, orig)
+            if value is not None:
+                filled.append(path)
+                return value
+        return m
+
+    out = walk(original, digits, "")
+    return (out if filled else digits), digits is not masked, filled
 
 
 def zero_hidden_digits(original: Any, masked: Any) -> Any:

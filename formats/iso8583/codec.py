@@ -493,6 +493,22 @@ class Iso8583Codec:
         """The codec without MAC checks (a MUX reads the match key of an answer whose MAC is wrong)."""
         return self
 
+    def mask_filler(self, key: str, value: Any) -> str | None:
+        """A value for field ``key`` of ``value``'s length that carries nothing of it, for a masked capture
+        whose field cannot hold the mask text (``***`` in a PIN block): ``b`` fields 0xFF bytes (as hex
+        text, the usual filler of binary data), ``n`` fields zeros; None for the others (text fields hold
+        ``***``; track 2 data has a layout a filler would break)."""
+        item = self._enc.get(key)
+        f = self.spec.fields.get(item[0]) if item is not None else None
+        if f is None or f.key != key or isinstance(value, bool) or not isinstance(value, (str, int)):
+            return None
+        text = str(value)
+        if f.type == "b":
+            return "F" * len(text)
+        if f.type == "n":
+            return "0" * len(text)
+        return None
+
     def mac_fields(self, message: Any = None) -> tuple[str, ...]:
         """The fields that carry a message MAC (``"64"``, ``"128"``), of ``message`` (decoded values) when
         given: none when MACs are off or its MTI is in ``mac_exempt``."""
