@@ -438,8 +438,8 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         else:
             env_data = environments[env] or {}
 
-    def place(kp: KeyPath) -> str:
-        line, col = marks.get(kp, (1, 1))
+    def place(kp: KeyPath, *, key: bool = False) -> str:
+        line, col = (keys if key else marks).get(kp, (1, 1))
         return f"{name}:{line}:{col}"
 
     def chosen(section: str, key: str) -> KeyPath:
@@ -466,7 +466,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         token = _secret_ref("admin.token", admin_data["token"], base, f"{name}:{line}:{col}")
     tls = admin_data.get("tls")
     access = admin_data.get("access")
-    places = {"tls": place(chosen("admin", "tls")), "access": place(chosen("admin", "access"))}
+    places = {"tls": place(chosen("admin", "tls"), key=True), "access": place(chosen("admin", "access"))}
     places.update({f"tls.{k}": place(chosen("admin", "tls") + (k,)) for k in ("cert", "key", "client_ca")})
     if isinstance(access, list):
         from engine.access import AccessList, AccessListError

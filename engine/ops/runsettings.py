@@ -54,6 +54,16 @@ def _source(ref: Any) -> str:
     return f"${ref.env}" if ref.env is not None else str(ref.file)
 
 
+def _parse(parse: Callable[[str, str], Any], text: str, ref: Any, key: str) -> Any:
+    """``parse(text, source)``, its error prefixed with the place and key of the reference."""
+    from engine import fieldcrypt
+    from engine.audit import AuditError
+    try:
+        return parse(text, _source(ref))
+    except (AuditError, fieldcrypt.KeyringError) as exc:
+        raise OpsConfigError(f"{ref.origin}: {key}: {exc}") from None
+
+
 def _ignored(ref: Any, names: tuple[str, ...], key: str) -> list[str]:
     """A warning for each variable set but not used because the deployment file names the key."""
     return [f"{name} is set but not used: {ref.origin}: {key} gives the key (the deployment file wins "
@@ -73,17 +83,16 @@ def run_keys(dep: Any = None) -> RunKeys:
         if audit_ref is not None:
             text = _read(audit_ref, "ledger.audit_key")
             keys.values.append(text)
-            keys.audit_key = audit_key_from_text(text, f"{audit_ref.origin}: ledger.audit_key ({_source(audit_ref)})")
+            keys.audit_key = _parse(audit_key_from_text, text, audit_ref, "ledger.audit_key")
             keys.warnings += _ignored(audit_ref, AUDIT_VARS, "ledger.audit_key")
         else:
             keys.audit_key = load_audit_key()
         if field_ref is not None:
             text = _read(field_ref, "ledger.field_keys")
             keys.values.append(text)
-            where = f"{field_ref.origin}: ledger.field_keys ({_source(field_ref)})"
             parse: Callable[[str, str], Any] = (fieldcrypt.keyring_from_list if field_ref.env is not None
                                                 else fieldcrypt.keyring_from_json)
-            keys.keyring = parse(text, where)
+            keys.keyring = _parse(parse, text, field_ref, "ledger.field_keys")
             keys.warnings += _ignored(field_ref, FIELD_VARS, "ledger.field_keys")
         else:
             keys.keyring = fieldcrypt.load_keyring()
@@ -100,7 +109,8 @@ _TLS_ROLES = {"certificate": "cert", "private key": "key", "CA bundle": "client_
 def admin_tls(cert: Path | None, key: Path | None, client_ca: Path | None, dep: Any = None) -> Any:
     """The admin API's server ``ssl.SSLContext``, or None for plain HTTP.  ``--admin-cert`` /
     ``--admin-key`` replace the file's ``admin.tls`` cert and key (a pair); ``--admin-client-ca``
-    replaces its ``client_ca``."""
+    replaces its ``client_ca`` (which applies to the command line's certificate too: mutual TLS the
+    file asks for stays on)."""
     from engine.tls import TLSConfigError, server_context
     settings = getattr(dep, "admin", None)
     if cert is None and key is None and getattr(settings, "tls_cert", None) is not None:
@@ -112,9 +122,12 @@ def admin_tls(cert: Path | None, key: Path | None, client_ca: Path | None, dep: 
             raise OpsConfigError("--admin-key / --admin-client-ca need --admin-cert (the admin server's "
                                  "certificate), or admin.tls in the deployment file")
         return None
+    ca = client_ca or getattr(settings, "client_ca", None)      # the file's mutual TLS stays on
     try:
-        return server_context(cert, key, client_ca, "required" if client_ca else "none")
+        return server_context(cert, key, ca, "required" if ca else "none")
     except TLSConfigError as exc:
+        if client_ca is None and ca is not None:
+            raise OpsConfigError(f"{settings.places['tls.client_ca']}: admin.tls.client_ca: {exc}") from None
         raise OpsConfigError(f"admin API TLS: {exc}") from None
 
 
