@@ -322,3 +322,33 @@ def test_production_setting_errors_name_file_line_and_key(site: Path, text: str,
     path.write_text(text)
     found = problems(path)
     assert len(found) == 1 and found[0].startswith(f"error: {path}:{expected}"), found
+
+
+def test_a_reload_names_the_production_settings_that_changed(site: Path) -> None:
+    """They are read once, at start: a reload that finds them changed warns (engine.ops.live)."""
+    from engine.ops.live import restart_warning
+    path = write(site, PRODUCTION)
+    before = load_deployment(path).channel_overrides.settings
+    path.write_text(path.read_text().replace("tls/admin.pem", "tls/admin-2027.pem")
+                    .replace("{file: keys/audit.key}", "{file: keys/audit-2.key}").replace("mask: true", "mask: false"))
+    after = load_deployment(path).channel_overrides.settings
+    assert restart_warning(before, after, "platform.yaml") == [
+        "ledger.audit_key / admin.tls / record changed in platform.yaml: they take effect at the next restart"]
+
+
+def test_the_documented_production_example_is_valid(tmp_path: Path) -> None:
+    """docs/deployment.md's production example passes the schema, and its error examples name its lines."""
+    import re
+    doc = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")
+    example = re.search(r"### A production deployment\n.*?```yaml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "keys").mkdir()
+    path = tmp_path / "platform.yaml"
+    path.write_text(example.replace("/opt/bsp/routes", str(REPO / "routes")))
+    dep = load_deployment(path, env="uat")
+    assert dep.admin.tls_cert == tmp_path / "tls" / "uat-admin.pem" and dep.admin.client_ca is None
+    prod = load_deployment(path)
+    shown = re.findall(r"error: platform\.yaml:(\d+):(\d+): ([a-z_.]+):", doc)
+    assert len(shown) == 7
+    for line, col, key in shown:
+        if key != "admin.tls":            # that one is shown for the file without its admin.listen line
+            assert prod.where(*key.split(".")) == f"{path}:{line}:{col}", (line, col, key)
