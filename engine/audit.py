@@ -71,12 +71,17 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
 TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
                "config_versions": "loaded_at"}
 
-__all__ = ["AuditError", "load_audit_key", "canonical", "seal", "head_mac", "verify",
+__all__ = ["AuditError", "load_audit_key", "audit_key_from_text", "canonical", "seal", "head_mac", "verify",
            "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
 
 
 class AuditError(ValueError):
     """An unusable audit key (the message names the variable or file)."""
+
+
+def audit_key_from_text(text: str, where: str) -> bytes:
+    """The key from its base64 text; ``where`` names its source in errors (never the key)."""
+    return _decode_key(text, where)
 
 
 def _decode_key(text: str, where: str) -> bytes:

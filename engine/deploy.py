@@ -4,15 +4,17 @@
     dep.route_files          # [Path, ...] absolute, sorted
     dep.ledger_path          # Path
     dep.ledger_sync          # "journal" | "duckdb" | "none" | None (not set: bsp run uses journal)
-    dep.admin                # AdminSettings(listen, token: SecretRef | None)
+    dep.admin                # AdminSettings(listen, token, tls_cert, tls_key, client_ca, access)
+    dep.audit_key            # SecretRef | None (ledger.audit_key); dep.field_keys likewise
+    dep.record               # RecordSettings(path, mask) | None; record: false gives None
     dep.secrets["biller_key"].value()   # read from the env var / file now
     dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
     dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
 
 The file is checked against ``engine/schemas/platform.schema.json``.  Every
 problem is reported as ``error: file:line:col: key: message`` (with how to fix
-it where that is known: quote the value, an example of the form), all at
-once (``DeploymentError.problems``).  The YAML is composed to a node tree so
+it where that is known: quote the value, an example of the form; the messages are in
+``engine/deploy_messages.py``), all at once (``DeploymentError.problems``).  The YAML is composed to a node tree so
 each jsonschema error's ``absolute_path`` maps back to the line it came from.
 Secrets are references only ({env: NAME} or {file: path}); inline values are
 refused.  See ``docs/deployment.md``.
@@ -28,10 +30,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 import yaml
+
+from engine.deploy_messages import dotted, schema_message
 
 DEFAULT_LEDGER = Path("var/bsp.duckdb")   # same default as engine.ledger, relative to the cwd
 ENV_VARIABLE = "BSP_ENV"
@@ -105,6 +109,29 @@ class ChannelOverrides(dict):
 class AdminSettings:
     listen: str | None = None
     token: SecretRef | None = None
+    tls_cert: Path | None = None          # admin.tls.cert (absolute)
+    tls_key: SecretRef | None = None      # admin.tls.key: {file: PEM} or {env: NAME holding the PEM text}
+    client_ca: Path | None = None         # admin.tls.client_ca: require client certificates (mutual TLS)
+    access: list[str] | Path | None = None   # admin.access: the rules, or the file holding them
+    places: dict[str, str] = field(default_factory=dict, compare=False)   # "tls", "access" -> file:line:col
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """``record: {path, mask}``: ``path`` absolute, ``{started}`` not yet replaced (``capture_path``)."""
+
+    path: Path | None = None
+    mask: bool | None = None
+    place: str = ""              # file:line:col of record.path (else of record)
+    key: str = "record.path"     # its dotted key path
+
+    def capture_path(self, started: Any = None) -> Path | None:
+        """``path`` with ``{started}`` replaced by the start time (UTC, ``20260301T090000Z``)."""
+        if self.path is None:
+            return None
+        from datetime import datetime, timezone
+        stamp = (started or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+        return Path(str(self.path).replace("{started}", stamp))
 
 
 @dataclass
@@ -119,6 +146,9 @@ class Deployment:
     ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
     environments: tuple[str, ...] = ()     # every environment the file defines (``env`` is one of them)
     key_retention: str | None = None       # ledger: {key_retention: 35d | forever}; None: not set
+    audit_key: SecretRef | None = None     # ledger: {audit_key: {file: ...}}; None: BSP_AUDIT_KEY(_FILE)
+    field_keys: SecretRef | None = None    # ledger: {field_keys: {file: ...}}; None: BSP_FIELD_KEYS(_FILE)
+    record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -132,7 +162,13 @@ class Deployment:
         their references, never their values."""
         return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
                 "ledger.key_retention": self.key_retention,
-                "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token)}
+                "ledger.audit_key": repr(self.audit_key), "ledger.field_keys": repr(self.field_keys),
+                "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token),
+                "admin.tls": (str(self.admin.tls_cert), repr(self.admin.tls_key), str(self.admin.client_ca))
+                if self.admin.tls_cert else None,
+                "admin.access": (str(self.admin.access) if isinstance(self.admin.access, Path)
+                                 else self.admin.access),
+                "record": (str(self.record.path), self.record.mask) if self.record else None}
 
     def where(self, *key_path: str | int) -> str:
         """``file:line:col`` of a key path in the deployment file (its nearest existing parent)."""
@@ -184,106 +220,6 @@ def _index(node: yaml.Node, path: KeyPath, marks: dict[KeyPath, tuple[int, int]]
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index(item, path + (i,), marks, keys, dups)
-
-
-def dotted(path: Iterable[str | int]) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def _yaml_type(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "nothing (null)"}.get(type(value), type(value).__name__)
-
-
-_SECRET_HELP = ("write {env: NAME} (read from an environment variable) or {file: path} "
-                "(read from a file, relative to this deployment file)")
-
-
-def _message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]:
-    """(key path to point at, message, point at the key rather than its value)."""
-    path: KeyPath = tuple(err.absolute_path)
-    where = dotted(path)
-    schema = err.schema if isinstance(err.schema, dict) else {}
-    is_secret = schema.get("description", "").startswith("{env: NAME}")
-    v = err.validator
-    if is_secret and v == "type":
-        what = "secret" if path[:1] == ("secrets",) else "token"
-        return path, (f"{where}: inline {what} values are refused (a deployment file is no place for "
-                      f"secrets); {_SECRET_HELP}"), False
-    if is_secret and v in ("minProperties", "maxProperties"):
-        return path, f"{where}: a secret reference names exactly one source; {_SECRET_HELP}", False
-    if v == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = sorted(schema.get("properties", {}))
-        extras = [k for k in err.instance if k not in allowed]
-        key = extras[0] if extras else ""
-        hint = difflib.get_close_matches(str(key), allowed, n=1)
-        msg = f"{dotted(path + (key,))}: unknown key {key!r}"
-        msg += f"; did you mean {hint[0]!r}?" if hint else f"; expected one of: {', '.join(allowed)}"
-        if is_secret:
-            msg += f" ({_SECRET_HELP})"
-        return path + (key,), msg, True
-    if v == "required":
-        missing = [k for k in err.validator_value if k not in err.instance]
-        return path, f"{where}: missing required key {missing[0]!r}" + (
-            " (the list of route files to run)" if missing[0] == "routes" else ""), False
-    if v == "type":
-        wants = [err.validator_value] if isinstance(err.validator_value, str) else list(err.validator_value)
-        want = " or ".join({"object": "a mapping", "array": "a list", "string": "a string", "number": "a number",
-                            "boolean": "true or false"}.get(w, w) for w in wants)
-        hint = _type_hint(path, wants, err.instance)
-        return path, (f"{where}: expected {want}, got {_yaml_type(err.instance)} {err.instance!r}"
-                      + (f"; {hint}" if hint else "")), False
-    if v == "minItems":
-        return path, f"{where}: the list is empty; give at least one route file, directory or glob", False
-    if v == "pattern" and path[-1:] == ("listen",):
-        return path, f"{where}: {err.instance!r} is not host:port (e.g. \"127.0.0.1:7080\")", False
-    if v == "pattern" and path[-1:] == ("key_retention",):
-        return path, (f"{where}: {err.instance!r} is not a duration; write a number with d, h, m or s, or "
-                      f"forever (e.g. key_retention: 35d)"), False
-    if v == "pattern" and path[-1:] == ("env",):
-        return path, (f"{where}: {err.instance!r} is not an environment variable name; use letters, digits "
-                      f"and _, not starting with a digit (e.g. {{env: BSP_BILLER_KEY}})"), False
-    if v == "pattern":
-        return path, f"{where}: {err.instance!r} does not match {err.validator_value}", False
-    if v == "enum":
-        options = ", ".join(str(o) for o in err.validator_value)
-        return path, f"{where}: expected one of {options}, got {err.instance!r}", False
-    if v == "propertyNames":
-        return path, f"{where}: {err.message}", True
-    if v == "const":
-        return path, f"{where}: expected {err.validator_value!r}, got {err.instance!r}", False
-    if v == "minLength":
-        return path, f"{where}: must not be empty", False
-    return path, f"{where}: {err.message}", False
-
-
-def _type_hint(path: KeyPath, wants: list[str], value: Any) -> str:
-    """How to write a value of the wrong YAML type, with an example of the expected form."""
-    key = path[-1] if path else ""
-    if "string" in wants and isinstance(value, (int, float, bool)) and not isinstance(value, dict):
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if key == "listen":
-            return f'write host:port in quotes, e.g. listen: "127.0.0.1:{text}"'
-        return f'quote the value: {key}: "{text}"'
-    if wants == ["array"] and isinstance(value, str):
-        return f"write a list, e.g. {key}: [{value}]"
-    if "object" in wants:
-        if path[:1] == ("admin",) or path[-1:] == ("admin",):
-            return 'e.g. admin: {listen: "127.0.0.1:7080", token: {file: admin.token}}'
-        if path[-2:-1] == ("channels",):
-            return f'write the channel\'s options as a mapping, e.g. {key}: {{address: "127.0.0.1:7101"}}'
-        if path[-1:] == ("channels",):
-            return 'e.g. channels: {mainframe: {address: "127.0.0.1:7101"}}'
-        if path[-2:-1] == ("environments",):
-            return f"e.g. {key}: {{ledger: var/bsp-{key}.duckdb}}"
-        if path[-1:] == ("ledger",):
-            return "write the file, e.g. ledger: var/bsp.duckdb, or {path: var/bsp.duckdb, sync: journal}"
-    if len(path) >= 3 and path[-3:-2] == ("channels",):
-        return "a channel option is a string, number, true/false or a list, e.g. timeout: 3s"
-    return ""
 
 
 # ------------------------------------------------------------------ loading
@@ -354,7 +290,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
 
     validator = jsonschema.Draft202012Validator(platform_schema())
     for err in validator.iter_errors(data):
-        kp, msg, on_key = _message(err)
+        kp, msg, on_key = schema_message(err)
         problems.append(at(kp, msg, key=on_key))
     if problems:
         problems.sort(key=lambda p: (p.line, p.col))
@@ -382,7 +318,21 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         else:
             env_data = environments[env] or {}
 
-    ledger_path, ledger_sync, key_retention = _ledger_settings(data.get("ledger"), env_data.get("ledger"), base)
+    def place(kp: KeyPath, *, key: bool = False) -> str:
+        line, col = (keys if key else marks).get(kp, (1, 1))
+        return f"{name}:{line}:{col}"
+
+    def chosen(section: str, key: str) -> KeyPath:
+        """Where ``section.key`` comes from: the environment's when it gives it, else the base."""
+        env_section = env_data.get(section)
+        if isinstance(env_section, dict) and key in env_section:
+            return ("environments", str(env), section, key)
+        return (section, key)
+
+    ledger_path, ledger_sync, key_retention, ledger_merged = _ledger_settings(
+        data.get("ledger"), env_data.get("ledger"), base)
+    ledger_keys = {k: _secret_ref(f"ledger.{k}", ledger_merged[k], base, place(chosen("ledger", k)))
+                   for k in ("audit_key", "field_keys") if k in ledger_merged}
 
     secrets = {
         sname: _secret_ref(sname, ref, base, f"{name}:{marks[('secrets', sname)][0]}:{marks[('secrets', sname)][1]}")
@@ -394,7 +344,26 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         tpath = ("environments", env, "admin", "token") if "token" in (env_data.get("admin") or {}) else ("admin", "token")
         line, col = marks[tpath]
         token = _secret_ref("admin.token", admin_data["token"], base, f"{name}:{line}:{col}")
-    admin = AdminSettings(listen=admin_data.get("listen"), token=token)
+    tls = admin_data.get("tls")
+    access = admin_data.get("access")
+    places = {"tls": place(chosen("admin", "tls"), key=True), "access": place(chosen("admin", "access"))}
+    places.update({f"tls.{k}": place(chosen("admin", "tls") + (k,)) for k in ("cert", "key", "client_ca")})
+    if isinstance(access, list):
+        from engine.access import AccessList, AccessListError
+        try:
+            AccessList.parse(access)
+        except AccessListError as exc:
+            kp = chosen("admin", "access") + (exc.index,)
+            problems.append(at(kp, f"{dotted(kp)}: {exc}"))
+    admin = AdminSettings(
+        listen=admin_data.get("listen"), token=token,
+        tls_cert=_path(base, tls["cert"]) if tls else None,
+        tls_key=_secret_ref("admin.tls.key", tls["key"], base, place(chosen("admin", "tls") + ("key",)))
+        if tls else None,
+        client_ca=_path(base, tls["client_ca"]) if tls and "client_ca" in tls else None,
+        access=_path(base, access) if isinstance(access, str) else access,
+        places=places)
+    record = _record_settings(data, env_data, env, base, place)
     for kp in [("admin", "listen")] + [("environments", e, "admin", "listen") for e in environments]:
         listen = _get(data, kp)
         if isinstance(listen, str):
@@ -414,6 +383,8 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
                       key_retention=key_retention, environments=tuple(sorted(environments)),
+                      audit_key=ledger_keys.get("audit_key"), field_keys=ledger_keys.get("field_keys"),
+                      record=record,
                       _marks=marks, _override_origin=origin, _keys=keys)
 
 
@@ -425,9 +396,32 @@ def _get(data: Any, kp: KeyPath) -> Any:
     return data
 
 
-def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | None, str | None]:
-    """(path, sync, key_retention) from ``ledger:`` (a path, or {path, sync, key_retention}), the
-    environment's keys winning."""
+def _path(base: Path, text: str) -> Path:
+    return Path(os.path.normpath(base / text))
+
+
+def _record_settings(data: dict[str, Any], env_data: dict[str, Any], env: str | None, base: Path,
+                     place: Any) -> RecordSettings | None:
+    """``record:`` with the environment's keys merged over the base (``record: false`` there: none)."""
+    top, mine = data.get("record"), env_data.get("record")
+    if mine is False or (top in (None, False) and mine is None):
+        return None
+    merged = {**(top if isinstance(top, dict) else {}), **(mine or {})}
+    env_kp: KeyPath = ("environments", str(env), "record")
+    if isinstance(mine, dict) and "path" in mine:
+        kp = env_kp + ("path",)
+    elif isinstance(top, dict) and "path" in top:
+        kp = ("record", "path")
+    else:
+        kp = env_kp if isinstance(mine, dict) else ("record",)
+    return RecordSettings(path=_path(base, merged["path"]) if "path" in merged else None,
+                          mask=merged.get("mask"), place=place(kp), key=dotted(kp))
+
+
+def _ledger_settings(top: Any, env_value: Any, base: Path
+                     ) -> tuple[Path, str | None, str | None, dict[str, Any]]:
+    """(path, sync, key_retention, every key) from ``ledger:`` (a path, or {path, sync, key_retention,
+    audit_key, field_keys}), the environment's keys winning."""
     merged: dict[str, Any] = {}
     for value in (top, env_value):
         if isinstance(value, str):
@@ -436,8 +430,8 @@ def _ledger_settings(top: Any, env_value: Any, base: Path) -> tuple[Path, str | 
             merged.update(value)
     path = merged.get("path")
     retention = merged.get("key_retention")
-    return ((Path(os.path.normpath(base / path)) if path else DEFAULT_LEDGER), merged.get("sync"),
-            None if retention is None else str(retention))
+    return ((_path(base, path) if path else DEFAULT_LEDGER), merged.get("sync"),
+            None if retention is None else str(retention), merged)
 
 
 def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> SecretRef:
@@ -447,4 +441,4 @@ def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> Secr
 
 
 __all__ = ["load_deployment", "Deployment", "DeploymentError", "Problem", "SecretRef", "SecretError",
-           "AdminSettings", "platform_schema", "ENV_VARIABLE"]
+           "AdminSettings", "RecordSettings", "platform_schema", "ENV_VARIABLE"]

@@ -44,7 +44,7 @@ ENV_FILE = "BSP_FIELD_KEYS_FILE"
 ENV_KEYS = "BSP_FIELD_KEYS"
 _KID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
-__all__ = ["Keyring", "KeyringError", "load_keyring", "protect", "protect_raw", "reveal", "decrypt_value",
+__all__ = ["Keyring", "KeyringError", "load_keyring", "keyring_from_json", "keyring_from_list", "protect", "protect_raw", "reveal", "decrypt_value",
            "is_encrypted", "PREFIX", "ENV_FILE", "ENV_KEYS"]
 
 
@@ -111,31 +111,48 @@ def load_keyring(environ: Mapping[str, str] | None = None) -> Keyring | None:
     env = os.environ if environ is None else environ
     path = env.get(ENV_FILE)
     if path:
-        p = Path(path)
         try:
-            doc = json.loads(p.read_text())
+            text = Path(path).read_text()
         except OSError as exc:
             raise KeyringError(f"{ENV_FILE}={path}: cannot read the key file: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise KeyringError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}; expected "
-                               f'{{"current": "k1", "keys": {{"k1": "<base64>"}}}}') from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or "current" not in doc:
-            raise KeyringError(f'{path}: expected {{"current": "<id>", "keys": {{"<id>": "<base64>", ...}}}}')
-        keys = {str(k): _b64key(str(v), f"{path}: key {k!r}") for k, v in doc["keys"].items()}
-        return Keyring(str(doc["current"]), keys)
+        return keyring_from_json(text, path)
     text = env.get(ENV_KEYS)
     if text:
-        keys: dict[str, bytes] = {}
-        current = None
-        for n, entry in enumerate(text.split(","), 1):
-            kid, sep, b64 = entry.strip().partition(":")
-            if not sep:
-                raise KeyringError(f"{ENV_KEYS}: entry {n} is not <id>:<base64>")
-            keys[kid] = _b64key(b64, f"{ENV_KEYS}: key {kid!r}")
-            current = current or kid
-        assert current is not None
-        return Keyring(current, keys)
+        return keyring_from_list(text, ENV_KEYS)
     return None
+
+
+def keyring_from_json(text: str, where: str) -> Keyring:
+    """A keyring file's text (``{"current": "k2", "keys": {...}}``); ``where`` names it in errors."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KeyringError(f"{where}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}; expected "
+                           f'{{"current": "k1", "keys": {{"k1": "<base64>"}}}}') from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or "current" not in doc:
+        raise KeyringError(f'{where}: expected {{"current": "<id>", "keys": {{"<id>": "<base64>", ...}}}}')
+    keys = {str(k): _b64key(str(v), f"{where}: key {k!r}") for k, v in doc["keys"].items()}
+    try:
+        return Keyring(str(doc["current"]), keys)
+    except KeyringError as exc:
+        raise KeyringError(f"{where}: {exc}") from None
+
+
+def keyring_from_list(text: str, where: str) -> Keyring:
+    """``"k2:<base64>,k1:<base64>"`` (the first entry is current); ``where`` names it in errors."""
+    keys: dict[str, bytes] = {}
+    current = None
+    for n, entry in enumerate(text.split(","), 1):
+        kid, sep, b64 = entry.strip().partition(":")
+        if not sep:
+            raise KeyringError(f"{where}: entry {n} is not <id>:<base64>")
+        keys[kid] = _b64key(b64, f"{where}: key {kid!r}")
+        current = current or kid
+    assert current is not None
+    try:
+        return Keyring(current, keys)
+    except KeyringError as exc:
+        raise KeyringError(f"{where}: {exc}") from None
 
 
 # ------------------------------------------------------------------ walking values

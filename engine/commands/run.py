@@ -56,8 +56,10 @@ def run(
                                 "SIGTERM (0 or more)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log channel events."),
     record: Optional[Path] = typer.Option(None, "--record", help="Capture every frame to this new file "
-                                          "(channels with record = false excepted); see docs/testing.md."),
-    mask: bool = typer.Option(False, "--mask", help="With recording: mask classified fields in the capture."),
+                                          "(channels with record = false excepted); see docs/testing.md; "
+                                          "platform.yaml record.path does the same."),
+    mask: Optional[bool] = typer.Option(None, "--mask/--no-mask", help="With recording: mask classified fields "
+                                        "in the capture (or not); platform.yaml record.mask does the same."),
     watch: bool = typer.Option(False, "--watch", help="Reload when a route file, included file, copybook, "
                                "spec or table changes (see docs/operations.md)."),
     log_format: str = typer.Option("text", "--log-format", help="Log lines as text or json (JSON lines)."),
@@ -69,18 +71,23 @@ def run(
     admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",
                                                     help="Admin API token file (else platform.yaml "
                                                     "admin.token, else $BSP_ADMIN_TOKEN)."),
-    admin_cert: Optional[Path] = typer.Option(None, "--admin-cert", help="Admin API server certificate (HTTPS)."),
+    admin_cert: Optional[Path] = typer.Option(None, "--admin-cert", help="Admin API server certificate (HTTPS); "
+                                              "with --admin-key, replaces platform.yaml admin.tls cert and key."),
     admin_key: Optional[Path] = typer.Option(None, "--admin-key", help="Key of --admin-cert."),
     admin_client_ca: Optional[Path] = typer.Option(None, "--admin-client-ca",
-                                                   help="Require client certificates from this CA (mTLS)."),
+                                                   help="Require client certificates from this CA (mTLS); "
+                                                   "platform.yaml admin.tls.client_ca does the same."),
     admin_access: Optional[Path] = typer.Option(None, "--admin-access", help="Admin access list file "
-                                                "(cn:/san:/ip: rules, one a line)."),
+                                                "(cn:/san:/ip: rules, one a line); platform.yaml admin.access "
+                                                "does the same."),
 ) -> None:
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
 
-    Keys come from the environment: BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE (the ledger's audit key, base64
-    of 32+ random bytes; without one, ledger records are not tamper-protected and a warning says so) and
-    BSP_FIELD_KEYS or BSP_FIELD_KEYS_FILE (the keyring for encrypted fields); see docs/security.md.
+    Keys come from the deployment file (ledger.audit_key, ledger.field_keys), else the environment:
+    BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE (the ledger's audit key, base64 of 32+ random bytes; without one,
+    ledger records are not tamper-protected and a warning says so) and BSP_FIELD_KEYS or
+    BSP_FIELD_KEYS_FILE (the keyring for encrypted fields); see docs/security.md.  An option given on the
+    command line wins over the deployment file, which wins over the environment (docs/deployment.md).
 
     Exit 0 after a clean drain; 1 the route files or the deployment file have errors, a
     channel (or the admin API) cannot be bound or started, e.g. its port is taken, or the ledger's
@@ -98,7 +105,6 @@ def run(
     try:
         scrub = runopts.configure_logging(log_format, log_level, log_file, verbose)
         runopts.check_grace(grace)
-        key_warnings = runopts.check_keys()
     except runopts.OpsConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -123,12 +129,16 @@ def run(
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
+    from engine.ops.runsettings import record_settings, run_keys
     try:
+        keys = run_keys(dep)
         admin_opts = runopts.admin_options(admin, admin_token_file, admin_cert, admin_key, admin_client_ca,
                                            admin_access, dep)
     except runopts.OpsConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    for value in keys.values:
+        scrub.add(value)
     if admin_opts is not None:
         scrub.add(admin_opts.token)
     from engine.journal import SYNC_MODES
@@ -142,9 +152,14 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: --key-retention {exc}", err=True)
         raise typer.Exit(2)
+    record, mask, record_from = record_settings(record, mask, dep)
     if record is not None and record.exists():
-        typer.echo(f"error: --record {record}: {'a folder' if record.is_dir() else 'a file'} is already "
-                   f"there; choose a new name (captures are never appended to)", err=True)
+        fix = ("choose a new name" if record_from == "--record" else
+               "move it away, or put {started} in the name (e.g. path: \"capture-{started}.duckdb\") so each start "
+               "writes a new one")
+        label = f"--record {record}" if record_from == "--record" else f"{record_from}: {record}"
+        typer.echo(f"error: {label}: {'a folder' if record.is_dir() else 'a file'} is already "
+                   f"there; {fix} (captures are never appended to)", err=True)
         raise typer.Exit(2)
     load = runopts.loader(paths, paths[0] if dep is not None else None, env, _expand)
     registry = default_registry()
@@ -158,7 +173,7 @@ def run(
     except runopts.OpsConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)
-    for warning in key_warnings:
+    for warning in keys.warnings:
         typer.echo(f"warning: {warning}", err=True)
 
     def ready(sb: Any) -> None:
@@ -174,14 +189,14 @@ def run(
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
-                                           key_retention=retention,
+                                           key_retention=retention, keys=keys,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
     except CaptureError as exc:         # the capture file cannot be made (or its last frames written)
-        typer.echo(f"error: --record: {exc}", err=True)
+        typer.echo(f"error: {record_from}: {exc}", err=True)
         raise typer.Exit(2)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)

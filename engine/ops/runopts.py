@@ -4,6 +4,7 @@ Kept out of ``engine/commands/run.py`` so that command stays a thin shell:
 
     scrub = configure_logging(log_format, log_level, log_file, verbose)
     admin = admin_options(listen, token_file, cert, key, client_ca, access_file, deployment)   # or None
+                                               # (TLS, access list: engine/ops/runsettings.py)
     scrub.add(admin.token)                     # the token never reaches a log line
     load = loader(paths, deployment_path, env)  # re-reads route folders / platform.yaml on each reload
 """
@@ -14,13 +15,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine.ops.logs import Scrubber, setup_logging
+from engine.ops.runsettings import OpsConfigError, admin_access, admin_tls
 from engine.ops.serve import AdminOptions
 
 SECRET_ENV = ("BSP_ADMIN_TOKEN", "BSP_AUDIT_KEY", "BSP_FIELD_KEYS")
-
-
-class OpsConfigError(ValueError):
-    """A bad operations option; the message names the option and how to fix it."""
 
 
 def configure_logging(fmt: str, level: str | None, file: Path | None, verbose: bool) -> Scrubber:
@@ -39,24 +37,6 @@ def check_grace(grace: float) -> float:
         raise OpsConfigError(f"--grace {grace:g}: expected the seconds a drain waits for in-flight exchanges, "
                              f"0 or more (e.g. --grace 10)")
     return grace
-
-
-NO_AUDIT_KEY = ("no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE): ledger records are not tamper-protected; "
-                "bsp audit verify will report them unprotected")
-
-
-def check_keys() -> list[str]:
-    """Read the audit key and the field keyring now, as the ledger will (BSP_AUDIT_KEY(_FILE),
-    BSP_FIELD_KEYS(_FILE)): an unusable one is an ``OpsConfigError`` naming the variable or file
-    (never the key); returns the warnings to print (no audit key: no tamper evidence)."""
-    from engine import fieldcrypt
-    from engine.audit import AuditError, load_audit_key
-    try:
-        audit_key = load_audit_key()
-        fieldcrypt.load_keyring()
-    except (AuditError, fieldcrypt.KeyringError) as exc:
-        raise OpsConfigError(str(exc)) from None
-    return [] if audit_key is not None else [NO_AUDIT_KEY]
 
 
 _FIX = ("make it writable by the engine's user (check its owner and mode, and `lsattr` for the immutable "
@@ -158,6 +138,11 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         if token_file or cert:
             raise OpsConfigError("--admin-token-file / --admin-cert given without --admin HOST:PORT "
                                  "(or admin.listen in platform.yaml); add --admin 127.0.0.1:9180")
+        for what in ("tls", "access"):
+            if getattr(settings, "tls_cert" if what == "tls" else "access", None) is not None:
+                raise OpsConfigError(f"{settings.places[what]}: admin.{what}: given without admin.listen, so no "
+                                     f"admin API is served; add listen: \"127.0.0.1:7080\" under admin: (or "
+                                     f"--admin HOST:PORT), or remove admin.{what}")
         return None
     try:
         AdminOptions(listen=listen).host_port()
@@ -172,25 +157,8 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
             token = load_token(token_file)
     except (AdminConfigError, Exception) as exc:
         raise OpsConfigError(f"admin API: {exc}") from None
-    ctx = None
-    if cert is not None and key is None:
-        raise OpsConfigError(f"--admin-cert {cert} needs --admin-key FILE (the private key of that certificate)")
-    if cert is not None:
-        from engine.tls import TLSConfigError, server_context
-        try:
-            ctx = server_context(cert, key, client_ca, "required" if client_ca else "none")
-        except TLSConfigError as exc:
-            raise OpsConfigError(f"admin API TLS: {exc}") from None
-    elif key or client_ca:
-        raise OpsConfigError("--admin-key / --admin-client-ca need --admin-cert (the admin server's certificate)")
-    access = None
-    if access_file is not None:
-        from engine.access import AccessList, AccessListError
-        try:
-            access = AccessList.parse([ln.strip() for ln in access_file.read_text().splitlines()
-                                       if ln.strip() and not ln.lstrip().startswith("#")])
-        except (AccessListError, OSError) as exc:
-            raise OpsConfigError(f"--admin-access {access_file}: {exc}") from None
+    ctx = admin_tls(cert, key, client_ca, dep)
+    access = admin_access(access_file, dep)
     opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access)
     try:
         opts.host_port()

@@ -213,3 +213,142 @@ def test_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dep.channel_overrides["mainframe"] == {"address": "127.0.0.1:7101"}
     assert dep.ledger_path == REPO / "var" / "bsp-uat.duckdb"
     assert load_deployment(example).ledger_path == REPO / "var" / "bsp.duckdb"
+
+
+PRODUCTION = """
+routes: [svc/a.route]
+ledger:
+  path: data/ledger.duckdb
+  audit_key: {file: keys/audit.key}
+  field_keys: {env: TEST_FIELD_KEYS}
+admin:
+  listen: "0.0.0.0:7443"
+  token: {file: keys/admin.token}
+  tls:
+    cert: tls/admin.pem
+    key: {file: tls/admin.key}
+    client_ca: tls/ca.pem
+  access: ["cn:OPS-CONSOLE", "ip:10.0.0.0/8"]
+record:
+  path: "captures/cap-{started}.duckdb"
+  mask: true
+environments:
+  uat:
+    ledger: {audit_key: {env: UAT_AUDIT_KEY}}
+    admin:
+      tls: {cert: tls/uat.pem, key: {env: UAT_ADMIN_KEY}}
+      access: access-uat.txt
+    record: {mask: false}
+  dev:
+    record: false
+"""
+
+
+def test_production_settings_resolve_relative_to_the_file(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    path = write(site, PRODUCTION)
+    dep = load_deployment(path)
+    assert dep.audit_key is not None and dep.audit_key.file == site / "keys" / "audit.key"
+    assert dep.audit_key.origin == f"{path}:4:14"
+    assert dep.field_keys is not None and dep.field_keys.env == "TEST_FIELD_KEYS"
+    assert dep.admin.tls_cert == site / "tls" / "admin.pem" and dep.admin.client_ca == site / "tls" / "ca.pem"
+    assert dep.admin.tls_key is not None and dep.admin.tls_key.file == site / "tls" / "admin.key"
+    assert dep.admin.access == ["cn:OPS-CONSOLE", "ip:10.0.0.0/8"]
+    assert dep.admin.places["tls.cert"] == f"{path}:10:11"
+    assert dep.record is not None and dep.record.mask is True
+    assert dep.record.path == site / "captures" / "cap-{started}.duckdb"
+    assert dep.record.place == f"{path}:15:9" and dep.record.key == "record.path"
+    from datetime import datetime, timezone
+    assert dep.record.capture_path(datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)).name == \
+        "cap-20260301T090000Z.duckdb"
+    settings = dep.channel_overrides.settings        # what a reload cannot change: references, never values
+    assert settings["ledger.audit_key"] == f"SecretRef('ledger.audit_key', file={str(site / 'keys' / 'audit.key')!r})"
+    assert settings["admin.access"] == ["cn:OPS-CONSOLE", "ip:10.0.0.0/8"] and settings["record"][1] is True
+
+
+def test_environments_override_the_production_settings(site: Path) -> None:
+    path = write(site, PRODUCTION)
+    uat = load_deployment(path, env="uat")
+    assert uat.audit_key is not None and uat.audit_key.env == "UAT_AUDIT_KEY"
+    assert uat.audit_key.origin == f"{path}:19:25"
+    assert uat.field_keys is not None and uat.field_keys.env == "TEST_FIELD_KEYS"     # from the base
+    assert uat.ledger_path == site / "data" / "ledger.duckdb"
+    assert uat.admin.tls_cert == site / "tls" / "uat.pem" and uat.admin.client_ca is None   # tls as a whole
+    assert uat.admin.tls_key is not None and uat.admin.tls_key.env == "UAT_ADMIN_KEY"
+    assert uat.admin.access == site / "access-uat.txt"
+    assert uat.record is not None and uat.record.mask is False
+    assert uat.record.path == site / "captures" / "cap-{started}.duckdb"
+    assert load_deployment(path, env="dev").record is None                          # record: false
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("routes: [svc/a.route]\nledger:\n  audit_key: c2VjcmV0\n",
+     "3:14: ledger.audit_key: inline audit key values are refused (a deployment file is no place for "
+     "secrets); write {env: NAME} (read from an environment variable) or {file: path} (read from a file, "
+     "relative to this deployment file), e.g. audit_key: {file: keys/audit.key}"),
+    ("routes: [svc/a.route]\nledger:\n  field_keys: 'k1:c2VjcmV0'\n",
+     "3:15: ledger.field_keys: inline field keyring values are refused"),
+    ("routes: [svc/a.route]\nledger:\n  audit_key: {path: k}\n",
+     "3:15: ledger.audit_key.path: unknown key 'path'"),
+    ("routes: [svc/a.route]\nadmin:\n  tls:\n    cert: a.pem\n    key: \"-----BEGIN PRIVATE KEY-----\"\n",
+     "5:10: admin.tls.key: inline private key values are refused"),
+    ("routes: [svc/a.route]\nadmin:\n  tls: {cert: a.pem}\n",
+     "3:8: admin.tls: missing required key 'key' (the certificate's private key, e.g. key: {file: tls/admin.key})"),
+    ("routes: [svc/a.route]\nadmin:\n  tls: a.pem\n",
+     "3:8: admin.tls: expected a mapping, got a string 'a.pem'; e.g. tls: {cert: tls/admin.crt, key: "
+     "{file: tls/admin.key}, client_ca: tls/ca.crt}"),
+    ("routes: [svc/a.route]\nadmin:\n  tls: {cert: a.pem, key: {file: a.key}, ca: c.pem}\n",
+     "3:42: admin.tls.ca: unknown key 'ca'; expected one of: cert, client_ca, key"),
+    ("routes: [svc/a.route]\nadmin:\n  access: 42\n",
+     "3:11: admin.access: expected a list or a string, got a number 42; write the rules as a list, e.g. "
+     "access: [\"cn:OPS-CONSOLE\", \"ip:10.0.0.0/8\"], or a file name"),
+    ("routes: [svc/a.route]\nadmin:\n  access:\n    - cn:OPS\n    - host:x\n",
+     "5:7: admin.access[1]: access list entry 2 ('host:x'): unknown kind 'host'"),
+    ("routes: [svc/a.route]\nrecord: true\n",
+     "2:9: record: true names no capture file; write record: {path: \"../var/capture-{started}.duckdb\", "
+     "mask: true} (or record: false for none)"),
+    ("routes: [svc/a.route]\nrecord: var/cap.duckdb\n",
+     "2:9: record: expected a mapping or true or false, got a string 'var/cap.duckdb'; e.g. record: "
+     "{path: \"../var/capture-{started}.duckdb\", mask: true}, or record: false"),
+    ("routes: [svc/a.route]\nrecord:\n  mask: yes please\n",
+     "3:9: record.mask: expected true or false, got a string 'yes please'; write mask: true or mask: false"),
+    ("routes: [svc/a.route]\nrecord:\n  masked: true\n",
+     "3:3: record.masked: unknown key 'masked'; did you mean 'mask'?"),
+    ("routes: [svc/a.route]\nenvironments:\n  uat:\n    record: {path: 7}\n",
+     '4:20: environments.uat.record.path: expected a string, got a number 7; quote the value: path: "7"'),
+])
+def test_production_setting_errors_name_file_line_and_key(site: Path, text: str, expected: str) -> None:
+    path = site / "platform.yaml"
+    path.write_text(text)
+    found = problems(path)
+    assert len(found) == 1 and found[0].startswith(f"error: {path}:{expected}"), found
+
+
+def test_a_reload_names_the_production_settings_that_changed(site: Path) -> None:
+    """They are read once, at start: a reload that finds them changed warns (engine.ops.live)."""
+    from engine.ops.live import restart_warning
+    path = write(site, PRODUCTION)
+    before = load_deployment(path).channel_overrides.settings
+    path.write_text(path.read_text().replace("tls/admin.pem", "tls/admin-2027.pem")
+                    .replace("{file: keys/audit.key}", "{file: keys/audit-2.key}").replace("mask: true", "mask: false"))
+    after = load_deployment(path).channel_overrides.settings
+    assert restart_warning(before, after, "platform.yaml") == [
+        "ledger.audit_key / admin.tls / record changed in platform.yaml: they take effect at the next restart"]
+
+
+def test_the_documented_production_example_is_valid(tmp_path: Path) -> None:
+    """docs/deployment.md's production example passes the schema, and its error examples name its lines."""
+    import re
+    doc = (REPO / "docs" / "deployment.md").read_text(encoding="utf-8")
+    example = re.search(r"### A production deployment\n.*?```yaml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "keys").mkdir()
+    path = tmp_path / "platform.yaml"
+    path.write_text(example.replace("/opt/bsp/routes", str(REPO / "routes")))
+    dep = load_deployment(path, env="uat")
+    assert dep.admin.tls_cert == tmp_path / "tls" / "uat-admin.pem" and dep.admin.client_ca is None
+    prod = load_deployment(path)
+    shown = re.findall(r"error: platform\.yaml:(\d+):(\d+): ([a-z_.]+):", doc)
+    assert len(shown) == 7
+    for line, col, key in shown:
+        if key != "admin.tls":            # that one is shown for the file without its admin.listen line
+            assert prod.where(*key.split(".")) == f"{path}:{line}:{col}", (line, col, key)

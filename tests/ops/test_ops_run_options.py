@@ -17,7 +17,8 @@ import pytest
 
 from opskit import ECHO, REPO
 
-NO_AUDIT_KEY = ("warning: no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE): ledger records are not "
+NO_AUDIT_KEY = ("warning: no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE, or ledger.audit_key in the deployment "
+                "file): ledger records are not "
                 "tamper-protected; bsp audit verify will report them unprotected")
 
 

@@ -1,0 +1,192 @@
+"""What ``bsp run`` takes from the deployment file beyond routes and ledger: the ledger's keys, the
+admin API's TLS and access list, and recording -- each merged with its command-line option or
+environment variable by one rule: the command line wins over the file, the file over the
+environment variables (as ``--admin-token-file`` > ``admin.token`` > ``$BSP_ADMIN_TOKEN``).
+
+    keys = run_keys(dep)                  # RunKeys(audit_key, keyring, warnings, values)
+    ctx, where = admin_tls(cert, key, client_ca, dep)       # ssl context or None
+    rules = admin_access(access_file, dep)                  # AccessList or None
+    path, mask, origin = record_settings(record, mask, dep)
+
+Every problem is an ``OpsConfigError`` whose message starts with the place
+(``platform.yaml:12:10: ledger.audit_key: ...``, or the option) and never holds a key.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+
+class OpsConfigError(ValueError):
+    """A bad operations option; the message names the option and how to fix it."""
+
+
+AUDIT_VARS = ("BSP_AUDIT_KEY_FILE", "BSP_AUDIT_KEY")
+FIELD_VARS = ("BSP_FIELD_KEYS_FILE", "BSP_FIELD_KEYS")
+NO_AUDIT_KEY = ("no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE, or ledger.audit_key in the deployment file): "
+                "ledger records are not tamper-protected; bsp audit verify will report them unprotected")
+
+
+@dataclass
+class RunKeys:
+    audit_key: bytes | None = None
+    keyring: Any = None                                   # engine.fieldcrypt.Keyring | None
+    warnings: list[str] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)       # the keys' texts, to scrub from the logs
+
+
+def _read(ref: Any, key: str) -> str:
+    """The referenced text; a reference that cannot be read is an OpsConfigError naming it."""
+    from engine.deploy import SecretError
+    try:
+        return ref.value()
+    except SecretError as exc:
+        fix = (f"export {ref.env} before bsp run" if ref.env is not None else
+               "create the file, or fix the path (relative to the deployment file)")
+        raise OpsConfigError(f"{str(exc).replace(f'secret {ref.name!r}', key, 1)}; {fix}") from None
+
+
+def _source(ref: Any) -> str:
+    return f"${ref.env}" if ref.env is not None else str(ref.file)
+
+
+def _parse(parse: Callable[[str, str], Any], text: str, ref: Any, key: str) -> Any:
+    """``parse(text, source)``, its error prefixed with the place and key of the reference."""
+    from engine import fieldcrypt
+    from engine.audit import AuditError
+    try:
+        return parse(text, _source(ref))
+    except (AuditError, fieldcrypt.KeyringError) as exc:
+        raise OpsConfigError(f"{ref.origin}: {key}: {exc}") from None
+
+
+def _ignored(ref: Any, names: tuple[str, ...], key: str) -> list[str]:
+    """A warning for each variable set but not used because the deployment file names the key."""
+    return [f"{name} is set but not used: {ref.origin}: {key} gives the key (the deployment file wins "
+            f"over the environment variables; unset {name} or remove {key})"
+            for name in names if os.environ.get(name) and name != ref.env]
+
+
+def run_keys(dep: Any = None) -> RunKeys:
+    """The audit key and the field keyring ``bsp run`` writes with: the deployment file's
+    ``ledger.audit_key`` / ``ledger.field_keys``, else BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE)."""
+    from engine import fieldcrypt
+    from engine.audit import AuditError, audit_key_from_text, load_audit_key
+    keys = RunKeys()
+    audit_ref = getattr(dep, "audit_key", None)
+    field_ref = getattr(dep, "field_keys", None)
+    try:
+        if audit_ref is not None:
+            text = _read(audit_ref, "ledger.audit_key")
+            keys.values.append(text)
+            keys.audit_key = _parse(audit_key_from_text, text, audit_ref, "ledger.audit_key")
+            keys.warnings += _ignored(audit_ref, AUDIT_VARS, "ledger.audit_key")
+        else:
+            keys.audit_key = load_audit_key()
+        if field_ref is not None:
+            text = _read(field_ref, "ledger.field_keys")
+            keys.values.append(text)
+            parse: Callable[[str, str], Any] = (fieldcrypt.keyring_from_list if field_ref.env is not None
+                                                else fieldcrypt.keyring_from_json)
+            keys.keyring = _parse(parse, text, field_ref, "ledger.field_keys")
+            keys.warnings += _ignored(field_ref, FIELD_VARS, "ledger.field_keys")
+        else:
+            keys.keyring = fieldcrypt.load_keyring()
+    except (AuditError, fieldcrypt.KeyringError) as exc:
+        raise OpsConfigError(str(exc)) from None
+    if keys.audit_key is None:
+        keys.warnings.append(NO_AUDIT_KEY)
+    return keys
+
+
+_TLS_ROLES = {"certificate": "cert", "private key": "key", "CA bundle": "client_ca"}
+
+
+def admin_tls(cert: Path | None, key: Path | None, client_ca: Path | None, dep: Any = None) -> Any:
+    """The admin API's server ``ssl.SSLContext``, or None for plain HTTP.  ``--admin-cert`` /
+    ``--admin-key`` replace the file's ``admin.tls`` cert and key (a pair); ``--admin-client-ca``
+    replaces its ``client_ca`` (which applies to the command line's certificate too: mutual TLS the
+    file asks for stays on)."""
+    from engine.tls import TLSConfigError, server_context
+    settings = getattr(dep, "admin", None)
+    if cert is None and key is None and getattr(settings, "tls_cert", None) is not None:
+        return _file_tls(settings, client_ca)
+    if cert is not None and key is None:
+        raise OpsConfigError(f"--admin-cert {cert} needs --admin-key FILE (the private key of that certificate)")
+    if cert is None:
+        if key or client_ca:
+            raise OpsConfigError("--admin-key / --admin-client-ca need --admin-cert (the admin server's "
+                                 "certificate), or admin.tls in the deployment file")
+        return None
+    ca = client_ca or getattr(settings, "client_ca", None)      # the file's mutual TLS stays on
+    try:
+        return server_context(cert, key, ca, "required" if ca else "none")
+    except TLSConfigError as exc:
+        if client_ca is None and ca is not None:
+            raise OpsConfigError(f"{settings.places['tls.client_ca']}: admin.tls.client_ca: {exc}") from None
+        raise OpsConfigError(f"admin API TLS: {exc}") from None
+
+
+def _file_tls(settings: Any, cli_ca: Path | None) -> Any:
+    from engine.tls import TLSConfigError, server_context
+    ca = cli_ca or settings.client_ca
+    ref = settings.tls_key
+    with tempfile.TemporaryDirectory(prefix="bsp-admin-key-") as tmp:
+        if ref.env is not None:         # the PEM text in a variable: OpenSSL loads keys from files only
+            key_path = Path(tmp) / "admin.key"
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(_read(ref, "admin.tls.key") + "\n")
+        else:
+            key_path = ref.file
+        try:
+            return server_context(settings.tls_cert, key_path, ca, "required" if ca else "none")
+        except TLSConfigError as exc:
+            sub = _TLS_ROLES.get(exc.role or "", "cert")
+            text = str(exc).replace(str(key_path), f"${ref.env}") if ref.env is not None else str(exc)
+            for side, name in (("server tls cert", "cert"), ("server tls key", "key"), ("server tls ca", "client_ca")):
+                text = text.replace(side, f"admin.tls.{name}")
+            if sub == "client_ca" and cli_ca is not None:
+                raise OpsConfigError(f"--admin-client-ca {cli_ca}: {text}") from None
+            raise OpsConfigError(f"{settings.places.get('tls.' + sub, settings.places.get('tls', ''))}: {text}") from None
+
+
+def admin_access(access_file: Path | None, dep: Any = None) -> Any:
+    """The admin access list: ``--admin-access FILE``, else the file's ``admin.access`` (rules, or a
+    file of rules); None: everyone with the token (and the client certificate, under mutual TLS)."""
+    from engine.access import AccessList, AccessListError
+    settings = getattr(dep, "admin", None)
+    given = access_file if access_file is not None else getattr(settings, "access", None)
+    if given is None:
+        return None
+    where = f"--admin-access {access_file}" if access_file is not None else \
+        f"{settings.places.get('access', '')}: admin.access"
+    try:
+        if isinstance(given, list):
+            return AccessList.parse(given)
+        try:
+            text = Path(given).read_text()
+        except OSError as exc:
+            raise OpsConfigError(f"{where}: cannot read {given}: {exc.strerror}; fix the path (relative to the "
+                                 f"deployment file) or write the rules as a list") from None
+        return AccessList.parse([ln.strip() for ln in text.splitlines()
+                                 if ln.strip() and not ln.lstrip().startswith("#")])
+    except AccessListError as exc:
+        raise OpsConfigError(f"{where}: {exc}") from None
+
+
+def record_settings(record: Path | None, mask: bool | None, dep: Any = None) -> tuple[Path | None, bool, str]:
+    """(capture file or None, mask, where the file came from: "--record" or "platform.yaml:L:C: record.path").
+    ``--record`` replaces ``record.path``; ``--mask`` / ``--no-mask`` replace ``record.mask``."""
+    rec = getattr(dep, "record", None)
+    if mask is None:
+        mask = bool(rec is not None and rec.mask)
+    if record is not None:
+        return record, mask, "--record"
+    if rec is not None and rec.path is not None:
+        return rec.capture_path(), mask, f"{rec.place}: {rec.key}"
+    return None, mask, "--record"
