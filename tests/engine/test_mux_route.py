@@ -25,7 +25,11 @@ def req(stan: int, amount: str = "000000001000", term: str | None = "TERM0001") 
 
 
 async def test_iso_through_mux_with_faults(tmp_path: Path, nursery) -> None:
-    host = IsoHost(reverse=True, decline_amounts=("000000000666",), drop=lambda r: r["11"] == "000013")
+    # only the 0200 of 000013 is dropped: its 0420 reversal is acknowledged at once.  Dropping the
+    # reversals too made the engine send 0420 + 4 x 0421, each waiting the 1 s timeout (6 s for this
+    # test); reversal retries are tested in tests/txn/test_txn_reversal.py.
+    host = IsoHost(reverse=True, decline_amounts=("000000000666",),
+                   drop=lambda r: r["11"] == "000013" and r["t"] == "0200")
     await nursery.start(functools.partial(host.serve, "127.0.0.1", 0))
     prog = compile_text(tmp_path, ROUTE)
     ledger = tmp_path / "l.duckdb"
@@ -40,6 +44,7 @@ async def test_iso_through_mux_with_faults(tmp_path: Path, nursery) -> None:
         await c.stream.aclose()
         issuer = sb.channel("issuer")
         assert issuer.connects == 1 and host.connections == 1
+        assert host.dropped == 1 and host.requests == 12          # 10 good, the declined one, one 0420
     replies = [ISO.decode(r) for r in raw]
     assert [(r["11"], r["39"]) for r in replies] == (
         [(f"{i:06d}", "00") for i in range(1, 11)] + [("000011", "05"), ("000012", "96"), ("000013", "68")])
