@@ -30,12 +30,15 @@ def cli(*args: str):
 
 
 def test_bsp_test_routes_passes_and_writes_junit_with_coverage(tmp_path):
+    # the one run of `bsp test routes/` through the command (all services' tests, ~5 s): it also checks
+    # what tests/services/test_route_tests.py's command test checked (full coverage shown, 0 failed)
     junit = tmp_path / "junit.xml"
     res = cli(str(ROUTES), "--junit", str(junit))
     assert res.exit_code == 0, res.output
     assert "0 failed" in res.output
     assert "FAIL" not in res.output
     assert "routes, steps and branches reached" in res.output
+    assert "coverage:" in res.output and "(100%)" in res.output      # every service reached, as shown
     root = ET.parse(junit).getroot()
     bill = next(s for s in root.iter("testsuite") if s.get("name").endswith("bill_payment"))
     props = {p.get("name"): p.get("value") for p in bill.iter("property")}
