@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
-from engine.audit import ENV_KEY, ENV_KEY_FILE, AuditError, load_audit_key, verify as verify_chain
-from engine.ledger import DEFAULT_LEDGER
+from engine.audit import ENV_KEY, ENV_KEY_FILE, verify as verify_chain
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.ledger_store import LedgerError, connect, require_bsp_ledger
 from engine.progress import work_progress
 
@@ -16,7 +16,9 @@ audit_app = typer.Typer(help="Tamper evidence of the ledger.", no_args_is_help=T
 
 @audit_app.command("verify")
 def verify(
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
     max_breaks: int = typer.Option(20, "--max-breaks", min=1, help="Stop after this many problems."),
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr, a line every SECONDS once the check has run "
@@ -24,7 +26,8 @@ def verify(
 ) -> None:
     """Check every record's chain position and mac; name the first modified, deleted or moved record.
 
-    Needs the audit key the engine wrote with (BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE).
+    Needs the audit key the engine wrote with: with --deployment platform.yaml, the file's ledger and
+    ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE.
     The records stream (memory does not grow with the ledger); a long check prints its progress.
     Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved).
     2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
@@ -32,15 +35,13 @@ def verify(
     """
     from engine.commands.deals import require_ledger
 
+    found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
+    ledger, key = found.path, found.keys.audit_key
     require_ledger(ledger)
-    try:
-        key = load_audit_key()
-    except AuditError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     if key is None:
-        typer.echo(f"error: no audit key: set {ENV_KEY_FILE} (a file with the base64 key) or {ENV_KEY} "
-                   f"to the key the engine writes with. Without a key the chain cannot be checked "
+        typer.echo(f"error: no audit key: give the deployment file whose ledger.audit_key the engine writes "
+                   f"with (--deployment platform.yaml), or set {ENV_KEY_FILE} (a file with the base64 key) or "
+                   f"{ENV_KEY} to that key. Without a key the chain cannot be checked "
                    f"(and an engine without one writes no macs: chaining is off).", err=True)
         raise typer.Exit(2)
     try:

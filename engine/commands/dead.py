@@ -13,6 +13,7 @@ import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
                                   lock_hint)
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT as KEYED_LEDGER_OPT, ledger_keys
 from engine.deal import DEAD_STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_store import LedgerError
@@ -110,7 +111,9 @@ def list_(
 @dead_app.command("show")
 def show(
     letter_id: str = typer.Argument(..., help="The dead letter id."),
-    ledger: Path = LEDGER_OPT,
+    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
@@ -122,13 +125,17 @@ def show(
     """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
-    the message is decrypted here, with this shell's field keyring.
+    the message is decrypted here, with this shell's field keyring: the deployment file's
+    ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else BSP_FIELD_KEYS_FILE /
+    BSP_FIELD_KEYS.
     Exit 0 shown; 1 no such dead letter, or (--live) the engine cannot be reached or answers with a
     problem; 2 no ledger file, or a locked ledger.
     """
     from engine.deadletter import raw_bytes
-    from engine.fieldcrypt import KeyringError, load_keyring
+    from engine.fieldcrypt import KeyringError
 
+    found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=True)
+    ledger = found_keys.path
     if live:
         from engine.commands.live import fetch_one
         found = fetch_one(url, token_file, ca, cert, key, f"/dead-letters/{letter_id}")
@@ -147,7 +154,7 @@ def show(
     r = rows[0]
     note = None
     try:
-        r["raw"] = raw_bytes(r, load_keyring())
+        r["raw"] = raw_bytes(r, found_keys.keys.keyring)
     except KeyringError as exc:
         note = str(exc)
         r["raw"] = None
@@ -191,19 +198,18 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
     return out
 
 
-async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[str, Any]]) -> list[Any]:
+async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[str, Any]], keys: Any) -> list[Any]:
     from engine.commands.run import _expand, compile_or_exit
     from engine.deadletter import retry, switchboard_injector
-    from engine.fieldcrypt import load_keyring
     from engine.ledger import open_ledger
     from engine.registry import default_registry
     from engine.runtime.switchboard import Switchboard
 
     registry = default_registry()
     program = compile_or_exit(_expand(routes), registry)
-    keyring = load_keyring()
+    keyring = keys.keyring
     results = []
-    async with open_ledger(ledger) as led:
+    async with open_ledger(ledger, audit_key=keys.audit_key, keyring=keyring) as led:
         await led.record_config(program.version, program.sources)
         sb = Switchboard(program, registry, ledger=led)
         async with trio.open_nursery() as nursery:
@@ -223,7 +229,9 @@ async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[st
 @dead_app.command("retry")
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
-    ledger: Path = LEDGER_OPT,
+    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
                                                 "configuration: retry in this process (no engine running)."),
     live: bool = typer.Option(False, "--live", help="Retry in the running engine, through its admin API "
@@ -241,7 +249,9 @@ def retry_cmd(
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     with --routes, this process compiles the configuration, opens the ledger (no engine may hold
-    it) and runs the deals itself. Either way the outcome is recorded on the dead letter.
+    it) and runs the deals itself, writing with the ledger's keys (`--deployment platform.yaml`: the
+    file's ledger, ledger.audit_key and ledger.field_keys, as bsp run takes them; else BSP_AUDIT_KEY(_FILE)
+    / BSP_FIELD_KEYS(_FILE)). Either way the outcome is recorded on the dead letter.
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
@@ -250,6 +260,9 @@ def retry_cmd(
     if (admin or live) and routes:
         raise typer.BadParameter("--routes retries in this process, --live (or --admin) in a running engine: "
                                  "give one", param_hint="--routes")
+    if (admin or live) and deployment:
+        raise typer.BadParameter("--live (or --admin) retries in the running engine, with its own ledger and "
+                                 "keys: drop --deployment", param_hint="--deployment")
     if admin or live:
         results = _retry_admin(admin or url, ids, token_file, ca, cert, key)
     else:
@@ -257,13 +270,15 @@ def retry_cmd(
             raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
                                      "or $BSP_ADMIN_URL), or --routes PATH... to run the current configuration in "
                                      "this process", param_hint="--live / --routes")
+        found = ledger_keys(ledger, deployment, env, "bsp dead retry", audit=True, fields=True)
+        ledger = found.path
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
         missing = sorted(set(ids) - {r["id"] for r in rows})
         if missing:
             typer.echo(f"error: {ledger}: {_no_such(missing)}; list them with `bsp dead list`", err=True)
             raise typer.Exit(1)
         rows.sort(key=lambda r: ids.index(r["id"]))
-        results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows)]
+        results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows, found.keys)]
     for lid, ok, outcome in results:
         typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
     if not all(ok for _, ok, _ in results):
@@ -273,7 +288,9 @@ def retry_cmd(
 @dead_app.command("purge")
 def purge_cmd(
     ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one matching the filters)."),
-    ledger: Path = LEDGER_OPT,
+    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
     older_than: Optional[str] = typer.Option(None, "--older-than", help="Only those older than this age "
                                              "(30d) or before this date."),
     status: Optional[str] = typer.Option(None, "--status", help="Only this status (e.g. retried)."),
@@ -285,16 +302,19 @@ def purge_cmd(
 
     DuckDB keeps the deleted bytes in the file's free blocks until the file is compacted (see
     docs/ledger.md); with a field keyring (BSP_FIELD_KEYS) the stored messages are encrypted anyway.
+    The tombstones are chained with the audit key: --deployment platform.yaml's ledger and
+    ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
     Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
     that is no dead letter (nothing purged); 2 usage error, no ledger file.
     """
-    from engine.audit import load_audit_key
     from engine.deadletter import purge
 
     if not yes and not older_than:
         raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",
                                  param_hint="--yes")
     filters = _filters(route, channel, None, status, None, older_than, until_option="--older-than")
+    found = ledger_keys(ledger, deployment, env, "bsp dead purge", audit=True)
+    ledger = found.path
     if ids:
         missing = sorted(set(ids) - {r["id"] for r in _query(ledger, ids=ids, limit=None)})
         if missing:
@@ -303,7 +323,7 @@ def purge_cmd(
             raise typer.Exit(1)
     rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]
     try:
-        n = purge(ledger, [r["id"] for r in rows], audit_key=load_audit_key())
+        n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -14,6 +14,7 @@ import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, fetch_one,
                                   lock_hint)
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.deal import STATUSES
 from engine.ledger import DEFAULT_LEDGER
 from engine.ledger_query import iter_deals
@@ -225,9 +226,12 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
 
 def show(
     deal_id: str = typer.Argument(..., help="The deal id (32 hex digits, or its first 8 or more)."),
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text."),
     reveal: bool = typer.Option(False, "--reveal", help="Decrypt encrypted fields (needs the field keyring: "
+                                                        "--deployment's ledger.field_keys, else "
                                                         "BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS)."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
@@ -239,25 +243,26 @@ def show(
     """One deal's whole story: request, steps, calls, reply, state changes, configuration.
 
     `--live` asks a running engine (`GET /deals/{id}`); `--reveal` still decrypts here, with the
-    keyring of this shell (the engine never sends clear text of an encrypted field).
-    Exit 0 shown; 1 no such deal (or, --live, the engine cannot be reached); 2 no ledger file, an
-    ambiguous id, or no keyring for --reveal.
+    keyring of this shell (the engine never sends clear text of an encrypted field): the deployment
+    file's ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else
+    BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
+    Exit 0 shown; 1 no such deal (or, --live, the engine cannot be reached), or a deployment file
+    with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal.
     """
     from engine import fieldcrypt
     from engine.ledger_query import AmbiguousId, get_deal
 
+    found = ledger_keys(ledger, deployment, env, "bsp deals show", fields=reveal)
+    ledger = found.path
     if not live:
         require_ledger(ledger)
-    keyring = None
+    keyring = found.keys.keyring
     if reveal:
-        try:
-            keyring = fieldcrypt.load_keyring()
-        except fieldcrypt.KeyringError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
         if keyring is None:
-            typer.echo(f"error: --reveal needs the field keyring: set {fieldcrypt.ENV_FILE} (a JSON key file) "
-                       f"or {fieldcrypt.ENV_KEYS} (id:base64,...); see docs/security.md", err=True)
+            typer.echo(f"error: --reveal needs the field keyring: give the deployment file whose "
+                       f"ledger.field_keys the engine writes with (--deployment platform.yaml), or set "
+                       f"{fieldcrypt.ENV_FILE} (a JSON key file) or {fieldcrypt.ENV_KEYS} (id:base64,...); "
+                       f"see docs/security.md", err=True)
             raise typer.Exit(2)
     if live:
         from urllib.parse import quote

@@ -39,13 +39,13 @@ class RunKeys:
     values: list[str] = field(default_factory=list)       # the keys' texts, to scrub from the logs
 
 
-def _read(ref: Any, key: str) -> str:
+def _read(ref: Any, key: str, command: str = "bsp run") -> str:
     """The referenced text; a reference that cannot be read is an OpsConfigError naming it."""
     from engine.deploy import SecretError
     try:
         return ref.value()
     except SecretError as exc:
-        fix = (f"export {ref.env} before bsp run" if ref.env is not None else
+        fix = (f"export {ref.env} before {command}" if ref.env is not None else
                "create the file, or fix the path (relative to the deployment file)")
         raise OpsConfigError(f"{str(exc).replace(f'secret {ref.name!r}', key, 1)}; {fix}") from None
 
@@ -71,24 +71,30 @@ def _ignored(ref: Any, names: tuple[str, ...], key: str) -> list[str]:
             for name in names if os.environ.get(name) and name != ref.env]
 
 
-def run_keys(dep: Any = None) -> RunKeys:
+def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, command: str = "bsp run") -> RunKeys:
     """The audit key and the field keyring ``bsp run`` writes with: the deployment file's
-    ``ledger.audit_key`` / ``ledger.field_keys``, else BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE)."""
+    ``ledger.audit_key`` / ``ledger.field_keys``, else BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE).
+    The operator commands (``bsp audit verify --deployment FILE``...) ask for the key they need only
+    (``audit`` / ``fields``), and name themselves (``command``) in the fix of an unset variable."""
     from engine import fieldcrypt
     from engine.audit import AuditError, audit_key_from_text, load_audit_key
     keys = RunKeys()
     audit_ref = getattr(dep, "audit_key", None)
     field_ref = getattr(dep, "field_keys", None)
     try:
-        if audit_ref is not None:
-            text = _read(audit_ref, "ledger.audit_key")
+        if not audit:
+            pass
+        elif audit_ref is not None:
+            text = _read(audit_ref, "ledger.audit_key", command)
             keys.values.append(text)
             keys.audit_key = _parse(audit_key_from_text, text, audit_ref, "ledger.audit_key")
             keys.warnings += _ignored(audit_ref, AUDIT_VARS, "ledger.audit_key")
         else:
             keys.audit_key = load_audit_key()
-        if field_ref is not None:
-            text = _read(field_ref, "ledger.field_keys")
+        if not fields:
+            pass
+        elif field_ref is not None:
+            text = _read(field_ref, "ledger.field_keys", command)
             keys.values.append(text)
             parse: Callable[[str, str], Any] = (fieldcrypt.keyring_from_list if field_ref.env is not None
                                                 else fieldcrypt.keyring_from_json)
@@ -98,7 +104,7 @@ def run_keys(dep: Any = None) -> RunKeys:
             keys.keyring = fieldcrypt.load_keyring()
     except (AuditError, fieldcrypt.KeyringError) as exc:
         raise OpsConfigError(str(exc)) from None
-    if keys.audit_key is None:
+    if audit and keys.audit_key is None:
         keys.warnings.append(NO_AUDIT_KEY)
     return keys
 
