@@ -309,3 +309,80 @@ def test_a_file_named_key_on_the_command_line_still_wins(site: Path) -> None:
         assert status(admin, site, "other") == 200 and status(admin, site, "console") == 403
     finally:
         eng.stop()
+
+
+def bsp(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=str(cwd), env=env or clean_env(),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_operator_commands_take_the_ledger_and_keys_from_the_deployment_file(site: Path) -> None:
+    """bsp audit verify / deals show --reveal --deployment platform.yaml: the ledger, audit key and keyring
+    bsp run used, no BSP_* variable set; from another folder too (paths relative to the file)."""
+    edit(site, 'record:\n  path: "var/cap-{started}.duckdb"\n  mask: true\n', "record: false\n")
+    eng = Engine(site, "platform.yaml")
+    try:
+        front, _ = ports(eng.start())
+        pay(front, 2)
+    finally:
+        eng.stop()
+    dep = str(site / "platform.yaml")
+    ok = bsp(REPO, "audit", "verify", "--deployment", dep)
+    assert ok.returncode == 0 and f"{site}/var/ledger.duckdb: audit chain intact" in ok.stdout, ok.stderr
+    assert ok.stderr == ""
+    deal_id = rows(site / "var" / "ledger.duckdb", "SELECT deal_id FROM deals")[0][0]
+    shown = bsp(REPO, "deals", "show", deal_id, "--reveal", "--deployment", dep)
+    assert shown.returncode == 0 and PAN in shown.stdout, shown.stderr
+    masked = bsp(REPO, "deals", "show", deal_id, "--deployment", dep)
+    assert masked.returncode == 0 and PAN not in masked.stdout, masked.stderr
+
+    # without the file (and no variable) there is no key: the errors say where to give it
+    bare = bsp(site, "audit", "verify", "--ledger", "var/ledger.duckdb")
+    assert bare.returncode == 2 and "--deployment platform.yaml" in bare.stderr, bare.stderr
+    bare = bsp(site, "deals", "show", deal_id, "--reveal", "--ledger", "var/ledger.duckdb")
+    assert bare.returncode == 2 and "--deployment platform.yaml" in bare.stderr, bare.stderr
+
+    # --ledger wins over the file's ledger:
+    other = bsp(site, "audit", "verify", "--deployment", "platform.yaml", "--ledger", "elsewhere.duckdb")
+    assert other.returncode == 2 and "error: elsewhere.duckdb: no ledger file here" in other.stderr, other.stderr
+
+    # the file wins over the variables, and says so
+    env = clean_env(BSP_AUDIT_KEY=b64key())
+    won = bsp(site, "audit", "verify", "--deployment", "platform.yaml", env=env)
+    assert won.returncode == 0, won.stderr
+    assert ("warning: BSP_AUDIT_KEY is set but not used: platform.yaml:4:14: ledger.audit_key gives the key"
+            in won.stderr)
+
+    # --env: the environment's ledger.audit_key replaces the base one (here another key: a break)
+    (site / "keys" / "prod.key").write_text(b64key() + "\n")
+    with (site / "platform.yaml").open("a") as fh:
+        fh.write("environments:\n  prod:\n    ledger:\n      audit_key: {file: keys/prod.key}\n")
+    assert bsp(site, "audit", "verify", "--deployment", "platform.yaml").returncode == 0
+    prod = bsp(site, "audit", "verify", "--deployment", "platform.yaml", "--env", "prod")
+    assert prod.returncode == 1 and "audit chain BROKEN" in prod.stderr, prod.stderr
+
+    # a wrong key in the file: the chain does not verify
+    (site / "keys" / "audit.key").write_text(b64key() + "\n")
+    bad = bsp(site, "audit", "verify", "--deployment", "platform.yaml")
+    assert bad.returncode == 1 and "audit chain BROKEN" in bad.stderr, bad.stderr
+
+
+@pytest.mark.parametrize("args, change, want", [
+    (["audit", "verify"], lambda s: (s / "keys" / "audit.key").write_text("YWJj\n"),
+     "error: platform.yaml:4:14: ledger.audit_key: {site}/keys/audit.key: the audit key is 3 bytes; use at least "
+     "32 random bytes"),
+    (["deals", "show", "0123abcd", "--reveal"],
+     lambda s: edit(s, "{file: keys/field-keys.json}", "{env: TEST_NOT_SET}"),
+     "error: platform.yaml:5:15: ledger.field_keys: environment variable TEST_NOT_SET is not set; export "
+     "TEST_NOT_SET before bsp deals show"),
+    (["dead", "show", "0" * 32], lambda s: (s / "keys" / "field-keys.json").write_text('{"current": "k1"'),
+     "error: platform.yaml:5:15: ledger.field_keys: {site}/keys/field-keys.json:1:17: not JSON"),
+    (["audit", "verify", "--env", "uat"], lambda s: None,
+     "error: platform.yaml:1:1: environments: environment 'uat' (from --env) is not defined here"),
+])
+def test_a_bad_key_setting_is_one_error_line_for_the_operator_commands(site: Path, args, change, want) -> None:
+    change(site)
+    p = bsp(site, *args, "--deployment", "platform.yaml")
+    assert p.returncode in (1, 2) and "Traceback" not in p.stderr, p.stderr
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(want.format(site=site)), p.stderr
