@@ -48,7 +48,7 @@ def raw_bytes(letter: Mapping[str, Any], keyring: Keyring | None) -> bytes | Non
         return raw
     if keyring is None:
         raise KeyringError(f"dead letter {letter['id']}: its message is encrypted with key "
-                           f"{letter['raw_key']!r}; set BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS to read it")
+                           f"{letter['raw_key']!r}; give the field keyring to read it (--deployment platform.yaml with ledger.field_keys, or BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS)")
     try:
         return keyring.decrypt(raw.decode(), f"dead|{letter['id']}".encode())
     except KeyringError as exc:

@@ -84,10 +84,10 @@ def verify(
 
 UNPROTECTED_EXIT = 3
 MAX_SPANS = 5
-KEY_HINT = (f"to protect the records written from now on, start the engine with {ENV_KEY_FILE} (a file holding "
-            f"a base64 key of at least 32 random bytes, e.g. `openssl rand -base64 32 > audit.key`) or {ENV_KEY}, "
-            f"and verify with the same key (docs/security.md, section The key); records already written stay "
-            f"unprotected")
+KEY_HINT = (f"to protect the records written from now on, give the engine an audit key: ledger.audit_key in "
+            f"platform.yaml, or {ENV_KEY_FILE} (a file holding a base64 key of at least 32 random bytes, e.g. "
+            f"`openssl rand -base64 32 > audit.key`) or {ENV_KEY}; verify with the same key (--deployment "
+            f"platform.yaml; docs/security.md, section The key); records already written stay unprotected")
 
 
 def _spans(report: Any) -> str:

@@ -210,7 +210,7 @@ class TxnManager:
     def unseal_values(self, value: Any, what: str) -> Any:
         if isinstance(value, dict) and len(value) == 1 and SEALED in value:
             if self.keyring is None:
-                raise RuntimeError(f"{self.log.path}: {what} is encrypted; set BSP_FIELD_KEYS(_FILE) to read it")
+                raise RuntimeError(f"{self.log.path}: {what} is encrypted; give the engine its field keyring (ledger.field_keys in platform.yaml, or BSP_FIELD_KEYS(_FILE)) to read it")
             return orjson.loads(self.keyring.decrypt(value[SEALED], what.encode()))
         return value
 
@@ -219,7 +219,7 @@ class TxnManager:
             return None
         if isinstance(value, dict):
             if self.keyring is None:
-                raise RuntimeError(f"{self.log.path}: {what} is encrypted; set BSP_FIELD_KEYS(_FILE) to read it")
+                raise RuntimeError(f"{self.log.path}: {what} is encrypted; give the engine its field keyring (ledger.field_keys in platform.yaml, or BSP_FIELD_KEYS(_FILE)) to read it")
             return self.keyring.decrypt(value["k"], what.encode())
         return bytes.fromhex(value)
 
