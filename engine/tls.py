@@ -209,10 +209,18 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_L
             "UNKNOWN_PROTOCOL")
 
 
-def client_tls_reason(exc: BaseException, *, has_cert: bool = False) -> str:
+# how the calling channels name their TLS options in a hint: (no ca given, not TLS on this port)
+TCP_TLS_WORDS = ("with `tls = true` and no `ca`", "drop ca / tls, or fix address")
+HTTP_TLS_WORDS = ("without `ca`", "use an http:// url, or fix url")
+
+
+def client_tls_reason(exc: BaseException, *, has_cert: bool = False,
+                      words: tuple[str, str] = TCP_TLS_WORDS) -> str:
     """One line for a TLS failure met by the calling side (handshake or a later read): OpenSSL's reason
     and what to fix, without OpenSSL's source file and line.  ``has_cert``: we sent a client
-    certificate (mutual TLS)."""
+    certificate (mutual TLS); ``words``: how the channel kind names its options (TCP_TLS_WORDS,
+    HTTP_TLS_WORDS)."""
+    no_ca, not_tls = words
     if not isinstance(exc, ssl.SSLError):
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     reason = getattr(exc, "reason", None) or type(exc).__name__
@@ -221,13 +229,12 @@ def client_tls_reason(exc: BaseException, *, has_cert: bool = False) -> str:
     if message:
         hint = _SERVER_VERIFY_HINTS.get(code) if code is not None else None
         if hint is None and code in _CHAIN_CODES:
-            hint = ("`ca` must hold the CA that issued the counterpart's certificate (with `tls = true` "
-                    "and no `ca`: the system's roots)")
+            hint = f"`ca` must hold the CA that issued the counterpart's certificate ({no_ca}: the system's roots)"
         if hint is None:
             hint = "check the counterpart's certificate with `openssl s_client -connect HOST:PORT -CAfile CA`"
         return f"{reason}: {message} ({hint})"
     if any(k in str(reason) for k in _NOT_TLS):
-        return f"{reason} (the counterpart does not speak TLS on this port: plain TCP? drop ca / tls, or fix address)"
+        return f"{reason} (the counterpart does not speak TLS on this port: plain TCP? {not_tls})"
     if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
         who = ("it may refuse our client certificate (cert): it must chain to the CA the counterpart trusts "
                "and be valid" if has_cert else

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import trio
 
-from engine.tls import client_tls_reason
+from engine.tls import TCP_TLS_WORDS, client_tls_reason
 from formats.framing import Framer, FramingError
 
 log = logging.getLogger("bsp.channel")
@@ -33,16 +33,18 @@ RECEIVE_SIZE = 65536
 BATCHES_IN_FLIGHT = 4     # per connection: chunks being processed while the next is read
 
 
-def io_reason(exc: BaseException, *, has_cert: bool = False) -> str:
-    """Why a send or receive failed, never empty: trio's ``BrokenResourceError`` often has no text of
-    its own and keeps the reason (a reset, a TLS alert or an abrupt TLS close) in ``__cause__``."""
-    cause = exc.__cause__
-    if isinstance(cause, ssl.SSLError):
-        return client_tls_reason(cause, has_cert=has_cert)
-    text = str(exc)
-    if not text and cause is not None:
-        text = str(cause)
-    return text or type(exc).__name__
+def io_reason(exc: BaseException, *, has_cert: bool = False, words: tuple[str, str] = TCP_TLS_WORDS) -> str:
+    """Why a send, receive or request failed, never empty: trio's ``BrokenResourceError`` and httpx's
+    errors often have no text of their own and keep the reason (a reset, a TLS alert or an abrupt TLS
+    close) a few links down their ``__cause__`` / ``__context__``.  ``words``: client_tls_reason's."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen and len(seen) < 10:
+        if isinstance(link, ssl.SSLError):
+            return client_tls_reason(link, has_cert=has_cert, words=words)
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return next((str(e) for e in seen if str(e)), type(exc).__name__)
 
 
 class ChannelError(Exception):

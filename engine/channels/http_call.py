@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import logging
 import re
-import ssl
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import trio
 
-from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
+from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
-from engine.tls import client_context, client_tls_reason
+from engine.tls import HTTP_TLS_WORDS, client_context
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
@@ -112,21 +111,6 @@ def http_answer(channel: str, method: str, url: Any, accept: tuple[frozenset[int
         excerpt = (f"a redirect{' to ' + where if where else ''}, not followed (point url there, or list "
                    f"{status} in answer_status and read http_header(NAME, \"location\")){': ' + excerpt if excerpt else ''}")
     return Refused(f"channel {channel}: {method} {url} answered HTTP {status}: {excerpt}", channel=channel)
-
-
-def _reason(exc: BaseException, *, has_cert: bool = False) -> str:
-    """Why a request failed, never empty: httpx's connect and read errors often have no text of their own
-    and keep the reason (a TLS failure, a reset) a few links down their ``__cause__`` / ``__context__``."""
-    seen: list[BaseException] = []
-    link: BaseException | None = exc
-    while link is not None and link not in seen and len(seen) < 10:
-        if isinstance(link, ssl.SSLError):      # the shared hints speak tcp connect's options: say ours
-            return (client_tls_reason(link, has_cert=has_cert)
-                    .replace("with `tls = true` and no `ca`", "without `ca`")
-                    .replace("drop ca / tls, or fix address", "use an http:// url, or fix url"))
-        seen.append(link)
-        link = link.__cause__ or link.__context__
-    return next((str(e) for e in seen if str(e)), type(exc).__name__)
 
 
 def _secret(channel: str, option: str, spec: str, load: bool = True) -> str:
@@ -314,13 +298,13 @@ class HttpConnector:
                                   f"({type(exc).__name__})", channel=self.name)
             except httpx.ConnectError as exc:
                 err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: "
-                                  f"{_reason(exc, has_cert=self.has_cert)}", channel=self.name)
+                                  f"{io_reason(exc, has_cert=self.has_cert, words=HTTP_TLS_WORDS)}", channel=self.name)
             except httpx.RemoteProtocolError as exc:
-                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {_reason(exc)}",
+                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {io_reason(exc)}",
                                      channel=self.name)
             except (httpx.TransportError, OSError) as exc:
                 err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
-                                     f"{_reason(exc, has_cert=self.has_cert)}", channel=self.name)
+                                     f"{io_reason(exc, has_cert=self.has_cert, words=HTTP_TLS_WORDS)}", channel=self.name)
             else:
                 if content is None:         # not read on: memory stays bounded; the connection is dropped
                     declared = headers.get("content-length")

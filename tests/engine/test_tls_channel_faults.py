@@ -136,3 +136,22 @@ async def test_tls_client_against_a_plain_listener_is_named_on_both_sides(nurser
     assert isinstance(r, ChannelError) and r.kind == "unreachable"
     assert "does the counterpart speak TLS on this port?" in caplog.text
     assert "channel mainframe: connection" in caplog.text and "give the channel cert and key" in caplog.text
+
+
+def test_an_http_call_names_its_own_options_in_a_tls_hint():
+    """io_reason follows httpx's cause chain to the TLS error; the hint speaks http call's options."""
+    import ssl
+
+    import httpx
+
+    from engine.channels.base import io_reason
+    from engine.tls import HTTP_TLS_WORDS
+
+    tls = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    tls.reason = "WRONG_VERSION_NUMBER"
+    err = httpx.ConnectError("")
+    err.__cause__ = tls
+    assert io_reason(err, words=HTTP_TLS_WORDS) == ("WRONG_VERSION_NUMBER (the counterpart does not speak TLS on "
+                                                    "this port: plain TCP? use an http:// url, or fix url)")
+    assert io_reason(err).endswith("plain TCP? drop ca / tls, or fix address)")
+    assert io_reason(httpx.ReadError("")) == "ReadError"
