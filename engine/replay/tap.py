@@ -363,7 +363,8 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
               echo: Callable[[str], Any] | None = None) -> Iterator[tuple[Any, Recorder | None]]:
     """``with recording(program, registry, path) as (registry, recorder):`` run with the
     returned registry; the capture file is complete when the block ends."""
-    channels = channels_to_record(program, all_channels=path is not None)
+    every = path is not None            # --record FILE: every channel; else those saying `record = true`
+    channels = channels_to_record(program, all_channels=every)
     if not channels:
         yield registry, None
         return
@@ -378,7 +379,7 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
     if echo is not None:
         echo(f"recording channel(s) {', '.join(channels)} to {path}" + (" (classified fields masked)" if mask else ""))
     try:
-        yield recording_registry(registry, rec, channels, all_channels=path is not None), rec
+        yield recording_registry(registry, rec, channels, all_channels=every), rec
     finally:
         writer.close()
         if echo is not None:
