@@ -192,7 +192,7 @@ class _TestChecks:
                     self.error("E088", f"channel `{chan}` ({kind.replace('.', ' ')}) never sends the same request "
                                f"again: {NO_REPEAT_KINDS[kind]}", s.repeat,
                                "remove `twice`: a repeat is tested on a channel a client sends on")
-                elif kind not in NO_REPEAT_KINDS and chan in facts["inbound"] and chan not in facts["keyed"]:
+                elif chan in facts["inbound"] and chan not in facts["keyed"]:
                     self.warn("W005", f"no route receiving from channel `{chan}` declares a deal key: the repeat "
                               "runs the route's steps again instead of getting the first answer", s.repeat,
                               "give the route's `deal` step a business key (`key = msg.ref`, docs/transactions.md), "

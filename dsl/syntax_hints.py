@@ -472,11 +472,6 @@ def brace_scan(text: str) -> tuple[list[tuple[int, int, int, int]], int]:
     return pairs, len(stack) - stray
 
 
-def brace_pairs(text: str) -> list[tuple[int, int, int, int]]:
-    """Each matched ``{`` ``}`` outside strings and comments, as (open line, open col, close line, close col)."""
-    return brace_scan(text)[0]
-
-
 def misplaced_close(text: str, line: int, col: int) -> str | None:
     """A hint for the ``{`` at line:col left open: a ``}`` inside it, on a line of its own, that lines up
     with that ``{``'s line but closes a ``{`` opened further in (its own ``}`` is likely the one missing)."""
@@ -484,7 +479,7 @@ def misplaced_close(text: str, line: int, col: int) -> str | None:
     if not 0 < line <= len(lines):
         return None
     want = _indent(lines[line - 1])
-    for ol, oc, cl, cc in brace_pairs(text):
+    for ol, oc, cl, cc in brace_scan(text)[0]:
         if (ol, oc) <= (line, col) or not 0 < cl <= len(lines):
             continue
         close_line = lines[cl - 1]

@@ -98,7 +98,6 @@ class NatsConsumer:
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
-        self.progress_acks = 0
 
     @property
     def address(self) -> str:
@@ -289,7 +288,6 @@ class NatsConsumer:
             try:
                 with trio.move_on_after(period):
                     await self.link.aio(progress_all)()
-                    self.progress_acks += len(held)
             except Exception as exc:      # disconnected: the server redelivers after ack_wait, as documented
                 log.debug("channel %s: in-progress ack: %s", self.name, describe(exc))
 

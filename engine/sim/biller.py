@@ -33,6 +33,3 @@ class BillerSim(FramedServer):
 
     def reply_frame(self, payload: bytes) -> bytes:
         return orjson.dumps(self.answer(orjson.loads(payload)))
-
-    def twice(self) -> dict[str, int]:
-        return {k: n for k, n in self.calls.items() if n > 1}

@@ -216,9 +216,6 @@ class IsoHost:
                 self.port = await listen(nursery, handler, host, port)
                 task_status.started(self.port)
 
-    def twice(self) -> dict[str, int]:
-        return {k: n for k, n in self.calls.items() if n > 1}
-
     def stop(self) -> None:
         """Close the listener and every connection (a host going down)."""
         if self._scope is not None:

@@ -87,7 +87,7 @@ def plan_of(br: Any) -> RoutePlan:
         return plan
     route = br.route
     plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag")
-    plan.request_tags = tags_of(br.codec) if br.codec is not None else {}
+    plan.request_tags = br.request_tags           # the bound route classifies its request once
     for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
             plan.key = runner.key

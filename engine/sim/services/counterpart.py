@@ -45,7 +45,3 @@ class CounterpartSim(FramedServer):
         if len(self.seen) < self.keep:
             self.seen.append(req)
         return self.reply_codec.encode(self.answer_fn(req))
-
-    def twice(self) -> dict[str, int]:
-        """Reference -> calls, for every reference that reached this counterpart more than once."""
-        return {k: n for k, n in self.calls.items() if n > 1}
