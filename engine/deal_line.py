@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from engine.deal import DealError, DealRecord, to_json
-from engine.fieldcrypt import Keyring, protect, protect_raw
+from engine.fieldcrypt import AS_IS, Keyring, protect_side
 from engine.ledger_store import _QUANTUM, AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
 
 __all__ = ["deal_line"]
@@ -80,10 +80,9 @@ def _amount(record: DealRecord) -> bytes:
 def _side(values: Any, as_json: str | None, tags: Any, keyring: Keyring | None, deal_id: str, root: str) -> bytes:
     """The request or response column: its JSON text as a JSON string.  With classified fields it is
     rendered from the values, masked or encrypted (never the text as received)."""
-    if tags:
-        return _text(to_json(protect(values, tags, keyring, context=deal_id, root=root)))
-    if isinstance(values, (bytes, bytearray)) and keyring is not None:     # undecodable: encrypted
-        return _text(to_json(protect_raw(values, keyring, context=deal_id, root=root)))
+    stored = protect_side(values, tags, keyring, context=deal_id, root=root)
+    if stored is not AS_IS:
+        return _text(to_json(stored))
     return _dumps(as_json) if as_json is not None else _text(to_json(values))
 
 

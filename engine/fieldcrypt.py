@@ -248,6 +248,21 @@ def protect_raw(raw: bytes, keyring: Keyring, *, context: str, root: str) -> str
     return keyring.encrypt(_dumps(bytes(raw).hex()), f"{context}|{root}".encode())
 
 
+AS_IS = object()          # protect_side: store the values as they are
+
+
+def protect_side(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None, *,
+                 context: str, root: str) -> Any:
+    """A deal's request or response as the ledger stores it: classified fields masked / encrypted
+    (``protect``), an undecodable message's bytes encrypted when there is a keyring (``protect_raw``),
+    else ``AS_IS`` (store the values as they are, e.g. a JSON request as received)."""
+    if tags:
+        return protect(values, tags, keyring, context=context, root=root)
+    if isinstance(values, (bytes, bytearray)) and keyring is not None:
+        return protect_raw(values, keyring, context=context, root=root)
+    return AS_IS
+
+
 def decrypt_value(token: str, keyring: Keyring, *, context: str, path: str) -> Any:
     return orjson.loads(keyring.decrypt(token, f"{context}|{path}".encode()))
 

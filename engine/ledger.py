@@ -239,15 +239,11 @@ class Ledger:
     def _deal_rows(self, record: DealRecord) -> DealRows:
         row = record.to_row()
         ctx = record.deal_id
-        if record.request_tags:
-            row["request"] = to_json(fieldcrypt.protect(record.request, record.request_tags, self.keyring,
-                                                        context=ctx, root="request"))
-        elif isinstance(record.request, (bytes, bytearray)) and self.keyring is not None:
-            # a request no format decoded (malformed, unauthenticated): its bytes, encrypted
-            row["request"] = to_json(fieldcrypt.protect_raw(record.request, self.keyring, context=ctx, root="request"))
-        if record.response_tags:
-            row["response"] = to_json(fieldcrypt.protect(record.response, record.response_tags, self.keyring,
-                                                         context=ctx, root="response"))
+        for root, values, tags in (("request", record.request, record.request_tags),
+                                   ("response", record.response, record.response_tags)):
+            stored = fieldcrypt.protect_side(values, tags, self.keyring, context=ctx, root=root)
+            if stored is not fieldcrypt.AS_IS:
+                row[root] = to_json(stored)
         steps = [{"deal_id": ctx, "seq": i, "step": s.name, "kind": s.kind, "vote": s.vote,
                   "outcome": s.outcome, "started_at": s.started_at, "duration_ms": float(s.duration_ms),
                   "detail": to_json(s.detail)} for i, s in enumerate(record.steps, 1)]
