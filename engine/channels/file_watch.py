@@ -54,7 +54,7 @@ from engine.channels.file_change import (ChangedWhileRead, Settling, change_text
                                          records_text, signature)
 from engine.channels.file_index import FileIndex, content_id, free_name
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
-from engine.channels.options import ChannelConfigError, built_check, seconds
+from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
 from formats.errors import FormatError
@@ -86,13 +86,7 @@ class FileWatcher:
         if options.get("settle") is not None and self.complete != "stable":
             raise ChannelConfigError(f"channel {name}: option settle is for complete = \"stable\" "
                                      f"(complete is {self.complete!r})")
-        try:
-            self.settle = seconds(options.get("settle"), 2.0)
-        except ChannelConfigError as exc:
-            raise ChannelConfigError(f"channel {name}: option settle: {exc}") from None
-        if not self.settle > 0:
-            raise ChannelConfigError(f"channel {name}: option settle: expected a duration above 0 (e.g. settle = "
-                                     f"2s), got {options.get('settle')!r}")
+        self.settle = duration_above_zero(name, options, "settle", 2.0)
         # complete = "stable": files seen, each with its size and time and since when they have not changed
         self._settling = Settling(self.settle) if self.complete == "stable" else None
         self.record = options.get("record") or "lines"
@@ -132,10 +126,7 @@ class FileWatcher:
         self.done_dir = Path(options.get("done_dir") or self.dir / "done")
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
         self.debounce = seconds(options.get("debounce"), 0.05)
-        self.rescan = seconds(options.get("rescan"), 5.0)
-        if not self.rescan > 0:
-            raise ChannelConfigError(f"channel {name}: option rescan: expected a duration above 0 (e.g. rescan = 5s), "
-                                     f"got {options.get('rescan')!r}")
+        self.rescan = duration_above_zero(name, options, "rescan", 5.0)
         self.problem: str | None = None          # why the folder cannot be watched now (bsp status)
         self._stuck_files: dict[Path, str] = {}  # files that could not be run or archived, and why (logged once)
         self._written: set[Path] = set()         # files seen changing as they were read (logged once)

@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import trio
 import trio_asyncio
 
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -57,15 +57,6 @@ def subject_option(channel: str, options: dict[str, Any], name: str = "subject")
     if not isinstance(value, str) or not value or any(c.isspace() for c in value):
         raise ChannelConfigError(f"channel {channel}: option {name}: expected a subject such as "
                                  f"\"payments.in\" (no spaces), got {value!r}")
-    return value
-
-
-def duration_above_zero(channel: str, options: dict[str, Any], name: str, default: float) -> float:
-    """A duration option that must be above 0 (0 would mean "never" or "the server's default")."""
-    value = seconds(options.get(name), default)
-    if value <= 0:
-        raise ChannelConfigError(f"channel {channel}: option {name}: expected a duration above 0 "
-                                 f"(e.g. {name} = {default:g}s), got {value:g}s")
     return value
 
 

@@ -29,10 +29,10 @@ import trio
 
 from engine.channels.base import CallTimeout, ChannelError, Unreachable
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, duration_above_zero, ensure_stream,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
 )
-from engine.channels.options import ChannelConfigError, built_check
+from engine.channels.options import ChannelConfigError, built_check, duration_above_zero
 from engine.runtime.limits import CountLimiter
 from formats.component import ComponentSpec, OptionSpec
 

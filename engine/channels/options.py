@@ -74,6 +74,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 _UNIT = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), None: Decimal(1)}
 
 
+def duration_above_zero(channel: str, options: dict[str, Any], name: str, default: float) -> float:
+    """A duration option that must be above 0 (0 would mean "never" or "the server's default"); a bad
+    value names the channel and the option."""
+    try:
+        value = seconds(options.get(name), default)
+    except ChannelConfigError as exc:
+        raise ChannelConfigError(f"channel {channel}: option {name}: {exc}") from None
+    if value <= 0:
+        raise ChannelConfigError(f"channel {channel}: option {name}: expected a duration above 0 "
+                                 f"(e.g. {name} = {default:g}s), got {value:g}s")
+    return value
+
+
 def seconds(value: Any, default: float) -> float:
     """A duration option (seconds as Decimal in the IR, or text like "3s") -> float seconds."""
     if value is None:

@@ -66,6 +66,12 @@ def test_settle_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match='option complete: expected "rename", "marker" or "stable", got '
                                          "'changed'"):
         FileWatcher("w", {"dir": str(tmp_path), "complete": "changed"})
+    # rescan: the same check, naming the channel and option (a rescan of 0 would poll the folder in a loop)
+    with pytest.raises(ValueError, match=r"channel w: option rescan: expected a duration above 0 \(e.g. rescan = 5s\), "
+                                         "got 0s"):
+        FileWatcher("w", {"dir": str(tmp_path), "rescan": "0s"})
+    with pytest.raises(ValueError, match="channel w: option rescan: expected a duration such as 3s"):
+        FileWatcher("w", {"dir": str(tmp_path), "rescan": "often"})
 
 
 @pytest.mark.parametrize("complete", ["rename", "marker", "stable"])
