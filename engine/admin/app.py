@@ -63,7 +63,7 @@ class AdminApp:
             endpoint = route.template
             if self._endpoints[endpoint].auth:
                 self.auth.check(request)
-            request.path_params = params
+            request.path_params, request.template = params, route.template
             response = await route.handler(request)
         except HTTPError as exc:
             response = exc.to_response(instance=request.raw_path)
@@ -76,8 +76,7 @@ class AdminApp:
 
     def _query(self, request: Request) -> dict[str, Any]:
         # the endpoint by its template: the path as sent may differ ("/reload/", "//deals", "/%72eload")
-        route, _ = self.router.resolve(request.method, request.raw_path)
-        return parse_query(self._endpoints[route.template], request)
+        return parse_query(self._endpoints[request.template], request)
 
     # ------------------------------------------------------------ endpoints
     async def health(self, request: Request) -> Response:
