@@ -11,7 +11,9 @@ runtime does not report as events are sampled here:
 the last sample (its first connect is not a reconnect), and every ledger group
 commit since the last sample is observed in ``bsp_ledger_batch_size`` /
 ``bsp_ledger_commit_seconds`` with the mean size and time of those commits
-(the ledger keeps totals, not each batch).  Circuit state of an outbound
+(the ledger keeps totals, not each batch).  ``bsp_bookkeeping_entries{structure}``
+is the size of each per-exchange structure of the engine (engine/ops/bookkeeping.py:
+a leak shows as one that grows with traffic or reloads).  Circuit state of an outbound
 channel: ``closed`` when connected or not yet tried, ``open`` while it backs
 off after a failed connect, ``half_open`` when the back-off is over and it has
 not reconnected yet.
@@ -22,8 +24,10 @@ import math
 from typing import Any
 
 import trio
+from prometheus_client import Gauge
 
 from engine.metrics import CIRCUIT_STATES, Metrics
+from engine.ops.bookkeeping import bookkeeping
 
 
 class EngineMetrics(Metrics):
@@ -32,6 +36,9 @@ class EngineMetrics(Metrics):
         self.engine: Any = None
         self._connects: dict[int, int] = {}
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
+        self.bookkeeping = Gauge("bookkeeping_entries", "Entries a per-exchange structure of the engine holds "
+                                 "now (engine/ops/bookkeeping.py); one that grows with traffic or reloads "
+                                 "is a leak.", ["structure"], namespace=namespace, registry=self.registry)
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -58,6 +65,8 @@ class EngineMetrics(Metrics):
                     self.channel_reconnects.labels(name).inc(connects - before)
                 self._connects[id(ch)] = connects
         self._sample_ledger(getattr(eng.ledger, "stats", None))
+        for name, n in bookkeeping(eng).items():
+            self.bookkeeping.labels(name).set(n)
 
     def _sample_ledger(self, stats: Any) -> None:
         if stats is None:
