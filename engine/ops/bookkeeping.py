@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 STRUCTURES = (
-    "generations.retiring", "engine.stats_parts", "engine.task_scopes", "observer.route_tags",
+    "generations.alive", "generations.retiring", "engine.stats_parts", "engine.task_scopes", "observer.route_tags",
     "metrics.channel_connects",
     "txn.states", "txn.light", "txn.light_sent", "txn.inflight_keys", "txn.queue", "txn.lazy",
     "txn.log.pending", "txn.log.accepted", "txn.log.unrecorded", "txn.log.ends",
@@ -39,11 +39,13 @@ def _len(obj: Any, attr: str) -> int:
 def bookkeeping(engine: Any) -> dict[str, int]:
     """The size of each structure in ``STRUCTURES``, over the running generation and every retired
     one still finishing its work (a structure the engine does not have counts 0)."""
+    from engine.ops.generation import ALIVE
     from engine.txn.manager import _MANAGERS
     from engine.txn.plan import plan_of
 
     out = dict.fromkeys(STRUCTURES, 0)
     gens = ([engine.current] if engine.current is not None else []) + list(engine._retiring)
+    out["generations.alive"] = len(ALIVE)         # freed ones leave it (cycles: at the next gc run)
     out["generations.retiring"] = len(engine._retiring)
     out["engine.stats_parts"] = len(engine._all_stats)
     out["engine.task_scopes"] = sum(len(s) for s in engine._scopes.values())

@@ -54,6 +54,7 @@ class EngineMetrics(Metrics):
         gen = eng.current
         for name, br in gen.routes().items():
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
+        sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
         for name, ch in gen.channels.items():
             if ch.role in ("connect", "both"):
                 self.circuit(name, circuit_state(ch))
@@ -63,7 +64,8 @@ class EngineMetrics(Metrics):
                     before = min(connects, 1)
                 if connects > before:
                     self.channel_reconnects.labels(name).inc(connects - before)
-                self._connects[id(ch)] = connects
+                sampled[id(ch)] = connects
+        self._connects = sampled
         self._sample_ledger(getattr(eng.ledger, "stats", None))
         for name, n in bookkeeping(eng).items():
             self.bookkeeping.labels(name).set(n)

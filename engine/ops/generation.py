@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from typing import Any, Mapping
 
 import trio
 
 from engine.runtime.binder import BindError
 from engine.runtime.switchboard import Switchboard
+
+
+ALIVE: "weakref.WeakSet[Generation]" = weakref.WeakSet()     # every generation not yet freed (bookkeeping)
 
 
 class Generation:
@@ -43,6 +47,7 @@ class Generation:
         self.retired = False
         self.idle = trio.Event()
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
+        ALIVE.add(self)
 
     def enter(self) -> None:
         self.in_flight += 1

@@ -166,7 +166,9 @@ class LiveEngine:
         self._listeners_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._numbers = 0
-        self._all_stats: list[Any] = []
+        from engine.runtime.dispatch import DispatchStats
+        self._retired_stats = DispatchStats()                   # the counts of generations that have finished
+        self._all_stats: list[Any] = [self._retired_stats]      # ... and of those running
         self._retiring: list[Generation] = []                   # old generations with work still running
         self._stopping: dict[str, set[int]] = {}                # exclusive channel -> ids of its stopped objects
 
@@ -185,6 +187,7 @@ class LiveEngine:
                 self.refs.update(await self._start(gen, list(gen.channels)))
                 self.current = gen
                 self._loaded(gen)
+                del gen, program          # this frame lives as long as the engine: a reload must free them
                 task_status.started(self)
                 await self._drain.wait()
                 await self._drain_all()
@@ -477,6 +480,7 @@ class LiveEngine:
         await old.idle.wait()
         if old in self._retiring:
             self._retiring.remove(old)
+        self._forget(old)
         kept = {id(ch) for ch in new.channels.values()}
         for ch in old.channels.values():
             if id(ch) not in kept:
@@ -485,6 +489,20 @@ class LiveEngine:
                 if ch.role in ("connect", "both"):
                     self._cancel(ch)
         log.info("generation %d (version %s) finished its last exchange", old.number, old.version)
+
+    def _forget(self, old: Generation) -> None:
+        """What the engine kept of a generation that has finished its last exchange: its outcome counts
+        are added to the retired total, and the observer forgets its classification tags unless a running
+        generation has its version (a long run with many reloads keeps one entry each, not one per reload)."""
+        stats = old.sb.stats
+        if stats is not self._retired_stats and any(p is stats for p in self._all_stats):
+            self._all_stats = [p for p in self._all_stats if p is not stats]
+            total = self._retired_stats
+            for name in ("committed", "rejected", "failed", "duplicate", "unrecorded"):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+        keep = getattr(self.observer, "keep_versions", None)
+        if keep is not None:
+            keep({g.version for g in [self.current, *self._retiring] if g is not None})
 
     # ------------------------------------------------------------ reading
     @property

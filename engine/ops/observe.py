@@ -60,6 +60,11 @@ class Observer:
             tags = tags_of(br.codec) if br.codec is not None else {}
             self._tags[(gen.version, name)] = tags
 
+    def keep_versions(self, versions: set[str]) -> None:
+        """Forget the tags of every version not in ``versions`` (those of generations still running)."""
+        for key in [k for k in self._tags if k[0] not in versions]:
+            del self._tags[key]
+
     # ------------------------------------------------------------ channel events (HandlerRef)
     def frames_in(self, channel: str, n: int) -> None:
         self.channel_frames_in[channel] += n
