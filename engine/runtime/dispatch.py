@@ -107,6 +107,10 @@ class Dispatcher:
                 if ex.failure is not None and ex.reply is None and self.error_reply is not None:
                     self._run_sync(self.error_reply, ex, during_error=True)
             await self._record(exs)
+        except BaseException:
+            if txn is not None:
+                txn.forget(exs)           # a failed batch leaves no state behind (engine/txn/manager.py)
+            raise
         finally:
             for ri, group in groups.items():
                 self.routes[ri].running.pop(id(group), None)

@@ -665,6 +665,24 @@ class TxnManager:
                 for letter in letters:
                     n.start_soon(self._dead_letter, letter)
 
+    def forget(self, exs: list[Any]) -> None:
+        """A batch that failed before its deals were recorded (``Dispatcher.handle`` raised, e.g. a
+        log write failed): drop its exchanges' state.  A key whose deal never reached the log is free
+        again (a repeat runs as a new deal: nothing of the original left the engine); one whose begin
+        is in the log stays taken (a repeat waits) until a restart's recovery settles that deal."""
+        pending = self._log.pending if self._log is not None else {}
+        for ex in exs:
+            self.light.pop(ex, None)
+            self.light_sent.pop(ex, None)
+            if ex.route is not None and ex.scope is not None:
+                for call in plan_of(ex.route).calls.values():
+                    call.sent.pop(id(ex.scope), None)
+            st = self.states.pop(ex, None)
+            if st is not None and st.admitted and st.key is not None and st.deal_id not in pending:
+                ev = self._inflight.pop(st.key, None)
+                if ev is not None:
+                    ev.set()
+
     async def _dead_letter(self, letter: DeadLetter) -> None:
         try:
             await self.ledger.dead_letter(letter)
