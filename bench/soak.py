@@ -453,13 +453,13 @@ class Soak:
         if not self.samples:
             return
         cols = ["t", "msgs", "reloads", "VmRSS", "VmHWM", "fds", "threads", "trio.tasks", "python.blocks",
-                "channels.objects", "generations.retiring", "engine.stats_parts", "engine.task_scopes",
+                "channels.objects", "generations.alive", "generations.retiring", "engine.stats_parts", "engine.task_scopes",
                 "observer.route_tags", "metrics.channel_connects", "txn.states", "txn.light", "txn.light_sent",
                 "txn.inflight_keys", "txn.log.pending", "txn.log.accepted", "txn.log.unrecorded", "txn.log.ends",
                 "routes.running", "calls.sent", "mux.pending", "mux.fifo", "mux.sent", "mux.seen", "tcp.pending",
                 "ledger.queue", "ledger.to_load", "wal_segments", "journal_mb", "txn_mb", "duckdb_mb"]
         short = {"VmRSS": "rss", "VmHWM": "hwm", "python.blocks": "blocks", "channels.objects": "chan",
-                 "generations.retiring": "retir", "engine.stats_parts": "stats", "engine.task_scopes": "scopes",
+                 "generations.alive": "gens", "generations.retiring": "retir", "engine.stats_parts": "stats", "engine.task_scopes": "scopes",
                  "observer.route_tags": "tags", "metrics.channel_connects": "conns", "txn.states": "states",
                  "txn.light": "light", "txn.light_sent": "lsent", "txn.inflight_keys": "infl",
                  "txn.log.pending": "lpend", "txn.log.accepted": "lacc", "txn.log.unrecorded": "lunrec",
