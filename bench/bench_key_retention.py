@@ -12,6 +12,7 @@ Not a test: no assertions.
 from __future__ import annotations
 
 import argparse
+import tracemalloc
 import sys
 import tempfile
 from pathlib import Path
@@ -42,10 +43,15 @@ async def main(deals: int, days: int) -> None:
         path = log_path(ledger)
         print(f"{per_day * days} keyed deals, {per_day}/day over {days} days; file {path.stat().st_size} bytes")
         for name, retention in (("forever", None), ("35d", KEY_RETENTION)):
+            tracemalloc.start()
             log = TxnLog(path, clock=clock, retention=retention)
+            held = tracemalloc.get_traced_memory()[0]     # what the open log keeps: the key store
+            tracemalloc.stop()
             live = log._offset - len(MAGIC)
+            kept = max(1, len(log.ends))
             print(f"  retention {name:8s} keys kept {len(log.ends):5d}  dropped {log.dropped:5d}  "
-                  f"live {live:8d} bytes ({live / max(1, len(log.ends)):.0f} B/key)  file {log._size} bytes")
+                  f"live {live:8d} bytes ({live / kept:.0f} B/key)  memory {held / kept:.0f} B/key  "
+                  f"file {log._size} bytes")
             log.close()
 
 

@@ -36,7 +36,8 @@ compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms 
 8 MiB of zeros); a spare left by an earlier run is removed on open (it may hold a
 compaction's body cut short), and without a spare one is made on the spot.
 Finished deals keep only
-their ``end`` (the idempotency key store) for ``retention`` seconds after they finished
+their ``end`` (the idempotency key store; once its ledger row is recorded, only what answers a
+repeat: ``_answer_only``) for ``retention`` seconds after they finished
 (``fin``, stamped by the manager; an end without one, from an older bsp, is stamped when
 read); an ``end`` whose ledger row is not recorded yet is always kept.  Unfinished ones keep everything, light deals
 whose rows are recorded nothing.  Raw and reply bytes, the ISO 8583 request values
@@ -122,6 +123,18 @@ def _light_pending(e: dict[str, Any]) -> Pending:
         if e.get("v") is not None:
             p.values[step] = e["v"]
     return p
+
+
+# what a recorded deal's ``end`` keeps in the key store: enough to answer a repeat (``TxnManager._duplicate``)
+# and to expire it; the rest (route, channel, amount, party, ...) is in its ledger row
+_ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded")
+
+
+def _answer_only(end: dict[str, Any]) -> dict[str, Any]:
+    """A recorded ``end`` as the key store keeps it (~40 % of the memory of the whole entry)."""
+    kept = {k: end[k] for k in _ANSWER if end.get(k) is not None}
+    kept["recorded"] = True
+    return kept
 
 
 def _default(value: Any) -> Any:
@@ -217,15 +230,18 @@ class TxnLog:
             self.accepted.pop(e["id"], None)
             if not e.get("recorded"):
                 self.unrecorded[e["id"]] = e
+            elif len(e) > len(_ANSWER):
+                e = _answer_only(e)              # an end written by an older bsp's compaction
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
         elif t == "horizon":
             self.horizon = max(self.horizon or 0.0, e["before"])
         elif t == "recorded":                    # the end's ledger row is committed
+            ends = self.ends
             for key in e.get("keys", ()):
-                end = self.ends.get(key)
+                end = ends.get(key)
                 if end is not None:
-                    end["recorded"] = True
+                    ends[key] = _answer_only(end)
             accepted, unrecorded, pending = self.accepted, self.unrecorded, self.pending
             for i in e.get("ids", ()):
                 if accepted.pop(i, None) is None:

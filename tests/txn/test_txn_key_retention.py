@@ -165,6 +165,29 @@ def test_an_unrecorded_end_stays_past_retention(tmp_path: Path) -> None:
     log.close()
 
 
+def test_a_recorded_end_keeps_only_the_answer_in_memory_and_in_the_compacted_log(tmp_path: Path) -> None:
+    """Once its ledger row is committed, a deal's ``end`` is kept for its key only: what answers a
+    repeat (id, status, code, reply) and what expires it (fin); the rest is in the ledger row."""
+    clock = Clock()
+    path = tmp_path / "l.duckdb.txn"
+    log = TxnLog(path, clock=clock, retention=DAY)
+    full = {"t": "end", "id": "A", "key": "r|a", "status": "committed", "code": "00", "reply": "7b7d",
+            "reason": None, "route": "r", "channel": "front", "version": "v" * 64, "at": "2026-11-26T10:00:00",
+            "type": "BILL", "ref": "INV-1", "amount": "120.50", "currency": "EUR", "party": "ACME",
+            "fin": clock.t}
+    log.append([dict(full)])
+    assert log.ends["r|a"]["party"] == "ACME"            # not recorded yet: recovery may need all of it
+    log.append([{"t": "recorded", "ids": ["A"], "keys": ["r|a"]}])
+    answer = {"t": "end", "id": "A", "key": "r|a", "status": "committed", "code": "00", "reply": "7b7d",
+              "fin": clock.t, "recorded": True}
+    assert log.ends["r|a"] == answer and log.unrecorded == {}
+    log.close()
+    log = TxnLog(path, clock=clock, retention=DAY)       # read back and compacted
+    assert log.ends["r|a"] == answer
+    assert b"ACME" not in path.read_bytes() and b"INV-1" not in path.read_bytes()
+    log.close()
+
+
 def test_an_end_from_before_retention_starts_its_time_when_read(tmp_path: Path) -> None:
     clock = Clock()
     path = tmp_path / "l.duckdb.txn"
