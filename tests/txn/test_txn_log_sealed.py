@@ -75,8 +75,10 @@ async def test_full_route_logs_no_plain_pan_and_reverses_after_a_crash(
     assert not _plain_pan_in_log(ledger)                 # request values sealed, not plain
 
     mute[0] = False
-    async with running(program, ledger):                 # recovery reverses the 0200 as it was sent
-        pass
+    async with running(program, ledger) as sb:           # recovery reverses the 0200 as it was sent
+        (queue,) = sb.saf                                # (queued for store and forward: wait for it)
+        with trio.fail_after(10):
+            await queue.wait_empty()
     assert [r["t"] for r in seen] == ["0200", "0420"]
     assert seen[1]["90"] == original_data_elements(seen[0]) and seen[1]["2"] == PAN
     (deal,) = deals(ledger)
