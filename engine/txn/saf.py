@@ -292,3 +292,6 @@ async def serve(saf: Saf) -> None:
     finally:
         if saf.mgr.saf is saf:
             saf.mgr.saf = None
+        if saf.items:
+            log.warning("store and forward stopped with %d reversal(s) not acknowledged; they stay in %s and "
+                        "resume at the next start", len(saf.items), saf.mgr.log.path)

@@ -267,3 +267,49 @@ def _reversals_left(ledger: Path) -> bool:
     from engine.txn.log import read
     entries, _ = read(log_path(ledger))
     return not any(e.get("t") == "revrec" for e in entries)
+
+
+async def test_the_live_engine_shows_a_pending_reversal_in_its_status(nursery, tmp_path: Path) -> None:
+    from engine.commands.top import render
+    from engine.ledger import open_ledger
+    from engine.metrics import Metrics
+    from engine.ops.backend import EngineBackend
+    from engine.ops.live import LiveEngine
+    from engine.ops.observe import Observer
+    from rich.console import Console
+
+    release = trio.Event()
+
+    async def ack(n: int, msg: dict) -> bool:
+        await release.wait()
+        return True
+
+    host = Host(ack)
+    port = await host.serve(nursery)
+    route = tmp_path / "pos.route"
+    route.write_text(ROUTE % (port, "300ms"))
+    program = compile_text(tmp_path, route.read_text())
+    async with open_ledger(tmp_path / "l.duckdb", audit_key=AUDIT_KEY, keyring=None) as ledger:
+        obs = Observer(Metrics())
+        eng = LiveEngine(default_registry(), ledger, load=lambda: ([route], {}), observer=obs, grace=5.0)
+        async with trio.open_nursery() as n:
+            await n.start(eng.run, program)
+            answer = await ask(eng.current.channels["pos"].port)
+            status = await EngineBackend(eng, obs).status()
+            (queue,) = eng.saf
+            release.set()
+            with trio.fail_after(10):
+                await queue.wait_empty()
+            after = await EngineBackend(eng, obs).status()
+            eng.drain()
+    assert answer["39"] == "68"
+    rev = status["reversals"]
+    assert (rev["pending"], rev["flagged"], rev["alert_after"]) == (1, 0, 5)
+    (deal,) = deals(tmp_path / "l.duckdb")
+    assert [(r["deal_id"], r["route"], r["call"]) for r in rev["queue"]] == [(deal["deal_id"], "purchase", "auth")]
+    out = Console(width=200, record=True)
+    out.print(render({**status, "reversals": {**rev, "flagged": 1, "queue": [{**rev["queue"][0], "flagged": True}]}},
+                     None, 0, {}))
+    text = out.export_text()
+    assert "reversals: 1 pending, 1 flagged for an operator" in text and deal["deal_id"] in text
+    assert (after["reversals"]["pending"], after["reversals"]["acknowledged"]) == (0, 1)
