@@ -674,9 +674,10 @@ class TxnManager:
                     error_code=(f.code if f is not None else None) if ex.reply is not None else None,
                     id=rec.deal_id))
         saf = self.saf
-        if saf is not None and saf.items:
+        if saf is not None and saf.unrecorded:     # their reversals' story may now be added to them
             for rec, err in zip(records, errors or [None] * len(records)):
-                saf.recorded(rec.deal_id, err is None)
+                if rec.deal_id in saf.unrecorded:
+                    saf.recorded(rec.deal_id, err is None)
         if done_ids:   # no fsync of its own: reaches the disk with the next record
             self._lazy.append({"t": "recorded", "ids": done_ids, "keys": done_keys})
         if letters:

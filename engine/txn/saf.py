@@ -87,6 +87,7 @@ class Saf:
             (getattr(ledger, "reversal_backoff_cap", None) or BACKOFF_CAP)
         self.backoff_first = backoff_first    # None: the call's timeout
         self.items: dict[str, Item] = {}
+        self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
         self.attempts = 0
         self.acknowledged = 0
         self._nursery: trio.Nursery | None = None
@@ -111,16 +112,17 @@ class Saf:
         if item.key in self.items:
             return
         self.items[item.key] = item
+        if not item.recorded.is_set():
+            self.unrecorded.setdefault(item.deal_id, []).append(item)
         self._empty = trio.Event() if self._empty.is_set() else self._empty
         if self._nursery is not None:
             self._nursery.start_soon(self._work, item)
 
     def recorded(self, deal_id: str, ok: bool) -> None:
         """The deal's ledger row was committed (``ok``) or refused: its reversals' story may follow."""
-        for item in self.items.values():
-            if item.deal_id == deal_id and not item.recorded.is_set():
-                item.has_row = ok
-                item.recorded.set()
+        for item in self.unrecorded.pop(deal_id, ()):
+            item.has_row = ok
+            item.recorded.set()
 
     def load(self) -> int:
         """The reversals the log holds (a previous run's, not acknowledged or not yet on the deal)."""
