@@ -159,7 +159,7 @@ async def test_the_answer_leaves_before_the_reversal_is_acknowledged(nursery, tm
         with trio.fail_after(10):
             await queue.wait_empty()
     assert (answer["t"], answer["39"], answer["11"]) == ("0210", "68", "000123")    # timed out: 68
-    assert host.acked == 1
+    assert host.acked >= 1           # (a 0430 later than the 300 ms wait is not taken: another attempt is)
     (deal,) = deals(ledger)
     assert (deal["status"], deal["response_code"]) == ("failed", "68")
     steps, events = story(ledger, deal["deal_id"])
@@ -190,10 +190,10 @@ async def test_a_reversal_is_repeated_past_five_attempts_and_flagged_until_ackno
     host = Host(ack)
     port = await host.serve(nursery)
     ledger = tmp_path / "l.duckdb"
-    async with serving(compile_text(tmp_path, ROUTE % (port, "100ms")), ledger) as sb:
+    async with serving(compile_text(tmp_path, ROUTE % (port, "300ms")), ledger) as sb:
         (queue,) = sb.saf
         box["saf"] = queue
-        queue.backoff_cap = 0.05          # pauses of 100 ms, 200 ms, ... capped: the test stays short
+        queue.backoff_cap = 0.05          # pauses of 300 ms, 600 ms, ... capped: the test stays short
         answer = await ask(sb.channel("pos").port)
         with trio.fail_after(20):
             await queue.wait_empty()
@@ -222,7 +222,7 @@ async def test_a_queued_reversal_survives_sigkill_and_is_acknowledged_after_the_
     host = Host(ack)
     port = await host.serve(nursery)
     route = tmp_path / "pos.route"
-    route.write_text(ROUTE % (port, "300ms"))
+    route.write_text(ROUTE % (port, "2s"))         # an acknowledgement is never late, even on a busy machine
     ledger = tmp_path / "ledger.duckdb"
 
     served = await start_engine(route, ledger)
