@@ -12,7 +12,7 @@ import trio
 from engine.sim.iso_host import IsoHost
 from engine.txn.log import TxnLog, log_path
 from engine.txn.reversal import original_data_elements
-from test_txn_reversal import ISO_ROUTE, ORIGINAL, RepeatAnsweringHost, _codec
+from test_txn_reversal import ISO_ROUTE, ORIGINAL, _codec
 from txnkit import Client, compile_text, deals, running
 
 PAN = ORIGINAL["2"]
@@ -52,7 +52,7 @@ async def test_full_route_logs_no_plain_pan_and_reverses_after_a_crash(
         seen.append(dict(req))
         return mute[0]
 
-    host = RepeatAnsweringHost(drop=drop)
+    host = IsoHost(drop=drop)
     port = await nursery.start(host.serve)
     program = compile_text(tmp_path, FULL_ROUTE.replace("timeout = 300ms", "timeout = 30s") % port)
     ledger = tmp_path / "l.duckdb"
