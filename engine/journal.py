@@ -287,6 +287,12 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.known_deal_ids(ids)
 
+    async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
+                           unless: str | None = None) -> bool:
+        """``Ledger.append_story`` once the deal's own row (acknowledged through the journal) is in DuckDB."""
+        await self.wait_loaded()
+        return await self.ledger.append_story(deal_id, steps, events, unless)
+
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
 

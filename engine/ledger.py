@@ -200,6 +200,16 @@ class Ledger:
         """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
         return await self._run(self._store.deals_by_key, list(keys))
 
+    async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
+                           unless: str | None = None) -> bool:
+        """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after
+        its own (``LedgerStore.append_story``; the audit chain continues).  Returns whether it wrote."""
+        srows = [{"step": s.name, "kind": s.kind, "vote": s.vote, "outcome": s.outcome,
+                  "started_at": s.started_at, "duration_ms": float(s.duration_ms), "detail": to_json(s.detail)}
+                 for s in steps]
+        erows = [{"at": e.at, "to_state": e.to_state, "detail": to_json(e.detail)} for e in events]
+        return await self._run(self._store.append_story, deal_id, srows, erows, unless)
+
     async def journal_position(self, journal: str) -> tuple[int, int] | None:
         """The (segment, offset) recorded by the last ``load`` of ``journal``, or None."""
         return await self._run(self._store.journal_position, journal)

@@ -504,6 +504,34 @@ class LedgerStore:
             return seq, prev, None
         self._transaction(body)
 
+    def append_story(self, deal_id: str, steps: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
+                     unless: str | None = None) -> bool:
+        """Trace lines and events for a deal already stored (what happened after its row was written:
+        a reversal's attempts, engine/txn/saf.py), numbered after the deal's own, in one transaction
+        that continues the audit chain.  Each event's ``from_state`` is the deal's previous state.
+        ``unless``: do nothing when the deal already has an event to that state (a repeat after a
+        restart).  Raises ``LedgerError`` when the deal has no row.  Returns whether it wrote."""
+        def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
+            con = self._con
+            if not con.execute("SELECT 1 FROM deals WHERE deal_id = ? LIMIT 1", [deal_id]).fetchall():
+                raise LedgerError(f"{self.path}: deal {deal_id} has no row: nothing can be added to it")
+            if unless is not None and con.execute("SELECT 1 FROM deal_events WHERE deal_id = ? AND to_state = ? "
+                                                  "LIMIT 1", [deal_id, unless]).fetchall():
+                return seq, prev, False
+            s0 = con.execute("SELECT coalesce(max(seq), 0) FROM deal_steps WHERE deal_id = ?", [deal_id]).fetchall()[0][0]
+            last = con.execute("SELECT seq, to_state FROM deal_events WHERE deal_id = ? ORDER BY seq DESC LIMIT 1",
+                               [deal_id]).fetchall()
+            e0, state = (int(last[0][0]), last[0][1]) if last else (0, None)
+            srows = [{**r, "deal_id": deal_id, "seq": s0 + i} for i, r in enumerate(steps, 1)]
+            erows = []
+            for i, r in enumerate(events, 1):
+                erows.append({**r, "deal_id": deal_id, "seq": e0 + i, "from_state": state})
+                state = r["to_state"]
+            seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, srows), seq, prev)
+            seq, prev = self._append("deal_events", _table(EVENT_SCHEMA, erows), seq, prev)
+            return seq, prev, True
+        return bool(self._transaction(body))
+
     def _insert_keys(self, keys: list[tuple[str, str]]) -> None:
         """deal_keys rows, in the caller's transaction (outside the audit chain: a derived index)."""
         if not keys:

@@ -50,6 +50,10 @@ def run(
                                                 "answered from the transaction log after its deal finished "
                                                 "(35d, 12h, 90m; at least 1h; or forever); default 35d; "
                                                 "platform.yaml ledger.key_retention does the same."),
+    reversal_alert_after: int = typer.Option(5, "--reversal-alert-after", min=1, help="Attempts after which an "
+                                             "ISO 8583 reversal still not acknowledged is flagged for an "
+                                             "operator (log error, deal event, bsp status); it is repeated "
+                                             "until acknowledged all the same."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file "
                                      "(else $BSP_ENV)."),
     grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on "
@@ -190,6 +194,7 @@ def run(
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,
+                                           reversal_alert_after=reversal_alert_after,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:

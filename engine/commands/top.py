@@ -118,7 +118,21 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                          str(c.get("connections", "-")), str(c.get("frames_in", "-")),
                          str(c.get("frames_out", "-")),
                          Text(circuit, style="bold red" if circuit == "open" else ""))
-    return Group(head, routes, channels)
+    parts: list[Any] = [head, routes, channels]
+    rev = now.get("reversals")
+    if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward
+        flagged = rev.get("flagged") or 0
+        parts.append(Text.assemble(
+            f"reversals: {rev.get('pending', 0)} pending, ",
+            (f"{flagged} flagged for an operator (not acknowledged after {rev.get('alert_after')} attempts)",
+             "bold red") if flagged else "0 flagged",
+            f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start"))
+        for r in rev.get("queue") or []:
+            if r.get("flagged"):
+                parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: "
+                                  f"{r['attempts']} attempts since {r['queued_at']}; last {r.get('last')}",
+                                  style="red"))
+    return Group(*parts)
 
 
 def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, ca: Optional[Path] = CA_OPTION,

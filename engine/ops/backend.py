@@ -69,6 +69,14 @@ class EngineBackend:
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row
+        queues = [q.status() for q in getattr(eng, "saf", ())]
+        if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
+            out["reversals"] = {
+                "pending": sum(q["pending"] for q in queues), "flagged": sum(q["flagged"] for q in queues),
+                "attempts": sum(q["attempts"] for q in queues),
+                "acknowledged": sum(q["acknowledged"] for q in queues),
+                "alert_after": queues[0]["alert_after"],
+                "queue": [r for q in queues for r in q["reversals"]][:50]}
         ledger = eng.ledger
         stats = getattr(ledger, "stats", None)
         out["ledger"] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}

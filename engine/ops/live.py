@@ -41,6 +41,7 @@ from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.txn import recover as recover_in_flight
+from engine.txn import saf
 
 log = logging.getLogger("bsp.reload")
 
@@ -171,6 +172,7 @@ class LiveEngine:
         self._all_stats: list[Any] = [self._retired_stats]      # ... and of those running
         self._retiring: list[Generation] = []                   # old generations with work still running
         self._stopping: dict[str, set[int]] = {}                # exclusive channel -> ids of its stopped objects
+        self.saf: list[Any] = []                                  # the reversal queues (engine/txn/saf.py)
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -184,7 +186,12 @@ class LiveEngine:
                 program = with_referenced_files(program)
                 gen = self._bind(program, {})
                 await self.ledger.record_config(gen.version, gen.program.sources)
+                # ISO 8583 reversals are stored and forwarded (engine/txn/saf.py): queued before the
+                # recovery in _start (which may queue some), worked once the outbound channels run
+                self.saf = saf.attach(lambda: (self.current or gen).dispatchers.values())
                 self.refs.update(await self._start(gen, list(gen.channels)))
+                for q in self.saf:
+                    nursery.start_soon(saf.serve, q)
                 self.current = gen
                 self._loaded(gen)
                 del gen, program          # this frame lives as long as the engine: a reload must free them

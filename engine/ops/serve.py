@@ -57,13 +57,15 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                    overrides: Mapping[str, Mapping[str, Any]] | None = None, grace: float = 10.0,
                    ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None,
                    ledger_sync: str = "journal", key_retention: float | None = KEY_RETENTION,
-                   keys: Any = None) -> LiveEngine:
+                   keys: Any = None, reversal_alert_after: int | None = None) -> LiveEngine:
     """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine.
 
     ``ledger_sync``: journal (default: a reply leaves once its deal is fdatasync'ed in the
     write-ahead journal), duckdb (once its row is committed in DuckDB) or none (engine/journal.py).
     ``key_retention``: seconds a deal key stays in the transaction log's key store, None for good
     (default: ``engine.txn.log.KEY_RETENTION``, 35 days; docs/transactions.md).
+    ``reversal_alert_after``: attempts after which a reversal not yet acknowledged is flagged for an
+    operator (default ``engine.txn.saf.ALERT_AFTER``); it goes on all the same.
     ``keys``: the audit key and field keyring to write with (``engine.ops.runsettings.RunKeys``; None:
     the ledger reads BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE) itself).
     """
@@ -78,6 +80,7 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
             key_options = {} if keys is None else {"audit_key": keys.audit_key, "keyring": keys.keyring}
             async with open_ledger_sync(ledger_path, ledger_sync, **key_options) as ledger:
                 ledger.key_retention = key_retention      # read by engine.txn.manager when it opens the log
+                ledger.reversal_alert_after = reversal_alert_after    # read by engine.txn.saf
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
                 metrics.watch(engine)
 

@@ -135,7 +135,8 @@ async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: 
     ledger_path = Path(workdir) / "ledger.duckdb"
     async with open_ledger(ledger_path, audit_key=None, keyring=None) as ledger:
         await ledger.record_config(program.version, program.sources)
-        sb = Switchboard(program, virtual_registry(registry, answer), ledger=ledger, grace=1.0)
+        sb = Switchboard(program, virtual_registry(registry, answer), ledger=ledger, grace=1.0,
+                         store_and_forward=False)      # reversals inline: tests script them in call order
         async with trio.open_nursery() as nursery:
             await nursery.start(sb.run)
             try:

@@ -20,6 +20,7 @@ import trio
 from engine.runtime.binder import Binder, BindError
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.txn import recover as recover_in_flight
+from engine.txn import saf
 
 log = logging.getLogger("bsp.switchboard")
 
@@ -32,8 +33,12 @@ class Switchboard:
                  overrides: dict[str, dict[str, Any]] | None = None,
                  route_limit: int = DEFAULT_ROUTE_LIMIT, grace: float = DEFAULT_GRACE,
                  compile_expr: Callable[..., Any] | None = None,
-                 load_table: Callable[..., Any] | None = None) -> None:
+                 load_table: Callable[..., Any] | None = None, store_and_forward: bool = True) -> None:
         self.program = program
+        # ISO 8583 reversals queued and sent in the background (engine/txn/saf.py); False: inline
+        # (route tests and replays script them in call order)
+        self.store_and_forward = store_and_forward
+        self.saf: list[Any] = []
         self.registry = registry
         self.ledger = ledger
         self.grace = grace
@@ -119,8 +124,12 @@ class Switchboard:
             for name, ch in self.channels.items():
                 if ch.role in ("connect", "both"):
                     await outer.start(ch.run)
+            if self.store_and_forward:     # before recovery, which may queue reversals
+                self.saf = saf.attach(self.dispatchers.values)
             # deals a crash left in flight are resolved before any channel takes traffic
             await recover_in_flight(self.dispatchers.values())
+            for q in self.saf:
+                outer.start_soon(saf.serve, q)
             with trio.CancelScope() as hard:
                 outer.start_soon(self._watch_drain, hard)
                 async with trio.open_nursery() as inbound:

@@ -1,4 +1,5 @@
-"""An ISO 8583 host (issuer / switch) simulator: answers 0100->0110, 0200->0210, 0400->0410, 0800->0810.
+"""An ISO 8583 host (issuer / switch) simulator: answers 0100->0110, 0200->0210, 0400/0401->0410,
+0420/0421->0430, 0800->0810 (a reversal's repeats too: bsp repeats a reversal until acknowledged).
 
     host = IsoHost(framing="length2", spec="iso8583_1987_ascii")
     port = await nursery.start(host.serve)            # ready once listening
@@ -46,7 +47,8 @@ from formats.mac import ALGORITHMS, MacError, parse_key
 
 log = logging.getLogger("bsp.sim.iso_host")
 
-ANSWERS = {"0100": "0110", "0200": "0210", "0400": "0410", "0420": "0430", "0800": "0810"}
+ANSWERS = {"0100": "0110", "0200": "0210", "0400": "0410", "0401": "0410", "0420": "0430", "0421": "0430",
+           "0800": "0810"}
 COPY = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49", "70", "90")
 
 Predicate = Callable[[dict[str, Any]], bool]

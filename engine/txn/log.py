@@ -23,6 +23,14 @@ Entries (``t``):
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
     horizon   ``before``: keys of deals finished before this time (epoch seconds) were dropped
             from the key store (retention); a key not found here is then looked up in the ledger
+    rev     an ISO 8583 reversal queued for store and forward (``engine.txn.saf``), durable before
+            the deal's answer leaves: id, step (the call's name), r (route), c (channel the deal
+            came in on), at, values (the original request as sent, sealed like ``values``); a
+            compacted one also carries n (attempts made) and ack (the acknowledgement)
+    revtry  id, step, n: attempt n is about to be sent (durable first: after a restart the next
+            one is a repeat, 0401 / 0421)
+    revack  id, step, n, mti, detail, at: the host acknowledged; never sent again
+    revrec  id, step: the acknowledgement is on the deal in the ledger; the reversal is dropped
 
 The file is made ahead, filled with zeros up to its size (``segment_bytes``, 8 MiB
 by default): a write is a ``pwrite`` into blocks that already exist, so its
@@ -187,6 +195,7 @@ class TxnLog:
         self.accepted: dict[str, dict[str, Any]] = {}      # id -> ``a`` entry of a light deal, until recorded
         self.ends: dict[str, dict[str, Any]] = {}          # key -> end entry
         self.unrecorded: dict[str, dict[str, Any]] = {}    # id -> end entry whose ledger row may be missing
+        self.reversals: dict[str, dict[str, Any]] = {}     # "id|step" -> rev entry (n, ack), until revrec
         self.writes = 0
         self.compactions = 0
         self._fd = -1
@@ -234,6 +243,20 @@ class TxnLog:
                 e = _answer_only(e)              # an end written by an older bsp's compaction
             if e.get("key") is not None:
                 self.ends[e["key"]] = e
+        elif t == "rev":
+            self.reversals[f"{e['id']}|{e['step']}"] = {"n": 0, "ack": None, **e}
+        elif t in ("revtry", "revack", "revrec"):
+            k = f"{e['id']}|{e['step']}"
+            r = self.reversals.get(k)
+            if r is None:
+                pass
+            elif t == "revtry":
+                r["n"] = max(r["n"], e["n"])
+            elif t == "revack":
+                r["n"] = max(r["n"], e.get("n", 0))
+                r["ack"] = {x: e.get(x) for x in ("mti", "detail", "at")}
+            else:
+                del self.reversals[k]
         elif t == "horizon":
             self.horizon = max(self.horizon or 0.0, e["before"])
         elif t == "recorded":                    # the end's ledger row is committed
@@ -275,6 +298,7 @@ class TxnLog:
             keep.extend({"t": "step", "id": p.id, "step": s, "phase": ph, "reply": p.replies.get(s),
                          "values": p.values.get(s)} for s, ph in p.phases.items())
         keep += self.accepted.values()
+        keep += self.reversals.values()            # queued reversals: n and ack ride in the entry
         return keep
 
     def _compact(self) -> None:

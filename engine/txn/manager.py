@@ -15,7 +15,8 @@ checked (a repeated request gets the original answer, nothing runs again)
 and the accepted request is logged durably (``engine.txn.log``) so that a
 crash cannot lose it; when a step fails, the calls already done (and a call
 left in doubt by a timeout) are compensated in reverse order, each at most
-once per deal; an ISO 8583 0100/0200 left without an answer is reversed.
+once per deal; an ISO 8583 0100/0200 left without an answer is reversed (in a running engine:
+queued in the log and sent by the store-and-forward task, ``engine.txn.saf``, until acknowledged).
 
 A *light* route (calls are its only side effects: ``RoutePlan.light``) runs its
 steps like the dispatcher's own loop; before its first call one compact ``a``
@@ -132,6 +133,10 @@ class TxnManager:
         self._round_error: tuple[int, BaseException] | None = None
         self._last_ms = 0.0                            # the last write + fdatasync
         self.clock = time.time                         # epoch seconds: when a deal finished (key retention)
+        self.saf: Any = None        # engine.txn.saf.Saf while an engine runs: reversals are stored and forwarded
+
+    def log_exists(self) -> bool:
+        return self._log is not None or log_path(self.ledger.path).exists()
 
     # ------------------------------------------------------------ the log
     @property
@@ -545,6 +550,17 @@ class TxnManager:
             values = st.sent.get(i) or _iso_values(call, ex)
             if values is None or str(values.get("t")) not in REVERSIBLE:
                 return
+            saf = self.saf
+            if saf is not None:
+                # store and forward: durably queued now, sent by the SAF task until acknowledged
+                st.compensated.add(i)
+                if saf.queued(st.deal_id, call.name):
+                    return
+                entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner)
+                await self.write([entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}])
+                saf.add(item)
+                st.move("reversal queued", {"call": call.name, "mti": item.mti, "store_and_forward": True})
+                return
             attempts = await reversal.reverse(values, call.runner)
             for n, a in enumerate(attempts):
                 st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n else ""), "reversal",
@@ -658,6 +674,11 @@ class TxnManager:
                     error_kind=f.kind if f is not None else None,
                     error_code=(f.code if f is not None else None) if ex.reply is not None else None,
                     id=rec.deal_id))
+        saf = self.saf
+        if saf is not None and saf.unrecorded:     # their reversals' story may now be added to them
+            for rec, err in zip(records, errors or [None] * len(records)):
+                if rec.deal_id in saf.unrecorded:
+                    saf.recorded(rec.deal_id, err is None)
         if done_ids:   # no fsync of its own: reaches the disk with the next record
             self._lazy.append({"t": "recorded", "ids": done_ids, "keys": done_keys})
         if letters:

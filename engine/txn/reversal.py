@@ -67,28 +67,41 @@ def reversal_of(values: dict[str, Any], *, repeat: bool = False) -> dict[str, An
 
 async def reverse(values: dict[str, Any], call: Any, *, attempts: int = DEFAULT_ATTEMPTS,
                   timeout: float | None = None) -> list[Attempt]:
-    """Send the reversal of ``values`` through ``call``'s channel until acknowledged.
+    """Send the reversal of ``values`` through ``call``'s channel until acknowledged, inline (at
+    most ``attempts``; route tests and replays: an engine's own reversals are stored and
+    forwarded by ``engine.txn.saf``, which calls ``attempt`` until acknowledged).
 
     Returns every attempt; the last one's outcome is ``acknowledged`` when the
     host answered 0410/0430 (any response code: the host has the reversal).
     """
-    ch = call.channel
-    codec = call.codec
-    wait = timeout if timeout is not None else (call.timeout or getattr(ch, "timeout", 30.0))
     out: list[Attempt] = []
     for n in range(attempts):
-        msg = reversal_of(values, repeat=n > 0)
-        started = datetime.now(timezone.utc)
-        t0 = time.perf_counter()
-        if _fifo(ch):
-            outcome, detail = await _own_connection(ch, codec, msg, wait)
-        else:
-            outcome, detail = await _through_channel(ch, codec, getattr(call, "reply_codec", None) or codec,
-                                                     msg, wait)
-        out.append(Attempt(msg["t"], started, (time.perf_counter() - t0) * 1000.0, outcome, detail))
-        if outcome == "acknowledged":
+        a = await attempt(values, call, repeat=n > 0, timeout=timeout)
+        out.append(a)
+        if a.outcome == "acknowledged":
             break
     return out
+
+
+def wait_of(call: Any, timeout: float | None = None) -> float:
+    """How long one attempt waits for its answer: ``timeout``, else the call's, else its channel's."""
+    return timeout if timeout is not None else (call.timeout or getattr(call.channel, "timeout", 30.0))
+
+
+async def attempt(values: dict[str, Any], call: Any, *, repeat: bool, timeout: float | None = None) -> Attempt:
+    """One reversal (``repeat``: its repeat, 0401 / 0421) through ``call``'s channel."""
+    ch = call.channel
+    codec = call.codec
+    wait = wait_of(call, timeout)
+    msg = reversal_of(values, repeat=repeat)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    if _fifo(ch):
+        outcome, detail = await _own_connection(ch, codec, msg, wait)
+    else:
+        outcome, detail = await _through_channel(ch, codec, getattr(call, "reply_codec", None) or codec,
+                                                 msg, wait)
+    return Attempt(msg["t"], started, (time.perf_counter() - t0) * 1000.0, outcome, detail)
 
 
 def _fifo(ch: Any) -> bool:

@@ -12,7 +12,7 @@ import trio
 from engine.sim.iso_host import IsoHost
 from engine.txn.log import TxnLog, log_path
 from engine.txn.reversal import original_data_elements
-from test_txn_reversal import ISO_ROUTE, ORIGINAL, RepeatAnsweringHost, _codec
+from test_txn_reversal import ISO_ROUTE, ORIGINAL, _codec
 from txnkit import Client, compile_text, deals, running
 
 PAN = ORIGINAL["2"]
@@ -52,7 +52,7 @@ async def test_full_route_logs_no_plain_pan_and_reverses_after_a_crash(
         seen.append(dict(req))
         return mute[0]
 
-    host = RepeatAnsweringHost(drop=drop)
+    host = IsoHost(drop=drop)
     port = await nursery.start(host.serve)
     program = compile_text(tmp_path, FULL_ROUTE.replace("timeout = 300ms", "timeout = 30s") % port)
     ledger = tmp_path / "l.duckdb"
@@ -75,8 +75,10 @@ async def test_full_route_logs_no_plain_pan_and_reverses_after_a_crash(
     assert not _plain_pan_in_log(ledger)                 # request values sealed, not plain
 
     mute[0] = False
-    async with running(program, ledger):                 # recovery reverses the 0200 as it was sent
-        pass
+    async with running(program, ledger) as sb:           # recovery reverses the 0200 as it was sent
+        (queue,) = sb.saf                                # (queued for store and forward: wait for it)
+        with trio.fail_after(10):
+            await queue.wait_empty()
     assert [r["t"] for r in seen] == ["0200", "0420"]
     assert seen[1]["90"] == original_data_elements(seen[0]) and seen[1]["2"] == PAN
     (deal,) = deals(ledger)

@@ -1,0 +1,299 @@
+"""Store and forward (SAF) of ISO 8583 reversals, as card switches do it.
+
+A 0100 / 0200 left without an answer is reversed (``engine.txn.reversal``).  In a
+running engine the deal does not wait for that: its reversal is *queued* (a ``rev``
+entry in the transaction log, fdatasync'ed with the group commit) and the deal is
+answered and recorded at once, with a ``reversal queued`` event.  This module's task
+(one per transaction manager, started by ``Switchboard.run`` and ``LiveEngine.run``)
+then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
+(the call's timeout, doubled each time up to ``backoff_cap``) **until the host
+acknowledges** (0410 / 0430).  It never gives up: after ``alert_after`` attempts the
+reversal is flagged for an operator (an error in the log, a ``reversal flagged``
+event on the deal, ``bsp status``) and it goes on.
+
+Each attempt, its outcome and the acknowledgement are appended to the deal in the
+ledger afterwards (``deal_steps`` ``NAME.reversal`` / ``NAME.reversal.repeat``,
+``deal_events`` ``reversal 0420`` / ``reversal 0421`` / ``reversed NAME``), through the
+ledger's writer, so the audit chain continues.  In the log each attempt is marked
+before it leaves (``revtry``: after a restart the next one is a repeat), the
+acknowledgement once it came (``revack``: never sent again), and ``revrec`` once it is
+on the deal (the entry is dropped).  On start the queue is rebuilt from the log.
+
+Route tests and replays run without this task: their reversals run inline, as before
+(``TxnManager.saf`` is None), so a test can script and expect them in call order.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import trio
+
+from engine.deal import DealEvent, DealStep
+from engine.txn import reversal
+
+log = logging.getLogger("bsp.txn.saf")
+_UTC = timezone.utc
+
+ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
+BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
+
+
+@dataclass
+class Item:
+    """One queued reversal."""
+
+    deal_id: str
+    step: str                 # the call's name
+    route: str
+    channel: str              # the channel the deal came in on
+    values: dict[str, Any]    # the original request as sent
+    queued_at: str
+    n: int = 0                # attempts made (also before a restart)
+    runner: Any = None        # the call step (its channel, codec, timeout); None: resolved by name
+    ack: dict[str, Any] | None = None
+    flagged: bool = False
+    last: str | None = None   # the last attempt's outcome and detail
+    recorded: trio.Event = field(default_factory=trio.Event)
+    has_row: bool = True      # the deal's ledger row was committed (else nothing is appended)
+
+    @property
+    def key(self) -> str:
+        return f"{self.deal_id}|{self.step}"
+
+    @property
+    def mti(self) -> str:
+        return reversal.reversal_of(self.values, repeat=self.n > 0)["t"]
+
+    def status(self) -> dict[str, Any]:
+        return {"deal_id": self.deal_id, "route": self.route, "call": self.step, "attempts": self.n,
+                "queued_at": self.queued_at, "flagged": self.flagged, "last": self.last}
+
+
+class Saf:
+    """The reversal queue of one transaction manager, and the task that works it."""
+
+    def __init__(self, mgr: Any, resolve: Callable[[Item], Any] | None = None, *,
+                 alert_after: int | None = None, backoff_cap: float | None = None,
+                 backoff_first: float | None = None) -> None:
+        self.mgr = mgr
+        self.resolve = resolve
+        ledger = mgr.ledger
+        self.alert_after = alert_after or getattr(ledger, "reversal_alert_after", None) or ALERT_AFTER
+        self.backoff_cap = backoff_cap if backoff_cap is not None else \
+            (getattr(ledger, "reversal_backoff_cap", None) or BACKOFF_CAP)
+        self.backoff_first = backoff_first    # None: the call's timeout
+        self.items: dict[str, Item] = {}
+        self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
+        self.attempts = 0
+        self.acknowledged = 0
+        self._nursery: trio.Nursery | None = None
+        self._empty = trio.Event()
+        self._empty.set()
+
+    # ------------------------------------------------------------ queueing
+    def entry(self, deal_id: str, step: str, route: str, channel: str, values: dict[str, Any],
+              runner: Any) -> tuple[dict[str, Any], Item]:
+        """The log entry of a new reversal and its queue item (queued with ``add`` once the entry
+        is durable)."""
+        from engine.txn.manager import _jsonable
+        now = datetime.now(_UTC).isoformat()
+        e = {"t": "rev", "id": deal_id, "step": step, "r": route, "c": channel, "at": now,
+             "values": self.mgr.seal_values(_jsonable(values), f"values|{deal_id}|{step}")}
+        return e, Item(deal_id, step, route, channel, values, now, runner=runner)
+
+    def queued(self, deal_id: str, step: str) -> bool:
+        return f"{deal_id}|{step}" in self.items
+
+    def add(self, item: Item) -> None:
+        if item.key in self.items:
+            return
+        self.items[item.key] = item
+        if not item.recorded.is_set():
+            self.unrecorded.setdefault(item.deal_id, []).append(item)
+        self._empty = trio.Event() if self._empty.is_set() else self._empty
+        if self._nursery is not None:
+            self._nursery.start_soon(self._work, item)
+
+    def recorded(self, deal_id: str, ok: bool) -> None:
+        """The deal's ledger row was committed (``ok``) or refused: its reversals' story may follow."""
+        for item in self.unrecorded.pop(deal_id, ()):
+            item.has_row = ok
+            item.recorded.set()
+
+    def load(self) -> int:
+        """The reversals the log holds (a previous run's, not acknowledged or not yet on the deal)."""
+        n = 0
+        for e in list(self.mgr.log.reversals.values()):
+            key = f"{e['id']}|{e['step']}"
+            if key in self.items:
+                continue
+            values = self.mgr.unseal_values(e.get("values"), f"values|{e['id']}|{e['step']}")
+            item = Item(e["id"], e["step"], e.get("r") or "?", e.get("c") or "?", values or {},
+                        e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"))
+            item.recorded.set()       # its deal's row was written (or written again on restart) before
+            self.add(item)
+            n += 1
+        if n:
+            log.warning("store and forward: %d reversal(s) left by the previous run resumed", n)
+        return n
+
+    async def wait_empty(self) -> None:
+        """Return once every queued reversal is acknowledged and on its deal (tests, drain reports)."""
+        while self.items:
+            await self._empty.wait()
+
+    def status(self) -> dict[str, Any]:
+        items = sorted(self.items.values(), key=lambda i: i.queued_at)
+        return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
+                "attempts": self.attempts, "acknowledged": self.acknowledged,
+                "alert_after": self.alert_after, "reversals": [i.status() for i in items]}
+
+    # ------------------------------------------------------------ the task
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Work the queue until cancelled (the engine's drain): what is left stays in the log."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                for item in list(self.items.values()):
+                    nursery.start_soon(self._work, item)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    def backoff(self, n: int, wait: float) -> float:
+        """The pause after attempt ``n`` (1, 2, ...): the first pause (the call's timeout), doubled each
+        time, at most ``backoff_cap``."""
+        first = self.backoff_first if self.backoff_first is not None else wait
+        return min(self.backoff_cap, first * math.pow(2, min(n - 1, 30)))
+
+    async def _work(self, item: Item) -> None:
+        mgr = self.mgr
+        while item.ack is None:
+            runner = (self.resolve(item) if self.resolve is not None else None) or item.runner   # a reload's own
+            repeat = item.n > 0
+            item.n += 1
+            await mgr.write([{"t": "revtry", "id": item.deal_id, "step": item.step, "n": item.n}])
+            if runner is None:
+                a = reversal.Attempt(reversal.reversal_of(item.values, repeat=repeat)["t"], datetime.now(_UTC),
+                                     0.0, "unreachable",
+                                     f"route {item.route!r} (channel {item.channel}) has no call {item.step!r} in "
+                                     f"the running configuration; kept queued until it has")
+                wait = self.backoff_cap
+            else:
+                a = await reversal.attempt(item.values, runner, repeat=repeat)
+                wait = reversal.wait_of(runner)
+            self.attempts += 1
+            item.last = f"{a.mti} {a.outcome}: {a.detail}"
+            if a.outcome == "acknowledged":
+                item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
+                await mgr.write([{"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack}])
+                self.acknowledged += 1
+            flag = a.outcome != "acknowledged" and item.n == self.alert_after
+            await self._story(item, a, flag)
+            if item.ack is not None:
+                break
+            if flag:
+                item.flagged = True
+                log.error("store and forward: the reversal of deal %s (route %s, call %s) is not acknowledged "
+                          "after %d attempts (last: %s); flagged for an operator, still repeated",
+                          item.deal_id, item.route, item.step, item.n, item.last)
+            await trio.sleep(self.backoff(item.n, wait))
+        if item.n and item.ack is not None and not _stories_done(item):
+            await self._acked_story(item)          # acknowledged before a restart: its line, once
+        await mgr.write([{"t": "revrec", "id": item.deal_id, "step": item.step}])
+        self.items.pop(item.key, None)
+        if not self.items:
+            self._empty.set()
+
+    async def _story(self, item: Item, a: reversal.Attempt, flag: bool) -> None:
+        """The attempt (and its acknowledgement, or the operator flag) appended to the deal."""
+        name = f"{item.step}.reversal" + (".repeat" if a.mti.endswith("1") else "")
+        steps = [DealStep(name, "reversal", a.outcome, a.started_at, round(a.duration_ms, 3), None,
+                          {"mti": a.mti, "attempt": item.n, "detail": a.detail})]
+        now = datetime.now(_UTC)
+        events = [DealEvent(now, None, f"reversal {a.mti}", {"outcome": a.outcome, "attempt": item.n,
+                                                              "detail": a.detail})]
+        if item.ack is not None:
+            events.append(DealEvent(now, None, f"reversed {item.step}", {"attempts": item.n, **item.ack}))
+            item.ack["on_deal"] = True
+        if flag:
+            events.append(DealEvent(now, None, "reversal flagged",
+                                    {"attempts": item.n, "why": f"not acknowledged after {item.n} attempts; "
+                                     f"still repeated, for an operator to follow up"}))
+        await self._append(item, steps, events, None)
+
+    async def _acked_story(self, item: Item) -> None:
+        ack = item.ack or {}
+        events = [DealEvent(datetime.now(_UTC), None, f"reversed {item.step}",
+                            {"attempts": item.n, **{k: v for k, v in ack.items() if k != "on_deal"},
+                             "recovered": "acknowledged before a restart"})]
+        await self._append(item, [], events, f"reversed {item.step}")
+
+    async def _append(self, item: Item, steps: list[DealStep], events: list[DealEvent], unless: str | None) -> None:
+        await item.recorded.wait()
+        if not item.has_row:
+            log.warning("store and forward: deal %s has no ledger row; its reversal's %s not recorded on it",
+                        item.deal_id, ", ".join(e.to_state for e in events))
+            return
+        try:
+            await self.mgr.ledger.append_story(item.deal_id, steps, events, unless=unless)
+        except Exception as exc:     # the reversal goes on; the story line is lost, and said so
+            log.error("store and forward: deal %s: %s not recorded on the deal: %s", item.deal_id,
+                      ", ".join(e.to_state for e in events), exc)
+
+
+def _stories_done(item: Item) -> bool:
+    return bool(item.ack and item.ack.get("on_deal"))
+
+
+def resolver(dispatchers: Callable[[], Iterable[Any]]) -> Callable[[Item], Any]:
+    """Find a queued reversal's call step in the running configuration: the route by name among the
+    dispatchers of the channel the deal came in on, the call by name (a reload may have replaced it)."""
+    from engine.txn.plan import plan_of
+
+    def resolve(item: Item) -> Any:
+        for disp in dispatchers():
+            if disp.channel != item.channel:
+                continue
+            for br in disp.routes:
+                if br.name != item.route:
+                    continue
+                for call in plan_of(br).calls.values():
+                    if call.name == item.step and call.iso:
+                        return call.runner
+        return None
+    return resolve
+
+
+def attach(dispatchers: Callable[[], Iterable[Any]]) -> list[Saf]:
+    """Give the transaction manager of each of these dispatchers (once per manager) a ``Saf`` and
+    rebuild its queue from the log.  From then on reversals are queued, not run inline.  Call it
+    before the recovery of deals in flight (that may queue reversals), then ``run`` each (``serve``)
+    once the outbound channels run."""
+    out: list[Saf] = []
+    for disp in list(dispatchers()):
+        mgr = getattr(disp, "txn", None)
+        if mgr is None or mgr.saf is not None:
+            continue
+        saf = mgr.saf = Saf(mgr, resolver(dispatchers))
+        if mgr.log_exists():
+            saf.load()
+        out.append(saf)
+    return out
+
+
+async def serve(saf: Saf) -> None:
+    """Run ``saf`` until cancelled; then reversals are run inline again (what is queued stays in the log)."""
+    try:
+        await saf.run()
+    finally:
+        if saf.mgr.saf is saf:
+            saf.mgr.saf = None
+        if saf.items:
+            log.warning("store and forward stopped with %d reversal(s) not acknowledged; they stay in %s and "
+                        "resume at the next start", len(saf.items), saf.mgr.log.path)
