@@ -349,6 +349,19 @@ def split_lines(lines: bytes) -> list[bytes]:
     return [ln for ln in lines.split(b"\n") if ln]
 
 
+_STORAGE_TEXTS = ("could not write", "cannot open file", "no space left", "file too large", "disk quota",
+                  "failed to commit", "could not fsync", "input/output error")
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the ledger's storage cannot be written (a full disk, a file size limit,
+    an I/O error), as opposed to a row DuckDB refuses: the same rows may go in once there is room."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and any(t in text for t in _STORAGE_TEXTS)
+
+
 def _locked_message(path: Path, exc: Exception) -> str:
     text = str(exc)
     if "lock" in text.lower():
