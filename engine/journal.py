@@ -62,7 +62,7 @@ import trio
 
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
-from engine.durable import fsync_dir, write_at
+from engine.durable import fsync_dir, unwrite, write_at
 from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines, storage_failure
@@ -419,7 +419,11 @@ class JournaledLedger:
                 raise
             self._rotate_failed = None
         assert self._fd is not None
-        write_at(self._fd, data, self._offset)
+        try:
+            write_at(self._fd, data, self._offset)
+        except OSError:
+            unwrite(self._fd, self._offset)
+            raise
         return (time.perf_counter() - t) * 1000.0
 
     async def _write_soon(self, data: bytes) -> float:

@@ -57,7 +57,7 @@ from typing import Any
 
 import orjson
 
-from engine.durable import fsync_dir, write_at
+from engine.durable import fsync_dir, unwrite, write_at
 from engine.faultlog import FREE_SPACE, os_reason
 
 HEADER = struct.Struct(">II")
@@ -331,7 +331,11 @@ class TxnLog:
                     self._apply(e)
                 self._compact()
             else:
-                write_at(self._fd, data, self._offset, sync=self.sync)
+                try:
+                    write_at(self._fd, data, self._offset, sync=self.sync)
+                except OSError:
+                    unwrite(self._fd, self._offset)
+                    raise
                 self._offset += len(data)
                 for e in entries:
                     self._apply(e)
