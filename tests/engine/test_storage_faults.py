@@ -37,7 +37,7 @@ route pay {
 # A real engine: journaled ledger with small segments (so a few deals fill one), fault injection on stdin:
 # ``limit N`` caps the size of any file the process writes (as a full disk would), ``unlimit`` lifts it.
 ENGINE = textwrap.dedent("""
-    import logging, resource, signal, sys, trio
+    import logging, os, resource, signal, sys, trio
     sys.path.insert(0, sys.argv[3])
     from dsl.load import compile_paths
     from engine.journal import open_journaled_ledger
@@ -66,7 +66,8 @@ ENGINE = textwrap.dedent("""
                     while b"\\n" in buf:
                         line, buf = buf.split(b"\\n", 1)
                         cmd = line.split()
-                        size = int(cmd[1]) if cmd[0] == b"limit" else resource.RLIM_INFINITY
+                        size = (resource.RLIM_INFINITY if cmd[0] != b"limit" else   # "limit wal": DuckDB cannot write
+                                os.path.getsize(sys.argv[2] + ".wal") if cmd[1] == b"wal" else int(cmd[1]))
                         resource.setrlimit(resource.RLIMIT_FSIZE, (size, HARD))
                         print("ok", flush=True)
     trio.run(main)
@@ -81,6 +82,17 @@ async def _line(proc: trio.Process, buf: bytearray) -> str:
     line, _, rest = bytes(buf).partition(b"\n")
     buf[:] = rest
     return line.decode()
+
+
+async def _engine(tmp_path: Path, route_text: str) -> tuple[trio.Process, Path]:
+    route = tmp_path / "pay.route"
+    route.write_text(route_text)
+    ledger = tmp_path / "ledger.duckdb"
+    script = tmp_path / "engine_main.py"
+    script.write_text(ENGINE)
+    proc = await trio.lowlevel.open_process([sys.executable, str(script), str(route), str(ledger), str(REPO)],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, ledger
 
 
 async def _ask(c: Client, ref: str, wait: float) -> bool:
@@ -342,3 +354,60 @@ async def test_a_write_cut_short_by_a_full_disk_is_not_read_back_at_the_next_sta
     async with open_journaled_ledger(ledger):
         pass
     assert [d["reference"] for d in deals(ledger)] == ["R00001"]       # R00002 was never acknowledged
+
+
+REJECTING = ROUTE.replace("    deal PAYMENT", '    validate {\n        msg.amount > 0 else reject "13" "invalid amount"\n    }\n'
+                                           "    deal PAYMENT").replace(
+    "    framing = length2\n", "    framing = length2\n    on error reply Req { code = error.code }\n")
+
+
+async def test_duckdb_that_cannot_write_keeps_deals_in_the_journal_and_loses_dead_letters_with_one_line(
+        tmp_path: Path) -> None:
+    proc, ledger = await _engine(tmp_path, REJECTING)
+    err = bytearray()
+    answered: list[str] = []
+
+    async def drain_stderr() -> None:
+        while chunk := await proc.stderr.receive_some(65536):
+            err.extend(chunk)
+    try:
+        async with trio.open_nursery() as n:
+            n.start_soon(drain_stderr)
+            with trio.fail_after(60):
+                out = bytearray()
+                port = int((await _line(proc, out)).split()[1])
+                c = await Client.open(port)
+                await proc.stdin.send_all(b"limit wal\n")        # DuckDB's WAL cannot grow: no DuckDB write works
+                assert await _line(proc, out) == "ok"
+                for i in range(6):                               # the journal still takes deals
+                    amount = b"-1" if i % 2 else b"10.25"        # every other one rejected: a dead letter
+                    await c.send(b'{"ref":"D%03d","amount":%s}' % (i, amount))
+                    (reply,) = await c.recv_json(1)
+                    assert reply["code"] == ("13" if i % 2 else "00"), reply
+                    answered.append(f"D{i:03d}")
+                await trio.sleep(1.5)                            # the loader tries again meanwhile
+                await proc.stdin.send_all(b"unlimit\n")
+                assert await _line(proc, out) == "ok"
+                while b"load works again" not in err:
+                    await trio.sleep(0.05)
+                await c.aclose()
+            proc.kill()
+            await proc.wait()
+            n.cancel_scope.cancel()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert "Traceback" not in text, text
+    assert "dead letter for deal" not in text, text                 # not a line per dead letter
+    stored_lines = [ln for ln in text.splitlines() if "not stored" in ln]
+    assert len(stored_lines) == 1 and "dead letter" in stored_lines[0], text
+    assert f"{ledger}.wal" in stored_lines[0] and "free space on that disk" in stored_lines[0], text
+    load_lines = [ln for ln in text.splitlines() if "not loaded into DuckDB" in ln]
+    assert len(load_lines) == 1 and f"they are safe in {journal_dir(ledger)}" in load_lines[0], text
+    async with open_journaled_ledger(ledger):
+        pass
+    rows = {d["reference"] or d["request"]: d["status"] for d in deals(ledger)}
+    assert len(rows) == 6 and sorted(rows.values()) == ["committed"] * 3 + ["rejected"] * 3, rows
+    assert "unloaded" not in " ".join(p.name for p in journal_dir(ledger).glob("*"))   # nothing set aside
