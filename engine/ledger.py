@@ -369,9 +369,10 @@ class Ledger:
             if stalled:
                 first, err = stalled[0]
                 more = f" and {len(stalled) - 1} other record(s)" if len(stalled) > 1 else ""
-                self.alarm.failed("write", f"{self.path}: {first.describe()}{more} not stored (a deal not "
-                                           f"stored is not acknowledged: no reply is sent): {os_reason(err)}; "
-                                           f"{FREE_SPACE}; {RESUMES}")
+                why = ("a deal not stored is not acknowledged: no reply is sent"
+                       if any(w.deal is not None for w, _ in stalled) else "the deals' rows tell what happened")
+                self.alarm.failed("write", f"{self.path}: {first.describe()}{more} not stored ({why}): "
+                                           f"{os_reason(err)}; {FREE_SPACE}; {RESUMES}")
             elif ok and self.alarm.failing("write"):
                 self.alarm.recovered("write")
             s = self.stats

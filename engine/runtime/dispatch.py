@@ -288,6 +288,7 @@ class Dispatcher:
                     log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
+                ex.unrecorded = True
         _report_outcomes(exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)

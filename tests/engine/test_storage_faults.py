@@ -411,3 +411,46 @@ async def test_duckdb_that_cannot_write_keeps_deals_in_the_journal_and_loses_dea
     rows = {d["reference"] or d["request"]: d["status"] for d in deals(ledger)}
     assert len(rows) == 6 and sorted(rows.values()) == ["committed"] * 3 + ["rejected"] * 3, rows
     assert "unloaded" not in " ".join(p.name for p in journal_dir(ledger).glob("*"))   # nothing set aside
+
+
+HTTP_ROUTE = '''
+format Pay = json
+channel api = http listen {
+    address = "127.0.0.1:0"
+    path    = "/payments"
+}
+route pay {
+    receive from api as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    reply Pay { status = "OK"  ref = msg.ref }
+}
+'''
+
+
+async def test_http_answers_503_for_a_deal_it_could_not_store_never_a_success(tmp_path: Path) -> None:
+    import httpx
+    from engine.registry import default_registry
+    from engine.runtime import Switchboard
+    from kit import compile_text
+    prog = compile_text(tmp_path, HTTP_ROUTE)
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, segment_bytes=4096, load_wait=0.01) as led:
+        sb = Switchboard(prog, default_registry(), ledger=led)
+        async with trio.open_nursery() as n:
+            await n.start(sb.run)
+            (journal_dir(path) / "000000000002.tmp").mkdir()     # the next segment cannot be made
+            codes = []
+            async with httpx.AsyncClient() as c:
+                for i in range(30):
+                    r = await c.post(f"http://127.0.0.1:{sb.channel('api').port}/payments",
+                                     json={"ref": f"H{i:03d}", "amount": 1})
+                    codes.append(r.status_code)
+                    if r.status_code != 200:
+                        problem = r.json()
+                        assert r.status_code == 503 and r.headers["retry-after"] == "5", r.text
+                        assert problem["kind"] == "unrecorded" and "not acknowledged" in problem["detail"]
+            assert 200 in codes and 503 in codes and 204 not in codes, codes
+            (journal_dir(path) / "000000000002.tmp").rmdir()
+            sb.drain()
+    stored = {d["reference"] for d in deals(path)}
+    assert stored == {f"H{i:03d}" for i, code in enumerate(codes) if code == 200}
