@@ -372,6 +372,10 @@ def _locked_message(path: Path, exc: Exception) -> str:
         return (f"{path}: this process already has the ledger open for writing (open_ledger is "
                 f"running); DuckDB cannot add a read-only connection to it. Read it after the "
                 f"ledger is closed, or from a copy. DuckDB said: {text}")
+    if "not a valid DuckDB database file" in text:
+        return (f"{path}: not a DuckDB file, so not a bsp ledger (a ledger is the DuckDB file the engine "
+                f"writes, var/bsp.duckdb unless the deployment file's `ledger:` says otherwise); check the "
+                f"path given with --ledger. DuckDB said: {text}")
     return f"{path}: cannot open the ledger: {text}"
 
 
@@ -382,6 +386,22 @@ def require_bsp_ledger(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        "WHERE table_name = 'schema_version'").fetchall()[0][0]:
         raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp ledger? "
                           f"Give the engine's ledger with --ledger")
+    refuse_newer(con, path)
+
+
+def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """LedgerError when a newer bsp wrote the ledger (its tables may not read as this one expects)."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+        return
+    found = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+    if found is not None and found > SCHEMA_VERSION:
+        raise LedgerError(newer_schema(path, found))
+
+
+def newer_schema(path: Path, found: int) -> str:
+    return (f"{path}: ledger schema version {found} is newer than this bsp understands ({SCHEMA_VERSION}): "
+            f"a newer bsp wrote it; use that bsp (or a newer one) for this file, or give another ledger file")
 
 
 def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -417,9 +437,7 @@ class LedgerStore:
                 row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
             found = row[0] if row else None
             if found is not None and found > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{path}: ledger schema version {found} is newer than this bsp understands "
-                    f"({SCHEMA_VERSION}); upgrade bsp or use another ledger file")
+                raise LedgerError(newer_schema(path, found))
             for stmt in DDL.split(";"):
                 if stmt.strip():
                     con.execute(stmt).fetchall()

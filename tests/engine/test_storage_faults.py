@@ -454,3 +454,42 @@ async def test_http_answers_503_for_a_deal_it_could_not_store_never_a_success(tm
             sb.drain()
     stored = {d["reference"] for d in deals(path)}
     assert stored == {f"H{i:03d}" for i, code in enumerate(codes) if code == 200}
+
+
+# ------------------------------------------------------------------ a file that is not this bsp's ledger
+
+def _newer_ledger(tmp_path: Path) -> Path:
+    """A real ledger, as a later bsp (schema 99) would leave it."""
+    import duckdb
+    from engine.ledger_store import LedgerStore
+    path = tmp_path / "newer.duckdb"
+    LedgerStore.open(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (99, now())")
+    con.close()
+    return path
+
+
+def _bsp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([BSP, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "BSP_AUDIT_KEY": "a" * 44})
+
+
+def test_read_commands_refuse_a_ledger_a_newer_bsp_wrote(tmp_path: Path) -> None:
+    path = _newer_ledger(tmp_path)
+    want = f"error: {path}: ledger schema version 99 is newer than this bsp understands (4): a newer bsp wrote it"
+    for args in (["deals", "--ledger", str(path)], ["audit", "verify", "--ledger", str(path)],
+                 ["dead", "list", "--ledger", str(path)],
+                 ["report", "daily-summary", "--from", "2026-01-01", "--ledger", str(path)]):
+        res = _bsp(*args)
+        assert res.returncode == 2 and res.stderr.startswith(want), (args, res.returncode, res.stdout, res.stderr)
+        assert "Traceback" not in res.stderr
+
+
+def test_a_file_that_is_not_duckdb_is_named_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    path.write_text("not a database\n")
+    res = _bsp("deals", "--ledger", str(path))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(f"error: {path}: not a DuckDB file, so not a bsp ledger"), res.stderr
+    assert "check the path given with --ledger" in res.stderr
