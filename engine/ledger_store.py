@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
+from engine.faultlog import FREE_SPACE
 
 SCHEMA_VERSION = 4     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
@@ -643,6 +644,12 @@ class LedgerStore:
     def close(self) -> None:
         try:
             self._con.execute("CHECKPOINT").fetchall()
+        except duckdb.Error as exc:
+            if not storage_failure(exc):
+                raise
+            raise LedgerError(f"{self.path}: not checkpointed on close: {exc}; what was committed is in its "
+                              f"write-ahead log ({self.path.name}.wal), which the next start replays: keep that "
+                              f"file with the ledger, and {FREE_SPACE} before starting again") from None
         finally:
             self._con.close()
 

@@ -41,6 +41,7 @@ ENGINE = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     from dsl.load import compile_paths
     from engine.journal import open_journaled_ledger
+    from engine.ledger_store import LedgerError
     from engine.registry import default_registry
     from engine.runtime import Switchboard
 
@@ -60,7 +61,8 @@ ENGINE = textwrap.dedent("""
                 buf = b""
                 while True:
                     chunk = await stdin.receive_some(1024)
-                    if not chunk:
+                    if not chunk:         # stdin closed: stop as bsp run does on SIGTERM
+                        sb.drain()
                         return
                     buf += chunk
                     while b"\\n" in buf:
@@ -70,7 +72,11 @@ ENGINE = textwrap.dedent("""
                                 os.path.getsize(sys.argv[2] + ".wal") if cmd[1] == b"wal" else int(cmd[1]))
                         resource.setrlimit(resource.RLIMIT_FSIZE, (size, HARD))
                         print("ok", flush=True)
-    trio.run(main)
+    try:
+        trio.run(main)
+    except LedgerError as exc:                             # as bsp run reports it
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 """)
 
 
@@ -493,3 +499,35 @@ def test_a_file_that_is_not_duckdb_is_named_with_the_fix(tmp_path: Path) -> None
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith(f"error: {path}: not a DuckDB file, so not a bsp ledger"), res.stderr
     assert "check the path given with --ledger" in res.stderr
+
+
+async def test_stopping_while_duckdb_cannot_write_keeps_the_journal_and_says_so(tmp_path: Path) -> None:
+    proc, ledger = await _engine(tmp_path, ROUTE)
+    try:
+        with trio.fail_after(60):
+            out = bytearray()
+            port = int((await _line(proc, out)).split()[1])
+            c = await Client.open(port)
+            await proc.stdin.send_all(b"limit wal\n")
+            assert await _line(proc, out) == "ok"
+            for i in range(3):
+                assert await _ask(c, f"S{i:03d}", 5)                 # durable in the journal
+            await c.aclose()
+            await proc.stdin.aclose()                                # stop (drain) while DuckDB still cannot write
+            err = b""
+            while chunk := await proc.stderr.receive_some(65536):
+                err += chunk
+            assert await proc.wait() == 1
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert "Traceback" not in text, text
+    assert "journal: stopping with 3 acknowledged deal(s) not in DuckDB" in text, text
+    (last,) = [ln for ln in text.splitlines() if ln.startswith("error: ")]
+    assert last.startswith(f"error: {ledger}: not checkpointed on close: ") and "the next start replays" in last
+    assert segments(journal_dir(ledger))                                   # the journal is kept
+    async with open_journaled_ledger(ledger):
+        pass
+    assert sorted(d["reference"] for d in deals(ledger)) == ["S000", "S001", "S002"]
