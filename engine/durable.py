@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["fsync_dir", "write_at"]
+__all__ = ["fsync_dir", "unwrite", "write_at"]
 
 
 def write_at(fd: int, data: bytes, offset: int, *, sync: bool = True) -> None:
@@ -22,6 +22,17 @@ def write_at(fd: int, data: bytes, offset: int, *, sync: bool = True) -> None:
         view, offset = view[n:], offset + n
     if sync:
         os.fdatasync(fd)
+
+
+def unwrite(fd: int, offset: int, header: int = 8) -> None:
+    """After a write at ``offset`` failed part way (a full disk): zero the record header there, best
+    effort, so that a record the failed write may have left whole is not read back at the next start
+    (it was never acknowledged).  The blocks exist (the file is made ahead), so this write needs no room."""
+    try:
+        os.pwrite(fd, bytes(header), offset)
+        os.fdatasync(fd)
+    except OSError:
+        pass
 
 
 def fsync_dir(directory: os.PathLike[str] | str) -> None:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 import threading
 import time
@@ -61,9 +62,10 @@ import trio
 
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
-from engine.durable import fsync_dir, write_at
+from engine.durable import fsync_dir, unwrite, write_at
+from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
 from engine.ledger import Ledger, open_ledger
-from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines
+from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines, storage_failure
 
 log = logging.getLogger("bsp.journal")
 
@@ -71,6 +73,8 @@ MAGIC = b"BSPJRNL1"
 HEADER = struct.Struct(">II")
 SYNC_MODES = ("journal", "duckdb", "none")
 JOURNAL_NAME = "main"
+LOAD_RETRY_MIN, LOAD_RETRY_MAX = 0.5, 10.0     # seconds between loads while DuckDB cannot write
+ROTATE_RETRY = 1.0        # seconds between attempts to make the next segment after one failed
 INLINE_MAX_MS = 1.0       # a write + fdatasync slower than this: the next one goes to a worker thread
 
 __all__ = ["open_journaled_ledger", "open_ledger_sync", "JournaledLedger", "JournalStats", "SYNC_MODES",
@@ -80,6 +84,10 @@ __all__ = ["open_journaled_ledger", "open_ledger_sync", "JournaledLedger", "Jour
 
 class JournalError(LedgerError):
     """The journal could not be written or read; names the file and the byte offset."""
+
+
+class LoadStalled(JournalError):
+    """DuckDB cannot write (a full disk, a file size limit): journaled deals wait in the journal."""
 
 
 def journal_dir(ledger_path: str | Path) -> Path:
@@ -186,6 +194,39 @@ def read_segment(path: Path, start: int = 0) -> tuple[list[tuple[bytes, int]], i
     return out, pos, None
 
 
+_PAYLOAD_START = re.compile(rb"[{\[]")     # the first byte of either kind of payload
+
+
+def record_after(path: Path, start: int) -> int | None:
+    """The offset of the first well-formed record (a length that fits, a payload that starts as one
+    and matches its CRC) after byte ``start`` of a segment, or None: past a bad record, a torn write
+    leaves only zeros; a readable record after it means the bad one is damage."""
+    data = path.read_bytes()
+    n = len(data)
+    for m in _PAYLOAD_START.finditer(data, start + HEADER.size + 1):
+        h = m.start() - HEADER.size
+        length, crc = HEADER.unpack_from(data, h)
+        if 0 < length <= n - m.start() and zlib.crc32(data[m.start():m.start() + length]) == crc:
+            return h
+    return None
+
+
+def _damage(segs: list[Segment], i: int, bad: int) -> str | None:
+    """Why a bad record at byte ``bad`` of ``segs[i]`` cannot be a torn write (a crash mid-write leaves
+    nothing after it), or None when it may be one."""
+    later = record_after(segs[i].path, bad)
+    if later is not None:
+        return f"a readable record follows at byte {later}"
+    for seg in segs[i + 1:]:
+        try:
+            records, _, _ = read_segment(seg.path)
+        except JournalError:
+            records = [(b"", 0)]
+        if records:        # an empty one is the spare made ahead
+            return f"a later segment holds records ({seg.path.name})"
+    return None
+
+
 # ------------------------------------------------------------------ the journaled ledger
 
 @dataclass
@@ -279,6 +320,8 @@ class JournaledLedger:
         self._spare_asked = -1        # the segment whose successor the spare maker was last asked for
         self._spare_scope = trio.CancelScope()
         self._making = threading.Lock()
+        self._rotate_failed: tuple[float, JournalError] | None = None    # (when, why) the last rotation failed
+        self.alarm = FaultLog(log, "journal")
 
     # ------------------------------------------------------------ Ledger API
 
@@ -372,9 +415,21 @@ class JournaledLedger:
         """Worker thread: write one record at the end of the log and fdatasync it; returns ms."""
         t = time.perf_counter()
         if self._offset + len(data) > self._segment_bytes and self._offset > len(MAGIC):
-            self._rotate()
+            failed = self._rotate_failed
+            if failed is not None and time.monotonic() - failed[0] < ROTATE_RETRY:
+                raise failed[1]          # a full disk: not a 16 MB attempt per group commit
+            try:
+                self._rotate()
+            except JournalError as exc:
+                self._rotate_failed = (time.monotonic(), exc)
+                raise
+            self._rotate_failed = None
         assert self._fd is not None
-        write_at(self._fd, data, self._offset)
+        try:
+            write_at(self._fd, data, self._offset)
+        except OSError:
+            unwrite(self._fd, self._offset)
+            raise
         return (time.perf_counter() - t) * 1000.0
 
     async def _write_soon(self, data: bytes) -> float:
@@ -394,7 +449,11 @@ class JournaledLedger:
         number = self._segment + 1
         path = self.directory / f"{number:012d}.wal"
         self._make_segment(number)
-        fd = os.open(path, os.O_WRONLY)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except OSError as exc:
+            raise JournalError(f"{path}: byte 0: cannot open the next journal segment: {os_reason(exc)}; "
+                               f"move away what is at that path") from exc
         if self._fd is not None:
             os.close(self._fd)
         self._fd, self._segment, self._offset = fd, number, len(MAGIC)
@@ -408,18 +467,28 @@ class JournaledLedger:
                 self._make_segment_file(path)
 
     def _make_segment_file(self, path: Path) -> None:
+        """Raises ``JournalError`` naming the file, the byte offset reached and the system's reason
+        (a full disk: ENOSPC; a file size limit: EFBIG); the half-made file is removed."""
         tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        done = 0
         try:
-            os.write(fd, MAGIC)
-            zeros = bytes(1 << 20)
-            left = self._segment_bytes - len(MAGIC)
-            while left > 0:
-                left -= os.write(fd, zeros[:left])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                done = os.write(fd, MAGIC)
+                zeros = bytes(1 << 20)
+                while done < self._segment_bytes:
+                    done += os.write(fd, zeros[:self._segment_bytes - done])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as exc:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            raise JournalError(f"{tmp}: byte {done}: cannot make the next journal segment "
+                               f"({self._segment_bytes} bytes): {os_reason(exc)}; {FREE_SPACE}") from exc
         fsync_dir(self.directory)
 
     async def _spare_maker(self) -> None:
@@ -429,7 +498,12 @@ class JournaledLedger:
                 await self._want_spare.wait()
                 self._want_spare = trio.Event()
                 self.stats.spares += 1
-                await trio.to_thread.run_sync(self._make_segment, self._segment + 1)
+                try:
+                    await trio.to_thread.run_sync(self._make_segment, self._segment + 1)
+                except JournalError as exc:     # the rotation will try again (and say so if it fails)
+                    self.alarm.failed("spare", f"{exc}; the current segment still takes deals until it is full")
+                else:
+                    self.alarm.recovered("spare")
 
     async def _flush_round(self) -> None:
         self._flushing = True
@@ -453,13 +527,19 @@ class JournaledLedger:
             if rows:
                 data += encode_batch(rows)
             ms = await self._write_soon(data)
-        except Exception as exc:     # OSError (disk full), TypeError (unjournalable value)
+        except Exception as exc:     # OSError (disk full), JournalError (no next segment), TypeError
+            reason = str(exc) if isinstance(exc, JournalError) else (
+                f"{os_reason(exc)}; {FREE_SPACE}" if isinstance(exc, OSError) else str(exc))
             err = JournalError(f"{self.directory / f'{self._segment:012d}.wal'}: byte {self._offset}: "
-                               f"{n} deal(s) not journaled: {exc}")
+                               f"{n} deal(s) not journaled, so not acknowledged (no reply sent): {reason}")
+            self.alarm.failed("write", f"{err}; {RESUMES}")
+            err.logged = True        # type: ignore[attr-defined]  # reported here: not again per deal
             for g in groups:
                 g.error = err
                 g.done.set()
             return
+        if self.alarm.failing("write"):
+            self.alarm.recovered("write")
         self._offset += len(data)
         s = self.stats
         s.flushes += 1
@@ -503,13 +583,40 @@ class JournaledLedger:
                 taken += item.n
                 if item.end:
                     mark = (item.segment, item.end)
-            await self._load(batch, mark, b"".join(chunks), taken)
+            if not await self._load_until_done(batch, mark, b"".join(chunks), taken):
+                return        # closing while DuckDB cannot write: the journal keeps them for the next start
             self._lag -= taken
             self._loaded_total += taken
             self._space.unpark_all()
             self._loaded_lot.unpark_all()
             if mark is not None:
                 await trio.to_thread.run_sync(self._remove_loaded, mark[0], limiter=self._io)
+
+    async def _load_until_done(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes,
+                               n: int) -> bool:
+        """``_load``, again after a pause while DuckDB cannot write (a full disk): the deals are
+        acknowledged and safe in the journal, so they wait there (commits wait once ``max_lag_rows``
+        are behind).  False when closing while it still fails: the journal files are kept and the
+        next start loads them."""
+        pause = LOAD_RETRY_MIN
+        while True:
+            try:
+                await self._load(batch, mark, lines, n)
+            except LoadStalled as exc:
+                self.alarm.failed("load", str(exc))
+                if self._closed:
+                    log.error("journal: stopping with %d acknowledged deal(s) not in DuckDB (%s); they stay "
+                              "in %s and load at the next start once there is room", self._lag, exc.__cause__,
+                              self.directory)
+                    return False
+                with trio.move_on_after(pause):
+                    while not self._closed:
+                        await self._wake_load.wait()
+                        self._wake_load = trio.Event()
+                pause = min(pause * 2, LOAD_RETRY_MAX)
+                continue
+            self.alarm.recovered("load")
+            return True
 
     async def _load(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes = b"",
                     n: int | None = None) -> None:
@@ -518,6 +625,10 @@ class JournaledLedger:
         try:
             await self.ledger.load(batch, m, lines)
         except Exception as exc:
+            if storage_failure(exc):     # DuckDB cannot write, not a bad deal: they stay in the journal
+                raise LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: "
+                                  f"{os_reason(exc)}; they are safe in {self.directory} and load once DuckDB "
+                                  f"can write again ({FREE_SPACE}, or at the next start)") from exc
             log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", n, exc)
             bad = []
             for d in [DealRows(line_to_row(ln)) for ln in split_lines(lines)] + batch:
@@ -566,14 +677,11 @@ class JournaledLedger:
                 continue
             start = done_off if seg.number == done_seg else 0
             records, good_end, problem = await trio.to_thread.run_sync(read_segment, seg.path, start)
+            damage = None
             if problem is not None:
-                if i == len(segs) - 1:
+                damage = await trio.to_thread.run_sync(_damage, segs, i, good_end)
+                if damage is None:
                     log.warning("journal: %s; that record was never acknowledged: dropped", problem)
-                else:
-                    aside = seg.path.with_suffix(".wal.corrupt")
-                    log.error("journal: %s; not the last segment, so this is damage, not a torn write: "
-                              "the records after it are not loaded; the file is kept as %s", problem, aside)
-                    await trio.to_thread.run_sync(seg.path.rename, aside)
             batch: list[DealRows] = []
             chunks: list[bytes] = []
             count = 0
@@ -593,6 +701,13 @@ class JournaledLedger:
                 await self._load(batch, (seg.number, records[-1][1] if records else good_end),
                                  b"".join(chunks), count)
                 loaded += count
+            if damage is not None:
+                raise JournalError(
+                    f"{problem}; {damage}, so this is damage, not a torn write: the acknowledged deals from "
+                    f"byte {good_end} of this file on cannot be read and nothing after them was loaded "
+                    f"({loaded} deal(s) before it are loaded into {self.path}). Restore {seg.path} from a "
+                    f"copy and start again; or, to go on without the deals past byte {good_end} of it, move "
+                    f"it aside (mv {seg.path} {seg.path}.damaged) and start again")
         self.stats.recovered_rows = loaded
         if loaded:
             log.warning("journal: recovered %d deal(s) from %s into %s", loaded, self.directory, self.path)

@@ -26,6 +26,7 @@ their ``commit`` calls never returned, so nobody was told they were stored.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from contextlib import asynccontextmanager
@@ -41,8 +42,10 @@ from engine.audit import load_audit_key
 from engine.audit import sha256_hex
 from engine.deal import DeadLetter, DealError, DealRecord, to_json
 from engine.deal_line import deal_line
-from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_problem
+from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
+from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_problem, storage_failure
 
+_log = logging.getLogger("bsp.ledger")
 _DEFAULT = object()   # "read the key from the environment"
 
 DEFAULT_LEDGER = Path("var/bsp.duckdb")
@@ -102,6 +105,7 @@ class Ledger:
         self._closed = False
         self._stopping = False
         self._last_batch = 0
+        self.alarm = FaultLog(_log, "ledger")
 
     # ------------------------------------------------------------ public API
 
@@ -341,8 +345,8 @@ class Ledger:
             self._write_one(items)
             errors = [None] * len(items)
         except Exception as exc:  # duckdb.Error, pyarrow errors
-            if len(items) == 1:
-                errors = [exc]
+            if len(items) == 1 or storage_failure(exc):     # a full disk fails every row alike
+                errors = [exc] * len(items)
             else:
                 errors = []
                 for w in items:
@@ -361,13 +365,26 @@ class Ledger:
             self._last_batch = len(batch)
             errors, ms = await self._run(self._write, batch)
             ok = 0
+            stalled: list[tuple[_Waiter, BaseException]] = []
             for waiter, err in zip(batch, errors):
                 if err is not None:
                     waiter.error = LedgerError(f"{self.path}: {waiter.describe()} was not stored: {err}")
                     waiter.error.__cause__ = err
+                    if storage_failure(err):      # reported once below, not again per deal or dead letter
+                        waiter.error.logged = True     # type: ignore[attr-defined]
+                        stalled.append((waiter, err))
                 else:
                     ok += 1
                 waiter.done.set()
+            if stalled:
+                first, err = stalled[0]
+                more = f" and {len(stalled) - 1} other record(s)" if len(stalled) > 1 else ""
+                why = ("a deal not stored is not acknowledged: no reply is sent"
+                       if any(w.deal is not None for w, _ in stalled) else "the deals' rows tell what happened")
+                self.alarm.failed("write", f"{self.path}: {first.describe()}{more} not stored ({why}): "
+                                           f"{os_reason(err)}; {FREE_SPACE}; {RESUMES}")
+            elif ok and self.alarm.failing("write"):
+                self.alarm.recovered("write")
             s = self.stats
             s.failed_rows += len(batch) - ok
             if ok:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
+from engine.faultlog import FREE_SPACE
 
 SCHEMA_VERSION = 4     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
@@ -349,6 +350,19 @@ def split_lines(lines: bytes) -> list[bytes]:
     return [ln for ln in lines.split(b"\n") if ln]
 
 
+_STORAGE_TEXTS = ("could not write", "cannot open file", "no space left", "file too large", "disk quota",
+                  "failed to commit", "could not fsync", "input/output error")
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the ledger's storage cannot be written (a full disk, a file size limit,
+    an I/O error), as opposed to a row DuckDB refuses: the same rows may go in once there is room."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and any(t in text for t in _STORAGE_TEXTS)
+
+
 def _locked_message(path: Path, exc: Exception) -> str:
     text = str(exc)
     if "lock" in text.lower():
@@ -359,6 +373,10 @@ def _locked_message(path: Path, exc: Exception) -> str:
         return (f"{path}: this process already has the ledger open for writing (open_ledger is "
                 f"running); DuckDB cannot add a read-only connection to it. Read it after the "
                 f"ledger is closed, or from a copy. DuckDB said: {text}")
+    if "not a valid DuckDB database file" in text:
+        return (f"{path}: not a DuckDB file, so not a bsp ledger (a ledger is the DuckDB file the engine "
+                f"writes, var/bsp.duckdb unless the deployment file's `ledger:` says otherwise); check the "
+                f"path given with --ledger. DuckDB said: {text}")
     return f"{path}: cannot open the ledger: {text}"
 
 
@@ -369,6 +387,22 @@ def require_bsp_ledger(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        "WHERE table_name = 'schema_version'").fetchall()[0][0]:
         raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp ledger? "
                           f"Give the engine's ledger with --ledger")
+    refuse_newer(con, path)
+
+
+def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """LedgerError when a newer bsp wrote the ledger (its tables may not read as this one expects)."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables "
+                       "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+        return
+    found = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+    if found is not None and found > SCHEMA_VERSION:
+        raise LedgerError(newer_schema(path, found))
+
+
+def newer_schema(path: Path, found: int) -> str:
+    return (f"{path}: ledger schema version {found} is newer than this bsp understands ({SCHEMA_VERSION}): "
+            f"a newer bsp wrote it; use that bsp (or a newer one) for this file, or give another ledger file")
 
 
 def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -404,9 +438,7 @@ class LedgerStore:
                 row = con.execute("SELECT max(version) FROM schema_version").fetchall()[0]
             found = row[0] if row else None
             if found is not None and found > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{path}: ledger schema version {found} is newer than this bsp understands "
-                    f"({SCHEMA_VERSION}); upgrade bsp or use another ledger file")
+                raise LedgerError(newer_schema(path, found))
             for stmt in DDL.split(";"):
                 if stmt.strip():
                     con.execute(stmt).fetchall()
@@ -640,6 +672,12 @@ class LedgerStore:
     def close(self) -> None:
         try:
             self._con.execute("CHECKPOINT").fetchall()
+        except duckdb.Error as exc:
+            if not storage_failure(exc):
+                raise
+            raise LedgerError(f"{self.path}: not checkpointed on close: {exc}; what was committed is in its "
+                              f"write-ahead log ({self.path.name}.wal), which the next start replays: keep that "
+                              f"file with the ledger, and {FREE_SPACE} before starting again") from None
         finally:
             self._con.close()
 

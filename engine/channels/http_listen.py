@@ -193,6 +193,11 @@ class HttpListener:
             self._inflight -= 1
             if not self._inflight:
                 self._idle.set()
+        if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
+            return Response.problem(503, "the deal could not be written to the ledger, so it is not "
+                                         "acknowledged: treat it as a time-out (the engine's log says why)",
+                                    instance=request.raw_path, headers=[("retry-after", "5")],
+                                    kind="unrecorded", deal_status=out.status)
         if out.status in ("committed", "unknown"):
             if out.reply is None:
                 if out.status == "committed":

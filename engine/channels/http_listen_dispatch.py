@@ -29,6 +29,7 @@ class Outcome:
     code: str | None = None
     text: str | None = None
     detail: str | None = None
+    recorded: bool = True       # False: the deal could not be written to the ledger (nothing acknowledged)
 
 
 def _observed(disp: Any, seen: list[Any], extra_scope: dict[str, Any] | None) -> Any:
@@ -81,9 +82,10 @@ def _outcome(reply: bytes | None, ex: Any) -> Outcome:
     f = getattr(ex, "failure", None) if ex is not None else None
     if ex is None:
         return Outcome(reply, "unknown")
+    recorded = not getattr(ex, "unrecorded", False)
     if f is None:
-        return Outcome(reply, "committed")
-    return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail)
+        return Outcome(reply, "committed", recorded=recorded)
+    return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail, recorded=recorded)
 
 
 async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any]) -> Outcome:

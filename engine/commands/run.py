@@ -100,6 +100,7 @@ def run(
     """
     from engine.ops import runopts
     from engine.ledger_store import LedgerError
+    from engine.txn.log import TxnLogError
     from engine.ops.live import StartError
     from engine.replay.capture import CaptureError
     from engine.ops.serve import OpsOptions, run_live
@@ -203,7 +204,7 @@ def run(
     except CaptureError as exc:         # the capture file cannot be made (or its last frames written)
         typer.echo(f"error: {record_from}: {exc}", err=True)
         raise typer.Exit(2)
-    except LedgerError as exc:
+    except (LedgerError, TxnLogError) as exc:    # a ledger file that cannot be opened, made or read
         typer.echo(f"error: {exc}", err=True)
         if "locked by another process" in str(exc):
             typer.echo("hint: two engines cannot share a ledger file; give this one its own with --ledger "

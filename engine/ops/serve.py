@@ -93,7 +93,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
     except BaseExceptionGroup as group:      # a channel or the admin API could not start, the ledger is held
         from engine.ledger_store import LedgerError
         from engine.runtime.binder import BindError
-        first = only_errors(group, (StartError, LedgerError, BindError))
+        from engine.txn.log import TxnLogError
+        first = only_errors(group, (StartError, LedgerError, BindError, TxnLogError))
         if first is None:
             raise
         raise first from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from engine.ledger_store import LedgerError, connect
+from engine.ledger_store import LedgerError, connect, refuse_newer
 from engine.reports.model import ReportError
 
 
@@ -77,6 +77,11 @@ def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
     if not found or not found[0]:
         con.close()
         raise ReportError(f"{path}: a DuckDB file without a `deals` table: is it a bsp ledger?")
+    try:
+        refuse_newer(con, path)        # a ledger a newer bsp wrote: said so, not a column error
+    except LedgerError as exc:
+        con.close()
+        raise ReportError(str(exc)) from None
     return con
 
 

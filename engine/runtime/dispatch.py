@@ -282,11 +282,17 @@ class Dispatcher:
             errors = await self.ledger.commit_many(records, validate=False)
         except Exception as exc:   # LedgerError (closed): answer nothing we cannot prove was stored
             errors = [exc] * len(records)
+        told: set[int] = set()
         for ex, err in zip(exs, errors):
             if err is not None:
-                log.error("deal not recorded, reply withheld: %s", err)
+                # one line per distinct error (a failed journal write is one error for its whole batch),
+                # none for one the journal has reported itself (a full disk: engine/faultlog.py)
+                if id(err) not in told and not getattr(err, "logged", False):
+                    told.add(id(err))
+                    log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
+                ex.unrecorded = True
         _report_outcomes(exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)

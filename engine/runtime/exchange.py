@@ -96,7 +96,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags",
+        "request_tags", "unrecorded",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -124,6 +124,8 @@ class Exchange:
         self.error_route: Any = None
         # the classification of ``msg`` when no route took it (an unrouted request, decoded by a format)
         self.request_tags: dict[str, str] | None = None
+        # its deal could not be written to the ledger (a full disk): nothing may tell the sender it was done
+        self.unrecorded = False
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

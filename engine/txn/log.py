@@ -66,7 +66,8 @@ from typing import Any
 
 import orjson
 
-from engine.durable import fsync_dir, write_at
+from engine.durable import fsync_dir, unwrite, write_at
+from engine.faultlog import FREE_SPACE, os_reason
 
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
@@ -171,10 +172,33 @@ def read(path: Path) -> tuple[list[dict[str, Any]], int]:
         start = pos + HEADER.size
         payload = data[start:start + length]
         if len(payload) < length or zlib.crc32(payload) != crc:
+            later = _record_after(data, pos)
+            if later is not None:                  # a torn write leaves nothing after it: this is damage
+                raise TxnLogError(
+                    f"{path}: byte {pos}: record {'cut short' if len(payload) < length else 'CRC mismatch'}, "
+                    f"and a readable record follows at byte {later}, so this is damage, not a torn write: "
+                    f"the deals in flight and the deal keys recorded after it cannot be read. Restore {path} "
+                    f"from a copy and start again; or move it aside (mv {path} {path}.damaged) to start "
+                    f"without it: deals it left in flight are then not resolved (settle them with the "
+                    f"counterparts) and repeats of keys it held run again")
             break                                  # torn tail: never acknowledged
         entries.extend(orjson.loads(payload))
         pos = start + length
     return entries, pos
+
+
+def _record_after(data: bytes, bad: int) -> int | None:
+    """The offset of the first well-formed record after a bad one at ``bad`` (its payload an orjson
+    list, its length fitting, its CRC right), or None."""
+    n = len(data)
+    at = data.find(b"[", bad + HEADER.size + 1)
+    while at != -1:
+        h = at - HEADER.size
+        length, crc = HEADER.unpack_from(data, h)
+        if 0 < length <= n - at and zlib.crc32(data[at:at + length]) == crc:
+            return h
+        at = data.find(b"[", at + 1)
+    return None
 
 
 class TxnLog:
@@ -214,7 +238,11 @@ class TxnLog:
         for i, e in self.accepted.items():          # light deals a crash left in flight
             self.pending[i] = _light_pending(e)
         self.accepted.clear()
-        self._compact()
+        try:
+            self._compact()
+        except OSError as exc:
+            raise TxnLogError(f"{exc.filename or path}: cannot write the transaction log: {os_reason(exc)}; "
+                              f"{FREE_SPACE}") from exc
 
     def _apply(self, e: dict[str, Any]) -> None:
         t = e.get("t")
@@ -343,7 +371,11 @@ class TxnLog:
                     self._apply(e)
                 self._compact()
             else:
-                write_at(self._fd, data, self._offset, sync=self.sync)
+                try:
+                    write_at(self._fd, data, self._offset, sync=self.sync)
+                except OSError:
+                    unwrite(self._fd, self._offset)
+                    raise
                 self._offset += len(data)
                 for e in entries:
                     self._apply(e)
@@ -354,7 +386,7 @@ class TxnLog:
                     self._spare_thread.start()
         except OSError as exc:
             raise TxnLogError(f"{self.path}: cannot append {len(data)} bytes at byte {self._offset}: "
-                              f"{exc}") from exc
+                              f"{os_reason(exc)}; {FREE_SPACE}") from exc
         self.writes += 1
 
     def _make_spare(self) -> None:
@@ -366,7 +398,7 @@ class TxnLog:
                     _make_zeroed(tmp, MAGIC, self.segment_bytes)
                     os.replace(tmp, self._spare)
                     fsync_dir(self.path.parent)
-        except OSError:
+        except (OSError, TxnLogError):
             pass            # no spare: the next compaction makes its file itself (and reports an error)
 
     def fits(self, size: int) -> bool:
@@ -394,12 +426,21 @@ def _frame(entries: list[dict[str, Any]]) -> bytes:
 
 def _make_zeroed(path: Path, head: bytes, size: int) -> None:
     """``path``: ``head`` then zeros up to ``size`` bytes, fsync'ed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    done = 0
     try:
-        os.write(fd, head)
-        left = size - len(head)
-        while left > 0:
-            left -= os.write(fd, _ZEROS[:min(left, len(_ZEROS))])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while done < len(head):
+                done += os.write(fd, head[done:])
+            while done < size:
+                done += os.write(fd, _ZEROS[:min(size - done, len(_ZEROS))])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise TxnLogError(f"{path}: byte {done}: cannot make the transaction log's next file ({size} bytes): "
+                          f"{os_reason(exc)}; {FREE_SPACE}") from exc

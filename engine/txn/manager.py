@@ -708,7 +708,8 @@ class TxnManager:
         try:
             await self.ledger.dead_letter(letter)
         except Exception as exc:   # the deal row holds the story; a lost dead letter is logged
-            log.error("dead letter for deal %s not stored: %s", letter.id, exc)
+            if not getattr(exc, "logged", False):       # a full disk: the ledger reported it once
+                log.error("dead letter for deal %s not stored: %s", letter.id, exc)
 
 
 def _kind(step: Any) -> str:
