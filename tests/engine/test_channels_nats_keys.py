@@ -176,6 +176,35 @@ async def test_a_claim_left_by_a_killed_engine_is_flagged_not_run_again(tmp_path
     assert "in flight on engine " in row["reason"] and "flagged for an operator" in row["reason"], row["reason"]
 
 
+async def test_a_key_that_cannot_be_claimed_is_handed_back_never_run_unclaimed(tmp_path, nursery, caplog) -> None:
+    """The bucket is gone (deleted by an operator; a server without it): no claim can be made, so the
+    message is handed back (nak) again and again with a warning, and the counterpart is not called; once
+    the bucket is back, the message runs, once."""
+    import logging
+
+    from nats.js.api import KeyValueConfig
+
+    caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
+    calls: list[tuple[str, str]] = []
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        port = await json_counterpart(nursery, counterpart("one", calls))
+        async with running(program(tmp_path, srv.url, lease="300ms"), tmp_path / "one.duckdb", registry=reg,
+                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+            ch = sb.channel("orders")
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await nc.call(nc.js.delete_key_value, "BSP_KEYS")
+            await nc.publish("orders.new", b'{"ref": "U-1", "amount": 1}')
+            await eventually(lambda: _v(ch.naked >= 3), "handed back three times")
+            assert calls == [] and ch.acked == 0
+            assert "deal key not claimed, message handed back to NATS (not run): shared key store BSP_KEYS" \
+                in caplog.text
+            await nc.call(nc.js.create_key_value, KeyValueConfig(bucket="BSP_KEYS"))
+            await eventually(lambda: _v(ch.acked == 1), "run once the bucket is back")
+    assert calls == [("one", "U-1")]
+    assert [r["status"] for r in deals(tmp_path / "one.duckdb")] == ["committed"]
+
+
 @pytest.mark.parametrize("option, expected", [
     ('keys = "BSP KEYS"', 'option keys: expected a key-value bucket name such as "BSP_KEYS"'),
     ("key_lease = 0s", "option key_lease: expected a duration above 0"),
