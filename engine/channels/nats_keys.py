@@ -86,6 +86,8 @@ class SharedKeys:
         self._seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
         self.claims = self.duplicates = self.busy = self.flagged = 0
         self._warned = -1e9
+        self._busy: set[str] = set()                  # bucket keys with a write on its way
+        self._round = trio.Event()                     # set when a write round ends
 
     @property
     def timeout(self) -> float:
@@ -211,45 +213,70 @@ class SharedKeys:
 
     async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
-        What cannot be written now is retried by ``keep`` (the claim stays held and renewed)."""
-        final = {}
+        What cannot be written now is retried by ``keep`` (the claim stays held)."""
+        mine = []
         for key, end in items:
             bk = bucket_key(key)
             held = self.held.get(bk)
             if held is not None:
-                final[bk] = self._value(held[1]["deal"], state="done", **end)
-        if final:
-            self.pending.update(final)
-            await self._write_pending()
+                self.pending[bk] = self._value(held[1]["deal"], state="done", **end)
+                mine.append(bk)
+        while any(bk in self._busy for bk in mine):      # a renewal of one of them is on its way
+            await self._round.wait()
+        await self._write(mine, final=True)
 
-    async def _write_pending(self) -> None:
+    async def _write(self, bks: list[str], *, final: bool) -> None:
+        """One pipelined round of compare-and-set updates: the final states (``final``) or renewed claims
+        of ``bks``; keys with a write on its way are left out (each revision is written once)."""
         import asyncio
 
         from nats.js.errors import KeyWrongLastSequenceError
 
-        todo = [(bk, value, self.held[bk][0]) for bk, value in self.pending.items() if bk in self.held]
+        held, busy = self.held, self._busy
+        todo = [(bk, self.pending[bk] if final else held[bk][1], held[bk][0]) for bk in bks
+                if bk in held and bk not in busy and (bk in self.pending) == final]
+        kv = self.kv
+        if not todo or kv is None or not self.link.connected:
+            return
 
         async def all_of() -> list[Any]:
-            return await asyncio.gather(*(self.kv.update(bk, orjson.dumps(v), last=rev) for bk, v, rev in todo),
+            return await asyncio.gather(*(kv.update(bk, orjson.dumps(v), last=rev) for bk, v, rev in todo),
                                         return_exceptions=True)
 
-        if not todo or self.kv is None or not self.link.connected:
-            return
-        with trio.move_on_after(self.timeout):
-            try:
-                results = await self.link.aio(all_of)()
-            except Exception as exc:
-                results = [exc] * len(todo)
-            for (bk, value, _), res in zip(todo, results):
+        busy.update(bk for bk, _, _ in todo)
+        try:
+            with trio.move_on_after(self.timeout) as scope:
+                try:
+                    results = await self.link.aio(all_of)()
+                except Exception as exc:
+                    results = [exc] * len(todo)
+            if scope.cancelled_caught:
+                return                                   # not known: read again at the next round
+            for (bk, value, rev), res in zip(todo, results):
+                h = held.get(bk)
+                if h is None or h[0] != rev:
+                    continue
                 if isinstance(res, KeyWrongLastSequenceError):
-                    log.error("channel %s: deal %s ended %s here, but another engine took its key over in %s "
-                              "meanwhile (this engine had not renewed its claim for key_lease %gs): that "
-                              "engine flagged its copy for an operator", self.channel, value["deal"],
-                              value.get("status"), self.bucket, self.lease)
+                    if final:
+                        log.error("channel %s: deal %s ended %s here, but another engine took its key over in "
+                                  "%s meanwhile (this engine had not renewed its claim for key_lease %gs): that "
+                                  "engine flagged its copy for an operator", self.channel, value["deal"],
+                                  value.get("status"), self.bucket, self.lease)
+                    else:
+                        log.error("channel %s: the claim of deal %s in %s was taken over by another engine "
+                                  "(not renewed for key_lease %gs); it flags its copy for an operator",
+                                  self.channel, value["deal"], self.bucket, self.lease)
                 elif isinstance(res, BaseException):
-                    continue                          # NATS away: kept, tried again
+                    continue                             # NATS away: kept, tried again by keep()
+                elif not final:
+                    held[bk] = (res, value, h[2])
+                    continue
                 self.pending.pop(bk, None)
-                self.held.pop(bk, None)
+                del held[bk]
+        finally:
+            busy.difference_update(bk for bk, _, _ in todo)
+            self._round.set()
+            self._round = trio.Event()
 
     def forget_batch(self, batch: int) -> None:
         """A batch is settled: claims of it still held (its deals were not recorded: the handler failed)
@@ -262,40 +289,8 @@ class SharedKeys:
                         "another engine flags such a deal after key_lease", self.channel, len(left), self.bucket)
 
     async def keep(self) -> None:
-        """Every third of ``key_lease``: renew the claims of deals running here, write pending final states."""
-        import asyncio
-
-        from nats.js.errors import KeyWrongLastSequenceError
-
-        period = max(self.lease / 3, 0.05)
+        """Every third of ``key_lease``: write the final states not written yet, renew the other claims."""
         while True:
-            await trio.sleep(period)
-            if self.kv is None or not self.link.connected:
-                continue
-            await self._write_pending()
-            todo = [(bk, rev, claim) for bk, (rev, claim, _) in list(self.held.items()) if bk not in self.pending]
-            if not todo:
-                continue
-            kv = self.kv
-
-            async def renew_all() -> list[Any]:
-                return await asyncio.gather(*(kv.update(bk, orjson.dumps(c), last=rev) for bk, rev, c in todo),
-                                            return_exceptions=True)
-
-            with trio.move_on_after(period):
-                try:
-                    results = await self.link.aio(renew_all)()
-                except Exception as exc:
-                    log.debug("channel %s: renewing claims: %s", self.channel, describe(exc))
-                    continue
-                for (bk, rev, claim), res in zip(todo, results):
-                    held = self.held.get(bk)
-                    if held is None or held[0] != rev:
-                        continue                      # finished meanwhile
-                    if isinstance(res, int):
-                        self.held[bk] = (res, claim, held[2])
-                    elif isinstance(res, KeyWrongLastSequenceError):
-                        log.error("channel %s: the claim of deal %s in %s was taken over by another engine "
-                                  "(not renewed for key_lease %gs); it flags its copy for an operator",
-                                  self.channel, claim["deal"], self.bucket, self.lease)
-                        del self.held[bk]
+            await trio.sleep(max(self.lease / 3, 0.05))
+            await self._write(list(self.pending), final=True)
+            await self._write(list(self.held), final=False)
