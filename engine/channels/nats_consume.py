@@ -15,6 +15,10 @@ engine on the same durable consumer (at-least-once).  Engines sharing one
 ``max_ack_pending`` messages are unacknowledged (the server stops handing out
 more), and at most ``workers`` fetched batches are processed at once.
 
+With ``keys = "BUCKET"`` the engines of one consumer also share the deal keys of keyed routes in a
+JetStream key-value bucket (``engine.channels.nats_keys``): a deal whose key another engine is running
+is *deferred* (nak'ed after a third of ``key_lease``, no deal row).
+
 A reply the route produces is published to the message's ``Bsp-Reply-To``
 header subject, else to ``reply_subject``, else dropped.
 """
@@ -426,7 +430,9 @@ COMPONENT = ComponentSpec(
         "exchange through the channel's routes; the messages of one fetch are one batch. A message is "
         "acknowledged only after its deal is committed in the ledger; a failed deal is acked, nak'ed or "
         "terminated per `on_failed`; a message whose deal was not recorded (or whose engine died) is "
-        "redelivered. Engines sharing a `durable` name share the work like a queue group. A route's "
+        "redelivered. Engines sharing a `durable` name share the work like a queue group; with `keys` they "
+        "also share the deal keys (a JetStream key-value bucket), so that a message redelivered to another "
+        "engine is a duplicate there, not a second call. A route's "
         "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."
     ),
     check=built_check(NatsConsumer),
