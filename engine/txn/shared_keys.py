@@ -54,7 +54,8 @@ async def claim(txn: Any, store: Any, plan: Any, live: list[Any], out: list[Any]
         stopped.add(ex)
         if v.outcome == "flag":
             st.admitted, st.begin = True, None      # its end goes to the log, its final state to the store
-            st.move("flagged", {"key": st.key, "reason": v.text})
+            st.move("accepted", {"key": st.key})     # the deal of this key here (the ledger's deal_keys)
+            st.move("flagged", {"reason": v.text})
             ex.fail(StepFailure("in_doubt", f"deal key {st.key!r}: {v.text}", code="96",
                                 where=str(plan.route.pos)))
             continue

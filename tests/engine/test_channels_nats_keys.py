@@ -179,6 +179,12 @@ async def test_a_claim_left_by_a_killed_engine_is_flagged_not_run_again(tmp_path
     (row,) = deals(tmp_path / "two.duckdb")
     assert (row["status"], row["response_code"]) == ("failed", "96")
     assert "in flight on engine " in row["reason"] and "flagged for an operator" in row["reason"], row["reason"]
+    import duckdb
+    con = duckdb.connect(str(tmp_path / "two.duckdb"), read_only=True)
+    try:                                                # the flagged deal owns the key in engine two's ledger
+        assert con.execute("SELECT deal_id FROM deal_keys").fetchall() == [(row["deal_id"],)]
+    finally:
+        con.close()
 
 
 async def test_a_key_that_cannot_be_claimed_is_handed_back_never_run_unclaimed(tmp_path, nursery, caplog) -> None:
