@@ -15,6 +15,10 @@ engine on the same durable consumer (at-least-once).  Engines sharing one
 ``max_ack_pending`` messages are unacknowledged (the server stops handing out
 more), and at most ``workers`` fetched batches are processed at once.
 
+With ``keys = "BUCKET"`` the engines of one consumer also share the deal keys of keyed routes in a
+JetStream key-value bucket (``engine.channels.nats_keys``): a deal whose key another engine is running
+is *deferred* (nak'ed after a third of ``key_lease``, no deal row).
+
 A reply the route produces is published to the message's ``Bsp-Reply-To``
 header subject, else to ``reply_subject``, else dropped.
 """
@@ -32,6 +36,7 @@ from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
 )
+from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
 
@@ -88,6 +93,10 @@ class NatsConsumer:
         if self.on_failed not in ON_FAILED:
             raise ChannelConfigError(f"channel {name}: option on_failed: expected one of {', '.join(ON_FAILED)}, "
                                      f"got {self.on_failed!r}")
+        bucket = bucket_option(name, options)
+        lease = duration_above_zero(name, options, "key_lease", 30.0)
+        # deal keys shared by the engines of this consumer (engine.channels.nats_keys)
+        self.keys = SharedKeys(name, self.link, bucket, lease, create=self.create_stream) if bucket else None
         reply = options.get("reply_subject")
         self.reply_subject = subject_option(name, options, "reply_subject") if reply is not None else None
         self._scope = trio.CancelScope()
@@ -100,12 +109,21 @@ class NatsConsumer:
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
 
     @property
+    def defer_delay(self) -> float:
+        """A message whose deal key another engine holds comes back after this: a third of key_lease (so
+        that a claim whose engine is gone is found stale within a few deliveries), at least nak_delay."""
+        return max(self.nak_delay, self.keys.lease / 3 if self.keys is not None else 0.0)
+
+    @property
     def address(self) -> str:
         return f"{self.link.url} {self.stream}/{self.durable} ({self.subject})"
 
     # -- Listener -------------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Starts at once (a server that is down is retried in the background and logged)."""
+        if self.keys is not None:        # the bucket keeps a key as long as the ledger's key store does
+            from engine.txn.log import KEY_RETENTION
+            self.keys.retention = getattr(getattr(handler, "ledger", None), "key_retention", KEY_RETENTION)
         async with self.link.session():
             task_status.started()
             sub = None
@@ -117,6 +135,8 @@ class NatsConsumer:
             send, recv = trio.open_memory_channel[list[Any]](0)
             async with trio.open_nursery() as outer:
                 outer.start_soon(self._keep_in_progress)
+                if self.keys is not None:
+                    outer.start_soon(self.keys.keep)
                 async with trio.open_nursery() as nursery:
                     for _ in range(self.workers):
                         nursery.start_soon(self._worker, recv.clone(), handler)
@@ -182,6 +202,8 @@ class NatsConsumer:
                     await link.aio(link.js.add_consumer)(self.stream, config=cfg)
                     log.warning("channel %s: consumer %s on stream %s updated to the channel's settings: %s",
                                 self.name, self.durable, self.stream, ", ".join(changed))
+            if self.keys is not None:
+                await self.keys.setup()
             return await link.aio(link.js.pull_subscribe)(
                 self.subject, durable=self.durable, stream=self.stream, config=cfg)
 
@@ -302,13 +324,16 @@ class NatsConsumer:
     async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
         outcomes: list[tuple[str, bool]] = []
         conn = ConnInfo(channel=self.name, peer=f"nats:{self.stream}/{self.durable}", number=next(_BATCHES),
-                        frames_in=len(msgs), extra={"outcomes": outcomes})
+                        frames_in=len(msgs), extra={"outcomes": outcomes, "keys": self.keys})
         try:
             replies = await handler.handle(conn, [bytes(m.data) for m in msgs])
         except Exception:
             log.exception("channel %s: handler failed on a batch of %d message(s); they will be redelivered",
                           self.name, len(msgs))
             replies, outcomes[:] = [None] * len(msgs), [("failed", False)] * len(msgs)
+        finally:
+            if self.keys is not None:
+                self.keys.forget_batch(conn.number)
         if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
             outcomes[:] = [("committed", True)] * len(msgs)
         verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
@@ -324,6 +349,8 @@ class NatsConsumer:
             await self._settle(msgs, list(replies), verdicts)
 
     def _verdict(self, status: str, recorded: bool) -> str:
+        if status == "deferred":        # its deal key is claimed by another engine: come back later
+            return "defer"
         if not recorded:
             return "nak"
         if status == "failed":
@@ -349,6 +376,8 @@ class NatsConsumer:
                         await m.ack()
                     elif verdict == "nak":
                         await m.nak(delay=self.nak_delay)
+                    elif verdict == "defer":
+                        await m.nak(delay=self.defer_delay)
                     else:
                         await m.term()
                 except Exception as exc:
@@ -364,7 +393,7 @@ class NatsConsumer:
             for v in verdicts:
                 if v == "ack":
                     self.acked += 1
-                elif v == "nak":
+                elif v in ("nak", "defer"):
                     self.naked += 1
                 else:
                     self.termed += 1
@@ -401,7 +430,9 @@ COMPONENT = ComponentSpec(
         "exchange through the channel's routes; the messages of one fetch are one batch. A message is "
         "acknowledged only after its deal is committed in the ledger; a failed deal is acked, nak'ed or "
         "terminated per `on_failed`; a message whose deal was not recorded (or whose engine died) is "
-        "redelivered. Engines sharing a `durable` name share the work like a queue group. A route's "
+        "redelivered. Engines sharing a `durable` name share the work like a queue group; with `keys` they "
+        "also share the deal keys (a JetStream key-value bucket), so that a message redelivered to another "
+        "engine is a duplicate there, not a second call. A route's "
         "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."
     ),
     check=built_check(NatsConsumer),
@@ -429,6 +460,13 @@ COMPONENT = ComponentSpec(
         OptionSpec("nak_delay", "duration", "Delay before a nak'ed message is redelivered.", default=Decimal(1)),
         OptionSpec("fetch_wait", "duration", "How long one pull waits for messages.", default=Decimal(1)),
         OptionSpec("reply_subject", "string", "Where replies go when a message has no Bsp-Reply-To header."),
+        OptionSpec("keys", "string", "A JetStream key-value bucket holding the deal keys of keyed routes for "
+                   "every engine sharing the consumer (created when missing, with `create_stream`): a message "
+                   "redelivered to another engine is answered as a duplicate there, not run again.",
+                   default=None),
+        OptionSpec("key_lease", "duration", "With `keys`: a deal key claimed by an engine that has not renewed "
+                   "its claim for this long is taken as abandoned (the deal is flagged for an operator, not "
+                   "run again).", default=Decimal(30)),
         CONNECT_TIMEOUT,
         RECONNECT_WAIT,
     ),

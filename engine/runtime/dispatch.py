@@ -20,6 +20,7 @@ from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
 from engine.txn import manager_for
+from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.eval_error import EvalError
 from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
 from formats.errors import FormatError
@@ -104,7 +105,8 @@ class Dispatcher:
                 if ex.error_route is not None and ex.reply is None:     # unauthenticated: the route's on error
                     await self.run_on_error(ex.error_route, [ex])
             for ex in exs:
-                if ex.failure is not None and ex.reply is None and self.error_reply is not None:
+                if ex.failure is not None and ex.reply is None and self.error_reply is not None \
+                        and not deferred(ex):
                     self._run_sync(self.error_reply, ex, during_error=True)
             await self._record(exs)
         except BaseException:
@@ -232,7 +234,7 @@ class Dispatcher:
 
     async def run_on_error(self, br: BoundRoute, group: list[Exchange]) -> None:
         """The route's ``on error`` steps over the exchanges of ``group`` that failed."""
-        failed = [ex for ex in group if ex.failure is not None]
+        failed = [ex for ex in group if ex.failure is not None and not deferred(ex)]
         for step in br.on_error:
             if not failed:
                 break
@@ -265,7 +267,23 @@ class Dispatcher:
 
     # -- the ledger ---------------------------------------------------------
     async def _record(self, exs: list[Exchange]) -> None:
-        """One DealRecord per exchange, committed with one wait for the batch (group commit)."""
+        """One DealRecord per exchange, committed with one wait for the batch (group commit).  An exchange
+        deferred by a shared key store (its deal runs on another engine) gets no record: its message is
+        handed back to the channel (``engine.txn.shared_keys``)."""
+        if any(deferred(ex) for ex in exs):
+            kept = [ex for ex in exs if not deferred(ex)]
+            if self.txn is not None:
+                for ex in exs:
+                    if deferred(ex):
+                        self.txn.states.pop(ex, None)
+            await self._record_kept(kept, exs)
+            return
+        await self._record_kept(exs, exs)
+
+    async def _record_kept(self, exs: list[Exchange], every: list[Exchange]) -> None:
+        if not exs:
+            _report_outcomes(every, exs, [], None)
+            return
         finished = datetime.now(_UTC)
         ids = new_deal_ids(len(exs))
         records = [self._deal(ex, finished, i) for ex, i in zip(exs, ids)]
@@ -275,7 +293,7 @@ class Dispatcher:
         for rec in records:             # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
         if self.ledger is None:
-            _report_outcomes(exs, records, None)
+            _report_outcomes(every, exs, records, None)
             return
         try:
             # the runtime guarantees the field types (names, str/Decimal from steps): no per-field check
@@ -293,7 +311,7 @@ class Dispatcher:
                 s.unrecorded += 1
                 ex.reply = None
                 ex.unrecorded = True
-        _report_outcomes(exs, records, errors)
+        _report_outcomes(every, exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)
 
@@ -367,16 +385,23 @@ def header_view(h: bytes) -> dict[str, str]:
     return view
 
 
-def _report_outcomes(exs: list[Exchange], records: list[Any], errors: list[Any] | None) -> None:
+def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[Any],
+                     errors: list[Any] | None) -> None:
     """A channel that acknowledges per message (nats consume) puts a list in ``conn.extra["outcomes"]``;
-    it receives ``(deal status, recorded)`` per exchange, in frame order, once the ledger has answered.
-    The status is the deal record's: the transaction manager marks a repeated key ``duplicate`` (settled,
-    acked) where the exchange itself may have failed (kind duplicate: no answer to repeat)."""
-    extra = getattr(exs[0].conn, "extra", None) if exs else None
+    it receives ``(deal status, recorded)`` per exchange of ``every``, in frame order, once the ledger has
+    answered.  The status is the deal record's: the transaction manager marks a repeated key ``duplicate``
+    (settled, acked) where the exchange itself may have failed (kind duplicate: no answer to repeat).  An
+    exchange not recorded (``exs`` holds those that were) is ``("deferred", False)``: handed back."""
+    extra = getattr(every[0].conn, "extra", None) if every else None
     sink = extra.get("outcomes") if extra else None
-    if sink is not None:
-        sink.extend((rec.status, errors is None or err is None)
-                    for rec, err in zip(records, errors if errors is not None else [None] * len(exs)))
+    if sink is None:
+        return
+    got = zip(records, errors if errors is not None else [None] * len(exs))
+    if len(exs) == len(every):
+        sink.extend((rec.status, err is None) for rec, err in got)
+        return
+    by_ex = {id(ex): (rec.status, err is None) for ex, (rec, err) in zip(exs, got)}
+    sink.extend(by_ex.get(id(ex), (DEFERRED, False)) for ex in every)
 
 
 class DispatchStats:

@@ -39,7 +39,7 @@ import trio
 
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.runtime.exchange import StepFailure
-from engine.txn import reversal
+from engine.txn import reversal, shared_keys
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
@@ -427,6 +427,9 @@ class TxnManager:
                 batch_keys[key] = ex
                 self._inflight[key] = trio.Event()
             out.append(ex)
+        store = shared_keys.store_of(out) if plan.key is not None else None
+        if store is not None:                       # keys shared by the engines of one consumer
+            out = await shared_keys.claim(self, store, plan, live, out)
         now = datetime.now(_UTC).isoformat()
         for ex in out:
             st = self.states[ex]
@@ -648,6 +651,7 @@ class TxnManager:
 
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
                            errors: list[BaseException | None] | None = None) -> None:
+        await shared_keys.finish(self, exs, records)     # before the channel acknowledges
         letters = []
         done_ids, done_keys = [], []
         light = self.light

@@ -1,0 +1,296 @@
+"""A deal-key store shared by the engines of one ``nats consume`` consumer: a JetStream key-value bucket.
+
+Engines sharing a durable consumer each keep their deal keys in their own
+transaction log; a message redelivered to *another* engine (its ack was lost)
+would run there again.  With ``keys = "BUCKET"`` on the channel, the
+transaction manager (``engine.txn.shared_keys``) also claims each deal key in
+the bucket before the first call:
+
+    kv.create(key, running)        succeeds: this engine owns the key; the deal runs
+                                   fails (the key is there): read it
+        done                       a duplicate: the stored answer is repeated, nothing runs
+        running, revision moving   another engine runs it: not run here (nak, it comes back)
+        running, revision still    the owner is gone: taken over by compare-and-set and flagged
+          for ``key_lease``         (failed, 96, "in flight on engine X"), never run again
+    NATS unreachable / slow        not claimed, not run (nak)
+
+The owner renews its running claims every third of ``key_lease`` (a new
+revision), and once the deal is committed writes the final state (status,
+code, reply bytes sealed as in the transaction log) with compare-and-set on
+its claim's revision, before the message is acknowledged.  Whether a claim is
+stale is judged by the reader's own monotonic clock ("this revision has not
+moved for ``key_lease``"), so the engines' clocks need not agree.
+
+Bucket keys are the SHA-256 of the deal key (bucket keys allow few characters;
+the deal key may carry a reference a bank does not want in a NATS store).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+import trio
+
+from engine.channels.nats_bridge import NatsLink, describe
+from engine.channels.options import ChannelConfigError
+
+log = logging.getLogger("bsp.channel.nats")
+_BUCKET = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def bucket_option(channel: str, options: dict[str, Any]) -> str | None:
+    value = options.get("keys")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _BUCKET.match(value):
+        raise ChannelConfigError(f"channel {channel}: option keys: expected a key-value bucket name such as "
+                                 f"\"BSP_KEYS\" (letters, digits, - and _), got {value!r}")
+    return value
+
+
+def bucket_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass
+class Claim:
+    """What claiming one deal key found: ``claimed`` (run it), ``done`` (a duplicate: ``value`` holds the
+    stored answer), ``busy`` (not run here now: ``text`` says why) or ``flag`` (taken over from an engine
+    that is gone: fail it for an operator, ``text`` names the engine and its deal)."""
+
+    outcome: str
+    value: dict[str, Any] | None = None
+    text: str = ""
+
+
+class SharedKeys:
+    def __init__(self, channel: str, link: NatsLink, bucket: str, lease: float, *, create: bool) -> None:
+        self.channel = channel
+        self.link = link
+        self.bucket = bucket
+        self.lease = lease
+        self.create = create
+        self.engine = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.retention: float | None = None       # the ledger's key retention: the bucket's max age
+        self.kv: Any = None
+        self.held: dict[str, tuple[int, dict[str, Any], int]] = {}   # bucket key -> (revision, claim, batch)
+        self.pending: dict[str, dict[str, Any]] = {}   # final states not written yet (NATS was away)
+        self._seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
+        self.claims = self.duplicates = self.busy = self.flagged = 0
+        self._warned = -1e9
+        self._busy: set[str] = set()                  # bucket keys with a write on its way
+        self._round = trio.Event()                     # set when a write round ends
+
+    @property
+    def timeout(self) -> float:
+        return max(self.link.connect_timeout, 1.0)
+
+    def where(self) -> str:
+        return f"shared key store {self.bucket} at {self.link.url}"
+
+    async def setup(self) -> None:
+        """Bind the bucket; create it (history 1, file storage, max age = the key retention) when missing."""
+        from nats.js.api import KeyValueConfig, StorageType
+        from nats.js.errors import BucketNotFoundError
+
+        link = self.link
+        try:
+            self.kv = await link.aio(link.js.key_value)(self.bucket)
+        except BucketNotFoundError:
+            if not self.create:
+                raise ChannelConfigError(
+                    f"channel {self.channel}: key-value bucket {self.bucket!r} (option keys) does not exist on "
+                    f"{link.url}; create it (nats kv create {self.bucket} --history 1 --storage file) or set "
+                    f"create_stream = true") from None
+            cfg = KeyValueConfig(bucket=self.bucket, history=1, storage=StorageType.FILE,
+                                 ttl=self.retention or None)
+            self.kv = await link.aio(link.js.create_key_value)(cfg)
+            log.info("channel %s: created key-value bucket %s for the shared deal keys (max age %s)",
+                     self.channel, self.bucket, f"{self.retention:g}s" if self.retention else "none")
+            return
+        info = await link.aio(link.js.stream_info)(f"KV_{self.bucket}")
+        have = float(info.config.max_age or 0)
+        if self.retention and have and abs(have - self.retention) > 1:
+            log.warning("channel %s: key-value bucket %s keeps keys %gs, the ledger's key retention is %gs: a "
+                        "repeat after the shorter of the two is not recognised across engines", self.channel,
+                        self.bucket, have, self.retention)
+
+    # -- claims -----------------------------------------------------------------
+    def _value(self, deal: str, **more: Any) -> dict[str, Any]:
+        return {"engine": self.engine, "deal": deal, "at": datetime.now(timezone.utc).isoformat(), **more}
+
+    async def claim(self, items: list[tuple[str, str]], batch: int) -> list[Claim]:
+        """Claim each ``(deal key, deal id)``; one round trip for all of them (pipelined)."""
+        import asyncio
+
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        kv = self.kv
+        wanted = [(bucket_key(k), self._value(d, state="running")) for k, d in items]
+
+        async def one(bk: str, value: dict[str, Any]) -> Any:
+            try:
+                return await kv.create(bk, orjson.dumps(value))
+            except KeyWrongLastSequenceError:
+                pass
+            try:
+                return await kv.get(bk)
+            except KeyNotFoundError:            # gone in between (aged out): claim it again
+                return await kv.create(bk, orjson.dumps(value))
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(*(one(bk, v) for bk, v in wanted), return_exceptions=True)
+
+        found: list[Any] = []
+        if kv is None or not self.link.connected:
+            down = ConnectionError(self.link.last_error or "not connected")
+            return [await self._judge(bk, v, down, batch) for bk, v in wanted]
+        with trio.move_on_after(self.timeout) as scope:
+            try:
+                found = await self.link.aio(all_of)()
+            except Exception as exc:
+                found = [exc] * len(items)
+        if scope.cancelled_caught:
+            found = [TimeoutError(f"no answer in {self.timeout:g}s")] * len(items)
+        out = []
+        for (bk, value), res in zip(wanted, found):
+            out.append(await self._judge(bk, value, res, batch))
+        return out
+
+    async def _judge(self, bk: str, value: dict[str, Any], res: Any, batch: int) -> Claim:
+        if isinstance(res, int):
+            self.held[bk] = (res, value, batch)
+            self.claims += 1
+            return Claim("claimed")
+        if isinstance(res, BaseException):
+            self.busy += 1
+            text = f"{self.where()} unavailable: {describe(res)}"
+            now = trio.current_time()
+            if now - self._warned >= 10:           # once per 10 s at most: an outage hands back every message
+                self._warned = now
+                log.warning("channel %s: deal key not claimed, message handed back to NATS (not run): %s",
+                            self.channel, text)
+            return Claim("busy", text=text)
+        try:
+            have = orjson.loads(res.value)
+        except Exception:
+            have = {}
+        if have.get("state") == "done":
+            self._seen.pop(bk, None)
+            self.duplicates += 1
+            return Claim("done", have)
+        owner = f"engine {have.get('engine', '?')} (deal {have.get('deal', '?')}, since {have.get('at', '?')})"
+        now = trio.current_time()
+        rev, first = self._seen.get(bk, (None, now))
+        if rev != res.revision:
+            self._seen[bk] = (res.revision, now)
+            first = now
+        if now - first < self.lease:
+            self.busy += 1
+            return Claim("busy", text=f"in flight on {owner}; not run here")
+        # the owner has not renewed its claim for key_lease: it is gone; take the key over (compare-and-set
+        # on the revision seen: an owner that renewed meanwhile wins) and flag the deal, never run it again
+        taken = self._value(value["deal"], state="running", flagged=have.get("engine"))
+        try:
+            with trio.fail_after(self.timeout):
+                new = await self.link.aio(self.kv.update)(bk, orjson.dumps(taken), last=res.revision)
+        except Exception as exc:
+            self.busy += 1
+            return Claim("busy", text=f"in flight on {owner}; not taken over: {describe(exc)}")
+        self._seen.pop(bk, None)
+        self.held[bk] = (new, taken, batch)
+        self.flagged += 1
+        return Claim("flag", text=f"in flight on {owner}, which has not renewed its claim for {self.lease:g}s "
+                                  f"(key_lease): gone; not run again, flagged for an operator")
+
+    async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
+        What cannot be written now is retried by ``keep`` (the claim stays held)."""
+        mine = []
+        for key, end in items:
+            bk = bucket_key(key)
+            held = self.held.get(bk)
+            if held is not None:
+                self.pending[bk] = self._value(held[1]["deal"], state="done", **end)
+                mine.append(bk)
+        while any(bk in self._busy for bk in mine):      # a renewal of one of them is on its way
+            await self._round.wait()
+        await self._write(mine, final=True)
+
+    async def _write(self, bks: list[str], *, final: bool) -> None:
+        """One pipelined round of compare-and-set updates: the final states (``final``) or renewed claims
+        of ``bks``; keys with a write on its way are left out (each revision is written once)."""
+        import asyncio
+
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        held, busy = self.held, self._busy
+        todo = [(bk, self.pending[bk] if final else held[bk][1], held[bk][0]) for bk in bks
+                if bk in held and bk not in busy and (bk in self.pending) == final]
+        kv = self.kv
+        if not todo or kv is None or not self.link.connected:
+            return
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(*(kv.update(bk, orjson.dumps(v), last=rev) for bk, v, rev in todo),
+                                        return_exceptions=True)
+
+        busy.update(bk for bk, _, _ in todo)
+        try:
+            with trio.move_on_after(self.timeout) as scope:
+                try:
+                    results = await self.link.aio(all_of)()
+                except Exception as exc:
+                    results = [exc] * len(todo)
+            if scope.cancelled_caught:
+                return                                   # not known: read again at the next round
+            for (bk, value, rev), res in zip(todo, results):
+                h = held.get(bk)
+                if h is None or h[0] != rev:
+                    continue
+                if isinstance(res, KeyWrongLastSequenceError):
+                    if final:
+                        log.error("channel %s: deal %s ended %s here, but another engine took its key over in "
+                                  "%s meanwhile (this engine had not renewed its claim for key_lease %gs): that "
+                                  "engine flagged its copy for an operator", self.channel, value["deal"],
+                                  value.get("status"), self.bucket, self.lease)
+                    else:
+                        log.error("channel %s: the claim of deal %s in %s was taken over by another engine "
+                                  "(not renewed for key_lease %gs); it flags its copy for an operator",
+                                  self.channel, value["deal"], self.bucket, self.lease)
+                elif isinstance(res, BaseException):
+                    continue                             # NATS away: kept, tried again by keep()
+                elif not final:
+                    held[bk] = (res, value, h[2])
+                    continue
+                self.pending.pop(bk, None)
+                del held[bk]
+        finally:
+            busy.difference_update(bk for bk, _, _ in todo)
+            self._round.set()
+            self._round = trio.Event()
+
+    def forget_batch(self, batch: int) -> None:
+        """A batch is settled: claims of it still held (its deals were not recorded: the handler failed)
+        are no longer renewed, so that they go stale and another engine flags the deal after key_lease."""
+        left = [bk for bk, (_, _, b) in self.held.items() if b == batch and bk not in self.pending]
+        for bk in left:
+            del self.held[bk]
+        if left:
+            log.warning("channel %s: %d deal key claim(s) in %s left unfinished (the batch was not recorded); "
+                        "another engine flags such a deal after key_lease", self.channel, len(left), self.bucket)
+
+    async def keep(self) -> None:
+        """Every third of ``key_lease``: write the final states not written yet, renew the other claims."""
+        while True:
+            await trio.sleep(max(self.lease / 3, 0.05))
+            await self._write(list(self.pending), final=True)
+            await self._write(list(self.held), final=False)

@@ -1,0 +1,98 @@
+"""Deal keys shared by several engines (a ``nats consume`` channel with ``keys``): the manager's side.
+
+The transaction log is each engine's own key store; a channel may bring a
+store shared by the engines that take its messages (``conn.extra["keys"]``,
+``engine.channels.nats_keys.SharedKeys``).  For a keyed deal on such a channel
+``claim`` runs in ``TxnManager._admit``, after the engine's own checks (its log,
+its deals in flight) and before the deal is admitted (before its first call):
+
+    claimed   the deal runs as usual
+    done      a duplicate, answered with the stored answer (``TxnManager._duplicate``)
+    busy      another engine runs it, or the store cannot be reached: the exchange is *deferred*:
+              not run, not recorded, handed back to the channel (nak) to come again later
+    flag      its engine is gone: failed, kind ``in_doubt``, code 96, not run (as recovery flags a
+              deal left in flight by a crash)
+
+``finish`` (from ``TxnManager.after_commit``) writes the final state of the deals
+claimed here (status, code, the reply sealed as in the log) before the
+channel acknowledges the messages.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.runtime.exchange import StepFailure
+
+DEFERRED = "deferred"        # a failure kind: not run, not recorded, the message handed back (nak)
+
+
+def store_of(exs: list[Any]) -> Any:
+    """The shared key store of the channel these exchanges came from, or None."""
+    if not exs:
+        return None
+    extra = getattr(exs[0].conn, "extra", None)
+    return extra.get("keys") if extra else None
+
+
+def deferred(ex: Any) -> bool:
+    return ex.failure is not None and ex.failure.kind == DEFERRED
+
+
+async def claim(txn: Any, store: Any, plan: Any, live: list[Any], out: list[Any]) -> list[Any]:
+    """Claim the keys of the exchanges ``_admit`` is about to admit (``out``, of ``live``); returns
+    those that may run."""
+    keyed = [ex for ex in out if txn.states[ex].key is not None]
+    if not keyed:
+        return out
+    verdicts = await store.claim([(txn.states[ex].key, txn.states[ex].deal_id) for ex in keyed],
+                                 getattr(keyed[0].conn, "number", 0))
+    stopped: set[Any] = set()
+    for ex, v in zip(keyed, verdicts):
+        st = txn.states[ex]
+        if v.outcome == "claimed":
+            continue
+        stopped.add(ex)
+        if v.outcome == "flag":
+            st.admitted, st.begin = True, None      # its end goes to the log, its final state to the store
+            st.move("accepted", {"key": st.key})     # the deal of this key here (the ledger's deal_keys)
+            st.move("flagged", {"reason": v.text})
+            ex.fail(StepFailure("in_doubt", f"deal key {st.key!r}: {v.text}", code="96",
+                                where=str(plan.route.pos)))
+            continue
+        ev = txn._inflight.pop(st.key, None)         # not running here: copies waiting for it look again
+        if ev is not None:
+            ev.set()
+        if v.outcome == "done":
+            end = {"id": v.value.get("deal"), "status": v.value.get("status"), "code": v.value.get("code"),
+                   "reply": v.value.get("reply")}
+            try:
+                txn.unseal(end["reply"], f"reply|{end['id']}")
+            except Exception as exc:                 # sealed with a keyring this engine does not have
+                ex.fail(StepFailure("internal", f"deal key {st.key!r}: the answer of deal {end['id']} in "
+                                    f"{store.where()} cannot be read: {exc}; give every engine sharing the "
+                                    f"consumer the same field keyring", where=str(plan.route.pos)))
+                continue
+            txn._duplicate(ex, st, end)
+        else:
+            ex.fail(StepFailure(DEFERRED, f"deal key {st.key!r}: {v.text}", where=str(plan.route.pos)))
+    for ex in live:                                 # a copy in this batch of a deal that does not run here
+        pending = txn.states[ex].duplicate_of
+        if pending is not None and pending.get("pending") in stopped and deferred(pending["pending"]):
+            ex.fail(StepFailure(DEFERRED, pending["pending"].failure.detail, where=str(plan.route.pos)))
+    return [ex for ex in out if ex not in stopped]
+
+
+async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
+    """After the commit, before the ack: the final state of each deal whose key this engine claimed."""
+    store = store_of(exs)
+    if store is None:
+        return
+    items = []
+    for ex, rec in zip(exs, records):
+        st = txn.states.get(ex)
+        if st is None or not st.admitted or st.key is None or st.duplicate_of is not None:
+            continue
+        items.append((st.key, {"status": rec.status, "code": rec.response_code,
+                               "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}))
+    if items:
+        await store.finish(items)
