@@ -146,6 +146,7 @@ class Deployment:
     ledger_sync: str | None = None         # ledger: {sync: journal | duckdb | none}; None: not set
     environments: tuple[str, ...] = ()     # every environment the file defines (``env`` is one of them)
     key_retention: str | None = None       # ledger: {key_retention: 35d | forever}; None: not set
+    reversal_alert_after: int | None = None  # ledger: {reversal_alert_after: 5}; None: not set
     audit_key: SecretRef | None = None     # ledger: {audit_key: {file: ...}}; None: BSP_AUDIT_KEY(_FILE)
     field_keys: SecretRef | None = None    # ledger: {field_keys: {file: ...}}; None: BSP_FIELD_KEYS(_FILE)
     record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
@@ -162,6 +163,7 @@ class Deployment:
         their references, never their values."""
         return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
                 "ledger.key_retention": self.key_retention,
+                "ledger.reversal_alert_after": self.reversal_alert_after,
                 "ledger.audit_key": repr(self.audit_key), "ledger.field_keys": repr(self.field_keys),
                 "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token),
                 "admin.tls": (str(self.admin.tls_cert), repr(self.admin.tls_key), str(self.admin.client_ca))
@@ -383,6 +385,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     return Deployment(path=path, env=env, route_files=route_files, ledger_path=ledger_path, admin=admin,
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
                       key_retention=key_retention, environments=tuple(sorted(environments)),
+                      reversal_alert_after=ledger_merged.get("reversal_alert_after"),
                       audit_key=ledger_keys.get("audit_key"), field_keys=ledger_keys.get("field_keys"),
                       record=record,
                       _marks=marks, _override_origin=origin, _keys=keys)

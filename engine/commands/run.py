@@ -50,10 +50,12 @@ def run(
                                                 "answered from the transaction log after its deal finished "
                                                 "(35d, 12h, 90m; at least 1h; or forever); default 35d; "
                                                 "platform.yaml ledger.key_retention does the same."),
-    reversal_alert_after: int = typer.Option(5, "--reversal-alert-after", min=1, help="Attempts after which an "
-                                             "ISO 8583 reversal still not acknowledged is flagged for an "
-                                             "operator (log error, deal event, bsp status); it is repeated "
-                                             "until acknowledged all the same."),
+    reversal_alert_after: Optional[int] = typer.Option(None, "--reversal-alert-after", min=1, help="Attempts "
+                                                       "after which an ISO 8583 reversal still not acknowledged "
+                                                       "is flagged for an operator (log error, deal event, bsp "
+                                                       "status); it is repeated until acknowledged all the "
+                                                       "same. Default 5; platform.yaml "
+                                                       "ledger.reversal_alert_after does the same."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file "
                                      "(else $BSP_ENV)."),
     grace: float = typer.Option(10.0, "--grace", help="Seconds to finish in-flight exchanges on "
@@ -131,6 +133,7 @@ def run(
         ledger_path = ledger_path or dep.ledger_path
         ledger_sync = ledger_sync or dep.ledger_sync
         key_retention = key_retention or dep.key_retention
+        reversal_alert_after = reversal_alert_after or dep.reversal_alert_after
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)

@@ -155,6 +155,8 @@ def test_default_ledger(site: Path) -> None:
      "3:9: ledger.sync: expected one of journal, duckdb, none, got 'fast'"),
     ("routes: [svc/a.route]\nledger:\n  key_retention: 5y\n",
      "3:18: ledger.key_retention: '5y' is not a duration; write a number with d, h, m or s, or forever"),
+    ("routes: [svc/a.route]\nledger:\n  reversal_alert_after: 0\n",
+     "3:25: ledger.reversal_alert_after: 0 is less than the minimum of 1"),
     ("routes: [svc/a.route]\nadmin:\n  listen: localhost\n",
      "3:11: admin.listen: 'localhost' is not host:port"),
     # channel override that is not a mapping

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -149,12 +150,13 @@ def pay(port: int, n: int) -> None:
     trio.run(go)
 
 
-def status(admin: str, site: Path, client: str | None, ca: str = "ca") -> int:
+def status(admin: str, site: Path, client: str | None, ca: str = "ca", *, body: bool = False) -> Any:
     tls = site / "tls"
     ctx = client_context(ca=tls / f"{ca}.pem", cert=tls / f"{client}.pem" if client else None,
                          key=tls / f"{client}.key" if client else None)
     with httpx.Client(verify=ctx) as c:
-        return c.get(f"https://{admin}/status", headers={"authorization": f"Bearer {TOKEN}"}).status_code
+        r = c.get(f"https://{admin}/status", headers={"authorization": f"Bearer {TOKEN}"})
+        return r.json() if body else r.status_code
 
 
 def audit_verify(site: Path, key_file: Path) -> subprocess.CompletedProcess:
@@ -165,12 +167,17 @@ def audit_verify(site: Path, key_file: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_deployment_file_configures_tls_access_keys_and_recording(site: Path) -> None:
+    text = (site / "platform.yaml").read_text()
+    (site / "platform.yaml").write_text(text.replace("  field_keys: {file: keys/field-keys.json}\n",
+                                                     "  field_keys: {file: keys/field-keys.json}\n"
+                                                     "  reversal_alert_after: 3\n", 1))
     eng = Engine(site, "platform.yaml")
     try:
         text = eng.start()
         front, admin = ports(text)
         pay(front, 3)
         assert status(admin, site, "console") == 200               # admin.tls + admin.access from the file
+        assert status(admin, site, "console", body=True)["reversals"]["alert_after"] == 3   # ledger.reversal_alert_after
         assert status(admin, site, "other") == 403                 # a certificate the access list refuses
         with pytest.raises(httpx.TransportError):                  # mutual TLS: no certificate, no session
             status(admin, site, None)
