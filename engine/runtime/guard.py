@@ -51,7 +51,7 @@ async def guarded(task: Callable[..., Awaitable[Any]], *args: Any, what: str,
         if not status.started_:
             raise
         text = failure_text(exc)
-        log.error("%s stopped: %s; it takes no more traffic until the engine restarts or a reload replaces it "
-                  "(the other channels go on)", what, text, exc_info=exc)
+        log.error("%s stopped: %s; it takes no more traffic until the engine restarts (or a reload changes it); "
+                  "the other channels go on", what, text, exc_info=exc)
         if on_failure is not None:
             on_failure(text)

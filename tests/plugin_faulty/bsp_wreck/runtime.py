@@ -31,6 +31,7 @@ class _Flaky:
         with sock:
             await sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
+            self.address = f"127.0.0.1:{self.port}"
             task_status.started()
             await sock.recvfrom(100)
             raise RuntimeError("flaky lost its socket")
