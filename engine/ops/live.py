@@ -40,7 +40,7 @@ from engine.ops.calls import observe_calls
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
-from engine.runtime.guard import channel_label, guarded
+from engine.runtime.guard import channel_label, failure_text, guarded
 from engine.txn import recover as recover_in_flight
 
 log = logging.getLogger("bsp.reload")
@@ -305,6 +305,8 @@ class LiveEngine:
         except OSError as exc:
             raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
                               listens=ref is not None) from exc
+        except Exception as exc:      # a channel's bug (a plugin's) before it started: named, no traceback
+            raise StartError(f"{what}: cannot start at {getattr(ch, 'address', '?')}: {failure_text(exc)}") from exc
 
     # ------------------------------------------------------------ binding
     def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:

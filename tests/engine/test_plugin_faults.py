@@ -221,3 +221,13 @@ async def test_a_channel_whose_serve_raises_after_start_stops_alone(both: Path, 
     (told,) = [r.getMessage() for r in caplog.records if "flaky lost its socket" in r.getMessage()]
     assert told.startswith("channel flaky (flaky listen, from plugin bsp-wreck 0.1.0 (entry point runtime = "
                            "bsp_wreck.runtime:register)) stopped: RuntimeError: flaky lost its socket; "), told
+
+
+def test_bsp_run_names_a_channel_that_raises_before_it_started(both: Path, tmp_path: Path) -> None:
+    route = _write(tmp_path, "format J = json\nchannel s = stubborn\n"
+                             "route r {\n    receive from s as J\n    reply J { ok = \"y\" }\n}\n")
+    res = CliRunner().invoke(bsp_app, ["run", str(route), "--ledger", str(tmp_path / "l.duckdb")])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert ("channel s (stubborn, from plugin bsp-wreck 0.1.0 (entry point runtime = bsp_wreck.runtime:register)): "
+            "cannot start at nowhere: RuntimeError: stubborn will not start") in res.output

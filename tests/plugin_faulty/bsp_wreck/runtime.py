@@ -40,6 +40,21 @@ class _Flaky:
         self._stop.set()
 
 
+class _Stubborn:
+    """serve() raises before it has started."""
+    role = "listen"
+
+    def __init__(self, decl):
+        self.name = decl.name
+        self.address = "nowhere"
+
+    async def serve(self, handler, *, task_status=trio.TASK_STATUS_IGNORED):
+        raise RuntimeError("stubborn will not start")
+
+    def stop_accepting(self):
+        pass
+
+
 def _fussy(decl):
     raise KeyError("fussy wants an option nobody declared")
 
@@ -62,6 +77,8 @@ COMPONENTS = (
     ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
                   build=lambda decl: _Flaky(decl)),
     ComponentSpec(category="channel", name="fussy", doc="Its constructor raises.", build=_fussy),
+    ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
+                  build=lambda decl: _Stubborn(decl)),
     ComponentSpec(category="format", name="crashy", doc="decode raises KeyError.", build=lambda decl: _Crashy()),
 )
 
