@@ -51,10 +51,14 @@ def register(app: typer.Typer) -> None:
     docs_app = typer.Typer(help="Generate reference documentation.", no_args_is_help=True)
 
     @docs_app.command("components")
-    def components() -> None:
+    def components(
+        no_plugins: bool = typer.Option(False, "--no-plugins",
+                                        help="Leave out the kinds of installed plugins (the `bsp.plugins` "
+                                             "entry points): bsp's own kinds, as docs/components.md holds them."),
+    ) -> None:
         """Print docs/components.md (every channel, format and step kind) to stdout."""
         from engine.registry import default_registry
 
-        typer.echo(render_components(default_registry()), nl=False)
+        typer.echo(render_components(default_registry(plugins=not no_plugins)), nl=False)
 
     app.add_typer(docs_app, name="docs")

@@ -1,8 +1,8 @@
 """The `kv` format: ``ref=P1;account=7992739871;amount=10.25;`` (UTF-8 text).
 
 Sans-IO like every bsp format: bytes in, values out and back; no trio, no engine.
-A bad message raises ``FormatError`` (with the byte offset and the field), which
-bsp turns into a `malformed` rejection and a dead letter.
+A bad message raises ``FormatError`` (with the byte offset and the field): the
+request is rejected as `malformed` and dead-lettered.
 """
 from decimal import Decimal, InvalidOperation
 
