@@ -160,6 +160,14 @@ class _Staging:
         self.specs.append(spec)
         return spec
 
+    def register_module(self, module_name: str) -> None:
+        """Register the ``COMPONENT`` (or ``COMPONENTS``) of a module, as bsp's own modules are."""
+        import importlib
+        mod = importlib.import_module(module_name)
+        specs = getattr(mod, "COMPONENTS", None) or (getattr(mod, "COMPONENT", None),)
+        for spec in specs:
+            self.register(spec)
+
     def get(self, category: str, name: str) -> ComponentSpec | None:
         return next((s for s in self.specs if (s.category, s.name) == (category, name)), None) \
             or self._registry.get(category, name)

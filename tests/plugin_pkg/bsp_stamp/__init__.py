@@ -26,4 +26,4 @@ COMPONENT = ComponentSpec(
 
 
 def register(registry):
-    registry.register(COMPONENT)
+    registry.register_module(__name__)      # as bsp's own modules: COMPONENT (or COMPONENTS)
