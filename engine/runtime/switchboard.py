@@ -19,8 +19,8 @@ from typing import Any, Callable
 import trio
 
 from engine.runtime.binder import Binder, BindError, plugin_note
-from engine.runtime.guard import channel_label, guarded
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
+from engine.runtime.guard import channel_label, guarded
 from engine.txn import recover as recover_in_flight
 
 log = logging.getLogger("bsp.switchboard")
