@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 docs: $(STAMP)
-	$(BIN)/bsp docs components > docs/components.md
+	$(BIN)/bsp docs components --no-plugins > docs/components.md
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -442,6 +442,15 @@ class Checker(_TestChecks):
             return None
         return name
 
+    def _plugins_left_out(self) -> str:
+        """For an unknown kind: the plugins that were installed but not loaded (the kind may be theirs)."""
+        problems = getattr(self.registry, "problems", None) or ()
+        if not problems:
+            return ""
+        return ("; not loaded, so their kinds are missing: "
+                + ", ".join(f"plugin {getattr(p, 'plugin', p)}" for p in problems)
+                + " (`bsp docs components` says why)")
+
     # ------------------------------------------------------------ formats
     def _check_format(self, d: A.FormatAst) -> None:
         kind = d.kind.name
@@ -449,8 +458,9 @@ class Checker(_TestChecks):
         owner = f"format `{d.name.name}` ({kind})"
         if spec is None:
             self.error("E040", f"unknown format kind `{kind}`", d.kind.pos,
-                       did_you_mean(kind, self.registry.names("format"))
-                       or ("known format kinds: " + ", ".join(self.registry.names("format"))))
+                       (did_you_mean(kind, self.registry.names("format"))
+                        or ("known format kinds: " + ", ".join(self.registry.names("format"))))
+                       + self._plugins_left_out())
             return
         errors_at_start = self._errors()
         base = _base_dir(d.pos)
@@ -601,7 +611,8 @@ class Checker(_TestChecks):
         if spec is None:
             shown = [n.replace(".", " ") for n in self.registry.names("channel")]
             self.error("E041", f"unknown channel kind `{kind.replace('.', ' ')}`", d.kind[0].pos,
-                       did_you_mean(kind.replace(".", " "), shown) or "known channel kinds: " + ", ".join(shown))
+                       (did_you_mean(kind.replace(".", " "), shown) or "known channel kinds: " + ", ".join(shown))
+                       + self._plugins_left_out())
         opts: dict[str, Any] = {}
         where: dict[str, ir.Pos] = {}
         suggested: set[str] = set()     # options an E043 names (its E044 would only repeat it)
@@ -884,9 +895,10 @@ class Checker(_TestChecks):
                 close = closest(kind, steps + list(BUILTIN_STEPS))
                 what = "statement" if close and close[0] in BUILTIN_STEPS else "statement or step kind"
                 self.error("E042", f"unknown {what} `{kind}`", s.kind.pos,
-                           did_you_mean(kind, close)
-                           or ("statements: " + ", ".join(BUILTIN_STEPS)
-                               + ("; registered steps: " + ", ".join(steps) if steps else "")))
+                           (did_you_mean(kind, close)
+                            or ("statements: " + ", ".join(BUILTIN_STEPS)
+                                + ("; registered steps: " + ", ".join(steps) if steps else "")))
+                           + self._plugins_left_out())
                 for a in s.assigns:
                     self._expr(a.value, scope, later)
                 if s.name is not None and s.name.name not in scope:

@@ -4,13 +4,14 @@ A registry is an object, not a module global: the checker and the engine are
 handed one, tests build their own, and ``clone``/``without`` give variants.
 ``walk`` yields every component; ``docs/components.md`` is generated from it.
 Third-party kinds arrive through the ``bsp.plugins`` entry-point group: each
-entry point names a callable ``register(registry)``.
+entry point names a callable ``register(registry)`` (``engine/plugins.py`` loads
+them; a broken one is left out with a ``PluginProblem``, never the built-ins).
 """
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
-from typing import Iterator
+import logging
+from typing import Any, Iterator
 
 from formats.component import ComponentSpec
 
@@ -55,6 +56,13 @@ class RegistryError(ValueError):
 class Registry:
     def __init__(self) -> None:
         self._items: dict[tuple[str, str], ComponentSpec] = {}
+        # (category, name) -> "plugin DIST VERSION (entry point NAME = VALUE)" of a plugin's kind
+        self.origins: dict[tuple[str, str], str] = {}
+        self.problems: list[Any] = []       # engine.plugins.PluginProblem of each plugin left out
+
+    def origin(self, category: str, name: str) -> str | None:
+        """Which plugin registered this kind (None: built in, or registered by a test)."""
+        return self.origins.get((category, name))
 
     def register(self, spec: ComponentSpec, *, replace: bool = False) -> ComponentSpec:
         if spec.category not in CATEGORIES:
@@ -78,11 +86,14 @@ class Registry:
     def clone(self) -> "Registry":
         new = Registry()
         new._items = dict(self._items)
+        new.origins = dict(self.origins)
+        new.problems = list(self.problems)
         return new
 
     def without(self, category: str, name: str) -> "Registry":
         new = self.clone()
         new._items.pop((category, name), None)
+        new.origins.pop((category, name), None)
         return new
 
     def register_module(self, module_name: str) -> None:
@@ -92,10 +103,26 @@ class Registry:
             self.register(spec)
 
 
-def load_plugins(registry: Registry) -> None:
-    for ep in entry_points(group="bsp.plugins"):
-        register = ep.load()
-        register(registry)
+def load_plugins(registry: Registry) -> list[Any]:
+    """Register every ``bsp.plugins`` entry point's kinds; returns (and keeps in
+    ``registry.problems``) one ``PluginProblem`` per plugin left out, each logged once."""
+    from engine.plugins import load_entry_points
+
+    problems = load_entry_points(registry)
+    registry.problems.extend(problems)
+    for p in problems:
+        _warn_once(str(p))
+    return problems
+
+
+_TOLD: set[str] = set()
+
+
+def _warn_once(text: str) -> None:
+    """A plugin problem is logged once per process, however many registries are built."""
+    if text not in _TOLD:
+        _TOLD.add(text)
+        logging.getLogger("bsp.plugins").warning("%s", text)
 
 
 def default_registry(*, plugins: bool = True) -> Registry:

@@ -22,6 +22,9 @@ def render_components(registry: Any) -> str:
         for name in registry.names(category):
             spec = registry.get(category, name)
             lines += [f"### `{name}`", "", spec.doc.strip(), ""]
+            origin = registry.origin(category, name) if hasattr(registry, "origin") else None
+            if origin:
+                lines += [f"From {origin}.", ""]
             if spec.options:
                 lines += ["| option | type | required | default | description |", "|---|---|---|---|---|"]
                 for o in spec.options:
@@ -35,6 +38,12 @@ def render_components(registry: Any) -> str:
                 lines.append("")
             for ex in spec.examples:
                 lines += ["```", ex.strip(), "```", ""]
+    problems = getattr(registry, "problems", None) or ()
+    if problems:
+        lines += ["## Plugins not loaded", "",
+                  "Installed in the `bsp.plugins` entry-point group but left out, with none of their kinds "
+                  "(docs/plugins.md):", ""]
+        lines += [f"- {p}" for p in problems]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -42,10 +51,14 @@ def register(app: typer.Typer) -> None:
     docs_app = typer.Typer(help="Generate reference documentation.", no_args_is_help=True)
 
     @docs_app.command("components")
-    def components() -> None:
+    def components(
+        no_plugins: bool = typer.Option(False, "--no-plugins",
+                                        help="Leave out the kinds of installed plugins (the `bsp.plugins` "
+                                             "entry points): bsp's own kinds, as docs/components.md holds them."),
+    ) -> None:
         """Print docs/components.md (every channel, format and step kind) to stdout."""
         from engine.registry import default_registry
 
-        typer.echo(render_components(default_registry()), nl=False)
+        typer.echo(render_components(default_registry(plugins=not no_plugins)), nl=False)
 
     app.add_typer(docs_app, name="docs")

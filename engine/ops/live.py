@@ -40,6 +40,7 @@ from engine.ops.calls import observe_calls
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
+from engine.runtime.guard import channel_label, failure_text, guarded
 from engine.txn import recover as recover_in_flight
 from engine.txn import saf
 
@@ -257,17 +258,18 @@ class LiveEngine:
             ch.stop_accepting()
 
     # ------------------------------------------------------------ channel tasks
-    async def _channel_task(self, ch: Any, ref: HandlerRef | None, *, task_status: Any) -> None:
+    async def _channel_task(self, ch: Any, ref: HandlerRef | None, what: str, *, task_status: Any) -> None:
         key = id(ch)
         with trio.CancelScope() as scope:
             self._scopes.setdefault(key, []).append(scope)
             if ref is not None:
                 self._listeners.add(scope)
             try:
+                # a channel that fails once started stops alone (engine/runtime/guard.py)
                 if ref is None:
-                    await ch.run(task_status=task_status)
+                    await guarded(ch.run, what=what, task_status=task_status)
                 else:
-                    await ch.serve(ref, task_status=task_status)
+                    await guarded(ch.serve, ref, what=what, task_status=task_status)
             finally:
                 scopes = self._scopes.get(key, [])
                 if scope in scopes:
@@ -289,28 +291,32 @@ class LiveEngine:
         for name in names:                      # outbound first: routes may call them at once
             ch = gen.channels[name]
             if ch.role in ("connect", "both"):
-                await self._start_channel(name, ch, None)
+                await self._start_channel(name, ch, None, gen)
         # deals a crash left in flight are resolved before these channels take traffic (engine/txn)
         await recover_in_flight(gen.dispatchers[n] for n in names if n in gen.dispatchers)
         for name in names:
             disp = gen.dispatchers.get(name)
             if disp is not None:
                 ref = HandlerRef(name, gen, disp, self.observer)
-                await self._start_channel(name, gen.channels[name], ref)
+                await self._start_channel(name, gen.channels[name], ref, gen)
                 refs[name] = ref
         return refs
 
-    async def _start_channel(self, name: str, ch: Any, ref: HandlerRef | None) -> None:
+    async def _start_channel(self, name: str, ch: Any, ref: HandlerRef | None, gen: Generation) -> None:
         """Start one channel (``ref``: inbound); an OSError (its port taken, say) becomes a
         ``StartError`` naming the channel and its address."""
         assert self._nursery is not None
+        decl = gen.program.channels.get(name)
+        what = channel_label(name, decl.kind if decl is not None else "?", self.registry)
         try:
-            await self._nursery.start(self._channel_task, ch, ref)
+            await self._nursery.start(self._channel_task, ch, ref, what)
         except StartError:
             raise
         except OSError as exc:
             raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
                               listens=ref is not None) from exc
+        except Exception as exc:      # a channel's bug (a plugin's) before it started: named, no traceback
+            raise StartError(f"{what}: cannot start at {getattr(ch, 'address', '?')}: {failure_text(exc)}") from exc
 
     # ------------------------------------------------------------ binding
     def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:

@@ -22,6 +22,12 @@ def _where(obj: Any) -> str:
     return f"{pos}: " if pos is not None else ""
 
 
+def plugin_note(registry: Any, category: str, kind: str) -> str:
+    """`` (step kind checksum from plugin bsp-kvtools 0.1.0 (entry point ...))`` for a plugin's kind, else ""."""
+    origin = registry.origin(category, kind) if hasattr(registry, "origin") else None
+    return f" ({category} kind {kind.replace('.', ' ')} from {origin})" if origin else ""
+
+
 class Binder:
     def __init__(self, program: Any, registry: Any, *,
                  compile_expr: Callable[[Any], Compiled] | None = None,
@@ -65,7 +71,9 @@ class Binder:
         try:
             codec = spec.build(decl)
         except Exception as exc:
-            raise BindError(f"{_where(decl)}format {name}: {exc}") from exc
+            note = plugin_note(self.registry, "format", decl.kind)
+            text = f"{type(exc).__name__}: {exc}" if note else str(exc)
+            raise BindError(f"{_where(decl)}format {name}{note}: {text}") from exc
         self._codecs[name] = codec
         return codec
 

@@ -10,6 +10,7 @@ SIGTERM into a drain, and waits at most ``grace`` seconds for in-flight work.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 import logging
 import signal
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Any, Callable
 
 import trio
 
-from engine.runtime.binder import Binder, BindError
+from engine.runtime.binder import Binder, BindError, plugin_note
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
+from engine.runtime.guard import channel_label, guarded
 from engine.txn import recover as recover_in_flight
 from engine.txn import saf
 
@@ -60,7 +62,12 @@ class Switchboard:
             try:
                 self.channels[name] = spec.build(decl)
             except (ValueError, TypeError) as exc:
-                raise BindError(f"{_where(decl)}{exc}") from exc
+                note = plugin_note(registry, "channel", decl.kind)
+                raise BindError(f"{_where(decl)}channel {name}{note}: {type(exc).__name__}: {exc}" if note
+                                else f"{_where(decl)}{exc}") from exc
+            except Exception as exc:      # a constructor's bug (a plugin's): the place, never a traceback
+                raise BindError(f"{_where(decl)}channel {name}{plugin_note(registry, 'channel', decl.kind)}: "
+                                f"cannot be built: {type(exc).__name__}: {exc}") from exc
         self.ctx.channels = self.channels
         for name, ch in self.channels.items():          # channels that read with the program's formats
             bind = getattr(ch, "bind_codecs", None)
@@ -103,7 +110,12 @@ class Switchboard:
         except BindError:
             raise
         except Exception as exc:
-            raise BindError(f"{_where(step)}{step.kind}: {exc}") from exc
+            note = plugin_note(self.registry, "step", step.kind)
+            text = f"{type(exc).__name__}: {exc}" if note else str(exc)
+            raise BindError(f"{_where(step)}{step.kind}{note}: {text}") from exc
+
+    def _label(self, name: str) -> str:
+        return channel_label(name, self.program.channels[name].kind, self.registry)
 
     def channel(self, name: str) -> Any:
         return self.channels[name]
@@ -122,8 +134,8 @@ class Switchboard:
     async def _run(self, task_status: Any) -> None:
         async with trio.open_nursery() as outer:
             for name, ch in self.channels.items():
-                if ch.role in ("connect", "both"):
-                    await outer.start(ch.run)
+                if ch.role in ("connect", "both"):       # one that fails once started stops alone (guard.py)
+                    await outer.start(partial(guarded, ch.run, what=self._label(name)))
             if self.store_and_forward:     # before recovery, which may queue reversals
                 self.saf = saf.attach(self.dispatchers.values)
             # deals a crash left in flight are resolved before any channel takes traffic
@@ -134,7 +146,8 @@ class Switchboard:
                 outer.start_soon(self._watch_drain, hard)
                 async with trio.open_nursery() as inbound:
                     for name, disp in self.dispatchers.items():
-                        await inbound.start(self.channels[name].serve, disp)
+                        await inbound.start(partial(guarded, self.channels[name].serve, disp,
+                                                    what=self._label(name)))
                     task_status.started(self)
             if hard.cancelled_caught:
                 log.warning("drain: grace period of %gs over; in-flight exchanges were cancelled", self.grace)

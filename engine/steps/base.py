@@ -28,10 +28,17 @@ class FunctionStep(SyncStep):
         self.fn = fn
         self.build_values = ctx.assigns(step.options.get("fields", ()))
         self.name = step.name
+        # an option the route leaves out has its OptionSpec default (docs/plugins.md#a-step)
+        registry = getattr(ctx, "registry", None)
+        spec = registry.get("step", step.kind) if registry is not None else None
+        self.defaults = {o.name: o.default for o in spec.options if o.default is not None} if spec else {}
 
     def run(self, ex: Exchange) -> None:
         scope = ex.scope
-        result = self.fn(self.build_values(scope), scope)
+        values = self.build_values(scope)
+        if self.defaults:
+            values = {**self.defaults, **values}
+        result = self.fn(values, scope)
         if self.name:
             scope[self.name] = result
 

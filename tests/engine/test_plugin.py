@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from engine.registry import default_registry
 from kit import REPO, Client, compile_text, deals, running
@@ -21,7 +22,8 @@ channel front = tcp listen {
 route stamped {
     receive from front as Req
     stamp s { text = msg.ref }
-    reply Req { ref = msg.ref  stamp = s }
+    stamp t { text = msg.ref  prefix = "T:" }
+    reply Req { ref = msg.ref  stamp = s  other = t }
 }
 """
 
@@ -49,7 +51,8 @@ async def test_plugin_step_registers_and_runs(plugin_on_path: Path, tmp_path: Pa
     async with running(program, ledger, registry=reg) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(b'{"ref":"P1"}')
-        (r,) = await c.recv_json()
+        with trio.fail_after(10):
+            (r,) = await c.recv_json()
         await c.aclose()
-    assert r == {"ref": "P1", "stamp": "STAMPED:P1"}
+    assert r == {"ref": "P1", "stamp": "STAMPED:P1", "other": "T:P1"}    # `s`: the default prefix
     assert [d["status"] for d in deals(ledger)] == ["committed"]

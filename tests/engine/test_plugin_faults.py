@@ -1,0 +1,233 @@
+"""Every way a plugin goes wrong gives one clear error naming the plugin (distribution and entry point),
+the kind and the fix, and never takes the engine down nor hides bsp's own kinds (docs/plugins.md).
+
+tests/plugin_faulty (distribution bsp-wreck) has one entry point per fault; tests/plugin_kv (bsp-kvtools)
+is a plugin that works, installed beside it."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import duckdb
+import pytest
+import trio
+from typer.testing import CliRunner
+
+from dsl.load import compile_paths
+from engine.cli import app as bsp_app
+from engine.commands.docs import render_components
+from engine.registry import default_registry
+from engine.runtime.binder import BindError
+from engine.runtime.switchboard import Switchboard
+from kit import Client, compile_text, deals, running
+from pluginkit import on_path
+
+BOTH = ("plugin_kv", "plugin_faulty")
+WRECK = "plugin bsp-wreck 0.1.0 (entry point {} = {})"
+
+
+@pytest.fixture
+def both(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return on_path(BOTH, tmp_path_factory, monkeypatch)
+
+
+def _problems() -> dict[str, str]:
+    reg = default_registry()
+    return {p.plugin.split("entry point ")[1].split(" =")[0]: str(p) for p in reg.problems}
+
+
+def test_each_broken_entry_point_is_left_out_alone_with_its_reason_and_fix(both: Path) -> None:
+    reg = default_registry()
+    assert reg.get("format", "json").doc != "A json of our own."          # a built-in is never replaced
+    assert reg.get("format", "json") is default_registry(plugins=False).get("format", "json")
+    for cat, name in [("format", "kv"), ("step", "checksum"), ("channel", "udp.listen"),   # bsp-kvtools
+                      ("step", "explode"), ("channel", "flaky.listen")]:                # bsp-wreck's good one
+        assert reg.get(cat, name) is not None, (cat, name)
+    assert reg.origin("step", "checksum") == "plugin bsp-kvtools 0.1.0 (entry point kvtools = bsp_kvtools:register)"
+    assert reg.origin("format", "json") is None
+    problems = _problems()
+    assert set(problems) == {"boom", "missing", "not_callable", "json", "kv", "bad_type", "bad_default"}
+    expected = {
+        "boom": ["importing bsp_wreck.boom raised RuntimeError: the wreck's configuration file is missing",
+                 "bsp_wreck/boom.py:2)", "fix: fix the module (python -c 'import bsp_wreck.boom'"],
+        "missing": ["bsp_wreck:no_such_register names nothing in bsp_wreck",
+                    "fix: make the entry point name the module's register function"],
+        "not_callable": ["is not a function register(registry) but an int"],
+        "json": ["format kind 'json' is already built into bsp (replace=True does not replace it)",
+                 "fix: give the kind a name of its own"],
+        "kv": ["format kind 'kv' is already registered by plugin bsp-kvtools 0.1.0 (entry point kvtools = "
+               "bsp_kvtools:register)", "or uninstall one of the two plugins"],
+        "bad_type": ["its register() raised ValueError: option 'count': unknown type 'integer'",
+                     "bsp_wreck/badspec.py:9)"],
+        "bad_default": ["step kind 'fee': option 'rate': default 0.25 is a float; a decimal option's default is "
+                        "a Decimal (Decimal(\"1.50\")): money is never a float",
+                        "fix: give option 'rate' a default of its type (decimal)"],
+    }
+    for ep, parts in expected.items():
+        assert problems[ep].startswith(f"plugin bsp-wreck 0.1.0 (entry point {ep} = "), problems[ep]
+        for part in parts:
+            assert part in problems[ep], (ep, problems[ep])
+    assert reg.get("step", "fee") is None and reg.get("step", "counter") is None
+
+
+def test_a_problem_is_logged_once_per_process(both: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from engine import registry as registry_module
+    registry_module._TOLD.clear()
+    with caplog.at_level(logging.WARNING, logger="bsp.plugins"):
+        default_registry()
+        default_registry()
+    told = [r.getMessage() for r in caplog.records if r.name == "bsp.plugins"]
+    assert len(told) == 7 and len(set(told)) == 7, told
+
+
+def test_bsp_check_and_docs_say_which_plugin_was_left_out(both: Path, tmp_path: Path) -> None:
+    route = tmp_path / "r.route"
+    route.write_text('format J = json\nchannel front = tcp listen {\n    address = "127.0.0.1:0"\n'
+                     '    framing = length2\n}\nroute r {\n    receive from front as J\n'
+                     '    counter c { count = 1 }\n    reply J { ok = "y" }\n}\n')
+    res = CliRunner().invoke(bsp_app, ["check", str(route)])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert "error[E042]: unknown statement or step kind `counter`" in res.output
+    assert ("not loaded, so their kinds are missing: " + WRECK.format("bad_default", "bsp_wreck.badspec:"
+                                                                       "register_bad_default")) in res.output
+    text = render_components(default_registry())
+    assert "## Plugins not loaded" in text
+    assert "- " + WRECK.format("boom", "bsp_wreck.boom:register") + " not loaded: importing" in text
+    assert "From plugin bsp-kvtools 0.1.0 (entry point kvtools = bsp_kvtools:register)." in text
+
+
+ROUTE = """
+format J = json
+format C = crashy
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+channel side = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route bad_step {
+    receive from front as J when msg.op == "explode"
+    explode e { why = msg.op }
+    reply J { ok = "never" }
+}
+route good {
+    receive from front as J
+    reply J { ok = "yes" }
+}
+route crashy {
+    receive from side as C
+    reply J { ok = "never" }
+}
+"""
+
+
+def _dead_letters(ledger: Path) -> list[dict]:
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        cur = con.execute("SELECT route, channel, error_kind, reason FROM dead_letters ORDER BY \"at\"")
+        return [dict(zip([d[0] for d in cur.description], row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_on(both: Path, tmp_path: Path) -> None:
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"op": "explode"}', b'{"op": "fine"}')
+        with trio.fail_after(10):
+            (r,) = await c.recv_json()          # the failed one has no `on error reply`: no answer
+        assert r == {"ok": "yes"}
+        s = await Client.open(sb.channel("side").port)
+        await s.send(b"anything")
+        with trio.fail_after(10):
+            while sb.stats.total < 3:          # the crashy request is answered by nothing: wait for its deal
+                await trio.sleep(0.01)
+        await c.aclose()
+        await s.aclose()
+    by_route = {d["route"]: d for d in deals(ledger)}
+    assert by_route["bad_step"]["status"] == "failed"
+    assert "RuntimeError: the ledger of the wreck is on fire" in by_route["bad_step"]["reason"]
+    assert by_route["(malformed)"]["status"] == "rejected"
+    assert "KeyError: 'missing'" in by_route["(malformed)"]["reason"]
+    letters = {d["error_kind"]: d for d in _dead_letters(ledger)}
+    assert letters["internal"]["route"] == "bad_step" and "on fire" in letters["internal"]["reason"]
+    assert letters["malformed"]["channel"] == "side" and "KeyError" in letters["malformed"]["reason"]
+
+
+@pytest.mark.parametrize("decl, expected", [
+    ('channel odd = fussy\n',
+     "test.route:1:1: channel odd (channel kind fussy from plugin bsp-wreck 0.1.0 (entry point runtime = "
+     "bsp_wreck.runtime:register)): cannot be built: KeyError: 'fussy wants an option nobody declared'"),
+    ('route p {\n    receive from front as J\n    picky p { mode = "x" }\n    reply J { ok = "y" }\n}\n',
+     "picky (step kind picky from plugin bsp-wreck 0.1.0 (entry point runtime = bsp_wreck.runtime:register)): "
+     "RuntimeError: picky needs a mode it cannot find"),
+])
+async def test_a_constructor_that_raises_names_the_place_and_the_plugin(both: Path, tmp_path: Path, decl: str,
+                                                                         expected: str) -> None:
+    reg = default_registry()
+    text = decl + 'format J = json\nchannel front = tcp listen {\n    address = "127.0.0.1:0"\n}\n'
+    res = compile_paths([_write(tmp_path, text)], reg)
+    assert res.program is not None, res.diagnostics
+    with pytest.raises(BindError) as info:
+        Switchboard(res.program, reg, ledger=None)
+    assert expected in str(info.value)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "test.route"
+    path.write_text(text)
+    return path
+
+
+FLAKY = """
+format J = json
+channel flaky = flaky listen
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route f {
+    receive from flaky as J
+    reply J { ok = "never" }
+}
+route r {
+    receive from front as J
+    reply J { ok = "yes" }
+}
+"""
+
+
+async def test_a_channel_whose_serve_raises_after_start_stops_alone(both: Path, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, FLAKY, registry=reg), ledger, registry=reg) as sb:
+        udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with udp:
+            await udp.sendto(b"{}", ("127.0.0.1", sb.channel("flaky").port))
+        with trio.fail_after(10):
+            while not any("flaky lost its socket" in r.getMessage() for r in caplog.records):
+                await trio.sleep(0.01)
+        c = await Client.open(sb.channel("front").port)        # the other channel still serves
+        await c.send(b'{"x": 1}')
+        with trio.fail_after(10):
+            assert await c.recv_json() == [{"ok": "yes"}]
+        await c.aclose()
+    (told,) = [r.getMessage() for r in caplog.records if "flaky lost its socket" in r.getMessage()]
+    assert told.startswith("channel flaky (flaky listen, from plugin bsp-wreck 0.1.0 (entry point runtime = "
+                           "bsp_wreck.runtime:register)) stopped: RuntimeError: flaky lost its socket; "), told
+
+
+def test_bsp_run_names_a_channel_that_raises_before_it_started(both: Path, tmp_path: Path) -> None:
+    route = _write(tmp_path, "format J = json\nchannel s = stubborn\n"
+                             "route r {\n    receive from s as J\n    reply J { ok = \"y\" }\n}\n")
+    res = CliRunner().invoke(bsp_app, ["run", str(route), "--ledger", str(tmp_path / "l.duckdb")])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    assert ("channel s (stubborn, from plugin bsp-wreck 0.1.0 (entry point runtime = bsp_wreck.runtime:register)): "
+            "cannot start at nowhere: RuntimeError: stubborn will not start") in res.output

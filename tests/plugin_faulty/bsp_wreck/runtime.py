@@ -1,0 +1,88 @@
+"""Kinds that load fine and go wrong when used."""
+import trio
+
+from formats.component import ComponentSpec, OptionSpec
+
+
+def _explode(step, ctx, route):
+    from engine.steps.base import FunctionStep
+
+    def run(values, scope):
+        raise RuntimeError("the ledger of the wreck is on fire")
+    return FunctionStep(step, ctx, run)
+
+
+def _picky(step, ctx, route):
+    raise RuntimeError("picky needs a mode it cannot find")
+
+
+class _Flaky:
+    """Listens, then its serve() raises once the first datagram arrives."""
+    role = "listen"
+
+    def __init__(self, decl):
+        self.name = decl.name
+        self.address = "127.0.0.1:0"
+        self.port = None
+        self._stop = trio.Event()
+
+    async def serve(self, handler, *, task_status=trio.TASK_STATUS_IGNORED):
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+            self.address = f"127.0.0.1:{self.port}"
+            task_status.started()
+            await sock.recvfrom(100)
+            raise RuntimeError("flaky lost its socket")
+
+    def stop_accepting(self):
+        self._stop.set()
+
+
+class _Stubborn:
+    """serve() raises before it has started."""
+    role = "listen"
+
+    def __init__(self, decl):
+        self.name = decl.name
+        self.address = "nowhere"
+
+    async def serve(self, handler, *, task_status=trio.TASK_STATUS_IGNORED):
+        raise RuntimeError("stubborn will not start")
+
+    def stop_accepting(self):
+        pass
+
+
+def _fussy(decl):
+    raise KeyError("fussy wants an option nobody declared")
+
+
+class _Crashy:
+    name = "crashy"
+
+    def decode(self, data):
+        return {"x": {}["missing"]}          # a KeyError: a bug, not a FormatError
+
+    def encode(self, values):
+        return b"{}"
+
+
+COMPONENTS = (
+    ComponentSpec(category="step", name="explode", doc="Raises at run time.", build=_explode,
+                  options=(OptionSpec("why", "expr", "Why."),)),
+    ComponentSpec(category="step", name="picky", doc="Its constructor raises.", build=_picky,
+                  options=(OptionSpec("mode", "expr", "The mode."),)),
+    ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
+                  build=lambda decl: _Flaky(decl)),
+    ComponentSpec(category="channel", name="fussy", doc="Its constructor raises.", build=_fussy),
+    ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
+                  build=lambda decl: _Stubborn(decl)),
+    ComponentSpec(category="format", name="crashy", doc="decode raises KeyError.", build=lambda decl: _Crashy()),
+)
+
+
+def register(registry):
+    for spec in COMPONENTS:
+        registry.register(spec)
