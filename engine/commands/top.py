@@ -113,11 +113,11 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit"):
         channels.add_column(col, no_wrap=True)
     for name, c in sorted((now.get("channels") or {}).items()):
-        circuit = c.get("circuit", "")
+        circuit = "STOPPED" if c.get("stopped") else c.get("circuit", "")
         channels.add_row(name, str(c.get("role", "")), str(c.get("address", "")),
                          str(c.get("connections", "-")), str(c.get("frames_in", "-")),
                          str(c.get("frames_out", "-")),
-                         Text(circuit, style="bold red" if circuit == "open" else ""))
+                         Text(circuit, style="bold red" if circuit in ("open", "STOPPED") else ""))
     parts: list[Any] = [head, routes, channels]
     rev = now.get("reversals")
     if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward

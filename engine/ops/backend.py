@@ -109,6 +109,9 @@ class EngineBackend:
         own = getattr(ch, "status", None)          # what a channel kind reports of itself (timer: ticks)
         if callable(own):
             row.update(own())
+        why = self.engine.stopped_reason(ch) if hasattr(self.engine, "stopped_reason") else None
+        if why is not None:                          # its task failed after it started (engine/runtime/guard.py)
+            row["stopped"] = why
         return row
 
     def _call_counts(self, name: str) -> tuple[int | None, int | None]:
@@ -128,6 +131,13 @@ class EngineBackend:
             return Readiness(False, "draining: the engine is stopping")
         if eng.current is None:
             return Readiness(False, "starting: channels are not listening yet")
+        reason = getattr(eng, "stopped_reason", None)
+        if reason is not None:
+            for name, ch in eng.current.channels.items():
+                why = reason(ch)
+                if why is not None:
+                    return Readiness(False, f"channel {name} stopped: {why}; it takes no traffic until the "
+                                            f"engine restarts or a reload changes it")
         return Readiness(True)
 
     async def reload(self, dry_run: bool) -> ReloadResult:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -164,6 +165,9 @@ class LiveEngine:
         self._lock = trio.Lock()
         self._drain = trio.Event()
         self._scopes: dict[int, list[trio.CancelScope]] = {}     # id(channel object) -> its task scopes
+        # id(channel object) -> (the object, why): channels whose task failed after they started
+        # (engine/runtime/guard.py); ``bsp status`` shows them and ``/ready`` answers not ready
+        self.stopped: dict[int, tuple[Any, str]] = {}
         self._listeners: set[trio.CancelScope] = set()           # serve tasks still running
         self._listeners_done = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -189,12 +193,14 @@ class LiveEngine:
                 await self.ledger.record_config(gen.version, gen.program.sources)
                 # ISO 8583 reversals are stored and forwarded (engine/txn/saf.py): queued before the
                 # recovery in _start (which may queue some), worked once the outbound channels run
-                self.saf = saf.attach(lambda: (self.current or gen).dispatchers.values())
+                boot = [gen]              # until self.current is set (not held after: see the del below)
+                self.saf = saf.attach(lambda: (self.current or boot[0]).dispatchers.values())
                 self.refs.update(await self._start(gen, list(gen.channels)))
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
                 self.current = gen
                 self._loaded(gen)
+                boot.clear()
                 del gen, program          # this frame lives as long as the engine: a reload must free them
                 task_status.started(self)
                 await self._drain.wait()
@@ -266,10 +272,11 @@ class LiveEngine:
                 self._listeners.add(scope)
             try:
                 # a channel that fails once started stops alone (engine/runtime/guard.py)
+                stopped = partial(self._stopped, ch)
                 if ref is None:
-                    await guarded(ch.run, what=what, task_status=task_status)
+                    await guarded(ch.run, what=what, on_failure=stopped, task_status=task_status)
                 else:
-                    await guarded(ch.serve, ref, what=what, task_status=task_status)
+                    await guarded(ch.serve, ref, what=what, on_failure=stopped, task_status=task_status)
             finally:
                 scopes = self._scopes.get(key, [])
                 if scope in scopes:
@@ -280,7 +287,16 @@ class LiveEngine:
                 if not self._listeners:
                     self._listeners_done.set()
 
+    def _stopped(self, ch: Any, why: str) -> None:
+        self.stopped[id(ch)] = (ch, why)
+
+    def stopped_reason(self, ch: Any) -> str | None:
+        """Why ``ch`` (a channel object) stopped taking traffic, or None while it runs."""
+        got = self.stopped.get(id(ch))
+        return got[1] if got is not None and got[0] is ch else None
+
     def _cancel(self, ch: Any) -> None:
+        self.stopped.pop(id(ch), None)            # retired: a reload replaced or removed it
         for scope in self._scopes.get(id(ch), []):
             scope.cancel()
 

@@ -223,6 +223,47 @@ async def test_a_channel_whose_serve_raises_after_start_stops_alone(both: Path, 
                            "bsp_wreck.runtime:register)) stopped: RuntimeError: flaky lost its socket; "), told
 
 
+async def test_the_live_engine_reports_a_stopped_channel_in_status_and_readiness(
+        both: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Under ``bsp run`` a channel that failed after it started is not only a log line: ``bsp status``
+    shows it STOPPED with the reason and ``/ready`` answers not ready, naming it."""
+    from rich.console import Console
+
+    from engine.commands.top import render
+    from engine.ledger import open_ledger
+    from engine.metrics import Metrics
+    from engine.ops.backend import EngineBackend
+    from engine.ops.live import LiveEngine
+    from engine.ops.observe import Observer
+
+    reg = default_registry()
+    route = tmp_path / "flaky.route"
+    route.write_text(FLAKY)
+    program = compile_text(tmp_path, FLAKY, registry=reg)
+    async with open_ledger(tmp_path / "l.duckdb") as ledger:
+        obs = Observer(Metrics())
+        eng = LiveEngine(reg, ledger, load=lambda: ([route], {}), observer=obs, grace=5.0)
+        async with trio.open_nursery() as n:
+            await n.start(eng.run, program)
+            backend = EngineBackend(eng, obs)
+            assert (await backend.ready()).ready
+            udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+            with udp:
+                await udp.sendto(b"{}", ("127.0.0.1", eng.current.channels["flaky"].port))
+            with trio.fail_after(10):
+                while not any("flaky lost its socket" in r.getMessage() for r in caplog.records):
+                    await trio.sleep(0.01)
+            status = await backend.status()
+            ready = await backend.ready()
+            eng.drain()
+    assert "flaky lost its socket" in status["channels"]["flaky"]["stopped"]
+    assert "stopped" not in status["channels"]["front"]
+    assert not ready.ready and ready.reason.startswith("channel flaky stopped: RuntimeError: flaky lost its socket")
+    out = Console(width=200, record=True)
+    out.print(render(status, None, 0, {}))
+    assert "STOPPED" in out.export_text()
+
+
 def test_bsp_run_names_a_channel_that_raises_before_it_started(both: Path, tmp_path: Path) -> None:
     route = _write(tmp_path, "format J = json\nchannel s = stubborn\n"
                              "route r {\n    receive from s as J\n    reply J { ok = \"y\" }\n}\n")
