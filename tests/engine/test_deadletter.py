@@ -191,3 +191,41 @@ def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypat
     assert res.exit_code == 1 and f"no dead letter 0192f3a4b5c6 {whole}; nothing purged" in res.output, res.output
     res = cli("show", "d-typo", "--ledger", str(path))             # not a hex prefix: no such hint
     assert res.exit_code == 1 and "not by a prefix" not in res.output
+
+
+def test_cli_retry_takes_routes_ledger_and_keys_from_the_deployment_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bsp dead retry --deployment platform.yaml` runs what bsp run would serve: the file's routes, its
+    # ledger and keys; an explicit --routes wins over the file's routes
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE", "BSP_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    routes = Path(__file__).resolve().parents[2] / "routes"
+    (tmp_path / "audit.key").write_text(base64.b64encode(KEY).decode())
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text(f"""version: 1
+routes:
+  - {routes / "bill_payment" / "bill_payment.route"}
+ledger:
+  path: l.duckdb
+  audit_key: {{file: audit.key}}
+environments:
+  stray:
+    channels:
+      nosuch: {{address: "127.0.0.1:1"}}
+""")
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    res = cli("retry", "d-timeout", "d-web", "--deployment", str(deployment))
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines() == [
+        "d-timeout: NOT retried: rejected",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+    [row] = query_dead_letters(path, ids=["d-timeout"])
+    assert row["retry_outcome"] == "rejected" and row["retried_at"] is not None
+    assert chain_ok(path)                    # written with the file's ledger.audit_key
+    # --routes wins over the file's routes (card payments: its inbound channel is another one)
+    res = cli("retry", "d-web", "--deployment", str(deployment), "--routes", str(routes / "card_payments"))
+    assert res.exit_code == 1 and "inbound: mainframe)" not in res.output and "no inbound channel 'web'" in res.output
+    # the file's channel overrides are checked as bsp run checks them, naming their place
+    res = cli("retry", "d-web", "--deployment", str(deployment), "--env", "stray")
+    assert res.exit_code == 1 and "platform.yaml:" in res.output and "nosuch" in res.output, res.output
