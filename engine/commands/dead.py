@@ -326,8 +326,9 @@ def purge_cmd(
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
-    DuckDB keeps the deleted bytes in the file's free blocks until the file is compacted (see
-    docs/ledger.md); with a field keyring (BSP_FIELD_KEYS) the stored messages are encrypted anyway.
+    The ledger file is then rewritten with its live data only, so the messages' bytes are gone from it
+    (DuckDB would keep them in free blocks); that needs free space for a copy of the file next to it
+    (docs/ledger.md#dead-letters). No engine may hold the ledger.
     The tombstones are chained with the audit key: --deployment platform.yaml's ledger and
     ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
     Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
