@@ -11,6 +11,9 @@ Paths are dotted keys; list items are crossed transparently (``Stmt.Ntry.Amt``
 reaches the ``Amt`` of every entry of every statement) and ``*`` matches any
 one key.  A tag on a dict or list masks every scalar inside it.
 
+A field two rules classify differently gets the tag that shows least of it (``SHOWS_LEAST``:
+secret, then personal, then pan), here, in engine/fieldcrypt.py and in ``bsp check``.
+
 Masking rules (``mask_value``):
 * ``pan``: first 6 and last 4 characters kept, the middle as ``*``
   (``4111111111111111`` -> ``411111******1111``); a value of 10 characters or
@@ -99,9 +102,17 @@ def tags_of(codec: Any) -> dict[str, str]:
     return tags
 
 
+# A field that two rules classify differently (``*.number:personal`` and ``card.number:pan``, or an
+# ISO 8583 spec's field tagged twice) gets the tag whose stored form shows least of the value:
+# secret (``***``), then personal (``4***``, or only the ciphertext with a keyring), then pan
+# (``411111******1111``, or the ciphertext and that mask).  The runtime (masking here, encryption in
+# engine/fieldcrypt.py) and ``bsp check`` (W006, dsl/classflow.py) all take it from here.
+SHOWS_LEAST = ("secret", "personal", "pan")
+
+
 def strictest(found: Any) -> str:
-    """The strongest protection among a field's tags: secret > pan > personal."""
-    for tag in ("secret", "pan", "personal"):
+    """The strongest protection among a field's tags, the one showing least: secret > personal > pan."""
+    for tag in SHOWS_LEAST:
         if tag in found:
             return tag
     raise ValueError(f"no known classification among {found!r}")
@@ -123,9 +134,9 @@ def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> Any:
     out: dict[Any, Any] = {}
     for k, v in value.items():
         here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
-        done = next((t for r, t in here if len(r) == 1), None)
-        if done is not None:
-            out[k] = mask_value(v, done)
+        done = [t for r, t in here if len(r) == 1]
+        if done:
+            out[k] = mask_value(v, strictest(done))      # two rules on one field: SHOWS_LEAST
             continue
         deeper = [(r[1:], t) for r, t in here if len(r) > 1]
         out[k] = _walk(v, deeper) if deeper else v
