@@ -37,7 +37,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from formats.classify import TAGS, mask_value, strictest
+from formats.classify import TAGS, item_rules, mask_value, strictest
 
 PREFIX = "enc:v1:"
 ENV_FILE = "BSP_FIELD_KEYS_FILE"
@@ -225,7 +225,7 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
 def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,
           keyring: Keyring | None, context: str) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_walk(v, rules, f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
+        return [_walk(v, item_rules(v, rules), f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
     if not isinstance(value, Mapping):
         return value
     out: dict[Any, Any] = {}
