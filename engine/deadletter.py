@@ -138,12 +138,26 @@ def purge(path: str | Path, ids: Sequence[str], *, audit_key: bytes | None = Non
     """Delete the stored messages of these dead letters (status ``purged``).
 
     The row stays as a tombstone (``raw_sha256`` and the audit chain intact);
-    only the message bytes go.  Returns how many rows were purged.
+    only the message bytes go: from the table, then from the file, which is
+    rewritten with its live data only (``engine.ledger_compact``; DuckDB would
+    otherwise keep the old bytes in free blocks).  Returns how many rows were
+    purged.  Raises ``LedgerError`` when the file cannot be rewritten (the rows
+    are purged then, and the message says so and what to do).
     """
-    from engine.ledger_store import LedgerStore
+    from engine.ledger_compact import compact
+    from engine.ledger_store import LedgerError, LedgerStore
 
-    store = LedgerStore.open(Path(path), audit_key)
+    path = Path(path)
+    store = LedgerStore.open(path, audit_key)
     try:
-        return store.update_dead_letters(list(ids), status="purged", drop_raw=True)
+        n = store.update_dead_letters(list(ids), status="purged", drop_raw=True)
     finally:
         store.close()
+    if n:
+        try:
+            compact(path)
+        except LedgerError as exc:
+            raise LedgerError(f"{n} dead letter(s) purged from the table, but their old bytes stay in the "
+                              f"file's free blocks: {exc}; then rewrite the file as docs/ledger.md#dead-letters "
+                              f"shows (no engine running)") from None
+    return n

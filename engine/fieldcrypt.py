@@ -37,7 +37,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from formats.classify import TAGS, mask_value
+from formats.classify import TAGS, item_rules, mask_value, strictest
 
 PREFIX = "enc:v1:"
 ENV_FILE = "BSP_FIELD_KEYS_FILE"
@@ -225,16 +225,16 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
 def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,
           keyring: Keyring | None, context: str) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_walk(v, rules, f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
+        return [_walk(v, item_rules(v, rules), f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
     if not isinstance(value, Mapping):
         return value
     out: dict[Any, Any] = {}
     for k, v in value.items():
         here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
         sub = f"{path}.{k}"
-        done = next((t for r, t in here if len(r) == 1), None)
-        if done is not None:
-            out[k] = _protect_one(v, done, sub, keyring, context)
+        done = [t for r, t in here if len(r) == 1]
+        if done:   # two rules on one field: the tag that shows least (formats.classify.SHOWS_LEAST)
+            out[k] = _protect_one(v, done[0] if len(done) == 1 else strictest(done), sub, keyring, context)
             continue
         deeper = [(r[1:], t) for r, t in here if len(r) > 1]
         out[k] = _walk(v, deeper, sub, keyring, context) if deeper else v

@@ -8,8 +8,12 @@ Where tags come from:
   ``classify ["card.number:pan", "Dbtr.Nm:personal", "*.Pwd:secret"]``.
 
 Paths are dotted keys; list items are crossed transparently (``Stmt.Ntry.Amt``
-reaches the ``Amt`` of every entry of every statement) and ``*`` matches any
-one key.  A tag on a dict or list masks every scalar inside it.
+reaches the ``Amt`` of every entry of every statement), ``*`` matches any
+one key, and a ``KEY=VALUE`` step picks only the list items whose ``KEY`` is
+``VALUE`` (``block4.tag=25.value``: the value of SWIFT field 25 only).  A tag on a dict or list masks every scalar inside it.
+
+A field two rules classify differently gets the tag that shows least of it (``SHOWS_LEAST``:
+secret, then personal, then pan), here, in engine/fieldcrypt.py and in ``bsp check``.
 
 Masking rules (``mask_value``):
 * ``pan``: first 6 and last 4 characters kept, the middle as ``*``
@@ -80,6 +84,11 @@ def parse_spec(spec: Any, *, where: Mapping[str, Any] | None = None) -> dict[str
             raise SpecError(f"classify {path}: unknown tag {tag!r}; expected one of {', '.join(TAGS)}", **where)
         if not isinstance(path, str) or not path or any(not p for p in path.split(".")):
             raise SpecError(f"classify: bad path {path!r}", **where, hint="dotted keys, e.g. Dbtr.Nm")
+        parts = path.split(".")
+        if any("=" in p and (p.startswith("=") or p.endswith("=")) for p in parts) or "=" in parts[-1]:
+            raise SpecError(f"classify: bad path {path!r}: a KEY=VALUE step picks the list items whose KEY is "
+                            f"VALUE and must be followed by the field to classify", **where,
+                            hint="e.g. block4.tag=25.value (the value of SWIFT field 25)")
         out[path] = tag
     return out
 
@@ -99,12 +108,36 @@ def tags_of(codec: Any) -> dict[str, str]:
     return tags
 
 
+# A field that two rules classify differently (``*.number:personal`` and ``card.number:pan``, or an
+# ISO 8583 spec's field tagged twice) gets the tag whose stored form shows least of the value:
+# secret (``***``), then personal (``4***``, or only the ciphertext with a keyring), then pan
+# (``411111******1111``, or the ciphertext and that mask).  The runtime (masking here, encryption in
+# engine/fieldcrypt.py) and ``bsp check`` (W006, dsl/classflow.py) all take it from here.
+SHOWS_LEAST = ("secret", "personal", "pan")
+
+
 def strictest(found: Any) -> str:
-    """The strongest protection among a field's tags: secret > pan > personal."""
-    for tag in ("secret", "pan", "personal"):
+    """The strongest protection among a field's tags, the one showing least: secret > personal > pan."""
+    for tag in SHOWS_LEAST:
         if tag in found:
             return tag
     raise ValueError(f"no known classification among {found!r}")
+
+
+def item_rules(item: Any, rules: list[tuple[tuple[str, ...], str]]) -> list[tuple[tuple[str, ...], str]]:
+    """The rules for one item of a list: a rule whose next step is ``KEY=VALUE`` applies (without that
+    step) to a mapping item whose ``KEY`` is ``VALUE`` and to no other item; the other rules to every item."""
+    if not any("=" in r[0] for r, _ in rules):
+        return rules
+    out = []
+    for r, t in rules:
+        if "=" not in r[0]:
+            out.append((r, t))
+            continue
+        key, _, want = r[0].partition("=")
+        if isinstance(item, Mapping) and str(item.get(key)) == want:
+            out.append((r[1:], t))
+    return out
 
 
 def mask(values: Any, tags: Mapping[str, str]) -> Any:
@@ -117,15 +150,15 @@ def mask(values: Any, tags: Mapping[str, str]) -> Any:
 
 def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_walk(v, rules) for v in value]
+        return [_walk(v, item_rules(v, rules)) for v in value]
     if not isinstance(value, Mapping):
         return value
     out: dict[Any, Any] = {}
     for k, v in value.items():
         here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
-        done = next((t for r, t in here if len(r) == 1), None)
-        if done is not None:
-            out[k] = mask_value(v, done)
+        done = [t for r, t in here if len(r) == 1]
+        if done:
+            out[k] = mask_value(v, strictest(done))      # two rules on one field: SHOWS_LEAST
             continue
         deeper = [(r[1:], t) for r, t in here if len(r) > 1]
         out[k] = _walk(v, deeper) if deeper else v
@@ -155,7 +188,7 @@ def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
     def walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> None:
         if isinstance(value, (list, tuple)):
             for v in value:
-                walk(v, rules)
+                walk(v, item_rules(v, rules))
             return
         if not isinstance(value, Mapping):
             return

@@ -198,20 +198,17 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
     return out
 
 
-async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[str, Any]], keys: Any) -> list[Any]:
-    from engine.commands.run import _expand, compile_or_exit
+async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides: Any, rows: list[dict[str, Any]],
+                            keys: Any) -> list[Any]:
     from engine.deadletter import retry, switchboard_injector
     from engine.ledger import open_ledger
-    from engine.registry import default_registry
     from engine.runtime.switchboard import Switchboard
 
-    registry = default_registry()
-    program = compile_or_exit(_expand(routes), registry)
     keyring = keys.keyring
     results = []
     async with open_ledger(ledger, audit_key=keys.audit_key, keyring=keyring) as led:
         await led.record_config(program.version, program.sources)
-        sb = Switchboard(program, registry, ledger=led)
+        sb = Switchboard(program, registry, ledger=led, overrides={k: dict(v) for k, v in overrides.items()})
         async with trio.open_nursery() as nursery:
             for ch in sb.channels.values():
                 if ch.role in ("connect", "both"):
@@ -226,14 +223,38 @@ async def _retry_in_process(ledger: Path, routes: list[Path], rows: list[dict[st
     return results
 
 
+def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, Any]:
+    """The program a retry runs, its registry and channel overrides: --routes as given (the route files'
+    own addresses), else the deployment file's routes with its overrides, checked as bsp run checks them."""
+    from engine.commands.run import _expand, compile_or_exit
+    from engine.ops.overrides import check_overrides
+    from engine.registry import default_registry
+
+    registry = default_registry()
+    if routes:
+        return compile_or_exit(_expand(routes), registry), registry, {}
+    program = compile_or_exit(list(dep.route_files), registry)
+    problems = check_overrides(dep.channel_overrides, program, registry)
+    if problems:
+        for line in problems:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1)
+    return program, registry, dep.channel_overrides
+
+
 @dead_app.command("retry")
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
     ledger: Optional[Path] = KEYED_LEDGER_OPT,
-    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    deployment: Optional[Path] = typer.Option(None, "--deployment", metavar="FILE", help="The deployment file "
+                                              "(platform.yaml) bsp run serves: retry with its routes and channel "
+                                              "overrides, its ledger and keys (ledger.audit_key, "
+                                              "ledger.field_keys); --routes and --ledger still win, the file "
+                                              "wins over the BSP_* variables."),
     env: Optional[str] = ENV_OPT,
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
-                                                "configuration: retry in this process (no engine running)."),
+                                                "configuration: retry in this process (no engine running); "
+                                                "wins over --deployment's routes."),
     live: bool = typer.Option(False, "--live", help="Retry in the running engine, through its admin API "
                               "(--url / $BSP_ADMIN_URL).", rich_help_panel=PANEL),
     url: str = URL_OPT,
@@ -248,10 +269,12 @@ def retry_cmd(
 
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
-    with --routes, this process compiles the configuration, opens the ledger (no engine may hold
-    it) and runs the deals itself, writing with the ledger's keys (`--deployment platform.yaml`: the
-    file's ledger, ledger.audit_key and ledger.field_keys, as bsp run takes them; else BSP_AUDIT_KEY(_FILE)
-    / BSP_FIELD_KEYS(_FILE)). Either way the outcome is recorded on the dead letter.
+    without --live, this process compiles the configuration, opens the ledger (no engine may hold
+    it) and runs the deals itself. `--deployment platform.yaml [--env NAME]` gives it all as bsp run
+    takes it: the file's routes with its channel overrides, its ledger, ledger.audit_key and
+    ledger.field_keys. --routes PATH... wins over the file's routes (then the route files' own
+    addresses apply) and --ledger over its ledger; without a deployment file the keys come from
+    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter.
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
@@ -266,10 +289,11 @@ def retry_cmd(
     if admin or live:
         results = _retry_admin(admin or url, ids, token_file, ca, cert, key)
     else:
-        if not routes:
+        if not routes and not deployment:
             raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
-                                     "or $BSP_ADMIN_URL), or --routes PATH... to run the current configuration in "
-                                     "this process", param_hint="--live / --routes")
+                                     "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
+                                     "run the current configuration in this process",
+                                     param_hint="--live / --deployment / --routes")
         found = ledger_keys(ledger, deployment, env, "bsp dead retry", audit=True, fields=True)
         ledger = found.path
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
@@ -278,7 +302,9 @@ def retry_cmd(
             typer.echo(f"error: {ledger}: {_no_such(missing)}; list them with `bsp dead list`", err=True)
             raise typer.Exit(1)
         rows.sort(key=lambda r: ids.index(r["id"]))
-        results = [(r.id, r.ok, r.outcome) for r in trio.run(_retry_in_process, ledger, routes, rows, found.keys)]
+        program, registry, overrides = _configuration(routes, found.deployment)
+        results = [(r.id, r.ok, r.outcome)
+                   for r in trio.run(_retry_in_process, ledger, program, registry, overrides, rows, found.keys)]
     for lid, ok, outcome in results:
         typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
     if not all(ok for _, ok, _ in results):
@@ -300,8 +326,9 @@ def purge_cmd(
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
-    DuckDB keeps the deleted bytes in the file's free blocks until the file is compacted (see
-    docs/ledger.md); with a field keyring (BSP_FIELD_KEYS) the stored messages are encrypted anyway.
+    The ledger file is then rewritten with its live data only, so the messages' bytes are gone from it
+    (DuckDB would keep them in free blocks); that needs free space for a copy of the file next to it
+    (docs/ledger.md#dead-letters). No engine may hold the ledger.
     The tombstones are chained with the audit key: --deployment platform.yaml's ledger and
     ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
     Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given

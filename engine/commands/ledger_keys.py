@@ -8,6 +8,7 @@ BSP_FIELD_KEYS(_FILE).
 
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
     found.path, found.keys.audit_key, found.keys.keyring
+    found.deployment      # the loaded deployment file (its route_files, channel_overrides), or None
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ ENV_OPT = typer.Option(None, "--env", help="With --deployment: its environment (
 class LedgerKeys:
     path: Path
     keys: Any                 # engine.ops.runsettings.RunKeys
+    deployment: Any = None    # engine.deploy.Deployment when --deployment was given
 
 
 def ledger_keys(ledger: Optional[Path], deployment: Optional[Path], env: Optional[str], command: str, *,
@@ -65,7 +67,7 @@ def ledger_keys(ledger: Optional[Path], deployment: Optional[Path], env: Optiona
         if warning != NO_AUDIT_KEY:          # each command says itself what a missing key means for it
             typer.echo(f"warning: {warning}", err=True)
     path = ledger if ledger is not None else (dep.ledger_path if dep is not None else DEFAULT_LEDGER)
-    return LedgerKeys(path=path, keys=keys)
+    return LedgerKeys(path=path, keys=keys, deployment=dep)
 
 
 __all__ = ["DEPLOYMENT_OPT", "ENV_OPT", "LEDGER_OPT", "LedgerKeys", "ledger_keys"]

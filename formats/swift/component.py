@@ -50,8 +50,8 @@ COMPONENT = ComponentSpec(
     options=(OptionSpec("message", "ident", "the message type, e.g. mt103 (any: every type, checked where a "
                         "spec exists)", default="any", choices=CHOICES),
              OptionSpec("classify", "list", 'classified paths of the decoded values (as bsp decode shows them): '
-                        'block 4 is a list of {tag, value}, so ["block4.value:personal"] classifies every block-4 '
-                        'value (a path cannot single out one tag)'),),
+                        'block 4 is a list of {tag, value}: ["block4.tag=25.value:personal"] classifies field 25\'s value, '
+                        '["block4.value:personal"] every block-4 value'),),
     build=build,
     check=check,
     fields=fields,

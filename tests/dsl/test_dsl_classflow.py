@@ -176,3 +176,15 @@ def test_mask_pan_masks_like_the_ledger():
     assert f_mask_pan("4111111111111111") == "411111******1111"
     assert f_mask_pan("12345678") == "****5678"
     assert f_mask_pan(None) is None and f_mask_pan("") == ""
+
+
+@pytest.mark.parametrize("classify", ['"*.number:personal", "card.number:pan"', '"card.number:pan", "*.number:personal"'])
+def test_a_field_tagged_pan_and_personal_is_taken_as_personal(tmp_path, shipped, classify):
+    # the same rule as the runtime's (formats.classify.SHOWS_LEAST; tests/engine/test_fieldcrypt.py): the tag
+    # that shows least, personal, whatever the order; a pan field does not protect it, a personal one does
+    head = HEAD.replace('format Req = json classify ["card.number:pan", "card.cvv:secret", "holder:personal", '
+                        '"acct:personal"]', f"format Req = json classify [{classify}]")
+    assert head != HEAD
+    got = _warned(tmp_path, shipped, "    reply Masked { n = msg.card.number  name = msg.card.number }\n", head)
+    assert len(got) == 1 and got[0].startswith("msg.card.number, classified personal in format `Req`, is copied "
+                                               "into field `n` of format `Masked`, which classifies it only pan")

@@ -148,7 +148,6 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert res.exit_code == 0 and "purged 1 dead letter(s)" in res.output
     [old] = query_dead_letters(path, ids=["d-old"], with_raw=True)
     assert old["status"] == "purged" and old["raw"] is None and old["raw_sha256"]
-    # (the old bytes may stay in DuckDB's free blocks: docs/security.md says to use a field keyring)
     assert chain_ok(path)             # a tombstone, not a gap in the chain
     res = cli("retry", "d-old", "--ledger", str(path))
     said = " ".join(res.output.replace("│", " ").split())         # rich wraps the usage error in a box
@@ -191,3 +190,86 @@ def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypat
     assert res.exit_code == 1 and f"no dead letter 0192f3a4b5c6 {whole}; nothing purged" in res.output, res.output
     res = cli("show", "d-typo", "--ledger", str(path))             # not a hex prefix: no such hint
     assert res.exit_code == 1 and "not by a prefix" not in res.output
+
+
+def test_cli_retry_takes_routes_ledger_and_keys_from_the_deployment_file(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bsp dead retry --deployment platform.yaml` runs what bsp run would serve: the file's routes, its
+    # ledger and keys; an explicit --routes wins over the file's routes
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE", "BSP_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    routes = Path(__file__).resolve().parents[2] / "routes"
+    (tmp_path / "audit.key").write_text(base64.b64encode(KEY).decode())
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text(f"""version: 1
+routes:
+  - {routes / "bill_payment" / "bill_payment.route"}
+ledger:
+  path: l.duckdb
+  audit_key: {{file: audit.key}}
+environments:
+  stray:
+    channels:
+      nosuch: {{address: "127.0.0.1:1"}}
+""")
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    res = cli("retry", "d-timeout", "d-web", "--deployment", str(deployment))
+    assert res.exit_code == 1, res.output
+    assert res.output.splitlines() == [
+        "d-timeout: NOT retried: rejected",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+    [row] = query_dead_letters(path, ids=["d-timeout"])
+    assert row["retry_outcome"] == "rejected" and row["retried_at"] is not None
+    assert chain_ok(path)                    # written with the file's ledger.audit_key
+    # --routes wins over the file's routes (card payments: its inbound channel is another one)
+    res = cli("retry", "d-web", "--deployment", str(deployment), "--routes", str(routes / "card_payments"))
+    assert res.exit_code == 1 and "inbound: mainframe)" not in res.output and "no inbound channel 'web'" in res.output
+    # the file's channel overrides are checked as bsp run checks them, naming their place
+    res = cli("retry", "d-web", "--deployment", str(deployment), "--env", "stray")
+    assert res.exit_code == 1 and "platform.yaml:" in res.output and "nosuch" in res.output, res.output
+
+
+def test_purge_leaves_no_bytes_of_the_message_in_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DuckDB writes an UPDATE to other blocks and only frees the old ones: without the rewrite, the
+    # purged message stays readable in the file (checked: the marker is still there after the UPDATE)
+    import os
+
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(KEY).decode())
+    for var in ("BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    path = tmp_path / "l.duckdb"
+    gone, kept = b"PURGE-ME-MARKER-7f3a", b"KEEP-ME-MARKER-9c1d"
+
+    async def more() -> None:
+        async with open_ledger(path, audit_key=KEY) as ledger:
+            for i in range(40):
+                await ledger.dead_letter(DeadLetter(route=None, channel="mainframe", reason="no route took it",
+                                                    raw=(gone if i % 2 else kept) + os.urandom(300),
+                                                    config_version="v1", id=f"m-{i:02d}",
+                                                    at=NOW - timedelta(days=60 if i % 2 else 1)))
+
+    trio.run(fill, path)
+    trio.run(more)
+    path.chmod(0o640)
+    in_file = lambda marker: path.read_bytes().count(marker)  # noqa: E731
+    assert in_file(gone) == 20 and in_file(kept) == 20
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    assert res.exit_code == 0 and "purged 21 dead letter(s)" in res.output, res.output
+    assert in_file(gone) == 0 and in_file(PAN) == 0            # d-old (40 days) held the PAN
+    assert in_file(kept) == 20                                   # the rest is all there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.duckdb"]
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert chain_ok(path)
+    [old] = query_dead_letters(path, ids=["m-01"], with_raw=True)
+    assert old["status"] == "purged" and old["raw"] is None and old["raw_sha256"]
+    [new] = query_dead_letters(path, ids=["m-00"], with_raw=True)
+    assert new["status"] == "new" and bytes(new["raw"]).startswith(kept)
+    trio.run(_one_more, path)                 # still a ledger an engine opens and writes to
+    assert chain_ok(path)
+
+
+async def _one_more(path: Path) -> None:
+    async with open_ledger(path, audit_key=KEY) as ledger:
+        await ledger.dead_letter(DeadLetter(route=None, channel="c", reason="r", raw=b"after", config_version="v1",
+                                            id="after-purge"))

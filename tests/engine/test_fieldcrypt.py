@@ -160,3 +160,19 @@ def test_flat_record_fast_path_matches_the_general_walk() -> None:
     assert fast == _walk(flat, _rules(tags), "request", None, "d1")
     assert fast["2"] == "411111******1111" and fast["35"] == "***" and fast["4"] == "000000012050"
     assert flat["2"] == "4111111111111111"          # the input is not changed
+
+
+@pytest.mark.parametrize("tags", [{"*.number": "personal", "card.number": "pan"},
+                                  {"card.number": "pan", "*.number": "personal"}])
+def test_a_field_tagged_pan_and_personal_is_protected_as_personal(tags: dict[str, str]) -> None:
+    # one rule, whatever the order of the classify list: the tag whose stored form shows least
+    # (formats.classify.SHOWS_LEAST); bsp check's W006 takes the same (tests/dsl/test_dsl_classflow.py)
+    from formats.classify import classified_values, mask, tag_of_field
+
+    value = {"card": {"number": PAN}}
+    assert protect(value, tags, None, context="d1", root="request") == {"card": {"number": "4***"}}
+    assert mask(value, tags) == {"card": {"number": "4***"}}
+    assert classified_values(value, tags) == {PAN: "personal"}
+    assert tag_of_field("card.number", tags) == "personal"
+    sealed = protect(value, tags, Keyring("k1", {"k1": K1}), context="d1", root="request")["card"]["number"]
+    assert PAN[:6] not in sealed and not sealed.endswith(PAN[-4:])     # no PAN mask beside the ciphertext

@@ -108,3 +108,21 @@ def test_classified_values_are_masked_wherever_they_travel():
                                   "n": "***", "flag": True}
     assert call["acct"] == "ACC000000000001"            # the input is not changed
     assert mask_known({"code": "00"}, known) == ({"code": "00"}, False)
+
+
+def test_a_key_value_step_classifies_only_the_list_items_it_picks() -> None:
+    # SWIFT block 4 is a list of {tag, value}: block4.tag=25.value is field 25's value, no other field's
+    from engine.fieldcrypt import protect
+    from formats.classify import classified_values, mask, parse_spec
+
+    tags = parse_spec(["block4.tag=25.value:personal"])
+    values = {"block4": [{"tag": "20", "value": "STMT0001"}, {"tag": "25", "value": "NL26VAYB8060476890"},
+                         {"tag": "62F", "value": {"mark": "C", "amount": "10.00"}}]}
+    masked = {"block4": [{"tag": "20", "value": "STMT0001"}, {"tag": "25", "value": "N***"},
+                         {"tag": "62F", "value": {"mark": "C", "amount": "10.00"}}]}
+    assert mask(values, tags) == masked
+    assert protect(values, tags, None, context="d", root="request") == masked
+    assert classified_values(values, tags) == {"NL26VAYB8060476890": "personal"}
+    for bad in ("block4.tag=25:personal", "block4.=25.value:personal", "block4.tag=.value:personal"):
+        with pytest.raises(SpecError, match="KEY=VALUE step"):
+            parse_spec([bad])

@@ -42,11 +42,14 @@ def _t(v: Any) -> str:
     return str(v).strip()
 
 
-def _bank(account: str) -> str:
-    """The account's bank in the route's accounts table (the camt.053 key holds it, not the account)."""
+def _account(account: str, column: str = "bank") -> str:
+    """A column of the account's row in the route's accounts table (the keys hold the account's bank
+    (camt.053) or member number (MT940), never the account number, which is classified personal)."""
     import csv
     with open(ROUTES_DIR / "account_consolidation" / "accounts.csv", newline="", encoding="utf-8") as fh:
-        return next(r["bank"] for r in csv.DictReader(fh) if r["account"] == account)
+        return next(r[column] for r in csv.DictReader(fh) if r["account"] == account)
+
+
 
 
 # route -> (service, which generated requests it takes, the key the route must log for them)
@@ -79,10 +82,10 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "pool_sweep": (fund_consolidation.SERVICE, lambda v: True,
                    lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
     "statement_mt940": (AC_MT940, lambda v: True,
-                        lambda v: f"{v['block4'][1]['value']}/{v['block4'][0]['value']}/"
+                        lambda v: f"{_account(v['block4'][1]['value'].strip(), 'member')}/{v['block4'][0]['value']}/"
                                   f"{v['block4'][-1]['value']['date']:%Y%m%d}"),
     "statement_camt053": (AC_CAMT, lambda v: True,
-                          lambda v: (lambda s: f"{_bank(s['Acct']['Id']['IBAN'])}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
+                          lambda v: (lambda s: f"{_account(s['Acct']['Id']['IBAN'])}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
                               v["BkToCstmrStmt"]["Stmt"][0])),
     "broker_transfer": (broker_system.SERVICE, lambda v: True,
                         lambda v: f"{v['XferReq']['BrokerId']}/{v['XferReq']['SerialNo']}"),
