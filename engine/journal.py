@@ -281,6 +281,15 @@ class _Load:
         self.lines, self.rows, self.n, self.segment, self.end = lines, rows, n, segment, end
 
 
+class _Sorting:
+    """A load DuckDB refused for a bad deal, loaded one deal at a time: what is left, what was refused."""
+    __slots__ = ("todo", "bad")
+
+    def __init__(self) -> None:
+        self.todo: deque[DealRows] | None = None
+        self.bad: list[tuple[DealRows, BaseException]] = []
+
+
 class JournaledLedger:
     """The ``Ledger`` API with deals going through the journal (or, ``sync="none"``, not waited for).
 
@@ -599,9 +608,10 @@ class JournaledLedger:
         are behind).  False when closing while it still fails: the journal files are kept and the
         next start loads them."""
         pause = LOAD_RETRY_MIN
+        sorting = _Sorting()          # a load refused for a bad deal goes on one by one where it stopped
         while True:
             try:
-                await self._load(batch, mark, lines, n)
+                await self._load(batch, mark, lines, n, sorting)
             except LoadStalled as exc:
                 self.alarm.failed("load", str(exc))
                 if self._closed:
@@ -619,40 +629,84 @@ class JournaledLedger:
             return True
 
     async def _load(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes = b"",
-                    n: int | None = None) -> None:
+                    n: int | None = None, sorting: "_Sorting | None" = None) -> None:
+        """Load a batch (and ``mark``) in one transaction.  When DuckDB refuses one of its deals, they are
+        loaded one at a time and the refused ones set aside in ``unloaded.jsonl``, then the mark
+        recorded.  DuckDB that cannot write (a full disk), or an ``unloaded.jsonl`` that cannot be
+        written, raises ``LoadStalled``: the deals stay in the journal and ``_load_until_done`` calls
+        again with the same ``sorting``, which goes on from the deal it stopped at (none loaded twice,
+        no good deal set aside)."""
         m = (JOURNAL_NAME, *mark) if mark is not None else None
         n = len(batch) if n is None else n
-        try:
-            await self.ledger.load(batch, m, lines)
-        except Exception as exc:
-            if storage_failure(exc):     # DuckDB cannot write, not a bad deal: they stay in the journal
-                raise LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: "
-                                  f"{os_reason(exc)}; they are safe in {self.directory} and load once DuckDB "
-                                  f"can write again ({FREE_SPACE}, or at the next start)") from exc
-            log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", n, exc)
-            bad = []
-            for d in [DealRows(line_to_row(ln)) for ln in split_lines(lines)] + batch:
-                try:
-                    await self.ledger.load([d])
-                except Exception as one:
-                    bad.append((d, one))
-            if m is not None:
+        if sorting is None:
+            sorting = _Sorting()
+        if sorting.todo is None:
+            try:
+                await self.ledger.load(batch, m, lines)
+            except Exception as exc:
+                if storage_failure(exc):     # DuckDB cannot write, not a bad deal: they stay in the journal
+                    raise self._stalled(n, exc) from exc
+                log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", n, exc)
+                sorting.todo = deque([DealRows(line_to_row(ln)) for ln in split_lines(lines)] + batch)
+            else:
+                self.stats.loads += 1
+                self.stats.loaded_rows += n
+                return
+        todo = sorting.todo
+        while todo:
+            d = todo[0]
+            try:
+                await self.ledger.load([d])
+            except Exception as one:
+                if storage_failure(one):     # the disk filled meanwhile: not this deal's fault
+                    raise self._stalled(len(todo), one) from one
+                sorting.bad.append((d, one))
+            todo.popleft()
+        if sorting.bad:
+            try:
+                await trio.to_thread.run_sync(self._keep_unloaded, sorting.bad)
+            except OSError as exc:
+                where = self.directory / "unloaded.jsonl"
+                raise LoadStalled(f"{where}: {len(sorting.bad)} acknowledged deal(s) DuckDB refused cannot be set "
+                                  f"aside there: {os_reason(exc)}; they are safe in {self.directory} and are set "
+                                  f"aside once it can be written ({FREE_SPACE})") from exc
+            sorting.bad = []
+        if m is not None:
+            try:
                 await self.ledger.load([], m)
-            if bad:
-                self._keep_unloaded(bad)
+            except Exception as exc:
+                if storage_failure(exc):
+                    raise self._stalled(0, exc) from exc
+                raise
         self.stats.loads += 1
         self.stats.loaded_rows += n
 
+    def _stalled(self, n: int, exc: BaseException) -> LoadStalled:
+        return LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: {os_reason(exc)}; they "
+                           f"are safe in {self.directory} and load once DuckDB can write again ({FREE_SPACE}, "
+                           f"or at the next start)")
+
     def _keep_unloaded(self, bad: list[tuple[DealRows, BaseException]]) -> None:
+        """Worker thread: the deals DuckDB refused, appended to ``unloaded.jsonl`` and fsync'ed; on a
+        failure the file is cut back to where it was (a retry writes them again) and OSError raised."""
         path = self.directory / "unloaded.jsonl"
+        data = b"".join(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events},
+                                     default=_default) + b"\n" for d, exc in bad)
         with open(path, "ab") as f:
-            for d, exc in bad:
-                log.error("journal: deal %s was acknowledged but DuckDB refused it: %s; kept in %s",
-                          d.row.get("deal_id"), exc, path)
-                f.write(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events},
-                                     default=_default) + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+            start = f.tell()
+            try:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError:
+                try:
+                    f.truncate(start)
+                except OSError:
+                    pass
+                raise
+        for d, exc in bad:
+            log.error("journal: deal %s was acknowledged but DuckDB refused it: %s; kept in %s",
+                      d.row.get("deal_id"), exc, path)
         self.stats.failed_rows += len(bad)
 
     def _remove_loaded(self, loaded_segment: int) -> None:

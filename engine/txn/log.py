@@ -75,6 +75,7 @@ SEGMENT_BYTES = 8 << 20
 KEY_RETENTION = 35 * 86400          # seconds a finished deal's key is answered from the log (docs/transactions.md)
 MIN_KEY_RETENTION = 3600            # shorter would let a key go before its row is loaded into DuckDB
 _ZEROS = bytes(1 << 20)
+COMPACT_RETRY = 1.0                 # seconds: after a compaction failed (a full disk), the next waits this long
 
 
 def parse_retention(text: str) -> float | None:
@@ -228,6 +229,7 @@ class TxnLog:
         self._spare_lock = threading.Lock()        # the spare maker thread and a compaction
         self._spare_thread: threading.Thread | None = None
         self._spare_asked = False                  # once per file: made when it is half full
+        self._compact_failed: tuple[float, BaseException] | None = None   # (when, why) the last one failed
         for leftover in (self._spare, path.with_name(path.name + ".spare.tmp")):
             leftover.unlink(missing_ok=True)        # may hold a compaction's body: never reuse it
         entries: list[dict[str, Any]] = []
@@ -330,7 +332,20 @@ class TxnLog:
         return keep
 
     def _compact(self) -> None:
-        """Write what is still needed into a new zero-filled file and put it in place (blocking)."""
+        """Write what is still needed into a new zero-filled file and put it in place (blocking).
+        Raises (``OSError`` / ``TxnLogError``) only when the log file was not replaced: the old one
+        stays in use, and a spare whose write failed part way is removed (never reused)."""
+        failed = self._compact_failed
+        if failed is not None and time.monotonic() - failed[0] < COMPACT_RETRY:
+            raise failed[1]             # a full disk: not a file of segment_bytes made per group commit
+        try:
+            self._compact_now()
+        except (OSError, TxnLogError) as exc:
+            self._compact_failed = (time.monotonic(), exc)
+            raise
+        self._compact_failed = None
+
+    def _compact_now(self) -> None:
         keep = self._keep()
         body = _frame(keep) if keep else b""
         size = self.segment_bytes
@@ -338,38 +353,65 @@ class TxnLog:
             size *= 2
         head = MAGIC + body
         with self._spare_lock:
+            fd = -1
             if size == self.segment_bytes and self._spare.exists():
                 tmp = self._spare                      # made ahead: zeros past the magic
-                fd = os.open(tmp, os.O_WRONLY)
                 try:
-                    os.pwrite(fd, head, 0)
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
+                    fd = os.open(tmp, os.O_WRONLY)
+                    write_at(fd, head, 0)
+                except OSError as exc:
+                    if fd >= 0:
+                        os.close(fd)
+                    tmp.unlink(missing_ok=True)        # its head may be half written: never reuse it
+                    raise TxnLogError(f"{tmp}: byte 0: cannot write the transaction log's next file "
+                                      f"({len(head)} bytes): {os_reason(exc)}; {FREE_SPACE}") from exc
             else:
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 _make_zeroed(tmp, head, size)
-            os.replace(tmp, self.path)
+                fd = os.open(tmp, os.O_WRONLY)         # before the rename: once renamed, it is the log
+            try:
+                os.replace(tmp, self.path)
+            except OSError:
+                os.close(fd)
+                raise
         fsync_dir(self.path.parent)
         if self._fd >= 0:
             os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY)
+        self._fd = fd
         self._offset, self._size = len(MAGIC) + len(body), size
         self._spare_asked = False
         self.compactions += 1
 
+    def _state(self) -> tuple[Any, ...]:
+        """The in-memory state, copied: what ``append`` puts back when a compaction fails."""
+        return ({i: Pending(p.begin, dict(p.phases), dict(p.replies), dict(p.values))
+                 for i, p in self.pending.items()},
+                dict(self.accepted), dict(self.ends), dict(self.unrecorded),
+                {k: dict(r) for k, r in self.reversals.items()}, self.horizon, self.dropped)
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        (self.pending, self.accepted, self.ends, self.unrecorded, self.reversals, self.horizon,
+         self.dropped) = state
+
     def append(self, entries: list[dict[str, Any]], data: bytes | None = None) -> None:
         """Write ``entries`` as one record and fdatasync it (blocking); ``data``: the record
-        already framed (``frame(entries)``)."""
+        already framed (``frame(entries)``).  The in-memory state (keys, deals in flight) takes
+        the entries only once they are durable: when the write (or the compaction they go
+        into) fails, it is as it was, so a later compaction never writes what was refused."""
         if not entries:
             return
         if data is None:
             data = _frame(entries)
         try:
             if not self.fits(len(data)):
+                before = self._state()
                 for e in entries:                      # full: the entries go into the compacted file
                     self._apply(e)
-                self._compact()
+                try:
+                    self._compact()
+                except BaseException:
+                    self._restore(before)
+                    raise
             else:
                 try:
                     write_at(self._fd, data, self._offset, sync=self.sync)

@@ -38,6 +38,7 @@ import orjson
 import trio
 
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
+from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.txn import reversal, shared_keys
 from engine.journal import INLINE_MAX_MS
@@ -71,6 +72,7 @@ class TxnState:
     begin: dict[str, Any] | None = None                   # the begin entry, until it is written
     compensated: set[int] = field(default_factory=set)
     sent: dict[int, Any] = field(default_factory=dict)    # ISO 8583 call index -> request values sent
+    logged: bool = False                   # its begin is durable in the log (its first call may go out)
     state: str = "received"
 
     def move(self, to: str, detail: Any = None) -> None:
@@ -124,6 +126,11 @@ class TxnManager:
         self._recovering = trio.Lock() if _in_trio() else None
         self.limiter = trio.CapacityLimiter(1)
         self._lazy: list[dict[str, Any]] = []         # entries that ride along with the next write
+        self._queued_lazy: list[dict[str, Any]] = []  # of the queued entries, those that were lazy
+        # key -> the ``end`` of a deal answered while the log could not be written: repeats are answered
+        # from it until it is durable (it rides along with the next write, ``_later``)
+        self._unlogged: dict[str, dict[str, Any]] = {}
+        self.alarm = FaultLog(log, "transaction log")   # one line per fault, not per deal (engine/faultlog.py)
         # group commit: writes made while one is being synced share the next fdatasync
         self._queue: list[dict[str, Any]] = []
         self._open_round = 1                           # the round queued entries will be written in
@@ -154,10 +161,15 @@ class TxnManager:
 
         Group commit: while one round is being written, later writers queue and the
         first of them writes all queued entries in the next round (one fdatasync).
+
+        A round that cannot be written (a full disk) raises ``TxnLogError`` in each of its
+        writers (``logged``: the fault is reported once here, ``engine.faultlog``); its lazy
+        entries (``done`` / ``recorded`` marks) go back to ride along with the next write.
         """
         if not entries:
             return
         if self._lazy:
+            self._queued_lazy.extend(self._lazy)
             entries, self._lazy = self._lazy + entries, []
         self._queue.extend(entries)
         ticket = self._open_round
@@ -171,6 +183,7 @@ class TxnManager:
             # let the other tasks ready now queue their entries first: they join this round
             await trio.lowlevel.cancel_shielded_checkpoint()
             batch, self._queue = self._queue, []
+            lazy, self._queued_lazy = self._queued_lazy, []
             number = self._open_round
             self._open_round += 1
             try:
@@ -182,9 +195,22 @@ class TxnManager:
                 else:
                     await trio.to_thread.run_sync(log_.append, batch, data, limiter=self.limiter)
                 self._last_ms = (time.perf_counter() - t0) * 1000.0     # a slow disk: threads until it is quick
-            except BaseException as exc:
+            except Exception as exc:
+                self._round_error = (number, self._failed(exc, len(batch)))
+                if lazy:
+                    self._lazy[:0] = lazy
+            except BaseException as exc:       # cancelled: its writers see it as a failure too
                 self._round_error = (number, exc)
+                if lazy:
+                    self._lazy[:0] = lazy
                 raise
+            else:
+                if self.alarm.failing("write"):
+                    self.alarm.recovered("write")
+                if self._unlogged:
+                    for e in batch:
+                        if e.get("t") == "end" and e.get("key") is not None:
+                            self._unlogged.pop(e["key"], None)
             finally:
                 self._flushing = False
                 self._done_round = number
@@ -192,7 +218,26 @@ class TxnManager:
                 ended.set()
         err = self._round_error
         if err is not None and err[0] == ticket:
-            raise TxnLogError(f"{self.log.path}: entries not written: {err[1]}") from err[1]
+            exc = err[1]
+            if isinstance(exc, TxnLogError):
+                raise exc
+            raise TxnLogError(f"{log_path(self.ledger.path)}: entries not written: {exc}") from exc
+
+    def _failed(self, exc: BaseException, n: int) -> TxnLogError:
+        """A round that could not be written, as its writers see it; reported once (the alarm)."""
+        text = str(exc) if isinstance(exc, TxnLogError) else f"{log_path(self.ledger.path)}: {exc}"
+        err = TxnLogError(text)
+        err.__cause__ = exc
+        self.alarm.failed("write", f"{text}; {n} entr{'y' if n == 1 else 'ies'} not written: requests not "
+                                   f"sent yet fail (error reply, a failed deal, a dead letter), answers and marks "
+                                   f"of calls already made are written with the next write; {RESUMES}")
+        err.logged = True          # type: ignore[attr-defined]   # not again per deal
+        return err
+
+    def _later(self, entries: list[dict[str, Any]]) -> None:
+        """Entries a failed write could not make durable and that must still reach the log (what a call
+        already sent, a compensation done, a deal's answer): they ride along with the next write."""
+        self._lazy.extend(entries)
 
     def seal(self, data: bytes | None, what: str) -> Any:
         """Bytes as logged: hex, or a keyring token when a field keyring is configured."""
@@ -274,9 +319,16 @@ class TxnManager:
                 break
             name = plan.step_name(i, step)
             call = plan.calls.get(i)
+            started = datetime.now(_UTC)
             if call is not None:
                 await self._calling(plan, i, live)
-            started = datetime.now(_UTC)
+                refused = [ex for ex in live if ex.failure is not None]
+                if refused:                          # the log could not be written: not sent
+                    for ex in refused:
+                        self._vote(ex, name, _kind(step), started, 0.0, True)
+                    live = [ex for ex in live if ex.failure is None]
+                    if not live:
+                        break
             t0 = time.perf_counter()
             if step.batch:
                 try:
@@ -372,7 +424,7 @@ class TxnManager:
             did = self.light.pop(ex, None)
             if did is None:
                 continue
-            st = self.states[ex] = TxnState(did, admitted=True)
+            st = self.states[ex] = TxnState(did, admitted=True, logged=True)
             st.move("accepted")
             st.move(f"calling {call.name}")
             f = ex.failure
@@ -414,6 +466,8 @@ class TxnManager:
                 while key in self._inflight and key not in batch_keys:
                     await self._inflight[key].wait()     # the original is running in another batch
                 end = self.log.ends.get(key)
+                if end is None and self._unlogged:
+                    end = self._unlogged.get(key)
                 if end is not None:
                     self._duplicate(ex, st, end)
                     continue
@@ -508,10 +562,47 @@ class TxnManager:
                     entry["values"] = self.seal_values(_jsonable(values), f"values|{st.deal_id}|{name}")
                 entries.append(entry)
                 st.done.append(i)          # from now on it may have happened: compensate on failure
-        await self.write(entries)
+        try:
+            await self.write(entries)
+        except TxnLogError as exc:
+            self._not_sent(plan, i, live, exc)
+            return
         for ex in live:
-            if self.states[ex].admitted:
-                self.states[ex].move(f"calling {name}")
+            st = self.states[ex]
+            if st.admitted:
+                st.logged = True
+                st.move(f"calling {name}")
+
+    def _not_sent(self, plan: RoutePlan, i: int, live: list[Any], exc: TxnLogError) -> None:
+        """The log refused the marks written before call ``i`` leaves: it is not sent.  A deal whose begin
+        was in that write left nothing anywhere: it fails and its key is free again (a repeat runs as a
+        new deal).  One whose earlier calls went out fails too, and they are compensated as usual."""
+        call = plan.calls[i]
+        for ex in live:
+            st = self.states[ex]
+            call.sent.pop(id(ex.scope), None)
+            st.sent.pop(i, None)
+            if not st.admitted:
+                continue
+            if i in st.done:
+                st.done.remove(i)
+            if not st.logged:
+                self._unadmit(st)
+            ex.fail(StepFailure("internal", f"{exc}; request not sent to {call.name}", where=str(plan.route.pos)))
+
+    def _unadmit(self, st: TxnState) -> None:
+        """A deal of which nothing reached the log nor left the engine: not admitted after all, its key
+        free again (its ledger row names no key: no ``accepted`` event)."""
+        st.admitted, st.begin = False, None
+        st.events = [e for e in st.events if e.to_state != "accepted"]
+        if st.events:
+            st.state = st.events[-1].to_state
+        else:
+            st.state = "received"
+        if st.key is not None:
+            ev = self._inflight.pop(st.key, None)
+            if ev is not None:
+                ev.set()
 
     async def _called(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
         entries = []
@@ -560,9 +651,17 @@ class TxnManager:
                 if saf.queued(st.deal_id, call.name):
                     return
                 entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner)
-                await self.write([entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}])
+                entries = [entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}]
+                detail = {"call": call.name, "mti": item.mti, "store_and_forward": True}
+                try:
+                    await self.write(entries)
+                except TxnLogError as exc:
+                    # queued all the same (the call may have happened): sent while the engine runs, in
+                    # the log with the next write that works; a crash before then leaves it to recovery
+                    self._later(entries)
+                    detail["not_logged"] = str(exc)
                 saf.add(item)
-                st.move("reversal queued", {"call": call.name, "mti": item.mti, "store_and_forward": True})
+                st.move("reversal queued", detail)
                 return
             attempts = await reversal.reverse(values, call.runner)
             for n, a in enumerate(attempts):
@@ -589,14 +688,19 @@ class TxnManager:
         else:
             return
         st.compensated.add(i)
-        await self.write([{"t": "step", "id": st.deal_id, "step": call.name,
-                           "phase": "compensated" if ok else "compensation_failed"}])
+        mark = {"t": "step", "id": st.deal_id, "step": call.name,
+                "phase": "compensated" if ok else "compensation_failed"}
+        try:
+            await self.write([mark])
+        except TxnLogError:
+            self._later([mark])          # it happened: the mark follows with the next write that works
 
     # ------------------------------------------------------------ recording
     async def fill(self, disp: Any, exs: list[Any], records: list[Any]) -> None:
         """Complete the deal records (ids, trace, events, tags) and make the answers durable."""
         entries: list[dict[str, Any]] = []
-        for ex, rec in zip(exs, records):
+        ended: list[tuple[int, TxnState, dict[str, Any]]] = []
+        for k, (ex, rec) in enumerate(zip(exs, records)):
             br = ex.route
             if br is not None:
                 plan = plan_of(br)
@@ -640,14 +744,53 @@ class TxnManager:
             rec.steps = st.trace
             rec.events = st.events
             if st.admitted:
-                entries.append({"t": "end", "id": st.deal_id, "key": st.key, "status": rec.status,
+                ended.append((k, st, {"t": "end", "id": st.deal_id, "key": st.key, "status": rec.status,
                                 "code": rec.response_code, "reason": rec.reason,
                                 "reply": self.seal(ex.reply, f"reply|{st.deal_id}"),
                                 "route": rec.route, "channel": rec.channel, "version": rec.config_version,
                                 "at": rec.received_at.isoformat(), "type": rec.deal_type,
                                 "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
-                                "party": rec.party, "fin": self.clock()})
-        await self.write(entries)
+                                "party": rec.party, "fin": self.clock()}))
+                entries.append(ended[-1][2])
+        try:
+            await self.write(entries)
+        except TxnLogError as exc:
+            self._answers_not_logged(disp, exs, records, ended, exc)
+
+    def _answers_not_logged(self, disp: Any, exs: list[Any], records: list[Any],
+                            ended: list[tuple[int, TxnState, dict[str, Any]]], exc: TxnLogError) -> None:
+        """The ``end`` entries of a batch could not be written.  A deal whose calls may have gone out
+        keeps its outcome (it is what happened): its end rides along with the next write that works and
+        answers repeats meanwhile, and its ledger row says so (a restart before then finds the row:
+        ``engine.txn.recovery``).  A deal of which nothing left the engine fails instead, its key free."""
+        for k, st, end in ended:
+            ex, rec = exs[k], records[k]
+            if st.logged or st.done or _acts(ex.route):
+                self._later([end])
+                if st.key is not None:
+                    self._unlogged[st.key] = end
+                if st.events:
+                    last = st.events[-1]
+                    st.events[-1] = DealEvent(last.at, last.from_state, last.to_state,
+                                              {"answer_not_logged": f"{exc}; written with the next write that works"})
+                continue
+            self._unadmit(st)
+            ex.reply = ex.reply_values = ex.reply_json = None
+            ex.failure = None
+            where = str(plan_of(ex.route).route.pos) if ex.route is not None else None
+            ex.fail(StepFailure("internal", f"{exc}; the deal's answer could not be logged, so nothing was done "
+                                f"and it failed", where=where))
+            if disp.error_reply is not None:
+                disp._run_sync(disp.error_reply, ex, during_error=True)
+            new = disp._deal(ex, rec.finished_at, st.deal_id)
+            new.request_tags = rec.request_tags
+            if new.response is not None:
+                new.response_tags = rec.response_tags
+            st.events.clear()
+            st.state = "received"
+            st.move(new.status)
+            new.steps, new.events = st.trace, st.events
+            records[k] = new
 
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
                            errors: list[BaseException | None] | None = None) -> None:
@@ -714,6 +857,11 @@ class TxnManager:
         except Exception as exc:   # the deal row holds the story; a lost dead letter is logged
             if not getattr(exc, "logged", False):       # a full disk: the ledger reported it once
                 log.error("dead letter for deal %s not stored: %s", letter.id, exc)
+
+
+def _acts(br: Any) -> bool:
+    """Whether route ``br`` has a plugin step that sends or books something (it keeps no log marks)."""
+    return br is not None and any(getattr(s, "side_effects", False) for s in br.steps)
 
 
 def _kind(step: Any) -> str:

@@ -40,6 +40,7 @@ async def recover_channel(mgr: Any, disp: Any) -> int:
     """Resolve the in-flight deals of ``disp``'s channel.  Returns how many."""
     await _rerecord(mgr, disp)
     await _light_rows(mgr, disp)
+    await _answered_rows(mgr, disp)
     pending = [p for p in mgr.log.pending.values() if p.begin.get("channel") == disp.channel]
     for p in sorted(pending, key=lambda p: p.begin.get("at", "")):
         try:
@@ -94,6 +95,35 @@ async def _light_rows(mgr: Any, disp: Any) -> None:
         await mgr.write([{"t": "recorded", "ids": sorted(known), "keys": []}])
 
 
+async def _answered_rows(mgr: Any, disp: Any) -> None:
+    """Deals in flight in the log that have a ledger row: answered while the log could not be written
+    (a full disk: their ``end`` was to follow with the next write, ``TxnManager._answers_not_logged``).
+    They are finished: never resolved again (no second row, no call or compensation run twice); an
+    ``end`` is written from their row (no reply bytes: a repeat is told it repeats them, 94)."""
+    ids = [p.id for p in mgr.log.pending.values() if not p.light and p.begin.get("channel") == disp.channel]
+    if not ids:
+        return
+    known = await mgr.ledger.known_deal_ids(ids)
+    if not known:
+        return
+    pending = [mgr.log.pending[i] for i in sorted(known)]
+    keys = [p.begin["key"] for p in pending if p.begin.get("key")]
+    lookup = getattr(mgr.ledger, "deals_by_key", None)
+    first = await lookup(keys) if keys and lookup is not None else {}
+    now = mgr.clock()
+    ends = []
+    for p in pending:
+        key = p.begin.get("key")
+        row = first.get(key) if key else None
+        mine = row is not None and row.get("deal_id") == p.id
+        ends.append({"t": "end", "id": p.id, "key": key, "status": row["status"] if mine else "recorded",
+                     "code": row.get("response_code") if mine else None, "reply": None, "fin": now,
+                     "recorded": True})
+    log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
+                "while the log could not be written): not resolved again", len(ends))
+    await mgr.write(ends)
+
+
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     from engine.txn.manager import TxnState
 
@@ -101,7 +131,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     raw = mgr.unseal(b.get("raw"), f"raw|{p.id}") or b""
     at = datetime.fromisoformat(b["at"]) if b.get("at") else datetime.now(timezone.utc)
     ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0), raw, at, 0)
-    st = TxnState(p.id, key=b.get("key"), admitted=True)
+    st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True)
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
     disp._route(ex)

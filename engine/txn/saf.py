@@ -172,12 +172,11 @@ class Saf:
         return min(self.backoff_cap, first * math.pow(2, min(n - 1, 30)))
 
     async def _work(self, item: Item) -> None:
-        mgr = self.mgr
         while item.ack is None:
             runner = (self.resolve(item) if self.resolve is not None else None) or item.runner   # a reload's own
             repeat = item.n > 0
             item.n += 1
-            await mgr.write([{"t": "revtry", "id": item.deal_id, "step": item.step, "n": item.n}])
+            await self._log({"t": "revtry", "id": item.deal_id, "step": item.step, "n": item.n})
             if runner is None:
                 a = reversal.Attempt(reversal.reversal_of(item.values, repeat=repeat)["t"], datetime.now(_UTC),
                                      0.0, "unreachable",
@@ -191,7 +190,7 @@ class Saf:
             item.last = f"{a.mti} {a.outcome}: {a.detail}"
             if a.outcome == "acknowledged":
                 item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
-                await mgr.write([{"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack}])
+                await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack})
                 self.acknowledged += 1
             flag = a.outcome != "acknowledged" and item.n == self.alert_after
             await self._story(item, a, flag)
@@ -205,10 +204,20 @@ class Saf:
             await trio.sleep(self.backoff(item.n, wait))
         if item.n and item.ack is not None and not _stories_done(item):
             await self._acked_story(item)          # acknowledged before a restart: its line, once
-        await mgr.write([{"t": "revrec", "id": item.deal_id, "step": item.step}])
+        await self._log({"t": "revrec", "id": item.deal_id, "step": item.step})
         self.items.pop(item.key, None)
         if not self.items:
             self._empty.set()
+
+    async def _log(self, entry: dict[str, Any]) -> None:
+        """A mark in the log; when the log cannot be written (a full disk, reported once by the manager)
+        the reversal goes on and the mark follows with the next write that works (a crash before then:
+        the next start repeats the attempt, 0401 / 0421, which the host answers as a repeat)."""
+        from engine.txn.log import TxnLogError
+        try:
+            await self.mgr.write([entry])
+        except TxnLogError:
+            self.mgr._later([entry])
 
     async def _story(self, item: Item, a: reversal.Attempt, flag: bool) -> None:
         """The attempt (and its acknowledgement, or the operator flag) appended to the deal."""

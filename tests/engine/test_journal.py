@@ -463,3 +463,75 @@ def test_platform_yaml_ledger_sync(tmp_path: Path) -> None:
     dep_file.write_text("routes: [a.route]\nledger: {sync: fast}\n")
     with pytest.raises(DeploymentError, match=r"platform.yaml:2:\d+: ledger.sync: expected one of journal, duckdb, none, got 'fast'"):
         load_deployment(dep_file)
+
+
+# ------------------------------------------------------------------ a deal DuckDB refuses, and no room to set it aside
+
+def _refused_line(i: int) -> bytes:
+    """A deal line the journal takes and DuckDB refuses (an amount past DECIMAL(24,4))."""
+    from engine.deal_line import deal_line
+    return deal_line(record(i)).replace(b'"amount":"120.50"', b'"amount":"1e30"')
+
+
+async def test_a_refused_deal_that_cannot_be_set_aside_stays_in_the_journal_and_the_loader_goes_on(
+        tmp_path: Path, caplog) -> None:
+    from engine.deal_line import deal_line
+    path = tmp_path / "l.duckdb"
+    aside = journal_dir(path) / "unloaded.jsonl"
+    async with open_journaled_ledger(path, load_wait=0.01) as led:
+        aside.mkdir()                                   # unloaded.jsonl cannot be written (EISDIR)
+        await led._append([deal_line(record(1)), _refused_line(2), deal_line(record(3))], [])
+        with trio.move_on_after(1.5):
+            await led.wait_loaded()
+            raise AssertionError("loaded although the refused deal could not be set aside")
+        assert led.pending == 3                         # still in the journal, the loader still running
+        aside.rmdir()                                   # the file can be written again
+        with trio.fail_after(15):
+            await led.wait_loaded()
+        assert led.stats.failed_rows == 1
+    assert ledger_ids(path) == ["R00001", "R00003"]     # each good deal once, none set aside
+    (kept,) = [orjson.loads(ln) for ln in aside.read_bytes().splitlines()]
+    assert kept["row"]["reference"] == "R00002"
+    stalled = [r.getMessage() for r in caplog.records if "cannot be set aside" in r.getMessage()]
+    assert len(stalled) == 1 and f"{aside}: 1 acknowledged deal(s)" in stalled[0], stalled
+    assert "(EISDIR)" in stalled[0] and f"they are safe in {journal_dir(path)}" in stalled[0]
+    assert any("journal: load works again" in r.getMessage() for r in caplog.records)
+
+
+STALL_WHILE_SORTING = textwrap.dedent("""
+    import os, resource, signal, sys, trio
+    sys.path.insert(0, sys.argv[2]); sys.path.insert(0, sys.argv[3])
+    from engine.deal_line import deal_line
+    from engine.journal import open_journaled_ledger
+    from test_journal import record, _refused_line
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+
+    async def main():
+        async with open_journaled_ledger(sys.argv[1], load_wait=3600, load_rows=10**9) as led:
+            await led._append([deal_line(record(1)), _refused_line(2), deal_line(record(3))], [])
+            resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[1] + ".wal"), HARD))
+            with trio.move_on_after(1.5):               # DuckDB cannot write while the load is sorted out
+                await led.wait_loaded()
+                raise AssertionError("loaded while DuckDB could not write")
+            print("stalled", led.pending, led.stats.failed_rows, flush=True)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, HARD))
+            with trio.fail_after(20):
+                await led.wait_loaded()
+            print("loaded", led.stats.failed_rows, flush=True)
+    trio.run(main)
+""")
+
+
+def test_a_disk_that_fills_while_a_refused_load_is_sorted_out_sets_no_good_deal_aside(tmp_path: Path) -> None:
+    script = tmp_path / "stall.py"
+    script.write_text(STALL_WHILE_SORTING)
+    path = tmp_path / "l.duckdb"
+    out = subprocess.run([sys.executable, str(script), str(path), str(REPO), str(Path(__file__).parent)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["stalled 3 0", "loaded 1"], (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert ledger_ids(path) == ["R00001", "R00003"]
+    (kept,) = [orjson.loads(ln) for ln in (journal_dir(path) / "unloaded.jsonl").read_bytes().splitlines()]
+    assert kept["row"]["reference"] == "R00002"
