@@ -126,7 +126,12 @@ class NatsConsumer:
         """Starts at once (a server that is down is retried in the background and logged)."""
         if self.keys is not None:        # the bucket keeps a key as long as the ledger's key store does
             from engine.txn.log import KEY_RETENTION
-            self.keys.retention = getattr(getattr(handler, "ledger", None), "key_retention", KEY_RETENTION)
+            from engine.txn.shared_keys import engine_id
+            # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
+            ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
+            self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
+            if getattr(ledger, "path", None) is not None:     # the same engine after a restart
+                self.keys.engine = engine_id(ledger.path)
         async with self.link.session():
             task_status.started()
             sub = None
