@@ -131,7 +131,12 @@ class NatsConsumer:
             ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
             self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
             if getattr(ledger, "path", None) is not None:     # the same engine after a restart
-                self.keys.engine = engine_id(ledger.path)
+                try:
+                    self.keys.engine = engine_id(ledger.path)
+                except OSError as exc:
+                    log.error("channel %s: cannot keep this engine's id next to the ledger (%s): %s; using %s "
+                              "for this run: after a restart its claims in %s are another engine's", self.name,
+                              ledger.path, exc, self.keys.engine, self.keys.bucket)
         async with self.link.session():
             task_status.started()
             sub = None
