@@ -107,6 +107,9 @@ class NatsConsumer:
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
+        self._unconfirmed = 0               # messages settled since the last flush
+        self._confirm_wanted = trio.Event()
+        self.flushes = 0
 
     @property
     def defer_delay(self) -> float:
@@ -123,7 +126,17 @@ class NatsConsumer:
         """Starts at once (a server that is down is retried in the background and logged)."""
         if self.keys is not None:        # the bucket keeps a key as long as the ledger's key store does
             from engine.txn.log import KEY_RETENTION
-            self.keys.retention = getattr(getattr(handler, "ledger", None), "key_retention", KEY_RETENTION)
+            from engine.txn.shared_keys import engine_id
+            # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
+            ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
+            self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
+            if getattr(ledger, "path", None) is not None:     # the same engine after a restart
+                try:
+                    self.keys.engine = engine_id(ledger.path)
+                except OSError as exc:
+                    log.error("channel %s: cannot keep this engine's id next to the ledger (%s): %s; using %s "
+                              "for this run: after a restart its claims in %s are another engine's", self.name,
+                              ledger.path, exc, self.keys.engine, self.keys.bucket)
         async with self.link.session():
             task_status.started()
             sub = None
@@ -135,6 +148,7 @@ class NatsConsumer:
             send, recv = trio.open_memory_channel[list[Any]](0)
             async with trio.open_nursery() as outer:
                 outer.start_soon(self._keep_in_progress)
+                outer.start_soon(self._confirm_acks)
                 if self.keys is not None:
                     outer.start_soon(self.keys.keep)
                 async with trio.open_nursery() as nursery:
@@ -144,7 +158,9 @@ class NatsConsumer:
                     async with send:
                         with self._phase():
                             await self._fetch_loop(sub, send)
-                # every batch already fetched has been handled and settled
+                # every batch already fetched has been handled and settled: their acks confirmed
+                with trio.CancelScope(shield=True):
+                    await self._confirm()
                 outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
@@ -382,10 +398,6 @@ class NatsConsumer:
                         await m.term()
                 except Exception as exc:
                     problems.append(f"stream seq {_seq(m)}: {describe(exc)}")
-            try:
-                await nc.flush(timeout=max(self.link.connect_timeout, 1))
-            except Exception as exc:
-                problems.append(f"flush: {describe(exc)}")
             return problems
 
         with trio.move_on_after(max(self.link.connect_timeout, 1) + 1):
@@ -401,6 +413,37 @@ class NatsConsumer:
                 log.warning("channel %s: acknowledgement may not have reached %s (%s); the server redelivers "
                             "unacknowledged messages after ack_wait %gs", self.name, link.url,
                             "; ".join(problems[:3]), self.ack_wait)
+        # the server's word that it has the acks (a PING/PONG round trip) is waited for by
+        # ``_confirm_acks``, not by this worker: it goes on with the next batch meanwhile
+        self._unconfirmed += len(msgs)
+        self._confirm_wanted.set()
+
+    async def _confirm_acks(self) -> None:
+        """One flush (PING/PONG) for the acks of every batch settled since the last one, off the workers'
+        path: a worker that waited for it spent a round trip per batch doing nothing (batch 1: one per
+        message).  A flush that fails is logged: the server redelivers what it did not get."""
+        while True:
+            await self._confirm_wanted.wait()
+            await self._confirm()
+
+    async def _confirm(self) -> None:
+        self._confirm_wanted = trio.Event()
+        count, self._unconfirmed = self._unconfirmed, 0
+        link = self.link
+        if not count or link.nc is None:
+            return
+        nc, wait = link.nc, max(link.connect_timeout, 1)
+        problem = ""
+        with trio.move_on_after(wait + 1) as scope:
+            try:
+                await link.aio(nc.flush)(timeout=wait)
+            except Exception as exc:
+                problem = describe(exc)
+        self.flushes += 1
+        if problem or scope.cancelled_caught:
+            log.warning("channel %s: acknowledgement of %d message(s) may not have reached %s (flush: %s); the "
+                        "server redelivers unacknowledged messages after ack_wait %gs", self.name, count,
+                        link.url, problem or f"no answer in {wait + 1:g}s", self.ack_wait)
 
 
 def _deliveries(m: Any) -> int:

@@ -21,6 +21,12 @@ its claim's revision, before the message is acknowledged.  Whether a claim is
 stale is judged by the reader's own monotonic clock ("this revision has not
 moved for ``key_lease``"), so the engines' clocks need not agree.
 
+An engine's id is stable per ledger (``engine.txn.shared_keys.engine_id``), so after a restart the
+claims its previous run left are its own: the final states of the deals its recovery resolved are
+written over them (``recovered``, once the bucket is bound), and an old claim of its own that its log
+knows nothing of (the previous run died after claiming, before logging the deal: no call was made) is
+taken back and run, not waited for and flagged.
+
 Bucket keys are the SHA-256 of the deal key (bucket keys allow few characters;
 the deal key may carry a reference a bank does not want in a NATS store).
 """
@@ -78,13 +84,15 @@ class SharedKeys:
         self.bucket = bucket
         self.lease = lease
         self.create = create
+        # set to the ledger's stable id when the channel serves (engine.txn.shared_keys.engine_id)
         self.engine = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.retention: float | None = None       # the ledger's key retention: the bucket's max age
         self.kv: Any = None
         self.held: dict[str, tuple[int, dict[str, Any], int]] = {}   # bucket key -> (revision, claim, batch)
         self.pending: dict[str, dict[str, Any]] = {}   # final states not written yet (NATS was away)
+        self.recovering: dict[str, tuple[str, dict[str, Any]]] = {}   # recovered deals: bk -> (deal, end)
         self._seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
-        self.claims = self.duplicates = self.busy = self.flagged = 0
+        self.claims = self.duplicates = self.busy = self.flagged = self.taken_back = 0
         self._warned = -1e9
         self._busy: set[str] = set()                  # bucket keys with a write on its way
         self._round = trio.Event()                     # set when a write round ends
@@ -115,6 +123,7 @@ class SharedKeys:
             self.kv = await link.aio(link.js.create_key_value)(cfg)
             log.info("channel %s: created key-value bucket %s for the shared deal keys (max age %s)",
                      self.channel, self.bucket, f"{self.retention:g}s" if self.retention else "none")
+            await self.write_recovered()
             return
         info = await link.aio(link.js.stream_info)(f"KV_{self.bucket}")
         have = float(info.config.max_age or 0)
@@ -122,6 +131,7 @@ class SharedKeys:
             log.warning("channel %s: key-value bucket %s keeps keys %gs, the ledger's key retention is %gs: a "
                         "repeat after the shorter of the two is not recognised across engines", self.channel,
                         self.bucket, have, self.retention)
+        await self.write_recovered()
 
     # -- claims -----------------------------------------------------------------
     def _value(self, deal: str, **more: Any) -> dict[str, Any]:
@@ -188,6 +198,8 @@ class SharedKeys:
             self.duplicates += 1
             return Claim("done", have)
         owner = f"engine {have.get('engine', '?')} (deal {have.get('deal', '?')}, since {have.get('at', '?')})"
+        if have.get("engine") == self.engine and bk not in self.held:
+            return await self._take_back(bk, value, res.revision, have, batch)
         now = trio.current_time()
         rev, first = self._seen.get(bk, (None, now))
         if rev != res.revision:
@@ -210,6 +222,96 @@ class SharedKeys:
         self.flagged += 1
         return Claim("flag", text=f"in flight on {owner}, which has not renewed its claim for {self.lease:g}s "
                                   f"(key_lease): gone; not run again, flagged for an operator")
+
+    async def _take_back(self, bk: str, value: dict[str, Any], revision: int, have: dict[str, Any],
+                         batch: int) -> Claim:
+        """A claim of this engine's previous run (same ledger, same id) that its log knows nothing of: the
+        engine checks its own log before the bucket, and recovery resolved (and wrote here) every deal
+        the log had in flight, so that run died between the claim and logging the deal, before any call.
+        Claimed again (compare-and-set on the revision seen) and run here."""
+        if bk in self.recovering:         # recovery's final state for it is still to be written
+            self.busy += 1
+            return Claim("busy", text=f"the final state of deal {self.recovering[bk][0]} recovered on this engine "
+                                      f"is not written to {self.where()} yet")
+        try:
+            with trio.fail_after(self.timeout):
+                new = await self.link.aio(self.kv.update)(bk, orjson.dumps(value), last=revision)
+        except Exception as exc:
+            self.busy += 1
+            return Claim("busy", text=f"this engine's own claim from before a restart (deal {have.get('deal')}) "
+                                      f"not taken back: {describe(exc)}")
+        self._seen.pop(bk, None)
+        self.held[bk] = (new, value, batch)
+        self.claims += 1
+        self.taken_back += 1
+        log.info("channel %s: took back its own claim on a deal key in %s, left by its previous run (deal %s, "
+                 "since %s, never logged: no call made); the deal runs as %s", self.channel, self.bucket,
+                 have.get("deal"), have.get("at"), value["deal"])
+        return Claim("claimed")
+
+    def recovered(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Final states of deals this engine's recovery resolved from its log, ``(deal key, deal id, end)``:
+        written over this engine's old claims by ``write_recovered`` once the bucket is bound."""
+        for key, deal, end in items:
+            self.recovering[bucket_key(key)] = (deal, end)
+
+    async def write_recovered(self) -> None:
+        """Write the recovered final states (from ``setup`` and ``keep``; what fails is tried again).  A key
+        still claimed by this engine (its previous run) or absent gets the final state; one finished
+        already is left as it is; one another engine took over meanwhile (this engine was gone for longer
+        than key_lease) is two deals for an operator, logged."""
+        import asyncio
+
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        todo = list(self.recovering.items())
+        kv = self.kv
+        if not todo or kv is None or not self.link.connected:
+            return
+
+        async def one(bk: str, deal: str, end: dict[str, Any]) -> str:
+            final = orjson.dumps(self._value(deal, state="done", **end))
+            try:
+                entry = await kv.get(bk)
+            except KeyNotFoundError:
+                await kv.create(bk, final)
+                return "written"
+            have = orjson.loads(entry.value) if entry.value else {}
+            if have.get("state") == "done":
+                return "done"
+            if have.get("engine") != self.engine:
+                return f"engine {have.get('engine', '?')} (deal {have.get('deal', '?')})"
+            await kv.update(bk, final, last=entry.revision)
+            return "written"
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(*(one(bk, d, e) for bk, (d, e) in todo), return_exceptions=True)
+
+        with trio.move_on_after(self.timeout * 2) as scope:
+            try:
+                results = await self.link.aio(all_of)()
+            except Exception as exc:
+                results = [exc] * len(todo)
+        if scope.cancelled_caught:
+            return
+        written = 0
+        for (bk, (deal, end)), res in zip(todo, results):
+            if isinstance(res, KeyWrongLastSequenceError):
+                continue                         # moved in between: read again at the next round
+            if isinstance(res, BaseException):
+                log.debug("channel %s: recovered final state of deal %s: %s", self.channel, deal, describe(res))
+                continue
+            del self.recovering[bk]
+            if res == "written":
+                written += 1
+            elif res != "done":
+                log.error("channel %s: deal %s, resolved on restart from this engine's log (%s), had been taken "
+                          "over in %s by %s while this engine was gone (longer than key_lease %gs): that engine "
+                          "flagged its copy; two deals for one key for an operator to reconcile", self.channel,
+                          deal, end.get("status"), self.bucket, res, self.lease)
+        if written:
+            log.info("channel %s: wrote the final state of %d deal(s) resolved on restart to %s", self.channel,
+                     written, self.bucket)
 
     async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
@@ -292,5 +394,6 @@ class SharedKeys:
         """Every third of ``key_lease``: write the final states not written yet, renew the other claims."""
         while True:
             await trio.sleep(max(self.lease / 3, 0.05))
+            await self.write_recovered()
             await self._write(list(self.pending), final=True)
             await self._write(list(self.held), final=False)

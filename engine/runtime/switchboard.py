@@ -93,6 +93,8 @@ class Switchboard:
             self.dispatchers[name] = Dispatcher(
                 name, bound, error_reply, ledger=ledger, version=program.version,
                 base_scope=base_scope, stats=self.stats)
+            # deal keys shared with other engines (nats consume `keys`): recovery writes its final states there
+            self.dispatchers[name].keys = getattr(ch, "keys", None)
         self._drain = trio.Event()
         self.finished = trio.Event()
         self.draining = False

@@ -22,6 +22,12 @@ may have sent its first call and is resolved as above (a light route's policy is
 
 Each resolution is one deal row with its trace and events (``recovered``,
 ``flagged``) and an ``end`` in the log, so a restart finds nothing in flight.
+
+A channel whose deal keys are shared by several engines (``nats consume`` with
+``keys``: ``disp.keys``) also gets the final state of each deal resolved here,
+and of each deal whose row is written again, written over this engine's old
+claim in the shared store (``engine.txn.shared_keys``), so that another engine
+answers a redelivered copy as a duplicate rather than flagging it.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ from typing import Any
 
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
+from engine.txn import shared_keys
 from engine.txn.plan import plan_of
 
 log = logging.getLogger("bsp.txn.recovery")
@@ -70,6 +77,7 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart",
                                                   "key": e.get("key")})],
     ) for e in ends]
+    shared_keys.recovered_ends(getattr(disp, "keys", None), ends)   # their final state may be missing there too
     # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
     known = await mgr.ledger.known_deal_ids([r.deal_id for r in records])
     missing = [r for r in records if r.deal_id not in known]
@@ -121,6 +129,7 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
                      "recorded": True})
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
+    shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])
     await mgr.write(ends)
 
 
@@ -130,7 +139,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     b = p.begin
     raw = mgr.unseal(b.get("raw"), f"raw|{p.id}") or b""
     at = datetime.fromisoformat(b["at"]) if b.get("at") else datetime.now(timezone.utc)
-    ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0), raw, at, 0)
+    keys = getattr(disp, "keys", None)      # the channel's shared key store: it gets the final state
+    ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0,
+                                         extra={"recovered_keys": keys} if keys is not None else {}), raw, at, 0)
     st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True)
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})

@@ -16,9 +16,20 @@ its deals in flight) and before the deal is admitted (before its first call):
 ``finish`` (from ``TxnManager.after_commit``) writes the final state of the deals
 claimed here (status, code, the reply sealed as in the log) before the
 channel acknowledges the messages.
+
+A restarted engine is the same engine: its id is kept next to its ledger (``engine_id``: made once,
+``<ledger>.engine``; two engines never share a ledger, it is locked), so the claims it left behind are
+its own.  Its recovery (``engine.txn.recovery``) hands the final state of each deal it resolved from
+its log to the store (``recovered``: written over its old claim once the channel has bound the bucket),
+and a claim of its own that its log knows nothing of (it died between the claim and the log record,
+before any call) is taken back rather than waited for and flagged.
 """
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+from pathlib import Path
 from typing import Any
 
 from engine.runtime.exchange import StepFailure
@@ -32,6 +43,27 @@ def store_of(exs: list[Any]) -> Any:
         return None
     extra = getattr(exs[0].conn, "extra", None)
     return extra.get("keys") if extra else None
+
+
+def engine_id(ledger_path: str | Path) -> str:
+    """This engine's id in shared key stores: ``HOST:RANDOM``, made once and kept in ``<ledger>.engine``
+    (an engine is its ledger: a restart, or the ledger moved to another host, is the same engine)."""
+    ledger = Path(ledger_path)
+    path = ledger.with_name(ledger.name + ".engine")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        text = ""
+    if text:
+        return text
+    text = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return text
 
 
 def deferred(ex: Any) -> bool:
@@ -83,16 +115,31 @@ async def claim(txn: Any, store: Any, plan: Any, live: list[Any], out: list[Any]
 
 
 async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
-    """After the commit, before the ack: the final state of each deal whose key this engine claimed."""
+    """After the commit, before the ack: the final state of each deal whose key this engine claimed.
+    A deal resolved by recovery (its exchange carries ``recovered_keys``, the store of its channel) hands
+    its final state to the store, which writes it over this engine's old claim once it can."""
     store = store_of(exs)
-    if store is None:
+    extra = getattr(exs[0].conn, "extra", None) if exs else None
+    recovered = extra.get("recovered_keys") if extra and store is None else None
+    if store is None and recovered is None:
         return
     items = []
     for ex, rec in zip(exs, records):
         st = txn.states.get(ex)
         if st is None or not st.admitted or st.key is None or st.duplicate_of is not None:
             continue
-        items.append((st.key, {"status": rec.status, "code": rec.response_code,
-                               "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}))
-    if items:
+        end = {"status": rec.status, "code": rec.response_code, "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}
+        items.append((st.key, st.deal_id, end) if recovered is not None else (st.key, end))
+    if items and recovered is not None:
+        recovered.recovered(items)
+    elif items:
         await store.finish(items)
+
+
+def recovered_ends(store: Any, ends: list[dict[str, Any]]) -> None:
+    """Deals whose end the log holds but whose ledger row (and so whose final state in the store) a
+    crash may have cut off (recovery writes their rows again): their final state, as logged."""
+    items = [(e["key"], e["id"], {"status": e.get("status"), "code": e.get("code"), "reply": e.get("reply")})
+             for e in ends if e.get("key")]
+    if store is not None and items:
+        store.recovered(items)

@@ -12,7 +12,7 @@ import orjson
 import trio
 
 from dsl.load import compile_paths
-from engine.ledger import open_ledger
+from engine.journal import open_ledger_sync
 from engine.registry import default_registry
 from engine.runtime import Switchboard
 from formats.framing import LengthPrefixFramer
@@ -31,9 +31,10 @@ def compile_text(tmp_path: Path, text: str, name: str = "test.route", registry: 
 
 @asynccontextmanager
 async def running(program: Any, ledger_path: Path, overrides: dict | None = None,
-                  registry: Any = None, grace: float = 5.0) -> AsyncIterator[Switchboard]:
-    """A switchboard serving ``program``; drained and the ledger flushed on exit."""
-    async with open_ledger(ledger_path) as ledger:
+                  registry: Any = None, grace: float = 5.0, sync: str = "duckdb") -> AsyncIterator[Switchboard]:
+    """A switchboard serving ``program``; drained and the ledger flushed on exit.  ``sync``: the ledger's
+    sync mode (``bsp run --ledger-sync``); ``duckdb`` (each commit waits for DuckDB) unless told."""
+    async with open_ledger_sync(ledger_path, sync) as ledger:
         sb = Switchboard(program, registry or default_registry(), ledger=ledger,
                          overrides=overrides, grace=grace)
         async with trio.open_nursery() as nursery:

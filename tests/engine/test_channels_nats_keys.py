@@ -229,3 +229,125 @@ def test_bsp_check_refuses_a_bad_keys_option(tmp_path, option, expected) -> None
     res = compile_paths([tmp_path / "t.route"], nats_registry())
     (d,) = [d for d in res.diagnostics if d.severity == "error"]
     assert d.code == "E055" and d.message.startswith(f"channel orders: {expected}"), d.message
+
+
+async def _bsp_run(route, ledger, log_path):
+    """`bsp run` in a subprocess (a real process, so that it can be SIGKILLed); returns once it serves."""
+    import subprocess
+    import sys
+
+    from kit import REPO
+
+    out = open(log_path, "ab")
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(ledger), "--grace", "5"],
+        cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=out)
+    out.close()
+    with trio.fail_after(30):
+        while b"serving" not in log_path.read_bytes():
+            assert proc.poll() is None, f"bsp run exited early: {log_path.read_text()}"
+            await trio.sleep(0.05)
+    return proc
+
+
+async def test_an_engine_killed_holding_a_claim_settles_it_on_restart(tmp_path, nursery) -> None:
+    """Engine one (`bsp run`, a real process) claims K-1, sends its call and is SIGKILLed before the answer.
+    Restarted on the same ledger it is the same engine (its id is kept next to the ledger): its recovery
+    flags the deal (the call may have reached the counterpart) and writes that final state over its own
+    claim in the bucket.  Engine two, which gets K-1 redelivered, hands it back while the claim is alive
+    and then answers it as a duplicate of engine one's deal: it never flags it (before, the restarted
+    engine had a new id, the bucket kept the dead run's claim, and engine two flagged K-1 after key_lease:
+    two rows for an operator).  Every message one deal across both ledgers, one call at most."""
+    import signal
+
+    calls: list[tuple[str, str]] = []
+
+    def one(req: dict) -> dict | None:
+        calls.append(("one", req["ref"]))
+        return None if req["ref"] == "K-1" else {"status": "OK", "by": "one"}   # K-1: no answer
+
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        p1 = await json_counterpart(nursery, one)
+        p2 = await json_counterpart(nursery, counterpart("two", calls))
+        route = tmp_path / "one" / "orders.route"
+        route.parent.mkdir()
+        route.write_text(ROUTE.format(url=srv.url, lease="10s").replace("127.0.0.1:9", f"127.0.0.1:{p1}"))
+        ledger1, out1 = tmp_path / "one.duckdb", tmp_path / "one.log"
+        proc = await _bsp_run(route, ledger1, out1)
+        try:
+            await nc.publish("orders.new", b'{"ref": "K-1", "amount": 1}')
+            await eventually(lambda: _v(("one", "K-1") in calls), "engine one calling for K-1", timeout=20)
+            kv = await nc.call(nc.js.key_value, "BSP_KEYS")
+            bk = bucket_key("take_order|K-1")
+            dead = orjson.loads((await nc.call(kv.get, bk)).value)
+            assert dead["state"] == "running"
+            proc.send_signal(signal.SIGKILL)                     # no ack, no final state, no renewal
+            await proc.wait()
+            async with running(program(tmp_path, srv.url, lease="10s"), tmp_path / "two.duckdb", registry=reg,
+                               overrides={"book": {"address": f"127.0.0.1:{p2}"}}) as sb2:
+                ch2 = sb2.channel("orders")
+                await eventually(lambda: _v(ch2.ready.is_set()), "engine two consuming")
+                for i in range(2, 21):
+                    await nc.publish("orders.new", b'{"ref": "K-%d", "amount": 1}' % i)
+                # K-1 comes to engine two after ack_wait: engine one's claim is alive for all it knows
+                await eventually(lambda: _v(ch2.naked >= 1), "K-1 handed back by engine two", timeout=20)
+                proc = await _bsp_run(route, ledger1, out1)      # the same engine, restarted
+
+                async def settled():
+                    i = await nc.consumer("ORDERS", "bsp-orders")
+                    got = orjson.loads((await nc.call(kv.get, bk)).value)
+                    return i.num_pending == 0 and i.num_ack_pending == 0 and got["state"] == "done" and got
+
+                final = await eventually(settled, "K-1 settled, its final state in the bucket", timeout=30)
+                assert ch2.keys.flagged == 0
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                with trio.fail_after(20):
+                    await proc.wait()
+    rows = deals(ledger1) + deals(tmp_path / "two.duckdb")
+    assert not [r for r in rows if "in flight on engine" in (r["reason"] or "")], "engine two flagged it"
+    first = Counter(r["reference"] for r in rows if r["status"] != "duplicate")
+    assert sorted(first) == sorted(f"K-{i}" for i in range(1, 21)) and set(first.values()) == {1}, first
+    (k1,) = [r for r in rows if r["reference"] == "K-1" and r["status"] != "duplicate"]
+    assert k1 in deals(ledger1) and (k1["status"], k1["response_code"]) == ("failed", "96"), k1
+    assert (final["engine"], final["deal"], final["status"], final["code"]) == \
+        (dead["engine"], k1["deal_id"], "failed", "96")           # the recovered final state, by engine one
+    assert final["engine"] == (tmp_path / "one.duckdb.engine").read_text().strip()
+    called = Counter(ref for _, ref in calls)
+    assert set(called.values()) == {1}, called                  # K-1 not sent again by anyone
+
+
+async def test_an_engine_takes_back_its_own_claim_left_before_a_restart(tmp_path, nursery) -> None:
+    """A claim of this engine's previous run that its log knows nothing of (it died between claiming the
+    key and logging the deal: no call was made) is taken back at once and the deal runs here; before,
+    the engine took its own claim for another engine's, handed the message back for key_lease and then
+    flagged its own deal."""
+    calls: list[tuple[str, str]] = []
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        port = await json_counterpart(nursery, counterpart("one", calls))
+        prog = program(tmp_path, srv.url, lease="5s")
+        bk = bucket_key("take_order|T-1")
+        for run in (1, 2):
+            async with running(prog, tmp_path / "one.duckdb", registry=reg,
+                               overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+                ch = sb.channel("orders")
+                await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+                kv = await nc.call(nc.js.key_value, "BSP_KEYS")
+                if run == 1:        # the previous run's claim, never logged (what a kill right after it leaves)
+                    engine = ch.keys.engine
+                    await nc.call(kv.create, bk, orjson.dumps({"engine": engine, "deal": "D-BEFORE", "state": "running",
+                                                               "at": "2026-11-26T00:00:00+00:00"}))
+                    continue
+                assert ch.keys.engine == engine                 # the same engine: its id is kept with the ledger
+                await nc.publish("orders.new", b'{"ref": "T-1", "amount": 1}')
+                await eventually(lambda: _v(ch.acked == 1), "T-1 run and acked")
+                assert (ch.naked, ch.keys.taken_back) == (0, 1)
+                final = orjson.loads((await nc.call(kv.get, bk)).value)
+    assert calls == [("one", "T-1")]
+    (row,) = deals(tmp_path / "one.duckdb")
+    assert row["status"] == "committed"
+    assert (final["state"], final["engine"], final["deal"], final["status"]) == ("done", engine, row["deal_id"],
+                                                                                "committed")
