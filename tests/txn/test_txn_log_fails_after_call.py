@@ -225,3 +225,62 @@ async def test_a_failed_round_puts_the_pending_done_and_recorded_marks_back_for_
     phases = [(e["step"], e["phase"]) for e in entries if e.get("t") == "step" and e["id"] == d1]
     assert phases == [("d", "sending"), ("d", "done"), ("d", "compensated")], phases
     assert [e["status"] for e in entries if e.get("t") == "end" and e["id"] == d1] == ["failed"]
+
+
+BOOK = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    %s
+}
+route book {
+    receive from front as J
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    reply J { ref = msg.ref  code = "00"  booking = uuid() }
+    %s
+}
+"""
+
+
+async def _book(tmp_path: Path, channel_error: str, route_error: str) -> tuple[list[dict], list[dict]]:
+    """A keyed route without calls: its ``end`` is all it logs.  The log cannot be written for the first
+    N1, then can: the second N1 runs as a new deal (the first left nothing anywhere)."""
+    ledger = tmp_path / "l.duckdb"
+    got = []
+    async with running(compile_text(tmp_path, BOOK % (channel_error, route_error)), ledger) as sb:
+        unwritable = Unwritable(manager_for(sb.ledger).log)
+        try:
+            c = await Client.open(sb.channel("front").port)
+            with trio.fail_after(10):
+                await c.send(b'{"ref": "N1", "amount": 12.50}')
+                got += await c.recv_json(1)
+                unwritable.restore()
+                await c.send(b'{"ref": "N1", "amount": 12.50}')
+                got += await c.recv_json(1)
+            await c.aclose()
+        finally:
+            unwritable.restore()
+    return got, deals(ledger)
+
+
+async def test_a_keyed_deal_without_calls_whose_answer_cannot_be_logged_fails_and_frees_its_key(
+        tmp_path: Path) -> None:
+    got, d = await _book(tmp_path, "on error reply J { code = error.code }", "")
+    assert got[0] == {"code": "96"} and got[1]["code"] == "00" and got[1]["booking"]
+    assert [(x["reference"], x["status"]) for x in d] == [("N1", "failed"), ("N1", "committed")]
+    assert "the deal's answer could not be logged, so nothing was done and it failed" in d[0]["reason"]
+    assert "EBADF" in d[0]["reason"]
+    (dead,) = rows(tmp_path / "l.duckdb", "SELECT id, error_kind FROM dead_letters")
+    assert (dead["id"], dead["error_kind"]) == (d[0]["deal_id"], "internal")
+    names = [e["to_state"] for e in _events(tmp_path / "l.duckdb", d[0]["deal_id"])]
+    assert names == ["failed"]                      # never accepted: its row names no key
+
+
+async def test_such_a_deal_gets_its_routes_on_error_reply(tmp_path: Path) -> None:
+    """The route's own ``on error reply`` answers it (it used to be left without any answer: only a
+    channel's error reply was built, and the client waited until its own timeout)."""
+    got, d = await _book(tmp_path, "", "on error reply J { ref = msg.ref  code = error.code }")
+    assert got[0] == {"ref": "N1", "code": "96"} and got[1]["code"] == "00"
+    assert [(x["reference"], x["status"]) for x in d] == [("N1", "failed"), ("N1", "committed")]
+    assert "the deal's answer could not be logged" in d[0]["reason"]
