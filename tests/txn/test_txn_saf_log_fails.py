@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
 import trio
 
 from engine.txn.log import TxnLog, log_path, read
@@ -86,3 +87,54 @@ async def test_reversals_are_sent_and_acknowledged_while_the_log_cannot_be_writt
     assert [r.name for r in errors] == ["bsp.txn"], [r.getMessage() for r in errors]   # the fault, once
     assert not any(r.exc_info for r in caplog.records), "no traceback"
     assert any("transaction log: write works again" in r.getMessage() for r in caplog.records)
+
+
+KEYED = ROUTE.replace('deal PURCHASE { ref = msg["11"]  amount = 0 }',
+                      'deal PURCHASE { ref = msg["11"]  amount = 0  key = msg["11"] }')
+assert KEYED != ROUTE
+
+
+@pytest.mark.parametrize("route", [ROUTE, KEYED], ids=["light", "keyed"])
+async def test_a_reversal_not_acknowledged_before_a_restart_the_log_missed_is_sent_after_it(
+        nursery, tmp_path: Path, route: str) -> None:
+    """The engine stops (or dies) before the log works again and before the host acknowledged: the log
+    holds the deal in flight (no ``end``, no ``rev``), the ledger holds its row (``reversal queued``).
+    The restart must not take the row as the end of it: the reversal is queued again and sent until
+    acknowledged (it used to be dropped: the 0200 the host may have approved was never reversed)."""
+    restarted = trio.Event()
+    host = FullDiskHost()
+
+    async def ack(n: int, msg: dict) -> bool:
+        return restarted.is_set()                      # nothing is acknowledged before the restart
+    host.ack = ack
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    program = compile_text(tmp_path, route % (port, "300ms"))
+    try:
+        async with serving(program, ledger) as sb:
+            (queue,) = sb.saf
+            host.mgr = queue.mgr
+            answer = await ask(sb.channel("pos").port)
+            with trio.fail_after(10):
+                await host.saw_reversal.wait()         # sent, not acknowledged; the engine stops
+    finally:
+        if host.unwritable is not None:
+            host.unwritable.restore()
+    assert answer["39"] == "68"
+    before = len(host.seen)
+    restarted.set()
+    async with serving(program, ledger) as sb:
+        (queue,) = sb.saf
+        pending = queue.status()["pending"]
+        with trio.fail_after(10):
+            await queue.wait_empty()
+    assert pending == 1
+    assert [m["t"] for m in host.seen[before:]] == ["0421"] and host.acked == 1     # a repeat, once
+    (deal,) = deals(ledger)                                   # no second row
+    steps, events = story(ledger, deal["deal_id"])
+    assert [e[2] for e in events][-1] == "reversed auth"
+    assert steps[-1][2] == "acknowledged"
+    txlog = TxnLog(log_path(ledger))
+    txlog.close()
+    assert txlog.reversals == {} and txlog.pending == {}
+    audit_clean(ledger)
