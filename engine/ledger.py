@@ -200,6 +200,10 @@ class Ledger:
         """Which of ``ids`` already have a committed deal row."""
         return await self._run(self._store.known_deal_ids, list(ids))
 
+    async def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
+        """ISO 8583 reversals queued on these deals and not acknowledged on them (``LedgerStore``)."""
+        return await self._run(self._store.reversals_due, list(ids))
+
     async def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
         return await self._run(self._store.deals_by_key, list(keys))

@@ -580,6 +580,32 @@ class LedgerStore:
                                  [list(ids)]).fetchall()
         return {r[0] for r in rows}
 
+    def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
+        """ISO 8583 reversals these deals queued (a ``reversal queued`` event naming the call) that are not
+        acknowledged on them (no ``reversed CALL`` event): {deal_id: {call: attempts on the deal}}."""
+        if not ids:
+            return {}
+        rows = self._con.execute(
+            "SELECT deal_id, to_state, json_extract_string(detail, '$.call') FROM deal_events "
+            "WHERE list_contains(?, deal_id) AND (to_state = 'reversal queued' OR to_state LIKE 'reversed %' "
+            "OR to_state LIKE 'reversal 04%') ORDER BY deal_id, seq", [list(ids)]).fetchall()
+        due: dict[str, dict[str, int]] = {}
+        done: set[tuple[str, str]] = set()
+        tries: dict[str, int] = {}
+        for deal_id, state, call in rows:
+            if state == "reversal queued" and call:
+                due.setdefault(deal_id, {})[call] = 0
+            elif state.startswith("reversed "):
+                done.add((deal_id, state[len("reversed "):]))
+            else:
+                tries[deal_id] = tries.get(deal_id, 0) + 1
+        out: dict[str, dict[str, int]] = {}
+        for deal_id, calls in due.items():
+            left = {c: tries.get(deal_id, 0) for c in calls if (deal_id, c) not in done}
+            if left:
+                out[deal_id] = left
+        return out
+
     def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
         {key: {deal_id, status, response_code, finished_at}}, the earliest by ``finished_at``.  The

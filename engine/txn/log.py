@@ -230,6 +230,7 @@ class TxnLog:
         self._spare_thread: threading.Thread | None = None
         self._spare_asked = False                  # once per file: made when it is half full
         self._compact_failed: tuple[float, BaseException] | None = None   # (when, why) the last one failed
+        self.monotonic = time.monotonic            # () -> seconds: the wait after a failed compaction (tests)
         for leftover in (self._spare, path.with_name(path.name + ".spare.tmp")):
             leftover.unlink(missing_ok=True)        # may hold a compaction's body: never reuse it
         entries: list[dict[str, Any]] = []
@@ -335,15 +336,21 @@ class TxnLog:
         """Write what is still needed into a new zero-filled file and put it in place (blocking).
         Raises (``OSError`` / ``TxnLogError``) only when the log file was not replaced: the old one
         stays in use, and a spare whose write failed part way is removed (never reused)."""
-        failed = self._compact_failed
-        if failed is not None and time.monotonic() - failed[0] < COMPACT_RETRY:
-            raise failed[1]             # a full disk: not a file of segment_bytes made per group commit
+        self._refused()
         try:
             self._compact_now()
         except (OSError, TxnLogError) as exc:
-            self._compact_failed = (time.monotonic(), exc)
+            self._compact_failed = (self.monotonic(), exc)
             raise
         self._compact_failed = None
+
+    def _refused(self) -> None:
+        """Within ``COMPACT_RETRY`` of a failed compaction, raise its error again (a full disk: not a file of
+        segment_bytes made per group commit).  Its traceback is the current one only: raised as it is, it
+        grew by this call's frames each time and kept them (and the state copy of each ``append``) alive."""
+        failed = self._compact_failed
+        if failed is not None and self.monotonic() - failed[0] < COMPACT_RETRY:
+            raise failed[1].with_traceback(None)
 
     def _compact_now(self) -> None:
         keep = self._keep()
@@ -404,6 +411,7 @@ class TxnLog:
             data = _frame(entries)
         try:
             if not self.fits(len(data)):
+                self._refused()                        # before copying the state (the whole key store)
                 before = self._state()
                 for e in entries:                      # full: the entries go into the compacted file
                     self._apply(e)

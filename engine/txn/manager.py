@@ -755,9 +755,9 @@ class TxnManager:
         try:
             await self.write(entries)
         except TxnLogError as exc:
-            self._answers_not_logged(disp, exs, records, ended, exc)
+            await self._answers_not_logged(disp, exs, records, ended, exc)
 
-    def _answers_not_logged(self, disp: Any, exs: list[Any], records: list[Any],
+    async def _answers_not_logged(self, disp: Any, exs: list[Any], records: list[Any],
                             ended: list[tuple[int, TxnState, dict[str, Any]]], exc: TxnLogError) -> None:
         """The ``end`` entries of a batch could not be written.  A deal whose calls may have gone out
         keeps its outcome (it is what happened): its end rides along with the next write that works and
@@ -780,7 +780,9 @@ class TxnManager:
             where = str(plan_of(ex.route).route.pos) if ex.route is not None else None
             ex.fail(StepFailure("internal", f"{exc}; the deal's answer could not be logged, so nothing was done "
                                 f"and it failed", where=where))
-            if disp.error_reply is not None:
+            if ex.route is not None:
+                await disp.run_on_error(ex.route, [ex])     # the route's `on error reply`, as for any failure
+            if ex.reply is None and disp.error_reply is not None:
                 disp._run_sync(disp.error_reply, ex, during_error=True)
             new = disp._deal(ex, rec.finished_at, st.deal_id)
             new.request_tags = rec.request_tags

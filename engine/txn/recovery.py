@@ -100,7 +100,9 @@ async def _light_rows(mgr: Any, disp: Any) -> None:
         return
     known = await mgr.ledger.known_deal_ids(ids)
     if known:
-        await mgr.write([{"t": "recorded", "ids": sorted(known), "keys": []}])
+        revs = await _reversals_due(mgr, [mgr.log.pending[i] for i in sorted(known)])
+        await mgr.write(revs + [{"t": "recorded", "ids": sorted(known), "keys": []}])
+        _resume(mgr, revs)
 
 
 async def _answered_rows(mgr: Any, disp: Any) -> None:
@@ -130,7 +132,33 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
     shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])
-    await mgr.write(ends)
+    revs = await _reversals_due(mgr, pending)
+    await mgr.write(revs + ends)
+    _resume(mgr, revs)
+
+
+async def _reversals_due(mgr: Any, pending: list[Any]) -> list[dict[str, Any]]:
+    """``rev`` entries for the ISO 8583 reversals that deals with a ledger row queued while the log could not
+    be written (their ``rev`` never reached it) and that are not acknowledged on the row: the deal is
+    finished, its reversal is not (sent again as a repeat, 0421 / 0401, until acknowledged)."""
+    due_of = getattr(mgr.ledger, "reversals_due", None)
+    cands = [p for p in pending if p.values]          # an ISO 8583 call's request values as sent
+    if due_of is None or not cands:
+        return []
+    due = await due_of([p.id for p in cands])
+    now = datetime.now(timezone.utc).isoformat()
+    return [{"t": "rev", "id": p.id, "step": step, "r": p.begin.get("route"), "c": p.begin.get("channel"),
+             "at": now, "values": p.values[step], "n": max(1, tries)}
+            for p in cands for step, tries in due.get(p.id, {}).items()
+            if step in p.values and f"{p.id}|{step}" not in mgr.log.reversals]
+
+
+def _resume(mgr: Any, revs: list[dict[str, Any]]) -> None:
+    if revs:
+        log.warning("recovery: %d ISO 8583 reversal(s) queued while the transaction log could not be written "
+                    "are queued again (not acknowledged on their deals)", len(revs))
+        if mgr.saf is not None:
+            mgr.saf.load()
 
 
 async def _resolve(mgr: Any, disp: Any, p: Any) -> None:

@@ -1,6 +1,7 @@
 """Helpers for the transaction tests: real loopback servers, real ledgers (no mocks)."""
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -47,7 +48,24 @@ class Counterpart:
         return {"status": "OK", "ref": req.get("ref"), "conf": f"C-{req.get('ref')}-{op}"}
 
 
-__all__ = ["Client", "Counterpart", "Gate", "REPO", "Served", "compile_text", "deals", "engine_serving", "free_port",
+class Unwritable:
+    """A real ``TxnLog`` whose file cannot be written, in this process: its write descriptor is swapped for
+    a read-only one of the same file, so the log's own ``pwrite`` fails (EBADF) as it would on a full disk
+    (ENOSPC), at the moment a test chooses (a counterpart's handler: after a call went out).  ``restore``
+    puts the real descriptor back (there is room again)."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.fd = log._fd
+        log._fd = os.open(log.path, os.O_RDONLY)
+
+    def restore(self) -> None:
+        if self.fd is not None:
+            os.close(self.log._fd)
+            self.log._fd, self.fd = self.fd, None
+
+
+__all__ = ["Client", "Counterpart", "Gate", "REPO", "Served", "Unwritable", "compile_text", "deals", "engine_serving", "free_port",
            "gated_counterpart", "json_counterpart", "load_until_sigkill", "rows", "running", "start_engine"]
 
 
