@@ -8,19 +8,20 @@ minimum and maximum wall time of each, then the heavy packages ``import engine.c
 (none is the goal: each command imports what it needs when it runs).
 
 By default bsp's modules run from their bytecode caches (``__pycache__``, written by a first
-untimed run), as in an installed engine.  ``--no-bytecode`` compiles every module of bsp from its
-source on each start (an empty ``PYTHONPYCACHEPREFIX``), as when ``PYTHONDONTWRITEBYTECODE`` is set
-(CI, some test runs).  ``--tree DIR`` measures another checkout with this virtualenv, e.g. the
+untimed run), as in an installed engine.  ``--no-bytecode`` removes the caches of bsp's own packages
+(engine/, dsl/, formats/ of the tree) and sets ``PYTHONDONTWRITEBYTECODE``, so that each start compiles
+bsp's modules from their source (the installed packages keep theirs), as a run from a checkout with
+``PYTHONDONTWRITEBYTECODE=1`` does (some CI and test set-ups).  ``--tree DIR`` measures another checkout with this virtualenv, e.g. the
 commit before a change: ``git archive COMMIT | tar -x -C /tmp/old`` then ``--tree /tmp/old``.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,24 +48,25 @@ def main() -> None:
     args = ap.parse_args()
     tree = args.tree.resolve()
     env = dict(os.environ, PYTHONPATH=str(tree))
-    with tempfile.TemporaryDirectory() as empty:
-        if args.no_bytecode:
-            env.update(PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=empty)
-        else:
-            env.pop("PYTHONDONTWRITEBYTECODE", None)
-            for _name, cmd in COMMANDS:                      # writes the caches; not timed
-                subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        times: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
-        for _ in range(args.runs):
-            for name, cmd in COMMANDS:
-                t = time.perf_counter()
-                subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               check=True)
-                times[name].append(time.perf_counter() - t)
-        probe = ("import engine.cli, sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))"
-                 % (HEAVY,))
-        loaded = subprocess.run([sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True,
-                                check=True)
+    if args.no_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        for package in ("engine", "dsl", "formats"):
+            for cache in (tree / package).rglob("__pycache__"):
+                shutil.rmtree(cache)
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        for _name, cmd in COMMANDS:                      # writes the caches; not timed
+            subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    times: dict[str, list[float]] = {name: [] for name, _ in COMMANDS}
+    for _ in range(args.runs):
+        for name, cmd in COMMANDS:
+            t = time.perf_counter()
+            subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - t)
+    probe = ("import engine.cli, sys; print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & set(%r))))"
+             % (HEAVY,))
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=tree, env=env, capture_output=True, text=True,
+                            check=True)
     mode = "compiled on each start" if args.no_bytecode else "bytecode cached"
     print(f"{tree}: {args.runs} runs each, bsp's modules {mode}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'command':34} {'median':>8} {'min':>8} {'max':>8}  (seconds)")
