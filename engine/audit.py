@@ -45,8 +45,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-ENV_KEY = "BSP_AUDIT_KEY"
-ENV_KEY_FILE = "BSP_AUDIT_KEY_FILE"
+from engine.defaults import AUDIT_ENV_KEY, AUDIT_ENV_KEY_FILE
+
+ENV_KEY = AUDIT_ENV_KEY
+ENV_KEY_FILE = AUDIT_ENV_KEY_FILE
 ZERO_MAC = bytes(32)
 MIN_KEY_BYTES = 32
 

@@ -26,22 +26,15 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from dsl.ir import FormatDecl
+from engine.defaults import CODEC_KINDS
 from formats import json_codec
 from formats.classify import TAGS, parse_spec, tags_of
 from formats.errors import FormatError, SpecError
 from formats.framing import FRAMINGS, FramingError, make_framer
 
-# Format kinds the commands know, and the module holding each kind's COMPONENT.
-KINDS: dict[str, str] = {
-    "copybook": "formats.copybook.component",
-    "iso8583": "formats.iso8583.component",
-    "swift": "formats.swift.component",
-    "iso20022": "formats.iso20022.component",
-    "csv": "formats.csv_codec",
-    "json": "formats.json_codec",
-    "xml": "formats.xml_codec",
-    "fixed": "formats.fixed",
-}
+# Format kinds the commands know, and the module holding each kind's COMPONENT (engine/defaults.py: --help
+# lists them without importing this module).
+KINDS: dict[str, str] = CODEC_KINDS
 # Message framings for the one-message codecs (copybook has --record, csv is a file, swift finds RJE itself).
 FRAMING_CHOICES = ("none", "lines") + tuple(sorted(FRAMINGS))
 FRAMED_KINDS = ("iso8583", "json", "xml", "fixed")

@@ -21,7 +21,9 @@ from typing import Any
 
 import orjson
 
-STATUSES = ("committed", "rejected", "failed", "duplicate")   # duplicate: a repeated business key (engine/txn)
+from engine.defaults import DEAD_STATUSES, DEAL_STATUSES
+
+STATUSES = DEAL_STATUSES    # committed, rejected, failed, duplicate (a repeated business key, engine/txn)
 
 def new_deal_id(now_ms: int | None = None) -> str:
     """A 32-hex-digit id: 48-bit millisecond time + 80 random bits (ULID layout, in hex).
@@ -230,7 +232,6 @@ class DealEvent:
             raise DealError(f"{where}.from_state: expected text or None, got {self.from_state!r}")
 
 
-DEAD_STATUSES = ("new", "retried", "purged")
 
 
 @dataclass

@@ -35,9 +35,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from engine.defaults import DEFAULT_LEDGER   # the same default as engine.ledger, relative to the cwd
 from engine.deploy_messages import dotted, schema_message
 
-DEFAULT_LEDGER = Path("var/bsp.duckdb")   # same default as engine.ledger, relative to the cwd
 ENV_VARIABLE = "BSP_ENV"
 
 KeyPath = tuple[str | int, ...]

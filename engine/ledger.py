@@ -40,6 +40,7 @@ import trio
 from engine import fieldcrypt
 from engine.audit import load_audit_key
 from engine.audit import sha256_hex
+from engine.defaults import DEFAULT_LEDGER   # kept light for the command line
 from engine.deal import DeadLetter, DealError, DealRecord, to_json
 from engine.deal_line import deal_line
 from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
@@ -48,7 +49,6 @@ from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_probl
 _log = logging.getLogger("bsp.ledger")
 _DEFAULT = object()   # "read the key from the environment"
 
-DEFAULT_LEDGER = Path("var/bsp.duckdb")
 
 __all__ = ["open_ledger", "Ledger", "LedgerStats", "LedgerError", "DEFAULT_LEDGER"]
 

@@ -23,13 +23,14 @@ from engine.admin.auth import TokenAuth
 from engine.admin.backend import AdminBackend, DealQuery, DeadLetterQuery
 from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
 from engine.admin.openapi import build_openapi
+from engine.defaults import ADMIN_HOST, ADMIN_PORT
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("bsp.admin")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9180
+DEFAULT_HOST = ADMIN_HOST
+DEFAULT_PORT = ADMIN_PORT
 ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
                           max_connections=64)
 

@@ -16,11 +16,12 @@ import stat
 from pathlib import Path
 from typing import Callable, Mapping
 
+from engine.defaults import ADMIN_TOKEN_ENV
 from engine.http.messages import HTTPError, Request
 
 log = logging.getLogger("bsp.admin")
 
-TOKEN_ENV = "BSP_ADMIN_TOKEN"
+TOKEN_ENV = ADMIN_TOKEN_ENV
 MIN_TOKEN_LENGTH = 16
 _MAKE = "create one with `bsp admin token FILE` or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import httpx
 import typer
 
-from engine.admin.app import DEFAULT_HOST, DEFAULT_PORT
-from engine.admin.auth import TOKEN_ENV, AdminConfigError, load_token, write_token
-from engine.tls import TLSConfigError, client_context
+from engine.defaults import ADMIN_HOST as DEFAULT_HOST, ADMIN_PORT as DEFAULT_PORT, ADMIN_TOKEN_ENV as TOKEN_ENV
+
+if TYPE_CHECKING:
+    import httpx
 
 URL_OPTION = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envvar="BSP_ADMIN_URL",
                           help="The engine's admin API.")
@@ -37,6 +37,11 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
             key: Optional[Path]) -> httpx.Client:
+    import httpx                        # here, not at the top: `bsp --help` does not pay for it
+
+    from engine.admin.auth import AdminConfigError, load_token
+    from engine.tls import TLSConfigError, client_context
+
     if not url.startswith(("http://", "https://")):
         raise _fail(f"--url {url}: give the scheme, e.g. --url http://{url} (or --url https://{url} for an "
                     f"engine serving its admin API with --admin-cert)", 2)
@@ -77,6 +82,8 @@ def _bad_port(url: str) -> str:
 
 
 def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+    import httpx
+
     try:
         return client.request(method, path, **kw)
     except httpx.TransportError as exc:
@@ -85,6 +92,8 @@ def _call(client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Resp
 
 def _transport_problem(client: httpx.Client, exc: httpx.TransportError) -> str:
     """What a failed connection most likely means, and what to do."""
+    import httpx
+
     url = str(client.base_url).rstrip("/")
     hung_up = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
     if hung_up and url.startswith("http://"):
@@ -197,6 +206,8 @@ def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
     """
     if path.exists() and not force:
         raise _fail(f"{path} exists; pass --force to replace the token", 2)
+    from engine.admin.auth import write_token
+
     if not path.parent.is_dir():
         raise _fail(f"{path}: the folder {path.parent} does not exist; make it first (mkdir -p {path.parent} "
                     f"&& chmod 700 {path.parent}) or give another path", 2)

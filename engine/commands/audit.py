@@ -6,10 +6,16 @@ from typing import Any, Optional
 
 import typer
 
-from engine.audit import ENV_KEY, ENV_KEY_FILE, verify as verify_chain
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
-from engine.ledger_store import LedgerError, connect, require_bsp_ledger
+from engine.defaults import AUDIT_ENV_KEY as ENV_KEY, AUDIT_ENV_KEY_FILE as ENV_KEY_FILE
 from engine.progress import work_progress
+
+
+def verify_chain(*args: Any, **kw: Any) -> Any:
+    """``engine.audit.verify``, imported when a check runs (pyarrow is not loaded for ``bsp --help``)."""
+    from engine.audit import verify
+
+    return verify(*args, **kw)
 
 audit_app = typer.Typer(help="Tamper evidence of the ledger.", no_args_is_help=True, add_completion=False)
 
@@ -34,6 +40,7 @@ def verify(
     audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import require_ledger
+    from engine.ledger_store import LedgerError, connect, require_bsp_ledger
 
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
     ledger, key = found.path, found.keys.audit_key

@@ -10,8 +10,6 @@ from typing import List, Optional
 
 import typer
 
-from engine.certs import write_dev_set
-
 certs_app = typer.Typer(name="certs", help="Development certificates (CA, server, client) for TLS and mTLS.",
                         no_args_is_help=True)
 
@@ -36,6 +34,8 @@ def dev(
         typer.echo(f"error: {directory} already holds {', '.join(existing)}; pass --force to replace the set",
                    err=True)
         raise typer.Exit(2)
+    from engine.certs import write_dev_set      # cryptography: loaded when a set is written, not for --help
+
     names = tuple(name) if name else ("localhost", "127.0.0.1", "::1")
     dev_set = write_dev_set(directory, server_names=names, client_cn=client_cn, days=days)
     typer.echo(f"wrote a development certificate set to {dev_set.directory} (not for production):")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, List
+from typing import TYPE_CHECKING, Iterable, List
 
 import typer
 
-from dsl.diagnostics import Diagnostic, render, summary
-from dsl.ir import Pos
-from dsl.load import CompileResult, compile_paths
+if TYPE_CHECKING:
+    from dsl.diagnostics import Diagnostic
+    from dsl.load import CompileResult
 
 
 def _shown(path: str) -> str:
@@ -29,6 +29,9 @@ def _shown(path: str) -> str:
 def _display(d: Diagnostic, files: Iterable[str] = ()) -> Diagnostic:
     """``d`` with its place, and the places its message and help name (``declared at FILE:L:C``) in
     ``files``, shown as paths below the working folder, as the command line names them."""
+    from dsl.diagnostics import Diagnostic
+    from dsl.ir import Pos
+
     message, help_ = d.message, d.help
     for f in files:
         message = message.replace(f + ":", _shown(f) + ":")
@@ -69,6 +72,9 @@ def route_files(paths: List[Path]) -> List[Path]:
 
 
 def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None) -> int:
+    from dsl.diagnostics import render, summary
+    from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
+
     missing = [p for p in paths if not p.exists()]
     if missing:
         for p in missing:

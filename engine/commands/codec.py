@@ -11,16 +11,16 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, List, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from engine.codec_cli import (KINDS, CodecArgs, Setup, UsageError, check_encodable,
-                              decode_records, encode_records, make_setup, to_json_line)
-from formats import json_codec
-from formats.classify import mask
-from formats.errors import FormatError
+from engine.defaults import CODEC_KINDS as KINDS
+
+if TYPE_CHECKING:       # the codecs (and the route language's IR) load when a command runs, not for --help
+    from engine.codec_cli import CodecArgs, Setup, UsageError
+    from formats.errors import FormatError
 
 PROGRESS_MIN_BYTES = 1 << 20     # files smaller than this decode without a progress display
 
@@ -119,6 +119,8 @@ Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write he
 
 
 def _args(**kw: Any) -> CodecArgs:
+    from engine.codec_cli import CodecArgs
+
     return CodecArgs(**{k: v for k, v in kw.items() if v is not None})
 
 
@@ -149,6 +151,8 @@ def describe(exc: FormatError, what: str = "record") -> str:
 
 
 def _open_input(data: Optional[str], command: str) -> tuple[BinaryIO, str, int | None]:
+    from engine.codec_cli import UsageError
+
     if data in (None, "-"):
         return typer.get_binary_stream("stdin"), "<stdin>", None
     p = Path(data)
@@ -206,6 +210,8 @@ class Progress:
 
 
 def _sink(output: Optional[Path]) -> BinaryIO:
+    from engine.codec_cli import UsageError
+
     if output is None:
         return typer.get_binary_stream("stdout")
     try:
@@ -216,6 +222,10 @@ def _sink(output: Optional[Path]) -> BinaryIO:
 
 def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: bool, output: Optional[Path],
                progress: Optional[bool], quiet: bool) -> int:
+    from engine.codec_cli import UsageError, decode_records, make_setup, to_json_line
+    from formats.classify import mask
+    from formats.errors import FormatError
+
     try:
         setup = make_setup(args)
         stream, shown, size = _open_input(data, "decode")
@@ -267,6 +277,9 @@ def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: b
 
 def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, int, Any]]:
     """(line_no, byte offset, values | FormatError) per non-blank line."""
+    from formats import json_codec
+    from formats.errors import FormatError
+
     offset = 0
     for no, line in enumerate(stream, 1):
         body = line.strip()
@@ -290,6 +303,8 @@ class _EncodeSink:
     8 MiB) and copied out only on success."""
 
     def __init__(self, output: Optional[Path], strict: bool) -> None:
+        from engine.codec_cli import UsageError
+
         self.output = output
         self.strict = strict
         self.tmp: Optional[Path] = None
@@ -338,6 +353,9 @@ class _EncodeSink:
 def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Optional[Path], quiet: bool) -> int:
     """Streams: one JSON line is read, encoded and written before the next is read (csv and swift
     batches, whose file wraps all records, are the exceptions: they gather their rows first)."""
+    from engine.codec_cli import UsageError, check_encodable, encode_records, make_setup
+    from formats.errors import FormatError
+
     try:
         setup: Setup = make_setup(args)
         check_encodable(setup)
@@ -420,6 +438,8 @@ def register(app: typer.Typer) -> None:
         offset and field; decoding goes on unless --strict); 2 usage error.
         """
         kw = dict(locals())
+        from engine.codec_cli import CodecArgs
+
         opts = {k: kw[k] for k in CodecArgs.__dataclass_fields__ if k in kw}
         raise typer.Exit(run_decode(data, _args(**opts), strict=strict, do_mask=mask_, output=output,
                                     progress=progress, quiet=quiet))
@@ -448,5 +468,7 @@ def register(app: typer.Typer) -> None:
         Exit 0 all lines encoded; 1 some line was bad (reported with its line number and field); 2 usage error.
         """
         kw = dict(locals())
+        from engine.codec_cli import CodecArgs
+
         opts = {k: kw[k] for k in CodecArgs.__dataclass_fields__ if k in kw}
         raise typer.Exit(run_encode(data, _args(**opts), strict=strict, output=output, quiet=quiet))

@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import orjson
-import trio
 import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
                                   lock_hint)
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT as KEYED_LEDGER_OPT, ledger_keys
-from engine.deal import DEAD_STATUSES
-from engine.ledger import DEFAULT_LEDGER
-from engine.ledger_store import LedgerError
+from engine.defaults import DEAD_STATUSES, DEFAULT_LEDGER
 
 dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
                        no_args_is_help=True, add_completion=False)
@@ -42,6 +39,7 @@ def _no_such(ids: list[str]) -> str:
 def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
     from engine.commands.deals import require_ledger
     from engine.ledger_query import query_dead_letters
+    from engine.ledger_store import LedgerError
 
     require_ledger(ledger)
     try:
@@ -200,6 +198,8 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
 
 async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides: Any, rows: list[dict[str, Any]],
                             keys: Any) -> list[Any]:
+    import trio
+
     from engine.deadletter import retry, switchboard_injector
     from engine.ledger import open_ledger
     from engine.runtime.switchboard import Switchboard
@@ -303,6 +303,8 @@ def retry_cmd(
             raise typer.Exit(1)
         rows.sort(key=lambda r: ids.index(r["id"]))
         program, registry, overrides = _configuration(routes, found.deployment)
+        import trio
+
         results = [(r.id, r.ok, r.outcome)
                    for r in trio.run(_retry_in_process, ledger, program, registry, overrides, rows, found.keys)]
     for lid, ok, outcome in results:
@@ -335,6 +337,7 @@ def purge_cmd(
     that is no dead letter (nothing purged); 2 usage error, no ledger file.
     """
     from engine.deadletter import purge
+    from engine.ledger_store import LedgerError
 
     if not yes and not older_than:
         raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",

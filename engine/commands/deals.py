@@ -15,11 +15,7 @@ import typer
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, fetch_one,
                                   lock_hint)
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
-from engine.deal import STATUSES
-from engine.ledger import DEFAULT_LEDGER
-from engine.ledger_query import iter_deals
-from engine.ledger_store import LedgerError
-from engine.reports.text import printable
+from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -64,6 +60,8 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from engine.reports.text import printable
 
     table = Table(title=escape(printable(title)), title_justify="left")
     amount_width = max((len(str(r["amount"])) for r in rows if r["amount"] is not None), default=6)
@@ -140,6 +138,9 @@ def deals(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from engine.ledger_query import iter_deals      # DuckDB: loaded when deals are read, not for --help
+    from engine.ledger_store import LedgerError
+
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
@@ -251,6 +252,8 @@ def show(
     """
     from engine import fieldcrypt
     from engine.ledger_query import AmbiguousId, get_deal
+    from engine.ledger_store import LedgerError
+    from engine.reports.text import printable
 
     found = ledger_keys(ledger, deployment, env, "bsp deals show", fields=reveal)
     ledger = found.path

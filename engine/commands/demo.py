@@ -13,16 +13,21 @@ lost, a repeat got another reply or a reference reached a counterpart twice.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
-from engine.ledger import DEFAULT_LEDGER
+from engine.defaults import DEFAULT_LEDGER
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
 CI_WIDTH = 100          # console width when stdout is not a terminal (CI logs, pipes)
 
 
 def demo_console() -> Console:
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=CI_WIDTH)
 

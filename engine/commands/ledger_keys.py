@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import typer
 
-from engine.ledger import DEFAULT_LEDGER
+from engine.defaults import DEFAULT_LEDGER
 
 LEDGER_OPT = typer.Option(None, "--ledger", help=f"The ledger file (DuckDB); default: the deployment file's "
                           f"ledger:, else {DEFAULT_LEDGER}.")

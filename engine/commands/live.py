@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from engine.admin.app import DEFAULT_HOST, DEFAULT_PORT
+from engine.defaults import ADMIN_HOST as DEFAULT_HOST, ADMIN_PORT as DEFAULT_PORT
 
 PANEL = "Live (a running engine's admin API)"
 LIVE_OPT = typer.Option(False, "--live", help="Ask the running engine through its admin API instead of reading "

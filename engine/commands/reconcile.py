@@ -12,11 +12,7 @@ from typing import Optional
 
 import typer
 
-from engine.ledger import DEFAULT_LEDGER
-from engine.reconcile import TYPES, breaks, reconcile_file
-from engine.reports import FORMATS, ReportError, write
-from engine.reports.source import parse_day
-from engine.reports.terminal import print_report
+from engine.defaults import DEFAULT_LEDGER, REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
 
 
 def reconcile(
@@ -41,6 +37,11 @@ def reconcile(
     Exit 0 when fully matched, 1 when there are breaks, 2 usage error (a statement that
     cannot be read, no ledger file, a bad option).
     """
+    from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
+    from engine.reports import ReportError, write
+    from engine.reports.source import parse_day
+    from engine.reports.terminal import print_report
+
     try:
         try:
             tol = Decimal(tolerance)

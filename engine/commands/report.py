@@ -11,10 +11,7 @@ from typing import Optional
 
 import typer
 
-from engine.ledger import DEFAULT_LEDGER
-from engine.reports import FORMATS, REPORTS, ReportError, build_report, period, write
-from engine.reports.tabular import csv_text
-from engine.reports.terminal import print_report
+from engine.defaults import DEFAULT_LEDGER, REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
 
@@ -36,6 +33,10 @@ def report(
     it: report on a copy of the file.
     Exit 0 written; 2 usage error (unknown report or format, bad dates, no ledger).
     """
+    from engine.reports import ReportError, build_report, period, write   # DuckDB, Arrow: loaded to report
+    from engine.reports.tabular import csv_text
+    from engine.reports.terminal import print_report
+
     if fmt not in OUTPUTS:
         typer.echo(f"error: --format {fmt!r}: expected one of {', '.join(OUTPUTS)}", err=True)
         raise typer.Exit(2)

@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import trio
 import typer
 
-DEFAULT_LEDGER = Path("var/bsp.duckdb")
+from engine.defaults import DEFAULT_LEDGER
 
 
 def compile_or_exit(paths: list[Path], registry: Any) -> Any:
@@ -100,6 +99,8 @@ def run(
     files cannot be written; 2 usage error (a missing path, bad option values, an unusable key, a
     --record file that is already there).
     """
+    import trio
+
     from engine.ops import runopts
     from engine.ledger_store import LedgerError
     from engine.txn.log import TxnLogError

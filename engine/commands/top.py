@@ -11,16 +11,15 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from engine.commands.admin import (CA_OPTION, CERT_OPTION, KEY_OPTION, TOKEN_FILE_OPTION, URL_OPTION, _call,
                                    _client, _problem)
+
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 
 def _sample(client: Any) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]], float]:
@@ -80,12 +79,18 @@ def _at(value: Any) -> str:
 
 def console() -> Console:
     """A console as wide as the terminal, or 160 columns when the output is a file or pipe."""
+    from rich.console import Console
+
     c = Console()
     return c if c.is_terminal else Console(width=160)
 
 
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     reloads = now.get("reloads") or []
     last = reloads[-1] if reloads else None
     head = Text.assemble(
@@ -146,6 +151,8 @@ def top(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION, c
     if interval <= 0:
         typer.echo(f"error: --interval must be > 0 seconds, got {interval}", err=True)
         raise typer.Exit(2)
+    from rich.live import Live
+
     out = console()
     with _client(url, token_file, ca, cert, key) as client:
         before, _, t0 = _sample(client)

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+from engine.defaults import STATEMENT_TYPES
 from engine.reconcile.form import build_form
 from engine.reconcile.ledger_side import check_party, committed_deals
 from engine.reconcile.lines import LedgerDeal, StatementLine
@@ -21,7 +22,7 @@ from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
 from engine.reports.model import Report, ReportError
 
-TYPES = ("csv", "mt940", "camt053")
+TYPES = STATEMENT_TYPES
 
 
 def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = None) -> list[StatementLine]:

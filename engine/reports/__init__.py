@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine import defaults
 from engine.reports import counterparty, daily_summary, rejections
 from engine.reports.export import FORMATS, write
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
 from engine.reports.source import Period, period
 
-REPORTS = ("daily-summary", "rejections", "counterparty-statement")
+REPORTS = defaults.REPORTS
 
 
 def build_report(name: str, ledger: str | Path, when: Period, *, party: str | None = None) -> Report:

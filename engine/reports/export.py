@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from engine.defaults import REPORT_FORMATS
 from engine.reports.html import write_html
 from engine.reports.model import Report, ReportError
 from engine.reports.tabular import write_csv, write_parquet
@@ -12,7 +13,9 @@ from engine.reports.xlsx import write_xlsx
 WRITERS: dict[str, Callable[[Report, Path], list[Path]]] = {
     "csv": write_csv, "parquet": write_parquet, "xlsx": write_xlsx, "html": write_html,
 }
-FORMATS = tuple(WRITERS)
+FORMATS = REPORT_FORMATS       # the order --help lists them in (engine/defaults.py)
+if tuple(WRITERS) != FORMATS:
+    raise ImportError(f"engine.defaults.REPORT_FORMATS {FORMATS} and the writers {tuple(WRITERS)} differ")
 
 
 def write(report: Report, fmt: str, out: str | Path) -> list[Path]:
