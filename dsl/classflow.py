@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from dsl import ir
 from dsl.types import show
-from formats.classify import SHOWS_LEAST
+from formats.classify import SHOWS_LEAST, shows_less
 
 # the classes whose stored form shows no more than the source's: source -> acceptable targets
 PROTECTS = {"pan": ("pan", "personal", "secret"), "personal": ("personal", "secret"), "secret": ("secret",)}
@@ -85,7 +85,9 @@ def _match(rule: tuple[str, ...], parts: tuple[str, ...]) -> bool:
 
 
 def tag_at(parts: tuple[str, ...], tags: dict[str, str]) -> str | None:
-    """The class of the value at ``parts``: a tag on it or on a group holding it (the one showing least)."""
+    """The class of the value at ``parts``: among the tags on it and on the groups holding it, the one
+    showing least (``card:personal`` and ``card.cvv:secret``: ``card.cvv`` is secret), as the runtime
+    masks it (formats.classify.at_key)."""
     found = {t for r, t in tags.items() if _match(tuple(r.split(".")), parts)}
     return next((t for t in _ORDER if t in found), None)
 
@@ -167,15 +169,26 @@ class Flow:
                 if _match(s.rest[:n], parts[:n]):    # inside the classified field, or a group holding it
                     origin = s.origin + "".join(f".{p}" if p.isidentifier() else f'["{p}"]' for p in parts)
                     out.append(Source(s.tag, f"`{show(e)}` (from {origin})", s.fmt, s.rest[n:], e.pos, origin))
-            return out
+            return _least(out)
         if got is None or got[1] is None:
             return []
         fmt, tags = got
         what = show(e)
         tag = tag_at(parts, tags)
-        if tag is not None:
-            return [Source(tag, what, fmt, (), e.pos, what)]
-        return [Source(t, what, fmt, rest, e.pos, what) for rest, t in _inside(parts, tags)]
+        inside = [Source(t, what, fmt, rest, e.pos, what) for rest, t in _inside(parts, tags)
+                  if tag is None or shows_less(t, tag)]      # a field inside that shows less than the group
+        return ([Source(tag, what, fmt, (), e.pos, what)] if tag is not None else []) + inside
+
+
+def _least(found: list[Source]) -> list[Source]:
+    """One source per value read: a let holding a group (``card:personal``) and a stricter field in it
+    (``card.cvv:secret``) gives both for ``k.cvv``; the value is the one that shows least."""
+    best: dict[tuple, Source] = {}
+    for s in found:
+        k = (s.origin, s.fmt, s.rest)
+        if k not in best or shows_less(s.tag, best[k].tag):
+            best[k] = s
+    return list(best.values())
 
 
 def protects(target: str | None, source: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from dsl.ir import FormatDecl
 from engine.defaults import CODEC_KINDS
 from formats import json_codec
-from formats.classify import TAGS, parse_spec, tags_of
+from formats.classify import TAGS, parse_spec, strictest, tags_of
 from formats.errors import FormatError, SpecError
 from formats.framing import FRAMINGS, FramingError, make_framer
 
@@ -346,15 +346,12 @@ def make_setup(a: CodecArgs) -> Setup:
                  check_balances=bool(a.check_balances), tags=tags)
 
 
-_STRENGTH = ("secret", "pan", "personal")   # a field with several tags is masked by the strongest
-
-
 def codec_tags(codec: Any) -> dict[str, str]:
-    """Classified paths of a codec: declared fields, ``classify`` option, or an ISO 8583 spec's tags."""
+    """Classified paths of a codec: declared fields, ``classify`` option, or an ISO 8583 spec's tags (a field
+    with several: the one that shows least of it, ``formats.classify.SHOWS_LEAST``, as the ledger takes it)."""
     spec = getattr(codec, "spec", None)
     if spec is not None and callable(getattr(spec, "classification", None)):
-        return {key: next(t for t in _STRENGTH if t in tags)
-                for key, tags in spec.classification().items() if any(t in _STRENGTH for t in tags)}
+        return {key: strictest(tags) for key, tags in spec.classification().items() if set(tags) & set(TAGS)}
     if callable(getattr(codec, "fields", None)):
         return dict(getattr(codec, "classify", None) or {})
     return tags_of(codec)

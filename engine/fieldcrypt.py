@@ -37,7 +37,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from formats.classify import TAGS, item_rules, mask_value, strictest
+from formats.classify import TAGS, at_key, item_rules, mask_value
 
 PREFIX = "enc:v1:"
 ENV_FILE = "BSP_FIELD_KEYS_FILE"
@@ -223,21 +223,23 @@ def protect(values: Any, tags: Mapping[str, str] | None, keyring: Keyring | None
 
 
 def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]], path: str,
-          keyring: Keyring | None, context: str) -> Any:
+          keyring: Keyring | None, context: str, inherited: str | None = None) -> Any:
+    """``inherited``: the class of a group holding ``value`` that is walked into because a field inside
+    it shows less (``card: personal`` with ``card.cvv: secret``): each value below takes it, or the
+    class of a rule there that shows less (formats.classify.at_key)."""
     if isinstance(value, (list, tuple)):
-        return [_walk(v, item_rules(v, rules), f"{path}.{i}", keyring, context) for i, v in enumerate(value)]
+        return [_walk(v, item_rules(v, rules), f"{path}.{i}", keyring, context, inherited)
+                for i, v in enumerate(value)]
     if not isinstance(value, Mapping):
-        return value
+        return value if inherited is None else _protect_one(value, inherited, path, keyring, context)
     out: dict[Any, Any] = {}
     for k, v in value.items():
-        here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
+        tag, deeper = at_key(k, rules, inherited)     # every tag covering it: the one showing least
         sub = f"{path}.{k}"
-        done = [t for r, t in here if len(r) == 1]
-        if done:   # two rules on one field: the tag that shows least (formats.classify.SHOWS_LEAST)
-            out[k] = _protect_one(v, done[0] if len(done) == 1 else strictest(done), sub, keyring, context)
-            continue
-        deeper = [(r[1:], t) for r, t in here if len(r) > 1]
-        out[k] = _walk(v, deeper, sub, keyring, context) if deeper else v
+        if deeper:
+            out[k] = _walk(v, deeper, sub, keyring, context, tag)
+        else:
+            out[k] = v if tag is None else _protect_one(v, tag, sub, keyring, context)
     return out
 
 

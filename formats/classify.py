@@ -10,10 +10,13 @@ Where tags come from:
 Paths are dotted keys; list items are crossed transparently (``Stmt.Ntry.Amt``
 reaches the ``Amt`` of every entry of every statement), ``*`` matches any
 one key, and a ``KEY=VALUE`` step picks only the list items whose ``KEY`` is
-``VALUE`` (``block4.tag=25.value``: the value of SWIFT field 25 only).  A tag on a dict or list masks every scalar inside it.
+``VALUE`` (``block4.tag=25.value``: the value of SWIFT field 25 only).  A tag on a dict or list masks every scalar inside it
+(unless a tag inside shows less, see below).
 
-A field two rules classify differently gets the tag that shows least of it (``SHOWS_LEAST``:
-secret, then personal, then pan), here, in engine/fieldcrypt.py and in ``bsp check``.
+A value takes the tag that shows least of it (``SHOWS_LEAST``: secret, then personal, then pan) among
+every tag that covers it: two rules on the field itself, and the tags of the groups holding it
+(``card:personal`` with ``card.cvv:secret``: the CVV is secret, the rest of ``card`` personal).  Masking
+here, encryption in engine/fieldcrypt.py and ``bsp check`` (W006) all take it so (``at_key``).
 
 Masking rules (``mask_value``):
 * ``pan``: first 6 and last 4 characters kept, the middle as ``*``
@@ -108,11 +111,12 @@ def tags_of(codec: Any) -> dict[str, str]:
     return tags
 
 
-# A field that two rules classify differently (``*.number:personal`` and ``card.number:pan``, or an
-# ISO 8583 spec's field tagged twice) gets the tag whose stored form shows least of the value:
-# secret (``***``), then personal (``4***``, or only the ciphertext with a keyring), then pan
-# (``411111******1111``, or the ciphertext and that mask).  The runtime (masking here, encryption in
-# engine/fieldcrypt.py) and ``bsp check`` (W006, dsl/classflow.py) all take it from here.
+# A value covered by several tags (two rules on the field, ``*.number:personal`` and ``card.number:pan``,
+# an ISO 8583 spec's field tagged twice, or a tag on a group holding it, ``card:personal`` over
+# ``card.cvv:secret``) gets the tag whose stored form shows least of it: secret (``***``), then personal
+# (``4***``, or only the ciphertext with a keyring), then pan (``411111******1111``, or the ciphertext
+# and that mask).  The runtime (masking here, encryption in engine/fieldcrypt.py, both through
+# ``at_key``) and ``bsp check`` (W006, dsl/classflow.py) all take it from here.
 SHOWS_LEAST = ("secret", "personal", "pan")
 
 
@@ -122,6 +126,35 @@ def strictest(found: Any) -> str:
         if tag in found:
             return tag
     raise ValueError(f"no known classification among {found!r}")
+
+
+def shows_less(tag: str, than: str) -> bool:
+    """``tag``'s stored form shows less of a value than ``than``'s (``secret`` shows less than ``personal``)."""
+    return SHOWS_LEAST.index(tag) < SHOWS_LEAST.index(than)
+
+
+Rules = list[tuple[tuple[str, ...], str]]
+
+
+def at_key(key: Any, rules: Rules, inherited: str | None = None) -> tuple[str | None, Rules]:
+    """The class of a mapping's value at ``key`` and the rules that look inside it.
+
+    ``rules``: (remaining path, tag) pairs for the mapping; ``inherited``: the class of a group holding
+    it (None: none).  The class is the one that shows least among ``inherited`` and the rules ending at
+    ``key`` (None when neither).  The rules going deeper are kept only when they show less than that
+    class (a stricter field inside a classified group); the others cannot change what is shown.  So:
+    no rules back and a class -> protect the value whole with it; rules back -> walk inside, each
+    value below taking the class (``inherited``) unless a rule there shows less."""
+    name = str(key)
+    here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == name]
+    if not here:
+        return inherited, []
+    found = [t for r, t in here if len(r) == 1]
+    if inherited is not None:
+        found.append(inherited)
+    tag = (found[0] if len(found) == 1 else strictest(found)) if found else None
+    deeper = [(r[1:], t) for r, t in here if len(r) > 1 and (tag is None or shows_less(t, tag))]
+    return tag, deeper
 
 
 def item_rules(item: Any, rules: list[tuple[tuple[str, ...], str]]) -> list[tuple[tuple[str, ...], str]]:
@@ -148,20 +181,18 @@ def mask(values: Any, tags: Mapping[str, str]) -> Any:
     return _walk(values, rules)
 
 
-def _walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> Any:
+def _walk(value: Any, rules: Rules, inherited: str | None = None) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_walk(v, item_rules(v, rules)) for v in value]
+        return [_walk(v, item_rules(v, rules), inherited) for v in value]
     if not isinstance(value, Mapping):
-        return value
+        return value if inherited is None else mask_value(value, inherited)
     out: dict[Any, Any] = {}
     for k, v in value.items():
-        here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
-        done = [t for r, t in here if len(r) == 1]
-        if done:
-            out[k] = mask_value(v, strictest(done))      # two rules on one field: SHOWS_LEAST
-            continue
-        deeper = [(r[1:], t) for r, t in here if len(r) > 1]
-        out[k] = _walk(v, deeper) if deeper else v
+        tag, deeper = at_key(k, rules, inherited)      # every tag covering it: SHOWS_LEAST
+        if deeper:
+            out[k] = _walk(v, deeper, tag)
+        else:
+            out[k] = v if tag is None else mask_value(v, tag)
     return out
 
 
@@ -185,25 +216,24 @@ def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
             if len(text) >= MIN_KNOWN:
                 found[text] = strictest([found[text], tag]) if text in found else tag
 
-    def walk(value: Any, rules: list[tuple[tuple[str, ...], str]]) -> None:
+    def walk(value: Any, rules: Rules, inherited: str | None) -> None:
         if isinstance(value, (list, tuple)):
             for v in value:
-                walk(v, item_rules(v, rules))
+                walk(v, item_rules(v, rules), inherited)
             return
         if not isinstance(value, Mapping):
+            if inherited is not None:
+                scalars(value, inherited)
             return
         for k, v in value.items():
-            here = [(r, t) for r, t in rules if r[0] == "*" or r[0] == str(k)]
-            done = [t for r, t in here if len(r) == 1]
-            if done:
-                scalars(v, strictest(done))
-                continue
-            deeper = [(r[1:], t) for r, t in here if len(r) > 1]
+            tag, deeper = at_key(k, rules, inherited)
             if deeper:
-                walk(v, deeper)
+                walk(v, deeper, tag)
+            elif tag is not None:
+                scalars(v, tag)
 
     if tags:
-        walk(values, [(tuple(p.split(".")), t) for p, t in tags.items()])
+        walk(values, [(tuple(p.split(".")), t) for p, t in tags.items()], None)
     return found
 
 

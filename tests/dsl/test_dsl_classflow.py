@@ -188,3 +188,26 @@ def test_a_field_tagged_pan_and_personal_is_taken_as_personal(tmp_path, shipped,
     got = _warned(tmp_path, shipped, "    reply Masked { n = msg.card.number  name = msg.card.number }\n", head)
     assert len(got) == 1 and got[0].startswith("msg.card.number, classified personal in format `Req`, is copied "
                                                "into field `n` of format `Masked`, which classifies it only pan")
+
+
+NESTED_HEAD = HEAD.replace('format Req = json classify ["card.number:pan", "card.cvv:secret", "holder:personal", '
+                           '"acct:personal"]', 'format Req = json classify ["card:personal", "card.cvv:secret"]') + \
+    'format Grp = json classify ["c:personal"]\nformat GrpCvv = json classify ["c:personal", "c.cvv:secret"]\n'
+
+
+def test_a_secret_inside_a_personal_group_is_followed_when_the_group_is_copied(tmp_path, shipped):
+    # the runtime masks msg.card.cvv as secret (the tag that shows least among card's and its own);
+    # a target that classifies only the group personal would show the CVV's first character
+    assert NESTED_HEAD != HEAD + 'format Grp = json classify ["c:personal"]\n'
+    got = _warned(tmp_path, shipped, "    reply Grp { c = msg.card }\n", NESTED_HEAD)
+    assert got == ["msg.card (its field `cvv`), classified secret in format `Req`, is copied into field `c.cvv` of "
+                   "format `Grp`, which classifies it only personal: the ledger stores the reply (deals.response) "
+                   "with the value masked as personal, which shows more of it than secret"]
+    # the same rule on the target: protected; and through a let
+    assert _warned(tmp_path, shipped, "    reply GrpCvv { c = msg.card }\n", NESTED_HEAD) == []
+    got = _warned(tmp_path, shipped, "    let k = msg.card\n    reply Grp { c = k  n = k.cvv }\n", NESTED_HEAD)
+    assert len(got) == 2 and "`k.cvv` (from msg.card.cvv), classified secret" in got[1], got
+    # the CVV read on its own is secret too
+    got = _warned(tmp_path, shipped, "    reply Grp { c = msg.card.cvv }\n", NESTED_HEAD)
+    assert got[0].startswith("msg.card.cvv, classified secret in format `Req`, is copied into field `c` of format "
+                             "`Grp`, which classifies it only personal")

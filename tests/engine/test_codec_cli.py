@@ -546,3 +546,24 @@ def test_a_length_prefixed_file_cut_short_says_the_file_ends_inside_a_frame(tmp_
     assert "record 2, byte 9: the file ends inside a frame: the length2 prefix at byte 9 claims 32 bytes, 4 remain" \
         in r.stderr
     assert "peer" not in r.stderr and "connection" not in r.stderr
+
+
+def test_iso8583_field_tagged_pan_and_personal_is_masked_as_personal(tmp_path: Path) -> None:
+    # bsp decode --mask takes a field with several tags as the ledger does: the one that shows least
+    # (formats.classify.SHOWS_LEAST: personal shows 1 character, pan 10); it used to take pan
+    from formats.iso8583 import codec_for
+    builtin = REPO / "formats" / "specs" / "iso8583_1987_ascii.yaml"
+    text = builtin.read_text()
+    pan_line = '2: {name: "Primary account number (PAN)", type: n, length: LL, max: 19, classification: pan}'
+    assert pan_line in text
+    spec = tmp_path / "two_tags.yaml"
+    spec.write_text(text.replace(pan_line, pan_line.replace("classification: pan", "classification: [pan, personal]"))
+                    .replace("name: iso8583_1987_ascii", "name: two_tags"))
+    raw = codec_for(str(spec)).encode({"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000000100",
+                                     "7": "1126100000", "11": "000001", "49": "978"})
+    src = tmp_path / "m.dat"
+    src.write_bytes(raw)
+    r = bsp("decode", "-f", "iso8583", "--spec", spec, "--mask", src)
+    assert r.exit_code == 0, r.stderr
+    [m] = lines(r.stdout)
+    assert m["2"] == "4***" and m["11"] == "000001"

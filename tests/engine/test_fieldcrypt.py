@@ -176,3 +176,25 @@ def test_a_field_tagged_pan_and_personal_is_protected_as_personal(tags: dict[str
     assert tag_of_field("card.number", tags) == "personal"
     sealed = protect(value, tags, Keyring("k1", {"k1": K1}), context="d1", root="request")["card"]["number"]
     assert PAN[:6] not in sealed and not sealed.endswith(PAN[-4:])     # no PAN mask beside the ciphertext
+
+
+def test_a_secret_inside_a_personal_group_is_dropped_not_encrypted_with_it() -> None:
+    # classify ["card:personal", "card.cvv:secret"]: the CVV takes the tag that shows least of it
+    # (formats.classify.at_key), so it is stored as *** and no --reveal gives it back; the rest of the
+    # group is personal, sealed under its own path (the list `extra` whole, as a group without a stricter field)
+    tags = {"card": "personal", "card.cvv": "secret"}
+    value = {"card": {"number": "Jane Card 0001", "cvv": "7391", "extra": [{"pin": "4455"}]}, "op": "pay"}
+    assert protect(value, tags, None, context="d1", root="request") == \
+        {"card": {"number": "J***", "cvv": "***", "extra": [{"pin": "4***"}]}, "op": "pay"}
+    ring = Keyring("k1", {"k1": K1})
+    out = protect(value, tags, ring, context="d1", root="request")
+    assert out["card"]["cvv"] == "***" and out["op"] == "pay"
+    assert out["card"]["number"].startswith("enc:v1:k1:") and out["card"]["extra"].startswith("enc:v1:k1:")
+    assert "7391" not in json.dumps(out)
+    problems: list[str] = []
+    back = reveal(out, ring, context="d1", root="request", problems=problems)
+    assert problems == []
+    assert back == {"card": {"number": "Jane Card 0001", "cvv": "***", "extra": [{"pin": "4455"}]}, "op": "pay"}
+    # a group whose tag already shows least is still sealed whole, as before
+    whole = protect(value, {"card": "personal", "card.number": "pan"}, ring, context="d1", root="request")
+    assert whole["card"].startswith("enc:v1:k1:")

@@ -126,3 +126,49 @@ def test_a_key_value_step_classifies_only_the_list_items_it_picks() -> None:
     for bad in ("block4.tag=25:personal", "block4.=25.value:personal", "block4.tag=.value:personal"):
         with pytest.raises(SpecError, match="KEY=VALUE step"):
             parse_spec([bad])
+
+
+NESTED = {"card": {"number": "Jane Card 0001", "cvv": "7391", "extra": [{"pin": "4455"}, {"pin": "6677"}]},
+          "holder": "Zed Quux"}
+
+
+@pytest.mark.parametrize("tags", [
+    {"card": "personal", "card.cvv": "secret", "card.extra.pin": "secret"},
+    {"card.extra.pin": "secret", "card.cvv": "secret", "card": "personal"},       # order does not matter
+    {"card": "personal", "*.cvv": "secret", "card.*.pin": "secret"},               # wildcards below the group
+])
+def test_a_stricter_tag_inside_a_classified_group_wins(tags) -> None:
+    # card: personal covers every value inside; card.cvv: secret covers the CVV too; the CVV takes the
+    # one that shows least (secret), as bsp check reads it (dsl.classflow.tag_at)
+    from formats.classify import classified_values, tag_of_field
+    assert mask(NESTED, tags) == {"card": {"number": "J***", "cvv": "***", "extra": [{"pin": "***"}, {"pin": "***"}]},
+                                  "holder": "Zed Quux"}
+    assert classified_values(NESTED, tags) == {"Jane Card 0001": "personal", "7391": "secret", "4455": "secret",
+                                               "6677": "secret"}
+    assert tag_of_field("card.cvv", tags) == "secret" and tag_of_field("card.number", tags) == "personal"
+
+
+def test_a_weaker_tag_inside_a_classified_group_does_not_show_more() -> None:
+    from formats.classify import classified_values
+    tags = {"card": "secret", "card.number": "pan"}
+    assert mask(NESTED, tags)["card"] == {"number": "***", "cvv": "***", "extra": [{"pin": "***"}, {"pin": "***"}]}
+    assert set(classified_values(NESTED, tags).values()) == {"secret"}
+
+
+def test_runtime_and_checker_give_every_value_the_same_class() -> None:
+    # one rule on every side: the class the mask shows is the class bsp check (W006) reads at that path
+    from dsl.classflow import tag_at
+    cases = [{"card": "personal", "card.cvv": "secret"}, {"card": "pan", "card.number": "personal"},
+             {"card": "secret", "card.number": "pan"}, {"*": "pan", "card.extra.pin": "secret"},
+             {"card.extra": "personal", "card.extra.pin": "pan", "holder": "pan"}]
+    leaves = {("card", "number"): "Jane Card 0001", ("card", "cvv"): "7391", ("card", "extra", "pin"): "4455",
+              ("holder",): "Zed Quux"}
+    for tags in cases:
+        masked = mask(NESTED, tags)
+        for path, value in leaves.items():
+            got: object = masked
+            for p in path:
+                got = got[0] if isinstance(got, list) else got
+                got = got[p]
+            want = tag_at(path, tags)
+            assert got == (value if want is None else mask_value(value, want)), (tags, path)

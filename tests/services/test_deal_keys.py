@@ -43,8 +43,8 @@ def _t(v: Any) -> str:
 
 
 def _account(account: str, column: str = "bank") -> str:
-    """A column of the account's row in the route's accounts table (the keys hold the account's bank
-    (camt.053) or member number (MT940), never the account number, which is classified personal)."""
+    """A column of the account's row in the route's accounts table (the keys of both statement routes
+    hold the account's member number, never the account number, which is classified personal)."""
     import csv
     with open(ROUTES_DIR / "account_consolidation" / "accounts.csv", newline="", encoding="utf-8") as fh:
         return next(r[column] for r in csv.DictReader(fh) if r["account"] == account)
@@ -85,7 +85,7 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                         lambda v: f"{_account(v['block4'][1]['value'].strip(), 'member')}/{v['block4'][0]['value']}/"
                                   f"{v['block4'][-1]['value']['date']:%Y%m%d}"),
     "statement_camt053": (AC_CAMT, lambda v: True,
-                          lambda v: (lambda s: f"{_account(s['Acct']['Id']['IBAN'])}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
+                          lambda v: (lambda s: f"{_account(s['Acct']['Id']['IBAN'], 'member')}/{s['Id']}/{s['Bal'][1]['Dt']['Dt']:%Y%m%d}")(
                               v["BkToCstmrStmt"]["Stmt"][0])),
     "broker_transfer": (broker_system.SERVICE, lambda v: True,
                         lambda v: f"{v['XferReq']['BrokerId']}/{v['XferReq']['SerialNo']}"),
@@ -419,3 +419,16 @@ def test_the_simulators_references_are_unique_per_run():
 
 
 RUN_EPOCH_PLUS_70_DAYS = 1_767_225_600 + 70 * 86400
+
+
+def test_every_account_has_its_own_member_number() -> None:
+    # both statement routes key a statement on the account's member number (not the account, which is
+    # classified personal): two accounts sharing one would share their statements' keys, and the second
+    # account's statement with the same reference and date would be answered as the first's duplicate
+    import csv
+    with open(ROUTES_DIR / "account_consolidation" / "accounts.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    members = [r["member"].strip() for r in rows]
+    assert all(members) and len(set(members)) == len(rows), members
+    banks = [r["bank"] for r in rows]
+    assert len(set(banks)) < len(banks)       # a bank with two accounts (the route tests' case) is in the table
