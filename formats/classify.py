@@ -30,7 +30,10 @@ Values travel: an account classified in the request is copied into a call to a
 counterpart whose format may not classify it.  ``classified_values`` collects
 the classified text of one message, ``mask_known`` masks those values wherever
 they appear in another (only values of ``MIN_KNOWN`` characters or more, so
-that a code such as ``"00"`` is never taken for one).
+that a code such as ``"00"`` is never taken for one).  ``mask_text`` masks them
+in an error text; a shorter value (a CVV of 3 digits, a PIN) only where the text
+quotes it (``'739' does not match ...``), as error texts quote the values they
+refuse (``classified_values(..., min_len=1)``).
 """
 from __future__ import annotations
 
@@ -199,9 +202,10 @@ def _walk(value: Any, rules: Rules, inherited: str | None = None) -> Any:
 MIN_KNOWN = 4
 
 
-def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
-    """``{text: tag}`` of every non-empty scalar at a classified path of ``values`` (at least MIN_KNOWN
-    characters long); the strictest tag wins when a text is found under two."""
+def classified_values(values: Any, tags: Mapping[str, str], min_len: int = MIN_KNOWN) -> dict[str, str]:
+    """``{text: tag}`` of every non-empty scalar at a classified path of ``values`` (at least ``min_len``
+    characters long: 1 for ``mask_text``, which masks a short one only where it is quoted); the strictest
+    tag wins when a text is found under two."""
     found: dict[str, str] = {}
 
     def scalars(value: Any, tag: str) -> None:
@@ -213,7 +217,7 @@ def classified_values(values: Any, tags: Mapping[str, str]) -> dict[str, str]:
                 scalars(v, tag)
         elif value is not None and not isinstance(value, bool):
             text = value if isinstance(value, str) else str(value)
-            if len(text) >= MIN_KNOWN:
+            if len(text) >= min_len:
                 found[text] = strictest([found[text], tag]) if text in found else tag
 
     def walk(value: Any, rules: Rules, inherited: str | None) -> None:
@@ -281,7 +285,14 @@ def mask_text(text: str, known: Mapping[str, str]) -> str:
         return text
     for value in sorted(known, key=len, reverse=True):
         masked = str(mask_value(value, known[value]))
-        for form in {value, repr(value)[1:-1], json.dumps(value)[1:-1]}:
+        forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
+        if len(value) < MIN_KNOWN:          # "00" may be anything: only where the text quotes the value
+            for form in forms:
+                for q in ("'", '"'):
+                    if form and q + form + q in text:
+                        text = text.replace(q + form + q, q + masked + q)
+            continue
+        for form in forms:
             if form and form in text:
                 text = text.replace(form, masked)
     return text
@@ -323,7 +334,7 @@ def safe_error_text(exc: Any, tags: Mapping[str, str], values: Any = None, raw: 
     if not tags:
         return text
     if values is not None:
-        text = mask_text(text, classified_values(values, tags))
+        text = mask_text(text, classified_values(values, tags, min_len=1))
     field = getattr(exc, "field", None)
     tag = tag_of_field(field, tags)
     message = getattr(exc, "message", None)

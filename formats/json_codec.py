@@ -319,7 +319,7 @@ def _validate(validator: Any, value: Any, what: str, classify: dict[str, str] | 
         e = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         # jsonschema quotes the instance ('4111...' is too long): never a classified value in clear
-        message = mask_text(e.message, classified_values(value, classify)) if classify else e.message
+        message = mask_text(e.message, classified_values(value, classify, min_len=1)) if classify else e.message
         raise FormatError(f"{what} does not match the schema: {message}{more}",
                           field=json_path(e.absolute_path),
                           hint=f"schema rule {json_path(e.absolute_schema_path)}")

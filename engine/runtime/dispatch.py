@@ -177,7 +177,7 @@ class Dispatcher:
                 except Exception as exc:
                     if log.isEnabledFor(logging.DEBUG):     # the error may quote a classified value
                         log.debug("route %s: when failed: %s", br.name,
-                                  mask_text(str(exc), classified_values(msg, br.request_tags)))
+                                  mask_text(str(exc), classified_values(msg, br.request_tags, min_len=1)))
                     ok = False
                 if not ok:
                     continue

@@ -145,7 +145,7 @@ class Exchange:
             value = (self.msg if self.msg is not None else self.scope.get("msg")) if key is None \
                 else self.scope.get(key)
             if value is not None:
-                known.update(classified_values(value, tags))
+                known.update(classified_values(value, tags, min_len=1))
         return known
 
     @property

@@ -112,3 +112,22 @@ async def test_a_secret_inside_a_personal_group_is_kept_as_a_secret(tmp_path: Pa
     pay = cap.exchanges[0]
     assert json.loads(pay.request.raw)["card"] == {"number": "J***", "cvv": "***"}
     assert json.loads(pay.calls[0].request.raw)["card"] == {"number": "J***", "cvv": "***"}
+
+
+async def test_a_three_digit_secret_quoted_by_an_error_is_masked(tmp_path: Path) -> None:
+    """A CVV of 3 digits is below the length at which classified values are masked wherever they appear
+    (a code such as "00" must not be taken for one); where an error text quotes it, it is masked all the same."""
+    cvv = "739"
+    (tmp_path / "s.json").write_text(json.dumps(SCHEMA))
+    prog = compile_text(tmp_path, ROUTE)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(req("date", cvv))
+        with trio.fail_after(10):
+            (reply,) = await c.recv_json()
+        await c.aclose()
+    assert reply["kind"] == "internal" and "parse_date: '***' does not match" in reply["detail"], reply
+    ((reason,),) = read(ledger, "SELECT reason FROM deals")
+    ((dead,),) = read(ledger, "SELECT reason FROM dead_letters")
+    assert f"'{cvv}'" not in reason and f"'{cvv}'" not in dead and "'***'" in reason and "'***'" in dead

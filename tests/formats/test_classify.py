@@ -172,3 +172,14 @@ def test_runtime_and_checker_give_every_value_the_same_class() -> None:
                 got = got[p]
             want = tag_at(path, tags)
             assert got == (value if want is None else mask_value(value, want)), (tags, path)
+
+
+def test_a_short_classified_value_is_masked_only_where_a_text_quotes_it():
+    from formats.classify import classified_values, mask_text
+    known = classified_values({"cvv": "739", "code": "00", "pan": "4111111111111111"},
+                              {"cvv": "secret", "code": "personal", "pan": "pan"}, min_len=1)
+    assert set(known) == {"739", "00", "4111111111111111"}
+    text = "parse_date: '739' does not match; line 739 of 00-list; code \"00\"; card 4111111111111111"
+    assert mask_text(text, known) == ("parse_date: '***' does not match; line 739 of 00-list; code \"0***\"; "
+                                      "card 411111******1111")
+    assert set(classified_values({"cvv": "739"}, {"cvv": "secret"})) == set()     # mask_known's default: 4+
