@@ -330,11 +330,12 @@ class _Deal:
 
 
 class _Sorting:
-    """A load DuckDB refused for a bad deal, loaded one deal at a time: what is left."""
-    __slots__ = ("todo",)
+    """A load DuckDB refused for a bad deal, loaded one deal at a time: what is left, the position recorded last."""
+    __slots__ = ("todo", "recorded")
 
     def __init__(self) -> None:
         self.todo: deque[_Deal] | None = None
+        self.recorded: tuple[str, int, int, int] | None = None
 
 
 class JournaledLedger:
@@ -708,6 +709,7 @@ class JournaledLedger:
                     await self._set_aside(one.deal, exc)
                     one.aside = True
                 else:
+                    sorting.recorded = one.mark
                     todo.popleft()
                     continue
             if one.mark is not None:      # set aside: the position past it, so that a restart does not redo it
@@ -717,8 +719,9 @@ class JournaledLedger:
                     if storage_failure(exc):
                         raise self._stalled(len(todo) - 1, exc) from exc
                     raise
+                sorting.recorded = one.mark
             todo.popleft()
-        if m is not None:
+        if m is not None and sorting.recorded != (*m, 0):     # the last deal's transaction may have recorded it
             try:
                 await self.ledger.load([], m)
             except Exception as exc:
@@ -733,9 +736,9 @@ class JournaledLedger:
             await trio.to_thread.run_sync(self._keep_unloaded, [(deal, exc)])
         except OSError as err:
             where = self.directory / "unloaded.jsonl"
-            raise LoadStalled(f"{where}: 1 acknowledged deal(s) DuckDB refused cannot be set aside there: "
-                              f"{os_reason(err)}; they are safe in {self.directory} and are set aside once it "
-                              f"can be written ({FREE_SPACE})") from err
+            raise LoadStalled(f"{where}: 1 acknowledged deal DuckDB refused ({deal.row.get('deal_id')}) cannot be "
+                              f"set aside there: {os_reason(err)}; it is safe in {self.directory} and is set aside "
+                              f"once that file can be written ({FREE_SPACE})") from err
 
     def _stalled(self, n: int, exc: BaseException) -> LoadStalled:
         return LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: {os_reason(exc)}; they "
