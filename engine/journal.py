@@ -11,7 +11,10 @@ behind, in large transactions (every ``load_wait`` seconds or ``load_rows``
 rows, whichever comes first).  Each load records the journal position it has
 reached (table ``journal_state``) in the same transaction as the rows, so at
 start-up any journal tail not yet in DuckDB is loaded exactly once; nothing
-acknowledged is lost, even on ``kill -9``.  Leaving the ``async with`` (``bsp
+acknowledged is lost, even on ``kill -9``.  A load DuckDB refuses (a bad deal)
+is loaded deal by deal, each deal's transaction recording the position past it
+(``journal_state.done``: deals past the offset), so a stop in the middle of
+that loads no deal twice either.  Leaving the ``async with`` (``bsp
 run`` on SIGTERM) loads everything and removes the journal files.
 
 File layout: ``<ledger>.journal/NNNNNNNNNNNN.wal`` segments, each starting with
