@@ -11,7 +11,10 @@ behind, in large transactions (every ``load_wait`` seconds or ``load_rows``
 rows, whichever comes first).  Each load records the journal position it has
 reached (table ``journal_state``) in the same transaction as the rows, so at
 start-up any journal tail not yet in DuckDB is loaded exactly once; nothing
-acknowledged is lost, even on ``kill -9``.  Leaving the ``async with`` (``bsp
+acknowledged is lost, even on ``kill -9``.  A load DuckDB refuses (a bad deal)
+is loaded deal by deal, each deal's transaction recording the position past it
+(``journal_state.done``: deals past the offset), so a stop in the middle of
+that loads no deal twice either.  Leaving the ``async with`` (``bsp
 run`` on SIGTERM) loads everything and removes the journal files.
 
 File layout: ``<ledger>.journal/NNNNNNNNNNNN.wal`` segments, each starting with
@@ -274,20 +277,68 @@ class _Group:
 
 
 class _Load:
-    """Deals waiting for the loader: NDJSON lines and prepared rows, and the journal position they reach."""
-    __slots__ = ("lines", "rows", "n", "segment", "end")
+    """Deals waiting for the loader: NDJSON lines and prepared rows (in journal order: the lines, then the
+    rows), the journal position they reach (``segment``, ``end``) and the one they start at (``start``: the
+    first byte of their journal write or record; ``first``: how many deals past it were loaded before).
+    ``end`` 0: not journaled (``sync="none"``)."""
+    __slots__ = ("lines", "rows", "n", "segment", "end", "start", "first")
 
-    def __init__(self, lines: bytes, rows: list[DealRows], n: int, segment: int, end: int) -> None:
+    def __init__(self, lines: bytes, rows: list[DealRows], n: int, segment: int, end: int, start: int = 0,
+                 first: int = 0) -> None:
         self.lines, self.rows, self.n, self.segment, self.end = lines, rows, n, segment, end
+        self.start, self.first = start, first
+
+    def drop(self, k: int) -> None:
+        """Leave out its first ``k`` deals (loaded before a stop)."""
+        k = min(k, self.n)
+        on_lines = min(k, self.lines.count(b"\n"))
+        if on_lines:
+            self.lines = self.lines.split(b"\n", on_lines)[on_lines]
+        if k > on_lines:
+            self.rows = self.rows[k - on_lines:]
+        self.n -= k
+        self.first += k
+
+    def first_deal_id(self) -> str | None:
+        if self.lines:
+            return orjson.loads(self.lines[:self.lines.index(b"\n")])["deal_id"]
+        return self.rows[0].row["deal_id"] if self.rows else None
+
+    def one_by_one(self) -> list["_Deal"]:
+        """Its deals, each with the journal position that recording it as loaded reaches."""
+        deals = [DealRows(line_to_row(ln)) for ln in split_lines(self.lines)] + self.rows
+        if not self.end:
+            return [_Deal(d, None) for d in deals]
+        last = len(deals) - 1
+        return [_Deal(d, (JOURNAL_NAME, self.segment, self.end, 0) if k == last else
+                      (JOURNAL_NAME, self.segment, self.start, self.first + k + 1)) for k, d in enumerate(deals)]
+
+
+def _mark(items: list[_Load]) -> tuple[int, int] | None:
+    """(segment, end) the last journaled one of ``items`` reaches, or None."""
+    for it in reversed(items):
+        if it.end:
+            return it.segment, it.end
+    return None
+
+
+class _Deal:
+    """A deal of a load DuckDB refused, loaded on its own: ``mark`` is recorded in the same transaction
+    (journal, segment, offset, done), so a stop never loads it again; ``aside``: already set aside in
+    ``unloaded.jsonl`` (only ``mark`` is left to record)."""
+    __slots__ = ("deal", "mark", "aside")
+
+    def __init__(self, deal: DealRows, mark: tuple[str, int, int, int] | None) -> None:
+        self.deal, self.mark, self.aside = deal, mark, False
 
 
 class _Sorting:
-    """A load DuckDB refused for a bad deal, loaded one deal at a time: what is left, what was refused."""
-    __slots__ = ("todo", "bad")
+    """A load DuckDB refused for a bad deal, loaded one deal at a time: what is left, the position recorded last."""
+    __slots__ = ("todo", "recorded")
 
     def __init__(self) -> None:
-        self.todo: deque[DealRows] | None = None
-        self.bad: list[tuple[DealRows, BaseException]] = []
+        self.todo: deque[_Deal] | None = None
+        self.recorded: tuple[str, int, int, int] | None = None
 
 
 class JournaledLedger:
@@ -553,12 +604,12 @@ class JournaledLedger:
             return
         if self.alarm.failing("write"):
             self.alarm.recovered("write")
-        self._offset += len(data)
+        start, self._offset = self._offset, self._offset + len(data)
         s = self.stats
         s.flushes += 1
         s.rows += n
         s.total_flush_ms += ms
-        self._to_load.append(_Load(lines, rows, n, self._segment, self._offset))
+        self._to_load.append(_Load(lines, rows, n, self._segment, self._offset, start))
         self._lag += n
         self._queued_total += n
         s.max_lag_rows = max(s.max_lag_rows, self._lag)
@@ -584,19 +635,14 @@ class JournaledLedger:
                     while self._lag < self._load_rows and not self._closed and not self._urgent:
                         await self._wake_load.wait()
                         self._wake_load = trio.Event()
-            batch: list[DealRows] = []
-            chunks: list[bytes] = []
+            items: list[_Load] = []
             taken = 0
-            mark: tuple[int, int] | None = None
             while self._to_load and taken < self._load_rows:
                 item = self._to_load.popleft()
-                batch.extend(item.rows)
-                if item.lines:
-                    chunks.append(item.lines)
+                items.append(item)
                 taken += item.n
-                if item.end:
-                    mark = (item.segment, item.end)
-            if not await self._load_until_done(batch, mark, b"".join(chunks), taken):
+            mark = _mark(items)
+            if not await self._load_until_done(items):
                 return        # closing while DuckDB cannot write: the journal keeps them for the next start
             self._lag -= taken
             self._loaded_total += taken
@@ -605,8 +651,7 @@ class JournaledLedger:
             if mark is not None:
                 await trio.to_thread.run_sync(self._remove_loaded, mark[0], limiter=self._io)
 
-    async def _load_until_done(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes,
-                               n: int) -> bool:
+    async def _load_until_done(self, items: list[_Load]) -> bool:
         """``_load``, again after a pause while DuckDB cannot write (a full disk): the deals are
         acknowledged and safe in the journal, so they wait there (commits wait once ``max_lag_rows``
         are behind).  False when closing while it still fails: the journal files are kept and the
@@ -615,7 +660,7 @@ class JournaledLedger:
         sorting = _Sorting()          # a load refused for a bad deal goes on one by one where it stopped
         while True:
             try:
-                await self._load(batch, mark, lines, n, sorting)
+                await self._load(items, sorting)
             except LoadStalled as exc:
                 self.alarm.failed("load", str(exc))
                 if self._closed:
@@ -632,50 +677,58 @@ class JournaledLedger:
             self.alarm.recovered("load")
             return True
 
-    async def _load(self, batch: list[DealRows], mark: tuple[int, int] | None, lines: bytes = b"",
-                    n: int | None = None, sorting: "_Sorting | None" = None) -> None:
-        """Load a batch (and ``mark``) in one transaction.  When DuckDB refuses one of its deals, they are
-        loaded one at a time and the refused ones set aside in ``unloaded.jsonl``, then the mark
-        recorded.  DuckDB that cannot write (a full disk), or an ``unloaded.jsonl`` that cannot be
-        written, raises ``LoadStalled``: the deals stay in the journal and ``_load_until_done`` calls
-        again with the same ``sorting``, which goes on from the deal it stopped at (none loaded twice,
-        no good deal set aside)."""
+    async def _load(self, items: list[_Load], sorting: "_Sorting | None" = None) -> None:
+        """Load the deals of ``items`` and the journal position they reach in one transaction.  When
+        DuckDB refuses one of them, they are loaded one at a time, each in a transaction recording the
+        position past it (``_Deal.mark``: a stop or crash meanwhile never loads one twice), and the
+        refused ones set aside in ``unloaded.jsonl`` as they come.  DuckDB that cannot write (a full
+        disk), or an ``unloaded.jsonl`` that cannot be written, raises ``LoadStalled``: the deals stay
+        in the journal and ``_load_until_done`` calls again with the same ``sorting``, which goes on
+        from the deal it stopped at (none loaded twice, no good deal set aside)."""
+        mark = _mark(items)
         m = (JOURNAL_NAME, *mark) if mark is not None else None
-        n = len(batch) if n is None else n
+        n = sum(it.n for it in items)
         if sorting is None:
             sorting = _Sorting()
         if sorting.todo is None:
+            batch = items[0].rows if len(items) == 1 else [r for it in items for r in it.rows]
+            lines = b"".join([it.lines for it in items if it.lines])
             try:
                 await self.ledger.load(batch, m, lines)
             except Exception as exc:
                 if storage_failure(exc):     # DuckDB cannot write, not a bad deal: they stay in the journal
                     raise self._stalled(n, exc) from exc
                 log.error("journal: a load of %d deal(s) failed (%s); loading them one by one", n, exc)
-                sorting.todo = deque([DealRows(line_to_row(ln)) for ln in split_lines(lines)] + batch)
+                sorting.todo = deque(d for it in items for d in it.one_by_one())
             else:
                 self.stats.loads += 1
                 self.stats.loaded_rows += n
                 return
         todo = sorting.todo
         while todo:
-            d = todo[0]
-            try:
-                await self.ledger.load([d])
-            except Exception as one:
-                if storage_failure(one):     # the disk filled meanwhile: not this deal's fault
-                    raise self._stalled(len(todo), one) from one
-                sorting.bad.append((d, one))
+            one = todo[0]
+            if not one.aside:
+                try:
+                    await self.ledger.load([one.deal], one.mark)
+                except Exception as exc:
+                    if storage_failure(exc):     # the disk filled meanwhile: not this deal's fault
+                        raise self._stalled(len(todo), exc) from exc
+                    await self._set_aside(one.deal, exc)
+                    one.aside = True
+                else:
+                    sorting.recorded = one.mark
+                    todo.popleft()
+                    continue
+            if one.mark is not None:      # set aside: the position past it, so that a restart does not redo it
+                try:
+                    await self.ledger.load([], one.mark)
+                except Exception as exc:
+                    if storage_failure(exc):
+                        raise self._stalled(len(todo) - 1, exc) from exc
+                    raise
+                sorting.recorded = one.mark
             todo.popleft()
-        if sorting.bad:
-            try:
-                await trio.to_thread.run_sync(self._keep_unloaded, sorting.bad)
-            except OSError as exc:
-                where = self.directory / "unloaded.jsonl"
-                raise LoadStalled(f"{where}: {len(sorting.bad)} acknowledged deal(s) DuckDB refused cannot be set "
-                                  f"aside there: {os_reason(exc)}; they are safe in {self.directory} and are set "
-                                  f"aside once it can be written ({FREE_SPACE})") from exc
-            sorting.bad = []
-        if m is not None:
+        if m is not None and sorting.recorded != (*m, 0):     # the last deal's transaction may have recorded it
             try:
                 await self.ledger.load([], m)
             except Exception as exc:
@@ -685,10 +738,49 @@ class JournaledLedger:
         self.stats.loads += 1
         self.stats.loaded_rows += n
 
+    async def _set_aside(self, deal: DealRows, exc: BaseException) -> None:
+        try:
+            await trio.to_thread.run_sync(self._keep_unloaded, [(deal, exc)])
+        except OSError as err:
+            where = self.directory / "unloaded.jsonl"
+            raise LoadStalled(f"{where}: 1 acknowledged deal DuckDB refused ({deal.row.get('deal_id')}) cannot be "
+                              f"set aside there: {os_reason(err)}; it is safe in {self.directory} and is set aside "
+                              f"once that file can be written ({FREE_SPACE})") from err
+
     def _stalled(self, n: int, exc: BaseException) -> LoadStalled:
         return LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: {os_reason(exc)}; they "
                            f"are safe in {self.directory} and load once DuckDB can write again ({FREE_SPACE}, "
                            f"or at the next start)")
+
+    async def _set_aside_at_stop(self, item: _Load) -> bool:
+        """Whether the first deal of ``item``, the first one past the journal position recorded, is the
+        last deal in ``unloaded.jsonl``: set aside just before a stop or crash, which came before the
+        position past it was recorded (``_load``).  It is not loaded again, nor set aside twice."""
+        deal_id = item.first_deal_id()
+        if deal_id is None or deal_id != await trio.to_thread.run_sync(self._last_set_aside):
+            return False
+        log.warning("journal: deal %s is set aside in %s already (a stop came before the journal position past "
+                    "it was recorded): not loaded, not set aside again", deal_id, self.directory / "unloaded.jsonl")
+        return True
+
+    def _last_set_aside(self) -> str | None:
+        """Worker thread: the deal id of the last line of ``unloaded.jsonl``, or None (no file, or a line
+        cut short by a crash)."""
+        try:
+            with open(self.directory / "unloaded.jsonl", "rb") as f:
+                pos = f.seek(0, os.SEEK_END)
+                tail = b""
+                while pos > 0:
+                    step = min(1 << 16, pos)
+                    pos -= step
+                    f.seek(pos)
+                    tail = f.read(step) + tail
+                    if b"\n" in tail.rstrip(b"\n"):
+                        break
+            last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            return orjson.loads(last)["row"]["deal_id"] if last else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _keep_unloaded(self, bad: list[tuple[DealRows, BaseException]]) -> None:
         """Worker thread: the deals DuckDB refused, appended to ``unloaded.jsonl`` and fsync'ed; on a
@@ -696,8 +788,10 @@ class JournaledLedger:
         path = self.directory / "unloaded.jsonl"
         data = b"".join(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events},
                                      default=_default) + b"\n" for d, exc in bad)
-        with open(path, "ab") as f:
+        with open(path, "a+b") as f:
             start = f.tell()
+            if start and os.pread(f.fileno(), 1, start - 1) != b"\n":
+                data = b"\n" + data           # after a line cut short by a crash: a line of its own
             try:
                 f.write(data)
                 f.flush()
@@ -725,11 +819,12 @@ class JournaledLedger:
         """Load every journaled deal not yet in DuckDB; start a new segment.  Returns rows loaded."""
         self.directory.mkdir(parents=True, exist_ok=True)
         pos = await self.ledger.journal_position(JOURNAL_NAME)
-        done_seg, done_off = pos if pos is not None else (0, 0)
+        done_seg, done_off, skip = pos if pos is not None else (0, 0, 0)
         for stale in self.directory.glob("*.tmp"):       # a spare segment being made at a crash
             stale.unlink(missing_ok=True)
         segs = await trio.to_thread.run_sync(segments, self.directory)
         loaded = 0
+        first = True
         for i, seg in enumerate(segs):
             if seg.number < done_seg:
                 continue
@@ -740,24 +835,31 @@ class JournaledLedger:
                 damage = await trio.to_thread.run_sync(_damage, segs, i, good_end)
                 if damage is None:
                     log.warning("journal: %s; that record was never acknowledged: dropped", problem)
-            batch: list[DealRows] = []
-            chunks: list[bytes] = []
+            items: list[_Load] = []
             count = 0
             for payload, end in records:
+                begin = end - HEADER.size - len(payload)
                 if is_lines(payload):
-                    chunks.append(payload)
-                    count += payload.count(b"\n")
+                    item = _Load(payload, [], payload.count(b"\n"), seg.number, end, begin)
                 else:
                     more = decode_batch(payload)
-                    batch.extend(more)
-                    count += len(more)
+                    item = _Load(b"", more, len(more), seg.number, end, begin)
+                if skip:         # loaded one by one before a stop (journal_state.done)
+                    taken = min(skip, item.n)
+                    item.drop(taken)
+                    skip -= taken
+                if first and item.n:
+                    first = False
+                    if await self._set_aside_at_stop(item):
+                        item.drop(1)
+                items.append(item)
+                count += item.n
                 if count >= self._load_rows:
-                    await self._load(batch, (seg.number, end), b"".join(chunks), count)
+                    await self._load(items)
                     loaded += count
-                    batch, chunks, count = [], [], 0
-            if count or records:
-                await self._load(batch, (seg.number, records[-1][1] if records else good_end),
-                                 b"".join(chunks), count)
+                    items, count = [], 0
+            if items:
+                await self._load(items)
                 loaded += count
             if damage is not None:
                 raise JournalError(

@@ -189,10 +189,10 @@ class Ledger:
             if not w.done.is_set():
                 await w.done.wait()
 
-    async def load(self, deals: list[DealRows], mark: tuple[str, int, int] | None = None,
+    async def load(self, deals: list[DealRows], mark: tuple[str, int, int] | tuple[str, int, int, int] | None = None,
                    lines: bytes = b"") -> None:
         """Write already-prepared deal rows and NDJSON deal lines (``deal_line``) in one
-        transaction (the journal's loader), recording ``mark`` = (journal, segment, offset) in
+        transaction (the journal's loader), recording ``mark`` = (journal, segment, offset[, done]) in
         the same transaction.  Raises on failure."""
         await self._run(lambda: self._store.write(deals, (), mark=mark, lines=lines))
 
@@ -218,8 +218,8 @@ class Ledger:
         erows = [{"at": e.at, "to_state": e.to_state, "detail": to_json(e.detail)} for e in events]
         return await self._run(self._store.append_story, deal_id, srows, erows, unless)
 
-    async def journal_position(self, journal: str) -> tuple[int, int] | None:
-        """The (segment, offset) recorded by the last ``load`` of ``journal``, or None."""
+    async def journal_position(self, journal: str) -> tuple[int, int, int] | None:
+        """The (segment, offset, done) recorded by the last ``load`` of ``journal``, or None."""
         return await self._run(self._store.journal_position, journal)
 
     async def dead_letter(self, letter: DeadLetter) -> None:

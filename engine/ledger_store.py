@@ -129,13 +129,17 @@ KEYS_INDEX_DDL = "CREATE INDEX IF NOT EXISTS deal_keys_key ON deal_keys (key)"
 # events name the key too, but a duplicate is never the deal a key leads to.
 KEY_STATES: tuple[str, ...] = ("accepted", "in flight at restart", "committed", "failed", "rejected")
 
-# Where the write-ahead journal (engine/journal.py) has been loaded up to; one row per journal.
+# Where the write-ahead journal (engine/journal.py) has been loaded up to; one row per journal.  ``done``:
+# how many deals past byte ``offset`` of ``segment`` (in journal order) are loaded too: 0 after a load of
+# whole records; more while a refused load is loaded deal by deal, each deal's transaction moving it on.
+# Added after the table (a ledger of an earlier bsp gets it with 0: the same position as before).
 JOURNAL_DDL = """CREATE TABLE IF NOT EXISTS journal_state (
     journal   VARCHAR NOT NULL,
     segment   BIGINT NOT NULL,
     "offset"  BIGINT NOT NULL,
     loaded_at TIMESTAMPTZ NOT NULL
-)"""
+);
+ALTER TABLE journal_state ADD COLUMN IF NOT EXISTS done BIGINT DEFAULT 0"""
 
 COLUMNS: tuple[str, ...] = (
     "deal_id", "deal_type", "route", "config_version", "channel", "reference",
@@ -424,6 +428,7 @@ class LedgerStore:
         self._con = con
         self.audit_key = audit_key
         self._seq, self._prev = self._chain_state()
+        self._journal_ready = False     # journal_state made / brought up to date (JOURNAL_DDL), once
 
     @classmethod
     def open(cls, path: str | Path, audit_key: bytes | None = None) -> "LedgerStore":
@@ -507,11 +512,11 @@ class LedgerStore:
         return result
 
     def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = (),
-              mark: tuple[str, int, int] | None = None, lines: bytes = b"") -> None:
+              mark: tuple[str, int, int] | tuple[str, int, int, int] | None = None, lines: bytes = b"") -> None:
         """Insert deals (with their steps and events) and dead letters in one transaction.
 
         ``lines``: more deals, as NDJSON deal lines (``lines_to_arrow``; no steps or events).
-        ``mark`` = (journal, segment, offset): the write-ahead journal position these
+        ``mark`` = (journal, segment, offset[, done]): the write-ahead journal position these
         rows reach (engine/journal.py), recorded in the same transaction.
         """
         def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
@@ -632,22 +637,31 @@ class LedgerStore:
                                    "finished_at": finished})
         return out
 
-    def journal_position(self, journal: str) -> tuple[int, int] | None:
-        """(segment, offset) of ``journal`` loaded so far, or None."""
-        self._con.execute(JOURNAL_DDL).fetchall()
-        rows = self._con.execute("SELECT segment, \"offset\" FROM journal_state WHERE journal = ?",
-                                 [journal]).fetchall()
-        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+    def journal_position(self, journal: str) -> tuple[int, int, int] | None:
+        """(segment, offset, done) of ``journal`` loaded so far (``done``: deals past the offset loaded
+        too, see JOURNAL_DDL), or None."""
+        self._journal_table(committed=True)
+        rows = self._con.execute("SELECT segment, \"offset\", coalesce(done, 0) FROM journal_state "
+                                 "WHERE journal = ?", [journal]).fetchall()
+        return (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
-    def _set_journal_position(self, journal: str, segment: int, offset: int) -> None:
+    def _journal_table(self, *, committed: bool) -> None:
+        """JOURNAL_DDL, until it ran outside a transaction (``committed``; inside one, a ROLLBACK undoes it)."""
+        if not self._journal_ready:
+            for stmt in JOURNAL_DDL.split(";"):
+                self._con.execute(stmt).fetchall()
+            self._journal_ready = committed
+
+    def _set_journal_position(self, journal: str, segment: int, offset: int, done: int = 0) -> None:
         con = self._con
-        con.execute(JOURNAL_DDL).fetchall()
+        self._journal_table(committed=False)
         now = datetime.now(timezone.utc)
         if con.execute("SELECT 1 FROM journal_state WHERE journal = ?", [journal]).fetchall():
-            con.execute("UPDATE journal_state SET segment = ?, \"offset\" = ?, loaded_at = ? WHERE journal = ?",
-                        [segment, offset, now, journal]).fetchall()
+            con.execute("UPDATE journal_state SET segment = ?, \"offset\" = ?, done = ?, loaded_at = ? "
+                        "WHERE journal = ?", [segment, offset, done, now, journal]).fetchall()
         else:
-            con.execute("INSERT INTO journal_state VALUES (?, ?, ?, ?)", [journal, segment, offset, now]).fetchall()
+            con.execute("INSERT INTO journal_state (journal, segment, \"offset\", done, loaded_at) "
+                        "VALUES (?, ?, ?, ?, ?)", [journal, segment, offset, done, now]).fetchall()
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert deal rows (no steps or events) in one transaction."""
