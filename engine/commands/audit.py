@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys, missing_in_env
 from engine.defaults import AUDIT_ENV_KEY as ENV_KEY, AUDIT_ENV_KEY_FILE as ENV_KEY_FILE
 from engine.progress import work_progress
 
@@ -46,9 +46,14 @@ def verify(
     ledger, key = found.path, found.keys.audit_key
     require_ledger(ledger)
     if key is None:
-        typer.echo(f"error: no audit key: give the deployment file whose ledger.audit_key the engine writes "
-                   f"with (--deployment platform.yaml), or set {ENV_KEY_FILE} (a file with the base64 key) or "
-                   f"{ENV_KEY} to that key. Without a key the chain cannot be checked "
+        if deployment is None:
+            where = (f"give the deployment file whose ledger.audit_key the engine writes with (--deployment "
+                     f"platform.yaml), or set {ENV_KEY_FILE} (a file with the base64 key) or {ENV_KEY} to that key")
+        else:       # the file was given: say it names no key, rather than asking for it again
+            where = (f"{deployment} sets no ledger.audit_key{missing_in_env(env)} and neither {ENV_KEY_FILE} nor "
+                     f"{ENV_KEY} is set; if the engine writes with a key, add it under the file's `ledger:` "
+                     f"(`audit_key: {{file: keys/audit.key}}`, docs/deployment.md)")
+        typer.echo(f"error: no audit key: {where}. Without a key the chain cannot be checked "
                    f"(and an engine without one writes no macs: chaining is off).", err=True)
         raise typer.Exit(2)
     try:

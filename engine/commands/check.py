@@ -60,6 +60,15 @@ def _version(program: object) -> str:
     return with_referenced_files(program).version
 
 
+def _plan(program: object) -> dict:
+    """The compiled plan --explain prints, its ``version`` the one the summary line prints and `bsp run`
+    serves (the route files and the files they name), not the route files' alone (two versions for one
+    configuration)."""
+    plan = program.to_json()            # type: ignore[attr-defined]
+    plan["version"] = _version(program)
+    return plan
+
+
 def route_files(paths: List[Path]) -> List[Path]:
     """Files as given; a directory stands for every ``*.route`` below it."""
     out: List[Path] = []
@@ -122,7 +131,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
         if result.program is not None:
             out["version"] = _version(result.program)
         if explain and result.program is not None:
-            out["program"] = result.program.to_json()
+            out["program"] = _plan(result.program)
         typer.echo(json.dumps(out, indent=2, default=str))
     else:
         sources = {_shown(k): v for k, v in result.sources.items()}
@@ -130,7 +139,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
             typer.echo(render(_display(d, result.sources), sources), err=explain)
             typer.echo("", err=explain)
         if explain and result.program is not None:
-            typer.echo(json.dumps(result.program.to_json(), indent=2, default=str))
+            typer.echo(json.dumps(_plan(result.program), indent=2, default=str))
         # with --explain stdout is the plan alone (JSON a tool can read); the summary goes to stderr
         typer.echo(summary(result.diagnostics)
                    + (f"; {len(files)} file{'s' if len(files) != 1 else ''} compiled, "

@@ -14,7 +14,7 @@ import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, fetch_one,
                                   lock_hint)
-from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys, missing_in_env
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -262,10 +262,16 @@ def show(
     keyring = found.keys.keyring
     if reveal:
         if keyring is None:
-            typer.echo(f"error: --reveal needs the field keyring: give the deployment file whose "
-                       f"ledger.field_keys the engine writes with (--deployment platform.yaml), or set "
-                       f"{fieldcrypt.ENV_FILE} (a JSON key file) or {fieldcrypt.ENV_KEYS} (id:base64,...); "
-                       f"see docs/security.md", err=True)
+            if deployment is None:
+                where = (f"give the deployment file whose ledger.field_keys the engine writes with (--deployment "
+                         f"platform.yaml), or set {fieldcrypt.ENV_FILE} (a JSON key file) or {fieldcrypt.ENV_KEYS} "
+                         f"(id:base64,...)")
+            else:   # the file was given: say it names no keyring, rather than asking for it again
+                where = (f"{deployment} sets no ledger.field_keys{missing_in_env(env)} and neither "
+                         f"{fieldcrypt.ENV_FILE} nor {fieldcrypt.ENV_KEYS} is set; if the engine writes with "
+                         f"a keyring, add it under the file's `ledger:` (`field_keys: {{file: "
+                         f"keys/field-keys.json}}`)")
+            typer.echo(f"error: --reveal needs the field keyring: {where}; see docs/security.md", err=True)
             raise typer.Exit(2)
     if live:
         from urllib.parse import quote

@@ -70,4 +70,12 @@ def ledger_keys(ledger: Optional[Path], deployment: Optional[Path], env: Optiona
     return LedgerKeys(path=path, keys=keys, deployment=dep)
 
 
-__all__ = ["DEPLOYMENT_OPT", "ENV_OPT", "LEDGER_OPT", "LedgerKeys", "ledger_keys"]
+def missing_in_env(env: Optional[str]) -> str:
+    """`` (environment uat, nor its base)`` for a key the deployment file does not set: where it was looked."""
+    import os
+
+    name = env or os.environ.get("BSP_ENV")
+    return f" (environment {name}, nor its base settings)" if name else ""
+
+
+__all__ = ["DEPLOYMENT_OPT", "ENV_OPT", "LEDGER_OPT", "LedgerKeys", "ledger_keys", "missing_in_env"]

@@ -96,8 +96,10 @@ def run(
 
     Exit 0 after a clean drain; 1 the route files or the deployment file have errors, a
     channel (or the admin API) cannot be bound or started, e.g. its port is taken, or the ledger's
-    files cannot be written; 2 usage error (a missing path, bad option values, an unusable key, a
-    --record file that is already there).
+    files cannot be written, or at the stop the ledger could not be checkpointed (a full disk: the
+    acknowledged deals stay in the journal and the .wal, loaded at the next start); 2 usage error (a
+    missing path, bad option values, an unusable key, no admin token, a --record file that is already
+    there).
     """
     import trio
 

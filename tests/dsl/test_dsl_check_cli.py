@@ -66,6 +66,10 @@ def test_explain_prints_the_ir(tmp_path):
     # stdout is the plan alone, so that a tool can read it; the summary goes to stderr
     assert json.loads(r.stdout)["channels"]["mainframe"]["kind"] == "tcp.listen"
     assert r.stderr.startswith("0 errors, 0 warnings; 1 file compiled, version ")
+    # one configuration, one version: the plan's is the summary's (the one bsp run serves)
+    assert json.loads(r.stdout)["version"] == r.stderr.split("version ")[1].strip()
+    data = json.loads(runner.invoke(app, ["check", "--json", "--explain", str(BILL_PAYMENT)]).stdout)
+    assert data["program"]["version"] == data["version"]
 
 
 def test_the_version_covers_the_files_the_routes_name(tmp_path):
