@@ -16,14 +16,12 @@ import orjson
 import trio
 
 from engine.audit import verify
-from engine.registry import default_registry
-from engine.runtime.switchboard import Switchboard
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
 
-from kit import Client, compile_text, deals, free_port, json_counterpart, running  # noqa: E402
+from kit import Client, compile_text, deals, free_port, json_counterpart, running, switchboard  # noqa: E402
 
 AUDIT_KEY = b"k" * 32          # the audit key of the tests whose ledgers are opened with one
 
@@ -46,19 +44,6 @@ def audit_clean(ledger: Path, key: bytes = AUDIT_KEY) -> None:
     finally:
         con.close()
     assert report.ok, [str(b) for b in report.breaks]
-
-
-@asynccontextmanager
-async def switchboard(program: Any, ledger: Any) -> AsyncIterator[Switchboard]:
-    """A switchboard serving ``program`` on the open ``ledger`` (grace 5s) for the block; drained on exit.
-    ``running`` (tests/engine/kit.py) when the test opens the ledger itself (sync mode, audit key, clock)."""
-    sb = Switchboard(program, default_registry(), ledger=ledger, grace=5.0)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(sb.run)
-        try:
-            yield sb
-        finally:
-            sb.drain()
 
 
 class Counterpart:
