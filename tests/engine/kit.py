@@ -34,15 +34,23 @@ async def running(program: Any, ledger_path: Path, overrides: dict | None = None
                   registry: Any = None, grace: float = 5.0, sync: str = "duckdb") -> AsyncIterator[Switchboard]:
     """A switchboard serving ``program``; drained and the ledger flushed on exit.  ``sync``: the ledger's
     sync mode (``bsp run --ledger-sync``); ``duckdb`` (each commit waits for DuckDB) unless told."""
-    async with open_ledger_sync(ledger_path, sync) as ledger:
-        sb = Switchboard(program, registry or default_registry(), ledger=ledger,
-                         overrides=overrides, grace=grace)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sb.run)
-            try:
-                yield sb
-            finally:
-                sb.drain()
+    async with open_ledger_sync(ledger_path, sync) as ledger, \
+            switchboard(program, ledger, overrides=overrides, registry=registry, grace=grace) as sb:
+        yield sb
+
+
+@asynccontextmanager
+async def switchboard(program: Any, ledger: Any, overrides: dict | None = None, registry: Any = None,
+                      grace: float = 5.0) -> AsyncIterator[Switchboard]:
+    """A switchboard serving ``program`` on a ledger the test opened itself (its sync mode, audit key,
+    clock, ...) for the block; drained on exit."""
+    sb = Switchboard(program, registry or default_registry(), ledger=ledger, overrides=overrides, grace=grace)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sb.run)
+        try:
+            yield sb
+        finally:
+            sb.drain()
 
 
 async def exchange_refs(tmp_path: Path, text: str, refs: list[str], amount: str = "1.5") -> tuple[list, list]:

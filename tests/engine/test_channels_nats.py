@@ -12,8 +12,8 @@ from engine.channels.nats_publish import NatsPublisher
 from engine.channels.options import ChannelConfigError
 from engine.runtime.binder import BindError
 from engine.runtime.switchboard import Switchboard
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import Client, compile_text, deals, json_counterpart, running
+from natskit import book, bound, collect, eventually, nats_client, nats_registry, nats_server, value
 
 PUBLISH_ROUTE = """
 format Req    = json
@@ -169,11 +169,10 @@ async def test_consume_each_message_is_a_deal_acked_after_commit(tmp_path, nurse
         port = await json_counterpart(nursery, answer)
         prog = consume_program(tmp_path, srv.url)
         reg = nats_registry()
-        async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg, overrides=book(port)) as sb:
             ch: NatsConsumer = sb.channel("orders")
-            await eventually(lambda: _ready(ch), "consumer ready")
-            await nc.call(nc.nc.subscribe, "orders.replies", cb=_collect(replies := []))
+            await bound(ch, "consumer ready")
+            await nc.call(nc.nc.subscribe, "orders.replies", cb=collect(replies := []))
             for i in range(5):
                 await nc.publish("orders.new", b'{"ref": "O-%d", "amount": %d.25}' % (i, i),
                                  headers={"Bsp-Reply-To": "orders.replies"})
@@ -184,27 +183,13 @@ async def test_consume_each_message_is_a_deal_acked_after_commit(tmp_path, nurse
 
             info = await eventually(all_acked, "5 messages acknowledged")
             assert info.delivered.stream_seq == 5 and info.num_redelivered == 0
-            await eventually(lambda: _true(len(replies) == 5), "5 replies published")
+            await eventually(lambda: value(len(replies) == 5), "5 replies published")
     rows = deals(tmp_path / "ledger.duckdb")
     assert sorted(r["reference"] for r in rows) == [f"O-{i}" for i in range(5)]
     assert {r["status"] for r in rows} == {"committed"} and {r["channel"] for r in rows} == {"orders"}
     assert sorted(r["amount"] for r in rows) == [Decimal(f"{i}.25") for i in range(5)]
     assert sorted(r["ref"] for r in seen) == [f"O-{i}" for i in range(5)]
     assert sorted(replies) == sorted(b'{"ref":"O-%d","status":"OK"}' % i for i in range(5))
-
-
-def _collect(into: list):
-    async def cb(msg):
-        into.append(bytes(msg.data))
-    return cb
-
-
-async def _true(v):
-    return v
-
-
-async def _ready(ch):
-    return ch.ready.is_set()
 
 
 def test_config_errors_name_channel_and_option() -> None:

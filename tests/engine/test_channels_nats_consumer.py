@@ -8,8 +8,8 @@ import socket
 
 import trio
 
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import compile_text, deals, running
+from natskit import bound, eventually, nats_client, nats_registry, nats_server, value
 
 ROUTE = """
 format Order = json
@@ -52,16 +52,12 @@ def program(tmp_path, url, *, ack_wait="30s", max_deliver=-1, name="orders.route
                         name=name, registry=nats_registry())
 
 
-async def _v(value: object) -> object:
-    return value
-
-
 async def test_changed_consumer_settings_reach_the_server_consumer(tmp_path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
     reg = nats_registry()
     async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
         async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
-            await eventually(lambda: _v(sb.channel("orders").ready.is_set()), "consumer set up")
+            await bound(sb.channel("orders"), "consumer set up")
         first = (await nc.consumer("ORDERS", "bsp-orders")).config
         assert (first.ack_wait, first.max_deliver) == (30.0, -1)
 
@@ -69,9 +65,9 @@ async def test_changed_consumer_settings_reach_the_server_consumer(tmp_path, cap
         changed = program(tmp_path, srv.url, ack_wait="5s", max_deliver=3, name="changed.route")
         async with running(changed, tmp_path / "l.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up again")
+            await bound(ch, "consumer set up again")
             await nc.publish("orders.new", b'{"ref": "C-1", "amount": 1}')
-            await eventually(lambda: _v(ch.acked == 1), "C-1 consumed")
+            await eventually(lambda: value(ch.acked == 1), "C-1 consumed")
         now = (await nc.consumer("ORDERS", "bsp-orders")).config
         assert (now.ack_wait, now.max_deliver) == (5.0, 3)
     assert ("channel orders: consumer bsp-orders on stream ORDERS updated to the channel's settings: "
@@ -85,13 +81,13 @@ async def test_deleted_consumer_or_stream_is_set_up_again(tmp_path, caplog) -> N
     async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
         async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await bound(ch, "consumer set up")
             await nc.publish("orders.new", b'{"ref": "G-1", "amount": 1}')
-            await eventually(lambda: _v(ch.acked == 1), "G-1 consumed")
+            await eventually(lambda: value(ch.acked == 1), "G-1 consumed")
 
             await nc.call(nc.js.delete_consumer, "ORDERS", "bsp-orders")    # an operator, a cleanup script
             await nc.publish("orders.new", b'{"ref": "G-2", "amount": 2}')
-            await eventually(lambda: _v("consumer ORDERS/bsp-orders is gone from" in caplog.text),
+            await eventually(lambda: value("consumer ORDERS/bsp-orders is gone from" in caplog.text),
                              "the vanished consumer logged")
 
             async def acked_up_to(seq):
@@ -104,7 +100,7 @@ async def test_deleted_consumer_or_stream_is_set_up_again(tmp_path, caplog) -> N
             await eventually(lambda: acked_up_to(2), "G-2 consumed by the consumer set up again")
 
             await nc.call(nc.js.delete_stream, "ORDERS")                        # the whole stream
-            await eventually(lambda: _v("stream ORDERS is gone from" in caplog.text), "the vanished stream logged")
+            await eventually(lambda: value("stream ORDERS is gone from" in caplog.text), "the vanished stream logged")
 
             await eventually(lambda: acked_up_to(0), "stream and consumer created again")
             await nc.publish("orders.new", b'{"ref": "G-3", "amount": 3}')
@@ -167,12 +163,12 @@ async def test_a_batch_fetched_while_every_worker_is_busy_is_handed_back_on_drai
         prog = compile_text(tmp_path, BUSY.format(url=srv.url, desk=port), registry=reg)
         async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await bound(ch, "consumer set up")
             for i in (1, 2, 3):
                 await nc.publish("orders.new", b'{"ref": "B-%d", "amount": 1}' % i)
-            await eventually(lambda: _v(ch.received >= 2), "a second batch fetched while the worker is busy")
+            await eventually(lambda: value(ch.received >= 2), "a second batch fetched while the worker is busy")
             ch.stop_accepting()
-            await eventually(lambda: _v(ch.naked == 1), "the waiting batch handed back")
+            await eventually(lambda: value(ch.naked == 1), "the waiting batch handed back")
             release.set()
-            await eventually(lambda: _v(ch.acked == 1), "the busy batch finished and acked")
+            await eventually(lambda: value(ch.acked == 1), "the busy batch finished and acked")
     assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["B-1"]     # B-2 waits in the stream

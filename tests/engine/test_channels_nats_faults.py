@@ -8,9 +8,9 @@ import logging
 import orjson
 import trio
 
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from formats.framing import LengthPrefixFramer
 from kit import Client, compile_text, deals, free_port, json_counterpart, running
+from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
 from test_channels_nats import PUBLISH_ROUTE, consume_program
 
 
@@ -46,12 +46,11 @@ async def test_message_is_acked_only_once_its_deal_is_committed(tmp_path, nurser
         port = await held_counterpart(nursery, release, seen)
         reg = nats_registry()
         prog = consume_program(tmp_path, srv.url)
-        async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg, overrides=book(port)) as sb:
             ch = sb.channel("orders")
-            await consuming(ch)
+            await bound(ch)
             await nc.publish("orders.new", b'{"ref": "A-1", "amount": 5}')
-            await eventually(lambda: _v(seen == ["A-1"]), "request reached the counterpart")
+            await eventually(lambda: value(seen == ["A-1"]), "request reached the counterpart")
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert info.num_ack_pending == 1 and ch.acked == 0        # in the route, not committed: no ack
             assert sb.stats.total == 0
@@ -74,16 +73,14 @@ async def test_engine_killed_before_ack_message_goes_to_the_next_engine(tmp_path
         reg = nats_registry()
         prog = consume_program(tmp_path, srv.url, ack_wait="1s")
         with trio.CancelScope() as kill:                       # engine 1: dies mid-deal
-            async with running(prog, tmp_path / "one.duckdb", registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{held}"}}) as sb1:
-                await consuming(sb1.channel("orders"))
+            async with running(prog, tmp_path / "one.duckdb", registry=reg, overrides=book(held)) as sb1:
+                await bound(sb1.channel("orders"))
                 await nc.publish("orders.new", b'{"ref": "K-1", "amount": 7}')
-                await eventually(lambda: _v(seen == ["K-1"]), "engine 1 working on K-1")
+                await eventually(lambda: value(seen == ["K-1"]), "engine 1 working on K-1")
                 kill.cancel()
         assert kill.cancelled_caught
         port = await json_counterpart(nursery, ok)             # engine 2, same durable consumer
-        async with running(prog, tmp_path / "two.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "two.duckdb", registry=reg, overrides=book(port)) as sb:
 
             async def redelivered_and_acked():
                 i = await nc.consumer("ORDERS", "bsp-orders")
@@ -100,10 +97,9 @@ async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_
         port = await json_counterpart(nursery, ok)
         reg = nats_registry()
         prog = consume_program(tmp_path, srv.url, max_deliver=3)
-        async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg, overrides=book(port)) as sb:
             ch = sb.channel("orders")
-            await consuming(ch)
+            await bound(ch)
             # an amount the ledger refuses to store (more decimals than DECIMAL(18,4) keeps): no deal row
             await nc.publish("orders.new", b'{"ref": "N-1", "amount": 1.000000001}')
             await nc.publish("orders.new", b'{"ref": "N-2", "amount": 2.50}')
@@ -129,17 +125,16 @@ async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:
         reg = nats_registry()
         for on_failed, ledger in (("term", "term.duckdb"), ("nak", "nak.duckdb")):
             prog = consume_program(tmp_path, srv.url, on_failed=on_failed)
-            async with running(prog, tmp_path / ledger, registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{dead}"}}) as sb:
+            async with running(prog, tmp_path / ledger, registry=reg, overrides=book(dead)) as sb:
                 ch = sb.channel("orders")
-                await consuming(ch)
+                await bound(ch)
                 await nc.publish("orders.new", b'{"ref": "F-%s", "amount": 1}' % on_failed.encode())
                 if on_failed == "term":
-                    await eventually(lambda: _v(ch.termed == 1), "terminated")
+                    await eventually(lambda: value(ch.termed == 1), "terminated")
                     await trio.sleep(0.3)                        # nak_delay is 100ms: would have come back
                     assert ch.received == 1
                 else:
-                    await eventually(lambda: _v(ch.naked >= 2), "nak'ed and redelivered")
+                    await eventually(lambda: value(ch.naked >= 2), "nak'ed and redelivered")
                     await nc.call(nc.js.delete_consumer, "ORDERS", "bsp-orders")   # stop the loop
     term_rows = deals(tmp_path / "term.duckdb")
     assert [(r["reference"], r["status"]) for r in term_rows] == [("F-term", "failed")]
@@ -168,15 +163,15 @@ async def test_server_down_at_start_clear_errors_then_recovers(tmp_path, nursery
     prog = consume_program(tmp_path, url)
     cp = await json_counterpart(nursery, ok)
     async with running(prog, tmp_path / "ledger.duckdb", registry=reg,
-                       overrides={"book": {"address": f"127.0.0.1:{cp}"}}) as sb:   # starts without the server
+                       overrides=book(cp)) as sb:   # starts without the server
         ch = sb.channel("orders")
-        await eventually(lambda: _v(f"channel orders: cannot connect to NATS at {url}" in caplog.text),
+        await eventually(lambda: value(f"channel orders: cannot connect to NATS at {url}" in caplog.text),
                          "error logged")
         assert not ch.ready.is_set()
         async with nats_server(tmp_path / "nats", port=port) as srv, nats_client(srv.url) as nc:
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer ready once the server is up")
+            await bound(ch, "consumer ready once the server is up")
             await nc.publish("orders.new", b'{"ref": "D-2", "amount": 1}')
-            await eventually(lambda: _v(ch.acked == 1), "D-2 consumed")
+            await eventually(lambda: value(ch.acked == 1), "D-2 consumed")
     assert [(r["reference"], r["status"]) for r in deals(tmp_path / "ledger.duckdb")] == [("D-2", "committed")]
 
 
@@ -187,43 +182,35 @@ async def test_server_restart_both_channels_reconnect(tmp_path, nursery) -> None
         cons = consume_program(tmp_path, srv.url)
         pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=srv.url), name="pub.route", registry=reg)
         async with running(cons, tmp_path / "c.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{cp}"}}) as sc, \
+                           overrides=book(cp)) as sc, \
                 running(pub, tmp_path / "p.duckdb", registry=reg) as sp:
             ch = sc.channel("orders")
             bus = sp.channel("bus")
-            await consuming(ch)
+            await bound(ch)
             await nc.publish("orders.new", b'{"ref": "S-1", "amount": 1}')
-            await eventually(lambda: _v(ch.acked == 1), "S-1 consumed")
+            await eventually(lambda: value(ch.acked == 1), "S-1 consumed")
             client = await Client.open(sp.channel("teller").port)
             await client.send(b'{"ref": "S-P1", "amount": 1}')
             assert (await client.recv_json(1))[0]["seq"] == 1
 
             await srv.stop()
-            await eventually(lambda: _v(not bus.link.connected and not ch.link.connected), "both disconnected")
+            await eventually(lambda: value(not bus.link.connected and not ch.link.connected), "both disconnected")
             await client.send(b'{"ref": "S-P2", "amount": 1}')        # while down: fails at once
             (down,) = await client.recv_json(1)
             assert down["error"] == "unreachable" and "reconnecting" in down["text"]
             await srv.start()                                        # same port, same store
 
             # nats-py reports a reconnection (reconnected_cb) just after it is connected again
-            await eventually(lambda: _v(bus.link.connected and ch.link.connected
+            await eventually(lambda: value(bus.link.connected and ch.link.connected
                                         and bus.link.reconnects >= 1 and ch.link.reconnects >= 1),
                              "both reconnected")
             await nc.publish("orders.new", b'{"ref": "S-2", "amount": 2}')
-            await eventually(lambda: _v(ch.acked == 2), "S-2 consumed after the restart")
+            await eventually(lambda: value(ch.acked == 2), "S-2 consumed after the restart")
             await client.send(b'{"ref": "S-P3", "amount": 1}')
             (after,) = await client.recv_json(1)
             assert after == {"ref": "S-P3", "seq": 2, "duplicate": False}
             await client.aclose()
     assert [r["reference"] for r in deals(tmp_path / "c.duckdb")] == ["S-1", "S-2"]
-
-
-async def _v(value: object) -> object:
-    return value
-
-
-async def consuming(ch: object) -> None:
-    await eventually(lambda: _v(ch.ready.is_set()), f"channel {ch.name} connected with its consumer")
 
 
 KEYED_CONSUME = """
@@ -256,11 +243,11 @@ async def test_a_repeated_deal_key_is_acked_not_redelivered(tmp_path, nursery) -
         prog = compile_text(tmp_path, KEYED_CONSUME.format(url=srv.url), registry=reg)
         async with running(prog, tmp_path / "ledger.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
-            await consuming(ch)
+            await bound(ch)
             await nc.publish("orders.new", b'{"ref": "K-1", "amount": 5}')
-            await eventually(lambda: _v(ch.acked == 1), "the original acked")
+            await eventually(lambda: value(ch.acked == 1), "the original acked")
             await nc.publish("orders.new", b'{"ref": "K-1", "amount": 5}')
-            await eventually(lambda: _v(ch.acked + ch.naked >= 2), "the repeat settled")
+            await eventually(lambda: value(ch.acked + ch.naked >= 2), "the repeat settled")
             await trio.sleep(0.5)                    # nak_delay is 100ms: a nak'ed repeat would be back
             assert (ch.received, ch.acked, ch.naked) == (2, 2, 0)
             assert (sb.stats.committed, sb.stats.duplicate, sb.stats.failed) == (1, 1, 0)

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from engine.channels.nats_keys import bucket_key
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import compile_text, deals, json_counterpart, running
+from natskit import book, bound, collect, eventually, nats_client, nats_registry, nats_server, two_engines, value
 
 ROUTE = """
 format Order = json
@@ -50,16 +50,6 @@ def program(tmp_path, url, *, lease="3s", name="orders.route"):
     return compile_text(tmp_path, ROUTE.format(url=url, lease=lease), name=name, registry=nats_registry())
 
 
-async def _v(value: object) -> object:
-    return value
-
-
-def _collect(into: list):
-    async def cb(msg):
-        into.append(bytes(msg.data))
-    return cb
-
-
 def counterpart(engine: str, calls: list[tuple[str, str]]):
     def answer(req: dict) -> dict:
         calls.append((engine, req["ref"]))
@@ -81,18 +71,11 @@ async def test_two_engines_sharing_keys_run_each_message_once_across_a_server_re
     reg = nats_registry()
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         prog = program(tmp_path, srv.url)
-        p1 = await json_counterpart(nursery, counterpart("one", calls))
-        p2 = await json_counterpart(nursery, counterpart("two", calls))
-        async with running(prog, tmp_path / "one.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{p1}"}}) as sb1, \
-                running(prog, tmp_path / "two.duckdb", registry=reg,
-                        overrides={"book": {"address": f"127.0.0.1:{p2}"}}) as sb2:
-            ch1, ch2 = sb1.channel("orders"), sb2.channel("orders")
-            for ch in (ch1, ch2):
-                await eventually(lambda ch=ch: _v(ch.ready.is_set()), f"{ch.name} bound to its consumer")
+        answers = (counterpart("one", calls), counterpart("two", calls))
+        async with two_engines(tmp_path, nursery, (prog, prog), answers, reg) as (ch1, ch2):
             for i in range(n):
                 await nc.publish("orders.new", b'{"ref": "K-%03d", "amount": 1}' % i)
-            await eventually(lambda: _v(ch1.acked + ch2.acked >= n // 2), "half of them acked", timeout=30)
+            await eventually(lambda: value(ch1.acked + ch2.acked >= n // 2), "half of them acked", timeout=30)
             srv.kill()                       # acks (and deals in flight) of the moment are lost
             await srv.stop()
             await srv.start()                # same port, same store
@@ -124,17 +107,16 @@ async def test_a_repeat_on_another_engine_gets_the_original_answer(tmp_path, nur
     replies: list[bytes] = []
     reg = nats_registry()
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
-        await nc.call(nc.nc.subscribe, "orders.replies", cb=_collect(replies))
+        await nc.call(nc.nc.subscribe, "orders.replies", cb=collect(replies))
         prog = program(tmp_path, srv.url)
         for engine in ("one", "two"):
             port = await json_counterpart(nursery, counterpart(engine, calls))
-            async with running(prog, tmp_path / f"{engine}.duckdb", registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+            async with running(prog, tmp_path / f"{engine}.duckdb", registry=reg, overrides=book(port)) as sb:
                 ch = sb.channel("orders")
-                await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+                await bound(ch, "consumer set up")
                 await nc.publish("orders.new", b'{"ref": "O-1", "amount": 5}', headers={"Bsp-Reply-To": "orders.replies"})
-                await eventually(lambda: _v(ch.acked == 1), f"engine {engine}: the order settled")
-                await eventually(lambda: _v(len(replies) == (1 if engine == "one" else 2)), "the reply")
+                await eventually(lambda: value(ch.acked == 1), f"engine {engine}: the order settled")
+                await eventually(lambda: value(len(replies) == (1 if engine == "one" else 2)), "the reply")
     assert calls == [("one", "O-1")]
     assert replies == [b'{"ref":"O-1","by":"one"}'] * 2
     (one,), (two,) = deals(tmp_path / "one.duckdb"), deals(tmp_path / "two.duckdb")
@@ -159,19 +141,17 @@ async def test_a_claim_left_by_a_killed_engine_is_flagged_not_run_again(tmp_path
         p1 = await json_counterpart(nursery, stuck)
         p2 = await json_counterpart(nursery, counterpart("two", calls))
         with trio.CancelScope() as killed:
-            async with running(prog, tmp_path / "one.duckdb", registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{p1}"}}) as sb1:
+            async with running(prog, tmp_path / "one.duckdb", registry=reg, overrides=book(p1)) as sb1:
                 ch1 = sb1.channel("orders")
-                await eventually(lambda: _v(ch1.ready.is_set()), "engine one consuming")
+                await bound(ch1, "engine one consuming")
                 await nc.publish("orders.new", b'{"ref": "K-1", "amount": 1}')
-                await eventually(lambda: _v(bool(calls)), "engine one calling")
+                await eventually(lambda: value(bool(calls)), "engine one calling")
                 claim = await nc.call((await nc.call(nc.js.key_value, "BSP_KEYS")).get, bucket_key("take_order|K-1"))
                 assert orjson.loads(claim.value)["state"] == "running"
                 killed.cancel()
-        async with running(prog, tmp_path / "two.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{p2}"}}) as sb2:
+        async with running(prog, tmp_path / "two.duckdb", registry=reg, overrides=book(p2)) as sb2:
             ch2 = sb2.channel("orders")
-            await eventually(lambda: _v(ch2.acked == 1), "engine two settled K-1", timeout=20)
+            await eventually(lambda: value(ch2.acked == 1), "engine two settled K-1", timeout=20)
             assert ch2.naked >= 1                       # handed back while the claim could still be alive
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert info.num_ack_pending == 0 and info.num_pending == 0
@@ -201,17 +181,17 @@ async def test_a_key_that_cannot_be_claimed_is_handed_back_never_run_unclaimed(t
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         port = await json_counterpart(nursery, counterpart("one", calls))
         async with running(program(tmp_path, srv.url, lease="300ms"), tmp_path / "one.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+                           overrides=book(port)) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await bound(ch, "consumer set up")
             await nc.call(nc.js.delete_key_value, "BSP_KEYS")
             await nc.publish("orders.new", b'{"ref": "U-1", "amount": 1}')
-            await eventually(lambda: _v(ch.naked >= 3), "handed back three times")
+            await eventually(lambda: value(ch.naked >= 3), "handed back three times")
             assert calls == [] and ch.acked == 0
             assert "deal key not claimed, message handed back to NATS (not run): shared key store BSP_KEYS" \
                 in caplog.text
             await nc.call(nc.js.create_key_value, KeyValueConfig(bucket="BSP_KEYS"))
-            await eventually(lambda: _v(ch.acked == 1), "run once the bucket is back")
+            await eventually(lambda: value(ch.acked == 1), "run once the bucket is back")
     assert calls == [("one", "U-1")]
     assert [r["status"] for r in deals(tmp_path / "one.duckdb")] == ["committed"]
 
@@ -277,7 +257,7 @@ async def test_an_engine_killed_holding_a_claim_settles_it_on_restart(tmp_path, 
         proc = await _bsp_run(route, ledger1, out1)
         try:
             await nc.publish("orders.new", b'{"ref": "K-1", "amount": 1}')
-            await eventually(lambda: _v(("one", "K-1") in calls), "engine one calling for K-1", timeout=20)
+            await eventually(lambda: value(("one", "K-1") in calls), "engine one calling for K-1", timeout=20)
             kv = await nc.call(nc.js.key_value, "BSP_KEYS")
             bk = bucket_key("take_order|K-1")
             dead = orjson.loads((await nc.call(kv.get, bk)).value)
@@ -285,13 +265,13 @@ async def test_an_engine_killed_holding_a_claim_settles_it_on_restart(tmp_path, 
             proc.send_signal(signal.SIGKILL)                     # no ack, no final state, no renewal
             await proc.wait()
             async with running(program(tmp_path, srv.url, lease="10s"), tmp_path / "two.duckdb", registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{p2}"}}) as sb2:
+                               overrides=book(p2)) as sb2:
                 ch2 = sb2.channel("orders")
-                await eventually(lambda: _v(ch2.ready.is_set()), "engine two consuming")
+                await bound(ch2, "engine two consuming")
                 for i in range(2, 21):
                     await nc.publish("orders.new", b'{"ref": "K-%d", "amount": 1}' % i)
                 # K-1 comes to engine two after ack_wait: engine one's claim is alive for all it knows
-                await eventually(lambda: _v(ch2.naked >= 1), "K-1 handed back by engine two", timeout=20)
+                await eventually(lambda: value(ch2.naked >= 1), "K-1 handed back by engine two", timeout=20)
                 proc = await _bsp_run(route, ledger1, out1)      # the same engine, restarted
 
                 async def settled():
@@ -331,10 +311,9 @@ async def test_an_engine_takes_back_its_own_claim_left_before_a_restart(tmp_path
         prog = program(tmp_path, srv.url, lease="5s")
         bk = bucket_key("take_order|T-1")
         for run in (1, 2):
-            async with running(prog, tmp_path / "one.duckdb", registry=reg,
-                               overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+            async with running(prog, tmp_path / "one.duckdb", registry=reg, overrides=book(port)) as sb:
                 ch = sb.channel("orders")
-                await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+                await bound(ch, "consumer set up")
                 kv = await nc.call(nc.js.key_value, "BSP_KEYS")
                 if run == 1:        # the previous run's claim, never logged (what a kill right after it leaves)
                     engine = ch.keys.engine
@@ -343,7 +322,7 @@ async def test_an_engine_takes_back_its_own_claim_left_before_a_restart(tmp_path
                     continue
                 assert ch.keys.engine == engine                 # the same engine: its id is kept with the ledger
                 await nc.publish("orders.new", b'{"ref": "T-1", "amount": 1}')
-                await eventually(lambda: _v(ch.acked == 1), "T-1 run and acked")
+                await eventually(lambda: value(ch.acked == 1), "T-1 run and acked")
                 assert (ch.naked, ch.keys.taken_back) == (0, 1)
                 final = orjson.loads((await nc.call(kv.get, bk)).value)
     assert calls == [("one", "T-1")]

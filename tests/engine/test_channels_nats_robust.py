@@ -10,9 +10,9 @@ import orjson
 import pytest
 import trio
 
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from formats.framing import LengthPrefixFramer
 from kit import compile_text, deals, running
+from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
 
 ROUTE = """
 format Order = json
@@ -46,10 +46,6 @@ def program(tmp_path, url, *, extra="", key="", name="orders.route"):
     return compile_text(tmp_path, ROUTE.format(url=url, extra=extra, key=key), name=name, registry=nats_registry())
 
 
-async def _v(value: object) -> object:
-    return value
-
-
 async def slow_counterpart(nursery: trio.Nursery, delay: float, calls: list[str]) -> int:
     """A real TCP JSON counterpart answering each request `{"status": "OK"}` after ``delay`` seconds."""
 
@@ -75,12 +71,11 @@ async def test_a_route_slower_than_ack_wait_is_not_redelivered_while_it_runs(tmp
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         reg = nats_registry()
         prog = program(tmp_path, srv.url, extra="ack_wait = 400ms\n    batch = 1")
-        async with running(prog, tmp_path / "l.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "l.duckdb", registry=reg, overrides=book(port)) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await bound(ch, "consumer set up")
             await nc.publish("orders.new", b'{"ref": "SLOW-1", "amount": 1}')
-            await eventually(lambda: _v(ch.acked >= 1), "SLOW-1 settled")
+            await eventually(lambda: value(ch.acked >= 1), "SLOW-1 settled")
             await trio.sleep(0.5)                       # more than ack_wait: a redelivery would be here
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert (ch.received, ch.acked, info.num_redelivered, info.num_ack_pending) == (1, 1, 0, 0)
@@ -105,7 +100,7 @@ async def test_a_stream_that_does_not_take_the_subject_is_one_clear_error(tmp_pa
         await nc.call(nc.js.add_stream, StreamConfig(name="PAY", subjects=["pay.in"]))
         async with running(program(tmp_path, srv.url), tmp_path / "c.duckdb", registry=reg) as sc:
             ch = sc.channel("orders")
-            await eventually(lambda: _v("does not take" in ch.setup_error), "the consumer's set-up refused",
+            await eventually(lambda: value("does not take" in ch.setup_error), "the consumer's set-up refused",
                              timeout=5)
             assert not ch.ready.is_set()
         assert ch.setup_error == (
@@ -117,7 +112,7 @@ async def test_a_stream_that_does_not_take_the_subject_is_one_clear_error(tmp_pa
 
         pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=srv.url), name="pub.route", registry=reg)
         async with running(pub, tmp_path / "p.duckdb", registry=reg) as sp:
-            await eventually(lambda: _v("does not take" in sp.channel("bus")._setup_error),
+            await eventually(lambda: value("does not take" in sp.channel("bus")._setup_error),
                              "the publish channel's set-up refused", timeout=5)
             client = await Client.open(sp.channel("teller").port)
             with trio.fail_after(5):
@@ -232,13 +227,12 @@ async def test_acks_forgotten_by_a_killed_server_come_back_as_duplicates_of_a_ke
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         reg = nats_registry()
         prog = program(tmp_path, srv.url, key="key = msg.ref", extra="ack_wait = 1s")
-        async with running(prog, tmp_path / "l.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port}"}}) as sb:
+        async with running(prog, tmp_path / "l.duckdb", registry=reg, overrides=book(port)) as sb:
             ch = sb.channel("orders")
-            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            await bound(ch, "consumer set up")
             for i in range(n):
                 await nc.publish("orders.new", b'{"ref": "K-%03d", "amount": 1}' % i)
-            await eventually(lambda: _v(ch.acked == n), "all acked")
+            await eventually(lambda: value(ch.acked == n), "all acked")
             srv.kill()
             await srv.stop()
             await srv.start()                                   # same port, same store

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 
 
-from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
-from kit import compile_text, deals, json_counterpart, running
+from kit import compile_text, deals
+from natskit import eventually, nats_client, nats_registry, nats_server, two_engines
 
 N = 120
 
@@ -48,10 +48,6 @@ route take_order {{
 """
 
 
-async def _v(value: object) -> object:
-    return value
-
-
 async def test_two_engines_on_one_durable_consumer_handle_each_message_once(tmp_path, nursery) -> None:
     seen: dict[str, list[str]] = {"one": [], "two": []}
 
@@ -67,15 +63,8 @@ async def test_two_engines_on_one_durable_consumer_handle_each_message_once(tmp_
         # the second engine says it the NATS way: a queue group (the same shared durable consumer)
         prog2 = compile_text(tmp_path, SHARED_ROUTE.format(url=srv.url).replace(
             'durable    = "bsp-orders"', 'queue      = "bsp-orders"'), registry=reg)
-        port1 = await json_counterpart(nursery, counterpart("one"))
-        port2 = await json_counterpart(nursery, counterpart("two"))
-        async with running(prog, tmp_path / "one.duckdb", registry=reg,
-                           overrides={"book": {"address": f"127.0.0.1:{port1}"}}) as sb1, \
-                running(prog2, tmp_path / "two.duckdb", registry=reg,
-                        overrides={"book": {"address": f"127.0.0.1:{port2}"}}) as sb2:
-            ch1, ch2 = sb1.channel("orders"), sb2.channel("orders")
-            for ch in (ch1, ch2):
-                await eventually(lambda ch=ch: _v(ch.ready.is_set()), f"{ch.name} bound to its consumer")
+        answers = (counterpart("one"), counterpart("two"))
+        async with two_engines(tmp_path, nursery, (prog, prog2), answers, reg) as (ch1, ch2):
             for i in range(N):
                 await nc.publish("orders.new", b'{"ref": "Q-%03d", "amount": 1.25}' % i)
 

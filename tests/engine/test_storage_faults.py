@@ -17,6 +17,7 @@ from pathlib import Path
 import trio
 
 from engine.journal import HEADER, encode_lines, journal_dir, open_journaled_ledger, read_segment, segments
+from fsizekit import fsize_engine
 from kit import REPO, Client, deals, free_port
 
 BSP = str(Path(sys.executable).with_name("bsp"))
@@ -34,71 +35,8 @@ route pay {
 }
 """
 
-# A real engine: journaled ledger with small segments (so a few deals fill one), fault injection on stdin:
-# ``limit N`` caps the size of any file the process writes (as a full disk would), ``unlimit`` lifts it.
-ENGINE = textwrap.dedent("""
-    import logging, os, resource, signal, sys, trio
-    sys.path.insert(0, sys.argv[3])
-    from dsl.load import compile_paths
-    from engine.journal import open_journaled_ledger
-    from engine.ledger_store import LedgerError
-    from engine.registry import default_registry
-    from engine.runtime import Switchboard
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails with EFBIG
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-
-    async def main():
-        reg = default_registry()
-        program = compile_paths([sys.argv[1]], reg).program
-        async with open_journaled_ledger(sys.argv[2], segment_bytes=4096, load_wait=0.05) as led:
-            sb = Switchboard(program, reg, ledger=led)
-            async with trio.open_nursery() as n:
-                await n.start(sb.run)
-                print("serving", sb.channel("front").port, flush=True)
-                stdin = trio.lowlevel.FdStream(0)
-                buf = b""
-                while True:
-                    chunk = await stdin.receive_some(1024)
-                    if not chunk:         # stdin closed: stop as bsp run does on SIGTERM
-                        sb.drain()
-                        return
-                    buf += chunk
-                    while b"\\n" in buf:
-                        line, buf = buf.split(b"\\n", 1)
-                        cmd = line.split()
-                        size = (resource.RLIM_INFINITY if cmd[0] != b"limit" else   # "limit wal": DuckDB cannot write
-                                os.path.getsize(sys.argv[2] + ".wal") if cmd[1] == b"wal" else int(cmd[1]))
-                        resource.setrlimit(resource.RLIMIT_FSIZE, (size, HARD))
-                        print("ok", flush=True)
-    try:
-        trio.run(main)
-    except LedgerError as exc:                             # as bsp run reports it
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
-""")
-
-
-async def _line(proc: trio.Process, buf: bytearray) -> str:
-    while b"\n" not in buf:
-        chunk = await proc.stdout.receive_some(4096)
-        assert chunk, "the engine exited"
-        buf += chunk
-    line, _, rest = bytes(buf).partition(b"\n")
-    buf[:] = rest
-    return line.decode()
-
-
-async def _engine(tmp_path: Path, route_text: str) -> tuple[trio.Process, Path]:
-    route = tmp_path / "pay.route"
-    route.write_text(route_text)
-    ledger = tmp_path / "ledger.duckdb"
-    script = tmp_path / "engine_main.py"
-    script.write_text(ENGINE)
-    proc = await trio.lowlevel.open_process([sys.executable, str(script), str(route), str(ledger), str(REPO)],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return proc, ledger
+# the engine of fsizekit.py with 4 KiB journal segments (a few deals fill one)
+SMALL_SEGMENTS = {"segment_bytes": 4096, "load_wait": 0.05}
 
 
 async def _ask(c: Client, ref: str, wait: float) -> bool:
@@ -112,56 +50,32 @@ async def _ask(c: Client, ref: str, wait: float) -> bool:
 
 
 async def test_a_disk_that_fills_up_acknowledges_nothing_it_did_not_store_and_says_so_once(tmp_path: Path) -> None:
-    route = tmp_path / "pay.route"
-    route.write_text(ROUTE)
-    ledger = tmp_path / "ledger.duckdb"
-    script = tmp_path / "engine_main.py"
-    script.write_text(ENGINE)
-    proc = await trio.lowlevel.open_process([sys.executable, str(script), str(route), str(ledger), str(REPO)],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     acked: list[str] = []
     refused: list[str] = []
-    err = bytearray()
-
-    async def drain_stderr() -> None:
-        while chunk := await proc.stderr.receive_some(65536):
-            err.extend(chunk)
-    try:
-        async with trio.open_nursery() as n:
-            n.start_soon(drain_stderr)
-            with trio.fail_after(60):
-                out = bytearray()
-                port = int((await _line(proc, out)).split()[1])
-                c = await Client.open(port)
-                for i in range(3):
-                    assert await _ask(c, f"A{i:03d}", 5)
-                    acked.append(f"A{i:03d}")
-                await proc.stdin.send_all(b"limit 3000\n")       # the disk is full: no file grows past 3000 bytes
-                assert await _line(proc, out) == "ok"
-                for i in range(30):                              # fills the 4 KiB segment; the next cannot be made
-                    ref = f"B{i:03d}"
-                    (acked if await _ask(c, ref, 0.3) else refused).append(ref)
-                assert len(refused) >= 15, (acked, refused)
-                await proc.stdin.send_all(b"unlimit\n")          # space is back
-                assert await _line(proc, out) == "ok"
+    async with fsize_engine(tmp_path, ROUTE, **SMALL_SEGMENTS) as eng:
+        with trio.fail_after(60):
+            c = await Client.open(eng.port)
+            for i in range(3):
+                assert await _ask(c, f"A{i:03d}", 5)
+                acked.append(f"A{i:03d}")
+            await eng.command("limit 3000")                  # the disk is full: no file grows past 3000 bytes
+            for i in range(30):                              # fills the 4 KiB segment; the next cannot be made
+                ref = f"B{i:03d}"
+                (acked if await _ask(c, ref, 0.3) else refused).append(ref)
+            assert len(refused) >= 15, (acked, refused)
+            await eng.command("unlimit")                     # space is back
+            await c.aclose()
+            for i in range(20):                              # a new segment is made within ROTATE_RETRY
+                c = await Client.open(eng.port)
+                ok = await _ask(c, f"C{i:03d}", 2)
                 await c.aclose()
-                for i in range(20):                              # a new segment is made within ROTATE_RETRY
-                    c = await Client.open(port)
-                    ok = await _ask(c, f"C{i:03d}", 2)
-                    await c.aclose()
-                    if ok:
-                        acked.append(f"C{i:03d}")
-                        break
-                else:
-                    raise AssertionError("the engine did not write again once there was room")
-            proc.kill()                                          # no drain: the restart must find everything
-            await proc.wait()
-            n.cancel_scope.cancel()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode()
+                if ok:
+                    acked.append(f"C{i:03d}")
+                    break
+            else:
+                raise AssertionError("the engine did not write again once there was room")
+        await eng.kill()                                     # no drain: the restart must find everything
+    ledger, text = eng.ledger, eng.err.decode()
     assert "Traceback" not in text, text
     assert "deal not recorded" not in text, text                   # not a line per deal
     journal_lines = [ln for ln in text.splitlines() if "deal(s) not journaled" in ln]
@@ -369,42 +283,24 @@ REJECTING = ROUTE.replace("    deal PAYMENT", '    validate {\n        msg.amoun
 
 async def test_duckdb_that_cannot_write_keeps_deals_in_the_journal_and_loses_dead_letters_with_one_line(
         tmp_path: Path) -> None:
-    proc, ledger = await _engine(tmp_path, REJECTING)
-    err = bytearray()
     answered: list[str] = []
-
-    async def drain_stderr() -> None:
-        while chunk := await proc.stderr.receive_some(65536):
-            err.extend(chunk)
-    try:
-        async with trio.open_nursery() as n:
-            n.start_soon(drain_stderr)
-            with trio.fail_after(60):
-                out = bytearray()
-                port = int((await _line(proc, out)).split()[1])
-                c = await Client.open(port)
-                await proc.stdin.send_all(b"limit wal\n")        # DuckDB's WAL cannot grow: no DuckDB write works
-                assert await _line(proc, out) == "ok"
-                for i in range(6):                               # the journal still takes deals
-                    amount = b"-1" if i % 2 else b"10.25"        # every other one rejected: a dead letter
-                    await c.send(b'{"ref":"D%03d","amount":%s}' % (i, amount))
-                    (reply,) = await c.recv_json(1)
-                    assert reply["code"] == ("13" if i % 2 else "00"), reply
-                    answered.append(f"D{i:03d}")
-                await trio.sleep(1.5)                            # the loader tries again meanwhile
-                await proc.stdin.send_all(b"unlimit\n")
-                assert await _line(proc, out) == "ok"
-                while b"load works again" not in err:
-                    await trio.sleep(0.05)
-                await c.aclose()
-            proc.kill()
-            await proc.wait()
-            n.cancel_scope.cancel()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode()
+    async with fsize_engine(tmp_path, REJECTING, **SMALL_SEGMENTS) as eng:
+        with trio.fail_after(60):
+            c = await Client.open(eng.port)
+            await eng.command("limit wal")                   # DuckDB's WAL cannot grow: no DuckDB write works
+            for i in range(6):                               # the journal still takes deals
+                amount = b"-1" if i % 2 else b"10.25"        # every other one rejected: a dead letter
+                await c.send(b'{"ref":"D%03d","amount":%s}' % (i, amount))
+                (reply,) = await c.recv_json(1)
+                assert reply["code"] == ("13" if i % 2 else "00"), reply
+                answered.append(f"D{i:03d}")
+            await trio.sleep(1.5)                            # the loader tries again meanwhile
+            await eng.command("unlimit")
+            while b"load works again" not in eng.err:
+                await trio.sleep(0.05)
+            await c.aclose()
+        await eng.kill()
+    ledger, text = eng.ledger, eng.err.decode()
     assert "Traceback" not in text, text
     assert "dead letter for deal" not in text, text                 # not a line per dead letter
     stored_lines = [ln for ln in text.splitlines() if "not stored" in ln]
@@ -502,27 +398,15 @@ def test_a_file_that_is_not_duckdb_is_named_with_the_fix(tmp_path: Path) -> None
 
 
 async def test_stopping_while_duckdb_cannot_write_keeps_the_journal_and_says_so(tmp_path: Path) -> None:
-    proc, ledger = await _engine(tmp_path, ROUTE)
-    try:
+    async with fsize_engine(tmp_path, ROUTE, **SMALL_SEGMENTS) as eng:
         with trio.fail_after(60):
-            out = bytearray()
-            port = int((await _line(proc, out)).split()[1])
-            c = await Client.open(port)
-            await proc.stdin.send_all(b"limit wal\n")
-            assert await _line(proc, out) == "ok"
+            c = await Client.open(eng.port)
+            await eng.command("limit wal")
             for i in range(3):
                 assert await _ask(c, f"S{i:03d}", 5)                 # durable in the journal
             await c.aclose()
-            await proc.stdin.aclose()                                # stop (drain) while DuckDB still cannot write
-            err = b""
-            while chunk := await proc.stderr.receive_some(65536):
-                err += chunk
-            assert await proc.wait() == 1
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode()
+            assert await eng.stop() == 1                             # stop (drain) while DuckDB still cannot write
+    ledger, text = eng.ledger, eng.err.decode()
     assert "Traceback" not in text, text
     assert "journal: stopping with 3 acknowledged deal(s) not in DuckDB" in text, text
     (last,) = [ln for ln in text.splitlines() if ln.startswith("error: ")]

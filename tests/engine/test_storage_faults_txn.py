@@ -9,9 +9,6 @@ reply, the deal is recorded failed with a dead letter, the fault is logged once 
 per deal), and once there is room the engine writes again and says so."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -19,8 +16,8 @@ import trio
 
 from engine.journal import open_journaled_ledger
 from engine.txn.log import read
-from kit import REPO, Client, json_counterpart
-from test_storage_faults import _line
+from fsizekit import fsize_engine
+from kit import Client, json_counterpart
 
 import duckdb
 
@@ -52,47 +49,9 @@ route look {
 
 WARM = 100_000          # bytes of transaction log before the limit: over the journal's 4 KiB segments
 
-# The engine of test_storage_faults.py, with a 64 KiB transaction log and a loader that waits (DuckDB is
-# not written while the limit holds but for dead letters: the journal keeps the deals).
-ENGINE = textwrap.dedent("""
-    import logging, os, resource, signal, sys, trio
-    sys.path.insert(0, sys.argv[3])
-    from dsl.load import compile_paths
-    from engine.journal import open_journaled_ledger
-    from engine.registry import default_registry
-    from engine.runtime import Switchboard
-    from engine.txn import manager_for
-    from engine.txn.log import TxnLog, log_path
-
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # a write past the limit fails with EFBIG
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-
-    async def main():
-        reg = default_registry()
-        program = compile_paths([sys.argv[1]], reg).program
-        async with open_journaled_ledger(sys.argv[2], segment_bytes=4096, load_wait=3600, load_rows=10**9) as led:
-            manager_for(led)._log = TxnLog(log_path(sys.argv[2]), segment_bytes=1 << 18)
-            sb = Switchboard(program, reg, ledger=led)
-            async with trio.open_nursery() as n:
-                await n.start(sb.run)
-                print("serving", sb.channel("front").port, flush=True)
-                stdin = trio.lowlevel.FdStream(0)
-                buf = b""
-                while True:
-                    chunk = await stdin.receive_some(1024)
-                    if not chunk:
-                        sb.drain()
-                        return
-                    buf += chunk
-                    while b"\\n" in buf:
-                        line, buf = buf.split(b"\\n", 1)
-                        cmd = line.split()
-                        size = int(cmd[1]) if cmd[0] == b"limit" else resource.RLIM_INFINITY
-                        resource.setrlimit(resource.RLIMIT_FSIZE, (size, HARD))
-                        print("ok", flush=True)
-    trio.run(main)
-""")
+# The engine of fsizekit.py with a 256 KiB transaction log and a loader that waits (DuckDB is not written
+# while the limit holds but for dead letters: the journal keeps the deals).
+OPTIONS = {"segment_bytes": 4096, "load_wait": 3600, "load_rows": 10**9, "txn_segment_bytes": 1 << 18}
 
 
 async def _ask(c: Client, kind: str, ref: str, pad: int = 0) -> dict:
@@ -110,64 +69,41 @@ async def test_a_transaction_log_that_cannot_be_written_fails_requests_not_sent_
         counts[req["ref"]] += 1
         return {"status": "OK", "ref": req["ref"]}
     back = await json_counterpart(nursery, answer)
-    (tmp_path / "pay.route").write_text(ROUTE % back)
-    (tmp_path / "engine_main.py").write_text(ENGINE)
-    ledger = tmp_path / "ledger.duckdb"
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, str(tmp_path / "engine_main.py"), str(tmp_path / "pay.route"), str(ledger), str(REPO)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    err = bytearray()
     ok: list[str] = []
     refused: dict[str, dict] = {}
-
-    async def drain_stderr() -> None:
-        while chunk := await proc.stderr.receive_some(65536):
-            err.extend(chunk)
-    try:
-        async with trio.open_nursery() as n:
-            n.start_soon(drain_stderr)
-            with trio.fail_after(90):
-                out = bytearray()
-                port = int((await _line(proc, out)).split()[1])
-                c = await Client.open(port)
-                txn = Path(f"{ledger}.txn")
-                i = 0
-                while read(txn)[1] < WARM:               # deals whose entries take the log past the journal's size
-                    i += 1
-                    ref = f"W{i:04d}"
-                    assert (await _ask(c, "pay" if i % 2 else "look", ref, pad=600))["code"] == "00"
-                    ok.append(ref)
-                await proc.stdin.send_all(b"limit %d\n" % read(txn)[1])   # the disk is full: the log cannot grow
-                assert await _line(proc, out) == "ok"
-                reply = await _ask(c, "look", "L0001")   # a light route's request is refused first
+    async with fsize_engine(tmp_path, ROUTE % back, **OPTIONS) as eng:
+        with trio.fail_after(90):
+            c = await Client.open(eng.port)
+            txn = Path(f"{eng.ledger}.txn")
+            i = 0
+            while read(txn)[1] < WARM:               # deals whose entries take the log past the journal's size
+                i += 1
+                ref = f"W{i:04d}"
+                assert (await _ask(c, "pay" if i % 2 else "look", ref, pad=600))["code"] == "00"
+                ok.append(ref)
+            await eng.command("limit %d" % read(txn)[1])   # the disk is full: the log cannot grow
+            reply = await _ask(c, "look", "L0001")   # a light route's request is refused first
+            assert reply["code"] == "96", reply
+            refused["L0001"] = reply
+            for i in range(1, 6):                    # then keyed ones: refused too, and the engine goes on
+                ref = f"K{i:04d}"
+                reply = await _ask(c, "pay", ref)
                 assert reply["code"] == "96", reply
-                refused["L0001"] = reply
-                for i in range(1, 6):                    # then keyed ones: refused too, and the engine goes on
-                    ref = f"K{i:04d}"
-                    reply = await _ask(c, "pay", ref)
-                    assert reply["code"] == "96", reply
-                    refused[ref] = reply
-                    reply = await _ask(c, "look", f"M{i:04d}")
-                    assert reply["code"] == "96", reply
-                    refused[f"M{i:04d}"] = reply
-                await proc.stdin.send_all(b"unlimit\n")                          # space is back
-                assert await _line(proc, out) == "ok"
-                for _ in range(40):                      # a compaction is tried again within a second
-                    reply = await _ask(c, "pay", "K0001")   # a repeat of a refused key: runs as a new deal
-                    if reply["code"] == "00":
-                        break
-                    await trio.sleep(0.1)
-                else:
-                    raise AssertionError("the engine did not write the transaction log again")
-                await c.aclose()
-                await proc.stdin.aclose()                 # stop: drain, the journal loads into DuckDB
-                assert await proc.wait() == 0
-            n.cancel_scope.cancel()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = err.decode()
+                refused[ref] = reply
+                reply = await _ask(c, "look", f"M{i:04d}")
+                assert reply["code"] == "96", reply
+                refused[f"M{i:04d}"] = reply
+            await eng.command("unlimit")                                     # space is back
+            for _ in range(40):                      # a compaction is tried again within a second
+                reply = await _ask(c, "pay", "K0001")   # a repeat of a refused key: runs as a new deal
+                if reply["code"] == "00":
+                    break
+                await trio.sleep(0.1)
+            else:
+                raise AssertionError("the engine did not write the transaction log again")
+            await c.aclose()
+            assert await eng.stop() == 0             # stop: drain, the journal loads into DuckDB
+    ledger, text = eng.ledger, eng.err.decode()
     assert "Traceback" not in text, text
     assert "deal not recorded" not in text and "handler failed" not in text, text
     fault = [ln for ln in text.splitlines() if ln.startswith("ERROR bsp.txn: transaction log:")]

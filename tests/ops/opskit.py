@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
 from kit import CLOSE, free_port, json_counterpart  # noqa: E402  (the engine tests' kit, re-exported)
 
-__all__ = ["CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "free_port", "json_counterpart", "live",
+__all__ = ["CALL", "CLOSE", "CORPUS", "ECHO", "REPO", "compile_file", "free_port", "json_counterpart", "live",
            "live_recording", "rows"]
 CORPUS = REPO / ".." / "shared" / "corpus"
 
@@ -35,6 +35,27 @@ route echo {
     receive from front as Req
     deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
     reply Req { ref = msg.ref  tag = "%s" }
+}
+"""
+
+# ``front`` -> a call to ``back`` (a JSON counterpart on 127.0.0.1) -> the reply:
+# ``CALL % {"back": port, "timeout": "10s", "reply": "via = post.via"}`` (``reply``: its fields after ``ref``)
+CALL = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+channel back = tcp connect {
+    address = "127.0.0.1:%(back)d"
+    framing = length4
+    timeout = %(timeout)s
+}
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref  %(reply)s }
 }
 """
 

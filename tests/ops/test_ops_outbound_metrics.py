@@ -17,28 +17,9 @@ from engine.ops.live import LiveEngine
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import CLOSE, compile_file, json_counterpart
+from opskit import CALL, CLOSE, compile_file, json_counterpart
 
 TOKEN = "ops-outbound-token-" + "q" * 20
-
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-channel back = tcp connect {
-    address = "127.0.0.1:%(back)d"
-    framing = length4
-    timeout = 10s
-}
-route pay {
-    receive from front as Req
-    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
-    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
-    reply Req { ref = msg.ref  via = post.via }
-}
-"""
 
 
 async def _counterpart(nursery: trio.Nursery, seen: list[str]) -> int:
@@ -58,7 +39,7 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
     seen: list[str] = []
     back = await _counterpart(nursery, seen)
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % dict(back=back))
+    route.write_text(CALL % {"back": back, "timeout": "10s", "reply": "via = post.via"})
     registry = default_registry()
     program = compile_file(route, registry)
     ready = trio.Event()
@@ -125,7 +106,7 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
 async def test_without_metrics_the_channel_is_not_wrapped(nursery, tmp_path: Path) -> None:
     back = await _counterpart(nursery, [])
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % dict(back=back))
+    route.write_text(CALL % {"back": back, "timeout": "10s", "reply": "via = post.via"})
     registry = default_registry()
     program = compile_file(route, registry)
     async with open_ledger(tmp_path / "l.duckdb") as ledger:

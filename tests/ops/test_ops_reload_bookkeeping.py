@@ -21,28 +21,9 @@ from engine.ops.live import LiveEngine
 from engine.ops.observe import Observer
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import compile_file, json_counterpart
+from opskit import CALL, compile_file, json_counterpart
 
 RELOADS = 8
-
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-channel back = tcp connect {
-    address = "127.0.0.1:%(back)d"
-    framing = length4
-    timeout = %(timeout)ds
-}
-route pay {
-    receive from front as Req
-    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
-    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
-    reply Req { ref = msg.ref  tag = "%(tag)s" }
-}
-"""
 
 
 async def _ask(port: int, refs: list[str]) -> list[dict]:
@@ -62,7 +43,7 @@ async def test_many_reloads_leave_one_generation_of_bookkeeping(nursery, tmp_pat
     route = tmp_path / "pay.route"
 
     def text(n: int) -> str:
-        return ROUTE % {"back": back, "timeout": 5 + n % 2, "tag": f"v{n}"}
+        return CALL % {"back": back, "timeout": f"{5 + n % 2}s", "reply": f'tag = "v{n}"'}
 
     route.write_text(text(0))
     registry = default_registry()

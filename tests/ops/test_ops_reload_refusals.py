@@ -21,34 +21,15 @@ import trio
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
-from opskit import ECHO, REPO, compile_file, free_port, json_counterpart
+from opskit import CALL, ECHO, REPO, compile_file, free_port, json_counterpart
 
 TOKEN = "ops-refusal-token-" + "r" * 20
-
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-channel back = tcp connect {
-    address = "127.0.0.1:%(back)d"
-    framing = length4
-    timeout = 30s
-}
-route pay {
-    receive from front as Req
-    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
-    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
-    reply Req { ref = msg.ref }
-}
-"""
 
 
 async def test_a_reload_while_draining_is_503_and_the_drain_reports_what_it_cancelled(nursery, tmp_path: Path) -> None:
     back = await json_counterpart(nursery, lambda req: None)        # takes every call, never answers
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % dict(back=back))
+    route.write_text(CALL % {"back": back, "timeout": "30s", "reply": ""})
     registry = default_registry()
     program = compile_file(route, registry)
     ready, done = trio.Event(), trio.Event()

@@ -12,20 +12,16 @@ from typing import Any, AsyncIterator
 import duckdb
 import orjson
 import pytest
-import trio
 
 from engine.audit import verify
 from engine.journal import JournaledLedger, open_ledger_sync
 from engine.ledger_store import KEYS_FROM_EVENTS, SCHEMA_VERSION
-from engine.registry import default_registry
 from engine.runtime.switchboard import Switchboard
 from engine.txn import manager_for
 from engine.txn.log import TxnLog, log_path
 from test_txn_flow import _req, _setup
 from test_txn_key_retention import DAY, T0, Clock, ask
-from txnkit import Client, deals, rows
-
-AUDIT_KEY = b"k" * 32
+from txnkit import AUDIT_KEY, Client, audit_clean, deals, rows, switchboard
 
 
 @asynccontextmanager
@@ -34,26 +30,12 @@ async def serving(program: Any, ledger_path: Path, clock: Clock, sync: str) -> A
     async with open_ledger_sync(ledger_path, sync, audit_key=AUDIT_KEY, keyring=None) as ledger:
         ledger.key_retention = 35 * DAY
         manager_for(ledger).clock = clock
-        sb = Switchboard(program, default_registry(), ledger=ledger, grace=5.0)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sb.run)
-            try:
-                yield sb
-            finally:
-                sb.drain()
+        async with switchboard(program, ledger) as sb:
+            yield sb
 
 
 def deal_keys(ledger: Path) -> list[tuple[str, str]]:
     return [(r["key"], r["deal_id"]) for r in rows(ledger, "SELECT key, deal_id FROM deal_keys ORDER BY key")]
-
-
-def assert_audit_intact(ledger: Path) -> None:
-    con = duckdb.connect(str(ledger), read_only=True)
-    try:
-        report = verify(con, ledger, AUDIT_KEY)
-    finally:
-        con.close()
-    assert report.ok, [str(b) for b in report.breaks]
 
 
 async def _repeat_past_retention(program: Any, ledger: Path, clock: Clock, sync: str, ref: str) -> bytes:
@@ -87,7 +69,7 @@ async def test_a_repeat_past_retention_is_caught_whichever_sync_mode_wrote_the_o
     last = deals(ledger)[-1]
     assert last["status"] == "duplicate" and f"duplicate of deal {original}" in last["reason"]
     assert deal_keys(ledger) == indexed
-    assert_audit_intact(ledger)
+    audit_clean(ledger)
 
 
 async def test_a_deal_resolved_on_restart_is_found_past_retention(nursery, tmp_path: Path) -> None:
@@ -138,7 +120,7 @@ async def test_a_row_written_again_from_the_log_is_found_past_retention(nursery,
     late = await _repeat_past_retention(program, ledger, clock, "duckdb", "R1")
     assert orjson.loads(late) == {"ref": "R1", "code": "94"}
     assert debit.counts[("post", "R1")] == 0                  # never run: neither then nor now
-    assert_audit_intact(ledger)
+    audit_clean(ledger)
 
 
 def _downgrade_to_schema_3(ledger: Path) -> None:
@@ -161,7 +143,7 @@ async def test_a_schema_3_ledger_gets_its_keys_back_filled_and_a_repeat_is_caugh
     async with serving(program, ledger, clock, "journal") as sb:
         await ask(sb, _req("M1"), _req("M1"), _req("M2"))     # M1's repeat: a duplicate, not indexed
     _downgrade_to_schema_3(ledger)
-    assert_audit_intact(ledger)                  # a tool reading a schema-3 ledger: nothing to compare
+    audit_clean(ledger)                  # a tool reading a schema-3 ledger: nothing to compare
     late = await _repeat_past_retention(program, ledger, clock, "journal", "M1")
     assert orjson.loads(late) == {"ref": "M1", "code": "94"}
     assert debit.counts[("post", "M1")] == 1
@@ -169,7 +151,7 @@ async def test_a_schema_3_ledger_gets_its_keys_back_filled_and_a_repeat_is_caugh
     assert versions == [3, SCHEMA_VERSION] == [3, 4]
     by_ref = {d["reference"]: d["deal_id"] for d in deals(ledger) if d["status"] == "committed"}
     assert deal_keys(ledger) == [("transfer|M1/20240501", by_ref["M1"]), ("transfer|M2/20240501", by_ref["M2"])]
-    assert_audit_intact(ledger)
+    audit_clean(ledger)
 
 
 async def test_audit_verify_reports_a_deal_key_deleted_or_added(nursery, tmp_path: Path) -> None:
@@ -178,7 +160,7 @@ async def test_audit_verify_reports_a_deal_key_deleted_or_added(nursery, tmp_pat
     async with serving(program, ledger, Clock(), "duckdb") as sb:
         await ask(sb, _req("A1"), _req("A2"))
     assert len(rows(ledger, f"SELECT * FROM ({KEYS_FROM_EVENTS})")) == 2
-    assert_audit_intact(ledger)
+    audit_clean(ledger)
     con = duckdb.connect(str(ledger))
     con.execute("DELETE FROM deal_keys WHERE key = 'transfer|A1/20240501'").fetchall()
     con.execute("INSERT INTO deal_keys VALUES ('transfer|X9/20240501', 'ffffffffffffffffffffffffffffffff')").fetchall()

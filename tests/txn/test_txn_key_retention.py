@@ -10,15 +10,13 @@ from typing import Any, AsyncIterator
 
 import orjson
 import pytest
-import trio
 
 from engine.ledger import open_ledger
-from engine.registry import default_registry
 from engine.runtime.switchboard import Switchboard
 from engine.txn import manager_for
 from engine.txn.log import MAGIC, TxnLog, log_path, parse_retention
 from test_txn_flow import _req, _setup
-from txnkit import Client, Gate, compile_text, deals, json_counterpart
+from txnkit import Client, Gate, compile_text, deals, json_counterpart, switchboard
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -42,13 +40,8 @@ async def serving(program: Any, ledger_path: Path, clock: Clock,
     async with open_ledger(ledger_path) as ledger:
         ledger.key_retention = retention
         manager_for(ledger).clock = clock
-        sb = Switchboard(program, default_registry(), ledger=ledger, grace=5.0)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(sb.run)
-            try:
-                yield sb
-            finally:
-                sb.drain()
+        async with switchboard(program, ledger) as sb:
+            yield sb
 
 
 def live_bytes(log: TxnLog) -> int:

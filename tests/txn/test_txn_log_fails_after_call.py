@@ -9,7 +9,9 @@ ledger.  No sleep decides an outcome: each step waits for the reply it needs."""
 from __future__ import annotations
 
 import json
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, AsyncIterator
 
 import orjson
 import trio
@@ -59,6 +61,16 @@ class Bank:
         if self.unwritable is not None:
             self.unwritable.restore()
 
+    @asynccontextmanager
+    async def running(self, program: Any, ledger: Path) -> AsyncIterator[Any]:
+        """``running`` with the log breaking at ``breaks_at``; its real descriptor put back on the way out."""
+        try:
+            async with running(program, ledger) as sb:
+                self.mgr = manager_for(sb.ledger)
+                yield sb
+        finally:
+            self.restore()
+
     async def serve(self, nursery, tmp_path: Path):
         def debit(req: dict) -> dict:
             self._hook("debit", req)
@@ -94,18 +106,14 @@ async def test_an_answer_the_log_cannot_take_is_kept_repeated_from_memory_and_lo
     program = await bank.serve(nursery, tmp_path)
     ledger = tmp_path / "l.duckdb"
     bank.breaks_at = ("credit", "post", "A1")          # the last call is out: only the answer is left to log
-    try:
-        async with running(program, ledger) as sb:
-            bank.mgr = manager_for(sb.ledger)
-            c = await Client.open(sb.channel("front").port)
-            first = await _ask(c, "A1")
-            again = await _ask(c, "A1")                # the log still cannot be written
-            assert bank.unwritable is not None and bank.unwritable.fd is not None
-            bank.restore()                             # room again: the next write carries A1's end
-            other = orjson.loads(await _ask(c, "B1"))
-            await c.aclose()
-    finally:
-        bank.restore()
+    async with bank.running(program, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        first = await _ask(c, "A1")
+        again = await _ask(c, "A1")                # the log still cannot be written
+        assert bank.unwritable is not None and bank.unwritable.fd is not None
+        bank.restore()                             # room again: the next write carries A1's end
+        other = orjson.loads(await _ask(c, "B1"))
+        await c.aclose()
     assert orjson.loads(first) == {"ref": "A1", "code": "00", "conf": "C-A1-post"}   # the real answer
     assert again == first                              # answered from memory: not run again
     assert other == {"ref": "B1", "code": "00", "conf": "C-B1-post"}
@@ -134,14 +142,10 @@ async def test_a_restart_before_the_log_works_again_finds_the_row_and_runs_nothi
     program = await bank.serve(nursery, tmp_path)
     ledger = tmp_path / "l.duckdb"
     bank.breaks_at = ("credit", "post", "A1")
-    try:
-        async with running(program, ledger) as sb:     # stopped while the log still cannot be written
-            bank.mgr = manager_for(sb.ledger)
-            c = await Client.open(sb.channel("front").port)
-            first = orjson.loads(await _ask(c, "A1"))
-            await c.aclose()
-    finally:
-        bank.restore()
+    async with bank.running(program, ledger) as sb:     # stopped while the log still cannot be written
+        c = await Client.open(sb.channel("front").port)
+        first = orjson.loads(await _ask(c, "A1"))
+        await c.aclose()
     assert first == {"ref": "A1", "code": "00", "conf": "C-A1-post"}
     (a1,) = deals(ledger)
     entries, _ = read(Path(f"{ledger}.txn"))
@@ -172,14 +176,10 @@ async def test_compensation_marks_the_log_cannot_take_do_not_stop_the_deal_nor_r
     program = await bank.serve(nursery, tmp_path)
     ledger = tmp_path / "l.duckdb"
     bank.breaks_at = ("credit", "post", "T2")          # refused, with the debit done: it must be cancelled
-    try:
-        async with running(program, ledger) as sb:     # stopped while the log still cannot be written
-            bank.mgr = manager_for(sb.ledger)
-            c = await Client.open(sb.channel("front").port)
-            bad = orjson.loads(await _ask(c, "T2"))
-            await c.aclose()
-    finally:
-        bank.restore()
+    async with bank.running(program, ledger) as sb:     # stopped while the log still cannot be written
+        c = await Client.open(sb.channel("front").port)
+        bad = orjson.loads(await _ask(c, "T2"))
+        await c.aclose()
     assert bad == {"ref": "T2", "code": "05"}
     assert bank.debit.counts[("cancel", "T2")] == 1 and bank.credit.counts[("cancel", "T2")] == 0
     (t2,) = deals(ledger)
@@ -201,17 +201,13 @@ async def test_a_failed_round_puts_the_pending_done_and_recorded_marks_back_for_
     program = await bank.serve(nursery, tmp_path)
     ledger = tmp_path / "l.duckdb"
     bank.breaks_at = ("debit", "post", "D1")           # the debit is out; the credit's `sending` is refused
-    try:
-        async with running(program, ledger) as sb:
-            bank.mgr = manager_for(sb.ledger)
-            c = await Client.open(sb.channel("front").port)
-            ok = orjson.loads(await _ask(c, "A1"))     # its `recorded` mark waits for the next write
-            bad = orjson.loads(await _ask(c, "D1"))    # that write fails: D1's credit is not sent
-            bank.restore()
-            last = orjson.loads(await _ask(c, "E1"))   # carries what the failed round could not write
-            await c.aclose()
-    finally:
+    async with bank.running(program, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        ok = orjson.loads(await _ask(c, "A1"))     # its `recorded` mark waits for the next write
+        bad = orjson.loads(await _ask(c, "D1"))    # that write fails: D1's credit is not sent
         bank.restore()
+        last = orjson.loads(await _ask(c, "E1"))   # carries what the failed round could not write
+        await c.aclose()
     assert ok["code"] == "00" and last["code"] == "00"
     assert bad == {"ref": "D1", "code": "96"}
     assert bank.credit.counts[("post", "D1")] == 0                                # not sent

@@ -12,14 +12,15 @@ import trio
 from engine.sim.iso_host import IsoHost
 from engine.txn.log import TxnLog, log_path
 from engine.txn.reversal import original_data_elements
-from test_txn_reversal import ISO_ROUTE, ORIGINAL, _codec
+from safkit import ROUTE
+from test_txn_reversal import ORIGINAL, _codec
 from txnkit import Client, compile_text, deals, running
 
 PAN = ORIGINAL["2"]
 KEYS = "k1:" + base64.b64encode(bytes(range(32))).decode()
 
-FULL_ROUTE = ISO_ROUTE.replace('receive from pos as Iso when msg.t == "0200"',
-                               'receive from pos as Iso when msg.t == "0200"\n    on restart compensate')
+FULL_ROUTE = ROUTE.replace('receive from pos as Iso when msg.t == "0200"',
+                           'receive from pos as Iso when msg.t == "0200"\n    on restart compensate')
 
 
 def _plain_pan_in_log(ledger: Path) -> bool:
@@ -32,7 +33,7 @@ async def test_light_route_logs_no_plain_pan(nursery, tmp_path: Path, monkeypatc
     host = IsoHost()                                  # answers 0210 with DE 2 copied back
     port = await nursery.start(host.serve)
     ledger = tmp_path / "l.duckdb"
-    async with running(compile_text(tmp_path, ISO_ROUTE % port), ledger) as sb:
+    async with running(compile_text(tmp_path, ROUTE % (port, "300ms")), ledger) as sb:
         c = await Client.open(sb.channel("pos").port)
         await c.send(_codec().encode(ORIGINAL))
         with trio.fail_after(10):
@@ -54,7 +55,7 @@ async def test_full_route_logs_no_plain_pan_and_reverses_after_a_crash(
 
     host = IsoHost(drop=drop)
     port = await nursery.start(host.serve)
-    program = compile_text(tmp_path, FULL_ROUTE.replace("timeout = 300ms", "timeout = 30s") % port)
+    program = compile_text(tmp_path, FULL_ROUTE % (port, "30s"))
     ledger = tmp_path / "l.duckdb"
     with trio.CancelScope() as crash:
         async with running(program, ledger) as sb:

@@ -13,6 +13,7 @@ from engine.registry import default_registry
 from engine.sim.iso_host import IsoHost
 from engine.txn.reversal import original_data_elements, reversal_of, reverse
 from formats.framing import LengthPrefixFramer
+from safkit import ROUTE
 from txnkit import Client, compile_text, deals, rows, running
 
 ORIGINAL = {"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000",
@@ -63,31 +64,7 @@ async def test_unanswered_reversal_is_repeated_until_acknowledged(nursery) -> No
 
 
 # ------------------------------------------------------------ end to end: route + engine + host simulator
-
-ISO_ROUTE = """
-format Iso = iso8583 iso8583_1987_ascii
-channel pos = tcp listen { address = "127.0.0.1:0" framing = length2 }
-channel issuer = tcp connect {
-    address = "127.0.0.1:%d"  framing = length2  pool = 1  match = iso8583  timeout = 300ms
-}
-route purchase {
-    receive from pos as Iso when msg.t == "0200"
-    deal PURCHASE { ref = msg["11"]  amount = 0 }
-    call auth = issuer as Iso reply Iso {
-        t = "0200"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]
-        "11" = msg["11"]  "41" = msg["41"]  "49" = msg["49"]
-    } expect auth["39"] == "00"
-    reply Iso {
-        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = auth["39"]
-        "41" = msg["41"]  "49" = msg["49"]
-    }
-    on error reply Iso {
-        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = error.code
-        "41" = msg["41"]  "49" = msg["49"]
-    }
-}
-"""
-
+# (the purchase route of tests/txn/safkit.py, timeout 300ms)
 
 async def test_a_timed_out_0200_is_reversed_through_the_mux_until_acknowledged(nursery, tmp_path: Path) -> None:
     seen: list[dict] = []
@@ -98,7 +75,7 @@ async def test_a_timed_out_0200_is_reversed_through_the_mux_until_acknowledged(n
 
     host = IsoHost(drop=drop)                 # answers the repeats too (0421 -> 0430)
     port = await nursery.start(host.serve)
-    program = compile_text(tmp_path, ISO_ROUTE % port)
+    program = compile_text(tmp_path, ROUTE % (port, "300ms"))
     ledger = tmp_path / "l.duckdb"
     codec = _codec()
     async with running(program, ledger) as sb:

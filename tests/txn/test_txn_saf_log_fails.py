@@ -4,8 +4,8 @@ the engine live on, the fault is logged once (no traceback), and the log's ``rev
 ``revack`` / ``revrec`` marks (and the deal's ``end``) are written with the next write that works
 (engine/txn/saf.py ``Saf._log``, engine/txn/manager.py ``compensate_step``).
 
-The engine of test_txn_saf.py (in process, real TCP host on 127.0.0.1 port 0, real journaled DuckDB
-ledger); the log is made unwritable when the host receives the 0200 (``txnkit.Unwritable``: its real
+The engine of test_txn_saf.py (tests/txn/safkit.py: in process, real TCP host on 127.0.0.1 port 0, real
+journaled DuckDB ledger); the log is made unwritable when the host receives the 0200 (``txnkit.Unwritable``: its real
 file's descriptor swapped for a read-only one, EBADF as a full disk gives ENOSPC)."""
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 import trio
 
 from engine.txn.log import TxnLog, log_path, read
-from test_txn_saf import ROUTE, Host, ask, audit_clean, serving, story
-from txnkit import Unwritable, compile_text, deals, rows
+from safkit import ROUTE, Host, ask, serving, story
+from txnkit import Unwritable, audit_clean, compile_text, deals, rows
 
 
 class FullDiskHost(Host):

@@ -15,12 +15,15 @@ import duckdb
 import orjson
 import trio
 
+from engine.audit import verify
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
 
-from kit import Client, compile_text, deals, free_port, json_counterpart, running  # noqa: E402
+from kit import Client, compile_text, deals, free_port, json_counterpart, running, switchboard  # noqa: E402
+
+AUDIT_KEY = b"k" * 32          # the audit key of the tests whose ledgers are opened with one
 
 
 def rows(ledger: Path, sql: str, params: list | None = None) -> list[dict[str, Any]]:
@@ -31,6 +34,16 @@ def rows(ledger: Path, sql: str, params: list | None = None) -> list[dict[str, A
         return [dict(zip(cols, r)) for r in cur.fetchall()]
     finally:
         con.close()
+
+
+def audit_clean(ledger: Path, key: bytes = AUDIT_KEY) -> None:
+    """The ledger's audit chain verifies with ``key``: no break."""
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        report = verify(con, ledger, key)
+    finally:
+        con.close()
+    assert report.ok, [str(b) for b in report.breaks]
 
 
 class Counterpart:
@@ -65,8 +78,9 @@ class Unwritable:
             self.log._fd, self.fd = self.fd, None
 
 
-__all__ = ["Client", "Counterpart", "Gate", "REPO", "Served", "Unwritable", "compile_text", "deals", "engine_serving", "free_port",
-           "gated_counterpart", "json_counterpart", "load_until_sigkill", "rows", "running", "start_engine"]
+__all__ = ["AUDIT_KEY", "Client", "Counterpart", "Gate", "REPO", "Served", "Unwritable", "audit_clean", "compile_text",
+           "deals", "engine_serving", "free_port", "gated_counterpart", "json_counterpart", "load_until_sigkill", "rows",
+           "running", "start_engine", "switchboard"]
 
 
 class Gate:
