@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 
 import trio
 
@@ -35,18 +34,6 @@ route take_order {{
 """
 
 
-def loopback_port() -> int:
-    """A free port in 17900-17999 (the range these tests may use)."""
-    for port in range(17900, 18000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 127.0.0.1:17900-17999")
-
-
 def program(tmp_path, url, *, ack_wait="30s", max_deliver=-1, name="orders.route"):
     return compile_text(tmp_path, ROUTE.format(url=url, ack_wait=ack_wait, max_deliver=max_deliver),
                         name=name, registry=nats_registry())
@@ -55,7 +42,7 @@ def program(tmp_path, url, *, ack_wait="30s", max_deliver=-1, name="orders.route
 async def test_changed_consumer_settings_reach_the_server_consumer(tmp_path, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
     reg = nats_registry()
-    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
             await bound(sb.channel("orders"), "consumer set up")
         first = (await nc.consumer("ORDERS", "bsp-orders")).config
@@ -78,7 +65,7 @@ async def test_changed_consumer_settings_reach_the_server_consumer(tmp_path, cap
 async def test_deleted_consumer_or_stream_is_set_up_again(tmp_path, caplog) -> None:
     caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
     reg = nats_registry()
-    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         async with running(program(tmp_path, srv.url), tmp_path / "l.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
             await bound(ch, "consumer set up")
@@ -159,7 +146,7 @@ async def test_a_batch_fetched_while_every_worker_is_busy_is_handed_back_on_drai
     listeners = await nursery.start(functools.partial(trio.serve_tcp, desk, 0, host="127.0.0.1"))
     port = listeners[0].socket.getsockname()[1]
     reg = nats_registry()
-    async with nats_server(tmp_path / "nats", port=loopback_port()) as srv, nats_client(srv.url) as nc:
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         prog = compile_text(tmp_path, BUSY.format(url=srv.url, desk=port), registry=reg)
         async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
             ch = sb.channel("orders")
