@@ -20,9 +20,11 @@ import pyarrow.json as pa_json
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
 from engine.faultlog import FREE_SPACE
 
-SCHEMA_VERSION = 4     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 5     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
+                       # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
+                       #    of schema 4 would ignore it and load those deals twice, so it must refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -452,6 +454,8 @@ class LedgerStore:
             if found is not None and found < 4:
                 _migrate_to_4(con)
             con.execute(KEYS_INDEX_DDL).fetchall()
+            for stmt in JOURNAL_DDL.split(";"):      # 5: journal_state with ``done`` in every ledger
+                con.execute(stmt).fetchall()
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
