@@ -194,7 +194,7 @@ async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
-    assert schema == [(4,)]
+    assert schema == [(5,)]
 
 
 async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:

@@ -378,8 +378,10 @@ def _bsp(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_read_commands_refuse_a_ledger_a_newer_bsp_wrote(tmp_path: Path) -> None:
+    from engine.ledger_store import SCHEMA_VERSION
     path = _newer_ledger(tmp_path)
-    want = f"error: {path}: ledger schema version 99 is newer than this bsp understands (4): a newer bsp wrote it"
+    want = (f"error: {path}: ledger schema version 99 is newer than this bsp understands ({SCHEMA_VERSION}): "
+            f"a newer bsp wrote it")
     for args in (["deals", "--ledger", str(path)], ["audit", "verify", "--ledger", str(path)],
                  ["dead", "list", "--ledger", str(path)],
                  ["report", "daily-summary", "--from", "2026-01-01", "--ledger", str(path)]):
