@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["fsync_dir", "unwrite", "write_at"]
+__all__ = ["ZeroFillError", "fsync_dir", "make_zeroed", "unwrite", "write_at"]
 
 
 def write_at(fd: int, data: bytes, offset: int, *, sync: bool = True) -> None:
@@ -48,3 +48,38 @@ def fsync_dir(directory: os.PathLike[str] | str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+_ZEROS = bytes(1 << 20)
+
+
+class ZeroFillError(OSError):
+    """``make_zeroed`` failed: ``done`` bytes were written when ``cause`` (the system's error) came."""
+
+    def __init__(self, done: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.done = done
+        self.cause = cause
+
+
+def make_zeroed(path: os.PathLike[str] | str, head: bytes, size: int) -> None:
+    """``path``: ``head`` then zeros up to ``size`` bytes, fsync'ed (a log file made ahead: a later write
+    and ``fdatasync`` into it has no file size or block allocation to record).  On failure the half-made
+    file is removed and ``ZeroFillError`` says how far it got (a full disk: ENOSPC; a size limit: EFBIG)."""
+    done = 0
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            while done < len(head):
+                done += os.write(fd, head[done:])
+            while done < size:
+                done += os.write(fd, _ZEROS[:min(size - done, len(_ZEROS))])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise ZeroFillError(done, exc) from exc

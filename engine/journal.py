@@ -65,7 +65,7 @@ import trio
 
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
-from engine.durable import fsync_dir, unwrite, write_at
+from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines, storage_failure
@@ -534,17 +534,13 @@ class JournaledLedger:
         """Raises ``JournalError`` naming the file, the byte offset reached and the system's reason
         (a full disk: ENOSPC; a file size limit: EFBIG); the half-made file is removed."""
         tmp = path.with_suffix(".tmp")
-        done = 0
+        done = self._segment_bytes
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                done = os.write(fd, MAGIC)
-                zeros = bytes(1 << 20)
-                while done < self._segment_bytes:
-                    done += os.write(fd, zeros[:self._segment_bytes - done])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                make_zeroed(tmp, MAGIC, self._segment_bytes)
+            except ZeroFillError as exc:
+                done = exc.done
+                raise exc.cause from None
             os.rename(tmp, path)
         except OSError as exc:
             try:

@@ -66,7 +66,7 @@ from typing import Any
 
 import orjson
 
-from engine.durable import fsync_dir, unwrite, write_at
+from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import FREE_SPACE, os_reason
 
 HEADER = struct.Struct(">II")
@@ -74,7 +74,6 @@ MAGIC = b"BSPTXN01"
 SEGMENT_BYTES = 8 << 20
 KEY_RETENTION = 35 * 86400          # seconds a finished deal's key is answered from the log (docs/transactions.md)
 MIN_KEY_RETENTION = 3600            # shorter would let a key go before its row is loaded into DuckDB
-_ZEROS = bytes(1 << 20)
 COMPACT_RETRY = 1.0                 # seconds: after a compaction failed (a full disk), the next waits this long
 
 
@@ -475,22 +474,9 @@ def _frame(entries: list[dict[str, Any]]) -> bytes:
 
 
 def _make_zeroed(path: Path, head: bytes, size: int) -> None:
-    """``path``: ``head`` then zeros up to ``size`` bytes, fsync'ed."""
-    done = 0
+    """``path``: ``head`` then zeros up to ``size`` bytes, fsync'ed (``engine.durable.make_zeroed``)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            while done < len(head):
-                done += os.write(fd, head[done:])
-            while done < size:
-                done += os.write(fd, _ZEROS[:min(size - done, len(_ZEROS))])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise TxnLogError(f"{path}: byte {done}: cannot make the transaction log's next file ({size} bytes): "
-                          f"{os_reason(exc)}; {FREE_SPACE}") from exc
+        make_zeroed(path, head, size)
+    except ZeroFillError as exc:
+        raise TxnLogError(f"{path}: byte {exc.done}: cannot make the transaction log's next file ({size} bytes): "
+                          f"{os_reason(exc.cause)}; {FREE_SPACE}") from exc.cause
