@@ -18,7 +18,7 @@ from engine.deadletter import raw_bytes, retry
 from engine.deal import DeadLetter, DealError
 from engine.fieldcrypt import Keyring
 from engine.ledger import open_ledger
-from engine.ledger_query import query_dead_letters
+from engine.ledger_query import query_dead_letters, query_deals
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KEY = bytes(range(32))
@@ -155,7 +155,6 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.ledger_query import query_deals
 
     for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
         monkeypatch.delenv(var, raising=False)
@@ -165,13 +164,16 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     res = cli("retry", "d-timeout", "d-web", "--ledger", str(path), "--routes", str(routes))
     # PAY1 is too short for the bill payment layout: the route rejects it; "web" is not a channel any more
     assert res.exit_code == 1, res.output
-    assert res.output.splitlines() == [
-        "d-timeout: NOT retried: rejected",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
-    [row] = query_dead_letters(path, ids=["d-timeout"])
-    assert row["status"] == "new" and row["retry_outcome"] == "rejected" and row["retried_at"] is not None
     [d] = query_deals(path)
     assert d["channel"] == "mainframe" and d["status"] == "rejected" and d["request"] == b"PAY1".hex()
+    # the new deal and why it was refused again, as the ledger stores it: no second command to find out
+    refused = f"rejected (deal {d['deal_id']}): {d['reason']}"
+    assert "the layout is 65 bytes" in d["reason"]
+    assert res.output.splitlines() == [
+        f"d-timeout: NOT retried: {refused}",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+    [row] = query_dead_letters(path, ids=["d-timeout"])
+    assert row["status"] == "new" and row["retry_outcome"] == refused and row["retried_at"] is not None
 
 
 def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,11 +218,12 @@ environments:
     trio.run(fill, path)
     res = cli("retry", "d-timeout", "d-web", "--deployment", str(deployment))
     assert res.exit_code == 1, res.output
+    [d] = query_deals(path)
     assert res.output.splitlines() == [
-        "d-timeout: NOT retried: rejected",
+        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}",
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
-    assert row["retry_outcome"] == "rejected" and row["retried_at"] is not None
+    assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
     assert chain_ok(path)                    # written with the file's ledger.audit_key
     # --routes wins over the file's routes (card payments: its inbound channel is another one)
     res = cli("retry", "d-web", "--deployment", str(deployment), "--routes", str(routes / "card_payments"))
