@@ -132,6 +132,14 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     trio.run(fill, path)
     res = cli("list", "--ledger", str(path), "--channel", "mainframe", "--since", "7d")
     assert res.exit_code == 0 and "d-timeout" in res.output and "d-old" not in res.output
+    # a line naming the ledger, then the column names over aligned columns (--live prints the same)
+    title, head, row = res.stdout.splitlines()
+    assert title == f"dead letters in {path}"
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
+    assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "biller", "timed", "out", "after", "5s"]
+    assert head.index("channel") == row.index("mainframe") and head.index("reason") == row.index("biller")
+    res = cli("list", "--ledger", str(path), "--status", "purged")
+    assert res.stdout.splitlines() == [f"dead letters in {path}", "no dead letters match these filters"]
     res = cli("list", "--ledger", str(path), "--json", "--reason", "bad frame")
     assert [json.loads(line)["id"] for line in res.stdout.splitlines()] == ["d-web"]
     res = cli("show", "d-timeout", "--ledger", str(path))
@@ -174,6 +182,25 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     assert row["status"] == "new" and row["retry_outcome"] == refused and row["retried_at"] is not None
+
+
+def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bsp dead list --deployment platform.yaml` as `bsp dead show / retry / purge`: the file's ledger
+    # (relative to the file); --ledger still wins
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path.parent)
+    trio.run(fill, tmp_path / "l.duckdb")
+    (tmp_path / "r.route").write_text("")
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text("routes: [r.route]\nledger: l.duckdb\nenvironments:\n  uat:\n    ledger: uat.duckdb\n")
+    res = cli("list", "--deployment", str(deployment), "--json")
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["id"] for line in res.stdout.splitlines()] == ["d-web", "d-timeout", "d-old"]
+    res = cli("list", "--deployment", str(deployment), "--env", "uat")
+    assert res.exit_code == 2 and f"{tmp_path / 'uat.duckdb'}: no ledger file" in res.output, res.output
+    res = cli("list", "--deployment", str(deployment), "--env", "uat", "--ledger", str(tmp_path / "l.duckdb"))
+    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters in {tmp_path / 'l.duckdb'}\n"), res.output
 
 
 def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -202,8 +202,16 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
     r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
     assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr
+    # the table as the ledger file gives it: a line naming where from, the column names, the rows
+    r = await trio.to_thread.run_sync(dead, "--live")
+    assert r.returncode == 0, r.stderr
+    title, head, row = r.stdout.splitlines()
+    assert title == f"dead letters in the engine at {env['BSP_ADMIN_URL']}"
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
+    assert row.startswith(letter["id"]) and head.index("channel") == row.index("front  ")
     r = await trio.to_thread.run_sync(dead, "--live", "--status", "retried")
-    assert r.returncode == 0 and "no dead letters match these filters" in r.stdout
+    assert r.returncode == 0 and r.stdout.splitlines() == [
+        f"dead letters in the engine at {env['BSP_ADMIN_URL']}", "no dead letters match these filters"]
     r = await trio.to_thread.run_sync(dead, "--live", "--since", "2026-01-02", "--until", "2026-01-01")
     assert r.returncode == 1 and "must be before until" in r.stderr
 
