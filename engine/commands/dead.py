@@ -293,7 +293,9 @@ def retry_cmd(
     takes it: the file's routes with its channel overrides, its ledger, ledger.audit_key and
     ledger.field_keys. --routes PATH... wins over the file's routes (then the route files' own
     addresses apply) and --ledger over its ledger; without a deployment file the keys come from
-    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter.
+    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter;
+    one refused again names the new deal and why (`NOT retried: rejected (deal ID): REASON`, the reason as
+    the ledger stores it).
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
