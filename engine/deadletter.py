@@ -31,7 +31,7 @@ __all__ = ["Injector", "RetryResult", "retry", "raw_bytes", "switchboard_injecto
 class RetryResult:
     id: str
     ok: bool
-    outcome: str          # "committed", "rejected", "failed: ...", "duplicate: ...", "no reply", the injector's own text
+    outcome: str          # "committed", "rejected (deal ID): ...", "failed: ...", "duplicate: ...", "no reply", ...
     at: datetime
 
 
@@ -94,8 +94,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     ``handlers``: the handler of each inbound channel to go through instead of the switchboard's
     dispatchers (a live engine's ``HandlerRef``s: the retry then counts as a batch of the generation
     it runs on, which a reload waits for, and in the channel's figures).  The outcome is the new
-    deal's status (``committed`` / ``rejected`` / ``failed``, or ``DUPLICATE`` when a deal key answered
-    it), as the dispatcher reports it for that message (``conn.extra["outcomes"]``), whatever other
+    deal's status (``committed``; ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the new
+    deal and why, as the ledger stores it; or ``DUPLICATE`` when a deal key answered it), as the
+    dispatcher reports it for that message (``conn.extra["outcomes"]`` and ``["deals"]``), whatever other
     traffic does meanwhile.
     """
     from engine.channels.base import ConnInfo
@@ -107,16 +108,30 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             known = ", ".join(sorted(inbound)) or "none"
             return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
         outcomes: list[tuple[str, bool]] = []
-        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra={"outcomes": outcomes}), [raw])
+        deals: list[tuple[str | None, str | None]] = []
+        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra={"outcomes": outcomes, "deals": deals}),
+                          [raw])
         if not outcomes:
             return "no reply"
         status, recorded = outcomes[0]
         if not recorded:
             return (f"failed: its deal ({status}) could not be written to the ledger, so no answer was given; "
                     f"see the engine's log, then retry again")
-        return DUPLICATE if status == "duplicate" else status
+        if status == "duplicate":
+            return DUPLICATE
+        return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
     return inject
+
+
+def _deal_outcome(status: str, deal_id: str | None, reason: str | None) -> str:
+    """The outcome of a retry whose new deal is ``status``: ``committed``, or for a deal refused again
+    ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the reason as the ledger stores it
+    (classified values masked), so that the operator sees why without another command."""
+    if status == "committed":
+        return status
+    where = f" (deal {deal_id})" if deal_id else ""
+    return f"{status}{where}: {reason}" if reason else f"{status}{where}"
 
 
 def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key: bytes | None = None) -> int:

@@ -12,13 +12,11 @@ import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
                                   lock_hint)
-from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT as KEYED_LEDGER_OPT, ledger_keys
-from engine.defaults import DEAD_STATUSES, DEFAULT_LEDGER
+from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.defaults import DEAD_STATUSES
 
 dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
                        no_args_is_help=True, add_completion=False)
-
-LEDGER_OPT = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB).")
 
 
 def _default(value: Any) -> Any:
@@ -63,9 +61,31 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
                 until=parse_when(until, now=now, option=until_option) if until else None)
 
 
+_COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "reason")
+
+
+def _render_table(rows: list[dict[str, Any]], title: str) -> None:
+    """The rows as a table under a title naming where they come from, the same for the ledger file and
+    for --live; a counterparty's text is shown as it is, terminal controls made visible."""
+    from engine.reports.text import printable
+
+    typer.echo(printable(title))
+    if not rows:
+        typer.echo("no dead letters match these filters")
+        return
+    cells = [tuple(printable("-" if v is None else str(v)) for v in (
+        r["id"], r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["status"], r["channel"], r["route"], r["error_kind"],
+        r["reason"])) for r in rows]
+    widths = [max(len(c[i]) for c in [_COLUMNS, *cells]) for i in range(len(_COLUMNS) - 1)]
+    for line in [_COLUMNS, *cells]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(line, widths)) + "  " + line[-1])
+
+
 @dead_app.command("list")
 def list_(
-    ledger: Path = LEDGER_OPT,
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
+    env: Optional[str] = ENV_OPT,
     route: Optional[str] = typer.Option(None, "--route", help="Only this route."),
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Reason contains this text (any case)."),
@@ -81,35 +101,34 @@ def list_(
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
 ) -> None:
-    """List dead letters, newest first.
+    """List dead letters, newest first: a table under a line naming the ledger (or engine), or JSON lines.
 
-    A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
-    (`GET /dead-letters`, at most 1,000 rows), with the same filters.
+    The ledger is --ledger, else the deployment file's (`--deployment platform.yaml`, as bsp run takes
+    it). A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
+    (`GET /dead-letters`, at most 1,000 rows), with the same filters; it prints the same table or JSON.
     Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
-    (--live); 2 no ledger file, a bad option value, or a locked ledger.
+    (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
     filters = _filters(route, channel, reason, status, since, until)
+    ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit)
+        title = f"dead letters in the engine at {url}"
     else:
         rows = _query(ledger, **filters, limit=limit or None)
+        title = f"dead letters in {ledger}"
     if as_json:
         for r in rows:
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
         return
-    if not rows:
-        typer.echo("no dead letters match these filters")
-    for r in rows:
-        at = r["at"].strftime("%Y-%m-%d %H:%M:%S")
-        typer.echo(f"{r['id']}  {at}  {r['status']:<7}  {r['channel']}  {r['route'] or '-'}  "
-                   f"{r['error_kind'] or '-'}  {r['reason']}")
+    _render_table(rows, title)
 
 
 @dead_app.command("show")
 def show(
     letter_id: str = typer.Argument(..., help="The dead letter id."),
-    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_OPT,
     env: Optional[str] = ENV_OPT,
     as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
@@ -245,7 +264,7 @@ def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, An
 @dead_app.command("retry")
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
-    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = typer.Option(None, "--deployment", metavar="FILE", help="The deployment file "
                                               "(platform.yaml) bsp run serves: retry with its routes and channel "
                                               "overrides, its ledger and keys (ledger.audit_key, "
@@ -274,7 +293,9 @@ def retry_cmd(
     takes it: the file's routes with its channel overrides, its ledger, ledger.audit_key and
     ledger.field_keys. --routes PATH... wins over the file's routes (then the route files' own
     addresses apply) and --ledger over its ledger; without a deployment file the keys come from
-    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter.
+    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter;
+    one refused again names the new deal and why (`NOT retried: rejected (deal ID): REASON`, the reason as
+    the ledger stores it).
     Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
@@ -316,7 +337,7 @@ def retry_cmd(
 @dead_app.command("purge")
 def purge_cmd(
     ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one matching the filters)."),
-    ledger: Optional[Path] = KEYED_LEDGER_OPT,
+    ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_OPT,
     env: Optional[str] = ENV_OPT,
     older_than: Optional[str] = typer.Option(None, "--older-than", help="Only those older than this age "

@@ -14,7 +14,8 @@ import typer
 
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, fetch, fetch_one,
                                   lock_hint)
-from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys, missing_in_env
+from engine.commands.ledger_keys import (DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys,
+                                         missing_in_env)
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -112,7 +113,9 @@ def require_ledger(ledger: Path) -> None:
 
 def deals(
     ctx: typer.Context,
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
+    env: Optional[str] = ENV_OPT,
     deal_type: Optional[str] = typer.Option(None, "--type", help="Only this deal type, e.g. BILL_PAYMENT."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(STATUSES)}."),
     ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
@@ -130,11 +133,12 @@ def deals(
     """List deals recorded in the ledger, newest first; `bsp deals show ID` tells one deal's story.
 
     Amounts are printed exactly (decimal, in the currency's minor units).
-    Times are UTC.  A running engine holds the ledger file locked (DuckDB's
+    Times are UTC.  The ledger is --ledger, else the deployment file's (`--deployment
+    platform.yaml`, as bsp run takes it). A running engine holds the ledger file locked (DuckDB's
     single writer): `--live` asks the engine instead, through its admin API
     (`GET /deals`, at most 1,000 deals), with the same filters.
     Exit 0 (also when nothing matches); 1 the engine answered with a problem or cannot be reached
-    (--live); 2 no ledger file, a bad option value, or a locked ledger.
+    (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -147,6 +151,7 @@ def deals(
     now = datetime.now(timezone.utc)
     t_since = parse_when(since, now=now, option="--since") if since else None
     t_until = parse_when(until, now=now, option="--until") if until else None
+    ledger = ledger_keys(ledger, deployment, env, "bsp deals").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
                      {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until},

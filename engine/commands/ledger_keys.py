@@ -1,5 +1,6 @@
 """``--deployment FILE`` / ``--env NAME`` for the operator commands that read a ledger with its keys
-(``bsp audit verify``, ``bsp deals show --reveal``, ``bsp dead show / retry / purge``).
+(``bsp audit verify``, ``bsp deals show --reveal``, ``bsp dead show / retry / purge``), or the ledger
+only (``bsp deals``, ``bsp dead list``: ``DEPLOYMENT_LEDGER_OPT``), so that one flag works everywhere.
 
 They take the ledger and its keys from the deployment file as ``bsp run`` does (the same resolver,
 engine/ops/runsettings.run_keys) and by the same rule: ``--ledger`` wins over the file's ``ledger:``,
@@ -26,6 +27,9 @@ DEPLOYMENT_OPT = typer.Option(None, "--deployment", metavar="FILE",
                               help="The deployment file (platform.yaml) bsp run serves: the ledger and its "
                                    "keys (ledger.audit_key, ledger.field_keys) from there, as bsp run takes "
                                    "them; --ledger still wins, the file wins over the BSP_* variables.")
+DEPLOYMENT_LEDGER_OPT = typer.Option(None, "--deployment", metavar="FILE",
+                                     help="The deployment file (platform.yaml) bsp run serves: its ledger, "
+                                          "as bsp run takes it; --ledger still wins.")
 ENV_OPT = typer.Option(None, "--env", help="With --deployment: its environment (else $BSP_ENV).")
 
 
@@ -78,4 +82,4 @@ def missing_in_env(env: Optional[str]) -> str:
     return f" (environment {name}, nor its base settings)" if name else ""
 
 
-__all__ = ["DEPLOYMENT_OPT", "ENV_OPT", "LEDGER_OPT", "LedgerKeys", "ledger_keys", "missing_in_env"]
+__all__ = ["DEPLOYMENT_LEDGER_OPT", "DEPLOYMENT_OPT", "ENV_OPT", "LEDGER_OPT", "LedgerKeys", "ledger_keys", "missing_in_env"]

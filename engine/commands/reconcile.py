@@ -19,8 +19,8 @@ def reconcile(
     ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
     against: Path = typer.Option(..., "--against", help="The counterparty's statement file."),
     kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)}."),
-    on: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, UTC); default: the "
-                                     "statement's days."),
+    on: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, today or "
+                                     "yesterday; UTC); default: the statement's days."),
     tolerance: str = typer.Option("0", "--tolerance", help="Largest amount difference still matched, e.g. 0.01."),
     days: int = typer.Option(1, "--days", help="Days a booking may lie from the deal's day."),
     party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),

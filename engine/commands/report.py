@@ -19,8 +19,9 @@ OUTPUTS = ("table", *FORMATS)
 def report(
     name: str = typer.Argument(..., help=f"The report: {', '.join(REPORTS)}."),
     ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
-    first: str = typer.Option(..., "--from", help="First day (UTC), YYYY-MM-DD, included."),
-    last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, included; default --from."),
+    first: str = typer.Option(..., "--from", help="First day (UTC), YYYY-MM-DD, today or yesterday; included."),
+    last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, today or yesterday; "
+                                       "included; default --from."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
                                        "other formats default to NAME_FROM_TO.EXT here."),
@@ -29,7 +30,7 @@ def report(
     """Business reports from the deal ledger: totals, success rates, latency, rejections, statements.
 
     Amounts are exact decimals in each currency (never converted or rounded).
-    Days are UTC days. The ledger cannot be read while a running engine holds
+    Days are UTC days (today and yesterday too). The ledger cannot be read while a running engine holds
     it: report on a copy of the file.
     Exit 0 written; 2 usage error (unknown report or format, bad dates, no ledger).
     """

@@ -1,6 +1,7 @@
 """``bsp run``: serve route files until SIGINT/SIGTERM (``bsp demo`` is engine/commands/demo.py)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -187,13 +188,15 @@ def run(
     for warning in keys.warnings:
         typer.echo(f"warning: {warning}", err=True)
 
+    shown_ledger = os.path.abspath(ledger_path)     # absolute: operators paste it into commands run elsewhere
+
     def ready(sb: Any) -> None:
         for name, ch in sb.channels.items():
             typer.echo(f"channel {name}: {ch.role} {getattr(ch, 'address', '')}", err=True)
         if getattr(sb, "admin_port", None):
             typer.echo(f"admin API: {admin_opts.host_port()[0]}:{sb.admin_port}", err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
-                   f"ledger {ledger_path} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
+                   f"ledger {shown_ledger} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
     from engine.replay.tap import recording
     try:

@@ -180,10 +180,11 @@ class TapHandler:
         async with trio.open_nursery() as nursery:
             for i, f in enumerate(frames):
                 nursery.start_soon(one, i, f)
-        sink = conn.extra.get("outcomes") if conn.extra else None
-        if sink is not None:                 # a consumer's per-message outcomes, in frame order
-            for c in conns:
-                sink.extend(c.extra["outcomes"])
+        for k in ("outcomes", "deals"):      # a consumer's per-message outcomes (and deals), in frame order
+            sink = conn.extra.get(k) if conn.extra else None
+            if sink is not None:
+                for c in conns:
+                    sink.extend(c.extra[k])
         return out
 
     async def with_dispatcher(self, fn: Any, *, refusing: Any = None) -> Any:
@@ -263,8 +264,8 @@ class TapHandler:
 
 def frame_conns(conn: Any, n: int) -> list[Any]:
     """One ``ConnInfo`` per frame of a batch of ``n`` that the tap dispatches one by one: the frame's
-    own framing header (``extra["headers"]``), its own outcome list (``extra["outcomes"]``, merged back
-    in frame order) and its place in the batch (``extra["batch_index"]``: a channel that learns the
+    own framing header (``extra["headers"]``), its own outcome list (``extra["outcomes"]``, and
+    ``extra["deals"]``, merged back in frame order) and its place in the batch (``extra["batch_index"]``: a channel that learns the
     outcomes of a batch puts them back in order, engine.channels.http_listen_dispatch)."""
     extra = conn.extra or {}
     heads = extra.get("headers")
@@ -273,8 +274,9 @@ def frame_conns(conn: Any, n: int) -> list[Any]:
         own = {**extra, "batch_index": i}
         if heads is not None and len(heads) == n:
             own["headers"] = [heads[i]]
-        if "outcomes" in extra:
-            own["outcomes"] = []
+        for k in ("outcomes", "deals"):
+            if k in extra:
+                own[k] = []
         out.append(dataclasses.replace(conn, extra=own))
     return out
 

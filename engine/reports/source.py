@@ -42,16 +42,26 @@ class Period:
         return str(self.first) if self.first == self.last else f"{self.first} .. {self.last}"
 
 
-def parse_day(text: str, option: str) -> date:
+RELATIVE_DAYS = {"today": 0, "yesterday": 1}
+
+
+def parse_day(text: str, option: str, *, today: date | None = None) -> date:
+    """``2026-03-01``, or ``today`` / ``yesterday``: UTC days, as every report counts them (``today``:
+    the UTC day now, unless given)."""
+    word = text.strip().lower()
+    if word in RELATIVE_DAYS:
+        return (today or datetime.now(timezone.utc).date()) - timedelta(days=RELATIVE_DAYS[word])
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
-        raise ReportError(f"{option} {text!r}: expected a date as YYYY-MM-DD, e.g. 2026-03-01") from None
+        raise ReportError(f"{option} {text!r}: expected a date as YYYY-MM-DD (e.g. 2026-03-01), today or "
+                          f"yesterday (UTC days)") from None
 
 
-def period(first: str | date, last: str | date | None = None) -> Period:
-    a = first if isinstance(first, date) else parse_day(first, "--from")
-    b = a if last is None else (last if isinstance(last, date) else parse_day(last, "--to"))
+def period(first: str | date, last: str | date | None = None, *, today: date | None = None) -> Period:
+    today = today or datetime.now(timezone.utc).date()      # one "today" for --from and --to
+    a = first if isinstance(first, date) else parse_day(first, "--from", today=today)
+    b = a if last is None else (last if isinstance(last, date) else parse_day(last, "--to", today=today))
     if b < a:
         raise ReportError(f"--to {b} is before --from {a}: give the first day with --from and the last "
                           f"(included) with --to")

@@ -391,9 +391,17 @@ def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[A
     it receives ``(deal status, recorded)`` per exchange of ``every``, in frame order, once the ledger has
     answered.  The status is the deal record's: the transaction manager marks a repeated key ``duplicate``
     (settled, acked) where the exchange itself may have failed (kind duplicate: no answer to repeat).  An
-    exchange not recorded (``exs`` holds those that were) is ``("deferred", False)``: handed back."""
+    exchange not recorded (``exs`` holds those that were) is ``("deferred", False)``: handed back.
+    A caller that wants to name the deal (``bsp dead retry``) also puts a list in ``conn.extra["deals"]``:
+    it receives ``(deal id, reason)`` per exchange of ``every`` (the reason as the ledger stores it, masked;
+    ``(None, None)`` for one not recorded)."""
     extra = getattr(every[0].conn, "extra", None) if every else None
-    sink = extra.get("outcomes") if extra else None
+    if not extra:
+        return
+    sink, named = extra.get("outcomes"), extra.get("deals")
+    if named is not None:
+        by_id = {id(ex): (rec.deal_id, rec.reason) for ex, rec in zip(exs, records)}
+        named.extend(by_id.get(id(ex), (None, None)) for ex in every)
     if sink is None:
         return
     got = zip(records, errors if errors is not None else [None] * len(exs))

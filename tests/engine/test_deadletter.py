@@ -18,7 +18,7 @@ from engine.deadletter import raw_bytes, retry
 from engine.deal import DeadLetter, DealError
 from engine.fieldcrypt import Keyring
 from engine.ledger import open_ledger
-from engine.ledger_query import query_dead_letters
+from engine.ledger_query import query_dead_letters, query_deals
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KEY = bytes(range(32))
@@ -132,6 +132,14 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     trio.run(fill, path)
     res = cli("list", "--ledger", str(path), "--channel", "mainframe", "--since", "7d")
     assert res.exit_code == 0 and "d-timeout" in res.output and "d-old" not in res.output
+    # a line naming the ledger, then the column names over aligned columns (--live prints the same)
+    title, head, row = res.stdout.splitlines()
+    assert title == f"dead letters in {path}"
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
+    assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "biller", "timed", "out", "after", "5s"]
+    assert head.index("channel") == row.index("mainframe") and head.index("reason") == row.index("biller")
+    res = cli("list", "--ledger", str(path), "--status", "purged")
+    assert res.stdout.splitlines() == [f"dead letters in {path}", "no dead letters match these filters"]
     res = cli("list", "--ledger", str(path), "--json", "--reason", "bad frame")
     assert [json.loads(line)["id"] for line in res.stdout.splitlines()] == ["d-web"]
     res = cli("show", "d-timeout", "--ledger", str(path))
@@ -155,7 +163,6 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine.ledger_query import query_deals
 
     for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
         monkeypatch.delenv(var, raising=False)
@@ -165,13 +172,35 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     res = cli("retry", "d-timeout", "d-web", "--ledger", str(path), "--routes", str(routes))
     # PAY1 is too short for the bill payment layout: the route rejects it; "web" is not a channel any more
     assert res.exit_code == 1, res.output
-    assert res.output.splitlines() == [
-        "d-timeout: NOT retried: rejected",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
-    [row] = query_dead_letters(path, ids=["d-timeout"])
-    assert row["status"] == "new" and row["retry_outcome"] == "rejected" and row["retried_at"] is not None
     [d] = query_deals(path)
     assert d["channel"] == "mainframe" and d["status"] == "rejected" and d["request"] == b"PAY1".hex()
+    # the new deal and why it was refused again, as the ledger stores it: no second command to find out
+    refused = f"rejected (deal {d['deal_id']}): {d['reason']}"
+    assert "the layout is 65 bytes" in d["reason"]
+    assert res.output.splitlines() == [
+        f"d-timeout: NOT retried: {refused}",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+    [row] = query_dead_letters(path, ids=["d-timeout"])
+    assert row["status"] == "new" and row["retry_outcome"] == refused and row["retried_at"] is not None
+
+
+def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bsp dead list --deployment platform.yaml` as `bsp dead show / retry / purge`: the file's ledger
+    # (relative to the file); --ledger still wins
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path.parent)
+    trio.run(fill, tmp_path / "l.duckdb")
+    (tmp_path / "r.route").write_text("")
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text("routes: [r.route]\nledger: l.duckdb\nenvironments:\n  uat:\n    ledger: uat.duckdb\n")
+    res = cli("list", "--deployment", str(deployment), "--json")
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["id"] for line in res.stdout.splitlines()] == ["d-web", "d-timeout", "d-old"]
+    res = cli("list", "--deployment", str(deployment), "--env", "uat")
+    assert res.exit_code == 2 and f"{tmp_path / 'uat.duckdb'}: no ledger file" in res.output, res.output
+    res = cli("list", "--deployment", str(deployment), "--env", "uat", "--ledger", str(tmp_path / "l.duckdb"))
+    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters in {tmp_path / 'l.duckdb'}\n"), res.output
 
 
 def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -216,11 +245,12 @@ environments:
     trio.run(fill, path)
     res = cli("retry", "d-timeout", "d-web", "--deployment", str(deployment))
     assert res.exit_code == 1, res.output
+    [d] = query_deals(path)
     assert res.output.splitlines() == [
-        "d-timeout: NOT retried: rejected",
+        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}",
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
-    assert row["retry_outcome"] == "rejected" and row["retried_at"] is not None
+    assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
     assert chain_ok(path)                    # written with the file's ledger.audit_key
     # --routes wins over the file's routes (card payments: its inbound channel is another one)
     res = cli("retry", "d-web", "--deployment", str(deployment), "--routes", str(routes / "card_payments"))

@@ -114,6 +114,26 @@ def test_missing_ledger_is_a_usage_error(tmp_path: Path) -> None:
     assert "none.duckdb: no ledger file" in res.stderr and "--ledger" in res.stderr
 
 
+def test_the_ledger_of_a_deployment_file(ledger_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--deployment platform.yaml [--env NAME]` works for the listing as for `bsp deals show`: the file's
+    # ledger (relative to the file, as bsp run takes it); --ledger still wins
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    monkeypatch.chdir(tmp_path.parent)
+    (tmp_path / "r.route").write_text("")
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text(f"routes: [r.route]\nledger: {ledger_file.name}\n"
+                          "environments:\n  uat:\n    ledger: uat.duckdb\n")
+    res = run("--deployment", str(deployment), "--json")
+    assert res.exit_code == 0, res.output
+    assert [r["reference"] for r in json_rows(res.stdout)] == ["T3", "T2", "T1", "T0"]
+    res = run("--deployment", str(deployment), "--env", "uat")
+    assert res.exit_code == 2 and f"{tmp_path / 'uat.duckdb'}: no ledger file" in res.stderr, res.output
+    res = run("--deployment", str(deployment), "--env", "uat", "--ledger", str(ledger_file), "--ref", "T1")
+    assert res.exit_code == 0 and "T1" in res.stdout, res.output
+    res = run("--env", "uat")
+    assert res.exit_code == 2 and "--deployment platform.yaml" in flat(res.output)
+
+
 def test_bad_time_is_a_usage_error(ledger_file: Path) -> None:
     res = run("--ledger", str(ledger_file), "--since", "yesterday")
     assert res.exit_code == 2

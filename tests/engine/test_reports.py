@@ -208,9 +208,28 @@ def test_cli_writes_files(ledger: Path, tmp_path: Path) -> None:
     assert "Statement for EL01" in out.read_text()
 
 
+def test_today_and_yesterday_are_utc_days(tmp_path: Path) -> None:
+    # an operator's nightly `--from yesterday` and a look at `--from today`, without typing the date
+    d = date(2026, 3, 1)
+    assert period("yesterday", "Today", today=d) == period("2026-02-28", "2026-03-01")
+    assert period(" TODAY ", today=d) == period("2026-03-01")
+    with pytest.raises(ReportError, match="--to 2026-02-28 is before --from 2026-03-01"):
+        period("today", "yesterday", today=d)
+    now = datetime.now(timezone.utc)
+    path = tmp_path / "bsp.duckdb"
+    trio.run(fill, path, [(now, "BILL_PAYMENT", "committed", "00", None, "1.00", "CNY",
+                           "EL01", 1)])
+    for first, last, n in (("today", "today", 1), ("yesterday", "today", 1), ("yesterday", "yesterday", 0)):
+        r = cli("daily-summary", "--ledger", str(path), "--from", first, "--to", last, "--format", "csv")
+        assert r.exit_code == 0, r.output
+        if now.date() == datetime.now(timezone.utc).date():     # not run across midnight UTC
+            assert len(r.stdout.splitlines()) == 1 + n, r.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["daily", "--from", "2026-03-02"], "no report named 'daily'"),
-    (["daily-summary", "--from", "03/02/2026"], "--from '03/02/2026': expected a date as YYYY-MM-DD"),
+    (["daily-summary", "--from", "03/02/2026"], "--from '03/02/2026': expected a date as YYYY-MM-DD "
+                                                "(e.g. 2026-03-01), today or yesterday"),
     (["daily-summary", "--from", "2026-03-02", "--format", "pdf"], "--format 'pdf': expected one of table, csv"),
     (["rejections", "--from", "2026-03-02", "--party", "X"], "--party is for counterparty-statement"),
     (["counterparty-statement", "--from", "2026-03-02"], "needs the party: --party NAME"),

@@ -202,8 +202,16 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
     r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
     assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr
+    # the table as the ledger file gives it: a line naming where from, the column names, the rows
+    r = await trio.to_thread.run_sync(dead, "--live")
+    assert r.returncode == 0, r.stderr
+    title, head, row = r.stdout.splitlines()
+    assert title == f"dead letters in the engine at {env['BSP_ADMIN_URL']}"
+    assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
+    assert row.startswith(letter["id"]) and head.index("channel") == row.index("front  ")
     r = await trio.to_thread.run_sync(dead, "--live", "--status", "retried")
-    assert r.returncode == 0 and "no dead letters match these filters" in r.stdout
+    assert r.returncode == 0 and r.stdout.splitlines() == [
+        f"dead letters in the engine at {env['BSP_ADMIN_URL']}", "no dead letters match these filters"]
     r = await trio.to_thread.run_sync(dead, "--live", "--since", "2026-01-02", "--until", "2026-01-01")
     assert r.returncode == 1 and "must be before until" in r.stderr
 
@@ -234,14 +242,22 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
             while not (letters := (await client.get("/dead-letters")).json()["dead_letters"]):
                 await trio.sleep(0.02)
         (letter,) = letters
-        route.write_text(ECHO % "A")                                        # the fix goes live
-        assert (await client.post("/reload")).status_code == 200
         url = f"http://127.0.0.1:{engine.admin_port}"
         env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN}
 
         def bsp(*args: str):
             return subprocess.run([sys.executable, "-m", "engine.cli", "dead", "retry", *args], capture_output=True,
                                   text=True, env=env, timeout=60)
+
+        # before the fix, refused again: the new deal's id and reason (as the ledger has them), not only "rejected"
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url)
+        assert r.returncode == 1, r.stderr
+        again, first = (await client.get("/deals", params={"reference": "X1"})).json()["deals"]   # newest first
+        assert first["status"] == again["status"] == "rejected" and "X1 is not served yet" in again["reason"]
+        assert r.stdout.splitlines() == [f"{letter['id']}: NOT retried: rejected (deal {again['deal_id']}): "
+                                         f"{again['reason']}"], r.stdout
+        route.write_text(ECHO % "A")                                        # the fix goes live
+        assert (await client.post("/reload")).status_code == 200
 
         r = await trio.to_thread.run_sync(bsp, letter["id"], "no-such-letter", "--admin", url)
         assert r.returncode == 1, r.stderr
@@ -251,7 +267,7 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         (after,) = (await client.get("/dead-letters", params={"status": "retried"})).json()["dead_letters"]
         assert after["id"] == letter["id"] and after["retry_outcome"] == "committed"
         r = await client.get("/deals", params={"reference": "X1"})
-        assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected"]
+        assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected", "rejected"]
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
         # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url

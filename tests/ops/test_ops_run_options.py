@@ -62,10 +62,12 @@ def test_an_unusable_key_is_a_usage_error(tmp_path: Path, var: str, value: str, 
     assert value not in p.stderr or var.endswith("_FILE")          # a key is never printed
 
 
-def _serve_and_stop(tmp_path: Path, env: dict[str, str]) -> str:
+def _serve_and_stop(tmp_path: Path, env: dict[str, str], *ledger: str, cwd: Path = REPO) -> str:
+    """``bsp run`` of an echo route (``--ledger tmp_path/l.duckdb`` unless ``ledger`` gives the options)
+    until it serves, then SIGTERM; its standard error."""
     (tmp_path / "r.route").write_text(ECHO % "x")
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(tmp_path / "r.route"),
-                             "--ledger", str(tmp_path / "l.duckdb")], cwd=str(REPO), env=env,
+                             *(ledger or ("--ledger", str(tmp_path / "l.duckdb")))], cwd=str(cwd), env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
     lines = []
     try:
@@ -94,6 +96,16 @@ def test_no_audit_key_is_a_start_up_warning(tmp_path: Path) -> None:
     (tmp_path / "keyed").mkdir()
     out = _serve_and_stop(tmp_path / "keyed", clean_env(BSP_AUDIT_KEY=key))
     assert "no audit key" not in out and key not in out
+
+
+@pytest.mark.parametrize("options", [("--ledger", "rel/l.duckdb"), ("--grace", "5")])
+def test_the_ledger_path_is_printed_absolute(tmp_path: Path, options: tuple[str, ...]) -> None:
+    # operators copy it into commands they run from another folder: absolute, given relative or by default
+    (tmp_path / "rel").mkdir()
+    out = _serve_and_stop(tmp_path, clean_env(), *options, cwd=tmp_path)
+    want = tmp_path / ("rel/l.duckdb" if "--ledger" in options else "var/bsp.duckdb")
+    assert f", ledger {want} (sync journal);" in out, out
+    assert want.is_file()
 
 
 def test_run_help_names_the_key_variables_and_the_deployment_file() -> None:
