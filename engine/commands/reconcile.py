@@ -12,11 +12,14 @@ from typing import Optional
 
 import typer
 
-from engine.defaults import DEFAULT_LEDGER, REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
+from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
 
 
 def reconcile(
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
+    env: Optional[str] = ENV_OPT,
     against: Path = typer.Option(..., "--against", help="The counterparty's statement file."),
     kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)}."),
     on: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, today or "
@@ -42,6 +45,7 @@ def reconcile(
     from engine.reports.source import parse_day
     from engine.reports.terminal import print_report
 
+    ledger = ledger_keys(ledger, deployment, env, "bsp reconcile").path
     try:
         try:
             tol = Decimal(tolerance)

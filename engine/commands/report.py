@@ -11,14 +11,17 @@ from typing import Optional
 
 import typer
 
-from engine.defaults import DEFAULT_LEDGER, REPORT_FORMATS as FORMATS, REPORTS
+from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.defaults import REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
 
 
 def report(
     name: str = typer.Argument(..., help=f"The report: {', '.join(REPORTS)}."),
-    ledger: Path = typer.Option(DEFAULT_LEDGER, "--ledger", help="The ledger file (DuckDB)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
+    env: Optional[str] = ENV_OPT,
     first: str = typer.Option(..., "--from", help="First day (UTC), YYYY-MM-DD, today or yesterday; included."),
     last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, today or yesterday; "
                                        "included; default --from."),
@@ -38,6 +41,7 @@ def report(
     from engine.reports.tabular import csv_text
     from engine.reports.terminal import print_report
 
+    ledger = ledger_keys(ledger, deployment, env, "bsp report").path
     if fmt not in OUTPUTS:
         typer.echo(f"error: --format {fmt!r}: expected one of {', '.join(OUTPUTS)}", err=True)
         raise typer.Exit(2)

@@ -155,3 +155,25 @@ def test_the_nightly_script_of_the_docs_runs(tmp_path: Path) -> None:
     assert res.returncode == 0, res
     page = (reports / f"daily-{yesterday}.html").read_text()
     assert "30.15" in page and not (reports / "bsp.duckdb.wal").exists()
+
+
+def test_report_and_reconcile_take_the_ledger_of_a_deployment_file(ledger: Path, tmp_path: Path) -> None:
+    """As bsp deals and bsp dead list: --deployment FILE [--env] gives the ledger; --ledger still wins."""
+    (tmp_path / "r.route").write_text("")
+    (tmp_path / "platform.yaml").write_text(f"routes: [r.route]\nledger: {ledger}\n"
+                                            "environments:\n  uat:\n    ledger: uat.duckdb\n")
+    env_free = {k: v for k, v in os.environ.items() if k != "BSP_ENV"}
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "report", "daily-summary", "--deployment",
+                          "platform.yaml", "--from", "2026-11-26", "--format", "csv"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, env={**env_free, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0 and f"2026-11-26,BILL_PAYMENT,CNY,{N},{N}," in res.stdout, res
+    res = bsp("report", "daily-summary", "--deployment", "platform.yaml", "--env", "uat", "--from", "2026-11-26",
+              cwd=tmp_path)
+    assert res.returncode == 2 and "uat.duckdb" in res.stderr, res
+    (tmp_path / "el.csv").write_text(csv_lines())
+    res = bsp("reconcile", "--deployment", "platform.yaml", "--against", "el.csv", "--type", "csv", "-q",
+              cwd=tmp_path)
+    assert res.returncode == 0, res
+    res = bsp("reconcile", "--deployment", "platform.yaml", "--env", "uat", "--ledger", str(ledger),
+              "--against", "el.csv", "--type", "csv", "-q", cwd=tmp_path)
+    assert res.returncode == 0, res
