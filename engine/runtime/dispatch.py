@@ -19,6 +19,7 @@ from engine.channels.base import ConnInfo
 from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
+from engine.runtime.stepfail import step_failure
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.eval_error import EvalError
@@ -227,7 +228,7 @@ class Dispatcher:
             except Exception as exc:
                 log.exception("route %s: step failed", br.name)
                 for ex in live:
-                    ex.fail(StepFailure("internal", _failure_text(exc), where=step.where))
+                    ex.fail(step_failure(step, exc, _failure_text(exc)))
         else:
             for ex in live:
                 self._run_sync(step, ex)
@@ -256,14 +257,14 @@ class Dispatcher:
                 ex.reply = None
                 log.warning("on error step at %s failed: %s", step.where, f.detail)
             else:
-                ex.fail(f)
+                ex.fail(step_failure(step, f, f.detail))
         except Exception as exc:
             text = _failure_text(exc)
             if during_error:
                 ex.reply = None
                 log.warning("on error step at %s failed: %s", step.where, text)
             else:
-                ex.fail(StepFailure("internal", text, where=step.where))
+                ex.fail(step_failure(step, exc, text))
 
     # -- the ledger ---------------------------------------------------------
     async def _record(self, exs: list[Exchange]) -> None:

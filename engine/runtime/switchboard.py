@@ -21,6 +21,7 @@ import trio
 from engine.runtime.binder import Binder, BindError, plugin_note
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.runtime.guard import channel_label, guarded
+from engine.runtime.stepfail import label_of
 from engine.txn import recover as recover_in_flight
 from engine.txn import saf
 
@@ -107,7 +108,10 @@ class Switchboard:
         try:
             runner = spec.build(step, self.ctx, route)
             if spec.side_effects:
-                runner.side_effects = True      # engine/txn/plan.py: a keyed route is admitted before it
+                runner.side_effects = True      # engine/txn/plan.py: its deal is admitted (logged) before it
+            origin = self.registry.origin("step", step.kind) if hasattr(self.registry, "origin") else None
+            if origin or spec.side_effects:     # its failures name it (engine/runtime/stepfail.py)
+                runner.kind_label = label_of(step.kind, origin)
             return runner
         except BindError:
             raise

@@ -16,7 +16,8 @@ Entries (``t``):
     begin   a deal accepted by a transactional route, before its first call:
             id, route, channel, key, at, raw (the request as received)
     step    a participant's progress: id, step, phase (sending | done | failed |
-            compensating | compensated), reply (done: the decoded reply, when JSON-able),
+            compensating | compensated; a plugin step with side effects: running | done |
+            failed | compensated | compensation_failed), reply (done: the decoded reply, when JSON-able),
             values (sending, ISO 8583 calls: the request values, which a reversal copies)
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)

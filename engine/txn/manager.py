@@ -40,7 +40,8 @@ import trio
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
-from engine.txn import reversal, shared_keys
+from engine.runtime.stepfail import step_failure
+from engine.txn import effects, reversal, shared_keys
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
@@ -73,6 +74,7 @@ class TxnState:
     compensated: set[int] = field(default_factory=set)
     sent: dict[int, Any] = field(default_factory=dict)    # ISO 8583 call index -> request values sent
     logged: bool = False                   # its begin is durable in the log (its first call may go out)
+    doubt: int | None = None               # a side-effect step that failed in doubt (engine.txn.effects)
     state: str = "received"
 
     def move(self, to: str, detail: Any = None) -> None:
@@ -319,9 +321,13 @@ class TxnManager:
                 break
             name = plan.step_name(i, step)
             call = plan.calls.get(i)
+            acts = i in plan.effects                 # a plugin step that acts outside bsp: like a call
             started = datetime.now(_UTC)
-            if call is not None:
-                await self._calling(plan, i, live)
+            if call is not None or acts:
+                if acts:
+                    await effects.acting(self, plan, i, name, live)
+                else:
+                    await self._calling(plan, i, live)
                 refused = [ex for ex in live if ex.failure is not None]
                 if refused:                          # the log could not be written: not sent
                     for ex in refused:
@@ -336,17 +342,19 @@ class TxnManager:
                 except Exception as exc:
                     log.exception("route %s: step %s failed", br.name, name)
                     for ex in live:
-                        ex.fail(StepFailure("internal", f"{type(exc).__name__}: {exc}", where=step.where))
+                        ex.fail(step_failure(step, exc, f"{type(exc).__name__}: {exc}"))
                 ms = (time.perf_counter() - t0) * 1000.0
                 for ex in live:
-                    self._vote(ex, name, _kind(step), started, ms, call is not None)
+                    self._vote(ex, name, _kind(step), started, ms, call is not None or acts)
             else:
                 for ex in live:
                     s0 = time.perf_counter()
                     disp._run_sync(step, ex)
-                    self._vote(ex, name, _kind(step), started, (time.perf_counter() - s0) * 1000.0, False)
+                    self._vote(ex, name, _kind(step), started, (time.perf_counter() - s0) * 1000.0, acts)
             if call is not None:
                 await self._called(plan, call, live)
+            elif acts:
+                effects.acted(self, i, name, live)
             live = [ex for ex in live if ex.failure is None]
             if i == plan.key_at:
                 self._key(plan, live)               # in the scope the deal step saw
@@ -634,10 +642,15 @@ class TxnManager:
                 continue
             for i in reversed(st.done):
                 await self.compensate_step(plan, i, ex, st)
+            if st.doubt is not None:             # a plugin step left in doubt and not undone
+                effects.flag(plan, st)
 
     async def compensate_step(self, plan: RoutePlan, i: int, ex: Any, st: TxnState) -> None:
         """Run one participant's compensation; a second run for the same deal and step does nothing."""
         if i in st.compensated:
+            return
+        if i in plan.effects:                    # a plugin step with side effects: its own undo hook
+            await effects.undo(self, plan, i, ex, st)
             return
         call = plan.calls[i]
         if call.iso and call.compensation is None:

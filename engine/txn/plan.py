@@ -3,7 +3,10 @@
 Built once per ``BoundRoute`` (cached on it as ``txn_plan``).  A route is
 *transactional* (``full``) when it declares a deal ``key``, a ``compensate`` on a
 call, or an ``on restart`` policy, or has an ISO 8583 call after its first call:
-every step is a participant (``TxnManager.run_steps``).  Any other route with a
+every step is a participant (``TxnManager.run_steps``).  So is a route with a plugin step that acts
+outside bsp (``ComponentSpec.side_effects``, ``engine.txn.effects``): its deal is logged as begun
+before the first such step or call, so that a crash while it runs leaves a deal to flag, never
+nothing.  Any other route with a
 call is *light*: one compact ``a`` record per exchange before its first call and
 nothing per step (``TxnManager.run_light``); an ISO 8583 first call keeps its
 values as sent in that record (DE 90 of a reversal).  Both go through
@@ -50,6 +53,8 @@ class RoutePlan:
     # the keyed deal step: the key is evaluated right after it runs, in the scope the deal saw (a
     # later `decode` rebinds msg, a later `let` is not bound yet before it)
     key_at: int | None = None
+    # plugin steps that act outside bsp (``ComponentSpec.side_effects``): index -> runner
+    effects: dict[int, Any] = field(default_factory=dict)
     request_tags: dict[str, str] = field(default_factory=dict)
     response_tags: dict[str, str] = field(default_factory=dict)
     active: bool = False                               # the txn manager runs it (full or light)
@@ -111,16 +116,15 @@ def plan_of(br: Any) -> RoutePlan:
         elif ir_step.kind == "reply" and not plan.response_tags:
             codec = getattr(runner, "codec", None)
             plan.response_tags = tags_of(codec) if codec is not None else {}
-    full = (plan.key is not None or getattr(route, "on_restart", None) is not None
+    # a plugin step that sends or books something (ComponentSpec.side_effects) is a participant, admitted
+    # before (its begin durable before it runs), as a call is
+    plan.effects = {i: runner for i, runner in enumerate(br.steps) if getattr(runner, "side_effects", False)}
+    full = (plan.key is not None or getattr(route, "on_restart", None) is not None or bool(plan.effects)
             or any(c.compensation is not None or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))
-    plan.admit_at = plan.first_call
-    if plan.key is not None:
-        # a plugin step that sends or books something (ComponentSpec.side_effects) is admitted before,
-        # as a call is; a keyed route with neither, after its last step
-        effects = [i for i, runner in enumerate(br.steps) if getattr(runner, "side_effects", False)]
-        firsts = [i for i in (plan.first_call, effects[0] if effects else None) if i is not None]
-        plan.admit_at = min(firsts) if firsts else len(route.steps)
+    firsts = [i for i in (plan.first_call, min(plan.effects, default=None)) if i is not None]
+    # a keyed route with neither a call nor such a step: after its last step
+    plan.admit_at = min(firsts) if firsts else (len(route.steps) if plan.key is not None else None)
     plan.light = plan.first_call is not None and not full
     plan.active = full or plan.light
     br.txn_plan = plan

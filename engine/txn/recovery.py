@@ -183,11 +183,14 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         await _finish(mgr, disp, ex)
         return
     plan = plan_of(br)
-    first = plan.first_call if plan.first_call is not None else len(br.steps)
     # a plugin step that sends or books something (ComponentSpec.side_effects) keeps no trace of its
     # own in the log: whether it ran before the crash cannot be told, so it is never run again here
     # and its deal goes to an operator
-    effects = [i for i, s in enumerate(br.steps) if getattr(s, "side_effects", False)]
+    effects = sorted(plan.effects)
+    # the steps before the first participant (call or such step): the steps after it (a `reply`) are not
+    # run to rebuild the scope, so that a flagged deal keeps no answer built on restart
+    first = min([i for i in (plan.first_call, effects[0] if effects else None) if i is not None],
+                default=len(br.steps))
     for i in range(first):               # the side-effect-free steps: run again to rebuild the scope
         step = br.steps[i]
         if not step.batch and i not in effects:

@@ -37,7 +37,7 @@ def test_the_page_quotes_each_file_of_the_example_whole(path: Path) -> None:
 def test_the_kinds_are_listed_with_their_plugin(kvtools: Path) -> None:
     res = CliRunner().invoke(bsp_app, ["docs", "components"])
     assert res.exit_code == 0, res.output
-    for kind in ("### `kv`", "### `checksum`", "### `udp.listen`"):
+    for kind in ("### `kv`", "### `checksum`", "### `hold`", "### `udp.listen`"):
         part = res.output.split(kind)[1].split("### ")[0]
         assert "From plugin bsp-kvtools 0.1.0 (entry point kvtools = bsp_kvtools:register)." in part
 
@@ -46,7 +46,7 @@ def test_bsp_check_and_bsp_test_pass(kvtools: Path) -> None:
     res = CliRunner().invoke(bsp_app, ["check", str(ROUTES)])
     assert res.exit_code == 0, res.output
     result = run_paths([ROUTES], default_registry())
-    assert result.summary() == "2 passed, 0 failed, 2 test(s) in 1 configuration(s)", result
+    assert result.summary() == "3 passed, 0 failed, 3 test(s) in 1 configuration(s)", result
 
 
 def test_bsp_check_tells_a_bad_separator_at_the_format(kvtools: Path, tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ async def test_the_route_serves_datagrams(kvtools: Path, tmp_path: Path) -> None
                 await sock.send(datagram)
                 with trio.fail_after(10):
                     answers.append(await sock.recv(1000))
-    assert answers == [b"ref=P1;code=00;account=79927398713;amount=10.25;",
+    assert answers == [b"ref=P1;code=00;account=79927398713;amount=10.25;hold=H-P1;",
                        b"code=14;text=invalid account number;",
                        b"code=30;text=malformed request;"]
     by_status = {}
@@ -81,6 +81,46 @@ async def test_the_route_serves_datagrams(kvtools: Path, tmp_path: Path) -> None
     (paid,) = by_status["committed"]
     assert (paid["reference"], paid["amount"], paid["deal_type"]) == ("P1", Decimal("10.25"), "PAYMENT")
     assert sorted(d["response_code"] for d in by_status["rejected"]) == ["14", "30"]
+
+
+async def test_a_hold_whose_answer_is_lost_fails_in_doubt_and_is_released(kvtools: Path, tmp_path: Path) -> None:
+    """docs/plugins.md#refuse-or-fail-in-doubt: the hold system takes the hold and the answer is lost; the
+    step raises StepFailure(..., in_doubt=True): the deal fails (96), its reason says the hold may be there,
+    and the step's compensation releases it.  A refusal (amount 0) placed nothing and is only rejected."""
+    import duckdb
+    from bsp_kvtools.hold import BOOK
+
+    reg = default_registry()
+    res = compile_paths([ROUTES / "pay.route"], reg)
+    ledger = tmp_path / "l.duckdb"
+    BOOK.holds.clear()
+    async with running(res.program, ledger, registry=reg, overrides={"teller": {"address": "127.0.0.1:0"}}) as sb:
+        sock = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
+        with sock:
+            await sock.connect(("127.0.0.1", sb.channel("teller").port))
+            answers = []
+            BOOK.drop_answers = 1
+            for datagram in (b"ref=P4;account=7992739871;amount=5;", b"ref=P5;account=7992739871;amount=0;"):
+                await sock.send(datagram)
+                with trio.fail_after(10):
+                    answers.append(await sock.recv(1000))
+    assert answers == [b"code=96;text=internal error;", b"code=13;text=invalid amount;"]
+    assert BOOK.holds == {}                                   # P4 was placed, then released; P5 never placed
+    by_ref = {d["reference"]: d for d in deals(ledger)}
+    p4, p5 = by_ref["P4"], by_ref["P5"]
+    assert p4["status"] == "failed" and "may have done its work" in p4["reason"], p4["reason"]
+    assert p4["reason"] == (
+        "internal: hold P4: the hold system closed the connection before it answered (step kind hold, from plugin "
+        "bsp-kvtools 0.1.0 (entry point kvtools = bsp_kvtools:register): it acts outside bsp and may have done its "
+        f"work before it failed) (at {ROUTES / 'pay.route'}:16:5)")
+    con = duckdb.connect(str(ledger), read_only=True)
+    try:
+        events = [r[0] for r in con.execute("SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                            [p4["deal_id"]]).fetchall()]
+    finally:
+        con.close()
+    assert "compensated 3:hold" in events and "flagged" not in events
+    assert p5["status"] == "rejected" and p5["reason"].startswith("rejected: hold: amount 0 is not a positive decimal")
 
 
 def test_docs_components_without_plugins_is_bsps_own_reference(kvtools: Path) -> None:

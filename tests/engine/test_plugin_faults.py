@@ -151,7 +151,10 @@ async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_
         await s.aclose()
     by_route = {d["route"]: d for d in deals(ledger)}
     assert by_route["bad_step"]["status"] == "failed"
-    assert "RuntimeError: the ledger of the wreck is on fire" in by_route["bad_step"]["reason"]
+    # the reason names the exception, the step's kind and plugin (whom to ask) and its place in the route
+    assert by_route["bad_step"]["reason"] == (
+        "internal: RuntimeError: the ledger of the wreck is on fire (step kind explode, from plugin bsp-wreck "
+        f"0.1.0 (entry point runtime = bsp_wreck.runtime:register)) (at {tmp_path / 'test.route'}:14:5)")
     assert by_route["(malformed)"]["status"] == "rejected"
     assert "KeyError: 'missing'" in by_route["(malformed)"]["reason"]
     letters = {d["error_kind"]: d for d in _dead_letters(ledger)}

@@ -128,3 +128,68 @@ async def test_a_deal_left_in_flight_after_a_step_with_side_effects_goes_to_an_o
     events = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
                                           [d["deal_id"]])]
     assert "flagged" in events
+
+
+KILL_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+route book {
+    receive from front as J
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    stall s { ref = msg.ref  mark = "%s" }
+    reply J { ref = msg.ref  code = "00" }
+    on error reply J { ref = msg.ref  code = error.code }
+}
+"""
+
+
+async def test_sigkill_while_a_plugin_step_with_side_effects_runs_leaves_a_deal_to_flag(
+        tmp_path: Path, tmp_path_factory, monkeypatch) -> None:
+    """A real `bsp run` is killed (SIGKILL) while the plugin step `stall` of bsp-wreck (side_effects) runs,
+    on a keyed route without a call.  Its deal's begin is durable before the step runs, so on restart
+    recovery finds it in flight and flags it (the step may have booked), and a repeat of the key is not
+    booked again.  Without that begin the log is empty: the deal vanishes and the repeat books twice."""
+    from engine.txn.log import TxnLog, log_path
+    from pluginkit import install
+    from txnkit import engine_serving, start_engine
+
+    monkeypatch.setenv("PYTHONPATH", str(install(("plugin_faulty",), tmp_path_factory)))
+    mark = tmp_path / "booked.txt"
+    route = tmp_path / "book.route"
+    route.write_text(KILL_ROUTE % mark)
+    ledger = tmp_path / "l.duckdb"
+    served = await start_engine(route, ledger)
+    proc = served.proc
+    try:
+        c = await Client.open(served.ports["front"])
+        await c.send(b'{"ref": "K9"}')
+        with trio.fail_after(20):
+            while not mark.exists():                       # the step has booked and now hangs
+                await trio.sleep(0.01)
+        proc.kill()                                        # SIGKILL while the step runs
+        await proc.wait()
+        await trio.aclose_forcefully(c.stream)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stderr.aclose()
+    txlog = TxnLog(log_path(ledger))
+    pending = {p.begin.get("key"): dict(p.phases) for p in txlog.pending.values()}
+    txlog.close()
+    assert pending == {"book|K9": {"2:stall": "running"}}   # durable before the step ran
+
+    async with engine_serving(route, ledger) as again:      # recovery, then a repeat of the key
+        c = await Client.open(again.ports["front"])
+        await c.send(b'{"ref": "K9"}')
+        with trio.fail_after(20):
+            (answer,) = await c.recv_json(1)
+        await c.aclose()
+    assert answer == {"ref": "K9", "code": "96"}            # the original's code, failed without an answer: not run again
+    assert mark.read_text().splitlines() == ["K9"]          # booked once
+    by_status = {d["status"]: d for d in deals(ledger)}
+    assert set(by_status) == {"failed", "duplicate"}
+    assert "flagged for an operator" in by_status["failed"]["reason"]
+    assert "step(s) 2:stall act outside bsp" in by_status["failed"]["reason"]
+    assert by_status["failed"]["response"] is None          # recovery built no answer for it (no `reply` run)
+    assert "without an answer to repeat" in by_status["duplicate"]["reason"]

@@ -12,6 +12,24 @@ def _explode(step, ctx, route):
     return FunctionStep(step, ctx, run)
 
 
+def _stall(step, ctx, route):
+    """Books (appends the ref to the file ``mark``), then, the first time, hangs: the event loop is
+    blocked while it runs (a test SIGKILLs the engine there)."""
+    import time
+    from pathlib import Path
+
+    from engine.steps.base import FunctionStep
+
+    def run(values, scope):
+        mark = Path(str(values["mark"]))
+        with mark.open("a") as f:
+            f.write(f"{values['ref']}\n")
+        if len(mark.read_text().splitlines()) == 1:
+            time.sleep(120)
+        return "booked"
+    return FunctionStep(step, ctx, run)
+
+
 def _picky(step, ctx, route):
     raise RuntimeError("picky needs a mode it cannot find")
 
@@ -72,6 +90,9 @@ class _Crashy:
 COMPONENTS = (
     ComponentSpec(category="step", name="explode", doc="Raises at run time.", build=_explode,
                   options=(OptionSpec("why", "expr", "Why."),)),
+    ComponentSpec(category="step", name="stall", doc="Books, then hangs the first time.", build=_stall,
+                  options=(OptionSpec("ref", "expr", "The reference."), OptionSpec("mark", "expr", "A file.")),
+                  side_effects=True),
     ComponentSpec(category="step", name="picky", doc="Its constructor raises.", build=_picky,
                   options=(OptionSpec("mode", "expr", "The mode."),)),
     ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
