@@ -32,6 +32,9 @@ DEFAULT_CODES = {
     "lost": "91",
     "failed": "96",
     "internal": "96",
+    "in_doubt": "96",
+    "recovered": "96",
+    "duplicate": "94",
 }
 REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected"})
 
@@ -47,7 +50,11 @@ SHORT_TEXTS = {
     "lost": "counterpart connection lost",
     "failed": "processing failed",
     "internal": "internal error",
+    "in_doubt": "outcome unknown",                # may have been done: flagged for an operator
+    "recovered": "undone after a restart",
 }
+# ``rejected`` (a validate rule's own text) and ``duplicate`` ("repeats deal ID (key ...)": which deal the
+# request repeats, for the sender) keep their whole text as ``error.text``
 
 
 class StepFailure(Exception):

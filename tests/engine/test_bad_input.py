@@ -221,3 +221,20 @@ route pay {
     reply Req { ref = msg.ref  amount = msg.amount  status = post.status }
 }
 """
+
+
+def test_every_failure_kind_the_engine_raises_has_a_code_and_a_short_text() -> None:
+    """error.text goes into reply fields: a kind without a short text handed its whole reason (a crash's
+    story, a deal key) to the client; every kind the engine raises has one, and its code."""
+    import re
+    from engine.runtime.exchange import DEFAULT_CODES, SHORT_TEXTS, StepFailure
+    repo = Path(__file__).resolve().parents[2]
+    kinds = set()
+    for f in (repo / "engine").rglob("*.py"):
+        kinds |= set(re.findall(r'StepFailure\(\s*"([a-z_]+)"', f.read_text(encoding="utf-8")))
+    assert kinds >= {"in_doubt", "recovered", "duplicate", "internal"}
+    assert not kinds - set(SHORT_TEXTS) - {"rejected", "duplicate"} and not kinds - set(DEFAULT_CODES)
+    f = StepFailure("in_doubt", "in flight at crash; flagged for an operator: call(s) pay may have reached ...")
+    assert (f.code, f.text) == ("96", "outcome unknown")
+    assert (StepFailure("duplicate", "repeats deal X (key 'k') ...").code, StepFailure("recovered", "x").text) == \
+        ("94", "undone after a restart")
