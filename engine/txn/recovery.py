@@ -148,9 +148,17 @@ async def _reversals_due(mgr: Any, pending: list[Any]) -> list[dict[str, Any]]:
     due = await due_of([p.id for p in cands])
     now = datetime.now(timezone.utc).isoformat()
     return [{"t": "rev", "id": p.id, "step": step, "r": p.begin.get("route"), "c": p.begin.get("channel"),
-             "at": now, "values": p.values[step], "n": max(1, tries)}
+             "at": now, "values": _kept(mgr, p.id, step, p.values[step]), "n": max(1, tries)}
             for p in cands for step, tries in due.get(p.id, {}).items()
             if step in p.values and f"{p.id}|{step}" not in mgr.log.reversals]
+
+
+def _kept(mgr: Any, deal_id: str, step: str, sealed: Any) -> Any:
+    """A ``sending`` mark's values as a queued reversal keeps them (``reversal.kept``: no track 2 or PIN
+    block), sealed again as they were."""
+    from engine.txn.reversal import kept
+    what = f"values|{deal_id}|{step}"
+    return mgr.seal_values(kept(mgr.unseal_values(sealed, what) or {}), what)
 
 
 def _resume(mgr: Any, revs: list[dict[str, Any]]) -> None:

@@ -54,6 +54,13 @@ def original_data_elements(values: dict[str, Any]) -> str:
             + f"{values.get('33', '') or '':0>11}"[:11])
 
 
+def kept(values: dict[str, Any]) -> dict[str, Any]:
+    """What a queued reversal keeps of its original's values (the ``rev`` entry of the transaction log,
+    which stays until the host acknowledges): the MTI and ``KEEP``, all that ``reversal_of`` reads.
+    Never the track data, PIN block or chip data of the original (``secret`` in the specs)."""
+    return {k: values[k] for k in ("t", *KEEP) if k in values}
+
+
 def reversal_of(values: dict[str, Any], *, repeat: bool = False) -> dict[str, Any]:
     """The reversal (or its repeat) of an original request's values."""
     mti = REVERSIBLE.get(str(values.get("t")))

@@ -101,6 +101,7 @@ class Saf:
         is durable)."""
         from engine.txn.manager import _jsonable
         now = datetime.now(_UTC).isoformat()
+        values = reversal.kept(values)        # no track 2, PIN block or chip data kept while queued
         e = {"t": "rev", "id": deal_id, "step": step, "r": route, "c": channel, "at": now,
              "values": self.mgr.seal_values(_jsonable(values), f"values|{deal_id}|{step}")}
         return e, Item(deal_id, step, route, channel, values, now, runner=runner)
