@@ -93,6 +93,10 @@ async def undo(mgr: Any, plan: Any, i: int, ex: Any, st: Any) -> None:
     except Exception as exc:
         failure = StepFailure("internal", f"{type(exc).__name__}: {exc}", where=getattr(runner, "where", None))
     ok = failure is None
+    if failure is not None:            # the plugin's text may quote the values it was given
+        known = ex.classified()
+        if known:
+            failure.mask(known)
     st.trace.append(DealStep(f"{name}.compensate", "compensate", "ok" if ok else failure.kind, started,
                              round((time.perf_counter() - t0) * 1000.0, 3), None,
                              None if ok else {"code": failure.code, "reason": failure.reason()}))
