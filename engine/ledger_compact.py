@@ -49,11 +49,19 @@ def compact(path: Path) -> None:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(path)]).fetchall()
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: not compacted: {exc}") from None
+        mode = stat.S_IMODE(path.stat().st_mode)
         try:
-            con.execute("ATTACH ? AS fresh", [str(tmp)]).fetchall()
-            con.execute("COPY FROM DATABASE old TO fresh").fetchall()
-            con.execute("DETACH fresh").fetchall()
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+            # the copy and its WAL are made no more readable than the ledger (the process's umask, 022,
+            # would make them 0644 while the whole ledger is copied into them): a CLI process, one thread
+            umask = os.umask(0o077)
+            os.umask(umask | (0o777 & ~mode))
+            try:
+                con.execute("ATTACH ? AS fresh", [str(tmp)]).fetchall()
+                con.execute("COPY FROM DATABASE old TO fresh").fetchall()
+                con.execute("DETACH fresh").fetchall()
+            finally:
+                os.umask(umask)
+            os.chmod(tmp, mode)
             _fsync(tmp)
             os.replace(tmp, path)          # while "old" is still attached: its lock keeps writers out
             _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
