@@ -130,6 +130,12 @@ class NatsConsumer:
             # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
             ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
             self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
+            if ledger is not None and getattr(ledger, "keyring", None) is None:
+                log.warning("channel %s: no field keyring: the answers kept in key-value bucket %s (to answer a "
+                            "repeat on any engine) are the reply bytes as sent, a card number or name in them "
+                            "readable by whoever can read the bucket; give the engines one field keyring "
+                            "(ledger.field_keys in platform.yaml, or BSP_FIELD_KEYS(_FILE))", self.name,
+                            self.keys.bucket)
             if getattr(ledger, "path", None) is not None:     # the same engine after a restart
                 try:
                     self.keys.engine = engine_id(ledger.path)
