@@ -11,6 +11,7 @@ their deals are committed.
 from __future__ import annotations
 
 import logging
+import traceback
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -226,7 +227,7 @@ class Dispatcher:
             try:
                 await step.run_batch(live)
             except Exception as exc:
-                log.exception("route %s: step failed", br.name)
+                _log_masked(f"route {br.name}: step failed", exc, live)
                 for ex in live:
                     ex.fail(step_failure(step, exc, _failure_text(exc)))
         else:
@@ -242,8 +243,8 @@ class Dispatcher:
             if step.batch:
                 try:
                     await step.run_batch(failed)
-                except Exception:
-                    log.exception("route %s: on error step failed", br.name)
+                except Exception as exc:
+                    _log_masked(f"route {br.name}: on error step failed", exc, failed)
             else:
                 for ex in failed:
                     self._run_sync(step, ex, during_error=True)
@@ -255,14 +256,14 @@ class Dispatcher:
         except StepFailure as f:
             if during_error:
                 ex.reply = None
-                log.warning("on error step at %s failed: %s", step.where, f.detail)
+                log.warning("on error step at %s failed: %s", step.where, mask_text(f.detail, ex.classified()))
             else:
                 ex.fail(step_failure(step, f, f.detail))
         except Exception as exc:
             text = _failure_text(exc)
             if during_error:
                 ex.reply = None
-                log.warning("on error step at %s failed: %s", step.where, text)
+                log.warning("on error step at %s failed: %s", step.where, mask_text(text, ex.classified()))
             else:
                 ex.fail(step_failure(step, exc, text))
 
@@ -436,6 +437,17 @@ class DispatchStats:
     @property
     def total(self) -> int:
         return self.committed + self.rejected + self.failed + self.duplicate
+
+
+def _log_masked(what: str, exc: Exception, exs: list[Exchange]) -> None:
+    """An error line for a batch step's exception: its text with the classified values of ``exs`` masked
+    (as their deals' reasons have it), then the traceback's frames (not its text: it quotes the same)."""
+    known: dict[str, str] = {}
+    for ex in exs:
+        known.update(ex.classified())
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s: %s\nTraceback (most recent call last):\n%s", what, mask_text(_failure_text(exc), known),
+              frames.rstrip("\n"))
 
 
 def _failure_text(exc: Exception) -> str:
