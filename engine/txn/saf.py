@@ -200,7 +200,8 @@ class Saf:
         return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
                 "attempts": self.attempts, "acknowledged": self.acknowledged,
                 "alert_after": self.alert_after,
-                "in_flight": {n or "(call not in the configuration)": {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
+                "in_flight": {n or "(call not in the configuration)":
+                              {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
                               for n, ln in self.lanes.items()},
                 "reversals": [i.status() for i in items]}
 
