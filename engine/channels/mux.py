@@ -46,7 +46,7 @@ from typing import Any, Callable
 import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
-from engine.channels.options import ChannelConfigError, parse_address, seconds
+from engine.channels.options import ChannelConfigError, parse_address, reversal_in_flight, seconds
 from engine.channels.pool import Pool, PoolConn
 from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, Rejected, RetryPolicy
 from engine.tls import client_context
@@ -209,6 +209,7 @@ class MuxConnector:
             name, failures=failures, window=seconds(options.get("breaker_window"), 30.0),
             reset=seconds(options.get("breaker_reset"), 10.0)) if failures else None
         self.cap = InFlightCap(name, int(options.get("max_in_flight", 4096)))
+        self.reversal_in_flight = reversal_in_flight(name, options)     # read by engine/txn/saf.py
         self.ssl_context = None
         if any(options.get(k) for k in ("ca", "cert", "server_name")) or options.get("tls"):
             try:

@@ -102,6 +102,31 @@ def seconds(value: Any, default: float) -> float:
     raise ChannelConfigError(f"expected a duration such as 3s or 200ms, got {value!r}")
 
 
+REVERSAL_IN_FLIGHT = 16     # ISO 8583 reversals stored and forwarded: attempts in flight per channel
+
+
+def reversal_in_flight(channel: str, options: dict[str, Any]) -> int:
+    """``reversal_in_flight`` of a tcp connect channel: how many store-and-forward reversal attempts
+    (engine/txn/saf.py) may wait for the host's answer at a time."""
+    value = options.get("reversal_in_flight", REVERSAL_IN_FLIGHT)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(value, bool) or n <= 0 or n != value:
+        raise ChannelConfigError(f"channel {channel}: option reversal_in_flight: expected a positive count "
+                                 f"(reversal attempts in flight at the host at a time, default "
+                                 f"{REVERSAL_IN_FLIGHT}), got {value!r}")
+    return n
+
+
+REVERSAL_IN_FLIGHT_OPTION = OptionSpec(
+    "reversal_in_flight", "int", "ISO 8583 reversals stored and forwarded (docs/transactions.md): attempts "
+    "waiting for the host's answer at a time on this channel; the others wait their turn, oldest first, so "
+    "a host back from an outage is not hit by every reversal queued during it at once.",
+    default=REVERSAL_IN_FLIGHT)
+
+
 ADDRESS = OptionSpec("address", "string", "Where to listen or connect, \"host:port\".", required=True)
 FRAMING = OptionSpec(
     "framing", "ident",

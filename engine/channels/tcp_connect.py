@@ -27,7 +27,7 @@ from engine.channels.base import (
 )
 from engine.channels.mux import MUX_OPTIONS, MuxConnector, wants_mux
 from engine.channels.options import (
-    ADDRESS, ChannelConfigError, built_check, parse_address, seconds,
+    ADDRESS, REVERSAL_IN_FLIGHT_OPTION, ChannelConfigError, built_check, parse_address, reversal_in_flight, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
 from engine.resilience import Rejected
@@ -77,6 +77,7 @@ class TcpConnector:
         self.max_in_flight = int(options.get("max_in_flight", 4096))
         if self.max_in_flight <= 0:
             raise ChannelConfigError(f"channel {name}: option max_in_flight: expected a positive count")
+        self.reversal_in_flight = reversal_in_flight(name, options)     # read by engine/txn/saf.py
         self.backoff_min = 0.05
         self.backoff_max = seconds(options.get("reconnect_max"), 2.0)
         self._framer = self._new_framer()
@@ -311,6 +312,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("max_in_flight", "int", "Requests waiting for a reply at most; more callers wait for room "
                    "up to their timeout, then fail unsent (kind unreachable; with the MUX options below: at "
                    "once).", default=4096),
+        REVERSAL_IN_FLIGHT_OPTION,
         *MUX_OPTIONS,
     ),
     build=build,

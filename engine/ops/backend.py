@@ -76,6 +76,7 @@ class EngineBackend:
                 "attempts": sum(q["attempts"] for q in queues),
                 "acknowledged": sum(q["acknowledged"] for q in queues),
                 "alert_after": queues[0]["alert_after"],
+                "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
         ledger = eng.ledger
         stats = getattr(ledger, "stats", None)

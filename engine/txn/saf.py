@@ -6,10 +6,20 @@ entry in the transaction log, fdatasync'ed with the group commit) and the deal i
 answered and recorded at once, with a ``reversal queued`` event.  This module's task
 (one per transaction manager, started by ``Switchboard.run`` and ``LiveEngine.run``)
 then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
-(the call's timeout, doubled each time up to ``backoff_cap``) **until the host
-acknowledges** (0410 / 0430).  It never gives up: after ``alert_after`` attempts the
-reversal is flagged for an operator (an error in the log, a ``reversal flagged``
-event on the deal, ``bsp status``) and it goes on.
+(the call's timeout, doubled each time up to ``backoff_cap``, then drawn between half
+and all of it: jitter, so that reversals queued together do not repeat in step)
+**until the host acknowledges** (0410 / 0430).  It never gives up: after
+``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
+a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.
+
+The queue is worked by one task per outbound channel (a ``Lane``): the reversals
+sleeping their pause wait in a heap ordered by the time of their next attempt; those
+due go oldest first (by the time they were queued), at most ``reversal_in_flight``
+(the ``tcp connect`` channel's option, default ``REVERSAL_IN_FLIGHT``) attempts in
+flight at the host at a time, so a host back from an outage is not hit by every
+reversal queued during it at once (bench/bench_saf.py).  An attempt's task lives only
+while it is in flight and its line is written: ten thousand queued reversals are ten
+thousand small ``Item`` objects, not ten thousand sleeping tasks.
 
 Each attempt, its outcome and the acknowledgement are appended to the deal in the
 ledger afterwards (``deal_steps`` ``NAME.reversal`` / ``NAME.reversal.repeat``,
@@ -24,14 +34,18 @@ Route tests and replays run without this task: their reversals run inline, as be
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 import trio
 
+from engine.channels.options import REVERSAL_IN_FLIGHT   # tcp connect ``reversal_in_flight``'s default
 from engine.deal import DealEvent, DealStep
 from engine.txn import reversal
 
@@ -40,6 +54,7 @@ _UTC = timezone.utc
 
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
+UNRESOLVED = ""           # the lane of reversals whose call is not in the running configuration
 
 
 @dataclass
@@ -59,6 +74,7 @@ class Item:
     last: str | None = None   # the last attempt's outcome and detail
     recorded: trio.Event = field(default_factory=trio.Event)
     has_row: bool = True      # the deal's ledger row was committed (else nothing is appended)
+    seq: int = 0              # the order it was queued in (after queued_at: oldest first)
 
     @property
     def key(self) -> str:
@@ -73,8 +89,31 @@ class Item:
                 "queued_at": self.queued_at, "flagged": self.flagged, "last": self.last}
 
 
+class Lane:
+    """The reversals of one outbound channel: those waiting for their next attempt (a heap by due time),
+    those due (a heap by age: oldest first), and the attempts in flight (at most ``limit``)."""
+
+    def __init__(self, name: str, limit: int) -> None:
+        self.name = name
+        self.limit = limit
+        self.waiting: list[tuple[float, int, Item]] = []      # (due, seq, item)
+        self.ready: list[tuple[str, int, Item]] = []          # (queued_at, seq, item)
+        self.in_flight = 0
+        self.peak = 0
+        self.wake = trio.Event()
+        self.started = False
+
+    def push(self, item: Item, due: float) -> None:
+        heapq.heappush(self.waiting, (due, item.seq, item))
+        self.wake.set()
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.wake.set()
+
+
 class Saf:
-    """The reversal queue of one transaction manager, and the task that works it."""
+    """The reversal queue of one transaction manager, and the tasks that work it (one per channel)."""
 
     def __init__(self, mgr: Any, resolve: Callable[[Item], Any] | None = None, *,
                  alert_after: int | None = None, backoff_cap: float | None = None,
@@ -86,6 +125,10 @@ class Saf:
         self.backoff_cap = backoff_cap if backoff_cap is not None else \
             (getattr(ledger, "reversal_backoff_cap", None) or BACKOFF_CAP)
         self.backoff_first = backoff_first    # None: the call's timeout
+        self.random = random.Random()         # the jitter of the pauses
+        self.lanes: dict[str, Lane] = {}      # outbound channel name -> its lane
+        self._seq = itertools.count(1)
+        self._done: list[Item] = []           # acknowledged before a restart: only their story and revrec left
         self.items: dict[str, Item] = {}
         self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
         self.attempts = 0
@@ -113,11 +156,17 @@ class Saf:
         if item.key in self.items:
             return
         self.items[item.key] = item
+        item.seq = next(self._seq)
         if not item.recorded.is_set():
             self.unrecorded.setdefault(item.deal_id, []).append(item)
         self._empty = trio.Event() if self._empty.is_set() else self._empty
-        if self._nursery is not None:
-            self._nursery.start_soon(self._work, item)
+        if item.ack is not None:                # acknowledged before a restart: never sent again
+            if self._nursery is not None:
+                self._nursery.start_soon(self._finish, item)
+            else:
+                self._done.append(item)
+            return
+        self._schedule(item, -math.inf)         # due at once (behind the older ones due)
 
     def recorded(self, deal_id: str, ok: bool) -> None:
         """The deal's ledger row was committed (``ok``) or refused: its reversals' story may follow."""
@@ -151,30 +200,85 @@ class Saf:
         items = sorted(self.items.values(), key=lambda i: i.queued_at)
         return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
                 "attempts": self.attempts, "acknowledged": self.acknowledged,
-                "alert_after": self.alert_after, "reversals": [i.status() for i in items]}
+                "alert_after": self.alert_after,
+                "in_flight": {n or "(call not in the configuration)":
+                              {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
+                              for n, ln in self.lanes.items()},
+                "reversals": [i.status() for i in items]}
 
-    # ------------------------------------------------------------ the task
+    # ------------------------------------------------------------ the tasks
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Work the queue until cancelled (the engine's drain): what is left stays in the log."""
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                for item in list(self.items.values()):
-                    nursery.start_soon(self._work, item)
+                for lane in self.lanes.values():
+                    self._start(lane)
+                done, self._done = self._done, []
+                for item in done:
+                    nursery.start_soon(self._finish, item)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
             self._nursery = None
 
     def backoff(self, n: int, wait: float) -> float:
-        """The pause after attempt ``n`` (1, 2, ...): the first pause (the call's timeout), doubled each
-        time, at most ``backoff_cap``."""
+        """The longest pause after attempt ``n`` (1, 2, ...): the first pause (the call's timeout), doubled
+        each time, at most ``backoff_cap``."""
         first = self.backoff_first if self.backoff_first is not None else wait
         return min(self.backoff_cap, first * math.pow(2, min(n - 1, 30)))
 
-    async def _work(self, item: Item) -> None:
-        while item.ack is None:
-            runner = (self.resolve(item) if self.resolve is not None else None) or item.runner   # a reload's own
+    def pause(self, n: int, wait: float) -> float:
+        """The pause after attempt ``n``: between half and all of ``backoff`` (jitter), so that reversals
+        queued in the same seconds do not repeat at the same instants."""
+        return self.backoff(n, wait) * (0.5 + 0.5 * self.random.random())
+
+    def _runner(self, item: Item) -> Any:
+        return (self.resolve(item) if self.resolve is not None else None) or item.runner   # a reload's own
+
+    def _schedule(self, item: Item, due: float) -> None:
+        """Queue ``item``'s next attempt at ``due`` (trio time) in the lane of its call's channel."""
+        runner = self._runner(item)
+        name = UNRESOLVED if runner is None else str(getattr(runner.channel, "name", "?"))
+        limit = getattr(runner.channel, "reversal_in_flight", None) if runner is not None else None
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, int(limit or REVERSAL_IN_FLIGHT))
+        elif limit:
+            lane.limit = int(limit)            # a reload may have changed it
+        lane.push(item, due)
+        if self._nursery is not None and not lane.started:
+            self._start(lane)
+
+    def _start(self, lane: Lane) -> None:
+        assert self._nursery is not None
+        lane.started = True
+        self._nursery.start_soon(self._lane, lane)
+
+    async def _lane(self, lane: Lane) -> None:
+        """One channel's reversals: those due, oldest first, at most ``lane.limit`` attempts in flight."""
+        nursery = self._nursery
+        assert nursery is not None
+        while True:
+            lane.wake = trio.Event()
+            now = trio.current_time()
+            while lane.waiting and lane.waiting[0][0] <= now:
+                _, seq, item = heapq.heappop(lane.waiting)
+                heapq.heappush(lane.ready, (item.queued_at, seq, item))
+            while lane.ready and lane.in_flight < lane.limit:
+                _, _, item = heapq.heappop(lane.ready)
+                lane.in_flight += 1
+                lane.peak = max(lane.peak, lane.in_flight)
+                nursery.start_soon(self._attempt, lane, item)
+            next_due = lane.waiting[0][0] if lane.waiting else math.inf
+            with trio.move_on_at(next_due):
+                await lane.wake.wait()
+
+    async def _attempt(self, lane: Lane, item: Item) -> None:
+        """One attempt of ``item`` (it holds one of ``lane``'s places until the host answered or the
+        wait ran out), its line on the deal, then its next attempt queued or the reversal done."""
+        try:
+            runner = self._runner(item)
             repeat = item.n > 0
             item.n += 1
             await self._log({"t": "revtry", "id": item.deal_id, "step": item.step, "n": item.n})
@@ -187,22 +291,28 @@ class Saf:
             else:
                 a = await reversal.attempt(item.values, runner, repeat=repeat)
                 wait = reversal.wait_of(runner)
-            self.attempts += 1
-            item.last = f"{a.mti} {a.outcome}: {a.detail}"
-            if a.outcome == "acknowledged":
-                item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
-                await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack})
-                self.acknowledged += 1
-            flag = a.outcome != "acknowledged" and item.n == self.alert_after
-            await self._story(item, a, flag)
-            if item.ack is not None:
-                break
-            if flag:
-                item.flagged = True
-                log.error("store and forward: the reversal of deal %s (route %s, call %s) is not acknowledged "
-                          "after %d attempts (last: %s); flagged for an operator, still repeated",
-                          item.deal_id, item.route, item.step, item.n, item.last)
-            await trio.sleep(self.backoff(item.n, wait))
+        finally:
+            lane.release()
+        self.attempts += 1
+        item.last = f"{a.mti} {a.outcome}: {a.detail}"
+        if a.outcome == "acknowledged":
+            item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
+            await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack})
+            self.acknowledged += 1
+        flag = a.outcome != "acknowledged" and item.n == self.alert_after
+        await self._story(item, a, flag)
+        if item.ack is not None:
+            await self._finish(item)
+            return
+        if flag:
+            item.flagged = True
+            log.error("store and forward: the reversal of deal %s (route %s, call %s) is not acknowledged "
+                      "after %d attempts (last: %s); flagged for an operator, still repeated",
+                      item.deal_id, item.route, item.step, item.n, item.last)
+        self._schedule(item, trio.current_time() + self.pause(item.n, wait))
+
+    async def _finish(self, item: Item) -> None:
+        """An acknowledged reversal: its story on the deal (once), then dropped from the log."""
         if item.n and item.ack is not None and not _stories_done(item):
             await self._acked_story(item)          # acknowledged before a restart: its line, once
         await self._log({"t": "revrec", "id": item.deal_id, "step": item.step})

@@ -49,7 +49,8 @@ route purchase {
 class Host:
     """An issuer over TCP (length2, MUX-friendly: one task per request) that never answers the 0200 and
     answers a reversal (0420 / 0421 -> 0430) only when ``ack(nth reversal, message)`` returns True
-    (awaited: it may wait for an event)."""
+    (awaited: it may wait for an event).  ``held``: the reversals it is holding now (``ack`` not returned
+    yet), ``peak``: the most it held at once; ``at``: each reversal's (trio time, DE 11, MTI)."""
 
     def __init__(self, ack: Callable[[int, dict], Awaitable[bool]]) -> None:
         self.ack = ack
@@ -57,6 +58,9 @@ class Host:
         self.reversals = 0
         self.acked = 0
         self.saw_reversal = trio.Event()
+        self.held = 0
+        self.peak = 0
+        self.at: list[tuple[float, str, str]] = []
 
     async def serve(self, nursery: trio.Nursery) -> int:
         ls = await nursery.start(functools.partial(trio.serve_tcp, self._conn, 0, host="127.0.0.1"))
@@ -82,9 +86,15 @@ class Host:
         if msg["t"] not in ("0420", "0421"):
             return                                   # the 0200 is never answered: the engine times out
         self.reversals += 1
+        self.at.append((trio.current_time(), msg.get("11"), msg["t"]))
         self.saw_reversal.set()
-        if not await self.ack(self.reversals, msg):
-            return
+        self.held += 1
+        self.peak = max(self.peak, self.held)
+        try:
+            if not await self.ack(self.reversals, msg):
+                return
+        finally:
+            self.held -= 1
         self.acked += 1
         async with lock:
             try:
@@ -110,9 +120,9 @@ def story(ledger: Path, deal_id: str) -> tuple[list[tuple], list[tuple]]:
             [(e["seq"], e["from_state"], e["to_state"]) for e in events])
 
 
-async def ask(port: int) -> dict:
+async def ask(port: int, stan: str = "000123") -> dict:
     c = await Client.open(port)
-    await c.send(CODEC.encode(ORIGINAL))
+    await c.send(CODEC.encode({**ORIGINAL, "11": stan}))
     with trio.fail_after(10):                 # a guard against a hang, not a timing
         (raw,) = await c.recv(1)
     await c.aclose()
