@@ -31,7 +31,7 @@ __all__ = ["Injector", "RetryResult", "retry", "raw_bytes", "switchboard_injecto
 class RetryResult:
     id: str
     ok: bool
-    outcome: str          # "committed", "rejected (deal ID): ...", "failed: ...", "duplicate: ...", "no reply", ...
+    outcome: str          # "committed (deal ID)", "rejected (deal ID): ...", "failed: ...", "duplicate: ...", ...
     at: datetime
 
 
@@ -78,7 +78,7 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     except Exception as exc:   # the injector is the runtime's; its failure is this retry's outcome
         return RetryResult(lid, False, f"failed: {type(exc).__name__}: {exc}", now)
     text = str(outcome)
-    return RetryResult(lid, text == "committed" or text.startswith("ok"), text, now)
+    return RetryResult(lid, text.split(" ", 1)[0] == "committed" or text.startswith("ok"), text, now)
 
 
 # a keyed route answers a repeated deal key with the original answer and runs nothing again (its call may
@@ -94,7 +94,7 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     ``handlers``: the handler of each inbound channel to go through instead of the switchboard's
     dispatchers (a live engine's ``HandlerRef``s: the retry then counts as a batch of the generation
     it runs on, which a reload waits for, and in the channel's figures).  The outcome is the new
-    deal's status (``committed``; ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the new
+    deal's status (``committed (deal ID)``; ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the new
     deal and why, as the ledger stores it; or ``DUPLICATE`` when a deal key answered it), as the
     dispatcher reports it for that message (``conn.extra["outcomes"]`` and ``["deals"]``), whatever other
     traffic does meanwhile.
@@ -125,12 +125,12 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
 
 
 def _deal_outcome(status: str, deal_id: str | None, reason: str | None) -> str:
-    """The outcome of a retry whose new deal is ``status``: ``committed``, or for a deal refused again
-    ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the reason as the ledger stores it
-    (classified values masked), so that the operator sees why without another command."""
-    if status == "committed":
-        return status
+    """The outcome of a retry whose new deal is ``status``: ``committed (deal ID)``, or for a deal refused
+    again ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the reason as the ledger stores it
+    (classified values masked), so that the operator sees which deal and why without another command."""
     where = f" (deal {deal_id})" if deal_id else ""
+    if status == "committed":
+        return status + where
     return f"{status}{where}: {reason}" if reason else f"{status}{where}"
 
 

@@ -261,13 +261,14 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
 
         r = await trio.to_thread.run_sync(bsp, letter["id"], "no-such-letter", "--admin", url)
         assert r.returncode == 1, r.stderr
-        assert f"{letter['id']}: retried: committed" in r.stdout
+        assert f"{letter['id']}: retried: committed (deal " in r.stdout        # which deal the retry made
         assert (f"no-such-letter: NOT retried: no dead letter 'no-such-letter' in the engine at {url}; list them "
                 "with `bsp dead list --live`") in r.stdout       # the command to type, not the endpoint
         (after,) = (await client.get("/dead-letters", params={"status": "retried"})).json()["dead_letters"]
-        assert after["id"] == letter["id"] and after["retry_outcome"] == "committed"
         r = await client.get("/deals", params={"reference": "X1"})
         assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected", "rejected"]
+        (made,) = [d["deal_id"] for d in r.json()["deals"] if d["status"] == "committed"]
+        assert after["id"] == letter["id"] and after["retry_outcome"] == f"committed (deal {made})"
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
         # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url
