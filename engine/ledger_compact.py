@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from glob import escape as glob_escape
 from pathlib import Path
 
 import duckdb
@@ -49,6 +50,7 @@ def compact(path: Path) -> None:
             con.execute("ATTACH ? AS old (READ_ONLY)", [str(path)]).fetchall()
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: not compacted: {exc}") from None
+        _remove_stale_copies(path)
         mode = stat.S_IMODE(path.stat().st_mode)
         try:
             # the copy and its WAL are made no more readable than the ledger (the process's umask, 022,
@@ -72,3 +74,23 @@ def compact(path: Path) -> None:
         con.close()
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
             leftover.unlink(missing_ok=True)
+
+
+def _remove_stale_copies(path: Path) -> None:
+    """Copies (and their WALs) a purge left when it was killed during the copy: they hold the whole ledger
+    as it was, purged messages included.  Only those whose process is gone (another purge may be copying)."""
+    for leftover in path.parent.glob(f"{glob_escape(path.name)}.compact-*.tmp*"):
+        pid = leftover.name[len(path.name) + len(".compact-"):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                      # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue                      # someone else's live process
+        try:
+            leftover.unlink()
+        except OSError:
+            pass

@@ -52,3 +52,23 @@ def test_the_copy_is_never_more_readable_than_the_ledger(tmp_path: Path) -> None
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM t").fetchone() == (300000,)
     con.close()
+
+
+def test_a_copy_left_by_a_killed_purge_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A purge killed during the copy leaves `<ledger>.compact-PID.tmp`: the whole ledger as it was, purged
+    messages included.  The next compaction removes it when that process is gone, and leaves a live one's."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t AS SELECT 1 AS i")
+    con.close()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = [tmp_path / f"l.duckdb.compact-{gone}.tmp", tmp_path / f"l.duckdb.compact-{gone}.tmp.wal"]
+    live = tmp_path / f"l.duckdb.compact-{os.getppid()}.tmp"         # a running process: never touched
+    for f in (*stale, live):
+        f.write_bytes(b"PURGED-MESSAGE")
+    compact(path)
+    assert not any(f.exists() for f in stale) and live.exists()
