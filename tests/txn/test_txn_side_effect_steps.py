@@ -193,3 +193,70 @@ async def test_sigkill_while_a_plugin_step_with_side_effects_runs_leaves_a_deal_
     assert "step(s) 2:stall act outside bsp" in by_status["failed"]["reason"]
     assert by_status["failed"]["response"] is None          # recovery built no answer for it (no `reply` run)
     assert "without an answer to repeat" in by_status["duplicate"]["reason"]
+
+
+EARLY_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 60s }
+route book {
+    receive from front as J
+    on restart compensate
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    call c = credit as J reply J { op = "post"  ref = msg.ref } expect c.status == "OK"
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+    stall s { ref = msg.ref  mark = "%s" }
+    reply J { ref = msg.ref  code = "00" }
+}
+"""
+
+
+async def test_sigkill_during_a_call_before_a_plugin_step_with_side_effects_follows_the_route_policy(
+        nursery, tmp_path: Path, tmp_path_factory, monkeypatch) -> None:
+    """A real `bsp run` is killed (SIGKILL) while the call before the plugin step `stall` (side_effects) waits
+    for its answer.  The log has no `running` mark for the step and its `begin` says such marks are written:
+    the step never started, so on restart the route's own policy applies (`on restart compensate`): the call
+    is compensated, the deal is not flagged, and the step is not run (it books nothing)."""
+    from engine.txn.log import TxnLog, log_path
+    from pluginkit import install
+    from test_txn_startup import Silent
+    from txnkit import engine_serving, json_counterpart, rows, start_engine
+
+    monkeypatch.setenv("PYTHONPATH", str(install(("plugin_faulty",), tmp_path_factory)))
+    credit = Silent()                                  # never answers a post: the call stays in flight
+    mark = tmp_path / "booked.txt"
+    route = tmp_path / "book.route"
+    route.write_text(EARLY_ROUTE % (await json_counterpart(nursery, credit.answer), mark))
+    ledger = tmp_path / "l.duckdb"
+    served = await start_engine(route, ledger)
+    proc = served.proc
+    try:
+        c = await Client.open(served.ports["front"])
+        await c.send(b'{"ref": "E1"}')
+        with trio.fail_after(20):
+            while credit.counts[("post", "E1")] == 0:      # the call has left: in flight
+                await trio.sleep(0.01)
+        proc.kill()                                        # SIGKILL during the call, before the step
+        await proc.wait()
+        await trio.aclose_forcefully(c.stream)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stderr.aclose()
+    txlog = TxnLog(log_path(ledger))
+    pending = [(p.begin.get("effects"), dict(p.phases)) for p in txlog.pending.values()]
+    txlog.close()
+    assert pending == [(["3:stall"], {"c": "sending"})]    # no mark for the step: it never started
+
+    async with engine_serving(route, ledger):               # recovery runs before the engine serves
+        pass
+    (d,) = deals(ledger)
+    assert (d["reference"], d["status"]) == ("E1", "failed")
+    assert "compensated on restart (calls undone: c)" in d["reason"], d["reason"]
+    assert "flagged" not in d["reason"]
+    assert credit.counts[("cancel", "E1")] == 1             # the call was compensated once
+    assert not mark.exists()                                # the step never ran: nothing booked
+    events = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                          [d["deal_id"]])]
+    assert "flagged" not in events and "recovered" in events, events
