@@ -20,6 +20,9 @@ was finished (its ``recorded`` mark was still to be written); one without a row
 may have sent its first call and is resolved as above (a light route's policy is
 ``flag``: failed, reason "in flight at crash; flagged ...").
 
+A route with a plugin step with side effects (``engine.txn.effects``) follows its policy only when the
+log proves no such step started (``_effects_in_doubt``); otherwise the deal is flagged.
+
 Each resolution is one deal row with its trace and events (``recovered``,
 ``flagged``) and an ``end`` in the log, so a restart finds nothing in flight.
 
