@@ -4,7 +4,9 @@ Such a step is handled like a call by ``TxnManager.run_steps``:
 
     before it runs   the deal's ``begin`` (if not written yet) and a ``running`` mark are written
                      durably: a crash while it runs leaves a deal in flight, which recovery flags
-                     for an operator (``engine.txn.recovery``), never nothing
+                     for an operator (``engine.txn.recovery``), never nothing; a deal in flight
+                     without the mark (its ``begin`` names the marked steps) never started it, and
+                     recovery follows the route's ``on restart`` policy
     after it         ``done`` (lazy); a clean refusal (``StepFailure`` without ``in_doubt``): ``failed``,
                      nothing to undo; any other failure leaves the step **in doubt** (it may have done
                      its work: ``engine.runtime.stepfail``), to be compensated like a call that timed out

@@ -14,7 +14,9 @@ Entries (``t``):
             call's name), v (ISO 8583: the request values as sent, which a reversal copies).
             Its ledger row is its end; ``recorded`` marks drop it
     begin   a deal accepted by a transactional route, before its first call:
-            id, route, channel, key, at, raw (the request as received)
+            id, route, channel, key, at, raw (the request as received); a route with plugin steps with
+            side effects: effects (their names; each gets a ``running`` mark before it runs, so
+            recovery may take a missing mark as "never started")
     step    a participant's progress: id, step, phase (sending | done | failed |
             compensating | compensated; a plugin step with side effects: running | done |
             failed | compensated | compensation_failed), reply (done: the decoded reply, when JSON-able),

@@ -493,6 +493,7 @@ class TxnManager:
         if store is not None:                       # keys shared by the engines of one consumer
             out = await shared_keys.claim(self, store, plan, live, out)
         now = datetime.now(_UTC).isoformat()
+        marked = [plan.step_name(i, r) for i, r in sorted(plan.effects.items())]
         for ex in out:
             st = self.states[ex]
             st.admitted = True
@@ -500,6 +501,8 @@ class TxnManager:
             st.begin = {"t": "begin", "id": st.deal_id, "route": plan.route.name, "channel": ex.channel,
                         "key": st.key, "at": ex.received_at.isoformat(), "logged": now,
                         "raw": self.seal(ex.raw, f"raw|{st.deal_id}")}
+            if marked:               # a `running` mark precedes each of these steps: recovery may trust its absence
+                st.begin["effects"] = marked
         return out
 
     def _key(self, plan: RoutePlan, live: list[Any]) -> None:

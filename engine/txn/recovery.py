@@ -20,6 +20,9 @@ was finished (its ``recorded`` mark was still to be written); one without a row
 may have sent its first call and is resolved as above (a light route's policy is
 ``flag``: failed, reason "in flight at crash; flagged ...").
 
+A route with a plugin step with side effects (``engine.txn.effects``) follows its policy only when the
+log proves no such step started (``_effects_in_doubt``); otherwise the deal is flagged.
+
 Each resolution is one deal row with its trace and events (``recovered``,
 ``flagged``) and an ``end`` in the log, so a restart finds nothing in flight.
 
@@ -191,17 +194,16 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         await _finish(mgr, disp, ex)
         return
     plan = plan_of(br)
-    # a plugin step that sends or books something (ComponentSpec.side_effects) keeps no trace of its
-    # own in the log: whether it ran before the crash cannot be told, so it is never run again here
-    # and its deal goes to an operator
-    effects = sorted(plan.effects)
+    # a plugin step that sends or books something (ComponentSpec.side_effects) and may have run before
+    # the crash is never run again here: its deal goes to an operator (``_effects_in_doubt``)
+    effects, doubted = _effects_in_doubt(plan, br, p)
     # the steps before the first participant (call or such step): the steps after it (a `reply`) are not
     # run to rebuild the scope, so that a flagged deal keeps no answer built on restart
-    first = min([i for i in (plan.first_call, effects[0] if effects else None) if i is not None],
+    first = min([i for i in (plan.first_call, min(plan.effects, default=None)) if i is not None],
                 default=len(br.steps))
     for i in range(first):               # the side-effect-free steps: run again to rebuild the scope
         step = br.steps[i]
-        if not step.batch and i not in effects:
+        if not step.batch and i not in plan.effects:
             disp._run_sync(step, ex)
     made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
     doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending"]
@@ -234,7 +236,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
                         f"counterpart (sent, no answer logged)")
         if effects:
             whys.append(f"step(s) {', '.join(plan.step_name(i, br.steps[i]) for i in effects)} act outside bsp "
-                        f"and may have run (a plugin with side effects keeps no trace to resume from)")
+                        f"and may have run ({doubted})")
         why = "; ".join(whys) or "route policy is `on restart flag`"
         if p.light:
             why += "; accepted by a light route and no deal row was committed"
@@ -242,6 +244,25 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         ex.failure = None
         ex.fail(StepFailure("in_doubt", f"in flight at crash; flagged for an operator: {why}", code="96"))
     await _finish(mgr, disp, ex)
+
+
+def _effects_in_doubt(plan: Any, br: Any, p: Any) -> tuple[list[int], str]:
+    """The route's plugin steps with side effects that may have run before the crash: all of them, unless
+    the log proves none started.  It does when its ``begin`` names the steps this bsp marks ``running``
+    before they run (``effects``, written since those marks are) and the route still has those steps,
+    and none has a mark: the crash came before (during an earlier call, say), and the route's own
+    ``on restart`` policy applies as to a route without such steps.  A mark (``running`` without
+    ``done``: it may have run; ``done``: it ran) or a log that cannot tell (an older bsp's ``begin``, a
+    route changed since) keeps them all.  Returns them and why, for the deal's reason."""
+    steps = sorted(plan.effects)
+    names = [plan.step_name(i, br.steps[i]) for i in steps]
+    seen = [f"{n} {p.phases[n]}" for n in names if n in p.phases]
+    if seen:
+        return steps, f"the log marks {', '.join(seen)}: it started, and a plugin step keeps no trace to resume from"
+    if steps and p.begin.get("effects") != names:
+        return steps, ("the log cannot tell whether they started: it was written by an older bsp or "
+                       "before the route changed")
+    return [], ""
 
 
 async def _finish(mgr: Any, disp: Any, ex: Any) -> None:

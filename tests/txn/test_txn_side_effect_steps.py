@@ -94,8 +94,9 @@ route book {
 
 
 async def test_a_deal_left_in_flight_after_a_step_with_side_effects_goes_to_an_operator(nursery, tmp_path: Path) -> None:
-    """Whether the plugin step ran before a crash cannot be told (it keeps no trace in the log): on
-    restart it is not run again, and the deal is flagged whatever the route's `on restart` policy."""
+    """The plugin step started before the crash (its `running` mark is in the log) and keeps no trace to
+    resume from: on restart it is not run again, and the deal is flagged whatever the route's `on restart`
+    policy."""
     from test_txn_startup import Silent
     from txnkit import json_counterpart, rows
 
@@ -193,3 +194,128 @@ async def test_sigkill_while_a_plugin_step_with_side_effects_runs_leaves_a_deal_
     assert "step(s) 2:stall act outside bsp" in by_status["failed"]["reason"]
     assert by_status["failed"]["response"] is None          # recovery built no answer for it (no `reply` run)
     assert "without an answer to repeat" in by_status["duplicate"]["reason"]
+
+
+EARLY_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 60s }
+route book {
+    receive from front as J
+    on restart compensate
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    call c = credit as J reply J { op = "post"  ref = msg.ref } expect c.status == "OK"
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+    stall s { ref = msg.ref  mark = "%s" }
+    reply J { ref = msg.ref  code = "00" }
+}
+"""
+
+
+async def test_sigkill_during_a_call_before_a_plugin_step_with_side_effects_follows_the_route_policy(
+        nursery, tmp_path: Path, tmp_path_factory, monkeypatch) -> None:
+    """A real `bsp run` is killed (SIGKILL) while the call before the plugin step `stall` (side_effects) waits
+    for its answer.  The log has no `running` mark for the step and its `begin` says such marks are written:
+    the step never started, so on restart the route's own policy applies (`on restart compensate`): the call
+    is compensated, the deal is not flagged, and the step is not run (it books nothing)."""
+    from engine.txn.log import TxnLog, log_path
+    from pluginkit import install
+    from test_txn_startup import Silent
+    from txnkit import engine_serving, json_counterpart, rows, start_engine
+
+    monkeypatch.setenv("PYTHONPATH", str(install(("plugin_faulty",), tmp_path_factory)))
+    credit = Silent()                                  # never answers a post: the call stays in flight
+    mark = tmp_path / "booked.txt"
+    route = tmp_path / "book.route"
+    route.write_text(EARLY_ROUTE % (await json_counterpart(nursery, credit.answer), mark))
+    ledger = tmp_path / "l.duckdb"
+    served = await start_engine(route, ledger)
+    proc = served.proc
+    try:
+        c = await Client.open(served.ports["front"])
+        await c.send(b'{"ref": "E1"}')
+        with trio.fail_after(20):
+            while credit.counts[("post", "E1")] == 0:      # the call has left: in flight
+                await trio.sleep(0.01)
+        proc.kill()                                        # SIGKILL during the call, before the step
+        await proc.wait()
+        await trio.aclose_forcefully(c.stream)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.stderr.aclose()
+    txlog = TxnLog(log_path(ledger))
+    pending = [(p.begin.get("effects"), dict(p.phases)) for p in txlog.pending.values()]
+    txlog.close()
+    assert pending == [(["3:stall"], {"c": "sending"})]    # no mark for the step: it never started
+
+    async with engine_serving(route, ledger):               # recovery runs before the engine serves
+        pass
+    (d,) = deals(ledger)
+    assert (d["reference"], d["status"]) == ("E1", "failed")
+    assert "compensated on restart (calls undone: c)" in d["reason"], d["reason"]
+    assert "flagged" not in d["reason"]
+    assert credit.counts[("cancel", "E1")] == 1             # the call was compensated once
+    assert not mark.exists()                                # the step never ran: nothing booked
+    events = [e["to_state"] for e in rows(ledger, "SELECT to_state FROM deal_events WHERE deal_id = ? ORDER BY seq",
+                                          [d["deal_id"]])]
+    assert "flagged" not in events and "recovered" in events, events
+
+
+OLD_LOG_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 30s }
+route book {
+    receive from front as J
+    on restart compensate
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
+    call c = credit as J reply J { op = "post"  ref = msg.ref } expect c.status == "OK"
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+    book b { ref = msg.ref }
+    reply J { ref = msg.ref  code = "00" }
+}
+"""
+
+
+async def test_a_log_that_cannot_tell_whether_a_plugin_step_started_still_flags(nursery, tmp_path: Path) -> None:
+    """A deal in flight during the call before the plugin step, in a log whose `begin` does not name the
+    steps marked `running` (an older bsp's): no mark proves nothing, so the deal is flagged, not compensated."""
+    from engine.txn.log import TxnLog, log_path
+    from test_txn_startup import Silent
+    from txnkit import json_counterpart
+
+    POSTED.clear()
+    reg = registry(True)
+    credit = Silent()
+    program = compile_text(tmp_path, OLD_LOG_ROUTE % await json_counterpart(nursery, credit.answer), registry=reg)
+    ledger = tmp_path / "l.duckdb"
+    with trio.CancelScope() as crash:
+        async with running(program, ledger, registry=reg) as sb:
+            c = await Client.open(sb.channel("front").port)
+            try:
+                await c.send(b'{"ref": "O1"}')
+                with trio.fail_after(10):
+                    while credit.counts[("post", "O1")] == 0:      # the call has left: in flight
+                        await trio.sleep(0.005)
+                crash.cancel()                                     # no drain, no answer, no deal row
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(c.stream)
+    path = log_path(ledger)
+    txlog = TxnLog(path)
+    (p,) = txlog.pending.values()
+    txlog.close()
+    assert p.begin.pop("effects") == ["3:book"] and p.phases == {"c": "sending"}
+    path.unlink()                                                  # the same deal as an older bsp logged it
+    old = TxnLog(path)
+    old.append([p.begin, {"t": "step", "id": p.id, "step": "c", "phase": "sending"}])
+    old.close()
+    credit.mute = False
+    async with running(program, ledger, registry=reg):
+        pass
+    (d,) = deals(ledger)
+    assert (d["reference"], d["status"]) == ("O1", "failed")
+    assert "flagged for an operator" in d["reason"] and "the log cannot tell whether they started" in d["reason"]
+    assert POSTED == [] and credit.counts[("cancel", "O1")] == 0   # neither run nor compensated blindly
