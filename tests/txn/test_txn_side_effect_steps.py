@@ -93,6 +93,23 @@ route book {
 """
 
 
+async def _crash_during_the_call(program, ledger: Path, reg, credit, ref: str) -> None:
+    """Serve ``program``, send one request, and stop the engine dead (no drain, no answer, no deal row)
+    once its call has reached ``credit``: a crash with the deal in flight during the call."""
+    with trio.CancelScope() as crash:
+        async with running(program, ledger, registry=reg) as sb:
+            c = await Client.open(sb.channel("front").port)
+            try:
+                await c.send(b'{"ref": "%s"}' % ref.encode())
+                with trio.fail_after(10):
+                    while credit.counts[("post", ref)] == 0:      # the call has left: in flight
+                        await trio.sleep(0.005)
+                crash.cancel()
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(c.stream)
+
+
 async def test_a_deal_left_in_flight_after_a_step_with_side_effects_goes_to_an_operator(nursery, tmp_path: Path) -> None:
     """The plugin step started before the crash (its `running` mark is in the log) and keeps no trace to
     resume from: on restart it is not run again, and the deal is flagged whatever the route's `on restart`
@@ -105,18 +122,7 @@ async def test_a_deal_left_in_flight_after_a_step_with_side_effects_goes_to_an_o
     credit = Silent()
     program = compile_text(tmp_path, CRASH_ROUTE % await json_counterpart(nursery, credit.answer), registry=reg)
     ledger = tmp_path / "l.duckdb"
-    with trio.CancelScope() as crash:
-        async with running(program, ledger, registry=reg) as sb:
-            c = await Client.open(sb.channel("front").port)
-            try:
-                await c.send(b'{"ref": "S1"}')
-                with trio.fail_after(10):
-                    while credit.counts[("post", "S1")] == 0:      # the call has left: in flight
-                        await trio.sleep(0.005)
-                crash.cancel()                                     # no drain, no answer, no deal row
-                await trio.sleep_forever()
-            finally:
-                await trio.aclose_forcefully(c.stream)
+    await _crash_during_the_call(program, ledger, reg, credit, "S1")
     assert POSTED == ["S1"] and deals(ledger) == []
     credit.mute = False
     async with running(program, ledger, registry=reg):
@@ -291,18 +297,7 @@ async def test_a_log_that_cannot_tell_whether_a_plugin_step_started_still_flags(
     credit = Silent()
     program = compile_text(tmp_path, OLD_LOG_ROUTE % await json_counterpart(nursery, credit.answer), registry=reg)
     ledger = tmp_path / "l.duckdb"
-    with trio.CancelScope() as crash:
-        async with running(program, ledger, registry=reg) as sb:
-            c = await Client.open(sb.channel("front").port)
-            try:
-                await c.send(b'{"ref": "O1"}')
-                with trio.fail_after(10):
-                    while credit.counts[("post", "O1")] == 0:      # the call has left: in flight
-                        await trio.sleep(0.005)
-                crash.cancel()                                     # no drain, no answer, no deal row
-                await trio.sleep_forever()
-            finally:
-                await trio.aclose_forcefully(c.stream)
+    await _crash_during_the_call(program, ledger, reg, credit, "O1")
     path = log_path(ledger)
     txlog = TxnLog(path)
     (p,) = txlog.pending.values()
