@@ -3,6 +3,7 @@ with a real DuckDB ledger, a real TCP counterpart, and read the ledger back."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
@@ -171,3 +172,38 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class Counterpart:
+    """Counts each request by (op, reference); refuses the references in ``refuse`` (not their cancel)."""
+
+    def __init__(self, refuse: set[str] | None = None) -> None:
+        self.counts: Counter = Counter()
+        self.refuse = refuse or set()
+
+    def answer(self, req: dict) -> dict:
+        op = req.get("op", "post")
+        self.counts[(op, req.get("ref"))] += 1
+        if req.get("ref") in self.refuse and op != "cancel":
+            return {"status": "NO", "ref": req.get("ref")}
+        return {"status": "OK", "ref": req.get("ref"), "conf": f"C-{req.get('ref')}-{op}"}
+
+
+# a keyed transfer: debit then credit, each compensated; `% (debit port, credit port)`
+TRANSFER_ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel debit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
+channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
+route transfer {
+    receive from front as J
+    on restart compensate
+    deal TRANSFER { ref = msg.ref  amount = msg.amount  currency = "EUR"  key = msg.ref }
+    call d = debit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect d.status == "OK"
+        compensate call debit as J reply J { op = "cancel"  ref = msg.ref }
+    call c = credit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect c.status == "OK"
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+    reply J { ref = msg.ref  code = "00"  conf = d.conf }
+    on error reply J { ref = msg.ref  code = error.code }
+}
+"""

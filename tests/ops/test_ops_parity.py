@@ -26,7 +26,7 @@ from engine.runtime import Switchboard
 from formats.iso8583 import codec_for
 from formats.iso8583.macs import MacPolicy, plan_mac
 from opskit import compile_file, live, rows
-from kit import Client, json_counterpart  # noqa: E402  (tests/engine, put on the path by opskit)
+from kit import TRANSFER_ROUTE, Client, Counterpart, json_counterpart  # noqa: E402  (tests/engine, put on the path by opskit)
 
 KINDS = ["plain", "live", "live-record"]
 
@@ -51,21 +51,6 @@ async def serving(kind: str, route: Path, ledger: Path, overrides: dict | None =
             as (reg, _):
         async with live([route], ledger, overrides=overrides, registry=reg) as eng:
             yield lambda name: eng.channels[name]
-
-
-class Counterpart:
-    """Counts each request by (op, reference); refuses the references in ``refuse`` (not their cancel)."""
-
-    def __init__(self, refuse: set[str] | None = None) -> None:
-        self.counts: Counter = Counter()
-        self.refuse = refuse or set()
-
-    def answer(self, req: dict) -> dict:
-        op = req.get("op", "post")
-        self.counts[(op, req.get("ref"))] += 1
-        if req.get("ref") in self.refuse and op != "cancel":
-            return {"status": "NO", "ref": req.get("ref")}
-        return {"status": "OK", "ref": req.get("ref"), "conf": f"C-{req.get('ref')}-{op}"}
 
 
 # ---------------------------------------------------------------- tcp listen: bad input, error replies
@@ -177,30 +162,13 @@ async def test_iso8583_mac_unauthenticated(kind: str, tmp_path: Path, monkeypatc
 
 
 # ---------------------------------------------------------------- transactions: compensation, deal keys
-TXN_ROUTE = """
-format J = json
-channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
-channel debit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
-channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
-route transfer {
-    receive from front as J
-    on restart compensate
-    deal TRANSFER { ref = msg.ref  amount = msg.amount  currency = "EUR"  key = msg.ref }
-    call d = debit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect d.status == "OK"
-        compensate call debit as J reply J { op = "cancel"  ref = msg.ref }
-    call c = credit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect c.status == "OK"
-        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
-    reply J { ref = msg.ref  code = "00"  conf = d.conf }
-    on error reply J { ref = msg.ref  code = error.code }
-}
-"""
 
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_compensation_and_repeated_keys(kind: str, nursery, tmp_path: Path) -> None:
     debit, credit = Counterpart(), Counterpart(refuse={"T2"})
     route = tmp_path / "transfer.route"
-    route.write_text(TXN_ROUTE % (await json_counterpart(nursery, debit.answer),
+    route.write_text(TRANSFER_ROUTE % (await json_counterpart(nursery, debit.answer),
                                   await json_counterpart(nursery, credit.answer)))
     ledger = tmp_path / "l.duckdb"
     async with serving(kind, route, ledger) as channel:

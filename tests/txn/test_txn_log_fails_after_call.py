@@ -19,24 +19,9 @@ import trio
 from engine.txn.log import TxnLog, log_path, read
 from engine.txn.manager import manager_for
 from txnkit import Client, Counterpart, Unwritable, compile_text, deals, json_counterpart, rows, running
+from kit import TRANSFER_ROUTE  # noqa: E402  (tests/engine, put on the path by txnkit)
 
-ROUTE = """
-format J = json
-channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
-channel debit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
-channel credit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 2s }
-route transfer {
-    receive from front as J
-    on restart compensate
-    deal TRANSFER { ref = msg.ref  amount = msg.amount  currency = "EUR"  key = msg.ref }
-    call d = debit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect d.status == "OK"
-        compensate call debit as J reply J { op = "cancel"  ref = msg.ref }
-    call c = credit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect c.status == "OK"
-        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
-    reply J { ref = msg.ref  code = "00"  conf = d.conf }
-    on error reply J { ref = msg.ref  code = error.code }
-}
-"""
+ROUTE = TRANSFER_ROUTE
 
 
 def _req(ref: str) -> bytes:

@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "engine"))
 
-from kit import Client, compile_text, deals, free_port, json_counterpart, running, switchboard  # noqa: E402
+from kit import (Client, Counterpart, compile_text, deals, free_port, json_counterpart,  # noqa: E402
+                 running, switchboard)
 
 AUDIT_KEY = b"k" * 32          # the audit key of the tests whose ledgers are opened with one
 
@@ -44,21 +45,6 @@ def audit_clean(ledger: Path, key: bytes = AUDIT_KEY) -> None:
     finally:
         con.close()
     assert report.ok, [str(b) for b in report.breaks]
-
-
-class Counterpart:
-    """Counts each request by (op, reference); answers by a rule."""
-
-    def __init__(self, refuse: set[str] | None = None) -> None:
-        self.counts: Counter = Counter()
-        self.refuse = refuse or set()
-
-    def answer(self, req: dict) -> dict:
-        op = req.get("op", "post")
-        self.counts[(op, req.get("ref"))] += 1
-        if req.get("ref") in self.refuse and op != "cancel":
-            return {"status": "NO", "ref": req.get("ref")}
-        return {"status": "OK", "ref": req.get("ref"), "conf": f"C-{req.get('ref')}-{op}"}
 
 
 class Unwritable:
