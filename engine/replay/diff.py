@@ -12,6 +12,13 @@ differs whenever any other field does, and the codec verified it on decode and
 computed it on encode.  ``DiffResult.mac_fields`` says which were left out.
 A recorded frame stored without its bytes (``--mask``) is not compared and is
 counted in ``DiffResult.unstored``.
+
+The values a difference shows (terminal, ``--json``, ``--html``) are masked as the
+ledger masks them: a field its format classifies (``pan``, ``secret``,
+``personal``), and a classified value of the exchange's request wherever it
+travels (inside a longer text too), even when the capture was recorded without ``--mask`` (the report goes
+to CI logs and change requests).  A bytes difference masks runs of 12 or more
+digits.  Values that differ only in masked characters say so.
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ from typing import Any, Iterable
 
 from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
-from formats.classify import mask, tags_of
+from formats.classify import (classified_values, mask, mask_digit_runs, mask_known, mask_text,
+                               tags_of)
 
 MISSING = "<none>"
 
@@ -104,6 +112,8 @@ class Differ:
         self.guide = guide
         self.profile = profile
         self.masked = masked
+        self._rec: Any = None
+        self._known: dict[str, str] | None = None
 
     def run(self, replayed: Iterable[Any]) -> DiffResult:
         res = DiffResult()
@@ -119,6 +129,7 @@ class Differ:
     def exchange(self, rec: Any, prod: Any, res: DiffResult) -> None:
         ctx = (rec.exchange, rec.key)
         ch = rec.request.channel
+        self._rec, self._known = rec, None
         self._frames(ctx, ch, "reply", None, ("inbound", "out"),
                      rec.reply.raw if rec.reply is not None else None, prod.reply,
                      rec.reply is not None, prod.reply is not None, res)
@@ -169,13 +180,39 @@ class Differ:
             vb = masked
         fa, fb = flatten(va), flatten(vb)
         macs = self._mac_fields(fmt_a, va)
+        shown: tuple[dict[str, Any], dict[str, Any]] | None = None
         for path in sorted(set(fa) | set(fb)):
             a, b = fa.get(path, MISSING), fb.get(path, MISSING)
             if path in macs and a is not MISSING and b is not MISSING:
                 res.mac_fields.setdefault(fmt_a, set()).add(path)
                 continue
             if not same(a, b) and not (path in digits and same(a, digits[path])):
-                self._add(res, ctx, channel, what, path, a, b, seq)
+                if shown is None:
+                    shown = self._protected(fmt_a, va, vb)
+                sa, sb = shown[0].get(path, a), shown[1].get(path, b)
+                if (sa, sb) != (a, b) and same(sa, sb):
+                    sb = f"{sb} (differs in masked characters)"
+                self._add(res, ctx, channel, what, path, sa, sb, seq)
+
+    def _protected(self, fmt: str, va: Any, vb: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Both sides flattened for showing: classified fields masked, and the classified values of the
+        exchange's request (or of these frames) masked wherever they appear."""
+        tags = tags_of(self.guide.codec(fmt))
+        known = dict(self._request_known())
+        known.update(classified_values(va, tags))
+        known.update(classified_values(vb, tags))
+
+        def shown(values: Any) -> dict[str, Any]:
+            flat = flatten(mask_known(mask(values, tags), known)[0])
+            return {k: mask_text(v, known) if isinstance(v, str) else v for k, v in flat.items()}
+        return shown(va), shown(vb)
+
+    def _request_known(self) -> dict[str, str]:
+        if self._known is None:
+            req = self._rec.request
+            fmt, values = self.guide.decode(req.channel, "inbound", "in", req.raw)
+            self._known = classified_values(values, tags_of(self.guide.codec(fmt))) if fmt is not None else {}
+        return self._known
 
     def _mac_fields(self, fmt: str, values: Any) -> tuple[str, ...]:
         fields = getattr(self.guide.codec(fmt), "mac_fields", None)
@@ -194,4 +231,4 @@ class Differ:
 def _short(raw: bytes | None) -> str:
     if raw is None:
         return MISSING
-    return repr(raw[:40]) + ("..." if len(raw) > 40 else "")
+    return mask_digit_runs(repr(raw[:40])) + ("..." if len(raw) > 40 else "")
