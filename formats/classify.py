@@ -254,7 +254,8 @@ def mask_digit_runs(text: str) -> str:
 
 
 def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
-    """``values`` with every scalar equal to a known classified text masked with its tag; (copy, changed)."""
+    """``values`` with every scalar equal to a known classified text masked with its tag, and every
+    occurrence of one inside a longer text (``"paid for ACC123456"``) masked too; (copy, changed)."""
     changed = False
 
     def walk(value: Any) -> Any:
@@ -267,6 +268,11 @@ def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
             return value
         tag = known.get(value if isinstance(value, str) else str(value))
         if tag is None:
+            if isinstance(value, str):
+                inside = mask_text(value, {k: t for k, t in known.items() if len(k) >= MIN_KNOWN})
+                if inside != value:
+                    changed = True
+                return inside
             return value
         changed = True
         return mask_value(value, tag)

@@ -28,8 +28,7 @@ from typing import Any, Iterable
 
 from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
-from formats.classify import (classified_values, mask, mask_digit_runs, mask_known, mask_text,
-                               tags_of)
+from formats.classify import classified_values, mask, mask_digit_runs, mask_known, tags_of
 
 MISSING = "<none>"
 
@@ -201,11 +200,7 @@ class Differ:
         known = dict(self._request_known())
         known.update(classified_values(va, tags))
         known.update(classified_values(vb, tags))
-
-        def shown(values: Any) -> dict[str, Any]:
-            flat = flatten(mask_known(mask(values, tags), known)[0])
-            return {k: mask_text(v, known) if isinstance(v, str) else v for k, v in flat.items()}
-        return shown(va), shown(vb)
+        return (flatten(mask_known(mask(va, tags), known)[0]), flatten(mask_known(mask(vb, tags), known)[0]))
 
     def _request_known(self) -> dict[str, str]:
         if self._known is None:
