@@ -61,6 +61,7 @@ class DiffResult:
     ignored: int = 0
     unstored: int = 0                  # recorded frames without bytes: not compared
     mac_fields: dict[str, set[str]] = field(default_factory=dict)      # format -> MAC fields not compared
+    unused_rules: list[Any] = field(default_factory=list)   # profile rules that matched no difference
 
     @property
     def unexpected(self) -> list[Difference]:
@@ -113,6 +114,7 @@ class Differ:
         self.masked = masked
         self._rec: Any = None
         self._known: dict[str, str] | None = None
+        self._used: set[Any] = set()            # profile rules that matched a difference
 
     def run(self, replayed: Iterable[Any]) -> DiffResult:
         res = DiffResult()
@@ -122,6 +124,7 @@ class Differ:
             self.exchange(r.recorded, r.produced, res)
             if len(res.differences) == before:
                 res.identical += 1
+        res.unused_rules = [r for r in self.profile.rules if r not in self._used]
         return res
 
     # ------------------------------------------------------------------
@@ -215,10 +218,14 @@ class Differ:
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
              seq: int | None) -> None:
-        if self.profile.ignored(channel, what, field_) is not None:
+        rule = self.profile.ignored(channel, what, field_)
+        if rule is not None:
+            self._used.add(rule)
             res.ignored += 1
             return
         rule = self.profile.expected(channel, what, field_)
+        if rule is not None:
+            self._used.add(rule)
         res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
                                           rule.describe() if rule is not None else None))
 

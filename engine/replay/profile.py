@@ -15,6 +15,8 @@
 A rule matches a difference when every key it gives matches: ``channel`` and
 ``field`` are globs (``*`` any text), ``field`` is the dotted path of the
 decoded field (``a.b[0].c``); ``what`` is ``reply``, ``call`` or ``deal``.
+A rule that matches no difference of a replay is listed by the report (a
+misspelt field would otherwise be silently useless).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Rule:
     what: str | None = None
     reason: str | None = None
     where: str = ""
+    label: str = ""             # expect[0], ignore[2]: the rule's place in its list
 
     def matches(self, channel: str, what: str, field: str) -> bool:
         if self.what is not None and self.what != what:
@@ -60,6 +63,10 @@ class Profile:
     ignore: tuple[Rule, ...] = ()
     expect: tuple[Rule, ...] = ()
     path: str | None = None
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.ignore + self.expect
 
     def ignored(self, channel: str, what: str, field: str) -> Rule | None:
         return next((r for r in self.ignore if r.matches(channel, what, field)), None)
@@ -116,4 +123,4 @@ def _rule(p: Path, key: str, i: int, node: Any) -> Rule:
     if what is not None and what not in WHATS:
         raise ProfileError(f"{at}: what: {what!r} is not one of {', '.join(WHATS)}")
     return Rule(vals["field"], vals.get("channel", "*"), what, vals.get("reason"),
-                where=f"{p.name}:{node.start_mark.line + 1}")
+                where=f"{p.name}:{node.start_mark.line + 1}", label=f"{key}[{i}]")

@@ -87,6 +87,7 @@ class ReplayReport:
             "exchanges_in_capture": self.total, "not_replayable": len(self.not_replayable),
             "frames_not_compared": d.unstored,
             "mac_fields_not_compared": {f: sorted(k) for f, k in sorted(d.mac_fields.items())},
+            "unused_profile_rules": [f"{r.label} {r.describe()}" for r in d.unused_rules],
             "partial": self.interrupted, "result": self.result,
         }
 
@@ -128,6 +129,10 @@ class ReplayReport:
             shown_macs = "; ".join(f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(d.mac_fields.items()))
             lines.append(f"  MAC field(s) not compared: {shown_macs} (a MAC differs whenever another field "
                          f"does; the candidate's codec verified each MAC it read and computed each one it wrote)")
+        if d.unused_rules:
+            lines.append(f"  {len(d.unused_rules)} profile rule(s) matched no difference in this replay (if they "
+                         f"should have, check their channel, what and field against the places below):")
+            lines.extend(f"    {r.label} {r.describe()}" for r in d.unused_rules)
         groups = d.groups()
         if groups:
             lines.append("differences by place:")
