@@ -173,3 +173,41 @@ def test_running_the_shipped_deployment_without_the_admin_token_says_so_as_the_t
     p = subprocess.run([sys.executable, "-m", "engine.cli", "run", "routes/platform.yaml"], cwd=ref.REPO, env=env,
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and quoted in p.stderr, p.stderr
+
+
+def test_the_tester_tours_replay_step_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    """Step 2 of tour-tester.md, run as written in a folder holding `routes/` and a real capture of bill
+    payment (loopback sockets, tests/replay/replaykit.py): it makes the candidate copy the replay line names,
+    and the replay of the unchanged copy, with the service's profile, passes and writes its page. An edited
+    copy (a mapping) fails, exit 1."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    monkeypatch.syspath_prepend(str(ref.REPO / "tests" / "replay"))
+    from replaykit import config_copy, record_session
+
+    text = (ref.REPO / "docs" / "tour-tester.md").read_text(encoding="utf-8")
+    step = re.search(r"## 2\. Replay.*?^```\n(.*?)^```", text, re.M | re.S).group(1)
+    lines = [re.sub(r"\s+#.*$", "", ln).strip() for ln in step.splitlines() if ln.strip()]
+    assert lines[0] == "mkdir -p candidate && cp -r routes/bill_payment candidate/", lines
+    replay_line = lines[1]
+    assert replay_line.startswith("bsp replay var/capture.duckdb --config candidate/bill_payment"), replay_line
+
+    shutil.copytree(ref.REPO / "routes" / "bill_payment", tmp_path / "routes" / "bill_payment")
+    (tmp_path / "var").mkdir()
+    rec = tmp_path / "rec"
+    shutil.move(record_session(rec, config_copy(rec / "config"), 20), tmp_path / "var" / "capture.duckdb")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "candidate").mkdir()
+    shutil.copytree("routes/bill_payment", "candidate/bill_payment")          # the tour's mkdir && cp -r
+
+    res = CliRunner().invoke(app, shlex.split(replay_line)[1:])
+    assert res.exit_code == 0 and "result: PASS" in res.output, res.output
+    assert (tmp_path / "replay.html").is_file()
+    route = tmp_path / "candidate" / "bill_payment" / "bill_payment.route"
+    route.write_text(route.read_text().replace('"paid " + upper(', '"paid " + lower('))
+    res = CliRunner().invoke(app, shlex.split(replay_line)[1:])
+    assert res.exit_code == 1 and "reply mainframe    message" in res.output, res.output
