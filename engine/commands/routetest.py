@@ -25,7 +25,7 @@ def test(
     2 a path does not exist.
     """
     from engine.registry import default_registry
-    from engine.routetest.junit import write_junit
+    from engine.routetest.junit import write_junit, write_junit_error
     from engine.routetest.runner import SetupError, run_paths
 
     from engine.commands.check import _display, _shown
@@ -43,6 +43,10 @@ def test(
             typer.echo(render(_display(d, exc.sources), sources), err=True)
             typer.echo("", err=True)
         typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
+        if junit is not None:
+            write_junit_error(junit, " ".join(map(str, paths)),
+                              [render(_display(d, exc.sources), sources) for d in exc.diagnostics])
+            typer.echo(f"junit: {junit}", err=True)
         raise typer.Exit(1)
     if result.warnings:                       # as bsp check shows them (a test that cannot prove what it means to)
         from dsl.diagnostics import render

@@ -3,6 +3,10 @@
 Route coverage goes with each configuration's testsuite: a ``coverage`` property
 (``reached/total``) and, in ``system-out``, one line per step or branch no test
 reached (``file:line:col: what``), as ``bsp test`` prints them.
+
+Route files that do not compile give a report too (``write_junit_error``): one
+testcase with an ``error`` naming each diagnostic, so a CI job's test view says
+why no test ran instead of finding no report.
 """
 from __future__ import annotations
 
@@ -46,5 +50,17 @@ def write_junit(result: Any, path: Path, *, coverage: bool = True) -> None:
                 lines.append("not reached by any test:")
                 lines.extend(f"  {i.where}: {i.label}" for i in missed)
             out.text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit_error(path: Path, suite: str, messages: list[str]) -> None:
+    """The report of a run that could not start: one ``error`` testcase holding ``messages``."""
+    root = ET.Element("testsuites", tests="1", failures="0", errors="1", time="0.000")
+    el = ET.SubElement(root, "testsuite", name=suite, tests="1", failures="0", errors="1")
+    case = ET.SubElement(el, "testcase", classname=suite, name="the route files compile", time="0.000")
+    err = ET.SubElement(case, "error", message=messages[0].splitlines()[0] if messages else "the route files do not compile",
+                        type="compile")
+    err.text = "\n".join(messages) + "\nthe route tests did not run"
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
