@@ -862,8 +862,13 @@ class TxnManager:
                     self._unlogged[st.key] = end
                 if st.events:
                     last = st.events[-1]
-                    st.events[-1] = DealEvent(last.at, last.from_state, last.to_state,
-                                              {"answer_not_logged": f"{exc}; written with the next write that works"})
+                    note: dict[str, Any] = {"answer_not_logged": f"{exc}; written with the next write that works"}
+                    if (ex.reply is not None and ex.reply_json is not None and rec.response_json == ex.reply_json
+                            and not rec.response_tags):
+                        # the row's response column is the reply as sent: a restart before the log takes the
+                        # end answers a repeat from it (``recovery._answered_rows``)
+                        note["reply_in_row"] = True
+                    st.events[-1] = DealEvent(last.at, last.from_state, last.to_state, note)
                 continue
             self._unadmit(st)
             ex.reply = ex.reply_values = ex.reply_json = None

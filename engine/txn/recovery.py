@@ -116,7 +116,10 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     """Deals in flight in the log that have a ledger row: answered while the log could not be written
     (a full disk: their ``end`` was to follow with the next write, ``TxnManager._answers_not_logged``).
     They are finished: never resolved again (no second row, no call or compensation run twice); an
-    ``end`` is written from their row (no reply bytes: a repeat is told it repeats them, 94)."""
+    ``end`` is written from their row, with the reply bytes when the row holds them as sent (an event
+    ``reply_in_row``: a plain JSON reply, nothing classified), so that a repeat gets the original answer;
+    otherwise none (the ledger keeps the reply's values, masked where classified, not its bytes): a repeat
+    fails ``duplicate``, the row's code or 94."""
     ids = [p.id for p in mgr.log.pending.values() if not p.light and p.begin.get("channel") == disp.channel]
     if not ids:
         return
@@ -127,15 +130,20 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     keys = [p.begin["key"] for p in pending if p.begin.get("key")]
     lookup = getattr(mgr.ledger, "deals_by_key", None)
     first = await lookup(keys) if keys and lookup is not None else {}
+    answers = getattr(mgr.ledger, "answers_in_rows", None)
+    mine_ids = [p.id for p in pending if p.begin.get("key") and (first.get(p.begin["key"]) or {}).get("deal_id") == p.id]
+    texts = await answers(mine_ids) if mine_ids and answers is not None else {}
     now = mgr.clock()
     ends = []
     for p in pending:
         key = p.begin.get("key")
         row = first.get(key) if key else None
         mine = row is not None and row.get("deal_id") == p.id
+        text = texts.get(p.id) if mine else None
         ends.append({"t": "end", "id": p.id, "key": key, "status": row["status"] if mine else "recorded",
-                     "code": row.get("response_code") if mine else None, "reply": None, "fin": now,
-                     "recorded": True})
+                     "code": row.get("response_code") if mine else None,
+                     "reply": mgr.seal(text.encode("utf-8"), f"reply|{p.id}") if text is not None else None,
+                     "fin": now, "recorded": True})
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
     shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])
