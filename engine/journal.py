@@ -390,6 +390,10 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.known_deal_ids(ids)
 
+    async def answers_in_rows(self, ids: list[str]) -> dict[str, str]:
+        await self.wait_loaded()
+        return await self.ledger.answers_in_rows(ids)
+
     async def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
         await self.wait_loaded()
         return await self.ledger.reversals_due(ids)

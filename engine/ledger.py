@@ -200,6 +200,10 @@ class Ledger:
         """Which of ``ids`` already have a committed deal row."""
         return await self._run(self._store.known_deal_ids, list(ids))
 
+    async def answers_in_rows(self, ids: list[str]) -> dict[str, str]:
+        """The replies these deals' rows hold byte for byte (``LedgerStore.answers_in_rows``)."""
+        return await self._run(self._store.answers_in_rows, list(ids))
+
     async def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
         """ISO 8583 reversals queued on these deals and not acknowledged on them (``LedgerStore``)."""
         return await self._run(self._store.reversals_due, list(ids))

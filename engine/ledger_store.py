@@ -589,6 +589,18 @@ class LedgerStore:
                                  [list(ids)]).fetchall()
         return {r[0] for r in rows}
 
+    def answers_in_rows(self, ids: list[str]) -> dict[str, str]:
+        """The reply of each of these deals that its row's ``response`` column holds byte for byte (a plain JSON
+        reply, nothing classified, stored as sent), as said by an event ``reply_in_row`` (written when the
+        deal's answer could not be logged, ``TxnManager._answers_not_logged``): {deal_id: reply text}."""
+        if not ids:
+            return {}
+        rows = self._con.execute(
+            "SELECT d.deal_id, d.response FROM deals d WHERE list_contains(?, d.deal_id) AND d.status <> 'duplicate' "
+            "AND d.response IS NOT NULL AND EXISTS (SELECT 1 FROM deal_events e WHERE e.deal_id = d.deal_id "
+            "AND json_extract_string(e.detail, '$.reply_in_row') = 'true')", [list(ids)]).fetchall()
+        return {deal_id: str(text) for deal_id, text in rows}
+
     def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
         """ISO 8583 reversals these deals queued (a ``reversal queued`` event naming the call) that are not
         acknowledged on them (no ``reversed CALL`` event): {deal_id: {call: attempts on the deal}}."""

@@ -43,7 +43,7 @@ from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
 from engine.txn import recover as recover_in_flight
-from engine.txn import saf
+from engine.txn import backlog, saf
 
 log = logging.getLogger("bsp.reload")
 
@@ -198,6 +198,8 @@ class LiveEngine:
                 self.refs.update(await self._start(gen, list(gen.channels)))
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
+                for mgr in backlog.managers(gen.dispatchers.values()):   # one per ledger: reloads keep it
+                    nursery.start_soon(backlog.keep_up, mgr)
                 self.current = gen
                 self._loaded(gen)
                 boot.clear()

@@ -23,7 +23,7 @@ from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.runtime.guard import channel_label, guarded
 from engine.runtime.stepfail import label_of
 from engine.txn import recover as recover_in_flight
-from engine.txn import saf
+from engine.txn import backlog, saf
 
 log = logging.getLogger("bsp.switchboard")
 
@@ -148,6 +148,8 @@ class Switchboard:
             await recover_in_flight(self.dispatchers.values())
             for q in self.saf:
                 outer.start_soon(saf.serve, q)
+            for mgr in backlog.managers(self.dispatchers.values()):   # the log catches up once it has room
+                outer.start_soon(backlog.keep_up, mgr)
             with trio.CancelScope() as hard:
                 outer.start_soon(self._watch_drain, hard)
                 async with trio.open_nursery() as inbound:

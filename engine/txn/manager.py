@@ -42,6 +42,7 @@ from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
 from engine.txn import effects, reversal, shared_keys
+from engine.txn.backlog import CATCH_UP_EVERY, LATER_MAX, coalesce
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
@@ -132,6 +133,14 @@ class TxnManager:
         # key -> the ``end`` of a deal answered while the log could not be written: repeats are answered
         # from it until it is durable (it rides along with the next write, ``_later``)
         self._unlogged: dict[str, dict[str, Any]] = {}
+        # while the log cannot be written: (monotonic time of the last failed round, its error); entries waiting
+        # in ``_lazy`` past ``later_max`` make new work be refused up front (engine.txn.backlog)
+        self.failing: tuple[float, TxnLogError] | None = None
+        self.later_max = LATER_MAX
+        self._behind: trio.Event | None = None         # set while failing (``backlog.keep_up`` waits on it)
+        self._coalesce_at = 16                         # ``_lazy`` length at which it is coalesced next
+        self._refusing = False                         # new work refused (the bound reached): said once
+        self.monotonic = time.monotonic                # () -> seconds: the wait between two tries (tests)
         self.alarm = FaultLog(log, "transaction log")   # one line per fault, not per deal (engine/faultlog.py)
         # group commit: writes made while one is being synced share the next fdatasync
         self._queue: list[dict[str, Any]] = []
@@ -158,7 +167,28 @@ class TxnManager:
                                clock=lambda: self.clock())
         return self._log
 
-    async def write(self, entries: list[dict[str, Any]]) -> None:
+    @property
+    def behind(self) -> trio.Event:
+        """Set while entries wait because a write failed (``engine.txn.backlog.keep_up``)."""
+        if self._behind is None:
+            self._behind = trio.Event()
+            if self.failing is not None:
+                self._behind.set()
+        return self._behind
+
+    def waiting(self) -> int:
+        """How many entries wait for the next write."""
+        return len(self._lazy)
+
+    async def catch_up(self) -> None:
+        """Write the entries that wait, alone (``backlog.keep_up``); a failure is counted, not raised."""
+        if self._lazy:
+            try:
+                await self.write([], catch_up=True)
+            except TxnLogError:
+                pass
+
+    async def write(self, entries: list[dict[str, Any]], *, catch_up: bool = False) -> None:
         """Append ``entries`` durably (with any lazy ones); returns once they are fdatasync'ed.
 
         Group commit: while one round is being written, later writers queue and the
@@ -167,12 +197,20 @@ class TxnManager:
         A round that cannot be written (a full disk) raises ``TxnLogError`` in each of its
         writers (``logged``: the fault is reported once here, ``engine.faultlog``); its lazy
         entries (``done`` / ``recorded`` marks) go back to ride along with the next write.
+        While ``later_max`` entries or more wait that way, a write is refused up front (new work is
+        not admitted: its entries would join them), but for one a second, which carries them.
         """
-        if not entries:
+        if not entries and not catch_up:
             return
+        failing = self.failing
+        if failing is not None and not catch_up and len(self._lazy) >= self.later_max \
+                and self.monotonic() - failing[0] < CATCH_UP_EVERY:
+            raise self._refused(failing[1])
         if self._lazy:
             self._queued_lazy.extend(self._lazy)
             entries, self._lazy = self._lazy + entries, []
+        if not entries:
+            return
         self._queue.extend(entries)
         ticket = self._open_round
         if self._round_end is None:
@@ -198,15 +236,25 @@ class TxnManager:
                     await trio.to_thread.run_sync(log_.append, batch, data, limiter=self.limiter)
                 self._last_ms = (time.perf_counter() - t0) * 1000.0     # a slow disk: threads until it is quick
             except Exception as exc:
-                self._round_error = (number, self._failed(exc, len(batch)))
+                err = self._failed(exc, len(batch))
+                self._round_error = (number, err)
+                self.failing = (self.monotonic(), err)
+                self.behind.set()
                 if lazy:
-                    self._lazy[:0] = lazy
+                    self._put_back(lazy)
             except BaseException as exc:       # cancelled: its writers see it as a failure too
                 self._round_error = (number, exc)
                 if lazy:
-                    self._lazy[:0] = lazy
+                    self._put_back(lazy)
                 raise
             else:
+                if self.failing is not None:
+                    self.failing = None
+                    self._behind = None
+                if self._refusing:
+                    self._refusing = False
+                    log.warning("transaction log: the entries that waited are written (%d in this write); new "
+                                "requests are taken again", len(batch))
                 if self.alarm.failing("write"):
                     self.alarm.recovered("write")
                 if self._unlogged:
@@ -240,6 +288,33 @@ class TxnManager:
         """Entries a failed write could not make durable and that must still reach the log (what a call
         already sent, a compensation done, a deal's answer): they ride along with the next write."""
         self._lazy.extend(entries)
+        self._keep_small()
+
+    def _put_back(self, lazy: list[dict[str, Any]]) -> None:
+        """The lazy entries of a round that failed, back in front of those that came since."""
+        self._lazy[:0] = lazy
+        self._keep_small()
+
+    def _keep_small(self) -> None:
+        """Drop the waiting entries a later one makes useless (``backlog.coalesce``); amortised: each time
+        the list has doubled."""
+        if len(self._lazy) >= self._coalesce_at:
+            self._lazy = coalesce(self._lazy)
+            self._coalesce_at = max(16, 2 * len(self._lazy))
+
+    def _refused(self, err: TxnLogError) -> TxnLogError:
+        """New work refused up front: ``later_max`` entries wait for a log that cannot be written."""
+        text = (f"{log_path(self.ledger.path)}: {len(self._lazy)} entries wait to be written to the transaction "
+                f"log (at most {self.later_max} before new work is refused) since it cannot be written "
+                f"({err}); not tried again for {CATCH_UP_EVERY:g}s")
+        if not self._refusing:
+            self._refusing = True
+            log.error("transaction log: %d entries wait to be written (bound %d): new requests that need the log "
+                      "are refused (error reply, failed deal, dead letter) until it can be written again; %s",
+                      len(self._lazy), self.later_max, RESUMES)
+        refused = TxnLogError(text)
+        refused.logged = True      # type: ignore[attr-defined]
+        return refused
 
     def seal(self, data: bytes | None, what: str) -> Any:
         """Bytes as logged: hex, or a keyring token when a field keyring is configured."""
@@ -787,8 +862,13 @@ class TxnManager:
                     self._unlogged[st.key] = end
                 if st.events:
                     last = st.events[-1]
-                    st.events[-1] = DealEvent(last.at, last.from_state, last.to_state,
-                                              {"answer_not_logged": f"{exc}; written with the next write that works"})
+                    note: dict[str, Any] = {"answer_not_logged": f"{exc}; written with the next write that works"}
+                    if (ex.reply is not None and ex.reply_json is not None and rec.response_json == ex.reply_json
+                            and not rec.response_tags):
+                        # the row's response column is the reply as sent: a restart before the log takes the
+                        # end answers a repeat from it (``recovery._answered_rows``)
+                        note["reply_in_row"] = True
+                    st.events[-1] = DealEvent(last.at, last.from_state, last.to_state, note)
                 continue
             self._unadmit(st)
             ex.reply = ex.reply_values = ex.reply_json = None

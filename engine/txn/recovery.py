@@ -7,7 +7,9 @@ answered).  On start-up (before a channel takes new traffic) each such deal
 is rebuilt (the request decoded again, the side-effect-free steps before the
 first call run again, the answers of finished calls bound from the log) and:
 
-    complete     the calls not yet made run, then the rest of the route; a call
+    complete     the calls not yet made run, then the rest of the route (a deal that
+                 was failing, a participant `failed` or a compensation under way, is
+                 compensated instead); a call
                  left in doubt (sent, no answer logged) is never sent twice: the
                  deal is flagged instead
     compensate   every call made or in doubt is compensated, newest first
@@ -44,6 +46,8 @@ from engine.txn import shared_keys
 from engine.txn.plan import plan_of
 
 log = logging.getLogger("bsp.txn.recovery")
+SETTLED = frozenset({"failed", "compensated"})      # a plugin step's marks that leave nothing done outside bsp
+FAILING = frozenset({"failed", "compensating", "compensated", "compensation_failed", "reversing"})
 
 
 async def recover_channel(mgr: Any, disp: Any) -> int:
@@ -112,7 +116,10 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     """Deals in flight in the log that have a ledger row: answered while the log could not be written
     (a full disk: their ``end`` was to follow with the next write, ``TxnManager._answers_not_logged``).
     They are finished: never resolved again (no second row, no call or compensation run twice); an
-    ``end`` is written from their row (no reply bytes: a repeat is told it repeats them, 94)."""
+    ``end`` is written from their row, with the reply bytes when the row holds them as sent (an event
+    ``reply_in_row``: a plain JSON reply, nothing classified), so that a repeat gets the original answer;
+    otherwise none (the ledger keeps the reply's values, masked where classified, not its bytes): a repeat
+    fails ``duplicate``, the row's code or 94."""
     ids = [p.id for p in mgr.log.pending.values() if not p.light and p.begin.get("channel") == disp.channel]
     if not ids:
         return
@@ -123,15 +130,20 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     keys = [p.begin["key"] for p in pending if p.begin.get("key")]
     lookup = getattr(mgr.ledger, "deals_by_key", None)
     first = await lookup(keys) if keys and lookup is not None else {}
+    answers = getattr(mgr.ledger, "answers_in_rows", None)
+    mine_ids = [p.id for p in pending if p.begin.get("key") and (first.get(p.begin["key"]) or {}).get("deal_id") == p.id]
+    texts = await answers(mine_ids) if mine_ids and answers is not None else {}
     now = mgr.clock()
     ends = []
     for p in pending:
         key = p.begin.get("key")
         row = first.get(key) if key else None
         mine = row is not None and row.get("deal_id") == p.id
+        text = texts.get(p.id) if mine else None
         ends.append({"t": "end", "id": p.id, "key": key, "status": row["status"] if mine else "recorded",
-                     "code": row.get("response_code") if mine else None, "reply": None, "fin": now,
-                     "recorded": True})
+                     "code": row.get("response_code") if mine else None,
+                     "reply": mgr.seal(text.encode("utf-8"), f"reply|{p.id}") if text is not None else None,
+                     "fin": now, "recorded": True})
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
     shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])
@@ -215,6 +227,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
             st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
     st.done = sorted(made)
     policy = plan.policy if not effects else "flag"
+    failing = _failing(plan, br, p)
+    if policy == "complete" and failing:
+        policy = "compensate"        # it was failing before the crash: nothing left to complete
     if policy == "complete" and not doubt and ex.failure is None:
         st.move("recovered", {"policy": "complete"})
         nxt = max(made) + 1 if made else first
@@ -222,12 +237,14 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if ex.failure is not None:
             await mgr.compensate(br, [ex])
     elif policy == "compensate":
-        st.move("recovered", {"policy": "compensate"})
+        st.move("recovered", {"policy": "compensate"} if not failing or plan.policy != "complete" else
+                {"policy": "compensate", "instead_of": "complete", "failing": failing})
         for i in reversed(st.done):
             await mgr.compensate_step(plan, i, ex, st)
         ex.failure = None
         names = ", ".join(plan.calls[i].name for i in st.done) or "none"
-        ex.fail(StepFailure("recovered", f"left in flight by a crash; compensated on restart "
+        was = f" while failing ({'; '.join(failing)})" if failing and plan.policy == "complete" else ""
+        ex.fail(StepFailure("recovered", f"left in flight by a crash{was}; compensated on restart "
                             f"(calls undone: {names})", code="96"))
     else:
         whys = []
@@ -256,13 +273,24 @@ def _effects_in_doubt(plan: Any, br: Any, p: Any) -> tuple[list[int], str]:
     route changed since) keeps them all.  Returns them and why, for the deal's reason."""
     steps = sorted(plan.effects)
     names = [plan.step_name(i, br.steps[i]) for i in steps]
-    seen = [f"{n} {p.phases[n]}" for n in names if n in p.phases]
+    # ``failed`` (a clean refusal: it did nothing) and ``compensated`` (its own hook undid it) leave nothing
+    # done outside bsp, as in a running engine (``engine.txn.effects``: neither is flagged there)
+    seen = [f"{n} {p.phases[n]}" for n in names if n in p.phases and p.phases[n] not in SETTLED]
     if seen:
         return steps, f"the log marks {', '.join(seen)}: it started, and a plugin step keeps no trace to resume from"
     if steps and p.begin.get("effects") != names:
         return steps, ("the log cannot tell whether they started: it was written by an older bsp or "
                        "before the route changed")
     return [], ""
+
+
+def _failing(plan: Any, br: Any, p: Any) -> list[str]:
+    """What the log shows of a deal that was failing when the crash came: a participant that refused
+    (``failed``: a call refused or unreachable, a plugin step's clean refusal) or a compensation begun.  Such
+    a deal was never to be answered with success, so ``on restart complete`` does not run it on (a refused
+    step or call run again could now pass): its calls left are compensated and it fails."""
+    names = [c.name for c in plan.calls.values()] + [plan.step_name(i, br.steps[i]) for i in sorted(plan.effects)]
+    return [f"{n} {p.phases[n]}" for n in names if p.phases.get(n) in FAILING]
 
 
 async def _finish(mgr: Any, disp: Any, ex: Any) -> None:

@@ -64,8 +64,9 @@ class Bank:
         def credit(req: dict) -> dict:
             self._hook("credit", req)
             return self.credit.answer(req)
-        return compile_text(tmp_path, ROUTE % (await json_counterpart(nursery, debit),
-                                               await json_counterpart(nursery, credit)))
+        self.debit_port = await json_counterpart(nursery, debit)
+        self.credit_port = await json_counterpart(nursery, credit)
+        return compile_text(tmp_path, ROUTE % (self.debit_port, self.credit_port))
 
 
 async def _ask(c: Client, ref: str) -> bytes:
@@ -129,15 +130,16 @@ async def test_a_restart_before_the_log_works_again_finds_the_row_and_runs_nothi
     bank.breaks_at = ("credit", "post", "A1")
     async with bank.running(program, ledger) as sb:     # stopped while the log still cannot be written
         c = await Client.open(sb.channel("front").port)
-        first = orjson.loads(await _ask(c, "A1"))
+        sent = await _ask(c, "A1")
         await c.aclose()
+    first = orjson.loads(sent)
     assert first == {"ref": "A1", "code": "00", "conf": "C-A1-post"}
     (a1,) = deals(ledger)
     entries, _ = read(Path(f"{ledger}.txn"))
     assert not any(e.get("t") == "end" for e in entries)          # in flight, as far as the log knows
     async with running(program, ledger) as sb:         # recovery: the row says it was answered
         c = await Client.open(sb.channel("front").port)
-        repeat = orjson.loads(await _ask(c, "A1"))
+        repeated = await _ask(c, "A1")
         await c.aclose()
     # `on restart compensate` would cancel both calls of a deal in flight: this one is finished
     assert not any(op == "cancel" for op, _ in bank.debit.counts | bank.credit.counts), (bank.debit.counts,
@@ -147,12 +149,47 @@ async def test_a_restart_before_the_log_works_again_finds_the_row_and_runs_nothi
     assert [(x["deal_id"], x["status"]) for x in d if x["deal_id"] == a1["deal_id"]] == \
         [(a1["deal_id"], "committed")]                 # no second row for it
     assert [x["status"] for x in d] == ["committed", "duplicate"]
-    assert repeat == {"ref": "A1", "code": "94"}       # its reply bytes were not logged: told it repeats it
-    assert "the original ended committed without an answer to repeat" in d[1]["reason"]
+    # its reply bytes were not logged, but its row's response column holds them as sent (plain JSON, nothing
+    # classified: the event `reply_in_row`): the repeat gets the original answer
+    assert repeated == sent                            # byte for byte
+    assert "original answer repeated" in d[1]["reason"], d[1]["reason"]
+    last = _events(ledger, a1["deal_id"])[-1]
+    assert json.loads(last["detail"])["reply_in_row"] is True
     assert _in_flight(ledger) == set()
     entries, _ = read(Path(f"{ledger}.txn"))
     (end,) = [e for e in entries if e.get("t") == "end" and e["id"] == a1["deal_id"]]
-    assert end["status"] == "committed"
+    assert end["status"] == "committed" and bytes.fromhex(end["reply"]) == sent
+
+
+async def test_a_restart_before_the_log_works_again_repeats_no_answer_the_row_keeps_masked(
+        nursery, tmp_path: Path) -> None:
+    """The same, on a route whose reply has a classified field: the row keeps the reply's values masked, not
+    its bytes, and the log never had them, so the original answer is nowhere to be read again: a repeat is
+    not run and fails ``duplicate`` (94), saying the original ended without an answer to repeat."""
+    bank = Bank()
+    program = await bank.serve(nursery, tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    classified = ROUTE.replace("format J = json", 'format J = json\nformat R = json classify ["conf:personal"]')
+    classified = classified.replace('reply J { ref = msg.ref  code = "00"  conf = d.conf }',
+                                    'reply R { ref = msg.ref  code = "00"  conf = d.conf }')
+    assert classified.count("format R") == 1 and "reply R" in classified
+    program = compile_text(tmp_path, classified % (bank.debit_port, bank.credit_port))
+    bank.breaks_at = ("credit", "post", "A1")
+    async with bank.running(program, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        first = orjson.loads(await _ask(c, "A1"))
+        await c.aclose()
+    assert first == {"ref": "A1", "code": "00", "conf": "C-A1-post"}
+    async with running(program, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        repeat = orjson.loads(await _ask(c, "A1"))
+        await c.aclose()
+    assert repeat == {"ref": "A1", "code": "94"}
+    d = deals(ledger)
+    assert [x["status"] for x in d] == ["committed", "duplicate"]
+    assert "the original ended committed without an answer to repeat" in d[1]["reason"]
+    assert "reply_in_row" not in json.loads(_events(ledger, d[0]["deal_id"])[-1]["detail"])
+    assert bank.debit.counts[("post", "A1")] == 1 and bank.credit.counts[("post", "A1")] == 1
 
 
 async def test_compensation_marks_the_log_cannot_take_do_not_stop_the_deal_nor_run_twice_on_restart(

@@ -1,0 +1,91 @@
+"""The entries waiting for the transaction log while it cannot be written (a full disk): kept small, bounded,
+and written as soon as it works again.
+
+While ``<ledger>.txn`` refuses writes, what already happened must still reach it (``TxnManager._later``: a
+deal's ``end``, the marks of calls made and compensations done, a reversal's ``rev`` and the store and forward
+task's ``revtry`` / ``revack`` / ``revrec``; the lazy ``done`` and ``recorded`` marks): it waits in the
+manager's ``_lazy`` list and rides along with the next write that works.  Three things keep that list from
+growing without end (docs/transactions.md, "When the log cannot be written for long"):
+
+* ``coalesce``: entries a later one makes useless are dropped (each attempt of a reversal to a silent host
+  added a ``revtry``: one per attempt, for ever; now one per reversal), ``recorded`` marks merge into one;
+* a bound (``LATER_MAX`` entries, ``TxnManager.later_max``): past it the manager refuses new work up front
+  (``TxnManager.write``): no request is admitted, so no new entry can join, until a write works again;
+* ``keep_up``: a task that writes the list alone, once a second while it waits, so the log catches up as
+  soon as there is room, with or without traffic (and once more when the engine stops).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import trio
+
+LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~20 MB; docs)
+CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be written
+
+
+def coalesce(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` (in log order) without those a later entry makes useless, as the log would read them:
+    of a reversal's ``revtry`` marks only the last; a reversal whose ``revrec`` is there loses its ``revtry``
+    and ``revack`` (and, when its ``rev`` is there too, never reached the log: all of it goes); every
+    ``recorded`` mark merged into one, where the last one was."""
+    recrec: set[str] = set()
+    revs: set[str] = set()
+    last_try: dict[str, int] = {}
+    last_rec = -1
+    for n, e in enumerate(entries):
+        t = e.get("t")
+        if t == "recorded":
+            last_rec = n
+        elif t in ("rev", "revtry", "revrec"):
+            k = f"{e.get('id')}|{e.get('step')}"
+            if t == "rev":
+                revs.add(k)
+            elif t == "revrec":
+                recrec.add(k)
+            else:
+                last_try[k] = n
+    ids: list[str] = []
+    keys: list[str] = []
+    out: list[dict[str, Any]] = []
+    for n, e in enumerate(entries):
+        t = e.get("t")
+        if t == "recorded":
+            ids += e.get("ids", ())
+            keys += e.get("keys", ())
+            if n == last_rec:
+                out.append({"t": "recorded", "ids": list(dict.fromkeys(ids)), "keys": list(dict.fromkeys(keys))})
+            continue
+        if t in ("rev", "revtry", "revack", "revrec"):
+            k = f"{e.get('id')}|{e.get('step')}"
+            if k in recrec and (t in ("revtry", "revack") or k in revs):
+                continue
+            if t == "revtry" and last_try.get(k) != n:
+                continue
+        out.append(e)
+    return out
+
+
+def managers(dispatchers: Iterable[Any]) -> list[Any]:
+    """The transaction managers of these dispatchers, once each."""
+    out: list[Any] = []
+    for disp in dispatchers:
+        mgr = getattr(disp, "txn", None)
+        if mgr is not None and all(m is not mgr for m in out):
+            out.append(mgr)
+    return out
+
+
+async def keep_up(mgr: Any) -> None:
+    """Run until cancelled: while entries wait because a write failed, write them alone every
+    ``CATCH_UP_EVERY`` seconds (the manager reports the fault once and its end).  Cancelled (the engine
+    stops), one last try, at most a second: what it writes is not lost to a restart."""
+    try:
+        while True:
+            await mgr.behind.wait()
+            await trio.sleep(CATCH_UP_EVERY)
+            await mgr.catch_up()
+    finally:
+        if mgr.failing is not None and mgr.waiting():
+            with trio.CancelScope(shield=True), trio.move_on_after(CATCH_UP_EVERY):
+                await mgr.catch_up()

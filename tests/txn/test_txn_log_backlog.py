@@ -1,0 +1,124 @@
+"""The entries waiting for a transaction log that cannot be written (a full disk) stay few and bounded, new
+work is refused past the bound, and the log catches up by itself once it can be written (engine/txn/backlog.py,
+engine/txn/manager.py ``write``; docs/transactions.md "When the log cannot be written for long").
+
+Real engine in process, real TCP counterparts on 127.0.0.1 port 0, real DuckDB ledger; the log is a real
+``TxnLog`` whose write descriptor is swapped for a read-only one (``txnkit.Unwritable``: EBADF, as a full
+disk gives ENOSPC) at the moment a counterpart receives a call."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import trio
+
+from engine.journal import open_ledger_sync
+from engine.txn.log import TxnLog, log_path, read
+from safkit import ROUTE as ISO_ROUTE, Host, ask
+from test_txn_log_fails_after_call import Bank, _ask
+from txnkit import AUDIT_KEY, compile_text, deals, rows, switchboard, Client
+
+
+class SilentDiskHost(Host):
+    """An issuer that never answers the 0200 and withholds every 0430 until ``answer`` is set; the engine's
+    log becomes unwritable when the first 0200 arrives."""
+
+    def __init__(self) -> None:
+        self.answer = False
+
+        async def ack(n: int, msg: dict) -> bool:
+            return self.answer
+        super().__init__(ack)
+        self.mgr = None
+        self.unwritable = None
+
+    async def _one(self, stream, f, lock, msg: dict) -> None:
+        if msg["t"] == "0200" and self.unwritable is None:
+            from txnkit import Unwritable
+            self.unwritable = Unwritable(self.mgr.log)
+        await super()._one(stream, f, lock, msg)
+
+
+async def test_each_reversal_keeps_one_attempt_mark_while_the_log_cannot_be_written(nursery, tmp_path: Path) -> None:
+    """A reversal repeated to a silent host adds a ``revtry`` mark per attempt: while the log cannot be
+    written they used to pile up in memory, one per attempt, for as long as the fault lasted.  Only the last
+    one matters (the attempt number): the list stays the same size however many attempts are made."""
+    host = SilentDiskHost()
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    try:
+        async with open_ledger_sync(ledger, "journal", audit_key=AUDIT_KEY, keyring=None) as led:
+            led.reversal_backoff_cap = 0.02                # repeat quickly: many attempts in a short test
+            async with switchboard(compile_text(tmp_path, ISO_ROUTE % (port, "50ms")), led) as sb:
+                (queue,) = sb.saf
+                host.mgr = mgr = queue.mgr
+                first = await ask(sb.channel("pos").port)
+                with trio.fail_after(30):                  # a guard against a hang, not a timing
+                    while host.reversals < 60:
+                        await trio.sleep(0.01)
+                waiting = mgr.waiting()
+                assert queue.attempts >= 59
+                assert waiting < 16, [e.get("t") for e in mgr._lazy]      # not one per attempt
+                host.unwritable.restore()                  # room again: the next attempt's mark carries them
+                host.answer = True
+                with trio.fail_after(10):
+                    await queue.wait_empty()
+                    while mgr.waiting():
+                        await trio.sleep(0.01)
+    finally:
+        if host.unwritable is not None:
+            host.unwritable.restore()
+    assert first["39"] == "68"
+    (d,) = deals(ledger)
+    entries, _ = read(log_path(ledger))                        # before a TxnLog opens (and compacts) it
+    assert [e["status"] for e in entries if e.get("t") == "end" and e["id"] == d["deal_id"]] == ["failed"]
+    tries = [e["n"] for e in entries if e.get("t") == "revtry" and e["id"] == d["deal_id"]]
+    assert len(tries) < 16 and max(tries) >= 60, tries     # the attempts' marks, coalesced
+    txlog = TxnLog(log_path(ledger))
+    txlog.close()
+    assert txlog.reversals == {} and txlog.pending == {}       # acknowledged, recorded: nothing to resume
+
+
+async def test_past_the_bound_new_requests_are_refused_and_the_log_catches_up_by_itself(
+        nursery, tmp_path: Path, caplog) -> None:
+    """``later_max`` entries waiting: a new request is refused up front (error reply, failed deal, dead
+    letter), its call not sent; once the log can be written again, the entries are written within a second
+    or so without any traffic, and new requests are taken again."""
+    bank = Bank()
+    program = await bank.serve(nursery, tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    bank.breaks_at = ("credit", "post", "A1")          # the last call is out: the rest waits for the log
+    async with bank.running(program, ledger) as sb:
+        mgr = bank.mgr
+        mgr.later_max = 2
+        mgr.monotonic = lambda: 0.0                    # every refusal falls in the wait after a failure
+        c = await Client.open(sb.channel("front").port)
+        first = orjson.loads(await _ask(c, "A1"))      # answered: its end, done and recorded marks wait
+        assert mgr.waiting() >= 2
+        refused = orjson.loads(await _ask(c, "B1"))
+        assert bank.credit.counts[("post", "B1")] == 0 and bank.debit.counts[("post", "B1")] == 0
+        bank.restore()                                 # room again; no request comes
+        with trio.fail_after(10):                      # a guard against a hang: keep_up tries once a second
+            while mgr.waiting():
+                await trio.sleep(0.02)
+        entries, _ = read(log_path(ledger))            # A1's answer is durable now, with no traffic
+        a1 = [e for e in entries if e.get("t") == "end" and e.get("key") == "transfer|A1"]
+        assert a1 and a1[0]["reply"] is not None and a1[0]["status"] == "committed"
+        again = orjson.loads(await _ask(c, "B1"))      # taken again
+        await c.aclose()
+    assert first == {"ref": "A1", "code": "00", "conf": "C-A1-post"}
+    assert refused == {"ref": "B1", "code": "96"}
+    assert again == {"ref": "B1", "code": "00", "conf": "C-B1-post"}
+    by = [(d["reference"], d["status"], d["reason"], d["deal_id"]) for d in deals(ledger)]
+    assert [(r, s) for r, s, _, _ in by] == [("A1", "committed"), ("B1", "failed"), ("B1", "committed")]
+    reason = by[1][2]
+    assert "entries wait to be written to the transaction log (at most 2 before new work is refused)" in reason, reason
+    assert "request not sent to d" in reason and "EBADF" in reason, reason
+    (dead,) = rows(ledger, "SELECT id, error_kind FROM dead_letters")
+    assert (dead["id"], dead["error_kind"]) == (by[1][3], "internal")
+    said = [r.getMessage() for r in caplog.records if r.name == "bsp.txn"]
+    assert sum("entries wait to be written (bound 2)" in m for m in said) == 1, said      # said once
+    assert any("new requests are taken again" in m for m in said), said
+    events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq", [by[0][3]])
+    assert "answer_not_logged" in json.loads(events[-1]["detail"])
