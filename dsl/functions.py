@@ -256,7 +256,9 @@ SIGNATURES: dict[str, Sig] = {
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
     "now": Sig(0, 0, (), (), "current UTC timestamp"),
     "today": Sig(0, 0, (), (), "today's date (local)"),
-    "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"), "a date rendered with a strftime pattern"),
+    "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"),
+                       "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
+                       "is not null first)"),
     "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern"),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),

@@ -59,6 +59,8 @@ BILLERS = Table("billers", "biller_id", {
     ('coalesce(null, "", "c")', "c"),
     ("abs(-3.5)", Decimal("3.5")),
     ('format_date(parse_date("20260102", "%Y%m%d"), "%d/%m/%Y")', "02/01/2026"),
+    ('format_date(null, "%Y%m%d")', ""),                    # as docs/language.md says
+    ('"" in "ABC"', True),                                  # as docs/language.md says
     ("if 3 > 2 then \"y\" else \"n\"", "y"),
     ('"CNY" in ["CNY", "USD"]', True),
     ('"EUR" not in ["CNY", "USD"]', True),
