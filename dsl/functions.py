@@ -119,6 +119,21 @@ def f_mask_pan(s: Any) -> Any:
     return mask_value(_str(s, "mask_pan"), "pan")
 
 
+_IBAN_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def f_iban_valid(s: Any) -> bool:
+    """ISO 13616 in its electronic form: 2 letters (the country), 2 check digits, 11 to 30 upper-case
+    letters or digits (15 to 34 characters in all), and the ISO 7064 MOD 97-10 check (the first four
+    characters moved to the end, letters read as 10..35, the number modulo 97 is 1).  Spaces, lower case
+    and null are not valid: ``iban_valid(upper(trim(x)))`` for input that may carry them."""
+    if not isinstance(s, str) or not 15 <= len(s) <= 34 or not set(s) <= _IBAN_CHARS:
+        return False
+    if not (s[:2].isalpha() and s[2:4].isdigit()):
+        return False
+    return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
+
+
 def f_len(v: Any) -> int:
     if v is None:
         return 0
@@ -216,7 +231,7 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
-    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "len": f_len,
+    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "len": f_len,
     "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
@@ -235,10 +250,15 @@ SIGNATURES: dict[str, Sig] = {
                   "len characters from start (0-based); without len, to the end"),
     "mask_pan": Sig(1, 1, ("s",), ("string",), "a card number masked as the ledger masks it: first 6 and "
                     "last 4 kept (4111111111111111 -> 411111******1111); null and \"\" stay"),
+    "iban_valid": Sig(1, 1, ("s",), ("string",), "true when s is an IBAN in electronic form (2 letters, 2 check "
+                      "digits, 11-30 upper-case letters or digits) whose ISO 7064 MOD 97-10 check holds; spaces, "
+                      "lower case and null are not: write iban_valid(upper(trim(x))) for such input"),
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
     "now": Sig(0, 0, (), (), "current UTC timestamp"),
     "today": Sig(0, 0, (), (), "today's date (local)"),
-    "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"), "a date rendered with a strftime pattern"),
+    "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"),
+                       "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
+                       "is not null first)"),
     "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern"),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),

@@ -77,7 +77,11 @@ class CsvCodec:
             try:
                 return to_decimal(d, scale=fd.scale, field=fd.name)
             except FormatError as exc:
-                raise FormatError(exc.message, **where, hint=exc.hint) from None
+                # the sender's value, not one a route computed: "round it first" is not the sender's fix
+                raise FormatError(exc.message, **where,
+                                  hint=f"the format declares {fd.name} decimal({fd.scale}): the sender must write "
+                                       f"at most {fd.scale} decimal places, or declare more places in the "
+                                       f"format (decimal({len(text.rpartition('.')[2])}))") from None
         pattern = fd.pattern or "%Y-%m-%d"
         try:
             value = _dt.datetime.strptime(text, pattern)

@@ -41,9 +41,26 @@ BILLERS = Table("billers", "biller_id", {
     ('substr("ABCDEF", 4)', "EF"),
     ('trim("  x ") + upper("y") + lower("Z")', "xYz"),
     ('len("abc") + len(null) + len([1, 2])', 5),
+    # ISO 13616 examples (Germany, UK, Norway the shortest at 15, Malta 31 with letters in the BBAN)
+    ('iban_valid("DE89370400440532013000")', True),
+    ('iban_valid("GB29NWBK60161331926819")', True),
+    ('iban_valid("NO9386011117947")', True),
+    ('iban_valid("MT84MALT011000012345MTLCAST001S")', True),
+    ('iban_valid("DE88370400440532013000")', False),        # a check digit wrong
+    ('iban_valid("DE89370400440532013001")', False),        # a digit of the account wrong
+    ('iban_valid("DE89 3704 0044 0532 0130 00")', False),   # the paper form: spaces
+    ('iban_valid("de89370400440532013000")', False),        # lower case
+    ('iban_valid(upper(trim(" de89370400440532013000 ")))', True),
+    ('iban_valid("370400440532013000")', False),            # no country code
+    ('iban_valid("DE8937040044")', False),                  # too short
+    ('iban_valid("DE89-370400440532013000")', False),       # not a letter or digit
+    ('iban_valid(null)', False),
+    ('iban_valid(12)', False),
     ('coalesce(null, "", "c")', "c"),
     ("abs(-3.5)", Decimal("3.5")),
     ('format_date(parse_date("20260102", "%Y%m%d"), "%d/%m/%Y")', "02/01/2026"),
+    ('format_date(null, "%Y%m%d")', ""),                    # as docs/language.md says
+    ('"" in "ABC"', True),                                  # as docs/language.md says
     ("if 3 > 2 then \"y\" else \"n\"", "y"),
     ('"CNY" in ["CNY", "USD"]', True),
     ('"EUR" not in ["CNY", "USD"]', True),

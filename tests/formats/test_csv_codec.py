@@ -41,6 +41,20 @@ def test_row_errors_name_field(data, field, words):
     assert e.value.field == field and words in str(e.value)
 
 
+def test_too_many_decimal_places_on_decode_tell_the_sender_not_the_route():
+    """A file's value with more places than the format declares is the sender's, not a route's value:
+    the hint is not "round it first" (advice for a route building a message)."""
+    with pytest.raises(FormatError) as e:
+        codec().decode(b"A,1.234,2024-01-31,1")
+    assert e.value.field == "amount" and "1.234 has more than 2 decimal places" in e.value.message
+    assert "round" not in (e.value.hint or "")
+    assert e.value.hint == ("the format declares amount decimal(2): the sender must write at most 2 decimal "
+                            "places, or declare more places in the format (decimal(3))")
+    with pytest.raises(FormatError) as e:            # encoding a route's value: rounding is the fix
+        codec().encode({"ref": "A", "amount": Decimal("1.234")})
+    assert "round(x, 2)" in (e.value.hint or "")
+
+
 def test_row_structure_errors():
     with pytest.raises(FormatError, match="expected one row, found 2"):
         codec().decode(b"A,1,2024-01-01,1\nB,1,2024-01-01,1")

@@ -28,7 +28,7 @@ from engine.sim.biller import BillerSim
 from engine.sim.mainframe import MainframeSim
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
                                  fund_brokerage, fund_consolidation, fund_management, insurance_brokerage, issuance,
-                                 middle_office, receivables_payables, remittance, sales, trade_receiving)
+                                 middle_office, receivables_payables, remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.catalog import ROUTES_DIR, route_files
 from engine.sim.services.harness import running_services
 from engine.sim.services.model import Service, run_tag
@@ -358,18 +358,67 @@ async def test_a_batch_sent_again_with_a_record_added_posts_only_the_new_one(tmp
     assert settled == {"done": ["B1.csv"], "error": ["B1-again.csv"], "pending": []}
 
 
+# ---------------------------------------------------------------- standing orders (batch files, one result file)
+
+async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_path):
+    """A utility re-sends its file with one line added (other bytes, so the channel's run-once check
+    does not refuse it): the lines already debited are duplicates (key utility/mandate/due date), not
+    sent to the mainframe again, and their result lines in the day's result file are DUPLICATE with
+    94; only the new line is debited."""
+    service = standing_orders.SERVICE
+    program, registry = _program(service.name)
+    async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, [service], work_dir=tmp_path / "files") as rig:
+            client = rig.batch_client(service)
+            reqs = client.requests(4, ["good"] * 4)
+            client.write_file("SO1.csv", reqs[:3])
+            await _results(client, 3)
+            calls = _calls(rig)
+            client.write_file("SO1-again.csv", reqs)
+            await _results(client, 7)
+            settled = await client.wait_settled()
+            calls_after = _calls(rig)
+    assert calls == 3 and calls_after == 4, "a repeated line reached the mainframe again"
+    results = [r for r in _ack_lines(client, header=True)]
+    assert len(results) == 7                               # one result file, a line per instruction
+    for i, r in enumerate(reqs):
+        mine = [a for a in results if a["mandate_ref"] == r.values["mandate_ref"]]
+        if i < 3:
+            assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00"), ("DUPLICATE", "94")], mine
+            v = r.values
+            key = f"standing_order_debit|{v['utility_id']}/{v['mandate_ref']}/{v['due_date']:%Y%m%d}"
+            rows = _rows(tmp_path / "ledger.duckdb", r.ref)
+            assert [x["status"] for x in rows] == ["committed", "duplicate"], rows
+            assert ("accepted", {"key": key}) in rows[0]["events"], rows[0]["events"]
+            assert ("duplicate", {"original": rows[0]["deal_id"], "key": key}) in rows[1]["events"]
+            assert rows[1]["response_code"] is None and "without an answer to repeat" in rows[1]["reason"]
+        else:
+            assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00")], mine
+    assert settled == {"done": ["SO1.csv"], "error": ["SO1-again.csv"], "pending": []}
+
+
+async def _results(client: Any, n: int) -> None:
+    with trio.fail_after(10):
+        while len(_ack_lines(client, header=True)) < n:
+            await trio.sleep(0.02)
+
+
 async def _acks(client: Any, n: int) -> None:
     with trio.fail_after(10):
         while len(_ack_lines(client)) < n:
             await trio.sleep(0.02)
 
 
-def _ack_lines(client: Any) -> list[dict[str, Any]]:
+def _ack_lines(client: Any, header: bool = False) -> list[dict[str, Any]]:
+    """Every acknowledgement line in the outbox; ``header``: each file starts with a header line."""
     out = []
     for p in sorted(client.outbox.iterdir(), key=lambda p: p.stat().st_mtime_ns):
         if p.name.startswith(".") or not p.is_file():
             continue
-        for line in p.read_bytes().splitlines():
+        data = p.read_bytes()
+        if header:                          # an append file: its complete lines, after the header line
+            data = data[:data.rfind(b"\n") + 1].split(b"\n", 1)[-1]
+        for line in data.splitlines():
             if line.strip():
                 out.append(dict(client.reply_codec.decode(line)))
     return out
@@ -392,7 +441,8 @@ def test_every_route_with_a_deal_and_a_call_is_keyed_or_listed_as_an_enquiry():
             continue
         has_key = any(a.path == "key" for a in deals[0].options["fields"])
         (keyed if has_key else unkeyed).add(r.name)
-    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment"}   # the last two: batch-file test
+    # the batch-file routes have tests of their own above
+    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit"}
     assert unkeyed == set(UNKEYED)
 
 

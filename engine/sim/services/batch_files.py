@@ -6,10 +6,13 @@
 Requests come from the service's generator (``Service.make``) and are grouped
 into files by their ``batch_id``, ended by the service's trailer record (control
 totals) when it has one; each file is written as ``.NAME.part`` and
-renamed into place (the file watch channel takes complete files only).  The
-route writes one acknowledgement file per record (``file write``); a request
-is answered when an acknowledgement line with its ``batch_id`` and
-``record_no`` has appeared.  Latency is from the file's drop to its last
+renamed into place (the file watch channel takes complete files only), after
+the service's header line when it has one.  The route writes one
+acknowledgement file per record (``file write``), or appends a line per record
+to one file (``mode = "append"``, read as it grows, its header line skipped);
+a request is answered when an acknowledgement line with its record key
+(``Service.record_key``: by default ``batch_id`` and ``record_no``) has
+appeared.  Latency is from the file's drop to its last
 acknowledgement's arrival as seen by polling (every 20 ms).
 """
 from __future__ import annotations
@@ -43,8 +46,8 @@ class BatchFileClient:
         self.run_tag = run_tag() if run is None else run       # in every batch id: unique per run
         self.result = LoadResult(service.name)
         self.files: list[str] = []
-        self._read: set[str] = set()
-        self._acks: dict[tuple[str, int], Any] = {}
+        self._read: dict[str, int] = {}             # acknowledgement file -> bytes of it read
+        self._acks: dict[tuple[Any, ...], Any] = {}
 
     def requests(self, total: int, kinds: list[str] | None = None) -> list[Request]:
         out = []
@@ -55,7 +58,7 @@ class BatchFileClient:
 
     def write_file(self, name: str, reqs: list[Request], trailer: bytes | None = None) -> Path:
         """Write ``reqs`` as a batch file, ended by ``trailer`` or else the service's own trailer record."""
-        data = b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
+        data = self.service.file_header + b"".join(self.request_codec.encode(r.values).rstrip(b"\r\n") + b"\n" for r in reqs)
         if trailer is None and self.service.trailer is not None:
             trailer = self.service.trailer(reqs)
         data += trailer or b""
@@ -70,29 +73,49 @@ class BatchFileClient:
         """Read acknowledgement files not read yet; returns how many lines were new."""
         new = 0
         for p in sorted(self.outbox.iterdir()):
-            if p.name.startswith(".") or p.name in self._read or not p.is_file():
+            if p.name.startswith(".") or not p.is_file():
                 continue
-            self._read.add(p.name)
-            for line in p.read_bytes().splitlines():
+            done = self._read.get(p.name)
+            if done is not None and not self.service.ack_header:
+                continue                            # a file per record: complete once it has its name
+            data = p.read_bytes()
+            start = done or 0
+            end = data.rfind(b"\n", start) + 1 if self.service.ack_header else len(data)
+            if end <= start:
+                continue                            # no complete line appended since the last look
+            lines = data[start:end].splitlines()
+            if done is None and self.service.ack_header:
+                lines = lines[1:]                   # the file's header line
+            self._read[p.name] = end
+            for line in lines:
                 if line.strip():
                     v = self.reply_codec.decode(line)
-                    self._acks[(str(v["batch_id"]), int(v["record_no"]))] = v
+                    self._acks[self.key(v)] = v
                     new += 1
         return new
+
+    def key(self, values: Any) -> tuple[Any, ...]:
+        """What identifies a record, in a request's values and in an acknowledgement line alike."""
+        if self.service.record_key is not None:
+            return tuple(self.service.record_key(values))
+        return (str(values["batch_id"]), int(values["record_no"]))
+
+    def batch(self, values: Any) -> str:
+        return self.service.batch_of(values) if self.service.batch_of else str(values["batch_id"])
 
     async def run(self, *, total: int, kinds: list[str] | None = None,
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0) -> LoadResult:
         reqs = self.requests(total, kinds)
         batches: dict[str, list[Request]] = defaultdict(list)
         for r in reqs:
-            batches[str(r.values["batch_id"])].append(r)
+            batches[self.batch(r.values)].append(r)
         t0 = time.perf_counter()
         dropped: dict[str, float] = {}
         for batch, rs in batches.items():
             self.write_file(f"{batch}.csv", rs)
             dropped[batch] = time.perf_counter()
-        answered: dict[tuple[str, int], float] = {}
-        wanted = {(str(r.values["batch_id"]), int(r.values["record_no"])) for r in reqs}
+        answered: dict[tuple[Any, ...], float] = {}
+        wanted = {self.key(r.values) for r in reqs}
         with trio.move_on_after(deadline):
             while len(answered) < len(wanted):
                 if self.collect():
@@ -105,12 +128,12 @@ class BatchFileClient:
                 if len(answered) < len(wanted):
                     await trio.sleep(POLL)
         for r in reqs:
-            key = (str(r.values["batch_id"]), int(r.values["record_no"]))
+            key = self.key(r.values)
             ack = self._acks.get(key)
             at = answered.get(key)
             self.result.outcomes.append(Outcome(
                 r.kind, r.expect_code, r.ref, self.service.code_of(ack) if ack is not None else None, ack,
-                (at - dropped[key[0]]) * 1000 if at is not None else None))
+                (at - dropped[self.batch(r.values)]) * 1000 if at is not None else None))
         self.result.elapsed = time.perf_counter() - t0
         return self.result
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
                                  fund_brokerage, fund_consolidation, fund_management, insurance_brokerage, issuance, middle_office,
-                                 receivables_payables, remittance, sales, trade_receiving)
+                                 receivables_payables, remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
@@ -26,6 +26,7 @@ SERVICES: tuple[Service, ...] = (
     middle_office.SERVICE,
     customer_service.SERVICE,
     card_payments.SERVICE,
+    standing_orders.SERVICE,
 )
 
 

@@ -113,6 +113,14 @@ class Service:
     transport: str = "tcp"
     ack_channel: str = ""                       # transport "file": the file.write channel of the acknowledgements
     trailer: Callable[[list[Request]], bytes] | None = None   # transport "file": a batch file's trailer record
+    # transport "file": a batch file's header line (b"" for none), which file a request goes in (default its
+    # ``batch_id``), what identifies a record in a request's values and in an acknowledgement line alike
+    # (default ``(batch_id, record_no)``), and whether each acknowledgement file starts with a header line
+    # (a ``file write`` channel with ``mode = "append"`` and ``header``)
+    file_header: bytes = b""
+    batch_of: Callable[[Any], str] | None = None
+    record_key: Callable[[Any], tuple[Any, ...]] | None = None
+    ack_header: bool = False
     # which good requests go to a route with a deal key (docs/transactions.md#idempotency): the demo's
     # client sends a share of those again (engine.sim.repeats); None: none (enquiries, batch files)
     keyed: Callable[[Any], bool] | None = None
