@@ -98,11 +98,13 @@ class ChannelOverrides(dict):
     option=None)`` -> (``file:line:col``, dotted key path) of the override (the environment's when it
     gives that option, else the base ``channels:``); an option None: the channel's key itself."""
 
-    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "") -> None:
+    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "",
+                 base: Path | None = None) -> None:
         super().__init__(data)
         self.place = place
         self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
         self.source = source                                   # the deployment file's name
+        self.base = base              # the deployment file's folder: relative file paths are taken from there
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,8 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
-                                                  self.restart_settings(), self.path.name)
+                                                  self.restart_settings(), self.path.name,
+                                                  self.path.resolve().parent)
 
     def restart_settings(self) -> dict[str, Any]:
         """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
