@@ -378,7 +378,9 @@ def purge_cmd(
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"purged {n} dead letter(s)")
+    typer.echo(f"purged {n} dead letter(s) in {ledger}" + (
+        "; the file was rewritten without their messages (their rows stay, status purged)" if n else
+        "; nothing matched, the file is unchanged"))
 
 
 def register(app: typer.Typer) -> None:
