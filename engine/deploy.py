@@ -98,11 +98,24 @@ class ChannelOverrides(dict):
     option=None)`` -> (``file:line:col``, dotted key path) of the override (the environment's when it
     gives that option, else the base ``channels:``); an option None: the channel's key itself."""
 
-    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "") -> None:
+    def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "",
+                 base: Path | None = None) -> None:
         super().__init__(data)
         self.place = place
         self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
         self.source = source                                   # the deployment file's name
+        self.base = base              # the deployment file's folder: relative file paths are taken from there
+
+
+KEY_FILE_SUFFIX = " (its file)"    # restart_settings: the fingerprint of the file a setting names
+
+
+def _fingerprint(path: str | Path) -> str | None:
+    import hashlib
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -156,7 +169,8 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
-                                                  self.restart_settings(), self.path.name)
+                                                  self.restart_settings(), self.path.name,
+                                                  self.path.resolve().parent)
 
     def restart_settings(self) -> dict[str, Any]:
         """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
@@ -170,7 +184,23 @@ class Deployment:
                 if self.admin.tls_cert else None,
                 "admin.access": (str(self.admin.access) if isinstance(self.admin.access, Path)
                                  else self.admin.access),
-                "record": (str(self.record.path), self.record.mask) if self.record else None}
+                "record": (str(self.record.path), self.record.mask) if self.record else None,
+                **self._key_files()}
+
+    def _key_files(self) -> dict[str, str | None]:
+        """A fingerprint of each file holding a key or certificate read once at start, so that a reload
+        finds one rewritten in place (a keyring rotated) and warns that it takes a restart.  Only
+        compared, never shown: a truncated SHA-256 of the file, or None when it cannot be read."""
+        def ref_file(ref: SecretRef | None, variable: str) -> str | None:
+            if ref is not None:
+                return str(ref.file) if ref.file is not None else None
+            return os.environ.get(variable) or None      # no key in the file: bsp run reads this variable's
+        files = {"ledger.audit_key": ref_file(self.audit_key, "BSP_AUDIT_KEY_FILE"),
+                 "ledger.field_keys": ref_file(self.field_keys, "BSP_FIELD_KEYS_FILE"),
+                 "admin.token": self.admin.token.file if self.admin.token is not None else None,
+                 "admin.tls.key": self.admin.tls_key.file if self.admin.tls_key is not None else None,
+                 "admin.tls.cert": self.admin.tls_cert, "admin.tls.client_ca": self.admin.client_ca}
+        return {key + KEY_FILE_SUFFIX: _fingerprint(path) for key, path in files.items() if path}
 
     def where(self, *key_path: str | int) -> str:
         """``file:line:col`` of a key path in the deployment file (its nearest existing parent)."""

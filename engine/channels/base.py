@@ -47,6 +47,23 @@ def io_reason(exc: BaseException, *, has_cert: bool = False, words: tuple[str, s
     return next((str(e) for e in seen if str(e)), type(exc).__name__)
 
 
+def peer_io_reason(exc: BaseException) -> str:
+    """Why reading from a client failed, on the listening side, never empty (trio's
+    ``BrokenResourceError`` over TLS has no text: the reason is down its ``__cause__``)."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen and len(seen) < 10:
+        if isinstance(link, ssl.SSLError):
+            reason = getattr(link, "reason", None) or type(link).__name__
+            if isinstance(link, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
+                return (f"{reason}: the client closed the connection without ending the TLS session "
+                        f"(no close_notify; harmless once it has its replies)")
+            return str(reason)
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return next((str(e) for e in seen if str(e)), type(exc).__name__)
+
+
 class ChannelError(Exception):
     """A request that got no reply.  ``kind``: unreachable, lost, timeout."""
 
@@ -177,7 +194,7 @@ async def serve_stream(
                             data = await stream.receive_some(RECEIVE_SIZE)
                         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                             log.info("channel %s: connection %d from %s: receive failed: %s",
-                                     conn.channel, conn.number, conn.peer, exc)
+                                     conn.channel, conn.number, conn.peer, peer_io_reason(exc))
                             slot.event.set()
                             break
                         except BaseException:

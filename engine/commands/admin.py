@@ -64,6 +64,7 @@ def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Opti
     client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, verify=verify,
                           timeout=TIMEOUT)
     client._bsp_cert = cert         # type: ignore[attr-defined]   (for _transport_problem)
+    client._bsp_ca = ca             # type: ignore[attr-defined]
     return client
 
 
@@ -104,6 +105,19 @@ def _transport_problem(client: httpx.Client, exc: httpx.TransportError) -> str:
         return (f"the admin API at {url} closed the TLS connection without an answer: the engine requires a "
                 f"client certificate (mutual TLS, --admin-client-ca); give --cert FILE --key FILE")
     text = str(exc).rstrip(".")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        why = text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or text
+        ca = getattr(client, "_bsp_ca", None)
+        if "Hostname mismatch" in text or "IP address mismatch" in text:
+            fix = ("the certificate is for another name: use in --url a name or address the engine's "
+                   "admin certificate (admin.tls.cert) carries")
+        elif ca is not None:
+            fix = (f"--ca {ca} does not hold the CA that issued the engine's admin certificate "
+                   f"(admin.tls.cert); give that CA")
+        else:
+            fix = ("give --ca FILE, the CA that issued the engine's admin certificate (admin.tls.cert; "
+                   "`bsp certs dev` writes it as ca.pem)")
+        return f"the admin API at {url} answered, but its certificate is not trusted here: {why}; {fix}"
     return (f"cannot reach the admin API at {url}: {text}. Is the engine running with its admin API on this "
             f"address (--url / $BSP_ADMIN_URL)?")
 

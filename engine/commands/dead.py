@@ -246,7 +246,7 @@ def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, An
     """The program a retry runs, its registry and channel overrides: --routes as given (the route files'
     own addresses), else the deployment file's routes with its overrides, checked as bsp run checks them."""
     from engine.commands.run import _expand, compile_or_exit
-    from engine.ops.overrides import check_overrides
+    from engine.ops.overrides import check_overrides, resolve_paths
     from engine.registry import default_registry
 
     registry = default_registry()
@@ -258,7 +258,7 @@ def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, An
         for line in problems:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
-    return program, registry, dep.channel_overrides
+    return program, registry, resolve_paths(dep.channel_overrides, program, registry)
 
 
 @dead_app.command("retry")
@@ -378,7 +378,9 @@ def purge_cmd(
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"purged {n} dead letter(s)")
+    typer.echo(f"purged {n} dead letter(s) in {ledger}" + (
+        "; the file was rewritten without their messages (their rows stay, status purged)" if n else
+        "; nothing matched, the file is unchanged"))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,7 +11,8 @@
      "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
                                                                      # newest last
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
-                                "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200},
+                                "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200,
+                                "tls": true, "tls_failures": 0, "refused": 0},   # with cert / allow only
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
                              "connects": 1, "circuit": "closed",
                              "frames_in": 1180, "frames_out": 1185}},     # outbound: replies in, requests out
@@ -107,6 +108,13 @@ class EngineBackend:
             last = getattr(ch, "_last_error", "")
             if last:
                 row["last_error"] = last
+        gate = getattr(ch, "gate", None)           # tcp listen: TLS / mutual TLS / access list (tcp_tls.Gate)
+        if gate is not None:
+            row["tls"] = gate.ssl_context is not None
+            row["tls_failures"], row["refused"] = gate.tls_failures, gate.refused
+        elif ch.role == "listen" and isinstance(getattr(ch, "tls_failures", None), int):    # http listen
+            row["tls"] = getattr(ch, "ssl_context", None) is not None
+            row["tls_failures"], row["refused"] = ch.tls_failures, getattr(ch, "refused", 0)
         own = getattr(ch, "status", None)          # what a channel kind reports of itself (timer: ticks)
         if callable(own):
             row.update(own())

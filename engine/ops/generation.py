@@ -174,12 +174,12 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
     ``overrides`` are checked first (``engine.ops.overrides``): an override of a channel the program
     does not declare, of an option its kind does not have, or with a value the option cannot take
     raises ``OverrideError`` naming its place in the deployment file."""
-    from engine.ops.overrides import OverrideError, check_overrides
+    from engine.ops.overrides import OverrideError, check_overrides, resolve_paths
     problems = check_overrides(overrides, program, registry)
     if problems:
         raise OverrideError(problems)
     sb = Switchboard(program, _ReusingRegistry(registry, reuse or {}), ledger=ledger,
-                     overrides={k: dict(v) for k, v in (overrides or {}).items()}, grace=grace)
+                     overrides=resolve_paths(overrides, program, registry), grace=grace)
     for name in program.formats:        # formats no route uses yet are built (and checked) too
         sb.ctx.codec(name)
     missing = [n for n in program.channels if n not in sb.channels]

@@ -106,11 +106,21 @@ class ReloadFailed(Exception):
 
 def restart_warning(started: Mapping[str, Any], now: Mapping[str, Any], source: str) -> list[str]:
     """A warning when settings read only at start (ledger, admin) differ in the file read again."""
+    from engine.deploy import KEY_FILE_SUFFIX
     changed = [k for k in now if started.get(k) != now.get(k)]
-    if not changed:
-        return []
-    return [f"{' / '.join(changed)} changed in {source or 'the deployment file'}: "
-            f"{'it takes' if len(changed) == 1 else 'they take'} effect at the next restart"]
+    files = [k.removesuffix(KEY_FILE_SUFFIX) for k in changed if k.endswith(KEY_FILE_SUFFIX)]
+    changed = [k for k in changed if not k.endswith(KEY_FILE_SUFFIX)]
+    files = [k for k in files if k not in changed and not any(k.startswith(c + ".") for c in changed)]
+    out = []
+    if changed:
+        out.append(f"{' / '.join(changed)} changed in {source or 'the deployment file'}: "
+                   f"{'it takes' if len(changed) == 1 else 'they take'} effect at the next restart")
+    if files:
+        one = len(files) == 1
+        out.append(f"{' / '.join(files)}: {'its file was' if one else 'their files were'} rewritten since the "
+                   f"engine started; a reload does not read {'it' if one else 'them'} again: the engine goes on "
+                   f"with what it read at start until the next restart")
+    return out
 
 
 async def _probe_listen(gen: Generation, names: list[str]) -> list[StartError]:

@@ -6,13 +6,20 @@
 Each problem names the override's place in the deployment file (``platform.yaml:LINE:COL:
 channels.biller.timeout: ...``) when ``overrides`` is an ``engine.deploy.ChannelOverrides``: an
 override for a channel no route file declares, an option the channel's kind does not have, or a
-value the option cannot take.  ``bsp run`` refuses to start on any of them, and a reload keeps the
-running configuration.
+value the option cannot take, or a file path that names no file.  ``bsp run`` refuses to start on
+any of them, and a reload keeps the running configuration.
+
+    overrides = resolve_paths(overrides, program, registry)    # what the channels are built with
+
+A relative file path in an override (``cert``, ``ca``, a folder ...) is taken from the deployment
+file's folder (``ChannelOverrides.base``), as a route file's own paths are from the route file's
+folder, whatever folder ``bsp run`` starts in.
 """
 from __future__ import annotations
 
 import difflib
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any, Mapping
 
 from engine.runtime.binder import BindError
@@ -79,6 +86,34 @@ def _value_problem(channel: str, opt: Any, value: Any) -> str | None:
     return None
 
 
+def _is_file_path(opt: Any, value: Any) -> bool:
+    """A file path option given a path (not one of the built-in names some path options take)."""
+    return (opt is not None and opt.type == "path" and isinstance(value, str)
+            and not (opt.choices is not None and value in opt.choices))
+
+
+def _absolute(value: str, base: Any) -> str:
+    p = Path(value)
+    return value if p.is_absolute() or base is None else str((Path(base) / p).resolve())
+
+
+def resolve_paths(overrides: Mapping[str, Mapping[str, Any]] | None, program: Any,
+                  registry: Any) -> dict[str, dict[str, Any]]:
+    """The overrides as plain dicts, each relative file path made absolute against the deployment
+    file's folder (``overrides.base``; none for a plain mapping: the paths stay as given)."""
+    base = getattr(overrides, "base", None)
+    out = {name: dict(opts or {}) for name, opts in (overrides or {}).items()}
+    for name, opts in out.items():
+        decl = program.channels.get(name)
+        spec = registry.get("channel", decl.kind) if decl is not None else None
+        if spec is None:
+            continue
+        for key, value in opts.items():
+            if _is_file_path(spec.option(key), value):
+                opts[key] = _absolute(value, base)
+    return out
+
+
 def check_overrides(overrides: Mapping[str, Mapping[str, Any]] | None, program: Any, registry: Any) -> list[str]:
     """Every problem of ``overrides`` against ``program``'s channels, one line each."""
     place = getattr(overrides, "place", None)
@@ -112,6 +147,11 @@ def check_overrides(overrides: Mapping[str, Mapping[str, Any]] | None, program: 
                 why = None if isinstance(value, bool) else f"expected true or false, got {value!r}"
             else:
                 why = _value_problem(name, opt, value)
+                if why is None and _is_file_path(opt, value) and not getattr(opt, "secret", False):
+                    found = Path(_absolute(value, getattr(overrides, "base", None)))
+                    if not found.exists():
+                        why = (f"file not found: {value!r} (looked for {found}); a relative path in the "
+                               f"deployment file is taken from its folder")
             if why:
                 problems.append(f"{at(name, key)}: channel {name} ({kind}): {why}")
     return problems

@@ -153,7 +153,13 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     res = cli("purge", "--ledger", str(path), "--older-than", "last week")
     assert res.exit_code == 2 and "--older-than" in res.output and "--until" not in res.output
     res = cli("purge", "--ledger", str(path), "--older-than", "30d")
-    assert res.exit_code == 0 and "purged 1 dead letter(s)" in res.output
+    # the output says which ledger and that its file was rewritten (docs/ledger.md#dead-letters)
+    assert res.exit_code == 0 and res.output.strip() == (
+        f"purged 1 dead letter(s) in {path}; the file was rewritten without their messages (their rows stay, "
+        f"status purged)"), res.output
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    assert res.exit_code == 0 and res.output.strip() == (
+        f"purged 0 dead letter(s) in {path}; nothing matched, the file is unchanged"), res.output
     [old] = query_dead_letters(path, ids=["d-old"], with_raw=True)
     assert old["status"] == "purged" and old["raw"] is None and old["raw_sha256"]
     assert chain_ok(path)             # a tombstone, not a gap in the chain

@@ -222,3 +222,24 @@ async def test_expired_client_certificate_is_named_as_expired_not_as_another_ca(
                 await trio.sleep(0.01)
     assert "certificate has expired" in caplog.text and "must renew it" in caplog.text, caplog.text
     assert "does not chain" not in caplog.text
+
+
+async def test_a_client_that_drops_its_tls_connection_is_logged_with_a_reason(nursery, pki: PKI, caplog) -> None:
+    """A mainframe that closes its socket without ending the TLS session (no close_notify) used to be
+    logged as `receive failed: ` with nothing after it: the admin could not tell what happened."""
+    caplog.set_level(logging.INFO, logger="bsp.channel")
+    lst = await listen(nursery, **tls_opts(pki))
+    s = await tls_client(lst.port, client_context(pki.ca, pki.client_cert, pki.client_key, "localhost"))
+    f = LengthPrefixFramer(2)
+    await s.send_all(f.frame(b"hi"))
+    got: list[bytes] = []
+    while not got:
+        got = f.feed(await s.receive_some(65536))
+    assert got == [b"HI"]
+    await s.transport_stream.aclose()                  # the TCP socket closed under the TLS session
+    with trio.fail_after(5):
+        while not [r for r in caplog.records if "receive failed" in r.getMessage()]:
+            await trio.sleep(0.01)
+    (line,) = [r.getMessage() for r in caplog.records if "receive failed" in r.getMessage()]
+    assert line.endswith("receive failed: UNEXPECTED_EOF_WHILE_READING: the client closed the connection "
+                         "without ending the TLS session (no close_notify; harmless once it has its replies)"), line
