@@ -17,7 +17,9 @@ more), and at most ``workers`` fetched batches are processed at once.
 
 With ``keys = "BUCKET"`` the engines of one consumer also share the deal keys of keyed routes in a
 JetStream key-value bucket (``engine.channels.nats_keys``): a deal whose key another engine is running
-is *deferred* (nak'ed after a third of ``key_lease``, no deal row).
+is *deferred* (no deal row): the message is kept here (in-progress acks, so that the wait costs no
+delivery towards ``max_deliver``) and run again every third of ``key_lease`` until its key is free;
+handed back (nak) only after ``2 x key_lease`` with deliveries left, or when the engine stops.
 
 A reply the route produces is published to the message's ``Bsp-Reply-To``
 header subject, else to ``reply_subject``, else dropped.
@@ -104,18 +106,28 @@ class NatsConsumer:
         self.ready = trio.Event()           # connected, stream and consumer in place
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
+        self.deferred = 0                   # times a message was deferred (its deal key busy elsewhere)
+        self._waiting: list[tuple[float, float, Any]] = []   # deferred, kept: (due, first deferred, message)
+        self._stopping = trio.Event()       # set by a drain
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
+        self._waiting_held: list[Any] = []
         self._unconfirmed = 0               # messages settled since the last flush
         self._confirm_wanted = trio.Event()
         self.flushes = 0
 
     @property
     def defer_delay(self) -> float:
-        """A message whose deal key another engine holds comes back after this: a third of key_lease (so
-        that a claim whose engine is gone is found stale within a few deliveries), at least nak_delay."""
+        """A message whose deal key another engine holds is tried again after this: a third of key_lease
+        (so that a claim whose engine is gone is found stale within a few tries), at least nak_delay."""
         return max(self.nak_delay, self.keys.lease / 3 if self.keys is not None else 0.0)
+
+    @property
+    def defer_hold(self) -> float:
+        """How long a deferred message is kept here before it is handed back (nak) when it has deliveries
+        left: twice key_lease (a claim that does not move for key_lease is taken over here before)."""
+        return 2 * (self.keys.lease if self.keys is not None else 0.0)
 
     @property
     def address(self) -> str:
@@ -130,13 +142,16 @@ class NatsConsumer:
             # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
             ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
             self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
-            if ledger is not None and getattr(ledger, "keyring", None) is None:
+            self.keys.keyring = getattr(ledger, "keyring", None)
+            if ledger is not None and self.keys.keyring is None:
                 log.warning("channel %s: no field keyring: the answers kept in key-value bucket %s (to answer a "
                             "repeat on any engine) are the reply bytes as sent, a card number or name in them "
-                            "readable by whoever can read the bucket; give the engines one field keyring "
-                            "(ledger.field_keys in platform.yaml, or BSP_FIELD_KEYS(_FILE))", self.name,
-                            self.keys.bucket)
+                            "readable by whoever can read the bucket, and the deal keys are named there by their "
+                            "unkeyed SHA-256 (a short reference or card number can be found by hashing guesses); "
+                            "give the engines one field keyring (ledger.field_keys in platform.yaml, or "
+                            "BSP_FIELD_KEYS(_FILE))", self.name, self.keys.bucket)
             if getattr(ledger, "path", None) is not None:     # the same engine after a restart
+                self.keys.identity.file = f"{ledger.path}.engine"
                 try:
                     self.keys.engine = engine_id(ledger.path)
                 except OSError as exc:
@@ -149,29 +164,45 @@ class NatsConsumer:
             with self._phase():
                 await self.link.connect()
                 sub = await self._subscribe()
+                if sub is not None and self.keys is not None:
+                    # one live engine per engine id (a copied ledger brings its id along): EngineIdInUse
+                    # stops the channel, naming <ledger>.engine
+                    await self.keys.identity.hold()
             if sub is None or self._draining:
                 return
-            send, recv = trio.open_memory_channel[list[Any]](0)
-            async with trio.open_nursery() as outer:
-                outer.start_soon(self._keep_in_progress)
-                outer.start_soon(self._confirm_acks)
+            try:
+                await self._consume(sub, handler)
+            finally:
                 if self.keys is not None:
-                    outer.start_soon(self.keys.keep)
-                async with trio.open_nursery() as nursery:
-                    for _ in range(self.workers):
-                        nursery.start_soon(self._worker, recv.clone(), handler)
-                    recv.close()
-                    async with send:
-                        with self._phase():
-                            await self._fetch_loop(sub, send)
-                # every batch already fetched has been handled and settled: their acks confirmed
-                with trio.CancelScope(shield=True):
-                    await self._confirm()
-                outer.cancel_scope.cancel()
+                    with trio.CancelScope(shield=True):
+                        await self.keys.identity.release()
+
+    async def _consume(self, sub: Any, handler: ExchangeHandler) -> None:
+        send, recv = trio.open_memory_channel[list[Any]](0)
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._keep_in_progress)
+            outer.start_soon(self._confirm_acks)
+            if self.keys is not None:
+                outer.start_soon(self.keys.keep)
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.workers):
+                    nursery.start_soon(self._worker, recv.clone(), handler)
+                if self.keys is not None:
+                    nursery.start_soon(self._retry_deferred, handler)
+                recv.close()
+                async with send:
+                    with self._phase():
+                        await self._fetch_loop(sub, send)
+            # every batch already fetched has been handled and settled: their acks confirmed
+            with trio.CancelScope(shield=True):
+                await self._confirm()
+            outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
-        """Drain: fetch no more; batches already fetched finish and are acknowledged."""
+        """Drain: fetch no more; batches already fetched finish and are acknowledged; deferred messages
+        kept here are handed back (nak)."""
         self._draining = True
+        self._stopping.set()
         self._scope.cancel()
 
     def _phase(self) -> trio.CancelScope:
@@ -343,7 +374,53 @@ class NatsConsumer:
                 finally:
                     self._held.pop(id(msgs), None)
 
-    async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
+    async def _retry_deferred(self, handler: ExchangeHandler) -> None:
+        """Run the deferred messages kept here again once due (one batch), until a drain hands them back.
+        They stay in ``_held`` meanwhile: ``_keep_in_progress`` keeps them from being redelivered, so a
+        wait for another engine's deal costs no delivery (a nak would count one towards max_deliver, and
+        the server drops a message after its last one)."""
+        while True:
+            now = trio.current_time()
+            wait = min([due for due, _, _ in self._waiting] + [now + self.defer_delay]) - now
+            with trio.move_on_after(max(wait, 0.01)):
+                await self._stopping.wait()
+            now = trio.current_time()
+            due = [w for w in self._waiting if w[0] <= now or self._draining]
+            if not due:
+                continue
+            self._waiting = [w for w in self._waiting if not (w[0] <= now or self._draining)]
+            msgs = [m for _, _, m in due]
+            self._held.pop(id(self._waiting_held), None)
+            self._held[id(self._waiting_held)] = self._waiting_held = [m for _, _, m in self._waiting]
+            if self._draining:
+                with trio.CancelScope(shield=True):
+                    self._last_delivery(msgs, ["defer"] * len(msgs))
+                    await self._settle(msgs, [None] * len(msgs), ["defer"] * len(msgs))
+                return
+            self._held[id(msgs)] = msgs
+            try:
+                await self._handle(msgs, handler, since=[since for _, since, _ in due])
+            finally:
+                self._held.pop(id(msgs), None)
+
+    def _keep_deferred(self, msgs: list[Any], since: list[float]) -> None:
+        now = trio.current_time()
+        self._waiting.extend((now + self.defer_delay, t, m) for m, t in zip(msgs, since))
+        self._held.pop(id(self._waiting_held), None)
+        self._held[id(self._waiting_held)] = self._waiting_held = [m for _, _, m in self._waiting]
+
+    def _last_delivery(self, msgs: list[Any], verdicts: list[str]) -> None:
+        if self.max_deliver <= 0:
+            return
+        for m, verdict in zip(msgs, verdicts):
+            if verdict in ("nak", "defer") and _deliveries(m) >= self.max_deliver:
+                # the server drops it after this nak, without a word: say so, once, loudly
+                log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
+                          "%d times (max_deliver) without being settled; the server will not deliver it "
+                          "again: it stays in the stream for an operator", self.name, _seq(m),
+                          m.subject, self.stream, self.durable, self.max_deliver)
+
+    async def _handle(self, msgs: list[Any], handler: ExchangeHandler, since: list[float] | None = None) -> None:
         outcomes: list[tuple[str, bool]] = []
         conn = ConnInfo(channel=self.name, peer=f"nats:{self.stream}/{self.durable}", number=next(_BATCHES),
                         frames_in=len(msgs), extra={"outcomes": outcomes, "keys": self.keys})
@@ -359,16 +436,24 @@ class NatsConsumer:
         if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
             outcomes[:] = [("committed", True)] * len(msgs)
         verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
-        if self.max_deliver > 0:
-            for m, verdict in zip(msgs, verdicts):
-                if verdict == "nak" and _deliveries(m) >= self.max_deliver:
-                    # the server drops it after this nak, without a word: say so, once, loudly
-                    log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
-                              "%d times (max_deliver) without being settled; the server will not deliver it "
-                              "again: it stays in the stream for an operator", self.name, _seq(m),
-                              m.subject, self.stream, self.durable, self.max_deliver)
+        replies = list(replies)
+        if "defer" in verdicts:
+            # kept here and tried again (no delivery counted), unless stopping, or kept for defer_hold
+            # already and not on its last delivery (handed back: another engine may fare better)
+            now = trio.current_time()
+            since = since or [now] * len(msgs)
+            keep = [i for i, v in enumerate(verdicts) if v == "defer" and not self._draining and
+                    (now - since[i] < self.defer_hold or
+                     (self.max_deliver > 0 and _deliveries(msgs[i]) >= self.max_deliver))]
+            self.deferred += verdicts.count("defer")
+            if keep:
+                self._keep_deferred([msgs[i] for i in keep], [since[i] for i in keep])
+                rest = [i for i in range(len(msgs)) if i not in keep]
+                msgs, replies, verdicts = [msgs[i] for i in rest], [replies[i] for i in rest], \
+                    [verdicts[i] for i in rest]
+        self._last_delivery(msgs, verdicts)
         with trio.CancelScope(shield=True):   # settle what was done even while stopping
-            await self._settle(msgs, list(replies), verdicts)
+            await self._settle(msgs, replies, verdicts)
 
     def _verdict(self, status: str, recorded: bool) -> str:
         if status == "deferred":        # its deal key is claimed by another engine: come back later
@@ -382,7 +467,7 @@ class NatsConsumer:
     async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
         self._held.pop(id(msgs), None)
         link = self.link
-        if link.nc is None:
+        if link.nc is None or not msgs:
             return
 
         async def settle_all() -> list[str]:
