@@ -390,8 +390,7 @@ class NatsConsumer:
                 continue
             self._waiting = [w for w in self._waiting if not (w[0] <= now or self._draining)]
             msgs = [m for _, _, m in due]
-            self._held.pop(id(self._waiting_held), None)
-            self._held[id(self._waiting_held)] = self._waiting_held = [m for _, _, m in self._waiting]
+            self._hold_waiting()
             if self._draining:
                 with trio.CancelScope(shield=True):
                     self._last_delivery(msgs, ["defer"] * len(msgs))
@@ -406,8 +405,13 @@ class NatsConsumer:
     def _keep_deferred(self, msgs: list[Any], since: list[float]) -> None:
         now = trio.current_time()
         self._waiting.extend((now + self.defer_delay, t, m) for m, t in zip(msgs, since))
+        self._hold_waiting()
+
+    def _hold_waiting(self) -> None:
+        """The deferred messages kept here, in ``_held`` (in-progress acks) as one list."""
         self._held.pop(id(self._waiting_held), None)
-        self._held[id(self._waiting_held)] = self._waiting_held = [m for _, _, m in self._waiting]
+        self._waiting_held = [m for _, _, m in self._waiting]
+        self._held[id(self._waiting_held)] = self._waiting_held
 
     def _last_delivery(self, msgs: list[Any], verdicts: list[str]) -> None:
         if self.max_deliver <= 0:
