@@ -387,6 +387,8 @@ class NatsConsumer:
             now = trio.current_time()
             due = [w for w in self._waiting if w[0] <= now or self._draining]
             if not due:
+                if self._draining:
+                    return
                 continue
             self._waiting = [w for w in self._waiting if not (w[0] <= now or self._draining)]
             msgs = [m for _, _, m in due]
@@ -519,7 +521,11 @@ class NatsConsumer:
         message).  A flush that fails is logged: the server redelivers what it did not get."""
         while True:
             await self._confirm_wanted.wait()
-            await self._confirm()
+            # not cancelled half-way (bounded by its own timeout): nats-py answers a cancelled flush's PONG
+            # with InvalidStateError and then no later PING of the connection is answered (a heartbeat
+            # delete, a request at the stop, hung until their timeouts)
+            with trio.CancelScope(shield=True):
+                await self._confirm()
 
     async def _confirm(self) -> None:
         self._confirm_wanted = trio.Event()
