@@ -38,6 +38,7 @@ from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
 )
+from engine.channels.nats_deferred import Deferrals
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -106,13 +107,10 @@ class NatsConsumer:
         self.ready = trio.Event()           # connected, stream and consumer in place
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
-        self.deferred = 0                   # times a message was deferred (its deal key busy elsewhere)
-        self._waiting: list[tuple[float, float, Any]] = []   # deferred, kept: (due, first deferred, message)
-        self._stopping = trio.Event()       # set by a drain
+        self._deferrals = Deferrals(self)    # deferred messages kept here (engine.channels.nats_deferred)
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
-        self._waiting_held: list[Any] = []
         self._unconfirmed = 0               # messages settled since the last flush
         self._confirm_wanted = trio.Event()
         self.flushes = 0
@@ -122,6 +120,11 @@ class NatsConsumer:
         """A message whose deal key another engine holds is tried again after this: a third of key_lease
         (so that a claim whose engine is gone is found stale within a few tries), at least nak_delay."""
         return max(self.nak_delay, self.keys.lease / 3 if self.keys is not None else 0.0)
+
+    @property
+    def deferred(self) -> int:
+        """Times a message was deferred (its deal key busy on another engine, or the bucket away)."""
+        return self._deferrals.count
 
     @property
     def defer_hold(self) -> float:
@@ -188,7 +191,7 @@ class NatsConsumer:
                 for _ in range(self.workers):
                     nursery.start_soon(self._worker, recv.clone(), handler)
                 if self.keys is not None:
-                    nursery.start_soon(self._retry_deferred, handler)
+                    nursery.start_soon(self._deferrals.serve, handler)
                 recv.close()
                 async with send:
                     with self._phase():
@@ -202,7 +205,7 @@ class NatsConsumer:
         """Drain: fetch no more; batches already fetched finish and are acknowledged; deferred messages
         kept here are handed back (nak)."""
         self._draining = True
-        self._stopping.set()
+        self._deferrals.stopping.set()
         self._scope.cancel()
 
     def _phase(self) -> trio.CancelScope:
@@ -374,52 +377,18 @@ class NatsConsumer:
                 finally:
                     self._held.pop(id(msgs), None)
 
-    async def _retry_deferred(self, handler: ExchangeHandler) -> None:
-        """Run the deferred messages kept here again once due (one batch), until a drain hands them back.
-        They stay in ``_held`` meanwhile: ``_keep_in_progress`` keeps them from being redelivered, so a
-        wait for another engine's deal costs no delivery (a nak would count one towards max_deliver, and
-        the server drops a message after its last one)."""
-        while True:
-            now = trio.current_time()
-            wait = min([due for due, _, _ in self._waiting] + [now + self.defer_delay]) - now
-            with trio.move_on_after(max(wait, 0.01)):
-                await self._stopping.wait()
-            now = trio.current_time()
-            due = [w for w in self._waiting if w[0] <= now or self._draining]
-            if not due:
-                if self._draining:
-                    return
-                continue
-            self._waiting = [w for w in self._waiting if not (w[0] <= now or self._draining)]
-            msgs = [m for _, _, m in due]
-            self._hold_waiting()
-            if self._draining:
-                with trio.CancelScope(shield=True):
-                    self._last_delivery(msgs, ["defer"] * len(msgs))
-                    await self._settle(msgs, [None] * len(msgs), ["defer"] * len(msgs))
-                return
-            self._held[id(msgs)] = msgs
-            try:
-                await self._handle(msgs, handler, since=[since for _, since, _ in due])
-            finally:
-                self._held.pop(id(msgs), None)
+    def last_delivery(self, m: Any) -> bool:
+        """True when ``m`` is on its last delivery (max_deliver): the server drops it after a nak."""
+        return self.max_deliver > 0 and _deliveries(m) >= self.max_deliver
 
-    def _keep_deferred(self, msgs: list[Any], since: list[float]) -> None:
-        now = trio.current_time()
-        self._waiting.extend((now + self.defer_delay, t, m) for m, t in zip(msgs, since))
-        self._hold_waiting()
-
-    def _hold_waiting(self) -> None:
-        """The deferred messages kept here, in ``_held`` (in-progress acks) as one list."""
-        self._held.pop(id(self._waiting_held), None)
-        self._waiting_held = [m for _, _, m in self._waiting]
-        self._held[id(self._waiting_held)] = self._waiting_held
+    async def _settle_all(self, msgs: list[Any], verdicts: list[str]) -> None:
+        """Settle without replies (a drain), saying which messages the server will not deliver again."""
+        self._last_delivery(msgs, verdicts)
+        await self._settle(msgs, [None] * len(msgs), verdicts)
 
     def _last_delivery(self, msgs: list[Any], verdicts: list[str]) -> None:
-        if self.max_deliver <= 0:
-            return
         for m, verdict in zip(msgs, verdicts):
-            if verdict in ("nak", "defer") and _deliveries(m) >= self.max_deliver:
+            if verdict in ("nak", "defer") and self.last_delivery(m):
                 # the server drops it after this nak, without a word: say so, once, loudly
                 log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
                           "%d times (max_deliver) without being settled; the server will not deliver it "
@@ -444,16 +413,9 @@ class NatsConsumer:
         verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
         replies = list(replies)
         if "defer" in verdicts:
-            # kept here and tried again (no delivery counted), unless stopping, or kept for defer_hold
-            # already and not on its last delivery (handed back: another engine may fare better)
-            now = trio.current_time()
-            since = since or [now] * len(msgs)
-            keep = [i for i, v in enumerate(verdicts) if v == "defer" and not self._draining and
-                    (now - since[i] < self.defer_hold or
-                     (self.max_deliver > 0 and _deliveries(msgs[i]) >= self.max_deliver))]
-            self.deferred += verdicts.count("defer")
+            # kept here and tried again, no delivery counted (engine.channels.nats_deferred)
+            keep = self._deferrals.keep(msgs, verdicts, since)
             if keep:
-                self._keep_deferred([msgs[i] for i in keep], [since[i] for i in keep])
                 rest = [i for i in range(len(msgs)) if i not in keep]
                 msgs, replies, verdicts = [msgs[i] for i in rest], [replies[i] for i in rest], \
                     [verdicts[i] for i in rest]
