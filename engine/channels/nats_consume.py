@@ -17,7 +17,9 @@ more), and at most ``workers`` fetched batches are processed at once.
 
 With ``keys = "BUCKET"`` the engines of one consumer also share the deal keys of keyed routes in a
 JetStream key-value bucket (``engine.channels.nats_keys``): a deal whose key another engine is running
-is *deferred* (nak'ed after a third of ``key_lease``, no deal row).
+is *deferred* (no deal row): the message is kept here (in-progress acks, so that the wait costs no
+delivery towards ``max_deliver``) and run again every third of ``key_lease`` until its key is free;
+handed back (nak) only after ``2 x key_lease`` with deliveries left, or when the engine stops.
 
 A reply the route produces is published to the message's ``Bsp-Reply-To``
 header subject, else to ``reply_subject``, else dropped.
@@ -36,6 +38,7 @@ from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
 )
+from engine.channels.nats_deferred import Deferrals
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -104,6 +107,7 @@ class NatsConsumer:
         self.ready = trio.Event()           # connected, stream and consumer in place
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
+        self._deferrals = Deferrals(self)    # deferred messages kept here (engine.channels.nats_deferred)
         self._floor = 0                     # highest stream sequence the consumer's ack floor reached
         self._stream_created: Any = None
         self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
@@ -113,9 +117,20 @@ class NatsConsumer:
 
     @property
     def defer_delay(self) -> float:
-        """A message whose deal key another engine holds comes back after this: a third of key_lease (so
-        that a claim whose engine is gone is found stale within a few deliveries), at least nak_delay."""
+        """A message whose deal key another engine holds is tried again after this: a third of key_lease
+        (so that a claim whose engine is gone is found stale within a few tries), at least nak_delay."""
         return max(self.nak_delay, self.keys.lease / 3 if self.keys is not None else 0.0)
+
+    @property
+    def deferred(self) -> int:
+        """Times a message was deferred (its deal key busy on another engine, or the bucket away)."""
+        return self._deferrals.count
+
+    @property
+    def defer_hold(self) -> float:
+        """How long a deferred message is kept here before it is handed back (nak) when it has deliveries
+        left: twice key_lease (a claim that does not move for key_lease is taken over here before)."""
+        return 2 * (self.keys.lease if self.keys is not None else 0.0)
 
     @property
     def address(self) -> str:
@@ -130,13 +145,16 @@ class NatsConsumer:
             # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
             ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
             self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
-            if ledger is not None and getattr(ledger, "keyring", None) is None:
+            self.keys.keyring = getattr(ledger, "keyring", None)
+            if ledger is not None and self.keys.keyring is None:
                 log.warning("channel %s: no field keyring: the answers kept in key-value bucket %s (to answer a "
                             "repeat on any engine) are the reply bytes as sent, a card number or name in them "
-                            "readable by whoever can read the bucket; give the engines one field keyring "
-                            "(ledger.field_keys in platform.yaml, or BSP_FIELD_KEYS(_FILE))", self.name,
-                            self.keys.bucket)
+                            "readable by whoever can read the bucket, and the deal keys are named there by their "
+                            "unkeyed SHA-256 (a short reference or card number can be found by hashing guesses); "
+                            "give the engines one field keyring (ledger.field_keys in platform.yaml, or "
+                            "BSP_FIELD_KEYS(_FILE))", self.name, self.keys.bucket)
             if getattr(ledger, "path", None) is not None:     # the same engine after a restart
+                self.keys.identity.file = f"{ledger.path}.engine"
                 try:
                     self.keys.engine = engine_id(ledger.path)
                 except OSError as exc:
@@ -149,29 +167,45 @@ class NatsConsumer:
             with self._phase():
                 await self.link.connect()
                 sub = await self._subscribe()
+                if sub is not None and self.keys is not None:
+                    # one live engine per engine id (a copied ledger brings its id along): EngineIdInUse
+                    # stops the channel, naming <ledger>.engine
+                    await self.keys.identity.hold()
             if sub is None or self._draining:
                 return
-            send, recv = trio.open_memory_channel[list[Any]](0)
-            async with trio.open_nursery() as outer:
-                outer.start_soon(self._keep_in_progress)
-                outer.start_soon(self._confirm_acks)
+            try:
+                await self._consume(sub, handler)
+            finally:
                 if self.keys is not None:
-                    outer.start_soon(self.keys.keep)
-                async with trio.open_nursery() as nursery:
-                    for _ in range(self.workers):
-                        nursery.start_soon(self._worker, recv.clone(), handler)
-                    recv.close()
-                    async with send:
-                        with self._phase():
-                            await self._fetch_loop(sub, send)
-                # every batch already fetched has been handled and settled: their acks confirmed
-                with trio.CancelScope(shield=True):
-                    await self._confirm()
-                outer.cancel_scope.cancel()
+                    with trio.CancelScope(shield=True):
+                        await self.keys.identity.release()
+
+    async def _consume(self, sub: Any, handler: ExchangeHandler) -> None:
+        send, recv = trio.open_memory_channel[list[Any]](0)
+        async with trio.open_nursery() as outer:
+            outer.start_soon(self._keep_in_progress)
+            outer.start_soon(self._confirm_acks)
+            if self.keys is not None:
+                outer.start_soon(self.keys.keep)
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.workers):
+                    nursery.start_soon(self._worker, recv.clone(), handler)
+                if self.keys is not None:
+                    nursery.start_soon(self._deferrals.serve, handler)
+                recv.close()
+                async with send:
+                    with self._phase():
+                        await self._fetch_loop(sub, send)
+            # every batch already fetched has been handled and settled: their acks confirmed
+            with trio.CancelScope(shield=True):
+                await self._confirm()
+            outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
-        """Drain: fetch no more; batches already fetched finish and are acknowledged."""
+        """Drain: fetch no more; batches already fetched finish and are acknowledged; deferred messages
+        kept here are handed back (nak)."""
         self._draining = True
+        self._deferrals.stopping.set()
         self._scope.cancel()
 
     def _phase(self) -> trio.CancelScope:
@@ -343,7 +377,25 @@ class NatsConsumer:
                 finally:
                     self._held.pop(id(msgs), None)
 
-    async def _handle(self, msgs: list[Any], handler: ExchangeHandler) -> None:
+    def last_delivery(self, m: Any) -> bool:
+        """True when ``m`` is on its last delivery (max_deliver): the server drops it after a nak."""
+        return self.max_deliver > 0 and _deliveries(m) >= self.max_deliver
+
+    async def _settle_all(self, msgs: list[Any], verdicts: list[str]) -> None:
+        """Settle without replies (a drain), saying which messages the server will not deliver again."""
+        self._last_delivery(msgs, verdicts)
+        await self._settle(msgs, [None] * len(msgs), verdicts)
+
+    def _last_delivery(self, msgs: list[Any], verdicts: list[str]) -> None:
+        for m, verdict in zip(msgs, verdicts):
+            if verdict in ("nak", "defer") and self.last_delivery(m):
+                # the server drops it after this nak, without a word: say so, once, loudly
+                log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
+                          "%d times (max_deliver) without being settled; the server will not deliver it "
+                          "again: it stays in the stream for an operator", self.name, _seq(m),
+                          m.subject, self.stream, self.durable, self.max_deliver)
+
+    async def _handle(self, msgs: list[Any], handler: ExchangeHandler, since: list[float] | None = None) -> None:
         outcomes: list[tuple[str, bool]] = []
         conn = ConnInfo(channel=self.name, peer=f"nats:{self.stream}/{self.durable}", number=next(_BATCHES),
                         frames_in=len(msgs), extra={"outcomes": outcomes, "keys": self.keys})
@@ -359,16 +411,17 @@ class NatsConsumer:
         if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
             outcomes[:] = [("committed", True)] * len(msgs)
         verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
-        if self.max_deliver > 0:
-            for m, verdict in zip(msgs, verdicts):
-                if verdict == "nak" and _deliveries(m) >= self.max_deliver:
-                    # the server drops it after this nak, without a word: say so, once, loudly
-                    log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
-                              "%d times (max_deliver) without being settled; the server will not deliver it "
-                              "again: it stays in the stream for an operator", self.name, _seq(m),
-                              m.subject, self.stream, self.durable, self.max_deliver)
+        replies = list(replies)
+        if "defer" in verdicts:
+            # kept here and tried again, no delivery counted (engine.channels.nats_deferred)
+            keep = self._deferrals.keep(msgs, verdicts, since)
+            if keep:
+                rest = [i for i in range(len(msgs)) if i not in keep]
+                msgs, replies, verdicts = [msgs[i] for i in rest], [replies[i] for i in rest], \
+                    [verdicts[i] for i in rest]
+        self._last_delivery(msgs, verdicts)
         with trio.CancelScope(shield=True):   # settle what was done even while stopping
-            await self._settle(msgs, list(replies), verdicts)
+            await self._settle(msgs, replies, verdicts)
 
     def _verdict(self, status: str, recorded: bool) -> str:
         if status == "deferred":        # its deal key is claimed by another engine: come back later
@@ -382,7 +435,7 @@ class NatsConsumer:
     async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
         self._held.pop(id(msgs), None)
         link = self.link
-        if link.nc is None:
+        if link.nc is None or not msgs:
             return
 
         async def settle_all() -> list[str]:
@@ -430,7 +483,11 @@ class NatsConsumer:
         message).  A flush that fails is logged: the server redelivers what it did not get."""
         while True:
             await self._confirm_wanted.wait()
-            await self._confirm()
+            # not cancelled half-way (bounded by its own timeout): nats-py answers a cancelled flush's PONG
+            # with InvalidStateError and then no later PING of the connection is answered (a heartbeat
+            # delete, a request at the stop, hung until their timeouts)
+            with trio.CancelScope(shield=True):
+                await self._confirm()
 
     async def _confirm(self) -> None:
         self._confirm_wanted = trio.Event()

@@ -9,10 +9,10 @@ the bucket before the first call:
     kv.create(key, running)        succeeds: this engine owns the key; the deal runs
                                    fails (the key is there): read it
         done                       a duplicate: the stored answer is repeated, nothing runs
-        running, revision moving   another engine runs it: not run here (nak, it comes back)
+        running, revision moving   another engine runs it: not run here (deferred: tried again later)
         running, revision still    the owner is gone: taken over by compare-and-set and flagged
           for ``key_lease``         (failed, 96, "in flight on engine X"), never run again
-    NATS unreachable / slow        not claimed, not run (nak)
+    NATS unreachable / slow        not claimed, not run (deferred)
 
 The owner renews its running claims every third of ``key_lease`` (a new
 revision), and once the deal is committed writes the final state (status,
@@ -27,12 +27,13 @@ written over them (``recovered``, once the bucket is bound), and an old claim of
 knows nothing of (the previous run died after claiming, before logging the deal: no call was made) is
 taken back and run, not waited for and flagged.
 
-Bucket keys are the SHA-256 of the deal key (bucket keys allow few characters;
-the deal key may carry a reference a bank does not want in a NATS store).
+Bucket keys are an HMAC-SHA256 of the deal key under a key derived from the field keyring, or its
+unkeyed SHA-256 without a keyring (``engine.channels.nats_keys_names``: the bucket says which, so that
+every engine names a key alike).  Each engine keeps a heartbeat under its id in the bucket, so that a
+copied ledger (two engines with one id) is refused (``engine.channels.nats_engine_id``).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -46,6 +47,8 @@ import orjson
 import trio
 
 from engine.channels.nats_bridge import NatsLink, describe
+from engine.channels.nats_engine_id import Identity
+from engine.channels.nats_keys_names import MARKER, Names, choose, follow, sha256_name
 from engine.channels.options import ChannelConfigError
 
 log = logging.getLogger("bsp.channel.nats")
@@ -63,7 +66,8 @@ def bucket_option(channel: str, options: dict[str, Any]) -> str | None:
 
 
 def bucket_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    """The name of ``key`` in a bucket without a keyring (unkeyed SHA-256)."""
+    return sha256_name(key)
 
 
 @dataclass
@@ -87,10 +91,14 @@ class SharedKeys:
         # set to the ledger's stable id when the channel serves (engine.txn.shared_keys.engine_id)
         self.engine = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.retention: float | None = None       # the ledger's key retention: the bucket's max age
+        self.keyring: Any = None                   # the ledger's field keyring: keyed bucket key names
+        self.names: Names | None = None            # how deal keys are named in the bucket (setup)
+        self._marker_at = -1e9
+        self.identity = Identity(self)             # this engine's heartbeat under its id
         self.kv: Any = None
         self.held: dict[str, tuple[int, dict[str, Any], int]] = {}   # bucket key -> (revision, claim, batch)
         self.pending: dict[str, dict[str, Any]] = {}   # final states not written yet (NATS was away)
-        self.recovering: dict[str, tuple[str, dict[str, Any]]] = {}   # recovered deals: bk -> (deal, end)
+        self.recovering: dict[str, tuple[str, dict[str, Any]]] = {}   # recovered: deal key -> (deal, end)
         self._seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
         self.claims = self.duplicates = self.busy = self.flagged = self.taken_back = 0
         self._warned = -1e9
@@ -123,6 +131,7 @@ class SharedKeys:
             self.kv = await link.aio(link.js.create_key_value)(cfg)
             log.info("channel %s: created key-value bucket %s for the shared deal keys (max age %s)",
                      self.channel, self.bucket, f"{self.retention:g}s" if self.retention else "none")
+            await self._bind_names(fresh=True)
             await self.write_recovered()
             return
         info = await link.aio(link.js.stream_info)(f"KV_{self.bucket}")
@@ -131,7 +140,68 @@ class SharedKeys:
             log.warning("channel %s: key-value bucket %s keeps keys %gs, the ledger's key retention is %gs: a "
                         "repeat after the shorter of the two is not recognised across engines", self.channel,
                         self.bucket, have, self.retention)
+        await self._bind_names(fresh=not info.state.messages)
         await self.write_recovered()
+
+    async def _bind_names(self, *, fresh: bool) -> None:
+        """How deal keys are named in the bucket: as its ``_bsp_names`` entry says; when it says nothing,
+        this engine's way (keyed with its keyring's current key) for a bucket without entries, unkeyed
+        SHA-256 for one an older engine filled (engine.channels.nats_keys_names)."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+
+        link, kv = self.link, self.kv
+        try:
+            entry = await link.aio(kv.get)(MARKER)
+        except KeyNotFoundError:
+            entry = None
+        if entry is None:
+            mine = choose(self.keyring) if fresh else Names()
+            try:
+                await link.aio(kv.create)(MARKER, orjson.dumps(mine.marker()))
+            except KeyWrongLastSequenceError:          # another engine wrote it just now: follow it
+                entry = await link.aio(kv.get)(MARKER)
+            else:
+                self.names = mine
+        if entry is not None:
+            self.names = follow(orjson.loads(entry.value or b"{}"), self.keyring, channel=self.channel,
+                                where=f"key-value bucket {self.bucket} at {link.url}")
+        self._marker_at = trio.current_time()
+        if self.names.mac is None and self.keyring is not None:
+            log.warning("channel %s: key-value bucket %s names its deal keys by their unkeyed SHA-256 (made "
+                        "without a field keyring, or by an older bsp): a short reference or card number in a "
+                        "deal key can be found by hashing guesses; to have them keyed with the field keyring, "
+                        "move every engine to a new bucket (option keys)", self.channel, self.bucket)
+
+    async def _keep_marker(self) -> None:
+        """Write ``_bsp_names`` again now and then: the bucket's max age would drop it, and an engine
+        starting then would choose on its own."""
+        from nats.js.errors import KeyNotFoundError
+
+        period = min(3600.0, (self.retention or 3600.0) / 4)
+        if self.names is None or self.kv is None or not self.link.connected or \
+                trio.current_time() - self._marker_at < period:
+            return
+        with trio.move_on_after(self.timeout):
+            try:
+                try:
+                    entry = await self.link.aio(self.kv.get)(MARKER)
+                except KeyNotFoundError:
+                    entry = None
+                if entry is None or orjson.loads(entry.value or b"{}") == self.names.marker():
+                    await self.link.aio(self.kv.put)(MARKER, orjson.dumps(self.names.marker()))
+                else:
+                    log.error("channel %s: key-value bucket %s now says its deal keys are named otherwise "
+                              "(%s) than this engine names them (%s): a repeat is not recognised across "
+                              "engines; give every engine the same field keyring and restart them",
+                              self.channel, self.bucket, entry.value.decode(errors="replace"),
+                              self.names.describe())
+                self._marker_at = trio.current_time()
+            except Exception as exc:
+                log.debug("channel %s: %s entry of %s: %s", self.channel, MARKER, self.bucket, describe(exc))
+
+    def name(self, key: str) -> str:
+        """The bucket key of deal key ``key``."""
+        return (self.names or Names())(key)
 
     # -- claims -----------------------------------------------------------------
     def _value(self, deal: str, **more: Any) -> dict[str, Any]:
@@ -144,7 +214,7 @@ class SharedKeys:
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         kv = self.kv
-        wanted = [(bucket_key(k), self._value(d, state="running")) for k, d in items]
+        wanted = [(self.name(k), self._value(d, state="running")) for k, d in items]
 
         async def one(bk: str, value: dict[str, Any]) -> Any:
             try:
@@ -186,7 +256,7 @@ class SharedKeys:
             now = trio.current_time()
             if now - self._warned >= 10:           # once per 10 s at most: an outage hands back every message
                 self._warned = now
-                log.warning("channel %s: deal key not claimed, message handed back to NATS (not run): %s",
+                log.warning("channel %s: deal key not claimed, message deferred: kept and tried again (not run): %s",
                             self.channel, text)
             return Claim("busy", text=text)
         try:
@@ -229,9 +299,10 @@ class SharedKeys:
         engine checks its own log before the bucket, and recovery resolved (and wrote here) every deal
         the log had in flight, so that run died between the claim and logging the deal, before any call.
         Claimed again (compare-and-set on the revision seen) and run here."""
-        if bk in self.recovering:         # recovery's final state for it is still to be written
+        pending = {self.name(k): deal for k, (deal, _) in self.recovering.items()}
+        if bk in pending:                 # recovery's final state for it is still to be written
             self.busy += 1
-            return Claim("busy", text=f"the final state of deal {self.recovering[bk][0]} recovered on this engine "
+            return Claim("busy", text=f"the final state of deal {pending[bk]} recovered on this engine "
                                       f"is not written to {self.where()} yet")
         try:
             with trio.fail_after(self.timeout):
@@ -253,7 +324,7 @@ class SharedKeys:
         """Final states of deals this engine's recovery resolved from its log, ``(deal key, deal id, end)``:
         written over this engine's old claims by ``write_recovered`` once the bucket is bound."""
         for key, deal, end in items:
-            self.recovering[bucket_key(key)] = (deal, end)
+            self.recovering[key] = (deal, end)
 
     async def write_recovered(self) -> None:
         """Write the recovered final states (from ``setup`` and ``keep``; what fails is tried again).  A key
@@ -264,10 +335,10 @@ class SharedKeys:
 
         from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-        todo = list(self.recovering.items())
         kv = self.kv
-        if not todo or kv is None or not self.link.connected:
+        if not self.recovering or kv is None or self.names is None or not self.link.connected:
             return
+        todo = [(key, self.name(key), rec) for key, rec in self.recovering.items()]
 
         async def one(bk: str, deal: str, end: dict[str, Any]) -> str:
             final = orjson.dumps(self._value(deal, state="done", **end))
@@ -285,7 +356,7 @@ class SharedKeys:
             return "written"
 
         async def all_of() -> list[Any]:
-            return await asyncio.gather(*(one(bk, d, e) for bk, (d, e) in todo), return_exceptions=True)
+            return await asyncio.gather(*(one(bk, d, e) for _, bk, (d, e) in todo), return_exceptions=True)
 
         with trio.move_on_after(self.timeout * 2) as scope:
             try:
@@ -295,13 +366,13 @@ class SharedKeys:
         if scope.cancelled_caught:
             return
         written = 0
-        for (bk, (deal, end)), res in zip(todo, results):
+        for (key, bk, (deal, end)), res in zip(todo, results):
             if isinstance(res, KeyWrongLastSequenceError):
                 continue                         # moved in between: read again at the next round
             if isinstance(res, BaseException):
                 log.debug("channel %s: recovered final state of deal %s: %s", self.channel, deal, describe(res))
                 continue
-            del self.recovering[bk]
+            del self.recovering[key]
             if res == "written":
                 written += 1
             elif res != "done":
@@ -318,7 +389,7 @@ class SharedKeys:
         What cannot be written now is retried by ``keep`` (the claim stays held)."""
         mine = []
         for key, end in items:
-            bk = bucket_key(key)
+            bk = self.name(key)
             held = self.held.get(bk)
             if held is not None:
                 self.pending[bk] = self._value(held[1]["deal"], state="done", **end)
@@ -394,6 +465,8 @@ class SharedKeys:
         """Every third of ``key_lease``: write the final states not written yet, renew the other claims."""
         while True:
             await trio.sleep(max(self.lease / 3, 0.05))
+            await self.identity.renew()
+            await self._keep_marker()
             await self.write_recovered()
             await self._write(list(self.pending), final=True)
             await self._write(list(self.held), final=False)

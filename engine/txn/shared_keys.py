@@ -9,7 +9,8 @@ its deals in flight) and before the deal is admitted (before its first call):
     claimed   the deal runs as usual
     done      a duplicate, answered with the stored answer (``TxnManager._duplicate``)
     busy      another engine runs it, or the store cannot be reached: the exchange is *deferred*:
-              not run, not recorded, handed back to the channel (nak) to come again later
+              not run, not recorded, handed back to the channel, which keeps the message and runs it
+              again later (``nats consume``: in-progress acks, no delivery counted)
     flag      its engine is gone: failed, kind ``in_doubt``, code 96, not run (as recovery flags a
               deal left in flight by a crash)
 
@@ -34,7 +35,7 @@ from typing import Any
 
 from engine.runtime.exchange import StepFailure
 
-DEFERRED = "deferred"        # a failure kind: not run, not recorded, the message handed back (nak)
+DEFERRED = "deferred"        # a failure kind: not run, not recorded, the message kept by the channel for later
 
 
 def store_of(exs: list[Any]) -> Any:
@@ -47,7 +48,9 @@ def store_of(exs: list[Any]) -> Any:
 
 def engine_id(ledger_path: str | Path) -> str:
     """This engine's id in shared key stores: ``HOST:RANDOM``, made once and kept in ``<ledger>.engine``
-    (an engine is its ledger: a restart, or the ledger moved to another host, is the same engine)."""
+    (an engine is its ledger: a restart, or the ledger moved to another host, is the same engine; a copy
+    of the ledger that brings this file along is refused while the original runs,
+    ``engine.channels.nats_engine_id``)."""
     ledger = Path(ledger_path)
     path = ledger.with_name(ledger.name + ".engine")
     try:

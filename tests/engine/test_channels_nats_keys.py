@@ -152,7 +152,7 @@ async def test_a_claim_left_by_a_killed_engine_is_flagged_not_run_again(tmp_path
         async with running(prog, tmp_path / "two.duckdb", registry=reg, overrides=book(p2)) as sb2:
             ch2 = sb2.channel("orders")
             await eventually(lambda: value(ch2.acked == 1), "engine two settled K-1", timeout=20)
-            assert ch2.naked >= 1                       # handed back while the claim could still be alive
+            assert ch2.deferred >= 1                    # deferred while the claim could still be alive
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert info.num_ack_pending == 0 and info.num_pending == 0
     assert calls == [("one", "K-1")]                    # not called again
@@ -186,10 +186,10 @@ async def test_a_key_that_cannot_be_claimed_is_handed_back_never_run_unclaimed(t
             await bound(ch, "consumer set up")
             await nc.call(nc.js.delete_key_value, "BSP_KEYS")
             await nc.publish("orders.new", b'{"ref": "U-1", "amount": 1}')
-            await eventually(lambda: value(ch.naked >= 3), "handed back three times")
+            await eventually(lambda: value(ch.deferred >= 3), "deferred three times")
             assert calls == [] and ch.acked == 0
-            assert "deal key not claimed, message handed back to NATS (not run): shared key store BSP_KEYS" \
-                in caplog.text
+            assert "deal key not claimed, message deferred: kept and tried again (not run): shared key store " \
+                "BSP_KEYS" in caplog.text
             await nc.call(nc.js.create_key_value, KeyValueConfig(bucket="BSP_KEYS"))
             await eventually(lambda: value(ch.acked == 1), "run once the bucket is back")
     assert calls == [("one", "U-1")]
@@ -271,7 +271,7 @@ async def test_an_engine_killed_holding_a_claim_settles_it_on_restart(tmp_path, 
                 for i in range(2, 21):
                     await nc.publish("orders.new", b'{"ref": "K-%d", "amount": 1}' % i)
                 # K-1 comes to engine two after ack_wait: engine one's claim is alive for all it knows
-                await eventually(lambda: value(ch2.naked >= 1), "K-1 handed back by engine two", timeout=20)
+                await eventually(lambda: value(ch2.deferred >= 1), "K-1 deferred by engine two", timeout=20)
                 proc = await _bsp_run(route, ledger1, out1)      # the same engine, restarted
 
                 async def settled():
@@ -323,7 +323,7 @@ async def test_an_engine_takes_back_its_own_claim_left_before_a_restart(tmp_path
                 assert ch.keys.engine == engine                 # the same engine: its id is kept with the ledger
                 await nc.publish("orders.new", b'{"ref": "T-1", "amount": 1}')
                 await eventually(lambda: value(ch.acked == 1), "T-1 run and acked")
-                assert (ch.naked, ch.keys.taken_back) == (0, 1)
+                assert (ch.naked, ch.deferred, ch.keys.taken_back) == (0, 0, 1)
                 final = orjson.loads((await nc.call(kv.get, bk)).value)
     assert calls == [("one", "T-1")]
     (row,) = deals(tmp_path / "one.duckdb")

@@ -1,5 +1,5 @@
 """What a shared deal-key store (`nats consume` with `keys`, a JetStream key-value bucket) holds of a deal
-(docs/security.md, Shared deal keys): the key hashed, and in the final state the reply bytes as sent,
+(docs/security.md, Shared deal keys): the key hashed (keyed with the field keyring), and in the final state the reply bytes as sent,
 sealed with the field keyring.  Without a keyring the reply is kept as it was sent (a name or card number
 in it readable by whoever can read the bucket): the engine says so when the channel starts.  Real
 nats-server -js on loopback, a real TCP counterpart, a DuckDB ledger."""
@@ -12,6 +12,8 @@ import orjson
 import pytest
 
 from engine.channels.nats_keys import bucket_key
+from engine.channels.nats_keys_names import keyed
+from engine.fieldcrypt import keyring_from_list
 from kit import compile_text, json_counterpart, running
 from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
 
@@ -53,7 +55,9 @@ async def test_the_bucket_holds_the_reply_sealed_or_says_it_is_not(tmp_path, nur
             await nc.publish("orders.new", orjson.dumps({"ref": "O-1", "holder": NAME}))
             await eventually(lambda: value(ch.acked == 1), "the order settled")
             kv = await nc.call(nc.js.key_value, "BSP_KEYS")
-            stored = (await nc.call(kv.get, bucket_key("take_order|O-1"))).value
+            name = keyed(keyring_from_list(KEYS, "test"), "k1")("take_order|O-1") if keyring else \
+                bucket_key("take_order|O-1")
+            stored = (await nc.call(kv.get, name)).value
     final = orjson.loads(stored)
     assert final["state"] == "done" and b"O-1" not in stored          # the key is hashed
     clear = NAME.encode() in stored or NAME.encode().hex().encode() in stored

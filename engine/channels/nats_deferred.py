@@ -1,0 +1,73 @@
+"""Deferred messages of a ``nats consume`` channel with ``keys``: kept, not handed back.
+
+A message whose deal key another engine holds (``engine.txn.shared_keys``: *deferred*, no deal row)
+used to be nak'ed and redelivered a third of ``key_lease`` later.  Every redelivery counts towards the
+consumer's ``max_deliver``, and the server drops a message after its last one without a word: a key
+held for long used to exhaust its repeats' deliveries, and nobody ever ran or answered them.  So the
+channel keeps a deferred message: it stays in the channel's ``_held`` (in-progress acks, ``+WPI``, which
+count no delivery) and is run again every ``defer_delay`` until it is no longer deferred.  It is handed
+back (nak) only
+
+    after ``defer_hold`` (2 x key_lease) of waiting, when it has deliveries left  another engine may fare better
+    when the engine stops (a drain)                                               at once
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+
+class Deferrals:
+    def __init__(self, ch: Any) -> None:
+        self.ch = ch                     # the NatsConsumer: its _held, _handle, _settle, defer_delay, ...
+        self.waiting: list[tuple[float, float, Any]] = []   # (due, first deferred, message)
+        self.listed: list[Any] = []      # the kept messages, as one list of the channel's _held
+        self.stopping = trio.Event()     # set by a drain
+        self.count = 0                   # times a message was deferred
+
+    def keep(self, msgs: list[Any], verdicts: list[str], since: list[float] | None) -> list[int]:
+        """Of a handled batch, keep the deferred messages that should wait here (``since``: when each was
+        first deferred, None for a fresh batch); returns their indexes."""
+        ch = self.ch
+        now = trio.current_time()
+        since = since or [now] * len(msgs)
+        self.count += verdicts.count("defer")
+        keep = [i for i, v in enumerate(verdicts) if v == "defer" and not ch._draining and
+                (now - since[i] < ch.defer_hold or ch.last_delivery(msgs[i]))]
+        self.waiting.extend((now + ch.defer_delay, since[i], msgs[i]) for i in keep)
+        self._list()
+        return keep
+
+    def _list(self) -> None:
+        held = self.ch._held
+        held.pop(id(self.listed), None)
+        self.listed = [m for _, _, m in self.waiting]
+        held[id(self.listed)] = self.listed
+
+    async def serve(self, handler: Any) -> None:
+        """Run the kept messages again once due (one batch), until a drain hands them back (and returns)."""
+        ch = self.ch
+        while True:
+            now = trio.current_time()
+            wait = min([due for due, _, _ in self.waiting] + [now + ch.defer_delay]) - now
+            with trio.move_on_after(max(wait, 0.01)):
+                await self.stopping.wait()
+            now, draining = trio.current_time(), ch._draining
+            due = [w for w in self.waiting if w[0] <= now or draining]
+            if not due:
+                if draining:
+                    return
+                continue
+            self.waiting = [w for w in self.waiting if not (w[0] <= now or draining)]
+            self._list()
+            msgs = [m for _, _, m in due]
+            if draining:
+                with trio.CancelScope(shield=True):
+                    await ch._settle_all(msgs, ["defer"] * len(msgs))
+                return
+            ch._held[id(msgs)] = msgs
+            try:
+                await ch._handle(msgs, handler, since=[since for _, since, _ in due])
+            finally:
+                ch._held.pop(id(msgs), None)
