@@ -71,17 +71,17 @@ def replay(
     except KeyboardInterrupt:   # before the replay started, or while the differences were computed
         typer.echo("interrupted before the replay report was ready; nothing written", err=True)
         raise typer.Exit(INTERRUPTED)
-    typer.echo(report.text(shown))
+    # the files first: a reader that stops early (`| head`) must not cost them
+    written = []
     try:
-        if json_out is not None:
-            report.write_json(json_out)
-            typer.echo(f"report: {json_out}" + (" (partial)" if report.interrupted else ""))
-        if html_out is not None:
-            report.write_html(html_out)
-            typer.echo(f"report: {html_out}" + (" (partial)" if report.interrupted else ""))
+        for out, write in ((json_out, report.write_json), (html_out, report.write_html)):
+            if out is not None:
+                write(out)
+                written.append(f"report: {out}" + (" (partial)" if report.interrupted else ""))
     except OSError as exc:
-        typer.echo(f"error: cannot write the report: {exc}", err=True)
+        typer.echo(f"error: cannot write the report {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2)
+    _say(report.text(shown), *written)
     if report.interrupted:
         raise typer.Exit(INTERRUPTED)
     if report.nothing_replayable:          # nothing compared: no verdict, not a silent pass
@@ -90,6 +90,28 @@ def replay(
 
 
 INTERRUPTED = 130          # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+def _say(*lines: str) -> None:
+    """Lines on stdout; a reader that has gone (`bsp replay ... | head`) is not an error, as for Unix tools:
+    the rest is dropped quietly and the exit code is still the verdict's."""
+    try:
+        for line in lines:
+            typer.echo(line)
+    except BrokenPipeError:
+        _stdout_gone()
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so that nothing tries to flush into the closed pipe again (at exit)."""
+    import os
+    import sys
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):     # not a real file (a test runner's buffer): nothing will flush it
+        pass
 
 
 def _check_out(option: str, path: Path) -> None:
@@ -125,9 +147,8 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
     res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit)
-    typer.echo(f"wrote {res.written} test(s) to {res.path}; run them with `bsp test {res.path}`")
-    for why, n in sorted(res.skipped.items()):
-        typer.echo(f"  skipped {n} exchange(s): {why}")
+    _say(f"wrote {res.written} test(s) to {res.path}; run them with `bsp test {res.path}`",
+         *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
 
 
 def register(app: typer.Typer) -> None:
