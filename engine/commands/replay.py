@@ -21,6 +21,9 @@ def replay(
                                                  "(no replay)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="With --to-tests: write at most this many tests."),
     force: bool = typer.Option(False, "--force", help="With --to-tests: replace an existing test file."),
+    mask: bool = typer.Option(True, "--mask/--no-mask",
+                              help="With --to-tests: mask classified values (card numbers, accounts, secrets) "
+                                   "in the tests, as bsp run --mask does; --no-mask writes them in clear."),
     shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal (0: none)."),
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "
@@ -57,7 +60,7 @@ def replay(
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit, force)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask)
             return
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
@@ -126,7 +129,8 @@ def _check_out(option: str, path: Path) -> None:
         raise SetupError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
 
 
-def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool) -> None:
+def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool,
+              mask: bool = True) -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
@@ -146,8 +150,9 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     program = compile_config(config, registry)
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
-    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit)
-    _say(f"wrote {res.written} test(s) to {res.path}; run them with `bsp test {res.path}`",
+    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
+    clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
+    _say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
          *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
 
 
