@@ -21,6 +21,9 @@ def replay(
                                                  "(no replay)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="With --to-tests: write at most this many tests."),
     force: bool = typer.Option(False, "--force", help="With --to-tests: replace an existing test file."),
+    mask: bool = typer.Option(True, "--mask/--no-mask",
+                              help="With --to-tests: mask classified values (card numbers, accounts, secrets) "
+                                   "in the tests, as bsp run --mask does; --no-mask writes them in clear."),
     shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal (0: none)."),
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "
@@ -57,7 +60,7 @@ def replay(
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit, force)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask)
             return
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
@@ -71,17 +74,17 @@ def replay(
     except KeyboardInterrupt:   # before the replay started, or while the differences were computed
         typer.echo("interrupted before the replay report was ready; nothing written", err=True)
         raise typer.Exit(INTERRUPTED)
-    typer.echo(report.text(shown))
+    # the files first: a reader that stops early (`| head`) must not cost them
+    written = []
     try:
-        if json_out is not None:
-            report.write_json(json_out)
-            typer.echo(f"report: {json_out}" + (" (partial)" if report.interrupted else ""))
-        if html_out is not None:
-            report.write_html(html_out)
-            typer.echo(f"report: {html_out}" + (" (partial)" if report.interrupted else ""))
+        for out, write in ((json_out, report.write_json), (html_out, report.write_html)):
+            if out is not None:
+                write(out)
+                written.append(f"report: {out}" + (" (partial)" if report.interrupted else ""))
     except OSError as exc:
-        typer.echo(f"error: cannot write the report: {exc}", err=True)
+        typer.echo(f"error: cannot write the report {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2)
+    _say(report.text(shown), *written)
     if report.interrupted:
         raise typer.Exit(INTERRUPTED)
     if report.nothing_replayable:          # nothing compared: no verdict, not a silent pass
@@ -90,6 +93,28 @@ def replay(
 
 
 INTERRUPTED = 130          # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
+def _say(*lines: str) -> None:
+    """Lines on stdout; a reader that has gone (`bsp replay ... | head`) is not an error, as for Unix tools:
+    the rest is dropped quietly and the exit code is still the verdict's."""
+    try:
+        for line in lines:
+            typer.echo(line)
+    except BrokenPipeError:
+        _stdout_gone()
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so that nothing tries to flush into the closed pipe again (at exit)."""
+    import os
+    import sys
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):     # not a real file (a test runner's buffer): nothing will flush it
+        pass
 
 
 def _check_out(option: str, path: Path) -> None:
@@ -104,7 +129,8 @@ def _check_out(option: str, path: Path) -> None:
         raise SetupError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")
 
 
-def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool) -> None:
+def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool,
+              mask: bool = True) -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
@@ -124,10 +150,10 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     program = compile_config(config, registry)
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
-    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit)
-    typer.echo(f"wrote {res.written} test(s) to {res.path}; run them with `bsp test {res.path}`")
-    for why, n in sorted(res.skipped.items()):
-        typer.echo(f"  skipped {n} exchange(s): {why}")
+    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
+    clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
+    _say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
+         *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
 
 
 def register(app: typer.Typer) -> None:

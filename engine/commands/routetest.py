@@ -21,57 +21,77 @@ def test(
     compiled together as one configuration, with its own ledger; a folder without a test is skipped
     (bsp check compiles it); a file given by name is a configuration of its own.
 
-    Exit 0 every test passed; 1 a test failed, no test was found, or the route files do not compile;
+    Each result is printed as its test finishes. A configuration whose route files do not compile is
+    reported (file:line:col, counted as an error) and the other configurations' tests still run.
+
+    Exit 0 every test passed; 1 a test failed, no test was found, or route files do not compile;
     2 a path does not exist.
     """
     from engine.registry import default_registry
-    from engine.routetest.junit import write_junit, write_junit_error
+    from engine.routetest.junit import write_junit
     from engine.routetest.runner import SetupError, run_paths
 
-    from engine.commands.check import _display, _shown
-
-    try:
-        result = run_paths(paths, default_registry())
-    except SetupError as exc:
-        if exc.diagnostics is None:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2 if exc.missing else 1)
-        # the configuration does not compile: its diagnostics as bsp check shows them
-        from dsl.diagnostics import render, summary
-        sources = {_shown(k): v for k, v in exc.sources.items()}
-        for d in exc.diagnostics:
-            typer.echo(render(_display(d, exc.sources), sources), err=True)
-            typer.echo("", err=True)
-        typer.echo(f"{summary(exc.diagnostics)}: the route tests did not run", err=True)
-        if junit is not None:
-            write_junit_error(junit, " ".join(map(str, paths)),
-                              [render(_display(d, exc.sources), sources) for d in exc.diagnostics])
-            typer.echo(f"junit: {junit}", err=True)
-        raise typer.Exit(1)
-    if result.warnings:                       # as bsp check shows them (a test that cannot prove what it means to)
-        from dsl.diagnostics import render
-        for d, sources in result.warnings:
-            typer.echo(render(_display(d), {_shown(k): v for k, v in sources.items()}), err=True)
-            typer.echo("", err=True)
     cwd = str(Path.cwd()) + "/"
 
     def shown(text: str) -> str:              # paths below the working folder, as bsp check shows them
         return text.replace(cwd, "")
 
-    for o in result.outcomes:
-        typer.echo(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({shown(o.where)})")
-        for f in o.failures:
-            typer.echo(f"      {shown(f)}")
-    if not result.outcomes:
+    printer = _Printer(shown)
+    try:
+        result = run_paths(paths, default_registry(), listener=printer)
+    except SetupError as exc:                  # a path that does not exist: before any test ran
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2 if exc.missing else 1)
+    if not result.outcomes and not result.broken:
         typer.echo("no route tests found (declare them with `test \"name\" { ... }` in a route file)", err=True)
         raise typer.Exit(1)
-    if coverage:
-        typer.echo(shown(result.coverage.text()))
-    typer.echo(result.summary())
+    if result.outcomes:
+        if coverage:
+            typer.echo(shown(result.coverage.text()))
+        typer.echo(result.summary())
     if junit is not None:
-        write_junit(result, junit, coverage=coverage)
-        typer.echo(f"junit: {junit}")
-    raise typer.Exit(1 if result.failed else 0)
+        write_junit(result, junit, coverage=coverage, render=printer.rendered)
+        typer.echo(f"junit: {junit}", err=not result.outcomes)
+    raise typer.Exit(1 if result.failed or result.broken else 0)
+
+
+class _Printer:
+    """Prints each result as ``run_paths`` reports it (a line per test, flushed: a CI log streams too)."""
+
+    def __init__(self, shown) -> None:
+        self.shown = shown
+        self.seen: set[str] = set()            # diagnostics printed already (a shared file's, once)
+
+    def warnings(self, suite, warnings, sources) -> None:
+        from dsl.diagnostics import render
+        from engine.commands.check import _display, _shown
+        for d in warnings:                     # as bsp check shows them (a test that cannot prove what it means to)
+            typer.echo(render(_display(d), {_shown(k): v for k, v in sources.items()}), err=True)
+            typer.echo("", err=True)
+
+    def outcome(self, o) -> None:
+        typer.echo(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({self.shown(o.where)})")
+        for f in o.failures:
+            typer.echo(f"      {self.shown(f)}")
+
+    def rendered(self, broken) -> list[str]:
+        from dsl.diagnostics import render
+        from engine.commands.check import _display, _shown
+        sources = {_shown(k): v for k, v in broken.sources.items()}
+        return [render(_display(d, broken.sources), sources) for d in broken.diagnostics]
+
+    def broken(self, broken) -> None:
+        # the configuration does not compile: its diagnostics as bsp check shows them; the others still run
+        from dsl.diagnostics import summary
+        for text in self.rendered(broken):
+            if text in self.seen:              # a file several configurations use (routes/common): shown once
+                typer.echo(f"{text.splitlines()[0]} (shown above)", err=True)
+            else:
+                self.seen.add(text)
+                typer.echo(text, err=True)
+                typer.echo("", err=True)
+        typer.echo(f"{self.shown(broken.suite)}: {summary(broken.diagnostics)}: the route tests did not run",
+                   err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -164,6 +164,7 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: --key-retention {exc}", err=True)
         raise typer.Exit(2)
+    chose_no_mask = mask is False                # --no-mask: recording in clear is a choice, not an oversight
     record, mask, record_from = record_settings(record, mask, dep)
     if record is not None and record.exists():
         fix = ("choose a new name" if record_from == "--record" else
@@ -200,7 +201,9 @@ def run(
 
     from engine.replay.tap import recording
     try:
-        with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True)) as (reg, _):
+        hint = "--mask" if record_from == "--record" else f"--mask (or record.mask: true in {paths[0]})"
+        with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True),
+                       mask_hint=None if chose_no_mask else hint) as (reg, _):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,

@@ -356,15 +356,33 @@ def should_record(decl: Any, *, all_channels: bool) -> bool:
     return flag is True or (all_channels and flag is not False)
 
 
+def classified_fields(program: Any, registry: Any) -> list[str]:
+    """``FORMAT.field`` for each field a format of the configuration classifies (pan, secret, personal)."""
+    from engine.runtime.binder import Binder
+    from formats.classify import tags_of
+    codec = Binder(program, registry).codec
+    out = []
+    for name in sorted(getattr(program, "formats", {}) or {}):
+        try:
+            tags = tags_of(codec(name))
+        except Exception:   # noqa: BLE001 - a format whose codec cannot be built classifies nothing we can name
+            continue
+        out.extend(f"{name}.{path}" for path in sorted(tags))
+    return out
+
+
 def default_capture_path() -> Path:
     return Path("var") / f"capture-{datetime.now(_UTC):%Y%m%dT%H%M%SZ}.duckdb"
 
 
 @contextmanager
 def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = False,
-              echo: Callable[[str], Any] | None = None) -> Iterator[tuple[Any, Recorder | None]]:
+              echo: Callable[[str], Any] | None = None,
+              mask_hint: str | None = "--mask") -> Iterator[tuple[Any, Recorder | None]]:
     """``with recording(program, registry, path) as (registry, recorder):`` run with the
-    returned registry; the capture file is complete when the block ends."""
+    returned registry; the capture file is complete when the block ends.  ``echo`` is told where it
+    records and, recording without ``mask`` a configuration that classifies fields, a one-line warning
+    naming ``mask_hint`` (the option or setting that masks them; None: no warning, clear was chosen)."""
     every = path is not None            # --record FILE: every channel; else those saying `record = true`
     channels = channels_to_record(program, all_channels=every)
     if not channels:
@@ -380,6 +398,11 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
     rec = Recorder(writer, guide)
     if echo is not None:
         echo(f"recording channel(s) {', '.join(channels)} to {path}" + (" (classified fields masked)" if mask else ""))
+        clear = [] if mask or mask_hint is None else classified_fields(program, registry)
+        if clear:
+            shown = ", ".join(clear[:3]) + (f" and {len(clear) - 3} more" if len(clear) > 3 else "")
+            echo(f"warning: the capture holds classified fields in clear ({shown}: card numbers, accounts, "
+                 f"secrets); add {mask_hint} to mask them, and keep {path} as you keep production data")
     try:
         yield recording_registry(registry, rec, channels, all_channels=every), rec
     finally:

@@ -9,6 +9,12 @@ out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
 the skip note gives the recorded reason).
+
+Classified values (fields a format tags ``pan``, ``secret`` or ``personal``, and
+those values wherever the exchange carries them on) are masked in the tests as
+``bsp run --record --mask`` masks them, unless ``--no-mask`` is given: a test file
+is committed and shared, a capture is not.  An exchange whose frames cannot be
+masked is skipped, with the reason.
 """
 from __future__ import annotations
 
@@ -79,7 +85,20 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
 
 
-def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) -> str:
+def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False) -> str:
+    """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
+    are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
+    and their values wherever they travel in the exchange's later frames."""
+    known: dict[str, str] = {}
+
+    def clear(channel: str, role: str, direction: str, raw: bytes) -> bytes:
+        if not mask:
+            return raw
+        out, what = guide.mask(channel, role, direction, raw, known)
+        if out is None:
+            raise Unwritable(f"a frame of {channel} whose classified values cannot be masked ({what})")
+        return out
+
     req = ex.request
     if req.error and req.error.startswith("framing"):
         raise Unwritable("a framing error")
@@ -90,14 +109,17 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) ->
     fmt, values = guide.decode(ch, "inbound", "in", req.raw)
     if fmt is None:
         raise Unwritable("a request no declared format decodes")
+    if mask:
+        fmt, values = guide.decode(ch, "inbound", "in", clear(ch, "inbound", "in", req.raw), fmt)
     name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
     out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"]
     expects = []
     for c in ex.calls:
+        sent = clear(c.channel, "outbound", "out", c.request.raw) if c.request.raw is not None else None
         rep = c.reply
         err = rep.error if rep is not None else "lost"
         if rep is not None and rep.raw is not None and not rep.error:
-            rfmt, rvalues = guide.decode(c.channel, "outbound", "in", rep.raw)
+            rfmt, rvalues = guide.decode(c.channel, "outbound", "in", clear(c.channel, "outbound", "in", rep.raw))
             if rfmt is None:
                 raise Unwritable(f"an answer of {c.channel} no declared format decodes")
             out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile())}")
@@ -105,8 +127,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) ->
             out.append(f"    given {c.channel} answers timeout")
         else:
             out.append(f"    given {c.channel} answers error")
-        if c.request.raw is not None:
-            qfmt, qvalues = guide.decode(c.channel, "outbound", "out", c.request.raw)
+        if sent is not None:
+            qfmt, qvalues = guide.decode(c.channel, "outbound", "out", sent)
             if qfmt is None:
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
             expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile)}")
@@ -114,7 +136,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile) ->
     if ex.reply is None:
         out.append("    expect no reply")
     elif ex.reply.raw is not None:
-        pfmt, pvalues = guide.decode(ch, "inbound", "out", ex.reply.raw)
+        pfmt, pvalues = guide.decode(ch, "inbound", "out", clear(ch, "inbound", "out", ex.reply.raw))
         if pfmt is None:
             raise Unwritable("a reply no declared format decodes")
         out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile)}")
@@ -128,19 +150,27 @@ def test_file_path(capture: Capture, out_dir: Path) -> Path:
 
 
 def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Path,
-                config_files: Iterable[Path], profile: Profile, *, limit: int | None = None) -> ToTestsResult:
+                config_files: Iterable[Path], profile: Profile, *, limit: int | None = None,
+                mask: bool = True) -> ToTestsResult:
+    """``mask``: classified values masked in the tests (a capture recorded with --mask has them masked
+    already); False writes them as recorded."""
+    mask = mask and not capture.masked
     out_dir.mkdir(parents=True, exist_ok=True)
     path = test_file_path(capture, out_dir)
     res = ToTestsResult(path)
     uses = [f'use "{Path(os.path.relpath(Path(f).resolve(), out_dir.resolve())).as_posix()}"'
             for f in config_files]
     parts = [f"# Route tests written by `bsp replay {capture.path.name} --to-tests` from recorded exchanges\n"
-             f"# (configuration {program.version}).  Run them with `bsp test {path}`.\n", "\n".join(uses) + "\n"]
+             f"# (configuration {program.version}).  Run them with `bsp test {path}`.\n"
+             + ("# Classified values (card numbers, accounts, secrets) are masked, as `bsp run --mask` masks them.\n"
+                if mask or capture.masked else
+                "# WARNING: classified values (card numbers, accounts, secrets) are in clear (written with --no-mask).\n"),
+             "\n".join(uses) + "\n"]
     for ex in capture.exchanges:
         if limit is not None and res.written >= limit:
             break
         try:
-            parts.append(exchange_test(ex, guide, profile))
+            parts.append(exchange_test(ex, guide, profile, mask=mask))
             res.written += 1
         except Unwritable as why:
             key = str(why)

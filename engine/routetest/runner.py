@@ -56,11 +56,24 @@ class Outcome:
 
 
 @dataclass
+class Broken:
+    """A configuration with tests whose route files do not compile: its tests did not run."""
+    suite: str
+    diagnostics: list[Any]
+    sources: dict[str, Any]
+
+    @property
+    def errors(self) -> list[Any]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+@dataclass
 class RunResult:
     outcomes: list[Outcome] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
     configurations: int = 0
     warnings: list[tuple[Any, dict]] = field(default_factory=list)   # (diagnostic, sources) of compiled tests
+    broken: list[Broken] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -68,7 +81,25 @@ class RunResult:
 
     def summary(self) -> str:
         n, f = len(self.outcomes), len(self.failed)
-        return f"{n - f} passed, {f} failed, {n} test(s) in {self.configurations} configuration(s)"
+        text = f"{n - f} passed, {f} failed, {n} test(s) in {self.configurations} configuration(s)"
+        if self.broken:
+            b = len(self.broken)
+            text += (f"; {b} configuration{'s do' if b > 1 else ' does'} not compile (error{'s' if b > 1 else ''}: "
+                     f"{'their' if b > 1 else 'its'} tests did not run): " + ", ".join(x.suite for x in self.broken))
+        return text
+
+
+class Listener:
+    """What ``run_paths`` reports as it goes (``bsp test`` prints each as it comes): override what you need."""
+
+    def warnings(self, suite: str, warnings: list[Any], sources: dict[str, Any]) -> None:
+        """The warnings of a configuration that compiled, before its tests run."""
+
+    def outcome(self, outcome: Outcome) -> None:
+        """One test finished."""
+
+    def broken(self, broken: Broken) -> None:
+        """A configuration does not compile; the others still run."""
 
 
 def discover(paths: Iterable[str | Path]) -> list[list[Path]]:
@@ -95,33 +126,40 @@ def has_tests(files: list[Path]) -> bool:
     return any(_TEST_DECL.search(f.read_text(encoding="utf-8", errors="replace")) for f in files)
 
 
-def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0.02) -> RunResult:
-    from dsl.diagnostics import render
+def run_paths(paths: Iterable[str | Path], registry: Any, *, autojump: float = 0.02,
+              listener: Listener | None = None) -> RunResult:
+    """Each configuration is compiled and its tests run before the next one is compiled: one that does not
+    compile is recorded in ``result.broken`` (and told to ``listener``) and the others still run.  A path
+    that does not exist raises ``SetupError`` before any test runs."""
     from dsl.load import compile_paths
 
+    listener = listener or Listener()
     result = RunResult()
-    programs = []
     for files in discover(paths):
         if not has_tests(files):
             continue
+        suite = str(files[0].parent) if len(files) > 1 else str(files[0])
         res = compile_paths(files, registry)
         if res.program is None:
-            shown = "\n".join(render(d, res.sources) for d in res.errors)
-            raise SetupError(f"{files[0].parent}: the route files do not compile:\n{shown}",
-                             diagnostics=res.diagnostics, sources=res.sources)
-        if res.program.tests:
-            programs.append((files, res.program))
-            result.warnings.extend((d, res.sources) for d in res.warnings)
-    for files, program in programs:
+            broken = Broken(suite, list(res.diagnostics), dict(res.sources))
+            result.broken.append(broken)
+            listener.broken(broken)
+            continue
+        program = res.program
+        if not program.tests:
+            continue
+        result.warnings.extend((d, res.sources) for d in res.warnings)
+        if res.warnings:
+            listener.warnings(suite, list(res.warnings), res.sources)
         result.configurations += 1
-        suite = str(files[0].parent) if len(files) > 1 else str(files[0])
         result.coverage.add_program(program, suite)
-        trio.run(run_program_tests, program, registry, result, suite,
+        trio.run(run_program_tests, program, registry, result, suite, listener,
                  clock=trio.testing.MockClock(autojump_threshold=autojump))
     return result
 
 
-async def run_program_tests(program: Any, registry: Any, result: RunResult, suite: str) -> None:
+async def run_program_tests(program: Any, registry: Any, result: RunResult, suite: str,
+                            listener: Listener | None = None) -> None:
     reg = result.coverage.registry(registry)
     current: dict[str, Any] = {}
 
@@ -188,14 +226,26 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                 await http.send_http(listener, engine.handler(ch), request, ctx)
 
             for i, t in enumerate(program.tests, 1):
-                result.outcomes.append(await _run_one(t, i, send, binder, guide, decode, suite))
+                outcome = await _run_one(t, i, send, binder, guide, decode, suite)
+                result.outcomes.append(outcome)
+                if listener is not None:
+                    listener.outcome(outcome)
 
 
 async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: Any, suite: str) -> Outcome:
-    t0 = time.perf_counter()
     where = str(t.pos) if t.pos is not None else "?"
     file_name = Path(t.pos.file).name if t.pos is not None else "?"
     out = Outcome(t.name, where, suite, file_name, True)
+    t0 = time.perf_counter()
+    try:
+        await _run_test(t, i, send, binder, guide, decode, where, out)
+    finally:
+        out.seconds = time.perf_counter() - t0       # wall time (delays are virtual), a failed test's too
+    return out
+
+
+async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: Any, where: str,
+                    out: Outcome) -> None:
     scope = dict(binder.base_scope())
     try:
         sent = binder.assigns(t.send.fields)(scope)
@@ -204,7 +254,7 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
         out.passed = False
         out.failures.append(f"{t.send.pos}: given {t.send.channel} sends {t.send.format}: cannot encode the "
                             f"request: {exc}")
-        return out
+        return
     scope["msg"] = sent
     script: dict[str, deque] = {}
     for a in t.answers:
@@ -224,7 +274,7 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
     except http.HttpSetupError as exc:
         out.passed = False
         out.failures.append(str(exc))
-        return out
+        return
     chk = Checker(binder, guide, scope, decode)
     failures = [p for x in ctxs for p in x.extra["problems"]]
     if len(ctxs) > 1:
@@ -240,8 +290,6 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
         failures.append(f"{where}: note: {why}")     # why it went wrong, when an `on error` reply hides it
     out.failures = failures
     out.passed = not failures
-    out.seconds = time.perf_counter() - t0
-    return out
 
 
 def _deal_reason(ctx: ExchangeCtx) -> str:
