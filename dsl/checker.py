@@ -1167,7 +1167,7 @@ class Checker(_TestChecks):
             want = (f"{sig.min_args}" if sig.min_args == sig.max_args else
                     f"{sig.min_args} to {sig.max_args}" if sig.max_args is not None else
                     f"at least {sig.min_args}")
-            self.error("E071", f"{e.func}() takes {want} argument{'s' if sig.max_args != 1 else ''}, "
+            self.error("E071", f"{e.func}() takes {want} argument{'' if sig.min_args == sig.max_args == 1 else 's'}, "
                        f"got {n}", e.pos, f"usage: {sig.usage(e.func)}")
         for i, a in enumerate(e.args):
             want = sig.types[i] if i < len(sig.types) else "any"
@@ -1196,6 +1196,11 @@ class Checker(_TestChecks):
                     self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
+                elif sig.literal is not None and i < len(sig.params):
+                    problem = sig.literal(i, a.value)
+                    if problem:
+                        self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}", a.pos,
+                                   f"usage: {sig.usage(e.func)}")
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""
