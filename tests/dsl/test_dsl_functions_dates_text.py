@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
