@@ -171,3 +171,16 @@ def test_a_timestamp_moved_by_days_is_still_a_timestamp(tmp_path, registry):
                        '    reply Rsp { code = "00"  text = add_days(msg.due_date, 1) }\n}\n', registry,
                        tmp_path / "m3.route")
     assert [c for c, _ in diags(r)] == ["E074"]
+
+
+def test_today_without_a_zone_is_the_date_of_the_engines_tz_variable():
+    """The deployment's business time zone (docs/language.md): the TZ variable `bsp run` starts with."""
+    import os
+    import subprocess
+    import sys
+    for zone in ("Pacific/Kiritimati", "Etc/GMT+12"):
+        out = subprocess.run([sys.executable, "-c", "from dsl.functions import f_today; print(f_today())"],
+                             env={**os.environ, "TZ": zone}, capture_output=True, text=True, check=True)
+        got = datetime.date.fromisoformat(out.stdout.strip())
+        assert got in (datetime.datetime.now(ZoneInfo(zone)).date(),
+                       (datetime.datetime.now(ZoneInfo(zone)) - datetime.timedelta(seconds=5)).date())
