@@ -38,6 +38,7 @@ _CHANNEL_VALUES = {
     "header": "`header` (a frame's TPDU) is bound when the route receives from a channel with header_size",
     "http": "`http` is bound when the route receives from an http listen channel",
     "timer": "`timer` is bound when the route receives from a timer channel",
+    "file": "`file` (file.name, file.line, ...) is bound when the route receives from a file watch channel",
 }
 ERROR_FIELDS = ("code", "text", "kind", "detail", "where")
 TABLE_KINDS = ("csv",)
@@ -709,6 +710,13 @@ class Checker(_TestChecks):
             provided += ("header",)          # a framing header per frame (an ISO 8583 TPDU)
         return provided
 
+    def _provided_fields(self, chan: str | None, name: str) -> tuple[str, ...] | None:
+        """The fields of a name a channel kind provides (``file`` of a file watch), None when not fixed."""
+        decl = self.res.channels.get(chan) if chan else None
+        spec = self.registry.get("channel", decl.kind) if decl is not None else None
+        fields = getattr(spec, "provides_fields", None) if spec is not None else None
+        return tuple(fields[name]) if fields and name in fields else None
+
     def _receive_as(self, chan: str | None, fmt: str | None, s: A.Receive) -> None:
         """The channel kind's ``check_receive`` hook: can its routes read what it hands them as ``fmt``?"""
         cdecl = self.res.channels.get(chan) if chan else None
@@ -752,7 +760,7 @@ class Checker(_TestChecks):
                                "move it to the top of the route")
                 chan = self.ref(s.channel, "channel")
                 for extra in self._channel_provides(chan):
-                    scope.setdefault(extra, Binding("channel_value", pos=s.pos))
+                    scope.setdefault(extra, Binding("channel_value", pos=s.pos, channel=chan))
                 fmt = self.ref(s.format, "format")
                 if s.format is not None:
                     scope["msg"] = Binding("msg", fmt, s.pos)
@@ -1134,6 +1142,14 @@ class Checker(_TestChecks):
                 self.error("E065", f"`{base.name}` is a table: read a row with `{base.name}[KEY].{e.name}`",
                            e.pos, f"or use lookup({base.name}, KEY, \"{e.name}\")")
                 return
+            if b.kind == "channel_value":
+                known = self._provided_fields(b.channel, base.name)
+                if known is not None and e.name not in known:
+                    kind = self.res.channels[b.channel].kind.replace(".", " ")
+                    self.error("E060", f"`{base.name}` has no field `{e.name}`", e.pos,
+                               "; ".join(filter(None, (did_you_mean(e.name, known), f"channel `{b.channel}` "
+                                                       f"({kind}) gives " + ", ".join(f"{base.name}.{k}" for k in known)))))
+                return
             if b.kind == "error" and e.name not in ERROR_FIELDS:
                 self.error("E060", f"`error` has no field `{e.name}`", e.pos,
                            did_you_mean(e.name, ERROR_FIELDS) or "error has " + ", ".join(ERROR_FIELDS))
@@ -1167,7 +1183,7 @@ class Checker(_TestChecks):
             want = (f"{sig.min_args}" if sig.min_args == sig.max_args else
                     f"{sig.min_args} to {sig.max_args}" if sig.max_args is not None else
                     f"at least {sig.min_args}")
-            self.error("E071", f"{e.func}() takes {want} argument{'s' if sig.max_args != 1 else ''}, "
+            self.error("E071", f"{e.func}() takes {want} argument{'' if sig.min_args == sig.max_args == 1 else 's'}, "
                        f"got {n}", e.pos, f"usage: {sig.usage(e.func)}")
         for i, a in enumerate(e.args):
             want = sig.types[i] if i < len(sig.types) else "any"
@@ -1196,6 +1212,11 @@ class Checker(_TestChecks):
                     self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
+                elif sig.literal is not None and i < len(sig.params):
+                    problem = sig.literal(i, a.value)
+                    if problem:
+                        self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}", a.pos,
+                                   f"usage: {sig.usage(e.func)}")
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""

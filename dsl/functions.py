@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import uuid as _uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class FunctionError(ValueError):
@@ -25,6 +27,8 @@ class Sig:
     params: tuple[str, ...]       # names shown in messages
     types: tuple[str, ...] = ()   # per position: string, number, int, date, table, call, any
     doc: str = ""
+    # ``bsp check``: (argument index, literal value) -> what is wrong with it, or None (a time zone name)
+    literal: Callable[[int, Any], str | None] | None = None
 
     def usage(self, name: str) -> str:
         return f"{name}({', '.join(self.params)})"
@@ -134,6 +138,19 @@ def f_iban_valid(s: Any) -> bool:
     return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
 
 
+def f_replace(s: Any, old: Any, new: Any) -> str:
+    """Every occurrence of the text ``old`` replaced by ``new`` (plain text, not a pattern)."""
+    what = _str(old, "replace")
+    if what == "":
+        raise FunctionError("replace: the text to replace (old) is empty; give the text to take out, "
+                            "e.g. replace(x, \" \", \"\")")
+    return _str(s, "replace").replace(what, _str(new, "replace"))
+
+
+def _replace_literal(i: int, value: Any) -> str | None:
+    return "must not be empty (it would match between every two characters)" if i == 1 and value == "" else None
+
+
 def f_len(v: Any) -> int:
     if v is None:
         return 0
@@ -142,12 +159,78 @@ def f_len(v: Any) -> int:
     return len(_str(v, "len"))
 
 
-def f_now() -> datetime:
-    return datetime.now(timezone.utc)
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
-def f_today() -> date:
-    return date.today()
+def zone_problem(name: Any) -> str | None:
+    """Why ``name`` is not an IANA time zone name (None when it is one)."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        return f"{name!r} is not a time zone name; write an IANA name such as \"Europe/Berlin\" or \"UTC\""
+    try:
+        _zone(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{name!r} is not a known IANA time zone; write one such as \"Europe/Berlin\", \"Asia/Shanghai\" or \"UTC\""
+    return None
+
+
+def _tz(name: Any, fn: str) -> ZoneInfo:
+    problem = zone_problem(name)
+    if problem is not None:
+        raise FunctionError(f"{fn}: {problem}")
+    return _zone(name)
+
+
+def _tz_literal(i: int, value: Any) -> str | None:
+    return zone_problem(value) if i == 0 and value is not None else None
+
+
+def f_now(tz: Any = None) -> datetime:
+    """Without ``tz``: the current time in UTC; with it, the same instant in that zone."""
+    if tz is None:
+        return datetime.now(timezone.utc)
+    return datetime.now(_tz(tz, "now"))
+
+
+def f_today(tz: Any = None) -> date:
+    """Without ``tz``: the date of the engine's local time (its TZ environment variable); with it, the
+    date it is now in that zone (the business's date, whatever the machine's zone)."""
+    if tz is None:
+        return date.today()
+    return datetime.now(_tz(tz, "today")).date()
+
+
+def _date(v: Any, fn: str) -> date:
+    if isinstance(v, str):
+        raise FunctionError(f"{fn}: expected a date, got the string {v!r} (use parse_date first)")
+    if not isinstance(v, (date, datetime)):
+        raise FunctionError(f"{fn}: expected a date, got {_tname(v)}")
+    return v
+
+
+def f_add_days(d: Any, n: Any) -> date | None:
+    """``d`` moved by ``n`` whole days (negative: back); a timestamp keeps its time of day; null stays null."""
+    if d is None:
+        return None
+    day = _date(d, "add_days")
+    days = _int(n, "add_days")
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        raise FunctionError(f"add_days: {day.isoformat()} moved by {days} days is outside the years 1 to 9999") \
+            from None
+
+
+def f_days_between(a: Any, b: Any) -> int | None:
+    """Whole days from ``a`` to ``b`` (b - a: positive when b is later); timestamps count by their dates;
+    null when either is null."""
+    if a is None or b is None:
+        return None
+    x, y = _date(a, "days_between"), _date(b, "days_between")
+    x = x.date() if isinstance(x, datetime) else x
+    y = y.date() if isinstance(y, datetime) else y
+    return (y - x).days
 
 
 def f_format_date(d: Any, fmt: Any) -> str:
@@ -231,8 +314,9 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
-    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "len": f_len,
-    "now": f_now, "today": f_today, "format_date": f_format_date, "parse_date": f_parse_date,
+    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "replace": f_replace,
+    "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
+    "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
     "http_header": f_http_header,
@@ -253,9 +337,19 @@ SIGNATURES: dict[str, Sig] = {
     "iban_valid": Sig(1, 1, ("s",), ("string",), "true when s is an IBAN in electronic form (2 letters, 2 check "
                       "digits, 11-30 upper-case letters or digits) whose ISO 7064 MOD 97-10 check holds; spaces, "
                       "lower case and null are not: write iban_valid(upper(trim(x))) for such input"),
+    "replace": Sig(3, 3, ("s", "old", "new"), ("string", "string", "string"),
+                   "s with every occurrence of the text old replaced by new (plain text, not a pattern): "
+                   "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"", literal=_replace_literal),
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
-    "now": Sig(0, 0, (), (), "current UTC timestamp"),
-    "today": Sig(0, 0, (), (), "today's date (local)"),
+    "now": Sig(0, 1, ("tz",), ("string",), "the current time: in UTC, or with tz (an IANA name such as "
+               "\"Europe/Berlin\") in that zone", literal=_tz_literal),
+    "today": Sig(0, 1, ("tz",), ("string",), "today's date: the engine's local date (its TZ environment "
+                 "variable), or with tz (an IANA name such as \"Europe/Berlin\") the date in that zone",
+                 literal=_tz_literal),
+    "add_days": Sig(2, 2, ("d", "n"), ("date", "int"), "the date (or timestamp) d moved by n whole days, "
+                    "back when n is negative: add_days(today(), -1) is yesterday; null d gives null"),
+    "days_between": Sig(2, 2, ("a", "b"), ("date", "date"), "whole days from a to b (b - a: positive when b "
+                        "is later); timestamps count by their dates; null when either is null"),
     "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"),
                        "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
                        "is not null first)"),

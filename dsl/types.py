@@ -40,7 +40,8 @@ _ARTICLE = {INTEGER: "an integer", NULL: "null", LIST: "a list"}
 # What each function of dsl.functions returns (None: depends on its arguments).
 RESULTS: dict[str, str | None] = {
     "trim": STRING, "upper": STRING, "lower": STRING, "pad_left": STRING, "pad_right": STRING,
-    "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "len": INTEGER, "now": TIMESTAMP, "today": DATE, "format_date": STRING,
+    "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "replace": STRING, "len": INTEGER, "now": TIMESTAMP,
+    "today": DATE, "add_days": DATE, "days_between": INTEGER, "format_date": STRING,
     "parse_date": DATE, "uuid": STRING, "round": DECIMAL, "abs": None, "coalesce": None,
     "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING,
 }
@@ -160,6 +161,8 @@ class Typer:
                                 if t == STRING else f"usage: {sig.usage(e.func)}")
             if e.func == "abs" and args and args[0] in NUMERIC:
                 return args[0]
+            if e.func == "add_days" and args and args[0] == TIMESTAMP:
+                return TIMESTAMP             # a timestamp moved by days keeps its time of day
             return RESULTS.get(e.func) if e.func != "abs" else NUMBER
         if isinstance(e, ir.Cond):
             self.condition(e.test)
@@ -214,7 +217,8 @@ class Typer:
                 return _arith_result(a, b, op)
             self.report("E073", f"cannot apply {op} to {sides}", e.pos,
                         "arithmetic needs a number on both sides" + (
-                            "; dates have no arithmetic in the language" if DATE in (a, b) or TIMESTAMP in (a, b)
+                            "; dates have no operators: add_days(d, n) moves a date, days_between(a, b) counts the days "
+                            "from a to b" if DATE in (a, b) or TIMESTAMP in (a, b)
                             else "; `+` joins text when one side is a string" if op != "+" else ""))
             return None
         if op in ("==", "!="):

@@ -8,7 +8,7 @@ imports ``engine``).  This module is data only: no trio, no engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 # Option value types the checker knows how to validate.
 OPTION_TYPES = (
@@ -85,6 +85,9 @@ class ComponentSpec:
     positional: str | None = None   # option filled by a positional argument, e.g. `json schema "x"` / `copybook "X.cpy"`
     accepts_fields: bool = False     # a `{ field ... }` block of field declarations is allowed (fixed, csv)
     provides: tuple[str, ...] = ()   # extra names a channel puts in its routes' scope (e.g. "http", "header")
+    # the fields of such a name, when they are fixed (``file`` of a file watch: name, line ...): the
+    # checker refuses any other (E060)
+    provides_fields: Mapping[str, tuple[str, ...]] | None = None
     check_receive: Callable[..., Any] | None = None
     required: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None

@@ -157,10 +157,7 @@ class CsvCodec:
             text = text[:-2]
         elif text.endswith("\n"):
             text = text[:-1]
-        try:
-            rows = list(csv.reader(io.StringIO(text, newline=""), **self._fmt))
-        except csv.Error as exc:
-            raise FormatError(f"bad CSV: {exc}", offset=0) from None
+        rows = self._rows(text)
         if len(rows) == 2 and self.header:          # the header row, then the row
             try:
                 columns = self._header_columns(rows[0])
@@ -183,6 +180,22 @@ class CsvCodec:
                               offset=0, field=self._names[min(len(cells), len(self._names) - 1)],
                               hint="columns are: " + ", ".join(self._names))
         return self._row_values(cells, list(enumerate(self.fields)), record=None, offset=0)
+
+    def _rows(self, text: str) -> list[list[str]]:
+        """The rows of a message; a CSV error's offset is the byte where the row it is in starts (with the
+        header row before it, the second row's, not 0)."""
+        reader = csv.reader(io.StringIO(text, newline=""), **self._fmt)
+        rows: list[list[str]] = []
+        while True:
+            read = reader.line_num                   # lines read before this row
+            try:
+                rows.append(next(reader))
+            except StopIteration:
+                return rows
+            except csv.Error as exc:
+                lines = io.StringIO(text, newline="").readlines()[:read]
+                at = len("".join(lines).encode(self.encoding, errors="replace"))
+                raise FormatError(f"bad CSV: {exc}", offset=at) from None
 
     def encode(self, value: Any) -> bytes:
         """One row, no line terminator."""

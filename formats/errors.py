@@ -7,7 +7,9 @@ class FormatError(ValueError):
 
     ``offset`` is the byte offset (or character offset for text formats) where
     the problem was found, ``field`` the dotted path of the field being decoded
-    or encoded, ``record`` the 1-based record number for multi-record files.
+    or encoded, ``record`` the 1-based record number for multi-record files,
+    ``line`` the 1-based line of a text file where it was found (set when the
+    offset is a file's, not a message's: ``engine.channels.file_origin``).
     ``hint`` says how to fix it where that is known.
     """
 
@@ -19,6 +21,7 @@ class FormatError(ValueError):
         field: str | None = None,
         record: int | None = None,
         hint: str | None = None,
+        line: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -26,11 +29,14 @@ class FormatError(ValueError):
         self.field = field
         self.record = record
         self.hint = hint
+        self.line = line
 
     def __str__(self) -> str:
         where = []
         if self.record is not None:
             where.append(f"record {self.record}")
+        if getattr(self, "line", None) is not None:
+            where.append(f"line {self.line}")
         if self.offset is not None:
             where.append(f"byte {self.offset}")
         if self.field:

@@ -34,9 +34,14 @@ file holds (``formats.batchfile.ControlTotals``).  A file is run once: its bytes
 are remembered (``engine.channels.file_index``), and the same bytes dropped
 again go to ``error/`` with nothing run (``run_once = false`` runs them).  An
 archived file is never replaced: a second ``PAY.csv`` is kept as ``PAY.2.csv``.
+Each record goes with its ``RecordOrigin`` (``engine.channels.file_origin``): the
+route reads ``file.name``, ``file.line``, ``file.record``, ``file.offset`` and
+``file.records``, and a record that does not decode is told at its byte offset
+in the file, naming its line.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fnmatch
 import itertools
@@ -53,6 +58,7 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.file_change import (ChangedWhileRead, Settling, change_text, changed_reason, read_unchanged,
                                          records_text, signature)
 from engine.channels.file_index import FileIndex, content_id, free_name
+from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -328,18 +334,27 @@ class FileWatcher:
             _RUNNING.discard(key)
             self.running = None
 
-    async def _run(self, path: Path, size: int, records: list[tuple[int, bytes]], first: int, resume: int,
-                   earlier: int, sha: str, handler: ExchangeHandler) -> list[str]:
+    async def _run(self, path: Path, data: bytes, records: list[tuple[int, bytes]], first: int, resume: int,
+                   earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
-        each batch how far the file's deals are recorded; returns the problems (a line each)."""
+        each batch how far the file's deals are recorded; returns the problems (a line each).  Each
+        record goes with its ``RecordOrigin`` (``file.name``, ``file.line`` ... in the route; a decoder's
+        byte offset counted from the file's start); ``head``: the header row (offset, bytes) the
+        records carry with header_row."""
         index = await self._files()
         conn = ConnInfo(channel=self.name, peer=path.name, number=next(_NUMBERS),
-                        extra={"file": {"name": path.name, "size": size}})
-        scope = {"file": {"name": path.name, "records": len(records)}}
+                        extra={"file": {"name": path.name, "size": len(data)}})
+        lines = _LineCounter(data) if self.record in ("lines", "csv") else None
+        head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
         problems: list[str] = []
         for at in range(resume, len(records), self.batch):
             chunk = records[at:at + self.batch]
-            outcomes: list[Outcome] = await dispatch_batch(handler, conn, [r for _, r in chunk], scope)
+            origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
+                                    len(records), head=len(head[1]) + 1 if head is not None else 0,
+                                    head_offset=head[0] if head is not None else 0, head_line=head_line)
+                       for n, (offset, _) in enumerate(chunk, first + at)]
+            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "origins": origins})
+            outcomes: list[Outcome] = await dispatch_batch(handler, batch_conn, [r for _, r in chunk])
             for n, ((offset, _), out) in enumerate(zip(chunk, outcomes), first + at):
                 if out.status in ("rejected", "failed"):
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
@@ -378,6 +393,7 @@ class FileWatcher:
         sha = content_id(data)
         problems: list[str] = []
         records: list[tuple[int, bytes]] = []
+        head: tuple[int, bytes] | None = None     # with header_row: the header row (offset, bytes)
         first = 1
         resume = earlier = 0                     # records recorded before a stop, and their problems
         before = index.finished(sha)
@@ -401,9 +417,10 @@ class FileWatcher:
                 problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
                                 f"{self.record} records: {exc.message}"
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
+            head = records[self.skip_header] if self.header_row and len(records) > self.skip_header else None
             records, first = self._deal_records(records, problems)
         if records:
-            problems += await self._run(path, len(data), records, first, resume, earlier, sha, handler)
+            problems += await self._run(path, data, records, first, resume, earlier, sha, handler, head)
         # a sender still writing the file as its records ran: the file as it is now goes to error/
         now = signature(path)
         change = change_text(seen, now) if now != seen else None
@@ -455,6 +472,22 @@ class FileWatcher:
         moved = free_name(self.error_dir, name)
         os.replace(self.done_dir / archived, self.error_dir / moved)
         return moved
+
+
+class _LineCounter:
+    """The file line a byte offset is on, for offsets asked in ascending order (each byte counted once)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.line = 1
+
+    def line_at(self, offset: int) -> int:
+        if offset < self.pos:            # asked out of order (never, records come in file order): count again
+            self.pos, self.line = 0, 1
+        self.line += line_breaks(self.data[self.pos:offset])
+        self.pos = offset
+        return self.line
 
 
 def _check_trailer(name: str, trailer: Any, count: Any, total: Any, field: Any, fmt: Any, skip_trailer: int) -> None:
@@ -520,10 +553,15 @@ COMPONENT = ComponentSpec(
         "`done/`, or to `error/` with `NAME.reason.txt` naming each bad record (number, byte offset, "
         "error kind, detail) when any record was rejected or failed or the file cannot be split. "
         "A file is run once (the same bytes again go to `error/`, nothing run), an archived file is "
-        "never replaced (`PAY.2.csv`), and a trailer's control totals can be checked before any record runs."
+        "never replaced (`PAY.2.csv`), and a trailer's control totals can be checked before any record runs. "
+        "The route reads where its record came from: `file.name`, `file.line` (lines and csv records), "
+        "`file.record`, `file.offset`, `file.records`; a record that does not decode is told at its byte "
+        "offset in the file and its line."
     ),
     check=built_check(FileWatcher),
     check_receive=check_receive,
+    provides=("file",),
+    provides_fields={"file": FILE_FIELDS},
     options=(
         OptionSpec("dir", "path", "The directory to watch.", required=True),
         OptionSpec("pattern", "string", "Glob of the file names taken (e.g. \"*.csv\").", default="*"),

@@ -138,6 +138,9 @@ class Dispatcher:
         scope["error"] = None
         if ex.header is not None:
             scope["header"] = ex.header
+        origin = _origin(ex)
+        if origin is not None:                 # a batch file's record: file.name, file.line, ...
+            scope.update(origin.scope)
         ex.scope = scope
         decoded: dict[str | None, Any] = {}
         first_error: str | None = None
@@ -154,7 +157,8 @@ class Dispatcher:
                 try:
                     msg = br.codec.decode(ex.raw)
                 except FormatError as exc:
-                    msg = exc
+                    # a file's record: the offset counts from the file's start and the error names its line
+                    msg = exc if origin is None else origin.relocate(exc, ex.raw)
                 except Exception as exc:  # a codec bug: treat as undecodable, keep serving
                     msg = FormatError(f"{type(exc).__name__}: {exc}")
                 decoded[fmt] = msg
@@ -376,6 +380,18 @@ def _without_mac(codec: Any, raw: bytes) -> Any:
         return plain().decode(raw)
     except Exception:        # noqa: BLE001 - not readable either: the error reply sees no msg
         return None
+
+
+def _origin(ex: Exchange) -> Any:
+    """The frame's place in a batch file (``conn.extra["origins"]``, one per frame of the batch:
+    ``engine.channels.file_origin``), or None.  A recording tap hands a batch's frames one by one,
+    each with the batch's list and its place in it (``batch_index``)."""
+    extra = ex.conn.extra if ex.conn is not None else None
+    origins = extra.get("origins") if extra else None
+    if not origins:
+        return None
+    i = extra.get("batch_index", 0) + ex.index
+    return origins[i] if 0 <= i < len(origins) else None
 
 
 def header_view(h: bytes) -> dict[str, str]:

@@ -42,3 +42,25 @@ def test_a_stale_section_is_detected():
     text = DOC.read_text(encoding="utf-8")
     stale = text.replace("| `E020` |", "| `E999` |")
     assert docgen.render(stale) != stale
+
+
+EXAMPLES = [line for block in re.findall(r"```examples\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+            for line in block.splitlines() if line.strip()]
+
+
+def _value(text: str):
+    from dsl.compiler import compile_expr
+    from dsl.parser import parse
+    m = parse(f"route r {{ let x = {text} }}", "docs/language.md")
+    return compile_expr(m.decls[0].body[0].value)({})
+
+
+def test_doc_has_expression_examples():
+    assert len(EXAMPLES) >= 6 and all("==>" in line for line in EXAMPLES)
+
+
+@pytest.mark.parametrize("line", EXAMPLES)
+def test_expression_example_gives_its_value(line):
+    expr, want = (part.strip() for part in line.split("==>"))
+    got, expected = _value(expr), _value(want)
+    assert got == expected and type(got) is type(expected), f"{expr} gives {got!r}, the doc says {want}"

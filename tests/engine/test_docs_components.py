@@ -43,5 +43,7 @@ def test_channels_md_examples_compile(tmp_path: Path) -> None:
     text = (REPO / "docs" / "channels.md").read_text()
     blocks = re.findall(r"```route\n(.*?)```", text, re.S)
     assert len(blocks) >= 8          # tcp framings, tcp listen/connect, memory, http listen/call, file watch/write
+    for d in ("in", "out"):          # the folders of the file examples (a route test runs one of them)
+        (tmp_path / d).mkdir()
     for i, block in enumerate(blocks):
         compile_text(tmp_path, block, name=f"channels{i}.route")

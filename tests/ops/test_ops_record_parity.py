@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -139,6 +140,8 @@ async def test_file_watch_under_record_sends_a_file_with_bad_records_to_error(tm
     assert "2 problem(s) in 4 record(s)" in reason, reason
     assert "record 2, byte offset 27: rejected (malformed" in reason, reason
     assert "record 3, byte offset 52: rejected (rejected, code 13): invalid amount" in reason, reason
+    # recorded, the records go one by one through the tap: each still knows its place in the file
+    assert re.search(r"record 2, byte offset 27: .*: line 2, byte 51: invalid JSON", reason), reason
     refs = rows(ledger, "SELECT reference, status FROM deals WHERE reference IS NOT NULL ORDER BY reference")
     assert refs == [("B1", "committed"), ("B4", "committed")], refs
 

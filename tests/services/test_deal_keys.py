@@ -385,6 +385,9 @@ async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_pat
         mine = [a for a in results if a["mandate_ref"] == r.values["mandate_ref"]]
         if i < 3:
             assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00"), ("DUPLICATE", "94")], mine
+            # each result line names its batch file and line (file.name, file.line; line 1 is the header)
+            assert [(a["source_file"], a["source_line"]) for a in mine] == [("SO1.csv", i + 2),
+                                                                            ("SO1-again.csv", i + 2)], mine
             v = r.values
             key = f"standing_order_debit|{v['utility_id']}/{v['mandate_ref']}/{v['due_date']:%Y%m%d}"
             rows = _rows(tmp_path / "ledger.duckdb", r.ref)
@@ -394,6 +397,7 @@ async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_pat
             assert rows[1]["response_code"] is None and "without an answer to repeat" in rows[1]["reason"]
         else:
             assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00")], mine
+            assert [(a["source_file"], a["source_line"]) for a in mine] == [("SO1-again.csv", 5)], mine
     assert settled == {"done": ["SO1.csv"], "error": ["SO1-again.csv"], "pending": []}
 
 
