@@ -178,7 +178,9 @@ def run(
     from engine.ops.files import with_referenced_files
     # versioned over the route files and the files they name: the version bsp check prints, the capture
     # records and the ledger keeps
-    program = with_referenced_files(compile_or_exit(route_files, registry))
+    # ... and over the deployment's channel overrides (engine/ops/effective.py)
+    from engine.ops.effective import with_deployment
+    program = with_deployment(with_referenced_files(compile_or_exit(route_files, registry)), overrides, registry)
     ledger_path = ledger_path or DEFAULT_LEDGER
     try:
         runopts.check_ledger_files(ledger_path, ledger_sync)
