@@ -193,10 +193,13 @@ def run(
     shown_ledger = os.path.abspath(ledger_path)     # absolute: operators paste it into commands run elsewhere
 
     def ready(sb: Any) -> None:
+        from engine.ops.banner import admin_url, channel_line
+        if dep is not None:
+            typer.echo(f"deployment {dep.path}, environment {dep.env or '(base settings: no --env)'}", err=True)
         for name, ch in sb.channels.items():
-            typer.echo(f"channel {name}: {ch.role} {getattr(ch, 'address', '')}", err=True)
+            typer.echo(channel_line(name, ch), err=True)
         if getattr(sb, "admin_port", None):
-            typer.echo(f"admin API: {admin_opts.host_port()[0]}:{sb.admin_port}", err=True)
+            typer.echo(f"admin API: {admin_url(admin_opts, sb.admin_port)}", err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
                    f"ledger {shown_ledger} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 

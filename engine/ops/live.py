@@ -197,7 +197,7 @@ class LiveEngine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.overrides = overrides or {}
+                self.overrides = overrides if overrides is not None else {}   # (an empty ChannelOverrides knows its file)
                 self._settings = dict(getattr(overrides, "settings", {}) or {})
                 program = with_deployment(with_referenced_files(program), self.overrides, self.registry)
                 gen = self._bind(program, {})
