@@ -175,8 +175,8 @@ def test_the_deployment_file_configures_tls_access_keys_and_recording(site: Path
     try:
         text = eng.start()
         front, admin = ports(text)
-        pass        # pasteable into BSP_ADMIN_URL
-        pass
+        assert admin.startswith("https://127.0.0.1:"), admin        # pasteable into BSP_ADMIN_URL
+        assert "deployment platform.yaml, environment (base settings: no --env)" in text, text
         assert "channel front: listen 127.0.0.1:" in text and "(plain TCP)" in text, text
         pay(front, 3)
         assert status(admin, site, "console") == 200               # admin.tls + admin.access from the file
