@@ -99,8 +99,9 @@ class ChannelOverrides(dict):
     gives that option, else the base ``channels:``); an option None: the channel's key itself."""
 
     def __init__(self, data: Any = (), place: Any = None, settings: Any = None, source: str = "",
-                 base: Path | None = None) -> None:
+                 base: Path | None = None, env: str | None = None) -> None:
         super().__init__(data)
+        self.env = env                # the environment chosen (--env / BSP_ENV), None: the base settings
         self.place = place
         self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
         self.source = source                                   # the deployment file's name
@@ -170,7 +171,7 @@ class Deployment:
     def __post_init__(self) -> None:
         self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
                                                   self.restart_settings(), self.path.name,
-                                                  self.path.resolve().parent)
+                                                  self.path.resolve().parent, self.env)
 
     def restart_settings(self) -> dict[str, Any]:
         """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as

@@ -9,6 +9,8 @@ Every framer has the same surface:
     feed(data) -> list[bytes]   complete frames (messages without header), in order
     frame(payload) -> bytes     the payload with its framing (and header) added
     buffered                    bytes held waiting for the rest of a frame
+    missing                     the most bytes that can be read without passing the end of the
+                                frame held (0: none held; None: not known, ``eof`` framing)
     eof() -> list[bytes]        call when the peer closed: the frame completed by the
                                 close (``eof`` framing only, else []); raises if a
                                 partial frame is held
@@ -100,6 +102,13 @@ class Framer:
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+    @property
+    def missing(self) -> int | None:
+        """The most bytes a reader may take without reading past the end of the frame held: 0 when
+        nothing is held (a frame boundary), None when the framing cannot tell (``eof``).  A channel
+        that stops reading at a frame boundary (a retired connection) reads at most this much."""
+        return 1 if self._buf else 0
 
     @property
     def offset(self) -> int:
@@ -288,6 +297,17 @@ class LengthPrefixFramer(Framer):
             return n.to_bytes(self.width, self.byteorder) + payload  # type: ignore[arg-type]
         return super().frame(payload)
 
+    @property
+    def missing(self) -> int | None:
+        have = len(self._buf)
+        if have < self.width:
+            return self.width - have if have else 0
+        try:
+            n = self._read_len(bytes(self._buf[:self.width])) - (self.width if self.includes_prefix else 0)
+        except FramingError:
+            return 1
+        return max(1, self.width + n - have)
+
     def _split(self, frames: list[bytes]) -> None:
         buf = self._buf
         width = self.width
@@ -345,6 +365,10 @@ class FixedFramer(Framer):
                 f"cannot send a {payload_len}-byte payload on a fixed framing of {self.frame_size} bytes",
                 hint="the reply format must encode exactly frame_size bytes (pad the record)")
         return body
+
+    @property
+    def missing(self) -> int | None:
+        return (self.frame_size + self.header_size - len(self._buf)) if self._buf else 0
 
     def _split(self, frames: list[bytes]) -> None:
         size = self.frame_size + self.header_size
@@ -471,6 +495,10 @@ class EofFramer(Framer):
                 f"and the peer has not closed)",
                 offset=self._offset,
                 hint="raise max_frame if the message is legitimately that big")
+
+    @property
+    def missing(self) -> int | None:
+        return None          # the frame ends when the peer closes
 
     def eof(self, source: str = "connection") -> list[bytes]:
         if self._error is not None:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import trio
 
+from engine.channels.retire import FINISH_FRAME, LINGER, StopReading, read_size
 from engine.tls import TCP_TLS_WORDS, client_tls_reason
 from formats.framing import Framer, FramingError
 
@@ -125,14 +126,18 @@ async def serve_stream(
     framer: Framer,
     handler: ExchangeHandler,
     conn: ConnInfo,
-    stop: trio.CancelScope,
+    stop: StopReading,
 ) -> None:
     """Read chunks, hand each chunk's frames to ``handler`` as one batch, write
     each batch's replies with one ``send_all``, in arrival order.
 
-    ``stop`` wraps the reading only: cancelling it (drain) stops reading new
-    input while batches already read still finish and are answered.  A framing
-    error gets the handler's error reply, then the connection is closed.
+    ``stop`` (``engine.channels.retire.StopReading``) governs the reading only:
+    ``stop.cancel()`` (drain, or a reload retiring the channel) stops reading at
+    the next frame boundary while batches already read still finish and are
+    answered; then the stream is closed with ``aclose`` (under ``GentleClose``:
+    close_notify and FIN after the last reply, no reset), so a request the
+    client got no answer to before the close was not read.  A framing error gets
+    the handler's error reply, then the connection is closed.
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
@@ -176,55 +181,75 @@ async def serve_stream(
                     log.info("channel %s: connection %d from %s: send failed: %s",
                              conn.channel, conn.number, conn.peer, exc)
                     broken = True
-                    stop.cancel()
+                    stop.abort()
 
+    retired = False
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(writer)
             async with send_slots:
-                with stop:
-                    while True:
-                        # Reserve the reply's place before reading, so that a drain
-                        # (cancelling ``stop``) never drops frames already read.
-                        slot = _Slot()
-                        await send_slots.send(slot)
-                        frames: list[bytes] = []
-                        err: FramingError | None = None
+                while True:
+                    # Reserve the reply's place before reading, so that a drain never drops frames
+                    # already read.
+                    slot = _Slot()
+                    await send_slots.send(slot)
+                    if stop.stops_before_read(framer.buffered):
+                        retired = not stop.aborted
+                        if framer.buffered and retired:
+                            log.warning("channel %s: connection %d from %s: retired; the frame being read "
+                                        "(%d byte(s)) did not complete within %gs and is not answered",
+                                        conn.channel, conn.number, conn.peer, framer.buffered, FINISH_FRAME)
+                        slot.event.set()
+                        break
+                    frames: list[bytes] = []
+                    err: FramingError | None = None
+                    data: bytes | None = None
+                    try:
+                        with stop.read_scope():
+                            data = await stream.receive_some(read_size(stop, framer, RECEIVE_SIZE))
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        log.info("channel %s: connection %d from %s: receive failed: %s",
+                                 conn.channel, conn.number, conn.peer, peer_io_reason(exc))
+                        slot.event.set()
+                        break
+                    except BaseException:
+                        slot.event.set()
+                        raise
+                    if data is None:         # retired while reading: read again, to the frame's end at most
+                        slot.event.set()
+                        continue
+                    if not data:
                         try:
-                            data = await stream.receive_some(RECEIVE_SIZE)
-                        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                            log.info("channel %s: connection %d from %s: receive failed: %s",
-                                     conn.channel, conn.number, conn.peer, peer_io_reason(exc))
-                            slot.event.set()
-                            break
-                        except BaseException:
-                            slot.event.set()
-                            raise
-                        if not data:
-                            try:
-                                frames = framer.eof()     # the frame the close completes (eof framing)
-                            except FramingError as exc:
-                                err = exc
-                        else:
-                            try:
-                                frames = framer.feed(data)
-                            except FramingError:
-                                pass
-                            err = framer.error
-                        if err is not None:
-                            log.warning("channel %s: connection %d from %s: %s; closing the connection",
-                                        conn.channel, conn.number, conn.peer, err)
-                        if frames or err is not None:
-                            conn.frames_in += len(frames)
-                            batch_conn = conn
-                            if framer.header_size and frames:   # each frame's header, for the route
-                                heads = list(framer.headers)[-len(frames):]
-                                batch_conn = dataclasses.replace(conn, extra={**conn.extra, "headers": heads})
-                            nursery.start_soon(run_batch, slot, frames, err, batch_conn)
-                        else:
-                            slot.event.set()
-                        if not data or err is not None:
-                            break
+                            frames = framer.eof()     # the frame the close completes (eof framing)
+                        except FramingError as exc:
+                            err = exc
+                    else:
+                        try:
+                            frames = framer.feed(data)
+                        except FramingError:
+                            pass
+                        err = framer.error
+                    if err is not None:
+                        log.warning("channel %s: connection %d from %s: %s; closing the connection",
+                                    conn.channel, conn.number, conn.peer, err)
+                    if frames or err is not None:
+                        conn.frames_in += len(frames)
+                        batch_conn = conn
+                        if framer.header_size and frames:   # each frame's header, for the route
+                            heads = list(framer.headers)[-len(frames):]
+                            batch_conn = dataclasses.replace(conn, extra={**conn.extra, "headers": heads})
+                        nursery.start_soon(run_batch, slot, frames, err, batch_conn)
+                    else:
+                        slot.event.set()
+                    if not data or err is not None:
+                        break
     finally:
         with trio.CancelScope(shield=True):
+            if retired and not stop.aborted:
+                # every reply is written: end cleanly (TLS close_notify, FIN; engine/channels/retire.py)
+                with trio.move_on_after(LINGER + 1):
+                    try:
+                        await stream.aclose()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        pass
             await trio.aclose_forcefully(stream)

@@ -20,6 +20,7 @@ import trio.testing
 from engine.channels.base import (
     CallTimeout, ChannelError, ConnInfo, ExchangeHandler, Unreachable, serve_stream,
 )
+from engine.channels.retire import StopReading
 from engine.channels.options import FRAMING, MAX_FRAME, framing_options, seconds
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import check_framing, make_framer
@@ -39,7 +40,7 @@ class MemoryChannel:
         self._handler: ExchangeHandler | None = None
         self._nursery: trio.Nursery | None = None
         self._responder: Responder | None = None
-        self._read_scopes: set[trio.CancelScope] = set()
+        self._read_scopes: set[StopReading] = set()
         self._draining = False
         self._stopped = trio.Event()
 
@@ -56,7 +57,7 @@ class MemoryChannel:
         if self._nursery is None or self._handler is None or self._draining:
             raise Unreachable(f"channel {self.name}: not serving", channel=self.name)
         client, server = trio.testing.memory_stream_pair()
-        stop = trio.CancelScope()
+        stop = StopReading()
         conn = ConnInfo(channel=self.name, peer="memory", number=next(_NUMBERS))
 
         async def run() -> None:

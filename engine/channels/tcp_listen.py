@@ -11,6 +11,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.idle import IdleStream
+from engine.channels.retire import GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
@@ -50,7 +51,7 @@ class TcpListener:
                                      f"duration of 0s (no limit) or more")
         self.gate = Gate.from_options(name, options, load_tls=load_tls)   # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
-        self._read_scopes: set[trio.CancelScope] = set()
+        self._read_scopes: set[StopReading] = set()
         self._draining = False
         self.connections = 0
 
@@ -88,6 +89,7 @@ class TcpListener:
             peer = "%s:%s" % stream.socket.getpeername()[:2]
         except OSError:
             peer = "?"
+        stream = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
         if self.gate is not None:
             secured = await self.gate.admit(stream, peer)
             if secured is None:
@@ -95,7 +97,7 @@ class TcpListener:
             stream = secured  # type: ignore[assignment]
         self.connections += 1
         conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS))
-        stop = trio.CancelScope()
+        stop = StopReading()
         if self._draining:
             stop.cancel()
         self._read_scopes.add(stop)
@@ -109,7 +111,8 @@ class TcpListener:
             self._read_scopes.discard(stop)
 
     def stop_accepting(self) -> None:
-        """Drain: close the listening socket and stop reading new input on every connection."""
+        """Drain: close the listening socket; every connection stops reading at its next frame boundary,
+        sends the replies it owes, then ends cleanly (engine/channels/retire.py)."""
         self._draining = True
         if self._accept_scope is not None:
             self._accept_scope.cancel()
@@ -163,8 +166,11 @@ COMPONENT = ComponentSpec(
         "their replies leave in one write. TCP_NODELAY is set on every socket. A frame over "
         "max_frame, or a connection closed mid-frame, gets the channel's `on error reply` "
         "(error kind `malformed`) and the connection is closed; other connections are unaffected. "
-        "On SIGTERM the listener stops accepting, connections stop reading, and every request "
-        "already read is answered before exit. With `cert` the channel speaks TLS (1.2 minimum; "
+        "On SIGTERM, or when a reload changes or removes the channel, the listener stops accepting, "
+        "each connection stops reading at a frame boundary, every request already read is answered, "
+        "and only then the connection is closed cleanly (TLS close_notify, then FIN; never a reset), so "
+        "a client knows that a request it got no reply to before the close was not read and may send it "
+        "again. With `cert` the channel speaks TLS (1.2 minimum; "
         "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "
         "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
         "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "

@@ -2,7 +2,8 @@
 
 Where the API is: ``--url`` or ``$BSP_ADMIN_URL`` (default http://127.0.0.1:9180).
 The token: ``--token-file`` / ``$BSP_ADMIN_TOKEN_FILE``, else ``$BSP_ADMIN_TOKEN``.
-For an https URL: ``--ca`` (the admin server's CA), ``--cert``/``--key`` for mutual TLS.
+For an https URL: ``--ca`` (the admin server's CA), ``--cert``/``--key`` for mutual TLS; or
+``$BSP_ADMIN_CA``, ``$BSP_ADMIN_CERT``, ``$BSP_ADMIN_KEY``.
 
 Exit codes: 0 ok, 1 the engine answered with a problem (or could not be
 reached), 2 usage error (no token, bad files).
@@ -24,9 +25,9 @@ URL_OPTION = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envv
                           help="The engine's admin API.")
 TOKEN_FILE_OPTION = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
                                  help=f"File holding the admin token (else ${TOKEN_ENV}).")
-CA_OPTION = typer.Option(None, "--ca", help="CA bundle for an https admin URL.")
-CERT_OPTION = typer.Option(None, "--cert", help="Client certificate (mutual TLS).")
-KEY_OPTION = typer.Option(None, "--key", help="Client certificate key (mutual TLS).")
+CA_OPTION = typer.Option(None, "--ca", envvar="BSP_ADMIN_CA", help="CA bundle for an https admin URL.")
+CERT_OPTION = typer.Option(None, "--cert", envvar="BSP_ADMIN_CERT", help="Client certificate (mutual TLS).")
+KEY_OPTION = typer.Option(None, "--key", envvar="BSP_ADMIN_KEY", help="Client certificate key (mutual TLS).")
 TIMEOUT = 30.0
 
 
@@ -60,7 +61,8 @@ def _client(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Opti
         except TLSConfigError as exc:
             raise _fail(str(exc), 2) from None
     elif cert or ca:
-        raise _fail(f"--ca/--cert apply to an https URL; {url} is plain http", 2)
+        raise _fail(f"--ca/--cert (or $BSP_ADMIN_CA/$BSP_ADMIN_CERT) apply to an https URL; {url} is plain "
+                    f"http (give the https URL, or unset those variables)", 2)
     client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, verify=verify,
                           timeout=TIMEOUT)
     client._bsp_cert = cert         # type: ignore[attr-defined]   (for _transport_problem)

@@ -6,7 +6,8 @@ readers beside it).  ``--live`` asks that engine instead, through its admin API
 back as the local query gives them (``datetime`` times, ``Decimal`` amounts),
 so the same table or JSON lines are printed.  Where the API is and its token:
 as for ``bsp status`` (``--url`` / ``$BSP_ADMIN_URL``, ``--token-file`` /
-``$BSP_ADMIN_TOKEN_FILE`` / ``$BSP_ADMIN_TOKEN``, ``--ca`` / ``--cert`` / ``--key``).
+``$BSP_ADMIN_TOKEN_FILE`` / ``$BSP_ADMIN_TOKEN``, ``--ca`` / ``--cert`` / ``--key`` or
+``$BSP_ADMIN_CA`` / ``$BSP_ADMIN_CERT`` / ``$BSP_ADMIN_KEY``).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ URL_OPT = typer.Option(f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", "--url", envvar=
                        help="With --live: the admin API.", rich_help_panel=PANEL)
 TOKEN_FILE_OPT = typer.Option(None, "--token-file", envvar="BSP_ADMIN_TOKEN_FILE",
                               help="With --live: the admin token file (else $BSP_ADMIN_TOKEN).", rich_help_panel=PANEL)
-CA_OPT = typer.Option(None, "--ca", help="With --live: CA bundle for an https admin URL.", rich_help_panel=PANEL)
-CERT_OPT = typer.Option(None, "--cert", help="With --live: client certificate (mutual TLS).", rich_help_panel=PANEL)
-KEY_OPT = typer.Option(None, "--key", help="With --live: client certificate key.", rich_help_panel=PANEL)
+CA_OPT = typer.Option(None, "--ca", envvar="BSP_ADMIN_CA", help="With --live: CA bundle for an https admin URL.", rich_help_panel=PANEL)
+CERT_OPT = typer.Option(None, "--cert", envvar="BSP_ADMIN_CERT", help="With --live: client certificate (mutual TLS).", rich_help_panel=PANEL)
+KEY_OPT = typer.Option(None, "--key", envvar="BSP_ADMIN_KEY", help="With --live: client certificate key.", rich_help_panel=PANEL)
 
 
 def lock_hint(exc: Exception) -> None:

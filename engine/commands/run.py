@@ -179,7 +179,9 @@ def run(
     from engine.ops.files import with_referenced_files
     # versioned over the route files and the files they name: the version bsp check prints, the capture
     # records and the ledger keeps
-    program = with_referenced_files(compile_or_exit(route_files, registry))
+    # ... and over the deployment's channel overrides (engine/ops/effective.py)
+    from engine.ops.effective import with_deployment
+    program = with_deployment(with_referenced_files(compile_or_exit(route_files, registry)), overrides, registry)
     ledger_path = ledger_path or DEFAULT_LEDGER
     try:
         runopts.check_ledger_files(ledger_path, ledger_sync)
@@ -192,10 +194,13 @@ def run(
     shown_ledger = os.path.abspath(ledger_path)     # absolute: operators paste it into commands run elsewhere
 
     def ready(sb: Any) -> None:
+        from engine.ops.banner import admin_url, channel_line
+        if dep is not None:
+            typer.echo(f"deployment {dep.path}, environment {dep.env or '(base settings: no --env)'}", err=True)
         for name, ch in sb.channels.items():
-            typer.echo(f"channel {name}: {ch.role} {getattr(ch, 'address', '')}", err=True)
+            typer.echo(channel_line(name, ch), err=True)
         if getattr(sb, "admin_port", None):
-            typer.echo(f"admin API: {admin_opts.host_port()[0]}:{sb.admin_port}", err=True)
+            typer.echo(f"admin API: {admin_url(admin_opts, sb.admin_port)}", err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
                    f"ledger {shown_ledger} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 

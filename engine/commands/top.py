@@ -95,6 +95,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     last = reloads[-1] if reloads else None
     head = Text.assemble(
         ("bsp ", "bold"), f"{now.get('version')}  config ", (str(now.get("config_version")), "bold cyan"),
+        (f"  env {now['environment']}" if now.get("environment") else
+         "  env (base)" if now.get("deployment") else "", "bold"),
         f"  generation {now.get('generation')}  up {now.get('uptime_s', 0):.0f}s",
         ("  DRAINING" if now.get("draining") else "", "bold red"),
         f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}{_at(last.get('at'))}" if last else "")

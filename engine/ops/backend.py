@@ -5,7 +5,8 @@
 
 ``status()`` shape (what ``bsp status`` and ``bsp top`` read)::
 
-    {"version": "0.1.0", "config_version": "3f2a...", "generation": 4, "uptime_s": 812.4,
+    {"version": "0.1.0", "config_version": "3f2a...", "deployment": "platform.yaml", "environment": "uat",
+     "generation": 4, "uptime_s": 812.4,
      "draining": false, "generations_in_flight": 1,
      "generation_started_at": "2026-11-26T08:56:53.123456+00:00",     # times: ISO 8601, UTC
      "reloads": [{"at": "2026-11-26T09:12:03.5+00:00", "source": "signal", "ok": true, "version": ..., ...}],
@@ -51,6 +52,9 @@ class EngineBackend:
         out: dict[str, Any] = {
             "version": __version__,
             "config_version": gen.version if gen else None,
+            # the deployment file and its environment (--env / BSP_ENV); None: route files given alone
+            "deployment": getattr(eng.overrides, "source", None) or None,
+            "environment": getattr(eng.overrides, "env", None),
             "generation": gen.number if gen else 0,
             "generation_started_at": _iso(gen.started_at) if gen else None,
             "uptime_s": round(time.time() - eng.started_at, 3),

@@ -117,4 +117,6 @@ def with_referenced_files(program: Any, files: dict[str, str] | None = None) -> 
 
 def watched_paths(program: Any) -> set[Path]:
     """Every file a change of which should trigger a reload: route files, included files, referenced files."""
-    return {Path(p) for p in program.sources} | {Path(p) for p in referenced_files(program)}
+    # the deployment's overrides entry (engine/ops/effective.py) is not a file
+    return ({Path(p) for p in program.sources if not p.endswith("#channels")}
+            | {Path(p) for p in referenced_files(program)})

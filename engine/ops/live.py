@@ -38,6 +38,7 @@ import trio
 
 from engine.admin.backend import ReloadResult
 from engine.ops.calls import observe_calls
+from engine.ops.effective import with_deployment
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
@@ -196,9 +197,9 @@ class LiveEngine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.overrides = overrides or {}
+                self.overrides = overrides if overrides is not None else {}   # (an empty ChannelOverrides knows its file)
                 self._settings = dict(getattr(overrides, "settings", {}) or {})
-                program = with_referenced_files(program)
+                program = with_deployment(with_referenced_files(program), self.overrides, self.registry)
                 gen = self._bind(program, {})
                 await self.ledger.record_config(gen.version, gen.program.sources)
                 # ISO 8583 reversals are stored and forwarded (engine/txn/saf.py): queued before the
@@ -386,7 +387,7 @@ class LiveEngine:
             errors = [d for d in res.diagnostics if d.is_error]
             raise ReloadFailed([render(d, res.sources) for d in errors])
         program = await trio.to_thread.run_sync(with_referenced_files, res.program)
-        return program, overrides
+        return with_deployment(program, overrides, self.registry), overrides
 
     # ------------------------------------------------------------ reload
     async def reload(self, dry_run: bool = False, source: str = "admin") -> ReloadResult:

@@ -155,7 +155,7 @@ def status(admin: str, site: Path, client: str | None, ca: str = "ca", *, body: 
     ctx = client_context(ca=tls / f"{ca}.pem", cert=tls / f"{client}.pem" if client else None,
                          key=tls / f"{client}.key" if client else None)
     with httpx.Client(verify=ctx) as c:
-        r = c.get(f"https://{admin}/status", headers={"authorization": f"Bearer {TOKEN}"})
+        r = c.get(f"{admin}/status", headers={"authorization": f"Bearer {TOKEN}"})
         return r.json() if body else r.status_code
 
 
@@ -175,8 +175,20 @@ def test_the_deployment_file_configures_tls_access_keys_and_recording(site: Path
     try:
         text = eng.start()
         front, admin = ports(text)
+        assert admin.startswith("https://127.0.0.1:"), admin        # pasteable into BSP_ADMIN_URL
+        assert "deployment platform.yaml, environment (base settings: no --env)" in text, text
+        assert "channel front: listen 127.0.0.1:" in text and "(plain TCP)" in text, text
         pay(front, 3)
         assert status(admin, site, "console") == 200               # admin.tls + admin.access from the file
+        body = status(admin, site, "console", body=True)
+        assert (body["deployment"], body["environment"]) == ("platform.yaml", None)
+        tls = site / "tls"                                          # the admin client's TLS from the environment
+        p = subprocess.run([sys.executable, "-m", "engine.cli", "status"], cwd=str(REPO), capture_output=True,
+                           text=True, timeout=60,
+                           env=clean_env(BSP_ADMIN_URL=admin, BSP_ADMIN_TOKEN=TOKEN, BSP_ADMIN_CA=str(tls / "ca.pem"),
+                                         BSP_ADMIN_CERT=str(tls / "console.pem"),
+                                         BSP_ADMIN_KEY=str(tls / "console.key")))
+        assert p.returncode == 0 and json.loads(p.stdout)["config_version"], p.stderr
         assert status(admin, site, "console", body=True)["reversals"]["alert_after"] == 3   # ledger.reversal_alert_after
         assert status(admin, site, "other") == 403                 # a certificate the access list refuses
         with pytest.raises(httpx.TransportError):                  # mutual TLS: no certificate, no session

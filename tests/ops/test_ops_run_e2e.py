@@ -108,7 +108,7 @@ async def test_bsp_run_logs_json_and_never_leaks_secrets(tmp_path: Path) -> None
         text = await _wait_for(err, "bsp: serving", proc)
         port = int(text.split("channel front: listen 127.0.0.1:")[1].split()[0])
         admin = text.split("admin API: ")[1].split()[0]
-        url = f"http://{admin}"
+        url = admin                                  # the banner gives the URL with its scheme
         cli_env = {**env, "BSP_ADMIN_URL": url}
 
         stream = await trio.open_tcp_stream("127.0.0.1", port)

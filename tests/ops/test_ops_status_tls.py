@@ -8,6 +8,7 @@ from pathlib import Path
 import trio
 
 from engine.ops.backend import EngineBackend
+from engine.ops.banner import channel_line
 from engine.tls import client_context
 from opskit import ECHO, live  # (puts tests/engine on the path: conftest_tls)
 from conftest_tls import PKI, pki  # noqa: F401,E402  (fixture)
@@ -24,6 +25,8 @@ async def test_status_shows_tls_and_counts_failed_handshakes_and_refused_clients
         backend = EngineBackend(eng, eng.observer)
         row = (await backend.status())["channels"]["front"]
         assert (row["tls"], row["tls_failures"], row["refused"]) == (True, 0, 0), row
+        ch = eng.current.channels["front"]                  # the line `bsp run` prints for it
+        assert channel_line("front", ch) == f"channel front: listen 127.0.0.1:{ch.port} (mutual TLS)"
         port = eng.current.channels["front"].port
         plain = await trio.open_tcp_stream("127.0.0.1", port)          # no TLS: the handshake fails
         await plain.send_all(b"\x00\x10plain tcp frame!")

@@ -1,0 +1,125 @@
+"""Retiring an inbound stream connection (a drain, or a reload that changed or removed its channel) without
+losing a request.
+
+    stop = StopReading()                        # serve_stream's ``stop``; ``stop.cancel()`` retires
+    stream = GentleClose(socket_stream)         # under TLS too: trio.SSLStream(GentleClose(...), ...)
+
+The contract a client relies on: every request the engine read is answered, and the connection then ends
+cleanly, after the last reply (TLS ``close_notify``, then a TCP FIN; never a reset).  So a request the
+client got no reply to before that end was not read, and the client may send it again (to the new listener
+after a reload).
+
+- ``StopReading``: reading stops at a frame boundary.  A read waiting with nothing buffered is cancelled at
+  once; a frame half read when the retirement comes is read to its end first (``Framer.missing`` bytes at
+  most, so nothing of the next frame is taken), within ``FINISH_FRAME`` seconds.
+- ``GentleClose``: closing the socket while the client's later requests sit unread in the kernel's receive
+  buffer would make the kernel send a reset, which also throws away replies not yet transmitted; the
+  client could then not tell what was read.  ``aclose`` therefore half-closes (FIN after the replies and
+  the TLS close_notify), then reads and discards what the client still sends until it closes its side, at
+  most ``LINGER`` seconds, and only then closes.  ``aclose_forcefully`` (a broken or failed connection)
+  closes at once.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import trio
+
+log = logging.getLogger("bsp.channel")
+
+FINISH_FRAME = 10.0     # seconds a retired connection may take to complete the frame it was reading
+LINGER = 5.0            # seconds a retired connection waits for the client to close after the engine's close
+
+
+class StopReading:
+    """``serve_stream``'s ``stop``: ``cancel()`` (a drain) stops reading at the next frame boundary,
+    ``abort()`` (the peer is gone) at once."""
+
+    def __init__(self) -> None:
+        self.cancel_called = False
+        self.aborted = False
+        self.finish_by = math.inf          # once retired mid-frame: when the frame must be complete
+        self._scope: trio.CancelScope | None = None
+
+    def cancel(self) -> None:
+        if not self.cancel_called:
+            self.cancel_called = True
+            self.finish_by = trio.current_time() + FINISH_FRAME
+        if self._scope is not None:
+            # a read under way may take more than the rest of a frame held: it is cancelled (nothing read
+            # is lost) and ``serve_stream`` reads again, at most ``Framer.missing`` bytes
+            self._scope.cancel()
+
+    def abort(self) -> None:
+        self.cancel_called = self.aborted = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def read_scope(self) -> trio.CancelScope:
+        """The scope of one read; once retired, it ends at ``finish_by``."""
+        scope = trio.CancelScope()
+        if self.aborted:
+            scope.cancel()
+        elif self.cancel_called:
+            scope.deadline = self.finish_by
+        self._scope = scope
+        return scope
+
+    def stops_before_read(self, buffered: int) -> bool:
+        """True when no more may be read: retired at a frame boundary, aborted, or the frame held did
+        not complete in time."""
+        return self.aborted or (self.cancel_called and (buffered == 0 or trio.current_time() >= self.finish_by))
+
+
+def read_size(stop: StopReading, framer: Any, size: int) -> int:
+    """How much the next read may take: ``size``, or once retiring only the rest of the frame held."""
+    if not stop.cancel_called:
+        return size
+    missing = framer.missing
+    return size if missing is None else max(1, min(size, missing))
+
+
+class GentleClose(trio.abc.HalfCloseableStream):
+    """A ``trio.SocketStream`` whose ``aclose`` ends the connection cleanly (see the module's doc)."""
+
+    def __init__(self, inner: trio.SocketStream, *, channel: str = "?", linger: float = LINGER) -> None:
+        self.inner = inner
+        self.socket = inner.socket
+        self.channel = channel
+        self.linger = linger
+        self.discarded = 0          # bytes the client sent after the engine stopped reading (not read)
+        self._closed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return await self.inner.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        try:
+            if trio.current_effective_deadline() != -math.inf:     # not aclose_forcefully
+                with trio.move_on_after(self.linger):
+                    await self.inner.send_eof()
+                    while True:
+                        data = await self.inner.receive_some(65536)
+                        if not data:
+                            break
+                        self.discarded += len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self.inner.socket.close()
+            await trio.lowlevel.checkpoint_if_cancelled()

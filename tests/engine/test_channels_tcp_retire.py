@@ -1,0 +1,72 @@
+"""A retired tcp.listen connection (drain, or a reload that changed its channel) stops reading at a frame
+boundary: a frame half read when the retirement comes is read to its end and answered, nothing of the next
+frame is taken, and the connection then ends cleanly (EOF after the last reply, never a reset), even when
+the client's next requests already sit in the kernel's receive buffer.  Real loopback sockets."""
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from engine.channels.tcp_listen import TcpListener
+from formats.framing import DelimiterFramer, LengthPrefixFramer
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    async def handle(self, conn, frames):
+        self.frames.extend(frames)
+        return [f.upper() for f in frames]
+
+    async def framing_error(self, conn, err):
+        return b"BAD FRAME"
+
+
+async def _serve(nursery, handler, **opts) -> TcpListener:
+    lst = TcpListener("inbound", {"address": "127.0.0.1:0", **opts})
+    await nursery.start(lst.serve, handler)
+    return lst
+
+
+async def _read_to_eof(stream) -> bytes:
+    got = b""
+    with trio.fail_after(5):
+        while True:
+            data = await stream.receive_some(65536)   # a reset would raise BrokenResourceError here
+            if not data:
+                return got
+            got += data
+
+
+async def test_a_frame_half_read_at_retirement_is_completed_and_answered_then_a_clean_close(nursery) -> None:
+    h = Echo()
+    lst = await _serve(nursery, h, framing="length2")
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    f = LengthPrefixFramer(2)
+    whole = f.frame(b"first")
+    await s.send_all(whole[:4])                    # half a frame: the engine holds it
+    await trio.testing.wait_all_tasks_blocked()
+    lst.stop_accepting()
+    await s.send_all(whole[4:] + f.frame(b"second") + f.frame(b"third"))
+    replies = LengthPrefixFramer(2).feed(await _read_to_eof(s))
+    assert replies == [b"FIRST"]                  # the frame under way is finished; the next ones not read
+    assert h.frames == [b"first"]
+    await s.aclose()
+
+
+async def test_requests_waiting_in_the_kernel_buffer_get_a_clean_close_not_a_reset(nursery) -> None:
+    h = Echo()
+    lst = await _serve(nursery, h, framing="delimiter")
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    d = DelimiterFramer()
+    await s.send_all(d.frame(b"one") + b"tw")
+    with trio.fail_after(5):
+        while h.frames != [b"one"]:
+            await trio.sleep(0.01)
+    lst.stop_accepting()
+    await s.send_all(b"o\n" + d.frame(b"three") * 200)  # the rest of "two", then requests never read
+    got = await _read_to_eof(s)
+    assert got == b"ONE\nTWO\n", got[:40]
+    assert h.frames == [b"one", b"two"]
+    await s.aclose()
