@@ -54,6 +54,7 @@ _UTC = timezone.utc
 
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
+SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
 UNRESOLVED = ""           # the lane of reversals whose call is not in the running configuration
 
 
@@ -110,6 +111,7 @@ class Lane:
         self.flags: list[tuple[float, int, Item]] = []        # (flag_at, seq, item): not flagged yet
         self.failing = False      # the channel's last attempt that ended was not acknowledged
         self.tick = 0             # turns of the lane's loop
+        self.swept = -math.inf    # trio time of its last ``Saf._sweep``
 
     def push(self, item: Item, due: float) -> None:
         heapq.heappush(self.waiting, (due, item.seq, item))
@@ -298,11 +300,12 @@ class Saf:
                 lane.peak = max(lane.peak, lane.in_flight)
                 item.busy = True
                 nursery.start_soon(self._attempt, lane, item)
-            if lane.failing:
+            if lane.failing and now >= lane.swept + SWEEP_EVERY:
+                lane.swept = now
                 self._sweep(lane, now)
             next_due = lane.waiting[0][0] if lane.waiting else math.inf
             if lane.failing and lane.flags:
-                next_due = min(next_due, lane.flags[0][0])
+                next_due = min(next_due, max(lane.flags[0][0], lane.swept + SWEEP_EVERY))
             with trio.move_on_at(next_due):
                 await lane.wake.wait()
 
@@ -316,7 +319,9 @@ class Saf:
     def _sweep(self, lane: Lane, now: float) -> None:
         """While the channel's attempts fail: flag the reversals kept waiting by the ``reversal_in_flight``
         places (waiting for one now, or held before) that are not acknowledged ``window`` after they were
-        queued, as their own attempts would have flagged them by then.  One error line for them all.  One
+        queued, as their own attempts would have flagged them by then.  At most once a second
+        (``SWEEP_EVERY``), one error line for all it flags (a silent host with thousands queued does not
+        write thousands of lines).  One
         in flight is left to its attempt's end; one never held, sleeping its pause, to its next attempt
         (its flag heap entry comes back when it is due again: ``_watch``)."""
         due: list[Item] = []
