@@ -10,7 +10,10 @@ then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
 and all of it: jitter, so that reversals queued together do not repeat in step)
 **until the host acknowledges** (0410 / 0430).  It never gives up: after
 ``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
-a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.
+a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.  One kept
+waiting for a place (below) is flagged, while the channel's attempts fail, once the time
+its ``alert_after`` attempts take on their schedule has passed (``Saf.window``), even
+with fewer attempts: the length of the queue ahead of it does not delay its flag.
 
 The queue is worked by one task per outbound channel (a ``Lane``): the reversals
 sleeping their pause wait in a heap ordered by the time of their next attempt; those
@@ -24,7 +27,8 @@ thousand small ``Item`` objects, not ten thousand sleeping tasks.
 Each attempt, its outcome and the acknowledgement are appended to the deal in the
 ledger afterwards (``deal_steps`` ``NAME.reversal`` / ``NAME.reversal.repeat``,
 ``deal_events`` ``reversal 0420`` / ``reversal 0421`` / ``reversed NAME``), through the
-ledger's writer, so the audit chain continues.  In the log each attempt is marked
+ledger's writer, so the audit chain continues; group-committed there (``Ledger.append_stories``):
+the lines of the attempts that end while one ledger transaction is written go in the next one.  In the log each attempt is marked
 before it leaves (``revtry``: after a restart the next one is a repeat), the
 acknowledgement once it came (``revack``: never sent again), and ``revrec`` once it is
 on the deal (the entry is dropped).  On start the queue is rebuilt from the log.
