@@ -251,22 +251,28 @@ class Ledger:
                               f"`async with` ended")
         mine = [_Story(d, self._story_rows(steps, events), u) for d, steps, events, u in stories]
         self._stories.extend(mine)
-        while not all(st.done for st in mine):
-            busy = self._story_busy
-            if busy is not None:
-                await busy.wait()
-                continue
-            busy = self._story_busy = trio.Event()
-            try:
-                await trio.lowlevel.checkpoint()        # the tasks ready now add theirs to this transaction
-                batch, self._stories = self._stories[:STORY_BATCH], self._stories[STORY_BATCH:]
-                if batch:
-                    await self._run(self._write_stories, batch)
-                    self.stats.story_batches += 1
-                    self.stats.stories += sum(1 for st in batch if st.result is True)
-            finally:
-                self._story_busy = None
-                busy.set()
+        try:
+            while not all(st.done for st in mine):
+                busy = self._story_busy
+                if busy is not None:
+                    await busy.wait()
+                    continue
+                busy = self._story_busy = trio.Event()
+                try:
+                    await trio.lowlevel.checkpoint()        # the tasks ready now add theirs to this transaction
+                    batch, self._stories = self._stories[:STORY_BATCH], self._stories[STORY_BATCH:]
+                    if batch:
+                        await self._run(self._write_stories, batch)
+                        self.stats.story_batches += 1
+                        self.stats.stories += sum(1 for st in batch if st.result is True)
+                finally:
+                    self._story_busy = None
+                    busy.set()
+        except BaseException:       # cancelled: what no transaction has taken yet is not written later
+            left = {id(st) for st in mine if not st.done}
+            if left:
+                self._stories = [st for st in self._stories if id(st) not in left]
+            raise
         return [st.result for st in mine]
 
     @staticmethod
