@@ -279,7 +279,7 @@ async def recover(args: argparse.Namespace, saf: Any, issuer: Issuer, out: dict[
     out["reversals at host"] = issuer.reversals
     out[f"{label}attempts"] = saf.attempts - attempts0
     out[f"{label}acknowledged"] = acked
-    out[f"{label}txn log records"] = saf.mgr.log.writes
+    out[f"{label}txn log writes (fdatasync rounds)"] = saf.mgr.log.writes
     out[f"{label}txn log compactions"] = saf.mgr.log.compactions
     out[f"{label}txn log live KB"] = round(saf.mgr.log._offset / 1024, 1)
 
