@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_saf.py                         # 10,000 reversals, 10 s outage
     .venv/bin/python bench/bench_saf.py --count 2000 --outage 5 --tracemalloc
+    .venv/bin/python bench/bench_saf.py --count 10000 --outage 10 --restart    # recovery after a restart
 
 Shape, all on 127.0.0.1 in one process (so tracemalloc sees the queue): a POS client --0200, length2-->
 bsp (a light route: deal, ISO 8583 call over a MUX ``tcp connect`` with ``match = iso8583``, the route of
@@ -16,8 +17,14 @@ Prints: the time to queue; RSS growth over the queueing and, with ``--tracemallo
 held once everything is queued (tracemalloc slows the run 2-3x: its times are not comparable); the peak
 number of reversals in flight at the host (received, not yet answered) before and after it came back;
 the attempts and the host's reversal count; the time from the host's return until every reversal is
-acknowledged and on its deal; the transaction log (records written, compactions, live bytes) and the
-ledger (file size, deal_steps rows).  Not a test; bounded by ``--deadline``.
+acknowledged and on its deal, and that rate; the transaction log (records written, compactions, live
+bytes) and the ledger (file size, deal_steps rows, deals flagged for an operator).  Not a test; bounded
+by ``--deadline``.
+
+``--restart``: the recovery after a restart instead.  The engine is stopped (drained) at the end of the
+outage with every reversal still queued in its transaction log; the host comes back and a new engine on
+the same ledger and log rebuilds the queue from the log and resumes it (each reversal already tried goes
+as a 0421).  Prints the time until the new engine runs and until every reversal is acknowledged.
 """
 from __future__ import annotations
 
@@ -219,25 +226,22 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 await trio.sleep(args.outage)
                 out["attempts while down"] = saf.attempts
                 out["peak in flight at host (down)"] = issuer.peak_down
-                issuer.up = True
-                t1 = time.perf_counter()
-                with trio.fail_after(args.deadline):
-                    if args.progress:
-                        async with trio.open_nursery() as pn:
-                            pn.start_soon(progress, saf, issuer, t1)
-                            await saf.wait_empty()
-                            pn.cancel_scope.cancel()
-                    else:
-                        await saf.wait_empty()
-                out["all acknowledged in s"] = round(time.perf_counter() - t1, 2)
-                out["peak in flight at host (up)"] = issuer.peak_up
-                out["reversals at host"] = issuer.reversals
-                out["attempts"] = saf.attempts
-                out["acknowledged"] = saf.acknowledged
-                out["txn log records"] = saf.mgr.log.writes
-                out["txn log compactions"] = saf.mgr.log.compactions
-                out["txn log live KB"] = round(saf.mgr.log._offset / 1024, 1)
+                if not args.restart:
+                    issuer.up = True
+                    await recover(args, saf, issuer, out, "")
                 sb.drain()
+        if args.restart:       # the engine stopped with the queue in its log: a new one resumes it
+            out["left in the log at the stop"] = len(saf.mgr.log.reversals)
+            issuer.up = True
+            t1 = time.perf_counter()
+            async with open_ledger_sync(ledger_path, "journal") as ledger:
+                sb = Switchboard(res.program, default_registry(), ledger=ledger, grace=5.0)
+                async with trio.open_nursery() as n:
+                    await n.start(sb.run)
+                    (saf,) = sb.saf
+                    out["restart: engine up in s"] = round(time.perf_counter() - t1, 2)
+                    await recover(args, saf, issuer, out, "restart: ")
+                    sb.drain()
         out["peak RSS MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         out["ledger MB"] = round(os.path.getsize(ledger_path) / 2**20, 1)
         outer.cancel_scope.cancel()
@@ -246,9 +250,38 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         out["deal_steps rows"] = con.execute("SELECT count(*) FROM deal_steps").fetchone()[0]
         out["deals"] = con.execute("SELECT count(*) FROM deals").fetchone()[0]
+        out["deals flagged for an operator"] = con.execute(
+            "SELECT count(DISTINCT deal_id) FROM deal_events WHERE to_state = 'reversal flagged'").fetchone()[0]
+        out["deals acknowledged on the ledger"] = con.execute(
+            "SELECT count(DISTINCT deal_id) FROM deal_events WHERE to_state = 'reversed auth'").fetchone()[0]
     finally:
         con.close()
     return out
+
+
+async def recover(args: argparse.Namespace, saf: Any, issuer: Issuer, out: dict[str, Any], label: str) -> None:
+    """The host answers: wait until every queued reversal is acknowledged and on its deal."""
+    t1 = time.perf_counter()
+    attempts0, acked0 = saf.attempts, saf.acknowledged
+    with trio.fail_after(args.deadline):
+        if args.progress:
+            async with trio.open_nursery() as pn:
+                pn.start_soon(progress, saf, issuer, t1)
+                await saf.wait_empty()
+                pn.cancel_scope.cancel()
+        else:
+            await saf.wait_empty()
+    took = time.perf_counter() - t1
+    acked = saf.acknowledged - acked0
+    out[f"{label}all acknowledged in s"] = round(took, 2)
+    out[f"{label}reversals acknowledged / s"] = round(acked / took, 1) if took else None
+    out[f"{label}peak in flight at host (up)"] = issuer.peak_up
+    out["reversals at host"] = issuer.reversals
+    out[f"{label}attempts"] = saf.attempts - attempts0
+    out[f"{label}acknowledged"] = acked
+    out[f"{label}txn log writes (fdatasync rounds)"] = saf.mgr.log.writes
+    out[f"{label}txn log compactions"] = saf.mgr.log.compactions
+    out[f"{label}txn log live KB"] = round(saf.mgr.log._offset / 1024, 1)
 
 
 def main() -> None:
@@ -262,14 +295,21 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2000, help="0200s waiting at a time (under max_in_flight 4096)")
     ap.add_argument("--deadline", type=float, default=600.0, help="give up after this many seconds of recovery")
     ap.add_argument("--progress", action="store_true", help="print the recovery's progress every second")
+    ap.add_argument("--restart", action="store_true",
+                    help="stop the engine after the outage (the queue stays in its transaction log), then measure "
+                         "a new engine on the same ledger and log resuming it against the recovered host")
+    ap.add_argument("--quiet-log", action="store_true", help="do not print the engine's log lines (the flags)")
     ap.add_argument("--tracemalloc", action="store_true", help="measure the Python memory of the queue (slower)")
     args = ap.parse_args()
+    if args.quiet_log:
+        import logging
+        logging.disable(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="bench_saf_") as tmp:
         out = trio.run(bench, args, Path(tmp))
     print(f"bench_saf: {args.count} reversals, call timeout {args.timeout}, outage {args.outage:g}s, "
           f"host latency {args.latency * 1000:g} ms")
     for k, v in out.items():
-        print(f"  {k:32} {v}")
+        print(f"  {k:40} {v}")
 
 
 if __name__ == "__main__":

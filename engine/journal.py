@@ -404,6 +404,12 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.append_story(deal_id, steps, events, unless)
 
+    async def append_stories(self, stories: list[tuple[str, list[Any], list[Any], str | None]]
+                             ) -> list[bool | BaseException]:
+        """``Ledger.append_stories`` once the deals' own rows are in DuckDB."""
+        await self.wait_loaded()
+        return await self.ledger.append_stories(stories)
+
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
 

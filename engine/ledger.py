@@ -61,6 +61,8 @@ class LedgerStats:
     max_batch: int = 0          # largest batch written
     last_commit_ms: float = 0.0  # wall time of the last batch (Arrow build + insert + commit)
     total_commit_ms: float = 0.0
+    story_batches: int = 0      # transactions of stories appended to deals already stored (append_story)
+    stories: int = 0            # stories written by them
 
     @property
     def avg_commit_ms(self) -> float:
@@ -87,6 +89,19 @@ class _Waiter:
         return f"deal {r['deal_id']} (type {r['deal_type']}, reference {r['reference']!r})"
 
 
+STORY_BATCH = 2000     # most stories (append_story) in one transaction
+
+
+class _Story:
+    __slots__ = ("args", "done", "result")
+
+    def __init__(self, deal_id: str, rows: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+                 unless: str | None) -> None:
+        self.args = (deal_id, rows[0], rows[1], unless)
+        self.done = False
+        self.result: bool | BaseException = False
+
+
 class Ledger:
     """Handle returned by ``open_ledger``; do not construct directly."""
 
@@ -106,6 +121,8 @@ class Ledger:
         self._stopping = False
         self._last_batch = 0
         self.alarm = FaultLog(_log, "ledger")
+        self._stories: list[_Story] = []          # append_story calls waiting for the next transaction
+        self._story_busy: trio.Event | None = None   # set when the transaction being written is over
 
     # ------------------------------------------------------------ public API
 
@@ -215,12 +232,82 @@ class Ledger:
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after
-        its own (``LedgerStore.append_story``; the audit chain continues).  Returns whether it wrote."""
+        its own (``LedgerStore.append_story``; the audit chain continues).  Returns whether it wrote;
+        raises ``LedgerError`` when the deal has no row or the write failed.  Group-committed with the
+        other stories asked for meanwhile (``append_stories``)."""
+        (result,) = await self.append_stories([(deal_id, steps, events, unless)])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def append_stories(self, stories: list[tuple[str, list[Any], list[Any], str | None]]
+                             ) -> list[bool | BaseException]:
+        """Many ``append_story``, ``(deal_id, steps, events, unless)`` each; returns, per story, whether it
+        wrote or the ``LedgerError`` that kept it out.  Returns once every one is committed.
+
+        Group commit, like the transaction log's: the stories asked for while one transaction is being
+        written wait, and the first of them then writes all that are waiting (up to ``STORY_BATCH``)
+        in the next transaction, one audit-chained insert per table.  A lone story on a quiet ledger is
+        not delayed.  When a transaction fails its stories are written again one by one, so that a
+        story that cannot be written fails alone."""
+        if self._closed:
+            raise LedgerError(f"{self.path}: the ledger is closed; append_story() was called after its "
+                              f"`async with` ended")
+        mine = [_Story(d, self._story_rows(steps, events), u) for d, steps, events, u in stories]
+        self._stories.extend(mine)
+        try:
+            while not all(st.done for st in mine):
+                busy = self._story_busy
+                if busy is not None:
+                    await busy.wait()
+                    continue
+                busy = self._story_busy = trio.Event()
+                try:
+                    await trio.lowlevel.checkpoint()        # the tasks ready now add theirs to this transaction
+                    batch, self._stories = self._stories[:STORY_BATCH], self._stories[STORY_BATCH:]
+                    if batch:
+                        await self._run(self._write_stories, batch)
+                        self.stats.story_batches += 1
+                        self.stats.stories += sum(1 for st in batch if st.result is True)
+                finally:
+                    self._story_busy = None
+                    busy.set()
+        except BaseException:       # cancelled: what no transaction has taken yet is not written later
+            left = {id(st) for st in mine if not st.done}
+            if left:
+                self._stories = [st for st in self._stories if id(st) not in left]
+            raise
+        return [st.result for st in mine]
+
+    @staticmethod
+    def _story_rows(steps: list[Any], events: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         srows = [{"step": s.name, "kind": s.kind, "vote": s.vote, "outcome": s.outcome,
                   "started_at": s.started_at, "duration_ms": float(s.duration_ms), "detail": to_json(s.detail)}
                  for s in steps]
         erows = [{"at": e.at, "to_state": e.to_state, "detail": to_json(e.detail)} for e in events]
-        return await self._run(self._store.append_story, deal_id, srows, erows, unless)
+        return srows, erows
+
+    def _write_stories(self, batch: list["_Story"]) -> None:
+        """Writer thread: the batch in one transaction; on failure story by story."""
+        try:
+            results: list[Any] = self._store.append_stories([st.args for st in batch])
+        except Exception as exc:          # duckdb.Error, pyarrow errors
+            if len(batch) == 1 or storage_failure(exc):        # a full disk fails every story alike
+                results = [exc] * len(batch)
+            else:
+                results = []
+                for st in batch:
+                    try:
+                        results.append(self._store.append_story(*st.args))
+                    except Exception as one:
+                        results.append(one)
+        for st, r in zip(batch, results):
+            if isinstance(r, BaseException) and not isinstance(r, LedgerError):
+                err = LedgerError(f"{self.path}: the story of deal {st.args[0]} was not stored: {r}")
+                err.__cause__ = r
+                r = err
+            st.result = r
+            st.done = True
 
     async def journal_position(self, journal: str) -> tuple[int, int, int] | None:
         """The (segment, offset, done) recorded by the last ``load`` of ``journal``, or None."""

@@ -573,6 +573,61 @@ class LedgerStore:
             return seq, prev, True
         return bool(self._transaction(body))
 
+    def append_stories(self, stories: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[dict[str, Any]],
+                                                     str | None]]) -> list[bool | LedgerError]:
+        """Many ``append_story`` calls, ``(deal_id, steps, events, unless)`` each, in one transaction that
+        continues the audit chain (group commit: engine/ledger.py).  Applied in order, as if one after the
+        other: two stories of one deal are numbered one after the other, an ``unless`` sees an event an
+        earlier story of the batch adds.  Returns per story whether it wrote, or the ``LedgerError`` of a
+        deal that has no row (that story only: the others are written)."""
+        def body(seq: int, prev: bytes) -> tuple[int, bytes, list[bool | LedgerError]]:
+            con = self._con
+            ids = list(dict.fromkeys(d for d, _, _, _ in stories))
+            marks = ", ".join("?" * len(ids))
+            have = {r[0] for r in con.execute(f"SELECT DISTINCT deal_id FROM deals WHERE deal_id IN ({marks})",
+                                              ids).fetchall()}
+            s0 = dict(con.execute(f"SELECT deal_id, max(seq) FROM deal_steps WHERE deal_id IN ({marks}) "
+                                  "GROUP BY deal_id", ids).fetchall())
+            last = {d: (int(n), st) for d, n, st in con.execute(
+                f"SELECT deal_id, max(seq), arg_max(to_state, seq) FROM deal_events WHERE deal_id IN ({marks}) "
+                "GROUP BY deal_id", ids).fetchall()}
+            unless = sorted({u for _, _, _, u in stories if u is not None})
+            reached: set[tuple[str, str]] = set()
+            if unless:
+                umarks = ", ".join("?" * len(unless))
+                reached = {(d, st) for d, st in con.execute(
+                    f"SELECT DISTINCT deal_id, to_state FROM deal_events WHERE deal_id IN ({marks}) "
+                    f"AND to_state IN ({umarks})", ids + unless).fetchall()}
+            out: list[bool | LedgerError] = []
+            srows: list[dict[str, Any]] = []
+            erows: list[dict[str, Any]] = []
+            for deal_id, steps, events, u in stories:
+                if deal_id not in have:
+                    out.append(LedgerError(f"{self.path}: deal {deal_id} has no row: nothing can be added to it"))
+                    continue
+                if u is not None and (deal_id, u) in reached:
+                    out.append(False)
+                    continue
+                s = int(s0.get(deal_id) or 0)
+                for r in steps:
+                    s += 1
+                    srows.append({**r, "deal_id": deal_id, "seq": s})
+                s0[deal_id] = s
+                e, state = last.get(deal_id, (0, None))
+                for r in events:
+                    e += 1
+                    erows.append({**r, "deal_id": deal_id, "seq": e, "from_state": state})
+                    state = r["to_state"]
+                    reached.add((deal_id, state))
+                last[deal_id] = (e, state)
+                out.append(True)
+            seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, srows), seq, prev)
+            seq, prev = self._append("deal_events", _table(EVENT_SCHEMA, erows), seq, prev)
+            return seq, prev, out
+        if not stories:
+            return []
+        return self._transaction(body)
+
     def _insert_keys(self, keys: list[tuple[str, str]]) -> None:
         """deal_keys rows, in the caller's transaction (outside the audit chain: a derived index)."""
         if not keys:

@@ -10,7 +10,10 @@ then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
 and all of it: jitter, so that reversals queued together do not repeat in step)
 **until the host acknowledges** (0410 / 0430).  It never gives up: after
 ``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
-a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.
+a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.  One kept
+waiting for a place (below) is flagged, while the channel's attempts fail, once the time
+its ``alert_after`` attempts take on their schedule has passed (``Saf.window``), even
+with fewer attempts: the length of the queue ahead of it does not delay its flag.
 
 The queue is worked by one task per outbound channel (a ``Lane``): the reversals
 sleeping their pause wait in a heap ordered by the time of their next attempt; those
@@ -24,7 +27,8 @@ thousand small ``Item`` objects, not ten thousand sleeping tasks.
 Each attempt, its outcome and the acknowledgement are appended to the deal in the
 ledger afterwards (``deal_steps`` ``NAME.reversal`` / ``NAME.reversal.repeat``,
 ``deal_events`` ``reversal 0420`` / ``reversal 0421`` / ``reversed NAME``), through the
-ledger's writer, so the audit chain continues.  In the log each attempt is marked
+ledger's writer, so the audit chain continues; group-committed there (``Ledger.append_stories``):
+the lines of the attempts that end while one ledger transaction is written go in the next one.  In the log each attempt is marked
 before it leaves (``revtry``: after a restart the next one is a repeat), the
 acknowledgement once it came (``revack``: never sent again), and ``revrec`` once it is
 on the deal (the entry is dropped).  On start the queue is rebuilt from the log.
@@ -54,6 +58,7 @@ _UTC = timezone.utc
 
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
+SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
 UNRESOLVED = ""           # the lane of reversals whose call is not in the running configuration
 
 
@@ -75,6 +80,11 @@ class Item:
     recorded: trio.Event = field(default_factory=trio.Event)
     has_row: bool = True      # the deal's ledger row was committed (else nothing is appended)
     seq: int = 0              # the order it was queued in (after queued_at: oldest first)
+    flag_at: float | None = None   # trio time its ``alert_after`` attempts take on their schedule (``Saf.window``)
+    flag_lane: str | None = None   # the lane whose flag heap holds it
+    busy: bool = False        # an attempt is in flight
+    held: bool = False        # it was due once while its lane's ``reversal_in_flight`` places were all taken
+    ready_tick: int | None = None  # in its lane's heap of those due since this turn of the lane's loop
 
     @property
     def key(self) -> str:
@@ -102,6 +112,10 @@ class Lane:
         self.peak = 0
         self.wake = trio.Event()
         self.started = False
+        self.flags: list[tuple[float, int, Item]] = []        # (flag_at, seq, item): not flagged yet
+        self.failing = False      # the channel's last attempt that ended was not acknowledged
+        self.tick = 0             # turns of the lane's loop
+        self.swept = -math.inf    # trio time of its last ``Saf._sweep``
 
     def push(self, item: Item, due: float) -> None:
         heapq.heappush(self.waiting, (due, item.seq, item))
@@ -133,6 +147,7 @@ class Saf:
         self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
         self.attempts = 0
         self.acknowledged = 0
+        self.flagged = 0                      # reversals flagged for an operator (since the start)
         self._nursery: trio.Nursery | None = None
         self._empty = trio.Event()
         self._empty.set()
@@ -184,6 +199,7 @@ class Saf:
             values = self.mgr.unseal_values(e.get("values"), f"values|{e['id']}|{e['step']}")
             item = Item(e["id"], e["step"], e.get("r") or "?", e.get("c") or "?", values or {},
                         e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"))
+            item.flagged = item.n >= self.alert_after     # flagged by then (its deal has the event): not again
             item.recorded.set()       # its deal's row was written (or written again on restart) before
             self.add(item)
             n += 1
@@ -199,7 +215,7 @@ class Saf:
     def status(self) -> dict[str, Any]:
         items = sorted(self.items.values(), key=lambda i: i.queued_at)
         return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
-                "attempts": self.attempts, "acknowledged": self.acknowledged,
+                "attempts": self.attempts, "acknowledged": self.acknowledged, "flagged_total": self.flagged,
                 "alert_after": self.alert_after,
                 "in_flight": {n or "(call not in the configuration)":
                               {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
@@ -228,6 +244,14 @@ class Saf:
         first = self.backoff_first if self.backoff_first is not None else wait
         return min(self.backoff_cap, first * math.pow(2, min(n - 1, 30)))
 
+    def window(self, wait: float) -> float:
+        """How long ``alert_after`` attempts take on their own, on their schedule: each waits ``wait`` (the
+        call's timeout), with the longest pause (``backoff``) between two.  A reversal not acknowledged
+        that long after it was queued is flagged even if the ``reversal_in_flight`` places kept it from
+        having all its attempts (``_sweep``)."""
+        n = self.alert_after
+        return n * wait + sum(self.backoff(k, wait) for k in range(1, n))
+
     def pause(self, n: int, wait: float) -> float:
         """The pause after attempt ``n``: between half and all of ``backoff`` (jitter), so that reversals
         queued in the same seconds do not repeat at the same instants."""
@@ -246,6 +270,9 @@ class Saf:
             lane = self.lanes[name] = Lane(name, int(limit or REVERSAL_IN_FLIGHT))
         elif limit:
             lane.limit = int(limit)            # a reload may have changed it
+        if runner is not None and item.flag_at is None:
+            item.flag_at = trio.current_time() + self.window(reversal.wait_of(runner)) - _age(item.queued_at)
+        self._watch(lane, item)
         lane.push(item, due)
         if self._nursery is not None and not lane.started:
             self._start(lane)
@@ -261,18 +288,78 @@ class Saf:
         assert nursery is not None
         while True:
             lane.wake = trio.Event()
+            lane.tick += 1
             now = trio.current_time()
             while lane.waiting and lane.waiting[0][0] <= now:
                 _, seq, item = heapq.heappop(lane.waiting)
                 heapq.heappush(lane.ready, (item.queued_at, seq, item))
+                item.ready_tick = lane.tick
+                self._watch(lane, item)
             while lane.ready and lane.in_flight < lane.limit:
                 _, _, item = heapq.heappop(lane.ready)
+                if item.ready_tick != lane.tick:
+                    item.held = True        # it waited for a place: its attempts come later than scheduled
+                item.ready_tick = None
                 lane.in_flight += 1
                 lane.peak = max(lane.peak, lane.in_flight)
+                item.busy = True
                 nursery.start_soon(self._attempt, lane, item)
+            if lane.failing and now >= lane.swept + SWEEP_EVERY:
+                lane.swept = now
+                self._sweep(lane, now)
             next_due = lane.waiting[0][0] if lane.waiting else math.inf
+            if lane.failing and lane.flags:
+                next_due = min(next_due, max(lane.flags[0][0], lane.swept + SWEEP_EVERY))
             with trio.move_on_at(next_due):
                 await lane.wake.wait()
+
+    def _watch(self, lane: Lane, item: Item) -> None:
+        """Put ``item`` in ``lane``'s heap of reversals to flag by time (``_sweep``), unless it is there."""
+        if item.flagged or item.flag_at is None or item.flag_lane == lane.name:
+            return
+        item.flag_lane = lane.name
+        heapq.heappush(lane.flags, (item.flag_at, item.seq, item))
+
+    def _sweep(self, lane: Lane, now: float) -> None:
+        """While the channel's attempts fail: flag the reversals kept waiting by the ``reversal_in_flight``
+        places (waiting for one now, or held before) that are not acknowledged ``window`` after they were
+        queued, as their own attempts would have flagged them by then.  At most once a second
+        (``SWEEP_EVERY``), one error line for all it flags (a silent host with thousands queued does not
+        write thousands of lines).  One
+        in flight is left to its attempt's end; one never held, sleeping its pause, to its next attempt
+        (its flag heap entry comes back when it is due again: ``_watch``)."""
+        due: list[Item] = []
+        while lane.flags and lane.flags[0][0] <= now:
+            _, _, item = heapq.heappop(lane.flags)
+            if item.flag_lane != lane.name:
+                continue                    # moved to another channel's lane (a reload): flagged from there
+            item.flag_lane = None
+            if item.flagged or item.busy or item.ack is not None or self.items.get(item.key) is not item:
+                continue
+            if not (item.held or item.ready_tick is not None):
+                continue
+            item.flagged = True
+            due.append(item)
+        if not due:
+            return
+        self.flagged += len(due)
+        assert self._nursery is not None
+        names = ", ".join(i.deal_id for i in due[:5]) + (f" and {len(due) - 5} more" if len(due) > 5 else "")
+        log.error("store and forward: %d reversal(s) on channel %s not acknowledged within the time their %d "
+                  "attempts take (deals %s), waiting their turn behind reversal_in_flight = %d while the "
+                  "channel's attempts fail; flagged for an operator (bsp status), still repeated",
+                  len(due), lane.name or "(call not in the configuration)", self.alert_after, names, lane.limit)
+        self._nursery.start_soon(self._flag_stories, due)
+
+    async def _flag_stories(self, items: list[Item]) -> None:
+        """The ``reversal flagged`` event of reversals flagged while waiting their turn, on their deals."""
+        now = datetime.now(_UTC)
+        batch = []
+        for item in items:
+            await item.recorded.wait()
+            if item.has_row:
+                batch.append((item, [DealEvent(now, None, "reversal flagged", self._why(item, waiting=True))]))
+        await self._append_many(batch)
 
     async def _attempt(self, lane: Lane, item: Item) -> None:
         """One attempt of ``item`` (it holds one of ``lane``'s places until the host answered or the
@@ -292,22 +379,29 @@ class Saf:
                 a = await reversal.attempt(item.values, runner, repeat=repeat)
                 wait = reversal.wait_of(runner)
         finally:
+            item.busy = False
             lane.release()
         self.attempts += 1
         item.last = f"{a.mti} {a.outcome}: {a.detail}"
+        lane.failing = a.outcome != "acknowledged"
         if a.outcome == "acknowledged":
             item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
             await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack})
             self.acknowledged += 1
-        flag = a.outcome != "acknowledged" and item.n == self.alert_after
+        # flagged after ``alert_after`` attempts, or once they would have been made (``window``) when the
+        # ``reversal_in_flight`` places kept it waiting: the flag does not depend on the queue ahead of it
+        flag = a.outcome != "acknowledged" and not item.flagged and (item.n >= self.alert_after or (
+            item.held and item.flag_at is not None and trio.current_time() >= item.flag_at))
+        if flag:
+            item.flagged = True
+            self.flagged += 1
         await self._story(item, a, flag)
         if item.ack is not None:
             await self._finish(item)
             return
         if flag:
-            item.flagged = True
             log.error("store and forward: the reversal of deal %s (route %s, call %s) is not acknowledged "
-                      "after %d attempts (last: %s); flagged for an operator, still repeated",
+                      "after %d attempt(s) (last: %s); flagged for an operator, still repeated",
                       item.deal_id, item.route, item.step, item.n, item.last)
         self._schedule(item, trio.current_time() + self.pause(item.n, wait))
 
@@ -342,10 +436,17 @@ class Saf:
             events.append(DealEvent(now, None, f"reversed {item.step}", {"attempts": item.n, **item.ack}))
             item.ack["on_deal"] = True
         if flag:
-            events.append(DealEvent(now, None, "reversal flagged",
-                                    {"attempts": item.n, "why": f"not acknowledged after {item.n} attempts; "
-                                     f"still repeated, for an operator to follow up"}))
+            events.append(DealEvent(now, None, "reversal flagged", self._why(item, waiting=False)))
         await self._append(item, steps, events, None)
+
+    def _why(self, item: Item, *, waiting: bool) -> dict[str, Any]:
+        """The ``reversal flagged`` event's detail."""
+        if item.n >= self.alert_after and not waiting:
+            why = f"not acknowledged after {item.n} attempts"
+        else:
+            why = (f"not acknowledged within the time {self.alert_after} attempts take on their schedule "
+                   f"({item.n} made: the channel's other reversals held its reversal_in_flight places)")
+        return {"attempts": item.n, "why": f"{why}; still repeated, for an operator to follow up"}
 
     async def _acked_story(self, item: Item) -> None:
         ack = item.ack or {}
@@ -353,6 +454,19 @@ class Saf:
                             {"attempts": item.n, **{k: v for k, v in ack.items() if k != "on_deal"},
                              "recovered": "acknowledged before a restart"})]
         await self._append(item, [], events, f"reversed {item.step}")
+
+    async def _append_many(self, batch: list[tuple[Item, list[DealEvent]]]) -> None:
+        """Events on several deals in one ledger transaction (their rows are committed)."""
+        if not batch:
+            return
+        try:
+            results = await self.mgr.ledger.append_stories([(i.deal_id, [], ev, None) for i, ev in batch])
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (item, events), r in zip(batch, results):
+            if isinstance(r, BaseException):
+                log.error("store and forward: deal %s: %s not recorded on the deal: %s", item.deal_id,
+                          ", ".join(e.to_state for e in events), r)
 
     async def _append(self, item: Item, steps: list[DealStep], events: list[DealEvent], unless: str | None) -> None:
         await item.recorded.wait()
@@ -365,6 +479,17 @@ class Saf:
         except Exception as exc:     # the reversal goes on; the story line is lost, and said so
             log.error("store and forward: deal %s: %s not recorded on the deal: %s", item.deal_id,
                       ", ".join(e.to_state for e in events), exc)
+
+
+def _age(queued_at: str) -> float:
+    """Seconds since ``queued_at`` (ISO 8601; 0 when unreadable or in the future)."""
+    try:
+        at = datetime.fromisoformat(queued_at)
+    except ValueError:
+        return 0.0
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=_UTC)
+    return max(0.0, (datetime.now(_UTC) - at).total_seconds())
 
 
 def _stories_done(item: Item) -> bool:

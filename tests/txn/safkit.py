@@ -120,10 +120,10 @@ def story(ledger: Path, deal_id: str) -> tuple[list[tuple], list[tuple]]:
             [(e["seq"], e["from_state"], e["to_state"]) for e in events])
 
 
-async def ask(port: int, stan: str = "000123") -> dict:
+async def ask(port: int, stan: str = "000123", guard: float = 10) -> dict:
     c = await Client.open(port)
     await c.send(CODEC.encode({**ORIGINAL, "11": stan}))
-    with trio.fail_after(10):                 # a guard against a hang, not a timing
+    with trio.fail_after(guard):              # a guard against a hang, not a timing
         (raw,) = await c.recv(1)
     await c.aclose()
     return CODEC.decode(raw)
