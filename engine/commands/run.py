@@ -53,8 +53,10 @@ def run(
     reversal_alert_after: Optional[int] = typer.Option(None, "--reversal-alert-after", min=1, help="Attempts "
                                                        "after which an ISO 8583 reversal still not acknowledged "
                                                        "is flagged for an operator (log error, deal event, bsp "
-                                                       "status); it is repeated until acknowledged all the "
-                                                       "same. Default 5; platform.yaml "
+                                                       "status), or once that many attempts' schedule has "
+                                                       "passed for one held back by reversal_in_flight; it "
+                                                       "is repeated until acknowledged all the same. Default "
+                                                       "5; platform.yaml "
                                                        "ledger.reversal_alert_after does the same."),
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file "
                                      "(else $BSP_ENV)."),

@@ -80,6 +80,7 @@ class EngineBackend:
                 "pending": sum(q["pending"] for q in queues), "flagged": sum(q["flagged"] for q in queues),
                 "attempts": sum(q["attempts"] for q in queues),
                 "acknowledged": sum(q["acknowledged"] for q in queues),
+                "flagged_total": sum(q.get("flagged_total", 0) for q in queues),
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}

@@ -189,4 +189,4 @@ async def test_the_live_engine_shows_a_pending_reversal_in_its_status(nursery, t
                      None, 0, {}))
     text = out.export_text()
     assert "reversals: 1 pending, 1 flagged for an operator" in text and deal["deal_id"] in text
-    assert (after["reversals"]["pending"], after["reversals"]["acknowledged"]) == (0, 1)
+    assert (after["reversals"]["pending"], after["reversals"]["acknowledged"], after["reversals"]["flagged_total"]) == (0, 1, 0)

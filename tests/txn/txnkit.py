@@ -125,7 +125,7 @@ async def start_engine(route: Path, ledger: Path) -> Served:
             assert chunk, f"bsp run exited early: {buf.decode()}"
             buf += chunk
     ports = {m.group(1).decode(): int(m.group(2))
-             for m in re.finditer(rb"^channel (\S+): \S+ [\d.]+:(\d+)$", buf, re.M)}
+             for m in re.finditer(rb"^channel (\S+): \S+ [\d.]+:(\d+)( \(.*\))?$", buf, re.M)}
     return Served(proc, ports)
 
 
