@@ -63,6 +63,7 @@ from typing import Any, AsyncIterator, Iterator
 import orjson
 import trio
 
+from engine import filemodes
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
@@ -794,8 +795,8 @@ class JournaledLedger:
         path = self.directory / "unloaded.jsonl"
         data = b"".join(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events},
                                      default=_default) + b"\n" for d, exc in bad)
-        with open(path, "a+b") as f:
-            start = f.tell()
+        with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, filemodes.FILE), "a+b") as f:
+            start = f.seek(0, os.SEEK_END)
             if start and os.pread(f.fileno(), 1, start - 1) != b"\n":
                 data = b"\n" + data           # after a line cut short by a crash: a line of its own
             try:
@@ -823,7 +824,8 @@ class JournaledLedger:
 
     async def recover(self) -> int:
         """Load every journaled deal not yet in DuckDB; start a new segment.  Returns rows loaded."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        filemodes.private_dir(self.directory)          # 0700: deal rows, whatever the umask
         pos = await self.ledger.journal_position(JOURNAL_NAME)
         done_seg, done_off, skip = pos if pos is not None else (0, 0, 0)
         for stale in self.directory.glob("*.tmp"):       # a spare segment being made at a crash

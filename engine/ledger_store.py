@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from engine import filemodes
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
 from engine.faultlog import FREE_SPACE
 
@@ -431,12 +432,20 @@ class LedgerStore:
         self.audit_key = audit_key
         self._seq, self._prev = self._chain_state()
         self._journal_ready = False     # journal_state made / brought up to date (JOURNAL_DDL), once
+        self._private = False           # holds engine.filemodes' owner-only umask until close
 
     @classmethod
     def open(cls, path: str | Path, audit_key: bytes | None = None) -> "LedgerStore":
+        """The ledger, made if new.  While it is open the process's umask is owner-only
+        (``engine.filemodes``): DuckDB makes the file, and its ``.wal`` after every checkpoint, 0600."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        con = connect(path, read_only=False)
+        filemodes.hold()
+        try:
+            con = connect(path, read_only=False)
+        except BaseException:
+            filemodes.release()
+            raise
         try:
             con.execute("BEGIN TRANSACTION").fetchall()
             row = None
@@ -465,9 +474,12 @@ class LedgerStore:
                 con.execute("INSERT INTO audit_head VALUES (0, ?)",
                             [head_mac(audit_key, 0, ZERO_MAC) if audit_key is not None else None]).fetchall()
             con.execute("COMMIT").fetchall()
-            return cls(path, con, audit_key)
+            store = cls(path, con, audit_key)
+            store._private = True
+            return store
         except BaseException:
             con.close()
+            filemodes.release()
             raise
 
     def _chain_state(self) -> tuple[int, bytes]:
@@ -791,6 +803,9 @@ class LedgerStore:
                               f"file with the ledger, and {FREE_SPACE} before starting again") from None
         finally:
             self._con.close()
+            if self._private:
+                self._private = False
+                filemodes.release()
 
 
 def _table(schema: pa.Schema, rows: Sequence[dict[str, Any]]) -> pa.Table:

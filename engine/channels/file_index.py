@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from engine.filemodes import shared_mode
+
 __all__ = ["INDEX_NAME", "FileIndex", "FileRun", "content_id", "free_name"]
 
 INDEX_NAME = ".bsp-files"
@@ -97,7 +99,11 @@ class FileIndex:
         """Record an event durably (blocking: a short append and an fsync)."""
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         line = "\t".join((sha, status, name.replace("\t", " "), archived.replace("\t", " "), at)) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
+            os.fchmod(fd, shared_mode(0o640))        # as before the ledger's owner-only umask
+        except FileExistsError:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)

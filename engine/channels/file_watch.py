@@ -61,6 +61,7 @@ from engine.channels.file_index import FileIndex, content_id, free_name
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
+from engine.filemodes import make_shared_dirs, shared_mode
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
 from formats.errors import FormatError
@@ -166,7 +167,7 @@ class FileWatcher:
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         for d in (self.dir, self.done_dir, self.error_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            make_shared_dirs(d)          # as the process's umask makes them (the engine's is owner-only)
         await self._files()
         task_status.started()
         log.info("channel %s: watching %s for %s", self.name, self.dir, self.pattern)
@@ -193,7 +194,7 @@ class FileWatcher:
         failed: list[BaseException] = []
         where = os.stat(self.dir)
         for d in (self.done_dir, self.error_dir):     # a folder back from a removal may lack them
-            d.mkdir(parents=True, exist_ok=True)
+            make_shared_dirs(d)
 
         async def watch() -> None:
             try:
@@ -318,7 +319,7 @@ class FileWatcher:
 
     async def _files(self) -> FileIndex:
         if self._index is None:
-            self.done_dir.mkdir(parents=True, exist_ok=True)
+            make_shared_dirs(self.done_dir)
             self._index = await trio.to_thread.run_sync(FileIndex, self.done_dir)
         return self._index
 
@@ -381,6 +382,7 @@ class FileWatcher:
     def _write_reason(self, archived: str, reason: str) -> None:
         tmp = self.error_dir / f".{archived}.reason.txt.tmp"
         tmp.write_text(reason)
+        os.chmod(tmp, shared_mode(0o666))     # as the process's umask makes it (the engine's is owner-only)
         os.replace(tmp, self.error_dir / f"{archived}.reason.txt")
 
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
@@ -468,7 +470,7 @@ class FileWatcher:
 
     def _move_on(self, archived: str, name: str) -> str:
         """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""
-        self.error_dir.mkdir(exist_ok=True)
+        make_shared_dirs(self.error_dir)
         moved = free_name(self.error_dir, name)
         os.replace(self.done_dir / archived, self.error_dir / moved)
         return moved

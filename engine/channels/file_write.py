@@ -39,6 +39,7 @@ import orjson
 import trio
 
 from engine.channels.base import ChannelError, request_one
+from engine.filemodes import make_shared_dirs, shared_mode
 from engine.channels.options import ChannelConfigError, built_check
 from formats.component import ComponentSpec, OptionSpec
 
@@ -102,7 +103,7 @@ class FileWriter:
         self.written: list[str] = []
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_shared_dirs(self.dir)           # as the process's umask makes it (the engine's is owner-only)
         task_status.started()
 
     def _next_name(self) -> str:
@@ -126,6 +127,7 @@ class FileWriter:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             try:
+                os.fchmod(fd, shared_mode(0o640))    # for the counterpart: not the ledger's owner-only umask
                 view = memoryview(payload)
                 while view:                      # a short write (disk nearly full) is not the whole file
                     view = view[os.write(fd, view):]
@@ -157,7 +159,11 @@ class FileWriter:
         """Worker thread: append ``payloads`` (each + separator) to ``name`` in one write and
         fsync; returns the offset the first record starts at."""
         path = self.dir / name
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o640)
+            os.fchmod(fd, shared_mode(0o640))        # a new file, for the counterpart (an old one keeps its mode)
+        except FileExistsError:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
         try:
             if name not in self._checked:
                 self._cut_torn_tail(fd, path)

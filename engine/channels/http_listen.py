@@ -107,7 +107,6 @@ class HttpListener:
         self._stop = trio.Event()
         self._draining = False
         self._inflight = 0
-        self._idle = trio.Event()
         self.requests = 0
         self.refused = 0
         self.tls_failures = 0
@@ -118,22 +117,22 @@ class HttpListener:
         return f"{self.host}:{self.port}"
 
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until ``stop_accepting`` (a drain, or a reload that changed or removed the channel) and the
+        last connection ended: see ``engine.http.server`` (retirement)."""
         self._handler = handler
         async with trio.open_nursery() as nursery:
             self.port = await nursery.start(partial(
                 serve_http, self.router, self.host, self.port, self.ssl_context,
                 limits=self.limits, access=None if self.access.open else self.access,
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
-                reply_headers=self.signature.headers_for if self.signature is not None else None))
+                reply_headers=self.signature.headers_for if self.signature is not None else None,
+                retire=self._stop))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
-            await self._stop.wait()
-            while self._inflight:           # drain: answer what was already read
-                self._idle = trio.Event()
-                await self._idle.wait()
-            nursery.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
+        """Drain: close the listening socket; each connection answers the request it is reading or running
+        (``Connection: close``), reads no other, then ends cleanly (no reset)."""
         self._draining = True
         self._stop.set()
 
@@ -148,9 +147,11 @@ class HttpListener:
         log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, _peer_text(peer), why)
 
     async def _request(self, request: Request) -> Response:
-        if self._draining or self._handler is None:
-            raise HTTPError(503, f"channel {self.name} is shutting down; retry later",
+        if self._handler is None:
+            raise HTTPError(503, f"channel {self.name} is not serving yet; retry later",
                             headers=[("retry-after", "1")])
+        # retired (a drain, a reload): a request read to its end is still run and answered, with
+        # Connection: close (engine.http.server); no other is read on this connection
         self.requests += 1
         refusal = None
         if self.signature is not None:      # before anything reads the body
@@ -191,8 +192,6 @@ class HttpListener:
                 out = await dispatch_one(self._handler, conn, body, http)
         finally:
             self._inflight -= 1
-            if not self._inflight:
-                self._idle.set()
         if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
             return Response.problem(503, "the deal could not be written to the ledger, so it is not "
                                          "acknowledged: treat it as a time-out (the engine's log says why)",
@@ -230,7 +229,7 @@ COMPONENT = ComponentSpec(
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
-        "refused by `allow` gets 403; during a drain new requests get 503. With `signature_header`, "
+        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset). With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
         "`unauthenticated` and a dead letter, no route runs; every answer carries the signature of its body."

@@ -30,7 +30,7 @@ def reconcile(
     xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
-                                       "without --format, the format its name ends in."),
+                                       "without --format, the format its name ends in. Written owner-only (0600)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
 ) -> None:
     """Match committed deals to a counterparty's statement by reference, amount and date.

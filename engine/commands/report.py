@@ -27,7 +27,7 @@ def report(
                                        "included; default --from."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
-                                       "other formats default to NAME_FROM_TO.EXT here."),
+                                       "other formats default to NAME_FROM_TO.EXT here. Written owner-only (0600)."),
     party: Optional[str] = typer.Option(None, "--party", help="The counterparty (counterparty-statement)."),
 ) -> None:
     """Business reports from the deal ledger: totals, success rates, latency, rejections, statements.

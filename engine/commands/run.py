@@ -73,7 +73,7 @@ def run(
     log_format: str = typer.Option("text", "--log-format", help="Log lines as text or json (JSON lines)."),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (one line per deal), "
                                             "warning (default; info with -v) or error."),
-    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Also write the log to this file."),
+    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Also write the log to this file (made owner-only, 0600, when new)."),
     admin: Optional[str] = typer.Option(None, "--admin", help="Serve the admin API on HOST:PORT "
                                         "(e.g. 127.0.0.1:9180); platform.yaml admin.listen does the same."),
     admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",

@@ -19,6 +19,16 @@ Limits (``HTTPLimits``), all bounded:
     the slot of the connection idle longest (waiting for its next request, or its first); with none
     idle, it waits for one to end (``IdleConnections``).
 
+Retirement (``serve_http(..., retire=EVENT)``, an ``http listen`` channel a reload changed or removed, or a
+drain): once ``EVENT`` is set the server stops accepting (the listening socket closes: a new listener can
+bind the address) and each connection ends as a retired ``tcp listen`` connection does
+(engine/channels/retire.py): one waiting for a request ends at once; one reading a request reads it to
+its end (``read_timeout`` at most), answers it; one running a request answers it; those answers carry
+``Connection: close``, and requests the client pipelined behind are not read (not answered: the client
+sends them again).  The connection then ends cleanly: a FIN after the last answer, and what the client
+still sends is read and discarded (``limits.linger``) so that the kernel never answers it with a reset,
+which would also destroy answers not yet delivered.  ``serve_http`` returns once every connection ended.
+
 ``reply_headers(body) -> [(name, value), ...]``, when given, adds headers
 computed over the body of every answer the connection sends, the server's own
 errors (403, 404, 408, 413, ...) included: an ``http listen`` channel's
@@ -36,6 +46,7 @@ import h11
 import trio
 
 from engine.access import AccessList
+from engine.channels.retire import GentleClose
 from engine.http.messages import REASONS, HTTPError, Request, Response
 
 log = logging.getLogger("bsp.http")
@@ -61,6 +72,10 @@ class HTTPLimits:
 
 class _Close(Exception):
     """Stop serving this connection (after an answer, if one could be sent)."""
+
+
+class _Retired(Exception):
+    """The server retired while this connection waited for a request: it ends without reading one."""
 
 
 class IdleConnections:
@@ -105,8 +120,10 @@ def peer_of(stream: trio.abc.Stream) -> Any:
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
                  peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
-                 idle: IdleConnections | None = None) -> None:
+                 idle: IdleConnections | None = None, retire: trio.Event | None = None) -> None:
         self.stream = stream
+        self.retire = retire
+        self.wait_scope: trio.CancelScope | None = None     # the wait for a request's first byte
         self.idle = idle
         self.reply_headers = reply_headers
         self.handler = handler
@@ -123,7 +140,17 @@ class _Connection:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = await self.stream.receive_some(RECEIVE_SIZE)
+            if self.started:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            else:
+                # waiting for a request: a retirement ends the wait (a request under way is read to its end)
+                with trio.CancelScope() as self.wait_scope:
+                    if self.retiring:
+                        self.wait_scope.cancel()
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                scope, self.wait_scope = self.wait_scope, None
+                if scope.cancelled_caught:
+                    raise _Retired()
             if data and not self.started:
                 self.started = True
                 if self.idle is not None:
@@ -132,8 +159,19 @@ class _Connection:
                 self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
             self.conn.receive_data(data)
 
+    @property
+    def retiring(self) -> bool:
+        return self.retire is not None and self.retire.is_set()
+
+    def on_retire(self) -> None:
+        """The server retires: a wait for a request ends now; a request being read or run goes on."""
+        if self.wait_scope is not None:
+            self.wait_scope.cancel()
+
     async def read_request(self) -> Request | None:
-        """The next whole request; None when the client closed or stayed idle."""
+        """The next whole request; None when the client closed or stayed idle, or the server retired."""
+        if self.retiring:
+            return None                  # pipelined requests behind the last answer are not read
         self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
@@ -142,6 +180,8 @@ class _Connection:
                 self.idle.enter(self, scope)
             try:
                 return await self._read_request()
+            except _Retired:
+                return None
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
                 detail = (f"request line and headers exceed {self.limits.max_header} bytes"
@@ -209,8 +249,8 @@ class _Connection:
             headers.append(("content-length", str(len(response.body))))
         if "server" not in names:
             headers.append(SERVER_HEADER)
-        if close and "connection" not in names:
-            headers.append(("connection", "close"))
+        if (close or self.retiring) and "connection" not in names:
+            headers.append(("connection", "close"))        # retired: the last answer on this connection
         if self.reply_headers is not None:
             headers.extend((k.lower(), v) for k, v in self.reply_headers(response.body))
         out = self.conn.send(h11.Response(status_code=response.status, headers=headers,
@@ -281,8 +321,11 @@ async def serve_connection(
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
     idle: IdleConnections | None = None,
+    retire: trio.Event | None = None,
+    live: "set[_Connection] | None" = None,
 ) -> None:
-    """Serve HTTP/1.1 on one stream until the client leaves; always closes the stream.
+    """Serve HTTP/1.1 on one stream until the client leaves (or ``retire`` is set: see the module's doc);
+    always closes the stream.  ``live``: the server's open connections (each adds itself while it runs).
 
     ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
     let the caller count and log those in its own words (an ``http listen`` names its channel); without
@@ -313,13 +356,21 @@ async def serve_connection(
                     on_refused(peer, reason)
                 else:
                     log.warning("http %s: access refused: %s", peer, reason)
-        await _Connection(stream, handler, limits, peer, peercert, reply_headers, idle).run(refusal)
+        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, idle, retire)
+        if live is not None:
+            live.add(connection)
+        try:
+            await connection.run(refusal)
+        finally:
+            if live is not None:
+                live.discard(connection)
     except _Close:
         pass
     except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
         log.info("http %s: connection ended: %s", peer, exc.__cause__ or exc)
     finally:
-        with trio.move_on_after(1):
+        # under GentleClose (serve_http): FIN after the answers, then what the client still sends is discarded
+        with trio.move_on_after(limits.linger + 1):
             try:
                 await stream.aclose()
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError):
@@ -338,9 +389,11 @@ async def serve_http(
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
+    retire: trio.Event | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on ``host:port`` (port 0: any free one) until cancelled.
+    """Listen on ``host:port`` (port 0: any free one) until cancelled, or until ``retire`` is set and every
+    connection has ended (see the module's doc).
 
     ``task_status.started(port)`` fires once listening, with the bound port.
     With ``host=None`` (every interface) and port 0 the IPv4 and IPv6
@@ -349,15 +402,19 @@ async def serve_http(
     """
     listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
-    if ssl_context is not None:
-        listeners = [trio.SSLListener(lst, ssl_context, https_compatible=True) for lst in listeners]
     slots = trio.Semaphore(limits.max_connections)
     idle = IdleConnections()
+    live: set[_Connection] = set()
 
-    async def one(stream: trio.abc.Stream) -> None:
+    async def one(sock: trio.SocketStream) -> None:
         try:
+            # a clean end (FIN, then discard) instead of a reset when the client's requests are unread
+            stream: trio.abc.Stream = GentleClose(sock, channel=f"{host}:{bound}", linger=limits.linger)
+            if ssl_context is not None:
+                stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
             await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
-                                   reply_headers=reply_headers, on_tls_failure=on_tls_failure, idle=idle)
+                                   reply_headers=reply_headers, on_tls_failure=on_tls_failure, idle=idle,
+                                   retire=retire, live=live)
         finally:
             slots.release()
 
@@ -390,9 +447,16 @@ async def serve_http(
                     raise
                 nursery.start_soon(one, stream)
 
-    async with trio.open_nursery() as nursery:
-        for listener in listeners:
-            nursery.start_soon(accept_loop, listener, nursery)
-        log.info("http listening on %s:%s%s", host, bound, " (TLS)" if ssl_context else "")
-        task_status.started(bound)
-        await trio.sleep(math.inf)
+    async with trio.open_nursery() as nursery:            # the connections
+        async with trio.open_nursery() as accepting:
+            for listener in listeners:
+                accepting.start_soon(accept_loop, listener, nursery)
+            log.info("http listening on %s:%s%s", host, bound, " (TLS)" if ssl_context else "")
+            task_status.started(bound)
+            if retire is None:
+                await trio.sleep(math.inf)
+            await retire.wait()
+            accepting.cancel_scope.cancel()                # the listening sockets close
+        for connection in list(live):
+            connection.on_retire()
+        # the nursery waits for the connections to end

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from engine.filemodes import create_private
 from formats.classify import mask_value
 
 FORMATS = ("text", "json")
@@ -113,6 +114,7 @@ def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None =
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
+        create_private(file)          # a new log file is 0600 whatever the umask (deal lines, masked)
         handlers.append(logging.FileHandler(file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(formatter)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from engine import filemodes
 from engine.ops.logs import Scrubber, setup_logging
 from engine.ops.runsettings import OpsConfigError, admin_access, admin_tls
 from engine.ops.serve import AdminOptions
@@ -104,7 +105,7 @@ def check_ledger_files(ledger: Path, sync: str) -> None:
         if jdir.exists() and not jdir.is_dir():
             raise fail(jdir, "write-ahead journal (a folder)", None, "is not a folder")
         try:
-            jdir.mkdir(exist_ok=True)
+            filemodes.private_dir(jdir)          # 0700, also under umask 022 (deal rows)
         except OSError as exc:
             raise fail(jdir, "write-ahead journal (a folder)", exc) from None
         probe(jdir, "write-ahead journal (a folder)")

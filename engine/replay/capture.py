@@ -35,6 +35,8 @@ from typing import Any, Iterable
 import duckdb
 import pyarrow as pa
 
+from engine import filemodes
+
 FORMAT_VERSION = "1"
 
 COLUMNS = (
@@ -84,9 +86,17 @@ class CaptureWriter:
         self._seq = 0
         self._batch = batch
         self._q: queue.Queue[Any] = queue.Queue(max_queue)
-        self._con = duckdb.connect(str(self.path))
-        for stmt in DDL:
-            self._con.execute(stmt)
+        # deal data: the file and its WAL (made again after each checkpoint) owner-only, whatever the umask
+        filemodes.hold()
+        try:
+            self._con = duckdb.connect(str(self.path))
+            for stmt in DDL:
+                self._con.execute(stmt)
+        except BaseException:
+            if hasattr(self, "_con"):
+                self._con.close()
+            filemodes.release()
+            raise
         info = {
             "format_version": FORMAT_VERSION,
             "started_at": datetime.now(timezone.utc).isoformat(),
@@ -146,6 +156,7 @@ class CaptureWriter:
             self._con.execute("CHECKPOINT")
         finally:
             self._con.close()
+            filemodes.release()
         if self._error is not None:
             raise CaptureError(f"{self.path}: writing frames failed: {self._error}") from self._error
 

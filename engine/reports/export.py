@@ -1,9 +1,11 @@
 """Write a ``Report`` in one of the export formats; ``FORMATS`` lists them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
+from engine import filemodes
 from engine.defaults import REPORT_FORMATS
 from engine.reports.html import write_html
 from engine.reports.model import Report, ReportError
@@ -25,7 +27,12 @@ def write(report: Report, fmt: str, out: str | Path) -> list[Path]:
     out = Path(out)
     if not out.parent.is_dir():
         raise ReportError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another path")
-    return WRITERS[fmt](report, out)
+    filemodes.tighten(out)                       # a report of that name already there: narrowed before
+    with filemodes.private():                    # owner-only (0600) whatever the umask: deal figures
+        paths = WRITERS[fmt](report, out)
+    for path in paths:
+        os.chmod(path, filemodes.FILE)           # also a file of that name that was there before
+    return paths
 
 
 __all__ = ["FORMATS", "WRITERS", "write"]

@@ -14,13 +14,22 @@ enquiries, over-limit, unknown biller, bad currency, unrouted, malformed) to
 stopped) or leaves requests unanswered for ``--reply-timeout`` seconds
 (default 10), it stops at once and says how many requests went unanswered and
 how many were never sent.  Exit 0; 1 when a request got no reply or could not
-be sent.
+be sent (or the TLS handshake failed); 2 a usage error (a bad option, a
+certificate, key or CA file that cannot be used).
+
+When the engine's mainframe channel speaks TLS (its `cert`/`key`, e.g. from
+`bsp certs dev`), give ``--ca`` (the CA its certificate chains to) and, for
+mutual TLS (`client_cert = "required"`), ``--cert``/``--key`` (the mainframe's
+client certificate):
+
+    .venv/bin/python -m engine.sim.bill_traffic --ca certs/ca.pem --cert certs/client.pem --key certs/client.key
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import math
+import ssl
 import sys
 from typing import Any
 
@@ -59,8 +68,10 @@ REPLY_TIMEOUT = 10.0
 
 async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, count: int, *,
                 connections: int = 2, seed: int = 7, codec: Any = None,
-                reply_timeout: float = REPLY_TIMEOUT) -> MainframeResult:
-    """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``.
+                reply_timeout: float = REPLY_TIMEOUT, tls: ssl.SSLContext | None = None,
+                server_name: str | None = None) -> MainframeResult:
+    """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``
+    (over TLS with ``tls``, the engine's certificate checked for ``server_name``, default its host).
 
     A connection stops when the engine closes it, or leaves its requests unanswered for
     ``reply_timeout`` seconds (``result.stopped``); there is no other time limit."""
@@ -69,7 +80,7 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
         if biller is not None:
             await nursery.start(BillerSim().serve, biller[0], biller[1])
         await sim.run(mainframe[1], host=mainframe[0], total=count, connections=connections,
-                      deadline=math.inf, reply_timeout=reply_timeout)
+                      deadline=math.inf, reply_timeout=reply_timeout, tls=tls, server_name=server_name)
         nursery.cancel_scope.cancel()
     return sim.result
 
@@ -98,15 +109,46 @@ def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEO
     return text + (f": {'; and '.join(why)}" if why else "")
 
 
-def _first_oserror(group: BaseExceptionGroup) -> OSError | None:
+def _first(group: BaseExceptionGroup, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
     for exc in group.exceptions:
-        if isinstance(exc, OSError):
+        if isinstance(exc, kinds):
             return exc
         if isinstance(exc, BaseExceptionGroup):
-            found = _first_oserror(exc)
+            found = _first(exc, kinds)
             if found is not None:
                 return found
     return None
+
+
+def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The client context for ``--ca``/``--cert``/``--key`` (None: plain TCP); ``TLSConfigError`` naming
+    the file and what to fix."""
+    if ca is None and cert is None and key is None:
+        return None
+    from engine.tls import TLSConfigError, client_context
+    if key is not None and cert is None:
+        raise TLSConfigError("--key given without --cert", hint="add --cert client.pem (its certificate), or drop --key")
+    if cert is not None and key is None:
+        try:
+            with open(cert, "rb") as f:
+                has_key = b"PRIVATE KEY" in f.read()
+        except OSError:
+            has_key = True                    # client_context names the file and the system's reason
+        if not has_key:
+            raise TLSConfigError(f"--cert {cert}: holds no private key, and no --key was given",
+                                 hint="add --key client.key (the certificate's private key)")
+    return client_context(ca, cert, key)
+
+
+def tls_failure(exc: BaseException, ctx: ssl.SSLContext, where: tuple[str, int]) -> str:
+    """One ``error:`` line for a TLS handshake the engine's mainframe channel refused or we refused."""
+    from engine.tls import client_tls_reason
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    words = ("without --ca", "drop --ca/--cert/--key (the channel is plain TCP), or fix --mainframe")
+    reason = client_tls_reason(cause, has_cert=bool(getattr(ctx, "has_cert", False)), words=words)
+    reason = reason.replace("`ca`", "--ca").replace("set cert and key on this channel",
+                                                   "give --cert and --key (the mainframe's client certificate)")
+    return f"error: --mainframe {where[0]}:{where[1]}: TLS handshake failed: {reason}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,17 +162,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-biller", action="store_true", help="do not serve the biller (one already runs)")
     ap.add_argument("--connections", type=int, default=2, help="client connections (default 2)")
     ap.add_argument("--seed", type=int, default=7, help="seed of the request mix (default 7)")
+    ap.add_argument("--ca", metavar="FILE", help="TLS: the CA bundle the engine's mainframe certificate chains to "
+                                             "(turns TLS on; e.g. ca.pem of `bsp certs dev`)")
+    ap.add_argument("--cert", metavar="FILE", help="mutual TLS: the mainframe's client certificate (PEM); "
+                                               "without --ca the system's trusted roots check the engine")
+    ap.add_argument("--key", metavar="FILE", help="mutual TLS: the client certificate's private key (PEM)")
+    ap.add_argument("--server-name", metavar="NAME", help="TLS: the name the engine's certificate must carry "
+                                                        "(default: the host of --mainframe)")
     ap.add_argument("--reply-timeout", type=_seconds, default=REPLY_TIMEOUT, metavar="SECONDS",
                     help=f"stop when requests wait this long without any reply (default {REPLY_TIMEOUT:g}); "
                          f"a closed connection (the engine drained or stopped) stops it at once. Either way it "
                          f"says how many requests went unanswered and exits 1")
     args = ap.parse_args(argv)
+    from engine.tls import TLSConfigError
+    try:
+        tls = tls_context(args.ca, args.cert, args.key)
+    except TLSConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.server_name is not None and tls is None:
+        print("error: --server-name applies to TLS: give --ca (or --cert/--key) too, or drop it", file=sys.stderr)
+        return 2
     try:
         res = trio.run(functools.partial(drive, args.mainframe, None if args.no_biller else args.biller,
                                          args.count, connections=args.connections, seed=args.seed,
-                                         reply_timeout=args.reply_timeout))
-    except (OSError, BaseExceptionGroup) as exc:
-        err = exc if isinstance(exc, OSError) else _first_oserror(exc)
+                                         reply_timeout=args.reply_timeout, tls=tls, server_name=args.server_name))
+    except (OSError, trio.BrokenResourceError, BaseExceptionGroup) as exc:
+        if tls is not None:
+            broken = exc if isinstance(exc, trio.BrokenResourceError) else (
+                _first(exc, (trio.BrokenResourceError,)) if isinstance(exc, BaseExceptionGroup) else None)
+            if broken is not None:
+                print(tls_failure(broken, tls, args.mainframe), file=sys.stderr)
+                return 1
+        err = exc if isinstance(exc, OSError) else (
+            _first(exc, (OSError,)) if isinstance(exc, BaseExceptionGroup) else None)
         if err is None:
             raise
         print(f"error: {err}; is the engine running (bsp run routes/platform.yaml) on --mainframe, and is "
@@ -140,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     err = problem(res, args.count, args.reply_timeout)
     if err is not None:
         print(err, file=sys.stderr)
+        if tls is None and res.replies == 0 and CLOSED in res.stopped:
+            print("hint: a mainframe channel with TLS (its cert and key) ends a plain connection at once: "
+                  "give --ca (its CA), and --cert/--key for mutual TLS", file=sys.stderr)
         return 1
     return 0
 

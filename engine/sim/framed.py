@@ -3,12 +3,15 @@
 ``FramedServer``: a TCP server that answers each framed request in order, the
 replies to one received chunk in one write (``reply_frame`` is the per-request
 part a simulator writes).  ``listen``: start ``trio.serve_tcp`` and return the
-port.  ``pipelined``: one client connection sending ``n`` framed requests with
-at most ``window`` unanswered, for the load drivers.
+port.  ``connect``: a client connection, plain TCP or TLS (mutual TLS when the
+context holds a client certificate).  ``pipelined``: one client connection
+sending ``n`` framed requests with at most ``window`` unanswered, for the load
+drivers.
 """
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from typing import Any, Callable
 
@@ -23,6 +26,23 @@ async def listen(nursery: trio.Nursery, handler: Callable[[trio.SocketStream], A
     """Serve ``handler`` on host:port in ``nursery``; the port actually listened on."""
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, port, host=host))
     return listeners[0].socket.getsockname()[1]
+
+
+async def connect(host: str, port: int, tls: ssl.SSLContext | None = None,
+                  server_name: str | None = None) -> trio.abc.Stream:
+    """A connection to host:port: plain TCP, or TLS with ``tls`` (verifying the server as ``server_name``,
+    default ``host``), the handshake done before it is returned (``trio.BrokenResourceError`` from the
+    ``ssl.SSLError`` when it fails)."""
+    tcp = await trio.open_tcp_stream(host, port)
+    if tls is None:
+        return tcp
+    stream = trio.SSLStream(tcp, tls, server_hostname=server_name or host)
+    try:
+        await stream.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return stream
 
 
 class FramedServer:
@@ -74,7 +94,8 @@ TIMED_OUT = "timeout"
 async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                     payloads: Callable[[int, int], list[bytes]], on_reply: Callable[[bytes, float], None],
                     deadline: float, drain_deadline: float | None = None,
-                    reply_timeout: float | None = None) -> str | None:
+                    reply_timeout: float | None = None, tls: ssl.SSLContext | None = None,
+                    server_name: str | None = None) -> str | None:
     """Send ``n`` requests on one connection, at most ``window`` unanswered.
 
     ``payloads(sent, count)`` gives the next ``count`` request payloads (unframed);
@@ -85,13 +106,21 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
     Returns None, or why it stopped with requests unanswered before a deadline:
     ``CLOSED`` the server closed (or reset) the connection, ``TIMED_OUT`` no reply
     came for ``reply_timeout`` seconds while requests were waiting (None: no such limit).
+    ``tls``/``server_name``: a TLS connection (``connect``); a TLS alert before the first reply (the
+    server refused our client certificate) is raised (``trio.BrokenResourceError`` from the ``ssl.SSLError``).
     """
-    stream = await trio.open_tcp_stream(host, port)
+    stream = await connect(host, port, tls, server_name)
     tx, rx = make_framer(framing), make_framer(framing)
     sent = got = 0
     more = trio.Event()
     stopped: str | None = None
     last = trio.current_time()        # the last reply, or the last send while none was waiting
+    def refused(exc: BaseException) -> None:
+        """With TLS 1.3 a server refuses our client certificate (or the lack of one) after the handshake,
+        with an alert at the first read: before any reply that is a TLS failure, raised as such."""
+        if tls is not None and got == 0 and isinstance(exc.__cause__, ssl.SSLError):
+            raise exc
+
     async with stream:
         async with trio.open_nursery() as nursery:
             def stop(why: str) -> None:
@@ -105,7 +134,8 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                 while got < n:
                     try:
                         data = await stream.receive_some(65536)
-                    except _GONE:
+                    except _GONE as exc:
+                        refused(exc)
                         data = b""
                     if not data:
                         stop(CLOSED)
@@ -149,7 +179,8 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                     sent += room
                     try:
                         await stream.send_all(b"".join(batch))
-                    except _GONE:
+                    except _GONE as exc:
+                        refused(exc)
                         stop(CLOSED)
                         break
                 if drain_deadline is None:

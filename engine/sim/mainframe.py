@@ -151,11 +151,14 @@ class MainframeSim:
 
     async def run(self, port: int, *, total: int, connections: int = 4, window: int = 32,
                   host: str = "127.0.0.1", progress: Callable[[int], None] | None = None,
-                  repeats: float = 0.0, deadline: float = 30, reply_timeout: float | None = None) -> MainframeResult:
+                  repeats: float = 0.0, deadline: float = 30, reply_timeout: float | None = None,
+                  tls: Any = None, server_name: str | None = None) -> MainframeResult:
         """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each;
         ``repeats`` of the good ones (a share) are sent again within ``total``.  A connection stops
         sending after ``deadline`` seconds, and as soon as the engine closes it or leaves its requests
-        unanswered for ``reply_timeout`` seconds (``result.stopped`` says which)."""
+        unanswered for ``reply_timeout`` seconds (``result.stopped`` says which).  ``tls``: an
+        ``ssl.SSLContext`` for TLS connections (engine.sim.framed.connect), ``server_name`` the name the
+        engine's certificate must carry (default ``host``)."""
         res = self.result
         plans = plan_sends(split(total, connections), self.next_request, lambda t: t[1] == "good",
                            self.repeat_rng, repeats, window)
@@ -193,7 +196,7 @@ class MainframeSim:
 
             why = await pipelined(host, port, self.framing, len(plan), window, payloads=payloads,
                                   on_reply=on_reply, deadline=deadline, drain_deadline=10,
-                                  reply_timeout=reply_timeout)
+                                  reply_timeout=reply_timeout, tls=tls, server_name=server_name)
             if why is not None:
                 res.stopped.append(why)
 

@@ -153,17 +153,28 @@ def test_config_errors_name_channel_and_option(pki) -> None:
         assert "channel api" in str(ei.value) and msg in str(ei.value), str(ei.value)
 
 
-async def test_drain_answers_in_flight_then_refuses(tmp_path: Path) -> None:
+async def test_drain_closes_the_listening_socket_and_idle_connections(tmp_path: Path) -> None:
+    """Retired (a drain), the channel stops accepting at once and an idle keep-alive connection ends cleanly;
+    it used to keep accepting and answer new requests 503 on connections kept alive
+    (tests/ops/test_ops_reload_http_retire.py: under load, across a reload and a drain)."""
     prog = compile_text(tmp_path, ROUTE % "")
     async with running(prog, tmp_path / "l.duckdb") as sb:
         ch = sb.channel("api")
-        async with httpx.AsyncClient() as c:
-            assert (await c.post(url(sb), json={"ref": "D1", "amount": 1})).status_code == 200
-        ch._draining = True
-        async with httpx.AsyncClient() as c:
-            assert (await c.post(url(sb), json={"ref": "D2", "amount": 1})).status_code == 503
-        ch._draining = False
-    await trio.sleep(0)
+        stream = await trio.open_tcp_stream("127.0.0.1", ch.port)
+        body = b'{"ref": "D1", "amount": 1}'
+        await stream.send_all(b"POST /payments/77 HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                              b"content-length: %d\r\n\r\n" % len(body) + body)
+        got = b""
+        with trio.fail_after(5):
+            while b"D1" not in got:
+                got += await stream.receive_some(65536)
+        assert got.startswith(b"HTTP/1.1 200 ") and b"connection: close" not in got.lower()
+        ch.stop_accepting()
+        with trio.fail_after(5):
+            assert await stream.receive_some(65536) == b""          # a clean end (FIN), not a reset
+        await stream.aclose()
+        with pytest.raises(OSError):
+            await trio.open_tcp_stream("127.0.0.1", ch.port)        # no longer listening
 
 
 def test_bsp_check_refuses_bad_options_without_reading_tls_files(tmp_path: Path) -> None:
