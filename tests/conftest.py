@@ -7,10 +7,26 @@ CI fails again on the same commit.  Locally each run explores new examples.
 """
 from __future__ import annotations
 
+import logging
 import os
+
+import pytest
 
 from hypothesis import settings
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+@pytest.fixture(autouse=True)
+def _bsp_log_handlers_removed():
+    """A command run in-process (typer's CliRunner) installs bsp's log handlers on the root logger
+    (engine/ops/logs.py), writing to the runner's stream, which is closed when the command ends: later
+    log lines of other tests then fail with "I/O operation on closed file".  Remove them after each test."""
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_bsp", False):
+            root.removeHandler(h)
+            h.close()
