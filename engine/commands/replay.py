@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from engine.commands.stdout import say
+
 
 def replay(
     capture: Path = typer.Argument(..., help="Capture file recorded with `bsp run --record FILE`."),
@@ -84,7 +86,7 @@ def replay(
     except OSError as exc:
         typer.echo(f"error: cannot write the report {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2)
-    _say(report.text(shown), *written)
+    say(report.text(shown), *written)
     if report.interrupted:
         raise typer.Exit(INTERRUPTED)
     if report.nothing_replayable:          # nothing compared: no verdict, not a silent pass
@@ -93,28 +95,6 @@ def replay(
 
 
 INTERRUPTED = 130          # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-
-
-def _say(*lines: str) -> None:
-    """Lines on stdout; a reader that has gone (`bsp replay ... | head`) is not an error, as for Unix tools:
-    the rest is dropped quietly and the exit code is still the verdict's."""
-    try:
-        for line in lines:
-            typer.echo(line)
-    except BrokenPipeError:
-        _stdout_gone()
-
-
-def _stdout_gone() -> None:
-    """Point stdout at /dev/null so that nothing tries to flush into the closed pipe again (at exit)."""
-    import os
-    import sys
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):     # not a real file (a test runner's buffer): nothing will flush it
-        pass
 
 
 def _check_out(option: str, path: Path) -> None:
@@ -152,7 +132,7 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
     res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
     clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
-    _say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
+    say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
          *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
 
 
