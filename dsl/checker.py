@@ -24,7 +24,7 @@ from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
-from dsl.types import NUMERIC, NULL, Typer, body_fields, desc, field_type, show
+from dsl.types import INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, body_fields, desc, field_type, show
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
@@ -198,8 +198,12 @@ class _TestChecks:
                               "runs the route's steps again instead of getting the first answer", s.repeat,
                               "give the route's `deal` step a business key (`key = msg.ref`, docs/transactions.md), "
                               "or remove `twice`")
+            file = None
+            if s.file is not None:
+                self._test_file(chan, s.file, base)
+                file = lower_assigns(s.file)
             send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
-                                   twice=s.repeat is not None)
+                                   twice=s.repeat is not None, file=file)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -296,6 +300,32 @@ class _TestChecks:
                            or "set: " + ", ".join(GIVEN_HTTP_FIELDS) + " (params.NAME, query.NAME, "
                            'headers["NAME"])')
             self._expr(a.value, scope, set())
+
+    def _test_file(self, chan: str | None, assigns, scope) -> None:
+        """``file { name = "X.csv" line = 3 }`` of a send: the record's place in its batch file (E102)."""
+        fields = self._provided_fields(chan, "file")
+        if chan is not None and chan in self.decls and "file" not in self._channel_provides(chan):
+            kind = self.decls[chan][1].kind_name
+            self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: its routes see no "
+                       "`file`", assigns[0].pos if assigns else None,
+                       "remove `file { ... }`: only the routes of a file watch channel read file.name, file.line, ...")
+            fields = None
+        for a in assigns:
+            before = self._errors()
+            t = self._expr(a.value, scope, set())
+            top = str(a.parts[0])
+            if fields is None:
+                continue
+            if len(a.parts) > 1 or top not in fields:
+                self.error("E102", f"a file record has no `{a.path}` to set", _name_pos(a),
+                           did_you_mean(top, fields) or "set: " + ", ".join(fields))
+                continue
+            want = STRING if top == "name" else INTEGER
+            if self._errors() == before and t is not None and t != NULL and \
+                    (t != want if want == STRING else t not in (INTEGER, NUMBER)):
+                example = '"BATCH-20261126.csv"' if want == STRING else "3"
+                self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
+                           a.value.pos or a.pos, f"write `{top} = {example}`")
 
     def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
         kind = s.kind
