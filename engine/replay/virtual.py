@@ -130,7 +130,8 @@ class IsolatedEngine:
 
 
 @asynccontextmanager
-async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: Path) -> AsyncIterator[IsolatedEngine]:
+async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: Path,
+                          overrides: dict[str, dict[str, Any]] | None = None) -> AsyncIterator[IsolatedEngine]:
     from engine.ledger import open_ledger
     from engine.runtime.switchboard import Switchboard
 
@@ -138,7 +139,7 @@ async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: 
     async with open_ledger(ledger_path, audit_key=None, keyring=None) as ledger:
         await ledger.record_config(program.version, program.sources)
         sb = Switchboard(program, virtual_registry(registry, answer), ledger=ledger, grace=1.0,
-                         store_and_forward=False)      # reversals inline: tests script them in call order
+                         store_and_forward=False, overrides=overrides)      # reversals inline: tests script them in call order
         async with trio.open_nursery() as nursery:
             await nursery.start(sb.run)
             try:
