@@ -243,13 +243,15 @@ class RouteAst:
 
 @dataclass(frozen=True)
 class GivenSendAst:
-    """``given CHANNEL sends [FORMAT] { fields } [http { method path params query headers }]``"""
+    """``given CHANNEL sends [FORMAT] { fields } [http { method path params query headers }]
+    [file { name line record offset records }] [twice]``"""
     channel: Ident
     format: Ident | None
     assigns: tuple[AssignAst, ...]
     pos: Pos
     http: tuple[AssignAst, ...] | None = None
     repeat: Pos | None = None                        # ``twice``: where it is written (None: sent once)
+    file: tuple[AssignAst, ...] | None = None        # ``file { name line record offset records }`` (file watch)
 
 
 @dataclass(frozen=True)

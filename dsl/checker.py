@@ -24,7 +24,8 @@ from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
-from dsl.types import NUMERIC, NULL, Typer, body_fields, desc, field_type, show
+from dsl.types import (INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
+                       field_type, show)
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
@@ -46,6 +47,9 @@ TABLE_KINDS = ("csv",)
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
 EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
+# the types of a deal's fields, for E103 (``reason`` is "contains": any text)
+DEAL_FIELD_KINDS = {"status": "string", "amount": "decimal", "ref": "string", "currency": "string",
+                    "party": "string", "response_code": "string", "route": "string"}
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 # Format kinds whose decoded message has exactly the top-level fields its body set (no header, envelope
 # or default added): an `expect call` field no call body sets is certainly missing (E087).
@@ -198,8 +202,12 @@ class _TestChecks:
                               "runs the route's steps again instead of getting the first answer", s.repeat,
                               "give the route's `deal` step a business key (`key = msg.ref`, docs/transactions.md), "
                               "or remove `twice`")
+            file = None
+            if s.file is not None:
+                self._test_file(chan, s.file, base)
+                file = lower_assigns(s.file)
             send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
-                                   twice=s.repeat is not None)
+                                   twice=s.repeat is not None, file=file)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -297,6 +305,83 @@ class _TestChecks:
                            'headers["NAME"])')
             self._expr(a.value, scope, set())
 
+    def _field_kinds(self, fmt: str | None) -> dict[str, str]:
+        """The types top-level fields of ``fmt`` decode to, where the format fixes them (typed fields of a
+        field block, a copybook's PIC through the format kind's ``field_types`` hook)."""
+        cache = self.__dict__.setdefault("_kinds", {})
+        if fmt in cache:
+            return cache[fmt]
+        kinds = {n: t for n, fd in self._typed_fields(fmt).items() if (t := field_type(fd)) is not None}
+        decl = self.res.formats.get(fmt) if fmt else None
+        spec = self.registry.get("format", decl.kind) if decl is not None else None
+        hook = getattr(spec, "field_types", None) if spec is not None else None
+        if hook is not None and decl.pos is not None:
+            try:
+                kinds.update(_call_hook(hook, decl, _base_dir(decl.pos)) or {})
+            except Exception:   # noqa: BLE001 - a hook that cannot tell leaves the types unknown
+                pass
+        cache[fmt] = kinds
+        return kinds
+
+    def _expect_kinds(self, s: A.ExpectAst, fmt: str | None, scope, kinds: dict[str, str] | None = None,
+                      owner: str | None = None) -> None:
+        """E103: ``expect ... { f = value }`` where f is a number and the value text, or the other way round:
+        an expected value equals a field of its own kind only (a text is never equal to a number).
+        ``owner``: how to name a field (``a deal's``), else ``field `F` of format `FMT```."""
+        kinds = self._field_kinds(fmt) if kinds is None else kinds
+        if not kinds:
+            return
+        for a in s.assigns:
+            name = str(a.parts[0])
+            if isinstance(a, A.LikeAst) or len(a.parts) != 1 or name not in kinds:
+                continue
+            ft = kinds[name]
+            t = Typer(lambda *x: None, lambda x: self._ref_type(x, scope)).infer(a.value)
+            lit = a.value if isinstance(a.value, A.Lit) else None
+            at = a.value.pos or a.pos
+            what = f"{owner} field `{name}`" if owner else f"field `{name}` of format `{fmt}`"
+            if ft in NUMERIC and t == STRING:
+                if lit is not None and as_number(lit.value) is not None:
+                    fix = f"write the number without quotes: `{name} = {lit.value.strip()}`"
+                elif lit is not None:
+                    fix = f"write the number the field holds: `{name} = 20261226`"
+                else:
+                    fix = f"read the text as a number: `{name} = number({show(a.value)})`"
+                self.error("E103", f"{what} is a number ({ft}): the text {show(a.value)} is never "
+                           "equal to it", at, fix)
+            elif ft == STRING and t in NUMERIC:
+                fix = (f'write it as text: `{name} = "{lit.value}"`' if lit is not None else
+                       f"write the text the field holds, in quotes (\"00\" is not 0), or `{name} ~ ...` for a "
+                       "part of it")
+                self.error("E103", f"{what} is text: the number {show(a.value)} is never equal "
+                           "to it", at, fix)
+
+    def _test_file(self, chan: str | None, assigns, scope) -> None:
+        """``file { name = "X.csv" line = 3 }`` of a send: the record's place in its batch file (E102)."""
+        fields = self._provided_fields(chan, "file")
+        if chan is not None and chan in self.decls and "file" not in self._channel_provides(chan):
+            kind = self.decls[chan][1].kind_name
+            self.error("E102", f"channel `{chan}` ({kind.replace('.', ' ')}) does not take files: its routes see no "
+                       "`file`", assigns[0].pos if assigns else None,
+                       "remove `file { ... }`: only the routes of a file watch channel read file.name, file.line, ...")
+            fields = None
+        for a in assigns:
+            before = self._errors()
+            t = self._expr(a.value, scope, set())
+            top = str(a.parts[0])
+            if fields is None:
+                continue
+            if len(a.parts) > 1 or top not in fields:
+                self.error("E102", f"a file record has no `{a.path}` to set", _name_pos(a),
+                           did_you_mean(top, fields) or "set: " + ", ".join(fields))
+                continue
+            want = STRING if top == "name" else INTEGER
+            if self._errors() == before and t is not None and t != NULL and \
+                    (t != want if want == STRING else t not in (INTEGER, NUMBER)):
+                example = '"BATCH-20261126.csv"' if want == STRING else "3"
+                self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
+                           a.value.pos or a.pos, f"write `{top} = {example}`")
+
     def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
         kind = s.kind
         target: str | None = None
@@ -314,6 +399,7 @@ class _TestChecks:
                                s.status.pos, f"remove `{s.status.value}`: only http listen channels answer "
                                "with a status")
             self._assigns(s.assigns, scope, set(), fmt, "reply", typed=False)
+            self._expect_kinds(s, fmt, scope)
         elif kind in ("call", "no_call"):
             target, steps = self._call_target(s.target, facts)
             if s.count is not None and s.count.value < 1:
@@ -322,6 +408,7 @@ class _TestChecks:
             if steps:
                 fmt = steps[0].format.name
             self._assigns(s.assigns, scope, set(), fmt, "call", typed=False)
+            self._expect_kinds(s, fmt, scope)
             if steps:
                 self._unsent_fields(s, target, facts)
         elif kind in ("deal", "dead_letter"):
@@ -338,6 +425,8 @@ class _TestChecks:
                     self.error("E096", f"{what} has no field `{a.path}` to expect", _name_pos(a),
                                did_you_mean(str(a.parts[0]), allowed) or "fields: " + ", ".join(allowed))
                 self._expr(a.value, scope, set())
+            if kind == "deal":
+                self._expect_kinds(s, None, scope, DEAL_FIELD_KINDS, "a deal's")
         return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
                               contains=tuple(i for i, a in enumerate(s.assigns) if isinstance(a, A.LikeAst)),
                               status=s.status.value if s.status is not None else None,

@@ -293,6 +293,14 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
     Entry("E099", "http details on a channel that is not http",
           "channel `C` (memory) is not an http listen channel: it has no request line",
           _test('given front sends { a = 1 } http { method = "GET" }'), 10, 40),
+    Entry("E102", "file details on a channel that takes no files, or a wrong one",
+          "channel `C` (memory) does not take files: its routes see no `file` (also: a file record has no `NAME` "
+          "to set; `file.line` is an integer: it cannot take a string)",
+          _test('given front sends { a = 1 } file { name = "x.csv" }'), 10, 40),
+    Entry("E103", "expected text for a number, or a number for text",
+          "field `F` of format `FMT` is a number (integer): the text \"1\" is never equal to it (help: the number "
+          "to write, or number(...) for a computed text); also a text field expected as a number, and a deal's fields",
+          _test('given front sends { a = 1 }', 'expect deal r { amount = "1.00" }'), 11, 30),
     Entry("E079", "answer in another format than the call reads", "the calls to `C` read their answer as `F`, not `G`",
           _test('given front sends { a = 1 }', 'given back answers Other { a = 1 }',
                 head=_T_HEAD.replace('format Req = json\n', 'format Req = json\nformat Other = json\n')), 12, 24),

@@ -272,6 +272,17 @@ def f_round(x: Any, n: Any = 0) -> Decimal:
     return Decimal(v).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
+def f_number(x: Any) -> Decimal | int | None:
+    """The number a text reads as (``number("20261226")`` is 20261226, ``number(" 86.40 ")`` 86.40); a
+    number is itself; null and "" are null."""
+    if x is None or x == "":
+        return None
+    v = _num(x, "number")
+    if isinstance(v, Decimal) and not v.is_finite():
+        raise FunctionError(f"number: {x!r} is not a number")
+    return v
+
+
 def f_abs(x: Any) -> Decimal | int:
     return abs(_num(x, "abs"))
 
@@ -317,7 +328,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
     "format_date": f_format_date, "parse_date": f_parse_date,
-    "uuid": f_uuid, "round": f_round, "abs": f_abs, "coalesce": f_coalesce,
+    "uuid": f_uuid, "round": f_round, "abs": f_abs, "number": f_number, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
     "http_header": f_http_header,
 }
@@ -357,6 +368,9 @@ SIGNATURES: dict[str, Sig] = {
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
+    "number": Sig(1, 1, ("s",), ("any",), 'the number a text reads as: number("20261226") is 20261226, '
+                  'number(" 86.40 ") is 86.40 (a number is itself; null and "" give null; other text is an '
+                  'error): to compare a computed text with a numeric field'),
     "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\""),
     "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),

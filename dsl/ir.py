@@ -209,6 +209,9 @@ class GivenSend:
     # ``http { method path params.X query.X headers.X }`` on an http listen channel (None: the channel's own)
     http: tuple[Assign, ...] | None = None
     twice: bool = False                   # ``twice``: the same bytes are sent again after the first exchange
+    # ``file { name line record offset records }``: the record's place in its batch file, what the routes of a
+    # file watch channel read as ``file.*`` (None: not given, file.* are null)
+    file: tuple[Assign, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ class ComponentSpec:
       run by ``bsp check`` to report bad copybooks, specs and the like.
     ``fields``: optional pure hook ``fields(decl, base_dir) -> list[str] | None``
       naming the top-level fields a format decodes to (for "did you mean").
+    ``field_types``: optional pure hook ``field_types(decl, base_dir) -> dict[str, str] | None``
+      naming the type a top-level field decodes to (``string``, ``integer``, ``decimal``), for the
+      fields whose type is fixed by the format's description (a copybook's PIC): ``bsp check`` tells a
+      route test that expects text of a number, or a number of text (E103).
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
@@ -90,6 +94,7 @@ class ComponentSpec:
     provides_fields: Mapping[str, tuple[str, ...]] | None = None
     check_receive: Callable[..., Any] | None = None
     required: Callable[..., Any] | None = None
+    field_types: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
 

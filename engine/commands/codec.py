@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, List, Optional
 import typer
 from typing_extensions import Annotated
 
+from engine.commands.stdout import stdout_gone
 from engine.defaults import CODEC_KINDS as KINDS
 
 if TYPE_CHECKING:       # the codecs (and the route language's IR) load when a command runs, not for --help
@@ -259,7 +260,8 @@ def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: b
         _err(f"{shown}: {describe(exc)}")
     except BrokenPipeError:        # `bsp decode ... | head`: the reader has all it wants
         bar.close()
-        return 0
+        stdout_gone()
+        return 1 if bad else 0     # the records read so far: a bad one is still reported by the exit code
     finally:
         bar.close()
         try:

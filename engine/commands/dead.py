@@ -13,6 +13,7 @@ import typer
 from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TOKEN_FILE_OPT, URL_OPT, fetch,
                                   lock_hint)
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.stdout import quiet_pipe
 from engine.defaults import DEAD_STATUSES
 
 dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
@@ -82,6 +83,7 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 @dead_app.command("list")
+@quiet_pipe
 def list_(
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
@@ -126,6 +128,7 @@ def list_(
 
 
 @dead_app.command("show")
+@quiet_pipe
 def show(
     letter_id: str = typer.Argument(..., help="The dead letter id."),
     ledger: Optional[Path] = LEDGER_OPT,

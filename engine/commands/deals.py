@@ -16,6 +16,7 @@ from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FIL
                                   lock_hint)
 from engine.commands.ledger_keys import (DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys,
                                          missing_in_env)
+from engine.commands.stdout import quiet_pipe
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -312,8 +313,8 @@ def show(
 
 def register(app: typer.Typer) -> None:
     group = typer.Typer(no_args_is_help=False, add_completion=False)
-    group.callback(invoke_without_command=True)(deals)
-    group.command("show")(show)
+    group.callback(invoke_without_command=True)(quiet_pipe(deals))
+    group.command("show")(quiet_pipe(show))
     app.add_typer(group, name="deals")
 
 

@@ -6,12 +6,17 @@ from typing import Optional
 
 import typer
 
+from engine.commands.stdout import say
+
 
 def replay(
     capture: Path = typer.Argument(..., help="Capture file recorded with `bsp run --record FILE`."),
     config: list[Path] = typer.Option(..., "--config", "-c",
-                                      help="Candidate route files or folders, or a deployment file "
-                                           "(its route files); repeat for several."),
+                                      help="Candidate route files or folders (repeat for several), or a "
+                                           "deployment file alone (its route files and channel overrides, "
+                                           "as bsp run takes it)."),
+    env: Optional[str] = typer.Option(None, "--env", help="With a deployment file: its environment "
+                                      "(else $BSP_ENV), as for bsp run."),
     pace: str = typer.Option("fast", "--pace", help="fast, original, or a speed-up such as x10."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Replay profile (YAML): ignore/expect rules."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this file."),
@@ -32,7 +37,8 @@ def replay(
     """Replay a capture in an isolated engine; compare replies and outbound requests field by field.
 
     The engine has its own ledger, and virtual endpoints answer its calls from the recording.
-    --config takes route files or folders, or the deployment file (its route files).
+    --config takes route files or folders, or the deployment file (with --env): its route files and
+    channel overrides, as bsp run takes them, so an unchanged configuration has the recorded version.
     Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial.
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
@@ -60,11 +66,11 @@ def replay(
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask, env)
             return
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
-                                 interruptible=True)
+                                 interruptible=True, env=env)
     except (CaptureError, ProfileError, PaceError, SetupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -84,7 +90,7 @@ def replay(
     except OSError as exc:
         typer.echo(f"error: cannot write the report {exc.filename or ''}: {exc.strerror or exc}", err=True)
         raise typer.Exit(2)
-    _say(report.text(shown), *written)
+    say(report.text(shown), *written)
     if report.interrupted:
         raise typer.Exit(INTERRUPTED)
     if report.nothing_replayable:          # nothing compared: no verdict, not a silent pass
@@ -93,28 +99,6 @@ def replay(
 
 
 INTERRUPTED = 130          # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-
-
-def _say(*lines: str) -> None:
-    """Lines on stdout; a reader that has gone (`bsp replay ... | head`) is not an error, as for Unix tools:
-    the rest is dropped quietly and the exit code is still the verdict's."""
-    try:
-        for line in lines:
-            typer.echo(line)
-    except BrokenPipeError:
-        _stdout_gone()
-
-
-def _stdout_gone() -> None:
-    """Point stdout at /dev/null so that nothing tries to flush into the closed pipe again (at exit)."""
-    import os
-    import sys
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):     # not a real file (a test runner's buffer): nothing will flush it
-        pass
 
 
 def _check_out(option: str, path: Path) -> None:
@@ -130,7 +114,7 @@ def _check_out(option: str, path: Path) -> None:
 
 
 def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool,
-              mask: bool = True) -> None:
+              mask: bool = True, env: str | None = None) -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
@@ -147,12 +131,12 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
         raise SetupError(f"--to-tests {out_dir}: {target} already exists; add --force to replace it, or give "
                          f"another folder")
     prof = load_profile(profile)
-    program = compile_config(config, registry)
+    program = compile_config(config, registry, env)
     guide = FormatGuide(program, Binder(program, registry).codec)
-    files = [f for f in route_files(config) if not f.name.endswith("_test.route")]
+    files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
     res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
     clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
-    _say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
+    say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
          *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
 
 

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.stdout import quiet_pipe
 from engine.defaults import REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
@@ -71,7 +72,7 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    app.command("report")(quiet_pipe(report))
 
 
 __all__ = ["register", "report"]

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from engine.commands.stdout import say
+
 
 def test(
     paths: list[Path] = typer.Argument(..., help="Route files or folders (a folder is one configuration)."),
@@ -23,6 +25,9 @@ def test(
 
     Each result is printed as its test finishes. A configuration whose route files do not compile is
     reported (file:line:col, counted as an error) and the other configurations' tests still run.
+
+    A reader that stops early (`bsp test routes/ | head`) is not an error: the tests still run and
+    the exit code is still theirs.
 
     Exit 0 every test passed; 1 a test failed, no test was found, or route files do not compile;
     2 a path does not exist.
@@ -47,11 +52,14 @@ def test(
         raise typer.Exit(1)
     if result.outcomes:
         if coverage:
-            typer.echo(shown(result.coverage.text()))
-        typer.echo(result.summary())
+            say(shown(result.coverage.text()))
+        say(result.summary())
     if junit is not None:
         write_junit(result, junit, coverage=coverage, render=printer.rendered)
-        typer.echo(f"junit: {junit}", err=not result.outcomes)
+        if result.outcomes:
+            say(f"junit: {junit}")
+        else:
+            typer.echo(f"junit: {junit}", err=True)
     raise typer.Exit(1 if result.failed or result.broken else 0)
 
 
@@ -70,9 +78,9 @@ class _Printer:
             typer.echo("", err=True)
 
     def outcome(self, o) -> None:
-        typer.echo(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({self.shown(o.where)})")
-        for f in o.failures:
-            typer.echo(f"      {self.shown(f)}")
+        # `bsp test ... | head`: a reader that has gone drops the lines, the tests still run for the verdict
+        say(f"{'PASS' if o.passed else 'FAIL'}  {o.name}  ({self.shown(o.where)})",
+            *(f"      {self.shown(f)}" for f in o.failures))
 
     def rendered(self, broken) -> list[str]:
         from dsl.diagnostics import render

@@ -139,8 +139,10 @@ class ReplayRun:
 
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
                  concurrency: int = 64, workdir: Path | None = None,
-                 progress: Callable[[int, int], None] | None = None, interruptible: bool = False) -> ReplayRun:
-    """Feed every recorded exchange to the candidate.  ``progress(done, total)`` after each one;
+                 progress: Callable[[int, int], None] | None = None, interruptible: bool = False,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> ReplayRun:
+    """Feed every recorded exchange to the candidate (``overrides``: a deployment file's channel options,
+    bound as ``bsp run`` binds them: a timeout, ...).  ``progress(done, total)`` after each one;
     ``interruptible``: SIGINT (main thread) stops feeding and cancels the exchanges in flight, and the
     run returns what finished, marked ``interrupted``."""
     factor = parse_pace(pace)
@@ -153,7 +155,7 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
     with tempfile.TemporaryDirectory(prefix="bsp-replay-") as tmp, \
             (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
-        async with isolated_engine(program, registry, answers, wd) as engine:
+        async with isolated_engine(program, registry, answers, wd, overrides=overrides) as engine:
             missing = sorted({ex.request.channel for ex in capture.exchanges}
                              - set(engine.switchboard.dispatchers))
             if missing:     # session.check_channels says so before anything starts; kept for direct callers

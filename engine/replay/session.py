@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -24,37 +25,88 @@ class SetupError(ValueError):
     """The candidate configuration does not compile or cannot run; the message shows why."""
 
 
-def route_files(paths: Iterable[str | Path]) -> list[Path]:
+def _deployment(paths: list[Path]) -> Path | None:
+    """The deployment file among ``--config`` (``platform.yaml``), which is given alone, as ``bsp run``
+    takes it; None when only route files and folders are given."""
+    yaml = [p for p in paths if p.suffix in (".yaml", ".yml")]
+    if not yaml:
+        return None
+    if len(paths) > 1:
+        raise SetupError(f"--config {yaml[0]}: a deployment file is given alone, as bsp run takes it (its "
+                         f"`routes:` name the route files); drop the other --config, or give route files only")
+    return yaml[0]
+
+
+def route_files(paths: Iterable[str | Path], env: str | None = None) -> list[Path]:
     """Route files of ``--config``: files, folders (every ``*.route`` below), or a deployment file
-    (``platform.yaml``: its ``routes:``, as ``bsp run`` takes them; ``$BSP_ENV`` selects the environment)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
+    (``platform.yaml``: its ``routes:``, as ``bsp run`` takes them; ``env`` or ``$BSP_ENV`` selects the
+    environment)."""
+    return _candidate_files(list(map(Path, paths)), env)[0]
+
+
+def _candidate_files(paths: list[Path], env: str | None) -> tuple[list[Path], Any]:
+    """(route files, the deployment or None)."""
+    for p in paths:
         if not p.exists():
             raise SetupError(f"{p}: no such file or directory")
-        if p.is_file() and p.suffix in (".yaml", ".yml"):
-            from engine.deploy import DeploymentError, load_deployment
-            try:
-                out.extend(load_deployment(p).route_files)
-            except DeploymentError as exc:
-                raise SetupError(f"--config {p}: a deployment file with problems (replay takes its route "
-                                 f"files):\n{exc}") from None
-            continue
+    dep_file = _deployment(paths)
+    if dep_file is None and env is not None:
+        raise SetupError(f"--env {env}: an environment is chosen in a deployment file; give --config "
+                         f"platform.yaml (or drop --env)")
+    if dep_file is not None:
+        from engine.deploy import DeploymentError, load_deployment
+        try:
+            dep = load_deployment(dep_file, env=env)
+        except DeploymentError as exc:
+            raise SetupError(f"--config {dep_file}: a deployment file with problems (replay takes its route files "
+                             f"and channel overrides):\n{exc}") from None
+        return list(dep.route_files), dep
+    out: list[Path] = []
+    for p in paths:
         out.extend(sorted(p.rglob("*.route")) if p.is_dir() else [p])
     if not out:
         raise SetupError("no route files found in " + ", ".join(map(str, paths)))
-    return out
+    return out, None
 
 
-def compile_config(paths: Iterable[str | Path], registry: Any) -> Any:
+@dataclass
+class Candidate:
+    """The candidate configuration: its program (versioned as ``bsp run`` versions it) and, from a
+    deployment file, the channel overrides its engine binds (``--env``'s merged over the base)."""
+    program: Any
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployment: Any = None
+
+
+def load_candidate(paths: Iterable[str | Path], registry: Any, env: str | None = None) -> Candidate:
+    """Compile ``--config`` the way ``bsp run`` compiles it: route files and the files they name, and,
+    for a deployment file, its channel overrides, so an unchanged configuration has the recorded version
+    (engine/ops/effective.py)."""
     from dsl.diagnostics import render
     from dsl.load import compile_paths
+    from engine.ops.effective import with_deployment
+    from engine.ops.files import with_referenced_files
+    from engine.ops.overrides import check_overrides, resolve_paths
 
-    res = compile_paths(route_files(paths), registry)
+    files, dep = _candidate_files(list(map(Path, paths)), env)
+    res = compile_paths(files, registry)
     if res.program is None:
         shown = "\n".join(render(d, res.sources) for d in res.errors)
         raise SetupError(f"the candidate configuration does not compile:\n{shown}")
-    from engine.ops.files import with_referenced_files
-    return with_referenced_files(res.program)        # the version bsp run and bsp check give it
+    program = with_referenced_files(res.program)        # the version bsp run and bsp check give it
+    overrides: dict[str, dict[str, Any]] = {}
+    if dep is not None and dep.channel_overrides:
+        problems = check_overrides(dep.channel_overrides, program, registry)
+        if problems:
+            raise SetupError(f"--config {dep.path}: channel overrides that do not fit the routes:\n"
+                             + "\n".join(problems))
+        program = with_deployment(program, dep.channel_overrides, registry)
+        overrides = resolve_paths(dep.channel_overrides, program, registry)    # bound as bsp run binds them
+    return Candidate(program, overrides, dep)
+
+
+def compile_config(paths: Iterable[str | Path], registry: Any, env: str | None = None) -> Any:
+    return load_candidate(paths, registry, env).program
 
 
 def check_channels(cap: Capture, program: Any) -> None:
@@ -71,20 +123,23 @@ def check_channels(cap: Capture, program: Any) -> None:
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",
                 profile: str | Path | None = None, concurrency: int = 64,
                 progress: Callable[[int, int], None] | None = None,
-                interruptible: bool = False) -> ReplayReport:
+                interruptible: bool = False, env: str | None = None) -> ReplayReport:
     """``progress(done, total)`` is called as exchanges finish.  ``interruptible`` (main thread only):
-    SIGINT stops feeding, and the report covers the exchanges that finished (``report.interrupted``)."""
+    SIGINT stops feeding, and the report covers the exchanges that finished (``report.interrupted``).
+    ``env``: the environment of a deployment file given as ``config``."""
     from engine.runtime.binder import Binder
 
     cap = Capture(capture)
     cap.require_exchanges()
     prof = load_profile(profile)
     config = list(config)
-    program = compile_config(config, registry)
+    candidate = load_candidate(config, registry, env)
+    program = candidate.program
     check_channels(cap, program)
     t0 = time.perf_counter()
     run = trio.run(lambda: replay(cap, program, registry, pace=pace, concurrency=concurrency,
-                                  progress=progress, interruptible=interruptible))
+                                  progress=progress, interruptible=interruptible,
+                                  overrides=candidate.overrides))
     guide = FormatGuide(program, Binder(program, registry).codec)
     diff = Differ(guide, prof, masked=cap.masked).run(run.replayed)
     answers = run.answers

@@ -103,15 +103,17 @@ class IsolatedEngine:
         return ch.handler
 
     async def send(self, channel: str, raw: bytes, ctx: ExchangeCtx, *, conn: int | None = None,
-                   framing_error: Any = None, refused: Any = None) -> bytes | None:
+                   framing_error: Any = None, refused: Any = None,
+                   extra: dict[str, Any] | None = None) -> bytes | None:
         """``refused``: the StepFailure with which the channel refused the request when it was recorded
         (an http listen's signature check, which a replay cannot repeat: no headers are recorded); it is
-        refused again through the candidate's dispatcher, which records it and answers its error reply."""
+        refused again through the candidate's dispatcher, which records it and answers its error reply.
+        ``extra``: the connection's extras, as a channel gives them (``origins``: a file record's place)."""
         handler = self.handler(channel)
         if conn is None:
             self._conns += 1
             conn = self._conns
-        info = ConnInfo(channel=channel, peer="virtual", number=conn)
+        info = ConnInfo(channel=channel, peer="virtual", number=conn, extra=dict(extra or {}))
         token = CURRENT.set(ctx)
         try:
             if framing_error is not None:
@@ -128,7 +130,8 @@ class IsolatedEngine:
 
 
 @asynccontextmanager
-async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: Path) -> AsyncIterator[IsolatedEngine]:
+async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: Path,
+                          overrides: dict[str, dict[str, Any]] | None = None) -> AsyncIterator[IsolatedEngine]:
     from engine.ledger import open_ledger
     from engine.runtime.switchboard import Switchboard
 
@@ -136,7 +139,7 @@ async def isolated_engine(program: Any, registry: Any, answer: Answer, workdir: 
     async with open_ledger(ledger_path, audit_key=None, keyring=None) as ledger:
         await ledger.record_config(program.version, program.sources)
         sb = Switchboard(program, virtual_registry(registry, answer), ledger=ledger, grace=1.0,
-                         store_and_forward=False)      # reversals inline: tests script them in call order
+                         store_and_forward=False, overrides=overrides)      # reversals inline: tests script them in call order
         async with trio.open_nursery() as nursery:
             await nursery.start(sb.run)
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any, Callable
 
 from engine.replay.diff import MISSING, flatten, same
@@ -53,7 +54,8 @@ class Checker:
             else:
                 ok, how = same(want, got), ""
             if not ok:
-                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}")
+                out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}"
+                           + ("" if how else _kinds_differ(a.path, want, got)))
         return out
 
     def check(self, e: Any, ctxs: Any, channel: str) -> list[str]:
@@ -177,6 +179,21 @@ class Checker:
                 msg += "; fields that differ: " + ", ".join(
                     f"`{p}` {_show(x.get(p, MISSING))} then {_show(y.get(p, MISSING))}" for p in diff[:6])
         return out + [msg + _why(again)]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, Decimal)) and not isinstance(v, bool)
+
+
+def _kinds_differ(path: str, want: Any, got: Any) -> str:
+    """Why a text and a number are never equal, and how to write the value (a format that does not fix
+    its fields' types, such as JSON: ``bsp check`` tells the others, E103)."""
+    if isinstance(want, str) and _number(got):
+        return (f" (a text is never equal to a number: write the number, `{path} = {got}`, or read a computed "
+                f"text as one, `{path} = number(...)`)")
+    if _number(want) and isinstance(got, str):
+        return f' (a number is never equal to a text: write the text, `{path} = "{got}"`)'
+    return ""
 
 
 def _times(n: int) -> str:

@@ -24,6 +24,7 @@ import trio.testing
 
 from dsl.compiler import EvalError, probing
 from engine.channels.base import ConnectionLost, Unreachable
+from engine.channels.file_origin import FILE_FIELDS
 from engine.replay.context import ExchangeCtx
 from engine.replay.guide import FormatGuide
 from engine.replay.virtual import isolated_engine
@@ -212,10 +213,11 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
 
             listeners: dict[str, Any] = {}
 
-            async def send(t: Any, raw: bytes, ctx: ExchangeCtx, scope: dict[str, Any]) -> None:
+            async def send(t: Any, raw: bytes, ctx: ExchangeCtx, scope: dict[str, Any],
+                           extra: dict[str, Any]) -> None:
                 ch = t.send.channel
                 if not http.is_kind(program, ch, "http.listen"):
-                    await engine.send(ch, raw, ctx)
+                    await engine.send(ch, raw, ctx, extra=extra)
                     return
                 listener = listeners.get(ch)
                 if listener is None:   # the real channel, built from its declaration (it opens no socket)
@@ -256,6 +258,14 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
                             f"request: {exc}")
         return
     scope["msg"] = sent
+    extra: dict[str, Any] = {}
+    if t.send.file is not None:
+        try:
+            extra["origins"] = [GivenOrigin(binder.assigns(t.send.file)(scope))]
+        except Exception as exc:   # noqa: BLE001 - a value that cannot be computed fails the test, with the place
+            out.passed = False
+            out.failures.append(f"{t.send.pos}: given {t.send.channel} sends ... file {{ ... }}: {exc}")
+            return
     script: dict[str, deque] = {}
     for a in t.answers:
         script.setdefault(a.endpoint, deque()).append(a)
@@ -270,7 +280,7 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
         ctxs.append(again)
     try:
         for x in ctxs:
-            await send(t, raw, x, scope)
+            await send(t, raw, x, scope, extra)
     except http.HttpSetupError as exc:
         out.passed = False
         out.failures.append(str(exc))
@@ -290,6 +300,19 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
         failures.append(f"{where}: note: {why}")     # why it went wrong, when an `on error` reply hides it
     out.failures = failures
     out.passed = not failures
+
+
+class GivenOrigin:
+    """``given ... sends ... file { name = "X.csv" line = 3 }``: the record's place in its batch file, as
+    ``file watch`` hands it to the dispatcher (``engine.channels.file_origin.RecordOrigin``): the routes
+    read it as ``file.*``; the fields the test does not give are null.  The request is the test's own
+    bytes, not a file's: a decoding error keeps its offsets."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.scope = {"file": {k: values.get(k) for k in FILE_FIELDS}}
+
+    def relocate(self, exc: Any, frame: bytes) -> Any:
+        return exc
 
 
 def _deal_reason(ctx: ExchangeCtx) -> str:

@@ -72,6 +72,30 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
     return [r.key for r in roots]
 
 
+_NUMBERS = ("display", "packed", "binary", "edited")
+
+
+def field_types(decl: Any, base_dir: Any = None) -> dict[str, str] | None:
+    """``{name: string|integer|decimal}`` of the top-level elementary fields (PIC X / N: string, PIC 9:
+    integer without decimals, else decimal); tables (OCCURS), groups and floats are left out."""
+    try:
+        codec = build(decl)
+    except (SpecError, ValueError):
+        return None
+    roots = codec.layout.roots
+    nodes = roots[0].children if len(roots) == 1 and codec.options.collapse_root else roots
+    out: dict[str, str] = {}
+    for n in nodes:
+        ft = n.ftype
+        if n.dropped or n.children or ft is None or n.occurs_max is not None:
+            continue
+        if ft.kind in ("alnum", "national"):
+            out[n.key] = "string"
+        elif ft.kind in _NUMBERS:
+            out[n.key] = "integer" if ft.scale <= 0 else "decimal"
+    return out
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="copybook",
@@ -119,5 +143,6 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=fields,
+    field_types=field_types,
     examples=('format BillPayReq = copybook "BILLPAY-REQ.cpy" encoding cp037 record fixed',),
 )

@@ -167,15 +167,17 @@ def test_deal_amount_must_be_a_number(tmp_path, registry):
     assert diags(r) == [("E074", "a deal's amount is a number: it cannot take a string (msg.currency)")]
 
 
-def test_test_bodies_are_typed_but_expectations_are_not(tmp_path, registry):
+def test_test_bodies_are_typed_and_expectations_only_for_values_never_equal(tmp_path, registry):
+    # a request body is encoded: E074 as for any body; an expectation is compared, not encoded: only a text
+    # for a number (or a number for a text), which is never equal, is told (E103, docs/testing.md)
     tail = '''test "t" {
     given mainframe sends Req { txn_code = "BP01"  amount = "lots"  value_date = "20261125" }
     expect reply { fee = "1.00"  resp_code = 0 }
 }
 '''
     r = check(tmp_path, "", registry, tail=tail)
-    assert [c for c, _ in diags(r)] == ["E074", "E074"]
-    assert all(d.pos.line == 24 for d in found(r))
+    assert [c for c, _ in diags(r)] == ["E074", "E074", "E103", "E103"]
+    assert [d.pos.line for d in found(r)] == [24, 24, 25, 25]
 
 
 # ---------------------------------------------------------------- a bad field type: one error

@@ -93,7 +93,7 @@ def test_a_deployment_file_as_config_replays_its_route_files(small, tmp_path: Pa
     assert "60 exchange(s)" in res.stdout and "result: PASS" in res.stdout
     dep.write_text("version: 1\nroutez: []\n")
     res = bsp("replay", str(capture), "--config", str(dep), cwd=tmp_path)
-    one_line_error(res, f"error: --config {dep}: a deployment file with problems (replay takes its route files):")
+    one_line_error(res, f"error: --config {dep}: a deployment file with problems (replay takes its route files and channel overrides):")
     assert "expected a declaration" not in res.stderr
 
 
