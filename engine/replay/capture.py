@@ -194,8 +194,8 @@ class CaptureWriter:
                 continue
             if self._error is None:
                 try:
-                    batch_tbl = pa.Table.from_pylist([{n: r.get(n) for n in NAMES} for r in rows], schema=_SCHEMA)
-                    self._con.execute("INSERT INTO frames SELECT * FROM batch_tbl")   # DuckDB finds the local by name
+                    batch = pa.Table.from_pylist([{n: r.get(n) for n in NAMES} for r in rows], schema=_SCHEMA)
+                    self._con.from_arrow(batch).insert_into("frames")
                     self.rows += len(rows)
                 except Exception as exc:   # noqa: BLE001 - reported by close()
                     self._error = exc
