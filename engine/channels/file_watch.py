@@ -210,13 +210,16 @@ class FileWatcher:
             nursery.start_soon(watch)
             try:
                 while not self._draining and not failed:
-                    await self._scan(handler)
+                    files = self.ready_files()
                     now = os.stat(self.dir)                 # gone, or another folder of that name: watch again
                     if (now.st_dev, now.st_ino) != (where.st_dev, where.st_ino):
                         raise FileNotFoundError(errno.ENOENT, "the folder was replaced while watched", str(self.dir))
+                    # the folder is listed: it is watched again before any of its files runs (bsp status
+                    # does not say "cannot watch" while they run)
                     if self.problem is not None and not failed:
                         log.warning("channel %s: watching %s again", self.name, self.dir)
                         self.problem = None
+                    await self._scan(handler, files)
                     if self._draining or failed:
                         break
                     # a file settling (complete = "stable") is looked at again when due
@@ -230,7 +233,7 @@ class FileWatcher:
                 stop.set()
                 nursery.cancel_scope.cancel()
         if failed:
-            raise failed[-1]
+            raise _cause(self.dir, failed)
 
     def status(self) -> dict[str, Any]:
         """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
@@ -258,8 +261,9 @@ class FileWatcher:
             out.append(p)
         return self._settling.ready(out) if self._settling is not None else out
 
-    async def _scan(self, handler: ExchangeHandler) -> None:
-        for path in self.ready_files():
+    async def _scan(self, handler: ExchangeHandler, files: list[Path] | None = None) -> None:
+        """Run ``files`` (by default the folder's ready files, listed now) one after the other."""
+        for path in self.ready_files() if files is None else files:
             if self._draining:
                 return
             if path.resolve() in _RUNNING:          # another watcher (a reload's) runs it now
@@ -490,6 +494,22 @@ class _LineCounter:
         self.line += line_breaks(self.data[self.pos:offset])
         self.pos = offset
         return self.line
+
+
+def _cause(folder: Path, failed: list[BaseException]) -> BaseException:
+    """Why the watch of ``folder`` ended: the OS error a look at the folder met; else, when the watch
+    died first (watchfiles raises FileNotFoundError('No such file or directory (os error 2) about
+    ["..."]'), no errno, or a RuntimeError: e.g. the folder removed as its watch was armed), the
+    folder's own error when it cannot be opened now: one text for one cause (bsp status, the log)."""
+    for exc in reversed(failed):
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc
+    try:
+        with os.scandir(folder):            # opened, not read: gone, not a folder, or not readable
+            pass
+    except OSError as exc:
+        return exc
+    return failed[-1]
 
 
 def _check_trailer(name: str, trailer: Any, count: Any, total: Any, field: Any, fmt: Any, skip_trailer: int) -> None:

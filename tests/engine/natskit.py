@@ -13,8 +13,8 @@ import trio
 from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import json_counterpart, running
 
-__all__ = ["book", "bound", "collect", "eventually", "nats_client", "nats_registry", "nats_server", "two_engines",
-           "value"]
+__all__ = ["book", "bound", "collect", "consumer_set_up", "eventually", "nats_client", "nats_registry", "nats_server",
+           "two_engines", "value"]
 
 
 async def value(v: object) -> object:
@@ -25,6 +25,22 @@ async def value(v: object) -> object:
 async def bound(ch: Any, what: str | None = None) -> None:
     """Wait until the channel ``ch`` is connected and bound to its stream's consumer (``ch.ready``)."""
     await eventually(lambda: value(ch.ready.is_set()), what or f"channel {ch.name} connected with its consumer")
+
+
+async def consumer_set_up(nc: Any, stream: str, durable: str, what: str) -> None:
+    """Wait until the server holds ``stream`` and its durable consumer ``durable``: what ``bound`` is for an
+    engine in another process (``bsp run``).  An engine serves at once and sets its stream and consumer up
+    in the background: a message published before the stream is there has nowhere to go (the publish
+    fails with NoStreamResponseError)."""
+    from nats.js.errors import NotFoundError
+
+    async def there() -> object:
+        try:
+            return await nc.consumer(stream, durable)
+        except NotFoundError:               # no such stream, or no such consumer on it, yet
+            return None
+
+    await eventually(there, what, timeout=20)
 
 
 def book(port: int) -> dict:

@@ -178,3 +178,54 @@ async def test_a_file_removed_while_its_records_run_is_not_said_to_have_gone_bef
     assert ("a.jsonl was removed from %s after 2 of its records ran (their deals are in the ledger)" % inbox
             in caplog.text), caplog.text
     assert [r.levelname for r in caplog.records if "was removed" in r.getMessage()] == ["ERROR"]
+
+
+async def test_a_folder_back_is_said_to_be_watched_before_its_files_run(tmp_path: Path, caplog) -> None:
+    """The folder made again: its files ran (and reached done/) while the channel still said "cannot
+    watch" (bsp status), the problem being cleared only once the whole first look was over.  Now the
+    folder listed again is said to be watched before any of its files runs."""
+    import shutil
+    from engine.channels.file_watch import FileWatcher
+
+    inbox = tmp_path / "in"
+    seen: list[str | None] = []
+
+    class Telling:
+        async def handle(self, conn, frames):
+            seen.append(w.status()["problem"])
+            return [b"ok"] * len(frames)
+
+    w = FileWatcher("w", {"dir": str(inbox), "rescan": "50ms"})
+    with caplog.at_level("WARNING", logger="bsp.channel.file"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(w.serve, Telling())
+            shutil.rmtree(inbox)
+            await wait_for(lambda: w.status()["problem"] is not None, "the channel notices")
+            inbox.mkdir()
+            drop(inbox, "a.jsonl", b'{"ref": "A1"}\n')
+            await wait_for(lambda: w.processed == ["a.jsonl"], "the file run")
+            w.stop_accepting()
+    assert seen == [None]
+    assert f"channel w: watching {inbox} again" in caplog.text
+
+
+async def test_a_folder_removed_as_its_watch_is_armed_is_told_by_its_own_error(tmp_path: Path) -> None:
+    """Removed as the channel starts, the folder was told by whichever noticed first: a look at it
+    ("No such file or directory"), or its watch dying (watchfiles: "No such file or directory (os error
+    2) about [...]", about half the time here).  Now it is the folder's own error either way."""
+    import shutil
+    from engine.channels.file_watch import FileWatcher
+
+    class Ok:
+        async def handle(self, conn, frames):
+            return [b"ok"] * len(frames)
+
+    for i in range(6):
+        inbox = tmp_path / f"in{i}"
+        w = FileWatcher("w", {"dir": str(inbox), "rescan": "50ms"})
+        async with trio.open_nursery() as nursery:
+            await nursery.start(w.serve, Ok())
+            shutil.rmtree(inbox)
+            await wait_for(lambda: w.status()["problem"] is not None, "the channel notices")
+            assert w.status()["problem"] == f"cannot watch {inbox}: No such file or directory"
+            w.stop_accepting()

@@ -11,7 +11,8 @@ import trio
 
 from engine.channels.nats_keys import bucket_key
 from kit import compile_text, deals, json_counterpart, running
-from natskit import book, bound, collect, eventually, nats_client, nats_registry, nats_server, two_engines, value
+from natskit import (book, bound, collect, consumer_set_up, eventually, nats_client, nats_registry, nats_server,
+                     two_engines, value)
 
 ROUTE = """
 format Order = json
@@ -218,13 +219,14 @@ async def _bsp_run(route, ledger, log_path):
 
     from kit import REPO
 
+    before = log_path.stat().st_size if log_path.exists() else 0    # a restart appends to the last run's log
     out = open(log_path, "ab")
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(ledger), "--grace", "5"],
         cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=out)
     out.close()
     with trio.fail_after(30):
-        while b"serving" not in log_path.read_bytes():
+        while b"serving" not in log_path.read_bytes()[before:]:
             assert proc.poll() is None, f"bsp run exited early: {log_path.read_text()}"
             await trio.sleep(0.05)
     return proc
@@ -256,6 +258,7 @@ async def test_an_engine_killed_holding_a_claim_settles_it_on_restart(tmp_path, 
         ledger1, out1 = tmp_path / "one.duckdb", tmp_path / "one.log"
         proc = await _bsp_run(route, ledger1, out1)
         try:
+            await consumer_set_up(nc, "ORDERS", "bsp-orders", "engine one's stream and consumer set up")
             await nc.publish("orders.new", b'{"ref": "K-1", "amount": 1}')
             await eventually(lambda: value(("one", "K-1") in calls), "engine one calling for K-1", timeout=20)
             kv = await nc.call(nc.js.key_value, "BSP_KEYS")
