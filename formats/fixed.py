@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as _dt
+import importlib
 import re
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
@@ -34,8 +35,8 @@ from typing import Any, Iterable, Mapping
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 
-try:  # adds cp1047, cp1141..cp1149 to the codec registry
-    import ebcdic  # noqa: F401
+try:  # adds cp1047, cp1141..cp1149 to the codec registry (imported for that effect alone)
+    importlib.import_module("ebcdic")
 except ImportError:  # pragma: no cover - declared dependency
     pass
 
