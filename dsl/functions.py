@@ -87,18 +87,29 @@ def f_lower(s: Any) -> str:
     return _str(s, "lower").lower()
 
 
+MAX_TEXT = 10_000_000     # characters a text function may produce (a width or a replacement from a message)
+
+
+def _width(n: Any, fn: str) -> int:
+    width = _int(n, fn)
+    if width > MAX_TEXT:
+        raise FunctionError(f"{fn}: a width of {width} characters is more than the {MAX_TEXT} a text may have; "
+                            f"check the width (does it come from the message?)")
+    return width
+
+
 def f_pad_left(s: Any, n: Any, ch: Any = " ") -> str:
     ch = _str(ch, "pad_left")
     if len(ch) != 1:
         raise FunctionError(f"pad_left: the pad character must be one character, got {ch!r}")
-    return _str(s, "pad_left").rjust(_int(n, "pad_left"), ch)
+    return _str(s, "pad_left").rjust(_width(n, "pad_left"), ch)
 
 
 def f_pad_right(s: Any, n: Any, ch: Any = " ") -> str:
     ch = _str(ch, "pad_right")
     if len(ch) != 1:
         raise FunctionError(f"pad_right: the pad character must be one character, got {ch!r}")
-    return _str(s, "pad_right").ljust(_int(n, "pad_right"), ch)
+    return _str(s, "pad_right").ljust(_width(n, "pad_right"), ch)
 
 
 def f_substr(s: Any, start: Any, length: Any = None) -> str:
@@ -144,7 +155,14 @@ def f_replace(s: Any, old: Any, new: Any) -> str:
     if what == "":
         raise FunctionError("replace: the text to replace (old) is empty; give the text to take out, "
                             "e.g. replace(x, \" \", \"\")")
-    return _str(s, "replace").replace(what, _str(new, "replace"))
+    text, by = _str(s, "replace"), _str(new, "replace")
+    if len(by) > len(what):
+        size = len(text) + text.count(what) * (len(by) - len(what))
+        if size > MAX_TEXT:
+            raise FunctionError(f"replace: the result would be {size} characters, more than the {MAX_TEXT} a text "
+                                f"may have ({text.count(what)} occurrence(s) of a {len(what)}-character text, each "
+                                f"replaced by {len(by)} characters); check where the texts come from")
+    return text.replace(what, by)
 
 
 def _replace_literal(i: int, value: Any) -> str | None:
@@ -338,9 +356,9 @@ SIGNATURES: dict[str, Sig] = {
     "upper": Sig(1, 1, ("s",), ("string",), "upper case"),
     "lower": Sig(1, 1, ("s",), ("string",), "lower case"),
     "pad_left": Sig(2, 3, ("s", "n", 'ch=" "'), ("string", "int", "string"),
-                    "pads on the left to n characters with ch"),
+                    "pads on the left to n characters with ch (n at most 10,000,000: more fails the deal)"),
     "pad_right": Sig(2, 3, ("s", "n", 'ch=" "'), ("string", "int", "string"),
-                     "pads on the right to n characters with ch"),
+                     "pads on the right to n characters with ch (n at most 10,000,000)"),
     "substr": Sig(2, 3, ("s", "start", "len"), ("string", "int", "int"),
                   "len characters from start (0-based); without len, to the end"),
     "mask_pan": Sig(1, 1, ("s",), ("string",), "a card number masked as the ledger masks it: first 6 and "
@@ -350,7 +368,8 @@ SIGNATURES: dict[str, Sig] = {
                       "lower case and null are not: write iban_valid(upper(trim(x))) for such input"),
     "replace": Sig(3, 3, ("s", "old", "new"), ("string", "string", "string"),
                    "s with every occurrence of the text old replaced by new (plain text, not a pattern): "
-                   "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"", literal=_replace_literal),
+                   "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"; a result of more than "
+                   "10,000,000 characters fails the deal", literal=_replace_literal),
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
     "now": Sig(0, 1, ("tz",), ("string",), "the current time: in UTC, or with tz (an IANA name such as "
                "\"Europe/Berlin\") in that zone", literal=_tz_literal),

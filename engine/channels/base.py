@@ -176,10 +176,18 @@ async def serve_stream(
                 if not out:
                     continue
                 try:
-                    await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
+                    with stop.send_scope() as sending:
+                        await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     log.info("channel %s: connection %d from %s: send failed: %s",
                              conn.channel, conn.number, conn.peer, exc)
+                    broken = True
+                    stop.abort()
+                    continue
+                if sending.cancelled_caught:       # retired, and the client takes none of its replies
+                    log.warning("channel %s: connection %d from %s: retired, and the client took no reply "
+                                "within %gs; the connection is ended (%d reply(ies) not delivered)",
+                                conn.channel, conn.number, conn.peer, stop.send_wait, len(out))
                     broken = True
                     stop.abort()
 

@@ -12,6 +12,10 @@ after a reload).
 - ``StopReading``: reading stops at a frame boundary.  A read waiting with nothing buffered is cancelled at
   once; a frame half read when the retirement comes is read to its end first (``Framer.missing`` bytes at
   most, so nothing of the next frame is taken), within ``FINISH_FRAME`` seconds.
+- ``StopReading.send_scope``: a client that reads none of its replies would hold a retired connection
+  (and the generation it runs on) for ever, the engine's send waiting for room; once retired, each send
+  may wait ``SEND_WAIT`` seconds at most, then the connection is ended at once (its replies not taken are
+  lost to that client; the deals are recorded).
 - ``GentleClose``: closing the socket while the client's later requests sit unread in the kernel's receive
   buffer would make the kernel send a reset, which also throws away replies not yet transmitted; the
   client could then not tell what was read.  ``aclose`` therefore half-closes (FIN after the replies and
@@ -31,22 +35,27 @@ log = logging.getLogger("bsp.channel")
 
 FINISH_FRAME = 10.0     # seconds a retired connection may take to complete the frame it was reading
 LINGER = 5.0            # seconds a retired connection waits for the client to close after the engine's close
+SEND_WAIT = 10.0        # seconds one send of a retired connection may wait for the client to take the replies
 
 
 class StopReading:
     """``serve_stream``'s ``stop``: ``cancel()`` (a drain) stops reading at the next frame boundary,
     ``abort()`` (the peer is gone) at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, send_wait: float = SEND_WAIT) -> None:
         self.cancel_called = False
         self.aborted = False
         self.finish_by = math.inf          # once retired mid-frame: when the frame must be complete
+        self.send_wait = send_wait
         self._scope: trio.CancelScope | None = None
+        self._send: trio.CancelScope | None = None
 
     def cancel(self) -> None:
         if not self.cancel_called:
             self.cancel_called = True
             self.finish_by = trio.current_time() + FINISH_FRAME
+            if self._send is not None:
+                self._send.deadline = min(self._send.deadline, trio.current_time() + self.send_wait)
         if self._scope is not None:
             # a read under way may take more than the rest of a frame held: it is cancelled (nothing read
             # is lost) and ``serve_stream`` reads again, at most ``Framer.missing`` bytes
@@ -65,6 +74,15 @@ class StopReading:
         elif self.cancel_called:
             scope.deadline = self.finish_by
         self._scope = scope
+        return scope
+
+    def send_scope(self) -> trio.CancelScope:
+        """The scope of one send of replies; once retired, it ends ``send_wait`` seconds after it starts
+        (or after the retirement, for a send under way then)."""
+        scope = trio.CancelScope()
+        if self.cancel_called:
+            scope.deadline = trio.current_time() + self.send_wait
+        self._send = scope
         return scope
 
     def stops_before_read(self, buffered: int) -> bool:

@@ -11,7 +11,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.idle import IdleStream
-from engine.channels.retire import GentleClose, StopReading
+from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from formats.component import ComponentSpec, OptionSpec
@@ -53,6 +53,7 @@ class TcpListener:
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[StopReading] = set()
         self._draining = False
+        self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
 
     @property
@@ -97,7 +98,7 @@ class TcpListener:
             stream = secured  # type: ignore[assignment]
         self.connections += 1
         conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS))
-        stop = StopReading()
+        stop = StopReading(self.retire_send_wait)
         if self._draining:
             stop.cancel()
         self._read_scopes.add(stop)

@@ -39,10 +39,12 @@ def effective_overrides(overrides: Mapping[str, Mapping[str, Any]] | None, progr
     for name, opts in resolve_paths(overrides, program, registry).items():
         decl = program.channels.get(name)
         spec = registry.get("channel", decl.kind) if decl is not None else None
+        if spec is None:
+            continue      # a channel no route declares: its options' secrecy is unknown (check_overrides refuses it)
         kept = {}
         for key, value in opts.items():
-            opt = spec.option(key) if spec is not None else None
-            if opt is not None and getattr(opt, "secret", False):
+            opt = spec.option(key)
+            if opt is not None and getattr(opt, "secret", False):     # `record` (every kind's) has no spec
                 continue
             kept[key] = value
         if kept:

@@ -70,3 +70,32 @@ async def test_requests_waiting_in_the_kernel_buffer_get_a_clean_close_not_a_res
     assert got == b"ONE\nTWO\n", got[:40]
     assert h.frames == [b"one", b"two"]
     await s.aclose()
+
+
+async def test_a_client_that_reads_no_reply_cannot_hold_a_retired_connection_for_ever(nursery) -> None:
+    # the client sends and never reads: the replies fill its receive buffer and the engine's send buffer,
+    # so the engine's send of the replies it owes waits for ever; once retired, that wait is bounded
+    h = Echo()
+    lst = await _serve(nursery, h, framing="length4")
+    lst.retire_send_wait = 0.5
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    frame = LengthPrefixFramer(4).frame(b"x" * 60000)
+
+    async def flood() -> None:
+        try:
+            while True:
+                await s.send_all(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    nursery.start_soon(flood)
+    seen = -1
+    with trio.fail_after(10):
+        while len(h.frames) != seen or not seen:     # stops growing: the engine's send of replies waits
+            seen = len(h.frames)
+            await trio.sleep(0.3)
+    lst.stop_accepting()
+    with trio.fail_after(5):                # was: for ever
+        while lst._read_scopes:
+            await trio.sleep(0.05)
+    await trio.aclose_forcefully(s)
