@@ -114,5 +114,15 @@ def create_private(path: Path) -> None:
     os.close(fd)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, owner-only (0600) whatever the umask, also over a file of that
+    name that was there before (a replay report, generated route tests: deal references, values)."""
+    tighten(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, FILE)
+
+
 __all__ = ["FILE", "FOLDER", "create_private", "hold", "make_shared_dirs", "outer_umask", "private",
-           "private_dir", "release", "shared_mode", "tighten"]
+           "private_dir", "release", "shared_mode", "tighten", "write_private"]

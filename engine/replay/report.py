@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine import filemodes
 from engine.replay.diff import DiffResult, Difference
 from engine.replay.volatile import Suggestion, profile_yaml, suggest
 
@@ -183,11 +184,11 @@ class ReplayReport:
         }
 
     def write_json(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_json(), indent=2, default=_default) + "\n", encoding="utf-8")
+        filemodes.write_private(path, json.dumps(self.to_json(), indent=2, default=_default) + "\n")
 
     # ------------------------------------------------------------ html
     def write_html(self, path: Path, rows: int = 2000) -> None:
-        path.write_text(self.html(rows), encoding="utf-8")
+        filemodes.write_private(path, self.html(rows))
 
     def html(self, rows: int = 2000) -> str:
         s = self.summary()

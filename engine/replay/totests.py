@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable
 
+from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
@@ -175,5 +176,5 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
         except Unwritable as why:
             key = str(why)
             res.skipped[key] = res.skipped.get(key, 0) + 1
-    path.write_text("\n".join(parts), encoding="utf-8")
+    filemodes.write_private(path, "\n".join(parts))
     return res
