@@ -169,7 +169,7 @@ def mutants(service: Path, line: str) -> list[tuple[str, str, str]]:
         where = f"`{left} {op} {right}`"
         out.append((f"flip {op}->{FLIP[op]} in {where}", line[:col] + FLIP[op] + line[col + len(op):], step))
         for sign, name in (("+", "up"), ("-", "down")):
-            moved = (f"add_days({right}, {sign}1)" if step == "day" else f"({right} {sign} {step})")
+            moved = (f"add_days({right}, {'-' if sign == '-' else ''}1)" if step == "day" else f"({right} {sign} {step})")
             out.append((f"{name} {step} in {where}", line[:a] + moved + line[b:], step))
     return out
 
