@@ -23,31 +23,30 @@ handed back (nak) only after ``2 x key_lease`` with deliveries left, or when the
 
 A reply the route produces is published to the message's ``Bsp-Reply-To``
 header subject, else to ``reply_subject``, else dropped.
+
+This module holds the component (its options and their checks, side by side); the work is done by
+``nats_consumer_setup`` (the durable consumer on the server), ``nats_fetch`` (the fetch loop and the
+workers: one batch's verdicts), ``nats_acks`` (held messages, in-progress acks, settling, the flush that
+confirms them) and ``nats_deferred`` (deferred messages kept here).
 """
 from __future__ import annotations
 
-import itertools
-import logging
 from decimal import Decimal
 from typing import Any
 
 import trio
 
-from engine.channels.base import ConnInfo, ExchangeHandler
-from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
-    subject_option, until_set_up,
-)
+from engine.channels.base import ExchangeHandler
+from engine.channels.nats_acks import Acks, deliveries
+from engine.channels.nats_bridge import CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, subject_option
+from engine.channels.nats_consumer_setup import subscribe
 from engine.channels.nats_deferred import Deferrals
+from engine.channels.nats_fetch import fetch_loop, worker
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
 
-log = logging.getLogger("bsp.channel.nats")
-
 ON_FAILED = ("ack", "nak", "term")
-REPLY_HEADER = "Bsp-Reply-To"
-_BATCHES = itertools.count(1)
 
 
 def _positive(name: str, options: dict[str, Any], key: str, default: int) -> int:
@@ -107,13 +106,10 @@ class NatsConsumer:
         self.ready = trio.Event()           # connected, stream and consumer in place
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
-        self._deferrals = Deferrals(self)    # deferred messages kept here (engine.channels.nats_deferred)
-        self._floor = 0                     # highest stream sequence the consumer's ack floor reached
-        self._stream_created: Any = None
-        self._held: dict[int, list[Any]] = {}   # fetched, not yet settled: kept "in progress" on the server
-        self._unconfirmed = 0               # messages settled since the last flush
-        self._confirm_wanted = trio.Event()
-        self.flushes = 0
+        self.acks = Acks(self)              # held, settled, confirmed (engine.channels.nats_acks)
+        self.deferrals = Deferrals(self)    # deferred messages kept here (engine.channels.nats_deferred)
+        self.ack_floor = 0                  # highest stream sequence the consumer's ack floor reached
+        self.stream_created: Any = None     # the stream's creation time: the same stream after a set-up?
 
     @property
     def defer_delay(self) -> float:
@@ -124,7 +120,7 @@ class NatsConsumer:
     @property
     def deferred(self) -> int:
         """Times a message was deferred (its deal key busy on another engine, or the bucket away)."""
-        return self._deferrals.count
+        return self.deferrals.count
 
     @property
     def defer_hold(self) -> float:
@@ -139,34 +135,16 @@ class NatsConsumer:
     # -- Listener -------------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Starts at once (a server that is down is retried in the background and logged)."""
-        if self.keys is not None:        # the bucket keeps a key as long as the ledger's key store does
-            from engine.txn.log import KEY_RETENTION
-            from engine.txn.shared_keys import engine_id
+        if self.keys is not None:
             # the dispatcher's ledger (bsp run hands the channel a HandlerRef to the current dispatcher)
-            ledger = getattr(handler, "ledger", None) or getattr(getattr(handler, "dispatcher", None), "ledger", None)
-            self.keys.retention = getattr(ledger, "key_retention", KEY_RETENTION)
-            self.keys.keyring = getattr(ledger, "keyring", None)
-            if ledger is not None and self.keys.keyring is None:
-                log.warning("channel %s: no field keyring: the answers kept in key-value bucket %s (to answer a "
-                            "repeat on any engine) are the reply bytes as sent, a card number or name in them "
-                            "readable by whoever can read the bucket, and the deal keys are named there by their "
-                            "unkeyed SHA-256 (a short reference or card number can be found by hashing guesses); "
-                            "give the engines one field keyring (ledger.field_keys in platform.yaml, or "
-                            "BSP_FIELD_KEYS(_FILE))", self.name, self.keys.bucket)
-            if getattr(ledger, "path", None) is not None:     # the same engine after a restart
-                self.keys.identity.file = f"{ledger.path}.engine"
-                try:
-                    self.keys.engine = engine_id(ledger.path)
-                except OSError as exc:
-                    log.error("channel %s: cannot keep this engine's id next to the ledger (%s): %s; using %s "
-                              "for this run: after a restart its claims in %s are another engine's", self.name,
-                              ledger.path, exc, self.keys.engine, self.keys.bucket)
+            self.keys.bind_ledger(getattr(handler, "ledger", None) or
+                                  getattr(getattr(handler, "dispatcher", None), "ledger", None))
         async with self.link.session():
             task_status.started()
             sub = None
             with self._phase():
                 await self.link.connect()
-                sub = await self._subscribe()
+                sub = await subscribe(self)
                 if sub is not None and self.keys is not None:
                     # one live engine per engine id (a copied ledger brings its id along): EngineIdInUse
                     # stops the channel, naming <ledger>.engine
@@ -183,29 +161,29 @@ class NatsConsumer:
     async def _consume(self, sub: Any, handler: ExchangeHandler) -> None:
         send, recv = trio.open_memory_channel[list[Any]](0)
         async with trio.open_nursery() as outer:
-            outer.start_soon(self._keep_in_progress)
-            outer.start_soon(self._confirm_acks)
+            outer.start_soon(self.acks.keep_in_progress)
+            outer.start_soon(self.acks.confirm_acks)
             if self.keys is not None:
                 outer.start_soon(self.keys.keep)
             async with trio.open_nursery() as nursery:
                 for _ in range(self.workers):
-                    nursery.start_soon(self._worker, recv.clone(), handler)
+                    nursery.start_soon(worker, self, recv.clone(), handler)
                 if self.keys is not None:
-                    nursery.start_soon(self._deferrals.serve, handler)
+                    nursery.start_soon(self.deferrals.serve, handler)
                 recv.close()
                 async with send:
                     with self._phase():
-                        await self._fetch_loop(sub, send)
+                        await fetch_loop(self, sub, send)
             # every batch already fetched has been handled and settled: their acks confirmed
             with trio.CancelScope(shield=True):
-                await self._confirm()
+                await self.acks.confirm()
             outer.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
         """Drain: fetch no more; batches already fetched finish and are acknowledged; deferred messages
         kept here are handed back (nak)."""
         self._draining = True
-        self._deferrals.stopping.set()
+        self.deferrals.stopping.set()
         self._scope.cancel()
 
     def _phase(self) -> trio.CancelScope:
@@ -215,312 +193,9 @@ class NatsConsumer:
             self._scope.cancel()
         return self._scope
 
-    # -- internals ------------------------------------------------------------
-    def _consumer_config(self, start_seq: int = 0) -> Any:
-        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-
-        cfg = ConsumerConfig(
-            durable_name=self.durable, filter_subject=self.subject, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait,
-            max_ack_pending=self.max_ack_pending, max_deliver=self.max_deliver)
-        if start_seq > 1:
-            cfg.deliver_policy, cfg.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, start_seq
-        return cfg
-
-    def _differences(self, have: Any) -> list[str]:
-        """The channel's consumer settings that the server's consumer ``have`` does not hold."""
-        want = (("subject", have.filter_subject, self.subject),
-                ("ack_wait", have.ack_wait, self.ack_wait),
-                ("max_deliver", have.max_deliver if have.max_deliver not in (None, 0) else -1, self.max_deliver),
-                ("max_ack_pending", have.max_ack_pending, self.max_ack_pending))
-        return [f"{name} {old!r} -> {new!r}" for name, old, new in want
-                if (abs(float(old or 0) - float(new)) > 1e-3 if name == "ack_wait" else old != new)]
-
-    async def _subscribe(self, start_seq: int = 0) -> Any:
-        from nats.js.errors import NotFoundError
-
-        async def attempt() -> Any:
-            link = self.link
-            await ensure_stream(link, self.stream, [self.subject], create=self.create_stream)
-            info = await link.aio(link.js.stream_info)(self.stream)
-            self._stream_created = info.created
-            cfg = self._consumer_config(start_seq)
-            try:
-                have = await link.aio(link.js.consumer_info)(self.stream, self.durable)
-            except NotFoundError:
-                have = None
-            if have is not None:
-                changed = self._differences(have.config)
-                if changed:
-                    # an existing durable consumer keeps its own settings unless told: a changed
-                    # subject, ack_wait, max_deliver or max_ack_pending is applied to it (server update)
-                    cfg.deliver_policy, cfg.opt_start_seq = have.config.deliver_policy, have.config.opt_start_seq
-                    await link.aio(link.js.add_consumer)(self.stream, config=cfg)
-                    log.warning("channel %s: consumer %s on stream %s updated to the channel's settings: %s",
-                                self.name, self.durable, self.stream, ", ".join(changed))
-            if self.keys is not None:
-                await self.keys.setup()
-            return await link.aio(link.js.pull_subscribe)(
-                self.subject, durable=self.durable, stream=self.stream, config=cfg)
-
-        def report(text: str) -> None:
-            self.setup_error = text
-
-        sub = await until_set_up(
-            attempt, lambda exc: (f"channel {self.name}: cannot set up consumer {self.durable} on stream "
-                                  f"{self.stream} at {self.link.url}: {describe(exc)} (is JetStream enabled: "
-                                  f"nats-server -js?)"), report)
-        self.ready.set()
-        log.info("channel %s consuming %s", self.name, self.address)
-        return sub
-
-    async def _vanished(self) -> int | None:
-        """None while the consumer exists (or the server cannot tell now); else the stream sequence
-        to start a new consumer at (0: from the stream's first message)."""
-        from nats.js.errors import NotFoundError
-
-        link = self.link
-        if not link.connected:
-            return None
-        try:
-            with trio.move_on_after(max(link.connect_timeout, 1)):
-                info = await link.aio(link.js.consumer_info)(self.stream, self.durable)
-                self._floor = max(self._floor, int(info.ack_floor.stream_seq or 0))
-            return None
-        except NotFoundError:
-            pass
-        except Exception as exc:       # not connected / JetStream busy: ask again next time
-            log.debug("channel %s: consumer check: %s", self.name, describe(exc))
-            return None
-        try:
-            sinfo = await link.aio(link.js.stream_info)(self.stream)
-        except Exception:              # the stream is gone too: set-up creates it (or says why not)
-            sinfo = None
-        same = sinfo is not None and sinfo.created == self._stream_created
-        log.error("channel %s: %s %s is gone from %s (deleted?); setting it up again%s", self.name,
-                  "consumer" if sinfo is not None else "stream", f"{self.stream}/{self.durable}"
-                  if sinfo is not None else self.stream, link.url,
-                  f", from stream sequence {self._floor + 1} (after the last acknowledged)"
-                  if same and self._floor else "")
-        return self._floor + 1 if same and self._floor else 0
-
-    async def _fetch_loop(self, sub: Any, send: trio.MemorySendChannel[list[Any]]) -> None:
-        from nats import errors as ne
-
-        pause = 0.0
-        while True:
-            if pause:
-                await trio.sleep(pause)
-            try:
-                msgs = await self.link.aio(sub.fetch)(self.batch, timeout=self.fetch_wait)
-            except (ne.TimeoutError, TimeoutError):
-                pause = 0.0
-                msgs = None
-            except Exception as exc:      # disconnected / reconnecting: nats-py is on it
-                log.warning("channel %s: fetch from %s failed: %s", self.name, self.address, describe(exc))
-                pause = max(self.link.reconnect_wait, 0.1)
-                msgs = None
-            if not msgs:
-                # nothing came: a consumer (or stream) deleted on the server would leave this loop
-                # fetching nothing for ever; set it up again instead
-                start = await self._vanished()
-                if start is not None:
-                    await self._unsubscribe(sub)
-                    sub = await self._subscribe(start)
-                continue
-            pause = 0.0
-            self.received += len(msgs)
-            self._held[id(msgs)] = msgs
-            try:
-                await send.send(msgs)
-            except trio.Cancelled:
-                # a drain while every worker was busy: hand this batch back now (nak), rather than leave
-                # it to come back only after ack_wait
-                with trio.CancelScope(shield=True):
-                    await self._settle(msgs, [None] * len(msgs), ["nak"] * len(msgs))
-                raise
-
-    async def _unsubscribe(self, sub: Any) -> None:
-        try:
-            with trio.move_on_after(1):
-                await self.link.aio(sub.unsubscribe)()
-        except Exception as exc:      # the old inbox: nothing of value left on it
-            log.debug("channel %s: unsubscribe: %s", self.name, describe(exc))
-
-    async def _keep_in_progress(self) -> None:
-        """Every third of ``ack_wait``, tell the server that the messages fetched and not yet settled
-        are still being worked on (``+WPI``), so that a deal slower than ``ack_wait`` (or a batch waiting
-        for a busy worker) is not handed out again meanwhile, to this engine or another one.  Only an
-        engine that stopped or died lets ``ack_wait`` run out."""
-        period = max(self.ack_wait / 3, 0.05)
-        while True:
-            await trio.sleep(period)
-            held = [m for msgs in list(self._held.values()) for m in msgs]
-            if not held or not self.link.connected:
-                continue
-
-            async def progress_all() -> None:
-                for m in held:
-                    await m.in_progress()
-
-            try:
-                with trio.move_on_after(period):
-                    await self.link.aio(progress_all)()
-            except Exception as exc:      # disconnected: the server redelivers after ack_wait, as documented
-                log.debug("channel %s: in-progress ack: %s", self.name, describe(exc))
-
-    async def _worker(self, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
-        async with recv:
-            async for msgs in recv:
-                try:
-                    await self._handle(msgs, handler)
-                finally:
-                    self._held.pop(id(msgs), None)
-
     def last_delivery(self, m: Any) -> bool:
         """True when ``m`` is on its last delivery (max_deliver): the server drops it after a nak."""
-        return self.max_deliver > 0 and _deliveries(m) >= self.max_deliver
-
-    async def _settle_all(self, msgs: list[Any], verdicts: list[str]) -> None:
-        """Settle without replies (a drain), saying which messages the server will not deliver again."""
-        self._last_delivery(msgs, verdicts)
-        await self._settle(msgs, [None] * len(msgs), verdicts)
-
-    def _last_delivery(self, msgs: list[Any], verdicts: list[str]) -> None:
-        for m, verdict in zip(msgs, verdicts):
-            if verdict in ("nak", "defer") and self.last_delivery(m):
-                # the server drops it after this nak, without a word: say so, once, loudly
-                log.error("channel %s: message stream seq %s on %s (stream %s, consumer %s) was delivered "
-                          "%d times (max_deliver) without being settled; the server will not deliver it "
-                          "again: it stays in the stream for an operator", self.name, _seq(m),
-                          m.subject, self.stream, self.durable, self.max_deliver)
-
-    async def _handle(self, msgs: list[Any], handler: ExchangeHandler, since: list[float] | None = None) -> None:
-        outcomes: list[tuple[str, bool]] = []
-        conn = ConnInfo(channel=self.name, peer=f"nats:{self.stream}/{self.durable}", number=next(_BATCHES),
-                        frames_in=len(msgs), extra={"outcomes": outcomes, "keys": self.keys})
-        try:
-            replies = await handler.handle(conn, [bytes(m.data) for m in msgs])
-        except Exception:
-            log.exception("channel %s: handler failed on a batch of %d message(s); they will be redelivered",
-                          self.name, len(msgs))
-            replies, outcomes[:] = [None] * len(msgs), [("failed", False)] * len(msgs)
-        finally:
-            if self.keys is not None:
-                self.keys.forget_batch(conn.number)
-        if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
-            outcomes[:] = [("committed", True)] * len(msgs)
-        verdicts = [self._verdict(status, recorded) for status, recorded in outcomes]
-        replies = list(replies)
-        if "defer" in verdicts:
-            # kept here and tried again, no delivery counted (engine.channels.nats_deferred)
-            keep = self._deferrals.keep(msgs, verdicts, since)
-            if keep:
-                rest = [i for i in range(len(msgs)) if i not in keep]
-                msgs, replies, verdicts = [msgs[i] for i in rest], [replies[i] for i in rest], \
-                    [verdicts[i] for i in rest]
-        self._last_delivery(msgs, verdicts)
-        with trio.CancelScope(shield=True):   # settle what was done even while stopping
-            await self._settle(msgs, replies, verdicts)
-
-    def _verdict(self, status: str, recorded: bool) -> str:
-        if status == "deferred":        # its deal key is claimed by another engine: come back later
-            return "defer"
-        if not recorded:
-            return "nak"
-        if status == "failed":
-            return self.on_failed
-        return "ack"
-
-    async def _settle(self, msgs: list[Any], replies: list[bytes | None], verdicts: list[str]) -> None:
-        self._held.pop(id(msgs), None)
-        link = self.link
-        if link.nc is None or not msgs:
-            return
-
-        async def settle_all() -> list[str]:
-            problems: list[str] = []
-            nc = link.nc
-            for m, reply, verdict in zip(msgs, replies, verdicts):
-                try:
-                    if reply is not None:
-                        to = (m.headers or {}).get(REPLY_HEADER) or self.reply_subject
-                        if to:
-                            await nc.publish(to, reply)
-                    if verdict == "ack":
-                        await m.ack()
-                    elif verdict == "nak":
-                        await m.nak(delay=self.nak_delay)
-                    elif verdict == "defer":
-                        await m.nak(delay=self.defer_delay)
-                    else:
-                        await m.term()
-                except Exception as exc:
-                    problems.append(f"stream seq {_seq(m)}: {describe(exc)}")
-            return problems
-
-        with trio.move_on_after(max(self.link.connect_timeout, 1) + 1):
-            problems = await link.aio(settle_all)()
-            for v in verdicts:
-                if v == "ack":
-                    self.acked += 1
-                elif v in ("nak", "defer"):
-                    self.naked += 1
-                else:
-                    self.termed += 1
-            if problems:
-                log.warning("channel %s: acknowledgement may not have reached %s (%s); the server redelivers "
-                            "unacknowledged messages after ack_wait %gs", self.name, link.url,
-                            "; ".join(problems[:3]), self.ack_wait)
-        # the server's word that it has the acks (a PING/PONG round trip) is waited for by
-        # ``_confirm_acks``, not by this worker: it goes on with the next batch meanwhile
-        self._unconfirmed += len(msgs)
-        self._confirm_wanted.set()
-
-    async def _confirm_acks(self) -> None:
-        """One flush (PING/PONG) for the acks of every batch settled since the last one, off the workers'
-        path: a worker that waited for it spent a round trip per batch doing nothing (batch 1: one per
-        message).  A flush that fails is logged: the server redelivers what it did not get."""
-        while True:
-            await self._confirm_wanted.wait()
-            # not cancelled half-way (bounded by its own timeout): nats-py answers a cancelled flush's PONG
-            # with InvalidStateError and then no later PING of the connection is answered (a heartbeat
-            # delete, a request at the stop, hung until their timeouts)
-            with trio.CancelScope(shield=True):
-                await self._confirm()
-
-    async def _confirm(self) -> None:
-        self._confirm_wanted = trio.Event()
-        count, self._unconfirmed = self._unconfirmed, 0
-        link = self.link
-        if not count or link.nc is None:
-            return
-        nc, wait = link.nc, max(link.connect_timeout, 1)
-        problem = ""
-        with trio.move_on_after(wait + 1) as scope:
-            try:
-                await link.aio(nc.flush)(timeout=wait)
-            except Exception as exc:
-                problem = describe(exc)
-        self.flushes += 1
-        if problem or scope.cancelled_caught:
-            log.warning("channel %s: acknowledgement of %d message(s) may not have reached %s (flush: %s); the "
-                        "server redelivers unacknowledged messages after ack_wait %gs", self.name, count,
-                        link.url, problem or f"no answer in {wait + 1:g}s", self.ack_wait)
-
-
-def _deliveries(m: Any) -> int:
-    try:
-        return int(m.metadata.num_delivered)
-    except Exception:
-        return 0
-
-
-def _seq(m: Any) -> Any:
-    try:
-        return m.metadata.sequence.stream
-    except Exception:
-        return "?"
+        return self.max_deliver > 0 and deliveries(m) >= self.max_deliver
 
 
 def build(decl: Any) -> NatsConsumer:

@@ -4,8 +4,9 @@ A message whose deal key another engine holds (``engine.txn.shared_keys``: *defe
 used to be nak'ed and redelivered a third of ``key_lease`` later.  Every redelivery counts towards the
 consumer's ``max_deliver``, and the server drops a message after its last one without a word: a key
 held for long used to exhaust its repeats' deliveries, and nobody ever ran or answered them.  So the
-channel keeps a deferred message: it stays in the channel's ``_held`` (in-progress acks, ``+WPI``, which
-count no delivery) and is run again every ``defer_delay`` until it is no longer deferred.  It is handed
+channel keeps a deferred message: it stays among the channel's held messages (``engine.channels.nats_acks``:
+in-progress acks, ``+WPI``, which count no delivery) and is run again every ``defer_delay`` until it is no
+longer deferred.  It is handed
 back (nak) only
 
     after ``defer_hold`` (2 x key_lease) of waiting, when it has deliveries left  another engine may fare better
@@ -17,12 +18,14 @@ from typing import Any
 
 import trio
 
+from engine.channels.nats_fetch import handle
+
 
 class Deferrals:
     def __init__(self, ch: Any) -> None:
-        self.ch = ch                     # the NatsConsumer: its _held, _handle, _settle, defer_delay, ...
+        self.ch = ch                     # the NatsConsumer: its acks, defer_delay, defer_hold, ...
         self.waiting: list[tuple[float, float, Any]] = []   # (due, first deferred, message)
-        self.listed: list[Any] = []      # the kept messages, as one list of the channel's _held
+        self.listed: list[Any] = []      # the kept messages, as one list of the channel's held messages
         self.stopping = trio.Event()     # set by a drain
         self.count = 0                   # times a message was deferred
 
@@ -40,7 +43,7 @@ class Deferrals:
         return keep
 
     def _list(self) -> None:
-        held = self.ch._held
+        held = self.ch.acks.held
         held.pop(id(self.listed), None)
         self.listed = [m for _, _, m in self.waiting]
         held[id(self.listed)] = self.listed
@@ -64,10 +67,10 @@ class Deferrals:
             msgs = [m for _, _, m in due]
             if draining:
                 with trio.CancelScope(shield=True):
-                    await ch._settle_all(msgs, ["defer"] * len(msgs))
+                    await ch.acks.settle_all(msgs, ["defer"] * len(msgs))
                 return
-            ch._held[id(msgs)] = msgs
+            ch.acks.held[id(msgs)] = msgs
             try:
-                await ch._handle(msgs, handler, since=[since for _, since, _ in due])
+                await handle(ch, msgs, handler, since=[since for _, since, _ in due])
             finally:
-                ch._held.pop(id(msgs), None)
+                ch.acks.held.pop(id(msgs), None)

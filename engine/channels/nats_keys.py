@@ -31,6 +31,10 @@ Bucket keys are an HMAC-SHA256 of the deal key under a key derived from the fiel
 unkeyed SHA-256 without a keyring (``engine.channels.nats_keys_names``: the bucket says which, so that
 every engine names a key alike).  Each engine keeps a heartbeat under its id in the bucket, so that a
 copied ledger (two engines with one id) is refused (``engine.channels.nats_engine_id``).
+
+This module holds the store's state, the owner's renewals and final states, and its keep loop; binding
+the bucket and its names is in ``nats_keys_bucket``, claiming in ``nats_keys_claim``, the final states of
+deals recovered on restart in ``nats_keys_recovered``.
 """
 from __future__ import annotations
 
@@ -39,16 +43,17 @@ import os
 import re
 import secrets
 import socket
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 import trio
 
-from engine.channels.nats_bridge import NatsLink, describe
+from engine.channels import nats_keys_bucket, nats_keys_claim, nats_keys_recovered
+from engine.channels.nats_bridge import NatsLink
 from engine.channels.nats_engine_id import Identity
-from engine.channels.nats_keys_names import MARKER, Names, choose, follow, sha256_name
+from engine.channels.nats_keys_claim import Claim
+from engine.channels.nats_keys_names import Names, sha256_name
 from engine.channels.options import ChannelConfigError
 
 log = logging.getLogger("bsp.channel.nats")
@@ -70,17 +75,6 @@ def bucket_key(key: str) -> str:
     return sha256_name(key)
 
 
-@dataclass
-class Claim:
-    """What claiming one deal key found: ``claimed`` (run it), ``done`` (a duplicate: ``value`` holds the
-    stored answer), ``busy`` (not run here now: ``text`` says why) or ``flag`` (taken over from an engine
-    that is gone: fail it for an operator, ``text`` names the engine and its deal)."""
-
-    outcome: str
-    value: dict[str, Any] | None = None
-    text: str = ""
-
-
 class SharedKeys:
     def __init__(self, channel: str, link: NatsLink, bucket: str, lease: float, *, create: bool) -> None:
         self.channel = channel
@@ -93,15 +87,15 @@ class SharedKeys:
         self.retention: float | None = None       # the ledger's key retention: the bucket's max age
         self.keyring: Any = None                   # the ledger's field keyring: keyed bucket key names
         self.names: Names | None = None            # how deal keys are named in the bucket (setup)
-        self._marker_at = -1e9
+        self.marker_at = -1e9
         self.identity = Identity(self)             # this engine's heartbeat under its id
         self.kv: Any = None
         self.held: dict[str, tuple[int, dict[str, Any], int]] = {}   # bucket key -> (revision, claim, batch)
         self.pending: dict[str, dict[str, Any]] = {}   # final states not written yet (NATS was away)
         self.recovering: dict[str, tuple[str, dict[str, Any]]] = {}   # recovered: deal key -> (deal, end)
-        self._seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
+        self.seen: dict[str, tuple[int, float]] = {}  # another engine's claim: revision, first seen
         self.claims = self.duplicates = self.busy = self.flagged = self.taken_back = 0
-        self._warned = -1e9
+        self.warned = -1e9
         self._busy: set[str] = set()                  # bucket keys with a write on its way
         self._round = trio.Event()                     # set when a write round ends
 
@@ -111,278 +105,56 @@ class SharedKeys:
 
     def where(self) -> str:
         return f"shared key store {self.bucket} at {self.link.url}"
+    def bind_ledger(self, ledger: Any) -> None:
+        """Take from the dispatcher's ledger what the bucket needs: the key retention (the bucket keeps a key
+        as long as the ledger's key store does), the field keyring (keyed bucket key names, sealed
+        answers) and this engine's stable id (kept next to the ledger)."""
+        from engine.txn.log import KEY_RETENTION
+        from engine.txn.shared_keys import engine_id
+
+        self.retention = getattr(ledger, "key_retention", KEY_RETENTION)
+        self.keyring = getattr(ledger, "keyring", None)
+        if ledger is not None and self.keyring is None:
+            log.warning("channel %s: no field keyring: the answers kept in key-value bucket %s (to answer a "
+                        "repeat on any engine) are the reply bytes as sent, a card number or name in them "
+                        "readable by whoever can read the bucket, and the deal keys are named there by their "
+                        "unkeyed SHA-256 (a short reference or card number can be found by hashing guesses); "
+                        "give the engines one field keyring (ledger.field_keys in platform.yaml, or "
+                        "BSP_FIELD_KEYS(_FILE))", self.channel, self.bucket)
+        if getattr(ledger, "path", None) is not None:     # the same engine after a restart
+            self.identity.file = f"{ledger.path}.engine"
+            try:
+                self.engine = engine_id(ledger.path)
+            except OSError as exc:
+                log.error("channel %s: cannot keep this engine's id next to the ledger (%s): %s; using %s "
+                          "for this run: after a restart its claims in %s are another engine's", self.channel,
+                          ledger.path, exc, self.engine, self.bucket)
 
     async def setup(self) -> None:
-        """Bind the bucket; create it (history 1, file storage, max age = the key retention) when missing."""
-        from nats.js.api import KeyValueConfig, StorageType
-        from nats.js.errors import BucketNotFoundError
-
-        link = self.link
-        try:
-            self.kv = await link.aio(link.js.key_value)(self.bucket)
-        except BucketNotFoundError:
-            if not self.create:
-                raise ChannelConfigError(
-                    f"channel {self.channel}: key-value bucket {self.bucket!r} (option keys) does not exist on "
-                    f"{link.url}; create it (nats kv create {self.bucket} --history 1 --storage file) or set "
-                    f"create_stream = true") from None
-            cfg = KeyValueConfig(bucket=self.bucket, history=1, storage=StorageType.FILE,
-                                 ttl=self.retention or None)
-            self.kv = await link.aio(link.js.create_key_value)(cfg)
-            log.info("channel %s: created key-value bucket %s for the shared deal keys (max age %s)",
-                     self.channel, self.bucket, f"{self.retention:g}s" if self.retention else "none")
-            await self._bind_names(fresh=True)
-            await self.write_recovered()
-            return
-        info = await link.aio(link.js.stream_info)(f"KV_{self.bucket}")
-        have = float(info.config.max_age or 0)
-        if self.retention and have and abs(have - self.retention) > 1:
-            log.warning("channel %s: key-value bucket %s keeps keys %gs, the ledger's key retention is %gs: a "
-                        "repeat after the shorter of the two is not recognised across engines", self.channel,
-                        self.bucket, have, self.retention)
-        await self._bind_names(fresh=not info.state.messages)
-        await self.write_recovered()
-
-    async def _bind_names(self, *, fresh: bool) -> None:
-        """How deal keys are named in the bucket: as its ``_bsp_names`` entry says; when it says nothing,
-        this engine's way (keyed with its keyring's current key) for a bucket without entries, unkeyed
-        SHA-256 for one an older engine filled (engine.channels.nats_keys_names)."""
-        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-
-        link, kv = self.link, self.kv
-        try:
-            entry = await link.aio(kv.get)(MARKER)
-        except KeyNotFoundError:
-            entry = None
-        if entry is None:
-            mine = choose(self.keyring) if fresh else Names()
-            try:
-                await link.aio(kv.create)(MARKER, orjson.dumps(mine.marker()))
-            except KeyWrongLastSequenceError:          # another engine wrote it just now: follow it
-                entry = await link.aio(kv.get)(MARKER)
-            else:
-                self.names = mine
-        if entry is not None:
-            self.names = follow(orjson.loads(entry.value or b"{}"), self.keyring, channel=self.channel,
-                                where=f"key-value bucket {self.bucket} at {link.url}")
-        self._marker_at = trio.current_time()
-        if self.names.mac is None and self.keyring is not None:
-            log.warning("channel %s: key-value bucket %s names its deal keys by their unkeyed SHA-256 (made "
-                        "without a field keyring, or by an older bsp): a short reference or card number in a "
-                        "deal key can be found by hashing guesses; to have them keyed with the field keyring, "
-                        "move every engine to a new bucket (option keys)", self.channel, self.bucket)
-
-    async def _keep_marker(self) -> None:
-        """Write ``_bsp_names`` again now and then: the bucket's max age would drop it, and an engine
-        starting then would choose on its own."""
-        from nats.js.errors import KeyNotFoundError
-
-        period = min(3600.0, (self.retention or 3600.0) / 4)
-        if self.names is None or self.kv is None or not self.link.connected or \
-                trio.current_time() - self._marker_at < period:
-            return
-        with trio.move_on_after(self.timeout):
-            try:
-                try:
-                    entry = await self.link.aio(self.kv.get)(MARKER)
-                except KeyNotFoundError:
-                    entry = None
-                if entry is None or orjson.loads(entry.value or b"{}") == self.names.marker():
-                    await self.link.aio(self.kv.put)(MARKER, orjson.dumps(self.names.marker()))
-                else:
-                    log.error("channel %s: key-value bucket %s now says its deal keys are named otherwise "
-                              "(%s) than this engine names them (%s): a repeat is not recognised across "
-                              "engines; give every engine the same field keyring and restart them",
-                              self.channel, self.bucket, entry.value.decode(errors="replace"),
-                              self.names.describe())
-                self._marker_at = trio.current_time()
-            except Exception as exc:
-                log.debug("channel %s: %s entry of %s: %s", self.channel, MARKER, self.bucket, describe(exc))
+        """Bind the bucket (engine.channels.nats_keys_bucket)."""
+        await nats_keys_bucket.setup(self)
 
     def name(self, key: str) -> str:
         """The bucket key of deal key ``key``."""
         return (self.names or Names())(key)
 
-    # -- claims -----------------------------------------------------------------
-    def _value(self, deal: str, **more: Any) -> dict[str, Any]:
+    # -- claims -----------------------------------------------------------------    # -- claims -----------------------------------------------------------------
+    def claim_value(self, deal: str, **more: Any) -> dict[str, Any]:
+        """A bucket entry of this engine for ``deal``."""
         return {"engine": self.engine, "deal": deal, "at": datetime.now(timezone.utc).isoformat(), **more}
 
     async def claim(self, items: list[tuple[str, str]], batch: int) -> list[Claim]:
-        """Claim each ``(deal key, deal id)``; one round trip for all of them (pipelined)."""
-        import asyncio
-
-        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-
-        kv = self.kv
-        wanted = [(self.name(k), self._value(d, state="running")) for k, d in items]
-
-        async def one(bk: str, value: dict[str, Any]) -> Any:
-            try:
-                return await kv.create(bk, orjson.dumps(value))
-            except KeyWrongLastSequenceError:
-                pass
-            try:
-                return await kv.get(bk)
-            except KeyNotFoundError:            # gone in between (aged out): claim it again
-                return await kv.create(bk, orjson.dumps(value))
-
-        async def all_of() -> list[Any]:
-            return await asyncio.gather(*(one(bk, v) for bk, v in wanted), return_exceptions=True)
-
-        found: list[Any] = []
-        if kv is None or not self.link.connected:
-            down = ConnectionError(self.link.last_error or "not connected")
-            return [await self._judge(bk, v, down, batch) for bk, v in wanted]
-        with trio.move_on_after(self.timeout) as scope:
-            try:
-                found = await self.link.aio(all_of)()
-            except Exception as exc:
-                found = [exc] * len(items)
-        if scope.cancelled_caught:
-            found = [TimeoutError(f"no answer in {self.timeout:g}s")] * len(items)
-        out = []
-        for (bk, value), res in zip(wanted, found):
-            out.append(await self._judge(bk, value, res, batch))
-        return out
-
-    async def _judge(self, bk: str, value: dict[str, Any], res: Any, batch: int) -> Claim:
-        if isinstance(res, int):
-            self.held[bk] = (res, value, batch)
-            self.claims += 1
-            return Claim("claimed")
-        if isinstance(res, BaseException):
-            self.busy += 1
-            text = f"{self.where()} unavailable: {describe(res)}"
-            now = trio.current_time()
-            if now - self._warned >= 10:           # once per 10 s at most: an outage hands back every message
-                self._warned = now
-                log.warning("channel %s: deal key not claimed, message deferred: kept and tried again (not run): %s",
-                            self.channel, text)
-            return Claim("busy", text=text)
-        try:
-            have = orjson.loads(res.value)
-        except Exception:
-            have = {}
-        if have.get("state") == "done":
-            self._seen.pop(bk, None)
-            self.duplicates += 1
-            return Claim("done", have)
-        owner = f"engine {have.get('engine', '?')} (deal {have.get('deal', '?')}, since {have.get('at', '?')})"
-        if have.get("engine") == self.engine and bk not in self.held:
-            return await self._take_back(bk, value, res.revision, have, batch)
-        now = trio.current_time()
-        rev, first = self._seen.get(bk, (None, now))
-        if rev != res.revision:
-            self._seen[bk] = (res.revision, now)
-            first = now
-        if now - first < self.lease:
-            self.busy += 1
-            return Claim("busy", text=f"in flight on {owner}; not run here")
-        # the owner has not renewed its claim for key_lease: it is gone; take the key over (compare-and-set
-        # on the revision seen: an owner that renewed meanwhile wins) and flag the deal, never run it again
-        taken = self._value(value["deal"], state="running", flagged=have.get("engine"))
-        try:
-            with trio.fail_after(self.timeout):
-                new = await self.link.aio(self.kv.update)(bk, orjson.dumps(taken), last=res.revision)
-        except Exception as exc:
-            self.busy += 1
-            return Claim("busy", text=f"in flight on {owner}; not taken over: {describe(exc)}")
-        self._seen.pop(bk, None)
-        self.held[bk] = (new, taken, batch)
-        self.flagged += 1
-        return Claim("flag", text=f"in flight on {owner}, which has not renewed its claim for {self.lease:g}s "
-                                  f"(key_lease): gone; not run again, flagged for an operator")
-
-    async def _take_back(self, bk: str, value: dict[str, Any], revision: int, have: dict[str, Any],
-                         batch: int) -> Claim:
-        """A claim of this engine's previous run (same ledger, same id) that its log knows nothing of: the
-        engine checks its own log before the bucket, and recovery resolved (and wrote here) every deal
-        the log had in flight, so that run died between the claim and logging the deal, before any call.
-        Claimed again (compare-and-set on the revision seen) and run here."""
-        pending = {self.name(k): deal for k, (deal, _) in self.recovering.items()}
-        if bk in pending:                 # recovery's final state for it is still to be written
-            self.busy += 1
-            return Claim("busy", text=f"the final state of deal {pending[bk]} recovered on this engine "
-                                      f"is not written to {self.where()} yet")
-        try:
-            with trio.fail_after(self.timeout):
-                new = await self.link.aio(self.kv.update)(bk, orjson.dumps(value), last=revision)
-        except Exception as exc:
-            self.busy += 1
-            return Claim("busy", text=f"this engine's own claim from before a restart (deal {have.get('deal')}) "
-                                      f"not taken back: {describe(exc)}")
-        self._seen.pop(bk, None)
-        self.held[bk] = (new, value, batch)
-        self.claims += 1
-        self.taken_back += 1
-        log.info("channel %s: took back its own claim on a deal key in %s, left by its previous run (deal %s, "
-                 "since %s, never logged: no call made); the deal runs as %s", self.channel, self.bucket,
-                 have.get("deal"), have.get("at"), value["deal"])
-        return Claim("claimed")
+        """Claim each ``(deal key, deal id)`` (engine.channels.nats_keys_claim)."""
+        return await nats_keys_claim.claim(self, items, batch)
 
     def recovered(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Final states of deals this engine's recovery resolved from its log, ``(deal key, deal id, end)``:
         written over this engine's old claims by ``write_recovered`` once the bucket is bound."""
         for key, deal, end in items:
             self.recovering[key] = (deal, end)
-
     async def write_recovered(self) -> None:
-        """Write the recovered final states (from ``setup`` and ``keep``; what fails is tried again).  A key
-        still claimed by this engine (its previous run) or absent gets the final state; one finished
-        already is left as it is; one another engine took over meanwhile (this engine was gone for longer
-        than key_lease) is two deals for an operator, logged."""
-        import asyncio
-
-        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-
-        kv = self.kv
-        if not self.recovering or kv is None or self.names is None or not self.link.connected:
-            return
-        todo = [(key, self.name(key), rec) for key, rec in self.recovering.items()]
-
-        async def one(bk: str, deal: str, end: dict[str, Any]) -> str:
-            final = orjson.dumps(self._value(deal, state="done", **end))
-            try:
-                entry = await kv.get(bk)
-            except KeyNotFoundError:
-                await kv.create(bk, final)
-                return "written"
-            have = orjson.loads(entry.value) if entry.value else {}
-            if have.get("state") == "done":
-                return "done"
-            if have.get("engine") != self.engine:
-                return f"engine {have.get('engine', '?')} (deal {have.get('deal', '?')})"
-            await kv.update(bk, final, last=entry.revision)
-            return "written"
-
-        async def all_of() -> list[Any]:
-            return await asyncio.gather(*(one(bk, d, e) for _, bk, (d, e) in todo), return_exceptions=True)
-
-        with trio.move_on_after(self.timeout * 2) as scope:
-            try:
-                results = await self.link.aio(all_of)()
-            except Exception as exc:
-                results = [exc] * len(todo)
-        if scope.cancelled_caught:
-            return
-        written = 0
-        for (key, bk, (deal, end)), res in zip(todo, results):
-            if isinstance(res, KeyWrongLastSequenceError):
-                continue                         # moved in between: read again at the next round
-            if isinstance(res, BaseException):
-                log.debug("channel %s: recovered final state of deal %s: %s", self.channel, deal, describe(res))
-                continue
-            del self.recovering[key]
-            if res == "written":
-                written += 1
-            elif res != "done":
-                log.error("channel %s: deal %s, resolved on restart from this engine's log (%s), had been taken "
-                          "over in %s by %s while this engine was gone (longer than key_lease %gs): that engine "
-                          "flagged its copy; two deals for one key for an operator to reconcile", self.channel,
-                          deal, end.get("status"), self.bucket, res, self.lease)
-        if written:
-            log.info("channel %s: wrote the final state of %d deal(s) resolved on restart to %s", self.channel,
-                     written, self.bucket)
+        """Write the recovered final states (engine.channels.nats_keys_recovered)."""
+        await nats_keys_recovered.write_recovered(self)
 
     async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
         """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
@@ -392,7 +164,7 @@ class SharedKeys:
             bk = self.name(key)
             held = self.held.get(bk)
             if held is not None:
-                self.pending[bk] = self._value(held[1]["deal"], state="done", **end)
+                self.pending[bk] = self.claim_value(held[1]["deal"], state="done", **end)
                 mine.append(bk)
         while any(bk in self._busy for bk in mine):      # a renewal of one of them is on its way
             await self._round.wait()
@@ -466,7 +238,7 @@ class SharedKeys:
         while True:
             await trio.sleep(max(self.lease / 3, 0.05))
             await self.identity.renew()
-            await self._keep_marker()
+            await nats_keys_bucket.keep_marker(self)
             await self.write_recovered()
             await self._write(list(self.pending), final=True)
             await self._write(list(self.held), final=False)
