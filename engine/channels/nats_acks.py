@@ -6,6 +6,13 @@ told that held messages are still being worked on (``+WPI``, an in-progress ack)
 reply (``Bsp-Reply-To`` header, else ``reply_subject``) and its verdict: ``+ACK``, ``-NAK`` (after
 ``nak_delay``; a deferred message after ``defer_delay``) or ``+TERM``.  One flush (PING/PONG) for all the
 acks settled since the last one confirms that the server has them, off the workers' path.
+
+A settled message gets no in-progress ack again: a ``+WPI`` after its ``-NAK`` would restart its
+``ack_wait`` on the server and hold its redelivery back until then, instead of ``nak_delay``.  Each
+message is flagged settled (``settled``) before its verdict is sent, and the progress round checks the
+flag right before each ``+WPI``, in the same asyncio task that sends it, with no suspension between the
+check and the send: the round may be suspended between two messages (nats-py waits for a flush when its
+outbound buffer is full), and a worker may settle the next one meanwhile.
 """
 from __future__ import annotations
 
@@ -19,6 +26,16 @@ from engine.channels.nats_bridge import describe
 log = logging.getLogger("bsp.channel.nats")
 
 REPLY_HEADER = "Bsp-Reply-To"
+_SETTLED = "_bsp_settled"        # set on a nats-py Msg once its verdict is on its way
+
+
+def settled(m: Any) -> bool:
+    """True once ``m`` has been acked, nak'ed or termed by this channel (or is being)."""
+    return getattr(m, _SETTLED, False)
+
+
+def _mark_settled(m: Any) -> None:
+    setattr(m, _SETTLED, True)
 
 
 def deliveries(m: Any) -> int:
@@ -58,7 +75,10 @@ class Acks:
 
             async def progress_all() -> None:
                 for m in held:
-                    await m.in_progress()
+                    # settled meanwhile (a worker ran while this round waited): no +WPI after its verdict.
+                    # No await between this check and the send (the publish is buffered at once)
+                    if not settled(m):
+                        await m.in_progress()
 
             try:
                 with trio.move_on_after(period):
@@ -92,6 +112,7 @@ class Acks:
             problems: list[str] = []
             nc = link.nc
             for m, reply, verdict in zip(msgs, replies, verdicts):
+                _mark_settled(m)        # before anything is awaited: no +WPI for it from now on
                 try:
                     if reply is not None:
                         to = (m.headers or {}).get(REPLY_HEADER) or ch.reply_subject
