@@ -6,8 +6,8 @@ consumer's ``max_deliver``, and the server drops a message after its last one wi
 held for long used to exhaust its repeats' deliveries, and nobody ever ran or answered them.  So the
 channel keeps a deferred message: it stays among the channel's held messages (``engine.channels.nats_acks``:
 in-progress acks, ``+WPI``, which count no delivery) and is run again every ``defer_delay`` until it is no
-longer deferred.  It is handed
-back (nak) only
+longer deferred, each message on its own (at most ``workers`` at once: one whose deal then runs long does
+not hold the others back).  It is handed back (nak) only
 
     after ``defer_hold`` (2 x key_lease) of waiting, when it has deliveries left  another engine may fare better
     when the engine stops (a drain)                                               at once
@@ -49,28 +49,43 @@ class Deferrals:
         held[id(self.listed)] = self.listed
 
     async def serve(self, handler: Any) -> None:
-        """Run the kept messages again once due (one batch), until a drain hands them back (and returns)."""
+        """Run the kept messages again once due, until a drain hands them back (and returns).  Each due
+        message is run again on its own (a batch of one), at most ``workers`` at once: one whose key is
+        now free and whose deal takes long does not hold back the others (a duplicate's answer, another
+        message coming due)."""
         ch = self.ch
-        while True:
-            now = trio.current_time()
-            wait = min([due for due, _, _ in self.waiting] + [now + ch.defer_delay]) - now
-            with trio.move_on_after(max(wait, 0.01)):
-                await self.stopping.wait()
-            now, draining = trio.current_time(), ch._draining
-            due = [w for w in self.waiting if w[0] <= now or draining]
-            if not due:
+        limit = trio.CapacityLimiter(ch.workers)
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = trio.current_time()
+                wait = min([due for due, _, _ in self.waiting] + [now + ch.defer_delay]) - now
+                with trio.move_on_after(max(wait, 0.01)):
+                    await self.stopping.wait()
+                now, draining = trio.current_time(), ch._draining
+                due = [w for w in self.waiting if w[0] <= now or draining]
+                if not due:
+                    if draining:
+                        return                   # once the retries running now are settled
+                    continue
+                self.waiting = [w for w in self.waiting if not (w[0] <= now or draining)]
+                self._list()
                 if draining:
+                    msgs = [m for _, _, m in due]
+                    with trio.CancelScope(shield=True):
+                        await ch.acks.settle_all(msgs, ["defer"] * len(msgs))
                     return
-                continue
-            self.waiting = [w for w in self.waiting if not (w[0] <= now or draining)]
-            self._list()
-            msgs = [m for _, _, m in due]
-            if draining:
-                with trio.CancelScope(shield=True):
-                    await ch.acks.settle_all(msgs, ["defer"] * len(msgs))
-                return
-            ch.acks.held[id(msgs)] = msgs
-            try:
-                await handle(ch, msgs, handler, since=[since for _, since, _ in due])
-            finally:
-                ch.acks.held.pop(id(msgs), None)
+                for _, since, m in due:
+                    nursery.start_soon(self._retry, handler, m, since, limit)
+
+    async def _retry(self, handler: Any, m: Any, since: float, limit: trio.CapacityLimiter) -> None:
+        ch, msgs = self.ch, [m]
+        ch.acks.held[id(msgs)] = msgs          # in-progress acks while it waits for its turn and runs
+        try:
+            async with limit:
+                if ch._draining:               # a drain while it waited for its turn: hand it back
+                    with trio.CancelScope(shield=True):
+                        await ch.acks.settle_all(msgs, ["defer"])
+                    return
+                await handle(ch, msgs, handler, since=[since])
+        finally:
+            ch.acks.held.pop(id(msgs), None)

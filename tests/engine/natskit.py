@@ -13,7 +13,7 @@ import trio
 from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import json_counterpart, running
 
-__all__ = ["book", "bound", "collect", "consumer_set_up", "eventually", "nats_client", "nats_registry", "nats_server",
+__all__ = ["ack_delivery", "book", "bound", "collect", "consumer_set_up", "eventually", "nats_client", "nats_registry", "nats_server",
            "two_engines", "value"]
 
 
@@ -41,6 +41,14 @@ async def consumer_set_up(nc: Any, stream: str, durable: str, what: str) -> None
             return None
 
     await eventually(there, what, timeout=20)
+
+
+def ack_delivery(subject: str) -> tuple[int, int]:
+    """(stream sequence, delivery count) of a JetStream ack subject, to which an engine sends a message's
+    ``+ACK``, ``-NAK``, ``+TERM`` or ``+WPI`` ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>..., or the form
+    with a domain and an account hash before the stream): a test subscribed to them sees what it sends."""
+    t = subject.split(".")
+    return (int(t[5]), int(t[4])) if len(t) == 9 else (int(t[7]), int(t[6]))
 
 
 def book(port: int) -> dict:

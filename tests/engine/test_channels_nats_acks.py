@@ -11,7 +11,7 @@ import trio
 
 from formats.framing import LengthPrefixFramer
 from kit import compile_text, deals, running
-from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
+from natskit import ack_delivery, book, bound, eventually, nats_client, nats_registry, nats_server, value
 from test_channels_nats import CONSUME_ROUTE
 
 
@@ -29,13 +29,6 @@ async def refusing_counterpart(nursery: trio.Nursery, release: trio.Event) -> in
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     return listeners[0].socket.getsockname()[1]
-
-
-def _delivery(subject: str) -> tuple[int, int]:
-    """(stream sequence, delivery count) of an ack subject ($JS.ACK.<stream>.<consumer>.<delivered>.<sseq>...,
-    or the form with a domain and an account hash before the stream)."""
-    t = subject.split(".")
-    return (int(t[5]), int(t[4])) if len(t) == 9 else (int(t[7]), int(t[6]))
 
 
 async def test_no_in_progress_ack_after_a_nak_holds_back_the_redelivery(tmp_path, nursery, monkeypatch) -> None:
@@ -58,7 +51,7 @@ async def test_no_in_progress_ack_after_a_nak_holds_back_the_redelivery(tmp_path
     seen: list[tuple[float, tuple[int, int], bytes]] = []     # what the engine sent to its ack subjects
 
     async def on_ack(msg) -> None:
-        seen.append((trio.current_time(), _delivery(msg.subject), bytes(msg.data)))
+        seen.append((trio.current_time(), ack_delivery(msg.subject), bytes(msg.data)))
         if msg.data == b"+WPI":
             release.set()                 # the deals end (and are nak'ed) while the round waits
 
