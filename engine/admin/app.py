@@ -84,7 +84,8 @@ class AdminApp:
         return Response.json({"status": "ok"})
 
     async def ready(self, request: Request) -> Response:
-        state = await self.backend.ready()
+        strict = self._query(request)["strict"]
+        state = await (self.backend.ready(strict=True) if strict else self.backend.ready())
         if state.ready:
             return Response.json({"ready": True})
         return Response.problem(503, f"not ready: {state.reason or 'no reason given'}", title="Not Ready",

@@ -72,8 +72,9 @@ class AdminBackend(Protocol):
         """Engine state: version, configuration version, uptime, channels, routes, ledger, ..."""
         ...
 
-    async def ready(self) -> Readiness:
-        """Whether the engine accepts traffic (listening, ledger open, recovery finished)."""
+    async def ready(self, strict: bool = False) -> Readiness:
+        """Whether the engine accepts traffic (listening, ledger open, recovery finished); ``strict``: and
+        every outbound counterpart answers.  ``GET /ready`` passes ``strict`` only when asked."""
         ...
 
     async def reload(self, dry_run: bool) -> ReloadResult:

@@ -43,7 +43,11 @@ SINCE = Param("since", "date-time", "Only rows received at or after this time (I
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/health", "health", "Liveness: the process answers. No authentication.", auth=False,
              responses=((200, "The process is alive.", "Health"),)),
-    Endpoint("GET", "/ready", "ready", "Readiness: the engine accepts traffic.",
+    Endpoint("GET", "/ready", "ready", "Readiness: the engine accepts traffic. An outbound counterpart that "
+             "is down does not make it not ready (it is `degraded` in /status), unless strict.",
+             params=(Param("strict", "boolean", "Also not ready while an outbound channel's counterpart is down "
+                           "(failed connects, or calls without an answer since the last reply).", default=False,
+                           example="1"),),
              responses=((200, "Ready.", "Ready"), (503, "Not ready; `detail` says why.", "Problem"))),
     Endpoint("GET", "/status", "status", "Engine status: versions, channels, routes, ledger.",
              responses=((200, "Status document from the engine.", "Status"),)),

@@ -265,8 +265,16 @@ class MuxConnector:
         return self.pool.last_error
 
     @property
-    def circuit(self) -> str:
-        return self.breaker.state if self.breaker is not None else "closed"
+    def circuit(self) -> str | None:
+        """The breaker's state; None without a breaker (engine/ops/gauges.circuit_state then reads the
+        pool: open while every connection is backing off after a failed connect, as a plain tcp connect)."""
+        return self.breaker.state if self.breaker is not None else None
+
+    @property
+    def down_since(self) -> float | None:
+        """Wall time since when every connection has been failing to connect (None: one is up, or
+        trying)."""
+        return self.pool.down_since
 
     def attach_metrics(self, metrics: Any) -> None:
         """Report errors (unmatched, garbled, circuit_open) and circuit states to ``engine.metrics.Metrics``."""

@@ -26,6 +26,7 @@ import itertools
 import logging
 import random
 import ssl
+import time
 from typing import Any, Awaitable, Callable
 
 import trio
@@ -99,6 +100,7 @@ class Pool:
         self._changed = trio.Event()
         self._down = [False] * size          # slot backing off after a failed connect
         self.last_error = ""
+        self.down_since: float | None = None  # wall time since when every slot has been failing (``down``)
         self.connects = 0
         self.connect_failures = 0
         self.tls_failures = 0
@@ -199,11 +201,14 @@ class Pool:
                 log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
                             self.name, i + 1, self.size, what, wait)
                 self._down[i] = True
+                if self.down and self.down_since is None:
+                    self.down_since = time.time()
                 self._notify()
                 await trio.sleep(wait)
                 backoff = min(backoff * 2, self.backoff_max)
                 continue
             self._down[i] = False
+            self.down_since = None
             conn = PoolConn(i, stream, self.new_framer())
             self.connects += 1
             self.conns.append(conn)
@@ -251,6 +256,8 @@ class Pool:
                 log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
                             self.name, i + 1, self.size, self.last_error, wait)
                 self._down[i] = True
+                if self.down and self.down_since is None:
+                    self.down_since = time.time()
                 self._notify()
                 await trio.sleep(wait)
                 backoff = min(backoff * 2, self.backoff_max)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from decimal import Decimal
 from typing import Any
@@ -90,6 +91,7 @@ class TcpConnector:
         self._connected = False
         self._down_until = -math.inf         # requests fail fast until then (back-off)
         self._last_error = ""
+        self.down_since: float | None = None   # wall time of the first failed connect since the last success
         self._closed = False
         self.connects = 0
         self.sends = 0
@@ -117,12 +119,15 @@ class TcpConnector:
                     self._last_error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
                     log.warning("channel %s: %s", self.name, self._last_error)
                     self._down_until = trio.current_time() + backoff
+                    if self.down_since is None:
+                        self.down_since = time.time()
                     self._fail_all(Unreachable(
                         f"channel {self.name}: {self._last_error}", channel=self.name))
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
                 self._down_until = -math.inf
+                self.down_since = None
                 self.connects += 1
                 opened = trio.current_time()
                 self._answered = 0
@@ -156,6 +161,8 @@ class TcpConnector:
                                     f"answer ({self._reason}); it may refuse this client (access list, "
                                     f"connection limit)")
                 self._down_until = trio.current_time() + backoff
+                if self.down_since is None:
+                    self.down_since = time.time()
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
         finally:

@@ -157,7 +157,8 @@ def status(url: str = URL_OPTION, token_file: Optional[Path] = TOKEN_FILE_OPTION
     if table:
         from engine.commands.top import console, render
         console().print(render(doc, None, 0, {}))
-        typer.echo("ready" if doc["ready"] else f"NOT READY: {doc.get('not_ready_reason')}")
+        typer.echo(("ready, DEGRADED (see the lines above)" if doc.get("state") == "degraded" else "ready")
+                   if doc["ready"] else f"NOT READY: {doc.get('not_ready_reason')}")
         return
     typer.echo(json.dumps(doc, indent=2, sort_keys=True))
 

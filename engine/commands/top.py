@@ -2,7 +2,8 @@
 
 Per route: request rate, counts by outcome, in flight, latency (mean, p50 and
 p99 from the ``bsp_route_latency_seconds`` histogram); per channel: role,
-address, open connections, frames, outbound circuit state; and the running
+address, open connections, frames, outbound circuit state and whether the counterpart is up
+(``DEGRADED`` in yellow on the first line, with a line per down channel); and the running
 configuration version, generation and last reload.  ``--once`` prints one
 frame (two samples ``--interval`` apart, for the rates) and exits.
 """
@@ -85,6 +86,20 @@ def console() -> Console:
     return c if c.is_terminal else Console(width=160)
 
 
+CIRCUIT_STYLE = {"open": "bold red", "STOPPED": "bold red", "half_open": "yellow"}
+
+
+def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
+    """The head line's state: DEGRADED in yellow (an outbound counterpart is down), NOT READY in red."""
+    state = now.get("state")
+    if state == "degraded":
+        n = sum(1 for c in (now.get("channels") or {}).values() if c.get("up") is False)
+        return [(f"  DEGRADED ({n} outbound channel{'s' if n != 1 else ''} down)", "bold yellow")]
+    if state == "not_ready" and not now.get("draining"):
+        return [("  NOT READY", "bold red")]
+    return []
+
+
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:
     from rich.console import Group
@@ -99,6 +114,7 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
          "  env (base)" if now.get("deployment") else "", "bold"),
         f"  generation {now.get('generation')}  up {now.get('uptime_s', 0):.0f}s",
         ("  DRAINING" if now.get("draining") else "", "bold red"),
+        *_state(now),
         f"  last reload: {last['source']} {'ok' if last['ok'] else 'FAILED'}{_at(last.get('at'))}" if last else "")
     routes = Table(title="routes", expand=True)
     for col in ("route", "channel", "req/s", "received", "committed", "rejected", "failed", "duplicate", "in flight",
@@ -117,15 +133,21 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                        f"{r['avg_latency_ms']:.1f}" if r.get("avg_latency_ms") is not None else "-",
                        _ms(quantile(b, 0.5)), _ms(quantile(b, 0.99)))
     channels = Table(title="channels", expand=True)
-    for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit"):
+    for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit", "counterpart"):
         channels.add_column(col, no_wrap=True)
     for name, c in sorted((now.get("channels") or {}).items()):
         circuit = "STOPPED" if c.get("stopped") else c.get("circuit", "")
+        up = c.get("up")
         channels.add_row(name, str(c.get("role", "")), str(c.get("address", "")),
                          str(c.get("connections", "-")), str(c.get("frames_in", "-")),
                          str(c.get("frames_out", "-")),
-                         Text(circuit, style="bold red" if circuit in ("open", "STOPPED") else ""))
-    parts: list[Any] = [head, routes, channels]
+                         Text(circuit, style=CIRCUIT_STYLE.get(circuit, "")),
+                         Text("-" if up is None else "up" if up else
+                              f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"))
+    parts: list[Any] = [head]
+    if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
+        parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
+    parts += [routes, channels]
     rev = now.get("reversals")
     if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward
         flagged = rev.get("flagged") or 0

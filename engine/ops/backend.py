@@ -14,9 +14,13 @@
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
                                 "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200,
                                 "tls": true, "tls_failures": 0, "refused": 0},   # with cert / allow only
-                  "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": true,
-                             "connects": 1, "circuit": "closed",
-                             "frames_in": 1180, "frames_out": 1185}},     # outbound: replies in, requests out
+                  "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
+                             "connects": 1, "circuit": "half_open", "up": false,     # engine/ops/health.py
+                             "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
+                             "last_error": "cannot connect to 127.0.0.1:7002: ...",
+                             "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
+     "state": "degraded",        # ready | degraded (an outbound channel is down) | not_ready (as GET /ready)
+     "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
                                  "failed": 5, "duplicate": 0, "in_flight": 0, "avg_latency_ms": 1.9}},
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
@@ -31,7 +35,7 @@ from typing import Any, Mapping, Sequence
 
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
-from engine.ops.gauges import circuit_state
+from engine.ops.health import down_reason, engine_state, is_outbound, iso, outbound_health
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
@@ -84,6 +88,8 @@ class EngineBackend:
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
+        readiness = await self.ready()
+        out["state"], out["reasons"] = engine_state(out["channels"], readiness.ready, readiness.reason)
         ledger = eng.ledger
         stats = getattr(ledger, "stats", None)
         out["ledger"] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
@@ -109,8 +115,11 @@ class EngineBackend:
         if ch.role in ("connect", "both"):
             row["connected"] = bool(getattr(ch, "_connected", False))
             row["connects"] = getattr(ch, "connects", None)
-            row["circuit"] = circuit_state(ch)
-            last = getattr(ch, "_last_error", "")
+            health = outbound_health(ch)
+            row["circuit"], row["up"] = health["circuit"], health["up"]
+            if not health["up"]:
+                row["down_since"], row["failed_calls"] = iso(health["down_since"]), health["failed_calls"]
+            last = health.get("last_error") or getattr(ch, "_last_error", "")
             if last:
                 row["last_error"] = last
         gate = getattr(ch, "gate", None)           # tcp listen: TLS / mutual TLS / access list (tcp_tls.Gate)
@@ -139,7 +148,9 @@ class EngineBackend:
         received = metrics.value("bsp_channel_received_total", labels)
         return int(sent or 0), int(received or 0)
 
-    async def ready(self) -> Readiness:
+    async def ready(self, strict: bool = False) -> Readiness:
+        """Can this instance take traffic.  A down outbound channel does not count (engine/ops/health.py),
+        unless ``strict``."""
         eng = self.engine
         if eng.draining:
             return Readiness(False, "draining: the engine is stopping")
@@ -152,6 +163,14 @@ class EngineBackend:
                 if why is not None:
                     return Readiness(False, f"channel {name} stopped: {why}; it takes no traffic until the "
                                             f"engine restarts or a reload changes it")
+        if strict:
+            down = [(name, outbound_health(ch)) for name, ch in eng.current.channels.items() if is_outbound(ch)]
+            down = [(name, h) for name, h in down if not h["up"]]
+            if down:
+                return Readiness(False, "strict: " + "; ".join(
+                    down_reason(name, {**h, "down_since": iso(h["down_since"]),
+                                       "address": getattr(eng.current.channels[name], "address", None)})
+                    for name, h in down))
         return Readiness(True)
 
     async def reload(self, dry_run: bool) -> ReloadResult:

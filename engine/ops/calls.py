@@ -11,6 +11,8 @@ through it) on channel ``C``:
   bsp_channel_latency_seconds{channel=C}       one observation per reply: the batch's round trip
   bsp_channel_errors_total{channel=C,kind=K}   += failed requests, by the ``ChannelError``'s kind
                                                   (timeout, lost, unreachable, refused, internal, failed)
+  channel.call_health                          calls without an answer since the last reply
+                                                  (engine/ops/health.py: status, bsp_channel_up)
 
 A reply's latency is the time from the batch leaving to ``request_many``
 returning (the requests of a batch travel in one write and are answered
@@ -26,6 +28,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import ChannelError
+from engine.ops.health import CallHealth
 
 
 def observe_calls(channel: Any, metrics: Any) -> bool:
@@ -43,6 +46,7 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
     in_flight = metrics.channel_in_flight.labels(name)
     latency = metrics.channel_latency.labels(name)
     errors = metrics.channel_errors
+    health = channel.call_health = CallHealth()        # read by engine/ops/health.outbound_health
 
     async def request_many(payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:
         n = len(payloads)
@@ -65,6 +69,7 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
                 latency.observe(seconds)
         if ok:
             received.inc(ok)
+        health.record(results)
         return results
 
     request_many._bsp_observed = True  # type: ignore[attr-defined]

@@ -20,14 +20,15 @@ not reconnected yet.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import trio
 from prometheus_client import Gauge
 
-from engine.metrics import CIRCUIT_STATES, Metrics
+from engine.metrics import Metrics
 from engine.ops.bookkeeping import bookkeeping
+from engine.ops.health import circuit_state, is_outbound, outbound_health
+
+__all__ = ["EngineMetrics", "circuit_state"]
 
 
 class EngineMetrics(Metrics):
@@ -56,8 +57,10 @@ class EngineMetrics(Metrics):
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
         for name, ch in gen.channels.items():
-            if ch.role in ("connect", "both"):
-                self.circuit(name, circuit_state(ch))
+            if is_outbound(ch):
+                health = outbound_health(ch)
+                self.circuit(name, health["circuit"])
+                self.channel_up.labels(name).set(1 if health["up"] else 0)
                 connects = int(getattr(ch, "connects", 0))
                 before = self._connects.get(id(ch))
                 if before is None:
@@ -81,19 +84,3 @@ class EngineMetrics(Metrics):
                 self.ledger_batch.observe(size)
                 self.ledger_commit.observe(seconds)
         self._ledger_seen = (stats.batches, stats.rows, stats.total_commit_ms)
-
-
-def circuit_state(ch: Any) -> str:
-    state = getattr(ch, "circuit", None)          # a channel with a real breaker (tcp mux) says so itself
-    if isinstance(state, str) and state in CIRCUIT_STATES:
-        return state
-    if getattr(ch, "_connected", False):
-        return "closed"
-    down_until = getattr(ch, "_down_until", -math.inf)
-    if down_until == -math.inf:
-        return "closed"
-    try:
-        now = trio.current_time()
-    except RuntimeError:
-        return "open"
-    return "open" if now < down_until else "half_open"

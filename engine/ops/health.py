@@ -1,0 +1,127 @@
+"""Is each outbound channel's counterpart answering?  The engine's ``state`` (ready / degraded / not ready).
+
+    health = CallHealth()            # installed by engine.ops.calls.observe_calls as ``channel.call_health``
+    health.record(results)           # per call batch: a reply clears the streak, a failed call extends it
+    outbound_health(ch)              # {"up", "down_since", "failed_calls", "circuit", "last_error"}
+    engine_state(status, ready, why) # ("degraded", ["channel biller (127.0.0.1:7002) down since ..."])
+
+An outbound channel (role ``connect`` or ``both``) is **down** when
+
+- its connector knows it cannot reach the counterpart: a plain ``tcp connect``
+  whose last connect failed (or whose connection closed before any answer),
+  a MUX whose every connection is failing to connect or whose circuit breaker
+  is open or half-open (``down_since`` and ``circuit`` on the connector); or
+- its last calls got no answer (kinds ``unreachable``, ``lost``, ``timeout``:
+  engine.resilience.FAILURE_KINDS) and no reply came since: ``failed_calls``
+  counts them.  Any reply makes it up again.
+
+A channel not tried yet (a plain ``tcp connect`` connects on first use) is up.
+A down channel does not make the engine *not ready* (``GET /ready``: another
+instance would reach the same counterpart no better, and taking every instance
+out of rotation is an outage); it makes it ``degraded`` in ``GET /status``, and
+``bsp_channel_up{channel}`` 0.  ``GET /ready?strict=1`` answers 503 while one is
+down (docs/admin-api.md).
+"""
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+import trio
+
+from engine.channels.base import ChannelError
+from engine.metrics import CIRCUIT_STATES
+from engine.resilience import FAILURE_KINDS
+
+READY, DEGRADED, NOT_READY = "ready", "degraded", "not_ready"
+
+
+class CallHealth:
+    """Consecutive calls of one outbound channel that got no answer, since its last reply."""
+
+    __slots__ = ("failed", "since", "last_error")
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.since: float | None = None      # wall time of the first of them
+        self.last_error = ""
+
+    def record(self, results: Iterable[Any]) -> None:
+        for r in results:
+            if not isinstance(r, ChannelError):
+                self.failed, self.since = 0, None
+            elif r.kind in FAILURE_KINDS:
+                if not self.failed:
+                    self.since = time.time()
+                self.failed += 1
+                self.last_error = str(r)
+
+
+def circuit_state(ch: Any) -> str:
+    """``closed``, ``half_open`` or ``open``: a channel with a circuit breaker (a MUX with
+    ``breaker_failures``) reports its breaker; otherwise ``open`` while it backs off after a failed connect,
+    ``half_open`` once the back-off is over and it has not reconnected yet, ``closed`` when connected or not
+    tried since its last good connection."""
+    state = getattr(ch, "circuit", None)          # a channel with a real breaker (tcp mux) says so itself
+    if isinstance(state, str) and state in CIRCUIT_STATES:
+        return state
+    if getattr(ch, "_connected", False):
+        return "closed"
+    down_until = getattr(ch, "_down_until", -math.inf)
+    if down_until == -math.inf:
+        return "closed"
+    try:
+        now = trio.current_time()
+    except RuntimeError:
+        return "open"
+    return "open" if now < down_until else "half_open"
+
+
+def is_outbound(ch: Any) -> bool:
+    return getattr(ch, "role", None) in ("connect", "both")
+
+
+def outbound_health(ch: Any) -> dict[str, Any]:
+    """``up``, and while down: ``down_since`` (wall time), ``failed_calls``, ``circuit``, ``last_error``."""
+    calls = getattr(ch, "call_health", None)
+    failed = calls.failed if calls is not None else 0
+    circuit = circuit_state(ch)
+    since_connect = getattr(ch, "down_since", None)
+    connector_down = not getattr(ch, "_connected", False) and (circuit != "closed" or since_connect is not None)
+    up = not connector_down and not failed
+    out: dict[str, Any] = {"up": up, "circuit": circuit}
+    if up:
+        return out
+    starts = [t for t in (since_connect if connector_down else None, calls.since if failed and calls else None)
+              if t is not None]
+    out["down_since"] = min(starts) if starts else None
+    out["failed_calls"] = failed
+    last = (calls.last_error if failed and calls is not None else "") or getattr(ch, "_last_error", "")
+    out["last_error"] = last.removeprefix(f"channel {getattr(ch, 'name', '')}: ")
+    return out
+
+
+def iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def down_reason(name: str, row: Mapping[str, Any]) -> str:
+    """One line for an operator: which channel, since when, how many calls failed, circuit, last error."""
+    where = f" ({row['address']})" if row.get("address") else ""
+    since = f" since {row['down_since']}" if row.get("down_since") else ""
+    n = row.get("failed_calls") or 0
+    calls = f"{n} call{'s' if n != 1 else ''} failed" if n else "no call failed yet"
+    last = f"; last error: {row['last_error']}" if row.get("last_error") else ""
+    return f"channel {name}{where} down{since}: {calls}, circuit {row.get('circuit')}{last}"
+
+
+def engine_state(channels: Mapping[str, Mapping[str, Any]], ready: bool, not_ready_reason: str = ""
+                 ) -> tuple[str, list[str]]:
+    """``(state, reasons)`` from the status' channel rows and the readiness."""
+    reasons = [] if ready else [not_ready_reason or "not ready"]
+    reasons += [down_reason(n, row) for n, row in sorted(channels.items()) if row.get("up") is False]
+    if not ready:
+        return NOT_READY, reasons
+    return (DEGRADED if reasons else READY), reasons

@@ -1,0 +1,158 @@
+"""An outbound counterpart that is down: the engine stays ready (GET /ready 200: another instance would reach
+it no better) but `GET /status` says `state: degraded` naming the channel, since when, how many calls failed,
+its circuit and last error; `bsp_channel_up{channel}` is 0; `GET /ready?strict=1` is 503; `bsp status --table`
+shows DEGRADED.  All over real loopback sockets: a refused port, then a counterpart listening on it."""
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+
+import httpx
+import orjson
+import trio
+
+from engine.commands.top import render
+from engine.ops.serve import AdminOptions, OpsOptions, run_live
+from engine.registry import default_registry
+from formats.framing import LengthPrefixFramer
+from opskit import CALL, compile_file
+
+TOKEN = "ops-degraded-token-" + "d" * 20
+
+
+async def _refused_port() -> int:
+    """A loopback port nothing listens on (its listener is closed again): connects are refused."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    for lst in listeners:
+        await lst.aclose()
+    return port
+
+
+async def _serve(route: Path, tmp_path: Path, nursery: trio.Nursery) -> tuple:
+    registry = default_registry()
+    program = compile_file(route, registry)
+    ready = trio.Event()
+    box: list = []
+
+    def hook(engine) -> None:
+        box.append(engine)
+        ready.set()
+
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
+    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    engine = box[0]
+    return engine, httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                     headers={"authorization": f"Bearer {TOKEN}"})
+
+
+def _up(text: str, channel: str) -> float | None:
+    m = re.search(rf'^bsp_channel_up\{{channel="{channel}"\}} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def _table(doc: dict) -> str:
+    import io
+
+    from rich.console import Console
+    out = Console(width=240, record=True, file=io.StringIO())
+    out.print(render(doc, None, 0, {}))
+    return out.export_text()
+
+
+async def _counterpart_on(port: int, nursery: trio.Nursery) -> None:
+    """A JSON counterpart of length4 frames on this very port, answering every request OK."""
+    async def handler(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(4)
+        async with stream:
+            while data := await stream.receive_some(65536):
+                for req in f.feed(data):
+                    await stream.send_all(f.frame(orjson.dumps({"status": "OK", "ref": orjson.loads(req)["ref"]})))
+
+    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    await nursery.start(trio.serve_listeners, handler, listeners)
+
+
+async def test_a_refused_counterpart_degrades_the_engine_but_keeps_it_ready(nursery, tmp_path: Path) -> None:
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        doc = (await client.get("/status")).json()
+        assert doc["state"] == "ready" and doc["reasons"] == []
+        assert doc["channels"]["back"]["up"] is True            # not tried yet: connects on first use
+
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        await front.send_all(tx.frame(orjson.dumps({"ref": "r1"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+
+        doc = (await client.get("/status")).json()
+        back = doc["channels"]["back"]
+        assert doc["state"] == "degraded"
+        assert back["up"] is False and back["connected"] is False
+        assert back["failed_calls"] == 1
+        assert back["down_since"].endswith("+00:00")
+        assert back["circuit"] in ("open", "half_open")
+        assert f"cannot connect to 127.0.0.1:{port}" in back["last_error"]
+        [reason] = doc["reasons"]
+        assert reason.startswith(f"channel back (127.0.0.1:{port}) down since {back['down_since']}: 1 call failed, "
+                                 f"circuit {back['circuit']}; last error: cannot connect to 127.0.0.1:{port}")
+
+        assert (await client.get("/ready")).status_code == 200       # the instance still takes traffic
+        strict = await client.get("/ready", params={"strict": "1"})
+        assert strict.status_code == 503
+        assert strict.json()["reason"].startswith(f"strict: channel back (127.0.0.1:{port}) down since")
+        assert _up((await client.get("/metrics")).text, "back") == 0
+
+        table = _table({**doc, "ready": True})
+        assert "DEGRADED (1 outbound channel down)" in table
+        assert f"degraded: channel back (127.0.0.1:{port}) down since" in table
+        assert "DOWN 1 failed" in table
+
+        # the counterpart comes back on the same port: the next call is answered, the engine is ready again
+        await _counterpart_on(port, nursery)
+        with trio.fail_after(10):
+            while engine.stats.committed < 1:
+                await front.send_all(tx.frame(orjson.dumps({"ref": "r2"})))
+                await trio.sleep(0.2)
+        doc = (await client.get("/status")).json()
+        assert doc["state"] == "ready" and doc["reasons"] == []
+        assert doc["channels"]["back"]["up"] is True and "failed_calls" not in doc["channels"]["back"]
+        assert (await client.get("/ready", params={"strict": "1"})).status_code == 200
+        assert _up((await client.get("/metrics")).text, "back") == 1
+        assert "DEGRADED" not in _table({**doc, "ready": True})
+        await front.aclose()
+    engine.drain()
+
+
+async def test_a_mux_without_breaker_reports_its_pool_down_before_any_call(nursery, tmp_path: Path) -> None:
+    """A MUX (`pool`) connects at start: every connect refused makes it down at once, circuit `open` (it
+    said `closed`, whatever its connections did, when it had no breaker)."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+        "timeout = 5s", "timeout = 5s\n    pool = 2"))
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        with trio.fail_after(10):
+            while (doc := (await client.get("/status")).json())["state"] != "degraded":
+                await trio.sleep(0.02)
+        back = doc["channels"]["back"]
+        assert back["circuit"] == "open" and back["up"] is False and back["failed_calls"] == 0
+        assert back["down_since"] is not None
+        assert doc["reasons"][0].startswith(f"channel back (127.0.0.1:{port}) down since {back['down_since']}: "
+                                            f"no call failed yet, circuit open; last error: ")
+        assert (await client.get("/ready")).status_code == 200
+        assert (await client.get("/ready", params={"strict": "true"})).status_code == 503
+        text = (await client.get("/metrics")).text
+        assert _up(text, "back") == 0
+        assert 'bsp_channel_circuit_state{channel="back"} 2.0' in text
+    engine.drain()
