@@ -208,7 +208,10 @@ class HttpListener:
         status = self.status_map.get(out.kind or "", self.status_map.get(out.status, 500))
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
-        return Response.problem(status, out.detail or out.text or out.status, instance=request.raw_path,
+        # an internal failure's detail is the engine's own (file paths, OS errors, places in route files): it stays
+        # in the deal's reason and the log; the client gets its short text (``error.text``)
+        shown = out.text if out.kind == "internal" else out.detail or out.text
+        return Response.problem(status, shown or out.status, instance=request.raw_path,
                                 kind=out.kind, code=out.code, deal_status=out.status)
 
 

@@ -20,8 +20,23 @@ from typing import Any, Iterable
 
 import trio
 
+from engine.runtime.exchange import StepFailure
+
 LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~20 MB; docs)
 CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be written
+
+
+# ``error.text`` of a deal failed because the log cannot be written or refused it up front (what a reply field
+# or an HTTP problem's detail shows): short, without the log's path nor the OS error, which stay in the deal's
+# reason and the engine's log
+LOG_DOWN = "transaction log unavailable"
+
+
+def log_fault(exc: BaseException, what: str, where: str | None) -> StepFailure:
+    """The failure of a request the transaction log could not take (``exc``: a failed write, or new work
+    refused past the bound): kind ``internal`` (96), the whole reason for the deal row, ``LOG_DOWN`` for
+    the client."""
+    return StepFailure("internal", f"{exc}; {what}", where=where, text=LOG_DOWN)
 
 
 def coalesce(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.deal import DealStep
 from engine.runtime.exchange import StepFailure
+from engine.txn.backlog import log_fault
 from engine.txn.log import TxnLogError
 
 _UTC = timezone.utc
@@ -50,7 +51,7 @@ async def acting(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> Non
             st.done.remove(i)
             if not st.logged:
                 mgr._unadmit(st)
-            ex.fail(StepFailure("internal", f"{exc}; step {name} not run", where=str(plan.route.pos)))
+            ex.fail(log_fault(exc, f"step {name} not run", str(plan.route.pos)))
         return
     for ex in live:
         st = mgr.states[ex]

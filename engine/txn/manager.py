@@ -42,7 +42,7 @@ from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
 from engine.txn import effects, reversal, shared_keys
-from engine.txn.backlog import CATCH_UP_EVERY, LATER_MAX, coalesce
+from engine.txn.backlog import CATCH_UP_EVERY, LATER_MAX, coalesce, log_fault
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
@@ -498,8 +498,7 @@ class TxnManager:
                 light.pop(ex, None)
                 self.light_sent.pop(ex, None)
                 call.sent.pop(id(ex.scope), None)
-                ex.fail(StepFailure("internal", f"{exc}; request not sent to {name}",
-                                    where=str(plan.route.pos)))
+                ex.fail(log_fault(exc, f"request not sent to {name}", str(plan.route.pos)))
 
     async def _reverse_light(self, plan: RoutePlan, call: Any, failed: list[Any]) -> None:
         """ISO 8583 exchanges of a light route to reverse: they become full transactions."""
@@ -674,7 +673,7 @@ class TxnManager:
                 st.done.remove(i)
             if not st.logged:
                 self._unadmit(st)
-            ex.fail(StepFailure("internal", f"{exc}; request not sent to {call.name}", where=str(plan.route.pos)))
+            ex.fail(log_fault(exc, f"request not sent to {call.name}", str(plan.route.pos)))
 
     def _unadmit(self, st: TxnState) -> None:
         """A deal of which nothing reached the log nor left the engine: not admitted after all, its key
@@ -874,8 +873,7 @@ class TxnManager:
             ex.reply = ex.reply_values = ex.reply_json = None
             ex.failure = None
             where = str(plan_of(ex.route).route.pos) if ex.route is not None else None
-            ex.fail(StepFailure("internal", f"{exc}; the deal's answer could not be logged, so nothing was done "
-                                f"and it failed", where=where))
+            ex.fail(log_fault(exc, "the deal's answer could not be logged, so nothing was done and it failed", where))
             if ex.route is not None:
                 await disp.run_on_error(ex.route, [ex])     # the route's `on error reply`, as for any failure
             if ex.reply is None and disp.error_reply is not None:

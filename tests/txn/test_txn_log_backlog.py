@@ -122,3 +122,33 @@ async def test_past_the_bound_new_requests_are_refused_and_the_log_catches_up_by
     assert any("new requests are taken again" in m for m in said), said
     events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq", [by[0][3]])
     assert "answer_not_logged" in json.loads(events[-1]["detail"])
+
+
+async def test_the_tries_let_through_past_the_bound_add_nothing_to_the_waiting_entries(nursery, tmp_path: Path) -> None:
+    """Past the bound a write is still let through once a second (it carries the waiting entries, so the log
+    catches up as soon as it can).  Such a try by a new request that fails adds nothing to what waits: its
+    call is not sent, so its entries (begin, sending) describe nothing that happened and are dropped, and
+    its deal is not admitted (no end, no recorded mark).  Here every write is such a try (the clock moves
+    5 s per look): what waits stays the same, entry for entry and byte for byte, over many requests."""
+    import itertools
+    bank = Bank()
+    program = await bank.serve(nursery, tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    bank.breaks_at = ("credit", "post", "A1")
+    async with bank.running(program, ledger) as sb:
+        mgr = bank.mgr
+        mgr.later_max = 2
+        c = await Client.open(sb.channel("front").port)
+        assert orjson.loads(await _ask(c, "A1"))["code"] == "00"
+        before = orjson.dumps(mgr._lazy, default=str)
+        assert mgr.waiting() >= 2
+        clock = itertools.count(mgr.failing[0] + 5, 5)
+        mgr.monotonic = lambda: float(next(clock))      # every write falls after the second: each one is tried
+        got = [orjson.loads(await _ask(c, f"B{k}")) for k in range(40)]
+        assert orjson.dumps(mgr._lazy, default=str) == before
+        assert len(mgr._unlogged) == 1
+        await c.aclose()
+    assert {g["code"] for g in got} == {"96"}
+    assert not any(ref.startswith("B") for _, ref in bank.debit.counts | bank.credit.counts)
+    reasons = [d["reason"] for d in deals(ledger) if d["reference"].startswith("B")]
+    assert len(reasons) == 40 and all("cannot append" in r and "entries wait" not in r for r in reasons), reasons[0]
