@@ -5,11 +5,17 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked, config_version)
+           correlation_key, deal_id, deal_status, error, masked, config_version, origin)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
 recording adds the new version's sources; each frame names the version that served its exchange.
+
+``origin`` (also added within format version 1) is, on the request row of an exchange a ``file watch``
+channel fed, where the record came from: a JSON object of ``engine.channels.file_origin.RecordOrigin``'s
+fields (``name``, ``line``, ``record``, ``offset``, ``records``, ...), given back to the route as
+``file.*`` on replay; NULL on every other row.  A capture written before it replays with ``file.*``
+null, as it did then.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -36,6 +42,7 @@ import duckdb
 import pyarrow as pa
 
 from engine import filemodes
+from engine.replay.origin import load as load_origin
 
 FORMAT_VERSION = "1"
 
@@ -56,6 +63,7 @@ COLUMNS = (
     ("error", pa.string(), "VARCHAR"),
     ("masked", pa.string(), "VARCHAR"),
     ("config_version", pa.string(), "VARCHAR"),
+    ("origin", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -219,6 +227,7 @@ class Frame:
     error: str | None
     masked: str | None
     config_version: str | None = None
+    origin: str | None = None           # JSON: a file watch record's place (engine.replay.origin)
 
 
 @dataclass
@@ -317,6 +326,12 @@ class Capture:
                 f.raw = bytes(f.raw)
             if f.config_version is None:
                 f.config_version = self.info.get("config_version") or None
+            if f.origin is not None:
+                try:
+                    load_origin(f.origin)
+                except ValueError as exc:
+                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
+                                       f"was changed or damaged after `bsp run --record` wrote it") from None
         self.frames = frames
         self.exchanges: list[RecordedExchange] = []
         self.loose: list[RecordedCall] = []          # outbound calls made outside any exchange

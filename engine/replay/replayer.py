@@ -14,6 +14,9 @@ without its bytes (``RecordedExchange.unreplayable``: ``--mask`` could not make
 it safe) is not fed: it is returned in ``ReplayRun.not_replayable`` with the
 reason, and its recorded answers are given to no other exchange.
 
+A request a ``file watch`` channel fed is dispatched with the record's place as recorded
+(``frames.origin``): the route reads the same ``file.*``; a capture without it gives null ``file.*``.
+
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
 (original timing N times faster).
@@ -34,6 +37,7 @@ import trio
 from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.replay.capture import Capture, RecordedCall, RecordedExchange
 from engine.replay.context import CallRecord, ExchangeCtx
+from engine.replay.origin import load as load_origin
 from engine.replay.virtual import isolated_engine
 from engine.runtime.exchange import StepFailure
 from formats.framing import FramingError
@@ -177,9 +181,10 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                     kind, _, detail = f.error[len("refused: "):].partition(": ")
                     refused = StepFailure(kind, detail)
                 conn = int(f.conn) if f.conn and f.conn.isdigit() else None
+                origin = load_origin(f.origin)          # a file watch record's place, given back as file.*
                 try:
                     await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
-                                      refused=refused)
+                                      refused=refused, extra={"origins": [origin]} if origin else None)
                 finally:
                     if sem is not None:
                         sem.release()

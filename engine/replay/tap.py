@@ -33,6 +33,7 @@ import trio
 
 from engine.replay.capture import CaptureWriter
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
+from engine.replay.origin import dump as dump_origin, frame_origin
 
 _UTC = timezone.utc
 
@@ -88,7 +89,8 @@ class Recorder:
         guide = self.guide_for(ctx.config_version)      # the classification of the version that served it
         add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
                       ctx.request if ctx.framing_error is None else None, known, guide=guide, conn=ctx.conn,
-                      call_seq=0, deal_status=getattr(deal, "status", None), error=error, **common))
+                      call_seq=0, deal_status=getattr(deal, "status", None), error=error,
+                      origin=dump_origin(ctx.extra.get("origin")), **common))
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
         if ctx.reply is not None:
@@ -222,6 +224,7 @@ class TapHandler:
 
     async def _one(self, conn: Any, frame: bytes, via: Any = None) -> bytes | None:
         ctx = self._ctx(conn, frame)
+        ctx.extra["origin"] = frame_origin(conn)     # a file watch record's place: file.* on replay
         tap_ledger(self.inner)            # a reload may have pointed the holder at a new dispatcher
         ctx.config_version = self._version()
         token = CURRENT.set(ctx)

@@ -1,7 +1,8 @@
 """Route tests written from recorded exchanges (``bsp replay CAPTURE --to-tests DIR``).
 
 Each recorded exchange becomes one ``test``: the request it received
-(``given CHANNEL sends``), the answers its counterparts gave (``given X answers``,
+(``given CHANNEL sends``, with ``file { ... }``: where a ``file watch`` record
+came from), the answers its counterparts gave (``given X answers``,
 ``answers timeout`` / ``answers error`` for recorded failures), the calls it
 made (``expect call``) and the reply it sent (``expect reply``), all decoded
 through the configuration's formats.  Fields the replay profile ignores are left
@@ -30,6 +31,7 @@ from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
+from engine.replay.origin import load as load_origin, scope_fields
 from engine.replay.profile import Profile
 
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
@@ -86,6 +88,16 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
 
 
+def file_clause(stored: str | None) -> str:
+    """`` file { name = "X.csv"  line = 3 ... }``: a file watch record's place as recorded (``file.*`` in the
+    route), or "" (not a file record, or a capture of before it was stored)."""
+    origin = load_origin(stored)
+    if origin is None:
+        return ""
+    fields = "  ".join(f"{k} = {literal(v)}" for k, v in scope_fields(origin).items() if v is not None)
+    return f" file {{ {fields} }}"
+
+
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False) -> str:
     """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
@@ -113,7 +125,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     if mask:
         fmt, values = guide.decode(ch, "inbound", "in", clear(ch, "inbound", "in", req.raw), fmt)
     name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
-    out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"]
+    out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
+           + file_clause(req.origin)]
     expects = []
     for c in ex.calls:
         sent = clear(c.channel, "outbound", "out", c.request.raw) if c.request.raw is not None else None

@@ -1,0 +1,64 @@
+"""A ``file watch`` record's place (``engine.channels.file_origin.RecordOrigin``) in a capture.
+
+The tap stores it with the request row (``frames.origin``, a JSON object of the origin's fields); a replay
+gives it back to the route as ``file.*`` (and a decoder's error is placed in the file as it was when
+recorded); ``--to-tests`` writes it as the test's ``file { ... }`` clause.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from engine.channels.file_origin import FILE_FIELDS, RecordOrigin
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RecordOrigin)}
+_TEXT = {"name"}
+_OPTIONAL = {"line", "head_line"}
+
+
+def frame_origin(conn: Any) -> RecordOrigin | None:
+    """The origin of the one frame dispatched on ``conn`` (a tap's per-frame ``ConnInfo``), or None."""
+    extra = getattr(conn, "extra", None) or {}
+    origins = extra.get("origins")
+    if not origins:
+        return None
+    i = extra.get("batch_index", 0)
+    o = origins[i] if 0 <= i < len(origins) else None
+    return o if isinstance(o, RecordOrigin) else None
+
+
+def dump(origin: RecordOrigin | None) -> str | None:
+    return None if origin is None else json.dumps(dataclasses.asdict(origin), sort_keys=True)
+
+
+def load(text: str | None) -> RecordOrigin | None:
+    """The stored origin, or None (none stored).  ``ValueError`` saying what is wrong for a value that is
+    not one (a capture edited by hand, or damaged)."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the record's file origin is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the record's file origin is a JSON {type(data).__name__}, expected an object")
+    kw: dict[str, Any] = {}
+    for k, v in data.items():
+        if k not in _FIELDS:
+            continue                     # a later bsp's field: this one does not use it
+        want = str if k in _TEXT else int
+        if (v is None and k in _OPTIONAL) or (isinstance(v, want) and not isinstance(v, bool)):
+            kw[k] = v
+        else:
+            raise ValueError(f"the record's file origin has {k} = {v!r:.60}, expected "
+                             f"{'a text' if want is str else 'a whole number'}")
+    missing = [k for k in ("name", "record", "offset", "line", "records") if k not in kw]
+    if missing:
+        raise ValueError(f"the record's file origin lacks {', '.join(missing)}")
+    return RecordOrigin(**kw)
+
+
+def scope_fields(origin: RecordOrigin) -> dict[str, Any]:
+    """``file.*`` as the route reads them (the fields of a test's ``file { ... }`` clause)."""
+    return {k: origin.scope["file"][k] for k in FILE_FIELDS}
