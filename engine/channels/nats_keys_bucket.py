@@ -14,7 +14,7 @@ import orjson
 import trio
 
 from engine.channels.nats_bridge import describe
-from engine.channels.nats_keys_names import MARKER, Names, choose, follow
+from engine.channels.nats_keys_names import MARKER, Names, choose, follow, parse_marker, quoted
 from engine.channels.options import ChannelConfigError
 
 if TYPE_CHECKING:
@@ -75,8 +75,9 @@ async def bind_names(keys: SharedKeys, *, fresh: bool) -> None:
         else:
             keys.names = mine
     if entry is not None:
-        keys.names = follow(orjson.loads(entry.value or b"{}"), keys.keyring, channel=keys.channel,
-                            where=f"key-value bucket {keys.bucket} at {link.url}")
+        where = f"key-value bucket {keys.bucket} at {link.url}"
+        keys.names = follow(parse_marker(entry.value, channel=keys.channel, where=where), keys.keyring,
+                            channel=keys.channel, where=where)
     keys.marker_at = trio.current_time()
     if keys.names.mac is None and keys.keyring is not None:
         log.warning("channel %s: key-value bucket %s names its deal keys by their unkeyed SHA-256 (made "
@@ -100,14 +101,22 @@ async def keep_marker(keys: SharedKeys) -> None:
                 entry = await keys.link.aio(keys.kv.get)(MARKER)
             except KeyNotFoundError:
                 entry = None
-            if entry is None or orjson.loads(entry.value or b"{}") == keys.names.marker():
+            if entry is None or _loads(entry.value) == keys.names.marker():
                 await keys.link.aio(keys.kv.put)(MARKER, orjson.dumps(keys.names.marker()))
             else:
                 log.error("channel %s: key-value bucket %s now says its deal keys are named otherwise "
                           "(%s) than this engine names them (%s): a repeat is not recognised across "
                           "engines; give every engine the same field keyring and restart them",
-                          keys.channel, keys.bucket, entry.value.decode(errors="replace"),
+                          keys.channel, keys.bucket, quoted(entry.value or b""),
                           keys.names.describe())
             keys.marker_at = trio.current_time()
         except Exception as exc:
             log.debug("channel %s: %s entry of %s: %s", keys.channel, MARKER, keys.bucket, describe(exc))
+
+
+def _loads(raw: bytes | None) -> object:
+    """The entry's JSON, or None when it is not JSON (then it differs from this engine's: told, quoted)."""
+    try:
+        return orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        return None

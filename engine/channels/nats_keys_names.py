@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,31 +71,65 @@ def choose(keyring: Any) -> Names:
     return keyed(keyring, keyring.current) if keyring is not None else Names()
 
 
+QUOTE_LIMIT = 200
+
+
+def quoted(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` (an entry of the bucket, bytes or decoded) as a log line or an error may show it: control
+    characters escaped (``repr``), at most ``limit`` characters of it, and how long it was when cut.  The
+    bucket is shared: whatever another engine, or a damaged store, put there must not flood a log."""
+    if isinstance(value, (bytes, bytearray)):
+        size = f"{len(value)} bytes"
+        value = bytes(value).decode("utf-8", errors="replace")
+    else:
+        size = None
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({size or f'{len(text)} characters'} in all)"
+
+
+def parse_marker(raw: bytes | None, *, channel: str, where: str) -> dict[str, Any]:
+    """The ``_bsp_names`` entry's JSON object; a ``ChannelConfigError`` quoting it (bounded) when it is not one."""
+    try:
+        marker = json.loads(raw or b"{}")
+    except ValueError:
+        marker = None
+    if not isinstance(marker, dict):
+        raise ChannelConfigError(f"channel {channel}: {where}: its {MARKER} entry is not a JSON object "
+                                 f"({quoted(raw or b'')}); it was damaged or written by something other than "
+                                 f"bsp: delete it (nats kv del BUCKET {MARKER}) only if every engine sharing "
+                                 f"the bucket names keys the same way, or move every engine to a new bucket "
+                                 f"(option keys)")
+    return marker
+
+
 def follow(marker: dict[str, Any], keyring: Any, *, channel: str, where: str) -> Names:
     """The names a bucket's ``_bsp_names`` entry asks for; a ``ChannelConfigError`` saying how to fix it
-    when this engine cannot make them."""
+    when this engine cannot make them (the entry is quoted bounded and escaped: ``quoted``)."""
     kind = marker.get("names")
     if kind == "sha256":
         return Names()
     if kind != "hmac-sha256" or not isinstance(marker.get("kid"), str):
         raise ChannelConfigError(f"channel {channel}: {where} names its deal keys in a way this engine does not "
-                                 f"know ({MARKER} = {marker!r}); run the same bsp version on every engine "
+                                 f"know ({MARKER} = {quoted(marker)}); run the same bsp version on every engine "
                                  f"sharing the bucket")
     kid = marker["kid"]
+    shown = quoted(kid, 64)               # the bucket's text: bounded and escaped like the entry
     if keyring is None:
         raise ChannelConfigError(f"channel {channel}: {where} names its deal keys with HMAC-SHA256 under field "
-                                 f"key {kid!r}, and this engine has no field keyring; give it the keyring of the "
+                                 f"key {shown}, and this engine has no field keyring; give it the keyring of the "
                                  f"other engines sharing the bucket (ledger.field_keys in platform.yaml, or "
                                  f"BSP_FIELD_KEYS(_FILE))")
     if kid not in keyring.keys:
         raise ChannelConfigError(f"channel {channel}: {where} names its deal keys with HMAC-SHA256 under field "
-                                 f"key {kid!r}, which is not in this engine's field keyring (it has "
-                                 f"{', '.join(sorted(keyring.keys))}); keep key {kid!r} in the ring after a "
+                                 f"key {shown}, which is not in this engine's field keyring (it has "
+                                 f"{', '.join(sorted(keyring.keys))}); keep key {shown} in the ring after a "
                                  f"rotation, or move every engine to a new bucket (option keys)")
     names = keyed(keyring, kid)
     if not hmac.compare_digest(names.check, str(marker.get("check", ""))):
         raise ChannelConfigError(f"channel {channel}: {where} names its deal keys with HMAC-SHA256 under field "
-                                 f"key {kid!r}, but this engine's key {kid!r} is another key (the bucket's "
+                                 f"key {shown}, but this engine's key {shown} is another key (the bucket's "
                                  f"check value differs); give every engine sharing the bucket the same field "
                                  f"keyring")
     return names
