@@ -201,3 +201,30 @@ async def test_a_plain_tcp_connect_comes_back_up_without_traffic(nursery, tmp_pa
         assert engine.stats.failed == 1 and engine.stats.committed == 0
         await front.aclose()
     engine.drain()
+
+
+async def test_a_channel_removed_by_a_reload_loses_its_up_and_circuit_series(nursery, tmp_path: Path) -> None:
+    """`bsp_channel_up{channel}` 0 of a channel a reload removed would keep an alert firing for ever: its
+    series (and its `bsp_channel_circuit_state`) go with it; the remaining channel's stay."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    base = CALL % {"back": port, "timeout": "5s", "reply": ""}
+    spare = f'channel spare = tcp connect {{\n    address = "127.0.0.1:{port}"\n    framing = length4\n    pool = 2\n}}\n'
+    route.write_text(base + spare)
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        with trio.fail_after(10):                # a MUX connects at start: refused, it is down
+            while _up((await client.get("/metrics")).text, "spare") != 0:
+                await trio.sleep(0.02)
+        text = (await client.get("/metrics")).text
+        assert 'bsp_channel_circuit_state{channel="spare"} 2.0' in text and _up(text, "back") == 1
+
+        route.write_text(base)
+        r = await client.post("/reload")
+        assert r.status_code == 200, r.text
+        text = (await client.get("/metrics")).text
+        assert 'channel="spare"' not in "\n".join(
+            ln for ln in text.splitlines() if ln.startswith(("bsp_channel_up", "bsp_channel_circuit_state")))
+        assert _up(text, "back") == 1 and 'bsp_channel_circuit_state{channel="back"} 0.0' in text
+        assert (await client.get("/status")).json()["state"] == "ready"
+    engine.drain()
