@@ -5,8 +5,11 @@ order they were made (requests made together leave in one write) and replies
 are matched first-in first-out.  A request whose caller stopped waiting
 (timeout) keeps its place in the queue so that later replies still match.
 When the connection breaks, every waiting request fails with ``lost`` and the
-next request reconnects; while the counterpart cannot be reached, requests
+channel reconnects at once; while the counterpart cannot be reached, requests
 fail at once with ``unreachable`` (retrying the connect after a back-off).
+The first connect waits for the first request; from then on the connection is
+kept open, reconnecting in the background with or without requests (so a
+channel out of traffic comes back up by itself: engine/ops/health.py).
 A connection closed before any answer counts as a failed connect (back-off),
 and requests never written (queued when the connection broke, or refused at
 ``max_in_flight``) fail ``unreachable`` "request not sent": only requests
@@ -319,8 +322,8 @@ COMPONENT = ComponentSpec(
         "One persistent TCP connection to a counterpart, used by `call` steps. Requests are "
         "pipelined on the one socket (requests made together leave in one write) and replies "
         "are matched first-in first-out, so the counterpart must answer in order. The "
-        "connection is opened on first use and re-opened after a failure (back-off up to "
-        "reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
+        "connection is opened on first use and from then on kept open: re-opened in the background "
+        "after a failure, with calls or without (back-off up to reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
