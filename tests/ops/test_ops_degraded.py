@@ -228,3 +228,34 @@ async def test_a_channel_removed_by_a_reload_loses_its_up_and_circuit_series(nur
         assert _up(text, "back") == 1 and 'bsp_channel_circuit_state{channel="back"} 0.0' in text
         assert (await client.get("/status")).json()["state"] == "ready"
     engine.drain()
+
+
+async def test_a_reload_that_removes_a_retrying_tcp_connect_stops_its_retries(nursery, tmp_path: Path) -> None:
+    """The background reconnects of a failed plain `tcp connect` end with the channel: a reload that removes it
+    cancels them (no connect attempt to a counterpart the configuration no longer names)."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        old = engine.current.channels["back"]
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        await front.send_all(tx.frame(orjson.dumps({"ref": "r1"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+        first = old._down_until                  # each failed connect sets it anew: retrying in the background
+        with trio.fail_after(10):
+            while old._down_until == first:
+                await trio.sleep(0.02)
+        assert not old._closed and engine.stats.failed == 1
+        route.write_text(CALL.split("channel back")[0] + 'route pay {\n    receive from front as Req\n'
+                         '    reply Req { ref = msg.ref }\n}\n')
+        assert (await client.post("/reload")).status_code == 200
+        with trio.fail_after(10):
+            while not old._closed:
+                await trio.sleep(0.02)
+        assert "back" not in (await client.get("/status")).json()["channels"]
+        await front.aclose()
+    engine.drain()
