@@ -69,6 +69,7 @@ class ChannelError(Exception):
     """A request that got no reply.  ``kind``: unreachable, lost, timeout."""
 
     kind = "failed"
+    connection: int | None = None    # tcp connect: the connection (``connects`` count) it happened on
 
     def __init__(self, message: str, *, channel: str) -> None:
         super().__init__(message)

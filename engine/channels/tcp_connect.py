@@ -5,8 +5,11 @@ order they were made (requests made together leave in one write) and replies
 are matched first-in first-out.  A request whose caller stopped waiting
 (timeout) keeps its place in the queue so that later replies still match.
 When the connection breaks, every waiting request fails with ``lost`` and the
-next request reconnects; while the counterpart cannot be reached, requests
+channel reconnects at once; while the counterpart cannot be reached, requests
 fail at once with ``unreachable`` (retrying the connect after a back-off).
+The first connect waits for the first request; from then on the connection is
+kept open, reconnecting in the background with or without requests (so a
+channel out of traffic comes back up by itself: engine/ops/health.py).
 A connection closed before any answer counts as a failed connect (back-off),
 and requests never written (queued when the connection broke, or refused at
 ``max_in_flight``) fail ``unreachable`` "request not sent": only requests
@@ -93,6 +96,7 @@ class TcpConnector:
         self._last_error = ""
         self.down_since: float | None = None   # wall time of the first failed connect since the last success
         self._closed = False
+        self._wanted = False                 # a call came: from then on the connection is kept open
         self.connects = 0
         self.sends = 0
         self._answered = 0                   # replies read on the current connection
@@ -104,20 +108,25 @@ class TcpConnector:
 
     # -- public -----------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep the connection: connect when there is work, reconnect after a failure."""
+        """Keep the connection: connect on the first call, then keep it open (reconnect after a failure
+        or a loss, with back-off, whether calls come or not: a channel out of traffic still comes back up)."""
         task_status.started()
         backoff = self.backoff_min
         try:
             while True:
-                if not self._outbox:
+                if not self._outbox and not self._wanted:
                     await self._wake.wait()
                 self._wake = trio.Event()
                 try:
                     with trio.fail_after(self.connect_timeout):
                         stream = await trio.open_tcp_stream(self.host, self.port)
                 except (OSError, trio.TooSlowError) as exc:
-                    self._last_error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
-                    log.warning("channel %s: %s", self.name, self._last_error)
+                    error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
+                    # once per outage (and when the error changes): the retries go on every reconnect_max
+                    log.log(logging.WARNING if self.down_since is None or error != self._last_error
+                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most", self.name, error,
+                            self.backoff_max)
+                    self._last_error = error
                     self._down_until = trio.current_time() + backoff
                     if self.down_since is None:
                         self.down_since = time.time()
@@ -126,6 +135,9 @@ class TcpConnector:
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
+                if self.down_since is not None:
+                    log.info("channel %s: connected to %s again after %.1fs down", self.name, self.address,
+                             time.time() - self.down_since)
                 self._down_until = -math.inf
                 self.down_since = None
                 self.connects += 1
@@ -147,13 +159,13 @@ class TcpConnector:
                 waiting = sum(1 for p in self._pending if p.result is None)
                 level = logging.WARNING if waiting or self._reason != "closed by the counterpart" else logging.INFO
                 log.log(level, "channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
-                        "(lost); the next call reconnects", self.name, self.address, self._reason, waiting)
+                        "(lost); reconnecting", self.name, self.address, self._reason, waiting)
                 self._fail_all(ConnectionLost(
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",
                     channel=self.name))
                 if self._answered or trio.current_time() - opened >= self.backoff_max:
-                    backoff = self.backoff_min       # it worked for a while: the next call reconnects at once
+                    backoff = self.backoff_min       # it worked for a while: reconnect at once
                     continue
                 # closed before any answer, right after opening (refused on the other side, a host at its
                 # connection limit): back off as after a failed connect; calls meanwhile fail at once
@@ -182,15 +194,17 @@ class TcpConnector:
         limit = self.timeout if timeout is None else timeout
         if self._closed:
             return [ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name)] * len(payloads)
+        self._wanted = True
         if not self._connected and trio.current_time() < self._down_until:
-            err = Unreachable(f"channel {self.name}: {self._last_error}", channel=self.name)
+            err = self._stamp(Unreachable(f"channel {self.name}: {self._last_error}", channel=self.name))
             return [err] * len(payloads)
         with trio.move_on_after(limit) as scope:
             while len(self._pending) >= self.max_in_flight:
                 await self._space.park()
         if scope.cancelled_caught:          # never sent: not in doubt (kind unreachable, as the MUX's cap)
-            return [Rejected(f"channel {self.name}: {self.max_in_flight} requests already waiting for a reply "
-                             f"(max_in_flight) for {limit:g}s; request not sent", channel=self.name)] * len(payloads)
+            return [self._stamp(Rejected(
+                f"channel {self.name}: {self.max_in_flight} requests already waiting for a reply "
+                f"(max_in_flight) for {limit:g}s; request not sent", channel=self.name))] * len(payloads)
         frame = self._framer.frame
         try:
             data = b"".join([frame(p) for p in payloads])
@@ -208,8 +222,8 @@ class TcpConnector:
         out: list[bytes | ChannelError] = []
         for s in slots:
             if s.result is None:
-                s.resolve(CallTimeout(
-                    f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name))
+                s.resolve(self._stamp(CallTimeout(
+                    f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name)))
             out.append(s.result)  # type: ignore[arg-type]
         return out
 
@@ -260,16 +274,23 @@ class TcpConnector:
                 self._reason = f"bad frame from the counterpart: {framer.error}"
                 return
 
+    def _stamp(self, err: ChannelError) -> ChannelError:
+        """Mark a failure with the connection it belongs to (the ``connects`` count now): a later
+        connection makes it stale for the channel's health (engine/ops/health.py)."""
+        err.connection = self.connects
+        return err
+
     def _fail_all(self, err: ChannelError) -> None:
         """Fail every waiting request with ``err``; those never written fail unsent (kind unreachable:
         not in doubt, the counterpart cannot have seen them)."""
+        self._stamp(err)
         pending = self._pending
         unsent = min(self._unsent, len(pending)) if isinstance(err, ConnectionLost) else 0
         while len(pending) > unsent:
             pending.popleft().resolve(err)
         if pending:
             why = str(err).removeprefix(f"channel {self.name}: ")
-            not_sent = Rejected(f"channel {self.name}: request not sent: {why}", channel=self.name)
+            not_sent = self._stamp(Rejected(f"channel {self.name}: request not sent: {why}", channel=self.name))
             while pending:
                 pending.popleft().resolve(not_sent)
         self._outbox = []
@@ -301,8 +322,8 @@ COMPONENT = ComponentSpec(
         "One persistent TCP connection to a counterpart, used by `call` steps. Requests are "
         "pipelined on the one socket (requests made together leave in one write) and replies "
         "are matched first-in first-out, so the counterpart must answer in order. The "
-        "connection is opened on first use and re-opened after a failure (back-off up to "
-        "reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
+        "connection is opened on first use and from then on kept open: re-opened in the background "
+        "after a failure, with calls or without (back-off up to reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "

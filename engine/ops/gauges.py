@@ -16,7 +16,9 @@ is the size of each per-exchange structure of the engine (engine/ops/bookkeeping
 a leak shows as one that grows with traffic or reloads).  Circuit state of an outbound
 channel: ``closed`` when connected or not yet tried, ``open`` while it backs
 off after a failed connect, ``half_open`` when the back-off is over and it has
-not reconnected yet.
+not reconnected yet.  ``bsp_channel_up`` and ``bsp_channel_circuit_state`` have a series per
+outbound channel of the running configuration: a channel a reload removed loses its series (at the next
+scrape), so an alert on ``bsp_channel_up == 0`` does not fire for ever on a channel that is gone.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class EngineMetrics(Metrics):
         super().__init__(namespace)
         self.engine: Any = None
         self._connects: dict[int, int] = {}
+        self._outbound: set[str] = set()     # channels with a bsp_channel_up / circuit series
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
         self.bookkeeping = Gauge("bookkeeping_entries", "Entries a per-exchange structure of the engine holds "
                                  "now (engine/ops/bookkeeping.py); one that grows with traffic or reloads "
@@ -56,6 +59,14 @@ class EngineMetrics(Metrics):
         for name, br in gen.routes().items():
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
+        outbound = {name for name, ch in gen.channels.items() if is_outbound(ch)}
+        for name in self._outbound - outbound:     # removed by a reload (or no longer outbound)
+            for gauge in (self.channel_up, self.channel_circuit):
+                try:
+                    gauge.remove(name)
+                except KeyError:
+                    pass
+        self._outbound = outbound
         for name, ch in gen.channels.items():
             if is_outbound(ch):
                 health = outbound_health(ch)

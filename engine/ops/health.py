@@ -13,7 +13,9 @@ An outbound channel (role ``connect`` or ``both``) is **down** when
   is open or half-open (``down_since`` and ``circuit`` on the connector); or
 - its last calls got no answer (kinds ``unreachable``, ``lost``, ``timeout``:
   engine.resilience.FAILURE_KINDS) and no reply came since: ``failed_calls``
-  counts them.  Any reply makes it up again.
+  counts them.  Any reply makes it up again; so does, for a plain ``tcp connect``,
+  a connection opened after those calls failed (it reconnects in the background
+  after its first call, so it comes back up without traffic).
 
 A channel not tried yet (a plain ``tcp connect`` connects on first use) is up.
 A down channel does not make the engine *not ready* (``GET /ready``: another
@@ -41,22 +43,32 @@ READY, DEGRADED, NOT_READY = "ready", "degraded", "not_ready"
 class CallHealth:
     """Consecutive calls of one outbound channel that got no answer, since its last reply."""
 
-    __slots__ = ("failed", "since", "last_error")
+    __slots__ = ("failed", "since", "last_error", "connection")
 
     def __init__(self) -> None:
         self.failed = 0
         self.since: float | None = None      # wall time of the first of them
         self.last_error = ""
+        self.connection: int | None = None   # the connection the last of them happened on (plain tcp connect)
 
     def record(self, results: Iterable[Any]) -> None:
         for r in results:
             if not isinstance(r, ChannelError):
                 self.failed, self.since = 0, None
             elif r.kind in FAILURE_KINDS:
+                if self.failed and stale(self.connection, r.connection):
+                    self.failed = 0          # a connection opened since those: they are over
                 if not self.failed:
                     self.since = time.time()
                 self.failed += 1
                 self.last_error = str(r)
+                self.connection = r.connection
+
+
+def stale(failed_on: int | None, connects: Any) -> bool:
+    """Calls that failed on connection ``failed_on`` (a plain ``tcp connect`` numbers its connections)
+    are over once a later connection opened: the counterpart accepts connections again."""
+    return failed_on is not None and isinstance(connects, int) and connects > failed_on
 
 
 def circuit_state(ch: Any) -> str:
@@ -87,6 +99,8 @@ def outbound_health(ch: Any) -> dict[str, Any]:
     """``up``, and while down: ``down_since`` (wall time), ``failed_calls``, ``circuit``, ``last_error``."""
     calls = getattr(ch, "call_health", None)
     failed = calls.failed if calls is not None else 0
+    if failed and getattr(ch, "_connected", False) and stale(calls.connection, getattr(ch, "connects", None)):
+        failed = 0                      # they failed on an earlier connection; a new one is open now
     circuit = circuit_state(ch)
     since_connect = getattr(ch, "down_since", None)
     connector_down = not getattr(ch, "_connected", False) and (circuit != "closed" or since_connect is not None)

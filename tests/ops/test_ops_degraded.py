@@ -156,3 +156,106 @@ async def test_a_mux_without_breaker_reports_its_pool_down_before_any_call(nurse
         assert _up(text, "back") == 0
         assert 'bsp_channel_circuit_state{channel="back"} 2.0' in text
     engine.drain()
+
+
+async def test_a_plain_tcp_connect_comes_back_up_without_traffic(nursery, tmp_path: Path) -> None:
+    """Out of rotation (`/ready?strict=1` 503) an instance gets no calls: its plain `tcp connect` must reconnect
+    by itself once the counterpart listens again, and the engine must be ready (strictly) again with no call."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+        "timeout = 5s", "timeout = 5s\n    reconnect_max = 200ms"))
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        await front.send_all(tx.frame(orjson.dumps({"ref": "r1"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+        assert (await client.get("/ready", params={"strict": "1"})).status_code == 503
+        assert _up((await client.get("/metrics")).text, "back") == 0
+
+        accepted: list = []
+        requests: list = []
+
+        async def handler(stream: trio.SocketStream) -> None:
+            accepted.append(stream)
+            async with stream:
+                while data := await stream.receive_some(65536):
+                    requests.append(data)
+
+        listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+        await nursery.start(trio.serve_listeners, handler, listeners)
+        with trio.fail_after(5):                 # reconnect_max 200ms: back within a few back-offs
+            while (doc := (await client.get("/status")).json())["state"] != "ready":
+                await trio.sleep(0.05)
+        back = doc["channels"]["back"]
+        assert back["up"] is True and back["connected"] is True and "failed_calls" not in back
+        assert back["circuit"] == "closed" and doc["reasons"] == []
+        assert (await client.get("/ready", params={"strict": "1"})).status_code == 200
+        text = (await client.get("/metrics")).text
+        assert _up(text, "back") == 1
+        assert 'bsp_channel_circuit_state{channel="back"} 0.0' in text
+        assert len(accepted) == 1 and requests == []            # no call was made to get there
+        assert engine.stats.failed == 1 and engine.stats.committed == 0
+        await front.aclose()
+    engine.drain()
+
+
+async def test_a_channel_removed_by_a_reload_loses_its_up_and_circuit_series(nursery, tmp_path: Path) -> None:
+    """`bsp_channel_up{channel}` 0 of a channel a reload removed would keep an alert firing for ever: its
+    series (and its `bsp_channel_circuit_state`) go with it; the remaining channel's stay."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    base = CALL % {"back": port, "timeout": "5s", "reply": ""}
+    spare = f'channel spare = tcp connect {{\n    address = "127.0.0.1:{port}"\n    framing = length4\n    pool = 2\n}}\n'
+    route.write_text(base + spare)
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        with trio.fail_after(10):                # a MUX connects at start: refused, it is down
+            while _up((await client.get("/metrics")).text, "spare") != 0:
+                await trio.sleep(0.02)
+        text = (await client.get("/metrics")).text
+        assert 'bsp_channel_circuit_state{channel="spare"} 2.0' in text and _up(text, "back") == 1
+
+        route.write_text(base)
+        r = await client.post("/reload")
+        assert r.status_code == 200, r.text
+        text = (await client.get("/metrics")).text
+        assert 'channel="spare"' not in "\n".join(
+            ln for ln in text.splitlines() if ln.startswith(("bsp_channel_up", "bsp_channel_circuit_state")))
+        assert _up(text, "back") == 1 and 'bsp_channel_circuit_state{channel="back"} 0.0' in text
+        assert (await client.get("/status")).json()["state"] == "ready"
+    engine.drain()
+
+
+async def test_a_reload_that_removes_a_retrying_tcp_connect_stops_its_retries(nursery, tmp_path: Path) -> None:
+    """The background reconnects of a failed plain `tcp connect` end with the channel: a reload that removes it
+    cancels them (no connect attempt to a counterpart the configuration no longer names)."""
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        old = engine.current.channels["back"]
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        await front.send_all(tx.frame(orjson.dumps({"ref": "r1"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+        first = old._down_until                  # each failed connect sets it anew: retrying in the background
+        with trio.fail_after(10):
+            while old._down_until == first:
+                await trio.sleep(0.02)
+        assert not old._closed and engine.stats.failed == 1
+        route.write_text(CALL.split("channel back")[0] + 'route pay {\n    receive from front as Req\n'
+                         '    reply Req { ref = msg.ref }\n}\n')
+        assert (await client.post("/reload")).status_code == 200
+        with trio.fail_after(10):
+            while not old._closed:
+                await trio.sleep(0.02)
+        assert "back" not in (await client.get("/status")).json()["channels"]
+        await front.aclose()
+    engine.drain()
