@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -209,20 +208,12 @@ class HttpListener:
         status = self.status_map.get(out.kind or "", self.status_map.get(out.status, 500))
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
-        # an internal failure's detail is the engine's own (file paths, OS errors, places in route files): it stays
-        # in the deal's reason and the log; the client gets its short text (``error.text``)
-        shown = out.text if out.kind == "internal" else _without_places(out.detail) or out.text
+        # an internal failure's detail is the engine's own (file paths, OS errors): it stays in the deal's reason
+        # and the log; the client gets its short text (``error.text``).  Any other detail names no route file:
+        # a failure's place is its ``where`` (in the deal's reason, "(at pay.route:9:1)")
+        shown = out.text if out.kind == "internal" else out.detail or out.text
         return Response.problem(status, shown or out.status, instance=request.raw_path,
                                 kind=out.kind, code=out.code, deal_status=out.status)
-
-
-_PLACE = re.compile(r" \((?:[^()\s]*\.route):\d+:\d+\)")
-
-
-def _without_places(detail: str | None) -> str | None:
-    """A failure's detail as a client may read it: without the places in route files it names ("not a
-    valid Pay (/srv/routes/pay.route:9:1): ..."): the deal's reason keeps them for the operator."""
-    return _PLACE.sub("", detail) if detail else detail
 
 
 def build(decl: Any) -> HttpListener:

@@ -144,7 +144,9 @@ class Dispatcher:
         ex.scope = scope
         decoded: dict[str | None, Any] = {}
         first_error: str | None = None
+        first_where: str | None = None     # the place of the format that gave ``first_error`` (StepFailure.where)
         mac_error: str | None = None       # a format that read the message but not its MAC: unauthenticated
+        mac_where: str | None = None
         unverified: Any = None
         mac_route: BoundRoute | None = None
         for i, br in enumerate(self.routes):
@@ -167,13 +169,13 @@ class Dispatcher:
                     # it may quote the request's bytes: no classified value, no card number in it
                     text = mask_digit_runs(safe_error_text(msg, br.request_tags, raw=ex.raw))
                 if first_error is None:
-                    first_error = f"not a valid {fmt} ({br.where}): {text}"
+                    first_error, first_where = f"not a valid {fmt}: {text}", br.where
                 if isinstance(msg, MacError) and mac_route is None:
                     if mac_error is None:
-                        mac_error = f"{fmt} ({br.where}): {text}"
+                        mac_error, mac_where = f"{fmt}: {text}", br.where
                     plain = _without_mac(br.codec, ex.raw)
                     if plain is not None and _takes(br, scope, plain):
-                        mac_error = f"{fmt} ({br.where}): {text}"
+                        mac_error, mac_where = f"{fmt}: {text}", br.where
                         unverified, mac_route = plain, br
                 continue
             scope["msg"] = msg
@@ -197,10 +199,10 @@ class Dispatcher:
             scope["msg"] = unverified
             ex.error_route = mac_route
             ex.fail(StepFailure("unauthenticated", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
-                                f"{mac_error}"))
+                                f"{mac_error}", where=mac_where))
         elif first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
             ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
-                                f"{first_error}"))
+                                f"{first_error}", where=first_where))
         else:
             ex.msg = scope["msg"]           # the request as decoded by the last format tried
             ex.request_tags = next((r.request_tags for r in reversed(self.routes)

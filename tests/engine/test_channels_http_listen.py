@@ -253,3 +253,21 @@ async def test_a_form_body_that_does_not_parse_is_a_recorded_malformed_deal(tmp_
     (row,) = deals(ledger)
     assert row["status"] == "rejected" and "not a valid urlencoded form" in row["reason"]
     assert [bytes(x["raw"]) for x in query_dead_letters(ledger, with_raw=True)] == [bad]
+
+
+async def test_malformed_detail_names_no_route_file_even_in_a_folder_with_spaces(tmp_path: Path) -> None:
+    # the format's place is the failure's ``where`` (the deal's reason), never part of the detail a client
+    # reads, whatever the route file's path looks like
+    folder = tmp_path / "my routes (prod)"
+    folder.mkdir()
+    prog = compile_text(folder, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            bad = await c.post(url(sb), content=b'{"ref": "P2", "amount": ',
+                               headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and "not a valid Pay: " in bad.json()["detail"], bad.text
+    assert "my routes" not in bad.text and ".route" not in bad.text
+    (row,) = [r for r in deals(ledger) if r["status"] == "rejected"]
+    assert row["reason"].startswith("malformed: request of ") and "not a valid Pay: " in row["reason"]
+    assert f"(at {folder}/test.route:" in row["reason"], row["reason"]
