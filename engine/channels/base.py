@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import trio
 
@@ -34,35 +34,36 @@ RECEIVE_SIZE = 65536
 BATCHES_IN_FLIGHT = 4     # per connection: chunks being processed while the next is read
 
 
-def io_reason(exc: BaseException, *, has_cert: bool = False, words: tuple[str, str] = TCP_TLS_WORDS) -> str:
-    """Why a send, receive or request failed, never empty: trio's ``BrokenResourceError`` and httpx's
-    errors often have no text of their own and keep the reason (a reset, a TLS alert or an abrupt TLS
-    close) a few links down their ``__cause__`` / ``__context__``.  ``words``: client_tls_reason's."""
+def _chain_reason(exc: BaseException, tls: Callable[[ssl.SSLError], str]) -> str:
+    """Why ``exc`` happened, never empty: trio's ``BrokenResourceError`` and httpx's errors often have no
+    text of their own and keep the reason (a reset, a TLS alert or an abrupt TLS close) a few links down
+    their ``__cause__`` / ``__context__``; an ``ssl.SSLError`` on the way is told by ``tls``."""
     seen: list[BaseException] = []
     link: BaseException | None = exc
     while link is not None and link not in seen and len(seen) < 10:
         if isinstance(link, ssl.SSLError):
-            return client_tls_reason(link, has_cert=has_cert, words=words)
+            return tls(link)
         seen.append(link)
         link = link.__cause__ or link.__context__
     return next((str(e) for e in seen if str(e)), type(exc).__name__)
+
+
+def io_reason(exc: BaseException, *, has_cert: bool = False, words: tuple[str, str] = TCP_TLS_WORDS) -> str:
+    """Why a send, receive or request failed (the client side).  ``words``: client_tls_reason's."""
+    return _chain_reason(exc, lambda e: client_tls_reason(e, has_cert=has_cert, words=words))
+
+
+def _peer_tls_reason(err: ssl.SSLError) -> str:
+    reason = getattr(err, "reason", None) or type(err).__name__
+    if isinstance(err, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
+        return (f"{reason}: the client closed the connection without ending the TLS session "
+                f"(no close_notify; harmless once it has its replies)")
+    return str(reason)
 
 
 def peer_io_reason(exc: BaseException) -> str:
-    """Why reading from a client failed, on the listening side, never empty (trio's
-    ``BrokenResourceError`` over TLS has no text: the reason is down its ``__cause__``)."""
-    seen: list[BaseException] = []
-    link: BaseException | None = exc
-    while link is not None and link not in seen and len(seen) < 10:
-        if isinstance(link, ssl.SSLError):
-            reason = getattr(link, "reason", None) or type(link).__name__
-            if isinstance(link, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
-                return (f"{reason}: the client closed the connection without ending the TLS session "
-                        f"(no close_notify; harmless once it has its replies)")
-            return str(reason)
-        seen.append(link)
-        link = link.__cause__ or link.__context__
-    return next((str(e) for e in seen if str(e)), type(exc).__name__)
+    """Why reading from a client failed, on the listening side."""
+    return _chain_reason(exc, _peer_tls_reason)
 
 
 class ChannelError(Exception):
