@@ -29,7 +29,6 @@ as a 0421).  Prints the time until the new engine runs and until every reversal 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import resource
 import sys
@@ -50,9 +49,7 @@ from engine.registry import default_registry  # noqa: E402
 from engine.runtime.switchboard import Switchboard  # noqa: E402
 from dsl.load import compile_paths  # noqa: E402
 from formats.framing import LengthPrefixFramer  # noqa: E402
-from formats.iso8583 import codec_for  # noqa: E402
-
-CODEC = codec_for("iso8583_1987_ascii", validate=False)
+from engine.sim.reversal_host import CODEC, ReversalHost  # noqa: E402
 
 ROUTE = """
 format Iso = iso8583 iso8583_1987_ascii
@@ -80,69 +77,31 @@ route purchase {
 
 
 class Issuer:
-    """Never answers a 0200; while ``up``, answers each reversal (0420 / 0421 -> 0430) after ``latency``
-    seconds.  Counts the reversals in flight here and their peak: while down, those received within 95% of
-    the call's timeout (the engine still waits for them); while up, those received and not yet answered."""
+    """The store-and-forward tests' host (engine/sim/reversal_host.py) never answering a 0200 and, while
+    ``up``, answering each reversal after ``latency`` seconds.  Its peak of reversals held while down (held
+    for 95% of the call's timeout: the engine's wait began just before the send, a full timeout would
+    overlap the next attempt) is ``host.peak`` when it comes back; ``in_flight`` / ``peak_up``: those
+    received while up and not yet answered."""
 
     def __init__(self, latency: float, timeout: float) -> None:
         self.latency = latency
         self.timeout = timeout
-        self.in_flight_down = 0
+        self.host = ReversalHost(self._ack, keep=False)     # keep no messages: the memory measured is bsp's
         self.up = False
-        self.reversals = 0
         self.in_flight = 0
-        self.peak_down = 0          # while down: what the engine has waiting at the host
         self.peak_up = 0            # after it came back
-        self.answered = 0
 
-    async def serve(self, nursery: trio.Nursery) -> int:
-        ls = await nursery.start(functools.partial(trio.serve_tcp, self._conn, 0, host="127.0.0.1"))
-        return ls[0].socket.getsockname()[1]
-
-    async def _conn(self, stream: Any) -> None:
-        f = LengthPrefixFramer(2)
-        lock = trio.Lock()
-        async with stream, trio.open_nursery() as n:
-            while True:
-                try:
-                    data = await stream.receive_some(1 << 16)
-                except trio.BrokenResourceError:
-                    n.cancel_scope.cancel()
-                    return
-                if not data:
-                    n.cancel_scope.cancel()
-                    return
-                for p in f.feed(data):
-                    msg = CODEC.decode(p)
-                    if msg["t"] in ("0420", "0421"):
-                        n.start_soon(self._reversal, stream, f, lock, msg)
-
-    async def _reversal(self, stream: Any, f: Any, lock: trio.Lock, msg: dict) -> None:
-        self.reversals += 1
-        up = self.up
-        if up:
-            self.in_flight += 1
-            self.peak_up = max(self.peak_up, self.in_flight)
-        else:
-            self.in_flight_down += 1
-            self.peak_down = max(self.peak_down, self.in_flight_down)
+    async def _ack(self, nth: int, msg: dict) -> bool:
+        if not self.up:
+            await trio.sleep(self.timeout * 0.95)        # down: the engine's attempt times out
+            return False
+        self.in_flight += 1
+        self.peak_up = max(self.peak_up, self.in_flight)
         try:
-            if up:
-                await trio.sleep(self.latency)
-                async with lock:
-                    await stream.send_all(f.frame(CODEC.encode({**msg, "t": "0430", "39": "00"})))
-                self.answered += 1
-            else:
-                # down: the engine's attempt times out; counted here for 95% of the call's timeout (the
-                # engine's wait began just before the send: a full timeout would overlap the next attempt)
-                await trio.sleep(self.timeout * 0.95)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            await trio.sleep(self.latency)
         finally:
-            if up:
-                self.in_flight -= 1
-            else:
-                self.in_flight_down -= 1
+            self.in_flight -= 1
+        return True
 
 
 async def progress(saf: Any, issuer: Issuer, t1: float) -> None:
@@ -201,7 +160,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     issuer = Issuer(args.latency, seconds(args.timeout, 1.0))
     out: dict[str, Any] = {}
     async with trio.open_nursery() as outer:
-        port = await issuer.serve(outer)
+        port = await issuer.host.serve(outer)
         route.write_text(ROUTE % (port, args.timeout))
         res = compile_paths([route], default_registry())
         assert res.program is not None, res.diagnostics
@@ -225,7 +184,7 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 out["RSS growth MB (queued)"] = round(rss_mb() - rss0, 1)
                 await trio.sleep(args.outage)
                 out["attempts while down"] = saf.attempts
-                out["peak in flight at host (down)"] = issuer.peak_down
+                out["peak in flight at host (down)"] = issuer.host.peak
                 if not args.restart:
                     issuer.up = True
                     await recover(args, saf, issuer, out, "")
@@ -276,7 +235,7 @@ async def recover(args: argparse.Namespace, saf: Any, issuer: Issuer, out: dict[
     out[f"{label}all acknowledged in s"] = round(took, 2)
     out[f"{label}reversals acknowledged / s"] = round(acked / took, 1) if took else None
     out[f"{label}peak in flight at host (up)"] = issuer.peak_up
-    out["reversals at host"] = issuer.reversals
+    out["reversals at host"] = issuer.host.reversals
     out[f"{label}attempts"] = saf.attempts - attempts0
     out[f"{label}acknowledged"] = acked
     out[f"{label}txn log writes (fdatasync rounds)"] = saf.mgr.log.writes

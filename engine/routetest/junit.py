@@ -64,15 +64,6 @@ def write_junit(result: Any, path: Path, *, coverage: bool = True,
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def write_junit_error(path: Path, suite: str, messages: list[str]) -> None:
-    """The report of a run that could not start: one ``error`` testcase holding ``messages``."""
-    root = ET.Element("testsuites")
-    _count(_error_suite(root, suite, messages))
-    _count(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
-
-
 def _error_suite(root: ET.Element, suite: str, messages: list[str]) -> ET.Element:
     """A configuration whose route files do not compile: one testcase with an ``error`` naming each diagnostic."""
     el = ET.SubElement(root, "testsuite", name=suite)

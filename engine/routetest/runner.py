@@ -35,14 +35,12 @@ from formats.errors import FormatError
 
 
 class SetupError(ValueError):
-    """Route files that do not compile, or a path that does not exist (``missing``: a usage error)."""
+    """A path that does not exist (``missing``: a usage error); route files that do not compile are
+    ``RunResult.broken``, not an exception."""
 
-    def __init__(self, message: str, *, missing: bool = False, diagnostics: Any = None,
-                 sources: Any = None) -> None:
+    def __init__(self, message: str, *, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
-        self.diagnostics = diagnostics        # a configuration that does not compile: its diagnostics
-        self.sources = sources
 
 
 @dataclass
@@ -62,10 +60,6 @@ class Broken:
     suite: str
     diagnostics: list[Any]
     sources: dict[str, Any]
-
-    @property
-    def errors(self) -> list[Any]:
-        return [d for d in self.diagnostics if d.is_error]
 
 
 @dataclass
