@@ -249,18 +249,23 @@ def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, An
     """The program a retry runs, its registry and channel overrides: --routes as given (the route files'
     own addresses), else the deployment file's routes with its overrides, checked as bsp run checks them."""
     from engine.commands.run import _expand, compile_or_exit
+    from engine.ops.effective import with_deployment
+    from engine.ops.files import with_referenced_files
     from engine.ops.overrides import check_overrides, resolve_paths
     from engine.registry import default_registry
 
     registry = default_registry()
+    # versioned as bsp run versions it (the files the routes name, the deployment's overrides), so the
+    # retried deal records the version of the configuration it really ran under
     if routes:
-        return compile_or_exit(_expand(routes), registry), registry, {}
-    program = compile_or_exit(list(dep.route_files), registry)
+        return with_referenced_files(compile_or_exit(_expand(routes), registry)), registry, {}
+    program = with_referenced_files(compile_or_exit(list(dep.route_files), registry))
     problems = check_overrides(dep.channel_overrides, program, registry)
     if problems:
         for line in problems:
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
+    program = with_deployment(program, dep.channel_overrides, registry)
     return program, registry, resolve_paths(dep.channel_overrides, program, registry)
 
 

@@ -258,6 +258,14 @@ environments:
     [row] = query_dead_letters(path, ids=["d-timeout"])
     assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
     assert chain_ok(path)                    # written with the file's ledger.audit_key
+    # the retried deal names the configuration version bsp run gives this deployment (the route files and the
+    # files they name: bill payment's tables), as bsp check prints it
+    from engine.ops.files import with_referenced_files
+    from engine.registry import default_registry
+    from dsl.load import compile_paths
+    served = with_referenced_files(compile_paths([routes / "bill_payment" / "bill_payment.route"],
+                                                 default_registry()).program)
+    assert d["config_version"] == served.version
     # --routes wins over the file's routes (card payments: its inbound channel is another one)
     res = cli("retry", "d-web", "--deployment", str(deployment), "--routes", str(routes / "card_payments"))
     assert res.exit_code == 1 and "inbound: mainframe)" not in res.output and "no inbound channel 'web'" in res.output
