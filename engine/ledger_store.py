@@ -431,7 +431,6 @@ class LedgerStore:
         self._con = con
         self.audit_key = audit_key
         self._seq, self._prev = self._chain_state()
-        self._journal_ready = False     # journal_state made / brought up to date (JOURNAL_DDL), once
         self._private = False           # holds engine.filemodes' owner-only umask until close
 
     @classmethod
@@ -722,22 +721,13 @@ class LedgerStore:
 
     def journal_position(self, journal: str) -> tuple[int, int, int] | None:
         """(segment, offset, done) of ``journal`` loaded so far (``done``: deals past the offset loaded
-        too, see JOURNAL_DDL), or None."""
-        self._journal_table(committed=True)
+        too, see JOURNAL_DDL), or None.  ``open`` made the table."""
         rows = self._con.execute("SELECT segment, \"offset\", coalesce(done, 0) FROM journal_state "
                                  "WHERE journal = ?", [journal]).fetchall()
         return (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
-    def _journal_table(self, *, committed: bool) -> None:
-        """JOURNAL_DDL, until it ran outside a transaction (``committed``; inside one, a ROLLBACK undoes it)."""
-        if not self._journal_ready:
-            for stmt in JOURNAL_DDL.split(";"):
-                self._con.execute(stmt).fetchall()
-            self._journal_ready = committed
-
     def _set_journal_position(self, journal: str, segment: int, offset: int, done: int = 0) -> None:
         con = self._con
-        self._journal_table(committed=False)
         now = datetime.now(timezone.utc)
         if con.execute("SELECT 1 FROM journal_state WHERE journal = ?", [journal]).fetchall():
             con.execute("UPDATE journal_state SET segment = ?, \"offset\" = ?, done = ?, loaded_at = ? "
