@@ -232,7 +232,7 @@ class Ledger:
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after
-        its own (``LedgerStore.append_story``; the audit chain continues).  Returns whether it wrote;
+        its own (``LedgerStore.append_stories``; the audit chain continues).  Returns whether it wrote;
         raises ``LedgerError`` when the deal has no row or the write failed.  Group-committed with the
         other stories asked for meanwhile (``append_stories``)."""
         (result,) = await self.append_stories([(deal_id, steps, events, unless)])
@@ -290,7 +290,7 @@ class Ledger:
     def _write_stories(self, batch: list["_Story"]) -> None:
         """Writer thread: the batch in one transaction; on failure story by story."""
         results = _each_alone(batch, lambda b: self._store.append_stories([st.args for st in b]),
-                              lambda st: self._store.append_story(*st.args))
+                              lambda st: self._store.append_stories([st.args])[0])
         for st, r in zip(batch, results):
             if isinstance(r, BaseException) and not isinstance(r, LedgerError):
                 err = LedgerError(f"{self.path}: the story of deal {st.args[0]} was not stored: {r}")

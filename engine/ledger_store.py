@@ -556,41 +556,16 @@ class LedgerStore:
             return seq, prev, None
         self._transaction(body)
 
-    def append_story(self, deal_id: str, steps: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
-                     unless: str | None = None) -> bool:
-        """Trace lines and events for a deal already stored (what happened after its row was written:
-        a reversal's attempts, engine/txn/saf.py), numbered after the deal's own, in one transaction
-        that continues the audit chain.  Each event's ``from_state`` is the deal's previous state.
-        ``unless``: do nothing when the deal already has an event to that state (a repeat after a
-        restart).  Raises ``LedgerError`` when the deal has no row.  Returns whether it wrote."""
-        def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
-            con = self._con
-            if not con.execute("SELECT 1 FROM deals WHERE deal_id = ? LIMIT 1", [deal_id]).fetchall():
-                raise LedgerError(f"{self.path}: deal {deal_id} has no row: nothing can be added to it")
-            if unless is not None and con.execute("SELECT 1 FROM deal_events WHERE deal_id = ? AND to_state = ? "
-                                                  "LIMIT 1", [deal_id, unless]).fetchall():
-                return seq, prev, False
-            s0 = con.execute("SELECT coalesce(max(seq), 0) FROM deal_steps WHERE deal_id = ?", [deal_id]).fetchall()[0][0]
-            last = con.execute("SELECT seq, to_state FROM deal_events WHERE deal_id = ? ORDER BY seq DESC LIMIT 1",
-                               [deal_id]).fetchall()
-            e0, state = (int(last[0][0]), last[0][1]) if last else (0, None)
-            srows = [{**r, "deal_id": deal_id, "seq": s0 + i} for i, r in enumerate(steps, 1)]
-            erows = []
-            for i, r in enumerate(events, 1):
-                erows.append({**r, "deal_id": deal_id, "seq": e0 + i, "from_state": state})
-                state = r["to_state"]
-            seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, srows), seq, prev)
-            seq, prev = self._append("deal_events", _table(EVENT_SCHEMA, erows), seq, prev)
-            return seq, prev, True
-        return bool(self._transaction(body))
-
     def append_stories(self, stories: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[dict[str, Any]],
                                                      str | None]]) -> list[bool | LedgerError]:
-        """Many ``append_story`` calls, ``(deal_id, steps, events, unless)`` each, in one transaction that
-        continues the audit chain (group commit: engine/ledger.py).  Applied in order, as if one after the
-        other: two stories of one deal are numbered one after the other, an ``unless`` sees an event an
-        earlier story of the batch adds.  Returns per story whether it wrote, or the ``LedgerError`` of a
-        deal that has no row (that story only: the others are written)."""
+        """Trace lines and events for deals already stored (what happened after their rows were written:
+        a reversal's attempts, engine/txn/saf.py), ``(deal_id, steps, events, unless)`` each, in one
+        transaction that continues the audit chain (group commit: engine/ledger.py).  Each story is numbered
+        after its deal's own lines and events; each event's ``from_state`` is the deal's previous state.
+        ``unless``: do nothing when the deal already has an event to that state (a repeat after a restart).
+        Applied in order, as if one after the other: two stories of one deal are numbered one after the
+        other, an ``unless`` sees an event an earlier story of the batch adds.  Returns per story whether it
+        wrote, or the ``LedgerError`` of a deal that has no row (that story only: the others are written)."""
         def body(seq: int, prev: bytes) -> tuple[int, bytes, list[bool | LedgerError]]:
             con = self._con
             ids = list(dict.fromkeys(d for d, _, _, _ in stories))
