@@ -232,7 +232,7 @@ class Ledger:
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after
-        its own (``LedgerStore.append_story``; the audit chain continues).  Returns whether it wrote;
+        its own (``LedgerStore.append_stories``; the audit chain continues).  Returns whether it wrote;
         raises ``LedgerError`` when the deal has no row or the write failed.  Group-committed with the
         other stories asked for meanwhile (``append_stories``)."""
         (result,) = await self.append_stories([(deal_id, steps, events, unless)])
@@ -289,18 +289,8 @@ class Ledger:
 
     def _write_stories(self, batch: list["_Story"]) -> None:
         """Writer thread: the batch in one transaction; on failure story by story."""
-        try:
-            results: list[Any] = self._store.append_stories([st.args for st in batch])
-        except Exception as exc:          # duckdb.Error, pyarrow errors
-            if len(batch) == 1 or storage_failure(exc):        # a full disk fails every story alike
-                results = [exc] * len(batch)
-            else:
-                results = []
-                for st in batch:
-                    try:
-                        results.append(self._store.append_story(*st.args))
-                    except Exception as one:
-                        results.append(one)
+        results = _each_alone(batch, lambda b: self._store.append_stories([st.args for st in b]),
+                              lambda st: self._store.append_stories([st.args])[0])
         for st, r in zip(batch, results):
             if isinstance(r, BaseException) and not isinstance(r, LedgerError):
                 err = LedgerError(f"{self.path}: the story of deal {st.args[0]} was not stored: {r}")
@@ -428,28 +418,15 @@ class Ledger:
                 return
             batch.append(item)
 
-    def _write_one(self, items: list[_Waiter]) -> None:
+    def _write_all(self, items: list[_Waiter]) -> list[None]:
         self._store.write([w.deal for w in items if w.deal is not None],
                           [w.row for w in items if w.deal is None])
+        return [None] * len(items)
 
     def _write(self, items: list[_Waiter]) -> tuple[list[BaseException | None], float]:
         """Writer thread: one transaction; on failure item by item.  Returns per-item errors and ms."""
         start = time.perf_counter()
-        errors: list[BaseException | None]
-        try:
-            self._write_one(items)
-            errors = [None] * len(items)
-        except Exception as exc:  # duckdb.Error, pyarrow errors
-            if len(items) == 1 or storage_failure(exc):     # a full disk fails every row alike
-                errors = [exc] * len(items)
-            else:
-                errors = []
-                for w in items:
-                    try:
-                        self._write_one([w])
-                        errors.append(None)
-                    except Exception as one:
-                        errors.append(one)
+        errors = _each_alone(items, self._write_all, lambda w: self._write_all([w])[0])
         return errors, (time.perf_counter() - start) * 1000.0
 
     async def _writer(self) -> None:
@@ -488,6 +465,24 @@ class Ledger:
                 s.max_batch = max(s.max_batch, len(batch))
                 s.last_commit_ms = ms
                 s.total_commit_ms += ms
+
+
+def _each_alone(items: list[Any], whole: Any, one: Any) -> list[Any]:
+    """Writer thread: ``whole(items)`` in one transaction, returning a result per item; when that fails
+    (not for storage: a full disk fails every item alike), ``one(item)`` item by item, so that an item
+    that cannot be written fails alone.  A failed item's result is its exception."""
+    try:
+        return whole(items)
+    except Exception as exc:          # duckdb.Error, pyarrow errors
+        if len(items) == 1 or storage_failure(exc):
+            return [exc] * len(items)
+    results: list[Any] = []
+    for it in items:
+        try:
+            results.append(one(it))
+        except Exception as err:
+            results.append(err)
+    return results
 
 
 @asynccontextmanager

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import duckdb
 
+from engine.durable import fsync_dir
 from engine.ledger_store import LedgerError, connect
 
 __all__ = ["compact"]
 
 
-def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
-    fd = os.open(path, flags)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -66,7 +67,7 @@ def compact(path: Path) -> None:
             os.chmod(tmp, mode)
             _fsync(tmp)
             os.replace(tmp, path)          # while "old" is still attached: its lock keeps writers out
-            _fsync(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            fsync_dir(path.parent)
         except (duckdb.Error, OSError) as exc:
             raise LedgerError(f"{path}: not compacted: {exc} (the file itself is unchanged; a copy of it "
                               f"needs as much free space next to it)") from None

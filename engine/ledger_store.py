@@ -431,7 +431,6 @@ class LedgerStore:
         self._con = con
         self.audit_key = audit_key
         self._seq, self._prev = self._chain_state()
-        self._journal_ready = False     # journal_state made / brought up to date (JOURNAL_DDL), once
         self._private = False           # holds engine.filemodes' owner-only umask until close
 
     @classmethod
@@ -557,41 +556,16 @@ class LedgerStore:
             return seq, prev, None
         self._transaction(body)
 
-    def append_story(self, deal_id: str, steps: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]],
-                     unless: str | None = None) -> bool:
-        """Trace lines and events for a deal already stored (what happened after its row was written:
-        a reversal's attempts, engine/txn/saf.py), numbered after the deal's own, in one transaction
-        that continues the audit chain.  Each event's ``from_state`` is the deal's previous state.
-        ``unless``: do nothing when the deal already has an event to that state (a repeat after a
-        restart).  Raises ``LedgerError`` when the deal has no row.  Returns whether it wrote."""
-        def body(seq: int, prev: bytes) -> tuple[int, bytes, bool]:
-            con = self._con
-            if not con.execute("SELECT 1 FROM deals WHERE deal_id = ? LIMIT 1", [deal_id]).fetchall():
-                raise LedgerError(f"{self.path}: deal {deal_id} has no row: nothing can be added to it")
-            if unless is not None and con.execute("SELECT 1 FROM deal_events WHERE deal_id = ? AND to_state = ? "
-                                                  "LIMIT 1", [deal_id, unless]).fetchall():
-                return seq, prev, False
-            s0 = con.execute("SELECT coalesce(max(seq), 0) FROM deal_steps WHERE deal_id = ?", [deal_id]).fetchall()[0][0]
-            last = con.execute("SELECT seq, to_state FROM deal_events WHERE deal_id = ? ORDER BY seq DESC LIMIT 1",
-                               [deal_id]).fetchall()
-            e0, state = (int(last[0][0]), last[0][1]) if last else (0, None)
-            srows = [{**r, "deal_id": deal_id, "seq": s0 + i} for i, r in enumerate(steps, 1)]
-            erows = []
-            for i, r in enumerate(events, 1):
-                erows.append({**r, "deal_id": deal_id, "seq": e0 + i, "from_state": state})
-                state = r["to_state"]
-            seq, prev = self._append("deal_steps", _table(STEP_SCHEMA, srows), seq, prev)
-            seq, prev = self._append("deal_events", _table(EVENT_SCHEMA, erows), seq, prev)
-            return seq, prev, True
-        return bool(self._transaction(body))
-
     def append_stories(self, stories: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[dict[str, Any]],
                                                      str | None]]) -> list[bool | LedgerError]:
-        """Many ``append_story`` calls, ``(deal_id, steps, events, unless)`` each, in one transaction that
-        continues the audit chain (group commit: engine/ledger.py).  Applied in order, as if one after the
-        other: two stories of one deal are numbered one after the other, an ``unless`` sees an event an
-        earlier story of the batch adds.  Returns per story whether it wrote, or the ``LedgerError`` of a
-        deal that has no row (that story only: the others are written)."""
+        """Trace lines and events for deals already stored (what happened after their rows were written:
+        a reversal's attempts, engine/txn/saf.py), ``(deal_id, steps, events, unless)`` each, in one
+        transaction that continues the audit chain (group commit: engine/ledger.py).  Each story is numbered
+        after its deal's own lines and events; each event's ``from_state`` is the deal's previous state.
+        ``unless``: do nothing when the deal already has an event to that state (a repeat after a restart).
+        Applied in order, as if one after the other: two stories of one deal are numbered one after the
+        other, an ``unless`` sees an event an earlier story of the batch adds.  Returns per story whether it
+        wrote, or the ``LedgerError`` of a deal that has no row (that story only: the others are written)."""
         def body(seq: int, prev: bytes) -> tuple[int, bytes, list[bool | LedgerError]]:
             con = self._con
             ids = list(dict.fromkeys(d for d, _, _, _ in stories))
@@ -722,22 +696,13 @@ class LedgerStore:
 
     def journal_position(self, journal: str) -> tuple[int, int, int] | None:
         """(segment, offset, done) of ``journal`` loaded so far (``done``: deals past the offset loaded
-        too, see JOURNAL_DDL), or None."""
-        self._journal_table(committed=True)
+        too, see JOURNAL_DDL), or None.  ``open`` made the table."""
         rows = self._con.execute("SELECT segment, \"offset\", coalesce(done, 0) FROM journal_state "
                                  "WHERE journal = ?", [journal]).fetchall()
         return (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
 
-    def _journal_table(self, *, committed: bool) -> None:
-        """JOURNAL_DDL, until it ran outside a transaction (``committed``; inside one, a ROLLBACK undoes it)."""
-        if not self._journal_ready:
-            for stmt in JOURNAL_DDL.split(";"):
-                self._con.execute(stmt).fetchall()
-            self._journal_ready = committed
-
     def _set_journal_position(self, journal: str, segment: int, offset: int, done: int = 0) -> None:
         con = self._con
-        self._journal_table(committed=False)
         now = datetime.now(timezone.utc)
         if con.execute("SELECT 1 FROM journal_state WHERE journal = ?", [journal]).fetchall():
             con.execute("UPDATE journal_state SET segment = ?, \"offset\" = ?, done = ?, loaded_at = ? "

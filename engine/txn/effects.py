@@ -107,10 +107,7 @@ async def undo(mgr: Any, plan: Any, i: int, ex: Any, st: Any) -> None:
     if ok and st.doubt == i:
         st.doubt = None
     mark = {"t": "step", "id": st.deal_id, "step": name, "phase": "compensated" if ok else "compensation_failed"}
-    try:
-        await mgr.write([mark])
-    except TxnLogError:
-        mgr._later([mark])               # it happened: the mark follows with the next write that works
+    await mgr.write_or_later([mark])     # it happened: the mark follows with the next write that works
 
 
 def flag(plan: Any, st: Any) -> None:

@@ -284,6 +284,16 @@ class TxnManager:
         err.logged = True          # type: ignore[attr-defined]   # not again per deal
         return err
 
+    async def write_or_later(self, entries: list[dict[str, Any]]) -> TxnLogError | None:
+        """``write``; when the log cannot be written, the entries ride along with the next write that
+        works (``_later``: what already happened must reach the log) and the error is returned."""
+        try:
+            await self.write(entries)
+        except TxnLogError as exc:
+            self._later(entries)
+            return exc
+        return None
+
     def _later(self, entries: list[dict[str, Any]]) -> None:
         """Entries a failed write could not make durable and that must still reach the log (what a call
         already sent, a compensation done, a deal's answer): they ride along with the next write."""
@@ -743,12 +753,10 @@ class TxnManager:
                 entry, item = saf.entry(st.deal_id, call.name, plan.route.name, ex.channel, values, call.runner)
                 entries = [entry, {"t": "step", "id": st.deal_id, "step": call.name, "phase": "reversing"}]
                 detail = {"call": call.name, "mti": item.mti, "store_and_forward": True}
-                try:
-                    await self.write(entries)
-                except TxnLogError as exc:
-                    # queued all the same (the call may have happened): sent while the engine runs, in
-                    # the log with the next write that works; a crash before then leaves it to recovery
-                    self._later(entries)
+                # queued all the same (the call may have happened): sent while the engine runs, in
+                # the log with the next write that works; a crash before then leaves it to recovery
+                exc = await self.write_or_later(entries)
+                if exc is not None:
                     detail["not_logged"] = str(exc)
                 saf.add(item)
                 st.move("reversal queued", detail)
@@ -780,10 +788,7 @@ class TxnManager:
         st.compensated.add(i)
         mark = {"t": "step", "id": st.deal_id, "step": call.name,
                 "phase": "compensated" if ok else "compensation_failed"}
-        try:
-            await self.write([mark])
-        except TxnLogError:
-            self._later([mark])          # it happened: the mark follows with the next write that works
+        await self.write_or_later([mark])      # it happened: the mark follows with the next write that works
 
     # ------------------------------------------------------------ recording
     async def fill(self, disp: Any, exs: list[Any], records: list[Any]) -> None:

@@ -418,11 +418,7 @@ class Saf:
         """A mark in the log; when the log cannot be written (a full disk, reported once by the manager)
         the reversal goes on and the mark follows with the next write that works (a crash before then:
         the next start repeats the attempt, 0401 / 0421, which the host answers as a repeat)."""
-        from engine.txn.log import TxnLogError
-        try:
-            await self.mgr.write([entry])
-        except TxnLogError:
-            self.mgr._later([entry])
+        await self.mgr.write_or_later([entry])
 
     async def _story(self, item: Item, a: reversal.Attempt, flag: bool) -> None:
         """The attempt (and its acknowledgement, or the operator flag) appended to the deal."""

@@ -90,3 +90,21 @@ async def test_stories_asked_together_share_a_transaction_in_order(tmp_path: Pat
                           (4, "reversal 1", "reversal 2")]
     assert stories[ids[0]][1][-2:] == [(4, "reversal 1", "reversal 2"), (5, "reversal 2", "reversed auth")]
     assert stories[ids[1]][0][-1] == (4, "auth.reversal") and stories[ids[1]][1][-1] == (5, "reversal 2", "reversal 3")
+
+
+async def test_a_story_that_breaks_the_batch_fails_alone_and_the_others_are_written(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    ids = [new_deal_id() for _ in range(3)]
+    bad = ([], [DealEvent("not a time", None, "reversal 1")])      # type: ignore[arg-type]
+    async with open_ledger(path, audit_key=KEY, keyring=None) as ledger:
+        await ledger.commit_many([deal(d) for d in ids])
+        results = await ledger.append_stories([(ids[0], *attempt(1), None), (ids[1], *bad, None),
+                                               (ids[2], *attempt(1), None)])
+        assert ledger.stats.stories == 2
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], LedgerError)
+    assert f"the story of deal {ids[1]} was not stored" in str(results[1]) and str(path) in str(results[1])
+    stories = story(path)
+    assert stories[ids[1]][1][-1] == (2, "accepted", "failed")         # nothing of the bad story
+    for d in (ids[0], ids[2]):
+        assert stories[d][1][-1] == (3, "failed", "reversal 1")
