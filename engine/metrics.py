@@ -23,12 +23,15 @@ Metric families (all prefixed ``bsp_``):
   admin_auth_failures_total{reason}        reason: missing, malformed, wrong, refused
   admin_requests_total{endpoint,status}
   config_info{version}                     1 for the running configuration
+
+The series of a route or channel a reload removed go once the old
+generation's last exchange is over (``forget``, called by engine/ops/live.py).
 """
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -83,6 +86,15 @@ class Metrics:
                                       ["endpoint", "status"], namespace=ns, registry=r)
         self.config_info = Gauge("config_info", "The running configuration version (value 1).", ["version"],
                                  namespace=ns, registry=r)
+        # the families with a series per route / per channel, with their label names in order
+        self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
+            "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
+                      (self.route_in_flight, ("route",)), (self.route_latency, ("route",))),
+            "channel": ((self.channel_received, ("channel",)), (self.channel_sent, ("channel",)),
+                        (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),
+                        (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
+                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",))),
+        }
 
     # ------------------------------------------------------------ routes
     def route_started(self, route: str) -> None:
@@ -137,6 +149,25 @@ class Metrics:
         if state not in CIRCUIT_STATES:
             raise ValueError(f"channel {channel}: circuit state {state!r} is not one of {', '.join(CIRCUIT_STATES)}")
         self.channel_circuit.labels(channel).set(CIRCUIT_STATES[state])
+
+    # ------------------------------------------------------------ reloads
+    def forget(self, routes: Iterable[str] = (), channels: Iterable[str] = ()) -> None:
+        """Remove every series of these routes and channels (a reload removed them and their last
+        exchange is over): ``/metrics`` no longer lists them; if they come back, they start from zero."""
+        for label, names in (("route", set(routes)), ("channel", set(channels))):
+            if not names:
+                continue
+            for family, labelnames in self._per[label]:
+                drop = set()
+                for metric in family.collect():
+                    for sample in metric.samples:
+                        if sample.labels.get(label) in names:
+                            drop.add(tuple(sample.labels[n] for n in labelnames))
+                for values in drop:
+                    try:
+                        family.remove(*values)
+                    except KeyError:
+                        pass
 
     # ------------------------------------------------------------ ledger, config, admin
     def ledger_committed(self, batch_size: int, seconds: float) -> None:

@@ -233,7 +233,7 @@ COMPONENT = ComponentSpec(
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
-        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset). With `signature_header`, "
+        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
         "`unauthenticated` and a dead letter, no route runs; every answer carries the signature of its body."

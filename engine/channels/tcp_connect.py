@@ -10,8 +10,14 @@ fail at once with ``unreachable`` (retrying the connect after a back-off).
 The first connect waits for the first request; from then on the connection is
 kept open, reconnecting in the background with or without requests (so a
 channel out of traffic comes back up by itself: engine/ops/health.py).
-A connection closed before any answer counts as a failed connect (back-off),
-and requests never written (queued when the connection broke, or refused at
+A connection closed before any answer to the requests written on it counts as
+a failed connect (back-off).  A connection the counterpart closes with nothing
+ever written on it, sooner than ``reconnect_max`` after opening, is an idle
+connection it closed (its idle timeout), not a refusal: the channel stays up
+and reconnects at the next call (at once it would only open another
+connection to be closed); one closed later reconnects at once.  Only a failed
+connect (refused, timed out) or calls without an answer make the channel
+down.  Requests never written (queued when the connection broke, or refused at
 ``max_in_flight``) fail ``unreachable`` "request not sent": only requests
 the counterpart may have seen end ``lost`` or ``timeout`` (in doubt).
 """
@@ -39,6 +45,7 @@ from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
+_PEER_CLOSED = ("closed by the counterpart", "receive failed")     # the counterpart ended the connection
 
 
 class _Waiter:
@@ -112,9 +119,15 @@ class TcpConnector:
         or a loss, with back-off, whether calls come or not: a channel out of traffic still comes back up)."""
         task_status.started()
         backoff = self.backoff_min
+        lazy = False                         # the counterpart closed an idle connection: reconnect at the next call
         try:
             while True:
-                if not self._outbox and not self._wanted:
+                if lazy:
+                    while not self._outbox:
+                        await self._wake.wait()
+                        self._wake = trio.Event()
+                    lazy = False
+                elif not self._outbox and not self._wanted:
                     await self._wake.wait()
                 self._wake = trio.Event()
                 try:
@@ -142,6 +155,7 @@ class TcpConnector:
                 self.down_since = None
                 self.connects += 1
                 opened = trio.current_time()
+                sends_before = self.sends
                 self._answered = 0
                 set_nodelay(stream)
                 self._connected = True
@@ -157,15 +171,25 @@ class TcpConnector:
                     with trio.CancelScope(shield=True):
                         await trio.aclose_forcefully(stream)
                 waiting = sum(1 for p in self._pending if p.result is None)
-                level = logging.WARNING if waiting or self._reason != "closed by the counterpart" else logging.INFO
+                peer_closed = self._reason.startswith(_PEER_CLOSED)
+                worked = self._answered or trio.current_time() - opened >= self.backoff_max
+                # nothing ever sent on it and closed by the counterpart: it closed an idle connection (its
+                # idle timeout shorter than reconnect_max), which refuses nothing: the channel stays up and
+                # reconnects at the next call (at once, it would only open another connection to be closed)
+                idle = not worked and peer_closed and self.sends == sends_before
+                level = logging.WARNING if waiting or not peer_closed else logging.INFO
                 log.log(level, "channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
-                        "(lost); reconnecting", self.name, self.address, self._reason, waiting)
+                        "(lost); reconnecting%s", self.name, self.address, self._reason, waiting,
+                        " at the next call" if idle else "")
                 self._fail_all(ConnectionLost(
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",
                     channel=self.name))
-                if self._answered or trio.current_time() - opened >= self.backoff_max:
+                if worked:
                     backoff = self.backoff_min       # it worked for a while: reconnect at once
+                    continue
+                if idle:
+                    lazy = True
                     continue
                 # closed before any answer, right after opening (refused on the other side, a host at its
                 # connection limit): back off as after a failed connect; calls meanwhile fail at once
@@ -323,7 +347,9 @@ COMPONENT = ComponentSpec(
         "pipelined on the one socket (requests made together leave in one write) and replies "
         "are matched first-in first-out, so the counterpart must answer in order. The "
         "connection is opened on first use and from then on kept open: re-opened in the background "
-        "after a failure, with calls or without (back-off up to reconnect_max); while the counterpart is unreachable, calls fail at once (error kind "
+        "after a failure, with calls or without (back-off up to reconnect_max); a connection the counterpart "
+        "closes idle (nothing sent on it) sooner than reconnect_max is re-opened at the next call, and the "
+        "channel stays up. While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "

@@ -29,6 +29,11 @@ sends them again).  The connection then ends cleanly: a FIN after the last answe
 still sends is read and discarded (``limits.linger``) so that the kernel never answers it with a reset,
 which would also destroy answers not yet delivered.  ``serve_http`` returns once every connection ended.
 
+Over TLS every end the server chooses (``Connection: close``, an error answer, ``idle_timeout``, a
+retirement) sends a TLS ``close_notify`` before the FIN (the ``SSLStream`` is spec-compliant, not
+``https_compatible``); the whole close is bounded by ``limits.linger`` + 1s, so a peer that stopped
+reading cannot hold the task.  A client's own close without a ``close_notify`` is read as its end.
+
 ``reply_headers(body) -> [(name, value), ...]``, when given, adds headers
 computed over the body of every answer the connection sends, the server's own
 errors (403, 404, 408, 413, ...) included: an ``http listen`` channel's
@@ -117,6 +122,24 @@ def peer_of(stream: trio.abc.Stream) -> Any:
         return None
 
 
+def ragged_eof(exc: BaseException) -> bool:
+    """A TLS peer that closed its connection without a close_notify (most HTTPS clients do)."""
+    cause = exc.__cause__
+    return isinstance(cause, (ssl.SSLEOFError, ssl.SSLSyscallError)) or \
+        "UNEXPECTED_EOF_WHILE_READING" in str(cause or "")
+
+
+async def receive_some(stream: trio.abc.Stream) -> bytes | bytearray:
+    """``stream.receive_some``, with a TLS client's close without close_notify read as its end (b""): the
+    ``SSLStream`` is spec-compliant (``https_compatible=False``) so that its ``aclose`` sends ours."""
+    try:
+        return await stream.receive_some(RECEIVE_SIZE)
+    except trio.BrokenResourceError as exc:
+        if isinstance(stream, trio.SSLStream) and ragged_eof(exc):
+            return b""
+        raise
+
+
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
                  peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
@@ -141,13 +164,13 @@ class _Connection:
             if event is not h11.NEED_DATA:
                 return event
             if self.started:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
+                data = await receive_some(self.stream)
             else:
                 # waiting for a request: a retirement ends the wait (a request under way is read to its end)
                 with trio.CancelScope() as self.wait_scope:
                     if self.retiring:
                         self.wait_scope.cancel()
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                    data = await receive_some(self.stream)
                 scope, self.wait_scope = self.wait_scope, None
                 if scope.cancelled_caught:
                     raise _Retired()
@@ -278,7 +301,7 @@ class _Connection:
                     await self.stream.send_eof()
                 budget = self.limits.max_body + self.limits.max_header
                 while budget > 0:
-                    chunk = await self.stream.receive_some(RECEIVE_SIZE)
+                    chunk = await receive_some(self.stream)
                     if not chunk:
                         break
                     budget -= len(chunk)
@@ -411,7 +434,9 @@ async def serve_http(
             # a clean end (FIN, then discard) instead of a reset when the client's requests are unread
             stream: trio.abc.Stream = GentleClose(sock, channel=f"{host}:{bound}", linger=limits.linger)
             if ssl_context is not None:
-                stream = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+                # spec-compliant, not https_compatible: its aclose ends the connection with a close_notify
+                # (bounded: serve_connection); a client's close without one is read as its end (receive_some)
+                stream = trio.SSLStream(stream, ssl_context, server_side=True)
             await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
                                    reply_headers=reply_headers, on_tls_failure=on_tls_failure, idle=idle,
                                    retire=retire, live=live)

@@ -8,7 +8,9 @@
 An outbound channel (role ``connect`` or ``both``) is **down** when
 
 - its connector knows it cannot reach the counterpart: a plain ``tcp connect``
-  whose last connect failed (or whose connection closed before any answer),
+  whose last connect failed (or whose connection closed before any answer to
+  the requests written on it; an idle connection the counterpart closed is no
+  failure: it reconnects at the next call and stays up),
   a MUX whose every connection is failing to connect or whose circuit breaker
   is open or half-open (``down_since`` and ``circuit`` on the connector); or
 - its last calls got no answer (kinds ``unreachable``, ``lost``, ``timeout``:

@@ -535,16 +535,25 @@ class LiveEngine:
     def _forget(self, old: Generation) -> None:
         """What the engine kept of a generation that has finished its last exchange: its outcome counts
         are added to the retired total, and the observer forgets its classification tags unless a running
-        generation has its version (a long run with many reloads keeps one entry each, not one per reload)."""
+        generation has its version (a long run with many reloads keeps one entry each, not one per reload),
+        and the counts and metric series of the routes and channels no running generation has."""
         stats = old.sb.stats
         if stats is not self._retired_stats and any(p is stats for p in self._all_stats):
             self._all_stats = [p for p in self._all_stats if p is not stats]
             total = self._retired_stats
             for name in ("committed", "rejected", "failed", "duplicate", "unrecorded"):
                 setattr(total, name, getattr(total, name) + getattr(stats, name))
+        running = [g for g in [self.current, *self._retiring] if g is not None]
         keep = getattr(self.observer, "keep_versions", None)
         if keep is not None:
-            keep({g.version for g in [self.current, *self._retiring] if g is not None})
+            keep({g.version for g in running})
+        # the counts and metric series of the routes and channels no running generation has any more
+        forget = getattr(self.observer, "forget", None)
+        if forget is not None:
+            routes = set(old.routes()) - {n for g in running for n in g.routes()}
+            channels = set(old.channels) - {n for g in running for n in g.channels}
+            if routes or channels:
+                forget(routes, channels)
 
     # ------------------------------------------------------------ reading
     @property

@@ -65,6 +65,18 @@ class Observer:
         for key in [k for k in self._tags if k[0] not in versions]:
             del self._tags[key]
 
+    def forget(self, routes: set[str], channels: set[str]) -> None:
+        """A reload removed these routes and channels and their last exchange is over: their counts
+        (``bsp status``) and metric series go; if they come back, they start from zero."""
+        for name in routes:
+            self.routes.pop(name, None)
+        for name in channels:
+            self.channel_frames_in.pop(name, None)
+            self.channel_frames_out.pop(name, None)
+        forget = getattr(self.metrics, "forget", None)
+        if forget is not None:
+            forget(routes=routes, channels=channels)
+
     # ------------------------------------------------------------ channel events (HandlerRef)
     def frames_in(self, channel: str, n: int) -> None:
         self.channel_frames_in[channel] += n

@@ -271,3 +271,44 @@ async def test_malformed_detail_names_no_route_file_even_in_a_folder_with_spaces
     (row,) = [r for r in deals(ledger) if r["status"] == "rejected"]
     assert row["reason"].startswith("malformed: request of ") and "not a valid Pay: " in row["reason"]
     assert f"(at {folder}/test.route:" in row["reason"], row["reason"]
+
+
+def _read_to_tls_end(port: int, ca: Path, request: bytes | None) -> tuple[bytes, str]:
+    """A blocking Python ssl client that does not forgive a ragged EOF (``suppress_ragged_eofs=False``):
+    sends ``request`` (or nothing), reads until the connection ends; ``(bytes, "close_notify")`` for a
+    clean TLS close, ``(bytes, "ragged: ...")`` for a bare FIN."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as s:
+        if request is not None:
+            s.sendall(request)
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ssl.SSLEOFError as exc:
+                return got, f"ragged: {exc}"
+            if not chunk:
+                return got, "close_notify"
+            got += chunk
+
+
+async def test_tls_connections_end_with_close_notify(tmp_path: Path, pki) -> None:
+    """Over TLS the server ends a connection with a TLS close_notify, not a bare FIN (a strict client
+    reads that as a possible truncation attack): after an answer with `Connection: close`, and when a
+    keep-alive connection stays idle past `idle_timeout`."""
+    tls = f'cert = "{pki.server_cert}"\n    key = "{pki.server_key}"\n    idle_timeout = 200ms'
+    prog = compile_text(tmp_path, ROUTE % tls)
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        port = sb.channel("api").port
+        body = b'{"ref": "T1", "amount": 3}'
+        request = (b"POST /payments/1 HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+                   b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        got, end = await trio.to_thread.run_sync(_read_to_tls_end, port, pki.ca, request)
+        assert got.startswith(b"HTTP/1.1 200 ") and b'"ref":"T1"' in got.replace(b" ", b"")
+        assert end == "close_notify"
+        got, end = await trio.to_thread.run_sync(_read_to_tls_end, port, pki.ca, None)    # idle_timeout
+        assert got == b"" and end == "close_notify"

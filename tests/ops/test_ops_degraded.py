@@ -259,3 +259,72 @@ async def test_a_reload_that_removes_a_retrying_tcp_connect_stops_its_retries(nu
         assert "back" not in (await client.get("/status")).json()["channels"]
         await front.aclose()
     engine.drain()
+
+
+async def test_a_counterpart_closing_idle_connections_leaves_the_channel_up(nursery, tmp_path: Path) -> None:
+    """A counterpart that closes every connection idle for 50ms (well under `reconnect_max`) refuses nothing:
+    the background reconnect's idle connection closed by it used to count as a refusal (channel down,
+    `/ready?strict=1` 503, `bsp_channel_up` 0) though no call failed.  It stays up, the next call is
+    answered; a counterpart that is gone (connect refused) still makes it down."""
+    closed_idle: list = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        f = LengthPrefixFramer(4)
+        async with stream:
+            while True:
+                with trio.move_on_after(0.05):
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    for req in f.feed(data):
+                        await stream.send_all(f.frame(orjson.dumps({"status": "OK",
+                                                                     "ref": orjson.loads(req)["ref"]})))
+                    continue
+                closed_idle.append(stream)
+                return
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    server = trio.CancelScope()
+
+    async def run_server(task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with server:
+            await trio.serve_listeners(handler, listeners, task_status=task_status)
+
+    await nursery.start(run_server)
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        for i, ref in enumerate(("r1", "r2", "r3"), 1):
+            await front.send_all(tx.frame(orjson.dumps({"ref": ref})))
+            with trio.fail_after(10):
+                while engine.stats.committed < i:
+                    await trio.sleep(0.01)
+            before = len(closed_idle)
+            with trio.move_on_after(0.5):        # several idle closes' worth: up all along
+                while True:
+                    doc = (await client.get("/status")).json()
+                    assert doc["state"] == "ready" and doc["reasons"] == [], doc["reasons"]
+                    assert doc["channels"]["back"]["up"] is True
+                    assert (await client.get("/ready", params={"strict": "1"})).status_code == 200
+                    assert _up((await client.get("/metrics")).text, "back") == 1
+                    await trio.sleep(0.02)
+            assert len(closed_idle) > before        # the counterpart did close the channel's idle connection
+        assert engine.stats.failed == 0
+
+        # the counterpart goes away: the next call's connect is refused, and that makes the channel down
+        server.cancel()
+        await front.send_all(tx.frame(orjson.dumps({"ref": "r4"})))
+        with trio.fail_after(10):
+            while engine.stats.failed < 1:
+                await trio.sleep(0.01)
+        doc = (await client.get("/status")).json()
+        assert doc["state"] == "degraded" and doc["channels"]["back"]["up"] is False
+        assert f"cannot connect to 127.0.0.1:{port}" in doc["channels"]["back"]["last_error"]
+        assert (await client.get("/ready", params={"strict": "1"})).status_code == 503
+        assert _up((await client.get("/metrics")).text, "back") == 0
+        await front.aclose()
+    engine.drain()
