@@ -308,6 +308,14 @@ def build(decl: Any) -> FileWriter:
     return FileWriter(decl.name, dict(decl.options))
 
 
+def name_fields(decl: Any) -> list[str]:
+    """``bsp check``: the ``{word}`` fields of the channel's name, which each call gives."""
+    opts = dict(decl.options)
+    append = (opts.get("mode") or "file") == "append"
+    pattern = opts.get("name")
+    return call_fields(pattern, APPEND_BUILTIN if append else BUILTIN) if isinstance(pattern, str) else []
+
+
 COMPONENT = ComponentSpec(
     category="channel",
     name="file.write",
@@ -323,6 +331,7 @@ COMPONENT = ComponentSpec(
         "write fails the deal (kind `failed`)."
     ),
     check=built_check(FileWriter),
+    call_names=name_fields,
     options=(
         OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
         OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\" (default "
