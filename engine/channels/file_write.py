@@ -322,7 +322,10 @@ COMPONENT = ComponentSpec(
     doc=(
         "A `call` target that writes each request as a file in `dir`: written to a hidden temporary "
         "name, fsynced, renamed into place (atomic) and the directory fsynced. `name` is a pattern with "
-        "{date}, {time}, {seq} (6 digits, first free number) and {uuid}. The reply is JSON "
+        "{date}, {time}, {seq} (6 digits, first free number) and {uuid}, and any other {word}: a value "
+        "each call gives from its deal with `name { word = EXPR }` (\"pacs008-{ref}.xml\"), refused "
+        "(the deal fails, nothing is written) when it is not one piece of a file name in `dir` (empty, "
+        "/, \\, NUL, .., over 255 bytes). The reply is JSON "
         "`{\"file\": NAME, \"bytes\": N}`. With `mode = \"append\"` each request is instead appended "
         "as a record (followed by `separator`) to the file `name` names ({date}, {time}: a file a day, "
         "say); a batch is one write and one fsync before its calls answer, the reply adds the record's "
@@ -334,7 +337,8 @@ COMPONENT = ComponentSpec(
     call_names=name_fields,
     options=(
         OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
-        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\" (default "
+        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\", or \"pacs008-{ref}.xml\" "
+                   "with {ref} given by each call (name { ref = msg.ref }) (default "
                    "\"{date}-{seq}.dat\"); with mode = \"append\" e.g. \"SETTLE-{date}.csv\" (default "
                    "\"{date}.dat\")."),
         OptionSpec("mode", "string", "\"file\": a file per request; \"append\": a record per request "
