@@ -106,3 +106,50 @@ async def test_the_channel_refuses_a_bad_value_itself_and_writes_nothing(tmp_pat
     got = await a.request_many([b"l1", b"l2", b"l3"], names=[NameValues({"source": s}) for s in ("A.csv", "B.csv", "A.csv")])
     assert [orjson.loads(g)["file"] for g in got] == ["RESULT-A.csv", "RESULT-B.csv", "RESULT-A.csv"]
     assert (tmp_path / "res" / "RESULT-A.csv").read_text() == "l1\nl3\n"
+
+
+def test_a_capture_keeps_each_calls_name_values_and_a_replay_finds_a_changed_name(tmp_path: Path) -> None:
+    """Record the route (two good deals, one bad name), replay it: the same configuration names the same
+    files (no difference); a candidate that names them otherwise differs in `file name {ref}`."""
+    import trio
+
+    from engine.ledger import open_ledger
+    from engine.replay.session import replay_file
+    from engine.replay.tap import recording
+    from engine.runtime import Switchboard
+
+    (tmp_path / "out").mkdir()
+    route = tmp_path / "test.route"
+    route.write_text(ROUTE)
+    registry = default_registry()
+    program = compile_paths([route], registry).program
+    cap = tmp_path / "cap.duckdb"
+    with recording(program, registry, cap) as (rreg, _rec):
+        async def main() -> None:
+            async with open_ledger(tmp_path / "l.duckdb", audit_key=None, keyring=None) as ledger:
+                sb = Switchboard(program, rreg, ledger=ledger)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(sb.run)
+                    c = await Client.open(sb.channel("front").port)
+                    for m in ({"ref": "R1", "amount": 1, "payee": "ann"}, {"ref": "R2", "amount": 2, "payee": "bob"},
+                              {"ref": "R3", "amount": 3, "payee": "e/ve"}):
+                        await c.send(orjson.dumps(m))
+                    await c.recv(3)
+                    await c.aclose()
+                    sb.drain()
+
+        trio.run(main)
+    con = duckdb.connect(str(cap), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT names FROM frames WHERE names IS NOT NULL ORDER BY t_ms").fetchall()]
+    finally:
+        con.close()
+    assert sorted(orjson.loads(n)["ref"] for n in names) == ["R1", "R2"], names      # the bad one was never sent
+    same = replay_file(cap, [route], registry).summary()
+    assert same["exchanges"] == 3 and same["unexpected_differences"] == 0, same
+    other = tmp_path / "cand"
+    (other / "out").mkdir(parents=True)
+    (other / "test.route").write_text(ROUTE.replace("name { ref = msg.ref ", 'name { ref = "X" + msg.ref '))
+    report = replay_file(cap, [other / "test.route"], registry)
+    diffs = {(d.channel, d.field, d.recorded, d.produced) for d in report.diff.unexpected}
+    assert diffs == {("remit_out", "file name {ref}", "R1", "XR1"), ("remit_out", "file name {ref}", "R2", "XR2")}, diffs
