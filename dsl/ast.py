@@ -188,6 +188,13 @@ class Compensate:
 
 
 @dataclass(frozen=True)
+class NameClause:
+    """``name { word = EXPR ... }`` after a call's fields: the values of its file name's ``{word}``."""
+    assigns: tuple[AssignAst, ...]
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class CallStep:
     name: Ident
     channel: Ident
@@ -198,6 +205,7 @@ class CallStep:
     timeout: Lit | None
     pos: Pos
     compensate: Compensate | None = None
+    names: NameClause | None = None
 
 
 @dataclass(frozen=True)

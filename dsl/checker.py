@@ -26,6 +26,7 @@ from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import (INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
                        field_type, show)
+from formats.classify import strictest
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
@@ -81,6 +82,8 @@ class Resolved:
     format_fields: dict[str, list[str] | None] = field(default_factory=dict)
     format_required: dict[str, list[str]] = field(default_factory=dict)   # a schema's required fields
     tests: list[ir.RouteTest] = field(default_factory=list)
+    # a call's `name { ... }`, by the call's place: field -> the classification its value carries
+    name_tags: dict[ir.Pos, dict[str, str]] = field(default_factory=dict)
 
 
 def _base_dir(pos: ir.Pos) -> Path:
@@ -899,8 +902,73 @@ class Checker(_TestChecks):
         if c.reply_format is not None:
             self.ref(c.reply_format, "format")
         self._assigns(c.assigns, scope, later, fmt, "call", at=c.format.pos)
+        self._call_names(c.channel, None, scope, later, c.pos, compensation=True)
         if c.expect is not None:
             self._expr(c.expect, scope, later, cond=True)
+
+    def _call_names(self, chan_id: A.Ident, clause: A.NameClause | None, scope, later, at: ir.Pos,
+                    compensation: bool = False) -> None:
+        """A call's ``name { word = EXPR }``: exactly the ``{word}`` fields its channel's file name takes
+        (the kind's ``call_names`` hook), each an expression of the route's scope (E104); none on a
+        channel that names no file from the call (E105)."""
+        decl = self.res.channels.get(chan_id.name)
+        spec = self.registry.get("channel", decl.kind) if decl is not None else None
+        hook = getattr(spec, "call_names", None) if spec is not None else None
+        wanted: list[str] = []
+        if hook is not None:
+            try:
+                wanted = list(hook(decl) or [])
+            except Exception:  # noqa: BLE001 - the channel's own check reports its options
+                wanted = []
+        pattern = decl.options.get("name") if decl is not None else None
+        owner = f"channel `{chan_id.name}`"
+        given: dict[str, A.AssignAst] = {}
+        tags: dict[str, str] = {}
+        if clause is not None and decl is not None and not wanted:
+            kind = decl.kind.replace(".", " ")
+            self.error("E105", f"{owner} ({kind}) takes no file name values: `name {{ ... }}` gives the "
+                       f"{{word}} fields of a file write channel's name", clause.pos,
+                       "remove `name { ... }`, or put the fields in the channel's name, e.g. "
+                       "name = \"RESULT-{source}.csv\"" if hook is not None else
+                       "remove `name { ... }`: only file write channels name their files from the call")
+        for a in (clause.assigns if clause is not None else ()):
+            word = a.parts[0]
+            before = self._errors()
+            self._expr(a.value, scope, later)
+            if len(a.parts) > 1 or not isinstance(word, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word):
+                self.error("E104", f"`{a.path}` is not a file name field: a field is a plain word, as in "
+                           f"{{ref}}", _name_pos(a), "write `name { ref = msg.ref }`")
+                continue
+            if word in given:
+                self.error("E104", f"file name value `{word}` given twice", _name_pos(a),
+                           f"first given at {given[word].pos}")
+                continue
+            given[word] = a
+            if wanted and word not in wanted:
+                self.error("E104", f"unknown file name value `{word}`: the name of {owner} ({pattern!r}) has no "
+                           f"{{{word}}}", _name_pos(a),
+                           (did_you_mean(word, wanted) or "it takes " + ", ".join(f"{{{w}}}" for w in wanted))
+                           + f"; or add {{{word}}} to the channel's name")
+            elif self._errors() == before:
+                found = {src.tag for src in self._flow(scope).sources(a.value)}
+                if found:
+                    tags[word] = strictest(found)
+        missing = [w for w in wanted if w not in given]
+        if missing:
+            shown = ", ".join(f"{{{w}}}" for w in missing)
+            typo = [b for w in missing for b in closest(w, ("date", "time", "seq", "uuid"))]
+            if compensation:
+                self.error("E104", f"the file name of {owner} ({pattern!r}) uses {shown}, which a compensation "
+                           f"call cannot give", chan_id.pos,
+                           "compensate through a channel whose name uses only {date}, {time}, {seq}, {uuid}")
+            else:
+                self.error("E104", f"the file name of {owner} ({pattern!r}) uses {shown}, which this call does "
+                           f"not give", clause.pos if clause is not None else chan_id.pos,
+                           (f"did you mean {{{typo[0]}}} (the channel fills it)? or " if typo else "")
+                           + f"add `name {{ {missing[0]} = ... }}` after the call's fields, e.g. "
+                           f"`name {{ {missing[0]} = msg.{missing[0]} }}`")
+        if tags:
+            self.res.name_tags[at] = tags
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
@@ -968,6 +1036,7 @@ class Checker(_TestChecks):
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
             self._assigns(s.assigns, scope, later, fmt, "call", at=s.format.pos)
             mux_key_check(self, s, fmt)
+            self._call_names(s.channel, s.names, scope, later, s.pos)
             self._bind(s.name, Binding("call", rfmt, channel=s.channel.name), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later, cond=True)

@@ -5,7 +5,7 @@ example and checks the code appears at ``line:col``; ``markdown()`` renders
 the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
-(channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``; formats ``json``,
+(channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``, ``file write``; formats ``json``,
 ``fixed``, ``csv``; step ``audit``).
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Entry:
 _REQ = 'format Req = fixed {\n    code string(4)\n}\n'
 _MF = 'channel mf = memory\n'
 _HEAD = _MF + _REQ          # 4 lines
+_OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\n'   # 4 lines
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
 
 
@@ -210,6 +211,15 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('on restart compensat', 'reply Req { code = "00" }'), 7, 16),
     Entry("E101", "more than one `on restart`", "route `NAME` has more than one `on restart`",
           _route('on restart flag', 'on restart complete', 'reply Req { code = "00" }'), 8, 5),
+    Entry("E104", "file name value missing or unknown",
+          "the file name of channel `C` ('R-{ref}.txt') uses {ref}, which this call does not give (also: unknown "
+          "file name value `NAME`: the name of channel `C` has no {NAME}, with did you mean; a value given twice)",
+          _route('call w = out as Req { code = msg.code }', head=_HEAD + _OUT), 11, 14),
+    Entry("E105", "file name values for a channel that names no file",
+          "channel `C` (memory) takes no file name values: `name { ... }` gives the {word} fields of a file "
+          "write channel's name",
+          _route('call w = back as Req { code = msg.code } name { ref = msg.code }',
+                 head=_HEAD + 'channel back = memory\n'), 8, 46),
     # ------------------------------------------------------------ warnings
     Entry("W001", "unused format", "format `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'format Extra = json\n'), 5, 8, severity="warning"),

@@ -175,6 +175,8 @@ class Step:
                 fields: tuple[Assign], expect: Expr|None, timeout: Decimal|None}
                                                          -> binds ``name`` to the decoded reply
                + compensate: Step|None  (a ``call`` Step without a name: the step's compensation)
+               + names: tuple[Assign], name_tags: {field: tag}  (``name { ref = ... }``: the values of a
+                 file write channel's ``{word}`` name fields, and the classification each carries)
       reply    {format: str|None, fields: tuple[Assign]}
       <plugin> {fields: tuple[Assign], ...}              generic ``KIND [NAME] { a = expr }``
     """

@@ -23,7 +23,7 @@ def program_version(sources: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
-def lower_step(s) -> ir.Step:
+def lower_step(s, name_tags: dict | None = None) -> ir.Step:
     if isinstance(s, A.Decode):
         src = s.source if s.source is not None else ir.Name("raw", pos=s.pos)
         return ir.Step("decode", None, {"format": s.format.name, "source": src}, pos=s.pos)
@@ -44,6 +44,9 @@ def lower_step(s) -> ir.Step:
             "timeout": s.timeout.value if s.timeout is not None else None,
             # only when declared, so the IR of routes without one reads as before
             **({"compensate": _lower_compensate(s.compensate)} if s.compensate is not None else {}),
+            # `name { ref = ... }`: the values of a file write's name, and the classification each carries
+            **({"names": lower_assigns(s.names.assigns),
+                "name_tags": dict((name_tags or {}).get(s.pos, {}))} if s.names is not None else {}),
         }, pos=s.pos)
     if isinstance(s, (A.Reply, A.OnErrorReply)):
         return ir.Step("reply", None, {"format": s.format.name if s.format is not None else None,
@@ -65,7 +68,7 @@ def _lower_compensate(c: A.Compensate) -> ir.Step:
     }, pos=c.pos)
 
 
-def lower_route(r: A.RouteAst) -> ir.Route:
+def lower_route(r: A.RouteAst, name_tags: dict | None = None) -> ir.Route:
     recv = next(s for s in r.body if isinstance(s, A.Receive))
     steps = []
     on_error: tuple[ir.Step, ...] = ()
@@ -77,17 +80,17 @@ def lower_route(r: A.RouteAst) -> ir.Route:
             on_restart = on_restart or s.policy.name
             continue
         if isinstance(s, A.OnErrorReply):
-            on_error = (lower_step(s),)
+            on_error = (lower_step(s, name_tags),)
         elif isinstance(s, A.OnErrorBlock):
-            on_error = tuple(lower_step(x) for x in s.body)
+            on_error = tuple(lower_step(x, name_tags) for x in s.body)
         else:
-            steps.append(lower_step(s))
+            steps.append(lower_step(s, name_tags))
     return ir.Route(r.name.name, recv.channel.name, recv.format.name if recv.format else None,
                     recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart)
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:
-    routes = tuple(lower_route(d) for d in decls if isinstance(d, A.RouteAst))
+    routes = tuple(lower_route(d, res.name_tags) for d in decls if isinstance(d, A.RouteAst))
     return ir.Program(
         version=program_version(sources),
         sources=dict(sources),

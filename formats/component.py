@@ -76,6 +76,10 @@ class ComponentSpec:
     ``check_receive``: optional pure hook of a channel kind,
       ``check_receive(channel_decl, format_decl) -> str | None``: why a route
       cannot receive from this channel as that format (``bsp check`` E039), or None.
+    ``call_names``: optional pure hook of a channel kind, ``call_names(channel_decl) -> list[str]``:
+      the values each call to it gives in its ``name { word = ... }`` clause (a ``file write``'s
+      ``{word}`` name fields); ``bsp check`` makes every call give exactly those (E104, E105).  A kind
+      without the hook takes no ``name { }``.
     """
 
     category: str
@@ -97,6 +101,7 @@ class ComponentSpec:
     field_types: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
+    call_names: Callable[..., Any] | None = None
 
     def option(self, name: str) -> OptionSpec | None:
         for opt in self.options:

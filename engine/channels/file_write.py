@@ -18,6 +18,13 @@ separator, it cuts that torn tail off (and logs how many bytes it dropped).
 every new file (a CSV header for a settlement file a day), in the same write
 and fsync as the file's first records.
 
+Any other ``{word}`` in ``name`` is a value each call gives (``name { word = EXPR }`` on the
+call step, ``engine.channels.file_names``): ``"pacs008-{ref}.xml"`` is a file per remittance,
+``"RESULT-{source}.csv"`` with ``mode = "append"`` a result file per source file.  A value that
+cannot be a piece of a file name (empty, ``/``, ``\\``, NUL, ``..``, a name over 255 bytes) fails
+that call (kind ``failed``) and nothing is written; the texts quote the value masked when it is
+classified (``NameValues.shown``).
+
 A write that fails fails the call (kind ``failed``) naming the path and the
 OS error, and is logged.  A file is never replaced: a name without ``{seq}``
 that is already taken fails the call (it used to loop for ever, freezing the
@@ -29,7 +36,6 @@ import errno
 import itertools
 import logging
 import os
-import re
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -39,13 +45,13 @@ import orjson
 import trio
 
 from engine.channels.base import ChannelError, request_one
+from engine.channels.file_names import APPEND_BUILTIN, BUILTIN, FIELD, WORD, call_fields, fill, problem
 from engine.filemodes import make_shared_dirs, shared_mode
 from engine.channels.options import ChannelConfigError, built_check
 from formats.component import ComponentSpec, OptionSpec
 
-_FIELDS = {"date", "time", "seq", "uuid"}
-_APPEND_FIELDS = {"date", "time"}
-_FIELD = re.compile(r"\{([^{}]*)\}")
+_FIELDS = set(BUILTIN)
+_APPEND_FIELDS = set(APPEND_BUILTIN)
 _MODES = ("file", "append")
 _NAME_TRIES = 100         # {seq}: names found taken at rename time before a write fails
 log = logging.getLogger("bsp.channel.file_write")
@@ -68,8 +74,9 @@ class FileWriter:
         append = self.mode == "append"
         self.pattern = options.get("name") or ("{date}.dat" if append else "{date}-{seq}.dat")
         fields = _APPEND_FIELDS if append else _FIELDS
-        bad = [f for f in _FIELD.findall(self.pattern) if f not in fields]
-        if bad or "/" in self.pattern or self.pattern.startswith("."):
+        # {word}: a value each call gives (name { word = ... }); anything else in braces is refused
+        bad = [f for f in FIELD.findall(self.pattern) if f not in fields and (not WORD.match(f) or f in _FIELDS)]
+        if bad or "/" in self.pattern or "\\" in self.pattern or self.pattern.startswith("."):
             if bad and append and not set(bad) - _FIELDS:
                 raise ChannelConfigError(
                     f"channel {name}: option name: {self.pattern!r} uses "
@@ -81,7 +88,8 @@ class FileWriter:
                 (f"uses unknown field(s) {', '.join('{' + b + '}' for b in bad)}" if bad
                  else "must be a plain file name") +
                 ("; fields are {date}, {time} (e.g. name = \"SETTLE-{date}.csv\")" if append else
-                 "; fields are {date}, {time}, {seq}, {uuid} (e.g. name = \"PAY-{date}-{seq}.csv\")"))
+                 "; fields are {date}, {time}, {seq}, {uuid} (e.g. name = \"PAY-{date}-{seq}.csv\")") +
+                ", and a {word} each call gives with name { word = ... } (e.g. \"RESULT-{source}.csv\")")
         sep = options.get("separator")
         if sep is not None and not append:
             raise ChannelConfigError(f"channel {name}: option separator: only with mode = \"append\" "
@@ -99,6 +107,8 @@ class FileWriter:
         self.fsync = bool(options.get("fsync", True))
         self._seq = itertools.count(1)
         self._numbered = "{seq}" in self.pattern
+        self.call_fields = call_fields(self.pattern, tuple(fields))   # given by each call (name { ... })
+        self.takes_names = bool(self.call_fields)
         self._lock = trio.Lock()
         self.written: list[str] = []
 
@@ -106,17 +116,24 @@ class FileWriter:
         make_shared_dirs(self.dir)           # as the process's umask makes it (the engine's is owner-only)
         task_status.started()
 
-    def _next_name(self) -> str:
-        """The name for the next file.  With ``{seq}``, the first number whose file does not exist;
-        without it (``{date}``, ``{time}``, a fixed name) the name as the pattern makes it, even if
-        taken: ``_write`` then refuses to replace that file (never a loop, never an overwrite)."""
+    def _next_name(self, values: Any = None) -> tuple[str, str]:
+        """The name for the next file, and the name as texts show it (classified values masked).
+        With ``{seq}``, the first number whose file does not exist; without it (``{date}``,
+        ``{time}``, a fixed name) the name as the pattern makes it, even if taken: ``_write`` then
+        refuses to replace that file (never a loop, never an overwrite).  ``ValueError`` with the
+        reason when the call's ``values`` cannot name a file."""
         now = datetime.now()
+        values = values if values is not None else {}
         while True:
             n = next(self._seq)
-            name = self.pattern.format(date=now.strftime("%Y%m%d"), time=now.strftime("%H%M%S"),
-                                       seq=f"{n:06d}", uuid=uuid.uuid4().hex)
+            own = {"date": now.strftime("%Y%m%d"), "time": now.strftime("%H%M%S"), "seq": f"{n:06d}",
+                   "uuid": uuid.uuid4().hex}
+            bad = problem(self.pattern, values, self.name, own) if self.call_fields else None
+            if bad is not None:
+                raise ValueError(bad[1])
+            name = fill(self.pattern, values, own)
             if not self._numbered or not (self.dir / name).exists():
-                return name
+                return name, fill(self.pattern, getattr(values, "shown", values), own)
 
     def _write(self, name: str, payload: bytes) -> None:
         """Worker thread: write ``payload`` to a hidden temporary file, fsync, and give it ``name``
@@ -207,47 +224,71 @@ class FileWriter:
         log.warning("channel %s: %s ended with %d bytes of a %s cut short (never answered); cut them off",
                     self.name, path, size - keep, "header" if keep == 0 and self.header else "record")
 
-    async def _request_append(self, payloads: list[bytes]) -> list[bytes | ChannelError]:
+    async def _request_append(self, payloads: list[bytes], names: list[Any] | None) -> list[bytes | ChannelError]:
         now = datetime.now()
-        name = self.pattern.format(date=now.strftime("%Y%m%d"), time=now.strftime("%H%M%S"))
-        async with self._lock:
-            try:
-                at = await trio.to_thread.run_sync(self._append, name, payloads)
-            except OSError as exc:
-                err = ChannelError(f"channel {self.name}: cannot append to {self.dir / name}: "
-                                   f"{exc.strerror or exc}", channel=self.name)
-                log.error("%s", err)
-                return [err] * len(payloads)
-        out: list[bytes | ChannelError] = []
+        own = {"date": now.strftime("%Y%m%d"), "time": now.strftime("%H%M%S")}
+        out: list[bytes | ChannelError | None] = [None] * len(payloads)
+        files: dict[str, tuple[str, list[int]]] = {}     # name -> (as shown, indexes of its records)
+        for i in range(len(payloads)):
+            values = names[i] if names is not None else {}
+            bad = problem(self.pattern, values, self.name, own) if self.call_fields else None
+            if bad is not None:
+                out[i] = self._bad_name(bad[1])
+                continue
+            name = fill(self.pattern, values, own)
+            files.setdefault(name, (fill(self.pattern, getattr(values, "shown", values), own), []))[1].append(i)
         step = len(self.separator)
-        for p in payloads:
-            out.append(orjson.dumps({"file": name, "bytes": len(p), "offset": at}))
-            at += len(p) + step
-        if name not in self.written:
-            self.written.append(name)
-        return out
+        async with self._lock:
+            for name, (shown, idx) in files.items():      # one write and fsync per file of the batch
+                try:
+                    at = await trio.to_thread.run_sync(self._append, name, [payloads[i] for i in idx])
+                except OSError as exc:
+                    err = ChannelError(f"channel {self.name}: cannot append to {self.dir / shown}: "
+                                       f"{exc.strerror or exc}", channel=self.name)
+                    log.error("%s", err)
+                    for i in idx:
+                        out[i] = err
+                    continue
+                for i in idx:
+                    out[i] = orjson.dumps({"file": name, "bytes": len(payloads[i]), "offset": at})
+                    at += len(payloads[i]) + step
+                if name not in self.written:
+                    self.written.append(name)
+        return out  # type: ignore[return-value]
 
-    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[bytes | ChannelError]:
+    def _bad_name(self, reason: str) -> ChannelError:
+        err = ChannelError(reason, channel=self.name)
+        log.error("%s", err)
+        return err
+
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None,
+                           names: list[Any] | None = None) -> list[bytes | ChannelError]:
+        """``names``: per payload, the values of the name's ``{word}`` fields (a ``NameValues``)."""
         if self.mode == "append":
-            return await self._request_append(payloads)
+            return await self._request_append(payloads, names)
         out: list[bytes | ChannelError] = []
         async with self._lock:                   # names are taken in request order
-            for p in payloads:
+            for i, p in enumerate(payloads):
                 err: ChannelError | None = None
                 for _ in range(_NAME_TRIES if self._numbered else 1):
-                    name = self._next_name()
+                    try:
+                        name, shown = self._next_name(names[i] if names is not None else None)
+                    except ValueError as exc:
+                        err = ChannelError(str(exc), channel=self.name)
+                        break
                     try:
                         await trio.to_thread.run_sync(self._write, name, p)
                     except FileExistsError:      # taken since we looked (another writer): next number
                         err = ChannelError(
-                            f"channel {self.name}: cannot write {self.dir / name}: a file of that name exists; "
+                            f"channel {self.name}: cannot write {self.dir / shown}: a file of that name exists; "
                             f"not replacing it" + ("" if self._numbered else
                                                    " (the name pattern has no {seq}: add one, e.g. "
                                                    "\"PAY-{date}-{seq}.csv\", for a file per request)"),
                             channel=self.name)
                         continue
                     except OSError as exc:
-                        err = ChannelError(f"channel {self.name}: cannot write {exc.filename or self.dir / name}: "
+                        err = ChannelError(f"channel {self.name}: cannot write "
+                                           f"{(not self.call_fields and exc.filename) or self.dir / shown}: "
                                            f"{exc.strerror or exc}", channel=self.name)
                         break
                     err = None
@@ -267,13 +308,24 @@ def build(decl: Any) -> FileWriter:
     return FileWriter(decl.name, dict(decl.options))
 
 
+def name_fields(decl: Any) -> list[str]:
+    """``bsp check``: the ``{word}`` fields of the channel's name, which each call gives."""
+    opts = dict(decl.options)
+    append = (opts.get("mode") or "file") == "append"
+    pattern = opts.get("name")
+    return call_fields(pattern, APPEND_BUILTIN if append else BUILTIN) if isinstance(pattern, str) else []
+
+
 COMPONENT = ComponentSpec(
     category="channel",
     name="file.write",
     doc=(
         "A `call` target that writes each request as a file in `dir`: written to a hidden temporary "
         "name, fsynced, renamed into place (atomic) and the directory fsynced. `name` is a pattern with "
-        "{date}, {time}, {seq} (6 digits, first free number) and {uuid}. The reply is JSON "
+        "{date}, {time}, {seq} (6 digits, first free number) and {uuid}, and any other {word}: a value "
+        "each call gives from its deal with `name { word = EXPR }` (\"pacs008-{ref}.xml\"), refused "
+        "(the deal fails, nothing is written) when it is not one piece of a file name in `dir` (empty, "
+        "/, \\, NUL, .., over 255 bytes). The reply is JSON "
         "`{\"file\": NAME, \"bytes\": N}`. With `mode = \"append\"` each request is instead appended "
         "as a record (followed by `separator`) to the file `name` names ({date}, {time}: a file a day, "
         "say); a batch is one write and one fsync before its calls answer, the reply adds the record's "
@@ -282,9 +334,11 @@ COMPONENT = ComponentSpec(
         "write fails the deal (kind `failed`)."
     ),
     check=built_check(FileWriter),
+    call_names=name_fields,
     options=(
         OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
-        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\" (default "
+        OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\", or \"pacs008-{ref}.xml\" "
+                   "with {ref} given by each call (name { ref = msg.ref }) (default "
                    "\"{date}-{seq}.dat\"); with mode = \"append\" e.g. \"SETTLE-{date}.csv\" (default "
                    "\"{date}.dat\")."),
         OptionSpec("mode", "string", "\"file\": a file per request; \"append\": a record per request "

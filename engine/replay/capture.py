@@ -5,7 +5,7 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked, config_version, origin)
+           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -16,6 +16,11 @@ channel fed, where the record came from: a JSON object of ``engine.channels.file
 fields (``name``, ``line``, ``record``, ``offset``, ``records``, ...), given back to the route as
 ``file.*`` on replay; NULL on every other row.  A capture written before it replays with ``file.*``
 null, as it did then.
+
+``names`` (also added within format version 1) is, on the request row of a call to a ``file write``
+channel whose name takes values from the deal (``name { ref = msg.ref }``), those values: a JSON
+object ``{"ref": "R1"}`` (masked like the request when the capture is); NULL on every other row. A
+replay compares them with the candidate's (``call CHANNEL #N``, field ``file name {ref}``).
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -42,7 +47,7 @@ import duckdb
 import pyarrow as pa
 
 from engine import filemodes
-from engine.replay.origin import load as load_origin
+from engine.replay.origin import load as load_origin, load_names
 
 FORMAT_VERSION = "1"
 
@@ -64,6 +69,7 @@ COLUMNS = (
     ("masked", pa.string(), "VARCHAR"),
     ("config_version", pa.string(), "VARCHAR"),
     ("origin", pa.string(), "VARCHAR"),
+    ("names", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -228,6 +234,7 @@ class Frame:
     masked: str | None
     config_version: str | None = None
     origin: str | None = None           # JSON: a file watch record's place (engine.replay.origin)
+    names: str | None = None            # JSON: a file write call's name values (engine.replay.origin)
 
 
 @dataclass
@@ -326,6 +333,12 @@ class Capture:
                 f.raw = bytes(f.raw)
             if f.config_version is None:
                 f.config_version = self.info.get("config_version") or None
+            if f.names is not None:
+                try:
+                    load_names(f.names)
+                except ValueError as exc:
+                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
+                                       f"was changed or damaged after `bsp run --record` wrote it") from None
             if f.origin is not None:
                 try:
                     load_origin(f.origin)

@@ -23,6 +23,7 @@ class CallRecord:
     error: str | None = None       # "timeout: ...", "lost: ...", "unreachable: ..."
     t_out: float = 0.0             # trio clock
     t_in: float = 0.0
+    names: dict[str, str] | None = None   # a file write's name values (``name { ref = ... }``), as given
 
 
 @dataclass

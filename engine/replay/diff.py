@@ -28,7 +28,8 @@ from typing import Any, Iterable
 
 from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
-from formats.classify import classified_values, mask, mask_digit_runs, mask_known, tags_of
+from engine.replay.origin import load_names
+from formats.classify import classified_values, mask, mask_digit_runs, mask_known, mask_text, tags_of
 
 MISSING = "<none>"
 
@@ -147,6 +148,9 @@ class Differ:
                 ra = a[i].request.raw if i < len(a) else None
                 pb = b[i].request if i < len(b) else None
                 self._frames(ctx, channel, "call", i, ("outbound", "out"), ra, pb, i < len(a), i < len(b), res)
+                if i < len(a) and i < len(b):
+                    self._names(ctx, channel, i, load_names(getattr(a[i].request, "names", None)),
+                                getattr(b[i], "names", None), res)
         rs = rec.request.deal_status
         ps = getattr(prod.deal, "status", None)
         if rs is not None and rs != ps:
@@ -195,6 +199,23 @@ class Differ:
                 if (sa, sb) != (a, b) and same(sa, sb):
                     sb = f"{sb} (differs in masked characters)"
                 self._add(res, ctx, channel, what, path, sa, sb, seq)
+
+    def _names(self, ctx: tuple, channel: str, seq: int, rec: dict[str, str] | None,
+               prod: dict[str, str] | None, res: DiffResult) -> None:
+        """A file write call's name values (``name { ref = ... }``), recorded vs produced: a candidate
+        that would name the file otherwise differs in ``file name {ref}``.  Shown masked where they hold
+        a classified value of the request; a capture recorded without them (older) is not compared."""
+        if rec is None:
+            return
+        prod = prod or {}
+        known = self._request_known() if self._rec.request.raw is not None else {}
+        for f in sorted(set(rec) | set(prod)):
+            va, vb = rec.get(f, MISSING), prod.get(f, MISSING)
+            if self.masked and vb is not MISSING:
+                vb = mask_text(vb, known)
+            if va != vb:
+                self._add(res, ctx, channel, "call", f"file name {{{f}}}", mask_text(va, known),
+                          mask_text(vb, known), seq)
 
     def _protected(self, fmt: str, va: Any, vb: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Both sides flattened for showing: classified fields masked, and the classified values of the

@@ -62,3 +62,21 @@ def load(text: str | None) -> RecordOrigin | None:
 def scope_fields(origin: RecordOrigin) -> dict[str, Any]:
     """``file.*`` as the route reads them (the fields of a test's ``file { ... }`` clause)."""
     return {k: origin.scope["file"][k] for k in FILE_FIELDS}
+
+
+def dump_names(names: dict[str, str] | None) -> str | None:
+    """A call's file name values (``frames.names`` of its request row): a JSON object, or None."""
+    return None if names is None else json.dumps(names, sort_keys=True)
+
+
+def load_names(text: str | None) -> dict[str, str] | None:
+    """The stored name values, or None; ``ValueError`` saying what is wrong for a value that is not one."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"the call's file name values are not JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError("the call's file name values are not an object of texts")
+    return data

@@ -33,7 +33,8 @@ import trio
 
 from engine.replay.capture import CaptureWriter
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
-from engine.replay.origin import dump as dump_origin, frame_origin
+from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
+from formats.classify import mask_text
 
 _UTC = timezone.utc
 
@@ -99,8 +100,13 @@ class Recorder:
 
     def _call_rows(self, c: CallRecord, common: dict, known: dict[str, str] | None = None,
                    guide: Any = None) -> None:
-        self.writer.add(self._row(c.t_out, c.channel, "outbound", "out", c.request, known, guide=guide,
-                                  conn=c.channel, call_seq=c.seq, **common))
+        row = self._row(c.t_out, c.channel, "outbound", "out", c.request, known, guide=guide,
+                        conn=c.channel, call_seq=c.seq, **common)
+        if c.names is not None:    # masked as the request is: a classified value of the exchange, wherever it is
+            masking = (guide or self.guide) is not None
+            row["names"] = dump_names({k: mask_text(v, known) if masking and known else v
+                                       for k, v in c.names.items()})
+        self.writer.add(row)
         self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, guide=guide,
                                   conn=c.channel, call_seq=c.seq, error=c.error, **common))
 
@@ -302,15 +308,19 @@ class TapChannel:
     async def _serve(self, handler: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         await self._inner.serve(TapHandler(handler, self._rec, self._name), task_status=task_status)
 
-    async def _request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[Any]:
+    async def _request_many(self, payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:
+        """``kw``: what the call step hands the channel with the requests (``keys``, ``names``), passed on;
+        ``names`` (a file write's name values) is recorded with each call."""
         t_out = time.monotonic()
-        results = await self._inner.request_many(payloads, timeout)
+        results = await self._inner.request_many(payloads, timeout, **kw)
         t_in = time.monotonic()
         ctx = CURRENT.get()
-        for p, r in zip(payloads, results):
+        names = kw.get("names") or [None] * len(payloads)
+        for p, r, nv in zip(payloads, results, names):
             ok = isinstance(r, (bytes, bytearray))
             call = CallRecord(self._name, ctx.next_call_seq() if ctx is not None else 0, bytes(p),
-                              bytes(r) if ok else None, None if ok else error_text(r), t_out, t_in)
+                              bytes(r) if ok else None, None if ok else error_text(r), t_out, t_in,
+                              names=dict(nv) if nv is not None else None)
             if ctx is not None:
                 ctx.calls.append(call)
             else:

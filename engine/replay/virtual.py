@@ -51,13 +51,17 @@ class VirtualChannel:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
 
-    async def request_many(self, payloads: list[bytes], timeout: float | None = None) -> list[Any]:
+    async def request_many(self, payloads: list[bytes], timeout: float | None = None,
+                           **kw: Any) -> list[Any]:
+        """``kw``: what the call step hands the channel (``names``: a file write's name values, kept
+        with the call for the replay's diff and the route tests' ``expect call``)."""
         limit = self.timeout if timeout is None else timeout
         out: list[Any] = []
-        for p in payloads:
+        names = kw.get("names") or [None] * len(payloads)
+        for p, nv in zip(payloads, names):
             ctx = CURRENT.get()
             call = CallRecord(self.name, ctx.next_call_seq() if ctx is not None else 0, bytes(p),
-                              t_out=trio.current_time())
+                              t_out=trio.current_time(), names=dict(nv) if nv is not None else None)
             if ctx is not None:
                 ctx.calls.append(call)
             res: Any = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.channels.base import ChannelError
+from engine.channels.file_names import NameValues, problem, shown_values, text_of
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import where as where_of
 from formats.classify import mask_digit_runs, safe_error_text, tags_of
@@ -48,15 +49,29 @@ class CallStep:
         self.expect_text = _expr_text(o.get("expect"))
         t = o.get("timeout")
         self.timeout = float(t) if t is not None else None
+        # `name { ref = msg.ref }`: the values of a file write channel's {word} name fields, per deal
+        names = o.get("names")
+        self.name_values = ctx.assigns(names) if names else None
+        self.name_tags = dict(o.get("name_tags") or {})
+        self.name_places = {a.path: str(a.pos) for a in names or () if getattr(a, "pos", None) is not None}
+        decl = getattr(ctx, "program", None)
+        decl = decl.channels.get(o["channel"]) if decl is not None else None
+        pattern = decl.options.get("name") if decl is not None else None
+        self.name_pattern = pattern if isinstance(pattern, str) else None
 
     async def run_batch(self, exs: list[Any]) -> None:
         payloads: list[bytes] = []
         sent: list[Any] = []
+        names: list[NameValues] = []
         for ex in exs:
             try:
+                if self.name_values is not None:
+                    nv = self._names(ex)          # before anything is built or sent
                 values = self.build_values(ex.scope)
                 payloads.append(self._encode(values))
                 sent.append(ex)
+                if self.name_values is not None:
+                    names.append(nv)
             except StepFailure as f:
                 ex.fail(f)
             except Exception as exc:
@@ -65,6 +80,8 @@ class CallStep:
             return
         if getattr(self.channel, "takes_keys", False):   # e.g. nats.publish: the deal reference is the message id
             results = await self.channel.request_many(payloads, self.timeout, keys=[ex.reference for ex in sent])
+        elif self.name_values is not None:               # a file write's name from the deal's values
+            results = await self.channel.request_many(payloads, self.timeout, names=names)
         else:
             results = await self.channel.request_many(payloads, self.timeout)
         decode = self.reply_codec.decode if self.reply_codec is not None else None
@@ -105,6 +122,34 @@ class CallStep:
                 if not ok:
                     ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused "
                                         f"(expect {self.expect_text} is false)", where=self.where))
+
+    def _names(self, ex: Any) -> NameValues:
+        """The deal's values for the file name (``name { ... }``), each checked as a piece of one file
+        name in the channel's ``dir``: a bad one fails the deal (kind ``failed``, nothing sent) with the
+        reason naming the channel, the field and where its value is written; classified values are
+        masked in it (``NameValues.shown``)."""
+        raw = self.name_values(ex.scope)            # an expression that fails: its own error
+        texts: dict[str, str] = {}
+        bad: list[tuple[str, str]] = []
+        for f, v in raw.items():
+            t = text_of(v)
+            if t is None:
+                bad.append((f, f"is {'null' if v is None else type(v).__name__}, not a text or a number"))
+                t = ""
+            texts[f] = t
+        known = ex.classified() if hasattr(ex, "classified") else {}
+        nv = NameValues(texts, shown_values(texts, self.name_tags, known), self.name_places)
+        if bad:
+            f, why = bad[0]
+            reason = f"channel {self.channel_name}: file name value {{{f}}} {why}; nothing was written"
+        else:
+            found = problem(self.name_pattern, nv, self.channel_name) if self.name_pattern else None
+            if found is None:
+                return nv
+            f, reason = found
+        place = self.name_places.get(f) if f is not None else None
+        raise StepFailure("failed", f"call {self.name}: {reason}"
+                          + (f" (name {{ {f} = ... }} at {place})" if place else ""), where=self.where)
 
     def _encode(self, values: Any) -> bytes:
         if self.codec is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.channels import file_watch
+from engine.channels import file_watch, file_write
 from engine.registry import Registry
 from formats import json_codec
 from formats.iso8583 import component as iso8583_component
@@ -62,6 +62,7 @@ def build_test_registry() -> Registry:
         OptionSpec("header", "bool", "first line names the columns", default=True),
     ), fields=_fields_of, accepts_fields=True))
     reg.register(file_watch.COMPONENT)        # the real kind: its check and check_receive hooks
+    reg.register(file_write.COMPONENT)        # the real kind: its name fields a call gives (call_names)
     reg.register(iso8583_component.COMPONENT)  # the real kind (pure, in formats/): its network specs
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),

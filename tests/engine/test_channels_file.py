@@ -130,8 +130,9 @@ async def test_file_write_atomic_names_and_errors(tmp_path: Path) -> None:
     got = await w.request_many([b"one", b"two"])
     assert [orjson.loads(g)["file"] for g in got] == ["X-000001.txt", "X-000003.txt"]
     assert (tmp_path / "out" / "X-000003.txt").read_bytes() == b"two"
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \{when\}"):
-        FileWriter("o", {"dir": str(tmp_path), "name": "X-{when}.txt"})
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \{1when\}"):
+        FileWriter("o", {"dir": str(tmp_path), "name": "X-{1when}.txt"})     # {word}: a call's value
+    assert FileWriter("o", {"dir": str(tmp_path), "name": "X-{when}.txt"}).call_fields == ["when"]
     os.chmod(tmp_path / "out", 0o500)
     try:
         if os.geteuid() != 0:
