@@ -99,6 +99,15 @@ def _name_pos(a: A.AssignAst) -> ir.Pos:
     return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(first))
 
 
+def _written(parts: tuple) -> str:
+    """A path as a test writes it: ``"4"``, ``"43".name``, ``block4[2].value.amount``."""
+    text = A.render_path(parts)
+    if text.startswith("[") and isinstance(parts[0], str):
+        first = A.render_path(parts[:1])
+        text = first[1:-1] + text[len(first):]
+    return text
+
+
 def _call_hook(hook, decl, base_dir: Path):
     try:
         n = len(inspect.signature(hook).parameters)
@@ -189,6 +198,7 @@ class _TestChecks:
                                    f"write `given {chan} sends FORMAT {{ ... }}`")
             self._assigns(s.assigns, dict(base), set(), fmt, "request",
                           at=s.format.pos if s.format is not None else s.pos)
+            self._given_kinds(s.assigns, fmt, dict(base))
             msg_fmt = fmt
             http = None
             if s.http is not None:
@@ -283,6 +293,7 @@ class _TestChecks:
                 self.error("E095", f"channel `{chan}` ({kind.replace('.', ' ')}) answers without a status",
                            s.status.pos, f"remove `{s.status.value}`: only http channels have a reply status")
         self._assigns(s.assigns, scope, set(), fmt, "answer", at=s.format.pos if s.format is not None else s.pos)
+        self._given_kinds(s.assigns, fmt, scope)
         headers = None
         if s.headers is not None:
             self._test_http(chan, s.headers, scope, "call")
@@ -326,38 +337,90 @@ class _TestChecks:
         cache[fmt] = kinds
         return kinds
 
+    def _path_kind(self, fmt: str | None, parts: tuple) -> Any:
+        """The ``FieldKind`` the format kind's ``field_kind`` hook gives the field at ``parts`` (an ISO 8583
+        spec's field, an ISO 20022 XSD's element, a SWIFT typed field's part), or None."""
+        decl = self.res.formats.get(fmt) if fmt else None
+        spec = self.registry.get("format", decl.kind) if decl is not None else None
+        hook = getattr(spec, "field_kind", None) if spec is not None else None
+        if hook is None or decl.pos is None:
+            return None
+        cache = self.__dict__.setdefault("_path_kinds", {})
+        key = (fmt, parts)
+        if key not in cache:
+            try:
+                cache[key] = hook(decl, _base_dir(decl.pos), parts)
+            except Exception:   # noqa: BLE001 - a hook that cannot tell leaves the kind unknown
+                cache[key] = None
+        return cache[key]
+
     def _expect_kinds(self, s: A.ExpectAst, fmt: str | None, scope, kinds: dict[str, str] | None = None,
                       owner: str | None = None) -> None:
         """E103: ``expect ... { f = value }`` where f is a number and the value text, or the other way round:
         an expected value equals a field of its own kind only (a text is never equal to a number).
-        ``owner``: how to name a field (``a deal's``), else ``field `F` of format `FMT```."""
+        ``owner``: how to name a field (``a deal's``), else ``field `F` of format `FMT```.  The kinds are
+        the format's field types (``kinds``), else what its kind's ``field_kind`` hook says of the path."""
         kinds = self._field_kinds(fmt) if kinds is None else kinds
-        if not kinds:
-            return
         for a in s.assigns:
             name = str(a.parts[0])
-            if isinstance(a, A.LikeAst) or len(a.parts) != 1 or name not in kinds:
+            if isinstance(a, A.LikeAst):
                 continue
-            ft = kinds[name]
-            t = Typer(lambda *x: None, lambda x: self._ref_type(x, scope)).infer(a.value)
-            lit = a.value if isinstance(a.value, A.Lit) else None
-            at = a.value.pos or a.pos
-            what = f"{owner} field `{name}`" if owner else f"field `{name}` of format `{fmt}`"
-            if ft in NUMERIC and t == STRING:
-                if lit is not None and as_number(lit.value) is not None:
-                    fix = f"write the number without quotes: `{name} = {lit.value.strip()}`"
-                elif lit is not None:
-                    fix = f"write the number the field holds: `{name} = 20261226`"
-                else:
-                    fix = f"read the text as a number: `{name} = number({show(a.value)})`"
-                self.error("E103", f"{what} is a number ({ft}): the text {show(a.value)} is never "
-                           "equal to it", at, fix)
-            elif ft == STRING and t in NUMERIC:
-                fix = (f'write it as text: `{name} = "{lit.value}"`' if lit is not None else
-                       f"write the text the field holds, in quotes (\"00\" is not 0), or `{name} ~ ...` for a "
+            fk = None
+            if len(a.parts) == 1 and name in kinds:
+                ft = kinds[name]
+            elif owner is None and (fk := self._path_kind(fmt, tuple(a.parts))) is not None:
+                ft = fk.type
+            else:
+                continue
+            self._kind_mismatch(a, ft, fk, scope, fmt, owner, "expect")
+
+    def _given_kinds(self, assigns, fmt: str | None, scope) -> None:
+        """E103 of a ``given`` body: a value of a kind the format's encoder refuses for its field (a number
+        for an ISO 8583 ``an`` field, a text for a SWIFT amount), where the ``field_kind`` hook says so."""
+        for a in assigns:
+            fk = self._path_kind(fmt, tuple(a.parts))
+            if fk is not None and fk.sends:
+                self._kind_mismatch(a, fk.type, fk, scope, fmt, None, "given")
+
+    def _kind_mismatch(self, a: A.AssignAst, ft: str, fk: Any, scope, fmt: str | None, owner: str | None,
+                       role: str) -> None:
+        t = Typer(lambda *x: None, lambda x: self._ref_type(x, scope)).infer(a.value)
+        lit = a.value if isinstance(a.value, A.Lit) else None
+        at = a.value.pos or a.pos
+        path = _written(a.parts)
+        declared = f", {fk.declared}" if fk is not None and fk.declared else ""
+        what = f"{owner} field `{path}`" if owner else f"field `{path}` of format `{fmt}`"
+        fails = "is never equal to it" if role == "expect" else "cannot be sent in it: the format does not encode it"
+        sends = fk.sends if role == "given" else None
+        if ft in NUMERIC and t == STRING and not (sends and STRING in sends):
+            if lit is not None and as_number(lit.value) is not None:
+                fix = f"write the number without quotes: `{path} = {lit.value.strip()}`"
+            elif lit is not None:
+                fix = f"write the number the field holds: `{path} = 20261226`"
+            else:
+                fix = f"read the text as a number: `{path} = number({show(a.value)})`"
+            self.error("E103", f"{what} is a number ({ft}{declared}): the text {show(a.value)} {fails}", at, fix)
+        elif ft == STRING and t in NUMERIC and not (sends and (t in sends or (t == NUMBER and INTEGER in sends))):
+            if fk is not None and fk.digits:
+                digits = (str(lit.value).replace(".", "").lstrip("-") if lit is not None else None)
+                shown = digits.zfill(fk.pad) if digits is not None else None
+                fix = (f'write the digits as text, zero-padded as on the wire: `{path} = "{shown}"`'
+                       if shown is not None else
+                       f"write the digits as text, {f'zero-padded to {fk.pad}, ' if fk.pad else ''}as on the wire")
+            elif lit is not None:
+                fix = f'write it as text: `{path} = "{lit.value}"`'
+            else:
+                fix = (f"write the text the field holds, in quotes (\"00\" is not 0), or `{path} ~ ...` for a "
                        "part of it")
-                self.error("E103", f"{what} is text: the number {show(a.value)} is never equal "
-                           "to it", at, fix)
+            kind = f"text ({fk.declared})" if fk is not None and fk.declared else "text"
+            self.error("E103", f"{what} is {kind}: the number {show(a.value)} {fails}", at, fix)
+        elif fk is not None and fk.digits and lit is not None and isinstance(lit.value, str) \
+                and lit.value != "<none>" and not lit.value.isdigit():
+            digits = "".join(c for c in lit.value if c.isdigit())
+            fix = (f'write digits only, zero-padded as on the wire: `{path} = "{digits.zfill(fk.pad)}"`' if digits
+                   else f"write digits only{f', {fk.pad} of them' if fk.pad else ''}")
+            self.error("E103", f"{what} is text of digits only ({fk.declared}): the text {show(a.value)} {fails}",
+                       at, fix)
 
     def _test_file(self, chan: str | None, assigns, scope) -> None:
         """``file { name = "X.csv" line = 3 }`` of a send: the record's place in its batch file (E102)."""

@@ -309,7 +309,9 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
           _test('given front sends { a = 1 } file { name = "x.csv" }'), 10, 40),
     Entry("E103", "expected text for a number, or a number for text",
           "field `F` of format `FMT` is a number (integer): the text \"1\" is never equal to it (help: the number "
-          "to write, or number(...) for a computed text); also a text field expected as a number, and a deal's fields",
+          "to write, or number(...) for a computed text); also a text field expected as a number, a deal's fields, "
+          "ISO 8583 fields (text; `n`: digits only), SWIFT values and amounts, ISO 20022 elements typed by the XSD, "
+          "generic XML (text), and a `given` value the format does not encode (a number for an ISO 8583 `ans` field)",
           _test('given front sends { a = 1 }', 'expect deal r { amount = "1.00" }'), 11, 30),
     Entry("E079", "answer in another format than the call reads", "the calls to `C` read their answer as `F`, not `G`",
           _test('given front sends { a = 1 }', 'given back answers Other { a = 1 }',

@@ -46,14 +46,18 @@ from formats.errors import SpecError
 TAGS = ("pan", "secret", "personal")
 
 
-def mask_value(value: Any, tag: str) -> Any:
+def mask_value(value: Any, tag: str, fakes: Mapping[str, str] | None = None) -> Any:
+    """``fakes``: stand-ins of the same checkable shape for some values (``formats.pseudonym``): such a
+    value is given its stand-in instead of a mask (never a secret: it gets ``***``)."""
     if value is None or value == "":
         return value
     if isinstance(value, Mapping):
-        return {k: mask_value(v, tag) for k, v in value.items()}
+        return {k: mask_value(v, tag, fakes) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [mask_value(v, tag) for v in value]
+        return [mask_value(v, tag, fakes) for v in value]
     text = value if isinstance(value, str) else str(value)
+    if fakes and tag != "secret" and text in fakes:
+        return int(fakes[text]) if type(value) is int else fakes[text]
     if tag == "secret":
         return "***"
     if tag == "personal":
@@ -176,26 +180,26 @@ def item_rules(item: Any, rules: list[tuple[tuple[str, ...], str]]) -> list[tupl
     return out
 
 
-def mask(values: Any, tags: Mapping[str, str]) -> Any:
-    """A masked copy of ``values`` (the input is not changed)."""
+def mask(values: Any, tags: Mapping[str, str], fakes: Mapping[str, str] | None = None) -> Any:
+    """A masked copy of ``values`` (the input is not changed); ``fakes``: see ``mask_value``."""
     if not tags:
         return values
     rules = [(tuple(p.split(".")), t) for p, t in tags.items()]
-    return _walk(values, rules)
+    return _walk(values, rules, None, fakes)
 
 
-def _walk(value: Any, rules: Rules, inherited: str | None = None) -> Any:
+def _walk(value: Any, rules: Rules, inherited: str | None = None, fakes: Mapping[str, str] | None = None) -> Any:
     if isinstance(value, (list, tuple)):
-        return [_walk(v, item_rules(v, rules), inherited) for v in value]
+        return [_walk(v, item_rules(v, rules), inherited, fakes) for v in value]
     if not isinstance(value, Mapping):
-        return value if inherited is None else mask_value(value, inherited)
+        return value if inherited is None else mask_value(value, inherited, fakes)
     out: dict[Any, Any] = {}
     for k, v in value.items():
         tag, deeper = at_key(k, rules, inherited)      # every tag covering it: SHOWS_LEAST
         if deeper:
-            out[k] = _walk(v, deeper, tag)
+            out[k] = _walk(v, deeper, tag, fakes)
         else:
-            out[k] = v if tag is None else mask_value(v, tag)
+            out[k] = v if tag is None else mask_value(v, tag, fakes)
     return out
 
 
@@ -253,9 +257,11 @@ def mask_digit_runs(text: str) -> str:
     return _DIGIT_RUN.sub(lambda m: mask_value(m.group(), "pan"), text)
 
 
-def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
+def mask_known(values: Any, known: Mapping[str, str], fakes: Mapping[str, str] | None = None
+               ) -> tuple[Any, bool]:
     """``values`` with every scalar equal to a known classified text masked with its tag, and every
-    occurrence of one inside a longer text (``"paid for ACC123456"``) masked too; (copy, changed)."""
+    occurrence of one inside a longer text (``"paid for ACC123456"``) masked too; (copy, changed).
+    ``fakes``: see ``mask_value``."""
     changed = False
 
     def walk(value: Any) -> Any:
@@ -269,18 +275,18 @@ def mask_known(values: Any, known: Mapping[str, str]) -> tuple[Any, bool]:
         tag = known.get(value if isinstance(value, str) else str(value))
         if tag is None:
             if isinstance(value, str):
-                inside = mask_text(value, {k: t for k, t in known.items() if len(k) >= MIN_KNOWN})
+                inside = mask_text(value, {k: t for k, t in known.items() if len(k) >= MIN_KNOWN}, fakes)
                 if inside != value:
                     changed = True
                 return inside
             return value
         changed = True
-        return mask_value(value, tag)
+        return mask_value(value, tag, fakes)
 
     return (walk(values), changed) if known else (values, False)
 
 
-def mask_text(text: str, known: Mapping[str, str]) -> str:
+def mask_text(text: str, known: Mapping[str, str], fakes: Mapping[str, str] | None = None) -> str:
     """``text`` with every occurrence of a known classified value masked with its tag.
 
     For error texts that quote a value (an expression's, an encoder's): ``known`` is
@@ -290,7 +296,7 @@ def mask_text(text: str, known: Mapping[str, str]) -> str:
     if not known or not text:
         return text
     for value in sorted(known, key=len, reverse=True):
-        masked = str(mask_value(value, known[value]))
+        masked = str(mask_value(value, known[value], fakes))
         forms = {value, repr(value)[1:-1], json.dumps(value)[1:-1]}
         if len(value) < MIN_KNOWN:          # "00" may be anything: only where the text quotes the value
             for form in forms:

@@ -46,6 +46,25 @@ class OptionSpec:
 
 
 @dataclass(frozen=True)
+class FieldKind:
+    """What a format's description fixes about one field's values, for ``bsp check`` E103 (route tests).
+
+    ``type``: what the decoder gives (``string``, ``integer`` or ``decimal``): a test that expects a value of
+    the other kind (a number for a text field) expects what can never be.  ``declared``: how the format
+    declares the field, said in the message (``ISO 8583 type n, 12 digits``).  ``digits``: a text of digits
+    only (an ISO 8583 ``n`` field), ``pad`` wide when fixed: the help writes a number as those digits,
+    zero-padded as they are on the wire.  ``sends``: the kinds the encoder takes in a ``given`` body
+    (an ISO 8583 ``n`` field takes an integer too, zero-padded); empty: the encoder converts any value, so a
+    ``given`` value is not checked.
+    """
+    type: str
+    declared: str = ""
+    digits: bool = False
+    pad: int = 0
+    sends: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ComponentSpec:
     """One kind of channel, format or step.
 
@@ -62,6 +81,10 @@ class ComponentSpec:
       naming the type a top-level field decodes to (``string``, ``integer``, ``decimal``), for the
       fields whose type is fixed by the format's description (a copybook's PIC): ``bsp check`` tells a
       route test that expects text of a number, or a number of text (E103).
+    ``field_kind``: optional pure hook ``field_kind(decl, base_dir, parts) -> FieldKind | None`` for the
+      field at a path (``parts``: names and list indexes, ``("block4", 2, "value", "amount")``) where the
+      format's description fixes its kind (an ISO 8583 spec's types, an ISO 20022 XSD, SWIFT's typed
+      fields): ``bsp check`` tells a route test that expects, or sends, a value of the other kind (E103).
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
@@ -99,6 +122,7 @@ class ComponentSpec:
     check_receive: Callable[..., Any] | None = None
     required: Callable[..., Any] | None = None
     field_types: Callable[..., Any] | None = None
+    field_kind: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
     call_names: Callable[..., Any] | None = None

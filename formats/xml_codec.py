@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 from lxml import etree
 
 from formats.classify import parse_spec
-from formats.component import ComponentSpec, OptionSpec
+from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import FormatError, SpecError
 
 _PARSER_KW = dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
@@ -240,6 +240,11 @@ def build(decl: Any) -> XmlCodec:
                     classify=parse_spec(opts.get("classify")))
 
 
+def field_kind(decl: Any, base_dir: Any = None, parts: tuple = ()) -> FieldKind | None:
+    """Generic XML declares no types: every element's text and attribute decodes to text."""
+    return FieldKind("string", "XML without a schema: every value is text") if len(parts) > 1 else None
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="xml",
@@ -253,5 +258,6 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=None,
+    field_kind=field_kind,
     examples=('format Order = xml', 'format Order = xml lists ["Line"]'),
 )

@@ -28,7 +28,8 @@ def replay(
     force: bool = typer.Option(False, "--force", help="With --to-tests: replace an existing test file."),
     mask: bool = typer.Option(True, "--mask/--no-mask",
                               help="With --to-tests: mask classified values (card numbers, accounts, secrets) "
-                                   "in the tests, as bsp run --mask does; --no-mask writes them in clear."),
+                                   "in the tests, as bsp run --mask does (IBANs and card numbers as made-up ones with "
+                                   "valid check digits); --no-mask writes them in clear."),
     shown: int = typer.Option(20, "--show", help="Unexpected differences listed in the terminal (0: none)."),
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "

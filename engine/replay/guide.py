@@ -71,13 +71,16 @@ class FormatGuide:
         return None, None
 
     def mask(self, channel: str, role: str, direction: str, raw: bytes,
-             known: dict[str, str] | None = None) -> tuple[bytes | None, str | None]:
+             known: dict[str, str] | None = None, fakes: Any = None) -> tuple[bytes | None, str | None]:
         """(bytes to store, what was masked).  Frames without classified fields come back as they are;
         a frame that does not decode, or whose masked values do not encode, gives (None, reason).
 
         ``known`` (one exchange's frames share it) gathers the text of this frame's classified fields
         and masks those texts wherever they appear in this frame, under any field: an account classified
-        in the request is masked in the call that carries it too, whatever that call's format says."""
+        in the request is masked in the call that carries it too, whatever that call's format says.
+
+        ``fakes`` (a ``formats.pseudonym.Pseudonyms``, one per output): a classified value the route may
+        check (an IBAN, a card number) gets a made-up stand-in of the same shape instead of a mask."""
         name, values = self.decode(channel, role, direction, raw)
         if name is None:
             if channel not in getattr(self.program, "channels", {channel: None}):
@@ -87,10 +90,17 @@ class FormatGuide:
             return None, "undecodable: not stored (it could hold classified data)"
         codec = self._codec(name)
         tags = tags_of(codec)
+        found = classified_values(values, tags) if known is not None or fakes is not None else {}
         if known is not None:
-            known.update(classified_values(values, tags))
-        masked_values = mask(values, tags)
-        masked_values, carried = mask_known(masked_values, known or {})
+            known.update(found)
+        stand_ins = None
+        if fakes is not None:
+            extra = fakes.add(known if known is not None else found)
+            if known is not None:
+                known.update({k: t for k, t in extra.items() if k not in known})
+            stand_ins = fakes.mapping
+        masked_values = mask(values, tags, stand_ins)
+        masked_values, carried = mask_known(masked_values, known or {}, stand_ins)
         if not tags and not carried:
             return raw, None
         what = ",".join([*sorted(tags), *(["values of classified fields"] if carried else [])])

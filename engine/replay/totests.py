@@ -33,6 +33,7 @@ from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
 from engine.replay.origin import load as load_origin, scope_fields
 from engine.replay.profile import Profile
+from formats.pseudonym import Pseudonyms
 
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
 _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "null"}
@@ -98,16 +99,19 @@ def file_clause(stored: str | None) -> str:
     return f" file {{ {fields} }}"
 
 
-def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False) -> str:
+def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
+                  fakes: Pseudonyms | None = None) -> str:
     """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
-    and their values wherever they travel in the exchange's later frames."""
+    and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
+    among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
+    takes the test's request as it took the recorded one."""
     known: dict[str, str] = {}
 
     def clear(channel: str, role: str, direction: str, raw: bytes) -> bytes:
         if not mask:
             return raw
-        out, what = guide.mask(channel, role, direction, raw, known)
+        out, what = guide.mask(channel, role, direction, raw, known, fakes)
         if out is None:
             raise Unwritable(f"a frame of {channel} whose classified values cannot be masked ({what})")
         return out
@@ -169,6 +173,7 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
     """``mask``: classified values masked in the tests (a capture recorded with --mask has them masked
     already); False writes them as recorded."""
     mask = mask and not capture.masked
+    fakes = Pseudonyms() if mask else None        # one per output: a real value's stand-in is the same in it
     out_dir.mkdir(parents=True, exist_ok=True)
     path = test_file_path(capture, out_dir)
     res = ToTestsResult(path)
@@ -176,15 +181,18 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
             for f in config_files]
     parts = [f"# Route tests written by `bsp replay {capture.path.name} --to-tests` from recorded exchanges\n"
              f"# (configuration {program.version}).  Run them with `bsp test {path}`.\n"
-             + ("# Classified values (card numbers, accounts, secrets) are masked, as `bsp run --mask` masks them.\n"
-                if mask or capture.masked else
+             + ("# Classified values (card numbers, accounts, secrets) are masked, as `bsp run --mask` masks them;\n"
+                "# IBANs and card numbers are replaced by made-up ones of the same shape (valid check digits).\n"
+                if mask else
+                "# Classified values (card numbers, accounts, secrets) are masked, as `bsp run --mask` masks them.\n"
+                if capture.masked else
                 "# WARNING: classified values (card numbers, accounts, secrets) are in clear (written with --no-mask).\n"),
              "\n".join(uses) + "\n"]
     for ex in capture.exchanges:
         if limit is not None and res.written >= limit:
             break
         try:
-            parts.append(exchange_test(ex, guide, profile, mask=mask))
+            parts.append(exchange_test(ex, guide, profile, mask=mask, fakes=fakes))
             res.written += 1
         except Unwritable as why:
             key = str(why)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from formats.classify import parse_spec
-from formats.component import ComponentSpec, OptionSpec
+from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
 from formats.iso20022.codec import ENVELOPE_DEFAULT, HEADER_DEFAULT, Iso20022Codec
-from formats.iso20022.schema import load_schema, matches
+from formats.iso20022.schema import TypeShape, load_schema, matches
 
 _MSG = re.compile(r"[a-z]{4}\.\d{3}(?:\.\d{3}\.\d{2}(?:\.[A-Za-z0-9]+)*)?\Z")
 _HEAD = re.compile(r"head\.001\.001\.\d{2}\Z")
@@ -73,6 +73,48 @@ def build(decl: Any) -> Iso20022Codec:
     return codec
 
 
+_KINDS = {"decimal": "decimal", "int": "integer", "str": "string"}     # XSD kinds a test writes as a number or text
+
+
+def field_kind(decl: Any, base_dir: Any = None, parts: tuple = ()) -> FieldKind | None:
+    """The kind the message's XSD (option ``xsd``) gives the element at ``parts`` (list indexes skipped;
+    an amount's ``value`` and its attributes): xs:decimal a decimal, the integer types an integer, the
+    other simple types but dates, times and booleans text; ``message`` is text.  None without an XSD
+    (``validate = false``: leaves stay text, but amounts), or where the path leaves the schema."""
+    opts = _opts(decl)
+    if parts == ("message",):
+        return FieldKind("string", "the ISO 20022 message id")
+    xsd = opts.get("xsd")
+    if not xsd or not opts.get("validate", True) or not parts or parts[0] == "AppHdr":
+        return None
+    if base_dir is not None and not Path(xsd).is_absolute():
+        xsd = str(Path(base_dir) / xsd)
+    try:
+        shape: TypeShape = load_schema(str(xsd)).root
+    except SpecError:
+        return None
+    names = [p for p in parts if not isinstance(p, int)]
+    for i, name in enumerate(names):
+        last = i == len(names) - 1
+        if shape.kind == "amount":
+            if not last:
+                return None
+            if name == "value":
+                kind = _KINDS.get(shape.value_kind)
+                return FieldKind(kind, f"XSD type {shape.value_kind}") if kind else None
+            return FieldKind("string", "an XSD attribute") if name in shape.attrs else None
+        if shape.kind != "complex":
+            return None
+        if name in shape.children:
+            shape = shape.children[name][1]
+        elif name in shape.attrs and last:
+            return FieldKind("string", "an XSD attribute")
+        else:
+            return None
+    kind = _KINDS.get(shape.kind)
+    return FieldKind(kind, f"XSD type {shape.kind}") if kind else None
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="iso20022",
@@ -99,6 +141,7 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=None,
+    field_kind=field_kind,
     examples=('format Transfer = iso20022 pacs.008 xsd "xsd/pacs.008.001.08.xsd"',
               'format Statement = iso20022 camt.053 xsd_dir "xsd"'),
     positional="message",

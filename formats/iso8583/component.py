@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from formats.component import ComponentSpec, OptionSpec
+from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
 from formats.iso8583 import codec_for
 from formats.iso8583.codec import Iso8583Codec
@@ -139,6 +139,37 @@ def classification(decl: Any, base_dir: Any = None) -> dict[str, str] | None:
         return None
 
 
+_UNIT = {"n": "digits", "z": "digits", "xn": "digits", "b": "bytes (as hex text)"}
+
+
+def field_kind(decl: Any, base_dir: Any = None, parts: tuple = ()) -> FieldKind | None:
+    """Every value decodes to text (``"t"``, the MTI, and each field by its number; an ``n`` field's digits
+    as on the wire, zero-padded: ``"4" = "000000012550"``); the encoder takes an integer for an ``n``
+    field (zero-padded), text only for the others."""
+    try:
+        spec = codec_for(_spec_ref(decl)).spec
+    except SpecError:
+        return None
+    if not parts or not isinstance(parts[0], str):
+        return None
+    if parts[0] == "t":
+        return FieldKind("string", "the ISO 8583 MTI, 4 digits", digits=True, pad=4,
+                         sends=frozenset({"string"})) if len(parts) == 1 else None
+    f = next((x for x in spec.fields.values() if x.key == parts[0]), None)
+    if f is None:
+        return None
+    size = (f"{f.length}" if f.length is not None else f"up to {f.max}") + " " + _UNIT.get(f.type, "characters")
+    declared = f"ISO 8583 type {f.type}, {size}"
+    if len(parts) > 1:          # a composite's subfield (43.name) or a TLV tag (55.9F02): text
+        return FieldKind("string", f"part of {declared}") if len(parts) == 2 else None
+    if f.subfields or f.tlv:
+        return None
+    if f.type == "n":
+        return FieldKind("string", declared, digits=True, pad=f.length or 0,
+                         sends=frozenset({"string", "integer"}))
+    return FieldKind("string", declared, sends=frozenset({"string"}))
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="iso8583",
@@ -168,6 +199,7 @@ COMPONENT = ComponentSpec(
     check=check,
     fields=fields,
     classification=classification,
+    field_kind=field_kind,
     examples=('format AuthReq = iso8583 "specs/acquirer.yaml"', "format AuthReq = iso8583 iso8583_1987_ascii",
               'format Net = iso8583 "specs/network.yaml" mac_algorithm "retail-des" mac_key_env "NET_MAC_KEY" '
               'mac_exempt ["0800", "0810"]'),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from formats.classify import parse_spec
-from formats.component import ComponentSpec, OptionSpec
+from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
 from formats.swift.codec import SwiftCodec
 from formats.swift.messages import MESSAGES
@@ -41,6 +41,38 @@ def fields(decl: Any, base_dir: Any = None) -> list[str]:
     return ["block1", "block2", "block3", "block4", "block5"]
 
 
+# the parts of a typed block 4 field's value (formats.swift.fields) that are numbers; the others but
+# dates are text
+_NUMBER_PARTS = {"amount": "decimal", "count": "integer"}
+_DATE_PARTS = ("date", "value_date")
+_TEXT = frozenset({"string"})
+
+
+def field_kind(decl: Any, base_dir: Any = None, parts: tuple = ()) -> FieldKind | None:
+    """Header blocks' values and block 4 tags are text; a block 4 value is text (or, for a typed field
+    such as 32A or 60F, its parts): never a number.  Of a typed field's parts, ``amount`` is a decimal
+    (the encoder takes a number only), ``count`` an integer, the others but dates text."""
+    if not parts or parts[0] not in ("block1", "block2", "block3", "block4", "block5"):
+        return None
+    if parts[0] != "block4":
+        return FieldKind("string", f"a SWIFT {parts[0]} value") if len(parts) == 2 else None
+    if len(parts) == 2 and isinstance(parts[1], str):           # a service message's block 4 (F21 ACK)
+        return FieldKind("string", "a SWIFT block 4 value")
+    if len(parts) < 3 or not isinstance(parts[1], int):
+        return None
+    if parts[2:] == ("tag",):
+        return FieldKind("string", "a SWIFT block 4 tag (\"32A\")", sends=_TEXT)
+    if parts[2:] == ("value",):
+        return FieldKind("string", "a SWIFT block 4 value: text, or the parts of a typed field (32A, 60F ...)",
+                         sends=_TEXT)
+    if len(parts) == 4 and parts[2] == "value" and isinstance(parts[3], str) and parts[3] not in _DATE_PARTS:
+        t = _NUMBER_PARTS.get(parts[3], "string")
+        what = f"the {parts[3]} of a typed SWIFT field (32A, 60F ...)"
+        return FieldKind(t, what, sends=frozenset({"decimal", "integer", "number"}) if t == "decimal" else
+                         frozenset())
+    return None
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="swift",
@@ -55,6 +87,7 @@ COMPONENT = ComponentSpec(
     build=build,
     check=check,
     fields=fields,
+    field_kind=field_kind,
     examples=("format Payment = swift mt103", "format Statement = swift mt940"),
     positional="message",
 )

@@ -126,7 +126,7 @@ def test_to_tests_writes_the_file_clause_and_the_tests_pass(capture: Path, tmp_p
     program = compile_paths([ROUTE], registry).program
     out = tmp_path / "gen"
     res = write_tests(Capture(capture), program, FormatGuide(program, Binder(program, registry).codec), out,
-                      [ROUTE], Profile(), mask=False)      # masked, the IBANs would fail their own check
+                      [ROUTE], Profile(), mask=False)      # as recorded (masked: test_to_tests_stand_ins.py)
     assert res.written == 3, res.skipped
     text = res.path.read_text()
     for line in (2, 3, 4):
