@@ -770,6 +770,12 @@ class TxnManager:
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
         elif call.compensation is not None:
             comp = call.compensation
+            # durable before it leaves, like a call's ``sending``: a crash while it runs leaves the call
+            # ``compensating``, which recovery never sends again (it may have reached the counterpart); a
+            # call still ``done`` / ``sending`` was not being compensated, and recovery compensates it once.
+            # The write also carries the lazy ``failed`` mark of the call that made the deal fail.  A log that
+            # cannot be written does not hold the compensation back: the mark follows with the next write
+            await self.write_or_later([{"t": "step", "id": st.deal_id, "step": call.name, "phase": "compensating"}])
             saved, saved_error = ex.failure, ex.scope.get("error")
             ex.failure = None                    # a compensation runs like a call: see its own outcome
             started = datetime.now(_UTC)
