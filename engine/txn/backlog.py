@@ -9,20 +9,27 @@ growing without end (docs/transactions.md, "When the log cannot be written for l
 
 * ``coalesce``: entries a later one makes useless are dropped (each attempt of a reversal to a silent host
   added a ``revtry``: one per attempt, for ever; now one per reversal), ``recorded`` marks merge into one;
-* a bound (``LATER_MAX`` entries, ``TxnManager.later_max``): past it the manager refuses new work up front
-  (``TxnManager.write``): no request is admitted, so no new entry can join, until a write works again;
+* a bound in entries and one in bytes (``LATER_MAX`` entries, ``TxnManager.later_max``; ``LATER_BYTES``,
+  ``TxnManager.later_bytes``; platform.yaml ``ledger.txn_backlog_entries`` / ``ledger.txn_backlog_bytes``):
+  past either the manager refuses new work up front (``TxnManager.write``): no request is admitted, so no
+  new entry can join, until a write works again.  The bytes are the entries' size as the log would write
+  them (``size_of``), counted only on the failure path (``TxnManager._later`` / ``_put_back``, when a write
+  failed): a served request pays nothing for them;
 * ``keep_up``: a task that writes the list alone, once a second while it waits, so the log catches up as
   soon as there is room, with or without traffic (and once more when the engine stops).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
+import orjson
 import trio
 
 from engine.runtime.exchange import StepFailure
 
-LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~20 MB; docs)
+LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~9 MB of typical ends; docs)
+LATER_BYTES = 64 << 20  # bytes of them (as the log writes them) past which new work is refused (docs/ledger.md)
 CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be written
 
 
@@ -30,6 +37,36 @@ CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be writ
 # or an HTTP problem's detail shows): short, without the log's path nor the OS error, which stay in the deal's
 # reason and the engine's log
 LOG_DOWN = "transaction log unavailable"
+
+
+def size_of(entries: Iterable[dict[str, Any]]) -> int:
+    """The bytes ``entries`` take in a log record (each as orjson writes it, and its comma)."""
+    from engine.txn.log import _default
+    dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
+    return sum(len(dumps(e, default=_default, option=opt)) + 1 for e in entries)
+
+
+_SIZE = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|GiB)?\s*$")
+_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def parse_bytes(value: Any) -> int:
+    """``67108864``, ``"64MiB"``, ``"512KiB"``, ``"1GiB"`` as bytes (1 or more).  Raises ValueError with the
+    reason."""
+    m = _SIZE.match(str(value)) if not isinstance(value, bool) else None
+    n = int(m.group(1)) * _UNITS[m.group(2)] if m else 0
+    if n < 1:
+        raise ValueError(f"{value!r}: expected a size in bytes, or with KiB, MiB or GiB (e.g. 64MiB), 1 byte or more")
+    return n
+
+
+def mib(n: int) -> str:
+    """``n`` bytes for a reader: ``64 MiB``, ``1.5 MiB``, ``900 KiB``, ``12 bytes``."""
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.4g} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.4g} KiB"
+    return f"{n} bytes"
 
 
 def log_fault(exc: BaseException, what: str, where: str | None) -> StepFailure:
