@@ -20,7 +20,6 @@ growing without end (docs/transactions.md, "When the log cannot be written for l
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
 import orjson
@@ -44,20 +43,6 @@ def size_of(entries: Iterable[dict[str, Any]]) -> int:
     from engine.txn.log import _default
     dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
     return sum(len(dumps(e, default=_default, option=opt)) + 1 for e in entries)
-
-
-_SIZE = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|GiB)?\s*$")
-_UNITS = {None: 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-
-
-def parse_bytes(value: Any) -> int:
-    """``67108864``, ``"64MiB"``, ``"512KiB"``, ``"1GiB"`` as bytes (1 or more).  Raises ValueError with the
-    reason."""
-    m = _SIZE.match(str(value)) if not isinstance(value, bool) else None
-    n = int(m.group(1)) * _UNITS[m.group(2)] if m else 0
-    if n < 1:
-        raise ValueError(f"{value!r}: expected a size in bytes, or with KiB, MiB or GiB (e.g. 64MiB), 1 byte or more")
-    return n
 
 
 def mib(n: int) -> str:

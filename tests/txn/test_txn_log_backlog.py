@@ -198,3 +198,29 @@ async def test_past_the_byte_bound_new_requests_are_refused_however_few_the_entr
            "raise it if the engine's memory allows" in b1["reason"], b1["reason"]
     said = [r.getMessage() for r in caplog.records if r.name == "bsp.txn"]
     assert sum("ledger.txn_backlog_bytes in platform.yaml" in m for m in said) == 1, said
+
+
+async def test_the_bounds_of_the_deployment_file_are_the_serving_managers(nursery, tmp_path: Path) -> None:
+    """platform.yaml ``ledger.txn_backlog_entries`` / ``txn_backlog_bytes`` (``bsp run`` hands them to ``run_live``)
+    are the bounds of the transaction manager the engine's routes use."""
+    from engine.deploy import load_deployment
+    from engine.ops.serve import OpsOptions, run_live
+    from engine.registry import default_registry
+    from engine.txn import backlog
+
+    bank = Bank()
+    program = await bank.serve(nursery, tmp_path)
+    (tmp_path / "platform.yaml").write_text("routes: [test.route]\n"
+                                            "ledger: {path: l.duckdb, txn_backlog_entries: 300, txn_backlog_bytes: 3MiB}\n")
+    dep = load_deployment(tmp_path / "platform.yaml")
+    seen: list = []
+
+    def hook(engine) -> None:
+        seen.extend((m.later_max, m.later_bytes) for m in backlog.managers(engine.current.dispatchers.values()))
+        engine.drain()
+
+    with trio.fail_after(30):
+        await run_live(program, default_registry(), ledger_path=dep.ledger_path, load=lambda: ([], {}),
+                       grace=1.0, ops=OpsOptions(hooks=[hook]),
+                       txn_backlog=(dep.txn_backlog_entries, dep.txn_backlog_bytes))
+    assert seen == [(300, 3 << 20)]
