@@ -16,7 +16,11 @@ growing without end (docs/transactions.md, "When the log cannot be written for l
   them (``size_of``), counted only on the failure path (``TxnManager._later`` / ``_put_back``, when a write
   failed): a served request pays nothing for them;
 * ``keep_up``: a task that writes the list alone, once a second while it waits, so the log catches up as
-  soon as there is room, with or without traffic (and once more when the engine stops).
+  soon as there is room, with or without traffic (and once more when the engine stops).  ``keep_all_up``
+  starts one per manager wherever a ``TxnManager`` serves: ``Switchboard.run`` (``bsp run`` with route
+  files, ``bsp test`` and ``bsp replay``, whose isolated engine is a running switchboard), ``LiveEngine.run``
+  (``bsp run``, ``POST /dead-letters/{id}/retry``) and ``bsp dead retry`` in its own process, which feeds its
+  switchboard's dispatchers without running it.
 """
 from __future__ import annotations
 
@@ -111,6 +115,12 @@ def managers(dispatchers: Iterable[Any]) -> list[Any]:
         if mgr is not None and all(m is not mgr for m in out):
             out.append(mgr)
     return out
+
+
+def keep_all_up(nursery: trio.Nursery, dispatchers: Iterable[Any]) -> None:
+    """Start ``keep_up`` in ``nursery`` for each transaction manager of these dispatchers (one per ledger)."""
+    for mgr in managers(dispatchers):
+        nursery.start_soon(keep_up, mgr)
 
 
 async def keep_up(mgr: Any) -> None:
