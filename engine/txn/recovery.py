@@ -14,14 +14,14 @@ first call run again, the answers of finished calls bound from the log) and:
                  deal is flagged instead
     compensate   every call made or in doubt is compensated, newest first
                  (ISO 8583: reversed); the deal ends ``failed``
+    flag         nothing is sent; the deal ends ``failed`` with an event
+                 ``flagged`` for an operator (the default)
 
 A compensation has its own marks: ``compensating`` (durable before it leaves), then ``compensated`` or
 ``compensation_failed``.  A call whose compensation finished is not compensated again; one whose
 compensation was under way (``compensating``, no outcome) is not either (it may have reached the
 counterpart): the deal is flagged for an operator, naming it, after the calls still ``done`` or
 ``sending`` are compensated (under ``compensate``, or ``complete`` of a deal that was failing).
-    flag         nothing is sent; the deal ends ``failed`` with an event
-                 ``flagged`` for an operator (the default)
 
 A light route's deal (``a`` entry, no per-step marks) whose ledger row is there
 was finished (its ``recorded`` mark was still to be written); one without a row
