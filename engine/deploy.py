@@ -161,6 +161,8 @@ class Deployment:
     environments: tuple[str, ...] = ()     # every environment the file defines (``env`` is one of them)
     key_retention: str | None = None       # ledger: {key_retention: 35d | forever}; None: not set
     reversal_alert_after: int | None = None  # ledger: {reversal_alert_after: 5}; None: not set
+    txn_backlog_entries: int | None = None   # ledger: {txn_backlog_entries: 20000}; None: not set
+    txn_backlog_bytes: int | None = None     # ledger: {txn_backlog_bytes: 64MiB} as bytes; None: not set
     audit_key: SecretRef | None = None     # ledger: {audit_key: {file: ...}}; None: BSP_AUDIT_KEY(_FILE)
     field_keys: SecretRef | None = None    # ledger: {field_keys: {file: ...}}; None: BSP_FIELD_KEYS(_FILE)
     record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
@@ -179,6 +181,8 @@ class Deployment:
         return {"ledger": str(self.ledger_path), "ledger.sync": self.ledger_sync,
                 "ledger.key_retention": self.key_retention,
                 "ledger.reversal_alert_after": self.reversal_alert_after,
+                "ledger.txn_backlog_entries": self.txn_backlog_entries,
+                "ledger.txn_backlog_bytes": self.txn_backlog_bytes,
                 "ledger.audit_key": repr(self.audit_key), "ledger.field_keys": repr(self.field_keys),
                 "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token),
                 "admin.tls": (str(self.admin.tls_cert), repr(self.admin.tls_key), str(self.admin.client_ca))
@@ -417,6 +421,9 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
                       secrets=secrets, channel_overrides=overrides, ledger_sync=ledger_sync,
                       key_retention=key_retention, environments=tuple(sorted(environments)),
                       reversal_alert_after=ledger_merged.get("reversal_alert_after"),
+                      txn_backlog_entries=ledger_merged.get("txn_backlog_entries"),
+                      txn_backlog_bytes=(None if ledger_merged.get("txn_backlog_bytes") is None
+                                         else _size_bytes(ledger_merged["txn_backlog_bytes"])),
                       audit_key=ledger_keys.get("audit_key"), field_keys=ledger_keys.get("field_keys"),
                       record=record,
                       _marks=marks, _override_origin=origin, _keys=keys)
@@ -466,6 +473,17 @@ def _ledger_settings(top: Any, env_value: Any, base: Path
     retention = merged.get("key_retention")
     return ((_path(base, path) if path else DEFAULT_LEDGER), merged.get("sync"),
             None if retention is None else str(retention), merged)
+
+
+_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _size_bytes(value: int | str) -> int:
+    """``ledger.txn_backlog_bytes`` as bytes: an integer, or ``64MiB`` (the schema has checked the form)."""
+    if isinstance(value, int):
+        return value
+    digits = value.rstrip("BKMGi")
+    return int(digits) * _UNITS[value[len(digits):]]
 
 
 def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> SecretRef:

@@ -84,6 +84,9 @@ def schema_message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]
     if v == "pattern" and path[-1:] == ("key_retention",):
         return path, (f"{where}: {err.instance!r} is not a duration; write a number with d, h, m or s, or "
                       f"forever (e.g. key_retention: 35d)"), False
+    if v == "pattern" and path[-1:] == ("txn_backlog_bytes",):
+        return path, (f"{where}: {err.instance!r} is not a size; write bytes, or a number with KiB, MiB or GiB "
+                      f"(e.g. txn_backlog_bytes: 64MiB)"), False
     if v == "pattern" and path[-1:] == ("env",):
         return path, (f"{where}: {err.instance!r} is not an environment variable name; use letters, digits "
                       f"and _, not starting with a digit (e.g. {{env: BSP_BILLER_KEY}})"), False

@@ -225,6 +225,7 @@ async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides
     from engine.deadletter import retry, switchboard_injector
     from engine.ledger import open_ledger
     from engine.runtime.switchboard import Switchboard
+    from engine.txn import backlog
 
     keyring = keys.keyring
     results = []
@@ -235,6 +236,9 @@ async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides
             for ch in sb.channels.values():
                 if ch.role in ("connect", "both"):
                     await nursery.start(ch.run)
+            # the switchboard is not run (its dispatchers are fed directly): the task that writes what waits
+            # for a transaction log that could not be written is started here (and tries once more on the way out)
+            backlog.keep_all_up(nursery, sb.dispatchers.values())
             inject = switchboard_injector(sb)
             for r in rows:
                 res = await retry(r, inject, keyring=keyring)

@@ -124,6 +124,7 @@ def run(
     overrides: dict[str, dict[str, Any]] = {}
     ledger_path = ledger
     dep: Any = None
+    txn_backlog: tuple[int | None, int | None] = (None, None)    # platform.yaml ledger.txn_backlog_*
     if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
         from engine.deploy import DeploymentError, load_deployment
         if not paths[0].exists():     # a usage error, as a missing route file or folder is
@@ -140,6 +141,7 @@ def run(
         ledger_sync = ledger_sync or dep.ledger_sync
         key_retention = key_retention or dep.key_retention
         reversal_alert_after = reversal_alert_after or dep.reversal_alert_after
+        txn_backlog = (dep.txn_backlog_entries, dep.txn_backlog_bytes)
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
@@ -215,6 +217,7 @@ def run(
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,
                                            reversal_alert_after=reversal_alert_after,
+                                           txn_backlog=txn_backlog,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:

@@ -209,8 +209,7 @@ class LiveEngine:
                 self.refs.update(await self._start(gen, list(gen.channels)))
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
-                for mgr in backlog.managers(gen.dispatchers.values()):   # one per ledger: reloads keep it
-                    nursery.start_soon(backlog.keep_up, mgr)
+                backlog.keep_all_up(nursery, gen.dispatchers.values())   # one per ledger: reloads keep it
                 self.current = gen
                 self._loaded(gen)
                 boot.clear()

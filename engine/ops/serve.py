@@ -57,7 +57,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                    overrides: Mapping[str, Mapping[str, Any]] | None = None, grace: float = 10.0,
                    ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None,
                    ledger_sync: str = "journal", key_retention: float | None = KEY_RETENTION,
-                   keys: Any = None, reversal_alert_after: int | None = None) -> LiveEngine:
+                   keys: Any = None, reversal_alert_after: int | None = None,
+                   txn_backlog: tuple[int | None, int | None] = (None, None)) -> LiveEngine:
     """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine.
 
     ``ledger_sync``: journal (default: a reply leaves once its deal is fdatasync'ed in the
@@ -66,6 +67,9 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
     (default: ``engine.txn.log.KEY_RETENTION``, 35 days; docs/transactions.md).
     ``reversal_alert_after``: attempts after which a reversal not yet acknowledged is flagged for an
     operator (default ``engine.txn.saf.ALERT_AFTER``); it goes on all the same.
+    ``txn_backlog``: (entries, bytes) waiting for a transaction log that cannot be written past which new
+    work is refused (None: ``engine.txn.backlog.LATER_MAX`` / ``LATER_BYTES``; platform.yaml
+    ``ledger.txn_backlog_entries`` / ``txn_backlog_bytes``).
     ``keys``: the audit key and field keyring to write with (``engine.ops.runsettings.RunKeys``; None:
     the ledger reads BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE) itself).
     """
@@ -81,6 +85,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
             async with open_ledger_sync(ledger_path, ledger_sync, **key_options) as ledger:
                 ledger.key_retention = key_retention      # read by engine.txn.manager when it opens the log
                 ledger.reversal_alert_after = reversal_alert_after    # read by engine.txn.saf
+                # read by engine.txn.manager.TxnManager (made when the first route binds, after this)
+                ledger.txn_backlog_entries, ledger.txn_backlog_bytes = txn_backlog
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
                 metrics.watch(engine)
 

@@ -148,8 +148,7 @@ class Switchboard:
             await recover_in_flight(self.dispatchers.values())
             for q in self.saf:
                 outer.start_soon(saf.serve, q)
-            for mgr in backlog.managers(self.dispatchers.values()):   # the log catches up once it has room
-                outer.start_soon(backlog.keep_up, mgr)
+            backlog.keep_all_up(outer, self.dispatchers.values())    # the log catches up once it has room
             with trio.CancelScope() as hard:
                 outer.start_soon(self._watch_drain, hard)
                 async with trio.open_nursery() as inbound:

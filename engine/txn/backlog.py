@@ -9,20 +9,30 @@ growing without end (docs/transactions.md, "When the log cannot be written for l
 
 * ``coalesce``: entries a later one makes useless are dropped (each attempt of a reversal to a silent host
   added a ``revtry``: one per attempt, for ever; now one per reversal), ``recorded`` marks merge into one;
-* a bound (``LATER_MAX`` entries, ``TxnManager.later_max``): past it the manager refuses new work up front
-  (``TxnManager.write``): no request is admitted, so no new entry can join, until a write works again;
+* a bound in entries and one in bytes (``LATER_MAX`` entries, ``TxnManager.later_max``; ``LATER_BYTES``,
+  ``TxnManager.later_bytes``; platform.yaml ``ledger.txn_backlog_entries`` / ``ledger.txn_backlog_bytes``):
+  past either the manager refuses new work up front (``TxnManager.write``): no request is admitted, so no
+  new entry can join, until a write works again.  The bytes are the entries' size as the log would write
+  them (``size_of``), counted only on the failure path (``TxnManager._later`` / ``_put_back``, when a write
+  failed): a served request pays nothing for them;
 * ``keep_up``: a task that writes the list alone, once a second while it waits, so the log catches up as
-  soon as there is room, with or without traffic (and once more when the engine stops).
+  soon as there is room, with or without traffic (and once more when the engine stops).  ``keep_all_up``
+  starts one per manager wherever a ``TxnManager`` serves: ``Switchboard.run`` (``bsp run`` with route
+  files, ``bsp test`` and ``bsp replay``, whose isolated engine is a running switchboard), ``LiveEngine.run``
+  (``bsp run``, ``POST /dead-letters/{id}/retry``) and ``bsp dead retry`` in its own process, which feeds its
+  switchboard's dispatchers without running it.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
+import orjson
 import trio
 
 from engine.runtime.exchange import StepFailure
 
-LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~20 MB; docs)
+LATER_MAX = 20_000      # entries waiting for the log past which new work is refused (~9 MB of typical ends; docs)
+LATER_BYTES = 64 << 20  # bytes of them (as the log writes them) past which new work is refused (docs/ledger.md)
 CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be written
 
 
@@ -30,6 +40,22 @@ CATCH_UP_EVERY = 1.0    # seconds between two tries of a log that cannot be writ
 # or an HTTP problem's detail shows): short, without the log's path nor the OS error, which stay in the deal's
 # reason and the engine's log
 LOG_DOWN = "transaction log unavailable"
+
+
+def size_of(entries: Iterable[dict[str, Any]]) -> int:
+    """The bytes ``entries`` take in a log record (each as orjson writes it, and its comma)."""
+    from engine.txn.log import _default
+    dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
+    return sum(len(dumps(e, default=_default, option=opt)) + 1 for e in entries)
+
+
+def mib(n: int) -> str:
+    """``n`` bytes for a reader: ``64 MiB``, ``1.5 MiB``, ``900 KiB``, ``12 bytes``."""
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.4g} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.4g} KiB"
+    return f"{n} bytes"
 
 
 def log_fault(exc: BaseException, what: str, where: str | None) -> StepFailure:
@@ -89,6 +115,12 @@ def managers(dispatchers: Iterable[Any]) -> list[Any]:
         if mgr is not None and all(m is not mgr for m in out):
             out.append(mgr)
     return out
+
+
+def keep_all_up(nursery: trio.Nursery, dispatchers: Iterable[Any]) -> None:
+    """Start ``keep_up`` in ``nursery`` for each transaction manager of these dispatchers (one per ledger)."""
+    for mgr in managers(dispatchers):
+        nursery.start_soon(keep_up, mgr)
 
 
 async def keep_up(mgr: Any) -> None:

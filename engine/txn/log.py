@@ -17,10 +17,14 @@ Entries (``t``):
             id, route, channel, key, at, raw (the request as received); a route with plugin steps with
             side effects: effects (their names; each gets a ``running`` mark before it runs, so
             recovery may take a missing mark as "never started")
-    step    a participant's progress: id, step, phase (sending | done | failed |
-            compensating | compensated; a plugin step with side effects: running | done |
-            failed | compensated | compensation_failed), reply (done: the decoded reply, when JSON-able),
-            values (sending, ISO 8583 calls: the request values, which a reversal copies)
+    step    a participant's progress: id, step, phase (a call: sending | done | failed |
+            compensating | compensated | compensation_failed | reversing; a plugin step with side
+            effects: running | done | failed | compensated | compensation_failed), reply (done: the
+            decoded reply, when JSON-able), values (sending, ISO 8583 calls: the request values, which
+            a reversal copies).  ``sending`` and ``compensating`` are durable before the call or its
+            compensation leaves (recovery never sends one of them again without its outcome);
+            ``reversing`` comes with the ``rev`` entry of a reversal stored and forwarded; the others
+            are lazy (they ride with the next write)
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)

@@ -42,7 +42,7 @@ from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
 from engine.txn import effects, reversal, shared_keys
-from engine.txn.backlog import CATCH_UP_EVERY, LATER_MAX, coalesce, log_fault
+from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
@@ -134,9 +134,12 @@ class TxnManager:
         # from it until it is durable (it rides along with the next write, ``_later``)
         self._unlogged: dict[str, dict[str, Any]] = {}
         # while the log cannot be written: (monotonic time of the last failed round, its error); entries waiting
-        # in ``_lazy`` past ``later_max`` make new work be refused up front (engine.txn.backlog)
+        # in ``_lazy`` past ``later_max``, or past ``later_bytes`` of them, make new work be refused up front
+        # (engine.txn.backlog; platform.yaml ledger.txn_backlog_entries / txn_backlog_bytes, set on the ledger)
         self.failing: tuple[float, TxnLogError] | None = None
-        self.later_max = LATER_MAX
+        self.later_max = getattr(ledger, "txn_backlog_entries", None) or LATER_MAX
+        self.later_bytes = getattr(ledger, "txn_backlog_bytes", None) or LATER_BYTES
+        self._lazy_bytes = 0     # bytes of ``_lazy`` counted on the failure path (``_later``, ``_put_back``)
         self._behind: trio.Event | None = None         # set while failing (``backlog.keep_up`` waits on it)
         self._coalesce_at = 16                         # ``_lazy`` length at which it is coalesced next
         self._refusing = False                         # new work refused (the bound reached): said once
@@ -197,18 +200,19 @@ class TxnManager:
         A round that cannot be written (a full disk) raises ``TxnLogError`` in each of its
         writers (``logged``: the fault is reported once here, ``engine.faultlog``); its lazy
         entries (``done`` / ``recorded`` marks) go back to ride along with the next write.
-        While ``later_max`` entries or more wait that way, a write is refused up front (new work is
-        not admitted: its entries would join them), but for one a second, which carries them.
+        While ``later_max`` entries or ``later_bytes`` bytes or more wait that way, a write is refused up
+        front (new work is not admitted: its entries would join them), but for one a second, which carries them.
         """
         if not entries and not catch_up:
             return
         failing = self.failing
-        if failing is not None and not catch_up and len(self._lazy) >= self.later_max \
+        if failing is not None and not catch_up and self._over() \
                 and self.monotonic() - failing[0] < CATCH_UP_EVERY:
             raise self._refused(failing[1])
         if self._lazy:
             self._queued_lazy.extend(self._lazy)
             entries, self._lazy = self._lazy + entries, []
+            self._lazy_bytes = 0
         if not entries:
             return
         self._queue.extend(entries)
@@ -298,11 +302,13 @@ class TxnManager:
         """Entries a failed write could not make durable and that must still reach the log (what a call
         already sent, a compensation done, a deal's answer): they ride along with the next write."""
         self._lazy.extend(entries)
+        self._lazy_bytes += size_of(entries)
         self._keep_small()
 
     def _put_back(self, lazy: list[dict[str, Any]]) -> None:
         """The lazy entries of a round that failed, back in front of those that came since."""
         self._lazy[:0] = lazy
+        self._lazy_bytes += size_of(lazy)     # those of a served deal (``done``, ``recorded``) counted here
         self._keep_small()
 
     def _keep_small(self) -> None:
@@ -310,18 +316,37 @@ class TxnManager:
         the list has doubled."""
         if len(self._lazy) >= self._coalesce_at:
             self._lazy = coalesce(self._lazy)
+            self._lazy_bytes = size_of(self._lazy)
             self._coalesce_at = max(16, 2 * len(self._lazy))
 
+    def waiting_bytes(self) -> int:
+        """The bytes of the entries that wait, as counted when a write failed."""
+        return self._lazy_bytes
+
+    def _over(self) -> bool:
+        """The waiting entries are at either bound (``later_max`` entries, ``later_bytes`` bytes)."""
+        return len(self._lazy) >= self.later_max or self._lazy_bytes >= self.later_bytes
+
     def _refused(self, err: TxnLogError) -> TxnLogError:
-        """New work refused up front: ``later_max`` entries wait for a log that cannot be written."""
-        text = (f"{log_path(self.ledger.path)}: {len(self._lazy)} entries wait to be written to the transaction "
-                f"log (at most {self.later_max} before new work is refused) since it cannot be written "
-                f"({err}); not tried again for {CATCH_UP_EVERY:g}s")
+        """New work refused up front: ``later_max`` entries, or ``later_bytes`` bytes of them, wait for a log
+        that cannot be written.  The reason names the bound reached and how to raise it."""
+        n, size = len(self._lazy), self._lazy_bytes
+        over, keys = [], []
+        if n >= self.later_max:
+            over.append(f"at most {self.later_max}")
+            keys.append("ledger.txn_backlog_entries")
+        if size >= self.later_bytes:
+            over.append(f"{mib(size)} of them, at most {mib(self.later_bytes)}")
+            keys.append("ledger.txn_backlog_bytes")
+        bound = f"{'; '.join(over)} before new work is refused: {' / '.join(keys)} in platform.yaml"
+        text = (f"{log_path(self.ledger.path)}: {n} entries wait to be written to the transaction log ({bound}, "
+                f"raise it if the engine's memory allows) since it cannot be written ({err}); not tried again "
+                f"for {CATCH_UP_EVERY:g}s")
         if not self._refusing:
             self._refusing = True
-            log.error("transaction log: %d entries wait to be written (bound %d): new requests that need the log "
-                      "are refused (error reply, failed deal, dead letter) until it can be written again; %s",
-                      len(self._lazy), self.later_max, RESUMES)
+            log.error("transaction log: %d entries wait to be written (%s): new requests that need the log are "
+                      "refused (error reply, failed deal, dead letter) until it can be written again; %s",
+                      n, bound, RESUMES)
         refused = TxnLogError(text)
         refused.logged = True      # type: ignore[attr-defined]
         return refused
@@ -770,6 +795,12 @@ class TxnManager:
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
         elif call.compensation is not None:
             comp = call.compensation
+            # durable before it leaves, like a call's ``sending``: a crash while it runs leaves the call
+            # ``compensating``, which recovery never sends again (it may have reached the counterpart); a
+            # call still ``done`` / ``sending`` was not being compensated, and recovery compensates it once.
+            # The write also carries the lazy ``failed`` mark of the call that made the deal fail.  A log that
+            # cannot be written does not hold the compensation back: the mark follows with the next write
+            await self.write_or_later([{"t": "step", "id": st.deal_id, "step": call.name, "phase": "compensating"}])
             saved, saved_error = ex.failure, ex.scope.get("error")
             ex.failure = None                    # a compensation runs like a call: see its own outcome
             started = datetime.now(_UTC)

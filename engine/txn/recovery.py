@@ -17,6 +17,12 @@ first call run again, the answers of finished calls bound from the log) and:
     flag         nothing is sent; the deal ends ``failed`` with an event
                  ``flagged`` for an operator (the default)
 
+A compensation has its own marks: ``compensating`` (durable before it leaves), then ``compensated`` or
+``compensation_failed``.  A call whose compensation finished is not compensated again; one whose
+compensation was under way (``compensating``, no outcome) is not either (it may have reached the
+counterpart): the deal is flagged for an operator, naming it, after the calls still ``done`` or
+``sending`` are compensated (under ``compensate``, or ``complete`` of a deal that was failing).
+
 A light route's deal (``a`` entry, no per-step marks) whose ledger row is there
 was finished (its ``recorded`` mark was still to be written); one without a row
 may have sent its first call and is resolved as above (a light route's policy is
@@ -219,6 +225,13 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
             disp._run_sync(step, ex)
     made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
     doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending"]
+    # compensations under way at the crash (``compensating``, no outcome logged): they may have reached the
+    # counterpart, so they are never sent again (a finished one, ``compensated`` / ``compensation_failed``,
+    # is not in ``made`` either); the deal is flagged for an operator instead
+    undoing = [i for i, c in plan.calls.items() if p.phases.get(c.name) == "compensating"]
+    st.compensated.update(undoing)
+    half = (f"compensation of {', '.join(plan.calls[i].name for i in undoing)} was under way (started, no "
+            f"outcome logged: it may have reached the counterpart), not run again") if undoing else ""
     for i in made:
         name = plan.calls[i].name
         if name in p.replies:
@@ -244,13 +257,19 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         ex.failure = None
         names = ", ".join(plan.calls[i].name for i in st.done) or "none"
         was = f" while failing ({'; '.join(failing)})" if failing and plan.policy == "complete" else ""
-        ex.fail(StepFailure("recovered", f"left in flight by a crash{was}; compensated on restart "
-                            f"(calls undone: {names})", code="96"))
+        text = f"left in flight by a crash{was}; compensated on restart (calls undone: {names})"
+        if undoing:
+            st.move("flagged", {"why": half})
+            ex.fail(StepFailure("in_doubt", f"{text}; {half}; flagged for an operator", code="96"))
+        else:
+            ex.fail(StepFailure("recovered", text, code="96"))
     else:
         whys = []
         if doubt:
             whys.append(f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the "
                         f"counterpart (sent, no answer logged)")
+        if undoing:
+            whys.append(half)
         if effects:
             whys.append(f"step(s) {', '.join(plan.step_name(i, br.steps[i]) for i in effects)} act outside bsp "
                         f"and may have run ({doubted})")

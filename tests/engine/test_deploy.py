@@ -118,6 +118,24 @@ def test_secrets_read_at_use_time(site: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_default_ledger(site: Path) -> None:
     dep = load_deployment(write(site, "routes: [svc/a.route]\n"))
     assert dep.ledger_path == DEFAULT_LEDGER and dep.secrets == {} and dep.channel_overrides == {}
+    assert (dep.txn_backlog_entries, dep.txn_backlog_bytes) == (None, None)      # the engine's defaults
+
+
+@pytest.mark.parametrize("size, expected", [("64MiB", 64 << 20), ("512KiB", 512 << 10), ("2GiB", 2 << 30),
+                                            ("1000B", 1000), ("123456", 123456)])
+def test_the_transaction_log_backlog_bounds(site: Path, size: str, expected: int) -> None:
+    """ledger.txn_backlog_entries / txn_backlog_bytes (docs/transactions.md), the environment's winning; a size
+    in bytes or with a binary unit."""
+    dep = load_deployment(write(site, f"""
+        routes: [svc/a.route]
+        ledger: {{txn_backlog_entries: 500, txn_backlog_bytes: {size}}}
+        environments:
+          uat:
+            ledger: {{txn_backlog_entries: 900}}
+        """))
+    assert (dep.txn_backlog_entries, dep.txn_backlog_bytes) == (500, expected)
+    uat = load_deployment(site / "platform.yaml", env="uat")
+    assert (uat.txn_backlog_entries, uat.txn_backlog_bytes) == (900, expected)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -157,6 +175,11 @@ def test_default_ledger(site: Path) -> None:
      "3:18: ledger.key_retention: '5y' is not a duration; write a number with d, h, m or s, or forever"),
     ("routes: [svc/a.route]\nledger:\n  reversal_alert_after: 0\n",
      "3:25: ledger.reversal_alert_after: 0 is less than the minimum of 1"),
+    ("routes: [svc/a.route]\nledger:\n  txn_backlog_entries: 0\n",
+     "3:24: ledger.txn_backlog_entries: 0 is less than the minimum of 1"),
+    ("routes: [svc/a.route]\nledger:\n  txn_backlog_bytes: 64MB\n",
+     "3:22: ledger.txn_backlog_bytes: '64MB' is not a size; write bytes, or a number with KiB, MiB or GiB "
+     "(e.g. txn_backlog_bytes: 64MiB)"),
     ("routes: [svc/a.route]\nadmin:\n  listen: localhost\n",
      "3:11: admin.listen: 'localhost' is not host:port"),
     # channel override that is not a mapping

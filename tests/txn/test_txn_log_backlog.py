@@ -17,7 +17,7 @@ from engine.journal import open_ledger_sync
 from engine.txn.log import TxnLog, log_path, read
 from safkit import ROUTE as ISO_ROUTE, Host, ask
 from test_txn_log_fails_after_call import Bank, _ask
-from txnkit import AUDIT_KEY, compile_text, deals, rows, switchboard, Client
+from txnkit import AUDIT_KEY, Client, Counterpart, compile_text, deals, rows, switchboard
 
 
 class SilentDiskHost(Host):
@@ -113,12 +113,13 @@ async def test_past_the_bound_new_requests_are_refused_and_the_log_catches_up_by
     by = [(d["reference"], d["status"], d["reason"], d["deal_id"]) for d in deals(ledger)]
     assert [(r, s) for r, s, _, _ in by] == [("A1", "committed"), ("B1", "failed"), ("B1", "committed")]
     reason = by[1][2]
-    assert "entries wait to be written to the transaction log (at most 2 before new work is refused)" in reason, reason
+    assert "entries wait to be written to the transaction log (at most 2 before new work is refused: " \
+           "ledger.txn_backlog_entries in platform.yaml, raise it" in reason, reason
     assert "request not sent to d" in reason and "EBADF" in reason, reason
     (dead,) = rows(ledger, "SELECT id, error_kind FROM dead_letters")
     assert (dead["id"], dead["error_kind"]) == (by[1][3], "internal")
     said = [r.getMessage() for r in caplog.records if r.name == "bsp.txn"]
-    assert sum("entries wait to be written (bound 2)" in m for m in said) == 1, said      # said once
+    assert sum("entries wait to be written (at most 2 before" in m for m in said) == 1, said      # said once
     assert any("new requests are taken again" in m for m in said), said
     events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq", [by[0][3]])
     assert "answer_not_logged" in json.loads(events[-1]["detail"])
@@ -152,3 +153,74 @@ async def test_the_tries_let_through_past_the_bound_add_nothing_to_the_waiting_e
     assert not any(ref.startswith("B") for _, ref in bank.debit.counts | bank.credit.counts)
     reasons = [d["reason"] for d in deals(ledger) if d["reference"].startswith("B")]
     assert len(reasons) == 40 and all("cannot append" in r and "entries wait" not in r for r in reasons), reasons[0]
+
+
+class Wordy(Counterpart):
+    """Answers with a 200 KB memo: the call's ``done`` mark, which carries the decoded reply, is that large."""
+
+    def answer(self, req: dict) -> dict:
+        return {**super().answer(req), "memo": "x" * 200_000}
+
+
+async def test_past_the_byte_bound_new_requests_are_refused_however_few_the_entries(
+        nursery, tmp_path: Path, caplog) -> None:
+    """The bound counted entries only: an entry carrying a large reply (or request) counted as one, so a few
+    thousand of them could hold gigabytes of memory below it.  Past ``later_bytes`` bytes of waiting entries a new
+    request is refused up front, as past ``later_max`` entries, and the reason names that bound and where to
+    raise it; once the log can be written they are written without traffic and requests are taken again."""
+    bank = Bank()
+    bank.credit = Wordy()
+    program = await bank.serve(nursery, tmp_path)
+    ledger = tmp_path / "l.duckdb"
+    bank.breaks_at = ("credit", "post", "A1")
+    async with bank.running(program, ledger) as sb:
+        mgr = bank.mgr
+        assert (mgr.later_max, mgr.later_bytes) == (20_000, 64 << 20)      # the defaults
+        mgr.later_bytes = 100_000
+        mgr.monotonic = lambda: 0.0                    # every refusal falls in the wait after a failure
+        c = await Client.open(sb.channel("front").port)
+        first = orjson.loads(await _ask(c, "A1"))      # answered: its end and its 200 KB `done` mark wait
+        assert mgr.waiting() < 10 and mgr.waiting_bytes() > 200_000, (mgr.waiting(), mgr.waiting_bytes())
+        refused = orjson.loads(await _ask(c, "B1"))
+        assert bank.credit.counts[("post", "B1")] == 0 and bank.debit.counts[("post", "B1")] == 0
+        bank.restore()                                 # room again; no request comes
+        with trio.fail_after(10):                      # a guard against a hang: keep_up tries once a second
+            while mgr.waiting():
+                await trio.sleep(0.02)
+        assert mgr.waiting_bytes() == 0
+        again = orjson.loads(await _ask(c, "B1"))
+        await c.aclose()
+    assert first["code"] == "00" and refused == {"ref": "B1", "code": "96"} and again["code"] == "00"
+    (_, b1, _) = deals(ledger)
+    assert b1["status"] == "failed" and "request not sent to d" in b1["reason"], b1["reason"]
+    assert "entries wait to be written to the transaction log (" in b1["reason"], b1["reason"]
+    assert "KiB of them, at most 97.66 KiB before new work is refused: ledger.txn_backlog_bytes in platform.yaml, " \
+           "raise it if the engine's memory allows" in b1["reason"], b1["reason"]
+    said = [r.getMessage() for r in caplog.records if r.name == "bsp.txn"]
+    assert sum("ledger.txn_backlog_bytes in platform.yaml" in m for m in said) == 1, said
+
+
+async def test_the_bounds_of_the_deployment_file_are_the_serving_managers(nursery, tmp_path: Path) -> None:
+    """platform.yaml ``ledger.txn_backlog_entries`` / ``txn_backlog_bytes`` (``bsp run`` hands them to ``run_live``)
+    are the bounds of the transaction manager the engine's routes use."""
+    from engine.deploy import load_deployment
+    from engine.ops.serve import OpsOptions, run_live
+    from engine.registry import default_registry
+    from engine.txn import backlog
+
+    bank = Bank()
+    program = await bank.serve(nursery, tmp_path)
+    (tmp_path / "platform.yaml").write_text("routes: [test.route]\n"
+                                            "ledger: {path: l.duckdb, txn_backlog_entries: 300, txn_backlog_bytes: 3MiB}\n")
+    dep = load_deployment(tmp_path / "platform.yaml")
+    seen: list = []
+
+    def hook(engine) -> None:
+        seen.extend((m.later_max, m.later_bytes) for m in backlog.managers(engine.current.dispatchers.values()))
+        engine.drain()
+
+    with trio.fail_after(30):
+        await run_live(program, default_registry(), ledger_path=dep.ledger_path, load=lambda: ([], {}),
+                       grace=1.0, ops=OpsOptions(hooks=[hook]),
+                       txn_backlog=(dep.txn_backlog_entries, dep.txn_backlog_bytes))
+    assert seen == [(300, 3 << 20)]
