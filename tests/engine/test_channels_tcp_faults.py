@@ -73,6 +73,28 @@ async def test_fifo_connect_backs_off_when_the_counterpart_closes_every_connecti
     assert "closed the connection before any answer" in str(last)
 
 
+@pytest.mark.parametrize("mux", [False, True])
+async def test_sparse_calls_to_a_counterpart_closing_every_connection_at_once_are_not_sent_to_die(
+        nursery, mux: bool) -> None:
+    """A connection closed with nothing written on it is taken for an idle close (no refusal), but not
+    once the counterpart refused a call and has answered nothing since: the reconnect after each back-off,
+    closed at once, used to look idle, so the channel looked up and each next call was written into a
+    connection about to die (every one `lost`, in doubt).  Now only the first is."""
+    port = await serve(nursery, slam)
+    opts = {"address": f"127.0.0.1:{port}", "framing": "length4", "timeout": 1, "reconnect_max": 0.2}
+    c = MuxConnector("biller", {**opts, "pool": 1}) if mux else TcpConnector("biller", opts)
+    await nursery.start(c.run)
+    kinds: collections.Counter = collections.Counter()
+    last = None
+    for _ in range(8):
+        await trio.sleep(0.3)                  # longer than reconnect_max: its back-off is over each time
+        with trio.fail_after(5):
+            (last,) = await c.request_many([b"x"])
+        kinds[last.kind] += 1
+    assert kinds["lost"] <= 1 and kinds["unreachable"] >= 7, kinds
+    assert "closed the connection before any answer" in str(last)
+
+
 async def test_a_connection_that_answered_reconnects_at_once_after_a_loss(nursery) -> None:
     """The back-off above is only for connections closed before any answer."""
     async def answer_once(stream):
