@@ -357,7 +357,7 @@ COMPONENT = ComponentSpec(
         "connection is opened on first use and from then on kept open: re-opened in the background "
         "after a failure, with calls or without (back-off up to reconnect_max); a connection the counterpart "
         "closes idle (nothing sent on it) sooner than reconnect_max is re-opened at the next call, and the "
-        "channel stays up. While the counterpart is unreachable, calls fail at once (error kind "
+        "channel stays up (unless it refused a call since its last answer). While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
