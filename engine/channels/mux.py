@@ -576,7 +576,9 @@ def wants_mux(options: dict[str, Any]) -> bool:
 
 MUX_OPTIONS = (
     OptionSpec("pool", "int", "Persistent connections kept open to the counterpart (MUX); requests go "
-               "round robin over the connected ones.", default=None),
+               "round robin over the connected ones. One the counterpart closes idle (nothing sent on it) is "
+               "re-opened at the next call and the channel stays up; one closed before any answer to what was "
+               "sent on it backs off, as a failed connect.", default=None),
     OptionSpec("match", "any", "Match replies to requests by key instead of in order: `iso8583` (MTI class "
                "+ DE 11 + DE 41) or a list of field names [\"reference\"] read from the decoded request "
                "and reply.", default=None),

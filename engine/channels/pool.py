@@ -11,11 +11,30 @@ no slot is connected and every slot is backing off, ``connection`` fails at
 once with the last connect error (no caller waits for a host that is down).
 A slot whose connection breaks reports ``on_lost(conn, reason)`` so the MUX
 fails what was waiting on it (``conn.unsent``: what was never written), then
-reconnects: at once when the connection had been answered on or lived
-``backoff_max``; otherwise (closed before any answer: refused on the other
-side) with the same back-off as a failed connect.  ``keepalive(conn)``, when
-given, runs beside each connection (the MUX's echo); returning ends the
-connection (it reports why in ``conn.reason``).
+reconnects:
+
+- at once when the connection had been answered on or lived ``backoff_max``;
+- at the next need (a caller asking for a connection) when the counterpart
+  closed it with nothing ever written on it: an *idle close* (its idle timeout
+  shorter than ``backoff_max``), which refuses nothing: the slot is not down;
+- otherwise, with the same back-off as a failed connect (the slot is down):
+  closed before any answer to what was written on it (an access list or a
+  client certificate refused on the other side, a host at its connection
+  limit), closed by us (a bad frame, an unanswered echo), a TLS alert.
+
+An idle close is taken as a refusal too once the counterpart looks like one:
+while a refusal seen since its last answer stands (``refusing``), and when a
+slot is closed idle ``QUIET_REFUSED`` times in a row with no answer on any
+connection in between (a counterpart closing every connection at once, before
+a waiting caller could write on it: without the limit the slot would reopen
+at each close for as long as the caller waits).  A counterpart that closes
+idle connections reaches at most two in a row on a slot between answers (once
+after the last answer, once more if reopened for a call before that call's
+answer came back).  Any frame received, or a connection that lived
+``backoff_max``, ends ``refusing``.
+
+``keepalive(conn)``, when given, runs beside each connection (the MUX's echo);
+returning ends the connection (it reports why in ``conn.reason``).
 
 A TLS handshake failure is a connect failure (logged with OpenSSL's reason,
 counted in ``tls_failures``, then back-off).
@@ -39,6 +58,20 @@ from formats.framing import Framer, FramingError
 log = logging.getLogger("bsp.channel.pool")
 
 _NUMBERS = itertools.count(1)
+QUIET_REFUSED = 3       # idle closes in a row on a slot, no answer in between: a refusal (see above)
+
+
+def _peer_ended(exc: BaseException) -> bool:
+    """A receive failure that is the counterpart ending the connection (a reset, a TLS session closed
+    without close_notify), not a TLS alert (a refusal, whatever the timing)."""
+    seen: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in seen and len(seen) < 10:
+        if isinstance(link, ssl.SSLError):
+            return isinstance(link, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(getattr(link, "reason", ""))
+        seen.append(link)
+        link = link.__cause__ or link.__context__
+    return True
 
 
 class PoolConn:
@@ -54,6 +87,7 @@ class PoolConn:
         self.wake = trio.Event()
         self.alive = True
         self.reason = "closed by the counterpart"
+        self.peer_closed = False         # the counterpart ended it (EOF, reset, ragged TLS close)
         self.fifo: Any = None            # the MUX's per-connection queue when replies come in order
         self.in_flight = 0
         self.sends = 0
@@ -99,6 +133,11 @@ class Pool:
         self._rr = 0
         self._changed = trio.Event()
         self._down = [False] * size          # slot backing off after a failed connect
+        self._lazy = 0                       # slots waiting for the next need after an idle close
+        self._demand = trio.Event()          # set by ``connection``: lazy slots reconnect
+        self.answers = 0                     # frames received on any connection
+        self._refused_at: int | None = None  # ``answers`` when a refusal was last seen (None: none since)
+        self.idle_closes = 0                 # connections the counterpart closed idle (no refusal)
         self.last_error = ""
         self.down_since: float | None = None  # wall time since when every slot has been failing (``down``)
         self.connects = 0
@@ -119,6 +158,11 @@ class Pool:
         """No connection, and every slot is backing off after a failed connect."""
         return not self.conns and all(self._down)
 
+    @property
+    def refusing(self) -> bool:
+        """A refusal (closed before any answer) seen, and no answer since."""
+        return self._refused_at is not None and self._refused_at == self.answers
+
     # -- use ----------------------------------------------------------------
     def pick(self) -> PoolConn | None:
         conns = self.conns
@@ -131,6 +175,9 @@ class Pool:
         """A connected connection, waiting up to ``timeout`` while slots are (re)connecting."""
         with trio.move_on_after(timeout):
             while True:
+                if self._lazy:                   # slots closed idle come back at the next need
+                    ev, self._demand = self._demand, trio.Event()
+                    ev.set()
                 conn = self.pick()
                 if conn is not None:
                     return conn
@@ -178,6 +225,7 @@ class Pool:
 
     async def _slot(self, i: int) -> None:
         backoff = self.backoff_min
+        quiet, quiet_at = 0, -1          # idle closes in a row on this slot, and ``answers`` at the last one
         while True:
             stage = ["tcp"]
             try:
@@ -235,32 +283,67 @@ class Pool:
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
                 self._notify()
+                waiting = conn.in_flight
                 self.on_lost(conn, conn.reason)
             if internal_error:
                 log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
                             self.name, i + 1, self.size, self.address, conn.reason)
                 await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
-            elif conn.frames_in or trio.current_time() - conn.opened >= self.backoff_max:
+                continue
+            lived = trio.current_time() - conn.opened
+            if conn.frames_in or lived >= self.backoff_max:
                 backoff = self.backoff_min             # it worked for a while: reconnect at once
-                log.warning("channel %s: connection %d of %d to %s lost (%s); reconnecting",
-                            self.name, i + 1, self.size, self.address, conn.reason)
-            else:
-                # closed before any answer, right after opening (an access list or a client certificate
-                # refused on the other side, a host at its connection limit): back off as after a failed
-                # connect, or the slot reconnects in a tight loop
-                self.last_error = (f"the counterpart at {self.address} closed the connection before any answer "
-                                   f"({conn.reason})" + ("" if "TLS" in conn.reason else
-                                                         "; it may refuse this client (access list, client "
-                                                         "certificate, connection limit)"))
-                wait = self.rng.uniform(backoff / 2, backoff)
-                log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
-                            self.name, i + 1, self.size, self.last_error, wait)
-                self._down[i] = True
-                if self.down and self.down_since is None:
-                    self.down_since = time.time()
-                self._notify()
-                await trio.sleep(wait)
-                backoff = min(backoff * 2, self.backoff_max)
+                quiet = 0
+                if not conn.frames_in:
+                    self._refused_at = None            # held a connection reconnect_max long: not refusing
+                log.log(logging.INFO if conn.peer_closed and not waiting else logging.WARNING,
+                        "channel %s: connection %d of %d to %s lost (%s); reconnecting",
+                        self.name, i + 1, self.size, self.address, conn.reason)
+                continue
+            idle = conn.peer_closed and not conn.sends    # nothing ever written on it: closed idle
+            if idle:
+                if quiet_at != self.answers:
+                    quiet = 0
+                quiet, quiet_at = quiet + 1, self.answers
+                if quiet < QUIET_REFUSED and not self.refusing:
+                    # its idle timeout is shorter than reconnect_max: no refusal, the slot is not down;
+                    # reopened at the next need (at once, it would only open another connection to be closed)
+                    self.idle_closes += 1
+                    log.info("channel %s: connection %d of %d to %s closed idle by the counterpart after "
+                             "%.3gs (%s); reconnecting at the next call", self.name, i + 1, self.size,
+                             self.address, lived, conn.reason)
+                    await self._wait_for_need()
+                    continue
+            # closed before any answer to what was written on it, right after opening (an access list or a
+            # client certificate refused on the other side, a host at its connection limit), or closed idle
+            # again and again with no answer in between: back off as after a failed connect, or the slot
+            # reconnects in a tight loop, and calls meanwhile fail at once instead of being sent to die
+            self._refused_at = self.answers
+            why = conn.reason if not idle else (f"{conn.reason}, {quiet} times in a row before anything was "
+                                                f"sent" if quiet >= QUIET_REFUSED else
+                                                f"{conn.reason}, before anything was sent, after a refusal")
+            self.last_error = (f"the counterpart at {self.address} closed the connection before any answer "
+                               f"({why})" + ("" if "TLS" in conn.reason else
+                                             "; it may refuse this client (access list, client "
+                                             "certificate, connection limit)"))
+            wait = self.rng.uniform(backoff / 2, backoff)
+            log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
+                        self.name, i + 1, self.size, self.last_error, wait)
+            self._down[i] = True
+            if self.down and self.down_since is None:
+                self.down_since = time.time()
+            self._notify()
+            await trio.sleep(wait)
+            backoff = min(backoff * 2, self.backoff_max)
+
+    async def _wait_for_need(self) -> None:
+        """An idle-closed slot: wait until a caller asks for a connection (``connection``)."""
+        self._lazy += 1
+        self._notify()
+        try:
+            await self._demand.wait()
+        finally:
+            self._lazy -= 1
 
     async def _keep(self, conn: PoolConn, scope: trio.CancelScope) -> None:
         assert self.keepalive is not None
@@ -290,9 +373,13 @@ class Pool:
             try:
                 data = await stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                if conn.alive:
+                    conn.peer_closed = _peer_ended(exc)
                 conn.close(f"receive failed: {io_reason(exc, has_cert=self._has_cert)}")
                 return
             if not data:
+                if conn.alive:
+                    conn.peer_closed = True
                 conn.close("closed by the counterpart")
                 return
             try:
@@ -302,6 +389,7 @@ class Pool:
                 return
             if frames:
                 conn.frames_in += len(frames)
+                self.answers += len(frames)
                 self.on_frames(conn, frames)
             if framer.error is not None:
                 conn.close(f"bad frame from the counterpart: {framer.error}")

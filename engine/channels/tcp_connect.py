@@ -15,9 +15,12 @@ a failed connect (back-off).  A connection the counterpart closes with nothing
 ever written on it, sooner than ``reconnect_max`` after opening, is an idle
 connection it closed (its idle timeout), not a refusal: the channel stays up
 and reconnects at the next call (at once it would only open another
-connection to be closed); one closed later reconnects at once.  Only a failed
-connect (refused, timed out) or calls without an answer make the channel
-down.  Requests never written (queued when the connection broke, or refused at
+connection to be closed); one closed later reconnects at once.  After such a
+refusal, though, a close with nothing written is one more refusal until the
+counterpart answers again (or a connection lives ``reconnect_max``): else the
+reconnect after each back-off, closed at once by a refusing counterpart, would
+look idle and hand it the next call to lose.  Only a failed connect (refused,
+timed out) or calls without an answer make the channel down.  Requests never written (queued when the connection broke, or refused at
 ``max_in_flight``) fail ``unreachable`` "request not sent": only requests
 the counterpart may have seen end ``lost`` or ``timeout`` (in doubt).
 """
@@ -120,6 +123,7 @@ class TcpConnector:
         task_status.started()
         backoff = self.backoff_min
         lazy = False                         # the counterpart closed an idle connection: reconnect at the next call
+        refused = False                      # a connection closed unanswered, and no answer since
         try:
             while True:
                 if lazy:
@@ -176,7 +180,9 @@ class TcpConnector:
                 # nothing ever sent on it and closed by the counterpart: it closed an idle connection (its
                 # idle timeout shorter than reconnect_max), which refuses nothing: the channel stays up and
                 # reconnects at the next call (at once, it would only open another connection to be closed)
-                idle = not worked and peer_closed and self.sends == sends_before
+                # ... unless it refused a call since its last answer: then that close is one more refusal (or the
+                # reconnect after each back-off would be closed "idle" and hand it the next call to lose)
+                idle = not worked and peer_closed and self.sends == sends_before and not refused
                 level = logging.WARNING if waiting or not peer_closed else logging.INFO
                 log.log(level, "channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
                         "(lost); reconnecting%s", self.name, self.address, self._reason, waiting,
@@ -187,12 +193,14 @@ class TcpConnector:
                     channel=self.name))
                 if worked:
                     backoff = self.backoff_min       # it worked for a while: reconnect at once
+                    refused = False
                     continue
                 if idle:
                     lazy = True
                     continue
                 # closed before any answer, right after opening (refused on the other side, a host at its
                 # connection limit): back off as after a failed connect; calls meanwhile fail at once
+                refused = True
                 self._last_error = (f"the counterpart at {self.address} closed the connection before any "
                                     f"answer ({self._reason}); it may refuse this client (access list, "
                                     f"connection limit)")
@@ -349,7 +357,7 @@ COMPONENT = ComponentSpec(
         "connection is opened on first use and from then on kept open: re-opened in the background "
         "after a failure, with calls or without (back-off up to reconnect_max); a connection the counterpart "
         "closes idle (nothing sent on it) sooner than reconnect_max is re-opened at the next call, and the "
-        "channel stays up. While the counterpart is unreachable, calls fail at once (error kind "
+        "channel stays up (unless it refused a call since its last answer). While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "

@@ -19,7 +19,9 @@ returning (the requests of a batch travel in one write and are answered
 together; a reply that arrived before the batch's last one is observed at the
 batch's end).  A channel's own retries (tcp mux ``retries``) are inside one
 call: a request is counted once, with its final result.  Nothing is installed
-without metrics, so an engine without them pays nothing.
+without metrics, so an engine without them pays nothing.  ``unobserve(channel)``
+(a reload removed the channel and its series went) stops it: a call still running
+on it, such as a stored-and-forwarded reversal, writes no series again.
 """
 from __future__ import annotations
 
@@ -47,10 +49,11 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
     latency = metrics.channel_latency.labels(name)
     errors = metrics.channel_errors
     health = channel.call_health = CallHealth()        # read by engine/ops/health.outbound_health
+    observed = [True]                                   # False once ``unobserve``d
 
     async def request_many(payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:
         n = len(payloads)
-        if not n:
+        if not n or not observed[0]:
             return await inner(payloads, timeout, **kw)
         sent.inc(n)
         in_flight.inc(n)
@@ -59,6 +62,8 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
             results = await inner(payloads, timeout, **kw)
         finally:
             in_flight.dec(n)
+        if not observed[0]:              # unobserved while it ran: its series are gone, do not bring them back
+            return results
         seconds = trio.current_time() - t0
         ok = 0
         for res in results:
@@ -72,6 +77,21 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
         health.record(results)
         return results
 
+    def unobserved() -> None:
+        observed[0] = False
+
     request_many._bsp_observed = True  # type: ignore[attr-defined]
+    request_many._bsp_unobserve = unobserved  # type: ignore[attr-defined]
     channel.request_many = request_many
     return True
+
+
+def unobserve(channel: Any) -> None:
+    """Stop reporting ``channel``'s calls and events to the metrics: a reload removed it and its series
+    went (``Metrics.forget``).  A call still running on it (a stored-and-forwarded reversal, repeated
+    until acknowledged, is not part of the generation's exchanges) must not bring them back."""
+    off = getattr(getattr(channel, "request_many", None), "_bsp_unobserve", None)
+    if off is not None:
+        off()
+    if getattr(channel, "metrics", None) is not None and hasattr(channel, "attach_metrics"):
+        channel.attach_metrics(None)                    # a MUX's own counts and its breaker's circuit state

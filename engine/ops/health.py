@@ -11,8 +11,10 @@ An outbound channel (role ``connect`` or ``both``) is **down** when
   whose last connect failed (or whose connection closed before any answer to
   the requests written on it; an idle connection the counterpart closed is no
   failure: it reconnects at the next call and stays up),
-  a MUX whose every connection is failing to connect or whose circuit breaker
-  is open or half-open (``down_since`` and ``circuit`` on the connector); or
+  a MUX whose every connection is failing to connect (or closed before any
+  answer to what was written on it; one closed idle reopens at the next call,
+  engine/channels/pool.py) or whose circuit breaker is open or half-open
+  (``down_since`` and ``circuit`` on the connector); or
 - its last calls got no answer (kinds ``unreachable``, ``lost``, ``timeout``:
   engine.resilience.FAILURE_KINDS) and no reply came since: ``failed_calls``
   counts them.  Any reply makes it up again; so does, for a plain ``tcp connect``,

@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.admin.backend import ReloadResult
-from engine.ops.calls import observe_calls
+from engine.ops.calls import observe_calls, unobserve
 from engine.ops.effective import with_deployment
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
@@ -551,6 +551,8 @@ class LiveEngine:
         if forget is not None:
             routes = set(old.routes()) - {n for g in running for n in g.routes()}
             channels = set(old.channels) - {n for g in running for n in g.channels}
+            for name in channels:       # what still runs on them (a reversal repeated) must not report again
+                unobserve(old.channels[name])
             if routes or channels:
                 forget(routes, channels)
 

@@ -15,6 +15,8 @@ benchmarks, each a predicate over the decoded request or a plain setting:
     garble(values)   answer with bytes that are not ISO 8583
     unsolicited      after each chunk, also send a 0210 nobody asked for
     echo_ok          False: ignore 0800 echo requests
+    idle_close       seconds: close a connection nothing was received on for
+                     that long (a switch's idle timeout), counted in idle_closed
 
 ``tls`` (an ``ssl.SSLContext``) serves over TLS.  ``mac`` (a
 ``formats.iso8583.macs.MacPolicy``) turns message MACs on (DE 64 / 128): the MAC
@@ -22,7 +24,7 @@ of every request whose MTI is not exempt is verified, and every answer is MAC'd.
 A request whose MAC is missing or wrong is counted in ``bad_macs`` and answered
 with DE 39 ``"63"`` (security violation; its fields read without the MAC check),
 so the caller is not left waiting.  Counters: requests, echoes, dropped,
-garbled, connections, bad_requests, bad_macs; ``calls`` counts the requests
+garbled, connections, bad_requests, bad_macs, idle_closed; ``calls`` counts the requests
 (not echoes) per DE 41 + DE 37 + DE 11, ``twice()`` those seen more than once.  ``python -m engine.sim.iso_host
 --port 7100`` runs one (for benchmarks in another process); ``--mac-algorithm
 ALG --mac-key-env NAME`` turns MACs on there.
@@ -59,7 +61,7 @@ class IsoHost:
                  delay: float | Callable[[dict[str, Any]], float] = 0.0, reverse: bool = False,
                  drop: Predicate | None = None, garble: Predicate | None = None,
                  unsolicited: bool = False, echo_ok: bool = True, decline_amounts: tuple[str, ...] = (),
-                 tls: ssl.SSLContext | None = None, mac: Any = None) -> None:
+                 tls: ssl.SSLContext | None = None, mac: Any = None, idle_close: float = 0.0) -> None:
         self.framing = framing
         self.plain = codec_for(spec, validate=False)
         self.codec = self.plain.with_mac(mac) if mac is not None else self.plain
@@ -72,6 +74,8 @@ class IsoHost:
         self.echo_ok = echo_ok
         self.decline_amounts = decline_amounts
         self.tls = tls
+        self.idle_close = idle_close
+        self.idle_closed = 0
         self.port = 0
         self.requests = 0
         self.echoes = 0
@@ -162,9 +166,14 @@ class IsoHost:
         try:
             async with trio.open_nursery() as nursery:
                 while True:
+                    data = None
                     try:
-                        data = await stream.receive_some(65536)
+                        with trio.move_on_after(self.idle_close or float("inf")):
+                            data = await stream.receive_some(65536)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        break
+                    if data is None:           # nothing received for idle_close seconds
+                        self.idle_closed += 1
                         break
                     if not data:
                         break
@@ -232,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--spec", default="iso8583_1987_ascii")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
     ap.add_argument("--reverse", action="store_true", help="answer each chunk's requests in reverse order")
+    ap.add_argument("--idle-close", type=float, default=0.0,
+                    help="close a connection nothing was received on for this many seconds (an idle timeout)")
     ap.add_argument("--cert", help="serve TLS with this certificate (PEM)")
     ap.add_argument("--key", help="private key of --cert")
     ap.add_argument("--port-file", help="write the port listened on to this file once ready")
@@ -258,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
             mac = MacPolicy(args.mac_algorithm, key, plan_mac(spec, args.mac_algorithm, None), None, exempt)
         except MacError as exc:                 # never quotes the key
             ap.error(f"--mac-key-env {args.mac_key_env}: {exc}")
-    sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls, mac=mac)
+    sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls, mac=mac,
+                  idle_close=args.idle_close)
 
     async def run() -> None:
         async with trio.open_nursery() as n:

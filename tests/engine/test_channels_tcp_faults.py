@@ -36,19 +36,25 @@ async def slam(stream) -> None:
 
 async def test_pool_backs_off_when_the_counterpart_closes_every_connection_at_once(nursery) -> None:
     """It used to reconnect in a tight loop (thousands of connections a second, a warning each), and
-    every call was sent into a connection about to die (kind lost: in doubt)."""
+    every call was sent into a connection about to die (kind lost: in doubt).  A connection closed with
+    nothing written on it is no refusal by itself (a counterpart closing idle connections does that too,
+    test_mux_idle_close.py): the calls tell, and then it backs off: at most one call per connection of the
+    pool is sent to die, the others fail at once (unreachable, not in doubt)."""
     port = await serve(nursery, slam)
     ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length2", "pool": 2, "timeout": 1})
     await nursery.start(ch.run)
-    with trio.fail_after(5):
-        await trio.sleep(0.5)
-        assert ch.pool.connects <= 30, ch.pool.connects        # back-off 0.05s doubling: a handful each
-        while not ch.pool.down:
-            await trio.sleep(0.01)
-        (r,) = await ch.request_many([b"x"])
-    assert isinstance(r, ChannelError) and r.kind == "unreachable", r
-    assert f"channel issuer: the counterpart at 127.0.0.1:{port} closed the connection before any answer" in str(r)
-    assert "access list" in str(r)
+    kinds: collections.Counter = collections.Counter()
+    last = None
+    with trio.move_on_after(0.5):
+        while True:
+            (last,) = await ch.request_many([b"x"])
+            kinds[last.kind] += 1
+            await trio.sleep(0.001)
+    assert ch.pool.connects <= 30, ch.pool.connects        # back-off 0.05s doubling: a handful each
+    assert kinds["lost"] <= 2 and kinds["unreachable"] > 20, kinds
+    assert ch.pool.down and ch.pool.refusing
+    assert f"channel issuer: the counterpart at 127.0.0.1:{port} closed the connection before any answer" in str(last)
+    assert "access list" in str(last)
 
 
 async def test_fifo_connect_backs_off_when_the_counterpart_closes_every_connection_at_once(nursery) -> None:
@@ -64,6 +70,28 @@ async def test_fifo_connect_backs_off_when_the_counterpart_closes_every_connecti
             await trio.sleep(0.001)
     assert c.connects <= 15, c.connects
     assert kinds["unreachable"] > kinds["lost"], kinds     # fail at once while backing off, not sent to die
+    assert "closed the connection before any answer" in str(last)
+
+
+@pytest.mark.parametrize("mux", [False, True])
+async def test_sparse_calls_to_a_counterpart_closing_every_connection_at_once_are_not_sent_to_die(
+        nursery, mux: bool) -> None:
+    """A connection closed with nothing written on it is taken for an idle close (no refusal), but not
+    once the counterpart refused a call and has answered nothing since: the reconnect after each back-off,
+    closed at once, used to look idle, so the channel looked up and each next call was written into a
+    connection about to die (every one `lost`, in doubt).  Now only the first is."""
+    port = await serve(nursery, slam)
+    opts = {"address": f"127.0.0.1:{port}", "framing": "length4", "timeout": 1, "reconnect_max": 0.2}
+    c = MuxConnector("biller", {**opts, "pool": 1}) if mux else TcpConnector("biller", opts)
+    await nursery.start(c.run)
+    kinds: collections.Counter = collections.Counter()
+    last = None
+    for _ in range(8):
+        await trio.sleep(0.3)                  # longer than reconnect_max: its back-off is over each time
+        with trio.fail_after(5):
+            (last,) = await c.request_many([b"x"])
+        kinds[last.kind] += 1
+    assert kinds["lost"] <= 1 and kinds["unreachable"] >= 7, kinds
     assert "closed the connection before any answer" in str(last)
 
 

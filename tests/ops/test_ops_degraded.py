@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 import trio
 
 from engine.commands.top import render
@@ -261,11 +262,14 @@ async def test_a_reload_that_removes_a_retrying_tcp_connect_stops_its_retries(nu
     engine.drain()
 
 
-async def test_a_counterpart_closing_idle_connections_leaves_the_channel_up(nursery, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["plain", "mux"])
+async def test_a_counterpart_closing_idle_connections_leaves_the_channel_up(nursery, tmp_path: Path,
+                                                                            kind: str) -> None:
     """A counterpart that closes every connection idle for 50ms (well under `reconnect_max`) refuses nothing:
     the background reconnect's idle connection closed by it used to count as a refusal (channel down,
-    `/ready?strict=1` 503, `bsp_channel_up` 0) though no call failed.  It stays up, the next call is
-    answered; a counterpart that is gone (connect refused) still makes it down."""
+    `/ready?strict=1` 503, `bsp_channel_up` 0) though no call failed; a MUX's pool (`pool = 2`) too, each
+    slot connecting at start and after every close.  It stays up, the next call is answered; a counterpart
+    that is gone (connect refused) still makes it down."""
     closed_idle: list = []
 
     async def handler(stream: trio.SocketStream) -> None:
@@ -293,9 +297,11 @@ async def test_a_counterpart_closing_idle_connections_leaves_the_channel_up(nurs
 
     await nursery.start(run_server)
     route = tmp_path / "pay.route"
-    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+        "timeout = 5s", "timeout = 5s\n    pool = 2" if kind == "mux" else "timeout = 5s"))
     engine, client = await _serve(route, tmp_path, nursery)
     async with client:
+        assert type(engine.current.channels["back"]).__name__ == ("MuxConnector" if kind == "mux" else "TcpConnector")
         tx = LengthPrefixFramer(2)
         front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
         for i, ref in enumerate(("r1", "r2", "r3"), 1):

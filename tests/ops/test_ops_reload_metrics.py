@@ -124,3 +124,87 @@ async def test_a_reload_removing_a_route_and_channels_drops_their_series(nursery
         assert _value(text, 'bsp_channel_sent_total{channel="aside"}') == 1
         assert _value(text, 'bsp_route_received_total{route="pay"}') == 3
     engine.drain()
+
+
+ISSUER = """
+format Iso = iso8583 iso8583_1987_ascii
+channel pos = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+channel issuer = tcp connect {
+    address = "127.0.0.1:%d"  framing = length2  pool = 1  match = iso8583  timeout = 300ms
+}
+route purchase {
+    receive from pos as Iso when msg.t == "0200"
+    deal PURCHASE { ref = msg["11"]  amount = 0 }
+    call auth = issuer as Iso reply Iso {
+        t = "0200"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]
+        "11" = msg["11"]  "41" = msg["41"]  "49" = msg["49"]
+    } expect auth["39"] == "00"
+    reply Iso {
+        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = auth["39"]
+        "41" = msg["41"]  "49" = msg["49"]
+    }
+    on error reply Iso {
+        t = "0210"  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]  "11" = msg["11"]  "39" = error.code
+        "41" = msg["41"]  "49" = msg["49"]
+    }
+}
+"""
+
+
+async def test_a_reversal_still_repeated_on_a_removed_channel_writes_no_series_after_they_went(
+        nursery, tmp_path: Path) -> None:
+    """A reload removes the route and the outbound channel of a deal whose reversal is stored and forwarded
+    and never acknowledged: the reversal goes on (it never gives up) after the old generation drained and
+    `Metrics.forget` dropped the channel's series, and each of its attempts on the removed channel used to
+    bring `bsp_channel_errors_total{channel="issuer"}` back, for good."""
+    from engine.sim.reversal_host import CODEC, ReversalHost
+
+    async def never(n: int, msg: dict) -> bool:
+        return False
+
+    host = ReversalHost(never)
+    issuer = await host.serve(nursery)
+    back = await json_counterpart(nursery, lambda req: {"status": "OK", "ref": req["ref"]})
+    route = tmp_path / "pay.route"
+    base = CALL % {"back": back, "timeout": "5s", "reply": ""}
+    route.write_text(base + ISSUER % issuer)
+    registry = default_registry()
+    box: list = []
+    ready = trio.Event()
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[lambda e: (box.append(e),
+                                                                                          ready.set())])
+    nursery.start_soon(partial(run_live, compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    engine = box[0]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+        f = LengthPrefixFramer(2)
+        s = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["pos"].port)
+        async with s:
+            await s.send_all(f.frame(CODEC.encode({
+                "t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000", "7": "0501120000",
+                "11": "000123", "41": "TERM0001", "49": "978"})))
+            with trio.fail_after(10):
+                while not f.feed(await s.receive_some(65536)):
+                    pass
+        with trio.fail_after(10):
+            await host.saw_reversal.wait()               # stored, and forwarded: never acknowledged
+        assert _series((await client.get("/metrics")).text, "channel", "issuer")
+
+        route.write_text(base)                           # the reload removes route purchase and channel issuer
+        assert (await client.post("/reload")).status_code == 200
+        with trio.fail_after(10):
+            while engine.generations_in_flight() > 1 or engine._retiring:
+                await trio.sleep(0.02)
+        [q] = [q for q in engine.saf if q.items]
+        attempts = q.attempts
+        with trio.fail_after(10):                        # two more attempts after the series went
+            while q.attempts < attempts + 2:
+                await trio.sleep(0.02)
+        text = (await client.get("/metrics")).text
+        assert _series(text, "channel", "issuer") == [], _series(text, "channel", "issuer")
+        assert _series(text, "channel", "pos") == []
+        assert "issuer" not in (await client.get("/status")).json()["channels"]
+    engine.drain()
