@@ -86,6 +86,17 @@ class Resolved:
     name_tags: dict[ir.Pos, dict[str, str]] = field(default_factory=dict)
 
 
+def unknown_name_help(word: str, wanted: list[str]) -> str:
+    """E104's help for a ``name { word = ... }`` whose ``{word}`` the channel's name does not have: the
+    close field to write instead, or the fields it has, or the ``{word}`` to add to the name."""
+    close = closest(word, wanted)
+    if close:
+        instead = " or ".join(f"`{c}`" for c in close)
+        return f"write {instead} instead, or add {{{word}}} to the channel's name if the file is named by it"
+    fields = ", ".join(f"{{{w}}}" for w in wanted)
+    return f"write one of the fields the channel's name has ({fields}), or add {{{word}}} to the channel's name"
+
+
 def _base_dir(pos: ir.Pos) -> Path:
     return Path(pos.file).resolve().parent
 
@@ -1009,9 +1020,7 @@ class Checker(_TestChecks):
             given[word] = a
             if wanted and word not in wanted:
                 self.error("E104", f"unknown file name value `{word}`: the name of {owner} ({pattern!r}) has no "
-                           f"{{{word}}}", _name_pos(a),
-                           (did_you_mean(word, wanted) or "it takes " + ", ".join(f"{{{w}}}" for w in wanted))
-                           + f"; or add {{{word}}} to the channel's name")
+                           f"{{{word}}}", _name_pos(a), unknown_name_help(word, wanted))
             elif self._errors() == before:
                 found = {src.tag for src in self._flow(scope).sources(a.value)}
                 if found:

@@ -87,7 +87,22 @@ def test_bsp_check_names_an_unknown_or_missing_value_with_its_place(tmp_path: Pa
     got = [(d.code, d.pos.line, d.pos.col, d.message, d.help) for d in res.diagnostics if d.severity == "error"]
     assert [g[:3] for g in got] == [("E104", 22, 7), ("E104", 22, 14)], got
     assert "uses {ref}, {who}, which this call does not give" in got[0][3]
-    assert "unknown file name value `reff`" in got[1][3] and "did you mean `ref`" in got[1][4]
+    assert "unknown file name value `reff`" in got[1][3]
+    assert got[1][4] == "write `ref` instead, or add {reff} to the channel's name if the file is named by it"
+
+
+def test_e104_help_for_an_unknown_value_is_one_sentence(tmp_path: Path) -> None:
+    """Nothing close: the help lists the fields the name has, in one sentence (no "?;")."""
+    (tmp_path / "out").mkdir()
+    bad = ROUTE.replace("name { ref = msg.ref  who = upper(msg.payee) }",
+                        "name { ref = msg.ref  who = msg.payee  branch = \"B1\" }")
+    (tmp_path / "r.route").write_text(bad)
+    res = compile_paths([tmp_path / "r.route"], default_registry())
+    got = [(d.code, d.message, d.help) for d in res.diagnostics if d.severity == "error"]
+    assert got == [("E104", "unknown file name value `branch`: the name of channel `remit_out` "
+                            "('pacs008-{ref}-{who}.xml') has no {branch}",
+                    "write one of the fields the channel's name has ({ref}, {who}), or add {branch} to the "
+                    "channel's name")], got
 
 
 async def test_the_channel_refuses_a_bad_value_itself_and_writes_nothing(tmp_path: Path) -> None:
