@@ -70,7 +70,8 @@ class Binding:
     pos: ir.Pos | None = None
     channel: str | None = None    # call: the channel it calls
     type: str | None = None       # let: the value's static type (dsl.types), None when unknown
-    classified: tuple = ()        # let: the classified values it holds (dsl.classflow.Source)
+    classified: tuple = ()        # let: the classified values it holds (dsl.classflow.Source); call: those
+    #                               its file name is built from, (word, Source) (``name { ... }``)
 
 
 @dataclass
@@ -84,6 +85,10 @@ class Resolved:
     tests: list[ir.RouteTest] = field(default_factory=list)
     # a call's `name { ... }`, by the call's place: field -> the classification its value carries
     name_tags: dict[ir.Pos, dict[str, str]] = field(default_factory=dict)
+
+
+# W006's help for a value that reached a field through a file's name (``w.file``)
+_NAMED_HELP = "; or name the file from values that are not classified (the file on disk has the name in clear)"
 
 
 def unknown_name_help(word: str, wanted: list[str]) -> str:
@@ -981,10 +986,11 @@ class Checker(_TestChecks):
             self._expr(c.expect, scope, later, cond=True)
 
     def _call_names(self, chan_id: A.Ident, clause: A.NameClause | None, scope, later, at: ir.Pos,
-                    compensation: bool = False) -> None:
+                    compensation: bool = False) -> tuple[tuple[str, Source], ...]:
         """A call's ``name { word = EXPR }``: exactly the ``{word}`` fields its channel's file name takes
         (the kind's ``call_names`` hook), each an expression of the route's scope (E104); none on a
-        channel that names no file from the call (E105)."""
+        channel that names no file from the call (E105).  Returns the classified values the name is
+        built from, ``(word, Source)``: the answer's ``file`` (the name written) carries them (W006)."""
         decl = self.res.channels.get(chan_id.name)
         spec = self.registry.get("channel", decl.kind) if decl is not None else None
         hook = getattr(spec, "call_names", None) if spec is not None else None
@@ -998,6 +1004,7 @@ class Checker(_TestChecks):
         owner = f"channel `{chan_id.name}`"
         given: dict[str, A.AssignAst] = {}
         tags: dict[str, str] = {}
+        carried: list[tuple[str, Source]] = []
         if clause is not None and decl is not None and not wanted:
             kind = decl.kind.replace(".", " ")
             self.error("E105", f"{owner} ({kind}) takes no file name values: `name {{ ... }}` gives the "
@@ -1022,9 +1029,10 @@ class Checker(_TestChecks):
                 self.error("E104", f"unknown file name value `{word}`: the name of {owner} ({pattern!r}) has no "
                            f"{{{word}}}", _name_pos(a), unknown_name_help(word, wanted))
             elif self._errors() == before:
-                found = {src.tag for src in self._flow(scope).sources(a.value)}
-                if found:
-                    tags[word] = strictest(found)
+                srcs = self._flow(scope).sources(a.value)
+                carried.extend((word, src) for src in srcs)
+                if srcs:
+                    tags[word] = strictest({src.tag for src in srcs})
         missing = [w for w in wanted if w not in given]
         if missing:
             shown = ", ".join(f"{{{w}}}" for w in missing)
@@ -1041,6 +1049,7 @@ class Checker(_TestChecks):
                            f"`name {{ {missing[0]} = msg.{missing[0]} }}`")
         if tags:
             self.res.name_tags[at] = tags
+        return tuple(carried)
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
@@ -1108,8 +1117,8 @@ class Checker(_TestChecks):
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
             self._assigns(s.assigns, scope, later, fmt, "call", at=s.format.pos)
             mux_key_check(self, s, fmt)
-            self._call_names(s.channel, s.names, scope, later, s.pos)
-            self._bind(s.name, Binding("call", rfmt, channel=s.channel.name), scope)
+            named = self._call_names(s.channel, s.names, scope, later, s.pos)
+            self._bind(s.name, Binding("call", rfmt, channel=s.channel.name, classified=named), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later, cond=True)
             if s.compensate is not None:
@@ -1210,7 +1219,11 @@ class Checker(_TestChecks):
 
         def numeric(e: ir.Expr) -> bool:
             return Typer(lambda *a: None, lambda x: self._ref_type(x, scope)).infer(e) in NUMERIC
-        return Flow(root, numeric)
+
+        def named(name: str) -> tuple:
+            b = scope.get(name)
+            return b.classified if b is not None and b.kind == "call" else ()
+        return Flow(root, numeric, named)
 
     def _sources(self, e: ir.Expr, scope) -> list[Source]:
         """The classified values ``e`` carries, one per place it reads them (a let holding either of
@@ -1244,7 +1257,7 @@ class Checker(_TestChecks):
                      f"call's format, so the value may be kept {shown}")
             self.warn("W006", f"{self._src_text(src)} is copied into field `{field_}` of format `{fmt}`, which "
                       f"{'does not classify it' if have is None else f'classifies it only {have}'}: {where}",
-                      src.pos or a.value.pos, self._flow_help(src, fmt, field_))
+                      src.pos or a.value.pos, self._flow_help(src, fmt, field_) + _NAMED_HELP * src.named)
 
     def _deal_flow(self, a: A.AssignAst, scope) -> None:
         name = str(a.parts[0])
@@ -1252,6 +1265,7 @@ class Checker(_TestChecks):
             help_ = "give the deal a value that is not classified (a reference of the message)"
             if src.tag == "pan":
                 help_ += "; the card's BIN, substr(x, 0, 6), or its mask, mask_pan(x), are fine"
+            help_ += _NAMED_HELP * src.named
             self.warn("W006", f"{self._src_text(src)} is copied into the deal's `{name}`, which the ledger "
                       f"stores as it is ({DEAL_COLUMNS[name]}): the value is kept in clear",
                       src.pos or a.value.pos, help_)
