@@ -102,9 +102,13 @@ class Recorder:
                    guide: Any = None) -> None:
         row = self._row(c.t_out, c.channel, "outbound", "out", c.request, known, guide=guide,
                         conn=c.channel, call_seq=c.seq, **common)
-        if c.names is not None:    # masked as the request is: a classified value of the exchange, wherever it is
+        if c.names is not None:
+            # masked as the request is: a value bsp check found classified (``who = upper(msg.payee)``: a
+            # text the request does not hold) masked whole, as the call step shows it (``NameValues.shown``),
+            # and a classified value of the exchange wherever it is
             masking = (guide or self.guide) is not None
-            row["names"] = dump_names({k: mask_text(v, known) if masking and known else v
+            shown = c.shown_names or c.names
+            row["names"] = dump_names({k: mask_text(shown.get(k, v), known or {}) if masking else v
                                        for k, v in c.names.items()})
         self.writer.add(row)
         self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, guide=guide,
@@ -320,7 +324,8 @@ class TapChannel:
             ok = isinstance(r, (bytes, bytearray))
             call = CallRecord(self._name, ctx.next_call_seq() if ctx is not None else 0, bytes(p),
                               bytes(r) if ok else None, None if ok else error_text(r), t_out, t_in,
-                              names=dict(nv) if nv is not None else None)
+                              names=dict(nv) if nv is not None else None,
+                              shown_names=getattr(nv, "shown", None))
             if ctx is not None:
                 ctx.calls.append(call)
             else:

@@ -168,3 +168,39 @@ def test_a_capture_keeps_each_calls_name_values_and_a_replay_finds_a_changed_nam
     report = replay_file(cap, [other / "test.route"], registry)
     diffs = {(d.channel, d.field, d.recorded, d.produced) for d in report.diff.unexpected}
     assert diffs == {("remit_out", "file name {ref}", "R1", "XR1"), ("remit_out", "file name {ref}", "R2", "XR2")}, diffs
+
+
+def test_a_masked_capture_masks_a_name_value_built_from_a_classified_field(tmp_path: Path) -> None:
+    """`bsp run --record --mask`: `who = upper(msg.payee)` (payee personal) is "ANN", a text the request
+    does not hold; it is masked whole in `frames.names` as bsp check found it classified, not kept in clear."""
+    import trio
+
+    from engine.ledger import open_ledger
+    from engine.replay.tap import recording
+    from engine.runtime import Switchboard
+
+    (tmp_path / "out").mkdir()
+    route = tmp_path / "test.route"
+    route.write_text(ROUTE)
+    registry = default_registry()
+    program = compile_paths([route], registry).program
+    cap = tmp_path / "cap.duckdb"
+    with recording(program, registry, cap, mask=True) as (rreg, _rec):
+        async def main() -> None:
+            async with open_ledger(tmp_path / "l.duckdb", audit_key=None, keyring=None) as ledger:
+                sb = Switchboard(program, rreg, ledger=ledger)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(sb.run)
+                    c = await Client.open(sb.channel("front").port)
+                    await c.send(orjson.dumps({"ref": "R1", "amount": 1, "payee": "annabel"}))
+                    await c.recv(1)
+                    await c.aclose()
+                    sb.drain()
+
+        trio.run(main)
+    con = duckdb.connect(str(cap), read_only=True)
+    try:
+        (names,) = [orjson.loads(r[0]) for r in con.execute("SELECT names FROM frames WHERE names IS NOT NULL").fetchall()]
+    finally:
+        con.close()
+    assert names == {"ref": "R1", "who": "A***"}, names
