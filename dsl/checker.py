@@ -493,6 +493,8 @@ class _TestChecks:
             self._expect_kinds(s, fmt, scope)
             if steps:
                 self._unsent_fields(s, target, facts)
+            if s.names is not None:
+                self._expect_names(target, s.names, scope)
         elif kind in ("deal", "dead_letter"):
             allowed = EXPECT_DEAL_FIELDS if kind == "deal" else EXPECT_DEAD_FIELDS
             what = "a deal" if kind == "deal" else "a dead letter"
@@ -512,7 +514,43 @@ class _TestChecks:
         return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
                               contains=tuple(i for i, a in enumerate(s.assigns) if isinstance(a, A.LikeAst)),
                               status=s.status.value if s.status is not None else None,
-                              count=s.count.value if s.count is not None else None)
+                              count=s.count.value if s.count is not None else None,
+                              names=lower_assigns(s.names.assigns) if s.names is not None else None,
+                              names_contains=tuple(i for i, a in enumerate(s.names.assigns if s.names else ())
+                                                   if isinstance(a, A.LikeAst)))
+
+    def _expect_names(self, chan: str | None, clause: A.NameClause, scope) -> None:
+        """``expect call CHAN [{ ... }] name { word = value }``: the file name values the call gave.  Each
+        a ``{word}`` of the channel's name (E104, as a call's ``name { }``), on a channel that names its
+        files from the call (E105); a value is text, as the call gave it (E103 for a number)."""
+        decl = self.res.channels.get(chan) if chan is not None else None
+        hook, wanted = self._name_fields(decl)
+        pattern = decl.options.get("name") if decl is not None else None
+        if decl is not None and not wanted:
+            kind = decl.kind.replace(".", " ")
+            self.error("E105", f"channel `{chan}` ({kind}) takes no file name values: `name {{ ... }}` checks the "
+                       f"{{word}} fields a call gave a file write channel's name", clause.pos,
+                       "remove `name { ... }`" + ("" if hook is not None else
+                                                  ": only file write channels name their files from the call"))
+        given: dict[str, A.AssignAst] = {}
+        for a in clause.assigns:
+            word = a.parts[0]
+            before = self._errors()
+            self._expr(a.value, scope, set())
+            if len(a.parts) > 1 or not isinstance(word, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word):
+                self.error("E104", f"`{a.path}` is not a file name field: a field is a plain word, as in "
+                           f"{{ref}}", _name_pos(a), 'write `name { ref = "R1" }`')
+                continue
+            if word in given:
+                self.error("E104", f"file name value `{word}` expected twice", _name_pos(a),
+                           f"first expected at {given[word].pos}")
+                continue
+            given[word] = a
+            if wanted and word not in wanted:
+                self.error("E104", f"unknown file name value `{word}`: the name of channel `{chan}` ({pattern!r}) "
+                           f"has no {{{word}}}", _name_pos(a), unknown_name_help(word, wanted))
+            elif self._errors() == before and not isinstance(a, A.LikeAst):
+                self._kind_mismatch(a, STRING, None, scope, None, "a file name's", "expect")
 
 
 class Checker(_TestChecks):
@@ -992,14 +1030,7 @@ class Checker(_TestChecks):
         channel that names no file from the call (E105).  Returns the classified values the name is
         built from, ``(word, Source)``: the answer's ``file`` (the name written) carries them (W006)."""
         decl = self.res.channels.get(chan_id.name)
-        spec = self.registry.get("channel", decl.kind) if decl is not None else None
-        hook = getattr(spec, "call_names", None) if spec is not None else None
-        wanted: list[str] = []
-        if hook is not None:
-            try:
-                wanted = list(hook(decl) or [])
-            except Exception:  # noqa: BLE001 - the channel's own check reports its options
-                wanted = []
+        hook, wanted = self._name_fields(decl)
         pattern = decl.options.get("name") if decl is not None else None
         owner = f"channel `{chan_id.name}`"
         given: dict[str, A.AssignAst] = {}
@@ -1050,6 +1081,17 @@ class Checker(_TestChecks):
         if tags:
             self.res.name_tags[at] = tags
         return tuple(carried)
+
+    def _name_fields(self, decl: ir.ChannelDecl | None) -> tuple[Any, list[str]]:
+        """(the channel kind's ``call_names`` hook or None, the ``{word}`` fields each call gives)."""
+        spec = self.registry.get("channel", decl.kind) if decl is not None else None
+        hook = getattr(spec, "call_names", None) if spec is not None else None
+        if hook is None:
+            return None, []
+        try:
+            return hook, list(hook(decl) or [])
+        except Exception:  # noqa: BLE001 - the channel's own check reports its options
+            return hook, []
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
