@@ -24,7 +24,6 @@ class CallRecord:
     t_out: float = 0.0             # trio clock
     t_in: float = 0.0
     names: dict[str, str] | None = None   # a file write's name values (``name { ref = ... }``), as given
-    shown_names: dict[str, str] | None = None   # the same with those bsp check found classified masked
 
 
 @dataclass
