@@ -287,6 +287,7 @@ class ExpectAst:
     pos: Pos
     status: Lit | None = None                        # ``expect reply 422 { ... }`` (http listen)
     count: Lit | None = None                         # ``expect call X { ... } once|twice|N times``
+    names: NameClause | None = None                  # ``expect call X { ... } name { ref = "R1" }``
 
 
 @dataclass(frozen=True)

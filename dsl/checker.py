@@ -70,7 +70,8 @@ class Binding:
     pos: ir.Pos | None = None
     channel: str | None = None    # call: the channel it calls
     type: str | None = None       # let: the value's static type (dsl.types), None when unknown
-    classified: tuple = ()        # let: the classified values it holds (dsl.classflow.Source)
+    classified: tuple = ()        # let: the classified values it holds (dsl.classflow.Source); call: those
+    #                               its file name is built from, (word, Source) (``name { ... }``)
 
 
 @dataclass
@@ -84,6 +85,21 @@ class Resolved:
     tests: list[ir.RouteTest] = field(default_factory=list)
     # a call's `name { ... }`, by the call's place: field -> the classification its value carries
     name_tags: dict[ir.Pos, dict[str, str]] = field(default_factory=dict)
+
+
+# W006's help for a value that reached a field through a file's name (``w.file``)
+_NAMED_HELP = "; or name the file from values that are not classified (the file on disk has the name in clear)"
+
+
+def unknown_name_help(word: str, wanted: list[str]) -> str:
+    """E104's help for a ``name { word = ... }`` whose ``{word}`` the channel's name does not have: the
+    close field to write instead, or the fields it has, or the ``{word}`` to add to the name."""
+    close = closest(word, wanted)
+    if close:
+        instead = " or ".join(f"`{c}`" for c in close)
+        return f"write {instead} instead, or add {{{word}}} to the channel's name if the file is named by it"
+    fields = ", ".join(f"{{{w}}}" for w in wanted)
+    return f"write one of the fields the channel's name has ({fields}), or add {{{word}}} to the channel's name"
 
 
 def _base_dir(pos: ir.Pos) -> Path:
@@ -477,6 +493,8 @@ class _TestChecks:
             self._expect_kinds(s, fmt, scope)
             if steps:
                 self._unsent_fields(s, target, facts)
+            if s.names is not None:
+                self._expect_names(target, s.names, scope)
         elif kind in ("deal", "dead_letter"):
             allowed = EXPECT_DEAL_FIELDS if kind == "deal" else EXPECT_DEAD_FIELDS
             what = "a deal" if kind == "deal" else "a dead letter"
@@ -496,7 +514,43 @@ class _TestChecks:
         return ir.Expectation(kind, target, fmt, lower_assigns(s.assigns), pos=s.pos,
                               contains=tuple(i for i, a in enumerate(s.assigns) if isinstance(a, A.LikeAst)),
                               status=s.status.value if s.status is not None else None,
-                              count=s.count.value if s.count is not None else None)
+                              count=s.count.value if s.count is not None else None,
+                              names=lower_assigns(s.names.assigns) if s.names is not None else None,
+                              names_contains=tuple(i for i, a in enumerate(s.names.assigns if s.names else ())
+                                                   if isinstance(a, A.LikeAst)))
+
+    def _expect_names(self, chan: str | None, clause: A.NameClause, scope) -> None:
+        """``expect call CHAN [{ ... }] name { word = value }``: the file name values the call gave.  Each
+        a ``{word}`` of the channel's name (E104, as a call's ``name { }``), on a channel that names its
+        files from the call (E105); a value is text, as the call gave it (E103 for a number)."""
+        decl = self.res.channels.get(chan) if chan is not None else None
+        hook, wanted = self._name_fields(decl)
+        pattern = decl.options.get("name") if decl is not None else None
+        if decl is not None and not wanted:
+            kind = decl.kind.replace(".", " ")
+            self.error("E105", f"channel `{chan}` ({kind}) takes no file name values: `name {{ ... }}` checks the "
+                       f"{{word}} fields a call gave a file write channel's name", clause.pos,
+                       "remove `name { ... }`" + ("" if hook is not None else
+                                                  ": only file write channels name their files from the call"))
+        given: dict[str, A.AssignAst] = {}
+        for a in clause.assigns:
+            word = a.parts[0]
+            before = self._errors()
+            self._expr(a.value, scope, set())
+            if len(a.parts) > 1 or not isinstance(word, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word):
+                self.error("E104", f"`{a.path}` is not a file name field: a field is a plain word, as in "
+                           f"{{ref}}", _name_pos(a), 'write `name { ref = "R1" }`')
+                continue
+            if word in given:
+                self.error("E104", f"file name value `{word}` expected twice", _name_pos(a),
+                           f"first expected at {given[word].pos}")
+                continue
+            given[word] = a
+            if wanted and word not in wanted:
+                self.error("E104", f"unknown file name value `{word}`: the name of channel `{chan}` ({pattern!r}) "
+                           f"has no {{{word}}}", _name_pos(a), unknown_name_help(word, wanted))
+            elif self._errors() == before and not isinstance(a, A.LikeAst):
+                self._kind_mismatch(a, STRING, None, scope, None, "a file name's", "expect")
 
 
 class Checker(_TestChecks):
@@ -970,23 +1024,18 @@ class Checker(_TestChecks):
             self._expr(c.expect, scope, later, cond=True)
 
     def _call_names(self, chan_id: A.Ident, clause: A.NameClause | None, scope, later, at: ir.Pos,
-                    compensation: bool = False) -> None:
+                    compensation: bool = False) -> tuple[tuple[str, Source], ...]:
         """A call's ``name { word = EXPR }``: exactly the ``{word}`` fields its channel's file name takes
         (the kind's ``call_names`` hook), each an expression of the route's scope (E104); none on a
-        channel that names no file from the call (E105)."""
+        channel that names no file from the call (E105).  Returns the classified values the name is
+        built from, ``(word, Source)``: the answer's ``file`` (the name written) carries them (W006)."""
         decl = self.res.channels.get(chan_id.name)
-        spec = self.registry.get("channel", decl.kind) if decl is not None else None
-        hook = getattr(spec, "call_names", None) if spec is not None else None
-        wanted: list[str] = []
-        if hook is not None:
-            try:
-                wanted = list(hook(decl) or [])
-            except Exception:  # noqa: BLE001 - the channel's own check reports its options
-                wanted = []
+        hook, wanted = self._name_fields(decl)
         pattern = decl.options.get("name") if decl is not None else None
         owner = f"channel `{chan_id.name}`"
         given: dict[str, A.AssignAst] = {}
         tags: dict[str, str] = {}
+        carried: list[tuple[str, Source]] = []
         if clause is not None and decl is not None and not wanted:
             kind = decl.kind.replace(".", " ")
             self.error("E105", f"{owner} ({kind}) takes no file name values: `name {{ ... }}` gives the "
@@ -1009,13 +1058,12 @@ class Checker(_TestChecks):
             given[word] = a
             if wanted and word not in wanted:
                 self.error("E104", f"unknown file name value `{word}`: the name of {owner} ({pattern!r}) has no "
-                           f"{{{word}}}", _name_pos(a),
-                           (did_you_mean(word, wanted) or "it takes " + ", ".join(f"{{{w}}}" for w in wanted))
-                           + f"; or add {{{word}}} to the channel's name")
+                           f"{{{word}}}", _name_pos(a), unknown_name_help(word, wanted))
             elif self._errors() == before:
-                found = {src.tag for src in self._flow(scope).sources(a.value)}
-                if found:
-                    tags[word] = strictest(found)
+                srcs = self._flow(scope).sources(a.value)
+                carried.extend((word, src) for src in srcs)
+                if srcs:
+                    tags[word] = strictest({src.tag for src in srcs})
         missing = [w for w in wanted if w not in given]
         if missing:
             shown = ", ".join(f"{{{w}}}" for w in missing)
@@ -1032,6 +1080,18 @@ class Checker(_TestChecks):
                            f"`name {{ {missing[0]} = msg.{missing[0]} }}`")
         if tags:
             self.res.name_tags[at] = tags
+        return tuple(carried)
+
+    def _name_fields(self, decl: ir.ChannelDecl | None) -> tuple[Any, list[str]]:
+        """(the channel kind's ``call_names`` hook or None, the ``{word}`` fields each call gives)."""
+        spec = self.registry.get("channel", decl.kind) if decl is not None else None
+        hook = getattr(spec, "call_names", None) if spec is not None else None
+        if hook is None:
+            return None, []
+        try:
+            return hook, list(hook(decl) or [])
+        except Exception:  # noqa: BLE001 - the channel's own check reports its options
+            return hook, []
 
     def _binders(self, body) -> dict[str, ir.Pos]:
         out: dict[str, ir.Pos] = {}
@@ -1099,8 +1159,8 @@ class Checker(_TestChecks):
             rfmt = self.ref(s.reply_format, "format") if s.reply_format is not None else fmt
             self._assigns(s.assigns, scope, later, fmt, "call", at=s.format.pos)
             mux_key_check(self, s, fmt)
-            self._call_names(s.channel, s.names, scope, later, s.pos)
-            self._bind(s.name, Binding("call", rfmt, channel=s.channel.name), scope)
+            named = self._call_names(s.channel, s.names, scope, later, s.pos)
+            self._bind(s.name, Binding("call", rfmt, channel=s.channel.name, classified=named), scope)
             if s.expect is not None:
                 self._expr(s.expect, scope, later, cond=True)
             if s.compensate is not None:
@@ -1201,7 +1261,11 @@ class Checker(_TestChecks):
 
         def numeric(e: ir.Expr) -> bool:
             return Typer(lambda *a: None, lambda x: self._ref_type(x, scope)).infer(e) in NUMERIC
-        return Flow(root, numeric)
+
+        def named(name: str) -> tuple:
+            b = scope.get(name)
+            return b.classified if b is not None and b.kind == "call" else ()
+        return Flow(root, numeric, named)
 
     def _sources(self, e: ir.Expr, scope) -> list[Source]:
         """The classified values ``e`` carries, one per place it reads them (a let holding either of
@@ -1235,7 +1299,7 @@ class Checker(_TestChecks):
                      f"call's format, so the value may be kept {shown}")
             self.warn("W006", f"{self._src_text(src)} is copied into field `{field_}` of format `{fmt}`, which "
                       f"{'does not classify it' if have is None else f'classifies it only {have}'}: {where}",
-                      src.pos or a.value.pos, self._flow_help(src, fmt, field_))
+                      src.pos or a.value.pos, self._flow_help(src, fmt, field_) + _NAMED_HELP * src.named)
 
     def _deal_flow(self, a: A.AssignAst, scope) -> None:
         name = str(a.parts[0])
@@ -1243,6 +1307,7 @@ class Checker(_TestChecks):
             help_ = "give the deal a value that is not classified (a reference of the message)"
             if src.tag == "pan":
                 help_ += "; the card's BIN, substr(x, 0, 6), or its mask, mask_pan(x), are fine"
+            help_ += _NAMED_HELP * src.named
             self.warn("W006", f"{self._src_text(src)} is copied into the deal's `{name}`, which the ledger "
                       f"stores as it is ({DEAL_COLUMNS[name]}): the value is kept in clear",
                       src.pos or a.value.pos, help_)

@@ -38,6 +38,8 @@ KEEPS_ALL = ("coalesce",)
 # deal field -> where the ledger keeps it
 DEAL_COLUMNS = {"ref": "deals.reference", "party": "deals.party", "currency": "deals.currency",
                 "amount": "deals.amount", "key": "deal_keys.key and the deal's events"}
+# the field of a file write call's answer that holds the name written (engine/channels/file_write.py)
+NAME_FIELD = "file"
 # a value two rules classify differently: the stored form that shows least first, as the runtime does
 _ORDER = SHOWS_LEAST
 
@@ -51,6 +53,7 @@ class Source:
     rest: tuple[str, ...] = ()   # a group copied whole: the classified field's path inside it
     pos: Any = None
     origin: str = ""             # the classified field read, as written (through lets too)
+    named: bool = False          # carried into a file's name (a call's ``name { ... }``, read as ``w.file``)
 
 
 def format_tags(spec: Any, decl: Any, base_dir: Any, call_hook: Callable[..., Any]) -> dict[str, str] | None:
@@ -129,9 +132,11 @@ class Flow:
     for a ``let``, the list of its ``Source``s; else None.  ``numeric(e)``: the expression is a number
     (``+`` adds, it does not join text)."""
 
-    def __init__(self, root: Callable[[str], Any], numeric: Callable[[ir.Expr], bool]) -> None:
+    def __init__(self, root: Callable[[str], Any], numeric: Callable[[ir.Expr], bool],
+                 named: Callable[[str], Any] | None = None) -> None:
         self.root = root
         self.numeric = numeric
+        self.named = named or (lambda name: ())
 
     def sources(self, e: ir.Expr) -> list[Source]:
         if isinstance(e, (ir.Name, ir.Attr, ir.Index)):
@@ -168,16 +173,30 @@ class Flow:
                 n = min(len(parts), len(s.rest))
                 if _match(s.rest[:n], parts[:n]):    # inside the classified field, or a group holding it
                     origin = s.origin + "".join(f".{p}" if p.isidentifier() else f'["{p}"]' for p in parts)
-                    out.append(Source(s.tag, f"`{show(e)}` (from {origin})", s.fmt, s.rest[n:], e.pos, origin))
+                    out.append(Source(s.tag, f"`{show(e)}` (from {origin})", s.fmt, s.rest[n:], e.pos, origin,
+                                      s.named))
             return _least(out)
+        named = self._file_name(e, name, parts)
         if got is None or got[1] is None:
-            return []
+            return named
         fmt, tags = got
         what = show(e)
         tag = tag_at(parts, tags)
         inside = [Source(t, what, fmt, rest, e.pos, what) for rest, t in _inside(parts, tags)
                   if tag is None or shows_less(t, tag)]      # a field inside that shows less than the group
-        return ([Source(tag, what, fmt, (), e.pos, what)] if tag is not None else []) + inside
+        return ([Source(tag, what, fmt, (), e.pos, what)] if tag is not None else []) + inside + named
+
+    def _file_name(self, e: ir.Expr, name: str, parts: tuple[str, ...]) -> list[Source]:
+        """A call's answer field ``file`` (``w.file``), the name a ``file write`` channel wrote: built
+        from the call's ``name { word = ... }``, it carries the classified values those hold, whatever
+        the answer's format says of it (the whole answer ``w``: its field ``file``)."""
+        if parts not in ((), (NAME_FIELD,)):
+            return []
+        out = []
+        for word, s in self.named(name):
+            what = f"`{show(e)}` (the file name, from {{{word}}} = {s.origin})"
+            out.append(Source(s.tag, what, s.fmt, () if parts else (NAME_FIELD,), e.pos, s.origin, True))
+        return out
 
 
 def _least(found: list[Source]) -> list[Source]:

@@ -213,7 +213,7 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('on restart flag', 'on restart complete', 'reply Req { code = "00" }'), 8, 5),
     Entry("E104", "file name value missing or unknown",
           "the file name of channel `C` ('R-{ref}.txt') uses {ref}, which this call does not give (also: unknown "
-          "file name value `NAME`: the name of channel `C` has no {NAME}, with did you mean; a value given twice)",
+          "file name value `NAME`: the name of channel `C` has no {NAME}, with the word to write instead or the {NAME} to add to the name; a value given twice)",
           _route('call w = out as Req { code = msg.code }', head=_HEAD + _OUT), 11, 14),
     Entry("E105", "file name values for a channel that names no file",
           "channel `C` (memory) takes no file name values: `name { ... }` gives the {word} fields of a file "

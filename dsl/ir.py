@@ -243,6 +243,10 @@ class Expectation:
     contains: tuple[int, ...] = ()      # indexes of ``fields`` written ``field ~ "text"`` (the text contains it)
     status: int | None = None           # ``expect reply 422 { ... }``: the HTTP status answered
     count: int | None = None            # ``expect call X { ... } once|twice|N times``: exactly that many calls
+    # ``expect call X [{ ... }] name { ref = "R1" }``: the file name values the call gave (a file write channel's
+    # ``{word}`` fields); ``names_contains``: indexes of those written ``word ~ "text"``
+    names: tuple[Assign, ...] | None = None
+    names_contains: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,13 @@ class _Build(Transformer):
         return A.ExpectAst("no_reply", None, (), self._pos(meta))
 
     def expect_call(self, meta, ch):
-        return A.ExpectAst("call", self._id(ch[0]), ch[1], self._pos(meta), count=ch[2])
+        return A.ExpectAst("call", self._id(ch[0]), ch[1], self._pos(meta), count=ch[3], names=ch[2])
+
+    def expect_call_names(self, meta, ch):
+        return A.ExpectAst("call", self._id(ch[0]), (), self._pos(meta), count=ch[2], names=ch[1])
+
+    def expect_names(self, meta, ch):
+        return A.NameClause(ch[0], self._pos(meta))
 
     def expect_call_count(self, meta, ch):
         return A.ExpectAst("call", self._id(ch[0]), (), self._pos(meta), count=ch[1])

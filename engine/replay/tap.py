@@ -34,7 +34,7 @@ import trio
 from engine.replay.capture import CaptureWriter
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
 from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
-from formats.classify import mask_text
+from engine.replay.names import mask_names, name_tags
 
 _UTC = timezone.utc
 
@@ -46,6 +46,7 @@ class Recorder:
         self.writer = writer
         self.guide = guide            # a FormatGuide when classified fields are masked
         self._guides: dict[str, Any] = {}    # config version -> its FormatGuide (masking follows reloads)
+        self._tags: dict[int, tuple[Any, dict]] = {}   # id(program) -> (program, its name_tags)
         self._ids = itertools.count(1)
         self._loose = itertools.count(0)
         self._t0 = time.monotonic()
@@ -102,13 +103,24 @@ class Recorder:
                    guide: Any = None) -> None:
         row = self._row(c.t_out, c.channel, "outbound", "out", c.request, known, guide=guide,
                         conn=c.channel, call_seq=c.seq, **common)
-        if c.names is not None:    # masked as the request is: a classified value of the exchange, wherever it is
-            masking = (guide or self.guide) is not None
-            row["names"] = dump_names({k: mask_text(v, known) if masking and known else v
-                                       for k, v in c.names.items()})
+        guide = guide or self.guide
+        if c.names is not None:
+            # masked as the request is (engine/replay/names.py): a value bsp check found classified
+            # (``who = upper(msg.payee)``: a text the request does not hold) masked whole, and from now on
+            # in the exchange's frames (the answer's file name); any other wherever it holds a classified value
+            row["names"] = dump_names(c.names if guide is None else
+                                      mask_names(c.names, known if known is not None else {},
+                                                 self._name_tags(guide).get(c.channel)))
         self.writer.add(row)
         self.writer.add(self._row(c.t_in, c.channel, "outbound", "in", c.reply, known, guide=guide,
                                   conn=c.channel, call_seq=c.seq, error=c.error, **common))
+
+    def _name_tags(self, guide: Any) -> dict[str, dict[str, str]]:
+        program = getattr(guide, "program", None)
+        got = self._tags.get(id(program))
+        if got is None or got[0] is not program:
+            got = self._tags[id(program)] = (program, name_tags(program))
+        return got[1]
 
     def loose_call(self, c: CallRecord) -> None:
         """A call made outside any inbound exchange (none today; kept for plugins)."""

@@ -4,7 +4,8 @@ Each recorded exchange becomes one ``test``: the request it received
 (``given CHANNEL sends``, with ``file { ... }``: where a ``file watch`` record
 came from), the answers its counterparts gave (``given X answers``,
 ``answers timeout`` / ``answers error`` for recorded failures), the calls it
-made (``expect call``) and the reply it sent (``expect reply``), all decoded
+made (``expect call``, with ``name { ... }``: the file name values a call gave a
+``file write`` channel) and the reply it sent (``expect reply``), all decoded
 through the configuration's formats.  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
@@ -31,7 +32,8 @@ from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
-from engine.replay.origin import load as load_origin, scope_fields
+from engine.replay.names import mask_names, name_tags
+from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.profile import Profile
 from formats.pseudonym import Pseudonyms
 
@@ -99,6 +101,24 @@ def file_clause(stored: str | None) -> str:
     return f" file {{ {fields} }}"
 
 
+def names_clause(stored: str | None, channel: str, profile: Profile, *, known: dict[str, str] | None = None,
+                 tags: dict[str, str] | None = None, fakes: Pseudonyms | None = None) -> str:
+    """`` name { ref = "R1" ... }``: the file name values a call gave (``frames.names``), or "" (a call that
+    gave none, or a capture of before they were stored).  ``known`` (masking): the exchange's classified
+    values, masked (or given their stand-ins) wherever a value holds them; a value whose word is in
+    ``tags`` (found classified by ``bsp check``) is masked whole, and joins ``known``, so the frames after
+    the call (its answer's ``file``, a reply copying it) mask it too.  A value the profile ignores
+    (``field: "file name {ref}"``) is left out."""
+    values = load_names(stored)
+    if not values:
+        return ""
+    if known is not None:
+        values = mask_names(values, known, tags, fakes.mapping if fakes is not None else None)
+    shown = [f"{word} = {literal(v)}" for word, v in sorted(values.items())
+             if profile.ignored(channel, "call", f"file name {{{word}}}") is None]
+    return f" name {{ {'  '.join(shown)} }}" if shown else ""
+
+
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
                   fakes: Pseudonyms | None = None) -> str:
     """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
@@ -107,6 +127,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
     takes the test's request as it took the recorded one."""
     known: dict[str, str] = {}
+    tags = name_tags(getattr(guide, "program", None)) if mask else {}
 
     def clear(channel: str, role: str, direction: str, raw: bytes) -> bytes:
         if not mask:
@@ -134,6 +155,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     expects = []
     for c in ex.calls:
         sent = clear(c.channel, "outbound", "out", c.request.raw) if c.request.raw is not None else None
+        named = names_clause(getattr(c.request, "names", None), c.channel, profile,      # before its answer
+                             known=known if mask else None, tags=tags.get(c.channel), fakes=fakes)
         rep = c.reply
         err = rep.error if rep is not None else "lost"
         if rep is not None and rep.raw is not None and not rep.error:
@@ -149,7 +172,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
             qfmt, qvalues = guide.decode(c.channel, "outbound", "out", sent)
             if qfmt is None:
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
-            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile)}")
+            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile)}" + named)
     out.extend(expects)
     if ex.reply is None:
         out.append("    expect no reply")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from engine.replay.diff import MISSING, flatten, same
@@ -89,6 +90,7 @@ class Checker:
                 else:
                     flat = flatten(values)
                     fails = self.fields(e, lambda k: _get_flat(flat, k), f"expect call {e.target}")
+                    fails += self._names(e, c)
                     if fails and count is not None and len(calls) > 1:
                         fails = [f"{f} (call #{c.seq + 1}{of})" for f in fails]
                 if count is not None and fails:
@@ -128,6 +130,15 @@ class Checker:
                 best = best or fails
             return best
         return [f"{where}: unknown expectation {e.kind}"]
+
+    def _names(self, e: Any, call: Any) -> list[str]:
+        """``name { ref = "R1" }`` of an ``expect call``: the file name values the call gave its channel
+        (``CallRecord.names``, as the route computed them; ``<none>`` for a value it did not give)."""
+        if getattr(e, "names", None) is None:
+            return []
+        given = call.names or {}
+        clause = SimpleNamespace(fields=e.names, contains=e.names_contains)
+        return self.fields(clause, lambda k: given.get(k, MISSING), f"expect call {e.target} name")
 
     def _reply(self, e: Any, ctx: Any, channel: str, label: str) -> list[str]:
         where = f"{e.pos}: expect"

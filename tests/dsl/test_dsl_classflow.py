@@ -211,3 +211,41 @@ def test_a_secret_inside_a_personal_group_is_followed_when_the_group_is_copied(t
     got = _warned(tmp_path, shipped, "    reply Grp { c = msg.card.cvv }\n", NESTED_HEAD)
     assert got[0].startswith("msg.card.cvv, classified secret in format `Req`, is copied into field `c` of format "
                              "`Grp`, which classifies it only personal")
+
+
+NAMED_HEAD = HEAD + '''channel out = file write {
+    dir  = "out"
+    name = "pay-{ref}-{who}.xml"
+}
+format Ack = json classify ["file:personal"]
+'''
+
+
+def test_a_file_name_built_from_a_classified_value_carries_it_to_the_answers_file(tmp_path, shipped):
+    """`w.file` is the name written: built from `{who} = upper(msg.holder)` (personal), it is the holder's
+    name in clear wherever the route copies it, whatever the answer's format says of `file`."""
+    (tmp_path / "out").mkdir()
+    body = ('    call w = out as Req reply Plain { a = 1 } name { ref = msg.x  who = upper(msg.holder) }\n'
+            '    let f = w.file\n'
+            '    deal PAY { ref = msg.x  amount = 1  party = f }\n'
+            '    reply Plain { n = w.file  all = w  len = len(w.file)  masked = substr(w.file, 0, 1) }\n'
+            '    on error reply Ack { file = w.file }\n')
+    got = [(d.pos.line, d.message, d.help) for d in _check(tmp_path, shipped, body, NAMED_HEAD)]
+    assert [(line, m.split(" is copied into ")[1].split(",")[0]) for line, m, _ in got] == [
+        (20, "the deal's `party`"), (21, "field `n` of format `Plain`"), (21, "field `all.file` of format `Plain`")], got
+    line, message, help_ = got[1]
+    assert message.startswith("`w.file` (the file name, from {who} = msg.holder), classified personal in "
+                              "format `Req`, is copied into field `n` of format `Plain`, which does not classify "
+                              "it: the ledger stores the reply (deals.response) with the value in clear"), message
+    assert help_.endswith("; or name the file from values that are not classified (the file on disk has the "
+                          "name in clear)"), help_
+    assert got[0][1].startswith("`f` (from msg.holder), classified personal in format `Req`, is copied into the "
+                                "deal's `party`"), got[0][1]
+    assert "(its field `file`)" in got[2][1], got[2][1]
+
+
+def test_a_file_name_from_values_that_are_not_classified_carries_nothing(tmp_path, shipped):
+    (tmp_path / "out").mkdir()
+    body = ('    call w = out as Req reply Plain { a = 1 } name { ref = msg.x  who = substr(msg.holder, 0, 1) }\n'
+            '    reply Plain { n = w.file }\n')
+    assert _warned(tmp_path, shipped, body, NAMED_HEAD) == []
