@@ -11,6 +11,8 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
   could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);
 * a call (or such a step) that went through and was not undone (no compensation, its compensation failed,
   an ISO 8583 reversal queued and not acknowledged yet): kept;
+* a deal left in flight by a crash and resolved on restart (``engine.txn.recovery``), or flagged for an
+  operator (a shared key store's claim left by an engine that is gone, ...): kept;
 * otherwise (the calls never left: ``unreachable``; or every one that went through was undone by a
   compensation that answered): the key is **free**, a repeat runs as a new deal.
 
@@ -30,6 +32,13 @@ def held(plan: Any, st: Any, status: str) -> str | None:
     if status not in ("failed", "rejected"):
         return ""
     show = f"`bsp deals show {st.deal_id}`"
+    if st.recovered:
+        return (f"it was left in flight by a crash and resolved on restart (what reached a counterpart before "
+                f"the crash is not known for certain), so it never runs again under its key: settle it with the "
+                f"counterpart ({show})")
+    if any(e.to_state == "flagged" for e in st.events):
+        return (f"it was flagged for an operator (in doubt), so it never runs again under its key: settle it "
+                f"with the counterpart ({show})")
     for i, kind in st.doubted.items():
         name, where = _names(plan, i)
         return (f"{name} {where}may have reached the counterpart ({kind}: sent, no answer it can trust), so the "

@@ -81,6 +81,7 @@ class TxnState:
     doubted: dict[int, str] = field(default_factory=dict)
     answered: dict[int, str] = field(default_factory=dict)
     undone: set[int] = field(default_factory=set)
+    recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
     freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
     held: str | None = None                # ended failed with its key kept: why, and what the operator does
     state: str = "received"
