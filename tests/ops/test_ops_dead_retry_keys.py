@@ -166,6 +166,14 @@ async def test_a_first_counterpart_refused_the_connection_retry_runs_once_it_is_
     assert statuses(ledger, "A1") == ["failed", "committed", "duplicate", "duplicate"]
     [row] = [x for x in query_dead_letters(ledger) if x["id"] == letter["id"]]
     assert row["status"] == "retried"
+    # the failed deal says its key was freed, and the ledger's deal key index (a repeat past the key store's
+    # retention is looked up there) names only the committed deal
+    [(failed,)] = rows(ledger, "SELECT deal_id FROM deals WHERE reference = 'A1' AND status = 'failed'")
+    [(committed,)] = rows(ledger, "SELECT deal_id FROM deals WHERE reference = 'A1' AND status = 'committed'")
+    events = rows(ledger, f"SELECT to_state, detail FROM deal_events WHERE deal_id = '{failed}' ORDER BY seq")
+    assert events[0] == ("accepted", '{"key_freed":"transfer|A1/20260301"}'), events
+    assert events[-1][0] == "failed" and "key_freed" in events[-1][1]
+    assert rows(ledger, "SELECT key, deal_id FROM deal_keys") == [("transfer|A1/20260301", committed)]
 
 
 async def test_a_repeat_from_the_mainframe_runs_again_once_the_counterpart_is_back(nursery, tmp_path: Path) -> None:
@@ -278,3 +286,41 @@ async def test_e_compensation_failed_keeps_the_key(nursery, tmp_path: Path) -> N
         assert "not undone" in res["outcome"] and "debit" in res["outcome"], res
     assert debit.counts == Counter({("post", "F1"): 1, ("cancel", "F1"): 1}) and credit.counts == Counter()
     assert statuses(ledger, "F1") == ["failed", "duplicate"]
+
+
+async def test_end_to_end_counterpart_down_dead_letter_up_bsp_dead_retry_deployment(nursery, tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    # the operator's story: the debit host is down, the deal fails and goes to the dead letters; the engine
+    # stops; the host is back; `bsp dead retry ID --deployment platform.yaml` (the real CLI, its own process)
+    # runs the deal: it commits, and the host saw the request once
+    import sys
+
+    from engine.ledger_query import query_deals
+
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE", "BSP_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    debit, credit = await Host().bind(), await Host().bind()
+    await credit.up(nursery)
+    route = route_file(tmp_path, debit, credit)
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        assert (await ask(eng.channels["front"].port, req("X1"))) == {"ref": "X1", "code": "91"}
+        letter = await letter_of(ledger, "X1")
+    assert debit.counts == Counter() and credit.counts == Counter()
+    deployment = tmp_path / "platform.yaml"
+    deployment.write_text(f"version: 1\nroutes: [{route.name}]\nledger: {{path: {ledger.name}}}\n")
+    await debit.up(nursery)
+    with trio.fail_after(60):
+        res = await trio.run_process([sys.executable, "-m", "engine.cli", "dead", "retry", letter["id"],
+                                      "--deployment", str(deployment)],
+                                     cwd=str(tmp_path), capture_stdout=True, capture_stderr=True, check=False)
+    out = (res.stdout + res.stderr).decode()
+    assert res.returncode == 0, out
+    assert f"{letter['id']}: retried: committed (deal " in out, out
+    assert debit.counts == Counter({("post", "X1"): 1}) and credit.counts == Counter({("post", "X1"): 1})
+    assert statuses(ledger, "X1") == ["failed", "committed"]
+    [row] = [x for x in query_dead_letters(ledger) if x["id"] == letter["id"]]
+    assert row["status"] == "retried" and row["retry_outcome"].startswith("committed (deal ")
+    # the committed deal holds the key (the failed one never did: not in the ledger's deal key index)
+    committed = [d["deal_id"] for d in query_deals(ledger) if d["status"] == "committed"]
+    assert rows(ledger, "SELECT key, deal_id FROM deal_keys") == [("transfer|X1/20260301", committed[0])]
