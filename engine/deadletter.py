@@ -81,11 +81,20 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     return RetryResult(lid, text.split(" ", 1)[0] == "committed" or text.startswith("ok"), text, now)
 
 
-# a keyed route answers a repeated deal key with the original answer and runs nothing again (its call may
-# have taken effect at the counterpart): a retry of that request is such a repeat
-DUPLICATE = ("duplicate: the route's deal key already has an answer, so the original answer was repeated and "
-             "nothing ran again (a keyed deal that failed after its call left is never run twice); settle it "
-             "with the counterpart instead (`bsp deals show` tells the deal's story)")
+# a keyed route answers a repeated deal key with the original answer and runs nothing again: a retry of a
+# request whose key an earlier deal keeps (it committed, or something of it may stay at a counterpart:
+# docs/transactions.md "Which failures keep the key") is such a repeat.  A failed deal of which nothing
+# reached a counterpart frees its key: its retry runs as a new deal.
+DUPLICATE = ("duplicate: the route's deal key is kept by an earlier deal, so its answer was repeated and nothing "
+             "ran again (a keyed deal that may have left something at a counterpart is never run twice)")
+
+
+def duplicate_outcome(deal_id: str | None, reason: str | None) -> str:
+    """The outcome of a retry answered as a repeat: ``DUPLICATE``, then the duplicate deal and its reason as the
+    ledger stores it (which deal keeps the key and why, and what to do: ``engine.txn.keyhold``)."""
+    if not reason:
+        return DUPLICATE + "; settle it with the counterpart instead (`bsp deals show` tells the deal's story)"
+    return f"{DUPLICATE}: deal {deal_id}: {reason}" if deal_id else f"{DUPLICATE}: {reason}"
 
 
 def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> Injector:
@@ -95,7 +104,8 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     dispatchers (a live engine's ``HandlerRef``s: the retry then counts as a batch of the generation
     it runs on, which a reload waits for, and in the channel's figures).  The outcome is the new
     deal's status (``committed (deal ID)``; ``rejected (deal ID): REASON`` / ``failed (deal ID): REASON``, the new
-    deal and why, as the ledger stores it; or ``DUPLICATE`` when a deal key answered it), as the
+    deal and why, as the ledger stores it; or ``duplicate: ...`` when a deal key answered it, with the
+    reason the earlier deal keeps its key: ``duplicate_outcome``), as the
     dispatcher reports it for that message (``conn.extra["outcomes"]`` and ``["deals"]``), whatever other
     traffic does meanwhile.
     """
@@ -118,7 +128,7 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             return (f"failed: its deal ({status}) could not be written to the ledger, so no answer was given; "
                     f"see the engine's log, then retry again")
         if status == "duplicate":
-            return DUPLICATE
+            return duplicate_outcome(*(deals[0] if deals else (None, None)))
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
     return inject

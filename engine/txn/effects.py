@@ -72,6 +72,7 @@ def acted(mgr: Any, i: int, name: str, live: list[Any]) -> None:
             entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "done"})
         elif getattr(f, "in_doubt", False):
             st.doubt = i
+            st.doubted[i] = f.kind           # the deal keeps its key, undone or not (engine.txn.keyhold)
         else:
             st.done.remove(i)
             entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "failed"})
@@ -104,6 +105,8 @@ async def undo(mgr: Any, plan: Any, i: int, ex: Any, st: Any) -> None:
                              round((time.perf_counter() - t0) * 1000.0, 3), None,
                              None if ok else {"code": failure.code, "reason": failure.reason()}))
     st.move(f"compensated {name}" if ok else f"compensation of {name} failed", None if ok else failure.reason())
+    if ok:
+        st.undone.add(i)                 # undone: the deal may free its key (engine.txn.keyhold)
     if ok and st.doubt == i:
         st.doubt = None
     mark = {"t": "step", "id": st.deal_id, "step": name, "phase": "compensated" if ok else "compensation_failed"}

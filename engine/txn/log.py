@@ -26,7 +26,9 @@ Entries (``t``):
             ``reversing`` comes with the ``rev`` entry of a reversal stored and forwarded; the others
             are lazy (they ride with the next write)
     end     the deal's final answer, written before its ledger row: id, key, status,
-            code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party)
+            code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party); held (a failed
+            deal that keeps its key: why, for its duplicates, ``engine.txn.keyhold``).  A failed deal
+            whose key is free (nothing of it stays at a counterpart) has no key here
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
     horizon   ``before``: keys of deals finished before this time (epoch seconds) were dropped
             from the key store (retention); a key not found here is then looked up in the ledger
@@ -143,7 +145,7 @@ def _light_pending(e: dict[str, Any]) -> Pending:
 
 # what a recorded deal's ``end`` keeps in the key store: enough to answer a repeat (``TxnManager._duplicate``)
 # and to expire it; the rest (route, channel, amount, party, ...) is in its ledger row
-_ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded")
+_ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held")
 
 
 def _answer_only(end: dict[str, Any]) -> dict[str, Any]:

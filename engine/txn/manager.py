@@ -41,7 +41,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
-from engine.txn import effects, reversal, shared_keys
+from engine.txn import effects, keyhold, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
@@ -76,6 +76,14 @@ class TxnState:
     sent: dict[int, Any] = field(default_factory=dict)    # ISO 8583 call index -> request values sent
     logged: bool = False                   # its begin is durable in the log (its first call may go out)
     doubt: int | None = None               # a side-effect step that failed in doubt (engine.txn.effects)
+    # what decides whether a failed deal keeps its key (engine.txn.keyhold): participants left in doubt and
+    # calls refused with an answer (index -> failure kind), participants undone by a compensation that answered
+    doubted: dict[int, str] = field(default_factory=dict)
+    answered: dict[int, str] = field(default_factory=dict)
+    undone: set[int] = field(default_factory=set)
+    recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
+    freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
+    held: str | None = None                # ended failed with its key kept: why, and what the operator does
     state: str = "received"
 
     def move(self, to: str, detail: Any = None) -> None:
@@ -552,6 +560,8 @@ class TxnManager:
                                      None if f is None else {"code": f.code, "reason": f.detail}))
             values = self.light_sent.pop(ex, None)
             st.done = [call.index]
+            if f is not None and _in_doubt(f):
+                st.doubted[call.index] = f.kind
             if values is not None:
                 st.sent[call.index] = values
             await self.compensate_step(plan, call.index, ex, st)
@@ -741,6 +751,10 @@ class TxnManager:
             elif not _in_doubt(f):
                 st.done.remove(call.index)       # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
+                if f.kind != keyhold.NOT_SENT:   # it reached the counterpart (answered): the key stays taken
+                    st.answered[call.index] = f.kind
+            else:
+                st.doubted[call.index] = f.kind
         # 'done' marks need no fsync of their own: they reach the disk with the next write
         self._lazy.extend(entries)
 
@@ -793,6 +807,8 @@ class TxnManager:
                                          {"mti": a.mti, "detail": a.detail}))
                 st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail})
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
+            if ok:
+                st.undone.add(i)
         elif call.compensation is not None:
             comp = call.compensation
             # durable before it leaves, like a call's ``sending``: a crash while it runs leaves the call
@@ -814,6 +830,8 @@ class TxnManager:
                                      None if ok else {"code": cf.code, "reason": cf.detail}))
             st.move(f"compensated {call.name}" if ok else f"compensation of {call.name} failed",
                     None if ok else cf.detail)
+            if ok:
+                st.undone.add(i)
         else:
             return
         st.compensated.add(i)
@@ -858,30 +876,54 @@ class TxnManager:
                 rec.response_json = orig_ex.reply_json if orig_ex.reply is not None else None
             if st.duplicate_of is not None:
                 rec.status = "duplicate"
+                held = st.duplicate_of.get("held")
                 rec.reason = (f"duplicate of deal {st.duplicate_of['id']} (key {st.key!r}); "
                               + ("past the key store's retention: not run again, no answer to repeat (94)"
                                  if st.duplicate_of.get("past") else
                                  "original answer repeated" if st.duplicate_of.get("reply") is not None else
                                  f"not run again; the original ended {st.duplicate_of.get('status')} without "
-                                 f"an answer to repeat"))
+                                 f"an answer to repeat")
+                              + (f"; its key stays taken: {held}" if held else ""))
                 rec.response_code = st.duplicate_of.get("code")
             else:
-                st.move(rec.status)
+                st.move(rec.status, self._settle_key(ex, st, rec.status))
             rec.steps = st.trace
             rec.events = st.events
             if st.admitted:
-                ended.append((k, st, {"t": "end", "id": st.deal_id, "key": st.key, "status": rec.status,
+                ended.append((k, st, {"t": "end", "id": st.deal_id, "key": None if st.freed else st.key,
+                                "status": rec.status,
                                 "code": rec.response_code, "reason": rec.reason,
                                 "reply": self.seal(ex.reply, f"reply|{st.deal_id}"),
                                 "route": rec.route, "channel": rec.channel, "version": rec.config_version,
                                 "at": rec.received_at.isoformat(), "type": rec.deal_type,
                                 "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
                                 "party": rec.party, "fin": self.clock()}))
+                if st.held:
+                    ended[-1][2]["held"] = st.held
                 entries.append(ended[-1][2])
         try:
             await self.write(entries)
         except TxnLogError as exc:
             await self._answers_not_logged(disp, exs, records, ended, exc)
+
+    def _settle_key(self, ex: Any, st: TxnState, status: str) -> dict[str, Any] | None:
+        """Whether the finished deal keeps its key (``engine.txn.keyhold``).  Kept: ``st.held`` says why, for
+        its duplicates.  Free (it failed and nothing of it stays at a counterpart): its ``end`` names no key,
+        so a repeat (a ``bsp dead retry``) runs as a new deal; its ``accepted`` event names the key as
+        ``key_freed`` (not in the ledger's deal key index either: a repeat past the retention runs too) and the
+        final event's detail, returned, says so."""
+        if st.key is None or not st.admitted or ex.route is None:
+            return None
+        held = keyhold.held(plan_of(ex.route), st, status)
+        if held is not None:
+            st.held = held or None
+            return None
+        st.freed = True
+        for n, e in enumerate(st.events):
+            if e.to_state == "accepted" and isinstance(e.detail, dict) and e.detail.get("key") == st.key:
+                st.events[n] = DealEvent(e.at, e.from_state, e.to_state, {"key_freed": st.key})
+        return {"key_freed": st.key, "why": "nothing of the deal reached a counterpart, or all that did was "
+                                            "undone: a repeat or a retry runs as a new deal"}
 
     async def _answers_not_logged(self, disp: Any, exs: list[Any], records: list[Any],
                             ended: list[tuple[int, TxnState, dict[str, Any]]], exc: TxnLogError) -> None:
@@ -893,8 +935,8 @@ class TxnManager:
             ex, rec = exs[k], records[k]
             if st.logged or st.done or _acts(ex.route):
                 self._later([end])
-                if st.key is not None:
-                    self._unlogged[st.key] = end
+                if end.get("key") is not None:
+                    self._unlogged[end["key"]] = end
                 if st.events:
                     last = st.events[-1]
                     note: dict[str, Any] = {"answer_not_logged": f"{exc}; written with the next write that works"}
@@ -939,7 +981,7 @@ class TxnManager:
             st = self.states.pop(ex, None)
             if st is not None and st.admitted and err is None:
                 done_ids.append(st.deal_id)
-                if st.key is not None:
+                if st.key is not None and not st.freed:
                     done_keys.append(st.key)
             if st is not None and st.admitted and st.key is not None:
                 ev = self._inflight.pop(st.key, None)

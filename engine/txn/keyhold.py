@@ -1,0 +1,74 @@
+"""Whether a keyed deal that ended keeps its deal key (docs/transactions.md, "Which failures keep the key").
+
+A key is kept (a repeat, and a ``bsp dead retry`` of the deal's dead letter, is answered as a duplicate and
+runs nothing) unless it is certain that nothing of the deal stays at any counterpart:
+
+* committed: kept (the deal is done);
+* a call left in doubt (``timeout``, ``lost``, an answer that cannot be trusted) or a plugin step that acts
+  outside bsp left in doubt: kept, even when compensated (a compensation of a request that may still be on
+  its way cannot prove it undone);
+* a call the counterpart answered with a refusal (``expect`` false), or that failed after its request
+  could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);
+* a call (or such a step) that went through and was not undone (no compensation, its compensation failed,
+  an ISO 8583 reversal queued and not acknowledged yet): kept;
+* a deal left in flight by a crash and resolved on restart (``engine.txn.recovery``), or flagged for an
+  operator (a shared key store's claim left by an engine that is gone, ...): kept;
+* otherwise (the calls never left: ``unreachable``; or every one that went through was undone by a
+  compensation that answered): the key is **free**, a repeat runs as a new deal.
+
+``held(plan, st, status)`` returns None for a free key, else the reason it is kept, which tells the operator
+what to do ("" for a deal that did not fail: nothing to explain); it goes with the deal's ``end`` into the key store (``held``) and into the reason of every
+duplicate of it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+NOT_SENT = "unreachable"        # the only call failure certain to have sent nothing (docs/channels.md)
+
+
+def held(plan: Any, st: Any, status: str) -> str | None:
+    """Why the finished deal ``st`` keeps its key; None when the key is free (see the module)."""
+    if status not in ("failed", "rejected"):
+        return ""
+    show = f"`bsp deals show {st.deal_id}`"
+    if st.recovered:
+        return (f"it was left in flight by a crash and resolved on restart (what reached a counterpart before "
+                f"the crash is not known for certain), so it never runs again under its key: settle it with the "
+                f"counterpart ({show})")
+    if any(e.to_state == "flagged" for e in st.events):
+        return (f"it was flagged for an operator (in doubt), so it never runs again under its key: settle it "
+                f"with the counterpart ({show})")
+    for i, kind in st.doubted.items():
+        name, where = _names(plan, i)
+        return (f"{name} {where}may have reached the counterpart ({kind}: sent, no answer it can trust), so the "
+                f"deal is in doubt and never runs again under its key: ask the counterpart whether it applied "
+                f"it and settle it there ({show})")
+    for i, kind in st.answered.items():
+        name, where = _names(plan, i)
+        return (f"{name} {where}was answered with a refusal ({kind}): that answer is the deal's and a repeat "
+                f"gets it again; to run it again, remove the cause and have the sender send it with a new "
+                f"key ({show})")
+    left = [i for i in st.done if i not in st.undone]
+    if left:
+        i = left[-1]
+        name, where = _names(plan, i)
+        why = ("its reversal is queued, not acknowledged yet" if i in st.compensated and _iso(plan, i) else
+               "its compensation failed" if i in st.compensated else "it has no compensation")
+        return (f"{name} {where}went through and was not undone ({why}), so the deal never runs again under "
+                f"its key: settle it with the counterpart ({show})")
+    return None
+
+
+def _names(plan: Any, i: int) -> tuple[str, str]:
+    call = plan.calls.get(i)
+    if call is None:
+        runner = plan.effects.get(i)
+        return f"step {plan.step_name(i, runner)}", ""
+    channel = getattr(call.runner, "channel_name", None) or getattr(getattr(call.runner, "channel", None), "name", None)
+    return f"call {call.name}", (f"to {channel} " if channel else "")
+
+
+def _iso(plan: Any, i: int) -> bool:
+    call = plan.calls.get(i)
+    return call is not None and call.iso and call.compensation is None
