@@ -216,3 +216,54 @@ async def test_a_reload_that_keeps_a_call_on_the_channel_moves_the_reversal_to_i
         assert issuer.host.acked == 1 and q.acknowledged == 1
         assert (await client.get("/status")).json()["reversals"]["stranded"] == 0
     engine.drain()
+
+
+async def test_a_stranded_reversal_stays_in_the_log_across_restarts_until_its_channel_is_back(
+        nursery, tmp_path: Path) -> None:
+    """The reversal's channel is in its log entry: a restart on a configuration without channel issuer
+    strands it at once (not sent, said so on the deal); the next restart with the channel sends it."""
+    issuer = Issuer()
+    port = await issuer.host.serve(nursery)
+    back = await json_counterpart(nursery, lambda req: {"status": "OK", "ref": req["ref"]})
+    base = CALL % {"back": back, "timeout": "5s", "reply": ""}
+    both = base + ISSUER % {"port": port, "timeout": "300ms", "route": "purchase"}
+
+    async def run(text: str, then) -> None:
+        async with trio.open_nursery() as own:
+            engine, _ = await _start(own, tmp_path, text)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                         headers={"authorization": f"Bearer {TOKEN}"}) as client:
+                await then(engine, client)
+            engine.drain()
+
+    async def queue_one(engine, client) -> None:
+        await _purchase(engine, "000125")
+        with trio.fail_after(10):
+            await issuer.host.saw_reversal.wait()
+
+    deal: list[str] = []
+
+    async def without_issuer(engine, client) -> None:
+        (q,) = engine.saf
+        (item,) = q.items.values()
+        assert item.target == "issuer" and item.stranded is not None      # from the log's entry
+        deal.append(item.deal_id)
+        sent = issuer.host.reversals
+        await trio.sleep(1.0)
+        assert q.attempts == 0 and issuer.host.reversals == sent
+        rev = (await client.get("/status")).json()["reversals"]
+        assert rev["stranded_channels"] == {"issuer": 1}
+        await _events(client, item.deal_id, "reversal stranded")
+
+    async def with_issuer(engine, client) -> None:
+        (q,) = engine.saf
+        with trio.fail_after(10):
+            await q.wait_empty()
+        events = await _events(client, deal[0], "reversed auth")
+        assert [e["to_state"] for e in events].count("reversal stranded") == 1
+
+    await run(both, queue_one)
+    await run(base, without_issuer)
+    issuer.acking.set()
+    await run(both, with_issuer)
+    assert issuer.host.acked == 1
