@@ -499,6 +499,10 @@ class Saf:
             item.busy = False
             lane.release()
         self.attempts += 1
+        if a.outcome != "acknowledged" and self.resolve is not None and self._runner(item) is None:
+            # in flight when a reload took its channel away (``lost: engine stopping`` once it closed)
+            a.detail += (f"; channel {_label(item)} is no longer in the running configuration (a reload): "
+                         f"the reversal is kept queued, not sent, until it is back")
         item.last = f"{a.mti} {a.outcome}: {a.detail}"
         lane.failing = a.outcome != "acknowledged"
         if a.outcome == "acknowledged":

@@ -167,7 +167,8 @@ async def test_a_reload_removing_the_channel_strands_the_reversal_and_bringing_i
         assert "no call for channel issuer in the running configuration; reversal kept queued" in \
             str(stranded["detail"])
         lost = [e for e in events if "engine stopping" in str(e["detail"])]
-        assert len(lost) <= 1, lost                # at most the attempt in flight when the channel closed
+        assert len(lost) <= 1, lost                # at most the attempt in flight when the channel closed,
+        assert all("no longer in the running configuration" in str(e["detail"]) for e in lost), lost   # said so
 
         issuer.acking.set()
         route.write_text(both)                     # the channel is back: the reversal resumes on it
