@@ -350,15 +350,18 @@ class MuxConnector:
         out: list[Any] = [None] * n
         breaker = self.breaker
         go: list[int] = []
+        refused = False
         for i in range(n):
-            if self._closed:
+            if self._closed:      # stopped (a drain, a reload removed it): lost, counted so by the caller
                 out[i] = ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name)
             elif breaker is not None and not breaker.allow():
                 out[i] = breaker.rejection()
+                refused = True
             else:
                 go.append(i)
-        if not go:
+        if refused:               # the breaker refused calls: an open circuit (not a channel that stopped)
             self._count("circuit_open")
+        if not go:
             return out
         if not self.cap.try_take(len(go)):
             err = self.cap.rejection()

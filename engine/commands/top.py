@@ -94,7 +94,10 @@ def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
     state = now.get("state")
     if state == "degraded":
         n = sum(1 for c in (now.get("channels") or {}).values() if c.get("up") is False)
-        return [(f"  DEGRADED ({n} outbound channel{'s' if n != 1 else ''} down)", "bold yellow")]
+        stranded = (now.get("reversals") or {}).get("stranded") or 0
+        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not stranded else []) + \
+              ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else [])
+        return [(f"  DEGRADED ({', '.join(why)})", "bold yellow")]
     if state == "not_ready" and not now.get("draining"):
         return [("  NOT READY", "bold red")]
     return []
@@ -155,9 +158,14 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
             f"reversals: {rev.get('pending', 0)} pending, ",
             (f"{flagged} flagged for an operator (not acknowledged after {rev.get('alert_after')} attempts)",
              "bold red") if flagged else "0 flagged",
+            (f", {rev['stranded']} stranded (no call for their channel: kept, not sent)", "bold yellow")
+            if rev.get("stranded") else "",
             f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start"))
         for r in rev.get("queue") or []:
-            if r.get("flagged"):
+            if r.get("stranded"):
+                parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: {r['attempts']} "
+                                  f"attempts since {r['queued_at']}; {r['stranded']}", style="yellow"))
+            elif r.get("flagged"):
                 parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: "
                                   f"{r['attempts']} attempts since {r['queued_at']}; last {r.get('last')}",
                                   style="red"))

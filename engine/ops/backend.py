@@ -35,7 +35,8 @@ from typing import Any, Mapping, Sequence
 
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
-from engine.ops.health import down_reason, engine_state, is_outbound, iso, outbound_health
+from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
+                               stranded_reason)
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
@@ -82,6 +83,8 @@ class EngineBackend:
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
                 "pending": sum(q["pending"] for q in queues), "flagged": sum(q["flagged"] for q in queues),
+                "stranded": sum(q.get("stranded", 0) for q in queues),
+                "stranded_channels": _merged(q.get("stranded_channels", {}) for q in queues),
                 "attempts": sum(q["attempts"] for q in queues),
                 "acknowledged": sum(q["acknowledged"] for q in queues),
                 "flagged_total": sum(q.get("flagged_total", 0) for q in queues),
@@ -90,6 +93,11 @@ class EngineBackend:
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
         readiness = await self.ready()
         out["state"], out["reasons"] = engine_state(out["channels"], readiness.ready, readiness.reason)
+        stranded = (out.get("reversals") or {}).get("stranded_channels") or {}
+        if stranded:         # reversals owed to a counterpart the running configuration has no call for
+            out["reasons"] += [stranded_reason(name, n) for name, n in sorted(stranded.items())]
+            if out["state"] == READY:
+                out["state"] = DEGRADED
         ledger = eng.ledger
         stats = getattr(ledger, "stats", None)
         out["ledger"] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
@@ -219,3 +227,11 @@ class EngineBackend:
         await eng.ledger.mark_dead_letters([res.id], status="retried" if res.ok else letter["status"],
                                            retried_at=res.at, retry_outcome=res.outcome)
         return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at}
+
+
+def _merged(counts: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for name, n in c.items():
+            out[name] = out.get(name, 0) + n
+    return out

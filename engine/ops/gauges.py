@@ -19,6 +19,9 @@ off after a failed connect, ``half_open`` when the back-off is over and it has
 not reconnected yet.  ``bsp_channel_up`` and ``bsp_channel_circuit_state`` have a series per
 outbound channel of the running configuration: a channel a reload removed loses its series (at the next
 scrape), so an alert on ``bsp_channel_up == 0`` does not fire for ever on a channel that is gone.
+``bsp_reversals_pending{channel,state}`` counts the stored-and-forwarded ISO 8583 reversals not acknowledged
+yet (engine/txn/saf.py) by channel and ``queued`` / ``flagged`` / ``stranded``; a channel a reload removed
+keeps this series while reversals owed to it are stranded.
 """
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ class EngineMetrics(Metrics):
         self.bookkeeping = Gauge("bookkeeping_entries", "Entries a per-exchange structure of the engine holds "
                                  "now (engine/ops/bookkeeping.py); one that grows with traffic or reloads "
                                  "is a leak.", ["structure"], namespace=namespace, registry=self.registry)
+
+        self.reversals = Gauge("reversals_pending", "ISO 8583 reversals queued and not acknowledged yet, by the "
+                               "outbound channel they are owed to and state: queued (being sent), flagged (being "
+                               "sent, flagged for an operator), stranded (not sent: no call for the channel in "
+                               "the running configuration).", ["channel", "state"], namespace=namespace,
+                               registry=self.registry)
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -81,8 +90,22 @@ class EngineMetrics(Metrics):
                 sampled[id(ch)] = connects
         self._connects = sampled
         self._sample_ledger(getattr(eng.ledger, "stats", None))
+        self._sample_reversals(getattr(eng, "saf", ()))
         for name, n in bookkeeping(eng).items():
             self.bookkeeping.labels(name).set(n)
+
+    def _sample_reversals(self, queues: Any) -> None:
+        """``bsp_reversals_pending{channel,state}``: a series per channel and state that has reversals now
+        (also a channel a reload removed: its stranded reversals are still owed to it)."""
+        counts: dict[tuple[str, str], int] = {}
+        for q in queues:
+            for item in list(q.items.values()):
+                if item.ack is None:
+                    k = (item.target or "", item.state)
+                    counts[k] = counts.get(k, 0) + 1
+        self.reversals.clear()
+        for (channel, state), n in counts.items():
+            self.reversals.labels(channel, state).set(n)
 
     def _sample_ledger(self, stats: Any) -> None:
         if stats is None:

@@ -135,6 +135,12 @@ def down_reason(name: str, row: Mapping[str, Any]) -> str:
     return f"channel {name}{where} down{since}: {calls}, circuit {row.get('circuit')}{last}"
 
 
+def stranded_reason(channel: str, n: int) -> str:
+    """One line for an operator: reversals owed to a channel the running configuration has no call for."""
+    return (f"{n} ISO 8583 reversal{'s' if n != 1 else ''} owed to channel {channel} stranded: no call for channel "
+            f"{channel} in the running configuration; kept queued, not sent, until a reload brings it back")
+
+
 def engine_state(channels: Mapping[str, Mapping[str, Any]], ready: bool, not_ready_reason: str = ""
                  ) -> tuple[str, list[str]]:
     """``(state, reasons)`` from the status' channel rows and the readiness."""

@@ -45,6 +45,7 @@ from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
 from engine.txn import recover as recover_in_flight
 from engine.txn import backlog, saf
+from engine.txn.safroute import strand_warnings
 
 log = logging.getLogger("bsp.reload")
 
@@ -433,6 +434,8 @@ class LiveEngine:
             self._numbers -= 1
             raise ReloadFailed([f"error: {line}" for line in getattr(exc, "problems", None) or [exc]],
                                plan, program.version) from exc
+        if any(q.items for q in self.saf):      # reversals owed to a channel the new configuration lacks
+            self._warnings += strand_warnings(self.saf, gen.dispatchers.values, dry_run=dry_run)
         # started after the swap, once the old one stops accepting: a listener on the same address, and a
         # channel two generations of which must never run at once (a timer would tick twice)
         same_address = {n for n in rebind if n in old.channels
@@ -466,6 +469,8 @@ class LiveEngine:
                 self.refs.pop(name, None)
         self.refs.update(started)
         self.current = gen
+        for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
+            q.reconfigured()
         old.retire()
         self._retiring.append(old)
         # ---- drain what the new generation no longer uses

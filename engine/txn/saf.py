@@ -33,6 +33,18 @@ before it leaves (``revtry``: after a restart the next one is a repeat), the
 acknowledgement once it came (``revack``: never sent again), and ``revrec`` once it is
 on the deal (the entry is dropped).  On start the queue is rebuilt from the log.
 
+**A reload** may take away the call a reversal goes by.  A reversal belongs to the counterpart its
+original was sent to: the outbound channel, by name (``Item.target``, ``o`` in the ``rev`` entry).  Each
+attempt goes by the running configuration's ISO 8583 call on that channel (``Resolver``): the same route's
+call of the same name when it still calls it, else any route's call on it (a route renamed, the channel's
+options changed: the new channel object).  When the running configuration has no call on that channel
+(a reload removed it) the reversal is **stranded**: kept queued, in the log as before, but not sent (the
+channel it went by is stopped), with a ``reversal stranded`` event on the deal saying so, ``stranded`` in
+``status()`` (``bsp status`` shows the engine degraded), and ``bsp_reversals_pending{state="stranded"}``.
+``reconfigured`` (called by ``LiveEngine`` after each reload) sends the stranded reversals the new
+configuration has a call for again (a ``reversal resumed`` event, due at once) and strands those it has
+none for; ``would_strand`` tells ``bsp reload --dry-run`` how many a configuration would strand.
+
 Route tests and replays run without this task: their reversals run inline, as before
 (``TxnManager.saf`` is None), so a test can script and expect them in call order.
 """
@@ -52,6 +64,7 @@ import trio
 from engine.channels.options import REVERSAL_IN_FLIGHT   # tcp connect ``reversal_in_flight``'s default
 from engine.deal import DealEvent, DealStep
 from engine.txn import reversal
+from engine.txn.safroute import Resolver, label as _label, stranded_why as _stranded_why, target_of
 
 log = logging.getLogger("bsp.txn.saf")
 _UTC = timezone.utc
@@ -59,7 +72,6 @@ _UTC = timezone.utc
 ALERT_AFTER = 5           # attempts after which a reversal is flagged for an operator (it goes on)
 BACKOFF_CAP = 60.0        # seconds: the longest pause between two attempts
 SWEEP_EVERY = 1.0         # seconds: a lane flags the reversals kept waiting past their time at most this often
-UNRESOLVED = ""           # the lane of reversals whose call is not in the running configuration
 
 
 @dataclass
@@ -85,6 +97,9 @@ class Item:
     busy: bool = False        # an attempt is in flight
     held: bool = False        # it was due once while its lane's ``reversal_in_flight`` places were all taken
     ready_tick: int | None = None  # in its lane's heap of those due since this turn of the lane's loop
+    target: str | None = None      # the outbound channel the original went to (None: a log entry older than it)
+    ticket: int = 0           # its live entry in a lane's heaps (older entries are skipped; 0: in none)
+    stranded: str | None = None    # why it is not sent: no call for its channel in the running configuration
 
     @property
     def key(self) -> str:
@@ -94,9 +109,15 @@ class Item:
     def mti(self) -> str:
         return reversal.reversal_of(self.values, repeat=self.n > 0)["t"]
 
+    @property
+    def state(self) -> str:
+        """``stranded`` (kept, not sent), ``flagged`` (for an operator, still sent) or ``queued``."""
+        return "stranded" if self.stranded is not None else "flagged" if self.flagged else "queued"
+
     def status(self) -> dict[str, Any]:
-        return {"deal_id": self.deal_id, "route": self.route, "call": self.step, "attempts": self.n,
-                "queued_at": self.queued_at, "flagged": self.flagged, "last": self.last}
+        return {"deal_id": self.deal_id, "route": self.route, "call": self.step, "channel": self.target,
+                "state": self.state, "attempts": self.n, "queued_at": self.queued_at, "flagged": self.flagged,
+                "stranded": self.stranded, "last": self.last}
 
 
 class Lane:
@@ -106,8 +127,10 @@ class Lane:
     def __init__(self, name: str, limit: int) -> None:
         self.name = name
         self.limit = limit
-        self.waiting: list[tuple[float, int, Item]] = []      # (due, seq, item)
-        self.ready: list[tuple[str, int, Item]] = []          # (queued_at, seq, item)
+        # (due, seq, ticket, item), (queued_at, seq, ticket, item): an entry whose ticket is not the item's
+        # is stale (the item was stranded, or pushed again) and skipped
+        self.waiting: list[tuple[float, int, int, Item]] = []
+        self.ready: list[tuple[str, int, int, Item]] = []
         self.in_flight = 0
         self.peak = 0
         self.wake = trio.Event()
@@ -118,7 +141,7 @@ class Lane:
         self.swept = -math.inf    # trio time of its last ``Saf._sweep``
 
     def push(self, item: Item, due: float) -> None:
-        heapq.heappush(self.waiting, (due, item.seq, item))
+        heapq.heappush(self.waiting, (due, item.seq, item.ticket, item))
         self.wake.set()
 
     def release(self) -> None:
@@ -142,6 +165,9 @@ class Saf:
         self.random = random.Random()         # the jitter of the pauses
         self.lanes: dict[str, Lane] = {}      # outbound channel name -> its lane
         self._seq = itertools.count(1)
+        self._tickets = itertools.count(1)
+        self.stranded: dict[str, Item] = {}   # key -> the items not sent: no call for their channel (a reload)
+        self._later: list[tuple[Item, DealEvent]] = []   # events to write once the task runs
         self._done: list[Item] = []           # acknowledged before a restart: only their story and revrec left
         self.items: dict[str, Item] = {}
         self.unrecorded: dict[str, list[Item]] = {}   # deal id -> its items whose deal row is not committed yet
@@ -162,7 +188,10 @@ class Saf:
         values = reversal.kept(values)        # no track 2, PIN block or chip data kept while queued
         e = {"t": "rev", "id": deal_id, "step": step, "r": route, "c": channel, "at": now,
              "values": self.mgr.seal_values(_jsonable(values), f"values|{deal_id}|{step}")}
-        return e, Item(deal_id, step, route, channel, values, now, runner=runner)
+        target = target_of(runner)
+        if target is not None:
+            e["o"] = target                  # the counterpart (outbound channel) it is owed to
+        return e, Item(deal_id, step, route, channel, values, now, runner=runner, target=target)
 
     def queued(self, deal_id: str, step: str) -> bool:
         return f"{deal_id}|{step}" in self.items
@@ -198,7 +227,7 @@ class Saf:
                 continue
             values = self.mgr.unseal_values(e.get("values"), f"values|{e['id']}|{e['step']}")
             item = Item(e["id"], e["step"], e.get("r") or "?", e.get("c") or "?", values or {},
-                        e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"))
+                        e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"), target=e.get("o"))
             item.flagged = item.n >= self.alert_after     # flagged by then (its deal has the event): not again
             item.recorded.set()       # its deal's row was written (or written again on restart) before
             self.add(item)
@@ -214,11 +243,14 @@ class Saf:
 
     def status(self) -> dict[str, Any]:
         items = sorted(self.items.values(), key=lambda i: i.queued_at)
+        stranded: dict[str, int] = {}
+        for i in self.stranded.values():
+            stranded[_label(i)] = stranded.get(_label(i), 0) + 1
         return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
+                "stranded": len(self.stranded), "stranded_channels": stranded,
                 "attempts": self.attempts, "acknowledged": self.acknowledged, "flagged_total": self.flagged,
                 "alert_after": self.alert_after,
-                "in_flight": {n or "(call not in the configuration)":
-                              {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
+                "in_flight": {n: {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
                               for n, ln in self.lanes.items()},
                 "reversals": [i.status() for i in items]}
 
@@ -233,6 +265,9 @@ class Saf:
                 done, self._done = self._done, []
                 for item in done:
                     nursery.start_soon(self._finish, item)
+                later, self._later = self._later, []
+                for item, event in later:
+                    nursery.start_soon(self._append, item, [], [event], None)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -258,24 +293,102 @@ class Saf:
         return self.backoff(n, wait) * (0.5 + 0.5 * self.random.random())
 
     def _runner(self, item: Item) -> Any:
-        return (self.resolve(item) if self.resolve is not None else None) or item.runner   # a reload's own
+        """The call ``item``'s next attempt goes by: the running configuration's (``Resolver``; None when it
+        has no call on the item's channel, never the retired call of a configuration a reload replaced)."""
+        if self.resolve is None:
+            return item.runner
+        runner = self.resolve(item)
+        if runner is not None and item.target is None:
+            item.target = target_of(runner)        # a log entry older than ``o``: its channel, from now on
+        return runner
 
     def _schedule(self, item: Item, due: float) -> None:
-        """Queue ``item``'s next attempt at ``due`` (trio time) in the lane of its call's channel."""
+        """Queue ``item``'s next attempt at ``due`` (trio time) in the lane of its call's channel; strand it
+        when the running configuration has no call on that channel."""
         runner = self._runner(item)
-        name = UNRESOLVED if runner is None else str(getattr(runner.channel, "name", "?"))
-        limit = getattr(runner.channel, "reversal_in_flight", None) if runner is not None else None
+        if runner is None:
+            self._strand(item)
+            return
+        name = str(getattr(runner.channel, "name", "?"))
+        limit = getattr(runner.channel, "reversal_in_flight", None)
         lane = self.lanes.get(name)
         if lane is None:
             lane = self.lanes[name] = Lane(name, int(limit or REVERSAL_IN_FLIGHT))
         elif limit:
             lane.limit = int(limit)            # a reload may have changed it
-        if runner is not None and item.flag_at is None:
+        if item.flag_at is None:
             item.flag_at = trio.current_time() + self.window(reversal.wait_of(runner)) - _age(item.queued_at)
         self._watch(lane, item)
+        item.ticket = next(self._tickets)
         lane.push(item, due)
         if self._nursery is not None and not lane.started:
             self._start(lane)
+
+    # ------------------------------------------------------------ reloads
+    def _strand(self, item: Item) -> None:
+        """Keep ``item`` queued without sending it: the running configuration has no call on its channel."""
+        item.ticket = 0                       # its lane entries, if any, are stale
+        item.ready_tick = None
+        item.held = False
+        first = item.stranded is None
+        item.stranded = _stranded_why(item)
+        self.stranded[item.key] = item
+        if not first:
+            return
+        log.warning("store and forward: the reversal of deal %s (route %s, call %s) is stranded: %s",
+                    item.deal_id, item.route, item.step, item.stranded)
+        self._event(item, "reversal stranded", {"channel": item.target, "call": item.step, "attempts": item.n,
+                                                "why": item.stranded})
+
+    def _event(self, item: Item, name: str, detail: dict[str, Any]) -> None:
+        """One event on ``item``'s deal, written by a task of its own (or once ``run`` starts)."""
+        event = DealEvent(datetime.now(_UTC), None, name, detail)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._append, item, [], [event], None)
+        else:
+            self._later.append((item, event))
+
+    def reconfigured(self) -> dict[str, int]:
+        """A reload swapped the configuration: the stranded reversals it has a call for are sent again (due
+        at once, a ``reversal resumed`` event), those queued whose channel it took away are stranded now
+        (one in flight on the old channel is, once that attempt ends).  Returns the reversals resumed and
+        stranded per channel (``{"resumed": n, "stranded": m}``)."""
+        forget = getattr(self.resolve, "forget", None)
+        if forget is not None:
+            forget()
+        resumed = 0
+        for item in list(self.stranded.values()):
+            if self.items.get(item.key) is not item:
+                self.stranded.pop(item.key, None)
+                continue
+            runner = self._runner(item)
+            if runner is None:
+                item.stranded = _stranded_why(item)     # (its wording may name the channel now)
+                continue
+            del self.stranded[item.key]
+            item.stranded = None
+            resumed += 1
+            log.warning("store and forward: the reversal of deal %s (route %s, call %s) resumed on channel %s "
+                        "(a reload brought a call on it back)", item.deal_id, item.route, item.step, _label(item))
+            self._event(item, "reversal resumed", {"channel": item.target, "call": item.step, "by": runner.name,
+                                                   "attempts": item.n})
+            self._schedule(item, -math.inf)
+        before = len(self.stranded)
+        for item in list(self.items.values()):
+            if item.ticket and not item.busy and item.stranded is None and item.ack is None \
+                    and self._runner(item) is None:
+                self._strand(item)
+        return {"resumed": resumed, "stranded": len(self.stranded) - before}
+
+    def would_strand(self, dispatchers: Callable[[], Iterable[Any]]) -> dict[str, int]:
+        """Per channel, the reversals not acknowledged that a configuration with these dispatchers would
+        leave without a call (``bsp reload --dry-run``, and the reload's own warning)."""
+        resolve = Resolver(dispatchers)
+        out: dict[str, int] = {}
+        for item in self.items.values():
+            if item.ack is None and resolve(item) is None:
+                out[_label(item)] = out.get(_label(item), 0) + 1
+        return out
 
     def _start(self, lane: Lane) -> None:
         assert self._nursery is not None
@@ -291,12 +404,17 @@ class Saf:
             lane.tick += 1
             now = trio.current_time()
             while lane.waiting and lane.waiting[0][0] <= now:
-                _, seq, item = heapq.heappop(lane.waiting)
-                heapq.heappush(lane.ready, (item.queued_at, seq, item))
+                _, seq, ticket, item = heapq.heappop(lane.waiting)
+                if ticket != item.ticket:
+                    continue                # stranded by a reload (or queued again) since
+                heapq.heappush(lane.ready, (item.queued_at, seq, ticket, item))
                 item.ready_tick = lane.tick
                 self._watch(lane, item)
             while lane.ready and lane.in_flight < lane.limit:
-                _, _, item = heapq.heappop(lane.ready)
+                _, _, ticket, item = heapq.heappop(lane.ready)
+                if ticket != item.ticket:
+                    continue
+                item.ticket = 0             # taken: its attempt queues it again (or strands it)
                 if item.ready_tick != lane.tick:
                     item.held = True        # it waited for a place: its attempts come later than scheduled
                 item.ready_tick = None
@@ -334,7 +452,8 @@ class Saf:
             if item.flag_lane != lane.name:
                 continue                    # moved to another channel's lane (a reload): flagged from there
             item.flag_lane = None
-            if item.flagged or item.busy or item.ack is not None or self.items.get(item.key) is not item:
+            if item.flagged or item.busy or item.ack is not None or item.stranded is not None \
+                    or self.items.get(item.key) is not item:
                 continue
             if not (item.held or item.ready_tick is not None):
                 continue
@@ -348,7 +467,7 @@ class Saf:
         log.error("store and forward: %d reversal(s) on channel %s not acknowledged within the time their %d "
                   "attempts take (deals %s), waiting their turn behind reversal_in_flight = %d while the "
                   "channel's attempts fail; flagged for an operator (bsp status), still repeated",
-                  len(due), lane.name or "(call not in the configuration)", self.alert_after, names, lane.limit)
+                  len(due), lane.name, self.alert_after, names, lane.limit)
         self._nursery.start_soon(self._flag_stories, due)
 
     async def _flag_stories(self, items: list[Item]) -> None:
@@ -364,24 +483,26 @@ class Saf:
     async def _attempt(self, lane: Lane, item: Item) -> None:
         """One attempt of ``item`` (it holds one of ``lane``'s places until the host answered or the
         wait ran out), its line on the deal, then its next attempt queued or the reversal done."""
+        runner = self._runner(item)
+        if runner is None:                  # a reload took its channel away while it waited for its turn
+            item.busy = False
+            lane.release()
+            self._strand(item)
+            return
         try:
-            runner = self._runner(item)
             repeat = item.n > 0
             item.n += 1
             await self._log({"t": "revtry", "id": item.deal_id, "step": item.step, "n": item.n})
-            if runner is None:
-                a = reversal.Attempt(reversal.reversal_of(item.values, repeat=repeat)["t"], datetime.now(_UTC),
-                                     0.0, "unreachable",
-                                     f"route {item.route!r} (channel {item.channel}) has no call {item.step!r} in "
-                                     f"the running configuration; kept queued until it has")
-                wait = self.backoff_cap
-            else:
-                a = await reversal.attempt(item.values, runner, repeat=repeat)
-                wait = reversal.wait_of(runner)
+            a = await reversal.attempt(item.values, runner, repeat=repeat)
+            wait = reversal.wait_of(runner)
         finally:
             item.busy = False
             lane.release()
         self.attempts += 1
+        if a.outcome != "acknowledged" and self.resolve is not None and self._runner(item) is None:
+            # in flight when a reload took its channel away (``lost: engine stopping`` once it closed)
+            a.detail += (f"; channel {_label(item)} is no longer in the running configuration (a reload): "
+                         f"the reversal is kept queued, not sent, until it is back")
         item.last = f"{a.mti} {a.outcome}: {a.detail}"
         lane.failing = a.outcome != "acknowledged"
         if a.outcome == "acknowledged":
@@ -411,6 +532,7 @@ class Saf:
             await self._acked_story(item)          # acknowledged before a restart: its line, once
         await self._log({"t": "revrec", "id": item.deal_id, "step": item.step})
         self.items.pop(item.key, None)
+        self.stranded.pop(item.key, None)
         if not self.items:
             self._empty.set()
 
@@ -492,25 +614,6 @@ def _stories_done(item: Item) -> bool:
     return bool(item.ack and item.ack.get("on_deal"))
 
 
-def resolver(dispatchers: Callable[[], Iterable[Any]]) -> Callable[[Item], Any]:
-    """Find a queued reversal's call step in the running configuration: the route by name among the
-    dispatchers of the channel the deal came in on, the call by name (a reload may have replaced it)."""
-    from engine.txn.plan import plan_of
-
-    def resolve(item: Item) -> Any:
-        for disp in dispatchers():
-            if disp.channel != item.channel:
-                continue
-            for br in disp.routes:
-                if br.name != item.route:
-                    continue
-                for call in plan_of(br).calls.values():
-                    if call.name == item.step and call.iso:
-                        return call.runner
-        return None
-    return resolve
-
-
 def attach(dispatchers: Callable[[], Iterable[Any]]) -> list[Saf]:
     """Give the transaction manager of each of these dispatchers (once per manager) a ``Saf`` and
     rebuild its queue from the log.  From then on reversals are queued, not run inline.  Call it
@@ -521,7 +624,7 @@ def attach(dispatchers: Callable[[], Iterable[Any]]) -> list[Saf]:
         mgr = getattr(disp, "txn", None)
         if mgr is None or mgr.saf is not None:
             continue
-        saf = mgr.saf = Saf(mgr, resolver(dispatchers))
+        saf = mgr.saf = Saf(mgr, Resolver(dispatchers))
         if mgr.log_exists():
             saf.load()
         out.append(saf)
@@ -536,5 +639,7 @@ async def serve(saf: Saf) -> None:
         if saf.mgr.saf is saf:
             saf.mgr.saf = None
         if saf.items:
-            log.warning("store and forward stopped with %d reversal(s) not acknowledged; they stay in %s and "
-                        "resume at the next start", len(saf.items), saf.mgr.log.path)
+            log.warning("store and forward stopped with %d reversal(s) not acknowledged (%d stranded: no call for "
+                        "their channel); they stay in %s and resume at the next start (the stranded ones once the configuration has a call "
+                        "for their channel)", len(saf.items),
+                        len(saf.stranded), saf.mgr.log.path)

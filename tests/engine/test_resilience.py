@@ -152,6 +152,28 @@ async def test_circuit_opens_rejects_at_once_then_half_open_probe_closes_it(nurs
     assert host.requests == 2
 
 
+@pytest.mark.parametrize("breaker", [{}, {"breaker_failures": 3, "breaker_window": 10, "breaker_reset": 5}])
+async def test_a_stopped_mux_counts_its_calls_lost_not_circuit_open(nursery, autojump_clock, breaker) -> None:
+    """A MUX whose run ended (a drain, or a reload removed it) fails calls at once as lost, "engine
+    stopping": no breaker refused them, so ``circuit_open`` is not counted (it was, for every call,
+    even on a MUX without a breaker)."""
+    host = await host_on(nursery)
+    ch = MuxConnector("issuer", {"address": f"127.0.0.1:{host.port}", "framing": "length2", "match": "iso8583",
+                                 "timeout": 2, "reconnect_max": 0.5, **breaker})
+    ch.use_codecs(ISO)
+    metrics = Metrics()
+    ch.attach_metrics(metrics)
+    async with trio.open_nursery() as own:
+        await own.start(ch.run)
+        assert not isinstance(await ch.request(req(1)), ChannelError)
+        own.cancel_scope.cancel()
+    for i in range(3):
+        (r,) = await ch.request_many([req(2 + i)])
+        assert isinstance(r, ChannelError) and r.kind == "lost" and "engine stopping" in str(r)
+    assert metrics.value("bsp_channel_errors_total", {"channel": "issuer", "kind": "circuit_open"}) is None
+    assert ch.breaker is None or ch.breaker.state == "closed"
+
+
 async def test_in_flight_cap_fails_extra_requests_at_once(nursery, autojump_clock) -> None:
     host = await host_on(nursery, delay=1)
     ch = await mux(nursery, host.port, max_in_flight=2)

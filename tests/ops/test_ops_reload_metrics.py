@@ -151,12 +151,14 @@ route purchase {
 """
 
 
-async def test_a_reversal_still_repeated_on_a_removed_channel_writes_no_series_after_they_went(
+async def test_a_reversal_stranded_on_a_removed_channel_leaves_only_its_pending_series(
         nursery, tmp_path: Path) -> None:
     """A reload removes the route and the outbound channel of a deal whose reversal is stored and forwarded
-    and never acknowledged: the reversal goes on (it never gives up) after the old generation drained and
-    `Metrics.forget` dropped the channel's series, and each of its attempts on the removed channel used to
-    bring `bsp_channel_errors_total{channel="issuer"}` back, for good."""
+    and never acknowledged: once the old generation drained and `Metrics.forget` dropped the channel's
+    series, the reversal is stranded (kept, not sent: tests/ops/test_ops_reload_saf.py), so nothing brings
+    `bsp_channel_errors_total{channel="issuer"}` back (each attempt on the removed channel used to, and the
+    attempts went on for ever); the one series naming the channel is the stranded reversal's
+    `bsp_reversals_pending{channel="issuer",state="stranded"}`."""
     from engine.sim.reversal_host import CODEC, ReversalHost
 
     async def never(n: int, msg: dict) -> bool:
@@ -199,12 +201,15 @@ async def test_a_reversal_still_repeated_on_a_removed_channel_writes_no_series_a
             while engine.generations_in_flight() > 1 or engine._retiring:
                 await trio.sleep(0.02)
         [q] = [q for q in engine.saf if q.items]
-        attempts = q.attempts
-        with trio.fail_after(10):                        # two more attempts after the series went
-            while q.attempts < attempts + 2:
+        with trio.fail_after(10):                        # an attempt in flight at the reload ends first
+            while not q.stranded:
                 await trio.sleep(0.02)
+        attempts = q.attempts
+        await trio.sleep(1.0)
+        assert q.attempts == attempts                    # not repeated on the removed channel
         text = (await client.get("/metrics")).text
-        assert _series(text, "channel", "issuer") == [], _series(text, "channel", "issuer")
+        assert _series(text, "channel", "issuer") == ['bsp_reversals_pending{channel="issuer",state="stranded"} 1.0'], \
+            _series(text, "channel", "issuer")
         assert _series(text, "channel", "pos") == []
         assert "issuer" not in (await client.get("/status")).json()["channels"]
     engine.drain()
