@@ -78,6 +78,7 @@ class TxnState:
     doubt: int | None = None               # a side-effect step that failed in doubt (engine.txn.effects)
     # what decides whether a failed deal keeps its key (engine.txn.keyhold): participants left in doubt and
     # calls refused with an answer (index -> failure kind), participants undone by a compensation that answered
+    # and whose `expect` held on that answer
     doubted: dict[int, str] = field(default_factory=dict)
     answered: dict[int, str] = field(default_factory=dict)
     undone: set[int] = field(default_factory=set)

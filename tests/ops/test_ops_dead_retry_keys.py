@@ -2,9 +2,9 @@
 docs/transactions.md "Idempotency"): which keyed failures keep their deal key and which free it.
 
 The rule: a deal of which it is certain that nothing reached any counterpart (or everything that did was
-undone by a compensation that answered) frees its key: a retry (and a repeat) runs as a new deal. Any other
-keyed deal keeps its key: a retry is answered as a repeat, refused with a reason that tells the operator
-what to do.
+undone by a compensation that answered, its `expect` holding on that answer) frees its key: a retry (and
+a repeat) runs as a new deal. Any other keyed deal keeps its key: a retry is answered as a repeat, refused
+with a reason that tells the operator what to do.
 
 Real engine (LiveEngine, the admin API's retry: ``EngineBackend.retry_dead_letter``), real loopback
 counterparts (one bound but not listening first: its connects are refused, nothing is sent), a real DuckDB
