@@ -311,9 +311,13 @@ async def test_e_cancel_the_counterpart_refused_is_a_failed_compensation_and_kee
     debit.how[("cancel", "R1")] = "REFUSED"
     await debit.up(nursery)
     ledger = tmp_path / "l.duckdb"
-    async with live([route_file(tmp_path, debit, credit)], ledger) as eng:
+    # `on error` reads `d` after the compensation ran: the post's answer again, not the cancel's
+    route = ROUTE.replace("code = error.code }", "code = error.code  posted = d.status }")
+    assert route != ROUTE
+    answer = {"ref": "R1", "code": "91", "posted": "OK"}
+    async with live([route_file(tmp_path, debit, credit, route)], ledger) as eng:
         port = eng.channels["front"].port
-        assert (await ask(port, req("R1"))) == {"ref": "R1", "code": "91"}     # credit down; cancel refused
+        assert (await ask(port, req("R1"))) == answer      # credit down; the debit's cancel refused
         letter = await letter_of(ledger, "R1")
         await credit.up(nursery)
         await connected(eng, "credit")
@@ -321,7 +325,7 @@ async def test_e_cancel_the_counterpart_refused_is_a_failed_compensation_and_kee
         assert res["ok"] is False and res["outcome"].startswith("duplicate: "), res
         assert "call d to debit went through and was not undone (its compensation failed" in res["outcome"], res
         assert "settle it with the counterpart" in res["outcome"], res
-        assert (await ask(port, req("R1"))) == {"ref": "R1", "code": "91"}     # a repeat: the same answer
+        assert (await ask(port, req("R1"))) == answer      # a repeat: the same answer
     assert debit.counts == Counter({("post", "R1"): 1, ("cancel", "R1"): 1}), debit.counts
     assert credit.counts == Counter()
     assert statuses(ledger, "R1") == ["failed", "duplicate", "duplicate"]
