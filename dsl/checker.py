@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ast as A
-from dsl import ir
+from dsl import compexpect, ir
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
@@ -1013,15 +1013,22 @@ class Checker(_TestChecks):
                        did_you_mean(s.policy.name, RESTART_POLICIES)
                        or "write `on restart complete`, `on restart compensate` or `on restart flag`")
 
-    def _compensate(self, c: A.Compensate, scope: dict[str, Binding], later) -> None:
+    def _compensate(self, call: A.CallStep, scope: dict[str, Binding], later) -> None:
+        """``compensate call ...`` after ``call``: its body reads the call's answer (``call.name``, the one to
+        undo); its ``expect`` judges the compensation's own answer, bound to the same name (dsl.compexpect)."""
+        c = call.compensate
+        assert c is not None
         self.ref(c.channel, "channel")
         fmt = self.ref(c.format, "format")
-        if c.reply_format is not None:
-            self.ref(c.reply_format, "format")
+        rfmt = self.ref(c.reply_format, "format") if c.reply_format is not None else fmt
         self._assigns(c.assigns, scope, later, fmt, "call", at=c.format.pos)
         self._call_names(c.channel, None, scope, later, c.pos, compensation=True)
         if c.expect is not None:
-            self._expr(c.expect, scope, later, cond=True)
+            mine = dict(scope)
+            mine[call.name.name] = Binding("call", rfmt, pos=c.pos, channel=c.channel.name)
+            theirs = scope.get(call.name.name)
+            if not compexpect.check(self, call, c, rfmt, theirs.format if theirs is not None else None):
+                self._expr(c.expect, mine, later, cond=True)
 
     def _call_names(self, chan_id: A.Ident, clause: A.NameClause | None, scope, later, at: ir.Pos,
                     compensation: bool = False) -> tuple[tuple[str, Source], ...]:
@@ -1164,7 +1171,7 @@ class Checker(_TestChecks):
             if s.expect is not None:
                 self._expr(s.expect, scope, later, cond=True)
             if s.compensate is not None:
-                self._compensate(s.compensate, scope, later)
+                self._compensate(s, scope, later)
         elif isinstance(s, A.Reply):
             if s.format is not None:
                 fmt = self.ref(s.format, "format")

@@ -220,6 +220,14 @@ CATALOGUE: tuple[Entry, ...] = (
           "write channel's name",
           _route('call w = back as Req { code = msg.code } name { ref = msg.code }',
                  head=_HEAD + 'channel back = memory\n'), 8, 46),
+    Entry("E106", "compensation `expect` that cannot judge the compensation's answer",
+          "the `expect` of the compensation of call `NAME` does not read its answer `NAME`: it cannot tell a "
+          "cancel the counterpart accepted from one it refused / `NAME.F` in the `expect` of the compensation of "
+          "call `NAME`: there `NAME` is the compensation's answer (format `A`), which has no field `F`; the "
+          "call's answer (format `B`) has it",
+          _route('call d = back as Req { code = msg.code } expect d.code == "OK"',
+                 '    compensate call back as Req { code = "CANC" } expect msg.code != ""',
+                 head=_HEAD + 'channel back = memory\n'), 9, 62),
     # ------------------------------------------------------------ warnings
     Entry("W001", "unused format", "format `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'format Extra = json\n'), 5, 8, severity="warning"),

@@ -32,6 +32,9 @@ class CallStep:
         o = step.options
         self.where = where_of(step)
         self.name = step.name or o["channel"]
+        # the scope name its answer is bound to (and its ``expect`` reads): a compensation's is its call's
+        # name (``engine.txn.plan``), so ``expect d.status == "OK"`` judges the cancel's own answer
+        self.answer_as = self.name
         self.channel_name = o["channel"]
         self.channel = ctx.channel(o["channel"])
         if not hasattr(self.channel, "request_many"):
@@ -85,7 +88,7 @@ class CallStep:
         else:
             results = await self.channel.request_many(payloads, self.timeout)
         decode = self.reply_codec.decode if self.reply_codec is not None else None
-        name, expect = self.name, self.expect
+        name, expect, answer_as = self.name, self.expect, self.answer_as
         for ex, res in zip(sent, results):
             if isinstance(res, ChannelError):
                 ex.fail(StepFailure(res.kind, f"call {name}: {res}", where=self.where,
@@ -111,7 +114,7 @@ class CallStep:
                     res = Answer(res)
                     res.http_status = status
                     res.http_headers = headers if isinstance(headers, dict) else {}
-            ex.scope[name] = res
+            ex.scope[answer_as] = res
             if expect is not None:
                 try:
                     ok = expect(ex.scope)

@@ -9,12 +9,15 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
   its way cannot prove it undone);
 * a call the counterpart answered with a refusal (``expect`` false), or that failed after its request
   could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);
-* a call (or such a step) that went through and was not undone (no compensation, its compensation failed,
-  an ISO 8583 reversal queued and not acknowledged yet): kept;
+* a call (or such a step) that went through and was not undone (no compensation, its compensation failed:
+  no answer, or its ``expect`` did not hold on the compensation's own answer; a compensation without
+  ``expect``, whose answer alone does not say the counterpart accepted the cancel; an ISO 8583 reversal
+  queued and not acknowledged yet): kept;
 * a deal left in flight by a crash and resolved on restart (``engine.txn.recovery``), or flagged for an
   operator (a shared key store's claim left by an engine that is gone, ...): kept;
 * otherwise (the calls never left: ``unreachable``; or every one that went through was undone by a
-  compensation that answered): the key is **free**, a repeat runs as a new deal.
+  compensation that answered and whose ``expect`` held on that answer; an ISO 8583 reversal acknowledged):
+  the key is **free**, a repeat runs as a new deal.
 
 ``held(plan, st, status)`` returns None for a free key, else the reason it is kept, which tells the operator
 what to do ("" for a deal that did not fail: nothing to explain); it goes with the deal's ``end`` into the key store (``held``) and into the reason of every
@@ -54,7 +57,10 @@ def held(plan: Any, st: Any, status: str) -> str | None:
         i = left[-1]
         name, where = _names(plan, i)
         why = ("its reversal is queued, not acknowledged yet" if i in st.compensated and _iso(plan, i) else
-               "its compensation failed" if i in st.compensated else "it has no compensation")
+               f"its compensation answered, but has no `expect` to tell a cancel accepted from one refused: "
+               f"give it one, e.g. expect {plan.calls[i].name}.status == \"OK\"" if i in st.unproven else
+               "its compensation failed (no answer, or its `expect` did not hold on its answer)"
+               if i in st.compensated else "it has no compensation")
         return (f"{name} {where}went through and was not undone ({why}), so the deal never runs again under "
                 f"its key: settle it with the counterpart ({show})")
     return None

@@ -78,9 +78,11 @@ class TxnState:
     doubt: int | None = None               # a side-effect step that failed in doubt (engine.txn.effects)
     # what decides whether a failed deal keeps its key (engine.txn.keyhold): participants left in doubt and
     # calls refused with an answer (index -> failure kind), participants undone by a compensation that answered
+    # and whose `expect` held on that answer
     doubted: dict[int, str] = field(default_factory=dict)
     answered: dict[int, str] = field(default_factory=dict)
     undone: set[int] = field(default_factory=set)
+    unproven: set[int] = field(default_factory=set)   # compensations that answered without an `expect` to judge it
     recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
     freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
     held: str | None = None                # ended failed with its key kept: why, and what the operator does
@@ -818,10 +820,20 @@ class TxnManager:
             # cannot be written does not hold the compensation back: the mark follows with the next write
             await self.write_or_later([{"t": "step", "id": st.deal_id, "step": call.name, "phase": "compensating"}])
             saved, saved_error = ex.failure, ex.scope.get("error")
+            # its `expect` reads the call's name as the compensation's own answer (docs/transactions.md); the
+            # steps after (`on error`) see the call's answer again
+            missing = object()
+            answer = ex.scope.get(call.name, missing)
             ex.failure = None                    # a compensation runs like a call: see its own outcome
             started = datetime.now(_UTC)
             t0 = time.perf_counter()
-            await comp.run_batch([ex])
+            try:
+                await comp.run_batch([ex])
+            finally:
+                if answer is missing:
+                    ex.scope.pop(call.name, None)
+                else:
+                    ex.scope[call.name] = answer
             cf, ex.failure = ex.failure, saved
             ex.scope["error"] = saved_error      # `on error` steps see the deal's failure, not this one
             ok = cf is None
@@ -830,8 +842,10 @@ class TxnManager:
                                      None if ok else {"code": cf.code, "reason": cf.detail}))
             st.move(f"compensated {call.name}" if ok else f"compensation of {call.name} failed",
                     None if ok else cf.detail)
+            # undone (the deal may free its key, engine.txn.keyhold) only when its `expect` held on its own
+            # answer: an answer alone (no `expect`) does not say the counterpart accepted the cancel
             if ok:
-                st.undone.add(i)
+                (st.undone if comp.expect is not None else st.unproven).add(i)
         else:
             return
         st.compensated.add(i)

@@ -107,6 +107,9 @@ def plan_of(br: Any) -> RoutePlan:
                 from engine.steps.call import CallStep
                 comp_runner = CallStep(comp, ctx, route)
                 comp_runner.name = f"{runner.name}.compensate"
+                # its `expect` reads the call's name as its own answer (docs/transactions.md); the manager
+                # binds the call's answer again once it ran (``TxnManager.compensate_step``)
+                comp_runner.answer_as = runner.name
             call = plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner, _is_iso(runner.codec))
             if call.iso:
                 call.build = runner.build_values

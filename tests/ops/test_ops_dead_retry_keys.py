@@ -2,9 +2,9 @@
 docs/transactions.md "Idempotency"): which keyed failures keep their deal key and which free it.
 
 The rule: a deal of which it is certain that nothing reached any counterpart (or everything that did was
-undone by a compensation that answered) frees its key: a retry (and a repeat) runs as a new deal. Any other
-keyed deal keeps its key: a retry is answered as a repeat, refused with a reason that tells the operator
-what to do.
+undone by a compensation that answered, its `expect` holding on that answer) frees its key: a retry (and
+a repeat) runs as a new deal. Any other keyed deal keeps its key: a retry is answered as a repeat, refused
+with a reason that tells the operator what to do.
 
 Real engine (LiveEngine, the admin API's retry: ``EngineBackend.retry_dead_letter``), real loopback
 counterparts (one bound but not listening first: its connects are refused, nothing is sent), a real DuckDB
@@ -40,9 +40,9 @@ route transfer {
                     key = msg.ref + "/" + msg.day }
     validate { msg.amount <= 1000 else reject "61" "amount over the single-payment limit" }
     call d = debit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect d.status == "OK"
-        compensate call debit as J reply J { op = "cancel"  ref = msg.ref }
+        compensate call debit as J reply J { op = "cancel"  ref = msg.ref } expect d.status == "OK"
     call c = credit as J reply J { op = "post"  ref = msg.ref  amount = msg.amount } expect c.status == "OK"
-        compensate call credit as J reply J { op = "cancel"  ref = msg.ref }
+        compensate call credit as J reply J { op = "cancel"  ref = msg.ref } expect c.status == "OK"
     reply J { ref = msg.ref  code = "00" }
     on error reply J { ref = msg.ref  code = error.code }
 }
@@ -52,8 +52,8 @@ route transfer {
 class Host:
     """A JSON counterpart (length4) whose port is bound at once; ``down`` (bound, not listening: every
     connect is refused, nothing can be sent) until ``up``.  Counts each request by (op, ref); ``how``
-    maps a ref (and op) to "NO" (a business refusal) or CLOSE (the request read, the connection closed
-    without an answer)."""
+    maps a ref (and op) to the status it answers ("NO", "REFUSED": a business refusal; else "OK") or
+    CLOSE (the request read, the connection closed without an answer)."""
 
     def __init__(self) -> None:
         self.counts: Counter = Counter()
@@ -89,7 +89,7 @@ class Host:
                     how = self.how.get((op, ref))
                     if how == CLOSE:
                         return
-                    status = "NO" if how == "NO" else "OK"
+                    status = how or "OK"
                     try:
                         await stream.send_all(f.frame(orjson.dumps({"status": status, "ref": ref})))
                     except trio.BrokenResourceError:
@@ -136,9 +136,9 @@ async def retry(eng, letter_id: str) -> dict:
         return dict(await EngineBackend(eng).retry_dead_letter(letter_id))
 
 
-def route_file(tmp_path: Path, debit: Host, credit: Host) -> Path:
+def route_file(tmp_path: Path, debit: Host, credit: Host, route: str = ROUTE) -> Path:
     path = tmp_path / "transfer.route"
-    path.write_text(ROUTE % (debit.port, credit.port))
+    path.write_text(route % (debit.port, credit.port))
     return path
 
 
@@ -286,6 +286,100 @@ async def test_e_compensation_failed_keeps_the_key(nursery, tmp_path: Path) -> N
         assert "not undone" in res["outcome"] and "debit" in res["outcome"], res
     assert debit.counts == Counter({("post", "F1"): 1, ("cancel", "F1"): 1}) and credit.counts == Counter()
     assert statuses(ledger, "F1") == ["failed", "duplicate"]
+
+
+def _undo_of(ledger: Path, ref: str) -> tuple[str, list[tuple], list[str], list[tuple]]:
+    """The failed deal of ``ref``: its id, its compensation's trace line, its events and its log phases."""
+    from engine.txn.log import read
+
+    [(deal,)] = rows(ledger, f"SELECT deal_id FROM deals WHERE reference = '{ref}' AND status = 'failed'")
+    steps = rows(ledger, f"SELECT step, outcome, detail FROM deal_steps WHERE deal_id = '{deal}' "
+                         f"AND step LIKE '%.compensate'")
+    events = [e for (e,) in rows(ledger, f"SELECT to_state FROM deal_events WHERE deal_id = '{deal}' ORDER BY seq")]
+    entries, _ = read(Path(f"{ledger}.txn"))
+    phases = [(e["step"], e["phase"]) for e in entries if e.get("t") == "step" and e["id"] == deal]
+    return deal, steps, events, phases
+
+
+async def test_e_cancel_the_counterpart_refused_is_a_failed_compensation_and_keeps_the_key(nursery,
+                                                                                         tmp_path: Path) -> None:
+    # the compensation's `expect d.status == "OK"` judges the cancel's own answer: a cancel answered
+    # "REFUSED" did not undo the debit, so the deal keeps its key and a retry never posts the debit again
+    # (until 2026-11-26 `d` there was the post's answer, "OK": the refused cancel counted as undone, the key
+    # was freed and the retry posted the debit a second time)
+    debit, credit = await Host().bind(), await Host().bind()
+    debit.how[("cancel", "R1")] = "REFUSED"
+    await debit.up(nursery)
+    ledger = tmp_path / "l.duckdb"
+    # `on error` reads `d` after the compensation ran: the post's answer again, not the cancel's
+    route = ROUTE.replace("code = error.code }", "code = error.code  posted = d.status }")
+    assert route != ROUTE
+    answer = {"ref": "R1", "code": "91", "posted": "OK"}
+    async with live([route_file(tmp_path, debit, credit, route)], ledger) as eng:
+        port = eng.channels["front"].port
+        assert (await ask(port, req("R1"))) == answer      # credit down; the debit's cancel refused
+        letter = await letter_of(ledger, "R1")
+        await credit.up(nursery)
+        await connected(eng, "credit")
+        res = await retry(eng, letter["id"])
+        assert res["ok"] is False and res["outcome"].startswith("duplicate: "), res
+        assert "call d to debit went through and was not undone (its compensation failed" in res["outcome"], res
+        assert "settle it with the counterpart" in res["outcome"], res
+        assert (await ask(port, req("R1"))) == answer      # a repeat: the same answer
+    assert debit.counts == Counter({("post", "R1"): 1, ("cancel", "R1"): 1}), debit.counts
+    assert credit.counts == Counter()
+    assert statuses(ledger, "R1") == ["failed", "duplicate", "duplicate"]
+    deal, steps, events, phases = _undo_of(ledger, "R1")
+    [(step, outcome, detail)] = steps
+    assert (step, outcome) == ("d.compensate", "refused"), steps
+    assert "call d.compensate: debit refused (expect at " in detail and "transfer.route:14:84 is false" in detail
+    assert "compensation of d failed" in events and "compensated d" not in events, events
+    assert "flagged" not in events, events           # kept, as any compensation that failed (docs)
+    assert phases[-1] == ("d", "compensation_failed"), phases
+    assert rows(ledger, "SELECT key, deal_id FROM deal_keys") == [("transfer|R1/20260301", deal)]
+
+
+async def test_e_cancel_accepted_frees_the_key_and_the_retry_runs_once(nursery, tmp_path: Path) -> None:
+    debit, credit = await Host().bind(), await Host().bind()
+    await debit.up(nursery)
+    ledger = tmp_path / "l.duckdb"
+    async with live([route_file(tmp_path, debit, credit)], ledger) as eng:
+        port = eng.channels["front"].port
+        assert (await ask(port, req("K1"))) == {"ref": "K1", "code": "91"}
+        letter = await letter_of(ledger, "K1")
+        await credit.up(nursery)
+        await connected(eng, "credit")
+        res = await retry(eng, letter["id"])
+        assert res["ok"] is True and res["outcome"].startswith("committed (deal "), res
+    assert debit.counts == Counter({("post", "K1"): 2, ("cancel", "K1"): 1})
+    assert statuses(ledger, "K1") == ["failed", "committed"]
+    _, steps, events, phases = _undo_of(ledger, "K1")
+    assert [(s, o) for s, o, _ in steps] == [("d.compensate", "ok")] and "compensated d" in events
+    assert phases[-1] == ("d", "compensated"), phases
+
+
+async def test_e_cancel_without_expect_proves_nothing_the_key_stays(nursery, tmp_path: Path) -> None:
+    # a compensation without `expect`: its answer (here "OK", it might as well be "REFUSED") does not say the
+    # counterpart accepted the cancel, so the deal keeps its key; the reason says to give it an `expect`
+    debit, credit = await Host().bind(), await Host().bind()
+    await debit.up(nursery)
+    ledger = tmp_path / "l.duckdb"
+    route = ROUTE.replace('{ op = "cancel"  ref = msg.ref } expect d.status == "OK"', '{ op = "cancel"  ref = msg.ref }')
+    assert route != ROUTE
+    async with live([route_file(tmp_path, debit, credit, route)], ledger) as eng:
+        port = eng.channels["front"].port
+        assert (await ask(port, req("U1"))) == {"ref": "U1", "code": "91"}
+        letter = await letter_of(ledger, "U1")
+        await credit.up(nursery)
+        await connected(eng, "credit")
+        res = await retry(eng, letter["id"])
+        assert res["ok"] is False and res["outcome"].startswith("duplicate: "), res
+        assert "its compensation answered, but has no `expect`" in res["outcome"], res
+        assert 'expect d.status == "OK"' in res["outcome"], res
+    assert debit.counts == Counter({("post", "U1"): 1, ("cancel", "U1"): 1}) and credit.counts == Counter()
+    assert statuses(ledger, "U1") == ["failed", "duplicate"]
+    _, steps, events, _ = _undo_of(ledger, "U1")
+    assert [(s, o) for s, o, _ in steps] == [("d.compensate", "ok")] and "compensated d" in events
 
 
 async def test_end_to_end_counterpart_down_dead_letter_up_bsp_dead_retry_deployment(nursery, tmp_path: Path,
