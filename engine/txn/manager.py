@@ -846,6 +846,12 @@ class TxnManager:
                                 "at": rec.received_at.isoformat(), "type": rec.deal_type,
                                 "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
                                 "party": rec.party, "fin": self.clock()}))
+                if rec.status in ("rejected", "failed") and self.ledger is not None:
+                    # its dead letter, should a crash come before its row (``recovery._rerecord``): dropped
+                    # from the log with the rest of the entry once the row is recorded (``log._answer_only``)
+                    d = dead_letter_of(ex, rec)
+                    ended[-1][2].update(raw=self.seal(d.raw, f"raw|{st.deal_id}"), kind=d.error_kind,
+                                        dcode=d.error_code)
                 entries.append(ended[-1][2])
         try:
             await self.write(entries)
