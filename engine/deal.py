@@ -119,6 +119,9 @@ class DealRecord:
     # which must be masked from the values.
     request_json: str | None = None
     response_json: str | None = None
+    # A rejected or failed deal's dead letter (not a column): stored in the same transaction as the
+    # deal row, and journaled in the same record, so a crash never keeps the one without the other.
+    dead_letter: "DeadLetter | None" = None
 
     @property
     def duration_ms(self) -> float:

@@ -45,6 +45,7 @@ wait; for measurements and throw-away environments).
 """
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
@@ -106,9 +107,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot journal a {type(value).__name__}")
 
 
+def _dead_out(dead: dict[str, Any]) -> dict[str, Any]:
+    """A deal's dead letter as journaled: its raw bytes (encrypted or not) in base64."""
+    return {**dead, "raw": base64.b64encode(dead["raw"]).decode("ascii")}
+
+
+def _dead_in(dead: dict[str, Any]) -> dict[str, Any]:
+    dead["raw"] = base64.b64decode(dead["raw"])
+    dead["at"] = datetime.fromisoformat(dead["at"])
+    return dead
+
+
 def encode_batch(deals: list[DealRows]) -> bytes:
-    """One journal record (header + payload) holding ``deals``."""
-    payload = orjson.dumps([(d.row, d.steps, d.events) for d in deals], default=_default)
+    """One journal record (header + payload) holding ``deals``: ``[row, steps, events]`` each, and a
+    fourth item for a deal with a dead letter (``DealRows.dead``), loaded in the deal's transaction."""
+    payload = orjson.dumps([(d.row, d.steps, d.events) if d.dead is None else
+                            (d.row, d.steps, d.events, _dead_out(d.dead)) for d in deals], default=_default)
     return HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -136,7 +150,7 @@ def decode_batch(payload: bytes) -> list[DealRows]:
     """The deals of one record's payload, with datetimes and the Decimal amount restored."""
     out = []
     parse = datetime.fromisoformat
-    for row, steps, events in orjson.loads(payload):
+    for row, steps, events, *dead in orjson.loads(payload):
         for k in _ROW_TIMES:
             row[k] = parse(row[k])
         if row.get("amount") is not None:
@@ -145,7 +159,7 @@ def decode_batch(payload: bytes) -> list[DealRows]:
             s["started_at"] = parse(s["started_at"])
         for e in events:
             e["at"] = parse(e["at"])
-        out.append(DealRows(row, steps, events))
+        out.append(DealRows(row, steps, events, _dead_in(dead[0]) if dead else None))
     return out
 
 
@@ -793,7 +807,8 @@ class JournaledLedger:
         """Worker thread: the deals DuckDB refused, appended to ``unloaded.jsonl`` and fsync'ed; on a
         failure the file is cut back to where it was (a retry writes them again) and OSError raised."""
         path = self.directory / "unloaded.jsonl"
-        data = b"".join(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events},
+        data = b"".join(orjson.dumps({"error": str(exc), "row": d.row, "steps": d.steps, "events": d.events,
+                                      **({"dead_letter": _dead_out(d.dead)} if d.dead is not None else {})},
                                      default=_default) + b"\n" for d, exc in bad)
         with os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, filemodes.FILE), "a+b") as f:
             start = f.seek(0, os.SEEK_END)

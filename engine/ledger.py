@@ -155,9 +155,9 @@ class Ledger:
 
     @staticmethod
     def has_line(record: DealRecord) -> bool:
-        """Whether ``record`` can travel as one NDJSON deal line (``deal_line``): no steps or
-        events (those need rows of their own: ``prepare``)."""
-        return not (record.steps or record.events)
+        """Whether ``record`` can travel as one NDJSON deal line (``deal_line``): no steps,
+        events or dead letter (those need rows of their own: ``prepare``)."""
+        return not (record.steps or record.events or record.dead_letter is not None)
 
     @staticmethod
     def deal_line(record: DealRecord, *, validate: bool = True, keyring: Any = None) -> bytes:
@@ -309,6 +309,10 @@ class Ledger:
         With a field keyring the raw bytes are stored encrypted (they may hold a
         PAN; the message could not be decoded, so its fields cannot be classified).
         """
+        await self._submit(_Waiter(self._dead_row(letter)))
+
+    def _dead_row(self, letter: DeadLetter) -> dict[str, Any]:
+        """The ``dead_letters`` row of ``letter`` (raw bytes encrypted with the keyring, if any)."""
         letter.validate()
         raw = bytes(letter.raw)
         kid = None
@@ -322,7 +326,7 @@ class Ledger:
             "raw": raw, "raw_key": kid, "raw_sha256": sha256_hex(raw),
             "config_version": letter.config_version, "status": letter.status,
         }
-        await self._submit(_Waiter(row))
+        return row
 
     async def mark_dead_letters(self, ids: list[str], *, status: str, retried_at: datetime | None = None,
                                 retry_outcome: str | None = None) -> int:
@@ -348,7 +352,13 @@ class Ledger:
                   "detail": to_json(s.detail)} for i, s in enumerate(record.steps, 1)]
         events = [{"deal_id": ctx, "seq": i, "at": e.at, "from_state": e.from_state, "to_state": e.to_state,
                    "detail": to_json(e.detail)} for i, e in enumerate(record.events, 1)]
-        return DealRows(row, steps, events)
+        dead = None
+        if record.dead_letter is not None:
+            try:
+                dead = self._dead_row(record.dead_letter)
+            except DealError as exc:      # the deal is stored all the same; its row tells the story
+                _log.error("dead letter for deal %s not stored: %s", ctx, exc)
+        return DealRows(row, steps, events, dead)
 
     async def _submit(self, waiter: _Waiter) -> None:
         if self._closed:

@@ -277,6 +277,7 @@ class DealRows:
     row: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    dead: dict[str, Any] | None = None      # its dead_letters row (a rejected or failed deal), same transaction
 
 
 class LedgerError(RuntimeError):
@@ -532,8 +533,10 @@ class LedgerStore:
 
         ``lines``: more deals, as NDJSON deal lines (``lines_to_arrow``; no steps or events).
         ``mark`` = (journal, segment, offset[, done]): the write-ahead journal position these
-        rows reach (engine/journal.py), recorded in the same transaction.
+        rows reach (engine/journal.py), recorded in the same transaction.  A deal's own dead letter
+        (``DealRows.dead``) is inserted with it.
         """
+        dead = list(dead) + [d.dead for d in deals if d.dead is not None]
         def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
             if mark is not None:
                 self._set_journal_position(*mark)

@@ -148,6 +148,8 @@ class LedgerTap:
         ctx = CURRENT.get()
         if ctx is not None and len(records) == 1 and errors[0] is None:
             ctx.deal = records[0]          # the taps dispatch one frame at a time
+            if getattr(records[0], "dead_letter", None) is not None:    # stored with its deal
+                ctx.dead_letters.append(records[0].dead_letter)
         return errors
 
     async def dead_letter(self, letter: Any) -> None:

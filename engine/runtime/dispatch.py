@@ -298,6 +298,7 @@ class Dispatcher:
         s = self.stats
         if self.txn is not None:
             await self.txn.fill(self, exs, records)
+            self.txn.attach_dead_letters(exs, records)     # stored with their deals, in one transaction
         for rec in records:             # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
         if self.ledger is None:

@@ -914,6 +914,12 @@ class TxnManager:
                                 "party": rec.party, "fin": self.clock()}))
                 if st.held:
                     ended[-1][2]["held"] = st.held
+                if rec.status in ("rejected", "failed") and self.ledger is not None:
+                    # its dead letter, should a crash come before its row (``recovery._rerecord``): dropped
+                    # from the log with the rest of the entry once the row is recorded (``log._answer_only``)
+                    d = dead_letter_of(ex, rec)
+                    ended[-1][2].update(raw=self.seal(d.raw, f"raw|{st.deal_id}"), kind=d.error_kind,
+                                        dcode=d.error_code)
                 entries.append(ended[-1][2])
         try:
             await self.write(entries)
@@ -980,6 +986,17 @@ class TxnManager:
             new.steps, new.events = st.trace, st.events
             records[k] = new
 
+    def attach_dead_letters(self, exs: list[Any], records: list[Any]) -> None:
+        """Give each rejected or failed record its dead letter before it is committed: the ledger stores it
+        in the deal's own transaction (and journal record), so a crash after the deal is durable never
+        loses its dead letter (it was written after the commit, on its own, until bench/chaos.py found
+        deals a SIGKILL had left without one)."""
+        if self.ledger is None:
+            return
+        for ex, rec in zip(exs, records):
+            if rec.status in ("rejected", "failed"):
+                rec.dead_letter = dead_letter_of(ex, rec)
+
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
                            errors: list[BaseException | None] | None = None) -> None:
         await shared_keys.finish(self, exs, records)     # before the channel acknowledges
@@ -1001,14 +1018,8 @@ class TxnManager:
                 ev = self._inflight.pop(st.key, None)
                 if ev is not None:
                     ev.set()
-            if rec.status in ("rejected", "failed") and self.ledger is not None:
-                f = ex.failure
-                letters.append(DeadLetter(
-                    route=rec.route if ex.route is not None else None, channel=rec.channel,
-                    reason=rec.reason or "failed", raw=ex.raw or b"", config_version=rec.config_version,
-                    error_kind=f.kind if f is not None else None,
-                    error_code=(f.code if f is not None else None) if ex.reply is not None else None,
-                    id=rec.deal_id))
+            if rec.status in ("rejected", "failed") and self.ledger is not None and rec.dead_letter is None:
+                letters.append(dead_letter_of(ex, rec))     # a record committed without one (not through the dispatcher)
         saf = self.saf
         if saf is not None and saf.unrecorded:     # their reversals' story may now be added to them
             for rec, err in zip(records, errors or [None] * len(records)):
@@ -1045,6 +1056,17 @@ class TxnManager:
         except Exception as exc:   # the deal row holds the story; a lost dead letter is logged
             if not getattr(exc, "logged", False):       # a full disk: the ledger reported it once
                 log.error("dead letter for deal %s not stored: %s", letter.id, exc)
+
+
+def dead_letter_of(ex: Any, rec: Any) -> DeadLetter:
+    """The dead letter of a rejected or failed exchange: its raw bytes, the deal's reason, id = the deal's id."""
+    f = ex.failure
+    return DeadLetter(
+        route=rec.route if ex.route is not None else None, channel=rec.channel,
+        reason=rec.reason or "failed", raw=ex.raw or b"", config_version=rec.config_version,
+        error_kind=f.kind if f is not None else None,
+        error_code=(f.code if f is not None else None) if ex.reply is not None else None,
+        id=rec.deal_id)
 
 
 def _acts(br: Any) -> bool:

@@ -89,6 +89,7 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         party=e.get("party"), response_code=e.get("code"), reason=e.get("reason"),
         events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart",
                                                   "key": e.get("key")})],
+        dead_letter=_dead_letter(mgr, e),
     ) for e in ends]
     shared_keys.recovered_ends(getattr(disp, "keys", None), ends)   # their final state may be missing there too
     # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
@@ -104,6 +105,17 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         len(written), len(records) - len(written))
     await mgr.write([{"t": "recorded", "ids": [e["id"] for e in ends],
                       "keys": [e["key"] for e in ends if e.get("key")]}])
+
+
+def _dead_letter(mgr: Any, e: dict[str, Any]) -> Any:
+    """The dead letter of a rejected or failed deal whose row is written again from its ``end`` (which keeps
+    the raw request for it): stored with the row, as the running engine stores it."""
+    if e.get("status") not in ("rejected", "failed") or e.get("raw") is None:
+        return None
+    from engine.deal import DeadLetter
+    return DeadLetter(route=e["route"], channel=e["channel"], reason=e.get("reason") or "failed",
+                      raw=mgr.unseal(e["raw"], f"raw|{e['id']}") or b"", config_version=e.get("version") or "?",
+                      error_kind=e.get("kind"), error_code=e.get("dcode"), id=e["id"])
 
 
 async def _light_rows(mgr: Any, disp: Any) -> None:

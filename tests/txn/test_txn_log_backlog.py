@@ -100,10 +100,11 @@ async def test_past_the_bound_new_requests_are_refused_and_the_log_catches_up_by
         assert bank.credit.counts[("post", "B1")] == 0 and bank.debit.counts[("post", "B1")] == 0
         bank.restore()                                 # room again; no request comes
         with trio.fail_after(10):                      # a guard against a hang: keep_up tries once a second
-            while mgr.waiting():
-                await trio.sleep(0.02)
-        entries, _ = read(log_path(ledger))            # A1's answer is durable now, with no traffic
-        a1 = [e for e in entries if e.get("t") == "end" and e.get("key") == "transfer|A1"]
+            a1: list = []
+            while mgr.waiting() or not a1:             # none waits once keep_up's write took them; durable
+                await trio.sleep(0.02)                 # once that write is over: read until it is
+                entries, _ = read(log_path(ledger))    # A1's answer is durable now, with no traffic
+                a1 = [e for e in entries if e.get("t") == "end" and e.get("key") == "transfer|A1"]
         assert a1 and a1[0]["reply"] is not None and a1[0]["status"] == "committed"
         again = orjson.loads(await _ask(c, "B1"))      # taken again
         await c.aclose()
