@@ -149,6 +149,40 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
                       + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
 
 
+def keyword_word(e, path: str, keywords: dict[str, str], expected: str) -> Diagnostic | None:
+    """A word where only keywords (and no name) fit, that is or starts like one of them: ``fromx``
+    or ``frominb`` after ``receive``, ``names`` after ``expect call E { ... }``.  Keywords end at a
+    word boundary (``dsl.parser._WholeWords``), so the parser saw the whole word: E002 naming it, what
+    fits there, and the keyword meant.  ``keywords``: terminal -> word; ``expected``: what fits, worded."""
+    tok = getattr(e, "token", None)
+    accepts = set(getattr(e, "accepts", None) or getattr(e, "expected", None) or ())
+    if tok is None or tok.type != "NAME" or "NAME" in accepts:
+        return None
+    word = str(tok.value)
+    fits = sorted(keywords[n] for n in accepts if n in keywords)
+    glued = [k for k in fits if word.startswith(k) and len(word) > len(k)]
+    close = closest(word, fits)
+    if glued:
+        kw, rest = max(glued, key=len), word[len(max(glued, key=len)):]
+        if len(rest) > 1 or not rest[0].islower():          # `frominb`, `asJ`, `timeout3s`: a space is missing
+            help_ = f"put a space after `{kw}`: `{kw} {rest}`"
+        else:                                                # `fromx`, `names`: a slip of the keyword
+            help_ = f"did you mean `{kw}`?"
+    elif close:
+        help_ = did_you_mean(word, fits)
+    else:
+        other = [k for k in closest(word, keywords.values()) if word.startswith(k)]
+        if not other:
+            return None                 # no keyword in sight: the usual wording
+        help_ = f"did you mean `{other[0]}`? it does not fit here"
+    ps = _parser_state(e)
+    prev = _tokens(ps.value_stack[-1:])[-1:] if ps is not None and ps.value_stack else []
+    after = f" after `{prev[0].value}`" if prev and prev[0].type in keywords else ""
+    many = "," in expected or " or " in expected
+    return Diagnostic("E002", ERROR, f"`{word}`: expected {'one of: ' if many else ''}{expected}{after}",
+                      _at(tok, path), help_)
+
+
 # ------------------------------------------------------------------ tokens and characters
 
 def token_hint(e, text: str = "") -> tuple[str, str] | None:
