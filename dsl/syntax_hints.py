@@ -140,13 +140,32 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
         return None                     # not the first word of its line
     close = closest(str(word.value), DECLARATIONS)
     shaped = word is tok or (tok.type == "EQUAL" and [t.type for t in on_line] == ["NAME", "NAME", "EQUAL"])
-    if not close and not shaped:
+    glued = _glued(str(word.value), DECLARATIONS)       # `routebill_payment`, `formatX`: a space is missing
+    if not close and not shaped and not glued:
         return None
-    return Diagnostic("E013", ERROR, f"unknown declaration `{word.value}`", _at(word, path),
-                      did_you_mean(str(word.value), close) if close else
-                      "a declaration starts with " + ", ".join(f"`{d}`" for d in DECLARATIONS[:-1])
-                      + f" or `{DECLARATIONS[-1]}`"
-                      + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
+    if glued:
+        help_ = glued
+    elif close:
+        help_ = did_you_mean(str(word.value), close)
+    else:
+        help_ = ("a declaration starts with " + ", ".join(f"`{d}`" for d in DECLARATIONS[:-1])
+                 + f" or `{DECLARATIONS[-1]}`"
+                 + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
+    return Diagnostic("E013", ERROR, f"unknown declaration `{word.value}`", _at(word, path), help_)
+
+
+def _glued(word: str, keywords) -> str | None:
+    """Help for a word that starts with one of ``keywords``: a missing space (``frominb``, ``asJ``,
+    ``timeout3s``: more than one letter follows, or a capital or a digit) or a slip of the keyword
+    (``fromx``, ``names``)."""
+    kws = [k for k in keywords if word.startswith(k) and len(word) > len(k)]
+    if not kws:
+        return None
+    kw = max(kws, key=len)
+    rest = word[len(kw):]
+    if len(rest) > 1 or not rest[0].islower():
+        return f"put a space after `{kw}`: `{kw} {rest}`"
+    return f"did you mean `{kw}`?"
 
 
 def keyword_word(e, path: str, keywords: dict[str, str], expected: str) -> Diagnostic | None:
@@ -160,14 +179,10 @@ def keyword_word(e, path: str, keywords: dict[str, str], expected: str) -> Diagn
         return None
     word = str(tok.value)
     fits = sorted(keywords[n] for n in accepts if n in keywords)
-    glued = [k for k in fits if word.startswith(k) and len(word) > len(k)]
+    glued = _glued(word, fits)
     close = closest(word, fits)
     if glued:
-        kw, rest = max(glued, key=len), word[len(max(glued, key=len)):]
-        if len(rest) > 1 or not rest[0].islower():          # `frominb`, `asJ`, `timeout3s`: a space is missing
-            help_ = f"put a space after `{kw}`: `{kw} {rest}`"
-        else:                                                # `fromx`, `names`: a slip of the keyword
-            help_ = f"did you mean `{kw}`?"
+        help_ = glued
     elif close:
         help_ = did_you_mean(word, fits)
     else:
