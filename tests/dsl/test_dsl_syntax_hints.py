@@ -331,8 +331,9 @@ def test_a_missing_brace_in_a_route_test(tmp_path, registry):
     # before: read as `reply BillPayRsp`, no error
     (91, "reply BillPayRsp", "replyBillPayRsp", 14, "`replyBillPayRsp`: expected one of: `reply`, `{` after `error`",
      "put a space after `reply`: `reply BillPayRsp`"),
-    # before: "unexpected `s`"
+    # before: "unexpected `s`" (the `s` of `errors`)
     (91, "error", "errors", 8, "`errors`: expected one of: `error`, `restart` after `on`", "did you mean `error`?"),
+    # before: E004 "`reject` needs a code and a text, both quoted (found `s`)"
     (56, "reject", "rejects", 47, "`rejects`: expected `reject` after `else`", "did you mean `reject`?"),
 ])
 def test_a_keyword_run_into_a_word_is_named_as_the_whole_word(tmp_path, registry, line, old, new, col,
@@ -343,9 +344,9 @@ def test_a_keyword_run_into_a_word_is_named_as_the_whole_word(tmp_path, registry
 
 @pytest.mark.parametrize("line, old, new, message, help_", [
     (47, "route", "router", "unknown declaration `router`", "did you mean `route`?"),   # was `unexpected `bill_payment``
+    # before: both read as `route bill_payment` and `format BillPayReq`, no error
     (47, "route ", "route", "unknown declaration `routebill_payment`", "put a space after `route`: `route bill_payment`"),
-    (8, "format ", "format", "unknown declaration `formatBillPayReq`",
-     "put a space after `format`: `format BillPayReq`"),    # was "did you mean `format`?" though no letter was wrong
+    (8, "format ", "format", "unknown declaration `formatBillPayReq`", "put a space after `format`: `format BillPayReq`"),
 ])
 def test_a_declaration_keyword_run_into_a_word(tmp_path, registry, line, old, new, message, help_):
     r = _check(tmp_path, registry, _edit(line, old, new))
@@ -361,11 +362,11 @@ def _route_test(tmp_path, registry, old: str, new: str):
 
 
 @pytest.mark.parametrize("old, new, where, message, help_", [
-    # before: "unexpected `name`" (4 of its 5 letters) and an expected list without `name`
+    # before: "unexpected `name`" (4 of its 5 letters)
     ('expect reply { trace_no = "000000000001"  resp_code = "00"  biller_ref = "C-77"  message = "paid NORTHERN ELECTRIC" }',
      'expect reply BillPayRsp { trace_no = "000000000001" } names { x = "1" }', (16, 59),
      "`names`: expected one of: `expect`, `given`, `}`", "did you mean `name`? it does not fit here"),
-    # before: "unexpected `s`", expected only `{`
+    # before: "unexpected `s`", expected only `{`; the list left out `name` (its terminal is __ANON_0)
     ('due = "2026-11-25"\n    }', 'due = "2026-11-25"\n    } names { ref = "1" }', (15, 7),
      "`names`: expected one of: `expect`, `given`, `name`, `once`, `twice`, `}`, a number", "did you mean `name`?"),
     # before: read as `expect call biller`, no error
