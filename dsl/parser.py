@@ -32,25 +32,16 @@ def get_parser() -> Lark:
         except OSError:   # cache directory not writable: build without the cache
             parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
                                propagate_positions=True, maybe_placeholders=True)
-        parser.parser.lexer = _WholeWords(parser.parser.lexer, _keyword_terminals(parser))
+        parser.parser.lexer = _WholeWords(parser.parser.lexer, {
+            t.name: t.pattern.value for t in parser.terminals
+            if t.pattern.type == "str" and t.pattern.value.isidentifier()})
         _parser = parser
     return _parser
 
 
-_keywords: dict[str, str] | None = None
-
-
 def keywords() -> dict[str, str]:
     """The grammar's word keywords: terminal name -> word (``FROM`` -> ``from``, ``__ANON_0`` -> ``name``)."""
-    global _keywords
-    if _keywords is None:
-        _keywords = _keyword_terminals(get_parser())
-    return _keywords
-
-
-def _keyword_terminals(parser: Lark) -> dict[str, str]:
-    return {t.name: t.pattern.value for t in parser.terminals
-            if t.pattern.type == "str" and t.pattern.value.isidentifier()}
+    return get_parser().parser.lexer.keywords
 
 
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")

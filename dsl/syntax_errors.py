@@ -177,7 +177,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         known = (_safe(hints.unclosed_before, e, text, path)
                  or _safe(hints.misspelt_statement, e, path, step_kinds)
                  or _safe(hints.misspelt_declaration, e, text, path)
-                 or (_safe(hints.keyword_word, e, path, keywords(), _expected(e))
+                 or (_safe(lambda: hints.keyword_word(e, path, keywords(), _expected(e)))
                      if isinstance(e, UnexpectedToken) else None))
         if known is not None:
             return known

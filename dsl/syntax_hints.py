@@ -119,14 +119,7 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
               if hasattr(v, "type") and _shifts(ps, ps.state_stack[i], "ROUTE")]
     leaves: list = []
     if starts and ps.value_stack[starts[-1]].type in ("FORMAT", "CHANNEL"):
-        head = ps.value_stack[starts[-1]]
         leaves = _tokens(ps.value_stack[starts[-1] + 1:])
-        if leaves and leaves[0].type == "NAME" and leaves[0].line == head.line \
-                and leaves[0].column == head.end_column:      # `formatt X`: read as `format` `t`
-            glued = f"{head.value}{leaves[0].value}"
-            return Diagnostic("E013", ERROR, f"unknown declaration `{glued}`",
-                              Pos(path, head.line, head.column, head.line, head.column + len(glued)),
-                              did_you_mean(glued, DECLARATIONS))
     elif "ROUTE" not in accepts:
         return None
     leaves.append(tok)
