@@ -6,6 +6,7 @@ become a ``Diagnostic`` (see ``dsl.syntax_errors`` for the friendly wording).
 """
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,64 @@ def get_parser() -> Lark:
     global _parser
     if _parser is None:
         try:
-            _parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
-                                propagate_positions=True, maybe_placeholders=True, cache=True)
+            parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
+                               propagate_positions=True, maybe_placeholders=True, cache=True)
         except OSError:   # cache directory not writable: build without the cache
-            _parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
-                                propagate_positions=True, maybe_placeholders=True)
+            parser = Lark.open(str(GRAMMAR), parser="lalr", lexer="contextual",
+                               propagate_positions=True, maybe_placeholders=True)
+        parser.parser.lexer = _WholeWords(parser.parser.lexer, {
+            t.name: t.pattern.value for t in parser.terminals
+            if t.pattern.type == "str" and t.pattern.value.isidentifier()})
+        _parser = parser
     return _parser
+
+
+def keywords() -> dict[str, str]:
+    """The grammar's word keywords: terminal name -> word (``FROM`` -> ``from``, ``__ANON_0`` -> ``name``)."""
+    return get_parser().parser.lexer.keywords
+
+
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_WORD_REST = re.compile(r"[A-Za-z0-9_]*")
+
+
+class _WholeWords:
+    """Keywords end at a word boundary, in every parser state.
+
+    The contextual lexer only tries the terminals the parser state accepts; where
+    a keyword is accepted but a name is not (after ``receive`` only ``from`` fits)
+    the keyword's string matches the front of a longer word: ``frominb`` read as
+    ``from inb``, ``names`` as ``name`` + ``s``.  A keyword followed directly by a
+    letter, digit or ``_`` is not that keyword: the whole word becomes one NAME
+    token, which the parser then rejects at that word (``dsl.syntax_hints.keyword_word``
+    words the error).  Where a name is accepted too, lark already reads the whole word."""
+
+    def __init__(self, inner, keywords: dict[str, str]) -> None:
+        self.inner = inner
+        self.keywords = keywords
+
+    def lex(self, lexer_state, parser_state):
+        keywords = self.keywords
+        for tok in self.inner.lex(lexer_state, parser_state):
+            if tok.type in keywords:
+                text = lexer_state.text
+                src = getattr(text, "text", text)
+                end = tok.end_pos
+                if end < getattr(text, "end", len(src)) and src[end] in _WORD_CHARS:
+                    tok = _whole_word(tok, src, lexer_state)
+            yield tok
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _whole_word(tok: Token, src: str, lexer_state) -> Token:
+    rest = _WORD_REST.match(src, tok.end_pos).group(0)      # word characters: no newline in it
+    lexer_state.line_ctr.feed(rest, test_newline=False)
+    word = Token("NAME", str(tok.value) + rest, tok.start_pos, tok.line, tok.column,
+                 tok.end_line, tok.end_column + len(rest), tok.end_pos + len(rest))
+    lexer_state.last_token = word
+    return word
 
 
 class ParseFailure(Exception):

@@ -81,10 +81,14 @@ _KINDS = {"NAME": "a name", "STRING": "a quoted string", "INT": "a number", "DEC
 
 
 def _expected(e: UnexpectedToken) -> str:
-    from dsl.parser import get_parser
+    from dsl.parser import get_parser, keywords
     parser = get_parser()
     shown: list[str] = []
+    words = keywords()
     for n in sorted(getattr(e, "accepts", None) or e.expected or ()):
+        if n in words:                      # `from`; `name` is the terminal __ANON_0
+            shown.append(f"`{words[n]}`")
+            continue
         if n.startswith("_"):
             continue
         if n in _KINDS:
@@ -155,7 +159,7 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     """``step_kinds``: the registered plugin step kinds, when known (a statement
     starting with another word is then reported as unknown at that word)."""
     from dsl import syntax_hints as hints
-    from dsl.parser import raw_parse
+    from dsl.parser import keywords, raw_parse
     line = getattr(e, "line", None) or 1
     col = getattr(e, "column", None) or 1
     if isinstance(e, UnexpectedCharacters):
@@ -172,7 +176,9 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
     if not at_eof:
         known = (_safe(hints.unclosed_before, e, text, path)
                  or _safe(hints.misspelt_statement, e, path, step_kinds)
-                 or _safe(hints.misspelt_declaration, e, text, path))
+                 or _safe(hints.misspelt_declaration, e, text, path)
+                 or (_safe(lambda: hints.keyword_word(e, path, keywords(), _expected(e)))
+                     if isinstance(e, UnexpectedToken) else None))
         if known is not None:
             return known
     label = None

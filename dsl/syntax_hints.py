@@ -119,14 +119,7 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
               if hasattr(v, "type") and _shifts(ps, ps.state_stack[i], "ROUTE")]
     leaves: list = []
     if starts and ps.value_stack[starts[-1]].type in ("FORMAT", "CHANNEL"):
-        head = ps.value_stack[starts[-1]]
         leaves = _tokens(ps.value_stack[starts[-1] + 1:])
-        if leaves and leaves[0].type == "NAME" and leaves[0].line == head.line \
-                and leaves[0].column == head.end_column:      # `formatt X`: read as `format` `t`
-            glued = f"{head.value}{leaves[0].value}"
-            return Diagnostic("E013", ERROR, f"unknown declaration `{glued}`",
-                              Pos(path, head.line, head.column, head.line, head.column + len(glued)),
-                              did_you_mean(glued, DECLARATIONS))
     elif "ROUTE" not in accepts:
         return None
     leaves.append(tok)
@@ -140,13 +133,62 @@ def misspelt_declaration(e, text: str, path: str) -> Diagnostic | None:
         return None                     # not the first word of its line
     close = closest(str(word.value), DECLARATIONS)
     shaped = word is tok or (tok.type == "EQUAL" and [t.type for t in on_line] == ["NAME", "NAME", "EQUAL"])
-    if not close and not shaped:
+    glued = _glued(str(word.value), DECLARATIONS)       # `routebill_payment`, `formatX`: a space is missing
+    if not close and not shaped and not glued:
         return None
-    return Diagnostic("E013", ERROR, f"unknown declaration `{word.value}`", _at(word, path),
-                      did_you_mean(str(word.value), close) if close else
-                      "a declaration starts with " + ", ".join(f"`{d}`" for d in DECLARATIONS[:-1])
-                      + f" or `{DECLARATIONS[-1]}`"
-                      + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
+    if glued:
+        help_ = glued
+    elif close:
+        help_ = did_you_mean(str(word.value), close)
+    else:
+        help_ = ("a declaration starts with " + ", ".join(f"`{d}`" for d in DECLARATIONS[:-1])
+                 + f" or `{DECLARATIONS[-1]}`"
+                 + "; statements such as `receive` or `reply` go inside `route NAME { ... }`")
+    return Diagnostic("E013", ERROR, f"unknown declaration `{word.value}`", _at(word, path), help_)
+
+
+def _glued(word: str, keywords) -> str | None:
+    """Help for a word that starts with one of ``keywords``: a missing space (``frominb``, ``asJ``,
+    ``timeout3s``: more than one letter follows, or a capital or a digit) or a slip of the keyword
+    (``fromx``, ``names``)."""
+    kws = [k for k in keywords if word.startswith(k) and len(word) > len(k)]
+    if not kws:
+        return None
+    kw = max(kws, key=len)
+    rest = word[len(kw):]
+    if len(rest) > 1 or not rest[0].islower():
+        return f"put a space after `{kw}`: `{kw} {rest}`"
+    return f"did you mean `{kw}`?"
+
+
+def keyword_word(e, path: str, keywords: dict[str, str], expected: str) -> Diagnostic | None:
+    """A word where only keywords (and no name) fit, that is or starts like one of them: ``fromx``
+    or ``frominb`` after ``receive``, ``names`` after ``expect call E { ... }``.  Keywords end at a
+    word boundary (``dsl.parser._WholeWords``), so the parser saw the whole word: E002 naming it, what
+    fits there, and the keyword meant.  ``keywords``: terminal -> word; ``expected``: what fits, worded."""
+    tok = getattr(e, "token", None)
+    accepts = set(getattr(e, "accepts", None) or getattr(e, "expected", None) or ())
+    if tok is None or tok.type != "NAME" or "NAME" in accepts:
+        return None
+    word = str(tok.value)
+    fits = sorted(keywords[n] for n in accepts if n in keywords)
+    glued = _glued(word, fits)
+    close = closest(word, fits)
+    if glued:
+        help_ = glued
+    elif close:
+        help_ = did_you_mean(word, fits)
+    else:
+        other = [k for k in closest(word, keywords.values()) if word.startswith(k)]
+        if not other:
+            return None                 # no keyword in sight: the usual wording
+        help_ = f"did you mean `{other[0]}`? it does not fit here"
+    ps = _parser_state(e)
+    prev = _tokens(ps.value_stack[-1:])[-1:] if ps is not None and ps.value_stack else []
+    after = f" after `{prev[0].value}`" if prev and prev[0].type in keywords else ""
+    many = "," in expected or " or " in expected
+    return Diagnostic("E002", ERROR, f"`{word}`: expected {'one of: ' if many else ''}{expected}{after}",
+                      _at(tok, path), help_)
 
 
 # ------------------------------------------------------------------ tokens and characters

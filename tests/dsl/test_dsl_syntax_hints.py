@@ -316,3 +316,89 @@ def test_a_missing_brace_in_a_route_test(tmp_path, registry):
     r = _check(tmp_path, registry, test.replace('confirmation = "C-77" }', 'confirmation = "C-77"', 1))
     assert _only(r)[:4] == ("E007", 12, 36, "a `}` is missing: the `{` opened at 12:36 (`given biller answers "
                             "BillerAck` in test \"pays a known biller\") is not closed before `expect` at 13:5")
+
+
+# ------------------------------------------------------------------ keywords end at a word boundary
+
+@pytest.mark.parametrize("line, old, new, col, message, help_", [
+    # before: read as `receive from mainframe`, no error at all
+    (48, "from mainframe", "frommainframe", 13, "`frommainframe`: expected `from` after `receive`",
+     "put a space after `from`: `from mainframe`"),
+    # before: `from` `x`, then E042 "unknown statement or step kind `mainframe`"
+    (48, "from", "fromx", 13, "`fromx`: expected `from` after `receive`", "did you mean `from`?"),
+    # before: read as `as BillerPost`, no error
+    (75, "as BillerPost", "asBillerPost", 24, "`asBillerPost`: expected `as`", "put a space after `as`: `as BillerPost`"),
+    # before: read as `reply BillPayRsp`, no error
+    (91, "reply BillPayRsp", "replyBillPayRsp", 14, "`replyBillPayRsp`: expected one of: `reply`, `{` after `error`",
+     "put a space after `reply`: `reply BillPayRsp`"),
+    # before: "unexpected `s`" (the `s` of `errors`)
+    (91, "error", "errors", 8, "`errors`: expected one of: `error`, `restart` after `on`", "did you mean `error`?"),
+    # before: E004 "`reject` needs a code and a text, both quoted (found `s`)"
+    (56, "reject", "rejects", 47, "`rejects`: expected `reject` after `else`", "did you mean `reject`?"),
+])
+def test_a_keyword_run_into_a_word_is_named_as_the_whole_word(tmp_path, registry, line, old, new, col,
+                                                              message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E002", line, col, message, help_)
+
+
+@pytest.mark.parametrize("line, old, new, message, help_", [
+    (47, "route", "router", "unknown declaration `router`", "did you mean `route`?"),   # was `unexpected `bill_payment``
+    # before: both read as `route bill_payment` and `format BillPayReq`, no error
+    (47, "route ", "route", "unknown declaration `routebill_payment`", "put a space after `route`: `route bill_payment`"),
+    (8, "format ", "format", "unknown declaration `formatBillPayReq`", "put a space after `format`: `format BillPayReq`"),
+])
+def test_a_declaration_keyword_run_into_a_word(tmp_path, registry, line, old, new, message, help_):
+    r = _check(tmp_path, registry, _edit(line, old, new))
+    assert _only(r) == ("E013", line, 1, message, help_)
+
+
+def _route_test(tmp_path, registry, old: str, new: str):
+    """The shipped bill payment route test with ``old`` (once) replaced by ``new``."""
+    test = (BILL_PAYMENT.parent / "bill_payment_test.route").read_text()
+    assert test.count(old) >= 1, old
+    (tmp_path / "bill_payment.route").write_text(SAMPLE)
+    return _check(tmp_path, registry, test.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old, new, where, message, help_", [
+    # before: "unexpected `name`" (4 of its 5 letters)
+    ('expect reply { trace_no = "000000000001"  resp_code = "00"  biller_ref = "C-77"  message = "paid NORTHERN ELECTRIC" }',
+     'expect reply BillPayRsp { trace_no = "000000000001" } names { x = "1" }', (16, 59),
+     "`names`: expected one of: `expect`, `given`, `}`", "did you mean `name`? it does not fit here"),
+    # before: "unexpected `s`", expected only `{`; the list left out `name` (its terminal is __ANON_0)
+    ('due = "2026-11-25"\n    }', 'due = "2026-11-25"\n    } names { ref = "1" }', (15, 7),
+     "`names`: expected one of: `expect`, `given`, `name`, `once`, `twice`, `}`, a number", "did you mean `name`?"),
+    # before: read as `expect call biller`, no error
+    ("expect call biller {", "expect callbiller {", (13, 12),
+     "`callbiller`: expected one of: `call`, `dead`, `deal`, `no`, `reply` after `expect`",
+     "put a space after `call`: `call biller`"),
+    # before: read as `expect deal BILL_PAYMENT`, no error
+    ("expect deal BILL_PAYMENT", "expect dealBILL_PAYMENT", (17, 12),
+     "`dealBILL_PAYMENT`: expected one of: `call`, `dead`, `deal`, `no`, `reply` after `expect`",
+     "put a space after `deal`: `deal BILL_PAYMENT`"),
+    # before: read as `given mainframe sends`, no error
+    ("given mainframe sends", "givenmainframe sends", (8, 5),
+     "`givenmainframe`: expected one of: `expect`, `given`, `}`", "put a space after `given`: `given mainframe`"),
+    # before: read as `expect no call biller`, no error
+    ("expect no call biller", "expect nocall biller", (25, 12),
+     "`nocall`: expected one of: `call`, `dead`, `deal`, `no`, `reply` after `expect`",
+     "put a space after `no`: `no call`"),
+])
+def test_a_route_test_keyword_run_into_a_word(tmp_path, registry, old, new, where, message, help_):
+    r = _route_test(tmp_path, registry, old, new)
+    assert _only(r) == ("E002", *where, message, help_)
+
+
+def test_a_misspelt_test_keyword_is_named_at_the_keyword(tmp_path, registry):
+    """Before: `test` then "unexpected `s`", expected a quoted string."""
+    r = _route_test(tmp_path, registry, 'test "pays a known biller"', 'tests "pays a known biller"')
+    assert _only(r) == ("E013", 7, 1, "unknown declaration `tests`", "did you mean `test`?")
+
+
+def test_a_keyword_next_to_punctuation_still_is_the_keyword(tmp_path, registry):
+    """Only a letter, a digit or `_` runs into a keyword: `{`, `"` and `(` end it."""
+    text = SAMPLE.replace("validate {", "validate{", 1).replace("reply BillPayRsp {", "reply BillPayRsp{", 1)
+    r = _check(tmp_path, registry, text.replace("let fee = if msg.amount", "let fee = if(msg.amount", 1)
+               .replace("then round", ")then round", 1))
+    assert r.diagnostics == [] and r.program is not None
