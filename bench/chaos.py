@@ -3,15 +3,15 @@ on the same ledger each time, then check what the docs promise (ledger.md, trans
 operations.md).  A script, not a test: loopback only, bounded in kills and time, prints a summary.
 
     .venv/bin/python bench/chaos.py                      # 8 kills, seed 1, the shipped card_payments route
-    .venv/bin/python bench/chaos.py --kills 12 --seed 7 --on-restart compensate
+    .venv/bin/python bench/chaos.py --kills 12 --seed 7 --on-restart flag
     .venv/bin/python bench/chaos.py --keep --dir var/chaos   # keep the ledger, log and engine logs
 
 Shape.  `bsp run` (a real process, `python -m engine.cli run`) serves routes/card_payments/card_payments.route,
 shipped as it is (deal key DE41/DE37/DE11/MMDD, an ISO 8583 0200 call to the card host over a MUX, reversed
-with 0420/0421 when it is left without an answer, `on restart` unset: `flag`), through a deployment file
+with 0420/0421 when it is left without an answer, `on restart compensate`), through a deployment file
 that only moves its channels to loopback ports (cp_mainframe on port 0, cp_host on this script's host,
-timeout ``--timeout``).  With ``--on-restart compensate`` a copy of the route gets `on restart compensate`
-(the deals a crash left in flight are reversed on restart instead of flagged).
+timeout ``--timeout``).  With ``--on-restart flag`` a copy of the route gets `on restart flag` (the deals a
+crash left in flight are flagged for an operator instead of reversed on restart).
 
 * The card host is ``engine.sim.iso_host.IsoHost`` (this process): each answer after a random delay (up
   to 40 ms), amount 666.00 declined (05), about 3% of 0200s never answered (a time-out: 68, then an
@@ -292,11 +292,11 @@ async def main(a: argparse.Namespace) -> int:
     for p in work.glob("chaos.duckdb*"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     route = ROUTE
-    if a.on_restart != "flag":
+    if a.on_restart != "compensate":          # the shipped route says `on restart compensate`
         text = ROUTE.read_text()
-        text = text.replace('receive from cp_mainframe as CardIso when msg.t == "0200"\n',
-                            'receive from cp_mainframe as CardIso when msg.t == "0200"\n'
-                            f'    on restart {a.on_restart}\n', 1)
+        if "    on restart compensate\n" not in text:
+            raise SystemExit(f"{ROUTE}: no `on restart compensate` line to replace with {a.on_restart!r}")
+        text = text.replace("    on restart compensate\n", f"    on restart {a.on_restart}\n", 1)
         route = work / "card_payments.route"
         route.write_text(text)
         for f in ROUTE.parent.glob("*.csv"):
@@ -510,8 +510,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kills", type=int, default=8, help="SIGKILLs (default 8)")
     p.add_argument("--seed", type=int, default=1, help="seed of the kill moments, traffic and host faults (default 1)")
-    p.add_argument("--on-restart", choices=("flag", "compensate"), default="flag",
-                   help="the route's `on restart` policy: flag (as shipped) or compensate (a patched copy)")
+    p.add_argument("--on-restart", choices=("flag", "compensate"), default="compensate",
+                   help="the route's `on restart` policy: compensate (as shipped) or flag (a patched copy)")
     p.add_argument("--conns", type=int, default=4, help="client connections (default 4)")
     p.add_argument("--window", type=int, default=16, help="requests in flight per connection (default 16)")
     p.add_argument("--min-run", type=float, default=0.3, help="shortest run before a kill, s (default 0.3)")
