@@ -265,7 +265,7 @@ class GivenSendAst:
 @dataclass(frozen=True)
 class GivenAnswerAst:
     """``given ENDPOINT answers [STATUS] [FORMAT] { fields } [delay D]`` / ``answers error`` /
-    ``answers timeout``; ``mode``: values, error, timeout."""
+    ``answers timeout`` / ``answers unreachable``; ``mode``: values, error, timeout, unreachable."""
     endpoint: Ident
     mode: str
     status: Lit | None

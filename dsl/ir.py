@@ -220,7 +220,8 @@ class GivenSend:
 class GivenAnswer:
     """``given ENDPOINT answers ...``: one scripted answer of a call target, used in order.
     ``mode``: values (encode ``fields`` with ``format``), error (the connection breaks:
-    kind lost), timeout (no answer: kind timeout).  ``delay`` in seconds."""
+    kind lost), timeout (no answer: kind timeout), unreachable (the request never leaves: kind
+    unreachable).  ``delay`` in seconds."""
     endpoint: str
     mode: str
     format: str | None

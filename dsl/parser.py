@@ -305,6 +305,9 @@ class _Build(Transformer):
     def answer_timeout(self, meta, ch):
         return A.GivenAnswerAst(self._id(ch[0]), "timeout", None, None, (), None, self._pos(meta))
 
+    def answer_unreachable(self, meta, ch):
+        return A.GivenAnswerAst(self._id(ch[0]), "unreachable", None, None, (), None, self._pos(meta))
+
     def expect_reply(self, meta, ch):
         status, fmt, assigns = ch
         slit = None if status is None else A.Lit(int(status), "int", pos=self._tpos(status))

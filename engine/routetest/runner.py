@@ -175,6 +175,9 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
         if a.mode == "error":
             return ConnectionLost(f"channel {channel}: connection broken (given {channel} answers error, "
                                   f"at {a.pos})", channel=channel)
+        if a.mode == "unreachable":
+            return Unreachable(f"channel {channel}: not reachable, the request never left (given {channel} "
+                               f"answers unreachable, at {a.pos})", channel=channel)
         binder = current["binder"]
         try:
             values = binder.assigns(a.fields)(ctx.extra["scope"])

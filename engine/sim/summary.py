@@ -23,7 +23,8 @@ from rich.table import Table
 # at most 14 characters, so the per-service table fits 80 columns
 LABELS = {"receivables_payables": "recv./payables", "account_consolidation": "account consol",
           "insurance_brokerage": "insurance brok", "trade_receiving": "import/export",
-          "fund_consolidation": "fund consol", "fund_management": "fund mgmt", "customer_service": "customer svc"}
+          "fund_consolidation": "fund consol", "fund_management": "fund mgmt", "customer_service": "customer svc",
+          "fund_subscription": "fund subscr."}
 
 
 def label(service: str) -> str:

@@ -20,6 +20,7 @@ EXPECTED = {
     "fund_brokerage": ("FundBrkReq", {"cust_acct"}),
     "fund_consolidation": ("SweepReq", {"member_acct"}),
     "fund_management": ("FundTxnReq", {"cust_acct"}),
+    "fund_subscription": ("FundSubReq", {"settle_acct"}),
     "insurance_brokerage": ("PremiumReq", {"payer_acct", "payer_name"}),
     "issuance": ("IssueReq", {"investor_acct"}),
     "receivables_payables": ("PostingReq", {"corp_acct", "other_acct", "other_name"}),

@@ -44,6 +44,8 @@ P = "personal"
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "fund_management": {"TaOrder": {"investor"}, "TaAck": set()},
     "fund_brokerage": {"DistOrder": {"DistOrder.Investor"}, "DistOrderAck": set()},
+    "fund_subscription": {"CorePosting": {"account"}, "CoreAck": set(), "SubOrder": {"SubOrder.Investor"},
+                          "SubOrderAck": set()},
     "insurance_brokerage": {"PremiumNotice": {"payer.account", "payer.name"}, "PremiumReceipt": set()},
     "issuance": {"Allotment": {"investor"}, "AllotmentAck": set()},
     "bond_cashing": {"PayClaim": {"holder"}, "PayClaimAck": set()},

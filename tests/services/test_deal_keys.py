@@ -27,8 +27,9 @@ from engine.ledger import open_ledger
 from engine.sim.biller import BillerSim
 from engine.sim.mainframe import MainframeSim
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
-                                 fund_brokerage, fund_consolidation, fund_management, insurance_brokerage, issuance,
-                                 middle_office, receivables_payables, remittance, sales, standing_orders, trade_receiving)
+                                 fund_brokerage, fund_consolidation, fund_management, fund_subscription,
+                                 insurance_brokerage, issuance, middle_office, receivables_payables, remittance, sales,
+                                 standing_orders, trade_receiving)
 from engine.sim.services.catalog import ROUTES_DIR, route_files
 from engine.sim.services.harness import running_services
 from engine.sim.services.model import Service, run_tag
@@ -60,6 +61,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                         lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_brokerage_order": (fund_brokerage.SERVICE, lambda v: True,
                              lambda v: f"{v['fund_co']}/{_t(v['trace_no'])}/{v['order_date']}"),
+    "settled_subscription": (fund_subscription.SERVICE, lambda v: True,
+                             lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
                            lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
     "remittance_domestic": (remittance.SERVICE, lambda v: v["txn_code"] == "RD01",
@@ -94,6 +97,9 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "card_purchase": (card_payments.SERVICE, lambda v: True,
                       lambda v: f"{v['41']}/{v['37']}/{v['11']}/{v['7'][:4]}"),
 }
+
+# routes that call more than one counterpart for a request (one call each)
+LEGS = {"settled_subscription": 2}          # the debit at the core account system, the fund order
 
 # enquiries move nothing: no key, and a repeat is asked again
 UNKEYED = {
@@ -185,7 +191,8 @@ async def test_a_repeated_request_gets_the_original_answer_and_one_call(route, t
             calls = _calls(rig)
     assert again == first, "the repeat must get the original reply, byte for byte"
     assert service.code_of(reply_codec.decode(first)) == "00"
-    assert calls == 1, f"{route}: the counterpart was called {calls} times for one request sent twice"
+    legs = LEGS.get(route, 1)
+    assert calls == legs, f"{route}: its {legs} counterpart(s) were called {calls} times for one request sent twice"
     _check_duplicate_rows(_rows(ledger_path, req.ref), route, key_of(req.values), "committed", None)
 
 
@@ -206,6 +213,33 @@ async def test_a_repeated_refused_request_gets_the_original_refusal(route, tmp_p
     assert again == first and service.code_of(reply_codec.decode(first)) == "05"
     assert calls == 1
     _check_duplicate_rows(_rows(ledger_path, req.ref), route, key_of(req.values), "failed", "05")
+
+
+async def test_a_repeated_subscription_whose_debit_was_cancelled_is_not_debited_again(tmp_path):
+    """Two legs over real sockets (routes/fund_subscription): the core account system debits, the fund
+    company refuses the order, the route cancels the debit (the compensation, accepted). The repeat gets
+    the same refusal and calls nothing: one debit, one order, one cancel in all."""
+    route = "settled_subscription"
+    service, _, key_of = KEYED[route]
+    program, registry = _program(service.name)
+    req = _request_for(service, lambda v: not v["settle_acct"].endswith("F"), "failing")
+    ledger_path = tmp_path / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, [service]) as rig:
+            ctx = rig.switchboard.ctx
+            codec, reply_codec = ctx.codec(service.request_format), ctx.codec(service.reply_format)
+            payload = codec.encode(req.values)
+            first, again = await _exchange(rig.port(service.inbound), service.framing, [payload, payload])
+            core, fundco = rig.sims["fsub_core"], rig.sims["fsub_fundco"]
+    assert again == first and service.code_of(reply_codec.decode(first)) == "05"
+    assert [r["op"] for r in core.seen] == ["DEBIT", "CANCEL"]
+    assert core.seen[1]["posting_ref"] == core.seen[0]["posting_ref"] == req.ref
+    assert core.seen[1]["original_posting_id"].startswith("P")       # the debit's posting id, as it answered
+    assert core.calls == {req.ref: 1, f"{req.ref} cancel": 1} and fundco.requests == 1
+    rows = _rows(ledger_path, req.ref)
+    _check_duplicate_rows(rows, route, key_of(req.values), "failed", "05")
+    original = next(r for r in rows if r["status"] == "failed")
+    assert ("compensated debit", None) in original["events"], original["events"]
 
 
 @pytest.mark.parametrize("route", sorted(UNKEYED))

@@ -49,3 +49,53 @@ def test_expect_call_checks_the_reversal_and_its_de90(tmp_path: Path) -> None:
     (bad,) = [o for o in outcomes if not o.passed]
     assert bad.name.startswith("an unanswered 0200 is reversed")
     assert any('field `["90"]`: expected "0200000999' in f for f in bad.failures), bad.failures
+
+
+def _extra(tmp_path: Path, tests: str) -> list:
+    d = tmp_path / "routes"
+    shutil.copytree(ROUTES, d)
+    (d / "transfer_test.route").unlink()
+    (d / "extra_test.route").write_text('use "transfer.route"\n' + tests)
+    return run_paths([d], default_registry()).outcomes
+
+
+def test_answers_unreachable_fails_the_call_as_never_sent_so_an_undone_deal_frees_its_key(tmp_path: Path) -> None:
+    """`given CHANNEL answers unreachable`: the call never leaves (kind unreachable, 91), unlike `answers
+    error` (lost: it may have arrived). The debit is cancelled and its cancel accepted, so nothing is
+    left anywhere and the key is free: the same transfer sent again runs as a new deal. After a `lost`
+    credit the key stays taken: the repeat is a duplicate and calls nothing."""
+    outcomes = _extra(tmp_path, '''
+test "credit unreachable" {
+    given front sends J { ref = "U1"  amount = 10 }
+    given debit answers J { status = "OK" }
+    given credit answers unreachable
+    given debit answers J { status = "OK" }
+    expect call debit { op = "cancel"  ref = "U1" }
+    expect reply { ref = "U1"  code = "91" }
+    expect deal TRANSFER { status = "failed"  response_code = "91"  reason = "unreachable" }
+}
+test "sent again: a new deal" {
+    given front sends J { ref = "U1"  amount = 10 }
+    given debit answers J { status = "OK" }
+    given credit answers J { status = "OK" }
+    expect reply { ref = "U1"  code = "00" }
+    expect deal TRANSFER { status = "committed" }
+}
+test "credit lost" {
+    given front sends J { ref = "U2"  amount = 10 }
+    given debit answers J { status = "OK" }
+    given credit answers error
+    given credit answers J { status = "OK" }
+    given debit answers J { status = "OK" }
+    expect reply { ref = "U2"  code = "91" }
+    expect deal TRANSFER { status = "failed"  reason = "lost" }
+}
+test "lost, sent again: a duplicate" {
+    given front sends J { ref = "U2"  amount = 10 }
+    expect no call debit
+    expect reply { ref = "U2"  code = "91" }
+    expect deal TRANSFER { status = "duplicate"  reason = "may have reached the counterpart" }
+}
+''')
+    assert [(o.name, o.failures) for o in outcomes if not o.passed] == []
+    assert len(outcomes) == 4
