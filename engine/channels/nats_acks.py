@@ -154,9 +154,10 @@ class Acks:
         message).  A flush that fails is logged: the server redelivers what it did not get."""
         while True:
             await self._confirm_wanted.wait()
-            # not cancelled half-way (bounded by its own timeout): nats-py answers a cancelled flush's PONG
-            # with InvalidStateError and then no later PING of the connection is answered (a heartbeat
-            # delete, a request at the stop, hung until their timeouts)
+            # not cancelled half-way (bounded by its own timeout): nats-py answered a cancelled (or timed
+            # out) flush's PONG with InvalidStateError, which ended its read loop; the channel's client now
+            # lets such a PONG pass (engine.channels.nats_pong), and a flush left to its timeout still says
+            # whether the server has the acks
             with trio.CancelScope(shield=True):
                 await self.confirm()
 
