@@ -8,7 +8,8 @@ channel keeps a deferred message: it stays among the channel's held messages (``
 in-progress acks, ``+WPI``, which count no delivery) and is run again every ``defer_delay`` until it is no
 longer deferred, each message on its own (one whose deal then runs long does not hold the others back),
 in one of the channel's ``workers`` slots (``ch.slots``, shared with fetched batches, first come first
-served: ``workers`` bounds everything being processed; the message stays held while it waits for one).  It is handed back (nak) only
+served: ``workers`` bounds everything being processed; the message stays held, in-progress acks and
+all, while it waits for a slot).  It is handed back (nak) only
 
     after ``defer_hold`` (2 x key_lease) of waiting, when it has deliveries left  another engine may fare better
     when the engine stops (a drain)                                               at once
