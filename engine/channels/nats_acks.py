@@ -2,7 +2,7 @@
 
 A fetched message is *held* (``held``) until it is settled: every third of ``ack_wait`` the server is
 told that held messages are still being worked on (``+WPI``, an in-progress ack), so that a slow deal
-(or a batch waiting for a busy worker) is not handed out again meanwhile.  Settling a message sends its
+(or a deferred message waiting for a worker slot) is not handed out again meanwhile.  Settling a message sends its
 reply (``Bsp-Reply-To`` header, else ``reply_subject``) and its verdict: ``+ACK``, ``-NAK`` (after
 ``nak_delay``; a deferred message after ``defer_delay``) or ``+TERM``.  One flush (PING/PONG) for all the
 acks settled since the last one confirms that the server has them, off the workers' path.
@@ -62,8 +62,8 @@ class Acks:
 
     async def keep_in_progress(self) -> None:
         """Every third of ``ack_wait``, tell the server that the messages fetched and not yet settled
-        are still being worked on (``+WPI``), so that a deal slower than ``ack_wait`` (or a batch waiting
-        for a busy worker) is not handed out again meanwhile, to this engine or another one.  Only an
+        are still being worked on (``+WPI``), so that a deal slower than ``ack_wait`` (or a deferred
+        message kept here, or waiting for a worker slot) is not handed out again meanwhile, to this engine or another one.  Only an
         engine that stopped or died lets ``ack_wait`` run out."""
         ch = self.ch
         period = max(ch.ack_wait / 3, 0.05)
@@ -154,9 +154,10 @@ class Acks:
         message).  A flush that fails is logged: the server redelivers what it did not get."""
         while True:
             await self._confirm_wanted.wait()
-            # not cancelled half-way (bounded by its own timeout): nats-py answers a cancelled flush's PONG
-            # with InvalidStateError and then no later PING of the connection is answered (a heartbeat
-            # delete, a request at the stop, hung until their timeouts)
+            # not cancelled half-way (bounded by its own timeout): nats-py answered a cancelled (or timed
+            # out) flush's PONG with InvalidStateError, which ended its read loop; the channel's client now
+            # lets such a PONG pass (engine.channels.nats_pong), and a flush left to its timeout still says
+            # whether the server has the acks
             with trio.CancelScope(shield=True):
                 await self.confirm()
 

@@ -126,7 +126,7 @@ class NatsLink:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _attempt(self) -> str | None:
-        from nats.aio.client import Client
+        from engine.channels.nats_pong import Client     # nats-py's, letting a late PONG pass
 
         nc = Client()
         errors: list[str] = []

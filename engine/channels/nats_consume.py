@@ -13,7 +13,8 @@ So a message whose engine dies before the ack is redelivered to the next
 engine on the same durable consumer (at-least-once).  Engines sharing one
 ``durable`` name share the work like a queue group.  At most
 ``max_ack_pending`` messages are unacknowledged (the server stops handing out
-more), and at most ``workers`` fetched batches are processed at once.
+more), and at most ``workers`` batches are processed at once: fetched batches and the retries of
+deferred messages take the same ``workers`` slots (``slots``), and nothing is fetched while all are taken.
 
 With ``keys = "BUCKET"`` the engines of one consumer also share the deal keys of keyed routes in a
 JetStream key-value bucket (``engine.channels.nats_keys``): a deal whose key another engine is running
@@ -41,7 +42,7 @@ from engine.channels.nats_acks import Acks, deliveries
 from engine.channels.nats_bridge import CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, subject_option
 from engine.channels.nats_consumer_setup import subscribe
 from engine.channels.nats_deferred import Deferrals
-from engine.channels.nats_fetch import fetch_loop, worker
+from engine.channels.nats_fetch import fetch_loop
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -104,6 +105,7 @@ class NatsConsumer:
         self._scope = trio.CancelScope()
         self._draining = False
         self.ready = trio.Event()           # connected, stream and consumer in place
+        self.slots = trio.CapacityLimiter(self.workers)   # worker slots (engine.channels.nats_fetch)
         self.setup_error = ""
         self.received = self.acked = self.naked = self.termed = 0
         self.acks = Acks(self)              # held, settled, confirmed (engine.channels.nats_acks)
@@ -159,21 +161,18 @@ class NatsConsumer:
                         await self.keys.identity.release()
 
     async def _consume(self, sub: Any, handler: ExchangeHandler) -> None:
-        send, recv = trio.open_memory_channel[list[Any]](0)
+        # the worker slots: fetched batches and retries of deferred messages take them alike
+        self.slots = trio.CapacityLimiter(self.workers)
         async with trio.open_nursery() as outer:
             outer.start_soon(self.acks.keep_in_progress)
             outer.start_soon(self.acks.confirm_acks)
             if self.keys is not None:
                 outer.start_soon(self.keys.keep)
             async with trio.open_nursery() as nursery:
-                for _ in range(self.workers):
-                    nursery.start_soon(worker, self, recv.clone(), handler)
                 if self.keys is not None:
                     nursery.start_soon(self.deferrals.serve, handler)
-                recv.close()
-                async with send:
-                    with self._phase():
-                        await fetch_loop(self, sub, send)
+                with self._phase():
+                    await fetch_loop(self, sub, nursery, handler)
             # every batch already fetched has been handled and settled: their acks confirmed
             with trio.CancelScope(shield=True):
                 await self.acks.confirm()
@@ -229,7 +228,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("create_stream", "bool", "Create the stream (file storage, the channel's subject) when missing.",
                    default=True),
         OptionSpec("batch", "int", "Messages fetched per pull (one batch through the routes).", default=64),
-        OptionSpec("workers", "int", "Fetched batches processed at once.", default=4),
+        OptionSpec("workers", "int", "Batches processed at once: fetched batches and the retries of deferred "
+                   "messages (one message each) share them; nothing is fetched while all are busy.", default=4),
         OptionSpec("max_ack_pending", "int", "Unacknowledged messages at most (the server holds back more).",
                    default=1024),
         OptionSpec("ack_wait", "duration", "Redeliver a message not acknowledged within this time.",

@@ -6,8 +6,10 @@ consumer's ``max_deliver``, and the server drops a message after its last one wi
 held for long used to exhaust its repeats' deliveries, and nobody ever ran or answered them.  So the
 channel keeps a deferred message: it stays among the channel's held messages (``engine.channels.nats_acks``:
 in-progress acks, ``+WPI``, which count no delivery) and is run again every ``defer_delay`` until it is no
-longer deferred, each message on its own (at most ``workers`` at once: one whose deal then runs long does
-not hold the others back).  It is handed back (nak) only
+longer deferred, each message on its own (one whose deal then runs long does not hold the others back),
+in one of the channel's ``workers`` slots (``ch.slots``, shared with fetched batches, first come first
+served: ``workers`` bounds everything being processed; the message stays held, in-progress acks and
+all, while it waits for a slot).  It is handed back (nak) only
 
     after ``defer_hold`` (2 x key_lease) of waiting, when it has deliveries left  another engine may fare better
     when the engine stops (a drain)                                               at once
@@ -50,11 +52,10 @@ class Deferrals:
 
     async def serve(self, handler: Any) -> None:
         """Run the kept messages again once due, until a drain hands them back (and returns).  Each due
-        message is run again on its own (a batch of one), at most ``workers`` at once: one whose key is
-        now free and whose deal takes long does not hold back the others (a duplicate's answer, another
+        message is run again on its own (a batch of one) in a worker slot of the channel's: one whose key
+        is now free and whose deal takes long does not hold back the others (a duplicate's answer, another
         message coming due)."""
         ch = self.ch
-        limit = trio.CapacityLimiter(ch.workers)
         async with trio.open_nursery() as nursery:
             while True:
                 now = trio.current_time()
@@ -75,13 +76,14 @@ class Deferrals:
                         await ch.acks.settle_all(msgs, ["defer"] * len(msgs))
                     return
                 for _, since, m in due:
-                    nursery.start_soon(self._retry, handler, m, since, limit)
+                    msgs = [m]
+                    ch.acks.held[id(msgs)] = msgs  # in-progress acks while it waits for a slot and runs
+                    nursery.start_soon(self._retry, handler, msgs, since)
 
-    async def _retry(self, handler: Any, m: Any, since: float, limit: trio.CapacityLimiter) -> None:
-        ch, msgs = self.ch, [m]
-        ch.acks.held[id(msgs)] = msgs          # in-progress acks while it waits for its turn and runs
+    async def _retry(self, handler: Any, msgs: list[Any], since: float) -> None:
+        ch = self.ch
         try:
-            async with limit:
+            async with ch.slots:
                 if ch._draining:               # a drain while it waited for its turn: hand it back
                     with trio.CancelScope(shield=True):
                         await ch.acks.settle_all(msgs, ["defer"])

