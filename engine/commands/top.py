@@ -163,7 +163,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
              "bold red") if flagged else "0 flagged",
             (f", {rev['stranded']} stranded (no call for their channel: kept, not sent)", "bold yellow")
             if rev.get("stranded") else "",
-            f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start"))
+            f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start",
+            (f" ({rev['not_approved']} with a response code not approved: check them with the host)", "bold yellow")
+            if rev.get("not_approved") else ""))
         for r in rev.get("queue") or []:
             if r.get("stranded"):
                 parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: {r['attempts']} "

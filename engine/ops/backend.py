@@ -93,6 +93,9 @@ class EngineBackend:
                 "attempts": sum(q["attempts"] for q in queues),
                 "acknowledged": sum(q["acknowledged"] for q in queues),
                 "flagged_total": sum(q.get("flagged_total", 0) for q in queues),
+                # acknowledged with a DE 39 that is not an approval (original not found, reversal declined)
+                "not_approved": sum(q.get("not_approved", 0) for q in queues),
+                "not_approved_channels": _merged(q.get("not_approved_channels", {}) for q in queues),
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}

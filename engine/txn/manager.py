@@ -810,7 +810,9 @@ class TxnManager:
                 st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n else ""), "reversal",
                                          a.outcome, a.started_at, round(a.duration_ms, 3), None,
                                          {"mti": a.mti, "detail": a.detail}))
-                st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail})
+                st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail,
+                                              **({"response_code": a.code, "approved": a.approved}
+                                                 if a.outcome == "acknowledged" else {})})
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
             if ok:
                 st.undone.add(i)
