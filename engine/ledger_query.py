@@ -115,6 +115,7 @@ def query_deals(
     until: datetime | None = None,
     limit: int | None = 50,
     con: Any | None = None,
+    flagged: bool = False,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -124,10 +125,11 @@ def query_deals(
     aware UTC datetimes, ``request``/``response`` parsed from JSON (money in
     them is an exact string).  ``con``: an open connection to read through
     (the engine's own process passes one; see ``engine.ops.ledger_reads``)
-    instead of opening ``path`` read-only.
+    instead of opening ``path`` read-only.  ``flagged``: only deals flagged for an operator (an event
+    ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``).
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
-                           until=until, limit=limit, con=con))
+                           until=until, limit=limit, con=con, flagged=flagged))
 
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
@@ -143,6 +145,7 @@ def iter_deals(
     until: datetime | None = None,
     limit: int | None = 50,
     con: Any | None = None,
+    flagged: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
     bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
@@ -150,7 +153,8 @@ def iter_deals(
     sql, params = _select(
         f"SELECT {', '.join(COLUMNS)} FROM deals",
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
-         ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until"))],
+         ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
+         ("deal_id IN (SELECT deal_id FROM deal_events WHERE to_state = ?)", "flagged" if flagged else None)],
         "received_at DESC, deal_id DESC", limit, "query_deals")
     return _iter_deals(Path(path), sql, params, con)
 

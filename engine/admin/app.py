@@ -131,7 +131,7 @@ class AdminApp:
     async def deals(self, request: Request) -> Response:
         q = self._query(request)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
-                          since=q["since"], until=q["until"], limit=q["limit"])
+                          since=q["since"], until=q["until"], limit=q["limit"], flagged=bool(q["flagged"]))
         _time_range(query.since, query.until)
         rows = list(await self.backend.deals(query))
         return Response.json({"count": len(rows), "deals": rows})

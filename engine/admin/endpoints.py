@@ -63,6 +63,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=(Param("type", "string", "Deal type, e.g. BILL_PAYMENT."),
                      Param("status", "string", "Deal status.", enum=STATUSES),
                      Param("reference", "string", "Business reference (e.g. trace number)."),
+                     Param("flagged", "boolean", "Only deals flagged for an operator (event `flagged`: a "
+                           "participant in doubt or whose compensation failed, a deal left in doubt by a crash).",
+                           default=False, example="1"),
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),

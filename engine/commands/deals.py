@@ -120,6 +120,9 @@ def deals(
     deal_type: Optional[str] = typer.Option(None, "--type", help="Only this deal type, e.g. BILL_PAYMENT."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(STATUSES)}."),
     ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
+    flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
+                                 "a call or step left in doubt, or whose compensation failed; a deal left in "
+                                 "doubt by a crash): settle each with its counterpart."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
@@ -155,13 +158,14 @@ def deals(
     ledger = ledger_keys(ledger, deployment, env, "bsp deals").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
-                     {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until},
+                     {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until,
+                      "flagged": "1" if flagged else None},
                      limit)
         title = f"deals in the engine at {url}"
     else:
         require_ledger(ledger)
         stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref,
-                            since=t_since, until=t_until, limit=limit or None)
+                            since=t_since, until=t_until, limit=limit or None, flagged=flagged)
         try:
             first = next(stream, None)      # the query runs here: a locked or foreign file says so now
             rows = stream if first is None else itertools.chain((first,), stream)

@@ -151,6 +151,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
+        parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']} (something of them "
+                          f"may stand at a counterpart: bsp deals --flagged --live lists them)", style="bold red"))
     rev = now.get("reversals")
     if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward
         flagged = rev.get("flagged") or 0
@@ -160,7 +163,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
              "bold red") if flagged else "0 flagged",
             (f", {rev['stranded']} stranded (no call for their channel: kept, not sent)", "bold yellow")
             if rev.get("stranded") else "",
-            f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start"))
+            f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start",
+            (f" ({rev['not_approved']} with a response code not approved: check them with the host)", "bold yellow")
+            if rev.get("not_approved") else ""))
         for r in rev.get("queue") or []:
             if r.get("stranded"):
                 parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: {r['attempts']} "

@@ -22,7 +22,9 @@
      "state": "degraded",        # ready | degraded (an outbound channel is down) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
-                                 "failed": 5, "duplicate": 0, "in_flight": 0, "avg_latency_ms": 1.9}},
+                                 "failed": 5, "duplicate": 0, "flagged": 1, "in_flight": 0, "avg_latency_ms": 1.9}},
+                                 # flagged: of the failed, flagged for an operator (engine/txn/flagging.py)
+     "flagged_deals": 1,         # the routes' flagged, summed (since the engine started)
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9}}
 """
@@ -75,10 +77,13 @@ class EngineBackend:
             for name, br in gen.routes().items():
                 c = counts.get(name)
                 row = c.as_dict() if c is not None else {"received": 0, "committed": 0, "rejected": 0,
-                                                         "failed": 0, "duplicate": 0, "avg_latency_ms": None}
+                                                         "failed": 0, "duplicate": 0, "flagged": 0,
+                                                         "avg_latency_ms": None}
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row
+        if self.observer is not None:    # failed deals flagged for an operator since the engine started
+            out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
@@ -88,6 +93,9 @@ class EngineBackend:
                 "attempts": sum(q["attempts"] for q in queues),
                 "acknowledged": sum(q["acknowledged"] for q in queues),
                 "flagged_total": sum(q.get("flagged_total", 0) for q in queues),
+                # acknowledged with a DE 39 that is not an approval (original not found, reversal declined)
+                "not_approved": sum(q.get("not_approved", 0) for q in queues),
+                "not_approved_channels": _merged(q.get("not_approved_channels", {}) for q in queues),
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
@@ -187,7 +195,8 @@ class EngineBackend:
     async def deals(self, query: DealQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
                                      status=query.status, reference=query.reference, since=query.since,
-                                     until=query.until, limit=query.limit)
+                                     until=query.until, limit=query.limit,
+                                     flagged=getattr(query, "flagged", False))
 
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)

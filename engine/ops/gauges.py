@@ -21,7 +21,8 @@ outbound channel of the running configuration: a channel a reload removed loses 
 scrape), so an alert on ``bsp_channel_up == 0`` does not fire for ever on a channel that is gone.
 ``bsp_reversals_pending{channel,state}`` counts the stored-and-forwarded ISO 8583 reversals not acknowledged
 yet (engine/txn/saf.py) by channel and ``queued`` / ``flagged`` / ``stranded``; a channel a reload removed
-keeps this series while reversals owed to it are stranded.
+keeps this series while reversals owed to it are stranded.  ``bsp_reversals_not_approved{channel}`` counts
+the reversals acknowledged since the start with a DE 39 that is not an approval (``Saf.not_approved``).
 """
 from __future__ import annotations
 
@@ -52,6 +53,11 @@ class EngineMetrics(Metrics):
                                "sent, flagged for an operator), stranded (not sent: no call for the channel in "
                                "the running configuration).", ["channel", "state"], namespace=namespace,
                                registry=self.registry)
+        self.reversals_not_approved = Gauge(
+            "reversals_not_approved", "ISO 8583 reversals acknowledged since the engine started with a response "
+            "code (DE 39) that is not an approval (original not found, reversal declined), by outbound channel: "
+            "not repeated, for an operator to check with the host.", ["channel"], namespace=namespace,
+            registry=self.registry)
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -106,6 +112,9 @@ class EngineMetrics(Metrics):
         self.reversals.clear()
         for (channel, state), n in counts.items():
             self.reversals.labels(channel, state).set(n)
+        for q in queues:
+            for channel, n in getattr(q, "not_approved_channels", {}).items():
+                self.reversals_not_approved.labels(channel).set(n)
 
     def _sample_ledger(self, stats: Any) -> None:
         if stats is None:

@@ -24,7 +24,7 @@ MAX_LOGGED_REQUEST = 2000       # characters of the (masked) request shown in a 
 
 
 class RouteCounts:
-    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "latency_sum")
+    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "flagged", "latency_sum")
 
     def __init__(self) -> None:
         self.received = 0
@@ -32,12 +32,13 @@ class RouteCounts:
         self.rejected = 0
         self.failed = 0
         self.duplicate = 0          # a repeated deal key, answered with the original reply (engine/txn)
+        self.flagged = 0            # of the failed: flagged for an operator (event ``flagged``: engine.txn.flagging)
         self.latency_sum = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         done = self.committed + self.rejected + self.failed + self.duplicate
         return {"received": self.received, "committed": self.committed, "rejected": self.rejected,
-                "failed": self.failed, "duplicate": self.duplicate,
+                "failed": self.failed, "duplicate": self.duplicate, "flagged": self.flagged,
                 "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
 
 
@@ -106,6 +107,9 @@ class Observer:
             seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
             c.latency_sum += seconds
             by_outcome[(route, status)] += 1
+            if status != "committed" and any(e.to_state == "flagged" for e in rec.events or ()):
+                c.flagged += 1
+                m.route_flagged.labels(route).inc()
             m.route_latency.labels(route).observe(seconds)
             if err is not None:
                 self.unrecorded += 1

@@ -6,7 +6,8 @@ tests (tests/txn/safkit.py) and benchmark (bench/bench_saf.py).
 
 It never answers a 0200 (the engine's call times out and queues a reversal); it answers a reversal
 (0420 / 0421 -> 0430, DE 39 "00") only when ``ack`` returns True - ``ack`` may wait (an event, a
-latency) and decides per reversal.  One task per request, so it suits a MUX channel (match = iso8583)."""
+latency) and decides per reversal.  ``code`` sets the 0430's DE 39: a string for every reversal (e.g.
+"25": original not found, "12": reversal declined), or ``code(nth reversal, message) -> str``.  One task per request, so it suits a MUX channel (match = iso8583)."""
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,10 @@ class ReversalHost:
     (the default) ``seen`` keeps every message received and ``at`` each reversal's (trio time, DE 11, MTI);
     a benchmark measuring memory passes ``keep=False``."""
 
-    def __init__(self, ack: Callable[[int, dict], Awaitable[bool]], *, keep: bool = True) -> None:
+    def __init__(self, ack: Callable[[int, dict], Awaitable[bool]], *, keep: bool = True,
+                 code: str | Callable[[int, dict], str] = "00") -> None:
         self.ack = ack
+        self.code = code
         self.keep = keep
         self.seen: list[dict] = []
         self.reversals = 0
@@ -73,8 +76,9 @@ class ReversalHost:
         finally:
             self.held -= 1
         self.acked += 1
+        code = self.code(self.reversals, msg) if callable(self.code) else self.code
         async with lock:
             try:
-                await stream.send_all(f.frame(CODEC.encode({**msg, "t": "0430", "39": "00"})))
+                await stream.send_all(f.frame(CODEC.encode({**msg, "t": "0430", "39": code})))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass

@@ -13,7 +13,8 @@ Such a step is handled like a call by ``TxnManager.run_steps``:
     on failure       the step's ``undo(ex)`` (``FunctionStep(..., compensate=fn)``), if it has one, runs
                      with the calls' compensations, newest first, at most once per deal, one trace line
                      ``NAME.compensate``; a step left in doubt that is not undone (no hook, or the hook
-                     failed) gets the deal event ``flagged`` with the reason, for an operator
+                     failed), or any step whose hook failed, gets the deal event ``flagged`` with the
+                     reason, for an operator (``engine.txn.flagging``)
 """
 from __future__ import annotations
 
@@ -107,19 +108,9 @@ async def undo(mgr: Any, plan: Any, i: int, ex: Any, st: Any) -> None:
     st.move(f"compensated {name}" if ok else f"compensation of {name} failed", None if ok else failure.reason())
     if ok:
         st.undone.add(i)                 # undone: the deal may free its key (engine.txn.keyhold)
+    else:
+        st.undo_failed[i] = failure.reason()     # flagged for an operator (engine.txn.flagging)
     if ok and st.doubt == i:
         st.doubt = None
     mark = {"t": "step", "id": st.deal_id, "step": name, "phase": "compensated" if ok else "compensation_failed"}
     await mgr.write_or_later([mark])     # it happened: the mark follows with the next write that works
-
-
-def flag(plan: Any, st: Any) -> None:
-    """A step left in doubt and not undone: the deal event ``flagged``, for an operator."""
-    i = st.doubt
-    runner = plan.effects[i]
-    name = plan.step_name(i, runner)
-    label = getattr(runner, "kind_label", None) or "step"
-    how = ("its compensation failed" if i in st.compensated else
-           "its kind has no compensation" if getattr(runner, "undo", None) is None else "it was not compensated")
-    st.move("flagged", {"why": f"step {name} ({label}) failed in doubt: it may have done its work outside "
-                               f"bsp and {how}; check it in the system it acts on"})

@@ -39,7 +39,9 @@ def held(plan: Any, st: Any, status: str) -> str | None:
         return (f"it was left in flight by a crash and resolved on restart (what reached a counterpart before "
                 f"the crash is not known for certain), so it never runs again under its key: settle it with the "
                 f"counterpart ({show})")
-    if any(e.to_state == "flagged" for e in st.events):
+    # flagged for a step left in doubt (or by a restart, a shared key store): that says it; flagged for a
+    # compensation that failed: the participant it did not undo says more (below)
+    if any(e.to_state == "flagged" for e in st.events) and not set(st.undo_failed) - {st.doubt}:
         return (f"it was flagged for an operator (in doubt), so it never runs again under its key: settle it "
                 f"with the counterpart ({show})")
     for i, kind in st.doubted.items():

@@ -41,7 +41,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
-from engine.txn import effects, keyhold, reversal, shared_keys
+from engine.txn import effects, flagging, keyhold, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
@@ -83,6 +83,9 @@ class TxnState:
     answered: dict[int, str] = field(default_factory=dict)
     undone: set[int] = field(default_factory=set)
     unproven: set[int] = field(default_factory=set)   # compensations that answered without an `expect` to judge it
+    # participants whose compensation failed (index -> why): the deal is flagged for an operator
+    # (``engine.txn.flagging``), as a plugin step left in doubt is
+    undo_failed: dict[int, str] = field(default_factory=dict)
     recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
     freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
     held: str | None = None                # ended failed with its key kept: why, and what the operator does
@@ -770,8 +773,8 @@ class TxnManager:
                 continue
             for i in reversed(st.done):
                 await self.compensate_step(plan, i, ex, st)
-            if st.doubt is not None:             # a plugin step left in doubt and not undone
-                effects.flag(plan, st)
+            # a plugin step left in doubt and not undone, or any participant whose compensation failed
+            flagging.flag(plan, st)
 
     async def compensate_step(self, plan: RoutePlan, i: int, ex: Any, st: TxnState) -> None:
         """Run one participant's compensation; a second run for the same deal and step does nothing."""
@@ -807,7 +810,9 @@ class TxnManager:
                 st.trace.append(DealStep(f"{call.name}.reversal" + (".repeat" if n else ""), "reversal",
                                          a.outcome, a.started_at, round(a.duration_ms, 3), None,
                                          {"mti": a.mti, "detail": a.detail}))
-                st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail})
+                st.move(f"reversal {a.mti}", {"outcome": a.outcome, "detail": a.detail,
+                                              **({"response_code": a.code, "approved": a.approved}
+                                                 if a.outcome == "acknowledged" else {})})
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
             if ok:
                 st.undone.add(i)
@@ -846,6 +851,8 @@ class TxnManager:
             # answer: an answer alone (no `expect`) does not say the counterpart accepted the cancel
             if ok:
                 (st.undone if comp.expect is not None else st.unproven).add(i)
+            else:
+                st.undo_failed[i] = f"{cf.kind}: {cf.detail}"
         else:
             return
         st.compensated.add(i)
@@ -900,6 +907,7 @@ class TxnManager:
                               + (f"; its key stays taken: {held}" if held else ""))
                 rec.response_code = st.duplicate_of.get("code")
             else:
+                rec.reason = flagging.reason_note(st, rec.reason)     # a participant not undone: say so
                 st.move(rec.status, self._settle_key(ex, st, rec.status))
             rec.steps = st.trace
             rec.events = st.events

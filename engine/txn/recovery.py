@@ -244,6 +244,12 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     st.compensated.update(undoing)
     half = (f"compensation of {', '.join(plan.calls[i].name for i in undoing)} was under way (started, no "
             f"outcome logged: it may have reached the counterpart), not run again") if undoing else ""
+    # compensations that failed before the crash (``compensation_failed``): not run again (a running engine
+    # does not retry one either), and, as there, the deal is flagged for an operator (``engine.txn.flagging``)
+    refused = [plan.calls[i].name for i, c in plan.calls.items() if p.phases.get(c.name) == "compensation_failed"]
+    if refused:
+        half = "; ".join(w for w in (half, f"compensation of {', '.join(refused)} failed before the crash (the call "
+                                           f"may stand at the counterpart), not run again") if w)
     for i in made:
         name = plan.calls[i].name
         if name in p.replies:
@@ -270,7 +276,11 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         names = ", ".join(plan.calls[i].name for i in st.done) or "none"
         was = f" while failing ({'; '.join(failing)})" if failing and plan.policy == "complete" else ""
         text = f"left in flight by a crash{was}; compensated on restart (calls undone: {names})"
-        if undoing:
+        failed_now = [f"{plan.calls[i].name} ({why})" for i, why in st.undo_failed.items() if i in plan.calls]
+        if failed_now:                   # compensations run here that failed: flagged, as in a running engine
+            half = "; ".join(w for w in (half, f"compensation of {', '.join(failed_now)} failed on restart (the "
+                                               f"call may stand at the counterpart)") if w)
+        if half:
             st.move("flagged", {"why": half})
             ex.fail(StepFailure("in_doubt", f"{text}; {half}; flagged for an operator", code="96"))
         else:
@@ -280,7 +290,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if doubt:
             whys.append(f"call(s) {', '.join(plan.calls[i].name for i in doubt)} may have reached the "
                         f"counterpart (sent, no answer logged)")
-        if undoing:
+        if half:
             whys.append(half)
         if effects:
             whys.append(f"step(s) {', '.join(plan.step_name(i, br.steps[i]) for i in effects)} act outside bsp "

@@ -33,6 +33,10 @@ from formats.iso8583.mux import mux_key
 # the fields a reversal copies from its original (no PIN, track or chip data)
 KEEP = ("2", "3", "4", "7", "11", "12", "13", "32", "33", "37", "41", "42", "49")
 DEFAULT_ATTEMPTS = 5
+# DE 39 of a 0430 / 0410 that says the reversal was applied: "00" (1987; "0" when a spec makes it numeric),
+# "000" and "400" ("accepted", ISO 8583:1993's reversal answer); any other code, or none, is counted as an
+# acknowledgement not approved (``Saf.not_approved``, ``bsp status`` reversals)
+APPROVED = frozenset({"00", "0", "000", "400"})
 
 
 @dataclass
@@ -42,6 +46,20 @@ class Attempt:
     duration_ms: float
     outcome: str          # "acknowledged", "timeout", "lost", "unreachable", "bad reply", "bad request"
     detail: str
+    code: str | None = None   # acknowledged: the 0430's / 0410's DE 39 (None when it has none)
+
+    @property
+    def approved(self) -> bool:
+        """Acknowledged with a DE 39 that says the reversal was applied (``APPROVED``); an acknowledgement
+        whose DE 39 says otherwise (original not found, reversal declined, ...) still ends the repeats: the
+        host received it, and a repeat would get the same answer (docs/transactions.md)."""
+        return self.outcome == "acknowledged" and self.code in APPROVED
+
+
+def response_code(ans: dict[str, Any]) -> str | None:
+    """DE 39 of an answer, as text (None when it has none)."""
+    code = ans.get("39")
+    return None if code is None else str(code).strip()
 
 
 def original_data_elements(values: dict[str, Any]) -> str:
@@ -104,11 +122,12 @@ async def attempt(values: dict[str, Any], call: Any, *, repeat: bool, timeout: f
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     if _fifo(ch):
-        outcome, detail = await _own_connection(ch, codec, msg, wait)
+        outcome, detail, *code = await _own_connection(ch, codec, msg, wait)
     else:
-        outcome, detail = await _through_channel(ch, codec, getattr(call, "reply_codec", None) or codec,
-                                                 msg, wait)
-    return Attempt(msg["t"], started, (time.perf_counter() - t0) * 1000.0, outcome, detail)
+        outcome, detail, *code = await _through_channel(ch, codec, getattr(call, "reply_codec", None) or codec,
+                                                        msg, wait)
+    return Attempt(msg["t"], started, (time.perf_counter() - t0) * 1000.0, outcome, detail,
+                   code[0] if code else None)
 
 
 def _fifo(ch: Any) -> bool:
@@ -124,7 +143,7 @@ def _answer_mti(msg: dict[str, Any]) -> str:
 
 
 async def _through_channel(ch: Any, codec: Any, reply_codec: Any, msg: dict[str, Any],
-                           wait: float) -> tuple[str, str]:
+                           wait: float) -> tuple[Any, ...]:
     """The reversal as one request on the call's channel (its MUX connection when it matches by key)."""
     try:
         payload = codec.encode(msg)
@@ -143,12 +162,12 @@ async def _through_channel(ch: Any, codec: Any, reply_codec: Any, msg: dict[str,
         return "bad reply", f"the answer to the {msg['t']} on channel {name} is not valid ISO 8583: {exc}"
     t = str(ans.get("t", "")) if isinstance(ans, dict) else ""
     if len(t) == 4 and t[2] in "13" and mux_key(ans, ()) == mux_key(msg, ()):
-        return "acknowledged", f"{t} response code {ans.get('39')!r}"
+        return "acknowledged", f"{t} response code {ans.get('39')!r}", response_code(ans)
     return "bad reply", (f"the answer to the {msg['t']} on channel {name} is a {t or '(no MTI)'}, "
                          f"expected {_answer_mti(msg)}")
 
 
-async def _own_connection(ch: Any, codec: Any, msg: dict[str, Any], wait: float) -> tuple[str, str]:
+async def _own_connection(ch: Any, codec: Any, msg: dict[str, Any], wait: float) -> tuple[Any, ...]:
     host, port = getattr(ch, "host", None), getattr(ch, "port", None)
     new_framer = getattr(ch, "_new_framer", None) or getattr(getattr(ch, "pool", None), "new_framer", None)
     if host is None or new_framer is None:
@@ -181,7 +200,8 @@ async def _own_connection(ch: Any, codec: Any, msg: dict[str, Any], wait: float)
                         except FormatError as exc:
                             return "bad reply", f"answer to the {msg['t']} is not valid ISO 8583: {exc}"
                         if mux_key(ans) == want and str(ans.get("t", ""))[2] in "13":
-                            return "acknowledged", f"{ans.get('t')} response code {ans.get('39')!r}"
+                            return ("acknowledged", f"{ans.get('t')} response code {ans.get('39')!r}",
+                                    response_code(ans))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FormatError) as exc:
                 return "lost", f"{host}:{port}: {exc}"
     return "timeout", f"no {_answer_mti(msg)} from {host}:{port} within {wait:g}s"

@@ -8,7 +8,9 @@ answered and recorded at once, with a ``reversal queued`` event.  This module's 
 then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
 (the call's timeout, doubled each time up to ``backoff_cap``, then drawn between half
 and all of it: jitter, so that reversals queued together do not repeat in step)
-**until the host acknowledges** (0410 / 0430).  It never gives up: after
+**until the host acknowledges** (0410 / 0430), whatever the answer's DE 39 says: the code
+is kept on the deal (``response_code``, ``approved``), and one that is not an approval
+(``reversal.APPROVED``) is counted (``not_approved``) and logged, never repeated.  It never gives up: after
 ``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
 a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.  One kept
 waiting for a place (below) is flagged, while the channel's attempts fail, once the time
@@ -174,6 +176,8 @@ class Saf:
         self.attempts = 0
         self.acknowledged = 0
         self.flagged = 0                      # reversals flagged for an operator (since the start)
+        self.not_approved = 0                 # acknowledged with a DE 39 not approved (since the start)
+        self.not_approved_channels: dict[str, int] = {}   # the same, per outbound channel
         self._nursery: trio.Nursery | None = None
         self._empty = trio.Event()
         self._empty.set()
@@ -249,6 +253,7 @@ class Saf:
         return {"pending": len(items), "flagged": sum(1 for i in items if i.flagged),
                 "stranded": len(self.stranded), "stranded_channels": stranded,
                 "attempts": self.attempts, "acknowledged": self.acknowledged, "flagged_total": self.flagged,
+                "not_approved": self.not_approved, "not_approved_channels": dict(self.not_approved_channels),
                 "alert_after": self.alert_after,
                 "in_flight": {n: {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
                               for n, ln in self.lanes.items()},
@@ -506,9 +511,14 @@ class Saf:
         item.last = f"{a.mti} {a.outcome}: {a.detail}"
         lane.failing = a.outcome != "acknowledged"
         if a.outcome == "acknowledged":
-            item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat()}
+            # acknowledged whatever its DE 39 says (the host has the reversal; a repeat would get the same
+            # answer), but the code is kept on the deal and one that is not approved is counted and logged
+            item.ack = {"mti": a.mti, "detail": a.detail, "at": datetime.now(_UTC).isoformat(),
+                        "response_code": a.code, "approved": a.approved}
             await self._log({"t": "revack", "id": item.deal_id, "step": item.step, "n": item.n, **item.ack})
             self.acknowledged += 1
+            if not a.approved:
+                self._not_approved(item, a)
         # flagged after ``alert_after`` attempts, or once they would have been made (``window``) when the
         # ``reversal_in_flight`` places kept it waiting: the flag does not depend on the queue ahead of it
         flag = a.outcome != "acknowledged" and not item.flagged and (item.n >= self.alert_after or (
@@ -525,6 +535,16 @@ class Saf:
                       "after %d attempt(s) (last: %s); flagged for an operator, still repeated",
                       item.deal_id, item.route, item.step, item.n, item.last)
         self._schedule(item, trio.current_time() + self.pause(item.n, wait))
+
+    def _not_approved(self, item: Item, a: reversal.Attempt) -> None:
+        """An acknowledgement whose DE 39 is not an approval: counted (``bsp status`` reversals
+        ``not_approved``, ``bsp_reversals_not_approved``) and logged, for an operator; not repeated."""
+        self.not_approved += 1
+        self.not_approved_channels[_label(item)] = self.not_approved_channels.get(_label(item), 0) + 1
+        log.warning("store and forward: the reversal of deal %s (route %s, call %s) was acknowledged: the answer to its "
+                    "%s has response code %r, not an approval (the host may not have found the original, or "
+                    "declined the reversal); not repeated (a repeat gets the same answer): check the original "
+                    "with the host", item.deal_id, item.route, item.step, a.mti, a.code)
 
     async def _finish(self, item: Item) -> None:
         """An acknowledged reversal: its story on the deal (once), then dropped from the log."""
@@ -548,8 +568,10 @@ class Saf:
         steps = [DealStep(name, "reversal", a.outcome, a.started_at, round(a.duration_ms, 3), None,
                           {"mti": a.mti, "attempt": item.n, "detail": a.detail})]
         now = datetime.now(_UTC)
-        events = [DealEvent(now, None, f"reversal {a.mti}", {"outcome": a.outcome, "attempt": item.n,
-                                                              "detail": a.detail})]
+        detail: dict[str, Any] = {"outcome": a.outcome, "attempt": item.n, "detail": a.detail}
+        if a.outcome == "acknowledged":
+            detail.update(response_code=a.code, approved=a.approved)
+        events = [DealEvent(now, None, f"reversal {a.mti}", detail)]
         if item.ack is not None:
             events.append(DealEvent(now, None, f"reversed {item.step}", {"attempts": item.n, **item.ack}))
             item.ack["on_deal"] = True

@@ -272,7 +272,7 @@ async def test_openapi_describes_every_route(admin):
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/deals"]["get"]["responses"]
     deal_params = {p["name"] for p in doc["paths"]["/deals"]["get"]["parameters"]}
-    assert deal_params == {"type", "status", "reference", "since", "until", "limit"}
+    assert deal_params == {"type", "status", "reference", "flagged", "since", "until", "limit"}
     # every $ref resolves
     refs = []
 

@@ -140,3 +140,52 @@ async def test_under_flag_nothing_is_sent_and_the_reason_names_the_compensation_
     (d,) = deals(ledger)
     assert d["status"] == "failed" and "flagged for an operator" in d["reason"]
     assert "compensation of c was under way" in d["reason"]
+
+
+class Refusing(Hanging):
+    """Refuses every ``cancel`` (``{"status": "REFUSED"}``): a compensation whose `expect` fails."""
+
+    def answer(self, req: dict):
+        out = super().answer(req)
+        if req.get("op") == "cancel":
+            return {"status": "REFUSED", "ref": req.get("ref")}
+        return out
+
+
+async def test_a_compensation_that_failed_before_the_crash_is_flagged_not_run_again(nursery, tmp_path: Path) -> None:
+    """The credit's cancel was refused (its `expect` false on its own answer: ``compensation_failed``), then the
+    engine was cut off while the debit's waited.  A running engine flags a deal whose compensation failed
+    (docs/transactions.md "Flagged for an operator"); the restart does too, and sends neither cancel again.
+    (Before, the deal ended `recovered`, not flagged: the refused credit was in no flag or count.)"""
+    debit, credit, fee = Hanging(True), Refusing(False), Counterpart(refuse={"S1"})
+    ports = [await json_counterpart(nursery, cp.answer) for cp in (debit, credit, fee)]
+    route = ROUTE.replace('compensate call credit as J reply J { op = "cancel"  ref = msg.ref }',
+                          'compensate call credit as J reply J { op = "cancel"  ref = msg.ref } expect c.status == "OK"')
+    assert route != ROUTE
+    program = compile_text(tmp_path, route % (*ports, "compensate"))
+    ledger = tmp_path / "l.duckdb"
+    with trio.CancelScope() as crash:
+        async with running(program, ledger) as sb:
+            c = await Client.open(sb.channel("front").port)
+            try:
+                await c.send(b'{"ref":"S1","amount":5}')
+                with trio.fail_after(10):                  # a guard against a hang, not a timing
+                    await debit.held.wait()
+                crash.cancel()
+                await trio.sleep_forever()
+            finally:
+                await trio.aclose_forcefully(c.stream)
+    debit.mute = False
+    txlog = TxnLog(log_path(ledger))
+    (p,) = txlog.pending.values()
+    txlog.close()
+    assert p.phases == {"d": "compensating", "c": "compensation_failed", "f": "failed"}
+    async with running(program, ledger):
+        pass
+    assert (debit.counts[("cancel", "S1")], credit.counts[("cancel", "S1")], fee.counts[("cancel", "S1")]) == (1, 1, 0)
+    (d,) = deals(ledger)
+    assert d["status"] == "failed" and d["response_code"] == "96" and "flagged for an operator" in d["reason"]
+    assert "compensation of c failed before the crash" in d["reason"], d["reason"]
+    events = rows(ledger, "SELECT to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq", [d["deal_id"]])
+    (flag,) = [e for e in events if e["to_state"] == "flagged"]
+    assert "compensation of c failed before the crash" in flag["detail"]

@@ -1,0 +1,61 @@
+"""A failed deal that left something at a counterpart nobody undid: flagged for an operator.
+
+After a failed deal's compensations (``TxnManager.compensate``, and the restart's ``engine.txn.recovery``)
+the deal gets one event ``flagged`` (``{"why": ..., "not_undone": [names]}``) when
+
+* a plugin step with side effects failed in doubt and was not undone (its kind has no compensation, or
+  its compensation failed): it may have done its work outside bsp;
+* any participant's compensation failed: a ``compensate call`` that got no answer it can trust, an
+  answer it cannot read, or one its ``expect`` did not hold on (the counterpart refused the cancel), or a
+  plugin step's compensation hook that failed: the call (the step's work) may stand at the counterpart.
+
+The deal keeps the kind and code of the failure that made it fail (its answer does not change); its
+reason adds "flagged for an operator: WHY" (``TxnManager.fill``), so its dead letter says so too, and
+the engine counts it (``bsp status`` routes' ``flagged``, ``bsp_route_flagged_total``); ``bsp deals
+--flagged`` lists such deals (docs/transactions.md, "Flagged for an operator").  An ISO 8583 reversal
+stored and forwarded is flagged by its own rules (``engine.txn.saf``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.txn.keyhold import _names
+
+
+def flag(plan: Any, st: Any) -> None:
+    """The event ``flagged`` on ``st`` when a participant is left not undone (see the module); else nothing."""
+    whys, names = [], []
+    i = st.doubt
+    if i is not None:                   # a plugin step left in doubt and not undone
+        runner = plan.effects[i]
+        name = plan.step_name(i, runner)
+        label = getattr(runner, "kind_label", None) or "step"
+        how = ("its compensation failed" if i in st.compensated else
+               "its kind has no compensation" if getattr(runner, "undo", None) is None else "it was not compensated")
+        whys.append(f"step {name} ({label}) failed in doubt: it may have done its work outside bsp and {how}; "
+                    f"check it in the system it acts on")
+        names.append(name)
+    for i, why in st.undo_failed.items():       # newest first, as they ran
+        if i == st.doubt:
+            continue
+        what, where = _names(plan, i)
+        if i in plan.effects:
+            whys.append(f"{what} did its work outside bsp and its compensation failed ({why}); check it in "
+                        f"the system it acts on")
+        else:
+            whys.append(f"{what} {where}went through and its compensation failed ({why}): it may stand at the "
+                        f"counterpart; settle it there")
+        names.append(what.split(" ", 1)[1])
+    if whys and not any(e.to_state == "flagged" for e in st.events):
+        st.move("flagged", {"why": "; ".join(whys), "not_undone": names})
+
+
+def reason_note(st: Any, reason: str | None) -> str | None:
+    """The deal's reason with "flagged for an operator: WHY" added when a running engine flagged it here
+    (recovery's reasons say it already)."""
+    if not reason or "flagged for an operator" in reason:
+        return reason
+    for e in st.events:
+        if e.to_state == "flagged" and isinstance(e.detail, dict) and "not_undone" in e.detail:
+            return f"{reason}; flagged for an operator: {e.detail['why']}"
+    return reason
