@@ -24,7 +24,7 @@ from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
-from dsl.types import (INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
+from dsl.types import (BOOL, INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
                        field_type, show)
 from formats.classify import strictest
 
@@ -42,15 +42,16 @@ _CHANNEL_VALUES = {
     "timer": "`timer` is bound when the route receives from a timer channel",
     "file": "`file` (file.name, file.line, ...) is bound when the route receives from a file watch channel",
 }
-ERROR_FIELDS = ("code", "text", "kind", "detail", "where")
+ERROR_FIELDS = ("code", "text", "kind", "detail", "where", "undone", "flagged")
 TABLE_KINDS = ("csv",)
 
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}
 # Route tests: the fields an ``expect deal`` / ``expect dead letter`` may check.
-EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route")
+EXPECT_DEAL_FIELDS = ("status", "amount", "ref", "currency", "party", "response_code", "reason", "route",
+                      "flagged")
 # the types of a deal's fields, for E103 (``reason`` is "contains": any text)
 DEAL_FIELD_KINDS = {"status": "string", "amount": "decimal", "ref": "string", "currency": "string",
-                    "party": "string", "response_code": "string", "route": "string"}
+                    "party": "string", "response_code": "string", "route": "string", "flagged": BOOL}
 EXPECT_DEAD_FIELDS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 # Format kinds whose decoded message has exactly the top-level fields its body set (no header, envelope
 # or default added): an `expect call` field no call body sets is certainly missing (E087).
@@ -408,7 +409,11 @@ class _TestChecks:
         what = f"{owner} field `{path}`" if owner else f"field `{path}` of format `{fmt}`"
         fails = "is never equal to it" if role == "expect" else "cannot be sent in it: the format does not encode it"
         sends = fk.sends if role == "given" else None
-        if ft in NUMERIC and t == STRING and not (sends and STRING in sends):
+        if ft == BOOL and (t == STRING or t in NUMERIC):
+            word = "true" if lit is not None and str(lit.value).strip().lower() in ("true", "1", "yes") else "false"
+            self.error("E103", f"{what} is true or false: the {'text' if t == STRING else 'number'} "
+                               f"{show(a.value)} {fails}", at, f"write it without quotes: `{path} = {word}`")
+        elif ft in NUMERIC and t == STRING and not (sends and STRING in sends):
             if lit is not None and as_number(lit.value) is not None:
                 fix = f"write the number without quotes: `{path} = {lit.value.strip()}`"
             elif lit is not None:

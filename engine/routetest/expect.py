@@ -28,6 +28,14 @@ def _text(v: Any) -> str:
 
 DEAL_ATTRS = {"status": "status", "amount": "amount", "ref": "reference", "currency": "currency",
               "party": "party", "response_code": "response_code", "reason": "reason", "route": "route"}
+
+
+def deal_field(d: Any, name: str) -> Any:
+    """An ``expect deal`` field of the deal record ``d``; ``flagged``: it has the event ``flagged`` (for an
+    operator: engine.txn.flagging)."""
+    if name == "flagged":
+        return any(e.to_state == "flagged" for e in d.events or ())
+    return getattr(d, DEAL_ATTRS[name], MISSING)
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
 
 
@@ -108,7 +116,7 @@ class Checker:
                 out = []
                 if d.deal_type != e.target:
                     out.append(f"{where} deal {e.target}: the deal committed is of type {d.deal_type}")
-                out += self.fields(e, lambda k, d=d: getattr(d, DEAL_ATTRS[k], MISSING), f"expect deal {e.target}",
+                out += self.fields(e, lambda k, d=d: deal_field(d, k), f"expect deal {e.target}",
                                    ("reason",))
                 if not out:
                     return []

@@ -41,7 +41,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
-from engine.txn import effects, flagging, keyhold, reversal, shared_keys
+from engine.txn import effects, flagging, keyhold, outcome, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
@@ -425,6 +425,7 @@ class TxnManager:
             await self.run_steps(disp, br, group, 0)
             failed = [ex for ex in group if ex.failure is not None]
             await self.compensate(br, failed)
+            outcome.tell(self.states, failed)     # error.undone / error.flagged, before `on error` answers
             await disp.run_on_error(br, group)
         finally:
             br.limiter.release(taken)
@@ -494,6 +495,7 @@ class TxnManager:
         first = plan.first_call
         call = plan.calls[first]
         made: list[Any] = []                      # ISO 8583: exchanges whose call may have happened
+        left: dict[Any, bool] = {}                # failed after a call went through (or may have): error.undone
         taken = await br.limiter.acquire(len(group))
         try:
             live = group
@@ -511,11 +513,18 @@ class TxnManager:
                         f = ex.failure
                         if f is None or _in_doubt(f):
                             made.append(ex)
-                live = [ex for ex in live if ex.failure is None]
+                still = [ex for ex in live if ex.failure is None]
+                if len(still) != len(live) and i >= first:
+                    for ex in live:
+                        f = ex.failure
+                        if f is not None:
+                            left[ex] = i > first or (i in plan.calls and _in_doubt(f))
+                live = still
                 if not live:
                     break
             if made:
                 await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None])
+            outcome.tell(self.states, group, left)   # error.undone / error.flagged, before `on error` answers
             await disp.run_on_error(br, group)
         finally:
             br.limiter.release(taken)

@@ -1,0 +1,54 @@
+"""What became of a failed deal's participants, for its ``on error`` steps: ``error.undone``, ``error.flagged``.
+
+The transaction manager tells each failed exchange after its compensations have run (and its ``flagged``
+event, ``engine.txn.flagging``, is decided) and before the route's ``on error`` steps build the answer, so
+the answer can say whether the customer's money is back (docs/language.md, "Scope"):
+
+    error.flagged   true when the deal is flagged for an operator: a compensation failed (no answer it can
+                    trust, or its ``expect`` did not hold on its own answer), a plugin step failed in doubt
+                    and was not undone, or its deal key was claimed by an engine that is gone
+    error.undone    true when nothing the deal made stays at a counterpart: no call (nor plugin step that acts
+                    outside bsp) went through, or every one that did was undone by a compensation whose
+                    ``expect`` held on its own answer (an ISO 8583 reversal acknowledged inline).  False when
+                    the deal is flagged, when a call or step is in doubt (a timeout, a lost connection: even
+                    compensated, it may still be on its way), when one went through with no compensation, or
+                    with one that has no ``expect``, or when its ISO 8583 reversal is queued to be stored and
+                    forwarded (sent after the answer: not acknowledged yet when ``on error`` runs)
+
+These are the rules that decide whether the failed deal keeps its key (``engine.txn.keyhold``): ``undone`` true
+is a key freed, except for a call the counterpart answered with a refusal (it did nothing: undone, but its
+refusal is the deal's answer and keeps the key).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def flagged(st: Any) -> bool:
+    """The deal has its ``flagged`` event (so far: a stored-and-forwarded reversal is flagged later, if ever)."""
+    return any(e.to_state == "flagged" for e in st.events)
+
+
+def undone(st: Any) -> bool:
+    """Nothing the deal made stays at a counterpart (see the module)."""
+    if st.doubted or st.doubt is not None or flagged(st):
+        return False
+    return all(i in st.undone for i in st.done)
+
+
+def tell(states: Any, group: list[Any], left: dict[Any, bool] | None = None) -> None:
+    """Set ``error.undone`` and ``error.flagged`` of each failed exchange of ``group`` from its transaction
+    state; one without a state (a light route's, not reversed) from ``left``: True when a call of it went
+    through or may have (nothing on a light route undoes it)."""
+    for ex in group:
+        if ex.failure is None:
+            continue
+        err = ex.scope.get("error")
+        if not isinstance(err, dict):
+            continue
+        st = states.get(ex)
+        if st is not None:
+            err["flagged"] = flagged(st)
+            err["undone"] = undone(st)
+        elif left is not None and left.get(ex):
+            err["undone"] = False
