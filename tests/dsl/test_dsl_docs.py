@@ -64,3 +64,10 @@ def test_expression_example_gives_its_value(line):
     expr, want = (part.strip() for part in line.split("==>"))
     got, expected = _value(expr), _value(want)
     assert got == expected and type(got) is type(expected), f"{expr} gives {got!r}, the doc says {want}"
+
+
+def test_the_scope_table_lists_every_error_field():
+    """The `error` row of "Scope" names exactly the fields `bsp check` knows (dsl.checker.ERROR_FIELDS)."""
+    from dsl.checker import ERROR_FIELDS
+    row = next(line for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `error` |"))
+    assert re.findall(r"`error\.(\w+)`", row) == list(ERROR_FIELDS), row
