@@ -309,11 +309,11 @@ def build(decl: Any) -> FileWriter:
 
 
 def name_fields(decl: Any) -> list[str]:
-    """``bsp check``: the ``{word}`` fields of the channel's name, which each call gives."""
-    opts = dict(decl.options)
-    append = (opts.get("mode") or "file") == "append"
-    pattern = opts.get("name")
-    return call_fields(pattern, APPEND_BUILTIN if append else BUILTIN) if isinstance(pattern, str) else []
+    """``bsp check``: the ``{word}`` fields of the channel's name, which each call gives.  A built-in
+    field is never a call's, in either mode: ``{seq}`` or ``{uuid}`` in an append name is refused by the
+    channel itself (E055), not asked of the call as well."""
+    pattern = dict(decl.options).get("name")
+    return call_fields(pattern, BUILTIN) if isinstance(pattern, str) else []
 
 
 COMPONENT = ComponentSpec(
