@@ -95,8 +95,13 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
             p = (base_dir / p)
         p = Path(str(p.resolve()))
         if not p.exists() and not getattr(opt, "secret", False):    # a key file may exist only where it runs
-            report(Diagnostic("E047", ERROR, f"file not found: \"{value}\" (looked for {p})", pos,
-                              "paths are relative to the file that declares them"))
+            if opt.name == "dir" or opt.name.endswith("_dir"):          # a folder: nothing creates it
+                report(Diagnostic("E047", ERROR, f"folder not found: \"{value}\" (looked for {p})", pos,
+                                  f"paths are relative to the file that declares them; bsp does not create "
+                                  f"the folder: make it (mkdir -p {p}) or correct the path"))
+            else:
+                report(Diagnostic("E047", ERROR, f"file not found: \"{value}\" (looked for {p})", pos,
+                                  "paths are relative to the file that declares them"))
             return _NOT_LITERAL
         return str(p)
     elif want == "list":

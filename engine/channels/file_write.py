@@ -336,7 +336,7 @@ COMPONENT = ComponentSpec(
     check=built_check(FileWriter),
     call_names=name_fields,
     options=(
-        OptionSpec("dir", "path", "The directory written to (created if missing).", required=True),
+        OptionSpec("dir", "path", "The directory written to, relative to the route file; it must exist (bsp does not create it: bsp check reports a missing one, E047).", required=True),
         OptionSpec("name", "string", "File name pattern, e.g. \"PAY-{date}-{seq}.csv\", or \"pacs008-{ref}.xml\" "
                    "with {ref} given by each call (name { ref = msg.ref }) (default "
                    "\"{date}-{seq}.dat\"); with mode = \"append\" e.g. \"SETTLE-{date}.csv\" (default "
