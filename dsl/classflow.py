@@ -150,6 +150,8 @@ class Flow:
         if isinstance(e, ir.Call) and e.args:
             if e.func in KEEPS_ALL:
                 return [s for a in e.args for s in self.sources(a)]
+            if e.func == "replace":                 # the text, and what is put in: replace(iban, " ", "")
+                return [s for a in (e.args[0], *e.args[2:3]) for s in self.sources(a)]
             if e.func not in KEEPS_FIRST:
                 return []
             found = self.sources(e.args[0])

@@ -44,6 +44,7 @@ def _warned(tmp_path, registry, body, head=HEAD) -> list[str]:
     "msg.card.number", "trim(msg.card.number)", "upper(msg.card.number)", "pad_left(msg.card.number, 19, \"0\")",
     "coalesce(msg.x, msg.card.number)", "\"PAN \" + msg.card.number", "substr(msg.card.number, 6)",
     "if msg.x == \"1\" then msg.card.number else \"\"",
+    "replace(msg.card.number, \" \", \"\")", "replace(msg.x, \"-\", msg.card.number)",
 ])
 def test_a_pan_copied_into_an_unclassified_reply_field_warns(tmp_path, shipped, value):
     body = f"    reply Plain {{ n = {value} }}\n"
