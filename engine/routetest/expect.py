@@ -37,6 +37,11 @@ def deal_field(d: Any, name: str) -> Any:
         return any(e.to_state == "flagged" for e in d.events or ())
     return getattr(d, DEAL_ATTRS[name], MISSING)
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+# deal types of a request no route's `deal` step recorded, and what to expect instead
+_NO_ROUTE_TYPES = {
+    "MALFORMED": ": the request did not decode in the receive format, so no route ran; expect deal MALFORMED { ... }",
+    "UNROUTED": ": no route took the request; expect deal UNROUTED { ... }",
+}
 
 
 class Checker:
@@ -115,7 +120,8 @@ class Checker:
             for d in deals:
                 out = []
                 if d.deal_type != e.target:
-                    out.append(f"{where} deal {e.target}: the deal committed is of type {d.deal_type}")
+                    out.append(f"{where} deal {e.target}: the deal recorded is of type {d.deal_type} "
+                               f"(status {deal_field(d, 'status')})" + _NO_ROUTE_TYPES.get(d.deal_type, ""))
                 out += self.fields(e, lambda k, d=d: deal_field(d, k), f"expect deal {e.target}",
                                    ("reason",))
                 if not out:
