@@ -139,7 +139,7 @@ class _TestChecks:
 
     def _route_facts(self) -> dict[str, Any]:
         inbound: dict[str, list[A.Receive]] = {}
-        calls: dict[str, list[A.CallStep]] = {}
+        calls: dict[str, list[A.CallStep | A.Compensate]] = {}     # channel -> its calls and compensations
         sent: dict[str, list[tuple[str, tuple]]] = {}   # channel -> (format, body) of each call and compensation
         replies: dict[str, list[str]] = {}
         deal_types: set[str] = {"UNROUTED", "MALFORMED", "UNAUTHENTICATED"}    # recorded when no route takes it
@@ -151,7 +151,8 @@ class _TestChecks:
                     calls.setdefault(s.channel.name, []).append(s)
                     sent.setdefault(s.channel.name, []).append((s.format.name, s.assigns))
                     c = s.compensate
-                    if c is not None:
+                    if c is not None:       # a test answers and expects a compensation's call as any other
+                        calls.setdefault(c.channel.name, []).append(c)
                         sent.setdefault(c.channel.name, []).append((c.format.name, c.assigns))
                 elif isinstance(s, (A.Reply, A.OnErrorReply)):
                     fmt = s.format.name if s.format is not None else recv_fmt
@@ -279,7 +280,7 @@ class _TestChecks:
                        _name_pos(a), ("did you mean " + " or ".join(f"`{c}`" for c in close) + "? " if close else "")
                        + f"the calls to `{chan}` set {listed}")
 
-    def _call_target(self, ident: A.Ident, facts) -> tuple[str | None, list[A.CallStep]]:
+    def _call_target(self, ident: A.Ident, facts) -> tuple[str | None, list[A.CallStep | A.Compensate]]:
         chan = self.ref(ident, "channel")
         if chan is None:
             return None, []
