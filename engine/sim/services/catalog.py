@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
-                                 fund_brokerage, fund_consolidation, fund_management, fund_subscription, insurance_brokerage,
-                                 issuance, middle_office, receivables_payables, remittance, sales, standing_orders,
-                                 trade_receiving)
+from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
+                                 customer_service, fund_brokerage, fund_consolidation, fund_management,
+                                 fund_subscription, insurance_brokerage, issuance, middle_office, receivables_payables,
+                                 remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.model import Service
 
 ROUTES_DIR = Path(__file__).resolve().parents[3] / "routes"
@@ -29,6 +29,7 @@ SERVICES: tuple[Service, ...] = (
     card_payments.SERVICE,
     standing_orders.SERVICE,
     fund_subscription.SERVICE,
+    claims_payout.SERVICE,
 )
 
 

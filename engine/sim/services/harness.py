@@ -4,7 +4,7 @@
         port = rig.port("fm_mainframe")
         result = await rig.load(service, total=100)
 
-Every inbound channel listens on an ephemeral loopback port (so tests and the
+Every inbound channel (tcp.listen, http.listen) listens on an ephemeral loopback port (so tests and the
 demo never collide with a running engine on the documented ports), every
 counterpart simulator is started first and the route's tcp.connect channel is
 pointed at it.  File channels (file.watch, file.write) get folders of their
@@ -12,7 +12,8 @@ own under ``work_dir`` (a temporary folder by default), without fsync.
 Codecs come from the compiled program itself.
 
 ``rig.load(service, total=...)`` drives a service whichever way it is reached:
-a ``ServiceClient`` over TCP, or a ``BatchFileClient`` dropping batch files.
+a ``ServiceClient`` over TCP, an ``HttpServiceClient`` posting to an http.listen
+channel, or a ``BatchFileClient`` dropping batch files.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from engine.runtime.switchboard import Switchboard
 from engine.sim.services.batch_files import BatchFileClient
 from engine.sim.services.counterpart import CounterpartSim
 from engine.sim.services.driver import LoadResult, ServiceClient
+from engine.sim.services.http_client import HttpServiceClient
 from engine.sim.services.model import Service
 
 
@@ -62,6 +64,12 @@ class Rig:
         if service.transport == "file":
             return await self.batch_client(service, seed=seed).run(total=total, kinds=kinds, progress=progress,
                                                                    deadline=deadline)
+        if service.transport == "http":
+            ctx = self.switchboard.ctx
+            client = HttpServiceClient(service, ctx.codec(service.request_format), ctx.codec(service.reply_format),
+                                       seed=seed)
+            return await client.run(self.port(service.inbound), total=total, kinds=kinds, connections=connections,
+                                    window=window, progress=progress, deadline=deadline, repeats=repeats)
         return await self.client(service, seed=seed).run(self.port(service.inbound), total=total, kinds=kinds,
                                                           connections=connections, window=window,
                                                           progress=progress, deadline=deadline, repeats=repeats)
@@ -69,7 +77,7 @@ class Rig:
 
 def listen_overrides(program: Any) -> dict[str, dict[str, Any]]:
     return {name: {"address": "127.0.0.1:0"} for name, decl in program.channels.items()
-            if decl.kind == "tcp.listen"}
+            if decl.kind in ("tcp.listen", "http.listen")}
 
 
 def file_overrides(program: Any, work_dir: Path) -> dict[str, dict[str, Any]]:

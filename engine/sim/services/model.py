@@ -97,7 +97,7 @@ class Request:
 class Service:
     name: str                                   # routes/<name>/
     title: str
-    inbound: str                                # the tcp.listen channel the client drives
+    inbound: str                                # the tcp.listen (or http.listen) channel the client drives
     request_format: str
     reply_format: str
     make: Callable[[str, int, random.Random, str], Request]     # (kind, n, rng, run tag)
@@ -109,8 +109,10 @@ class Service:
     # counterparts that are simulators of their own (e.g. engine.sim.iso_host.IsoHost): (channel, factory);
     # the factory returns an object with ``serve(task_status=...)``, ``port``, ``requests``, ``bad_requests``
     hosts: tuple[tuple[str, Callable[[], Any]], ...] = ()
-    # "tcp": a ServiceClient drives ``inbound``; "file": batch files are dropped in the watched directory
+    # "tcp": a ServiceClient drives ``inbound``; "http": an HttpServiceClient posts each request to
+    # ``http_path`` of the http.listen channel ``inbound``; "file": batch files are dropped in the watched directory
     transport: str = "tcp"
+    http_path: str = ""
     ack_channel: str = ""                       # transport "file": the file.write channel of the acknowledgements
     trailer: Callable[[list[Request]], bytes] | None = None   # transport "file": a batch file's trailer record
     # transport "file": a batch file's header line (b"" for none), which file a request goes in (default its
