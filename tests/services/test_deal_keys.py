@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import duckdb
+import httpx
 import orjson
 import pytest
 import trio
@@ -26,8 +27,8 @@ from dsl.load import compile_paths
 from engine.ledger import open_ledger
 from engine.sim.biller import BillerSim
 from engine.sim.mainframe import MainframeSim
-from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, customer_service,
-                                 fund_brokerage, fund_consolidation, fund_management, fund_subscription,
+from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
+                                 customer_service, fund_brokerage, fund_consolidation, fund_management, fund_subscription,
                                  insurance_brokerage, issuance, middle_office, receivables_payables, remittance, sales,
                                  standing_orders, trade_receiving)
 from engine.sim.services.catalog import ROUTES_DIR, route_files
@@ -63,6 +64,7 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                              lambda v: f"{v['fund_co']}/{_t(v['trace_no'])}/{v['order_date']}"),
     "settled_subscription": (fund_subscription.SERVICE, lambda v: True,
                              lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
+    "claim_payout": (claims_payout.SERVICE, lambda v: True, lambda v: _t(v["claim_id"])),
     "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
                            lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
     "remittance_domestic": (remittance.SERVICE, lambda v: v["txn_code"] == "RD01",
@@ -99,7 +101,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
 }
 
 # routes that call more than one counterpart for a request (one call each)
-LEGS = {"settled_subscription": 2}          # the debit at the core account system, the fund order
+LEGS = {"settled_subscription": 2,          # the debit at the core account system, the fund order
+        "claim_payout": 2}                  # the debit at the mainframe, the credit at the clearing
 
 # enquiries move nothing: no key, and a repeat is asked again
 UNKEYED = {
@@ -141,6 +144,22 @@ async def _exchange(port: int, framing: str, payloads: list[bytes], *, together:
                     data = await stream.receive_some(65536)
                     assert data, "the engine closed the connection"
                     replies += rx.feed(data)
+    return replies
+
+
+async def _send(rig: Any, service: Service, payloads: list[bytes]) -> list[bytes]:
+    """``payloads`` to the service's inbound channel one after the other's reply, on one connection: framed
+    over TCP, or POSTed over HTTP (keep-alive) to an http listen channel."""
+    port = rig.port(service.inbound)
+    if service.transport != "http":
+        return await _exchange(port, service.framing, payloads)
+    replies = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+        for p in payloads:
+            answer = await client.post(f"http://127.0.0.1:{port}{service.http_path}", content=p,
+                                       headers={"content-type": "application/json"})
+            replies.append(answer.content)
     return replies
 
 
@@ -187,7 +206,7 @@ async def test_a_repeated_request_gets_the_original_answer_and_one_call(route, t
             ctx = rig.switchboard.ctx
             codec, reply_codec = ctx.codec(service.request_format), ctx.codec(service.reply_format)
             payload = service.encode(codec, req.values) if service.encode else codec.encode(req.values)
-            first, again = await _exchange(rig.port(service.inbound), service.framing, [payload, payload])
+            first, again = await _send(rig, service, [payload, payload])
             calls = _calls(rig)
     assert again == first, "the repeat must get the original reply, byte for byte"
     assert service.code_of(reply_codec.decode(first)) == "00"
@@ -240,6 +259,62 @@ async def test_a_repeated_subscription_whose_debit_was_cancelled_is_not_debited_
     _check_duplicate_rows(rows, route, key_of(req.values), "failed", "05")
     original = next(r for r in rows if r["status"] == "failed")
     assert ("compensated debit", None) in original["events"], original["events"]
+
+
+async def test_a_repeated_claim_is_paid_once_with_one_result_file(tmp_path):
+    """routes/claims_payout over HTTP: the insurer posts a claim twice; one debit, one credit, one result
+    file (claim-ID-000001.json, status INSTRUCTED, the debit's host reference) and the original answer."""
+    service, _, key_of = KEYED["claim_payout"]
+    program, registry = _program(service.name)
+    req = _request_for(service, lambda v: True)
+    ledger_path = tmp_path / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, [service], work_dir=tmp_path / "files") as rig:
+            payload = rig.switchboard.ctx.codec(service.request_format).encode(req.values)
+            first, again = await _send(rig, service, [payload, payload])
+            mainframe, clearing = rig.sims["clm_mainframe"], rig.sims["clm_clearing"]
+    answer = orjson.loads(first)
+    assert again == first and answer["code"] == "00" and answer["status"] == "PAID", answer
+    assert mainframe.calls == {req.ref: 1} and clearing.calls == {req.ref: 1}
+    results = tmp_path / "files" / "clm_results"
+    assert sorted(p.name for p in results.iterdir()) == [f"claim-{req.ref}-000001.json"] == [answer["result"]]
+    written = orjson.loads((results / answer["result"]).read_bytes())
+    assert written["status"] == "INSTRUCTED" and written["debit_ref"] == answer["debit_ref"] != ""
+    assert written["claim_id"] == written["end_to_end_id"] == req.ref
+    assert not any((tmp_path / "files" / "clm_voids").iterdir())
+    _check_duplicate_rows(_rows(ledger_path, req.ref), "claim_payout", key_of(req.values), "committed", None)
+
+
+async def test_a_claim_whose_credit_was_refused_is_undone_once_and_its_repeat_refused(tmp_path):
+    """routes/claims_payout over HTTP: the mainframe debits, the result file is written, the clearing refuses
+    the credit; the route voids the file (a line in the day's voided file) and reverses the debit (CP02 with
+    the debit's host reference), both accepted. The refusal is the deal's answer: the insurer's second post
+    gets it again and calls nothing, so one debit, one reversal, one credit, one file and one void in all."""
+    route = "claim_payout"
+    service, _, key_of = KEYED[route]
+    program, registry = _program(service.name)
+    req = _request_for(service, lambda v: not v["policy_no"].endswith("F"), "failing")
+    ledger_path = tmp_path / "ledger.duckdb"
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        async with running_services(program, registry, ledger, [service], work_dir=tmp_path / "files") as rig:
+            payload = rig.switchboard.ctx.codec(service.request_format).encode(req.values)
+            first, again = await _send(rig, service, [payload, payload])
+            mainframe, clearing = rig.sims["clm_mainframe"], rig.sims["clm_clearing"]
+    answer = orjson.loads(first)
+    assert again == first and answer["code"] == "05" and answer["status"] == "FAILED", answer
+    assert [m["txn_code"] for m in mainframe.seen] == ["CP01", "CP02"]
+    assert mainframe.seen[1]["orig_host_ref"].startswith("HOST")        # the debit's host reference, as answered
+    assert mainframe.calls == {req.ref: 1, f"{req.ref} reversal": 1} and clearing.calls == {req.ref: 1}
+    files = tmp_path / "files"
+    assert [p.name for p in (files / "clm_results").iterdir()] == [f"claim-{req.ref}-000001.json"]
+    (voided,) = (files / "clm_voids").iterdir()
+    lines = [orjson.loads(line) for line in voided.read_bytes().splitlines()]
+    assert [(v["claim_id"], v["result_file"], v["status"]) for v in lines] == [
+        (req.ref, f"claim-{req.ref}-000001.json", "VOID")]
+    rows = _rows(ledger_path, req.ref)
+    _check_duplicate_rows(rows, route, key_of(req.values), "failed", "05")
+    original = next(r for r in rows if r["status"] == "failed")
+    assert ("compensated result", None) in original["events"] and ("compensated debit", None) in original["events"]
 
 
 @pytest.mark.parametrize("route", sorted(UNKEYED))
