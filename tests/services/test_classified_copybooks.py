@@ -16,6 +16,7 @@ EXPECTED = {
     "account_consolidation": ("StmtBal", {"account"}),
     "bond_cashing": ("BondCashReq", {"holder_acct"}),
     "broker_system": ("BrkXferReq", {"bank_acct", "sec_acct"}),
+    "claims_payout": ("ClaimDebit", {"settle_acct"}),
     "customer_service": ("CustEnq", {"account"}),
     "fund_brokerage": ("FundBrkReq", {"cust_acct"}),
     "fund_consolidation": ("SweepReq", {"member_acct"}),

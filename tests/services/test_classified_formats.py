@@ -46,6 +46,15 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "fund_brokerage": {"DistOrder": {"DistOrder.Investor"}, "DistOrderAck": set()},
     "fund_subscription": {"CorePosting": {"account"}, "CoreAck": set(), "SubOrder": {"SubOrder.Investor"},
                           "SubOrderAck": set()},
+    "claims_payout": {
+        "ClaimSettlement": {"beneficiary.name", "beneficiary.iban"},
+        "ClaimAnswer": set(),
+        "ClaimPacs008": {"FIToFICstmrCdtTrf.CdtTrfTxInf.Dbtr.Nm", "FIToFICstmrCdtTrf.CdtTrfTxInf.DbtrAcct.Id.Othr.Id",
+                         "FIToFICstmrCdtTrf.CdtTrfTxInf.Cdtr.Nm", "FIToFICstmrCdtTrf.CdtTrfTxInf.CdtrAcct.Id.IBAN"},
+        "ClaimPacs002": set(),
+        "ClaimResult": {"beneficiary_name", "beneficiary_iban"},
+        "ClaimWritten": set(),
+    },
     "insurance_brokerage": {"PremiumNotice": {"payer.account", "payer.name"}, "PremiumReceipt": set()},
     "issuance": {"Allotment": {"investor"}, "AllotmentAck": set()},
     "bond_cashing": {"PayClaim": {"holder"}, "PayClaimAck": set()},
@@ -79,7 +88,12 @@ PACS002_BUILT = {"FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.Dbtr.Pty.Nm",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.DbtrAcct.Id.Othr.Id",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.Cdtr.Pty.Nm",
                  "FIToFIPmtStsRpt.TxInfAndSts.OrgnlTxRef.CdtrAcct.Id.IBAN"}
-BUILT = {("account_consolidation", "Camt053"): CAMT053_BUILT, ("remittance", "Pacs002"): PACS002_BUILT}
+BUILT = {("account_consolidation", "Camt053"): CAMT053_BUILT, ("remittance", "Pacs002"): PACS002_BUILT,
+         ("claims_payout", "ClaimPacs002"): PACS002_BUILT}
+
+# file write channels of a service: channel -> the format its calls write (the files are read back; each
+# write's answer, {"file", "bytes"}, in the call's reply format)
+FILE_WRITES = {"claims_payout": {"clm_results": ("ClaimResult", "ClaimWritten")}}
 
 CLASSIFIABLE = ("json", "xml", "iso20022")
 GOOD = ["good"] * 12
@@ -139,6 +153,11 @@ async def traffic(name: str, tmp_path: Any) -> tuple[Any, dict[str, list[Any]]]:
                     req = svc.make("good", n, rng)
                     payload = svc.encode(codec, req.values) if svc.encode else codec.encode(req.values)
                     add(svc.request_format, codec.decode(payload))
+            for channel, (fmt, reply_fmt) in FILE_WRITES.get(name, {}).items():
+                for path in sorted(rig.dirs[channel].iterdir()):
+                    data = path.read_bytes()
+                    add(fmt, binder.codec(fmt).decode(data))
+                    add(reply_fmt, {"file": path.name, "bytes": len(data)})
             for svc in services:
                 for cp in svc.counterparts:
                     sim = rig.sims[cp.channel]
@@ -174,7 +193,7 @@ def built_camt053(binder: Any) -> Any:
     return codec.decode(codec.encode(stmt))
 
 
-def built_pacs002(binder: Any) -> Any:
+def built_pacs002(binder: Any, fmt: str = "Pacs002") -> Any:
     """The CBPR+ simulator's status report with the original transaction's parties, as gateways may
     send it (OrgnlTxRef); through the codec (XSD-validated both ways)."""
     status = cbpr_gateway({"FIToFICstmrCdtTrf": {"CdtTrfTxInf": {"PmtId": {"EndToEndId": "RM0000000000001G"}}}})
@@ -182,7 +201,7 @@ def built_pacs002(binder: Any) -> Any:
         "IntrBkSttlmAmt": {"value": Decimal("1250.00"), "Ccy": "USD"},
         "Dbtr": {"Pty": {"Nm": "ZHANG WEI"}}, "DbtrAcct": {"Id": {"Othr": {"Id": "6222000011112222333"}}},
         "Cdtr": {"Pty": {"Nm": "GLOBEX GMBH"}}, "CdtrAcct": {"Id": {"IBAN": "DE44500105175407324931"}}}
-    codec = binder.codec("Pacs002")
+    codec = binder.codec(fmt)
     return codec.decode(codec.encode(status))
 
 
@@ -216,6 +235,8 @@ async def test_classified_paths_match_real_fields(name, tmp_path):
         seen["Camt053"].append(built_camt053(binder))
     if name == "remittance":
         seen["Pacs002"].append(built_pacs002(binder))
+    if name == "claims_payout":
+        seen["ClaimPacs002"].append(built_pacs002(binder, "ClaimPacs002"))
     known: dict[str, str] = {}
     for fmt in sorted(formats):
         assert seen.get(fmt), f"{fmt}: no message of this format travelled"

@@ -51,7 +51,10 @@ def test_simulators_name_declared_channels_and_formats():
     res = compile_paths(ROUTE_FILES, services_registry())
     prog = res.program
     for svc in SERVICES:
-        assert prog.channels[svc.inbound].kind == ("file.watch" if svc.transport == "file" else "tcp.listen"), svc.name
+        assert prog.channels[svc.inbound].kind == {"file": "file.watch", "http": "http.listen"}.get(
+            svc.transport, "tcp.listen"), svc.name
+        if svc.transport == "http":
+            assert prog.channels[svc.inbound].options["path"] == svc.http_path, svc.name
         if svc.transport == "file":
             assert prog.channels[svc.ack_channel].kind == "file.write", svc.name
         for channel, _factory in svc.hosts:
