@@ -123,7 +123,9 @@ class Observer:
             m.route_received.labels(route).inc(n)
 
     def _log(self, rec: Any, err: BaseException | None, seconds: float) -> None:
-        tags = self._tags.get((rec.config_version, rec.route), {})
+        # the record's own classification first: a request no route took ("(unrouted)") carries the tags
+        # of the format that read it, which no route name leads to
+        tags = rec.request_tags or self._tags.get((rec.config_version, rec.route), {})
         request = rec.request
         if isinstance(request, (bytes, bytearray)):
             request = f"<{len(request)} bytes>"      # undecoded bytes are never logged
