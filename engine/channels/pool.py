@@ -245,15 +245,7 @@ class Pool:
                     what = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
                 self.connect_failures += 1
                 self.last_error = what
-                wait = self.rng.uniform(backoff / 2, backoff)
-                log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
-                            self.name, i + 1, self.size, what, wait)
-                self._down[i] = True
-                if self.down and self.down_since is None:
-                    self.down_since = time.time()
-                self._notify()
-                await trio.sleep(wait)
-                backoff = min(backoff * 2, self.backoff_max)
+                backoff = await self._back_off(i, what, backoff)
                 continue
             self._down[i] = False
             self.down_since = None
@@ -326,15 +318,20 @@ class Pool:
                                f"({why})" + ("" if "TLS" in conn.reason else
                                              "; it may refuse this client (access list, client "
                                              "certificate, connection limit)"))
-            wait = self.rng.uniform(backoff / 2, backoff)
-            log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
-                        self.name, i + 1, self.size, self.last_error, wait)
-            self._down[i] = True
-            if self.down and self.down_since is None:
-                self.down_since = time.time()
-            self._notify()
-            await trio.sleep(wait)
-            backoff = min(backoff * 2, self.backoff_max)
+            backoff = await self._back_off(i, self.last_error, backoff)
+
+    async def _back_off(self, i: int, what: str, backoff: float) -> float:
+        """Slot ``i`` is down (``what`` says why): log it, tell the watchers, wait a jittered ``backoff``;
+        returns the next, doubled up to ``backoff_max``."""
+        wait = self.rng.uniform(backoff / 2, backoff)
+        log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
+                    self.name, i + 1, self.size, what, wait)
+        self._down[i] = True
+        if self.down and self.down_since is None:
+            self.down_since = time.time()
+        self._notify()
+        await trio.sleep(wait)
+        return min(backoff * 2, self.backoff_max)
 
     async def _wait_for_need(self) -> None:
         """An idle-closed slot: wait until a caller asks for a connection (``connection``)."""
