@@ -15,7 +15,8 @@ checked (a repeated request gets the original answer, nothing runs again)
 and the accepted request is logged durably (``engine.txn.log``) so that a
 crash cannot lose it; when a step fails, the calls already done (and a call
 left in doubt by a timeout) are compensated in reverse order, each at most
-once per deal; an ISO 8583 0100/0200 left without an answer is reversed (in a running engine:
+once per deal, except those made before a call that cannot be undone and went
+through (the pivot, ``engine.txn.pivot``: they are kept and the deal flagged); an ISO 8583 0100/0200 left without an answer is reversed (in a running engine:
 queued in the log and sent by the store-and-forward task, ``engine.txn.saf``, until acknowledged).
 
 A *light* route (calls are its only side effects: ``RoutePlan.light``) runs its
