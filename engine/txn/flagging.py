@@ -7,7 +7,10 @@ the deal gets one event ``flagged`` (``{"why": ..., "not_undone": [names]}``) wh
   its compensation failed): it may have done its work outside bsp;
 * any participant's compensation failed: a ``compensate call`` that got no answer it can trust, an
   answer it cannot read, or one its ``expect`` did not hold on (the counterpart refused the cancel), or a
-  plugin step's compensation hook that failed: the call (the step's work) may stand at the counterpart.
+  plugin step's compensation hook that failed: the call (the step's work) may stand at the counterpart;
+* the saga pivot rule (``engine.txn.pivot``) kept a call that has a compensation from being compensated: a
+  call made after it that cannot be undone (no compensation) went through, so the call stands at the
+  counterpart by design, and the deal as a whole is left for an operator to settle.
 
 The deal keeps the kind and code of the failure that made it fail (its answer does not change); its
 reason adds "flagged for an operator: WHY" (``TxnManager.fill``), so its dead letter says so too, and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.txn import pivot
 from engine.txn.keyhold import _names
 
 
@@ -46,6 +50,10 @@ def flag(plan: Any, st: Any) -> None:
             whys.append(f"{what} {where}went through and its compensation failed ({why}): it may stand at the "
                         f"counterpart; settle it there")
         names.append(what.split(" ", 1)[1])
+    kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
+    if kept is not None:
+        whys.append(kept[0])
+        names.extend(n for n in kept[1] if n not in names)
     if whys and not any(e.to_state == "flagged" for e in st.events):
         st.move("flagged", {"why": "; ".join(whys), "not_undone": names})
 

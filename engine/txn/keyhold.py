@@ -13,6 +13,8 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
   no answer, or its ``expect`` did not hold on the compensation's own answer; a compensation without
   ``expect``, whose answer alone does not say the counterpart accepted the cancel; an ISO 8583 reversal
   queued and not acknowledged yet): kept;
+* a deal the saga pivot rule flagged (``engine.txn.pivot``: a call without a compensation went through and
+  the calls before it were kept, not compensated): kept;
 * a deal left in flight by a crash and resolved on restart (``engine.txn.recovery``), or flagged for an
   operator (a shared key store's claim left by an engine that is gone, ...): kept;
 * otherwise (the calls never left: ``unreachable``; or every one that went through was undone by a
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.txn import pivot
+
 NOT_SENT = "unreachable"        # the only call failure certain to have sent nothing (docs/channels.md)
 
 
@@ -39,6 +43,10 @@ def held(plan: Any, st: Any, status: str) -> str | None:
         return (f"it was left in flight by a crash and resolved on restart (what reached a counterpart before "
                 f"the crash is not known for certain), so it never runs again under its key: settle it with the "
                 f"counterpart ({show})")
+    kept = pivot.why(plan, st)      # the saga pivot rule kept calls from being compensated: flagged
+    if kept is not None:
+        return (f"{kept[0].split('; settle')[0]}, so it was flagged for an operator and never runs again under "
+                f"its key: settle it with the counterparts ({show})")
     # flagged for a step left in doubt (or by a restart, a shared key store): that says it; flagged for a
     # compensation that failed: the participant it did not undo says more (below)
     if any(e.to_state == "flagged" for e in st.events) and not set(st.undo_failed) - {st.doubt}:

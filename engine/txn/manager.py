@@ -15,7 +15,8 @@ checked (a repeated request gets the original answer, nothing runs again)
 and the accepted request is logged durably (``engine.txn.log``) so that a
 crash cannot lose it; when a step fails, the calls already done (and a call
 left in doubt by a timeout) are compensated in reverse order, each at most
-once per deal; an ISO 8583 0100/0200 left without an answer is reversed (in a running engine:
+once per deal, except those made before a call that cannot be undone and went
+through (the pivot, ``engine.txn.pivot``: they are kept and the deal flagged); an ISO 8583 0100/0200 left without an answer is reversed (in a running engine:
 queued in the log and sent by the store-and-forward task, ``engine.txn.saf``, until acknowledged).
 
 A *light* route (calls are its only side effects: ``RoutePlan.light``) runs its
@@ -41,7 +42,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import step_failure
-from engine.txn import effects, flagging, keyhold, outcome, reversal, shared_keys
+from engine.txn import effects, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
@@ -86,6 +87,10 @@ class TxnState:
     # participants whose compensation failed (index -> why): the deal is flagged for an operator
     # (``engine.txn.flagging``), as a plugin step left in doubt is
     undo_failed: dict[int, str] = field(default_factory=dict)
+    # the saga pivot rule (``engine.txn.pivot``): the newest call without a compensation that went through,
+    # and the undoable participants before it that were kept, not compensated (the deal is flagged)
+    pivot: int | None = None
+    kept: list[int] = field(default_factory=list)
     recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
     freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
     held: str | None = None                # ended failed with its key kept: why, and what the operator does
@@ -496,6 +501,7 @@ class TxnManager:
         call = plan.calls[first]
         made: list[Any] = []                      # ISO 8583: exchanges whose call may have happened
         left: dict[Any, bool] = {}                # failed after a call went through (or may have): error.undone
+        pivots: dict[Any, int] = {}               # a later call (no compensation) went through: not reversed
         taken = await br.limiter.acquire(len(group))
         try:
             live = group
@@ -506,6 +512,12 @@ class TxnManager:
                     if not live:
                         break
                 await disp.run_step(br, step, live)
+                if i > first and made and i in plan.calls:
+                    # a later call of a light route has no compensation: once it went through it is the
+                    # deal's pivot (engine.txn.pivot), and the ISO 8583 first call is no longer reversed
+                    for ex in live:
+                        if ex.failure is None:
+                            pivots[ex] = i
                 if i == first and call.iso:
                     sent = call.sent
                     for ex in live:
@@ -523,7 +535,7 @@ class TxnManager:
                 if not live:
                     break
             if made:
-                await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None])
+                await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None], pivots)
             outcome.tell(self.states, group, left)   # error.undone / error.flagged, before `on error` answers
             await disp.run_on_error(br, group)
         finally:
@@ -557,8 +569,11 @@ class TxnManager:
                 call.sent.pop(id(ex.scope), None)
                 ex.fail(log_fault(exc, f"request not sent to {name}", str(plan.route.pos)))
 
-    async def _reverse_light(self, plan: RoutePlan, call: Any, failed: list[Any]) -> None:
-        """ISO 8583 exchanges of a light route to reverse: they become full transactions."""
+    async def _reverse_light(self, plan: RoutePlan, call: Any, failed: list[Any],
+                             pivots: dict[Any, int] | None = None) -> None:
+        """ISO 8583 exchanges of a light route to reverse: they become full transactions.  One whose later
+        call went through (``pivots``: a call without a compensation, engine.txn.pivot) is not reversed
+        but flagged for an operator."""
         for ex in failed:
             did = self.light.pop(ex, None)
             if did is None:
@@ -578,6 +593,13 @@ class TxnManager:
                 st.doubted[call.index] = f.kind
             if values is not None:
                 st.sent[call.index] = values
+            p = (pivots or {}).get(ex)
+            if p is not None:
+                st.done.append(p)
+                st.pivot = p
+                pivot.split(plan, st)            # the first call is kept, not reversed
+                flagging.flag(plan, st)
+                continue
             await self.compensate_step(plan, call.index, ex, st)
 
     def _vote(self, ex: Any, name: str, kind: str, started: datetime, ms: float, side_effect: bool) -> None:
@@ -750,6 +772,7 @@ class TxnManager:
 
     async def _called(self, plan: RoutePlan, call: Any, live: list[Any]) -> None:
         entries = []
+        eager = False
         if call.sent:
             for ex in live:                # values the call step did not take (it failed before)
                 call.sent.pop(id(ex.scope), None)
@@ -762,6 +785,12 @@ class TxnManager:
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
                                 "reply": self.seal_values(_jsonable(ex.scope.get(call.name)),
                                                           f"reply|{st.deal_id}|{call.name}")})
+                if pivot.is_pivot(plan, call.index):
+                    # a pivot (engine.txn.pivot): the calls before it are no longer compensated, so its
+                    # `done` must be durable before a later step can fail; else a crash would leave it
+                    # `sending` (in doubt) and a restart under `compensate` would undo them
+                    eager = eager or any(pivot.undoable(plan, j) for j in st.done if j < call.index)
+                    st.pivot = call.index
             elif not _in_doubt(f):
                 st.done.remove(call.index)       # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
@@ -769,8 +798,11 @@ class TxnManager:
                     st.answered[call.index] = f.kind
             else:
                 st.doubted[call.index] = f.kind
-        # 'done' marks need no fsync of their own: they reach the disk with the next write
-        self._lazy.extend(entries)
+        # 'done' marks need no fsync of their own: they reach the disk with the next write (a pivot's do)
+        if eager:
+            await self.write_or_later(entries)
+        else:
+            self._lazy.extend(entries)
 
     # ------------------------------------------------------------ compensation
     async def compensate(self, br: Any, failed: list[Any]) -> None:
@@ -780,9 +812,12 @@ class TxnManager:
             st = self.states.get(ex)
             if st is None or not st.done:
                 continue
-            for i in reversed(st.done):
+            # the saga pivot rule (engine.txn.pivot): only what was made after the newest call that cannot
+            # be undone and went through is compensated; what it kept flags the deal
+            for i in reversed(pivot.split(plan, st)):
                 await self.compensate_step(plan, i, ex, st)
-            # a plugin step left in doubt and not undone, or any participant whose compensation failed
+            # a plugin step left in doubt and not undone, any participant whose compensation failed, or one
+            # the pivot rule kept
             flagging.flag(plan, st)
 
     async def compensate_step(self, plan: RoutePlan, i: int, ex: Any, st: TxnState) -> None:

@@ -6,7 +6,9 @@ the answer can say whether the customer's money is back (docs/language.md, "Scop
 
     error.flagged   true when the deal is flagged for an operator: a compensation failed (no answer it can
                     trust, or its ``expect`` did not hold on its own answer), a plugin step failed in doubt
-                    and was not undone, or its deal key was claimed by an engine that is gone
+                    and was not undone, the pivot rule kept calls from being compensated (a call without a
+                    compensation went through before the failure, ``engine.txn.pivot``), or its deal key
+                    was claimed by an engine that is gone
     error.undone    true when nothing the deal made stays at a counterpart: no call (nor plugin step that acts
                     outside bsp) went through, or every one that did was undone by a compensation whose
                     ``expect`` held on its own answer (an ISO 8583 reversal acknowledged inline).  False when

@@ -13,7 +13,10 @@ first call run again, the answers of finished calls bound from the log) and:
                  left in doubt (sent, no answer logged) is never sent twice: the
                  deal is flagged instead
     compensate   every call made or in doubt is compensated, newest first
-                 (ISO 8583: reversed); the deal ends ``failed``
+                 (ISO 8583: reversed); the deal ends ``failed``.  A call that cannot
+                 be undone (no compensation) marked ``done`` is a pivot
+                 (``engine.txn.pivot``): the calls before it are kept, not
+                 compensated, and the deal is flagged for an operator
     flag         nothing is sent; the deal ends ``failed`` with an event
                  ``flagged`` for an operator (the default)
 
@@ -48,7 +51,7 @@ from typing import Any
 
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
-from engine.txn import shared_keys
+from engine.txn import pivot, shared_keys
 from engine.txn.plan import plan_of
 
 log = logging.getLogger("bsp.txn.recovery")
@@ -257,6 +260,10 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
             st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
     st.done = sorted(made)
+    # the saga pivot rule (engine.txn.pivot): a call that cannot be undone and is marked `done` (it went
+    # through) stops compensation before it; one still `sending` is in doubt, not a pivot
+    pivots = [i for i in made if p.phases.get(plan.calls[i].name) == "done" and pivot.is_pivot(plan, i)]
+    st.pivot = max(pivots) if pivots else None
     policy = plan.policy if not effects else "flag"
     failing = _failing(plan, br, p)
     if policy == "complete" and failing:
@@ -270,18 +277,22 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     elif policy == "compensate":
         st.move("recovered", {"policy": "compensate"} if not failing or plan.policy != "complete" else
                 {"policy": "compensate", "instead_of": "complete", "failing": failing})
-        for i in reversed(st.done):
+        undo = pivot.split(plan, st)
+        for i in reversed(undo):
             await mgr.compensate_step(plan, i, ex, st)
         ex.failure = None
-        names = ", ".join(plan.calls[i].name for i in st.done) or "none"
+        names = ", ".join(plan.calls[i].name for i in undo if pivot.undoable(plan, i)) or "none"
         was = f" while failing ({'; '.join(failing)})" if failing and plan.policy == "complete" else ""
         text = f"left in flight by a crash{was}; compensated on restart (calls undone: {names})"
         failed_now = [f"{plan.calls[i].name} ({why})" for i, why in st.undo_failed.items() if i in plan.calls]
         if failed_now:                   # compensations run here that failed: flagged, as in a running engine
             half = "; ".join(w for w in (half, f"compensation of {', '.join(failed_now)} failed on restart (the "
                                                f"call may stand at the counterpart)") if w)
+        kept = pivot.why(plan, st)
+        if kept is not None:
+            half = "; ".join(w for w in (half, kept[0]) if w)
         if half:
-            st.move("flagged", {"why": half})
+            st.move("flagged", {"why": half} if kept is None else {"why": half, "not_undone": kept[1]})
             ex.fail(StepFailure("in_doubt", f"{text}; {half}; flagged for an operator", code="96"))
         else:
             ex.fail(StepFailure("recovered", text, code="96"))

@@ -1,0 +1,64 @@
+"""The saga pivot rule: a call that cannot be undone and went through is the deal's point of no return.
+
+A call without a ``compensate call`` (and not ISO 8583, which is reversed automatically) cannot be undone:
+a pacs.008 credit to a clearing house, say.  Once such a call has **gone through** (answered, its ``expect``
+held: the pivot), undoing the calls made before it would not undo the deal, it would only take back what
+pays for it (the debit reversed while the credit stands: the bank pays from its own funds).  So when a
+later step fails (a call, a ``file write``, a ``validate``, the reply):
+
+* the calls made **after** the newest pivot that have a compensation are compensated, newest first, as
+  before;
+* the calls made **before** it are **kept**: not compensated;
+* when that kept a call that has a compensation (or an ISO 8583 reversal) from being compensated, the deal
+  is flagged for an operator (``engine.txn.flagging``: event ``flagged``, its reason, ``error.flagged``
+  true, ``error.undone`` false), and its key stays taken (``engine.txn.keyhold``).
+
+A call without a compensation that timed out or lost its connection (in doubt) is **not** a pivot: it may
+not have happened, so the calls before it are compensated as before (and it stays in doubt: the deal keeps
+its key).  A refused one did nothing: not a pivot either.  Recovery (``on restart compensate``) follows the
+same rule: a pivot marked ``done`` in the log stops compensation before it (``engine.txn.recovery``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def undoable(plan: Any, i: int) -> bool:
+    """Participant ``i`` has a way to be undone: a ``compensate call``, an ISO 8583 call (its automatic
+    reversal), a plugin step with an ``undo`` hook."""
+    call = plan.calls.get(i)
+    if call is not None:
+        return call.compensation is not None or call.iso
+    runner = plan.effects.get(i)
+    return runner is not None and getattr(runner, "undo", None) is not None
+
+
+def is_pivot(plan: Any, i: int) -> bool:
+    """Call ``i`` cannot be undone: once it went through, it is a pivot."""
+    return i in plan.calls and not undoable(plan, i)
+
+
+def split(plan: Any, st: Any) -> list[int]:
+    """The participants of ``st.done`` to compensate (in order: the caller runs them newest first); the
+    undoable ones made before the pivot go to ``st.kept``."""
+    p = st.pivot
+    if p is None:
+        return list(st.done)
+    for i in st.done:
+        if i < p and undoable(plan, i) and i not in st.kept and i not in st.compensated:
+            st.kept.append(i)
+    return [i for i in st.done if i > p]
+
+
+def why(plan: Any, st: Any) -> tuple[str, list[str]] | None:
+    """The flag's reason when the pivot rule kept a call from being compensated, and the names not undone
+    (the calls kept, then the pivot); None when it kept none."""
+    if st.pivot is None or not st.kept:
+        return None
+    from engine.txn.keyhold import _names
+    name, where = _names(plan, st.pivot)
+    kept = [_names(plan, i) for i in st.kept]
+    listed = ", ".join(f"{n} {w}".strip() for n, w in kept)
+    text = (f"{name} {where}went through and has no compensation: {listed} not undone (the calls before a call "
+            f"that cannot be undone are kept, not compensated); settle the deal with the counterparts")
+    return text, [n.split(" ", 1)[1] for n, _ in kept] + [name.split(" ", 1)[1]]
