@@ -13,13 +13,20 @@ import trio
 from engine.testing.nats_server import eventually, nats_client, nats_registry, nats_server
 from kit import json_counterpart, running
 
-__all__ = ["ack_delivery", "book", "bound", "collect", "consumer_set_up", "eventually", "nats_client", "nats_registry", "nats_server",
+__all__ = ["ack_delivery", "book", "bound", "collect", "consumer_set_up", "eventually", "settled", "nats_client", "nats_registry", "nats_server",
            "two_engines", "value"]
 
 
 async def value(v: object) -> object:
     """``v`` as an awaitable probe for ``eventually``: ``eventually(lambda: value(ch.acked == 1), ...)``."""
     return v
+
+
+async def settled(nc: Any, stream: str = "ORDERS", consumer: str = "bsp-orders") -> bool:
+    """A probe for ``eventually``: the consumer has nothing pending nor waiting for an ack.  The server
+    takes an ack apart from the flush that confirmed it, so a consumer read at once may still count it."""
+    info = await nc.consumer(stream, consumer)
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def bound(ch: Any, what: str | None = None) -> None:

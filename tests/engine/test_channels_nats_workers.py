@@ -13,7 +13,7 @@ import trio
 from engine.channels.nats_keys import bucket_key
 from formats.framing import LengthPrefixFramer
 from kit import compile_text, deals, running
-from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
+from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, settled, value
 from test_channels_nats_keys_guard import _claim
 
 ROUTE = """
@@ -93,6 +93,7 @@ async def test_deferred_retries_and_fetched_batches_share_the_workers(tmp_path, 
             for i in range(1, 5):
                 await nc.publish("orders.new", b'{"ref": "F-%d"}' % i)
             await eventually(lambda: value(ch.acked == 6), "all six acknowledged", timeout=20)
+            await eventually(lambda: settled(nc), "the acks reached the consumer")   # processed apart from the flush
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert (ch.received, info.num_redelivered, info.num_ack_pending) == (6, 0, 0), \
                 (ch.received, info.num_redelivered, info.num_ack_pending)

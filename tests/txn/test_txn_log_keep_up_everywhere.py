@@ -82,14 +82,14 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
     assert first["code"] == "05"
     (letter,) = _query(ledger, limit=None, with_raw=True)
     credit.refuse.clear()                                            # it would go through now
-    before = {id(m) for m in _MANAGERS.values()}
+    before = list(_MANAGERS.values())    # the objects, not their id()s: a freed manager's id may be the new one's
 
     async def break_and_mend() -> None:
         """Find the retry's manager, and put the log's descriptor back once the retried deal's answer waits."""
         with trio.fail_after(10):
             while box.get("mgr") is None:
                 box["mgr"] = next((m for m in list(_MANAGERS.values())
-                                   if id(m) not in before and Path(m.ledger.path) == ledger), None)
+                                   if all(m is not b for b in before) and Path(m.ledger.path) == ledger), None)
                 await trio.sleep(0)
             await box["mgr"].behind.wait()                           # a write failed: entries wait
         box["broken"].restore()
