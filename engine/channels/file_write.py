@@ -59,6 +59,7 @@ log = logging.getLogger("bsp.channel.file_write")
 
 class FileWriter:
     role = "connect"
+    answers_json = True      # its answer is its own JSON record: a call without `reply` reads it as JSON
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name

@@ -54,6 +54,8 @@ class NatsPublisher:
             raise ChannelConfigError(f"channel {name}: option subject: a publish subject cannot hold wildcards "
                                      f"(* or >), got {self.subject!r}")
         self.mode = options.get("mode", "jetstream")
+        # a JetStream ack is its own JSON: a call without `reply` reads it as JSON (engine/steps/call.py)
+        self.answers_json = self.mode == "jetstream"
         if self.mode not in MODES:
             raise ChannelConfigError(f"channel {name}: option mode: expected one of {', '.join(MODES)}, "
                                      f"got {self.mode!r}")

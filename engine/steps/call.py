@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from engine.channels.base import ChannelError
 from engine.channels.file_names import NameValues, problem, shown_values, text_of
 from engine.runtime.exchange import StepFailure
@@ -42,7 +44,13 @@ class CallStep:
                              f"(it is a {type(self.channel).__name__}); use a tcp.connect or memory channel")
         self.format = o.get("format")
         self.codec = ctx.codec(self.format)
+        # without `reply FORMAT` the answer is read in the request format, as `bsp check` types it
+        # (docs/language.md); a channel that makes its own JSON answer (file write, a JetStream ack)
+        # is read as that JSON, whatever the request was written in
         self.reply_format = o.get("reply_format")
+        self.own_answer = self.reply_format is None and getattr(self.channel, "answers_json", False)
+        if self.reply_format is None and not self.own_answer:
+            self.reply_format = self.format
         self.reply_codec = ctx.codec(self.reply_format)
         bind = getattr(self.channel, "bind_formats", None)
         if bind is not None:      # a MUX channel reads its match keys with the call's formats
@@ -87,7 +95,8 @@ class CallStep:
             results = await self.channel.request_many(payloads, self.timeout, names=names)
         else:
             results = await self.channel.request_many(payloads, self.timeout)
-        decode = self.reply_codec.decode if self.reply_codec is not None else None
+        decode = self.reply_codec.decode if self.reply_codec is not None else (orjson.loads if self.own_answer
+                                                                               else None)
         name, expect, answer_as = self.name, self.expect, self.answer_as
         for ex, res in zip(sent, results):
             if isinstance(res, ChannelError):
@@ -190,7 +199,8 @@ COMPONENT = ComponentSpec(
     options=(
         OptionSpec("channel", "channel", "The counterpart channel (tcp.connect, memory).", required=True),
         OptionSpec("format", "format", "Format of the request."),
-        OptionSpec("reply_format", "format", "Format of the reply (none: raw bytes)."),
+        OptionSpec("reply_format", "format", "Format of the reply (none: the request's format; a "
+                   "file write's or JetStream publish's own JSON answer is read as JSON)."),
         OptionSpec("fields", "list", "The request's fields."),
         OptionSpec("expect", "expr", "Must be true of the reply, else the deal fails (kind refused)."),
         OptionSpec("timeout", "duration", "Time to wait for the reply (default: the channel's)."),
