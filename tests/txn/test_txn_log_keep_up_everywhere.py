@@ -12,6 +12,7 @@ The log is a real ``TxnLog`` whose write descriptor is swapped for a read-only o
 EBADF, as a full disk gives ENOSPC) when the credit call arrives, and put back once the deal's answer waits."""
 from __future__ import annotations
 
+
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -65,8 +66,10 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
     box: dict = {}
 
     def credit_answer(req: dict) -> dict:
-        if box.get("mgr") is not None and "broken" not in box:
-            box["broken"] = Unwritable(box["mgr"].log)     # the retry's credit call is out
+        if "before" in box and "broken" not in box:          # the retry's credit call is out: break its log
+            box["mgr"] = next(m for m in list(_MANAGERS.values())
+                              if all(m is not b for b in box["before"]) and Path(m.ledger.path) == ledger)
+            box["broken"] = Unwritable(box["mgr"].log)
         return credit.answer(req)
 
     # without its key: a retried dead letter of a keyed deal is that key's duplicate (the key store answers it)
@@ -82,15 +85,15 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
     assert first["code"] == "05"
     (letter,) = _query(ledger, limit=None, with_raw=True)
     credit.refuse.clear()                                            # it would go through now
-    before = list(_MANAGERS.values())    # the objects, not their id()s: a freed manager's id may be the new one's
+    # the objects, not their id()s (a freed manager's id may be the new one's); found when the retry's credit
+    # call comes, not by polling: a loop of sleep(0) holds the GIL against the ledger's DuckDB thread
+    box["before"] = list(_MANAGERS.values())
 
     async def break_and_mend() -> None:
-        """Find the retry's manager, and put the log's descriptor back once the retried deal's answer waits."""
+        """Put the log's descriptor back once the retried deal's answer waits for it."""
         with trio.fail_after(10):
-            while box.get("mgr") is None:
-                box["mgr"] = next((m for m in list(_MANAGERS.values())
-                                   if all(m is not b for b in before) and Path(m.ledger.path) == ledger), None)
-                await trio.sleep(0)
+            while "broken" not in box:
+                await trio.sleep(0.01)
             await box["mgr"].behind.wait()                           # a write failed: entries wait
         box["broken"].restore()
 
@@ -98,6 +101,7 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
         n.start_soon(break_and_mend)
         keys = SimpleNamespace(keyring=None, audit_key=None)
         (res,) = await _retry_in_process(ledger, program, default_registry(), {}, [letter], keys)
+        n.cancel_scope.cancel()          # the retry ended: its outcome, not the helper's wait, tells what happened
     assert res.ok, res.outcome
     assert credit.counts[("post", "R1")] == 2 and "broken" in box
     retried = [d for d in deals(ledger) if d["status"] == "committed"]
