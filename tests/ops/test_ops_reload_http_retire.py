@@ -131,8 +131,6 @@ async def client(number: int, port: int, tally: Tally) -> None:
                     data = None
                 if not data:
                     tally.clean_closes += data == b""
-                    tally.unread.extend(inflight)
-                    todo.extendleft(f"{ref}~" for ref in reversed(inflight))
                     ended.set()
                     nursery.cancel_scope.cancel()
                     break
@@ -153,6 +151,10 @@ async def client(number: int, port: int, tally: Tally) -> None:
                 if not todo and not inflight:
                     nursery.cancel_scope.cancel()
                     break
+        # once the sender has stopped (a semaphore's acquire is a cancel-shielded checkpoint: a sender already
+        # woken could still take one more reference from `todo`): what is in flight was not answered
+        tally.unread.extend(inflight)
+        todo.extendleft(f"{ref}~" for ref in reversed(inflight))
         await trio.aclose_forcefully(stream)
 
 

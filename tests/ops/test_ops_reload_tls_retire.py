@@ -78,9 +78,6 @@ async def careful_client(number: int, port: list[int], ctx, tally: Tally) -> Non
                     data = None
                 if not data:
                     tally.clean_closes += data == b""
-                    tally.unread.extend(inflight)
-                    # not read by the engine: sent again, under a new reference so that the ledger tells
-                    todo.extendleft(f"{ref}~" for ref in reversed(inflight))
                     ended.set()
                     nursery.cancel_scope.cancel()
                     break
@@ -94,6 +91,11 @@ async def careful_client(number: int, port: list[int], ctx, tally: Tally) -> Non
                 if not todo and not inflight:
                     nursery.cancel_scope.cancel()
                     break
+        # Once the sender has stopped (not before: a semaphore's acquire is a cancel-shielded checkpoint, so a
+        # sender already woken could still take one more reference from `todo`): what is still in flight was not
+        # read by the engine, and is sent again under a new reference so that the ledger tells.
+        tally.unread.extend(inflight)
+        todo.extendleft(f"{ref}~" for ref in reversed(inflight))
         await trio.aclose_forcefully(stream)
 
 
