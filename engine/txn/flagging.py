@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.txn import pivot
-from engine.txn.keyhold import _names
+from engine.txn import outcome, pivot
 
 
 def flag(plan: Any, st: Any) -> None:
@@ -42,19 +41,19 @@ def flag(plan: Any, st: Any) -> None:
     for i, why in st.undo_failed.items():       # newest first, as they ran
         if i == st.doubt:
             continue
-        what, where = _names(plan, i)
+        what, where = pivot.label(plan, i)
         if i in plan.effects:
             whys.append(f"{what} did its work outside bsp and its compensation failed ({why}); check it in "
                         f"the system it acts on")
         else:
             whys.append(f"{what} {where}went through and its compensation failed ({why}): it may stand at the "
                         f"counterpart; settle it there")
-        names.append(what.split(" ", 1)[1])
+        names.append(pivot.name(plan, i))
     kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
     if kept is not None:
-        whys.append(kept[0])
+        whys.append(f"{kept[0]}; settle the deal with the counterparts")
         names.extend(n for n in kept[1] if n not in names)
-    if whys and not any(e.to_state == "flagged" for e in st.events):
+    if whys and not outcome.flagged(st):
         st.move("flagged", {"why": "; ".join(whys), "not_undone": names})
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.txn import pivot
+from engine.txn import outcome, pivot
 
 NOT_SENT = "unreachable"        # the only call failure certain to have sent nothing (docs/channels.md)
 
@@ -45,27 +45,27 @@ def held(plan: Any, st: Any, status: str) -> str | None:
                 f"counterpart ({show})")
     kept = pivot.why(plan, st)      # the saga pivot rule kept calls from being compensated: flagged
     if kept is not None:
-        return (f"{kept[0].split('; settle')[0]}, so it was flagged for an operator and never runs again under "
+        return (f"{kept[0]}, so it was flagged for an operator and never runs again under "
                 f"its key: settle it with the counterparts ({show})")
     # flagged for a step left in doubt (or by a restart, a shared key store): that says it; flagged for a
     # compensation that failed: the participant it did not undo says more (below)
-    if any(e.to_state == "flagged" for e in st.events) and not set(st.undo_failed) - {st.doubt}:
+    if outcome.flagged(st) and not set(st.undo_failed) - {st.doubt}:
         return (f"it was flagged for an operator (in doubt), so it never runs again under its key: settle it "
                 f"with the counterpart ({show})")
     for i, kind in st.doubted.items():
-        name, where = _names(plan, i)
+        name, where = pivot.label(plan, i)
         return (f"{name} {where}may have reached the counterpart ({kind}: sent, no answer it can trust), so the "
                 f"deal is in doubt and never runs again under its key: ask the counterpart whether it applied "
                 f"it and settle it there ({show})")
     for i, kind in st.answered.items():
-        name, where = _names(plan, i)
+        name, where = pivot.label(plan, i)
         return (f"{name} {where}was answered with a refusal ({kind}): that answer is the deal's and a repeat "
                 f"gets it again; to run it again, remove the cause and have the sender send it with a new "
                 f"key ({show})")
     left = [i for i in st.done if i not in st.undone]
     if left:
         i = left[-1]
-        name, where = _names(plan, i)
+        name, where = pivot.label(plan, i)
         why = ("its reversal is queued, not acknowledged yet" if i in st.compensated and _iso(plan, i) else
                f"its compensation answered, but has no `expect` to tell a cancel accepted from one refused: "
                f"give it one, e.g. expect {plan.calls[i].name}.status == \"OK\"" if i in st.unproven else
@@ -74,15 +74,6 @@ def held(plan: Any, st: Any, status: str) -> str | None:
         return (f"{name} {where}went through and was not undone ({why}), so the deal never runs again under "
                 f"its key: settle it with the counterpart ({show})")
     return None
-
-
-def _names(plan: Any, i: int) -> tuple[str, str]:
-    call = plan.calls.get(i)
-    if call is None:
-        runner = plan.effects.get(i)
-        return f"step {plan.step_name(i, runner)}", ""
-    channel = getattr(call.runner, "channel_name", None) or getattr(getattr(call.runner, "channel", None), "name", None)
-    return f"call {call.name}", (f"to {channel} " if channel else "")
 
 
 def _iso(plan: Any, i: int) -> bool:

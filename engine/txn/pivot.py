@@ -50,15 +50,28 @@ def split(plan: Any, st: Any) -> list[int]:
     return [i for i in st.done if i > p]
 
 
+def label(plan: Any, i: int) -> tuple[str, str]:
+    """Participant ``i`` as the reasons name it: ("call d", "to debit ") or ("step 3:book", "")."""
+    call = plan.calls.get(i)
+    if call is None:
+        return f"step {name(plan, i)}", ""
+    channel = getattr(call.runner, "channel_name", None) or getattr(getattr(call.runner, "channel", None), "name", None)
+    return f"call {call.name}", (f"to {channel} " if channel else "")
+
+
+def name(plan: Any, i: int) -> str:
+    """Participant ``i``'s own name: the call's (``d``), or the step's (``3:book``)."""
+    call = plan.calls.get(i)
+    return call.name if call is not None else plan.step_name(i, plan.effects.get(i))
+
+
 def why(plan: Any, st: Any) -> tuple[str, list[str]] | None:
-    """The flag's reason when the pivot rule kept a call from being compensated, and the names not undone
-    (the calls kept, then the pivot); None when it kept none."""
+    """Why the pivot rule kept calls from being compensated, and the names not undone (the calls kept, then
+    the pivot); None when it kept none."""
     if st.pivot is None or not st.kept:
         return None
-    from engine.txn.keyhold import _names
-    name, where = _names(plan, st.pivot)
-    kept = [_names(plan, i) for i in st.kept]
-    listed = ", ".join(f"{n} {w}".strip() for n, w in kept)
-    text = (f"{name} {where}went through and has no compensation: {listed} not undone (the calls before a call "
-            f"that cannot be undone are kept, not compensated); settle the deal with the counterparts")
-    return text, [n.split(" ", 1)[1] for n, _ in kept] + [name.split(" ", 1)[1]]
+    pivot_label, where = label(plan, st.pivot)
+    listed = ", ".join(" ".join(label(plan, i)).strip() for i in st.kept)
+    text = (f"{pivot_label} {where}went through and has no compensation: {listed} not undone (the calls before "
+            f"a call that cannot be undone are kept, not compensated)")
+    return text, [name(plan, i) for i in st.kept] + [name(plan, st.pivot)]
