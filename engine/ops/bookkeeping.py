@@ -40,7 +40,7 @@ def bookkeeping(engine: Any) -> dict[str, int]:
     """The size of each structure in ``STRUCTURES``, over the running generation and every retired
     one still finishing its work (a structure the engine does not have counts 0)."""
     from engine.ops.generation import ALIVE
-    from engine.txn.manager import _MANAGERS
+    from engine.txn.manager import existing_manager
     from engine.txn.plan import plan_of
 
     out = dict.fromkeys(STRUCTURES, 0)
@@ -52,7 +52,7 @@ def bookkeeping(engine: Any) -> dict[str, int]:
     observer = engine.observer
     out["observer.route_tags"] = _len(observer, "_tags")
     out["metrics.channel_connects"] = _len(getattr(observer, "metrics", None), "_connects")
-    txn = _MANAGERS.get(engine.view)
+    txn = existing_manager(engine.view)
     if txn is not None:
         out["txn.states"] = len(txn.states)
         out["txn.light"] = len(txn.light)

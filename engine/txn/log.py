@@ -476,6 +476,16 @@ class TxnLog:
             os.close(self._fd)
             self._fd = -1
 
+    def __del__(self) -> None:
+        # A log nobody closed (its ledger object was freed): give its descriptor back.  No spare
+        # thread runs here: a running one holds this object.
+        fd, self._fd = getattr(self, "_fd", -1), -1
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
 
 def _frame(entries: list[dict[str, Any]]) -> bytes:
     payload = orjson.dumps(entries, default=_default, option=orjson.OPT_NON_STR_KEYS)

@@ -101,7 +101,11 @@ class TxnState:
         self.state = to
 
 
-_MANAGERS: "weakref.WeakKeyDictionary[Any, TxnManager]" = weakref.WeakKeyDictionary()
+# Every manager alive (for bookkeeping and tests); a weak set, so it keeps none of them alive.  The
+# manager itself hangs on its ledger object (``_txn_manager``): a weak-keyed map from ledger to manager
+# never freed either, as the manager holds its ledger (and with it the DuckDB store and the log's file).
+LIVE: "weakref.WeakSet[TxnManager]" = weakref.WeakSet()
+_ATTR = "_txn_manager"
 
 
 def _idle(limiter: trio.CapacityLimiter) -> bool:
@@ -124,13 +128,24 @@ def _build_sent(call: Any, ex: Any) -> Any:
     return values
 
 
+def existing_manager(ledger: Any) -> "TxnManager | None":
+    """The manager ``manager_for`` made for this very object (not one it wraps), or None."""
+    try:
+        return vars(ledger).get(_ATTR)
+    except TypeError:           # an object without a __dict__ has none
+        return None
+
+
 def manager_for(ledger: Any) -> "TxnManager | None":
-    """The manager of ``ledger`` (one per open ledger); None without a ledger."""
+    """The manager of ``ledger`` (one per open ledger object); None without a ledger.  It lives as
+    long as the ledger object does: the two are freed together."""
     if ledger is None:
         return None
-    m = _MANAGERS.get(ledger)
+    m = existing_manager(ledger)
     if m is None:
-        m = _MANAGERS[ledger] = TxnManager(ledger)
+        m = TxnManager(ledger)
+        setattr(ledger, _ATTR, m)
+        LIVE.add(m)
     return m
 
 

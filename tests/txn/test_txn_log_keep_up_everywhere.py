@@ -23,7 +23,7 @@ from engine.registry import default_registry
 from engine.replay.context import ExchangeCtx
 from engine.replay.virtual import isolated_engine
 from engine.txn.log import TxnLog, log_path, read
-from engine.txn.manager import _MANAGERS, manager_for
+from engine.txn.manager import LIVE, manager_for
 from txnkit import Client, Counterpart, Unwritable, compile_text, deals, json_counterpart, running
 from kit import TRANSFER_ROUTE  # noqa: E402  (tests/engine, put on the path by txnkit)
 
@@ -67,7 +67,7 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
 
     def credit_answer(req: dict) -> dict:
         if "before" in box and "broken" not in box:          # the retry's credit call is out: break its log
-            box["mgr"] = next(m for m in list(_MANAGERS.values())
+            box["mgr"] = next(m for m in list(LIVE)
                               if all(m is not b for b in box["before"]) and Path(m.ledger.path) == ledger)
             box["broken"] = Unwritable(box["mgr"].log)
         return credit.answer(req)
@@ -87,7 +87,7 @@ async def test_bsp_dead_retry_writes_what_waits_before_it_ends(nursery, tmp_path
     credit.refuse.clear()                                            # it would go through now
     # the objects, not their id()s (a freed manager's id may be the new one's); found when the retry's credit
     # call comes, not by polling: a loop of sleep(0) holds the GIL against the ledger's DuckDB thread
-    box["before"] = list(_MANAGERS.values())
+    box["before"] = list(LIVE)
 
     async def break_and_mend() -> None:
         """Put the log's descriptor back once the retried deal's answer waits for it."""
