@@ -107,6 +107,10 @@ def _transport_problem(client: httpx.Client, exc: httpx.TransportError) -> str:
         return (f"the admin API at {url} closed the TLS connection without an answer: the engine requires a "
                 f"client certificate (mutual TLS, --admin-client-ca); give --cert FILE --key FILE")
     text = str(exc).rstrip(".")
+    if url.startswith("https://") and "WRONG_VERSION_NUMBER" in text:
+        return (f"the admin API at {url} answered in plain HTTP, not TLS: the engine serves its admin API without "
+                f"a certificate (no --admin-cert, no admin.tls); use --url {url.replace('https://', 'http://', 1)} "
+                f"(`bsp run` prints it: `admin API: http://...`)")
     if "CERTIFICATE_VERIFY_FAILED" in text:
         why = text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip() or text
         ca = getattr(client, "_bsp_ca", None)
@@ -233,7 +237,7 @@ def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
     except OSError as exc:
         raise _fail(f"{path}: cannot write the token: {exc.strerror or exc}", 2) from None
     typer.echo(f"wrote a new admin token to {path}; give it to the engine (--admin-token-file) and to "
-               f"clients (--token-file or ${TOKEN_ENV})")
+               f"clients (--token-file or $BSP_ADMIN_TOKEN_FILE)")
 
 
 def register(app: typer.Typer) -> None:

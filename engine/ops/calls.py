@@ -5,7 +5,8 @@
 Per ``request_many`` (one call batch: every call step, reversal, ... goes
 through it) on channel ``C``:
 
-  bsp_channel_sent_total{channel=C}            += requests in the batch
+  bsp_channel_sent_total{channel=C}            += requests of the batch that left (all but the ``unreachable``:
+                                                  those were never written), counted when the batch returns
   bsp_channel_in_flight{channel=C}             + requests while the batch waits, - when it returns
   bsp_channel_received_total{channel=C}        += replies (results that are not a ``ChannelError``)
   bsp_channel_latency_seconds{channel=C}       one observation per reply: the batch's round trip
@@ -55,14 +56,18 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
         n = len(payloads)
         if not n or not observed[0]:
             return await inner(payloads, timeout, **kw)
-        sent.inc(n)
         in_flight.inc(n)
         t0 = trio.current_time()
+        results: list[Any] | None = None
         try:
             results = await inner(payloads, timeout, **kw)
         finally:
             in_flight.dec(n)
-        if not observed[0]:              # unobserved while it ran: its series are gone, do not bring them back
+            if observed[0]:              # unobserved while it ran: its series are gone, do not bring them back
+                # an `unreachable` request never left (no connection, breaker, max_in_flight, still queued
+                # when the connection broke): not sent.  Cancelled mid-batch: counted as sent (it may have).
+                sent.inc(n if results is None else sum(not _unsent(r) for r in results))
+        if not observed[0]:
             return results
         seconds = trio.current_time() - t0
         ok = 0
@@ -84,6 +89,11 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
     request_many._bsp_unobserve = unobserved  # type: ignore[attr-defined]
     channel.request_many = request_many
     return True
+
+
+def _unsent(result: Any) -> bool:
+    """An ``unreachable`` result: the request was never written (docs/operations.md, metrics)."""
+    return isinstance(result, ChannelError) and result.kind == "unreachable"
 
 
 def unobserve(channel: Any) -> None:

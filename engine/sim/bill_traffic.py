@@ -13,7 +13,9 @@ enquiries, over-limit, unknown biller, bad currency, unrouted, malformed) to
 (the biller too).  When the engine closes the connection (it drained or
 stopped) or leaves requests unanswered for ``--reply-timeout`` seconds
 (default 10), it stops at once and says how many requests went unanswered and
-how many were never sent.  Exit 0; 1 when a request got no reply or could not
+how many were never sent.  Payments answered 91 (the engine did not reach the
+biller: after a previous run's biller went away it retries every 2 s at most)
+get a ``note:`` on stderr saying why.  Exit 0; 1 when a request got no reply or could not
 be sent (or the TLS handshake failed); 2 a usage error (a bad option, a
 certificate, key or CA file that cannot be used).
 
@@ -109,6 +111,24 @@ def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEO
     return text + (f": {'; and '.join(why)}" if why else "")
 
 
+def unreachable_note(res: MainframeResult, biller: tuple[str, int] | None) -> str | None:
+    """A ``note:`` when payments were answered 91 (counterpart unreachable): why, and what to do.  None else.
+
+    The usual cause: a run started soon after another ended.  The engine lost the biller the previous run served,
+    retries it in the background (every 2 s at most, ``reconnect_max``) and fails payments at once meanwhile, so a
+    whole run can be answered 91 although this run's biller is up."""
+    n = res.by_code.get("91", 0)
+    if not n:
+        return None
+    text = f"note: {n:,} payment(s) answered 91 (counterpart unreachable): the engine did not reach its biller"
+    if biller is None:
+        return text + "; this simulator serves none (--no-biller): start the one that should run, or drop --no-biller"
+    return (text + f" on {biller[0]}:{biller[1]}, which this simulator served. After a biller goes away (a previous "
+            f"run ended) the engine retries it in the background, every 2 s at most, and fails payments meanwhile "
+            f"(`bsp status`: channel biller down; its log: `retrying every 2s at most`): run again in a few seconds. "
+            f"If it stays so, the route's biller channel connects elsewhere: give that address as --biller")
+
+
 def _first(group: BaseExceptionGroup, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
     for exc in group.exceptions:
         if isinstance(exc, kinds):
@@ -202,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
               f"the biller's address free (else --no-biller)?", file=sys.stderr)
         return 1
     print(summary(res))
+    note = unreachable_note(res, None if args.no_biller else args.biller)
+    if note is not None:
+        print(note, file=sys.stderr)
     err = problem(res, args.count, args.reply_timeout)
     if err is not None:
         print(err, file=sys.stderr)

@@ -62,6 +62,37 @@ async def test_a_client_without_certificate_or_https_is_told_so(nursery, tmp_pat
         box[0].drain()
 
 
+async def test_an_https_url_for_a_plain_http_admin_api_is_told_so(nursery, tmp_path: Path, monkeypatch) -> None:
+    # the engine serves its admin API in plain HTTP (no --admin-cert): an https:// URL gets a TLS record error
+    # ("[SSL: WRONG_VERSION_NUMBER]"), which must read as "use http://", not as "is the engine running?"
+    monkeypatch.setenv("BSP_ADMIN_TOKEN", TOKEN)
+    route = tmp_path / "echo.route"
+    route.write_text(ECHO % "A")
+    registry = default_registry()
+    box: list = []
+    ready = trio.Event()
+    ops = OpsOptions(admin=admin_options("127.0.0.1:0", None, None, None, None, None),
+                     hooks=[lambda e: (box.append(e), ready.set())])
+    nursery.start_soon(partial(run_live, compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=1.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    port = box[0].admin_port
+    try:
+        p = await trio.to_thread.run_sync(partial(bsp, "status", "--url", f"https://127.0.0.1:{port}",
+                                                  BSP_ADMIN_TOKEN=TOKEN))
+        assert p.returncode == 1, p.stderr
+        assert p.stderr.strip() == (f"error: the admin API at https://127.0.0.1:{port} answered in plain HTTP, "
+                                    f"not TLS: the engine serves its admin API without a certificate (no "
+                                    f"--admin-cert, no admin.tls); use --url http://127.0.0.1:{port} (`bsp run` "
+                                    f"prints it: `admin API: http://...`)"), p.stderr
+        p = await trio.to_thread.run_sync(partial(bsp, "status", "--url", f"http://127.0.0.1:{port}",
+                                                  BSP_ADMIN_TOKEN=TOKEN))
+        assert p.returncode == 0, p.stderr
+    finally:
+        box[0].drain()
+
+
 def test_a_url_without_scheme_is_a_usage_error() -> None:
     p = bsp("status", "--url", "127.0.0.1:17550", BSP_ADMIN_TOKEN=TOKEN)
     assert p.returncode == 2, p.stderr
@@ -95,3 +126,5 @@ def test_admin_token_into_a_missing_folder_says_so(tmp_path: Path) -> None:
     target.parent.mkdir(parents=True)
     p = bsp("admin", "token", str(target))
     assert p.returncode == 0 and target.stat().st_mode & 0o777 == 0o600, p.stderr
+    # the file goes to the clients as a file: --token-file or $BSP_ADMIN_TOKEN_FILE ($BSP_ADMIN_TOKEN holds a value)
+    assert "clients (--token-file or $BSP_ADMIN_TOKEN_FILE)" in p.stdout, p.stdout

@@ -1,6 +1,7 @@
 """Outbound channel metrics through the ops path: a real engine (run_live + admin API) whose route calls a
 loopback counterpart over `tcp connect`; /metrics counts every call sent, every reply received, each reply's
-round trip in `bsp_channel_latency_seconds`, and a call the counterpart drops under `kind="lost"`."""
+round trip in `bsp_channel_latency_seconds`, and a call the counterpart drops under `kind="lost"`; a call that
+could not be sent (the counterpart refuses connections: `kind="unreachable"`) is not counted as sent."""
 from __future__ import annotations
 
 import re
@@ -99,6 +100,57 @@ async def test_outbound_calls_fill_sent_received_latency_and_errors(nursery, tmp
         assert (back_row["frames_in"], back_row["frames_out"]) == (calls, calls + 1)
         # the inbound channel keeps its own meaning: frames in / replies out
         assert _sample(text, "bsp_channel_received_total", 'channel="front"') == calls + 1
+        await stream.aclose()
+    engine.drain()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed): connecting to it is refused."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_call_that_could_not_be_sent_is_not_counted_as_sent(nursery, tmp_path: Path) -> None:
+    # the biller is down (connection refused): each call fails `unreachable` and left nothing on the wire, so
+    # `bsp_channel_sent_total` and the status row's `frames_out` (documented as requests sent) stay 0
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": _closed_port(), "timeout": "10s", "reply": "via = post.via"})
+    registry = default_registry()
+    program = compile_file(route, registry)
+    ready = trio.Event()
+    box: list = []
+
+    def hook(engine) -> None:
+        box.append(engine)
+        ready.set()
+
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
+    nursery.start_soon(partial(run_live, program, registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(10):
+        await ready.wait()
+    engine = box[0]
+    calls = 3
+    tx = LengthPrefixFramer(2)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine.admin_port}",
+                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(10):
+            for i in range(calls):                   # no `on error reply`: a failed deal is answered with nothing
+                await stream.send_all(tx.frame(orjson.dumps({"ref": f"u{i}"})))
+                while engine.stats.failed < i + 1:
+                    await trio.sleep(0.01)
+        text = (await client.get("/metrics")).text
+        ch = 'channel="back"'
+        assert _sample(text, "bsp_channel_errors_total", ch + ',kind="unreachable"') == calls
+        assert not _sample(text, "bsp_channel_sent_total", ch), "a call refused before it left counted as sent"
+        assert _sample(text, "bsp_channel_received_total", ch) in (None, 0)
+        assert _sample(text, "bsp_channel_in_flight", ch) == 0
+        back_row = (await client.get("/status")).json()["channels"]["back"]
+        assert (back_row["frames_in"], back_row["frames_out"]) == (0, 0)
+        assert back_row["up"] is False and back_row["failed_calls"] == calls
         await stream.aclose()
     engine.drain()
 

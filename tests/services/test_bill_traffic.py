@@ -46,6 +46,36 @@ def test_it_plays_the_biller_and_sends_the_mix_to_a_running_engine(tmp_path):
     assert text.startswith("sent 60 bill payment request(s)") and "60 replies" in text
 
 
+def test_payments_answered_91_get_a_note_saying_why(tmp_path):
+    """The engine cannot reach the biller this run serves (its biller channel still backs off after the previous
+    run's biller went away, or connects elsewhere): every payment is answered 91, and the run says why instead
+    of a bare `91 n` in its summary."""
+    registry = default_registry()
+    program = compile_paths([bill_traffic.ROUTE], registry).program
+    served, elsewhere = _free_port(), _free_port()          # nothing listens on `elsewhere`
+
+    async def main():
+        async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None, keyring=None) as ledger:
+            sb = Switchboard(program, registry, ledger=ledger, overrides={
+                "mainframe": {"address": "127.0.0.1:0"}, "biller": {"address": f"127.0.0.1:{elsewhere}"}})
+            async with trio.open_nursery() as nursery:
+                await nursery.start(sb.run)
+                res = await bill_traffic.drive(("127.0.0.1", sb.channel("mainframe").port),
+                                               ("127.0.0.1", served), 40)
+                sb.drain()
+        return res
+
+    res = trio.run(main)
+    assert res.sent == res.replies == 40 and res.by_code.get("91", 0) > 0
+    note = bill_traffic.unreachable_note(res, ("127.0.0.1", served))
+    assert note.startswith(f"note: {res.by_code['91']} payment(s) answered 91 (counterpart unreachable): the engine "
+                           f"did not reach its biller on 127.0.0.1:{served}, which this simulator served."), note
+    assert "every 2 s at most" in note and "give that address as --biller" in note
+    assert "(--no-biller)" in bill_traffic.unreachable_note(res, None)
+    res.by_code.pop("91")
+    assert bill_traffic.unreachable_note(res, ("127.0.0.1", served)) is None
+
+
 def test_no_engine_is_an_error_that_says_what_to_start(capsys):
     rc = bill_traffic.main(["--count", "3", "--mainframe", f"127.0.0.1:{_free_port()}",
                             "--biller", f"127.0.0.1:{_free_port()}"])
