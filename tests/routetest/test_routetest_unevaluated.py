@@ -95,3 +95,31 @@ def test_the_repeat_of_such_a_deal_does_not_call_it_a_refusal(tmp_path):
 ''', encoding="utf-8")
     failures = _failures(d)
     assert failures == [], failures
+
+
+def test_http_values_of_a_test_that_cannot_be_evaluated_fail_that_test(tmp_path):
+    d = tmp_path / "api"
+    d.mkdir()
+    shutil.copy(Path(__file__).parent / "http_api" / "payments_api.route", d / "payments_api.route")
+    (d / "t_test.route").write_text('''use "payments_api.route"
+test "bad header" {
+    given api sends PayReq { amount = 120.50 } http { params.id = "P-1"  headers["x-channel"] = "web" }
+    given biller answers 201 BillerAck { status = "OK"  confirmation = "C-1" } headers { location = number("x") }
+}
+test "bad request line" {
+    given api sends PayReq { amount = 120.50 } http { params.id = number("y") }
+}
+test "next" {
+    given api sends PayReq { amount = 120.50 } http { params.id = "P-3"  headers["x-channel"] = "web" }
+    given biller answers 201 BillerAck { status = "OK"  confirmation = "C-1" }
+    expect reply { status = "OK" }
+}
+''', encoding="utf-8")
+    res = run_paths([d], default_registry())
+    assert [(o.name, o.passed) for o in res.outcomes] == [
+        ("bad header", False), ("bad request line", False), ("next", True)], [o.failures for o in res.outcomes]
+    header, line = res.outcomes[0].failures[0], res.outcomes[1].failures[0]
+    assert "t_test.route:4:5: given biller answers ... headers { ... }: a value could not be evaluated: " in header
+    assert "t_test.route:4:101: number: 'x' is not a number" in header
+    assert "t_test.route:7:5: given api sends ... http { ... }: a value could not be evaluated: " in line
+    assert "t_test.route:7:67: number: 'y' is not a number" in line
