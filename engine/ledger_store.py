@@ -19,6 +19,7 @@ import pyarrow.json as pa_json
 
 from engine import filemodes
 from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
+from engine.duckdb_open import open_problem
 from engine.faultlog import FREE_SPACE
 
 SCHEMA_VERSION = 5     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
@@ -373,7 +374,11 @@ def storage_failure(exc: BaseException) -> bool:
 
 def _locked_message(path: Path, exc: Exception) -> str:
     text = str(exc)
-    if "lock" in text.lower():
+    problem = open_problem(exc)
+    if problem == "damaged":
+        return (f"{path}: the ledger file is damaged or truncated: DuckDB cannot read it. Restore it from a "
+                f"copy or backup; do not start an engine on it. DuckDB said: {text}")
+    if problem == "locked":
         return (f"{path}: the ledger file is locked by another process (a running bsp engine holds "
                 f"it; DuckDB allows one writer process per file). Stop that engine, or query a copy "
                 f"of the file. DuckDB said: {text}")

@@ -44,7 +44,8 @@ def replay(
 
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
     2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
-    that does not compile or has no route for a recorded channel, a missing output folder), or no
+    that does not compile or has no route for a recorded channel, a missing output folder, --limit,
+    --force or --no-mask without --to-tests, --json or --html with it), or no
     exchange of the capture is replayable (all recorded without their bytes; the report says why);
     130 interrupted (Ctrl-C), after writing the partial report. Exchanges that are not replayable
     are listed in the report and never count as differences.
@@ -63,6 +64,17 @@ def replay(
             raise SetupError(f"--show {shown}: expected 0 or more (the unexpected differences listed)")
         if limit is not None and limit < 0:
             raise SetupError(f"--limit {limit}: expected 0 or more")
+        if to_tests is None:       # options of --to-tests alone: never ignored in silence
+            alone = [o for o, given in (("--limit", limit is not None), ("--force", force), ("--no-mask", not mask))
+                     if given]
+            if alone:
+                raise SetupError(f"{', '.join(alone)}: only with --to-tests DIR (writing route tests from the "
+                                 f"capture); a replay compares every exchange of the capture")
+        else:
+            made = [o for o, path in (("--json", json_out), ("--html", html_out)) if path is not None]
+            if made:
+                raise SetupError(f"{', '.join(made)}: --to-tests writes route tests, not a replay report; run "
+                                 f"`bsp replay` once without --to-tests for the report")
         for opt, path in (("--json", json_out), ("--html", html_out)):
             if path is not None:
                 _check_out(opt, path)

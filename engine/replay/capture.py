@@ -47,6 +47,7 @@ import duckdb
 import pyarrow as pa
 
 from engine import filemodes
+from engine.duckdb_open import open_problem
 from engine.replay.origin import load as load_origin, load_names
 
 FORMAT_VERSION = "1"
@@ -295,10 +296,15 @@ class Capture:
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as exc:
-            if "lock" in str(exc).lower():
+            problem = open_problem(exc)
+            if problem == "locked":
                 raise CaptureError(f"{self.path}: locked by a running engine (it is still being recorded); stop "
                                    f"that `bsp run --record` (the capture is complete when it stops), or replay a "
                                    f"copy made after it stopped") from None
+            if problem == "damaged":
+                raise CaptureError(f"{self.path}: a damaged or truncated capture (DuckDB cannot read it: {exc}); "
+                                   f"copy it again from where `bsp run --record` wrote it (a copy made while it "
+                                   f"was still being recorded, or cut short, is not whole)") from None
             raise CaptureError(f"{self.path}: not a DuckDB file, so not a capture (a capture is made by "
                                f"`bsp run --record FILE`): {exc}") from None
         try:

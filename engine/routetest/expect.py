@@ -60,7 +60,12 @@ class Checker:
         out = []
         like = set(getattr(e, "contains", ()))
         for i, a in enumerate(e.fields):
-            want = self.value(a)
+            try:
+                want = self.value(a)
+            except Exception as exc:   # noqa: BLE001 - the test's own expression failed: this field fails
+                out.append(f"{a.pos}: {what}: field `{a.path}`: the expected value could not be evaluated: "
+                           f"{_unevaluated(exc, a.pos)}")
+                continue
             got = get(a.path)
             if i in like or a.path in contained:
                 ok = got is not MISSING and got is not None and _text(want) in _text(got)
@@ -204,6 +209,16 @@ class Checker:
                 msg += "; fields that differ: " + ", ".join(
                     f"`{p}` {_show(x.get(p, MISSING))} then {_show(y.get(p, MISSING))}" for p in diff[:6])
         return out + [msg + _why(again)]
+
+
+def _unevaluated(exc: Exception, pos: Any) -> str:
+    """Why an expected value could not be computed, with the place of the part that failed when it is
+    not the field's own (``table billers (billers.csv) has no row with biller_id = 'NOPE' (at 8:48)``)."""
+    why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    at = getattr(exc, "pos", None)
+    if at is not None and str(at) != str(pos):
+        why = f"{why} (at {at})"
+    return why + "; fix the expression in the test"
 
 
 def _number(v: Any) -> bool:

@@ -188,7 +188,13 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                 f"{a.pos}: given {channel} answers {a.format}: cannot encode the scripted answer: {exc}")
             return Unreachable(f"channel {channel}: the test's scripted answer could not be encoded", channel=channel)
         if http.is_kind(program, channel, "http.call"):
-            headers = binder.assigns(a.headers)(ctx.extra["scope"]) if a.headers else None
+            try:
+                headers = binder.assigns(a.headers)(ctx.extra["scope"]) if a.headers else None
+            except EvalError as exc:
+                ctx.extra["problems"].append(f"{a.pos}: given {channel} answers ... headers {{ ... }}: a value could "
+                                             f"not be evaluated: {exc}")
+                return Unreachable(f"channel {channel}: the test's scripted answer could not be built",
+                                   channel=channel)
             return http.answer(program.channels[channel], a.status, headers, body)
         return body
 
@@ -220,7 +226,11 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                 if listener is None:   # the real channel, built from its declaration (it opens no socket)
                     decl = program.channels[ch]
                     listener = listeners[ch] = registry.get("channel", decl.kind).build(decl)
-                fields = binder.assigns(t.send.http)(scope) if t.send.http else {}
+                try:
+                    fields = binder.assigns(t.send.http)(scope) if t.send.http else {}
+                except EvalError as exc:   # the test's own expression: this test fails, with the place
+                    raise http.HttpSetupError(f"{t.send.pos}: given {ch} sends ... http {{ ... }}: a value could "
+                                              f"not be evaluated: {exc}") from None
                 request = http.build_request(listener, fields, raw, f"{t.send.pos}: given {ch} sends")
                 await http.send_http(listener, engine.handler(ch), request, ctx)
 

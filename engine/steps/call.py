@@ -128,12 +128,25 @@ class CallStep:
                 try:
                     ok = expect(ex.scope)
                 except Exception as exc:
-                    ex.fail(StepFailure("refused", f"call {name}: cannot check `expect {self.expect_text}`: "
-                                        f"{exc}", where=self.where))
+                    # the route's own expression failed, not the counterpart: never `refused` (05, "refused by
+                    # counterpart"); an internal error (96) that names the expression's place and why
+                    ex.fail(StepFailure("internal", self._unevaluated(exc), where=self.where))
                     continue
                 if not ok:
                     ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused "
                                         f"(expect {self.expect_text} is false)", where=self.where))
+
+    def _unevaluated(self, exc: Exception) -> str:
+        """``call post: its expect at bp.route:82:14 could not be evaluated on the answer of biller: number:
+        'OK' is not a number; ...``: the answer came, the route's own expression failed on it (the place of
+        the part that failed, when it is not the expect's own)."""
+        pos = getattr(exc, "pos", None)
+        why = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        if pos is not None and f"at {pos}" != self.expect_text:
+            why = f"{why} (at {pos})"
+        return (f"call {self.name}: its expect {self.expect_text} could not be evaluated on the answer of "
+                f"{self.channel_name}: {why}; the counterpart answered, the expression failed on its answer: "
+                f"fix the expression")
 
     def _names(self, ex: Any) -> NameValues:
         """The deal's values for the file name (``name { ... }``), each checked as a piece of one file
@@ -194,7 +207,8 @@ COMPONENT = ComponentSpec(
         "Send a request to a counterpart channel and bind its decoded reply to NAME. The requests "
         "of a batch leave in one write on the channel's persistent connection. No reply in time "
         "(`timeout`), an unreachable counterpart or a broken connection fail the deal (kinds "
-        "`timeout`, `unreachable`, `lost`); `expect` false fails it with kind `refused`."
+        "`timeout`, `unreachable`, `lost`); `expect` false fails it with kind `refused`; an `expect` that cannot be "
+        "evaluated on the answer (an expression error) fails it with kind `internal` (96), naming the expression's place and why."
     ),
     options=(
         OptionSpec("channel", "channel", "The counterpart channel (tcp.connect, memory).", required=True),
@@ -202,7 +216,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("reply_format", "format", "Format of the reply (none: the request's format; a "
                    "file write's or JetStream publish's own JSON answer is read as JSON)."),
         OptionSpec("fields", "list", "The request's fields."),
-        OptionSpec("expect", "expr", "Must be true of the reply, else the deal fails (kind refused)."),
+        OptionSpec("expect", "expr", "Must be true of the reply, else the deal fails (kind refused; kind "
+                   "internal when it cannot be evaluated)."),
         OptionSpec("timeout", "duration", "Time to wait for the reply (default: the channel's)."),
     ),
     build=CallStep,

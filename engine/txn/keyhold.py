@@ -59,7 +59,9 @@ def held(plan: Any, st: Any, status: str) -> str | None:
                 f"it and settle it there ({show})")
     for i, kind in st.answered.items():
         name, where = pivot.label(plan, i)
-        return (f"{name} {where}was answered with a refusal ({kind}): that answer is the deal's and a repeat "
+        how = (f"was answered with a refusal ({kind})" if kind == "refused" else
+               f"was answered and its answer could not be used ({kind})")
+        return (f"{name} {where}{how}: that answer is the deal's and a repeat "
                 f"gets it again; to run it again, remove the cause and have the sender send it with a new "
                 f"key ({show})")
     left = [i for i in st.done if i not in st.undone]
