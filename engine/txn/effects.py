@@ -7,9 +7,8 @@ Such a step is handled like a call by ``TxnManager.run_steps``:
                      for an operator (``engine.txn.recovery``), never nothing; a deal in flight
                      without the mark (its ``begin`` names the marked steps) never started it, and
                      recovery follows the route's ``on restart`` policy
-    after it         ``done`` (lazy; durable at once when it is the deal's pivot, ``engine.txn.pivot``:
-                     a kind without ``undo`` that completed, after a participant that can be undone);
-                     a clean refusal (``StepFailure`` without ``in_doubt``): ``failed``,
+    after it         ``done`` (lazy; a kind without ``undo`` that completed is the deal's pivot,
+                     ``engine.txn.pivot``); a clean refusal (``StepFailure`` without ``in_doubt``): ``failed``,
                      nothing to undo; any other failure leaves the step **in doubt** (it may have done
                      its work: ``engine.runtime.stepfail``), to be compensated like a call that timed out
     on failure       the step's ``undo(ex)`` (``FunctionStep(..., compensate=fn)``), if it has one, runs
@@ -64,13 +63,12 @@ async def acting(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> Non
             st.move(f"running {name}")
 
 
-async def acted(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> None:
+def acted(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> None:
     """After step ``i``: done, refused (nothing to undo) or in doubt (kept to compensate, then flag).  A
     step done whose kind has no ``undo`` is the deal's pivot (``engine.txn.pivot``), as a call without a
-    compensation is: its ``done`` is made durable before the next step when a participant before it can be
-    undone (else a crash would leave it ``running``, in doubt)."""
+    compensation is.  Its ``done`` stays lazy (a call pivot's is made durable at once): a restart flags a
+    deal whose step has any mark, ``running`` or ``done``, so it never undoes the calls before it."""
     entries = []
-    eager = False
     for ex in live:
         st = mgr.states[ex]
         if not st.admitted:
@@ -79,7 +77,6 @@ async def acted(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> None
         if f is None:
             entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "done"})
             if pivot.is_pivot(plan, i):
-                eager = eager or any(pivot.undoable(plan, j) for j in st.done if j < i)
                 st.pivot = i
         elif getattr(f, "in_doubt", False):
             st.doubt = i
@@ -87,10 +84,7 @@ async def acted(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> None
         else:
             st.done.remove(i)
             entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "failed"})
-    if eager:
-        await mgr.write_or_later(entries)
-    else:
-        mgr._lazy.extend(entries)         # no fsync of their own: they reach the disk with the next write
+    mgr._lazy.extend(entries)             # no fsync of their own: they reach the disk with the next write
 
 
 async def undo(mgr: Any, plan: Any, i: int, ex: Any, st: Any) -> None:

@@ -483,7 +483,7 @@ class TxnManager:
             if call is not None:
                 await self._called(plan, call, live)
             elif acts:
-                await effects.acted(self, plan, i, name, live)
+                effects.acted(self, plan, i, name, live)
             live = [ex for ex in live if ex.failure is None]
             if i == plan.key_at:
                 self._key(plan, live)               # in the scope the deal step saw
