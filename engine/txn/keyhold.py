@@ -5,7 +5,8 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
 
 * committed: kept (the deal is done);
 * a call left in doubt (``timeout``, ``lost``, an answer that cannot be trusted) or a plugin step that acts
-  outside bsp left in doubt: kept, even when compensated (a compensation of a request that may still be on
+  outside bsp left in doubt: kept, even when compensated (one that nothing can undo also flags the deal,
+  ``engine.txn.flagging``: the reason names the call all the same) (a compensation of a request that may still be on
   its way cannot prove it undone);
 * a call the counterpart answered with a refusal (``expect`` false), or that failed after its request
   could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);

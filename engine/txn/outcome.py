@@ -5,8 +5,8 @@ event, ``engine.txn.flagging``, is decided) and before the route's ``on error`` 
 the answer can say whether the customer's money is back (docs/language.md, "Scope"):
 
     error.flagged   true when the deal is flagged for an operator: a compensation failed (no answer it can
-                    trust, or its ``expect`` did not hold on its own answer), a plugin step failed in doubt
-                    and was not undone, the pivot rule kept calls from being compensated (a call without a
+                    trust, or its ``expect`` did not hold on its own answer), a call left in doubt that
+                    nothing can undo (no compensation), a plugin step failed in doubt and was not undone, the pivot rule kept calls from being compensated (a call without a
                     compensation went through before the failure, ``engine.txn.pivot``), or its deal key
                     was claimed by an engine that is gone
     error.not_undone  the names of the calls (and plugin steps acting outside bsp) that went through or may
