@@ -42,7 +42,7 @@ _CHANNEL_VALUES = {
     "timer": "`timer` is bound when the route receives from a timer channel",
     "file": "`file` (file.name, file.line, ...) is bound when the route receives from a file watch channel",
 }
-ERROR_FIELDS = ("code", "text", "kind", "detail", "where", "undone", "flagged")
+ERROR_FIELDS = ("code", "text", "kind", "detail", "where", "undone", "flagged", "not_undone")
 TABLE_KINDS = ("csv",)
 
 CATEGORY_WORD = {"format": "format", "channel": "channel", "table": "table"}

@@ -7,7 +7,8 @@ Such a step is handled like a call by ``TxnManager.run_steps``:
                      for an operator (``engine.txn.recovery``), never nothing; a deal in flight
                      without the mark (its ``begin`` names the marked steps) never started it, and
                      recovery follows the route's ``on restart`` policy
-    after it         ``done`` (lazy); a clean refusal (``StepFailure`` without ``in_doubt``): ``failed``,
+    after it         ``done`` (lazy; a kind without ``undo`` that completed is the deal's pivot,
+                     ``engine.txn.pivot``); a clean refusal (``StepFailure`` without ``in_doubt``): ``failed``,
                      nothing to undo; any other failure leaves the step **in doubt** (it may have done
                      its work: ``engine.runtime.stepfail``), to be compensated like a call that timed out
     on failure       the step's ``undo(ex)`` (``FunctionStep(..., compensate=fn)``), if it has one, runs
@@ -25,6 +26,7 @@ from typing import Any
 from engine.deal import DealStep
 from engine.runtime.exchange import StepFailure
 from engine.txn.backlog import log_fault
+from engine.txn import pivot
 from engine.txn.log import TxnLogError
 
 _UTC = timezone.utc
@@ -61,8 +63,11 @@ async def acting(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> Non
             st.move(f"running {name}")
 
 
-def acted(mgr: Any, i: int, name: str, live: list[Any]) -> None:
-    """After step ``i``: done, refused (nothing to undo) or in doubt (kept to compensate, then flag)."""
+def acted(mgr: Any, plan: Any, i: int, name: str, live: list[Any]) -> None:
+    """After step ``i``: done, refused (nothing to undo) or in doubt (kept to compensate, then flag).  A
+    step done whose kind has no ``undo`` is the deal's pivot (``engine.txn.pivot``), as a call without a
+    compensation is.  Its ``done`` stays lazy (a call pivot's is made durable at once): a restart flags a
+    deal whose step has any mark, ``running`` or ``done``, so it never undoes the calls before it."""
     entries = []
     for ex in live:
         st = mgr.states[ex]
@@ -71,6 +76,8 @@ def acted(mgr: Any, i: int, name: str, live: list[Any]) -> None:
         f = ex.failure
         if f is None:
             entries.append({"t": "step", "id": st.deal_id, "step": name, "phase": "done"})
+            if pivot.is_pivot(plan, i):
+                st.pivot = i
         elif getattr(f, "in_doubt", False):
             st.doubt = i
             st.doubted[i] = f.kind           # the deal keeps its key, undone or not (engine.txn.keyhold)

@@ -5,7 +5,8 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
 
 * committed: kept (the deal is done);
 * a call left in doubt (``timeout``, ``lost``, an answer that cannot be trusted) or a plugin step that acts
-  outside bsp left in doubt: kept, even when compensated (a compensation of a request that may still be on
+  outside bsp left in doubt: kept, even when compensated (one that nothing can undo also flags the deal,
+  ``engine.txn.flagging``: the reason names the call all the same) (a compensation of a request that may still be on
   its way cannot prove it undone);
 * a call the counterpart answered with a refusal (``expect`` false), or that failed after its request
   could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);
@@ -49,14 +50,17 @@ def held(plan: Any, st: Any, status: str) -> str | None:
                 f"its key: settle it with the counterparts ({show})")
     # flagged for a step left in doubt (or by a restart, a shared key store): that says it; flagged for a
     # compensation that failed: the participant it did not undo says more (below)
-    if outcome.flagged(st) and not set(st.undo_failed) - {st.doubt}:
+    # a call in doubt: the text below names it (the deal may be flagged for it too, engine.txn.flagging)
+    calls_doubted = [i for i in st.doubted if i in plan.calls]
+    if outcome.flagged(st) and not set(st.undo_failed) - {st.doubt} and not calls_doubted:
         return (f"it was flagged for an operator (in doubt), so it never runs again under its key: settle it "
                 f"with the counterpart ({show})")
     for i, kind in st.doubted.items():
         name, where = pivot.label(plan, i)
+        flag = ", flagged for an operator," if outcome.flagged(st) else ""
         return (f"{name} {where}may have reached the counterpart ({kind}: sent, no answer it can trust), so the "
-                f"deal is in doubt and never runs again under its key: ask the counterpart whether it applied "
-                f"it and settle it there ({show})")
+                f"deal is in doubt{flag} and never runs again under its key: ask the counterpart whether it "
+                f"applied it and settle it there ({show})")
     for i, kind in st.answered.items():
         name, where = pivot.label(plan, i)
         how = (f"was answered with a refusal ({kind})" if kind == "refused" else
@@ -68,7 +72,8 @@ def held(plan: Any, st: Any, status: str) -> str | None:
     if left:
         i = left[-1]
         name, where = pivot.label(plan, i)
-        why = ("its reversal is queued, not acknowledged yet" if i in st.compensated and _iso(plan, i) else
+        why = ("its reversal is queued, not acknowledged yet"
+               if i in st.compensated and _iso(plan, i) and i not in st.undo_failed else
                f"its compensation answered, but has no `expect` to tell a cancel accepted from one refused: "
                f"give it one, e.g. expect {plan.calls[i].name}.status == \"OK\"" if i in st.unproven else
                "its compensation failed (no answer, or its `expect` did not hold on its answer)"

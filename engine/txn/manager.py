@@ -498,7 +498,7 @@ class TxnManager:
             if call is not None:
                 await self._called(plan, call, live)
             elif acts:
-                effects.acted(self, i, name, live)
+                effects.acted(self, plan, i, name, live)
             live = [ex for ex in live if ex.failure is None]
             if i == plan.key_at:
                 self._key(plan, live)               # in the scope the deal step saw
@@ -515,8 +515,9 @@ class TxnManager:
         first = plan.first_call
         call = plan.calls[first]
         made: list[Any] = []                      # ISO 8583: exchanges whose call may have happened
-        left: dict[Any, bool] = {}                # failed after a call went through (or may have): error.undone
+        left: dict[Any, list[str]] = {}           # failed: the calls that went through (or may have): error.undone
         pivots: dict[Any, int] = {}               # a later call (no compensation) went through: not reversed
+        doubts: dict[Any, int] = {}               # a call left in doubt that nothing undoes: flagged
         taken = await br.limiter.acquire(len(group))
         try:
             live = group
@@ -545,12 +546,19 @@ class TxnManager:
                     for ex in live:
                         f = ex.failure
                         if f is not None:
-                            left[ex] = i > first or (i in plan.calls and _in_doubt(f))
+                            doubt = i in plan.calls and _in_doubt(f)
+                            left[ex] = [c.name for j, c in plan.calls.items() if j < i or (j == i and doubt)]
+                            if doubt and not (i == first and call.iso):
+                                doubts[ex] = i       # no compensation on a light route: flagged (below)
                 live = still
                 if not live:
                     break
             if made:
-                await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None], pivots)
+                await self._reverse_light(plan, call, [ex for ex in made if ex.failure is not None], pivots,
+                                          doubts)
+            for ex, i in doubts.items():
+                if ex not in self.states:            # not made a full transaction by a reversal
+                    self._flag_light(plan, ex, i)
             outcome.tell(self.states, group, left)   # error.undone / error.flagged, before `on error` answers
             await disp.run_on_error(br, group)
         finally:
@@ -585,26 +593,20 @@ class TxnManager:
                 ex.fail(log_fault(exc, f"request not sent to {name}", str(plan.route.pos)))
 
     async def _reverse_light(self, plan: RoutePlan, call: Any, failed: list[Any],
-                             pivots: dict[Any, int] | None = None) -> None:
+                             pivots: dict[Any, int] | None = None, doubts: dict[Any, int] | None = None) -> None:
         """ISO 8583 exchanges of a light route to reverse: they become full transactions.  One whose later
         call went through (``pivots``: a call without a compensation, engine.txn.pivot) is not reversed
-        but flagged for an operator."""
+        but flagged for an operator; one whose later call was left in doubt (``doubts``) is reversed and
+        flagged for that call (nothing undoes it: engine.txn.flagging), as is one whose reversal fails."""
         for ex in failed:
             did = self.light.pop(ex, None)
             if did is None:
                 continue
-            st = self.states[ex] = TxnState(did, admitted=True, logged=True)
-            st.move("accepted")
-            st.move(f"calling {call.name}")
             f = ex.failure
-            now = datetime.now(_UTC)        # no per-step timing on the light path: the time since receipt
-            st.trace.append(DealStep(call.name, "call", f.kind if f is not None else "ok", ex.received_at,
-                                     round((now - ex.received_at).total_seconds() * 1000.0, 3),
-                                     "aborted" if f is not None else "prepared",
-                                     None if f is None else {"code": f.code, "reason": f.detail}))
+            st = self._light_state(ex, did, call, None if f is not None and (ex in (doubts or {})) else f)
             values = self.light_sent.pop(ex, None)
             st.done = [call.index]
-            if f is not None and _in_doubt(f):
+            if f is not None and _in_doubt(f) and ex not in (doubts or {}):
                 st.doubted[call.index] = f.kind
             if values is not None:
                 st.sent[call.index] = values
@@ -615,7 +617,51 @@ class TxnManager:
                 pivot.split(plan, st)            # the first call is kept, not reversed
                 flagging.flag(plan, st)
                 continue
+            d = (doubts or {}).get(ex)
+            if d is not None:                    # a later call in doubt: not a pivot, the 0200 is reversed
+                self._doubt_light(plan, ex, st, d)
             await self.compensate_step(plan, call.index, ex, st)
+            flagging.flag(plan, st)              # a call in doubt nothing undoes, a reversal that failed
+
+    def _flag_light(self, plan: RoutePlan, ex: Any, i: int) -> None:
+        """A light deal whose call ``i`` was left in doubt (no compensation undoes it): a full transaction,
+        flagged for an operator (``engine.txn.flagging``), before its ``on error`` steps."""
+        did = self.light.pop(ex, None)
+        if did is None:
+            return
+        self.light_sent.pop(ex, None)
+        first = plan.calls[plan.first_call]
+        st = self._light_state(ex, did, first, None if i != first.index else ex.failure)
+        st.done = [first.index]
+        self._doubt_light(plan, ex, st, i)
+        flagging.flag(plan, st)
+
+    def _light_state(self, ex: Any, did: str, call: Any, f: Any) -> TxnState:
+        """The transaction state of a light deal made a full one: accepted, its first call's trace line
+        (``f``: its failure, None when it went through)."""
+        st = self.states[ex] = TxnState(did, admitted=True, logged=True)
+        st.move("accepted")
+        st.move(f"calling {call.name}")
+        now = datetime.now(_UTC)        # no per-step timing on the light path: the time since receipt
+        st.trace.append(DealStep(call.name, "call", f.kind if f is not None else "ok", ex.received_at,
+                                 round((now - ex.received_at).total_seconds() * 1000.0, 3),
+                                 "aborted" if f is not None else "prepared",
+                                 None if f is None else {"code": f.code, "reason": f.detail}))
+        return st
+
+    def _doubt_light(self, plan: RoutePlan, ex: Any, st: TxnState, i: int) -> None:
+        """Light deal ``st``: its calls after the first up to call ``i``, which was left in doubt."""
+        f = ex.failure
+        first = st.done[0]
+        for j, c in sorted(plan.calls.items()):
+            if first < j <= i:
+                st.done.append(j)
+                st.move(f"calling {c.name}")
+                st.trace.append(DealStep(c.name, "call", f.kind if j == i else "ok", ex.received_at,
+                                         round((datetime.now(_UTC) - ex.received_at).total_seconds() * 1000.0, 3),
+                                         "aborted" if j == i else "prepared",
+                                         {"code": f.code, "reason": f.detail} if j == i else None))
+        st.doubted[i] = f.kind
 
     def _vote(self, ex: Any, name: str, kind: str, started: datetime, ms: float, side_effect: bool) -> None:
         st = self.states[ex]
@@ -875,6 +921,10 @@ class TxnManager:
             ok = bool(attempts) and attempts[-1].outcome == "acknowledged"
             if ok:
                 st.undone.add(i)
+            else:                                # not reversed: flagged for an operator (engine.txn.flagging)
+                last = attempts[-1] if attempts else None
+                st.undo_failed[i] = (f"its reversal was not acknowledged after {len(attempts)} attempt(s)"
+                                     + (f", the last {last.mti} {last.outcome}: {last.detail}" if last else ""))
         elif call.compensation is not None:
             comp = call.compensation
             # durable before it leaves, like a call's ``sending``: a crash while it runs leaves the call

@@ -5,10 +5,14 @@ event, ``engine.txn.flagging``, is decided) and before the route's ``on error`` 
 the answer can say whether the customer's money is back (docs/language.md, "Scope"):
 
     error.flagged   true when the deal is flagged for an operator: a compensation failed (no answer it can
-                    trust, or its ``expect`` did not hold on its own answer), a plugin step failed in doubt
-                    and was not undone, the pivot rule kept calls from being compensated (a call without a
+                    trust, or its ``expect`` did not hold on its own answer), a call left in doubt that
+                    nothing can undo (no compensation), a plugin step failed in doubt and was not undone, the pivot rule kept calls from being compensated (a call without a
                     compensation went through before the failure, ``engine.txn.pivot``), or its deal key
                     was claimed by an engine that is gone
+    error.not_undone  the names of the calls (and plugin steps acting outside bsp) that went through or may
+                    have and that nothing undid, in the order they ran: ``"debit" in error.not_undone`` is
+                    true when the debit stays (its compensation failed, or the pivot rule kept it), false
+                    when it was cancelled although the deal is flagged for a later call left in doubt
     error.undone    true when nothing the deal made stays at a counterpart: no call (nor plugin step that acts
                     outside bsp) went through, or every one that did was undone by a compensation whose
                     ``expect`` held on its own answer (an ISO 8583 reversal acknowledged inline).  False when
@@ -25,6 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.txn import pivot
+from engine.txn.plan import plan_of
+
 
 def flagged(st: Any) -> bool:
     """The deal has its ``flagged`` event (so far: a stored-and-forwarded reversal is flagged later, if ever)."""
@@ -38,10 +45,16 @@ def undone(st: Any) -> bool:
     return all(i in st.undone for i in st.done)
 
 
-def tell(states: Any, group: list[Any], left: dict[Any, bool] | None = None) -> None:
-    """Set ``error.undone`` and ``error.flagged`` of each failed exchange of ``group`` from its transaction
-    state; one without a state (a light route's, not reversed) from ``left``: True when a call of it went
-    through or may have (nothing on a light route undoes it)."""
+def not_undone(plan: Any, st: Any) -> list[str]:
+    """The names of the participants that went through (or may have) and that nothing undid, in the order
+    they ran: ``error.not_undone``."""
+    return [pivot.name(plan, i) for i in st.done if i not in st.undone]
+
+
+def tell(states: Any, group: list[Any], left: dict[Any, list[str]] | None = None) -> None:
+    """Set ``error.undone``, ``error.flagged`` and ``error.not_undone`` of each failed exchange of ``group``
+    from its transaction state; one without a state (a light route's, not reversed nor flagged) from
+    ``left``: the names of its calls that went through or may have (nothing on a light route undoes them)."""
     for ex in group:
         if ex.failure is None:
             continue
@@ -52,5 +65,8 @@ def tell(states: Any, group: list[Any], left: dict[Any, bool] | None = None) -> 
         if st is not None:
             err["flagged"] = flagged(st)
             err["undone"] = undone(st)
+            if ex.route is not None:
+                err["not_undone"] = not_undone(plan_of(ex.route), st)
         elif left is not None and left.get(ex):
             err["undone"] = False
+            err["not_undone"] = list(left[ex])

@@ -13,10 +13,15 @@ later step fails (a call, a ``file write``, a ``validate``, the reply):
   is flagged for an operator (``engine.txn.flagging``: event ``flagged``, its reason, ``error.flagged``
   true, ``error.undone`` false), and its key stays taken (``engine.txn.keyhold``).
 
+A plugin step that acts outside bsp (``ComponentSpec.side_effects``) and whose kind has no ``undo`` hook is
+the same: once it completed (``done``) it is a pivot, as a call without a compensation is.
+
 A call without a compensation that timed out or lost its connection (in doubt) is **not** a pivot: it may
-not have happened, so the calls before it are compensated as before (and it stays in doubt: the deal keeps
-its key).  A refused one did nothing: not a pivot either.  Recovery (``on restart compensate``) follows the
-same rule: a pivot marked ``done`` in the log stops compensation before it (``engine.txn.recovery``).
+not have happened, so the calls before it are compensated as before; it stays in doubt (the deal keeps its
+key) and, nothing being able to undo it, the deal is flagged for an operator (``engine.txn.flagging``).  A
+refused one did nothing: not a pivot either.  Recovery (``on restart compensate``) follows the same rule: a
+pivot marked ``done`` in the log stops compensation before it (``engine.txn.recovery``); a plugin step with
+a mark is always flagged there.
 """
 from __future__ import annotations
 
@@ -34,8 +39,9 @@ def undoable(plan: Any, i: int) -> bool:
 
 
 def is_pivot(plan: Any, i: int) -> bool:
-    """Call ``i`` cannot be undone: once it went through, it is a pivot."""
-    return i in plan.calls and not undoable(plan, i)
+    """Participant ``i`` (a call, or a plugin step that acts outside bsp) cannot be undone: once it went
+    through, it is a pivot."""
+    return (i in plan.calls or i in plan.effects) and not undoable(plan, i)
 
 
 def split(plan: Any, st: Any) -> list[int]:
@@ -72,6 +78,8 @@ def why(plan: Any, st: Any) -> tuple[str, list[str]] | None:
         return None
     pivot_label, where = label(plan, st.pivot)
     listed = ", ".join(" ".join(label(plan, i)).strip() for i in st.kept)
-    text = (f"{pivot_label} {where}went through and has no compensation: {listed} not undone (the calls before "
-            f"a call that cannot be undone are kept, not compensated)")
+    how = ("did its work outside bsp and its kind has no compensation" if st.pivot in plan.effects else
+           "went through and has no compensation")
+    text = (f"{pivot_label} {where}{how}: {listed} not undone (the calls before a call that cannot be undone "
+            f"are kept, not compensated)")
     return text, [name(plan, i) for i in st.kept] + [name(plan, st.pivot)]

@@ -13,7 +13,9 @@ first call run again, the answers of finished calls bound from the log) and:
                  left in doubt (sent, no answer logged) is never sent twice: the
                  deal is flagged instead
     compensate   every call made or in doubt is compensated, newest first
-                 (ISO 8583: reversed); the deal ends ``failed``.  A call that cannot
+                 (ISO 8583: reversed); the deal ends ``failed``.  A call in doubt
+                 (``sending``) that nothing can undo (no compensation, no
+                 reversal) flags the deal for an operator: its outcome is unknown.  A call that cannot
                  be undone (no compensation) marked ``done`` is a pivot
                  (``engine.txn.pivot``): the calls before it are kept, not
                  compensated, and the deal is flagged for an operator
@@ -291,8 +293,17 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         kept = pivot.why(plan, st)
         if kept is not None:
             half = "; ".join(w for w in (half, kept[0]) if w)
+        # a call in doubt at the crash (``sending``: it may have reached the counterpart) that nothing undid (no
+        # compensation, no ISO 8583 reversal): its outcome is unknown, flagged as in a running engine
+        lost = [plan.calls[i].name for i in doubt if i not in st.compensated and i not in st.undone]
+        if lost:
+            half = "; ".join(w for w in (half, f"call(s) {', '.join(lost)} may have reached the counterpart (sent, "
+                                               f"no answer logged): the outcome is unknown and nothing can undo "
+                                               f"it (no compensation); ask the counterpart whether it applied it "
+                                               f"and settle it there") if w)
         if half:
-            st.move("flagged", {"why": half} if kept is None else {"why": half, "not_undone": kept[1]})
+            names = (kept[1] if kept is not None else []) + lost
+            st.move("flagged", {"why": half, "not_undone": names} if names else {"why": half})
             ex.fail(StepFailure("in_doubt", f"{text}; {half}; flagged for an operator", code="96"))
         else:
             ex.fail(StepFailure("recovered", text, code="96"))

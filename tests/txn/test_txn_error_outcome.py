@@ -23,7 +23,7 @@ format Ack = json
 channel mf = tcp listen {
     address = "127.0.0.1:7990"
     framing = length2
-    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged }
+    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged  left = len(error.not_undone) }
 }
 channel core = tcp connect {
     address = "127.0.0.1:7991"
@@ -51,7 +51,7 @@ route keyed {
         compensate call core as Post reply Ack { op = "CANCEL"  ref = msg.ref } expect debit.status == "CANCELLED"
     call order = co as Post reply Ack { op = "ORDER"  ref = msg.ref } expect order.status == "OK"
     reply Rsp { code = "00" }
-    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged }
+    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged  left = len(error.not_undone) }
 }
 
 # the same, but the cancel has no `expect`: its answer alone does not say it was accepted
@@ -61,7 +61,7 @@ route unproven {
         compensate call core as Post reply Ack { op = "CANCEL"  ref = msg.ref }
     call order = co as Post reply Ack { op = "ORDER"  ref = msg.ref } expect order.status == "OK"
     reply Rsp { code = "00" }
-    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged }
+    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged  left = len(error.not_undone) }
 }
 
 # a light route: two calls, nothing compensates them
@@ -70,51 +70,56 @@ route light {
     call a = core as Post reply Ack { op = "A"  ref = msg.ref } expect a.status == "POSTED"
     call b = co as Post reply Ack { op = "B"  ref = msg.ref } expect b.status == "OK"
     reply Rsp { code = "00" }
-    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged }
+    on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged  left = len(error.not_undone) }
 }
 '''
 
-# name -> (request op, ref, amount, the answers, code, undone, flagged)
+# name -> (request op, ref, amount, the answers, code, undone, flagged, left: how many calls error.not_undone names)
 CASES = {
-    "rejected by validate: nothing made": ("K", "R1", 0, [], "13", True, False),
+    "rejected by validate: nothing made": ("K", "R1", 0, [], "13", True, False, 0),
     "the first call refused: nothing made": ("K", "R2", 5, ['core answers Ack { status = "REFUSED" }'],
-                                             "05", True, False),
+                                             "05", True, False, 0),
     "the order refused, the debit cancelled": ("K", "R3", 5, [
         'core answers Ack { status = "POSTED" }', 'co answers Ack { status = "NO" }',
-        'core answers Ack { status = "CANCELLED" }'], "05", True, False),
+        'core answers Ack { status = "CANCELLED" }'], "05", True, False, 0),
     "the order unreachable, the debit cancelled": ("K", "R4", 5, [
         'core answers Ack { status = "POSTED" }', "co answers unreachable",
-        'core answers Ack { status = "CANCELLED" }'], "91", True, False),
-    "the order in doubt (timeout), the debit cancelled": ("K", "R5", 5, [
+        'core answers Ack { status = "CANCELLED" }'], "91", True, False, 0),
+    # the order has no compensation: in doubt, nothing undoes it, so the deal is flagged (its outcome at the
+    # counterpart is unknown); the debit was cancelled all the same (error.not_undone names the order only)
+    "the order in doubt (timeout), the debit cancelled: flagged": ("K", "R5", 5, [
         'core answers Ack { status = "POSTED" }', "co answers timeout",
-        'core answers Ack { status = "CANCELLED" }'], "68", False, False),
+        'core answers Ack { status = "CANCELLED" }'], "68", False, True, 1),
     "the debit in doubt (timeout), its cancel accepted": ("K", "R6", 5, [
-        "core answers timeout", 'core answers Ack { status = "CANCELLED" }'], "68", False, False),
+        "core answers timeout", 'core answers Ack { status = "CANCELLED" }'], "68", False, False, 0),
     "the cancel refused: flagged": ("K", "R7", 5, [
         'core answers Ack { status = "POSTED" }', "co answers unreachable",
-        'core answers Ack { status = "REFUSED" }'], "91", False, True),
+        'core answers Ack { status = "REFUSED" }'], "91", False, True, 1),
     "the cancel unanswered: flagged": ("K", "R8", 5, [
         'core answers Ack { status = "POSTED" }', 'co answers Ack { status = "NO" }',
-        "core answers timeout"], "05", False, True),
+        "core answers timeout"], "05", False, True, 1),
     "a cancel without expect proves nothing": ("N", "R9", 5, [
         'core answers Ack { status = "POSTED" }', "co answers unreachable",
-        'core answers Ack { status = "CANCELLED" }'], "91", False, False),
-    "light: the first call refused": ("L", "L1", 5, ['core answers Ack { status = "NO" }'], "05", True, False),
-    "light: the first call unreachable": ("L", "L2", 5, ["core answers unreachable"], "91", True, False),
-    "light: the first call in doubt": ("L", "L3", 5, ["core answers timeout"], "68", False, False),
+        'core answers Ack { status = "CANCELLED" }'], "91", False, False, 1),
+    "light: the first call refused": ("L", "L1", 5, ['core answers Ack { status = "NO" }'], "05", True, False, 0),
+    "light: the first call unreachable": ("L", "L2", 5, ["core answers unreachable"], "91", True, False, 0),
+    "light: the first call in doubt: flagged": ("L", "L3", 5, ["core answers timeout"], "68", False, True, 1),
+    "light: the second call in doubt: flagged": ("L", "L5", 5, [
+        'core answers Ack { status = "POSTED" }', "co answers timeout"], "68", False, True, 2),
     "light: the second call refused, the first stands": ("L", "L4", 5, [
-        'core answers Ack { status = "POSTED" }', 'co answers Ack { status = "NO" }'], "05", False, False),
-    "unrouted: the channel's on error reply": ("Z", "U1", 5, [], "12", True, False),
+        'core answers Ack { status = "POSTED" }', 'co answers Ack { status = "NO" }'], "05", False, False, 1),
+    "unrouted: the channel's on error reply": ("Z", "U1", 5, [], "12", True, False, 0),
 }
 
 
 def _test(name: str, op: str, ref: str, amount: int, answers: list[str], code: str, undone: bool,
-          flagged: bool) -> str:
+          flagged: bool, left: int) -> str:
     lines = [f'test "{name}" {{', f'    given mf sends Req {{ op = "{op}"  ref = "{ref}"  amount = {amount} }}']
     lines += [f"    given {a}" for a in answers]
-    lines.append(f'    expect reply {{ code = "{code}"  undone = {str(undone).lower()}  flagged = {str(flagged).lower()} }}')
-    if op == "K":
-        lines.append(f"    expect deal PAIR {{ flagged = {str(flagged).lower()} }}")
+    lines.append(f'    expect reply {{ code = "{code}"  undone = {str(undone).lower()}  flagged = {str(flagged).lower()}'
+                 f'  left = {left} }}')
+    if op in ("K", "L"):
+        lines.append(f"    expect deal {'PAIR' if op == 'K' else 'light'} {{ flagged = {str(flagged).lower()} }}")
     return "\n".join(lines + ["}"])
 
 
@@ -137,7 +142,7 @@ def test_on_error_sees_what_became_of_the_calls(outcomes, name):
 
 def _diags(tmp_path: Path, on_error: str, expect: str = "") -> list[tuple[str, int, int, str, str]]:
     (tmp_path / "r.route").write_text(ROUTE.replace(
-        "on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged }\n}\n\n# the same",
+        "on error reply Rsp { code = error.code  undone = error.undone  flagged = error.flagged  left = len(error.not_undone) }\n}\n\n# the same",
         on_error + "\n}\n\n# the same", 1))
     (tmp_path / "r_test.route").write_text(
         'use "r.route"\n\ntest "t" {\n    given mf sends Req { op = "K"  ref = "X"  amount = 0 }\n'

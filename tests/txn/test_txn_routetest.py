@@ -14,7 +14,7 @@ ROUTES = Path(__file__).resolve().parent / "routes"
 def test_the_compensation_and_reversal_route_tests_pass_with_full_coverage() -> None:
     res = run_paths([ROUTES], default_registry())
     assert [o.failures for o in res.outcomes if not o.passed] == []
-    assert len(res.outcomes) == 6
+    assert len(res.outcomes) == 7
     assert res.coverage.missed == []
 
 

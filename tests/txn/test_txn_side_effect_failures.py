@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import trio
 
 from engine.registry import default_registry
@@ -146,3 +147,24 @@ async def test_the_compensate_hook_undoes_a_step_in_doubt_before_the_calls_and_o
     assert "its compensation failed" in flag["detail"]
     assert any(s["name"] == "3:hold.compensate" and s["outcome"] == "internal" for s in steps)
     assert UNDONE.count("OK1") == 0 and debit.counts[("cancel", "OK1")] == 0
+
+
+async def test_a_completed_step_without_undo_is_a_pivot_the_call_before_it_is_kept_and_flagged(
+        nursery, tmp_path: Path) -> None:
+    """The saga pivot rule (engine/txn/pivot.py) holds for a plugin step as for a call: ``book`` has no
+    ``compensate`` hook and completed, then the ``validate`` after it rejects the deal.  Cancelling the debit
+    would not undo the booking (it pays for it): the debit is kept, not cancelled, and the deal is flagged
+    for an operator, naming the step and the debit.  (Until 2026-11-27 the debit was cancelled while the
+    booking stood, and nothing was flagged.)"""
+    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["LATE"])
+    assert answers["LATE"]["code"] == "05"
+    assert BOOKED == ["LATE"] and UNDONE == []
+    assert debit.counts[("cancel", "LATE")] == 0                   # before the pivot: kept
+    d, events, _ = _deal(ledger, "LATE")
+    assert d["status"] == "rejected" and "flagged" in events and "compensated d" not in events, events
+    (flag,) = rows(ledger, "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'flagged'", [d["deal_id"]])
+    detail = orjson.loads(flag["detail"])
+    assert detail["not_undone"] == ["d", "3:book"], detail
+    assert detail["why"].startswith("step 3:book did its work outside bsp and its kind has no compensation: call d "
+                                    "to debit not undone"), detail
+    assert "flagged for an operator: step 3:book did its work outside bsp" in d["reason"], d["reason"]
