@@ -214,6 +214,12 @@ def p_61(text: str, f: str, off: int, lenient: bool = False) -> dict:
 
 def w_61(v: Any, f: str) -> str:
     v = _need(v, f, ("value_date", "mark", "amount", "type", "customer_reference"))
+    if not isinstance(v["customer_reference"], str) or not v["customer_reference"]:
+        raise FormatError(f"a statement line needs a customer reference, got {v['customer_reference']!r}",
+                          field=f, hint="write NONREF when there is none (banks' exports may leave it out; "
+                                        "the lenient reader reads those with customer_reference None)")
+    if not isinstance(v["type"], str):
+        raise FormatError(f"a statement line needs a transaction type (e.g. NTRF), got {v['type']!r}", field=f)
     out = write_date6(v["value_date"], f) + (v.get("entry_date") or "") + v["mark"] + (v.get("funds_code") or "")
     out += write_amount(v["amount"], f) + v["type"] + v["customer_reference"]
     if v.get("bank_reference"):
