@@ -18,7 +18,7 @@ from typing import Any
 
 from dsl import ast as A
 from dsl import compexpect, ir
-from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at
+from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.listen import listen_clashes
@@ -1236,6 +1236,9 @@ class Checker(_TestChecks):
         fields = self._typed_fields(fmt) if typed else {}
         decl = self.res.formats.get(fmt) if fmt else None
         seen: dict[str, ir.Pos] = {}
+        # the literal texts the body sets (``block4[3].tag = "50K"``): what a classify step tag=50K picks
+        literals = {tuple(a.parts): a.value.value for a in assigns
+                    if isinstance(a.value, ir.Lit) and a.value.type == "string"}
         for a in assigns:
             top = str(a.parts[0])
             if a.path in seen:
@@ -1247,7 +1250,7 @@ class Checker(_TestChecks):
             before = self._errors()
             t = self._expr(a.value, scope, later)
             if typed and fmt and self._errors() == before:
-                self._body_flow(a, scope, fmt, what)
+                self._body_flow(a, scope, fmt, what, literals)
             if len(a.parts) == 1 and top in fields:
                 Typer(self.error, lambda x: None).assign(fields[top], fmt, decl.kind == "fixed", a.value, t,
                                                           a.value.pos or a.pos)
@@ -1294,7 +1297,7 @@ class Checker(_TestChecks):
                                  origin=f"{first.origin} or {s.origin}")
         return list(out.values())
 
-    def _body_flow(self, a: A.AssignAst, scope, fmt: str, what: str) -> None:
+    def _body_flow(self, a: A.AssignAst, scope, fmt: str, what: str, literals: dict | None = None) -> None:
         """W006: a classified value copied into a field of ``fmt`` that does not protect it as well."""
         tags = self.format_tags.get(fmt)
         if tags is None:
@@ -1303,6 +1306,9 @@ class Checker(_TestChecks):
         for src in self._sources(a.value, scope):
             target = path + src.rest
             have = tag_at(target, tags)
+            item = tag_at_item(tuple(a.parts) + src.rest, tags, (literals or {}).get)
+            if item is not None:
+                have = item if have is None else strictest([item, have])
             if protects(have, src.tag):
                 continue
             field_ = ".".join(target)

@@ -95,6 +95,37 @@ def tag_at(parts: tuple[str, ...], tags: dict[str, str]) -> str | None:
     return next((t for t in _ORDER if t in found), None)
 
 
+def tag_at_item(parts: tuple[Any, ...], tags: dict[str, str], literal: Callable[[tuple[Any, ...]], Any]) -> str | None:
+    """The class of a message body's field at ``parts`` (names and list indexes, ``block4[3].value``)
+    under the rules with a ``KEY=VALUE`` step (``block4.tag=50K.value``), the others left to ``tag_at``:
+    such a step matches list item ``i`` when the same body sets that item's ``KEY`` to the literal
+    ``VALUE`` (``block4[3].tag = "50K"``); ``literal(path)``: the literal set at ``path``, or None."""
+    found = set()
+    for r, t in tags.items():
+        rule = r.split(".")
+        if not any("=" in step for step in rule):
+            continue
+        i = j = 0
+        while i < len(rule) and j < len(parts):
+            step, part = rule[i], parts[j]
+            if isinstance(part, int):
+                if "=" in step:
+                    key, _, want = step.partition("=")
+                    if literal(parts[:j + 1] + (key,)) != want:
+                        break
+                    i += 1
+                j += 1
+                continue
+            if step != "*" and step != part:
+                break
+            i += 1
+            j += 1
+        else:
+            if i == len(rule):          # at the classified field or inside it
+                found.add(t)
+    return next((t for t in _ORDER if t in found), None)
+
+
 def _inside(parts: tuple[str, ...], tags: dict[str, str]) -> list[tuple[tuple[str, ...], str]]:
     """Classified fields inside the group at ``parts``: (path below it, tag); wildcards below are skipped."""
     out = []

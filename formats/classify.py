@@ -317,7 +317,8 @@ _INDEX = re.compile(r"\[(\d+)\]")
 def tag_of_field(field: str | None, tags: Mapping[str, str]) -> str | None:
     """The classification of a format error's ``field`` (``card.number``, ``$.card.number``,
     ``items[1].iban``, ``items.1.iban``) under ``tags``, or None: the strictest tag whose path is the
-    field or one of its parents (a tag on a group covers everything inside)."""
+    field or one of its parents (a tag on a group covers everything inside), or whose ``KEY=VALUE``
+    step picks the field by name (a SWIFT error's field ``59``: the rule ``block4.tag=59.value``)."""
     if not field or not tags:
         return None
     path = _INDEX.sub(r".\1", field)
@@ -329,6 +330,8 @@ def tag_of_field(field: str | None, tags: Mapping[str, str]) -> str | None:
         r = rule.split(".")
         if len(r) <= len(parts) and all(a == "*" or a == b for a, b in zip(r, parts)):
             found.append(tag)
+        elif field in {s.partition("=")[2] for s in r if "=" in s}:
+            found.append(tag)       # a SWIFT error names the tag ("59"), the rule block4.tag=59.value
     return strictest(found) if found else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from formats.errors import FormatError
+from formats.swift.classes import classification_tags
 from formats.swift.fin import parse_fin, write_fin
 from formats.swift.messages import MESSAGES, validate
 
@@ -17,6 +18,11 @@ class SwiftCodec:
             raise ValueError(f"no SWIFT message spec for MT{mt}; known: {', '.join('mt' + m for m in MESSAGES)}")
         self.mt = mt
         self.name = name or (f"mt{mt}" if mt else "swift")
+
+    def classification_tags(self) -> dict[str, str]:
+        """The personal fields of every SWIFT message (formats.swift.classes), for formats.classify.tags_of;
+        a format's ``classify`` option adds to them."""
+        return classification_tags()
 
     def decode(self, data: bytes) -> dict[str, Any]:
         if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -6,6 +6,7 @@ from typing import Any
 from formats.classify import parse_spec
 from formats.component import ComponentSpec, FieldKind, OptionSpec
 from formats.errors import SpecError
+from formats.swift.classes import classification_tags
 from formats.swift.codec import SwiftCodec
 from formats.swift.messages import MESSAGES
 
@@ -35,6 +36,11 @@ def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
                           path=getattr(pos, "file", None), line=getattr(pos, "line", None),
                           col=getattr(pos, "col", None), hint=f"use one of {', '.join(CHOICES)}")]
     return []
+
+
+def classification(decl: Any, base_dir: Any = None) -> dict[str, str]:
+    """The personal block 4 fields of every SWIFT message (formats.swift.classes), as the codec masks them."""
+    return classification_tags()
 
 
 def fields(decl: Any, base_dir: Any = None) -> list[str]:
@@ -81,12 +87,14 @@ COMPONENT = ComponentSpec(
         "X character set. See docs/formats-swift.md.",
     options=(OptionSpec("message", "ident", "the message type, e.g. mt103 (any: every type, checked where a "
                         "spec exists)", default="any", choices=CHOICES),
-             OptionSpec("classify", "list", 'classified paths of the decoded values (as bsp decode shows them): '
-                        'block 4 is a list of {tag, value}: ["block4.tag=25.value:personal"] classifies field 25\'s value, '
-                        '["block4.value:personal"] every block-4 value'),),
+             OptionSpec("classify", "list", 'more classified paths of the decoded values (as bsp decode shows them), '
+                        'added to the built-in ones (accounts, names and addresses personal: 25, 50a, 59a, 70, 77B, '
+                        '86 ...; BICs, amounts, dates not; docs/formats-swift.md): block 4 is a list of {tag, value}, '
+                        '["block4.tag=72.value:personal"] classifies field 72\'s value'),),
     build=build,
     check=check,
     fields=fields,
+    classification=classification,
     field_kind=field_kind,
     examples=("format Payment = swift mt103", "format Statement = swift mt940"),
     positional="message",

@@ -17,6 +17,7 @@ wire text, so it too is written back byte for byte.
   34F            {"currency", "mark" (D/C/None), "amount"}
   90D 90C        {"count": int, "currency", "amount"}
   xxA (BIC)      {"account": str|None, "bic": "CIBKCNBJ473"}
+  50G 25P        {"account": str, "bic": "CIBKCNBJ473"} (the account is mandatory; 25P's has no "/")
 """
 from __future__ import annotations
 
@@ -213,6 +214,12 @@ def p_61(text: str, f: str, off: int, lenient: bool = False) -> dict:
 
 def w_61(v: Any, f: str) -> str:
     v = _need(v, f, ("value_date", "mark", "amount", "type", "customer_reference"))
+    if not isinstance(v["customer_reference"], str) or not v["customer_reference"]:
+        raise FormatError(f"a statement line needs a customer reference, got {v['customer_reference']!r}",
+                          field=f, hint="write NONREF when there is none (banks' exports may leave it out; "
+                                        "the lenient reader reads those with customer_reference None)")
+    if not isinstance(v["type"], str):
+        raise FormatError(f"a statement line needs a transaction type (e.g. NTRF), got {v['type']!r}", field=f)
     out = write_date6(v["value_date"], f) + (v.get("entry_date") or "") + v["mark"] + (v.get("funds_code") or "")
     out += write_amount(v["amount"], f) + v["type"] + v["customer_reference"]
     if v.get("bank_reference"):
@@ -269,6 +276,32 @@ def w_bic(v: Any, f: str) -> str:
     return (f"/{v['account']}\n" if v.get("account") else "") + v["bic"]
 
 
+def p_bic_account(text: str, f: str, off: int, lenient: bool = False) -> dict:
+    """50G: ``/34x`` (the account, mandatory) then the BIC; 25P: ``35x`` (the account, no slash) then the BIC."""
+    slash = f != "25P"
+    lines = text.split("\n")
+    if len(lines) != 2 or (slash and not lines[0].startswith("/")) or not lines[0].strip("/"):
+        raise FormatError(f":{f}: is not an account line then a BIC", offset=off, field=f,
+                          hint=f":{f}: is {'/34x' if slash else '35x'} (the account) and a BIC on the next line")
+    account = lines[0][1:] if slash else lines[0]
+    if len(lines[0]) > 35:
+        raise FormatError(f"account line {lines[0][:40]!r} is {len(lines[0])} characters; :{f}: allows 35",
+                          offset=off, field=f)
+    if not _BIC.fullmatch(lines[1]):
+        raise FormatError(f"{lines[1]!r} is not a BIC (8 or 11 characters: bank, country, location, [branch])",
+                          offset=off + len(lines[0]) + 1, field=f)
+    return {"account": account, "bic": lines[1]}
+
+
+def w_bic_account(v: Any, f: str) -> str:
+    v = _need(v, f, ("account", "bic"))
+    if not isinstance(v["account"], str) or not v["account"]:
+        raise FormatError(f":{f}: needs an account, got {v['account']!r}", field=f)
+    if not isinstance(v["bic"], str) or not _BIC.fullmatch(v["bic"]):
+        raise FormatError(f"{v['bic']!r} is not a BIC", field=f)
+    return ("/" if f != "25P" else "") + v["account"] + "\n" + v["bic"]
+
+
 FORMATS: dict[str, tuple[Callable[[str, str, int], Any], Callable[[Any, str], str]]] = {
     "32A": (p_32a, w_32a),
     "32B": (p_ccy_amount, w_ccy_amount), "33B": (p_ccy_amount, w_ccy_amount),
@@ -280,6 +313,7 @@ FORMATS: dict[str, tuple[Callable[[str, str, int], Any], Callable[[Any, str], st
 BIC_TAGS = ("50A", "51A", "52A", "53A", "54A", "55A", "56A", "57A", "58A", "59A", "82A", "87A")
 for _t in BIC_TAGS:
     FORMATS[_t] = (p_bic, w_bic)
+FORMATS["50G"] = FORMATS["25P"] = (p_bic_account, w_bic_account)
 
 
 # ------------------------------------------------------------------ text fields: formats checked, value kept as text

@@ -252,8 +252,11 @@ def statement_view(fields: list[dict[str, Any]]) -> dict[str, Any]:
             st["transaction_reference"] = v
         elif tag == "21":
             st["related_reference"] = v
-        elif tag in ("25", "25P"):
+        elif tag == "25":
             st["account_identification"] = v
+        elif tag == "25P":                 # the account and its bank's BIC
+            st["account_identification"] = v["account"]
+            st["account_bic"] = v["bic"]
         elif tag in ("28", "28C"):
             num, _, seq = v.partition("/")
             st["statement_number"] = num

@@ -29,7 +29,9 @@ def test_copybook_classify(tmp_path: Path) -> None:
 
 
 def test_swift_classify() -> None:
-    codec = swift.build(_decl("Pay", {"message": "mt103", "classify": ("block4.59.name:personal",)}))
-    assert tags_of(codec) == {"block4.59.name": "personal"}
+    codec = swift.build(_decl("Pay", {"message": "mt103", "classify": ("block4.tag=72.value:personal",)}))
+    table = tags_of(swift.build(_decl("Pay", {"message": "mt103"})))          # the built-in table
+    assert "block4.tag=59.value" in table and "block4.tag=72.value" not in table
+    assert tags_of(codec) == {**table, "block4.tag=72.value": "personal"}     # classify adds to it
     (err,) = swift.check(_decl("Pay", {"message": "mt103", "classify": ("block4.59:card",)}))
     assert "unknown tag 'card'" in str(err)

@@ -10,6 +10,7 @@ behave differently are listed in DEVIATIONS and asserted one by one
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,73 @@ def test_corpus_records_round_trip_byte_for_byte(corpus: Path, case, inp, opts, 
     ends = [off - (4 if record != "fixed" else 0) for _no, off, _v in recs[1:]] + [len(data)]
     differ = [no for (no, off, values), end in zip(recs, ends) if codec.encode(values) != data[off:end]]
     assert len(differ) == ROUND_TRIP_EXCEPTIONS.get((case, inp), 0), (case, inp, differ[:10])
+
+
+# ---------------------------------------------------------------- record layouts (cobrix *_layout.txt)
+
+# "  5 NAME   [r|R|rR]  FLD START END LENGTH"; test19's dump shows its 01 level without the level number
+# and without a field number
+_LAYOUT_ROW = re.compile(r"^( *)(?:(\d+) )?(\S+) +(r|R|rR)? +(?:(\d+) +)?(\d+) +(\d+) +(\d+)$")
+
+
+def _cobrix_layout(path: Path) -> list[tuple[int, str, int, int]]:
+    """(level, name, start, length) per row of a cobrix layout dump (1-based start)."""
+    rows = []
+    for line in path.read_text().splitlines()[2:]:
+        if not line.strip():
+            continue
+        m = _LAYOUT_ROW.match(line)
+        assert m, f"{path.name}: unexpected layout line {line!r}"
+        rows.append((int(m[2] or 1), m[3], int(m[6]), int(m[8])))
+    return rows
+
+
+def _our_layout(codec: CopybookCodec) -> list[tuple[int, str | None, int, int]]:
+    """Our layout in cobrix's terms: a field of a REDEFINES set (r: redefined, R: redefines) is shown
+    with the set's area, the largest member (cobrix's convention; ours keeps each member's own size)."""
+    rows = []
+
+    def area(node) -> int:
+        base = node
+        if node.redefines:
+            base = next(n for n in node.parent.children if n.name == node.redefines)
+        members = [base, *base.redefined_by]
+        return max(m.total_size for m in members) if len(members) > 1 else node.total_size
+
+    def walk(node, base: int) -> None:
+        start = base + node.offset
+        rows.append((node.level, node.name, start + 1, area(node)))
+        for child in node.children:
+            walk(child, start)
+
+    for root in codec.layout.roots:
+        walk(root, 0)
+    return rows
+
+
+LAYOUT_FILES = [("cobrix_test6_type_variety", "test6_layout.txt"),
+                ("cobrix_test16_fixed_len_segment_redefines", "test16_layout.txt"),
+                ("cobrix_test19_display_numerics", "test19_layout.txt"),
+                *[("cobrix_test7_fillers", f"test7{v}_layout.txt") for v in ("", "a", "b", "c", "d")]]
+
+
+@pytest.mark.parametrize("case,name", LAYOUT_FILES, ids=[n for _, n in LAYOUT_FILES])
+def test_record_layout_matches_cobrix(corpus: Path, case: str, name: str) -> None:
+    """Every field's level, start byte and length equal cobrix's layout dump; names too ('-' is '_'
+    there; FILLERs are named by upstream's filler policy, so only 'FILLER...' is checked)."""
+    d = corpus / "copybook" / case
+    codec = CopybookCodec.from_file(d / "copybook.cob", CopybookOptions.from_mapping(BASE), record="fixed")
+    want = _cobrix_layout(d / "expected" / name)
+    got = _our_layout(codec)
+    assert len(got) == len(want), (len(got), len(want))
+    for (level, ours, start, length), (w_level, theirs, w_start, w_length) in zip(got, want):
+        assert (level, start, length) == (w_level, w_start, w_length), (ours, theirs)
+        if ours is None:
+            assert theirs.startswith("FILLER"), theirs
+        else:
+            assert ours.replace("-", "_") == theirs
+
+
+def test_every_layout_file_is_compared(corpus: Path) -> None:
+    files = {(p.parent.parent.name, p.name) for p in (corpus / "copybook").glob("*/expected/*_layout.txt")}
+    assert files == set(LAYOUT_FILES)
