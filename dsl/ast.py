@@ -206,6 +206,7 @@ class CallStep:
     pos: Pos
     compensate: Compensate | None = None
     names: NameClause | None = None
+    readonly: Pos | None = None         # `readonly`: an enquiry, it changes nothing at the counterpart
 
 
 @dataclass(frozen=True)

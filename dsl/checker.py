@@ -32,6 +32,8 @@ FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
 DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: the business key (docs/transactions.md)
 RESTART_POLICIES = ("complete", "compensate", "flag")
+# channel kinds whose every call leaves something behind: never `readonly`
+_WRITING_KINDS = {"file.write": "writes a file", "nats.publish": "publishes a message to a stream"}
 DEAL_REQUIRED = ("ref", "amount")
 BUILTIN_STEPS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")
 ROOTS = ("msg", "raw", "error")
@@ -1019,6 +1021,19 @@ class Checker(_TestChecks):
                        did_you_mean(s.policy.name, RESTART_POLICIES)
                        or "write `on restart complete`, `on restart compensate` or `on restart flag`")
 
+    def _readonly(self, call: A.CallStep) -> None:
+        """``readonly`` (an enquiry): nothing to undo, and a channel that writes cannot be one (E107)."""
+        if call.compensate is not None:
+            self.error("E107", f"call `{call.name.name}` is `readonly`: it changes nothing at the counterpart, so "
+                       f"it has nothing to compensate", call.compensate.pos,
+                       "drop the `compensate call ...`, or drop `readonly` if the call does change something")
+            return
+        decl = self.res.channels.get(call.channel.name)
+        if decl is not None and decl.kind in _WRITING_KINDS:
+            self.error("E107", f"call `{call.name.name}` is `readonly`, but channel `{call.channel.name}` "
+                       f"({decl.kind.replace('.', ' ')}) {_WRITING_KINDS[decl.kind]}: the call changes something",
+                       call.readonly, "drop `readonly`")
+
     def _compensate(self, call: A.CallStep, scope: dict[str, Binding], later) -> None:
         """``compensate call ...`` after ``call``: its body reads the call's answer (``call.name``, the one to
         undo); its ``expect`` judges the compensation's own answer, bound to the same name (dsl.compexpect)."""
@@ -1178,6 +1193,8 @@ class Checker(_TestChecks):
                 self._expr(s.expect, scope, later, cond=True)
             if s.compensate is not None:
                 self._compensate(s, scope, later)
+            if s.readonly is not None:
+                self._readonly(s)
         elif isinstance(s, A.Reply):
             if s.format is not None:
                 fmt = self.ref(s.format, "format")

@@ -232,6 +232,12 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('call d = back as Req { code = msg.code } expect d.code == "OK"',
                  '    compensate call back as Req { code = "CANC" } expect msg.code != ""',
                  head=_HEAD + 'channel back = memory\n'), 9, 62),
+    Entry("E107", "`readonly` call that changes something",
+          "call `NAME` is `readonly`: it changes nothing at the counterpart, so it has nothing to compensate / "
+          "call `NAME` is `readonly`, but channel `C` (file write) writes a file: the call changes something",
+          _route('call d = back as Req readonly { code = msg.code }',
+                 'compensate call back as Req { code = "CANC" }',
+                 head=_HEAD + 'channel back = memory\n'), 9, 5),
     # ------------------------------------------------------------ warnings
     Entry("W001", "unused format", "format `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'format Extra = json\n'), 5, 8, severity="warning"),

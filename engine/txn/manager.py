@@ -489,7 +489,7 @@ class TxnManager:
                         ex.fail(step_failure(step, exc, f"{type(exc).__name__}: {exc}"))
                 ms = (time.perf_counter() - t0) * 1000.0
                 for ex in live:
-                    self._vote(ex, name, _kind(step), started, ms, call is not None or acts)
+                    self._vote(ex, name, _kind(step), started, ms, (call is not None and not call.readonly) or acts)
             else:
                 for ex in live:
                     s0 = time.perf_counter()
@@ -528,7 +528,7 @@ class TxnManager:
                     if not live:
                         break
                 await disp.run_step(br, step, live)
-                if i > first and made and i in plan.calls:
+                if i > first and made and i in plan.calls and not plan.calls[i].readonly:
                     # a later call of a light route has no compensation: once it went through it is the
                     # deal's pivot (engine.txn.pivot), and the ISO 8583 first call is no longer reversed
                     for ex in live:
@@ -546,8 +546,9 @@ class TxnManager:
                     for ex in live:
                         f = ex.failure
                         if f is not None:
-                            doubt = i in plan.calls and _in_doubt(f)
-                            left[ex] = [c.name for j, c in plan.calls.items() if j < i or (j == i and doubt)]
+                            doubt = i in plan.calls and _in_doubt(f) and not plan.calls[i].readonly
+                            left[ex] = [c.name for j, c in plan.calls.items()
+                                        if not c.readonly and (j < i or (j == i and doubt))]
                             if doubt and not (i == first and call.iso):
                                 doubts[ex] = i       # no compensation on a light route: flagged (below)
                 live = still
@@ -632,7 +633,7 @@ class TxnManager:
         self.light_sent.pop(ex, None)
         first = plan.calls[plan.first_call]
         st = self._light_state(ex, did, first, None if i != first.index else ex.failure)
-        st.done = [first.index]
+        st.done = [] if first.readonly else [first.index]
         self._doubt_light(plan, ex, st, i)
         flagging.flag(plan, st)
 
@@ -652,14 +653,15 @@ class TxnManager:
     def _doubt_light(self, plan: RoutePlan, ex: Any, st: TxnState, i: int) -> None:
         """Light deal ``st``: its calls after the first up to call ``i``, which was left in doubt."""
         f = ex.failure
-        first = st.done[0]
+        first = plan.first_call
         for j, c in sorted(plan.calls.items()):
             if first < j <= i:
-                st.done.append(j)
+                if not c.readonly:
+                    st.done.append(j)
                 st.move(f"calling {c.name}")
                 st.trace.append(DealStep(c.name, "call", f.kind if j == i else "ok", ex.received_at,
                                          round((datetime.now(_UTC) - ex.received_at).total_seconds() * 1000.0, 3),
-                                         "aborted" if j == i else "prepared",
+                                         "aborted" if j == i else "readonly" if c.readonly else "prepared",
                                          {"code": f.code, "reason": f.detail} if j == i else None))
         st.doubted[i] = f.kind
 
@@ -788,7 +790,8 @@ class TxnManager:
                 if values is not None:
                     entry["values"] = self.seal_values(_jsonable(values), f"values|{st.deal_id}|{name}")
                 entries.append(entry)
-                st.done.append(i)          # from now on it may have happened: compensate on failure
+                if not call.readonly:      # an enquiry changes nothing: never compensated, never left standing
+                    st.done.append(i)      # from now on it may have happened: compensate on failure
         try:
             await self.write(entries)
         except TxnLogError as exc:
@@ -853,11 +856,12 @@ class TxnManager:
                     eager = eager or any(pivot.undoable(plan, j) for j in st.done if j < call.index)
                     st.pivot = call.index
             elif not _in_doubt(f):
-                st.done.remove(call.index)       # refused / unreachable: nothing to undo
+                if call.index in st.done:
+                    st.done.remove(call.index)   # refused / unreachable: nothing to undo
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "failed"})
                 if f.kind != keyhold.NOT_SENT:   # it reached the counterpart (answered): the key stays taken
                     st.answered[call.index] = f.kind
-            else:
+            elif not call.readonly:              # an enquiry in doubt left nothing at the counterpart
                 st.doubted[call.index] = f.kind
         # 'done' marks need no fsync of their own: they reach the disk with the next write (a pivot's do)
         if eager:

@@ -41,6 +41,9 @@ def undoable(plan: Any, i: int) -> bool:
 def is_pivot(plan: Any, i: int) -> bool:
     """Participant ``i`` (a call, or a plugin step that acts outside bsp) cannot be undone: once it went
     through, it is a pivot."""
+    call = plan.calls.get(i)
+    if call is not None and call.readonly:      # an enquiry changed nothing: nothing stands
+        return False
     return (i in plan.calls or i in plan.effects) and not undoable(plan, i)
 
 

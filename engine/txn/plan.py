@@ -36,6 +36,9 @@ class CallPlan:
     # call step takes them from here (``_sent_values``), so a reversal copies exactly what was sent
     sent: dict[int, Any] = field(default_factory=dict)
     build: Any = None          # the call's own field builder
+    # `readonly` (an enquiry): it changes nothing at the counterpart: never a pivot, nothing to undo, and
+    # in doubt it leaves nothing to flag or to keep a key for (an ISO 8583 one is not reversed)
+    readonly: bool = False
 
 
 @dataclass
@@ -110,7 +113,9 @@ def plan_of(br: Any) -> RoutePlan:
                 # its `expect` reads the call's name as its own answer (docs/transactions.md); the manager
                 # binds the call's answer again once it ran (``TxnManager.compensate_step``)
                 comp_runner.answer_as = runner.name
-            call = plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner, _is_iso(runner.codec))
+            readonly = bool(ir_step.options.get("readonly"))
+            call = plan.calls[i] = CallPlan(i, runner.name, runner, comp_runner,
+                                            _is_iso(runner.codec) and not readonly, readonly=readonly)
             if call.iso:
                 call.build = runner.build_values
                 runner.build_values = _sent_values(call)

@@ -241,7 +241,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
         if not step.batch and i not in plan.effects:
             disp._run_sync(step, ex)
     made = [i for i, c in plan.calls.items() if p.phases.get(c.name) in ("sending", "done")]
-    doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending"]
+    # an enquiry (`readonly`) left `sending` changed nothing: not in doubt
+    doubt = [i for i in made if p.phases.get(plan.calls[i].name) == "sending" and not plan.calls[i].readonly]
     # compensations under way at the crash (``compensating``, no outcome logged): they may have reached the
     # counterpart, so they are never sent again (a finished one, ``compensated`` / ``compensation_failed``,
     # is not in ``made`` either); the deal is flagged for an operator instead
@@ -261,7 +262,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
             ex.scope[name] = mgr.unseal_values(p.replies[name], f"reply|{p.id}|{name}")
         if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
             st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
-    st.done = sorted(made)
+    st.done = sorted(i for i in made if not plan.calls[i].readonly)     # an enquiry left nothing to undo
     # the saga pivot rule (engine.txn.pivot): a call that cannot be undone and is marked `done` (it went
     # through) stops compensation before it; one still `sending` is in doubt, not a pivot
     pivots = [i for i in made if p.phases.get(plan.calls[i].name) == "done" and pivot.is_pivot(plan, i)]
