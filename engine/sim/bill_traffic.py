@@ -46,7 +46,7 @@ import trio
 from rich.console import Console
 
 from engine.sim.biller import BillerSim
-from engine.sim.framed import CLOSED, TIMED_OUT
+from engine.sim.framed import CLOSED, TIMED_OUT, host_port
 from engine.sim.mainframe import MainframeResult, MainframeSim
 from engine.sim.progress import load_progress
 from engine.sim.services.catalog import ROUTES_DIR
@@ -65,13 +65,6 @@ def request_codec() -> Any:
     if res.program is None:
         raise SystemExit(f"error: {ROUTE} does not compile; run `bsp check {ROUTE.parent}`")
     return Binder(res.program, registry).codec("BillPayReq")
-
-
-def host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:7001")
-    return host, int(port)
 
 
 REPLY_TIMEOUT = 10.0
@@ -141,7 +134,8 @@ def unreachable_note(res: MainframeResult, biller: tuple[str, int] | None) -> st
         return None
     text = f"note: {n:,} payment(s) answered 91 (counterpart unreachable): the engine did not reach its biller"
     if biller is None:
-        return text + "; this simulator serves none (--no-biller): start the one that should run, or drop --no-biller"
+        return text + ("; this simulator serves none (--no-biller): start the one that should run "
+                       "(`python -m engine.sim.biller` serves it alone), or drop --no-biller")
     return (text + f" on {biller[0]}:{biller[1]}, which this simulator served. After a biller goes away (a previous "
             f"run ended) the engine retries it in the background, every 2 s at most, and fails payments meanwhile "
             f"(`bsp status`: channel biller down; its log: `retrying every 2s at most`): run again in a few seconds. "

@@ -10,6 +10,7 @@ drivers.
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import ssl
 import time
@@ -80,6 +81,14 @@ class FramedServer:
         async with trio.open_nursery() as nursery:
             self.port = await listen(nursery, self._conn, host, port)
             task_status.started(self.port)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` of a simulator's command line (argparse ``type``)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:7001")
+    return host, int(port)
 
 
 def split(total: int, parts: int) -> list[int]:
