@@ -900,7 +900,8 @@ class Checker(_TestChecks):
         for extra in d.extra_error_replies:
             self.error("E033", f"channel `{d.name.name}` has more than one `on error reply`", extra.pos,
                        f"the first is at {d.error_reply.pos}")
-        self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, error_reply, pos=d.pos)
+        self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, error_reply, pos=d.pos,
+                                                        option_pos=dict(where))
 
     def _run_channel_check(self, spec, decl, base: Path, where: dict, d) -> None:
         """A channel kind's own check of its options together (framing, for instance); the

@@ -132,6 +132,7 @@ class ChannelDecl:
     options: dict[str, Any]
     error_reply: "Step | None" = None     # reply for exchanges no route could take
     pos: Pos | None = field(default=None, compare=False)
+    option_pos: dict[str, Pos] = field(default_factory=dict, compare=False)   # option -> where it was written
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,12 @@ def verify(
     2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
     audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
-    from engine.commands.deals import require_ledger
+    from engine.commands.deals import no_ledger
     from engine.ledger_store import LedgerError, connect, require_bsp_ledger
 
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
     ledger, key = found.path, found.keys.audit_key
-    require_ledger(ledger)
+    problems = [] if ledger.is_file() else [no_ledger(ledger)]
     if key is None:
         if deployment is None:
             where = (f"give the deployment file whose ledger.audit_key the engine writes with (--deployment "
@@ -53,8 +53,11 @@ def verify(
             where = (f"{deployment} sets no ledger.audit_key{missing_in_env(env)} and neither {ENV_KEY_FILE} nor "
                      f"{ENV_KEY} is set; if the engine writes with a key, add it under the file's `ledger:` "
                      f"(`audit_key: {{file: keys/audit.key}}`, docs/deployment.md)")
-        typer.echo(f"error: no audit key: {where}. Without a key the chain cannot be checked "
-                   f"(and an engine without one writes no macs: chaining is off).", err=True)
+        problems.append(f"no audit key: {where}. Without a key the chain cannot be checked "
+                        f"(and an engine without one writes no macs: chaining is off).")
+    if problems:            # both at once: the admin fixes both before trying again
+        lead = "" if len(problems) == 1 else "2 problems, fix both:\n  "
+        typer.echo(f"error: {lead}" + "\n  ".join(problems), err=True)
         raise typer.Exit(2)
     try:
         con = connect(ledger, read_only=True)

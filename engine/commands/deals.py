@@ -103,12 +103,16 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
         console.print("no deals match these filters")
 
 
+def no_ledger(ledger: Path) -> str:
+    """What to say when ``ledger`` is not a file (without ``error: ``)."""
+    return (f"{ledger}: no ledger file here. Give the ledger with --ledger FILE (the deployment file's "
+            f"`ledger:`; default {DEFAULT_LEDGER}); an engine creates it on its first run.")
+
+
 def require_ledger(ledger: Path) -> None:
     """Exit 2 with a message naming the file when there is no ledger there."""
     if not ledger.is_file():
-        typer.echo(f"error: {ledger}: no ledger file here. Give the ledger with --ledger FILE "
-                   f"(the deployment file's `ledger:`; default {DEFAULT_LEDGER}); an engine creates it "
-                   f"on its first run.", err=True)
+        typer.echo(f"error: {no_ledger(ledger)}", err=True)
         raise typer.Exit(2)
 
 

@@ -57,9 +57,9 @@ class StartError(OSError):
 
 def start_error(what: str, address: str, exc: OSError, *, listens: bool = True,
                 elsewhere: str = "in the route file, or per environment under `channels:` in the "
-                                 "deployment file") -> StartError:
+                                 "deployment file", place: str | None = None) -> StartError:
     """``exc`` from starting ``what`` (``channel NAME``, ``admin API``) as the error a user reads;
-    ``elsewhere``: where another address is given."""
+    ``elsewhere``: where another address is given; ``place``: where this one was (``address_place``)."""
     why = exc.strerror or str(exc)
     hint = {
         errno.EADDRINUSE: f"; something already listens there (another bsp?): stop it, or give it another "
@@ -69,7 +69,8 @@ def start_error(what: str, address: str, exc: OSError, *, listens: bool = True,
         errno.EADDRNOTAVAIL: "; no network interface of this machine has that address",
     }.get(exc.errno or 0, "")
     verb = "cannot listen on" if listens else "cannot start at"
-    err = StartError(f"{what}: {verb} {address}: {why}{hint}")
+    at = f" (address set at {place})" if place else ""
+    err = StartError(f"{what}: {verb} {address}{at}: {why}{hint}")
     err.errno = exc.errno
     return err
 
@@ -125,7 +126,25 @@ def restart_warning(started: Mapping[str, Any], now: Mapping[str, Any], source: 
     return out
 
 
-async def _probe_listen(gen: Generation, names: list[str]) -> list[StartError]:
+def address_place(program: Any, overrides: Mapping[str, Mapping[str, Any]] | None, name: str) -> str | None:
+    """Where channel ``name``'s address was written: the deployment file's override
+    (``platform.yaml:LINE:COL, environments.uat.channels.NAME.address``) when one set it, else the route
+    file's option (``FILE:LINE:COL``; the declaration when the kind's default applies).  None: not known."""
+    place = getattr(overrides, "place", None)
+    if overrides is not None and "address" in overrides.get(name, {}):
+        if place is None:
+            return None
+        where, key = place(name, "address")
+        return f"{where}, {key}"
+    decl = program.channels.get(name)
+    if decl is None:
+        return None
+    pos = getattr(decl, "option_pos", {}).get("address") or decl.pos
+    return str(pos) if pos is not None else None
+
+
+async def _probe_listen(gen: Generation, names: list[str],
+                        overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[StartError]:
     """For a dry run: bind, and close at once, the TCP address of each listening channel a reload would
     start on a new address; the addresses that cannot be bound now (a port taken) as ``StartError``s."""
     errors: list[StartError] = []
@@ -137,7 +156,8 @@ async def _probe_listen(gen: Generation, names: list[str]) -> list[StartError]:
         try:
             listeners = await trio.open_tcp_listeners(port, host=host)
         except OSError as exc:
-            errors.append(start_error(f"channel {name}", f"{host}:{port}", exc))
+            errors.append(start_error(f"channel {name}", f"{host}:{port}", exc,
+                                      place=address_place(gen.program, overrides, name)))
             continue
         for listener in listeners:
             await listener.aclose()
@@ -342,8 +362,8 @@ class LiveEngine:
         except StartError:
             raise
         except OSError as exc:
-            raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc,
-                              listens=ref is not None) from exc
+            raise start_error(f"channel {name}", getattr(ch, "address", "?"), exc, listens=ref is not None,
+                              place=address_place(gen.program, self.overrides, name)) from exc
         except Exception as exc:      # a channel's bug (a plugin's) before it started: named, no traceback
             raise StartError(f"{what}: cannot start at {getattr(ch, 'address', '?')}: {failure_text(exc)}") from exc
 
@@ -446,7 +466,7 @@ class LiveEngine:
             self.overrides = saved
             self._numbers -= 1
             self._all_stats.remove(gen.sb.stats)
-            taken = await _probe_listen(gen, early)
+            taken = await _probe_listen(gen, early, overrides)
             if taken:
                 raise ReloadFailed([f"error: {exc}" for exc in taken], plan, gen.version, refused="start")
             return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,

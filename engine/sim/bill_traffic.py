@@ -2,6 +2,7 @@
 
     .venv/bin/python -m engine.sim.bill_traffic                      # 300 requests to 127.0.0.1:7001
     .venv/bin/python -m engine.sim.bill_traffic --count 1000 --mainframe 127.0.0.1:7001 --biller 127.0.0.1:7002
+    .venv/bin/python -m engine.sim.bill_traffic --rate 50 --duration 120   # 2 minutes of traffic, to reload under
 
 Plays both of the bill payment service's counterparts, so a newcomer can watch
 (`bsp status`, `bsp top`), record (`bsp run --record`) and then replay real
@@ -9,8 +10,13 @@ traffic without a mainframe: it serves the biller on ``--biller`` (the route's
 `biller` channel connects there; it refuses traces ending in 7) and sends
 ``--count`` requests of the mainframe simulator's mix (good payments,
 enquiries, over-limit, unknown biller, bad currency, unrouted, malformed) to
-``--mainframe``.  It prints what it sent and the reply codes it got, then stops
-(the biller too).  When the engine closes the connection (it drained or
+``--mainframe``.  Unpaced, 3,000 requests take about a second; ``--rate N``
+sends at most N a second across the connections and ``--duration SECONDS``
+stops sending after that long (with ``--rate`` and no ``--count``: rate x
+duration requests), so a reload or a SIGTERM can be put in the middle of
+traffic by hand.  On a terminal a bar shows the replies as they come.  It
+prints what it sent, how fast, and the reply codes it got, then stops (the
+biller too).  When the engine closes the connection (it drained or
 stopped) or leaves requests unanswered for ``--reply-timeout`` seconds
 (default 10), it stops at once and says how many requests went unanswered and
 how many were never sent.  Payments answered 91 (the engine did not reach the
@@ -33,13 +39,16 @@ import functools
 import math
 import ssl
 import sys
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Callable
 
 import trio
+from rich.console import Console
 
 from engine.sim.biller import BillerSim
-from engine.sim.framed import CLOSED, TIMED_OUT
+from engine.sim.framed import CLOSED, TIMED_OUT, host_port
 from engine.sim.mainframe import MainframeResult, MainframeSim
+from engine.sim.progress import load_progress
 from engine.sim.services.catalog import ROUTES_DIR
 
 ROUTE = ROUTES_DIR / "bill_payment" / "bill_payment.route"
@@ -58,31 +67,30 @@ def request_codec() -> Any:
     return Binder(res.program, registry).codec("BillPayReq")
 
 
-def host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:7001")
-    return host, int(port)
-
-
 REPLY_TIMEOUT = 10.0
+COUNT = 300
 
 
 async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, count: int, *,
                 connections: int = 2, seed: int = 7, codec: Any = None,
                 reply_timeout: float = REPLY_TIMEOUT, tls: ssl.SSLContext | None = None,
-                server_name: str | None = None) -> MainframeResult:
+                server_name: str | None = None, rate: float | None = None, duration: float | None = None,
+                progress: Callable[[int], None] | None = None) -> MainframeResult:
     """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``
-    (over TLS with ``tls``, the engine's certificate checked for ``server_name``, default its host).
+    (over TLS with ``tls``, the engine's certificate checked for ``server_name``, default its host),
+    at most ``rate`` a second across the connections (None: as fast as the engine answers), sending
+    for ``duration`` seconds at most (None: until all are sent); ``progress(k)`` sees each reply.
 
     A connection stops when the engine closes it, or leaves its requests unanswered for
-    ``reply_timeout`` seconds (``result.stopped``); there is no other time limit."""
+    ``reply_timeout`` seconds (``result.stopped``).  When ``duration`` ends the sending, the replies
+    to what was sent are still waited for (10 s at most)."""
     sim = MainframeSim(codec if codec is not None else request_codec(), seed=seed)
     async with trio.open_nursery() as nursery:
         if biller is not None:
             await nursery.start(BillerSim().serve, biller[0], biller[1])
         await sim.run(mainframe[1], host=mainframe[0], total=count, connections=connections,
-                      deadline=math.inf, reply_timeout=reply_timeout, tls=tls, server_name=server_name)
+                      deadline=math.inf if duration is None else duration, reply_timeout=reply_timeout,
+                      tls=tls, server_name=server_name, rate=rate, progress=progress)
         nursery.cancel_scope.cancel()
     return sim.result
 
@@ -90,17 +98,21 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
 def summary(res: MainframeResult) -> str:
     codes = ", ".join(f"{c} {n:,}" for c, n in sorted(res.by_code.items()))
     kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(res.by_kind.items()))
-    return (f"sent {res.sent:,} bill payment request(s) ({kinds}); {res.replies:,} replies, by code: {codes or '-'}"
+    pace = f" in {res.elapsed:.1f} s ({res.sent / res.elapsed:,.0f}/s)" if res.elapsed > 0 else ""
+    return (f"sent {res.sent:,} bill payment request(s) ({kinds}){pace}; {res.replies:,} replies, "
+            f"by code: {codes or '-'}"
             + ("" if res.replies == res.sent else f"; {res.sent - res.replies:,} got no reply"))
 
 
-def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEOUT) -> str | None:
-    """None when all ``count`` requests were answered, else one ``error:`` line: how many went
-    unanswered or unsent, and why the simulator stopped."""
-    if res.replies == res.sent == count and not res.stopped:
+def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEOUT,
+            duration: float | None = None) -> str | None:
+    """None when every request sent was answered and all ``count`` were sent (with ``duration``:
+    those its end left unsent are not missed), else one ``error:`` line: how many went unanswered
+    or unsent, and why the simulator stopped."""
+    if res.replies == res.sent and not res.stopped and (res.sent == count or duration is not None):
         return None
     text = f"error: {res.sent - res.replies:,} of {res.sent:,} request(s) sent got no reply"
-    if count > res.sent:
+    if count > res.sent and duration is None:
         text += f", and {count - res.sent:,} of --count {count:,} were not sent"
     why = []
     if CLOSED in res.stopped:
@@ -122,7 +134,8 @@ def unreachable_note(res: MainframeResult, biller: tuple[str, int] | None) -> st
         return None
     text = f"note: {n:,} payment(s) answered 91 (counterpart unreachable): the engine did not reach its biller"
     if biller is None:
-        return text + "; this simulator serves none (--no-biller): start the one that should run, or drop --no-biller"
+        return text + ("; this simulator serves none (--no-biller): start the one that should run "
+                       "(`python -m engine.sim.biller` serves it alone), or drop --no-biller")
     return (text + f" on {biller[0]}:{biller[1]}, which this simulator served. After a biller goes away (a previous "
             f"run ended) the engine retries it in the background, every 2 s at most, and fails payments meanwhile "
             f"(`bsp status`: channel biller down; its log: `retrying every 2s at most`): run again in a few seconds. "
@@ -171,10 +184,19 @@ def tls_failure(exc: BaseException, ctx: ssl.SSLContext, where: tuple[str, int])
     return f"error: --mainframe {where[0]}:{where[1]}: TLS handshake failed: {reason}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, console: Console | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engine.sim.bill_traffic",
                                  description="Send bill payment requests to a running engine and play its biller.")
-    ap.add_argument("--count", type=int, default=300, help="requests to send (default 300)")
+    ap.add_argument("--count", type=_count, metavar="N",
+                    help=f"requests to send (default {COUNT}; with --rate and --duration, rate x duration); "
+                         f"with --duration, the most it sends")
+    ap.add_argument("--rate", type=functools.partial(_positive, "--rate 50"), metavar="N",
+                    help="at most N requests a second across all connections (default: as fast as the engine "
+                         "answers), e.g. --rate 50 --duration 120 to reload or stop the engine during traffic")
+    ap.add_argument("--duration", type=functools.partial(_positive, "--duration 120"), metavar="SECONDS",
+                    help="stop sending after SECONDS, or once --count are sent if that comes first (the replies "
+                         "to what was sent are still waited for); with --rate and no --count it sends "
+                         "rate x duration requests")
     ap.add_argument("--mainframe", type=host_port, default=("127.0.0.1", 7001),
                     help="the engine's mainframe channel (default 127.0.0.1:7001, as in bill_payment.route)")
     ap.add_argument("--biller", type=host_port, default=("127.0.0.1", 7002),
@@ -194,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"a closed connection (the engine drained or stopped) stops it at once. Either way it "
                          f"says how many requests went unanswered and exits 1")
     args = ap.parse_args(argv)
+    count = args.count if args.count is not None else (
+        math.ceil(args.rate * args.duration) if args.rate is not None and args.duration is not None else COUNT)
     from engine.tls import TLSConfigError
     try:
         tls = tls_context(args.ca, args.cert, args.key)
@@ -203,10 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.server_name is not None and tls is None:
         print("error: --server-name applies to TLS: give --ca (or --cert/--key) too, or drop it", file=sys.stderr)
         return 2
+    console = console if console is not None else Console()
     try:
-        res = trio.run(functools.partial(drive, args.mainframe, None if args.no_biller else args.biller,
-                                         args.count, connections=args.connections, seed=args.seed,
-                                         reply_timeout=args.reply_timeout, tls=tls, server_name=args.server_name))
+        with (load_progress(console, plain=False) if console.is_terminal else nullcontext()) as bars:
+            progress = None
+            if bars is not None:
+                task = bars.add_task("Bill payment (mainframe)", total=count)
+                progress = functools.partial(bars.advance, task)
+            res = trio.run(functools.partial(drive, args.mainframe, None if args.no_biller else args.biller,
+                                             count, connections=args.connections, seed=args.seed,
+                                             reply_timeout=args.reply_timeout, tls=tls, server_name=args.server_name,
+                                             rate=args.rate, duration=args.duration, progress=progress))
     except (OSError, trio.BrokenResourceError, BaseExceptionGroup) as exc:
         if tls is not None:
             broken = exc if isinstance(exc, trio.BrokenResourceError) else (
@@ -225,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     note = unreachable_note(res, None if args.no_biller else args.biller)
     if note is not None:
         print(note, file=sys.stderr)
-    err = problem(res, args.count, args.reply_timeout)
+    err = problem(res, count, args.reply_timeout, args.duration)
     if err is not None:
         print(err, file=sys.stderr)
         if tls is None and res.replies == 0 and CLOSED in res.stopped:
@@ -233,6 +264,22 @@ def main(argv: list[str] | None = None) -> int:
                   "give --ca (its CA), and --cert/--key for mutual TLS", file=sys.stderr)
         return 1
     return 0
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of requests >= 0, e.g. --count 300")
+    return int(text)
+
+
+def _positive(example: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0, e.g. {example}")
+    return value
 
 
 def _seconds(text: str) -> float:

@@ -10,10 +10,11 @@ drivers.
 """
 from __future__ import annotations
 
+import argparse
 import functools
 import ssl
 import time
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import trio
 
@@ -82,6 +83,14 @@ class FramedServer:
             task_status.started(self.port)
 
 
+def host_port(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` of a simulator's command line (argparse ``type``)."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:7001")
+    return host, int(port)
+
+
 def split(total: int, parts: int) -> list[int]:
     """``total`` spread over ``parts`` as evenly as can be (the first ones get the remainder)."""
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
@@ -95,13 +104,16 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                     payloads: Callable[[int, int], list[bytes]], on_reply: Callable[[bytes, float], None],
                     deadline: float, drain_deadline: float | None = None,
                     reply_timeout: float | None = None, tls: ssl.SSLContext | None = None,
-                    server_name: str | None = None) -> str | None:
+                    server_name: str | None = None,
+                    pace: Callable[[int], Awaitable[int]] | None = None) -> str | None:
     """Send ``n`` requests on one connection, at most ``window`` unanswered.
 
     ``payloads(sent, count)`` gives the next ``count`` request payloads (unframed);
     ``on_reply(frame, now)`` sees each reply, ``now`` from ``time.perf_counter``
     at its chunk's arrival.  Sending stops after ``deadline`` seconds; waiting for
     the last replies after ``drain_deadline`` more (None: within ``deadline``).
+    ``pace(room)``: waits until requests may leave and says how many of ``room`` may
+    (engine.sim.pacing.Pacer.take); None sends as fast as the window allows.
 
     Returns None, or why it stopped with requests unanswered before a deadline:
     ``CLOSED`` the server closed (or reset) the connection, ``TIMED_OUT`` no reply
@@ -173,6 +185,8 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                         more = trio.Event()
                         await more.wait()
                         continue
+                    if pace is not None:
+                        room = await pace(room)
                     batch = [tx.frame(p) for p in payloads(sent, room)]
                     if sent == got:
                         last = trio.current_time()
@@ -185,8 +199,9 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
                         break
                 if drain_deadline is None:
                     await drain()
-                else:
-                    with trio.move_on_after(drain_deadline):
-                        await drain()
+            if drain_deadline is not None and not nursery.cancel_scope.cancel_called:
+                # also when the deadline ended the sending: the requests already sent get their replies
+                with trio.move_on_after(drain_deadline):
+                    await drain()
             nursery.cancel_scope.cancel()
     return stopped

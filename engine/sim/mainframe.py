@@ -34,7 +34,8 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.framed import pipelined, split
-from engine.sim.repeats import plan_sends
+from engine.sim.pacing import Pacer
+from engine.sim.repeats import Send, plan_sends
 
 BILLERS = ("EL0001", "WA0001", "GA0001", "TE0001")
 KINDS = ("good", "enquiry", "over_limit", "unknown_biller", "bad_currency", "unrouted", "malformed")
@@ -152,16 +153,23 @@ class MainframeSim:
     async def run(self, port: int, *, total: int, connections: int = 4, window: int = 32,
                   host: str = "127.0.0.1", progress: Callable[[int], None] | None = None,
                   repeats: float = 0.0, deadline: float = 30, reply_timeout: float | None = None,
-                  tls: Any = None, server_name: str | None = None) -> MainframeResult:
+                  tls: Any = None, server_name: str | None = None,
+                  rate: float | None = None) -> MainframeResult:
         """Send ``total`` requests over ``connections`` connections, ``window`` in flight on each;
         ``repeats`` of the good ones (a share) are sent again within ``total``.  A connection stops
         sending after ``deadline`` seconds, and as soon as the engine closes it or leaves its requests
         unanswered for ``reply_timeout`` seconds (``result.stopped`` says which).  ``tls``: an
         ``ssl.SSLContext`` for TLS connections (engine.sim.framed.connect), ``server_name`` the name the
-        engine's certificate must carry (default ``host``)."""
+        engine's certificate must carry (default ``host``).  ``rate``: at most that many requests a
+        second across all the connections (engine.sim.pacing); None: as fast as the windows allow.
+        The replies to the requests sent when the deadline ends the sending are still waited for."""
         res = self.result
-        plans = plan_sends(split(total, connections), self.next_request, lambda t: t[1] == "good",
-                           self.repeat_rng, repeats, window)
+        pace = Pacer(rate).take if rate is not None else None
+        if repeats > 0:
+            plans: list[Any] = plan_sends(split(total, connections), self.next_request, lambda t: t[1] == "good",
+                                          self.repeat_rng, repeats, window)
+        else:       # built as they leave: a --duration run's cap can be far more than it sends
+            plans = [_Lazy(n, self.next_request) for n in split(total, connections)]
         start = trio.current_time()
 
         async def one(plan: list[Any]) -> None:
@@ -196,7 +204,7 @@ class MainframeSim:
 
             why = await pipelined(host, port, self.framing, len(plan), window, payloads=payloads,
                                   on_reply=on_reply, deadline=deadline, drain_deadline=10,
-                                  reply_timeout=reply_timeout, tls=tls, server_name=server_name)
+                                  reply_timeout=reply_timeout, tls=tls, server_name=server_name, pace=pace)
             if why is not None:
                 res.stopped.append(why)
 
@@ -205,6 +213,20 @@ class MainframeSim:
                 nursery.start_soon(one, plan)
         res.elapsed = trio.current_time() - start
         return res
+
+
+class _Lazy:
+    """A connection's plan without repeats: ``n`` sends, each request built when it is about to leave."""
+
+    def __init__(self, n: int, make_next: Callable[[], Any]) -> None:
+        self.n = n
+        self.make_next = make_next
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, where: slice) -> list[Send[Any]]:
+        return [Send(self.make_next()) for _ in range(*where.indices(self.n))]
 
 
 def _resp_code(reply: bytes) -> str:

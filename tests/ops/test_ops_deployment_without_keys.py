@@ -48,6 +48,26 @@ def test_audit_verify_names_the_deployment_file_that_has_no_audit_key(site: Path
     assert res.exit_code == 2 and "give the deployment file whose ledger.audit_key" in res.output, res.output
 
 
+def test_audit_verify_before_any_engine_ran_names_both_the_missing_ledger_and_the_missing_key(site: Path) -> None:
+    """The shipped platform.yaml before any engine created its ledger (the admin tour's first try): one message
+    with both problems, so the admin does not fix one only to be told of the other."""
+    (site / "ledger.duckdb").unlink()
+    res = CliRunner().invoke(app, ["audit", "verify", "--deployment", "platform.yaml"])
+    assert res.exit_code == 2, res.output
+    lines = res.output.splitlines()
+    assert lines[0] == "error: 2 problems, fix both:", res.output
+    assert lines[1].startswith(f"  {site / 'ledger.duckdb'}: no ledger file here. Give the ledger with --ledger "
+                               f"FILE (the deployment file's `ledger:`"), res.output
+    assert lines[2].startswith("  no audit key: platform.yaml sets no ledger.audit_key and neither "
+                               "BSP_AUDIT_KEY_FILE nor BSP_AUDIT_KEY is set"), res.output
+    # with a key the missing ledger is the one problem, said as before
+    (site / "audit.key").write_text("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=")
+    res = CliRunner().invoke(app, ["audit", "verify", "--ledger", "ledger.duckdb"],
+                             env={"BSP_AUDIT_KEY_FILE": str(site / "audit.key")})
+    assert res.exit_code == 2 and res.output.startswith("error: ledger.duckdb: no ledger file here."), res.output
+    assert "no audit key" not in res.output
+
+
 def test_deals_show_reveal_names_the_deployment_file_that_has_no_keyring(site: Path) -> None:
     res = CliRunner().invoke(app, ["deals", "show", "0123abcd", "--reveal", "--deployment", "platform.yaml"])
     assert res.exit_code == 2, res.output

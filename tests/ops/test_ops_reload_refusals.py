@@ -111,7 +111,9 @@ def test_bsp_reload_names_a_taken_port_and_warns_of_settings_it_cannot_change(tm
             for args in (("--dry-run",), ()):
                 p = reload(*args)
                 assert p.returncode == 1, p.stderr
-                assert f"channel front: cannot listen on 127.0.0.1:{taken}: Address already in use" in p.stderr
+                # the place of the override that set that port, as `bsp reload` prints it
+                assert (f"channel front: cannot listen on 127.0.0.1:{taken} (address set at {yaml}:8:20, "
+                        f"channels.front.address): Address already in use") in p.stderr, p.stderr
                 assert "could not start" in p.stderr and "Fix the files" not in p.stderr, p.stderr
         p = reload()
         assert p.returncode == 0 and "reload ok: switched" in p.stdout, p.stderr

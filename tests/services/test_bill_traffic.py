@@ -165,3 +165,107 @@ def test_the_command_exits_1_and_says_so_when_the_engine_hangs_up(capsys):
     with pytest.raises(SystemExit):
         bill_traffic.main(["--reply-timeout", "0"])
     assert "expected a number of seconds > 0" in capsys.readouterr().err
+
+
+class _Arrivals(FramedServer):
+    """Answers every request with a good reply code, noting when each arrived (trio's clock)."""
+    framing = "length2"
+
+    def __init__(self) -> None:
+        self.at: list[float] = []
+
+    def reply_frame(self, payload: bytes) -> bytes:
+        self.at.append(trio.current_time())
+        return payload[16:28] + b"00"          # BillPayReq: txn_code(4) trace_no(12)... -> trace_no, resp_code
+
+
+def test_rate_paces_the_requests_across_the_connections():
+    """--rate 100: 30 requests over 2 connections leave 10 ms apart, not in one burst; the summary says how fast."""
+    codec = bill_traffic.request_codec()
+    server = _Arrivals()
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            res = await bill_traffic.drive(("127.0.0.1", port), None, 30, codec=codec, rate=100)
+            nursery.cancel_scope.cancel()
+        return res
+
+    res = trio.run(main)
+    assert res.sent == res.replies == 30 and not res.stopped
+    span = server.at[-1] - server.at[0]
+    assert 0.27 <= span < 2, span                    # 29 gaps of 10 ms; unpaced it is a few ms
+    assert max(sum(1 for t in server.at if t0 <= t < t0 + 0.05) for t0 in server.at) <= 8   # ~5 in any 50 ms
+    assert bill_traffic.problem(res, 30) is None
+    assert " in 0.3 s (" in bill_traffic.summary(res) or " in 0.4 s (" in bill_traffic.summary(res)
+
+
+def test_duration_ends_the_sending_and_the_replies_of_what_was_sent_still_count(tmp_path):
+    """A real engine, --duration 0.5 unpaced with a --count it cannot reach in that time: sending stops at the
+    deadline, every request already sent gets its reply (they used to be cut off with the sending, and counted
+    as lost), and the unsent rest of --count is no error."""
+    registry = default_registry()
+    program = compile_paths([bill_traffic.ROUTE], registry).program
+    codec = bill_traffic.request_codec()
+    biller_port = _free_port()
+
+    async def main():
+        async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None, keyring=None) as ledger:
+            sb = Switchboard(program, registry, ledger=ledger, overrides={
+                "mainframe": {"address": "127.0.0.1:0"}, "biller": {"address": f"127.0.0.1:{biller_port}"}})
+            async with trio.open_nursery() as nursery:
+                await nursery.start(sb.run)
+                with trio.fail_after(20):
+                    res = await bill_traffic.drive(("127.0.0.1", sb.channel("mainframe").port),
+                                                   ("127.0.0.1", biller_port), 1_000_000, codec=codec,
+                                                   duration=0.5)
+                sb.drain()
+        return res
+
+    res = trio.run(main)
+    assert 0 < res.sent < 1_000_000 and not res.stopped
+    assert res.replies == res.sent and not res.unexpected
+    assert bill_traffic.problem(res, 1_000_000, duration=0.5) is None
+
+
+def test_rate_and_duration_on_the_command_line_send_rate_x_duration_with_a_progress_bar():
+    """`--rate 40 --duration 0.5` (no --count): 20 requests over about half a second, exit 0; on a terminal a
+    progress bar shows the replies."""
+    from io import StringIO
+    from rich.console import Console
+
+    codec_server = _Arrivals()
+    out = StringIO()
+    ready = threading.Event()
+    holder = {}
+
+    def serve() -> None:
+        async def run():
+            async with trio.open_nursery() as nursery:
+                holder["port"] = await nursery.start(codec_server.serve)
+                holder["stop"], holder["token"] = nursery.cancel_scope.cancel, trio.lowlevel.current_trio_token()
+                ready.set()
+        trio.run(run)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        t0 = time.monotonic()
+        rc = bill_traffic.main(["--rate", "40", "--duration", "0.5", "--mainframe", f"127.0.0.1:{holder['port']}",
+                                "--no-biller"], console=Console(file=out, force_terminal=True, width=100))
+        took = time.monotonic() - t0
+    finally:
+        trio.from_thread.run_sync(holder["stop"], trio_token=holder["token"])
+        t.join(5)
+    assert rc == 0 and 0.45 <= took < 10, took
+    assert len(codec_server.at) == 20
+    assert "Bill payment (mainframe)" in out.getvalue() and "20/20" in out.getvalue()
+
+
+def test_rate_and_duration_must_be_positive(capsys):
+    for argv in (["--rate", "0"], ["--duration", "-1"], ["--count", "-5"]):
+        with pytest.raises(SystemExit):
+            bill_traffic.main(argv)
+    err = capsys.readouterr().err
+    assert "expected a number > 0, e.g. --rate 50" in err and "e.g. --duration 120" in err
+    assert "expected a number of requests >= 0" in err
