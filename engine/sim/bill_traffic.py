@@ -75,7 +75,8 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
                 connections: int = 2, seed: int = 7, codec: Any = None,
                 reply_timeout: float = REPLY_TIMEOUT, tls: ssl.SSLContext | None = None,
                 server_name: str | None = None, rate: float | None = None, duration: float | None = None,
-                progress: Callable[[int], None] | None = None) -> MainframeResult:
+                progress: Callable[[int], None] | None = None,
+                started: Callable[[MainframeSim], None] | None = None) -> MainframeResult:
     """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``
     (over TLS with ``tls``, the engine's certificate checked for ``server_name``, default its host),
     at most ``rate`` a second across the connections (None: as fast as the engine answers), sending
@@ -83,8 +84,11 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
 
     A connection stops when the engine closes it, or leaves its requests unanswered for
     ``reply_timeout`` seconds (``result.stopped``).  When ``duration`` ends the sending, the replies
-    to what was sent are still waited for (10 s at most)."""
+    to what was sent are still waited for (10 s at most).  ``started(sim)`` gets the simulator before it
+    sends (its ``result`` so far is what a Ctrl-C reports)."""
     sim = MainframeSim(codec if codec is not None else request_codec(), seed=seed)
+    if started is not None:
+        started(sim)
     async with trio.open_nursery() as nursery:
         if biller is not None:
             await nursery.start(BillerSim().serve, biller[0], biller[1])
@@ -228,6 +232,7 @@ def main(argv: list[str] | None = None, *, console: Console | None = None) -> in
         print("error: --server-name applies to TLS: give --ca (or --cert/--key) too, or drop it", file=sys.stderr)
         return 2
     console = console if console is not None else Console()
+    sims: list[MainframeSim] = []
     try:
         with (load_progress(console, plain=False) if console.is_terminal else nullcontext()) as bars:
             progress = None
@@ -237,21 +242,19 @@ def main(argv: list[str] | None = None, *, console: Console | None = None) -> in
             res = trio.run(functools.partial(drive, args.mainframe, None if args.no_biller else args.biller,
                                              count, connections=args.connections, seed=args.seed,
                                              reply_timeout=args.reply_timeout, tls=tls, server_name=args.server_name,
-                                             rate=args.rate, duration=args.duration, progress=progress))
-    except (OSError, trio.BrokenResourceError, BaseExceptionGroup) as exc:
-        if tls is not None:
-            broken = exc if isinstance(exc, trio.BrokenResourceError) else (
-                _first(exc, (trio.BrokenResourceError,)) if isinstance(exc, BaseExceptionGroup) else None)
-            if broken is not None:
-                print(tls_failure(broken, tls, args.mainframe), file=sys.stderr)
-                return 1
-        err = exc if isinstance(exc, OSError) else (
-            _first(exc, (OSError,)) if isinstance(exc, BaseExceptionGroup) else None)
-        if err is None:
-            raise
-        print(f"error: {err}; is the engine running (bsp run routes/platform.yaml) on --mainframe, and is "
-              f"the biller's address free (else --no-biller)?", file=sys.stderr)
-        return 1
+                                             rate=args.rate, duration=args.duration, progress=progress,
+                                             started=sims.append))
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        if isinstance(exc, BaseExceptionGroup) and _first(exc, (KeyboardInterrupt,)) is None:
+            return _failed(exc, tls, args.mainframe)
+        if sims:
+            print(summary(sims[0].result))
+        done = sims[0].result.sent if sims else 0
+        print(f"interrupted (Ctrl-C): {done:,} of {count:,} request(s) sent; the replies still on their way were "
+              f"not waited for (see the engine's deals: bsp deals --live)", file=sys.stderr)
+        return 130
+    except (OSError, trio.BrokenResourceError) as exc:
+        return _failed(exc, tls, args.mainframe)
     print(summary(res))
     note = unreachable_note(res, None if args.no_biller else args.biller)
     if note is not None:
@@ -264,6 +267,24 @@ def main(argv: list[str] | None = None, *, console: Console | None = None) -> in
                   "give --ca (its CA), and --cert/--key for mutual TLS", file=sys.stderr)
         return 1
     return 0
+
+
+def _failed(exc: BaseException, tls: ssl.SSLContext | None, mainframe: tuple[str, int]) -> int:
+    """The run failed: one ``error:`` line (a TLS handshake refused, or no engine there); exit 1.  Anything
+    else is a bug: raised."""
+    if tls is not None:
+        broken = exc if isinstance(exc, trio.BrokenResourceError) else (
+            _first(exc, (trio.BrokenResourceError,)) if isinstance(exc, BaseExceptionGroup) else None)
+        if broken is not None:
+            print(tls_failure(broken, tls, mainframe), file=sys.stderr)
+            return 1
+    err = exc if isinstance(exc, OSError) else (
+        _first(exc, (OSError,)) if isinstance(exc, BaseExceptionGroup) else None)
+    if err is None:
+        raise exc
+    print(f"error: {err}; is the engine running (bsp run routes/platform.yaml) on --mainframe, and is "
+          f"the biller's address free (else --no-biller)?", file=sys.stderr)
+    return 1
 
 
 def _count(text: str) -> int:

@@ -269,3 +269,42 @@ def test_rate_and_duration_must_be_positive(capsys):
     err = capsys.readouterr().err
     assert "expected a number > 0, e.g. --rate 50" in err and "e.g. --duration 120" in err
     assert "expected a number of requests >= 0" in err
+
+
+def test_ctrl_c_prints_what_was_sent_and_exits_130_without_a_traceback():
+    """Ctrl-C (SIGINT) while requests wait for replies: the summary so far and one line, exit 130."""
+    import signal
+    import subprocess
+    import sys
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+    port = server.getsockname()[1]
+    arrived = threading.Event()
+    conns = []
+
+    def read_never_answer() -> None:
+        with server:
+            for _ in range(2):                  # --connections 2
+                conn, _addr = server.accept()
+                conns.append(conn)
+                if conn.recv(65536):
+                    arrived.set()
+    t = threading.Thread(target=read_never_answer, daemon=True)
+    t.start()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.sim.bill_traffic", "--count", "40", "--mainframe",
+                             f"127.0.0.1:{port}", "--no-biller", "--reply-timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert arrived.wait(30), "no request arrived"
+        time.sleep(0.2)                         # let both connections send their window
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        for c in conns:
+            c.close()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    assert "bill payment request(s)" in out and "got no reply" in out, out
+    assert "interrupted (Ctrl-C): " in err and "of 40 request(s) sent" in err, err
