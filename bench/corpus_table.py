@@ -39,8 +39,8 @@ DEVIATIONS = {
     "swift": "[8 listed](formats-swift.md#conformance-testsformatstest_swift_corpuspy-and-deviations-from-upstream): "
              "`:61:` references split per SWIFT; `:13D:` offset; X set strict (`_`, stray `{`); "
              ":NS: and GVC `:86:` not split",
-    "iso20022": "[listed](formats-iso20022.md#deviations--missing): genkgo dumps one record; balance type "
-                "names not compared; no XSD for the .001.07 AppHdr files (read and written back without validation)",
+    "iso20022": "[listed](formats-iso20022.md#deviations--missing): genkgo dumps one record (every fact of it "
+                "compared); no XSD for the .001.07 AppHdr files (read and written back without validation)",
 }
 
 

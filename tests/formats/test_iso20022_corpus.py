@@ -2,13 +2,20 @@
 
 genkgo camt05x cases: genkgo's expected JSON is a getter dump of its PHP DTOs
 (amounts in MINOR units with the debit sign applied, dates as UTC ISO strings).
-``genkgo_view`` below maps our values to that shape for the facts compared:
-group header id and creation time; the dumped record's id, creation time,
-sequence numbers and balances (signed minor units, currency, date); every
-entry of that record (genkgo's Message::getEntries() dump holds only the
-entries of one record: the last one in the multi-statement case; we compare
-the record with the same Id) (signed minor units, currency, credit/debit indicator,
-status, booking date, account servicer reference, reversal indicator).
+``genkgokit`` (beside this file) builds that dump from our decoded values, and
+``test_genkgo_values_match`` compares every leaf of it (533 over the 7 files):
+group header (id, time, recipient with address and identification, pagination,
+original business query), the record (id, times, sequence numbers, account,
+pagination, balances with their types), every entry of it (amount, sign, status,
+booking and value date, references, bank transaction codes domain/family/
+subfamily and proprietary, batch id, free text) and its transaction details
+(references, amounts, related parties with names, addresses, identifications and
+accounts, related agents, remittance information unstructured and structured).
+genkgokit's docstring lists what is left out and why (pointers the dump writes
+as "__RECURSIVITY__"). genkgo dumps the entries of one record only (the last
+one in the multi-statement case); we compare the record with the same Id.
+``test_genkgo_camt053_through_reconciliation`` checks the same facts as bsp
+reconcile reads them (engine/reconcile/statement_camt053.py).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+import genkgokit
 from formats.errors import FormatError
 from formats.iso20022 import Iso20022Codec
 
@@ -26,7 +34,6 @@ CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "iso
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"conformance corpus not found at {CORPUS.resolve()} "
                                 "(CI has <repo>/../shared/corpus; clone it beside the repo to run these)")
 ALL_CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir()) if CORPUS.is_dir() else []
-MINOR_DIGITS = {"JPY": 0, "KRW": 0, "BHD": 3, "KWD": 3}
 
 
 def codec(**kw):
@@ -37,97 +44,28 @@ def inputs(case):
     return sorted((CORPUS / case / "input").glob("*.xml"))
 
 
-# ------------------------------------------------------------ genkgo mapping
-
-def minor(amt, cdi):
-    digits = MINOR_DIGITS.get(amt["Ccy"], 2)
-    units = int(amt["value"].scaleb(digits))
-    return str(-units if cdi == "DBIT" else units)
-
-
-def utc(v):
-    if v is None:
-        return None
-    if isinstance(v, dict):  # DateAndDateTimeChoice
-        v = v.get("DtTm", v.get("Dt"))
-    if isinstance(v, dt.datetime):
-        v = v.astimezone(dt.timezone.utc) if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)
-    else:
-        v = dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
-    return v.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def records(values):
-    for root, rec in (("BkToCstmrStmt", "Stmt"), ("BkToCstmrAcctRpt", "Rpt"), ("BkToCstmrDbtCdtNtfctn", "Ntfctn")):
-        if root in values:
-            return values[root], values[root][rec]
-    raise AssertionError("not a camt.052/053/054 message")
-
-
-def status(sts):
-    return sts.get("Cd") if isinstance(sts, dict) else sts
-
-
-def our_entry(e):
-    return {
-        "amount": minor(e["Amt"], e["CdtDbtInd"]), "currency": e["Amt"]["Ccy"], "cdi": e["CdtDbtInd"],
-        "status": status(e.get("Sts")), "booking": utc(e.get("BookgDt")),
-        "acct_svcr_ref": e.get("AcctSvcrRef"), "reversal": e.get("RvslInd", False),
-    }
-
-
-def their_entry(e):
-    return {
-        "amount": e["getAmount"]["getAmount"], "currency": e["getAmount"]["getCurrency"]["getCode"],
-        "cdi": e["getCreditDebitIndicator"], "status": e["getStatus"],
-        "booking": (e["getBookingDate"] or {}).get("0"), "acct_svcr_ref": e["getAccountServicerReference"],
-        "reversal": e["getReversalIndicator"],
-    }
-
-
-def genkgo_view(values, record_id):
-    msg, recs = records(values)
-    (first,) = [r for r in recs if r["Id"] == record_id]
-    view = {
-        "msg_id": msg["GrpHdr"]["MsgId"], "created": utc(msg["GrpHdr"]["CreDtTm"]),
-        "record": {
-            "id": first["Id"], "created": utc(first.get("CreDtTm")),
-            "elctrnc_seq": None if first.get("ElctrncSeqNb") is None else str(first["ElctrncSeqNb"]),
-            "lgl_seq": None if first.get("LglSeqNb") is None else str(first["LglSeqNb"]),
-            "balances": [(minor(b["Amt"], b["CdtDbtInd"]), b["Amt"]["Ccy"], utc(b["Dt"])) for b in first.get("Bal", [])],
-        },
-        "entries": [our_entry(e) for e in first.get("Ntry", [])],
-    }
-    return view
-
-
-def expected_view(exp):
-    gh = exp["getGroupHeader"]
-    rec = exp["getEntries"][0]["getRecord"]
-    return {
-        "msg_id": gh["getMessageId"], "created": gh["getCreatedOn"]["0"],
-        "record": {
-            "id": rec["getId"], "created": (rec["getCreatedOn"] or {}).get("0"),
-            "elctrnc_seq": rec["getElectronicSequenceNumber"], "lgl_seq": rec["getLegalSequenceNumber"],
-            "balances": [(b["getAmount"]["getAmount"], b["getAmount"]["getCurrency"]["getCode"], b["getDate"]["0"])
-                         for b in rec.get("getBalances", [])],
-        },
-        "entries": [their_entry(e) for e in exp["getEntries"]],
-    }
-
+# ------------------------------------------------------------ genkgo: every fact of the expected dump
 
 GENKGO = [c for c in ALL_CASES if c.startswith("genkgo_") and (CORPUS / c / "expected").is_dir()]
 
 
 @pytest.mark.parametrize("case", GENKGO)
 def test_genkgo_values_match(case):
+    """Every leaf of genkgo's expected dump (group header, the record, its entries with their bank
+    transaction codes, value dates, transaction details: references, related parties and agents,
+    remittance information, amounts) equals bsp's decoded value mapped by genkgokit."""
     (xml,) = inputs(case)
     (exp,) = (CORPUS / case / "expected").glob("*.json")
+    expected = json.loads(exp.read_text())
     c = codec()
     values = c.decode(xml.read_bytes())
-    expected = expected_view(json.loads(exp.read_text()))
-    assert genkgo_view(values, expected["record"]["id"]) == expected
-    assert c.decode(c.encode(values)) == values  # the writer's output is XSD-valid and complete
+    ours = genkgokit.facts(genkgokit.genkgo_dump(values, genkgokit.record_id(expected)))
+    theirs = genkgokit.facts(expected)
+    assert len(theirs) > 10
+    assert ours == theirs
+    back = c.decode(c.encode(values))  # the writer's output is XSD-valid and complete
+    assert back == values
+    assert c.encode(back) == c.encode(values)
 
 
 def test_genkgo_wrong_negative_is_rejected():
@@ -296,3 +234,48 @@ def test_moov_whole_message_matches_and_round_trips(case, name):
     assert _moov_plain(values[root]) == message
     assert c.decode(c.encode(values)) == values
     assert c.encode(c.decode(c.encode(values))) == c.encode(values)
+
+
+def _genkgo_line(entry, tx, split):
+    """What bsp's reconciliation must read from one genkgo entry (and one of its transaction details;
+    the detail's own amount only when the entry is split into several that each carry one)."""
+    amt = tx["getAmount"] if split else entry["getAmount"]
+    digits = genkgokit.MINOR_DIGITS.get(amt["getCurrency"]["getCode"], 2)
+    day = lambda d: d and dt.date.fromisoformat(d["0"][:10])          # noqa: E731  (genkgo's UTC day)
+    ref = (tx or {}).get("getReference") or {}
+    rmt = (tx or {}).get("getRemittanceInformation") or {}
+    blocks = [rmt.get("getStructuredBlock")] + rmt.get("getStructuredBlocks", [])[1:] if rmt else []
+    creditor_refs = [b["getCreditorReferenceInformation"] for b in blocks if b and b.get("getCreditorReferenceInformation")]
+    creditor_refs = [rmt["getCreditorReferenceInformation"] if c == genkgokit.REC else c for c in creditor_refs]
+    ustrd = [rmt.get("getUnstructuredBlock")] + rmt.get("getUnstructuredBlocks", [])[1:] if rmt else []
+    addtl_tx = (tx or {}).get("getAdditionalTransactionInformation")
+    refs = [ref.get(k) for k in ("getEndToEndId", "getTransactionId", "getInstructionId", "getAccountServicerReference")]
+    refs += [entry["getAccountServicerReference"], entry["getReference"]] + [c["getRef"] for c in creditor_refs]
+    text = [u["getMessage"] for u in ustrd if u] + ([addtl_tx["getAdditionalTransactionInformation"]] if addtl_tx else [])
+    text += [entry["getAdditionalInfo"]] if entry["getAdditionalInfo"] else []
+    return {"amount": Decimal(int(amt["getAmount"])).scaleb(-digits), "currency": amt["getCurrency"]["getCode"],
+            "booking_date": day(entry["getBookingDate"]), "value_date": day(entry["getValueDate"]),
+            "refs": tuple(r for r in refs if r), "text": " ".join(text)}
+
+
+@pytest.mark.parametrize("case", [c for c in GENKGO if c.startswith("genkgo_camt053")])
+def test_genkgo_camt053_through_reconciliation(case):
+    """bsp reconcile's statement lines (engine/reconcile/statement_camt053.py) hold genkgo's facts: signed
+    amount and currency, booking and value date, the candidate references in their order, the free text."""
+    from engine.reconcile.statement_camt053 import load_camt053
+
+    (xml,) = inputs(case)
+    (exp,) = (CORPUS / case / "expected").glob("*.json")
+    expected = json.loads(exp.read_text())
+    values = codec().decode(xml.read_bytes())
+    stmt_no = 1 + [s["Id"] for s in values["BkToCstmrStmt"]["Stmt"]].index(genkgokit.record_id(expected))
+    for xsd_dir in (CORPUS / case / "xsd", None):                         # validated, and read without the XSD
+        lines = [ln for ln in load_camt053(xml, xsd_dir) if f": Stmt {stmt_no} / " in ln.where]
+        want = []
+        for e in expected["getEntries"]:
+            txs = [e["getTransactionDetail"]] + e["getTransactionDetails"][1:] if e["getTransactionDetail"] else []
+            split = len(txs) > 1 and all(t.get("getAmount") for t in txs)
+            want += [_genkgo_line(e, t, split) for t in (txs if split else txs[:1] or [None])]
+        got = [{"amount": ln.amount, "currency": ln.currency, "booking_date": ln.booking_date,
+                "value_date": ln.value_date, "refs": ln.refs, "text": ln.text} for ln in lines]
+        assert got == want, xsd_dir
