@@ -3,7 +3,7 @@
 One line per ``Ntry``; an entry that batches several ``TxDtls`` with their own
 amounts gives one line per transaction.  Dates: ``BookgDt`` and ``ValDt``
 (``Dt`` or ``DtTm``).  Sign: ``CdtDbtInd`` DBIT is negative.  Candidate
-references, most specific first: ``Refs/EndToEndId``, ``Refs/TxId``,
+references, most specific first: ``Refs/EndToEndId``, ``Refs/UETR`` (SWIFT gpi), ``Refs/TxId``,
 ``Refs/InstrId``, ``Refs/AcctSvcrRef``, the entry's ``AcctSvcrRef`` and
 ``NtryRef``, the structured creditor reference (``RmtInf/Strd/CdtrRefInf/Ref``);
 ``NOTPROVIDED`` counts as none.  ``RmtInf/Ustrd``, ``AddtlTxInf`` and
@@ -109,7 +109,7 @@ def load_camt053(path: Path, xsd_dir: Path | None = None) -> list[StatementLine]
             txs = [tx for d in many(ntry.get("NtryDtls")) for tx in many(d.get("TxDtls") if isinstance(d, dict) else None)]
             split = len(txs) > 1 and all(_tx_amount(t) for t in txs)
             for ti, tx in enumerate(txs if split else [txs[0] if txs else {}], start=1):
-                refs = [_get(tx, "Refs", k) for k in ("EndToEndId", "TxId", "InstrId", "AcctSvcrRef")]
+                refs = [_get(tx, "Refs", k) for k in ("EndToEndId", "UETR", "TxId", "InstrId", "AcctSvcrRef")]
                 refs += entry_refs
                 refs += [_get(s, "CdtrRefInf", "Ref") for s in many(_get(tx, "RmtInf", "Strd"))]
                 text = " ".join(_texts(_get(tx, "RmtInf") or {}, "Ustrd") + _texts(tx, "AddtlTxInf") + entry_text)

@@ -96,3 +96,23 @@ def test_reference_only_in_86_text(tmp_path: Path) -> None:
     _, rows = reconcile_file(ledger, path, "mt940")
     (row,) = [r for r in rows if r.deal and r.deal.reference == "000000042188659"]
     assert (row.status, row.matched_by, row.line.where) == ("matched", "text", f"{path}:8")
+
+
+def test_camt053_uetr_is_a_candidate_reference(tmp_path: Path) -> None:
+    """camt.053.001.08 carries a SWIFT gpi payment's UETR in Refs: a deal recorded under it is matched, after the
+    end-to-end id (here NOTPROVIDED, which counts as none)."""
+    from engine.reconcile.statement_camt053 import load_camt053
+    uetr = "eb6305c9-1f7f-49de-aed0-16487c27b42d"
+    path = tmp_path / "stmt.xml"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
+ <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-03-02T18:00:00</CreDtTm></GrpHdr>
+ <Stmt><Id>S1</Id><CreDtTm>2026-03-02T18:00:00</CreDtTm><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>
+  <Ntry><Amt Ccy="EUR">120.50</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>
+   <BookgDt><Dt>2026-03-02</Dt></BookgDt><ValDt><Dt>2026-03-02</Dt></ValDt><BkTxCd/>
+   <NtryDtls><TxDtls><Refs><EndToEndId>NOTPROVIDED</EndToEndId><UETR>{uetr}</UETR><TxId>TX-9</TxId></Refs>
+   </TxDtls></NtryDtls></Ntry>
+ </Stmt></BkToCstmrStmt></Document>
+""", encoding="utf-8")
+    (line,) = load_camt053(path)
+    assert line.refs[:3] == ("NOTPROVIDED", uetr, "TX-9"), line.refs     # NOTPROVIDED: no reference when matched
