@@ -41,6 +41,21 @@ TAGS: dict[str, str] = {
 }
 
 
+# the same line drawn on ``statement_view``'s flat statement and transactions (``bsp decode --statements``)
+_NS = ("non_swift", "non_swift_text", *(f"non_swift_{i:02}" for i in range(100)))
+STATEMENT_VIEW: dict[str, str] = {
+    **{f"statement.{k}": PERSONAL for k in ("account_identification", "information", *_NS)},
+    **{f"transactions.{k}": PERSONAL for k in ("transaction_details", *_NS)},
+    **{f"transactions.details.{k}": PERSONAL for k in PERSONAL_86},
+}
+
+
+def statement_view_tags() -> dict[str, str]:
+    """``{path: tag}`` of ``statement_view``'s values: the account (25, 25P), the :86: texts and the
+    personal keys of their breakdown, the :NS: lines."""
+    return dict(STATEMENT_VIEW)
+
+
 def classification_tags() -> dict[str, str]:
     """``{path: tag}`` of every SWIFT format (formats.classify paths of the decoded values)."""
     return dict(TAGS)
