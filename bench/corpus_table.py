@@ -36,9 +36,9 @@ DEVIATIONS = {
     "iso8583": "[listed](formats-iso8583.md#conformance-testsformatstest_iso8583_corpuspy): "
                "moov hex length prefixes read in either case, written upper case; 7 negative moov cases rejected with their field and rule; `x+n` counts digits; "
                "jmeter 0110s lack DE 3 (read with validate false)",
-    "swift": "[8 listed](formats-swift.md#conformance-testsformatstest_swift_corpuspy-and-deviations-from-upstream): "
+    "swift": "[10 listed](formats-swift.md#conformance-testsformatstest_swift_corpuspy-and-deviations-from-upstream): "
              "`:61:` references split per SWIFT; `:13D:` offset; X set strict (`_`, stray `{`); "
-             ":NS: and GVC `:86:` not split",
+             "`:86:` KREF kept apart from the `:61:` reference, text before the first SEPA keyword kept",
     "iso20022": "[listed](formats-iso20022.md#deviations--missing): genkgo dumps one record (every fact of it "
                 "compared); no XSD for the .001.07 AppHdr files (read and written back without validation)",
 }

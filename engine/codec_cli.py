@@ -340,7 +340,11 @@ def make_setup(a: CodecArgs) -> Setup:
         # not an amount of zero.  A route format may still say missing_numbers zero.
         decl = dataclasses.replace(decl, options={**decl.options, "missing_numbers": "error"})
     codec = _build(kind, decl)
-    tags = codec_tags(codec)
+    if kind == "swift" and a.statements:     # records are statement views, not FIN values
+        from formats.swift.classes import statement_view_tags
+        tags = statement_view_tags()
+    else:
+        tags = codec_tags(codec)
     tags.update(extra_tags)
     return Setup(kind=kind, codec=codec, framing=a.framing or "none", statements=bool(a.statements),
                  check_balances=bool(a.check_balances), tags=tags)

@@ -9,7 +9,11 @@ A tag means the same in every message that carries it, so the table is by tag, n
     customer), 70 (remittance information), 77B (regulatory reporting: residence and address),
     77T (envelope contents), 86 (information to the account owner), NS (a bank's non-SWIFT lines);
   - the account only, the BIC beside it stays readable: 50A, 50G (ordering customer), 59A
-    (beneficiary customer), 25P (account and its BIC).
+    (beneficiary customer), 25P (account and its BIC);
+  - of the structured breakdown of 86 (``details``, formats.swift.details86): the names, accounts,
+    party identifiers and texts (``details86.PERSONAL``: purpose, applicant_name, applicant_iban,
+    creditor and debtor identifiers, deviating payer and payee, other sub-fields ...); its codes,
+    references, dates, amounts and the counterparty's BIC or bank code stay readable.
 * **not classified** — institution identifiers (BICs: 50C, 51A, 52A-58A, 82A, 87A and the headers'
   logical terminals; the institution options 52C/D-58D and 53B-57B, which name and locate banks and
   their accounts with each other), references (20, 21, 21R, 21F), codes (23B, 23E, 26T, 71A), amounts,
@@ -23,6 +27,8 @@ from it.
 """
 from __future__ import annotations
 
+from formats.swift.details86 import PERSONAL as PERSONAL_86
+
 PERSONAL = "personal"
 
 WHOLE = ("25", "25A", "50F", "50H", "50K", "50L", "59", "59F", "70", "77B", "77T", "86", "NS")
@@ -31,7 +37,23 @@ ACCOUNT_ONLY = ("25P", "50A", "50G", "59A")
 TAGS: dict[str, str] = {
     **{f"block4.tag={t}.value": PERSONAL for t in WHOLE},
     **{f"block4.tag={t}.value.account": PERSONAL for t in ACCOUNT_ONLY},
+    **{f"block4.tag=86.details.{k}": PERSONAL for k in PERSONAL_86},
 }
+
+
+# the same line drawn on ``statement_view``'s flat statement and transactions (``bsp decode --statements``)
+_NS = ("non_swift", "non_swift_text", *(f"non_swift_{i:02}" for i in range(100)))
+STATEMENT_VIEW: dict[str, str] = {
+    **{f"statement.{k}": PERSONAL for k in ("account_identification", "information", *_NS)},
+    **{f"transactions.{k}": PERSONAL for k in ("transaction_details", *_NS)},
+    **{f"transactions.details.{k}": PERSONAL for k in PERSONAL_86},
+}
+
+
+def statement_view_tags() -> dict[str, str]:
+    """``{path: tag}`` of ``statement_view``'s values: the account (25, 25P), the :86: texts and the
+    personal keys of their breakdown, the :NS: lines."""
+    return dict(STATEMENT_VIEW)
 
 
 def classification_tags() -> dict[str, str]:

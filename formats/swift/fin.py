@@ -23,6 +23,7 @@ from typing import Any
 
 from formats.errors import FormatError
 from formats.swift.charset import check_x
+from formats.swift.details86 import add_details
 from formats.swift.fields import parse_field, write_field
 from formats.swift.messages import MESSAGES
 
@@ -137,8 +138,8 @@ def parse_fin(text: str, *, strict: bool = True, offsets: list[int] | None = Non
             for tag, value, off in split_tags(flat, 0):
                 real_off = offset0 + (off if eol == "\n" else off + flat.count("\n", 0, off))
                 value_off = real_off + len(tag) + 2          # after ":tag:"
-                fields.append({"tag": tag, "value": parse_field(tag, value, value_off, eol_len=len(eol))
-                               if typed else value})
+                fields.append(add_details({"tag": tag, "value": parse_field(tag, value, value_off, eol_len=len(eol))
+                                           if typed else value}))
                 if offsets is not None:
                     offsets.append(real_off)
             values["block4"] = fields

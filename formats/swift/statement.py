@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Iterator
 
 from formats.errors import FormatError
+from formats.swift.details86 import add_details, parse_86
 from formats.swift.fields import parse_field
 
 _TAG = re.compile(r"^:(\d{2}[A-Z]?|NS):")
@@ -78,7 +79,7 @@ def _fields(raw: list[tuple[str, list[str], int]]) -> Statement:
     for tag, lines, off in raw:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
-        fields.append({"tag": tag, "value": parse_field(tag, "\n".join(lines), off, lenient=True)})
+        fields.append(add_details({"tag": tag, "value": parse_field(tag, "\n".join(lines), off, lenient=True)}))
     return fields
 
 
@@ -286,9 +287,10 @@ def statement_view(fields: list[dict[str, Any]]) -> dict[str, Any]:
                 "currency": currency, "date": v["value_date"],
                 "entry_date": _entry_date(v["value_date"], v["entry_date"]),
                 "customer_reference": v["customer_reference"], "bank_reference": v["bank_reference"],
-                "extra_details": v["supplementary"] or "", "transaction_details": None})
+                "extra_details": v["supplementary"] or "", "transaction_details": None, "details": None})
         elif tag == "86" and txns and txns[-1]["transaction_details"] is None:
             txns[-1]["transaction_details"] = v
+            txns[-1]["details"] = item["details"] if "details" in item else parse_86(v)
         elif tag == "86":
             st["information"] = v
         elif tag == "NS":

@@ -329,6 +329,25 @@ def test_swift_mt940_statements_match_upstream_transactions() -> None:
            [(Decimal(w["amount"]["amount"]), w["date"], w["id"]) for w in want]
 
 
+def test_swift_statements_mask_the_account_the_86_texts_and_their_names() -> None:
+    """--mask on statement views: the account, the :86: text and the names / IBANs / purpose of its
+    breakdown masked; references, the GVC, BICs and amounts readable (it used to mask nothing)."""
+    case = SW / "mt940_betterplace_sepa_snippet"
+    r = bsp("decode", "-f", "swift", "--statements", "--mask", case / "input" / "sepa_snippet.sta")
+    assert r.exit_code == 0, r.stderr
+    assert "KAUFMANN" not in r.stdout and "DE14508800500194785000" not in r.stdout and "Marta" not in r.stdout
+    st = lines(r.stdout)[0]
+    assert st["statement"]["account_identification"] == "5***"
+    t = st["transactions"][0]
+    assert t["transaction_details"] == "1***" and t["bank_reference"] == "0724710333343453"
+    d = t["details"]
+    assert (d["applicant_name"], d["applicant_iban"], d["purpose"]) == ("K***", "D***", "V***")
+    assert (d["transaction_code"], d["applicant_bin"]) == ("166", "DRESDEFF508")
+    assert d["end_to_end_reference"] == "EndToEndId TFNR 22 004 00001"
+    r = bsp("decode", "-f", "swift", "--statements", case / "input" / "sepa_snippet.sta")
+    assert lines(r.stdout)[0]["transactions"][0]["details"]["applicant_name"] == "KARL        KAUFMANN"
+
+
 def test_swift_sta_without_statements_flag_says_how() -> None:
     r = bsp("decode", "-f", "swift", SW / "mt940_jejik_ing" / "input" / "ing.sta")
     assert r.exit_code == 1

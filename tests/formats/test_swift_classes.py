@@ -188,3 +188,34 @@ def test_bsp_check_reads_which_block4_field_a_body_fills(tmp_path: Path) -> None
     got = _w006(tmp_path, "72")                 # bank-to-bank information: not classified
     assert len(got) == 2 and all("field `block4.value` of format `Mt103`, which does not classify it" in m
                                  for m in got), got
+
+
+@needs_corpus
+def test_corpus_structured_86_names_and_accounts_are_personal() -> None:
+    """The breakdown of a German :86: (``details``): names, IBANs, purpose texts, party identifiers and a
+    bank's other sub-fields are personal; the GVC, posting text, BIC and references stay readable."""
+    from formats.swift.details86 import KEYS, PERSONAL
+    codec = SwiftCodec("mt940")
+    seen: set[str] = set()
+    for name in ("mt940_betterplace_sepa_snippet", "mt940_gv_codes_structured_86", "mt940_cmxl_multi_txn"):
+        text = next((CORPUS / name / "input").glob("*.sta")).read_text(encoding="utf-8", errors="replace")
+        for fields in parse_statements(text):
+            masked = _masked({"block4": fields}, codec)["block4"]
+            for before, after in zip(fields, masked):
+                if "details" not in before:
+                    continue
+                assert after["value"] == before["value"][0] + "***"
+                for key in KEYS:
+                    v, m = before["details"][key], after["details"][key]
+                    if v is None:
+                        assert m is None
+                    elif key == "other":
+                        assert m == {k: x[0] + "***" for k, x in v.items()}
+                    elif key in PERSONAL:
+                        assert m == v[0] + "***", (name, key, m)
+                    else:
+                        assert m == v, (name, key, m)
+                    if v is not None:
+                        seen.add(key)
+    assert {"applicant_name", "applicant_iban", "purpose", "other", "applicant_creditor_id"} <= seen
+    assert {"transaction_code", "posting_text", "applicant_bin", "end_to_end_reference"} <= seen

@@ -15,6 +15,8 @@ import pytest
 
 from formats.errors import FormatError
 from formats.swift import SwiftCodec, parse_fin, parse_many, parse_statements, split_rje, statement_view, write_fin
+from formats.swift.details86 import KEYS as DETAILS_KEYS
+from formats.swift.details86 import add_details
 from formats.swift.fields import write_field
 from formats.swift.statement import parse_ns
 
@@ -42,6 +44,13 @@ for i in range(4):
 for i in (11, 12):
     DEVIATIONS[("mt940_cmxl_multi_txn", i, "customer_reference")] = "NONREF"
     DEVIATIONS[("mt940_cmxl_multi_txn", i, "bank_reference")] = "55555"
+# the breakdown of a structured German :86: (our "details"; upstream: flat keys of the transaction).
+# customer_reference is the KREF+ keyword's value only where upstream split the purpose by keywords
+# (its flat key is otherwise the :61: reference, compared above)
+BREAKDOWN_KEYS = tuple(k for k in DETAILS_KEYS if k not in ("leading_text", "other"))
+# upstream's customer_reference joins the :61: reference and KREF's value; ours: KREF's value
+DEVIATIONS[("mt940_betterplace_sepa_snippet", 3, "details.customer_reference")] = (
+    "TFNr 01022 MSGID CTSc-01 EBBMTLG:SEPA-Ueberweisungsauftrag Datei mit 0000001 Zahlungen")
 DEVIATIONS[("mt942_mbank", None, "date")] = "2017-01-19T18:15:00+01:00"   # upstream: +01:40
 DEVIATIONS[("mt940_jejik_ing", 6, "transaction_details")] = (
     "0111111111 Hr S Marechal\nROSMALEN Hr S Marechal ROSMALEN\nBetaling transactiedatum: 22-07-2010")
@@ -73,6 +82,37 @@ def _load(case: str) -> tuple[dict, dict, list]:
         merged.update(view["statement"])       # upstream keeps the last statement's values
         txns.extend(view["transactions"])
     return expected, merged, txns
+
+
+# transactions upstream broke down, and the breakdown values compared
+STRUCTURED_86 = {"mt940_betterplace_sepa_snippet": 11, "mt940_gv_codes_structured_86": 1, "mt940_cmxl_multi_txn": 5}
+BREAKDOWN_COMPARED = {"mt940_betterplace_sepa_snippet": 280, "mt940_gv_codes_structured_86": 27, "mt940_cmxl_multi_txn": 50}
+
+
+@pytest.mark.parametrize("case", STA_CASES)
+def test_86_breakdown_matches_upstream(case: str) -> None:
+    """Every key of upstream's :86: breakdown (GVC, ?NN sub-fields, SEPA keywords) against ours, on every
+    transaction upstream broke down; the others (free texts, no :86:) have no breakdown here either."""
+    expected, _, txns = _load(case)
+    broken_down = compared = 0
+    for i, (want_t, got_t) in enumerate(zip(expected["transactions"], txns)):
+        if "transaction_code" not in want_t:
+            assert got_t["details"] is None, (i, got_t["details"])
+            continue
+        broken_down += 1
+        details = got_t["details"]
+        assert details is not None and set(DETAILS_KEYS) == set(details), i
+        keyworded = "end_to_end_reference" in want_t          # upstream split the purpose by SEPA keywords
+        for key in BREAKDOWN_KEYS:
+            if key not in want_t or (key == "customer_reference" and not keyworded):
+                continue
+            want = DEVIATIONS.get((case, i, f"details.{key}"), want_t[key])
+            assert details[key] == want, (i, key, want, details[key])
+            compared += 1
+        # every key upstream gives beyond the :61: ones is a breakdown key we compared
+        assert set(want_t) - set(TXN_KEYS) - {"guessed_entry_date"} <= set(BREAKDOWN_KEYS), i
+    assert broken_down == STRUCTURED_86.get(case, 0)
+    assert compared == BREAKDOWN_COMPARED.get(case, 0)
 
 
 @pytest.mark.parametrize("case", STA_CASES)
@@ -203,6 +243,8 @@ def test_statement_fields_round_trip(case: str) -> None:
                 continue
             again = parse_field(f["tag"], wire, 0, lenient=True)
             assert again == f["value"], (f["tag"], f["value"], wire, again)
+            # the :86: breakdown is derived from the text: the same again
+            assert add_details({"tag": f["tag"], "value": again}) == f
             assert write_field(f["tag"], again) == wire
             count += 1
     assert count > 0

@@ -1,4 +1,5 @@
-"""The MT940 statement route keeps the account number (field 25) out of the ledger in clear.
+"""The MT940 statement route keeps the account number (field 25) out of the ledger in clear, and the
+counterparty's name and IBAN of a structured German :86: (``details``, formats.swift.details86) too.
 
 The account is classified personal in format Mt940 (``block4.tag=25.value``: field 25 only, so the
 reference and balances stay readable), and the deal's party and key hold the account's bank and
@@ -14,7 +15,7 @@ import duckdb
 
 from dsl.load import compile_paths
 from engine.ledger import open_ledger
-from engine.sim.services.account_consolidation import ACCOUNTS, SERVICES
+from engine.sim.services.account_consolidation import ACCOUNTS, PAYERS, SERVICES
 from engine.sim.services.catalog import route_files
 from engine.sim.services.harness import running_services
 from engine.sim.services.registry import services_registry
@@ -50,3 +51,12 @@ async def test_mt940_deals_keep_no_account_number_in_clear(tmp_path) -> None:
     assert all(k.startswith("statement_mt940|M0") for k in keys), keys          # the member number
     data = path.read_bytes()
     assert not [a for a in sent if a.encode() in data]
+    # the structured :86: breakdown: names and IBANs masked, the GVC, BIC and end-to-end reference readable
+    payers = {x for name, iban, _ in PAYERS for x in (name, iban)}
+    assert not [p for p in payers if p.encode() in data]
+    details = [f["details"] for request, _, _ in rows for f in json.loads(request)["block4"] if "details" in f]
+    assert len(details) == len(kinds)
+    for d in details:
+        assert d["applicant_name"][1:] == "***" and d["applicant_iban"][1:] == "***" and d["purpose"][1:] == "***"
+        assert d["transaction_code"] == "166" and d["end_to_end_reference"].startswith("INV")
+        assert d["applicant_bin"] in {bic for _, _, bic in PAYERS}

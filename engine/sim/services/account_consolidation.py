@@ -21,6 +21,20 @@ def _account(kind: str, rng: random.Random) -> tuple[str, str]:
     return acct, ACCOUNTS[acct]
 
 
+# counterparties of the German structured :86: (a credit's payer): name, IBAN, BIC
+PAYERS = (("ERIKA MUSTERMANN", "DE02120300000000202051", "BYLADEM1001"),
+          ("JAN DE VRIES", "NL91ABNA0417164300", "ABNANL2A"))
+
+
+def _information(n: int, i: int) -> str:
+    """:86: of statement line ``i``: the first in the German structured form (GVC 166, ?NN sub-fields,
+    SEPA keywords; formats.swift.details86), the others free text."""
+    if i:
+        return f"PAYMENT {n}/{i}"
+    name, iban, bic = PAYERS[n % len(PAYERS)]
+    return f"166?00GUTSCHRIFT?20EREF+INV{n}{i}?21SVWZ+PAYMENT {n}/{i}\n?30{bic}?31{iban}?32{name}"
+
+
 def make_mt940(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     ref = trace("AS", n, kind, run=run)
     acct, ccy = _account(kind, rng)
@@ -33,7 +47,7 @@ def make_mt940(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         lines += [{"tag": "61", "value": {"value_date": DAY, "entry_date": "1124", "mark": mark, "funds_code": None,
                                           "amount": amt, "type": "NTRF", "customer_reference": f"INV{n}{i}",
                                           "bank_reference": None, "supplementary": None}},
-                  {"tag": "86", "value": f"PAYMENT {n}/{i}"}]
+                  {"tag": "86", "value": _information(n, i)}]
     closing = {"mark": "C" if bal >= 0 else "D", "date": DAY, "currency": ccy, "amount": abs(bal)}
     values = {
         "block1": {"app": "F", "service": "01", "lt": "BSPBCNSHAXXX", "session": "0000", "sequence": "000000"},
