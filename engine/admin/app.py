@@ -252,9 +252,9 @@ class _FileBody:
         try:
             if self._file is not None:
                 await self._file.aclose()
-            await trio.to_thread.run_sync(self.snap.remove)
         finally:
-            self.done()
+            self.done()         # before the removal: once the file is gone, the next snapshot is welcome
+            await trio.to_thread.run_sync(self.snap.remove)
 
 
 def _is_loopback(host: str | None) -> bool:
