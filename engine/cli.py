@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.certs",
     "engine.commands.audit",
     "engine.commands.dead",
+    "engine.commands.ledger",
     "engine.commands.files",
     "engine.commands.report",
     "engine.commands.reconcile",

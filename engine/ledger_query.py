@@ -4,7 +4,8 @@ Reads open the file read-only.  DuckDB lets one process hold a file for
 writing, and a read-only open from another process is refused while that
 writer runs (file lock); within one process, a read-only connection cannot
 join a read-write one either.  So query a ledger when no engine holds it, or
-query a copy.  ``LedgerError`` says so when the file is locked.
+a snapshot the engine took (``POST /ledger/snapshot``, engine/ledger_snapshot.py).
+``LedgerError`` says so when the file is locked.
 """
 from __future__ import annotations
 

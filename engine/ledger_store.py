@@ -380,8 +380,9 @@ def _locked_message(path: Path, exc: Exception) -> str:
                 f"copy or backup; do not start an engine on it. DuckDB said: {text}")
     if problem == "locked":
         return (f"{path}: the ledger file is locked by another process (a running bsp engine holds "
-                f"it; DuckDB allows one writer process per file). Stop that engine, or query a copy "
-                f"of the file. DuckDB said: {text}")
+                f"it; DuckDB allows one writer process per file). To read it, stop that engine or ask it "
+                f"with --live, through its admin API (bsp report, reconcile and audit verify then work on a "
+                f"snapshot it takes; bsp ledger snapshot --live --out FILE keeps one). DuckDB said: {text}")
     if "different configuration" in text:
         return (f"{path}: this process already has the ledger open for writing (open_ledger is "
                 f"running); DuckDB cannot add a read-only connection to it. Read it after the "

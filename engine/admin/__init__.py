@@ -1,4 +1,4 @@
-"""The admin API: health, readiness, status, reload, deals, dead letters, metrics, OpenAPI.
+"""The admin API: health, readiness, status, reload, deals, dead letters, ledger snapshots, metrics, OpenAPI.
 
 The engine plugs in through ``AdminBackend`` (engine/admin/backend.py).
 """

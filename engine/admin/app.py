@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import ssl
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 import trio
@@ -47,6 +49,7 @@ class AdminApp:
             auth.on_failure = self.metrics.auth_failed
         self.version = version
         self._reload_lock = trio.Lock()
+        self._snapshot_since: datetime | None = None     # a ledger snapshot is being taken or sent
         self.router = Router()
         self._endpoints: dict[str, Endpoint] = {}
         for e in ENDPOINTS:
@@ -177,11 +180,81 @@ class AdminApp:
             raise HTTPError(404, f"no dead letter {letter_id!r}; list them with GET /dead-letters")
         return Response.json(dict(result))
 
+    async def ledger_snapshot(self, request: Request) -> Response:
+        take = getattr(self.backend, "snapshot_ledger", None)
+        if take is None:
+            raise HTTPError(501, "this engine cannot make a ledger snapshot through the admin API")
+        if self._snapshot_since is not None:
+            raise HTTPError(409, f"a ledger snapshot is already being taken or sent (since "
+                                 f"{self._snapshot_since.isoformat(timespec='seconds')}); one at a time: ask again "
+                                 f"when it has finished")
+        from engine.ledger_snapshot import SnapshotError, SnapshotNoRoom
+
+        self._snapshot_since = datetime.now(timezone.utc)
+        try:
+            start = time.perf_counter()
+            snap = await take()
+        except SnapshotNoRoom as exc:
+            self._snapshot_since = None
+            raise HTTPError(507, str(exc), extra={"folder": str(exc.folder)}) from None
+        except SnapshotError as exc:
+            self._snapshot_since = None
+            raise HTTPError(503, str(exc)) from None
+        except BaseException:
+            self._snapshot_since = None
+            raise
+        log.info("ledger snapshot: %d deals, %d bytes, copied in %.3f s; sending it to %s", snap.deals, snap.size,
+                 time.perf_counter() - start, request.peer[0] if request.peer else "?")
+        stamp = snap.taken_at.strftime("%Y%m%dT%H%M%SZ")
+        headers = [("content-type", "application/octet-stream"), ("content-length", str(snap.size)),
+                   ("content-disposition", f'attachment; filename="ledger-snapshot-{stamp}.duckdb"'),
+                   ("x-bsp-snapshot-taken-at", snap.taken_at.isoformat()),
+                   ("x-bsp-snapshot-deals", str(snap.deals)),
+                   ("x-bsp-snapshot-chain-seq", "" if snap.chain_seq is None else str(snap.chain_seq)),
+                   ("cache-control", "no-store")]
+        return Response(200, headers, stream=_FileBody(snap, self._snapshot_sent))
+
+    def _snapshot_sent(self) -> None:
+        self._snapshot_since = None
+
     async def prometheus_metrics(self, request: Request) -> Response:
         return Response(200, [("content-type", CONTENT_TYPE)], self.metrics.render())
 
     async def openapi(self, request: Request) -> Response:
         return Response.json(build_openapi(self.version))
+
+
+class _FileBody:
+    """A snapshot's file sent in ``CHUNK`` pieces (never whole in memory); once sent, or the client gone,
+    the file is removed and ``done()`` called (the next snapshot may start)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, snap: Any, done: Any) -> None:
+        self.snap, self.done = snap, done
+        self._file: Any = None
+
+    def chunks(self) -> "_FileBody":
+        return self
+
+    def __aiter__(self) -> "_FileBody":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._file is None:
+            self._file = await trio.open_file(self.snap.path, "rb")
+        chunk = await self._file.read(self.CHUNK)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        try:
+            if self._file is not None:
+                await self._file.aclose()
+        finally:
+            self.done()         # before the removal: once the file is gone, the next snapshot is welcome
+            await trio.to_thread.run_sync(self.snap.remove)
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -101,6 +101,13 @@ class AdminBackend(Protocol):
         (encrypted when ``raw_key`` is set), None once purged; None when there is no such dead letter."""
         ...
 
+    async def snapshot_ledger(self) -> Any:
+        """A transactionally consistent copy of the ledger in a temporary file (``engine.ledger_snapshot.
+        Snapshot``: ``path``, ``size``, ``taken_at``, ``chain_seq``, ``deals``, ``remove()``), every deal
+        acknowledged before the call in it.  ``SnapshotNoRoom`` (its ``folder``) when the disk lacks room,
+        ``SnapshotError`` when it cannot be made.  The app sends the file, then calls ``remove()``."""
+        ...
+
     async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
         """Re-inject one dead letter through the running configuration and record the outcome:
         ``{"id", "ok", "outcome", "at"}``; None when there is no such dead letter."""

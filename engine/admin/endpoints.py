@@ -92,6 +92,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "status is the outcome, recorded on the dead letter.",
              responses=((200, "Retried (`ok` says whether the new deal was committed).", "Retry"),
                         (404, "No dead letter with this id.", "Problem"))),
+    Endpoint("POST", "/ledger/snapshot", "ledger_snapshot",
+             "A transactionally consistent copy of the ledger (a DuckDB file), every deal acknowledged before "
+             "the request in it, encrypted fields still encrypted; streamed, then removed from the engine's "
+             "disk. For `bsp report`, `bsp reconcile` and `bsp audit verify` while the engine runs.",
+             responses=((200, "The copy (a DuckDB file). Headers: Content-Length, X-Bsp-Snapshot-Taken-At (ISO 8601 "
+                              "UTC), X-Bsp-Snapshot-Deals, X-Bsp-Snapshot-Chain-Seq.", "application/octet-stream"),
+                        (409, "Another snapshot is being taken or sent.", "Problem"),
+                        (503, "Deals acknowledged are not yet loaded into DuckDB (the journal's loader is "
+                              "behind or cannot write); or the copy failed.", "Problem"),
+                        (507, "The ledger's folder lacks room for the copy; `folder` names it.", "Problem"))),
     Endpoint("GET", "/metrics", "prometheus_metrics", "Prometheus metrics (text exposition format).",
              responses=((200, "Metrics.", "text/plain"),)),
     Endpoint("GET", "/openapi.json", "openapi", "This API described as OpenAPI 3.1.",

@@ -17,6 +17,7 @@ _PROBLEM = {
         "parameter": {"type": "string", "description": "The query parameter at fault (400)."},
         "reason": {"type": "string", "enum": ["missing", "malformed", "wrong"], "description": "Why (401)."},
         "diagnostics": {"type": "array", "items": {"type": "string"}, "description": "Compile errors (422)."},
+        "folder": {"type": "string", "description": "The folder that lacks room (507)."},
     },
 }
 
@@ -83,7 +84,12 @@ def _param_schema(p: Param) -> dict[str, Any]:
 
 def _content(target: str) -> dict[str, Any]:
     if "/" in target:
-        return {target.split(";")[0]: {"schema": {"type": "string"} if target.startswith("text/") else {}}}
+        schema: dict[str, Any] = {}
+        if target.startswith("text/"):
+            schema = {"type": "string"}
+        elif target == "application/octet-stream":
+            schema = {"type": "string", "contentMediaType": target}
+        return {target.split(";")[0]: {"schema": schema}}
     media = "application/problem+json" if target == "Problem" else "application/json"
     return {media: {"schema": {"$ref": f"#/components/schemas/{target}"}}}
 
@@ -118,7 +124,7 @@ def build_openapi(version: str) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "bsp admin API", "version": version,
                  "description": "Operate a running bsp engine: health, readiness, status, reload, deals, "
-                                "dead letters, metrics. See docs/admin-api.md."},
+                                "dead letters, ledger snapshots, metrics. See docs/admin-api.md."},
         "servers": [{"url": "http://127.0.0.1:9180", "description": "default: loopback only"}],
         "security": [{"bearer": []}],
         "paths": paths,

@@ -7,6 +7,8 @@ from typing import Any, Optional
 import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys, missing_in_env
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
+from engine.commands.report import LIVE_SNAPSHOT_OPT
 from engine.defaults import AUDIT_ENV_KEY as ENV_KEY, AUDIT_ENV_KEY_FILE as ENV_KEY_FILE
 from engine.progress import work_progress
 
@@ -29,22 +31,30 @@ def verify(
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr, a line every SECONDS once the check has run "
                                               "that long; 0 for none."),
+    live: bool = LIVE_SNAPSHOT_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key_file: Optional[Path] = KEY_OPT,
 ) -> None:
     """Check every record's chain position and mac; name the first modified, deleted or moved record.
 
     Needs the audit key the engine wrote with: with --deployment platform.yaml, the file's ledger and
     ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE.
     The records stream (memory does not grow with the ledger); a long check prints its progress.
-    Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved).
+    A running engine holds its ledger file locked: `--live` checks a snapshot the engine takes of it
+    (`POST /ledger/snapshot`), in a private temporary file removed afterwards; the key stays here.
+    Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved); with
+    --live also when the engine answered with a problem or cannot be reached (said on stderr).
     2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
     audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import no_ledger
-    from engine.ledger_store import LedgerError, connect, require_bsp_ledger
 
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
     ledger, key = found.path, found.keys.audit_key
-    problems = [] if ledger.is_file() else [no_ledger(ledger)]
+    problems = [] if live or ledger.is_file() else [no_ledger(ledger)]
     if key is None:
         if deployment is None:
             where = (f"give the deployment file whose ledger.audit_key the engine writes with (--deployment "
@@ -59,6 +69,19 @@ def verify(
         lead = "" if len(problems) == 1 else "2 problems, fix both:\n  "
         typer.echo(f"error: {lead}" + "\n  ".join(problems), err=True)
         raise typer.Exit(2)
+    if not live:
+        _verify(ledger, str(ledger), key, max_breaks, progress_every)
+        return
+    from engine.commands.live_snapshot import live_ledger
+
+    with live_ledger(url, token_file, ca, cert, key_file, "bsp audit verify") as (path, snap):
+        _verify(path, snap.describe(), key, max_breaks, progress_every)
+
+
+def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float) -> None:
+    """Check ``ledger``'s chain; the output names it ``label`` (its path, or which engine's snapshot)."""
+    from engine.ledger_store import LedgerError, connect, require_bsp_ledger
+
     try:
         con = connect(ledger, read_only=True)
     except LedgerError as exc:
@@ -73,7 +96,7 @@ def verify(
         with work_progress("audit verify", "records", progress_every) as progress:
             report = verify_chain(con, ledger, key, max_breaks=max_breaks, progress=progress)
     except KeyboardInterrupt:
-        typer.echo(f"\n{ledger}: audit verify interrupted (Ctrl-C): the chain was not fully checked, "
+        typer.echo(f"\n{label}: audit verify interrupted (Ctrl-C): the chain was not fully checked, "
                    f"nothing is proven", err=True)
         raise typer.Exit(130) from None
     finally:
@@ -82,13 +105,13 @@ def verify(
     summary = (f"{report.records} records ({counts}) in {report.seconds:.3f} s "
                f"({report.rate:,.0f} records/s), last seq {report.last_seq}")
     if report.ok:
-        typer.echo(f"{ledger}: audit chain intact: {summary}")
+        typer.echo(f"{label}: audit chain intact: {summary}")
         return
     if not report.breaks:
-        _unprotected(ledger, report, summary)
+        _unprotected(label, report, summary)
         raise typer.Exit(UNPROTECTED_EXIT)
     first = report.breaks[0]
-    typer.echo(f"{ledger}: audit chain BROKEN at {first}", err=True)
+    typer.echo(f"{label}: audit chain BROKEN at {first}", err=True)
     for b in report.breaks[1:]:
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
@@ -111,7 +134,7 @@ def _spans(report: Any) -> str:
     return text + (f"; and {len(spans) - MAX_SPANS} more spans" if len(spans) > MAX_SPANS else "")
 
 
-def _unprotected(ledger: Path, report: Any, summary: str) -> None:
+def _unprotected(ledger: Any, report: Any, summary: str) -> None:
     """No tampering found, but some (or all) records carry no mac: written while the engine had no key."""
     n = report.unprotected_records
     if not report.protected_records:

@@ -1,4 +1,5 @@
-"""``bsp reconcile --ledger FILE --against STATEMENT --type csv|mt940|camt053 [...]``.
+"""``bsp reconcile --ledger FILE --against STATEMENT --type csv|mt940|camt053 [...]``, or ``--live``
+instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
 Prints the form (rich tables) and, with ``--format``, writes it out.
 Exit codes: 0 fully matched, 1 breaks found, 2 usage error (bad statement,
@@ -13,6 +14,8 @@ from typing import Optional
 import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
+from engine.commands.report import LIVE_SNAPSHOT_OPT
 from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
 
 
@@ -32,13 +35,21 @@ def reconcile(
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
                                        "without --format, the format its name ends in. Written owner-only (0600)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
+    live: bool = LIVE_SNAPSHOT_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """Match committed deals to a counterparty's statement by reference, amount and date.
 
     The form lists matched lines, deals only in the ledger, lines only in the
     statement and amount (or date) mismatches, with totals per currency.
-    Exit 0 when fully matched, 1 when there are breaks, 2 usage error (a statement that
-    cannot be read, no ledger file, a bad option).
+    A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
+    it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
+    Exit 0 when fully matched, 1 when there are breaks (or, --live, the engine answered with a problem
+    or cannot be reached), 2 usage error (a statement that cannot be read, no ledger file, a bad option).
     """
     from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
     from engine.reports import ReportError, write
@@ -65,8 +76,24 @@ def reconcile(
             raise ReportError(f"--out {target}: the folder {target.parent} does not exist; create it or choose "
                               f"another path")
         day = parse_day(on, "--date") if on else None
-        report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
-                                      xsd_dir=xsd_dir)
+        if live:
+            # what reconcile_file would say after the snapshot, said before it is taken
+            if kind not in TYPES:
+                raise ReportError(f"--type {kind!r}: expected one of {', '.join(TYPES)}")
+            if not against.is_file():
+                raise ReportError(f"{against}: no statement file here (--against)")
+            from engine.commands.live_snapshot import live_ledger
+
+            with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap):
+                try:
+                    report, rows = reconcile_file(path, against, kind, on=day, tolerance=tol, days=days,
+                                                  party=party, xsd_dir=xsd_dir)
+                except ReportError as exc:
+                    raise ReportError(str(exc).replace(str(path), snap.describe())) from None
+                report.params["ledger"] = snap.describe()
+        else:
+            report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
+                                          xsd_dir=xsd_dir)
         if not quiet:
             print_report(report)
         if fmt is not None:

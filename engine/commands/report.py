@@ -1,21 +1,27 @@
-"""``bsp report NAME --ledger FILE --from DATE --to DATE [--format ...] [--out PATH] [--party P]``.
+"""``bsp report NAME --ledger FILE --from DATE --to DATE [--format ...] [--out PATH] [--party P]``,
+or ``--live`` instead of ``--ledger``: on a snapshot of a running engine's ledger.
 
-Exit codes: 0 written, 2 usage error (unknown report, bad date, missing ledger,
-locked ledger, no such party).
+Exit codes: 0 written, 1 (--live) the engine answered with a problem or cannot be reached,
+2 usage error (unknown report, bad date, missing ledger, locked ledger, no such party).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
 from engine.commands.stdout import quiet_pipe
 from engine.defaults import REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
+LIVE_SNAPSHOT_OPT = typer.Option(False, "--live", help="Run on a snapshot of a running engine's ledger, taken "
+                                 "through its admin API (the engine holds the file locked); the snapshot is a "
+                                 "private temporary file, removed afterwards.",
+                                 rich_help_panel="Live (a running engine's admin API)")
 
 
 def report(
@@ -30,17 +36,23 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
                                        "other formats default to NAME_FROM_TO.EXT here. Written owner-only (0600)."),
     party: Optional[str] = typer.Option(None, "--party", help="The counterparty (counterparty-statement)."),
+    live: bool = LIVE_SNAPSHOT_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
 ) -> None:
     """Business reports from the deal ledger: totals, success rates, latency, rejections, statements.
 
     Amounts are exact decimals in each currency (never converted or rounded).
-    Days are UTC days (today and yesterday too). The ledger cannot be read while a running engine holds
-    it: report on a copy of the file.
-    Exit 0 written; 2 usage error (unknown report or format, bad dates, no ledger).
+    Days are UTC days (today and yesterday too). A running engine holds its ledger file locked:
+    `--live` reports on a snapshot the engine takes of it (`POST /ledger/snapshot`, as `bsp ledger
+    snapshot --live`), in a private temporary file removed afterwards.
+    Exit 0 written; 1 (--live) the engine answered with a problem or cannot be reached; 2 usage error
+    (unknown report or format, bad dates, no ledger).
     """
-    from engine.reports import ReportError, build_report, period, write   # DuckDB, Arrow: loaded to report
-    from engine.reports.tabular import csv_text
-    from engine.reports.terminal import print_report
+    from engine.reports import ReportError, period   # DuckDB, Arrow: loaded to report
 
     ledger = ledger_keys(ledger, deployment, env, "bsp report").path
     if fmt not in OUTPUTS:
@@ -51,7 +63,34 @@ def report(
         raise typer.Exit(2)
     try:
         when = period(first, last)
-        rep = build_report(name, ledger, when, party=party)
+    except ReportError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not live:
+        _report(name, ledger, None, when, fmt, out, party)
+        return
+    from engine.commands.live_snapshot import live_ledger
+
+    with live_ledger(url, token_file, ca, cert, key, "bsp report") as (path, snap):
+        _report(name, path, snap.describe(), when, fmt, out, party)
+
+
+def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, out: Optional[Path],
+            party: Optional[str]) -> None:
+    """Build and write the report from ``ledger``; ``label`` names it instead of its path (a snapshot)."""
+    from engine.reports import ReportError, build_report, write
+    from engine.reports.tabular import csv_text
+    from engine.reports.terminal import print_report
+
+    try:
+        try:
+            rep = build_report(name, ledger, when, party=party)
+        except ReportError as exc:
+            if label is None:
+                raise
+            raise ReportError(str(exc).replace(str(ledger), label)) from None
+        if label is not None:
+            rep.params["ledger"] = label
         if fmt == "table":
             print_report(rep)
             return
@@ -75,4 +114,4 @@ def register(app: typer.Typer) -> None:
     app.command("report")(quiet_pipe(report))
 
 
-__all__ = ["register", "report"]
+__all__ = ["LIVE_SNAPSHOT_OPT", "register", "report"]

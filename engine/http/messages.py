@@ -3,13 +3,16 @@
 A ``Request`` holds the whole body (the server bounds its size); helpers
 parse it as JSON, a form or XML and turn a bad body into a 400 problem that
 says where it broke.  A handler returns a ``Response``, or raises
-``HTTPError`` to answer with ``application/problem+json``.
+``HTTPError`` to answer with ``application/problem+json``.  A large answer
+(a ledger snapshot) is a ``Response`` with a ``stream`` (``BodyStream``):
+the server sends its chunks as they come and closes it however the answer
+ends (sent, client gone, cancelled).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Iterable, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
@@ -23,7 +26,7 @@ REASONS = {
     401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
     408: "Request Timeout", 409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type",
     422: "Unprocessable Content", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    503: "Service Unavailable",
+    501: "Not Implemented", 503: "Service Unavailable", 507: "Insufficient Storage",
 }
 
 
@@ -63,11 +66,20 @@ class HTTPError(Exception):
                                 instance=instance, headers=self.headers, **self.extra)
 
 
+class BodyStream(Protocol):
+    """A body sent chunk by chunk (``Response.stream``); ``aclose`` is called once, whatever happened."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class Response:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    stream: BodyStream | None = None     # instead of ``body``: sent chunk by chunk (Content-Length if given)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> "Response":

@@ -266,6 +266,13 @@ class _Connection:
             raise _Close()
 
     async def respond(self, response: Response, method: str = "GET", *, close: bool = False) -> None:
+        if response.stream is not None:
+            try:
+                await self._respond_streamed(response, method, close)
+            finally:
+                with trio.CancelScope(shield=True):      # its clean-up (a temporary file) runs however we end
+                    await response.stream.aclose()
+            return
         headers = [(k.lower(), v) for k, v in response.headers]
         names = {k for k, _ in headers}
         if "content-length" not in names and response.status not in (204, 304):
@@ -282,6 +289,31 @@ class _Connection:
             out += self.conn.send(h11.Data(data=response.body))
         out += self.conn.send(h11.EndOfMessage())
         await self._send(out)       # head and body leave in one write
+
+    async def _respond_streamed(self, response: Response, method: str, close: bool) -> None:
+        """The head, then the stream's chunks as they come (each within ``write_timeout``): with the
+        handler's Content-Length when it gave one, else chunked.  A stream that fails midway ends the
+        connection without the end of the message: the client sees a body cut short, never a whole one.
+        ``reply_headers`` (computed over a whole body) are not added to a streamed answer."""
+        assert response.stream is not None
+        headers = [(k.lower(), v) for k, v in response.headers]
+        names = {k for k, _ in headers}
+        if "server" not in names:
+            headers.append(SERVER_HEADER)
+        if (close or self.retiring) and "connection" not in names:
+            headers.append(("connection", "close"))
+        await self._send(self.conn.send(h11.Response(status_code=response.status, headers=headers,
+                                                     reason=REASONS.get(response.status, "").encode())))
+        try:
+            if method != "HEAD":
+                async for chunk in response.stream.chunks():
+                    if chunk:
+                        await self._send(self.conn.send(h11.Data(data=chunk)))
+            end = self.conn.send(h11.EndOfMessage())
+        except (OSError, h11.LocalProtocolError) as exc:
+            log.warning("http %s: streamed answer failed midway: %s", self.peer, exc)
+            raise _Close() from None
+        await self._send(end)
 
     async def fail(self, response: Response) -> None:
         """Answer an error (if the protocol still allows an answer) and stop."""

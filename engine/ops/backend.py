@@ -43,6 +43,9 @@ from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
 
+SNAPSHOT_LOAD_WAIT = 30.0     # seconds a snapshot waits for the journal's acknowledged deals to be in DuckDB
+
+
 def _iso(epoch: float) -> str:
     """An engine-side ``time.time()`` as the API writes every time: ISO 8601, UTC."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
@@ -205,6 +208,27 @@ class EngineBackend:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit)
+
+    async def snapshot_ledger(self) -> Any:
+        """A consistent copy of the ledger (``engine.ledger_snapshot``): first every deal acknowledged so far
+        is loaded into DuckDB (a journaled ledger lags its journal), then the copy is made beside the ledger,
+        in a worker thread joining the engine's DuckDB instance (the writer goes on committing)."""
+        import trio
+
+        from engine.ledger_snapshot import SnapshotError, take_snapshot
+
+        ledger = self.engine.ledger
+        wait = getattr(ledger, "wait_loaded", None)
+        if wait is not None:
+            with trio.move_on_after(SNAPSHOT_LOAD_WAIT) as waited:
+                await wait()
+            if waited.cancelled_caught:
+                raise SnapshotError(
+                    f"{ledger.path}: {getattr(ledger, 'pending', '?')} acknowledged deal(s) in the journal are not "
+                    f"yet in DuckDB after {SNAPSHOT_LOAD_WAIT:g}s (the loader is behind or cannot write: see the "
+                    f"bsp log); a snapshot now would miss them. Ask again once `bsp status` shows the ledger's "
+                    f"pending near 0")
+        return await trio.to_thread.run_sync(take_snapshot, Path(ledger.path))
 
     async def dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
         import base64

@@ -2,7 +2,8 @@
 
 Reports only read the ``deals`` table, through SQL, on a connection opened
 read-only with the session time zone set to UTC (days are UTC days).  A
-running engine holds its ledger file locked: report on a copy then.
+running engine holds its ledger file locked: ``bsp report --live`` reports on
+a snapshot the engine takes (engine/commands/live_snapshot.py).
 """
 from __future__ import annotations
 

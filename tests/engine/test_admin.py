@@ -77,6 +77,10 @@ class LedgerBackend:
             return None
         return {"id": letter_id, "ok": True, "outcome": "committed", "at": T0}
 
+    async def snapshot_ledger(self):
+        from engine.ledger_snapshot import take_snapshot
+        return await trio.to_thread.run_sync(take_snapshot, self.ledger_path)
+
 
 @pytest.fixture
 async def ledger_path(tmp_path):
@@ -135,7 +139,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 10
+    assert len(protected) == 11
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:

@@ -14,6 +14,7 @@ import sys
 import termios
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -135,7 +136,28 @@ async def _journaled(path: Path, day: date) -> None:
                 party="ACME"))
 
 
-def test_the_nightly_script_of_the_docs_runs(tmp_path: Path) -> None:
+ECHO_ROUTE = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route echo {
+    receive from front as Req
+    deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    reply Req { ref = msg.ref }
+}
+"""
+
+
+async def test_the_nightly_script_of_the_docs_runs(nursery, tmp_path: Path) -> None:
+    """The script of docs/reports.md, as cron would run it, against a running engine (in this process: the
+    ledger is locked to the script's bsp commands) that holds yesterday's deals."""
+    from dsl.load import compile_paths
+    from engine.admin.auth import write_token
+    from engine.ops.serve import AdminOptions, OpsOptions, run_live
+    from engine.registry import default_registry
+
     page = (REPO / "docs" / "reports.md").read_text()
     script = next(m.group(1) for m in re.finditer(r"^ *```sh\n(.*?)^ *```", page, re.M | re.S)
                   if "nightly-report.sh" in m.group(1))
@@ -143,18 +165,35 @@ def test_the_nightly_script_of_the_docs_runs(tmp_path: Path) -> None:
     (home / "var").mkdir(parents=True)
     reports.mkdir()
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
-    trio.run(_journaled, home / "var" / "bsp.duckdb", yesterday)
-    assert (home / "var" / "bsp.duckdb.journal").is_dir()
-    (reports / "bsp.duckdb.wal").write_bytes(b"a stale WAL from last night")
+    await _journaled(home / "var" / "bsp.duckdb", yesterday)
+    route = tmp_path / "echo.route"
+    route.write_text(ECHO_ROUTE)
+    registry = default_registry()
+    program = compile_paths([route], registry).program
+    token = write_token(tmp_path / "admin.token")
+    ready: list = []
+    ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=token), hooks=[ready.append])
+    nursery.start_soon(partial(run_live, program, registry, ledger_path=home / "var" / "bsp.duckdb",
+                               load=lambda: ([route], {}), grace=2.0, ops=ops))
+    with trio.fail_after(30):
+        while not ready:
+            await trio.sleep(0.01)
+    engine = ready[0]
     body = "\n".join(ln.strip() for ln in script.splitlines())
-    body = body.replace("/opt/bsp", str(home)).replace("/srv/reports", str(reports))
+    body = (body.replace("/opt/bsp", str(home)).replace("/srv/reports", str(reports))
+            .replace("http://127.0.0.1:9180", f"http://127.0.0.1:{engine.admin_port}")
+            .replace("/etc/bsp/admin.token", str(tmp_path / "admin.token")))
     path = tmp_path / "nightly-report.sh"
     path.write_text(body + "\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    res = subprocess.run(["sh", str(path)], capture_output=True, text=True, timeout=120, env=env)
+    res = await trio.to_thread.run_sync(partial(subprocess.run, ["sh", str(path)], capture_output=True, text=True,
+                                                timeout=120, env=env))
+    engine.drain()
     assert res.returncode == 0, res
     page = (reports / f"daily-{yesterday}.html").read_text()
-    assert "30.15" in page and not (reports / "bsp.duckdb.wal").exists()
+    assert "30.15" in page and f"the engine at http://127.0.0.1:{engine.admin_port}" in res.stdout
+    assert (reports / f"rejections-{yesterday}.csv").is_file()
+    assert [p.name for p in reports.iterdir() if ".duckdb" in p.name] == []      # the snapshot was removed
 
 
 def test_report_and_reconcile_take_the_ledger_of_a_deployment_file(ledger: Path, tmp_path: Path) -> None:
