@@ -126,11 +126,17 @@ def query_deals(
     them is an exact string).  ``con``: an open connection to read through
     (the engine's own process passes one; see ``engine.ops.ledger_reads``)
     instead of opening ``path`` read-only.  ``flagged``: only deals flagged for an operator (an event
-    ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``).
+    ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``; or ``reversal flagged``: an ISO 8583
+    reversal stored and forwarded not acknowledged after its attempts, appended after the row, ``engine.txn.saf``).
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
                            until=until, limit=limit, con=con, flagged=flagged))
 
+
+# the events that flag a deal for an operator: ``flagged`` (with the deal's row) and ``reversal flagged``
+# (appended later by the store-and-forward task: the row is chained and never updated)
+FLAGGED_EVENTS = ("flagged", "reversal flagged")
+_FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
@@ -154,7 +160,8 @@ def iter_deals(
         f"SELECT {', '.join(COLUMNS)} FROM deals",
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
-         ("deal_id IN (SELECT deal_id FROM deal_events WHERE to_state = ?)", "flagged" if flagged else None)],
+         (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
+          list(FLAGGED_EVENTS) if flagged else None)],
         "received_at DESC, deal_id DESC", limit, "query_deals")
     return _iter_deals(Path(path), sql, params, con)
 

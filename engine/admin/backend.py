@@ -51,7 +51,7 @@ class DealQuery:
     since: datetime | None = None            # inclusive, aware UTC
     until: datetime | None = None            # exclusive, aware UTC
     limit: int = 50
-    flagged: bool = False                    # only deals flagged for an operator (event ``flagged``)
+    flagged: bool = False                    # only deals flagged for an operator (event ``flagged`` or ``reversal flagged``)
 
 
 @dataclass(frozen=True)

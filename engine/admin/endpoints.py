@@ -64,7 +64,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("status", "string", "Deal status.", enum=STATUSES),
                      Param("reference", "string", "Business reference (e.g. trace number)."),
                      Param("flagged", "boolean", "Only deals flagged for an operator (event `flagged`: a "
-                           "participant in doubt or whose compensation failed, a deal left in doubt by a crash).",
+                           "participant in doubt or whose compensation failed, a deal left in doubt by a crash; or `reversal "
+                           "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts).",
                            default=False, example="1"),
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",

@@ -122,7 +122,8 @@ def deals(
     ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
-                                 "doubt by a crash): settle each with its counterpart."),
+                                 "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
+                                 "acknowledged after its attempts): settle each with its counterpart."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
