@@ -36,7 +36,12 @@ class Endpoint:
     responses: tuple[tuple[int, str, str], ...] = ()     # (status, description, schema name or media type)
 
 
-LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}).", default=50, example="20")
+LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}); a page with more after it has a `next`.",
+              default=50, example="20")
+CURSOR = Param("cursor", "string", "Go on with a listing: the `next` of its previous page (the rows after that "
+               "page's last, newest first, by time then id); give the same filters again. Rows added since "
+               "are newer than the first page: they neither shift nor repeat a page.",
+               example="2026-11-26T18:40:00.123456Z~01a2f3")
 SINCE = Param("since", "date-time", "Only rows received at or after this time (ISO 8601; no zone = UTC).",
               example="2026-11-02T09:00:00Z")
 
@@ -70,7 +75,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),
-                     LIMIT),
+                     LIMIT, CURSOR),
              responses=((200, "Matching deals.", "Deals"),)),
     Endpoint("GET", "/deals/{id}", "deal", "One deal's whole story: request, steps, calls, reply, state changes, "
              "configuration version. The id may be its first 8 or more hex digits.",
@@ -83,7 +88,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      SINCE,
                      Param("until", "date-time", "Only dead letters received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),
-                     LIMIT),
+                     LIMIT, CURSOR),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
     Endpoint("GET", "/dead-letters/{id}", "dead_letter", "One dead letter with its stored message (`raw_base64`, "
              "as stored: encrypted when `raw_key` is set; null once purged). The whole 32-digit id.",
