@@ -52,6 +52,15 @@ def _utc(value: datetime | None, name: str) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
+def _after(before: tuple[datetime, str] | None, name: str) -> list[Any] | None:
+    """The parameters of a page's ``(time < ? OR (time = ? AND id < ?))``: after ``(time, id)`` newest first."""
+    if before is None:
+        return None
+    at, ident = before
+    at = _utc(at, name)
+    return [at, at, str(ident)]
+
+
 @contextmanager
 def _reading(path: Path, con: Any | None) -> Iterator[Any]:
     """``con`` as given (the caller keeps it open), else a read-only connection closed after use."""
@@ -117,6 +126,7 @@ def query_deals(
     limit: int | None = 50,
     con: Any | None = None,
     flagged: bool = False,
+    before: tuple[datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -127,11 +137,20 @@ def query_deals(
     them is an exact string).  ``con``: an open connection to read through
     (the engine's own process passes one; see ``engine.ops.ledger_reads``)
     instead of opening ``path`` read-only.  ``flagged``: only deals flagged for an operator (an event
-    ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``).
+    ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``; or ``reversal flagged``: an ISO 8583
+    reversal stored and forwarded not acknowledged after its attempts, appended after the row, ``engine.txn.saf``).
+    ``before``: ``(received_at, deal_id)`` of the last row of a previous page: only the deals after it in
+    this order (older, or as old with a smaller id), so pages never skip nor repeat a deal
+    (``engine.admin.cursor``).
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
-                           until=until, limit=limit, con=con, flagged=flagged))
+                           until=until, limit=limit, con=con, flagged=flagged, before=before))
 
+
+# the events that flag a deal for an operator: ``flagged`` (with the deal's row) and ``reversal flagged``
+# (appended later by the store-and-forward task: the row is chained and never updated)
+FLAGGED_EVENTS = ("flagged", "reversal flagged")
+_FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
@@ -147,6 +166,7 @@ def iter_deals(
     limit: int | None = 50,
     con: Any | None = None,
     flagged: bool = False,
+    before: tuple[datetime, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
     bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
@@ -155,7 +175,9 @@ def iter_deals(
         f"SELECT {', '.join(COLUMNS)} FROM deals",
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
-         ("deal_id IN (SELECT deal_id FROM deal_events WHERE to_state = ?)", "flagged" if flagged else None)],
+         (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
+          list(FLAGGED_EVENTS) if flagged else None),
+         ("(received_at < ? OR (received_at = ? AND deal_id < ?))", _after(before, "before"))],
         "received_at DESC, deal_id DESC", limit, "query_deals")
     return _iter_deals(Path(path), sql, params, con)
 
@@ -262,8 +284,10 @@ def query_dead_letters(
     limit: int | None = 50,
     with_raw: bool = False,
     con: Any | None = None,
+    before: tuple[datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring.
+    ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).
 
     With ``with_raw`` each dict has ``raw``: the stored bytes (encrypted when
     ``raw_key`` is set; see ``engine.deadletter.raw_bytes``), None once purged.
@@ -275,7 +299,8 @@ def query_dead_letters(
         [("route = ?", route), ("channel = ?", channel), ("status = ?", status),
          ("contains(lower(reason), lower(?))", reason),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),
-         (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None)],
+         (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None),
+         ('("at" < ? OR ("at" = ? AND id < ?))', _after(before, "before"))],
         '"at" DESC, id DESC', limit, "query_dead_letters")
     path = Path(path)
     with _reading(path, con) as c:

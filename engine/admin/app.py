@@ -23,6 +23,7 @@ from engine import __version__
 from engine.access import AccessList
 from engine.admin.auth import TokenAuth
 from engine.admin.backend import AdminBackend, DealQuery, DeadLetterQuery
+from engine.admin.cursor import decode, encode
 from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
 from engine.admin.openapi import build_openapi
 from engine.defaults import ADMIN_HOST, ADMIN_PORT
@@ -133,11 +134,13 @@ class AdminApp:
 
     async def deals(self, request: Request) -> Response:
         q = self._query(request)
+        # one row more than asked: whether a next page exists (its cursor is this page's last row)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
-                          since=q["since"], until=q["until"], limit=q["limit"], flagged=bool(q["flagged"]))
+                          since=q["since"], until=q["until"], limit=q["limit"] + 1, flagged=bool(q["flagged"]),
+                          before=_cursor(q["cursor"]))
         _time_range(query.since, query.until)
-        rows = list(await self.backend.deals(query))
-        return Response.json({"count": len(rows), "deals": rows})
+        rows, after = _page(list(await self.backend.deals(query)), q["limit"], "received_at", "deal_id")
+        return Response.json({"count": len(rows), "deals": rows, "next": after})
 
     async def deal(self, request: Request) -> Response:
         deal_id = request.path_params["id"]
@@ -154,10 +157,11 @@ class AdminApp:
 
     async def dead_letters(self, request: Request) -> Response:
         q = self._query(request)
-        query = DeadLetterQuery(**q)
+        limit, before = q.pop("limit"), _cursor(q.pop("cursor"))
+        query = DeadLetterQuery(**q, limit=limit + 1, before=before)
         _time_range(query.since, query.until)
-        rows = list(await self.backend.dead_letters(query))
-        return Response.json({"count": len(rows), "dead_letters": rows})
+        rows, after = _page(list(await self.backend.dead_letters(query)), limit, "at", "id")
+        return Response.json({"count": len(rows), "dead_letters": rows, "next": after})
 
     async def dead_letter(self, request: Request) -> Response:
         letter_id = request.path_params["id"]
@@ -306,3 +310,23 @@ def _time_range(since: Any, until: Any) -> None:
     if since and until and since >= until:
         raise HTTPError(400, f"query parameters: since ({since.isoformat()}) must be before until "
                              f"({until.isoformat()})", extra={"parameter": "since"})
+
+
+def _cursor(text: str | None) -> tuple[Any, str] | None:
+    """The ``cursor`` query parameter as ``(time, id)`` (engine.admin.cursor); a 400 naming it when bad."""
+    if text is None:
+        return None
+    try:
+        return decode(text)
+    except ValueError as exc:
+        raise HTTPError(400, f"query parameter 'cursor': expected {exc}, got {text!r}",
+                        extra={"parameter": "cursor"}) from None
+
+
+def _page(rows: list[Any], limit: int, at: str, ident: str) -> tuple[list[Any], str | None]:
+    """The first ``limit`` of ``rows`` (asked for one more) and the cursor of the next page (None: none)."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode(last[at], last[ident])

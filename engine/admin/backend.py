@@ -51,7 +51,8 @@ class DealQuery:
     since: datetime | None = None            # inclusive, aware UTC
     until: datetime | None = None            # exclusive, aware UTC
     limit: int = 50
-    flagged: bool = False                    # only deals flagged for an operator (event ``flagged``)
+    flagged: bool = False                    # only deals flagged for an operator (event ``flagged`` or ``reversal flagged``)
+    before: tuple[datetime, str] | None = None   # (received_at, deal_id) of a previous page's last row (cursor)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class DeadLetterQuery:
     until: datetime | None = None            # exclusive, aware UTC
     status: str | None = None                # new, retried, purged
     reason: str | None = None                # the reason contains this text (any case)
+    before: tuple[datetime, str] | None = None   # (at, id) of a previous page's last row (cursor)
 
 
 @runtime_checkable

@@ -36,7 +36,12 @@ class Endpoint:
     responses: tuple[tuple[int, str, str], ...] = ()     # (status, description, schema name or media type)
 
 
-LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}).", default=50, example="20")
+LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}); a page with more after it has a `next`.",
+              default=50, example="20")
+CURSOR = Param("cursor", "string", "Go on with a listing: the `next` of its previous page (the rows after that "
+               "page's last, newest first, by time then id); give the same filters again. Rows added since "
+               "are newer than the first page: they neither shift nor repeat a page.",
+               example="2026-11-26T18:40:00.123456Z~01a2f3")
 SINCE = Param("since", "date-time", "Only rows received at or after this time (ISO 8601; no zone = UTC).",
               example="2026-11-02T09:00:00Z")
 
@@ -64,12 +69,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("status", "string", "Deal status.", enum=STATUSES),
                      Param("reference", "string", "Business reference (e.g. trace number)."),
                      Param("flagged", "boolean", "Only deals flagged for an operator (event `flagged`: a "
-                           "participant in doubt or whose compensation failed, a deal left in doubt by a crash).",
+                           "participant in doubt or whose compensation failed, a deal left in doubt by a crash; or `reversal "
+                           "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts).",
                            default=False, example="1"),
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),
-                     LIMIT),
+                     LIMIT, CURSOR),
              responses=((200, "Matching deals.", "Deals"),)),
     Endpoint("GET", "/deals/{id}", "deal", "One deal's whole story: request, steps, calls, reply, state changes, "
              "configuration version. The id may be its first 8 or more hex digits.",
@@ -82,7 +88,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      SINCE,
                      Param("until", "date-time", "Only dead letters received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),
-                     LIMIT),
+                     LIMIT, CURSOR),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
     Endpoint("GET", "/dead-letters/{id}", "dead_letter", "One dead letter with its stored message (`raw_base64`, "
              "as stored: encrypted when `raw_key` is set; null once purged). The whole 32-digit id.",

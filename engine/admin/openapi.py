@@ -21,6 +21,11 @@ _PROBLEM = {
     },
 }
 
+# a listing's page: the cursor of the next one (engine/admin/cursor.py)
+NEXT: dict[str, Any] = {"type": ["string", "null"],
+                        "description": "More rows match: give this as `cursor` (same filters) for the next page. "
+                                       "null: this page is the last."}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": _PROBLEM,
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
@@ -45,11 +50,13 @@ SCHEMAS: dict[str, Any] = {
               "properties": {"count": {"type": "integer"},
                              "deals": {"type": "array", "items": {"type": "object", "additionalProperties": True,
                                                                   "description": "A ledger row; amounts are exact "
-                                                                  "decimal strings."}}}},
+                                                                  "decimal strings."}},
+                             "next": NEXT}},
     "DeadLetters": {"type": "object", "required": ["count", "dead_letters"],
                     "properties": {"count": {"type": "integer"},
                                    "dead_letters": {"type": "array",
-                                                    "items": {"type": "object", "additionalProperties": True}}}},
+                                                    "items": {"type": "object", "additionalProperties": True}},
+                                   "next": NEXT}},
     "DeadLetter": {"type": "object", "required": ["id", "status", "raw_base64"], "additionalProperties": True,
                    "description": "The dead_letters row; `raw_base64` is the stored message in base64 (encrypted "
                                   "with the field keyring when `raw_key` is set), null once purged."},

@@ -1,15 +1,20 @@
-"""``bsp check PATH... [--explain] [--json]``: compile route files, print every diagnostic.
+"""``bsp check PATH... [--env ENV] [--explain] [--json]``: compile route files, print every diagnostic.
 
 A deployment file (``platform.yaml``) among the paths is validated and stands for its route files.
+The version printed is the one `bsp run` serves for the same paths: given one deployment file alone,
+the route files, the files they name and the deployment's channel overrides for the environment
+(``--env``, else ``$BSP_ENV``, else the base settings), computed as `bsp run` computes it
+(``engine.ops.effective.with_deployment`` over ``engine.ops.files.with_referenced_files``); given route
+files or folders, theirs and the files they name.
 Exit codes: 0 no errors (warnings allowed), 1 errors (in a route file or the deployment file), 2 a
-path does not exist.
+path does not exist, or ``--env`` without one deployment file alone.
 """
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, List
+from typing import TYPE_CHECKING, Iterable, List, Optional
 
 import typer
 
@@ -41,11 +46,14 @@ def _display(d: Diagnostic, files: Iterable[str] = ()) -> Diagnostic:
     return Diagnostic(d.code, d.severity, message, pos, help_)
 
 
-def _deployments(path: Path) -> list | None:
-    """The deployment file as `bsp run` reads it, once with its base settings and once per environment it
-    defines (so that an override under `environments.uat` is checked too); None after printing its errors."""
+def _deployments(path: Path, env: str | None = None) -> list | None:
+    """The deployment file as `bsp run` reads it, once with its base settings (or ``env``'s: the list is
+    that one alone) and once per environment it defines (so that an override under `environments.uat` is
+    checked too); None after printing its errors."""
     from engine.deploy import DeploymentError, load_deployment
     try:
+        if env is not None:
+            return [load_deployment(path, env=env)]
         base = load_deployment(path)
         return [base, *(load_deployment(path, env=env) for env in base.environments)]
     except DeploymentError as exc:
@@ -53,19 +61,42 @@ def _deployments(path: Path) -> list | None:
         return None
 
 
-def _version(program: object) -> str:
-    """The configuration version `bsp run` serves and the ledger records: the route files and every file
-    they name (copybooks, tables, specs), so that a version printed here can be found in the ledger."""
-    from engine.ops.files import with_referenced_files
-    return with_referenced_files(program).version
+class Served:
+    """What `bsp run` of the same paths would serve: ``path`` and ``overrides`` (its ``ChannelOverrides``
+    for the environment chosen) when one deployment file is given alone, else None (route files)."""
+
+    def __init__(self, path: Path | None = None, overrides: object = None) -> None:
+        self.path = path
+        self.overrides = overrides
+
+    def describe(self, program: object, registry: object) -> tuple[str, str]:
+        """The configuration version `bsp run` serves and the ledger records with every deal, computed as
+        `bsp run` computes it (the route files and every file they name: copybooks, tables, specs; for a
+        deployment file, also its channel overrides for the environment and the files they name), and
+        what it is a hash of, for the summary line."""
+        from engine.ops.effective import with_deployment
+        from engine.ops.files import with_referenced_files
+        routes = with_referenced_files(program)
+        if self.path is None:
+            return routes.version, ("the route files and the files they name; `bsp run` of a deployment file "
+                                    "also hashes its channel overrides: `bsp check platform.yaml [--env ENV]` "
+                                    "prints that one")
+        version = with_deployment(routes, self.overrides, registry).version
+        env = getattr(self.overrides, "env", None)
+        run = f"bsp run {_shown(str(self.path))}" + (f" --env {env}" if env else "")
+        where = f"environment {env}" if env else "the base settings (no --env, $BSP_ENV unset)"
+        if version == routes.version:
+            return version, (f"as `{run}` serves it: the route files and the files they name; the deployment "
+                             f"file overrides no channel option for {where}")
+        return version, (f"as `{run}` serves it: the route files, the files they name and the deployment "
+                         f"file's channel overrides for {where}")
 
 
-def _plan(program: object) -> dict:
+def _plan(program: object, version: str) -> dict:
     """The compiled plan --explain prints, its ``version`` the one the summary line prints and `bsp run`
-    serves (the route files and the files they name), not the route files' alone (two versions for one
-    configuration)."""
+    serves (``Served.describe``), not the route files' alone (two versions for one configuration)."""
     plan = program.to_json()            # type: ignore[attr-defined]
-    plan["version"] = _version(program)
+    plan["version"] = version
     return plan
 
 
@@ -80,7 +111,7 @@ def route_files(paths: List[Path]) -> List[Path]:
     return out
 
 
-def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None) -> int:
+def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None) -> int:
     from dsl.diagnostics import render, summary
     from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
 
@@ -93,6 +124,12 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
         from engine.registry import default_registry
         registry = default_registry()
     deployments = [p for p in paths if p.is_file() and p.suffix in (".yaml", ".yml")]
+    if env is not None and not (len(paths) == 1 and deployments):
+        typer.echo(f"error: --env {env}: an environment is chosen in a deployment file; give one deployment "
+                   f"file alone (bsp check platform.yaml --env {env}), or drop --env to check route files",
+                   err=True)
+        return 2
+    served = Served()
     overrides: list = []                # each deployment's channel overrides, base and per environment
     if deployments:                     # a deployment file stands for its route files, as in `bsp run`
         expanded: List[Path] = []
@@ -105,6 +142,11 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
                 return 1
             expanded.extend(loaded[0].route_files)
             overrides.extend(d.channel_overrides for d in loaded)
+        if len(paths) == 1:             # as `bsp run platform.yaml [--env ENV]` would serve it
+            chosen = _deployments(paths[0], env) if env is not None else loaded[:1]
+            if chosen is None:
+                return 1
+            served = Served(paths[0], chosen[0].channel_overrides)
         paths = expanded
     files = route_files(paths)
     if not files:
@@ -129,21 +171,23 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None)
             "diagnostics": [d.to_json() for d in result.diagnostics],
         }
         if result.program is not None:
-            out["version"] = _version(result.program)
+            out["version"], out["version_covers"] = served.describe(result.program, registry)
         if explain and result.program is not None:
-            out["program"] = _plan(result.program)
+            out["program"] = _plan(result.program, out["version"])
         typer.echo(json.dumps(out, indent=2, default=str))
     else:
         sources = {_shown(k): v for k, v in result.sources.items()}
         for d in result.diagnostics:
             typer.echo(render(_display(d, result.sources), sources), err=explain)
             typer.echo("", err=explain)
+        version, covers = served.describe(result.program, registry) if result.program is not None else ("", "")
         if explain and result.program is not None:
-            typer.echo(json.dumps(_plan(result.program), indent=2, default=str))
+            typer.echo(json.dumps(_plan(result.program, version), indent=2, default=str))
         # with --explain stdout is the plan alone (JSON a tool can read); the summary goes to stderr
         typer.echo(summary(result.diagnostics)
                    + (f"; {len(files)} file{'s' if len(files) != 1 else ''} compiled, "
-                      f"version {_version(result.program)}" if result.program is not None else ""),
+                      f"version {version} ({covers})"
+                      if result.program is not None else ""),
                    err=explain)
     return 1 if result.errors else 0
 
@@ -157,11 +201,18 @@ def register(app: typer.Typer) -> None:
         explain: bool = typer.Option(False, "--explain", help="Print the compiled plan (IR) as JSON on stdout "
                                                              "(diagnostics and the summary go to stderr)."),
         as_json: bool = typer.Option(False, "--json", help="Print diagnostics as JSON instead of text."),
+        env: Optional[str] = typer.Option(None, "--env", help="With one deployment file: the environment whose "
+                                          "channel overrides the printed version covers, as `bsp run --env` "
+                                          "serves it (else $BSP_ENV, else the base settings); every "
+                                          "environment's overrides are checked all the same."),
     ) -> None:
         """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
+
+        The summary's version is the one `bsp run` of the same paths serves, and says what it covers: for
+        one deployment file, its channel overrides for the environment (--env) too.
 
         Each problem names its place (file:line:col), shows the line with a caret under the words, and
         gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
         docs/language.md. Warnings (W...) do not fail the check (exit 0).
         """
-        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json))
+        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json, env=env))

@@ -107,14 +107,16 @@ def list_(
 
     The ledger is --ledger, else the deployment file's (`--deployment platform.yaml`, as bsp run takes
     it). A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
-    (`GET /dead-letters`, at most 1,000 rows), with the same filters; it prints the same table or JSON.
+    (`GET /dead-letters`, page by page: --limit 0 lists every match), with the same filters; it prints
+    the same table or JSON; a listing of more than one page (1,000 rows) shows its progress on a terminal.
     Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
     filters = _filters(route, channel, reason, status, since, until)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     if live:
-        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit)
+        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit,
+                     streamed=as_json)
         title = f"dead letters in the engine at {url}"
     else:
         rows = _query(ledger, **filters, limit=limit or None)
@@ -124,7 +126,7 @@ def list_(
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
         return
-    _render_table(rows, title)
+    _render_table(list(rows), title)
 
 
 @dead_app.command("show")

@@ -126,7 +126,8 @@ def deals(
     ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
-                                 "doubt by a crash): settle each with its counterpart."),
+                                 "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
+                                 "acknowledged after its attempts): settle each with its counterpart."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
@@ -144,7 +145,8 @@ def deals(
     Times are UTC.  The ledger is --ledger, else the deployment file's (`--deployment
     platform.yaml`, as bsp run takes it). A running engine holds the ledger file locked (DuckDB's
     single writer): `--live` asks the engine instead, through its admin API
-    (`GET /deals`, at most 1,000 deals), with the same filters.
+    (`GET /deals`, page by page: --limit 0 lists every match), with the same filters; a listing of
+    more than one page (1,000 deals) shows its progress on a terminal.
     Exit 0 (also when nothing matches); 1 the engine answered with a problem or cannot be reached
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
@@ -164,7 +166,7 @@ def deals(
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
                      {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until,
                       "flagged": "1" if flagged else None},
-                     limit)
+                     limit, streamed=as_json)
         title = f"deals in the engine at {url}"
     else:
         require_ledger(ledger)
@@ -185,7 +187,7 @@ def deals(
     if as_json:
         _render_json(rows)
     else:
-        _render_table(rows, title)
+        _render_table(list(rows), title)
 
 
 def _when(t: datetime | None) -> str:

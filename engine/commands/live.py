@@ -2,7 +2,8 @@
 
 A running engine holds its DuckDB ledger file locked (one writer process, no
 readers beside it).  ``--live`` asks that engine instead, through its admin API
-(``GET /deals``, ``GET /dead-letters``), with the same filters; the rows come
+(``GET /deals``, ``GET /dead-letters``), with the same filters, page by page (the
+API's ``cursor``: ``--limit 0`` lists them all); the rows come
 back as the local query gives them (``datetime`` times, ``Decimal`` amounts),
 so the same table or JSON lines are printed.  Where the API is and its token:
 as for ``bsp status`` (``--url`` / ``$BSP_ADMIN_URL``, ``--token-file`` /
@@ -13,8 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -72,22 +74,75 @@ def fetch_one(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Op
         return typed(r.json())
 
 
+PAGE = 1000       # rows asked per request: the admin API's most (engine.admin.endpoints.MAX_LIMIT)
+
+
 def fetch(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path],
-          path: str, field: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    """``GET path`` with ``params`` (None dropped, times as ISO 8601, at most the API's limit);
-    the list under ``field``, times back to ``datetime`` and amounts to ``Decimal``.  Exits 1 when
-    the engine cannot be reached or answers with a problem, 2 without a token."""
+          path: str, field: str, params: dict[str, Any], limit: int, *, streamed: bool = False) -> Iterator[dict[str, Any]]:
+    """The rows of ``GET path`` with ``params`` (None dropped, times as ISO 8601), newest first: ``limit``
+    of them, 0 for all, paged through the API ``PAGE`` at a time with its ``cursor`` (each page's ``next``),
+    so ``--limit 0`` lists every match, not the first 1,000; the list under ``field``, times back to
+    ``datetime`` and amounts to ``Decimal``, yielded page by page (JSON lines stream in bounded memory).
+    A listing of more than one page shows its progress on a terminal (standard error; unless ``streamed``
+    rows go to the same terminal as they come).  Exits 1 when the engine cannot be reached or answers
+    with a problem, 2 without a token."""
     from engine.admin.endpoints import MAX_LIMIT
     from engine.commands.admin import _call, _client, _problem
 
     query = {k: (v.isoformat() if isinstance(v, datetime) else str(v)) for k, v in params.items() if v is not None}
-    if limit == 0 or limit > MAX_LIMIT:
-        typer.echo(f"note: the admin API returns at most {MAX_LIMIT:,} rows; narrow with --since / --until",
-                   err=True)
-    query["limit"] = str(min(limit or MAX_LIMIT, MAX_LIMIT))
-    with _client(url, token_file, ca, cert, key) as client:
-        r = _call(client, "GET", path, params=query)
-        if r.status_code != 200:
-            raise _problem(r)
-        rows: list[dict[str, Any]] = r.json()[field]
-    return [typed(row) for row in rows]
+    page = max(1, min(PAGE, MAX_LIMIT))
+    left = limit or None                   # None: all
+    shown = _Progress(field.replace("_", " "), url,
+                      on=sys.stderr.isatty() and not (streamed and sys.stdout.isatty()))
+    with _client(url, token_file, ca, cert, key) as client, shown:
+        cursor: str | None = None
+        while left is None or left > 0:
+            ask = dict(query, limit=str(page if left is None else min(page, left)))
+            if cursor is not None:
+                ask["cursor"] = cursor
+            r = _call(client, "GET", path, params=ask)
+            if r.status_code != 200:
+                raise _problem(r)
+            body = r.json()
+            rows: list[dict[str, Any]] = body[field]
+            if left is not None:
+                left -= len(rows)
+            cursor = body.get("next")
+            if cursor is not None or shown.count:
+                shown.add(len(rows))
+            for row in rows:
+                yield typed(row)
+            if cursor is None or not rows:
+                return
+
+
+class _Progress:
+    """``N deals fetched from URL`` on a terminal (standard error, gone once the listing ends) while a
+    listing of more than one page is fetched; nothing elsewhere."""
+
+    def __init__(self, what: str, url: str, on: bool) -> None:
+        self.what, self.url, self.on = what, url, on
+        self.count = 0
+        self._bar: Any = None
+        self._task: Any = None
+
+    def add(self, n: int) -> None:
+        self.count += n
+        if not self.on:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True,
+                                 redirect_stdout=False, redirect_stderr=False)
+            self._bar.start()
+            self._task = self._bar.add_task("")
+        self._bar.update(self._task, description=f"{self.count:,} {self.what} fetched from {self.url}, page by page")
+
+    def __enter__(self) -> "_Progress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -199,7 +199,7 @@ class EngineBackend:
         return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
                                      status=query.status, reference=query.reference, since=query.since,
                                      until=query.until, limit=query.limit,
-                                     flagged=getattr(query, "flagged", False))
+                                     flagged=getattr(query, "flagged", False), before=getattr(query, "before", None))
 
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)
@@ -207,7 +207,8 @@ class EngineBackend:
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
-                                     since=query.since, until=query.until, limit=query.limit)
+                                     since=query.since, until=query.until, limit=query.limit,
+                                     before=getattr(query, "before", None))
 
     async def snapshot_ledger(self) -> Any:
         """A consistent copy of the ledger (``engine.ledger_snapshot``): first every deal acknowledged so far

@@ -122,6 +122,16 @@ class Observer:
         for route, n in received.items():
             m.route_received.labels(route).inc(n)
 
+    def flagged_later(self, route: str) -> None:
+        """A deal already recorded (counted as failed, not flagged) was flagged for an operator since: an
+        ISO 8583 reversal stored and forwarded not acknowledged after its attempts (engine.txn.saf, event
+        ``reversal flagged``).  Counted now in the route's ``flagged`` and ``bsp_route_flagged_total``."""
+        c = self.routes.get(route)
+        if c is None:
+            c = self.routes[route] = RouteCounts()
+        c.flagged += 1
+        self.metrics.route_flagged.labels(route).inc()
+
     def _log(self, rec: Any, err: BaseException | None, seconds: float) -> None:
         # the record's own classification first: a request no route took ("(unrouted)") carries the tags
         # of the format that read it, which no route name leads to
@@ -174,6 +184,10 @@ class ObservedLedger:
             raise
         self._observer.deals(records, errors)
         return errors
+
+    def deal_flagged(self, route: str) -> None:
+        """A deal of ``route`` recorded earlier was flagged for an operator since (engine.txn.saf)."""
+        self._observer.flagged_later(route)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)

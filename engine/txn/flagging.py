@@ -19,7 +19,9 @@ The deal keeps the kind and code of the failure that made it fail (its answer do
 reason adds "flagged for an operator: WHY" (``TxnManager.fill``), so its dead letter says so too, and
 the engine counts it (``bsp status`` routes' ``flagged``, ``bsp_route_flagged_total``); ``bsp deals
 --flagged`` lists such deals (docs/transactions.md, "Flagged for an operator").  An ISO 8583 reversal
-stored and forwarded is flagged by its own rules (``engine.txn.saf``).
+stored and forwarded is flagged by its own rules (``engine.txn.saf``), after the deal's row: its event
+``reversal flagged`` is appended, the route's count follows then (``ObservedLedger.deal_flagged``) and
+``bsp deals --flagged`` finds it by that event (``engine.ledger_query.FLAGGED_EVENTS``).
 """
 from __future__ import annotations
 

@@ -1145,7 +1145,8 @@ class TxnManager:
         if saf is not None and saf.unrecorded:     # their reversals' story may now be added to them
             for rec, err in zip(records, errors or [None] * len(records)):
                 if rec.deal_id in saf.unrecorded:
-                    saf.recorded(rec.deal_id, err is None)
+                    saf.recorded(rec.deal_id, err is None,
+                                 flagged=any(e.to_state == "flagged" for e in rec.events or ()))
         if done_ids:   # no fsync of its own: reaches the disk with the next record
             self._lazy.append({"t": "recorded", "ids": done_ids, "keys": done_keys})
         if letters:

@@ -12,7 +12,8 @@ and all of it: jitter, so that reversals queued together do not repeat in step)
 is kept on the deal (``response_code``, ``approved``), and one that is not an approval
 (``reversal.APPROVED``) is counted (``not_approved``) and logged, never repeated.  It never gives up: after
 ``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
-a ``reversal flagged`` event on the deal, ``bsp status``) and it goes on.  One kept
+a ``reversal flagged`` event on the deal, ``bsp status``; the deal then counts as flagged: its route's
+``flagged``, ``bsp deals --flagged``) and it goes on.  One kept
 waiting for a place (below) is flagged, while the channel's attempts fail, once the time
 its ``alert_after`` attempts take on their schedule has passed (``Saf.window``), even
 with fewer attempts: the length of the queue ahead of it does not delay its flag.
@@ -93,6 +94,7 @@ class Item:
     last: str | None = None   # the last attempt's outcome and detail
     recorded: trio.Event = field(default_factory=trio.Event)
     has_row: bool = True      # the deal's ledger row was committed (else nothing is appended)
+    deal_flagged: bool = False     # its deal's row has the event ``flagged``: already counted as flagged
     seq: int = 0              # the order it was queued in (after queued_at: oldest first)
     flag_at: float | None = None   # trio time its ``alert_after`` attempts take on their schedule (``Saf.window``)
     flag_lane: str | None = None   # the lane whose flag heap holds it
@@ -176,6 +178,7 @@ class Saf:
         self.attempts = 0
         self.acknowledged = 0
         self.flagged = 0                      # reversals flagged for an operator (since the start)
+        self.flagged_deals: set[str] = set()  # deals counted as flagged (route's flagged) by a reversal's flag
         self.not_approved = 0                 # acknowledged with a DE 39 not approved (since the start)
         self.not_approved_channels: dict[str, int] = {}   # the same, per outbound channel
         self._nursery: trio.Nursery | None = None
@@ -216,10 +219,12 @@ class Saf:
             return
         self._schedule(item, -math.inf)         # due at once (behind the older ones due)
 
-    def recorded(self, deal_id: str, ok: bool) -> None:
-        """The deal's ledger row was committed (``ok``) or refused: its reversals' story may follow."""
+    def recorded(self, deal_id: str, ok: bool, flagged: bool = False) -> None:
+        """The deal's ledger row was committed (``ok``) or refused: its reversals' story may follow.
+        ``flagged``: the row has the event ``flagged`` (the deal is counted as flagged already)."""
         for item in self.unrecorded.pop(deal_id, ()):
             item.has_row = ok
+            item.deal_flagged = flagged
             item.recorded.set()
 
     def load(self) -> int:
@@ -481,6 +486,7 @@ class Saf:
         batch = []
         for item in items:
             await item.recorded.wait()
+            self._count_flag(item)
             if item.has_row:
                 batch.append((item, [DealEvent(now, None, "reversal flagged", self._why(item, waiting=True))]))
         await self._append_many(batch)
@@ -577,7 +583,22 @@ class Saf:
             item.ack["on_deal"] = True
         if flag:
             events.append(DealEvent(now, None, "reversal flagged", self._why(item, waiting=False)))
+            await item.recorded.wait()
+            self._count_flag(item)
         await self._append(item, steps, events, None)
+
+    def _count_flag(self, item: Item) -> None:
+        """The reversal's flag flags its deal for an operator, already recorded as failed and not flagged: counted
+        now, once per deal, in its route's ``flagged`` (``bsp status`` ``flagged_deals``,
+        ``bsp_route_flagged_total``) through the engine's observed ledger (``deal_flagged``; none in route
+        tests and a bare ``Switchboard``).  ``bsp deals --flagged`` finds it by its ``reversal flagged``
+        event (engine.ledger_query).  A deal flagged with its row (event ``flagged``) is counted already."""
+        if item.deal_flagged or item.deal_id in self.flagged_deals:
+            return
+        self.flagged_deals.add(item.deal_id)
+        note = getattr(self.mgr.ledger, "deal_flagged", None)
+        if note is not None:
+            note(item.route)
 
     def _why(self, item: Item, *, waiting: bool) -> dict[str, Any]:
         """The ``reversal flagged`` event's detail."""

@@ -67,7 +67,7 @@ def test_explain_prints_the_ir(tmp_path):
     assert json.loads(r.stdout)["channels"]["mainframe"]["kind"] == "tcp.listen"
     assert r.stderr.startswith("0 errors, 0 warnings; 1 file compiled, version ")
     # one configuration, one version: the plan's is the summary's (the one bsp run serves)
-    assert json.loads(r.stdout)["version"] == r.stderr.split("version ")[1].strip()
+    assert json.loads(r.stdout)["version"] == r.stderr.split("version ")[1].split()[0]
     data = json.loads(runner.invoke(app, ["check", "--json", "--explain", str(BILL_PAYMENT)]).stdout)
     assert data["program"]["version"] == data["version"]
 
@@ -82,7 +82,7 @@ def test_the_version_covers_the_files_the_routes_name(tmp_path):
     def version() -> str:
         r = runner.invoke(app, ["check", str(folder)])
         assert r.exit_code == 0, r.output
-        return r.output.strip().rsplit("version ", 1)[1]
+        return r.output.strip().split("version ", 1)[1].split()[0]
 
     before = version()
     csv = next(folder.glob("*.csv"))
@@ -134,3 +134,9 @@ def test_a_place_named_in_a_help_is_shown_as_the_file_is(tmp_path, monkeypatch):
     assert "bad.route:6:18: error[E021]: `Req` is a format, not a channel" in r.output
     assert "help: `Req` is declared at bad.route:2:8" in r.output, r.output
     assert str(tmp_path) not in r.output
+
+
+def test_env_needs_one_deployment_file_alone():
+    r = runner.invoke(app, ["check", "--env", "uat", str(BILL_PAYMENT)])
+    assert r.exit_code == 2
+    assert "--env uat: an environment is chosen in a deployment file" in r.output, r.output

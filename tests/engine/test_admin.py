@@ -223,6 +223,39 @@ async def test_deals_from_the_ledger(admin):
     assert backend.deal_queries[-1].until == datetime(2026, 3, 1, 9, 3, tzinfo=timezone.utc)
 
 
+async def test_deals_page_by_cursor_without_skipping_or_repeating_deals_received_at_the_same_time(
+        nursery, tmp_path) -> None:
+    """Newest first by (received_at, deal_id): three deals of the same microsecond and pages of two, every
+    deal listed once, in the order of one unpaged query; the last page's `next` is null; a bad cursor is a
+    400 naming the parameter."""
+    path = tmp_path / "ties.duckdb"
+    async with open_ledger(path, max_wait=0) as ledger:
+        for i, minute in enumerate([0, 1, 1, 1, 2, 3, 3]):
+            await ledger.commit(DealRecord(
+                deal_type="ECHO", route="echo", config_version="v1", channel="front", status="committed",
+                received_at=T0 + timedelta(minutes=minute), finished_at=T0 + timedelta(minutes=minute, seconds=1),
+                reference=f"R{i}", amount=None, currency=None, party=None, response_code="00",
+                request={}, response={}))
+    app = AdminApp(LedgerBackend(path), TokenAuth(TOKEN), Metrics())
+    port = await nursery.start(partial(serve_admin, app, "127.0.0.1", 0))
+    every = [d["reference"] for d in query_deals(path, limit=None)]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                 headers={"authorization": f"Bearer {TOKEN}"}) as client:
+        got, pages, cursor = [], 0, None
+        while True:
+            r = await client.get("/deals", params={"limit": "2", **({"cursor": cursor} if cursor else {})})
+            assert r.status_code == 200, r.text
+            got += [d["reference"] for d in r.json()["deals"]]
+            pages += 1
+            cursor = r.json()["next"]
+            if cursor is None:
+                break
+        r = await client.get("/deals", params={"cursor": "yesterday"})
+    assert got == every and len(set(got)) == 7 and pages == 4, (got, every)
+    assert r.status_code == 400 and r.json()["parameter"] == "cursor", r.json()
+    assert "the `next` of a previous page" in r.json()["detail"]
+
+
 async def test_deal_query_errors_name_the_parameter(admin):
     client, _, _ = admin
     for params, param, needle in [
@@ -276,7 +309,7 @@ async def test_openapi_describes_every_route(admin):
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/deals"]["get"]["responses"]
     deal_params = {p["name"] for p in doc["paths"]["/deals"]["get"]["parameters"]}
-    assert deal_params == {"type", "status", "reference", "flagged", "since", "until", "limit"}
+    assert deal_params == {"type", "status", "reference", "flagged", "since", "until", "limit", "cursor"}
     # every $ref resolves
     refs = []
 

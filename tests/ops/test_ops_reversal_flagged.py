@@ -1,0 +1,79 @@
+"""An ISO 8583 reversal stored and forwarded that is flagged by its own rule (``reversal flagged`` after
+``alert_after`` attempts, docs/transactions.md "Store and forward") flags its deal where operators look:
+the route's ``flagged`` and ``flagged_deals`` in ``bsp status``, ``bsp_route_flagged_total``, ``GET
+/deals?flagged=1`` and ``bsp deals --flagged``, at the moment it is flagged (after the deal's row was
+written).  Until 2026-11-26 it showed only in ``bsp status`` ``reversals``: an operator working the
+flagged list missed exactly the card deals where the customer may have been charged.
+
+Real engine (LiveEngine, its observer and admin backend), a real ISO 8583 issuer on 127.0.0.1
+(engine.sim.reversal_host) that never answers the 0200 and never acknowledges the reversal, a real
+audited ledger: the flag is an appended event, so ``bsp audit verify`` stays clean."""
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import trio
+from rich.console import Console
+from typer.testing import CliRunner
+
+from engine.admin.backend import DealQuery
+from engine.cli import app
+from engine.commands.top import render
+from engine.ledger_query import query_deals
+from engine.ops.backend import EngineBackend
+from engine.sim.reversal_host import ReversalHost
+from opskit import live, rows
+from test_ops_reload_saf import ISSUER, _purchase
+
+
+async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators_look(
+        nursery, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(b"k" * 32).decode())   # the ledger is HMAC-chained
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+
+    async def never(n: int, msg: dict) -> bool:
+        return False                                   # no 0430, ever: each attempt times out
+
+    host = ReversalHost(never)
+    port = await host.serve(nursery)
+    route = tmp_path / "pay.route"
+    route.write_text(ISSUER % {"port": port, "timeout": "200ms", "route": "purchase"})
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        (q,) = eng.saf
+        q.alert_after, q.backoff_cap = 2, 0.2          # flagged after 2 attempts of 0.2 s, 0.1-0.2 s apart
+        backend = EngineBackend(eng, eng.observer)
+        await _purchase(eng, "000123")                 # the 0200 times out: answered 68, reversal queued
+        before = await backend.status()
+        assert before["routes"]["purchase"]["failed"] == 1 and before["routes"]["purchase"]["flagged"] == 0
+        with trio.fail_after(10):
+            while q.flagged == 0:
+                await trio.sleep(0.02)
+        status = await backend.status()                # at the moment it is flagged, not at the next deal
+        metrics = eng.observer.metrics.render().decode()
+        with trio.fail_after(10):                      # its event is appended after the row
+            while not (flagged := await backend.deals(DealQuery(flagged=True))):
+                await trio.sleep(0.02)
+        with trio.fail_after(10):                      # more attempts, never counted twice
+            while host.reversals < 4:
+                await trio.sleep(0.02)
+        again = await backend.status()
+    assert status["routes"]["purchase"]["flagged"] == 1 and status["flagged_deals"] == 1, status
+    assert again["routes"]["purchase"]["flagged"] == 1 and again["flagged_deals"] == 1, again
+    assert status["reversals"]["flagged"] == 1, status["reversals"]
+    assert 'bsp_route_flagged_total{route="purchase"} 1.0' in metrics, metrics
+    table = Console(width=240, record=True, file=io.StringIO())
+    table.print(render(dict(status), None, 0, {}))      # bsp status --table, bsp top
+    assert "deals flagged for an operator since start: 1" in table.export_text()
+    [(deal,)] = rows(ledger, "SELECT deal_id FROM deals")
+    assert [d["deal_id"] for d in flagged] == [deal]
+    states = [s for (s,) in rows(ledger, f"SELECT to_state FROM deal_events WHERE deal_id = '{deal}' ORDER BY seq")]
+    assert states.count("reversal flagged") == 1 and "flagged" not in states, states
+    # offline, as the operator lists them once the engine has stopped; the ledger's chain is intact
+    assert [d["deal_id"] for d in query_deals(ledger, flagged=True)] == [deal]
+    out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "--flagged", "--json"])
+    assert out.exit_code == 0 and deal in out.output, out.output
+    out = CliRunner().invoke(app, ["audit", "verify", "--ledger", str(ledger)])
+    assert out.exit_code == 0 and "chain" in out.output.lower(), out.output
