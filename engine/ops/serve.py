@@ -140,7 +140,7 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
 
     host, port = opts.host_port()
     class Backend(EngineBackend):
-        """Deal queries see every deal already acknowledged (the journal loads DuckDB behind)."""
+        """Deal and dead-letter queries see every deal already acknowledged (the journal loads DuckDB behind)."""
 
         async def deals(self, query: Any) -> Any:
             await self._loaded()
@@ -149,6 +149,14 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
         async def deal(self, deal_id: str) -> Any:
             await self._loaded()
             return await super().deal(deal_id)
+
+        async def dead_letters(self, query: Any) -> Any:
+            await self._loaded()            # a failed deal's dead letter travels in its journal record
+            return await super().dead_letters(query)
+
+        async def dead_letter(self, letter_id: str) -> Any:
+            await self._loaded()
+            return await super().dead_letter(letter_id)
 
         async def _loaded(self) -> None:
             wait = getattr(self.engine.ledger, "wait_loaded", None)

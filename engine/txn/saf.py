@@ -559,6 +559,8 @@ class Saf:
         await self._log({"t": "revrec", "id": item.deal_id, "step": item.step})
         self.items.pop(item.key, None)
         self.stranded.pop(item.key, None)
+        if item.deal_id in self.flagged_deals and not any(i.deal_id == item.deal_id for i in self.items.values()):
+            self.flagged_deals.discard(item.deal_id)   # its last reversal is done: no flag of it left to count
         if not self.items:
             self._empty.set()
 

@@ -333,3 +333,30 @@ async def test_a_retry_a_deal_key_answers_says_duplicate_not_no_reply(nursery, t
         body = r.json()
         assert body["ok"] is False and body["outcome"].startswith("duplicate: "), body
         assert calls == ["K1"]                       # the counterpart was not called again
+
+
+async def test_dead_letters_are_listed_as_soon_as_their_deal_is_answered(nursery, tmp_path: Path) -> None:
+    """A rejected deal's dead letter travels in its journal record: `GET /dead-letters` (and one letter)
+    waits for the journal's load as `GET /deals` does, so an answered request's letter is listed at once
+    (before, it showed up only once the loader had run: up to 0.2 s, or 10,000 rows, later)."""
+    route = tmp_path / "echo.route"
+    route.write_text(STRICT)
+    engine, client = await _serve(route, tmp_path / "l.duckdb", nursery)
+    async with client:
+        jl = engine.ledger
+        while not hasattr(jl, "_load_wait"):             # the journaled ledger under the observer's view
+            jl = jl._ledger
+        jl._load_wait = 3600.0                            # the loader loads only when asked (or at 10k rows)
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(5):
+            assert "code" not in (await _ask(stream, ["A0"]))[0]      # served
+        await client.get("/deals")                        # the load now in progress: the loader then waits long
+        with trio.fail_after(5):
+            assert (await _ask(stream, ["X1"]))[0] == {"ref": "X1", "code": "13"}
+        await stream.aclose()
+        with trio.fail_after(10):                         # a guard, not a timing: no polling
+            letters = (await client.get("/dead-letters")).json()["dead_letters"]
+        assert [x["route"] for x in letters] == ["echo"], letters
+        with trio.fail_after(10):
+            one = await client.get(f"/dead-letters/{letters[0]['id']}")
+        assert one.status_code == 200, one.text

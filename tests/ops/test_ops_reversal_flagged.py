@@ -33,8 +33,10 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
     monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(b"k" * 32).decode())   # the ledger is HMAC-chained
     monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
 
+    answer = {"now": False}
+
     async def never(n: int, msg: dict) -> bool:
-        return False                                   # no 0430, ever: each attempt times out
+        return answer["now"]                           # no 0430 until the end: each attempt times out
 
     host = ReversalHost(never)
     port = await host.serve(nursery)
@@ -60,8 +62,14 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
             while host.reversals < 4:
                 await trio.sleep(0.02)
         again = await backend.status()
+        answer["now"] = True                           # the issuer comes back: the reversal is acknowledged
+        with trio.fail_after(10):
+            await q.wait_empty()
+        after = await backend.status()
+        remembered = set(q.flagged_deals)              # nothing kept for a deal whose reversals are all done
     assert status["routes"]["purchase"]["flagged"] == 1 and status["flagged_deals"] == 1, status
     assert again["routes"]["purchase"]["flagged"] == 1 and again["flagged_deals"] == 1, again
+    assert after["flagged_deals"] == 1 and remembered == set(), (after, remembered)   # counted since start
     assert status["reversals"]["flagged"] == 1, status["reversals"]
     assert 'bsp_route_flagged_total{route="purchase"} 1.0' in metrics, metrics
     table = Console(width=240, record=True, file=io.StringIO())
