@@ -151,6 +151,8 @@ class NatsConsumer:
                     # one live engine per engine id (a copied ledger brings its id along): EngineIdInUse
                     # stops the channel, naming <ledger>.engine
                     await self.keys.identity.hold()
+                    # claims a crash of this engine's previous run left: settled here, not flagged elsewhere
+                    await self.keys.sweep()
             if sub is None or self._draining:
                 return
             try:

@@ -4,8 +4,8 @@ An engine's id is kept next to its ledger (``<ledger>.engine``), so that after a
 previous run left in the bucket are its own (``engine.txn.shared_keys.engine_id``).  A ledger copied to
 start a *second* engine brings that file along: two engines with one id would take each other's claims
 for their own (take them back and run the deal again).  So each engine keeps a heartbeat under its id in
-the bucket, ``engine_<id>`` = ``{engine, nonce, host, pid, at}`` with a nonce of its process, renewed
-every third of ``key_lease`` and deleted when it stops:
+the bucket, ``engine_<id>`` = ``{engine, nonce, host, pid, at, prev}`` with a nonce of its process and
+the revision it replaced (``prev``), renewed every third of ``key_lease`` and deleted when it stops:
 
     absent, or this process's own           written: the engine serves
     another nonce, left by a process of     a crash of this engine's previous run: written over
@@ -13,6 +13,9 @@ every third of ``key_lease`` and deleted when it stops:
     another nonce, revision moves within    another live engine has this id: ``EngineIdInUse``, the channel
       key_lease                             stops (the error names ``<ledger>.engine`` and how to fix it)
     another nonce, still for key_lease      the previous run died (on another host): written over
+
+A heartbeat of this engine's own crashed run also says where the claims that run held are in the
+bucket (written after its ``prev``): the channel settles them (``engine.channels.nats_keys_sweep``).
 
 The wait (a key_lease at most) happens only when a heartbeat of another process is found that the pid
 check cannot settle: after a crash on another host, or a real copy.
@@ -66,10 +69,12 @@ class Identity:
         self.revision: int | None = None
         self.file = ""                   # where the id is kept (<ledger>.engine), for the error
         self.lost = False
+        self.sweep_from: int | None = None   # a crashed previous run's claims are from this sequence on
 
     def _value(self) -> bytes:
         return orjson.dumps({"engine": self.keys.engine, "nonce": self.nonce, "host": socket.gethostname(),
-                             "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat()})
+                             "pid": os.getpid(), "at": datetime.now(timezone.utc).isoformat(),
+                             "prev": self.revision})
 
     async def hold(self) -> None:
         """Write this engine's heartbeat; raises ``EngineIdInUse`` when another live engine has its id.
@@ -107,6 +112,11 @@ class Identity:
                 elif now - seen[1] >= k.lease:
                     stale = True                  # not renewed for key_lease: that process is gone
                 if stale:
+                    if have.get("nonce") != self.nonce and have.get("engine", k.engine) == k.engine:
+                        # a crashed run of this engine: every claim it held was written after its
+                        # heartbeat but one (renewed in the same rounds), which nats_keys_sweep reads
+                        prev = have.get("prev")
+                        self.sweep_from = prev + 1 if isinstance(prev, int) else entry.revision
                     with trio.fail_after(k.timeout):
                         self.revision = await k.link.aio(k.kv.update)(key, self._value(), last=entry.revision)
                     return

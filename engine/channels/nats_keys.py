@@ -49,7 +49,7 @@ from typing import Any
 import orjson
 import trio
 
-from engine.channels import nats_keys_bucket, nats_keys_claim, nats_keys_recovered
+from engine.channels import nats_keys_bucket, nats_keys_claim, nats_keys_recovered, nats_keys_sweep
 from engine.channels.nats_bridge import NatsLink
 from engine.channels.nats_engine_id import Identity
 from engine.channels.nats_keys_claim import Claim
@@ -86,6 +86,7 @@ class SharedKeys:
         self.engine = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.retention: float | None = None       # the ledger's key retention: the bucket's max age
         self.keyring: Any = None                   # the ledger's field keyring: keyed bucket key names
+        self.ledger: Any = None                    # the dispatcher's ledger: its transaction log (sweep)
         self.names: Names | None = None            # how deal keys are named in the bucket (setup)
         self.marker_at = -1e9
         self.identity = Identity(self)             # this engine's heartbeat under its id
@@ -112,6 +113,7 @@ class SharedKeys:
         from engine.txn.log import KEY_RETENTION
         from engine.txn.shared_keys import engine_id
 
+        self.ledger = ledger
         self.retention = getattr(ledger, "key_retention", KEY_RETENTION)
         self.keyring = getattr(ledger, "keyring", None)
         if ledger is not None and self.keyring is None:
@@ -140,8 +142,10 @@ class SharedKeys:
 
     # -- claims -----------------------------------------------------------------    # -- claims -----------------------------------------------------------------
     def claim_value(self, deal: str, **more: Any) -> dict[str, Any]:
-        """A bucket entry of this engine for ``deal``."""
-        return {"engine": self.engine, "deal": deal, "at": datetime.now(timezone.utc).isoformat(), **more}
+        """A bucket entry of this engine for ``deal``; ``run``: this process's run of the engine (its
+        heartbeat's nonce), so that its next run tells the claims a crash left (nats_keys_sweep)."""
+        return {"engine": self.engine, "deal": deal, "run": self.identity.nonce,
+                "at": datetime.now(timezone.utc).isoformat(), **more}
 
     async def claim(self, items: list[tuple[str, str]], batch: int) -> list[Claim]:
         """Claim each ``(deal key, deal id)`` (engine.channels.nats_keys_claim)."""
@@ -152,6 +156,13 @@ class SharedKeys:
         written over this engine's old claims by ``write_recovered`` once the bucket is bound."""
         for key, deal, end in items:
             self.recovering[key] = (deal, end)
+    async def sweep(self) -> None:
+        """After a crash of this engine's previous run: settle the claims it left (nats_keys_sweep)."""
+        start = self.identity.sweep_from
+        if start is not None:
+            self.identity.sweep_from = None
+            await nats_keys_sweep.sweep(self, start)
+
     async def write_recovered(self) -> None:
         """Write the recovered final states (engine.channels.nats_keys_recovered)."""
         await nats_keys_recovered.write_recovered(self)
