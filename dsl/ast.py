@@ -217,6 +217,14 @@ class OnRestart:
 
 
 @dataclass(frozen=True)
+class OnDoubt:
+    """``on doubt flag|compensate``: what to do with the calls made before a call that nothing can undo
+    and that was left in doubt (docs/transactions.md)."""
+    policy: Ident
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class Reply:
     format: Ident | None
     assigns: tuple[AssignAst, ...]
@@ -237,7 +245,7 @@ class PluginStep:
     pos: Pos
 
 
-Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, OnRestart,
+Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, OnRestart, OnDoubt,
              PluginStep]
 
 

@@ -32,6 +32,7 @@ FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
 DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: the business key (docs/transactions.md)
 RESTART_POLICIES = ("complete", "compensate", "flag")
+DOUBT_POLICIES = ("flag", "compensate")      # `on doubt`: a call without undo left in doubt (default flag)
 # channel kinds whose every call leaves something behind: never `readonly`
 _WRITING_KINDS = {"file.write": "writes a file", "nats.publish": "publishes a message to a stream"}
 DEAL_REQUIRED = ("ref", "amount")
@@ -992,6 +993,9 @@ class Checker(_TestChecks):
             if isinstance(s, A.OnRestart):
                 self._on_restart(s, r)
                 continue
+            if isinstance(s, A.OnDoubt):
+                self._on_doubt(s, r)
+                continue
             self._stmt(s, scope, later, r)
         if on_errors:
             for extra in on_errors[1:]:
@@ -1021,6 +1025,19 @@ class Checker(_TestChecks):
             self.error("E100", f"unknown restart policy `{s.policy.name}`", s.policy.pos,
                        did_you_mean(s.policy.name, RESTART_POLICIES)
                        or "write `on restart complete`, `on restart compensate` or `on restart flag`")
+
+    def _on_doubt(self, s: A.OnDoubt, r: A.RouteAst) -> None:
+        first = next(x for x in r.body if isinstance(x, A.OnDoubt))
+        if first is not s:
+            self.error("E109", f"route `{r.name.name}` has more than one `on doubt`", s.pos,
+                       f"the first is at {first.pos}: keep one")
+        elif s.policy.name not in DOUBT_POLICIES:
+            self.error("E108", f"unknown doubt policy `{s.policy.name}`", s.policy.pos,
+                       ("`complete` is an `on restart` policy (a deal a crash left in flight): `on doubt` takes "
+                        "`flag` or `compensate`" if s.policy.name == "complete" else None)
+                       or did_you_mean(s.policy.name, DOUBT_POLICIES)
+                       or "write `on doubt flag` (keep the calls made before a call left in doubt that nothing "
+                          "can undo, and flag the deal: the default) or `on doubt compensate` (undo them)")
 
     def _readonly(self, call: A.CallStep) -> None:
         """``readonly`` (an enquiry): nothing to undo, and a channel that writes cannot be one (E107)."""

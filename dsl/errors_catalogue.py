@@ -215,6 +215,10 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('on restart compensat', 'reply Req { code = "00" }'), 7, 16),
     Entry("E101", "more than one `on restart`", "route `NAME` has more than one `on restart`",
           _route('on restart flag', 'on restart complete', 'reply Req { code = "00" }'), 8, 5),
+    Entry("E108", "unknown doubt policy", "unknown doubt policy `NAME` (with did you mean: `flag` or `compensate`)",
+          _route('on doubt compensat', 'reply Req { code = "00" }'), 7, 14),
+    Entry("E109", "more than one `on doubt`", "route `NAME` has more than one `on doubt`",
+          _route('on doubt flag', 'on doubt compensate', 'reply Req { code = "00" }'), 8, 5),
     Entry("E104", "file name value missing or unknown",
           "the file name of channel `C` ('R-{ref}.txt') uses {ref}, which this call does not give (also: unknown "
           "file name value `NAME`: the name of channel `C` has no {NAME}, with the word to write instead or the {NAME} to add to the name; a value given twice)",

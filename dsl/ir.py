@@ -198,6 +198,10 @@ class Route:
     pos: Pos | None = field(default=None, compare=False)
     # ``on restart complete|compensate|flag`` (None: flag); see docs/transactions.md
     on_restart: str | None = None
+    # ``on doubt flag|compensate`` (the default, when the route has none: flag): a call that nothing can undo
+    # left in doubt keeps (flag) or undoes (compensate) the calls made before it; see docs/transactions.md.
+    # Lowered to the policy in force, so `bsp check --explain` shows it on every route
+    on_doubt: str = "flag"
 
 
 # ------------------------------------------------------------ route tests

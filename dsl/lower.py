@@ -74,11 +74,15 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None) -> ir.Route:
     steps = []
     on_error: tuple[ir.Step, ...] = ()
     on_restart = None
+    on_doubt = None
     for s in r.body:
         if isinstance(s, A.Receive):
             continue
         if isinstance(s, A.OnRestart):
             on_restart = on_restart or s.policy.name
+            continue
+        if isinstance(s, A.OnDoubt):
+            on_doubt = on_doubt or s.policy.name
             continue
         if isinstance(s, A.OnErrorReply):
             on_error = (lower_step(s, name_tags),)
@@ -87,7 +91,8 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None) -> ir.Route:
         else:
             steps.append(lower_step(s, name_tags))
     return ir.Route(r.name.name, recv.channel.name, recv.format.name if recv.format else None,
-                    recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart)
+                    recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart,
+                    on_doubt=on_doubt or "flag")
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:

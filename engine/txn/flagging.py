@@ -7,7 +7,9 @@ the deal gets one event ``flagged`` (``{"why": ..., "not_undone": [names]}``) wh
   its compensation failed): it may have done its work outside bsp;
 * a call left in doubt (its request written, then no answer it can trust: ``timeout``, ``lost``,
   ``unauthenticated``) that nothing can undo: no ``compensate call``, and not an ISO 8583 0100/0200 (whose
-  reversal is its undo): the counterpart may have applied it (a credit), and nobody knows;
+  reversal is its undo): the counterpart may have applied it (a credit), and nobody knows; under ``on doubt
+  flag`` (the default) the undoable calls before it were kept (``engine.txn.pivot.hold_doubt``) and one reason
+  names them with it and says what to do either way;
 * any participant's compensation failed: a ``compensate call`` that got no answer it can trust, an
   answer it cannot read, or one its ``expect`` did not hold on (the counterpart refused the cancel), or a
   plugin step's compensation hook that failed: the call (the step's work) may stand at the counterpart;
@@ -43,11 +45,14 @@ def flag(plan: Any, st: Any) -> None:
         whys.append(f"step {name} ({label}) failed in doubt: it may have done its work outside bsp and {how}; "
                     f"check it in the system it acts on")
         names.append(name)
+    kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
     for i, kind in st.doubted.items():  # a call in doubt that nothing undid: its outcome is unknown
+        if kept is not None and st.doubt_pivot and i == st.pivot:
+            continue                    # `on doubt flag` kept the calls before it: said below, with them
         if i in plan.calls and i not in st.compensated and i not in st.undone:
             what, where = pivot.label(plan, i)
             whys.append(f"{what} {where}got no answer it can trust ({kind}): its outcome at the counterpart is "
-                        f"unknown (it may have applied it) and nothing can undo it ({_no_undo(plan, st, i)}); "
+                        f"unknown (it may have applied it) and nothing can undo it ({pivot.no_undo(plan, st, i)}); "
                         f"ask the counterpart whether it applied it and settle it there")
             names.append(pivot.name(plan, i))
     for i, why in st.undo_failed.items():       # newest first, as they ran
@@ -62,23 +67,11 @@ def flag(plan: Any, st: Any) -> None:
             whys.append(f"{what} {where}{how} and its compensation failed ({why}): it may stand at the "
                         f"counterpart; settle it there")
         names.append(pivot.name(plan, i))
-    kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
     if kept is not None:
-        whys.append(f"{kept[0]}; settle the deal with the counterparts")
+        whys.append(kept[0] if st.doubt_pivot else f"{kept[0]}; settle the deal with the counterparts")
         names.extend(n for n in kept[1] if n not in names)
     if whys and not outcome.flagged(st):
         st.move("flagged", {"why": "; ".join(whys), "not_undone": names})
-
-
-def _no_undo(plan: Any, st: Any, i: int) -> str:
-    """Why call ``i`` (in doubt, not compensated) has no undo: no compensation, or an ISO 8583 message that
-    has no reversal (its request values unknown, or a type other than 0100/0200)."""
-    call = plan.calls[i]
-    if call.iso and call.compensation is None:
-        values = st.sent.get(i)
-        mti = values.get("t") if isinstance(values, dict) else None
-        return f"an ISO 8583 {mti} has no reversal" if mti else "its request as sent is not known to reverse it"
-    return "it has no compensation"
 
 
 def reason_note(st: Any, reason: str | None) -> str | None:

@@ -15,7 +15,7 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
   ``expect``, whose answer alone does not say the counterpart accepted the cancel; an ISO 8583 reversal
   queued and not acknowledged yet): kept;
 * a deal the saga pivot rule flagged (``engine.txn.pivot``: a call without a compensation went through and
-  the calls before it were kept, not compensated): kept;
+  the calls before it were kept, not compensated; or, under ``on doubt flag``, was left in doubt): kept;
 * a deal left in flight by a crash and resolved on restart (``engine.txn.recovery``), or flagged for an
   operator (a shared key store's claim left by an engine that is gone, ...): kept;
 * otherwise (the calls never left: ``unreachable``; or every one that went through was undone by a
@@ -45,7 +45,7 @@ def held(plan: Any, st: Any, status: str) -> str | None:
                 f"the crash is not known for certain), so it never runs again under its key: settle it with the "
                 f"counterpart ({show})")
     kept = pivot.why(plan, st)      # the saga pivot rule kept calls from being compensated: flagged
-    if kept is not None:
+    if kept is not None and not st.doubt_pivot:     # `on doubt flag`: said with the call in doubt (below)
         return (f"{kept[0]}, so it was flagged for an operator and never runs again under "
                 f"its key: settle it with the counterparts ({show})")
     # flagged for a step left in doubt (or by a restart, a shared key store): that says it; flagged for a
@@ -58,9 +58,14 @@ def held(plan: Any, st: Any, status: str) -> str | None:
     for i, kind in st.doubted.items():
         name, where = pivot.label(plan, i)
         flag = ", flagged for an operator," if outcome.flagged(st) else ""
+        held = ""
+        if kept is not None and i == st.pivot:      # `on doubt flag` kept the calls before it
+            held = (f" ({', '.join(' '.join(pivot.label(plan, j)).strip() for j in st.kept)} kept, not undone, "
+                    f"until its outcome is known: undo {'it' if len(st.kept) == 1 else 'them'} only if the "
+                    f"counterpart did not apply it)")
         return (f"{name} {where}may have reached the counterpart ({kind}: sent, no answer it can trust), so the "
                 f"deal is in doubt{flag} and never runs again under its key: ask the counterpart whether it "
-                f"applied it and settle it there ({show})")
+                f"applied it and settle it there{held} ({show})")
     for i, kind in st.answered.items():
         name, where = pivot.label(plan, i)
         how = (f"was answered with a refusal ({kind})" if kind == "refused" else

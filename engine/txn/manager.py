@@ -91,6 +91,9 @@ class TxnState:
     # and the undoable participants before it that were kept, not compensated (the deal is flagged)
     pivot: int | None = None
     kept: list[int] = field(default_factory=list)
+    # the pivot is a call that nothing can undo left in doubt (``on doubt flag``, ``pivot.hold_doubt``): it
+    # may have gone through, so the calls before it were kept, not a call known to have gone through
+    doubt_pivot: bool = False
     recovered: bool = False                # resolved on restart (engine.txn.recovery): it always keeps its key
     freed: bool = False                    # ended with its key free (nothing of it stays at a counterpart)
     held: str | None = None                # ended failed with its key kept: why, and what the operator does
@@ -597,8 +600,10 @@ class TxnManager:
                              pivots: dict[Any, int] | None = None, doubts: dict[Any, int] | None = None) -> None:
         """ISO 8583 exchanges of a light route to reverse: they become full transactions.  One whose later
         call went through (``pivots``: a call without a compensation, engine.txn.pivot) is not reversed
-        but flagged for an operator; one whose later call was left in doubt (``doubts``) is reversed and
-        flagged for that call (nothing undoes it: engine.txn.flagging), as is one whose reversal fails."""
+        but flagged for an operator; so is one whose later call was left in doubt (``doubts``: nothing on a
+        light route undoes it) under ``on doubt flag`` (the default: it may have gone through); under ``on
+        doubt compensate`` that one is reversed and flagged for the call in doubt (engine.txn.flagging), as is
+        one whose reversal fails."""
         for ex in failed:
             did = self.light.pop(ex, None)
             if did is None:
@@ -619,8 +624,13 @@ class TxnManager:
                 flagging.flag(plan, st)
                 continue
             d = (doubts or {}).get(ex)
-            if d is not None:                    # a later call in doubt: not a pivot, the 0200 is reversed
+            if d is not None:                    # a later call in doubt (it has no undo on a light route)
                 self._doubt_light(plan, ex, st, d)
+                if pivot.hold_doubt(plan, st):   # `on doubt flag` (the default): the 0200 is kept, not reversed
+                    pivot.split(plan, st)
+                    flagging.flag(plan, st)
+                    continue
+            # `on doubt compensate`: the later call in doubt is no pivot, the 0200 is reversed
             await self.compensate_step(plan, call.index, ex, st)
             flagging.flag(plan, st)              # a call in doubt nothing undoes, a reversal that failed
 
@@ -878,7 +888,9 @@ class TxnManager:
             if st is None or not st.done:
                 continue
             # the saga pivot rule (engine.txn.pivot): only what was made after the newest call that cannot
-            # be undone and went through is compensated; what it kept flags the deal
+            # be undone and went through (or, under `on doubt flag`, may have: left in doubt) is compensated;
+            # what it kept flags the deal
+            pivot.hold_doubt(plan, st)
             for i in reversed(pivot.split(plan, st)):
                 await self.compensate_step(plan, i, ex, st)
             # a plugin step left in doubt and not undone, any participant whose compensation failed, or one

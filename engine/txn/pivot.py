@@ -16,16 +16,26 @@ later step fails (a call, a ``file write``, a ``validate``, the reply):
 A plugin step that acts outside bsp (``ComponentSpec.side_effects``) and whose kind has no ``undo`` hook is
 the same: once it completed (``done``) it is a pivot, as a call without a compensation is.
 
-A call without a compensation that timed out or lost its connection (in doubt) is **not** a pivot: it may
-not have happened, so the calls before it are compensated as before; it stays in doubt (the deal keeps its
-key) and, nothing being able to undo it, the deal is flagged for an operator (``engine.txn.flagging``).  A
-refused one did nothing: not a pivot either.  Recovery (``on restart compensate``) follows the same rule: a
-pivot marked ``done`` in the log stops compensation before it (``engine.txn.recovery``); a plugin step with
-a mark is always flagged there.
+A call that nothing can undo (no compensation, not an ISO 8583 0100/0200, not ``readonly``) left **in doubt**
+(its request written, then no answer it can trust: ``timeout``, ``lost``, ``unauthenticated``) may have gone
+through, or not.  The route's ``on doubt`` policy says which risk the bank takes (``hold_doubt``):
+
+* ``on doubt flag`` (the default): it is treated as a possible pivot.  The undoable calls before it are
+  **kept** (a debit stays: had the credit gone through, reversing the debit would pay it out of the bank's
+  own funds), and the deal is flagged for an operator, who learns the outcome from the counterpart: applied,
+  nothing is to be undone; not applied, the kept calls are undone by hand (the debit reversed).
+* ``on doubt compensate``: it is **not** a pivot (it may not have happened): the calls before it are
+  compensated as for any failure, and the deal is flagged for the call in doubt (``engine.txn.flagging``).
+
+Either way the deal keeps its key.  A refused call did nothing: never a pivot.  Recovery follows ``on
+restart``, not ``on doubt``: a pivot marked ``done`` in the log stops compensation before it
+(``engine.txn.recovery``); a plugin step with a mark is always flagged there.
 """
 from __future__ import annotations
 
 from typing import Any
+
+from engine.txn.plan import REVERSIBLE
 
 
 def undoable(plan: Any, i: int) -> bool:
@@ -45,6 +55,45 @@ def is_pivot(plan: Any, i: int) -> bool:
     if call is not None and call.readonly:      # an enquiry changed nothing: nothing stands
         return False
     return (i in plan.calls or i in plan.effects) and not undoable(plan, i)
+
+
+def without_undo(plan: Any, st: Any, i: int) -> bool:
+    """Call ``i`` has nothing that undoes it: no ``compensate call``, and not an ISO 8583 0100/0200 as sent
+    (whose reversal is its undo).  A ``readonly`` call changed nothing: it is never counted here."""
+    call = plan.calls.get(i)
+    if call is None or call.readonly or call.compensation is not None:
+        return False
+    if call.iso:
+        values = st.sent.get(i)
+        return not (isinstance(values, dict) and str(values.get("t")) in REVERSIBLE)
+    return True
+
+
+def no_undo(plan: Any, st: Any, i: int) -> str:
+    """Why call ``i`` (in doubt, not compensated) has no undo: no compensation, or an ISO 8583 message that
+    has no reversal (its request values unknown, or a type other than 0100/0200)."""
+    call = plan.calls[i]
+    if call.iso and call.compensation is None:
+        values = st.sent.get(i)
+        mti = values.get("t") if isinstance(values, dict) else None
+        return f"an ISO 8583 {mti} has no reversal" if mti else "its request as sent is not known to reverse it"
+    return "it has no compensation"
+
+
+def hold_doubt(plan: Any, st: Any) -> bool:
+    """``on doubt flag`` (the default): the newest call left in doubt that nothing can undo becomes the deal's
+    pivot (``st.doubt_pivot``) when it is newer than any pivot, so ``split`` keeps the undoable calls made
+    before it.  True when it did; never under ``on doubt compensate``."""
+    if getattr(plan, "doubt", "flag") != "flag":
+        return False
+    doubted = [i for i in st.doubted if without_undo(plan, st, i)]
+    if not doubted:
+        return False
+    i = max(doubted)
+    if st.pivot is not None and st.pivot > i:
+        return False
+    st.pivot, st.doubt_pivot = i, True
+    return True
 
 
 def split(plan: Any, st: Any) -> list[int]:
@@ -81,6 +130,15 @@ def why(plan: Any, st: Any) -> tuple[str, list[str]] | None:
         return None
     pivot_label, where = label(plan, st.pivot)
     listed = ", ".join(" ".join(label(plan, i)).strip() for i in st.kept)
+    if getattr(st, "doubt_pivot", False):       # `on doubt flag`: a call that nothing can undo left in doubt
+        p = st.pivot
+        verb = "is" if len(st.kept) == 1 else "are"
+        text = (f"{pivot_label} {where}got no answer it can trust ({st.doubted.get(p, 'in doubt')}) and nothing "
+                f"can undo it ({no_undo(plan, st, p)}): it may have gone through, so {listed} {verb} kept, not "
+                f"undone (on doubt flag): the funds stay in place until its outcome is known; ask the "
+                f"counterpart whether it applied {name(plan, p)}: if it did, nothing is to be undone; if it did "
+                f"not, undo {listed} (e.g. reverse the debit)")
+        return text, [name(plan, i) for i in st.kept] + [name(plan, p)]
     how = ("did its work outside bsp and its kind has no compensation" if st.pivot in plan.effects else
            "went through and has no compensation")
     text = (f"{pivot_label} {where}{how}: {listed} not undone (the calls before a call that cannot be undone "

@@ -46,6 +46,9 @@ class RoutePlan:
     route: Any
     policy: str
     key: Any = None                                    # compiled key expression or None
+    # ``on doubt flag|compensate`` (default flag): a call that nothing can undo left in doubt keeps the calls
+    # made before it and flags the deal (flag), or has them undone (compensate); engine.txn.pivot
+    doubt: str = "flag"
     calls: dict[int, CallPlan] = field(default_factory=dict)
     first_call: int | None = None
     # where the deal key is checked and the deal logged as accepted: before the first call; a keyed
@@ -94,7 +97,8 @@ def plan_of(br: Any) -> RoutePlan:
     if plan is not None:
         return plan
     route = br.route
-    plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag")
+    plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag",
+                     doubt=getattr(route, "on_doubt", None) or "flag")
     plan.request_tags = br.request_tags           # the bound route classifies its request once
     for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:

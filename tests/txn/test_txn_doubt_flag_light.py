@@ -4,8 +4,11 @@ engine/txn/flagging.py; docs/transactions.md "Flagged for an operator").
 A light route (no key, no ``compensate call``) has nothing to undo a JSON call with: when its request was
 written and the connection then closed without an answer (``lost``), the counterpart may have applied it,
 so the deal is flagged for an operator (``error.flagged`` true in ``on error``), naming the call. After an
-ISO 8583 0200 that was approved, a booking left in doubt is no pivot: the 0200 is reversed (0420), and the
-deal is flagged for the booking. Until 2026-11-27 both failed without a flag.
+ISO 8583 0200 that was approved, a booking left in doubt may have gone through: by default (``on doubt
+flag``) the 0200 is kept (no 0420: reversing it while the booking stands would pay the booking from the
+bank's funds) and the deal is flagged, naming the booking and the 0200 kept; under ``on doubt compensate``
+the booking is no pivot: the 0200 is reversed (0420), and the deal is flagged for the booking (the default
+until 2026-11-28). Until 2026-11-27 both failed without a flag.
 
 Real engine in process, real loopback counterparts, a journaled ledger and transaction log."""
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 import trio
 
 from engine.sim.reversal_host import CODEC
@@ -40,6 +44,7 @@ channel issuer = tcp connect { address = "127.0.0.1:%d" framing = length2  pool 
 channel book = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s }
 route purchase {
     receive from pos as Iso when msg.t == "0200"
+    %s
     deal PURCHASE { ref = msg["11"]  amount = 0 }
     call auth = issuer as Iso reply Iso {
         t = "0200"  "2" = msg["2"]  "3" = msg["3"]  "4" = msg["4"]  "7" = msg["7"]
@@ -88,7 +93,7 @@ async def test_a_light_call_lost_after_it_was_written_is_flagged(nursery, tmp_pa
     assert orjson.loads(events[2]["detail"])["not_undone"] == ["c"]
 
 
-async def test_a_booking_in_doubt_after_the_0200_reverses_it_and_flags_the_deal(nursery, tmp_path: Path) -> None:
+async def _purchase(nursery, tmp_path: Path, policy: str) -> tuple[dict, list[str], list[str], Path]:
     seen: list[str] = []
 
     def issuer(p: bytes) -> bytes:
@@ -104,16 +109,41 @@ async def test_a_booking_in_doubt_after_the_0200_reverses_it_and_flags_the_deal(
 
     ports = (await framed_counterpart(nursery, issuer, 2), await json_counterpart(nursery, book))
     ledger = tmp_path / "l.duckdb"
-    async with serving(compile_text(tmp_path, ISO % ports), ledger) as sb:
+    async with serving(compile_text(tmp_path, ISO % (ports + (policy,))), ledger) as sb:
         got = await ask(sb.channel("pos").port)
         with trio.fail_after(10):                    # a guard against a hang, not a timing
             for q in sb.saf:
                 await q.wait_empty()
+    return got, seen, booked, ledger
+
+
+@pytest.mark.parametrize("policy", ["", "on doubt flag"], ids=["default", "on_doubt_flag"])
+async def test_a_booking_in_doubt_after_the_0200_keeps_it_and_flags_the_deal(nursery, tmp_path: Path,
+                                                                             policy: str) -> None:
+    got, seen, booked, ledger = await _purchase(nursery, tmp_path, policy)
+    assert got["39"] == "91" and got["44"] == "FLAGGED", got
+    assert seen == ["0200"], seen                    # the booking may have gone through: the 0200 is kept
+    assert booked == ["000123"]
+    (d,) = deals(ledger)
+    assert d["status"] == "failed" and d["response_code"] == "91"
+    assert "flagged for an operator: call b to book got no answer it can trust (lost) and nothing can undo it " \
+           "(it has no compensation): it may have gone through, so call auth to issuer is kept, not undone (on " \
+           "doubt flag)" in d["reason"], d["reason"]
+    assert "if it did not, undo call auth to issuer" in d["reason"], d["reason"]
+    events = _events(ledger, d["deal_id"])
+    states = [e["to_state"] for e in events]
+    assert states == ["accepted", "calling auth", "calling b", "flagged", "failed"], states
+    assert orjson.loads(events[3]["detail"])["not_undone"] == ["auth", "b"]
+
+
+async def test_on_doubt_compensate_reverses_the_0200_and_flags_the_deal(nursery, tmp_path: Path) -> None:
+    got, seen, booked, ledger = await _purchase(nursery, tmp_path, "on doubt compensate")
     assert got["39"] == "91" and got["44"] == "FLAGGED", got
     assert seen == ["0200", "0420"], seen            # the booking is no pivot: the 0200 is reversed
     assert booked == ["000123"]
     (d,) = deals(ledger)
     assert d["status"] == "failed"
-    assert "flagged for an operator: call b to book got no answer it can trust (lost)" in d["reason"], d["reason"]
+    assert "flagged for an operator: call b to book got no answer it can trust (lost): its outcome" in d["reason"], \
+        d["reason"]
     states = [e["to_state"] for e in _events(ledger, d["deal_id"])]
     assert "reversal queued" in states and "flagged" in states, states

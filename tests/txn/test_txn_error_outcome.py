@@ -85,11 +85,10 @@ CASES = {
     "the order unreachable, the debit cancelled": ("K", "R4", 5, [
         'core answers Ack { status = "POSTED" }', "co answers unreachable",
         'core answers Ack { status = "CANCELLED" }'], "91", True, False, 0),
-    # the order has no compensation: in doubt, nothing undoes it, so the deal is flagged (its outcome at the
-    # counterpart is unknown); the debit was cancelled all the same (error.not_undone names the order only)
-    "the order in doubt (timeout), the debit cancelled: flagged": ("K", "R5", 5, [
-        'core answers Ack { status = "POSTED" }', "co answers timeout",
-        'core answers Ack { status = "CANCELLED" }'], "68", False, True, 1),
+    # the order has no compensation: in doubt, nothing undoes it and it may have gone through, so (`on doubt
+    # flag`, the default) the debit is kept and the deal flagged (error.not_undone names the debit and the order)
+    "the order in doubt (timeout), the debit kept: flagged": ("K", "R5", 5, [
+        'core answers Ack { status = "POSTED" }', "co answers timeout"], "68", False, True, 2),
     "the debit in doubt (timeout), its cancel accepted": ("K", "R6", 5, [
         "core answers timeout", 'core answers Ack { status = "CANCELLED" }'], "68", False, False, 0),
     "the cancel refused: flagged": ("K", "R7", 5, [
