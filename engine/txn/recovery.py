@@ -280,6 +280,12 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     elif policy == "compensate":
         st.move("recovered", {"policy": "compensate"} if not failing or plan.policy != "complete" else
                 {"policy": "compensate", "instead_of": "complete", "failing": failing})
+        # `on doubt flag` (the default), as in a running engine: a call that nothing can undo left `sending` may
+        # have gone through, so the undoable calls before it are kept, not compensated (engine.txn.pivot)
+        held = [i for i in doubt if pivot.without_undo(plan, st, i)]
+        if held and getattr(plan, "doubt", "flag") == "flag" and (st.pivot is None or max(held) > st.pivot):
+            st.pivot, st.doubt_pivot = max(held), True
+            st.doubted[st.pivot] = "sent before the crash, no answer logged"
         undo = pivot.split(plan, st)
         for i in reversed(undo):
             await mgr.compensate_step(plan, i, ex, st)
@@ -296,7 +302,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
             half = "; ".join(w for w in (half, kept[0]) if w)
         # a call in doubt at the crash (``sending``: it may have reached the counterpart) that nothing undid (no
         # compensation, no ISO 8583 reversal): its outcome is unknown, flagged as in a running engine
-        lost = [plan.calls[i].name for i in doubt if i not in st.compensated and i not in st.undone]
+        lost = [plan.calls[i].name for i in doubt if i not in st.compensated and i not in st.undone
+                and not (kept is not None and st.doubt_pivot and i == st.pivot)]     # said by `kept` already
         if lost:
             half = "; ".join(w for w in (half, f"call(s) {', '.join(lost)} may have reached the counterpart (sent, "
                                                f"no answer logged): the outcome is unknown and nothing can undo "
