@@ -84,6 +84,11 @@ def _outcome(reply: bytes | None, ex: Any) -> Outcome:
         return Outcome(reply, "unknown")
     recorded = not getattr(ex, "unrecorded", False)
     if f is None:
+        repeats = getattr(ex, "repeats", None)
+        if repeats is not None and repeats[0] in ("rejected", "failed"):
+            # a repeat answered with the reply of an original that failed: the same answer, status included
+            status, kind, code = repeats
+            return Outcome(reply, status, kind, code, recorded=recorded)
         return Outcome(reply, "committed", recorded=recorded)
     return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail, recorded=recorded)
 

@@ -106,7 +106,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags", "unrecorded",
+        "request_tags", "unrecorded", "repeats",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -136,6 +136,9 @@ class Exchange:
         self.request_tags: dict[str, str] | None = None
         # its deal could not be written to the ledger (a full disk): nothing may tell the sender it was done
         self.unrecorded = False
+        # a repeat answered with its original's reply: how the original ended (status, kind, code), so that a
+        # channel whose answer says more than its bytes (an HTTP status) says it again (engine.txn.manager)
+        self.repeats: tuple[str, str | None, str | None] | None = None
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

@@ -145,7 +145,8 @@ def _light_pending(e: dict[str, Any]) -> Pending:
 
 # what a recorded deal's ``end`` keeps in the key store: enough to answer a repeat (``TxnManager._duplicate``)
 # and to expire it; the rest (route, channel, amount, party, ...) is in its ledger row
-_ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held")
+# ``kind``: a failed or rejected original's error kind, which a repeat over HTTP answers with again (its status)
+_ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held", "kind")
 
 
 def _answer_only(end: dict[str, Any]) -> dict[str, Any]:

@@ -776,6 +776,7 @@ class TxnManager:
         st.duplicate_of = end
         reply = self.unseal(end.get("reply"), f"reply|{end['id']}")
         ex.reply = reply
+        ex.repeats = (end.get("status"), end.get("kind"), end.get("code"))
         ex.reply_values = ex.reply_json = None      # a reply step that ran before: its answer is not sent
         st.move("duplicate", {"original": end["id"], "key": st.key})
         if reply is None:
