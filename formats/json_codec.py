@@ -12,6 +12,10 @@ whitespace and to report an error, ~1.5 us), so ``120.50`` becomes
 Dates stay strings on decode (JSON has no date type).  A key given twice in
 one object is refused (``_check_keys``: a colon count, usually all it takes),
 and so is a leading UTF-8 byte order mark, with a message of its own.
+Hostile input (docs/security.md#hostile-input): nesting deeper than
+``MAX_DEPTH`` is refused (a deeper value cannot be written again by orjson,
+whose limit is 254), and so is a string holding half a UTF-16 surrogate pair
+(``"\\ud800"``): no UTF-8 text holds it, so the ledger could not store it.
 
 Encode: ``Decimal`` is written as a JSON number with its exact digits
 (``Decimal("120.50")`` -> ``120.50``) through ``orjson.Fragment``; ``date``
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,6 +48,56 @@ def _reject_constant(name: str) -> Any:
 # One decoder built once (json.loads with keyword arguments builds one per call).
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 _SCAN = _DECODER.scan_once      # the C scanner (it clears its key memo after each call)
+
+
+MAX_DEPTH = 128        # arrays and objects inside each other; real messages nest a few levels
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _depth_over(value: Any) -> bool:
+    """Whether arrays and objects nest more than ``MAX_DEPTH`` deep in ``value`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if d > MAX_DEPTH:
+            return True
+        kids = v.values() if v.__class__ is dict else v
+        stack.extend((k, d + 1) for k in kids if k.__class__ is dict or k.__class__ is list)
+    return False
+
+
+def _check_depth(raw: bytes, value: Any) -> None:
+    """FormatError when ``value`` nests deeper than ``MAX_DEPTH``; a cheap count first (no more
+    brackets than the limit: nothing to walk)."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH or value.__class__ not in (dict, list):
+        return
+    if not _depth_over(value):
+        return
+    depth = 0
+    for m in _TOKEN.finditer(raw):                    # the offset: where the limit is passed
+        c = m.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise FormatError(f"invalid JSON: arrays and objects nest more than {MAX_DEPTH} deep",
+                                  offset=m.start(), hint="flatten the message; the limit guards the engine")
+        elif c in (b"]", b"}"):
+            depth -= 1
+    raise FormatError(f"invalid JSON: arrays and objects nest more than {MAX_DEPTH} deep")  # pragma: no cover
+
+
+def _check_surrogates(raw: bytes) -> None:
+    """FormatError at the first string that holds an unpaired UTF-16 surrogate (``"\\ud800"``): the
+    stdlib parser lets one through, and no UTF-8 text (a reply, the ledger) can hold it."""
+    for m in _TOKEN.finditer(raw):
+        tok = m.group()
+        if tok[:1] == b'"' and _SURROGATE_ESCAPE.search(tok):
+            found = _SURROGATE.search(json.loads(tok))
+            if found:
+                raise FormatError(f"invalid JSON: the string at byte {m.start()} holds \\u{ord(found.group()):04x}, "
+                                  f"half of a UTF-16 surrogate pair without its other half", offset=m.start(),
+                                  hint="write a character past U+FFFF as a pair (\\ud83d\\ude00) or as UTF-8")
 
 
 def _byte_offset(text: str, pos: int) -> int:
@@ -64,6 +119,7 @@ def loads(data: bytes | str) -> Any:
         except orjson.JSONDecodeError:
             pass  # let the stdlib parser report it
         else:
+            _check_depth(raw, value)
             if not _has_float(value):
                 colons = raw.count(b":")
                 # as _check_keys, inline: one colon per key of a flat object is the common case
@@ -80,7 +136,7 @@ def loads(data: bytes | str) -> Any:
     try:
         value, end = _SCAN(text, 0)         # the C scanner without JSONDecoder.decode's wrapping
         if end == len(text):
-            _check_keys(raw, value)
+            _check_parsed(raw, value)
             return value
     except FormatError:
         raise
@@ -96,11 +152,22 @@ def loads(data: bytes | str) -> Any:
         raise FormatError(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})",
                           offset=_byte_offset(text, exc.pos)) from None
     except ValueError as exc:  # NaN / Infinity, or an over-long integer
+        if "integer string conversion" in str(exc):
+            raise FormatError(f"invalid JSON: an integer of more than {sys.get_int_max_str_digits()} digits",
+                              hint="no amount or identifier is that long; the limit guards the engine's CPU") from None
         raise FormatError(f"invalid JSON: {exc}", hint="write numbers as digits") from None
     except RecursionError:
-        raise FormatError("invalid JSON: nested too deeply") from None
-    _check_keys(raw, value)
+        raise FormatError(f"invalid JSON: arrays and objects nest more than {MAX_DEPTH} deep") from None
+    _check_parsed(raw, value)
     return value
+
+
+def _check_parsed(raw: bytes, value: Any) -> None:
+    """What the stdlib parser lets through: deep nesting, lone surrogates, duplicate keys."""
+    _check_depth(raw, value)
+    if b"\\u" in raw and _SURROGATE_ESCAPE.search(raw):
+        _check_surrogates(raw)
+    _check_keys(raw, value)
 
 
 _BOM = b"\xef\xbb\xbf"

@@ -34,6 +34,7 @@ log = logging.getLogger("bsp.admin")
 
 DEFAULT_HOST = ADMIN_HOST
 DEFAULT_PORT = ADMIN_PORT
+REFUSAL_LOG_EVERY = 60.0      # seconds between two "admin: refused" lines for one client address
 ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
                           max_connections=64)
 
@@ -50,12 +51,29 @@ class AdminApp:
             auth.on_failure = self.metrics.auth_failed
         self.version = version
         self._reload_lock = trio.Lock()
+        self._refusals: dict[str, tuple[float | None, int]] = {}    # address -> (last logged, refused since)
         self._snapshot_since: datetime | None = None     # a ledger snapshot is being taken or sent
         self.router = Router()
         self._endpoints: dict[str, Endpoint] = {}
         for e in ENDPOINTS:
             self.router.add(e.method, e.path, getattr(self, e.name))
             self._endpoints[e.path] = e
+
+    def _log_refusal(self, request: Request, reason: str) -> None:
+        """One warning per client address per ``REFUSAL_LOG_EVERY`` seconds (a token being guessed shows in
+        the log, with its address, without flooding it): the first refusal, then a count of the rest."""
+        host = str(request.peer[0]) if request.peer else "?"
+        now = time.monotonic()
+        last, quiet = self._refusals.get(host, (None, 0))
+        if last is not None and now - last < REFUSAL_LOG_EVERY:
+            self._refusals[host] = (last, quiet + 1)
+            return
+        if len(self._refusals) >= 1024:            # many addresses: forget the old ones
+            self._refusals.clear()
+        self._refusals[host] = (now, 0)
+        more = f" ({quiet} more refused from it since the last such line)" if quiet else ""
+        log.warning("admin: refused %s %s from %s: %s token%s", request.method, request.raw_path[:200], host,
+                    reason, more)
 
     async def __call__(self, request: Request) -> Response:
         endpoint = "unknown"
@@ -71,6 +89,8 @@ class AdminApp:
             request.path_params, request.template = params, route.template
             response = await route.handler(request)
         except HTTPError as exc:
+            if exc.status == 401:
+                self._log_refusal(request, str(exc.extra.get("reason", "?")))
             response = exc.to_response(instance=request.raw_path)
         except Exception:
             log.exception("admin %s %s failed", request.method, request.raw_path)

@@ -235,6 +235,11 @@ class _Connection:
                           peer=self.peer, peercert=self.peercert,
                           http_version=event.http_version.decode("ascii"))
         declared = request.header("content-length")
+        if declared is not None and request.header("transfer-encoding") is not None:
+            # h11 reads the chunked body and ignores Content-Length; a proxy in front may do the opposite
+            # and see another request in the body (request smuggling): refuse and close (RFC 9112 6.1)
+            await self.fail(Response.problem(
+                400, "the request has both Content-Length and Transfer-Encoding; send one of them"))
         if declared is not None and int(declared) > self.limits.max_body:
             await self.fail(self._too_large(f"declared Content-Length {declared}"))
         if self.conn.they_are_waiting_for_100_continue:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from engine.ledger_store import amount_problem
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
@@ -39,6 +40,17 @@ class DealStep(SyncStep):
                 else:
                     raise StepFailure("internal", f"deal {self.type}: amount must be a decimal, got "
                                       f"{type(v).__name__} {v!r}", where=self.where)
+            if v is not None:
+                # refused here, before any call, not when the ledger cannot store it (1E+999999999, 21
+                # digits, NaN): the counterpart would have been called for a deal then neither recorded
+                # nor answered
+                problem = (f"{v} is not a finite number" if not v.is_finite() else amount_problem(v))
+                if problem:
+                    shown = str(v)
+                    if len(shown) > 40:          # a hostile 4000-digit amount is not quoted whole
+                        problem = problem.replace(shown, f"{shown[:12]}... ({len(shown)} characters)")
+                    raise StepFailure("rejected", f"deal {self.type}: amount {problem}", code="13",
+                                      text="invalid amount", where=self.where)
             ex.amount = v
         if self.currency is not None:
             v = self.currency(scope)

@@ -110,6 +110,22 @@ class Schema:
     validator: etree.XMLSchema
 
 
+_XS = "{http://www.w3.org/2001/XMLSchema}"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")     # http:, https:, ftp:, file: ... (not a drive letter C:)
+
+
+def _refuse_urls(doc: Any, p: Path) -> None:
+    """SpecError when the XSD imports, includes, redefines or overrides a schema by URL: loading it
+    would make the engine (or ``bsp check``) fetch it from the network."""
+    for el in doc.getroot().iter(*(f"{_XS}{k}" for k in ("import", "include", "redefine", "override"))):
+        loc = el.get("schemaLocation") or ""
+        if _URL.match(loc):
+            raise SpecError(f"the XSD's <xs:{el.tag[len(_XS):]}> names {loc!r}: an XSD may only load files next to "
+                            f"it, never a URL (the engine would fetch it from the network)", path=str(p),
+                            line=el.sourceline, hint="download that schema, put it beside this one and give "
+                                                     "schemaLocation as a relative file name")
+
+
 @lru_cache(maxsize=64)
 def load_schema(path: str) -> Schema:
     """Load an XSD once (cached by path): lxml validator + value shapes.  Raises SpecError."""
@@ -118,6 +134,7 @@ def load_schema(path: str) -> Schema:
     p = Path(path)
     try:
         doc = etree.parse(str(p), etree.XMLParser(resolve_entities=False, no_network=True))
+        _refuse_urls(doc, p)
         validator = etree.XMLSchema(doc)
     except OSError as exc:
         raise SpecError(f"cannot read XSD: {exc}", path=str(p)) from None
@@ -130,7 +147,8 @@ def load_schema(path: str) -> Schema:
                         line=err.line if err else None) from None
     ns = doc.getroot().get("targetNamespace") or ""
     try:
-        xs = xmlschema.XMLSchema(str(p))
+        # local files only (a URL was refused above; nothing reaches the network), no DTDs or entities
+        xs = xmlschema.XMLSchema(str(p), allow="local", defuse="always")
     except Exception as exc:  # xmlschema raises many kinds; all mean a bad schema here
         raise SpecError(f"not a usable XSD: {exc}", path=str(p)) from None
     document = xs.elements.get("Document")

@@ -157,6 +157,20 @@ async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     assert (await client.get("/no-such-thing")).status_code == 404   # with the token: the real answer
 
 
+async def test_a_guessed_token_is_logged_with_the_client_address_once_a_minute(admin, caplog):
+    # before: refusals were only counted in a metric; the log said nothing of who was trying
+    client, _, metrics = admin
+    wrong = "Bearer " + TOKEN[:-1] + "y"
+    with caplog.at_level("WARNING", logger="bsp.admin"):
+        async with httpx.AsyncClient(base_url=client.base_url) as anonymous:
+            for _ in range(50):
+                assert (await anonymous.get("/status", headers={"authorization": wrong})).status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "bsp.admin"]
+    assert lines == ["admin: refused GET /status from 127.0.0.1: wrong token"]
+    assert metrics.value("bsp_admin_auth_failures_total", {"reason": "wrong"}) == 50
+    assert TOKEN[:-1] not in caplog.text
+
+
 async def test_status_and_ready(admin):
     client, backend, _ = admin
     r = await client.get("/status")

@@ -224,6 +224,19 @@ async def test_malformed_request_400(server):
     assert out.startswith(b"HTTP/1.1 400 ") and b"malformed HTTP request" in out
 
 
+async def test_content_length_with_transfer_encoding_is_refused_and_closed(server):
+    # request smuggling: h11 used the chunked body and kept the connection, so the bytes after it ran
+    # as a second request (a proxy that trusts Content-Length sees them as the first one's body)
+    _, seen, port = server
+    out = await raw_exchange(port, b"POST /size HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                                   b"GET /deals/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1 ") == 1
+    assert b"connection: close" in out.lower()
+    assert b"both Content-Length and Transfer-Encoding" in out
+    assert seen == []
+
+
 async def test_pipelined_requests_answered_in_order(server):
     _, _, port = server
     out = await raw_exchange(port, b"GET /deals/1 HTTP/1.1\r\nHost: x\r\n\r\n"

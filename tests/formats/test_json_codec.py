@@ -209,3 +209,36 @@ def test_a_utf8_bom_gets_its_own_message():
     with pytest.raises(FormatError) as ei:
         loads(b'\xef\xbb\xbf{"a":1}')
     assert ei.value.offset == 0 and "byte order mark" in ei.value.message and "Expecting value" not in str(ei.value)
+
+
+@pytest.mark.parametrize("doc, offset", [
+    (b'{"a":"\\ud800"}', 5),                          # a lone high half (the stdlib parser let it through)
+    (b'[1.5, "ok", "x\\udc00y"]', 12),               # a lone low half, on the Decimal path
+    (b'{"k\\uDBFF": 1}', 1),                          # in a key, upper-case hex
+])
+def test_a_lone_utf16_surrogate_is_refused_with_its_byte(doc, offset):
+    # such a string cannot be written as UTF-8: the deal it reached was neither stored nor answered
+    with pytest.raises(FormatError) as e:
+        loads(doc)
+    assert e.value.offset == offset and "half of a UTF-16 surrogate pair without its other half" in str(e.value)
+    assert loads(b'["\\ud83d\\ude00", "\\\\ud800", 1.5]') == ["\U0001F600", "\\ud800", Decimal("1.5")]
+
+
+@pytest.mark.parametrize("inner", [b"1", b"1.5", b'{"b":1,"b":2}'])
+def test_nesting_deeper_than_the_bound_is_refused_on_every_path(inner):
+    # 300 levels: orjson read it (its limit is 1024) and then could not write it again (254): a TypeError
+    # escaped the codec with a duplicate key inside; 129 levels is the first one refused
+    for depth in (json_codec.MAX_DEPTH + 1, 300, 100_000):
+        doc = b'{"a":' * depth + inner + b"}" * depth
+        with pytest.raises(FormatError, match=f"nest more than {json_codec.MAX_DEPTH} deep"):
+            loads(doc)
+    for leaf in (b"1", b"1.5"):                                # at the bound: read, on both paths
+        assert loads(b"[" * json_codec.MAX_DEPTH + leaf + b"]" * json_codec.MAX_DEPTH) is not None
+    wide = b"[" + b",".join([b'{"a":[1]}'] * 5000) + b"]"     # many brackets, shallow: no refusal
+    assert len(loads(wide)) == 5000
+
+
+def test_an_over_long_integer_is_refused_in_plain_words():
+    with pytest.raises(FormatError) as e:
+        loads(b'{"amount": ' + b"9" * 100_000 + b"}")
+    assert "an integer of more than 4300 digits" in str(e.value) and "sys." not in str(e.value)
