@@ -116,11 +116,12 @@ class ExchangeHandler(Protocol):
 
 
 class _Slot:
-    __slots__ = ("event", "replies")
+    __slots__ = ("event", "replies", "batch")
 
     def __init__(self) -> None:
         self.event = trio.Event()
         self.replies: list[bytes | None] = []
+        self.batch = False          # a batch was read into it (counted in ``activity.pending``)
 
 
 async def serve_stream(
@@ -129,6 +130,7 @@ async def serve_stream(
     handler: ExchangeHandler,
     conn: ConnInfo,
     stop: StopReading,
+    activity: Any = None,
 ) -> None:
     """Read chunks, hand each chunk's frames to ``handler`` as one batch, write
     each batch's replies with one ``send_all``, in arrival order.
@@ -140,6 +142,10 @@ async def serve_stream(
     close_notify and FIN after the last reply, no reset), so a request the
     client got no answer to before the close was not read.  A framing error gets
     the handler's error reply, then the connection is closed.
+
+    ``activity`` (``engine.channels.conn_room.Activity``, optional): counts the batches read and not yet
+    answered and stamps when the last was answered, so that a listener at its cap can tell the connection
+    idle longest (once per batch, nothing per message).
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
@@ -162,36 +168,40 @@ async def serve_stream(
         async with recv_slots:
             async for slot in recv_slots:
                 await slot.event.wait()
-                if broken:
-                    continue      # answers for a peer that is gone; the deals are recorded anyway
-                out = []
-                skip = framer.skip_reply if framer.header_size else None   # headers echoed per request
-                for r in slot.replies:
-                    if r is None:
-                        if skip is not None:
-                            skip()
+                try:
+                    if broken:
+                        continue      # answers for a peer that is gone; the deals are recorded anyway
+                    out = []
+                    skip = framer.skip_reply if framer.header_size else None   # headers echoed per request
+                    for r in slot.replies:
+                        if r is None:
+                            if skip is not None:
+                                skip()
+                            continue
+                        try:
+                            out.append(framer.frame(r))
+                        except FramingError as exc:   # a reply too big for the channel: drop it, keep serving
+                            log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
+                    if not out:
                         continue
                     try:
-                        out.append(framer.frame(r))
-                    except FramingError as exc:   # a reply too big for the channel: drop it, keep serving
-                        log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
-                if not out:
-                    continue
-                try:
-                    with stop.send_scope() as sending:
-                        await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    log.info("channel %s: connection %d from %s: send failed: %s",
-                             conn.channel, conn.number, conn.peer, exc)
-                    broken = True
-                    stop.abort()
-                    continue
-                if sending.cancelled_caught:       # retired, and the client takes none of its replies
-                    log.warning("channel %s: connection %d from %s: retired, and the client took no reply "
-                                "within %gs; the connection is ended (%d reply(ies) not delivered)",
-                                conn.channel, conn.number, conn.peer, stop.send_wait, len(out))
-                    broken = True
-                    stop.abort()
+                        with stop.send_scope() as sending:
+                            await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                        log.info("channel %s: connection %d from %s: send failed: %s",
+                                 conn.channel, conn.number, conn.peer, exc)
+                        broken = True
+                        stop.abort()
+                        continue
+                    if sending.cancelled_caught:       # retired, and the client takes none of its replies
+                        log.warning("channel %s: connection %d from %s: retired, and the client took no reply "
+                                    "within %gs; the connection is ended (%d reply(ies) not delivered)",
+                                    conn.channel, conn.number, conn.peer, stop.send_wait, len(out))
+                        broken = True
+                        stop.abort()
+                finally:
+                    if slot.batch and activity is not None:
+                        activity.answered()     # its replies are written (or dropped: the peer is gone)
 
     retired = False
     try:
@@ -248,6 +258,9 @@ async def serve_stream(
                         if framer.header_size and frames:   # each frame's header, for the route
                             heads = list(framer.headers)[-len(frames):]
                             batch_conn = dataclasses.replace(conn, extra={**conn.extra, "headers": heads})
+                        if activity is not None:
+                            slot.batch = True
+                            activity.pending += 1
                         nursery.start_soon(run_batch, slot, frames, err, batch_conn)
                     else:
                         slot.event.set()

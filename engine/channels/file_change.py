@@ -42,12 +42,22 @@ class ChangedWhileRead(Exception):
         self.before, self.after, self.read = before, after, read
 
 
-def read_unchanged(path: Path) -> tuple[bytes, Signature]:
-    """The file's bytes and its signature; ``ChangedWhileRead`` when it changed as it was read
-    (blocking: run it in a thread)."""
+class TooBig(Exception):
+    """The file is bigger than the channel reads (``max_file_bytes``): nothing of it was read."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over max_file_bytes = {limit}")
+        self.size, self.limit = size, limit
+
+
+def read_unchanged(path: Path, limit: int | None = None) -> tuple[bytes, Signature]:
+    """The file's bytes and its signature; ``ChangedWhileRead`` when it changed as it was read;
+    ``TooBig`` (nothing read) when it is over ``limit`` bytes (blocking: run it in a thread)."""
     with open(path, "rb") as fh:
         before = Signature.of(os.fstat(fh.fileno()))
-        data = fh.read()
+        if limit is not None and before.size > limit:
+            raise TooBig(before.size, limit)
+        data = fh.read() if limit is None else fh.read(limit + 1)    # grown since: a change, read again
         after = Signature.of(os.fstat(fh.fileno()))
     if before != after or after.size != len(data):
         raise ChangedWhileRead(before, after, len(data))

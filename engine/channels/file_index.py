@@ -10,6 +10,10 @@ per event, tab-separated::
     sha256  error     NAME  ARCH   TIME     moved to error/ARCH
     sha256  repeat    NAME  ARCH   TIME     the same bytes again, refused unrun: moved to error/ARCH
 
+A file over the channel's ``max_file_bytes`` is not read, so it has no SHA-256: its
+``error`` line has ``NOT_READ`` (64 ``-``) in its place; such lines are kept as events, like
+repeats, and never make a later file a repeat.
+
 Each line is written and fsynced before what it announces happens next.  A
 file whose bytes were already run to the end (``done`` or ``error``) is not run
 again: re-sending yesterday's payment file must not pay twice.  A file ``taken``
@@ -28,9 +32,10 @@ from pathlib import Path
 
 from engine.filemodes import shared_mode
 
-__all__ = ["INDEX_NAME", "FileIndex", "FileRun", "content_id", "free_name"]
+__all__ = ["INDEX_NAME", "NOT_READ", "FileIndex", "FileRun", "content_id", "free_name"]
 
 INDEX_NAME = ".bsp-files"
+NOT_READ = "-" * 64          # in place of the SHA-256 of a file that was not read (over max_file_bytes)
 
 
 def content_id(data: bytes) -> str:
@@ -66,7 +71,7 @@ class FileIndex:
     def __init__(self, folder: Path) -> None:
         self.path = folder / INDEX_NAME
         self.runs: dict[str, FileRun] = {}
-        self.repeats: list[tuple[str, FileRun]] = []    # refused repeats: they do not replace the run
+        self.repeats: list[tuple[str, FileRun]] = []    # refused repeats and unread files: not runs
         self._seq = 0
         if self.path.exists():
             for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -77,7 +82,7 @@ class FileIndex:
 
     def _keep(self, sha: str, run: FileRun) -> None:
         self._seq = run.seq = self._seq + 1
-        if run.status == "repeat":
+        if run.status == "repeat" or sha == NOT_READ:
             self.repeats.append((sha, run))
         else:
             self.runs[sha] = run

@@ -37,7 +37,8 @@ archived file is never replaced: a second ``PAY.csv`` is kept as ``PAY.2.csv``.
 Each record goes with its ``RecordOrigin`` (``engine.channels.file_origin``): the
 route reads ``file.name``, ``file.line``, ``file.record``, ``file.offset`` and
 ``file.records``, and a record that does not decode is told at its byte offset
-in the file, naming its line.
+in the file, naming its line.  A file over ``max_file_bytes`` (checked on its size before it is read)
+is not read: it goes to ``error/`` with its reason, noted in the index without a SHA-256.
 """
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ import trio
 from watchfiles import awatch
 
 from engine.channels.base import ConnInfo, ExchangeHandler
-from engine.channels.file_change import (ChangedWhileRead, Settling, change_text, changed_reason, read_unchanged,
-                                         records_text, signature)
-from engine.channels.file_index import FileIndex, content_id, free_name
+from engine.channels.file_change import (ChangedWhileRead, Settling, TooBig, change_text, changed_reason,
+                                         read_unchanged, records_text, signature)
+from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
@@ -73,6 +74,7 @@ _NUMBERS = itertools.count(1)
 # same folder starts while the last one may still be running a file; it leaves that file alone
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
+MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
 
 
 class FileWatcher:
@@ -142,6 +144,11 @@ class FileWatcher:
         if not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
             raise ChannelConfigError(f"channel {name}: option batch: expected a number of records of 1 or more, "
                                      f"got {self.batch!r}")
+        self.max_file_bytes = options.get("max_file_bytes", MAX_FILE_BYTES)
+        if not isinstance(self.max_file_bytes, int) or isinstance(self.max_file_bytes, bool) \
+                or self.max_file_bytes < 1:
+            raise ChannelConfigError(f"channel {name}: option max_file_bytes: expected a number of bytes of 1 or "
+                                     f"more (e.g. max_file_bytes = {MAX_FILE_BYTES}), got {self.max_file_bytes!r}")
         self._index: FileIndex | None = None
         self._stop = trio.Event()
         self._draining = False
@@ -391,9 +398,12 @@ class FileWatcher:
 
     async def _process(self, path: Path, handler: ExchangeHandler) -> bool:
         try:
-            data, seen = await trio.to_thread.run_sync(read_unchanged, path)
+            data, seen = await trio.to_thread.run_sync(read_unchanged, path, self.max_file_bytes)
         except ChangedWhileRead as exc:
             self._still_written(path, exc)
+            return False
+        except TooBig as exc:
+            await self._too_big(path, exc)
             return False
         index = await self._files()
         sha = content_id(data)
@@ -471,6 +481,28 @@ class FileWatcher:
         if marker.exists():
             marker.unlink()
         return ok
+
+    async def _too_big(self, path: Path, exc: TooBig) -> None:
+        """A file over ``max_file_bytes``: not read, nothing run; to error/ with its reason, like a bad file.
+        The index notes it without a content id (its bytes were not read), so the same file dropped again
+        once the bound is raised runs."""
+        index = await self._files()
+        problem = (f"the file is {exc.size} bytes, over max_file_bytes = {exc.limit} of channel {self.name}: it "
+                   f"was not read and no record was run; to run it, raise max_file_bytes on the channel (a file "
+                   f"is held in memory, with its records, while it runs) and drop it again, or have its sender "
+                   f"split it")
+        make_shared_dirs(self.error_dir)
+        archived = free_name(self.error_dir, path.name)
+        self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
+        os.replace(path, self.error_dir / archived)
+        self._stuck_files.pop(path, None)
+        self._written.discard(path)
+        log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, archived, problem)
+        self.failed.append(path.name)
+        await trio.to_thread.run_sync(index.note, NOT_READ, "error", path.name, archived)
+        marker = path.with_name(path.name + ".done")
+        if marker.exists():
+            marker.unlink()
 
     def _move_on(self, archived: str, name: str) -> str:
         """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""
@@ -621,6 +653,10 @@ COMPONENT = ComponentSpec(
                    "receive format).", default=None),
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
                    "commit); a larger file runs as several batches, one after the other.", default=1000),
+        OptionSpec("max_file_bytes", "int", "Largest file taken, in bytes, checked before it is read (a file "
+                   "is read whole and held, with its records, while it runs: several times its size in memory). "
+                   "A bigger one is not read: it goes to error/ with a reason giving its size and this bound.",
+                   default=MAX_FILE_BYTES),
         OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "
                    "goes to error/ saying when it ran (false: run it again).", default=True),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),

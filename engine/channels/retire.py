@@ -128,7 +128,7 @@ class GentleClose(trio.abc.HalfCloseableStream):
             return
         self._closed = True
         try:
-            if trio.current_effective_deadline() != -math.inf:     # not aclose_forcefully
+            if self.linger > 0 and trio.current_effective_deadline() != -math.inf:   # not aclose_forcefully
                 with trio.move_on_after(self.linger):
                     await self.inner.send_eof()
                     while True:

@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
+from engine.channels.conn_room import Activity, Room
 from engine.channels.idle import IdleStream
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
@@ -43,7 +44,6 @@ class TcpListener:
                 or self.max_connections < 1:
             raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
                                      f"got {self.max_connections!r}")
-        self.capped = 0           # times accepting paused at max_connections
         self.idle_timeout = seconds(options.get("idle_timeout"), 0.0)   # 0: wait for ever
         self.frame_timeout = seconds(options.get("frame_timeout"), 0.0 if self.framing == "eof" else FRAME_TIMEOUT)
         if self.idle_timeout < 0 or self.frame_timeout < 0:
@@ -55,6 +55,17 @@ class TcpListener:
         self._draining = False
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
+        self.room = Room(name, self.max_connections)     # the slots; at the cap the idle longest makes room
+
+    @property
+    def capped(self) -> int:
+        """Times accepting paused at max_connections (every connection had work in flight)."""
+        return self.room.capped
+
+    @property
+    def evicted(self) -> int:
+        """Connections closed, idle longest, to make room for a new one at max_connections."""
+        return self.room.evicted
 
     @property
     def address(self) -> str:
@@ -64,7 +75,6 @@ class TcpListener:
         """Listen; ``task_status.started(port)`` once the socket accepts connections."""
         raw = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
         self.port = raw[0].socket.getsockname()[1]
-        self._slots = trio.Semaphore(self.max_connections)
         listeners = [_Capped(lst, self) for lst in raw]
         async with trio.open_nursery() as conns:
             with trio.CancelScope() as self._accept_scope:
@@ -79,18 +89,20 @@ class TcpListener:
             # not accepting any more; connections already open finish what they read
 
     async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
+        served: list[Activity] = []
         try:
-            await self._serve_connection(stream, handler)
+            await self._serve_connection(stream, handler, served)
         finally:
-            self._slots.release()            # taken by _Capped.accept
+            self.room.leave(served[0] if served else None)      # the slot _Capped.accept took
 
-    async def _serve_connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
+    async def _serve_connection(self, stream: trio.SocketStream, handler: ExchangeHandler,
+                                served: list[Activity]) -> None:
         set_nodelay(stream)
         try:
             peer = "%s:%s" % stream.socket.getpeername()[:2]
         except OSError:
             peer = "?"
-        stream = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
+        stream = gentle = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
         if self.gate is not None:
             secured = await self.gate.admit(stream, peer)
             if secured is None:
@@ -104,10 +116,12 @@ class TcpListener:
         self._read_scopes.add(stop)
         try:
             framer = self._new_framer()
+            activity = self.room.enter(conn, framer, stop, gentle)
+            served.append(activity)
             if self.idle_timeout > 0 or self.frame_timeout > 0:
                 stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn,  # type: ignore[assignment]
                                     frame=self.frame_timeout)
-            await serve_stream(stream, framer, handler, conn, stop)
+            await serve_stream(stream, framer, handler, conn, stop, activity)
         finally:
             self._read_scopes.discard(stop)
 
@@ -123,7 +137,8 @@ class TcpListener:
 
 class _Capped(trio.abc.Listener[trio.SocketStream]):
     """A listener that accepts only while the channel has fewer than ``max_connections`` open: at the cap,
-    accepting pauses (new peers wait in the OS backlog) until a connection closes."""
+    a peer waiting in the OS backlog makes the connection idle longest close (engine/channels/conn_room.py);
+    with every connection busy, accepting pauses until one ends or falls idle."""
 
     def __init__(self, inner: trio.SocketListener, channel: "TcpListener") -> None:
         self.inner = inner
@@ -131,16 +146,12 @@ class _Capped(trio.abc.Listener[trio.SocketStream]):
         self.socket = inner.socket
 
     async def accept(self) -> trio.SocketStream:
-        ch = self.channel
-        if ch._slots.value == 0:
-            ch.capped += 1
-            log.warning("channel %s: %d connections open (max_connections): accepting pauses until one closes",
-                        ch.name, ch.max_connections)
-        await ch._slots.acquire()
+        room = self.channel.room
+        await room.take(self.socket)
         try:
             return await self.inner.accept()
         except BaseException:
-            ch._slots.release()
+            room.leave(None)
             raise
 
     async def aclose(self) -> None:
@@ -175,14 +186,17 @@ COMPONENT = ComponentSpec(
         "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "
         "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
         "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "
-        "inside a frame) is a framing error too."
+        "inside a frame) is a framing error too. At max_connections a new peer takes the slot of the "
+        "connection idle longest (never one with a request being read, handled or answered)."
     ),
     options=(
         ADDRESS,
         *FRAMING_OPTIONS,
         OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
-        OptionSpec("max_connections", "int", "Connections open at once at most; at the cap accepting pauses "
-                   "(new peers wait in the backlog) until one closes.", default=MAX_CONNECTIONS),
+        OptionSpec("max_connections", "int", "Connections open at once at most. At the cap a new peer takes "
+                   "the slot of the connection idle longest (nothing held, handled or owed), which is closed "
+                   "with a warning; with every connection busy it waits in the backlog until one ends or "
+                   "falls idle.", default=MAX_CONNECTIONS),
         OptionSpec("idle_timeout", "duration",
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",

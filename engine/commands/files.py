@@ -5,8 +5,8 @@ The channel remembers every file it runs by its bytes (``done/.bsp-files``,
 when, done / error / taken or ran (being run, or cut short by a stop: ran N says
 how many of its records have their deals recorded) or repeat (the same bytes
 dropped again, refused with nothing run), its name, where it was archived and
-the start of its SHA-256.  It reads a plain file, so it works
-while the engine runs.
+the start of its SHA-256 (none for a file over ``max_file_bytes``: it was not
+read).  It reads a plain file, so it works while the engine runs.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def files(
     A file is run once: the same bytes dropped again go to error/ with nothing run (docs/channels.md).
     Exit 0 shown (also when nothing matches); 2 no index in FOLDER or FOLDER/done, or a bad --status.
     """
-    from engine.channels.file_index import INDEX_NAME, FileIndex
+    from engine.channels.file_index import INDEX_NAME, NOT_READ, FileIndex
 
     if status is not None and status not in STATUSES:
         typer.echo(f"error: --status {status!r}: expected one of {', '.join(STATUSES)}", err=True)
@@ -54,7 +54,8 @@ def files(
     if as_json:
         for sha, r in rows:
             row = {"at": r.at, "status": r.status, "name": r.name,
-                   "archived": None if r.archived == "-" or r.status == "ran" else r.archived, "sha256": sha}
+                   "archived": None if r.archived == "-" or r.status == "ran" else r.archived,
+                   "sha256": None if sha == NOT_READ else sha}
             if r.status == "ran":
                 row["records_run"], row["records_bad"] = r.ran, r.ran_problems
             sys.stdout.write(orjson.dumps(row).decode() + "\n")
@@ -68,7 +69,7 @@ def files(
     for sha, r in rows:
         archived = ("" if r.archived == "-" else f"{r.ran} record(s) so far ({r.ran_problems} bad)"
                     if r.status == "ran" else f"{'error' if r.status == 'repeat' else r.status}/{r.archived}")
-        table.add_row(r.at, r.status, r.name, archived, sha[:12])
+        table.add_row(r.at, r.status, r.name, archived, "(not read)" if sha == NOT_READ else sha[:12])
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)
     if not rows:

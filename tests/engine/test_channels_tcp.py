@@ -254,28 +254,6 @@ async def test_connect_reply_nobody_asked_for_is_logged_and_counted(nursery, cap
                for r in caplog.records)
 
 
-async def test_at_max_connections_accepting_pauses_until_one_closes(nursery, caplog) -> None:
-    lst = await start_listener(nursery, Echo(), max_connections=2)
-    f = LengthPrefixFramer(2)
-    a = await trio.open_tcp_stream("127.0.0.1", lst.port)
-    b = await trio.open_tcp_stream("127.0.0.1", lst.port)
-    for s in (a, b):                                   # both served
-        await s.send_all(f.frame(b"hi"))
-        assert await read_frames(s, LengthPrefixFramer(2), 1) == [b"HI"]
-    c = await trio.open_tcp_stream("127.0.0.1", lst.port)   # in the backlog: not accepted at the cap
-    await c.send_all(f.frame(b"third"))
-    await a.send_all(f.frame(b"again"))                # a round trip on a: the loop has run meanwhile
-    assert await read_frames(a, LengthPrefixFramer(2), 1) == [b"AGAIN"]
-    assert lst.connections == 2 and lst.capped == 1
-    assert "channel inbound: 2 connections open (max_connections): accepting pauses" in caplog.text
-    await a.aclose()                                   # a slot frees: c is accepted and answered
-    with trio.fail_after(10):
-        assert await read_frames(c, LengthPrefixFramer(2), 1) == [b"THIRD"]
-    assert lst.connections == 3
-    for s in (b, c):
-        await s.aclose()
-
-
 def test_max_connections_must_be_positive() -> None:
     from engine.channels.options import ChannelConfigError
     with pytest.raises(ChannelConfigError, match="option max_connections: expected a positive whole number, got 0"):

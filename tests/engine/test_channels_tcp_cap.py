@@ -1,0 +1,183 @@
+"""tcp listen at max_connections, on real loopback sockets: a new peer takes the slot of the connection
+idle longest; a connection with a request in flight is never closed for it; with every connection busy,
+the new peer waits until one ends or falls idle.
+
+Time is a ``MockClock`` moved by hand (``clock.jump``), so "idle longest" is set by the test, not by
+sleeps; its ``autojump_threshold`` only ends a test that would hang (a real second with nothing to do)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import trio
+import trio.testing
+
+from engine.channels.tcp_listen import TcpListener
+from formats.framing import LengthPrefixFramer
+
+F = LengthPrefixFramer(2)
+
+
+@pytest.fixture
+def clock():
+    c = trio.testing.MockClock(autojump_threshold=1.0)
+    return c
+
+
+class Counterpart:
+    """Upper-cases each frame; a frame ``slow...`` waits for ``release`` (a slow counterpart)."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.waiting = 0
+
+    async def handle(self, conn, frames):
+        out = []
+        for f in frames:
+            if f.startswith(b"slow"):
+                self.waiting += 1
+                await self.release.wait()
+            out.append(f.upper())
+        return out
+
+    async def framing_error(self, conn, err):
+        return b"BAD"
+
+
+async def until(cond) -> None:
+    """Let the engine run (its socket events included) until ``cond()``; no clock time passes."""
+    for _ in range(2000):
+        if cond():
+            return
+        await trio.testing.wait_all_tasks_blocked(0.001)
+    raise AssertionError("condition not reached")
+
+
+async def connect(lst: TcpListener) -> trio.SocketStream:
+    n = lst.connections
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    await until(lambda: lst.connections > n)                  # accepted and served by the channel
+    return s
+
+
+async def receive(s: trio.SocketStream) -> bytes:
+    """The next bytes; a wait of a real second ends it (the clock then jumps to this deadline)."""
+    with trio.fail_after(60):
+        return await s.receive_some(1000)
+
+
+async def ask(s: trio.SocketStream, text: bytes) -> bytes:
+    await s.send_all(F.frame(text))
+    rx = LengthPrefixFramer(2)
+    while True:
+        data = await receive(s)
+        assert data, f"closed instead of answering {text!r}"
+        got = rx.feed(data)
+        if got:
+            await trio.testing.wait_all_tasks_blocked()   # the engine's writer has taken note, at this time
+            return got[0]
+
+
+async def closed(s: trio.SocketStream) -> bool:
+    """True when the engine closed ``s`` (a FIN: end of stream, nothing more sent)."""
+    return await receive(s) == b""
+
+
+def peer_of(s: trio.SocketStream) -> str:
+    return "127.0.0.1:%d" % s.socket.getsockname()[1]
+
+
+async def start(nursery, handler, **opts) -> TcpListener:
+    lst = TcpListener("front", {"address": "127.0.0.1:0", "framing": "length2", "max_connections": 3, **opts})
+    await nursery.start(lst.serve, handler)
+    return lst
+
+
+async def test_at_the_cap_the_connection_idle_longest_makes_room(nursery, clock, caplog) -> None:
+    lst = await start(nursery, Counterpart())
+    silent = await connect(lst)                  # connects and never sends: idle since t=0
+    clock.jump(10)
+    b = await connect(lst)
+    assert await ask(b, b"b1") == b"B1"          # idle since t=10
+    clock.jump(10)
+    c = await connect(lst)
+    assert await ask(c, b"c1") == b"C1"          # idle since t=20
+    clock.jump(10)
+    assert await ask(b, b"b2") == b"B2"          # b answered again: idle since t=30
+    clock.jump(10)
+
+    d = await trio.open_tcp_stream("127.0.0.1", lst.port)      # t=40, 3 connections open: the cap
+    assert await closed(silent)                                # idle 40s: the longest
+    assert await ask(d, b"d1") == b"D1"                        # the new peer is served
+    assert lst.evicted == 1 and lst.capped == 0
+    assert re.search(rf"channel front: 3 connections open \(max_connections\): closing connection \d+ from "
+                     rf"{peer_of(silent)}, idle for 40.0s \(the longest\), to accept a new peer", caplog.text)
+
+    e = await trio.open_tcp_stream("127.0.0.1", lst.port)      # next: c (idle since 20), not b (since 30)
+    assert await closed(c)
+    assert await ask(e, b"e1") == b"E1"
+    assert await ask(b, b"b3") == b"B3"                        # b and d are still served
+    assert await ask(d, b"d2") == b"D2"
+    assert lst.evicted == 2
+    for s in (silent, b, c, d, e):
+        await s.aclose()
+
+
+async def test_a_connection_with_a_request_in_flight_is_never_closed_for_room(nursery, clock, caplog) -> None:
+    h = Counterpart()
+    lst = await start(nursery, h)
+    a = await connect(lst)
+    assert await ask(a, b"a1") == b"A1"          # a is the oldest ...
+    clock.jump(10)
+    b = await connect(lst)
+    assert await ask(b, b"b1") == b"B1"
+    clock.jump(10)
+    c = await connect(lst)
+    clock.jump(10)
+    await a.send_all(F.frame(b"slow-a"))         # ... but now waits for a slow counterpart
+    await until(lambda: h.waiting == 1)
+    clock.jump(10)
+
+    d = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    assert await closed(b)                       # idle longest of those with nothing in flight
+    assert await ask(d, b"d1") == b"D1"
+    e = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    assert await closed(c)
+    assert await ask(e, b"e1") == b"E1"
+    assert lst.evicted == 2
+
+    h.release.set()                              # a's request is answered on its connection
+    rx = LengthPrefixFramer(2)
+    assert rx.feed(await receive(a)) == [b"SLOW-A"]
+    assert await ask(a, b"a2") == b"A2"
+    assert peer_of(a) not in caplog.text
+    for s in (a, b, c, d, e):
+        await s.aclose()
+
+
+async def test_with_every_connection_busy_a_new_peer_waits_for_one_to_fall_idle(nursery, clock, caplog) -> None:
+    h = Counterpart()
+    lst = await start(nursery, h)
+    busy = [await connect(lst) for _ in range(3)]
+    for i, s in enumerate(busy):
+        await s.send_all(F.frame(b"slow%d" % i))
+        clock.jump(1)
+    await until(lambda: h.waiting == 3)
+    d = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    await d.send_all(F.frame(b"d1"))
+    await until(lambda: lst.capped == 1)         # nothing idle: accepting pauses, nobody is closed
+    assert lst.evicted == 0 and lst.connections == 3
+    assert ("channel front: 3 connections open (max_connections), each with a request in flight: "
+            "accepting pauses until one ends or falls idle") in caplog.text
+
+    h.release.set()                              # every request answered; the first idle makes room
+    replies = []
+    for i, s in enumerate(busy):
+        rx = LengthPrefixFramer(2)
+        replies.append(rx.feed(await receive(s)))
+    assert replies == [[b"SLOW0"], [b"SLOW1"], [b"SLOW2"]]    # answered before any close
+    rx = LengthPrefixFramer(2)
+    assert rx.feed(await receive(d)) == [b"D1"]
+    assert lst.evicted == 1 and lst.connections == 4
+    for s in (*busy, d):
+        await s.aclose()
