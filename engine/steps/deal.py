@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.ledger_store import amount_problem
+from engine.ledger_store import AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
@@ -44,7 +44,8 @@ class DealStep(SyncStep):
                 # refused here, before any call, not when the ledger cannot store it (1E+999999999, 21
                 # digits, NaN): the counterpart would have been called for a deal then neither recorded
                 # nor answered
-                problem = (f"{v} is not a finite number" if not v.is_finite() else amount_problem(v))
+                problem = None if _plain_fit(v) else (
+                    f"{v} is not a finite number" if not v.is_finite() else amount_problem(v))
                 if problem:
                     shown = str(v)
                     if len(shown) > 40:          # a hostile 4000-digit amount is not quoted whole
@@ -58,6 +59,16 @@ class DealStep(SyncStep):
         if self.party is not None:
             v = self.party(scope)
             ex.party = None if v is None else str(v)
+
+
+def _plain_fit(v: Decimal) -> bool:
+    """``v`` written as plain digits fits the amount column (the common case, read on its text: ~0.2 us
+    against ~0.4 for ``amount_problem``); False sends it to the full check."""
+    t = str(v)
+    dot = t.find(".")
+    whole = (len(t) if dot < 0 else dot) - (t[0] == "-")
+    return (whole <= AMOUNT_MAX_INT_DIGITS and (dot < 0 or len(t) - dot - 1 <= AMOUNT_SCALE)
+            and t[-1].isdigit() and "E" not in t)
 
 
 COMPONENT = ComponentSpec(

@@ -2,6 +2,8 @@
 nak / term per option, a server down at start, a server restart."""
 from __future__ import annotations
 
+import os
+
 import functools
 import logging
 
@@ -93,6 +95,52 @@ async def test_engine_killed_before_ack_message_goes_to_the_next_engine(tmp_path
 
 
 async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_path, nursery, caplog) -> None:
+    """The ledger cannot write (its journal's descriptor swapped for a read-only one: EBADF, as a full disk
+    gives ENOSPC): the deal is not recorded, so the message is nak'ed and redelivered, up to max_deliver;
+    once the disk takes writes again the next message is recorded and acked."""
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        port = await json_counterpart(nursery, ok)
+        reg = nats_registry()
+        prog = consume_program(tmp_path, srv.url, max_deliver=3)
+        async with running(prog, tmp_path / "ledger.duckdb", registry=reg, overrides=book(port),
+                           sync="journal") as sb:
+            ch = sb.channel("orders")
+            await bound(ch)
+            jl = sb.ledger
+            while not hasattr(jl, "_fd"):                    # the journaled ledger under any view
+                jl = jl._ledger
+            good, jl._fd = jl._fd, os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)
+            try:
+                await nc.publish("orders.new", b'{"ref": "N-1", "amount": 1.50}')
+
+                async def given_up():
+                    i = await nc.consumer("ORDERS", "bsp-orders")
+                    return ch.naked == 3 and i.num_ack_pending == 0 and i
+
+                info = await eventually(given_up, "N-1 delivered 3 times (nak)")
+                assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (1, 3)
+            finally:
+                os.close(jl._fd)
+                jl._fd = good
+            await nc.publish("orders.new", b'{"ref": "N-2", "amount": 2.50}')
+
+            async def acked():
+                i = await nc.consumer("ORDERS", "bsp-orders")
+                return ch.acked == 1 and i.num_ack_pending == 0
+
+            await eventually(acked, "N-2 acked")
+    assert [r["reference"] for r in deals(tmp_path / "ledger.duckdb")] == ["N-2"]
+    assert "journal: write works again after 3 failure(s)" in caplog.text    # the journal says it, once each way
+    # the server drops N-1 after its last nak without a word: the channel says so, once
+    given_up = [r.getMessage() for r in caplog.records if "max_deliver" in r.getMessage()]
+    assert given_up == ["channel orders: message stream seq 1 on orders.new (stream ORDERS, consumer bsp-orders) "
+                        "was delivered 3 times (max_deliver) without being settled; the server will not deliver "
+                        "it again: it stays in the stream for an operator"]
+
+
+async def test_an_amount_the_ledger_cannot_store_is_rejected_and_acked(tmp_path, nursery) -> None:
+    """An amount with more decimals than the ledger keeps is rejected at the deal step (13), before any call:
+    recorded, so the message is acked (before 2026-11-26 the counterpart was called and the deal then lost)."""
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         port = await json_counterpart(nursery, ok)
         reg = nats_registry()
@@ -100,23 +148,16 @@ async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_
         async with running(prog, tmp_path / "ledger.duckdb", registry=reg, overrides=book(port)) as sb:
             ch = sb.channel("orders")
             await bound(ch)
-            # an amount the ledger refuses to store (more decimals than DECIMAL(18,4) keeps): no deal row
             await nc.publish("orders.new", b'{"ref": "N-1", "amount": 1.000000001}')
             await nc.publish("orders.new", b'{"ref": "N-2", "amount": 2.50}')
 
-            async def given_up():
+            async def settled():
                 i = await nc.consumer("ORDERS", "bsp-orders")
-                return ch.naked == 3 and ch.acked == 1 and i.num_ack_pending == 0 and i
+                return ch.acked == 2 and ch.naked == 0 and i.num_ack_pending == 0
 
-            info = await eventually(given_up, "N-1 delivered 3 times (nak), N-2 acked")
-            assert (info.delivered.stream_seq, info.delivered.consumer_seq) == (2, 4)
-    assert [r["reference"] for r in deals(tmp_path / "ledger.duckdb")] == ["N-2"]
-    assert "deal not recorded, reply withheld" in caplog.text
-    # the server drops N-1 after its last nak without a word: the channel says so, once
-    given_up = [r.getMessage() for r in caplog.records if "max_deliver" in r.getMessage()]
-    assert given_up == ["channel orders: message stream seq 1 on orders.new (stream ORDERS, consumer bsp-orders) "
-                        "was delivered 3 times (max_deliver) without being settled; the server will not deliver "
-                        "it again: it stays in the stream for an operator"]
+            await eventually(settled, "both acked")
+    got = sorted((r["reference"], r["status"], r["response_code"]) for r in deals(tmp_path / "ledger.duckdb"))
+    assert got == [("N-1", "rejected", "13"), ("N-2", "committed", None)], got
 
 
 async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:
