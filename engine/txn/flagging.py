@@ -35,7 +35,10 @@ from engine.txn import outcome, pivot
 def flag(plan: Any, st: Any) -> None:
     """The event ``flagged`` on ``st`` when a participant is left not undone (see the module); else nothing."""
     whys, names = [], []
+    kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
     i = st.doubt
+    if i is not None and kept is not None and st.doubt_pivot and i == st.pivot:
+        i = None                        # `on doubt flag` kept the calls before the step: said below, with them
     if i is not None:                   # a plugin step left in doubt and not undone
         runner = plan.effects[i]
         name = plan.step_name(i, runner)
@@ -45,7 +48,6 @@ def flag(plan: Any, st: Any) -> None:
         whys.append(f"step {name} ({label}) failed in doubt: it may have done its work outside bsp and {how}; "
                     f"check it in the system it acts on")
         names.append(name)
-    kept = pivot.why(plan, st)          # the saga pivot rule kept calls made before a call that cannot be undone
     for i, kind in st.doubted.items():  # a call in doubt that nothing undid: its outcome is unknown
         if kept is not None and st.doubt_pivot and i == st.pivot:
             continue                    # `on doubt flag` kept the calls before it: said below, with them

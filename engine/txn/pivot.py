@@ -58,10 +58,14 @@ def is_pivot(plan: Any, i: int) -> bool:
 
 
 def without_undo(plan: Any, st: Any, i: int) -> bool:
-    """Call ``i`` has nothing that undoes it: no ``compensate call``, and not an ISO 8583 0100/0200 as sent
-    (whose reversal is its undo).  A ``readonly`` call changed nothing: it is never counted here."""
+    """Participant ``i`` has nothing that undoes it: a call without a ``compensate call`` that is not an ISO
+    8583 0100/0200 as sent (whose reversal is its undo), or a plugin step that acts outside bsp whose kind has
+    no ``undo`` hook.  A ``readonly`` call changed nothing: it is never counted here."""
     call = plan.calls.get(i)
-    if call is None or call.readonly or call.compensation is not None:
+    if call is None:
+        runner = plan.effects.get(i)
+        return runner is not None and getattr(runner, "undo", None) is None
+    if call.readonly or call.compensation is not None:
         return False
     if call.iso:
         values = st.sent.get(i)
@@ -71,8 +75,11 @@ def without_undo(plan: Any, st: Any, i: int) -> bool:
 
 def no_undo(plan: Any, st: Any, i: int) -> str:
     """Why call ``i`` (in doubt, not compensated) has no undo: no compensation, or an ISO 8583 message that
-    has no reversal (its request values unknown, or a type other than 0100/0200)."""
-    call = plan.calls[i]
+    has no reversal (its request values unknown, or a type other than 0100/0200); a plugin step's kind that
+    has none."""
+    call = plan.calls.get(i)
+    if call is None:
+        return "its kind has no compensation"
     if call.iso and call.compensation is None:
         values = st.sent.get(i)
         mti = values.get("t") if isinstance(values, dict) else None
@@ -133,6 +140,13 @@ def why(plan: Any, st: Any) -> tuple[str, list[str]] | None:
     if getattr(st, "doubt_pivot", False):       # `on doubt flag`: a call that nothing can undo left in doubt
         p = st.pivot
         verb = "is" if len(st.kept) == 1 else "are"
+        if p in plan.effects:                   # a plugin step that acts outside bsp, failed in doubt
+            text = (f"{pivot_label} failed in doubt ({st.doubted.get(p, 'in doubt')}) and nothing can undo it "
+                    f"({no_undo(plan, st, p)}): it may have done its work outside bsp, so {listed} {verb} kept, "
+                    f"not undone (on doubt flag): the funds stay in place until its outcome is known; check in "
+                    f"the system it acts on whether {name(plan, p)} did its work: if it did, nothing is to be "
+                    f"undone; if it did not, undo {listed} (e.g. reverse the debit)")
+            return text, [name(plan, i) for i in st.kept] + [name(plan, p)]
         text = (f"{pivot_label} {where}got no answer it can trust ({st.doubted.get(p, 'in doubt')}) and nothing "
                 f"can undo it ({no_undo(plan, st, p)}): it may have gone through, so {listed} {verb} kept, not "
                 f"undone (on doubt flag): the funds stay in place until its outcome is known; ask the "

@@ -1,7 +1,9 @@
 """A plugin step that acts outside bsp (``ComponentSpec.side_effects``) and fails: a clean refusal
 (``StepFailure`` without ``in_doubt``) did nothing; anything else leaves its deal in doubt, as a call that
-timed out: the deal fails saying the work may have been done, the calls before it are compensated, the
-step's own ``compensate`` hook (if any) runs with them, and what nothing undid is flagged for an operator."""
+timed out: the deal fails saying the work may have been done; the step's own ``compensate`` hook (if any)
+runs, with the calls before it; a step whose kind has none may have done its work that nothing can undo, so
+under ``on doubt flag`` (the default) the calls before it are kept, as for a call left in doubt, and under
+``on doubt compensate`` they are compensated; what nothing undid is flagged for an operator."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,7 +57,7 @@ format J = json
 channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
 channel debit = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 10s }
 route pay {
-    receive from front as J
+    receive from front as J%s
     deal PAY { key = msg.ref  ref = msg.ref  amount = 1  currency = "EUR" }
     call d = debit as J reply J { op = "post"  ref = msg.ref } expect d.status == "OK"
         compensate call debit as J reply J { op = "cancel"  ref = msg.ref }
@@ -67,12 +69,12 @@ route pay {
 """
 
 
-async def _run(nursery, tmp_path: Path, kind: str, refs: list[str]) -> tuple[dict, Counterpart, Path]:
+async def _run(nursery, tmp_path: Path, kind: str, refs: list[str], doubt: str = "") -> tuple[dict, Counterpart, Path]:
     BOOKED.clear()
     UNDONE.clear()
     debit = Counterpart()
     reg = registry()
-    program = compile_text(tmp_path, ROUTE % (await json_counterpart(nursery, debit.answer), kind), registry=reg)
+    program = compile_text(tmp_path, ROUTE % (await json_counterpart(nursery, debit.answer), doubt, kind), registry=reg)
     ledger = tmp_path / "l.duckdb"
     answers = {}
     async with running(program, ledger, registry=reg) as sb:
@@ -95,14 +97,14 @@ def _deal(ledger: Path, ref: str) -> tuple[dict, list[str], list[dict]]:
 
 async def test_a_step_that_raises_leaves_its_deal_in_doubt_compensates_the_calls_and_is_flagged(
         nursery, tmp_path: Path) -> None:
-    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["X1"])
+    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["X1"], "\n    on doubt compensate")
     assert answers["X1"] == {"ref": "X1", "code": "96", "text": "outcome unknown"}
     assert BOOKED == ["X1"]
     d, events, _ = _deal(ledger, "X1")
     assert d["status"] == "failed" and d["response_code"] == "96"
     assert d["reason"].startswith("in_doubt: RuntimeError: the booking system's answer has no id (step kind book); "
                                   "it acts outside bsp and may have done its work before it failed (at "), d["reason"]
-    assert debit.counts[("cancel", "X1")] == 1                     # the call before it: compensated, as after a timeout
+    assert debit.counts[("cancel", "X1")] == 1                     # on doubt compensate: the call before it undone
     assert events[-3:] == ["compensated d", "flagged", "failed"], events
     (flag,) = rows(ledger, "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'flagged'", [d["deal_id"]])
     assert "step 3:book (step kind book) failed in doubt" in flag["detail"] and "no compensation" in flag["detail"]
@@ -110,8 +112,27 @@ async def test_a_step_that_raises_leaves_its_deal_in_doubt_compensates_the_calls
     assert letter["error_kind"] == "in_doubt" and "may have done its work" in letter["reason"]
 
 
+async def test_a_step_in_doubt_without_undo_keeps_the_calls_before_it_by_default(nursery, tmp_path: Path) -> None:
+    """`on doubt flag` (the default), as for a call left in doubt: the booking may have been made and nothing
+    undoes it, so the debit that pays for it is kept and the deal flagged naming both (until 2026-11-26 the
+    debit was cancelled while the booking may have stood)."""
+    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["X1", "D1"])
+    assert answers["X1"]["code"] == answers["D1"]["code"] == "96"
+    assert ("cancel", "X1") not in debit.counts and ("cancel", "D1") not in debit.counts, debit.counts
+    for ref in ("X1", "D1"):
+        d, events, _ = _deal(ledger, ref)
+        assert d["status"] == "failed" and "compensated d" not in events and "flagged" in events, events
+        (flag,) = rows(ledger, "SELECT detail FROM deal_events WHERE deal_id = ? AND to_state = 'flagged'",
+                       [d["deal_id"]])
+        detail = orjson.loads(flag["detail"])
+        assert detail["not_undone"] == ["d", "3:book"], detail
+        assert detail["why"].startswith("step 3:book failed in doubt (") and (
+            "nothing can undo it (its kind has no compensation): it may have done its work outside bsp, so call d "
+            "to debit is kept, not undone (on doubt flag)") in detail["why"], detail
+
+
 async def test_a_step_failure_in_doubt_keeps_its_words_and_is_treated_alike(nursery, tmp_path: Path) -> None:
-    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["D1"])
+    answers, debit, ledger = await _run(nursery, tmp_path, "book", ["D1"], "\n    on doubt compensate")
     assert answers["D1"]["code"] == "96"
     d, events, _ = _deal(ledger, "D1")
     assert d["status"] == "failed"
