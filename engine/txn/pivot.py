@@ -27,9 +27,11 @@ through, or not.  The route's ``on doubt`` policy says which risk the bank takes
 * ``on doubt compensate``: it is **not** a pivot (it may not have happened): the calls before it are
   compensated as for any failure, and the deal is flagged for the call in doubt (``engine.txn.flagging``).
 
-Either way the deal keeps its key.  A refused call did nothing: never a pivot.  Recovery follows ``on
-restart``, not ``on doubt``: a pivot marked ``done`` in the log stops compensation before it
-(``engine.txn.recovery``); a plugin step with a mark is always flagged there.
+A plugin step that acts outside bsp, whose kind has no ``undo`` hook and that failed in doubt, is the same
+(``without_undo``).  Either way the deal keeps its key.  A refused call did nothing: never a pivot.  On
+restart (``engine.txn.recovery``) under ``on restart compensate``, a call nothing can undo left ``sending``
+is in doubt and ``on doubt`` decides alike; a pivot marked ``done`` in the log stops compensation before it;
+a plugin step with a mark is always flagged there.
 """
 from __future__ import annotations
 
