@@ -141,6 +141,9 @@ class EngineBackend:
             last = health.get("last_error") or getattr(ch, "_last_error", "")
             if last:
                 row["last_error"] = last
+        room = getattr(ch, "room", None)           # tcp listen at max_connections (engine.channels.conn_room)
+        if room is not None and isinstance(getattr(room, "evicted", None), int):
+            row["evicted"], row["capped"] = room.evicted, room.capped
         gate = getattr(ch, "gate", None)           # tcp listen: TLS / mutual TLS / access list (tcp_tls.Gate)
         if gate is not None:
             row["tls"] = gate.ssl_context is not None

@@ -1,0 +1,49 @@
+"""`bsp status` shows a `tcp listen` channel at its `max_connections`: `evicted` (connections closed, idle
+longest, to make room for a new peer) and `capped` (accepting paused, every connection busy), so an admin
+sees the cap reached without reading the log (engine/ops/backend.py; docs/operations.md).
+
+Real engine (LiveEngine), real loopback connections, a real DuckDB ledger."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from engine.ops.backend import EngineBackend
+from formats.framing import LengthPrefixFramer
+from opskit import live
+
+ROUTE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2  max_connections = 1 }
+route echo {
+    receive from front as J
+    reply J { ref = msg.ref }
+}
+"""
+
+
+async def test_status_counts_connections_evicted_at_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "echo.route"
+    path.write_text(ROUTE)
+    async with live([path], tmp_path / "l.duckdb") as eng:
+        port = eng.channels["front"].port
+        backend = EngineBackend(eng, eng.observer)
+        before = (await backend.status())["channels"]["front"]
+        idle = await trio.open_tcp_stream("127.0.0.1", port)             # holds the only slot, says nothing
+        with trio.fail_after(10):                                         # a guard, not a timing
+            while (await backend.status())["channels"]["front"]["connections"] < 1:
+                await trio.sleep(0.01)
+            new = await trio.open_tcp_stream("127.0.0.1", port)          # at the cap: the idle one makes room
+            f = LengthPrefixFramer(2)
+            await new.send_all(f.frame(b'{"ref":"N1"}'))
+            got: list[bytes] = []
+            while not got:
+                got = f.feed(await new.receive_some(4096))
+            assert await idle.receive_some(10) == b""                     # closed by the engine
+        after = (await backend.status())["channels"]["front"]
+        await new.aclose()
+        await idle.aclose()
+    assert (before["evicted"], before["capped"]) == (0, 0), before
+    assert (after["evicted"], after["capped"]) == (1, 0), after
+    assert got == [b'{"ref":"N1"}'], got
