@@ -282,10 +282,10 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
                 {"policy": "compensate", "instead_of": "complete", "failing": failing})
         # `on doubt flag` (the default), as in a running engine: a call that nothing can undo left `sending` may
         # have gone through, so the undoable calls before it are kept, not compensated (engine.txn.pivot)
-        held = [i for i in doubt if pivot.without_undo(plan, st, i)]
-        if held and getattr(plan, "doubt", "flag") == "flag" and (st.pivot is None or max(held) > st.pivot):
-            st.pivot, st.doubt_pivot = max(held), True
-            st.doubted[st.pivot] = "sent before the crash, no answer logged"
+        for i in doubt:
+            if pivot.without_undo(plan, st, i):
+                st.doubted[i] = "sent before the crash, no answer logged"
+        pivot.hold_doubt(plan, st)
         undo = pivot.split(plan, st)
         for i in reversed(undo):
             await mgr.compensate_step(plan, i, ex, st)
