@@ -155,6 +155,55 @@ _FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
 
+# A deal whose ISO 8583 reversal was flagged after its row was written (event ``reversal flagged``, engine.txn.saf)
+# reads as a deal flagged with its row does: its reason, and its dead letter's (id = the deal's id), end with
+# FLAG_NOTE and the event's ``why``.  The note is added when read: the row and the dead letter are chained as
+# written (engine.audit) and never changed; the event that says it is appended to the chain.
+FLAG_NOTE = "; flagged for an operator: "
+REVERSAL_FLAGGED = "reversal flagged"
+# the same note in SQL, for the dead letters' reason filter (``row`` names the outer row's id column)
+_NOTE_SQL = ("coalesce((SELECT ? || string_agg(e.detail->>'why', '; ' ORDER BY e.seq) FROM deal_events e "
+             "WHERE e.deal_id = {row} AND e.to_state = ?), '')")
+
+
+def flag_note(reason: str | None, whys: list[str]) -> str | None:
+    """``reason`` with the note of its deal's ``reversal flagged`` events (``whys``, in order), if any."""
+    if not whys:
+        return reason
+    return (reason or "") + FLAG_NOTE + "; ".join(whys)
+
+
+def _whys(events: list[dict[str, Any]]) -> list[str]:
+    """The ``why`` of each ``reversal flagged`` event among ``events`` (in order; ``detail`` parsed)."""
+    return [str(e["detail"]["why"]) for e in events if e.get("to_state") == REVERSAL_FLAGGED
+            and isinstance(e.get("detail"), dict) and e["detail"].get("why") is not None]
+
+
+def _reversal_flags(con: Any, ids: list[str]) -> dict[str, list[str]]:
+    """Deal id -> the ``why`` of its ``reversal flagged`` events, in order, for the deals of ``ids`` that have one."""
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), FETCH_ROWS):
+        part = ids[i:i + FETCH_ROWS]
+        marks = ", ".join("?" for _ in part)
+        for deal_id, why in con.execute(
+                f"SELECT deal_id, detail->>'why' FROM deal_events WHERE to_state = ? AND deal_id IN ({marks}) "
+                f"AND detail->>'why' IS NOT NULL ORDER BY deal_id, seq", [REVERSAL_FLAGGED, *part]).fetchall():
+            out.setdefault(deal_id, []).append(why)
+    return out
+
+
+def _noted(con: Any, rows: list[dict[str, Any]], id_key: str) -> None:
+    """Each failed deal's (or its dead letter's) reason with the note of a reversal flagged since (``flag_note``)."""
+    ids = [r[id_key] for r in rows if r.get("status") != "committed" and r.get("reason") is not None]
+    if not ids:
+        return
+    flags = _reversal_flags(con, ids)
+    for r in rows:
+        whys = flags.get(r[id_key])
+        if whys:
+            r["reason"] = flag_note(r["reason"], whys)
+
+
 def iter_deals(
     path: str | Path,
     *,
@@ -184,16 +233,25 @@ def iter_deals(
 
 def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Iterator[dict[str, Any]]:
     with _reading(path, con) as c:
+        side = None          # the notes' reads, beside the result being fetched (``execute`` would end it)
         try:
             cur = c.execute(sql, params)
             while True:
                 rows = cur.fetchmany(FETCH_ROWS)
                 if not rows:
                     break
-                for row in rows:
-                    yield _deal_values(dict(zip(COLUMNS, row)))
+                chunk = [dict(zip(COLUMNS, row)) for row in rows]
+                failed = [d for d in chunk if d["status"] == "failed"]
+                if failed:
+                    side = side or c.cursor()
+                    _noted(side, failed, "deal_id")
+                for d in chunk:
+                    yield _deal_values(d)
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read deals: {exc}") from exc
+        finally:
+            if side is not None:
+                side.close()
 
 
 # ---------------------------------------------------------------- one deal's story
@@ -254,6 +312,7 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
         if item.get("detail") is not None:
             item["detail"] = orjson.loads(item["detail"])
         _as_utc(item, ("started_at", "at"))
+    d["reason"] = flag_note(d["reason"], _whys(d["events"]))   # a reversal flagged since the row: its note
     d["calls"] = [s for s in d["steps"] if s["kind"] == "call"]
     if cfg:
         c = cfg[0]
@@ -287,7 +346,9 @@ def query_dead_letters(
     before: tuple[datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring.
-    ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).
+    ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).  The reason of a
+    failed deal's letter whose ISO 8583 reversal was flagged since ends with that flag's note (``flag_note``),
+    as read and as ``reason`` matches it.
 
     With ``with_raw`` each dict has ``raw``: the stored bytes (encrypted when
     ``raw_key`` is set; see ``engine.deadletter.raw_bytes``), None once purged.
@@ -297,7 +358,8 @@ def query_dead_letters(
     sql, params = _select(
         f"SELECT {cols} FROM dead_letters",
         [("route = ?", route), ("channel = ?", channel), ("status = ?", status),
-         ("contains(lower(reason), lower(?))", reason),
+         (f"contains(lower(reason || {_NOTE_SQL.format(row='dead_letters.id')}), lower(?))",
+          None if reason is None else [FLAG_NOTE, REVERSAL_FLAGGED, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),
          (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None),
          ('("at" < ? OR ("at" = ? AND id < ?))', _after(before, "before"))],
@@ -308,6 +370,7 @@ def query_dead_letters(
             return []
         try:
             rows = _dicts(c, sql, params)
+            _noted(c, rows, "id")
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read dead letters: {exc}") from exc
     for r in rows:

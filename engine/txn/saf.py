@@ -603,13 +603,27 @@ class Saf:
             note(item.route)
 
     def _why(self, item: Item, *, waiting: bool) -> dict[str, Any]:
-        """The ``reversal flagged`` event's detail."""
+        """The ``reversal flagged`` event's detail: ``why`` names the call, its reversal and what to do, as
+        a deal flagged with its row says it (``engine.txn.flagging``); read back as the end of the deal's
+        reason and its dead letter's ("...; flagged for an operator: WHY", ``engine.ledger_query``), since
+        the row, written before, is chained and never changed."""
+        original = str(item.values.get("t") or "request")
+        try:
+            rev = reversal.reversal_of(item.values)["t"]
+        except ValueError:
+            rev = item.mti if item.values.get("t") else "reversal"
+        to = f" to channel {item.target}" if item.target else ""
         if item.n >= self.alert_after and not waiting:
-            why = f"not acknowledged after {item.n} attempts"
+            late = f"is not acknowledged after {item.n} attempts"
         else:
-            why = (f"not acknowledged within the time {self.alert_after} attempts take on their schedule "
-                   f"({item.n} made: the channel's other reversals held its reversal_in_flight places)")
-        return {"attempts": item.n, "why": f"{why}; still repeated, for an operator to follow up"}
+            late = (f"is not acknowledged within the time {self.alert_after} attempts take on their schedule "
+                    f"({item.n} made: the channel's other reversals held its reversal_in_flight places)")
+        why = (f"call {item.step} (ISO 8583 {original}{to}) got no answer it can trust and its reversal ({rev}) "
+               f"{late}: the host may have applied the {original} (the customer charged) and not have its "
+               f"reversal; ask the host whether it holds the {original} and its reversal and settle it there; "
+               f"the reversal is still repeated until the host acknowledges it (event `reversed {item.step}` "
+               f"on the deal)")
+        return {"attempts": item.n, "why": why, "not_undone": [item.step]}
 
     async def _acked_story(self, item: Item) -> None:
         ack = item.ack or {}

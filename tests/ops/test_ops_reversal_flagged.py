@@ -5,9 +5,15 @@ the route's ``flagged`` and ``flagged_deals`` in ``bsp status``, ``bsp_route_fla
 written).  Until 2026-11-26 it showed only in ``bsp status`` ``reversals``: an operator working the
 flagged list missed exactly the card deals where the customer may have been charged.
 
+Its reason and dead letter say so too, as a deal flagged with its row does ("...; flagged for an operator:
+WHY", naming the reversal and what to do): ``bsp dead list --reason flagged`` (the filter docs/transactions.md
+gives an operator) finds it, ``bsp dead show`` and ``bsp deals show`` tell it.  Until 2026-11-27 they kept the
+reason written with the row, before the flag, and the dead-letter filter missed exactly these deals.
+
 Real engine (LiveEngine, its observer and admin backend), a real ISO 8583 issuer on 127.0.0.1
 (engine.sim.reversal_host) that never answers the 0200 and never acknowledges the reversal, a real
-audited ledger: the flag is an appended event, so ``bsp audit verify`` stays clean."""
+audited ledger: the flag is an appended event (the row and its dead letter, written before, are chained and
+never changed; the note is read from the event), so ``bsp audit verify`` stays clean."""
 from __future__ import annotations
 
 import base64
@@ -18,7 +24,7 @@ import trio
 from rich.console import Console
 from typer.testing import CliRunner
 
-from engine.admin.backend import DealQuery
+from engine.admin.backend import DeadLetterQuery, DealQuery
 from engine.cli import app
 from engine.commands.top import render
 from engine.ledger_query import query_deals
@@ -58,6 +64,8 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
         with trio.fail_after(10):                      # its event is appended after the row
             while not (flagged := await backend.deals(DealQuery(flagged=True))):
                 await trio.sleep(0.02)
+        live_letters = await backend.dead_letters(DeadLetterQuery(reason="flagged for an operator"))   # bsp dead list --live
+        live_deal = await backend.deal(flagged[0]["deal_id"])                          # bsp deals show --live
         with trio.fail_after(10):                      # more attempts, never counted twice
             while host.reversals < 4:
                 await trio.sleep(0.02)
@@ -83,5 +91,27 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
     assert [d["deal_id"] for d in query_deals(ledger, flagged=True)] == [deal]
     out = CliRunner().invoke(app, ["deals", "--ledger", str(ledger), "--flagged", "--json"])
     assert out.exit_code == 0 and deal in out.output, out.output
+    # (tmp_path names this test, "...flagged...", and the reason names the route file: so the filter's full text)
+    # its reason and dead letter name the flag and what to do, as a deal flagged with its row does; the row and
+    # the dead letter as written (chained) are unchanged: the note comes from the appended event
+    [(stored,)] = rows(ledger, f"SELECT reason FROM dead_letters WHERE id = '{deal}'")
+    assert "flagged for an operator" not in stored and rows(ledger, "SELECT reason FROM deals") == [(stored,)], stored
+    note = ("; flagged for an operator: call auth (ISO 8583 0200 to channel issuer) got no answer it can trust and "
+            "its reversal (0420) is not acknowledged after 2 attempts")
+    assert [r["id"] for r in live_letters] == [deal] and live_letters[0]["reason"].startswith(stored + note), live_letters
+    assert live_deal is not None and live_deal["reason"].startswith(stored + note), live_deal
+    assert "settle it there" in live_deal["reason"], live_deal["reason"]
+    out = CliRunner().invoke(app, ["dead", "list", "--ledger", str(ledger), "--reason", "Flagged for an operator", "--json"])
+    assert out.exit_code == 0 and deal in out.output, out.output
+    out = CliRunner().invoke(app, ["dead", "list", "--ledger", str(ledger), "--reason", "not acknowledged", "--json"])
+    assert out.exit_code == 0 and deal in out.output, out.output
+    out = CliRunner().invoke(app, ["dead", "list", "--ledger", str(ledger), "--reason", "no such text", "--json"])
+    assert out.exit_code == 0 and deal not in out.output, out.output
+    out = CliRunner().invoke(app, ["dead", "show", deal, "--ledger", str(ledger)])
+    assert out.exit_code == 0 and note in out.output, out.output
+    out = CliRunner().invoke(app, ["deals", "show", deal, "--ledger", str(ledger)])
+    assert out.exit_code == 0 and f"reason: {stored}{note}" in out.output, out.output
+    [listed] = query_deals(ledger, flagged=True)
+    assert listed["reason"].startswith(stored + note), listed
     out = CliRunner().invoke(app, ["audit", "verify", "--ledger", str(ledger)])
     assert out.exit_code == 0 and "chain" in out.output.lower(), out.output
