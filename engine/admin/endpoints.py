@@ -84,7 +84,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),
-                     Param("reason", "string", "The reason contains this text (any case).", example="no route"),
+                     Param("reason", "string", "The reason contains this text (any case; `flagged for an operator` "
+                           "finds the letters of flagged deals, also of one whose ISO 8583 reversal was flagged after "
+                           "it was written).", example="no route"),
                      SINCE,
                      Param("until", "date-time", "Only dead letters received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),

@@ -90,7 +90,9 @@ def list_(
     env: Optional[str] = ENV_OPT,
     route: Optional[str] = typer.Option(None, "--route", help="Only this route."),
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Reason contains this text (any case)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Reason contains this text (any case; `flagged` "
+                                         "finds the flagged deals' letters, also those whose ISO 8583 reversal "
+                                         "was flagged since)."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(DEAD_STATUSES)}."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
