@@ -179,29 +179,33 @@ def _whys(events: list[dict[str, Any]]) -> list[str]:
             and isinstance(e.get("detail"), dict) and e["detail"].get("why") is not None]
 
 
-def _reversal_flags(con: Any, ids: list[str]) -> dict[str, list[str]]:
-    """Deal id -> the ``why`` of its ``reversal flagged`` events, in order, for the deals of ``ids`` that have one."""
-    out: dict[str, list[str]] = {}
-    for i in range(0, len(ids), FETCH_ROWS):
-        part = ids[i:i + FETCH_ROWS]
-        marks = ", ".join("?" for _ in part)
-        for deal_id, why in con.execute(
+class _Flags:
+    """The ``reversal flagged`` notes of the deals read through ``con``: which deals have one is read once (a scan
+    of ``deal_events.to_state``, ~40 ms at 5M events), their ``why`` only for the deals read that have one."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self._ids: set[str] | None = None
+
+    def note(self, rows: list[dict[str, Any]], id_key: str) -> None:
+        """Each failed deal's (or its dead letter's) reason with the note of a reversal flagged since (``flag_note``)."""
+        if not rows:
+            return
+        if self._ids is None:
+            self._ids = {r[0] for r in self.con.execute(
+                "SELECT DISTINCT deal_id FROM deal_events WHERE to_state = ?", [REVERSAL_FLAGGED]).fetchall()}
+        hits = [r[id_key] for r in rows if r[id_key] in self._ids and r.get("reason") is not None]
+        if not hits:
+            return
+        whys: dict[str, list[str]] = {}
+        marks = ", ".join("?" for _ in hits)
+        for deal_id, why in self.con.execute(
                 f"SELECT deal_id, detail->>'why' FROM deal_events WHERE to_state = ? AND deal_id IN ({marks}) "
-                f"AND detail->>'why' IS NOT NULL ORDER BY deal_id, seq", [REVERSAL_FLAGGED, *part]).fetchall():
-            out.setdefault(deal_id, []).append(why)
-    return out
-
-
-def _noted(con: Any, rows: list[dict[str, Any]], id_key: str) -> None:
-    """Each failed deal's (or its dead letter's) reason with the note of a reversal flagged since (``flag_note``)."""
-    ids = [r[id_key] for r in rows if r.get("status") != "committed" and r.get("reason") is not None]
-    if not ids:
-        return
-    flags = _reversal_flags(con, ids)
-    for r in rows:
-        whys = flags.get(r[id_key])
-        if whys:
-            r["reason"] = flag_note(r["reason"], whys)
+                f"AND detail->>'why' IS NOT NULL ORDER BY deal_id, seq", [REVERSAL_FLAGGED, *hits]).fetchall():
+            whys.setdefault(deal_id, []).append(why)
+        for r in rows:
+            if r[id_key] in whys:
+                r["reason"] = flag_note(r["reason"], whys[r[id_key]])
 
 
 def iter_deals(
@@ -234,6 +238,7 @@ def iter_deals(
 def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Iterator[dict[str, Any]]:
     with _reading(path, con) as c:
         side = None          # the notes' reads, beside the result being fetched (``execute`` would end it)
+        flags: _Flags | None = None
         try:
             cur = c.execute(sql, params)
             while True:
@@ -243,8 +248,10 @@ def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Ite
                 chunk = [dict(zip(COLUMNS, row)) for row in rows]
                 failed = [d for d in chunk if d["status"] == "failed"]
                 if failed:
-                    side = side or c.cursor()
-                    _noted(side, failed, "deal_id")
+                    if flags is None:
+                        side = c.cursor()
+                        flags = _Flags(side)
+                    flags.note(failed, "deal_id")
                 for d in chunk:
                     yield _deal_values(d)
         except duckdb.Error as exc:
@@ -370,7 +377,7 @@ def query_dead_letters(
             return []
         try:
             rows = _dicts(c, sql, params)
-            _noted(c, rows, "id")
+            _Flags(c).note(rows, "id")
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot read dead letters: {exc}") from exc
     for r in rows:
