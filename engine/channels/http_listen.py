@@ -39,6 +39,9 @@ from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
 
+# every answer to a request that was recorded as a deal names it: the id `bsp deals show` takes
+DEAL_ID_HEADER = "bsp-deal-id"
+
 _NUMBERS = itertools.count(1)
 
 DEFAULT_STATUS = {
@@ -175,7 +178,10 @@ class HttpListener:
             "headers": dict(request.headers),
             "peer": peer_text,
         }
-        conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS), extra={"http": http})
+        # ``deals``: the dispatcher puts (deal id, reason) there once the deal is recorded (Bsp-Deal-Id)
+        deals: list[tuple[str | None, str | None]] = []
+        conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS),
+                        extra={"http": http, "deals": deals})
         self._inflight += 1
         try:
             if refusal is not None:
@@ -192,6 +198,13 @@ class HttpListener:
                 out = await dispatch_one(self._handler, conn, body, http)
         finally:
             self._inflight -= 1
+        deal_id = deals[0][0] if deals else None
+        answer = self._answer(request, out, deal_id)
+        if deal_id is not None:     # the id a caller quotes to the bank: `bsp deals show ID` finds it
+            answer.headers.append((DEAL_ID_HEADER, deal_id))
+        return answer
+
+    def _answer(self, request: Request, out: Any, deal_id: str | None) -> Response:
         if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
             return Response.problem(503, "the deal could not be written to the ledger, so it is not "
                                          "acknowledged: treat it as a time-out (the engine's log says why)",
@@ -213,7 +226,8 @@ class HttpListener:
         # a failure's place is its ``where`` (in the deal's reason, "(at pay.route:9:1)")
         shown = out.text if out.kind == "internal" else out.detail or out.text
         return Response.problem(status, shown or out.status, instance=request.raw_path,
-                                kind=out.kind, code=out.code, deal_status=out.status)
+                                kind=out.kind, code=out.code, deal_status=out.status,
+                                **({"deal_id": deal_id} if deal_id is not None else {}))
 
 
 def build(decl: Any) -> HttpListener:

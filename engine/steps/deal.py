@@ -38,8 +38,12 @@ class DealStep(SyncStep):
                 if isinstance(v, int) and not isinstance(v, bool):
                     v = Decimal(v)
                 else:
-                    raise StepFailure("internal", f"deal {self.type}: amount must be a decimal, got "
-                                      f"{type(v).__name__} {v!r}", where=self.where)
+                    # the request's own value (a JSON "12.50" or "abc", a form's text, an object): the
+                    # sender's to fix, refused as any unusable amount is, not an engine failure (500, 96)
+                    shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:12]}... ({len(repr(v))} characters)"
+                    raise StepFailure("rejected", f"deal {self.type}: amount must be a number, got "
+                                      f"{_type_name(v)} {shown}", code="13", text="invalid amount",
+                                      where=self.where)
             if v is not None:
                 # refused here, before any call, not when the ledger cannot store it (1E+999999999, 21
                 # digits, NaN): the counterpart would have been called for a deal then neither recorded
@@ -59,6 +63,19 @@ class DealStep(SyncStep):
         if self.party is not None:
             v = self.party(scope)
             ex.party = None if v is None else str(v)
+
+
+def _type_name(v: Any) -> str:
+    """The route language's name for ``v``'s type, as a sender would recognise it in JSON."""
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
 
 
 def _plain_fit(v: Decimal) -> bool:

@@ -312,3 +312,23 @@ async def test_tls_connections_end_with_close_notify(tmp_path: Path, pki) -> Non
         assert end == "close_notify"
         got, end = await trio.to_thread.run_sync(_read_to_tls_end, port, pki.ca, None)    # idle_timeout
         assert got == b"" and end == "close_notify"
+
+
+async def test_every_recorded_answer_names_its_deal_and_the_others_none(tmp_path: Path) -> None:
+    """`Bsp-Deal-Id` on every answer to a request recorded as a deal (a reply, problem details, where it is
+    also `deal_id`): the id a caller quotes and `bsp deals show` takes. A 404 / 405 records nothing: no id."""
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            ok = await c.post(url(sb), json={"ref": "D1", "amount": 5})
+            bad = await c.post(url(sb), content=b'{"ref": ', headers={"content-type": "application/json"})
+            rej = await c.post(url(sb), json={"ref": "D2", "amount": 0})
+            lost = [await c.get(url(sb)), await c.post(url(sb, "/other"), json={})]
+    assert (ok.status_code, bad.status_code, rej.status_code) == (200, 400, 422)
+    assert bad.json()["deal_id"] == bad.headers["bsp-deal-id"] and rej.json()["deal_id"] == rej.headers["bsp-deal-id"]
+    assert [(r.status_code, "bsp-deal-id" in r.headers) for r in lost] == [(405, False), (404, False)]
+    rows = {r["deal_id"]: r for r in deals(ledger)}
+    assert rows[ok.headers["bsp-deal-id"]]["reference"] == "D1"
+    assert rows[rej.headers["bsp-deal-id"]]["status"] == "rejected"      # validate runs before its deal step here
+    assert rows[bad.headers["bsp-deal-id"]]["deal_type"] == "MALFORMED"
