@@ -162,6 +162,76 @@ async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_
     assert letters["malformed"]["channel"] == "side" and "KeyError" in letters["malformed"]["reason"]
 
 
+LIAR_ROUTE = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply J { code = error.code  text = error.text }
+}
+channel raise = liar connect { mode = "raise" }
+channel short = liar connect { mode = "short" }
+channel text = liar connect { mode = "text" }
+channel good = liar connect { mode = "echo" }
+route r_raise {
+    receive from front as J when msg.via == "raise"
+    call post = raise as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_short {
+    receive from front as J when msg.via == "short"
+    call post = short as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_text {
+    receive from front as J when msg.via == "text"
+    call post = text as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_good {
+    receive from front as J
+    call post = good as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+"""
+
+
+async def test_a_call_channel_that_breaks_its_contract_leaves_its_deal_in_doubt_naming_the_plugin(
+        both: Path, tmp_path: Path) -> None:
+    """docs/plugins.md#when-a-plugin-goes-wrong: a connect channel's request_many that raises, returns fewer
+    results than requests, or a str for a reply: the request may have left, so the deal fails in doubt
+    (96, "outcome unknown"), naming the call's place, the channel, its kind and plugin; it is flagged and
+    dead-lettered, and the engine goes on.  Until 2026-11-26 a short list committed the deal as answered."""
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, LIAR_ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        answers = []
+        for via in ("raise", "short", "text", "none"):
+            await c.send(b'{"ref": "R-%s", "via": "%s"}' % (via.encode(), via.encode()))
+            with trio.fail_after(10):
+                answers += await c.recv_json()
+        await c.aclose()
+    assert answers == [{"code": "96", "text": "outcome unknown"}] * 3 + [{"code": "00"}]
+    rows = deals(ledger)
+    assert sorted(d["status"] for d in rows) == ["committed", "failed", "failed", "failed"]
+    label = "channel {} (liar connect, from " + WRECK.format("runtime", "bsp_wreck.runtime:register") + ")"
+    whys = {"raise": "raised RuntimeError: liar lost its socket table",
+            "short": "request_many returned 0 result(s) for 1 request(s)",
+            "text": "request_many returned a str for request 1 of 1, not bytes or a ChannelError"}
+    failed = sorted((d for d in rows if d["status"] == "failed"), key=lambda d: d["reason"])
+    for d in failed:
+        via = next(v for v in whys if f"channel {v} " in d["reason"])
+        line = {"raise": 14, "short": 19, "text": 24}[via]
+        assert d["reason"].startswith(
+            f"in_doubt: call post: {label.format(via)} {whys[via]}; the request may have left: its outcome is "
+            f"unknown; this is a bug in the channel, not the counterpart's answer (at {tmp_path / 'test.route'}:"
+            f"{line}:"), d["reason"]
+        assert "flagged for an operator" in d["reason"], d["reason"]
+    letters = _dead_letters(ledger)
+    assert sorted(x["error_kind"] for x in letters) == ["in_doubt"] * 3
+
+
 @pytest.mark.parametrize("decl, expected", [
     ('channel odd = fussy\n',
      "test.route:1:1: channel odd (channel kind fussy from plugin bsp-wreck 0.1.0 (entry point runtime = "

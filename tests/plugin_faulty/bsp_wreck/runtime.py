@@ -73,6 +73,30 @@ class _Stubborn:
         pass
 
 
+class _Liar:
+    """A call target that breaks request_many's contract: ``mode`` raise (it raises), short (fewer
+    results than requests), text (a str instead of bytes), else the request echoed back (good)."""
+    role = "connect"
+
+    def __init__(self, decl):
+        self.name = decl.name
+        self.address = "127.0.0.1:0"
+        self.mode = decl.options.get("mode")
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def request_many(self, payloads, timeout):
+        if self.mode == "raise":
+            raise RuntimeError("liar lost its socket table")
+        if self.mode == "short":
+            return []
+        if self.mode == "text":
+            return [p.decode() for p in payloads]
+        return list(payloads)
+
+
 def _fussy(decl):
     raise KeyError("fussy wants an option nobody declared")
 
@@ -97,6 +121,8 @@ COMPONENTS = (
                   options=(OptionSpec("mode", "expr", "The mode."),)),
     ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
                   build=lambda decl: _Flaky(decl)),
+    ComponentSpec(category="channel", name="liar.connect", doc="request_many breaks its contract.",
+                  build=lambda decl: _Liar(decl), options=(OptionSpec("mode", "string", "How it lies."),)),
     ComponentSpec(category="channel", name="fussy", doc="Its constructor raises.", build=_fussy),
     ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
                   build=lambda decl: _Stubborn(decl)),
