@@ -162,6 +162,28 @@ async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_
     assert letters["malformed"]["channel"] == "side" and "KeyError" in letters["malformed"]["reason"]
 
 
+def test_bsp_check_names_the_plugin_whose_check_hook_raises(both: Path, tmp_path: Path) -> None:
+    """A kind's check hook that raises (a bug in the plugin, not in the route) is reported at the declaration
+    with the kind, its plugin, the exception and the hook's line; until 2026-11-26 a channel's said only
+    "'address'" (a KeyError's text) and a format's did not name the plugin."""
+    (tmp_path / "r.route").write_text('format F = fragile\nchannel c = touchy\nroute r {\n    receive from c as F\n'
+                                      '    reply F { a = "1" }\n}\n')
+    res = compile_paths([tmp_path / "r.route"], default_registry())
+    got = {d.code: (d.pos.line, d.message) for d in res.errors}
+    assert set(got) == {"E050", "E055"}, res.errors
+    site = Path(__import__("bsp_wreck").__file__).parent
+    plugin = WRECK.format("runtime", "bsp_wreck.runtime:register")
+    line, text = got["E050"]
+    assert line == 1 and text.startswith("format `F`: the fragile checker raised KeyError: 'schema' (at "
+                                         f"{site / 'runtime.py'}:"), text
+    assert text.endswith(f", format kind fragile, from {plugin}): a bug in the kind, not in the route; ask the "
+                         "authors of plugin bsp-wreck 0.1.0 to fix it (a check hook returns a list of SpecError), "
+                         "or run `bsp run` to see whether the kind builds"), text
+    line, text = got["E055"]
+    assert line == 2 and text.startswith("channel `c`: the touchy checker raised KeyError: 'address' (at "), text
+    assert f"channel kind touchy, from {plugin}): a bug in the kind" in text, text
+
+
 LIAR_ROUTE = """
 format J = json
 channel front = tcp listen {

@@ -97,6 +97,14 @@ class _Liar:
         return list(payloads)
 
 
+def _fragile_check(decl):
+    return decl.options["schema"].errors        # a bug: there is no such option
+
+
+def _touchy_check(decl):
+    return [] if decl.options["address"] else []   # a bug: a KeyError when address is left out
+
+
 def _fussy(decl):
     raise KeyError("fussy wants an option nobody declared")
 
@@ -123,6 +131,10 @@ COMPONENTS = (
                   build=lambda decl: _Flaky(decl)),
     ComponentSpec(category="channel", name="liar.connect", doc="request_many breaks its contract.",
                   build=lambda decl: _Liar(decl), options=(OptionSpec("mode", "string", "How it lies."),)),
+    ComponentSpec(category="format", name="fragile", doc="Its check hook raises.", build=lambda decl: _Crashy(),
+                  check=_fragile_check),
+    ComponentSpec(category="channel", name="touchy", doc="Its check hook raises.", build=lambda decl: _Liar(decl),
+                  check=_touchy_check, options=(OptionSpec("address", "string", "Where."),)),
     ComponentSpec(category="channel", name="fussy", doc="Its constructor raises.", build=_fussy),
     ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
                   build=lambda decl: _Stubborn(decl)),
