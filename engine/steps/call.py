@@ -41,6 +41,8 @@ class CallStep:
         self.channel_name = o["channel"]
         self.channel = ctx.channel(o["channel"])
         self.channel_label, self.plugin_channel = label_for(ctx, o["channel"])
+        note = getattr(ctx, "codec_note", None)
+        self.codec_note = note(o.get("format")) if note is not None else ""
         if not hasattr(self.channel, "request_many"):
             raise ValueError(f"{self.where}: call {self.name}: channel {o['channel']} cannot make calls "
                              f"(it is a {type(self.channel).__name__}); use a tcp.connect or memory channel")
@@ -202,6 +204,11 @@ class CallStep:
         except FormatError as exc:
             raise StepFailure("internal", f"call {self.name}: cannot encode {self.format}: "
                               f"{safe_error_text(exc, tags_of(self.codec), values)}", where=self.where) from exc
+        except Exception as exc:
+            if not self.codec_note:
+                raise
+            raise StepFailure("internal", f"call {self.name}: encode of {self.format} raised {type(exc).__name__}: "
+                              f"{exc}{self.codec_note}", where=self.where) from exc
 
 
 def _expr_text(expr: Any) -> str:

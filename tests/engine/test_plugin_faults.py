@@ -184,6 +184,30 @@ def test_bsp_check_names_the_plugin_whose_check_hook_raises(both: Path, tmp_path
     assert f"channel kind touchy, from {plugin}): a bug in the kind" in text, text
 
 
+async def test_a_codec_whose_encode_raises_names_its_format_kind_and_plugin(both: Path, tmp_path: Path) -> None:
+    """A plugin format's encode that raises (not a FormatError) fails the deal naming the format, its kind and
+    plugin; until 2026-11-26 the reason was only "internal: KeyError: 'missing' (at ...)"."""
+    text = ('format J = json\nformat K = clumsy\nchannel front = tcp listen {\n    address = "127.0.0.1:0"\n'
+            '    framing = length2\n}\nchannel side = liar connect { mode = "echo" }\n'
+            'route r {\n    receive from front as J when msg.op == "reply"\n    reply K { a = "1" }\n}\n'
+            'route c {\n    receive from front as J\n    call post = side as K { a = "1" }\n    reply J { a = "1" }\n}\n')
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, text, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"op": "reply"}', b'{"op": "call"}')
+        with trio.fail_after(10):
+            while sb.stats.total < 2:
+                await trio.sleep(0.01)
+        await c.aclose()
+    plugin = WRECK.format("runtime", "bsp_wreck.runtime:register")
+    where = tmp_path / "test.route"
+    assert sorted(d["reason"] for d in deals(ledger)) == [
+        f"internal: call post: encode of K raised KeyError: 'missing' (format kind clumsy from {plugin}) "
+        f"(at {where}:14:5)",
+        f"internal: reply K: encode raised KeyError: 'missing' (format kind clumsy from {plugin}) (at {where}:10:5)"]
+
+
 LIAR_ROUTE = """
 format J = json
 channel front = tcp listen {

@@ -97,6 +97,16 @@ class _Liar:
         return list(payloads)
 
 
+class _Clumsy:
+    name = "clumsy"
+
+    def decode(self, data):
+        return {"op": "x"}
+
+    def encode(self, values):
+        return values["missing"]             # a KeyError: a bug, not a FormatError
+
+
 def _fragile_check(decl):
     return decl.options["schema"].errors        # a bug: there is no such option
 
@@ -131,6 +141,7 @@ COMPONENTS = (
                   build=lambda decl: _Flaky(decl)),
     ComponentSpec(category="channel", name="liar.connect", doc="request_many breaks its contract.",
                   build=lambda decl: _Liar(decl), options=(OptionSpec("mode", "string", "How it lies."),)),
+    ComponentSpec(category="format", name="clumsy", doc="encode raises KeyError.", build=lambda decl: _Clumsy()),
     ComponentSpec(category="format", name="fragile", doc="Its check hook raises.", build=lambda decl: _Crashy(),
                   check=_fragile_check),
     ComponentSpec(category="channel", name="touchy", doc="Its check hook raises.", build=lambda decl: _Liar(decl),
