@@ -21,6 +21,7 @@ from dsl import compexpect, ir
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
+from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
@@ -728,8 +729,8 @@ class Checker(_TestChecks):
         except SpecError as e:
             errs = [e]
         except Exception as e:  # noqa: BLE001 - report, never crash the checker
-            self.error("E050", f"format `{d.name.name}`: the {spec.name} checker failed: "
-                       f"{type(e).__name__}: {e}", d.kind.pos)
+            self.error("E050", f"format `{d.name.name}`: {hook_failure(self.registry, 'format', spec.name, e)}",
+                       d.kind.pos)
             return
         for e in errs:
             pos = d.pos
@@ -910,8 +911,12 @@ class Checker(_TestChecks):
         import re
         try:
             errs = _call_hook(spec.check, decl, base) or []
-        except Exception as e:  # noqa: BLE001 - report, never crash the checker
+        except ValueError as e:  # a constructor's ChannelConfigError (built_check lets a ValueError through)
             errs = [e]
+        except Exception as e:  # noqa: BLE001 - a bug in the hook: report it, never crash the checker
+            self.error("E055", f"channel `{decl.name}`: {hook_failure(self.registry, 'channel', decl.kind, e)}",
+                       d.name.pos)
+            return
         for e in errs:
             text = getattr(e, "message", None) or str(e)
             named = [g for g in re.findall(r"\boption (\w+)", text) + re.findall(r"\b(\w+) = ", text)
@@ -949,7 +954,7 @@ class Checker(_TestChecks):
         try:
             problem = hook(cdecl, fdecl)
         except Exception as e:  # noqa: BLE001 - report, never crash the checker
-            problem = f"the {cdecl.kind} checker failed: {type(e).__name__}: {e}"
+            problem = hook_failure(self.registry, "channel", cdecl.kind, e)
         if problem:
             text, _, hint = str(problem).partition("\n")
             self.error("E039", f"channel `{chan}` cannot hand format `{fmt}` its requests: {text}",

@@ -77,6 +77,12 @@ class Binder:
         self._codecs[name] = codec
         return codec
 
+    def codec_note(self, name: str | None) -> str:
+        """`` (format kind piperec from plugin bsp-x 0.1.0 (entry point ...))`` for a plugin's format, else "":
+        what a codec's run-time bug (an exception that is not a ``FormatError``) names besides itself."""
+        decl = self.program.formats.get(name) if name else None
+        return plugin_note(self.registry, "format", decl.kind) if decl is not None else ""
+
     # -- channels -----------------------------------------------------------
     def channel(self, name: str) -> Any:
         ch = self.channels.get(name)

@@ -13,6 +13,7 @@ import orjson
 from engine.channels.base import ChannelError
 from engine.channels.file_names import NameValues, problem, shown_values, text_of
 from engine.runtime.exchange import StepFailure
+from engine.steps.call_results import contract_problem, fail_in_doubt, label_for
 from engine.steps.base import where as where_of
 from formats.classify import mask_digit_runs, safe_error_text, tags_of
 from formats.component import ComponentSpec, OptionSpec
@@ -39,6 +40,9 @@ class CallStep:
         self.answer_as = self.name
         self.channel_name = o["channel"]
         self.channel = ctx.channel(o["channel"])
+        self.channel_label, self.plugin_channel = label_for(ctx, o["channel"])
+        note = getattr(ctx, "codec_note", None)
+        self.codec_note = note(o.get("format")) if note is not None else ""
         if not hasattr(self.channel, "request_many"):
             raise ValueError(f"{self.where}: call {self.name}: channel {o['channel']} cannot make calls "
                              f"(it is a {type(self.channel).__name__}); use a tcp.connect or memory channel")
@@ -89,12 +93,21 @@ class CallStep:
                 ex.fail(StepFailure("internal", f"call {self.name}: {exc}", where=self.where))
         if not sent:
             return
-        if getattr(self.channel, "takes_keys", False):   # e.g. nats.publish: the deal reference is the message id
-            results = await self.channel.request_many(payloads, self.timeout, keys=[ex.reference for ex in sent])
-        elif self.name_values is not None:               # a file write's name from the deal's values
-            results = await self.channel.request_many(payloads, self.timeout, names=names)
-        else:
-            results = await self.channel.request_many(payloads, self.timeout)
+        try:
+            if getattr(self.channel, "takes_keys", False):   # e.g. nats.publish: the deal reference is the message id
+                results = await self.channel.request_many(payloads, self.timeout,
+                                                          keys=[ex.reference for ex in sent])
+            elif self.name_values is not None:               # a file write's name from the deal's values
+                results = await self.channel.request_many(payloads, self.timeout, names=names)
+            else:
+                results = await self.channel.request_many(payloads, self.timeout)
+        except Exception as exc:         # a bug in the channel: the requests may have left (call_results.py)
+            fail_in_doubt(self.name, self.channel_label, f"raised {type(exc).__name__}: {exc}", sent, self.where, exc)
+            return
+        broken = contract_problem(results, len(sent), self.plugin_channel)
+        if broken is not None:
+            fail_in_doubt(self.name, self.channel_label, broken, sent, self.where)
+            return
         decode = self.reply_codec.decode if self.reply_codec is not None else (orjson.loads if self.own_answer
                                                                                else None)
         name, expect, answer_as = self.name, self.expect, self.answer_as
@@ -191,6 +204,11 @@ class CallStep:
         except FormatError as exc:
             raise StepFailure("internal", f"call {self.name}: cannot encode {self.format}: "
                               f"{safe_error_text(exc, tags_of(self.codec), values)}", where=self.where) from exc
+        except Exception as exc:
+            if not self.codec_note:
+                raise
+            raise StepFailure("internal", f"call {self.name}: encode of {self.format} raised {type(exc).__name__}: "
+                              f"{exc}{self.codec_note}", where=self.where) from exc
 
 
 def _expr_text(expr: Any) -> str:

@@ -24,6 +24,8 @@ class ReplyStep(SyncStep):
         # plain JSON: the deal's response column takes the reply bytes as they are
         self.json_text = isinstance(self.codec, JsonCodec) and not self.codec.classify
         self.tags = tags_of(self.codec) if self.codec is not None else {}
+        note = getattr(ctx, "codec_note", None)
+        self.codec_note = note(self.format) if note is not None else ""
 
     def run(self, ex: Any) -> None:
         values = self.build_values(ex.scope)
@@ -32,6 +34,12 @@ class ReplyStep(SyncStep):
         except FormatError as exc:
             raise StepFailure("internal", f"reply {self.format}: cannot encode: "
                               f"{safe_error_text(exc, self.tags, values)}", where=self.where) from exc
+        except Exception as exc:
+            if not self.codec_note:
+                raise                    # bsp's own codec: a bug in bsp, reported as any step's
+            # a plugin's codec: name it and whom to ask, not only the exception
+            raise StepFailure("internal", f"reply {self.format}: encode raised {type(exc).__name__}: {exc}"
+                              f"{self.codec_note}", where=self.where) from exc
         ex.reply_values = values
         ex.reply_json = ex.reply.decode("utf-8") if self.json_text else None
 

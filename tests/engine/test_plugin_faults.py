@@ -162,6 +162,122 @@ async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_
     assert letters["malformed"]["channel"] == "side" and "KeyError" in letters["malformed"]["reason"]
 
 
+def test_bsp_check_names_the_plugin_whose_check_hook_raises(both: Path, tmp_path: Path) -> None:
+    """A kind's check hook that raises (a bug in the plugin, not in the route) is reported at the declaration
+    with the kind, its plugin, the exception and the hook's line; until 2026-11-26 a channel's said only
+    "'address'" (a KeyError's text) and a format's did not name the plugin."""
+    (tmp_path / "r.route").write_text('format F = fragile\nchannel c = touchy\nroute r {\n    receive from c as F\n'
+                                      '    reply F { a = "1" }\n}\n')
+    res = compile_paths([tmp_path / "r.route"], default_registry())
+    got = {d.code: (d.pos.line, d.message) for d in res.errors}
+    assert set(got) == {"E050", "E055"}, res.errors
+    site = Path(__import__("bsp_wreck").__file__).parent
+    plugin = WRECK.format("runtime", "bsp_wreck.runtime:register")
+    line, text = got["E050"]
+    assert line == 1 and text.startswith("format `F`: the fragile checker raised KeyError: 'schema' (at "
+                                         f"{site / 'runtime.py'}:"), text
+    assert text.endswith(f", format kind fragile, from {plugin}): a bug in the kind, not in the route; ask the "
+                         "authors of plugin bsp-wreck 0.1.0 to fix it (a check hook returns a list of SpecError), "
+                         "or run `bsp run` to see whether the kind builds"), text
+    line, text = got["E055"]
+    assert line == 2 and text.startswith("channel `c`: the touchy checker raised KeyError: 'address' (at "), text
+    assert f"channel kind touchy, from {plugin}): a bug in the kind" in text, text
+
+
+async def test_a_codec_whose_encode_raises_names_its_format_kind_and_plugin(both: Path, tmp_path: Path) -> None:
+    """A plugin format's encode that raises (not a FormatError) fails the deal naming the format, its kind and
+    plugin; until 2026-11-26 the reason was only "internal: KeyError: 'missing' (at ...)"."""
+    text = ('format J = json\nformat K = clumsy\nchannel front = tcp listen {\n    address = "127.0.0.1:0"\n'
+            '    framing = length2\n}\nchannel side = liar connect { mode = "echo" }\n'
+            'route r {\n    receive from front as J when msg.op == "reply"\n    reply K { a = "1" }\n}\n'
+            'route c {\n    receive from front as J\n    call post = side as K { a = "1" }\n    reply J { a = "1" }\n}\n')
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, text, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"op": "reply"}', b'{"op": "call"}')
+        with trio.fail_after(10):
+            while sb.stats.total < 2:
+                await trio.sleep(0.01)
+        await c.aclose()
+    plugin = WRECK.format("runtime", "bsp_wreck.runtime:register")
+    where = tmp_path / "test.route"
+    assert sorted(d["reason"] for d in deals(ledger)) == [
+        f"internal: call post: encode of K raised KeyError: 'missing' (format kind clumsy from {plugin}) "
+        f"(at {where}:14:5)",
+        f"internal: reply K: encode raised KeyError: 'missing' (format kind clumsy from {plugin}) (at {where}:10:5)"]
+
+
+LIAR_ROUTE = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply J { code = error.code  text = error.text }
+}
+channel raise = liar connect { mode = "raise" }
+channel short = liar connect { mode = "short" }
+channel text = liar connect { mode = "text" }
+channel good = liar connect { mode = "echo" }
+route r_raise {
+    receive from front as J when msg.via == "raise"
+    call post = raise as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_short {
+    receive from front as J when msg.via == "short"
+    call post = short as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_text {
+    receive from front as J when msg.via == "text"
+    call post = text as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+route r_good {
+    receive from front as J
+    call post = good as J { ref = msg.ref }
+    reply J { code = "00" }
+}
+"""
+
+
+async def test_a_call_channel_that_breaks_its_contract_leaves_its_deal_in_doubt_naming_the_plugin(
+        both: Path, tmp_path: Path) -> None:
+    """docs/plugins.md#when-a-plugin-goes-wrong: a connect channel's request_many that raises, returns fewer
+    results than requests, or a str for a reply: the request may have left, so the deal fails in doubt
+    (96, "outcome unknown"), naming the call's place, the channel, its kind and plugin; it is flagged and
+    dead-lettered, and the engine goes on.  Until 2026-11-26 a short list committed the deal as answered."""
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, LIAR_ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        answers = []
+        for via in ("raise", "short", "text", "none"):
+            await c.send(b'{"ref": "R-%s", "via": "%s"}' % (via.encode(), via.encode()))
+            with trio.fail_after(10):
+                answers += await c.recv_json()
+        await c.aclose()
+    assert answers == [{"code": "96", "text": "outcome unknown"}] * 3 + [{"code": "00"}]
+    rows = deals(ledger)
+    assert sorted(d["status"] for d in rows) == ["committed", "failed", "failed", "failed"]
+    label = "channel {} (liar connect, from " + WRECK.format("runtime", "bsp_wreck.runtime:register") + ")"
+    whys = {"raise": "raised RuntimeError: liar lost its socket table",
+            "short": "request_many returned 0 result(s) for 1 request(s)",
+            "text": "request_many returned a str for request 1 of 1, not bytes or a ChannelError"}
+    failed = sorted((d for d in rows if d["status"] == "failed"), key=lambda d: d["reason"])
+    for d in failed:
+        via = next(v for v in whys if f"channel {v} " in d["reason"])
+        line = {"raise": 14, "short": 19, "text": 24}[via]
+        assert d["reason"].startswith(
+            f"in_doubt: call post: {label.format(via)} {whys[via]}; the request may have left: its outcome is "
+            f"unknown; this is a bug in the channel, not the counterpart's answer (at {tmp_path / 'test.route'}:"
+            f"{line}:"), d["reason"]
+        assert "flagged for an operator" in d["reason"], d["reason"]
+    letters = _dead_letters(ledger)
+    assert sorted(x["error_kind"] for x in letters) == ["in_doubt"] * 3
+
+
 @pytest.mark.parametrize("decl, expected", [
     ('channel odd = fussy\n',
      "test.route:1:1: channel odd (channel kind fussy from plugin bsp-wreck 0.1.0 (entry point runtime = "

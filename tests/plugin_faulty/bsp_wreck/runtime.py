@@ -73,6 +73,48 @@ class _Stubborn:
         pass
 
 
+class _Liar:
+    """A call target that breaks request_many's contract: ``mode`` raise (it raises), short (fewer
+    results than requests), text (a str instead of bytes), else the request echoed back (good)."""
+    role = "connect"
+
+    def __init__(self, decl):
+        self.name = decl.name
+        self.address = "127.0.0.1:0"
+        self.mode = decl.options.get("mode")
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def request_many(self, payloads, timeout):
+        if self.mode == "raise":
+            raise RuntimeError("liar lost its socket table")
+        if self.mode == "short":
+            return []
+        if self.mode == "text":
+            return [p.decode() for p in payloads]
+        return list(payloads)
+
+
+class _Clumsy:
+    name = "clumsy"
+
+    def decode(self, data):
+        return {"op": "x"}
+
+    def encode(self, values):
+        return values["missing"]             # a KeyError: a bug, not a FormatError
+
+
+def _fragile_check(decl):
+    return decl.options["schema"].errors        # a bug: there is no such option
+
+
+def _touchy_check(decl):
+    return [] if decl.options["address"] else []   # a bug: a KeyError when address is left out
+
+
 def _fussy(decl):
     raise KeyError("fussy wants an option nobody declared")
 
@@ -97,6 +139,13 @@ COMPONENTS = (
                   options=(OptionSpec("mode", "expr", "The mode."),)),
     ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
                   build=lambda decl: _Flaky(decl)),
+    ComponentSpec(category="channel", name="liar.connect", doc="request_many breaks its contract.",
+                  build=lambda decl: _Liar(decl), options=(OptionSpec("mode", "string", "How it lies."),)),
+    ComponentSpec(category="format", name="clumsy", doc="encode raises KeyError.", build=lambda decl: _Clumsy()),
+    ComponentSpec(category="format", name="fragile", doc="Its check hook raises.", build=lambda decl: _Crashy(),
+                  check=_fragile_check),
+    ComponentSpec(category="channel", name="touchy", doc="Its check hook raises.", build=lambda decl: _Liar(decl),
+                  check=_touchy_check, options=(OptionSpec("address", "string", "Where."),)),
     ComponentSpec(category="channel", name="fussy", doc="Its constructor raises.", build=_fussy),
     ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
                   build=lambda decl: _Stubborn(decl)),
