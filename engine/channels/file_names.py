@@ -10,7 +10,7 @@ keeps them with the call (``frames.names``) and a replay compares them.
 A value becomes one piece of one file name in ``dir``, never a path: ``bad_value`` refuses an empty
 value, one holding ``/``, ``\\``, NUL or another control character, and ``.`` / ``..``;
 ``bad_name`` refuses the whole name when it is over 255 bytes (UTF-8) or starts with ``.`` (the
-channel's temporary files are ``.NAME.tmp``; a hidden name is nothing a reader looks for).  Pure:
+channel's temporary files are ``.NAME.HEX.tmp``; a hidden name is nothing a reader looks for).  Pure:
 the call step (before anything is sent, so route tests and replays fail the same deal), and the
 channel again (before anything is written), use the same checks.
 """

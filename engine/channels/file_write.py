@@ -1,11 +1,13 @@
 """``file.write``: a `call` target that writes each request as a file, atomically, or
 appends it as a record to a file (``mode = "append"``).
 
-``mode = "file"`` (the default): each payload is written to ``.NAME.tmp`` in
-``dir``, fsynced, renamed to NAME and the directory fsynced, so a reader never
-sees a partial file.  NAME comes from ``name``: ``{date}`` (YYYYMMDD),
-``{time}`` (HHMMSS), ``{seq}`` (6 digits, the next number whose file does not
-exist yet), ``{uuid}``.  The reply is JSON ``{"file": NAME, "bytes": N}``.
+``mode = "file"`` (the default): each payload is written to a temporary file of
+its own, ``.NAME.HEX.tmp`` in ``dir``, fsynced, linked to NAME and the directory
+fsynced, so a reader never sees a partial file.  NAME comes from ``name``:
+``{date}`` (YYYYMMDD), ``{time}`` (HHMMSS), ``{seq}`` (6 digits, numbered per
+name: the files whose names differ only in ``{seq}`` are numbered from 1, each
+the first number whose file does not exist, never one this channel used before
+in this run), ``{uuid}``.  The reply is JSON ``{"file": NAME, "bytes": N}``.
 
 ``mode = "append"``: each payload, followed by ``separator`` (a newline unless
 set), is appended to the file NAME (``{date}`` and ``{time}`` allowed: a file
@@ -33,9 +35,9 @@ engine); with ``{seq}``, a name taken meanwhile moves on to the next number.
 from __future__ import annotations
 
 import errno
-import itertools
 import logging
 import os
+import secrets
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +56,8 @@ _FIELDS = set(BUILTIN)
 _APPEND_FIELDS = set(APPEND_BUILTIN)
 _MODES = ("file", "append")
 _NAME_TRIES = 100         # {seq}: names found taken at rename time before a write fails
+_TMP_BASE = 240           # a longer name's temporary file is .bsp.HEX.tmp (a name holds 255 bytes)
+_SEQ_KEYS = 4096          # {seq}: names (with {seq} left out) whose last number is remembered
 log = logging.getLogger("bsp.channel.file_write")
 
 
@@ -106,7 +110,7 @@ class FileWriter:
         self.header = None if header is None else header.encode("utf-8") + self.separator
         self._checked: set[str] = set()        # append: files whose tail was checked for a torn record
         self.fsync = bool(options.get("fsync", True))
-        self._seq = itertools.count(1)
+        self._next: dict[str, int] = {}        # {seq}: per name with {seq} left out, the next number to try
         self._numbered = "{seq}" in self.pattern
         self.call_fields = call_fields(self.pattern, tuple(fields))   # given by each call (name { ... })
         self.takes_names = bool(self.call_fields)
@@ -117,32 +121,53 @@ class FileWriter:
         make_shared_dirs(self.dir)           # as the process's umask makes it (the engine's is owner-only)
         task_status.started()
 
-    def _next_name(self, values: Any = None) -> tuple[str, str]:
-        """The name for the next file, and the name as texts show it (classified values masked).
-        With ``{seq}``, the first number whose file does not exist; without it (``{date}``,
-        ``{time}``, a fixed name) the name as the pattern makes it, even if taken: ``_write`` then
-        refuses to replace that file (never a loop, never an overwrite).  ``ValueError`` with the
-        reason when the call's ``values`` cannot name a file."""
+    def _next_name(self, values: Any = None) -> tuple[str, str, str, int]:
+        """The name for the next file, the name as texts show it (classified values masked), and
+        for ``{seq}`` the name's key (the name with ``{seq}`` left out) and its number.  With
+        ``{seq}``, files are numbered per key: ``claim-{claim_id}-{seq}.json`` numbers each claim's
+        files from 1, ``PAY-{date}-{seq}.csv`` each day's; the number is the first, from the one after
+        the last this channel wrote for that key, whose file does not exist.  Without ``{seq}``
+        (``{date}``, ``{time}``, a fixed name) the name as the pattern makes it, even if taken:
+        ``_write`` then refuses to replace that file (never a loop, never an overwrite).
+        ``ValueError`` with the reason when the call's ``values`` cannot name a file."""
         now = datetime.now()
         values = values if values is not None else {}
+        own = {"date": now.strftime("%Y%m%d"), "time": now.strftime("%H%M%S"), "seq": "000000",
+               "uuid": uuid.uuid4().hex}
+        bad = problem(self.pattern, values, self.name, own) if self.call_fields else None
+        if bad is not None:
+            raise ValueError(bad[1])
+        if not self._numbered:
+            return (fill(self.pattern, values, own), fill(self.pattern, getattr(values, "shown", values), own),
+                    "", 0)
+        key = fill(self.pattern, values, {**own, "seq": "\x00"})     # NUL: in no file name
+        n = self._next.get(key, 1)
         while True:
-            n = next(self._seq)
-            own = {"date": now.strftime("%Y%m%d"), "time": now.strftime("%H%M%S"), "seq": f"{n:06d}",
-                   "uuid": uuid.uuid4().hex}
-            bad = problem(self.pattern, values, self.name, own) if self.call_fields else None
-            if bad is not None:
-                raise ValueError(bad[1])
+            own["seq"] = f"{n:06d}"
             name = fill(self.pattern, values, own)
-            if not self._numbered or not (self.dir / name).exists():
-                return name, fill(self.pattern, getattr(values, "shown", values), own)
+            if not (self.dir / name).exists():
+                return name, fill(self.pattern, getattr(values, "shown", values), own), key, n
+            n += 1
+
+    def _taken(self, key: str, n: int) -> None:
+        """Number ``n`` of ``key`` is used (written, or found taken): the next name of that key
+        tries ``n + 1``.  Only the most recently used keys are kept (a key per claim, per day, per
+        second with ``{time}``); a forgotten one starts again from 1, skipping every file that exists."""
+        self._next.pop(key, None)
+        self._next[key] = n + 1
+        if len(self._next) > _SEQ_KEYS:
+            self._next.pop(next(iter(self._next)))
 
     def _write(self, name: str, payload: bytes) -> None:
         """Worker thread: write ``payload`` to a hidden temporary file, fsync, and give it ``name``
         without ever replacing a file of that name (``FileExistsError`` instead).  The temporary
         file is removed when anything fails."""
         final = self.dir / name
-        tmp = self.dir / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        # a temporary name of this write alone (O_EXCL): two writers of one name at once (two
+        # channels on one folder, two engines) each write their own, never one the other's
+        base = name if len(name.encode("utf-8")) <= _TMP_BASE else "bsp"
+        tmp = self.dir / f".{base}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             try:
                 os.fchmod(fd, shared_mode(0o640))    # for the counterpart: not the ledger's owner-only umask
@@ -273,13 +298,15 @@ class FileWriter:
                 err: ChannelError | None = None
                 for _ in range(_NAME_TRIES if self._numbered else 1):
                     try:
-                        name, shown = self._next_name(names[i] if names is not None else None)
+                        name, shown, key, n = self._next_name(names[i] if names is not None else None)
                     except ValueError as exc:
                         err = ChannelError(str(exc), channel=self.name)
                         break
                     try:
                         await trio.to_thread.run_sync(self._write, name, p)
                     except FileExistsError:      # taken since we looked (another writer): next number
+                        if self._numbered:
+                            self._taken(key, n)
                         err = ChannelError(
                             f"channel {self.name}: cannot write {self.dir / shown}: a file of that name exists; "
                             f"not replacing it" + ("" if self._numbered else
@@ -293,6 +320,8 @@ class FileWriter:
                                            f"{exc.strerror or exc}", channel=self.name)
                         break
                     err = None
+                    if self._numbered:
+                        self._taken(key, n)
                     break
                 if err is not None:
                     log.error("%s", err)
@@ -323,7 +352,9 @@ COMPONENT = ComponentSpec(
     doc=(
         "A `call` target that writes each request as a file in `dir`: written to a hidden temporary "
         "name, fsynced, renamed into place (atomic) and the directory fsynced. `name` is a pattern with "
-        "{date}, {time}, {seq} (6 digits, first free number) and {uuid}, and any other {word}: a value "
+        "{date}, {time}, {seq} (6 digits, numbered per name: \"claim-{claim_id}-{seq}.json\" numbers "
+        "each claim's files from 1, each the first number whose file does not exist) and {uuid}, and any "
+        "other {word}: a value "
         "each call gives from its deal with `name { word = EXPR }` (\"pacs008-{ref}.xml\"), refused "
         "(the deal fails, nothing is written) when it is not one piece of a file name in `dir` (empty, "
         "/, \\, NUL, .., over 255 bytes). The reply is JSON "
