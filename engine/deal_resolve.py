@@ -123,10 +123,11 @@ def due_warning(due: Mapping[str, Mapping[str, int]], deal_id: str) -> list[str]
 
 
 def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, audit_key: bytes | None,
-                    *, host: str | None = None, hint_list: str = "bsp deals --flagged") -> dict[str, Any]:
-    """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., warnings}``.
+                    *, host: str | None = None, hint_list: str = "bsp deals --flagged") -> dict[str, Any] | None:
+    """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., warnings}``, or
+    None when the ledger has no such deal.
 
-    Raises ``LookupError`` (no such deal; ``AmbiguousId``), ``ValueError`` (a short id or bad input),
+    Raises ``AmbiguousId`` (a prefix of several deals), ``ValueError`` (a short id or bad input),
     ``Refused``, ``KeyMismatch`` (the chain is keyed and the audit key is missing or another) and
     ``LedgerError`` (a locked or foreign file)."""
     from engine.deal import to_json
@@ -143,7 +144,7 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         check_key(con, path, store, audit_key)
         deal = get_deal(path, deal_id, con=con)
         if deal is None:
-            raise LookupError(f"{path}: no deal {deal_id!r}. List deals with `bsp deals --ledger {path}`.")
+            return None
         refusal(deal, hint_list)
         full = deal["deal_id"]
         at = datetime.now(timezone.utc)

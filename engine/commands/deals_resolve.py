@@ -38,7 +38,8 @@ def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Option
         except ValueError:
             detail = r.text
         if r.status_code == 404 and "no deal" in detail:
-            typer.echo(f"error: the engine at {url} has {detail[0].lower()}{detail[1:]}", err=True)
+            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}. List the flagged ones with "
+                       f"`bsp deals --flagged --live`.", err=True)
             raise typer.Exit(1)
         if r.status_code == 404:
             typer.echo(f"error: {url} has no POST /deals/{{id}}/resolve (an engine older than this bsp?); stop it "
@@ -110,16 +111,14 @@ def resolve(
         except Refused as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(1) from None
-        except AmbiguousId as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except LookupError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        except (KeyMismatch, LedgerError, ValueError) as exc:
+        except (AmbiguousId, KeyMismatch, LedgerError, ValueError) as exc:
             typer.echo(f"error: {exc}", err=True)
             lock_hint(exc)
             raise typer.Exit(2) from None
+        if done is None:
+            typer.echo(f"error: {path}: no deal {deal_id!r}. List the flagged ones with `bsp deals --flagged "
+                       f"--ledger {path}`.", err=True)
+            raise typer.Exit(1)
         where = str(path)
     typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']} at {done['at']}, "
                f"recorded in {where}")
