@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state, resolution_of
 from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
 
 # ISO 4217 minor units that are not 2; amounts are shown with their currency's
@@ -127,6 +128,7 @@ def query_deals(
     con: Any | None = None,
     flagged: bool = False,
     before: tuple[datetime, str] | None = None,
+    resolved: bool = False,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -138,19 +140,24 @@ def query_deals(
     (the engine's own process passes one; see ``engine.ops.ledger_reads``)
     instead of opening ``path`` read-only.  ``flagged``: only deals flagged for an operator (an event
     ``flagged``: ``engine.txn.flagging``, ``engine.txn.recovery``; or ``reversal flagged``: an ISO 8583
-    reversal stored and forwarded not acknowledged after its attempts, appended after the row, ``engine.txn.saf``).
+    reversal stored and forwarded not acknowledged after its attempts, appended after the row, ``engine.txn.saf``)
+    whose flag is open (not resolved by an operator since: ``engine.deal_resolve``), or, with ``resolved``, the
+    resolved ones too; each row then has ``resolution``: the operator's (``at``, ``outcome``, ``note``, ``by``...)
+    or None while the flag is open.
     ``before``: ``(received_at, deal_id)`` of the last row of a previous page: only the deals after it in
     this order (older, or as old with a smaller id), so pages never skip nor repeat a deal
     (``engine.admin.cursor``).
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
-                           until=until, limit=limit, con=con, flagged=flagged, before=before))
+                           until=until, limit=limit, con=con, flagged=flagged, before=before, resolved=resolved))
 
 
-# the events that flag a deal for an operator: ``flagged`` (with the deal's row) and ``reversal flagged``
-# (appended later by the store-and-forward task: the row is chained and never updated)
-FLAGGED_EVENTS = ("flagged", "reversal flagged")
+# the events that flag a deal for an operator (``flagged``, ``reversal flagged``: appended later by the
+# store-and-forward task: the row is chained and never updated) and an operator's resolution (``resolved``):
+# the flag is open while the deal's newest flag event is newer than its newest ``resolved`` (engine.deal_resolve)
 _FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
+_OPEN_FLAG = (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}, ?) GROUP BY deal_id "
+              f"HAVING max(CASE WHEN to_state <> ? THEN seq END) > coalesce(max(CASE WHEN to_state = ? THEN seq END), -1))")
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
@@ -220,6 +227,7 @@ def iter_deals(
     con: Any | None = None,
     flagged: bool = False,
     before: tuple[datetime, str] | None = None,
+    resolved: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
     bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
@@ -229,13 +237,30 @@ def iter_deals(
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
          (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
-          list(FLAGGED_EVENTS) if flagged else None),
+          list(FLAGGED_EVENTS) if flagged and resolved else None),
+         (_OPEN_FLAG, [*FLAGGED_EVENTS, RESOLVED, RESOLVED, RESOLVED] if flagged and not resolved else None),
          ("(received_at < ? OR (received_at = ? AND deal_id < ?))", _after(before, "before"))],
         "received_at DESC, deal_id DESC", limit, "query_deals")
-    return _iter_deals(Path(path), sql, params, con)
+    return _iter_deals(Path(path), sql, params, con, flagged)
 
 
-def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Iterator[dict[str, Any]]:
+def _resolutions(con: Any, rows: list[dict[str, Any]]) -> None:
+    """Each row's ``resolution`` (``engine.deal_resolve.resolution_of``) from its flag and resolution events."""
+    marks = ", ".join("?" for _ in rows)
+    events: dict[str, list[dict[str, Any]]] = {}
+    for deal_id, at, to_state, detail in con.execute(
+            f'SELECT deal_id, "at", to_state, detail FROM deal_events WHERE deal_id IN ({marks}) '
+            f"AND to_state IN ({_FLAGGED_IN}, ?) ORDER BY deal_id, seq",
+            [*(r["deal_id"] for r in rows), *FLAGGED_EVENTS, RESOLVED]).fetchall():
+        events.setdefault(deal_id, []).append(
+            {"at": at.astimezone(timezone.utc), "to_state": to_state,
+             "detail": orjson.loads(detail) if detail is not None else None})
+    for r in rows:
+        r["resolution"] = resolution_of({"events": events.get(r["deal_id"], [])})
+
+
+def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None,
+                flagged: bool = False) -> Iterator[dict[str, Any]]:
     with _reading(path, con) as c:
         side = None          # the notes' reads, beside the result being fetched (``execute`` would end it)
         flags: _Flags | None = None
@@ -249,9 +274,13 @@ def _iter_deals(path: Path, sql: str, params: list[Any], con: Any | None) -> Ite
                 failed = [d for d in chunk if d["status"] == "failed"]
                 if failed:
                     if flags is None:
-                        side = c.cursor()
+                        side = side or c.cursor()
                         flags = _Flags(side)
                     flags.note(failed, "deal_id")
+                if flagged:
+                    if side is None:
+                        side = c.cursor()
+                    _resolutions(side, chunk)
                 for d in chunk:
                     yield _deal_values(d)
         except duckdb.Error as exc:
@@ -320,6 +349,9 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
             item["detail"] = orjson.loads(item["detail"])
         _as_utc(item, ("started_at", "at"))
     d["reason"] = flag_note(d["reason"], _whys(d["events"]))   # a reversal flagged since the row: its note
+    state = flag_state(d["events"])[0]
+    d["flag"] = None if state == "none" else state       # "open", "resolved" or None (never flagged)
+    d["resolution"] = resolution_of(d)
     d["calls"] = [s for s in d["steps"] if s["kind"] == "call"]
     if cfg:
         c = cfg[0]

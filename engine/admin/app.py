@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import trio
 
 from engine import __version__
@@ -157,7 +158,10 @@ class AdminApp:
         # one row more than asked: whether a next page exists (its cursor is this page's last row)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
                           since=q["since"], until=q["until"], limit=q["limit"] + 1, flagged=bool(q["flagged"]),
-                          before=_cursor(q["cursor"]))
+                          before=_cursor(q["cursor"]), resolved=bool(q["resolved"]))
+        if query.resolved and not query.flagged:
+            raise HTTPError(400, "query parameter 'resolved': it adds the resolved deals to a `flagged` listing; "
+                                 "add flagged=1", extra={"parameter": "resolved"})
         _time_range(query.since, query.until)
         rows, after = _page(list(await self.backend.deals(query)), q["limit"], "received_at", "deal_id")
         return Response.json({"count": len(rows), "deals": rows, "next": after})
@@ -174,6 +178,45 @@ class AdminApp:
         if found is None:
             raise HTTPError(404, f"no deal {deal_id!r}; list deals with GET /deals")
         return Response.json(dict(found))
+
+    async def resolve_deal(self, request: Request) -> Response:
+        from engine.deal_resolve import Refused, check_input
+        from engine.ledger_snapshot import SnapshotError
+        from engine.ledger_store import LedgerError
+
+        deal_id = request.path_params["id"]
+        resolve = getattr(self.backend, "resolve_deal", None)
+        if resolve is None:
+            raise HTTPError(501, "this engine cannot resolve deals through the admin API; stop it and use "
+                                 "`bsp deals resolve` on its ledger file")
+        try:
+            body = orjson.loads(request.body or b"null")
+        except orjson.JSONDecodeError as exc:
+            raise HTTPError(400, f"the body is not JSON ({exc}); send {{\"outcome\": ..., \"note\": ..., "
+                                 f"\"by\": ...}}") from None
+        if not isinstance(body, dict):
+            raise HTTPError(400, "the body must be a JSON object: {\"outcome\": ..., \"note\": ..., \"by\": ...}")
+        unknown = sorted(set(body) - {"outcome", "note", "by"})
+        if unknown:
+            raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: outcome, note, by",
+                            extra={"field": unknown[0]})
+        try:
+            outcome, note, by = check_input(body.get("outcome"), body.get("note"), body.get("by", "admin API"))
+        except ValueError as exc:
+            raise HTTPError(400, f"body: {exc}", extra={"field": str(exc).split(":", 1)[0]}) from None
+        client = {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert)}
+        try:
+            done = await resolve(deal_id, outcome, note, by, client)
+        except Refused as exc:
+            raise HTTPError(409, str(exc), extra={"why": exc.why}) from None
+        except (ValueError, LookupError) as exc:
+            raise HTTPError(400, str(exc)) from None
+        except (SnapshotError, LedgerError) as exc:       # the journal's loader behind; the ledger cannot write
+            raise HTTPError(503, f"{exc}; nothing was recorded") from None
+        if done is None:
+            raise HTTPError(404, f"no deal {deal_id!r}; list the flagged ones with GET /deals?flagged=1")
+        log.info("admin: deal %s resolved (%s) by %s from %s", done["deal_id"], outcome, by, client["peer"])
+        return Response.json(dict(done))
 
     async def dead_letters(self, request: Request) -> Response:
         q = self._query(request)
@@ -324,6 +367,19 @@ class _WarnInClear:
         log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
                     "give it a TLS certificate or bind to 127.0.0.1", self.host or "0.0.0.0", port)
         self.inner.started(port)
+
+
+def _subject(peercert: dict[str, Any] | None) -> str | None:
+    """A verified client certificate's identity, ``cn:NAME`` (or its first SAN), for the audit trail."""
+    if not peercert:
+        return None
+    from engine.tls import peer_identity
+
+    ident = peer_identity(peercert)
+    for kind in ("cn", "dns", "email", "uri", "ip"):
+        if ident.get(kind):
+            return f"{kind}:{ident[kind][0]}"
+    return None
 
 
 def _time_range(since: Any, until: Any) -> None:

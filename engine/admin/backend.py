@@ -52,7 +52,9 @@ class DealQuery:
     until: datetime | None = None            # exclusive, aware UTC
     limit: int = 50
     flagged: bool = False                    # only deals flagged for an operator (event ``flagged`` or ``reversal flagged``)
+                                             # whose flag is open (not resolved: engine.deal_resolve)
     before: tuple[datetime, str] | None = None   # (received_at, deal_id) of a previous page's last row (cursor)
+    resolved: bool = False                   # with flagged: the resolved ones too
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,14 @@ class AdminBackend(Protocol):
         """One deal's whole story (``engine.ledger_query.get_deal``): the id or its first 8+ hex
         digits; None when there is no such deal; ``ValueError`` / ``LookupError`` for an id that is
         too short or matches several."""
+        ...
+
+    async def resolve_deal(self, deal_id: str, outcome: str, note: str, by: str,
+                           client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Record an operator's resolution of a flagged deal (``engine.deal_resolve``): the ``resolved`` event's
+        detail with ``deal_id``, ``at`` and ``warnings``; ``client``: ``peer`` and ``client_cert`` as the
+        admin app saw them.  None when there is no such deal; ``Refused`` when it is not flagged or already
+        resolved; ``ValueError`` / ``LookupError`` as ``deal``."""
         ...
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:

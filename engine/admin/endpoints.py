@@ -34,6 +34,7 @@ class Endpoint:
     auth: bool = True
     params: tuple[Param, ...] = ()
     responses: tuple[tuple[int, str, str], ...] = ()     # (status, description, schema name or media type)
+    body: str | None = None    # the JSON request body's schema name (engine.admin.openapi.SCHEMAS), if any
 
 
 LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}); a page with more after it has a `next`.",
@@ -70,7 +71,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      Param("reference", "string", "Business reference (e.g. trace number)."),
                      Param("flagged", "boolean", "Only deals flagged for an operator (event `flagged`: a "
                            "participant in doubt or whose compensation failed, a deal left in doubt by a crash; or `reversal "
-                           "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts).",
+                           "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts) "
+                           "and not resolved since (`POST /deals/{id}/resolve`). Each row then has `resolution` "
+                           "(null while open).", default=False, example="1"),
+                     Param("resolved", "boolean", "With `flagged`: the flagged deals an operator resolved too.",
                            default=False, example="1"),
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",
@@ -81,6 +85,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "configuration version. The id may be its first 8 or more hex digits.",
              responses=((200, "The deal.", "Deal"), (400, "The id is too short or matches several deals.", "Problem"),
                         (404, "No deal with this id.", "Problem"))),
+    Endpoint("POST", "/deals/{id}/resolve", "resolve_deal",
+             "Record that a deal flagged for an operator was settled with its counterpart: the event `resolved` "
+             "(outcome, note, by, and the client's address and certificate) appended to the deal in the audit "
+             "chain. The id may be its first 8 or more hex digits.", body="Resolve",
+             responses=((200, "Recorded; `warnings` names a reversal the engine is still sending.", "Resolution"),
+                        (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
+                         "Problem"),
+                        (404, "No deal with this id.", "Problem"),
+                        (409, "The deal is not flagged, or already resolved (`why`: not_flagged, "
+                              "already_resolved).", "Problem"),
+                        (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),

@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from engine.admin.endpoints import ENDPOINTS, MAX_LIMIT, Endpoint, Param
+from engine.deal_resolve import MAX_BY, MAX_NOTE, OUTCOMES
 
 _PROBLEM = {
     "type": "object",
@@ -64,6 +65,18 @@ SCHEMAS: dict[str, Any] = {
              "additionalProperties": True,
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "
                             "config (version, loaded_at, files)."},
+    "Resolve": {"type": "object", "required": ["outcome", "note"], "additionalProperties": False,
+                "properties": {"outcome": {"type": "string", "enum": list(OUTCOMES),
+                                           "description": "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())},
+                               "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE,
+                                        "description": "How it was settled, with whom, references."},
+                               "by": {"type": "string", "maxLength": MAX_BY,
+                                      "description": "Who settled it (the token names nobody); default "
+                                                     "`admin API`."}}},
+    "Resolution": {"type": "object", "required": ["deal_id", "at", "outcome", "note", "by", "via"],
+                   "additionalProperties": True,
+                   "description": "The `resolved` event's detail: deal_id, at, outcome, note, by, via, peer, "
+                                  "client_cert (mutual TLS), warnings."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},
@@ -112,6 +125,8 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     ]
     if parameters:
         op["parameters"] = parameters
+    if e.body is not None:
+        op["requestBody"] = {"required": True, "content": _content(e.body)}
     responses = {str(status): {"description": desc, "content": _content(target)} for status, desc, target in e.responses}
     if e.params:
         responses.setdefault("400", {"description": "A bad query parameter.", "content": _content("Problem")})

@@ -17,6 +17,8 @@ from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FIL
 from engine.commands.ledger_keys import (DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys,
                                          missing_in_env)
 from engine.commands.stdout import quiet_pipe
+from engine.commands.deals_resolve import resolve
+from engine.deal_resolve import OUTCOMES
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -58,7 +60,15 @@ def _render_json(rows: Iterable[dict[str, Any]]) -> None:
     out.flush()
 
 
-def _render_table(rows: list[dict[str, Any]], title: str) -> None:
+def _resolution_text(r: dict[str, Any] | None) -> str:
+    if not r:
+        return "open"
+    at = r.get("at")
+    when = at.strftime("%Y-%m-%d %H:%M") if isinstance(at, datetime) else str(at or "")
+    return f"{r.get('outcome')} by {r.get('by')} {when}: {r.get('note')}"
+
+
+def _render_table(rows: list[dict[str, Any]], title: str, flagged: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -79,6 +89,8 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
     table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("route", overflow="fold")
     table.add_column("deal id", overflow="fold")
+    if flagged:
+        table.add_column("resolution", overflow="fold")
     style = {"committed": "green", "rejected": "yellow", "failed": "red", "duplicate": "cyan"}
     def text(value: Any) -> str:    # a counterparty's text is shown as it is: no rich markup, no terminal control
         return escape(printable("" if value is None else str(value)))
@@ -96,6 +108,7 @@ def _render_table(rows: list[dict[str, Any]], title: str) -> None:
             f"{r['duration_ms']:.1f}",
             text(r["route"]),
             text(r["deal_id"]),
+            *([text(_resolution_text(r.get("resolution")))] if flagged else []),
         )
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     console.print(table)
@@ -127,7 +140,10 @@ def deals(
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
                                  "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
-                                 "acknowledged after its attempts): settle each with its counterpart."),
+                                 "acknowledged after its attempts) and not resolved yet: settle each with "
+                                 "its counterpart, then record it with `bsp deals resolve ID`."),
+    include_resolved: bool = typer.Option(False, "--all", help="With --flagged: the flagged deals an operator "
+                                          "resolved too, with their resolution."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
@@ -155,6 +171,9 @@ def deals(
     from engine.ledger_query import iter_deals      # DuckDB: loaded when deals are read, not for --help
     from engine.ledger_store import LedgerError
 
+    if include_resolved and not flagged:
+        raise typer.BadParameter("--all lists the resolved flagged deals beside the open ones: add --flagged",
+                                 param_hint="--all")
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
@@ -165,20 +184,21 @@ def deals(
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
                      {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until,
-                      "flagged": "1" if flagged else None},
+                      "flagged": "1" if flagged else None, "resolved": "1" if include_resolved else None},
                      limit, streamed=as_json)
-        title = f"deals in the engine at {url}"
+        title = f"{_what(flagged, include_resolved)} in the engine at {url}"
     else:
         require_ledger(ledger)
         stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref,
-                            since=t_since, until=t_until, limit=limit or None, flagged=flagged)
+                            since=t_since, until=t_until, limit=limit or None, flagged=flagged,
+                            resolved=include_resolved)
         try:
             first = next(stream, None)      # the query runs here: a locked or foreign file says so now
             rows = stream if first is None else itertools.chain((first,), stream)
             if as_json:         # streamed: millions of deals (--limit 0) in bounded memory
                 _render_json(rows)
             else:
-                _render_table(list(rows), f"deals in {ledger}")
+                _render_table(list(rows), f"{_what(flagged, include_resolved)} in {ledger}", flagged)
         except LedgerError as exc:
             typer.echo(f"error: {exc}", err=True)
             lock_hint(exc)
@@ -187,7 +207,13 @@ def deals(
     if as_json:
         _render_json(rows)
     else:
-        _render_table(list(rows), title)
+        _render_table(list(rows), title, flagged)
+
+
+def _what(flagged: bool, include_resolved: bool) -> str:
+    if not flagged:
+        return "deals"
+    return "flagged deals (open and resolved)" if include_resolved else "flagged deals not resolved yet"
 
 
 def _when(t: datetime | None) -> str:
@@ -210,6 +236,14 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
                f"({d['duration_ms']:.1f} ms)")
     if d["reason"]:
         out.append(f"  reason: {d['reason']}")
+    res = d.get("resolution")
+    if res:
+        out.append(f"  resolved {_when(res.get('at'))} by {res.get('by')} (via {res.get('via')}"
+                   + "".join(f", {k} {res[k]}" for k in ("host", "peer", "client_cert") if res.get(k))
+                   + f"): {res.get('outcome')}: {res.get('note')}")
+    elif d.get("flag") == "open":
+        out.append(f"  flagged for an operator, not resolved: settle it with the counterpart, then "
+                   f"`bsp deals resolve {d['deal_id']} --outcome {'|'.join(OUTCOMES)} --note TEXT`")
     cfg = d["config"]
     if cfg is None:
         out.append(f"  configuration {d['config_version']} (not recorded in config_versions)")
@@ -325,6 +359,7 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(no_args_is_help=False, add_completion=False)
     group.callback(invoke_without_command=True)(quiet_pipe(deals))
     group.command("show")(quiet_pipe(show))
+    group.command("resolve")(resolve)
     app.add_typer(group, name="deals")
 
 

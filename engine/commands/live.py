@@ -52,8 +52,9 @@ def typed(row: dict[str, Any]) -> dict[str, Any]:
     for k in ("steps", "events", "calls"):
         for item in row.get(k) or ():
             typed(item)
-    if isinstance(row.get("config"), dict):
-        typed(row["config"])
+    for k in ("config", "resolution"):
+        if isinstance(row.get(k), dict):
+            typed(row[k])
     return row
 
 

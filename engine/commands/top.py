@@ -152,8 +152,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
     if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
-        parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']} (something of them "
-                          f"may stand at a counterpart: bsp deals --flagged --live lists them)", style="bold red"))
+        done = f", {now['resolved_deals']} resolved since" if now.get("resolved_deals") else ""
+        parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']}{done} (something of "
+                          f"them may stand at a counterpart: bsp deals --flagged --live lists those not resolved)",
+                          style="bold red"))
     rev = now.get("reversals")
     if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward
         flagged = rev.get("flagged") or 0

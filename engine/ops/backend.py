@@ -22,9 +22,11 @@
      "state": "degraded",        # ready | degraded (an outbound channel is down) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
-                                 "failed": 5, "duplicate": 0, "flagged": 1, "in_flight": 0, "avg_latency_ms": 1.9}},
+                                 "failed": 5, "duplicate": 0, "flagged": 1, "resolved": 0, "in_flight": 0,
+                                 "avg_latency_ms": 1.9}},
                                  # flagged: of the failed, flagged for an operator (engine/txn/flagging.py)
-     "flagged_deals": 1,         # the routes' flagged, summed (since the engine started)
+     "flagged_deals": 1,         # the routes' flagged, summed (since the engine started; never drops)
+     "resolved_deals": 0,        # the routes' resolved, summed: resolutions through this engine's admin API
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9}}
 """
@@ -55,6 +57,7 @@ class EngineBackend:
     def __init__(self, engine: Any, observer: Any = None) -> None:
         self.engine = engine
         self.observer = observer
+        self._resolving: Any = None       # a trio.Lock, made in the engine's run (one resolution at a time)
 
     async def status(self) -> Mapping[str, Any]:
         eng = self.engine
@@ -80,13 +83,14 @@ class EngineBackend:
             for name, br in gen.routes().items():
                 c = counts.get(name)
                 row = c.as_dict() if c is not None else {"received": 0, "committed": 0, "rejected": 0,
-                                                         "failed": 0, "duplicate": 0, "flagged": 0,
+                                                         "failed": 0, "duplicate": 0, "flagged": 0, "resolved": 0,
                                                          "avg_latency_ms": None}
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
+            out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
@@ -202,10 +206,49 @@ class EngineBackend:
         return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
                                      status=query.status, reference=query.reference, since=query.since,
                                      until=query.until, limit=query.limit,
-                                     flagged=getattr(query, "flagged", False), before=getattr(query, "before", None))
+                                     flagged=getattr(query, "flagged", False), before=getattr(query, "before", None),
+                                     resolved=getattr(query, "resolved", False))
 
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)
+
+    async def resolve_deal(self, deal_id: str, outcome: str, note: str, by: str,
+                           client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """An operator's resolution of a flagged deal, written by the engine's ledger writer (the audit chain
+        continues): the deal read, its flag checked open, the event ``resolved`` appended, one resolution at
+        a time (two operators resolving one deal at once: the second is refused).  A deal acknowledged but
+        still in the journal is waited for (``SNAPSHOT_LOAD_WAIT``)."""
+        import trio
+
+        from engine.deal import DealEvent
+        from engine.deal_resolve import RESOLVED, due_warning, event_detail, refusal
+        from engine.ledger_snapshot import SnapshotError
+
+        ledger = self.engine.ledger
+        if self._resolving is None:
+            self._resolving = trio.Lock()
+        async with self._resolving:
+            wait = getattr(ledger, "wait_loaded", None)
+            if wait is not None:
+                with trio.move_on_after(SNAPSHOT_LOAD_WAIT) as waited:
+                    await wait()
+                if waited.cancelled_caught:
+                    raise SnapshotError(f"{ledger.path}: acknowledged deals in the journal are not yet in DuckDB "
+                                        f"after {SNAPSHOT_LOAD_WAIT:g}s; ask again once `bsp status` shows the "
+                                        f"ledger's pending near 0")
+            deal = await read_in_process(get_deal, Path(ledger.path), deal_id=deal_id)
+            if deal is None:
+                return None
+            refusal(deal, "bsp deals --flagged --live")
+            full = deal["deal_id"]
+            at = datetime.now(timezone.utc)
+            detail = event_detail(outcome, note, by, "admin API", peer=client.get("peer"),
+                                  client_cert=client.get("client_cert"))
+            await ledger.append_story(full, [], [DealEvent(at, None, RESOLVED, detail)])
+        due = await ledger.reversals_due([full])
+        if self.observer is not None and hasattr(self.observer, "resolved"):
+            self.observer.resolved(deal["route"])
+        return {"deal_id": full, "at": at, **detail, "warnings": due_warning(due, full)}
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

@@ -24,7 +24,7 @@ MAX_LOGGED_REQUEST = 2000       # characters of the (masked) request shown in a 
 
 
 class RouteCounts:
-    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "flagged", "latency_sum")
+    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "flagged", "resolved", "latency_sum")
 
     def __init__(self) -> None:
         self.received = 0
@@ -33,12 +33,14 @@ class RouteCounts:
         self.failed = 0
         self.duplicate = 0          # a repeated deal key, answered with the original reply (engine/txn)
         self.flagged = 0            # of the failed: flagged for an operator (event ``flagged``: engine.txn.flagging)
+        self.resolved = 0           # flagged deals an operator resolved through this engine (engine.deal_resolve)
         self.latency_sum = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         done = self.committed + self.rejected + self.failed + self.duplicate
         return {"received": self.received, "committed": self.committed, "rejected": self.rejected,
                 "failed": self.failed, "duplicate": self.duplicate, "flagged": self.flagged,
+                "resolved": self.resolved,
                 "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
 
 
@@ -131,6 +133,16 @@ class Observer:
             c = self.routes[route] = RouteCounts()
         c.flagged += 1
         self.metrics.route_flagged.labels(route).inc()
+
+    def resolved(self, route: str) -> None:
+        """An operator resolved a flagged deal of ``route`` through the admin API (``POST /deals/{id}/resolve``):
+        counted in the route's ``resolved`` and ``bsp_route_resolved_total``.  ``flagged`` stays as it was: it
+        counts flags raised since the engine started, not open ones."""
+        c = self.routes.get(route)
+        if c is None:
+            c = self.routes[route] = RouteCounts()
+        c.resolved += 1
+        self.metrics.route_resolved.labels(route).inc()
 
     def _log(self, rec: Any, err: BaseException | None, seconds: float) -> None:
         # the record's own classification first: a request no route took ("(unrouted)") carries the tags

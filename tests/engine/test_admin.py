@@ -77,6 +77,11 @@ class LedgerBackend:
             return None
         return {"id": letter_id, "ok": True, "outcome": "committed", "at": T0}
 
+    async def resolve_deal(self, deal_id, outcome, note, by, client):
+        from engine.deal_resolve import resolve_in_file
+        return await trio.to_thread.run_sync(partial(resolve_in_file, self.ledger_path, deal_id, outcome, note, by,
+                                                     None))
+
     async def snapshot_ledger(self):
         from engine.ledger_snapshot import take_snapshot
         return await trio.to_thread.run_sync(take_snapshot, self.ledger_path)
@@ -139,7 +144,7 @@ async def test_health_needs_no_token(admin):
 async def test_every_other_endpoint_refuses_without_a_valid_token(admin):
     client, _, metrics = admin
     protected = [e for e in ENDPOINTS if e.auth]
-    assert len(protected) == 11
+    assert len(protected) == 12
     cases = [({}, "missing"), ({"authorization": "Basic dXNlcjpwYXNz"}, "malformed"),
              ({"authorization": "Bearer " + TOKEN[:-1] + "y"}, "wrong")]
     async with httpx.AsyncClient(base_url=client.base_url) as anonymous:
@@ -323,7 +328,7 @@ async def test_openapi_describes_every_route(admin):
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/deals"]["get"]["responses"]
     deal_params = {p["name"] for p in doc["paths"]["/deals"]["get"]["parameters"]}
-    assert deal_params == {"type", "status", "reference", "flagged", "since", "until", "limit", "cursor"}
+    assert deal_params == {"type", "status", "reference", "flagged", "resolved", "since", "until", "limit", "cursor"}
     # every $ref resolves
     refs = []
 
@@ -383,3 +388,21 @@ def test_token_problems_are_explained(tmp_path):
         load_token(empty)
     with pytest.raises(AdminConfigError, match="spaces"):
         TokenAuth("a b c d e f g h i j k")
+
+
+async def test_resolve_refuses_a_deal_not_flagged_and_a_bad_body(admin):
+    client, _, _ = admin
+    deal_id = (await client.get("/deals", params={"limit": "1"})).json()["deals"][0]["deal_id"]
+    r = await client.post(f"/deals/{deal_id}/resolve", json={"outcome": "applied", "note": "settled"})
+    assert r.status_code == 409 and r.json()["why"] == "not_flagged", r.text
+    assert f"deal {deal_id} is not flagged for an operator" in r.json()["detail"]
+    r = await client.post(f"/deals/{deal_id}/resolve", json={"outcome": "applied", "note": ""})
+    assert r.status_code == 400 and r.json()["field"] == "note", r.text
+    r = await client.post(f"/deals/{deal_id}/resolve", json=["applied"])
+    assert r.status_code == 400 and "must be a JSON object" in r.json()["detail"], r.text
+    r = await client.post("/deals/0123/resolve", json={"outcome": "applied", "note": "n"})
+    assert r.status_code == 400 and "too short" in r.json()["detail"], r.text
+    r = await client.post("/deals/0123456789abcdef/resolve", json={"outcome": "applied", "note": "n"})
+    assert r.status_code == 404 and "no deal '0123456789abcdef'" in r.json()["detail"], r.text
+    r = await client.get("/deals", params={"resolved": "1"})
+    assert r.status_code == 400 and r.json()["parameter"] == "resolved", r.text

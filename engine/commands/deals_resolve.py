@@ -1,0 +1,129 @@
+"""``bsp deals resolve``: record that an operator settled a deal flagged for an operator (engine.deal_resolve)."""
+from __future__ import annotations
+
+import getpass
+import socket
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, lock_hint
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
+from engine.deal_resolve import OUTCOMES
+
+_OUTCOMES_HELP = "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):        # no name for this uid (a container): say so rather than guess
+        return "unknown"
+
+
+def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path],
+          deal_id: str, body: dict[str, str]) -> dict[str, Any]:
+    """``POST /deals/{id}/resolve``: the engine's answer; exits 1 on a refusal or a missing deal, 2 on a bad id."""
+    from urllib.parse import quote
+
+    from engine.commands.admin import _call, _client, _problem
+
+    with _client(url.rstrip("/"), token_file, ca, cert, key) as client:
+        r = _call(client, "POST", f"/deals/{quote(deal_id, safe='')}/resolve", json=body)
+        if r.status_code == 200:
+            return dict(r.json())
+        try:
+            detail = str(r.json().get("detail") or r.text)
+        except ValueError:
+            detail = r.text
+        if r.status_code == 404 and "no deal" in detail:
+            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}. List the flagged ones with "
+                       f"`bsp deals --flagged --live`.", err=True)
+            raise typer.Exit(1)
+        if r.status_code == 404:
+            typer.echo(f"error: {url} has no POST /deals/{{id}}/resolve (an engine older than this bsp?); stop it "
+                       f"and resolve with the ledger file, or upgrade it", err=True)
+            raise typer.Exit(1)
+        if r.status_code == 409:
+            typer.echo(f"error: {detail}", err=True)
+            raise typer.Exit(1)
+        if r.status_code == 400:
+            typer.echo(f"error: {detail}", err=True)
+            raise typer.Exit(2)
+        raise _problem(r)
+
+
+def resolve(
+    deal_id: str = typer.Argument(..., help="The flagged deal's id (32 hex digits, or its first 8 or more)."),
+    outcome: str = typer.Option(..., "--outcome", help=f"How it was settled. {_OUTCOMES_HELP}."),
+    note: str = typer.Option(..., "--note", help="How, with whom, the counterpart's or your ticket's reference "
+                                                 "(at most 2,000 characters)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who settled it (default: the OS user running bsp)."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
+    live: bool = LIVE_OPT,
+    url: str = URL_OPT,
+    token_file: Optional[Path] = TOKEN_FILE_OPT,
+    ca: Optional[Path] = CA_OPT,
+    cert: Optional[Path] = CERT_OPT,
+    key: Optional[Path] = KEY_OPT,
+) -> None:
+    """Record that a deal flagged for an operator was settled with its counterpart.
+
+    Appends the event `resolved` to the deal in the audit chain (outcome, note, who, when; nothing is
+    changed): the deal leaves `bsp deals --flagged` (`--flagged --all` still shows it, with its
+    resolution) and `bsp deals show` tells it. Without --live the ledger file is written (no engine may
+    hold it) with the audit key the engine writes with: --deployment platform.yaml (its ledger.audit_key),
+    else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY; a keyed ledger is not written without its key. With --live
+    the running engine records it (`POST /deals/{id}/resolve`), with the client's address (and
+    certificate, over mutual TLS) beside --by. A deal not flagged, or already resolved, is refused.
+    Exit 0 recorded; 1 refused, no such deal, or (--live) the engine cannot be reached or answers with
+    a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
+    """
+    from engine.deal_resolve import KeyMismatch, Refused, check_input
+    from engine.ledger_query import AmbiguousId
+    from engine.ledger_store import LedgerError
+
+    who = by if by is not None else _os_user()
+    try:
+        outcome, note, who = check_input(outcome, note, who)
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0]
+        raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=f"--{field}") from None
+    if live:
+        if deployment is not None or ledger is not None:
+            raise typer.BadParameter("--live records in the running engine, with its own ledger and keys: drop "
+                                     "--deployment / --ledger", param_hint="--live")
+        done = _live(url, token_file, ca, cert, key, deal_id, {"outcome": outcome, "note": note, "by": who})
+        where = f"the engine at {url}"
+    else:
+        from engine.commands.deals import require_ledger
+        from engine.deal_resolve import resolve_in_file
+
+        found = ledger_keys(ledger, deployment, env, "bsp deals resolve", audit=True)
+        path = found.path
+        require_ledger(path)
+        try:
+            done = resolve_in_file(path, deal_id, outcome, note, who, found.keys.audit_key,
+                                   host=socket.gethostname(), hint_list=f"bsp deals --flagged --ledger {path}")
+        except Refused as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except (AmbiguousId, KeyMismatch, LedgerError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            lock_hint(exc)
+            raise typer.Exit(2) from None
+        if done is None:
+            typer.echo(f"error: {path}: no deal {deal_id!r}. List the flagged ones with `bsp deals --flagged "
+                       f"--ledger {path}`.", err=True)
+            raise typer.Exit(1)
+        where = str(path)
+    typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']} at {done['at']}, "
+               f"recorded in {where}")
+    for w in done.get("warnings") or ():
+        typer.echo(f"warning: {w}", err=True)
+
+
+__all__ = ["resolve"]

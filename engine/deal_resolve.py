@@ -1,0 +1,184 @@
+"""Manual resolution of a deal flagged for an operator: ``bsp deals resolve`` and ``POST /deals/{id}/resolve``.
+
+A deal is flagged for an operator by an event ``flagged`` or ``reversal flagged`` (``engine.ledger_query.
+FLAGGED_EVENTS``): something of it may stand at a counterpart and only a person can settle it.  Once the
+operator has settled it with the counterpart, the resolution is recorded as one more event on the deal,
+``resolved``, appended to the audit chain (the deal's row and its earlier events are chained and never
+changed), its detail::
+
+    {"outcome": "undone", "note": "debit reversed by hand, ticket OPS-1234", "by": "alice",
+     "via": "ledger file" | "admin API", "host": "ops-box" (offline), "peer": "10.1.2.3" (admin API),
+     "client_cert": "cn=ops-alice" (admin API over mutual TLS)}
+
+``by`` is the name the operator gives (``--by``, default the OS user running ``bsp``): the admin token is
+one shared secret and names nobody, so the engine records beside it what it can tell itself, the client's
+address and, over mutual TLS, its certificate's subject.
+
+A deal's flag is *open* while its newest flag event is newer than its newest ``resolved`` event (a reversal
+flagged again after a resolution opens it again).  ``bsp deals --flagged`` lists the open ones; ``--all``
+the resolved ones too.  Only an open flag can be resolved: a deal never flagged, or already resolved, is
+refused (``Refused``).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+# the events that flag a deal for an operator: ``flagged`` (with the deal's row: engine.txn.flagging,
+# engine.txn.recovery) and ``reversal flagged`` (appended later by the store-and-forward task, engine.txn.saf)
+FLAGGED_EVENTS = ("flagged", "reversal flagged")
+RESOLVED = "resolved"
+
+# the outcomes an operator records, and what each means (docs/transactions.md "Resolving a flagged deal")
+OUTCOMES: dict[str, str] = {
+    "applied": "the counterpart did it and it stands; the bank accepts it (anything booked by hand to match)",
+    "not-applied": "the counterpart confirms it never did it: nothing stands, nothing to undo",
+    "undone": "it had been done and was reversed or refunded by hand",
+    "written-off": "it cannot be settled with the counterpart; the difference is written off outside bsp",
+}
+MAX_NOTE = 2000          # characters of a note
+MAX_BY = 200
+
+
+class Refused(ValueError):
+    """The deal cannot be resolved: ``why`` is ``not_flagged`` or ``already_resolved``."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+def check_input(outcome: Any, note: Any, by: Any) -> tuple[str, str, str]:
+    """The outcome, note and name, stripped; ``ValueError`` naming the field and what is expected."""
+    if not isinstance(outcome, str) or outcome.strip() not in OUTCOMES:
+        raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    if not isinstance(note, str) or not note.strip():
+        raise ValueError("note: say how the deal was settled, with whom, and any reference of the counterpart "
+                         "(a non-empty text)")
+    if len(note) > MAX_NOTE:
+        raise ValueError(f"note: at most {MAX_NOTE} characters, got {len(note)}; keep the details in your "
+                         f"ticket and give its reference")
+    if not isinstance(by, str) or not by.strip() or len(by) > MAX_BY or not by.isprintable():
+        raise ValueError(f"by: expected who settled the deal (a name of 1 to {MAX_BY} printable characters), "
+                         f"got {by!r}")
+    return outcome.strip(), note.strip(), by.strip()
+
+
+def flag_state(events: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
+    """``("open", None)``, ``("resolved", the resolved event)`` or ``("none", None)`` from a deal's events
+    (in order, as ``get_deal`` gives them)."""
+    flag, resolution = -1, -1
+    for i, e in enumerate(events):
+        if e.get("to_state") in FLAGGED_EVENTS:
+            flag = i
+        elif e.get("to_state") == RESOLVED:
+            resolution = i
+    if flag < 0:
+        return "none", None
+    if resolution > flag:
+        return "resolved", events[resolution]
+    return "open", None
+
+
+def resolution_of(deal: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The deal's current resolution (``at`` and the event's detail), None when its flag is open or it has none."""
+    state, ev = flag_state(deal.get("events") or ())
+    if state != "resolved" or ev is None:
+        return None
+    detail = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+    return {"at": ev.get("at"), **detail}
+
+
+def refusal(deal: Mapping[str, Any], hint_list: str) -> None:
+    """``Refused`` unless the deal's flag is open; ``hint_list``: the command that lists open flags."""
+    state, ev = flag_state(deal.get("events") or ())
+    did = deal["deal_id"]
+    if state == "none":
+        raise Refused(f"deal {did} is not flagged for an operator (it has no event {' or '.join(FLAGGED_EVENTS)}): "
+                      f"there is nothing to resolve; the deals to settle are listed by `{hint_list}`",
+                      "not_flagged")
+    if state == "resolved" and ev is not None:
+        d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+        at = ev.get("at")
+        when = at.isoformat() if isinstance(at, datetime) else str(at)
+        raise Refused(f"deal {did} is already resolved: {d.get('outcome')} by {d.get('by')} at {when} "
+                      f"({d.get('note')!r}); a resolution is not changed: the ledger keeps it as recorded",
+                      "already_resolved")
+
+
+def event_detail(outcome: str, note: str, by: str, via: str, **where: Any) -> dict[str, Any]:
+    """The ``resolved`` event's detail; ``where``: what the recorder can tell of the operator (host, peer,
+    client_cert), None values dropped."""
+    return {"outcome": outcome, "note": note, "by": by, "via": via,
+            **{k: v for k, v in where.items() if v is not None}}
+
+
+def due_warning(due: Mapping[str, Mapping[str, int]], deal_id: str) -> list[str]:
+    """What to say when the deal's ISO 8583 reversal is still being sent (``LedgerStore.reversals_due``)."""
+    calls = due.get(deal_id) or {}
+    return [f"the reversal of call {call} is not acknowledged yet ({n} attempt(s) on the deal): a running engine "
+            f"goes on sending it until the host acknowledges it (docs/transactions.md#store-and-forward); tell "
+            f"the host it is settled" for call, n in sorted(calls.items())]
+
+
+def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, audit_key: bytes | None,
+                    *, host: str | None = None, hint_list: str = "bsp deals --flagged") -> dict[str, Any] | None:
+    """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., warnings}``, or
+    None when the ledger has no such deal.
+
+    Raises ``AmbiguousId`` (a prefix of several deals), ``ValueError`` (a short id or bad input),
+    ``Refused``, ``KeyMismatch`` (the chain is keyed and the audit key is missing or another) and
+    ``LedgerError`` (a locked or foreign file)."""
+    from engine.deal import to_json
+    from engine.ledger_query import get_deal
+    from engine.ledger_store import LedgerStore, require_bsp_ledger
+
+    outcome, note, by = check_input(outcome, note, by)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ledger file here")
+    store = LedgerStore.open(path, audit_key)
+    try:
+        con = store._con                    # the one connection: reads see what this process holds locked
+        require_bsp_ledger(con, path)
+        check_key(con, path, store, audit_key)
+        deal = get_deal(path, deal_id, con=con)
+        if deal is None:
+            return None
+        refusal(deal, hint_list)
+        full = deal["deal_id"]
+        at = datetime.now(timezone.utc)
+        detail = event_detail(outcome, note, by, "ledger file", host=host)
+        (done,) = store.append_stories([(full, [], [{"at": at, "to_state": RESOLVED, "detail": to_json(detail)}],
+                                         None)])
+        if isinstance(done, BaseException):
+            raise done
+        warnings = due_warning(store.reversals_due([full]), full)
+    finally:
+        store.close()
+    return {"deal_id": full, "at": at, **detail, "warnings": warnings}
+
+
+class KeyMismatch(ValueError):
+    """The ledger's chain is keyed and this process has no key, or another one."""
+
+
+def check_key(con: Any, path: Path, store: Any, audit_key: bytes | None) -> None:
+    """Refuse to append to a keyed chain without its key (the record would be unprotected) or with another
+    key (``bsp audit verify`` would report a break): the chain head's mac must verify with ``audit_key``."""
+    import hmac
+
+    from engine.audit import head_mac
+
+    rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall()
+    if not rows or rows[0][1] is None:
+        return                       # not keyed (yet): as the engine, a key given now protects what follows
+    seq, mac = int(rows[0][0]), bytes(rows[0][1])
+    if audit_key is None:
+        raise KeyMismatch(f"{path}: the ledger's audit chain is keyed and no audit key is given: the resolution "
+                          f"would be recorded unprotected. Give the key the engine writes with: --deployment "
+                          f"platform.yaml (its ledger.audit_key), or BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY")
+    if seq != store.last_seq or not hmac.compare_digest(head_mac(audit_key, seq, store._prev), mac):
+        raise KeyMismatch(f"{path}: the audit key given does not verify this ledger's chain head (seq {seq}): it "
+                          f"is not the key the engine writes with, or the ledger was altered (`bsp audit verify`); "
+                          f"nothing was written")
