@@ -184,6 +184,8 @@ async def serve_stream(
                             log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
                     if not out:
                         continue
+                    if activity is not None:
+                        activity.send_started()     # a client taking none of its replies can be told
                     try:
                         with stop.send_scope() as sending:
                             await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
@@ -193,10 +195,12 @@ async def serve_stream(
                         broken = True
                         stop.abort()
                         continue
-                    if sending.cancelled_caught:       # retired, and the client takes none of its replies
+                    if sending.cancelled_caught and not (activity is not None and activity.evicted):
+                        # retired, and the client takes none of its replies (closed for room: logged there)
                         log.warning("channel %s: connection %d from %s: retired, and the client took no reply "
                                     "within %gs; the connection is ended (%d reply(ies) not delivered)",
                                     conn.channel, conn.number, conn.peer, stop.send_wait, len(out))
+                    if sending.cancelled_caught:
                         broken = True
                         stop.abort()
                 finally:

@@ -55,7 +55,13 @@ class TcpListener:
         self._draining = False
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
-        self.room = Room(name, self.max_connections)     # the slots; at the cap the idle longest makes room
+        self.room = Room(name, self.max_connections, backlog=self.backlog)     # the slots; at the cap one that can spare it makes room
+        self.metrics: Any = None
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
+        (``bsp_channel_capped_total``) in ``engine.metrics.Metrics`` (None: stop)."""
+        self.metrics = self.room.metrics = metrics
 
     @property
     def capped(self) -> int:
@@ -103,8 +109,15 @@ class TcpListener:
         except OSError:
             peer = "?"
         stream = gentle = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
+        activity = self.room.arrive(peer, gentle)
+        served.append(activity)
         if self.gate is not None:
-            secured = await self.gate.admit(stream, peer)
+            secured = None
+            with activity.handshake:        # type: ignore[union-attr]  # cancelled: closed for room at the cap
+                secured = await self.gate.admit(stream, peer)
+            if activity.evicted:            # (logged and counted by the room)
+                await trio.aclose_forcefully(secured or stream)
+                return
             if secured is None:
                 return                      # handshake failed or refused: logged and counted by the gate
             stream = secured  # type: ignore[assignment]
@@ -116,8 +129,7 @@ class TcpListener:
         self._read_scopes.add(stop)
         try:
             framer = self._new_framer()
-            activity = self.room.enter(conn, framer, stop, gentle)
-            served.append(activity)
+            self.room.enter(activity, conn, framer, stop)
             if self.idle_timeout > 0 or self.frame_timeout > 0:
                 stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn,  # type: ignore[assignment]
                                     frame=self.frame_timeout)
@@ -165,7 +177,10 @@ def check(decl: Any, base_dir: Any = None) -> list[Any]:
 
 
 def build(decl: Any) -> TcpListener:
-    return TcpListener(decl.name, dict(decl.options))
+    lst = TcpListener(decl.name, dict(decl.options))
+    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
+    lst.room.place = str(pos) if pos is not None else None     # named by the warnings at the cap
+    return lst
 
 
 COMPONENT = ComponentSpec(

@@ -167,8 +167,11 @@ async def test_with_every_connection_busy_a_new_peer_waits_for_one_to_fall_idle(
     await d.send_all(F.frame(b"d1"))
     await until(lambda: lst.capped == 1)         # nothing idle: accepting pauses, nobody is closed
     assert lst.evicted == 0 and lst.connections == 3
-    assert ("channel front: 3 connections open (max_connections), each with a request in flight: "
-            "accepting pauses until one ends or falls idle") in caplog.text
+    assert ("channel front: all 3 connections (max_connections) are busy (3 with a request being handled or "
+            "answered) and none can be closed to make room: accepting pauses, new peers wait unanswered in the OS "
+            "backlog (128 at most, option backlog; beyond it the system drops their connects) until a connection "
+            "ends or falls idle; if the counterparts need more connections at once, raise max_connections of "
+            "channel front") in caplog.text
 
     h.release.set()                              # every request answered; the first idle makes room
     replies = []
