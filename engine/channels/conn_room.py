@@ -119,7 +119,7 @@ class Room:
                         if self.metrics is not None:
                             self.metrics.channel_capped.labels(self.channel).inc()
                         log.warning("%s", self.pause_text())
-                    wake = min([a.sending + STALL for a in self.open if a.sending is not None], default=wake)
+                    wake = self.next_stall(wake)
                 with trio.move_on_at(wake):                 # a send blocked past STALL makes it choosable
                     await changed.wait()
             self.free -= 1
@@ -156,11 +156,20 @@ class Room:
         idle = [a for a in self.open if a.idle]
         if idle:
             return min(idle, key=lambda a: a.last), "idle"
-        unread = [a for a in self.open if a.sending is not None and now - a.sending >= STALL
-                  and not a.stop.aborted]
+        unread = [a for a in self._sending() if now - a.sending >= STALL]     # type: ignore[operator]
         if unread:
             return min(unread, key=lambda a: a.sending), "unread"      # type: ignore[arg-type,return-value]
         return None
+
+    def _sending(self) -> list[Activity]:
+        return [a for a in self.open if a.sending is not None and not a.stop.aborted]   # type: ignore[union-attr]
+
+    def next_stall(self, later: float) -> float:
+        """When the first send blocked now passes ``STALL`` (its connection may then make room), at most
+        ``later``; never now or before (no busy loop)."""
+        now = trio.current_time()
+        return min([a.sending + STALL for a in self._sending() if a.sending + STALL > now],  # type: ignore[operator]
+                   default=later)
 
     def evict_one(self) -> bool:
         """Close the connection that can best spare its slot; False when none can."""
