@@ -144,8 +144,9 @@ async def serve_stream(
     the handler's error reply, then the connection is closed.
 
     ``activity`` (``engine.channels.conn_room.Activity``, optional): counts the batches read and not yet
-    answered and stamps when the last was answered, so that a listener at its cap can tell the connection
-    idle longest (once per batch, nothing per message).
+    answered, stamps when a send of replies starts and when the last was answered, so that a listener at
+    its cap can tell the connection idle longest, or one whose client takes no reply (once per batch,
+    nothing per message).
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 

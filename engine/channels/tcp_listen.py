@@ -65,12 +65,12 @@ class TcpListener:
 
     @property
     def capped(self) -> int:
-        """Times accepting paused at max_connections (every connection had work in flight)."""
+        """Times accepting paused at max_connections (no connection could be closed to make room)."""
         return self.room.capped
 
     @property
     def evicted(self) -> int:
-        """Connections closed, idle longest, to make room for a new one at max_connections."""
+        """Connections closed to make room for a new one at max_connections (engine/channels/conn_room.py)."""
         return self.room.evicted
 
     @property
@@ -149,8 +149,8 @@ class TcpListener:
 
 class _Capped(trio.abc.Listener[trio.SocketStream]):
     """A listener that accepts only while the channel has fewer than ``max_connections`` open: at the cap,
-    a peer waiting in the OS backlog makes the connection idle longest close (engine/channels/conn_room.py);
-    with every connection busy, accepting pauses until one ends or falls idle."""
+    a peer waiting in the OS backlog makes one connection close (in its handshake, idle, or its client not
+    reading: engine/channels/conn_room.py); with none to close, accepting pauses until one ends or can go."""
 
     def __init__(self, inner: trio.SocketListener, channel: "TcpListener") -> None:
         self.inner = inner
@@ -202,16 +202,19 @@ COMPONENT = ComponentSpec(
         "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
         "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "
         "inside a frame) is a framing error too. At max_connections a new peer takes the slot of the "
-        "connection idle longest (never one with a request being read, handled or answered)."
+        "connection longest in its TLS handshake, else of the one idle longest, else of the one whose client "
+        "has taken no reply for 10s (never one with a request being read or handled)."
     ),
     options=(
         ADDRESS,
         *FRAMING_OPTIONS,
         OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
         OptionSpec("max_connections", "int", "Connections open at once at most. At the cap a new peer takes "
-                   "the slot of the connection idle longest (nothing held, handled or owed), which is closed "
-                   "with a warning; with every connection busy it waits in the backlog until one ends or "
-                   "falls idle.", default=MAX_CONNECTIONS),
+                   "the slot of the connection longest in its TLS handshake, else of the one idle longest "
+                   "(nothing held, handled or owed), else of the one whose client has taken no reply for 10s; "
+                   "it is closed with a warning and counted (bsp_channel_evictions_total); with every "
+                   "connection busy the new peer waits in the backlog until one ends or falls idle.",
+                   default=MAX_CONNECTIONS),
         OptionSpec("idle_timeout", "duration",
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",
