@@ -144,8 +144,9 @@ async def serve_stream(
     the handler's error reply, then the connection is closed.
 
     ``activity`` (``engine.channels.conn_room.Activity``, optional): counts the batches read and not yet
-    answered and stamps when the last was answered, so that a listener at its cap can tell the connection
-    idle longest (once per batch, nothing per message).
+    answered, stamps when a send of replies starts and when the last was answered, so that a listener at
+    its cap can tell the connection idle longest, or one whose client takes no reply (once per batch,
+    nothing per message).
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
@@ -184,6 +185,8 @@ async def serve_stream(
                             log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
                     if not out:
                         continue
+                    if activity is not None:
+                        activity.send_started()     # a client taking none of its replies can be told
                     try:
                         with stop.send_scope() as sending:
                             await stream.send_all(b"".join(out) if len(out) > 1 else out[0])
@@ -193,10 +196,12 @@ async def serve_stream(
                         broken = True
                         stop.abort()
                         continue
-                    if sending.cancelled_caught:       # retired, and the client takes none of its replies
+                    if sending.cancelled_caught and not (activity is not None and activity.evicted):
+                        # retired, and the client takes none of its replies (closed for room: logged there)
                         log.warning("channel %s: connection %d from %s: retired, and the client took no reply "
                                     "within %gs; the connection is ended (%d reply(ies) not delivered)",
                                     conn.channel, conn.number, conn.peer, stop.send_wait, len(out))
+                    if sending.cancelled_caught:
                         broken = True
                         stop.abort()
                 finally:

@@ -66,6 +66,13 @@ class StopReading:
         if self._scope is not None:
             self._scope.cancel()
 
+    def cut(self) -> None:
+        """Abort, and end a send of replies waiting for the client now (closed for room: its client takes
+        none of its replies, engine/channels/conn_room.py)."""
+        self.abort()
+        if self._send is not None:
+            self._send.cancel()
+
     def read_scope(self) -> trio.CancelScope:
         """The scope of one read; once retired, it ends at ``finish_by``."""
         scope = trio.CancelScope()

@@ -55,16 +55,22 @@ class TcpListener:
         self._draining = False
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
-        self.room = Room(name, self.max_connections)     # the slots; at the cap the idle longest makes room
+        self.room = Room(name, self.max_connections, backlog=self.backlog)     # the slots; at the cap one that can spare it makes room
+        self.metrics: Any = None
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
+        (``bsp_channel_capped_total``) in ``engine.metrics.Metrics`` (None: stop)."""
+        self.metrics = self.room.metrics = metrics
 
     @property
     def capped(self) -> int:
-        """Times accepting paused at max_connections (every connection had work in flight)."""
+        """Times accepting paused at max_connections (no connection could be closed to make room)."""
         return self.room.capped
 
     @property
     def evicted(self) -> int:
-        """Connections closed, idle longest, to make room for a new one at max_connections."""
+        """Connections closed to make room for a new one at max_connections (engine/channels/conn_room.py)."""
         return self.room.evicted
 
     @property
@@ -103,8 +109,15 @@ class TcpListener:
         except OSError:
             peer = "?"
         stream = gentle = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
+        activity = self.room.arrive(peer, gentle)
+        served.append(activity)
         if self.gate is not None:
-            secured = await self.gate.admit(stream, peer)
+            secured = None
+            with activity.handshake:        # type: ignore[union-attr]  # cancelled: closed for room at the cap
+                secured = await self.gate.admit(stream, peer)
+            if activity.evicted:            # (logged and counted by the room)
+                await trio.aclose_forcefully(secured or stream)
+                return
             if secured is None:
                 return                      # handshake failed or refused: logged and counted by the gate
             stream = secured  # type: ignore[assignment]
@@ -116,8 +129,7 @@ class TcpListener:
         self._read_scopes.add(stop)
         try:
             framer = self._new_framer()
-            activity = self.room.enter(conn, framer, stop, gentle)
-            served.append(activity)
+            self.room.enter(activity, conn, framer, stop)
             if self.idle_timeout > 0 or self.frame_timeout > 0:
                 stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn,  # type: ignore[assignment]
                                     frame=self.frame_timeout)
@@ -137,8 +149,8 @@ class TcpListener:
 
 class _Capped(trio.abc.Listener[trio.SocketStream]):
     """A listener that accepts only while the channel has fewer than ``max_connections`` open: at the cap,
-    a peer waiting in the OS backlog makes the connection idle longest close (engine/channels/conn_room.py);
-    with every connection busy, accepting pauses until one ends or falls idle."""
+    a peer waiting in the OS backlog makes one connection close (in its handshake, idle, or its client not
+    reading: engine/channels/conn_room.py); with none to close, accepting pauses until one ends or can go."""
 
     def __init__(self, inner: trio.SocketListener, channel: "TcpListener") -> None:
         self.inner = inner
@@ -165,7 +177,10 @@ def check(decl: Any, base_dir: Any = None) -> list[Any]:
 
 
 def build(decl: Any) -> TcpListener:
-    return TcpListener(decl.name, dict(decl.options))
+    lst = TcpListener(decl.name, dict(decl.options))
+    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
+    lst.room.place = str(pos) if pos is not None else None     # named by the warnings at the cap
+    return lst
 
 
 COMPONENT = ComponentSpec(
@@ -187,16 +202,19 @@ COMPONENT = ComponentSpec(
         "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
         "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "
         "inside a frame) is a framing error too. At max_connections a new peer takes the slot of the "
-        "connection idle longest (never one with a request being read, handled or answered)."
+        "connection longest in its TLS handshake, else of the one idle longest, else of the one whose client "
+        "has taken no reply for 10s (never one with a request being read or handled)."
     ),
     options=(
         ADDRESS,
         *FRAMING_OPTIONS,
         OptionSpec("backlog", "int", "Listen backlog (pending connections the OS queues).", default=128),
         OptionSpec("max_connections", "int", "Connections open at once at most. At the cap a new peer takes "
-                   "the slot of the connection idle longest (nothing held, handled or owed), which is closed "
-                   "with a warning; with every connection busy it waits in the backlog until one ends or "
-                   "falls idle.", default=MAX_CONNECTIONS),
+                   "the slot of the connection longest in its TLS handshake, else of the one idle longest "
+                   "(nothing held, handled or owed), else of the one whose client has taken no reply for 10s; "
+                   "it is closed with a warning and counted (bsp_channel_evictions_total); with every "
+                   "connection busy the new peer waits in the backlog until one ends or falls idle.",
+                   default=MAX_CONNECTIONS),
         OptionSpec("idle_timeout", "duration",
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",

@@ -12,7 +12,9 @@ import pytest
 import trio
 import trio.testing
 
+from engine.channels.conn_room import STALL
 from engine.channels.tcp_listen import TcpListener
+from engine.metrics import Metrics
 from formats.framing import LengthPrefixFramer
 
 F = LengthPrefixFramer(2)
@@ -167,8 +169,11 @@ async def test_with_every_connection_busy_a_new_peer_waits_for_one_to_fall_idle(
     await d.send_all(F.frame(b"d1"))
     await until(lambda: lst.capped == 1)         # nothing idle: accepting pauses, nobody is closed
     assert lst.evicted == 0 and lst.connections == 3
-    assert ("channel front: 3 connections open (max_connections), each with a request in flight: "
-            "accepting pauses until one ends or falls idle") in caplog.text
+    assert ("channel front: all 3 connections (max_connections) are busy (3 with a request being handled or "
+            "answered) and none can be closed to make room: accepting pauses, new peers wait unanswered in the OS "
+            "backlog (128 at most, option backlog; beyond it the system drops their connects) until a connection "
+            "ends or falls idle; if the counterparts need more connections at once, raise max_connections of "
+            "channel front") in caplog.text
 
     h.release.set()                              # every request answered; the first idle makes room
     replies = []
@@ -180,4 +185,87 @@ async def test_with_every_connection_busy_a_new_peer_waits_for_one_to_fall_idle(
     assert rx.feed(await receive(d)) == [b"D1"]
     assert lst.evicted == 1 and lst.connections == 4
     for s in (*busy, d):
+        await s.aclose()
+
+
+class Big(Counterpart):
+    """As ``Counterpart``; a frame ``big`` gets a 60,000-byte reply."""
+
+    async def handle(self, conn, frames):
+        out = await super().handle(conn, [f for f in frames if f != b"big"])
+        return [b"x" * 60000 if f == b"big" else out.pop(0) for f in frames]
+
+
+async def not_reading(lst: TcpListener) -> trio.SocketStream:
+    """A client with a small receive buffer that asks for 3 MB of replies and reads none of them."""
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", lst.port))
+    s = trio.SocketStream(sock)
+    await s.send_all(F.frame(b"big") * 50)
+    return s
+
+
+async def test_a_client_that_reads_none_of_its_replies_makes_room_after_the_stall_bound(nursery, clock,
+                                                                                        caplog) -> None:
+    h = Big()
+    lst = await start(nursery, h, max_connections=2)
+    metrics = Metrics()
+    lst.attach_metrics(metrics)
+    busy = await connect(lst)
+    await busy.send_all(F.frame(b"slow-1"))               # a request waiting for a slow counterpart
+    await until(lambda: h.waiting == 1)
+    clock.jump(1)
+    deaf = await not_reading(lst)
+    await until(lambda: any(a.sending is not None for a in lst.room.open))     # its send is blocked
+    sent_at = trio.current_time()
+
+    d = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    await d.send_all(F.frame(b"d1"))
+    await until(lambda: lst.capped == 1)                  # nothing can go yet: accepting pauses
+    assert lst.evicted == 0
+    assert "(1 with a request being handled or answered, 1 whose client has not taken its replies yet " \
+           "(closed for room after 10s))" in caplog.text
+    clock.jump(STALL)                                     # its client has taken nothing for 10s: it goes
+    rx = LengthPrefixFramer(2)
+    assert rx.feed(await receive(d)) == [b"D1"]
+    assert trio.current_time() == sent_at + STALL
+    assert lst.evicted == 1
+    assert re.search(rf"channel front: 2 connections open \(max_connections\): closing connection \d+ from "
+                     rf"{peer_of(deaf)}, whose client has taken no reply for 10.0s \(the longest\), to accept a "
+                     rf"new peer; its replies not taken are lost to it \(the deals are recorded\)", caplog.text)
+    assert "retired, and the client took no reply" not in caplog.text
+    got = 0
+    while data := await deaf.receive_some(65536):       # what was on its way, then the end
+        got += len(data)
+    assert got < 50 * 60002                               # the replies it did not take are gone
+    h.release.set()                                       # the busy connection was never touched
+    assert rx.feed(await receive(busy)) == [b"SLOW-1"]
+    assert metrics.value("bsp_channel_evictions_total", {"channel": "front", "reason": "unread"}) == 1
+    assert metrics.value("bsp_channel_capped_total", {"channel": "front"}) == 1
+    for s in (busy, deaf, d):
+        await s.aclose()
+
+
+async def test_evictions_and_pauses_are_counted_in_the_metrics(nursery, clock) -> None:
+    h = Counterpart()
+    lst = await start(nursery, h, max_connections=1)
+    metrics = Metrics()
+    lst.attach_metrics(metrics)
+    a = await connect(lst)
+    b = await trio.open_tcp_stream("127.0.0.1", lst.port)       # a is idle: it goes
+    assert await closed(a)
+    assert await ask(b, b"b1") == b"B1"
+    await b.send_all(F.frame(b"slow-b"))
+    await until(lambda: h.waiting == 1)
+    c = await trio.open_tcp_stream("127.0.0.1", lst.port)       # b is busy: accepting pauses
+    await until(lambda: lst.capped == 1)
+    assert metrics.value("bsp_channel_evictions_total", {"channel": "front", "reason": "idle"}) == 1
+    assert metrics.value("bsp_channel_capped_total", {"channel": "front"}) == 1
+    text = metrics.render().decode()
+    assert 'bsp_channel_evictions_total{channel="front",reason="idle"} 1.0' in text
+    metrics.forget(channels=["front"])                          # a reload removed the channel
+    assert "bsp_channel_evictions_total{" not in metrics.render().decode()
+    h.release.set()
+    for s in (a, b, c):
         await s.aclose()

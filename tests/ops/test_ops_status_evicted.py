@@ -1,6 +1,7 @@
 """`bsp status` shows a `tcp listen` channel at its `max_connections`: `evicted` (connections closed, idle
 longest, to make room for a new peer) and `capped` (accepting paused, every connection busy), so an admin
-sees the cap reached without reading the log (engine/ops/backend.py; docs/operations.md).
+sees the cap reached without reading the log (engine/ops/backend.py; docs/operations.md); `/metrics` counts
+them too (`bsp_channel_evictions_total`, `bsp_channel_capped_total`).
 
 Real engine (LiveEngine), real loopback connections, a real DuckDB ledger."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ route echo {
 """
 
 
-async def test_status_counts_connections_evicted_at_the_cap(tmp_path: Path) -> None:
+async def test_status_counts_connections_evicted_at_the_cap(tmp_path: Path, caplog) -> None:
     path = tmp_path / "echo.route"
     path.write_text(ROUTE)
     async with live([path], tmp_path / "l.duckdb") as eng:
@@ -47,3 +48,6 @@ async def test_status_counts_connections_evicted_at_the_cap(tmp_path: Path) -> N
     assert (before["evicted"], before["capped"]) == (0, 0), before
     assert (after["evicted"], after["capped"]) == (1, 0), after
     assert got == [b'{"ref":"N1"}'], got
+    # the same in /metrics, by reason; the warning names where max_connections is declared
+    assert eng.observer.metrics.value("bsp_channel_evictions_total", {"channel": "front", "reason": "idle"}) == 1
+    assert "raise max_connections of channel front (%s:3:" % path in caplog.text, caplog.text
