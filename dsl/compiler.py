@@ -378,7 +378,7 @@ def _call(e: ir.Call) -> Evaluator:
             raise EvalError(err.message, pos) from None
         except FunctionError as err:
             if sent is not None:
-                raise inbound.InputError(f"{sent or 'the message'}: {err}", pos, path=sent) from None
+                raise inbound.InputError(f"{sent or 'the request'}: {err}", pos, path=sent) from None
             raise EvalError(str(err), pos) from None
         except (TypeError, ValueError, ArithmeticError) as err:
             raise EvalError(f"{e.func}(): {err}", pos) from None

@@ -104,7 +104,7 @@ def got(v: Any) -> str:
 
 def error(path: str, expected: str, v: Any, pos: ir.Pos | None) -> InputError:
     """``beneficiary: expected an object, got text 'ACME'``."""
-    return InputError(f"{path or 'the message'}: expected {expected}, got {got(v)}", pos, path=path)
+    return InputError(f"{path or 'the request'}: expected {expected}, got {got(v)}", pos, path=path)
 
 
 def _sound(v: Any) -> str | None:

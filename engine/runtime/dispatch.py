@@ -247,8 +247,9 @@ class Dispatcher:
                 self._run_sync(step, ex)
 
     async def run_on_error(self, br: BoundRoute, group: list[Exchange]) -> None:
-        """The route's ``on error`` steps over the exchanges of ``group`` that failed."""
-        failed = [ex for ex in group if ex.failure is not None and not deferred(ex)]
+        """The route's ``on error`` steps over the exchanges of ``group`` that failed (but a request that is
+        not of the shape the route reads: answered as one that could not be decoded, by the channel)."""
+        failed = [ex for ex in group if ex.failure is not None and not deferred(ex) and not ex.failure.not_object]
         for step in br.on_error:
             if not failed:
                 break

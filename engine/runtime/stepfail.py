@@ -60,7 +60,9 @@ def input_failure(exc: InputError, where: str | None = None) -> StepFailure:
     its text "beneficiary: expected an object, got text 'ACME'" (the sender's to fix; no route file place in
     it: an HTTP client reads it), the place of the expression that read it as ``where``.  The message itself
     of the wrong shape (a JSON list or text where the route reads fields) is ``malformed``, as a body the
-    format cannot decode."""
+    format cannot decode (answered by the channel's error reply, not the route's ``on error``)."""
     place = str(exc.pos) if exc.pos is not None else where
-    kind = "malformed" if exc.root else "rejected"
-    return StepFailure(kind, exc.message, code=INPUT_CODE, text=exc.message, where=place)
+    failure = StepFailure("malformed" if exc.root else "rejected", exc.message, code=INPUT_CODE,
+                          text=exc.message, where=place)
+    failure.not_object = exc.root
+    return failure

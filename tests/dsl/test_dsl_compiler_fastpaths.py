@@ -83,7 +83,7 @@ def test_attr_on_dict_subclass_and_others(scope):
         assert got[:2] == ("error", "EvalError") and "is a table" in got[2]
     else:       # the request itself is no object: the sender's error (dsl/inbound.py), naming the field read
         assert got[:2] == ("error", "InputError")
-        assert got[2].startswith("the message: expected an object (with field 'ref'), got ")
+        assert got[2].startswith("the request: expected an object (with field 'ref'), got ")
 
 
 def test_attr_on_a_value_the_route_built_is_the_routes_error():
@@ -97,7 +97,7 @@ def test_literal_index_reads_a_table_row_and_a_missing_list_entry():
     with pytest.raises(EvalError, match="list index must be a whole number"):
         compile_expr(expr('own["1"]'))({"own": ["a"]})
     # the request a list where the route reads field "1": the sender's (dsl/inbound.py)
-    with pytest.raises(EvalError, match=r"the message: expected an object \(with field '1'\), got a list of 1"):
+    with pytest.raises(EvalError, match=r"the request: expected an object \(with field '1'\), got a list of 1"):
         compile_expr(expr('msg["1"]'))({"msg": ["a"]})
 
 
@@ -123,7 +123,7 @@ def test_flat_body_with_a_root_that_is_not_a_dict(scope):
 
 def test_flat_body_error_names_the_place():
     build = compile_assigns(body('"11" = msg["11"]'))
-    with pytest.raises(EvalError, match="the message: expected an object, got text 'not a record'") as info:
+    with pytest.raises(EvalError, match="the request: expected an object, got text 'not a record'") as info:
         build({"msg": "not a record"})
     assert info.value.pos is not None and info.value.pos.line == 1
 

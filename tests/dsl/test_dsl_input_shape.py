@@ -71,7 +71,7 @@ def test_http_query_values_are_the_senders() -> None:
 
 def test_the_message_itself_of_the_wrong_shape_is_the_root() -> None:
     e = sender("msg.claim_id", msg=[{"claim_id": "C1"}])
-    assert e.root and e.message == "the message: expected an object (with field 'claim_id'), got a list of 1"
+    assert e.root and e.message == "the request: expected an object (with field 'claim_id'), got a list of 1"
     assert sender("msg.claim_id", msg="hello").root
 
 
