@@ -73,3 +73,20 @@ async def test_a_request_of_the_wrong_shape_is_rejected_30_naming_the_field(tmp_
     bug = next(r for r in rows if r["status"] == "failed")
     assert bug["reason"].startswith("internal: ")
     assert "cannot read field 'code' of a string (own)" in bug["reason"]
+
+
+async def test_a_list_where_a_when_reads_a_field_is_malformed_not_unrouted(tmp_path: Path) -> None:
+    """A `when` that reads a field of a request that is no object does not take it; when no route does, the
+    request is malformed (30, naming what was expected), not unrouted (12, "no route for this request")."""
+    text = ROUTE.replace("receive from front as Req", 'receive from front as Req when msg.op == "pay"')
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'[1, 2]', b'{"op": "other"}')
+        replies = await c.recv_json(2)
+        await c.aclose()
+    assert replies == [
+        {"code": "30", "kind": "malformed", "text": "the request: expected an object (with field 'op'), got a list of 2"},
+        {"code": "12", "kind": "unrouted", "text": "no route for this request"}]
+    assert sorted(r["status"] for r in deals(ledger)) == ["rejected", "rejected"]
