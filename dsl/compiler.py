@@ -13,7 +13,9 @@ Semantics:
 - ``and`` / ``or`` / ``not`` / ``if`` treat null, false, 0 and "" as false;
 - ``x in table`` tests the table's keys, ``x in [..]`` the list, ``x in "..."`` a substring.
 Every run-time failure raises ``EvalError`` carrying the position of the
-failing sub-expression.
+failing sub-expression; one on a value of the received message that has the
+wrong shape raises its ``InputError`` (the sender's error, ``dsl.inbound``),
+decided when the node fails, from what was known when it was compiled.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dsl import ir
 from dsl.types import show
+from dsl import inbound
 from dsl.eval_error import EvalError
 from dsl.functions import FUNCTIONS, FunctionError
 from dsl.tables import Table
@@ -142,6 +145,7 @@ def _attr(e: ir.Attr) -> Evaluator:
     base = compile_expr(e.base)
     key = e.name
     pos = e.pos
+    sent = inbound.path_of(e.base)          # not None: the base is read from the request
 
     def of(v: Any) -> Any:
         if v is None:
@@ -150,6 +154,8 @@ def _attr(e: ir.Attr) -> Evaluator:
             raise EvalError(f"{_show(e.base)} is a table: read a row with {_show(e.base)}[KEY].{key}", pos)
         if isinstance(v, Mapping):
             return v.get(key)
+        if sent is not None:
+            raise inbound.error(sent, f"an object (with field {key!r})", v, pos)
         raise EvalError(f"cannot read field {key!r} of {_tname(v)} ({_show(e.base)})", pos)
 
     # a dict (the usual case) is a C-level check and one dict.get; Mapping is an ABC check
@@ -171,6 +177,7 @@ def _index(e: ir.Index) -> Evaluator:
     base = compile_expr(e.base)
     idx = compile_expr(e.index)
     pos = e.pos
+    sent, sent_key = inbound.path_of(e.base), inbound.path_of(e.index)     # read from the request?
 
     def of(v: Any, k: Any) -> Any:
         if isinstance(v, Table):
@@ -182,11 +189,17 @@ def _index(e: ir.Index) -> Evaluator:
             return None
         if isinstance(v, (list, tuple)):
             if not _is_num(k) or k != int(k):
+                if sent_key is not None:
+                    raise inbound.error(sent_key, "a whole number (a list index)", k, pos)
+                if sent is not None and isinstance(k, str):
+                    raise inbound.error(sent, f"an object (with field {k!r})", v, pos)
                 raise EvalError(f"a list index must be a whole number, got {_tname(k)} in {_show(e)}", pos)
             i = int(k)
             return v[i] if -len(v) <= i < len(v) else None
         if isinstance(v, Mapping):
             return v.get(_text(k))
+        if sent is not None:
+            raise inbound.error(sent, "a list" if _is_num(k) else "an object", v, pos)
         raise EvalError(f"cannot index {_tname(v)} ({_show(e.base)})", pos)
 
     if type(e.index) is ir.Lit and e.index.type == "string":
@@ -217,10 +230,13 @@ def _unary(e: ir.Unary) -> Evaluator:
     pos = e.pos
     if e.op == "not":
         return lambda scope: not truthy(operand(scope))
+    sent = inbound.path_of(e.operand)
 
     def neg(scope: Scope) -> Any:
         v = operand(scope)
         if not _is_num(v):
+            if sent is not None:
+                raise inbound.error(sent, "a number", v, pos)
             raise EvalError(f"cannot negate {_tname(v)} ({_show(e.operand)})", pos)
         return -v
     return neg
@@ -230,7 +246,7 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     if op == "+" and (isinstance(a, str) or isinstance(b, str)):
         return _text(a) + _text(b)
     if not (_is_num(a) and _is_num(b)):
-        raise EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
+        raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
                         e.pos)
     try:
         if op == "+":
@@ -262,7 +278,7 @@ def _compare(op: str, a: Any, b: Any, e: ir.Binary) -> bool:
     ok = (_is_num(a) and _is_num(b)) or (isinstance(a, str) and isinstance(b, str)) or \
          (isinstance(a, date) and isinstance(b, date) and type(a) is type(b))
     if not ok:
-        raise EvalError(f"cannot compare {_tname(a)} ({_show(e.left)}) {op} {_tname(b)} ({_show(e.right)})",
+        raise inbound.compare(a, b, e, *_sent(e)) or EvalError(f"cannot compare {_tname(a)} ({_show(e.left)}) {op} {_tname(b)} ({_show(e.right)})",
                         e.pos)
     if op == "<":
         return a < b
@@ -295,8 +311,16 @@ def _contains(a: Any, b: Any, e: ir.Binary) -> bool:
         return _text(a) in b
     if b is None:
         return False
+    sent = inbound.path_of(e.right)
+    if sent is not None:
+        raise inbound.error(sent, "a list or text", b, e.pos)
     raise EvalError(f"`in` needs a list, a table or a string on its right, got {_tname(b)} ({_show(e.right)})",
                     e.pos)
+
+
+def _sent(e: ir.Binary) -> tuple[str | None, str | None]:
+    """The request paths of ``e``'s operands (a failing node only: never on the success path)."""
+    return inbound.path_of(e.left), inbound.path_of(e.right)
 
 
 def _binary(e: ir.Binary) -> Evaluator:
@@ -341,6 +365,10 @@ def _call(e: ir.Call) -> Evaluator:
     if fn is None:
         raise EvalError(f"unknown function {e.func!r}", pos)
     args = tuple(compile_expr(a) for a in e.args)
+    # number(msg.amount), round(msg.amount, 2): a reader of the request's value, its other arguments
+    # literals (checked by `bsp check`): failing, it is the sender's value that cannot be read
+    sent = inbound.path_of(e.args[0]) if e.func in inbound.READERS and e.args and all(
+        type(a) is ir.Lit for a in e.args[1:]) else None
 
     def run(scope: Scope) -> Any:
         values = [a(scope) for a in args]
@@ -349,6 +377,8 @@ def _call(e: ir.Call) -> Evaluator:
         except EvalError as err:
             raise EvalError(err.message, pos) from None
         except FunctionError as err:
+            if sent is not None:
+                raise inbound.InputError(f"{sent or 'the request'}: {err}", pos, path=sent) from None
             raise EvalError(str(err), pos) from None
         except (TypeError, ValueError, ArithmeticError) as err:
             raise EvalError(f"{e.func}(): {err}", pos) from None

@@ -20,10 +20,10 @@ from engine.channels.base import ConnInfo
 from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.limits import CountLimiter
-from engine.runtime.stepfail import step_failure
+from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
-from dsl.eval_error import EvalError
+from dsl.eval_error import EvalError, InputError
 from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
@@ -149,6 +149,7 @@ class Dispatcher:
         mac_where: str | None = None
         unverified: Any = None
         mac_route: BoundRoute | None = None
+        not_object: InputError | None = None   # a `when` read fields of a message that is no object
         for i, br in enumerate(self.routes):
             fmt = br.format
             if fmt in decoded:
@@ -183,6 +184,8 @@ class Dispatcher:
                 try:
                     ok = br.when(scope)
                 except Exception as exc:
+                    if not_object is None and isinstance(exc, InputError) and exc.root:
+                        not_object = exc
                     if log.isEnabledFor(logging.DEBUG):     # the error may quote a classified value
                         log.debug("route %s: when failed: %s", br.name,
                                   mask_text(str(exc), classified_values(msg, br.request_tags, min_len=1)))
@@ -208,6 +211,9 @@ class Dispatcher:
             ex.request_tags = next((r.request_tags for r in reversed(self.routes)
                                     if r.format in decoded and decoded[r.format] is ex.msg), None) or None
             names = ", ".join(r.name for r in self.routes) or "none"
+            if not_object is not None:      # a JSON list or text where the routes read an object's fields
+                ex.fail(input_failure(not_object))
+                return None
             ex.fail(StepFailure("unrouted", f"no route of channel {self.channel} takes this request "
                                 f"(routes tried: {names}; none matched its `when`)"))
         return None
@@ -241,8 +247,9 @@ class Dispatcher:
                 self._run_sync(step, ex)
 
     async def run_on_error(self, br: BoundRoute, group: list[Exchange]) -> None:
-        """The route's ``on error`` steps over the exchanges of ``group`` that failed."""
-        failed = [ex for ex in group if ex.failure is not None and not deferred(ex)]
+        """The route's ``on error`` steps over the exchanges of ``group`` that failed (but a request that is
+        not of the shape the route reads: answered as one that could not be decoded, by the channel)."""
+        failed = [ex for ex in group if ex.failure is not None and not deferred(ex) and not ex.failure.not_object]
         for step in br.on_error:
             if not failed:
                 break

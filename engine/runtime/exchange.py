@@ -8,6 +8,7 @@ when the route gives none):
     unauthenticated  its MAC or signature is missing or wrong    rejected  "63"
                  (on a call's answer: failed, and the call is in doubt: compensated / reversed)
     rejected     a validate rule failed (the rule's own code)    rejected  rule
+                 (or a value of the request had the wrong shape: "30", dsl/inbound.py)
     refused      a call's ``expect`` was false                   failed    "05"
     unreachable  a call's counterpart could not be reached       failed    "91"
     timeout      no reply from the counterpart in time           failed    "68"
@@ -64,6 +65,11 @@ class StepFailure(Exception):
     fields); ``detail`` is the full explanation kept in the deal's reason;
     ``where`` names the route file place.
     """
+
+    # the request itself is not of the shape the route reads (a JSON list or text where it reads an
+    # object's fields: dsl/inbound.py): malformed, answered as a body that cannot be decoded, by the
+    # channel's error reply, not the route's `on error` (which would read the same fields)
+    not_object = False
 
     def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
                  text: str | None = None, in_doubt: bool = False) -> None:

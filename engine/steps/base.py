@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsl.eval_error import EvalError
+from dsl.eval_error import EvalError, InputError
 from engine.runtime.exchange import Exchange, StepFailure
+from engine.runtime.stepfail import input_failure
 
 
 class SyncStep:
@@ -50,6 +51,8 @@ class FunctionStep(SyncStep):
             values = self.build_values(scope)
         except StepFailure:
             raise
+        except InputError as exc:       # a request's value of the wrong shape: the sender's (rejected, 30)
+            raise input_failure(exc, self.where) from exc
         except Exception as exc:
             text = str(exc) if isinstance(exc, EvalError) else f"{type(exc).__name__}: {exc}"
             raise StepFailure("internal", text, where=self.where) from exc

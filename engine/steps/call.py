@@ -10,9 +10,11 @@ from typing import Any
 
 import orjson
 
+from dsl.eval_error import InputError
 from engine.channels.base import ChannelError
 from engine.channels.file_names import NameValues, problem, shown_values, text_of
 from engine.runtime.exchange import StepFailure
+from engine.runtime.stepfail import input_failure
 from engine.steps.call_results import contract_problem, fail_in_doubt, label_for
 from engine.steps.base import where as where_of
 from formats.classify import mask_digit_runs, safe_error_text, tags_of
@@ -89,6 +91,8 @@ class CallStep:
                     names.append(nv)
             except StepFailure as f:
                 ex.fail(f)
+            except InputError as exc:      # a request's value of the wrong shape: nothing sent, the sender's
+                ex.fail(input_failure(exc, self.where))
             except Exception as exc:
                 ex.fail(StepFailure("internal", f"call {self.name}: {exc}", where=self.where))
         if not sent:

@@ -38,10 +38,11 @@ from typing import Any
 import orjson
 import trio
 
+from dsl.eval_error import InputError
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
-from engine.runtime.stepfail import step_failure
+from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import effects, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
@@ -743,6 +744,9 @@ class TxnManager:
             st.keyed = True
             try:
                 v = plan.key(ex.scope)
+            except InputError as exc:      # the key read from a request value of the wrong shape
+                ex.fail(input_failure(exc, str(plan.route.pos)))
+                continue
             except Exception as exc:
                 ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
                 continue

@@ -94,8 +94,12 @@ def test_errors_carry_the_position():
         ev('billers["XX"].name', billers=BILLERS)
     assert str(info.value) == "expr.route:1:19: table billers has no row with biller_id = 'XX'"
     with pytest.raises(EvalError) as info:
+        ev("n > 0", n=None)
+    assert info.value.pos.col == 19 and "cannot compare null (n) > an integer" in info.value.message
+    # the same on a field of the request is the sender's error, named by its path (dsl/inbound.py)
+    with pytest.raises(EvalError) as info:
         ev("msg.amount > 0", msg={})
-    assert info.value.pos.col == 19 and "cannot compare null (msg.amount) > an integer" in info.value.message
+    assert info.value.pos.col == 19 and info.value.message == "amount: expected a number, got nothing (absent or null)"
     with pytest.raises(EvalError, match="division by zero"):
         ev("1 / 0")
     with pytest.raises(EvalError, match=r"round: 'x' is not a number"):

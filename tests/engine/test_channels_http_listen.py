@@ -60,9 +60,14 @@ async def test_json_in_reply_out_and_every_outcome(tmp_path: Path) -> None:
             rej = await c.post(url(sb), json={"ref": "P3", "amount": 0})
             assert rej.status_code == 422 and rej.json()["code"] == "13"
             form = await c.post(url(sb), data={"ref": "P4", "amount": "5"})
-            # the form arrives as a JSON object (decoded, not malformed); its values are text, so
-            # `msg.amount > 0` compares text with a number: an internal failure, 500
-            assert form.status_code == 500 and form.json()["kind"] == "internal", form.text
+            # the form arrives as an object (decoded, not malformed); its values are text, so `msg.amount > 0`
+            # compares text with a number.  The route reads Pay, JSON with a numeric amount: the client sent
+            # the wrong shape, its error to fix (422, rejected, 30, naming the field), not the engine's (until
+            # 2026-11-27: 500 "internal", which paged an operator and told the client nothing; dsl/inbound.py)
+            assert form.status_code == 422, form.text
+            p = form.json()
+            assert (p["kind"], p["code"], p["deal_status"]) == ("rejected", "30", "rejected")
+            assert p["detail"] == "amount: expected a number, got text '5'", p
             assert (await c.get(url(sb))).status_code == 405
             assert (await c.post(url(sb, "/other"), json={})).status_code == 404
     rows = deals(ledger)
@@ -70,6 +75,37 @@ async def test_json_in_reply_out_and_every_outcome(tmp_path: Path) -> None:
     assert by_ref["P1"]["status"] == "committed" and by_ref["P1"]["amount"] == Decimal("120.50")
     assert [r["status"] for r in rows].count("rejected") >= 2
     assert any("malformed" in (r["reason"] or "") for r in rows)
+
+
+async def test_a_body_of_the_wrong_shape_is_the_clients_error_naming_the_field(tmp_path: Path) -> None:
+    """A JSON list or a bare string where the route reads an object's fields is a malformed body (400, 30); a
+    field of the wrong shape (text where the route reads an object's field, text compared with a number) a
+    rejected request (422, 30); each names the field, what was expected and what came, never the route file
+    (the deal's reason has its place).  A failure on the route's own values stays 500."""
+    text = ROUTE % ""
+    text = text.replace('msg.amount > 0 else reject "13" "invalid amount"',
+                        'msg.amount > 0 else reject "13" "invalid amount"\n'
+                        '        msg.payer.name != "" else reject "30" "payer name missing"\n'
+                        '        msg.ref != "BUG" or http.method.verb == "POST" else reject "99" "never"')
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            sent = [await c.post(url(sb), json=body) for body in (
+                [{"ref": "L1", "amount": 1}], "just text", {"ref": "S1", "amount": 1, "payer": "ACME"},
+                {"ref": "S2", "amount": [1], "payer": {"name": "A"}}, {"ref": "BUG", "amount": 1, "payer": {"name": "A"}})]
+    got = [(r.status_code, r.json().get("kind"), r.json().get("code"), r.json().get("detail")) for r in sent]
+    assert got[:4] == [
+        (400, "malformed", "30", "the request: expected an object (with field 'amount'), got a list of 1"),
+        (400, "malformed", "30", "the request: expected an object (with field 'amount'), got text 'just text'"),
+        (422, "rejected", "30", "payer: expected an object (with field 'name'), got text 'ACME'"),
+        (422, "rejected", "30", "amount: expected a number, got a list of 1"),
+    ], got
+    assert got[4][:3] == (500, "internal", "96")      # http.method is the engine's text: the route's bug
+    assert all(".route" not in r.text for r in sent)
+    rows = deals(ledger)
+    assert sorted(r["status"] for r in rows) == ["failed"] + ["rejected"] * 4
+    assert all(f"(at {tmp_path}/test.route:" in r["reason"] for r in rows), [r["reason"] for r in rows]
 
 
 async def test_status_map_option_and_error_reply_body(tmp_path: Path) -> None:

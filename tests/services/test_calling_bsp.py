@@ -6,7 +6,9 @@ page shows one) and the JSON body.  Each `Bsp-Deal-Id` must then be a deal `bsp 
 claim's reference.
 
 What the page's examples hold the engine to: a repeat answered with the original's bytes and status, an
-amount sent as text refused with 422 `13` (until 2026-11-26: 500 `96` "internal error"), a body cut short
+amount sent as text refused with 422 `13` (until 2026-11-26: 500 `96` "internal error"), a field of the
+wrong shape (a beneficiary sent as text) refused with 422 `30` naming the field, and a list of claims with 400
+`30` (until 2026-11-27 both 500 `96`: dsl/inbound.py), a body cut short
 answered with where it broke (until then "malformed request"), 502's reason phrase ("Bad Gateway"; until
 then none), and the deal id on every answer recorded as a deal (until then none)."""
 from __future__ import annotations
