@@ -14,9 +14,9 @@ Metric families (all prefixed ``bsp_``):
   channel_received_total{channel}          frames received (inbound) or replies received (outbound calls)
   channel_sent_total{channel}              frames sent (inbound replies) or requests sent (outbound calls)
   channel_errors_total{channel,kind}       kind: framing, unreachable, lost, timeout, ...
-  channel_evictions_total{channel,reason}  tcp listen at max_connections: connections closed to make room;
+  channel_evictions_total{channel,reason}  tcp/http listen at max_connections: connections closed to make room;
                                            reason: handshake, idle, unread (engine/channels/conn_room.py)
-  channel_capped_total{channel}            tcp listen at max_connections: times accepting paused (none could go)
+  channel_capped_total{channel}            tcp/http listen at max_connections: times accepting paused (none could go)
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
   channel_reconnects_total{channel}
@@ -74,11 +74,11 @@ class Metrics:
                                     namespace=ns, registry=r)
         self.channel_errors = Counter("channel_errors", "Channel errors by kind.", ["channel", "kind"],
                                       namespace=ns, registry=r)
-        self.channel_evictions = Counter("channel_evictions", "tcp listen at max_connections: connections closed "
+        self.channel_evictions = Counter("channel_evictions", "tcp/http listen at max_connections: connections closed "
                                          "to make room for a new peer, by reason (handshake: still in its TLS "
                                          "handshake; idle; unread: its client took no reply for 10s).",
                                          ["channel", "reason"], namespace=ns, registry=r)
-        self.channel_capped = Counter("channel_capped", "tcp listen at max_connections: times accepting paused "
+        self.channel_capped = Counter("channel_capped", "tcp/http listen at max_connections: times accepting paused "
                                       "because no connection could be closed to make room.", ["channel"],
                                       namespace=ns, registry=r)
         self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],

@@ -29,6 +29,7 @@ from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
 from engine.admin.openapi import build_openapi
 from engine.defaults import ADMIN_HOST, ADMIN_PORT
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.http.room import http_room
 from engine.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger("bsp.admin")
@@ -345,15 +346,23 @@ async def serve_admin(
     limits: HTTPLimits = ADMIN_LIMITS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the admin API until cancelled; ``task_status.started(port)`` once listening."""
+    """Serve the admin API until cancelled; ``task_status.started(port)`` once listening.
+
+    At ``limits.max_connections`` (64, fixed) a new connection takes the slot of the one longest in its TLS
+    handshake, else of the one idle longest (engine/channels/conn_room.py), with a warning in the log; no
+    metric: the admin API is not a channel, and its /metrics is read through this very server."""
 
     def refused(peer: Any, reason: str) -> None:
         app.metrics.auth_failed("refused")
 
     if not _is_loopback(host) and ssl_context is None:
         task_status = _WarnInClear(task_status, host)
+    room = http_room(limits.max_connections, title="admin API", limit="its limit, fixed", idle_hint="",
+                     hint="find which peers hold them (the log's addresses); the admin API should be reachable "
+                          "by admin consoles only: bind it (admin.listen, --admin) to an address only they reach, "
+                          "or keep other peers out with a firewall", logger=log)
     await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
-                     task_status=task_status)
+                     room=room, task_status=task_status)
 
 
 class _WarnInClear:

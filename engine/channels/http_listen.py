@@ -32,6 +32,7 @@ from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import listen_security, listen_tls_reason
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.http.room import http_room
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
 from engine.tls import CLIENT_CERT_MODES
@@ -94,7 +95,12 @@ class HttpListener:
         self.status_ok = int(options.get("status_ok") or 200)
         self.status_map = parse_status_map(name, options.get("status_map"))
         self.content_type = options.get("content_type")
+        cap = options.get("max_connections", HTTPLimits.max_connections)
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
+                                     f"got {cap!r}")
         self.limits = HTTPLimits(
+            max_connections=cap,
             max_body=int(options.get("max_body") or HTTPLimits.max_body),
             idle_timeout=seconds(options.get("idle_timeout"), HTTPLimits.idle_timeout),
             read_timeout=seconds(options.get("read_timeout"), HTTPLimits.read_timeout),
@@ -104,6 +110,8 @@ class HttpListener:
             self.router.add(self.method, self.path, self._request)
         except ValueError as exc:
             raise ChannelConfigError(f"channel {name}: option path: {exc}") from None
+        # at the cap, a connection in its TLS handshake or idle makes room (engine/channels/conn_room.py)
+        self.room = http_room(cap, channel=name, logger=log)
         self.ssl_context, self.access, _ = listen_security(name, options, load_tls=load_tls)
         self.signature = BodySignature.from_options(name, options, load=load_tls)
         self._handler: ExchangeHandler | None = None
@@ -114,6 +122,22 @@ class HttpListener:
         self.refused = 0
         self.tls_failures = 0
         self.unauthenticated = 0
+        self.metrics: Any = None
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
+        (``bsp_channel_capped_total``) in ``engine.metrics.Metrics`` (None: stop)."""
+        self.metrics = self.room.metrics = metrics
+
+    @property
+    def evicted(self) -> int:
+        """Connections closed to make room for a new one at max_connections."""
+        return self.room.evicted
+
+    @property
+    def capped(self) -> int:
+        """Times accepting paused at max_connections (no connection could be closed to make room)."""
+        return self.room.capped
 
     @property
     def address(self) -> str:
@@ -129,7 +153,7 @@ class HttpListener:
                 limits=self.limits, access=None if self.access.open else self.access,
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
                 reply_headers=self.signature.headers_for if self.signature is not None else None,
-                retire=self._stop))
+                retire=self._stop, room=self.room))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
 
@@ -231,7 +255,10 @@ class HttpListener:
 
 
 def build(decl: Any) -> HttpListener:
-    return HttpListener(decl.name, dict(decl.options))
+    lst = HttpListener(decl.name, dict(decl.options))
+    pos = (getattr(decl, "option_pos", None) or {}).get("max_connections") or getattr(decl, "pos", None)
+    lst.room.place = str(pos) if pos is not None else None     # named by the warnings at the cap
+    return lst
 
 
 COMPONENT = ComponentSpec(
@@ -268,6 +295,10 @@ COMPONENT = ComponentSpec(
                    "JSON, XML or octet-stream).", default=None),
         OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
         OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),
+        OptionSpec("max_connections", "int", "Connections open at once. At the cap a new one takes the slot of "
+                   "the one longest in its TLS handshake, else of the one idle longest (closed with a warning, "
+                   "counted in bsp_channel_evictions_total); with every one reading or running a request, "
+                   "accepting pauses until one ends or falls idle (bsp_channel_capped_total).", default=512),
         OptionSpec("read_timeout", "duration", "Time from a request's first byte to its last (408 beyond).",
                    default=Decimal(10)),
         OptionSpec("cert", "path", "Server certificate (PEM): turns TLS on (1.2 minimum).", default=None),

@@ -16,8 +16,9 @@ Limits (``HTTPLimits``), all bounded:
   * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
   * ``write_timeout``, ``handshake_timeout``, ``max_connections``: at the cap a new connection takes
-    the slot of the connection idle longest (waiting for its next request, or its first); with none
-    idle, it waits for one to end (``IdleConnections``).
+    the slot of the connection longest in its TLS handshake, else of the one idle longest (waiting for its
+    next request, or its first), with a warning; with none of those, it waits for one to end or fall idle
+    (``room``: engine/channels/conn_room.py, the policy ``tcp listen`` has too; engine/http/room.py).
 
 Retirement (``serve_http(..., retire=EVENT)``, an ``http listen`` channel a reload changed or removed, or a
 drain): once ``EVENT`` is set the server stops accepting (the listening socket closes: a new listener can
@@ -52,7 +53,9 @@ import trio
 
 from engine.access import AccessList
 from engine.channels.retire import GentleClose
+from engine.channels.conn_room import Room
 from engine.http.messages import REASONS, HTTPError, Request, Response
+from engine.http.room import HttpSlot, http_room, peer_text
 
 log = logging.getLogger("bsp.http")
 
@@ -81,34 +84,6 @@ class _Close(Exception):
 
 class _Retired(Exception):
     """The server retired while this connection waited for a request: it ends without reading one."""
-
-
-class IdleConnections:
-    """The connections of one server waiting, idle, for their next request (or their first).
-
-    At ``max_connections`` a new connection takes the slot of the one idle longest: it is closed as an
-    idle timeout would close it.  Without this, connections that send nothing (a burst's keep-alive pool,
-    or clients that connect and wait) hold every slot until ``idle_timeout`` and lock everyone else out."""
-
-    def __init__(self) -> None:
-        self._idle: dict[Any, trio.CancelScope] = {}     # oldest first
-        self.wanted = 0                                  # new connections waiting for a slot
-
-    def enter(self, conn: Any, scope: trio.CancelScope) -> None:
-        if self.wanted:
-            scope.cancel()          # someone waits for a slot: give it this one now
-        else:
-            self._idle[conn] = scope
-
-    def leave(self, conn: Any) -> None:
-        self._idle.pop(conn, None)
-
-    def evict_one(self) -> bool:
-        if not self._idle:
-            return False
-        conn = next(iter(self._idle))
-        self._idle.pop(conn).cancel()
-        return True
 
 
 def peer_of(stream: trio.abc.Stream) -> Any:
@@ -143,11 +118,11 @@ async def receive_some(stream: trio.abc.Stream) -> bytes | bytearray:
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
                  peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
-                 idle: IdleConnections | None = None, retire: trio.Event | None = None) -> None:
+                 slot: HttpSlot | None = None, retire: trio.Event | None = None) -> None:
         self.stream = stream
         self.retire = retire
         self.wait_scope: trio.CancelScope | None = None     # the wait for a request's first byte
-        self.idle = idle
+        self.slot = slot
         self.reply_headers = reply_headers
         self.handler = handler
         self.limits = limits
@@ -176,8 +151,8 @@ class _Connection:
                     raise _Retired()
             if data and not self.started:
                 self.started = True
-                if self.idle is not None:
-                    self.idle.leave(self)
+                if self.slot is not None:
+                    self.slot.wait_ends()
                 assert self.read_scope is not None
                 self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
             self.conn.receive_data(data)
@@ -197,10 +172,11 @@ class _Connection:
             return None                  # pipelined requests behind the last answer are not read
         self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+        now = trio.current_time()
+        with trio.CancelScope(deadline=now + timeout) as scope:
             self.read_scope = scope
-            if self.idle is not None and not self.started:
-                self.idle.enter(self, scope)
+            if self.slot is not None and not self.started:
+                self.slot.wait_starts(scope, now)      # idle: at max_connections it may make room
             try:
                 return await self._read_request()
             except _Retired:
@@ -211,8 +187,8 @@ class _Connection:
                           if status == 431 else f"malformed HTTP request: {exc}")
                 await self.fail(Response.problem(status, detail))
             finally:
-                if self.idle is not None:
-                    self.idle.leave(self)
+                if self.slot is not None:
+                    self.slot.wait_ends()
         if scope.cancelled_caught:
             if self.started:
                 await self.fail(Response.problem(
@@ -380,7 +356,7 @@ async def serve_connection(
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
-    idle: IdleConnections | None = None,
+    slot: HttpSlot | None = None,
     retire: trio.Event | None = None,
     live: "set[_Connection] | None" = None,
 ) -> None:
@@ -389,14 +365,16 @@ async def serve_connection(
 
     ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
     let the caller count and log those in its own words (an ``http listen`` names its channel); without
-    them the server logs them itself."""
+    them the server logs them itself.  ``slot``: the connection's in its server's ``max_connections``
+    room (its handshake, then its waits for a request, may be ended to make room)."""
     peer = peer if peer is not None else peer_of(stream)
     try:
         peercert = None
         if isinstance(stream, trio.SSLStream):
             try:
                 with trio.fail_after(limits.handshake_timeout):
-                    await stream.do_handshake()
+                    with (slot.handshake if slot is not None else None) or trio.CancelScope():
+                        await stream.do_handshake()     # cancelled: closed for room at max_connections
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError) as exc:
                 cause = exc if isinstance(exc, trio.TooSlowError) else (exc.__cause__ or exc)
                 if on_tls_failure is not None:
@@ -405,6 +383,9 @@ async def serve_connection(
                     log.info("http %s: TLS handshake not done within %gs", peer, limits.handshake_timeout)
                 else:
                     log.info("http %s: TLS handshake failed: %s", peer, cause)
+                return
+            if slot is not None and slot.evicted:       # (logged and counted by the room)
+                await trio.aclose_forcefully(stream)
                 return
             peercert = stream.getpeercert() or None
         refusal = None
@@ -416,7 +397,10 @@ async def serve_connection(
                     on_refused(peer, reason)
                 else:
                     log.warning("http %s: access refused: %s", peer, reason)
-        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, idle, retire)
+        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, slot, retire)
+        if slot is not None:
+            slot.connection = connection
+            slot.served()
         if live is not None:
             live.add(connection)
         try:
@@ -450,6 +434,7 @@ async def serve_http(
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
     retire: trio.Event | None = None,
+    room: Room | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled, or until ``retire`` is set and every
@@ -459,39 +444,33 @@ async def serve_http(
     With ``host=None`` (every interface) and port 0 the IPv4 and IPv6
     listeners may get different ports; the first one's is returned, so give
     a host when asking for a free port.
+
+    ``room``: the ``max_connections`` slots (engine/http/room.py ``http_room``: an ``http listen`` channel's
+    names it and counts in its metrics); by default one of ``limits.max_connections``.
     """
     listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[1]
-    slots = trio.Semaphore(limits.max_connections)
-    idle = IdleConnections()
+    room = room if room is not None else http_room(limits.max_connections)
+    room.address = room.address or f"{host}:{bound}"
     live: set[_Connection] = set()
 
     async def one(sock: trio.SocketStream) -> None:
+        slot = None
         try:
             # a clean end (FIN, then discard) instead of a reset when the client's requests are unread
-            stream: trio.abc.Stream = GentleClose(sock, channel=f"{host}:{bound}", linger=limits.linger)
+            gentle = GentleClose(sock, channel=f"{host}:{bound}", linger=limits.linger)
+            stream: trio.abc.Stream = gentle
+            peer = peer_of(sock)
+            slot = room.arrive(peer_text(peer), gentle, HttpSlot)
             if ssl_context is not None:
                 # spec-compliant, not https_compatible: its aclose ends the connection with a close_notify
                 # (bounded: serve_connection); a client's close without one is read as its end (receive_some)
                 stream = trio.SSLStream(stream, ssl_context, server_side=True)
-            await serve_connection(stream, handler, limits=limits, access=access, on_refused=on_refused,
-                                   reply_headers=reply_headers, on_tls_failure=on_tls_failure, idle=idle,
-                                   retire=retire, live=live)
+            await serve_connection(stream, handler, limits=limits, access=access, peer=peer,
+                                   on_refused=on_refused, reply_headers=reply_headers,
+                                   on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live)
         finally:
-            slots.release()
-
-    async def take_slot() -> None:
-        """A slot for a connection just accepted: at the cap, the one idle longest makes room (or the next
-        to fall idle); else wait for one to end."""
-        if slots.value == 0:
-            idle.wanted += 1
-            try:
-                idle.evict_one()
-                await slots.acquire()
-            finally:
-                idle.wanted -= 1
-        else:
-            slots.acquire_nowait()
+            room.leave(slot)
 
     async def accept_loop(listener: Any, nursery: trio.Nursery) -> None:
         async with listener:
@@ -503,7 +482,9 @@ async def serve_http(
                     await trio.sleep(0.1)
                     continue
                 try:
-                    await take_slot()      # at most one accepted connection per listener waits here
+                    # at the cap one connection makes room (conn_room); at most one accepted connection
+                    # per listener waits here
+                    await room.take()
                 except BaseException:
                     await trio.aclose_forcefully(stream)
                     raise

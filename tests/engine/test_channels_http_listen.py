@@ -368,3 +368,12 @@ async def test_every_recorded_answer_names_its_deal_and_the_others_none(tmp_path
     assert rows[ok.headers["bsp-deal-id"]]["reference"] == "D1"
     assert rows[rej.headers["bsp-deal-id"]]["status"] == "rejected"      # validate runs before its deal step here
     assert rows[bad.headers["bsp-deal-id"]]["deal_type"] == "MALFORMED"
+
+
+def test_max_connections_must_be_a_positive_whole_number() -> None:
+    from engine.channels.options import ChannelConfigError
+    for bad in (0, -1, "10", 1.5, True):
+        with pytest.raises(ChannelConfigError, match=r"channel api: option max_connections: expected a positive "
+                                                     r"whole number, got"):
+            HttpListener("api", {"address": "127.0.0.1:0", "max_connections": bad})
+    assert HttpListener("api", {"address": "127.0.0.1:0", "max_connections": 3}).limits.max_connections == 3

@@ -328,7 +328,7 @@ async def test_endless_header_is_cut_at_the_limit(server):
     assert out.startswith(b"HTTP/1.1 431 ") and b"exceed 2048 bytes" in out
 
 
-async def test_connection_cap_pauses_accepting(nursery):
+async def test_connection_cap_pauses_accepting(nursery, caplog):
     """A connection in the middle of a request holds its slot: at the cap the next one waits for it."""
     port = await nursery.start(partial(serve_http, make_router(), "127.0.0.1", 0,
                                        limits=HTTPLimits(max_connections=1)))
@@ -348,6 +348,8 @@ async def test_connection_cap_pauses_accepting(nursery):
             # first is now idle and someone waits for its slot: it is closed, second is served
             assert await first.receive_some(65536) == b""
             assert (await second.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+    assert (f"HTTP server on 127.0.0.1:{port}: all 1 connections (max_connections) are busy (1 reading a "
+            f"request not complete yet) and none can be closed to make room: accepting pauses" in caplog.text)
 
 
 async def test_at_the_cap_a_new_connection_takes_the_slot_of_an_idle_one(nursery):
