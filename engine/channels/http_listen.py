@@ -32,7 +32,7 @@ from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import listen_security, listen_tls_reason
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
-from engine.http.room import http_room
+from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
 from engine.tls import CLIENT_CERT_MODES
@@ -67,10 +67,6 @@ def parse_status_map(channel: str, entries: Any) -> dict[str, int]:
                 f"of {', '.join(DEFAULT_STATUS)} and STATUS 100..599 (e.g. \"rejected:422\")")
         out[key] = int(code)
     return out
-
-
-def _peer_text(peer: Any) -> str:
-    return "%s:%s" % tuple(peer[:2]) if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
 
 
 def _sniff_type(body: bytes) -> str:
