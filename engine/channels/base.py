@@ -124,6 +124,19 @@ class _Slot:
         self.batch = False          # a batch was read into it (counted in ``activity.pending``)
 
 
+def framing_fault(faults: Any, conn: ConnInfo, err: FramingError) -> None:
+    """Log a framing error: through the channel's ``FaultLog`` when it has one (a flood is counted, not
+    written line by line), else as one warning."""
+    text = f"connection {conn.number} from {conn.peer}: {err}; closing the connection"
+    if faults is None:
+        log.warning("channel %s: %s", conn.channel, text)
+        return
+    cut = err.message.startswith("connection closed inside a frame")
+    faults.occurred("closed inside a frame" if cut else "malformed frame", text,
+                    noun="connections closed inside a frame" if cut else "malformed frames",
+                    source=conn.peer, reason=str(err), logger=log)
+
+
 async def serve_stream(
     stream: trio.abc.Stream,
     framer: Framer,
@@ -131,6 +144,7 @@ async def serve_stream(
     conn: ConnInfo,
     stop: StopReading,
     activity: Any = None,
+    faults: Any = None,
 ) -> None:
     """Read chunks, hand each chunk's frames to ``handler`` as one batch, write
     each batch's replies with one ``send_all``, in arrival order.
@@ -146,6 +160,10 @@ async def serve_stream(
     ``activity`` (``engine.channels.conn_room.Activity``, optional): counts the batches read and not yet
     answered and stamps when the last was answered, so that a listener at its cap can tell the connection
     idle longest (once per batch, nothing per message).
+
+    ``faults`` (``engine.faultlog.FaultLog``, optional): the channel's log of bad input; a framing error is
+    logged there (the first of its kind in full, a flood of them counted and summed up) instead of one
+    warning per connection.
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
@@ -250,8 +268,7 @@ async def serve_stream(
                             pass
                         err = framer.error
                     if err is not None:
-                        log.warning("channel %s: connection %d from %s: %s; closing the connection",
-                                    conn.channel, conn.number, conn.peer, err)
+                        framing_fault(faults, conn, err)
                     if frames or err is not None:
                         conn.frames_in += len(frames)
                         batch_conn = conn
