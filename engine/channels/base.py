@@ -131,10 +131,14 @@ def framing_fault(faults: Any, conn: ConnInfo, err: FramingError) -> None:
     if faults is None:
         log.warning("channel %s: %s", conn.channel, text)
         return
-    cut = err.message.startswith("connection closed inside a frame")
-    faults.occurred("closed inside a frame" if cut else "malformed frame", text,
-                    noun="connections closed inside a frame" if cut else "malformed frames",
-                    source=conn.peer, reason=str(err), logger=log)
+    msg = err.message
+    if msg.startswith("connection closed inside a frame"):
+        kind, noun = "closed inside a frame", "connections closed inside a frame"
+    elif msg.endswith(("closed by frame_timeout", "closed by idle_timeout")):      # engine/channels/idle.py
+        kind, noun = "stalled frame", "connections stalled inside a frame"
+    else:
+        kind, noun = "malformed frame", "malformed frames"
+    faults.occurred(kind, text, noun=noun, source=conn.peer, reason=str(err), logger=log)
 
 
 async def serve_stream(
