@@ -163,7 +163,7 @@ class HttpListener:
         why = (f"no handshake within {self.limits.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
                else listen_tls_reason(exc))
         who = _peer_text(peer)
-        self.faults.occurred("TLS handshake", f"TLS handshake with {who} failed: {why}; connection closed",
+        self.faults.occurred(("TLS handshake", why), f"TLS handshake with {who} failed: {why}; connection closed",
                              noun="failed TLS handshakes", source=who, reason=why)
 
     async def _request(self, request: Request) -> Response:

@@ -105,7 +105,7 @@ class Gate:
                 cause = exc.__cause__ or exc
                 why = (f"no handshake within {self.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
                        else listen_tls_reason(cause))
-                self._fault("TLS handshake", f"TLS handshake with {peer} failed: {why}; connection closed",
+                self._fault(("TLS handshake", why), f"TLS handshake with {peer} failed: {why}; connection closed",
                             "failed TLS handshakes", peer, why)
                 await trio.aclose_forcefully(stream)
                 return None
@@ -124,7 +124,7 @@ class Gate:
         return served
 
 
-    def _fault(self, kind: str, text: str, noun: str, peer: str, reason: str) -> None:
+    def _fault(self, kind: Any, text: str, noun: str, peer: str, reason: str) -> None:
         if self.faults is None:
             log.warning("channel %s: %s", self.name, text)
         else:
