@@ -1,4 +1,7 @@
-"""One log line per storage fault, not one per deal: what an admin on call reads when a disk fills up.
+"""One log line per fault, not one per deal or bad message: what an admin on call reads when a disk fills
+up or a counterpart (or an attacker) floods a channel with bad input.
+
+Storage faults (a full disk):
 
     alarm = FaultLog(log, "journal")
     alarm.failed("write", "var/bsp.duckdb.journal/000000000002.tmp: byte 0: ... No space left on device; ...")
@@ -9,13 +12,31 @@ and what to do); the same kind failing again is counted and logged again at most
 seconds ("still failing, N more since"); the first success after failures says so once.  Storage
 errors raised by the journal carry ``logged = True`` once reported here, so the runtime does not log
 them again per deal (``engine.runtime.dispatch``).
+
+Bad input (malformed frames, failed TLS handshakes, refused clients, ...):
+
+    faults = FaultLog(log, "channel front", every=30.0, clock=trio.current_time)
+    nursery.start_soon(faults.run)                     # writes a summary when due, even once the flood stops
+    faults.occurred("malformed frame", "connection 7 from 10.0.0.9:4711: byte 0: ... (hint: ...); closing",
+                    noun="malformed frames", source="10.0.0.9:4711", reason="byte 0: ...")
+    faults.flush()                                     # at the stop: the counts not yet written
+
+The first occurrence of a kind is logged at once with its full text; the same kind again within ``every``
+seconds of the last line about it is only counted (O(1): a dict look-up and three stores), and one line
+sums them up once the window is over: ``channel front: 4,999 more malformed frames since 21:40:02
+(counted, not logged one by one), last from 10.0.0.9:4711: byte 0: ...``.  A kind quiet for a whole
+window is logged in full again at its next occurrence.  Nothing else changes: each bad message is still
+counted, answered and recorded (deal row, dead letter) where the engine records it.
 """
 from __future__ import annotations
 
 import errno as _errno
 import logging
 import time
-from typing import Any, Callable
+from datetime import datetime
+from typing import Any, Callable, Hashable
+
+import trio
 
 __all__ = ["FaultLog", "os_reason", "FREE_SPACE", "RESUMES"]
 
@@ -32,14 +53,109 @@ def os_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
 
 
+REPEAT_EVERY = 30.0      # seconds between two lines about the same fault
+MAX_KINDS = 1024         # kinds (e.g. client addresses) remembered; past it the counts are written and forgotten
+
+
+class _Seen:
+    """One kind of bad input: when it was last logged and what came since."""
+
+    __slots__ = ("logged_at", "more", "since", "source", "reason", "noun", "level", "log")
+
+    def __init__(self, logged_at: float, noun: str, level: int, logger: logging.Logger) -> None:
+        self.logged_at = logged_at
+        self.more = 0              # occurrences counted, not logged, since ``logged_at``
+        self.since = 0.0           # wall time of the first of them
+        self.source = ""
+        self.reason = ""
+        self.noun = noun
+        self.level = level
+        self.log = logger
+
+
 class FaultLog:
-    def __init__(self, logger: logging.Logger, what: str, *, every: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, logger: logging.Logger, what: str, *, every: float = REPEAT_EVERY,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 max_kinds: int = MAX_KINDS) -> None:
         self.log = logger
         self.what = what
         self.every = every
         self.clock = clock
+        self.wall = wall
+        self.max_kinds = max_kinds
         self._open: dict[str, list[Any]] = {}      # kind -> [failures, last logged at, failures since]
+        self._seen: dict[Hashable, _Seen] = {}     # bad input: kind -> its state
+        self._wake: trio.Event | None = None       # set by the first repeat counted: ``run`` has work
+
+    # -- bad input --------------------------------------------------------------------------------------
+    def occurred(self, kind: Hashable, text: str, *, noun: str, source: str = "", reason: str = "",
+                 level: int = logging.WARNING, logger: logging.Logger | None = None) -> bool:
+        """One bad message of ``kind``: logs ``text`` (its full text: where, what was expected, the fix) when
+        it is the first of its kind or its kind was quiet for ``every`` seconds; else counts it (``noun``:
+        what the summary calls them, plural; ``source`` and ``reason``: the last one's, in the summary).
+        Returns whether a line was written now."""
+        now = self.clock()
+        seen = self._seen.get(kind)
+        if seen is None or (not seen.more and now - seen.logged_at >= self.every):
+            if seen is None and len(self._seen) >= self.max_kinds:
+                self.flush()
+                self._seen.clear()
+            lg = logger or self.log
+            self._seen[kind] = _Seen(now, noun, level, lg)
+            lg.log(level, "%s: %s", self.what, text)
+            return True
+        if not seen.more:
+            seen.since = self.wall()
+            if self._wake is not None:
+                self._wake.set()
+        seen.more += 1
+        seen.source, seen.reason = source, reason
+        if now - seen.logged_at >= self.every:
+            self._summary(seen, now)
+            return True
+        return False
+
+    def _summary(self, seen: _Seen, now: float) -> None:
+        since = datetime.fromtimestamp(seen.since).strftime("%H:%M:%S")
+        last = f"last from {seen.source}: " if seen.source else "last: "
+        seen.log.log(seen.level, "%s: %s more %s since %s (counted, not logged one by one), %s%s", self.what,
+                     f"{seen.more:,}", seen.noun, since, last, seen.reason)
+        seen.logged_at, seen.more = now, 0
+
+    def due(self) -> float | None:
+        """Write the summaries whose window is over; returns when the next one is due (None: none pending)."""
+        now = self.clock()
+        nxt: float | None = None
+        for seen in self._seen.values():
+            if seen.more:
+                at = seen.logged_at + self.every
+                if at <= now:
+                    self._summary(seen, now)
+                else:
+                    nxt = at if nxt is None else min(nxt, at)
+        return nxt
+
+    def flush(self) -> None:
+        """Write every count not yet written (at the stop)."""
+        now = self.clock()
+        for seen in self._seen.values():
+            if seen.more:
+                self._summary(seen, now)
+
+    async def run(self) -> None:
+        """Write each summary once its window is over, also when no more bad input comes to trigger it.
+        Sleeps until the first repeat is counted; ``clock`` must then be trio's (``trio.current_time``)."""
+        self._wake = trio.Event()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = trio.Event()
+                while (at := self.due()) is not None:
+                    await trio.sleep(max(0.0, at - self.clock()))
+        finally:
+            self._wake = None
+
+    # -- storage faults ---------------------------------------------------------------------------------
 
     def failed(self, kind: str, text: str) -> bool:
         """Count a failure; log it when it is the first of its kind or ``every`` seconds passed.

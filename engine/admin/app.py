@@ -28,6 +28,7 @@ from engine.admin.cursor import decode, encode
 from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
 from engine.admin.openapi import build_openapi
 from engine.defaults import ADMIN_HOST, ADMIN_PORT
+from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room
 from engine.metrics import CONTENT_TYPE, Metrics
@@ -53,7 +54,8 @@ class AdminApp:
             auth.on_failure = self.metrics.auth_failed
         self.version = version
         self._reload_lock = trio.Lock()
-        self._refusals: dict[str, tuple[float | None, int]] = {}    # address -> (last logged, refused since)
+        # refused tokens, per client address: the first in full, a flood counted (engine/faultlog.py)
+        self.refusals = FaultLog(log, "admin", every=REFUSAL_LOG_EVERY, clock=trio.current_time)
         self._snapshot_since: datetime | None = None     # a ledger snapshot is being taken or sent
         self.router = Router()
         self._endpoints: dict[str, Endpoint] = {}
@@ -62,20 +64,13 @@ class AdminApp:
             self._endpoints[e.path] = e
 
     def _log_refusal(self, request: Request, reason: str) -> None:
-        """One warning per client address per ``REFUSAL_LOG_EVERY`` seconds (a token being guessed shows in
-        the log, with its address, without flooding it): the first refusal, then a count of the rest."""
+        """The first refusal from a client address in full, then a count of the rest at most every
+        ``REFUSAL_LOG_EVERY`` seconds (a token being guessed shows in the log, with its address, without
+        flooding it: engine/faultlog.py)."""
         host = str(request.peer[0]) if request.peer else "?"
-        now = time.monotonic()
-        last, quiet = self._refusals.get(host, (None, 0))
-        if last is not None and now - last < REFUSAL_LOG_EVERY:
-            self._refusals[host] = (last, quiet + 1)
-            return
-        if len(self._refusals) >= 1024:            # many addresses: forget the old ones
-            self._refusals.clear()
-        self._refusals[host] = (now, 0)
-        more = f" ({quiet} more refused from it since the last such line)" if quiet else ""
-        log.warning("admin: refused %s %s from %s: %s token%s", request.method, request.raw_path[:200], host,
-                    reason, more)
+        what = f"{request.method} {request.raw_path[:200]}"
+        self.refusals.occurred(host, f"refused {what} from {host}: {reason} token",
+                               noun="requests refused", source=host, reason=f"{what}: {reason} token")
 
     async def __call__(self, request: Request) -> Response:
         endpoint = "unknown"
@@ -361,8 +356,13 @@ async def serve_admin(
                      hint="find which peers hold them (the log's addresses); the admin API should be reachable "
                           "by admin consoles only: bind it (admin.listen, --admin) to an address only they reach, "
                           "or keep other peers out with a firewall", logger=log)
-    await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
-                     room=room, task_status=task_status)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(app.refusals.run)       # the count of refusals once its minute is over
+            await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
+                             room=room, task_status=task_status)
+    finally:
+        app.refusals.flush()
 
 
 class _WarnInClear:

@@ -124,6 +124,23 @@ class _Slot:
         self.batch = False          # a batch was read into it (counted in ``activity.pending``)
 
 
+def framing_fault(faults: Any, conn: ConnInfo, err: FramingError) -> None:
+    """Log a framing error: through the channel's ``FaultLog`` when it has one (a flood is counted, not
+    written line by line), else as one warning."""
+    text = f"connection {conn.number} from {conn.peer}: {err}; closing the connection"
+    if faults is None:
+        log.warning("channel %s: %s", conn.channel, text)
+        return
+    msg = err.message
+    if msg.startswith("connection closed inside a frame"):
+        kind, noun = "closed inside a frame", "connections closed inside a frame"
+    elif msg.endswith(("closed by frame_timeout", "closed by idle_timeout")):      # engine/channels/idle.py
+        kind, noun = "stalled frame", "connections stalled inside a frame"
+    else:
+        kind, noun = "malformed frame", "malformed frames"
+    faults.occurred(kind, text, noun=noun, source=conn.peer, reason=str(err), logger=log)
+
+
 async def serve_stream(
     stream: trio.abc.Stream,
     framer: Framer,
@@ -131,6 +148,7 @@ async def serve_stream(
     conn: ConnInfo,
     stop: StopReading,
     activity: Any = None,
+    faults: Any = None,
 ) -> None:
     """Read chunks, hand each chunk's frames to ``handler`` as one batch, write
     each batch's replies with one ``send_all``, in arrival order.
@@ -147,6 +165,10 @@ async def serve_stream(
     answered, stamps when a send of replies starts and when the last was answered, so that a listener at
     its cap can tell the connection idle longest, or one whose client takes no reply (once per batch,
     nothing per message).
+
+    ``faults`` (``engine.faultlog.FaultLog``, optional): the channel's log of bad input; a framing error is
+    logged there (the first of its kind in full, a flood of them counted and summed up) instead of one
+    warning per connection.
     """
     send_slots, recv_slots = trio.open_memory_channel[_Slot](BATCHES_IN_FLIGHT)
 
@@ -255,8 +277,7 @@ async def serve_stream(
                             pass
                         err = framer.error
                     if err is not None:
-                        log.warning("channel %s: connection %d from %s: %s; closing the connection",
-                                    conn.channel, conn.number, conn.peer, err)
+                        framing_fault(faults, conn, err)
                     if frames or err is not None:
                         conn.frames_in += len(frames)
                         batch_conn = conn

@@ -31,6 +31,7 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import listen_security, listen_tls_reason
+from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
@@ -118,6 +119,9 @@ class HttpListener:
         self.refused = 0
         self.tls_failures = 0
         self.unauthenticated = 0
+        # refused clients, failed handshakes, bad signatures: the first of each kind in full, a flood counted
+        # and summed up (engine/faultlog.py)
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         self.metrics: Any = None
 
     def attach_metrics(self, metrics: Any) -> None:
@@ -143,6 +147,18 @@ class HttpListener:
         """Serve until ``stop_accepting`` (a drain, or a reload that changed or removed the channel) and the
         last connection ended: see ``engine.http.server`` (retirement)."""
         self._handler = handler
+        try:
+            await self._serve(handler, task_status)
+        finally:
+            self.faults.flush()                         # the counts not yet written
+
+    async def _serve(self, handler: ExchangeHandler, task_status: Any) -> None:
+        async with trio.open_nursery() as ticker:
+            ticker.start_soon(self.faults.run)         # summaries of repeated bad input, when due
+            await self._serve_http(task_status)
+            ticker.cancel_scope.cancel()
+
+    async def _serve_http(self, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:
             self.port = await nursery.start(partial(
                 serve_http, self.router, self.host, self.port, self.ssl_context,
@@ -161,13 +177,17 @@ class HttpListener:
 
     def _on_refused(self, peer: Any, reason: str) -> None:
         self.refused += 1
-        log.warning("channel %s: request from %s refused by the access list: %s", self.name, _peer_text(peer), reason)
+        who = _peer_text(peer)
+        self.faults.occurred("refused", f"request from {who} refused by the access list: {reason}",
+                             noun="requests refused by the access list", source=who, reason=reason)
 
     def _on_tls_failure(self, peer: Any, exc: BaseException) -> None:
         self.tls_failures += 1
         why = (f"no handshake within {self.limits.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
                else listen_tls_reason(exc))
-        log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, _peer_text(peer), why)
+        who = _peer_text(peer)
+        self.faults.occurred(("TLS handshake", why), f"TLS handshake with {who} failed: {why}; connection closed",
+                             noun="failed TLS handshakes", source=who, reason=why)
 
     async def _request(self, request: Request) -> Response:
         if self._handler is None:
@@ -206,7 +226,8 @@ class HttpListener:
         try:
             if refusal is not None:
                 self.unauthenticated += 1
-                log.warning("channel %s: request from %s refused: %s", self.name, peer_text, refusal)
+                self.faults.occurred("unauthenticated", f"request from {peer_text} refused: {refusal}",
+                                     noun="requests refused (signature)", source=peer_text, reason=refusal)
                 failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
                                       where=f"{request.method} {request.path} from {peer_text}")
                 out = await refuse_one(self._handler, conn, body, http, failure)

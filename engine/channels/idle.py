@@ -61,15 +61,16 @@ class IdleStream(trio.abc.Stream):
                 f"buffered); connection closed by frame_timeout",
                 hint="the peer sent a partial frame and stalled or trickles it; check its framing, or raise "
                      "frame_timeout for a slow link")
-            log.warning("channel %s: connection %s from %s: frame not complete within %gs (%d bytes held); "
-                        "closing", *who, self.frame, held)
+            # the framing error this makes is logged by the connection's loop (engine/channels/base.py)
+            log.debug("channel %s: connection %s from %s: frame not complete within %gs (%d bytes held); "
+                      "closing", *who, self.frame, held)
         elif held:
             framer.fail(
                 f"no byte for {self.idle:g}s inside a {framer.name} frame ({held} byte(s) buffered); "
                 f"connection closed by idle_timeout",
                 hint="the peer sent a partial frame and went quiet; check its framing or raise idle_timeout")
-            log.warning("channel %s: connection %s from %s: idle %gs inside a frame (%d bytes held); closing",
-                        *who, self.idle, held)
+            log.debug("channel %s: connection %s from %s: idle %gs inside a frame (%d bytes held); closing",
+                      *who, self.idle, held)
         else:
             log.info("channel %s: connection %s from %s: idle for %gs; closing", *who, self.idle)
         return b""

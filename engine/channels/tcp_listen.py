@@ -15,6 +15,7 @@ from engine.channels.idle import IdleStream
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
+from engine.faultlog import FaultLog
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
 
@@ -49,7 +50,10 @@ class TcpListener:
         if self.idle_timeout < 0 or self.frame_timeout < 0:
             raise ChannelConfigError(f"channel {name}: options idle_timeout and frame_timeout: expected a "
                                      f"duration of 0s (no limit) or more")
-        self.gate = Gate.from_options(name, options, load_tls=load_tls)   # TLS / mutual TLS / access list, or None
+        # bad input (malformed frames, failed handshakes, refused clients): the first of each kind in full,
+        # a flood counted and summed up every REPEAT_EVERY seconds (engine/faultlog.py)
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
+        self.gate = Gate.from_options(name, options, load_tls=load_tls, faults=self.faults)   # TLS / mutual TLS / access list, or None
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[StopReading] = set()
         self._draining = False
@@ -82,17 +86,23 @@ class TcpListener:
         raw = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
         self.port = raw[0].socket.getsockname()[1]
         listeners = [_Capped(lst, self) for lst in raw]
-        async with trio.open_nursery() as conns:
-            with trio.CancelScope() as self._accept_scope:
-                if self._draining:
-                    self._accept_scope.cancel()
-                task_status.started(self.port)
-                log.info("channel %s listening on %s", self.name, self.address)
-                await trio.serve_listeners(
-                    lambda stream: self._connection(stream, handler), listeners, handler_nursery=conns)
-            for lst in listeners:
-                await lst.aclose()
-            # not accepting any more; connections already open finish what they read
+        try:
+            async with trio.open_nursery() as ticker:
+                ticker.start_soon(self.faults.run)      # summaries of repeated bad input, when due
+                async with trio.open_nursery() as conns:
+                    with trio.CancelScope() as self._accept_scope:
+                        if self._draining:
+                            self._accept_scope.cancel()
+                        task_status.started(self.port)
+                        log.info("channel %s listening on %s", self.name, self.address)
+                        await trio.serve_listeners(
+                            lambda stream: self._connection(stream, handler), listeners, handler_nursery=conns)
+                    for lst in listeners:
+                        await lst.aclose()
+                    # not accepting any more; connections already open finish what they read
+                ticker.cancel_scope.cancel()
+        finally:
+            self.faults.flush()                         # the counts not yet written
 
     async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
         served: list[Activity] = []
@@ -133,7 +143,7 @@ class TcpListener:
             if self.idle_timeout > 0 or self.frame_timeout > 0:
                 stream = IdleStream(stream, framer, self.idle_timeout, channel=self.name, conn=conn,  # type: ignore[assignment]
                                     frame=self.frame_timeout)
-            await serve_stream(stream, framer, handler, conn, stop, activity)
+            await serve_stream(stream, framer, handler, conn, stop, activity, self.faults)
         finally:
             self._read_scopes.discard(stop)
 

@@ -71,8 +71,9 @@ def listen_security(name: str, options: dict[str, Any], *,
 
 class Gate:
     def __init__(self, name: str, ssl_context: ssl.SSLContext | None, access: AccessList,
-                 handshake_timeout: float) -> None:
+                 handshake_timeout: float, faults: Any = None) -> None:
         self.name = name
+        self.faults = faults        # the channel's FaultLog: a flood of failed handshakes is counted, not one line each
         self.ssl_context = ssl_context
         self.access = access
         self.handshake_timeout = handshake_timeout
@@ -82,13 +83,14 @@ class Gate:
         self.last_refusal = ""
 
     @classmethod
-    def from_options(cls, name: str, options: dict[str, Any], *, load_tls: bool = True) -> "Gate | None":
+    def from_options(cls, name: str, options: dict[str, Any], *, load_tls: bool = True,
+                     faults: Any = None) -> "Gate | None":
         """The gate the options describe, or None for a plain open listener.  ``load_tls=False``
         (``bsp check``): every option checked, the certificate files not read."""
         ctx, access, _ = listen_security(name, options, load_tls=load_tls)
         if ctx is None and access.open:
             return None
-        return cls(name, ctx, access, seconds(options.get("handshake_timeout"), 10.0))
+        return cls(name, ctx, access, seconds(options.get("handshake_timeout"), 10.0), faults)
 
     async def admit(self, stream: trio.SocketStream, peer: str) -> trio.abc.Stream | None:
         served: trio.abc.Stream = stream
@@ -103,7 +105,8 @@ class Gate:
                 cause = exc.__cause__ or exc
                 why = (f"no handshake within {self.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
                        else listen_tls_reason(cause))
-                log.warning("channel %s: TLS handshake with %s failed: %s; connection closed", self.name, peer, why)
+                self._fault(("TLS handshake", why), f"TLS handshake with {peer} failed: {why}; connection closed",
+                            "failed TLS handshakes", peer, why)
                 await trio.aclose_forcefully(stream)
                 return None
             peercert = tls.getpeercert()
@@ -113,11 +116,19 @@ class Gate:
             if not ok:
                 self.refused += 1
                 self.last_refusal = reason
-                log.warning("channel %s: connection from %s refused by the access list: %s", self.name, peer, reason)
+                self._fault("refused", f"connection from {peer} refused by the access list: {reason}",
+                            "connections refused by the access list", peer, reason)
                 await trio.aclose_forcefully(served)
                 return None
         self.admitted += 1
         return served
+
+
+    def _fault(self, kind: Any, text: str, noun: str, peer: str, reason: str) -> None:
+        if self.faults is None:
+            log.warning("channel %s: %s", self.name, text)
+        else:
+            self.faults.occurred(kind, text, noun=noun, source=peer, reason=reason, logger=log)
 
 
 # OpenSSL X509_V_ERR_* codes meaning "no path to a trusted CA" (unable to get issuer, self-signed ...)
