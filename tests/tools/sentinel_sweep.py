@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -94,7 +96,7 @@ def copy_routes(work: Path) -> Path:
     return dst
 
 
-def write_deployment(work: Path, routes: Path, overrides: dict[str, dict[str, Any]]) -> Path:
+def write_deployment(work: Path, routes: Path, overrides: dict[str, dict[str, Any]], keyring: bool = True) -> Path:
     import yaml
     keys = work / "keys"
     keys.mkdir()
@@ -105,7 +107,7 @@ def write_deployment(work: Path, routes: Path, overrides: dict[str, dict[str, An
     dep = {"version": 1,
            "routes": [str(routes / n / "*.route") for n in ("card_payments", "bill_payment", "claims_payout")],
            "ledger": {"path": str(work / "bsp.duckdb"), "audit_key": {"file": str(keys / "audit.key")},
-                      "field_keys": {"file": str(keys / "field-keys.json")}},
+                      **({"field_keys": {"file": str(keys / "field-keys.json")}} if keyring else {})},
            "admin": {"listen": "127.0.0.1:0", "token": {"env": "BSP_ADMIN_TOKEN"}},
            "secrets": {"biller_api_key": {"env": "BILLER_API_KEY"}, "card_mac": {"env": "CARD_MAC_KEY"}},
            "channels": overrides}
@@ -176,6 +178,32 @@ async def exchange(port: int, payload: bytes, prefix: int = 2, timeout: float = 
     return buf
 
 
+async def send_raw(port: int, data: bytes, timeout: float = 3) -> bytes:
+    """``data`` as it is (no framing added); whatever comes back until the peer closes or ``timeout``."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    buf = b""
+    async with stream:
+        try:
+            await stream.send_all(data)
+            with trio.move_on_after(timeout):
+                while chunk := await stream.receive_some(65536):
+                    buf += chunk
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    return buf
+
+
+async def together(answers: dict[str, bytes], probes: dict[str, Any]) -> None:
+    """Run the probes at once; each one's answer under its name (a probe returning None files its own)."""
+    async def one(name: str, probe: Any) -> None:
+        got = await probe()
+        if got is not None:
+            answers[name] = got
+    async with trio.open_nursery() as nursery:
+        for name, probe in probes.items():
+            nursery.start_soon(one, name, probe)
+
+
 def http_post(url: str, body: bytes) -> bytes:
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -194,7 +222,7 @@ def admin(url: str, path: str, method: str = "GET") -> bytes:
         return exc.read()
 
 
-def run(work: Path, echo: Any = print) -> dict[str, Any]:
+def run(work: Path, echo: Any = print, keyring: bool = True, quick: bool = False) -> dict[str, Any]:
     from engine.sim.biller import BillerSim
     from engine.sim.services import claims_payout
     from engine.sim.services.counterpart import CounterpartSim
@@ -224,7 +252,8 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             host = Killable(nursery, nasty_host(framing="length2", mac=policy, decline_amounts=("000000099999",),
-                                             drop=lambda r: r.get("11") == "000666" and r.get("t") == "0200"))
+                                             drop=lambda r: (r.get("11") == "000666" and r.get("t") == "0200")
+                                             or (r.get("11") == "000667" and r.get("t") in ("0200", "0420", "0421"))))
             biller = Killable(nursery, BillerSim(refuse_digits="7"))
             sims = {"cp_host": host, "biller": biller}
             binder = None
@@ -243,7 +272,7 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
             overrides["clm_results"] = {"dir": str(work / "results")}
             overrides["clm_voids"] = {"dir": str(work / "results")}
             (work / "results").mkdir()
-            dep = write_deployment(work, routes, overrides)
+            dep = write_deployment(work, routes, overrides, keyring)
             out["deployment"] = dep
             cmd = [ls.BSP, "run", str(dep), "--log-level", "debug", "-v", "--log-file", str(work / "engine.log"),
                    "--record", str(work / "capture.duckdb"), "--mask", "--grace", "10"]
@@ -256,65 +285,87 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
                 echo(f"sweep: engine ready {ports} admin {url}")
                 a = out["answers"]
                 cp, mf = ports["cp_mainframe"], ports["mainframe"]
-                # -- card payments
-                a["card ok"] = await exchange(cp, iso("000101", "SWEEP0000101"))
-                a["card repeat"] = await exchange(cp, iso("000101", "SWEEP0000101"))
-                a["card bad BIN"] = await exchange(cp, iso("000102", "SWEEP0000102", pan=PAN_BAD))
-                a["card declined"] = await exchange(cp, iso("000103", "SWEEP0000103", amount="000000099999"))
-                a["card timeout"] = await exchange(cp, iso("000666", "SWEEP0000666"))
-                a["card bad PAN chars"] = await exchange(cp, retyped_pan(iso("000104", "SWEEP0000104"), policy.key), timeout=5)
-                a["card garbage"] = await exchange(cp, b"0200\xff\xfeGARBAGE " + PAN.encode() + b" " +
-                                                   TRACK2.encode() + b" " + NAME.encode(), timeout=5)
-                a["card garbage 2"] = await exchange(cp, b"0200X" + PAN.encode() + TRACK2.encode(), timeout=5)
-                a["card garbage 3"] = await exchange(cp, b"0200" + PAN.encode() + b"=" + PIN_BLOCK.encode(), timeout=5)
-                a["card answer with bad PAN"] = await exchange(cp, iso("000778", "SWEEP0000778"))
-                a["card answer garbage"] = await exchange(cp, iso("000779", "SWEEP0000779"))
-                a["card bad MAC"] = await exchange(cp, iso("000106", "SWEEP0000106", codec=wrong), timeout=5)
-                host.stop()
-                await trio.sleep(0.3)
-                a["card host down"] = await exchange(cp, iso("000107", "SWEEP0000107"))
-                # -- bill payment
-                def bill(trace: str, biller_id: str = "B00001", amount: str = "000000012345") -> bytes:
+                curl = f"http://127.0.0.1:{ports['clm_insurer']}/claims/settlements"
+                billers = (routes / "bill_payment" / "billers.csv").read_text().splitlines()[1].split(",")[0]
+
+                def bill(trace: str, biller_id: str = billers, amount: str = "000000012345") -> bytes:
                     return ("BP01" + trace.ljust(12) + biller_id + ACCOUNT.ljust(20) + amount + "CNY" +
                             "20261126").encode()
-                billers = (routes / "bill_payment" / "billers.csv").read_text().splitlines()[1].split(",")[0]
-                a["bill ok"] = await exchange(mf, bill("SWB000000001", billers))
-                a["bill repeat"] = await exchange(mf, bill("SWB000000001", billers))
-                a["bill unknown biller"] = await exchange(mf, bill("SWB000000002", "ZZZZZZ"))
-                a["bill refused"] = await exchange(mf, bill("SWB000000007", billers))
-                a["bill account not text"] = await exchange(mf, bill("SWB000000005", billers).replace(
-                    b"JANEDO", b"JAN\xff\xfeO"), timeout=5)
-                a["bill malformed"] = await exchange(mf, bill("SWB000000003", billers, amount="00000ABC1234"))
-                biller.stop()
-                await trio.sleep(0.3)
-                a["bill biller down"] = await exchange(mf, bill("SWB000000004", billers))
-                # -- claims payout (HTTP)
-                curl = f"http://127.0.0.1:{ports['clm_insurer']}/claims/settlements"
 
                 def claim(cid: str, iban: str = IBAN, policy_no: str = "POL-12345") -> bytes:
                     return json.dumps({"claim_id": cid, "policy_no": policy_no, "product": "HEALTH01",
                                        "amount": 0, "currency": "EUR",
                                        "beneficiary": {"name": NAME, "iban": iban}}).encode().replace(
                                            b'"amount": 0', b'"amount": 120.50')
-                a["claim ok"] = await trio.to_thread.run_sync(http_post, curl, claim("SWC-1"))
-                a["claim repeat"] = await trio.to_thread.run_sync(http_post, curl, claim("SWC-1"))
-                a["claim bad IBAN"] = await trio.to_thread.run_sync(http_post, curl,
-                                                                    claim("SWC-2", iban=IBAN[:-1] + "9"))
-                a["claim credit refused"] = await trio.to_thread.run_sync(http_post, curl, claim("SWC-3F"))
-                a["claim malformed"] = await trio.to_thread.run_sync(
-                    http_post, curl, b'{"claim_id": "SWC-4", "beneficiary": {"name": "' + NAME.encode() +
-                    b'", "iban": "' + IBAN.encode() + b'"}, "amount": 12,,}')
-                a["claim bad type"] = await trio.to_thread.run_sync(
-                    http_post, curl, json.dumps({"claim_id": "SWC-5", "policy_no": "P", "product": "HEALTH01",
-                                                 "amount": "abc", "currency": "EUR",
-                                                 "beneficiary": {"name": {"x": NAME}, "iban": IBAN}}).encode())
-                sims["clm_mainframe"].stop()
+
+                def post(body: bytes, to: str = curl) -> Any:
+                    return functools.partial(trio.to_thread.run_sync, http_post, to, body)
+
+                def frame(port: int, data: bytes, timeout: float = 15) -> Any:
+                    return functools.partial(exchange, port, data, timeout=timeout)
+
+                async def twice(name: str, send: Any) -> None:      # the original, then its repeat
+                    a[name] = await send()
+                    a[name + " repeat"] = await send()
+
+                probes = {
+                    # -- card payments (ISO 8583, MAC'd)
+                    "card ok": functools.partial(twice, "card ok", frame(cp, iso("000101", "SWEEP0000101"))),
+                    "card bad BIN": frame(cp, iso("000102", "SWEEP0000102", pan=PAN_BAD)),
+                    "card declined": frame(cp, iso("000103", "SWEEP0000103", amount="000000099999")),
+                    "card timeout": frame(cp, iso("000666", "SWEEP0000666")),
+                    "card timeout, reversal unanswered": frame(cp, iso("000667", "SWEEP0000667")),
+                    "card answer with bad PAN": frame(cp, iso("000778", "SWEEP0000778")),
+                    "card answer garbage": frame(cp, iso("000779", "SWEEP0000779")),
+                    "card bad MAC": frame(cp, iso("000106", "SWEEP0000106", codec=wrong)),
+                    # no answer to these (the channel has no `on error reply`): the deal is recorded anyway
+                    "card bad PAN chars": frame(cp, retyped_pan(iso("000104", "SWEEP0000104"), policy.key), 2),
+                    "card garbage": frame(cp, b"0200\xff\xfeGARBAGE " + PAN.encode() + b" " + TRACK2.encode() +
+                                          b" " + NAME.encode(), 2),
+                    "card garbage 2": frame(cp, b"0200X" + PAN.encode() + TRACK2.encode(), 2),
+                    "card garbage 3": frame(cp, b"0200" + PAN.encode() + b"=" + PIN_BLOCK.encode(), 2),
+                    "card unframed PAN": functools.partial(send_raw, cp, PAN.encode() + TRACK2.encode() +
+                                                           PIN_BLOCK.encode(), 2),
+                    "card oversized frame": functools.partial(send_raw, cp, b"\xff\xf0" + (PAN + TRACK2).encode() * 40, 2),
+                    # -- bill payment (fixed records; account personal)
+                    "bill ok": functools.partial(twice, "bill ok", frame(mf, bill("SWB000000001"))),
+                    "bill unknown biller": frame(mf, bill("SWB000000002", "ZZZZZZ")),
+                    "bill refused": frame(mf, bill("SWB000000007")),
+                    "bill account not text": frame(mf, bill("SWB000000005").replace(b"JANEDO", b"JAN\xff\xfeO")),
+                    "bill malformed": frame(mf, bill("SWB000000003", amount="00000ABC1234")),
+                    "bill unframed": functools.partial(send_raw, mf, ACCOUNT.encode() * 3, 2),
+                    "bill oversized frame": functools.partial(send_raw, mf, b"\x20\x00" + ACCOUNT.encode() * 300, 2),
+                    # -- claims payout (JSON over HTTP; beneficiary name and IBAN personal)
+                    "claim ok": functools.partial(twice, "claim ok", post(claim("SWC-1"))),
+                    "claim bad IBAN": post(claim("SWC-2", iban=IBAN[:-1] + "9")),
+                    "claim credit refused": post(claim("SWC-3F")),
+                    "claim malformed": post(b'{"claim_id": "SWC-4", "beneficiary": {"name": "' + NAME.encode() +
+                                            b'", "iban": "' + IBAN.encode() + b'"}, "amount": 12,,}'),
+                    "claim bad type": post(json.dumps({"claim_id": "SWC-5", "policy_no": "P", "product": "HEALTH01",
+                                                       "amount": "abc", "currency": "EUR",
+                                                       "beneficiary": {"name": {"x": NAME}, "iban": IBAN}}).encode()),
+                    "claim duplicate name key": post(claim("SWC-7").replace(
+                        b'"beneficiary": {', b'"beneficiary": {"name": "' + NAME.encode() + b'", ', 1).replace(
+                        b'"name": "' + NAME.encode() + b'", "iban"', b'"name": "Other Person", "iban"')),
+                    "claim escaped name": post(claim("SWC-8").replace(NAME.encode(), "".join(
+                        f"\\u{ord(c):04x}" for c in NAME).encode())),
+                    "claim name as list": post(claim("SWC-9").replace(b'"' + NAME.encode() + b'"',
+                                                                      b'["' + NAME.encode() + b'"]')),
+                    "http wrong path with PAN": post(claim("SWC-10"), f"{curl[:-len('/settlements')]}/{PAN}?iban={IBAN}"),
+                    "admin token in query": functools.partial(trio.to_thread.run_sync, _get,
+                                                              f"{url}/status?token={ADMIN_TOKEN}"),
+                }
+                await together(a, probes)
+                # -- the counterparts down
+                for name in ("cp_host", "biller", "clm_mainframe"):
+                    sims[name].stop()
                 await trio.sleep(0.3)
-                a["claim mainframe down"] = await trio.to_thread.run_sync(http_post, curl, claim("SWC-6"))
+                await together(a, {"card host down": frame(cp, iso("000107", "SWEEP0000107")),
+                                   "bill biller down": frame(mf, bill("SWB000000004")),
+                                   "claim mainframe down": post(claim("SWC-6"))})
                 # -- counterparts back, dead letters retried
-                await host.start()
-                await biller.start()
-                await sims["clm_mainframe"].start()
+                for name in ("cp_host", "biller", "clm_mainframe"):
+                    await sims[name].start()
                 await trio.sleep(1.0)
                 dead = json.loads(await trio.to_thread.run_sync(admin, url, "/dead-letters?limit=1000"))
                 rows = dead.get("dead_letters", dead.get("items", [])) if isinstance(dead, dict) else dead
@@ -326,12 +377,17 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
                 a["admin retry (each)"] = b"\n".join(retried)
                 await trio.sleep(1.0)
                 admin_out = await trio.to_thread.run_sync(ls.read_admin, url, ADMIN_TOKEN, 100)
+                if not quick:
+                    st = await trio.to_thread.run_sync(ls.run_cli, ["status", "--url", url], env, work)
+                    admin_out["bsp status"] = st
+                    admin_out["bsp deals --live"] = await trio.to_thread.run_sync(
+                        ls.run_cli, ["deals", "--live", "--url", url, "--limit", "0"], env, work)
                 admin_out["admin GET /status (wrong token)"] = await trio.to_thread.run_sync(
                     _wrong_token, url)
                 out["admin"] = admin_out
                 live = work / "live"                      # the journal and the txn log while the engine runs
                 live.mkdir()
-                for f in [*(work / "bsp.duckdb.journal").glob("*"), work / "bsp.duckdb.txn"]:
+                for f in [*(work / "bsp.duckdb.journal").glob("*"), *work.glob("bsp.duckdb*")]:
                     if f.is_file():
                         shutil.copy(f, live / f.name)
             finally:
@@ -349,13 +405,24 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
 
     trio.run(main)
     echo(f"sweep: engine exit {out['engine_exit']}; exporting with the CLI")
-    cli, decrypted = ls.exports(work, out["deployment"], env, 100, ("csv", "html", "xlsx", "parquet"))
     d = ["--deployment", str(out["deployment"])]
-    cli["bsp deals --json --limit 0 (raw)"] = ls.run_cli(["deals", *d, "--limit", "0", "--json"], env, work)
-    cli["bsp test (failing expects)"] = ls.run_cli(["test", str(work / "tests" / "sweep_test.route")], env, work)
-    cli["bsp replay"] = ls.run_cli(["replay", str(work / "capture.duckdb"), "--config", str(out["deployment"]),
-                                    "--json", str(work / "reports" / "replay.json"),
-                                    "--html", str(work / "reports" / "replay.html")], env, work)
+    if quick:                # the operator's JSON views of the ledger only (each CLI start costs ~1 s)
+        cli = {"bsp deals --json --limit 0": ls.run_cli(["deals", *d, "--limit", "0", "--json"], env, work),
+               "bsp dead list --json": ls.run_cli(["dead", "list", *d, "--limit", "0", "--json"], env, work)}
+        decrypted: dict[str, bytes] = {}
+    else:
+        cli, decrypted = ls.exports(work, out["deployment"], env, 100, ("csv", "html", "xlsx", "parquet"))
+        cli["bsp test (failing expects)"] = ls.run_cli(["test", str(work / "tests" / "sweep_test.route")], env, work)
+        cli["bsp replay"] = ls.run_cli(["replay", str(work / "capture.duckdb"), "--config", str(out["deployment"]),
+                                        "--json", str(work / "reports" / "replay.json"),
+                                        "--html", str(work / "reports" / "replay.html")], env, work)
+        dead_ids = [str(r.get("id")) for r in out.get("dead", [])][:6]
+        cli["bsp dead retry (no --live, counterparts gone)"] = ls.run_cli(["dead", "retry", *d, *dead_ids], env, work)
+        cli["bsp replay --to-tests"] = ls.run_cli(["replay", str(work / "capture.duckdb"), "--config",
+                                                   str(out["deployment"]), "--to-tests",
+                                                   str(work / "reports" / "to-tests")], env, work)
+        for f in sorted((work / "reports" / "to-tests").glob("*")):
+            cli[f"to-tests {f.name}"] = f.read_bytes()
     ls.save(work / "out", {**out["admin"], **cli, **{k: v for k, v in out["answers"].items()}})
     ls.save(work / "decrypted", decrypted)
     arts, dec = ls.collect(work)
@@ -364,6 +431,14 @@ def run(work: Path, echo: Any = print) -> dict[str, Any]:
     arts.update(ls.file_bytes(sorted((work / "live").glob("*")), work))
     out["artefacts"], out["decrypted"] = arts, dec
     return out
+
+
+def _get(url: str) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as rsp:
+            return rsp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.read()
 
 
 def _wrong_token(url: str) -> bytes:
@@ -413,21 +488,81 @@ def sweep(arts: dict[str, bytes]) -> dict[str, dict[str, str]]:
     return hits
 
 
+# Where a sentinel is expected, by design: what goes back to the sender that sent it (a 404 naming the
+# path asked for), and the business output the route writes on purpose (the claim result files).
+# A failing route test quotes the values its own test file holds (bsp test).
+BY_DESIGN = ("answer to the sender", "business output", "bsp test failures (the test file's own values)")
+
+
+def place(name: str, answers: set[str]) -> str:
+    """The group an artefact belongs to, for the table."""
+    stem = name.removeprefix("out/").removesuffix(".txt")
+    if name.startswith("out/") and stem in answers:
+        return "answer to the sender"
+    if name.startswith("results/"):
+        return "business output"
+    if "bsp_test" in name:
+        return "bsp test failures (the test file's own values)"
+    if name.startswith("live/"):
+        return "journal / txn log (while running)"
+    if "table" in name and name.startswith("bsp.duckdb"):
+        return "ledger tables (SQL)"
+    if name.startswith("bsp.duckdb.txn"):
+        return "txn log (after stop)"
+    if name.startswith("bsp.duckdb"):
+        return "ledger files (bytes)"
+    if name.startswith("capture.duckdb"):
+        return "capture (tables, bytes)"
+    if name in ("engine.log", "engine.stderr", "engine.stdout"):
+        return "engine log / output"
+    if name.startswith("out/admin_GET_metrics"):
+        return "admin /metrics"
+    if name.startswith("out/admin") or name.startswith("out/bsp_status") or "--live" in name:
+        return "admin API answers"
+    if name.startswith("reports/") or "report" in name or "reconcile" in name or "replay" in name \
+            or "to-tests" in name:
+        return "reports, reconciliation, replay"
+    if name.startswith("decrypted/"):
+        return "decrypted views (--reveal, dead show)"
+    if name.startswith("out/"):
+        return "CLI output (deals, dead, audit, test)"
+    return name
+
+
+def table(res: dict[str, Any]) -> tuple[str, list[str]]:
+    """(the place x sentinel table as text, the leaks: hits outside BY_DESIGN and the decrypted views)."""
+    answers = {re.sub(r"[^A-Za-z0-9._-]+", "_", k).strip("_") for k in res["answers"]}
+    arts = {**res["artefacts"], **{f"decrypted/{k}": v for k, v in res["decrypted"].items()}}
+    places: dict[str, dict[str, str]] = {}
+    for name, hits in sweep(arts).items():
+        for label, how in hits.items():
+            places.setdefault(place(name, answers), {}).setdefault(label, f"{name} ({how})")
+    groups = sorted({place(n, answers) for n in arts})
+    labels = list(SENTINELS)
+    lines = ["place | " + " | ".join(labels)]
+    leaks = []
+    for g in groups:
+        found = places.get(g, {})
+        lines.append(g + " | " + " | ".join("FOUND" if lb in found else "-" for lb in labels))
+        if g not in BY_DESIGN and not g.startswith("decrypted"):
+            leaks += [f"{g}: {lb} in {where}" for lb, where in found.items()]
+    return "\n".join(lines), leaks
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--no-keyring", action="store_true", help="no field keyring (pan/personal masked only)")
+    ap.add_argument("--quick", action="store_true", help="skip the reports, replays and per-deal CLI views")
     args = ap.parse_args(argv)
-    res = run(args.work)
+    res = run(args.work, keyring=not args.no_keyring, quick=args.quick)
     for name, data in res["answers"].items():
         print(f"  {name}: {data[:160]!r}")
-    hits = sweep(res["artefacts"])
-    dec = sweep(res["decrypted"])
-    print("\nartefacts:", len(res["artefacts"]))
-    for name in sorted(hits):
-        print(f"FOUND {name}: " + ", ".join(f"{k} ({v})" for k, v in hits[name].items()))
-    for name in sorted(dec):
-        print(f"decrypted view {name}: " + ", ".join(dec[name]))
-    return 1 if hits else 0
+    text, leaks = table(res)
+    print(f"\n{len(res['artefacts'])} artefacts\n{text}\n")
+    for line in leaks:
+        print("LEAK " + line)
+    return 1 if leaks else 0
 
 
 if __name__ == "__main__":
