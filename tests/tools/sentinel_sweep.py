@@ -352,8 +352,6 @@ def run(work: Path, echo: Any = print, keyring: bool = True, quick: bool = False
                     "claim name as list": post(claim("SWC-9").replace(b'"' + NAME.encode() + b'"',
                                                                       b'["' + NAME.encode() + b'"]')),
                     "http wrong path with PAN": post(claim("SWC-10"), f"{curl[:-len('/settlements')]}/{PAN}?iban={IBAN}"),
-                    "admin token in query": functools.partial(trio.to_thread.run_sync, _get,
-                                                              f"{url}/status?token={ADMIN_TOKEN}"),
                 }
                 await together(a, probes)
                 # -- the counterparts down
@@ -374,7 +372,9 @@ def run(work: Path, echo: Any = print, keyring: bool = True, quick: bool = False
                 for r in rows:
                     i = r.get("id")
                     retried.append(await trio.to_thread.run_sync(admin, url, f"/dead-letters/{i}/retry", "POST"))
-                a["admin retry (each)"] = b"\n".join(retried)
+                admin_extra = {"admin POST /dead-letters/{id}/retry (each)": b"\n".join(retried),
+                               "admin GET /status?token=TOKEN": await trio.to_thread.run_sync(
+                                   _get, f"{url}/status?token={ADMIN_TOKEN}")}
                 await trio.sleep(1.0)
                 admin_out = await trio.to_thread.run_sync(ls.read_admin, url, ADMIN_TOKEN, 100)
                 if not quick:
@@ -384,7 +384,7 @@ def run(work: Path, echo: Any = print, keyring: bool = True, quick: bool = False
                         ls.run_cli, ["deals", "--live", "--url", url, "--limit", "0"], env, work)
                 admin_out["admin GET /status (wrong token)"] = await trio.to_thread.run_sync(
                     _wrong_token, url)
-                out["admin"] = admin_out
+                out["admin"] = {**admin_out, **admin_extra}
                 live = work / "live"                      # the journal and the txn log while the engine runs
                 live.mkdir()
                 for f in [*(work / "bsp.duckdb.journal").glob("*"), *work.glob("bsp.duckdb*")]:
@@ -517,7 +517,7 @@ def place(name: str, answers: set[str]) -> str:
         return "engine log / output"
     if name.startswith("out/admin_GET_metrics"):
         return "admin /metrics"
-    if name.startswith("out/admin") or name.startswith("out/bsp_status") or "--live" in name:
+    if stem.startswith("admin") or name.startswith("out/bsp_status") or "--live" in name:
         return "admin API answers"
     if name.startswith("reports/") or "report" in name or "reconcile" in name or "replay" in name \
             or "to-tests" in name:
