@@ -17,7 +17,8 @@ says the ledger is not protected.
 transaction, so deleting the newest records is detected too.
 
 A run of records with a NULL ``mac`` (written while the engine had no key: the
-key was configured later, or removed for a while) is not a break: ``verify``
+key was configured later; a keyed chain is not opened for writing without its key,
+nor with another one: ``engine.ledger_store.check_audit_key``) is not a break: ``verify``
 reports it as an ``Unprotected`` span (first and last seq, count, times), and the
 first keyed record after it must chain from the zero mac, as the writer does.  A
 mac removed by hand from a keyed chain still breaks: the record after it (or the
