@@ -74,8 +74,9 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
 TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
                "config_versions": "loaded_at"}
 
-__all__ = ["AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal", "head_mac", "verify",
-           "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
+__all__ = ["AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal",
+           "head_mac", "verify", "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE",
+           "ZERO_MAC"]
 
 
 class AuditError(ValueError):
