@@ -17,7 +17,8 @@ says the ledger is not protected.
 transaction, so deleting the newest records is detected too.
 
 A run of records with a NULL ``mac`` (written while the engine had no key: the
-key was configured later, or removed for a while) is not a break: ``verify``
+key was configured later; a keyed chain is not opened for writing without its key,
+nor with another one: ``engine.ledger_store.check_audit_key``) is not a break: ``verify``
 reports it as an ``Unprotected`` span (first and last seq, count, times), and the
 first keyed record after it must chain from the zero mac, as the writer does.  A
 mac removed by hand from a keyed chain still breaks: the record after it (or the
@@ -73,17 +74,46 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
 TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
                "config_versions": "loaded_at"}
 
-__all__ = ["AuditError", "load_audit_key", "audit_key_from_text", "canonical", "seal", "head_mac", "verify",
-           "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE", "ZERO_MAC"]
+__all__ = ["AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal",
+           "head_mac", "verify", "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE",
+           "ZERO_MAC"]
 
 
 class AuditError(ValueError):
     """An unusable audit key (the message names the variable or file)."""
 
 
-def audit_key_from_text(text: str, where: str) -> bytes:
-    """The key from its base64 text; ``where`` names its source in errors (never the key)."""
-    return _decode_key(text, where)
+class AuditKey(bytes):
+    """An audit key that knows where it came from (``source``: ``BSP_AUDIT_KEY``, ``BSP_AUDIT_KEY_FILE=PATH``,
+    ``platform.yaml:4:14: ledger.audit_key (PATH)``), so that a ledger refusing it can say which key to fix.
+    Its repr and str name the source, never the key."""
+
+    source: str
+
+    def __new__(cls, key: bytes, source: str = "") -> "AuditKey":
+        obj = super().__new__(cls, key)
+        obj.source = source
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (AuditKey, (bytes(self), self.source))
+
+    def __repr__(self) -> str:
+        return f"<audit key from {self.source or 'the caller'}>"
+
+    __str__ = __repr__
+
+
+def key_source(key: bytes | None) -> str:
+    """Where ``key`` came from, for messages (never the key itself)."""
+    source = getattr(key, "source", "")
+    return source or "given by the caller"
+
+
+def audit_key_from_text(text: str, where: str) -> AuditKey:
+    """The key from its base64 text; ``where`` names its source in errors (never the key) and is kept as its
+    ``source``."""
+    return AuditKey(_decode_key(text, where), where)
 
 
 def _decode_key(text: str, where: str) -> bytes:
@@ -97,7 +127,7 @@ def _decode_key(text: str, where: str) -> bytes:
     return key
 
 
-def load_audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+def load_audit_key(environ: Mapping[str, str] | None = None) -> AuditKey | None:
     """The audit key from ``BSP_AUDIT_KEY_FILE`` or ``BSP_AUDIT_KEY``; None when neither is set."""
     env = os.environ if environ is None else environ
     path = env.get(ENV_KEY_FILE)
@@ -106,9 +136,9 @@ def load_audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
             text = Path(path).read_text()
         except OSError as exc:
             raise AuditError(f"{ENV_KEY_FILE}={path}: cannot read the audit key file: {exc.strerror}") from None
-        return _decode_key(text, path)
+        return AuditKey(_decode_key(text, path), f"{ENV_KEY_FILE}={path}")
     text = env.get(ENV_KEY)
-    return _decode_key(text, ENV_KEY) if text else None
+    return AuditKey(_decode_key(text, ENV_KEY), ENV_KEY) if text else None
 
 
 # ------------------------------------------------------------------ canonical form

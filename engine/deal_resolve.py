@@ -128,8 +128,8 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
     None when the ledger has no such deal.
 
     Raises ``AmbiguousId`` (a prefix of several deals), ``ValueError`` (a short id or bad input),
-    ``Refused``, ``KeyMismatch`` (the chain is keyed and the audit key is missing or another) and
-    ``LedgerError`` (a locked or foreign file)."""
+    ``Refused``, ``KeyMismatch`` (the chain is keyed and the audit key is missing or another:
+    ``engine.ledger_store.check_audit_key``) and ``LedgerError`` (a locked or foreign file)."""
     from engine.deal import to_json
     from engine.ledger_query import get_deal
     from engine.ledger_store import LedgerStore, require_bsp_ledger
@@ -137,11 +137,10 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
     outcome, note, by = check_input(outcome, note, by)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no ledger file here")
-    store = LedgerStore.open(path, audit_key)
+    store = LedgerStore.open(path, audit_key)     # refuses a keyed chain without its key (KeyMismatch)
     try:
         con = store._con                    # the one connection: reads see what this process holds locked
         require_bsp_ledger(con, path)
-        check_key(con, path, store, audit_key)
         deal = get_deal(path, deal_id, con=con)
         if deal is None:
             return None
@@ -157,28 +156,3 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
     finally:
         store.close()
     return {"deal_id": full, "at": at, **detail, "warnings": warnings}
-
-
-class KeyMismatch(ValueError):
-    """The ledger's chain is keyed and this process has no key, or another one."""
-
-
-def check_key(con: Any, path: Path, store: Any, audit_key: bytes | None) -> None:
-    """Refuse to append to a keyed chain without its key (the record would be unprotected) or with another
-    key (``bsp audit verify`` would report a break): the chain head's mac must verify with ``audit_key``."""
-    import hmac
-
-    from engine.audit import head_mac
-
-    rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall()
-    if not rows or rows[0][1] is None:
-        return                       # not keyed (yet): as the engine, a key given now protects what follows
-    seq, mac = int(rows[0][0]), bytes(rows[0][1])
-    if audit_key is None:
-        raise KeyMismatch(f"{path}: the ledger's audit chain is keyed and no audit key is given: the resolution "
-                          f"would be recorded unprotected. Give the key the engine writes with: --deployment "
-                          f"platform.yaml (its ledger.audit_key), or BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY")
-    if seq != store.last_seq or not hmac.compare_digest(head_mac(audit_key, seq, store._prev), mac):
-        raise KeyMismatch(f"{path}: the audit key given does not verify this ledger's chain head (seq {seq}): it "
-                          f"is not the key the engine writes with, or the ledger was altered (`bsp audit verify`); "
-                          f"nothing was written")

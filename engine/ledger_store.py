@@ -6,6 +6,8 @@ read-write DuckDB connection; nothing else may touch it.
 """
 from __future__ import annotations
 
+import hmac
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,7 +20,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine import filemodes
-from engine.audit import CHAINED, ZERO_MAC, head_mac, seal
+from engine.audit import CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, head_mac, key_source, seal
 from engine.duckdb_open import open_problem
 from engine.faultlog import FREE_SPACE
 
@@ -285,6 +287,72 @@ class LedgerError(RuntimeError):
     """The ledger could not open, store or read; the message says which file and why."""
 
 
+class KeyMismatch(LedgerError):
+    """The ledger's audit chain is keyed and this process has no audit key, or another one
+    (``check_audit_key``): nothing may be written to it."""
+
+
+_log = logging.getLogger("bsp.ledger")
+
+
+def chain_state(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes]:
+    """(last ``chain_seq``, its mac, or the zero mac when it has none) of the ledger open on ``con``."""
+    union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
+    rows = con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
+                       f"ORDER BY chain_seq DESC LIMIT 1").fetchall()
+    if not rows:
+        return 0, ZERO_MAC
+    row = rows[0]
+    return int(row[0]), bytes(row[1]) if row[1] is not None else ZERO_MAC
+
+
+NO_KEY_SOURCES = (f"ledger.audit_key in the deployment file, else {ENV_KEY_FILE} (a file holding the base64 key) "
+                  f"or {ENV_KEY}")
+
+
+def check_audit_key(con: duckdb.DuckDBPyConnection, path: Path, audit_key: bytes | None,
+                    last_seq: int, last_mac: bytes) -> bool:
+    """Refuse (``KeyMismatch``) to write to a keyed chain without its key (the new records would be
+    unprotected) or with another key (``bsp audit verify`` would report every record sealed with it as
+    tampered): the chain head's mac must verify with ``audit_key``.  One row read and one HMAC, whatever
+    the ledger's size.  ``last_seq`` / ``last_mac``: the chain's last record (``chain_state``).
+
+    Returns True when the chain has no key yet and ``audit_key`` starts it (the caller says so once);
+    the messages name the file and where the key came from (``engine.audit.key_source``), never a key
+    or a mac."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'"
+                       ).fetchall()[0][0]:
+        return False                    # a ledger of schema 1, not migrated (read-only callers)
+    rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall()
+    if not rows or rows[0][1] is None:
+        # not keyed (yet): a key given now protects what follows, the records before stay one unprotected span
+        return audit_key is not None
+    seq, mac = int(rows[0][0]), bytes(rows[0][1])
+    verify = f"`bsp audit verify --ledger {path}`"
+    if audit_key is None:
+        raise KeyMismatch(
+            f"{path}: the audit chain this ledger already holds is keyed (sealed up to seq {seq}) and no audit key "
+            f"is given: records written now would be unprotected. Give the key the ledger was written with: "
+            f"{NO_KEY_SOURCES} (docs/security.md#the-key); {verify} with it checks the ledger. Nothing was written")
+    source = key_source(audit_key)
+    if seq != last_seq:
+        raise KeyMismatch(
+            f"{path}: the ledger's chain head (seq {seq}) does not match its last record (seq {last_seq}): "
+            f"records were deleted, or added outside the ledger writer, so the audit key ({source}) cannot be "
+            f"checked against the chain. Run {verify} to see what changed, and restore the ledger from a backup "
+            f"before writing to it. Nothing was written")
+    if not hmac.compare_digest(head_mac(audit_key, seq, last_mac), mac):
+        raise KeyMismatch(
+            f"{path}: the audit key ({source}) does not match the audit chain this ledger already holds: its head "
+            f"(seq {seq}) does not verify with it, and every record sealed with it would read as tampered. Start "
+            f"with the key the ledger was written with (look for a typo in the key file, another environment's "
+            f"key, a key file replaced); {verify} with a key says whether the chain verifies with it (if it does "
+            f"not with the right key either, the ledger's newest record was altered: verify names it). An audit "
+            f"key cannot be rotated on a ledger: to change it, start a new ledger file "
+            f"(docs/security.md#the-key). Nothing was written")
+    return False
+
+
 _QUANTUM = Decimal(1).scaleb(-AMOUNT_SCALE)
 
 
@@ -433,17 +501,22 @@ class LedgerStore:
     advances only when a transaction commits.
     """
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, audit_key: bytes | None = None) -> None:
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, audit_key: bytes | None = None,
+                 state: tuple[int, bytes] | None = None) -> None:
         self.path = path
         self._con = con
         self.audit_key = audit_key
-        self._seq, self._prev = self._chain_state()
+        self._seq, self._prev = state if state is not None else chain_state(con)
         self._private = False           # holds engine.filemodes' owner-only umask until close
 
     @classmethod
     def open(cls, path: str | Path, audit_key: bytes | None = None) -> "LedgerStore":
         """The ledger, made if new.  While it is open the process's umask is owner-only
-        (``engine.filemodes``): DuckDB makes the file, and its ``.wal`` after every checkpoint, 0600."""
+        (``engine.filemodes``): DuckDB makes the file, and its ``.wal`` after every checkpoint, 0600.
+
+        An existing ledger whose audit chain is keyed is opened only with its key (``check_audit_key``,
+        ``KeyMismatch``), checked before anything is written to it (a migration is rolled back): no
+        writer seals a record with a wrong key, or none."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         filemodes.hold()
@@ -471,6 +544,8 @@ class LedgerStore:
             con.execute(KEYS_INDEX_DDL).fetchall()
             for stmt in JOURNAL_DDL.split(";"):      # 5: journal_state with ``done`` in every ledger
                 con.execute(stmt).fetchall()
+            state = chain_state(con)
+            starts = found is not None and check_audit_key(con, path, audit_key, *state)
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
@@ -480,22 +555,21 @@ class LedgerStore:
                 con.execute("INSERT INTO audit_head VALUES (0, ?)",
                             [head_mac(audit_key, 0, ZERO_MAC) if audit_key is not None else None]).fetchall()
             con.execute("COMMIT").fetchall()
-            store = cls(path, con, audit_key)
+            if starts and state[0]:
+                _log.warning("%s: the ledger's audit chain had no key: the records from seq %d on are sealed "
+                             "with the audit key from %s; the records written before it without a key stay "
+                             "unprotected (bsp audit verify reports them)", path, state[0] + 1, key_source(audit_key))
+            store = cls(path, con, audit_key, state)
             store._private = True
             return store
         except BaseException:
+            try:
+                con.execute("ROLLBACK").fetchall()
+            except duckdb.Error:
+                pass
             con.close()
             filemodes.release()
             raise
-
-    def _chain_state(self) -> tuple[int, bytes]:
-        union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
-        rows = self._con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
-                                 f"ORDER BY chain_seq DESC LIMIT 1").fetchall()
-        if not rows:
-            return 0, ZERO_MAC
-        row = rows[0]
-        return int(row[0]), bytes(row[1]) if row[1] is not None else ZERO_MAC
 
     @property
     def last_seq(self) -> int:

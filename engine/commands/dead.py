@@ -312,7 +312,10 @@ def retry_cmd(
     BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter;
     one refused again names the new deal and why (`NOT retried: rejected (deal ID): REASON`, the reason as
     the ledger stores it).
-    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error.
+    A keyed ledger is written only with the audit key its chain was sealed with (none, or another: refused,
+    nothing written).
+    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error, a
+    locked ledger, a missing or wrong audit key.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
         raise typer.BadParameter(f"--admin {admin} and --url {url} name two engines; give one (--admin URL is "
@@ -342,8 +345,13 @@ def retry_cmd(
         program, registry, overrides = _configuration(routes, found.deployment)
         import trio
 
-        results = [(r.id, r.ok, r.outcome)
-                   for r in trio.run(_retry_in_process, ledger, program, registry, overrides, rows, found.keys)]
+        from engine.ledger_store import LedgerError
+        try:
+            results = [(r.id, r.ok, r.outcome)
+                       for r in trio.run(_retry_in_process, ledger, program, registry, overrides, rows, found.keys)]
+        except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     for lid, ok, outcome in results:
         typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
     if not all(ok for _, ok, _ in results):

@@ -82,7 +82,7 @@ def resolve(
     Exit 0 recorded; 1 refused, no such deal, or (--live) the engine cannot be reached or answers with
     a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
     """
-    from engine.deal_resolve import KeyMismatch, Refused, check_input
+    from engine.deal_resolve import Refused, check_input
     from engine.ledger_query import AmbiguousId
     from engine.ledger_store import LedgerError
 
@@ -111,7 +111,7 @@ def resolve(
         except Refused as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(1) from None
-        except (AmbiguousId, KeyMismatch, LedgerError, ValueError) as exc:
+        except (AmbiguousId, LedgerError, ValueError) as exc:     # LedgerError: also KeyMismatch
             typer.echo(f"error: {exc}", err=True)
             lock_hint(exc)
             raise typer.Exit(2) from None

@@ -101,13 +101,14 @@ def run(
     channel (or the admin API) cannot be bound or started, e.g. its port is taken, or the ledger's
     files cannot be written, or at the stop the ledger could not be checkpointed (a full disk: the
     acknowledged deals stay in the journal and the .wal, loaded at the next start); 2 usage error (a
-    missing path, bad option values, an unusable key, no admin token, a --record file that is already
-    there).
+    missing path, bad option values, an unusable key, an audit key that is not the one the ledger's chain
+    was sealed with (or none for a keyed chain: nothing is written), no admin token, a --record file that
+    is already there).
     """
     import trio
 
     from engine.ops import runopts
-    from engine.ledger_store import LedgerError
+    from engine.ledger_store import KeyMismatch, LedgerError
     from engine.txn.log import TxnLogError
     from engine.ops.live import StartError
     from engine.replay.capture import CaptureError
@@ -225,6 +226,9 @@ def run(
         raise typer.Exit(1)
     except CaptureError as exc:         # the capture file cannot be made (or its last frames written)
         typer.echo(f"error: {record_from}: {exc}", err=True)
+        raise typer.Exit(2)
+    except KeyMismatch as exc:          # the audit key is not the one the ledger's chain was sealed with
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     except (LedgerError, TxnLogError) as exc:    # a ledger file that cannot be opened, made or read
         typer.echo(f"error: {exc}", err=True)

@@ -170,8 +170,10 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
-    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
+    for var in ("BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
         monkeypatch.delenv(var, raising=False)
+    # the key the ledger's chain was sealed with (fill): a keyed ledger is not written without it
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(KEY).decode())
     routes = Path(__file__).resolve().parents[2] / "routes" / "bill_payment"
     path = tmp_path / "l.duckdb"
     trio.run(fill, path)
