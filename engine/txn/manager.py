@@ -1015,7 +1015,7 @@ class TxnManager:
                 orig_ex = dup["pending"]
                 end = {"id": original.deal_id if original else "?", "status": orig_ex.status,
                        "reply": self.seal(orig_ex.reply, "reply|x") if orig_ex.reply is not None else None,
-                       "code": orig_ex.failure.code if orig_ex.failure else None}
+                       "code": orig_ex.code}
                 ex.reply = orig_ex.reply
                 st.duplicate_of = end
                 st.move("duplicate", {"original": end["id"], "key": st.key})
