@@ -105,7 +105,7 @@ async def test_tcp_listen_bad_input_and_framing_errors(kind: str, nursery, tmp_p
                        {"code": "05", "kind": "refused"}], replies
     assert framing == {"code": "30", "kind": "malformed"}
     got = rows(ledger, "SELECT route, status, response_code FROM deals ORDER BY received_at, route")
-    assert sorted(got) == sorted([("pay", "committed", None), ("pay", "rejected", "13"),
+    assert sorted(got) == sorted([("pay", "committed", "00"), ("pay", "rejected", "13"),     # 00: the code answered
                                   ("(unrouted)", "rejected", "12"), ("(malformed)", "rejected", "30"),
                                   ("pay", "failed", "05"), ("(malformed)", "rejected", "30")]), got
     dead = sorted(rows(ledger, "SELECT error_kind, channel FROM dead_letters"))
@@ -156,7 +156,7 @@ async def test_iso8583_mac_unauthenticated(kind: str, tmp_path: Path, monkeypatc
         await c.aclose()
     assert [(r["11"], r["39"]) for r in replies] == [("000001", "00"), ("000002", "63"), ("000003", "00")]
     got = rows(ledger, "SELECT reference, status, response_code FROM deals ORDER BY reference NULLS LAST")
-    assert got == [("000001", "committed", None), ("000003", "committed", None), (None, "rejected", "63")], got
+    assert got == [("000001", "committed", "00"), ("000003", "committed", "00"), (None, "rejected", "63")], got
     dead = rows(ledger, "SELECT error_kind, raw FROM dead_letters")
     assert [(k, bytes(r)) for k, r in dead] == [("unauthenticated", bytes(tampered))]
 
