@@ -276,7 +276,9 @@ async def test_file_watch_records_and_their_outcomes(kind: str, tmp_path: Path) 
     assert "record 2, byte offset 27: rejected (rejected, code 13)" in reason, reason
     assert "record 3, byte offset 55: failed (duplicate, code 94): repeats deal" in reason, reason
     got = sorted(rows(ledger, "SELECT reference, status, response_code FROM deals WHERE reference IS NOT NULL"))
-    assert got == [("A1", "committed", None), ("A1", "duplicate", None), ("A2", "committed", None),
+    # no reply, no response-code field: committed deals record no code; the repeat records the 94 it failed with
+    # (the reason file's "duplicate, code 94"), not its original's empty one
+    assert got == [("A1", "committed", None), ("A1", "duplicate", "94"), ("A2", "committed", None),
                    ("B1", "committed", None)], got
 
 

@@ -505,7 +505,9 @@ async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_pat
             assert [x["status"] for x in rows] == ["committed", "duplicate"], rows
             assert ("accepted", {"key": key}) in rows[0]["events"], rows[0]["events"]
             assert ("duplicate", {"original": rows[0]["deal_id"], "key": key}) in rows[1]["events"]
-            assert rows[1]["response_code"] is None and "without an answer to repeat" in rows[1]["reason"]
+            # 94, the code its result line was written with (the repeat's own failure: there is no reply to repeat);
+            # until 2026-11 the ledger recorded none, the committed original's empty code
+            assert rows[1]["response_code"] == "94" and "without an answer to repeat" in rows[1]["reason"]
         else:
             assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00")], mine
             assert [(a["source_file"], a["source_line"]) for a in mine] == [("SO1-again.csv", 5)], mine
