@@ -11,6 +11,7 @@ import hashlib
 from dsl import ast as A
 from dsl import ir
 from dsl.checker import Resolved, lower_assigns
+from dsl.respcode import response_code_field
 
 
 def program_version(sources: dict[str, str]) -> str:
@@ -69,7 +70,8 @@ def _lower_compensate(c: A.Compensate) -> ir.Step:
     }, pos=c.pos)
 
 
-def lower_route(r: A.RouteAst, name_tags: dict | None = None) -> ir.Route:
+def lower_route(r: A.RouteAst, name_tags: dict | None = None,
+                channels: dict[str, ir.ChannelDecl] | None = None) -> ir.Route:
     recv = next(s for s in r.body if isinstance(s, A.Receive))
     steps = []
     on_error: tuple[ir.Step, ...] = ()
@@ -90,13 +92,16 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None) -> ir.Route:
             on_error = tuple(lower_step(x, name_tags) for x in s.body)
         else:
             steps.append(lower_step(s, name_tags))
-    return ir.Route(r.name.name, recv.channel.name, recv.format.name if recv.format else None,
+    fmt = recv.format.name if recv.format else None
+    chan = (channels or {}).get(recv.channel.name)
+    code = response_code_field(steps, on_error, fmt, chan.error_reply if chan is not None else None)
+    return ir.Route(r.name.name, recv.channel.name, fmt,
                     recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart,
-                    on_doubt=on_doubt or "flag")
+                    on_doubt=on_doubt or "flag", response_code=code)
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:
-    routes = tuple(lower_route(d, res.name_tags) for d in decls if isinstance(d, A.RouteAst))
+    routes = tuple(lower_route(d, res.name_tags, res.channels) for d in decls if isinstance(d, A.RouteAst))
     return ir.Program(
         version=program_version(sources),
         sources=dict(sources),

@@ -159,6 +159,9 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
 
     def route_reason(name: str, a: Any, b: Any) -> str:
         if a != b:
+            if dataclasses.replace(a, response_code=b.response_code) == b:     # its channel's error reply changed
+                return (f"response-code field changed ({a.response_code or 'none'} -> {b.response_code or 'none'}: "
+                        f"the on error reply of channel {b.channel})")
             return "declaration changed"
         uses = sorted(_route_formats(b) & changed_formats)
         if uses:

@@ -23,6 +23,7 @@ from engine.runtime.limits import CountLimiter
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
+from dsl.compiler import split_path
 from dsl.eval_error import EvalError, InputError
 from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
 from formats.errors import FormatError
@@ -60,6 +61,23 @@ class BoundRoute:
             if reply_codec is not None and isinstance(getattr(step, "name", None), str):
                 scopes.append((step.name, tags_of(reply_codec)))
         self.classified_scopes = [(k, t) for k, t in scopes if t]
+        # the reply field a committed deal's response_code is read from (``dsl.respcode``): its key when the
+        # field is top level (one dict read per committed deal), else its path
+        path = split_path(route.response_code) if getattr(route, "response_code", None) else ()
+        self.code_key: str | None = path[0] if len(path) == 1 and isinstance(path[0], str) else None
+        self.code_path: tuple[str | int, ...] | None = path if len(path) > 1 else None
+
+    def code_of(self, values: Any) -> str | None:
+        """The response code a committed reply carried: its code field's value (``values``: the reply's values
+        as the reply step built them), as text; None when the route has no such field."""
+        key = self.code_key
+        if key is not None:
+            v = values.get(key) if type(values) is dict else None
+        elif self.code_path is not None:
+            v = _at(values, self.code_path)
+        else:
+            return None
+        return None if v is None or v == "" else v if type(v) is str else str(v)
 
 
 class Dispatcher:
@@ -359,12 +377,25 @@ class Dispatcher:
             amount=ex.amount,
             currency=ex.currency,
             party=ex.party,
-            response_code=f.code if f is not None else None,
+            response_code=ex.code,
             reason=f.reason() if f is not None else None,
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
             request_tags=ex.request_tags if br is None and ex.msg is not None else None,
         )
+
+
+def _at(values: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at ``path`` (``XferRsp.Code``) in a reply's nested values, or None."""
+    v = values
+    for p in path:
+        if isinstance(p, int):
+            v = v[p] if isinstance(v, list) and -len(v) <= p < len(v) else None
+        else:
+            v = v.get(p) if isinstance(v, dict) else None
+        if v is None:
+            return None
+    return v
 
 
 def _takes(br: BoundRoute, scope: dict[str, Any], msg: Any) -> bool:

@@ -168,5 +168,15 @@ class Exchange:
         return known
 
     @property
+    def code(self) -> str | None:
+        """The code its deal records (``response_code``): its failure's, else the one its reply carried (its
+        route's response-code field: ``BoundRoute.code_of``), else None."""
+        f = self.failure
+        if f is not None:
+            return f.code
+        br = self.route
+        return br.code_of(self.reply_values) if br is not None else None
+
+    @property
     def status(self) -> str:
         return "committed" if self.failure is None else self.failure.status

@@ -784,8 +784,11 @@ class TxnManager:
         ex.reply_values = ex.reply_json = None      # a reply step that ran before: its answer is not sent
         st.move("duplicate", {"original": end["id"], "key": st.key})
         if reply is None:
+            # the original's code when it failed; a committed original's (00 ...) is no answer to a repeat it
+            # cannot repeat: 94
+            code = end.get("code") if end.get("status") != "committed" else None
             ex.fail(StepFailure("duplicate", f"repeats deal {end['id']} (key {st.key!r}), which ended "
-                                f"{end['status']} without an answer to repeat", code=end.get("code") or "94"))
+                                f"{end['status']} without an answer to repeat", code=code or "94"))
 
     async def _calling(self, plan: RoutePlan, i: int, live: list[Any]) -> None:
         """Durable before the call leaves: the begin records (first call) and 'sending' marks."""
@@ -1019,7 +1022,7 @@ class TxnManager:
                 orig_ex = dup["pending"]
                 end = {"id": original.deal_id if original else "?", "status": orig_ex.status,
                        "reply": self.seal(orig_ex.reply, "reply|x") if orig_ex.reply is not None else None,
-                       "code": orig_ex.failure.code if orig_ex.failure else None}
+                       "code": orig_ex.code}
                 ex.reply = orig_ex.reply
                 st.duplicate_of = end
                 st.move("duplicate", {"original": end["id"], "key": st.key})
@@ -1035,7 +1038,11 @@ class TxnManager:
                                  f"not run again; the original ended {st.duplicate_of.get('status')} without "
                                  f"an answer to repeat")
                               + (f"; its key stays taken: {held}" if held else ""))
-                rec.response_code = st.duplicate_of.get("code")
+                # the code answered: the original's, repeated with its answer; without an answer to repeat, the
+                # repeat's own failure's (the original's failure code, or 94)
+                f = ex.failure
+                rec.response_code = f.code if f is not None and f.kind == "duplicate" \
+                    else st.duplicate_of.get("code")
             else:
                 rec.reason = flagging.reason_note(st, rec.reason)     # a participant not undone: say so
                 st.move(rec.status, self._settle_key(ex, st, rec.status))

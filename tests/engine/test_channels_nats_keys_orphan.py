@@ -45,7 +45,8 @@ route take_order {{
     receive from orders as Order
     deal ORDER {{ key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }}
     call post = book as Order reply Ack {{ ref = msg.ref }} expect post.status == "OK"
-    reply Ack {{ ref = msg.ref  by = post.by }}
+    reply Ack {{ ref = msg.ref  by = post.by  code = "00" }}
+    on error reply Ack {{ ref = msg.ref  code = error.code }}
 }}
 """
 
@@ -123,10 +124,13 @@ async def test_a_restarted_engine_settles_the_claims_its_previous_run_left(tmp_p
                     await trio.sleep(0.02)
     rows = deals(tmp_path / "two.duckdb")
     by_ref = {r["reference"]: r for r in rows}
-    assert (by_ref["O-1"]["status"], by_ref["O-1"]["response_code"]) == ("committed", None), by_ref["O-1"]
-    assert by_ref["O-2"]["status"] == "duplicate", by_ref["O-2"]
+    # the code answered (the reply's `code`, which `on error reply` fills with error.code: docs/ledger.md); until
+    # 2026-11 a committed deal recorded none. O-2's duplicate carries its original's, run by engine one: the
+    # code travels with the answer engine one settled in the shared key store
+    assert (by_ref["O-1"]["status"], by_ref["O-1"]["response_code"]) == ("committed", "00"), by_ref["O-1"]
+    assert (by_ref["O-2"]["status"], by_ref["O-2"]["response_code"]) == ("duplicate", "00"), by_ref["O-2"]
     assert by_ref["O-2"]["reason"].startswith(f"duplicate of deal {o2['deal_id']}"), by_ref["O-2"]
     assert sorted(calls) == [("one", "O-2"), ("two", "O-1")]          # each once, O-2 not again
-    assert sorted(replies) == [b'{"ref":"O-1","by":"two"}', b'{"ref":"O-2","by":"one"}']
+    assert sorted(replies) == [b'{"ref":"O-1","by":"two","code":"00"}', b'{"ref":"O-2","by":"one","code":"00"}']
     assert took < 4, took             # not after key_lease (4s): nothing waited for a claim that never moves
-    assert [r["status"] for r in deals(ledger1)] == ["committed"]
+    assert [(r["status"], r["response_code"]) for r in deals(ledger1)] == [("committed", "00")]

@@ -113,7 +113,7 @@ async def test_macd_request_gets_a_macd_reply_and_a_tampered_one_code_63(tmp_pat
     assert NET.decode(r3)["39"] == "00"
     d = deals(ledger)
     assert [(x["reference"], x["status"], x["response_code"]) for x in d] == [
-        ("000001", "committed", None), (None, "rejected", "63"), ("000003", "committed", None)]
+        ("000001", "committed", "00"), (None, "rejected", "63"), ("000003", "committed", "00")]   # DE 39 answered
     reason = d[1]["reason"]
     assert reason.startswith("unauthenticated: request of ") and "byte 83, field 64: MTI 0200: the MAC in field " \
         "64 does not verify" in reason, reason

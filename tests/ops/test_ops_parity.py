@@ -105,7 +105,7 @@ async def test_tcp_listen_bad_input_and_framing_errors(kind: str, nursery, tmp_p
                        {"code": "05", "kind": "refused"}], replies
     assert framing == {"code": "30", "kind": "malformed"}
     got = rows(ledger, "SELECT route, status, response_code FROM deals ORDER BY received_at, route")
-    assert sorted(got) == sorted([("pay", "committed", None), ("pay", "rejected", "13"),
+    assert sorted(got) == sorted([("pay", "committed", "00"), ("pay", "rejected", "13"),     # 00: the code answered
                                   ("(unrouted)", "rejected", "12"), ("(malformed)", "rejected", "30"),
                                   ("pay", "failed", "05"), ("(malformed)", "rejected", "30")]), got
     dead = sorted(rows(ledger, "SELECT error_kind, channel FROM dead_letters"))
@@ -156,7 +156,7 @@ async def test_iso8583_mac_unauthenticated(kind: str, tmp_path: Path, monkeypatc
         await c.aclose()
     assert [(r["11"], r["39"]) for r in replies] == [("000001", "00"), ("000002", "63"), ("000003", "00")]
     got = rows(ledger, "SELECT reference, status, response_code FROM deals ORDER BY reference NULLS LAST")
-    assert got == [("000001", "committed", None), ("000003", "committed", None), (None, "rejected", "63")], got
+    assert got == [("000001", "committed", "00"), ("000003", "committed", "00"), (None, "rejected", "63")], got
     dead = rows(ledger, "SELECT error_kind, raw FROM dead_letters")
     assert [(k, bytes(r)) for k, r in dead] == [("unauthenticated", bytes(tampered))]
 
@@ -276,7 +276,9 @@ async def test_file_watch_records_and_their_outcomes(kind: str, tmp_path: Path) 
     assert "record 2, byte offset 27: rejected (rejected, code 13)" in reason, reason
     assert "record 3, byte offset 55: failed (duplicate, code 94): repeats deal" in reason, reason
     got = sorted(rows(ledger, "SELECT reference, status, response_code FROM deals WHERE reference IS NOT NULL"))
-    assert got == [("A1", "committed", None), ("A1", "duplicate", None), ("A2", "committed", None),
+    # no reply, no response-code field: committed deals record no code; the repeat records the 94 it failed with
+    # (the reason file's "duplicate, code 94"), not its original's empty one
+    assert got == [("A1", "committed", None), ("A1", "duplicate", "94"), ("A2", "committed", None),
                    ("B1", "committed", None)], got
 
 

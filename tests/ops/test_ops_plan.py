@@ -148,3 +148,18 @@ def test_a_program_already_versioned_over_its_files_is_not_read_again(tmp_path) 
     assert with_referenced_files(once) is once
     (tmp_path / "t.csv").write_text("k,v\na,2\n")          # a fresh compile (a reload) reads it again
     assert with_referenced_files(compile_file(route)).version != once.version
+
+
+def test_a_channel_error_reply_that_names_a_route_code_field_changes_the_route(tmp_path: Path) -> None:
+    """A route without an error reply of its own takes its response-code field from its channel's (docs/ledger.md):
+    a channel `on error reply` that fills `code` with error.code changes what route a's committed deals record."""
+    (tmp_path / "codes.csv").write_text("code,text\n00,ok\n")
+    base = BASE.replace('reply Req { ref = msg.ref }', 'reply Req { ref = msg.ref  code = "00" }')
+    old = _program(tmp_path, base)
+    new = _program(tmp_path, base.replace("    framing = length2\n}",
+                                          "    framing = length2\n    on error reply Req { code = error.code }\n}", 1))
+    assert [r.response_code for r in old.routes] == [None, None]
+    assert [r.response_code for r in new.routes] == ["code", None]
+    plan = plan_reload(old, new)
+    assert plan.names("routes", "changed") == ["a"] and plan.names("routes", "kept") == ["b"]
+    assert plan.why["routes"]["a"] == "response-code field changed (none -> code: the on error reply of channel front)"

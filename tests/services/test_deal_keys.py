@@ -212,7 +212,9 @@ async def test_a_repeated_request_gets_the_original_answer_and_one_call(route, t
     assert service.code_of(reply_codec.decode(first)) == "00"
     legs = LEGS.get(route, 1)
     assert calls == legs, f"{route}: its {legs} counterpart(s) were called {calls} times for one request sent twice"
-    _check_duplicate_rows(_rows(ledger_path, req.ref), route, key_of(req.values), "committed", None)
+    # the ledger records the code answered (the reply's response-code field, docs/ledger.md), and the repeat
+    # the original's: until 2026-11 a committed deal and its duplicate recorded none
+    _check_duplicate_rows(_rows(ledger_path, req.ref), route, key_of(req.values), "committed", "00")
 
 
 @pytest.mark.parametrize("route", ["remittance_domestic", "card_purchase"])
@@ -282,7 +284,7 @@ async def test_a_repeated_claim_is_paid_once_with_one_result_file(tmp_path):
     assert written["status"] == "INSTRUCTED" and written["debit_ref"] == answer["debit_ref"] != ""
     assert written["claim_id"] == written["end_to_end_id"] == req.ref
     assert not any((tmp_path / "files" / "clm_voids").iterdir())
-    _check_duplicate_rows(_rows(ledger_path, req.ref), "claim_payout", key_of(req.values), "committed", None)
+    _check_duplicate_rows(_rows(ledger_path, req.ref), "claim_payout", key_of(req.values), "committed", "00")
 
 
 async def test_a_claim_whose_credit_was_refused_is_undone_once_and_its_repeat_refused(tmp_path):
@@ -370,7 +372,7 @@ async def test_bill_payment_repeat_is_answered_from_the_key_store(tmp_path):
     assert biller.requests == 1
     key = f"{values['biller_id']}/{values['trace_no']}/{values['value_date']:%Y%m%d}"
     _check_duplicate_rows(_rows(tmp_path / "ledger.duckdb", values["trace_no"]), "bill_payment", key,
-                          "committed", None)
+                          "committed", "00")
 
 
 async def test_bill_payment_copies_in_one_write_pay_once(tmp_path):
@@ -423,7 +425,7 @@ async def test_bill_payment_blank_trace_numbers_are_rejected_not_duplicates(tmp_
     finally:
         con.close()
     assert [(r[1], r[2], r[3]) for r in rows] == [("bill_payment", "rejected", "30"), ("bill_payment", "rejected", "30"),
-                                                  ("bill_payment", "committed", None)], rows
+                                                  ("bill_payment", "committed", "00")], rows
     assert all("reference (trace_no) missing" in r[4] for r in rows[:2])
     assert rows[2][5] == g["trace_no"]
     for deal_id, *_ in rows[:2]:       # rejected before the key: never accepted, never a duplicate
@@ -503,7 +505,9 @@ async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_pat
             assert [x["status"] for x in rows] == ["committed", "duplicate"], rows
             assert ("accepted", {"key": key}) in rows[0]["events"], rows[0]["events"]
             assert ("duplicate", {"original": rows[0]["deal_id"], "key": key}) in rows[1]["events"]
-            assert rows[1]["response_code"] is None and "without an answer to repeat" in rows[1]["reason"]
+            # 94, the code its result line was written with (the repeat's own failure: there is no reply to repeat);
+            # until 2026-11 the ledger recorded none, the committed original's empty code
+            assert rows[1]["response_code"] == "94" and "without an answer to repeat" in rows[1]["reason"]
         else:
             assert [(a["status"], a["code"]) for a in mine] == [("ACCEPTED", "00")], mine
             assert [(a["source_file"], a["source_line"]) for a in mine] == [("SO1-again.csv", 5)], mine

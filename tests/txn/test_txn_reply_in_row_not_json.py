@@ -115,7 +115,9 @@ async def test_a_repeat_after_a_restart_never_gets_the_rows_json_for_a_reply_tha
     assert not repeated.lstrip().startswith(b"{"), repeated    # never the row's JSON
     assert read(repeated) == {"ref": ref, "code": "94"}
     d = deals(ledger)
-    assert [x["status"] for x in d] == ["committed", "duplicate"]
+    # the codes answered: the original's 00 (its reply's code field, docs/ledger.md), the repeat's 94; not the
+    # original's 00 for a repeat that could not be answered with its reply
+    assert [(x["status"], x["response_code"]) for x in d] == [("committed", "00"), ("duplicate", "94")], d
     assert "the original ended committed without an answer to repeat" in d[1]["reason"], d[1]["reason"]
     assert bank.debit.counts[("post", ref)] == 1 and bank.credit.counts[("post", ref)] == 1
     assert not any(op == "cancel" for op, _ in bank.debit.counts | bank.credit.counts)
