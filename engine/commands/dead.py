@@ -376,8 +376,9 @@ def purge_cmd(
     The ledger file is then rewritten with its live data only, so the messages' bytes are gone from it
     (DuckDB would keep them in free blocks); that needs free space for a copy of the file next to it
     (docs/ledger.md#dead-letters). No engine may hold the ledger.
-    The tombstones are chained with the audit key: --deployment platform.yaml's ledger and
-    ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
+    The rows stay in the audit chain (the columns purge empties are outside it), and the ledger is opened
+    with its audit key, checked against the chain as by every writer: --deployment platform.yaml's ledger
+    and ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
     Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
     that is no dead letter (nothing purged); 2 usage error, no ledger file.
     """
