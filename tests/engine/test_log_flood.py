@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from engine.channels.tcp_listen import TcpListener
-from engine.faultlog import REPEAT_EVERY
+from engine.faultlog import REPEAT_EVERY, FaultLog
 from kit import compile_text, deals, running
 
 ROUTE = """
@@ -206,3 +206,23 @@ async def test_a_folder_of_bad_files_is_logged_once_per_kind_then_counted(tmp_pa
     assert len(deals(ledger)) == n * 50
     assert all((inbox / "error" / f"f{i:03d}.jsonl.reason.txt").read_text().startswith(
         f"file f{i:03d}.jsonl: 50 problem(s) in 50 record(s)") for i in range(n))
+
+
+def test_storage_faults_counted_since_their_last_line_are_written_at_the_stop(caplog) -> None:
+    # before: FaultLog.flush wrote bad input only; a disk still failing at the stop left its count unsaid
+    caplog.set_level(logging.WARNING)
+    now = [0.0]
+    alarm = FaultLog(logging.getLogger("bsp.journal"), "journal", clock=lambda: now[0])
+    for i in range(5):
+        alarm.failed("write", f"000000000002.wal: byte {4096 * i}: [Errno 28] No space left on device (ENOSPC)")
+    assert [r.getMessage() for r in caplog.records] == [
+        "journal: 000000000002.wal: byte 0: [Errno 28] No space left on device (ENOSPC)"]
+    now[0] = 3.0
+    alarm.flush()                                      # the stop
+    alarm.flush()                                      # nothing left the second time
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1:] == ["journal: still failing at the stop (4 more since the last report): 000000000002.wal: "
+                         "byte 16384: [Errno 28] No space left on device (ENOSPC)"], lines
+    assert all(r.levelno == logging.ERROR for r in caplog.records)
+    alarm.recovered("write")                           # its failures are still counted in full
+    assert caplog.records[-1].getMessage() == "journal: write works again after 5 failure(s)"
