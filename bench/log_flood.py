@@ -58,6 +58,25 @@ channel secure = tcp listen {
 }
 channel api = http listen { address = "127.0.0.1:0" path = "/pay" }
 channel back = tcp connect { address = "127.0.0.1:%(dead)d" framing = length4 timeout = 2s }
+channel capped = tcp listen { address = "127.0.0.1:0" framing = length2 max_connections = 1 }
+channel host = tcp connect {
+    address = "127.0.0.1:%(mux)d"
+    framing = length2
+    pool    = 1
+    match   = ["ref"]
+    timeout = 5s
+}
+route mux {
+    receive from front as Req when msg.op == "mux"
+    deal MUX { ref = msg.ref amount = 1.00 currency = "CNY" }
+    call c = host as Req reply Rsp { ref = msg.ref }
+    reply Rsp { ref = msg.ref code = "00" }
+}
+route capped_echo {
+    receive from capped as Req
+    deal CAPPED { ref = msg.ref amount = 1.00 currency = "CNY" }
+    reply Rsp { ref = msg.ref }
+}
 route pay {
     receive from front as Req when msg.op == "pay"
     validate { msg.amount > 0 else reject "13" "invalid amount" }
@@ -189,12 +208,49 @@ def log_size(path: Path) -> tuple[int, int]:
     return data.count(b"\n"), len(data)
 
 
+class Counterpart:
+    """The far end of ``host`` gone wrong: before each reply, ``stray`` replies matching no request."""
+
+    def __init__(self) -> None:
+        self.stray = 0
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        rx = LengthPrefixFramer(2)
+        try:
+            while data := await stream.receive_some(65536):
+                for frame in rx.feed(data):
+                    await stream.send_all(F2.frame(b'{"ref":"STRAY"}') * self.stray + F2.frame(frame))
+        except trio.BrokenResourceError:
+            pass
+
+
+async def reconnect_at_cap(n: int, port: int) -> None:
+    """A peer reconnecting in a loop at max_connections = 1: each connect closes the last (idle) one."""
+    last = await trio.open_tcp_stream("127.0.0.1", port)
+    for _ in range(n):
+        s = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.move_on_after(5):
+            while await last.receive_some(65536):     # closed by the engine for room
+                pass
+        await trio.aclose_forcefully(last)
+        last = s
+    await trio.aclose_forcefully(last)
+
+
+async def mux_unmatched(n: int, port: int, far: Counterpart) -> None:
+    far.stray = n                      # one request: n replies matching nothing, then its own
+    await frames_on_one_connection(1, port, [b'{"op":"mux","ref":"M1"}'])
+    far.stray = 0
+
+
 async def main(count: int, only: set[str], work: Path) -> None:
     ca = new_ca("flood CA")
     ca.write(work / "ca")
     ca.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], server=True).write(work / "server")
     route = work / "flood.route"
-    route.write_text(ROUTE % {"dir": work, "dead": dead_port()})
+    far = Counterpart()
+    (far_listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    route.write_text(ROUTE % {"dir": work, "dead": dead_port(), "mux": far_listener.socket.getsockname()[1]})
     log = work / "bsp.log"
     setup_logging("warning", "text", log).add(TOKEN)
     registry = default_registry()
@@ -211,12 +267,13 @@ async def main(count: int, only: set[str], work: Path) -> None:
     ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[hook])
     results: list[tuple[str, int, int]] = []
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(trio.serve_listeners, far.serve, [far_listener]))
         nursery.start_soon(partial(run_live, res.program, registry, ledger_path=ledger,
                                    load=lambda: ([route], {}), grace=2.0, ops=ops))
         await ready.wait()
         eng = box[0]
         ch = eng.current.channels
-        front, asc, secure, api = (ch[n].port for n in ("front", "asc", "secure", "api"))
+        front, asc, secure, api, capped = (ch[n].port for n in ("front", "asc", "secure", "api", "capped"))
         url = f"http://127.0.0.1:{api}/pay"
         kinds = {
             "malformed_over_max": lambda: many_connections(count, front, b"\xff\xff" + b"x" * 10),
@@ -231,6 +288,8 @@ async def main(count: int, only: set[str], work: Path) -> None:
             "admin_token_refused": lambda: admin_refused(count, eng.admin_port),
             "tls_no_cert": lambda: tls_no_cert(count, secure, work / "ca.pem"),
             "closed_mid_frame": lambda: many_connections(count, front, b"\x00\x40" + b"{" * 10, wait_close=False),
+            "reconnect_at_cap": lambda: reconnect_at_cap(count, capped),
+            "mux_unmatched_replies": lambda: mux_unmatched(count, front, far),
         }
         await trio.sleep(0.5)
         for name, run in kinds.items():
@@ -246,6 +305,8 @@ async def main(count: int, only: set[str], work: Path) -> None:
                   f"{(l1 - l0) / count:7.3f} lines/msg  ({trio.current_time() - t0:.1f}s)", flush=True)
         l0, b0 = log_size(log)
         eng.drain()
+        await trio.sleep(3.0)
+        nursery.cancel_scope.cancel()       # the counterpart of ``host``
     l1, b1 = log_size(log)
     print(f"{'at the stop':26s} {'':6s}       {l1 - l0:7d} lines  {b1 - b0:9d} bytes")
     deals, dead = ledger_counts(ledger)

@@ -9,7 +9,8 @@ Storage faults (a full disk):
 
 The first failure of a kind is logged at once with its full text (the file, the byte offset, the errno
 and what to do); the same kind failing again is counted and logged again at most every ``every``
-seconds ("still failing, N more since"); the first success after failures says so once.  Storage
+seconds ("still failing, N more since"), and at the stop (``flush``: "still failing at the stop, N more
+since"); the first success after failures says so once.  Storage
 errors raised by the journal carry ``logged = True`` once reported here, so the runtime does not log
 them again per deal (``engine.runtime.dispatch``).
 
@@ -83,7 +84,7 @@ class FaultLog:
         self.clock = clock
         self.wall = wall
         self.max_kinds = max_kinds
-        self._open: dict[str, list[Any]] = {}      # kind -> [failures, last logged at, failures since]
+        self._open: dict[str, list[Any]] = {}      # kind -> [failures, last logged at, failures since, last text]
         self._seen: dict[Hashable, _Seen] = {}     # bad input: kind -> its state
         self._wake: trio.Event | None = None       # set by the first repeat counted: ``run`` has work
 
@@ -136,11 +137,16 @@ class FaultLog:
         return nxt
 
     def flush(self) -> None:
-        """Write every count not yet written (at the stop)."""
+        """Write every count not yet written (at the stop): bad input and storage faults."""
         now = self.clock()
         for seen in self._seen.values():
             if seen.more:
                 self._summary(seen, now)
+        for st in self._open.values():
+            if st[2]:
+                self.log.error("%s: still failing at the stop (%d more since the last report): %s", self.what,
+                               st[2], st[3])
+                st[1], st[2] = now, 0
 
     async def run(self) -> None:
         """Write each summary once its window is over, also when no more bad input comes to trigger it.
@@ -163,11 +169,12 @@ class FaultLog:
         now = self.clock()
         st = self._open.get(kind)
         if st is None:
-            self._open[kind] = [1, now, 0]
+            self._open[kind] = [1, now, 0, text]
             self.log.error("%s: %s", self.what, text)
             return True
         st[0] += 1
         st[2] += 1
+        st[3] = text
         if now - st[1] >= self.every:
             self.log.error("%s: still failing (%d more since the last report): %s", self.what, st[2], text)
             st[1], st[2] = now, 0

@@ -69,7 +69,7 @@ from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
 from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
-from engine.ledger import Ledger, open_ledger
+from engine.ledger import Ledger, flush_alarms, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines, storage_failure
 
 log = logging.getLogger("bsp.journal")
@@ -950,6 +950,7 @@ async def open_journaled_ledger(
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(jl.close_file, limiter=jl._io)
+            flush_alarms(jl)            # the journal's (and its manager's) failures not yet written
 
 
 @asynccontextmanager

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -495,6 +496,16 @@ def _each_alone(items: list[Any], whole: Any, one: Any) -> list[Any]:
     return results
 
 
+def flush_alarms(ledger: Any) -> None:
+    """At the stop: the failures of ``ledger``'s and its transaction manager's storage counted since their
+    last line (engine/faultlog.py ``flush``)."""
+    ledger.alarm.flush()
+    txn = sys.modules.get("engine.txn.manager")         # not imported: no manager (it imports this module)
+    manager = txn.existing_manager(ledger) if txn is not None else None
+    if manager is not None:
+        manager.alarm.flush()
+
+
 @asynccontextmanager
 async def open_ledger(
     path: str | Path = DEFAULT_LEDGER,
@@ -551,3 +562,4 @@ async def open_ledger(
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.close, limiter=ledger._limiter)
+        flush_alarms(ledger)            # storage faults counted since their last line (engine/faultlog.py)

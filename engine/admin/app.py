@@ -359,10 +359,12 @@ async def serve_admin(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(app.refusals.run)       # the count of refusals once its minute is over
+            nursery.start_soon(room.faults.run)        # connections closed for room, counted in a loop
             await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
                              room=room, task_status=task_status)
     finally:
         app.refusals.flush()
+        room.faults.flush()
 
 
 class _WarnInClear:

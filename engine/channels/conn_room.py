@@ -24,6 +24,11 @@ cancelled; its socket is closed with ``EVICT_LINGER`` 0 (a FIN, its replies all 
 waiting for the peer to close, which a peer that never closes would make last a second per new
 connection).  When no connection can be chosen, the new peer waits (in the OS backlog) until one ends or
 can be chosen (that one is then closed the same way), with a warning saying why and what to change.
+
+The warnings for connections closed for room go through the listener's ``FaultLog`` (engine/faultlog.py):
+the first of each reason in full, the same again within its window counted and summed up in one line (a
+peer reconnecting in a loop at the cap closes one connection per connect).  The pause warning is written
+once per pause (a peer waiting at the cap), not per connection.
 """
 from __future__ import annotations
 
@@ -33,12 +38,16 @@ from typing import Any
 import trio
 
 from engine.channels.retire import SEND_WAIT, StopReading
+from engine.faultlog import FaultLog
 
 log = logging.getLogger("bsp.channel.tcp")
 
 EVICT_LINGER = 0.0     # seconds an evicted connection waits for its peer to close after the engine's FIN
 STALL = SEND_WAIT      # seconds a send of replies may be blocked (the client reads nothing) before it may go
 REASONS = ("handshake", "idle", "unread")      # why a connection was closed for room (metrics label)
+NOUNS = {"handshake": "connections closed for room in their TLS handshake",      # the summary line's
+         "idle": "idle connections closed for room",
+         "unread": "connections closed for room whose client took no reply"}
 IDLE_HINT = "set idle_timeout to close idle connections sooner; "
 STATES = (("handling", "with a request being handled or answered"), ("reading", "reading a {unit} not complete yet"),
           ("unread", f"whose client has not taken its replies yet (closed for room after {STALL:g}s)"),
@@ -146,11 +155,14 @@ class Room:
     API: ``title`` on ``address`` instead, no metrics).  ``limit``: what the cap is called in the warnings;
     ``hint``: what to change (default: raise max_connections of the channel, at ``place``); ``idle_hint``:
     how to close idle connections sooner; ``unit``: what a connection reads (the warnings); ``backlog``: the
-    listening socket's (None: the system's)."""
+    listening socket's (None: the system's).  ``faults``: the listener's ``FaultLog``, whose ``what`` is
+    ``who`` ("channel NAME"), the connections closed for room are logged through (None: the room's own, for
+    the admin API; its listener runs ``faults.run`` and ``faults.flush``)."""
 
     def __init__(self, channel: str | None, cap: int, place: str | None = None, backlog: int | None = 128, *,
                  title: str = "", limit: str = "max_connections", hint: str | None = None,
-                 idle_hint: str = IDLE_HINT, unit: str = "frame", logger: logging.Logger = log) -> None:
+                 idle_hint: str = IDLE_HINT, unit: str = "frame", logger: logging.Logger = log,
+                 faults: FaultLog | None = None) -> None:
         self.channel = channel
         self.cap = cap
         self.backlog = backlog          # the listening socket's (for the warning)
@@ -165,6 +177,8 @@ class Room:
         self.capped = 0                 # times accepting paused: no connection could be closed
         self.evicted = 0                # connections closed to make room
         self.metrics: Any = None        # engine.metrics.Metrics (``attach_metrics`` of the channel), or None
+        self._own_faults = faults is None
+        self.faults = FaultLog(logger, self.who, clock=trio.current_time) if faults is None else faults
         self._changed = trio.Event()
 
     @property
@@ -262,24 +276,34 @@ class Room:
         self.open.discard(victim)
         victim.evicted = why
         now = trio.current_time()
-        full = f"{self.who}: {self.cap} connections open ({self.limit})"
+        full = f"{self.cap} connections open ({self.limit})"
         hint = self.raise_hint()
         if victim.gentle is not None:
             victim.gentle.linger = min(victim.gentle.linger, EVICT_LINGER)
         if why == "handshake":
-            self.log.warning("%s: closing the connection from %s, in its TLS handshake for %.1fs (the longest), "
-                             "to accept a new peer; %s", full, victim.peer, now - victim.last, hint)
+            what = f"in its TLS handshake for {now - victim.last:.1f}s (the longest), to accept a new peer; {hint}"
+            self._closed(why, f"{full}: closing the connection from {victim.peer}, {what}", victim.peer, what)
             victim.handshake.cancel()   # type: ignore[union-attr]
         elif why == "idle":
-            self.log.warning("%s: closing %s, idle for %.1fs (the longest), to accept a new peer; %s%s",
-                             full, victim.label(), now - victim.last, self.idle_hint, hint)
+            what = (f"idle for {now - victim.last:.1f}s (the longest), to accept a new peer; "
+                    f"{self.idle_hint}{hint}")
+            self._closed(why, f"{full}: closing {victim.label()}, {what}", victim.peer, what)
             victim.close_idle()
         else:
-            self.log.warning("%s: closing %s, whose client has taken no reply for %.1fs (the longest), to "
-                             "accept a new peer; its replies not taken are lost to it (the deals are recorded); "
-                             "%s", full, victim.label(), now - (victim.unread_since() or now), hint)
+            what = (f"whose client has taken no reply for {now - (victim.unread_since() or now):.1f}s (the "
+                    f"longest), to accept a new peer; its replies not taken are lost to it (the deals are "
+                    f"recorded); {hint}")
+            self._closed(why, f"{full}: closing {victim.label()}, {what}", victim.peer, what)
             victim.close_unread()
         return True
+
+    def _closed(self, why: str, text: str, peer: str, reason: str) -> None:
+        """The warning for a connection closed for room: the first of its reason in full, a loop of them
+        counted and summed up (engine/faultlog.py)."""
+        if self._own_faults:
+            self.faults.what = self.who         # the admin API's address is known once it listens
+        self.faults.occurred(("closed for room", why), text, noun=NOUNS[why], source=peer, reason=reason,
+                             logger=self.log)
 
     def raise_hint(self) -> str:
         if self.hint is not None:

@@ -39,6 +39,11 @@ route reads ``file.name``, ``file.line``, ``file.record``, ``file.offset`` and
 ``file.records``, and a record that does not decode is told at its byte offset
 in the file, naming its line.  A file over ``max_file_bytes`` (checked on its size before it is read)
 is not read: it goes to ``error/`` with its reason, noted in the index without a SHA-256.
+
+The log has one line per file at most, never one per record (a record's problem is in the reason file),
+and the files going to ``error/`` go through the channel's ``FaultLog`` (engine/faultlog.py): the first of
+each kind (bad records, cannot be split, already run, too big, changed while it ran) in full, a folder of
+thousands of them counted and summed up in one line per 30 seconds and at the stop.
 """
 from __future__ import annotations
 
@@ -62,6 +67,7 @@ from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_nam
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
+from engine.faultlog import FaultLog
 from engine.filemodes import make_shared_dirs, shared_mode
 from formats.component import ComponentSpec, OptionSpec
 from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
@@ -75,6 +81,12 @@ _NUMBERS = itertools.count(1)
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
 MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
+# kinds of files going to error/ (FaultLog): what a summary line calls them
+ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (each with its NAME.reason.txt)",
+               "not split": "files to error/ that cannot be split into records",
+               "repeat": "files to error/ whose bytes already ran (run_once)",
+               "too big": "files to error/ over max_file_bytes",
+               "changed": "files to error/ that changed while they ran"}
 
 
 class FileWatcher:
@@ -156,6 +168,8 @@ class FileWatcher:
         self.failed: list[str] = []
         self.running: str | None = None          # the file being run now
         self.ran_records = 0                      # records of the file being run, run so far
+        # files to error/: the first of each kind in full, a folder of them counted (engine/faultlog.py)
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
 
     def bind_codecs(self, ctx: Any) -> None:
         """The switchboard's binder hands the formats named by ``trailer`` and ``total_format``."""
@@ -173,6 +187,15 @@ class FileWatcher:
 
     # -- Listener -----------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as ticker:
+                ticker.start_soon(self.faults.run)       # summaries of files to error/, when due
+                await self._serve(handler, task_status)
+                ticker.cancel_scope.cancel()
+        finally:
+            self.faults.flush()                         # the counts not yet written
+
+    async def _serve(self, handler: ExchangeHandler, task_status: Any) -> None:
         for d in (self.dir, self.done_dir, self.error_dir):
             make_shared_dirs(d)          # as the process's umask makes them (the engine's is owner-only)
         await self._files()
@@ -412,8 +435,10 @@ class FileWatcher:
         head: tuple[int, bytes] | None = None     # with header_row: the header row (offset, bytes)
         first = 1
         resume = earlier = 0                     # records recorded before a stop, and their problems
+        kind = "bad records"                     # why it goes to error/ if it does (the log's kinds)
         before = index.finished(sha)
         if before is not None and self.run_once:
+            kind = "repeat"
             problems.append(f"record 1, byte offset 0: the same bytes as file {before.name}, run to its end at "
                             f"{before.at} (it is {before.status}/{before.archived}): a file is run once, so no "
                             f"record was run; to run it again, change it, or set run_once = false")
@@ -430,6 +455,7 @@ class FileWatcher:
             try:
                 records = split_records(data, self.record, self.record_size, self.quote)
             except FormatError as exc:
+                kind = "not split"
                 problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
                                 f"{self.record} records: {exc.message}"
                                 + (f" (hint: {exc.hint})" if exc.hint else ""))
@@ -462,15 +488,14 @@ class FileWatcher:
         self._stuck_files.pop(path, None)
         self._written.discard(path)
         if change is not None:
-            log.error("channel %s: %s changed while it was read (%s); the whole file as it is now -> error/%s; %s "
-                      "(see its reason file); its sender should write under a temporary name and rename, or set "
-                      "complete = \"stable\"", self.name, path.name, change, archived,
-                      f"{records_text(first, first + len(records) - 1)} of the bytes read ran, their deals "
-                      f"in the ledger" if records else "no record was run")
-            self.failed.append(path.name)
+            ran = (f"{records_text(first, first + len(records) - 1)} of the bytes read ran, their deals in the "
+                   f"ledger" if records else "no record was run")
+            self._to_error("changed", path, archived, f"{path.name} changed while it was read ({change}); the "
+                           f"whole file as it is now -> error/{archived}; {ran} (see its reason file); its sender "
+                           f"should write under a temporary name and rename, or set complete = \"stable\"",
+                           f"changed while it was read ({change}); {ran}", logging.ERROR)
         elif not ok:
-            log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, archived, problems[0])
-            self.failed.append(path.name)
+            self._to_error(kind, path, archived, f"{path.name} -> error/{archived}: {problems[0]}", problems[0])
         else:
             log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
@@ -497,12 +522,18 @@ class FileWatcher:
         os.replace(path, self.error_dir / archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
-        log.warning("channel %s: %s -> error/%s: %s", self.name, path.name, archived, problem)
-        self.failed.append(path.name)
+        self._to_error("too big", path, archived, f"{path.name} -> error/{archived}: {problem}", problem)
         await trio.to_thread.run_sync(index.note, NOT_READ, "error", path.name, archived)
         marker = path.with_name(path.name + ".done")
         if marker.exists():
             marker.unlink()
+
+    def _to_error(self, kind: str, path: Path, archived: str, text: str, reason: str,
+                  level: int = logging.WARNING) -> None:
+        """A file moved to error/: the first of its kind in full, a folder of them counted and summed up."""
+        self.failed.append(path.name)
+        self.faults.occurred(kind, text, noun=ERROR_NOUNS[kind], source=path.name,
+                             reason=f"-> error/{archived}: {reason}", level=level, logger=log)
 
     def _move_on(self, archived: str, name: str) -> str:
         """A file that reached done/ as its sender wrote to it moves on to error/; its name there."""

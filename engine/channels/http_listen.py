@@ -107,8 +107,11 @@ class HttpListener:
             self.router.add(self.method, self.path, self._request)
         except ValueError as exc:
             raise ChannelConfigError(f"channel {name}: option path: {exc}") from None
+        # refused clients, failed handshakes, bad signatures, connections closed for room: the first of each
+        # kind in full, a flood counted and summed up (engine/faultlog.py)
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         # at the cap, a connection in its TLS handshake or idle makes room (engine/channels/conn_room.py)
-        self.room = http_room(cap, channel=name, logger=log)
+        self.room = http_room(cap, channel=name, logger=log, faults=self.faults)
         self.ssl_context, self.access, _ = listen_security(name, options, load_tls=load_tls)
         self.signature = BodySignature.from_options(name, options, load=load_tls)
         self._handler: ExchangeHandler | None = None
@@ -119,9 +122,6 @@ class HttpListener:
         self.refused = 0
         self.tls_failures = 0
         self.unauthenticated = 0
-        # refused clients, failed handshakes, bad signatures: the first of each kind in full, a flood counted
-        # and summed up (engine/faultlog.py)
-        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         self.metrics: Any = None
 
     def attach_metrics(self, metrics: Any) -> None:

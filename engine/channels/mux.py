@@ -23,7 +23,10 @@ asked for) is logged and counted in ``unmatched``; a reply that cannot be
 decoded is logged and counted in ``garbled`` (its request then times out).
 A reply whose message MAC is missing or wrong (``formats.mac.MacError``) is
 counted in ``unauthentic`` and never used: the request its key names (read
-without the MAC check) fails at once with kind ``unauthenticated``.
+without the MAC check) fails at once with kind ``unauthenticated``.  Those
+lines go through the channel's ``FaultLog`` (engine/faultlog.py): the first of
+each kind in full, a counterpart gone wrong sending thousands counted and
+summed up in one line per 30 seconds and at the stop.
 
 ``echo_every`` (with ``match = iso8583``) sends an 0800 (DE 70 = 301) on each
 connection at that interval; an echo not answered within ``timeout`` closes
@@ -48,6 +51,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, request_one
 from engine.channels.options import ChannelConfigError, parse_address, reversal_in_flight, seconds
 from engine.channels.pool import Pool, PoolConn
+from engine.faultlog import FaultLog
 from engine.resilience import FAILURE_KINDS, CircuitBreaker, InFlightCap, Rejected, RetryPolicy
 from engine.tls import client_context
 from formats.component import OptionSpec
@@ -240,6 +244,8 @@ class MuxConnector:
         self.echoes = 0
         self.echo_failures = 0
         self.echo_error: str | None = None     # why no echo can be built (the format refuses the 0800)
+        # replies unmatched, unreadable, not authentic: the first of each kind in full, a flood counted
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
 
     # -- wiring ---------------------------------------------------------------
     @property
@@ -317,10 +323,14 @@ class MuxConnector:
     # -- running ----------------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            await self.pool.run(task_status=task_status)
+            async with trio.open_nursery() as ticker:
+                ticker.start_soon(self.faults.run)     # summaries of repeated bad replies, when due
+                await self.pool.run(task_status=task_status)
+                ticker.cancel_scope.cancel()
         finally:
             self._closed = True
             self._fail_pending(None, ConnectionLost(f"channel {self.name}: engine stopping", channel=self.name))
+            self.faults.flush()                        # the counts not yet written
 
     request = request_one
 
@@ -457,8 +467,8 @@ class MuxConnector:
                 if not fifo:
                     self.unmatched += 1
                     self._count("unmatched")
-                    log.warning("channel %s: connection %d: a reply nobody asked for (stream byte %d); the "
-                                "stream is out of step, closing it", self.name, conn.number, conn.framer.offset)
+                    self._fault("unasked", conn, f"a reply nobody asked for (stream byte {conn.framer.offset}); "
+                                "the stream is out of step, closing it", "replies nobody asked for")
                     conn.close("the counterpart sent a reply nobody asked for")
                     return
                 fifo.popleft().resolve(f)
@@ -477,15 +487,15 @@ class MuxConnector:
             except Exception as exc:    # FormatError, or a codec that fails otherwise on garbage
                 self.garbled += 1
                 self._count("garbled")
-                log.warning("channel %s: connection %d: reply of %d bytes cannot be read (%s); dropped, its "
-                            "request will time out", self.name, conn.number, len(f), exc)
+                self._fault("garbled", conn, f"reply of {len(f)} bytes cannot be read ({exc}); dropped, its "
+                            "request will time out", "replies that cannot be read")
                 continue
             slot = pending.pop(key, None)
             if slot is None:
                 self.unmatched += 1
                 self._count("unmatched")
-                log.warning("channel %s: connection %d: reply with key %s matches no request waiting (late "
-                            "after a timeout, or never asked for); dropped", self.name, conn.number, "/".join(key))
+                self._fault("unmatched", conn, f"reply with key {'/'.join(key)} matches no request waiting (late "
+                            "after a timeout, or never asked for); dropped", "replies matching no request")
                 continue
             if len(seen) >= MEMO_MAX:
                 seen.clear()
@@ -503,11 +513,16 @@ class MuxConnector:
         except Exception:               # noqa: BLE001 - not even its key can be read
             key = None
         slot = self._pending.pop(key, None) if key is not None else None
-        log.warning("channel %s: connection %d: reply of %d bytes is not authentic (%s); %s", self.name,
-                    conn.number, len(frame), exc, "its request fails" if slot is not None else "dropped")
+        self._fault("unauthentic", conn, f"reply of {len(frame)} bytes is not authentic ({exc}); "
+                    + ("its request fails" if slot is not None else "dropped"), "replies not authentic")
         if slot is not None:
             slot.resolve(Unauthentic(f"channel {self.name}: the answer from {self.address} is not authentic: "
                                      f"{exc}", channel=self.name))
+
+    def _fault(self, kind: str, conn: PoolConn, what: str, noun: str) -> None:
+        """A bad reply: the first of its kind in full, a flood of them counted and summed up."""
+        self.faults.occurred(kind, f"connection {conn.number} to {self.address}: {what}", noun=noun,
+                             source=f"connection {conn.number}", reason=what, logger=log)
 
     def _on_lost(self, conn: PoolConn, reason: str) -> None:
         if conn.unsent:                 # never written: the counterpart cannot have seen them (not in doubt)

@@ -59,7 +59,7 @@ class TcpListener:
         self._draining = False
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
-        self.room = Room(name, self.max_connections, backlog=self.backlog)     # the slots; at the cap one that can spare it makes room
+        self.room = Room(name, self.max_connections, backlog=self.backlog, faults=self.faults)     # the slots; at the cap one that can spare it makes room
         self.metrics: Any = None
 
     def attach_metrics(self, metrics: Any) -> None:

@@ -15,6 +15,7 @@ import h11
 import trio
 
 from engine.channels.conn_room import IDLE_HINT, Room, Slot
+from engine.faultlog import FaultLog
 
 
 class HttpSlot(Slot):
@@ -57,12 +58,14 @@ class HttpSlot(Slot):
 
 
 def http_room(cap: int, *, channel: str | None = None, title: str = "HTTP server", limit: str = "max_connections",
-              hint: str | None = None, idle_hint: str = IDLE_HINT, logger: logging.Logger | None = None) -> Room:
-    """The room of one HTTP server (its listening sockets' backlog is the system's)."""
+              hint: str | None = None, idle_hint: str = IDLE_HINT, logger: logging.Logger | None = None,
+              faults: FaultLog | None = None) -> Room:
+    """The room of one HTTP server (its listening sockets' backlog is the system's); ``faults``: the
+    channel's ``FaultLog`` (None: the room's own, which the server's owner runs: the admin API)."""
     if hint is None and channel is None:
         hint = "if its clients need more connections at once, raise its max_connections"
     return Room(channel, cap, backlog=None, title=title, limit=limit, hint=hint, idle_hint=idle_hint,
-                unit="request", logger=logger or logging.getLogger("bsp.http"))
+                unit="request", logger=logger or logging.getLogger("bsp.http"), faults=faults)
 
 
 def peer_text(peer: Any) -> str:

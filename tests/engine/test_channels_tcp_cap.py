@@ -6,6 +6,7 @@ Time is a ``MockClock`` moved by hand (``clock.jump``), so "idle longest" is set
 sleeps; its ``autojump_threshold`` only ends a test that would hang (a real second with nothing to do)."""
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -269,3 +270,57 @@ async def test_evictions_and_pauses_are_counted_in_the_metrics(nursery, clock) -
     h.release.set()
     for s in (a, b, c):
         await s.aclose()
+
+
+def room_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+            and r.getMessage().startswith("channel front:")
+            and ("connections open" in r.getMessage() or "closed for room since" in r.getMessage())]
+
+
+async def test_a_peer_reconnecting_in_a_loop_at_the_cap_is_logged_once_then_counted(nursery, clock, caplog) -> None:
+    # before: one warning per connect (each closes the connection idle longest: the previous one)
+    caplog.set_level(logging.WARNING)
+    h = Big()
+    lst = await start(nursery, h, max_connections=2)
+    busy = await connect(lst)
+    await busy.send_all(F.frame(b"slow-1"))               # never closed for room
+    await until(lambda: h.waiting == 1)
+    n = 40
+    prev = await connect(lst)
+    for _ in range(n):                                    # a peer reconnecting in a loop
+        s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+        assert await closed(prev)
+        assert await ask(s, b"x") == b"X"
+        await prev.aclose()
+        prev = s
+    assert lst.evicted == n
+    lines = room_lines(caplog)
+    assert len(lines) == 1, lines                         # the first in full, with what to change
+    assert re.search(r"channel front: 2 connections open \(max_connections\): closing connection \d+ from "
+                     r"127.0.0.1:\d+, idle for 0.0s \(the longest\), to accept a new peer; set idle_timeout to "
+                     r"close idle connections sooner; if the counterparts need more connections at once, raise "
+                     r"max_connections of channel front", lines[0]), lines
+    # another reason within the window is logged at once, in full
+    deaf = await not_reading(lst)                         # takes prev's slot (idle: counted)
+    assert await closed(prev)
+    await until(lambda: any(a.sending is not None for a in lst.room.open))
+    d = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    await d.send_all(F.frame(b"d1"))
+    clock.jump(STALL)
+    rx = LengthPrefixFramer(2)
+    assert rx.feed(await receive(d)) == [b"D1"]
+    lines = room_lines(caplog)
+    assert len(lines) == 2 and re.search(r"closing connection \d+ from 127.0.0.1:\d+, whose client has taken no "
+                                         r"reply for [\d.]+s \(the longest\)", lines[1]), lines
+    assert "counted, not logged" not in lines[1]
+    # at the stop, the count not yet written, naming the last peer and why
+    h.release.set()
+    for s in (busy, deaf, d, prev):
+        await s.aclose()
+    lst.stop_accepting()
+    await until(lambda: len(room_lines(caplog)) == 3)
+    last = room_lines(caplog)[2]         # n + 1 idle ones closed (the loop's, then deaf's), the first logged
+    assert re.match(rf"channel front: {n:,} more idle connections closed for room since \d\d:\d\d:\d\d \(counted, "
+                    r"not logged one by one\), last from 127.0.0.1:\d+: idle for 0.0s \(the longest\), to accept "
+                    r"a new peer; set idle_timeout", last), last

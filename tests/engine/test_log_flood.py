@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from engine.channels.tcp_listen import TcpListener
-from engine.faultlog import REPEAT_EVERY
+from engine.faultlog import REPEAT_EVERY, FaultLog
 from kit import compile_text, deals, running
 
 ROUTE = """
@@ -157,3 +157,72 @@ async def test_the_summary_comes_after_the_window_even_when_the_flood_stopped(nu
     lst.stop_accepting()
     await trio.testing.wait_all_tasks_blocked()
     assert len(channel_lines(caplog, "front")) == 3            # nothing left to sum up at the stop
+
+
+FILE_ROUTE = """
+format Pay = json
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.jsonl"
+}
+route pay {
+    receive from inbox as Pay
+    validate {
+        msg.amount > 0 else reject "13" "invalid amount"
+    }
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+}
+"""
+
+
+async def test_a_folder_of_bad_files_is_logged_once_per_kind_then_counted(tmp_path, caplog) -> None:
+    # before: one warning per file to error/ (a folder of thousands of bad files, thousands of lines); never
+    # one per record (a file of many bad records is one line, its records in its reason file)
+    caplog.set_level(logging.WARNING)
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    n = 40
+    for i in range(n):
+        (inbox / f"f{i:03d}.jsonl").write_text("".join('{"ref": "R%d-%d", "amount": -1}\n' % (i, r)
+                                                       for r in range(50)))
+    (inbox / "zz.jsonl").write_bytes((inbox / "f000.jsonl").read_bytes())     # another kind: already run
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, FILE_ROUTE), ledger):
+        with trio.fail_after(30):
+            while len(list((inbox / "error").glob("*.jsonl"))) < n + 1:
+                await trio.sleep(0.05)
+        during = channel_lines(caplog, "inbox")
+    after = channel_lines(caplog, "inbox")
+    assert len(during) == 2, during
+    assert during[0] == ("channel inbox: f000.jsonl -> error/f000.jsonl: record 1, byte offset 0: rejected "
+                         "(rejected, code 13): invalid amount"), during
+    assert during[1].startswith("channel inbox: zz.jsonl -> error/zz.jsonl: record 1, byte offset 0: the same "
+                                "bytes as file f000.jsonl, run to its end at "), during
+    assert len(after) == 3, after
+    assert after[2].startswith(f"channel inbox: {n - 1} more files to error/ with rejected or failed records (each "
+                               "with its NAME.reason.txt) since "), after
+    assert f"last from f{n - 1:03d}.jsonl: -> error/f{n - 1:03d}.jsonl: record 1, byte offset 0: rejected" in after[2]
+    # nothing of the recording changed: every record a deal, every file its reason
+    assert len(deals(ledger)) == n * 50
+    assert all((inbox / "error" / f"f{i:03d}.jsonl.reason.txt").read_text().startswith(
+        f"file f{i:03d}.jsonl: 50 problem(s) in 50 record(s)") for i in range(n))
+
+
+def test_storage_faults_counted_since_their_last_line_are_written_at_the_stop(caplog) -> None:
+    # before: FaultLog.flush wrote bad input only; a disk still failing at the stop left its count unsaid
+    caplog.set_level(logging.WARNING)
+    now = [0.0]
+    alarm = FaultLog(logging.getLogger("bsp.journal"), "journal", clock=lambda: now[0])
+    for i in range(5):
+        alarm.failed("write", f"000000000002.wal: byte {4096 * i}: [Errno 28] No space left on device (ENOSPC)")
+    assert [r.getMessage() for r in caplog.records] == [
+        "journal: 000000000002.wal: byte 0: [Errno 28] No space left on device (ENOSPC)"]
+    now[0] = 3.0
+    alarm.flush()                                      # the stop
+    alarm.flush()                                      # nothing left the second time
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1:] == ["journal: still failing at the stop (4 more since the last report): 000000000002.wal: "
+                         "byte 16384: [Errno 28] No space left on device (ENOSPC)"], lines
+    assert all(r.levelno == logging.ERROR for r in caplog.records)
+    alarm.recovered("write")                           # its failures are still counted in full
+    assert caplog.records[-1].getMessage() == "journal: write works again after 5 failure(s)"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 
 import pytest
 import trio
@@ -13,6 +14,7 @@ from engine.channels.mux import MuxConnector
 from engine.channels.options import ChannelConfigError
 from engine.channels.tcp_connect import TcpConnector, build
 from engine.sim.iso_host import IsoHost
+from formats.framing import LengthPrefixFramer
 from formats.iso8583 import codec_for
 from kit import REPO
 
@@ -193,3 +195,54 @@ async def test_echo_the_format_cannot_encode_keeps_engine_and_connection(nursery
     assert sum("cannot build the echo 0800" in r.getMessage() for r in caplog.records) == 1
     assert host.echoes == 0 and ch.connects == 1
     assert not isinstance(await ch.request(req(1)), ChannelError)
+
+
+def mux_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.WARNING and r.getMessage().startswith("channel host:")]
+
+
+async def test_a_counterpart_flooding_bad_replies_is_logged_once_per_kind_then_counted(nursery, caplog) -> None:
+    # before: one warning per bad reply (a counterpart gone wrong sends thousands)
+    n = 500
+    framer = LengthPrefixFramer(2)
+    stray = ISO.encode({"t": "0210", "3": "000000", "4": "000000000001", "7": "0101000000", "11": "999999",
+                        "39": "00", "41": "NOBODY01", "49": "978"})
+    sent = trio.Event()
+
+    async def counterpart(stream) -> None:          # answers the first request after a flood of bad replies
+        rx = LengthPrefixFramer(2)
+        while not (got := rx.feed(await stream.receive_some(65536))):
+            pass
+        reply = ISO.decode(got[0]) | {"t": "0210", "39": "00"}
+        await stream.send_all(framer.frame(stray) * n)
+        await stream.send_all(framer.frame(ISO.encode(reply)))
+        await stream.send_all(framer.frame(b"\x00garbage"))           # another kind: logged at once
+        sent.set()
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, counterpart, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    caplog.set_level(logging.WARNING, "bsp.channel.mux")
+    async with trio.open_nursery() as engine:
+        ch = await start_mux(engine, port)
+        (r,) = await ch.request_many([req(1)])
+        assert ISO.decode(r)["11"] == "000001"      # the good reply among them is still matched
+        await sent.wait()
+        with trio.fail_after(10):
+            while ch.garbled < 1:
+                await trio.sleep(0.01)
+        assert ch.unmatched == n
+        lines = mux_lines(caplog)
+        assert len(lines) == 2, lines
+        assert re.fullmatch(rf"channel host: connection \d+ to 127.0.0.1:{port}: reply with key 020/999999/"
+                            r"NOBODY01 matches no request waiting \(late after a timeout, or never asked for\); "
+                            r"dropped", lines[0]), lines
+        assert re.match(rf"channel host: connection \d+ to 127.0.0.1:{port}: reply of 8 bytes cannot be read "
+                        r"\(byte 0, field t: MTI '\\x00gar' is not 4 digits", lines[1]), lines
+        engine.cancel_scope.cancel()                # the engine stops: the count not yet written
+    lines = mux_lines(caplog)
+    assert len(lines) == 3, lines
+    assert re.match(rf"channel host: {n - 1} more replies matching no request since \d\d:\d\d:\d\d \(counted, "
+                    r"not logged one by one\), last from connection \d+: reply with key 020/999999/NOBODY01 matches "
+                    r"no request waiting", lines[2]), lines
