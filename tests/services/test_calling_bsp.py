@@ -37,6 +37,9 @@ DOWN = "mainframe down"          # the examples after this phrase are sent with 
 DEAL_ID = re.compile(r"[0-9a-f]{32}")
 
 
+HOST_REF = re.compile(r"HOST\d{12}")
+
+
 def _examples(text: str) -> list[tuple[str, str]]:
     blocks = re.findall(r"```http\n(.*?)```", text, re.S)
     assert blocks and len(blocks) % 2 == 0, "calling-bsp.md: its ```http blocks come in pairs (request, answer)"
@@ -74,7 +77,13 @@ def _check(line: str, answer: str, r: httpx.Response) -> str | None:
             assert r.headers.get(name) == value, (line, name, dict(r.headers))
     if "bsp-deal-id" not in headers:
         assert "bsp-deal-id" not in r.headers, (line, "the page shows no deal id", dict(r.headers))
-    assert r.json() == orjson.loads(body), (line, r.text)
+    got, shown = r.json(), orjson.loads(body)
+    # the simulated mainframe numbers its postings for the life of the process (engine.sim.services.common
+    # mainframe_answer): in a whole test run other tests have posted before, so only the shape is the page's
+    if isinstance(shown, dict) and "debit_ref" in shown and isinstance(got, dict):
+        assert HOST_REF.fullmatch(str(got.get("debit_ref"))), (line, r.text)
+        got = {**got, "debit_ref": shown["debit_ref"]}
+    assert got == shown, (line, r.text)
     return r.headers.get("bsp-deal-id")
 
 
