@@ -54,6 +54,7 @@ import itertools
 import logging
 import math
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ _NUMBERS = itertools.count(1)
 # same folder starts while the last one may still be running a file; it leaves that file alone
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
+RECENT_FILES = 256            # names of the files run lately kept in memory (processed / failed)
 MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
 # kinds of files going to error/ (FaultLog): what a summary line calls them
 ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (each with its NAME.reason.txt)",
@@ -164,8 +166,12 @@ class FileWatcher:
         self._index: FileIndex | None = None
         self._stop = trio.Event()
         self._draining = False
-        self.processed: list[str] = []
-        self.failed: list[str] = []
+        # the names of the files run lately, for tests and a glance (bounded: a watcher runs for months);
+        # the counts since start are files_done / files_error
+        self.processed: deque[str] = deque(maxlen=RECENT_FILES)
+        self.failed: deque[str] = deque(maxlen=RECENT_FILES)
+        self.files_done = 0
+        self.files_error = 0
         self.running: str | None = None          # the file being run now
         self.ran_records = 0                      # records of the file being run, run so far
         # files to error/: the first of each kind in full, a folder of them counted (engine/faultlog.py)
@@ -268,7 +274,7 @@ class FileWatcher:
     def status(self) -> dict[str, Any]:
         """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
         why the folder cannot be watched (None when it can)."""
-        return {"files_done": len(self.processed), "files_error": len(self.failed), "running": self.running,
+        return {"files_done": self.files_done, "files_error": self.files_error, "running": self.running,
                 "problem": self.problem}
 
     def stop_accepting(self) -> None:
@@ -499,6 +505,7 @@ class FileWatcher:
         else:
             log.info("channel %s: %s -> done/%s (%d records)", self.name, path.name, archived, len(records))
             self.processed.append(path.name)
+            self.files_done += 1
         # a refused repeat is noted as such: it does not replace the run it repeats
         status = "repeat" if before is not None and self.run_once else "done" if ok else "error"
         await trio.to_thread.run_sync(index.note, sha, status, path.name, archived)
@@ -532,6 +539,7 @@ class FileWatcher:
                   level: int = logging.WARNING) -> None:
         """A file moved to error/: the first of its kind in full, a folder of them counted and summed up."""
         self.failed.append(path.name)
+        self.files_error += 1
         self.faults.occurred(kind, text, noun=ERROR_NOUNS[kind], source=path.name,
                              reason=f"-> error/{archived}: {reason}", level=level, logger=log)
 

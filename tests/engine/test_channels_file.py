@@ -115,9 +115,9 @@ async def test_unsplittable_file_goes_to_error_others_still_processed(tmp_path: 
     h = Counter()
     async with trio.open_nursery() as n:
         await n.start(w.serve, h)
-        await wait_for(lambda: len(w.processed) + len(w.failed) == 2, "both files")
+        await wait_for(lambda: w.files_done + w.files_error == 2, "both files")
         w.stop_accepting()
-    assert w.failed == ["a.dat"] and w.processed == ["b.dat"]
+    assert list(w.failed) == ["a.dat"] and list(w.processed) == ["b.dat"]
     assert h.frames == [b"3333", b"4444"]
     reason = (tmp_path / "error" / "a.dat.reason.txt").read_text()
     assert "record 2, byte offset 4: cannot split the file into fixed records" in reason
@@ -735,3 +735,25 @@ async def test_file_write_name_without_seq_never_loops_nor_replaces(tmp_path: Pa
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+async def test_a_watcher_keeps_counts_not_every_name(tmp_path: Path, monkeypatch) -> None:
+    # a watcher runs for months: the names of its files run lately are bounded (RECENT_FILES), while the
+    # counts `bsp status` shows keep counting (before: two lists that grew by one name a file, for ever)
+    import engine.channels.file_watch as fw
+    monkeypatch.setattr(fw, "RECENT_FILES", 2)
+
+    class Sink:
+        async def handle(self, conn, frames):
+            return [None] * len(frames)
+
+    w = FileWatcher("fx", {"dir": str(tmp_path), "record": "fixed", "record_size": 4})
+    for i, name in enumerate(("a.dat", "b.dat", "c.dat")):
+        (tmp_path / name).write_bytes(b"111%d" % i)       # each its own content: a repeat is not run
+    (tmp_path / "d.dat").write_bytes(b"111")           # cannot be split into 4-byte records
+    async with trio.open_nursery() as n:
+        await n.start(w.serve, Sink())
+        await wait_for(lambda: w.status()["files_done"] + w.status()["files_error"] == 4, "the four files")
+        w.stop_accepting()
+    assert w.status()["files_done"] == 3 and w.status()["files_error"] == 1
+    assert len(w.processed) == 2 and list(w.failed) == ["d.dat"]

@@ -151,7 +151,7 @@ async def test_a_file_dropped_as_the_channel_starts_is_not_left_waiting(tmp_path
         async with trio.open_nursery() as nursery:
             await nursery.start(w.serve, Ok())
             drop(inbox, "a.jsonl", b'{"ref": "A1"}\n')
-            await wait_for(lambda: w.processed == ["a.jsonl"], "the file run")
+            await wait_for(lambda: list(w.processed) == ["a.jsonl"], "the file run")
             w.stop_accepting()
 
 
@@ -203,7 +203,7 @@ async def test_a_folder_back_is_said_to_be_watched_before_its_files_run(tmp_path
             await wait_for(lambda: w.status()["problem"] is not None, "the channel notices")
             inbox.mkdir()
             drop(inbox, "a.jsonl", b'{"ref": "A1"}\n')
-            await wait_for(lambda: w.processed == ["a.jsonl"], "the file run")
+            await wait_for(lambda: list(w.processed) == ["a.jsonl"], "the file run")
             w.stop_accepting()
     assert seen == [None]
     assert f"channel w: watching {inbox} again" in caplog.text

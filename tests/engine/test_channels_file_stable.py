@@ -42,7 +42,7 @@ async def test_stable_takes_a_file_written_in_place_once_it_stops_changing(tmp_p
                 fh.write(piece)
                 fh.flush()
                 await trio.sleep(0.1)                       # pauses shorter than settle
-                assert w.processed == [] and (inbox / "PAY.csv").exists()
+                assert not w.processed and (inbox / "PAY.csv").exists()
         last_write = trio.current_time()
         with trio.fail_after(5):
             while not w.processed:
@@ -108,7 +108,7 @@ async def test_a_file_changed_as_its_records_ran_goes_to_error_as_it_is_now(tmp_
     assert "what the sender wrote after the read (from byte 15 on, if it appended) was not run" in reason
     assert ("write the file under a temporary name (.PAY.csv or PAY.csv.tmp) and rename it into place once "
             'complete; or set complete = "stable" on channel inbox') in reason
-    assert w.failed == ["PAY.csv"] and w.processed == []
+    assert list(w.failed) == ["PAY.csv"] and not w.processed
     (record,) = [r for r in caplog.records if "changed while it was read" in r.getMessage()]
     assert record.levelname == "ERROR"
     assert "-> error/PAY.csv; records 1 to 2 of the bytes read ran, their deals in the ledger" \
