@@ -26,6 +26,22 @@ def command_lines(text: str) -> list[tuple[int, str]]:
     return out
 
 
+_SPAN = re.compile(r"(?<!`)`(bsp [a-z][^`]*)`(?!`)")
+
+
+def inline_command_lines(text: str) -> list[tuple[int, str]]:
+    """The `bsp ...` code spans of the prose (outside code blocks), a span broken over lines joined: each
+    names a command, and its options, as a reader types them."""
+    prose = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    out = []
+    for m in _SPAN.finditer(prose):
+        line = " ".join(re.sub(r"\n\s*>", " ", m.group(1)).split())      # a span over lines of a quote
+        if line.split()[1].endswith(":"):                   # output quoted, "bsp report: on a snapshot ..."
+            continue
+        out.append((prose.count("\n", 0, m.start()) + 1, line))
+    return out
+
+
 def problems(line: str) -> list[str]:
     code = re.sub(r"\s#.*$", "", line)
     code = re.sub(r"[\[\]()|\\]", " ", code)              # usage syntax: [--opt X] (a | b) continuation
@@ -53,6 +69,19 @@ def test_the_check_finds_a_wrong_command_and_option() -> None:
 def test_documented_command_lines_are_real(page: Path) -> None:
     found = [f"{page.relative_to(ref.REPO)}:{n}: {line.strip()[:70]!r}: {p}"
              for n, line in command_lines(page.read_text(encoding="utf-8")) for p in problems(line)]
+    assert not found, "\n".join(found)
+
+
+def test_the_inline_check_reads_spans_over_lines_and_leaves_code_blocks_and_output_alone() -> None:
+    text = "Run `bsp deals\n--flagged` now.\n```\n`bsp nope`\n```\n`bsp report: on a snapshot` and `bsp dead list`"
+    assert inline_command_lines(text) == [(1, "bsp deals --flagged"), (6, "bsp dead list")]
+    assert problems("bsp dead list --reasons flagged") == ["bsp dead list has no option --reasons"]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ref.REPO)))
+def test_commands_named_in_the_prose_are_real(page: Path) -> None:
+    found = [f"{page.relative_to(ref.REPO)}:{n}: {line[:70]!r}: {p}"
+             for n, line in inline_command_lines(page.read_text(encoding="utf-8")) for p in problems(line)]
     assert not found, "\n".join(found)
 
 
