@@ -1,8 +1,9 @@
 """``daily-summary``: per UTC day, business line (deal_type) and currency.
 
-Columns: deals, committed / rejected / failed counts, the committed amount and
-the amount of all deals (exact sums of ``DECIMAL(24,4)``), the success rate
-(committed / deals, exact ratio to 6 places) and latency p50 / p95 / p99 of
+Columns: deals, committed / rejected / failed counts, duplicates (repeats of a deal key, answered
+with their original's reply: not deals of their own, so left out of ``deals``, the amounts and the
+success rate), the committed amount and the amount of all deals (exact sums of ``DECIMAL(24,4)``),
+the success rate (committed / deals, exact ratio to 6 places) and latency p50 / p95 / p99 of
 ``duration_ms`` (DuckDB ``quantile_cont``).  A second table holds the totals
 per currency over the whole period.
 """
@@ -25,6 +26,7 @@ COLUMNS = (
     Column("committed", "int"),
     Column("rejected", "int"),
     Column("failed", "int"),
+    Column("duplicates", "int"),
     Column("amount_committed", "money", "committed amount", currency="currency"),
     Column("amount_all", "money", "amount, all deals", currency="currency"),
     Column("success_rate", "rate", "success rate"),
@@ -39,20 +41,23 @@ TOTAL_COLUMNS = (
     Column("committed", "int"),
     Column("rejected", "int"),
     Column("failed", "int"),
+    Column("duplicates", "int"),
     Column("amount_committed", "money", "committed amount", currency="currency"),
     Column("success_rate", "rate", "success rate"),
 )
 
+# a duplicate's row carries its original's amount: counted apart, never as a deal or as money again
 _COUNTS = """
-    count(*)::BIGINT,
+    count(*) FILTER (WHERE status <> 'duplicate')::BIGINT,
     count(*) FILTER (WHERE status = 'committed')::BIGINT,
     count(*) FILTER (WHERE status = 'rejected')::BIGINT,
-    count(*) FILTER (WHERE status = 'failed')::BIGINT"""
+    count(*) FILTER (WHERE status = 'failed')::BIGINT,
+    count(*) FILTER (WHERE status = 'duplicate')::BIGINT"""
 
 SQL_DAYS = f"""
 SELECT CAST(received_at AS DATE) AS day, deal_type, coalesce(currency, '') AS currency,{_COUNTS},
     coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4),
-    coalesce(sum(amount), 0)::DECIMAL(38,4),
+    coalesce(sum(amount) FILTER (WHERE status <> 'duplicate'), 0)::DECIMAL(38,4),
     quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99)
 FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
 GROUP BY ALL ORDER BY day, deal_type, currency
@@ -66,7 +71,7 @@ GROUP BY ALL ORDER BY currency
 """
 
 SQL_LINES = """
-SELECT deal_type, count(*)::BIGINT, quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
+SELECT deal_type, count(*) FILTER (WHERE status <> 'duplicate')::BIGINT, quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
        quantile_cont(duration_ms, 0.99)
 FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY) GROUP BY ALL ORDER BY deal_type
 """
@@ -85,18 +90,22 @@ def build(ledger: str | Path, when: Period) -> Report:
         lines = con.execute(SQL_LINES, args).fetchall()
     finally:
         con.close()
-    rows = [(d, t, c, n, ok, rej, fail, amt, amt_all, success_rate(ok, n), p50, p95, p99)
-            for d, t, c, n, ok, rej, fail, amt, amt_all, p50, p95, p99 in days]
-    total_rows = [(c, n, ok, rej, fail, amt, success_rate(ok, n)) for c, n, ok, rej, fail, amt in totals]
+    rows = [(d, t, c, n, ok, rej, fail, dup, amt, amt_all, success_rate(ok, n), p50, p95, p99)
+            for d, t, c, n, ok, rej, fail, dup, amt, amt_all, p50, p95, p99 in days]
+    total_rows = [(c, n, ok, rej, fail, dup, amt, success_rate(ok, n))
+                  for c, n, ok, rej, fail, dup, amt in totals]
     n_all = sum(r[1] for r in total_rows)
     ok_all = sum(r[2] for r in total_rows)
     figures = [("deals", f"{n_all:,}"), ("committed", f"{ok_all:,}"),
                ("success rate", rate(success_rate(ok_all, n_all)) or "n/a")]
-    figures += [(f"committed {c}", money(amt, c)) for c, _, _, _, _, amt, _ in total_rows if c]
+    dup_all = sum(r[5] for r in total_rows)
+    if dup_all:
+        figures.append(("duplicates", f"{dup_all:,}"))
+    figures += [(f"committed {c}", money(amt, c)) for c, _, _, _, _, _, amt, _ in total_rows if c]
     charts = [
         Chart("Deals per business line", [Bar(t, n, f"{n:,}") for t, n, *_ in lines], unit="deals"),
         Chart("Committed amount per currency",
-              [Bar(c, amt, f"{money(amt, c)} {c}") for c, _, _, _, _, amt, _ in total_rows if c],
+              [Bar(c, amt, f"{money(amt, c)} {c}") for c, _, _, _, _, _, amt, _ in total_rows if c],
               note="each currency in its own unit; bars are not converted"),
         Chart("Latency per business line (ms)",
               [Bar(f"{t} {name}", v, f"{v:,.1f} ms") for t, _, p50, p95, p99 in lines

@@ -152,6 +152,28 @@ def test_errors_say_what_to_do(tmp_path: Path, ledger: Path) -> None:
         write(build_report("rejections", ledger, MARCH_2_3), "csv", tmp_path / "no" / "x.csv")
 
 
+def test_daily_summary_counts_a_duplicate_apart_not_as_a_deal_nor_as_money(tmp_path: Path) -> None:
+    # a repeat of a deal key is answered with its original's reply and its row carries the original's
+    # amount: before, it counted in `deals` (lowering the success rate) and its amount in `amount_all`
+    path = tmp_path / "bsp.duckdb"
+    trio.run(fill, path, [
+        (D1, "BILL_PAYMENT", "committed", "00", None, "120.50", "CNY", "EL01", 10),
+        (D1, "BILL_PAYMENT", "duplicate", "00", None, "120.50", "CNY", "EL01", 1),
+        (D1, "BILL_PAYMENT", "duplicate", "00", None, "120.50", "CNY", "EL01", 1),
+        (D1, "BILL_PAYMENT", "rejected", "13", "invalid amount", "0.01", "CNY", "EL01", 30),
+    ])
+    rep = build_report("daily-summary", path, MARCH_2_3)
+    (row,) = rep.main.dicts()
+    assert (row["deals"], row["committed"], row["rejected"], row["failed"], row["duplicates"]) == (2, 1, 1, 0, 2)
+    assert row["amount_committed"] == Decimal("120.50") and row["amount_all"] == Decimal("120.51")
+    assert row["success_rate"] == Decimal("0.5")
+    (total,) = rep.tables[1].dicts()
+    assert (total["deals"], total["duplicates"], total["success_rate"]) == (2, 2, Decimal("0.5"))
+    figures = dict(rep.figures)
+    assert figures["deals"] == "2" and figures["duplicates"] == "2" and figures["success rate"] == "50.00 %"
+    assert [b.value for b in rep.charts[0].bars] == [2]
+
+
 def test_csv_exact_money_and_side_files(ledger: Path, tmp_path: Path) -> None:
     rep = build_report("daily-summary", ledger, MARCH_2_3)
     paths = write(rep, "csv", tmp_path / "daily.csv")

@@ -77,7 +77,7 @@ def test_an_open_ended_period(ledger: Path, tmp_path: Path, name: str, extra: tu
     assert "Traceback" not in res.stderr
     text = (tmp_path / "r.csv").read_text()
     if name == "daily-summary":
-        assert f"2026-11-26,BILL_PAYMENT,CNY,{N},{N},0,0,109.6200," in text
+        assert f"2026-11-26,BILL_PAYMENT,CNY,{N},{N},0,0,0,109.6200," in text
     if name == "counterparty-statement":
         assert text.rstrip().splitlines()[-1].split(",")[8] == "109.6200"     # closing running total
 
