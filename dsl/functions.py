@@ -149,6 +149,12 @@ def f_iban_valid(s: Any) -> bool:
     return int("".join(str(int(c, 36)) for c in s[4:] + s[:4])) % 97 == 1
 
 
+def f_is_digits(s: Any) -> bool:
+    """One or more of the ASCII digits 0-9 and nothing else: no sign, point, space or other script's
+    digits (``"١٢"`` is not); null, ``""`` and a number are not (a number has no leading zeros to keep)."""
+    return isinstance(s, str) and s != "" and s.isascii() and s.isdigit()
+
+
 def f_replace(s: Any, old: Any, new: Any) -> str:
     """Every occurrence of the text ``old`` replaced by ``new`` (plain text, not a pattern)."""
     what = _str(old, "replace")
@@ -343,7 +349,8 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
-    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "replace": f_replace,
+    "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "is_digits": f_is_digits,
+    "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
     "format_date": f_format_date, "parse_date": f_parse_date,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "number": f_number, "coalesce": f_coalesce,
@@ -366,6 +373,9 @@ SIGNATURES: dict[str, Sig] = {
     "iban_valid": Sig(1, 1, ("s",), ("string",), "true when s is an IBAN in electronic form (2 letters, 2 check "
                       "digits, 11-30 upper-case letters or digits) whose ISO 7064 MOD 97-10 check holds; spaces, "
                       "lower case and null are not: write iban_valid(upper(trim(x))) for such input"),
+    "is_digits": Sig(1, 1, ("s",), ("string",), "true when s is one or more of the digits 0-9 and nothing else "
+                     "(no sign, point or space; null, \"\" and a number are not): an account number's form is "
+                     "is_digits(msg.account) and len(msg.account) == 16"),
     "replace": Sig(3, 3, ("s", "old", "new"), ("string", "string", "string"),
                    "s with every occurrence of the text old replaced by new (plain text, not a pattern): "
                    "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"; a result of more than "

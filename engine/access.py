@@ -31,6 +31,20 @@ SYNTAX = ('"cn:NAME", "san:dns:HOST", "san:email:ADDR", "san:uri:URI", "san:ip:A
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class Refusal(str):
+    """Why an access list refused a peer, in full (the rules it matched none of: the log's text), and
+    ``told``: the same without the rules, for the refused client itself. A peer the list keeps out
+    learns what of it was refused (its address, its certificate's names), never the addresses and
+    names that would be let in."""
+
+    told: str
+
+    def __new__(cls, full: str, told: str) -> "Refusal":
+        self = super().__new__(cls, full)
+        self.told = told
+        return self
+
+
 class AccessListError(ValueError):
     """An entry of an access list that cannot be parsed; names its index and text."""
 
@@ -155,22 +169,28 @@ class AccessList:
         return bool(self.identity_rules)
 
     def check(self, peer_addr: Any, peercert: dict[str, Any] | None) -> tuple[bool, str]:
+        """``(allowed, reason)``; a refusal's reason is a :class:`Refusal`: the full text (with the rules) for
+        the log, ``.told`` for the refused client."""
         reasons = []
         if self.address_rules:
             ip = _peer_ip(peer_addr)
             hit = next((r for r in self.address_rules if ip is not None and ip in r.network), None)  # type: ignore[operator]
             if hit is None:
                 allowed = ", ".join(r.text for r in self.address_rules)
-                return False, f"source address {str(ip) if ip is not None else repr(peer_addr)} matches none of {allowed}"
+                shown = str(ip) if ip is not None else repr(peer_addr)
+                return False, Refusal(f"source address {shown} matches none of {allowed}",
+                                      f"source address {shown} is not allowed")
             reasons.append(f"address {ip} matches {hit.text}")
         if self.identity_rules:
             ident = peer_identity(peercert)
             allowed = ", ".join(r.text for r in self.identity_rules)
             if not peercert:
-                return False, f"no verified client certificate; one matching {allowed} is required"
+                return False, Refusal(f"no verified client certificate; one matching {allowed} is required",
+                                      "no verified client certificate; one is required")
             hit = next((r for r in self.identity_rules if r.matches_identity(ident)), None)
             if hit is None:
                 seen = "; ".join(f"{k} {', '.join(v)}" for k, v in ident.items() if v) or "no CN or SAN"
-                return False, f"client certificate ({seen}) matches none of {allowed}"
+                return False, Refusal(f"client certificate ({seen}) matches none of {allowed}",
+                                      f"client certificate ({seen}) is not allowed")
             reasons.append(f"certificate matches {hit.text}")
         return True, "; ".join(reasons) or "no access rules"

@@ -338,7 +338,9 @@ class _Connection:
             if request is None:
                 return
             if refusal is not None:
-                await self.fail(Response.problem(403, f"access refused: {refusal}", instance=request.raw_path))
+                # the client is told what of it was refused, not the rules (the log has them: on_refused)
+                told = getattr(refusal, "told", refusal)
+                await self.fail(Response.problem(403, f"access refused: {told}", instance=request.raw_path))
             response = await self.answer(request)
             await self.respond(response, request.method)
             if self.conn.our_state is h11.MUST_CLOSE:

@@ -44,8 +44,10 @@ class Coverage:
                 self._item(f"when-true:{r.pos}", r.when.pos, f"route {r.name}: `when` is true (the route takes it)")
                 self._item(f"when-false:{r.pos}", r.when.pos,
                            f"route {r.name}: `when` is false (a request of channel {r.channel} passes it by)")
-            for s in list(r.steps) + list(r.on_error):
+            for s in r.steps:
                 self._step_items(s, r.name)
+            for s in r.on_error:        # "on error reply", not "reply": the route's own reply is a step too
+                self._step_items(s, r.name, "on error ")
             for c in _conds(r):
                 self._cond_items(c, f"route {r.name}")
         for name, decl in program.channels.items():
@@ -59,8 +61,8 @@ class Coverage:
         self._item(f"else:{c.pos}", c.otherwise.pos or c.pos,
                    f"{owner}: `if` at {_lc(c.pos)} takes its `else` branch")
 
-    def _step_items(self, s: Any, route: str) -> None:
-        label = f"{route}: {s.kind}" + (f" {s.name}" if s.name else "")
+    def _step_items(self, s: Any, route: str, within: str = "") -> None:
+        label = f"{route}: {within}{s.kind}" + (f" {s.name}" if s.name else "")
         self._item(f"step:{s.pos}", s.pos, label)
         if s.kind == "validate":
             for rule in s.options.get("rules", ()):

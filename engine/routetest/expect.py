@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 from engine.replay.diff import MISSING, flatten, same
-from engine.replay.report import _show
+from engine.replay.report import _show as _show_value
 
 
 def _get_flat(flat: dict[str, Any], path: str) -> Any:
@@ -37,6 +37,15 @@ def deal_field(d: Any, name: str) -> Any:
         return any(e.to_state == "flagged" for e in d.events or ())
     return getattr(d, DEAL_ATTRS[name], MISSING)
 DEAD_ATTRS = ("channel", "route", "error_kind", "error_code", "reason", "status")
+def _show(v: Any) -> str:
+    """A value as the route language writes it: `null`, `true`, `false` (a test cannot write None)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return _show_value(v)
+
+
 # deal types of a request no route's `deal` step recorded, and what to expect instead
 _NO_ROUTE_TYPES = {
     "MALFORMED": ": the request did not decode in the receive format, so no route ran; expect deal MALFORMED { ... }",

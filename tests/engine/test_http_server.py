@@ -279,10 +279,14 @@ async def test_mtls_peer_certificate_reaches_the_handler(pki, nursery):
     async with httpx.AsyncClient(verify=intruder) as client:
         r = await client.get(url)
         assert r.status_code == 403 and "INTRUDER" in r.json()["detail"]
+        # the refused client is not told which names would be let in; the log is (on_refused)
+        assert "MAINFRAME01" not in r.text and "is not allowed" in r.json()["detail"]
     async with httpx.AsyncClient(verify=client_context(ca=pki.ca)) as client:
         r = await client.get(url)
         assert r.status_code == 403 and "no verified client certificate" in r.json()["detail"]
+        assert "MAINFRAME01" not in r.text
     assert len(refused) == 2
+    assert "matches none of cn:MAINFRAME01" in refused[0] and "cn:MAINFRAME01" in refused[1]
 
 
 # ------------------------------------------------------------ timeouts (MockClock)
