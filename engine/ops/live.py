@@ -238,6 +238,7 @@ class LiveEngine:
                 backlog.keep_all_up(nursery, gen.dispatchers.values())   # one per ledger: reloads keep it
                 self.current = gen
                 self._loaded(gen)
+                log_notices(cert_log, self.admin_certs, time.time())
                 boot.clear()
                 del gen, program          # this frame lives as long as the engine: a reload must free them
                 task_status.started(self)
