@@ -282,7 +282,7 @@ class MuxConnector:
         self.metrics = metrics
         if self.breaker is not None:
             self.breaker.metrics = metrics
-        self.pool.on_peer_cert = metrics.peer_cert
+        self.pool.on_peer_cert = metrics.peer_cert if metrics is not None else None
 
     @property
     def peer_cert(self) -> Any:
