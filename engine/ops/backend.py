@@ -85,14 +85,6 @@ class EngineBackend:
         }
         if gen is not None:
             out["channels"] = {name: self._channel(name, ch, gen) for name, ch in gen.channels.items()}
-        certs = eng.certificates() if hasattr(eng, "certificates") else []
-        if certs:           # TLS certificates by expiry (engine/certexpiry.py); each channel's nearest in its row
-            now = time.time()
-            out["certificates"] = [{"channel": e.channel, **e.as_dict(now)}
-                                   for e in sorted(certs, key=lambda e: e.not_after)]
-            for name, e in nearest(certs).items():
-                if name in out["channels"]:
-                    out["channels"][name]["cert_expiry"] = e.as_dict(now)
             counts = self.observer.routes if self.observer is not None else {}
             for name, br in gen.routes().items():
                 c = counts.get(name)
@@ -102,6 +94,14 @@ class EngineBackend:
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row
+        certs = eng.certificates() if hasattr(eng, "certificates") else []
+        if certs:           # TLS certificates by expiry (engine/certexpiry.py); each channel's nearest in its row
+            now = time.time()
+            out["certificates"] = [{"channel": e.channel, **e.as_dict(now)}
+                                   for e in sorted(certs, key=lambda e: e.not_after)]
+            for name, e in nearest(certs).items():
+                if name in out["channels"]:
+                    out["channels"][name]["cert_expiry"] = e.as_dict(now)
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
             out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())
