@@ -233,3 +233,31 @@ def test_check_warns_of_certificates_expiring_and_fails_on_an_expired_own(tmp_pa
     out = capsys.readouterr().out
     assert f"error: channel front: server certificate {server} (subject CN=localhost) expired on" in out
     assert "warning: channel front: server certificate" in out          # the base settings' one
+
+
+async def test_the_admin_apis_certificates_are_in_the_gauge_and_status(nursery, tmp_path: Path, certs) -> None:
+    from functools import partial
+
+    from engine.ops.serve import AdminOptions, OpsOptions, run_live
+    from engine.registry import default_registry
+    from engine.tls import server_context
+    from opskit import compile_file
+    route = tmp_path / "r.route"
+    route.write_text(ECHO % "x")
+    box: list = []
+    ready = trio.Event()
+    admin = AdminOptions(listen="127.0.0.1:0", token="a" * 32,
+                         ssl_context=server_context(certs["server"], certs["key"], None, "none"),
+                         cert_files=(("server", certs["server"]),))
+    registry = default_registry()
+    nursery.start_soon(partial(run_live, compile_file(route, registry), registry, ledger_path=tmp_path / "l.duckdb",
+                               load=lambda: ([route], {}), grace=2.0,
+                               ops=OpsOptions(admin=admin, hooks=[lambda e: (box.append(e), ready.set())])))
+    with trio.fail_after(10):
+        await ready.wait()
+    eng = box[0]
+    (_, after), = expiry(certs["server"])
+    assert metric(eng, "admin API", "server", "CN=localhost") == after
+    doc = await EngineBackend(eng, eng.observer).status()
+    assert [(c["channel"], c["role"]) for c in doc["certificates"]] == [("admin API", "server")]
+    eng.drain()
