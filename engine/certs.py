@@ -28,6 +28,14 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _validity(days: int) -> tuple[dt.datetime, dt.datetime]:
+    """(notBefore, notAfter) for a certificate valid ``days`` more days; ``days`` <= 0 makes one that has
+    already expired (valid for the 30 days before; for tests of expiry warnings)."""
+    now = _now()
+    after = now + dt.timedelta(days=days)
+    return min(now - dt.timedelta(minutes=5), after - dt.timedelta(days=30)), after
+
+
 @dataclass(frozen=True)
 class Issued:
     """A certificate and its private key."""
@@ -73,7 +81,8 @@ class CA(Issued):
         client: bool = False,
         days: int = 30,
     ) -> Issued:
-        """A leaf certificate signed by this CA; ``server``/``client`` set the extended key usage."""
+        """A leaf certificate signed by this CA, valid ``days`` more days (<= 0: already expired);
+        ``server``/``client`` set the extended key usage."""
         if not (server or client):
             raise ValueError(f"certificate {common_name!r}: say server=True and/or client=True")
         key = ec.generate_private_key(ec.SECP256R1())
@@ -86,15 +95,15 @@ class CA(Issued):
         sans += [x509.UniformResourceIdentifier(u) for u in uris]
         usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
                  ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-        now = _now()
+        before, after = _validity(days)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name(attrs))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=days))
+            .not_valid_before(before)
+            .not_valid_after(after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                          key_encipherment=False, data_encipherment=False,
@@ -113,15 +122,15 @@ class CA(Issued):
 def new_ca(common_name: str = "bsp dev CA", *, days: int = 365) -> CA:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
+    before, after = _validity(days)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(before)
+        .not_valid_after(after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
                                      key_encipherment=False, data_encipherment=False,

@@ -28,6 +28,10 @@ Metric families (all prefixed ``bsp_``):
   admin_auth_failures_total{reason}        reason: missing, malformed, wrong, refused
   admin_requests_total{endpoint,status}
   config_info{version}                     1 for the running configuration
+  tls_cert_expiry_timestamp_seconds{channel,role,subject}
+                                           when a certificate expires (Unix time); role: server, client, ca
+                                           (read when the configuration is bound), peer (the counterpart's, at
+                                           each TLS connect); channel "admin API" for the admin API's
 
 The series of a route or channel a reload removed go once the old
 generation's last exchange is over (``forget``, called by engine/ops/live.py).
@@ -104,6 +108,11 @@ class Metrics:
                                       ["endpoint", "status"], namespace=ns, registry=r)
         self.config_info = Gauge("config_info", "The running configuration version (value 1).", ["version"],
                                  namespace=ns, registry=r)
+        self.cert_expiry = Gauge("tls_cert_expiry_timestamp_seconds", "When a TLS certificate expires (Unix time; "
+                                 "alert on it minus time()): role server / client (presented by bsp), ca (each "
+                                 "certificate of a CA bundle), peer (the counterpart's, at its last handshake).",
+                                 ["channel", "role", "subject"], namespace=ns, registry=r)
+        self._own_certs: set[tuple[str, str, str]] = set()
         # the families with a series per route / per channel, with their label names in order
         self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
             "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
@@ -113,7 +122,8 @@ class Metrics:
                         (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),
                         (self.channel_evictions, ("channel", "reason")), (self.channel_capped, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
-                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",))),
+                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
+                        (self.cert_expiry, ("channel", "role", "subject"))),
         }
 
     # ------------------------------------------------------------ routes
@@ -169,6 +179,28 @@ class Metrics:
         if state not in CIRCUIT_STATES:
             raise ValueError(f"channel {channel}: circuit state {state!r} is not one of {', '.join(CIRCUIT_STATES)}")
         self.channel_circuit.labels(channel).set(CIRCUIT_STATES[state])
+
+    # ------------------------------------------------------------ certificates
+    def certs_bound(self, entries: Iterable[Any]) -> None:
+        """The certificates of the configuration now running (``engine.certexpiry.CertExpiry``, not
+        peers): their series replace those of the previous configuration.  Two certificates with the same
+        labels (a CA renewed under the same name, both in the bundle): the later expiry."""
+        values: dict[tuple[str, str, str], float] = {}
+        for e in entries:
+            key = (e.channel, e.role, e.subject)
+            values[key] = max(values.get(key, e.not_after), e.not_after)
+        for key in self._own_certs - set(values):
+            try:
+                self.cert_expiry.remove(*key)
+            except KeyError:
+                pass
+        for key, t in values.items():
+            self.cert_expiry.labels(*key).set(t)
+        self._own_certs = set(values)
+
+    def peer_cert(self, entry: Any) -> None:
+        """The certificate a counterpart presented in a TLS handshake (role peer)."""
+        self.cert_expiry.labels(entry.channel, entry.role, entry.subject).set(entry.not_after)
 
     # ------------------------------------------------------------ reloads
     def forget(self, routes: Iterable[str] = (), channels: Iterable[str] = ()) -> None:

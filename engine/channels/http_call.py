@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -201,6 +202,10 @@ class HttpConnector:
         self._slots: trio.Semaphore | None = None     # one per pooled connection: a call waits here, not in httpx
         self.calls = 0
         self.errors: dict[str, int] = {}
+        self.tls = url.startswith("https")
+        self.peer_cert: Any = None          # engine.certexpiry.CertExpiry of the counterpart's last certificate
+        self._peer_stream: Any = None       # the connection it was read on
+        self.metrics: Any = None
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
@@ -242,6 +247,8 @@ class HttpConnector:
         Content-Length, or as it streams in): a counterpart cannot make the engine hold an answer of any size."""
         signed = self.signature.headers_for(body) if self.signature is not None else None
         async with client.stream(self.method, self.url, content=body, headers=signed) as resp:
+            if self.tls:
+                self._note_peer(resp)
             headers = {k.lower(): v for k, v in resp.headers.items()}
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_reply:
@@ -257,6 +264,29 @@ class HttpConnector:
                     if over:
                         content = bytearray()
             return resp.status_code, headers, None if over else bytes(content)
+
+    def _note_peer(self, resp: httpx.Response) -> None:
+        """The counterpart's certificate expiry, read once per connection (a response on the connection
+        the last one came on reads nothing); a new certificate expiring within WARN_DAYS is logged once."""
+        stream = resp.extensions.get("network_stream")
+        if stream is None or stream is self._peer_stream:
+            return
+        self._peer_stream = stream
+        sslobj = stream.get_extra_info("ssl_object")
+        from engine.certexpiry import notice, peer_cert
+        entry = peer_cert(self.name, self.address, sslobj.getpeercert() if sslobj is not None else None)
+        if entry is None or entry == self.peer_cert:
+            return
+        self.peer_cert = entry
+        said = notice(entry, time.time())
+        if said is not None:
+            log.log(said[0], "%s", said[1])
+        if self.metrics is not None:
+            self.metrics.peer_cert(entry)
+
+    def attach_metrics(self, metrics: Any) -> None:
+        """Report the counterpart's certificate expiry to ``engine.metrics.Metrics`` (role peer)."""
+        self.metrics = metrics
 
     async def _one(self, client: httpx.AsyncClient, body: bytes, limit: float) -> bytes | ChannelError:
         self.calls += 1

@@ -283,10 +283,17 @@ class MuxConnector:
         return self.pool.down_since
 
     def attach_metrics(self, metrics: Any) -> None:
-        """Report errors (unmatched, garbled, circuit_open) and circuit states to ``engine.metrics.Metrics``."""
+        """Report errors (unmatched, garbled, circuit_open), circuit states and the counterpart's
+        certificate expiry to ``engine.metrics.Metrics``."""
         self.metrics = metrics
         if self.breaker is not None:
             self.breaker.metrics = metrics
+        self.pool.on_peer_cert = metrics.peer_cert if metrics is not None else None
+
+    @property
+    def peer_cert(self) -> Any:
+        """The certificate the counterpart presented in the last TLS handshake (``engine.certexpiry``), or None."""
+        return self.pool.peer_cert
 
     def _count(self, kind: str) -> None:
         if self.metrics is not None:

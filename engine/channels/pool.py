@@ -143,6 +143,8 @@ class Pool:
         self.connects = 0
         self.connect_failures = 0
         self.tls_failures = 0
+        self.peer_cert: Any = None           # engine.certexpiry.CertExpiry of the counterpart's last certificate
+        self.on_peer_cert: Callable[[Any], None] | None = None   # told each new one (the expiry gauge)
         self.closed = False
 
     @property
@@ -221,7 +223,22 @@ class Pool:
         except BaseException:
             await trio.aclose_forcefully(tcp)
             raise
+        self._noted(tls.getpeercert())
         return tls
+
+    def _noted(self, peercert: Any) -> None:
+        """Note the counterpart's certificate expiry (once per connection); a new certificate expiring
+        within WARN_DAYS is logged once (then in the engine's daily reminder)."""
+        from engine.certexpiry import notice, peer_cert
+        entry = peer_cert(self.name, self.address, peercert)
+        if entry is None or entry == self.peer_cert:
+            return
+        self.peer_cert = entry
+        said = notice(entry, time.time())
+        if said is not None:
+            log.log(said[0], "%s", said[1])
+        if self.on_peer_cert is not None:
+            self.on_peer_cert(entry)
 
     async def _slot(self, i: int) -> None:
         backoff = self.backoff_min

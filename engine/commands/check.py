@@ -163,13 +163,17 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             typer.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''} in the deployment file's "
                        f"channel overrides", err=True)
             return 1
+    certs = cert_lines(result.program, overrides, registry) if result.program is not None else []
+    cert_errors = sum(1 for level, _ in certs if level == "error")
     if as_json:
         out = {
-            "ok": result.program is not None,
+            "ok": result.program is not None and not cert_errors,
             "errors": len(result.errors),
             "warnings": len(result.warnings),
             "diagnostics": [d.to_json() for d in result.diagnostics],
         }
+        if certs:
+            out["certificates"] = [{"severity": level, "message": text} for level, text in certs]
         if result.program is not None:
             out["version"], out["version_covers"] = served.describe(result.program, registry)
         if explain and result.program is not None:
@@ -180,6 +184,8 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
         for d in result.diagnostics:
             typer.echo(render(_display(d, result.sources), sources), err=explain)
             typer.echo("", err=explain)
+        for level, text in certs:
+            typer.echo(f"{level}: {text}", err=explain)
         version, covers = served.describe(result.program, registry) if result.program is not None else ("", "")
         if explain and result.program is not None:
             typer.echo(json.dumps(_plan(result.program, version), indent=2, default=str))
@@ -189,7 +195,33 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
                       f"version {version} ({covers})"
                       if result.program is not None else ""),
                    err=explain)
-    return 1 if result.errors else 0
+    return 1 if result.errors or cert_errors else 0
+
+
+def cert_lines(program: object, overrides: list, registry: object) -> list[tuple[str, str]]:
+    """("warning" | "error", line) for every certificate the channels' ``cert`` / ``ca`` files hold (with
+    each deployment's overrides: base and per environment) that expires within WARN_DAYS; an own
+    certificate already expired is an error (`bsp run` refuses its channel).  Files that do not exist
+    here are skipped (they need not, for a check)."""
+    import time
+
+    from engine.certexpiry import expired_own, notice, program_certs
+    from engine.ops.overrides import resolve_paths
+    now = time.time()
+    entries = []
+    for o in overrides or [{}]:
+        for e in program_certs(program, resolve_paths(o, program, registry)):
+            if e not in entries:
+                entries.append(e)
+    out: list[tuple[str, str]] = []
+    for e in entries:
+        refused = expired_own([e], now)
+        said = notice(e, now)
+        if refused:
+            out.append(("error", refused[0]))
+        elif said is not None:
+            out.append(("warning", said[1]))
+    return out
 
 
 def register(app: typer.Typer) -> None:

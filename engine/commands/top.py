@@ -21,6 +21,7 @@ from engine.commands.admin import (CA_OPTION, CERT_OPTION, KEY_OPTION, TOKEN_FIL
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
+    from rich.text import Text
 
 
 def _sample(client: Any) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]], float]:
@@ -103,6 +104,22 @@ def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def _expiry(cert: dict[str, Any] | None) -> Text:
+    """The channel's first certificate to expire: ``2026-12-06 (9d, server)``; yellow within WARN_DAYS,
+    red once expired."""
+    from rich.text import Text
+
+    from engine.certexpiry import WARN_DAYS
+    if not cert:
+        return Text("-")
+    days = cert.get("days_left")
+    date = str(cert.get("not_after", ""))[:10]
+    if not isinstance(days, (int, float)):
+        return Text(date)
+    text = f"{date} ({'EXPIRED' if days <= 0 else f'{int(days)}d'}, {cert.get('role')})"
+    return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+
+
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:
     from rich.console import Group
@@ -136,7 +153,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                        f"{r['avg_latency_ms']:.1f}" if r.get("avg_latency_ms") is not None else "-",
                        _ms(quantile(b, 0.5)), _ms(quantile(b, 0.99)))
     channels = Table(title="channels", expand=True)
-    for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit", "counterpart"):
+    for col in ("channel", "role", "address", "connections", "frames in", "frames out", "circuit", "counterpart",
+                "cert expires"):
         channels.add_column(col, no_wrap=True)
     for name, c in sorted((now.get("channels") or {}).items()):
         circuit = "STOPPED" if c.get("stopped") else c.get("circuit", "")
@@ -146,7 +164,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                          str(c.get("frames_out", "-")),
                          Text(circuit, style=CIRCUIT_STYLE.get(circuit, "")),
                          Text("-" if up is None else "up" if up else
-                              f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"))
+                              f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"),
+                         _expiry(c.get("cert_expiry")))
     parts: list[Any] = [head]
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]

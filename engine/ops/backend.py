@@ -13,12 +13,17 @@
                                                                      # newest last
      "channels": {"mainframe": {"kind": "tcp.listen", "role": "listen", "address": "127.0.0.1:7001",
                                 "connections": 4, "connections_total": 9, "frames_in": 1200, "frames_out": 1200,
-                                "tls": true, "tls_failures": 0, "refused": 0},   # with cert / allow only
+                                "tls": true, "tls_failures": 0, "refused": 0,    # with cert / allow only
+                                "cert_expiry": {"role": "server", "subject": "CN=bsp.bank.example",   # its first
+                                                "path": "/etc/bsp/server.pem", "not_after": "2026-12-06T21:05:00+00:00",
+                                                "days_left": 9.9}},  # to expire: cert, ca, or the counterpart's (peer)
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
                              "connects": 1, "circuit": "half_open", "up": false,     # engine/ops/health.py
                              "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
                              "last_error": "cannot connect to 127.0.0.1:7002: ...",
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
+     "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
+                                 # (engine/certexpiry.py; channel "admin API" for the admin API's)
      "state": "degraded",        # ready | degraded (an outbound channel is down) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
@@ -41,6 +46,7 @@ from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
 from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
                                stranded_reason)
+from engine.certexpiry import nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
@@ -88,6 +94,14 @@ class EngineBackend:
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row
+        certs = eng.certificates() if hasattr(eng, "certificates") else []
+        if certs:           # TLS certificates by expiry (engine/certexpiry.py); each channel's nearest in its row
+            now = time.time()
+            out["certificates"] = [{"channel": e.channel, **e.as_dict(now)}
+                                   for e in sorted(certs, key=lambda e: e.not_after)]
+            for name, e in nearest(certs).items():
+                if name in out["channels"]:
+                    out["channels"][name]["cert_expiry"] = e.as_dict(now)
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
             out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())

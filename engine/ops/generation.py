@@ -47,6 +47,7 @@ class Generation:
         self.retired = False
         self.idle = trio.Event()
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
+        self.certs: list[Any] = []       # engine.certexpiry.CertExpiry of its channels' cert / ca files
         ALIVE.add(self)
 
     def enter(self) -> None:
@@ -174,12 +175,22 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
     ``overrides`` are checked first (``engine.ops.overrides``): an override of a channel the program
     does not declare, of an option its kind does not have, or with a value the option cannot take
     raises ``OverrideError`` naming its place in the deployment file."""
+    from engine.certexpiry import expired_own, program_certs
     from engine.ops.overrides import OverrideError, check_overrides, resolve_paths
     problems = check_overrides(overrides, program, registry)
     if problems:
         raise OverrideError(problems)
+    resolved = resolve_paths(overrides, program, registry)
     sb = Switchboard(program, _ReusingRegistry(registry, reuse or {}), ledger=ledger,
-                     overrides=resolve_paths(overrides, program, registry), grace=grace)
+                     overrides=resolved, grace=grace)
+    # the certificates' expiry, read once here (start and reload); a channel built now whose own
+    # certificate has expired cannot work: refused (one kept running is reported, not refused)
+    certs = program_certs(program, resolved)
+    expired = expired_own(certs, time.time(), [n for n in program.channels if n not in (reuse or {})])
+    if expired:
+        err = BindError("; ".join(expired))
+        err.problems = expired                 # type: ignore[attr-defined]
+        raise err
     for name in program.formats:        # formats no route uses yet are built (and checked) too
         sb.ctx.codec(name)
     missing = [n for n in program.channels if n not in sb.channels]
@@ -187,4 +198,5 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
         raise BindError(f"channels not bound: {', '.join(missing)}")
     gen = Generation(number, program, sb)
     gen.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    gen.certs = certs
     return gen

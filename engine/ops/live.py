@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.admin.backend import ReloadResult
+from engine.certexpiry import REMIND_EVERY, log_notices
 from engine.ops.calls import observe_calls, unobserve
 from engine.ops.effective import with_deployment
 from engine.ops.files import with_referenced_files
@@ -48,6 +49,7 @@ from engine.txn import backlog, saf
 from engine.txn.safroute import strand_warnings
 
 log = logging.getLogger("bsp.reload")
+cert_log = logging.getLogger("bsp.certs")
 
 
 class StartError(OSError):
@@ -210,6 +212,8 @@ class LiveEngine:
         self._retiring: list[Generation] = []                   # old generations with work still running
         self._stopping: dict[str, set[int]] = {}                # exclusive channel -> ids of its stopped objects
         self.saf: list[Any] = []                                  # the reversal queues (engine/txn/saf.py)
+        self.admin_certs: list[Any] = []          # the admin API's certificates (engine/certexpiry.py), read at start
+        self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -230,9 +234,11 @@ class LiveEngine:
                 self.refs.update(await self._start(gen, list(gen.channels)))
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
+                nursery.start_soon(self._remind_certs)
                 backlog.keep_all_up(nursery, gen.dispatchers.values())   # one per ledger: reloads keep it
                 self.current = gen
                 self._loaded(gen)
+                log_notices(cert_log, self.admin_certs, time.time())
                 boot.clear()
                 del gen, program          # this frame lives as long as the engine: a reload must free them
                 task_status.started(self)
@@ -390,6 +396,30 @@ class LiveEngine:
         metrics = getattr(self.observer, "metrics", None)
         if metrics is not None:
             metrics.config_loaded(gen.version)
+            metrics.certs_bound(list(gen.certs) + list(self.admin_certs))
+        log_notices(cert_log, gen.certs, time.time())
+
+    # ------------------------------------------------------------ certificates
+    def certificates(self) -> list[Any]:
+        """Every certificate of the running configuration (``engine.certexpiry.CertExpiry``): its
+        channels' files, the admin API's, and the last certificate each calling channel's counterpart
+        presented (role peer)."""
+        gen = self.current
+        if gen is None:
+            return list(self.admin_certs)
+        peers = [p for ch in gen.channels.values() if (p := getattr(ch, "peer_cert", None)) is not None]
+        return list(gen.certs) + list(self.admin_certs) + peers
+
+    def cert_notices(self, now: float | None = None) -> int:
+        """Log a warning for every certificate expiring within WARN_DAYS, an error for every expired one;
+        returns how many lines."""
+        return log_notices(cert_log, self.certificates(), time.time() if now is None else now)
+
+    async def _remind_certs(self) -> None:
+        while True:
+            await trio.sleep(self.cert_remind_every)
+            if self.current is not None and not self.draining:
+                self.cert_notices()
 
     async def _compile(self) -> tuple[Any, Mapping[str, Mapping[str, Any]]]:
         from dsl.diagnostics import render

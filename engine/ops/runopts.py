@@ -160,7 +160,10 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         raise OpsConfigError(f"admin API: {exc}") from None
     ctx = admin_tls(cert, key, client_ca, dep)
     access = admin_access(access_file, dep)
-    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access)
+    files = ((("server", cert or getattr(settings, "tls_cert", None)),
+              ("ca", client_ca or getattr(settings, "client_ca", None))) if ctx is not None else ())
+    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access,
+                        cert_files=tuple((role, Path(p)) for role, p in files if p is not None))
     try:
         opts.host_port()
     except ValueError as exc:

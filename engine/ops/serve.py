@@ -34,6 +34,7 @@ class AdminOptions:
     token: str = ""                         # the token itself (read from its file / env var by the caller)
     ssl_context: ssl.SSLContext | None = None
     access: Any = None                      # engine.access.AccessList
+    cert_files: tuple[tuple[str, Path], ...] = ()    # (role server / ca, file) of its TLS, for their expiry
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
@@ -88,6 +89,10 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 # read by engine.txn.manager.TxnManager (made when the first route binds, after this)
                 ledger.txn_backlog_entries, ledger.txn_backlog_bytes = txn_backlog
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
+                if ops.admin is not None:      # read once: the admin API's TLS is set at start (a restart renews it)
+                    from engine.certexpiry import ADMIN, file_certs
+                    engine.admin_certs = [e for role, path in ops.admin.cert_files
+                                          for e in file_certs(ADMIN, role, path)]
                 metrics.watch(engine)
 
                 async def on_stop() -> None:

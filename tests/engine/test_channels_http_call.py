@@ -354,3 +354,34 @@ async def test_a_redirect_is_not_followed_and_the_reason_says_where_it_pointed(n
     await nursery.start(taken.run)
     (r,) = await taken.request_many([b"{}"], 5)
     assert isinstance(r, HttpReply) and r.status == 302 and r.headers["location"] == "/new"
+
+
+async def test_the_counterparts_certificate_expiry_is_read_once_per_connection(nursery, pki, caplog) -> None:
+    """An https call notes the certificate the counterpart presented (gauge role peer, ``peer_cert``), and
+    warns once when it expires within 30 days (the test CA's server certificate: 30 days)."""
+    from engine.metrics import Metrics
+    from engine.tls import server_context
+    router = Router()
+
+    @router.route("POST", "/x")
+    async def ok(request):
+        return Response(200, [("content-type", "application/json")], b"{}")
+
+    port = await nursery.start(functools.partial(serve_http, router, "127.0.0.1", 0,
+                                                 server_context(pki.server_cert, pki.server_key, None, "none")))
+    c = HttpConnector("biller", {"url": f"https://localhost:{port}/x", "ca": str(pki.ca)})
+    metrics = Metrics()
+    c.attach_metrics(metrics)
+    await nursery.start(c.run)
+    assert c.peer_cert is None
+    for _ in range(3):
+        (r,) = await c.request_many([b"{}"], 5)
+        assert isinstance(r, HttpReply) and r.status == 200, r
+    from cryptography import x509
+    after = x509.load_pem_x509_certificate(pki.server_cert.read_bytes()).not_valid_after_utc.timestamp()
+    assert c.peer_cert.not_after == after and c.peer_cert.subject == "CN=localhost"
+    assert metrics.value("bsp_tls_cert_expiry_timestamp_seconds",
+                         {"channel": "biller", "role": "peer", "subject": "CN=localhost"}) == after
+    said = [r.getMessage() for r in caplog.records if "counterpart's certificate" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"channel biller: the counterpart's certificate at "
+                                                 f"https://localhost:{port}/x (subject CN=localhost) expires on ")

@@ -1,0 +1,179 @@
+"""When the TLS certificates bsp presents and trusts expire: read once when a configuration is bound.
+
+    entries = program_certs(program, overrides)        # CertExpiry per certificate in every cert / ca file
+    refused = expired_own(entries, now, channels)       # own certificates already expired: the channel cannot work
+    for level, text in notices(entries, now): log.log(level, text)
+
+Roles: ``server`` (the ``cert`` of a listening channel, or of the admin API), ``client`` (the ``cert``
+of a calling channel: mutual TLS), ``ca`` (each certificate of a ``ca`` / ``client_ca`` bundle), ``peer``
+(the certificate a counterpart presented in the last TLS handshake of a calling channel).  A chain
+file gives one entry per certificate.  Files are read with ``cryptography``'s x509 when the
+configuration is bound (start, reload), never per connection; a file that cannot be read gives no
+entry (the TLS loader reports it).
+
+``WARN_DAYS``: a certificate expiring within that many days is logged as a warning when it is
+bound and again every ``REMIND_EVERY`` seconds while the engine runs; an expired one as an error.
+"""
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+WARN_DAYS = 30               # days before expiry from which a certificate is warned about
+REMIND_EVERY = 86400.0       # seconds between two reminders while the engine runs (once a day)
+ADMIN = "admin API"          # the ``channel`` label of the admin API's certificates
+OWN = ("server", "client")   # roles of certificates bsp presents itself
+TLS_OPTIONS = (("cert", None), ("ca", "ca"))   # channel options naming a certificate file, and its role
+
+
+@dataclass(frozen=True)
+class CertExpiry:
+    channel: str          # channel name, or ADMIN
+    role: str             # server, client, ca, peer
+    path: str             # the file (peer: the address dialled)
+    subject: str          # RFC 4514, e.g. CN=localhost,O=Bank
+    not_after: float      # Unix time (UTC)
+
+    @property
+    def date(self) -> str:
+        return datetime.fromtimestamp(self.not_after, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+    def days_left(self, now: float) -> float:
+        return (self.not_after - now) / 86400.0
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {"role": self.role, "subject": self.subject, "path": self.path,
+                "not_after": datetime.fromtimestamp(self.not_after, timezone.utc).isoformat(),
+                "days_left": round(self.days_left(now), 1)}
+
+
+def read_certs(path: str | Path) -> list[tuple[str, float]]:
+    """(subject, notAfter as Unix time) of every PEM certificate in ``path``; [] when it cannot be read."""
+    from cryptography import x509
+    try:
+        data = Path(path).read_bytes()
+        certs = x509.load_pem_x509_certificates(data)
+    except (OSError, ValueError):
+        return []
+    return [(c.subject.rfc4514_string(), c.not_valid_after_utc.timestamp()) for c in certs]
+
+
+def file_certs(channel: str, role: str, path: str | Path | None) -> list[CertExpiry]:
+    if path is None:
+        return []
+    return [CertExpiry(channel, role, str(path), subject, t) for subject, t in read_certs(path)]
+
+
+def _own_role(kind: str) -> str:
+    return "server" if kind.endswith("listen") else "client"
+
+
+def program_certs(program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[CertExpiry]:
+    """Every certificate in the ``cert`` and ``ca`` files of the program's channels, the overrides
+    (with absolute paths: ``engine.ops.overrides.resolve_paths``) applied."""
+    out: list[CertExpiry] = []
+    for name, decl in program.channels.items():
+        options = {**decl.options, **dict((overrides or {}).get(name) or {})}
+        for option, role in TLS_OPTIONS:
+            value = options.get(option)
+            if isinstance(value, str) and value:
+                out += file_certs(name, role or _own_role(decl.kind), value)
+    return out
+
+
+def peer_cert(channel: str, address: str, peercert: Mapping[str, Any] | None) -> CertExpiry | None:
+    """The counterpart's certificate from ``SSLObject.getpeercert()`` (verified: a dict), or None."""
+    if not peercert or "notAfter" not in peercert:
+        return None
+    try:
+        not_after = float(ssl.cert_time_to_seconds(peercert["notAfter"]))
+    except ValueError:
+        return None
+    subject = ",".join(f"{_SHORT.get(k, k)}={v}" for rdn in reversed(peercert.get("subject", ())) for k, v in rdn)
+    return CertExpiry(channel, "peer", address, subject, not_after)
+
+
+_SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C",
+          "localityName": "L", "stateOrProvinceName": "ST", "domainComponent": "DC"}
+
+
+def expired_own(entries: Iterable[CertExpiry], now: float, channels: Iterable[str] | None = None) -> list[str]:
+    """One line per certificate bsp would present that has already expired (on ``channels`` only, when
+    given): such a channel cannot work (every peer refuses it), so it is not started."""
+    wanted = set(channels) if channels is not None else None
+    return [f"channel {e.channel}: {_what(e)} {e.path} (subject {e.subject}) expired on {e.date}: every "
+            f"counterpart refuses it, so the channel is not started; renew it (a new certificate and key "
+            f"from your CA, at the same path), then start again (or `bsp reload`)"
+            for e in entries if e.role in OWN and e.not_after <= now
+            and (wanted is None or e.channel in wanted)]
+
+
+def _what(e: CertExpiry) -> str:
+    return {"server": "server certificate", "client": "client certificate (mutual TLS)",
+            "ca": "CA bundle", "peer": "the counterpart's certificate"}[e.role]
+
+
+def _who(e: CertExpiry) -> str:
+    return "the admin API" if e.channel == ADMIN else f"channel {e.channel}"
+
+
+def notice(e: CertExpiry, now: float, warn_days: float = WARN_DAYS) -> tuple[int, str] | None:
+    """(log level, line) for one certificate expired or expiring within ``warn_days``; None otherwise."""
+    days = e.days_left(now)
+    if days > warn_days:
+        return None
+    fix = ("renew it, write the new file over the old one (same path), then run `bsp reload`"
+           if e.channel != ADMIN else "renew it, write the new file over the old one, then restart bsp "
+                                      "(the admin API reads its certificates at start only)")
+    if e.role == "ca":
+        head = f"{_who(e)}: CA bundle {e.path} holds certificate {e.subject}"
+        fix = ("get the CA's new certificate from the counterpart, add it to the bundle (same path), then run "
+               "`bsp reload`" if e.channel != ADMIN else
+               "add the CA's new certificate to the bundle, then restart bsp")
+        if days <= 0:
+            return logging.ERROR, (f"{head}, which expired on {e.date}: certificates issued by it no longer "
+                                   f"verify; {fix}")
+        return logging.WARNING, f"{head}, which expires on {e.date} (in {_days(days)}); {fix}"
+    if e.role == "peer":
+        head = f"{_who(e)}: the counterpart's certificate at {e.path} (subject {e.subject})"
+        if days <= 0:
+            return logging.ERROR, f"{head} expired on {e.date}: ask the counterpart to renew it"
+        return logging.WARNING, (f"{head} expires on {e.date} (in {_days(days)}): ask the counterpart to "
+                                 f"renew it before then")
+    head = f"{_who(e)}: {_what(e)} {e.path} (subject {e.subject})"
+    if days <= 0:
+        return logging.ERROR, f"{head} expired on {e.date}: counterparts refuse it; {fix}"
+    return logging.WARNING, f"{head} expires on {e.date} (in {_days(days)}); {fix}"
+
+
+def _days(days: float) -> str:
+    if days < 1:
+        return f"{max(days * 24, 0):.0f} hours"
+    n = int(days)
+    return f"{n} day{'s' if n != 1 else ''}"
+
+
+def notices(entries: Iterable[CertExpiry], now: float, warn_days: float = WARN_DAYS) -> list[tuple[int, str]]:
+    return [n for n in (notice(e, now, warn_days) for e in entries) if n is not None]
+
+
+def nearest(entries: Iterable[CertExpiry]) -> dict[str, CertExpiry]:
+    """channel -> its certificate (any role) expiring first."""
+    out: dict[str, CertExpiry] = {}
+    for e in entries:
+        if e.channel not in out or e.not_after < out[e.channel].not_after:
+            out[e.channel] = e
+    return out
+
+
+def log_notices(log: logging.Logger, entries: Iterable[CertExpiry], now: float,
+                warn_days: float = WARN_DAYS) -> int:
+    """Log every notice; returns how many."""
+    lines = notices(entries, now, warn_days)
+    for level, text in lines:
+        log.log(level, "%s", text)
+    return len(lines)
