@@ -17,6 +17,7 @@ for deal lines, the deal's fields (``deal_id``, ``route``, ``status``, ...).
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from datetime import datetime, timezone
@@ -97,6 +98,16 @@ class JsonFormatter(logging.Formatter):
         return self.scrub(orjson.dumps(doc, default=str).decode())
 
 
+class LogFile(logging.handlers.WatchedFileHandler):
+    """``--log-file``: written line by line and opened again when it is moved or removed (logrotate's
+    default rotation renames it; a plain ``FileHandler`` would go on writing into the renamed file for
+    ever); a file bsp makes, at start or after a rotation, is owner-only (0600) whatever the umask."""
+
+    def _open(self) -> Any:
+        create_private(Path(self.baseFilename))
+        return super()._open()
+
+
 def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None = None,
                   secrets: Iterable[str] = ()) -> Scrubber:
     """Configure the root logger (stderr, plus ``file`` when given); returns the scrubber to add secrets to."""
@@ -114,8 +125,7 @@ def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None =
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        create_private(file)          # a new log file is 0600 whatever the umask (deal lines, masked)
-        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        handlers.append(LogFile(file, encoding="utf-8"))
     for h in handlers:
         h.setFormatter(formatter)
         h._bsp = True  # type: ignore[attr-defined]
