@@ -766,14 +766,14 @@ class LedgerStore:
         if not ids:
             return {}
         rows = self._con.execute(
-            "SELECT deal_id, to_state, at, detail FROM deal_events WHERE list_contains(?, deal_id) "
+            "SELECT deal_id, to_state, \"at\", detail FROM deal_events WHERE list_contains(?, deal_id) "
             "AND to_state IN ('resolved', 'reversal cancelled') ORDER BY deal_id, seq", [list(ids)]).fetchall()
         out: dict[str, dict[str, Any]] = {}
         cancelled: dict[str, list[str]] = {}
         for deal_id, state, at, detail in rows:
             d = detail if isinstance(detail, dict) else (orjson.loads(detail) if detail else {})
             if state == "resolved":
-                when = at.isoformat() if hasattr(at, "isoformat") else str(at)
+                when = at.astimezone(timezone.utc).isoformat() if isinstance(at, datetime) else str(at)
                 out[deal_id] = {"at": when, **{k: v for k, v in d.items() if k in ("outcome", "by", "via", "note")}}
             elif d.get("call"):
                 cancelled.setdefault(deal_id, []).append(str(d["call"]))

@@ -103,6 +103,8 @@ class EngineBackend:
                 # acknowledged with a DE 39 that is not an approval (original not found, reversal declined)
                 "not_approved": sum(q.get("not_approved", 0) for q in queues),
                 "not_approved_channels": _merged(q.get("not_approved_channels", {}) for q in queues),
+                # dropped since the start because an operator resolved their deal (engine/txn/safcancel.py)
+                "cancelled": sum(q.get("cancelled", 0) for q in queues),
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
