@@ -224,6 +224,8 @@ class Saf:
             return
         if not item.checked:                    # left by a previous run: not before its deal is known
             self._unchecked.append(item)        # not resolved by an operator (engine.txn.safcancel)
+            if self._runner(item) is None:
+                self._strand(item)              # said at once; sent (or dropped) only once checked
             if self._nursery is not None and len(self._unchecked) == 1:
                 self._nursery.start_soon(safcancel.check_loaded, self)
             return
@@ -385,7 +387,7 @@ class Saf:
                 self.stranded.pop(item.key, None)
                 continue
             runner = self._runner(item)
-            if runner is None:
+            if runner is None or not item.checked:      # (unchecked: queued by safcancel.check_loaded)
                 item.stranded = _stranded_why(item)     # (its wording may name the channel now)
                 continue
             del self.stranded[item.key]

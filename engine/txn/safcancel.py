@@ -146,5 +146,11 @@ async def check_loaded(saf: Saf) -> None:
             res = found.get(item.deal_id)
             if res is not None:
                 drop(saf, item, res, event=item.step not in (res.get("cancelled") or ()))
-            else:
+            elif item.stranded is None:
                 saf._schedule(item, -math.inf)
+            elif saf._runner(item) is not None:     # stranded at load, a reload since brought its channel back
+                del saf.stranded[item.key]
+                item.stranded = None
+                saf._event(item, "reversal resumed", {"channel": item.target, "call": item.step, "attempts": item.n})
+                saf._schedule(item, -math.inf)
+            # else: stays stranded (not sent) until a reload brings a call on its channel (Saf.reconfigured)

@@ -113,7 +113,8 @@ async def test_a_live_resolution_stops_the_reversals_at_once(nursery, tmp_path: 
             await trio.sleep(0.05)
     await trio.sleep(1.5)                            # it was repeated every 0.3-0.4 s: five more by now
     status = await backend.status()
-    assert host.reversals == at_resolve, (host.reversals, at_resolve)     # no 0420 / 0421 reached the host
+    # no 0420 / 0421 reached the host after the resolution (but the one in flight then, if any, a moment later)
+    assert host.reversals <= at_resolve + in_flight, (host.reversals, at_resolve, in_flight)
     assert host.acked == 0
     assert status["reversals"]["pending"] == 0 and status["reversals"]["cancelled"] == 1, status["reversals"]
     assert status["flagged_deals"] == 1 and status["resolved_deals"] == 1, status      # counted since start
