@@ -18,6 +18,10 @@ A deal's flag is *open* while its newest flag event is newer than its newest ``r
 flagged again after a resolution opens it again).  ``bsp deals --flagged`` lists the open ones; ``--all``
 the resolved ones too.  Only an open flag can be resolved: a deal never flagged, or already resolved, is
 refused (``Refused``).
+
+Every outcome settles the deal other than by an ISO 8583 reversal the engine still stores and forwards, so a
+resolution cancels the deal's queued reversals (engine.txn.safcancel: live at once, offline at the engine's
+next start), and says what became of each (``reversals``: ``{call, channel, attempts, state}``).
 """
 from __future__ import annotations
 
@@ -114,18 +118,46 @@ def event_detail(outcome: str, note: str, by: str, via: str, **where: Any) -> di
             **{k: v for k, v in where.items() if v is not None}}
 
 
-def due_warning(due: Mapping[str, Mapping[str, int]], deal_id: str) -> list[str]:
-    """What to say when the deal's ISO 8583 reversal is still being sent (``LedgerStore.reversals_due``)."""
-    calls = due.get(deal_id) or {}
-    return [f"the reversal of call {call} is not acknowledged yet ({n} attempt(s) on the deal): a running engine "
-            f"goes on sending it until the host acknowledges it (docs/transactions.md#store-and-forward); tell "
-            f"the host it is settled" for call, n in sorted(calls.items())]
+def queued_offline(due: Mapping[str, Mapping[str, int]], deal_id: str) -> list[dict[str, Any]]:
+    """The deal's ISO 8583 reversals still queued (``LedgerStore.reversals_due``: not acknowledged, not
+    cancelled), as ``resolve`` reports them offline: the engine, stopped, cancels them when it next starts
+    (engine.txn.safcancel)."""
+    return [{"call": call, "channel": None, "attempts": n, "state": "cancelled at the next start"}
+            for call, n in sorted((due.get(deal_id) or {}).items())]
+
+
+def reversal_lines(reversals: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """What the resolution did to the deal's queued ISO 8583 reversals (every outcome cancels them:
+    engine.txn.safcancel), as ``(notes, warnings)``: a reversal cancelled is a note; one the host may have
+    taken meanwhile (an attempt in flight, or acknowledged already) a warning, since it undoes the original."""
+    notes: list[str] = []
+    warnings: list[str] = []
+    for r in reversals:
+        call, n, state = r.get("call"), r.get("attempts"), r.get("state")
+        if state == "cancelled":
+            notes.append(f"the queued reversal of call {call} ({n} attempt(s)) is cancelled: the engine does not "
+                         f"send it again (event `reversal cancelled` on the deal)")
+        elif state == "cancelled at the next start":
+            notes.append(f"the reversal of call {call} is still queued in the engine's transaction log ({n} "
+                         f"attempt(s) on the deal): it is not sent again; the engine cancels it when it next starts, "
+                         f"before sending anything (event `reversal cancelled` on the deal)")
+        elif state == "in flight":
+            warnings.append(f"an attempt of the reversal of call {call} was at the host when the deal was resolved: "
+                            f"if the host acknowledges it, the host has reversed the original (event `reversed "
+                            f"{call}` on the deal): check your settlement with the host; if not, it is not sent "
+                            f"again (event `reversal cancelled`)")
+        elif state == "acknowledged":
+            warnings.append(f"the reversal of call {call} was acknowledged by the host before the resolution was "
+                            f"recorded: the host has reversed the original (event `reversed {call}` on the deal); "
+                            f"check your settlement with the host")
+    return notes, warnings
 
 
 def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, audit_key: bytes | None,
                     *, host: str | None = None, hint_list: str = "bsp deals --flagged") -> dict[str, Any] | None:
-    """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., warnings}``, or
-    None when the ledger has no such deal.
+    """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., reversals,
+    warnings}`` (``reversals``: those still queued, cancelled at the engine's next start), or None when the
+    ledger has no such deal.
 
     Raises ``AmbiguousId`` (a prefix of several deals), ``ValueError`` (a short id or bad input),
     ``Refused``, ``KeyMismatch`` (the chain is keyed and the audit key is missing or another:
@@ -152,7 +184,7 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
                                          None)])
         if isinstance(done, BaseException):
             raise done
-        warnings = due_warning(store.reversals_due([full]), full)
+        reversals = queued_offline(store.reversals_due([full]), full)
     finally:
         store.close()
-    return {"deal_id": full, "at": at, **detail, "warnings": warnings}
+    return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1]}

@@ -413,6 +413,10 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.reversals_due(ids)
 
+    async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        await self.wait_loaded()
+        return await self.ledger.resolutions(ids)
+
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """``Ledger.append_story`` once the deal's own row (acknowledged through the journal) is in DuckDB."""

@@ -226,6 +226,10 @@ class Ledger:
         """ISO 8583 reversals queued on these deals and not acknowledged on them (``LedgerStore``)."""
         return await self._run(self._store.reversals_due, list(ids))
 
+    async def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The operator's resolution of these deals, and their reversals it cancelled (``LedgerStore``)."""
+        return await self._run(self._store.resolutions, list(ids))
+
     async def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
         return await self._run(self._store.deals_by_key, list(keys))

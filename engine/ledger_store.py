@@ -727,13 +727,16 @@ class LedgerStore:
 
     def reversals_due(self, ids: list[str]) -> dict[str, dict[str, int]]:
         """ISO 8583 reversals these deals queued (a ``reversal queued`` event naming the call) that are not
-        acknowledged on them (no ``reversed CALL`` event): {deal_id: {call: attempts on the deal}}."""
+        acknowledged on them (no ``reversed CALL`` event) nor cancelled by an operator's resolution (no
+        ``reversal cancelled`` event naming the call, engine.txn.safcancel): {deal_id: {call: attempts on
+        the deal}}."""
         if not ids:
             return {}
         rows = self._con.execute(
             "SELECT deal_id, to_state, json_extract_string(detail, '$.call') FROM deal_events "
             "WHERE list_contains(?, deal_id) AND (to_state = 'reversal queued' OR to_state LIKE 'reversed %' "
-            "OR to_state LIKE 'reversal 04%') ORDER BY deal_id, seq", [list(ids)]).fetchall()
+            "OR to_state LIKE 'reversal 04%' OR to_state = 'reversal cancelled') ORDER BY deal_id, seq",
+            [list(ids)]).fetchall()
         due: dict[str, dict[str, int]] = {}
         done: set[tuple[str, str]] = set()
         tries: dict[str, int] = {}
@@ -742,6 +745,9 @@ class LedgerStore:
                 due.setdefault(deal_id, {})[call] = 0
             elif state.startswith("reversed "):
                 done.add((deal_id, state[len("reversed "):]))
+            elif state == "reversal cancelled":
+                if call:
+                    done.add((deal_id, call))
             else:
                 tries[deal_id] = tries.get(deal_id, 0) + 1
         out: dict[str, dict[str, int]] = {}
@@ -749,6 +755,30 @@ class LedgerStore:
             left = {c: tries.get(deal_id, 0) for c in calls if (deal_id, c) not in done}
             if left:
                 out[deal_id] = left
+        return out
+
+    def resolutions(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The operator's resolution of each of these deals that has one (its newest ``resolved`` event,
+        engine.deal_resolve) and the calls whose reversal is already cancelled on it (``reversal
+        cancelled``): {deal_id: {"at": ISO 8601, "outcome", "by", ..., "cancelled": [call, ...]}}.  Asked by
+        the store-and-forward task for the reversals a previous run left in the log, before it sends any
+        (engine.txn.safcancel): a failure path, one query."""
+        if not ids:
+            return {}
+        rows = self._con.execute(
+            "SELECT deal_id, to_state, \"at\", detail FROM deal_events WHERE list_contains(?, deal_id) "
+            "AND to_state IN ('resolved', 'reversal cancelled') ORDER BY deal_id, seq", [list(ids)]).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        cancelled: dict[str, list[str]] = {}
+        for deal_id, state, at, detail in rows:
+            d = detail if isinstance(detail, dict) else (orjson.loads(detail) if detail else {})
+            if state == "resolved":
+                when = at.astimezone(timezone.utc).isoformat() if isinstance(at, datetime) else str(at)
+                out[deal_id] = {"at": when, **{k: v for k, v in d.items() if k in ("outcome", "by", "via", "note")}}
+            elif d.get("call"):
+                cancelled.setdefault(deal_id, []).append(str(d["call"]))
+        for deal_id, r in out.items():
+            r["cancelled"] = cancelled.get(deal_id, [])
         return out
 
     def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:

@@ -99,7 +99,8 @@ class AdminBackend(Protocol):
     async def resolve_deal(self, deal_id: str, outcome: str, note: str, by: str,
                            client: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Record an operator's resolution of a flagged deal (``engine.deal_resolve``): the ``resolved`` event's
-        detail with ``deal_id``, ``at`` and ``warnings``; ``client``: ``peer`` and ``client_cert`` as the
+        detail with ``deal_id``, ``at``, ``reversals`` (what became of the deal's queued ISO 8583 reversals:
+        engine.txn.safcancel) and ``warnings``; ``client``: ``peer`` and ``client_cert`` as the
         admin app saw them.  None when there is no such deal; ``Refused`` when it is not flagged or already
         resolved; ``ValueError`` / ``LookupError`` as ``deal``."""
         ...

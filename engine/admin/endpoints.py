@@ -89,7 +89,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Record that a deal flagged for an operator was settled with its counterpart: the event `resolved` "
              "(outcome, note, by, and the client's address and certificate) appended to the deal in the audit "
              "chain. The id may be its first 8 or more hex digits.", body="Resolve",
-             responses=((200, "Recorded; `warnings` names a reversal the engine is still sending.", "Resolution"),
+             responses=((200, "Recorded; the deal's queued ISO 8583 reversals are cancelled: `reversals` says what "
+                                   "became of each, `warnings` names one the host may have taken meanwhile.",
+                         "Resolution"),
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),
                         (404, "No deal with this id.", "Problem"),

@@ -76,7 +76,11 @@ SCHEMAS: dict[str, Any] = {
     "Resolution": {"type": "object", "required": ["deal_id", "at", "outcome", "note", "by", "via"],
                    "additionalProperties": True,
                    "description": "The `resolved` event's detail: deal_id, at, outcome, note, by, via, peer, "
-                                  "client_cert (mutual TLS), warnings."},
+                                  "client_cert (mutual TLS), warnings; reversals: what became of the deal's "
+                                  "queued ISO 8583 reversals, each {call, channel, attempts, state}, state "
+                                  "`cancelled` (never sent again), `in flight` (an attempt at the host: "
+                                  "dropped unless it is acknowledged) or `acknowledged` (the host reversed "
+                                  "it before)."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

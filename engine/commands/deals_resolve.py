@@ -79,6 +79,8 @@ def resolve(
     else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY; a keyed ledger is not written without its key. With --live
     the running engine records it (`POST /deals/{id}/resolve`), with the client's address (and
     certificate, over mutual TLS) beside --by. A deal not flagged, or already resolved, is refused.
+    The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
+    with --live at once, else when the engine next starts, before it sends any; the command says so.
     Exit 0 recorded; 1 refused, no such deal, or (--live) the engine cannot be reached or answers with
     a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
     """
@@ -120,9 +122,14 @@ def resolve(
                        f"--ledger {path}`.", err=True)
             raise typer.Exit(1)
         where = str(path)
+    from engine.deal_resolve import reversal_lines
+
     typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']} at {done['at']}, "
                f"recorded in {where}")
-    for w in done.get("warnings") or ():
+    notes, warnings = reversal_lines(done.get("reversals") or ())
+    for n in notes:
+        typer.echo(n)
+    for w in warnings or done.get("warnings") or ():
         typer.echo(f"warning: {w}", err=True)
 
 

@@ -176,7 +176,7 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                           f"them may stand at a counterpart: bsp deals --flagged --live lists those not resolved)",
                           style="bold red"))
     rev = now.get("reversals")
-    if rev and (rev.get("pending") or rev.get("attempts")):      # ISO 8583 store and forward
+    if rev and (rev.get("pending") or rev.get("attempts") or rev.get("cancelled")):   # ISO 8583 store and forward
         flagged = rev.get("flagged") or 0
         parts.append(Text.assemble(
             f"reversals: {rev.get('pending', 0)} pending, ",
@@ -186,7 +186,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
             if rev.get("stranded") else "",
             f", {rev.get('attempts', 0)} attempts, {rev.get('acknowledged', 0)} acknowledged since start",
             (f" ({rev['not_approved']} with a response code not approved: check them with the host)", "bold yellow")
-            if rev.get("not_approved") else ""))
+            if rev.get("not_approved") else "",
+            f", {rev['cancelled']} cancelled by an operator's resolution of their deal" if rev.get("cancelled")
+            else ""))
         for r in rev.get("queue") or []:
             if r.get("stranded"):
                 parts.append(Text(f"  deal {r['deal_id']} route {r['route']} call {r['call']}: {r['attempts']} "

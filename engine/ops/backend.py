@@ -117,6 +117,8 @@ class EngineBackend:
                 # acknowledged with a DE 39 that is not an approval (original not found, reversal declined)
                 "not_approved": sum(q.get("not_approved", 0) for q in queues),
                 "not_approved_channels": _merged(q.get("not_approved_channels", {}) for q in queues),
+                # dropped since the start because an operator resolved their deal (engine/txn/safcancel.py)
+                "cancelled": sum(q.get("cancelled", 0) for q in queues),
                 "alert_after": queues[0]["alert_after"],
                 "in_flight": {ch: lane for q in queues for ch, lane in q.get("in_flight", {}).items()},
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
@@ -235,8 +237,9 @@ class EngineBackend:
         import trio
 
         from engine.deal import DealEvent
-        from engine.deal_resolve import RESOLVED, due_warning, event_detail, refusal
+        from engine.deal_resolve import RESOLVED, event_detail, refusal, reversal_lines
         from engine.ledger_snapshot import SnapshotError
+        from engine.txn import safcancel
 
         ledger = self.engine.ledger
         if self._resolving is None:
@@ -258,11 +261,21 @@ class EngineBackend:
             at = datetime.now(timezone.utc)
             detail = event_detail(outcome, note, by, "admin API", peer=client.get("peer"),
                                   client_cert=client.get("client_cert"))
-            await ledger.append_story(full, [], [DealEvent(at, None, RESOLVED, detail)])
-        due = await ledger.reversals_due([full])
+            # its queued ISO 8583 reversals are held while the event is written, then cancelled: none reaches
+            # the host after the operator settled the deal (engine.txn.safcancel)
+            queues = list(getattr(self.engine, "saf", ()))
+            held = [(q, safcancel.pause(q, full)) for q in queues]
+            try:
+                await ledger.append_story(full, [], [DealEvent(at, None, RESOLVED, detail)])
+            except BaseException:
+                for q, items in held:
+                    safcancel.resume(q, items)
+                raise
+            resolution = {"outcome": outcome, "by": by, "at": at.isoformat()}
+            reversals = [r for q in queues for r in safcancel.cancel(q, full, resolution)]
         if self.observer is not None and hasattr(self.observer, "resolved"):
             self.observer.resolved(deal["route"])
-        return {"deal_id": full, "at": at, **detail, "warnings": due_warning(due, full)}
+        return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1]}
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

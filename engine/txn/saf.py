@@ -66,7 +66,7 @@ import trio
 
 from engine.channels.options import REVERSAL_IN_FLIGHT   # tcp connect ``reversal_in_flight``'s default
 from engine.deal import DealEvent, DealStep
-from engine.txn import reversal
+from engine.txn import reversal, safcancel
 from engine.txn.safroute import Resolver, label as _label, stranded_why as _stranded_why, target_of
 
 log = logging.getLogger("bsp.txn.saf")
@@ -104,6 +104,9 @@ class Item:
     target: str | None = None      # the outbound channel the original went to (None: a log entry older than it)
     ticket: int = 0           # its live entry in a lane's heaps (older entries are skipped; 0: in none)
     stranded: str | None = None    # why it is not sent: no call for its channel in the running configuration
+    checked: bool = True      # False: left by a previous run, not sent before its deal's resolution is asked
+    paused: bool = False      # an operator's resolution of its deal is being recorded: not sent meanwhile
+    cancel: dict[str, Any] | None = None   # the resolution that cancelled it (in flight then: dropped after)
 
     @property
     def key(self) -> str:
@@ -181,6 +184,8 @@ class Saf:
         self.flagged_deals: set[str] = set()  # deals counted as flagged (route's flagged) by a reversal's flag
         self.not_approved = 0                 # acknowledged with a DE 39 not approved (since the start)
         self.not_approved_channels: dict[str, int] = {}   # the same, per outbound channel
+        self.cancelled = 0                    # dropped by an operator's resolution of their deal (since the start)
+        self._unchecked: list[Item] = []      # left by a previous run: sent once the ledger says not resolved
         self._nursery: trio.Nursery | None = None
         self._empty = trio.Event()
         self._empty.set()
@@ -217,6 +222,13 @@ class Saf:
             else:
                 self._done.append(item)
             return
+        if not item.checked:                    # left by a previous run: not before its deal is known
+            self._unchecked.append(item)        # not resolved by an operator (engine.txn.safcancel)
+            if self._runner(item) is None:
+                self._strand(item)              # said at once; sent (or dropped) only once checked
+            if self._nursery is not None and len(self._unchecked) == 1:
+                self._nursery.start_soon(safcancel.check_loaded, self)
+            return
         self._schedule(item, -math.inf)         # due at once (behind the older ones due)
 
     def recorded(self, deal_id: str, ok: bool, flagged: bool = False) -> None:
@@ -236,7 +248,8 @@ class Saf:
                 continue
             values = self.mgr.unseal_values(e.get("values"), f"values|{e['id']}|{e['step']}")
             item = Item(e["id"], e["step"], e.get("r") or "?", e.get("c") or "?", values or {},
-                        e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"), target=e.get("o"))
+                        e.get("at") or "", n=int(e.get("n") or 0), ack=e.get("ack"), target=e.get("o"),
+                        checked=False)
             item.flagged = item.n >= self.alert_after     # flagged by then (its deal has the event): not again
             item.recorded.set()       # its deal's row was written (or written again on restart) before
             self.add(item)
@@ -259,7 +272,7 @@ class Saf:
                 "stranded": len(self.stranded), "stranded_channels": stranded,
                 "attempts": self.attempts, "acknowledged": self.acknowledged, "flagged_total": self.flagged,
                 "not_approved": self.not_approved, "not_approved_channels": dict(self.not_approved_channels),
-                "alert_after": self.alert_after,
+                "cancelled": self.cancelled, "alert_after": self.alert_after,
                 "in_flight": {n: {"now": ln.in_flight, "limit": ln.limit, "peak": ln.peak}
                               for n, ln in self.lanes.items()},
                 "reversals": [i.status() for i in items]}
@@ -278,6 +291,8 @@ class Saf:
                 later, self._later = self._later, []
                 for item, event in later:
                     nursery.start_soon(self._append, item, [], [event], None)
+                if self._unchecked:
+                    nursery.start_soon(safcancel.check_loaded, self)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -372,7 +387,7 @@ class Saf:
                 self.stranded.pop(item.key, None)
                 continue
             runner = self._runner(item)
-            if runner is None:
+            if runner is None or not item.checked:      # (unchecked: queued by safcancel.check_loaded)
                 item.stranded = _stranded_why(item)     # (its wording may name the channel now)
                 continue
             del self.stranded[item.key]
@@ -425,6 +440,8 @@ class Saf:
                 if ticket != item.ticket:
                     continue
                 item.ticket = 0             # taken: its attempt queues it again (or strands it)
+                if item.paused:
+                    continue                # its deal's resolution is being recorded (safcancel.resume)
                 if item.ready_tick != lane.tick:
                     item.held = True        # it waited for a place: its attempts come later than scheduled
                 item.ready_tick = None
@@ -498,7 +515,10 @@ class Saf:
         if runner is None:                  # a reload took its channel away while it waited for its turn
             item.busy = False
             lane.release()
-            self._strand(item)
+            if item.cancel is not None:
+                safcancel.drop(self, item, item.cancel)
+            else:
+                self._strand(item)
             return
         try:
             repeat = item.n > 0
@@ -527,7 +547,8 @@ class Saf:
                 self._not_approved(item, a)
         # flagged after ``alert_after`` attempts, or once they would have been made (``window``) when the
         # ``reversal_in_flight`` places kept it waiting: the flag does not depend on the queue ahead of it
-        flag = a.outcome != "acknowledged" and not item.flagged and (item.n >= self.alert_after or (
+        flag = a.outcome != "acknowledged" and not item.flagged and item.cancel is None and (
+            item.n >= self.alert_after or (
             item.held and item.flag_at is not None and trio.current_time() >= item.flag_at))
         if flag:
             item.flagged = True
@@ -535,6 +556,9 @@ class Saf:
         await self._story(item, a, flag)
         if item.ack is not None:
             await self._finish(item)
+            return
+        if item.cancel is not None:         # its deal was resolved while this attempt was at the host
+            safcancel.drop(self, item, item.cancel)
             return
         if flag:
             log.error("store and forward: the reversal of deal %s (route %s, call %s) is not acknowledged "
