@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.demo",
     "engine.commands.deals",
     "engine.commands.codec",
+    "engine.commands.copybook",
     "engine.commands.docs",
     "engine.commands.admin",
     "engine.commands.certs",
