@@ -24,6 +24,7 @@ from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
+from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import (BOOL, INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
                        field_type, show)
@@ -936,10 +937,31 @@ class Checker(_TestChecks):
 
     def _provided_fields(self, chan: str | None, name: str) -> tuple[str, ...] | None:
         """The fields of a name a channel kind provides (``file`` of a file watch), None when not fixed."""
+        if name == "peer":
+            return PEER_FIELDS
         decl = self.res.channels.get(chan) if chan else None
         spec = self.registry.get("channel", decl.kind) if decl is not None else None
         fields = getattr(spec, "provides_fields", None) if spec is not None else None
         return tuple(fields[name]) if fields and name in fields else None
+
+    def _peer_without_cert(self, chan: str | None, e: A.Attr) -> None:
+        """W008: ``peer.cn`` / ``peer.san`` read by a route whose channel never has a client certificate."""
+        decl = self.res.channels.get(chan) if chan else None
+        if decl is None:
+            return
+        mode = decl.options.get("client_cert")
+        if mode in CERT_MODES or (mode is not None and not isinstance(mode, str)):
+            return                      # mutual TLS (or an option whose value is only known when it runs)
+        kind = decl.kind.replace(".", " ")
+        spec = self.registry.get("channel", decl.kind)
+        takes = spec is not None and any(o.name == "client_cert" for o in getattr(spec, "options", ()) or ())
+        why = (f"it does not ask for one (client_cert = \"{mode or 'none'}\")" if takes
+               else "a request on it comes over no TLS connection of its own")
+        fix = ('set `client_cert = "required"` and `ca` on the channel (docs/channels.md, mutual TLS)' if takes
+               else "only tcp listen and http listen channels with client_cert = \"required\" (or \"optional\") "
+                    "give peer.cn and peer.san; read who sent it from the request, or remove the read")
+        self.warn("W008", f"channel `{chan}` ({kind}) never has a client certificate: `peer.{e.name}` is always "
+                  f"{'null' if e.name == 'cn' else 'empty'}, since {why}", e.pos, fix)
 
     def _receive_as(self, chan: str | None, fmt: str | None, s: A.Receive) -> None:
         """The channel kind's ``check_receive`` hook: can its routes read what it hands them as ``fmt``?"""
@@ -985,6 +1007,8 @@ class Checker(_TestChecks):
                 chan = self.ref(s.channel, "channel")
                 for extra in self._channel_provides(chan):
                     scope.setdefault(extra, Binding("channel_value", pos=s.pos, channel=chan))
+                # who sent it (dsl/peer.py): every route, filled by the channels that authenticate a peer
+                scope.setdefault("peer", Binding("channel_value", pos=s.pos, channel=chan))
                 fmt = self.ref(s.format, "format")
                 if s.format is not None:
                     scope["msg"] = Binding("msg", fmt, s.pos)
@@ -1490,10 +1514,13 @@ class Checker(_TestChecks):
             if b.kind == "channel_value":
                 known = self._provided_fields(b.channel, base.name)
                 if known is not None and e.name not in known:
-                    kind = self.res.channels[b.channel].kind.replace(".", " ")
+                    decl = self.res.channels.get(b.channel) if b.channel else None
+                    gives = (f"channel `{b.channel}` ({decl.kind.replace('.', ' ')}) gives " if decl is not None
+                             else "routes read ") + ", ".join(f"{base.name}.{k}" for k in known)
                     self.error("E060", f"`{base.name}` has no field `{e.name}`", e.pos,
-                               "; ".join(filter(None, (did_you_mean(e.name, known), f"channel `{b.channel}` "
-                                                       f"({kind}) gives " + ", ".join(f"{base.name}.{k}" for k in known)))))
+                               "; ".join(filter(None, (did_you_mean(e.name, known), gives))))
+                elif base.name == "peer" and e.name in CERT_FIELDS:
+                    self._peer_without_cert(b.channel, e)
                 return
             if b.kind == "error" and e.name not in ERROR_FIELDS:
                 self.error("E060", f"`error` has no field `{e.name}`", e.pos,
