@@ -242,8 +242,12 @@ class _TestChecks:
             if s.file is not None:
                 self._test_file(chan, s.file, base)
                 file = lower_assigns(s.file)
+            peer = None
+            if s.peer is not None:
+                self._test_peer(chan, s.peer, base)
+                peer = lower_assigns(s.peer)
             send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
-                                   twice=s.repeat is not None, file=file)
+                                   twice=s.repeat is not None, file=file, peer=peer)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -473,6 +477,35 @@ class _TestChecks:
                     (t != want if want == STRING else t not in (INTEGER, NUMBER)):
                 example = '"BATCH-20261126.csv"' if want == STRING else "3"
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
+                           a.value.pos or a.pos, f"write `{top} = {example}`")
+
+    def _test_peer(self, chan: str | None, assigns, scope) -> None:
+        """``peer { cn = "PARTNER-A" }`` of a send: who the channel authenticated (E110)."""
+        decl = self.res.channels.get(chan) if chan else None
+        mode = decl.options.get("client_cert") if decl is not None else None
+        no_cert = decl is not None and not (mode in CERT_MODES or (mode is not None and not isinstance(mode, str)))
+        for a in assigns:
+            before = self._errors()
+            t = self._expr(a.value, scope, set())
+            top = str(a.parts[0])
+            if len(a.parts) > 1 or top not in PEER_FIELDS:
+                self.error("E110", f"a peer has no `{a.path}` to set", _name_pos(a),
+                           did_you_mean(top, PEER_FIELDS) or "set: " + ", ".join(PEER_FIELDS))
+                continue
+            if top in CERT_FIELDS and no_cert:
+                kind = decl.kind.replace(".", " ")
+                self.error("E110", f"channel `{chan}` ({kind}) never has a client certificate: its routes always "
+                           f"read `peer.{top}` as {'null' if top == 'cn' else 'empty'}", _name_pos(a),
+                           f"remove `{top}`, or give the channel client_cert = \"required\" and `ca` if its "
+                           f"clients are to authenticate with a certificate")
+                continue
+            want = "a list of texts" if top == "san" else "a text"
+            wrong = (t is not None and t != NULL and t != STRING) if top != "san" else \
+                (isinstance(a.value, A.Lit) and a.value.type != "null")
+            if self._errors() == before and wrong:
+                example = '["dns:partner-a.example"]' if top == "san" else \
+                    ('"PARTNER-A"' if top == "cn" else '"10.1.2.3:51012"')
+                self.error("E110", f"`peer.{top}` is {want}: it cannot take {show(a.value)}",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
 
     def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
