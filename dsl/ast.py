@@ -261,7 +261,7 @@ class RouteAst:
 @dataclass(frozen=True)
 class GivenSendAst:
     """``given CHANNEL sends [FORMAT] { fields } [http { method path params query headers }]
-    [file { name line record offset records }] [twice]``"""
+    [file { name line record offset records }] [peer { cn san address }] [twice]``"""
     channel: Ident
     format: Ident | None
     assigns: tuple[AssignAst, ...]
@@ -269,6 +269,7 @@ class GivenSendAst:
     http: tuple[AssignAst, ...] | None = None
     repeat: Pos | None = None                        # ``twice``: where it is written (None: sent once)
     file: tuple[AssignAst, ...] | None = None        # ``file { name line record offset records }`` (file watch)
+    peer: tuple[AssignAst, ...] | None = None        # ``peer { cn san address }``: who sent it (peer.*)
 
 
 @dataclass(frozen=True)

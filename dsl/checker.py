@@ -24,6 +24,7 @@ from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
 from dsl.listen import listen_clashes
 from dsl.muxkeys import mux_key_check
+from dsl.peer import CERT_FIELDS, CERT_MODES, PEER_FIELDS
 from dsl.options import NOT_LITERAL, best_guess, convert, finish_options, group_atoms, literal_of
 from dsl.types import (BOOL, INTEGER, NUMBER, NUMERIC, NULL, STRING, Typer, as_number, body_fields, desc,
                        field_type, show)
@@ -241,8 +242,12 @@ class _TestChecks:
             if s.file is not None:
                 self._test_file(chan, s.file, base)
                 file = lower_assigns(s.file)
+            peer = None
+            if s.peer is not None:
+                self._test_peer(chan, s.peer, base)
+                peer = lower_assigns(s.peer)
             send_ir = ir.GivenSend(chan or s.channel.name, fmt, lower_assigns(s.assigns), pos=s.pos, http=http,
-                                   twice=s.repeat is not None, file=file)
+                                   twice=s.repeat is not None, file=file, peer=peer)
         scope = dict(base)
         scope["msg"] = Binding("msg", msg_fmt)
         answers: list[ir.GivenAnswer] = []
@@ -472,6 +477,35 @@ class _TestChecks:
                     (t != want if want == STRING else t not in (INTEGER, NUMBER)):
                 example = '"BATCH-20261126.csv"' if want == STRING else "3"
                 self.error("E102", f"`file.{top}` is {desc(want)}: it cannot take {desc(t)} ({show(a.value)})",
+                           a.value.pos or a.pos, f"write `{top} = {example}`")
+
+    def _test_peer(self, chan: str | None, assigns, scope) -> None:
+        """``peer { cn = "PARTNER-A" }`` of a send: who the channel authenticated (E110)."""
+        decl = self.res.channels.get(chan) if chan else None
+        mode = decl.options.get("client_cert") if decl is not None else None
+        no_cert = decl is not None and not (mode in CERT_MODES or (mode is not None and not isinstance(mode, str)))
+        for a in assigns:
+            before = self._errors()
+            t = self._expr(a.value, scope, set())
+            top = str(a.parts[0])
+            if len(a.parts) > 1 or top not in PEER_FIELDS:
+                self.error("E110", f"a peer has no `{a.path}` to set", _name_pos(a),
+                           did_you_mean(top, PEER_FIELDS) or "set: " + ", ".join(PEER_FIELDS))
+                continue
+            if top in CERT_FIELDS and no_cert:
+                kind = decl.kind.replace(".", " ")
+                self.error("E110", f"channel `{chan}` ({kind}) never has a client certificate: its routes always "
+                           f"read `peer.{top}` as {'null' if top == 'cn' else 'empty'}", _name_pos(a),
+                           f"remove `{top}`, or give the channel client_cert = \"required\" and `ca` if its "
+                           f"clients are to authenticate with a certificate")
+                continue
+            want = "a list of texts" if top == "san" else "a text"
+            wrong = (t is not None and t != NULL and t != STRING) if top != "san" else \
+                (isinstance(a.value, A.Lit) and a.value.type != "null")
+            if self._errors() == before and wrong:
+                example = '["dns:partner-a.example"]' if top == "san" else \
+                    ('"PARTNER-A"' if top == "cn" else '"10.1.2.3:51012"')
+                self.error("E110", f"`peer.{top}` is {want}: it cannot take {show(a.value)}",
                            a.value.pos or a.pos, f"write `{top} = {example}`")
 
     def _test_expect(self, s: A.ExpectAst, facts, scope, send) -> ir.Expectation:
@@ -936,10 +970,31 @@ class Checker(_TestChecks):
 
     def _provided_fields(self, chan: str | None, name: str) -> tuple[str, ...] | None:
         """The fields of a name a channel kind provides (``file`` of a file watch), None when not fixed."""
+        if name == "peer":
+            return PEER_FIELDS
         decl = self.res.channels.get(chan) if chan else None
         spec = self.registry.get("channel", decl.kind) if decl is not None else None
         fields = getattr(spec, "provides_fields", None) if spec is not None else None
         return tuple(fields[name]) if fields and name in fields else None
+
+    def _peer_without_cert(self, chan: str | None, e: A.Attr) -> None:
+        """W008: ``peer.cn`` / ``peer.san`` read by a route whose channel never has a client certificate."""
+        decl = self.res.channels.get(chan) if chan else None
+        if decl is None:
+            return
+        mode = decl.options.get("client_cert")
+        if mode in CERT_MODES or (mode is not None and not isinstance(mode, str)):
+            return                      # mutual TLS (or an option whose value is only known when it runs)
+        kind = decl.kind.replace(".", " ")
+        spec = self.registry.get("channel", decl.kind)
+        takes = spec is not None and any(o.name == "client_cert" for o in getattr(spec, "options", ()) or ())
+        why = (f"it does not ask for one (client_cert = \"{mode or 'none'}\")" if takes
+               else "a request on it comes over no TLS connection of its own")
+        fix = ('set `client_cert = "required"` and `ca` on the channel (docs/channels.md, mutual TLS)' if takes
+               else "only tcp listen and http listen channels with client_cert = \"required\" (or \"optional\") "
+                    "give peer.cn and peer.san; read who sent it from the request, or remove the read")
+        self.warn("W008", f"channel `{chan}` ({kind}) never has a client certificate: `peer.{e.name}` is always "
+                  f"{'null' if e.name == 'cn' else 'empty'}, since {why}", e.pos, fix)
 
     def _receive_as(self, chan: str | None, fmt: str | None, s: A.Receive) -> None:
         """The channel kind's ``check_receive`` hook: can its routes read what it hands them as ``fmt``?"""
@@ -985,6 +1040,8 @@ class Checker(_TestChecks):
                 chan = self.ref(s.channel, "channel")
                 for extra in self._channel_provides(chan):
                     scope.setdefault(extra, Binding("channel_value", pos=s.pos, channel=chan))
+                # who sent it (dsl/peer.py): every route, filled by the channels that authenticate a peer
+                scope.setdefault("peer", Binding("channel_value", pos=s.pos, channel=chan))
                 fmt = self.ref(s.format, "format")
                 if s.format is not None:
                     scope["msg"] = Binding("msg", fmt, s.pos)
@@ -1490,10 +1547,13 @@ class Checker(_TestChecks):
             if b.kind == "channel_value":
                 known = self._provided_fields(b.channel, base.name)
                 if known is not None and e.name not in known:
-                    kind = self.res.channels[b.channel].kind.replace(".", " ")
+                    decl = self.res.channels.get(b.channel) if b.channel else None
+                    gives = (f"channel `{b.channel}` ({decl.kind.replace('.', ' ')}) gives " if decl is not None
+                             else "routes read ") + ", ".join(f"{base.name}.{k}" for k in known)
                     self.error("E060", f"`{base.name}` has no field `{e.name}`", e.pos,
-                               "; ".join(filter(None, (did_you_mean(e.name, known), f"channel `{b.channel}` "
-                                                       f"({kind}) gives " + ", ".join(f"{base.name}.{k}" for k in known)))))
+                               "; ".join(filter(None, (did_you_mean(e.name, known), gives))))
+                elif base.name == "peer" and e.name in CERT_FIELDS:
+                    self._peer_without_cert(b.channel, e)
                 return
             if b.kind == "error" and e.name not in ERROR_FIELDS:
                 self.error("E060", f"`error` has no field `{e.name}`", e.pos,

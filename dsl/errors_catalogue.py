@@ -267,6 +267,12 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel host = tcp connect {\n    address = "127.0.0.1:7001"\n}\n'
           'route r {\n    receive from mf as Auth\n    call auth = host as Auth { t = "0200" }\n'
           '    reply Auth { t = "0210" }\n}\n', 8, 17, severity="warning"),
+    Entry("W008", "client certificate a channel never has",
+          "channel `C` (memory) never has a client certificate: `peer.cn` is always null, since a request on it "
+          "comes over no TLS connection of its own (also `peer.san`, always empty; a tcp / http listen channel "
+          "without client_cert = \"required\" or \"optional\": help: set it and `ca`)",
+          _route('deal PAY { ref = msg.code  amount = 1  key = peer.cn + "/" + msg.code }',
+                 'reply Req { code = "00" }'), 7, 50, severity="warning"),
 )
 
 
@@ -329,6 +335,10 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
           "channel `C` (memory) does not take files: its routes see no `file` (also: a file record has no `NAME` "
           "to set; `file.line` is an integer: it cannot take a string)",
           _test('given front sends { a = 1 } file { name = "x.csv" }'), 10, 40),
+    Entry("E110", "peer details a channel cannot have, or unknown",
+          "channel `C` (memory) never has a client certificate: its routes always read `peer.cn` as null (also: a "
+          "peer has no `NAME` to set, with did you mean; `peer.cn` is a text: it cannot take 3)",
+          _test('given front sends { a = 1 } peer { cn = "PARTNER-A" }'), 10, 40),
     Entry("E103", "expected text for a number, or a number for text",
           "field `F` of format `FMT` is a number (integer): the text \"1\" is never equal to it (help: the number "
           "to write, or number(...) for a computed text); also a text field expected as a number, a deal's fields, "

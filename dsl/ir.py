@@ -223,6 +223,9 @@ class GivenSend:
     # ``file { name line record offset records }``: the record's place in its batch file, what the routes of a
     # file watch channel read as ``file.*`` (None: not given, file.* are null)
     file: tuple[Assign, ...] | None = None
+    # ``peer { cn san address }``: the peer the channel authenticated, what the routes read as ``peer.*``
+    # (None: not given: peer.cn and peer.address null, peer.san empty)
+    peer: tuple[Assign, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -261,7 +261,7 @@ class _Build(Transformer):
         return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta))
 
     def given_sends(self, meta, ch):
-        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[5], ch[4])
+        return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])
 
     def repeat(self, meta, ch):
         return self._pos(meta)
@@ -279,6 +279,9 @@ class _Build(Transformer):
         return ch[0]
 
     def file_block(self, meta, ch):
+        return ch[0]
+
+    def peer_block(self, meta, ch):
         return ch[0]
 
     def headers_block(self, meta, ch):

@@ -196,6 +196,18 @@ def peer_identity(peercert: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def peer_values(peercert: dict[str, Any] | None, address: str | None) -> dict[str, Any]:
+    """What a route reads as ``peer.*`` (dsl/peer.py) of a connection: ``cn``, the verified client
+    certificate's subject common name (the last, most specific one when the subject has several; None
+    without a certificate), ``san``, its subject alternative names as an access list writes them after
+    ``san:`` (``"dns:partner-a.example"``, ``"uri:spiffe://bank/pa"``), and ``address`` (``ip:port``).
+    Built from ``peer_identity``, the one extraction the ``allow`` lists match on, once per connection."""
+    ident = peer_identity(peercert)
+    return {"cn": ident["cn"][-1] if ident["cn"] else None,
+            "san": [f"{kind}:{v}" for kind in ("dns", "email", "uri", "ip") for v in ident[kind]],
+            "address": address}
+
+
 # -- why a calling channel's TLS failed, and what to fix --------------------------------------------
 
 _CHAIN_CODES = frozenset({2, 18, 19, 20, 21})     # X509_V_ERR_*: no path to a CA in `ca`

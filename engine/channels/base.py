@@ -98,6 +98,9 @@ class ConnInfo:
     number: int
     frames_in: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # ``peer.*`` as the routes read them (``engine.tls.peer_values``: the client certificate's CN and SANs
+    # and the address), set once per connection after its handshake; None: no peer (a file, a timer)
+    who: dict[str, Any] | None = None
 
 
 async def request_one(channel: Any, payload: bytes, timeout: float | None = None) -> bytes:

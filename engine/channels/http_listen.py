@@ -221,7 +221,7 @@ class HttpListener:
         # ``deals``: the dispatcher puts (deal id, reason) there once the deal is recorded (Bsp-Deal-Id)
         deals: list[tuple[str | None, str | None]] = []
         conn = ConnInfo(channel=self.name, peer=peer_text, number=next(_NUMBERS),
-                        extra={"http": http, "deals": deals})
+                        extra={"http": http, "deals": deals}, who=request.who)
         self._inflight += 1
         try:
             if refusal is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from dsl.peer import no_peer
 from engine.runtime.exchange import Exchange, StepFailure
 
 
@@ -119,7 +120,8 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
     if txn is not None:
         await txn.ready(handler)            # deals left in flight by a crash are resolved first
     ex = Exchange(handler.channel, conn, body, datetime.now(timezone.utc), 0)
-    ex.scope = {**base, "http": http_scope, "raw": body, "msg": None}
+    who = getattr(conn, "who", None)
+    ex.scope = {**base, "http": http_scope, "peer": who if who is not None else no_peer(), "raw": body, "msg": None}
     ex.fail(failure)
     if handler.error_reply is not None:
         handler._run_sync(handler.error_reply, ex, during_error=True)

@@ -16,6 +16,7 @@ from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
 from engine.faultlog import FaultLog
+from engine.tls import peer_values
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, check_framing, framer_factory
 
@@ -132,7 +133,8 @@ class TcpListener:
                 return                      # handshake failed or refused: logged and counted by the gate
             stream = secured  # type: ignore[assignment]
         self.connections += 1
-        conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS))
+        cert = stream.getpeercert() if isinstance(stream, trio.SSLStream) else None
+        conn = ConnInfo(channel=self.name, peer=peer, number=next(_CONN_NUMBERS), who=peer_values(cert, peer))
         stop = StopReading(self.retire_send_wait)
         if self._draining:
             stop.cancel()

@@ -114,6 +114,7 @@ class Request:
     body: bytes = b""
     peer: Any = None                              # (host, port, ...) of the client
     peercert: dict[str, Any] | None = None        # verified client certificate (getpeercert()), if any
+    who: dict[str, Any] | None = None             # the peer as routes read it (engine.tls.peer_values), per connection
     http_version: str = "1.1"
     path_params: dict[str, str] = field(default_factory=dict)
     template: str | None = None                   # the route template the path resolved to (set by a router's app)

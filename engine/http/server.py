@@ -56,6 +56,7 @@ from engine.channels.retire import GentleClose
 from engine.channels.conn_room import Room
 from engine.http.messages import REASONS, HTTPError, Request, Response
 from engine.http.room import HttpSlot, http_room, peer_text
+from engine.tls import peer_values
 
 log = logging.getLogger("bsp.http")
 
@@ -128,6 +129,7 @@ class _Connection:
         self.limits = limits
         self.peer = peer
         self.peercert = peercert
+        self.who = peer_values(peercert, peer_text(peer) if peer is not None else None)   # peer.* of its requests
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
         self.read_scope: trio.CancelScope | None = None
         self.started = False           # any byte of the current request seen
@@ -208,7 +210,7 @@ class _Connection:
                 431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
-                          peer=self.peer, peercert=self.peercert,
+                          peer=self.peer, peercert=self.peercert, who=self.who,
                           http_version=event.http_version.decode("ascii"))
         declared = request.header("content-length")
         if declared is not None and request.header("transfer-encoding") is not None:

@@ -5,7 +5,7 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names)
+           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -21,6 +21,11 @@ null, as it did then.
 channel whose name takes values from the deal (``name { ref = msg.ref }``), those values: a JSON
 object ``{"ref": "R1"}`` (masked like the request when the capture is); NULL on every other row. A
 replay compares them with the candidate's (``call CHANNEL #N``, field ``file name {ref}``).
+
+``peer`` (also added within format version 1) is, on the request row of an inbound exchange whose channel
+knows its peer (tcp listen, http listen), who sent it: a JSON object ``{"cn": ..., "san": [...], "address":
+...}`` (``engine.replay.peer``), given back to the route as ``peer.*`` on replay; NULL on every other row. A
+capture written before it replays with ``peer.*`` null.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -49,6 +54,7 @@ import pyarrow as pa
 from engine import filemodes
 from engine.duckdb_open import open_problem
 from engine.replay.origin import load as load_origin, load_names
+from engine.replay.peer import load as load_peer
 
 FORMAT_VERSION = "1"
 
@@ -71,6 +77,7 @@ COLUMNS = (
     ("config_version", pa.string(), "VARCHAR"),
     ("origin", pa.string(), "VARCHAR"),
     ("names", pa.string(), "VARCHAR"),
+    ("peer", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -236,6 +243,7 @@ class Frame:
     config_version: str | None = None
     origin: str | None = None           # JSON: a file watch record's place (engine.replay.origin)
     names: str | None = None            # JSON: a file write call's name values (engine.replay.origin)
+    peer: str | None = None             # JSON: who sent an inbound request, peer.* (engine.replay.peer)
 
 
 @dataclass
@@ -342,6 +350,12 @@ class Capture:
             if f.names is not None:
                 try:
                     load_names(f.names)
+                except ValueError as exc:
+                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
+                                       f"was changed or damaged after `bsp run --record` wrote it") from None
+            if f.peer is not None:
+                try:
+                    load_peer(f.peer)
                 except ValueError as exc:
                     raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
                                        f"was changed or damaged after `bsp run --record` wrote it") from None

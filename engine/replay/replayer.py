@@ -16,6 +16,7 @@ reason, and its recorded answers are given to no other exchange.
 
 A request a ``file watch`` channel fed is dispatched with the record's place as recorded
 (``frames.origin``): the route reads the same ``file.*``; a capture without it gives null ``file.*``.
+Who sent each request (``frames.peer``) is given back as ``peer.*`` (null in a capture without it).
 
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
@@ -38,6 +39,7 @@ from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.replay.capture import Capture, RecordedCall, RecordedExchange
 from engine.replay.context import CallRecord, ExchangeCtx
 from engine.replay.origin import load as load_origin
+from engine.replay.peer import load as load_peer
 from engine.replay.virtual import isolated_engine
 from engine.runtime.exchange import StepFailure
 from formats.framing import FramingError
@@ -184,7 +186,8 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                 origin = load_origin(f.origin)          # a file watch record's place, given back as file.*
                 try:
                     await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
-                                      refused=refused, extra={"origins": [origin]} if origin else None)
+                                      refused=refused, extra={"origins": [origin]} if origin else None,
+                                      who=load_peer(f.peer))      # who sent it, given back as peer.*
                 finally:
                     if sem is not None:
                         sem.release()

@@ -34,6 +34,7 @@ import trio
 from engine.replay.capture import CaptureWriter
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
 from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
+from engine.replay.peer import dump as dump_peer
 from engine.replay.names import mask_names, name_tags
 
 _UTC = timezone.utc
@@ -92,7 +93,8 @@ class Recorder:
         add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
                       ctx.request if ctx.framing_error is None else None, known, guide=guide, conn=ctx.conn,
                       call_seq=0, deal_status=getattr(deal, "status", None), error=error,
-                      origin=dump_origin(ctx.extra.get("origin")), **common))
+                      origin=dump_origin(ctx.extra.get("origin")), peer=dump_peer(ctx.extra.get("peer")),
+                      **common))
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
         if ctx.reply is not None:
@@ -281,8 +283,11 @@ class TapHandler:
     def _ctx(self, conn: Any, frame: bytes) -> ExchangeCtx:
         cid = str(getattr(conn, "number", conn))
         if self.recorder is not None:
-            return self.recorder.new_ctx(self.channel, cid, frame)
-        return ExchangeCtx(0, self.channel, cid, frame, t_in=time.monotonic())
+            ctx = self.recorder.new_ctx(self.channel, cid, frame)
+        else:
+            ctx = ExchangeCtx(0, self.channel, cid, frame, t_in=time.monotonic())
+        ctx.extra["peer"] = getattr(conn, "who", None)      # who sent it: peer.* on replay
+        return ctx
 
 
 def frame_conns(conn: Any, n: int) -> list[Any]:

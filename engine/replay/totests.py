@@ -34,6 +34,7 @@ from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
+from engine.replay.peer import clause as peer_clause
 from engine.replay.profile import Profile
 from formats.pseudonym import Pseudonyms
 
@@ -151,7 +152,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         fmt, values = guide.decode(ch, "inbound", "in", clear(ch, "inbound", "in", req.raw), fmt)
     name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
     out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
-           + file_clause(req.origin)]
+           + file_clause(req.origin) + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
     for c in ex.calls:
         sent = clear(c.channel, "outbound", "out", c.request.raw) if c.request.raw is not None else None

@@ -108,16 +108,17 @@ class IsolatedEngine:
 
     async def send(self, channel: str, raw: bytes, ctx: ExchangeCtx, *, conn: int | None = None,
                    framing_error: Any = None, refused: Any = None,
-                   extra: dict[str, Any] | None = None) -> bytes | None:
+                   extra: dict[str, Any] | None = None, who: dict[str, Any] | None = None) -> bytes | None:
         """``refused``: the StepFailure with which the channel refused the request when it was recorded
         (an http listen's signature check, which a replay cannot repeat: no headers are recorded); it is
         refused again through the candidate's dispatcher, which records it and answers its error reply.
-        ``extra``: the connection's extras, as a channel gives them (``origins``: a file record's place)."""
+        ``extra``: the connection's extras, as a channel gives them (``origins``: a file record's place);
+        ``who``: the peer the channel authenticated, what the routes read as ``peer.*`` (None: none)."""
         handler = self.handler(channel)
         if conn is None:
             self._conns += 1
             conn = self._conns
-        info = ConnInfo(channel=channel, peer="virtual", number=conn, extra=dict(extra or {}))
+        info = ConnInfo(channel=channel, peer="virtual", number=conn, extra=dict(extra or {}), who=who)
         token = CURRENT.set(ctx)
         try:
             if framing_error is not None:

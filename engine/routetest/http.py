@@ -39,7 +39,8 @@ def _text(v: Any) -> str:
     return text(v)
 
 
-def build_request(listener: Any, http: dict[str, Any], body: bytes, where: str) -> Request:
+def build_request(listener: Any, http: dict[str, Any], body: bytes, where: str,
+                  who: dict[str, Any] | None = None) -> Request:
     params = {k: _text(v) for k, v in (http.get("params") or {}).items()}
     path = http.get("path")
     if path is None:
@@ -57,7 +58,7 @@ def build_request(listener: Any, http: dict[str, Any], body: bytes, where: str) 
         headers["content-type"] = "application/json" if head in (b"{", b"[") else \
             "application/xml" if head == b"<" else "application/octet-stream"
     method = _text(http.get("method") or listener.method).upper()
-    return Request(method, target, list(headers.items()), body, peer=("127.0.0.1", 0))
+    return Request(method, target, list(headers.items()), body, peer=("127.0.0.1", 0), who=who)
 
 
 async def send_http(listener: Any, handler: Any, request: Request, ctx: ExchangeCtx) -> Response:

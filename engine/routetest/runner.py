@@ -217,10 +217,10 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
             listeners: dict[str, Any] = {}
 
             async def send(t: Any, raw: bytes, ctx: ExchangeCtx, scope: dict[str, Any],
-                           extra: dict[str, Any]) -> None:
+                           extra: dict[str, Any], who: dict[str, Any] | None) -> None:
                 ch = t.send.channel
                 if not http.is_kind(program, ch, "http.listen"):
-                    await engine.send(ch, raw, ctx, extra=extra)
+                    await engine.send(ch, raw, ctx, extra=extra, who=who)
                     return
                 listener = listeners.get(ch)
                 if listener is None:   # the real channel, built from its declaration (it opens no socket)
@@ -231,7 +231,7 @@ async def run_program_tests(program: Any, registry: Any, result: RunResult, suit
                 except EvalError as exc:   # the test's own expression: this test fails, with the place
                     raise http.HttpSetupError(f"{t.send.pos}: given {ch} sends ... http {{ ... }}: a value could "
                                               f"not be evaluated: {exc}") from None
-                request = http.build_request(listener, fields, raw, f"{t.send.pos}: given {ch} sends")
+                request = http.build_request(listener, fields, raw, f"{t.send.pos}: given {ch} sends", who)
                 await http.send_http(listener, engine.handler(ch), request, ctx)
 
             for i, t in enumerate(program.tests, 1):
@@ -273,6 +273,14 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
             out.passed = False
             out.failures.append(f"{t.send.pos}: given {t.send.channel} sends ... file {{ ... }}: {exc}")
             return
+    who = None
+    if t.send.peer is not None:     # ``peer { cn = "PARTNER-A" }``: who the channel authenticated (peer.*)
+        try:
+            who = given_peer(binder.assigns(t.send.peer)(scope))
+        except Exception as exc:   # noqa: BLE001 - a value that cannot be computed fails the test, with the place
+            out.passed = False
+            out.failures.append(f"{t.send.pos}: given {t.send.channel} sends ... peer {{ ... }}: {exc}")
+            return
     script: dict[str, deque] = {}
     for a in t.answers:
         script.setdefault(a.endpoint, deque()).append(a)
@@ -287,7 +295,7 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
         ctxs.append(again)
     try:
         for x in ctxs:
-            await send(t, raw, x, scope, extra)
+            await send(t, raw, x, scope, extra, who)
     except http.HttpSetupError as exc:
         out.passed = False
         out.failures.append(str(exc))
@@ -307,6 +315,14 @@ async def _run_test(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: 
         failures.append(f"{where}: note: {why}")     # why it went wrong, when an `on error` reply hides it
     out.failures = failures
     out.passed = not failures
+
+
+def given_peer(values: dict[str, Any]) -> dict[str, Any]:
+    """``peer { cn san address }`` of a test as the routes read it (``engine.tls.peer_values``' shape):
+    what the test does not give is null (``san``: empty)."""
+    san = values.get("san")
+    return {"cn": values.get("cn"), "san": [] if san is None else [san] if isinstance(san, str) else list(san),
+            "address": values.get("address")}
 
 
 class GivenOrigin:

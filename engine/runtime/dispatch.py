@@ -24,6 +24,7 @@ from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.compiler import split_path
+from dsl.peer import NO_PEER
 from dsl.eval_error import EvalError, InputError
 from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
 from formats.errors import FormatError
@@ -154,6 +155,8 @@ class Dispatcher:
         scope["raw"] = ex.raw
         scope["msg"] = None
         scope["error"] = None
+        who = ex.conn.who if ex.conn is not None else None
+        scope["peer"] = who if who is not None else NO_PEER     # peer.* (dsl/peer.py): read-only, per connection
         if ex.header is not None:
             scope["header"] = ex.header
         origin = _origin(ex)
