@@ -148,9 +148,18 @@ async def test_a_reload_renews_the_admin_apis_certificate_for_new_connections(nu
     assert "expired on" in doc["diagnostics"][0] and str(cert) in doc["diagnostics"][0], doc
     assert (await connect(port, ctx, opened)).cert.serial_number == renewed.cert.serial_number
 
+    # a key file gone (moved away before the new one was written)
+    key.unlink()
+    status, doc = await fresh.call("POST", "/reload")
+    assert status == 422 and f"admin.tls.key: private key file '{key}' does not exist" in doc["diagnostics"][0], doc
+    assert (await connect(port, ctx, opened)).cert.serial_number == renewed.cert.serial_number
+
     # fixed: the next reload takes it; the connections opened before still answer
     third = ca.issue("localhost", ips=["127.0.0.1"], server=True, days=200)
     third.write(tls / "admin")
+    status, doc = await fresh.call("POST", "/reload?dry_run=1")      # a dry run says so, changes nothing
+    assert status == 200 and doc["plan"]["admin API"] == {"changed": ["tls"]}, doc
+    assert (await connect(port, ctx, opened)).cert.serial_number == renewed.cert.serial_number
     status, doc = await fresh.call("POST", "/reload")
     assert status == 200, doc
     assert (await connect(port, ctx, opened)).cert.serial_number == third.cert.serial_number
