@@ -126,14 +126,12 @@ def notice(e: CertExpiry, now: float, warn_days: float = WARN_DAYS) -> tuple[int
     days = e.days_left(now)
     if days > warn_days:
         return None
-    fix = ("renew it, write the new file over the old one (same path), then run `bsp reload`"
-           if e.channel != ADMIN else "renew it, write the new file over the old one, then restart bsp "
-                                      "(the admin API reads its certificates at start only)")
+    fix = "renew it, write the new file over the old one (same path), then run `bsp reload`"
     if e.role == "ca":
         head = f"{_who(e)}: CA bundle {e.path} holds certificate {e.subject}"
         fix = ("get the CA's new certificate from the counterpart, add it to the bundle (same path), then run "
                "`bsp reload`" if e.channel != ADMIN else
-               "add the CA's new certificate to the bundle, then restart bsp")
+               "add the CA's new certificate to the bundle (same path), then run `bsp reload`")
         if days <= 0:
             return logging.ERROR, (f"{head}, which expired on {e.date}: certificates issued by it no longer "
                                    f"verify; {fix}")

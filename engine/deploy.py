@@ -193,18 +193,17 @@ class Deployment:
                 **self._key_files()}
 
     def _key_files(self) -> dict[str, str | None]:
-        """A fingerprint of each file holding a key or certificate read once at start, so that a reload
-        finds one rewritten in place (a keyring rotated) and warns that it takes a restart.  Only
-        compared, never shown: a truncated SHA-256 of the file, or None when it cannot be read."""
+        """A fingerprint of each file holding a key read once at start, so that a reload finds one
+        rewritten in place (a keyring rotated) and warns that it takes a restart.  Only compared, never
+        shown: a truncated SHA-256 of the file, or None when it cannot be read.  The admin API's TLS
+        files are not among them: a reload reads them again (engine/ops/admintls.py)."""
         def ref_file(ref: SecretRef | None, variable: str) -> str | None:
             if ref is not None:
                 return str(ref.file) if ref.file is not None else None
             return os.environ.get(variable) or None      # no key in the file: bsp run reads this variable's
         files = {"ledger.audit_key": ref_file(self.audit_key, "BSP_AUDIT_KEY_FILE"),
                  "ledger.field_keys": ref_file(self.field_keys, "BSP_FIELD_KEYS_FILE"),
-                 "admin.token": self.admin.token.file if self.admin.token is not None else None,
-                 "admin.tls.key": self.admin.tls_key.file if self.admin.tls_key is not None else None,
-                 "admin.tls.cert": self.admin.tls_cert, "admin.tls.client_ca": self.admin.client_ca}
+                 "admin.token": self.admin.token.file if self.admin.token is not None else None}
         return {key + KEY_FILE_SUFFIX: _fingerprint(path) for key, path in files.items() if path}
 
     def where(self, *key_path: str | int) -> str:

@@ -123,6 +123,20 @@ def server_context(
     return ctx
 
 
+class ContextHolder:
+    """A server context that can be replaced while serving: ``serve_http`` reads ``context`` for each
+    connection it accepts, so a new one applies to the next connection and those open keep the one
+    they were made with (the admin API's certificate renewed by a reload: engine/ops/admintls.py)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+
+
+def context_of(source: "ssl.SSLContext | ContextHolder | None") -> ssl.SSLContext | None:
+    """The context to give a connection accepted now."""
+    return source.context if isinstance(source, ContextHolder) else source
+
+
 class ClientContext(ssl.SSLContext):
     """An ``SSLContext`` that remembers the host name to verify.
 

@@ -32,6 +32,7 @@ from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room
 from engine.metrics import CONTENT_TYPE, Metrics
+from engine.tls import ContextHolder
 
 log = logging.getLogger("bsp.admin")
 
@@ -335,7 +336,7 @@ async def serve_admin(
     app: AdminApp,
     host: str | None = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: ssl.SSLContext | ContextHolder | None = None,
     *,
     access: AccessList | None = None,
     limits: HTTPLimits = ADMIN_LIMITS,

@@ -52,6 +52,7 @@ import h11
 import trio
 
 from engine.access import AccessList
+from engine.tls import ContextHolder, context_of
 from engine.channels.retire import GentleClose
 from engine.channels.conn_room import Room
 from engine.http.messages import REASONS, HTTPError, Request, Response
@@ -430,7 +431,7 @@ async def serve_http(
     handler: Handler,
     host: str | None,
     port: int,
-    ssl_context: ssl.SSLContext | None = None,
+    ssl_context: ssl.SSLContext | ContextHolder | None = None,
     *,
     limits: HTTPLimits = HTTPLimits(),
     access: AccessList | None = None,
@@ -449,6 +450,9 @@ async def serve_http(
     listeners may get different ports; the first one's is returned, so give
     a host when asking for a free port.
 
+    ``ssl_context``: a context, or an ``engine.tls.ContextHolder`` read for each connection accepted (a
+    context swapped in applies to new connections; open ones keep theirs; the socket stays bound).
+
     ``room``: the ``max_connections`` slots (engine/http/room.py ``http_room``: an ``http listen`` channel's
     names it and counts in its metrics); by default one of ``limits.max_connections``.
     """
@@ -466,10 +470,11 @@ async def serve_http(
             stream: trio.abc.Stream = gentle
             peer = peer_of(sock)
             slot = room.arrive(peer_text(peer), gentle, HttpSlot)
-            if ssl_context is not None:
+            context = context_of(ssl_context)      # read per connection: a holder's may have been swapped
+            if context is not None:
                 # spec-compliant, not https_compatible: its aclose ends the connection with a close_notify
                 # (bounded: serve_connection); a client's close without one is read as its end (receive_some)
-                stream = trio.SSLStream(stream, ssl_context, server_side=True)
+                stream = trio.SSLStream(stream, context, server_side=True)
             await serve_connection(stream, handler, limits=limits, access=access, peer=peer,
                                    on_refused=on_refused, reply_headers=reply_headers,
                                    on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live)

@@ -128,6 +128,15 @@ def restart_warning(started: Mapping[str, Any], now: Mapping[str, Any], source: 
     return out
 
 
+def _with_admin(plan: dict[str, Any], change: Any) -> dict[str, Any]:
+    """The reload plan's ``admin API`` entry when its TLS files are (or would be) read again."""
+    if change is not None:
+        plan["admin API"] = {"changed": ["tls"]}
+        plan.setdefault("why", {})["admin API"] = {
+            "tls": f"{change.summary()} rewritten: new connections get it, open ones keep theirs"}
+    return plan
+
+
 def address_place(program: Any, overrides: Mapping[str, Mapping[str, Any]] | None, name: str) -> str | None:
     """Where channel ``name``'s address was written: the deployment file's override
     (``platform.yaml:LINE:COL, environments.uat.channels.NAME.address``) when one set it, else the route
@@ -212,7 +221,8 @@ class LiveEngine:
         self._retiring: list[Generation] = []                   # old generations with work still running
         self._stopping: dict[str, set[int]] = {}                # exclusive channel -> ids of its stopped objects
         self.saf: list[Any] = []                                  # the reversal queues (engine/txn/saf.py)
-        self.admin_certs: list[Any] = []          # the admin API's certificates (engine/certexpiry.py), read at start
+        self.admin_certs: list[Any] = []          # the admin API's certificates (engine/certexpiry.py)
+        self.admin_tls: Any = None                # engine.ops.admintls.AdminTLS: a reload renews it (set by serve)
         self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
 
     # ------------------------------------------------------------ running
@@ -473,6 +483,7 @@ class LiveEngine:
         self._warnings = restart_warning(self._settings, getattr(overrides, "settings", {}),
                                          getattr(overrides, "source", ""))
         plan = plan_reload(old.program, program, overrides, old.overrides)
+        admin_change = await self._admin_tls_change(plan, program.version)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
         reuse = {n: ch for n, ch in old.channels.items() if n in program.channels and n not in rebind}
         saved = self.overrides
@@ -500,7 +511,7 @@ class LiveEngine:
             if taken:
                 raise ReloadFailed([f"error: {exc}" for exc in taken], plan, gen.version, refused="start")
             return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
-                                plan=plan.as_dict(), warnings=self._warnings)
+                                plan=_with_admin(plan.as_dict(), admin_change), warnings=self._warnings)
         try:
             started = await self._start(gen, early)
         except OSError as exc:
@@ -519,6 +530,12 @@ class LiveEngine:
                 self.refs.pop(name, None)
         self.refs.update(started)
         self.current = gen
+        if admin_change is not None:          # the admin API's new connections get it; open ones keep theirs
+            self.admin_tls.swap(admin_change)
+            self.admin_certs = list(admin_change.certs)
+            log_notices(cert_log, self.admin_certs, time.time())
+            log.warning("reload: admin API: %s read again; new connections get it, open ones keep theirs",
+                        admin_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
         old.retire()
@@ -541,7 +558,20 @@ class LiveEngine:
         log.info("reloaded: version %s -> %s (generation %d)%s", old.version, gen.version, gen.number,
                  "".join("\n  " + line for line in plan.lines()))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
-                            plan=plan.as_dict(), warnings=self._warnings)
+                            plan=_with_admin(plan.as_dict(), admin_change), warnings=self._warnings)
+
+    async def _admin_tls_change(self, plan: ReloadPlan, version: str) -> Any:
+        """The admin API's certificate, key and CA read again when one of their files was rewritten (None:
+        none was, or the admin API has no TLS); files that cannot be used refuse the reload, as a channel's
+        would: the admin API keeps serving with what it has."""
+        if self.admin_tls is None:
+            return None
+        from engine.ops.admintls import AdminTLSRefused
+        try:
+            return await trio.to_thread.run_sync(self.admin_tls.prepare, time.time())
+        except AdminTLSRefused as exc:
+            raise ReloadFailed([f"error: {exc}; the admin API keeps serving the certificate it has"],
+                               plan, version) from None
 
     async def _start_when_free(self, gen: Generation, name: str) -> None:
         """Start a changed channel whose old socket on the same address is closing."""

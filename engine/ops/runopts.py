@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engine import filemodes
+from engine.ops.admintls import admin_tls_holder
 from engine.ops.logs import Scrubber, setup_logging
 from engine.ops.runsettings import OpsConfigError, admin_access, admin_tls
 from engine.ops.serve import AdminOptions
@@ -162,7 +163,11 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     access = admin_access(access_file, dep)
     files = ((("server", cert or getattr(settings, "tls_cert", None)),
               ("ca", client_ca or getattr(settings, "client_ca", None))) if ctx is not None else ())
-    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access,
+    # a reload builds the context again from the same files when one was rewritten (engine/ops/admintls.py)
+    key_file = key if cert is not None else getattr(getattr(settings, "tls_key", None), "file", None)
+    tls = admin_tls_holder(ctx, lambda: admin_tls(cert, key, client_ca, dep), dict(files).get("server"),
+                           key_file, dict(files).get("ca"))
+    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access, tls=tls,
                         cert_files=tuple((role, Path(p)) for role, p in files if p is not None))
     try:
         opts.host_port()

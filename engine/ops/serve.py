@@ -7,7 +7,8 @@ Signals: SIGINT / SIGTERM drain (stop accepting, finish in-flight exchanges,
 flush the ledger, return); SIGHUP reloads (``bsp_reloads_total{source="signal"}``).
 With ``watch`` the configuration's files are watched and reloaded on change
 (``source="watch"``).  With ``admin`` the admin API serves on its own port
-(loopback unless told otherwise) with bearer-token auth and optional mTLS.
+(loopback unless told otherwise) with bearer-token auth and optional mTLS; a reload renews its
+certificate, key and CA when their files were rewritten (``AdminOptions.tls``: engine/ops/admintls.py).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class AdminOptions:
     ssl_context: ssl.SSLContext | None = None
     access: Any = None                      # engine.access.AccessList
     cert_files: tuple[tuple[str, Path], ...] = ()    # (role server / ca, file) of its TLS, for their expiry
+    tls: Any = None          # engine.ops.admintls.AdminTLS: ssl_context, renewed by a reload (None: as given)
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
@@ -89,8 +91,9 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 # read by engine.txn.manager.TxnManager (made when the first route binds, after this)
                 ledger.txn_backlog_entries, ledger.txn_backlog_bytes = txn_backlog
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
-                if ops.admin is not None:      # read once: the admin API's TLS is set at start (a restart renews it)
+                if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs
+                    engine.admin_tls = ops.admin.tls
                     engine.admin_certs = [e for role, path in ops.admin.cert_files
                                           for e in file_certs(ADMIN, role, path)]
                 metrics.watch(engine)
@@ -169,4 +172,6 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
                 await wait()
 
     app = AdminApp(Backend(engine, observer), TokenAuth(opts.token), metrics)
-    await serve_admin(app, host, port, opts.ssl_context, access=opts.access, task_status=task_status)
+    # the holder is read per connection accepted: a reload's new certificate applies to new connections
+    await serve_admin(app, host, port, opts.tls if opts.tls is not None else opts.ssl_context,
+                      access=opts.access, task_status=task_status)

@@ -5,8 +5,8 @@
 
 ``watch_and_reload`` watches the folders of every file the running
 configuration is made of (route files, included files, copybooks, specs,
-tables, certificates; ``engine.ops.files.watched_paths``) plus any new
-``*.route`` file in the route folders.  Changes are debounced (editors save
+tables, certificates; ``engine.ops.files.watched_paths``), the admin API's
+certificate, key and CA files, plus any new ``*.route`` file in the route folders.  Changes are debounced (editors save
 by writing a temporary file and renaming it, which shows as several events):
 one reload runs once the files have been quiet for ``debounce`` seconds.
 After each reload the watched set is recomputed (a new ``use`` adds a file).
@@ -44,6 +44,8 @@ async def reload_on_sighup(engine: Any, metrics: Any, hup: Any) -> None:
 
 def _targets(engine: Any) -> tuple[set[Path], set[Path], set[Path]]:
     files = {p.resolve() for p in watched_paths(engine.current.program)}
+    tls = getattr(engine, "admin_tls", None)          # the admin API's certificate, key and CA: a reload renews them
+    files |= {p.resolve() for p in (tls.files if tls is not None else ())}
     try:
         roots, _ = engine.load()
         files |= {Path(p).resolve() for p in roots}

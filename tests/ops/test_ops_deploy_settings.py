@@ -131,7 +131,8 @@ class Engine:
 
 def ports(text: str) -> tuple[int, str]:
     front = int(text.split("channel front: listen 127.0.0.1:")[1].split()[0])
-    return front, text.split("admin API: ")[1].split()[0]
+    # the banner's line (a certificate expiry warning above it may say "the admin API: server certificate")
+    return front, text.split("\nadmin API: ")[1].split()[0]
 
 
 def pay(port: int, n: int) -> None:

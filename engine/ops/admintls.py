@@ -1,0 +1,105 @@
+"""The admin API's TLS, renewed by a reload without a restart.
+
+    tls = AdminTLS(context, build, cert=..., key=..., ca=...)   # build() -> a new ssl.SSLContext
+    change = tls.prepare(now)        # None: the files are as last read; else a new context, checked
+    tls.swap(change)                 # the admin server gives it to the connections it accepts from now on
+
+The admin server reads ``tls.context`` for each connection it accepts (``engine.tls.ContextHolder``):
+a swap applies to new connections, those open keep the certificate they were made with, and the
+listening socket is never closed.  ``prepare`` reads the certificate, key and CA files again only when
+one of them was rewritten (their SHA-256, compared, never shown or kept elsewhere); a change that
+cannot be used -- a file missing or unreadable, a key that does not belong to the certificate, a
+certificate already expired -- is an ``AdminTLSRefused`` naming the file and what is wrong, and the
+context in use stays.  A private key given as an environment variable cannot change while the engine
+runs (a certificate renewed with a new key then takes a restart).
+"""
+from __future__ import annotations
+
+import hashlib
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.certexpiry import ADMIN, CertExpiry, file_certs
+from engine.tls import ContextHolder
+
+
+class AdminTLSRefused(ValueError):
+    """The admin API's rewritten TLS files cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class AdminTLSChange:
+    context: ssl.SSLContext
+    certs: list[CertExpiry]
+    fingerprint: tuple[str, ...]
+
+    def summary(self) -> str:
+        own = [e for e in self.certs if e.role == "server"]
+        if not own:
+            return "new certificate files"
+        e = own[0]
+        return f"certificate {e.path} (subject {e.subject}, expires {e.date})"
+
+
+def _digest(path: Path | None) -> str:
+    if path is None:
+        return "-"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+
+
+class AdminTLS(ContextHolder):
+    def __init__(self, context: ssl.SSLContext, build: Callable[[], ssl.SSLContext], *, cert: Path,
+                 key: Path | None = None, ca: Path | None = None) -> None:
+        super().__init__(context)
+        self._build = build
+        self.cert, self.key, self.ca = cert, key, ca
+        self._fingerprint = self.fingerprint()
+
+    @property
+    def files(self) -> list[Path]:
+        """The files a reload reads again (``--watch`` watches them)."""
+        return [p for p in (self.cert, self.key, self.ca) if p is not None]
+
+    def fingerprint(self) -> tuple[str, ...]:
+        return tuple(_digest(p) for p in (self.cert, self.key, self.ca))
+
+    def certs(self) -> list[CertExpiry]:
+        """The certificates of its files as they are now (for their expiry: engine/certexpiry.py)."""
+        return file_certs(ADMIN, "server", self.cert) + file_certs(ADMIN, "ca", self.ca)
+
+    def prepare(self, now: float) -> AdminTLSChange | None:
+        """None when no file changed since the context in use was read; else the new context (not yet
+        in use).  Raises ``AdminTLSRefused`` when the files cannot be used."""
+        fingerprint = self.fingerprint()
+        if fingerprint == self._fingerprint:
+            return None
+        try:
+            context = self._build()
+        except ValueError as exc:          # OpsConfigError: starts with the place and names the file
+            raise AdminTLSRefused(f"{exc}") from None
+        certs = self.certs()
+        for e in certs:
+            if e.role == "server" and e.not_after <= now:
+                raise AdminTLSRefused(
+                    f"admin API: server certificate {e.path} (subject {e.subject}) expired on {e.date}: "
+                    f"clients would refuse it; write a valid certificate and its key over the files, then "
+                    f"reload")
+        return AdminTLSChange(context, certs, fingerprint)
+
+    def swap(self, change: AdminTLSChange) -> None:
+        self.context = change.context
+        self._fingerprint = change.fingerprint
+
+
+def admin_tls_holder(context: Any, build: Callable[[], ssl.SSLContext], cert: Path | None,
+                     key: Path | None, ca: Path | None) -> AdminTLS | None:
+    """An ``AdminTLS`` for a context read from these files; None without TLS."""
+    if context is None or cert is None:
+        return None
+    return AdminTLS(context, build, cert=Path(cert), key=Path(key) if key is not None else None,
+                    ca=Path(ca) if ca is not None else None)
