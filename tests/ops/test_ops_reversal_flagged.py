@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import io
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -28,9 +29,11 @@ from typer.testing import CliRunner
 
 from engine.admin.backend import DeadLetterQuery, DealQuery
 from engine.cli import app
+from engine.deal import to_json
 from engine.deal_resolve import Refused
+from engine.ledger_store import LedgerStore
 from engine.commands.top import render
-from engine.ledger_query import query_deals
+from engine.ledger_query import get_deal, query_deals
 from engine.ops.backend import EngineBackend
 from engine.sim.reversal_host import ReversalHost
 from opskit import live, rows
@@ -154,5 +157,56 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
                                    "--note", "reversed by hand"])
     assert out.exit_code == 1 and "already settled: the reversal was acknowledged at" in out.output, out.output
     assert "resolved" not in [s for (s,) in rows(ledger, f"SELECT to_state FROM deal_events WHERE deal_id = '{deal}'")]
+    # an ordinary flag (a call in doubt, event `flagged`) is closed by a resolution only, never by an acknowledged
+    # reversal, even of the call it names (appended here as the engine would: through the audited store)
+    now = datetime.now(timezone.utc)
+    store = LedgerStore.open(ledger, b"k" * 32)
+    try:
+        (done,) = store.append_stories([(deal, [], [
+            {"at": now, "to_state": "flagged", "detail": to_json({"why": "call auth in doubt", "not_undone": ["auth"]})},
+            {"at": now, "to_state": "reversed auth", "detail": to_json({"attempts": 1, "response_code": "00",
+                                                                        "approved": True})}], None)])
+    finally:
+        store.close()
+    assert done is None or not isinstance(done, BaseException), done
+    assert [d["deal_id"] for d in query_deals(ledger, flagged=True)] == [deal]
+    assert get_deal(ledger, deal)["flag"] == "open" and query_deals(ledger, flagged=True)[0]["resolution"] is None
     out = CliRunner().invoke(app, ["audit", "verify", "--ledger", str(ledger)])
     assert out.exit_code == 0 and "chain" in out.output.lower(), out.output
+
+
+async def test_a_reversal_acknowledged_after_its_flag_with_a_code_not_an_approval_leaves_the_flag_open(
+        nursery, tmp_path: Path) -> None:
+    """The host answers the reversal with DE 39 25 (original not found): acknowledged (not repeated), but it did
+    not say it reversed the 0200: the flag stays open, the note says why, and the operator can resolve it."""
+    answer = {"now": False}
+
+    async def later(n: int, msg: dict) -> bool:
+        return answer["now"]
+
+    host = ReversalHost(later, code="25")
+    port = await host.serve(nursery)
+    route = tmp_path / "pay.route"
+    route.write_text(ISSUER % {"port": port, "timeout": "200ms", "route": "purchase"})
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        (q,) = eng.saf
+        q.alert_after, q.backoff_cap = 2, 0.2
+        await _purchase(eng, "000124")
+        with trio.fail_after(10):
+            while q.flagged == 0:
+                await trio.sleep(0.02)
+        answer["now"] = True
+        with trio.fail_after(10):
+            await q.wait_empty()
+    [(deal,)] = rows(ledger, "SELECT deal_id FROM deals")
+    [listed] = query_deals(ledger, flagged=True)
+    assert listed["deal_id"] == deal and listed["resolution"] is None, listed
+    still = "with code 25, not an approval: the flag stays open; ask the host about the original"
+    assert listed["reason"].endswith(still) and "; reversal acknowledged after the flag at " in listed["reason"], listed
+    out = CliRunner().invoke(app, ["dead", "list", "--ledger", str(ledger), "--reason", still, "--json"])
+    assert out.exit_code == 0 and deal in out.output, out.output
+    out = CliRunner().invoke(app, ["deals", "resolve", deal, "--ledger", str(ledger), "--outcome", "not-applied",
+                                   "--note", "the issuer never had the 0200, ref I-1"])
+    assert out.exit_code == 0, out.output
+    assert query_deals(ledger, flagged=True) == []
