@@ -14,10 +14,13 @@ changed), its detail::
 one shared secret and names nobody, so the engine records beside it what it can tell itself, the client's
 address and, over mutual TLS, its certificate's subject.
 
-A deal's flag is *open* while its newest flag event is newer than its newest ``resolved`` event (a reversal
-flagged again after a resolution opens it again).  ``bsp deals --flagged`` lists the open ones; ``--all``
-the resolved ones too.  Only an open flag can be resolved: a deal never flagged, or already resolved, is
-refused (``Refused``).
+A flag event is *open* while it is newer than the deal's newest ``resolved`` event, except a ``reversal
+flagged`` closed since by the host: a later ``reversed NAME`` of its call with an approving code (the
+acknowledgement the store-and-forward task appends; read, nothing is written for it); the deal's flag is open
+while one of its flag events is (a reversal flagged again after a resolution opens it again; an ordinary
+``flagged`` closes only by a resolution).  ``bsp deals --flagged`` lists the open ones; ``--all`` the closed
+ones too.  Only an open flag can be resolved: a deal never flagged, already resolved, or already settled by
+the host's acknowledgement is refused (``Refused``).
 
 Every outcome settles the deal other than by an ISO 8583 reversal the engine still stores and forwards, so a
 resolution cancels the deal's queued reversals (engine.txn.safcancel: live at once, offline at the engine's

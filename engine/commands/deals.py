@@ -142,10 +142,12 @@ def deals(
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
                                  "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
-                                 "acknowledged after its attempts) and not resolved yet: settle each with "
-                                 "its counterpart, then record it with `bsp deals resolve ID`."),
+                                 "acknowledged after its attempts, until the host acknowledges it with an "
+                                 "approval) and not resolved yet: settle each with its counterpart, then "
+                                 "record it with `bsp deals resolve ID`."),
     include_resolved: bool = typer.Option(False, "--all", help="With --flagged: the flagged deals an operator "
-                                          "resolved too, with their resolution."),
+                                          "resolved, or whose flagged reversal the host acknowledged since, too, "
+                                          "with their resolution."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
