@@ -161,12 +161,15 @@ def query_deals(
 # Read, never written: the chained events stay as they were appended.
 _FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
 _CALL_SQL = "json_extract_string({f}.detail, '$.not_undone[0]')"        # the call a ``reversal flagged`` is about
-_OPEN_FLAG = (
-    f"deal_id IN (SELECT f.deal_id FROM deal_events f WHERE f.to_state IN ({_FLAGGED_IN}) "
-    f"AND f.seq > coalesce((SELECT max(r.seq) FROM deal_events r WHERE r.deal_id = f.deal_id AND r.to_state = ?), -1) "
-    f"AND NOT (f.to_state = ? AND EXISTS (SELECT 1 FROM deal_events a WHERE a.deal_id = f.deal_id AND a.seq > f.seq "
-    f"AND a.to_state = ? || {_CALL_SQL.format(f='f')} AND (a.detail->>'approved') = 'true')))")
-_OPEN_PARAMS = [*FLAGGED_EVENTS, RESOLVED, REVERSAL_FLAGGED, ACKED]
+_OPEN_FLAG = (     # each flag event, less those before the newest ``resolved`` and those an approved ack closed
+    "deal_id IN (SELECT f.deal_id FROM deal_events f "
+    "LEFT JOIN (SELECT deal_id, max(seq) AS m FROM deal_events WHERE to_state = ? GROUP BY deal_id) r "
+    "ON r.deal_id = f.deal_id "
+    "LEFT JOIN (SELECT deal_id, seq, to_state FROM deal_events WHERE starts_with(to_state, ?) "
+    "AND (detail->>'approved') = 'true') a ON f.to_state = ? AND a.deal_id = f.deal_id AND a.seq > f.seq "
+    f"AND a.to_state = ? || {_CALL_SQL.format(f='f')} "
+    f"WHERE f.to_state IN ({_FLAGGED_IN}) AND f.seq > coalesce(r.m, -1) AND a.deal_id IS NULL)")
+_OPEN_PARAMS = [RESOLVED, ACKED, REVERSAL_FLAGGED, ACKED, *FLAGGED_EVENTS]
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
@@ -180,17 +183,19 @@ FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 FLAG_NOTE = "; flagged for an operator: "
 ACK_NOTE = "; reversal acknowledged after the flag at "
 _STAMP_SQL = """strftime({a}."at" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"""     # deal_resolve.stamp
-_ACK_SQL = (f"(SELECT ? || {_STAMP_SQL.format(a='a')} || CASE WHEN (a.detail->>'approved') = 'true' "
+_ACK_SQL = (f"(? || {_STAMP_SQL.format(a='a')} || CASE WHEN (a.detail->>'approved') = 'true' "
             f"THEN ? || coalesce(a.detail->>'response_code', '?') || ? "
-            f"ELSE ? || coalesce(a.detail->>'response_code', '?') || ? END FROM deal_events a "
-            f"WHERE a.deal_id = e.deal_id AND a.seq > e.seq AND a.to_state = ? || {_CALL_SQL.format(f='e')} "
-            f"ORDER BY a.seq LIMIT 1)")
+            f"ELSE ? || coalesce(a.detail->>'response_code', '?') || ? END)")
 _CLOSED = (" (code ", "): the host reversed the original, the flag is closed: nothing is left to settle")
 _STILL_OPEN = (" with code ", ", not an approval: the flag stays open; ask the host about the original")
-# the same note in SQL, for the dead letters' reason filter (``row`` names the outer row's id column)
-_NOTE_SQL = ("coalesce((SELECT ? || string_agg(e.detail->>'why' || coalesce(" + _ACK_SQL + ", ''), '; ' "
-             "ORDER BY e.seq) FROM deal_events e WHERE e.deal_id = {row} AND e.to_state = ?), '')")
-_NOTE_PARAMS = [FLAG_NOTE, ACK_NOTE, *_CLOSED, *_STILL_OPEN, ACKED, REVERSAL_FLAGGED]
+# the same note in SQL, for the dead letters' reason filter (``row`` names the outer row's id column): the notes
+# of the deals with a reversal flag, made once and joined (a note made per letter took 5x as long at 1M events)
+_NOTE_SQL = ("coalesce((SELECT n.note FROM (SELECT e.deal_id, ? || string_agg(e.detail->>'why' || coalesce("
+             + _ACK_SQL + ", ''), '; ' ORDER BY e.seq) AS note FROM deal_events e "
+             "LEFT JOIN (SELECT * FROM deal_events WHERE starts_with(to_state, ?)) a ON a.deal_id = e.deal_id "
+             "AND a.seq > e.seq AND a.to_state = ? || " + _CALL_SQL.format(f='e') + " "
+             "WHERE e.to_state = ? GROUP BY e.deal_id) n WHERE n.deal_id = {row}), '')")
+_NOTE_PARAMS = [FLAG_NOTE, ACK_NOTE, *_CLOSED, *_STILL_OPEN, ACKED, ACKED, REVERSAL_FLAGGED]
 
 
 def ack_note(ack: dict[str, Any]) -> str:
