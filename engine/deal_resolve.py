@@ -14,10 +14,13 @@ changed), its detail::
 one shared secret and names nobody, so the engine records beside it what it can tell itself, the client's
 address and, over mutual TLS, its certificate's subject.
 
-A deal's flag is *open* while its newest flag event is newer than its newest ``resolved`` event (a reversal
-flagged again after a resolution opens it again).  ``bsp deals --flagged`` lists the open ones; ``--all``
-the resolved ones too.  Only an open flag can be resolved: a deal never flagged, or already resolved, is
-refused (``Refused``).
+A flag event is *open* while it is newer than the deal's newest ``resolved`` event, except a ``reversal
+flagged`` closed since by the host: a later ``reversed NAME`` of its call with an approving code (the
+acknowledgement the store-and-forward task appends; read, nothing is written for it); the deal's flag is open
+while one of its flag events is (a reversal flagged again after a resolution opens it again; an ordinary
+``flagged`` closes only by a resolution).  ``bsp deals --flagged`` lists the open ones; ``--all`` the closed
+ones too.  Only an open flag can be resolved: a deal never flagged, already resolved, or already settled by
+the host's acknowledgement is refused (``Refused``).
 
 Every outcome settles the deal other than by an ISO 8583 reversal the engine still stores and forwards, so a
 resolution cancels the deal's queued reversals (engine.txn.safcancel: live at once, offline at the engine's
@@ -32,7 +35,12 @@ from typing import Any, Mapping, Sequence
 # the events that flag a deal for an operator: ``flagged`` (with the deal's row: engine.txn.flagging,
 # engine.txn.recovery) and ``reversal flagged`` (appended later by the store-and-forward task, engine.txn.saf)
 FLAGGED_EVENTS = ("flagged", "reversal flagged")
+REVERSAL_FLAGGED = "reversal flagged"
 RESOLVED = "resolved"
+# ``reversed NAME``: the host acknowledged call NAME's reversal (engine.txn.saf); with an approving code after a
+# ``reversal flagged`` of that call it closes that flag, as a resolution would (docs/transactions.md)
+ACKED = "reversed "
+REVERSAL_ACKNOWLEDGED = "reversal acknowledged"
 
 # the outcomes an operator records, and what each means (docs/transactions.md "Resolving a flagged deal")
 OUTCOMES: dict[str, str] = {
@@ -46,7 +54,8 @@ MAX_BY = 200
 
 
 class Refused(ValueError):
-    """The deal cannot be resolved: ``why`` is ``not_flagged`` or ``already_resolved``."""
+    """The deal cannot be resolved: ``why`` is ``not_flagged``, ``already_resolved`` or ``already_settled`` (its
+    reversal flag closed by the host's acknowledgement)."""
 
     def __init__(self, message: str, why: str) -> None:
         super().__init__(message)
@@ -70,27 +79,102 @@ def check_input(outcome: Any, note: Any, by: Any) -> tuple[str, str, str]:
 
 
 def flag_state(events: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
-    """``("open", None)``, ``("resolved", the resolved event)`` or ``("none", None)`` from a deal's events
-    (in order, as ``get_deal`` gives them)."""
-    flag, resolution = -1, -1
+    """``("open", None)``, ``("resolved", the resolved event)``, ``("acknowledged", the ``reversed NAME`` event)``
+    or ``("none", None)`` from a deal's events (in order, as ``get_deal`` gives them).
+
+    The flags newer than the newest ``resolved`` are open, except a ``reversal flagged`` closed by a later
+    acknowledged reversal of its call (``closing_ack``): the host settled it.  None open: ``acknowledged``
+    when such a flag is left after the newest ``resolved`` (the newest closing event), else ``resolved``.
+    The same rule in SQL: ``engine.ledger_query._OPEN_FLAG``."""
+    last_resolved = -1
     for i, e in enumerate(events):
-        if e.get("to_state") in FLAGGED_EVENTS:
-            flag = i
-        elif e.get("to_state") == RESOLVED:
-            resolution = i
-    if flag < 0:
+        if e.get("to_state") == RESOLVED:
+            last_resolved = i
+    seen = False
+    acks: list[tuple[int, Mapping[str, Any]]] = []
+    for i, e in enumerate(events):
+        if e.get("to_state") not in FLAGGED_EVENTS:
+            continue
+        seen = True
+        if i < last_resolved:
+            continue
+        ack = closing_ack(events, i)
+        if ack is None:
+            return "open", None
+        acks.append(ack)
+    if not seen:
         return "none", None
-    if resolution > flag:
-        return "resolved", events[resolution]
-    return "open", None
+    if acks:
+        return "acknowledged", max(acks, key=lambda a: a[0])[1]
+    return "resolved", events[last_resolved]
+
+
+def call_of(flag: Mapping[str, Any]) -> str | None:
+    """The call a ``reversal flagged`` event is about (its detail's ``not_undone[0]``, engine.txn.saf), else None."""
+    if flag.get("to_state") != REVERSAL_FLAGGED:
+        return None
+    d = flag.get("detail")
+    names = d.get("not_undone") if isinstance(d, Mapping) else None
+    return str(names[0]) if isinstance(names, list) and names else None
+
+
+def acks_after(events: Sequence[Mapping[str, Any]], i: int) -> list[tuple[int, Mapping[str, Any]]]:
+    """The ``reversed NAME`` events after ``events[i]`` (a ``reversal flagged`` of call NAME), in order."""
+    call = call_of(events[i])
+    if call is None:
+        return []
+    return [(j, events[j]) for j in range(i + 1, len(events)) if events[j].get("to_state") == ACKED + call]
+
+
+def approved(ack: Mapping[str, Any]) -> bool:
+    """A ``reversed NAME`` event whose DE 39 is an approval (``engine.txn.reversal.APPROVED``: its detail's
+    ``approved``, kept by the store-and-forward task with the 0430's ``response_code``)."""
+    d = ack.get("detail")
+    return isinstance(d, Mapping) and d.get("approved") is True
+
+
+def closing_ack(events: Sequence[Mapping[str, Any]], i: int) -> tuple[int, Mapping[str, Any]] | None:
+    """The event that closes the flag ``events[i]``: for a ``reversal flagged``, the first later acknowledged
+    reversal of its call with an approving code (``reversed NAME``, ``approved`` true); None otherwise (an
+    ordinary ``flagged`` is closed only by a resolution)."""
+    return next(((j, a) for j, a in acks_after(events, i) if approved(a)), None)
+
+
+def ack_text(ack: Mapping[str, Any]) -> str:
+    """``reversal acknowledged at T (code X)`` of a ``reversed NAME`` event (T its ``at``, UTC, to the second)."""
+    return f"reversal acknowledged at {stamp(ack.get('at'))} (code {code_of(ack)})"
+
+
+def code_of(ack: Mapping[str, Any]) -> str:
+    """The 0430's DE 39 of a ``reversed NAME`` event, ``?`` when it has none."""
+    d = ack.get("detail") if isinstance(ack.get("detail"), Mapping) else {}
+    code = d.get("response_code")
+    return "?" if code is None else str(code)
+
+
+def stamp(at: Any) -> str:
+    """A time as the notes give it: ``2026-11-26T21:18:27Z`` (the SQL twin: ``engine.ledger_query._STAMP_SQL``)."""
+    if isinstance(at, datetime):
+        return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(at)
 
 
 def resolution_of(deal: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The deal's current resolution (``at`` and the event's detail), None when its flag is open or it has none."""
+    """The deal's current resolution (``at`` and the event's detail), None when its flag is open or it has none.
+    A flag closed by an acknowledged reversal: ``{"at", "outcome": "reversal acknowledged", "by": "host",
+    "via": "store and forward", "call", "response_code", "mti", "note"}``."""
     state, ev = flag_state(deal.get("events") or ())
-    if state != "resolved" or ev is None:
+    if ev is None:
         return None
     detail = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
+    if state == "acknowledged":
+        call = str(ev.get("to_state"))[len(ACKED):]
+        return {"at": ev.get("at"), "outcome": REVERSAL_ACKNOWLEDGED, "by": "host", "via": "store and forward",
+                "call": call, "response_code": code_of(ev), "mti": detail.get("mti"),
+                "note": f"the reversal of call {call} was acknowledged after the flag (event `{ev.get('to_state')}`): "
+                        f"the host reversed the original; nothing is left to settle"}
+    if state != "resolved":
+        return None
     return {"at": ev.get("at"), **detail}
 
 
@@ -102,6 +186,11 @@ def refusal(deal: Mapping[str, Any], hint_list: str) -> None:
         raise Refused(f"deal {did} is not flagged for an operator (it has no event {' or '.join(FLAGGED_EVENTS)}): "
                       f"there is nothing to resolve; the deals to settle are listed by `{hint_list}`",
                       "not_flagged")
+    if state == "acknowledged" and ev is not None:
+        raise Refused(f"deal {did} is already settled: the reversal was acknowledged at {stamp(ev.get('at'))} "
+                      f"(event `{ev.get('to_state')}`, code {code_of(ev)}) after its flag: the host reversed the "
+                      f"original, nothing is left to resolve; the deals to settle are listed by `{hint_list}`",
+                      "already_settled")
     if state == "resolved" and ev is not None:
         d = ev.get("detail") if isinstance(ev.get("detail"), dict) else {}
         at = ev.get("at")

@@ -19,7 +19,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state, resolution_of
+from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, acks_after, approved, code_of,
+                                 flag_state, resolution_of, stamp)
 from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
 
 # ISO 4217 minor units that are not 2; amounts are shown with their currency's
@@ -154,23 +155,54 @@ def query_deals(
 
 # the events that flag a deal for an operator (``flagged``, ``reversal flagged``: appended later by the
 # store-and-forward task: the row is chained and never updated) and an operator's resolution (``resolved``):
-# the flag is open while the deal's newest flag event is newer than its newest ``resolved`` (engine.deal_resolve)
+# a flag is open while it is newer than the deal's newest ``resolved``, unless it is a ``reversal flagged``
+# closed by a later acknowledged reversal of its call (``reversed NAME``, ``approved``: the host settled it);
+# the deal's flag is open while one of its flags is (engine.deal_resolve.flag_state, the same rule in Python).
+# Read, never written: the chained events stay as they were appended.
 _FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
-_OPEN_FLAG = (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}, ?) GROUP BY deal_id "
-              f"HAVING max(CASE WHEN to_state <> ? THEN seq END) > coalesce(max(CASE WHEN to_state = ? THEN seq END), -1))")
+_CALL_SQL = "json_extract_string({f}.detail, '$.not_undone[0]')"        # the call a ``reversal flagged`` is about
+_OPEN_FLAG = (     # each flag event, less those before the newest ``resolved`` and those an approved ack closed
+    "deal_id IN (SELECT f.deal_id FROM deal_events f "
+    "LEFT JOIN (SELECT deal_id, max(seq) AS m FROM deal_events WHERE to_state = ? GROUP BY deal_id) r "
+    "ON r.deal_id = f.deal_id "
+    "LEFT JOIN (SELECT deal_id, seq, to_state FROM deal_events WHERE starts_with(to_state, ?) "
+    "AND (detail->>'approved') = 'true') a ON f.to_state = ? AND a.deal_id = f.deal_id AND a.seq > f.seq "
+    f"AND a.to_state = ? || {_CALL_SQL.format(f='f')} "
+    f"WHERE f.to_state IN ({_FLAGGED_IN}) AND f.seq > coalesce(r.m, -1) AND a.deal_id IS NULL)")
+_OPEN_PARAMS = [RESOLVED, ACKED, REVERSAL_FLAGGED, ACKED, *FLAGGED_EVENTS]
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 
 
 # A deal whose ISO 8583 reversal was flagged after its row was written (event ``reversal flagged``, engine.txn.saf)
 # reads as a deal flagged with its row does: its reason, and its dead letter's (id = the deal's id), end with
-# FLAG_NOTE and the event's ``why``.  The note is added when read: the row and the dead letter are chained as
-# written (engine.audit) and never changed; the event that says it is appended to the chain.
+# FLAG_NOTE and the event's ``why``; a reversal acknowledged after the flag (``reversed NAME``) adds ACK_NOTE
+# after that ``why`` (``ack_note``: closed with an approving code, else still open).  The note is added when
+# read: the row and the dead letter are chained as written (engine.audit) and never changed; the events that
+# say it are appended to the chain.
 FLAG_NOTE = "; flagged for an operator: "
-REVERSAL_FLAGGED = "reversal flagged"
-# the same note in SQL, for the dead letters' reason filter (``row`` names the outer row's id column)
-_NOTE_SQL = ("coalesce((SELECT ? || string_agg(e.detail->>'why', '; ' ORDER BY e.seq) FROM deal_events e "
-             "WHERE e.deal_id = {row} AND e.to_state = ?), '')")
+ACK_NOTE = "; reversal acknowledged after the flag at "
+_STAMP_SQL = """strftime({a}."at" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"""     # deal_resolve.stamp
+_ACK_SQL = (f"(? || {_STAMP_SQL.format(a='a')} || CASE WHEN (a.detail->>'approved') = 'true' "
+            f"THEN ? || coalesce(a.detail->>'response_code', '?') || ? "
+            f"ELSE ? || coalesce(a.detail->>'response_code', '?') || ? END)")
+_CLOSED = (" (code ", "): the host reversed the original, the flag is closed: nothing is left to settle")
+_STILL_OPEN = (" with code ", ", not an approval: the flag stays open; ask the host about the original")
+# the same note in SQL, for the dead letters' reason filter (``row`` names the outer row's id column): the notes
+# of the deals with a reversal flag, made once and joined (a note made per letter took 5x as long at 1M events)
+_NOTE_SQL = ("coalesce((SELECT n.note FROM (SELECT e.deal_id, ? || string_agg(e.detail->>'why' || coalesce("
+             + _ACK_SQL + ", ''), '; ' ORDER BY e.seq) AS note FROM deal_events e "
+             "LEFT JOIN (SELECT * FROM deal_events WHERE starts_with(to_state, ?)) a ON a.deal_id = e.deal_id "
+             "AND a.seq > e.seq AND a.to_state = ? || " + _CALL_SQL.format(f='e') + " "
+             "WHERE e.to_state = ? GROUP BY e.deal_id) n WHERE n.deal_id = {row}), '')")
+_NOTE_PARAMS = [FLAG_NOTE, ACK_NOTE, *_CLOSED, *_STILL_OPEN, ACKED, ACKED, REVERSAL_FLAGGED]
+
+
+def ack_note(ack: dict[str, Any]) -> str:
+    """What a ``reversed NAME`` event after a ``reversal flagged`` of call NAME adds to that flag's ``why``."""
+    text = ACK_NOTE + stamp(ack.get("at"))
+    return text + (_CLOSED[0] + code_of(ack) + _CLOSED[1] if approved(ack) else
+                   _STILL_OPEN[0] + code_of(ack) + _STILL_OPEN[1])
 
 
 def flag_note(reason: str | None, whys: list[str]) -> str | None:
@@ -181,9 +213,15 @@ def flag_note(reason: str | None, whys: list[str]) -> str | None:
 
 
 def _whys(events: list[dict[str, Any]]) -> list[str]:
-    """The ``why`` of each ``reversal flagged`` event among ``events`` (in order; ``detail`` parsed)."""
-    return [str(e["detail"]["why"]) for e in events if e.get("to_state") == REVERSAL_FLAGGED
-            and isinstance(e.get("detail"), dict) and e["detail"].get("why") is not None]
+    """The ``why`` of each ``reversal flagged`` event among ``events`` (in order; ``detail`` parsed), each followed
+    by the ``ack_note`` of the first acknowledged reversal of its call after it, if any."""
+    out = []
+    for i, e in enumerate(events):
+        if e.get("to_state") == REVERSAL_FLAGGED and isinstance(e.get("detail"), dict) \
+                and e["detail"].get("why") is not None:
+            acks = acks_after(events, i)
+            out.append(str(e["detail"]["why"]) + (ack_note(acks[0][1]) if acks else ""))
+    return out
 
 
 class _Flags:
@@ -204,15 +242,28 @@ class _Flags:
         hits = [r[id_key] for r in rows if r[id_key] in self._ids and r.get("reason") is not None]
         if not hits:
             return
-        whys: dict[str, list[str]] = {}
-        marks = ", ".join("?" for _ in hits)
-        for deal_id, why in self.con.execute(
-                f"SELECT deal_id, detail->>'why' FROM deal_events WHERE to_state = ? AND deal_id IN ({marks}) "
-                f"AND detail->>'why' IS NOT NULL ORDER BY deal_id, seq", [REVERSAL_FLAGGED, *hits]).fetchall():
-            whys.setdefault(deal_id, []).append(why)
+        events = _flag_events(self.con, hits, [REVERSAL_FLAGGED])
         for r in rows:
-            if r[id_key] in whys:
-                r["reason"] = flag_note(r["reason"], whys[r[id_key]])
+            whys = _whys(events.get(r[id_key], []))
+            if whys:
+                r["reason"] = flag_note(r["reason"], whys)
+
+
+def _flag_events(con: Any, deal_ids: list[str], states: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per deal, its events whose ``to_state`` is one of ``states`` or an acknowledged reversal (``reversed
+    NAME``), in order, as ``get_deal`` gives them (``at`` aware UTC, ``detail`` parsed)."""
+    events: dict[str, list[dict[str, Any]]] = {}
+    if not deal_ids:
+        return events
+    marks = ", ".join("?" for _ in deal_ids)
+    for deal_id, at, to_state, detail in con.execute(
+            f'SELECT deal_id, "at", to_state, detail FROM deal_events WHERE deal_id IN ({marks}) '
+            f"AND (to_state IN ({', '.join('?' for _ in states)}) OR starts_with(to_state, ?)) ORDER BY deal_id, seq",
+            [*deal_ids, *states, ACKED]).fetchall():
+        events.setdefault(deal_id, []).append(
+            {"at": at.astimezone(timezone.utc), "to_state": to_state,
+             "detail": orjson.loads(detail) if detail is not None else None})
+    return events
 
 
 def iter_deals(
@@ -238,23 +289,16 @@ def iter_deals(
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
          (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
           list(FLAGGED_EVENTS) if flagged and resolved else None),
-         (_OPEN_FLAG, [*FLAGGED_EVENTS, RESOLVED, RESOLVED, RESOLVED] if flagged and not resolved else None),
+         (_OPEN_FLAG, _OPEN_PARAMS if flagged and not resolved else None),
          ("(received_at < ? OR (received_at = ? AND deal_id < ?))", _after(before, "before"))],
         "received_at DESC, deal_id DESC", limit, "query_deals")
     return _iter_deals(Path(path), sql, params, con, flagged)
 
 
 def _resolutions(con: Any, rows: list[dict[str, Any]]) -> None:
-    """Each row's ``resolution`` (``engine.deal_resolve.resolution_of``) from its flag and resolution events."""
-    marks = ", ".join("?" for _ in rows)
-    events: dict[str, list[dict[str, Any]]] = {}
-    for deal_id, at, to_state, detail in con.execute(
-            f'SELECT deal_id, "at", to_state, detail FROM deal_events WHERE deal_id IN ({marks}) '
-            f"AND to_state IN ({_FLAGGED_IN}, ?) ORDER BY deal_id, seq",
-            [*(r["deal_id"] for r in rows), *FLAGGED_EVENTS, RESOLVED]).fetchall():
-        events.setdefault(deal_id, []).append(
-            {"at": at.astimezone(timezone.utc), "to_state": to_state,
-             "detail": orjson.loads(detail) if detail is not None else None})
+    """Each row's ``resolution`` (``engine.deal_resolve.resolution_of``) from its flag, resolution and
+    acknowledged-reversal events."""
+    events = _flag_events(con, [r["deal_id"] for r in rows], [*FLAGGED_EVENTS, RESOLVED])
     for r in rows:
         r["resolution"] = resolution_of({"events": events.get(r["deal_id"], [])})
 
@@ -350,7 +394,7 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
         _as_utc(item, ("started_at", "at"))
     d["reason"] = flag_note(d["reason"], _whys(d["events"]))   # a reversal flagged since the row: its note
     state = flag_state(d["events"])[0]
-    d["flag"] = None if state == "none" else state       # "open", "resolved" or None (never flagged)
+    d["flag"] = None if state == "none" else state       # "open", "resolved", "acknowledged" or None (never flagged)
     d["resolution"] = resolution_of(d)
     d["calls"] = [s for s in d["steps"] if s["kind"] == "call"]
     if cfg:
@@ -398,7 +442,7 @@ def query_dead_letters(
         f"SELECT {cols} FROM dead_letters",
         [("route = ?", route), ("channel = ?", channel), ("status = ?", status),
          (f"contains(lower(reason || {_NOTE_SQL.format(row='dead_letters.id')}), lower(?))",
-          None if reason is None else [FLAG_NOTE, REVERSAL_FLAGGED, reason]),
+          None if reason is None else [*_NOTE_PARAMS, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),
          (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None),
          ('("at" < ? OR ("at" = ? AND id < ?))', _after(before, "before"))],

@@ -95,8 +95,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),
                         (404, "No deal with this id.", "Problem"),
-                        (409, "The deal is not flagged, or already resolved (`why`: not_flagged, "
-                              "already_resolved).", "Problem"),
+                        (409, "The deal is not flagged, already resolved, or already settled by the host's "
+                              "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
+                              "already_settled).", "Problem"),
                         (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),

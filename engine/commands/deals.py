@@ -18,7 +18,7 @@ from engine.commands.ledger_keys import (DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, 
                                          missing_in_env)
 from engine.commands.stdout import quiet_pipe
 from engine.commands.deals_resolve import resolve
-from engine.deal_resolve import OUTCOMES
+from engine.deal_resolve import OUTCOMES, REVERSAL_ACKNOWLEDGED, stamp
 from engine.defaults import DEAL_STATUSES as STATUSES, DEFAULT_LEDGER
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
@@ -64,6 +64,8 @@ def _resolution_text(r: dict[str, Any] | None) -> str:
     if not r:
         return "open"
     at = r.get("at")
+    if r.get("outcome") == REVERSAL_ACKNOWLEDGED:      # closed by the host, not by an operator
+        return f"{REVERSAL_ACKNOWLEDGED} at {stamp(at)} (code {r.get('response_code')})"
     when = at.strftime("%Y-%m-%d %H:%M") if isinstance(at, datetime) else str(at or "")
     return f"{r.get('outcome')} by {r.get('by')} {when}: {r.get('note')}"
 
@@ -140,10 +142,12 @@ def deals(
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
                                  "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
-                                 "acknowledged after its attempts) and not resolved yet: settle each with "
-                                 "its counterpart, then record it with `bsp deals resolve ID`."),
+                                 "acknowledged after its attempts, until the host acknowledges it with an "
+                                 "approval) and not resolved yet: settle each with its counterpart, then "
+                                 "record it with `bsp deals resolve ID`."),
     include_resolved: bool = typer.Option(False, "--all", help="With --flagged: the flagged deals an operator "
-                                          "resolved too, with their resolution."),
+                                          "resolved, or whose flagged reversal the host acknowledged since, too, "
+                                          "with their resolution."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
@@ -237,7 +241,11 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
     if d["reason"]:
         out.append(f"  reason: {d['reason']}")
     res = d.get("resolution")
-    if res:
+    if res and d.get("flag") == "acknowledged":
+        out.append(f"  flag closed: {REVERSAL_ACKNOWLEDGED} at {_when(res.get('at'))} (code {res.get('response_code')}, "
+                   f"call {res.get('call')}) after the flag: the host reversed the original; nothing is left to "
+                   f"settle, nothing to resolve")
+    elif res:
         out.append(f"  resolved {_when(res.get('at'))} by {res.get('by')} (via {res.get('via')}"
                    + "".join(f", {k} {res[k]}" for k in ("host", "peer", "client_cert") if res.get(k))
                    + f"): {res.get('outcome')}: {res.get('note')}")

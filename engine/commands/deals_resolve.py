@@ -78,7 +78,8 @@ def resolve(
     hold it) with the audit key the engine writes with: --deployment platform.yaml (its ledger.audit_key),
     else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY; a keyed ledger is not written without its key. With --live
     the running engine records it (`POST /deals/{id}/resolve`), with the client's address (and
-    certificate, over mutual TLS) beside --by. A deal not flagged, or already resolved, is refused.
+    certificate, over mutual TLS) beside --by. A deal not flagged, already resolved, or already settled
+    (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
     Exit 0 recorded; 1 refused, no such deal, or (--live) the engine cannot be reached or answers with

@@ -38,7 +38,8 @@ Entries (``t``):
             compacted one also carries n (attempts made) and ack (the acknowledgement)
     revtry  id, step, n: attempt n is about to be sent (durable first: after a restart the next
             one is a repeat, 0401 / 0421)
-    revack  id, step, n, mti, detail, at: the host acknowledged; never sent again
+    revack  id, step, n, mti, detail, at, response_code, approved: the host acknowledged (the 0430 and its
+            DE 39); never sent again
     revrec  id, step: the acknowledgement is on the deal in the ledger; the reversal is dropped
 
 The file is made ahead, filled with zeros up to its size (``segment_bytes``, 8 MiB
@@ -294,7 +295,7 @@ class TxnLog:
                 r["n"] = max(r["n"], e["n"])
             elif t == "revack":
                 r["n"] = max(r["n"], e.get("n", 0))
-                r["ack"] = {x: e.get(x) for x in ("mti", "detail", "at")}
+                r["ack"] = {x: e.get(x) for x in ("mti", "detail", "at", "response_code", "approved")}
             else:
                 del self.reversals[k]
         elif t == "horizon":

@@ -64,3 +64,24 @@ async def test_an_approved_0430_is_recorded_with_its_code_and_not_counted(nurser
     assert "bsp_reversals_not_approved{" not in text
     (acked,) = [json.loads(e["detail"]) for e in events if e["to_state"] == "reversed auth"]
     assert acked["response_code"] == "00" and acked["approved"] is True
+
+
+def test_an_acknowledgement_read_back_from_the_log_keeps_its_code(tmp_path: Path) -> None:
+    """A reversal acknowledged just before a crash (``revack`` in the log, its story not yet on the deal) is
+    recorded on the deal after the restart from the log (``reversed NAME``, "acknowledged before a restart"):
+    with its DE 39 and ``approved``, which close a ``reversal flagged`` of the call (engine.deal_resolve).
+    Until 2026-11-27 the log's reader kept only mti, detail and at of the ``revack``: the deal's flag stayed
+    open after the restart although the host had approved the reversal."""
+    path = log_path(tmp_path / "l.duckdb")
+    log = TxnLog(path)
+    log.append([{"t": "rev", "id": "d1", "step": "auth", "r": "purchase", "c": "pos", "at": "t0", "values": {}},
+                {"t": "revtry", "id": "d1", "step": "auth", "n": 1},
+                {"t": "revack", "id": "d1", "step": "auth", "n": 1, "mti": "0420", "detail": "0430",
+                 "at": "t1", "response_code": "00", "approved": True}])
+    log.close()
+    again = TxnLog(path)
+    try:
+        ack = again.reversals["d1|auth"]["ack"]
+    finally:
+        again.close()
+    assert ack == {"mti": "0420", "detail": "0430", "at": "t1", "response_code": "00", "approved": True}, ack
