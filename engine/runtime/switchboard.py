@@ -37,7 +37,8 @@ class Switchboard:
                  overrides: dict[str, dict[str, Any]] | None = None,
                  route_limit: int = DEFAULT_ROUTE_LIMIT, grace: float = DEFAULT_GRACE,
                  compile_expr: Callable[..., Any] | None = None,
-                 load_table: Callable[..., Any] | None = None, store_and_forward: bool = True) -> None:
+                 load_table: Callable[..., Any] | None = None, store_and_forward: bool = True,
+                 faults: Any = None) -> None:
         self.program = program
         # ISO 8583 reversals queued and sent in the background (engine/txn/saf.py); False: inline
         # (route tests and replays script them in call order)
@@ -48,8 +49,9 @@ class Switchboard:
         self.grace = grace
         self.stats = DispatchStats()
         # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
-        # (engine/runtime/internal_log.py); its summaries are written when due and at the stop
-        self.faults = new_faults()
+        # (engine/runtime/internal_log.py); its summaries are written when due and at the stop (by ``run``,
+        # or by the owner of ``faults`` when given: ``bsp run`` has one for all its generations)
+        self.faults = faults if faults is not None else new_faults()
         self.ctx = Binder(program, registry, compile_expr=compile_expr, load_table=load_table)
         self.ctx.faults = self.faults
         overrides = overrides or {}
