@@ -69,9 +69,10 @@ def fail_in_doubt(call: str, label: str, why: str, exs: list[Any], where: Any,
     else:
         what = type(exc).__name__ if exc is not None else "its results"
         kind = ("in doubt", call, str(where), what)
+        noun = f"deals failed in doubt ({label} {'raised ' + what if exc is not None else 'broke its contract'})"
         for _ in exs:          # counted per deal, as the deals are
-            faults.occurred(kind, full, noun=f"deals failed in doubt ({label} {'raised ' + what if exc else 'broke its contract'})",
-                            reason=text, level=logging.ERROR, logger=log, what=f"call {call} (at {where})")
+            faults.occurred(kind, full, noun=noun, reason=text, level=logging.ERROR, logger=log,
+                            what=f"call {call} (at {where})")
     for ex in exs:
         ex.fail(StepFailure("in_doubt", f"call {call}: {label} {why}; {_DOUBT}", code="96", where=where,
                             text=IN_DOUBT_TEXT, in_doubt=True))
