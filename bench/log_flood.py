@@ -84,6 +84,13 @@ route pay {
     call post = back as Req reply Rsp { ref = msg.ref amount = msg.amount } expect post.status == "OK"
     reply Rsp { ref = msg.ref code = "00" }
 }
+route bug {
+    receive from front as Req when msg.op == "bug"
+    let limits = "5"
+    deal BUG { ref = msg.ref amount = 1.00 currency = "CNY" }
+    let top = limits.max
+    reply Rsp { ref = msg.ref code = "00" }
+}
 route asc_echo {
     receive from asc as Req
     deal ECHO { ref = msg.ref amount = 1.00 currency = "CNY" }
@@ -283,6 +290,8 @@ async def main(count: int, only: set[str], work: Path) -> None:
             "validation_reject": lambda: frames_on_one_connection(count, front, [b'{"op":"pay","ref":"V","amount":-1}']),
             "counterpart_unreachable": lambda: frames_on_one_connection(
                 count, front, [b'{"op":"pay","ref":"U%d","amount":1}' % i for i in range(count)]),
+            "route_internal_error": lambda: frames_on_one_connection(
+                count, front, [b'{"op":"bug","ref":"B","amount":1}']),
             "http_bad_json": lambda: http_posts(count, url, b'{"ref": "H", "amount": ', "application/json"),
             "http_wrong_content_type": lambda: http_posts(count, url, b"ref=H&amount=1", "text/plain"),
             "admin_token_refused": lambda: admin_refused(count, eng.admin_port),

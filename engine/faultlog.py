@@ -61,9 +61,10 @@ MAX_KINDS = 1024         # kinds (e.g. client addresses) remembered; past it the
 class _Seen:
     """One kind of bad input: when it was last logged and what came since."""
 
-    __slots__ = ("logged_at", "more", "since", "source", "reason", "noun", "level", "log")
+    __slots__ = ("logged_at", "more", "since", "source", "reason", "noun", "level", "log", "what", "last")
 
-    def __init__(self, logged_at: float, noun: str, level: int, logger: logging.Logger) -> None:
+    def __init__(self, logged_at: float, noun: str, level: int, logger: logging.Logger, what: str,
+                 last: str) -> None:
         self.logged_at = logged_at
         self.more = 0              # occurrences counted, not logged, since ``logged_at``
         self.since = 0.0           # wall time of the first of them
@@ -72,6 +73,8 @@ class _Seen:
         self.noun = noun
         self.level = level
         self.log = logger
+        self.what = what           # the line's subject ("channel front", "route pay")
+        self.last = last           # how the summary names the last one's source ("from": "last from ADDR")
 
 
 class FaultLog:
@@ -89,11 +92,15 @@ class FaultLog:
         self._wake: trio.Event | None = None       # set by the first repeat counted: ``run`` has work
 
     # -- bad input --------------------------------------------------------------------------------------
-    def occurred(self, kind: Hashable, text: str, *, noun: str, source: str = "", reason: str = "",
-                 level: int = logging.WARNING, logger: logging.Logger | None = None) -> bool:
+    def occurred(self, kind: Hashable, text: str | Callable[[], str], *, noun: str, source: str = "",
+                 reason: str = "", level: int = logging.WARNING, logger: logging.Logger | None = None,
+                 what: str | None = None, last: str = "from") -> bool:
         """One bad message of ``kind``: logs ``text`` (its full text: where, what was expected, the fix) when
         it is the first of its kind or its kind was quiet for ``every`` seconds; else counts it (``noun``:
         what the summary calls them, plural; ``source`` and ``reason``: the last one's, in the summary).
+        ``text`` may be a function, called only when the line is written (a traceback is formatted once,
+        not for each one counted).  ``what``: the line's subject when not the log's own (``route pay``);
+        ``last``: the word between "last" and ``source`` in the summary ("" for ``last deal ID: ...``).
         Returns whether a line was written now."""
         now = self.clock()
         seen = self._seen.get(kind)
@@ -102,8 +109,9 @@ class FaultLog:
                 self.flush()
                 self._seen.clear()
             lg = logger or self.log
-            self._seen[kind] = _Seen(now, noun, level, lg)
-            lg.log(level, "%s: %s", self.what, text)
+            subject = self.what if what is None else what
+            self._seen[kind] = _Seen(now, noun, level, lg, subject, last)
+            lg.log(level, "%s: %s", subject, text if isinstance(text, str) else text())
             return True
         if not seen.more:
             seen.since = self.wall()
@@ -118,8 +126,11 @@ class FaultLog:
 
     def _summary(self, seen: _Seen, now: float) -> None:
         since = datetime.fromtimestamp(seen.since).strftime("%H:%M:%S")
-        last = f"last from {seen.source}: " if seen.source else "last: "
-        seen.log.log(seen.level, "%s: %s more %s since %s (counted, not logged one by one), %s%s", self.what,
+        if not seen.source:
+            last = "last: "
+        else:
+            last = f"last {seen.last} {seen.source}: " if seen.last else f"last {seen.source}: "
+        seen.log.log(seen.level, "%s: %s more %s since %s (counted, not logged one by one), %s%s", seen.what,
                      f"{seen.more:,}", seen.noun, since, last, seen.reason)
         seen.logged_at, seen.more = now, 0
 

@@ -169,7 +169,7 @@ class _ReusingRegistry:
 
 def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
                      overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                     reuse: Mapping[str, Any] | None = None, grace: float = 10.0) -> Generation:
+                     reuse: Mapping[str, Any] | None = None, grace: float = 10.0, faults: Any = None) -> Generation:
     """Bind ``program`` completely (raises ``BindError`` naming the place); nothing starts.
 
     ``overrides`` are checked first (``engine.ops.overrides``): an override of a channel the program
@@ -182,7 +182,7 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
         raise OverrideError(problems)
     resolved = resolve_paths(overrides, program, registry)
     sb = Switchboard(program, _ReusingRegistry(registry, reuse or {}), ledger=ledger,
-                     overrides=resolved, grace=grace)
+                     overrides=resolved, grace=grace, faults=faults)
     # the certificates' expiry, read once here (start and reload); a channel built now whose own
     # certificate has expired cannot work: refused (one kept running is reported, not refused)
     certs = program_certs(program, resolved)

@@ -44,6 +44,7 @@ from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
+from engine.runtime.internal_log import new_faults
 from engine.txn import recover as recover_in_flight
 from engine.txn import backlog, saf
 from engine.txn.safroute import strand_warnings
@@ -224,6 +225,9 @@ class LiveEngine:
         self.admin_certs: list[Any] = []          # the admin API's certificates (engine/certexpiry.py)
         self.admin_tls: Any = None                # engine.ops.admintls.AdminTLS: a reload renews it (set by serve)
         self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
+        # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
+        # (engine/runtime/internal_log.py), for every generation: a reload does not log them in full again
+        self.faults = new_faults()
 
     # ------------------------------------------------------------ running
     async def run(self, program: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None, *,
@@ -232,6 +236,7 @@ class LiveEngine:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self.faults.run)       # summaries of repeated internal errors, when due
                 self.overrides = overrides if overrides is not None else {}   # (an empty ChannelOverrides knows its file)
                 self._settings = dict(getattr(overrides, "settings", {}) or {})
                 program = with_deployment(with_referenced_files(program), self.overrides, self.registry)
@@ -256,6 +261,7 @@ class LiveEngine:
                 await self._drain_all()
                 nursery.cancel_scope.cancel()
         finally:
+            self.faults.flush()          # the counts of repeated internal errors not yet written
             self.finished.set()
 
     def drain(self) -> None:
@@ -387,7 +393,7 @@ class LiveEngine:
     def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:
         self._numbers += 1
         gen = build_generation(self._numbers, program, self.registry, ledger=self.view,
-                               overrides=self.overrides, reuse=reuse, grace=self.grace)
+                               overrides=self.overrides, reuse=reuse, grace=self.grace, faults=self.faults)
         if self.observer is not None:
             self.observer.learn(gen)
             metrics = getattr(self.observer, "metrics", None)

@@ -11,7 +11,6 @@ their deals are committed.
 from __future__ import annotations
 
 import logging
-import traceback
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ from typing import Any, Callable
 from engine.channels.base import ConnInfo
 from engine.deal import DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
+from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import manager_for
@@ -86,7 +86,7 @@ class Dispatcher:
 
     def __init__(self, channel: str, routes: list[BoundRoute], error_reply: Any, *,
                  ledger: Any, version: str, base_scope: dict[str, Any],
-                 stats: "DispatchStats") -> None:
+                 stats: "DispatchStats", faults: Any = None) -> None:
         self.channel = channel
         self.routes = routes
         self.error_reply = error_reply
@@ -94,6 +94,9 @@ class Dispatcher:
         self.version = version
         self.base_scope = base_scope
         self.stats = stats
+        # internal errors and failed on error steps, one line per kind (engine/runtime/internal_log.py): the
+        # switchboard's, which writes the summaries when due and at the stop
+        self.faults = faults if faults is not None else new_faults()
         # transactions, idempotency, recovery, dead letters, trace (engine/txn, docs/transactions.md)
         self.txn = manager_for(ledger)
 
@@ -259,8 +262,7 @@ class Dispatcher:
         if step.batch:
             try:
                 await step.run_batch(live)
-            except Exception as exc:
-                _log_masked(f"route {br.name}: step failed", exc, live)
+            except Exception as exc:      # logged with its deals, one line per kind (_record_kept)
                 for ex in live:
                     ex.fail(step_failure(step, exc, _failure_text(exc)))
         else:
@@ -278,28 +280,34 @@ class Dispatcher:
                 try:
                     await step.run_batch(failed)
                 except Exception as exc:
-                    _log_masked(f"route {br.name}: on error step failed", exc, failed)
+                    for ex in failed:
+                        on_error_failed(self.faults, f"route {br.name}", step.where,
+                                        mask_text(_failure_text(exc), ex.classified()), exc)
             else:
                 for ex in failed:
                     self._run_sync(step, ex, during_error=True)
 
-    @staticmethod
-    def _run_sync(step: Any, ex: Exchange, during_error: bool = False) -> None:
+    def _run_sync(self, step: Any, ex: Exchange, during_error: bool = False) -> None:
         try:
             step.run(ex)
         except StepFailure as f:
             if during_error:
                 ex.reply = None
-                log.warning("on error step at %s failed: %s", step.where, mask_text(f.detail, ex.classified()))
+                self._on_error_failed(step, ex, f.detail, f.__cause__)
             else:
                 ex.fail(step_failure(step, f, f.detail))
         except Exception as exc:
             text = _failure_text(exc)
             if during_error:
                 ex.reply = None
-                log.warning("on error step at %s failed: %s", step.where, mask_text(text, ex.classified()))
+                self._on_error_failed(step, ex, text, exc)
             else:
                 ex.fail(step_failure(step, exc, text))
+
+    def _on_error_failed(self, step: Any, ex: Exchange, text: str, exc: BaseException | None) -> None:
+        br = ex.route if ex.route is not None else ex.error_route
+        subject = f"route {br.name}" if br is not None else f"channel {self.channel}"
+        on_error_failed(self.faults, subject, step.where, mask_text(text, ex.classified()), exc)
 
     # -- the ledger ---------------------------------------------------------
     async def _record(self, exs: list[Exchange]) -> None:
@@ -327,8 +335,11 @@ class Dispatcher:
         if self.txn is not None:
             await self.txn.fill(self, exs, records)
             self.txn.attach_dead_letters(exs, records)     # stored with their deals, in one transaction
-        for rec in records:             # the record's status: the transaction manager marks duplicates
+        for ex, rec in zip(exs, records):    # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
+            f = ex.failure
+            if f is not None and f.kind == "internal":      # a bug: logged once per kind, then counted
+                internal(self.faults, rec.route, f, rec.deal_id, rec.reason)
         if self.ledger is None:
             _report_outcomes(every, exs, records, None)
             return
@@ -497,17 +508,6 @@ class DispatchStats:
     @property
     def total(self) -> int:
         return self.committed + self.rejected + self.failed + self.duplicate
-
-
-def _log_masked(what: str, exc: Exception, exs: list[Exchange]) -> None:
-    """An error line for a batch step's exception: its text with the classified values of ``exs`` masked
-    (as their deals' reasons have it), then the traceback's frames (not its text: it quotes the same)."""
-    known: dict[str, str] = {}
-    for ex in exs:
-        known.update(ex.classified())
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    log.error("%s: %s\nTraceback (most recent call last):\n%s", what, mask_text(_failure_text(exc), known),
-              frames.rstrip("\n"))
 
 
 def _failure_text(exc: Exception) -> str:

@@ -44,9 +44,12 @@ def step_failure(step: Any, exc: Exception, text: str) -> StepFailure:
     if label is not None:
         text = f"{text} ({label})"
     if effects:
-        return StepFailure("in_doubt", f"{text}; {_MAY}", code="96", where=where, text=IN_DOUBT_TEXT,
-                           in_doubt=True)
-    return StepFailure("internal", text, where=where)
+        failure = StepFailure("in_doubt", f"{text}; {_MAY}", code="96", where=where, text=IN_DOUBT_TEXT,
+                              in_doubt=True)
+    else:
+        failure = StepFailure("internal", text, where=where)
+    failure.__cause__ = exc          # its type, place and traceback for the log (engine/runtime/internal_log.py)
+    return failure
 
 
 _MAY = "it acts outside bsp and may have done its work before it failed"

@@ -21,6 +21,7 @@ import trio
 from engine.runtime.binder import Binder, BindError, plugin_note
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.runtime.guard import channel_label, guarded
+from engine.runtime.internal_log import new_faults
 from engine.runtime.stepfail import label_of
 from engine.txn import recover as recover_in_flight
 from engine.txn import backlog, saf
@@ -36,7 +37,8 @@ class Switchboard:
                  overrides: dict[str, dict[str, Any]] | None = None,
                  route_limit: int = DEFAULT_ROUTE_LIMIT, grace: float = DEFAULT_GRACE,
                  compile_expr: Callable[..., Any] | None = None,
-                 load_table: Callable[..., Any] | None = None, store_and_forward: bool = True) -> None:
+                 load_table: Callable[..., Any] | None = None, store_and_forward: bool = True,
+                 faults: Any = None) -> None:
         self.program = program
         # ISO 8583 reversals queued and sent in the background (engine/txn/saf.py); False: inline
         # (route tests and replays script them in call order)
@@ -46,7 +48,12 @@ class Switchboard:
         self.ledger = ledger
         self.grace = grace
         self.stats = DispatchStats()
+        # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
+        # (engine/runtime/internal_log.py); its summaries are written when due and at the stop (by ``run``,
+        # or by the owner of ``faults`` when given: ``bsp run`` has one for all its generations)
+        self.faults = faults if faults is not None else new_faults()
         self.ctx = Binder(program, registry, compile_expr=compile_expr, load_table=load_table)
+        self.ctx.faults = self.faults
         overrides = overrides or {}
         unknown = set(overrides) - set(program.channels)
         if unknown:
@@ -93,7 +100,7 @@ class Switchboard:
             error_reply = self._build_step(decl.error_reply, None) if decl.error_reply is not None else None
             self.dispatchers[name] = Dispatcher(
                 name, bound, error_reply, ledger=ledger, version=program.version,
-                base_scope=base_scope, stats=self.stats)
+                base_scope=base_scope, stats=self.stats, faults=self.faults)
             # deal keys shared with other engines (nats consume `keys`): recovery writes its final states there
             self.dispatchers[name].keys = getattr(ch, "keys", None)
         self._drain = trio.Event()
@@ -135,10 +142,12 @@ class Switchboard:
         try:
             await self._run(task_status)
         finally:
+            self.faults.flush()              # the counts of repeated internal errors not yet written
             self.finished.set()
 
     async def _run(self, task_status: Any) -> None:
         async with trio.open_nursery() as outer:
+            outer.start_soon(self.faults.run)          # summaries of repeated internal errors, when due
             for name, ch in self.channels.items():
                 if ch.role in ("connect", "both"):       # one that fails once started stops alone (guard.py)
                     await outer.start(partial(guarded, ch.run, what=self._label(name)))

@@ -43,6 +43,7 @@ class CallStep:
         self.channel_name = o["channel"]
         self.channel = ctx.channel(o["channel"])
         self.channel_label, self.plugin_channel = label_for(ctx, o["channel"])
+        self.faults = getattr(ctx, "faults", None)      # the engine's log of repeated faults (call_results.py)
         note = getattr(ctx, "codec_note", None)
         self.codec_note = note(o.get("format")) if note is not None else ""
         if not hasattr(self.channel, "request_many"):
@@ -94,7 +95,9 @@ class CallStep:
             except InputError as exc:      # a request's value of the wrong shape: nothing sent, the sender's
                 ex.fail(input_failure(exc, self.where))
             except Exception as exc:
-                ex.fail(StepFailure("internal", f"call {self.name}: {exc}", where=self.where))
+                failure = StepFailure("internal", f"call {self.name}: {exc}", where=self.where)
+                failure.__cause__ = exc          # its type, place and traceback for the log
+                ex.fail(failure)
         if not sent:
             return
         try:
@@ -106,11 +109,12 @@ class CallStep:
             else:
                 results = await self.channel.request_many(payloads, self.timeout)
         except Exception as exc:         # a bug in the channel: the requests may have left (call_results.py)
-            fail_in_doubt(self.name, self.channel_label, f"raised {type(exc).__name__}: {exc}", sent, self.where, exc)
+            fail_in_doubt(self.name, self.channel_label, f"raised {type(exc).__name__}: {exc}", sent, self.where, exc,
+                          faults=self.faults)
             return
         broken = contract_problem(results, len(sent), self.plugin_channel)
         if broken is not None:
-            fail_in_doubt(self.name, self.channel_label, broken, sent, self.where)
+            fail_in_doubt(self.name, self.channel_label, broken, sent, self.where, faults=self.faults)
             return
         decode = self.reply_codec.decode if self.reply_codec is not None else (orjson.loads if self.own_answer
                                                                                else None)
@@ -147,7 +151,9 @@ class CallStep:
                 except Exception as exc:
                     # the route's own expression failed, not the counterpart: never `refused` (05, "refused by
                     # counterpart"); an internal error (96) that names the expression's place and why
-                    ex.fail(StepFailure("internal", self._unevaluated(exc), where=self.where))
+                    failure = StepFailure("internal", self._unevaluated(exc), where=self.where)
+                    failure.__cause__ = exc      # its type, place and traceback for the log
+                    ex.fail(failure)
                     continue
                 if not ok:
                     ex.fail(StepFailure("refused", f"call {name}: {self.channel_name} refused "

@@ -50,15 +50,29 @@ def contract_problem(results: Any, count: int, strict: bool) -> str | None:
 
 
 def fail_in_doubt(call: str, label: str, why: str, exs: list[Any], where: Any,
-                  exc: BaseException | None = None) -> None:
-    """Fail each exchange of ``exs`` in doubt, and log it once (the traceback's frames for an exception)."""
+                  exc: BaseException | None = None, faults: Any = None) -> None:
+    """Fail each exchange of ``exs`` in doubt, and log it (the traceback's frames for an exception): once
+    per batch, or through ``faults`` (the engine's ``FaultLog``) once per kind (the call, its place, the
+    exception's type or the broken contract), the deals of the batches after it counted and summed up."""
     known: dict[str, str] = {}
     for ex in exs:
         known.update(ex.classified() if hasattr(ex, "classified") else {})
     text = mask_text(why, known)
-    frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip("\n") if exc is not None else ""
-    log.error("call %s (at %s): %s %s; %d deal(s) failed in doubt%s", call, where, label, text, len(exs),
-              f"\nTraceback (most recent call last):\n{frames}" if frames else "")
+
+    def full() -> str:
+        frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip("\n") if exc is not None else ""
+        return f"{label} {text}; {len(exs)} deal(s) failed in doubt" + (
+            f"\nTraceback (most recent call last):\n{frames}" if frames else "")
+
+    if faults is None:
+        log.error("call %s (at %s): %s", call, where, full())
+    else:
+        what = type(exc).__name__ if exc is not None else "its results"
+        kind = ("in doubt", call, str(where), what)
+        noun = f"deals failed in doubt ({label} {'raised ' + what if exc is not None else 'broke its contract'})"
+        for _ in exs:          # counted per deal, as the deals are
+            faults.occurred(kind, full, noun=noun, reason=text, level=logging.ERROR, logger=log,
+                            what=f"call {call} (at {where})")
     for ex in exs:
         ex.fail(StepFailure("in_doubt", f"call {call}: {label} {why}; {_DOUBT}", code="96", where=where,
                             text=IN_DOUBT_TEXT, in_doubt=True))

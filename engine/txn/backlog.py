@@ -62,7 +62,9 @@ def log_fault(exc: BaseException, what: str, where: str | None) -> StepFailure:
     """The failure of a request the transaction log could not take (``exc``: a failed write, or new work
     refused past the bound): kind ``internal`` (96), the whole reason for the deal row, ``LOG_DOWN`` for
     the client."""
-    return StepFailure("internal", f"{exc}; {what}", where=where, text=LOG_DOWN)
+    failure = StepFailure("internal", f"{exc}; {what}", where=where, text=LOG_DOWN)
+    failure.logged = True      # the transaction log's own alarm reports it (engine/faultlog.py), not each deal
+    return failure
 
 
 def coalesce(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

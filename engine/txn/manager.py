@@ -487,8 +487,7 @@ class TxnManager:
             if step.batch:
                 try:
                     await step.run_batch(live)
-                except Exception as exc:
-                    log.exception("route %s: step %s failed", br.name, name)
+                except Exception as exc:    # logged with its deals, one line per kind (engine/runtime/internal_log.py)
                     for ex in live:
                         ex.fail(step_failure(step, exc, f"{type(exc).__name__}: {exc}"))
                 ms = (time.perf_counter() - t0) * 1000.0
