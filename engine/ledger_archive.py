@@ -178,7 +178,7 @@ def plan(con: Any, before: datetime, *, cut: int | None = None) -> Plan:
 
 # ------------------------------------------------------------------ refusals
 
-def refusals(con: Any, p: Plan, txn: Path) -> list[str]:
+def refusals(con: Any, p: Plan) -> list[str]:
     """Why the prefix may not move yet, each naming the deals and what to do (empty: it may)."""
     from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED
 
@@ -196,8 +196,6 @@ def refusals(con: Any, p: Plan, txn: Path) -> list[str]:
         out.append(f"{len(ids)} deal(s) flagged for an operator and not resolved: {_names(ids)}. Settle each with its "
                    f"counterpart and record it (`bsp deals resolve ID --outcome ... --note ...`; `bsp deals "
                    f"--flagged` lists them), or archive up to an earlier --before")
-    if txn.exists():
-        out += _txn_refusals(con, p, txn)
     return out
 
 
@@ -205,52 +203,77 @@ def _names(ids: list[str], most: int = 5) -> str:
     return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
-def _txn_refusals(con: Any, p: Plan, txn: Path) -> list[str]:
-    """Deals the transaction log (``<ledger>.txn``) still works on: left in flight (the next start resolves
-    them and writes their rows), answered without their row recorded (written again from the log), or with an
-    ISO 8583 reversal queued (its attempts are appended to the deal): moving their deals would leave the log
-    pointing at rows the ledger no longer has."""
+def _txn_scan(txn: Path) -> tuple[dict[str, tuple[str, Any]], dict[str, tuple[str | None, Any]], set[str]]:
+    """What the transaction log still holds: deals in flight {id: (entry kind, received at)}, answers whose
+    ledger row it does not mark recorded {id: (key, received at)}, and the deals with a reversal queued."""
     from engine.txn.log import read
 
     entries, _ = read(txn)
-    pending: dict[str, str | None] = {}
-    unrecorded: set[str] = set()
+    pending: dict[str, tuple[str, Any]] = {}
+    unrecorded: dict[str, tuple[str | None, Any]] = {}
     reversals: set[str] = set()
+    queued: set[str] = set()
     for e in entries:
         t, i = e.get("t"), e.get("id")
         if t in ("a", "begin"):
-            pending[i] = e.get("at")
+            pending[i] = (t, e.get("at"))
         elif t == "end":
-            pending.pop(i, None)
+            at = pending.pop(i, (None, e.get("at")))[1]
             if not e.get("recorded"):
-                unrecorded.add(i)
+                unrecorded[i] = (e.get("key"), at)
         elif t == "recorded":
-            unrecorded.difference_update(e.get("ids", ()))
             for i in e.get("ids", ()):
-                if i in pending and i not in unrecorded:
-                    pending.pop(i, None)          # a light deal's row recorded: finished
+                unrecorded.pop(i, None)
+                if pending.get(i, ("",))[0] == "a":
+                    del pending[i]                # a light deal's row is its end
         elif t == "rev":
-            reversals.add(f"{i}|{e.get('step')}")
+            queued.add(f"{i}|{e.get('step')}")
         elif t == "revrec":
-            reversals.discard(f"{i}|{e.get('step')}")
+            queued.discard(f"{i}|{e.get('step')}")
+    reversals = {r.split("|", 1)[0] for r in queued}
+    return pending, unrecorded, reversals
+
+
+def _txn_refusals(con: Any, p: Plan, txn: Path) -> tuple[list[str], list[str], list[str]]:
+    """Deals the transaction log (``<ledger>.txn``) still works on.  Returns (refusals, ids, keys): the
+    answers and light deals of the prefix whose rows the log does not mark recorded yet (after a clean stop
+    the last marks are missing: they travel with the next write) are marked recorded before the records move
+    (``ArchiveJob.run``), as the next start would; otherwise it would write their rows again."""
+    pending, unrecorded, reversals = _txn_scan(txn)
+    ids = sorted(set(pending) | set(unrecorded) | reversals)
+    if not ids:
+        return [], [], []
+    have = {r[0]: r[1] for r in con.execute("SELECT deal_id, chain_seq FROM deals WHERE list_contains(?, deal_id)",
+                                            [ids]).fetchall()}
+    moved = {i for i, s in have.items() if p.first <= s <= p.cut}
     out = []
-    early = sorted(i for i, at in pending.items() if at is None or _before(at, p.before))
+    early = sorted(i for i, (_, at) in [*pending.items(), *unrecorded.items()]
+                   if i not in have and (at is None or _before(at, p.before)))
     if early:
         out.append(f"{txn}: {len(early)} deal(s) received before {_day(p.before)} are left in flight in the "
-                   f"transaction log (the engine stopped while they ran): {_names(early)}. Start the engine once "
-                   f"(it resolves them by their route's `on restart` policy and records them), stop it, then "
-                   f"archive")
-    ids = sorted(unrecorded | {r.split("|", 1)[0] for r in reversals})
-    if ids:
-        moved = {r[0] for r in con.execute("SELECT deal_id FROM deals WHERE chain_seq BETWEEN ? AND ? AND "
-                                           "list_contains(?, deal_id)", [p.first, p.cut, ids]).fetchall()}
-        late = sorted(moved)
-        if late:
-            out.append(f"{txn}: {len(late)} deal(s) of the records to move still have work in the transaction log "
-                       f"(an answer whose ledger row is not marked recorded, or an ISO 8583 reversal not "
-                       f"acknowledged yet): {_names(late)}. Start the engine and let it finish them (`bsp status` "
-                       f"shows queued reversals), stop it, then archive")
-    return out
+                   f"transaction log, without their ledger row (the engine stopped or crashed while they ran): "
+                   f"{_names(early)}. Start the engine once (it resolves them by their route's `on restart` "
+                   f"policy and records them), stop it, then archive")
+    busy = sorted(i for i in moved if i in reversals or pending.get(i, ("",))[0] == "begin")
+    if busy:
+        out.append(f"{txn}: {len(busy)} deal(s) of the records to move still have work in the transaction log (an "
+                   f"ISO 8583 reversal not acknowledged yet, or an answer the log could not record): "
+                   f"{_names(busy)}. Start the engine and let it finish them (`bsp status` shows queued "
+                   f"reversals), stop it, then archive")
+    mark = sorted(i for i in moved if i in unrecorded or pending.get(i, ("",))[0] == "a")
+    keys = [k for i in mark if (k := unrecorded.get(i, (None, None))[0])]
+    return out, mark, keys
+
+
+def mark_recorded(txn: Path, ids: list[str], keys: list[str]) -> None:
+    """Mark these deals' rows recorded in the transaction log (durable), as the engine's next start would."""
+    from engine.txn.log import TxnLog
+
+    log = TxnLog(txn, retention=None)       # keeps every key: the engine applies its own retention
+    try:
+        log.append([{"t": "recorded", "ids": ids, "keys": keys}])
+    finally:
+        log.close()
 
 
 def _before(at: Any, before: datetime) -> bool:
@@ -268,6 +291,8 @@ def _before(at: Any, before: datetime) -> bool:
 class ArchiveJob:
     def __init__(self, store: LedgerStore, out: Path, p: Plan, refusals: list[str], done: Anchor | None) -> None:
         self.store, self.out, self.plan, self.refusals = store, out, p, refusals
+        self.txn: Path | None = None
+        self.to_mark: tuple[list[str], list[str]] = ([], [])     # (ids, keys) to mark recorded in the log
         self.already = done            # OUT is anchored already (a run stopped before compacting)
         self._open = True
 
@@ -307,6 +332,8 @@ class ArchiveJob:
                 self._verify(self.out, prog)
         with stage("archive: sha256", "bytes") as prog:
             digest = sha256_file(self.out, prog)
+        if self.txn is not None and self.to_mark[0]:
+            mark_recorded(self.txn, *self.to_mark)
         self._move(digest)
         self.close()
         _compact(path)
@@ -452,7 +479,13 @@ def prepare(path: Path, out: Path, before: datetime, audit_key: bytes | None) ->
             resume_cut = _resumable(con, out, path)
         p = plan(con, before, cut=resume_cut)
         p.resume = resume_cut is not None
-        return ArchiveJob(store, out, p, refusals(con, p, log_path(path)), None)
+        job = ArchiveJob(store, out, p, refusals(con, p), None)
+        txn = log_path(path)
+        if txn.exists() and p.cut >= p.first:
+            more, ids, keys = _txn_refusals(con, p, txn)
+            job.refusals += more
+            job.txn, job.to_mark = txn, (ids, keys)
+        return job
     except BaseException:
         store.close()
         raise
