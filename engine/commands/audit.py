@@ -86,7 +86,7 @@ def verify(
 
 
 def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float,
-            archives: list[Path] = []) -> None:
+            archives: tuple[Path, ...] | list[Path] = ()) -> None:
     """Each archive first (its own chain, then its continuity into ``ledger``), then ``ledger``; exit 1 at the
     end when any of them broke."""
     broken = False
