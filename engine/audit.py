@@ -24,6 +24,13 @@ first keyed record after it must chain from the zero mac, as the writer does.  A
 mac removed by hand from a keyed chain still breaks: the record after it (or the
 chain head) no longer verifies.
 
+A ledger some of whose oldest records were moved to an archive file (``bsp ledger archive``,
+engine/ledger_archive.py) keeps an *anchor* per archive (``audit_anchor``: the seq and mac of the last
+record archived, the archive's file name and sha256, and a digest of the deal keys kept for it in
+``archived_deals``, sealed with ``anchor_seal``): ``verify`` starts from the newest anchor (the next record
+chains from its mac) and checks each anchor's seal and keys (``_check_anchors``).  ``continuity`` checks an
+archive file against the anchor that names it.
+
 ``deal_keys`` (the deal key index, ledger schema 4) is not chained: it is derived from the chained
 ``deal_events`` and ``deals``, and ``verify`` recomputes it from them (``_check_keys``).
 """
@@ -74,7 +81,7 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
 TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
                "config_versions": "loaded_at"}
 
-__all__ = ["AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal",
+__all__ = ["Anchor", "anchor_seal", "continuity", "keys_digest", "AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal",
            "head_mac", "verify", "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE",
            "ZERO_MAC"]
 
@@ -183,6 +190,65 @@ def head_mac(key: bytes, seq: int, last_mac: bytes) -> bytes:
     return hmac.digest(key, b"head\x00" + str(seq).encode() + b"\x00" + last_mac, "sha256")
 
 
+@dataclass
+class Anchor:
+    """Where the records an archive took end (``audit_anchor``): records ``first_seq``..``chain_seq`` are in
+    the file ``archive`` (its sha256); ``keys`` / ``keys_sha256``: the archived_deals rows kept for it."""
+
+    chain_seq: int
+    mac: bytes | None
+    first_seq: int
+    archive: str
+    sha256: str
+    archived_at: Any
+    keys: int
+    keys_sha256: str
+    seal: bytes | None
+
+    def __str__(self) -> str:
+        return (f"records {self.first_seq}..{self.chain_seq} archived to {self.archive} "
+                f"(sha256 {self.sha256[:16]}...)")
+
+
+ANCHOR_COLUMNS = "chain_seq, mac, first_seq, archive, sha256, archived_at, keys, keys_sha256, seal"
+
+
+def anchor_seal(key: bytes, a: Anchor) -> bytes:
+    """The anchor's own mac: its seq and mac, the archive's name and sha256, and the digest of its keys."""
+    text = "\x00".join([str(a.chain_seq), (a.mac or b"").hex(), str(a.first_seq), a.archive, a.sha256,
+                        str(a.keys), a.keys_sha256])
+    return hmac.digest(key, b"anchor\x00" + text.encode(), "sha256")
+
+
+def anchors(con: Any) -> list[Anchor]:
+    """The ledger's anchors, oldest first (none when nothing was archived, or a ledger before schema 6)."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_anchor'"
+                       ).fetchall()[0][0]:
+        return []
+    out = []
+    for r in con.execute(f"SELECT {ANCHOR_COLUMNS} FROM audit_anchor ORDER BY chain_seq").fetchall():
+        out.append(Anchor(int(r[0]), bytes(r[1]) if r[1] is not None else None, int(r[2]), r[3], r[4], r[5],
+                          int(r[6]), r[7], bytes(r[8]) if r[8] is not None else None))
+    return out
+
+
+# The digest of a set of (key, deal_id, status, response_code, finished_at) rows, as ``bsp ledger archive``
+# computes it when it keeps the archived deals' keys and ``verify`` when it checks them: the same SQL on both
+# sides.  ``{rows}`` is a query giving those five columns.
+KEYS_DIGEST = """
+SELECT count(*), sha256(coalesce(string_agg(
+    length(key) || ':' || key || '|' || deal_id || '|' || status || '|' ||
+    coalesce(length(response_code) || ':' || response_code, '~') || '|' || CAST(epoch_us(finished_at) AS VARCHAR),
+    chr(10) ORDER BY key, deal_id), ''))
+FROM ({rows})
+"""
+
+
+def keys_digest(con: Any, rows_sql: str, params: Sequence[Any] = ()) -> tuple[int, str]:
+    n, digest = con.execute(KEYS_DIGEST.format(rows=rows_sql), list(params)).fetchall()[0]
+    return int(n), str(digest)
+
+
 # ------------------------------------------------------------------ verification
 
 @dataclass
@@ -238,6 +304,8 @@ class VerifyReport:
     unprotected: list[Unprotected] = field(default_factory=list)
     seconds: float = 0.0
     last_seq: int = 0
+    anchors: list[Anchor] = field(default_factory=list)     # archives this ledger's oldest records went to
+    archive: tuple[int, int, str] | None = None              # this file is an archive: (first, last seq, source)
 
     @property
     def ok(self) -> bool:
@@ -315,10 +383,17 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
                 break
         if len(breaks) >= max_breaks:
             break
+    from engine.ledger_store import archive_of
+
+    report.anchors = anchors(con)
+    report.archive = archive_of(con)
     chain = heapq.merge(*(_stream(con, name, batch) for name in tables), key=itemgetter(0))
     digest = hmac.digest
     prev = ZERO_MAC
     last = 0
+    anchor = report.anchors[-1] if report.anchors else None
+    if anchor is not None:        # the records up to it were archived: the next one chains from its mac
+        last, prev = anchor.chain_seq, anchor.mac or ZERO_MAC
     before_table, before_rid = "", None
     # A record right after a gap or a moved record was chained to a predecessor
     # that is no longer there: it cannot be checked on its own, and its failure
@@ -332,13 +407,18 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         if progress is not None and pos and pos % batch == 0:
             progress(pos, total)
         table = tag[:-1].decode()
+        if anchor is not None and seq <= anchor.chain_seq:
+            add(Break(seq, table, rid, f"a record at or before the archive anchor ({anchor}): it belongs to the "
+                                       f"archive, not to this ledger (copied back, or its seq changed)"))
+            continue
         if seq == last:
             add(Break(seq, table, rid, f"seq {seq} appears twice: a record was copied or its seq changed"))
             continue
         follows_break, after_break = after_break, False
         if seq != last + 1:
             follows_break = True
-            before = f"after seq {last} ({before_table} {before_rid})" if pos else "at the start"
+            before = (f"after seq {last} ({before_table} {before_rid})" if before_table else
+                      f"right after the archive anchor ({anchor})" if anchor is not None else "at the start")
             gone = f"seq {last + 1}" if seq == last + 2 else f"seq {last + 1}..{seq - 1}"
             add(Break(last + 1, "chain", None,
                       f"{gone} missing {before}: record(s) deleted, or a seq changed"))
@@ -374,6 +454,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
+    _check_anchors(con, key, report)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -498,6 +579,72 @@ def _check_keys(con: Any, report: VerifyReport) -> None:
              "(a row added, changed, or left by a deleted deal)")):
         for key, deal_id in con.execute(f"SELECT * FROM ({sql}) ORDER BY 2, 1 LIMIT 5").fetchall():
             report.breaks.append(Break(None, "deal_keys", f"{deal_id} key {key!r}", what))
+
+
+def _check_anchors(con: Any, key: bytes, report: VerifyReport) -> None:
+    """Each anchor sealed with the key, the archives one after the other from seq 1, and (in the live ledger,
+    not in an archive, which carries its predecessors' anchors only to start its check) the deal keys kept
+    for each archive (``archived_deals``) exactly those its anchor's digest covers: a row deleted would let a
+    repeat of an archived deal run again."""
+    expect = 1
+    for a in report.anchors:
+        if a.seal is None or not hmac.compare_digest(anchor_seal(key, a), a.seal):
+            report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
+                                       "the archive anchor does not match its seal (its seq, mac, archive name, "
+                                       "sha256 or keys were changed)"))
+        if a.first_seq != expect:
+            report.breaks.append(Break(a.first_seq, "audit_anchor", a.archive,
+                                       f"the archive starts at seq {a.first_seq}, the one before it ends at seq "
+                                       f"{expect - 1}: an anchor was deleted or changed"))
+        expect = a.chain_seq + 1
+    if report.archive is not None or not report.anchors:
+        return
+    for a in report.anchors:
+        n, digest = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM archived_deals "
+                                     "WHERE anchor_seq = ?", [a.chain_seq])
+        if (n, digest) != (a.keys, a.keys_sha256):
+            report.breaks.append(Break(a.chain_seq, "archived_deals", a.archive,
+                                       f"the deal keys kept for the archived deals ({n} rows) are not the {a.keys} "
+                                       f"the anchor sealed: rows deleted, added or changed (a repeat of an archived "
+                                       f"deal could run again)"))
+    known = [a.chain_seq for a in report.anchors]
+    stray = con.execute("SELECT count(*) FROM archived_deals WHERE NOT list_contains(?, anchor_seq)",
+                        [known]).fetchall()[0][0]
+    if stray:
+        report.breaks.append(Break(None, "archived_deals", None,
+                                   f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
+
+
+def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str) -> list[str]:
+    """Problems (empty: none) joining the archive open on ``arc`` (``arc_path``, the sha256 of its bytes) to
+    the ledger open on ``live``: an anchor of the live ledger must name it by its last seq, its sha256, its
+    last record's mac and its deal keys.  Verify each chain on its own as well (``verify``)."""
+    from engine.ledger_store import archive_of, chain_state
+
+    where = archive_of(arc)
+    if where is None:
+        return [f"{arc_path}: not an archive written by bsp ledger archive (no ledger_archive row)"]
+    first, last, _source = where
+    found = [a for a in anchors(live) if a.chain_seq == last]
+    if not found:
+        return [f"{arc_path}: holds records {first}..{last}, and no anchor of the live ledger ends at seq {last}: "
+                f"it is not an archive of this ledger (or its anchor was deleted)"]
+    a = found[0]
+    problems = []
+    if a.first_seq != first:
+        problems.append(f"{arc_path}: holds records {first}..{last}, the anchor says {a.first_seq}..{a.chain_seq}")
+    if arc_sha256 != a.sha256:
+        problems.append(f"{arc_path}: sha256 {arc_sha256} is not the {a.sha256} the anchor recorded when it was "
+                        f"archived (as {a.archive}): the file was changed or replaced")
+    seq, mac = chain_state(arc)
+    if (seq, mac) != (a.chain_seq, a.mac or ZERO_MAC):
+        problems.append(f"{arc_path}: its last record (seq {seq}) and mac are not the anchor's (seq {a.chain_seq}): "
+                        f"the chain does not continue from this file into the live ledger")
+    from engine.ledger_store import ARCHIVED_KEYS
+    if (keys_digest(arc, ARCHIVED_KEYS) != (a.keys, a.keys_sha256)):
+        problems.append(f"{arc_path}: the deal keys of its deals are not those the live ledger keeps for it "
+                        f"(archived_deals, anchor seq {a.chain_seq})")
+    return problems
 
 
 def sha256_hex(data: bytes | None) -> str | None:

@@ -24,11 +24,14 @@ from engine.audit import CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, head_mac, key
 from engine.duckdb_open import open_problem
 from engine.faultlog import FREE_SPACE
 
-SCHEMA_VERSION = 5     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 6     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
                        #    of schema 4 would ignore it and load those deals twice, so it must refuse the file
+                       # 6: audit_anchor, archived_deals, ledger_archive (bsp ledger archive: engine/ledger_archive.py);
+                       #    a bsp of schema 5 would start the chain check at seq 1 and run a repeat of an archived
+                       #    deal again, so it must refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -122,6 +125,32 @@ CREATE TABLE IF NOT EXISTS audit_head (
 CREATE TABLE IF NOT EXISTS deal_keys (
     key     VARCHAR NOT NULL,
     deal_id VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    chain_seq   BIGINT NOT NULL,
+    mac         BLOB,
+    first_seq   BIGINT NOT NULL,
+    archive     VARCHAR NOT NULL,
+    sha256      VARCHAR NOT NULL,
+    archived_at TIMESTAMPTZ NOT NULL,
+    keys        BIGINT NOT NULL,
+    keys_sha256 VARCHAR NOT NULL,
+    seal        BLOB
+);
+CREATE TABLE IF NOT EXISTS archived_deals (
+    key           VARCHAR NOT NULL,
+    deal_id       VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,
+    response_code VARCHAR,
+    finished_at   TIMESTAMPTZ NOT NULL,
+    anchor_seq    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS archived_deals_key ON archived_deals (key);
+CREATE TABLE IF NOT EXISTS ledger_archive (
+    first_seq   BIGINT NOT NULL,
+    last_seq    BIGINT NOT NULL,
+    source      VARCHAR NOT NULL,
+    archived_at TIMESTAMPTZ NOT NULL
 );
 """
 
@@ -235,6 +264,11 @@ FROM deal_events e JOIN deals d ON d.deal_id = e.deal_id
 WHERE e.to_state IN ({", ".join(f"'{s}'" for s in KEY_STATES)})
   AND json_type(e.detail, '$.key') = 'VARCHAR' AND d.status <> 'duplicate'
 """
+# The (key, deal_id, status, response_code, finished_at) of the keyed deals a ledger holds: what
+# ``bsp ledger archive`` keeps in the live ledger's archived_deals for the deals it moves (``AND d.chain_seq
+# <= ?`` appended), and what ``engine.audit.continuity`` reads from an archive to compare with them.
+ARCHIVED_KEYS = ("SELECT k.key, k.deal_id, d.status, d.response_code, d.finished_at FROM deal_keys k "
+                 "JOIN deals d ON d.deal_id = k.deal_id WHERE d.status <> 'duplicate'")
 _MIGRATE_4 = f"INSERT INTO deal_keys (key, deal_id) {KEYS_FROM_EVENTS}"
 
 
@@ -300,10 +334,38 @@ def chain_state(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes]:
     union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
     rows = con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
                        f"ORDER BY chain_seq DESC LIMIT 1").fetchall()
+    anchor = last_anchor(con)
+    if anchor is not None and (not rows or int(rows[0][0]) <= anchor[0]):
+        rows = [anchor]            # every record up to the anchor was archived (bsp ledger archive)
     if not rows:
         return 0, ZERO_MAC
     row = rows[0]
     return int(row[0]), bytes(row[1]) if row[1] is not None else ZERO_MAC
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [name]).fetchall()[0][0])
+
+
+def last_anchor(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes | None] | None:
+    """(chain_seq, mac) of the last record archived out of this ledger (``audit_anchor``, written by
+    ``bsp ledger archive``: the next record chains from that mac), or None when nothing was archived."""
+    if not _has_table(con, "audit_anchor"):
+        return None
+    rows = con.execute("SELECT chain_seq, mac FROM audit_anchor ORDER BY chain_seq DESC LIMIT 1").fetchall()
+    if not rows:
+        return None
+    return int(rows[0][0]), bytes(rows[0][1]) if rows[0][1] is not None else None
+
+
+def archive_of(con: duckdb.DuckDBPyConnection) -> tuple[int, int, str] | None:
+    """(first seq, last seq, ledger it came from) when the file open on ``con`` is an archive written by
+    ``bsp ledger archive`` (read-only: no writer may extend its chain), else None."""
+    if not _has_table(con, "ledger_archive"):
+        return None
+    rows = con.execute("SELECT first_seq, last_seq, source FROM ledger_archive LIMIT 1").fetchall()
+    return (int(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
 
 
 NO_KEY_SOURCES = (f"ledger.audit_key in the deployment file, else {ENV_KEY_FILE} (a file holding the base64 key) "
@@ -544,6 +606,13 @@ class LedgerStore:
             con.execute(KEYS_INDEX_DDL).fetchall()
             for stmt in JOURNAL_DDL.split(";"):      # 5: journal_state with ``done`` in every ledger
                 con.execute(stmt).fetchall()
+            arc = archive_of(con)
+            if arc is not None:
+                raise LedgerError(
+                    f"{path}: an archive of the ledger {arc[2]} (its audit chain records {arc[0]}..{arc[1]}, "
+                    f"written by bsp ledger archive): it is read-only, nothing may be added to its chain. Read it "
+                    f"with --ledger {path} (bsp deals, bsp report, bsp reconcile, bsp audit verify); an engine "
+                    f"writes to the live ledger. Nothing was written")
             state = chain_state(con)
             starts = found is not None and check_audit_key(con, path, audit_key, *state)
             if found is None or found < SCHEMA_VERSION:
@@ -785,26 +854,32 @@ class LedgerStore:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
         {key: {deal_id, status, response_code, finished_at}}, the earliest by ``finished_at``.  The
         transaction manager asks only for keys its key store dropped after the retention, which are
-        mostly new: one look-up in deal_keys' index (no scan of deal_events), and the deals rows are
-        read only for the keys found."""
+        mostly new: one look-up in deal_keys' index (no scan of deal_events) and one in archived_deals'
+        (the keys of deals moved out by ``bsp ledger archive``, which count as the earliest), and the deals
+        rows are read only for the keys found."""
         if not keys:
             return {}
+        # the deals archived out of this ledger (bsp ledger archive) keep their keys here: a repeat of one is
+        # refused as a repeat, never run again; they are older than any deal still in the ledger
+        rows = self._con.execute(
+            "SELECT key, deal_id, status, response_code, finished_at FROM archived_deals "
+            "WHERE list_contains(?, key) ORDER BY finished_at", [list(keys)]).fetchall()
         found = self._con.execute("SELECT key, deal_id FROM deal_keys WHERE list_contains(?, key)",
                                   [list(keys)]).fetchall()
-        if not found:
-            return {}
-        rows = self._con.execute(
-            "SELECT deal_id, status, response_code, finished_at FROM deals "
-            "WHERE list_contains(?, deal_id) AND status <> 'duplicate' ORDER BY finished_at",
-            [sorted({d for _, d in found})]).fetchall()
-        by_deal: dict[str, list[str]] = {}
-        for k, deal_id in found:
-            by_deal.setdefault(deal_id, []).append(k)
+        if found:
+            live = self._con.execute(
+                "SELECT deal_id, status, response_code, finished_at FROM deals "
+                "WHERE list_contains(?, deal_id) AND status <> 'duplicate' ORDER BY finished_at",
+                [sorted({d for _, d in found})]).fetchall()
+            by_deal: dict[str, list[str]] = {}
+            for k, deal_id in found:
+                by_deal.setdefault(deal_id, []).append(k)
+            rows += [(k, deal_id, status, code, finished) for deal_id, status, code, finished in live
+                     for k in by_deal.get(deal_id, ())]
         out: dict[str, dict[str, Any]] = {}
-        for deal_id, status, code, finished in rows:
-            for k in by_deal.get(deal_id, ()):
-                out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code,
-                                   "finished_at": finished})
+        for k, deal_id, status, code, finished in rows:
+            out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code,
+                               "finished_at": finished})
         return out
 
     def journal_position(self, journal: str) -> tuple[int, int, int] | None:

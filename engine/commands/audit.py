@@ -31,6 +31,10 @@ def verify(
     progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
                                          help="Progress on stderr, a line every SECONDS once the check has run "
                                               "that long; 0 for none."),
+    archive: Optional[list[Path]] = typer.Option(None, "--archive", metavar="FILE", help="An archive of this "
+                                                 "ledger (bsp ledger archive; repeat for several): verified too, "
+                                                 "and the chain must continue from it into the ledger (its sha256 "
+                                                 "and last mac are the ledger's anchor)."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
@@ -45,6 +49,8 @@ def verify(
     The records stream (memory does not grow with the ledger); a long check prints its progress.
     A running engine holds its ledger file locked: `--live` checks a snapshot the engine takes of it
     (`POST /ledger/snapshot`), in a private temporary file removed afterwards; the key stays here.
+    A ledger whose oldest records were archived (`bsp ledger archive`) is checked from its anchor and
+    names the archive files; --archive FILE checks each of them and that the chain continues from it.
     Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved); with
     --live also when the engine answered with a problem or cannot be reached (said on stderr).
     2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
@@ -55,6 +61,7 @@ def verify(
     found = ledger_keys(ledger, deployment, env, "bsp audit verify", audit=True)
     ledger, key = found.path, found.keys.audit_key
     problems = [] if live or ledger.is_file() else [no_ledger(ledger)]
+    problems += [f"--archive {a}: no such file" for a in archive or () if not a.is_file()]
     if key is None:
         if deployment is None:
             where = (f"give the deployment file whose ledger.audit_key the engine writes with (--deployment "
@@ -70,15 +77,73 @@ def verify(
         typer.echo(f"error: {lead}" + "\n  ".join(problems), err=True)
         raise typer.Exit(2)
     if not live:
-        _verify(ledger, str(ledger), key, max_breaks, progress_every)
+        _verify(ledger, str(ledger), key, max_breaks, progress_every, archive or [])
         return
     from engine.commands.live_snapshot import live_ledger
 
     with live_ledger(url, token_file, ca, cert, key_file, "bsp audit verify") as (path, snap):
-        _verify(path, snap.describe(), key, max_breaks, progress_every)
+        _verify(path, snap.describe(), key, max_breaks, progress_every, archive or [])
 
 
-def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float) -> None:
+def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float,
+            archives: tuple[Path, ...] | list[Path] = ()) -> None:
+    """Each archive first (its own chain, then its continuity into ``ledger``), then ``ledger``; exit 1 at the
+    end when any of them broke."""
+    broken = False
+    for arc in archives:
+        try:
+            _verify_one(arc, str(arc), key, max_breaks, progress_every)
+        except typer.Exit as exc:
+            if exc.exit_code != 1:
+                raise
+            broken = True
+        problems = _continuity(ledger, arc)
+        for p in problems:
+            typer.echo(f"{label}: archive NOT CONTINUOUS: {p}", err=True)
+        if not problems:
+            typer.echo(f"{arc}: continues into {label}: its sha256 and last record are the ledger's anchor")
+        broken = broken or bool(problems)
+    try:
+        _verify_one(ledger, label, key, max_breaks, progress_every)
+    except typer.Exit as exc:
+        if exc.exit_code != 1 or not archives:
+            raise
+        broken = True
+    if broken:
+        raise typer.Exit(1)
+
+
+def _continuity(ledger: Path, arc: Path) -> list[str]:
+    from engine.audit import continuity
+    from engine.ledger_archive import sha256_file
+    from engine.ledger_store import LedgerError, connect
+
+    try:
+        live = connect(ledger, read_only=True)
+        try:
+            con = connect(arc, read_only=True)
+            try:
+                return continuity(live, con, arc, sha256_file(arc))
+            finally:
+                con.close()
+        finally:
+            live.close()
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _anchor_lines(label: str, report: Any) -> None:
+    """Where the records before the first one checked are: one line per archive."""
+    if report.archive is not None:
+        first, last, source = report.archive
+        typer.echo(f"{label}: an archive of {source}: records {first}..{last}")
+    for a in report.anchors:
+        typer.echo(f"{label}: {a}; verify that file with `bsp audit verify --ledger {a.archive}` and its "
+                   f"continuity with `bsp audit verify --ledger {label} --archive {a.archive}`")
+
+
+def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_every: float) -> None:
     """Check ``ledger``'s chain; the output names it ``label`` (its path, or which engine's snapshot)."""
     from engine.ledger_store import LedgerError, connect, require_bsp_ledger
 
@@ -104,8 +169,11 @@ def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_ever
     counts = ", ".join(f"{n} {t}" for t, n in report.by_table.items())
     summary = (f"{report.records} records ({counts}) in {report.seconds:.3f} s "
                f"({report.rate:,.0f} records/s), last seq {report.last_seq}")
+    if report.anchors and report.archive is None:
+        summary += f" (records 1..{report.anchors[-1].chain_seq} archived)"
     if report.ok:
         typer.echo(f"{label}: audit chain intact: {summary}")
+        _anchor_lines(label, report)
         return
     if not report.breaks:
         _unprotected(label, report, summary)
@@ -115,6 +183,8 @@ def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_ever
     for b in report.breaks[1:]:
         typer.echo(f"  also: {b}", err=True)
     typer.echo(f"checked {summary}", err=True)
+    for a in report.anchors:
+        typer.echo(f"  {a}", err=True)
     if report.unprotected:
         typer.echo(f"also not protected (written without an audit key): {_spans(report)}", err=True)
     raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""``bsp ledger snapshot --live --out FILE``: a consistent copy of a running engine's ledger."""
+"""``bsp ledger snapshot --live --out FILE``: a consistent copy of a running engine's ledger;
+``bsp ledger archive --before DATE --out FILE``: move the oldest deals to an archive file (offline)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +7,11 @@ from typing import Optional
 
 import typer
 
+from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT
 
-ledger_app = typer.Typer(help="The deal ledger of a running engine.", no_args_is_help=True, add_completion=False)
+ledger_app = typer.Typer(help="The deal ledger: a running engine's snapshot, the archive of old deals.",
+                         no_args_is_help=True, add_completion=False)
 
 
 @ledger_app.command("snapshot")
@@ -49,8 +52,106 @@ def snapshot(
     typer.echo(f"wrote {out} ({snap.size / (1024 * 1024):,.1f} MiB{chain}): {snap.describe()}")
 
 
+@ledger_app.command("archive")
+def archive(
+    before: str = typer.Option(..., "--before", metavar="DATE", help="Move the deals received before this "
+                               "(ISO date or time, UTC without a zone; or an age: 90d) and every record written "
+                               "before the first deal received on or after it."),
+    out: Path = typer.Option(..., "--out", metavar="FILE.duckdb", help="The archive file to write (a ledger, "
+                             "read-only); never overwritten, except to finish a run that stopped."),
+    ledger: Optional[Path] = LEDGER_OPT,
+    deployment: Optional[Path] = DEPLOYMENT_OPT,
+    env: Optional[str] = ENV_OPT,
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation (needed when stdin is not a "
+                                                 "terminal)."),
+    progress_every: float = typer.Option(5.0, "--progress-every", metavar="SECONDS",
+                                         help="Progress on stderr: a bar on a terminal, else a line every "
+                                              "SECONDS; 0 for none."),
+) -> None:
+    """Move the oldest deals out of the live ledger into an archive file, with no engine running.
+
+    What moves is a prefix of the audit chain: every record written before the first deal received on or
+    after --before (its deals, steps, events, dead letters, configuration versions; one still named by a
+    deal that stays is copied, not moved), so that no deal is split between the files. The archive is a
+    ledger (`bsp deals`, `bsp report`, `bsp reconcile`, `bsp audit verify` read it with --ledger FILE) that
+    no engine may write to. The live ledger keeps an anchor (the last archived record's seq and mac, the
+    archive's name and sha256): `bsp audit verify` checks it from there; with --archive FILE it checks
+    that the chain continues from that file. It also keeps the deal keys of the archived deals, so a repeat of
+    one is still refused as a duplicate.
+    Refused (nothing changed) while a deal to move is flagged for an operator and not resolved, or the
+    transaction log still works on one (in flight, a reversal queued). The archive is written to
+    FILE.partial, fsynced, verified with the audit key, renamed; then the records leave the ledger in one
+    transaction and the file is rewritten without their bytes. After a crash run the same command again:
+    it finishes. Needs the audit key (--deployment platform.yaml's ledger.audit_key, else BSP_AUDIT_KEY_FILE
+    / BSP_AUDIT_KEY) and free space for a copy of the ledger.
+    Exit 0 archived (or nothing to archive); 1 refused (flagged deals, the transaction log), or the archive
+    did not verify; 2 a usage error, no ledger, a locked ledger (an engine runs), no or a wrong audit key, --out
+    taken, or no confirmation.
+    """
+    import sys
+
+    from engine.commands.deals import parse_when, require_ledger
+    from engine.duckdb_open import open_problem
+    from engine.ledger_archive import prepare
+    from engine.ledger_store import LedgerError
+    from engine.progress import work_progress
+
+    when = parse_when(before, option="--before")
+    found = ledger_keys(ledger, deployment, env, "bsp ledger archive", audit=True)
+    path = found.path
+    require_ledger(path)
+    if not out.parent.is_dir():
+        typer.echo(f"error: --out {out}: no folder {out.parent}; make it first", err=True)
+        raise typer.Exit(2)
+    if out.resolve() == path.resolve():
+        raise typer.BadParameter(f"{out} is the ledger itself: give a new file for the archive", param_hint="--out")
+    try:
+        job = prepare(path, out, when, found.keys.audit_key)
+    except LedgerError as exc:
+        cause = exc.__cause__
+        if cause is not None and open_problem(cause) == "locked":
+            typer.echo(f"error: {path}: the ledger file is locked by another process (a running bsp engine holds "
+                       f"it). Archiving is offline only: stop the engine (Ctrl-C or SIGTERM: it drains and loads "
+                       f"every deal), run this command, start the engine again. Nothing was changed", err=True)
+        else:
+            typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        if job.already is not None:
+            typer.echo(f"{path}: records {job.plan.first}..{job.plan.cut} were archived to {out} already (its anchor "
+                       f"is there); finishing: rewriting the ledger file without their bytes")
+        else:
+            typer.echo(job.plan.describe(path, out))
+            if job.refusals:
+                for why in job.refusals:
+                    typer.echo(f"error: refused: {why}", err=True)
+                typer.echo("nothing was changed", err=True)
+                raise typer.Exit(1)
+            if job.plan.cut < job.plan.first:
+                return
+            if not yes:
+                if not sys.stdin.isatty():
+                    typer.echo("error: archiving removes these records from the live ledger: add --yes (stdin is "
+                               "not a terminal, so there is nobody to ask); nothing was changed", err=True)
+                    raise typer.Exit(2)
+                if not typer.confirm("archive them?", default=False):
+                    typer.echo("nothing was changed", err=True)
+                    raise typer.Exit(2)
+        try:
+            digest = job.run(lambda what, unit: work_progress(what, unit, progress_every))
+        except LedgerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    finally:
+        job.close()
+    size = out.stat().st_size / (1024 * 1024)
+    typer.echo(f"archived records {job.plan.first}..{job.plan.cut} to {out} ({size:,.1f} MiB, sha256 {digest}); "
+               f"{path} is now {path.stat().st_size / (1024 * 1024):,.1f} MiB. Check both: `bsp audit verify "
+               f"--ledger {path} --archive {out}`")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
 
 
-__all__ = ["register", "snapshot"]
+__all__ = ["archive", "register", "snapshot"]

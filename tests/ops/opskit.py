@@ -68,15 +68,16 @@ def compile_file(path: Path, registry: Any = None) -> Any:
 
 @asynccontextmanager
 async def live(paths: list[Path], ledger_path: Path, *, overrides: dict | None = None,
-               grace: float = 5.0, registry: Any = None) -> AsyncIterator[LiveEngine]:
-    """``paths`` served as `bsp run` serves them (``registry``: e.g. a recording one, engine.replay.tap)."""
+               grace: float = 5.0, registry: Any = None, audit_key: bytes | None = None) -> AsyncIterator[LiveEngine]:
+    """``paths`` served as `bsp run` serves them (``registry``: e.g. a recording one, engine.replay.tap;
+    ``audit_key``: the ledger's, as ledger.audit_key gives it)."""
     registry = registry or default_registry()
     program = compile_file(paths[0], registry) if len(paths) == 1 else None
     if program is None:
         res = compile_paths(paths, registry)
         assert res.program is not None
         program = res.program
-    async with open_ledger(ledger_path) as ledger:
+    async with open_ledger(ledger_path, **({"audit_key": audit_key} if audit_key is not None else {})) as ledger:
         obs = Observer(Metrics())
         eng = LiveEngine(registry, ledger, load=lambda: (paths, overrides or {}), observer=obs, grace=grace)
         async with trio.open_nursery() as nursery:
