@@ -79,7 +79,7 @@ class CA(Issued):
         organization: str | None = None,
         server: bool = False,
         client: bool = False,
-        days: int = 30,
+        days: int = 90,
     ) -> Issued:
         """A leaf certificate signed by this CA, valid ``days`` more days (<= 0: already expired);
         ``server``/``client`` set the extended key usage."""
@@ -160,7 +160,7 @@ def write_dev_set(
     *,
     server_names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"),
     client_cn: str = "bsp-dev-client",
-    days: int = 30,
+    days: int = 90,
 ) -> DevSet:
     """Write ca.pem/ca.key, server.pem/server.key and client.pem/client.key into ``directory``.
 

@@ -363,6 +363,12 @@ async def serve_admin(
             nursery.start_soon(room.faults.run)        # connections closed for room, counted in a loop
             await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
                              room=room, task_status=task_status)
+    except BaseExceptionGroup as group:
+        # the nursery wraps what serve_http raised: a taken port (OSError) goes on as itself, for the start's
+        # one-line error naming the admin API (engine/ops/serve.py), not as a group with a traceback
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], OSError):
+            raise group.exceptions[0] from None
+        raise
     finally:
         app.refusals.flush()
         room.faults.flush()

@@ -21,7 +21,9 @@ def dev(
         None, "--name", "-n",
         help="Server name (DNS name or IP), repeatable; default localhost, 127.0.0.1, ::1."),
     client_cn: str = typer.Option("bsp-dev-client", "--client-cn", help="Subject CN of the client certificate."),
-    days: int = typer.Option(30, "--days", min=1, max=825, help="Validity of the leaf certificates."),
+    days: int = typer.Option(90, "--days", min=1, max=825,
+                             help="Validity of the leaf certificates (bsp warns of a certificate within 30 days "
+                                  "of its expiry: a set made with 30 or fewer is warned of at once)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing set in DIRECTORY."),
 ) -> None:
     """Write a development CA, a server certificate and a client certificate into DIRECTORY.

@@ -269,7 +269,7 @@ async def test_everything_on_at_once_through_bsp_run(tmp_path: Path, nursery) ->
         text = await wait_for(err, "bsp: serving", proc)
         timings["bsp run: start to serving"] = time.perf_counter() - started - sum(timings.values())
         port = int(text.split("channel mainframe: listen 127.0.0.1:")[1].split()[0])
-        url = text.split("admin API: ")[1].split()[0]                  # with its scheme: https://
+        url = text.split("\nadmin API: ")[1].split()[0]                # the banner's line, with its scheme
         mf = await Mainframe.open(port, tmp_path / "pki")
 
         # good, rejected (validate), failed (declined by the issuer), malformed, unrouted, a repeat
