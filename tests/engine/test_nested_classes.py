@@ -82,7 +82,7 @@ async def test_a_secret_inside_a_personal_group_is_kept_as_a_secret(tmp_path: Pa
         nursery.cancel_scope.cancel()
     assert replies[0] == {"code": "00"}
     # failure texts: the function's error and the schema's quote the CVV as a secret
-    assert replies[1]["kind"] == "internal" and "parse_date: '***' does not match" in replies[1]["detail"]
+    assert replies[1]["kind"] == "rejected" and "parse_date: '***' does not match" in replies[1]["detail"]
     assert replies[2]["kind"] == "malformed" and "field $.card.cvv" in replies[2]["detail"] \
         and "'***' is too long" in replies[2]["detail"]
     rows = read(ledger, "SELECT deal_id, route, reason, request FROM deals ORDER BY received_at")
@@ -127,7 +127,7 @@ async def test_a_three_digit_secret_quoted_by_an_error_is_masked(tmp_path: Path)
         with trio.fail_after(10):
             (reply,) = await c.recv_json()
         await c.aclose()
-    assert reply["kind"] == "internal" and "parse_date: '***' does not match" in reply["detail"], reply
+    assert reply["kind"] == "rejected" and "parse_date: '***' does not match" in reply["detail"], reply
     ((reason,),) = read(ledger, "SELECT reason FROM deals")
     ((dead,),) = read(ledger, "SELECT reason FROM dead_letters")
     assert f"'{cvv}'" not in reason and f"'{cvv}'" not in dead and "'***'" in reason and "'***'" in dead
