@@ -334,6 +334,8 @@ def retry_cmd(
                                      "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
                                      "run the current configuration in this process",
                                      param_hint="--live / --deployment / --routes")
+        from engine.ops.logs import command_logging
+        command_logging()                     # the retried routes' warnings, masked as bsp run's
         found = ledger_keys(ledger, deployment, env, "bsp dead retry", audit=True, fields=True)
         ledger = found.path
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)

@@ -57,6 +57,8 @@ def replay(
     from engine.replay.replayer import PaceError, parse_pace
     from engine.replay.session import SetupError, replay_file
 
+    from engine.ops.logs import command_logging
+    command_logging()                         # the candidate's warnings and errors, masked as bsp run's
     registry = default_registry()
     try:
         parse_pace(pace)

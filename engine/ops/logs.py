@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 from datetime import datetime, timezone
@@ -106,6 +107,23 @@ class LogFile(logging.handlers.WatchedFileHandler):
     def _open(self) -> Any:
         create_private(Path(self.baseFilename))
         return super()._open()
+
+
+# the secrets every log line is scrubbed of, whichever command logs (bsp run adds its admin token's file)
+SECRET_ENV = ("BSP_ADMIN_TOKEN", "BSP_AUDIT_KEY", "BSP_FIELD_KEYS")
+
+
+def command_logging(level: str = "warning") -> Scrubber:
+    """The log of a command that runs routes without ``bsp run``'s log options (``bsp test``, ``bsp replay``,
+    ``bsp dead retry``): warnings and errors on stderr, formatted, masked and scrubbed as ``bsp run``'s are,
+    instead of Python's bare last-resort handler (which printed a route's internal error and its values as
+    they came)."""
+    scrub = setup_logging("error" if level == "critical" else level, "text")
+    if level == "critical":
+        logging.getLogger().setLevel(logging.CRITICAL)
+    for name in SECRET_ENV:
+        scrub.add(os.environ.get(name))
+    return scrub
 
 
 def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None = None,

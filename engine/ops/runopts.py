@@ -16,11 +16,9 @@ from typing import Any, Callable, Mapping
 
 from engine import filemodes
 from engine.ops.admintls import admin_tls_holder
-from engine.ops.logs import Scrubber, setup_logging
+from engine.ops.logs import SECRET_ENV, Scrubber, setup_logging
 from engine.ops.runsettings import OpsConfigError, admin_access, admin_tls
 from engine.ops.serve import AdminOptions
-
-SECRET_ENV = ("BSP_ADMIN_TOKEN", "BSP_AUDIT_KEY", "BSP_FIELD_KEYS")
 
 
 def configure_logging(fmt: str, level: str | None, file: Path | None, verbose: bool) -> Scrubber:
