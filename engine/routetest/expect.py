@@ -15,11 +15,79 @@ from engine.replay.diff import MISSING, flatten, same
 from engine.replay.report import _show as _show_value
 
 
-def _get_flat(flat: dict[str, Any], path: str) -> Any:
+def _get_flat(flat: dict[str, Any], path: str, values: Any = MISSING) -> Any:
+    """The value at ``path`` of a decoded message: a leaf from ``flat``, else (a list or an object the
+    test expects whole, ``tags = ["a", "b"]``) the part of ``values`` the path names."""
     got = flat.get(path, MISSING)
     if got is MISSING and '["' in path:       # quoted names ("39" = ..) are plain keys once flattened
         got = flat.get(_flat_path(path), MISSING)
+    if got is MISSING and values is not MISSING:
+        got = _subtree(values, path)
     return got
+
+
+_STEP = re.compile(r'\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
+
+
+def _subtree(values: Any, path: str) -> Any:
+    """``values`` followed along ``path`` (``a.b[0]["x-y"]``, as ``render_path`` writes it); MISSING
+    where a step has nothing."""
+    at, got = 0, values
+    while at < len(path):
+        m = _STEP.match(path, at)
+        if m is None:
+            return MISSING
+        at = m.end()
+        if m.group(2) is not None:
+            i = int(m.group(2))
+            if not isinstance(got, (list, tuple)) or i >= len(got):
+                return MISSING
+            got = got[i]
+        else:
+            key = m.group(1) if m.group(1) is not None else json.loads(f'"{m.group(3)}"')
+            if not isinstance(got, dict) or key not in got:
+                return MISSING
+            got = got[key]
+    return got
+
+
+def _first_difference(want: Any, got: Any, path: str) -> tuple[str, Any, Any] | None:
+    """Where a list or object expected whole first differs from the one received, element by element:
+    (the element's path, expected, got); None when they are equal.  An element one side lacks is MISSING."""
+    if isinstance(want, (list, tuple)) and isinstance(got, (list, tuple)):
+        for i in range(max(len(want), len(got))):
+            w = want[i] if i < len(want) else MISSING
+            g = got[i] if i < len(got) else MISSING
+            d = _first_difference(w, g, f"{path}[{i}]")
+            if d is not None:
+                return d
+        return None
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in dict.fromkeys([*want, *got]):
+            step = f".{k}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)) else f"[{json.dumps(str(k))}]"
+            d = _first_difference(want.get(k, MISSING), got.get(k, MISSING), path + step)
+            if d is not None:
+                return d
+        return None
+    return None if same(want, got) else (path, want, got)
+
+
+def _element_differs(path: str, want: Any, got: Any) -> str:
+    """`` (first difference at index 1, `tags[1]`: expected "c", got "b")`` for a list or object expected
+    whole; empty otherwise."""
+    if not (isinstance(want, (list, tuple, dict)) and isinstance(got, (list, tuple, dict))):
+        return ""
+    d = _first_difference(want, got, path)
+    if d is None or d[0] == path:           # a list against an object: the values shown say it
+        return ""
+    at, w, g = d
+    m = re.search(r"\[(\d+)\]", at[len(path):])
+    where = f"index {m.group(1)}, `{at}`" if m is not None and at[len(path):].startswith("[") else f"`{at}`"
+    if w is MISSING:
+        return f" (first difference at {where}: expected nothing there, got {_show(g)})"
+    if g is MISSING:
+        return f" (first difference at {where}: expected {_show(w)}, got nothing there)"
+    return f" (first difference at {where}: expected {_show(w)}, got {_show(g)})"
 
 
 def _text(v: Any) -> str:
@@ -43,6 +111,10 @@ def _show(v: Any) -> str:
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_show(x)}" for k, x in v.items()) + "}"
     return _show_value(v)
 
 
@@ -79,11 +151,15 @@ class Checker:
             if i in like or a.path in contained:
                 ok = got is not MISSING and got is not None and _text(want) in _text(got)
                 how = " (within the text)"
+            elif isinstance(want, (list, tuple, dict)):     # a list or object expected whole: each element
+                ok = isinstance(got, dict) == isinstance(want, dict) and isinstance(got, (list, tuple, dict)) \
+                    and _first_difference(want, got, a.path) is None
+                how = ""
             else:
                 ok, how = same(want, got), ""
             if not ok:
                 out.append(f"{a.pos}: {what}: field `{a.path}`: expected {_show(want)}{how}, got {_show(got)}"
-                           + ("" if how else _kinds_differ(a.path, want, got)))
+                           + ("" if how else _element_differs(a.path, want, got) or _kinds_differ(a.path, want, got)))
         return out
 
     def check(self, e: Any, ctxs: Any, channel: str) -> list[str]:
@@ -116,7 +192,7 @@ class Checker:
                     fails = [f"{where} call {e.target}: call #{c.seq}{of} does not decode as {e.format}"]
                 else:
                     flat = flatten(values)
-                    fails = self.fields(e, lambda k: _get_flat(flat, k), f"expect call {e.target}")
+                    fails = self.fields(e, lambda k: _get_flat(flat, k, values), f"expect call {e.target}")
                     fails += self._names(e, c)
                     if fails and count is not None and len(calls) > 1:
                         fails = [f"{f} (call #{c.seq + 1}{of})" for f in fails]
@@ -188,7 +264,8 @@ class Checker:
                           f"{e.format or ' or '.join(self.guide.candidates(channel, 'inbound', 'out'))}: "
                           f"{ctx.reply[:60]!r}"]
         flat = flatten(values)
-        return out + self.fields(e, lambda k: _get_flat(flat, k), f"expect reply{' (the repeat)' if label else ''}")
+        return out + self.fields(e, lambda k: _get_flat(flat, k, values),
+                                 f"expect reply{' (the repeat)' if label else ''}")
 
     def repeat_differs(self, pos: Any, channel: str, first: Any, again: Any) -> list[str]:
         """``twice``: the repeat must get the first reply again, byte for byte (and the same HTTP status)."""
