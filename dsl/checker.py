@@ -926,7 +926,11 @@ class Checker(_TestChecks):
                                         base, where, d)
         error_reply = None
         if d.error_reply is not None:
-            scope = {"raw": Binding("raw"), "error": Binding("error")}
+            # peer.* as in the routes (dsl/peer.py), W008 by the channel's own options: declared before its reply
+            self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, pos=d.pos,
+                                                            option_pos=dict(where))
+            scope = {"raw": Binding("raw"), "error": Binding("error"),
+                     "peer": Binding("channel_value", pos=d.pos, channel=d.name.name)}
             scope.update(self._table_scope())
             fmt = self.ref(d.error_reply.format, "format")
             self._assigns(d.error_reply.assigns, scope, set(), fmt, "reply", at=d.error_reply.format.pos)

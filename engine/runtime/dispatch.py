@@ -144,6 +144,8 @@ class Dispatcher:
 
     async def framing_error(self, conn: ConnInfo, err: FormatError) -> bytes | None:
         ex = Exchange(self.channel, conn, b"", datetime.now(_UTC), 0)
+        who = conn.who if conn is not None else None      # the channel's `on error reply` reads the tables, peer.*
+        ex.scope = {**self.base_scope, "raw": ex.raw, "msg": None, "peer": who if who is not None else NO_PEER}
         where = f" at stream byte {err.offset}" if err.offset is not None else ""
         ex.fail(StepFailure("malformed", f"bad frame{where}: {err.message}; connection closed",
                             where=f"connection {conn.number} from {conn.peer}"))

@@ -216,3 +216,60 @@ def test_a_route_test_setting_a_peer_wrongly_is_told(tmp_path: Path, partners) -
                             'peer { cn = "PARTNER-A" }\n}\n')
     (d,) = [d for d in _diags(tmp_path, plain) if d.code == "E110"]
     assert "never has a client certificate" in d.message and 'client_cert = "required"' in d.help
+
+
+ERROR_REPLY = '''
+format Req = json
+channel partners = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    max_frame = 300
+%s    on error reply Req { code = error.code  partner = peer.cn  san = peer.san  at = peer.address }
+}
+route book {
+    receive from partners as Req when msg.n == 1
+    reply Req { ok = true }
+}
+'''
+
+
+async def test_a_channels_error_reply_reads_the_peer(tmp_path: Path, partners) -> None:
+    """A channel's `on error reply` (a request no route takes: not JSON, no route's `when`, a frame over
+    max_frame) reads peer.* as the routes do: the checker has it in scope (it said `peer` is unknown), the
+    engine fills it (a frame too big gave no peer: null)."""
+    prog = compile_text(tmp_path, ERROR_REPLY % _tls(partners))
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        a = await _tls_client(sb.channel("partners").port, partners, "A")
+        await a.send(b'{"request_id": "R1", "n": 2}')            # no route's `when` takes it
+        (unrouted,) = await a.recv_json()
+        await a.send(b'not json')
+        (malformed,) = await a.recv_json()
+        await a.send(b'[' + b'1,' * 200 + b'1]')              # over max_frame: answered, then closed
+        (oversized,) = await a.recv_json()
+        await trio.aclose_forcefully(a.stream)
+    for reply in (unrouted, malformed, oversized):
+        assert reply["partner"] == "PARTNER-A" and reply["san"] == ["dns:partner-a.example"], reply
+        assert reply["at"].startswith("127.0.0.1:") and reply["code"] is not None, reply
+
+
+def test_checker_takes_peer_in_a_channels_error_reply(tmp_path: Path, partners) -> None:
+    assert not _diags(tmp_path, ERROR_REPLY % _tls(partners))
+    ds = _diags(tmp_path, (ERROR_REPLY % "").replace("at = peer.address", "at = peer.adress"))
+    assert [d.code for d in ds if d.severity == "error"] == ["E060"], [(d.code, d.message) for d in ds]
+    warns = [d for d in ds if d.code == "W008"]        # no client certificate: cn and san, as in a route
+    assert [(d.pos.line, d.pos.col) for d in warns] == [(7, 55), (7, 70)], [(d.pos, d.message) for d in warns]
+    assert "channel `partners` (tcp listen) never has a client certificate" in warns[0].message
+
+
+def test_a_route_test_reads_the_peer_in_a_channels_error_reply(tmp_path: Path, partners) -> None:
+    path = tmp_path / "t.route"
+    path.write_text(ERROR_REPLY % _tls(partners) + '''
+test "no route takes it" {
+    given partners sends { request_id = "R1"  n = 2 } peer { cn = "PARTNER-B"  address = "10.1.2.3:5000" }
+    expect reply { partner = "PARTNER-B"  at = "10.1.2.3:5000" }
+}
+''')
+    ran = run_paths([path], default_registry())
+    assert not ran.broken, [d.message for b in ran.broken for d in b.diagnostics]
+    [out] = ran.outcomes
+    assert out.passed, out.failures
