@@ -340,7 +340,7 @@ class Dispatcher:
         for ex, rec in zip(exs, records):    # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
             f = ex.failure
-            if f is not None and f.kind == "internal":      # a bug: logged once per kind, then counted
+            if f is not None and (f.kind == "internal" or f.raised):   # a bug: logged once per kind, then counted
                 internal(self.faults, rec.route, f, rec.deal_id, rec.reason)
         if self.ledger is None:
             _report_outcomes(every, exs, records, None)

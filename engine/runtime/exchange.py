@@ -70,6 +70,9 @@ class StepFailure(Exception):
     # object's fields: dsl/inbound.py): malformed, answered as a body that cannot be decoded, by the
     # channel's error reply, not the route's `on error` (which would read the same fields)
     not_object = False
+    # a step's own exception (a bug) made it, not a refusal: logged as an internal error is, once per kind
+    # (engine/runtime/internal_log.py); set for a step with side effects, whose deal fails in doubt
+    raised = False
 
     def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
                  text: str | None = None, in_doubt: bool = False) -> None:

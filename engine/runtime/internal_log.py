@@ -48,7 +48,8 @@ def frames_of(exc: BaseException | None) -> str:
 
 
 def internal(faults: FaultLog, route: str, failure: Any, deal_id: str, reason: str) -> None:
-    """Deal ``deal_id`` of ``route`` failed internal (``failure``; ``reason``: its reason as recorded)."""
+    """Deal ``deal_id`` of ``route`` failed internal (``failure``; ``reason``: its reason as recorded), or in
+    doubt because a step with side effects raised (``failure.raised``)."""
     if getattr(failure, "logged", False):        # reported where it happened (a storage fault)
         return
     cause = failure.__cause__
@@ -56,11 +57,16 @@ def internal(faults: FaultLog, route: str, failure: Any, deal_id: str, reason: s
     place = str(pos) if pos is not None else (failure.where or "?")
     kind_name = type(cause).__name__ if cause is not None else ""
     at = f"{place} ({kind_name})" if kind_name else place
+    if failure.kind == "in_doubt":      # a step with side effects raised: the deal failed in doubt (stepfail.py)
+        head, noun = "step failed in doubt", "deals failed in doubt"
+        why = "a bug in a plugin step that acts outside bsp"
+    else:
+        head, noun, why = "internal error", "internal errors", "a bug in the route or a plugin"
     faults.occurred(
-        ("internal", route, place, kind_name),
-        lambda: f"internal error at {at}, deal {deal_id}: {reason} (a bug in the route or a plugin: the "
+        (failure.kind, route, place, kind_name),
+        lambda: f"{head} at {at}, deal {deal_id}: {reason} ({why}: the "
                 f"same error again is counted, not logged one by one){frames_of(cause)}",
-        noun=f"internal errors at {at}", source=f"deal {deal_id}", reason=reason, level=logging.ERROR,
+        noun=f"{noun} at {at}", source=f"deal {deal_id}", reason=reason, level=logging.ERROR,
         what=f"route {route}", last="")
 
 

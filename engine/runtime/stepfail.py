@@ -46,6 +46,7 @@ def step_failure(step: Any, exc: Exception, text: str) -> StepFailure:
     if effects:
         failure = StepFailure("in_doubt", f"{text}; {_MAY}", code="96", where=where, text=IN_DOUBT_TEXT,
                               in_doubt=True)
+        failure.raised = True        # a bug as much as an internal error: logged once per kind
     else:
         failure = StepFailure("internal", text, where=where)
     failure.__cause__ = exc          # its type, place and traceback for the log (engine/runtime/internal_log.py)

@@ -80,3 +80,43 @@ async def test_a_plugin_step_or_channel_failing_every_message_is_logged_once_the
         [("bad_channel", "failed")] * N + [("bad_step", "failed")] * N
     assert all(d["reason"].startswith("in_doubt: ") for d in rows if d["route"] == "bad_channel")
     assert all(d["reason"].startswith("internal: ") for d in rows if d["route"] == "bad_step")
+
+
+EFFECT_ROUTE = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply J { code = error.code }
+}
+route book {
+    receive from front as J
+    deal BOOK { ref = msg.ref  amount = 1 }
+    misfire m { ref = msg.ref }
+    reply J { code = "00" }
+}
+"""
+
+
+async def test_a_side_effect_step_failing_every_message_is_logged_once_then_counted(
+        wreck: Path, tmp_path: Path, caplog) -> None:
+    """A plugin step that acts outside bsp (side_effects) and raises fails its deal in doubt (it may have done
+    its work): that stays so, and the error is logged as an internal error's, the first in full with its
+    traceback, the same again counted.  Before: not logged at all (the ledger only)."""
+    caplog.set_level(logging.WARNING)
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, EFFECT_ROUTE, registry=reg), ledger, registry=reg) as sb:
+        await one_by_one(sb.channel("front").port, b'{"ref": "B"}', N)
+        during = lines(caplog, "route book:")
+    after = lines(caplog, "route book:")
+    assert len(during) == 1, during
+    assert "(ConnectionResetError), deal " in during[0], during
+    assert "the wreck's booking desk hung up mid-booking (step kind misfire, from plugin bsp-wreck" in during[0]
+    assert "may have done its work" in during[0]
+    assert "Traceback (most recent call last):" in during[0] and "runtime.py" in during[0], during
+    assert len(after) == 2 and f"{N - 1} more deals failed in doubt at " in after[1], after
+    rows = deals(ledger)
+    assert [(d["route"], d["status"]) for d in rows] == [("book", "failed")] * N
+    assert all(d["reason"].startswith("in_doubt: ") and "flagged for an operator" in d["reason"] for d in rows), \
+        rows[0]["reason"]

@@ -30,6 +30,15 @@ def _stall(step, ctx, route):
     return FunctionStep(step, ctx, run)
 
 
+def _misfire(step, ctx, route):
+    """Acts outside bsp (side_effects) and raises on every message: its deals fail in doubt."""
+    from engine.steps.base import FunctionStep
+
+    def run(values, scope):
+        raise ConnectionResetError("the wreck's booking desk hung up mid-booking")
+    return FunctionStep(step, ctx, run)
+
+
 def _picky(step, ctx, route):
     raise RuntimeError("picky needs a mode it cannot find")
 
@@ -135,6 +144,8 @@ COMPONENTS = (
     ComponentSpec(category="step", name="stall", doc="Books, then hangs the first time.", build=_stall,
                   options=(OptionSpec("ref", "expr", "The reference."), OptionSpec("mark", "expr", "A file.")),
                   side_effects=True),
+    ComponentSpec(category="step", name="misfire", doc="Acts outside bsp, raises every time.", build=_misfire,
+                  options=(OptionSpec("ref", "expr", "The reference."),), side_effects=True),
     ComponentSpec(category="step", name="picky", doc="Its constructor raises.", build=_picky,
                   options=(OptionSpec("mode", "expr", "The mode."),)),
     ComponentSpec(category="channel", name="flaky.listen", doc="serve() raises after start.",
