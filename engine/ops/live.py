@@ -39,6 +39,7 @@ import trio
 from engine.admin.backend import ReloadResult
 from engine.certexpiry import REMIND_EVERY, log_notices
 from engine.ops.calls import observe_calls, unobserve
+from engine.ops.channeltls import TLSRenewRefused, read_renewed, renew
 from engine.ops.effective import with_deployment
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
@@ -501,6 +502,13 @@ class LiveEngine:
             self._numbers -= 1
             raise ReloadFailed([f"error: {line}" for line in getattr(exc, "problems", None) or [exc]],
                                plan, program.version) from exc
+        try:          # certificates renewed at the same path: read now, given to the channels at the swap
+            renewed = await read_renewed(gen, plan.renew_tls)
+        except TLSRenewRefused as exc:
+            self.overrides = saved
+            self._numbers -= 1
+            self._all_stats.remove(gen.sb.stats)
+            raise ReloadFailed([f"error: {line}" for line in exc.lines], plan, program.version) from None
         if any(q.items for q in self.saf):      # reversals owed to a channel the new configuration lacks
             self._warnings += strand_warnings(self.saf, gen.dispatchers.values, dry_run=dry_run)
         # started after the swap, once the old one stops accepting: a listener on the same address, and a
@@ -536,6 +544,7 @@ class LiveEngine:
                 self.refs.pop(name, None)
         self.refs.update(started)
         self.current = gen
+        renew(gen, renewed)                   # their new connections get it; the socket and open ones stay
         if admin_change is not None:          # the admin API's new connections get it; open ones keep theirs
             self.admin_tls.swap(admin_change)
             self.admin_certs = list(admin_change.certs)
