@@ -112,6 +112,21 @@ def expired_own(entries: Iterable[CertExpiry], now: float, channels: Iterable[st
             and (wanted is None or e.channel in wanted)]
 
 
+def expired_running(entries: Iterable[CertExpiry], now: float) -> list[str]:
+    """One line per certificate bsp presents that has expired since it was bound (it was valid at start
+    or at the reload that read it: an expired one is not bound): the engine is ``degraded`` in
+    ``bsp status`` (engine/ops/backend.py) while the channel goes on (its counterparts refuse the handshake)."""
+    return [f"{_who(e)}: {_what(e)} {e.path} (subject {e.subject}) expired on {e.date}: counterparts refuse "
+            f"the TLS handshake; the channel keeps running; renew it, write the new file over the old one "
+            f"(same path), then run `bsp reload`"
+            for e in sorted(entries, key=lambda e: (e.not_after, e.channel)) if e.role in OWN and e.not_after <= now]
+
+
+def next_own_expiry(entries: Iterable[CertExpiry], now: float) -> float | None:
+    """When the next certificate bsp presents expires (Unix time), None when none is still valid."""
+    return min((e.not_after for e in entries if e.role in OWN and e.not_after > now), default=None)
+
+
 def _what(e: CertExpiry) -> str:
     return {"server": "server certificate", "client": "client certificate (mutual TLS)",
             "ca": "CA bundle", "peer": "the counterpart's certificate"}[e.role]

@@ -28,11 +28,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _validity(days: int) -> tuple[dt.datetime, dt.datetime]:
-    """(notBefore, notAfter) for a certificate valid ``days`` more days; ``days`` <= 0 makes one that has
-    already expired (valid for the 30 days before; for tests of expiry warnings)."""
+def _validity(days: int | dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
+    """(notBefore, notAfter) for a certificate valid ``days`` more days (or a ``timedelta`` more: a
+    certificate that expires a few seconds after an engine started with it, for tests); ``days`` <= 0
+    makes one that has already expired (valid for the 30 days before; for tests of expiry warnings)."""
     now = _now()
-    after = now + dt.timedelta(days=days)
+    after = now + (days if isinstance(days, dt.timedelta) else dt.timedelta(days=days))
     return min(now - dt.timedelta(minutes=5), after - dt.timedelta(days=30)), after
 
 
@@ -79,9 +80,10 @@ class CA(Issued):
         organization: str | None = None,
         server: bool = False,
         client: bool = False,
-        days: int = 90,
+        days: int | dt.timedelta = 90,
     ) -> Issued:
-        """A leaf certificate signed by this CA, valid ``days`` more days (<= 0: already expired);
+        """A leaf certificate signed by this CA, valid ``days`` more days (a ``timedelta``: that much
+        longer; <= 0: already expired);
         ``server``/``client`` set the extended key usage."""
         if not (server or client):
             raise ValueError(f"certificate {common_name!r}: say server=True and/or client=True")

@@ -30,13 +30,13 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
-from engine.channels.tcp_tls import listen_security, listen_tls_reason
+from engine.channels.tcp_tls import listen_security, listen_tls_reason, read_listen_tls
 from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
-from engine.tls import CLIENT_CERT_MODES
+from engine.tls import CLIENT_CERT_MODES, ContextHolder
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
@@ -112,7 +112,10 @@ class HttpListener:
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         # at the cap, a connection in its TLS handshake or idle makes room (engine/channels/conn_room.py)
         self.room = http_room(cap, channel=name, logger=log, faults=self.faults)
-        self.ssl_context, self.access, _ = listen_security(name, options, load_tls=load_tls)
+        context, self.access, _ = listen_security(name, options, load_tls=load_tls)
+        # read for each connection accepted: a reload that renewed the certificate files swaps it (renew_tls)
+        self.tls = ContextHolder(context) if context is not None else None
+        self._options = options
         self.signature = BodySignature.from_options(name, options, load=load_tls)
         self._handler: ExchangeHandler | None = None
         self._stop = trio.Event()
@@ -161,13 +164,27 @@ class HttpListener:
     async def _serve_http(self, task_status: Any) -> None:
         async with trio.open_nursery() as nursery:
             self.port = await nursery.start(partial(
-                serve_http, self.router, self.host, self.port, self.ssl_context,
+                serve_http, self.router, self.host, self.port, self.tls,
                 limits=self.limits, access=None if self.access.open else self.access,
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
                 reply_headers=self.signature.headers_for if self.signature is not None else None,
                 retire=self._stop, room=self.room))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
+
+    @property
+    def ssl_context(self) -> Any:
+        """The server context new connections get (None: plain HTTP)."""
+        return self.tls.context if self.tls is not None else None
+
+    def read_tls(self) -> Any:
+        """A server context from the certificate files as they are now (``engine.channels.tcp_tls``)."""
+        return read_listen_tls(self.name, self._options)
+
+    def renew_tls(self, context: Any) -> None:
+        """Connections accepted from now on get ``context``; those open keep theirs; the socket stays."""
+        if self.tls is not None:
+            self.tls.context = context
 
     def stop_accepting(self) -> None:
         """Drain: close the listening socket; each connection answers the request it is reading or running
@@ -291,7 +308,7 @@ COMPONENT = ComponentSpec(
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
-        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). With `signature_header`, "
+        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same path) keeps the socket and the open connections; connections accepted from then on get the new certificate. With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
         "`unauthenticated` and a dead letter, no route runs; every answer carries the signature of its body."

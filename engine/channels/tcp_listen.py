@@ -14,7 +14,7 @@ from engine.channels.conn_room import Activity, Room
 from engine.channels.idle import IdleStream
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
-from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate
+from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate, read_listen_tls
 from engine.faultlog import FaultLog
 from engine.tls import peer_values
 from formats.component import ComponentSpec, OptionSpec
@@ -55,6 +55,7 @@ class TcpListener:
         # a flood counted and summed up every REPEAT_EVERY seconds (engine/faultlog.py)
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         self.gate = Gate.from_options(name, options, load_tls=load_tls, faults=self.faults)   # TLS / mutual TLS / access list, or None
+        self._options = options
         self._accept_scope: trio.CancelScope | None = None
         self._read_scopes: set[StopReading] = set()
         self._draining = False
@@ -149,6 +150,15 @@ class TcpListener:
         finally:
             self._read_scopes.discard(stop)
 
+    def read_tls(self) -> Any:
+        """A server context from the certificate files as they are now (``engine.channels.tcp_tls``)."""
+        return read_listen_tls(self.name, self._options)
+
+    def renew_tls(self, context: Any) -> None:
+        """Connections accepted from now on get ``context``; those open keep theirs; the socket stays."""
+        if self.gate is not None:
+            self.gate.ssl_context = context
+
     def stop_accepting(self) -> None:
         """Drain: close the listening socket; every connection stops reading at its next frame boundary,
         sends the replies it owes, then ends cleanly (engine/channels/retire.py)."""
@@ -209,7 +219,9 @@ COMPONENT = ComponentSpec(
         "each connection stops reading at a frame boundary, every request already read is answered, "
         "and only then the connection is closed cleanly (TLS close_notify, then FIN; never a reset), so "
         "a client knows that a request it got no reply to before the close was not read and may send it "
-        "again. With `cert` the channel speaks TLS (1.2 minimum; "
+        "again. A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same "
+        "path) keeps the socket and the open connections; connections accepted from then on get the new "
+        "certificate. With `cert` the channel speaks TLS (1.2 minimum; "
         "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "
         "CN/SAN and source address; failed handshakes and refused peers are logged, counted and closed. "
         "A frame not complete within frame_timeout of its first byte (a peer that stalls or trickles "

@@ -69,6 +69,14 @@ def listen_security(name: str, options: dict[str, Any], *,
     return ctx, access, client_cert
 
 
+def read_listen_tls(name: str, options: dict[str, Any]) -> ssl.SSLContext | None:
+    """The server context the channel's ``cert`` / ``key`` / ``ca`` files give now: a reload that found
+    them rewritten (a certificate renewed at the same path) hands it to the listener, which gives it to
+    the connections it accepts from then on (``renew_tls``).  Raises ``ChannelConfigError`` naming the
+    channel and the file when they cannot be used."""
+    return listen_security(name, options)[0]
+
+
 class Gate:
     def __init__(self, name: str, ssl_context: ssl.SSLContext | None, access: AccessList,
                  handshake_timeout: float, faults: Any = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -90,14 +91,25 @@ def console() -> Console:
 CIRCUIT_STYLE = {"open": "bold red", "STOPPED": "bold red", "half_open": "yellow"}
 
 
+def _past(iso: Any) -> bool:
+    try:
+        return datetime.fromisoformat(iso) <= datetime.now(timezone.utc)
+    except (TypeError, ValueError):
+        return False
+
+
 def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
-    """The head line's state: DEGRADED in yellow (an outbound counterpart is down), NOT READY in red."""
+    """The head line's state: DEGRADED in yellow (an outbound counterpart is down, reversals stranded, a
+    certificate bsp presents expired), NOT READY in red."""
     state = now.get("state")
     if state == "degraded":
         n = sum(1 for c in (now.get("channels") or {}).values() if c.get("up") is False)
         stranded = (now.get("reversals") or {}).get("stranded") or 0
-        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not stranded else []) + \
-              ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else [])
+        expired = sum(1 for c in now.get("certificates") or () if c.get("role") in ("server", "client")
+                      and _past(c.get("not_after")))            # expired while the engine ran
+        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not (stranded or expired) else []) + \
+              ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else []) + \
+              ([f"{expired} certificate{'s' if expired != 1 else ''} expired"] if expired else [])
         return [(f"  DEGRADED ({', '.join(why)})", "bold yellow")]
     if state == "not_ready" and not now.get("draining"):
         return [("  NOT READY", "bold red")]

@@ -24,7 +24,8 @@
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
      "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
                                  # (engine/certexpiry.py; channel "admin API" for the admin API's)
-     "state": "degraded",        # ready | degraded (an outbound channel is down) | not_ready (as GET /ready)
+     "state": "degraded",        # ready | degraded (an outbound channel is down, a certificate bsp presents
+                                 # expired while it ran, reversals stranded) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
                                  "failed": 5, "duplicate": 0, "flagged": 1, "resolved": 0, "in_flight": 0,
@@ -46,7 +47,7 @@ from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
 from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
                                stranded_reason)
-from engine.certexpiry import nearest
+from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 
@@ -124,6 +125,11 @@ class EngineBackend:
                 "queue": [r for q in queues for r in q["reversals"]][:50]}
         readiness = await self.ready()
         out["state"], out["reasons"] = engine_state(out["channels"], readiness.ready, readiness.reason)
+        expired = expired_running(certs, time.time())
+        if expired:          # a certificate bsp presents expired while it ran: still serving, peers refuse it
+            out["reasons"] += expired
+            if out["state"] == READY:
+                out["state"] = DEGRADED
         stranded = (out.get("reversals") or {}).get("stranded_channels") or {}
         if stranded:         # reversals owed to a counterpart the running configuration has no call for
             out["reasons"] += [stranded_reason(name, n) for name, n in sorted(stranded.items())]
@@ -208,6 +214,10 @@ class EngineBackend:
         if strict:
             down = [(name, outbound_health(ch)) for name, ch in eng.current.channels.items() if is_outbound(ch)]
             down = [(name, h) for name, h in down if not h["up"]]
+            certs = eng.certificates() if hasattr(eng, "certificates") else []
+            expired = expired_running([e for e in certs if e.role == "server" and e.channel != ADMIN], time.time())
+            if expired:              # a listening channel whose certificate expired: peers refuse every handshake
+                return Readiness(False, "strict: " + "; ".join(expired))
             if down:
                 return Readiness(False, "strict: " + "; ".join(
                     down_reason(name, {**h, "down_since": iso(h["down_since"]),

@@ -37,8 +37,9 @@ from typing import Any, Callable, Mapping
 import trio
 
 from engine.admin.backend import ReloadResult
-from engine.certexpiry import REMIND_EVERY, log_notices
+from engine.certexpiry import OWN, REMIND_EVERY, log_notices, next_own_expiry
 from engine.ops.calls import observe_calls, unobserve
+from engine.ops.channeltls import TLSRenewRefused, read_renewed, renew
 from engine.ops.effective import with_deployment
 from engine.ops.files import with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
@@ -94,6 +95,7 @@ def only_errors(group: BaseExceptionGroup, types: tuple[type[BaseException], ...
     return leaves[0] if leaves and all(isinstance(e, types) for e in leaves) else None
 
 Loader = Callable[[], tuple[list[Path], Mapping[str, Mapping[str, Any]]]]
+CERT_LOOK_EVERY = 60.0         # seconds between two looks for the next certificate bsp presents to expire
 REBIND_WAIT = 5.0              # seconds a changed channel waits for its old socket on the same address
 
 
@@ -432,10 +434,24 @@ class LiveEngine:
         return log_notices(cert_log, self.certificates(), time.time() if now is None else now)
 
     async def _remind_certs(self) -> None:
+        """Every ``cert_remind_every`` seconds, every notice; and at the moment a certificate bsp presents
+        expires, its error line (not up to a day later: ``bsp status`` says degraded from then on)."""
+        due = trio.current_time() + self.cert_remind_every
         while True:
-            await trio.sleep(self.cert_remind_every)
-            if self.current is not None and not self.draining:
+            now = time.time()
+            expiry = next_own_expiry(self.certificates(), now)
+            wake = min(due, trio.current_time() + CERT_LOOK_EVERY)   # a reload may bind an earlier one
+            if expiry is not None:
+                wake = min(wake, trio.current_time() + (expiry - now) + 0.01)
+            await trio.sleep_until(wake)
+            if self.current is None or self.draining:
+                continue
+            if trio.current_time() >= due:
+                due = trio.current_time() + self.cert_remind_every
                 self.cert_notices()
+            else:                             # those that expired since the last look
+                log_notices(cert_log, [e for e in self.certificates() if e.role in OWN
+                                       and now < e.not_after <= time.time()], time.time())
 
     async def _compile(self) -> tuple[Any, Mapping[str, Mapping[str, Any]]]:
         from dsl.diagnostics import render
@@ -501,6 +517,13 @@ class LiveEngine:
             self._numbers -= 1
             raise ReloadFailed([f"error: {line}" for line in getattr(exc, "problems", None) or [exc]],
                                plan, program.version) from exc
+        try:          # certificates renewed at the same path: read now, given to the channels at the swap
+            renewed = await read_renewed(gen, plan.renew_tls)
+        except TLSRenewRefused as exc:
+            self.overrides = saved
+            self._numbers -= 1
+            self._all_stats.remove(gen.sb.stats)
+            raise ReloadFailed([f"error: {line}" for line in exc.lines], plan, program.version) from None
         if any(q.items for q in self.saf):      # reversals owed to a channel the new configuration lacks
             self._warnings += strand_warnings(self.saf, gen.dispatchers.values, dry_run=dry_run)
         # started after the swap, once the old one stops accepting: a listener on the same address, and a
@@ -536,6 +559,7 @@ class LiveEngine:
                 self.refs.pop(name, None)
         self.refs.update(started)
         self.current = gen
+        renew(gen, renewed)                   # their new connections get it; the socket and open ones stay
         if admin_change is not None:          # the admin API's new connections get it; open ones keep theirs
             self.admin_tls.swap(admin_change)
             self.admin_certs = list(admin_change.certs)

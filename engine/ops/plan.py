@@ -4,6 +4,7 @@
     plan.as_dict()   # {"channels": {"added": [...], "changed": [...], "kept": [...], "removed": [...]},
                      #  "routes": {...}, "formats": {...}, "tables": {...}, "why": {"channels": {name: reason}}}
     plan.rebind      # channels that need a new socket / connection (kind or options changed)
+    plan.renew_tls   # listening channels whose certificate files alone changed: a new TLS context, same socket
 
 Declarations compare without their source positions, so moving a route down
 a file changes nothing.  A format or table whose file changed (same
@@ -11,7 +12,11 @@ declaration, different copybook or CSV) is "changed": the programs compared
 carry those files in ``sources`` (``engine.ops.files.with_referenced_files``).
 A route is changed when its declaration or a format it uses changed.  A
 channel whose ``on error reply`` alone changed is "changed" but keeps its
-socket (it is not in ``rebind``).
+socket (it is not in ``rebind``).  A ``tcp listen`` or ``http listen`` channel whose options are the
+same but whose ``cert`` or ``ca`` file was rewritten (a certificate renewed at the same path) keeps its
+socket too: it is in ``renew_tls``, its new connections get a TLS context read from the new files and
+those open keep theirs (a new socket would leave the port closed for a few milliseconds: connects
+refused, connections waiting to be accepted reset).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ class ReloadPlan:
     diff: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     why: dict[str, dict[str, str]] = field(default_factory=dict)
     rebind: list[str] = field(default_factory=list)
+    renew_tls: list[str] = field(default_factory=list)
 
     def names(self, kind: str, change: str) -> list[str]:
         return self.diff.get(kind, {}).get(change, [])
@@ -67,6 +73,19 @@ def _file_texts(program: Any, decl_paths: Iterable[str]) -> tuple[Any, ...]:
 def _paths(options: Any) -> list[str]:
     from engine.ops.files import _paths_in
     return list(_paths_in(options))
+
+
+# channel kinds that can take a new TLS context for the connections they accept from now on
+# (``read_tls`` / ``renew_tls``), and the options naming the certificate files read into it (the key, a
+# secret, is neither versioned nor compared: a renewed key comes with a renewed certificate)
+TLS_RENEWABLE = ("tcp.listen", "http.listen")
+TLS_FILE_OPTIONS = ("cert", "ca")
+
+
+def _tls_only(kind: str, options: Mapping[str, Any], changed: list[str]) -> bool:
+    """Only certificate files of a channel that can renew its TLS context changed."""
+    tls_files = {options.get(o) for o in TLS_FILE_OPTIONS}
+    return kind in TLS_RENEWABLE and bool(changed) and all(p in tls_files for p in changed)
 
 
 def _with_overrides(decl: Any, overrides: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -146,6 +165,13 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
         if a.kind != b.kind:
             plan.rebind.append(name)
             return f"kind {a.kind} -> {b.kind}: new socket, the old one drains"
+        if a.options == b.options and old is not None:
+            changed = [p for p in sorted(set(_paths(b.options))) if old.sources.get(p) != new.sources.get(p)]
+            if _tls_only(b.kind, b.options, changed):
+                plan.renew_tls.append(name)
+                files = ", ".join(o for o in TLS_FILE_OPTIONS if b.options.get(o) in changed)
+                return (f"certificate files changed ({files}): new connections get them; the socket and open "
+                        f"connections are kept")
         if a.options != b.options or _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
             plan.rebind.append(name)
             opts = _option_diff(a.options, b.options) or ["a file it reads"]

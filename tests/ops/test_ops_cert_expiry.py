@@ -147,9 +147,9 @@ async def test_reload_picks_up_a_certificate_renewed_at_the_same_path(tmp_path: 
         assert dry.ok and "front" in dry.plan["channels"]["changed"], dry
         result = await eng.reload()
         assert result.ok, result
-        assert result.plan["why"]["channels"]["front"].startswith("options changed (a file it reads)")
+        assert result.plan["why"]["channels"]["front"].startswith("certificate files changed (cert)")
         with trio.fail_after(10):
-            while True:               # the new listener, on the same address once the old one closed
+            while True:               # new connections get the new certificate (the socket stays)
                 try:
                     seen = await handshake_expiry(eng.current.channels["front"].port, certs["ca"])
                 except OSError:

@@ -1,0 +1,67 @@
+"""A listening channel's certificate renewed at the same path: a new TLS context, the same socket.
+
+    contexts = await read_renewed(gen, plan.renew_tls, now)   # {channel: new context}; raises TLSRenewRefused
+    renew(gen, contexts)                                       # at the swap: new connections get them
+
+A reload whose only change to a ``tcp listen`` or ``http listen`` channel is its ``cert`` or ``ca`` file
+rewritten (engine/ops/plan.py ``renew_tls``) keeps the channel, its listening socket and its open
+connections; the files are read into a new server context before the swap, and the connections the
+channel accepts from then on get it.  Rebinding instead closed the port for a few milliseconds (connects
+refused, connections waiting in the old socket's accept queue reset: measured in the commit that added
+this module).  Files that cannot be used (missing, a key that does not belong to the certificate) or a
+certificate already expired refuse the reload: the channel keeps serving the certificate it has.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable
+
+import trio
+
+from engine.certexpiry import OWN
+
+log = logging.getLogger("bsp.ops")
+
+
+class TLSRenewRefused(Exception):
+    """The rewritten certificate files of one or more channels cannot be used; ``lines``: one per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+async def read_renewed(gen: Any, names: Iterable[str], now: float | None = None) -> dict[str, Any]:
+    """The new server context of each channel named (``gen``: the generation about to be swapped in, which
+    holds the running channel objects and the certificates just read)."""
+    now = time.time() if now is None else now
+    out: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in names:
+        ch = gen.channels[name]
+        try:
+            out[name] = await trio.to_thread.run_sync(ch.read_tls)
+        except ValueError as exc:            # ChannelConfigError: names the channel and the file
+            problems.append(f"{exc}; the channel keeps serving the certificate it has")
+            continue
+        for e in gen.certs:
+            if e.channel == name and e.role in OWN and e.not_after <= now:
+                problems.append(f"channel {name}: server certificate {e.path} (subject {e.subject}) expired on "
+                                f"{e.date}: counterparts would refuse it; the channel keeps serving the "
+                                f"certificate it has; write a valid certificate and its key over the files, "
+                                f"then reload")
+    if problems:
+        raise TLSRenewRefused(problems)
+    return out
+
+
+def renew(gen: Any, contexts: dict[str, Any]) -> None:
+    """Give each channel its new context (no await: part of the reload's swap)."""
+    for name, context in contexts.items():
+        gen.channels[name].renew_tls(context)
+        own = [e for e in gen.certs if e.channel == name and e.role in OWN]
+        what = (f"certificate {own[0].path} (subject {own[0].subject}, expires {own[0].date})" if own
+                else "its certificate files")
+        log.warning("reload: channel %s: %s read again; new connections get it, open ones keep theirs, the "
+                    "listening socket stays open", name, what)
