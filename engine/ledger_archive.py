@@ -298,7 +298,7 @@ class ArchiveJob:
 
     @property
     def con(self) -> Any:
-        return self.store._con          # this process owns the ledger exclusively (offline)
+        return self.store.connection    # this process owns the ledger exclusively (offline)
 
     def close(self) -> None:
         if self._open:
@@ -413,7 +413,7 @@ class ArchiveJob:
         rng = [p.first, p.cut]
         keys_sql = ARCHIVED_KEYS + " AND d.chain_seq BETWEEN ? AND ?"
 
-        def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
+        with store.transaction() as tail:
             con.execute(f"INSERT INTO archived_deals SELECT key, deal_id, status, response_code, finished_at, ? "
                         f"FROM ({keys_sql})", [p.cut, *rng]).fetchall()
             n, keys_sha = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
@@ -433,15 +433,12 @@ class ArchiveJob:
                 cols = CHAINED["config_versions"][1][1:]
                 t = con.sql(f"SELECT {', '.join(cols)} FROM config_versions WHERE list_contains($1, version) "
                             f"ORDER BY chain_seq", params=[p.keep_configs]).to_arrow_table()
-                sealed, seq, prev = seal("config_versions", t, CHAINED["config_versions"][1], store.audit_key,
-                                         seq, prev)
+                sealed, tail.seq, tail.prev = seal("config_versions", t, CHAINED["config_versions"][1],
+                                                   store.audit_key, tail.seq, tail.prev)
                 for version, s, mac in zip(sealed.column("version").to_pylist(), sealed.column("chain_seq").to_pylist(),
                                            sealed.column("mac").to_pylist()):
                     con.execute("UPDATE config_versions SET chain_seq = ?, mac = ? WHERE version = ?",
                                 [s, mac, version]).fetchall()
-            return seq, prev, None
-
-        store._transaction(body)
 
 
 def _compact(path: Path) -> None:
@@ -465,7 +462,7 @@ def prepare(path: Path, out: Path, before: datetime, audit_key: bytes | None) ->
                           f"ledger.audit_key), or set BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY")
     store = LedgerStore.open(path, audit_key)
     try:
-        con = store._con
+        con = store.connection
         done = next((a for a in anchors(con) if a.archive == out.name), None)
         if done is not None:
             if not out.exists() or sha256_file(out) != done.sha256:
