@@ -48,14 +48,14 @@ OLD_QUERY = (
 
 def old_deals_by_key(store: LedgerStore, keys: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for k, deal_id, status, code, finished in store._con.execute(OLD_QUERY, [keys]).fetchall():
+    for k, deal_id, status, code, finished in store.connection.execute(OLD_QUERY, [keys]).fetchall():
         out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code, "finished_at": finished})
     return out
 
 
 def fill(store: LedgerStore, n: int) -> float:
     """``n`` keyed deals (ids D<i>, keys transfer|K<i>), by SQL; returns seconds."""
-    con = store._con
+    con = store.connection
     t = time.perf_counter()
     con.execute("BEGIN TRANSACTION").fetchall()
     con.execute(f"""INSERT INTO deals (deal_id, deal_type, route, config_version, channel, reference, status,
@@ -137,7 +137,7 @@ def main() -> None:
         assert new == old, "the two look-ups disagree"
         print(f"{label:18}: before (deal_events scan) {old_med:8.2f} ms median ({old_best:.2f} best); "
               f"after (deal_keys) {new_med:6.2f} ms median ({new_best:.2f} best); {len(new)} found")
-    art = store._con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'ART_INDEX'").fetchall()
+    art = store.connection.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory() WHERE tag = 'ART_INDEX'").fetchall()
     print(f"DuckDB memory held by ART indexes after the look-ups: {(art[0][0] or 0) / 1e6:,.0f} MB; "
           f"process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     # writing: batches with keys (deal_keys rows) and without (no key in the events), alternating
@@ -156,7 +156,7 @@ def main() -> None:
     extra = statistics.median(times[True]) - statistics.median(times[False])
     print(f"deal_keys rows cost {extra * 1000.0 / per:.2f} us a keyed deal (difference of the medians)")
     # the schema-4 migration of a ledger this size: back-fill deal_keys from deal_events, build the index
-    con = store._con
+    con = store.connection
     con.execute("DROP INDEX deal_keys_key").fetchall()
     con.execute("DELETE FROM deal_keys").fetchall()
     con.execute("CHECKPOINT").fetchall()

@@ -260,7 +260,7 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         raise FileNotFoundError(f"{path}: no ledger file here")
     store = LedgerStore.open(path, audit_key)     # refuses a keyed chain without its key (KeyMismatch)
     try:
-        con = store._con                    # the one connection: reads see what this process holds locked
+        con = store.connection              # the one connection: reads see what this process holds locked
         require_bsp_ledger(con, path)
         deal = get_deal(path, deal_id, con=con)
         if deal is None:

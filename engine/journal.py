@@ -84,7 +84,7 @@ INLINE_MAX_MS = 1.0       # a write + fdatasync slower than this: the next one g
 
 __all__ = ["open_journaled_ledger", "open_ledger_sync", "JournaledLedger", "JournalStats", "SYNC_MODES",
            "journal_dir", "read_segment", "encode_batch", "decode_batch", "encode_lines", "decode_record",
-           "JournalError"]
+           "JournalError", "unloaded"]
 
 
 class JournalError(LedgerError):
@@ -968,6 +968,29 @@ async def open_ledger_sync(path: str | Path, sync: str = "journal", **options: A
     else:
         async with open_journaled_ledger(path, sync=sync, **options) as led:
             yield led
+
+
+def unloaded(directory: Path, position: tuple[int, int, int] | None) -> tuple[list[str], list[Path]]:
+    """What a journal holds that its ledger has not loaded (a crash: the engine's next start loads it,
+    ``JournaledLedger.recover``): ``(deal ids, segments holding them)``, from the ledger's ``journal_state``
+    ``position`` (segment, offset, deals loaded past it), None for none.  Reads only; a torn tail ends a
+    segment as recovery ends it.  ``JournalError`` for a file that is not a segment."""
+    if not directory.is_dir():
+        return [], []
+    done_seg, done_off, skip = position if position is not None else (0, 0, 0)
+    ids: list[str] = []
+    where: list[Path] = []
+    for seg in segments(directory):
+        if seg.number < done_seg:
+            continue
+        records, _, _ = read_segment(seg.path, done_off if seg.number == done_seg else 0)
+        found = [d.row["deal_id"] for payload, _ in records for d in decode_record(payload)]
+        taken = min(skip, len(found))
+        skip -= taken
+        if found[taken:]:
+            ids += found[taken:]
+            where.append(seg.path)
+    return ids, where
 
 
 def iter_journal(directory: Path) -> Iterator[DealRows]:

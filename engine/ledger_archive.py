@@ -203,6 +203,29 @@ def _names(ids: list[str], most: int = 5) -> str:
     return ", ".join(ids[:most]) + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
+def _journal_refusals(store: LedgerStore) -> tuple[set[str], list[str]]:
+    """Deals acknowledged and only in the journal (``<ledger>.journal/``: the engine was killed before its
+    loader took them, ``engine.journal``): the next start loads them after every record there is, so an
+    archive made now would leave them out of their period (and their keys out of ``archived_deals``).
+    Returns (their ids, the refusal)."""
+    from engine.journal import JOURNAL_NAME, JournalError, journal_dir, unloaded
+
+    jdir = journal_dir(store.path)
+    try:
+        ids, where = unloaded(jdir, store.journal_position(JOURNAL_NAME))
+    except JournalError as exc:
+        return set(), [f"{exc}; the engine reads that folder when it starts: start it once (it loads what the "
+                       f"journal holds), stop it, then archive"]
+    if not ids:
+        return set(), []
+    return set(ids), [
+        f"{jdir}: {len(ids):,} deal(s) acknowledged by the engine are only in its journal, not loaded into the "
+        f"ledger yet (in {_names([w.name for w in where], 3)}: the engine stopped without draining, a crash or a "
+        f"kill): {_names(ids)}. Its next start loads them after every record there is, so an archive made now "
+        f"would leave them out of their period. Start the engine once (it loads them before it serves), stop it "
+        f"(Ctrl-C or SIGTERM: it drains), then archive; do not delete the journal"]
+
+
 def _txn_scan(txn: Path) -> tuple[dict[str, tuple[str, Any]], dict[str, tuple[str | None, Any]], set[str]]:
     """What the transaction log still holds: deals in flight {id: (entry kind, received at)}, answers whose
     ledger row it does not mark recorded {id: (key, received at)}, and the deals with a reversal queued."""
@@ -234,12 +257,15 @@ def _txn_scan(txn: Path) -> tuple[dict[str, tuple[str, Any]], dict[str, tuple[st
     return pending, unrecorded, reversals
 
 
-def _txn_refusals(con: Any, p: Plan, txn: Path) -> tuple[list[str], list[str], list[str]]:
+def _txn_refusals(con: Any, p: Plan, txn: Path,
+                  journaled: set[str] | None = None) -> tuple[list[str], list[str], list[str]]:
     """Deals the transaction log (``<ledger>.txn``) still works on.  Returns (refusals, ids, keys): the
     answers and light deals of the prefix whose rows the log does not mark recorded yet (after a clean stop
     the last marks are missing: they travel with the next write) are marked recorded before the records move
-    (``ArchiveJob.run``), as the next start would; otherwise it would write their rows again."""
+    (``ArchiveJob.run``), as the next start would; otherwise it would write their rows again.  ``journaled``:
+    the deals whose rows are in the journal, not loaded yet (``_journal_refusals`` names them): not in flight."""
     pending, unrecorded, reversals = _txn_scan(txn)
+    journaled = journaled or set()
     ids = sorted(set(pending) | set(unrecorded) | reversals)
     if not ids:
         return [], [], []
@@ -248,7 +274,7 @@ def _txn_refusals(con: Any, p: Plan, txn: Path) -> tuple[list[str], list[str], l
     moved = {i for i, s in have.items() if p.first <= s <= p.cut}
     out = []
     early = sorted(i for i, (_, at) in [*pending.items(), *unrecorded.items()]
-                   if i not in have and (at is None or _before(at, p.before)))
+                   if i not in have and i not in journaled and (at is None or _before(at, p.before)))
     if early:
         out.append(f"{txn}: {len(early)} deal(s) received before {_day(p.before)} are left in flight in the "
                    f"transaction log, without their ledger row (the engine stopped or crashed while they ran): "
@@ -298,7 +324,7 @@ class ArchiveJob:
 
     @property
     def con(self) -> Any:
-        return self.store._con          # this process owns the ledger exclusively (offline)
+        return self.store.connection    # this process owns the ledger exclusively (offline)
 
     def close(self) -> None:
         if self._open:
@@ -413,7 +439,7 @@ class ArchiveJob:
         rng = [p.first, p.cut]
         keys_sql = ARCHIVED_KEYS + " AND d.chain_seq BETWEEN ? AND ?"
 
-        def body(seq: int, prev: bytes) -> tuple[int, bytes, None]:
+        with store.transaction() as tail:
             con.execute(f"INSERT INTO archived_deals SELECT key, deal_id, status, response_code, finished_at, ? "
                         f"FROM ({keys_sql})", [p.cut, *rng]).fetchall()
             n, keys_sha = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
@@ -433,15 +459,12 @@ class ArchiveJob:
                 cols = CHAINED["config_versions"][1][1:]
                 t = con.sql(f"SELECT {', '.join(cols)} FROM config_versions WHERE list_contains($1, version) "
                             f"ORDER BY chain_seq", params=[p.keep_configs]).to_arrow_table()
-                sealed, seq, prev = seal("config_versions", t, CHAINED["config_versions"][1], store.audit_key,
-                                         seq, prev)
+                sealed, tail.seq, tail.prev = seal("config_versions", t, CHAINED["config_versions"][1],
+                                                   store.audit_key, tail.seq, tail.prev)
                 for version, s, mac in zip(sealed.column("version").to_pylist(), sealed.column("chain_seq").to_pylist(),
                                            sealed.column("mac").to_pylist()):
                     con.execute("UPDATE config_versions SET chain_seq = ?, mac = ? WHERE version = ?",
                                 [s, mac, version]).fetchall()
-            return seq, prev, None
-
-        store._transaction(body)
 
 
 def _compact(path: Path) -> None:
@@ -465,7 +488,7 @@ def prepare(path: Path, out: Path, before: datetime, audit_key: bytes | None) ->
                           f"ledger.audit_key), or set BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY")
     store = LedgerStore.open(path, audit_key)
     try:
-        con = store._con
+        con = store.connection
         done = next((a for a in anchors(con) if a.archive == out.name), None)
         if done is not None:
             if not out.exists() or sha256_file(out) != done.sha256:
@@ -479,10 +502,11 @@ def prepare(path: Path, out: Path, before: datetime, audit_key: bytes | None) ->
             resume_cut = _resumable(con, out, path)
         p = plan(con, before, cut=resume_cut)
         p.resume = resume_cut is not None
-        job = ArchiveJob(store, out, p, refusals(con, p), None)
+        journaled, why = _journal_refusals(store)
+        job = ArchiveJob(store, out, p, why + refusals(con, p), None)
         txn = log_path(path)
         if txn.exists() and p.cut >= p.first:
-            more, ids, keys = _txn_refusals(con, p, txn)
+            more, ids, keys = _txn_refusals(con, p, txn, journaled)
             job.refusals += more
             job.txn, job.to_mark = txn, (ids, keys)
         return job

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import duckdb
 import orjson
@@ -556,6 +557,14 @@ def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise LedgerError(_locked_message(path, exc)) from exc
 
 
+@dataclass
+class ChainTail:
+    """The end of the audit chain inside a ``LedgerStore.transaction()``: the last record's seq and mac."""
+
+    seq: int
+    prev: bytes
+
+
 class LedgerStore:
     """The one read-write connection to a ledger file.  Not thread-safe: one caller at a time.
 
@@ -655,16 +664,27 @@ class LedgerStore:
         self._con.unregister("_bsp_batch")    # on failure: after the ROLLBACK (_transaction)
         return seq, prev
 
-    def _transaction(self, body: Any) -> Any:
-        """Run ``body(seq, prev) -> (seq, prev, result)`` in one transaction with the head update."""
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The one read-write connection, for reads that must see what this process holds locked and for the
+        statements of a ``transaction()``.  Not thread-safe: one caller at a time, as the store itself."""
+        return self._con
+
+    @contextmanager
+    def transaction(self) -> Iterator["ChainTail"]:
+        """One transaction of ``connection`` with the audit head update: the ``ChainTail`` starts at the chain's
+        end (last seq and mac); a caller that seals records (``engine.audit.seal``) advances it.  On leaving,
+        ``audit_head`` is rewritten when the seq moved and the transaction commits, and the store's chain state
+        follows; on an exception it is rolled back and the state stays."""
         con = self._con
+        tail = ChainTail(self._seq, self._prev)
         con.execute("BEGIN TRANSACTION").fetchall()
         try:
-            seq, prev, result = body(self._seq, self._prev)
-            if seq != self._seq:
-                mac = head_mac(self.audit_key, seq, prev) if self.audit_key is not None else None
+            yield tail
+            if tail.seq != self._seq:
+                mac = head_mac(self.audit_key, tail.seq, tail.prev) if self.audit_key is not None else None
                 con.execute("DELETE FROM audit_head").fetchall()
-                con.execute("INSERT INTO audit_head VALUES (?, ?)", [seq, mac]).fetchall()
+                con.execute("INSERT INTO audit_head VALUES (?, ?)", [tail.seq, mac]).fetchall()
             con.execute("COMMIT").fetchall()
         except BaseException:
             for cleanup in (lambda: con.execute("ROLLBACK").fetchall(), lambda: con.unregister("_bsp_batch")):
@@ -673,7 +693,12 @@ class LedgerStore:
                 except duckdb.Error:
                     pass
             raise
-        self._seq, self._prev = seq, prev
+        self._seq, self._prev = tail.seq, tail.prev
+
+    def _transaction(self, body: Any) -> Any:
+        """Run ``body(seq, prev) -> (seq, prev, result)`` in one ``transaction()``."""
+        with self.transaction() as tail:
+            tail.seq, tail.prev, result = body(tail.seq, tail.prev)
         return result
 
     def write(self, deals: Sequence[DealRows] = (), dead: Sequence[dict[str, Any]] = (),

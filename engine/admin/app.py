@@ -173,8 +173,20 @@ class AdminApp:
         except (ValueError, LookupError) as exc:
             raise HTTPError(400, str(exc)) from None
         if found is None:
-            raise HTTPError(404, f"no deal {deal_id!r}; list deals with GET /deals")
+            raise await self._missing("deal", deal_id, "list deals with GET /deals")
         return Response.json(dict(found))
+
+    async def _missing(self, kind: str, ident: str, otherwise: str) -> HTTPError:
+        """404 for a deal or dead letter the ledger lacks; when ``bsp ledger archive`` moved it (or may have), the
+        detail names the archive file and the body's ``archived`` says which (engine.archive_lookup)."""
+        from engine.archive_lookup import hint
+
+        where = getattr(self.backend, "archived", None)
+        info = await where(kind, ident) if where is not None else None
+        if info is None:
+            return HTTPError(404, f"no {kind} {ident!r}; {otherwise}")
+        return HTTPError(404, f"no {kind} {ident!r}: {hint(dict(info), kind, ident)}",
+                         extra={"archived": dict(info)})
 
     async def resolve_deal(self, request: Request) -> Response:
         from engine.deal_resolve import Refused, check_input
@@ -230,7 +242,7 @@ class AdminApp:
             raise HTTPError(501, "this engine cannot show one dead letter through the admin API")
         found = await one(letter_id)
         if found is None:
-            raise HTTPError(404, f"no dead letter {letter_id!r}; list them with GET /dead-letters")
+            raise await self._missing("dead letter", letter_id, "list them with GET /dead-letters")
         return Response.json(dict(found))
 
     async def retry_dead_letter(self, request: Request) -> Response:

@@ -71,6 +71,9 @@ class DeadLetterQuery:
     before: tuple[datetime, str] | None = None   # (at, id) of a previous page's last row (cursor)
 
 
+# Optional, used when the backend has it: ``async archived(kind, ident) -> Mapping | None``: where ``bsp ledger
+# archive`` moved (or may have moved) the ``deal`` / ``dead letter`` ``ident`` the ledger lacks
+# (``engine.archive_lookup.archived_where``), None when no archive can hold it; the 404 names it.
 @runtime_checkable
 class AdminBackend(Protocol):
     async def status(self) -> Mapping[str, Any]:

@@ -152,9 +152,11 @@ def show(
     the message is decrypted here, with this shell's field keyring: the deployment file's
     ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else BSP_FIELD_KEYS_FILE /
     BSP_FIELD_KEYS.
-    Exit 0 shown; 1 no such dead letter, or (--live) the engine cannot be reached or answers with a
-    problem; 2 no ledger file, or a locked ledger.
+    Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
+    archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
+    2 no ledger file, or a locked ledger.
     """
+    from engine.archive_lookup import archived_where, hint
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError
 
@@ -162,10 +164,13 @@ def show(
     ledger = found_keys.path
     if live:
         from engine.commands.live import fetch_one
-        found = fetch_one(url, token_file, ca, cert, key, f"/dead-letters/{letter_id}")
+        problem: dict[str, Any] = {}
+        found = fetch_one(url, token_file, ca, cert, key, f"/dead-letters/{letter_id}", missing=problem)
         if found is None:
-            typer.echo(f"error: {_no_such([repr(letter_id)])} in the engine at {url}; list them with "
-                       f"`bsp dead list --live`", err=True)
+            info = problem.get("archived")
+            why = (hint(info, "dead letter", letter_id) if isinstance(info, dict) else
+                   "list them with `bsp dead list --live`")
+            typer.echo(f"error: {_no_such([repr(letter_id)])} in the engine at {url}; {why}", err=True)
             raise typer.Exit(1)
         encoded = found.pop("raw_base64", None)
         found["raw"] = base64.b64decode(encoded) if encoded is not None else None
@@ -173,7 +178,9 @@ def show(
     else:
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
     if not rows:
-        typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; list them with `bsp dead list`", err=True)
+        info = archived_where(ledger, letter_id, kind="dead letter") if not live else None
+        why = hint(info, "dead letter", letter_id, ledger.parent) if info is not None else "list them with `bsp dead list`"
+        typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; {why}", err=True)
         raise typer.Exit(1)
     r = rows[0]
     note = None

@@ -305,10 +305,12 @@ def show(
     keyring of this shell (the engine never sends clear text of an encrypted field): the deployment
     file's ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else
     BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
-    Exit 0 shown; 1 no such deal (or, --live, the engine cannot be reached), or a deployment file
+    Exit 0 shown; 1 no such deal (one moved out by `bsp ledger archive` is named with its archive file
+    and the command to read it there), or (--live) the engine cannot be reached, or a deployment file
     with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal.
     """
     from engine import fieldcrypt
+    from engine.archive_lookup import archived_where, hint
     from engine.ledger_query import AmbiguousId, get_deal
     from engine.ledger_store import LedgerError
     from engine.reports.text import printable
@@ -334,10 +336,12 @@ def show(
     if live:
         from urllib.parse import quote
 
-        d = fetch_one(url, token_file, ca, cert, key, f"/deals/{quote(deal_id, safe='')}")
+        problem: dict[str, Any] = {}
+        d = fetch_one(url, token_file, ca, cert, key, f"/deals/{quote(deal_id, safe='')}", missing=problem)
         if d is None:
-            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}. List deals with `bsp deals --live`.",
-                       err=True)
+            info = problem.get("archived")
+            why = f": {hint(info, 'deal', deal_id)}" if isinstance(info, dict) else ". List deals with `bsp deals --live`."
+            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
     else:
         try:
@@ -347,8 +351,10 @@ def show(
             lock_hint(exc)
             raise typer.Exit(2) from None
         if d is None:
-            typer.echo(f"error: {ledger}: no deal {deal_id!r}. List deals with `bsp deals --ledger {ledger}`.",
-                       err=True)
+            info = archived_where(ledger, deal_id)
+            why = (f": {hint(info, 'deal', deal_id, ledger.parent)}" if info is not None else
+                   f". List deals with `bsp deals --ledger {ledger}`.")
+            typer.echo(f"error: {ledger}: no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
     problems: list[str] = []
     if keyring is not None:

@@ -78,13 +78,14 @@ def archive(
     archive's name and sha256): `bsp audit verify` checks it from there; with --archive FILE it checks
     that the chain continues from that file. It also keeps the deal keys of the archived deals, so a repeat of
     one is still refused as a duplicate.
-    Refused (nothing changed) while a deal to move is flagged for an operator and not resolved, or the
-    transaction log still works on one (in flight, a reversal queued). The archive is written to
+    Refused (nothing changed) while a deal to move is flagged for an operator and not resolved, the
+    journal holds deals the engine acknowledged but did not load (it was killed: start it once, stop it),
+    or the transaction log still works on one (in flight, a reversal queued). The archive is written to
     FILE.partial, fsynced, verified with the audit key, renamed; then the records leave the ledger in one
     transaction and the file is rewritten without their bytes. After a crash run the same command again:
     it finishes. Needs the audit key (--deployment platform.yaml's ledger.audit_key, else BSP_AUDIT_KEY_FILE
     / BSP_AUDIT_KEY) and free space for a copy of the ledger.
-    Exit 0 archived (or nothing to archive); 1 refused (flagged deals, the transaction log), or the archive
+    Exit 0 archived (or nothing to archive); 1 refused (flagged deals, the journal, the transaction log), or the archive
     did not verify; 2 a usage error, no ledger, a locked ledger (an engine runs), no or a wrong audit key, --out
     taken, or no confirmation.
     """

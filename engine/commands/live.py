@@ -59,13 +59,21 @@ def typed(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def fetch_one(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
-              key: Optional[Path], path: str) -> dict[str, Any] | None:
-    """``GET path`` for one object: None on 404; exit 2 on 400 (a bad id), 1 on another problem."""
+              key: Optional[Path], path: str, missing: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """``GET path`` for one object: None on 404 (its problem body put in ``missing``: e.g. ``archived``, where
+    ``bsp ledger archive`` moved it, engine.archive_lookup); exit 2 on 400 (a bad id), 1 on another problem."""
     from engine.commands.admin import _call, _client, _problem
 
     with _client(url, token_file, ca, cert, key) as client:
         r = _call(client, "GET", path)
         if r.status_code == 404 and "no " in r.text:
+            if missing is not None:
+                try:
+                    body = r.json()
+                except ValueError:
+                    body = None
+                if isinstance(body, dict):
+                    missing.update(body)
             return None
         if r.status_code == 400:
             typer.echo(f"error: {r.json().get('detail', r.text)}", err=True)

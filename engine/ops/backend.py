@@ -238,6 +238,11 @@ class EngineBackend:
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)
 
+    async def archived(self, kind: str, ident: str) -> Mapping[str, Any] | None:
+        from engine.archive_lookup import archived_where
+
+        return await read_in_process(archived_where, Path(self.engine.ledger.path), ident=ident, kind=kind)
+
     async def resolve_deal(self, deal_id: str, outcome: str, note: str, by: str,
                            client: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """An operator's resolution of a flagged deal, written by the engine's ledger writer (the audit chain

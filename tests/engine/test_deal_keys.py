@@ -84,17 +84,17 @@ async def test_the_index_answers_what_the_deal_events_scan_answered(tmp_path: Pa
     store = LedgerStore.open(path)
     try:
         got = store.deals_by_key(KEYS)
-        assert got == old_lookup(store._con, KEYS)
+        assert got == old_lookup(store.connection, KEYS)
         assert {k: v["deal_id"] for k, v in got.items()} == {
             "r|a": f"{2:032x}", "r|c": f"{5:032x}", "r|d": f"{6:032x}", "r|e": f"{7:032x}"}
         assert got["r|a"]["status"] == "failed" and got["r|a"]["response_code"] == "05"
         assert got["r|a"]["finished_at"] == T + timedelta(minutes=5)
-        rows = store._con.execute("SELECT key, deal_id FROM deal_keys ORDER BY deal_id").fetchall()
+        rows = store.connection.execute("SELECT key, deal_id FROM deal_keys ORDER BY deal_id").fetchall()
         assert rows == [("r|a", f"{1:032x}"), ("r|a", f"{2:032x}"), ("r|c", f"{5:032x}"),
                         ("r|d", f"{6:032x}"), ("r|e", f"{7:032x}")]            # once per deal and key
-        assert sorted(rows) == sorted(store._con.execute(KEYS_FROM_EVENTS).fetchall())
+        assert sorted(rows) == sorted(store.connection.execute(KEYS_FROM_EVENTS).fetchall())
         for one in KEYS:                                     # key by key, too
-            assert store.deals_by_key([one]) == old_lookup(store._con, [one])
+            assert store.deals_by_key([one]) == old_lookup(store.connection, [one])
         assert store.deals_by_key([]) == {}
     finally:
         store.close()
@@ -103,7 +103,7 @@ async def test_the_index_answers_what_the_deal_events_scan_answered(tmp_path: Pa
 def _profiled(store: LedgerStore, tmp_path: Path, fn: Any) -> list[dict[str, Any]]:
     """The table scans (table name, scan type) of the last query ``fn`` runs, from DuckDB's profiler."""
     out = tmp_path / "profile.json"
-    con = store._con
+    con = store.connection
     con.execute("SET enable_profiling = 'json'").fetchall()
     con.execute(f"SET profiling_output = '{out}'").fetchall()
     try:
@@ -138,10 +138,10 @@ async def test_fresh_keys_read_the_index_only_never_deal_events(tmp_path: Path) 
         fresh = [f"transfer|K{n + 7 * i}" for i in range(64)]
         scans = _profiled(store, tmp_path, lambda: store.deals_by_key(fresh))
         assert scans == [{"table": "deal_keys", "type": "Index Scan", "rows_scanned": 0}]
-        assert store.deals_by_key(fresh) == old_lookup(store._con, fresh) == {}
+        assert store.deals_by_key(fresh) == old_lookup(store.connection, fresh) == {}
         # keys found: the index, then the deals rows of the keys found; still no deal_events
         known = [f"transfer|K{i * 40}" for i in range(64)] + fresh
-        assert store.deals_by_key(known) == old_lookup(store._con, known)
+        assert store.deals_by_key(known) == old_lookup(store.connection, known)
         assert len(store.deals_by_key(known)) == 64
         scans = _profiled(store, tmp_path, lambda: store.deals_by_key(known))
         assert [s["table"] for s in scans] == ["deals"]       # the last query: deals for the 64 found
@@ -169,8 +169,8 @@ def test_a_batch_refused_by_duckdb_leaves_no_deal_keys(tmp_path: Path) -> None:
                       "outcome": "ok", "started_at": T, "duration_ms": 1.0, "detail": None}]   # step is NOT NULL
         with pytest.raises(duckdb.Error):
             store.write([good, bad])
-        assert store._con.execute("SELECT count(*) FROM deal_keys").fetchall() == [(0,)]
+        assert store.connection.execute("SELECT count(*) FROM deal_keys").fetchall() == [(0,)]
         store.write([good])
-        assert store._con.execute("SELECT key, deal_id FROM deal_keys").fetchall() == [("r|g", f"{1:032x}")]
+        assert store.connection.execute("SELECT key, deal_id FROM deal_keys").fetchall() == [("r|g", f"{1:032x}")]
     finally:
         store.close()

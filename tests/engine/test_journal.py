@@ -445,7 +445,7 @@ async def test_wait_loaded_brings_acknowledged_deals_into_duckdb_without_waiting
             await jl.wait_loaded()
         assert jl.pending == 0 and jl.stats.loaded_rows == 5
         assert jl.stats.batches == jl.stats.flushes >= 1       # LedgerStats' names (admin status, metrics)
-        rows = await jl.ledger._run(lambda: jl.ledger._store._con.execute("SELECT count(*) FROM deals").fetchall())
+        rows = await jl.ledger._run(lambda: jl.ledger._store.connection.execute("SELECT count(*) FROM deals").fetchall())
         assert rows == [(5,)]
         await jl.wait_loaded()                      # nothing pending: returns at once
 

@@ -286,7 +286,7 @@ async def test_store_failure_reaches_every_waiter(tmp_path: Path) -> None:
     async with open_ledger(tmp_path / "l.duckdb", max_wait=0.01) as ledger:
         await ledger.commit(deal(0))
         # a real failure, on the writer's own connection and thread
-        await ledger._run(lambda: ledger._store._con.execute("DROP TABLE deals").fetchall())
+        await ledger._run(lambda: ledger._store.connection.execute("DROP TABLE deals").fetchall())
         async with trio.open_nursery() as nursery:
             for i in range(1, 11):
                 nursery.start_soon(one, i)
