@@ -23,9 +23,13 @@ settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", 
 def _bsp_log_handlers_removed():
     """A command run in-process (typer's CliRunner) installs bsp's log handlers on the root logger
     (engine/ops/logs.py), writing to the runner's stream, which is closed when the command ends: later
-    log lines of other tests then fail with "I/O operation on closed file".  Remove them after each test."""
-    yield
+    log lines of other tests then fail with "I/O operation on closed file".  Remove them after each test,
+    and put the root logger's level back (``bsp test`` sets it to CRITICAL: later tests' caplog would
+    then see no warning)."""
     root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
     for h in list(root.handlers):
         if getattr(h, "_bsp", False):
             root.removeHandler(h)

@@ -356,11 +356,19 @@ async def test_a_redirect_is_not_followed_and_the_reason_says_where_it_pointed(n
     assert isinstance(r, HttpReply) and r.status == 302 and r.headers["location"] == "/new"
 
 
-async def test_the_counterparts_certificate_expiry_is_read_once_per_connection(nursery, pki, caplog) -> None:
+async def test_the_counterparts_certificate_expiry_is_read_once_per_connection(nursery, tmp_path, caplog) -> None:
     """An https call notes the certificate the counterpart presented (gauge role peer, ``peer_cert``), and
-    warns once when it expires within 30 days (the test CA's server certificate: 30 days)."""
+    warns once when it expires within 30 days (a server certificate of 20 days)."""
+    from types import SimpleNamespace
+
+    from engine.certs import new_ca
     from engine.metrics import Metrics
     from engine.tls import server_context
+    ca = new_ca("short-lived test CA")
+    ca_pem, _ = ca.write(tmp_path / "ca")
+    cert, key = ca.issue("localhost", dns=["localhost"], ips=["127.0.0.1"], server=True, days=20).write(
+        tmp_path / "server")
+    pki = SimpleNamespace(ca=ca_pem, server_cert=cert, server_key=key)
     router = Router()
 
     @router.route("POST", "/x")
