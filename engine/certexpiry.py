@@ -170,6 +170,21 @@ def _days(days: float) -> str:
     return f"{n} day{'s' if n != 1 else ''}"
 
 
+def noted_peer(channel: str, address: str, peercert: Mapping[str, Any] | None, known: CertExpiry | None,
+               logger: logging.Logger) -> CertExpiry | None:
+    """The counterpart's certificate as a connection presented it (``getpeercert()``), when it is not the one
+    ``known`` already; logged once on ``logger`` when it expires within WARN_DAYS (then in the engine's
+    daily reminder). None: no certificate, or the same one."""
+    import time
+    entry = peer_cert(channel, address, peercert)
+    if entry is None or entry == known:
+        return None
+    said = notice(entry, time.time())
+    if said is not None:
+        logger.log(said[0], "%s", said[1])
+    return entry
+
+
 def notices(entries: Iterable[CertExpiry], now: float, warn_days: float = WARN_DAYS) -> list[tuple[int, str]]:
     return [n for n in (notice(e, now, warn_days) for e in entries) if n is not None]
 

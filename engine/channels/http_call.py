@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -273,14 +272,12 @@ class HttpConnector:
             return
         self._peer_stream = stream
         sslobj = stream.get_extra_info("ssl_object")
-        from engine.certexpiry import notice, peer_cert
-        entry = peer_cert(self.name, self.address, sslobj.getpeercert() if sslobj is not None else None)
-        if entry is None or entry == self.peer_cert:
+        from engine.certexpiry import noted_peer
+        entry = noted_peer(self.name, self.address, sslobj.getpeercert() if sslobj is not None else None,
+                           self.peer_cert, log)
+        if entry is None:
             return
         self.peer_cert = entry
-        said = notice(entry, time.time())
-        if said is not None:
-            log.log(said[0], "%s", said[1])
         if self.metrics is not None:
             self.metrics.peer_cert(entry)
 

@@ -229,14 +229,11 @@ class Pool:
     def _noted(self, peercert: Any) -> None:
         """Note the counterpart's certificate expiry (once per connection); a new certificate expiring
         within WARN_DAYS is logged once (then in the engine's daily reminder)."""
-        from engine.certexpiry import notice, peer_cert
-        entry = peer_cert(self.name, self.address, peercert)
-        if entry is None or entry == self.peer_cert:
+        from engine.certexpiry import noted_peer
+        entry = noted_peer(self.name, self.address, peercert, self.peer_cert, log)
+        if entry is None:
             return
         self.peer_cert = entry
-        said = notice(entry, time.time())
-        if said is not None:
-            log.log(said[0], "%s", said[1])
         if self.on_peer_cert is not None:
             self.on_peer_cert(entry)
 

@@ -17,16 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from formats.copybook.layout import Layout, Node
-
-
-def _record_offset(n: Node) -> int:
-    off = 0
-    p: Node | None = n
-    while p is not None:
-        off += p.offset
-        p = p.parent
-    return off
+from formats.copybook.layout import Layout, Node, record_offset
 
 
 def min_total(n: Node) -> int:
@@ -119,7 +110,7 @@ def rows(layout: Layout, collapse_root: bool = True, variable_occurs: bool = Fal
     out: list[dict[str, Any]] = []
     for root in layout.roots:
         for n in root.walk():
-            off = _record_offset(n)
+            off = record_offset(n)
             row: dict[str, Any] = {
                 "level": n.level, "depth": _depth(n), "name": n.name or "FILLER", "key": _key_path(n, collapse),
                 "line": n.line, "group": n.is_group,

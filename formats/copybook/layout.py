@@ -185,7 +185,8 @@ def _find_in(root: Node, name: str) -> Node | None:
     return next((n for n in root.walk() if n.name == name), None)
 
 
-def _record_offset(n: Node) -> int:
+def record_offset(n: Node) -> int:
+    """The byte offset of ``n`` from the start of the record (its offset within each parent, added up)."""
     off = 0
     p: Node | None = n
     while p is not None:
@@ -222,10 +223,10 @@ def _renames(e: Entry, root: Node | None, path: str | None) -> Renames:
         ends.append(n)
     first = ends[0]
     last = ends[1] if len(ends) > 1 else None
-    start = _record_offset(first)
-    stop = _record_offset(last or first) + (last or first).total_size
+    start = record_offset(first)
+    stop = record_offset(last or first) + (last or first).total_size
     if last is not None and last is not first:
-        if stop <= start or _record_offset(last) < start:
+        if stop <= start or record_offset(last) < start:
             raise _err(f"RENAMES {first.name} THRU {last.name}: {last.name} must come after {first.name}",
                        path, e.line, e.col)
         p = last.parent
