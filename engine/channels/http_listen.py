@@ -29,6 +29,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
+from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import listen_security, listen_tls_reason, read_listen_tls
 from engine.faultlog import FaultLog
@@ -119,6 +120,8 @@ class HttpListener:
         self.signature = BodySignature.from_options(name, options, load=load_tls)
         self._handler: ExchangeHandler | None = None
         self._stop = trio.Event()
+        # bound at serve, or handed over by the channel this one replaces on the same address (a reload)
+        self.sockets = ListenSockets()
         self._draining = False
         self._inflight = 0
         self.requests = 0
@@ -168,7 +171,7 @@ class HttpListener:
                 limits=self.limits, access=None if self.access.open else self.access,
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
                 reply_headers=self.signature.headers_for if self.signature is not None else None,
-                retire=self._stop, room=self.room))
+                retire=self._stop, room=self.room, sockets=self.sockets))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
 
@@ -308,7 +311,7 @@ COMPONENT = ComponentSpec(
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
         "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
-        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it closes its listening socket; a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same path) keeps the socket and the open connections; connections accepted from then on get the new certificate. With `signature_header`, "
+        "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it stops accepting and closes its listening socket (a reload that keeps its address hands the socket, open, to the new channel: the port never closes, no connect is refused); a connection answers the request it is reading or running with `Connection: close`, reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same path) keeps the socket and the open connections; connections accepted from then on get the new certificate. With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
         "`unauthenticated` and a dead letter, no route runs; every answer carries the signature of its body."

@@ -12,6 +12,7 @@ import trio
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
 from engine.channels.conn_room import Activity, Room
 from engine.channels.idle import IdleStream
+from engine.channels.listen_handoff import ListenSockets
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate, read_listen_tls
@@ -57,6 +58,8 @@ class TcpListener:
         self.gate = Gate.from_options(name, options, load_tls=load_tls, faults=self.faults)   # TLS / mutual TLS / access list, or None
         self._options = options
         self._accept_scope: trio.CancelScope | None = None
+        # bound at serve, or handed over by the channel this one replaces on the same address (a reload)
+        self.sockets = ListenSockets()
         self._read_scopes: set[StopReading] = set()
         self._draining = False
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
@@ -85,7 +88,7 @@ class TcpListener:
 
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen; ``task_status.started(port)`` once the socket accepts connections."""
-        raw = await trio.open_tcp_listeners(self.port, host=self.host, backlog=self.backlog)
+        raw = await self.sockets.open(self.host, self.port, self.backlog)
         self.port = raw[0].socket.getsockname()[1]
         listeners = [_Capped(lst, self) for lst in raw]
         try:
@@ -96,14 +99,17 @@ class TcpListener:
                         if self._draining:
                             self._accept_scope.cancel()
                         task_status.started(self.port)
-                        log.info("channel %s listening on %s", self.name, self.address)
+                        log.info("channel %s listening on %s%s", self.name, self.address,
+                                 " (the socket handed over by the channel it replaces)" if self.sockets.adopted else "")
                         await trio.serve_listeners(
                             lambda stream: self._connection(stream, handler), listeners, handler_nursery=conns)
-                    for lst in listeners:
-                        await lst.aclose()
-                    # not accepting any more; connections already open finish what they read
+                    # not accepting any more: the sockets close, or stay open for the channel replacing this
+                    # one on the same address (engine/channels/listen_handoff.py); connections already open
+                    # finish what they read
+                    await self.sockets.release()
                 ticker.cancel_scope.cancel()
         finally:
+            self.sockets.close_now()                    # a failure: nothing stays open
             self.faults.flush()                         # the counts not yet written
 
     async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
@@ -189,7 +195,9 @@ class _Capped(trio.abc.Listener[trio.SocketStream]):
             raise
 
     async def aclose(self) -> None:
-        await self.inner.aclose()
+        """Nothing (``trio.serve_listeners`` calls it as it stops): the channel's ``ListenSockets`` closes the
+        socket, or keeps it open for the channel that adopts it (engine/channels/listen_handoff.py)."""
+        await trio.lowlevel.checkpoint()
 
 
 def check(decl: Any, base_dir: Any = None) -> list[Any]:
@@ -219,7 +227,9 @@ COMPONENT = ComponentSpec(
         "each connection stops reading at a frame boundary, every request already read is answered, "
         "and only then the connection is closed cleanly (TLS close_notify, then FIN; never a reset), so "
         "a client knows that a request it got no reply to before the close was not read and may send it "
-        "again. A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same "
+        "again. A reload that changes the channel but not its address hands the listening socket, open, to "
+        "the new channel (the port never closes: no connect refused, connections waiting to be accepted "
+        "are accepted by the new one). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same "
         "path) keeps the socket and the open connections; connections accepted from then on get the new "
         "certificate. With `cert` the channel speaks TLS (1.2 minimum; "
         "`client_cert = \"required\"` for mutual TLS) and `allow` admits peers by client certificate "

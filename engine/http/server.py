@@ -55,6 +55,7 @@ from engine.access import AccessList
 from engine.tls import ContextHolder, context_of
 from engine.channels.retire import GentleClose
 from engine.channels.conn_room import Room
+from engine.channels.listen_handoff import ListenSockets
 from engine.http.messages import REASONS, HTTPError, Request, Response
 from engine.http.room import HttpSlot, http_room, peer_text
 from engine.tls import peer_values
@@ -440,6 +441,7 @@ async def serve_http(
     on_tls_failure: OnTLSFailure | None = None,
     retire: trio.Event | None = None,
     room: Room | None = None,
+    sockets: ListenSockets | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled, or until ``retire`` is set and every
@@ -455,8 +457,25 @@ async def serve_http(
 
     ``room``: the ``max_connections`` slots (engine/http/room.py ``http_room``: an ``http listen`` channel's
     names it and counts in its metrics); by default one of ``limits.max_connections``.
+
+    ``sockets``: the listening sockets (an ``http listen`` channel's: a reload hands them over to the channel
+    replacing it on the same address, engine/channels/listen_handoff.py); by default bound here and closed
+    when accepting stops.
     """
-    listeners: list[Any] = await trio.open_tcp_listeners(port, host=host)
+    sockets = sockets if sockets is not None else ListenSockets()
+    try:
+        await _serve_on(sockets, handler, host, port, ssl_context, limits=limits, access=access,
+                        on_refused=on_refused, reply_headers=reply_headers, on_tls_failure=on_tls_failure,
+                        retire=retire, room=room, task_status=task_status)
+    finally:
+        sockets.close_now()                 # a failure, a cancellation: nothing stays open (unless handed over)
+
+
+async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, port: int, ssl_context: Any, *,
+                    limits: HTTPLimits, access: AccessList | None, on_refused: Any, reply_headers: Any,
+                    on_tls_failure: Any, retire: trio.Event | None, room: Room | None,
+                    task_status: Any) -> None:
+    listeners: list[Any] = await sockets.open(host, port)
     bound = listeners[0].socket.getsockname()[1]
     room = room if room is not None else http_room(limits.max_connections)
     room.address = room.address or f"{host}:{bound}"
@@ -482,33 +501,35 @@ async def serve_http(
             room.leave(slot)
 
     async def accept_loop(listener: Any, nursery: trio.Nursery) -> None:
-        async with listener:
-            while True:
-                try:
-                    stream = await listener.accept()
-                except OSError as exc:     # EMFILE and friends: back off, keep listening
-                    log.warning("http %s:%s: accept failed: %s", host, bound, exc)
-                    await trio.sleep(0.1)
-                    continue
-                try:
-                    # at the cap one connection makes room (conn_room); at most one accepted connection
-                    # per listener waits here
-                    await room.take()
-                except BaseException:
-                    await trio.aclose_forcefully(stream)
-                    raise
-                nursery.start_soon(one, stream)
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:     # EMFILE and friends: back off, keep listening
+                log.warning("http %s:%s: accept failed: %s", host, bound, exc)
+                await trio.sleep(0.1)
+                continue
+            try:
+                # at the cap one connection makes room (conn_room); at most one accepted connection
+                # per listener waits here
+                await room.take()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            nursery.start_soon(one, stream)
 
     async with trio.open_nursery() as nursery:            # the connections
         async with trio.open_nursery() as accepting:
             for listener in listeners:
                 accepting.start_soon(accept_loop, listener, nursery)
-            log.info("http listening on %s:%s%s", host, bound, " (TLS)" if ssl_context else "")
+            log.info("http listening on %s:%s%s%s", host, bound, " (TLS)" if ssl_context else "",
+                     " (the socket handed over by the channel it replaces)" if sockets.adopted else "")
             task_status.started(bound)
             if retire is None:
                 await trio.sleep(math.inf)
             await retire.wait()
-            accepting.cancel_scope.cancel()                # the listening sockets close
+            accepting.cancel_scope.cancel()
+        # the listening sockets close, or stay open for the channel replacing this one on the same address
+        await sockets.release()
         for connection in list(live):
             connection.on_retire()
         # the nursery waits for the connections to end

@@ -20,8 +20,11 @@ Then, in this order:
    so no batch sees a mix); the next batch read on any connection runs on the
    new generation, batches already running finish on the old one;
 4. channels removed or changed stop accepting and reading, and finish what
-   they read (drain); a changed channel on the same address starts once the
-   old socket is closed;
+   they read (drain); a changed ``tcp listen`` / ``http listen`` channel on
+   the same address accepts on the old one's listening sockets, handed over
+   open (engine/channels/listen_handoff.py: the port never closes, connections
+   waiting in its accept queue are kept); another changed channel on the same
+   address starts once the old socket is closed;
 5. outbound channels only the old generation used are closed once its last
    in-flight batch has finished (``Generation.idle``).
 """
@@ -38,6 +41,7 @@ import trio
 
 from engine.admin.backend import ReloadResult
 from engine.certexpiry import OWN, REMIND_EVERY, log_notices, next_own_expiry
+from engine.channels.listen_handoff import hand_over
 from engine.ops.calls import observe_calls, unobserve
 from engine.ops.channeltls import TLSRenewRefused, read_renewed, renew
 from engine.ops.effective import with_deployment
@@ -570,6 +574,12 @@ class LiveEngine:
             q.reconfigured()
         old.retire()
         self._retiring.append(old)
+        # listening channels on the same address: the new one adopts the old one's sockets, which stay open
+        # (stop_accepting below stops the old one's accept() without closing them); never before this point,
+        # so a reload refused above leaves the old listener as it was
+        for name in same_address:
+            if getattr(old.channels[name], "address", None) == getattr(gen.channels[name], "address", 0):
+                hand_over(old.channels[name], gen.channels[name])
         # ---- drain what the new generation no longer uses
         for name, ch in old.channels.items():
             if gen.channels.get(name) is not ch:
@@ -604,13 +614,17 @@ class LiveEngine:
                                plan, version) from None
 
     async def _start_when_free(self, gen: Generation, name: str) -> None:
-        """Start a changed channel whose old socket on the same address is closing."""
+        """Start a changed channel whose old socket on the same address is closing (or, a listening channel,
+        is handed over to it: engine/channels/listen_handoff.py)."""
         deadline = trio.current_time() + REBIND_WAIT
         while True:
             try:
                 self.refs.update(await self._start(gen, [name]))
                 return
             except OSError as exc:
+                sockets = getattr(gen.channels[name], "sockets", None)
+                if sockets is not None:          # sockets handed over to it that it could not take: closed
+                    sockets.drop()
                 if trio.current_time() >= deadline:
                     log.error("reload: channel %s: cannot listen on %s again after %gs: %s; it stays down "
                               "until the next reload", name, getattr(gen.channels[name], "address", "?"),

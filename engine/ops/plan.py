@@ -16,7 +16,8 @@ socket (it is not in ``rebind``).  A ``tcp listen`` or ``http listen`` channel w
 same but whose ``cert`` or ``ca`` file was rewritten (a certificate renewed at the same path) keeps its
 socket too: it is in ``renew_tls``, its new connections get a TLS context read from the new files and
 those open keep theirs (a new socket would leave the port closed for a few milliseconds: connects
-refused, connections waiting to be accepted reset).
+refused, connections waiting to be accepted reset).  Any other change to a listening channel on the same
+address gives a new channel object, which takes over the old one's listening socket (``HANDS_OVER``).
 """
 from __future__ import annotations
 
@@ -86,6 +87,17 @@ def _tls_only(kind: str, options: Mapping[str, Any], changed: list[str]) -> bool
     """Only certificate files of a channel that can renew its TLS context changed."""
     tls_files = {options.get(o) for o in TLS_FILE_OPTIONS}
     return kind in TLS_RENEWABLE and bool(changed) and all(p in tls_files for p in changed)
+
+
+# listening channel kinds whose new object adopts the old one's listening socket on the same address
+# (engine/channels/listen_handoff.py; port 0 asks for a new free port each time)
+HANDS_OVER = ("tcp.listen", "http.listen")
+
+
+def _keeps_listening_socket(a: Any, b: Any) -> bool:
+    address = b.options.get("address")
+    return (b.kind in HANDS_OVER and a.kind == b.kind and isinstance(address, str)
+            and address == a.options.get("address") and not address.endswith(":0"))
 
 
 def _with_overrides(decl: Any, overrides: Mapping[str, Mapping[str, Any]]) -> Any:
@@ -175,6 +187,9 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
         if a.options != b.options or _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
             plan.rebind.append(name)
             opts = _option_diff(a.options, b.options) or ["a file it reads"]
+            if _keeps_listening_socket(a, b):
+                return (f"options changed ({', '.join(opts)}): the listening socket is handed over to the new "
+                        f"channel, the old one drains")
             return f"options changed ({', '.join(opts)}): new socket, the old one drains"
         if a.error_reply != b.error_reply:
             return "on error reply changed (socket and connections kept)"
