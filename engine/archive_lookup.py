@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.audit import Anchor, anchors
 
-__all__ = ["archived_where", "hint"]
+__all__ = ["archived_where", "hint", "resolve_hint"]
 
 HEX = set("0123456789abcdefABCDEF")
 
@@ -78,17 +78,39 @@ def _utc(t: Any) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
+def _place(info: dict[str, Any], folder: Path | None) -> tuple[str, str, str]:
+    """The archive file (with ``folder`` when it is there), ``archive of DAY, records A..B`` and, when the file is
+    not in ``folder``, where to look for it."""
+    name = str(info["archive"])
+    file = str(folder / name) if folder is not None and (folder / name).is_file() else name
+    where = f"archive of {str(info['archived_at'])[:10]}, records {info['first_seq']}..{info['last_seq']}"
+    elsewhere = "" if file != name else f" (give the path of {name} where your archives are kept)"
+    return file, where, elsewhere
+
+
 def hint(info: dict[str, Any], kind: str, ident: str, folder: Path | None = None) -> str:
     """The sentence for ``archived_where``'s answer.  ``folder``: where to look for the archive file (the
     ledger's folder): the anchor keeps the file's name, not its folder; found there, the command names it."""
-    name = str(info["archive"])
-    file = str(folder / name) if folder is not None and (folder / name).is_file() else name
-    day = str(info["archived_at"])[:10]
-    where = f"archive of {day}, records {info['first_seq']}..{info['last_seq']}"
+    file, where, elsewhere = _place(info, folder)
     cmd = "deals" if kind == "deal" else "dead"
-    elsewhere = "" if file != name else f" (give the path of {name} where your archives are kept)"
     if info.get("certain"):
         full = info["id"]
         return f"{kind} {full} was archived to {file} ({where}): `bsp {cmd} show {full} --ledger {file}`{elsewhere}"
     return (f"{kind} {ident} may have been archived: its id dates from {info['created']}, before {file} was made "
             f"({where}): `bsp {cmd} show {ident} --ledger {file}`{elsewhere}")
+
+
+def resolve_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -> str:
+    """``hint`` for ``bsp deals resolve`` / ``POST /deals/{id}/resolve``: an archived deal cannot be resolved
+    there (an archive is read-only) and need not be: ``bsp ledger archive`` refuses to move a deal whose flag
+    is open (engine.ledger_archive), so an archived deal has nothing left to resolve."""
+    file, where, elsewhere = _place(info, folder)
+    why = ("an archive is read-only, and `bsp ledger archive` moves no deal flagged for an operator and not "
+           "resolved, so")
+    if info.get("certain"):
+        full = info["id"]
+        return (f"deal {full} was archived to {file} ({where}) and cannot be resolved there: {why} it has nothing "
+                f"to resolve; see how it ended with `bsp deals show {full} --ledger {file}`{elsewhere}")
+    return (f"deal {ident} may have been archived: its id dates from {info['created']}, before {file} was made "
+            f"({where}); a deal there cannot be resolved: {why} it has nothing to resolve; see it with "
+            f"`bsp deals show {ident} --ledger {file}`{elsewhere}")

@@ -176,17 +176,18 @@ class AdminApp:
             raise await self._missing("deal", deal_id, "list deals with GET /deals")
         return Response.json(dict(found))
 
-    async def _missing(self, kind: str, ident: str, otherwise: str) -> HTTPError:
+    async def _missing(self, kind: str, ident: str, otherwise: str, *, resolving: bool = False) -> HTTPError:
         """404 for a deal or dead letter the ledger lacks; when ``bsp ledger archive`` moved it (or may have), the
-        detail names the archive file and the body's ``archived`` says which (engine.archive_lookup)."""
-        from engine.archive_lookup import hint
+        detail names the archive file and the body's ``archived`` says which (engine.archive_lookup);
+        ``resolving``: the detail says an archived deal cannot be, and need not be, resolved."""
+        from engine.archive_lookup import hint, resolve_hint
 
         where = getattr(self.backend, "archived", None)
         info = await where(kind, ident) if where is not None else None
         if info is None:
             return HTTPError(404, f"no {kind} {ident!r}; {otherwise}")
-        return HTTPError(404, f"no {kind} {ident!r}: {hint(dict(info), kind, ident)}",
-                         extra={"archived": dict(info)})
+        said = resolve_hint(dict(info), ident) if resolving else hint(dict(info), kind, ident)
+        return HTTPError(404, f"no {kind} {ident!r}: {said}", extra={"archived": dict(info)})
 
     async def resolve_deal(self, request: Request) -> Response:
         from engine.deal_resolve import Refused, check_input
@@ -223,7 +224,7 @@ class AdminApp:
         except (SnapshotError, LedgerError) as exc:       # the journal's loader behind; the ledger cannot write
             raise HTTPError(503, f"{exc}; nothing was recorded") from None
         if done is None:
-            raise HTTPError(404, f"no deal {deal_id!r}; list the flagged ones with GET /deals?flagged=1")
+            raise await self._missing("deal", deal_id, "list the flagged ones with GET /deals?flagged=1", resolving=True)
         log.info("admin: deal %s resolved (%s) by %s from %s", done["deal_id"], outcome, by, client["peer"])
         return Response.json(dict(done))
 

@@ -94,7 +94,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                          "Resolution"),
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),
-                        (404, "No deal with this id.", "Problem"),
+                        (404, "No deal with this id (one moved out by `bsp ledger archive`: `archived` names its "
+                              "archive file; it has nothing to resolve).", "Problem"),
                         (409, "The deal is not flagged, already resolved, or already settled by the host's "
                               "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
                               "already_settled).", "Problem"),

@@ -38,8 +38,15 @@ def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Option
         except ValueError:
             detail = r.text
         if r.status_code == 404 and "no deal" in detail:
-            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}. List the flagged ones with "
-                       f"`bsp deals --flagged --live`.", err=True)
+            from engine.archive_lookup import resolve_hint
+
+            try:
+                info = r.json().get("archived")
+            except (ValueError, AttributeError):
+                info = None
+            why = (f": {resolve_hint(info, deal_id)}" if isinstance(info, dict) else
+                   ". List the flagged ones with `bsp deals --flagged --live`.")
+            typer.echo(f"error: the engine at {url} has no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
         if r.status_code == 404:
             typer.echo(f"error: {url} has no POST /deals/{{id}}/resolve (an engine older than this bsp?); stop it "
@@ -82,8 +89,9 @@ def resolve(
     (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
-    Exit 0 recorded; 1 refused, no such deal, or (--live) the engine cannot be reached or answers with
-    a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
+    Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
+    archive file: an archive is read-only, and holds no open flag, so it has nothing to resolve), or
+    (--live) the engine cannot be reached or answers with a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
     """
     from engine.deal_resolve import Refused, check_input
     from engine.ledger_query import AmbiguousId
@@ -119,8 +127,12 @@ def resolve(
             lock_hint(exc)
             raise typer.Exit(2) from None
         if done is None:
-            typer.echo(f"error: {path}: no deal {deal_id!r}. List the flagged ones with `bsp deals --flagged "
-                       f"--ledger {path}`.", err=True)
+            from engine.archive_lookup import archived_where, resolve_hint
+
+            info = archived_where(path, deal_id)
+            why = (f": {resolve_hint(info, deal_id, path.parent)}" if info is not None else
+                   f". List the flagged ones with `bsp deals --flagged --ledger {path}`.")
+            typer.echo(f"error: {path}: no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
         where = str(path)
     from engine.deal_resolve import reversal_lines

@@ -92,6 +92,23 @@ async def test_show_names_the_archive_of_an_archived_deal_or_dead_letter(tmp_pat
     assert "give the path of arc.duckdb where your archives are kept" in res.output
 
 
+async def test_resolve_names_the_archive_and_says_nothing_is_left_to_resolve(tmp_path: Path, bsp) -> None:
+    led, arc, moved, _ = await archived_ledger(tmp_path, bsp)
+    args = ("--outcome", "undone", "--note", "reversed by hand, ref OPS-1")
+    res = bsp("deals", "resolve", moved, *args, "--ledger", str(led))
+    assert res.exit_code == 1, res.output                      # as for any id not found
+    assert (f"no deal '{moved}': deal {moved} was archived to {arc} (archive of {TODAY}, records 1..30) and cannot "
+            f"be resolved there: an archive is read-only, and `bsp ledger archive` moves no deal flagged for an "
+            f"operator and not resolved, so it has nothing to resolve; see how it ended with `bsp deals show "
+            f"{moved} --ledger {arc}`") in res.output, res.output
+    res = bsp("deals", "resolve", moved[:16], *args, "--ledger", str(led))    # a prefix: the whole id is named
+    assert res.exit_code == 1 and f"deal {moved} was archived to {arc}" in res.output, res.output
+    later = new_deal_id(int((datetime.now(timezone.utc) + timedelta(minutes=5)).timestamp() * 1000))
+    res = bsp("deals", "resolve", later, *args, "--ledger", str(led))
+    assert res.exit_code == 1 and "List the flagged ones with" in res.output and "archived" not in res.output
+    assert q(led, "SELECT count(*) FROM deal_events WHERE to_state = 'resolved'") == [(0,)]
+
+
 async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, bsp) -> None:
     from dsl.load import compile_paths
     from engine.ops.serve import AdminOptions, OpsOptions, run_live
@@ -126,6 +143,14 @@ async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, 
         assert r.status_code == 404 and r.json()["archived"]["certain"] is False, r.text
         r = await client.get(f"/deals/{'f' * 32}")                # from the far future: no archive holds it
         assert r.status_code == 404 and "archived" not in r.json(), r.text
+        body = {"outcome": "applied", "note": "biller confirms, ref B-77", "by": "alice"}
+        r = await client.post(f"/deals/{moved}/resolve", json=body)   # 404 as for any deal not found, and where
+        assert r.status_code == 404, r.text
+        assert r.json()["archived"]["archive"] == "arc.duckdb" and r.json()["archived"]["certain"] is True
+        assert (f"deal {moved} was archived to arc.duckdb (archive of {TODAY}, records 1..30) and cannot be "
+                f"resolved there" in r.json()["detail"] and "it has nothing to resolve" in r.json()["detail"]), r.text
+        r = await client.post(f"/deals/{'f' * 32}/resolve", json=body)
+        assert r.status_code == 404 and "archived" not in r.json(), r.text
     env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": url}
 
     def cli(*args: str):
@@ -138,4 +163,10 @@ async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, 
             f"`bsp deals show {moved} --ledger arc.duckdb`") in r.stderr, r.stderr
     r = await trio.to_thread.run_sync(cli, "dead", "show", letter, "--live")
     assert r.returncode == 1 and f"dead letter {letter} may have been archived" in r.stderr, r.stderr
+    r = await trio.to_thread.run_sync(cli, "deals", "resolve", moved, "--live", "--outcome", "applied", "--note",
+                                      "biller confirms")
+    assert r.returncode == 1, r.stderr
+    assert (f"has no deal '{moved}': deal {moved} was archived to arc.duckdb (archive of {TODAY}, records 1..30) "
+            f"and cannot be resolved there" in r.stderr and "it has nothing to resolve; see how it ended with "
+            f"`bsp deals show {moved} --ledger arc.duckdb` (give the path of arc.duckdb" in r.stderr), r.stderr
     box[0].drain()
