@@ -31,7 +31,8 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
-from engine.channels.tcp_tls import listen_security, listen_tls_reason, read_listen_tls
+from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, listen_security, listen_tls_reason,
+                                     read_listen_tls)
 from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room, peer_text as _peer_text
@@ -102,6 +103,7 @@ class HttpListener:
             max_body=int(options.get("max_body") or HTTPLimits.max_body),
             idle_timeout=seconds(options.get("idle_timeout"), HTTPLimits.idle_timeout),
             read_timeout=seconds(options.get("read_timeout"), HTTPLimits.read_timeout),
+            handshake_timeout=handshake_timeout(name, options),
         )
         self.router = Router()
         try:
@@ -345,6 +347,7 @@ COMPONENT = ComponentSpec(
                    choices=tuple(CLIENT_CERT_MODES)),
         OptionSpec("allow", "list", "Access list: \"cn:NAME\", \"san:dns:HOST\", \"ip:CIDR\", ... "
                    "(see docs/channels.md); empty: everyone.", default=None),
+        HANDSHAKE_TIMEOUT,
         *signature_options("Requests must carry it; answers carry it too."),
     ),
     build=build,

@@ -20,12 +20,16 @@ from typing import Any
 import trio
 
 from engine.access import AccessList
-from engine.channels.options import ChannelConfigError, seconds
+from engine.channels.options import ChannelConfigError, duration_above_zero
 from engine.tls import CLIENT_CERT_MODES, server_context
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.tls")
 
+# shared by ``tcp listen`` (in TLS_LISTEN_OPTIONS) and ``http listen``: one meaning, default and check
+HANDSHAKE_TIMEOUT = OptionSpec("handshake_timeout", "duration",
+                               "TLS: time allowed for the handshake (closed, logged and counted beyond).",
+                               default=Decimal(10))
 TLS_LISTEN_OPTIONS = (
     OptionSpec("cert", "path", "TLS: server certificate (PEM); turns TLS on (1.2 minimum).", default=None),
     OptionSpec("key", "path", "TLS: private key of `cert` (PEM; a secret: not kept in the ledger's configuration versions, need not exist for bsp check).", default=None, secret=True),
@@ -35,8 +39,14 @@ TLS_LISTEN_OPTIONS = (
     OptionSpec("allow", "list", "Access list: \"cn:NAME\", \"san:dns:HOST\", \"san:email:ADDR\", "
                "\"ip:CIDR\" ...; a peer matching none is refused (logged, counted, closed). Empty: everyone.",
                default=None),
-    OptionSpec("handshake_timeout", "duration", "TLS: time allowed for the handshake.", default=Decimal(10)),
+    HANDSHAKE_TIMEOUT,
 )
+
+
+def handshake_timeout(name: str, options: dict[str, Any]) -> float:
+    """The ``handshake_timeout`` option of a listening channel (``tcp listen``, ``http listen``) in seconds:
+    10 when not set; a value not above 0 names the channel and the option."""
+    return duration_above_zero(name, options, HANDSHAKE_TIMEOUT.name, float(HANDSHAKE_TIMEOUT.default))
 
 
 def listen_security(name: str, options: dict[str, Any], *,
@@ -96,9 +106,10 @@ class Gate:
         """The gate the options describe, or None for a plain open listener.  ``load_tls=False``
         (``bsp check``): every option checked, the certificate files not read."""
         ctx, access, _ = listen_security(name, options, load_tls=load_tls)
+        timeout = handshake_timeout(name, options)      # checked even when nothing is loaded (bsp check)
         if ctx is None and access.open:
             return None
-        return cls(name, ctx, access, seconds(options.get("handshake_timeout"), 10.0), faults)
+        return cls(name, ctx, access, timeout, faults)
 
     async def admit(self, stream: trio.SocketStream, peer: str) -> trio.abc.Stream | None:
         served: trio.abc.Stream = stream

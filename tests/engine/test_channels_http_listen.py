@@ -377,3 +377,53 @@ def test_max_connections_must_be_a_positive_whole_number() -> None:
                                                      r"whole number, got"):
             HttpListener("api", {"address": "127.0.0.1:0", "max_connections": bad})
     assert HttpListener("api", {"address": "127.0.0.1:0", "max_connections": 3}).limits.max_connections == 3
+
+
+async def test_handshake_timeout_closes_a_silent_tls_peer(tmp_path: Path, pki, caplog) -> None:
+    """``handshake_timeout`` (as on tcp listen, one option spec): a peer that opens TCP and never starts TLS
+    is closed once it has passed, logged naming the channel and the bound.  It used to be fixed at 10s: no
+    option (an unknown option in `bsp check`), a silent peer held its slot 10s whatever the configuration."""
+    tls = f'cert = "{pki.server_cert}"\n    key = "{pki.server_key}"\n    handshake_timeout = 500ms'
+    prog = compile_text(tmp_path, ROUTE % tls)
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        ch = sb.channel("api")
+        assert ch.limits.handshake_timeout == 0.5
+        stream = await trio.open_tcp_stream("127.0.0.1", ch.port)
+        started = trio.current_time()
+        with trio.fail_after(5):                       # wall clock: well under the old fixed 10s
+            try:
+                assert await stream.receive_some(100) == b""
+            except trio.BrokenResourceError:           # closed with a reset: also closed
+                pass
+        waited = trio.current_time() - started
+        await stream.aclose()
+        assert waited >= 0.45, waited                  # not before the bound (a real clock never fires early)
+        with trio.fail_after(5):
+            while not any("no handshake within 0.5s" in r.getMessage() for r in caplog.records):
+                await trio.sleep(0.01)
+        assert ch.tls_failures == 1
+
+
+def test_handshake_timeout_is_checked_as_on_tcp_listen(tmp_path: Path) -> None:
+    """`bsp check` names a bad ``handshake_timeout`` (no unit, or not above 0) as it does on tcp listen."""
+    from dsl.load import compile_paths
+    from engine.registry import default_registry
+    (tmp_path / "server.pem").write_text("not a certificate")
+    (tmp_path / "server.key").write_text("not a key")
+    tcp = 'format Pay = json\nchannel api = tcp listen {\n    address = "127.0.0.1:0"\n    framing = length2\n    %s\n}\n'
+
+    def errors(text: str) -> list[str]:
+        (tmp_path / "a.route").write_text(text)
+        res = compile_paths([tmp_path / "a.route"], default_registry())
+        return [f"{d.code} {d.message}" for d in res.diagnostics if d.severity == "error"]
+
+    tls = 'cert = "server.pem"\n    key = "server.key"\n    '
+    assert errors(ROUTE % (tls + "handshake_timeout = 2s")) == []
+    zero = errors(ROUTE % (tls + "handshake_timeout = 0s"))
+    assert zero == ["E055 channel api: option handshake_timeout: expected a duration above 0 (e.g. "
+                    "handshake_timeout = 10s), got 0s"], zero
+    assert errors(tcp % (tls + "handshake_timeout = 0s")) == zero        # the same check on tcp listen
+    bare = errors(ROUTE % (tls + "handshake_timeout = 5"))
+    assert len(bare) == 1 and "handshake_timeout" in bare[0] and "write a unit" in bare[0], bare
+    assert errors(tcp % (tls + "handshake_timeout = 5")) == [bare[0].replace("(http listen)", "(tcp listen)")]
+    assert HttpListener("api", {"address": "127.0.0.1:0"}).limits.handshake_timeout == 10.0
