@@ -61,10 +61,12 @@ class StopReading:
         self.arrived_read = False       # retired idle: one read of what already arrived is due (once)
         self.in_window = False         # the next read is that one
 
-    def cancel(self) -> None:
+    def cancel(self, *, arrived: bool = True) -> None:
+        """Retire.  ``arrived=False``: no read of what already arrived, an idle connection ends at once (one
+        closed for room at max_connections, engine/channels/conn_room.py)."""
         if not self.cancel_called:
             self.cancel_called = True
-            self.arrived_read = self.idle()
+            self.arrived_read = arrived and self.idle()
             self.finish_by = trio.current_time() + FINISH_FRAME
             if self._send is not None:
                 self._send.deadline = min(self._send.deadline, trio.current_time() + self.send_wait)
