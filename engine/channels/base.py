@@ -159,7 +159,8 @@ async def serve_stream(
     ``stop`` (``engine.channels.retire.StopReading``) governs the reading only:
     ``stop.cancel()`` (drain, or a reload retiring the channel) stops reading at
     the next frame boundary while batches already read still finish and are
-    answered; then the stream is closed with ``aclose`` (under ``GentleClose``:
+    answered (a connection idle when retired first answers the requests that had already arrived: one read
+    of ``ARRIVED_WINDOW`` seconds at most); then the stream is closed with ``aclose`` (under ``GentleClose``:
     close_notify and FIN after the last reply, no reset), so a request the
     client got no answer to before the close was not read.  A framing error gets
     the handler's error reply, then the connection is closed.
@@ -230,9 +231,14 @@ async def serve_stream(
                         broken = True
                         stop.abort()
                 finally:
-                    if slot.batch and activity is not None:
-                        activity.answered()     # its replies are written (or dropped: the peer is gone)
+                    if slot.batch:
+                        unanswered[0] -= 1
+                        if activity is not None:
+                            activity.answered()     # its replies are written (or dropped: the peer is gone)
 
+    unanswered = [0]        # batches read and not yet answered
+    # retired while idle (nothing held, nothing owed): what already arrived is read first (retire.py)
+    stop.idle = lambda: framer.buffered == 0 and unanswered[0] == 0
     retired = False
     try:
         async with trio.open_nursery() as nursery:
@@ -287,8 +293,9 @@ async def serve_stream(
                         if framer.header_size and frames:   # each frame's header, for the route
                             heads = list(framer.headers)[-len(frames):]
                             batch_conn = dataclasses.replace(conn, extra={**conn.extra, "headers": heads})
+                        slot.batch = True
+                        unanswered[0] += 1
                         if activity is not None:
-                            slot.batch = True
                             activity.pending += 1
                         nursery.start_soon(run_batch, slot, frames, err, batch_conn)
                     else:

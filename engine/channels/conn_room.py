@@ -141,7 +141,9 @@ class Activity(Slot):
 
     def close_idle(self) -> None:
         assert self.stop is not None
-        self.stop.cancel()              # its read ends now; nothing is held or owed: it closes at once
+        # its read ends now; nothing is held or owed: it closes at once (no read of what may have arrived:
+        # the slot is wanted now)
+        self.stop.cancel(arrived=False)
 
     def close_unread(self) -> None:
         assert self.stop is not None

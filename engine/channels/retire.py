@@ -11,7 +11,13 @@ after a reload).
 
 - ``StopReading``: reading stops at a frame boundary.  A read waiting with nothing buffered is cancelled at
   once; a frame half read when the retirement comes is read to its end first (``Framer.missing`` bytes at
-  most, so nothing of the next frame is taken), within ``FINISH_FRAME`` seconds.
+  most, so nothing of the next frame is taken), within ``FINISH_FRAME`` seconds.  A connection idle when
+  retired (nothing held, every request it read answered) first serves what has already arrived: one read
+  of at most ``ARRIVED_WINDOW`` seconds takes the bytes waiting in its receive buffer (a client that sent
+  its request just as the retirement came, e.g. on a connection accepted just before accepting stopped);
+  every whole request in them is answered, a request cut at the end of that read is read to its end as a
+  half-read frame is (``FINISH_FRAME``), nothing after it.  Nothing there: the connection ends after that
+  window, no later.
 - ``StopReading.send_scope``: a client that reads none of its replies would hold a retired connection
   (and the generation it runs on) for ever, the engine's send waiting for room; once retired, each send
   may wait ``SEND_WAIT`` seconds at most, then the connection is ended at once (its replies not taken are
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
@@ -36,6 +42,7 @@ log = logging.getLogger("bsp.channel")
 FINISH_FRAME = 10.0     # seconds a retired connection may take to complete the frame it was reading
 LINGER = 5.0            # seconds a retired connection waits for the client to close after the engine's close
 SEND_WAIT = 10.0        # seconds one send of a retired connection may wait for the client to take the replies
+ARRIVED_WINDOW = 0.05   # seconds a connection idle when retired reads what already arrived before it ends
 
 
 class StopReading:
@@ -49,16 +56,24 @@ class StopReading:
         self.send_wait = send_wait
         self._scope: trio.CancelScope | None = None
         self._send: trio.CancelScope | None = None
+        # ``serve_stream`` sets it: True while nothing is held and every batch read is answered
+        self.idle: Callable[[], bool] = lambda: True
+        self.arrived_read = False       # retired idle: one read of what already arrived is due (once)
+        self.in_window = False         # the next read is that one
 
-    def cancel(self) -> None:
+    def cancel(self, *, arrived: bool = True) -> None:
+        """Retire.  ``arrived=False``: no read of what already arrived, an idle connection ends at once (one
+        closed for room at max_connections, engine/channels/conn_room.py)."""
         if not self.cancel_called:
             self.cancel_called = True
+            self.arrived_read = arrived and self.idle()
             self.finish_by = trio.current_time() + FINISH_FRAME
             if self._send is not None:
                 self._send.deadline = min(self._send.deadline, trio.current_time() + self.send_wait)
-        if self._scope is not None:
+        if self._scope is not None and not self.in_window:
             # a read under way may take more than the rest of a frame held: it is cancelled (nothing read
-            # is lost) and ``serve_stream`` reads again, at most ``Framer.missing`` bytes
+            # is lost) and ``serve_stream`` reads again, at most ``Framer.missing`` bytes (retired idle:
+            # first the read of what already arrived)
             self._scope.cancel()
 
     def abort(self) -> None:
@@ -78,6 +93,8 @@ class StopReading:
         scope = trio.CancelScope()
         if self.aborted:
             scope.cancel()
+        elif self.in_window:
+            scope.deadline = trio.current_time() + ARRIVED_WINDOW
         elif self.cancel_called:
             scope.deadline = self.finish_by
         self._scope = scope
@@ -94,13 +111,23 @@ class StopReading:
 
     def stops_before_read(self, buffered: int) -> bool:
         """True when no more may be read: retired at a frame boundary, aborted, or the frame held did
-        not complete in time."""
-        return self.aborted or (self.cancel_called and (buffered == 0 or trio.current_time() >= self.finish_by))
+        not complete in time.  Retired idle, the read of what already arrived comes first (once)."""
+        self.in_window = False
+        if self.aborted:
+            return True
+        if not self.cancel_called:
+            return False
+        if buffered == 0 and self.arrived_read:
+            self.arrived_read = False
+            self.in_window = True
+            return False
+        return buffered == 0 or trio.current_time() >= self.finish_by
 
 
 def read_size(stop: StopReading, framer: Any, size: int) -> int:
-    """How much the next read may take: ``size``, or once retiring only the rest of the frame held."""
-    if not stop.cancel_called:
+    """How much the next read may take: ``size`` (also the read of what already arrived at a retirement
+    found idle), or once retiring only the rest of the frame held."""
+    if not stop.cancel_called or stop.in_window:
         return size
     missing = framer.missing
     return size if missing is None else max(1, min(size, missing))

@@ -23,7 +23,9 @@ Limits (``HTTPLimits``), all bounded:
 Retirement (``serve_http(..., retire=EVENT)``, an ``http listen`` channel a reload changed or removed, or a
 drain): once ``EVENT`` is set the server stops accepting (the listening socket closes: a new listener can
 bind the address) and each connection ends as a retired ``tcp listen`` connection does
-(engine/channels/retire.py): one waiting for a request ends at once; one reading a request reads it to
+(engine/channels/retire.py): one waiting for a request first reads what has already arrived (a request
+the client sent as the retirement came: ``ARRIVED_WINDOW`` seconds at most; a request there is read to its
+end and answered), else ends after that window; one reading a request reads it to
 its end (``read_timeout`` at most), answers it; one running a request answers it; those answers carry
 ``Connection: close``, and requests the client pipelined behind are not read (not answered: the client
 sends them again).  The connection then ends cleanly: a FIN after the last answer, and what the client
@@ -53,7 +55,7 @@ import trio
 
 from engine.access import AccessList
 from engine.tls import ContextHolder, context_of
-from engine.channels.retire import GentleClose
+from engine.channels.retire import ARRIVED_WINDOW, GentleClose
 from engine.channels.conn_room import Room
 from engine.channels.listen_handoff import ListenSockets
 from engine.http.messages import REASONS, HTTPError, Request, Response
@@ -135,6 +137,7 @@ class _Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
         self.read_scope: trio.CancelScope | None = None
         self.started = False           # any byte of the current request seen
+        self.arrived_by: float | None = None   # retired while waiting: the wait for a request ends then
 
     # ---------------------------------------------------------------- reading
     async def _next_event(self) -> Any:
@@ -145,10 +148,11 @@ class _Connection:
             if self.started:
                 data = await receive_some(self.stream)
             else:
-                # waiting for a request: a retirement ends the wait (a request under way is read to its end)
+                # waiting for a request: a retirement ends the wait once what already arrived is read (a
+                # request under way is read to its end)
                 with trio.CancelScope() as self.wait_scope:
                     if self.retiring:
-                        self.wait_scope.cancel()
+                        self.wait_scope.deadline = self._arrived_by()
                     data = await receive_some(self.stream)
                 scope, self.wait_scope = self.wait_scope, None
                 if scope.cancelled_caught:
@@ -165,15 +169,24 @@ class _Connection:
     def retiring(self) -> bool:
         return self.retire is not None and self.retire.is_set()
 
+    def _arrived_by(self) -> float:
+        """Retired while waiting for a request: it may still come from the receive buffer (a client that
+        sent it as the retirement came) until ``ARRIVED_WINDOW`` seconds after the retirement was seen."""
+        if self.arrived_by is None:
+            self.arrived_by = trio.current_time() + ARRIVED_WINDOW
+        return self.arrived_by
+
     def on_retire(self) -> None:
-        """The server retires: a wait for a request ends now; a request being read or run goes on."""
+        """The server retires: a wait for a request ends once what already arrived is read (``ARRIVED_WINDOW``
+        at most); a request being read or run goes on."""
         if self.wait_scope is not None:
-            self.wait_scope.cancel()
+            self.wait_scope.deadline = min(self.wait_scope.deadline, self._arrived_by())
 
     async def read_request(self) -> Request | None:
-        """The next whole request; None when the client closed or stayed idle, or the server retired."""
-        if self.retiring:
-            return None                  # pipelined requests behind the last answer are not read
+        """The next whole request; None when the client closed or stayed idle, or the server retired.
+        Once retired an answer carries ``Connection: close`` and ends the connection (``run``), so the
+        requests pipelined behind it are not read; a request that arrived on a connection waiting for one
+        when the retirement came is read and answered (``_arrived_by``)."""
         self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         now = trio.current_time()

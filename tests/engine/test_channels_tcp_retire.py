@@ -1,12 +1,16 @@
 """A retired tcp.listen connection (drain, or a reload that changed its channel) stops reading at a frame
 boundary: a frame half read when the retirement comes is read to its end and answered, nothing of the next
 frame is taken, and the connection then ends cleanly (EOF after the last reply, never a reset), even when
-the client's next requests already sit in the kernel's receive buffer.  Real loopback sockets."""
+the client's next requests already sit in the kernel's receive buffer.  A connection idle when retired first
+answers the requests already in its receive buffer (ARRIVED_WINDOW), then ends.  Real loopback sockets."""
 from __future__ import annotations
+
+import socket
 
 import trio
 import trio.testing
 
+from engine.channels.retire import ARRIVED_WINDOW
 from engine.channels.tcp_listen import TcpListener
 from formats.framing import DelimiterFramer, LengthPrefixFramer
 
@@ -99,3 +103,60 @@ async def test_a_client_that_reads_no_reply_cannot_hold_a_retired_connection_for
         while lst._read_scopes:
             await trio.sleep(0.05)
     await trio.aclose_forcefully(s)
+
+
+def _connect_sync(port: int):
+    """A client socket whose sends need no trio checkpoint: a request written with ``raw.send`` is in the
+    engine's receive buffer and the engine has not run since (not read it), when the next line retires."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    return raw, trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+
+
+async def test_a_request_already_arrived_on_an_idle_connection_at_retirement_is_answered(nursery) -> None:
+    # the measured case: a connection accepted just before accepting stopped, its first request in the
+    # kernel's receive buffer, not yet read, when the retirement comes; it was closed with no reply
+    h = Echo()
+    lst = await _serve(nursery, h, framing="length2")
+    raw, s = _connect_sync(lst.port)
+    with trio.fail_after(5):
+        while lst.connections != 1:            # the old channel accepted it and waits for its request
+            await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()
+    f = LengthPrefixFramer(2)
+    raw.send(f.frame(b"pay 1") + f.frame(b"pay 2"))   # arrived, not read: the engine has not run since
+    lst.stop_accepting()
+    replies = LengthPrefixFramer(2).feed(await _read_to_eof(s))
+    assert replies == [b"PAY 1", b"PAY 2"]        # answered by the retiring channel, then a clean close
+    assert h.frames == [b"pay 1", b"pay 2"]
+    await s.aclose()
+
+
+async def test_a_request_cut_in_the_arrived_bytes_is_read_to_its_end_and_answered(nursery) -> None:
+    h = Echo()
+    lst = await _serve(nursery, h, framing="length2")
+    raw, s = _connect_sync(lst.port)
+    with trio.fail_after(5):
+        while lst.connections != 1:
+            await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()
+    whole = LengthPrefixFramer(2).frame(b"first")
+    raw.send(whole[:4])
+    lst.stop_accepting()
+    await trio.sleep(0.2)                          # well past ARRIVED_WINDOW: the frame under way is waited for
+    await s.send_all(whole[4:] + LengthPrefixFramer(2).frame(b"second"))
+    assert LengthPrefixFramer(2).feed(await _read_to_eof(s)) == [b"FIRST"]
+    await s.aclose()
+
+
+async def test_an_idle_connection_ends_within_the_arrived_window(nursery) -> None:
+    lst = await _serve(nursery, Echo(), framing="length2")
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    with trio.fail_after(5):
+        while lst.connections != 1:
+            await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()
+    start = trio.current_time()
+    lst.stop_accepting()
+    assert await _read_to_eof(s) == b""
+    assert trio.current_time() - start < ARRIVED_WINDOW + 0.5
+    await s.aclose()
