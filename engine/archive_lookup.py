@@ -1,6 +1,6 @@
 """Where a deal or dead letter that the live ledger lacks went: ``bsp ledger archive`` (engine/ledger_archive.py)
-moved it to an archive file.  ``bsp deals show``, ``bsp dead show`` and the admin API's ``GET /deals/{id}`` /
-``GET /dead-letters/{id}`` add the answer to their "no deal ID".
+moved it to an archive file.  ``bsp deals show``, ``bsp dead show``, ``bsp dead retry`` and the admin API's ``GET /deals/{id}`` /
+``GET /dead-letters/{id}`` / ``POST /dead-letters/{id}/retry`` add the answer to their "no deal ID".
 
     info = archived_where(Path("var/bsp.duckdb"), "0192f3a4b5c6d7e8")   # None: no archive to point at
     hint(info, "deal", "0192f3a4b5c6d7e8", Path("var"))
@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.audit import Anchor, anchors
 
-__all__ = ["archived_where", "hint", "resolve_hint"]
+__all__ = ["archived_where", "hint", "resolve_hint", "retry_hint"]
 
 HEX = set("0123456789abcdefABCDEF")
 
@@ -114,3 +114,18 @@ def resolve_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -
     return (f"deal {ident} may have been archived: its id dates from {info['created']}, before {file} was made "
             f"({where}); a deal there cannot be resolved: {why} it has nothing to resolve; see it with "
             f"`bsp deals show {ident} --ledger {file}`{elsewhere}")
+
+
+def retry_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -> str:
+    """``hint`` for ``bsp dead retry`` / ``POST /dead-letters/{id}/retry``: a dead letter in an archive cannot be
+    retried from there (an archive is read-only); its message is read there, and re-sent from its source."""
+    file, where, elsewhere = _place(info, folder)
+    what = ("an archive is read-only; read its message with `bsp dead show {id} --ledger {file}`{elsewhere} and, "
+            "if it still matters, have its source send it again")
+    if info.get("certain"):
+        full = info["id"]
+        return (f"dead letter {full} was archived to {file} ({where}) and cannot be retried from there: "
+                + what.format(id=full, file=file, elsewhere=elsewhere))
+    return (f"dead letter {ident} may have been archived: its id dates from {info['created']}, before {file} was "
+            f"made ({where}); a dead letter there cannot be retried: "
+            + what.format(id=ident, file=file, elsewhere=elsewhere))

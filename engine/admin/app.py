@@ -176,17 +176,20 @@ class AdminApp:
             raise await self._missing("deal", deal_id, "list deals with GET /deals")
         return Response.json(dict(found))
 
-    async def _missing(self, kind: str, ident: str, otherwise: str, *, resolving: bool = False) -> HTTPError:
+    async def _missing(self, kind: str, ident: str, otherwise: str, *, resolving: bool = False,
+                       retrying: bool = False) -> HTTPError:
         """404 for a deal or dead letter the ledger lacks; when ``bsp ledger archive`` moved it (or may have), the
         detail names the archive file and the body's ``archived`` says which (engine.archive_lookup);
-        ``resolving``: the detail says an archived deal cannot be, and need not be, resolved."""
-        from engine.archive_lookup import hint, resolve_hint
+        ``resolving``: the detail says an archived deal cannot be, and need not be, resolved; ``retrying``: that
+        an archived dead letter cannot be retried from there, and how to read and re-send its message."""
+        from engine.archive_lookup import hint, resolve_hint, retry_hint
 
         where = getattr(self.backend, "archived", None)
         info = await where(kind, ident) if where is not None else None
         if info is None:
             return HTTPError(404, f"no {kind} {ident!r}; {otherwise}")
-        said = resolve_hint(dict(info), ident) if resolving else hint(dict(info), kind, ident)
+        said = (resolve_hint(dict(info), ident) if resolving else retry_hint(dict(info), ident) if retrying else
+                hint(dict(info), kind, ident))
         return HTTPError(404, f"no {kind} {ident!r}: {said}", extra={"archived": dict(info)})
 
     async def resolve_deal(self, request: Request) -> Response:
@@ -254,7 +257,7 @@ class AdminApp:
                                  "`bsp dead retry --routes PATH...` with the engine stopped")
         result = await retry(letter_id)
         if result is None:
-            raise HTTPError(404, f"no dead letter {letter_id!r}; list them with GET /dead-letters")
+            raise await self._missing("dead letter", letter_id, "list them with GET /dead-letters", retrying=True)
         return Response.json(dict(result))
 
     async def ledger_snapshot(self, request: Request) -> Response:

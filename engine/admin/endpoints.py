@@ -118,7 +118,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Re-inject a dead letter into its channel through the running configuration; the new deal's "
              "status is the outcome, recorded on the dead letter.",
              responses=((200, "Retried (`ok` says whether the new deal was committed).", "Retry"),
-                        (404, "No dead letter with this id.", "Problem"))),
+                        (404, "No dead letter with this id (one moved out by `bsp ledger archive`: `archived` "
+                              "names its archive file, read-only: it cannot be retried from there).", "Problem"))),
     Endpoint("POST", "/ledger/snapshot", "ledger_snapshot",
              "A transactionally consistent copy of the ledger (a DuckDB file), every deal acknowledged before "
              "the request in it, encrypted fields still encrypted; streamed, then removed from the engine's "

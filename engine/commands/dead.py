@@ -219,8 +219,13 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                 if "no dead letter" not in detail:
                     raise typer.BadParameter(f"{url} has no POST /dead-letters/{{id}}/retry (an older engine?)",
                                              param_hint="--url")
-                out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; list them with "
-                                        "`bsp dead list --live`"))
+                info = resp.json().get("archived")
+                if isinstance(info, dict):         # moved out by `bsp ledger archive` (engine.archive_lookup)
+                    from engine.archive_lookup import retry_hint
+                    why = retry_hint(info, lid)
+                else:
+                    why = "list them with `bsp dead list --live`"
+                out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; {why}"))
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
@@ -284,6 +289,23 @@ def _configuration(routes: Optional[list[Path]], dep: Any) -> tuple[Any, Any, An
     return program, registry, resolve_paths(dep.channel_overrides, program, registry)
 
 
+def _missing_offline(ledger: Path, missing: list[str]) -> None:
+    """Exit 1 naming the ids the ledger lacks; one that `bsp ledger archive` moved (or may have) is named with its
+    archive file, read-only: retried from nowhere, read there (engine.archive_lookup)."""
+    from engine.archive_lookup import archived_where, retry_hint
+
+    plain = []
+    for lid in missing:
+        info = archived_where(ledger, lid, kind="dead letter")
+        if info is None:
+            plain.append(lid)
+        else:
+            typer.echo(f"error: {ledger}: {_no_such([repr(lid)])}: {retry_hint(info, lid, ledger.parent)}", err=True)
+    if plain:
+        typer.echo(f"error: {ledger}: {_no_such(plain)}; list them with `bsp dead list`", err=True)
+    raise typer.Exit(1)
+
+
 @dead_app.command("retry")
 def retry_cmd(
     ids: list[str] = typer.Argument(..., help="Dead letter ids."),
@@ -321,8 +343,10 @@ def retry_cmd(
     the ledger stores it).
     A keyed ledger is written only with the audit key its chain was sealed with (none, or another: refused,
     nothing written).
-    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached); 2 usage error, a
-    locked ledger, a missing or wrong audit key.
+    A dead letter moved out by `bsp ledger archive` is not retried (an archive is read-only): the message
+    names the archive file, where `bsp dead show ID --ledger FILE` reads it; its source sends it again.
+    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached, or an id is no dead
+    letter here, archived or not); 2 usage error, a locked ledger, a missing or wrong audit key.
     """
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
         raise typer.BadParameter(f"--admin {admin} and --url {url} name two engines; give one (--admin URL is "
@@ -348,8 +372,7 @@ def retry_cmd(
         rows = _query(ledger, ids=ids, limit=None, with_raw=True)
         missing = sorted(set(ids) - {r["id"] for r in rows})
         if missing:
-            typer.echo(f"error: {ledger}: {_no_such(missing)}; list them with `bsp dead list`", err=True)
-            raise typer.Exit(1)
+            _missing_offline(ledger, missing)
         rows.sort(key=lambda r: ids.index(r["id"]))
         program, registry, overrides = _configuration(routes, found.deployment)
         import trio

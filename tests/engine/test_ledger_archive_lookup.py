@@ -1,6 +1,6 @@
 """A deal or dead letter moved out by ``bsp ledger archive`` (docs/ledger.md "Archiving") is not just "no deal ID":
-``bsp deals show``, ``bsp dead show`` and the admin API (``GET /deals/{id}``, ``GET /dead-letters/{id}``, and
-``--live``) name the archive file and the command that reads it there (engine/archive_lookup.py); exit 1 as
+``bsp deals show``, ``bsp dead show``, ``bsp dead retry`` and the admin API (``GET /deals/{id}``,
+``GET /dead-letters/{id}``, ``POST /dead-letters/{id}/retry``, and ``--live``) name the archive file and the command that reads it there (engine/archive_lookup.py); exit 1 as
 for any id not found.  Real DuckDB files, the CLI in process, a real engine serving its admin API on loopback."""
 from __future__ import annotations
 
@@ -109,6 +109,22 @@ async def test_resolve_names_the_archive_and_says_nothing_is_left_to_resolve(tmp
     assert q(led, "SELECT count(*) FROM deal_events WHERE to_state = 'resolved'") == [(0,)]
 
 
+async def test_retry_names_the_archive_and_says_it_cannot_retry_from_there(tmp_path: Path, bsp) -> None:
+    led, arc, _, letter = await archived_ledger(tmp_path, bsp)
+    route = tmp_path / "echo.route"
+    route.write_text(ECHO)
+    res = bsp("dead", "retry", letter, "--routes", str(route), "--ledger", str(led))
+    assert res.exit_code == 1, res.output                      # as for any id not found
+    assert (f"no dead letter '{letter}': dead letter {letter} may have been archived: its id dates from"
+            in res.output and f"before {arc} was made (archive of {TODAY}, records 1..30); a dead letter there "
+            f"cannot be retried: an archive is read-only; read its message with `bsp dead show {letter} --ledger "
+            f"{arc}` and, if it still matters, have its source send it again" in res.output), res.output
+    later = new_deal_id(int((datetime.now(timezone.utc) + timedelta(minutes=5)).timestamp() * 1000))
+    res = bsp("dead", "retry", later, "--routes", str(route), "--ledger", str(led))
+    assert res.exit_code == 1 and "list them with `bsp dead list`" in res.output and "archived" not in res.output
+    assert q(led, "SELECT count(*) FROM dead_letters WHERE status = 'retried'") == [(0,)]
+
+
 async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, bsp) -> None:
     from dsl.load import compile_paths
     from engine.ops.serve import AdminOptions, OpsOptions, run_live
@@ -151,6 +167,14 @@ async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, 
                 f"resolved there" in r.json()["detail"] and "it has nothing to resolve" in r.json()["detail"]), r.text
         r = await client.post(f"/deals/{'f' * 32}/resolve", json=body)
         assert r.status_code == 404 and "archived" not in r.json(), r.text
+        r = await client.post(f"/dead-letters/{letter}/retry")      # 404 as for any letter not found, and where
+        assert r.status_code == 404 and r.json()["archived"]["archive"] == "arc.duckdb", r.text
+        assert r.json()["archived"]["certain"] is False and r.json()["archived"]["id"] == letter
+        assert (f"no dead letter '{letter}': dead letter {letter} may have been archived" in r.json()["detail"] and
+                "a dead letter there cannot be retried: an archive is read-only; read its message with "
+                f"`bsp dead show {letter} --ledger arc.duckdb`" in r.json()["detail"]), r.text
+        r = await client.post(f"/dead-letters/{'f' * 32}/retry")
+        assert r.status_code == 404 and "archived" not in r.json(), r.text
     env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": url}
 
     def cli(*args: str):
@@ -163,6 +187,11 @@ async def test_the_admin_api_and_live_name_the_archive(nursery, tmp_path: Path, 
             f"`bsp deals show {moved} --ledger arc.duckdb`") in r.stderr, r.stderr
     r = await trio.to_thread.run_sync(cli, "dead", "show", letter, "--live")
     assert r.returncode == 1 and f"dead letter {letter} may have been archived" in r.stderr, r.stderr
+    r = await trio.to_thread.run_sync(cli, "dead", "retry", letter, "--live")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert (f"{letter}: NOT retried: no dead letter '{letter}' in the engine at {url}; dead letter {letter} may "
+            f"have been archived" in r.stdout and "cannot be retried: an archive is read-only; read its message "
+            f"with `bsp dead show {letter} --ledger arc.duckdb` (give the path of arc.duckdb" in r.stdout), r.stdout
     r = await trio.to_thread.run_sync(cli, "deals", "resolve", moved, "--live", "--outcome", "applied", "--note",
                                       "biller confirms")
     assert r.returncode == 1, r.stderr
