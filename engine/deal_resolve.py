@@ -127,10 +127,17 @@ def acks_after(events: Sequence[Mapping[str, Any]], i: int) -> list[tuple[int, M
 
 
 def approved(ack: Mapping[str, Any]) -> bool:
-    """A ``reversed NAME`` event whose DE 39 is an approval (``engine.txn.reversal.APPROVED``: its detail's
-    ``approved``, kept by the store-and-forward task with the 0430's ``response_code``)."""
+    """A ``reversed NAME`` event whose DE 39 is an approval: its detail's ``approved``, kept by the
+    store-and-forward task with the 0430's ``response_code``; an event written before bsp kept ``approved``
+    has the code alone, judged by the same rule (``engine.txn.approval.approves``).  The same rule in SQL:
+    ``engine.ledger_query._APPROVED_SQL``."""
+    from engine.txn.approval import approves
+
     d = ack.get("detail")
-    return isinstance(d, Mapping) and d.get("approved") is True
+    if not isinstance(d, Mapping):
+        return False
+    said = d.get("approved")
+    return said is True if said is not None else approves(d.get("response_code"))
 
 
 def closing_ack(events: Sequence[Mapping[str, Any]], i: int) -> tuple[int, Mapping[str, Any]] | None:

@@ -22,6 +22,7 @@ import orjson
 from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, acks_after, approved, code_of,
                                  flag_state, resolution_of, stamp)
 from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
+from engine.txn.approval import APPROVED
 
 # ISO 4217 minor units that are not 2; amounts are shown with their currency's
 # decimals when that loses nothing (the column stores 4).
@@ -160,13 +161,18 @@ def query_deals(
 # the deal's flag is open while one of its flags is (engine.deal_resolve.flag_state, the same rule in Python).
 # Read, never written: the chained events stay as they were appended.
 _FLAGGED_IN = ", ".join("?" for _ in FLAGGED_EVENTS)
+# a ``reversed NAME`` event ``{a}`` whose DE 39 is an approval: its detail's ``approved``, else (an event written
+# before bsp kept it) its ``response_code`` among engine.txn.approval.APPROVED (engine.deal_resolve.approved)
+assert all(c.isdigit() for c in APPROVED)          # literals below: digits only, nothing to quote
+_APPROVED_SQL = ("coalesce(({a}.detail->>'approved') = 'true', trim({a}.detail->>'response_code') IN ("
+                 + ", ".join(f"'{c}'" for c in sorted(APPROVED)) + "), false)")
 _CALL_SQL = "json_extract_string({f}.detail, '$.not_undone[0]')"        # the call a ``reversal flagged`` is about
 _OPEN_FLAG = (     # each flag event, less those before the newest ``resolved`` and those an approved ack closed
     "deal_id IN (SELECT f.deal_id FROM deal_events f "
     "LEFT JOIN (SELECT deal_id, max(seq) AS m FROM deal_events WHERE to_state = ? GROUP BY deal_id) r "
     "ON r.deal_id = f.deal_id "
     "LEFT JOIN (SELECT deal_id, seq, to_state FROM deal_events WHERE starts_with(to_state, ?) "
-    "AND (detail->>'approved') = 'true') a ON f.to_state = ? AND a.deal_id = f.deal_id AND a.seq > f.seq "
+    f"AND {_APPROVED_SQL.format(a='deal_events')}) a ON f.to_state = ? AND a.deal_id = f.deal_id AND a.seq > f.seq "
     f"AND a.to_state = ? || {_CALL_SQL.format(f='f')} "
     f"WHERE f.to_state IN ({_FLAGGED_IN}) AND f.seq > coalesce(r.m, -1) AND a.deal_id IS NULL)")
 _OPEN_PARAMS = [RESOLVED, ACKED, REVERSAL_FLAGGED, ACKED, *FLAGGED_EVENTS]
@@ -183,7 +189,7 @@ FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
 FLAG_NOTE = "; flagged for an operator: "
 ACK_NOTE = "; reversal acknowledged after the flag at "
 _STAMP_SQL = """strftime({a}."at" AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%SZ')"""     # deal_resolve.stamp
-_ACK_SQL = (f"(? || {_STAMP_SQL.format(a='a')} || CASE WHEN (a.detail->>'approved') = 'true' "
+_ACK_SQL = (f"(? || {_STAMP_SQL.format(a='a')} || CASE WHEN {_APPROVED_SQL.format(a='a')} "
             f"THEN ? || coalesce(a.detail->>'response_code', '?') || ? "
             f"ELSE ? || coalesce(a.detail->>'response_code', '?') || ? END)")
 _CLOSED = (" (code ", "): the host reversed the original, the flag is closed: nothing is left to settle")

@@ -26,6 +26,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import ChannelError
+from engine.txn.approval import approves
 from engine.txn.plan import REVERSIBLE
 from formats.errors import FormatError
 from formats.iso8583.mux import mux_key
@@ -33,10 +34,6 @@ from formats.iso8583.mux import mux_key
 # the fields a reversal copies from its original (no PIN, track or chip data)
 KEEP = ("2", "3", "4", "7", "11", "12", "13", "32", "33", "37", "41", "42", "49")
 DEFAULT_ATTEMPTS = 5
-# DE 39 of a 0430 / 0410 that says the reversal was applied: "00" (1987; "0" when a spec makes it numeric),
-# "000" and "400" ("accepted", ISO 8583:1993's reversal answer); any other code, or none, is counted as an
-# acknowledgement not approved (``Saf.not_approved``, ``bsp status`` reversals)
-APPROVED = frozenset({"00", "0", "000", "400"})
 
 
 @dataclass
@@ -50,10 +47,10 @@ class Attempt:
 
     @property
     def approved(self) -> bool:
-        """Acknowledged with a DE 39 that says the reversal was applied (``APPROVED``); an acknowledgement
+        """Acknowledged with a DE 39 that says the reversal was applied (``engine.txn.approval.APPROVED``); an acknowledgement
         whose DE 39 says otherwise (original not found, reversal declined, ...) still ends the repeats: the
         host received it, and a repeat would get the same answer (docs/transactions.md)."""
-        return self.outcome == "acknowledged" and self.code in APPROVED
+        return self.outcome == "acknowledged" and approves(self.code)
 
 
 def response_code(ans: dict[str, Any]) -> str | None:

@@ -10,7 +10,7 @@ then sends the 0400 / 0420, and repeats it as 0401 / 0421 with a growing pause
 and all of it: jitter, so that reversals queued together do not repeat in step)
 **until the host acknowledges** (0410 / 0430), whatever the answer's DE 39 says: the code
 is kept on the deal (``response_code``, ``approved``), and one that is not an approval
-(``reversal.APPROVED``) is counted (``not_approved``) and logged, never repeated.  It never gives up: after
+(``engine.txn.approval.APPROVED``) is counted (``not_approved``) and logged, never repeated.  It never gives up: after
 ``alert_after`` attempts the reversal is flagged for an operator (an error in the log,
 a ``reversal flagged`` event on the deal, ``bsp status``; the deal then counts as flagged: its route's
 ``flagged``, ``bsp deals --flagged``) and it goes on.  One kept
