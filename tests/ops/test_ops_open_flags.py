@@ -7,12 +7,15 @@ real engines with their admin API on port 0, a real keyed DuckDB ledger, ``bsp d
 subprocess."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import httpx
 import trio
+from rich.console import Console
 
+from engine.commands.top import render
 from engine.ops.openflags import OpenFlags
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
@@ -78,6 +81,10 @@ async def test_open_flags_follow_the_flags_and_survive_a_restart(nursery, tmp_pa
         assert await _open(client) == (1, "bsp_deals_flagged_open 1.0")      # D2, flagged in the earlier run
         status = (await client.get("/status")).json()
         assert status["flagged_deals"] == 0, status                         # the since-start count does not see it
+    table = Console(width=240, record=True, file=io.StringIO())
+    table.print(render(dict(status), None, 0, {}))                           # bsp status --table, bsp top
+    text = table.export_text()
+    assert "deals waiting for an operator: 1 (flag open, not resolved: bsp deals --flagged --live" in text, text
     await _stop(eng, stopped)
 
     env = {**os.environ, "BSP_AUDIT_KEY": KEY}
