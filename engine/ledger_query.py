@@ -167,14 +167,15 @@ assert all(c.isdigit() for c in APPROVED)          # literals below: digits only
 _APPROVED_SQL = ("coalesce(({a}.detail->>'approved') = 'true', trim({a}.detail->>'response_code') IN ("
                  + ", ".join(f"'{c}'" for c in sorted(APPROVED)) + "), false)")
 _CALL_SQL = "json_extract_string({f}.detail, '$.not_undone[0]')"        # the call a ``reversal flagged`` is about
-_OPEN_FLAG = (     # each flag event, less those before the newest ``resolved`` and those an approved ack closed
-    "deal_id IN (SELECT f.deal_id FROM deal_events f "
+_OPEN_FROM = (     # each flag event, less those before the newest ``resolved`` and those an approved ack closed
+    "FROM deal_events f "
     "LEFT JOIN (SELECT deal_id, max(seq) AS m FROM deal_events WHERE to_state = ? GROUP BY deal_id) r "
     "ON r.deal_id = f.deal_id "
     "LEFT JOIN (SELECT deal_id, seq, to_state FROM deal_events WHERE starts_with(to_state, ?) "
     f"AND {_APPROVED_SQL.format(a='deal_events')}) a ON f.to_state = ? AND a.deal_id = f.deal_id AND a.seq > f.seq "
     f"AND a.to_state = ? || {_CALL_SQL.format(f='f')} "
-    f"WHERE f.to_state IN ({_FLAGGED_IN}) AND f.seq > coalesce(r.m, -1) AND a.deal_id IS NULL)")
+    f"WHERE f.to_state IN ({_FLAGGED_IN}) AND f.seq > coalesce(r.m, -1) AND a.deal_id IS NULL")
+_OPEN_FLAG = f"deal_id IN (SELECT f.deal_id {_OPEN_FROM})"
 _OPEN_PARAMS = [RESOLVED, ACKED, REVERSAL_FLAGGED, ACKED, *FLAGGED_EVENTS]
 
 FETCH_ROWS = 2048      # rows fetched from DuckDB at a time when streaming
@@ -355,6 +356,22 @@ def _has_table(con: Any, name: str) -> bool:
 
 class AmbiguousId(LookupError):
     """A deal id prefix that matches more than one deal."""
+
+
+def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[str, str, str | None]]:
+    """``(deal_id, to_state, call)`` of every open flag event of the deals ``query_deals(flagged=True)`` lists
+    (the same rule, ``_OPEN_FROM``; ``call``: the call a ``reversal flagged`` is about, else None), in one
+    query: what the engine's open-flags gauge starts from (``engine.ops.openflags``).  ``con`` as for
+    ``query_deals``."""
+    path = Path(path)
+    with _reading(path, con) as con:
+        try:
+            return [(str(d), str(t), None if c is None else str(c)) for d, t, c in con.execute(
+                f"SELECT o.deal_id, o.to_state, o.call FROM deals d JOIN (SELECT f.deal_id, f.to_state, "
+                f"{_CALL_SQL.format(f='f')} AS call {_OPEN_FROM}) o ON o.deal_id = d.deal_id",
+                _OPEN_PARAMS).fetchall()]
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot read the deals flagged for an operator: {exc}") from exc
 
 
 def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[str, Any] | None:

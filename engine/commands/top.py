@@ -182,6 +182,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    if now.get("open_flags"):          # deals whose flag is open now, whenever raised (engine/ops/openflags.py)
+        parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
+                          f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",
+                          style="bold red"))
     if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
         done = f", {now['resolved_deals']} resolved since" if now.get("resolved_deals") else ""
         parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']}{done} (something of "

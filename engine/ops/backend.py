@@ -33,6 +33,8 @@
                                  # flagged: of the failed, flagged for an operator (engine/txn/flagging.py)
      "flagged_deals": 1,         # the routes' flagged, summed (since the engine started; never drops)
      "resolved_deals": 0,        # the routes' resolved, summed: resolutions through this engine's admin API
+     "open_flags": 1,            # deals whose flag is open now, waiting for an operator (engine/ops/openflags.py;
+                                 # null until read from the ledger at the start)
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9}}
 """
@@ -106,6 +108,9 @@ class EngineBackend:
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
             out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())
+            flags = getattr(self.observer, "open_flags", None)
+            if flags is not None:      # deals whose flag is open now (None: not read from the ledger yet)
+                out["open_flags"] = flags.value
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {
@@ -289,7 +294,7 @@ class EngineBackend:
             resolution = {"outcome": outcome, "by": by, "at": at.isoformat()}
             reversals = [r for q in queues for r in safcancel.cancel(q, full, resolution)]
         if self.observer is not None and hasattr(self.observer, "resolved"):
-            self.observer.resolved(deal["route"])
+            self.observer.resolved(deal["route"], full)
         return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1]}
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:

@@ -23,6 +23,8 @@ scrape), so an alert on ``bsp_channel_up == 0`` does not fire for ever on a chan
 yet (engine/txn/saf.py) by channel and ``queued`` / ``flagged`` / ``stranded``; a channel a reload removed
 keeps this series while reversals owed to it are stranded.  ``bsp_reversals_not_approved{channel}`` counts
 the reversals acknowledged since the start with a DE 39 that is not an approval (``Saf.not_approved``).
+``bsp_deals_flagged_open`` is the number of deals whose flag for an operator is open now (engine/ops/openflags.py:
+read from the ledger at the start, then kept as flags are raised and closed); NaN until that read is done.
 """
 from __future__ import annotations
 
@@ -59,6 +61,12 @@ class EngineMetrics(Metrics):
             "not repeated, for an operator to check with the host.", ["channel"], namespace=namespace,
             registry=self.registry)
 
+        self.flagged_open = Gauge("deals_flagged_open", "Deals flagged for an operator whose flag is open now "
+                                  "(not resolved, nor closed by the host's acknowledgement of the reversal): "
+                                  "what bsp deals --flagged lists; NaN until read from the ledger at the start.",
+                                  namespace=namespace, registry=self.registry)
+        self.flagged_open.set(float("nan"))
+
     def watch(self, engine: Any) -> None:
         self.engine = engine
 
@@ -68,6 +76,10 @@ class EngineMetrics(Metrics):
 
     def refresh(self) -> None:
         eng = self.engine
+        flags = getattr(getattr(eng, "observer", None), "open_flags", None)
+        if flags is not None:
+            n = flags.value
+            self.flagged_open.set(float("nan") if n is None else n)
         if eng is None or eng.current is None:
             return
         gen = eng.current

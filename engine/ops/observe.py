@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from engine.ops.openflags import OpenFlags
 from formats.classify import mask, tags_of
 
 deal_log = logging.getLogger("bsp.deal")
@@ -52,6 +53,7 @@ class Observer:
         self.channel_frames_out: Counter[str] = Counter()
         self.unrecorded = 0
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
+        self.open_flags = OpenFlags()     # deals whose flag is open now (engine/ops/openflags.py)
 
     # ------------------------------------------------------------ wiring
     def ledger(self, ledger: Any) -> "ObservedLedger":
@@ -115,6 +117,8 @@ class Observer:
             m.route_latency.labels(route).observe(seconds)
             if err is not None:
                 self.unrecorded += 1
+            elif rec.events:
+                self.open_flags.events(rec.deal_id, rec.events)
             if logging_on:
                 self._log(rec, err, seconds)
         received: Counter[str] = Counter()
@@ -134,10 +138,12 @@ class Observer:
         c.flagged += 1
         self.metrics.route_flagged.labels(route).inc()
 
-    def resolved(self, route: str) -> None:
+    def resolved(self, route: str, deal_id: str | None = None) -> None:
         """An operator resolved a flagged deal of ``route`` through the admin API (``POST /deals/{id}/resolve``):
         counted in the route's ``resolved`` and ``bsp_route_resolved_total``.  ``flagged`` stays as it was: it
-        counts flags raised since the engine started, not open ones."""
+        counts flags raised since the engine started, not open ones; the deal leaves ``open_flags``."""
+        if deal_id is not None:
+            self.open_flags.resolved(deal_id)
         c = self.routes.get(route)
         if c is None:
             c = self.routes[route] = RouteCounts()
@@ -196,6 +202,23 @@ class ObservedLedger:
             raise
         self._observer.deals(records, errors)
         return errors
+
+    async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
+                           unless: str | None = None) -> bool:
+        """The ledger's ``append_story``; the events written are seen by the open-flags count."""
+        wrote = await self._ledger.append_story(deal_id, steps, events, unless)
+        if wrote:
+            self._observer.open_flags.events(deal_id, events)
+        return wrote
+
+    async def append_stories(self, stories: list[tuple[str, list[Any], list[Any], str | None]]
+                             ) -> list[bool | BaseException]:
+        """The ledger's ``append_stories``; the events written are seen by the open-flags count."""
+        results = await self._ledger.append_stories(stories)
+        for (deal_id, _steps, events, _unless), r in zip(stories, results):
+            if r is True:
+                self._observer.open_flags.events(deal_id, events)
+        return results
 
     def deal_flagged(self, route: str) -> None:
         """A deal of ``route`` recorded earlier was flagged for an operator since (engine.txn.saf)."""

@@ -120,6 +120,8 @@ async def _serve(engine: LiveEngine, program: Any, overrides: Any, ops: OpsOptio
     async with trio.open_nursery() as nursery:
         nursery.start_soon(on_stop)
         await nursery.start(engine.run, program, overrides)
+        from engine.ops.openflags import load_open_flags
+        nursery.start_soon(load_open_flags, observer.open_flags, engine.ledger)    # bsp_deals_flagged_open
         from engine.ops.watch import reload_on_sighup, watch_and_reload
         nursery.start_soon(reload_on_sighup, engine, metrics, hups)
         if ops.watch:

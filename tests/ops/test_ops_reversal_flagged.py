@@ -35,6 +35,7 @@ from engine.ledger_store import LedgerStore
 from engine.commands.top import render
 from engine.ledger_query import get_deal, query_deals
 from engine.ops.backend import EngineBackend
+from engine.ops.openflags import load_open_flags
 from engine.sim.reversal_host import ReversalHost
 from opskit import live, rows
 from test_ops_reload_saf import ISSUER, _purchase
@@ -59,6 +60,7 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
         (q,) = eng.saf
         q.alert_after, q.backoff_cap = 2, 0.2          # flagged after 2 attempts of 0.2 s, 0.1-0.2 s apart
         backend = EngineBackend(eng, eng.observer)
+        await load_open_flags(eng.observer.open_flags, eng.ledger)     # as bsp run does at the start
         await _purchase(eng, "000123")                 # the 0200 times out: answered 68, reversal queued
         before = await backend.status()
         assert before["routes"]["purchase"]["failed"] == 1 and before["routes"]["purchase"]["flagged"] == 0
@@ -90,6 +92,7 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
     assert status["routes"]["purchase"]["flagged"] == 1 and status["flagged_deals"] == 1, status
     assert again["routes"]["purchase"]["flagged"] == 1 and again["flagged_deals"] == 1, again
     assert after["flagged_deals"] == 1 and remembered == set(), (after, remembered)   # counted since start
+    assert again["open_flags"] == 1 and after["open_flags"] == 0, (again, after)     # open now: the ack closed it
     assert status["reversals"]["flagged"] == 1, status["reversals"]
     assert 'bsp_route_flagged_total{route="purchase"} 1.0' in metrics, metrics
     table = Console(width=240, record=True, file=io.StringIO())

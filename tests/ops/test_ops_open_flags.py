@@ -1,0 +1,123 @@
+"""The deals waiting for an operator now: ``bsp status`` ``open_flags`` and ``bsp_deals_flagged_open``
+(engine/ops/openflags.py): read from the ledger when the engine starts (a flag of an earlier run, a resolution
+made offline), then kept as flags are raised and resolved.
+
+The deals are flagged for real (a call whose counterpart never answers is left in doubt: engine.txn.pivot);
+real engines with their admin API on port 0, a real keyed DuckDB ledger, ``bsp deals resolve`` offline in a
+subprocess."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import httpx
+import trio
+from rich.console import Console
+
+from engine.commands.top import render
+from engine.ops.openflags import OpenFlags
+from engine.ops.serve import AdminOptions, OpsOptions, run_live
+from engine.registry import default_registry
+from opskit import compile_file, json_counterpart
+from test_ops_deal_resolve import KEY, TOKEN, _answer, _ask, _bsp, _ids, _route
+
+
+async def _engine(nursery, route: Path, ledger: Path):
+    """A ``bsp run`` with its admin API; returns (engine, admin URL, stopped)."""
+    registry = default_registry()
+    box: list = []
+    ready, stopped = trio.Event(), trio.Event()
+
+    async def serve() -> None:
+        ops = OpsOptions(admin=AdminOptions(listen="127.0.0.1:0", token=TOKEN), hooks=[lambda e: (box.append(e),
+                                                                                                ready.set())])
+        await run_live(compile_file(route, registry), registry, ledger_path=ledger, load=lambda: ([route], {}),
+                       grace=2.0, ops=ops)
+        stopped.set()
+
+    nursery.start_soon(serve)
+    await ready.wait()
+    return box[0], f"http://127.0.0.1:{box[0].admin_port}", stopped
+
+
+async def _open(client: httpx.AsyncClient) -> tuple[int, str]:
+    """``open_flags`` once read from the ledger, and the gauge's line in /metrics."""
+    with trio.fail_after(10):                 # a guard against a hang, not a timing
+        while (n := (await client.get("/status")).json()["open_flags"]) is None:
+            await trio.sleep(0.02)
+    line = [m for m in (await client.get("/metrics")).text.splitlines() if m.startswith("bsp_deals_flagged_open ")]
+    return n, line[0] if line else ""
+
+
+async def _stop(eng, stopped) -> None:
+    eng.drain()
+    with trio.fail_after(20):
+        await stopped.wait()
+
+
+async def test_open_flags_follow_the_flags_and_survive_a_restart(nursery, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BSP_AUDIT_KEY", KEY)
+    back = await json_counterpart(nursery, _answer)
+    route, ledger = _route(tmp_path, back), tmp_path / "l.duckdb"
+    auth = {"authorization": f"Bearer {TOKEN}"}
+
+    eng, url, stopped = await _engine(nursery, route, ledger)
+    async with httpx.AsyncClient(base_url=url, headers=auth) as client:
+        assert await _open(client) == (0, "bsp_deals_flagged_open 0.0")       # a new ledger: none
+        await _ask(eng.current.channels["front"].port, ["K1", "D1", "D2"])   # D1, D2 left in doubt: flagged
+        assert await _open(client) == (2, "bsp_deals_flagged_open 2.0")
+        flagged = (await client.get("/deals", params={"flagged": "1"})).json()["deals"]
+        ids = {d["reference"]: d["deal_id"] for d in flagged}
+        resp = await client.post(f"/deals/{ids['D1']}/resolve", json={"outcome": "undone", "note": "OPS-1"})
+        assert resp.status_code == 200, resp.text
+        assert await _open(client) == (1, "bsp_deals_flagged_open 1.0")      # resolved live
+        status = (await client.get("/status")).json()
+        assert status["flagged_deals"] == 2 and status["resolved_deals"] == 1, status   # since start: unchanged
+    await _stop(eng, stopped)
+
+    eng, url, stopped = await _engine(nursery, route, ledger)
+    async with httpx.AsyncClient(base_url=url, headers=auth) as client:
+        assert await _open(client) == (1, "bsp_deals_flagged_open 1.0")      # D2, flagged in the earlier run
+        status = (await client.get("/status")).json()
+        assert status["flagged_deals"] == 0, status                         # the since-start count does not see it
+    table = Console(width=240, record=True, file=io.StringIO())
+    table.print(render(dict(status), None, 0, {}))                           # bsp status --table, bsp top
+    text = table.export_text()
+    assert "deals waiting for an operator: 1 (flag open, not resolved: bsp deals --flagged --live" in text, text
+    await _stop(eng, stopped)
+
+    env = {**os.environ, "BSP_AUDIT_KEY": KEY}
+    r = await trio.to_thread.run_sync(_bsp, env, "deals", "resolve", _ids(ledger)["D2"], "--outcome", "applied",
+                                      "--note", "confirmed by the counterpart", "--by", "alice",
+                                      "--ledger", str(ledger))
+    assert r.returncode == 0, r.stderr
+
+    eng, url, stopped = await _engine(nursery, route, ledger)
+    async with httpx.AsyncClient(base_url=url, headers=auth) as client:
+        assert await _open(client) == (0, "bsp_deals_flagged_open 0.0")      # the offline resolution is seen
+    await _stop(eng, stopped)
+
+
+def _ev(to_state: str, **detail) -> dict:
+    return {"to_state": to_state, "detail": detail}
+
+
+def test_reversal_flags_close_by_an_approving_ack_of_their_call_and_events_during_the_load_count_once() -> None:
+    f = OpenFlags()
+    assert f.value is None                                                   # not read yet: unknown
+    f.events("a", [_ev("reversal flagged", not_undone=["debit"])])           # written while the ledger is read
+    f.events("b", [_ev("flagged")])
+    f.load([("b", "flagged", None), ("c", "reversal flagged", "debit"), ("c", "reversal flagged", "fee")])
+    assert f.value == 3
+    f.events("a", [_ev("reversed debit", approved=False)])                   # not an approval: stays open
+    f.events("c", [_ev("reversed debit", approved=True)])                    # closes c's debit flag only
+    assert f.value == 3
+    f.events("a", [_ev("reversed debit", approved=True)])
+    f.events("c", [_ev("reversed fee", approved=True)])
+    assert f.value == 1 and set(f.deals) == {"b"}
+    f.events("b", [_ev("reversed debit", approved=True)])                    # an ordinary flag: only a resolution
+    assert f.value == 1
+    f.resolved("b")
+    f.events("d", [_ev("flagged"), _ev("reversal flagged", not_undone=["x"]), _ev("reversed x", approved=True)])
+    assert f.value == 1 and f.deals == {"d": {"flagged"}}
