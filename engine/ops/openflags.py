@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from engine.deal_resolve import ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED
+from engine.deal_resolve import ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, approved
 
 log = logging.getLogger("bsp.run")
 
@@ -88,7 +88,7 @@ class OpenFlags:
                 self.deals.setdefault(deal_id, set()).add(flag_key(state, _call(_get(e, "detail"))))
             elif state == RESOLVED:
                 self.deals.pop(deal_id, None)
-            elif deal_id in self.deals and _approved(_get(e, "detail")):     # reversed NAME
+            elif deal_id in self.deals and approved({"detail": _get(e, "detail")}):     # reversed NAME
                 keys = self.deals[deal_id]
                 keys.discard(state)
                 if not keys:
@@ -97,10 +97,6 @@ class OpenFlags:
 
 def _relevant(state: Any) -> bool:
     return isinstance(state, str) and (state in FLAGGED_EVENTS or state == RESOLVED or state.startswith(ACKED))
-
-
-def _approved(detail: Any) -> bool:
-    return isinstance(detail, Mapping) and detail.get("approved") is True
 
 
 async def load_open_flags(flags: OpenFlags, ledger: Any) -> None:

@@ -121,3 +121,13 @@ def test_reversal_flags_close_by_an_approving_ack_of_their_call_and_events_durin
     f.resolved("b")
     f.events("d", [_ev("flagged"), _ev("reversal flagged", not_undone=["x"]), _ev("reversed x", approved=True)])
     assert f.value == 1 and f.deals == {"d": {"flagged"}}
+
+
+def test_an_older_ack_without_approved_is_judged_by_its_code_as_the_flagged_list_does() -> None:
+    # a `reversed NAME` written before bsp kept `approved` has its response code alone: the same rule as
+    # `bsp deals --flagged` (engine.txn.approval), not "no approved, so not an approval"
+    f = OpenFlags()
+    f.load([("a", "reversal flagged", "debit"), ("b", "reversal flagged", "debit")])
+    f.events("a", [_ev("reversed debit", response_code="00")])
+    f.events("b", [_ev("reversed debit", response_code="25")])
+    assert f.value == 1 and set(f.deals) == {"b"}
