@@ -161,7 +161,10 @@ class FaultLog:
 
     async def run(self) -> None:
         """Write each summary once its window is over, also when no more bad input comes to trigger it.
-        Sleeps until the first repeat is counted; ``clock`` must then be trio's (``trio.current_time``)."""
+        Sleeps until the first repeat is counted; ``clock`` must then be trio's (``trio.current_time``).
+        One run at a time: a second would take the wake-up from the first (and its end would turn it off)."""
+        if self._wake is not None:
+            raise RuntimeError(f"{self.what}: FaultLog.run is already running (started once, by its owner)")
         self._wake = trio.Event()
         try:
             while True:

@@ -180,17 +180,17 @@ def plan(con: Any, before: datetime, *, cut: int | None = None) -> Plan:
 
 def refusals(con: Any, p: Plan) -> list[str]:
     """Why the prefix may not move yet, each naming the deals and what to do (empty: it may)."""
-    from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED
+    from engine.ledger_query import _OPEN_FROM, _OPEN_PARAMS
 
     if p.cut < p.first:
         return []
     out = []
-    marks = ", ".join("?" for _ in FLAGGED_EVENTS)
+    # the rule `bsp deals --flagged` lists by (a resolution, or the host's approval of a flagged reversal,
+    # closes a flag), not a copy of it
     flagged = con.execute(
-        f"SELECT e.deal_id FROM deal_events e JOIN deals d ON d.deal_id = e.deal_id WHERE d.chain_seq BETWEEN ? AND ? "
-        f"AND e.to_state IN ({marks}, ?) GROUP BY e.deal_id HAVING max(CASE WHEN e.to_state <> ? THEN e.seq END) > "
-        f"coalesce(max(CASE WHEN e.to_state = ? THEN e.seq END), -1) ORDER BY 1",
-        [p.first, p.cut, *FLAGGED_EVENTS, RESOLVED, RESOLVED, RESOLVED]).fetchall()
+        f"SELECT DISTINCT f.deal_id {_OPEN_FROM} AND f.deal_id IN "
+        f"(SELECT deal_id FROM deals WHERE chain_seq BETWEEN ? AND ?) ORDER BY 1",
+        [*_OPEN_PARAMS, p.first, p.cut]).fetchall()
     if flagged:
         ids = [r[0] for r in flagged]
         out.append(f"{len(ids)} deal(s) flagged for an operator and not resolved: {_names(ids)}. Settle each with its "

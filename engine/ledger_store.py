@@ -383,8 +383,7 @@ def check_audit_key(con: duckdb.DuckDBPyConnection, path: Path, audit_key: bytes
     Returns True when the chain has no key yet and ``audit_key`` starts it (the caller says so once);
     the messages name the file and where the key came from (``engine.audit.key_source``), never a key
     or a mac."""
-    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'"
-                       ).fetchall()[0][0]:
+    if not _has_table(con, "audit_head"):
         return False                    # a ledger of schema 1, not migrated (read-only callers)
     rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall()
     if not rows or rows[0][1] is None:

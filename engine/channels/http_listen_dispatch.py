@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from dsl.peer import no_peer
+from dsl.peer import NO_PEER
 from engine.runtime.exchange import Exchange, StepFailure
 
 
@@ -121,7 +121,7 @@ async def refuse_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str,
         await txn.ready(handler)            # deals left in flight by a crash are resolved first
     ex = Exchange(handler.channel, conn, body, datetime.now(timezone.utc), 0)
     who = getattr(conn, "who", None)
-    ex.scope = {**base, "http": http_scope, "peer": who if who is not None else no_peer(), "raw": body, "msg": None}
+    ex.scope = {**base, "http": http_scope, "peer": who if who is not None else NO_PEER, "raw": body, "msg": None}
     ex.fail(failure)
     if handler.error_reply is not None:
         handler._run_sync(handler.error_reply, ex, during_error=True)

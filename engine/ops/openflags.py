@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from engine.deal_resolve import ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, approved
+from engine.deal_resolve import ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, approved, call_of
 
 log = logging.getLogger("bsp.run")
 
@@ -36,11 +36,6 @@ def flag_key(to_state: str, call: str | None) -> str:
     """What closes a flag event: ``reversed NAME`` (its call's approving acknowledgement) for a ``reversal
     flagged`` of call NAME, else the event's own name (closed only by a resolution)."""
     return ACKED + call if to_state == REVERSAL_FLAGGED and call else to_state
-
-
-def _call(detail: Any) -> str | None:
-    names = detail.get("not_undone") if isinstance(detail, Mapping) else None
-    return str(names[0]) if isinstance(names, list) and names else None
 
 
 class OpenFlags:
@@ -85,7 +80,8 @@ class OpenFlags:
         for e in events:
             state = str(_get(e, "to_state"))
             if state in FLAGGED_EVENTS:
-                self.deals.setdefault(deal_id, set()).add(flag_key(state, _call(_get(e, "detail"))))
+                call = call_of({"to_state": state, "detail": _get(e, "detail")})
+                self.deals.setdefault(deal_id, set()).add(flag_key(state, call))
             elif state == RESOLVED:
                 self.deals.pop(deal_id, None)
             elif deal_id in self.deals and approved({"detail": _get(e, "detail")}):     # reversed NAME

@@ -52,6 +52,7 @@ class Switchboard:
         # (engine/runtime/internal_log.py); its summaries are written when due and at the stop (by ``run``,
         # or by the owner of ``faults`` when given: ``bsp run`` has one for all its generations)
         self.faults = faults if faults is not None else new_faults()
+        self._own_faults = faults is None        # run and flushed here only when this switchboard made it
         self.ctx = Binder(program, registry, compile_expr=compile_expr, load_table=load_table)
         self.ctx.faults = self.faults
         overrides = overrides or {}
@@ -142,12 +143,14 @@ class Switchboard:
         try:
             await self._run(task_status)
         finally:
-            self.faults.flush()              # the counts of repeated internal errors not yet written
+            if self._own_faults:
+                self.faults.flush()          # the counts of repeated internal errors not yet written
             self.finished.set()
 
     async def _run(self, task_status: Any) -> None:
         async with trio.open_nursery() as outer:
-            outer.start_soon(self.faults.run)          # summaries of repeated internal errors, when due
+            if self._own_faults:       # a FaultLog has one run: a given one is run by its owner (live.py)
+                outer.start_soon(self.faults.run)      # summaries of repeated internal errors, when due
             for name, ch in self.channels.items():
                 if ch.role in ("connect", "both"):       # one that fails once started stops alone (guard.py)
                     await outer.start(partial(guarded, ch.run, what=self._label(name)))

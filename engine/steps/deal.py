@@ -4,6 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from dsl.inbound import got
 from engine.ledger_store import AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
@@ -40,10 +41,8 @@ class DealStep(SyncStep):
                 else:
                     # the request's own value (a JSON "12.50" or "abc", a form's text, an object): the
                     # sender's to fix, refused as any unusable amount is, not an engine failure (500, 96)
-                    shown = repr(v) if len(repr(v)) <= 40 else f"{repr(v)[:12]}... ({len(repr(v))} characters)"
-                    raise StepFailure("rejected", f"deal {self.type}: amount must be a number, got "
-                                      f"{_type_name(v)} {shown}", code="13", text="invalid amount",
-                                      where=self.where)
+                    raise StepFailure("rejected", f"deal {self.type}: amount must be a number, got {got(v)}",
+                                      code="13", text="invalid amount", where=self.where)
             if v is not None:
                 # refused here, before any call, not when the ledger cannot store it (1E+999999999, 21
                 # digits, NaN): the counterpart would have been called for a deal then neither recorded
@@ -63,19 +62,6 @@ class DealStep(SyncStep):
         if self.party is not None:
             v = self.party(scope)
             ex.party = None if v is None else str(v)
-
-
-def _type_name(v: Any) -> str:
-    """The route language's name for ``v``'s type, as a sender would recognise it in JSON."""
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, str):
-        return "text"
-    if isinstance(v, (list, tuple)):
-        return "a list"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
 
 
 def _plain_fit(v: Decimal) -> bool:

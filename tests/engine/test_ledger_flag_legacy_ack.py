@@ -110,3 +110,19 @@ def test_one_definition_of_an_approving_code() -> None:
     for code in (*approval.APPROVED, "25", None):
         assert Attempt("0420", now, 1.0, "acknowledged", "", code).approved is approval.approves(code)
     assert not hasattr(reversal, "APPROVED") or reversal.APPROVED is approval.APPROVED
+
+
+async def test_a_reversal_flag_the_host_approved_does_not_hold_back_an_archive(tmp_path: Path) -> None:
+    # `bsp ledger archive` refused deals "flagged and not resolved" by a rule of its own (closed only by a
+    # `resolved`), so a flag the host's approval had closed held the archive back for ever, while `bsp deals
+    # resolve` refused it as already settled; it now takes the rule `--flagged` lists by
+    led, did = await flagged_then_acked(tmp_path, {"response_code": "00", "approved": True})
+    res = bsp("ledger", "archive", "--ledger", str(led), "--before", "2026-02-01", "--out",
+              str(tmp_path / "arc.duckdb"), "--yes")
+    assert "flagged for an operator and not resolved" not in res.output, res.output
+    # a flag still open is refused as before
+    open_led, open_id = await flagged_then_acked(tmp_path / "open", {"response_code": "25"})
+    res = bsp("ledger", "archive", "--ledger", str(open_led), "--before", "2026-02-01", "--out",
+              str(tmp_path / "open" / "arc.duckdb"), "--yes")
+    assert res.exit_code == 1 and f"1 deal(s) flagged for an operator and not resolved: {open_id}" in res.output, \
+        res.output
