@@ -110,8 +110,9 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
 
     ``payloads(sent, count)`` gives the next ``count`` request payloads (unframed);
     ``on_reply(frame, now)`` sees each reply, ``now`` from ``time.perf_counter``
-    at its chunk's arrival.  Sending stops after ``deadline`` seconds; waiting for
-    the last replies after ``drain_deadline`` more (None: within ``deadline``).
+    at its chunk's arrival.  No batch starts after ``deadline`` seconds (one being written then is
+    written whole: what is counted sent has left); waiting for the replies to what was sent ends
+    ``drain_deadline`` seconds later (None: at ``deadline``).
     ``pace(room)``: waits until requests may leave and says how many of ``room`` may
     (engine.sim.pacing.Pacer.take); None sends as fast as the window allows.
 
@@ -171,37 +172,40 @@ async def pipelined(host: str, port: int, framing: str, n: int, window: int, *,
 
             async def drain() -> None:
                 nonlocal more
-                while got < n:
+                while got < sent:
                     more = trio.Event()
                     await more.wait()
 
             nursery.start_soon(reader)
             if reply_timeout is not None:
                 nursery.start_soon(watchdog, reply_timeout)
-            with trio.move_on_after(deadline):
-                while sent < n:
-                    room = min(window - (sent - got), n - sent)
-                    if room <= 0:
+            # The deadline stops new batches; it never cancels a write: a batch counted as sent is on the wire.
+            end = trio.current_time() + deadline
+            while sent < n and trio.current_time() < end:
+                room = min(window - (sent - got), n - sent)
+                if room <= 0:
+                    with trio.move_on_at(end):
                         more = trio.Event()
                         await more.wait()
-                        continue
-                    if pace is not None:
+                    continue
+                if pace is not None:
+                    with trio.move_on_at(end) as paced:
                         room = await pace(room)
-                    batch = [tx.frame(p) for p in payloads(sent, room)]
-                    if sent == got:
-                        last = trio.current_time()
-                    sent += room
-                    try:
-                        await stream.send_all(b"".join(batch))
-                    except _GONE as exc:
-                        refused(exc)
-                        stop(CLOSED)
+                    if paced.cancelled_caught:
                         break
-                if drain_deadline is None:
-                    await drain()
-            if drain_deadline is not None and not nursery.cancel_scope.cancel_called:
+                batch = [tx.frame(p) for p in payloads(sent, room)]
+                if sent == got:
+                    last = trio.current_time()
+                sent += room
+                try:
+                    await stream.send_all(b"".join(batch))
+                except _GONE as exc:
+                    refused(exc)
+                    stop(CLOSED)
+                    break
+            if not nursery.cancel_scope.cancel_called:
                 # also when the deadline ended the sending: the requests already sent get their replies
-                with trio.move_on_after(drain_deadline):
+                with trio.move_on_at(end if drain_deadline is None else trio.current_time() + drain_deadline):
                     await drain()
             nursery.cancel_scope.cancel()
     return stopped
