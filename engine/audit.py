@@ -615,20 +615,22 @@ def _check_anchors(con: Any, key: bytes, report: VerifyReport) -> None:
                                    f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
 
 
-def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str) -> list[str]:
+def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str, live_path: Path | str = "the ledger") -> list[str]:
     """Problems (empty: none) joining the archive open on ``arc`` (``arc_path``, the sha256 of its bytes) to
-    the ledger open on ``live``: an anchor of the live ledger must name it by its last seq, its sha256, its
-    last record's mac and its deal keys.  Verify each chain on its own as well (``verify``)."""
+    the ledger open on ``live`` (``live_path``): an anchor of the live ledger must name it by its last seq, its
+    sha256, its last record's mac and its deal keys.  Verify each chain on its own as well (``verify``)."""
     from engine.ledger_store import archive_of, chain_state
 
+    which = (f"give the archive file this ledger's anchor names (`bsp audit verify --ledger {live_path}` names "
+             f"the archives of this ledger)")
     where = archive_of(arc)
     if where is None:
-        return [f"{arc_path}: not an archive written by bsp ledger archive (no ledger_archive row)"]
+        return [f"{arc_path}: not an archive written by bsp ledger archive (no ledger_archive row); {which}"]
     first, last, _source = where
     found = [a for a in anchors(live) if a.chain_seq == last]
     if not found:
         return [f"{arc_path}: holds records {first}..{last}, and no anchor of the live ledger ends at seq {last}: "
-                f"it is not an archive of this ledger (or its anchor was deleted)"]
+                f"it is not an archive of this ledger (or its anchor was deleted); {which}"]
     a = found[0]
     problems = []
     if a.first_seq != first:
@@ -644,6 +646,10 @@ def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str) -> list[str
     if (keys_digest(arc, ARCHIVED_KEYS) != (a.keys, a.keys_sha256)):
         problems.append(f"{arc_path}: the deal keys of its deals are not those the live ledger keeps for it "
                         f"(archived_deals, anchor seq {a.chain_seq})")
+    if problems:
+        problems.append(f"{arc_path}: not the file {live_path} archived as {a.archive} (records "
+                        f"{a.first_seq}..{a.chain_seq}): put back the copy of {a.archive} kept when it was written "
+                        f"(its sha256 is {a.sha256}) and verify again")
     return problems
 
 

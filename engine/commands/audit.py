@@ -97,7 +97,7 @@ def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_ever
             if exc.exit_code != 1:
                 raise
             broken = True
-        problems = _continuity(ledger, arc)
+        problems = _continuity(ledger, arc, label)
         for p in problems:
             typer.echo(f"{label}: archive NOT CONTINUOUS: {p}", err=True)
         if not problems:
@@ -113,7 +113,7 @@ def _verify(ledger: Path, label: str, key: bytes, max_breaks: int, progress_ever
         raise typer.Exit(1)
 
 
-def _continuity(ledger: Path, arc: Path) -> list[str]:
+def _continuity(ledger: Path, arc: Path, label: str) -> list[str]:
     from engine.audit import continuity
     from engine.ledger_archive import sha256_file
     from engine.ledger_store import LedgerError, connect
@@ -123,7 +123,7 @@ def _continuity(ledger: Path, arc: Path) -> list[str]:
         try:
             con = connect(arc, read_only=True)
             try:
-                return continuity(live, con, arc, sha256_file(arc))
+                return continuity(live, con, arc, sha256_file(arc), label)
             finally:
                 con.close()
         finally:
