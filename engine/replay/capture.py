@@ -347,24 +347,17 @@ class Capture:
                 f.raw = bytes(f.raw)
             if f.config_version is None:
                 f.config_version = self.info.get("config_version") or None
-            if f.names is not None:
+            for column, load in (("names", load_names), ("peer", load_peer), ("origin", load_origin)):
+                value = getattr(f, column)
+                if value is None:
+                    continue
                 try:
-                    load_names(f.names)
+                    load(value)
                 except ValueError as exc:
-                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
-                                       f"was changed or damaged after `bsp run --record` wrote it") from None
-            if f.peer is not None:
-                try:
-                    load_peer(f.peer)
-                except ValueError as exc:
-                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
-                                       f"was changed or damaged after `bsp run --record` wrote it") from None
-            if f.origin is not None:
-                try:
-                    load_origin(f.origin)
-                except ValueError as exc:
-                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}): {exc}; the capture "
-                                       f"was changed or damaged after `bsp run --record` wrote it") from None
+                    raise CaptureError(f"{self.path}: frame {f.seq} (channel {f.channel}), column frames.{column}: "
+                                       f"{exc}; the capture was changed or damaged after `bsp run --record` wrote "
+                                       f"it: replay a copy kept as it was written, or record the traffic again "
+                                       f"(`bsp run --record`)") from None
         self.frames = frames
         self.exchanges: list[RecordedExchange] = []
         self.loose: list[RecordedCall] = []          # outbound calls made outside any exchange

@@ -26,7 +26,8 @@ def load(text: str | None) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ValueError(f"the request's peer is not JSON ({exc})") from None
+        raise ValueError(f"the request's peer is not JSON ({exc}), expected an object {{\"cn\": ..., \"san\": "
+                         f"[...], \"address\": ...}}") from None
     if not isinstance(data, dict):
         raise ValueError(f"the request's peer is a JSON {type(data).__name__}, expected an object")
     for k in ("cn", "address"):

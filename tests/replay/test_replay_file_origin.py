@@ -117,7 +117,7 @@ def test_a_damaged_origin_is_told_with_the_frame(capture: Path, tmp_path: Path) 
         con.execute("UPDATE frames SET origin = '{\"name\": 7}' WHERE origin IS NOT NULL")
     finally:
         con.close()
-    with pytest.raises(CaptureError, match=r"bad\.duckdb: frame \d+ \(channel so_batch_in\): .*name = 7"):
+    with pytest.raises(CaptureError, match=r"bad\.duckdb: frame \d+ \(channel so_batch_in\), column frames\.origin: .*name = 7"):
         Capture(bad)
 
 

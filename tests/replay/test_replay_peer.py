@@ -137,8 +137,29 @@ def test_a_damaged_peer_is_told_with_the_frame(recorded, tmp_path: Path) -> None
         con.execute("UPDATE frames SET peer = '{\"cn\": 7}' WHERE peer IS NOT NULL")
     finally:
         con.close()
-    with pytest.raises(CaptureError, match=r"bad\.duckdb: frame \d+ \(channel partners\): .*cn = 7"):
+    with pytest.raises(CaptureError, match=r"bad\.duckdb: frame \d+ \(channel partners\), column frames\.peer: .*cn = 7"):
         Capture(bad)
+
+
+@pytest.mark.parametrize("stored, told", [
+    ("{not json", r"the request's peer is not JSON \(.*\), expected an object \{\"cn\": \.\.\., \"san\""),
+    ("[1, 2]", r"the request's peer is a JSON list, expected an object"),
+    ('{"san": "PARTNER-A"}', r"the request's peer has san = 'PARTNER-A', expected a list of texts"),
+])
+def test_each_damaged_peer_names_the_frame_the_column_and_what_to_do(recorded, tmp_path: Path, stored: str,
+                                                                      told: str) -> None:
+    path, _ = recorded
+    bad = tmp_path / "bad.duckdb"
+    shutil.copy(path, bad)
+    con = duckdb.connect(str(bad))
+    try:
+        con.execute("UPDATE frames SET peer = ? WHERE peer IS NOT NULL", [stored])
+    finally:
+        con.close()
+    with pytest.raises(CaptureError, match=r"bad\.duckdb: frame \d+ \(channel partners\), column frames\.peer: "
+                                           + told) as err:
+        Capture(bad)
+    assert "replay a copy kept as it was written, or record the traffic again (`bsp run --record`)" in str(err.value)
 
 
 def test_to_tests_writes_the_peer_clause_and_the_tests_pass(recorded, tmp_path: Path) -> None:
