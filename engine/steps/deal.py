@@ -41,7 +41,9 @@ class DealStep(SyncStep):
                 else:
                     # the request's own value (a JSON "12.50" or "abc", a form's text, an object): the
                     # sender's to fix, refused as any unusable amount is, not an engine failure (500, 96)
-                    raise StepFailure("rejected", f"deal {self.type}: amount must be a number, got {got(v)}",
+                    fix = ("; for a sender that sends it as text: write `amount = number(...)` in the deal "
+                           "(number(\"12.50\") is 12.50)") if isinstance(v, str) else ""
+                    raise StepFailure("rejected", f"deal {self.type}: amount must be a number, got {got(v)}{fix}",
                                       code="13", text="invalid amount", where=self.where)
             if v is not None:
                 # refused here, before any call, not when the ledger cannot store it (1E+999999999, 21

@@ -153,6 +153,24 @@ async def test_failed_validation(nursery, program, tmp_path) -> None:
     assert "invalid amount" in d["reason"] and "test.route:" in d["reason"]
 
 
+async def test_an_amount_sent_as_text_names_the_deal_step_and_the_fix(nursery, tmp_path) -> None:
+    program = compile_text(tmp_path, ROUTE.replace('        msg.amount > 0 else reject "13" "invalid amount"\n',
+                                                   '        msg.ref != "" else reject "30" "no ref"\n'))
+    ledger, ov = await start(nursery, program, tmp_path)
+    async with running(program, ledger, ov) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(pay("T1", amount='"ten"'))
+        (r,) = await c.recv_json()
+        assert (r["kind"], r["code"], r["text"]) == ("rejected", "13", "invalid amount")
+        await c.aclose()
+    (d,) = deals(ledger)
+    assert (d["status"], d["response_code"]) == ("rejected", "13")
+    line = next(i for i, t in enumerate(ROUTE.splitlines(), 1) if t.startswith("    deal PAYMENT"))
+    assert f"test.route:{line}:" in d["reason"], d["reason"]
+    assert "deal PAYMENT: amount must be a number, got text 'ten'" in d["reason"], d["reason"]
+    assert "a sender that sends it as text: write `amount = number(...)` in the deal" in d["reason"], d["reason"]
+
+
 async def test_unreachable_counterpart(nursery, program, tmp_path) -> None:
     ledger, ov = await start(nursery, program, tmp_path, back_port=free_port())
     async with running(program, ledger, ov) as sb:
