@@ -108,7 +108,9 @@ async def load_open_flags(flags: OpenFlags, ledger: Any) -> None:
         rows = await read_in_process(open_flag_events, Path(ledger.path))
     except (LedgerError, OSError) as exc:
         flags.failed()
-        log.error("cannot count the deals flagged for an operator (bsp status open_flags, "
-                  "bsp_deals_flagged_open stay unknown): %s; `bsp deals --flagged --live` lists them", exc)
+        log.error("%s; bsp status open_flags and bsp_deals_flagged_open stay unknown until the engine starts "
+                  "again (the ledger is read for them once, at the start): stop the engine, check the file with "
+                  "`bsp audit verify --ledger %s`, start it again; `bsp deals --flagged --live` lists the flagged "
+                  "deals meanwhile", exc, ledger.path)
         return
     flags.load(rows)

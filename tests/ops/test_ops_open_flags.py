@@ -131,3 +131,31 @@ def test_an_older_ack_without_approved_is_judged_by_its_code_as_the_flagged_list
     f.events("a", [_ev("reversed debit", response_code="00")])
     f.events("b", [_ev("reversed debit", response_code="25")])
     assert f.value == 1 and set(f.deals) == {"b"}
+
+
+async def test_a_start_read_that_fails_names_the_ledger_and_what_to_do(tmp_path: Path, caplog) -> None:
+    import duckdb
+
+    from engine.ledger import open_ledger
+    from engine.ops.openflags import load_open_flags
+
+    path = tmp_path / "l.duckdb"
+    flags = OpenFlags()
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:
+        con = duckdb.connect(str(path))          # joins the writer's instance: the table the read needs is gone
+        try:
+            for (index,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'deal_events'"
+                                        ).fetchall():
+                con.execute(f"DROP INDEX {index}").fetchall()
+            con.execute("ALTER TABLE deal_events RENAME TO deal_events_moved").fetchall()
+        finally:
+            con.close()
+        with caplog.at_level("ERROR", logger="bsp.run"):
+            await load_open_flags(flags, ledger)
+    assert flags.value is None
+    (rec,) = [r for r in caplog.records if "flagged for an operator" in r.getMessage()]
+    text = rec.getMessage()
+    assert f"{path}: cannot read the deals flagged for an operator" in text, text
+    assert "bsp status open_flags and bsp_deals_flagged_open stay unknown until the engine starts again" in text, text
+    assert f"`bsp audit verify --ledger {path}`" in text, text
+    assert "`bsp deals --flagged --live` lists the flagged deals meanwhile" in text, text
