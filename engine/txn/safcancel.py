@@ -132,9 +132,14 @@ async def check_loaded(saf: Saf) -> None:
         try:
             found = await lookup(sorted({i.deal_id for i in batch})) if lookup is not None else {}
         except Exception as exc:
-            log.error("store and forward: cannot ask the ledger whether the deals of %d reversal(s) left by the "
-                      "previous run were resolved by an operator (%s); they are held, not sent, and it is asked "
-                      "again in %gs", len(batch), exc, pause_s)
+            where = getattr(saf.mgr.ledger, "path", None) or "FILE"
+            ids = sorted({i.deal_id for i in batch})
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            log.error("store and forward: cannot ask the ledger (%s) whether the deal(s) %s of %d reversal(s) left by "
+                      "the previous run were resolved by an operator (%s); they are held, not sent, and it is asked "
+                      "again in %gs; if it goes on failing, stop the engine and check the ledger with `bsp audit "
+                      "verify --ledger %s` (`bsp status` shows them pending)", where, shown, len(batch), exc,
+                      pause_s, where)
             saf._unchecked = batch + saf._unchecked
             await trio.sleep(pause_s)
             pause_s = min(LOOKUP_RETRY_CAP, pause_s * 2)

@@ -187,3 +187,45 @@ async def test_an_offline_resolution_stops_the_reversals_at_the_next_start(
     assert r.returncode == 0 and deal not in r.stdout, r.stdout
     r = _bsp(env, "audit", "verify", "--ledger", str(ledger))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+async def test_the_start_lookup_failing_holds_the_reversals_and_says_where_and_what_to_do(
+        nursery, tmp_path: Path, monkeypatch, caplog) -> None:
+    import duckdb
+
+    monkeypatch.setenv("BSP_AUDIT_KEY", KEY)
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    host = ReversalHost(_never)
+    port = await host.serve(nursery)
+    route = tmp_path / "pay.route"
+    route.write_text(ISSUER % {"port": port, "timeout": "200ms", "route": "purchase"})
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        _fast(eng)
+        await _purchase(eng, "000123")
+        deal = await _flagged(EngineBackend(eng, eng.observer))
+    before = host.reversals
+    con = duckdb.connect(str(ledger))                # the column the look-up reads is gone: the query fails
+    try:
+        for (index,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'deal_events'"
+                                    ).fetchall():
+            con.execute(f"DROP INDEX {index}").fetchall()
+        con.execute("ALTER TABLE deal_events RENAME COLUMN to_state TO to_state_moved").fetchall()
+    finally:
+        con.close()
+
+    with caplog.at_level("ERROR", logger="bsp.txn.saf"):
+        async with live([route], ledger) as eng:
+            _fast(eng)
+            with trio.fail_after(10):                # a guard against a hang, not a timing
+                while not [r for r in caplog.records if "cannot ask the ledger" in r.getMessage()]:
+                    await trio.sleep(0.02)
+            (q,) = eng.saf
+            status = q.status()
+    assert host.reversals == before and status["attempts"] == 0 and status["pending"] == 1, (host.reversals, status)
+    text = next(r.getMessage() for r in caplog.records if "cannot ask the ledger" in r.getMessage())
+    assert f"cannot ask the ledger ({ledger}) whether" in text, text
+    assert f"deal(s) {deal}" in text, text
+    assert "they are held, not sent, and it is asked again in 1s" in text, text
+    assert f"if it goes on failing, stop the engine and check the ledger with `bsp audit verify --ledger {ledger}` " \
+           "(`bsp status` shows them pending)" in text, text
