@@ -88,16 +88,23 @@ def _place(info: dict[str, Any], folder: Path | None) -> tuple[str, str, str]:
     return file, where, elsewhere
 
 
+def _lead(info: dict[str, Any], kind: str, ident: str, file: str, where: str) -> tuple[str, str]:
+    """The id to name and the sentence's start: ``KIND ID was archived to FILE (WHERE)`` (``certain``) or
+    ``KIND ID may have been archived: its id dates from ..., before FILE was made (WHERE)``."""
+    if info.get("certain"):
+        full = info["id"]
+        return full, f"{kind} {full} was archived to {file} ({where})"
+    return ident, (f"{kind} {ident} may have been archived: its id dates from {info['created']}, before {file} was "
+                   f"made ({where})")
+
+
 def hint(info: dict[str, Any], kind: str, ident: str, folder: Path | None = None) -> str:
     """The sentence for ``archived_where``'s answer.  ``folder``: where to look for the archive file (the
     ledger's folder): the anchor keeps the file's name, not its folder; found there, the command names it."""
     file, where, elsewhere = _place(info, folder)
     cmd = "deals" if kind == "deal" else "dead"
-    if info.get("certain"):
-        full = info["id"]
-        return f"{kind} {full} was archived to {file} ({where}): `bsp {cmd} show {full} --ledger {file}`{elsewhere}"
-    return (f"{kind} {ident} may have been archived: its id dates from {info['created']}, before {file} was made "
-            f"({where}): `bsp {cmd} show {ident} --ledger {file}`{elsewhere}")
+    ident, lead = _lead(info, kind, ident, file, where)
+    return f"{lead}: `bsp {cmd} show {ident} --ledger {file}`{elsewhere}"
 
 
 def resolve_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -> str:
@@ -107,12 +114,11 @@ def resolve_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -
     file, where, elsewhere = _place(info, folder)
     why = ("an archive is read-only, and `bsp ledger archive` moves no deal flagged for an operator and not "
            "resolved, so")
+    ident, lead = _lead(info, "deal", ident, file, where)
     if info.get("certain"):
-        full = info["id"]
-        return (f"deal {full} was archived to {file} ({where}) and cannot be resolved there: {why} it has nothing "
-                f"to resolve; see how it ended with `bsp deals show {full} --ledger {file}`{elsewhere}")
-    return (f"deal {ident} may have been archived: its id dates from {info['created']}, before {file} was made "
-            f"({where}); a deal there cannot be resolved: {why} it has nothing to resolve; see it with "
+        return (f"{lead} and cannot be resolved there: {why} it has nothing to resolve; see how it ended with "
+                f"`bsp deals show {ident} --ledger {file}`{elsewhere}")
+    return (f"{lead}; a deal there cannot be resolved: {why} it has nothing to resolve; see it with "
             f"`bsp deals show {ident} --ledger {file}`{elsewhere}")
 
 
@@ -120,12 +126,7 @@ def retry_hint(info: dict[str, Any], ident: str, folder: Path | None = None) -> 
     """``hint`` for ``bsp dead retry`` / ``POST /dead-letters/{id}/retry``: a dead letter in an archive cannot be
     retried from there (an archive is read-only); its message is read there, and re-sent from its source."""
     file, where, elsewhere = _place(info, folder)
-    what = ("an archive is read-only; read its message with `bsp dead show {id} --ledger {file}`{elsewhere} and, "
-            "if it still matters, have its source send it again")
-    if info.get("certain"):
-        full = info["id"]
-        return (f"dead letter {full} was archived to {file} ({where}) and cannot be retried from there: "
-                + what.format(id=full, file=file, elsewhere=elsewhere))
-    return (f"dead letter {ident} may have been archived: its id dates from {info['created']}, before {file} was "
-            f"made ({where}); a dead letter there cannot be retried: "
-            + what.format(id=ident, file=file, elsewhere=elsewhere))
+    ident, lead = _lead(info, "dead letter", ident, file, where)
+    join = " and cannot be retried from there: " if info.get("certain") else "; a dead letter there cannot be retried: "
+    return (f"{lead}{join}an archive is read-only; read its message with `bsp dead show {ident} --ledger {file}`"
+            f"{elsewhere} and, if it still matters, have its source send it again")
