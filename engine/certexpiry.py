@@ -101,25 +101,37 @@ _SHORT = {"commonName": "CN", "organizationName": "O", "organizationalUnitName":
           "localityName": "L", "stateOrProvinceName": "ST", "domainComponent": "DC"}
 
 
+def expired_certs(entries: Iterable[CertExpiry], now: float,
+                  channels: Iterable[str] | None = None) -> list[CertExpiry]:
+    """The certificates bsp presents itself (server, client) that have expired by ``now`` (on ``channels``
+    only, when given): the one test of "our own certificate has expired" (start, reload, the admin API's
+    renewal, a channel's renewal, ``bsp status``)."""
+    wanted = set(channels) if channels is not None else None
+    return [e for e in entries if e.role in OWN and e.not_after <= now and (wanted is None or e.channel in wanted)]
+
+
+def expired_text(e: CertExpiry, then: str) -> str:
+    """``server certificate FILE (subject S) expired on DATE: THEN``."""
+    return f"{_what(e)} {e.path} (subject {e.subject}) expired on {e.date}: {then}"
+
+
 def expired_own(entries: Iterable[CertExpiry], now: float, channels: Iterable[str] | None = None) -> list[str]:
     """One line per certificate bsp would present that has already expired (on ``channels`` only, when
     given): such a channel cannot work (every peer refuses it), so it is not started."""
-    wanted = set(channels) if channels is not None else None
-    return [f"channel {e.channel}: {_what(e)} {e.path} (subject {e.subject}) expired on {e.date}: every "
-            f"counterpart refuses it, so the channel is not started; renew it (a new certificate and key "
-            f"from your CA, at the same path), then start again (or `bsp reload`)"
-            for e in entries if e.role in OWN and e.not_after <= now
-            and (wanted is None or e.channel in wanted)]
+    return [f"channel {e.channel}: " + expired_text(e, "every counterpart refuses it, so the channel is not "
+                                                       "started; renew it (a new certificate and key from your "
+                                                       "CA, at the same path), then start again (or `bsp reload`)")
+            for e in expired_certs(entries, now, channels)]
 
 
 def expired_running(entries: Iterable[CertExpiry], now: float) -> list[str]:
     """One line per certificate bsp presents that has expired since it was bound (it was valid at start
     or at the reload that read it: an expired one is not bound): the engine is ``degraded`` in
     ``bsp status`` (engine/ops/backend.py) while the channel goes on (its counterparts refuse the handshake)."""
-    return [f"{_who(e)}: {_what(e)} {e.path} (subject {e.subject}) expired on {e.date}: counterparts refuse "
-            f"the TLS handshake; the channel keeps running; renew it, write the new file over the old one "
-            f"(same path), then run `bsp reload`"
-            for e in sorted(entries, key=lambda e: (e.not_after, e.channel)) if e.role in OWN and e.not_after <= now]
+    return [f"{_who(e)}: " + expired_text(e, "counterparts refuse the TLS handshake; the channel keeps running; "
+                                             "renew it, write the new file over the old one (same path), then "
+                                             "run `bsp reload`")
+            for e in sorted(expired_certs(entries, now), key=lambda e: (e.not_after, e.channel))]
 
 
 def next_own_expiry(entries: Iterable[CertExpiry], now: float) -> float | None:

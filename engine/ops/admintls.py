@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.certexpiry import ADMIN, CertExpiry, file_certs
+from engine.certexpiry import ADMIN, CertExpiry, expired_certs, expired_text, file_certs
 from engine.tls import ContextHolder
 
 
@@ -83,12 +83,10 @@ class AdminTLS(ContextHolder):
         except ValueError as exc:          # OpsConfigError: starts with the place and names the file
             raise AdminTLSRefused(f"{exc}") from None
         certs = self.certs()
-        for e in certs:
-            if e.role == "server" and e.not_after <= now:
-                raise AdminTLSRefused(
-                    f"admin API: server certificate {e.path} (subject {e.subject}) expired on {e.date}: "
-                    f"clients would refuse it; write a valid certificate and its key over the files, then "
-                    f"reload")
+        for e in expired_certs(certs, now):
+            raise AdminTLSRefused("admin API: " + expired_text(e, "clients would refuse it; write a valid "
+                                                                  "certificate and its key over the files, then "
+                                                                  "reload"))
         return AdminTLSChange(context, certs, fingerprint)
 
     def swap(self, change: AdminTLSChange) -> None:

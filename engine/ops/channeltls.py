@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import trio
 
-from engine.certexpiry import OWN
+from engine.certexpiry import OWN, expired_certs, expired_text
 
 log = logging.getLogger("bsp.ops")
 
@@ -45,12 +45,10 @@ async def read_renewed(gen: Any, names: Iterable[str], now: float | None = None)
         except ValueError as exc:            # ChannelConfigError: names the channel and the file
             problems.append(f"{exc}; the channel keeps serving the certificate it has")
             continue
-        for e in gen.certs:
-            if e.channel == name and e.role in OWN and e.not_after <= now:
-                problems.append(f"channel {name}: server certificate {e.path} (subject {e.subject}) expired on "
-                                f"{e.date}: counterparts would refuse it; the channel keeps serving the "
-                                f"certificate it has; write a valid certificate and its key over the files, "
-                                f"then reload")
+        problems += [f"channel {name}: " + expired_text(e, "counterparts would refuse it; the channel keeps "
+                                                           "serving the certificate it has; write a valid "
+                                                           "certificate and its key over the files, then reload")
+                     for e in expired_certs(gen.certs, now, [name])]
     if problems:
         raise TLSRenewRefused(problems)
     return out
