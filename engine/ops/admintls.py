@@ -15,7 +15,6 @@ runs (a certificate renewed with a new key then takes a restart).
 """
 from __future__ import annotations
 
-import hashlib
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +42,6 @@ class AdminTLSChange:
         return f"certificate {e.path} (subject {e.subject}, expires {e.date})"
 
 
-def _digest(path: Path | None) -> str:
-    if path is None:
-        return "-"
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-
-
 class AdminTLS(ContextHolder):
     def __init__(self, context: ssl.SSLContext, build: Callable[[], ssl.SSLContext], *, cert: Path,
                  key: Path | None = None, ca: Path | None = None) -> None:
@@ -66,7 +56,9 @@ class AdminTLS(ContextHolder):
         return [p for p in (self.cert, self.key, self.ca) if p is not None]
 
     def fingerprint(self) -> tuple[str, ...]:
-        return tuple(_digest(p) for p in (self.cert, self.key, self.ca))
+        from engine.ops.files import file_digest
+
+        return tuple(file_digest(p) if p is not None else "-" for p in (self.cert, self.key, self.ca))
 
     def certs(self) -> list[CertExpiry]:
         """The certificates of its files as they are now (for their expiry: engine/certexpiry.py)."""

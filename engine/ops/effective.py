@@ -54,7 +54,7 @@ def effective_overrides(overrides: Mapping[str, Mapping[str, Any]] | None, progr
 
 def with_deployment(program: Any, overrides: Mapping[str, Mapping[str, Any]] | None, registry: Any) -> Any:
     """``program`` whose sources and version also cover the deployment's channel overrides."""
-    from engine.ops.files import _paths_in, _text_or_digest, _digest
+    from engine.ops.files import _paths_in, _text_or_digest, file_digest
     try:
         effective = effective_overrides(overrides, program, registry) if overrides else {}
     except (TypeError, ValueError, AttributeError):
@@ -70,5 +70,5 @@ def with_deployment(program: Any, overrides: Mapping[str, Mapping[str, Any]] | N
     for raw in _paths_in(effective):
         p = Path(raw)
         if p.is_file() and str(p) not in sources:
-            sources[str(p)] = _text_or_digest(str(p), _digest(p))
+            sources[str(p)] = _text_or_digest(str(p), file_digest(p))
     return dataclasses.replace(program, sources=sources, version=program_version(sources))

@@ -76,10 +76,11 @@ def _referenced_paths(program: Any) -> Iterator[Path]:
 def referenced_files(program: Any) -> dict[str, str]:
     """``{path: sha256}`` of every existing file (or file in a named configuration folder) the
     program's options name."""
-    return {str(p): _digest(p) for p in _referenced_paths(program)}
+    return {str(p): file_digest(p) for p in _referenced_paths(program)}
 
 
-def _digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 of the file's bytes (hex), or ``unreadable: WHY``: what tells a changed file from the same one."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
