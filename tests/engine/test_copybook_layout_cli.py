@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from engine.cli import app
 from formats.copybook import CopybookCodec, CopybookOptions
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "formats"))
+from cobrixkit import cobrix_layout  # noqa: E402
 CB = (REPO / ".." / "shared" / "corpus" / "copybook").resolve()
 needs_corpus = pytest.mark.skipif(not CB.is_dir(), reason=f"corpus not found at {CB}")
 
@@ -28,22 +31,6 @@ def layout_json(*args: Any) -> list[dict]:
     res = bsp("copybook", "layout", *args, "--json")
     assert res.exit_code == 0, res.output
     return [json.loads(line) for line in res.stdout.splitlines()]
-
-
-# "  5 NAME   [r|R|rR]  FLD START END LENGTH"; test19's dump shows its 01 level without the level number
-# and without a field number
-_ROW = re.compile(r"^( *)(?:(\d+) )?(\S+) +(r|R|rR)? +(?:(\d+) +)?(\d+) +(\d+) +(\d+)$")
-
-
-def cobrix_layout(path: Path) -> list[tuple[int, str, int, int, int]]:
-    """(level, name, start, end, length) per row of a cobrix layout dump (1-based start and end)."""
-    rows = []
-    for line in path.read_text().splitlines()[2:]:
-        if line.strip():
-            m = _ROW.match(line)
-            assert m, f"{path.name}: unexpected layout line {line!r}"
-            rows.append((int(m[2] or 1), m[3], int(m[6]), int(m[7]), int(m[8])))
-    return rows
 
 
 DUMPS = sorted((p.parent.parent.name, p.name) for p in CB.glob("*/expected/*_layout.txt")) if CB.is_dir() else []

@@ -10,13 +10,13 @@ behave differently are listed in DEVIATIONS and asserted one by one
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cobrixkit import cobrix_layout
 from formats.copybook.codec import CopybookCodec
 from formats.copybook.options import CopybookOptions
 
@@ -257,21 +257,9 @@ def test_corpus_records_round_trip_byte_for_byte(corpus: Path, case, inp, opts, 
 
 # ---------------------------------------------------------------- record layouts (cobrix *_layout.txt)
 
-# "  5 NAME   [r|R|rR]  FLD START END LENGTH"; test19's dump shows its 01 level without the level number
-# and without a field number
-_LAYOUT_ROW = re.compile(r"^( *)(?:(\d+) )?(\S+) +(r|R|rR)? +(?:(\d+) +)?(\d+) +(\d+) +(\d+)$")
-
-
 def _cobrix_layout(path: Path) -> list[tuple[int, str, int, int]]:
     """(level, name, start, length) per row of a cobrix layout dump (1-based start)."""
-    rows = []
-    for line in path.read_text().splitlines()[2:]:
-        if not line.strip():
-            continue
-        m = _LAYOUT_ROW.match(line)
-        assert m, f"{path.name}: unexpected layout line {line!r}"
-        rows.append((int(m[2] or 1), m[3], int(m[6]), int(m[8])))
-    return rows
+    return [(level, name, start, length) for level, name, start, _end, length in cobrix_layout(path)]
 
 
 def _our_layout(codec: CopybookCodec) -> list[tuple[int, str | None, int, int]]:
