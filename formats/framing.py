@@ -58,8 +58,18 @@ from formats.errors import FormatError
 DEFAULT_MAX_FRAME = 1 << 20
 
 
+MALFORMED, CLOSED, STALLED = "malformed", "closed", "stalled"     # FramingError.kind
+
+
 class FramingError(FormatError):
-    """A bad, oversized or truncated frame.  ``offset`` is the stream offset of the frame's first byte."""
+    """A bad, oversized or truncated frame.  ``offset`` is the stream offset of the frame's first byte.
+    ``kind``: ``malformed`` (the bytes are not a frame of this framing, or too big), ``closed`` (the connection
+    closed inside a frame), ``stalled`` (a frame not completed in time: ``Framer.fail`` from a timeout);
+    a channel's fault log counts each kind apart (engine.channels.base.framing_fault)."""
+
+    def __init__(self, message: str, *, kind: str = MALFORMED, **where: Any) -> None:
+        super().__init__(message, **where)
+        self.kind = kind
 
 
 class FramingConfigError(ValueError):
@@ -140,7 +150,7 @@ class Framer:
             raise FramingError(
                 f"connection closed inside a frame: {len(self._buf)} byte(s) of an unfinished "
                 f"{self.name} frame are buffered",
-                offset=self._offset,
+                kind=CLOSED, offset=self._offset,
                 hint=self._stranger() or "the peer closed the connection before sending the whole frame",
             )
         return []
@@ -168,10 +178,11 @@ class Framer:
         """All payloads framed into one buffer (one ``send_all`` for a batch)."""
         return b"".join([self.frame(p) for p in payloads])
 
-    def fail(self, message: str, hint: str | None = None) -> FramingError:
-        """Put the stream in error from outside (e.g. an idle timeout inside a frame); returns the error."""
+    def fail(self, message: str, hint: str | None = None, kind: str = MALFORMED) -> FramingError:
+        """Put the stream in error from outside (e.g. an idle timeout inside a frame: ``kind`` stalled);
+        returns the error."""
         if self._error is None:
-            self._error = FramingError(message, offset=self._offset, hint=hint)
+            self._error = FramingError(message, kind=kind, offset=self._offset, hint=hint)
         return self._error
 
     def skip_reply(self) -> None:

@@ -26,7 +26,7 @@ import trio
 
 from engine.channels.retire import FINISH_FRAME, LINGER, StopReading, read_size
 from engine.tls import TCP_TLS_WORDS, client_tls_reason
-from formats.framing import Framer, FramingError
+from formats.framing import CLOSED, MALFORMED, STALLED, Framer, FramingError
 
 log = logging.getLogger("bsp.channel")
 
@@ -134,14 +134,15 @@ def framing_fault(faults: Any, conn: ConnInfo, err: FramingError) -> None:
     if faults is None:
         log.warning("channel %s: %s", conn.channel, text)
         return
-    msg = err.message
-    if msg.startswith("connection closed inside a frame"):
-        kind, noun = "closed inside a frame", "connections closed inside a frame"
-    elif msg.endswith(("closed by frame_timeout", "closed by idle_timeout")):      # engine/channels/idle.py
-        kind, noun = "stalled frame", "connections stalled inside a frame"
-    else:
-        kind, noun = "malformed frame", "malformed frames"
+    kind, noun = _FAULT_KINDS.get(getattr(err, "kind", MALFORMED), _FAULT_KINDS[MALFORMED])
     faults.occurred(kind, text, noun=noun, source=conn.peer, reason=str(err), logger=log)
+
+
+_FAULT_KINDS = {            # FramingError.kind -> the fault log's kind and what it counts
+    MALFORMED: ("malformed frame", "malformed frames"),
+    CLOSED: ("closed inside a frame", "connections closed inside a frame"),
+    STALLED: ("stalled frame", "connections stalled inside a frame"),     # engine/channels/idle.py
+}
 
 
 async def serve_stream(

@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from formats.framing import Framer
+from formats.framing import STALLED, Framer
 
 log = logging.getLogger("bsp.channel")
 
@@ -60,7 +60,7 @@ class IdleStream(trio.abc.Stream):
                 f"no complete {framer.name} frame within {self.frame:g}s of its first byte ({held} byte(s) "
                 f"buffered); connection closed by frame_timeout",
                 hint="the peer sent a partial frame and stalled or trickles it; check its framing, or raise "
-                     "frame_timeout for a slow link")
+                     "frame_timeout for a slow link", kind=STALLED)
             # the framing error this makes is logged by the connection's loop (engine/channels/base.py)
             log.debug("channel %s: connection %s from %s: frame not complete within %gs (%d bytes held); "
                       "closing", *who, self.frame, held)
@@ -68,7 +68,8 @@ class IdleStream(trio.abc.Stream):
             framer.fail(
                 f"no byte for {self.idle:g}s inside a {framer.name} frame ({held} byte(s) buffered); "
                 f"connection closed by idle_timeout",
-                hint="the peer sent a partial frame and went quiet; check its framing or raise idle_timeout")
+                hint="the peer sent a partial frame and went quiet; check its framing or raise idle_timeout",
+                kind=STALLED)
             log.debug("channel %s: connection %s from %s: idle %gs inside a frame (%d bytes held); closing",
                       *who, self.idle, held)
         else:

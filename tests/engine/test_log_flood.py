@@ -226,3 +226,28 @@ def test_storage_faults_counted_since_their_last_line_are_written_at_the_stop(ca
     assert all(r.levelno == logging.ERROR for r in caplog.records)
     alarm.recovered("write")                           # its failures are still counted in full
     assert caplog.records[-1].getMessage() == "journal: write works again after 5 failure(s)"
+
+
+async def test_stalled_frames_are_counted_as_their_own_kind(nursery, caplog, autojump_clock) -> None:
+    """A frame not completed within frame_timeout (engine/channels/idle.py) is a ``stalled`` FramingError:
+    the first is logged in full, the next counted as connections stalled inside a frame, not as malformed."""
+    caplog.set_level(logging.WARNING)
+    lst = TcpListener("front", {"address": "127.0.0.1:0", "framing": "length2", "max_frame": 256,
+                                "frame_timeout": "5s"})
+    front = await nursery.start(lst.serve, Echo())
+    for _ in range(3):
+        s = await trio.open_tcp_stream("127.0.0.1", front)
+        await s.send_all(b"\x00\x10abc")                  # 16 bytes announced, 3 sent, then nothing
+        with trio.fail_after(60):                       # virtual time: cut at 5s
+            while await s.receive_some(100):
+                pass
+        await s.aclose()
+    first = channel_lines(caplog, "front")
+    assert len(first) == 1, first
+    assert "no complete length2 frame within 5s of its first byte (5 byte(s) buffered)" in first[0], first
+    assert "raise frame_timeout for a slow link" in first[0], first
+    await trio.sleep(REPEAT_EVERY + 1)
+    summary = channel_lines(caplog, "front")[1:]
+    assert len(summary) == 1 and "channel front: 2 more connections stalled inside a frame since " in summary[0], \
+        summary
+    lst.stop_accepting()

@@ -415,6 +415,11 @@ def test_a_file_ending_inside_a_frame_says_so_with_the_prefix_claim():
     with pytest.raises(FramingError) as ei:
         h.eof()                                          # a connection: the peer closed
     assert "connection closed inside a frame" in ei.value.message
+    assert ei.value.kind == "closed"                     # how a channel's fault log counts it
+    assert make_framer("length2").fail("stalled", kind="stalled").kind == "stalled"
+    with pytest.raises(FramingError) as ei:
+        LengthPrefixFramer(2, max_frame=256).feed(b"\xff\xff" + b"x" * 10)
+    assert ei.value.kind == "malformed"
 
 
 @pytest.mark.parametrize("name, opening, says", [
