@@ -104,6 +104,19 @@ async def live_recording(paths: list[Path], ledger_path: Path, capture: Path, *,
             yield eng
 
 
+def alter_deal_events(ledger_path: Path, stmt: str) -> None:
+    """Damage the ledger's ``deal_events`` by ``stmt`` (an ALTER TABLE; its indexes dropped first, which
+    DuckDB requires), through a connection that joins a writer of this process when one holds the file."""
+    con = duckdb.connect(str(ledger_path))
+    try:
+        for (index,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'deal_events'"
+                                    ).fetchall():
+            con.execute(f"DROP INDEX {index}").fetchall()
+        con.execute(stmt).fetchall()
+    finally:
+        con.close()
+
+
 def rows(ledger_path: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(ledger_path), read_only=True)
     try:

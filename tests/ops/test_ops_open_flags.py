@@ -19,7 +19,7 @@ from engine.commands.top import render
 from engine.ops.openflags import OpenFlags
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
-from opskit import compile_file, json_counterpart
+from opskit import alter_deal_events, compile_file, json_counterpart
 from test_ops_deal_resolve import KEY, TOKEN, _answer, _ask, _bsp, _ids, _route
 
 
@@ -134,22 +134,14 @@ def test_an_older_ack_without_approved_is_judged_by_its_code_as_the_flagged_list
 
 
 async def test_a_start_read_that_fails_names_the_ledger_and_what_to_do(tmp_path: Path, caplog) -> None:
-    import duckdb
-
     from engine.ledger import open_ledger
     from engine.ops.openflags import load_open_flags
 
     path = tmp_path / "l.duckdb"
     flags = OpenFlags()
     async with open_ledger(path, audit_key=None, keyring=None) as ledger:
-        con = duckdb.connect(str(path))          # joins the writer's instance: the table the read needs is gone
-        try:
-            for (index,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'deal_events'"
-                                        ).fetchall():
-                con.execute(f"DROP INDEX {index}").fetchall()
-            con.execute("ALTER TABLE deal_events RENAME TO deal_events_moved").fetchall()
-        finally:
-            con.close()
+        # through the writer's instance: the table the read needs is gone
+        alter_deal_events(path, "ALTER TABLE deal_events RENAME TO deal_events_moved")
         with caplog.at_level("ERROR", logger="bsp.run"):
             await load_open_flags(flags, ledger)
     assert flags.value is None

@@ -34,7 +34,7 @@ from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from engine.sim.reversal_host import ReversalHost
 from engine.txn.log import TxnLog, log_path
-from opskit import compile_file, live, rows
+from opskit import alter_deal_events, compile_file, live, rows
 from test_ops_reload_saf import ISSUER, _purchase
 
 TOKEN = "resolve-cancels-token-" + "c" * 24
@@ -139,9 +139,9 @@ async def test_a_live_resolution_stops_the_reversals_at_once(nursery, tmp_path: 
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("outcome", ["applied", "undone"])
-async def test_an_offline_resolution_stops_the_reversals_at_the_next_start(
-        nursery, tmp_path: Path, monkeypatch, outcome: str) -> None:
+async def _left_queued(nursery, tmp_path: Path, monkeypatch) -> tuple[ReversalHost, Path, Path, str]:
+    """An engine that stopped with a flagged deal's reversal queued in its transaction log (the host never
+    answers): (the host, the route file, the ledger, the deal)."""
     monkeypatch.setenv("BSP_AUDIT_KEY", KEY)
     monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
     host = ReversalHost(_never)
@@ -153,6 +153,13 @@ async def test_an_offline_resolution_stops_the_reversals_at_the_next_start(
         _fast(eng)
         await _purchase(eng, "000123")
         deal = await _flagged(EngineBackend(eng, eng.observer))
+    return host, route, ledger, deal
+
+
+@pytest.mark.parametrize("outcome", ["applied", "undone"])
+async def test_an_offline_resolution_stops_the_reversals_at_the_next_start(
+        nursery, tmp_path: Path, monkeypatch, outcome: str) -> None:
+    host, route, ledger, deal = await _left_queued(nursery, tmp_path, monkeypatch)
     (left,) = TxnLog(log_path(ledger)).reversals.values()        # the engine stopped with the reversal queued
     assert left["id"] == deal and left["ack"] is None and left["n"] >= 2
     before = host.reversals
@@ -191,28 +198,10 @@ async def test_an_offline_resolution_stops_the_reversals_at_the_next_start(
 
 async def test_the_start_lookup_failing_holds_the_reversals_and_says_where_and_what_to_do(
         nursery, tmp_path: Path, monkeypatch, caplog) -> None:
-    import duckdb
-
-    monkeypatch.setenv("BSP_AUDIT_KEY", KEY)
-    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
-    host = ReversalHost(_never)
-    port = await host.serve(nursery)
-    route = tmp_path / "pay.route"
-    route.write_text(ISSUER % {"port": port, "timeout": "200ms", "route": "purchase"})
-    ledger = tmp_path / "l.duckdb"
-    async with live([route], ledger) as eng:
-        _fast(eng)
-        await _purchase(eng, "000123")
-        deal = await _flagged(EngineBackend(eng, eng.observer))
+    host, route, ledger, deal = await _left_queued(nursery, tmp_path, monkeypatch)
     before = host.reversals
-    con = duckdb.connect(str(ledger))                # the column the look-up reads is gone: the query fails
-    try:
-        for (index,) in con.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'deal_events'"
-                                    ).fetchall():
-            con.execute(f"DROP INDEX {index}").fetchall()
-        con.execute("ALTER TABLE deal_events RENAME COLUMN to_state TO to_state_moved").fetchall()
-    finally:
-        con.close()
+    # the column the look-up reads is gone: the query fails
+    alter_deal_events(ledger, "ALTER TABLE deal_events RENAME COLUMN to_state TO to_state_moved")
 
     with caplog.at_level("ERROR", logger="bsp.txn.saf"):
         async with live([route], ledger) as eng:
