@@ -57,7 +57,9 @@ def read_unchanged(path: Path, limit: int | None = None) -> tuple[bytes, Signatu
         before = Signature.of(os.fstat(fh.fileno()))
         if limit is not None and before.size > limit:
             raise TooBig(before.size, limit)
-        data = fh.read() if limit is None else fh.read(limit + 1)    # grown since: a change, read again
+        # its size and one byte more (grown since: a change, read again); read(limit + 1) allocated the whole
+        # bound (1 GiB by default) for every file, however small
+        data = fh.read(before.size + 1)
         after = Signature.of(os.fstat(fh.fileno()))
     if before != after or after.size != len(data):
         raise ChangedWhileRead(before, after, len(data))

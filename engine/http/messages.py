@@ -172,6 +172,11 @@ class Request:
             raise HTTPError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
                                  f"column {exc.colno} (char offset {exc.pos})",
                             extra={"line": exc.lineno, "column": exc.colno, "offset": exc.pos}) from None
+        except RecursionError:
+            # json's scanner recurses per [ and {: thousands deep escaped as a 500 with a traceback in the log
+            raise HTTPError(400, "request body is not valid JSON: arrays and objects nest too deep") from None
+        except ValueError as exc:     # an integer of more than 4300 digits (Python's int conversion limit)
+            raise HTTPError(400, f"request body is not valid JSON: {str(exc).split(';')[0]}") from None
 
     def form(self) -> dict[str, list[str]]:
         """An ``application/x-www-form-urlencoded`` body."""

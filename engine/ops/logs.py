@@ -13,6 +13,12 @@ value quoted in an error message.
 
 JSON lines carry ``ts`` (ISO 8601 UTC), ``level``, ``logger``, ``msg`` and,
 for deal lines, the deal's fields (``deal_id``, ``route``, ``status``, ...).
+
+A text line is one line whatever a sender put in the values it quotes (a file name, a reference, a
+header): control characters in a message (line feeds, carriage returns, ANSI escapes, NUL, C1 controls,
+U+2028/U+2029) are written as escapes (``\\n``, ``\\x1b``), so a value cannot forge a line of its own or
+drive the terminal of whoever reads the log.  A traceback keeps its line breaks, its other control
+characters are escaped.  JSON lines are escaped by JSON itself.
 """
 from __future__ import annotations
 
@@ -35,6 +41,21 @@ LEVELS = ("debug", "info", "warning", "error")
 MIN_SECRET = 6            # shorter "secrets" would scrub ordinary words and numbers
 
 _CARD = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")     # tab stays
+_CONTROLS_BUT_LF = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def escape_controls(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``, ``\\u2028``): one line."""
+    if text.isprintable():                  # the common case: nothing to escape
+        return text
+    return (_CONTROLS_BUT_LF if keep_newlines else _CONTROLS).sub(_escape, text)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -76,6 +97,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return self.scrub(super().format(record))
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return escape_controls(super().formatException(ei), keep_newlines=True)
 
 
 class JsonFormatter(logging.Formatter):

@@ -22,6 +22,7 @@ from formats.classify import mask, tags_of
 deal_log = logging.getLogger("bsp.deal")
 
 MAX_LOGGED_REQUEST = 2000       # characters of the (masked) request shown in a deal line
+MAX_LOGGED_VALUE = 200          # characters of a sender's reference or code shown in a deal line
 
 
 class RouteCounts:
@@ -162,9 +163,9 @@ class Observer:
         text = _short(request)
         fields = {
             "deal_id": rec.deal_id, "route": rec.route, "deal_type": rec.deal_type, "channel": rec.channel,
-            "status": rec.status, "reference": rec.reference,
+            "status": rec.status, "reference": _clip(rec.reference),
             "amount": str(rec.amount) if rec.amount is not None else None, "currency": rec.currency,
-            "response_code": rec.response_code, "config_version": rec.config_version,
+            "response_code": _clip(rec.response_code), "config_version": rec.config_version,
             "latency_ms": round(seconds * 1000, 3), "request": text,
         }
         if rec.reason:
@@ -172,8 +173,16 @@ class Observer:
         if err is not None:
             fields["not_recorded"] = str(err)
         deal_log.info("deal %s %s %s ref=%s code=%s %.3fms v=%s request=%s", rec.deal_id, rec.route, rec.status,
-                      rec.reference, rec.response_code, seconds * 1000, rec.config_version, text,
+                      fields["reference"], fields["response_code"], seconds * 1000, rec.config_version, text,
                       extra={"bsp": fields})
+
+
+def _clip(value: Any) -> Any:
+    """A sender's reference as logged: at most ``MAX_LOGGED_VALUE`` characters (a 900 KB claim id made a
+    900 KB log line; the ledger keeps it whole)."""
+    if isinstance(value, str) and len(value) > MAX_LOGGED_VALUE:
+        return value[:MAX_LOGGED_VALUE] + f"...({len(value)} characters)"
+    return value
 
 
 def _short(value: Any) -> str:

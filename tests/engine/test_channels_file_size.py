@@ -83,3 +83,19 @@ def test_max_file_bytes_defaults_to_1_gib_and_must_be_positive(tmp_path: Path) -
     with pytest.raises(ChannelConfigError, match="channel inbox: option max_file_bytes: expected a number of bytes "
                                                  "of 1 or more"):
         FileWatcher("inbox", {"dir": str(tmp_path), "max_file_bytes": 0})
+
+
+def test_a_small_file_is_read_without_allocating_the_bound(tmp_path: Path) -> None:
+    # read(max_file_bytes + 1) allocated 1 GiB (the default bound) for every file, a few bytes long or not:
+    # address space a strict overcommit (vm.overcommit_memory = 2) refuses, with MemoryError
+    import tracemalloc
+
+    path = tmp_path / "small.csv"
+    path.write_bytes(b"R1,100\n")
+    tracemalloc.start()
+    try:
+        data, _ = read_unchanged(path, 1 << 30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data == b"R1,100\n" and peak < 1 << 20, peak

@@ -135,6 +135,18 @@ async def test_json_body_keeps_money_exact(server):
     assert wrong.status_code == 415 and "expected Content-Type application/json" in wrong.json()["detail"]
 
 
+async def test_a_json_body_too_deep_or_with_a_huge_integer_is_a_400_not_a_500(server):
+    # json.loads raised RecursionError (3,000 nested arrays) and ValueError (an integer of more than 4300
+    # digits): both escaped Request.json() as a 500, with a traceback in the log
+    client, _, _ = server
+    deep = await client.post("/echo/json", content=b"[" * 4000, headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and "nest too deep" in deep.json()["detail"]
+    request = Request("POST", "/", [("content-type", "application/json")], b'{"amount": ' + b"9" * 5000 + b"}")
+    with pytest.raises(HTTPError) as info:
+        request.json()
+    assert info.value.status == 400 and "4300 digits" in info.value.detail
+
+
 async def test_form_body(server):
     client, _, _ = server
     r = await client.post("/echo/form", data={"biller": "EL01", "amount": "12.50"})

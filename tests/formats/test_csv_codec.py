@@ -210,3 +210,32 @@ def test_positional_csv_refuses_extra_columns_in_a_file():
     assert "row has 5 columns, the format declares 4" in err.message
     # with a header, columns are matched by name and extra ones are ignored
     assert codec().decode_batch(b"ref,amount,value_date,count,memo\nA-1,1.00,2024-01-31,3,x\n")[0]["count"] == 3
+
+
+def test_a_huge_line_is_read_without_copies_four_times_its_size() -> None:
+    # the hostile pass: a 64 MB one-line file in a `file watch` inbox took the engine from 330 MB to 1 GB
+    # (its trailer record read as a CSV row through io.StringIO, 4 bytes a character, twice on the error
+    # path); a 1 GB file (max_file_bytes' default) would have taken 11 GB
+    import tracemalloc
+
+    codec = csv_codec.CsvCodec(header=False)
+    line = b"A" * (4 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="field larger than field limit") as info:
+            codec.decode(line)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.offset == 0
+    assert peak < 2 * len(line), f"decoding a {len(line)} byte line took {peak} bytes"
+
+
+def test_rows_split_on_every_line_ending_as_before() -> None:
+    codec = csv_codec.CsvCodec(header=False)
+    assert codec.decode(b'a,"b\r\nc",d') == ["a", "b\r\nc", "d"]
+    with pytest.raises(FormatError, match="expected one row, found 2"):
+        codec.decode(b"a,b\rc,d")
+    with pytest.raises(FormatError) as info:
+        codec.decode(b'a\r\nb,"c"x')
+    assert info.value.offset == 3
