@@ -4,6 +4,7 @@ letter naming the field, or (a value the ledger cannot store at all) its message
 saying why; never lost, never stored mangled, and the deals around it are stored."""
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -184,3 +185,26 @@ async def test_a_deal_the_ledger_refuses_keeps_its_message_as_a_dead_letter(nurs
         "its calls may have been applied at the counterparts: check there before a retry" in c
     assert "field request/response: str is not valid UTF-8: surrogates not allowed; the route's outcome: failed " \
         "(internal: call post: cannot encode Rsp" in s
+
+
+async def test_deals_as_received_with_numbers_past_a_double_read_back_exactly(nursery, tmp_path) -> None:
+    # a plain JSON request is stored as received; the reads parsed it with orjson: `1e400` (a number the JSON
+    # codec takes, as Decimal) made every `bsp deals` listing fail with a traceback and `bsp deals show` exit 1,
+    # and `1.50` / a 25-digit integer were shown as 1.5 / 1.2345678901234568e+24
+    from typer.testing import CliRunner
+
+    from engine.cli import app as bsp_app
+    big = "1234567890123456789012345"
+    ledger, replies, _ = await serve(nursery, tmp_path, "journal", [pay("NUM", x="1e400", y=big), LAST],
+                                     fmt="Plain", extra="format Plain = json\n")
+    assert [(r["ref"], r["code"]) for r in replies] == [("NUM", "00"), ("LAST", "00")]
+    runner = CliRunner()
+    listed = runner.invoke(bsp_app, ["deals", "--ledger", str(ledger), "--json"])
+    assert listed.exit_code == 0, listed.output
+    (num,) = [json.loads(line) for line in listed.stdout.splitlines() if '"NUM"' in line]
+    assert f'"amount":1.50,"cur":"CNY","party":"P1","x":1e400,"y":{big}}}' in listed.stdout
+    shown = runner.invoke(bsp_app, ["deals", "show", num["deal_id"], "--ledger", str(ledger)])
+    assert shown.exit_code == 0, shown.output
+    assert '"amount": 1.50,' in shown.stdout and '"x": 1e400,' in shown.stdout and f'"y": {big}' in shown.stdout
+    table = runner.invoke(bsp_app, ["deals", "--ledger", str(ledger)])
+    assert table.exit_code == 0 and "NUM" in table.stdout and "LAST" in table.stdout
