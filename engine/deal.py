@@ -65,7 +65,31 @@ def to_json(value: Any) -> str | None:
     """
     if value is None:
         return None
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+    # an integer past 64 bits (a 25-digit JSON number, a copybook PIC 9(20)): orjson refuses it, so it is
+    # written as its exact digits (still a JSON number), never dropped nor rounded
+    return orjson.dumps(_wide(value), default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1       # what orjson writes itself
+
+
+def _wide(value: Any) -> Any:
+    """``value`` with every integer orjson cannot write as an ``orjson.Fragment`` of its digits (as a
+    dict key: its digits as text, as ``OPT_NON_STR_KEYS`` writes any integer key).  The decoders keep
+    integers below 4300 digits (Python's ``str(int)`` limit): the JSON codec refuses longer ones."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if _INT_MIN <= value <= _INT_MAX else orjson.Fragment(str(value))
+    if isinstance(value, dict):
+        return {(str(k) if isinstance(k, int) and not isinstance(k, bool) and not _INT_MIN <= k <= _INT_MAX
+                 else k): _wide(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wide(v) for v in value]
+    return value
 
 
 _TEXT_FIELDS = ("reference", "currency", "party", "response_code", "reason")

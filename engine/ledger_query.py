@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import json
+
 import duckdb
 import orjson
 
@@ -114,8 +116,38 @@ def _deal_values(d: dict[str, Any]) -> dict[str, Any]:
     _as_utc(d, ("received_at", "finished_at"))
     for k in ("request", "response"):
         if d[k] is not None:
-            d[k] = orjson.loads(d[k])
+            d[k] = stored_json(d[k])
     return d
+
+
+def stored_json(text: str) -> Any:
+    """A JSON column's text as values, every number as stored: a request kept as received holds the
+    sender's numbers (``1.50``, a 25-digit integer, ``1e400``), which orjson would read as floats (1.5, 1e+29)
+    or refuse (past a double's range: every listing of the ledger failed on such a deal).  Those numbers come
+    back as ``orjson.Fragment`` of their digits, which ``orjson.dumps`` (``bsp deals --json``, ``bsp deals
+    show``, the admin API) writes back as they were; integers within 64 bits are ints, text is text."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass                       # a number past a double's range: read exactly below
+    else:
+        if not _has_float(value):
+            return value
+    return json.loads(text, parse_float=orjson.Fragment, parse_int=_int, parse_constant=orjson.Fragment)
+
+
+def _int(digits: str) -> Any:
+    return int(digits) if len(digits) < 19 else orjson.Fragment(digits)   # 19 digits or more: may not fit
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
 
 
 def query_deals(
@@ -269,7 +301,7 @@ def _flag_events(con: Any, deal_ids: list[str], states: list[str]) -> dict[str, 
             [*deal_ids, *states, ACKED]).fetchall():
         events.setdefault(deal_id, []).append(
             {"at": at.astimezone(timezone.utc), "to_state": to_state,
-             "detail": orjson.loads(detail) if detail is not None else None})
+             "detail": stored_json(detail) if detail is not None else None})
     return events
 
 
@@ -413,7 +445,7 @@ def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[
     _deal_values(d)
     for item in (*d["steps"], *d["events"]):
         if item.get("detail") is not None:
-            item["detail"] = orjson.loads(item["detail"])
+            item["detail"] = stored_json(item["detail"])
         _as_utc(item, ("started_at", "at"))
     d["reason"] = flag_note(d["reason"], _whys(d["events"]))   # a reversal flagged since the row: its note
     state = flag_state(d["events"])[0]

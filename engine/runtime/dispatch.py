@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 
 from engine.channels.base import ConnInfo
-from engine.deal import DealRecord, new_deal_ids
+from engine.deal import DeadLetter, DealError, DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
@@ -351,16 +351,26 @@ class Dispatcher:
         except Exception as exc:   # LedgerError (closed): answer nothing we cannot prove was stored
             errors = [exc] * len(records)
         told: set[int] = set()
-        for ex, err in zip(exs, errors):
+        refused: list[DeadLetter] = []
+        for ex, rec, err in zip(exs, records, errors):
             if err is not None:
                 # one line per distinct error (a failed journal write is one error for its whole batch),
                 # none for one the journal has reported itself (a full disk: engine/faultlog.py)
-                if id(err) not in told and not getattr(err, "logged", False):
+                if isinstance(err, DealError):
+                    refused.append(_refused_letter(ex, rec, err))
+                    log.error("deal not recorded, reply withheld: %s; its message is kept as dead letter %s",
+                              mask_text(str(err), ex.classified()), rec.deal_id)
+                elif id(err) not in told and not getattr(err, "logged", False):
                     told.add(id(err))
                     log.error("deal not recorded, reply withheld: %s", err)
                 s.unrecorded += 1
                 ex.reply = None
                 ex.unrecorded = True
+        for letter in refused:      # the ledger refused the deal's row (and the dead letter it carried)
+            try:
+                await self.ledger.dead_letter(letter)
+            except Exception as exc:    # noqa: BLE001 - logged; the reply is withheld all the same
+                log.error("dead letter %s not stored either: %s", letter.id, exc)
         _report_outcomes(every, exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)
@@ -399,6 +409,21 @@ class Dispatcher:
             response=ex.reply_values,
             request_tags=ex.request_tags if br is None and ex.msg is not None else None,
         )
+
+
+def _refused_letter(ex: Exchange, rec: DealRecord, err: DealError) -> DeadLetter:
+    """The dead letter of an exchange whose deal row the ledger refused (``DealError``: a value it cannot
+    store): its raw bytes and why, so that the message is never lost although no deal row tells its story.
+    The route ran (its calls may have been applied); no reply was sent."""
+    what = f"the route's outcome: {rec.status}" + (f" ({rec.reason})" if rec.reason else "")
+    why = mask_text(str(err).removeprefix(f"deal {rec.deal_id}: "), ex.classified())
+    reason = (f"unrecorded: deal {rec.deal_id} (route {rec.route}, channel {rec.channel}) was not recorded and "
+              f"no reply was sent: the ledger refused its row: {why}; {what}; "
+              f"its calls may have been applied at the counterparts: check there before a retry (a retry "
+              f"runs the message again)")
+    return DeadLetter(route=rec.route if ex.route is not None else None, channel=rec.channel, reason=reason,
+                      raw=ex.raw or b"", config_version=rec.config_version, error_kind="unrecorded",
+                      id=rec.deal_id)
 
 
 def _at(values: Any, path: tuple[str | int, ...]) -> Any:

@@ -1,6 +1,7 @@
 """``deal TYPE { ref = .. amount = .. currency = .. party = .. }``: name the deal the ledger records."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 
 DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: engine/txn (idempotency)
+_CURRENCY = re.compile(r"[A-Za-z]{3}|[0-9]{3}")      # ISO 4217: alphabetic (EUR) or numeric (978)
 
 
 class DealStep(SyncStep):
@@ -31,8 +33,7 @@ class DealStep(SyncStep):
         scope = ex.scope
         ex.deal_type = self.type
         if self.ref is not None:
-            v = self.ref(scope)
-            ex.reference = None if v is None else str(v)
+            ex.reference = self._text("ref", self.ref(scope))
         if self.amount is not None:
             v = self.amount(scope)
             if v is not None and not isinstance(v, Decimal):
@@ -59,11 +60,24 @@ class DealStep(SyncStep):
                                       text="invalid amount", where=self.where)
             ex.amount = v
         if self.currency is not None:
-            v = self.currency(scope)
-            ex.currency = None if v is None else str(v)
+            v = self._text("currency", self.currency(scope))
+            if v is not None and not _CURRENCY.fullmatch(v):
+                raise StepFailure("rejected", f"deal {self.type}: currency must be an ISO 4217 code, 3 letters "
+                                  f"(EUR) or 3 digits (978), got {got(v)}", code="30", text="invalid currency",
+                                  where=self.where)
+            ex.currency = v
         if self.party is not None:
-            v = self.party(scope)
-            ex.party = None if v is None else str(v)
+            ex.party = self._text("party", self.party(scope))
+
+    def _text(self, name: str, v: Any) -> str | None:
+        """A text column's value: text as it is, a number as its digits; anything else (an object, a list, a
+        boolean: the request's own value) is refused, not stored as Python's rendering of it."""
+        if v is None or isinstance(v, str):
+            return v
+        if isinstance(v, (int, Decimal)) and not isinstance(v, bool):
+            return str(v)
+        raise StepFailure("rejected", f"deal {self.type}: {name} must be text or a number, got {got(v)}",
+                          code="30", text=f"invalid {name}", where=self.where)
 
 
 def _plain_fit(v: Decimal) -> bool:
