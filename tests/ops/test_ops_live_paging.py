@@ -93,3 +93,24 @@ async def test_live_listings_page_through_the_admin_api(nursery, tmp_path: Path,
     assert len(letters) == 7 and len({d["id"] for d in letters}) == 7, letters
     assert [d["at"] for d in letters] == sorted((d["at"] for d in letters), reverse=True)
     engine.drain()
+
+
+async def test_live_listings_keep_the_numbers_a_deal_was_received_with(nursery, tmp_path: Path) -> None:
+    """A request is stored as received (1.50, 1e400, a 25-digit integer); the admin API writes those numbers
+    back as stored, and `--live` read them as floats: 1.5, Infinity (printed `null`), 1.2345678901234568e+24."""
+    engine = await _start(nursery, tmp_path)
+    big = "1234567890123456789012345"
+    await _send(engine.current.channels["front"].port, [b'{"ref":"NUM","x":1.50,"y":1e400,"z":%s}' % big.encode()])
+    url = f"http://127.0.0.1:{engine.admin_port}"
+    r = await trio.to_thread.run_sync(partial(CliRunner().invoke, app, ["deals", "--live", "--url", url, "--json",
+                                                                         "--ref", "NUM"],
+                                              env={"BSP_ADMIN_TOKEN": TOKEN}))
+    assert r.exit_code == 0, r.output
+    assert f'"x":1.50,"y":1e400,"z":{big}' in r.stdout.replace(" ", ""), r.stdout
+    (deal,) = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    shown = await trio.to_thread.run_sync(partial(CliRunner().invoke, app, ["deals", "show", deal["deal_id"],
+                                                                             "--live", "--url", url],
+                                                  env={"BSP_ADMIN_TOKEN": TOKEN}))
+    assert shown.exit_code == 0, shown.output
+    assert '"x": 1.50' in shown.stdout and '"y": 1e400' in shown.stdout and f'"z": {big}' in shown.stdout, shown.stdout
+    engine.drain()
