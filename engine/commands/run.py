@@ -232,6 +232,8 @@ def run(
         raise typer.Exit(2)
     except (LedgerError, TxnLogError) as exc:    # a ledger file that cannot be opened, made or read
         typer.echo(f"error: {exc}", err=True)
+        for note in getattr(exc, "__notes__", ()):   # what followed from it (not checkpointed on close)
+            typer.echo(f"error: {note}", err=True)
         if "locked by another process" in str(exc):
             typer.echo("hint: two engines cannot share a ledger file; give this one its own with --ledger "
                        "(or `ledger:` in the deployment file)", err=True)
