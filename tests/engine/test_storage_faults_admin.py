@@ -135,3 +135,10 @@ def test_the_advice_fits_the_errno() -> None:
     chained = RuntimeError("x: 3 deal(s) not loaded")
     chained.__cause__ = OSError(errno.EROFS, "Read-only file system")
     assert storage_fix(chained) == ro
+
+
+def test_bsp_top_says_the_ledger_is_why_it_is_degraded() -> None:
+    from engine.commands.top import _state
+    fault = {"what": "journal", "kind": "write", "failures": 3, "last": "x.wal: byte 9: ... (ENOSPC); ..."}
+    now = {"state": "degraded", "channels": {"biller": {"up": True}}, "ledger": {"faults": [fault]}}
+    assert _state(now) == [("  DEGRADED (ledger storage failing: 1 fault)", "bold yellow")]
