@@ -239,9 +239,13 @@ def run(
                        "(or `ledger:` in the deployment file)", err=True)
         raise typer.Exit(1)
     s = sb.stats
+    unrecorded = getattr(s, "unrecorded", 0)
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "
                f"{s.failed} failed" + (f", {s.duplicate} duplicate (answered with the original reply)"
-                                       if s.duplicate else ""),
+                                       if s.duplicate else "")
+               # a full or read-only disk: counted by their outcome above, but not in the ledger, not answered
+               + (f"; {unrecorded} of them not recorded, so not answered (a ledger file could not be written: "
+                  f"see the log)" if unrecorded else ""),
                err=True)
     from engine.ops.live import drain_lines
     cancelled = getattr(sb, "cancelled", [])
