@@ -39,11 +39,39 @@ from typing import Any, Callable, Hashable
 
 import trio
 
-__all__ = ["FaultLog", "os_reason", "FREE_SPACE", "RESUMES"]
+__all__ = ["FaultLog", "os_reason", "storage_fix", "FREE_SPACE", "RESUMES"]
 
 # what to do, said once in every storage error
 FREE_SPACE = "free space on that disk (or raise the process's file size limit, ulimit -f)"
-RESUMES = "bsp keeps serving and writes again by itself once there is room"
+RESUMES = "bsp keeps serving and writes again by itself once it can (no restart needed)"
+READ_ONLY = ("the file system is read-only (remounted so after a disk error? see `dmesg` and `findmnt`): "
+             "repair the disk and make it writable again, or stop bsp and start it with the ledger on a "
+             "writable disk")
+IO_ERROR = ("the disk reports an I/O error (see `dmesg`): check or replace it; until then restore the "
+            "ledger's folder from a copy on a sound disk")
+NO_ACCESS = ("the engine's user may not write there: check the owner and mode of the file and its folder "
+             "(and `lsattr` for the immutable flag)")
+_FIXES = {_errno.EROFS: READ_ONLY, _errno.EIO: IO_ERROR, _errno.EACCES: NO_ACCESS, _errno.EPERM: NO_ACCESS}
+# DuckDB's storage errors are text, not OSError: the same advice, found by the system's message
+_FIX_TEXTS = (("read-only file system", READ_ONLY), ("input/output error", IO_ERROR),
+              ("permission denied", NO_ACCESS), ("operation not permitted", NO_ACCESS))
+
+
+def storage_fix(exc: BaseException | None) -> str:
+    """What to do about a storage error: free space (ENOSPC, EFBIG, EDQUOT and anything else), or, for a
+    read-only file system (EROFS), an I/O error (EIO) or a permission (EACCES, EPERM), what fixes that.
+    Reads the errno of ``exc`` or of its causes, else DuckDB's message text."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in _FIXES:
+            return _FIXES[exc.errno]
+        text = str(exc).lower()
+        for needle, fix in _FIX_TEXTS:
+            if needle in text:
+                return fix
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return FREE_SPACE
 
 
 def os_reason(exc: BaseException) -> str:
@@ -202,3 +230,9 @@ class FaultLog:
 
     def failing(self, kind: str) -> bool:
         return kind in self._open
+
+    def open_faults(self) -> list[dict[str, Any]]:
+        """The storage faults failing now (not recovered yet), for ``bsp status``: ``what`` (the log's
+        subject), ``kind``, ``failures`` since it began and ``last``, the last failure's full text."""
+        return [{"what": self.what, "kind": kind, "failures": st[0], "last": st[3]}
+                for kind, st in self._open.items()]

@@ -68,7 +68,7 @@ from engine import filemodes
 from engine.deal import DealError, DealRecord
 from engine.deal_line import deal_line
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
-from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
+from engine.faultlog import RESUMES, FaultLog, os_reason, storage_fix
 from engine.ledger import Ledger, flush_alarms, open_ledger
 from engine.ledger_store import DealRows, LedgerError, line_to_row, split_lines, storage_failure
 
@@ -577,7 +577,7 @@ class JournaledLedger:
             except OSError:
                 pass
             raise JournalError(f"{tmp}: byte {done}: cannot make the next journal segment "
-                               f"({self._segment_bytes} bytes): {os_reason(exc)}; {FREE_SPACE}") from exc
+                               f"({self._segment_bytes} bytes): {os_reason(exc)}; {storage_fix(exc)}") from exc
         fsync_dir(self.directory)
 
     async def _spare_maker(self) -> None:
@@ -618,7 +618,7 @@ class JournaledLedger:
             ms = await self._write_soon(data)
         except Exception as exc:     # OSError (disk full), JournalError (no next segment), TypeError
             reason = str(exc) if isinstance(exc, JournalError) else (
-                f"{os_reason(exc)}; {FREE_SPACE}" if isinstance(exc, OSError) else str(exc))
+                f"{os_reason(exc)}; {storage_fix(exc)}" if isinstance(exc, OSError) else str(exc))
             err = JournalError(f"{self.directory / f'{self._segment:012d}.wal'}: byte {self._offset}: "
                                f"{n} deal(s) not journaled, so not acknowledged (no reply sent): {reason}")
             self.alarm.failed("write", f"{err}; {RESUMES}")
@@ -770,11 +770,11 @@ class JournaledLedger:
             where = self.directory / "unloaded.jsonl"
             raise LoadStalled(f"{where}: 1 acknowledged deal DuckDB refused ({deal.row.get('deal_id')}) cannot be "
                               f"set aside there: {os_reason(err)}; it is safe in {self.directory} and is set aside "
-                              f"once that file can be written ({FREE_SPACE})") from err
+                              f"once that file can be written ({storage_fix(err)})") from err
 
     def _stalled(self, n: int, exc: BaseException) -> LoadStalled:
         return LoadStalled(f"{self.path}: {n} acknowledged deal(s) not loaded into DuckDB: {os_reason(exc)}; they "
-                           f"are safe in {self.directory} and load once DuckDB can write again ({FREE_SPACE}, "
+                           f"are safe in {self.directory} and load once DuckDB can write again ({storage_fix(exc)}, "
                            f"or at the next start)")
 
     async def _set_aside_at_stop(self, item: _Load) -> bool:
@@ -850,6 +850,28 @@ class JournaledLedger:
         for stale in self.directory.glob("*.tmp"):       # a spare segment being made at a crash
             stale.unlink(missing_ok=True)
         segs = await trio.to_thread.run_sync(segments, self.directory)
+        try:
+            loaded = await self._recover_segments(segs, done_seg, done_off, skip)
+        except LoadStalled as exc:     # a full or read-only disk: start-up cannot go on, nothing is lost
+            cause = exc.__cause__
+            why = str(exc) if cause is None or isinstance(cause, OSError) else f"DuckDB cannot write: {os_reason(cause)}"
+            raise LoadStalled(f"{self.path}: start-up stopped, nothing served: the acknowledged deals waiting in "
+                              f"{self.directory} are loaded into DuckDB before the engine serves, and they cannot "
+                              f"be now: {why}. They are safe there; {storage_fix(exc)}, then start again (they "
+                              f"load first)") from cause
+        self.stats.recovered_rows = loaded
+        if loaded:
+            log.warning("journal: recovered %d deal(s) from %s into %s", loaded, self.directory, self.path)
+        last = max(segs[-1].number if segs else 0, done_seg)
+        for seg in segs:       # all loaded now (a corrupt one was renamed aside above)
+            seg.path.unlink(missing_ok=True)
+        if self.sync == "journal":
+            self._segment = last
+            await trio.to_thread.run_sync(self._rotate, limiter=self._io)
+        return loaded
+
+    async def _recover_segments(self, segs: list[Any], done_seg: int, done_off: int, skip: int) -> int:
+        """``recover``'s loading: every deal of ``segs`` past the recorded position; returns how many."""
         loaded = 0
         first = True
         for i, seg in enumerate(segs):
@@ -895,15 +917,6 @@ class JournaledLedger:
                     f"({loaded} deal(s) before it are loaded into {self.path}). Restore {seg.path} from a "
                     f"copy and start again; or, to go on without the deals past byte {good_end} of it, move "
                     f"it aside (mv {seg.path} {seg.path}.damaged) and start again")
-        self.stats.recovered_rows = loaded
-        if loaded:
-            log.warning("journal: recovered %d deal(s) from %s into %s", loaded, self.directory, self.path)
-        last = max(segs[-1].number if segs else 0, done_seg)
-        for seg in segs:       # all loaded now (a corrupt one was renamed aside above)
-            seg.path.unlink(missing_ok=True)
-        if self.sync == "journal":
-            self._segment = last
-            await trio.to_thread.run_sync(self._rotate, limiter=self._io)
         return loaded
 
     def close_file(self) -> None:

@@ -44,7 +44,7 @@ from engine.audit import sha256_hex
 from engine.defaults import DEFAULT_LEDGER   # kept light for the command line
 from engine.deal import DeadLetter, DealError, DealRecord, to_json
 from engine.deal_line import deal_line
-from engine.faultlog import FREE_SPACE, RESUMES, FaultLog, os_reason
+from engine.faultlog import RESUMES, FaultLog, os_reason, storage_fix
 from engine.ledger_store import DealRows, LedgerError, LedgerStore, amount_problem, storage_failure
 
 _log = logging.getLogger("bsp.ledger")
@@ -469,7 +469,7 @@ class Ledger:
                 why = ("a deal not stored is not acknowledged: no reply is sent"
                        if any(w.deal is not None for w, _ in stalled) else "the deals' rows tell what happened")
                 self.alarm.failed("write", f"{self.path}: {first.describe()}{more} not stored ({why}): "
-                                           f"{os_reason(err)}; {FREE_SPACE}; {RESUMES}")
+                                           f"{os_reason(err)}; {storage_fix(err)}; {RESUMES}")
             elif ok and self.alarm.failing("write"):
                 self.alarm.recovered("write")
             s = self.stats
@@ -508,6 +508,25 @@ def flush_alarms(ledger: Any) -> None:
     manager = txn.existing_manager(ledger) if txn is not None else None
     if manager is not None:
         manager.alarm.flush()
+
+
+def storage_faults(ledger: Any) -> list[dict[str, Any]]:
+    """The storage faults failing now (``FaultLog.open_faults``) of ``ledger`` (the journal's, or the
+    DuckDB writer's), the DuckDB ledger it wraps and their transaction manager: what ``bsp status`` shows."""
+    out: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    txn = sys.modules.get("engine.txn.manager")
+    for led in (ledger, getattr(ledger, "ledger", None)):
+        if led is None or id(led) in seen:
+            continue
+        seen.add(id(led))
+        alarm = getattr(led, "alarm", None)
+        if isinstance(alarm, FaultLog):
+            out += alarm.open_faults()
+        manager = txn.existing_manager(led) if txn is not None else None
+        if manager is not None:
+            out += manager.alarm.open_faults()
+    return out
 
 
 @asynccontextmanager
@@ -564,6 +583,14 @@ async def open_ledger(
                 raise body_error from None
             raise
     finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(store.close, limiter=ledger._limiter)
-        flush_alarms(ledger)            # storage faults counted since their last line (engine/faultlog.py)
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(store.close, limiter=ledger._limiter)
+        except LedgerError as close_error:
+            if not isinstance(body_error, Exception):
+                raise
+            # the body's failure (a start-up that could not load the journal) is the news; not checkpointing
+            # on close is its consequence: said after it (``bsp run`` prints notes), never instead of it
+            body_error.add_note(str(close_error))
+        finally:
+            flush_alarms(ledger)        # storage faults counted since their last line (engine/faultlog.py)

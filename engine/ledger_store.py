@@ -23,7 +23,7 @@ import pyarrow.json as pa_json
 from engine import filemodes
 from engine.audit import CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, head_mac, key_source, seal
 from engine.duckdb_open import open_problem
-from engine.faultlog import FREE_SPACE
+from engine.faultlog import storage_fix
 
 SCHEMA_VERSION = 6     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
@@ -977,7 +977,7 @@ class LedgerStore:
                 raise
             raise LedgerError(f"{self.path}: not checkpointed on close: {exc}; what was committed is in its "
                               f"write-ahead log ({self.path.name}.wal), which the next start replays: keep that "
-                              f"file with the ledger, and {FREE_SPACE} before starting again") from None
+                              f"file with the ledger, and {storage_fix(exc)} before starting again") from None
         finally:
             self._con.close()
             if self._private:

@@ -232,14 +232,20 @@ def run(
         raise typer.Exit(2)
     except (LedgerError, TxnLogError) as exc:    # a ledger file that cannot be opened, made or read
         typer.echo(f"error: {exc}", err=True)
+        for note in getattr(exc, "__notes__", ()):   # what followed from it (not checkpointed on close)
+            typer.echo(f"error: {note}", err=True)
         if "locked by another process" in str(exc):
             typer.echo("hint: two engines cannot share a ledger file; give this one its own with --ledger "
                        "(or `ledger:` in the deployment file)", err=True)
         raise typer.Exit(1)
     s = sb.stats
+    unrecorded = getattr(s, "unrecorded", 0)
     typer.echo(f"bsp: stopped; {s.total} exchange(s): {s.committed} committed, {s.rejected} rejected, "
                f"{s.failed} failed" + (f", {s.duplicate} duplicate (answered with the original reply)"
-                                       if s.duplicate else ""),
+                                       if s.duplicate else "")
+               # a full or read-only disk: counted by their outcome above, but not in the ledger, not answered
+               + (f"; {unrecorded} of them not recorded, so not answered (a ledger file could not be written: "
+                  f"see the log)" if unrecorded else ""),
                err=True)
     from engine.ops.live import drain_lines
     cancelled = getattr(sb, "cancelled", [])

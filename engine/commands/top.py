@@ -100,16 +100,19 @@ def _past(iso: Any) -> bool:
 
 def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
     """The head line's state: DEGRADED in yellow (an outbound counterpart is down, reversals stranded, a
-    certificate bsp presents expired), NOT READY in red."""
+    certificate bsp presents expired, a ledger file cannot be written), NOT READY in red."""
     state = now.get("state")
     if state == "degraded":
         n = sum(1 for c in (now.get("channels") or {}).values() if c.get("up") is False)
         stranded = (now.get("reversals") or {}).get("stranded") or 0
         expired = sum(1 for c in now.get("certificates") or () if c.get("role") in ("server", "client")
                       and _past(c.get("not_after")))            # expired while the engine ran
-        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not (stranded or expired) else []) + \
+        storage = len((now.get("ledger") or {}).get("faults") or ())   # ledger files that cannot be written
+        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not (stranded or expired or storage)
+               else []) + \
               ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else []) + \
-              ([f"{expired} certificate{'s' if expired != 1 else ''} expired"] if expired else [])
+              ([f"{expired} certificate{'s' if expired != 1 else ''} expired"] if expired else []) + \
+              ([f"ledger storage failing: {storage} fault{'s' if storage != 1 else ''}"] if storage else [])
         return [(f"  DEGRADED ({', '.join(why)})", "bold yellow")]
     if state == "not_ready" and not now.get("draining"):
         return [("  NOT READY", "bold red")]

@@ -25,7 +25,8 @@
      "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
                                  # (engine/certexpiry.py; channel "admin API" for the admin API's)
      "state": "degraded",        # ready | degraded (an outbound channel is down, a certificate bsp presents
-                                 # expired while it ran, reversals stranded) | not_ready (as GET /ready)
+                                 # expired while it ran, reversals stranded, a ledger file cannot be
+                                 # written: ledger.faults) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
                                  "failed": 5, "duplicate": 0, "flagged": 1, "resolved": 0, "in_flight": 0,
@@ -36,7 +37,11 @@
      "open_flags": 1,            # deals whose flag is open now, waiting for an operator (engine/ops/openflags.py;
                                  # null until read from the ledger at the start)
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
-                "avg_commit_ms": 0.9}}
+                "avg_commit_ms": 0.9,
+                # files that cannot be written now (engine.ledger.storage_faults): each also a line of
+                # "reasons" and the state degraded; [] when all is well
+                "faults": [{"what": "journal", "kind": "write", "failures": 12, "last": "var/bsp.duckdb.journal/
+                            000000000003.wal: byte 16776804: ... (ENOSPC); free space on that disk ..."}]}}
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ from typing import Any, Mapping, Sequence
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
 from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
-                               stranded_reason)
+                               storage_reason, stranded_reason)
+from engine.ledger import storage_faults
 from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
@@ -60,6 +66,20 @@ SNAPSHOT_LOAD_WAIT = 30.0     # seconds a snapshot waits for the journal's ackno
 def _iso(epoch: float) -> str:
     """An engine-side ``time.time()`` as the API writes every time: ISO 8601, UTC."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def ledger_status(ledger: Any) -> tuple[dict[str, Any], list[str]]:
+    """``status()``'s ``ledger`` row, and a line for its ``reasons`` per storage fault failing now (the
+    journal, DuckDB or the transaction log cannot be written: what, where, the errno, what to do); each
+    makes the engine ``degraded``, not not ready: it still answers what it can, and the next write is what
+    finds the room again."""
+    stats = getattr(ledger, "stats", None)
+    row: dict[str, Any] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
+    if stats is not None:
+        row.update(batches=stats.batches, rows=stats.rows, failed_rows=stats.failed_rows,
+                   avg_batch=round(stats.avg_batch, 2), avg_commit_ms=round(stats.avg_commit_ms, 3))
+    row["faults"] = storage_faults(ledger)
+    return row, [storage_reason(f) for f in row["faults"]]
 
 
 class EngineBackend:
@@ -140,12 +160,11 @@ class EngineBackend:
             out["reasons"] += [stranded_reason(name, n) for name, n in sorted(stranded.items())]
             if out["state"] == READY:
                 out["state"] = DEGRADED
-        ledger = eng.ledger
-        stats = getattr(ledger, "stats", None)
-        out["ledger"] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
-        if stats is not None:
-            out["ledger"].update(batches=stats.batches, rows=stats.rows, failed_rows=stats.failed_rows,
-                                 avg_batch=round(stats.avg_batch, 2), avg_commit_ms=round(stats.avg_commit_ms, 3))
+        out["ledger"], faults = ledger_status(eng.ledger)
+        if faults:           # a ledger file that cannot be written now (a full or read-only disk)
+            out["reasons"] += faults
+            if out["state"] == READY:
+                out["state"] = DEGRADED
         return out
 
     def _channel(self, name: str, ch: Any, gen: Any) -> dict[str, Any]:

@@ -141,6 +141,12 @@ def stranded_reason(channel: str, n: int) -> str:
             f"{channel} in the running configuration; kept queued, not sent, until a reload brings it back")
 
 
+def storage_reason(fault: Mapping[str, Any]) -> str:
+    """One line for an operator: a ledger file that cannot be written now (``engine.ledger.storage_faults``)."""
+    n = fault.get("failures") or 0
+    return f"{fault['what']} {fault['kind']} failing ({n} time{'s' if n != 1 else ''} so far): {fault['last']}"
+
+
 def engine_state(channels: Mapping[str, Mapping[str, Any]], ready: bool, not_ready_reason: str = ""
                  ) -> tuple[str, list[str]]:
     """``(state, reasons)`` from the status' channel rows and the readiness."""

@@ -77,7 +77,7 @@ from typing import Any
 import orjson
 
 from engine.durable import ZeroFillError, fsync_dir, make_zeroed, unwrite, write_at
-from engine.faultlog import FREE_SPACE, os_reason
+from engine.faultlog import os_reason, storage_fix
 
 HEADER = struct.Struct(">II")
 MAGIC = b"BSPTXN01"
@@ -255,7 +255,7 @@ class TxnLog:
             self._compact()
         except OSError as exc:
             raise TxnLogError(f"{exc.filename or path}: cannot write the transaction log: {os_reason(exc)}; "
-                              f"{FREE_SPACE}") from exc
+                              f"{storage_fix(exc)}") from exc
 
     def _apply(self, e: dict[str, Any]) -> None:
         t = e.get("t")
@@ -381,7 +381,7 @@ class TxnLog:
                         os.close(fd)
                     tmp.unlink(missing_ok=True)        # its head may be half written: never reuse it
                     raise TxnLogError(f"{tmp}: byte 0: cannot write the transaction log's next file "
-                                      f"({len(head)} bytes): {os_reason(exc)}; {FREE_SPACE}") from exc
+                                      f"({len(head)} bytes): {os_reason(exc)}; {storage_fix(exc)}") from exc
             else:
                 tmp = self.path.with_name(self.path.name + ".tmp")
                 _make_zeroed(tmp, head, size)
@@ -446,7 +446,7 @@ class TxnLog:
                     self._spare_thread.start()
         except OSError as exc:
             raise TxnLogError(f"{self.path}: cannot append {len(data)} bytes at byte {self._offset}: "
-                              f"{os_reason(exc)}; {FREE_SPACE}") from exc
+                              f"{os_reason(exc)}; {storage_fix(exc)}") from exc
         self.writes += 1
 
     def _make_spare(self) -> None:
@@ -500,4 +500,4 @@ def _make_zeroed(path: Path, head: bytes, size: int) -> None:
         make_zeroed(path, head, size)
     except ZeroFillError as exc:
         raise TxnLogError(f"{path}: byte {exc.done}: cannot make the transaction log's next file ({size} bytes): "
-                          f"{os_reason(exc.cause)}; {FREE_SPACE}") from exc.cause
+                          f"{os_reason(exc.cause)}; {storage_fix(exc.cause)}") from exc.cause

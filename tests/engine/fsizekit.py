@@ -5,6 +5,7 @@
         c = await Client.open(eng.port)              # the channel ``front``
         await eng.command("limit 3000")              # no file grows past 3000 bytes ("limit wal": DuckDB's WAL)
         await eng.command("unlimit")                 # space is back
+        await eng.status()                           # {"ledger": ..., "reasons": [...]} as GET /status has them
         eng.err                                      # its stderr so far (logging at WARNING)
     # on exit: killed if still running (no drain: a restart must find everything)
 
@@ -40,6 +41,10 @@ ENGINE = textwrap.dedent("""
     HARD = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
     OPTIONS = json.loads(sys.argv[4])
     TXN_SEGMENT = OPTIONS.pop("txn_segment_bytes", None)
+    AT_START = OPTIONS.pop("limit_at_start", None)          # "wal" or bytes: the disk is full from the start
+    if AT_START is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(sys.argv[2] + ".wal") if AT_START == "wal"
+                                                   else int(AT_START), HARD))
 
     async def main():
         reg = default_registry()
@@ -64,6 +69,11 @@ ENGINE = textwrap.dedent("""
                     while b"\\n" in buf:
                         line, buf = buf.split(b"\\n", 1)
                         cmd = line.split()
+                        if cmd[0] == b"status":          # what bsp status shows of the ledger (the admin API's)
+                            from engine.ops.backend import ledger_status
+                            row, reasons = ledger_status(led)
+                            print(json.dumps({"ledger": row, "reasons": reasons}), flush=True)
+                            continue
                         size = (resource.RLIM_INFINITY if cmd[0] != b"limit" else   # "limit wal": DuckDB cannot write
                                 os.path.getsize(sys.argv[2] + ".wal") if cmd[1] == b"wal" else int(cmd[1]))
                         resource.setrlimit(resource.RLIMIT_FSIZE, (size, HARD))
@@ -72,6 +82,8 @@ ENGINE = textwrap.dedent("""
         trio.run(main)
     except LedgerError as exc:                             # as bsp run reports it
         print(f"error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", ()):
+            print(f"error: {note}", file=sys.stderr)
         sys.exit(1)
 """)
 
@@ -102,6 +114,12 @@ class FsizeEngine:
         await self.proc.stdin.send_all(cmd.encode() + b"\n")
         assert await self.line() == "ok"
 
+    async def status(self) -> dict:
+        """The ledger's row of the engine's status and its reasons (``engine.ops.backend.ledger_status``, what
+        ``GET /status`` shows of the ledger): ``{"ledger": {..., "faults": [...]}, "reasons": [...]}``."""
+        await self.proc.stdin.send_all(b"status\n")
+        return json.loads(await self.line())
+
     async def stop(self) -> int:
         """Close stdin (the engine drains and stops); its exit code, once its stderr is read to the end."""
         await self.proc.stdin.aclose()
@@ -117,6 +135,19 @@ class FsizeEngine:
         while chunk := await self.proc.stderr.receive_some(65536):
             self.err.extend(chunk)
         self._err_closed.set()
+
+
+def fsize_start(tmp_path: Path, route_text: str, **options: object) -> subprocess.CompletedProcess:
+    """Run the engine of ``fsize_engine`` on the same files until it exits by itself (a start-up that fails:
+    ``limit_at_start="wal"`` or a byte count makes the disk full before the ledger is opened); stdin is
+    closed, so an engine that does start drains and stops at once."""
+    route = tmp_path / "pay.route"
+    route.write_text(route_text)
+    script = tmp_path / "engine_main.py"
+    script.write_text(ENGINE)
+    return subprocess.run([sys.executable, str(script), str(route), str(tmp_path / "ledger.duckdb"), str(REPO),
+                           json.dumps(options)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)
 
 
 @asynccontextmanager
