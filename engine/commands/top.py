@@ -163,7 +163,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         b = buckets.get(name, [])
         routes.add_row(name, str(r.get("channel", "")), f"{rate:.1f}" if rate is not None else "-",
                        str(r["received"]), str(r["committed"]), str(r["rejected"]),
-                       Text(str(errors), style="bold red" if errors else ""), str(r.get("duplicate", 0)),
+                       Text(str(errors) + (f" ({r['unrecorded']} not recorded)" if r.get("unrecorded") else ""),
+                            style="bold red" if errors or r.get("unrecorded") else ""), str(r.get("duplicate", 0)),
                        str(r.get("in_flight", 0)),
                        f"{r['avg_latency_ms']:.1f}" if r.get("avg_latency_ms") is not None else "-",
                        _ms(quantile(b, 0.5)), _ms(quantile(b, 0.99)))

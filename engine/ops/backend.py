@@ -29,9 +29,10 @@
                                  # written: ledger.faults) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
      "routes": {"bill_payment": {"channel": "mainframe", "received": 1200, "committed": 1180, "rejected": 15,
-                                 "failed": 5, "duplicate": 0, "flagged": 1, "resolved": 0, "in_flight": 0,
-                                 "avg_latency_ms": 1.9}},
-                                 # flagged: of the failed, flagged for an operator (engine/txn/flagging.py)
+                                 "failed": 5, "duplicate": 0, "unrecorded": 0, "flagged": 1, "resolved": 0,
+                                 "in_flight": 0, "avg_latency_ms": 1.9}},
+                                 # flagged: of the failed, flagged for an operator (engine/txn/flagging.py);
+                                 # unrecorded: the ledger could not store the deal (a full disk), so no reply
      "flagged_deals": 1,         # the routes' flagged, summed (since the engine started; never drops)
      "resolved_deals": 0,        # the routes' resolved, summed: resolutions through this engine's admin API
      "open_flags": 1,            # deals whose flag is open now, waiting for an operator (engine/ops/openflags.py;
@@ -58,6 +59,7 @@ from engine.ledger import storage_faults
 from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
+from engine.ops.observe import RouteCounts
 
 
 SNAPSHOT_LOAD_WAIT = 30.0     # seconds a snapshot waits for the journal's acknowledged deals to be in DuckDB
@@ -111,9 +113,7 @@ class EngineBackend:
             counts = self.observer.routes if self.observer is not None else {}
             for name, br in gen.routes().items():
                 c = counts.get(name)
-                row = c.as_dict() if c is not None else {"received": 0, "committed": 0, "rejected": 0,
-                                                         "failed": 0, "duplicate": 0, "flagged": 0, "resolved": 0,
-                                                         "avg_latency_ms": None}
+                row = c.as_dict() if c is not None else RouteCounts().as_dict()
                 row["channel"] = br.route.channel
                 row["in_flight"] = br.limiter.borrowed
                 out["routes"][name] = row

@@ -26,7 +26,8 @@ MAX_LOGGED_VALUE = 200          # characters of a sender's reference or code sho
 
 
 class RouteCounts:
-    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "flagged", "resolved", "latency_sum")
+    __slots__ = ("received", "committed", "rejected", "failed", "duplicate", "unrecorded", "flagged", "resolved",
+                 "latency_sum")
 
     def __init__(self) -> None:
         self.received = 0
@@ -34,14 +35,16 @@ class RouteCounts:
         self.rejected = 0
         self.failed = 0
         self.duplicate = 0          # a repeated deal key, answered with the original reply (engine/txn)
+        self.unrecorded = 0         # the ledger could not store the deal (a full disk): no reply was sent
         self.flagged = 0            # of the failed: flagged for an operator (event ``flagged``: engine.txn.flagging)
         self.resolved = 0           # flagged deals an operator resolved through this engine (engine.deal_resolve)
         self.latency_sum = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        done = self.committed + self.rejected + self.failed + self.duplicate
+        done = self.committed + self.rejected + self.failed + self.duplicate + self.unrecorded
         return {"received": self.received, "committed": self.committed, "rejected": self.rejected,
-                "failed": self.failed, "duplicate": self.duplicate, "flagged": self.flagged,
+                "failed": self.failed, "duplicate": self.duplicate, "unrecorded": self.unrecorded,
+                "flagged": self.flagged,
                 "resolved": self.resolved,
                 "avg_latency_ms": round(1000 * self.latency_sum / done, 3) if done else None}
 
@@ -107,7 +110,10 @@ class Observer:
             if c is None:
                 c = self.routes[route] = RouteCounts()
             c.received += 1
-            status = rec.status if rec.status in ("committed", "rejected", "duplicate") else "failed"
+            if err is not None:         # not stored, so not answered: whatever the route's outcome was
+                status = "unrecorded"
+            else:
+                status = rec.status if rec.status in ("committed", "rejected", "duplicate") else "failed"
             setattr(c, status, getattr(c, status) + 1)
             seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
             c.latency_sum += seconds

@@ -208,3 +208,28 @@ async def test_deals_as_received_with_numbers_past_a_double_read_back_exactly(nu
     assert '"amount": 1.50,' in shown.stdout and '"x": 1e400,' in shown.stdout and f'"y": {big}' in shown.stdout
     table = runner.invoke(bsp_app, ["deals", "--ledger", str(ledger)])
     assert table.exit_code == 0 and "NUM" in table.stdout and "LAST" in table.stdout
+
+
+async def test_the_routes_counts_say_unrecorded_not_the_routes_outcome(nursery, tmp_path) -> None:
+    """`bsp status` / `bsp top` / bsp_route_outcomes_total: a deal the ledger could not store was counted
+    under its route's outcome (committed) although it was neither stored nor answered."""
+    from engine.journal import open_ledger_sync
+    from engine.metrics import Metrics
+    from engine.ops.observe import Observer
+    from kit import switchboard
+
+    port = await framed_counterpart(nursery, lambda p: b'{"status":"OK"}', 4)
+    registry = _odd_registry()
+    program = compile_text(tmp_path, "format Odd = odd\n" + ROUTE.replace("FORMAT", "Odd"), registry=registry)
+    obs = Observer(Metrics())
+    async with open_ledger_sync(tmp_path / "l.duckdb", "journal") as ledger, \
+            switchboard(program, obs.ledger(ledger), {"back": {"address": f"127.0.0.1:{port}"}},
+                        registry=registry) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(pay("CPLX"), LAST)
+        (reply,) = await c.recv_json(1)
+        assert reply["ref"] == "LAST"
+        await c.aclose()
+    counts = obs.routes["pay"].as_dict()
+    assert (counts["received"], counts["committed"], counts["unrecorded"]) == (2, 1, 1), counts
+    assert obs.metrics.route_outcomes.labels("pay", "unrecorded")._value.get() == 1
