@@ -33,7 +33,8 @@ def reconcile(
     xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
-                                       "without --format, the format its name ends in. Written owner-only (0600)."),
+                                       "without --format, the format its name ends in. Written owner-only (0600); "
+                                       "replaces a file of that name, never the ledger or the statement."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
@@ -75,6 +76,9 @@ def reconcile(
         if fmt is not None and not target.parent.is_dir():     # say so before the work, as write() would after
             raise ReportError(f"--out {target}: the folder {target.parent} does not exist; create it or choose "
                               f"another path")
+        if fmt is not None:     # nor the statement or the ledger (said before the work; write() checks again)
+            from engine.reports.export import refuse_inputs
+            refuse_inputs([target], [against] + ([] if live else [ledger]))
         day = parse_day(on, "--date") if on else None
         if live:
             # what reconcile_file would say after the snapshot, said before it is taken
@@ -97,7 +101,7 @@ def reconcile(
         if not quiet:
             print_report(report)
         if fmt is not None:
-            for path in write(report, fmt, target):
+            for path in write(report, fmt, target, inputs=[against] + ([] if live else [ledger])):
                 typer.echo(f"wrote {path}", err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -1,4 +1,4 @@
-"""The ledger's side: committed deals with an amount, read from ``deals`` (read-only)."""
+"""The ledger's side: committed deals with an amount other than 0, read from ``deals`` (read-only)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
@@ -10,7 +10,9 @@ from engine.reconcile.lines import LedgerDeal
 from engine.reports.model import ReportError
 from engine.reports.source import open_read_only
 
-_COMMITTED = "status = 'committed' AND amount IS NOT NULL AND received_at >= ? AND received_at < ? {party}"
+# an amount of 0 (an enquiry answered "committed") moved no money: no statement books it
+_COMMITTED = ("status = 'committed' AND amount IS NOT NULL AND amount <> 0 AND received_at >= ? AND received_at < ? "
+              "{party}")
 
 SQL = f"""
 SELECT deal_id, reference, amount, coalesce(currency, ''), received_at, party FROM deals

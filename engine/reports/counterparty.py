@@ -1,6 +1,6 @@
 """``counterparty-statement``: one party's deals in the period, with running totals per currency.
 
-Every deal of the party is listed (committed, rejected, failed) in arrival
+Every deal of the party is listed (committed, rejected, failed, duplicate) in arrival
 order; only committed deals move the running total of their currency, which
 starts from the opening balance (committed deals of that party before the
 period).  The totals table gives opening, movement and closing per currency.
@@ -32,6 +32,7 @@ TOTAL_COLUMNS = (
     Column("opening", "money", currency="currency"),
     Column("committed_deals", "int", "committed"),
     Column("other_deals", "int", "rejected/failed"),
+    Column("duplicates", "int"),
     Column("movement", "money", currency="currency"),
     Column("closing", "money", currency="currency"),
 )
@@ -76,19 +77,21 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
     for d, at, ref, typ, status, code, amount, cur, running, deal_id in deals:
         base = opening.get(cur, ZERO)
         rows.append((d, at, ref, typ, status, code, amount, cur, base + running, deal_id))
-        m = moves.setdefault(cur, [0, 0, ZERO])
+        m = moves.setdefault(cur, [0, 0, ZERO, 0])
         if status == "committed":
             m[0] += 1
             m[2] += amount or ZERO
+        elif status == "duplicate":     # a repeat answered with its original's reply: not a deal of its own
+            m[3] += 1
         else:
             m[1] += 1
     totals = []
     for cur in sorted(set(opening) | set(moves)):
-        ok, other, move = moves.get(cur, [0, 0, ZERO])
+        ok, other, move, dup = moves.get(cur, [0, 0, ZERO, 0])
         op = opening.get(cur, ZERO)
-        totals.append((cur, op, ok, other, move, op + move))
+        totals.append((cur, op, ok, other, dup, move, op + move))
     figures = [("deals", f"{len(rows):,}")] + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
-    charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, mv, _ in totals if c],
+    charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, _, mv, _ in totals if c],
                     note="each currency in its own unit")]
     return Report(name="counterparty-statement", title=f"Statement for {party}",
                   params={"ledger": str(ledger), "party": party, "period (UTC days)": str(when)},

@@ -1,0 +1,189 @@
+"""Month end in the back office: `bsp report` and `bsp reconcile` on a real ledger, with the statements
+banks really send (semicolons and decimal commas, a BOM, quoted text over two lines), the mistakes they
+hold (an exponent, an unclosed quote, a short line, a byte that is not UTF-8: each named file:line and
+column), the ledger's enquiries (amount 0, no money moved) and repeats (duplicates), and an --out that
+names the ledger or the statement (refused: the report would replace what it was made from)."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import trio
+import typer
+from typer.testing import CliRunner
+
+from engine.commands.reconcile import register as register_reconcile
+from engine.commands.report import register as register_report
+from engine.deal import DealRecord
+from engine.ledger import open_ledger
+from engine.reconcile import load_statement, reconcile_file
+from engine.reports import ReportError, build_report, period, write
+
+DAY = date(2026, 11, 26)
+T = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+
+# (reference, amount, currency, status, deal_type); received a minute apart from 09:00 UTC, party ACME
+DEALS = [
+    ("E2E-001", "120.50", "EUR", "committed", "TRANSFER"),
+    ("E2E-002", "7.125", "EUR", "committed", "TRANSFER"),
+    ("E2E-001", "120.50", "EUR", "duplicate", "TRANSFER"),      # a repeat, answered with the original reply
+    ("E2E-003", "99.99", "EUR", "failed", "TRANSFER"),
+    ("ENQ-0001", "0", None, "committed", "BALANCE_ENQUIRY"),    # an enquiry: amount 0, no currency
+    ("ENQ-0002", "0", "EUR", "committed", "BALANCE_ENQUIRY"),
+]
+
+
+async def _fill(path: Path, deals: list[tuple]) -> None:
+    async with open_ledger(path) as ledger:
+        for i, (ref, amount, ccy, status, typ) in enumerate(deals):
+            t = T + timedelta(minutes=i)
+            await ledger.commit(DealRecord(
+                deal_type=typ, route=typ.lower(), config_version="v1", channel="mainframe", status=status,
+                received_at=t, finished_at=t + timedelta(milliseconds=5), reference=ref, amount=Decimal(amount),
+                currency=ccy, party="ACME"))
+
+
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ledger") / "bsp.duckdb"
+    trio.run(_fill, path, DEALS)
+    return path
+
+
+def bsp(*args: str):
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        pass
+
+    register_report(app)
+    register_reconcile(app)
+    return CliRunner().invoke(app, list(args))
+
+
+def statement(tmp_path: Path, text: str, name: str = "stmt.csv", encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+GOOD = "reference,amount,currency,date\nE2E-001,120.5,EUR,2026-11-26\nE2E-002,7.1250,EUR,2026-11-26\n"
+
+
+# ------------------------------------------------------------------ what is compared
+
+def test_enquiries_of_amount_zero_are_not_breaks(ledger: Path, tmp_path: Path) -> None:
+    # before: the two enquiries (amount 0) were "only in ledger", one of them under an empty currency
+    report, rows = reconcile_file(ledger, statement(tmp_path, GOOD), "csv", party="ACME")
+    assert [(r.status, r.deal.reference) for r in rows] == [("matched", "E2E-001"), ("matched", "E2E-002")]
+    assert [t[0] for t in report.tables[1].rows] == ["EUR"]
+
+
+def test_totals_are_written_at_one_scale(ledger: Path, tmp_path: Path) -> None:
+    # 120.5 on the statement matches 120.50 in the ledger; before, the totals mixed "0", "42.00", "1402.02"
+    # and "1435.4900" in one column
+    stmt = statement(tmp_path, GOOD + "XTRA-9,42.00,EUR,2026-11-26\n")
+    r = bsp("reconcile", "--ledger", str(ledger), "--against", str(stmt), "--type", "csv", "--party", "ACME",
+            "--out", str(tmp_path / "form.csv"), "-q")
+    assert r.exit_code == 1, r.output
+    (tot,) = list(csv.DictReader(io.StringIO((tmp_path / "form.totals.csv").read_text())))
+    assert tot == {"currency": "EUR", "matched": "2", "matched_amount": "127.6250", "only_in_ledger": "0",
+                   "only_in_ledger_amount": "0.0000", "only_in_statement": "1",
+                   "only_in_statement_amount": "42.0000", "mismatches": "0", "mismatch_difference": "0.0000",
+                   "ledger_total": "127.6250", "statement_total": "169.6250"}
+
+
+def test_counterparty_statement_counts_repeats_apart(ledger: Path) -> None:
+    # before: the duplicate was counted among the rejected/failed deals (other_deals 2)
+    rep = build_report("counterparty-statement", ledger, period(DAY), party="ACME")
+    by_ccy = {t["currency"]: t for t in rep.tables[1].dicts()}
+    eur = by_ccy["EUR"]
+    assert (eur["committed_deals"], eur["other_deals"], eur["duplicates"]) == (3, 1, 1)
+    assert eur["movement"] == Decimal("127.625")
+    assert [c.name for c in rep.tables[1].columns] == ["currency", "opening", "committed_deals", "other_deals",
+                                                       "duplicates", "movement", "closing"]
+
+
+# ------------------------------------------------------------------ statements as banks send them
+
+@pytest.mark.parametrize("text", [
+    "\ufeffReference;Amount;Currency;Date\nE2E-001;120,50;EUR;2026-11-26\nE2E-002;7,125;EUR;2026-11-26\n",
+    "reference;amount;currency;date\r\nE2E-001;120.5;EUR;2026-11-26\r\nE2E-002;+7.125;EUR;2026-11-26\r\n",
+    "reference\tamount\tcurrency\tdate\nE2E-001\t120,50\tEUR\t2026-11-26\nE2E-002\t7.12500\tEUR\t2026-11-26\n",
+], ids=["bom-semicolon-decimal-comma", "semicolon-point-crlf", "tab"])
+def test_semicolon_and_tab_separated_statements(ledger: Path, tmp_path: Path, text: str) -> None:
+    # before: "the header has no amount, currency, date, reference column (it has: reference;amount;...)"
+    r = bsp("reconcile", "--ledger", str(ledger), "--against", str(statement(tmp_path, text)), "--type", "csv",
+            "--party", "ACME", "-q")
+    assert r.exit_code == 0, r.output
+    assert "2 lines, fully matched" in r.output
+
+
+@pytest.mark.parametrize("text, message", [
+    # a spreadsheet's scientific notation (it may have rounded the amount): before, read as 120.5
+    ("reference,amount,currency,date\nE2E-001,1.205E2,EUR,2026-11-26\n",
+     r"stmt.csv:2: column amount: '1.205E2' is not a decimal number; write it with a point and no thousands "
+     r"separator nor exponent"),
+    ("reference,amount,currency,date\nE2E-001,1_20.50,EUR,2026-11-26\n",      # before: read as 120.50
+     r"stmt.csv:2: column amount: '1_20.50' is not a decimal number"),
+    ("reference;amount;currency;date\nE2E-001;1.120,50;EUR;2026-11-26\n",
+     r"stmt.csv:2: column amount: '1.120,50' is not a decimal number; write it with a point or a decimal comma"),
+    ("reference,amount,currency,date\nE2E-001,\"120,50\",EUR,2026-11-26\n",   # a decimal comma needs ; or tab
+     r"stmt.csv:2: column amount: '120,50' is not a decimal number"),
+    # a text over two lines (quoted): the next line's mistake is on line 4, not 3 as before
+    ("reference,amount,currency,date,text\nE2E-001,120.50,EUR,2026-11-26,\"two\nlines\"\nE2E-002,7.1x,EUR,"
+     "2026-11-26,x\n", r"stmt.csv:4: column amount: '7.1x'"),
+    # an unclosed quote: before, it swallowed every later line into one text, silently
+    ("reference,amount,currency,date,text\nE2E-001,120.50,EUR,2026-11-26,\"pay\nE2E-002,7.125,EUR,"
+     "2026-11-26,x\n", r"stmt.csv:2: not readable as CSV \(unexpected end of data\); check the quotes"),
+    ("reference,amount,currency,date\nE2E-001,\"120.50\"x,EUR,2026-11-26\n",
+     r"stmt.csv:2: not readable as CSV"),
+    # a line short of fields: before, "column currency: ''" with no word of why
+    ("reference,amount,currency,date\nE2E-001,120.50\n",
+     r"stmt.csv:2: column currency: missing; the line has 2 field\(s\), the header 4 \(separated by ','\)"),
+])
+def test_bad_statement_lines_say_file_line_and_column(ledger: Path, tmp_path: Path, text: str,
+                                                      message: str) -> None:
+    path = statement(tmp_path, text)
+    with pytest.raises(ReportError, match=message):
+        load_statement(path, "csv")
+
+
+def test_a_byte_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    path = statement(tmp_path, GOOD + "E2E-009,1.00,EUR,2026-11-26,Zahlung für Miete\n", encoding="latin-1")
+    with pytest.raises(ReportError, match=r"stmt.csv:4: byte \d+: not UTF-8 text \(b'\\xfc'\)"):
+        load_statement(path, "csv")
+
+
+# ------------------------------------------------------------------ where the form is written
+
+def test_report_out_never_replaces_the_ledger(ledger: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(ledger.read_bytes())
+    before = copy.read_bytes()
+    # before: exit 0, "wrote copy.duckdb", the ledger replaced by a 1 kB CSV
+    r = bsp("report", "daily-summary", "--ledger", str(copy), "--from", str(DAY), "--format", "csv",
+            "--out", str(copy))
+    assert r.exit_code == 2, r.output
+    assert f"--out {copy}: that is {copy}" in r.output and "would replace it" in r.output
+    assert copy.read_bytes() == before
+    rep = build_report("daily-summary", copy, period(DAY))
+    with pytest.raises(ReportError, match="would replace it"):
+        write(rep, "html", tmp_path / "copy.duckdb.wal", inputs=[copy])     # its write-ahead log
+    assert write(rep, "html", tmp_path / "daily.html", inputs=[copy]) == [tmp_path / "daily.html"]
+
+
+@pytest.mark.parametrize("out, against", [("stmt.csv", "stmt.csv"), ("form.csv", "form.totals.csv")],
+                         ids=["the-statement", "the-statement-as-a-side-file"])
+def test_reconcile_out_never_replaces_the_statement(ledger: Path, tmp_path: Path, out: str, against: str) -> None:
+    stmt = statement(tmp_path, GOOD, name=against)
+    r = bsp("reconcile", "--ledger", str(ledger), "--against", str(stmt), "--type", "csv", "--party", "ACME",
+            "--out", str(tmp_path / out), "-q")
+    assert r.exit_code == 2, r.output
+    assert "would replace it" in r.output
+    assert stmt.read_text() == GOOD
