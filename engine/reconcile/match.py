@@ -209,6 +209,9 @@ def _unpaired_note(line: StatementLine, lines: list[StatementLine], deals: list[
     other = lines[paired_with[di]]
     if judge(deals[di], other, tolerance, days)[0] == "matched":
         if other.currency == line.currency and abs(other.amount) == abs(line.amount):
+            if other.amount and (other.amount < 0) != (line.amount < 0):
+                return (f"reversal: {other.where} books the same amount the other way and matches the deal "
+                        f"(one of the two takes the other back)")
             return f"duplicate of {other.where} (the deal is already matched)"
         return f"the deal with this reference is already matched by {other.where}"
     return f"the deal with this reference is already paired with {other.where}"

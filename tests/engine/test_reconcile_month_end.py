@@ -187,3 +187,40 @@ def test_reconcile_out_never_replaces_the_statement(ledger: Path, tmp_path: Path
     assert r.exit_code == 2, r.output
     assert "would replace it" in r.output
     assert stmt.read_text() == GOOD
+
+
+def test_a_reversal_on_the_statement_is_named_so_not_a_duplicate(ledger: Path, tmp_path: Path) -> None:
+    # the bank books E2E-001 and takes it back (a storno, the other way): before, "duplicate of stmt.csv:2"
+    stmt = statement(tmp_path, GOOD + "E2E-001,-120.50,EUR,2026-11-27\n")
+    _, rows = reconcile_file(ledger, stmt, "csv", party="ACME")
+    (extra,) = [r for r in rows if r.status != "matched"]
+    assert (extra.status, extra.line.where) == ("only_in_statement", f"{stmt}:4")
+    assert extra.note.startswith(f"reversal: {stmt}:2 books the same amount the other way")
+    repeat = statement(tmp_path, GOOD + "E2E-001,120.50,EUR,2026-11-26\n", name="repeat.csv")
+    (extra,) = [r for r in reconcile_file(ledger, repeat, "csv", party="ACME")[1] if r.status != "matched"]
+    assert extra.note == f"duplicate of {repeat}:2 (the deal is already matched)"
+
+
+# ------------------------------------------------------------------ UTC days
+
+def test_a_deal_in_the_last_microsecond_of_a_day_pairs_with_the_next_days_booking(tmp_path: Path) -> None:
+    path = tmp_path / "edge.duckdb"
+    last = datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=timezone.utc)
+    trio.run(_fill_at, path, [("LATE-001", last), ("EARLY-002", last + timedelta(microseconds=1))])
+    stmt = statement(tmp_path, "reference,amount,currency,date\nLATE-001,10,EUR,2026-11-27\n"
+                               "EARLY-002,10.00,EUR,2026-11-27\n")
+    _, rows = reconcile_file(path, stmt, "csv")           # the statement's day: 2026-11-27
+    assert sorted((r.status, r.deal.reference, str(r.deal.day)) for r in rows) == [
+        ("matched", "EARLY-002", "2026-11-27"), ("matched", "LATE-001", "2026-11-26")]
+    _, rows = reconcile_file(path, stmt, "csv", days=0)    # booked the next day: outside a window of 0 days
+    assert sorted((r.status, r.deal.reference) for r in rows) == [
+        ("date_mismatch", "LATE-001"), ("matched", "EARLY-002")]
+
+
+async def _fill_at(path: Path, deals: list[tuple[str, datetime]]) -> None:
+    async with open_ledger(path) as ledger:
+        for ref, at in deals:
+            await ledger.commit(DealRecord(
+                deal_type="TRANSFER", route="transfer", config_version="v1", channel="mainframe",
+                status="committed", received_at=at, finished_at=at, reference=ref, amount=Decimal("10.00"),
+                currency="EUR", party="ACME"))
