@@ -53,10 +53,22 @@ def write(report: Report, fmt: str, out: str | Path, *, inputs: Iterable[str | P
     out = Path(out)
     if not out.parent.is_dir():
         raise ReportError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another path")
-    refuse_inputs(planned(report, fmt, out), inputs)
-    filemodes.tighten(out)                       # a report of that name already there: narrowed before
-    with filemodes.private():                    # owner-only (0600) whatever the umask: deal figures
-        paths = WRITERS[fmt](report, out)
+    try:
+        for path in planned(report, fmt, out):
+            if path.is_dir() and path == out:
+                raise ReportError(f"--out {out}: that is a folder; give a file name in it, e.g. "
+                                  f"{out / (report.name + '.' + fmt)}")
+            if path.is_dir():
+                raise ReportError(f"--out {out}: the file beside it for another table, {path}, is a folder; "
+                                  f"choose another name")
+        refuse_inputs(planned(report, fmt, out), inputs)
+        filemodes.tighten(out)                       # a report of that name already there: narrowed before
+        with filemodes.private():                    # owner-only (0600) whatever the umask: deal figures
+            paths = WRITERS[fmt](report, out)
+    except OSError as exc:                       # no permission, disk full ...: a usage error, not a crash
+        where = exc.filename or out
+        raise ReportError(f"--out {out}: cannot write {where}: {exc.strerror or exc}; choose another path "
+                          f"(a folder you can write to, a shorter name)") from None
     for path in paths:
         os.chmod(path, filemodes.FILE)           # also a file of that name that was there before
     return paths

@@ -224,3 +224,23 @@ async def _fill_at(path: Path, deals: list[tuple[str, datetime]]) -> None:
                 deal_type="TRANSFER", route="transfer", config_version="v1", channel="mainframe",
                 status="committed", received_at=at, finished_at=at, reference=ref, amount=Decimal("10.00"),
                 currency="EUR", party="ACME"))
+
+
+def test_an_out_that_is_a_folder_or_cannot_be_written_is_a_usage_error(ledger: Path, tmp_path: Path) -> None:
+    # before: a traceback and exit 1, which for `bsp reconcile` means "breaks found"
+    stmt = statement(tmp_path, GOOD)
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    r = bsp("reconcile", "--ledger", str(ledger), "--against", str(stmt), "--type", "csv", "--party", "ACME",
+            "--format", "csv", "--out", str(folder), "-q")
+    assert r.exit_code == 2, r.output
+    assert f"--out {folder}: that is a folder; give a file name in it, e.g. {folder}/reconciliation.csv" in r.output
+    (folder / "form.totals.csv").mkdir()
+    r = bsp("reconcile", "--ledger", str(ledger), "--against", str(stmt), "--type", "csv", "--party", "ACME",
+            "--out", str(folder / "form.csv"), "-q")
+    assert r.exit_code == 2 and f"{folder}/form.totals.csv, is a folder" in r.output, r.output
+    long = tmp_path / ("x" * 300 + ".html")        # longer than a file name may be (ENAMETOOLONG)
+    r = bsp("report", "daily-summary", "--ledger", str(ledger), "--from", str(DAY), "--out", str(long),
+            "--format", "html")
+    assert r.exit_code == 2, r.output
+    assert "cannot write" in r.output and "File name too long; choose another path" in r.output
