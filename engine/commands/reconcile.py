@@ -55,6 +55,7 @@ def reconcile(
     from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
     from engine.reports import ReportError, write
     from engine.reports.source import parse_day
+    from engine.progress import work_progress
     from engine.reports.terminal import print_report
 
     ledger = ledger_keys(ledger, deployment, env, "bsp reconcile").path
@@ -88,16 +89,18 @@ def reconcile(
                 raise ReportError(f"{against}: no statement file here (--against)")
             from engine.commands.live_snapshot import live_ledger
 
-            with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap):
+            with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap), \
+                    work_progress("reconcile: reading the ledger", "deals") as progress:
                 try:
                     report, rows = reconcile_file(path, against, kind, on=day, tolerance=tol, days=days,
-                                                  party=party, xsd_dir=xsd_dir)
+                                                  party=party, xsd_dir=xsd_dir, progress=progress)
                 except ReportError as exc:
                     raise ReportError(str(exc).replace(str(path), snap.describe())) from None
                 report.params["ledger"] = snap.describe()
         else:
-            report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
-                                          xsd_dir=xsd_dir)
+            with work_progress("reconcile: reading the ledger", "deals") as progress:
+                report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days,
+                                              party=party, xsd_dir=xsd_dir, progress=progress)
         if not quiet:
             print_report(report)
         if fmt is not None:

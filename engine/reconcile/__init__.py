@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from engine.defaults import STATEMENT_TYPES
 from engine.reconcile.form import build_form
@@ -40,8 +41,10 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
 
 def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,
                    tolerance: Decimal = Decimal("0"), days: int = 1, party: str | None = None,
-                   xsd_dir: str | Path | None = None) -> tuple[Report, list[FormRow]]:
-    """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement."""
+                   xsd_dir: str | Path | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[Report, list[FormRow]]:
+    """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement;
+    ``progress(done, total)``: the ledger rows read (``ledger_side.committed_deals``)."""
     if tolerance < 0:
         raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
     if days < 0:
@@ -64,7 +67,8 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         check_party(ledger, party)
     # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two
     # breaks); of those, only the ones a line's reference or text can claim are read
-    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines))
+    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines),
+                            progress=progress)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",

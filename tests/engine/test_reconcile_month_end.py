@@ -244,3 +244,16 @@ def test_an_out_that_is_a_folder_or_cannot_be_written_is_a_usage_error(ledger: P
             "--format", "html")
     assert r.exit_code == 2, r.output
     assert "cannot write" in r.output and "File name too long; choose another path" in r.output
+
+
+def test_reading_the_ledger_reports_its_progress(ledger: Path, tmp_path: Path, monkeypatch) -> None:
+    # before: a reconciliation against a large ledger was silent until its end (no progress argument)
+    import engine.reconcile.ledger_side as ledger_side
+
+    monkeypatch.setattr(ledger_side, "FETCH_ROWS", 1)       # a batch per row: a call per row read
+    calls: list[tuple[int, int]] = []
+    reconcile_file(ledger, statement(tmp_path, GOOD), "csv", party="ACME", progress=lambda d, t: calls.append((d, t)))
+    # the window holds E2E-001 and E2E-002 (the enquiries of amount 0 are not read)
+    assert calls[-1] == (2, 2)
+    assert all(t == 2 for _, t in calls) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert all(d < t for d, t in calls[:-1])                 # "done" only when it is
