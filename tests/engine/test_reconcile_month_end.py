@@ -257,3 +257,53 @@ def test_reading_the_ledger_reports_its_progress(ledger: Path, tmp_path: Path, m
     assert calls[-1] == (2, 2)
     assert all(t == 2 for _, t in calls) and [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert all(d < t for d, t in calls[:-1])                 # "done" only when it is
+
+
+def test_the_csv_statement_of_the_docs_reads(tmp_path: Path) -> None:
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "reconciliation.md").read_text()
+    (example,) = re.findall(r"^```csv\n(.*?)^```", page, re.M | re.S)
+    lines = load_statement(statement(tmp_path, example), "csv")
+    assert [(ln.reference, ln.amount, ln.currency, str(ln.booking_date)) for ln in lines] == [
+        ("E2E-001", Decimal("100.00"), "EUR", "2026-03-02"), ("E2E-002", Decimal("250.02"), "EUR", "2026-03-02")]
+
+
+def _deal(ref: str, at: datetime, amount: str = "10.00"):
+    from engine.reconcile.lines import LedgerDeal
+    return LedgerDeal(deal_id=ref, reference=ref, amount=Decimal(amount), currency="EUR", received_at=at)
+
+
+def _line(n: int, day: date, amount: str = "10.00", ref: str = ""):
+    from engine.reconcile.lines import StatementLine
+    return StatementLine(where=f"s.csv:{n}", amount=Decimal(amount), currency="EUR", booking_date=day,
+                         value_date=None, refs=(ref,))
+
+
+def test_a_line_without_reference_pairs_with_yesterdays_last_second_deal() -> None:
+    # before: the amount+date pass wanted the very same UTC day: a deal at 23:59:59.999999 booked the next
+    # morning without a reference was two breaks (only in ledger, only in statement)
+    from engine.reconcile import reconcile
+
+    last = datetime(2026, 11, 26, 23, 59, 59, 999_999, tzinfo=timezone.utc)
+    rows = reconcile([_deal("D1", last, "77.70"), _deal("D2", last - timedelta(hours=5), "5.00")],
+                     [_line(2, date(2026, 11, 27), "77.7"), _line(3, date(2026, 11, 26), "5.00")])
+    assert sorted((r.status, r.matched_by, r.deal.reference) for r in rows) == [
+        ("matched", "amount+date", "D1"), ("matched", "amount+date", "D2")]
+    assert [r.status for r in reconcile([_deal("D1", last, "77.70")], [_line(2, date(2026, 11, 27), "77.7")],
+                                        days=0)] == ["only_in_ledger", "only_in_statement"]
+
+
+def test_the_same_amount_every_day_still_pairs_day_by_day() -> None:
+    # a standing order of 10.00 each day, no reference: the same-day pairing comes first, so the wider
+    # window never makes the days ambiguous
+    from engine.reconcile import reconcile
+
+    days = [date(2026, 11, 23) + timedelta(days=i) for i in range(4)]
+    deals = [_deal(f"SO{i}", datetime(d.year, d.month, d.day, 8, tzinfo=timezone.utc)) for i, d in enumerate(days)]
+    rows = reconcile(deals, [_line(i + 2, d) for i, d in enumerate(days)])
+    assert [(r.status, r.deal.reference, r.line.booking_date) for r in rows] == [
+        ("matched", f"SO{i}", d) for i, d in enumerate(days)]
+    # two deals of the amount a day apart, one line on the second day: the same day's deal, not a guess
+    rows = reconcile(deals[:2], [_line(2, days[1])])
+    assert [(r.status, r.deal.reference) for r in rows] == [("matched", "SO1"), ("only_in_ledger", "SO0")]
