@@ -307,3 +307,16 @@ def test_the_same_amount_every_day_still_pairs_day_by_day() -> None:
     # two deals of the amount a day apart, one line on the second day: the same day's deal, not a guess
     rows = reconcile(deals[:2], [_line(2, days[1])])
     assert [(r.status, r.deal.reference) for r in rows] == [("matched", "SO1"), ("only_in_ledger", "SO0")]
+
+
+def test_counterparty_statement_read_in_batches_is_the_same(ledger: Path, monkeypatch) -> None:
+    # the rows are fetched FETCH_ROWS at a time (the whole result was held twice: DuckDB's list and ours)
+    import engine.reports.counterparty as counterparty
+
+    whole = build_report("counterparty-statement", ledger, period(DAY), party="ACME")
+    monkeypatch.setattr(counterparty, "FETCH_ROWS", 1)
+    batched = build_report("counterparty-statement", ledger, period(DAY), party="ACME")
+    assert [t.rows for t in batched.tables] == [t.rows for t in whole.tables]
+    assert [r["running_total"] for r in batched.main.dicts()] == [
+        Decimal("120.50"), Decimal("127.625"), Decimal("127.625"), Decimal("127.625"), Decimal("127.625"),
+        Decimal("127.625")]
