@@ -21,6 +21,7 @@ from engine.reconcile.narrow import claimable
 from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
+from engine.reconcile.unmatched import explain
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
@@ -70,6 +71,7 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines),
                             progress=progress)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
+    rows = explain(ledger, rows, party)      # what the ledger holds under a reference no deal matched
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",
               "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}

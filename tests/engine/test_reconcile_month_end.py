@@ -320,3 +320,43 @@ def test_counterparty_statement_read_in_batches_is_the_same(ledger: Path, monkey
     assert [r["running_total"] for r in batched.main.dicts()] == [
         Decimal("120.50"), Decimal("127.625"), Decimal("127.625"), Decimal("127.625"),
         Decimal("0"), Decimal("127.625")]     # the enquiry without a currency has a total of its own
+
+
+async def _fill_why(path: Path) -> None:
+    from engine.deal import DealEvent
+
+    def deal(ref: str, at: datetime, status: str, party: str = "ACME", events=()) -> DealRecord:
+        return DealRecord(deal_type="TRANSFER", route="transfer", config_version="v1", channel="mainframe",
+                          status=status, received_at=at, finished_at=at, reference=ref, amount=Decimal("50.00"),
+                          currency="EUR", party=party, events=list(events))
+
+    async with open_ledger(path) as ledger:
+        await ledger.commit(deal("OK-1", T, "committed"))
+        await ledger.commit(deal("OLD-1", T - timedelta(days=20), "committed"))      # a booking 20 days late
+        await ledger.commit(deal("BETA-1", T, "committed", party="BETA"))            # another party's deal
+        await ledger.commit(deal("REJ-1", T, "rejected"))
+        await ledger.commit(deal("FLAG-1", T, "failed", events=[DealEvent(T, "calling host", "flagged")]))
+        await ledger.commit(deal("RES-1", T, "failed", events=[
+            DealEvent(T, "calling host", "flagged"),
+            DealEvent(T + timedelta(hours=2), "flagged", "resolved", {"outcome": "applied", "note": "n", "by": "a"})]))
+
+
+def test_a_line_without_a_deal_says_what_the_ledger_holds_under_its_reference(tmp_path: Path) -> None:
+    # before: every one of these lines said only "no deal with this reference"
+    path = tmp_path / "why.duckdb"
+    trio.run(_fill_why, path)
+    refs = ["OK-1", "OLD-1", "BETA-1", "REJ-1", "FLAG-1", "RES-1", "NONE-1"]
+    stmt = statement(tmp_path, "reference,amount,currency,date\n" + "".join(f"{r},50.00,EUR,2026-11-26\n" for r in refs))
+    _, rows = reconcile_file(path, stmt, "csv", party="ACME")
+    notes = {r.line.reference: r.note for r in rows if r.status == "only_in_statement"}
+    ids = {r.deal.reference: r.deal.deal_id for r in rows if r.deal}
+    assert set(notes) == set(refs) - {"OK-1"} and ids.keys() == {"OK-1"}
+    has = "no committed deal of these days with this reference; the ledger has: deal "
+    assert notes["NONE-1"] == "no deal with this reference"
+    assert notes["OLD-1"].startswith(has) and notes["OLD-1"].endswith("(2026-11-06, committed, received outside "
+                                                                      "the days read)")
+    assert notes["BETA-1"].endswith("(2026-11-26, committed, party BETA)")
+    assert notes["REJ-1"].endswith("(2026-11-26, rejected)")
+    assert notes["FLAG-1"].endswith("(2026-11-26, failed, flagged for an operator, open: settle it, then bsp "
+                                    "deals resolve)")
+    assert notes["RES-1"].endswith("(2026-11-26, failed, flagged, resolved by an operator: applied)")
