@@ -25,6 +25,7 @@ from engine.reconcile.unmatched import explain
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
+LEDGER_PLACES = Decimal("0.0001")
 
 
 def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = None) -> list[StatementLine]:
@@ -34,10 +35,16 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
     if not path.is_file():
         raise ReportError(f"{path}: no statement file here (--against)")
     if kind == "csv":
-        return load_csv(path)
-    if kind == "mt940":
-        return load_mt940(path)
-    return load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+        lines = load_csv(path)
+    elif kind == "mt940":
+        lines = load_mt940(path)
+    else:
+        lines = load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+    for ln in lines:        # the ledger keeps 4 places: a 5th digit would be compared, shown and exported wrong
+        if ln.amount != ln.amount.quantize(LEDGER_PLACES):
+            raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
+                              f"(DECIMAL(24,4)): is the amount column another one, or the file's decimal mark?")
+    return lines
 
 
 def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,

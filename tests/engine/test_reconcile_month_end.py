@@ -360,3 +360,30 @@ def test_a_line_without_a_deal_says_what_the_ledger_holds_under_its_reference(tm
     assert notes["FLAG-1"].endswith("(2026-11-26, failed, flagged for an operator, open: settle it, then bsp "
                                     "deals resolve)")
     assert notes["RES-1"].endswith("(2026-11-26, failed, flagged, resolved by an operator: applied)")
+
+
+@pytest.mark.parametrize("kind, text, where", [
+    ("csv", "reference,amount,currency,date\nE2E-001,120.50001,EUR,2026-11-26\n", "stmt.csv:2"),
+    ("mt940", ":20:S\n:25:DE89370400440532013000\n:28C:1/1\n:60F:C261125EUR0,00\n"
+              ":61:2611261126C120,50001NTRFE2E-001//B1\n:62F:C261126EUR120,50001\n-\n", "stmt.csv:5"),
+])
+def test_a_statement_amount_finer_than_the_ledger_is_refused(ledger: Path, tmp_path: Path, kind: str, text: str,
+                                                              where: str) -> None:
+    # before: compared as a break of 0.00001, then written to Parquet rounded to 120.5000 (difference 0.0000)
+    with pytest.raises(ReportError, match=where + r": amount 120.50001: more than 4 decimal places; the ledger keeps 4"):
+        reconcile_file(ledger, statement(tmp_path, text), kind, party="ACME")
+    fine = statement(tmp_path, "reference,amount,currency,date\nE2E-001,120.500000,EUR,2026-11-26\n"
+                               "E2E-002,7.125,EUR,2026-11-26\n", name="fine.csv")
+    assert [r.status for r in reconcile_file(ledger, fine, "csv", party="ACME")[1]] == ["matched", "matched"]
+
+
+def test_parquet_refuses_to_round_money(tmp_path: Path) -> None:
+    from engine.reports.model import Column, Report, Table
+
+    rep = Report(name="r", title="r", params={}, figures=[], charts=[], tables=[
+        Table("main", "main", (Column("currency", "text"), Column("amount", "money", currency="currency")),
+              [("EUR", Decimal("1.23456"))])])
+    with pytest.raises(ReportError, match=r"main: column amount: 1.23456 has more decimal places than Parquet's 4"):
+        write(rep, "parquet", tmp_path / "r.parquet")
+    assert write(rep, "csv", tmp_path / "r.csv") == [tmp_path / "r.csv"]
+    assert (tmp_path / "r.csv").read_text() == "currency,amount\nEUR,1.23456\n"
