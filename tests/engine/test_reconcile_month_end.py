@@ -387,3 +387,24 @@ def test_parquet_refuses_to_round_money(tmp_path: Path) -> None:
         write(rep, "parquet", tmp_path / "r.parquet")
     assert write(rep, "csv", tmp_path / "r.csv") == [tmp_path / "r.csv"]
     assert (tmp_path / "r.csv").read_text() == "currency,amount\nEUR,1.23456\n"
+
+
+def test_the_example_run_of_the_docs(tmp_path: Path, monkeypatch) -> None:
+    # the page's example, run as written on the ledger and MT940 statement of test_reconcile_breaks.py
+    # (before: its header line lacked the "party: ACME" the command prints)
+    import re
+
+    from tests.engine.test_reconcile_breaks import fill, mt940
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "reconciliation.md").read_text()
+    block = next(b for b in re.findall(r"^```\n(\$ bsp reconcile .*?)^```", page, re.M | re.S))
+    command, *expected = [ln for ln in block.splitlines() if not ln.startswith("...")]
+    monkeypatch.chdir(tmp_path)
+    trio.run(fill, tmp_path / "copy.duckdb")
+    (tmp_path / "acme-0302.sta").write_text(mt940())
+    r = bsp(*command.split()[2:])
+    assert r.exit_code == 1, r.output
+    shown = r.output.splitlines()
+    for line in expected[:expected.index("$ echo $?")]:
+        assert line in shown, line
+    assert expected[-1] == "1"
