@@ -38,8 +38,8 @@ ALIASES = {
 }
 REQUIRED = ("amount", "currency", "date")
 SEPARATORS = (",", ";", "\t")       # the header's most frequent one is the file's (a tie: ",")
-_POINT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_COMMA = re.compile(r"[+-]?\d+,\d+")
+_POINT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")     # ASCII digits only (\d takes any script's)
+_COMMA = re.compile(r"[+-]?[0-9]+,[0-9]+")
 
 
 def separator(header_line: str) -> str:

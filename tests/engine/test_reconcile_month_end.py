@@ -131,6 +131,8 @@ def test_semicolon_and_tab_separated_statements(ledger: Path, tmp_path: Path, te
      r"separator nor exponent"),
     ("reference,amount,currency,date\nE2E-001,1_20.50,EUR,2026-11-26\n",      # before: read as 120.50
      r"stmt.csv:2: column amount: '1_20.50' is not a decimal number"),
+    ("reference,amount,currency,date\nE2E-001,\u0661\u0662\u0660.50,EUR,2026-11-26\n",   # before: read as 120.50
+     r"stmt.csv:2: column amount: '\u0661\u0662\u0660.50' is not a decimal number"),
     ("reference;amount;currency;date\nE2E-001;1.120,50;EUR;2026-11-26\n",
      r"stmt.csv:2: column amount: '1.120,50' is not a decimal number; write it with a point or a decimal comma"),
     ("reference,amount,currency,date\nE2E-001,\"120,50\",EUR,2026-11-26\n",   # a decimal comma needs ; or tab
