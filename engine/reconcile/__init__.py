@@ -41,6 +41,8 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
     else:
         lines = load_camt053(path, Path(xsd_dir) if xsd_dir else None)
     for ln in lines:        # the ledger keeps 4 places: a 5th digit would be compared, shown and exported wrong
+        if not ln.amount.is_finite():
+            raise ReportError(f"{ln.where}: amount {ln.amount}: not an amount; write it as a decimal, e.g. 1234.50")
         if ln.amount != ln.amount.quantize(LEDGER_PLACES):
             raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
                               f"(DECIMAL(24,4)): is the amount column another one, or the file's decimal mark?")

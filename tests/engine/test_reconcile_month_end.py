@@ -410,3 +410,25 @@ def test_the_example_run_of_the_docs(tmp_path: Path, monkeypatch) -> None:
     for line in expected[:expected.index("$ echo $?")]:
         assert line in shown, line
     assert expected[-1] == "1"
+
+
+CAMT = """<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
+ <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-26T18:00:00</CreDtTm></GrpHdr>
+ <Stmt><Id>S1</Id><CreDtTm>2026-11-26T18:00:00</CreDtTm><Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>
+  <Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
+   <BookgDt><Dt>2026-11-26</Dt></BookgDt><BkTxCd/>
+   <NtryDtls><TxDtls><Refs><EndToEndId>E2E-001</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>
+ </Stmt></BkToCstmrStmt></Document>
+"""
+
+
+@pytest.mark.parametrize("amount", ["1.205E2", "NaN", "Infinity", "1_20.50", "\u0661\u0662\u0660.50"])
+def test_a_camt053_amount_is_an_xs_decimal(ledger: Path, tmp_path: Path, amount: str) -> None:
+    # before: 1.205E2 and 1_20.50 and the Arabic-Indic digits were read as 120.50 (fully matched), NaN and
+    # Infinity went on into the matcher (Infinity: a traceback)
+    stmt = statement(tmp_path, CAMT.format(amount=amount), name="stmt.xml")
+    with pytest.raises(ReportError, match=r"stmt.xml: Stmt 1 / Ntry 1: field Amt: amount .* is not a decimal number"):
+        reconcile_file(ledger, stmt, "camt053", party="ACME")
+    fine = statement(tmp_path, CAMT.format(amount=" +120.5 "), name="fine.xml")
+    assert [r.status for r in reconcile_file(ledger, fine, "camt053", party="ACME")[1]] == ["matched", "only_in_ledger"]
