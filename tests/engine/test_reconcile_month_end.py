@@ -432,3 +432,21 @@ def test_a_camt053_amount_is_an_xs_decimal(ledger: Path, tmp_path: Path, amount:
         reconcile_file(ledger, stmt, "camt053", party="ACME")
     fine = statement(tmp_path, CAMT.format(amount=" +120.5 "), name="fine.xml")
     assert [r.status for r in reconcile_file(ledger, fine, "camt053", party="ACME")[1]] == ["matched", "only_in_ledger"]
+
+
+def test_an_mt940_amount_or_date_in_other_digits_is_refused(ledger: Path, tmp_path: Path) -> None:
+    # before: ":61:2611261126C١٢٠,50..." was read as 120.50 and matched (Python's \d and Decimal take any
+    # script's digits; SWIFT's character set has only ASCII)
+    from formats.errors import FormatError
+    from formats.swift.fields import parse_amount, parse_date6
+
+    sta = (":20:S\n:25:DE89370400440532013000\n:28C:1/1\n:60F:C261125EUR0,00\n"
+           ":61:2611261126C\u0661\u0662\u0660,50NTRFE2E-001//B1\n:62F:C261126EUR120,50\n-\n")
+    with pytest.raises(ReportError, match=r"stmt.sta:5: not a readable MT940 statement: .*field 61: .* is not a "
+                                          r"statement line"):
+        reconcile_file(ledger, statement(tmp_path, sta, name="stmt.sta"), "mt940", party="ACME")
+    with pytest.raises(FormatError, match="is not digits with a decimal comma"):
+        parse_amount("\u0661\u0662\u0660,50", "32A", 0)
+    with pytest.raises(FormatError, match="is not YYMMDD"):
+        parse_date6("\u0662\u0666\u0661\u0661\u0662\u0666", "32A", 0)
+    assert parse_amount("120,50", "32A", 0) == Decimal("120.50")
