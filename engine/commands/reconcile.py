@@ -33,7 +33,8 @@ def reconcile(
     xsd_dir: Optional[Path] = typer.Option(None, "--xsd-dir", help="camt053: validate against the XSDs here."),
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
-                                       "without --format, the format its name ends in. Written owner-only (0600)."),
+                                       "without --format, the format its name ends in. Written owner-only (0600); "
+                                       "replaces a file of that name, never the ledger or the statement."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
@@ -54,6 +55,7 @@ def reconcile(
     from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
     from engine.reports import ReportError, write
     from engine.reports.source import parse_day
+    from engine.progress import work_progress
     from engine.reports.terminal import print_report
 
     ledger = ledger_keys(ledger, deployment, env, "bsp reconcile").path
@@ -75,6 +77,9 @@ def reconcile(
         if fmt is not None and not target.parent.is_dir():     # say so before the work, as write() would after
             raise ReportError(f"--out {target}: the folder {target.parent} does not exist; create it or choose "
                               f"another path")
+        if fmt is not None:     # nor the statement or the ledger (said before the work; write() checks again)
+            from engine.reports.export import refuse_inputs
+            refuse_inputs([target], [against] + ([] if live else [ledger]))
         day = parse_day(on, "--date") if on else None
         if live:
             # what reconcile_file would say after the snapshot, said before it is taken
@@ -84,20 +89,22 @@ def reconcile(
                 raise ReportError(f"{against}: no statement file here (--against)")
             from engine.commands.live_snapshot import live_ledger
 
-            with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap):
+            with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap), \
+                    work_progress("reconcile: reading the ledger", "deals") as progress:
                 try:
                     report, rows = reconcile_file(path, against, kind, on=day, tolerance=tol, days=days,
-                                                  party=party, xsd_dir=xsd_dir)
+                                                  party=party, xsd_dir=xsd_dir, progress=progress)
                 except ReportError as exc:
                     raise ReportError(str(exc).replace(str(path), snap.describe())) from None
                 report.params["ledger"] = snap.describe()
         else:
-            report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days, party=party,
-                                          xsd_dir=xsd_dir)
+            with work_progress("reconcile: reading the ledger", "deals") as progress:
+                report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days,
+                                              party=party, xsd_dir=xsd_dir, progress=progress)
         if not quiet:
             print_report(report)
         if fmt is not None:
-            for path in write(report, fmt, target):
+            for path in write(report, fmt, target, inputs=[against] + ([] if live else [ledger])):
                 typer.echo(f"wrote {path}", err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)

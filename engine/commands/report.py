@@ -34,7 +34,8 @@ def report(
                                        "included; default --from."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
-                                       "other formats default to NAME_FROM_TO.EXT here. Written owner-only (0600)."),
+                                       "other formats default to NAME_FROM_TO.EXT here. Written owner-only (0600); "
+                                       "replaces a file of that name, never the ledger."),
     party: Optional[str] = typer.Option(None, "--party", help="The counterparty (counterparty-statement)."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
@@ -103,7 +104,7 @@ def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, 
                            f"FILE.{others[0]}.csv ...)", err=True)
             return
         target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
-        for path in write(rep, fmt, target):
+        for path in write(rep, fmt, target, inputs=[ledger]):
             typer.echo(f"wrote {path}", err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Callable
 
 from engine.defaults import STATEMENT_TYPES
 from engine.reconcile.form import build_form
@@ -20,9 +21,11 @@ from engine.reconcile.narrow import claimable
 from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
+from engine.reconcile.unmatched import explain
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
+LEDGER_PLACES = Decimal("0.0001")
 
 
 def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = None) -> list[StatementLine]:
@@ -32,16 +35,26 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
     if not path.is_file():
         raise ReportError(f"{path}: no statement file here (--against)")
     if kind == "csv":
-        return load_csv(path)
-    if kind == "mt940":
-        return load_mt940(path)
-    return load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+        lines = load_csv(path)
+    elif kind == "mt940":
+        lines = load_mt940(path)
+    else:
+        lines = load_camt053(path, Path(xsd_dir) if xsd_dir else None)
+    for ln in lines:        # the ledger keeps 4 places: a 5th digit would be compared, shown and exported wrong
+        if not ln.amount.is_finite():
+            raise ReportError(f"{ln.where}: amount {ln.amount}: not an amount; write it as a decimal, e.g. 1234.50")
+        if ln.amount != ln.amount.quantize(LEDGER_PLACES):
+            raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
+                              f"(DECIMAL(24,4)): is the amount column another one, or the file's decimal mark?")
+    return lines
 
 
 def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,
                    tolerance: Decimal = Decimal("0"), days: int = 1, party: str | None = None,
-                   xsd_dir: str | Path | None = None) -> tuple[Report, list[FormRow]]:
-    """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement."""
+                   xsd_dir: str | Path | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[Report, list[FormRow]]:
+    """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement;
+    ``progress(done, total)``: the ledger rows read (``ledger_side.committed_deals``)."""
     if tolerance < 0:
         raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
     if days < 0:
@@ -64,8 +77,10 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
         check_party(ledger, party)
     # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two
     # breaks); of those, only the ones a line's reference or text can claim are read
-    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines))
+    deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines),
+                            progress=progress)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
+    rows = explain(ledger, rows, party)      # what the ledger holds under a reference no deal matched
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",
               "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}

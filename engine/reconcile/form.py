@@ -8,7 +8,7 @@ from engine.reconcile.match import STATUSES, FormRow, breaks
 from engine.reports.model import Bar, Chart, Column, Report, Table
 from engine.reports.text import money
 
-ZERO = Decimal("0")
+ZERO = Decimal("0.0000")        # the ledger's scale: every total has at least its 4 places
 
 COLUMNS = (
     Column("status", "text"),

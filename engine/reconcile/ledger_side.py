@@ -1,4 +1,4 @@
-"""The ledger's side: committed deals with an amount, read from ``deals`` (read-only)."""
+"""The ledger's side: committed deals with an amount other than 0, read from ``deals`` (read-only)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
@@ -10,7 +10,9 @@ from engine.reconcile.lines import LedgerDeal
 from engine.reports.model import ReportError
 from engine.reports.source import open_read_only
 
-_COMMITTED = "status = 'committed' AND amount IS NOT NULL AND received_at >= ? AND received_at < ? {party}"
+# an amount of 0 (an enquiry answered "committed") moved no money: no statement books it
+_COMMITTED = ("status = 'committed' AND amount IS NOT NULL AND amount <> 0 AND received_at >= ? AND received_at < ? "
+              "{party}")
 
 SQL = f"""
 SELECT deal_id, reference, amount, coalesce(currency, ''), received_at, party FROM deals
@@ -25,6 +27,9 @@ SELECT DISTINCT reference FROM deals
 WHERE {_COMMITTED} AND reference IS NOT NULL AND NOT (received_at >= ? AND received_at < ?)
 """
 
+# how many rows the window holds: the total the progress is shown against
+COUNT_SQL = f"SELECT count(*) FROM deals WHERE {_COMMITTED}"
+
 # the reconciled days' deals, and those of the extra days whose reference the statement can claim
 CLAIMED = "AND ((received_at >= ? AND received_at < ?) OR reference IN (SELECT unnest(?::VARCHAR[])))"
 
@@ -37,12 +42,17 @@ def _midnight(d: date) -> datetime:
 
 def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: int = 0,
                     party: str | None = None,
-                    claims: Callable[[str | None], bool] | None = None) -> list[LedgerDeal]:
+                    claims: Callable[[str | None], bool] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> list[LedgerDeal]:
     """Deals received on UTC days ``first``..``last`` (in scope), plus ``slack_days`` either side (candidates only).
 
     With ``claims`` (``narrow.claimable(lines)``), a deal of the extra days is read only when
     ``claims(its reference)``: the others cannot pair with any line, so the result of the matcher is
-    the same, and memory grows with the statement and its days, not with the ledger around them."""
+    the same, and memory grows with the statement and its days, not with the ledger around them.
+
+    ``progress(done, total)``, when given, is called after each batch of rows read: ``total`` is the
+    committed deals of the window, ``done`` the rows read so far (the references of the extra days, then
+    the deals kept), never past ``total`` before the end."""
     con = open_read_only(ledger)
     try:
         window: list[object] = [_midnight(first - timedelta(days=slack_days)),
@@ -51,11 +61,22 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
         scope: list[object] = [_midnight(first), _midnight(last + timedelta(days=1))]
         by_party = "AND party = ?" if party else ""
         claimed: list[object] = []
+        total = done = 0
+        if progress is not None:
+            (total,) = con.execute(COUNT_SQL.format(party=by_party), window).fetchone() or (0,)
+
+        def step(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if progress is not None:
+                progress(min(done, max(total - 1, 0)), total)
+
         if claims is not None:
             wanted: list[str] = []
             cur = con.execute(REFS_SQL.format(party=by_party), window + scope)
             while batch := cur.fetchmany(FETCH_ROWS):
                 wanted += [ref for (ref,) in batch if claims(ref)]
+                step(len(batch))
             claimed = scope + [wanted]
         cur = con.execute(SQL.format(party=by_party, claimed=CLAIMED if claims is not None else ""),
                           window + claimed)
@@ -66,6 +87,9 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
                 # one string object per currency and party, not one per deal
                 out.append(LedgerDeal(deal_id, ref, amount, intern(ccy.upper()), at, pty and intern(pty),
                                       in_scope=first <= at.date() <= last))
+            step(len(batch))
+        if progress is not None:
+            progress(total, total)
     finally:
         con.close()
     return out

@@ -10,8 +10,9 @@ Passes, each over what is still unmatched:
 3. **reference in the text**: a deal's reference found as a whole word in the
    line's free text (:86:, RmtInf) -> judged as in 1/2.
 4. **amount and date**: a line with *no* usable reference pairs with the one
-   in-scope deal of the same currency, exact amount and date, if exactly one
-   deal and one line fit.
+   in-scope deal of the same currency and exact amount received on its booking
+   or value date, if each is the other's only candidate that day; then what is
+   left, the same way, within ``days`` of it.
 
 Amounts are compared by absolute value (a deal's amount is positive; the
 counterparty books it as a credit or a debit depending on its side).  Deals
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Iterable, Iterator
 
@@ -158,24 +159,32 @@ def reconcile(deals: Iterable[LedgerDeal], lines: Iterable[StatementLine], *, to
             found.sort(key=lambda di: (judge(deals[di], line, tolerance, days)[0] != "matched",
                                        -len(norm_ref(deals[di].reference))))
             take(li, found[0], "text")
-    # pass 4: no usable reference at all: one deal, one line, same currency, amount and date
+    # pass 4: no usable reference at all: one deal, one line, same currency and amount; first on the same
+    # day (each the other's one candidate that day), then what is left within ``days`` (a deal at 23:59:59
+    # UTC booked the next morning), again only when each is the other's one candidate
     def key(cur: str, amount: Decimal, day: date) -> tuple[str, Decimal, date]:
         return cur, abs(amount), day
 
-    loose_lines: dict[tuple, list[int]] = {}
-    for li, line in enumerate(lines):
-        if li not in pairs and not any(usable(r) for r in line.refs) and line.day is not None:
-            for day in set(line.days()):
-                loose_lines.setdefault(key(line.currency, line.amount, day), []).append(li)
-    loose_deals: dict[tuple, list[int]] = {}
-    for di, d in free_deals.items():
-        if d.in_scope:
-            loose_deals.setdefault(key(d.currency, d.amount, d.day), []).append(di)
-    for k, lis in loose_lines.items():
-        dis = [di for di in loose_deals.get(k, []) if di in free_deals]
-        lis = [li for li in dict.fromkeys(lis) if li not in pairs]
-        if len(lis) == 1 and len(dis) == 1:
-            take(lis[0], dis[0], "amount+date")
+    for window in sorted({0, days}):
+        loose_deals: dict[tuple, list[int]] = {}
+        for di, d in free_deals.items():
+            if d.in_scope:
+                loose_deals.setdefault(key(d.currency, d.amount, d.day), []).append(di)
+        line_cands: dict[int, set[int]] = {}
+        deal_cands: dict[int, set[int]] = {}
+        for li, line in enumerate(lines):
+            if li in pairs or any(usable(r) for r in line.refs) or line.day is None:
+                continue
+            near = {day + timedelta(days=k) for day in line.days() for k in range(-window, window + 1)}
+            cands = {di for day in near for di in loose_deals.get(key(line.currency, line.amount, day), [])}
+            line_cands[li] = cands
+            for di in cands:
+                deal_cands.setdefault(di, set()).add(li)
+        for li, cands in line_cands.items():
+            if len(cands) == 1:
+                (di,) = cands
+                if deal_cands[di] == {li}:
+                    take(li, di, "amount+date")
 
     rows: list[FormRow] = []
     paired_with = {di: li for li, (di, _) in pairs.items()}     # deal index -> the line that took it
@@ -209,6 +218,9 @@ def _unpaired_note(line: StatementLine, lines: list[StatementLine], deals: list[
     other = lines[paired_with[di]]
     if judge(deals[di], other, tolerance, days)[0] == "matched":
         if other.currency == line.currency and abs(other.amount) == abs(line.amount):
+            if other.amount and (other.amount < 0) != (line.amount < 0):
+                return (f"reversal: {other.where} books the same amount the other way and matches the deal "
+                        f"(one of the two takes the other back)")
             return f"duplicate of {other.where} (the deal is already matched)"
         return f"the deal with this reference is already matched by {other.where}"
     return f"the deal with this reference is already paired with {other.where}"

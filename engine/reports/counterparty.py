@@ -1,6 +1,6 @@
 """``counterparty-statement``: one party's deals in the period, with running totals per currency.
 
-Every deal of the party is listed (committed, rejected, failed) in arrival
+Every deal of the party is listed (committed, rejected, failed, duplicate) in arrival
 order; only committed deals move the running total of their currency, which
 starts from the opening balance (committed deals of that party before the
 period).  The totals table gives opening, movement and closing per currency.
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from sys import intern
+
+import duckdb
 
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
 from engine.reports.source import Period, open_read_only
@@ -32,6 +35,7 @@ TOTAL_COLUMNS = (
     Column("opening", "money", currency="currency"),
     Column("committed_deals", "int", "committed"),
     Column("other_deals", "int", "rejected/failed"),
+    Column("duplicates", "int"),
     Column("movement", "money", currency="currency"),
     Column("closing", "money", currency="currency"),
 )
@@ -55,15 +59,39 @@ ORDER BY received_at, deal_id
 """
 
 
+FETCH_ROWS = 10_000
+
+
+def _rows(result: duckdb.DuckDBPyConnection, opening: dict[str, Decimal]) -> tuple[list[tuple], dict[str, list]]:
+    """The statement's rows, fetched FETCH_ROWS at a time (never the whole result twice in memory), and
+    per currency [committed, rejected/failed, movement, duplicates]."""
+    rows: list[tuple] = []
+    moves: dict[str, list] = {}
+    while batch := result.fetchmany(FETCH_ROWS):
+        for d, at, ref, typ, status, code, amount, cur_, running, deal_id in batch:
+            cur_, typ, status = intern(cur_), intern(typ), intern(status)   # one string per value, not per row
+            rows.append((d, at, ref, typ, status, code and intern(code), amount, cur_,
+                         opening.get(cur_, ZERO) + running, deal_id))
+            m = moves.setdefault(cur_, [0, 0, ZERO, 0])
+            if status == "committed":
+                m[0] += 1
+                m[2] += amount or ZERO
+            elif status == "duplicate":     # a repeat answered with its original's reply: not a deal of its own
+                m[3] += 1
+            else:
+                m[1] += 1
+    return rows, moves
+
+
 def build(ledger: str | Path, when: Period, party: str) -> Report:
     if not party:
         raise ReportError("counterparty-statement needs the party: --party NAME (the deals' `party` column)")
     con = open_read_only(ledger)
     try:
         opening = dict(con.execute(SQL_OPENING, [party, when.start]).fetchall())
-        deals = con.execute(SQL_DEALS, [party, when.start, when.last_start]).fetchall()
+        rows, moves = _rows(con.execute(SQL_DEALS, [party, when.start, when.last_start]), opening)
         known = None
-        if not deals and not opening:
+        if not rows and not opening:
             known = [r[0] for r in con.execute(
                 "SELECT DISTINCT party FROM deals WHERE party IS NOT NULL ORDER BY 1 LIMIT 20").fetchall()]
     finally:
@@ -71,24 +99,13 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
     if known is not None and party not in known:
         hint = f" (parties in this ledger: {', '.join(known)})" if known else " (no deal in it names a party)"
         raise ReportError(f"--party {party!r}: no deal of this party in {ledger}{hint}")
-    rows = []
-    moves: dict[str, list] = {}
-    for d, at, ref, typ, status, code, amount, cur, running, deal_id in deals:
-        base = opening.get(cur, ZERO)
-        rows.append((d, at, ref, typ, status, code, amount, cur, base + running, deal_id))
-        m = moves.setdefault(cur, [0, 0, ZERO])
-        if status == "committed":
-            m[0] += 1
-            m[2] += amount or ZERO
-        else:
-            m[1] += 1
     totals = []
     for cur in sorted(set(opening) | set(moves)):
-        ok, other, move = moves.get(cur, [0, 0, ZERO])
+        ok, other, move, dup = moves.get(cur, [0, 0, ZERO, 0])
         op = opening.get(cur, ZERO)
-        totals.append((cur, op, ok, other, move, op + move))
+        totals.append((cur, op, ok, other, dup, move, op + move))
     figures = [("deals", f"{len(rows):,}")] + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
-    charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, mv, _ in totals if c],
+    charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, _, mv, _ in totals if c],
                     note="each currency in its own unit")]
     return Report(name="counterparty-statement", title=f"Statement for {party}",
                   params={"ledger": str(ledger), "party": party, "period (UTC days)": str(when)},

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
-from engine.reports.model import Column, Report, Table
+from engine.reports.model import Column, Report, ReportError, Table
 
 _ARROW = {
     "text": pa.string(), "int": pa.int64(), "money": pa.decimal128(38, 4), "rate": pa.decimal128(9, 6),
@@ -104,7 +104,13 @@ def arrow_table(table: Table) -> pa.Table:
     for i, col in enumerate(table.columns):
         values = [row[i] for row in table.rows]
         if col.kind in _SCALE:
+            exact = values
             values = [None if v is None else Decimal(v).quantize(_SCALE[col.kind]) for v in values]
+            for v, q in zip(exact, values):
+                if v is not None and Decimal(v) != q:    # a Parquet DECIMAL(38,4) would round it: said, not done
+                    raise ReportError(f"{table.name}: column {col.name}: {Decimal(v):f} has more decimal places "
+                                      f"than Parquet's {-_SCALE[col.kind].as_tuple().exponent}; write it as "
+                                      f"--format csv or xlsx")
         arrays.append(pa.array(values, type=_ARROW[col.kind]))
     return pa.Table.from_arrays(arrays, names=[c.name for c in table.columns])
 

@@ -32,6 +32,7 @@ from lxml import etree
 from formats.errors import FormatError, SpecError
 from formats.iso20022.schema import ANY, NS_PREFIX, Catalog, Schema, TypeShape, load_schema, matches, message_id
 from formats.iso20022.totals import check_totals
+from formats.iso20022.xsd_decimal import xs_decimal
 from formats.xml_codec import line_offset, parse, split
 
 
@@ -39,7 +40,7 @@ def _scalar_in(kind: str, text: str | None) -> Any:
     t = (text or "").strip() if kind != "str" else (text or "")
     try:
         if kind == "decimal":
-            return Decimal(t)
+            return xs_decimal(t)
         if kind == "int":
             return int(t)
         if kind == "bool":
@@ -102,7 +103,7 @@ def _generic(el: etree._Element) -> Any:
         text = el.text or ""
         if "Ccy" in attrs:
             try:
-                return {"value": Decimal(text.strip()), **attrs}
+                return {"value": xs_decimal(text.strip()), **attrs}
             except InvalidOperation:
                 raise FormatError(f"amount {text!r} is not a decimal number", field=split(el.tag)[1],
                                   offset=None) from None

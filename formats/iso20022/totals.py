@@ -22,6 +22,7 @@ from typing import Iterable
 from lxml import etree
 
 from formats.errors import FormatError
+from formats.iso20022.xsd_decimal import xs_decimal
 from formats.xml_codec import line_offset, split
 
 TRANSACTIONS = ("CdtTrfTxInf", "DrctDbtTxInf")
@@ -59,7 +60,7 @@ def _amount(tx: etree._Element, data: bytes | None) -> Decimal:
             el = _kid(el, name) if el is not None else None
         if el is not None:
             try:
-                return Decimal((el.text or "").strip())
+                return xs_decimal((el.text or "").strip())
             except InvalidOperation:
                 raise FormatError(f"{(el.text or '').strip()!r} is not an amount", offset=_where(el, data),
                                   field=_path(el)) from None
@@ -80,7 +81,7 @@ def _compare(holder: etree._Element, txs: list[etree._Element], data: bytes | No
     if total is not None:
         text = (total.text or "").strip()
         try:
-            said_sum = Decimal(text)
+            said_sum = xs_decimal(text)
         except InvalidOperation:
             raise FormatError(f"CtrlSum {text!r} is not an amount", offset=_where(total, data),
                               field=_path(total)) from None

@@ -75,7 +75,7 @@ def parse_amount(text: str, field: str, offset: int, lenient: bool = False, curr
     """``currency``: check its decimals (rule C03); the lenient reader of bank exports does not."""
     if lenient and re.fullmatch(r"\d{1,15}", text):
         text += ","                       # banks' exports sometimes drop the comma of a whole amount
-    if not re.fullmatch(AMOUNT, text) or len(text) > _MAX_AMOUNT:
+    if not text.isascii() or not re.fullmatch(AMOUNT, text) or len(text) > _MAX_AMOUNT:
         raise FormatError(f"amount {text!r} is not digits with a decimal comma (e.g. 1234,56)",
                           offset=offset, field=field, hint="SWIFT amounts use a comma and at most 15 characters")
     if not lenient:
@@ -113,7 +113,7 @@ def write_amount(value: Any, field: str, currency: str | None = None) -> str:
 
 
 def parse_date6(text: str, field: str, offset: int) -> dt.date:
-    if not re.fullmatch(r"\d{6}", text):
+    if not text.isascii() or not re.fullmatch(r"\d{6}", text):
         raise FormatError(f"date {text!r} is not YYMMDD", offset=offset, field=field)
     try:
         # SWIFT: YY 80-99 -> 19YY, 00-79 -> 20YY
@@ -192,12 +192,12 @@ def w_balance(v: Any, f: str) -> str:
 
 _R61 = re.compile(r"(?P<vd>\d{6})(?P<ed>\d{4})?(?P<mark>RC|RD|C|D)(?P<fc>[A-Z])?(?P<amt>\d[\d,]{0,14})"
                   r"(?P<type>[NSF][A-Z0-9]{3})(?P<cref>[^\n]{1,16}?)(?://(?P<bref>[^\n]{1,16}))?"
-                  r"(?:\n(?P<sup>[^\n]{1,34}))?", re.S)
+                  r"(?:\n(?P<sup>[^\n]{1,34}))?", re.S | re.ASCII)     # ASCII: \d takes any script's digits
 
 
 # banks' exports: a type code with spaces ("S   "), no reference at all
 _R61_LENIENT = re.compile(_R61.pattern.replace("[NSF][A-Z0-9]{3}", "[NSF][A-Z0-9 ]{3}")
-                          .replace("(?P<cref>[^\\n]{1,16}?)", "(?P<cref>[^\\n]{0,16}?)"), re.S)
+                          .replace("(?P<cref>[^\\n]{1,16}?)", "(?P<cref>[^\\n]{0,16}?)"), re.S | re.ASCII)
 
 
 def p_61(text: str, f: str, off: int, lenient: bool = False) -> dict:

@@ -159,7 +159,7 @@ def test_cli_exit_1_with_breaks_and_exports(ledger: Path, tmp_path: Path) -> Non
     r = run("--ledger", str(ledger), "--against", str(stmt), "--type", "mt940", "--tolerance", "0.01",
             "--format", "csv", "--out", str(tmp_path / "form.csv"), "-q")
     assert r.exit_code == 1
-    assert (tmp_path / "form.totals.csv").read_text().splitlines()[1] == "EUR,3,1109.9900,1,75.5000,1,42.00,1,0.0200,1435.4900,1402.02"
+    assert (tmp_path / "form.totals.csv").read_text().splitlines()[1] == "EUR,3,1109.9900,1,75.5000,1,42.0000,1,0.0200,1435.4900,1402.0200"
 
 
 def test_cli_exit_0_when_fully_matched(ledger: Path, tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def test_counterparty_statement_running_totals(ledger: Path) -> None:
     ]
     (tot,) = rep.tables[1].dicts()
     assert tot == {"currency": "CNY", "opening": Decimal("1000.00"), "committed_deals": 3, "other_deals": 2,
-                   "movement": Decimal("12345678901355.16"), "closing": Decimal("12345678902355.16")}
+                   "duplicates": 0, "movement": Decimal("12345678901355.16"), "closing": Decimal("12345678902355.16")}
 
 
 def test_counterparty_unknown_party_names_the_known_ones(ledger: Path) -> None:

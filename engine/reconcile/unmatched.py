@@ -1,0 +1,93 @@
+"""Why a statement line found no deal: what the ledger holds under its reference, in the form's note.
+
+The matcher only sees committed deals of the reconciled days (and of ``--party``).  A line whose
+reference is nowhere among them is "only in statement: no deal with this reference"; but the ledger
+may well hold that reference: a deal that **failed** or was **rejected** (the counterpart booked it
+all the same: a failed deal flagged for an operator is exactly such a case, and its resolution says
+what the operator settled), a committed deal of **another party**, or one received **outside the
+window** the reconciliation reads (a booking weeks late).  The accountant needs that to clear the
+break, so the note says it::
+
+    no committed deal of these days with this reference; the ledger has: deal 01a2... (2026-11-26,
+    failed, flagged for an operator, open: settle it, then bsp deals resolve)
+
+Only the note changes; the line stays a break.  Read-only, one query over ``deals`` (and one over
+``deal_events`` for the deals found), only when such lines exist.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state
+from engine.ledger_query import _flag_events
+from engine.reconcile.lines import norm_ref, usable
+from engine.reconcile.match import FormRow
+from engine.reports.source import open_read_only
+
+NO_DEAL = "no deal with this reference"
+SHOWN = 3                       # deals named per line; more are counted
+
+_DEALS_SQL = """
+SELECT lower(trim(reference)), deal_id, CAST(received_at AS DATE), status, party FROM deals
+WHERE lower(trim(reference)) IN (SELECT unnest(?::VARCHAR[])) AND status <> 'duplicate'
+ORDER BY received_at, deal_id
+"""
+
+
+def _flags(con: Any, deal_ids: list[str]) -> dict[str, str]:
+    """Per flagged deal, its flag in words, by the rule of ``bsp deals --flagged`` (``flag_state``)."""
+    if not deal_ids or not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_events'").fetchone()[0]:
+        return {}
+    out = {}
+    for deal_id, events in _flag_events(con, deal_ids, [*FLAGGED_EVENTS, RESOLVED]).items():
+        state, event = flag_state(events)
+        if state == "open":
+            out[deal_id] = "flagged for an operator, open: settle it, then bsp deals resolve"
+        elif state == "resolved":
+            outcome = ((event or {}).get("detail") or {}).get("outcome") or "resolved"
+            out[deal_id] = f"flagged, resolved by an operator: {outcome}"
+        elif state == "acknowledged":
+            out[deal_id] = "flagged, its reversal acknowledged by the host"
+    return out
+
+
+def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[FormRow]:
+    """``rows`` with the note of each "no deal with this reference" line saying what the ledger holds."""
+    lost = {i: r for i, r in enumerate(rows) if r.status == "only_in_statement" and r.note == NO_DEAL}
+    if not lost:
+        return rows
+    keys = {norm_ref(ref) for r in lost.values() for ref in r.line.refs if usable(ref)}  # type: ignore[union-attr]
+    con = open_read_only(ledger)
+    try:
+        found: dict[str, list[tuple]] = {}
+        for ref, deal_id, day, status, pty in con.execute(_DEALS_SQL, [sorted(keys)]).fetchall():
+            found.setdefault(norm_ref(ref), []).append((deal_id, day, status, pty))
+        flags = _flags(con, [d[0] for deals in found.values() for d in deals])
+    finally:
+        con.close()
+    out = list(rows)
+    for i, r in lost.items():
+        deals = [d for ref in dict.fromkeys(norm_ref(x) for x in r.line.refs if usable(x))  # type: ignore[union-attr]
+                 for d in found.get(ref, [])]
+        if not deals:
+            continue
+        said = []
+        for deal_id, day, status, pty in deals[:SHOWN]:
+            bits = [str(day), status]
+            if party and pty != party:
+                bits.append(f"party {pty}" if pty else "no party")
+            if status == "committed" and not (party and pty != party):
+                bits.append("received outside the days read")
+            if deal_id in flags:
+                bits.append(flags[deal_id])
+            said.append(f"deal {deal_id} ({', '.join(bits)})")
+        more = f" and {len(deals) - SHOWN} more" if len(deals) > SHOWN else ""
+        out[i] = dataclasses.replace(r, note=f"no committed deal of these days with this reference; the ledger "
+                                             f"has: {'; '.join(said)}{more}")
+    return out
+
+
+__all__ = ["explain"]
