@@ -126,9 +126,9 @@ def test_piped_tables_are_whole(ledger: Path, tmp_path: Path) -> None:
     assert eur.rstrip().endswith("│           33.33 │"), eur
 
 
-async def _journaled(path: Path, day: date) -> None:
+async def _journaled(path: Path, *days: date) -> None:
     async with open_ledger_sync(path, "journal") as ledger:       # as `bsp run` keeps it: with its .journal
-        for i in range(3):
+        for day, i in ((day, i) for day in days for i in range(3)):
             t = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=9, minutes=i)
             await ledger.commit(DealRecord(
                 deal_type="PAYMENT", route="payments", config_version="v1", channel="front", status="committed",
@@ -165,7 +165,8 @@ async def test_the_nightly_script_of_the_docs_runs(nursery, tmp_path: Path) -> N
     (home / "var").mkdir(parents=True)
     reports.mkdir()
     yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
-    await _journaled(home / "var" / "bsp.duckdb", yesterday)
+    # the script takes its own "yesterday" (`date -u -d yesterday`): today's deals too, for a run across midnight
+    await _journaled(home / "var" / "bsp.duckdb", yesterday, yesterday + timedelta(days=1))
     route = tmp_path / "echo.route"
     route.write_text(ECHO_ROUTE)
     registry = default_registry()
@@ -190,6 +191,8 @@ async def test_the_nightly_script_of_the_docs_runs(nursery, tmp_path: Path) -> N
                                                 timeout=120, env=env))
     engine.drain()
     assert res.returncode == 0, res
+    if not (reports / f"daily-{yesterday}.html").exists():      # midnight (UTC) passed before the script's `date`
+        yesterday += timedelta(days=1)
     page = (reports / f"daily-{yesterday}.html").read_text()
     assert "30.15" in page and f"the engine at http://127.0.0.1:{engine.admin_port}" in res.stdout
     assert (reports / f"rejections-{yesterday}.csv").is_file()
