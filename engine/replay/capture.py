@@ -318,6 +318,12 @@ class Capture:
         try:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             missing = [t for t in ("capture_info", "frames") if t not in tables]
+            if not tables:
+                raise CaptureError(f"{self.path}: a DuckDB file with no table at all, so no capture in it: a "
+                                   f"`bsp run --record` that was killed (not stopped with Ctrl-C or SIGTERM) "
+                                   f"leaves what it recorded in the write-ahead file {self.path.name}.wal beside "
+                                   f"it; copy that file too (both, from where the engine wrote them), or replay "
+                                   f"the capture where it was written")
             if missing:
                 looks = " (it has a deals table: it looks like a ledger)" if "deals" in tables else ""
                 raise CaptureError(f"{self.path}: a DuckDB file but not a capture (no {' and no '.join(missing)} "
@@ -394,6 +400,22 @@ class Capture:
         raise CaptureError(f"{self.path}: the capture holds no exchange: no inbound request was recorded"
                            f"{recorded} ({len(self.frames)} frame(s) in all); record again while traffic "
                            f"comes in (`bsp run ... --record FILE`)")
+
+    def completeness(self) -> list[str]:
+        """What the capture may lack, told in the replay report: a recording that was not closed (the
+        engine was killed: ``capture_info.dropped`` is written when it stops) misses the exchanges in
+        flight then; frames the recorder dropped (it fell behind) leave replies or calls missing."""
+        notes: list[str] = []
+        dropped = self.info.get("dropped")
+        if dropped is None:
+            notes.append("the capture was not closed: the recording engine was killed or crashed (a "
+                         "`bsp run --record` stopped with Ctrl-C or SIGTERM closes it), so the exchanges in flight "
+                         "then, and the frames not yet written, are not in it")
+        elif dropped.isdigit() and int(dropped) > 0:
+            notes.append(f"{int(dropped)} frame(s) were dropped while recording (the recorder fell behind), so "
+                         f"some recorded exchanges lack their reply or a call: such an exchange shows `(reply)` or "
+                         f"`(call)` recorded \"<none>\" as a difference")
+        return notes
 
     def versions(self) -> list[str]:
         """The configuration versions that served the recorded exchanges, in order of first use."""
