@@ -73,9 +73,9 @@ class DiffResult:
         return [d for d in self.differences if not d.unexpected]
 
     def groups(self) -> list[dict[str, Any]]:
-        out: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
-        for d in self.differences:
-            k = (d.what, d.channel, d.field, d.unexpected)
+        out: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+        for d in self.differences:       # one group per expect rule: each says how many it accepted
+            k = (d.what, d.channel, d.field, d.expected_by)
             g = out.get(k)
             if g is None:
                 g = out[k] = {"what": d.what, "channel": d.channel, "field": d.field, "count": 0,
@@ -239,12 +239,12 @@ class Differ:
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
              seq: int | None) -> None:
-        rule = self.profile.ignored(channel, what, field_)
+        rule = self.profile.ignored(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
             res.ignored += 1
             return
-        rule = self.profile.expected(channel, what, field_)
+        rule = self.profile.expected(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
         res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,

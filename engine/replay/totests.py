@@ -82,7 +82,7 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
     for path, v in flat.items():
         if isinstance(v, (dict, list)):
             continue
-        if profile.ignored(channel, what, path) is not None:
+        if profile.ignored(channel, what, path, recorded=v) is not None:
             continue
         if not _PATH.match(path) or path.split(".")[0].split("[")[0] in _KEYWORDS:
             raise Unwritable(f"field name {path!r} cannot be written in the route language")
