@@ -79,3 +79,50 @@ def test_a_classified_deal_value_is_masked_in_the_capture_and_in_the_diff(tmp_pa
     for p in parties:
         if "***" not in p:
             assert p not in shown
+
+
+def _to_tests(capture, config, out, *extra):
+    from typer.testing import CliRunner
+    import typer
+    from engine.commands import replay as replay_cmd
+    app = typer.Typer()
+    replay_cmd.register(app)
+
+    @app.command("noop")
+    def _noop() -> None:
+        pass
+
+    res = CliRunner().invoke(app, ["replay", str(capture), "--config", str(config), "--to-tests", str(out), *extra])
+    assert res.exit_code == 0, res.output
+    (path,) = out.glob("*_test.route")
+    return path
+
+
+def test_tests_from_a_recording_expect_its_deal(recorded, tmp_path) -> None:
+    """Route tests written from a capture expect the recorded deal too: a candidate that books the amount
+    rounded fails them, where before they passed (they expected the reply and the calls only)."""
+    from engine.routetest.runner import run_paths
+    config = recorded.parent / "config"
+    path = _to_tests(recorded, config, tmp_path / "t")
+    text = path.read_text()
+    assert 'expect deal BILL_PAYMENT { status = "committed"  ref = "' in text, text[:3000]
+    assert 'route = "bill_payment" }' in text and 'expect deal bill_enquiry { status = "committed"' in text
+    assert not run_paths([path], default_registry()).failed
+    cand = config_copy(tmp_path / "rounded", ROUNDED)
+    moved = tmp_path / "cand_t" / path.name
+    moved.parent.mkdir()
+    moved.write_text(text.replace(f'use "../../{recorded.parent.name}/config/bill_payment.route"',
+                                  f'use "{cand / "bill_payment.route"}"'))
+    assert str(cand) in moved.read_text()
+    failed = run_paths([moved], default_registry()).failed
+    assert failed and all("amount" in str(f.failures) for f in failed), failed[0].failures
+
+
+def test_tests_from_a_recording_leave_out_a_classified_party(tmp_path) -> None:
+    from engine.routetest.runner import run_paths
+    config = config_copy(tmp_path / "config", BY_ACCOUNT)
+    capture = record_session(tmp_path, config, 30)          # in clear: the party is the account
+    path = _to_tests(capture, config, tmp_path / "t")
+    text = path.read_text()
+    assert "expect deal BILL_PAYMENT" in text and "party =" not in text and "ACC" not in text
+    assert not run_paths([path], default_registry()).failed
