@@ -5,8 +5,9 @@ Each recorded exchange becomes one ``test``: the request it received
 came from), the answers its counterparts gave (``given X answers``,
 ``answers timeout`` / ``answers error`` for recorded failures), the calls it
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
-``file write`` channel) and the reply it sent (``expect reply``), all decoded
-through the configuration's formats.  Fields the replay profile ignores are left
+``file write`` channel), the reply it sent (``expect reply``), all decoded
+through the configuration's formats, and the deal the ledger recorded
+(``expect deal TYPE { ... }``, from ``frames.deal``).  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
