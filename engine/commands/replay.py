@@ -35,7 +35,7 @@ def replay(
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "
                                               "SECONDS; 0 for none."),
 ) -> None:
-    """Replay a capture in an isolated engine; compare replies and outbound requests field by field.
+    """Replay a capture in an isolated engine; compare replies, outbound requests and deals field by field.
 
     The engine has its own ledger, and virtual endpoints answer its calls from the recording.
     --config takes route files or folders, or the deployment file (with --env): its route files and
