@@ -248,5 +248,6 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
         except Unwritable as why:
             key = str(why)
             res.skipped[key] = res.skipped.get(key, 0) + 1
-    filemodes.write_private(path, "\n".join(parts))
+    if res.written or limit == 0:      # every exchange skipped: no file that holds no test (bsp test: none found)
+        filemodes.write_private(path, "\n".join(parts))
     return res
