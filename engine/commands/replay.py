@@ -35,7 +35,7 @@ def replay(
                                          help="Progress on stderr: a bar on a terminal, elsewhere a line every "
                                               "SECONDS; 0 for none."),
 ) -> None:
-    """Replay a capture in an isolated engine; compare replies and outbound requests field by field.
+    """Replay a capture in an isolated engine; compare replies, outbound requests and deals field by field.
 
     The engine has its own ledger, and virtual endpoints answer its calls from the recording.
     --config takes route files or folders, or the deployment file (with --env): its route files and
@@ -46,7 +46,8 @@ def replay(
     2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
     that does not compile or has no route for a recorded channel, a missing output folder, --limit,
     --force or --no-mask without --to-tests, --json or --html with it), or no
-    exchange of the capture is replayable (all recorded without their bytes; the report says why);
+    exchange of the capture is replayable (all recorded without their bytes; the report says why),
+    or --to-tests could write no test (every exchange skipped; it says why);
     130 interrupted (Ctrl-C), after writing the partial report. Exchanges that are not replayable
     are listed in the report and never count as differences.
     """
@@ -133,7 +134,7 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
-    from engine.replay.session import SetupError, compile_config, route_files
+    from engine.replay.session import SetupError, check_channels, compile_config, route_files
     from engine.replay.totests import test_file_path, write_tests
     from engine.runtime.binder import Binder
 
@@ -147,12 +148,17 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
                          f"another folder")
     prof = load_profile(profile)
     program = compile_config(config, registry, env)
+    check_channels(cap, program)        # a capture of another service: said as the replay says it
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
     res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
     clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
-    say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`",
-         *(f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())))
+    skipped = [f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())]
+    if not res.written and limit != 0:
+        say(f"no test written: every exchange of the capture was skipped, so {res.path} was not written:",
+            *skipped)
+        raise typer.Exit(2)
+    say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`", *skipped)
 
 
 def register(app: typer.Typer) -> None:

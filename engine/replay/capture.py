@@ -5,7 +5,7 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer)
+           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -26,6 +26,11 @@ replay compares them with the candidate's (``call CHANNEL #N``, field ``file nam
 knows its peer (tcp listen, http listen), who sent it: a JSON object ``{"cn": ..., "san": [...], "address":
 ...}`` (``engine.replay.peer``), given back to the route as ``peer.*`` on replay; NULL on every other row. A
 capture written before it replays with ``peer.*`` null.
+
+``deal`` (also added within format version 1) is, on the request row of an exchange that recorded a deal,
+its type, route, reference, amount, currency, party and response code: a JSON object
+(``engine.replay.dealrow``, masked like the request when the capture is); a replay compares them with the
+candidate's deal.  NULL on every other row; a capture written before it compares the deal's status only.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -53,6 +58,7 @@ import pyarrow as pa
 
 from engine import filemodes
 from engine.duckdb_open import open_problem
+from engine.replay.dealrow import load as load_deal
 from engine.replay.origin import load as load_origin, load_names
 from engine.replay.peer import load as load_peer
 
@@ -78,6 +84,7 @@ COLUMNS = (
     ("origin", pa.string(), "VARCHAR"),
     ("names", pa.string(), "VARCHAR"),
     ("peer", pa.string(), "VARCHAR"),
+    ("deal", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -244,6 +251,7 @@ class Frame:
     origin: str | None = None           # JSON: a file watch record's place (engine.replay.origin)
     names: str | None = None            # JSON: a file write call's name values (engine.replay.origin)
     peer: str | None = None             # JSON: who sent an inbound request, peer.* (engine.replay.peer)
+    deal: str | None = None             # JSON: the exchange's deal fields (engine.replay.dealrow)
 
 
 @dataclass
@@ -318,6 +326,12 @@ class Capture:
         try:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             missing = [t for t in ("capture_info", "frames") if t not in tables]
+            if not tables:
+                raise CaptureError(f"{self.path}: a DuckDB file with no table at all, so no capture in it: a "
+                                   f"`bsp run --record` that was killed (not stopped with Ctrl-C or SIGTERM) "
+                                   f"leaves what it recorded in the write-ahead file {self.path.name}.wal beside "
+                                   f"it; copy that file too (both, from where the engine wrote them), or replay "
+                                   f"the capture where it was written")
             if missing:
                 looks = " (it has a deals table: it looks like a ledger)" if "deals" in tables else ""
                 raise CaptureError(f"{self.path}: a DuckDB file but not a capture (no {' and no '.join(missing)} "
@@ -347,7 +361,8 @@ class Capture:
                 f.raw = bytes(f.raw)
             if f.config_version is None:
                 f.config_version = self.info.get("config_version") or None
-            for column, load in (("names", load_names), ("peer", load_peer), ("origin", load_origin)):
+            for column, load in (("names", load_names), ("peer", load_peer), ("origin", load_origin),
+                                 ("deal", load_deal)):
                 value = getattr(f, column)
                 if value is None:
                     continue
@@ -394,6 +409,22 @@ class Capture:
         raise CaptureError(f"{self.path}: the capture holds no exchange: no inbound request was recorded"
                            f"{recorded} ({len(self.frames)} frame(s) in all); record again while traffic "
                            f"comes in (`bsp run ... --record FILE`)")
+
+    def completeness(self) -> list[str]:
+        """What the capture may lack, told in the replay report: a recording that was not closed (the
+        engine was killed: ``capture_info.dropped`` is written when it stops) misses the exchanges in
+        flight then; frames the recorder dropped (it fell behind) leave replies or calls missing."""
+        notes: list[str] = []
+        dropped = self.info.get("dropped")
+        if dropped is None:
+            notes.append("the capture was not closed: the recording engine was killed or crashed (a "
+                         "`bsp run --record` stopped with Ctrl-C or SIGTERM closes it), so the exchanges in flight "
+                         "then, and the frames not yet written, are not in it")
+        elif dropped.isdigit() and int(dropped) > 0:
+            notes.append(f"{int(dropped)} frame(s) were dropped while recording (the recorder fell behind), so "
+                         f"some recorded exchanges lack their reply or a call: such an exchange shows `(reply)` or "
+                         f"`(call)` recorded \"<none>\" as a difference")
+        return notes
 
     def versions(self) -> list[str]:
         """The configuration versions that served the recorded exchanges, in order of first use."""

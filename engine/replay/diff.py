@@ -1,7 +1,9 @@
 """Recorded vs produced, field by field, through the declared formats.
 
 For each replayed exchange: the reply, each outbound call's request (paired by
-channel and order), and the deal status.  Frames are decoded with the
+channel and order), and the deal: its status, and (from captures that store
+them, ``engine.replay.dealrow``) its type, route, ref, amount, currency, party
+and response code.  Frames are decoded with the
 candidate's formats (``FormatGuide``); fields are compared by their dotted
 path.  A frame no declared format decodes is compared as bytes.  With a masked
 capture, produced values are masked the same way before comparing.
@@ -28,6 +30,8 @@ from typing import Any, Iterable
 
 from engine.replay.guide import FormatGuide, filler, fit_mask
 from engine.replay.profile import Profile
+from engine.replay.dealrow import FIELDS as DEAL_FIELDS, masked as deal_masked, load as load_deal, \
+    values as deal_values
 from engine.replay.origin import load_names
 from formats.classify import classified_values, mask, mask_digit_runs, mask_known, mask_text, tags_of
 
@@ -73,9 +77,9 @@ class DiffResult:
         return [d for d in self.differences if not d.unexpected]
 
     def groups(self) -> list[dict[str, Any]]:
-        out: dict[tuple[str, str, str, bool], dict[str, Any]] = {}
-        for d in self.differences:
-            k = (d.what, d.channel, d.field, d.unexpected)
+        out: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+        for d in self.differences:       # one group per expect rule: each says how many it accepted
+            k = (d.what, d.channel, d.field, d.expected_by)
             g = out.get(k)
             if g is None:
                 g = out[k] = {"what": d.what, "channel": d.channel, "field": d.field, "count": 0,
@@ -155,6 +159,24 @@ class Differ:
         ps = getattr(prod.deal, "status", None)
         if rs is not None and rs != ps:
             self._add(res, ctx, ch, "deal", "status", rs, ps if ps is not None else MISSING, None)
+        self._deal(ctx, ch, load_deal(getattr(rec.request, "deal", None)), prod.deal, res)
+
+    def _deal(self, ctx: tuple, channel: str, rec: dict[str, Any] | None, prod: Any, res: DiffResult) -> None:
+        """The ledger's deal, recorded vs produced (type, route, ref, amount, currency, party, response
+        code): what a reply does not show (an amount booked rounded, a route renamed).  Not compared for a
+        capture recorded without it, nor when the candidate recorded no deal (its status says so)."""
+        if rec is None or prod is None:
+            return
+        known = self._request_known() if self._rec.request.raw is not None else {}
+        got = deal_values(prod, known if self.masked else None)
+        for f in DEAL_FIELDS:
+            if f not in rec:
+                continue
+            a, b = rec[f], got.get(f)
+            if not same(a, b):
+                show = (lambda v: deal_masked(v, known) if isinstance(v, str) and known else v)
+                self._add(res, ctx, channel, "deal", f, MISSING if a is None else show(a),
+                          MISSING if b is None else show(b), None)
 
     def _frames(self, ctx: tuple, channel: str, what: str, seq: int | None, rd: tuple[str, str],
                 rec_raw: bytes | None, prod_raw: bytes | None, rec_has: bool, prod_has: bool,
@@ -239,12 +261,12 @@ class Differ:
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
              seq: int | None) -> None:
-        rule = self.profile.ignored(channel, what, field_)
+        rule = self.profile.ignored(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
             res.ignored += 1
             return
-        rule = self.profile.expected(channel, what, field_)
+        rule = self.profile.expected(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
         res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,

@@ -14,7 +14,14 @@
 
 A rule matches a difference when every key it gives matches: ``channel`` and
 ``field`` are globs (``*`` any text), ``field`` is the dotted path of the
-decoded field (``a.b[0].c``); ``what`` is ``reply``, ``call`` or ``deal``.
+decoded field (``a.b[0].c``); ``what`` is ``reply``, ``call`` or ``deal``;
+``recorded`` and ``produced`` are globs over the two values as the report shows
+them (classified values masked, ``<none>`` for a missing field), so a rule
+accepts the change it was written for and not any other change of that field:
+
+    expect:
+      - {channel: mainframe, what: reply, field: message, recorded: "paid *", produced: "paid *"}
+      - {what: deal, field: status, recorded: committed, produced: rejected}
 A rule that matches no difference of a replay is listed by the report (a
 misspelt field would otherwise be silently useless).
 """
@@ -28,7 +35,18 @@ from typing import Any
 import yaml
 
 WHATS = ("reply", "call", "deal")
-RULE_KEYS = ("channel", "what", "field", "reason")
+RULE_KEYS = ("channel", "what", "field", "recorded", "produced", "reason")
+_ANY = object()         # a value the caller does not know (route tests from a capture have no produced one)
+
+
+def as_text(value: Any) -> str:
+    """A compared value as a ``recorded`` / ``produced`` glob sees it: text as is, numbers as written
+    (``120.50``), ``null``, ``true`` / ``false``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
 
 
 class ProfileError(ValueError):
@@ -43,14 +61,25 @@ class Rule:
     reason: str | None = None
     where: str = ""
     label: str = ""             # expect[0], ignore[2]: the rule's place in its list
+    recorded: str | None = None     # glob over the recorded value (as shown)
+    produced: str | None = None     # glob over the candidate's value (as shown)
 
-    def matches(self, channel: str, what: str, field: str) -> bool:
+    def matches(self, channel: str, what: str, field: str, recorded: Any = _ANY, produced: Any = _ANY) -> bool:
         if self.what is not None and self.what != what:
             return False
-        return fnmatchcase(channel, self.channel) and fnmatchcase(field, self.field)
+        if not (fnmatchcase(channel, self.channel) and fnmatchcase(field, self.field)):
+            return False
+        for glob, value in ((self.recorded, recorded), (self.produced, produced)):
+            if glob is not None and value is not _ANY and not fnmatchcase(as_text(value), glob):
+                return False
+        return True
 
     def describe(self) -> str:
         parts = [f"field {self.field}"]
+        if self.recorded is not None:
+            parts.append(f"recorded {self.recorded!r}")
+        if self.produced is not None:
+            parts.append(f"produced {self.produced!r}")
         if self.channel != "*":
             parts.insert(0, f"channel {self.channel}")
         if self.what:
@@ -68,11 +97,12 @@ class Profile:
     def rules(self) -> tuple[Rule, ...]:
         return self.ignore + self.expect
 
-    def ignored(self, channel: str, what: str, field: str) -> Rule | None:
-        return next((r for r in self.ignore if r.matches(channel, what, field)), None)
+    def ignored(self, channel: str, what: str, field: str, recorded: Any = _ANY, produced: Any = _ANY) -> Rule | None:
+        return next((r for r in self.ignore if r.matches(channel, what, field, recorded, produced)), None)
 
-    def expected(self, channel: str, what: str, field: str) -> Rule | None:
-        return next((r for r in self.expect if r.matches(channel, what, field)), None)
+    def expected(self, channel: str, what: str, field: str, recorded: Any = _ANY,
+                 produced: Any = _ANY) -> Rule | None:
+        return next((r for r in self.expect if r.matches(channel, what, field, recorded, produced)), None)
 
 
 def load_profile(path: str | Path | None) -> Profile:
@@ -123,4 +153,5 @@ def _rule(p: Path, key: str, i: int, node: Any) -> Rule:
     if what is not None and what not in WHATS:
         raise ProfileError(f"{at}: what: {what!r} is not one of {', '.join(WHATS)}")
     return Rule(vals["field"], vals.get("channel", "*"), what, vals.get("reason"),
-                where=f"{p.name}:{node.start_mark.line + 1}", label=f"{key}[{i}]")
+                where=f"{p.name}:{node.start_mark.line + 1}", label=f"{key}[{i}]",
+                recorded=vals.get("recorded"), produced=vals.get("produced"))

@@ -41,6 +41,7 @@ class ReplayReport:
     total_exchanges: int | None = None     # in the capture (None: as many as were replayed)
     interrupted: bool = False              # stopped by SIGINT: the figures cover the replayed part only
     not_replayable: list[NotReplayable] = field(default_factory=list)
+    capture_notes: list[str] = field(default_factory=list)     # what the capture may lack (Capture.completeness)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +90,7 @@ class ReplayReport:
             "frames_not_compared": d.unstored,
             "mac_fields_not_compared": {f: sorted(k) for f, k in sorted(d.mac_fields.items())},
             "unused_profile_rules": [f"{r.label} {r.describe()}" for r in d.unused_rules],
+            "capture_notes": list(self.capture_notes),
             "partial": self.interrupted, "result": self.result,
         }
 
@@ -117,6 +119,7 @@ class ReplayReport:
             f"  virtual endpoints: {self.answered_by_key} answer(s) by correlation key, "
             f"{self.answered_by_order} by order, {self.unanswered} call(s) with no recorded answer",
         ]
+        lines.extend(f"  capture: {note}" for note in self.capture_notes)
         if self.not_replayable:
             lines.append(f"  not replayable {len(self.not_replayable)} of {self.total} exchange(s): recorded without "
                          f"the bytes a replay needs, so not fed and not compared (not counted as differences):")
@@ -210,6 +213,7 @@ class ReplayReport:
             info.append(("MAC fields not compared", "; ".join(
                 f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(self.diff.mac_fields.items()))
                 + " (verified and computed by the codec)"))
+        info.extend(("capture incomplete", note) for note in self.capture_notes)
         if self.diff.unstored:
             info.append(("frames not compared", f"{self.diff.unstored} recorded without their bytes (--mask)"))
         info_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in info)

@@ -151,4 +151,5 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
-                        for n in run.not_replayable])
+                        for n in run.not_replayable],
+        capture_notes=cap.completeness())

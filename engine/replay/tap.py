@@ -33,6 +33,7 @@ import trio
 
 from engine.replay.capture import CaptureWriter
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
+from engine.replay.dealrow import dump as dump_deal
 from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
 from engine.replay.peer import dump as dump_peer
 from engine.replay.names import mask_names, name_tags
@@ -90,11 +91,14 @@ class Recorder:
         error = (f"framing: {ctx.framing_error}" if ctx.framing_error
                  else f"refused: {ctx.refused}" if ctx.refused else None)
         guide = self.guide_for(ctx.config_version)      # the classification of the version that served it
-        add(self._row(ctx.t_in, ctx.channel, "inbound", "in",
-                      ctx.request if ctx.framing_error is None else None, known, guide=guide, conn=ctx.conn,
-                      call_seq=0, deal_status=getattr(deal, "status", None), error=error,
-                      origin=dump_origin(ctx.extra.get("origin")), peer=dump_peer(ctx.extra.get("peer")),
-                      **common))
+        row = self._row(ctx.t_in, ctx.channel, "inbound", "in",
+                        ctx.request if ctx.framing_error is None else None, known, guide=guide, conn=ctx.conn,
+                        call_seq=0, deal_status=getattr(deal, "status", None), error=error,
+                        origin=dump_origin(ctx.extra.get("origin")), peer=dump_peer(ctx.extra.get("peer")),
+                        **common)
+        # the ledger's deal, masked as the request was (its classified values, gathered by _row)
+        row["deal"] = dump_deal(deal, known if guide is not None else None)
+        add(row)
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
         if ctx.reply is not None:

@@ -5,8 +5,9 @@ Each recorded exchange becomes one ``test``: the request it received
 came from), the answers its counterparts gave (``given X answers``,
 ``answers timeout`` / ``answers error`` for recorded failures), the calls it
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
-``file write`` channel) and the reply it sent (``expect reply``), all decoded
-through the configuration's formats.  Fields the replay profile ignores are left
+``file write`` channel), the reply it sent (``expect reply``), all decoded
+through the configuration's formats, and the deal the ledger recorded
+(``expect deal TYPE { ... }``, from ``frames.deal``).  Fields the replay profile ignores are left
 out.  Exchanges that cannot be written as a test are skipped and counted: a
 framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
@@ -30,15 +31,18 @@ from typing import Any, Iterable
 
 from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
+from engine.replay.dealrow import load as load_deal
 from engine.replay.diff import flatten
 from engine.replay.guide import FormatGuide
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
 from engine.replay.peer import clause as peer_clause
 from engine.replay.profile import Profile
+from formats.classify import mask_text
 from formats.pseudonym import Pseudonyms
 
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "null"}
 
 
@@ -82,7 +86,7 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
     for path, v in flat.items():
         if isinstance(v, (dict, list)):
             continue
-        if profile.ignored(channel, what, path) is not None:
+        if profile.ignored(channel, what, path, recorded=v) is not None:
             continue
         if not _PATH.match(path) or path.split(".")[0].split("[")[0] in _KEYWORDS:
             raise Unwritable(f"field name {path!r} cannot be written in the route language")
@@ -118,6 +122,28 @@ def names_clause(stored: str | None, channel: str, profile: Profile, *, known: d
     shown = [f"{word} = {literal(v)}" for word, v in sorted(values.items())
              if profile.ignored(channel, "call", f"file name {{{word}}}") is None]
     return f" name {{ {'  '.join(shown)} }}" if shown else ""
+
+
+def deal_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> list[str]:
+    """``expect deal TYPE { status = .. amount = .. }``: the deal the ledger recorded for the exchange
+    (``frames.deal``; none from a capture of before it, nor for a repeat answered as a ``duplicate``, which
+    a test sending once never is).  Fields the profile ignores (``what: deal``) and null ones are left
+    out, and so are a ref or party that holds a classified value when masking (the test's route makes it
+    from the masked request, so no recorded value fits)."""
+    deal = load_deal(getattr(req, "deal", None))
+    status = req.deal_status
+    if deal is None or not deal.get("type") or status == "duplicate" or not _IDENT.match(deal["type"]):
+        return []
+    fields = [f"status = {literal(status)}"] if status and profile.ignored(req.channel, "deal", "status") is None \
+        else []
+    for name in ("ref", "amount", "currency", "party", "response_code", "route"):
+        v = deal.get(name)
+        if v is None or profile.ignored(req.channel, "deal", name, recorded=v) is not None:
+            continue
+        if known is not None and isinstance(v, str) and mask_text(v, known) != v:
+            continue
+        fields.append(f"{name} = {literal(v)}")
+    return [f"    expect deal {deal['type']} {{ {'  '.join(fields)} }}"] if fields else []
 
 
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
@@ -182,6 +208,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         if pfmt is None:
             raise Unwritable("a reply no declared format decodes")
         out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile)}")
+    out.extend(deal_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -221,5 +248,6 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
         except Unwritable as why:
             key = str(why)
             res.skipped[key] = res.skipped.get(key, 0) + 1
-    filemodes.write_private(path, "\n".join(parts))
+    if res.written or limit == 0:      # every exchange skipped: no file that holds no test (bsp test: none found)
+        filemodes.write_private(path, "\n".join(parts))
     return res

@@ -10,7 +10,11 @@ whose values are ordinary words or amounts never looks volatile: a wrong
 mapping is not hidden behind a suggestion.
 
 ``suggest(diff)`` returns the suggestions; ``profile_yaml(suggestions)`` the
-``ignore:`` block to paste into a replay profile (``--profile FILE``).
+``ignore:`` block to paste into a replay profile (``--profile FILE``).  When one
+glob fits every value of a place (``????-??-??T??:??:??Z``: each digit a ``?``;
+else each run of digits a ``*``), the rule gives it as ``recorded`` and
+``produced``: a time stamp whose layout a later change breaks, or that goes
+missing, is then a difference again instead of ignored.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from engine.replay.diff import DiffResult, Difference
+from engine.replay.profile import as_text
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -39,6 +44,32 @@ class Suggestion:
     kind: str                  # "timestamp", "uuid", "generated id"
     count: int
     example: Difference
+    glob: str | None = None    # one glob every recorded and produced value of the place matches
+
+
+def _glob(value: Any, kind: str, runs: bool) -> str:
+    """``value``'s layout as a profile glob: digits (for a uuid or generated id, letters too) each a ``?``,
+    or with ``runs`` each run of them a ``*``; other characters as they are (glob characters escaped)."""
+    varies = str.isalnum if kind in ("uuid", "generated id") else str.isdigit
+    out: list[str] = []
+    for c in as_text(value):
+        if varies(c):
+            if not runs:
+                out.append("?")
+            elif not out or out[-1] != "*":
+                out.append("*")
+        else:
+            out.append(f"[{c}]" if c in "[]*?" else c)
+    return "".join(out)
+
+
+def _place_glob(ds: list[Difference], kind: str) -> str | None:
+    values = [v for d in ds for v in (d.recorded, d.produced)]
+    for runs in (False, True):
+        globs = {_glob(v, kind, runs) for v in values}
+        if len(globs) == 1:
+            return globs.pop()
+    return None
 
 
 def shape(value: Any, field: str) -> str | None:
@@ -77,7 +108,8 @@ def suggest(diff: DiffResult) -> list[Suggestion]:
     for (what, channel, field), ds in places.items():
         kinds = {_kind(d) for d in ds}
         if len(kinds) == 1 and None not in kinds:
-            out.append(Suggestion(what, channel, field, kinds.pop(), len(ds), ds[0]))
+            kind = kinds.pop()
+            out.append(Suggestion(what, channel, field, kind, len(ds), ds[0], _place_glob(ds, kind)))
     return sorted(out, key=lambda s: (-s.count, s.what, s.channel, s.field))
 
 
@@ -89,6 +121,8 @@ def profile_yaml(suggestions: list[Suggestion]) -> str:
                   f"    what: {s.what}",
                   f"    field: {_q(s.field)}        # {s.kind}: {s.count} difference(s), e.g. "
                   f"{_short(s.example.recorded)} -> {_short(s.example.produced)}"]
+        if s.glob is not None:
+            lines += [f"    recorded: {_q(s.glob)}", f"    produced: {_q(s.glob)}"]
     return "\n".join(lines) + "\n"
 
 

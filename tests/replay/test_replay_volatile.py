@@ -56,6 +56,7 @@ def test_volatile_differences_print_a_profile_that_makes_the_replay_pass(volatil
         in out
     assert f'field: "request_id"        # uuid: {calls} difference(s)' in out
     assert f'field: "sent_at"        # timestamp: {calls} difference(s)' in out
+    assert '        recorded: "????????-????-????-????-????????????"\n' in out      # the uuid's layout
     page = (tmp_path / "r.html").read_text()
     assert "<h2>Volatile fields?</h2>" in page and "request_id" in page
     prof = tmp_path / "replay.yaml"
@@ -91,3 +92,22 @@ def test_value_shapes():
     assert shape("paid NORTHERN ELECTRIC", "message") is None
     assert shape(Decimal("120.50"), "amount") is None
     assert shape("000000000001", "trace_no") is None or shape("000000000001", "trace_no") == "generated id"
+
+
+def test_the_suggested_profile_still_catches_a_volatile_field_whose_layout_changes(volatile_session, tmp_path):
+    """The suggested rules carry the values' layout (`recorded` / `produced` globs): a candidate that sends
+    the uuid without its dashes, or drops the time stamp, is a difference again, not ignored."""
+    capture, config = volatile_session
+    res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"))
+    prof = tmp_path / "replay.yaml"
+    prof.write_text(json.loads((tmp_path / "r.json").read_text())["suggested_profile"])
+    cand = tmp_path / "cand"
+    shutil.copytree(config, cand)
+    p = cand / "bill_payment.route"
+    p.write_text(p.read_text().replace("request_id = uuid()", 'request_id = replace(uuid(), "-", "")')
+                 .replace("        sent_at   = now()\n", ""))
+    res = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "c.json"))
+    assert res.exit_code == 1, res.output
+    fields = {d["field"] for d in json.loads((tmp_path / "c.json").read_text())["differences"]
+              if d["expected_by"] is None}
+    assert fields == {"request_id", "sent_at"}, fields
