@@ -155,6 +155,15 @@ def f_is_digits(s: Any) -> bool:
     return isinstance(s, str) and s != "" and s.isascii() and s.isdigit()
 
 
+def f_swift_x_valid(s: Any) -> bool:
+    """Every character in the SWIFT FIN X set (a-z A-Z 0-9 / - ? : ( ) . , ' + space and line breaks), so that
+    an MT message's free-text field can carry it; null and a number are not (``""`` is: nothing to refuse).
+    A name from the mainframe (EBCDIC has ``&``, ``@``, ``#``, ``%``, ``;``) checked before the MT is built
+    is a request refused with the route's code, not an MT that cannot be written (96 after the calls)."""
+    from formats.swift.charset import X_CHARS      # here: importing the swift package costs every route ~50 ms
+    return isinstance(s, str) and set(s) <= X_CHARS
+
+
 def f_replace(s: Any, old: Any, new: Any) -> str:
     """Every occurrence of the text ``old`` replaced by ``new`` (plain text, not a pattern)."""
     what = _str(old, "replace")
@@ -350,6 +359,7 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "is_digits": f_is_digits,
+    "swift_x_valid": f_swift_x_valid,
     "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
     "format_date": f_format_date, "parse_date": f_parse_date,
@@ -376,6 +386,10 @@ SIGNATURES: dict[str, Sig] = {
     "is_digits": Sig(1, 1, ("s",), ("string",), "true when s is one or more of the digits 0-9 and nothing else "
                      "(no sign, point or space; null, \"\" and a number are not): an account number's form is "
                      "is_digits(msg.account) and len(msg.account) == 16"),
+    "swift_x_valid": Sig(1, 1, ("s",), ("string",), "true when every character of s is in the SWIFT FIN X set "
+                         "(a-z A-Z 0-9 / - ? : ( ) . , ' + space, line breaks), which an MT field can carry; "
+                         "& @ # % ; and accented letters are not: check a name before an MT is built from it "
+                         "(null and a number are not valid)"),
     "replace": Sig(3, 3, ("s", "old", "new"), ("string", "string", "string"),
                    "s with every occurrence of the text old replaced by new (plain text, not a pattern): "
                    "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"; a result of more than "
