@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import pytest
 
@@ -34,3 +35,40 @@ def _bsp_log_handlers_removed():
         if getattr(h, "_bsp", False):
             root.removeHandler(h)
             h.close()
+
+
+@pytest.fixture
+def dead_port():
+    """A loopback port nobody listens on, for the whole test: bound (no other test or process can take it)
+    and never listening, so a connection to it is refused.  A port picked by binding a socket and closing
+    it is free only until someone else binds it: on a busy CI machine another test or run could, and the
+    "unreachable" the test expects would be answered."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+class HeldPort:
+    """A loopback port nobody listens on until the test serves there (see ``held_port``)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+
+    def release(self) -> int:
+        """Unbind it, just before the test's server binds it; its port."""
+        self._sock.close()
+        return self.port
+
+
+@pytest.fixture
+def held_port():
+    """A loopback port refused at first, served later by the test: bound until ``release()`` (so no other
+    test or process takes it while the test checks what happens with nobody there), which the test calls
+    just before its own server binds the port."""
+    held = HeldPort()
+    try:
+        yield held
+    finally:
+        held.release()

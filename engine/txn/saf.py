@@ -107,6 +107,7 @@ class Item:
     checked: bool = True      # False: left by a previous run, not sent before its deal's resolution is asked
     paused: bool = False      # an operator's resolution of its deal is being recorded: not sent meanwhile
     cancel: dict[str, Any] | None = None   # the resolution that cancelled it (in flight then: dropped after)
+    dropped: bool = False     # cancelled and out of the queue (engine.txn.safcancel.drop): once only
 
     @property
     def key(self) -> str:

@@ -85,7 +85,12 @@ def cancel(saf: Saf, deal_id: str, resolution: Mapping[str, Any]) -> list[dict[s
 
 def drop(saf: Saf, item: Item, resolution: Mapping[str, Any], *, event: bool = True) -> None:
     """``item`` is not sent again: out of the queue at once; its event on the deal (unless already there:
-    ``event``) and its ``revrec`` mark follow, in that order, by a task of their own."""
+    ``event``) and its ``revrec`` mark follow, in that order, by a task of their own.  Once only: a
+    resolution that comes as an attempt ends (its line being written: not in flight) drops it, and the
+    attempt, finding the resolution on it then, does not drop it again."""
+    if item.dropped:
+        return
+    item.dropped = True
     item.ticket = 0                           # its lane entries, if any, are stale
     item.cancel = dict(resolution)
     if saf.items.get(item.key) is item:

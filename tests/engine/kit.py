@@ -3,6 +3,7 @@ with a real DuckDB ledger, a real TCP counterpart, and read the ledger back."""
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -165,13 +166,28 @@ async def json_counterpart(nursery: trio.Nursery, answer: Callable[[dict], Any],
     return await framed_counterpart(nursery, answer_bytes, width, delay=delay)
 
 
+async def read_until(stream: Any, pattern: bytes, buf: bytes = b"") -> tuple[re.Match[bytes], bytes]:
+    """Read a child process's output (``stream``) until ``pattern`` (a regular expression) matches what was
+    read; the match and all that was read.  The process ending first fails the test with what it printed."""
+    while (m := re.search(pattern, buf)) is None:
+        chunk = await stream.receive_some(4096)
+        assert chunk, f"the engine exited before printing {pattern!r}: {buf.decode(errors='replace')}"
+        buf += chunk
+    return m, buf
+
+
 def free_port() -> int:
+    """A port free a moment ago: another test or process may bind it before this one does.  Where the engine
+    or a counterpart listens, prefer port 0 and read back the port it bound; where nobody may listen, the
+    ``dead_port`` fixture (tests/conftest.py); where nobody listens at first and the test serves there
+    later, the ``held_port`` fixture."""
     import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
 
 
 class Counterpart:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from engine.registry import default_registry
-from kit import Client, compile_text, deals, free_port, json_counterpart, running
+from kit import Client, compile_text, deals, json_counterpart, running
 
 ROUTE = """
 format Req = json
@@ -171,8 +171,8 @@ async def test_an_amount_sent_as_text_names_the_deal_step_and_the_fix(nursery, t
     assert "a sender that sends it as text: write `amount = number(...)` in the deal" in d["reason"], d["reason"]
 
 
-async def test_unreachable_counterpart(nursery, program, tmp_path) -> None:
-    ledger, ov = await start(nursery, program, tmp_path, back_port=free_port())
+async def test_unreachable_counterpart(nursery, program, tmp_path, dead_port) -> None:
+    ledger, ov = await start(nursery, program, tmp_path, back_port=dead_port)
     async with running(program, ledger, ov) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(pay("X1"))

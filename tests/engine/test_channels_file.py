@@ -613,7 +613,7 @@ async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_
         with trio.fail_after(5):
             while not calls:
                 await trio.sleep(0.01)
-        with trio.fail_after(2):                     # (running it too would wait for the release)
+        with trio.fail_after(30):                    # (running it too would wait for the release: a hang)
             await new._scan(Slow())                  # finds a.jsonl, being run: leaves it
         assert calls == [1]
         assert old.status() == {"files_done": 0, "files_error": 0, "running": "a.jsonl", "problem": None}  # bsp status

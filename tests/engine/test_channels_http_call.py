@@ -10,7 +10,7 @@ import trio
 from conftest_tls import pki  # noqa: F401  (fixture)
 from engine.channels.http_call import HttpConnector, HttpReply
 from engine.http import Response, Router, serve_http
-from kit import Client, compile_text, deals, exchange_refs, free_port, running
+from kit import Client, compile_text, deals, exchange_refs, running
 
 # the front channel both routes below answer on (its error replies carry the code and the kind)
 FRONT = '''
@@ -102,8 +102,8 @@ async def test_counterpart_faults_fail_the_deal_with_a_clear_reason(tmp_path: Pa
     assert by_ref["OK1"]["status"] == "committed"
 
 
-async def test_endpoint_down_is_unreachable(tmp_path: Path) -> None:
-    port = free_port()
+async def test_endpoint_down_is_unreachable(tmp_path: Path, dead_port: int) -> None:
+    port = dead_port
     replies, rows = await exchange(tmp_path, f"http://127.0.0.1:{port}/payments", ["D1"])
     assert replies == [{"code": "91", "kind": "unreachable"}]
     assert rows[0]["status"] == "failed" and f"127.0.0.1:{port}" in rows[0]["reason"]

@@ -11,7 +11,7 @@ import orjson
 import trio
 
 from formats.framing import LengthPrefixFramer
-from kit import Client, compile_text, deals, free_port, json_counterpart, running
+from kit import Client, compile_text, deals, json_counterpart, running
 from natskit import book, bound, eventually, nats_client, nats_registry, nats_server, value
 from test_channels_nats import PUBLISH_ROUTE, consume_program
 
@@ -160,8 +160,8 @@ async def test_an_amount_the_ledger_cannot_store_is_rejected_and_acked(tmp_path,
     assert got == [("N-1", "rejected", "13"), ("N-2", "committed", None)], got
 
 
-async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:
-    dead = free_port()                                           # nobody listens: the call is unreachable
+async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery, dead_port) -> None:
+    dead = dead_port                                             # nobody listens: the call is unreachable
     async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
         reg = nats_registry()
         for on_failed, ledger in (("term", "term.duckdb"), ("nak", "nak.duckdb")):
@@ -184,9 +184,9 @@ async def test_failed_deal_term_or_nak_per_option(tmp_path, nursery) -> None:
     assert len(nak_rows) >= 2 and {r["reference"] for r in nak_rows} == {"F-nak"}
 
 
-async def test_server_down_at_start_clear_errors_then_recovers(tmp_path, nursery, caplog) -> None:
+async def test_server_down_at_start_clear_errors_then_recovers(tmp_path, nursery, caplog, held_port) -> None:
     caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
-    port = free_port()
+    port = held_port.port
     url = f"nats://127.0.0.1:{port}"
     reg = nats_registry()
     pub = compile_text(tmp_path, PUBLISH_ROUTE.format(url=url), name="pub.route", registry=reg)
@@ -209,7 +209,7 @@ async def test_server_down_at_start_clear_errors_then_recovers(tmp_path, nursery
         await eventually(lambda: value(f"channel orders: cannot connect to NATS at {url}" in caplog.text),
                          "error logged")
         assert not ch.ready.is_set()
-        async with nats_server(tmp_path / "nats", port=port) as srv, nats_client(srv.url) as nc:
+        async with nats_server(tmp_path / "nats", port=held_port.release()) as srv, nats_client(srv.url) as nc:
             await bound(ch, "consumer ready once the server is up")
             await nc.publish("orders.new", b'{"ref": "D-2", "amount": 1}')
             await eventually(lambda: value(ch.acked == 1), "D-2 consumed")

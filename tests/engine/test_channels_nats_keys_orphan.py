@@ -119,7 +119,7 @@ async def test_a_restarted_engine_settles_the_claims_its_previous_run_left(tmp_p
             await eventually(lambda: value(ch2.acked == 2), "O-1 and O-2 settled by engine two", timeout=15)
             took = trio.current_time() - t0
             await eventually(lambda: settled(nc), "nothing pending")
-            with trio.move_on_after(3):             # a flagged deal has no reply
+            with trio.move_on_after(30):            # both come (a hang guard: the assertion below says what came)
                 while len(replies) < 2:
                     await trio.sleep(0.02)
     rows = deals(tmp_path / "two.duckdb")

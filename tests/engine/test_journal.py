@@ -23,7 +23,7 @@ from engine.journal import (
 )
 from engine.ledger import Ledger, open_ledger
 from engine.ledger_store import ARROW_SCHEMA, DealRows, lines_to_arrow, rows_to_arrow
-from kit import REPO, Client, deals, free_port, json_counterpart
+from kit import REPO, Client, deals, json_counterpart, read_until
 
 T0 = datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=timezone.utc)
 
@@ -375,16 +375,15 @@ ENGINE = textwrap.dedent("""
             sb = Switchboard(program, reg, ledger=led)
             async with trio.open_nursery() as n:
                 await n.start(sb.run)
-                print("serving", flush=True)
+                print("serving", sb.channel("front").port, flush=True)
     trio.run(main)
 """)
 
 
 async def test_sigkill_after_acknowledging_loses_nothing(nursery, tmp_path: Path) -> None:
     back = await json_counterpart(nursery, lambda req: {"status": "OK"})
-    front = free_port()
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % (front, back))
+    route.write_text(ROUTE % (0, back))            # port 0: the engine binds one, and says which
     ledger = tmp_path / "ledger.duckdb"
     script = tmp_path / "engine_main.py"
     script.write_text(ENGINE)
@@ -393,11 +392,8 @@ async def test_sigkill_after_acknowledging_loses_nothing(nursery, tmp_path: Path
     acked: list[str] = []
     try:
         with trio.fail_after(30):
-            buf = b""
-            while b"serving" not in buf:
-                chunk = await proc.stdout.receive_some(4096)
-                assert chunk, "the engine exited before serving"
-                buf += chunk
+            m, _ = await read_until(proc.stdout, rb"serving (\d+)\n")
+            front = int(m[1])
             c = await Client.open(front)
             for k in range(20):                              # 20 batches of 25 pipelined requests
                 refs = [f"K{k:02d}{i:03d}" for i in range(25)]

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from engine.journal import journal_dir, open_journaled_ledger
-from kit import REPO, Client, free_port, json_counterpart
+from kit import REPO, Client, json_counterpart, read_until
 from test_journal import ROUTE
 from test_ledger_archive import KEY, app, fill, q, sha
 
@@ -38,7 +38,7 @@ ENGINE = textwrap.dedent("""
             sb = Switchboard(program, reg, ledger=led)
             async with trio.open_nursery() as n:
                 await n.start(sb.run)
-                print("serving", flush=True)
+                print("serving", sb.channel("front").port, flush=True)
     trio.run(main)
 """)
 
@@ -56,9 +56,8 @@ def bsp(monkeypatch: pytest.MonkeyPatch):
 async def test_refused_while_the_journal_holds_deals_a_killed_engine_acknowledged(nursery, tmp_path: Path,
                                                                                  bsp) -> None:
     back = await json_counterpart(nursery, lambda req: {"status": "OK"})
-    front = free_port()
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % (front, back))
+    route.write_text(ROUTE % (0, back))            # port 0: the engine binds one, and says which
     led, arc = tmp_path / "bsp.duckdb", tmp_path / "arc.duckdb"
     await fill(led)                                     # 6 January deals, a dead letter, 3 February ones, loaded
     script = tmp_path / "engine_main.py"
@@ -68,11 +67,8 @@ async def test_refused_while_the_journal_holds_deals_a_killed_engine_acknowledge
     acked: list[str] = []
     try:
         with trio.fail_after(30):
-            buf = b""
-            while b"serving" not in buf:
-                chunk = await proc.stdout.receive_some(4096)
-                assert chunk, "the engine exited before serving"
-                buf += chunk
+            m, _ = await read_until(proc.stdout, rb"serving (\d+)\n")
+            front = int(m[1])
             c = await Client.open(front)
             refs = [f"K{i:03d}" for i in range(40)]
             await c.send(*[b'{"ref":"%s","amount":10.25}' % r.encode() for r in refs])

@@ -13,7 +13,6 @@ from engine.metrics import Metrics
 from engine.resilience import BreakerStateError, CircuitBreaker, Rejected, RetryPolicy
 from engine.sim.iso_host import IsoHost
 from formats.iso8583 import codec_for
-from kit import free_port
 
 ISO = codec_for("iso8583_1987_ascii")
 
@@ -111,8 +110,8 @@ async def test_retries_only_for_idempotent_calls(nursery, autojump_clock) -> Non
     assert 2.25 <= trio.current_time() - t0 <= 2.5 + 0.01     # timeout 2s + back-off in [0.25, 0.5]
 
 
-async def test_retry_backoff_against_a_down_endpoint(nursery, autojump_clock) -> None:
-    ch = await mux(nursery, free_port(), idempotent=True, retries=3, backoff=1, backoff_max=4)
+async def test_retry_backoff_against_a_down_endpoint(nursery, autojump_clock, dead_port) -> None:
+    ch = await mux(nursery, dead_port, idempotent=True, retries=3, backoff=1, backoff_max=4)
     await trio.sleep(0.1)                 # the pool has tried and is backing off
     t0 = trio.current_time()
     (r,) = await ch.request_many([req(1)])
@@ -121,8 +120,8 @@ async def test_retry_backoff_against_a_down_endpoint(nursery, autojump_clock) ->
     assert 3.5 <= trio.current_time() - t0 <= 7.0 + 0.01      # (0.5..1) + (1..2) + (2..4)
 
 
-async def test_circuit_opens_rejects_at_once_then_half_open_probe_closes_it(nursery, autojump_clock, caplog) -> None:
-    port = free_port()
+async def test_circuit_opens_rejects_at_once_then_half_open_probe_closes_it(nursery, autojump_clock, caplog, held_port) -> None:
+    port = held_port.port
     ch = await mux(nursery, port, breaker_failures=3, breaker_window=10, breaker_reset=5)
     metrics = Metrics()
     ch.attach_metrics(metrics)
@@ -137,7 +136,7 @@ async def test_circuit_opens_rejects_at_once_then_half_open_probe_closes_it(nurs
         assert isinstance(r, Rejected) and "circuit open" in str(r) and trio.current_time() == t0
         assert metrics.value("bsp_channel_circuit_state", {"channel": "issuer"}) == 2
         assert metrics.value("bsp_channel_errors_total", {"channel": "issuer", "kind": "circuit_open"}) >= 1
-        host = await host_on(nursery, port=port)
+        host = await host_on(nursery, port=held_port.release())
         await trio.sleep(5)
         with trio.fail_after(5):
             while not ch.pool.connected:

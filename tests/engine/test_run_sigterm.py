@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from kit import Client, REPO, deals, free_port
+from kit import Client, REPO, deals, read_until
 
 ROUTE = """
 format Req = json
@@ -59,30 +59,28 @@ async def test_sigterm_drains_in_flight_and_exits_0(nursery, tmp_path: Path) -> 
         task_status.started(ls[0].socket.getsockname()[1])
 
     back = await nursery.start(gated_counterpart)
-    front = free_port()
     route = tmp_path / "pay.route"
-    route.write_text(ROUTE % (front, back))
+    route.write_text(ROUTE % (0, back))         # port 0: the engine binds one and names it in its banner
     ledger = tmp_path / "ledger.duckdb"
     proc = await trio.lowlevel.open_process(
         [sys.executable, "-m", "engine.cli", "run", str(route), "--ledger", str(ledger), "--grace", "5"],
         cwd=str(REPO), stderr=subprocess.PIPE)
     try:
-        # wait for the "serving" line: the listener is bound by then
-        buf = b""
-        with trio.fail_after(20):
-            while b"serving" not in buf:
-                chunk = await proc.stderr.receive_some(4096)
-                assert chunk, f"bsp run exited early: {buf.decode()}"
-                buf += chunk
-        c = await Client.open(front)
+        # wait for the "serving" line: the listener is bound by then (a hang guard: a loaded CI machine
+        # takes seconds to start a Python process)
+        with trio.fail_after(60):
+            m, buf = await read_until(proc.stderr, rb"channel front: listen 127\.0\.0\.1:(\d+)")
+            await read_until(proc.stderr, rb"serving", buf)
+        c = await Client.open(int(m[1]))
         await c.send(b'{"ref":"T1"}')
-        with trio.fail_after(10):
+        with trio.fail_after(30):
             while not held:
                 await trio.sleep(0.01)
         proc.send_signal(signal.SIGTERM)
-        await trio.sleep(0.2)            # the engine is draining; the exchange is still in flight
+        with trio.fail_after(30):        # the engine is draining (it says so); the exchange is still in flight
+            await read_until(proc.stderr, rb"signal SIGTERM: draining")
         release.set()
-        with trio.fail_after(10):
+        with trio.fail_after(30):
             (r,) = await c.recv_json()
         assert r == {"ref": "T1", "code": "00"}
         assert await c.closed()          # drained: no more reading on this connection

@@ -21,7 +21,7 @@ from opskit import live, rows
 ROUTE = '''
 format Req = json
 channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
-channel slow = tcp connect { address = "127.0.0.1:%d"  framing = length2  timeout = 600ms }
+channel slow = tcp connect { address = "127.0.0.1:%d"  framing = length2  timeout = 2s }
 
 route forward {
     receive from front as Req when msg.ref == "S1"
@@ -54,10 +54,12 @@ async def _ask(port: int, ref: str) -> dict:
 
 
 async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_path: Path) -> None:
+    arrived = []                                        # what the slow counterpart read: it never answers
+
     async def silent(stream: trio.SocketStream) -> None:
         async with stream:
-            while await stream.receive_some(65536):
-                pass
+            while data := await stream.receive_some(65536):
+                arrived.append(data)
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
     route = tmp_path / "pay.route"
@@ -65,7 +67,7 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
     ledger = tmp_path / "l.duckdb"
     async with live([route], ledger) as eng:
         port = eng.channels["front"].port
-        with trio.fail_after(10):
+        with trio.fail_after(30):                # a hang guard
             assert (await _ask(port, "S1"))["code"] == "68"       # no reply in time: failed, a dead letter
             while not (letters := await read_in_process(query_dead_letters, ledger)):
                 await trio.sleep(0.02)
@@ -75,10 +77,11 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
         async def retry() -> None:
             result.update(await backend.retry_dead_letter(letters[0]["id"]))
 
-        with trio.fail_after(10):
+        with trio.fail_after(30):                # a hang guard
             async with trio.open_nursery() as inner:
                 inner.start_soon(retry)
-                await trio.sleep(0.2)                              # the retry waits for the slow counterpart
+                while len(arrived) < 2:                            # the retry's call is at the slow counterpart,
+                    await trio.sleep(0.005)                        # which leaves it 2 s without an answer
                 assert (await _ask(port, "G1"))["code"] == "00"    # other traffic commits meanwhile
                 assert not result
     assert result["ok"] is False and result["outcome"].startswith("failed"), result

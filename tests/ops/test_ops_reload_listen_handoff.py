@@ -53,17 +53,22 @@ route echo {
 }
 """
 
-# the client: its own process (no GIL shared with the engine), for SECONDS; prints its counts as JSON
+# the client: its own process (no GIL shared with the engine); says "dialing" once connected, dials until its
+# stdin closes, then prints its counts as JSON.  Its socket timeouts are hang guards: a request queues behind
+# the thousands of connects of the other thread, seconds on a loaded machine (4.1 s measured, with 5 s then
+# the limit: a TimeoutError in "other" failed the test)
 DIALER = r'''
 import errno, json, socket, struct, sys, threading, time
-kind, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+kind, port = sys.argv[1], int(sys.argv[2])
 counts = {"connects": 0, "refused": 0, "reset": 0, "replies": 0, "closed_unanswered": 0, "other": []}
 lock = threading.Lock()
-end = time.monotonic() + seconds
+stop = threading.Event()
 
 def note(key):
     with lock:
         counts[key] += 1
+        if key == "connects" and counts[key] == 1:
+            print("dialing", flush=True)
 
 def failed(exc):
     if exc.errno == errno.ECONNREFUSED:
@@ -75,9 +80,9 @@ def failed(exc):
             counts["other"].append(repr(exc))
 
 def connecting():                       # connects only: a refused connect is the port closed
-    while time.monotonic() < end:
+    while not stop.is_set():
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)   # a hang guard
         except OSError as exc:
             failed(exc)
             continue
@@ -93,10 +98,10 @@ def request(n):
 
 def requesting():                       # a request on each connection: a queued connection reset shows here
     n = 0
-    while time.monotonic() < end:
+    while not stop.is_set():
         n += 1
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)   # a hang guard
         except OSError as exc:
             failed(exc)
             continue
@@ -113,6 +118,8 @@ def requesting():                       # a request on each connection: a queued
 threads = [threading.Thread(target=connecting), threading.Thread(target=requesting)]
 for t in threads:
     t.start()
+sys.stdin.read()                        # until the test closes it: the reloads are over
+stop.set()
 for t in threads:
     t.join()
 print(json.dumps(counts))
@@ -162,10 +169,12 @@ def big(n: int) -> bytes:
 async def dial_during_reloads(eng, route: Path, template: str, port: int, limits: list[int]) -> tuple[dict, list]:
     """The client's counts, and for each reload whether the new channel adopted the old one's socket."""
     adopted = []
-    proc = subprocess.Popen([sys.executable, "-c", DIALER, "tcp" if template is TCP else "http", str(port), "2.0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", DIALER, "tcp" if template is TCP else "http", str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        await trio.sleep(0.3)                       # the client is connecting
+        with trio.fail_after(60):                   # a hang guard: the client starts, and is served, first
+            assert await trio.to_thread.run_sync(proc.stdout.readline, abandon_on_cancel=True) == "dialing\n"
+        dialing = trio.current_time()
         for limit in limits:
             route.write_text(template % {"port": port, "limit": limit})
             result = await eng.reload()
@@ -174,8 +183,9 @@ async def dial_during_reloads(eng, route: Path, template: str, port: int, limits
                 "): the listening socket is handed over to the new channel, the old one drains"), result.plan
             adopted.append(getattr(getattr(eng.current.channels["front"], "sockets", None), "adopted", None))
             await trio.sleep(0.15)
+        await trio.sleep_until(dialing + 2.0)     # two seconds of dialing at least, as it had before
     finally:
-        out, err = await trio.to_thread.run_sync(proc.communicate)
+        out, err = await trio.to_thread.run_sync(proc.communicate)      # closes its stdin: it stops dialing
     assert proc.returncode == 0, err
     return json.loads(out), adopted
 

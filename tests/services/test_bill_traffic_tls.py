@@ -5,7 +5,6 @@ channel had its certificate there was no way to drive it.  Certificates from `bs
 from __future__ import annotations
 
 import queue
-import socket
 import subprocess
 import sys
 import threading
@@ -24,12 +23,6 @@ from engine.sim import bill_traffic
 BSP = str(Path(sys.executable).parent / "bsp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
     d = tmp_path / "certs"
@@ -39,12 +32,13 @@ def certs(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def engine(tmp_path: Path, certs: Path) -> Iterator[tuple[int, int, list]]:
+def engine(tmp_path: Path, certs: Path, held_port) -> Iterator[tuple[int, object, list]]:
     """The bill payment route served with its mainframe channel on mutual TLS (client_cert required);
-    yields (mainframe port, biller port, the switchboard's stats once stopped)."""
+    yields (mainframe port, the biller's port (conftest.HeldPort: release() it as the biller is served there),
+    the switchboard's stats once stopped)."""
     registry = default_registry()
     program = compile_paths([bill_traffic.ROUTE], registry).program
-    biller_port = _free_port()
+    biller_port = held_port.port
     ports: queue.Queue = queue.Queue()
     stop = threading.Event()
     stats: list = []
@@ -66,9 +60,9 @@ def engine(tmp_path: Path, certs: Path) -> Iterator[tuple[int, int, list]]:
 
     t = threading.Thread(target=trio.run, args=(serve,), daemon=True)
     t.start()
-    port = ports.get(timeout=20)
+    port = ports.get(timeout=60)                # a hang guard: a loaded CI machine starts an engine slowly
     try:
-        yield port, biller_port, stats
+        yield port, held_port, stats
     finally:
         stop.set()
         t.join(20)
@@ -76,9 +70,9 @@ def engine(tmp_path: Path, certs: Path) -> Iterator[tuple[int, int, list]]:
 
 
 def test_it_drives_an_engine_whose_mainframe_channel_is_mutual_tls(engine, certs, capsys) -> None:
-    port, biller_port, _stats = engine
+    port, biller, _stats = engine
     rc = bill_traffic.main(["--count", "60", "--mainframe", f"127.0.0.1:{port}", "--biller",
-                            f"127.0.0.1:{biller_port}", "--ca", str(certs / "ca.pem"),
+                            f"127.0.0.1:{biller.release()}", "--ca", str(certs / "ca.pem"),
                             "--cert", str(certs / "client.pem"), "--key", str(certs / "client.key")])
     out, err = capsys.readouterr()
     assert rc == 0, (out, err)

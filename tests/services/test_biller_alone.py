@@ -4,7 +4,6 @@ the dead-retry walk-through): biller down -> payments fail unreachable, dead let
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +20,6 @@ from engine.sim import bill_traffic
 BSP = str(Path(sys.executable).parent / "bsp")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_biller(*args: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "engine.sim.biller", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -34,16 +27,16 @@ def _start_biller(*args: str) -> tuple[subprocess.Popen, str]:
     return proc, first
 
 
-def test_the_biller_alone_brings_a_dead_letter_back_through_bsp_dead_retry(tmp_path):
+def test_the_biller_alone_brings_a_dead_letter_back_through_bsp_dead_retry(tmp_path, dead_port):
     registry = default_registry()
     program = compile_paths([bill_traffic.ROUTE], registry).program
     ledger_path = tmp_path / "ledger.duckdb"
-    biller_port = _free_port()                    # nothing listens there yet: the biller is down
+    down = dead_port                              # nothing listens there: the biller is down
 
     async def payments_while_the_biller_is_down():
         async with open_ledger(ledger_path, audit_key=None, keyring=None) as ledger:
             sb = Switchboard(program, registry, ledger=ledger, overrides={
-                "mainframe": {"address": "127.0.0.1:0"}, "biller": {"address": f"127.0.0.1:{biller_port}"}})
+                "mainframe": {"address": "127.0.0.1:0"}, "biller": {"address": f"127.0.0.1:{down}"}})
             async with trio.open_nursery() as nursery:
                 await nursery.start(sb.run)
                 res = await bill_traffic.drive(("127.0.0.1", sb.channel("mainframe").port), None, 20)
@@ -56,17 +49,20 @@ def test_the_biller_alone_brings_a_dead_letter_back_through_bsp_dead_retry(tmp_p
     assert letters, query_dead_letters(ledger_path)
     letter = letters[0]
 
-    deployment = tmp_path / "platform.yaml"
-    deployment.write_text(f"""version: 1
+    # the biller comes up (on a port of its own choosing, which it prints: no other test can have taken it),
+    # and the deployment names where it is
+    biller, first = _start_biller("--address", "127.0.0.1:0", "--refuse-digits", "")
+    try:
+        assert first.startswith("biller listening on 127.0.0.1:"), first
+        biller_port = int(first.split()[3].rpartition(":")[2])
+        deployment = tmp_path / "platform.yaml"
+        deployment.write_text(f"""version: 1
 routes:
   - {bill_traffic.ROUTE}
 ledger: ledger.duckdb
 channels:
   biller: {{address: "127.0.0.1:{biller_port}"}}
 """)
-    biller, first = _start_biller("--address", f"127.0.0.1:{biller_port}", "--refuse-digits", "")
-    try:
-        assert first.startswith(f"biller listening on 127.0.0.1:{biller_port} "), first
         retry = subprocess.run([BSP, "dead", "retry", letter["id"], "--deployment", str(deployment)],
                                capture_output=True, text=True, timeout=120)
         assert retry.returncode == 0, retry.stdout + retry.stderr
