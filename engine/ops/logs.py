@@ -40,7 +40,10 @@ FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error")
 MIN_SECRET = 6            # shorter "secrets" would scrub ordinary words and numbers
 
-_CARD = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+# a card number, alone or right after the escape of a control character (``\x01``, ``\u0001``: this text
+# formatter's and JSON's), whose digits would otherwise join it into one longer run that fails the Luhn check
+_CARD = re.compile(r"(?<!\d)()(\d{13,19})(?!\d)")
+_CARD_OR_ESCAPED = re.compile(r"(?:(\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}))|(?<!\d))(\d{13,19})(?!\d)")
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")     # tab stays
 _CONTROLS_BUT_LF = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\r": "\\r"}
@@ -86,8 +89,13 @@ class Scrubber:
             if s in text:
                 text = text.replace(s, "***")
         if any(c.isdigit() for c in text):
-            text = _CARD.sub(lambda m: mask_value(m.group(), "pan") if luhn_ok(m.group()) else m.group(), text)
+            text = (_CARD_OR_ESCAPED if "\\" in text else _CARD).sub(_mask_card, text)
         return text
+
+
+def _mask_card(m: re.Match[str]) -> str:
+    escape, digits = m.group(1) or "", m.group(2)
+    return escape + mask_value(digits, "pan") if luhn_ok(digits) else m.group()
 
 
 class TextFormatter(logging.Formatter):

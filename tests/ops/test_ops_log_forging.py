@@ -80,3 +80,14 @@ def test_a_traceback_keeps_its_lines_and_loses_its_escapes() -> None:
     out = TextFormatter(Scrubber()).format(record)
     assert out.startswith(out.split("\n")[0]) and "failed: a\\nb" in out.split("\n")[0]
     assert "\nTraceback (most recent call last):\n" in out and "\x1b" not in out and "\\x1b[31m" in out
+
+
+@pytest.mark.parametrize("control", ["\x01", "\x02", "\x19", "\x85", "\x99"])
+@pytest.mark.parametrize("formatter", [TextFormatter, JsonFormatter])
+def test_a_card_number_after_a_control_character_is_still_masked(control: str, formatter: type) -> None:
+    # the escape of the control character ends in digits (\x01, \u0001): written before the card number it
+    # made one longer run of digits that failed the Luhn check, so the number was logged in clear
+    record = logging.LogRecord("bsp.deal", logging.INFO, __file__, 1, "ref=%s", (f"{control}4111111111111111",),
+                               None)
+    line = formatter(Scrubber()).format(record)
+    assert "4111111111111111" not in line and "1111" in line, line
