@@ -61,6 +61,8 @@ class DealStep(SyncStep):
             ex.amount = v
         if self.currency is not None:
             v = self._text("currency", self.currency(scope))
+            if v is not None and not v.strip():
+                v = None                    # blank (a PIC X(3) of spaces, ""): no currency, as null
             if v is not None and not _CURRENCY.fullmatch(v):
                 raise StepFailure("rejected", f"deal {self.type}: currency must be an ISO 4217 code, 3 letters "
                                   f"(EUR) or 3 digits (978), got {got(v)}", code="30", text="invalid currency",

@@ -127,17 +127,19 @@ async def test_a_ref_or_party_that_is_not_text_is_rejected_at_the_deal_step(nurs
 
 @pytest.mark.parametrize("sync", ["journal", "duckdb"])
 async def test_a_currency_that_is_no_iso_4217_code_is_rejected_at_the_deal_step(nursery, tmp_path, sync) -> None:
-    bad = [pay("C1", cur="C" * 1000), pay("C2", cur="EU"), pay("C3", cur="EUR\n"), pay("C4", cur="")]
-    good = [pay("C5", cur="EUR"), pay("C6", cur=978)]
+    bad = [pay("C1", cur="C" * 1000), pay("C2", cur="EU"), pay("C3", cur="EUR\n"), pay("C4", cur="E U")]
+    # a blank currency (a PIC X(3) of spaces, "") is no currency: recorded as null, as a route without one
+    good = [pay("C5", cur="EUR"), pay("C6", cur=978), pay("C7", cur=""), pay("C8", cur="   ")]
     ledger, replies, called = await serve(nursery, tmp_path, sync, [*bad, *good, LAST])
     assert [r.get("text") for r in replies[:4]] == ["invalid currency"] * 4
-    assert [(r["ref"], r["code"]) for r in replies[4:]] == [("C5", "00"), ("C6", "00"), ("LAST", "00")]
-    assert called == ["C5", "C6", "LAST"]
+    assert [(r["ref"], r["code"]) for r in replies[4:]] == [("C5", "00"), ("C6", "00"), ("C7", "00"), ("C8", "00"),
+                                                           ("LAST", "00")]
+    assert called == ["C5", "C6", "C7", "C8", "LAST"]
     stored = rows(ledger, "SELECT reference, currency FROM deals WHERE status = 'committed' ORDER BY reference")
-    assert stored == [("C5", "EUR"), ("C6", "978"), ("LAST", "CNY")]
+    assert stored == [("C5", "EUR"), ("C6", "978"), ("C7", None), ("C8", None), ("LAST", "CNY")]
     reason = " | ".join(r for (r,) in rows(ledger, "SELECT reason FROM dead_letters"))
     assert "currency must be an ISO 4217 code, 3 letters (EUR) or 3 digits (978), got text 'CCCC" in reason
-    assert "...' (1000 characters)" in reason and "got text 'EU'" in reason and "got text ''" in reason
+    assert "...' (1000 characters)" in reason and "got text 'EU'" in reason and "got text 'E U'" in reason
 
 
 # A format plugin (a third party's component) whose decoder hands the route values the ledger cannot store:
