@@ -68,3 +68,13 @@ def test_bic_form(where: str, line: int, row: dict[str, str]) -> None:
     assert re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", bic), f"{where}: {bic!r} is not a BIC"
     if row.get("country"):
         assert bic[4:6] == row["country"], f"{where}: BIC {bic} is not of the row's country {row['country']}"
+
+
+def test_card_currencies_have_the_two_minor_units_the_route_assumes() -> None:
+    """card_payments.route reads DE 4 (minor units) as ``round(msg["4"], 0) / 100``: a currency added to
+    card_currencies.csv with 0 (JPY) or 3 (KWD) minor units would be recorded 100 times too small (or 10 times
+    too large) unless the route divides by its own power of ten (docs/services/card_payments.md)."""
+    with (ROUTES / "card_payments" / "card_currencies.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and "/ 100" in (ROUTES / "card_payments" / "card_payments.route").read_text(encoding="utf-8")
+    assert [r["alpha"] for r in rows if r["minor_units"] != "2"] == []
