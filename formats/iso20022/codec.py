@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from lxml import etree
 
+from formats.currencies import MINOR_UNITS
 from formats.errors import FormatError, SpecError
 from formats.iso20022.schema import ANY, NS_PREFIX, Catalog, Schema, TypeShape, load_schema, matches, message_id
 from formats.iso20022.totals import check_totals
@@ -79,6 +80,21 @@ def _scalar_out(kind: str, v: Any, path: str) -> str:
     if isinstance(v, (int, Decimal)) and kind == "str":
         return format(v, "f") if isinstance(v, Decimal) else str(v)
     raise FormatError(f"expected {kind}, got {type(v).__name__} {v!r}", field=path)
+
+
+def _currency_scale(text: str, ccy: Any) -> str:
+    """An amount's text without the trailing zeros its currency has no decimals for (ISO 4217 minor units,
+    the table SWIFT's rule C03 uses): ``150000.00`` JPY is written ``150000``, ``12.500`` KWD stays, ``12.5000``
+    KWD is ``12.500``; a currency the table does not list keeps the text.  CBPR+ and the clearings refuse an
+    amount with more fraction digits than its currency has; a non-zero digit is never dropped (the route
+    rejects such an amount, e.g. ``msg.amount == round(msg.amount, 0)`` for JPY)."""
+    places = MINOR_UNITS.get(ccy) if isinstance(ccy, str) else None
+    if places is None or "." not in text:
+        return text
+    whole, frac = text.split(".", 1)
+    while len(frac) > places and frac.endswith("0"):
+        frac = frac[:-1]
+    return f"{whole}.{frac}" if frac else whole
 
 
 _FULL_ID = re.compile(r"[a-z]{4}\.\d{3}\.\d{3}\.\d{2}")
@@ -344,6 +360,8 @@ class Iso20022Codec:
             for k, v in value.items():
                 if k == "value":
                     el.text = _scalar_out(shape.value_kind if kind == "amount" else "str", v, path)
+                    if isinstance(v, Decimal):
+                        el.text = _currency_scale(el.text, value.get("Ccy"))
                 elif kind == "amount" and k not in shape.attrs:
                     raise FormatError(f"no attribute {k!r}", field=f"{path}.{k}",
                                       hint="attributes are: " + ", ".join(shape.attrs))

@@ -26,6 +26,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from formats.currencies import MINOR_UNITS
 from formats.errors import FormatError
 
 AMOUNT = r"\d{1,15},\d*"
@@ -47,18 +48,7 @@ class SwiftAmount(Decimal):
         return self
 
 
-# ISO 4217 minor units (network validated rule C03: an amount has at most as many decimals as its
-# currency).  Currencies not listed (and the 2-decimal default) are not checked.
-MINOR_UNITS: dict[str, int] = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
-                     "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-    **dict.fromkeys(("CLF", "UYW"), 4),
-    **dict.fromkeys(("AED", "ARS", "AUD", "BGN", "BRL", "CAD", "CHF", "CNY", "COP", "CZK", "DKK", "EGP", "EUR",
-                     "GBP", "HKD", "HUF", "IDR", "ILS", "INR", "KES", "MAD", "MXN", "MYR", "NGN", "NOK", "NZD",
-                     "PEN", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SEK", "SGD", "THB", "TRY",
-                     "TWD", "UAH", "USD", "ZAR"), 2),
-}
+# ISO 4217 minor units (network validated rule C03): formats/currencies.py
 _MAX_AMOUNT = 15      # "15d": digits and the decimal comma
 
 

@@ -9,9 +9,9 @@ from engine.sim.services.common import every, mf_code, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 # isin: (face, coupon rate %, payments a year, currency) -- as in routes/bond_cashing/bonds.csv
-BONDS = {"CND100012001": (Decimal("100.00"), Decimal("3.8000"), 1, "CNY"),
-         "CND100012002": (Decimal("100.00"), Decimal("2.9500"), 2, "CNY"),
-         "XS2100000001": (Decimal("1000.00"), Decimal("4.2500"), 2, "USD")}
+BONDS = {"CND100012012": (Decimal("100.00"), Decimal("3.8000"), 1, "CNY"),
+         "CND100012020": (Decimal("100.00"), Decimal("2.9500"), 2, "CNY"),
+         "XS2100000004": (Decimal("1000.00"), Decimal("4.2500"), 2, "USD")}
 
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:

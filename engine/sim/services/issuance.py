@@ -14,7 +14,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     qty = rng.randrange(10, 5000)
     price = Decimal("100.0000") if rng.random() < 0.7 else Decimal("99.8500")
     values: dict[str, Any] = {
-        "txn_code": "IS01", "trace_no": ref, "isin": rng.choice(("CND100012345", "CND100012346")),
+        "txn_code": "IS01", "trace_no": ref, "isin": rng.choice(("CND100012343", "CND100012350")),
         "investor_acct": f"6222{rng.randrange(10**12):012d}", "quantity": qty, "price": price,
         "amount": (qty * price).quantize(Decimal("0.01")), "currency": "CNY", "sub_date": 20261125,
     }

@@ -11,8 +11,19 @@ from engine.sim.services.model import Counterpart, Request, Service, refuses, tr
 
 DOMESTIC_BANKS = ("102100099996", "103100000026", "105100000017")
 FOREIGN_BANKS = ("CHASUS33XXX", "DEUTDEFFXXX", "HSBCHKHHXXX", "BARCGB22XXX")
+# the beneficiary banks in IBAN countries (routes/remittance/banks.csv account_form IBAN): country, bank code
+IBAN_BANKS = {"DEUTDEFFXXX": ("DE", "50070010"), "BARCGB22XXX": ("GB", "BARC200000")}
 NAMES = ("ZHANG WEI", "LI NA", "WANG FANG", "CHEN JIE", "ACME TRADING LTD", "GLOBEX GMBH")
 
+
+
+def iban(country_bank: tuple[str, str], rng: random.Random) -> str:
+    """An IBAN of that country and bank code with right MOD 97-10 check digits (DE: 18 digits after them,
+    GB: BARC + sort code + 8 digits)."""
+    country, bank = country_bank
+    bban = bank + f"{rng.randrange(10**8):08d}" + ("00" if country == "DE" else "")
+    check = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+    return f"{country}{check:02d}{bban}"
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     txn = rng.choice(("RD01", "RD01", "RX01", "RX02"))
@@ -25,6 +36,8 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "amount": money(rng, 10, 200_000), "currency": "CNY" if domestic else rng.choice(("USD", "EUR", "HKD")),
         "value_date": 20261125, "charges": "SHA", "purpose": "INVOICE " + str(rng.randrange(1000, 9999)),
     }
+    if values["creditor_bank"] in IBAN_BANKS:             # banks.csv account_form IBAN: paid to an IBAN only
+        values["creditor_acct"] = iban(IBAN_BANKS[values["creditor_bank"]], rng)
     code = "00"
     if kind == "rejected":
         if domestic:

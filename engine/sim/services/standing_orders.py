@@ -5,6 +5,7 @@ result file."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 import random
 from typing import Any
 
@@ -16,13 +17,18 @@ IBANS = ("DE89370400440532013000", "GB29NWBK60161331926819", "FR1420041010050500
          "NL91ABNA0417164300")
 
 
+
+def _berlin_today() -> dt.date:
+    """The route judges a due date on Berlin's date (``today("Europe/Berlin")``), whatever the machine's zone."""
+    return dt.datetime.now(ZoneInfo("Europe/Berlin")).date()
+
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     mandate = trace("MND", n, kind, width=20, run=run)      # the run's tag in it: unique per run; F fails
     values: dict[str, Any] = {
         "utility_id": rng.choice(("UT000001", "UT000002", "UT000003")), "mandate_ref": mandate,
         "debtor_name": rng.choice(("JANE PAYER", "JOHN DEBTOR", "MARIE CLIENT")), "debtor_iban": rng.choice(IBANS),
         "amount": money(rng, 5, 1_900), "currency": "EUR",
-        "due_date": dt.date.today() + dt.timedelta(days=rng.randrange(0, 30)), "bill_ref": f"BILL-{n:07d}",
+        "due_date": _berlin_today() + dt.timedelta(days=rng.randrange(0, 30)), "bill_ref": f"BILL-{n:07d}",
     }
     code = "00"
     if kind == "rejected":

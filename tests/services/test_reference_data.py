@@ -1,0 +1,80 @@
+"""The identifiers in the services' tables (routes/*/*.csv) are well formed, check digits included: an
+analyst copies these tables, and a route that looks an ISIN or a BIC up there accepts exactly what the
+table holds.
+
+* every ISIN (a column named ``isin``) is ISO 6166: 2 letters, 9 letters or digits, and the check digit
+  (letters read as 10..35, then the Luhn sum over the digits);
+* every BIC (a column named ``bic``) is ISO 9362: 4 letters, the 2 letters of the row's ``country``,
+  2 letters or digits, and an optional 3-character branch.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+ROUTES = Path(__file__).resolve().parents[2] / "routes"
+
+
+def isin_valid(s: str) -> bool:
+    if not re.fullmatch(r"[A-Z]{2}[A-Z0-9]{9}[0-9]", s):
+        return False
+    digits = "".join(str(int(c, 36)) for c in s[:-1])
+    total = 0
+    for i, ch in enumerate(reversed(digits)):      # the rightmost digit (next to the check digit) is doubled
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10 == int(s[-1])
+
+
+def test_isin_check_digit_examples() -> None:
+    assert isin_valid("US0378331005")          # Apple
+    assert isin_valid("DE000BAY0017")          # Bayer
+    assert isin_valid("XS2100000004")
+    assert not isin_valid("US0378331006")
+    assert not isin_valid("XS2100000001")
+
+
+def _rows(column: str) -> list[tuple[str, int, dict[str, str]]]:
+    out = []
+    for path in sorted(ROUTES.glob("*/*.csv")):
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if column not in (reader.fieldnames or []):
+                continue
+            for line, row in enumerate(reader, start=2):
+                out.append((f"{path.relative_to(ROUTES.parent)}:{line}", line, row))
+    return out
+
+
+ISIN_ROWS = _rows("isin")
+BIC_ROWS = _rows("bic")
+
+
+def test_tables_hold_isins_and_bics() -> None:
+    assert len(ISIN_ROWS) >= 6 and len(BIC_ROWS) >= 7
+
+
+@pytest.mark.parametrize("where,line,row", ISIN_ROWS, ids=[w for w, _, _ in ISIN_ROWS])
+def test_isin_check_digit(where: str, line: int, row: dict[str, str]) -> None:
+    assert isin_valid(row["isin"]), f"{where}: {row['isin']!r} is not an ISIN (ISO 6166 check digit wrong)"
+
+
+@pytest.mark.parametrize("where,line,row", BIC_ROWS, ids=[w for w, _, _ in BIC_ROWS])
+def test_bic_form(where: str, line: int, row: dict[str, str]) -> None:
+    bic = row["bic"]
+    assert re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", bic), f"{where}: {bic!r} is not a BIC"
+    if row.get("country"):
+        assert bic[4:6] == row["country"], f"{where}: BIC {bic} is not of the row's country {row['country']}"
+
+
+def test_card_currencies_have_the_two_minor_units_the_route_assumes() -> None:
+    """card_payments.route reads DE 4 (minor units) as ``round(msg["4"], 0) / 100``: a currency added to
+    card_currencies.csv with 0 (JPY) or 3 (KWD) minor units would be recorded 100 times too small (or 10 times
+    too large) unless the route divides by its own power of ten (docs/services/card_payments.md)."""
+    with (ROUTES / "card_payments" / "card_currencies.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and "/ 100" in (ROUTES / "card_payments" / "card_payments.route").read_text(encoding="utf-8")
+    assert [r["alpha"] for r in rows if r["minor_units"] != "2"] == []
