@@ -54,7 +54,7 @@ def api_json(text: str) -> Any:
 
 def _exact_float(digits: str) -> Any:
     f = float(digits)
-    return f if repr(f) == digits else orjson.Fragment(digits)
+    return f if repr(f) == digits or orjson.dumps(f) == digits.encode() else orjson.Fragment(digits)   # 1e-7
 
 
 def _exact_int(digits: str) -> Any:

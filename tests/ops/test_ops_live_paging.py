@@ -114,3 +114,13 @@ async def test_live_listings_keep_the_numbers_a_deal_was_received_with(nursery, 
     assert shown.exit_code == 0, shown.output
     assert '"x": 1.50' in shown.stdout and '"y": 1e400' in shown.stdout and f'"z": {big}' in shown.stdout, shown.stdout
     engine.drain()
+
+
+def test_api_json_keeps_floats_the_api_wrote_as_floats() -> None:
+    """orjson writes a small duration as 1e-7 (repr: 1e-07): it is a float still, which `deals show` formats."""
+    import orjson
+
+    from engine.commands.live import api_json
+    got = api_json('{"duration_ms":1e-7,"p":0.25,"amount":"1.50","x":1.50,"big":12345678901234567890123}')
+    assert got["duration_ms"] == 1e-7 and got["p"] == 0.25 and got["amount"] == "1.50"
+    assert orjson.dumps({"x": got["x"], "big": got["big"]}) == b'{"x":1.50,"big":12345678901234567890123}'
