@@ -23,7 +23,35 @@ from typing import AsyncIterator
 
 import trio
 
-from kit import REPO
+from kit import REPO, Client
+
+# The route the storage fault tests serve: a JSON payment answered 00 once its deal is recorded.
+ROUTE = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+}
+route pay {
+    receive from front as Req
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
+    reply Req { ref = msg.ref  code = "00" }
+}
+"""
+
+# the engine below with 4 KiB journal segments (a few deals fill one)
+SMALL_SEGMENTS = {"segment_bytes": 4096, "load_wait": 0.05}
+
+
+async def ask(c: Client, ref: str, wait: float) -> bool:
+    """Send one payment of ROUTE; whether it was answered (acknowledged) within ``wait`` seconds."""
+    await c.send(b'{"ref":"%s","amount":10.25}' % ref.encode())
+    with trio.move_on_after(wait):
+        (reply,) = await c.recv_json(1)
+        assert reply == {"ref": ref, "code": "00"}
+        return True
+    return False
+
 
 # A real engine: journaled ledger (options from argv[4], e.g. small segments so a few deals fill one),
 # optionally a transaction log of ``txn_segment_bytes``; fault injection on stdin.

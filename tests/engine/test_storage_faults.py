@@ -18,36 +18,14 @@ import duckdb
 import trio
 
 from engine.journal import HEADER, encode_lines, journal_dir, open_journaled_ledger, read_segment, segments
-from fsizekit import fsize_engine
+from fsizekit import ROUTE, SMALL_SEGMENTS, ask, fsize_engine
 from kit import REPO, Client, deals, free_port
 
 BSP = str(Path(sys.executable).with_name("bsp"))
 
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-route pay {
-    receive from front as Req
-    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
-    reply Req { ref = msg.ref  code = "00" }
-}
-"""
-
-# the engine of fsizekit.py with 4 KiB journal segments (a few deals fill one)
-SMALL_SEGMENTS = {"segment_bytes": 4096, "load_wait": 0.05}
 
 
-async def _ask(c: Client, ref: str, wait: float) -> bool:
-    """Send one request; whether it was answered (acknowledged) within ``wait`` seconds."""
-    await c.send(b'{"ref":"%s","amount":10.25}' % ref.encode())
-    with trio.move_on_after(wait):
-        (reply,) = await c.recv_json(1)
-        assert reply == {"ref": ref, "code": "00"}
-        return True
-    return False
+
 
 
 async def test_a_disk_that_fills_up_acknowledges_nothing_it_did_not_store_and_says_so_once(tmp_path: Path) -> None:
@@ -57,18 +35,18 @@ async def test_a_disk_that_fills_up_acknowledges_nothing_it_did_not_store_and_sa
         with trio.fail_after(60):
             c = await Client.open(eng.port)
             for i in range(3):
-                assert await _ask(c, f"A{i:03d}", 5)
+                assert await ask(c, f"A{i:03d}", 5)
                 acked.append(f"A{i:03d}")
             await eng.command("limit 3000")                  # the disk is full: no file grows past 3000 bytes
             for i in range(30):                              # fills the 4 KiB segment; the next cannot be made
                 ref = f"B{i:03d}"
-                (acked if await _ask(c, ref, 0.3) else refused).append(ref)
+                (acked if await ask(c, ref, 0.3) else refused).append(ref)
             assert len(refused) >= 15, (acked, refused)
             await eng.command("unlimit")                     # space is back
             await c.aclose()
             for i in range(20):                              # a new segment is made within ROTATE_RETRY
                 c = await Client.open(eng.port)
-                ok = await _ask(c, f"C{i:03d}", 2)
+                ok = await ask(c, f"C{i:03d}", 2)
                 await c.aclose()
                 if ok:
                     acked.append(f"C{i:03d}")
@@ -409,7 +387,7 @@ async def test_stopping_while_duckdb_cannot_write_keeps_the_journal_and_says_so(
             c = await Client.open(eng.port)
             await eng.command("limit wal")
             for i in range(3):
-                assert await _ask(c, f"S{i:03d}", 5)                 # durable in the journal
+                assert await ask(c, f"S{i:03d}", 5)                 # durable in the journal
             await c.aclose()
             assert await eng.stop() == 1                             # stop (drain) while DuckDB still cannot write
     ledger, text = eng.ledger, eng.err.decode()

@@ -13,45 +13,25 @@ import trio
 
 from engine.faultlog import FREE_SPACE, storage_fix
 from engine.journal import journal_dir, open_journaled_ledger, segments
-from fsizekit import fsize_engine, fsize_start
+from fsizekit import ROUTE, SMALL_SEGMENTS, ask, fsize_engine, fsize_start
 from kit import Client, deals
 
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-route pay {
-    receive from front as Req
-    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
-    reply Req { ref = msg.ref  code = "00" }
-}
-"""
-
-SMALL_SEGMENTS = {"segment_bytes": 4096, "load_wait": 0.05}
 
 
-async def _ask(c: Client, ref: str, wait: float) -> bool:
-    await c.send(b'{"ref":"%s","amount":10.25}' % ref.encode())
-    with trio.move_on_after(wait):
-        (reply,) = await c.recv_json(1)
-        assert reply == {"ref": ref, "code": "00"}
-        return True
-    return False
+
 
 
 async def test_status_names_a_journal_that_cannot_be_written_and_forgets_it_once_it_can(tmp_path: Path) -> None:
     async with fsize_engine(tmp_path, ROUTE, **SMALL_SEGMENTS) as eng:
         with trio.fail_after(60):
             c = await Client.open(eng.port)
-            assert await _ask(c, "A000", 5)
+            assert await ask(c, "A000", 5)
             st = await eng.status()
             assert st["reasons"] == [] and st["ledger"]["faults"] == [], st
             await eng.command("limit 3000")                  # the disk is full
             refused = 0
             for i in range(30):                              # fills the 4 KiB segment; the next cannot be made
-                refused += not await _ask(c, f"B{i:03d}", 0.3)
+                refused += not await ask(c, f"B{i:03d}", 0.3)
             assert refused
             st = await eng.status()
             kinds = {(f["what"], f["kind"]) for f in st["ledger"]["faults"]}
@@ -63,7 +43,7 @@ async def test_status_names_a_journal_that_cannot_be_written_and_forgets_it_once
             await c.aclose()
             for i in range(20):
                 c = await Client.open(eng.port)
-                ok = await _ask(c, f"C{i:03d}", 2)
+                ok = await ask(c, f"C{i:03d}", 2)
                 await c.aclose()
                 if ok:
                     break
@@ -80,7 +60,7 @@ async def test_status_names_duckdb_that_cannot_load_and_the_lag(tmp_path: Path) 
             c = await Client.open(eng.port)
             await eng.command("limit wal")                   # DuckDB cannot write; the journal can
             for i in range(3):
-                assert await _ask(c, f"S{i:03d}", 5)          # acknowledged: durable in the journal
+                assert await ask(c, f"S{i:03d}", 5)          # acknowledged: durable in the journal
             while True:                                      # the loader tries within load_wait
                 st = await eng.status()
                 if st["ledger"]["faults"]:
@@ -103,7 +83,7 @@ async def test_a_start_that_cannot_load_the_journal_says_so_before_the_checkpoin
             c = await Client.open(eng.port)
             await eng.command("limit wal")
             for i in range(3):
-                assert await _ask(c, f"S{i:03d}", 5)
+                assert await ask(c, f"S{i:03d}", 5)
             await c.aclose()
             assert await eng.stop() == 1                     # the deals stay in the journal
     ledger = eng.ledger

@@ -12,22 +12,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from fsizekit import ROUTE, ask
 from kit import Client, deals
 
 BSP = str(Path(sys.executable).with_name("bsp"))
 
-ROUTE = """
-format Req = json
-channel front = tcp listen {
-    address = "127.0.0.1:0"
-    framing = length2
-}
-route pay {
-    receive from front as Req
-    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "CNY" }
-    reply Req { ref = msg.ref  code = "00" }
-}
-"""
 
 
 @pytest.fixture
@@ -62,13 +51,6 @@ def _fill(path: Path) -> None:
             pass
 
 
-async def _ask(c: Client, ref: str, wait: float) -> bool:
-    await c.send(b'{"ref":"%s","amount":10.25}' % ref.encode())
-    with trio.move_on_after(wait):
-        (reply,) = await c.recv_json(1)
-        assert reply == {"ref": ref, "code": "00"}
-        return True
-    return False
 
 
 async def test_the_stop_line_says_how_many_deals_a_full_disk_kept_out_of_the_ledger(disk: Path) -> None:
@@ -91,12 +73,12 @@ async def test_the_stop_line_says_how_many_deals_a_full_disk_kept_out_of_the_led
                 await trio.sleep(0.05)
             port = int(found[0].split("127.0.0.1:")[1].split()[0])
             c = await Client.open(port)
-            assert await _ask(c, "A000", 5)
+            assert await ask(c, "A000", 5)
             acked.append("A000")
             _fill(disk / "filler")                        # the disk is full
             unanswered = 0
             for i in range(200):                          # DuckDB's WAL cannot grow: not recorded, not answered
-                if await _ask(c, f"B{i:03d}", 0.5):
+                if await ask(c, f"B{i:03d}", 0.5):
                     acked.append(f"B{i:03d}")
                 else:
                     unanswered += 1
@@ -106,7 +88,7 @@ async def test_the_stop_line_says_how_many_deals_a_full_disk_kept_out_of_the_led
             (disk / "filler").unlink()                    # space is back
             for i in range(20):
                 c = await Client.open(port)
-                ok = await _ask(c, f"C{i:03d}", 2)
+                ok = await ask(c, f"C{i:03d}", 2)
                 await c.aclose()
                 if ok:
                     acked.append(f"C{i:03d}")
