@@ -32,7 +32,7 @@ channel orders = nats consume {{
     fetch_wait = 100ms
     nak_delay  = 100ms
     keys       = "BSP_KEYS"
-    key_lease  = 4s
+    key_lease  = 60s
 }}
 
 channel book = tcp connect {{
@@ -112,12 +112,12 @@ async def test_a_restarted_engine_settles_the_claims_its_previous_run_left(tmp_p
             ch1, ch2 = sb1.channel("orders"), sb2.channel("orders")
             await bound(ch1, "engine one restarted")
             await bound(ch2, "engine two consuming")
-            t0 = trio.current_time()
             for ref in ("O-1", "O-2"):
                 await nc.publish("orders.new", b'{"ref": "%s", "amount": 1}' % ref.encode(),
                                  headers={"Bsp-Reply-To": "orders.replies"})
+            # within 15 s, a quarter of key_lease (60s): nothing waits for a claim that never moves (a wait
+            # for the lease fails here, with no timed assertion)
             await eventually(lambda: value(ch2.acked == 2), "O-1 and O-2 settled by engine two", timeout=15)
-            took = trio.current_time() - t0
             await eventually(lambda: settled(nc), "nothing pending")
             with trio.move_on_after(30):            # both come (a hang guard: the assertion below says what came)
                 while len(replies) < 2:
@@ -132,5 +132,4 @@ async def test_a_restarted_engine_settles_the_claims_its_previous_run_left(tmp_p
     assert by_ref["O-2"]["reason"].startswith(f"duplicate of deal {o2['deal_id']}"), by_ref["O-2"]
     assert sorted(calls) == [("one", "O-2"), ("two", "O-1")]          # each once, O-2 not again
     assert sorted(replies) == [b'{"ref":"O-1","by":"two","code":"00"}', b'{"ref":"O-2","by":"one","code":"00"}']
-    assert took < 4, took             # not after key_lease (4s): nothing waited for a claim that never moves
     assert [(r["status"], r["response_code"]) for r in deals(ledger1)] == [("committed", "00")]
