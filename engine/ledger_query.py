@@ -16,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import json
 
 import duckdb
 import orjson
 
 from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLVED, acks_after, approved, code_of,
                                  flag_state, resolution_of, stamp)
+from engine.exact_json import stored_json
 from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
 from engine.txn.approval import APPROVED
 
@@ -118,36 +118,6 @@ def _deal_values(d: dict[str, Any]) -> dict[str, Any]:
         if d[k] is not None:
             d[k] = stored_json(d[k])
     return d
-
-
-def stored_json(text: str) -> Any:
-    """A JSON column's text as values, every number as stored: a request kept as received holds the
-    sender's numbers (``1.50``, a 25-digit integer, ``1e400``), which orjson would read as floats (1.5, 1e+29)
-    or refuse (past a double's range: every listing of the ledger failed on such a deal).  Those numbers come
-    back as ``orjson.Fragment`` of their digits, which ``orjson.dumps`` (``bsp deals --json``, ``bsp deals
-    show``, the admin API) writes back as they were; integers within 64 bits are ints, text is text."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        pass                       # a number past a double's range: read exactly below
-    else:
-        if not _has_float(value):
-            return value
-    return json.loads(text, parse_float=orjson.Fragment, parse_int=_int, parse_constant=orjson.Fragment)
-
-
-def _int(digits: str) -> Any:
-    return int(digits) if len(digits) < 19 else orjson.Fragment(digits)   # 19 digits or more: may not fit
-
-
-def _has_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return True
-    if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_float(v) for v in value)
-    return False
 
 
 def query_deals(

@@ -12,16 +12,15 @@ as for ``bsp status`` (``--url`` / ``$BSP_ADMIN_URL``, ``--token-file`` /
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import orjson
 import typer
 
+from engine.exact_json import api_json
 from engine.defaults import ADMIN_HOST as DEFAULT_HOST, ADMIN_PORT as DEFAULT_PORT
 
 PANEL = "Live (a running engine's admin API)"
@@ -41,24 +40,6 @@ def lock_hint(exc: Exception) -> None:
     if "locked by another process" in str(exc):
         typer.echo("hint: add --live to ask the running engine through its admin API "
                    "(--url / $BSP_ADMIN_URL, --token-file / $BSP_ADMIN_TOKEN)", err=True)
-
-
-def api_json(text: str) -> Any:
-    """The admin API's answer as values, a deal's numbers as it stored them: the API writes a request's
-    ``1.50``, ``1e400`` or 25-digit integer as received (engine.ledger_query.stored_json), which a float
-    would make 1.5, Infinity (printed null) or 1.2345678901234568e+24, and orjson cannot write an integer past
-    64 bits back.  Those come back as ``orjson.Fragment`` of their digits; a float that reads back as it was
-    written (a duration) is a float."""
-    return json.loads(text, parse_float=_exact_float, parse_int=_exact_int, parse_constant=orjson.Fragment)
-
-
-def _exact_float(digits: str) -> Any:
-    f = float(digits)
-    return f if repr(f) == digits or orjson.dumps(f) == digits.encode() else orjson.Fragment(digits)   # 1e-7
-
-
-def _exact_int(digits: str) -> Any:
-    return int(digits) if len(digits) < 19 else orjson.Fragment(digits)     # 19 digits or more: may not fit
 
 
 def typed(row: dict[str, Any]) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def test_api_json_keeps_floats_the_api_wrote_as_floats() -> None:
     """orjson writes a small duration as 1e-7 (repr: 1e-07): it is a float still, which `deals show` formats."""
     import orjson
 
-    from engine.commands.live import api_json
+    from engine.exact_json import api_json
     got = api_json('{"duration_ms":1e-7,"p":0.25,"amount":"1.50","x":1.50,"big":12345678901234567890123}')
     assert got["duration_ms"] == 1e-7 and got["p"] == 0.25 and got["amount"] == "1.50"
     assert orjson.dumps({"x": got["x"], "big": got["big"]}) == b'{"x":1.50,"big":12345678901234567890123}'
