@@ -6,6 +6,7 @@ classified values masked.  Real captures over loopback sockets (replaykit.py).""
 from __future__ import annotations
 
 import json
+from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 import pytest
@@ -34,7 +35,8 @@ def test_a_deal_booked_otherwise_is_a_difference(recorded, tmp_path) -> None:
     fields = {(d.what, d.field) for d in report.diff.unexpected}
     assert fields == {("deal", "amount")}, fields
     d = report.diff.unexpected[0]
-    assert d.produced == round(d.recorded, 0) and d.produced != d.recorded, d
+    # the language's round() is half up (4812.50 -> 4813), Python's round() half even (4812)
+    assert d.produced == d.recorded.quantize(Decimal(1), rounding=ROUND_HALF_UP) and d.produced != d.recorded, d
     assert "  deal  mainframe    amount" in report.text()
 
 
