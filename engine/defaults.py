@@ -28,7 +28,7 @@ AUDIT_ENV_KEY_FILE = "BSP_AUDIT_KEY_FILE"
 
 # engine.reports: the reports and the export formats (engine.reports.export.WRITERS has one writer each)
 REPORTS = ("daily-summary", "rejections", "counterparty-statement")
-REPORT_FORMATS = ("csv", "parquet", "xlsx", "html")
+REPORT_FORMATS = ("csv", "parquet", "xlsx", "html", "json")
 
 # engine.reconcile: the statement types
 STATEMENT_TYPES = ("csv", "mt940", "camt053")

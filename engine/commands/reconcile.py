@@ -34,7 +34,9 @@ def reconcile(
     fmt: Optional[str] = typer.Option(None, "--format", help=f"Also write the form: {', '.join(FORMATS)}."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write it (default reconciliation.EXT); "
                                        "without --format, the format its name ends in. Written owner-only (0600); "
-                                       "replaces a file of that name, never the ledger or the statement."),
+                                       "replaces a file of that name, never the ledger or the statement. "
+                                       "--format json --out - writes the form to stdout (the summary line then "
+                                       "goes to stderr)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
@@ -59,7 +61,11 @@ def reconcile(
     from engine.reports.terminal import print_report
 
     ledger = ledger_keys(ledger, deployment, env, "bsp reconcile").path
+    to_stdout = out is not None and str(out) == "-"
     try:
+        if to_stdout and fmt != "json":
+            raise ReportError("--out -: standard output takes the form as --format json; give --format json, "
+                              "or a file name with --out")
         try:
             tol = Decimal(tolerance)
             if not tol.is_finite():
@@ -74,10 +80,10 @@ def reconcile(
         if fmt is not None and fmt not in FORMATS:
             raise ReportError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
         target = out or Path(f"reconciliation.{fmt}")
-        if fmt is not None and not target.parent.is_dir():     # say so before the work, as write() would after
+        if fmt is not None and not to_stdout and not target.parent.is_dir():     # say so before the work, as write() would after
             raise ReportError(f"--out {target}: the folder {target.parent} does not exist; create it or choose "
                               f"another path")
-        if fmt is not None:     # nor the statement or the ledger (said before the work; write() checks again)
+        if fmt is not None and not to_stdout:     # nor the statement or the ledger (said before the work; write() checks again)
             from engine.reports.export import refuse_inputs
             refuse_inputs([target], [against] + ([] if live else [ledger]))
         day = parse_day(on, "--date") if on else None
@@ -101,16 +107,21 @@ def reconcile(
             with work_progress("reconcile: reading the ledger", "deals") as progress:
                 report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days,
                                               party=party, xsd_dir=xsd_dir, progress=progress)
-        if not quiet:
+        if to_stdout:
+            import sys
+
+            from engine.reports.jsondoc import write_json_doc
+            write_json_doc(report, sys.stdout)
+        elif not quiet:
             print_report(report)
-        if fmt is not None:
+        if fmt is not None and not to_stdout:
             for path in write(report, fmt, target, inputs=[against] + ([] if live else [ledger])):
                 typer.echo(f"wrote {path}", err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     n = breaks(rows)
-    typer.echo(f"{len(rows)} lines, {n} break(s)" if n else f"{len(rows)} lines, fully matched")
+    typer.echo(f"{len(rows)} lines, {n} break(s)" if n else f"{len(rows)} lines, fully matched", err=to_stdout)
     raise typer.Exit(1 if n else 0)
 
 

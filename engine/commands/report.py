@@ -33,8 +33,9 @@ def report(
     last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, today or yesterday; "
                                        "included; default --from."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV without --out goes to stdout; "
-                                       "other formats default to NAME_FROM_TO.EXT here. Written owner-only (0600); "
+    out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV (the main table) and JSON (the "
+                                       "whole report) without --out go to stdout; other formats default to "
+                                       "NAME_FROM_TO.EXT here. Written owner-only (0600); "
                                        "replaces a file of that name, never the ledger."),
     party: Optional[str] = typer.Option(None, "--party", help="The counterparty (counterparty-statement)."),
     live: bool = LIVE_SNAPSHOT_OPT,
@@ -102,6 +103,10 @@ def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, 
                 typer.echo(f"note: standard output holds the {rep.main.name} table only; the other table(s), "
                            f"{', '.join(others)}, are written with --out FILE.csv (beside it, as "
                            f"FILE.{others[0]}.csv ...)", err=True)
+            return
+        if fmt == "json" and out is None:
+            from engine.reports.jsondoc import write_json_doc
+            write_json_doc(rep, sys.stdout)
             return
         target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
         for path in write(rep, fmt, target, inputs=[ledger]):

@@ -8,12 +8,13 @@ from typing import Callable, Iterable
 from engine import filemodes
 from engine.defaults import REPORT_FORMATS
 from engine.reports.html import write_html
+from engine.reports.jsondoc import write_json
 from engine.reports.model import Report, ReportError
 from engine.reports.tabular import side_paths, write_csv, write_parquet
 from engine.reports.xlsx import write_xlsx
 
 WRITERS: dict[str, Callable[[Report, Path], list[Path]]] = {
-    "csv": write_csv, "parquet": write_parquet, "xlsx": write_xlsx, "html": write_html,
+    "csv": write_csv, "parquet": write_parquet, "xlsx": write_xlsx, "html": write_html, "json": write_json,
 }
 FORMATS = REPORT_FORMATS       # the order --help lists them in (engine/defaults.py)
 if tuple(WRITERS) != FORMATS:

@@ -56,7 +56,7 @@ from formats.classify import classified_values, mask, tags_of  # noqa: E402
 
 BSP = str(Path(sys.executable).parent / "bsp")
 BILL = "bill_payment"
-FORMATS = ("csv", "html", "xlsx", "parquet")      # every report and reconciliation export format
+FORMATS = ("csv", "html", "xlsx", "parquet", "json")      # every report and reconciliation export format
 
 
 # ---------------------------------------------------------------- collecting the clear values
