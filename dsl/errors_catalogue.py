@@ -45,7 +45,8 @@ CATALOGUE: tuple[Entry, ...] = (
           _route("let x = 'text'"), 7, 13),
     Entry("E002", "unexpected token",
           "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?; "
-          "a `,` between body fields or options: none is needed; `decimal(12.2)`: write decimal(12, 2)) / "
+          "a `,` between body fields or options: none is needed; `decimal(12.2)`: write decimal(12, 2); "
+          "`on error reply {`: name its format) / "
           "`WORD`: expected `from` after `receive` (a keyword run into a word, `frommf`: put a space after "
           "`from`; or misspelt, `fromx`: did you mean `from`?)",
           'format F = json\nformat = json\n', 2, 8),
