@@ -1499,6 +1499,8 @@ class Checker(_TestChecks):
             self._walk(e.operand, scope, later)
         elif isinstance(e, A.Binary):
             self._walk(e.left, scope, later)
+            if e.op in ("in", "not_in") and self._table_column(e.right, scope, e.op):
+                return
             self._walk(e.right, scope, later)
         elif isinstance(e, A.Cond):
             for x in (e.test, e.then, e.otherwise):
@@ -1508,6 +1510,23 @@ class Checker(_TestChecks):
                 self._walk(x, scope, later)
         elif isinstance(e, A.Call):
             self._call(e, scope, later)
+
+    def _table_column(self, e: A.Expr, scope, op: str) -> bool:
+        """``x in billers.biller_id`` (a column, as SQL would have it): E065 saying ``x in billers``
+        tests the key column. True when told."""
+        if not (isinstance(e, A.Attr) and isinstance(e.base, A.Name)):
+            return False
+        b = scope.get(e.base.name)
+        if b is None or b.kind != "table":
+            return False
+        t = e.base.name
+        decl = self.res.tables.get(t)
+        key = f" ({decl.key})" if decl is not None else ""
+        word = "not in" if op == "not_in" else "in"
+        self.error("E065", f"`{t}` is a table: `x {word} {t}` tests its key column{key}", e.pos,
+                   f"write `... {word} {t}`: the table itself, no column; a cell of a row is read with "
+                   f"`{t}[KEY].{e.name}`")
+        return True
 
     def _name(self, e: A.Name, scope, later) -> bool:
         n = e.name

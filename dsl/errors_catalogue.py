@@ -45,7 +45,8 @@ CATALOGUE: tuple[Entry, ...] = (
           _route("let x = 'text'"), 7, 13),
     Entry("E002", "unexpected token",
           "unexpected `T` (help lists what was expected; `=` in a condition: did you mean `==`?; "
-          "a `,` between body fields or options: none is needed; `decimal(12.2)`: write decimal(12, 2)) / "
+          "a `,` between body fields or options: none is needed; `decimal(12.2)`: write decimal(12, 2); "
+          "`on error reply {`: name its format) / "
           "`WORD`: expected `from` after `receive` (a keyword run into a word, `frommf`: put a space after "
           "`from`; or misspelt, `fromx`: did you mean `from`?)",
           'format F = json\nformat = json\n', 2, 8),
@@ -180,7 +181,7 @@ CATALOGUE: tuple[Entry, ...] = (
           'table billers = csv "billers.csv" key id\n', 1, 39, files=_CSV),
     Entry("E064", "unknown table kind", "unknown table kind `KIND`",
           'table billers = xls "billers.csv" key biller_id\n', 1, 17, files=_CSV),
-    Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column`",
+    Entry("E065", "table read without a key", "`T` is a table: read a row with `T[KEY].column` / `T` is a table: `x in T` tests its key column (for `x in T.column`)",
           _route('reply Req { code = billers.name }',
                  head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
     Entry("E066", "request without the MUX key fields",

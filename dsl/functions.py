@@ -407,7 +407,7 @@ SIGNATURES: dict[str, Sig] = {
     "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"),
                        "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
                        "is not null first)"),
-    "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern"),
+    "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern; as lenient as Python's strptime: a one-digit month or day is read (parse_date(\"2026-12-1\", \"%Y-%m-%d\") is 2026-12-01), so a deal key or a comparison takes format_date(parse_date(s, fmt), fmt), not s; null and \"\" give null; text that does not fit fails the request"),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),

@@ -195,13 +195,20 @@ def keyword_word(e, path: str, keywords: dict[str, str], expected: str) -> Diagn
 
 def token_hint(e, text: str = "") -> tuple[str, str] | None:
     """(message, help) for an unexpected ``=`` that means ``==`` or follows a keyword used as a field name,
-    a comma between the lines of a ``{ ... }`` block, or ``decimal(12.2)`` for ``decimal(12, 2)``."""
+    a comma between the lines of a ``{ ... }`` block, ``decimal(12.2)`` for ``decimal(12, 2)``, or
+    ``on error reply {`` without its format."""
     tok = getattr(e, "token", None)
     ps = _parser_state(e)
     if tok is not None and tok.type == "COMMA":
         return _comma_hint(e, ps)
     if tok is not None and tok.type in ("DOT", "INT"):
         return _field_args_hint(tok, ps, text)
+    if tok is not None and tok.type == "LBRACE" and ps is not None:
+        last = [str(t.value) for t in _tokens(ps.value_stack[-3:])][-3:]
+        if last == ["on", "error", "reply"]:
+            return ("`on error reply` needs the reply's format: `on error reply FORMAT { ... }`",
+                    "name the format the error reply is written in, e.g. `on error reply Rsp { code = error.code }`; "
+                    "only a route's own `reply` may leave it out (it then uses the receive format)")
     if tok is None or tok.type != "EQUAL":
         return None
     prev = ps.value_stack[-1] if ps is not None and ps.value_stack else None

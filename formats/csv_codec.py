@@ -124,7 +124,9 @@ class CsvCodec:
             except FormatError as exc:
                 raise FormatError(exc.message, **where, hint=exc.hint) from None
         if not isinstance(v, (_dt.date, _dt.datetime)):
-            raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", **where)
+            hint = ("a route reads a text as a date with parse_date(TEXT, PATTERN), e.g. "
+                    "parse_date(x, \"%d.%m.%Y\") for a text x such as 01.12.2026" if isinstance(v, str) else None)
+            raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", **where, hint=hint)
         return format_date(v, fd.pattern or "%Y-%m-%d")
 
     # ------------------------------------------------------------ rows

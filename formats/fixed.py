@@ -319,7 +319,10 @@ class FixedCodec:
             return s.ljust(width)
         if ftype == "date":
             if not isinstance(v, (_dt.date, _dt.datetime)):
-                raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", offset=off, field=name)
+                hint = (f"a route reads a text as a date with parse_date(TEXT, PATTERN), e.g. "
+                        f"parse_date(x, \"%Y-%m-%d\") for a text x such as 2026-12-01; the field writes it as {pattern!r}"
+                        if isinstance(v, str) else None)
+                raise FormatError(f"expected a date, got {type(v).__name__} {v!r}", offset=off, field=name, hint=hint)
             s = format_date(v, pattern)
             if len(s) != width:
                 raise FormatError(f"date {s!r} is {len(s)} characters, the field holds {width}", offset=off,

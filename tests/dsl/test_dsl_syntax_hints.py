@@ -406,3 +406,23 @@ def test_a_keyword_next_to_punctuation_still_is_the_keyword(tmp_path, registry):
     r = _check(tmp_path, registry, text.replace("let fee = if msg.amount", "let fee = if(msg.amount", 1)
                .replace("then round", ")then round", 1))
     assert r.diagnostics == [] and r.program is not None
+
+
+@pytest.mark.parametrize("line", [34, 91])            # a channel's error reply, a route's
+def test_on_error_reply_without_its_format_says_to_name_it(tmp_path, registry, line):
+    # a route's `reply { ... }` may leave its format out (the receive format); `on error reply` may not:
+    # it used to be "unexpected `{`" with the help "expected one of: a name"
+    r = _check(tmp_path, registry, _edit(line, "on error reply BillPayRsp {", "on error reply {"))
+    assert _only(r) == ("E002", line, 20, "`on error reply` needs the reply's format: `on error reply FORMAT { ... }`",
+                        "name the format the error reply is written in, e.g. `on error reply Rsp { code = "
+                        "error.code }`; only a route's own `reply` may leave it out (it then uses the receive format)")
+
+
+def test_membership_in_a_table_column_says_in_tests_the_keys(tmp_path, registry):
+    # `x in billers.biller_id` (as one would write it in SQL) used to get the help for reading a cell,
+    # `billers[KEY].biller_id` or lookup(...), which is not what a membership test needs
+    r = _check(tmp_path, registry, _edit(58, "msg.biller_id in billers ", "msg.biller_id in billers.biller_id "))
+    assert _only(r) == ("E065", 58, 26, "`billers` is a table: `x in billers` tests its key column (biller_id)",
+                        "write `... in billers`: the table itself, no column; a cell of a row is read with `billers[KEY].biller_id`")
+    r = _check(tmp_path, registry, _edit(58, "msg.biller_id in billers ", "msg.biller_id not in billers.name "))
+    assert _only(r)[:4] == ("E065", 58, 30, "`billers` is a table: `x not in billers` tests its key column (biller_id)")

@@ -111,6 +111,9 @@ def test_encode_errors_and_check():
         codec().encode({"amount": 1.5})
     assert e.value.field == "amount" and "never float" in str(e.value)
     with pytest.raises(FormatError) as e:
+        codec().encode({"value_date": "2024-01-01"})
+    assert e.value.field == "value_date" and e.value.hint and "parse_date(" in e.value.hint
+    with pytest.raises(FormatError) as e:
         codec().encode({"nope": 1})
     assert e.value.field == "nope"
     errors = csv_codec.check(FormatDecl("P", "csv", {"delimiter": ";;", "header": "yes"},

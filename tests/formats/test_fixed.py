@@ -104,6 +104,15 @@ def test_encode_errors_name_field(values, field, words):
     assert words in str(e.value)
 
 
+def test_a_text_for_a_date_field_says_to_read_it_with_parse_date():
+    # a JSON due date ("2024-01-01") copied into a date field: `bsp check` cannot see it (JSON has no
+    # types), so the run-time error (the deal's reason) says how the route reads text as a date
+    with pytest.raises(FormatError) as e:
+        fixed.build(REQ).encode({"value_date": "2024-01-01"})
+    assert e.value.hint and "parse_date(" in e.value.hint and "%Y%m%d" in e.value.hint
+    assert "parse_date(" in str(e.value)
+
+
 def test_check_reports_every_problem_with_position():
     p = Pos("x.route", 3, 5)
     bad = FormatDecl("X", "fixed", {"encoding": "utf-8"}, (
