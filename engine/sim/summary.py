@@ -24,7 +24,8 @@ from rich.table import Table
 LABELS = {"receivables_payables": "recv./payables", "account_consolidation": "account consol",
           "insurance_brokerage": "insurance brok", "trade_receiving": "import/export",
           "fund_consolidation": "fund consol", "fund_management": "fund mgmt", "customer_service": "customer svc",
-          "fund_subscription": "fund subscr.", "claims_payout": "claims payout"}
+          "fund_subscription": "fund subscr.", "claims_payout": "claims payout",
+          "premium_collection": "premium coll."}
 
 
 def label(service: str) -> str:

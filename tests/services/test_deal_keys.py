@@ -29,8 +29,8 @@ from engine.sim.biller import BillerSim
 from engine.sim.mainframe import MainframeSim
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
                                  customer_service, fund_brokerage, fund_consolidation, fund_management, fund_subscription,
-                                 insurance_brokerage, issuance, middle_office, receivables_payables, remittance, sales,
-                                 standing_orders, trade_receiving)
+                                 insurance_brokerage, issuance, middle_office, premium_collection, receivables_payables,
+                                 remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.catalog import ROUTES_DIR, route_files
 from engine.sim.services.harness import running_services
 from engine.sim.services.model import Service, run_tag
@@ -67,6 +67,7 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
     "claim_payout": (claims_payout.SERVICE, lambda v: True, lambda v: _t(v["claim_id"])),
     "premium_collection": (insurance_brokerage.SERVICE, lambda v: True,
                            lambda v: f"{v['insurer']}/{_t(v['policy_no'])}/{_t(v['trace_no'])}/{v['due_date']}"),
+    "premium_notice": (premium_collection.SERVICE, lambda v: True, lambda v: f"{v['policy_no']}/{v['due_date']}"),
     "remittance_domestic": (remittance.SERVICE, lambda v: v["txn_code"] == "RD01",
                             lambda v: f"{_t(v['trace_no'])}/{v['value_date']}"),
     "remittance_mt103": (remittance.SERVICE, lambda v: v["txn_code"] == "RX01",
@@ -558,10 +559,8 @@ def test_every_route_with_a_deal_and_a_call_is_keyed_or_listed_as_an_enquiry():
             continue
         has_key = any(a.path == "key" for a in deals[0].options["fields"])
         (keyed if has_key else unkeyed).add(r.name)
-    # the batch-file routes have tests of their own above; premium_notice (routes/premium_collection) has
-    # no simulator yet: its key is tested by its route tests only (ROUTE_TESTS_ONLY in test_routes_compile.py)
-    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit",
-                                  "premium_notice"}
+    # the batch-file routes have tests of their own above
+    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit"}
     assert unkeyed == set(UNKEYED)
 
 

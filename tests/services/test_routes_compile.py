@@ -12,14 +12,7 @@ from engine.sim.services.registry import services_registry
 
 ROUTES = Path(__file__).resolve().parents[2] / "routes"
 ROUTE_FILES = sorted(ROUTES.rglob("*.route"))
-# Folders tested by their route tests only: no simulator drives them in `bsp demo` / the end-to-end
-# tests yet (each still needs its page in docs/services/). Adding one here is a decision, with the reason.
-ROUTE_TESTS_ONLY = {
-    "premium_collection": "written from the docs alone as an analyst's first route (2026-11-27); "
-                          "a simulator and a KEYED entry in test_deal_keys.py are still to come",
-}
 SERVICE_DIRS = sorted({p.parent.name for p in ROUTE_FILES} - {"common", "bill_payment"})
-SIMULATED_DIRS = sorted(set(SERVICE_DIRS) - set(ROUTE_TESTS_ONLY))
 
 
 def _errors(res) -> str:
@@ -48,9 +41,7 @@ def test_all_routes_compile_into_one_engine():
 
 def test_every_service_folder_has_a_simulation_and_a_page():
     simulated = {s.name for s in SERVICES}
-    assert set(SIMULATED_DIRS) == simulated
-    assert set(ROUTE_TESTS_ONLY) <= set(SERVICE_DIRS), "a ROUTE_TESTS_ONLY folder that is gone: remove it there"
-    assert not set(ROUTE_TESTS_ONLY) & simulated, "simulated now: remove it from ROUTE_TESTS_ONLY"
+    assert set(SERVICE_DIRS) == simulated
     docs = Path(__file__).resolve().parents[2] / "docs" / "services"
     for name in SERVICE_DIRS:
         assert (docs / f"{name}.md").exists(), f"docs/services/{name}.md is missing"

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from engine.sim.services import (account_consolidation, bond_cashing, broker_system, card_payments, claims_payout,
                                  customer_service, fund_brokerage, fund_consolidation, fund_management,
-                                 fund_subscription, insurance_brokerage, issuance, middle_office, receivables_payables,
+                                 fund_subscription, insurance_brokerage, issuance, middle_office, premium_collection,
+                                 receivables_payables,
                                  remittance, sales, standing_orders, trade_receiving)
 from engine.sim.services.model import Service
 
@@ -30,6 +31,7 @@ SERVICES: tuple[Service, ...] = (
     standing_orders.SERVICE,
     fund_subscription.SERVICE,
     claims_payout.SERVICE,
+    premium_collection.SERVICE,
 )
 
 
