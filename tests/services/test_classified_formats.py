@@ -56,6 +56,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "ClaimWritten": set(),
     },
     "insurance_brokerage": {"PremiumNotice": {"payer.account", "payer.name"}, "PremiumReceipt": set()},
+    "premium_collection": {"PcNotice": {"account"}, "PcAnswer": set()},
     "issuance": {"Allotment": {"investor"}, "AllotmentAck": set()},
     "bond_cashing": {"PayClaim": {"holder"}, "PayClaimAck": set()},
     "remittance": {
