@@ -3,6 +3,7 @@ counterpart simulators, a small batch of good, rejected and failing requests;
 checks every reply code and the ledger rows in a real DuckDB file."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import duckdb
@@ -55,3 +56,29 @@ async def test_service_end_to_end(service, tmp_path):
         else:
             assert row[3] == o.expect_code
 
+
+
+async def test_premium_collection_every_rejected_notice_is_answered_and_found_by_the_demo_count(tmp_path):
+    """routes/premium_collection's generator cycles through six rejected notices; the batch above meets
+    two. Each of the six gets its code, and the demo's lost count (engine.sim.ledger_count) finds each
+    one's ledger row: the body that is not JSON too, whose MALFORMED row has no reference."""
+    from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows
+    from engine.sim.services.premium_collection import REJECTS, SERVICE
+
+    registry = services_registry()
+    program = compile_paths(route_files(SERVICE.name), registry).program
+    ledger_path = tmp_path / "ledger.duckdb"
+    started = dt.datetime.now(dt.timezone.utc)
+    kinds = ["rejected"] * REJECTS
+    async with open_ledger(ledger_path, audit_key=None) as ledger:
+        await ledger.record_config(program.version, program.sources)
+        async with running_services(program, registry, ledger, [SERVICE]) as rig:
+            result = await rig.load(SERVICE, total=len(kinds), kinds=kinds, deadline=10)
+    assert sorted(o.code for o in result.outcomes) == ["13", "15", "30", "30", "30", "31"], \
+        [(o.ref, o.code, o.reply) for o in result.outcomes]
+    assert [o.code for o in result.outcomes] == [o.expect_code for o in result.outcomes]
+    assert sum(o.reply.get("status") == "ERROR" for o in result.outcomes) == 1     # the not-JSON body, 400
+    keys, dups = ledger_rows(ledger_path, program.version, started)
+    sent = [SentRequest(SERVICE.name, SERVICE.inbound, o.ref, o.code is not None) for o in result.outcomes]
+    acc = count_lost(sent, keys, duplicates=dups)
+    assert (acc.sent, acc.in_ledger, acc.lost) == (REJECTS, REJECTS, 0), acc.lost_examples
