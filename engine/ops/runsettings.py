@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,7 +99,8 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
             keys.values.append(text)
             parse: Callable[[str, str], Any] = (fieldcrypt.keyring_from_list if field_ref.env is not None
                                                 else fieldcrypt.keyring_from_json)
-            keys.keyring = _parse(parse, text, field_ref, "ledger.field_keys")
+            keys.keyring = replace(_parse(parse, text, field_ref, "ledger.field_keys"),
+                                   source=f"{field_ref.origin}: ledger.field_keys ({_source(field_ref)})")
             keys.warnings += _ignored(field_ref, FIELD_VARS, "ledger.field_keys")
         else:
             keys.keyring = fieldcrypt.load_keyring()
