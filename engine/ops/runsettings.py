@@ -13,6 +13,7 @@ Every problem is an ``OpsConfigError`` whose message starts with the place
 """
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import tempfile
@@ -109,6 +110,12 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
         raise OpsConfigError(str(exc)) from None
     if audit and keys.audit_key is None:
         keys.warnings.append(NO_AUDIT_KEY)
+    # every key as base64 too, wherever it came from (a variable's file, a text with a line break): scrubbed
+    # from every log line by bsp run (docs/security.md, secrets)
+    given = [bytes(keys.audit_key)] if keys.audit_key is not None else []
+    given += list(keys.keyring.keys.values()) if keys.keyring is not None else []
+    keys.values += [base64.b64encode(k).decode() for k in given]
+    keys.values += [v.strip() for v in keys.values if v.strip() != v]
     for used, ref, var, key in ((keys.audit_key, audit_ref, "BSP_AUDIT_KEY_FILE", "ledger.audit_key"),
                                 (keys.keyring, field_ref, "BSP_FIELD_KEYS_FILE", "ledger.field_keys")):
         if used is None:

@@ -38,3 +38,23 @@ def test_a_key_file_readable_by_others_is_named(tmp_path: Path, monkeypatch: pyt
     assert any(f"BSP_FIELD_KEYS_FILE={ring}" in w and f"chmod 600 {ring}" in w for w in found), found
     assert any(f"BSP_AUDIT_KEY_FILE={audit}" in w and f"chmod 600 {audit}" in w for w in found), found
     assert not any(base64.b64encode(bytes(32)).decode() in w for w in keys.warnings)
+
+
+def test_every_key_is_scrubbed_from_the_log_whatever_file_gave_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys' texts bsp run scrubs from every log line: each field key and the audit key as base64, also
+    when they come from BSP_AUDIT_KEY_FILE / BSP_FIELD_KEYS_FILE (their texts were not scrubbed at all, and a
+    deployment file's audit key file was scrubbed with its line break, which a log line quoting it lacks)."""
+    from engine.ops.logs import Scrubber
+    k1, k2, audit_key = os.urandom(32), os.urandom(32), os.urandom(32)
+    b64 = [base64.b64encode(k).decode() for k in (k1, k2, audit_key)]
+    ring = write(tmp_path / "field-keys.json", json.dumps({"current": "k2", "keys": {"k1": b64[0], "k2": b64[1]}}),
+                 0o600)
+    audit = write(tmp_path / "audit.key", b64[2] + "\n", 0o600)
+    for name in ("BSP_FIELD_KEYS", "BSP_AUDIT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BSP_FIELD_KEYS_FILE", str(ring))
+    monkeypatch.setenv("BSP_AUDIT_KEY_FILE", str(audit))
+    scrub = Scrubber(run_keys(None).values)
+    for text in b64:
+        assert text not in scrub(f"error: something quoted {text} here"), text
