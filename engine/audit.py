@@ -306,6 +306,8 @@ class VerifyReport:
     last_seq: int = 0
     anchors: list[Anchor] = field(default_factory=list)     # archives this ledger's oldest records went to
     archive: tuple[int, int, str] | None = None              # this file is an archive: (first, last seq, source)
+    stopped_early: bool = False      # stopped at max_breaks: the records after last_seq were not read
+    wrong_key: bool = False          # neither the head nor any sealed record checked verifies with the key
 
     @property
     def ok(self) -> bool:
@@ -401,8 +403,10 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     after_break = False
     diagnosed = 0
     unprotected = report.unprotected
+    sealed_ok = sealed_bad = 0
     for pos, (seq, mac, canon, rid, tag) in enumerate(chain):
         if len(breaks) >= max_breaks:
+            report.stopped_early = True
             break
         if progress is not None and pos and pos % batch == 0:
             progress(pos, total)
@@ -433,7 +437,10 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
             run.last_seq, run.count, run._last = seq, run.count + 1, (table, rid)
             prev = ZERO_MAC
             continue
-        if digest(key, tag + canon + prev, "sha256") != mac and not follows_break:
+        if digest(key, tag + canon + prev, "sha256") == mac:
+            sealed_ok += 1
+        elif not follows_break:
+            sealed_bad += 1
             diagnosed += 1
             run = unprotected[-1] if unprotected and unprotected[-1].last_seq == seq - 1 else None
             if run is not None:
@@ -450,7 +457,12 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         progress(total, total)
     report.last_seq = last
     _times(con, unprotected)
-    _check_head(con, key, last, prev, report)
+    if sealed_bad and not sealed_ok and _head_fails(con, tables, key):
+        _wrong_key(key, sealed_bad, report)
+        report.seconds = time.perf_counter() - start
+        return report
+    if not report.stopped_early:      # the head names the last record: only a check that read it can judge
+        _check_head(con, key, last, prev, report)
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
@@ -493,6 +505,32 @@ def _with_seq(canon: bytes, old: int, new: int) -> bytes:
     prefix = str(len(o)).encode() + b":" + o
     assert canon.startswith(prefix)
     return str(len(n)).encode() + b":" + n + canon[len(prefix):]
+
+
+def _head_fails(con: Any, tables: list[str], key: bytes) -> bool:
+    """The chain head has a mac and it does not verify with ``key`` over the mac of the record it names
+    (as ``LedgerStore.open`` checks a writer's key): with a wrong key it never does."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'").fetchall()[0][0]
+    rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall() if exists else []
+    if not rows or rows[0][0] is None or rows[0][1] is None:
+        return False
+    seq, mac = int(rows[0][0]), bytes(rows[0][1])
+    union = " UNION ALL ".join(f"SELECT mac FROM {t} WHERE chain_seq = ?" for t in tables)
+    found = con.execute(union, [seq] * len(tables)).fetchall() if tables else []
+    last_mac = bytes(found[0][0]) if found and found[0][0] is not None else b""
+    return not hmac.compare_digest(head_mac(key, seq, last_mac), mac)
+
+
+def _wrong_key(key: bytes, bad: int, report: VerifyReport) -> None:
+    """Replace the report's breaks (every record would read as modified) by one that says what is likely."""
+    report.wrong_key = True
+    report.breaks = [Break(None, "audit key", None,
+                           f"the audit key ({key_source(key)}) is not the key this ledger's chain was sealed with: "
+                           f"neither the chain head nor any of the {bad} sealed record(s) checked verifies with it. "
+                           f"Verify with the key the engine writes this ledger with (--deployment platform.yaml "
+                           f"for its ledger.audit_key, or {ENV_KEY_FILE} / {ENV_KEY}; look for a typo, another "
+                           f"environment's key, a key file replaced). If it is that key, every record and the head "
+                           f"were rewritten: restore the ledger from a backup (docs/security.md#the-key)")]
 
 
 def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:

@@ -29,7 +29,7 @@ import binascii
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,6 +56,7 @@ class KeyringError(ValueError):
 class Keyring:
     current: str
     keys: Mapping[str, bytes]
+    source: str = field(default="", compare=False)     # where it was read (for messages), never a key
 
     def __post_init__(self) -> None:
         if self.current not in self.keys:
@@ -84,8 +85,11 @@ class Keyring:
             raw = base64.urlsafe_b64decode(blob)
             return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
         except (InvalidTag, binascii.Error, ValueError):
-            raise KeyringError(f"ciphertext does not authenticate under key {kid!r} for this field "
-                               f"(modified, or moved from another field or deal)") from None
+            ring = f" of the field keyring from {self.source}" if self.source else ""
+            raise KeyringError(f"ciphertext does not authenticate under key {kid!r}{ring}: that key is not the "
+                               f"one it was encrypted with (another environment's keyring, a key id given to a "
+                               f"new key), or the stored value was modified or moved from another field or "
+                               f"deal") from None
 
 
 def _split(token: str) -> tuple[str, str]:
@@ -115,7 +119,7 @@ def load_keyring(environ: Mapping[str, str] | None = None) -> Keyring | None:
             text = Path(path).read_text()
         except OSError as exc:
             raise KeyringError(f"{ENV_FILE}={path}: cannot read the key file: {exc.strerror}") from None
-        return keyring_from_json(text, path)
+        return replace(keyring_from_json(text, path), source=f"{ENV_FILE}={path}")
     text = env.get(ENV_KEYS)
     if text:
         return keyring_from_list(text, ENV_KEYS)
@@ -133,7 +137,7 @@ def keyring_from_json(text: str, where: str) -> Keyring:
         raise KeyringError(f'{where}: expected {{"current": "<id>", "keys": {{"<id>": "<base64>", ...}}}}')
     keys = {str(k): _b64key(str(v), f"{where}: key {k!r}") for k, v in doc["keys"].items()}
     try:
-        return Keyring(str(doc["current"]), keys)
+        return Keyring(str(doc["current"]), keys, source=where)
     except KeyringError as exc:
         raise KeyringError(f"{where}: {exc}") from None
 
@@ -150,7 +154,7 @@ def keyring_from_list(text: str, where: str) -> Keyring:
         current = current or kid
     assert current is not None
     try:
-        return Keyring(current, keys)
+        return Keyring(current, keys, source=where)
     except KeyringError as exc:
         raise KeyringError(f"{where}: {exc}") from None
 

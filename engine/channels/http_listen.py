@@ -39,6 +39,7 @@ from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
 from engine.tls import CLIENT_CERT_MODES, ContextHolder
+from formats.classify import mask_digit_runs
 from formats.component import ComponentSpec, OptionSpec
 
 log = logging.getLogger("bsp.channel.http")
@@ -228,7 +229,7 @@ class HttpListener:
             try:
                 form = request.form()
             except HTTPError as exc:        # recorded as a malformed deal with its dead letter, as any bad body
-                bad_form = exc.detail
+                bad_form = mask_digit_runs(exc.detail)      # the body cannot be classified: as a format error's
             else:
                 body = orjson.dumps({k: v[-1] if len(v) == 1 else v for k, v in form.items()})
         peer_text = _peer_text(request.peer)

@@ -178,6 +178,13 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
     if not report.breaks:
         _unprotected(label, report, summary)
         raise typer.Exit(UNPROTECTED_EXIT)
+    if report.wrong_key:
+        typer.echo(f"error: {label}: {report.breaks[0].what}", err=True)
+        typer.echo(f"checked {summary}", err=True)
+        raise typer.Exit(1)
+    if report.stopped_early:
+        summary += (f"; stopped after {len(report.breaks)} problems (--max-breaks): the records after seq "
+                    f"{report.last_seq} and the chain head were not checked")
     first = report.breaks[0]
     typer.echo(f"{label}: audit chain BROKEN at {first}", err=True)
     for b in report.breaks[1:]:

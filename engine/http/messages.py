@@ -184,8 +184,11 @@ class Request:
         try:
             return parse_qs(self.body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
                             max_num_fields=1000) if self.body else {}
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise HTTPError(400, f"request body is not a valid urlencoded form: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise HTTPError(400, f"request body is not a valid urlencoded form: byte {exc.start} is not ASCII "
+                                 f"(a form's bytes are ASCII, others %-escaped)", extra={"offset": exc.start}) from None
+        except ValueError as exc:
+            raise HTTPError(400, f"request body is not a valid urlencoded form: {_form_problem(self.body, exc)}") from None
 
     def xml(self) -> Any:
         """The body as an ``lxml`` element; entities are not resolved and nothing is fetched."""
@@ -205,3 +208,18 @@ class Request:
             return
         raise HTTPError(415, f"expected Content-Type {' or '.join(a if not a.startswith('+') else '*/*' + a for a in accepted)}, "
                              f"got {ct or 'none'!r}", extra={"accepted": list(accepted)})
+
+
+def _form_problem(body: bytes, exc: ValueError) -> str:
+    """Why ``parse_qs`` refused a form, by the field's place: its message quotes the whole field
+    (``bad query field: '...'``), which may hold a card number or a name the channel cannot classify."""
+    pos = 0
+    for i, name_value in enumerate(body.decode("ascii").split("&"), 1):
+        if not name_value:
+            return f"field {i} (at byte {pos}) is empty (expected name=value pairs joined by '&')"
+        if "=" not in name_value:
+            return (f"field {i} (bytes {pos}..{pos + len(name_value) - 1}) has no '=' (expected name=value "
+                    f"pairs joined by '&'; is the body another format? the content-type header says it is a form)")
+        pos += len(name_value) + 1
+    text = str(exc)
+    return text if not text.startswith("bad query field") else "a field is not name=value"

@@ -13,9 +13,11 @@ Every problem is an ``OpsConfigError`` whose message starts with the place
 """
 from __future__ import annotations
 
+import base64
 import os
+import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,7 +101,8 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
             keys.values.append(text)
             parse: Callable[[str, str], Any] = (fieldcrypt.keyring_from_list if field_ref.env is not None
                                                 else fieldcrypt.keyring_from_json)
-            keys.keyring = _parse(parse, text, field_ref, "ledger.field_keys")
+            keys.keyring = replace(_parse(parse, text, field_ref, "ledger.field_keys"),
+                                   source=f"{field_ref.origin}: ledger.field_keys ({_source(field_ref)})")
             keys.warnings += _ignored(field_ref, FIELD_VARS, "ledger.field_keys")
         else:
             keys.keyring = fieldcrypt.load_keyring()
@@ -107,7 +110,34 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
         raise OpsConfigError(str(exc)) from None
     if audit and keys.audit_key is None:
         keys.warnings.append(NO_AUDIT_KEY)
+    # every key as base64 too, wherever it came from (a variable's file, a text with a line break): scrubbed
+    # from every log line by bsp run (docs/security.md, secrets)
+    given = [bytes(keys.audit_key)] if keys.audit_key is not None else []
+    given += list(keys.keyring.keys.values()) if keys.keyring is not None else []
+    keys.values += [base64.b64encode(k).decode() for k in given]
+    keys.values += [v.strip() for v in keys.values if v.strip() != v]
+    for used, ref, var, key in ((keys.audit_key, audit_ref, "BSP_AUDIT_KEY_FILE", "ledger.audit_key"),
+                                (keys.keyring, field_ref, "BSP_FIELD_KEYS_FILE", "ledger.field_keys")):
+        if used is None:
+            continue
+        path = getattr(ref, "file", None) if ref is not None else os.environ.get(var)
+        if path:
+            where = f"{ref.origin}: {key} ({path})" if ref is not None else f"{var}={path}"
+            keys.warnings += _exposed(Path(path), where, key)
     return keys
+
+
+def _exposed(path: Path, where: str, key: str) -> list[str]:
+    """A warning when a key file is readable or writable by group or others (as for the admin token file)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return []
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return []
+    who = ("whoever reads it can decrypt every classified field of the ledger" if key == "ledger.field_keys" else
+           "whoever reads it can re-seal a rewritten ledger so that bsp audit verify passes")
+    return [f"{where} is readable by group/others (mode {mode:04o}): {who}; chmod 600 {path}"]
 
 
 _TLS_ROLES = {"certificate": "cert", "private key": "key", "CA bundle": "client_ca"}

@@ -202,9 +202,16 @@ class TxnManager:
         if self._log is None:
             # ``--ledger-sync none`` is not durable: nor are its accepted records
             # the key store's retention: ``bsp run --key-retention`` / platform.yaml ledger.key_retention
-            self._log = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none",
-                               retention=getattr(self.ledger, "key_retention", KEY_RETENTION),
-                               clock=lambda: self.clock())
+            opened = TxnLog(log_path(self.ledger.path), sync=getattr(self.ledger, "sync", "duckdb") != "none",
+                            retention=getattr(self.ledger, "key_retention", KEY_RETENTION),
+                            clock=lambda: self.clock())
+            from engine.txn.keycheck import check_keyring
+            try:
+                check_keyring(opened, self.keyring, opened.path)     # a keyring that cannot read it: refused
+            except BaseException:
+                opened.close()
+                raise
+            self._log = opened
         return self._log
 
     @property

@@ -237,6 +237,7 @@ def test_cli_retry_takes_routes_ledger_and_keys_from_the_deployment_file(tmp_pat
         monkeypatch.delenv(var, raising=False)
     routes = Path(__file__).resolve().parents[2] / "routes"
     (tmp_path / "audit.key").write_text(base64.b64encode(KEY).decode())
+    (tmp_path / "audit.key").chmod(0o600)
     deployment = tmp_path / "platform.yaml"
     deployment.write_text(f"""version: 1
 routes:

@@ -62,6 +62,7 @@ def test_audit_verify_before_any_engine_ran_names_both_the_missing_ledger_and_th
                                "BSP_AUDIT_KEY_FILE nor BSP_AUDIT_KEY is set"), res.output
     # with a key the missing ledger is the one problem, said as before
     (site / "audit.key").write_text("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=")
+    (site / "audit.key").chmod(0o600)
     res = CliRunner().invoke(app, ["audit", "verify", "--ledger", "ledger.duckdb"],
                              env={"BSP_AUDIT_KEY_FILE": str(site / "audit.key")})
     assert res.exit_code == 2 and res.output.startswith("error: ledger.duckdb: no ledger file here."), res.output
