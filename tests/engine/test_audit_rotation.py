@@ -238,10 +238,14 @@ async def test_an_archive_made_after_a_rotation_seals_its_head_with_the_key_of_i
     led, arc = tmp_path / "bsp.duckdb", tmp_path / "2026-01.duckdb"
     await write(led, ring("a1"), 0, 6, config=True)
     await write(led, ring("a2", "a1"), 100, 3, start=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    await write(led, ring("a3", "a2", "a1"), 200, 3, start=datetime(2026, 2, 10, tzinfo=timezone.utc))
     res = bsp("ledger", "archive", "--before", "2026-02-01", "--out", str(arc), "--ledger", str(led), "--yes",
-              ring=("a2", "a1"))
+              ring=("a3", "a2", "a1"))
     assert res.exit_code == 0, res.output
-    res = bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc), ring=("a2", "a1"))
+    # the archive takes January and the rotation to a2 (seq 26): its head is sealed with a2, not with a3
+    assert sql(arc, "SELECT chain_seq, key_id FROM audit_keys") == [(26, "a2")]
+    assert sql(led, "SELECT key_fp FROM audit_anchor") == [(FP["a3"],)]
+    res = bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc), ring=("a3", "a2", "a1"))
     assert res.exit_code == 0 and "continues into" in res.output, res.output
 
 
