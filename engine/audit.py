@@ -129,7 +129,8 @@ class AuditKey(bytes):
         return (_ring_key, ([(bytes(k), k.source, k.key_id) for k in self.ring], self.ring.index(self)))
 
     def __repr__(self) -> str:
-        return f"<audit key {self.label} from {self.source or 'the caller'}>"
+        named = f"{self.key_id} (fp {self.fingerprint}) " if self.key_id else ""
+        return f"<audit key {named}from {self.source or 'the caller'}>"
 
     __str__ = __repr__
 

@@ -132,7 +132,8 @@ def test_a_wrong_or_missing_audit_key_is_refused_before_anything_is_written(tmp_
             f"audit chain this ledger already holds: its head (seq {before[0]}) does not verify with it") in p.stderr
     assert "Start with the key the ledger was written with" in p.stderr
     assert f"`bsp audit verify --ledger {ledger}`" in p.stderr
-    assert "An audit key cannot be rotated on a ledger: to change it, start a new ledger file" in p.stderr
+    assert ("To change the key, keep the old one in the audit keyring and make the new one current: the ledger "
+            "is rotated to it (docs/security.md#rotating-the-audit-key)") in p.stderr
     assert state(ledger) == before                            # not a byte changed: no journal loaded, no config
     assert [s.path.name for s in segments(journal_dir(ledger))] == waiting
     no_key_material(p.stdout + p.stderr, ledger)
