@@ -122,7 +122,7 @@ async def test_rotation_appends_one_record_sealed_with_the_old_key_and_verifies_
     assert report.keys_used == [(1, f"a1 (fp {FP['a1']})"), (15, f"a2 (fp {FP['a2']})")]
     res = bsp("audit", "verify", "--ledger", str(path), ring=("a2", "a1"))
     assert res.exit_code == 0, res.output
-    assert (f"audit chain intact: 22 records" in res.output and
+    assert ("audit chain intact: 22 records" in res.output and
             f"sealed with a1 (fp {FP['a1']}) from seq 1, a2 (fp {FP['a2']}) from seq 15" in res.output), res.output
 
     # a restart with the same ring does not rotate again: the head verifies with the current key
