@@ -8,7 +8,13 @@ write side and when verifying), each field as ``<byte length>:<text>`` or ``~``
 for NULL, joined with ``|``; ``chain_seq`` is one of the fields.
 
 The key lives outside the database: ``BSP_AUDIT_KEY`` (base64, >= 32 bytes) or
-``BSP_AUDIT_KEY_FILE`` (a file holding that base64 text).  Without a key the
+``BSP_AUDIT_KEY_FILE`` (a file holding that base64 text).  Either may hold an audit *keyring* instead
+(``audit_key_from_text``: ``{"current": "a2", "keys": {...}}`` or ``a2:<b64>,a1:<b64>``); keys are named by
+id and ``fingerprint`` (never the key).  A writer opening a chain whose head verifies with an older key of
+the ring rotates it (``engine.ledger_store.rotate_audit_key``): one ``audit_keys`` record sealed with the
+old key names the new key, and everything after it is sealed with the new one.  ``verify`` finds the ring's
+key of the first keyed record, follows the rotation records (``_Keys``), and reports records sealed with a
+key the ring lacks as ``MissingKey`` (cannot verify, not a break).  Without a key the
 writer still assigns ``chain_seq`` but leaves ``mac`` NULL, and ``verify``
 says the ledger is not protected.
 

@@ -425,7 +425,7 @@ class ArchiveJob:
             counts = {t: arc.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in CHAINED}
         finally:
             arc.close()
-        problems = [str(b) for b in report.breaks[:3]]
+        problems = [str(b) for b in report.breaks[:3]] + [f"cannot verify: {m}" for m in report.missing[:3]]
         if (last, seq, mac) != (p.cut, p.cut, p.mac or ZERO_MAC):
             problems.append(f"its last record is seq {seq}, the live ledger's is seq {p.cut} (or their macs differ)")
         if counts != p.counts:
