@@ -8,7 +8,13 @@ write side and when verifying), each field as ``<byte length>:<text>`` or ``~``
 for NULL, joined with ``|``; ``chain_seq`` is one of the fields.
 
 The key lives outside the database: ``BSP_AUDIT_KEY`` (base64, >= 32 bytes) or
-``BSP_AUDIT_KEY_FILE`` (a file holding that base64 text).  Without a key the
+``BSP_AUDIT_KEY_FILE`` (a file holding that base64 text).  Either may hold an audit *keyring* instead
+(``audit_key_from_text``: ``{"current": "a2", "keys": {...}}`` or ``a2:<b64>,a1:<b64>``); keys are named by
+id and ``fingerprint`` (never the key).  A writer opening a chain whose head verifies with an older key of
+the ring rotates it (``engine.ledger_store.rotate_audit_key``): one ``audit_keys`` record sealed with the
+old key names the new key, and everything after it is sealed with the new one.  ``verify`` finds the ring's
+key of the first keyed record, follows the rotation records (``_Keys``), and reports records sealed with a
+key the ring lacks as ``MissingKey`` (cannot verify, not a break).  Without a key the
 writer still assigns ``chain_seq`` but leaves ``mac`` NULL, and ``verify``
 says the ledger is not protected.
 
@@ -38,11 +44,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import heapq
 import hmac
 import itertools
+import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -75,40 +84,94 @@ CHAINED: dict[str, tuple[str, tuple[str, ...]]] = {
         "chain_seq", "id", "at", "route", "channel", "reason", "error_kind", "error_code",
         "raw_sha256", "config_version")),
     "config_versions": ("version", ("chain_seq", "version", "loaded_at", "sources")),
+    # a rotation of the audit key (ledger schema 7): sealed with the old key, the records after it with the new
+    "audit_keys": ("'rotation to ' || key_id", (
+        "chain_seq", "at", "key_id", "fingerprint", "previous_key_id", "previous_fingerprint")),
 }
 
 # The time column of each chained table (when a span of unprotected records was written).
 TIME_COLUMN = {"deals": "received_at", "deal_steps": "started_at", "deal_events": "at", "dead_letters": "at",
-               "config_versions": "loaded_at"}
+               "config_versions": "loaded_at", "audit_keys": "at"}
 
 __all__ = ["Anchor", "anchor_seal", "continuity", "keys_digest", "AuditError", "AuditKey", "key_source", "load_audit_key", "audit_key_from_text", "canonical", "seal",
            "head_mac", "verify", "VerifyReport", "Break", "Unprotected", "CHAINED", "ENV_KEY", "ENV_KEY_FILE",
-           "ZERO_MAC"]
+           "ZERO_MAC", "MissingKey", "Rotation", "fingerprint", "ring_of", "key_label", "ring_labels"]
 
 
 class AuditError(ValueError):
     """An unusable audit key (the message names the variable or file)."""
 
 
+FINGERPRINT_LABEL = b"bsp audit key fingerprint"
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's public name: the first 16 hex digits of HMAC-SHA256(key, "bsp audit key fingerprint").  Logs,
+    messages and rotation records name a key by its id and this, never by the key."""
+    return hmac.digest(key, FINGERPRINT_LABEL, "sha256").hex()[:16]
+
+
 class AuditKey(bytes):
     """An audit key that knows where it came from (``source``: ``BSP_AUDIT_KEY``, ``BSP_AUDIT_KEY_FILE=PATH``,
     ``platform.yaml:4:14: ledger.audit_key (PATH)``), so that a ledger refusing it can say which key to fix.
-    Its repr and str name the source, never the key."""
+    Its repr and str name the source, never the key.
+
+    ``key_id`` (empty for a single key given without one) and ``ring``: the audit keyring it belongs to, the
+    current key first (the one writers seal with); the others are older keys, kept to verify the records they
+    sealed and to rotate a ledger from them (docs/security.md, "Rotating the audit key")."""
 
     source: str
+    key_id: str
+    ring: tuple["AuditKey", ...]
 
-    def __new__(cls, key: bytes, source: str = "") -> "AuditKey":
+    def __new__(cls, key: bytes, source: str = "", key_id: str = "") -> "AuditKey":
         obj = super().__new__(cls, key)
         obj.source = source
+        obj.key_id = key_id
+        obj.ring = (obj,)
         return obj
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (AuditKey, (bytes(self), self.source))
+        return (_ring_key, ([(bytes(k), k.source, k.key_id) for k in self.ring], self.ring.index(self)))
 
     def __repr__(self) -> str:
-        return f"<audit key from {self.source or 'the caller'}>"
+        named = f"{self.key_id} (fp {self.fingerprint}) " if self.key_id else ""
+        return f"<audit key {named}from {self.source or 'the caller'}>"
 
     __str__ = __repr__
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self)
+
+    @property
+    def label(self) -> str:
+        """``a2 (fp 1f0c...)``: how messages name the key."""
+        return f"{self.key_id} (fp {self.fingerprint})" if self.key_id else f"fp {self.fingerprint}"
+
+
+def _ring_key(entries: list[tuple[bytes, str, str]], index: int) -> AuditKey:
+    ring = tuple(AuditKey(k, s, i) for k, s, i in entries)
+    for k in ring:
+        k.ring = ring
+    return ring[index]
+
+
+def ring_of(key: bytes | None) -> tuple[bytes, ...]:
+    """The keyring ``key`` belongs to, the current key first: ``(key,)`` for a key without one."""
+    if key is None:
+        return ()
+    return getattr(key, "ring", None) or (key,)
+
+
+def key_label(key: bytes) -> str:
+    """How messages name ``key``: its id and fingerprint (never the key)."""
+    return getattr(key, "label", None) or f"fp {fingerprint(key)}"
+
+
+def ring_labels(key: bytes | None) -> str:
+    """The ring's keys for a message: ``a2 (fp ...), a1 (fp ...)`` (the current one first)."""
+    return ", ".join(key_label(k) for k in ring_of(key))
 
 
 def key_source(key: bytes | None) -> str:
@@ -117,10 +180,72 @@ def key_source(key: bytes | None) -> str:
     return source or "given by the caller"
 
 
-def audit_key_from_text(text: str, where: str) -> AuditKey:
-    """The key from its base64 text; ``where`` names its source in errors (never the key) and is kept as its
-    ``source``."""
-    return AuditKey(_decode_key(text, where), where)
+def audit_key_from_text(text: str, where: str, source: str | None = None) -> AuditKey:
+    """The current key of the audit keyring written as ``text``; ``where`` names its source in errors (never
+    the key) and is kept as its ``source``.  ``text`` is one base64 key (a ring of one key, without an id),
+    a JSON document ``{"current": "a2", "keys": {"a1": "<base64>", "a2": "<base64>"}}``, or a list
+    ``a2:<base64>,a1:<base64>`` (the first entry is current): the shapes of the field keyring
+    (engine/fieldcrypt.py).  Base64 holds neither ``:`` nor ``,`` nor ``{``, so the shapes do not overlap."""
+    body = text.strip()
+    if body.startswith("{"):
+        entries, current = _ring_json(body, where)
+    elif ":" in body or "," in body:
+        entries, current = _ring_list(body, where)
+    else:
+        return AuditKey(_decode_key(text, where), where if source is None else source)
+    ring: list[AuditKey] = []
+    seen: dict[bytes, str] = {}
+    for kid, b64 in entries:
+        if not _KEY_ID.fullmatch(kid):
+            raise AuditError(f"{where}: audit key id {kid!r}: use letters, digits, '.', '_' or '-' "
+                             f"(1 to 64 characters), e.g. a2 or 2026-q1")
+        key = _decode_key(b64, f"{where}: key {kid}")
+        if key in seen:
+            raise AuditError(f"{where}: keys {seen[key]} and {kid} are the same key: give each id its own key")
+        seen[key] = kid
+        ring.append(AuditKey(key, where if source is None else source, kid))
+    ring.sort(key=lambda k: k.key_id != current)          # the current key first, the others in their order
+    members = tuple(ring)
+    for k in members:
+        k.ring = members
+    return members[0]
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def _ring_json(body: str, where: str) -> tuple[list[tuple[str, str]], str]:
+    shape = '{"current": "a2", "keys": {"a1": "<base64>", "a2": "<base64>"}}'
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise AuditError(f"{where}: the audit keyring is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                         f"{exc.msg}); expected {shape}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), dict) or not doc["keys"] \
+            or not isinstance(doc.get("current"), str):
+        raise AuditError(f"{where}: expected an audit keyring {shape}")
+    keys = doc["keys"]
+    if doc["current"] not in keys:
+        raise AuditError(f"{where}: the current audit key {doc['current']!r} is not among the keys "
+                         f"({', '.join(map(str, keys))}): add it under \"keys\" or name one of them")
+    if not all(isinstance(v, str) for v in keys.values()):
+        raise AuditError(f"{where}: each audit key must be a base64 string; expected {shape}")
+    return [(str(k), v) for k, v in keys.items()], doc["current"]
+
+
+def _ring_list(body: str, where: str) -> tuple[list[tuple[str, str]], str]:
+    entries = []
+    for n, part in enumerate(body.split(","), 1):
+        kid, sep, b64 = part.strip().partition(":")
+        if not sep or not kid.strip():
+            raise AuditError(f"{where}: entry {n} of the audit keyring is not <id>:<base64> (expected "
+                             f"a2:<base64>,a1:<base64>, the current key first)")
+        entries.append((kid.strip(), b64))
+    ids = [k for k, _ in entries]
+    dup = next((k for k in ids if ids.count(k) > 1), None)
+    if dup is not None:
+        raise AuditError(f"{where}: the audit key id {dup} appears twice")
+    return entries, entries[0][0]
 
 
 def _decode_key(text: str, where: str) -> bytes:
@@ -135,7 +260,8 @@ def _decode_key(text: str, where: str) -> bytes:
 
 
 def load_audit_key(environ: Mapping[str, str] | None = None) -> AuditKey | None:
-    """The audit key from ``BSP_AUDIT_KEY_FILE`` or ``BSP_AUDIT_KEY``; None when neither is set."""
+    """The current audit key (with its ring: ``audit_key_from_text``) from ``BSP_AUDIT_KEY_FILE`` or
+    ``BSP_AUDIT_KEY``; None when neither is set."""
     env = os.environ if environ is None else environ
     path = env.get(ENV_KEY_FILE)
     if path:
@@ -143,9 +269,9 @@ def load_audit_key(environ: Mapping[str, str] | None = None) -> AuditKey | None:
             text = Path(path).read_text()
         except OSError as exc:
             raise AuditError(f"{ENV_KEY_FILE}={path}: cannot read the audit key file: {exc.strerror}") from None
-        return AuditKey(_decode_key(text, path), f"{ENV_KEY_FILE}={path}")
+        return audit_key_from_text(text, path, f"{ENV_KEY_FILE}={path}")
     text = env.get(ENV_KEY)
-    return AuditKey(_decode_key(text, ENV_KEY), ENV_KEY) if text else None
+    return audit_key_from_text(text, ENV_KEY) if text else None
 
 
 # ------------------------------------------------------------------ canonical form
@@ -204,19 +330,24 @@ class Anchor:
     keys: int
     keys_sha256: str
     seal: bytes | None
+    key_fp: str | None = None     # the fingerprint of the audit key that sealed it (ledger schema 7; None before)
 
     def __str__(self) -> str:
         return (f"records {self.first_seq}..{self.chain_seq} archived to {self.archive} "
                 f"(sha256 {self.sha256[:16]}...)")
 
 
-ANCHOR_COLUMNS = "chain_seq, mac, first_seq, archive, sha256, archived_at, keys, keys_sha256, seal"
+ANCHOR_COLUMNS = "chain_seq, mac, first_seq, archive, sha256, archived_at, keys, keys_sha256, seal, key_fp"
 
 
 def anchor_seal(key: bytes, a: Anchor) -> bytes:
-    """The anchor's own mac: its seq and mac, the archive's name and sha256, and the digest of its keys."""
-    text = "\x00".join([str(a.chain_seq), (a.mac or b"").hex(), str(a.first_seq), a.archive, a.sha256,
-                        str(a.keys), a.keys_sha256])
+    """The anchor's own mac: its seq and mac, the archive's name and sha256, the digest of its keys, and the
+    fingerprint of the key that seals it (``key_fp``, when set)."""
+    parts = [str(a.chain_seq), (a.mac or b"").hex(), str(a.first_seq), a.archive, a.sha256, str(a.keys),
+             a.keys_sha256]
+    if a.key_fp:             # schema 7 on: the sealing key's fingerprint is sealed too
+        parts.append(a.key_fp)
+    text = "\x00".join(parts)
     return hmac.digest(key, b"anchor\x00" + text.encode(), "sha256")
 
 
@@ -226,9 +357,13 @@ def anchors(con: Any) -> list[Anchor]:
                        ).fetchall()[0][0]:
         return []
     out = []
-    for r in con.execute(f"SELECT {ANCHOR_COLUMNS} FROM audit_anchor ORDER BY chain_seq").fetchall():
+    columns = ANCHOR_COLUMNS
+    if not con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 'audit_anchor' "
+                       "AND column_name = 'key_fp'").fetchall()[0][0]:
+        columns = columns.replace("key_fp", "NULL")        # a file of schema 6, read-only
+    for r in con.execute(f"SELECT {columns} FROM audit_anchor ORDER BY chain_seq").fetchall():
         out.append(Anchor(int(r[0]), bytes(r[1]) if r[1] is not None else None, int(r[2]), r[3], r[4], r[5],
-                          int(r[6]), r[7], bytes(r[8]) if r[8] is not None else None))
+                          int(r[6]), r[7], bytes(r[8]) if r[8] is not None else None, r[9]))
     return out
 
 
@@ -295,6 +430,34 @@ def _iso(t: Any) -> str:
 
 
 @dataclass
+class MissingKey:
+    """Records (or an anchor) sealed with an audit key the ring given to ``verify`` lacks: they cannot be
+    checked (not a break: nothing says they were changed, nothing proves they were not)."""
+
+    key_id: str | None
+    fingerprint: str
+    first_seq: int
+    last_seq: int
+    what: str = ""          # an anchor's archive, for an anchor sealed with it
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.key_id} (fp {self.fingerprint})" if self.key_id else f"the key with fp {self.fingerprint}"
+
+    def __str__(self) -> str:
+        if self.what:
+            sealed = f"the anchor of the archive {self.what} (seq {self.first_seq}) is sealed with it"
+        elif self.last_seq >= self.first_seq:
+            span = f"seq {self.first_seq}" if self.first_seq == self.last_seq else f"seq {self.first_seq}..{self.last_seq}"
+            sealed = f"the records {span} are sealed with it"
+        else:
+            sealed = f"the chain head after seq {self.last_seq} is sealed with it"
+        return (f"add key {self.label} to the audit keyring: {sealed} (a rotation of the audit key), and "
+                f"the ring given does not hold it{self.note}")
+
+
+@dataclass
 class VerifyReport:
     path: Path
     keyed: bool
@@ -308,11 +471,13 @@ class VerifyReport:
     archive: tuple[int, int, str] | None = None              # this file is an archive: (first, last seq, source)
     stopped_early: bool = False      # stopped at max_breaks: the records after last_seq were not read
     wrong_key: bool = False          # neither the head nor any sealed record checked verifies with the key
+    missing: list[MissingKey] = field(default_factory=list)  # sealed with keys the ring lacks: not checked
+    keys_used: list[tuple[int, str]] = field(default_factory=list)   # (from seq, key label) of each key span
 
     @property
     def ok(self) -> bool:
-        """Every record is protected by the chain and none was tampered with."""
-        return self.keyed and not self.breaks and not self.unprotected
+        """Every record is protected by the chain, checked, and none was tampered with."""
+        return self.keyed and not self.breaks and not self.unprotected and not self.missing
 
     @property
     def unprotected_records(self) -> int:
@@ -353,6 +518,102 @@ def _stream(con: Any, table: str, batch: int) -> Iterator[tuple[int, Any, bytes,
         cur.close()
 
 
+@dataclass
+class Rotation:
+    """A rotation record (``audit_keys``): from the record after ``seq`` on, the chain is sealed with
+    ``key_id`` / ``fingerprint``; the records before it (and it) with ``previous_fingerprint``."""
+
+    seq: int
+    key_id: str
+    fingerprint: str
+    previous_key_id: str | None
+    previous_fingerprint: str
+
+
+class _Keys:
+    """The keys ``verify`` checks a chain with: the ring given (``ring_of``) and the chain's rotation records
+    (read before the stream: a handful of rows)."""
+
+    def __init__(self, con: Any, key: bytes, report: VerifyReport, after: int) -> None:
+        self.con, self.report = con, report
+        self.ring = ring_of(key)
+        self.by_fp = {fingerprint(k): k for k in self.ring}
+        self.rotations: dict[int, Rotation] = {}
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_keys'"
+                       ).fetchall()[0][0]:
+            for r in con.execute("SELECT chain_seq, key_id, fingerprint, previous_key_id, previous_fingerprint "
+                                 "FROM audit_keys WHERE chain_seq > ? ORDER BY chain_seq", [after]).fetchall():
+                self.rotations[int(r[0])] = Rotation(int(r[0]), r[1], r[2], r[3], r[4])
+        self._seqs = sorted(self.rotations)
+
+    def after(self, seq: int) -> int:
+        """The seq of the first rotation record after ``seq``, or -1."""
+        i = bisect.bisect_right(self._seqs, seq)
+        return self._seqs[i] if i < len(self._seqs) else -1
+
+    def _use(self, seq: int, key: bytes) -> bytes:
+        self.report.keys_used.append((seq, key_label(key)))
+        return key
+
+    def _missing(self, key_id: str | None, fp: str, seq: int) -> MissingKey:
+        m = MissingKey(key_id, fp, seq, seq - 1)
+        self.report.missing.append(m)
+        return m
+
+    def resolve(self, seq: int, msg: bytes, mac: bytes, hint: bytes | None) -> tuple[bytes | None,
+                                                                                    MissingKey | None]:
+        """The key of the keyed record at ``seq`` (``msg``: what its mac covers): the ring's key it verifies
+        with; when none does (the record was altered, or its key is not in the ring), ``hint``, else the key
+        the next rotation record says sealed the records before it, else the chain head's key."""
+        for k in self.ring:
+            if hmac.digest(k, msg, "sha256") == mac:
+                return self._use(seq, k), None
+        if hint is not None:
+            return self._use(seq, hint), None
+        nxt = self.after(seq - 1)
+        if nxt != -1:
+            r = self.rotations[nxt]
+            k = self.by_fp.get(r.previous_fingerprint)
+            if k is None:
+                return None, self._missing(r.previous_key_id, r.previous_fingerprint, seq)
+            return self._use(seq, k), None
+        return self._use(seq, self.head_key()), None
+
+    def head_key(self) -> bytes:
+        """The ring's key the chain head verifies with (the current one when none does)."""
+        from engine.ledger_store import chain_state
+
+        rows = self.con.execute("SELECT chain_seq, mac FROM audit_head").fetchall() if self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'").fetchall()[0][0] else []
+        if rows and rows[0][0] is not None and rows[0][1] is not None and len(self.ring) > 1:
+            seq, last_mac = chain_state(self.con)
+            for k in self.ring:
+                if head_mac(k, int(rows[0][0]), last_mac if seq == rows[0][0] else b"") == bytes(rows[0][1]):
+                    return k
+        return self.ring[0]
+
+    def rotate(self, seq: int, cur: bytes | None, ok: bool, blind: MissingKey | None
+               ) -> tuple[bytes | None, MissingKey | None, bytes | None]:
+        """After the rotation record at ``seq`` (``ok``: its mac verified): ``(key, blind, hint)`` for the
+        records after it."""
+        r = self.rotations[seq]
+        new = self.by_fp.get(r.fingerprint)
+        if blind is None and not ok:
+            # its content is not proven: the next record is checked with the ring's key it verifies with
+            return None, None, new or cur
+        if blind is None and cur is not None and fingerprint(cur) != r.previous_fingerprint:
+            self.report.breaks.append(Break(seq, "audit_keys", f"rotation to {r.key_id}",
+                                            f"the rotation record says the records before it were sealed with "
+                                            f"fp {r.previous_fingerprint}, they were sealed with {key_label(cur)}"))
+        if new is None:
+            named = next((k for k in self.ring if getattr(k, "key_id", "") == r.key_id), None)
+            m = self._missing(r.key_id, r.fingerprint, seq + 1)
+            if named is not None:
+                m.note = f"; the ring's {r.key_id} is another key (fp {fingerprint(named)})"
+            return None, m, None
+        return self._use(seq + 1, new), None, None
+
+
 def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
            progress: Callable[[int, int], None] | None = None, batch: int | None = None) -> VerifyReport:
     """Check the whole chain of the ledger open on ``con`` (read-only is enough).
@@ -369,6 +630,8 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     tables = _tables(con)
     for name in tables:
         report.by_table[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+    if not report.by_table.get("audit_keys", 1):
+        del report.by_table["audit_keys"]          # never rotated: not named in the counts
     report.records = total = sum(report.by_table.values())
     breaks = report.breaks
 
@@ -397,6 +660,14 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     if anchor is not None:        # the records up to it were archived: the next one chains from its mac
         last, prev = anchor.chain_seq, anchor.mac or ZERO_MAC
     before_table, before_rid = "", None
+    # The key the records are checked with: found at the first keyed record (the ring's key it verifies
+    # with), then the one each rotation record names (``_Keys``); ``blind``: records sealed with a key the
+    # ring lacks (``MissingKey``), not checked.
+    keys = _Keys(con, key, report, anchor.chain_seq if anchor is not None else 0)
+    cur: bytes | None = None
+    blind: MissingKey | None = None
+    hint: bytes | None = None
+    next_rot = keys.after(0)
     # A record right after a gap or a moved record was chained to a predecessor
     # that is no longer there: it cannot be checked on its own, and its failure
     # is a consequence of the break already reported.
@@ -437,36 +708,57 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
             run.last_seq, run.count, run._last = seq, run.count + 1, (table, rid)
             prev = ZERO_MAC
             continue
-        if digest(key, tag + canon + prev, "sha256") == mac:
+        if blind is not None:      # sealed with a key the ring lacks: nothing to check it with
+            blind.last_seq = seq
+            if seq == next_rot:
+                cur, blind, hint = keys.rotate(seq, cur, False, blind)
+                next_rot = keys.after(seq)
+            prev = mac
+            continue
+        msg = tag + canon + prev
+        if cur is None:            # the first keyed record (or the first after an unchecked rotation)
+            cur, blind = keys.resolve(seq, msg, mac, hint)
+            if blind is not None:
+                prev = mac
+                continue
+        ok = digest(cur, msg, "sha256") == mac
+        if ok:
             sealed_ok += 1
         elif not follows_break:
             sealed_bad += 1
+        if not ok and not follows_break:
             diagnosed += 1
             run = unprotected[-1] if unprotected and unprotected[-1].last_seq == seq - 1 else None
             if run is not None:
                 what = (f"content does not match its mac, and it follows records without a mac ({run}): "
                         f"their mac was removed, or this record was modified")
             elif diagnosed <= 3:     # the search for a moved record costs a pass over the chain
-                what = _diagnose(con, tables, key, pos, seq, mac, canon, tag)
+                what = _diagnose(con, tables, cur, pos, seq, mac, canon, tag)
             else:
                 what = "content does not match its mac: modified, or moved"
+            if seq == next_rot:
+                what += (" (a rotation of the audit key: the records after it are checked with the key of the "
+                         "ring they verify with)")
             after_break = what.startswith("written at seq")
             add(Break(seq, table, rid, what))
+        if seq == next_rot:
+            cur, blind, hint = keys.rotate(seq, cur, ok, None)
+            next_rot = keys.after(seq)
         prev = mac
     if progress is not None:
         progress(total, total)
     report.last_seq = last
     _times(con, unprotected)
-    if sealed_bad and not sealed_ok and _head_fails(con, tables, key):
+    if sealed_bad and not sealed_ok and not report.missing and all(_head_fails(con, tables, k) for k in keys.ring):
         _wrong_key(key, sealed_bad, report)
         report.seconds = time.perf_counter() - start
         return report
-    if not report.stopped_early:      # the head names the last record: only a check that read it can judge
-        _check_head(con, key, last, prev, report)
+    if blind is None and not report.stopped_early:    # the head names the last record: only a check that read it
+        _check_head(con, cur if cur is not None else keys.head_key(), last, prev, report)
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
-    _check_anchors(con, key, report)
+    _check_anchors(con, keys, report)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -619,17 +911,24 @@ def _check_keys(con: Any, report: VerifyReport) -> None:
             report.breaks.append(Break(None, "deal_keys", f"{deal_id} key {key!r}", what))
 
 
-def _check_anchors(con: Any, key: bytes, report: VerifyReport) -> None:
-    """Each anchor sealed with the key, the archives one after the other from seq 1, and (in the live ledger,
+def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
+    """Each anchor sealed with the key it names (``key_fp``: the writer's current key when the archive was made;
+    an anchor of schema 6, without one, with any key of the ring: only a holder of that key can make its seal),
+    the archives one after the other from seq 1, and (in the live ledger,
     not in an archive, which carries its predecessors' anchors only to start its check) the deal keys kept
     for each archive (``archived_deals``) exactly those its anchor's digest covers: a row deleted would let a
     repeat of an archived deal run again."""
     expect = 1
     for a in report.anchors:
-        if a.seal is None or not hmac.compare_digest(anchor_seal(key, a), a.seal):
+        sealed = a.seal is not None and any(hmac.compare_digest(anchor_seal(k, a), a.seal) for k in
+                                            ([keys.by_fp[a.key_fp]] if a.key_fp in keys.by_fp else keys.ring))
+        if not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp:
+            # its key is not in the ring: nothing proves the anchor either way (and nothing passes as intact)
+            report.missing.append(MissingKey(None, a.key_fp, a.chain_seq, a.chain_seq, what=a.archive))
+        elif not sealed:
             report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
                                        "the archive anchor does not match its seal (its seq, mac, archive name, "
-                                       "sha256 or keys were changed)"))
+                                       "sha256, keys or key fingerprint were changed)"))
         if a.first_seq != expect:
             report.breaks.append(Break(a.first_seq, "audit_anchor", a.archive,
                                        f"the archive starts at seq {a.first_seq}, the one before it ends at seq "

@@ -35,7 +35,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.audit import CHAINED, ZERO_MAC, Anchor, anchor_seal, anchors, head_mac, keys_digest, seal, verify
+from engine.audit import (ANCHOR_COLUMNS, CHAINED, ZERO_MAC, Anchor, anchor_seal, anchors, fingerprint,
+                          head_mac, keys_digest, ring_of, seal, verify)
 from engine.durable import fsync_dir
 from engine.ledger_store import (ARCHIVED_KEYS, DDL, JOURNAL_DDL, KEYS_INDEX_DDL, SCHEMA_VERSION, LedgerError,
                                  LedgerStore, archive_of, connect)
@@ -398,8 +399,10 @@ class ArchiveJob:
                         prog(done, p.records)
             con.execute("INSERT INTO arc.deal_keys (key, deal_id) SELECT k.key, k.deal_id FROM deal_keys k JOIN deals d "
                         "ON d.deal_id = k.deal_id WHERE d.chain_seq BETWEEN ? AND ?", [p.first, p.cut]).fetchall()
-            con.execute("INSERT INTO arc.audit_anchor SELECT * FROM main.audit_anchor").fetchall()
-            head = head_mac(self.store.audit_key, p.cut, p.mac or ZERO_MAC) if self.store.audit_key else None
+            con.execute(f"INSERT INTO arc.audit_anchor ({ANCHOR_COLUMNS}) SELECT {ANCHOR_COLUMNS} "
+                        f"FROM main.audit_anchor").fetchall()
+            head_key = key_at(con, self.store.audit_key, p.cut) if self.store.audit_key else None
+            head = head_mac(head_key, p.cut, p.mac or ZERO_MAC) if head_key is not None else None
             con.execute("INSERT INTO arc.audit_head VALUES (?, ?)", [p.cut, head]).fetchall()
             con.execute("INSERT INTO arc.ledger_archive VALUES (?, ?, ?, ?)",
                         [p.first, p.cut, str(self.store.path), datetime.now(timezone.utc)]).fetchall()
@@ -422,7 +425,7 @@ class ArchiveJob:
             counts = {t: arc.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in CHAINED}
         finally:
             arc.close()
-        problems = [str(b) for b in report.breaks[:3]]
+        problems = [str(b) for b in report.breaks[:3]] + [f"cannot verify: {m}" for m in report.missing[:3]]
         if (last, seq, mac) != (p.cut, p.cut, p.mac or ZERO_MAC):
             problems.append(f"its last record is seq {seq}, the live ledger's is seq {p.cut} (or their macs differ)")
         if counts != p.counts:
@@ -444,11 +447,12 @@ class ArchiveJob:
                         f"FROM ({keys_sql})", [p.cut, *rng]).fetchall()
             n, keys_sha = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
                                            "archived_deals WHERE anchor_seq = ?", [p.cut])
-            a = Anchor(p.cut, p.mac, p.first, self.out.name, digest, datetime.now(timezone.utc), n, keys_sha, None)
+            a = Anchor(p.cut, p.mac, p.first, self.out.name, digest, datetime.now(timezone.utc), n, keys_sha, None,
+                       fingerprint(store.audit_key) if store.audit_key else None)
             a.seal = anchor_seal(store.audit_key, a) if store.audit_key else None
-            con.execute("INSERT INTO audit_anchor VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            con.execute(f"INSERT INTO audit_anchor ({ANCHOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [a.chain_seq, a.mac, a.first_seq, a.archive, a.sha256, a.archived_at, a.keys, a.keys_sha256,
-                         a.seal]).fetchall()
+                         a.seal, a.key_fp]).fetchall()
             con.execute("DELETE FROM deal_keys WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_seq BETWEEN "
                         "? AND ?)", rng).fetchall()
             for t in CHAINED:
@@ -476,6 +480,25 @@ def _compact(path: Path) -> None:
         raise LedgerError(f"the records were moved out of {path} and its anchor written, but the file still holds "
                           f"their bytes in free blocks: {exc}; run the same bsp ledger archive command again (no "
                           f"engine running) to rewrite it") from None
+
+
+def key_at(con: Any, audit_key: bytes, seq: int) -> bytes:
+    """The key of ``audit_key``'s ring the chain is sealed with after record ``seq`` (the head of an archive
+    ending there): the one the last rotation record up to ``seq`` names, else the one the first rotation
+    after it rotated from, else ``audit_key`` (no rotation since)."""
+    rows = con.execute("SELECT fingerprint, key_id FROM audit_keys WHERE chain_seq <= ? ORDER BY chain_seq DESC "
+                       "LIMIT 1", [seq]).fetchall() or con.execute(
+        "SELECT previous_fingerprint, previous_key_id FROM audit_keys WHERE chain_seq > ? ORDER BY chain_seq "
+        "LIMIT 1", [seq]).fetchall()
+    if not rows:
+        return audit_key
+    fp, kid = rows[0]
+    for k in ring_of(audit_key):
+        if fingerprint(k) == fp:
+            return k
+    raise LedgerError(f"the records up to seq {seq} are sealed with the audit key {kid or ''} (fp {fp}), which the "
+                     f"audit keyring does not hold: add it to the ring (keep every key the ledger was sealed with) "
+                     f"and archive again")
 
 
 def prepare(path: Path, out: Path, before: datetime, audit_key: bytes | None) -> ArchiveJob:

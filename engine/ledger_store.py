@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine import filemodes
-from engine.audit import CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, head_mac, key_source, seal
+from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, fingerprint, head_mac, key_label, key_source,
+                          ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
-SCHEMA_VERSION = 6     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 7     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
@@ -33,6 +34,9 @@ SCHEMA_VERSION = 6     # 2: deal_steps, deal_events, dead_letters, audit_head; c
                        # 6: audit_anchor, archived_deals, ledger_archive (bsp ledger archive: engine/ledger_archive.py);
                        #    a bsp of schema 5 would start the chain check at seq 1 and run a repeat of an archived
                        #    deal again, so it must refuse the file
+                       # 7: audit_keys (audit key rotation records, chained) and audit_anchor.key_fp (the
+                       #    fingerprint of the key that sealed the anchor): a bsp of schema 6 would refuse a
+                       #    rotated ledger's key, or read the rotation records' seqs as a gap
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -147,6 +151,17 @@ CREATE TABLE IF NOT EXISTS archived_deals (
     anchor_seq    BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS archived_deals_key ON archived_deals (key);
+-- schema 7: audit key rotation (engine/audit.py): one chained record per rotation, sealed with the old key
+CREATE TABLE IF NOT EXISTS audit_keys (
+    "at"                 TIMESTAMPTZ NOT NULL,
+    key_id               VARCHAR NOT NULL,
+    fingerprint          VARCHAR NOT NULL,
+    previous_key_id      VARCHAR,
+    previous_fingerprint VARCHAR NOT NULL,
+    chain_seq            BIGINT,
+    mac                  BLOB
+);
+ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
 CREATE TABLE IF NOT EXISTS ledger_archive (
     first_seq   BIGINT NOT NULL,
     last_seq    BIGINT NOT NULL,
@@ -332,7 +347,8 @@ _log = logging.getLogger("bsp.ledger")
 
 def chain_state(con: duckdb.DuckDBPyConnection) -> tuple[int, bytes]:
     """(last ``chain_seq``, its mac, or the zero mac when it has none) of the ledger open on ``con``."""
-    union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED)
+    # a file of an older schema opened read-only (an archive, a backup) may lack the newer tables
+    union = " UNION ALL ".join(f"SELECT chain_seq, mac FROM {t}" for t in CHAINED if _has_table(con, t))
     rows = con.execute(f"SELECT chain_seq, mac FROM ({union}) WHERE chain_seq IS NOT NULL "
                        f"ORDER BY chain_seq DESC LIMIT 1").fetchall()
     anchor = last_anchor(con)
@@ -374,21 +390,24 @@ NO_KEY_SOURCES = (f"ledger.audit_key in the deployment file, else {ENV_KEY_FILE}
 
 
 def check_audit_key(con: duckdb.DuckDBPyConnection, path: Path, audit_key: bytes | None,
-                    last_seq: int, last_mac: bytes) -> bool:
+                    last_seq: int, last_mac: bytes) -> tuple[bool, bytes | None]:
     """Refuse (``KeyMismatch``) to write to a keyed chain without its key (the new records would be
-    unprotected) or with another key (``bsp audit verify`` would report every record sealed with it as
-    tampered): the chain head's mac must verify with ``audit_key``.  One row read and one HMAC, whatever
-    the ledger's size.  ``last_seq`` / ``last_mac``: the chain's last record (``chain_state``).
+    unprotected) or with a key it was not sealed with (``bsp audit verify`` would report every record sealed
+    with it as tampered): the chain head's mac must verify with ``audit_key`` or another key of its ring
+    (``engine.audit.ring_of``).  One row read and one HMAC per key of the ring, whatever the ledger's size.
+    ``last_seq`` / ``last_mac``: the chain's last record (``chain_state``).
 
-    Returns True when the chain has no key yet and ``audit_key`` starts it (the caller says so once);
-    the messages name the file and where the key came from (``engine.audit.key_source``), never a key
+    Returns ``(starts, old)``: ``starts`` True when the chain has no key yet and ``audit_key`` starts it (the
+    caller says so once); ``old`` the older key of the ring the head verifies with when it is not the current
+    one: the caller rotates the chain to ``audit_key`` (``rotate_audit_key``).  The messages name the file,
+    where the key came from (``engine.audit.key_source``) and the ring's key ids and fingerprints, never a key
     or a mac."""
     if not _has_table(con, "audit_head"):
-        return False                    # a ledger of schema 1, not migrated (read-only callers)
+        return False, None             # a ledger of schema 1, not migrated (read-only callers)
     rows = con.execute("SELECT chain_seq, mac FROM audit_head").fetchall()
     if not rows or rows[0][1] is None:
         # not keyed (yet): a key given now protects what follows, the records before stay one unprotected span
-        return audit_key is not None
+        return audit_key is not None, None
     seq, mac = int(rows[0][0]), bytes(rows[0][1])
     verify = f"`bsp audit verify --ledger {path}`"
     if audit_key is None:
@@ -403,16 +422,46 @@ def check_audit_key(con: duckdb.DuckDBPyConnection, path: Path, audit_key: bytes
             f"records were deleted, or added outside the ledger writer, so the audit key ({source}) cannot be "
             f"checked against the chain. Run {verify} to see what changed, and restore the ledger from a backup "
             f"before writing to it. Nothing was written")
-    if not hmac.compare_digest(head_mac(audit_key, seq, last_mac), mac):
-        raise KeyMismatch(
-            f"{path}: the audit key ({source}) does not match the audit chain this ledger already holds: its head "
-            f"(seq {seq}) does not verify with it, and every record sealed with it would read as tampered. Start "
-            f"with the key the ledger was written with (look for a typo in the key file, another environment's "
-            f"key, a key file replaced); {verify} with a key says whether the chain verifies with it (if it does "
-            f"not with the right key either, the ledger's newest record was altered: verify names it). An audit "
-            f"key cannot be rotated on a ledger: to change it, start a new ledger file "
-            f"(docs/security.md#the-key). Nothing was written")
-    return False
+    for key in ring_of(audit_key):
+        if hmac.compare_digest(head_mac(key, seq, last_mac), mac):
+            return False, (None if key is audit_key or key == audit_key else key)
+    ring = ring_of(audit_key)
+    which, tried = ((f"the audit key ({source})", f"it ({key_label(audit_key)})") if len(ring) == 1 else
+                    (f"the audit keyring ({source})", f"any of its keys ({ring_labels(audit_key)}; the "
+                                                                f"current one first)"))
+    raise KeyMismatch(
+        f"{path}: {which} does not match the audit chain this ledger already holds: its head (seq {seq}) does "
+        f"not verify with {tried}, and every record sealed with it would read as tampered. Start with the key "
+        f"the ledger was written with (look for a typo in the key file, another environment's key, a key file "
+        f"replaced); {verify} with a key says whether the chain verifies with it (if it does not with the right "
+        f"key either, the ledger's newest record was altered: verify names it). To change the key, keep the old "
+        f"one in the audit keyring and make the new one current: the ledger is rotated to it "
+        f"(docs/security.md#rotating-the-audit-key). Nothing was written")
+
+
+ROTATION_SCHEMA = pa.schema([("at", pa.timestamp("us", tz="UTC")), ("key_id", pa.string()),
+                             ("fingerprint", pa.string()), ("previous_key_id", pa.string()),
+                             ("previous_fingerprint", pa.string())])
+
+
+def rotate_audit_key(con: duckdb.DuckDBPyConnection, old: bytes, new: bytes, last_seq: int,
+                     last_mac: bytes) -> tuple[int, bytes]:
+    """Append one rotation record (``audit_keys``) to the chain ending at ``last_seq`` / ``last_mac``, sealed
+    with ``old`` (it chains on the history ``old`` sealed) and naming ``new`` by id and fingerprint, and seal
+    the chain head with ``new``: every record after it is sealed with ``new``.  Inside the caller's
+    transaction; returns the new chain state."""
+    row = pa.table({"at": [datetime.now(timezone.utc)], "key_id": [getattr(new, "key_id", "")],
+                    "fingerprint": [fingerprint(new)], "previous_key_id": [getattr(old, "key_id", "") or None],
+                    "previous_fingerprint": [fingerprint(old)]}, schema=ROTATION_SCHEMA)
+    sealed, seq, prev = seal("audit_keys", row, CHAINED["audit_keys"][1], old, last_seq, last_mac)
+    con.register("_bsp_batch", sealed)
+    try:
+        con.execute(_insert_sql("audit_keys", ROTATION_SCHEMA)).fetchall()
+    finally:
+        con.unregister("_bsp_batch")
+    con.execute("DELETE FROM audit_head").fetchall()
+    con.execute("INSERT INTO audit_head VALUES (?, ?)", [seq, head_mac(new, seq, prev)]).fetchall()
+    return seq, prev
 
 
 _QUANTUM = Decimal(1).scaleb(-AMOUNT_SCALE)
@@ -622,7 +671,12 @@ class LedgerStore:
                     f"with --ledger {path} (bsp deals, bsp report, bsp reconcile, bsp audit verify); an engine "
                     f"writes to the live ledger. Nothing was written")
             state = chain_state(con)
-            starts = found is not None and check_audit_key(con, path, audit_key, *state)
+            starts, old = check_audit_key(con, path, audit_key, *state) if found is not None else (False, None)
+            rotated = None
+            if old is not None:
+                assert audit_key is not None
+                rotated = state[0] + 1
+                state = rotate_audit_key(con, old, audit_key, *state)
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
@@ -636,6 +690,11 @@ class LedgerStore:
                 _log.warning("%s: the ledger's audit chain had no key: the records from seq %d on are sealed "
                              "with the audit key from %s; the records written before it without a key stay "
                              "unprotected (bsp audit verify reports them)", path, state[0] + 1, key_source(audit_key))
+            if rotated is not None:
+                _log.warning("%s: audit key rotated: %s -> %s at seq %d (the rotation record is sealed with the "
+                             "old key, the records after it with the new one; keep both keys in the audit keyring "
+                             "for as long as the file is kept: bsp audit verify needs them)",
+                             path, key_label(old), key_label(audit_key), rotated)
             store = cls(path, con, audit_key, state)
             store._private = True
             return store

@@ -45,7 +45,9 @@ def verify(
     """Check every record's chain position and mac; name the first modified, deleted or moved record.
 
     Needs the audit key the engine wrote with: with --deployment platform.yaml, the file's ledger and
-    ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE.
+    ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY or BSP_AUDIT_KEY_FILE.  After a rotation
+    of the audit key give the keyring holding every key the ledger was sealed with (the old keys too):
+    the rotation records say which key seals which records.
     The records stream (memory does not grow with the ledger); a long check prints its progress.
     A running engine holds its ledger file locked: `--live` checks a snapshot the engine takes of it
     (`POST /ledger/snapshot`), in a private temporary file removed afterwards; the key stays here.
@@ -53,7 +55,8 @@ def verify(
     names the archive files; --archive FILE checks each of them and that the chain continues from it.
     Exit 0: the chain is intact.  1: a break (tampering: a record modified, deleted or moved); with
     --live also when the engine answered with a problem or cannot be reached (said on stderr).
-    2: no key, no file, or a file that is not a bsp ledger.  3: no break, but records written without an
+    2: no key, no file, a file that is not a bsp ledger, or records sealed with a key the ring lacks
+    (cannot verify: the message names its id and fingerprint).  3: no break, but records written without an
     audit key (no mac) are not protected.  130: interrupted (Ctrl-C): nothing is proven.
     """
     from engine.commands.deals import no_ledger
@@ -171,10 +174,20 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
                f"({report.rate:,.0f} records/s), last seq {report.last_seq}")
     if report.anchors and report.archive is None:
         summary += f" (records 1..{report.anchors[-1].chain_seq} archived)"
+    if len(report.keys_used) > 1:       # the audit key was rotated: which key sealed which records
+        summary += "; sealed with " + ", ".join(f"{k} from seq {s}" for s, k in report.keys_used)
     if report.ok:
         typer.echo(f"{label}: audit chain intact: {summary}")
         _anchor_lines(label, report)
         return
+    if report.missing and not report.breaks:
+        for m in report.missing:
+            typer.echo(f"{label}: cannot verify: {m}", err=True)
+        typer.echo(f"{label}: no break found in what could be checked, but it is not proven intact: give the "
+                   f"audit keyring with every key the ledger was sealed with ({ENV_KEY_FILE} as JSON "
+                   f"{{\"current\": ..., \"keys\": {{...}}}}, docs/security.md#rotating-the-audit-key); "
+                   f"checked {summary}", err=True)
+        raise typer.Exit(2)
     if not report.breaks:
         _unprotected(label, report, summary)
         raise typer.Exit(UNPROTECTED_EXIT)
@@ -194,6 +207,8 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
         typer.echo(f"  {a}", err=True)
     if report.unprotected:
         typer.echo(f"also not protected (written without an audit key): {_spans(report)}", err=True)
+    for m in report.missing:
+        typer.echo(f"also cannot verify: {m}", err=True)
     raise typer.Exit(1)
 
 

@@ -90,7 +90,8 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
             text = _read(audit_ref, "ledger.audit_key", command)
             keys.values.append(text)
             keys.audit_key = _parse(audit_key_from_text, text, audit_ref, "ledger.audit_key")
-            keys.audit_key.source = f"{audit_ref.origin}: ledger.audit_key ({_source(audit_ref)})"
+            for member in keys.audit_key.ring:          # the current key and the older ones of its ring
+                member.source = f"{audit_ref.origin}: ledger.audit_key ({_source(audit_ref)})"
             keys.warnings += _ignored(audit_ref, AUDIT_VARS, "ledger.audit_key")
         else:
             keys.audit_key = load_audit_key()

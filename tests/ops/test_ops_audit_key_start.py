@@ -132,7 +132,8 @@ def test_a_wrong_or_missing_audit_key_is_refused_before_anything_is_written(tmp_
             f"audit chain this ledger already holds: its head (seq {before[0]}) does not verify with it") in p.stderr
     assert "Start with the key the ledger was written with" in p.stderr
     assert f"`bsp audit verify --ledger {ledger}`" in p.stderr
-    assert "An audit key cannot be rotated on a ledger: to change it, start a new ledger file" in p.stderr
+    assert ("To change the key, keep the old one in the audit keyring and make the new one current: the ledger "
+            "is rotated to it (docs/security.md#rotating-the-audit-key)") in p.stderr
     assert state(ledger) == before                            # not a byte changed: no journal loaded, no config
     assert [s.path.name for s in segments(journal_dir(ledger))] == waiting
     no_key_material(p.stdout + p.stderr, ledger)
@@ -224,3 +225,38 @@ def test_an_audit_key_never_shows_itself() -> None:
     assert key == KEY and key is not None
     for text in (repr(key), str(key), f"{key}"):
         assert text == "<audit key from BSP_AUDIT_KEY>"
+
+
+def test_bsp_run_rotates_a_ledger_to_the_current_key_of_a_deployment_keyring(tmp_path: Path) -> None:
+    """The admin's rotation (docs/security.md#rotating-the-audit-key) through the real CLI: the deployment file's
+    ledger.audit_key names a JSON keyring with the new key current and the old one kept; the start rotates
+    once and says so, the next start does not, and verify with the ring (--deployment) is clean."""
+    import json
+
+    from engine.audit import fingerprint
+
+    ledger = tmp_path / "l.duckdb"
+    trio.run(lambda: make_ledger(ledger, KEY, journaled=1))
+    (tmp_path / "r.route").write_text(ECHO % "x")
+    (tmp_path / "ring.json").write_text(json.dumps({"current": "a2", "keys": {"a1": b64(KEY), "a2": b64(OTHER)}}))
+    (tmp_path / "platform.yaml").write_text("version: 1\nroutes: [r.route]\nledger:\n  path: l.duckdb\n"
+                                            "  audit_key: {file: ring.json}\n")
+    before = state(ledger)
+    code, err = serve_and_stop(env_with(), tmp_path, "platform.yaml")
+    assert code == 0, err
+    assert (f"{ledger}: audit key rotated: a1 (fp {fingerprint(KEY)}) -> a2 (fp {fingerprint(OTHER)}) at seq "
+            f"{before[0] + 1}") in err, err
+    no_key_material(err, ledger)
+    assert state(ledger)[1] == 4                       # the journal's deal loaded, sealed with the new key
+    code, err = serve_and_stop(env_with(), tmp_path, "platform.yaml")
+    assert code == 0 and "audit key rotated" not in err, err
+    v = bsp(env_with(), "audit", "verify", "--deployment", "platform.yaml", cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert f"sealed with a1 (fp {fingerprint(KEY)}) from seq 1, a2 (fp {fingerprint(OTHER)}) from seq " in v.stdout
+    # the old key alone, as before the rotation: refused by a writer, and verify says which key to add
+    (tmp_path / "audit.key").write_text(b64(KEY))
+    p = bsp(env_with(BSP_AUDIT_KEY_FILE=str(tmp_path / "audit.key")), "run", str(tmp_path / "r.route"),
+            "--ledger", str(ledger))
+    assert p.returncode == 2 and "does not match the audit chain" in p.stderr, p.stderr
+    v = bsp(env_with(BSP_AUDIT_KEY_FILE=str(tmp_path / "audit.key")), "audit", "verify", "--ledger", str(ledger))
+    assert v.returncode == 2 and f"cannot verify: add key a2 (fp {fingerprint(OTHER)})" in v.stderr, v.stderr
