@@ -1332,10 +1332,11 @@ class Checker(_TestChecks):
                 suggested: set[str] = set()
                 for a in s.assigns:
                     key = str(a.parts[0])
-                    if spec.options and spec.option(key) is None:
+                    if spec.option(key) is None:      # a kind that declares no options takes none
                         self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
                                    did_you_mean(key, spec.option_names)
-                                   or "options: " + ", ".join(spec.option_names))
+                                   or ("options: " + ", ".join(spec.option_names) if spec.options
+                                       else f"step `{kind}` takes no options"))
                         suggested.update(best_guess(key, spec.option_names))
                     given[key] = a.pos
                     self._expr(a.value, scope, later)
