@@ -73,3 +73,11 @@ def test_a_step_kind_that_declares_no_options_refuses_every_option(tmp_path):
     assert d.message == "unknown option `txt` for step `tick`"
     assert (d.pos.line, d.pos.col) == (7, 14)
     assert d.help == "step `tick` takes no options"
+
+
+def test_a_misspelt_format_option_is_one_error_not_two(tmp_path, registry):
+    """`sepparator ";"`: the unknown option is told once (E043, did you mean); its value is not told again
+    as a value that follows no option name (E048), as it was until 2026-11-27."""
+    src = 'format F = csv delimter ";" header false {\n    a string(1)\n}\n'
+    r = compile_source(src, registry, tmp_path / "main.route")
+    assert [(d.code, d.pos.col, d.help) for d in r.errors] == [("E043", 16, "did you mean `delimiter`?")], r.errors
