@@ -53,8 +53,9 @@ def test_bsp_check_tells_a_bad_separator_at_the_format(kvtools: Path, tmp_path: 
     (tmp_path / "r.route").write_text('format Pay = kv separator "="\nchannel c = memory\n'
                                       'route r {\n    receive from c as Pay\n    reply Pay { a = "1" }\n}\n')
     res = compile_paths([tmp_path / "r.route"], default_registry())
-    assert [(d.code, d.pos.line, d.message) for d in res.errors] == [
-        ("E050", 1, "format `Pay`: format Pay: separator '=' must be one or more characters, not '='")]
+    assert [(d.code, d.pos.line, d.pos.col, d.message, d.help) for d in res.errors] == [
+        ("E050", 1, 17, "format `Pay`: separator '=' must be one or more characters, not '='",
+         'e.g. separator ";" or separator "|"')]
 
 
 async def test_the_route_serves_datagrams(kvtools: Path, tmp_path: Path) -> None:
@@ -155,6 +156,6 @@ def test_a_kinds_own_check_errors_point_at_the_option_with_a_help_line(kvtools: 
                                       'Pay\n    reply Pay { a = "1" }\n}\n')
     res = compile_paths([tmp_path / "r.route"], reg)
     assert sorted((d.code, d.pos.line, d.pos.col, d.help) for d in res.errors) == [
-        ("E050", 1, 17, "separator: What ends each pair."),
+        ("E050", 1, 17, 'e.g. separator ";" or separator "|"'),
         ("E055", 3, 5, "address: host:port to listen on (port 0: any free port)."),
         ("E055", 6, 5, "poll = 1 or more")], res.errors
