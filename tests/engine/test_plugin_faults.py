@@ -54,7 +54,7 @@ def test_each_broken_entry_point_is_left_out_alone_with_its_reason_and_fix(both:
                     "fix: make the entry point name the module's register function"],
         "not_callable": ["is not a function register(registry) but an int"],
         "json": ["format kind 'json' is already built into bsp (replace=True does not replace it)",
-                 "fix: give the kind a name of its own"],
+                 "fix: give the kind a name of its own (e.g. a prefix: 'my_json'), and use it in your route files"],
         "kv": ["format kind 'kv' is already registered by plugin bsp-kvtools 0.1.0 (entry point kvtools = "
                "bsp_kvtools:register)", "or uninstall one of the two plugins"],
         "bad_type": ["its register() raised ValueError: option 'count': unknown type 'integer'",
@@ -67,6 +67,7 @@ def test_each_broken_entry_point_is_left_out_alone_with_its_reason_and_fix(both:
         assert problems[ep].startswith(f"plugin bsp-wreck 0.1.0 (entry point {ep} = "), problems[ep]
         for part in parts:
             assert part in problems[ep], (ep, problems[ep])
+    assert "two plugins" not in problems["json"], problems["json"]     # the other is bsp's own (until 2026-11-27)
     assert reg.get("step", "fee") is None and reg.get("step", "counter") is None
 
 
