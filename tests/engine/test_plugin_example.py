@@ -159,3 +159,18 @@ def test_a_kinds_own_check_errors_point_at_the_option_with_a_help_line(kvtools: 
         ("E050", 1, 17, 'e.g. separator ";" or separator "|"'),
         ("E055", 3, 5, "address: host:port to listen on (port 0: any free port)."),
         ("E055", 6, 5, "poll = 1 or more")], res.errors
+
+
+def test_bsp_decode_and_encode_run_a_plugin_format_of_a_route_file(kvtools: Path) -> None:
+    """docs/plugins.md: a format is sans-IO, so `bsp decode` / `bsp encode` can use it.  Until 2026-11-27 they
+    refused every plugin kind ("format Pay is of kind 'kv', which bsp decode/encode cannot run")."""
+    route = str(ROUTES / "pay.route")
+    res = CliRunner().invoke(bsp_app, ["decode", "--route", route, "--name", "Pay", "--framing", "lines", "-"],
+                             input="ref=P1;account=7992739871;amount=10.25;\nref=P2;amount=ten;\n")
+    assert res.exit_code == 1, res.output
+    assert res.stdout.splitlines()[0] == '{"ref":"P1","account":"7992739871","amount":10.25}', res.output
+    assert "record 2, byte 47, field amount: 'ten' is not an amount" in res.output, res.output
+    res = CliRunner().invoke(bsp_app, ["encode", "--route", route, "--name", "Pay", "-"],
+                             input='{"ref":"P1","amount":10.25}\n')
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("ref=P1;amount=10.25;"), res.output
