@@ -21,8 +21,14 @@ _PLAIN = (str, bool, int, Decimal, _dt.date, _dt.time, bytes, type(None))   # da
 _ALLOWED = "dict, list, str, int, Decimal, bool, None, date or datetime"
 
 
+_FAST = frozenset((str, int, bool, Decimal, type(None)))     # exact types: one set lookup per value
+
+
 def odd_value(value: Any, path: str = "") -> str | None:
     """What is wrong with the first value in ``value`` a message cannot hold, and where; else None."""
+    if type(value) is dict and all(type(v) in _FAST for v in value.values()) \
+            and all(type(k) is str for k in value):
+        return None                     # the common message: a flat record of text, numbers and amounts
     if isinstance(value, _PLAIN):
         return None
     where = path or "the top"
