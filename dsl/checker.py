@@ -138,6 +138,24 @@ def _call_hook(hook, decl, base_dir: Path):
     return hook(decl, base_dir) if n >= 2 else hook(decl)
 
 
+def _option_named(text: str, where: dict) -> str | None:
+    """The first option a kind's check message names (``option poll ...``, ``poll = 0s``) that the
+    declaration sets, else the first such option's name that the message holds as a word, else None."""
+    named = [g for g in re.findall(r"\boption `?(\w+)", text) + re.findall(r"\b(\w+) = ", text) if g in where]
+    if not named:
+        named = [g for g in re.findall(r"\w+", text) if g in where]
+    return named[0] if named else None
+
+
+def _option_help(spec, name: str | None) -> str | None:
+    """The help line of a kind's check message that gives none: the option's own description, as for
+    a value of the wrong type (E045)."""
+    for opt in getattr(spec, "options", ()) if name else ():
+        if opt.name == name:
+            return f"{opt.name}: {opt.doc}"
+    return None
+
+
 class _TestChecks:
     """Route tests (``test "name" { given ... expect ... }``), checked after the routes and
     lowered here to ``ir.RouteTest`` (their defaults come from the routes they test)."""
@@ -736,7 +754,7 @@ class Checker(_TestChecks):
         known: list[str] | None = names or None
         if self._errors() == errors_at_start:      # hooks only see declarations that are fine so far
             if spec.check is not None:
-                self._run_check_hook(spec, decl, base, d)
+                self._run_check_hook(spec, decl, base, d, where)
             if spec.fields is not None:
                 try:
                     got = _call_hook(spec.fields, decl, base)
@@ -756,7 +774,7 @@ class Checker(_TestChecks):
         if self._errors() == errors_at_start:
             self.format_tags[d.name.name] = format_tags(spec, decl, base, _call_hook)
 
-    def _run_check_hook(self, spec, decl, base: Path, d: A.FormatAst) -> None:
+    def _run_check_hook(self, spec, decl, base: Path, d: A.FormatAst, where: dict | None = None) -> None:
         from formats.errors import SpecError
         try:
             errs = _call_hook(spec.check, decl, base) or []
@@ -767,11 +785,13 @@ class Checker(_TestChecks):
                        d.kind.pos)
             return
         for e in errs:
-            pos = d.pos
+            text = getattr(e, "message", None) or str(e)
+            named = _option_named(text, where or {})
+            pos = (where or {}).get(named) or d.pos
             if getattr(e, "path", None) and getattr(e, "line", None):
                 pos = ir.Pos(str(e.path), e.line, e.col or 1)
-            self.error("E050", f"format `{d.name.name}`: {getattr(e, 'message', str(e))}", pos,
-                       getattr(e, "hint", None))
+            self.error("E050", f"format `{d.name.name}`: {text}", pos,
+                       getattr(e, "hint", None) or _option_help(spec, named))
 
     def _fields(self, d: A.FormatAst, names: list[str]) -> list[ir.FieldDecl]:
         """The well-typed fields of a field block; ``names`` gets every field's name."""
@@ -946,7 +966,6 @@ class Checker(_TestChecks):
     def _run_channel_check(self, spec, decl, base: Path, where: dict, d) -> None:
         """A channel kind's own check of its options together (framing, for instance); the
         diagnostic points at the option its message names."""
-        import re
         try:
             errs = _call_hook(spec.check, decl, base) or []
         except ValueError as e:  # a constructor's ChannelConfigError (built_check lets a ValueError through)
@@ -957,10 +976,9 @@ class Checker(_TestChecks):
             return
         for e in errs:
             text = getattr(e, "message", None) or str(e)
-            named = [g for g in re.findall(r"\boption (\w+)", text) + re.findall(r"\b(\w+) = ", text)
-                     if g in where]
-            pos = where[named[0]] if named else None
-            self.error("E055", text, pos or d.name.pos, getattr(e, "hint", None))
+            named = _option_named(text, where)
+            pos = where[named] if named else None
+            self.error("E055", text, pos or d.name.pos, getattr(e, "hint", None) or _option_help(spec, named))
 
     def _channel_provides(self, name: str | None) -> tuple[str, ...]:
         """Names a channel kind adds to its routes' scope (``http`` for http listen, ``header`` for a TPDU)."""
@@ -1314,10 +1332,11 @@ class Checker(_TestChecks):
                 suggested: set[str] = set()
                 for a in s.assigns:
                     key = str(a.parts[0])
-                    if spec.options and spec.option(key) is None:
+                    if spec.option(key) is None:      # a kind that declares no options takes none
                         self.error("E043", f"unknown option `{key}` for step `{kind}`", a.pos,
                                    did_you_mean(key, spec.option_names)
-                                   or "options: " + ", ".join(spec.option_names))
+                                   or ("options: " + ", ".join(spec.option_names) if spec.options
+                                       else f"step `{kind}` takes no options"))
                         suggested.update(best_guess(key, spec.option_names))
                     given[key] = a.pos
                     self._expr(a.value, scope, later)

@@ -157,6 +157,8 @@ def group_atoms(spec, atoms: tuple[A.Atom, ...], base_dir: Path, report: Report,
             help_ = ("options: " + ", ".join(names)) if names else f"{owner} takes no options"
         report(Diagnostic(code, ERROR, msg, atom.pos, help_))
         i += 1
+        if code == "E043" and i < len(atoms) and not (atoms[i].type == "word" and atoms[i].value in names):
+            i += 1      # the unknown option's value: not a second error ("follows no option name")
     return out, where
 
 

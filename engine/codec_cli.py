@@ -259,7 +259,9 @@ def _kind_options(kind: str, a: CodecArgs) -> dict[str, Any]:
     raise AssertionError(kind)
 
 
-def _decl_from_route(a: CodecArgs) -> FormatDecl:
+def _decl_from_route(a: CodecArgs) -> tuple[FormatDecl, Any, str]:
+    """The format ``--name`` declared in ``--route``; for a plugin's kind also its ``ComponentSpec`` and the
+    note naming the kind and plugin (else None, "")."""
     from dsl.load import compile_paths
 
     from engine.registry import default_registry
@@ -281,10 +283,14 @@ def _decl_from_route(a: CodecArgs) -> FormatDecl:
     if decl is None:
         known = ", ".join(sorted(result.program.formats)) or "none"
         raise UsageError(f"--name {a.name}: {path} declares no format of that name", f"formats declared: {known}")
-    if decl.kind not in KINDS:
+    if decl.kind in KINDS:
+        return decl, None, ""
+    spec = registry.get("format", decl.kind)
+    if spec is None or spec.build is None or registry.origin("format", decl.kind) is None:
         raise UsageError(f"format {a.name} is of kind {decl.kind!r}, which bsp decode/encode cannot run",
-                         f"supported kinds: {', '.join(KINDS)}")
-    return decl
+                         f"supported kinds: {', '.join(KINDS)}, and the format kinds of installed plugins")
+    from engine.runtime.binder import plugin_note
+    return decl, spec, plugin_note(registry, "format", decl.kind)
 
 
 def make_setup(a: CodecArgs) -> Setup:
@@ -298,7 +304,7 @@ def make_setup(a: CodecArgs) -> Setup:
     if a.route:
         if a.copybook:
             raise UsageError("--route and --copybook contradict: the route file's format names its own copybook")
-        decl = _decl_from_route(a)
+        decl, plugin, note = _decl_from_route(a)
         if a.format and a.format != decl.kind:
             raise UsageError(f"--format {a.format} contradicts format {decl.name}, which is {decl.kind} "
                              f"in {a.route}", "leave --format out when using --route")
@@ -309,6 +315,7 @@ def make_setup(a: CodecArgs) -> Setup:
                              f"options come from {a.route}", "change the route file, or drop --route and give the "
                              "format's options on the command line")
     else:
+        plugin, note = None, ""
         kind = a.format or ("copybook" if a.copybook else None)
         if kind is None:
             raise UsageError("say which format: --format KIND (or --copybook FILE, or --route FILE --name FORMAT)",
@@ -322,7 +329,7 @@ def make_setup(a: CodecArgs) -> Setup:
         decl = None
     for name in a.given():
         flag, kinds = KIND_OPTIONS[name]
-        if kind not in kinds:
+        if kind not in kinds and not (plugin is not None and name == "framing"):   # a plugin's: one message
             raise UsageError(f"{flag.split('/')[0]} does not apply to --format {kind}",
                              f"it is an option of {', '.join(kinds)}")
     if a.statements and a.message:
@@ -339,7 +346,7 @@ def make_setup(a: CodecArgs) -> Setup:
         # JSON lines hold whole records (what bsp decode writes): a number left out is a mistake,
         # not an amount of zero.  A route format may still say missing_numbers zero.
         decl = dataclasses.replace(decl, options={**decl.options, "missing_numbers": "error"})
-    codec = _build(kind, decl)
+    codec = _build(kind, decl) if plugin is None else _build_plugin(plugin, decl, note)
     if kind == "swift" and a.statements:     # records are statement views, not FIN values
         from formats.swift.classes import statement_view_tags
         tags = statement_view_tags()
@@ -359,6 +366,16 @@ def codec_tags(codec: Any) -> dict[str, str]:
     if callable(getattr(codec, "fields", None)):
         return dict(getattr(codec, "classify", None) or {})
     return tags_of(codec)
+
+
+def _build_plugin(spec: Any, decl: Any, note: str) -> Any:
+    """A plugin format's codec (``--route``), its decode checked as the engine checks it
+    (``engine.runtime.plugin_codec``): a value a message cannot hold is a bad record, not a crash."""
+    from engine.runtime.plugin_codec import CheckedCodec
+    try:
+        return CheckedCodec(spec.build(decl), note)
+    except Exception as exc:   # noqa: BLE001 - a plugin's constructor: say whose it is
+        raise UsageError(f"format {decl.name}{note}: {type(exc).__name__}: {exc}") from None
 
 
 def _build(kind: str, decl: Any) -> Any:

@@ -152,9 +152,11 @@ class _Staging:
         if self._registry.get(*key) is not None:
             owner = self._registry.origin(*key) if hasattr(self._registry, "origin") else None
             what = f"registered by {owner}" if owner else "built into bsp"
+            other = ("or uninstall one of the two plugins" if owner else
+                     "and use it in your route files (bsp's own kind stays what its name means)")
             raise _Refused(f"{kind} is already {what}" + (" (replace=True does not replace it)" if replace else ""),
-                           f"give the kind a name of its own (e.g. a prefix: '{_prefixed(spec)}'), or uninstall "
-                           f"one of the two plugins; no plugin can replace or hide another kind")
+                           f"give the kind a name of its own (e.g. a prefix: '{_prefixed(spec)}'), {other}; "
+                           f"no plugin can replace or hide another kind")
         if any((s.category, s.name) == key for s in self.specs):
             raise _Refused(f"{kind} is registered twice", "register each kind once")
         self.specs.append(spec)

@@ -201,6 +201,7 @@ async def serve_stream(
                         continue      # answers for a peer that is gone; the deals are recorded anyway
                     out = []
                     skip = framer.skip_reply if framer.header_size else None   # headers echoed per request
+                    unsendable = False
                     for r in slot.replies:
                         if r is None:
                             if skip is not None:
@@ -208,8 +209,18 @@ async def serve_stream(
                             continue
                         try:
                             out.append(framer.frame(r))
-                        except FramingError as exc:   # a reply too big for the channel: drop it, keep serving
-                            log.error("channel %s: connection %d: reply not sent: %s", conn.channel, conn.number, exc)
+                        except FramingError as exc:
+                            # a reply the channel cannot frame (too big, holds the delimiter): the replies
+                            # before it are sent, then the connection is closed; going on would let the
+                            # client take the next request's reply for this one's answer
+                            log.error("channel %s: connection %d from %s: reply not sent: %s; its deal is "
+                                      "recorded; closing the connection, so that no later reply is taken for "
+                                      "its answer", conn.channel, conn.number, conn.peer, exc)
+                            unsendable = True
+                            break
+                    if unsendable:
+                        broken = True
+                        stop.abort()
                     if not out:
                         continue
                     if activity is not None:

@@ -11,7 +11,12 @@ from formats.framing import DEFAULT_MAX_FRAME, FRAMINGS
 
 
 class ChannelConfigError(ValueError):
-    """A channel option the engine cannot use; the message names channel and option."""
+    """A channel option the engine cannot use; the message names channel and option, ``hint`` (optional)
+    how to fix it: ``bsp check`` shows it as the error's help line (else the option's description)."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def read_secret(channel: str, option: str, how: str, where: str) -> str:
@@ -45,7 +50,7 @@ def built_check(cls: Any, **kwargs: Any) -> Any:
         try:
             cls(decl.name, dict(decl.options), **kwargs)
         except ChannelConfigError as exc:
-            return [SpecError(str(exc))]
+            return [SpecError(str(exc), hint=exc.hint)]
         return []
 
     return check

@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 
 from engine.runtime.assign import compile_assigns
 from engine.runtime.fastpath import fast_expr, flat_assigns
+from engine.runtime.plugin_codec import CheckedCodec
 
 Compiled = Callable[[Mapping[str, Any]], Any]
 
@@ -74,6 +75,9 @@ class Binder:
             note = plugin_note(self.registry, "format", decl.kind)
             text = f"{type(exc).__name__}: {exc}" if note else str(exc)
             raise BindError(f"{_where(decl)}format {name}{note}: {text}") from exc
+        note = plugin_note(self.registry, "format", decl.kind)
+        if note:                 # a plugin's decoder: what it returns is checked (engine/runtime/plugin_codec.py)
+            codec = CheckedCodec(codec, note)
         self._codecs[name] = codec
         return codec
 

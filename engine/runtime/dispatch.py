@@ -26,7 +26,8 @@ from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.compiler import split_path
 from dsl.peer import NO_PEER
 from dsl.eval_error import EvalError, InputError
-from formats.classify import classified_values, mask_digit_runs, mask_text, safe_error_text, tags_of
+from formats.classify import (classified_values, mask_card_numbers, mask_digit_runs, mask_text, safe_error_text,
+                              tags_of)
 from formats.errors import FormatError
 from formats.json_codec import JsonCodec
 from formats.mac import MacError
@@ -539,7 +540,8 @@ class DispatchStats:
 
 def _failure_text(exc: Exception) -> str:
     """A step's exception as a deal's reason: an expression's or a codec's error speaks for itself (it
-    names its place); anything else is a bug, named by its class."""
+    names its place); anything else is a bug, named by its class, and its text, which bsp did not write and
+    cannot classify (a plugin's), has its card numbers masked, as the log's scrubber masks them."""
     if isinstance(exc, (EvalError, FormatError)):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return mask_card_numbers(f"{type(exc).__name__}: {exc}")

@@ -57,3 +57,27 @@ def test_an_unknown_body_or_deal_field_underlines_the_name_not_the_whole_line(tm
     d = _diag(HEAD + 'route r {\n    receive from mf as Req\n    reply Req { "x-y" = "00" }\n}\n',
               registry, tmp_path, "E061")
     assert (d.pos.col, d.pos.end_col) == (17, 29)      # a quoted name: the line, as before
+
+
+def test_a_step_kind_that_declares_no_options_refuses_every_option(tmp_path):
+    """docs/language.md: a plugin step's options are checked against the kind's description; one that
+    declares none takes none.  Until 2026-11-27 a kind with ``options=()`` took any option unchecked (a
+    misspelt one, or one its author forgot to declare, reached ``build`` silently)."""
+    from conftest import build_test_registry
+    from formats.component import ComponentSpec
+
+    reg = build_test_registry()
+    reg.register(ComponentSpec("step", "tick", "counts the request", ()))
+    src = HEAD + 'route r {\n    receive from mf as Req\n    tick t { txt = msg.code }\n}\n'
+    d = _diag(src, reg, tmp_path, "E043")
+    assert d.message == "unknown option `txt` for step `tick`"
+    assert (d.pos.line, d.pos.col) == (7, 14)
+    assert d.help == "step `tick` takes no options"
+
+
+def test_a_misspelt_format_option_is_one_error_not_two(tmp_path, registry):
+    """`sepparator ";"`: the unknown option is told once (E043, did you mean); its value is not told again
+    as a value that follows no option name (E048), as it was until 2026-11-27."""
+    src = 'format F = csv delimter ";" header false {\n    a string(1)\n}\n'
+    r = compile_source(src, registry, tmp_path / "main.route")
+    assert [(d.code, d.pos.col, d.help) for d in r.errors] == [("E043", 16, "did you mean `delimiter`?")], r.errors

@@ -235,3 +235,34 @@ def test_route_file_framing_options_are_checked_by_bsp_check(tmp_path: Path) -> 
     line = (ROUTE % ("fixed", "")).splitlines().index(next(
         ln for ln in (ROUTE % ("fixed", "")).splitlines() if ln.strip().startswith("framing"))) + 1
     assert (err.pos.line, err.pos.col) == (line, 5)          # at the `framing` option
+
+
+class Leaky(Echo):
+    """Answers "bad" with a reply that holds the ETX delimiter: it cannot be framed."""
+
+    async def handle(self, conn, frames):
+        self.frames.extend(frames)
+        return [b"X\x03Y" if f == b"bad" else f.upper() for f in frames]
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["one batch", "two batches"])
+async def test_a_reply_that_cannot_be_framed_closes_the_connection_rather_than_shift_the_answers(
+        nursery, apart: bool) -> None:
+    """A reply the channel cannot frame (it holds the delimiter, it is over the limit) is not sent; the replies
+    before it are, then the connection is closed, so that the client never takes the next request's reply for
+    the answer to the one that got none.  Until 2026-11-27 the connection went on and the next reply was the
+    first the client read (found with a plugin format whose encode ended its record with the delimiter)."""
+    h = Leaky()
+    lst = await listen(nursery, h, framing="delimiter", delimiter="ETX")
+    s = await trio.open_tcp_stream("127.0.0.1", lst.port)
+    await s.send_all(b"ok\x03bad\x03")
+    if apart:
+        while len(h.frames) < 2:
+            await trio.sleep(0.01)
+    await s.send_all(b"next\x03")
+    got = b""
+    with trio.move_on_after(10):            # a guard: before the fix the connection stayed open
+        while data := await s.receive_some(100):
+            got += data
+    assert got == b"OK\x03"                  # then the close: no reply that could be taken for "bad"'s
+    await s.aclose()

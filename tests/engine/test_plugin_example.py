@@ -53,8 +53,9 @@ def test_bsp_check_tells_a_bad_separator_at_the_format(kvtools: Path, tmp_path: 
     (tmp_path / "r.route").write_text('format Pay = kv separator "="\nchannel c = memory\n'
                                       'route r {\n    receive from c as Pay\n    reply Pay { a = "1" }\n}\n')
     res = compile_paths([tmp_path / "r.route"], default_registry())
-    assert [(d.code, d.pos.line, d.message) for d in res.errors] == [
-        ("E050", 1, "format `Pay`: format Pay: separator '=' must be one or more characters, not '='")]
+    assert [(d.code, d.pos.line, d.pos.col, d.message, d.help) for d in res.errors] == [
+        ("E050", 1, 17, "format `Pay`: separator '=' must be one or more characters, not '='",
+         'e.g. separator ";" or separator "|"')]
 
 
 async def test_the_route_serves_datagrams(kvtools: Path, tmp_path: Path) -> None:
@@ -129,3 +130,47 @@ def test_docs_components_without_plugins_is_bsps_own_reference(kvtools: Path) ->
     assert res.exit_code == 0, res.output
     assert res.output == (REPO / "docs" / "components.md").read_text(encoding="utf-8")
     assert "### `kv`" not in res.output
+
+
+def test_a_kinds_own_check_errors_point_at_the_option_with_a_help_line(kvtools: Path, tmp_path: Path) -> None:
+    """What a format's `check` hook (E050) or a channel's constructor (E055) refuses is told at the option its
+    message names, with a help line: the kind's hint (``SpecError(hint=...)``, ``ChannelConfigError(hint=...)``)
+    or else the option's description.  Until 2026-11-27 E050 pointed at the declaration's start and neither
+    had a help line unless the kind gave a hint, which ``built_check`` dropped."""
+    from engine.channels.options import ChannelConfigError, built_check
+    from formats.component import ComponentSpec, OptionSpec
+
+    class Picky:
+        role = "listen"
+
+        def __init__(self, name, options):
+            if options.get("poll") == 0:
+                raise ChannelConfigError(f"channel {name}: option poll must be more than 0", hint="poll = 1 or more")
+
+    reg = default_registry()
+    reg.register(ComponentSpec(category="channel", name="picky", doc="x", build=lambda decl: None,
+                               options=(OptionSpec("poll", "int", "How often."),), check=built_check(Picky)))
+    (tmp_path / "r.route").write_text('format Pay = kv separator "="\nchannel c = udp listen {\n    address = '
+                                      '"nowhere"\n}\nchannel p = picky {\n    poll = 0\n}\nroute r {\n    receive '
+                                      'from c as Pay\n    reply Pay { a = "1" }\n}\nroute q {\n    receive from p as '
+                                      'Pay\n    reply Pay { a = "1" }\n}\n')
+    res = compile_paths([tmp_path / "r.route"], reg)
+    assert sorted((d.code, d.pos.line, d.pos.col, d.help) for d in res.errors) == [
+        ("E050", 1, 17, 'e.g. separator ";" or separator "|"'),
+        ("E055", 3, 5, "address: host:port to listen on (port 0: any free port)."),
+        ("E055", 6, 5, "poll = 1 or more")], res.errors
+
+
+def test_bsp_decode_and_encode_run_a_plugin_format_of_a_route_file(kvtools: Path) -> None:
+    """docs/plugins.md: a format is sans-IO, so `bsp decode` / `bsp encode` can use it.  Until 2026-11-27 they
+    refused every plugin kind ("format Pay is of kind 'kv', which bsp decode/encode cannot run")."""
+    route = str(ROUTES / "pay.route")
+    res = CliRunner().invoke(bsp_app, ["decode", "--route", route, "--name", "Pay", "--framing", "lines", "-"],
+                             input="ref=P1;account=7992739871;amount=10.25;\nref=P2;amount=ten;\n")
+    assert res.exit_code == 1, res.output
+    assert res.stdout.splitlines()[0] == '{"ref":"P1","account":"7992739871","amount":10.25}', res.output
+    assert "record 2, byte 47, field amount: 'ten' is not an amount" in res.output, res.output
+    res = CliRunner().invoke(bsp_app, ["encode", "--route", route, "--name", "Pay", "-"],
+                             input='{"ref":"P1","amount":10.25}\n')
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("ref=P1;amount=10.25;"), res.output

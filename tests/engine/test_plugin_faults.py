@@ -54,7 +54,7 @@ def test_each_broken_entry_point_is_left_out_alone_with_its_reason_and_fix(both:
                     "fix: make the entry point name the module's register function"],
         "not_callable": ["is not a function register(registry) but an int"],
         "json": ["format kind 'json' is already built into bsp (replace=True does not replace it)",
-                 "fix: give the kind a name of its own"],
+                 "fix: give the kind a name of its own (e.g. a prefix: 'my_json'), and use it in your route files"],
         "kv": ["format kind 'kv' is already registered by plugin bsp-kvtools 0.1.0 (entry point kvtools = "
                "bsp_kvtools:register)", "or uninstall one of the two plugins"],
         "bad_type": ["its register() raised ValueError: option 'count': unknown type 'integer'",
@@ -67,6 +67,7 @@ def test_each_broken_entry_point_is_left_out_alone_with_its_reason_and_fix(both:
         assert problems[ep].startswith(f"plugin bsp-wreck 0.1.0 (entry point {ep} = "), problems[ep]
         for part in parts:
             assert part in problems[ep], (ep, problems[ep])
+    assert "two plugins" not in problems["json"], problems["json"]     # the other is bsp's own (until 2026-11-27)
     assert reg.get("step", "fee") is None and reg.get("step", "counter") is None
 
 
@@ -391,3 +392,86 @@ def test_bsp_run_names_a_channel_that_raises_before_it_started(both: Path, tmp_p
     assert "Traceback" not in res.output
     assert ("channel s (stubborn, from plugin bsp-wreck 0.1.0 (entry point runtime = bsp_wreck.runtime:register)): "
             "cannot start at nowhere: RuntimeError: stubborn will not start") in res.output
+
+
+STRANGE_ROUTE = """
+format S = strange
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply S { code = error.code  text = error.text }
+}
+route r {
+    receive from front as S
+    deal PAY { key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    reply S { code = "00"  text = msg.ref }
+}
+"""
+
+
+async def test_a_codec_whose_decode_returns_a_value_with_no_json_form_rejects_that_request(
+        both: Path, tmp_path: Path) -> None:
+    """A plugin format's decode that returns what a message cannot hold (an object with no JSON form, a float
+    where money is Decimal) is a bug in the codec: that request is malformed (code 30, answered, recorded,
+    dead-lettered) with a reason naming the field, the type, the format kind and its plugin; the engine goes
+    on.  Until 2026-11-27 the object reached the ledger, which refused the deal's row: no reply was sent and
+    the reason said only "field request/response: Type is not JSON serializable: object"; the float reached
+    the deal step ("amount must be a number, got a value")."""
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, STRANGE_ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b"object", b"float", b"P3")
+        with trio.fail_after(10):
+            replies = await c.recv(3)
+        await c.aclose()
+    assert replies == [b"30;malformed request", b"30;malformed request", b"00;P3"]
+    plugin = WRECK.format("runtime", "bsp_wreck.runtime:register")
+    reasons = sorted(d["reason"] for d in deals(ledger) if d["status"] == "rejected")
+    assert len(reasons) == 2, deals(ledger)
+    assert (f"not a valid S: decode returned a float at amount: money is never a float; return a Decimal "
+            f"(format kind strange from {plugin})") in reasons[0], reasons
+    assert (f"not a valid S: decode returned a value of type object at legs[1].handle, which a message cannot hold (it "
+            f"has no JSON form); return dict, list, str, int, Decimal, bool, None, date or datetime "
+            f"(format kind strange from {plugin})") in reasons[1], reasons
+    letters = _dead_letters(ledger)
+    assert [d["error_kind"] for d in letters] == ["malformed", "malformed"], letters
+
+
+LEAK_ROUTE = """
+format J = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply J { code = error.code }
+}
+route r {
+    receive from front as J
+    deal PAY { key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    leak l { card = msg.card }
+    reply J { code = "00" }
+}
+"""
+
+
+async def test_a_plugin_step_exception_quoting_a_card_number_is_masked_in_the_ledger(
+        both: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A plugin step's exception whose text quotes a card number the format did not classify (a field the
+    route's format knows nothing about) is masked in the deal's reason and the dead letter, as the log's
+    scrubber masks it (docs/security.md: failure texts of plugin code are masked like the engine's own).
+    Until 2026-11-27 the log showed 411111******1111 while `bsp deals` and `bsp dead list` showed the whole
+    number."""
+    reg = default_registry()
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, LEAK_ROUTE, registry=reg), ledger, registry=reg) as sb:
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"ref": "L1", "amount": 5, "card": "4111111111111111"}')
+        with trio.fail_after(10):
+            (r,) = await c.recv_json()
+        await c.aclose()
+    assert r == {"code": "96"}
+    (deal,) = deals(ledger)
+    assert deal["reason"].startswith("internal: RuntimeError: the core refused card 411111******1111 (step kind "
+                                     "leak, from plugin bsp-wreck"), deal["reason"]
+    (letter,) = _dead_letters(ledger)
+    assert "4111111111111111" not in letter["reason"] and "411111******1111" in letter["reason"], letter

@@ -12,6 +12,15 @@ def _explode(step, ctx, route):
     return FunctionStep(step, ctx, run)
 
 
+def _leak(step, ctx, route):
+    """Raises an exception whose text quotes the card number it was given (a careless plugin)."""
+    from engine.steps.base import FunctionStep
+
+    def run(values, scope):
+        raise RuntimeError(f"the core refused card {values['card']}")
+    return FunctionStep(step, ctx, run)
+
+
 def _stall(step, ctx, route):
     """Books (appends the ref to the file ``mark``), then, the first time, hangs: the event loop is
     blocked while it runs (a test SIGKILLs the engine there)."""
@@ -138,9 +147,27 @@ class _Crashy:
         return b"{}"
 
 
+class _Strange:
+    """decode returns values a message cannot hold: an object with no JSON form, a float amount."""
+    name = "strange"
+
+    def decode(self, data):
+        from decimal import Decimal
+        if data == b"object":
+            return {"ref": "S1", "legs": [{"amount": Decimal("1.00")}, {"handle": object()}]}
+        if data == b"float":
+            return {"ref": "S2", "amount": 10.25}
+        return {"ref": data.decode(), "amount": Decimal("1.00")}
+
+    def encode(self, values):
+        return b"%s;%s" % (str(values.get("code")).encode(), str(values.get("text")).encode())
+
+
 COMPONENTS = (
     ComponentSpec(category="step", name="explode", doc="Raises at run time.", build=_explode,
                   options=(OptionSpec("why", "expr", "Why."),)),
+    ComponentSpec(category="step", name="leak", doc="Raises quoting a card number.", build=_leak,
+                  options=(OptionSpec("card", "expr", "A card number."),)),
     ComponentSpec(category="step", name="stall", doc="Books, then hangs the first time.", build=_stall,
                   options=(OptionSpec("ref", "expr", "The reference."), OptionSpec("mark", "expr", "A file.")),
                   side_effects=True),
@@ -161,6 +188,8 @@ COMPONENTS = (
     ComponentSpec(category="channel", name="stubborn", doc="serve() raises before it starts.",
                   build=lambda decl: _Stubborn(decl)),
     ComponentSpec(category="format", name="crashy", doc="decode raises KeyError.", build=lambda decl: _Crashy()),
+    ComponentSpec(category="format", name="strange", doc="decode returns values with no JSON form, floats.",
+                  build=lambda decl: _Strange()),
 )
 
 

@@ -60,7 +60,9 @@ def check(decl):
     """Run by ``bsp check``: what ``build`` would refuse, as errors at the declaration."""
     sep = decl.options.get("separator")
     if not sep or "=" in sep:
-        return [SpecError(f"format {decl.name}: separator {sep!r} must be one or more characters, not '='")]
+        # bsp check prefixes "format `NAME`:", points at the option the message names and shows the hint
+        return [SpecError(f"separator {sep!r} must be one or more characters, not '='",
+                          hint='e.g. separator ";" or separator "|"')]
     return []
 
 
