@@ -153,8 +153,13 @@ class TcpConnector:
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
                 if self.down_since is not None:
-                    log.info("channel %s: connected to %s again after %.1fs down", self.name, self.address,
-                             time.time() - self.down_since)
+                    # the warning that it went down is answered at the same level: at the default level an
+                    # operator reading the log must see that it is back, not only that it went
+                    log.warning("channel %s: connected to %s again after %.1fs down; calls go through again "
+                                "(the deals that failed meanwhile are dead letters: bsp dead list --live --status "
+                                "new --reason 'channel %s:' lists them, bsp dead retry --live ID... "
+                                "runs them again)", self.name, self.address, time.time() - self.down_since,
+                                self.name)
                 self._down_until = -math.inf
                 self.down_since = None
                 self.connects += 1
