@@ -141,7 +141,9 @@ class TcpConnector:
                     error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
                     # once per outage (and when the error changes): the retries go on every reconnect_max
                     log.log(logging.WARNING if self.down_since is None or error != self._last_error
-                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most", self.name, error,
+                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most; calls fail at once "
+                            "meanwhile, not sent (unreachable, 91): check that the counterpart runs and listens "
+                            "there (bsp status shows the channel down until it is back)", self.name, error,
                             self.backoff_max)
                     self._last_error = error
                     self._down_until = trio.current_time() + backoff
