@@ -131,7 +131,14 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
     date = str(cert.get("not_after", ""))[:10]
     if not isinstance(days, (int, float)):
         return Text(date)
-    text = f"{date} ({'EXPIRED' if days <= 0 else f'{int(days)}d'}, {cert.get('role')})"
+    # from not_after, not from days_left (rounded to 0.1 day): a certificate with an hour left showed
+    # EXPIRED, one with 4.96 days "5d" beside the log's "in 4 days"
+    try:
+        days = (datetime.fromisoformat(str(cert["not_after"])).timestamp() - time.time()) / 86400.0
+    except (KeyError, ValueError):
+        pass
+    left = "EXPIRED" if days <= 0 else f"{int(days * 24)}h" if days < 1 else f"{int(days)}d"
+    text = f"{date} ({left}, {cert.get('role')})"
     return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
 
 
