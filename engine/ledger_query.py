@@ -376,6 +376,17 @@ def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[
             raise LedgerError(f"{path}: cannot read the deals flagged for an operator: {exc}") from exc
 
 
+def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> int:
+    """How many dead letters wait for an operator (status ``new``: neither retried through nor purged): what
+    ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py).  ``con`` as for ``query_deals``."""
+    path = Path(path)
+    with _reading(path, con) as con:
+        try:
+            return int(con.execute("SELECT count(*) FROM dead_letters WHERE status = 'new'").fetchone()[0])
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot count the dead letters: {exc}") from exc
+
+
 def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[str, Any] | None:
     """The whole story of one deal, or None when no deal has this id.
 

@@ -66,6 +66,11 @@ class EngineMetrics(Metrics):
                                   "what bsp deals --flagged lists; NaN until read from the ledger at the start.",
                                   namespace=namespace, registry=self.registry)
         self.flagged_open.set(float("nan"))
+        self.dead_letters_new = Gauge("dead_letters_new", "Dead letters waiting for an operator now (status new: "
+                                      "neither retried through nor purged), whatever run wrote them: what bsp dead "
+                                      "list --status new lists; counted in the ledger every 5 s; NaN until then.",
+                                      namespace=namespace, registry=self.registry)
+        self.dead_letters_new.set(float("nan"))
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -80,6 +85,9 @@ class EngineMetrics(Metrics):
         if flags is not None:
             n = flags.value
             self.flagged_open.set(float("nan") if n is None else n)
+        dead = getattr(getattr(eng, "observer", None), "dead_letters", None)
+        if dead is not None:
+            self.dead_letters_new.set(float("nan") if dead.value is None else dead.value)
         if eng is None or eng.current is None:
             return
         gen = eng.current

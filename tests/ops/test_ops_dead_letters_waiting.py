@@ -1,0 +1,62 @@
+"""Dead letters piling up while a counterpart is down, and going once retried: `bsp status` `dead_letters_new`,
+`bsp_dead_letters_new` and a yellow line in `bsp status --table` / `bsp top` say how many wait now, whatever run
+wrote them (before, only the route counters since the start, which a retry does not lower, said anything).
+A real `run_live` with its admin API; the counterpart a refused port, then a listener on it."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import trio
+
+from engine.ops import deadcount
+from formats.framing import LengthPrefixFramer
+from opskit import CALL
+from test_ops_degraded import _counterpart_on, _refused_port, _serve, _table
+
+
+def _gauge(text: str) -> float | None:
+    m = re.search(r"^bsp_dead_letters_new (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+async def _waiting(client, n: int) -> dict:
+    with trio.fail_after(10):
+        while (doc := (await client.get("/status")).json()).get("dead_letters_new") != n:
+            await trio.sleep(0.05)
+    return doc
+
+
+async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried(nursery, tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    monkeypatch.setattr(deadcount, "REFRESH", 0.1)          # counted every 0.1 s instead of 5 s
+    port = await _refused_port()
+    route = tmp_path / "pay.route"
+    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    engine, client = await _serve(route, tmp_path, nursery)
+    async with client:
+        await _waiting(client, 0)
+        assert _gauge((await client.get("/metrics")).text) == 0
+        tx = LengthPrefixFramer(2)
+        front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        for ref in ("r1", "r2", "r3"):
+            await front.send_all(tx.frame(orjson.dumps({"ref": ref})))
+        doc = await _waiting(client, 3)                       # three failed deals (91): three letters
+        assert _gauge((await client.get("/metrics")).text) == 3
+        assert "dead letters waiting: 3 (" in _table({**doc, "ready": True})
+
+        await _counterpart_on(port, nursery)
+        letters = (await client.get("/dead-letters", params={"status": "new"})).json()
+        ids = [x["id"] for x in letters["dead_letters"]]
+        assert len(ids) == 3, letters
+        with trio.fail_after(10):                             # it reconnects by itself (a retry failing before
+            while not (await client.get("/status")).json()["channels"]["back"].get("connected"):   # would leave
+                await trio.sleep(0.05)                        # a dead letter of its own, counted too)
+        for i in ids:
+            assert (await client.post(f"/dead-letters/{i}/retry")).json()["ok"]
+        doc = await _waiting(client, 0)
+        assert "dead letters waiting" not in _table({**doc, "ready": True})
+        assert _gauge((await client.get("/metrics")).text) == 0
+        await front.aclose()
+    engine.drain()
