@@ -376,13 +376,16 @@ def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[
             raise LedgerError(f"{path}: cannot read the deals flagged for an operator: {exc}") from exc
 
 
-def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> int:
-    """How many dead letters wait for an operator (status ``new``: neither retried through nor purged): what
-    ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py).  ``con`` as for ``query_deals``."""
+def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> dict[str, int]:
+    """How many dead letters wait for an operator (status ``new``: neither retried through nor purged), by
+    error kind (``unreachable``, ``timeout``, ``rejected``, ``malformed``, ...): what ``bsp_dead_letters_new``
+    shows (engine/ops/deadcount.py).  ``con`` as for ``query_deals``."""
     path = Path(path)
     with _reading(path, con) as con:
         try:
-            return int(con.execute("SELECT count(*) FROM dead_letters WHERE status = 'new'").fetchone()[0])
+            return {str(k or "unknown"): int(n) for k, n in con.execute(
+                "SELECT error_kind, count(*) FROM dead_letters WHERE status = 'new' GROUP BY 1 ORDER BY 1"
+            ).fetchall()}
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot count the dead letters: {exc}") from exc
 

@@ -198,9 +198,11 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",
                           style="bold red"))
     if now.get("dead_letters_new"):    # dead letters waiting now, whatever run wrote them (engine/ops/deadcount.py)
-        parts.append(Text(f"dead letters waiting: {now['dead_letters_new']:,} (rejected or failed deals, not "
-                          f"retried nor purged: bsp dead list --live --status new lists them; once the cause is "
-                          f"gone, bsp dead retry --live ID...)", style="yellow"))
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted((now.get("dead_letters_new_by_kind") or {}).items(),
+                                                          key=lambda kv: -kv[1]) if n)
+        parts.append(Text(f"dead letters waiting: {now['dead_letters_new']:,}{f' ({kinds})' if kinds else ''}: "
+                          f"rejected or failed deals, not retried nor purged; bsp dead list --live --status new "
+                          f"lists them; once the cause is gone, bsp dead retry --live ID...", style="yellow"))
     if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
         done = f", {now['resolved_deals']} resolved since" if now.get("resolved_deals") else ""
         parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']}{done} (something of "

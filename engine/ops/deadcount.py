@@ -4,6 +4,7 @@
     box = NewDeadLetters()
     nursery.start_soon(watch_new_dead_letters, box, engine)    # engine/ops/serve.py
     box.value                                                 # None until first read (or while reads fail)
+    box.by_kind                                               # {"unreachable": 636, "rejected": 120, ...}
 
 Every rejected or failed deal leaves a dead letter (docs/ledger.md); a counterpart down for a minute leaves
 thousands, and they wait until an operator retries or purges them (``bsp dead retry``, ``bsp dead purge``).
@@ -28,7 +29,8 @@ REFRESH = 5.0        # seconds between two counts
 class NewDeadLetters:
     def __init__(self) -> None:
         self.value: int | None = None
-        self._failing = False
+        self.by_kind: dict[str, int] = {}      # by error kind: a counterpart's outage (unreachable, timeout)
+        self._failing = False                  # stands out of the business rejections that wait for a purge
 
     async def refresh(self, ledger: Any) -> None:
         from engine.ledger_query import count_new_dead_letters
@@ -36,9 +38,10 @@ class NewDeadLetters:
         from engine.ops.ledger_reads import read_in_process
 
         try:
-            self.value = await read_in_process(count_new_dead_letters, Path(ledger.path))
+            self.by_kind = await read_in_process(count_new_dead_letters, Path(ledger.path))
+            self.value = sum(self.by_kind.values())
         except (LedgerError, OSError) as exc:
-            self.value = None
+            self.value, self.by_kind = None, {}
             if not self._failing:
                 log.error("%s; bsp status dead_letters_new and bsp_dead_letters_new are unknown until it can be "
                           "read again (tried every %gs); `bsp dead list --live --status new` lists them", exc,

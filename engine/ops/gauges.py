@@ -67,10 +67,11 @@ class EngineMetrics(Metrics):
                                   namespace=namespace, registry=self.registry)
         self.flagged_open.set(float("nan"))
         self.dead_letters_new = Gauge("dead_letters_new", "Dead letters waiting for an operator now (status new: "
-                                      "neither retried through nor purged), whatever run wrote them: what bsp dead "
-                                      "list --status new lists; counted in the ledger every 5 s; NaN until then.",
+                                      "neither retried through nor purged), whatever run wrote them, by error kind "
+                                      "(unreachable, timeout, rejected, malformed, ...): what bsp dead list --status "
+                                      "new lists; counted in the ledger every 5 s; no series until then.", ["kind"],
                                       namespace=namespace, registry=self.registry)
-        self.dead_letters_new.set(float("nan"))
+        self._dead_kinds: set[str] = set()
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -87,7 +88,12 @@ class EngineMetrics(Metrics):
             self.flagged_open.set(float("nan") if n is None else n)
         dead = getattr(getattr(eng, "observer", None), "dead_letters", None)
         if dead is not None:
-            self.dead_letters_new.set(float("nan") if dead.value is None else dead.value)
+            kinds = dict(dead.by_kind) if dead.value is not None else {}
+            for kind in self._dead_kinds - set(kinds):      # none of that kind left: 0, not gone (alerts resolve)
+                kinds[kind] = 0
+            for kind, n in kinds.items():
+                self.dead_letters_new.labels(kind).set(n)
+            self._dead_kinds |= set(kinds)
         if eng is None or eng.current is None:
             return
         gen = eng.current

@@ -16,8 +16,8 @@ from opskit import CALL
 from test_ops_degraded import _counterpart_on, _refused_port, _serve, _table
 
 
-def _gauge(text: str) -> float | None:
-    m = re.search(r"^bsp_dead_letters_new (\S+)$", text, re.M)
+def _gauge(text: str, kind: str) -> float | None:
+    m = re.search(rf'^bsp_dead_letters_new\{{kind="{kind}"\}} (\S+)$', text, re.M)
     return float(m.group(1)) if m else None
 
 
@@ -36,15 +36,16 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
     route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
     engine, client = await _serve(route, tmp_path, nursery)
     async with client:
-        await _waiting(client, 0)
-        assert _gauge((await client.get("/metrics")).text) == 0
+        doc = await _waiting(client, 0)
+        assert doc["dead_letters_new_by_kind"] == {} and "bsp_dead_letters_new{" not in (await client.get("/metrics")).text
         tx = LengthPrefixFramer(2)
         front = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
         for ref in ("r1", "r2", "r3"):
             await front.send_all(tx.frame(orjson.dumps({"ref": ref})))
         doc = await _waiting(client, 3)                       # three failed deals (91): three letters
-        assert _gauge((await client.get("/metrics")).text) == 3
-        assert "dead letters waiting: 3 (" in _table({**doc, "ready": True})
+        assert doc["dead_letters_new_by_kind"] == {"unreachable": 3}
+        assert _gauge((await client.get("/metrics")).text, "unreachable") == 3
+        assert "dead letters waiting: 3 (unreachable 3): " in _table({**doc, "ready": True})
 
         await _counterpart_on(port, nursery)
         letters = (await client.get("/dead-letters", params={"status": "new"})).json()
@@ -57,6 +58,6 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
             assert (await client.post(f"/dead-letters/{i}/retry")).json()["ok"]
         doc = await _waiting(client, 0)
         assert "dead letters waiting" not in _table({**doc, "ready": True})
-        assert _gauge((await client.get("/metrics")).text) == 0
+        assert _gauge((await client.get("/metrics")).text, "unreachable") == 0      # 0, not gone: alerts resolve
         await front.aclose()
     engine.drain()
