@@ -1,4 +1,4 @@
-"""The dead letters waiting for an operator now (status ``new``): ``bsp_dead_letters_new``, ``bsp status``
+"""The dead letters waiting for an operator now (status ``new``, never retried): ``bsp_dead_letters_new``, ``bsp status``
 ``dead_letters_new``.
 
     box = NewDeadLetters()

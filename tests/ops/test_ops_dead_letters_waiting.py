@@ -33,7 +33,8 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
     monkeypatch.setattr(deadcount, "REFRESH", 0.1)          # counted every 0.1 s instead of 5 s
     port = await _refused_port()
     route = tmp_path / "pay.route"
-    route.write_text(CALL % {"back": port, "timeout": "5s", "reply": ""})
+    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+        'currency = "CNY" }', 'currency = "CNY"  key = msg.ref }'))        # keyed: never run twice
     engine, client = await _serve(route, tmp_path, nursery)
     async with client:
         doc = await _waiting(client, 0)
@@ -47,15 +48,30 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
         assert _gauge((await client.get("/metrics")).text, "unreachable") == 3
         assert "dead letters waiting: 3 (unreachable 3): " in _table({**doc, "ready": True})
 
-        await _counterpart_on(port, nursery)
         letters = (await client.get("/dead-letters", params={"status": "new"})).json()
         ids = [x["id"] for x in letters["dead_letters"]]
         assert len(ids) == 3, letters
+        # retried while the counterpart is still down: not through, so the letter stays `new` (with its
+        # retry outcome) and the retry's deal leaves a letter of its own: the payment counts once, not twice
+        again = (await client.post(f"/dead-letters/{ids[0]}/retry")).json()
+        assert again["ok"] is False and again["outcome"].startswith("failed ("), again
+        await trio.sleep(0.5)                                 # a few counts (every 0.1 s)
+        doc = await _waiting(client, 3)
+        assert doc["dead_letters_new_by_kind"] == {"unreachable": 3}
+
+        await _counterpart_on(port, nursery)
         with trio.fail_after(10):                             # it reconnects by itself (a retry failing before
             while not (await client.get("/status")).json()["channels"]["back"].get("connected"):   # would leave
                 await trio.sleep(0.05)                        # a dead letter of its own, counted too)
         for i in ids:
             assert (await client.post(f"/dead-letters/{i}/retry")).json()["ok"]
+        # the letter the failed retry left: its payment is committed now, so its retry is a duplicate (not
+        # through, nothing run again) and it leaves the count all the same: an operator has seen to it
+        fresh = [x["id"] for x in (await client.get("/dead-letters", params={"status": "new"})).json()["dead_letters"]
+                 if x["retried_at"] is None]
+        assert len(fresh) == 1, fresh
+        dup = (await client.post(f"/dead-letters/{fresh[0]}/retry")).json()
+        assert dup["ok"] is False and dup["outcome"].startswith("duplicate: "), dup
         doc = await _waiting(client, 0)
         assert "dead letters waiting" not in _table({**doc, "ready": True})
         assert _gauge((await client.get("/metrics")).text, "unreachable") == 0      # 0, not gone: alerts resolve
