@@ -190,6 +190,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                               f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"),
                          _expiry(c.get("cert_expiry")))
     parts: list[Any] = [head]
+    if last and not last.get("ok") and last.get("error"):   # a --watch / SIGHUP reload's failure is seen here first
+        parts.append(Text(f"last reload FAILED, the running configuration is kept: {last['error']}; fix the files "
+                          f"(bsp check), then reload again", style="bold red"))
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]

@@ -508,8 +508,10 @@ class LiveEngine:
                                       refused=exc.refused, warnings=self._warnings)
             for warning in result.warnings:
                 log.warning("reload (%s): %s", source, warning)
+            # why a reload failed, for `bsp status` / `bsp top` (a --watch or SIGHUP reload has nobody to print it to)
+            error = None if result.ok else (log_diagnostics(result.diagnostics) or "see the engine's log")[:500]
             self.history.append({"at": time.time(), "source": source, "ok": result.ok, "dry_run": dry_run,
-                                 "version": result.version, "previous_version": prev})
+                                 "version": result.version, "previous_version": prev, "error": error})
             del self.history[:-50]
             return result
 
