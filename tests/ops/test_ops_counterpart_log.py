@@ -85,3 +85,34 @@ async def test_a_counterpart_back_after_an_outage_is_logged_at_the_level_of_its_
     assert len(back) == 1, [(r.levelname, r.getMessage()) for r in caplog.records]
     assert back[0].startswith(f"channel biller: connected to 127.0.0.1:{port} again after"), back
     assert "bsp dead retry --live" in back[0] and "--reason 'channel biller:'" in back[0]
+
+
+async def test_a_pool_logs_each_connection_down_once_and_when_it_is_open_again(nursery, autojump_clock,
+                                                                              caplog) -> None:
+    """A MUX (`pool`) retried each connection every reconnect_max with a warning each time: a minute of outage
+    of a pool of 3 wrote ~90 lines, and its end only at info."""
+    from engine.channels.mux import MuxConnector
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    for lst in listeners:
+        await lst.aclose()
+    caplog.set_level(logging.WARNING, logger="bsp")
+    ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 3,
+                                 "reconnect_max": "2s"})
+    await nursery.start(ch.run)
+    await trio.sleep(60)                          # a minute of outage (MockClock)
+    down = _warnings(caplog, "cannot connect")
+    assert len(down) == 3, down                   # one per connection of the pool, not one per attempt
+    assert all(f"cannot connect to 127.0.0.1:{port}" in d and "retrying every 2s at most" in d for d in down), down
+
+    async def echo(stream) -> None:
+        f = LengthPrefixFramer(4)
+        while data := await stream.receive_some(65536):
+            await stream.send_all(b"".join(f.frame(req) for req in f.feed(data)))
+
+    await _serve(nursery, echo, port)
+    while len(ch.pool.conns) < 3:
+        await trio.sleep(0.1)
+    back = _warnings(caplog, "open again after")
+    assert len(back) == 3 and all(f"to 127.0.0.1:{port} open again after" in b for b in back), back
