@@ -177,7 +177,8 @@ def notice(e: CertExpiry, now: float, warn_days: float = WARN_DAYS) -> tuple[int
 
 def _days(days: float) -> str:
     if days < 1:
-        return f"{max(days * 24, 0):.0f} hours"
+        h = int(max(days * 24, 0))
+        return f"{h} hour{'s' if h != 1 else ''}" if h else "less than an hour"
     n = int(days)
     return f"{n} day{'s' if n != 1 else ''}"
 

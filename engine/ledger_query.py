@@ -376,6 +376,23 @@ def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[
             raise LedgerError(f"{path}: cannot read the deals flagged for an operator: {exc}") from exc
 
 
+def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> dict[str, int]:
+    """How many dead letters wait for an operator: status ``new`` and never retried (one retried that did not
+    go through keeps status ``new`` with its ``retry_outcome``, but the retry's own deal has its dead letter if
+    it failed again: counted there, not twice), by error kind (``unreachable``, ``timeout``, ``rejected``,
+    ``malformed``, ...): what ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py).  ``con`` as for
+    ``query_deals``."""
+    path = Path(path)
+    with _reading(path, con) as con:
+        try:
+            return {str(k or "unknown"): int(n) for k, n in con.execute(
+                "SELECT error_kind, count(*) FROM dead_letters WHERE status = 'new' AND retried_at IS NULL "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall()}
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot count the dead letters: {exc}") from exc
+
+
 def get_deal(path: str | Path, deal_id: str, *, con: Any | None = None) -> dict[str, Any] | None:
     """The whole story of one deal, or None when no deal has this id.
 

@@ -133,6 +133,8 @@ class Pool:
         self._rr = 0
         self._changed = trio.Event()
         self._down = [False] * size          # slot backing off after a failed connect
+        self._told: list[str | None] = [None] * size   # what the slot's outage was logged as (once per outage)
+        self._down_at: list[float] = [0.0] * size      # when it went down (wall time)
         self._lazy = 0                       # slots waiting for the next need after an idle close
         self._demand = trio.Event()          # set by ``connection``: lazy slots reconnect
         self.answers = 0                     # frames received on any connection
@@ -266,7 +268,12 @@ class Pool:
             conn = PoolConn(i, stream, self.new_framer())
             self.connects += 1
             self.conns.append(conn)
-            log.info("channel %s: connection %d of %d to %s open", self.name, i + 1, self.size, self.address)
+            if self._told[i] is not None:    # its outage was a warning: so is its end (seen at the default level)
+                log.warning("channel %s: connection %d of %d to %s open again after %.1fs down", self.name, i + 1,
+                            self.size, self.address, time.time() - self._down_at[i])
+                self._told[i] = None
+            else:
+                log.info("channel %s: connection %d of %d to %s open", self.name, i + 1, self.size, self.address)
             self._notify()
             try:
                 async with trio.open_nursery() as nursery:
@@ -338,8 +345,16 @@ class Pool:
         """Slot ``i`` is down (``what`` says why): log it, tell the watchers, wait a jittered ``backoff``;
         returns the next, doubled up to ``backoff_max``."""
         wait = self.rng.uniform(backoff / 2, backoff)
-        log.warning("channel %s: connection %d of %d: %s; retrying in %.3gs",
-                    self.name, i + 1, self.size, what, wait)
+        # once per outage of the slot (and when the reason changes), not at every attempt: the retries go on
+        # every reconnect_max at most while the counterpart is away, for hours maybe
+        first = self._told[i] is None
+        log.log(logging.WARNING if first or self._told[i] != what else logging.DEBUG,
+                "channel %s: connection %d of %d: %s; retrying %s", self.name, i + 1, self.size, what,
+                f"every {self.backoff_max:g}s at most (logged again when it is open)" if first else
+                f"in {wait:.3g}s")
+        if first:
+            self._down_at[i] = time.time()
+        self._told[i] = what
         self._down[i] = True
         if self.down and self.down_since is None:
             self.down_since = time.time()

@@ -141,7 +141,9 @@ class TcpConnector:
                     error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
                     # once per outage (and when the error changes): the retries go on every reconnect_max
                     log.log(logging.WARNING if self.down_since is None or error != self._last_error
-                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most", self.name, error,
+                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most; calls fail at once "
+                            "meanwhile, not sent (unreachable, 91): check that the counterpart runs and listens "
+                            "there (bsp status shows the channel down until it is back)", self.name, error,
                             self.backoff_max)
                     self._last_error = error
                     self._down_until = trio.current_time() + backoff
@@ -153,8 +155,13 @@ class TcpConnector:
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
                 if self.down_since is not None:
-                    log.info("channel %s: connected to %s again after %.1fs down", self.name, self.address,
-                             time.time() - self.down_since)
+                    # the warning that it went down is answered at the same level: at the default level an
+                    # operator reading the log must see that it is back, not only that it went
+                    log.warning("channel %s: connected to %s again after %.1fs down; calls go through again "
+                                "(the deals that failed meanwhile are dead letters: bsp dead list --live --status "
+                                "new --reason 'channel %s:' lists them, bsp dead retry --live ID... "
+                                "runs them again)", self.name, self.address, time.time() - self.down_since,
+                                self.name)
                 self._down_until = -math.inf
                 self.down_since = None
                 self.connects += 1

@@ -131,7 +131,14 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
     date = str(cert.get("not_after", ""))[:10]
     if not isinstance(days, (int, float)):
         return Text(date)
-    text = f"{date} ({'EXPIRED' if days <= 0 else f'{int(days)}d'}, {cert.get('role')})"
+    # from not_after, not from days_left (rounded to 0.1 day): a certificate with an hour left showed
+    # EXPIRED, one with 4.96 days "5d" beside the log's "in 4 days"
+    try:
+        days = (datetime.fromisoformat(str(cert["not_after"])).timestamp() - time.time()) / 86400.0
+    except (KeyError, ValueError):
+        pass
+    left = "EXPIRED" if days <= 0 else f"{int(days * 24)}h" if days < 1 else f"{int(days)}d"
+    text = f"{date} ({left}, {cert.get('role')})"
     return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
 
 
@@ -183,6 +190,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                               f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"),
                          _expiry(c.get("cert_expiry")))
     parts: list[Any] = [head]
+    if last and not last.get("ok") and last.get("error"):   # a --watch / SIGHUP reload's failure is seen here first
+        parts.append(Text(f"last reload FAILED, the running configuration is kept: {last['error']}; fix the files "
+                          f"(bsp check), then reload again", style="bold red"))
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
@@ -190,6 +200,12 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",
                           style="bold red"))
+    if now.get("dead_letters_new"):    # dead letters waiting now, whatever run wrote them (engine/ops/deadcount.py)
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted((now.get("dead_letters_new_by_kind") or {}).items(),
+                                                          key=lambda kv: -kv[1]) if n)
+        parts.append(Text(f"dead letters waiting: {now['dead_letters_new']:,}{f' ({kinds})' if kinds else ''}: "
+                          f"rejected or failed deals, not retried nor purged; bsp dead list --live --status new "
+                          f"lists them; once the cause is gone, bsp dead retry --live ID...", style="yellow"))
     if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
         done = f", {now['resolved_deals']} resolved since" if now.get("resolved_deals") else ""
         parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']}{done} (something of "

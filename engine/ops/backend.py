@@ -37,6 +37,9 @@
      "resolved_deals": 0,        # the routes' resolved, summed: resolutions through this engine's admin API
      "open_flags": 1,            # deals whose flag is open now, waiting for an operator (engine/ops/openflags.py;
                                  # null until read from the ledger at the start)
+     "dead_letters_new": 3,      # dead letters waiting now (status new), whatever run wrote them; counted in the
+                                 # ledger every 5 s, null until the first count (engine/ops/deadcount.py)
+     "dead_letters_new_by_kind": {"unreachable": 2, "rejected": 1},   # the same by error kind
      "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9,
                 # files that cannot be written now (engine.ledger.storage_faults): each also a line of
@@ -131,6 +134,10 @@ class EngineBackend:
             flags = getattr(self.observer, "open_flags", None)
             if flags is not None:      # deals whose flag is open now (None: not read from the ledger yet)
                 out["open_flags"] = flags.value
+            dead = getattr(self.observer, "dead_letters", None)
+            if dead is not None:       # dead letters waiting now (None: not counted yet; engine/ops/deadcount.py)
+                out["dead_letters_new"] = dead.value
+                out["dead_letters_new_by_kind"] = dict(dead.by_kind)
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {

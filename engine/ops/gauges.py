@@ -66,6 +66,12 @@ class EngineMetrics(Metrics):
                                   "what bsp deals --flagged lists; NaN until read from the ledger at the start.",
                                   namespace=namespace, registry=self.registry)
         self.flagged_open.set(float("nan"))
+        self.dead_letters_new = Gauge("dead_letters_new", "Dead letters waiting for an operator now (status new, "
+                                      "never retried), whatever run wrote them, by error kind "
+                                      "(unreachable, timeout, rejected, malformed, ...): what bsp dead list --status "
+                                      "new lists; counted in the ledger every 5 s; no series until then.", ["kind"],
+                                      namespace=namespace, registry=self.registry)
+        self._dead_kinds: set[str] = set()
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -80,6 +86,14 @@ class EngineMetrics(Metrics):
         if flags is not None:
             n = flags.value
             self.flagged_open.set(float("nan") if n is None else n)
+        dead = getattr(getattr(eng, "observer", None), "dead_letters", None)
+        if dead is not None:
+            kinds = dict(dead.by_kind) if dead.value is not None else {}
+            for kind in self._dead_kinds - set(kinds):      # none of that kind left: 0, not gone (alerts resolve)
+                kinds[kind] = 0
+            for kind, n in kinds.items():
+                self.dead_letters_new.labels(kind).set(n)
+            self._dead_kinds |= set(kinds)
         if eng is None or eng.current is None:
             return
         gen = eng.current

@@ -30,6 +30,7 @@ down (docs/admin-api.md).
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import datetime, timezone
@@ -43,21 +44,33 @@ from engine.resilience import FAILURE_KINDS
 
 READY, DEGRADED, NOT_READY = "ready", "degraded", "not_ready"
 
+log = logging.getLogger("bsp.channel")
+
 
 class CallHealth:
-    """Consecutive calls of one outbound channel that got no answer, since its last reply."""
+    """Consecutive calls of one outbound channel that got no answer, since its last reply.
 
-    __slots__ = ("failed", "since", "last_error", "connection")
+    A streak that starts with a ``timeout`` is logged once (a warning naming the channel, the counterpart and
+    what to do), and its end once, when a reply comes: no connector logs a counterpart that accepts calls and
+    does not answer them in time (a failed connect or a lost connection its connector logs itself)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("failed", "since", "last_error", "connection", "name", "announced")
+
+    def __init__(self, name: str = "") -> None:
         self.failed = 0
         self.since: float | None = None      # wall time of the first of them
         self.last_error = ""
         self.connection: int | None = None   # the connection the last of them happened on (plain tcp connect)
+        self.name = name                     # the channel's, for the log
+        self.announced = False               # a warning said this streak of timeouts began
 
     def record(self, results: Iterable[Any]) -> None:
         for r in results:
             if not isinstance(r, ChannelError):
+                if self.announced:
+                    self.announced = False
+                    log.warning("channel %s: answers again: a reply came after %d call(s) without one since %s "
+                                "(bsp status: up again)", self.name, self.failed, iso(self.since))
                 self.failed, self.since = 0, None
             elif r.kind in FAILURE_KINDS:
                 if self.failed and stale(self.connection, r.connection):
@@ -67,6 +80,14 @@ class CallHealth:
                 self.failed += 1
                 self.last_error = str(r)
                 self.connection = r.connection
+                if r.kind == "timeout" and not self.announced:
+                    self.announced = True
+                    log.warning("%s (timeout): the counterpart takes calls but does not answer them in time; "
+                                "the channel is down (bsp status: degraded) until a reply comes. Its calls fail "
+                                "in doubt (it may have applied them): a route without compensation flags those "
+                                "deals for an operator (bsp deals --flagged --live). Ask the counterpart about "
+                                "its response time, or raise the channel's timeout (docs/operations.md#slow-or"
+                                "-silent-counterparts)", str(r).rstrip("."))
 
 
 def stale(failed_on: int | None, connects: Any) -> bool:

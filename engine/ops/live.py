@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import time
 from functools import partial
 from pathlib import Path
@@ -101,6 +102,17 @@ def only_errors(group: BaseExceptionGroup, types: tuple[type[BaseException], ...
 Loader = Callable[[], tuple[list[Path], Mapping[str, Mapping[str, Any]]]]
 CERT_LOOK_EVERY = 60.0         # seconds between two looks for the next certificate bsp presents to expire
 REBIND_WAIT = 5.0              # seconds a changed channel waits for its old socket on the same address
+
+
+_SNIPPET = re.compile(r"^\s*\d*\s*\|")     # a rendered diagnostic's source line or caret line: ` 75 |  ...`
+
+
+def log_diagnostics(diagnostics: list[str]) -> str:
+    """The rendered diagnostics on one log line: each one's place, text and help, without its source
+    snippet, ``; `` between them.  (The log escapes line breaks, so the snippet and its carets read as one
+    line full of ``\\n``; `bsp reload` and `bsp check` print them whole.)"""
+    return "; ".join(" ".join(line.strip() for line in d.splitlines() if line.strip() and not _SNIPPET.match(line))
+                     for d in diagnostics)
 
 
 class ReloadFailed(Exception):
@@ -489,15 +501,17 @@ class LiveEngine:
                     raise ReloadFailed(["the engine is still starting; nothing reloaded"], refused="draining")
                 result = await self._reload(old, dry_run)
             except ReloadFailed as exc:
-                log.error("reload (%s) failed; the running configuration %s is kept:\n%s", source, prev,
-                          "\n".join(exc.diagnostics))
+                log.error("reload (%s) failed; the running configuration %s is kept: %s", source, prev,
+                          log_diagnostics(exc.diagnostics))
                 result = ReloadResult(ok=False, dry_run=dry_run, version=exc.version, previous_version=prev,
                                       plan=exc.plan.as_dict() if exc.plan else {}, diagnostics=exc.diagnostics,
                                       refused=exc.refused, warnings=self._warnings)
             for warning in result.warnings:
                 log.warning("reload (%s): %s", source, warning)
+            # why a reload failed, for `bsp status` / `bsp top` (a --watch or SIGHUP reload has nobody to print it to)
+            error = None if result.ok else (log_diagnostics(result.diagnostics) or "see the engine's log")[:500]
             self.history.append({"at": time.time(), "source": source, "ok": result.ok, "dry_run": dry_run,
-                                 "version": result.version, "previous_version": prev})
+                                 "version": result.version, "previous_version": prev, "error": error})
             del self.history[:-50]
             return result
 

@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from typing import Any
 
+from engine.ops.deadcount import NewDeadLetters
 from engine.ops.openflags import OpenFlags
 from formats.classify import mask, tags_of
 
@@ -58,6 +59,7 @@ class Observer:
         self.unrecorded = 0
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
         self.open_flags = OpenFlags()     # deals whose flag is open now (engine/ops/openflags.py)
+        self.dead_letters = NewDeadLetters()   # dead letters waiting now (engine/ops/deadcount.py)
 
     # ------------------------------------------------------------ wiring
     def ledger(self, ledger: Any) -> "ObservedLedger":

@@ -122,6 +122,8 @@ async def _serve(engine: LiveEngine, program: Any, overrides: Any, ops: OpsOptio
         await nursery.start(engine.run, program, overrides)
         from engine.ops.openflags import load_open_flags
         nursery.start_soon(load_open_flags, observer.open_flags, engine.ledger)    # bsp_deals_flagged_open
+        from engine.ops.deadcount import watch_new_dead_letters
+        nursery.start_soon(watch_new_dead_letters, observer.dead_letters, engine)  # bsp_dead_letters_new
         from engine.ops.watch import reload_on_sighup, watch_and_reload
         nursery.start_soon(reload_on_sighup, engine, metrics, hups)
         if ops.watch:
