@@ -36,6 +36,7 @@ import httpx
 import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
+from engine.channels.failure_log import FailureLog
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
 from engine.tls import HTTP_TLS_WORDS, client_context
@@ -201,6 +202,8 @@ class HttpConnector:
         self._slots: trio.Semaphore | None = None     # one per pooled connection: a call waits here, not in httpx
         self.calls = 0
         self.errors: dict[str, int] = {}
+        # a streak of failed calls: logged once, not once a call (timeouts: by engine/ops/health.CallHealth)
+        self.failures = FailureLog(log, name, quiet=frozenset({"timeout"}))
         self.tls = url.startswith("https")
         self.peer_cert: Any = None          # engine.certexpiry.CertExpiry of the counterpart's last certificate
         self._peer_stream: Any = None       # the connection it was read on
@@ -308,7 +311,7 @@ class HttpConnector:
 
     def _failed(self, err: ChannelError) -> ChannelError:
         self.errors[err.kind] = self.errors.get(err.kind, 0) + 1
-        log.warning("%s", err)
+        self.failures.failure(err.kind, str(err))
         return err
 
     async def _sent(self, client: httpx.AsyncClient, body: bytes, limit: float, deadline: float) -> bytes | ChannelError:
@@ -345,6 +348,7 @@ class HttpConnector:
                         failed = (self.signature.check(lambda n: headers.get(n.lower()), content)  # type: ignore[union-attr]
                                   if self.verify_answer else None)
                         if failed is None:
+                            self.failures.answered()
                             return got
                         err = Unauthenticated(f"channel {self.name}: {self.method} {self.url} answered {status} "
                                               f"without a good signature: {failed}", channel=self.name)
