@@ -91,7 +91,7 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
     if row.get("status") == "retrying":
         return (f"refused: status retrying: a retry of it began at {when} ({outcome}) and has not recorded its "
                 f"outcome yet; it is not run twice. If that retry's process stopped before it ended, see whether its "
-                f"deal ran (`bsp deals list --since` that time), then {again_hint} to run it again")
+                f"deal ran (`bsp deals --since` that time), then {again_hint} to run it again")
     return (f"refused: status retried: already retried at {when}: {outcome}; it is not run again. {again_hint} "
             f"to re-inject it anyway: a route with a deal key answers the repeat as a duplicate, but on a route "
             f"without one the exchange runs a second time")

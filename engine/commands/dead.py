@@ -369,7 +369,7 @@ def retry_cmd(
     refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
     id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
     one the exchange runs a second time. A retry whose process was killed leaves status retrying: check
-    its deal (`bsp deals list`), then --again.
+    its deal (`bsp deals --since`), then --again.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     without --live, this process compiles the configuration, opens the ledger (no engine may hold
