@@ -184,3 +184,20 @@ def test_retry_by_filters_dry_run_yes_and_summary(env: tuple[Path, Path]) -> Non
     # one selected: no confirmation needed
     res = cli("retry", "--kind", "rejected", "--ledger", str(path), "--routes", str(route))
     assert res.exit_code == 0 and res.output.startswith("rej: retried: committed"), res.output
+
+
+def test_a_long_run_shows_its_progress_on_standard_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.commands.dead_select import PROGRESS_EVERY, Tally
+
+    tally = Tally(PROGRESS_EVERY * 2 + 1)
+    for i in range(tally.total):
+        ok = i % 10 != 0 and i != 5
+        tally.add(f"d{i}", ok, "committed (deal x)" if ok else "failed (deal y): unreachable", skipped=i == 5)
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == tally.total and out.splitlines()[0] == "d0: NOT retried: failed (deal y): unreachable"
+    assert err.splitlines() == [
+        "progress: 100 of 201 dead letters done (89 committed, 10 refused again, 1 already retried)",
+        "progress: 200 of 201 dead letters done (179 committed, 20 refused again, 1 already retried)",
+        "progress: 201 of 201 dead letters done (179 committed, 21 refused again, 1 already retried)"], err
+    assert tally.summary(None) == ("retried 179 of 201 dead letter(s): 179 committed; 21 refused again; 1 skipped "
+                                   "because already retried")
