@@ -24,7 +24,7 @@ from engine.fieldcrypt import Keyring, KeyringError
 
 Injector = Callable[[str, bytes], Awaitable[Any]]
 
-__all__ = ["Injector", "RetryResult", "retry", "raw_bytes", "switchboard_injector", "purge", "mark_retried"]
+__all__ = ["Injector", "RetryResult", "retry", "retry_once", "refusal", "raw_bytes", "switchboard_injector", "purge", "mark_retried"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class RetryResult:
     ok: bool
     outcome: str          # "committed (deal ID)", "rejected (deal ID): ...", "failed: ...", "duplicate: ...", ...
     at: datetime
+    skipped: bool = False  # not run: a retry already went through or is running (``retry_once``)
 
 
 def raw_bytes(letter: Mapping[str, Any], keyring: Keyring | None) -> bytes | None:
@@ -79,6 +80,49 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, f"failed: {type(exc).__name__}: {exc}", now)
     text = str(outcome)
     return RetryResult(lid, text.split(" ", 1)[0] == "committed" or text.startswith("ok"), text, now)
+
+
+def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
+    """Why a dead letter is not retried again: its status, when its retry ran (or began) and what it produced
+    (the outcome names the new deal: ``committed (deal ID)``), and what ``--again`` risks."""
+    at = row.get("retried_at")
+    when = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(at, datetime) else str(at)
+    outcome = row.get("retry_outcome") or "no outcome recorded"
+    if row.get("status") == "retrying":
+        return (f"refused: status retrying: a retry of it began at {when} ({outcome}) and has not recorded its "
+                f"outcome yet; it is not run twice. If that retry's process stopped before it ended, see whether its "
+                f"deal ran (`bsp deals --since` that time), then {again_hint} to run it again")
+    return (f"refused: status retried: already retried at {when}: {outcome}; it is not run again. {again_hint} "
+            f"to re-inject it anyway: a route with a deal key answers the repeat as a duplicate, but on a route "
+            f"without one the exchange runs a second time")
+
+
+async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
+                     again: bool = False, who: str = "bsp dead retry", again_hint: str = "add --again") -> RetryResult:
+    """Claim the letter in the ledger (``Ledger.claim_dead_letter``: status ``retrying``, atomic), ``retry`` it,
+    record the outcome: ``retried`` when it went through, else the status it had.  A letter already
+    ``retried``, or whose retry is running, is not run unless ``again``: the result is ``skipped``,
+    its outcome the ``refusal``.  ``ledger`` is an open ``engine.ledger.Ledger`` (the engine's, or this
+    process's)."""
+    import os
+    import socket
+
+    now = datetime.now(timezone.utc)
+    note = f"in progress: {who} (pid {os.getpid()} on {socket.gethostname()}) since {now:%Y-%m-%d %H:%M:%S} UTC"
+    claimed, row = await ledger.claim_dead_letter(letter["id"], at=now, note=note, again=again)
+    if not claimed:
+        if row is not None and row["status"] in ("retried", "retrying"):
+            return RetryResult(letter["id"], False, refusal(row, again_hint=again_hint), now, skipped=True)
+        # purged (retry says so, nothing is injected) or gone since it was read
+        return await retry(dict(letter, status="purged"), injector, keyring=keyring) if row is not None else \
+            RetryResult(letter["id"], False, "failed: the dead letter is no longer in the ledger", now)
+    res = await retry(letter, injector, keyring=keyring)
+    # not through: back to what it was (a stale ``retrying`` taken with ``again``: to new); a retry stopped
+    # midway (the process killed) leaves ``retrying``, which the next retry refuses: the safe side
+    back = "retried" if row["status"] == "retried" else "new"
+    await ledger.mark_dead_letters([res.id], status="retried" if res.ok else back,
+                                   retried_at=res.at, retry_outcome=res.outcome)
+    return res
 
 
 # a keyed route answers a repeated deal key with the original answer and runs nothing again: a retry of a

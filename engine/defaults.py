@@ -15,7 +15,7 @@ DEFAULT_LEDGER = Path("var/bsp.duckdb")
 
 # engine.deal: the states of a deal and of a dead letter
 DEAL_STATUSES = ("committed", "rejected", "failed", "duplicate")   # duplicate: a repeated business key (engine/txn)
-DEAD_STATUSES = ("new", "retried", "purged")
+DEAD_STATUSES = ("new", "retrying", "retried", "purged")
 
 # engine.admin.app / engine.admin.auth: where the admin API listens by default, and its token's variable
 ADMIN_HOST = "127.0.0.1"

@@ -339,6 +339,12 @@ class Ledger:
         return await self._run(lambda: self._store.update_dead_letters(
             ids, status=status, retried_at=retried_at, retry_outcome=retry_outcome))
 
+    async def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False
+                                ) -> tuple[bool, dict[str, Any] | None]:
+        """Mark a dead letter ``retrying`` unless a retry has it (``LedgerStore.claim_dead_letter``), on the
+        writer's thread: one claim at a time, so two retries of one letter cannot both run it."""
+        return await self._run(lambda: self._store.claim_dead_letter(letter_id, at=at, note=note, again=again))
+
     @property
     def audited(self) -> bool:
         """Whether records are chained with an audit key (docs/security.md)."""

@@ -1028,6 +1028,26 @@ class LedgerStore:
                                 [*params, *ids]).fetchall()
         return int(res[0][0]) if res else 0
 
+    def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False
+                          ) -> tuple[bool, dict[str, Any] | None]:
+        """Mark one dead letter ``retrying`` for a retry about to run, if no retry has it: a compare-and-set
+        in one UPDATE on the writer's connection, so of two retries of one letter started together (two
+        ``bsp dead retry``, two ``POST /dead-letters/{id}/retry``) one claims it and the other is told.
+        A letter ``new`` is claimed; one ``retried`` or ``retrying`` only with ``again``; ``purged`` never.
+        Returns ``(claimed, row)``: the row's status, retried_at and retry_outcome as they were before the
+        claim (``status`` the one to put back when the retry does not go through); row None: no such letter."""
+        found = self._con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
+                                  [letter_id]).fetchall()
+        if not found:
+            return False, None
+        row = dict(zip(("status", "retried_at", "retry_outcome"), found[0]))
+        allowed = ("new", "retried", "retrying") if again else ("new",)
+        if row["status"] not in allowed:
+            return False, row
+        res = self._con.execute("UPDATE dead_letters SET status = 'retrying', retried_at = ?, retry_outcome = ? "
+                                "WHERE id = ? AND status = ?", [at, note, letter_id, row["status"]]).fetchall()
+        return bool(res and int(res[0][0])), row
+
     def close(self) -> None:
         try:
             self._con.execute("CHECKPOINT").fetchall()

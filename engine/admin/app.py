@@ -255,9 +255,14 @@ class AdminApp:
         if retry is None:
             raise HTTPError(501, "this engine cannot retry dead letters through the admin API; use "
                                  "`bsp dead retry --routes PATH...` with the engine stopped")
-        result = await retry(letter_id)
+        again = (request.arg("again") or "false").lower()
+        if again not in ("true", "false", "1", "0"):
+            raise HTTPError(400, f"again: expected true or false, got {again!r}", extra={"parameter": "again"})
+        result = await (retry(letter_id, again=True) if again in ("true", "1") else retry(letter_id))
         if result is None:
             raise await self._missing("dead letter", letter_id, "list them with GET /dead-letters", retrying=True)
+        if result.get("skipped"):        # already retried, or a retry of it is running: not run twice
+            raise HTTPError(409, str(result["outcome"]), extra={"id": letter_id, "why": "already_retried"})
         return Response.json(dict(result))
 
     async def ledger_snapshot(self, request: Request) -> Response:

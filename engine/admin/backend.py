@@ -66,7 +66,7 @@ class DeadLetterQuery:
     since: datetime | None = None            # inclusive, aware UTC
     limit: int = 50
     until: datetime | None = None            # exclusive, aware UTC
-    status: str | None = None                # new, retried, purged
+    status: str | None = None                # new, retrying, retried, purged
     reason: str | None = None                # the reason contains this text (any case)
     before: tuple[datetime, str] | None = None   # (at, id) of a previous page's last row (cursor)
 
@@ -124,7 +124,9 @@ class AdminBackend(Protocol):
         ``SnapshotError`` when it cannot be made.  The app sends the file, then calls ``remove()``."""
         ...
 
-    async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
+    async def retry_dead_letter(self, letter_id: str, *, again: bool = False) -> Mapping[str, Any] | None:
         """Re-inject one dead letter through the running configuration and record the outcome:
-        ``{"id", "ok", "outcome", "at"}``; None when there is no such dead letter."""
+        ``{"id", "ok", "outcome", "at", "skipped"}``; None when there is no such dead letter.  ``skipped``: not
+        run, it was already retried or a retry of it is running (``outcome`` says when and what it produced);
+        ``again`` runs it anyway."""
         ...

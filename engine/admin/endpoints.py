@@ -116,8 +116,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
              "Re-inject a dead letter into its channel through the running configuration; the new deal's "
-             "status is the outcome, recorded on the dead letter.",
+             "status is the outcome, recorded on the dead letter. The letter is claimed in the ledger first "
+             "(status `retrying`), so two retries of it at once run it once; one already `retried`, or whose "
+             "retry is running, is refused (409) unless `again=true`: on a route without a deal key that runs "
+             "the exchange a second time.",
+             params=(Param("again", "boolean", "Retry a letter already retried (or whose retry never "
+                           "recorded its outcome) anyway."),),
              responses=((200, "Retried (`ok` says whether the new deal was committed).", "Retry"),
+                        (409, "Already retried, or a retry of it is running: the detail names its status, when, "
+                              "and the deal that retry produced (`why`: already_retried).", "Problem"),
                         (404, "No dead letter with this id (one moved out by `bsp ledger archive`: `archived` "
                               "names its archive file, read-only: it cannot be retried from there).", "Problem"))),
     Endpoint("POST", "/ledger/snapshot", "ledger_snapshot",

@@ -16,6 +16,8 @@ from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, E
 from engine.commands.stdout import quiet_pipe
 from engine.defaults import DEAD_STATUSES
 
+SELECT = "Selecting by filters"
+
 dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
                        no_args_is_help=True, add_completion=False)
 
@@ -206,14 +208,14 @@ def show(
 
 
 def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
-                 key: Optional[Path]) -> list[tuple[str, bool, str]]:
-    """``POST /dead-letters/{id}/retry`` on a running engine, one id after the other."""
+                 key: Optional[Path], report: Any, *, again: bool = False) -> None:
+    """``POST /dead-letters/{id}/retry`` on a running engine, one id after the other, each outcome to ``report``
+    (``Tally.add``) as it comes; a letter the engine refuses as already retried (409) is reported skipped."""
     from engine.commands.admin import _call, _client, _problem
 
-    out = []
     with _client(url.rstrip("/"), token_file, ca, cert, key) as client:
         for lid in ids:
-            resp = _call(client, "POST", f"/dead-letters/{lid}/retry")
+            resp = _call(client, "POST", f"/dead-letters/{lid}/retry", params={"again": "true"} if again else None)
             if resp.status_code == 404:
                 detail = resp.json().get("detail", "") if resp.headers.get("content-type", "").endswith("json") else ""
                 if "no dead letter" not in detail:
@@ -225,20 +227,22 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
                     why = retry_hint(info, lid)
                 else:
                     why = "list them with `bsp dead list --live`"
-                out.append((lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; {why}"))
+                report(lid, False, _no_such([repr(lid)]) + f" in the engine at {url}; {why}")
+                continue
+            if resp.status_code == 409 and resp.json().get("why") == "already_retried":
+                report(lid, False, str(resp.json().get("detail")), True)
                 continue
             if resp.status_code != 200:
                 raise _problem(resp)
             body = resp.json()
-            out.append((lid, bool(body.get("ok")), str(body.get("outcome"))))
-    return out
+            report(lid, bool(body.get("ok")), str(body.get("outcome")))
 
 
 async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides: Any, rows: list[dict[str, Any]],
-                            keys: Any) -> list[Any]:
+                            keys: Any, report: Any = None, again: bool = False) -> list[Any]:
     import trio
 
-    from engine.deadletter import retry, switchboard_injector
+    from engine.deadletter import retry_once, switchboard_injector
     from engine.ledger import open_ledger
     from engine.runtime.switchboard import Switchboard
     from engine.txn import backlog
@@ -257,10 +261,12 @@ async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides
             backlog.keep_all_up(nursery, sb.dispatchers.values())
             inject = switchboard_injector(sb)
             for r in rows:
-                res = await retry(r, inject, keyring=keyring)
-                await led.mark_dead_letters([res.id], status="retried" if res.ok else r["status"],
-                                            retried_at=res.at, retry_outcome=res.outcome)
+                # claimed in the ledger (status retrying) before it runs: one already retried, or being
+                # retried, is refused unless again (engine.deadletter.retry_once)
+                res = await retry_once(led, r, inject, keyring=keyring, again=again)
                 results.append(res)
+                if report is not None:
+                    report(res.id, res.ok, res.outcome, res.skipped)
             nursery.cancel_scope.cancel()
     return results
 
@@ -308,7 +314,7 @@ def _missing_offline(ledger: Path, missing: list[str]) -> None:
 
 @dead_app.command("retry")
 def retry_cmd(
-    ids: list[str] = typer.Argument(..., help="Dead letter ids."),
+    ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one the filters select)."),
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = typer.Option(None, "--deployment", metavar="FILE", help="The deployment file "
                                               "(platform.yaml) bsp run serves: retry with its routes and channel "
@@ -319,6 +325,26 @@ def retry_cmd(
     routes: Optional[list[Path]] = typer.Option(None, "--routes", help="Route files/folders of the current "
                                                 "configuration: retry in this process (no engine running); "
                                                 "wins over --deployment's routes."),
+    route: Optional[str] = typer.Option(None, "--route", help="Select: only this route.", rich_help_panel=SELECT),
+    channel: Optional[str] = typer.Option(None, "--channel", help="Select: only this channel.",
+                                          rich_help_panel=SELECT),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Select: only this error kind (unreachable, timeout, "
+                                       "lost, rejected, ...: the kind column of bsp dead list).",
+                                       rich_help_panel=SELECT),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Select: reason contains this text (any case).",
+                                         rich_help_panel=SELECT),
+    status: Optional[str] = typer.Option(None, "--status", help=f"Select: only this status: "
+                                         f"{', '.join(DEAD_STATUSES)}.", rich_help_panel=SELECT),
+    since: Optional[str] = typer.Option(None, "--since", help="Select: at or after: ISO date/time or an age "
+                                        "(30m, 2d).", rich_help_panel=SELECT),
+    until: Optional[str] = typer.Option(None, "--until", help="Select: before: ISO date/time or an age.",
+                                        rich_help_panel=SELECT),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be retried, and what would be "
+                                 "skipped, with their counts; retry nothing.", rich_help_panel=SELECT),
+    yes: bool = typer.Option(False, "--yes", help="Retry more than one letter selected by filters without "
+                             "asking (required when standard input is no terminal).", rich_help_panel=SELECT),
+    again: bool = typer.Option(False, "--again", help="Also retry letters already retried (or whose retry never "
+                               "recorded its outcome): on a route without a deal key the exchange runs again."),
     live: bool = typer.Option(False, "--live", help="Retry in the running engine, through its admin API "
                               "(--url / $BSP_ADMIN_URL).", rich_help_panel=PANEL),
     url: str = URL_OPT,
@@ -331,6 +357,19 @@ def retry_cmd(
 ) -> None:
     """Re-inject dead letters into their channel through the current configuration.
 
+    The letters are given by id, or selected with filters as `bsp dead list` takes them (--route, --channel,
+    --kind, --reason, --status, --since, --until): then oldest first, leaving out those a retry already took
+    (status retried or retrying, or new after a retry whose deal was refused again: that deal has a dead
+    letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
+    letter selected is retried after a confirmation, or with --yes (required when standard input is no
+    terminal: a usage error otherwise). A line per letter as it ends, a progress line on standard error
+    every 100 letters, and a summary: retried, committed, refused again, skipped because already retried.
+    Each letter is claimed in the ledger before it runs (status retrying, in one update), so two retries
+    of one letter started together run it once. A letter already retried, or whose retry is running, is
+    refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
+    id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
+    one the exchange runs a second time. A retry whose process was killed leaves status retrying: check
+    its deal (`bsp deals --since`), then --again.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     without --live, this process compiles the configuration, opens the ledger (no engine may hold
@@ -345,9 +384,12 @@ def retry_cmd(
     nothing written).
     A dead letter moved out by `bsp ledger archive` is not retried (an archive is read-only): the message
     names the archive file, where `bsp dead show ID --ledger FILE` reads it; its source sends it again.
-    Exit 0 when every retry went through, 1 otherwise (or the engine cannot be reached, or an id is no dead
-    letter here, archived or not); 2 usage error, a locked ledger, a missing or wrong audit key.
+    Exit 0 when every retry went through (by filters: every one run; those skipped do not count), 1
+    otherwise (or the engine cannot be reached, or an id is no dead letter here, archived or not); 2 usage
+    error, a locked ledger, a missing or wrong audit key.
     """
+    from engine.commands.dead_select import Tally, confirm, select
+
     if admin and live and admin.rstrip("/") != url.rstrip("/"):
         raise typer.BadParameter(f"--admin {admin} and --url {url} name two engines; give one (--admin URL is "
                                  f"--live --url URL)", param_hint="--admin")
@@ -357,36 +399,79 @@ def retry_cmd(
     if (admin or live) and deployment:
         raise typer.BadParameter("--live (or --admin) retries in the running engine, with its own ledger and "
                                  "keys: drop --deployment", param_hint="--deployment")
-    if admin or live:
-        results = _retry_admin(admin or url, ids, token_file, ca, cert, key)
+    filtered = any(v is not None for v in (route, channel, kind, reason, status, since, until))
+    if ids and filtered:
+        raise typer.BadParameter("give dead letter ids or filters that select them, not both",
+                                 param_hint="IDS / --route ...")
+    if not ids and not filtered:
+        raise typer.BadParameter("say which dead letters: their ids, or filters as bsp dead list takes them "
+                                 "(e.g. --status new --kind unreachable --since 2h; --dry-run lists them first)",
+                                 param_hint="IDS / --route ...")
+    where_live = admin or url if (admin or live) else None
+    if where_live is None and not routes and not deployment and not dry_run:
+        raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
+                                 "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
+                                 "run the current configuration in this process",
+                                 param_hint="--live / --deployment / --routes")
+    filters = _filters(route, channel, reason, status, since, until) if filtered else {}
+    if where_live is not None and ids and dry_run:
+        raise typer.BadParameter("--dry-run with ids: see each with `bsp dead show --live ID`", param_hint="--dry-run")
+    found = None
+    if where_live is not None:
+        rows = (list(fetch(where_live, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, 0))
+                if filtered else [])
+        where = f"the engine at {where_live}"
     else:
-        if not routes and not deployment:
-            raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
-                                     "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
-                                     "run the current configuration in this process",
-                                     param_hint="--live / --deployment / --routes")
         from engine.ops.logs import command_logging
         command_logging()                     # the retried routes' warnings, masked as bsp run's
         found = ledger_keys(ledger, deployment, env, "bsp dead retry", audit=True, fields=True)
         ledger = found.path
-        rows = _query(ledger, ids=ids, limit=None, with_raw=True)
-        missing = sorted(set(ids) - {r["id"] for r in rows})
-        if missing:
-            _missing_offline(ledger, missing)
-        rows.sort(key=lambda r: ids.index(r["id"]))
+        rows = _query(ledger, **filters, ids=ids or None, limit=None, with_raw=True)
+        if ids:
+            missing = sorted(set(ids) - {r["id"] for r in rows})
+            if missing:
+                _missing_offline(ledger, missing)
+            rows.sort(key=lambda r: ids.index(r["id"]))
+        where = str(ledger)
+    if kind is not None:
+        rows = [r for r in rows if r.get("error_kind") == kind]
+    sel = select(rows, again=again) if filtered else None
+    if dry_run:
+        shown = sel.run if sel else rows
+        _render_table(shown, f"would retry {len(shown)} dead letter(s) in {where}, oldest first")
+        if sel and sel.done:
+            _render_table(sel.done, f"would skip {len(sel.done)} already retried (--again retries them too)")
+        if sel and sel.purged:
+            typer.echo(f"would skip {len(sel.purged)} purged (nothing left to retry)")
+        typer.echo(f"{len(shown)} to retry" + (f", {len(sel.done)} already retried, {len(sel.purged)} purged"
+                                               if sel else ""))
+        return
+    todo = sel.run if sel else rows
+    if sel is not None:
+        if not todo:
+            typer.echo(f"no dead letter to retry in {where}")
+            typer.echo(Tally(0).summary(sel))
+            return
+        if len(todo) > 1 and not yes:
+            confirm(len(todo), where)
+    tally = Tally(len(todo) if sel is not None else len(ids or []))
+    if where_live is not None:
+        _retry_admin(where_live, [r["id"] for r in todo] if sel is not None else list(ids or []), token_file, ca,
+                     cert, key, tally.add, again=again)
+    else:
         program, registry, overrides = _configuration(routes, found.deployment)
         import trio
 
         from engine.ledger_store import LedgerError
         try:
-            results = [(r.id, r.ok, r.outcome)
-                       for r in trio.run(_retry_in_process, ledger, program, registry, overrides, rows, found.keys)]
+            trio.run(_retry_in_process, ledger, program, registry, overrides, todo, found.keys, tally.add, again)
         except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-    for lid, ok, outcome in results:
-        typer.echo(f"{lid}: {'retried' if ok else 'NOT retried'}: {outcome}")
-    if not all(ok for _, ok, _ in results):
+    if sel is not None:
+        typer.echo(tally.summary(sel))
+    failed = tally.refused + (tally.skipped if sel is None else 0)
+    if failed:
         raise typer.Exit(1)
 
 

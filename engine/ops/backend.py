@@ -362,8 +362,8 @@ class EngineBackend:
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
         return row
 
-    async def retry_dead_letter(self, letter_id: str) -> Mapping[str, Any] | None:
-        from engine.deadletter import retry, switchboard_injector
+    async def retry_dead_letter(self, letter_id: str, *, again: bool = False) -> Mapping[str, Any] | None:
+        from engine.deadletter import retry_once, switchboard_injector
 
         eng = self.engine
         rows = await read_in_process(query_dead_letters, Path(eng.ledger.path), ids=[letter_id], limit=1,
@@ -376,10 +376,12 @@ class EngineBackend:
             return {"id": letter_id, "ok": False, "outcome": "failed: the engine is not serving (starting or "
                     "stopping)", "at": None}
         # through the channel's handler: the retry runs inside the current generation (a reload waits for it)
-        res = await retry(letter, switchboard_injector(gen.sb, eng.refs), keyring=getattr(eng.ledger, "keyring", None))
-        await eng.ledger.mark_dead_letters([res.id], status="retried" if res.ok else letter["status"],
-                                           retried_at=res.at, retry_outcome=res.outcome)
-        return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at}
+        # claimed in the ledger first (status retrying, on its writer's thread): two retries of one letter at
+        # once, or one of a letter already retried, do not run it twice (unless again)
+        res = await retry_once(eng.ledger, letter, switchboard_injector(gen.sb, eng.refs),
+                               keyring=getattr(eng.ledger, "keyring", None), again=again,
+                               who="the engine's admin API", again_hint="add --again (?again=true)")
+        return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at, "skipped": res.skipped}
 
 
 def _merged(counts: Any) -> dict[str, int]:

@@ -191,9 +191,9 @@ def test_the_admin_checks_find_a_missing_endpoint_a_missing_parameter_and_a_miss
     no_cursor = doc.replace("| `cursor` | go on", "| `kursor` | go on")
     assert "GET /deals: parameter cursor not in its table" in parameter_problems(no_cursor)
     assert "GET /deals: kursor in its table is no parameter of it" in parameter_problems(no_cursor)
-    fewer = doc.replace("| `status` | `new`, `retried` or `purged` |", "| `status` | `new` or `retried` |")
-    assert parameter_problems(fewer) == ["GET /dead-letters: status takes new, retried, purged; the table says "
-                                         "new, retried"]
+    fewer = doc.replace("| `status` | `new`, `retrying`, `retried` or `purged` |", "| `status` | `new` or `retried` |")
+    assert parameter_problems(fewer) == ["GET /dead-letters: status takes new, retrying, retried, purged; the table "
+                                         "says new, retried"]
 
 
 def test_every_admin_request_a_page_gives_is_an_endpoint() -> None:

@@ -20,7 +20,7 @@ def bsp(*args: str) -> tuple[int, str]:
     (["deals", "--status", "bogus"],
      "Invalid value for --status: 'bogus' is not a status; use one of committed, rejected, failed, duplicate"),
     (["dead", "list", "--status", "bogus"],
-     "Invalid value for --status: 'bogus' is not a status; use one of new, retried, purged"),
+     "Invalid value for --status: 'bogus' is not a status; use one of new, retrying, retried, purged"),
     (["dead", "list", "--since", "yesterday"],
      "Invalid value for --since: 'yesterday' is not a time: write an ISO date or time"),
     (["dead", "purge", "--older-than", "last week"],

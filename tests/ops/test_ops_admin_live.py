@@ -273,11 +273,16 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         assert r.returncode == 2 and "admin token" in r.stderr
         # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url
         env["BSP_ADMIN_URL"] = url
+        # (the letter is retried already: refused, naming when and the deal that retry made; this route has
+        # no deal key, so a second retry would commit the exchange a second time)
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--live")
-        assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        assert r.returncode == 1 and f"{letter['id']}: NOT retried: refused: status retried: already retried at " \
+            in r.stdout and f"committed (deal {made}); it is not run again. add --again" in r.stdout, r.stdout
         del env["BSP_ADMIN_URL"]
-        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url)
+        r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url, "--again")
         assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
+        r = await client.get("/deals", params={"reference": "X1"})
+        assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "committed", "rejected", "rejected"]
         r = await trio.to_thread.run_sync(bsp, letter["id"])
         said = " ".join(r.stderr.replace("│", " ").split())          # rich wraps the usage error in a box
         assert r.returncode == 2 and "--live for the running engine (its admin API at --url or $BSP_ADMIN_URL)" \
@@ -285,6 +290,50 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--routes", str(route))
         assert r.returncode == 2 and "give one" in r.stderr
 
+
+
+async def test_bsp_dead_retry_live_by_filters(nursery, tmp_path: Path) -> None:
+    """`bsp dead retry --live --status new --kind rejected --yes`: the letters `bsp dead list --live` selects,
+    retried one by one in the running engine, with a summary; --dry-run first; nothing run twice."""
+    import subprocess
+    import sys
+
+    route = tmp_path / "echo.route"
+    route.write_text(STRICT)
+    ledger = tmp_path / "l.duckdb"
+    engine, client = await _serve(route, ledger, nursery)
+    async with client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(5):
+            assert [r.get("code") for r in await _ask(stream, ["X1", "X1", "A1"])] == ["13", "13", None]
+        await stream.aclose()
+        with trio.fail_after(5):
+            while len((await client.get("/dead-letters")).json()["dead_letters"]) < 2:
+                await trio.sleep(0.02)
+        route.write_text(ECHO % "A")                                        # the fix goes live
+        assert (await client.post("/reload")).status_code == 200
+        url = f"http://127.0.0.1:{engine.admin_port}"
+        env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN}
+
+        def bsp(*args: str):
+            return subprocess.run([sys.executable, "-m", "engine.cli", "dead", "retry", "--live", "--url", url,
+                                   "--status", "new", "--kind", "rejected", *args], capture_output=True, text=True,
+                                  env=env, timeout=60, stdin=subprocess.DEVNULL)
+
+        r = await trio.to_thread.run_sync(bsp, "--dry-run")
+        assert r.returncode == 0 and r.stdout.splitlines()[0] == (
+            f"would retry 2 dead letter(s) in the engine at {url}, oldest first"), r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1] == "2 to retry, 0 already retried, 0 purged"
+        r = await trio.to_thread.run_sync(bsp)
+        assert r.returncode == 2 and "add --yes" in r.stderr, r.stderr
+        r = await trio.to_thread.run_sync(bsp, "--yes")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1] == ("retried 2 of 2 dead letter(s): 2 committed; 0 refused again; 0 "
+                                             "skipped because already retried"), r.stdout
+        r = await trio.to_thread.run_sync(bsp, "--yes")
+        assert r.returncode == 0 and r.stdout.splitlines()[0] == f"no dead letter to retry in the engine at {url}"
+        deals = (await client.get("/deals", params={"reference": "X1"})).json()["deals"]
+        assert sorted(d["status"] for d in deals) == ["committed", "committed", "rejected", "rejected"]
 
 
 # a keyed deal whose call the counterpart refuses: failed after its call left, so its key keeps its answer

@@ -131,9 +131,9 @@ async def connected(eng, name: str) -> None:
             await trio.sleep(0.02)
 
 
-async def retry(eng, letter_id: str) -> dict:
+async def retry(eng, letter_id: str, again: bool = False) -> dict:
     with trio.fail_after(20):
-        return dict(await EngineBackend(eng).retry_dead_letter(letter_id))
+        return dict(await EngineBackend(eng).retry_dead_letter(letter_id, again=again))
 
 
 def route_file(tmp_path: Path, debit: Host, credit: Host, route: str = ROUTE) -> Path:
@@ -160,7 +160,11 @@ async def test_a_first_counterpart_refused_the_connection_retry_runs_once_it_is_
         assert res["ok"] is True and res["outcome"].startswith("committed (deal "), res
         # a repeat of the committed deal is answered from the key store, never run again
         assert (await ask(port, req("A1"))) == {"ref": "A1", "code": "00"}
-        again = await retry(eng, letter["id"])
+        # retried once more: refused, naming when and the deal it produced; run only with again
+        refused = await retry(eng, letter["id"])
+        assert refused["skipped"] is True and refused["outcome"].startswith("refused: status retried: "), refused
+        assert res["outcome"] in refused["outcome"], refused
+        again = await retry(eng, letter["id"], again=True)
         assert again["ok"] is False and again["outcome"].startswith("duplicate: "), again
     assert debit.counts == Counter({("post", "A1"): 1}) and credit.counts == Counter({("post", "A1"): 1})
     assert statuses(ledger, "A1") == ["failed", "committed", "duplicate", "duplicate"]

@@ -89,3 +89,48 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
     assert got == [("G1", "committed"), ("S1", "failed"), ("S1", "failed")], got
     (letter, *_) = [x for x in query_dead_letters(ledger) if x["id"] == letters[0]["id"]]
     assert letter["status"] != "retried", letter
+
+
+async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_path: Path) -> None:
+    """Two `POST /dead-letters/{id}/retry` of one letter at the same time (two operators, a script run twice):
+    the first claims it in the ledger (status retrying) and runs it; the second is refused at once, naming the
+    retry in progress, and nothing reaches the counterpart twice.  Before, both read status new and both ran."""
+    arrived = []
+
+    async def silent(stream: trio.SocketStream) -> None:
+        async with stream:
+            while data := await stream.receive_some(65536):
+                arrived.append(data)
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % listeners[0].socket.getsockname()[1])
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        port = eng.channels["front"].port
+        with trio.fail_after(30):                # a hang guard
+            assert (await _ask(port, "S1"))["code"] == "68"
+            while not (letters := await read_in_process(query_dead_letters, ledger)):
+                await trio.sleep(0.02)
+        lid = letters[0]["id"]
+        backend = EngineBackend(eng)
+        first: dict = {}
+
+        async def retry() -> None:
+            first.update(await backend.retry_dead_letter(lid))
+
+        with trio.fail_after(30):                # a hang guard
+            async with trio.open_nursery() as inner:
+                inner.start_soon(retry)
+                while b"".join(arrived).count(b"S1") < 2:          # the first retry's call is at the counterpart
+                    await trio.sleep(0.005)
+                second = await backend.retry_dead_letter(lid)      # meanwhile: refused, nothing sent
+                assert not first
+    assert second["skipped"] is True and second["ok"] is False, second
+    assert second["outcome"].startswith("refused: status retrying: a retry of it began at "), second
+    assert "(in progress: the engine's admin API (pid " in second["outcome"]
+    assert first["ok"] is False and first["outcome"].startswith("failed"), first
+    assert b"".join(arrived).count(b"S1") == 2, arrived                # the original and one retry
+    assert sorted(rows(ledger, "SELECT reference, status FROM deals")) == [("S1", "failed"), ("S1", "failed")]
+    (letter, *_) = [x for x in query_dead_letters(ledger) if x["id"] == lid]
+    assert letter["status"] == "new" and letter["retry_outcome"] == first["outcome"], letter
