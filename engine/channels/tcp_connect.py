@@ -158,10 +158,9 @@ class TcpConnector:
                     # the warning that it went down is answered at the same level: at the default level an
                     # operator reading the log must see that it is back, not only that it went
                     log.warning("channel %s: connected to %s again after %.1fs down; calls go through again "
-                                "(the deals that failed meanwhile are dead letters: bsp dead list --live --status "
-                                "new --reason 'channel %s:' lists them, bsp dead retry --live ID... "
-                                "runs them again)", self.name, self.address, time.time() - self.down_since,
-                                self.name)
+                                "(the deals that failed meanwhile are dead letters: bsp dead retry --live --reason "
+                                "'channel %s:' --since 1h --dry-run lists them, then --yes runs them again)",
+                                self.name, self.address, time.time() - self.down_since, self.name)
                 self._down_until = -math.inf
                 self.down_since = None
                 self.connects += 1

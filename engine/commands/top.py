@@ -205,7 +205,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                                                           key=lambda kv: -kv[1]) if n)
         parts.append(Text(f"dead letters waiting: {now['dead_letters_new']:,}{f' ({kinds})' if kinds else ''}: "
                           f"rejected or failed deals, not retried nor purged; bsp dead list --live --status new "
-                          f"lists them; once the cause is gone, bsp dead retry --live ID...", style="yellow"))
+                          f"lists them; once the cause is gone, bsp dead retry --live --kind KIND --dry-run, then "
+                          f"--yes", style="yellow"))
     if now.get("flagged_deals"):       # failed deals left at a counterpart (engine/txn/flagging.py)
         done = f", {now['resolved_deals']} resolved since" if now.get("resolved_deals") else ""
         parts.append(Text(f"deals flagged for an operator since start: {now['flagged_deals']}{done} (something of "
