@@ -559,7 +559,8 @@ async def open_ledger(
     pending = 4 * max_batch if max_pending is None else max_pending
     if pending < 1:
         raise ValueError(f"open_ledger: max_pending must be >= 1, got {pending}")
-    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path), audit_key)
+    # the keyring's keys against the check values of the key ids the ledger sealed with (KeyMismatch)
+    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path), audit_key, keyring)
     ledger = Ledger(store, max_batch=max_batch, max_wait=max_wait, max_pending=pending, keyring=keyring)
     body_error: BaseException | None = None
     try:
