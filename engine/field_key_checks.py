@@ -7,8 +7,11 @@ then on one of the two populations could never be read again (``bsp deals show -
 transaction log's sealed values catch that when it holds some (engine/txn/keycheck.py); this catches it always,
 without reading a deal:
 
-* the first writer open with a keyring records, for its current key id (the one that seals), the keyring's seal
-  of a fixed text whose associated data names the purpose and the key id (``record``);
+* the first time a writer seals a value with its keyring (a deal's classified field, a dead letter's message),
+  the transaction that writes it records, for the current key id (the one that seals) if the ledger has no check
+  value for it yet, the keyring's seal of a fixed text whose associated data names the purpose and the key id
+  (``record``; ``LedgerStore.sealing``: not at open, so that a start refused after the open, by the transaction
+  log's keycheck, leaves no wrong key recorded);
 * every writer open (``LedgerStore.open`` from ``open_ledger``: ``bsp run``, ``bsp dead retry``) and every
   reveal (``bsp deals show --reveal``, ``bsp dead show``) opens the check value of each key id of the ring that
   has one (``check``): one that does not open is refused (``KeyMismatch``) with one line naming the ledger, the

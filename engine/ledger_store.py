@@ -640,6 +640,8 @@ class LedgerStore:
         self.audit_key = audit_key
         self._seq, self._prev = state if state is not None else chain_state(con)
         self._private = False           # holds engine.filemodes' owner-only umask until close
+        # the field keyring whose current key's check value the next transaction records (``sealing``)
+        self._unrecorded: Any = None
 
     @classmethod
     def open(cls, path: str | Path, audit_key: bytes | None = None, keyring: Any = NO_FIELD_CHECK) -> "LedgerStore":
@@ -695,7 +697,6 @@ class LedgerStore:
             key_warnings: list[str] = []
             if keyring is not NO_FIELD_CHECK:
                 key_warnings = field_key_checks.check(con, path, keyring)
-                field_key_checks.record(con, keyring)
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
@@ -718,6 +719,7 @@ class LedgerStore:
                              path, key_label(old), key_label(audit_key), rotated)
             store = cls(path, con, audit_key, state)
             store._private = True
+
             return store
         except BaseException:
             try:
@@ -731,6 +733,14 @@ class LedgerStore:
     @property
     def last_seq(self) -> int:
         return self._seq
+
+    def sealing(self, keyring: Any) -> None:
+        """``keyring`` seals a value for this ledger: its current key's check value (``field_key_checks``) is
+        recorded with the next transaction, if the ledger has none for that key id.  Called by the writer when
+        it seals its first value (``Ledger``), not at open: a start refused after the open (the transaction
+        log's keycheck, engine/txn/keycheck.py) must not leave its key recorded as the ledger's.  May be called
+        from another thread than the writer's (one attribute set)."""
+        self._unrecorded = keyring
 
     # ------------------------------------------------------------ writes
 
@@ -758,7 +768,10 @@ class LedgerStore:
         con = self._con
         tail = ChainTail(self._seq, self._prev)
         con.execute("BEGIN TRANSACTION").fetchall()
+        unrecorded = self._unrecorded
         try:
+            if unrecorded is not None:
+                field_key_checks.record(con, unrecorded)
             yield tail
             if tail.seq != self._seq:
                 mac = head_mac(self.audit_key, tail.seq, tail.prev) if self.audit_key is not None else None
@@ -773,6 +786,8 @@ class LedgerStore:
                     pass
             raise
         self._seq, self._prev = tail.seq, tail.prev
+        if unrecorded is not None and self._unrecorded is unrecorded:
+            self._unrecorded = None
 
     def _transaction(self, body: Any) -> Any:
         """Run ``body(seq, prev) -> (seq, prev, result)`` in one ``transaction()``."""

@@ -119,3 +119,28 @@ def test_dead_show_refuses_another_key_under_a_used_id(tmp_path: Path, monkeypat
     res = CliRunner().invoke(app, ["dead", "show", "x", "--ledger", str(path)])
     assert res.exit_code == 2, res.output
     assert f"error: {path}: field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key" in res.output
+
+
+def test_an_open_that_seals_nothing_records_nothing(tmp_path: Path) -> None:
+    """The check value is recorded with the first sealed value, not at open: a start refused after the ledger
+    opened (the transaction log's keycheck), or one that wrote nothing sealed, leaves no key recorded."""
+    path = tmp_path / "l.duckdb"
+    write(path, ring("k1=B"))
+    assert checks(path) == []
+    write(path, ring("k1=A"), 1)
+    assert [k for k, _ in checks(path)] == ["k1"]
+    with pytest.raises(KeyMismatch):
+        write(path, ring("k1=B"))
+
+
+def test_the_journal_records_it_too(tmp_path: Path) -> None:
+    """``bsp run``'s default ledger sync: deals travel as journal lines, sealed before DuckDB sees them."""
+    from engine.journal import open_journaled_ledger
+
+    path = tmp_path / "l.duckdb"
+
+    async def body() -> None:
+        async with open_journaled_ledger(path, keyring=ring("k1=A"), audit_key=None) as led:
+            await led.commit(card_deal(1))
+    trio.run(body)
+    assert [k for k, _ in checks(path)] == ["k1"]
