@@ -166,7 +166,7 @@ CREATE TABLE IF NOT EXISTS audit_keys (
 );
 ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
 -- schema 8: one check value per field key id that sealed values in this ledger (engine/field_key_checks.py),
--- not chained (docs/ledger.md#field-key-checks): bsp ledger archive leaves it in the live ledger
+-- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger
 CREATE TABLE IF NOT EXISTS field_key_checks (
     key_id     VARCHAR NOT NULL,
     token      VARCHAR NOT NULL,
@@ -652,7 +652,8 @@ class LedgerStore:
         ``KeyMismatch``), checked before anything is written to it (a migration is rolled back): no
         writer seals a record with a wrong key, or none.  ``keyring``: the field keyring a writer that seals
         values opens with (``open_ledger``; None: masks only): each of its keys must open its key id's check
-        value (``engine.field_key_checks``, ``KeyMismatch``), and the current key's is recorded if new."""
+        value (``engine.field_key_checks``, ``KeyMismatch``); the current key's is recorded with the first
+        sealed write (``sealing``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         filemodes.hold()
