@@ -447,6 +447,8 @@ class JournaledLedger:
             try:
                 if has_line(record):
                     lines.append(deal_line(record, validate=validate, keyring=keyring))
+                    if keyring is not None:
+                        led.sealing()         # its check value recorded with a write (engine/field_key_checks.py)
                 else:
                     rows.append(prepare(record, validate=validate))
             except DealError as exc:

@@ -110,6 +110,7 @@ class Ledger:
                  keyring: fieldcrypt.Keyring | None = None) -> None:
         self.path = store.path
         self.keyring = keyring
+        self._sealed = False          # a value was sealed with ``keyring`` (``sealing``)
         self.stats = LedgerStats()
         self._store = store
         self._max_batch = max_batch
@@ -316,12 +317,20 @@ class Ledger:
         """
         await self._submit(_Waiter(self._dead_row(letter)))
 
+    def sealing(self) -> None:
+        """Values are sealed with the field keyring for this ledger: the first time, the store records the
+        current key's check value with its next write (``LedgerStore.sealing``, engine/field_key_checks.py)."""
+        if not self._sealed and self.keyring is not None:
+            self._sealed = True
+            self._store.sealing(self.keyring)
+
     def _dead_row(self, letter: DeadLetter) -> dict[str, Any]:
         """The ``dead_letters`` row of ``letter`` (raw bytes encrypted with the keyring, if any)."""
         letter.validate()
         raw = bytes(letter.raw)
         kid = None
         if self.keyring is not None:
+            self.sealing()
             token = self.keyring.encrypt(raw, f"dead|{letter.id}".encode())
             kid = self.keyring.current
             raw = token.encode()
@@ -358,6 +367,7 @@ class Ledger:
             stored = fieldcrypt.protect_side(values, tags, self.keyring, context=ctx, root=root)
             if stored is not fieldcrypt.AS_IS:
                 row[root] = to_json(stored)
+                self.sealing()
         steps = [{"deal_id": ctx, "seq": i, "step": s.name, "kind": s.kind, "vote": s.vote,
                   "outcome": s.outcome, "started_at": s.started_at, "duration_ms": float(s.duration_ms),
                   "detail": to_json(s.detail)} for i, s in enumerate(record.steps, 1)]
@@ -565,7 +575,8 @@ async def open_ledger(
     pending = 4 * max_batch if max_pending is None else max_pending
     if pending < 1:
         raise ValueError(f"open_ledger: max_pending must be >= 1, got {pending}")
-    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path), audit_key)
+    # the keyring's keys against the check values of the key ids the ledger sealed with (KeyMismatch)
+    store = await trio.to_thread.run_sync(LedgerStore.open, Path(path), audit_key, keyring)
     ledger = Ledger(store, max_batch=max_batch, max_wait=max_wait, max_pending=pending, keyring=keyring)
     body_error: BaseException | None = None
     try:

@@ -20,13 +20,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
-from engine import filemodes
+from engine import field_key_checks, filemodes
 from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, fingerprint, head_mac, key_label, key_source,
                           ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
-SCHEMA_VERSION = 7     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 8     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
@@ -37,6 +37,9 @@ SCHEMA_VERSION = 7     # 2: deal_steps, deal_events, dead_letters, audit_head; c
                        # 7: audit_keys (audit key rotation records, chained) and audit_anchor.key_fp (the
                        #    fingerprint of the key that sealed the anchor): a bsp of schema 6 would refuse a
                        #    rotated ledger's key, or read the rotation records' seqs as a gap
+                       # 8: field_key_checks (one check value per field key id: engine/field_key_checks.py):
+                       #    a bsp of schema 7 would ignore it and seal with another key under a checked id,
+                       #    so it must refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -162,6 +165,13 @@ CREATE TABLE IF NOT EXISTS audit_keys (
     mac                  BLOB
 );
 ALTER TABLE audit_anchor ADD COLUMN IF NOT EXISTS key_fp VARCHAR;
+-- schema 8: one check value per field key id that sealed values in this ledger (engine/field_key_checks.py),
+-- not chained (docs/ledger.md#field_key_checks): bsp ledger archive leaves it in the live ledger
+CREATE TABLE IF NOT EXISTS field_key_checks (
+    key_id     VARCHAR NOT NULL,
+    token      VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ledger_archive (
     first_seq   BIGINT NOT NULL,
     last_seq    BIGINT NOT NULL,
@@ -605,6 +615,9 @@ def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise LedgerError(_locked_message(path, exc)) from exc
 
 
+NO_FIELD_CHECK: Any = object()     # LedgerStore.open: a writer that seals no field values (no keyring check)
+
+
 @dataclass
 class ChainTail:
     """The end of the audit chain inside a ``LedgerStore.transaction()``: the last record's seq and mac."""
@@ -627,15 +640,20 @@ class LedgerStore:
         self.audit_key = audit_key
         self._seq, self._prev = state if state is not None else chain_state(con)
         self._private = False           # holds engine.filemodes' owner-only umask until close
+        # the field keyring whose current key's check value the next transaction records (``sealing``)
+        self._unrecorded: Any = None
 
     @classmethod
-    def open(cls, path: str | Path, audit_key: bytes | None = None) -> "LedgerStore":
+    def open(cls, path: str | Path, audit_key: bytes | None = None, keyring: Any = NO_FIELD_CHECK) -> "LedgerStore":
         """The ledger, made if new.  While it is open the process's umask is owner-only
         (``engine.filemodes``): DuckDB makes the file, and its ``.wal`` after every checkpoint, 0600.
 
         An existing ledger whose audit chain is keyed is opened only with its key (``check_audit_key``,
         ``KeyMismatch``), checked before anything is written to it (a migration is rolled back): no
-        writer seals a record with a wrong key, or none."""
+        writer seals a record with a wrong key, or none.  ``keyring``: the field keyring a writer that seals
+        values opens with (``open_ledger``; None: masks only): each of its keys must open its key id's check
+        value (``engine.field_key_checks``, ``KeyMismatch``); the current key's is recorded with the first
+        sealed write (``sealing``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         filemodes.hold()
@@ -677,6 +695,9 @@ class LedgerStore:
                 assert audit_key is not None
                 rotated = state[0] + 1
                 state = rotate_audit_key(con, old, audit_key, *state)
+            key_warnings: list[str] = []
+            if keyring is not NO_FIELD_CHECK:
+                key_warnings = field_key_checks.check(con, path, keyring)
             if found is None or found < SCHEMA_VERSION:
                 con.execute("INSERT INTO schema_version VALUES (?, ?)",
                             [SCHEMA_VERSION, datetime.now(timezone.utc)]).fetchall()
@@ -690,6 +711,8 @@ class LedgerStore:
                 _log.warning("%s: the ledger's audit chain had no key: the records from seq %d on are sealed "
                              "with the audit key from %s; the records written before it without a key stay "
                              "unprotected (bsp audit verify reports them)", path, state[0] + 1, key_source(audit_key))
+            for warning in key_warnings:
+                _log.warning("%s", warning)
             if rotated is not None:
                 _log.warning("%s: audit key rotated: %s -> %s at seq %d (the rotation record is sealed with the "
                              "old key, the records after it with the new one; keep both keys in the audit keyring "
@@ -697,6 +720,7 @@ class LedgerStore:
                              path, key_label(old), key_label(audit_key), rotated)
             store = cls(path, con, audit_key, state)
             store._private = True
+
             return store
         except BaseException:
             try:
@@ -710,6 +734,14 @@ class LedgerStore:
     @property
     def last_seq(self) -> int:
         return self._seq
+
+    def sealing(self, keyring: Any) -> None:
+        """``keyring`` seals a value for this ledger: its current key's check value (``field_key_checks``) is
+        recorded with the next transaction, if the ledger has none for that key id.  Called by the writer when
+        it seals its first value (``Ledger``), not at open: a start refused after the open (the transaction
+        log's keycheck, engine/txn/keycheck.py) must not leave its key recorded as the ledger's.  May be called
+        from another thread than the writer's (one attribute set)."""
+        self._unrecorded = keyring
 
     # ------------------------------------------------------------ writes
 
@@ -737,7 +769,10 @@ class LedgerStore:
         con = self._con
         tail = ChainTail(self._seq, self._prev)
         con.execute("BEGIN TRANSACTION").fetchall()
+        unrecorded = self._unrecorded
         try:
+            if unrecorded is not None:
+                field_key_checks.record(con, unrecorded)
             yield tail
             if tail.seq != self._seq:
                 mac = head_mac(self.audit_key, tail.seq, tail.prev) if self.audit_key is not None else None
@@ -752,6 +787,8 @@ class LedgerStore:
                     pass
             raise
         self._seq, self._prev = tail.seq, tail.prev
+        if unrecorded is not None and self._unrecorded is unrecorded:
+            self._unrecorded = None
 
     def _transaction(self, body: Any) -> Any:
         """Run ``body(seq, prev) -> (seq, prev, result)`` in one ``transaction()``."""

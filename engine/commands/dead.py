@@ -156,7 +156,7 @@ def show(
     BSP_FIELD_KEYS.
     Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
-    2 no ledger file, or a locked ledger.
+    2 no ledger file, a locked ledger, or a field key that is not the one the ledger sealed with under its id.
     """
     from engine.archive_lookup import archived_where, hint
     from engine.deadletter import raw_bytes
@@ -178,6 +178,8 @@ def show(
         found["raw"] = base64.b64decode(encoded) if encoded is not None else None
         rows = [found]
     else:
+        from engine.commands.deals import reveal_check
+        reveal_check(ledger, found_keys.keys.keyring)   # another key under a key id the ledger sealed with: exit 2
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
     if not rows:
         info = archived_where(ledger, letter_id, kind="dead letter") if not live else None

@@ -307,7 +307,8 @@ def show(
     BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
     Exit 0 shown; 1 no such deal (one moved out by `bsp ledger archive` is named with its archive file
     and the command to read it there), or (--live) the engine cannot be reached, or a deployment file
-    with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal.
+    with errors; 2 no ledger file, an ambiguous id, or no (or an unusable) keyring for --reveal (a key that
+    is not the one the ledger sealed with under its id: docs/security.md#keys-and-rotation).
     """
     from engine import fieldcrypt
     from engine.archive_lookup import archived_where, hint
@@ -344,6 +345,8 @@ def show(
             typer.echo(f"error: the engine at {url} has no deal {deal_id!r}{why}", err=True)
             raise typer.Exit(1)
     else:
+        if reveal:
+            reveal_check(ledger, keyring)
         try:
             d = get_deal(ledger, deal_id)
         except (LedgerError, ValueError, AmbiguousId) as exc:
@@ -369,6 +372,22 @@ def show(
         typer.echo(printable(_story_text(d, problems)))   # the deal's text may hold terminal controls
 
 
+def reveal_check(ledger: Path, keyring: Any) -> None:
+    """Before revealing with ``keyring``: each of its keys must open its key id's check value in ``ledger``
+    (engine/field_key_checks.py), else one ``error:`` line and exit 2; a key id the ledger sealed with that the
+    ring lacks is a warning."""
+    from engine.field_key_checks import check_file
+    from engine.ledger_store import LedgerError
+
+    try:
+        warnings = check_file(ledger, keyring)
+    except LedgerError as exc:             # KeyMismatch: another key under a key id the ledger sealed with
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(no_args_is_help=False, add_completion=False)
     group.callback(invoke_without_command=True)(quiet_pipe(deals))
@@ -377,4 +396,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deals")
 
 
-__all__ = ["register", "deals", "parse_when", "require_ledger"]
+__all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check"]

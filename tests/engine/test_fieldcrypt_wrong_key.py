@@ -48,6 +48,15 @@ def test_deals_show_reveal_with_a_wrong_key_says_so(tmp_path: Path, monkeypatch:
     monkeypatch.delenv(fieldcrypt.ENV_FILE, raising=False)
     monkeypatch.setenv(fieldcrypt.ENV_KEYS, f"k1:{b64(OTHER)}")
     res = cli("show", rec.deal_id, "--ledger", str(path), "--reveal")
+    # the ledger's check value for k1 does not open with this key: refused before a field is tried
+    assert res.exit_code == 2 and PAN not in res.output
+    assert (f"error: {path}: field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key this ledger's "
+            f"values under that id were sealed with") in res.output, res.output
+    # a ledger without a check value (written before schema 8): each field that does not open is named
+    import duckdb
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM field_key_checks").fetchall()
+    res = cli("show", rec.deal_id, "--ledger", str(path), "--reveal")
     assert res.exit_code == 0 and PAN not in res.output
     assert ("request.card.number: ciphertext does not authenticate under key 'k1' of the field keyring from "
             "BSP_FIELD_KEYS") in res.output, res.output

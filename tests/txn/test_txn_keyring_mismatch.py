@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 import trio
@@ -75,6 +76,14 @@ async def test_a_keyring_that_cannot_open_the_log_is_refused_at_start(tmp_path: 
     async with engine_serving(route, ledger) as served:
         first = await post(served.ports["api"])
     assert first.status_code == 200 and first.json()["card"] == PAN
+
+    # another key under k1: the ledger's check value for k1 refuses it first (engine/field_key_checks.py)
+    monkeypatch.setenv("BSP_FIELD_KEYS", ring(("k1", B)))
+    status, err = await start_or_refuse(route, ledger)
+    assert status == 2 and (f"error: {ledger}: field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key "
+                            f"this ledger's values") in err, err
+    with duckdb.connect(str(ledger)) as con:       # a ledger written before its check values (schema < 8)
+        con.execute("DELETE FROM field_key_checks").fetchall()
 
     cases = [(ring(("k1", B)), "field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key the "
                                "transaction log's values were sealed with"),

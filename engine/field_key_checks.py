@@ -1,0 +1,114 @@
+"""The field keyring against the ledger it seals values in: one check value per key id (``field_key_checks``).
+
+A ledger's sealed values (classified fields of deals, dead letters' raw messages) name the key id they were
+sealed with, not the key.  An engine started with another key under an id the ledger already used (another
+environment's ring, a typo, a regenerated key) would seal new values under the same id with another key: from
+then on one of the two populations could never be read again (``bsp deals show --reveal`` fails for it).  The
+transaction log's sealed values catch that when it holds some (engine/txn/keycheck.py); this catches it always,
+without reading a deal:
+
+* the first time a writer seals a value with its keyring (a deal's classified field, a dead letter's message),
+  the transaction that writes it records, for the current key id (the one that seals) if the ledger has no check
+  value for it yet, the keyring's seal of a fixed text whose associated data names the purpose and the key id
+  (``record``; ``LedgerStore.sealing``: not at open, so that a start refused after the open, by the transaction
+  log's keycheck, leaves no wrong key recorded);
+* every writer open (``LedgerStore.open`` from ``open_ledger``: ``bsp run``, ``bsp dead retry``) and every
+  reveal (``bsp deals show --reveal``, ``bsp dead show``) opens the check value of each key id of the ring that
+  has one (``check``): one that does not open is refused (``KeyMismatch``) with one line naming the ledger, the
+  key id and where the keyring came from, never a key; a key id with a check value that the ring lacks is a
+  warning (the values sealed with it cannot be revealed), not a refusal.
+
+One row per key id, one AES-GCM open per key of the ring: the cost does not grow with the ledger.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine.fieldcrypt import PREFIX, KeyringError
+
+TABLE = "field_key_checks"
+PLAINTEXT = b"bsp field key check v1"
+HOW = ("Start with the keyring the engine ran with (look for a typo in the key, another environment's keyring, a key "
+       "regenerated under the same id); a new key takes a new key id, the old one kept in the ring "
+       "(docs/security.md#keys-and-rotation)")
+
+
+def aad(key_id: str) -> bytes:
+    """The associated data of a check value: its purpose and its key id (a check value of another id, or a
+    sealed field's value put in its place, does not open as one)."""
+    return f"field key check|{key_id}".encode()
+
+
+def _has_table(con: Any) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                            [TABLE]).fetchall()[0][0])
+
+
+def check(con: Any, path: Path, keyring: Any, *, after: str = "Nothing was written") -> list[str]:
+    """Raise ``KeyMismatch`` when a key of ``keyring`` does not open its key id's check value in the ledger at
+    ``path`` (open on ``con``); return the warnings for the key ids with a check value the ring lacks.  A ledger
+    without the table (schema < 8, read-only) or no keyring: nothing to check.  ``after`` ends a refusal."""
+    from engine.ledger_store import KeyMismatch
+
+    if keyring is None or not _has_table(con):
+        return []
+    missing: list[str] = []
+    for kid, token, created in con.execute(f"SELECT key_id, token, created_at FROM {TABLE} "
+                                           f"ORDER BY created_at, key_id").fetchall():
+        if kid not in keyring.keys:
+            missing.append(str(kid))
+            continue
+        try:
+            ok = str(token).startswith(f"{PREFIX}{kid}:") and keyring.decrypt(str(token), aad(kid)) == PLAINTEXT
+        except KeyringError:
+            ok = False
+        if not ok:
+            when = f" on {created:%Y-%m-%d}" if isinstance(created, datetime) else ""
+            raise KeyMismatch(
+                f"{path}: field key {kid!r} of the keyring{_from(keyring)} is not the key this ledger's values "
+                f"under that id were sealed with (its check value, recorded{when} when the id first sealed here, "
+                f"does not open with it): values sealed with it now could never be read with the ones before. "
+                f"{HOW}. {after}")
+    if not missing:
+        return []
+    return [f"{path}: the ledger holds values sealed with field key{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(k) for k in missing)}, which the field keyring{_from(keyring)} does not hold (it has "
+            f"{', '.join(sorted(keyring.keys))}): they cannot be revealed with it; keep the old keys in the ring "
+            f"when adding a new one (docs/security.md#keys-and-rotation)"]
+
+
+def record(con: Any, keyring: Any) -> bool:
+    """Record the check value of ``keyring``'s current key id (the one that seals) unless the ledger on ``con``
+    has one; inside the caller's transaction.  True when it was recorded."""
+    if keyring is None:
+        return False
+    kid = keyring.current
+    if con.execute(f"SELECT count(*) FROM {TABLE} WHERE key_id = ?", [kid]).fetchall()[0][0]:
+        return False
+    con.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?)",
+                [kid, keyring.encrypt(PLAINTEXT, aad(kid)), datetime.now(timezone.utc)]).fetchall()
+    return True
+
+
+def check_file(path: Path, keyring: Any) -> list[str]:
+    """``check`` for a reader that reveals (read-only; ``after`` says nothing was revealed).  A file that cannot
+    be opened here is left to the reader's own open (it says why)."""
+    from engine.ledger_store import LedgerError, connect
+
+    if keyring is None:
+        return []
+    try:
+        con = connect(Path(path), read_only=True)
+    except LedgerError:
+        return []
+    try:
+        return check(con, Path(path), keyring, after="Nothing was revealed")
+    finally:
+        con.close()
+
+
+def _from(keyring: Any) -> str:
+    source = getattr(keyring, "source", "")
+    return f" from {source}" if source else ""
