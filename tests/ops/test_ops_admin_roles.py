@@ -271,3 +271,18 @@ def test_the_single_token_setup_is_one_token_named_admin_with_every_role(tmp_pat
     assert opts.token == LEGACY and opts.tokens == ()
     auth = TokenAuth(opts.token or None, tokens=opts.tokens)
     assert [(t.name, t.roles) for t in auth.tokens] == [("admin", ALL_ROLES)]
+
+
+def test_a_reload_does_not_read_admin_tokens_again_and_says_so(tmp_path, monkeypatch) -> None:
+    from engine.ops.live import restart_warning
+
+    (tmp_path / "prom.token").write_text(SECRETS["prom"] + "\n")
+    body = "  tokens:\n    - {name: prometheus, file: prom.token, roles: [%s]}\n"
+    started = load_deployment(_deployment(tmp_path, body % "monitor")).restart_settings()
+    now = load_deployment(_deployment(tmp_path, body % "monitor, operate")).restart_settings()
+    [warning] = restart_warning(started, now, "platform.yaml")
+    assert warning.startswith("admin.tokens changed in platform.yaml: it takes effect at the next restart"), warning
+    (tmp_path / "prom.token").write_text(SECRETS["dash"] + "\n")          # the token rotated in its file
+    now = load_deployment(_deployment(tmp_path, body % "monitor")).restart_settings()
+    [warning] = restart_warning(started, now, "platform.yaml")
+    assert "admin.tokens[prometheus]: its file was rewritten since the engine started" in warning, warning
