@@ -11,6 +11,7 @@ Kept out of ``engine/commands/run.py`` so that command stays a thin shell:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -206,6 +207,9 @@ def named_tokens(values: list[str]) -> tuple[Any, ...]:
         if not name or not wanted or not file:
             raise AdminConfigError(f"--admin-named-token {value!r}: expected NAME:ROLE[,ROLE...]:FILE, e.g. "
                                    f"--admin-named-token prometheus:monitor:/etc/bsp/prometheus.token")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
+            raise AdminConfigError(f"--admin-named-token {value!r}: the name {name!r}: use letters, digits and "
+                                   f"_.@- (up to 64), starting with a letter or digit, e.g. ops-alice")
         bad = [r for r in wanted if r not in ROLES]
         if bad:
             raise AdminConfigError(f"--admin-named-token {value!r}: unknown role {bad[0]!r}; roles: "

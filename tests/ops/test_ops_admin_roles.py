@@ -238,6 +238,8 @@ def test_admin_tokens_from_the_deployment_file_and_duplicates_refused(tmp_path, 
     opts = runopts.admin_options(None, None, None, None, None, None, dep,
                                  [f"scraper:monitor:{tmp_path / 'prom.token'}"])
     assert [t.name for t in opts.tokens] == ["scraper"]
+    with pytest.raises(runopts.OpsConfigError, match="the name 'a b': use letters"):
+        runopts.admin_options(None, None, None, None, None, None, dep, [f"a b:monitor:{tmp_path / 'prom.token'}"])
     with pytest.raises(runopts.OpsConfigError, match="unknown role 'admin'"):
         runopts.admin_options(None, None, None, None, None, None, dep, [f"x:admin:{tmp_path / 'prom.token'}"])
 
