@@ -98,12 +98,14 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
 
 
 async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
-                     again: bool = False, who: str = "bsp dead retry", again_hint: str = "add --again") -> RetryResult:
+                     again: bool = False, who: str = "bsp dead retry", again_hint: str = "add --again",
+                     by: str | None = None) -> RetryResult:
     """Claim the letter in the ledger (``Ledger.claim_dead_letter``: status ``retrying``, atomic), ``retry`` it,
     record the outcome: ``retried`` when it went through, else the status it had.  A letter already
     ``retried``, or whose retry is running, is not run unless ``again``: the result is ``skipped``,
     its outcome the ``refusal``.  ``ledger`` is an open ``engine.ledger.Ledger`` (the engine's, or this
-    process's)."""
+    process's).  ``by``: the admin token's name that asked, recorded with the outcome (``retry_outcome``:
+    "committed (deal ...) (admin API, token 'ops')")."""
     import os
     import socket
 
@@ -120,8 +122,9 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
     # not through: back to what it was (a stale ``retrying`` taken with ``again``: to new); a retry stopped
     # midway (the process killed) leaves ``retrying``, which the next retry refuses: the safe side
     back = "retried" if row["status"] == "retried" else "new"
+    outcome = res.outcome if by is None else f"{res.outcome} (admin API, token {by!r})"
     await ledger.mark_dead_letters([res.id], status="retried" if res.ok else back,
-                                   retried_at=res.at, retry_outcome=res.outcome)
+                                   retried_at=res.at, retry_outcome=outcome)
     return res
 
 

@@ -120,9 +120,19 @@ def _fingerprint(path: str | Path) -> str | None:
 
 
 @dataclass(frozen=True)
+class AdminToken:
+    """``admin.tokens[i]``: a named token by reference, with its roles (engine/admin/roles.py)."""
+
+    name: str
+    ref: SecretRef
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     listen: str | None = None
     token: SecretRef | None = None
+    tokens: tuple[AdminToken, ...] = ()   # admin.tokens: named ones, each with its roles
     tls_cert: Path | None = None          # admin.tls.cert (absolute)
     tls_key: SecretRef | None = None      # admin.tls.key: {file: PEM} or {env: NAME holding the PEM text}
     client_ca: Path | None = None         # admin.tls.client_ca: require client certificates (mutual TLS)
@@ -185,6 +195,7 @@ class Deployment:
                 "ledger.txn_backlog_bytes": self.txn_backlog_bytes,
                 "ledger.audit_key": repr(self.audit_key), "ledger.field_keys": repr(self.field_keys),
                 "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token),
+                "admin.tokens": tuple((t.name, repr(t.ref), t.roles) for t in self.admin.tokens) or None,
                 "admin.tls": (str(self.admin.tls_cert), repr(self.admin.tls_key), str(self.admin.client_ca))
                 if self.admin.tls_cert else None,
                 "admin.access": (str(self.admin.access) if isinstance(self.admin.access, Path)
@@ -203,7 +214,8 @@ class Deployment:
             return os.environ.get(variable) or None      # no key in the file: bsp run reads this variable's
         files = {"ledger.audit_key": ref_file(self.audit_key, "BSP_AUDIT_KEY_FILE"),
                  "ledger.field_keys": ref_file(self.field_keys, "BSP_FIELD_KEYS_FILE"),
-                 "admin.token": self.admin.token.file if self.admin.token is not None else None}
+                 "admin.token": self.admin.token.file if self.admin.token is not None else None,
+                 **{f"admin.tokens[{t.name}]": t.ref.file for t in self.admin.tokens}}
         return {key + KEY_FILE_SUFFIX: _fingerprint(path) for key, path in files.items() if path}
 
     def where(self, *key_path: str | int) -> str:
@@ -376,6 +388,30 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
     }
     admin_data = {**(data.get("admin") or {}), **(env_data.get("admin") or {})}
     token = None
+    tokens: list[AdminToken] = []
+    tokens_kp = chosen("admin", "tokens")
+    names: dict[str, int] = {}
+    for i, entry in enumerate(admin_data.get("tokens") or []):
+        kp = tokens_kp + (i,)
+        has = [k for k in ("file", "env") if k in entry]
+        if len(has) != 1:
+            problems.append(at(kp, f"{dotted(kp)}: {'both file and env' if has else 'neither file nor env'} given; "
+                                   f"name the token's source, exactly one: file: path (relative to this file) or "
+                                   f"env: NAME, e.g. {{name: prometheus, file: secrets/prometheus.token, roles: "
+                                   f"[monitor]}}", key=not has))
+            continue
+        if entry["name"] in names:
+            problems.append(at(kp + ("name",), f"{dotted(kp + ('name',))}: the name {entry['name']!r} is taken by "
+                                               f"{dotted(tokens_kp + (names[entry['name']],))}; give each token "
+                                               f"its own name"))
+            continue
+        names[entry["name"]] = i
+        tokens.append(AdminToken(entry["name"], _secret_ref(f"admin.tokens[{entry['name']}]", entry, base,
+                                                            place(kp)), tuple(entry["roles"])))
+    if "token" in admin_data and "admin" in names:
+        kp = tokens_kp + (names["admin"], "name")
+        problems.append(at(kp, f"{dotted(kp)}: the name 'admin' is the one admin.token goes by (a token with "
+                               f"every role); name this one otherwise, or drop admin.token"))
     if "token" in admin_data:
         tpath = ("environments", env, "admin", "token") if "token" in (env_data.get("admin") or {}) else ("admin", "token")
         line, col = marks[tpath]
@@ -392,7 +428,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
             kp = chosen("admin", "access") + (exc.index,)
             problems.append(at(kp, f"{dotted(kp)}: {exc}"))
     admin = AdminSettings(
-        listen=admin_data.get("listen"), token=token,
+        listen=admin_data.get("listen"), token=token, tokens=tuple(tokens),
         tls_cert=_path(base, tls["cert"]) if tls else None,
         tls_key=_secret_ref("admin.tls.key", tls["key"], base, place(chosen("admin", "tls") + ("key",)))
         if tls else None,
@@ -492,4 +528,4 @@ def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> Secr
 
 
 __all__ = ["load_deployment", "Deployment", "DeploymentError", "Problem", "SecretRef", "SecretError",
-           "AdminSettings", "RecordSettings", "platform_schema", "ENV_VARIABLE"]
+           "AdminSettings", "AdminToken", "RecordSettings", "platform_schema", "ENV_VARIABLE"]

@@ -56,6 +56,11 @@ def schema_message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]
         extras = [k for k in err.instance if k not in allowed]
         key = extras[0] if extras else ""
         hint = difflib.get_close_matches(str(key), allowed, n=1)
+        if len(path) >= 2 and path[-2] == "tokens" and key in ("token", "secret", "value"):
+            return path + (key,), (f"{dotted(path + (key,))}: inline token values are refused (a deployment file "
+                                   f"is no place for secrets); write file: path (relative to this deployment file) "
+                                   f"or env: NAME, e.g. {{name: prometheus, file: secrets/prometheus.token, "
+                                   f"roles: [monitor]}}"), True
         msg = f"{dotted(path + (key,))}: unknown key {key!r}"
         msg += f"; did you mean {hint[0]!r}?" if hint else f"; expected one of: {', '.join(allowed)}"
         if is_secret:

@@ -25,7 +25,7 @@ Metric families (all prefixed ``bsp_``):
   ledger_batch_size                        deals per group commit (histogram)
   ledger_commit_seconds                    one group commit (histogram)
   reloads_total{result,source}             result: ok, failed; source: admin, watch, signal, ...
-  admin_auth_failures_total{reason}        reason: missing, malformed, wrong, refused
+  admin_auth_failures_total{reason}        reason: missing, malformed, wrong, refused, forbidden (a token without the role)
   admin_requests_total{endpoint,status}
   config_info{version}                     1 for the running configuration
   tls_cert_expiry_timestamp_seconds{channel,role,subject}
@@ -48,7 +48,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OUTCOMES = ("committed", "rejected", "failed", "duplicate")
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
-AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong", "refused")
+AUTH_FAILURE_REASONS = ("missing", "malformed", "wrong", "refused", "forbidden")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)

@@ -3,8 +3,10 @@
     app = AdminApp(backend, TokenAuth(load_token(token_file)), metrics)
     port = await nursery.start(partial(serve_admin, app, "127.0.0.1", 9180, ssl_context=ctx, access=acl))
 
-Every endpoint except ``GET /health`` needs ``Authorization: Bearer <token>``;
-refusals are 401 problems and are counted in ``bsp_admin_auth_failures_total``.
+Every endpoint except ``GET /health`` needs ``Authorization: Bearer <token>`` with a token that has the
+endpoint's role (engine/admin/roles.py); refusals are 401 problems (no valid token) or 403 problems (a
+token without the role), counted in ``bsp_admin_auth_failures_total``.  Operator actions record the
+token's name (reload, resolve, retry, snapshot).
 With an ``ssl_context`` requiring client certificates (and optionally an
 ``access`` list) the admin port is mutual TLS as well.
 """
@@ -23,6 +25,7 @@ import trio
 from engine import __version__
 from engine.access import AccessList
 from engine.admin.auth import TokenAuth
+from engine.admin.roles import RAW_ROLE
 from engine.admin.backend import AdminBackend, DealQuery, DeadLetterQuery
 from engine.admin.cursor import decode, encode
 from engine.admin.endpoints import ENDPOINTS, Endpoint, parse_query
@@ -73,6 +76,16 @@ class AdminApp:
         self.refusals.occurred(host, f"refused {what} from {host}: {reason} token",
                                noun="requests refused", source=host, reason=f"{what}: {reason} token")
 
+    def _log_forbidden(self, request: Request, role: str) -> None:
+        """A valid token used for an endpoint its roles do not cover: named (never its secret), with the path
+        and the role needed; the first per token in full, then counted (as ``_log_refusal``)."""
+        host = str(request.peer[0]) if request.peer else "?"
+        name = getattr(request.token, "name", "?")
+        what = f"{request.method} {request.raw_path[:200]}"
+        self.refusals.occurred(("forbidden", name), f"refused {what} from {host}: token {name!r} lacks the role "
+                               f"{role!r}", noun="requests refused", source=host,
+                               reason=f"{what}: token {name!r} lacks the role {role!r}")
+
     async def __call__(self, request: Request) -> Response:
         endpoint = "unknown"
         try:
@@ -82,13 +95,17 @@ class AdminApp:
                 self.auth.check(request)     # no hints about what exists without a token
                 raise
             endpoint = route.template
-            if self._endpoints[endpoint].auth:
-                self.auth.check(request)
+            e = self._endpoints[endpoint]
+            if e.auth:
+                request.token = self.auth.check(request)
+                self.auth.allow(request.token, e.role, f"{e.method} {e.path}")
             request.path_params, request.template = params, route.template
             response = await route.handler(request)
         except HTTPError as exc:
             if exc.status == 401:
                 self._log_refusal(request, str(exc.extra.get("reason", "?")))
+            elif exc.status == 403 and exc.extra.get("reason") == "forbidden":
+                self._log_forbidden(request, str(exc.extra.get("role")))
             response = exc.to_response(instance=request.raw_path)
         except Exception:
             log.exception("admin %s %s failed", request.method, request.raw_path)
@@ -121,7 +138,7 @@ class AdminApp:
         if self._reload_lock.locked():
             raise HTTPError(409, "another reload is running; try again when it has finished")
         async with self._reload_lock:
-            result = await self.backend.reload(dry_run)
+            result = await _call_by(self.backend.reload, request, dry_run)
         if not dry_run:
             self.metrics.reload_done(result.ok, "admin")
         body = {"ok": result.ok, "dry_run": result.dry_run, "version": result.version,
@@ -217,7 +234,8 @@ class AdminApp:
             outcome, note, by = check_input(body.get("outcome"), body.get("note"), body.get("by", "admin API"))
         except ValueError as exc:
             raise HTTPError(400, f"body: {exc}", extra={"field": str(exc).split(":", 1)[0]}) from None
-        client = {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert)}
+        client = {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert),
+                  "token": _token_name(request)}
         try:
             done = await resolve(deal_id, outcome, note, by, client)
         except Refused as exc:
@@ -228,7 +246,8 @@ class AdminApp:
             raise HTTPError(503, f"{exc}; nothing was recorded") from None
         if done is None:
             raise await self._missing("deal", deal_id, "list the flagged ones with GET /deals?flagged=1", resolving=True)
-        log.info("admin: deal %s resolved (%s) by %s from %s", done["deal_id"], outcome, by, client["peer"])
+        log.info("admin: deal %s resolved (%s) by %s from %s, token %r", done["deal_id"], outcome, by, client["peer"],
+                 client["token"])
         return Response.json(dict(done))
 
     async def dead_letters(self, request: Request) -> Response:
@@ -247,7 +266,14 @@ class AdminApp:
         found = await one(letter_id)
         if found is None:
             raise await self._missing("dead letter", letter_id, "list them with GET /dead-letters")
-        return Response.json(dict(found))
+        found = dict(found)
+        token = request.token
+        if token is not None and RAW_ROLE not in token.roles and found.get("raw_base64") is not None:
+            # the message itself (card numbers, amounts, names) only for a token with the role raw
+            found["raw_base64"] = None
+            found["raw_withheld"] = (f"the stored message is shown to a token with the role {RAW_ROLE!r}; the "
+                                     f"token sent does not have it")
+        return Response.json(found)
 
     async def retry_dead_letter(self, request: Request) -> Response:
         letter_id = request.path_params["id"]
@@ -258,7 +284,8 @@ class AdminApp:
         again = (request.arg("again") or "false").lower()
         if again not in ("true", "false", "1", "0"):
             raise HTTPError(400, f"again: expected true or false, got {again!r}", extra={"parameter": "again"})
-        result = await (retry(letter_id, again=True) if again in ("true", "1") else retry(letter_id))
+        result = await (_call_by(retry, request, letter_id, again=True) if again in ("true", "1")
+                        else _call_by(retry, request, letter_id))
         if result is None:
             raise await self._missing("dead letter", letter_id, "list them with GET /dead-letters", retrying=True)
         if result.get("skipped"):        # already retried, or a retry of it is running: not run twice
@@ -288,8 +315,9 @@ class AdminApp:
         except BaseException:
             self._snapshot_since = None
             raise
-        log.info("ledger snapshot: %d deals, %d bytes, copied in %.3f s; sending it to %s", snap.deals, snap.size,
-                 time.perf_counter() - start, request.peer[0] if request.peer else "?")
+        log.info("ledger snapshot: %d deals, %d bytes, copied in %.3f s; sending it to %s (token %r)", snap.deals,
+                 snap.size, time.perf_counter() - start, request.peer[0] if request.peer else "?",
+                 _token_name(request))
         stamp = snap.taken_at.strftime("%Y%m%dT%H%M%SZ")
         headers = [("content-type", "application/octet-stream"), ("content-length", str(snap.size)),
                    ("content-disposition", f'attachment; filename="ledger-snapshot-{stamp}.duckdb"'),
@@ -406,6 +434,22 @@ class _WarnInClear:
         log.warning("admin API on %s:%s without TLS: bearer tokens cross the network in clear; "
                     "give it a TLS certificate or bind to 127.0.0.1", self.host or "0.0.0.0", port)
         self.inner.started(port)
+
+
+def _token_name(request: Request) -> str | None:
+    return getattr(request.token, "name", None)
+
+
+async def _call_by(method: Any, request: Request, *args: Any, **kw: Any) -> Any:
+    """``method(*args, **kw, by=<the token's name>)``, or without ``by`` for a backend whose method has none."""
+    import inspect
+
+    name = _token_name(request)
+    try:
+        takes = "by" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return await (method(*args, **kw, by=name) if takes and name is not None else method(*args, **kw))
 
 
 def _subject(peercert: dict[str, Any] | None) -> str | None:

@@ -1,21 +1,27 @@
-"""Admin API authentication: a bearer token from a file or an environment variable.
+"""Admin API authentication: named bearer tokens, each with roles (engine/admin/roles.py).
 
     token = load_token(token_file)            # or load_token(None): $BSP_ADMIN_TOKEN
-    auth = TokenAuth(token)
-    auth.check(request)                       # HTTPError 401 unless "Authorization: Bearer <token>"
+    auth = TokenAuth(token)                   # one token named "admin" with every role
+    auth = TokenAuth(None, tokens=[NamedToken("prometheus", secret, frozenset({"monitor"}))])
+    who = auth.check(request)                 # HTTPError 401 unless "Authorization: Bearer <token>"
+    auth.allow(who, "operate", request)       # HTTPError 403 naming the role needed
 
-Tokens are compared with ``hmac.compare_digest`` (constant time).
+The token presented is compared with every configured one (``hmac.compare_digest`` of SHA-256 digests:
+constant time, all of them, no early exit), so the time taken says nothing of which one matched.
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
 
+from engine.admin.roles import ALL_ROLES, LEGACY_NAME
 from engine.defaults import ADMIN_TOKEN_ENV
 from engine.http.messages import HTTPError, Request
 
@@ -78,14 +84,52 @@ def load_token(token_file: str | os.PathLike[str] | None = None, *, env: str = T
     return check_token(value.strip(), f"in ${env}")
 
 
-class TokenAuth:
-    """Checks ``Authorization: Bearer <token>``; on failure raises 401 and reports the reason.
+@dataclass(frozen=True)
+class NamedToken:
+    """One admin token: its ``name`` (in the log and the audit trail, never the secret), the ``secret``
+    itself, and the ``roles`` it grants (engine/admin/roles.py)."""
 
-    ``on_failure(reason)`` is called with "missing", "malformed" or "wrong".
+    name: str
+    secret: str = field(repr=False)
+    roles: frozenset[str] = ALL_ROLES
+    where: str = field(default="", repr=False, compare=False)     # where it was configured, for errors
+
+
+def check_tokens(tokens: Iterable[NamedToken]) -> tuple[NamedToken, ...]:
+    """``tokens`` when each is fit (``check_token``) and no two share a name or a secret, else
+    AdminConfigError naming both (never a secret)."""
+    out = tuple(tokens)
+    names: dict[str, NamedToken] = {}
+    secrets_seen: dict[str, NamedToken] = {}
+    for t in out:
+        check_token(t.secret, f"{t.name!r}" + (f" ({t.where})" if t.where else ""))
+        if t.name in names:
+            raise AdminConfigError(f"admin tokens: two are named {t.name!r}; give each token its own name")
+        first = secrets_seen.get(t.secret)
+        if first is not None:
+            raise AdminConfigError(f"admin tokens {first.name!r} and {t.name!r} are the same token; each needs its "
+                                   f"own (a log line or a refusal must say which was used); {_MAKE}")
+        names[t.name] = t
+        secrets_seen[t.secret] = t
+    return out
+
+
+class TokenAuth:
+    """Checks ``Authorization: Bearer <token>`` against the named tokens; on failure raises 401 and
+    reports the reason; ``allow`` raises 403 when the token lacks the role an endpoint needs.
+
+    ``token`` (the single-token setup: ``--admin-token-file``, ``admin.token``, ``$BSP_ADMIN_TOKEN``) is a
+    token named ``admin`` with every role; ``tokens`` adds named ones.
+    ``on_failure(reason)`` is called with "missing", "malformed", "wrong" or "forbidden".
     """
 
-    def __init__(self, token: str, on_failure: Callable[[str], None] | None = None) -> None:
-        self._token = check_token(token, "given").encode()
+    def __init__(self, token: str | None = None, on_failure: Callable[[str], None] | None = None, *,
+                 tokens: Iterable[NamedToken] = ()) -> None:
+        entries = [NamedToken(LEGACY_NAME, check_token(token, "given"), ALL_ROLES)] if token is not None else []
+        self.tokens = check_tokens(entries + list(tokens))
+        if not self.tokens:
+            raise AdminConfigError(f"no admin token: give --admin-token-file, admin.token or admin.tokens; {_MAKE}")
+        self._digests = [(hashlib.sha256(t.secret.encode()).digest(), t) for t in self.tokens]
         self.on_failure = on_failure
 
     def _refuse(self, reason: str, detail: str) -> HTTPError:
@@ -94,7 +138,15 @@ class TokenAuth:
         return HTTPError(401, detail, headers=[("www-authenticate", 'Bearer realm="bsp-admin"')],
                          extra={"reason": reason})
 
-    def check(self, request: Request) -> None:
+    def _match(self, presented: str) -> NamedToken | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        # every token compared, the result kept aside: no early exit telling by its timing which one matched
+        hits = [hmac.compare_digest(digest, d) for d, _ in self._digests]
+        found = [t for hit, (_, t) in zip(hits, self._digests) if hit]
+        return found[0] if found else None
+
+    def check(self, request: Request) -> NamedToken:
+        """The token the request carries (401 when none of the configured ones)."""
         header = request.header("authorization")
         if header is None:
             raise self._refuse("missing", "this endpoint needs `Authorization: Bearer <token>`; the token is in "
@@ -106,5 +158,18 @@ class TokenAuth:
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             raise self._refuse("malformed", f"expected `Authorization: Bearer <token>`, got scheme {scheme!r}")
-        if not hmac.compare_digest(credentials.strip().encode(), self._token):
-            raise self._refuse("wrong", "the bearer token is not the admin token of this engine")
+        who = self._match(credentials.strip())
+        if who is None:
+            raise self._refuse("wrong", "the bearer token is not the admin token of this engine (nor one of its named tokens)")
+        return who
+
+    def allow(self, who: NamedToken, role: str | None, what: str) -> None:
+        """Nothing when ``who`` has ``role`` (None: any token will do), else a 403 naming the role ``what``
+        (``POST /reload``) needs; the names of other tokens, or which have it, are never said."""
+        if role is None or role in who.roles:
+            return
+        if self.on_failure is not None:
+            self.on_failure("forbidden")
+        raise HTTPError(403, f"{what} needs a token with the role {role!r}; the token sent does not have it. "
+                             f"Use a token that has it (the engine's admin.tokens list its roles: "
+                             f"docs/admin-api.md#roles)", extra={"role": role, "reason": "forbidden"})

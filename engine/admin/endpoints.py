@@ -5,7 +5,7 @@ errors that name the parameter, the value and the expected form.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +35,7 @@ class Endpoint:
     params: tuple[Param, ...] = ()
     responses: tuple[tuple[int, str, str], ...] = ()     # (status, description, schema name or media type)
     body: str | None = None    # the JSON request body's schema name (engine.admin.openapi.SCHEMAS), if any
+    role: str | None = None    # the role a token needs (engine/admin/roles.py); None with auth=False
 
 
 LIMIT = Param("limit", "integer", f"Most rows returned (1..{MAX_LIMIT}); a page with more after it has a `next`.",
@@ -142,6 +143,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/openapi.json", "openapi", "This API described as OpenAPI 3.1.",
              responses=((200, "The OpenAPI document.", "application/json"),)),
 )
+
+
+# the role each endpoint needs (engine/admin/roles.py; docs/admin-api.md#roles), by handler name
+ENDPOINT_ROLES: dict[str, str] = {
+    "ready": "monitor", "status": "monitor", "prometheus_metrics": "monitor", "openapi": "monitor",
+    "deals": "read", "deal": "read", "dead_letters": "read", "dead_letter": "read",
+    "reload": "operate", "resolve_deal": "operate", "retry_dead_letter": "operate",
+    "ledger_snapshot": "snapshot",
+}
+ENDPOINTS = tuple(replace(e, role=ENDPOINT_ROLES[e.name]) if e.auth else e for e in ENDPOINTS)
 
 
 def _bad(param: Param, value: str, expected: str) -> HTTPError:

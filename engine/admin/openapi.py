@@ -16,7 +16,9 @@ _PROBLEM = {
         "detail": {"type": "string", "description": "What went wrong and how to fix it."},
         "instance": {"type": "string"},
         "parameter": {"type": "string", "description": "The query parameter at fault (400)."},
-        "reason": {"type": "string", "enum": ["missing", "malformed", "wrong"], "description": "Why (401)."},
+        "reason": {"type": "string", "enum": ["missing", "malformed", "wrong", "forbidden"],
+                   "description": "Why (401; 403: forbidden)."},
+        "role": {"type": "string", "description": "The role the endpoint needs, which the token lacks (403)."},
         "diagnostics": {"type": "array", "items": {"type": "string"}, "description": "Compile errors (422)."},
         "folder": {"type": "string", "description": "The folder that lacks room (507)."},
     },
@@ -60,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
                                    "next": NEXT}},
     "DeadLetter": {"type": "object", "required": ["id", "status", "raw_base64"], "additionalProperties": True,
                    "description": "The dead_letters row; `raw_base64` is the stored message in base64 (encrypted "
-                                  "with the field keyring when `raw_key` is set), null once purged."},
+                                  "with the field keyring when `raw_key` is set), null once purged, or withheld from a token without the role `raw` (then `raw_withheld` says so)."},
     "Deal": {"type": "object", "required": ["deal_id", "status", "steps", "events", "calls"],
              "additionalProperties": True,
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "
@@ -136,6 +138,10 @@ def _operation(e: Endpoint) -> dict[str, Any]:
         responses.setdefault("400", {"description": "A bad query parameter.", "content": _content("Problem")})
     if e.auth:
         responses["401"] = {"description": "Missing, malformed or wrong bearer token.", "content": _content("Problem")}
+        responses["403"] = {"description": f"The token lacks the role `{e.role}` (`role` names it).",
+                            "content": _content("Problem")}
+        op["x-bsp-role"] = e.role
+        op["description"] = (op.get("description", "") + f" Needs a token with the role `{e.role}`.").strip()
     else:
         op["security"] = []
     op["responses"] = responses
@@ -156,8 +162,9 @@ def build_openapi(version: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "The token from the engine's admin token file "
-                                                          "or $BSP_ADMIN_TOKEN."}},
+                                           "description": "A token of the engine (its admin token file, "
+                                                          "$BSP_ADMIN_TOKEN, or one of admin.tokens) with the role "
+                                                          "the operation needs (x-bsp-role)."}},
             "schemas": SCHEMAS,
         },
     }

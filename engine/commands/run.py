@@ -79,6 +79,11 @@ def run(
     admin_token_file: Optional[Path] = typer.Option(None, "--admin-token-file",
                                                     help="Admin API token file (else platform.yaml "
                                                     "admin.token, else $BSP_ADMIN_TOKEN)."),
+    admin_named_token: Optional[list[str]] = typer.Option(None, "--admin-named-token",
+                                                          help="NAME:ROLE[,ROLE...]:FILE, a named admin token "
+                                                          "with its roles (monitor, read, raw, operate, "
+                                                          "snapshot); repeatable; replaces platform.yaml "
+                                                          "admin.tokens."),
     admin_cert: Optional[Path] = typer.Option(None, "--admin-cert", help="Admin API server certificate (HTTPS); "
                                               "with --admin-key, replaces platform.yaml admin.tls cert and key."),
     admin_key: Optional[Path] = typer.Option(None, "--admin-key", help="Key of --admin-cert."),
@@ -150,7 +155,7 @@ def run(
     try:
         keys = run_keys(dep)
         admin_opts = runopts.admin_options(admin, admin_token_file, admin_cert, admin_key, admin_client_ca,
-                                           admin_access, dep)
+                                           admin_access, dep, admin_named_token)
     except runopts.OpsConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -158,6 +163,8 @@ def run(
         scrub.add(value)
     if admin_opts is not None:
         scrub.add(admin_opts.token)
+        for named in admin_opts.tokens:
+            scrub.add(named.secret)
     from engine.journal import SYNC_MODES
     ledger_sync = ledger_sync or "journal"
     if ledger_sync not in SYNC_MODES:

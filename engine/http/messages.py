@@ -118,6 +118,7 @@ class Request:
     http_version: str = "1.1"
     path_params: dict[str, str] = field(default_factory=dict)
     template: str | None = None                   # the route template the path resolved to (set by a router's app)
+    token: Any = None                             # the admin API's NamedToken that authenticated it (engine/admin)
 
     def __post_init__(self) -> None:
         if self.target.startswith("/"):     # origin form: all up to "?" is the path ("//x/y" too: no host in it)

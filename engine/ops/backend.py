@@ -256,8 +256,8 @@ class EngineBackend:
                     for name, h in down))
         return Readiness(True)
 
-    async def reload(self, dry_run: bool) -> ReloadResult:
-        return await self.engine.reload(dry_run=dry_run, source="admin")
+    async def reload(self, dry_run: bool, by: str | None = None) -> ReloadResult:
+        return await self.engine.reload(dry_run=dry_run, source="admin", by=by)
 
     async def deals(self, query: DealQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_deals, Path(self.engine.ledger.path), deal_type=query.deal_type,
@@ -306,7 +306,7 @@ class EngineBackend:
             full = deal["deal_id"]
             at = datetime.now(timezone.utc)
             detail = event_detail(outcome, note, by, "admin API", peer=client.get("peer"),
-                                  client_cert=client.get("client_cert"))
+                                  client_cert=client.get("client_cert"), token=client.get("token"))
             # its queued ISO 8583 reversals are held while the event is written, then cancelled: none reaches
             # the host after the operator settled the deal (engine.txn.safcancel)
             queues = list(getattr(self.engine, "saf", ()))
@@ -362,7 +362,10 @@ class EngineBackend:
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
         return row
 
-    async def retry_dead_letter(self, letter_id: str, *, again: bool = False) -> Mapping[str, Any] | None:
+    async def retry_dead_letter(self, letter_id: str, *, again: bool = False,
+                                by: str | None = None) -> Mapping[str, Any] | None:
+        """``by``: the admin token's name, recorded with the outcome (``retry_outcome``: "committed (admin API,
+        token 'ops')") and returned."""
         from engine.deadletter import retry_once, switchboard_injector
 
         eng = self.engine
@@ -380,8 +383,10 @@ class EngineBackend:
         # once, or one of a letter already retried, do not run it twice (unless again)
         res = await retry_once(eng.ledger, letter, switchboard_injector(gen.sb, eng.refs),
                                keyring=getattr(eng.ledger, "keyring", None), again=again,
-                               who="the engine's admin API", again_hint="add --again (?again=true)")
-        return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at, "skipped": res.skipped}
+                               who="the engine's admin API" + (f" (token {by!r})" if by else ""),
+                               again_hint="add --again (?again=true)", by=by)
+        return {"id": res.id, "ok": res.ok, "outcome": res.outcome, "at": res.at, "skipped": res.skipped,
+                **({"by": by} if by is not None else {})}
 
 
 def _merged(counts: Any) -> dict[str, int]:

@@ -488,8 +488,10 @@ class LiveEngine:
         return with_deployment(program, overrides, self.registry), overrides
 
     # ------------------------------------------------------------ reload
-    async def reload(self, dry_run: bool = False, source: str = "admin") -> ReloadResult:
-        """Compile, bind, and (unless ``dry_run``) swap to the new generation.  Never raises for bad files."""
+    async def reload(self, dry_run: bool = False, source: str = "admin", by: str | None = None) -> ReloadResult:
+        """Compile, bind, and (unless ``dry_run``) swap to the new generation.  Never raises for bad files.
+        ``by``: the admin token's name that asked (in the log and the ``history`` entry)."""
+        who = source if by is None else f"{source}, token {by!r}"
         async with self._lock:
             old = self.current
             prev = old.version if old is not None else None
@@ -499,23 +501,24 @@ class LiveEngine:
                     raise ReloadFailed(["the engine is draining; nothing reloaded"], refused="draining")
                 if old is None:
                     raise ReloadFailed(["the engine is still starting; nothing reloaded"], refused="draining")
-                result = await self._reload(old, dry_run)
+                result = await self._reload(old, dry_run, who)
             except ReloadFailed as exc:
-                log.error("reload (%s) failed; the running configuration %s is kept: %s", source, prev,
+                log.error("reload (%s) failed; the running configuration %s is kept: %s", who, prev,
                           log_diagnostics(exc.diagnostics))
                 result = ReloadResult(ok=False, dry_run=dry_run, version=exc.version, previous_version=prev,
                                       plan=exc.plan.as_dict() if exc.plan else {}, diagnostics=exc.diagnostics,
                                       refused=exc.refused, warnings=self._warnings)
             for warning in result.warnings:
-                log.warning("reload (%s): %s", source, warning)
+                log.warning("reload (%s): %s", who, warning)
             # why a reload failed, for `bsp status` / `bsp top` (a --watch or SIGHUP reload has nobody to print it to)
             error = None if result.ok else (log_diagnostics(result.diagnostics) or "see the engine's log")[:500]
             self.history.append({"at": time.time(), "source": source, "ok": result.ok, "dry_run": dry_run,
-                                 "version": result.version, "previous_version": prev, "error": error})
+                                 "version": result.version, "previous_version": prev, "error": error,
+                                 **({"by": by} if by is not None else {})})
             del self.history[:-50]
             return result
 
-    async def _reload(self, old: Generation, dry_run: bool) -> ReloadResult:
+    async def _reload(self, old: Generation, dry_run: bool, who: str = "") -> ReloadResult:
         from engine.runtime.binder import BindError
 
         self._warnings = []
@@ -609,8 +612,8 @@ class LiveEngine:
         assert self._nursery is not None
         self._nursery.start_soon(self._close_after, old, gen)
         self._loaded(gen)
-        log.info("reloaded: version %s -> %s (generation %d)%s", old.version, gen.version, gen.number,
-                 "".join("\n  " + line for line in plan.lines()))
+        log.info("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
+                 f" ({who})" if who else "", "".join("\n  " + line for line in plan.lines()))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
                             plan=_with_admin(plan.as_dict(), admin_change), warnings=self._warnings)
 

@@ -11,6 +11,7 @@ Kept out of ``engine/commands/run.py`` so that command stays a thin shell:
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -129,14 +130,17 @@ def deployment_secrets(dep: Any, scrub: Scrubber) -> None:
 
 
 def admin_options(listen: str | None, token_file: Path | None, cert: Path | None, key: Path | None,
-                  client_ca: Path | None, access_file: Path | None, dep: Any = None) -> AdminOptions | None:
-    """The admin API settings, or None when neither ``--admin`` nor ``admin.listen`` asks for it."""
+                  client_ca: Path | None, access_file: Path | None, dep: Any = None,
+                  named: list[str] | None = None) -> AdminOptions | None:
+    """The admin API settings, or None when neither ``--admin`` nor ``admin.listen`` asks for it.
+    ``named``: ``--admin-named-token NAME:ROLE[,ROLE...]:FILE`` values (replacing admin.tokens)."""
     from engine.admin.auth import AdminConfigError, check_token, load_token
     settings = getattr(dep, "admin", None)
     listen = listen or getattr(settings, "listen", None)
     if not listen:
-        if token_file or cert:
-            raise OpsConfigError("--admin-token-file / --admin-cert given without --admin HOST:PORT "
+        if token_file or cert or named:
+            raise OpsConfigError("--admin-token-file / --admin-named-token / --admin-cert given without --admin "
+                                 "HOST:PORT "
                                  "(or admin.listen in platform.yaml); add --admin 127.0.0.1:9180")
         for what in ("tls", "access"):
             if getattr(settings, "tls_cert" if what == "tls" else "access", None) is not None:
@@ -149,12 +153,17 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     except ValueError as exc:
         raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
     try:
+        tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
         if token_file is None and getattr(settings, "token", None) is not None:
             ref = settings.token
             token = check_token(ref.value().strip(), f"from {ref.origin} "
                                 f"({'$' + ref.env if ref.env is not None else ref.file})")
+        elif token_file is None and tokens:
+            token = ""          # named tokens only: $BSP_ADMIN_TOKEN does not add one with every role
         else:
             token = load_token(token_file)
+        from engine.admin.auth import TokenAuth
+        TokenAuth(token or None, tokens=tokens)       # each fit, no two alike (names, secrets): refused now
     except (AdminConfigError, Exception) as exc:
         raise OpsConfigError(f"admin API: {exc}") from None
     ctx = admin_tls(cert, key, client_ca, dep)
@@ -165,13 +174,49 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     key_file = key if cert is not None else getattr(getattr(settings, "tls_key", None), "file", None)
     tls = admin_tls_holder(ctx, lambda: admin_tls(cert, key, client_ca, dep), dict(files).get("server"),
                            key_file, dict(files).get("ca"))
-    opts = AdminOptions(listen=listen, token=token, ssl_context=ctx, access=access, tls=tls,
+    opts = AdminOptions(listen=listen, token=token, tokens=tokens, ssl_context=ctx, access=access, tls=tls,
                         cert_files=tuple((role, Path(p)) for role, p in files if p is not None))
     try:
         opts.host_port()
     except ValueError as exc:
         raise OpsConfigError(str(exc)) from None
     return opts
+
+
+def deployment_tokens(entries: Any) -> tuple[Any, ...]:
+    """``admin.tokens`` read: each a NamedToken (its secret read now from its file or variable)."""
+    from engine.admin.auth import NamedToken
+
+    out = []
+    for t in entries:
+        where = f"{t.ref.origin}, {'$' + t.ref.env if t.ref.env is not None else t.ref.file}"
+        out.append(NamedToken(t.name, t.ref.value().strip(), frozenset(t.roles), where=where))
+    return tuple(out)
+
+
+def named_tokens(values: list[str]) -> tuple[Any, ...]:
+    """``--admin-named-token NAME:ROLE[,ROLE...]:FILE`` values as NamedTokens (the file read now)."""
+    from engine.admin.auth import AdminConfigError, NamedToken, load_token
+    from engine.admin.roles import ROLES
+
+    out = []
+    for value in values:
+        name, _, rest = value.partition(":")
+        roles, _, file = rest.partition(":")
+        wanted = [r.strip() for r in roles.split(",") if r.strip()]
+        if not name or not wanted or not file:
+            raise AdminConfigError(f"--admin-named-token {value!r}: expected NAME:ROLE[,ROLE...]:FILE, e.g. "
+                                   f"--admin-named-token prometheus:monitor:/etc/bsp/prometheus.token")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}", name):
+            raise AdminConfigError(f"--admin-named-token {value!r}: the name {name!r}: use letters, digits and "
+                                   f"_.@- (up to 64), starting with a letter or digit, e.g. ops-alice")
+        bad = [r for r in wanted if r not in ROLES]
+        if bad:
+            raise AdminConfigError(f"--admin-named-token {value!r}: unknown role {bad[0]!r}; roles: "
+                                   f"{', '.join(ROLES)}")
+        secret = load_token(Path(file), option="--admin-named-token")
+        out.append(NamedToken(name, secret, frozenset(wanted), where=f"--admin-named-token, file {file}"))
+    return tuple(out)
 
 
 def loader(paths: list[Path], deployment: Path | None, env: str | None,

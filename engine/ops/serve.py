@@ -32,7 +32,9 @@ log = logging.getLogger("bsp.run")
 @dataclass
 class AdminOptions:
     listen: str = "127.0.0.1:9180"          # host:port; port 0 picks a free one
-    token: str = ""                         # the token itself (read from its file / env var by the caller)
+    token: str = ""                         # the token itself (read from its file / env var by the caller);
+                                            # "" with named tokens only
+    tokens: tuple[Any, ...] = ()            # engine.admin.auth.NamedToken: admin.tokens / --admin-named-token
     ssl_context: ssl.SSLContext | None = None
     access: Any = None                      # engine.access.AccessList
     cert_files: tuple[tuple[str, Path], ...] = ()    # (role server / ca, file) of its TLS, for their expiry
@@ -175,7 +177,7 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
             if wait is not None:
                 await wait()
 
-    app = AdminApp(Backend(engine, observer), TokenAuth(opts.token), metrics)
+    app = AdminApp(Backend(engine, observer), TokenAuth(opts.token or None, tokens=opts.tokens), metrics)
     # the holder is read per connection accepted: a reload's new certificate applies to new connections
     await serve_admin(app, host, port, opts.tls if opts.tls is not None else opts.ssl_context,
                       access=opts.access, task_status=task_status)

@@ -136,12 +136,13 @@ ADMIN = "admin-api.md"
 
 def endpoint_table_problems(doc: str) -> list[str]:
     rows = table_rows(section(doc, "## Endpoints"))
-    documented = {(r[0], ticked(r[1])[0]): r[2] for r in rows
+    # the role column: the role the endpoint needs (its first word; "read (+ raw)": more in its section)
+    documented = {(r[0], ticked(r[1])[0]): (r[2].split() or [""])[0].strip("`") for r in rows
                   if len(r) >= 3 and r[0] in ("GET", "POST", "PUT", "PATCH", "DELETE") and ticked(r[1])}
-    code = {(e.method, e.path): ("token" if e.auth else "none") for e in ENDPOINTS}
+    code = {(e.method, e.path): (e.role if e.auth else "none") for e in ENDPOINTS}
     out = [f"{m} {p}: documented, not in engine/admin/endpoints.py" for m, p in documented if (m, p) not in code]
     out += [f"{m} {p}: in engine/admin/endpoints.py, not in the table" for m, p in code if (m, p) not in documented]
-    out += [f"{m} {p}: auth {documented[(m, p)]}, the code's {a}" for (m, p), a in code.items()
+    out += [f"{m} {p}: role {documented[(m, p)]}, the code's {a}" for (m, p), a in code.items()
             if (m, p) in documented and documented[(m, p)] != a]
     return out
 
@@ -188,6 +189,8 @@ def test_the_admin_checks_find_a_missing_endpoint_a_missing_parameter_and_a_miss
     no_retry = "\n".join(ln for ln in doc.splitlines() if "| `/dead-letters/{id}/retry` |" not in ln)
     assert endpoint_table_problems(no_retry) == ["POST /dead-letters/{id}/retry: in engine/admin/endpoints.py, "
                                                  "not in the table"]
+    wrong_role = doc.replace("| POST | `/reload` | operate |", "| POST | `/reload` | monitor |")
+    assert endpoint_table_problems(wrong_role) == ["POST /reload: role monitor, the code's operate"]
     no_cursor = doc.replace("| `cursor` | go on", "| `kursor` | go on")
     assert "GET /deals: parameter cursor not in its table" in parameter_problems(no_cursor)
     assert "GET /deals: kursor in its table is no parameter of it" in parameter_problems(no_cursor)

@@ -268,7 +268,9 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         r = await client.get("/deals", params={"reference": "X1"})
         assert sorted(d["status"] for d in r.json()["deals"]) == ["committed", "rejected", "rejected"]
         (made,) = [d["deal_id"] for d in r.json()["deals"] if d["status"] == "committed"]
-        assert after["id"] == letter["id"] and after["retry_outcome"] == f"committed (deal {made})"
+        # the token that asked is recorded with the outcome: the single token is the one named "admin"
+        assert after["id"] == letter["id"] and after["retry_outcome"] == (f"committed (deal {made}) (admin API, "
+                                                                          f"token 'admin')")
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--admin", url, "--token-file", "/nonexistent")
         assert r.returncode == 2 and "admin token" in r.stderr
         # --live finds the engine as `bsp dead list --live` does: $BSP_ADMIN_URL, or --url
@@ -277,7 +279,7 @@ async def test_bsp_dead_retry_admin_reinjects_through_the_running_configuration(
         # no deal key, so a second retry would commit the exchange a second time)
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--live")
         assert r.returncode == 1 and f"{letter['id']}: NOT retried: refused: status retried: already retried at " \
-            in r.stdout and f"committed (deal {made}); it is not run again. add --again" in r.stdout, r.stdout
+            in r.stdout and f"committed (deal {made}) (admin API, token 'admin'); it is not run again. add --again" in r.stdout, r.stdout
         del env["BSP_ADMIN_URL"]
         r = await trio.to_thread.run_sync(bsp, letter["id"], "--live", "--url", url, "--again")
         assert r.returncode == 0 and f"{letter['id']}: retried: committed" in r.stdout, r.stderr
