@@ -74,3 +74,9 @@ def build_test_registry() -> Registry:
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     return build_test_registry()
+
+
+@pytest.fixture
+def fresh_registry() -> Registry:
+    """A registry of this test's own, for a test that registers more kinds into it."""
+    return build_test_registry()

@@ -59,14 +59,13 @@ def test_an_unknown_body_or_deal_field_underlines_the_name_not_the_whole_line(tm
     assert (d.pos.col, d.pos.end_col) == (17, 29)      # a quoted name: the line, as before
 
 
-def test_a_step_kind_that_declares_no_options_refuses_every_option(tmp_path):
+def test_a_step_kind_that_declares_no_options_refuses_every_option(tmp_path, fresh_registry):
     """docs/language.md: a plugin step's options are checked against the kind's description; one that
     declares none takes none.  Until 2026-11-27 a kind with ``options=()`` took any option unchecked (a
     misspelt one, or one its author forgot to declare, reached ``build`` silently)."""
-    from conftest import build_test_registry
     from formats.component import ComponentSpec
 
-    reg = build_test_registry()
+    reg = fresh_registry
     reg.register(ComponentSpec("step", "tick", "counts the request", ()))
     src = HEAD + 'route r {\n    receive from mf as Req\n    tick t { txt = msg.code }\n}\n'
     d = _diag(src, reg, tmp_path, "E043")

@@ -84,7 +84,7 @@ def test_a_shared_file_that_does_not_compile_is_shown_once(tmp_path, monkeypatch
 
     res = CliRunner().invoke(app, ["test", "."])
     assert res.exit_code == 1, res.output
-    lines = [line for line in res.output.splitlines() if line.startswith("common/shared.route:1:1:")]
+    lines = [line for line in res.output.splitlines() if line.startswith("common/shared.route:1:22:")]
     assert len(lines) == 2 and lines[1].endswith("(shown above)"), res.output
     assert "one: 1 error, 1 warning: the route tests did not run" in res.output
     assert "two: 1 error, 1 warning: the route tests did not run" in res.output
