@@ -376,18 +376,33 @@ def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[
             raise LedgerError(f"{path}: cannot read the deals flagged for an operator: {exc}") from exc
 
 
+def retry_made_a_deal(outcome: str | None) -> bool:
+    """Whether a retry's recorded outcome says it ran as a deal (``rejected (deal ID): ...``) or was answered as
+    a duplicate: that letter is seen to (its retry's deal has a dead letter of its own if it failed again).
+    A retry that made no deal (``failed: the current configuration has no inbound channel ...``, a key
+    missing, no reply) ran nothing: its letter still waits.  ``WAITING_SQL`` is the same test in SQL."""
+    text = str(outcome or "")
+    return "(deal " in text or text.startswith("duplicate")
+
+
+# the dead letters waiting for an operator: status new, never retried into a deal (``retry_made_a_deal``);
+# what ``count_new_dead_letters`` counts and ``bsp dead retry`` by filters selects (engine/commands/dead_select.py)
+WAITING_SQL = ("status = 'new' AND (retried_at IS NULL OR NOT (coalesce(retry_outcome, '') LIKE '%(deal %' "
+               "OR coalesce(retry_outcome, '') LIKE 'duplicate%'))")
+
+
 def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> dict[str, int]:
-    """How many dead letters wait for an operator: status ``new`` and never retried (one retried that did not
-    go through keeps status ``new`` with its ``retry_outcome``, but the retry's own deal has its dead letter if
-    it failed again: counted there, not twice), by error kind (``unreachable``, ``timeout``, ``rejected``,
-    ``malformed``, ...): what ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py).  ``con`` as for
-    ``query_deals``."""
+    """How many dead letters wait for an operator: status ``new`` and never retried into a deal (one retried
+    that did not go through keeps status ``new`` with its ``retry_outcome``, but the retry's own deal has its
+    dead letter if it failed again: counted there, not twice; one whose retry made no deal, its channel gone
+    say, still waits: ``WAITING_SQL``), by error kind (``unreachable``, ``timeout``, ``rejected``,
+    ``malformed``, ...): what ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py), and what ``bsp dead
+    retry --status new`` selects.  ``con`` as for ``query_deals``."""
     path = Path(path)
     with _reading(path, con) as con:
         try:
             return {str(k or "unknown"): int(n) for k, n in con.execute(
-                "SELECT error_kind, count(*) FROM dead_letters WHERE status = 'new' AND retried_at IS NULL "
-                "GROUP BY 1 ORDER BY 1"
+                f"SELECT error_kind, count(*) FROM dead_letters WHERE {WAITING_SQL} GROUP BY 1 ORDER BY 1"
             ).fetchall()}
         except duckdb.Error as exc:
             raise LedgerError(f"{path}: cannot count the dead letters: {exc}") from exc

@@ -17,10 +17,12 @@ def retried_before(row: dict[str, Any]) -> bool:
     again: that deal has a dead letter of its own, the one to retry now (retrying both would run the
     exchange twice on a route without a deal key), or was answered as a duplicate (answered so again).
     A ``new`` letter whose retry made no deal (its channel gone, a key missing) is not: nothing ran."""
+    from engine.ledger_query import retry_made_a_deal
+
     if row.get("status") in ("retried", "retrying"):
         return True
-    outcome = str(row.get("retry_outcome") or "")
-    return row.get("retried_at") is not None and ("(deal " in outcome or outcome.startswith("duplicate"))
+    # the same test as the dead letters waiting count's (engine.ledger_query.WAITING_SQL)
+    return row.get("retried_at") is not None and retry_made_a_deal(row.get("retry_outcome"))
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The dead letters waiting for an operator now (status ``new``, never retried): ``bsp_dead_letters_new``, ``bsp status``
-``dead_letters_new``.
+"""The dead letters waiting for an operator now (status ``new``, never retried into a deal):
+``bsp_dead_letters_new``, ``bsp status`` ``dead_letters_new``.
 
     box = NewDeadLetters()
     nursery.start_soon(watch_new_dead_letters, box, engine)    # engine/ops/serve.py

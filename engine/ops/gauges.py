@@ -67,7 +67,7 @@ class EngineMetrics(Metrics):
                                   namespace=namespace, registry=self.registry)
         self.flagged_open.set(float("nan"))
         self.dead_letters_new = Gauge("dead_letters_new", "Dead letters waiting for an operator now (status new, "
-                                      "never retried), whatever run wrote them, by error kind "
+                                      "never retried into a deal), whatever run wrote them, by error kind "
                                       "(unreachable, timeout, rejected, malformed, ...): what bsp dead list --status "
                                       "new lists; counted in the ledger every 5 s; no series until then.", ["kind"],
                                       namespace=namespace, registry=self.registry)

@@ -201,3 +201,22 @@ def test_a_long_run_shows_its_progress_on_standard_error(capsys: pytest.CaptureF
         "progress: 201 of 201 dead letters done (179 committed, 21 refused again, 1 already retried)"], err
     assert tally.summary(None) == ("retried 179 of 201 dead letter(s): 179 committed; 21 refused again; 1 skipped "
                                    "because already retried")
+
+
+def test_the_waiting_count_and_retry_by_filters_agree_on_a_retry_that_made_no_deal(env: tuple[Path, Path]) -> None:
+    # a retry that ran nothing (its channel gone from the configuration, a key missing) puts the letter back to
+    # new with its retried_at: it still waits, and bsp dead retry --status new retries it; the count
+    # (bsp_dead_letters_new, bsp status, bsp top) left it out, so the gauge said 0 while letters waited
+    from engine.ledger_query import count_new_dead_letters
+
+    path, route = env
+    trio.run(fill, path, [letter("d1", "R1"), letter("d2", "R2"), letter("d3", "R3"), letter("d4", "R4"),
+                          letter("d5", "R5")],
+             {"d2": ("new", "failed: the current configuration has no inbound channel 'front' (inbound: none)"),
+              "d3": ("new", "rejected (deal 0f0f0f0f): refused by the biller"),
+              "d4": ("new", "duplicate: the route's deal key is kept by an earlier deal"),
+              "d5": ("retried", "committed (deal 1e1e1e1e)")})
+    assert count_new_dead_letters(path) == {"unreachable": 2}           # d1 and d2
+    res = cli("retry", "--status", "new", "--dry-run", "--ledger", str(path))
+    assert res.exit_code == 0, res.output
+    assert "2 to retry, 2 already retried, 0 purged" in res.output, res.output
