@@ -47,8 +47,9 @@ def select(rows: list[dict[str, Any]], *, again: bool) -> Selection:
 
 def confirm(n: int, where: str) -> None:
     """Ask before retrying more than one letter chosen by filters; never wait on a standard input that is no
-    terminal (a script, CI): a usage error says to add --yes."""
-    if not sys.stdin.isatty():
+    terminal (a script, CI, or none at all: started with standard input closed, ``sys.stdin`` is None): a usage
+    error says to add --yes."""
+    if sys.stdin is None or not sys.stdin.isatty():
         raise typer.BadParameter(f"these filters select {n} dead letters to retry in {where}; add --yes to retry "
                                  f"them (--dry-run lists them first); standard input is no terminal, so nothing "
                                  f"is asked", param_hint="--yes")

@@ -131,7 +131,7 @@ def archive(
             if job.plan.cut < job.plan.first:
                 return
             if not yes:
-                if not sys.stdin.isatty():
+                if sys.stdin is None or not sys.stdin.isatty():      # None: started with stdin closed
                     typer.echo("error: archiving removes these records from the live ledger: add --yes (stdin is "
                                "not a terminal, so there is nobody to ask); nothing was changed", err=True)
                     raise typer.Exit(2)

@@ -220,3 +220,20 @@ def test_the_waiting_count_and_retry_by_filters_agree_on_a_retry_that_made_no_de
     res = cli("retry", "--status", "new", "--dry-run", "--ledger", str(path))
     assert res.exit_code == 0, res.output
     assert "2 to retry, 2 already retried, 0 purged" in res.output, res.output
+
+
+def test_retry_by_filters_without_any_standard_input_asks_for_yes(env: tuple[Path, Path]) -> None:
+    # started with standard input closed (cron, `<&-`), Python's sys.stdin is None: the confirmation's
+    # isatty() raised AttributeError, a traceback instead of the usage error saying to add --yes
+    import os
+    import subprocess
+    import sys
+
+    path, route = env
+    trio.run(fill, path, [letter("d1", "R1"), letter("d2", "R2")])
+    p = subprocess.run([sys.executable, "-m", "engine.cli", "dead", "retry", "--status", "new", "--ledger", str(path),
+                        "--routes", str(route)], capture_output=True, text=True, env=dict(os.environ),
+                       preexec_fn=lambda: os.close(0), cwd=str(Path(__file__).resolve().parents[2]))
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and "add --yes" in one_line(p.stderr), p.stderr
+    assert {r["status"] for r in query_dead_letters(path, limit=None)} == {"new"}      # nothing ran
