@@ -12,8 +12,8 @@ Every table is in the one document (unlike CSV, which writes one file per table)
 Values by column kind: money and rates are JSON *strings* holding the exact
 decimal (``"1234.50"``, ``"0.975"``: a JSON number is read as a binary float by
 most programs, which would change an amount); counts are integers; durations in
-milliseconds are numbers; days ``"YYYY-MM-DD"``; times ISO 8601 in UTC; no
-value is ``null``.  Text is written as it is (escaped as JSON, non-ASCII kept).
+milliseconds are numbers; days ``"YYYY-MM-DD"``; times ISO 8601 in UTC; a
+cell with no value (blank in the other formats) is ``null``.  Text is written as it is (escaped as JSON, non-ASCII kept).
 Rows are written one by one, so a 200,000-row statement is not held twice.
 """
 from __future__ import annotations
