@@ -118,9 +118,28 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
         # purged (retry says so, nothing is injected) or gone since it was read
         return await retry(dict(letter, status="purged"), injector, keyring=keyring) if row is not None else \
             RetryResult(letter["id"], False, "failed: the dead letter is no longer in the ledger", now)
-    res = await retry(letter, injector, keyring=keyring)
+    try:
+        res = await retry(letter, injector, keyring=keyring)
+    except BaseException as exc:
+        # stopped while its deal ran (the engine stopping, Ctrl-C on bsp dead retry): whether it went through
+        # is unknown, so the letter stays ``retrying`` (refused unless again), but no longer says "in progress"
+        # of a retry that ended: the note says it was interrupted and what to check
+        import trio
+
+        why = "cancelled" if isinstance(exc, trio.Cancelled) else type(exc).__name__
+        with trio.CancelScope(shield=True):
+            try:
+                await ledger.mark_dead_letters(
+                    [letter["id"]], status="retrying", retried_at=now,
+                    retry_outcome=f"interrupted ({why}) while its deal ran: {who} stopped at "
+                                  f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC before the outcome was "
+                                  f"known; see whether its deal ran (`bsp deals --since {now:%Y-%m-%dT%H:%M:%S}Z`)")
+            except Exception:     # the ledger cannot be written: the claim's note stays; what stopped it goes on
+                pass
+        raise
     # not through: back to what it was (a stale ``retrying`` taken with ``again``: to new); a retry stopped
-    # midway (the process killed) leaves ``retrying``, which the next retry refuses: the safe side
+    # midway (the process killed; interrupted: above) leaves ``retrying``, which the next retry refuses: the
+    # safe side
     back = "retried" if row["status"] == "retried" else "new"
     outcome = res.outcome if by is None else f"{res.outcome} (admin API, token {by!r})"
     await ledger.mark_dead_letters([res.id], status="retried" if res.ok else back,

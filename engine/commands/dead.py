@@ -370,7 +370,8 @@ def retry_cmd(
     of one letter started together run it once. A letter already retried, or whose retry is running, is
     refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
     id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
-    one the exchange runs a second time. A retry whose process was killed leaves status retrying: check
+    one the exchange runs a second time. A retry whose process was killed leaves status retrying, and so does
+    one interrupted while its deal ran (Ctrl-C, the engine stopping: its outcome says `interrupted`): check
     its deal (`bsp deals --since`), then --again.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);

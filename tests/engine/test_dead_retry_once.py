@@ -237,3 +237,30 @@ def test_retry_by_filters_without_any_standard_input_asks_for_yes(env: tuple[Pat
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and "add --yes" in one_line(p.stderr), p.stderr
     assert {r["status"] for r in query_dead_letters(path, limit=None)} == {"new"}      # nothing ran
+
+
+async def test_a_retry_interrupted_while_its_deal_runs_says_so_and_stays_claimed(tmp_path: Path) -> None:
+    # the engine stopping (its admin API's retry cancelled) or Ctrl-C on bsp dead retry while the deal runs:
+    # whether it went through is unknown, so the letter stays `retrying` (not run twice); but its outcome said
+    # "in progress: ... since T" for ever, of a retry that had ended. It says it was interrupted now.
+    from engine.deadletter import retry_once
+
+    path = tmp_path / "l.duckdb"
+    await fill(path, [letter("d1", "R1")])
+    running = trio.Event()
+
+    async def inject(channel: str, raw: bytes) -> str:         # a counterpart that does not answer
+        running.set()
+        await trio.sleep_forever()
+        return "never"
+
+    row = query_dead_letters(path, ids=["d1"], limit=None, with_raw=True)[0]
+    async with open_ledger(path, audit_key=KEY) as led:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(retry_once, led, row, inject)
+            await running.wait()
+            nursery.cancel_scope.cancel()
+        claimed, after = await led.claim_dead_letter("d1", at=NOW, note="probe")
+    assert not claimed and after is not None and after["status"] == "retrying", after
+    assert after["retry_outcome"].startswith("interrupted (cancelled) while its deal ran: bsp dead retry stopped"), after
+    assert "bsp deals --since" in after["retry_outcome"]
