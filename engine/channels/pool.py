@@ -44,6 +44,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import re
 import ssl
 import time
 from typing import Any, Awaitable, Callable
@@ -51,6 +52,7 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from engine.channels.base import RECEIVE_SIZE, Unreachable, io_reason
+from engine.channels.failure_log import iso
 from engine.channels.tcp_listen import set_nodelay
 from engine.tls import client_tls_reason
 from formats.framing import Framer, FramingError
@@ -58,6 +60,7 @@ from formats.framing import Framer, FramingError
 log = logging.getLogger("bsp.channel.pool")
 
 _NUMBERS = itertools.count(1)
+_DIGITS = re.compile(r"\d+(\.\d+)?")
 QUIET_REFUSED = 3       # idle closes in a row on a slot, no answer in between: a refusal (see above)
 
 
@@ -268,10 +271,14 @@ class Pool:
             conn = PoolConn(i, stream, self.new_framer())
             self.connects += 1
             self.conns.append(conn)
-            if self._told[i] is not None:    # its outage was a warning: so is its end (seen at the default level)
-                log.warning("channel %s: connection %d of %d to %s open again after %.1fs down", self.name, i + 1,
-                            self.size, self.address, time.time() - self._down_at[i])
-                self._told[i] = None
+            if self._told[i] is not None and self.refusing:
+                # refused since (closed before any answer, right after opening): an open is no end of that
+                # outage, or each attempt would be a line 'open again' and one 'closed before any answer';
+                # its first answer ends it (_reader)
+                log.debug("channel %s: connection %d of %d to %s open (refused since %s: not over until it "
+                          "answers)", self.name, i + 1, self.size, self.address, iso(self._down_at[i]))
+            elif self._told[i] is not None:  # its outage was a warning: so is its end (seen at the default level)
+                self._open_again(i)
             else:
                 log.info("channel %s: connection %d of %d to %s open", self.name, i + 1, self.size, self.address)
             self._notify()
@@ -341,20 +348,28 @@ class Pool:
                                              "certificate, connection limit)"))
             backoff = await self._back_off(i, self.last_error, backoff)
 
+    def _open_again(self, i: int, how: str = "") -> None:
+        log.warning("channel %s: connection %d of %d to %s open again%s after %.1fs down", self.name, i + 1,
+                    self.size, self.address, how, time.time() - self._down_at[i])
+        self._told[i] = None
+
     async def _back_off(self, i: int, what: str, backoff: float) -> float:
         """Slot ``i`` is down (``what`` says why): log it, tell the watchers, wait a jittered ``backoff``;
         returns the next, doubled up to ``backoff_max``."""
         wait = self.rng.uniform(backoff / 2, backoff)
         # once per outage of the slot (and when the reason changes), not at every attempt: the retries go on
         # every reconnect_max at most while the counterpart is away, for hours maybe
+        # the reason as compared: without its figures, which change from one attempt to the next ("closed ...
+        # 4 times in a row", durations) while the reason is the same: else each attempt is a warning again
+        same = _DIGITS.sub("#", what)
         first = self._told[i] is None
-        log.log(logging.WARNING if first or self._told[i] != what else logging.DEBUG,
+        log.log(logging.WARNING if first or self._told[i] != same else logging.DEBUG,
                 "channel %s: connection %d of %d: %s; retrying %s", self.name, i + 1, self.size, what,
                 f"every {self.backoff_max:g}s at most (logged again when it is open)" if first else
                 f"in {wait:.3g}s")
         if first:
             self._down_at[i] = time.time()
-        self._told[i] = what
+        self._told[i] = same
         self._down[i] = True
         if self.down and self.down_since is None:
             self.down_since = time.time()
@@ -416,6 +431,8 @@ class Pool:
             if frames:
                 conn.frames_in += len(frames)
                 self.answers += len(frames)
+                if self._told[conn.slot] is not None:       # a refusal's outage ends with an answer
+                    self._open_again(conn.slot, " and answering")
                 self.on_frames(conn, frames)
             if framer.error is not None:
                 conn.close(f"bad frame from the counterpart: {framer.error}")

@@ -116,3 +116,42 @@ async def test_a_pool_logs_each_connection_down_once_and_when_it_is_open_again(n
         await trio.sleep(0.1)
     back = _warnings(caplog, "open again after")
     assert len(back) == 3 and all(f"to 127.0.0.1:{port} open again after" in b for b in back), back
+
+
+async def test_a_pool_refused_by_a_counterpart_that_closes_each_connection_warns_once(nursery, autojump_clock,
+                                                                                     caplog) -> None:
+    """A counterpart that accepts each connection and closes it before any answer (an access list refusing this
+    client): the slot backs off, and its reason counted the closes (`3 times in a row`, `4 times in a row`, ...),
+    so each attempt's reason was new and each was a warning again: one line every reconnect_max for as long as
+    it lasts, the flood the once-per-outage rule is there to stop."""
+    from engine.channels.mux import MuxConnector
+
+    refusing = [True]
+
+    async def slam(stream) -> None:
+        f = LengthPrefixFramer(4)
+        if refusing[0]:
+            await stream.aclose()
+            return
+        while data := await stream.receive_some(65536):
+            await stream.send_all(b"".join(f.frame(req) for req in f.feed(data)))
+
+    port = await _serve(nursery, slam)
+    caplog.set_level(logging.WARNING, logger="bsp")
+    ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 1,
+                                 "reconnect_max": "2s", "timeout": "1s"})
+    await nursery.start(ch.run)
+    for _ in range(4):                            # calls make the idle-closed slot reconnect, until it is refused
+        await ch.request_many([b"x"])
+        await trio.sleep(1)
+    await trio.sleep(60)                          # a minute of refusals (MockClock)
+    refused = _warnings(caplog, "closed the connection before any answer")
+    assert 1 <= len(refused) <= 2, refused        # the refusal (and a change of its reason), not one per attempt
+    assert not _warnings(caplog, "open again"), _warnings(caplog, "open again")   # opened, refused: not back
+
+    refusing[0] = False                           # the counterpart lets this client in again
+    with trio.fail_after(30):
+        while not isinstance((await ch.request_many([b"x"]))[0], bytes):
+            await trio.sleep(0.5)
+    back = _warnings(caplog, "open again")
+    assert len(back) == 1 and f"to 127.0.0.1:{port} open again and answering after" in back[0], back
