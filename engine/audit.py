@@ -666,6 +666,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     keys = _Keys(con, key, report, anchor.chain_seq if anchor is not None else 0)
     cur: bytes | None = None
     blind: MissingKey | None = None
+    blind_failed: list[tuple[int, str, Any]] = []    # the records of the blind span (none verifies with the ring)
     hint: bytes | None = None
     next_rot = keys.after(0)
     # A record right after a gap or a moved record was chained to a predecessor
@@ -709,8 +710,26 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
             prev = ZERO_MAC
             continue
         if blind is not None:      # sealed with a key the ring lacks: nothing to check it with
-            blind.last_seq = seq
+            known = next((k for k in keys.ring if digest(k, tag + canon + prev, "sha256") == mac), None)
+            if known is not None:
+                # a record of the span verifies with a key of the ring: the span was not sealed with a key the
+                # ring lacks (a forged rotation record, or a record modified so that no key opened it): the
+                # records before it in the span are breaks, not a key to add
+                report.missing.remove(blind)
+                for b_seq, b_table, b_rid in blind_failed:
+                    add(Break(b_seq, b_table, b_rid,
+                              f"content does not match its mac under any key of the ring, and a later record "
+                              f"(seq {seq}) verifies with {key_label(known)}: modified (the chain said it was "
+                              f"sealed with {blind.label}, a key the ring lacks; that claim is not taken)"))
+                blind_failed.clear()
+                cur, blind, hint = keys._use(seq, known), None, None
+            else:
+                blind.last_seq = seq
+                if len(blind_failed) < max_breaks:
+                    blind_failed.append((seq, table, rid))
+        if blind is not None:
             if seq == next_rot:
+                blind_failed.clear()
                 cur, blind, hint = keys.rotate(seq, cur, False, blind)
                 next_rot = keys.after(seq)
             prev = mac
@@ -719,6 +738,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         if cur is None:            # the first keyed record (or the first after an unchecked rotation)
             cur, blind = keys.resolve(seq, msg, mac, hint)
             if blind is not None:
+                blind_failed.append((seq, table, rid))
                 prev = mac
                 continue
         ok = digest(cur, msg, "sha256") == mac
@@ -755,6 +775,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         return report
     if blind is None and not report.stopped_early:    # the head names the last record: only a check that read it
         _check_head(con, cur if cur is not None else keys.head_key(), last, prev, report)
+        _check_current(cur, keys, report)
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
@@ -823,6 +844,26 @@ def _wrong_key(key: bytes, bad: int, report: VerifyReport) -> None:
                            f"for its ledger.audit_key, or {ENV_KEY_FILE} / {ENV_KEY}; look for a typo, another "
                            f"environment's key, a key file replaced). If it is that key, every record and the head "
                            f"were rewritten: restore the ledger from a backup (docs/security.md#the-key)")]
+
+
+def _check_current(cur: bytes | None, keys: "_Keys", report: VerifyReport) -> None:
+    """A live ledger's chain must end sealed with the ring's current key: a writer opening it with the ring
+    rotates it to that key at once.  A chain ending with an older key of the ring is what a holder of that old
+    key (leaked, rotated out) leaves when they delete the rotation record and every record after it and
+    re-seal the head: each record and the head verify, with the key kept in the ring to check the old ones."""
+    if cur is None or report.archive is not None or len(keys.ring) < 2:
+        return
+    current = keys.ring[0]
+    if fingerprint(cur) == fingerprint(current):
+        return
+    report.breaks.append(Break(
+        report.last_seq, "audit_head", None,
+        f"the chain ends sealed with {key_label(cur)}, not with the ring's current key {key_label(current)}: "
+        f"a writer opening this ledger with this ring rotates it to the current key first, so either no writer "
+        f"has opened it since {key_label(current)} became current (start the engine or any writer, then verify "
+        f"again; a backup made before: verify it with a ring whose current key is {key_label(cur)}), or the "
+        f"rotation record to {key_label(current)} and every record after it were deleted and the head re-sealed "
+        f"by someone holding {key_label(cur)} (an old key that leaked): restore the ledger from a backup"))
 
 
 def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:
