@@ -960,12 +960,26 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
     for each archive (``archived_deals``) exactly those its anchor's digest covers: a row deleted would let a
     repeat of an archived deal run again."""
     expect = 1
+    # the keys this ledger's chain names (its rotation records, the spans sealed with a key the ring lacks): an
+    # anchor sealed with a key the ring lacks is sealed with one of them (the writer's current key when the
+    # archive was made seals the chain around it too); a fingerprint no record names was written by hand, and
+    # taking it for a missing key would turn a changed anchor (its kept deal keys deleted) into 'cannot verify'
+    named = {m.fingerprint for m in report.missing}
+    for r in keys.rotations.values():
+        named.update((r.fingerprint, r.previous_fingerprint))
     for a in report.anchors:
         sealed = a.seal is not None and any(hmac.compare_digest(anchor_seal(k, a), a.seal) for k in
                                             ([keys.by_fp[a.key_fp]] if a.key_fp in keys.by_fp else keys.ring))
-        if not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp:
+        if not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp and a.key_fp in named:
             # its key is not in the ring: nothing proves the anchor either way (and nothing passes as intact)
             report.missing.append(MissingKey(None, a.key_fp, a.chain_seq, a.chain_seq, what=a.archive))
+        elif not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp:
+            report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
+                                       f"the archive anchor names the key fp {a.key_fp}, which is not in the ring "
+                                       f"and which no record of this ledger names (no rotation record, no records "
+                                       f"sealed with it): its key fingerprint was changed, with its seal no longer "
+                                       f"matching (if the anchor was sealed with a key retired before every "
+                                       f"record kept here, add that key to the ring and verify again)"))
         elif not sealed:
             report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
                                        "the archive anchor does not match its seal (its seq, mac, archive name, "

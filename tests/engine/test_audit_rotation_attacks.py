@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.audit import head_mac
-from tests.engine.test_audit_rotation import A1, FP, check, ring, rotated, sql
+from tests.engine.test_audit_rotation import A1, FP, bsp, check, ring, rotated, sql  # noqa: F401 (bsp: a fixture)
 
 
 async def test_a_tamper_before_a_rotation_is_not_hidden_as_a_missing_key(tmp_path: Path) -> None:
@@ -49,3 +49,38 @@ async def test_an_old_key_cannot_cut_the_records_after_its_rotation(tmp_path: Pa
     report = check(path, ring("a2", "a1"))
     assert not report.ok
     assert any("a1" in b.what and "current" in b.what for b in report.breaks), [str(b) for b in report.breaks]
+
+
+async def test_an_anchor_changed_with_an_unknown_key_fingerprint_is_a_break_not_a_missing_key(
+        tmp_path: Path, bsp) -> None:
+    """No key: delete an archived deal's kept key (a repeat of it would run again), make the anchor's count and
+    digest match, and give the anchor the fingerprint of a key nobody has.  Verify said 'cannot verify: add key
+    ... (fp ffff...)' (exit 2), though the ring holds every key this ledger was sealed with."""
+    import duckdb
+
+    from datetime import datetime, timezone
+    from engine.audit import keys_digest
+    from tests.engine.test_audit_rotation import write
+
+    led, arc = tmp_path / "bsp.duckdb", tmp_path / "2026-01.duckdb"
+    await write(led, ring("a1"), 0, 6, config=True)
+    await write(led, ring("a1"), 100, 3, start=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    res = bsp("ledger", "archive", "--before", "2026-02-01", "--out", str(arc), "--ledger", str(led), "--yes",
+              ring=("a1",))
+    assert res.exit_code == 0, res.output
+    await write(led, ring("a2", "a1"), 200, 2, start=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1")).exit_code == 0
+
+    con = duckdb.connect(str(led))
+    (seq,) = con.execute("SELECT chain_seq FROM audit_anchor").fetchall()[0]
+    con.execute("DELETE FROM archived_deals WHERE deal_id = (SELECT min(deal_id) FROM archived_deals)")
+    n, digest = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM archived_deals "
+                                 "WHERE anchor_seq = ?", [seq])
+    con.execute("UPDATE audit_anchor SET keys = ?, keys_sha256 = ?, key_fp = 'ffffffffffffffff'", [n, digest])
+    con.close()
+    res = bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1"))
+    assert res.exit_code == 1 and "audit_anchor" in res.output, res.output
+    # the ring without a1 (the anchor's real key, named by the rotation record): still a break, since the
+    # fingerprint the anchor names is no key this ledger's chain knows
+    res = bsp("audit", "verify", "--ledger", str(led), ring=("a2",))
+    assert res.exit_code == 1 and "audit_anchor" in res.output, res.output
