@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.audit import head_mac
-from tests.engine.test_audit_rotation import A1, FP, bsp, check, ring, rotated, sql  # noqa: F401 (bsp: a fixture)
+from tests.engine import test_audit_rotation as rotation
+from tests.engine.test_audit_rotation import A1, FP, check, ring, rotated, sql
+
+bsp = rotation.bsp        # the CLI with a keyring (a fixture)
 
 
 async def test_a_tamper_before_a_rotation_is_not_hidden_as_a_missing_key(tmp_path: Path) -> None:
