@@ -779,7 +779,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
-    _check_anchors(con, keys, report)
+    _check_anchors(con, keys, report, cur if blind is None and not report.stopped_early else None)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -952,7 +952,7 @@ def _check_keys(con: Any, report: VerifyReport) -> None:
             report.breaks.append(Break(None, "deal_keys", f"{deal_id} key {key!r}", what))
 
 
-def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
+def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport, final: bytes | None = None) -> None:
     """Each anchor sealed with the key it names (``key_fp``: the writer's current key when the archive was made;
     an anchor of schema 6, without one, with any key of the ring: only a holder of that key can make its seal),
     the archives one after the other from seq 1, and (in the live ledger,
@@ -984,6 +984,16 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
             report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
                                        "the archive anchor does not match its seal (its seq, mac, archive name, "
                                        "sha256, keys or key fingerprint were changed)"))
+        elif (final is not None and a.key_fp and report.archive is None
+              and a.key_fp != fingerprint(final)):
+            # a rotation seals the anchors again with the new key (engine.ledger_store.rotate_audit_key): one
+            # still sealed with an older key of the ring was sealed again by someone holding that old key
+            report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
+                                       f"the archive anchor is sealed with {_fp_label(keys, a.key_fp)}, "
+                                       f"not with {key_label(final)}, the key the chain ends with: a rotation of "
+                                       f"the audit key seals the anchors again with the new key, so this one was "
+                                       f"sealed again by someone holding the old key (its kept deal keys may "
+                                       f"have been deleted: a repeat of an archived deal could run again)"))
         if a.first_seq != expect:
             report.breaks.append(Break(a.first_seq, "audit_anchor", a.archive,
                                        f"the archive starts at seq {a.first_seq}, the one before it ends at seq "
@@ -1005,6 +1015,11 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
     if stray:
         report.breaks.append(Break(None, "archived_deals", None,
                                    f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
+
+
+def _fp_label(keys: "_Keys", fp: str) -> str:
+    k = keys.by_fp.get(fp)
+    return key_label(k) if k is not None else f"fp {fp}"
 
 
 def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str, live_path: Path | str = "the ledger") -> list[str]:

@@ -87,3 +87,35 @@ async def test_an_anchor_changed_with_an_unknown_key_fingerprint_is_a_break_not_
     # fingerprint the anchor names is no key this ledger's chain knows
     res = bsp("audit", "verify", "--ledger", str(led), ring=("a2",))
     assert res.exit_code == 1 and "audit_anchor" in res.output, res.output
+
+
+async def test_an_old_key_cannot_reseal_an_anchor_made_before_its_rotation(tmp_path: Path, bsp) -> None:
+    """A1 sealed an archive's anchor, then leaked and was rotated out (a2 current, a1 kept to verify).  Its holder
+    deletes an archived deal's kept key (a repeat of that deal would run again) and re-seals the anchor with a1:
+    verify said intact, since the anchor names a1 and a1 is in the ring."""
+    import duckdb
+
+    from datetime import datetime, timezone
+    from engine.audit import anchor_seal, anchors, keys_digest
+    from tests.engine.test_audit_rotation import write
+
+    led, arc = tmp_path / "bsp.duckdb", tmp_path / "2026-01.duckdb"
+    await write(led, ring("a1"), 0, 6, config=True)
+    await write(led, ring("a1"), 100, 3, start=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    res = bsp("ledger", "archive", "--before", "2026-02-01", "--out", str(arc), "--ledger", str(led), "--yes",
+              ring=("a1",))
+    assert res.exit_code == 0, res.output
+    await write(led, ring("a2", "a1"), 200, 2, start=datetime(2026, 3, 1, tzinfo=timezone.utc))
+    assert bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1")).exit_code == 0
+
+    con = duckdb.connect(str(led))
+    [a] = anchors(con)
+    con.execute("DELETE FROM archived_deals WHERE deal_id = (SELECT min(deal_id) FROM archived_deals)")
+    a.keys, a.keys_sha256 = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
+                                             "archived_deals WHERE anchor_seq = ?", [a.chain_seq])
+    a.key_fp = FP["a1"]
+    con.execute("UPDATE audit_anchor SET keys = ?, keys_sha256 = ?, key_fp = ?, seal = ?",
+                [a.keys, a.keys_sha256, a.key_fp, anchor_seal(A1, a)])
+    con.close()
+    res = bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1"))
+    assert res.exit_code == 1 and "audit_anchor" in res.output, res.output
