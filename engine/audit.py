@@ -610,6 +610,13 @@ class _Keys:
             m = self._missing(r.key_id, r.fingerprint, seq + 1)
             if named is not None:
                 m.note = f"; the ring's {r.key_id} is another key (fp {fingerprint(named)})"
+            if blind is None and cur is not None:
+                # the rotation record is proven by the old key only: its holder may have written it (a key
+                # nobody has, the records after it deleted) to stop verify here
+                m.note += (f"; the rotation record naming it (seq {seq}) is sealed with {key_label(cur)}: if no "
+                           f"one has a key with fp {r.fingerprint}, it was written by someone holding "
+                           f"{key_label(cur)}, and the records after it may have been deleted or replaced: "
+                           f"restore the ledger from a backup")
             return None, m, None
         return self._use(seq + 1, new), None, None
 

@@ -119,3 +119,35 @@ async def test_an_old_key_cannot_reseal_an_anchor_made_before_its_rotation(tmp_p
     con.close()
     res = bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1"))
     assert res.exit_code == 1 and "audit_anchor" in res.output, res.output
+
+
+async def test_a_rotation_to_a_key_nobody_has_written_with_the_old_key_says_who_could_have(tmp_path: Path) -> None:
+    """A1's holder cuts the records after the rotation and re-seals the rotation record naming a key nobody
+    has: verify cannot check past it (exit 2, not a pass), and its message says the old key's holder may have
+    written it, instead of only asking for the key."""
+    import duckdb
+
+    from engine.audit import CHAINED, canonical, seal
+    import pyarrow as pa
+
+    path = tmp_path / "l.duckdb"
+    await rotated(path)
+    last = bytes(sql(path, "SELECT mac FROM deal_events WHERE chain_seq = 13")[0][0])
+    con = duckdb.connect(str(path))
+    for t in ("deals", "deal_steps", "deal_events", "config_versions"):
+        con.execute(f"DELETE FROM {t} WHERE chain_seq >= 14")
+    con.execute("DELETE FROM deal_keys WHERE deal_id NOT IN (SELECT deal_id FROM deals)")
+    cols = [c for c in CHAINED["audit_keys"][1] if c != "chain_seq"]
+    row = con.sql("SELECT " + ", ".join(f'"{c}"' for c in cols) + " FROM audit_keys").to_arrow_table()
+    row = row.set_column(row.column_names.index("fingerprint"), "fingerprint", pa.array(["ffffffffffffffff"]))
+    row = row.set_column(row.column_names.index("key_id"), "key_id", pa.array(["a9"]))
+    sealed, _, _ = seal("audit_keys", row, CHAINED["audit_keys"][1], A1, 13, last)
+    assert canonical(sealed, CHAINED["audit_keys"][1])
+    con.execute("UPDATE audit_keys SET fingerprint = 'ffffffffffffffff', key_id = 'a9', mac = ?",
+                [sealed.column("mac")[0].as_py()])
+    con.close()
+    report = check(path, ring("a2", "a1"))
+    assert not report.ok and not report.breaks
+    [m] = report.missing
+    assert m.fingerprint == "ffffffffffffffff" and f"sealed with a1 (fp {FP['a1']})" in str(m), str(m)
+    assert "written by someone holding a1" in str(m), str(m)
