@@ -610,6 +610,13 @@ class _Keys:
             m = self._missing(r.key_id, r.fingerprint, seq + 1)
             if named is not None:
                 m.note = f"; the ring's {r.key_id} is another key (fp {fingerprint(named)})"
+            if blind is None and cur is not None:
+                # the rotation record is proven by the old key only: its holder may have written it (a key
+                # nobody has, the records after it deleted) to stop verify here
+                m.note += (f"; the rotation record naming it (seq {seq}) is sealed with {key_label(cur)}: if no "
+                           f"one has a key with fp {r.fingerprint}, it was written by someone holding "
+                           f"{key_label(cur)}, and the records after it may have been deleted or replaced: "
+                           f"restore the ledger from a backup")
             return None, m, None
         return self._use(seq + 1, new), None, None
 
@@ -666,6 +673,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     keys = _Keys(con, key, report, anchor.chain_seq if anchor is not None else 0)
     cur: bytes | None = None
     blind: MissingKey | None = None
+    blind_failed: list[tuple[int, str, Any]] = []    # the records of the blind span (none verifies with the ring)
     hint: bytes | None = None
     next_rot = keys.after(0)
     # A record right after a gap or a moved record was chained to a predecessor
@@ -709,8 +717,26 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
             prev = ZERO_MAC
             continue
         if blind is not None:      # sealed with a key the ring lacks: nothing to check it with
-            blind.last_seq = seq
+            known = next((k for k in keys.ring if digest(k, tag + canon + prev, "sha256") == mac), None)
+            if known is not None:
+                # a record of the span verifies with a key of the ring: the span was not sealed with a key the
+                # ring lacks (a forged rotation record, or a record modified so that no key opened it): the
+                # records before it in the span are breaks, not a key to add
+                report.missing.remove(blind)
+                for b_seq, b_table, b_rid in blind_failed:
+                    add(Break(b_seq, b_table, b_rid,
+                              f"content does not match its mac under any key of the ring, and a later record "
+                              f"(seq {seq}) verifies with {key_label(known)}: modified (the chain said it was "
+                              f"sealed with {blind.label}, a key the ring lacks; that claim is not taken)"))
+                blind_failed.clear()
+                cur, blind, hint = keys._use(seq, known), None, None
+            else:
+                blind.last_seq = seq
+                if len(blind_failed) < max_breaks:
+                    blind_failed.append((seq, table, rid))
+        if blind is not None:
             if seq == next_rot:
+                blind_failed.clear()
                 cur, blind, hint = keys.rotate(seq, cur, False, blind)
                 next_rot = keys.after(seq)
             prev = mac
@@ -719,6 +745,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         if cur is None:            # the first keyed record (or the first after an unchecked rotation)
             cur, blind = keys.resolve(seq, msg, mac, hint)
             if blind is not None:
+                blind_failed.append((seq, table, rid))
                 prev = mac
                 continue
         ok = digest(cur, msg, "sha256") == mac
@@ -755,10 +782,11 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
         return report
     if blind is None and not report.stopped_early:    # the head names the last record: only a check that read it
         _check_head(con, cur if cur is not None else keys.head_key(), last, prev, report)
+        _check_current(cur, keys, report)
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
-    _check_anchors(con, keys, report)
+    _check_anchors(con, keys, report, cur if blind is None and not report.stopped_early else None)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -823,6 +851,26 @@ def _wrong_key(key: bytes, bad: int, report: VerifyReport) -> None:
                            f"for its ledger.audit_key, or {ENV_KEY_FILE} / {ENV_KEY}; look for a typo, another "
                            f"environment's key, a key file replaced). If it is that key, every record and the head "
                            f"were rewritten: restore the ledger from a backup (docs/security.md#the-key)")]
+
+
+def _check_current(cur: bytes | None, keys: "_Keys", report: VerifyReport) -> None:
+    """A live ledger's chain must end sealed with the ring's current key: a writer opening it with the ring
+    rotates it to that key at once.  A chain ending with an older key of the ring is what a holder of that old
+    key (leaked, rotated out) leaves when they delete the rotation record and every record after it and
+    re-seal the head: each record and the head verify, with the key kept in the ring to check the old ones."""
+    if cur is None or report.archive is not None or len(keys.ring) < 2:
+        return
+    current = keys.ring[0]
+    if fingerprint(cur) == fingerprint(current):
+        return
+    report.breaks.append(Break(
+        report.last_seq, "audit_head", None,
+        f"the chain ends sealed with {key_label(cur)}, not with the ring's current key {key_label(current)}: "
+        f"a writer opening this ledger with this ring rotates it to the current key first, so either no writer "
+        f"has opened it since {key_label(current)} became current (start the engine or any writer, then verify "
+        f"again; a backup made before: verify it with a ring whose current key is {key_label(cur)}), or the "
+        f"rotation record to {key_label(current)} and every record after it were deleted and the head re-sealed "
+        f"by someone holding {key_label(cur)} (an old key that leaked): restore the ledger from a backup"))
 
 
 def _check_head(con: Any, key: bytes, last: int, last_mac: bytes, report: VerifyReport) -> None:
@@ -911,7 +959,7 @@ def _check_keys(con: Any, report: VerifyReport) -> None:
             report.breaks.append(Break(None, "deal_keys", f"{deal_id} key {key!r}", what))
 
 
-def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
+def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport, final: bytes | None = None) -> None:
     """Each anchor sealed with the key it names (``key_fp``: the writer's current key when the archive was made;
     an anchor of schema 6, without one, with any key of the ring: only a holder of that key can make its seal),
     the archives one after the other from seq 1, and (in the live ledger,
@@ -919,16 +967,40 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
     for each archive (``archived_deals``) exactly those its anchor's digest covers: a row deleted would let a
     repeat of an archived deal run again."""
     expect = 1
+    # the keys this ledger's chain names (its rotation records, the spans sealed with a key the ring lacks): an
+    # anchor sealed with a key the ring lacks is sealed with one of them (the writer's current key when the
+    # archive was made seals the chain around it too); a fingerprint no record names was written by hand, and
+    # taking it for a missing key would turn a changed anchor (its kept deal keys deleted) into 'cannot verify'
+    named = {m.fingerprint for m in report.missing}
+    for r in keys.rotations.values():
+        named.update((r.fingerprint, r.previous_fingerprint))
     for a in report.anchors:
         sealed = a.seal is not None and any(hmac.compare_digest(anchor_seal(k, a), a.seal) for k in
                                             ([keys.by_fp[a.key_fp]] if a.key_fp in keys.by_fp else keys.ring))
-        if not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp:
+        if not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp and a.key_fp in named:
             # its key is not in the ring: nothing proves the anchor either way (and nothing passes as intact)
             report.missing.append(MissingKey(None, a.key_fp, a.chain_seq, a.chain_seq, what=a.archive))
+        elif not sealed and a.seal is not None and a.key_fp and a.key_fp not in keys.by_fp:
+            report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
+                                       f"the archive anchor names the key fp {a.key_fp}, which is not in the ring "
+                                       f"and which no record of this ledger names (no rotation record, no records "
+                                       f"sealed with it): its key fingerprint was changed, with its seal no longer "
+                                       f"matching (if the anchor was sealed with a key retired before every "
+                                       f"record kept here, add that key to the ring and verify again)"))
         elif not sealed:
             report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
                                        "the archive anchor does not match its seal (its seq, mac, archive name, "
                                        "sha256, keys or key fingerprint were changed)"))
+        elif (final is not None and a.key_fp and report.archive is None
+              and a.key_fp != fingerprint(final)):
+            # a rotation seals the anchors again with the new key (engine.ledger_store.rotate_audit_key): one
+            # still sealed with an older key of the ring was sealed again by someone holding that old key
+            report.breaks.append(Break(a.chain_seq, "audit_anchor", a.archive,
+                                       f"the archive anchor is sealed with {_fp_label(keys, a.key_fp)}, "
+                                       f"not with {key_label(final)}, the key the chain ends with: a rotation of "
+                                       f"the audit key seals the anchors again with the new key, so this one was "
+                                       f"sealed again by someone holding the old key (its kept deal keys may "
+                                       f"have been deleted: a repeat of an archived deal could run again)"))
         if a.first_seq != expect:
             report.breaks.append(Break(a.first_seq, "audit_anchor", a.archive,
                                        f"the archive starts at seq {a.first_seq}, the one before it ends at seq "
@@ -950,6 +1022,11 @@ def _check_anchors(con: Any, keys: "_Keys", report: VerifyReport) -> None:
     if stray:
         report.breaks.append(Break(None, "archived_deals", None,
                                    f"{stray} row(s) name no archive anchor: added outside bsp ledger archive"))
+
+
+def _fp_label(keys: "_Keys", fp: str) -> str:
+    k = keys.by_fp.get(fp)
+    return key_label(k) if k is not None else f"fp {fp}"
 
 
 def continuity(live: Any, arc: Any, arc_path: Path, arc_sha256: str, live_path: Path | str = "the ledger") -> list[str]:

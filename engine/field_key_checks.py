@@ -71,12 +71,96 @@ def check(con: Any, path: Path, keyring: Any, *, after: str = "Nothing was writt
                 f"under that id were sealed with (its check value, recorded{when} when the id first sealed here, "
                 f"does not open with it): values sealed with it now could never be read with the ones before. "
                 f"{HOW}. {after}")
+    warnings = _check_unrecorded(con, path, keyring, after)
     if not missing:
-        return []
-    return [f"{path}: the ledger holds values sealed with field key{'s' if len(missing) > 1 else ''} "
+        return warnings
+    return warnings + [f"{path}: the ledger holds values sealed with field key{'s' if len(missing) > 1 else ''} "
             f"{', '.join(repr(k) for k in missing)}, which the field keyring{_from(keyring)} does not hold (it has "
             f"{', '.join(sorted(keyring.keys))}): they cannot be revealed with it; keep the old keys in the ring "
             f"when adding a new one (docs/security.md#keys-and-rotation)"]
+
+
+TRIES = 3          # values sealed before the checks tried for a key id with none (one that opens proves it)
+
+
+def _check_unrecorded(con: Any, path: Path, keyring: Any, after: str) -> list[str]:
+    """The ring's current key id (the one that seals, and whose check value its first seal records) without a
+    check value, in a ledger upgraded from before schema 8: its values sealed then are tried (``TRIES`` of each
+    kind; one that opens proves the key).  Without this, another key under that id (another environment's
+    keyring) was taken for the ledger's and recorded with its first seal, and from then on the right key was
+    refused.  Dead letters' messages (their ``raw_key`` set by the engine) that do not open refuse the keyring
+    (``KeyMismatch``); a deal's value that looks sealed may be a client's text in a field kept as received, so
+    those that do not open are a warning (returned).  Only until the id has its check value, and only over
+    what was written before the upgrade: a ledger made at schema 8 costs nothing."""
+    from engine.ledger_store import KeyMismatch
+
+    kid = keyring.current
+    if kid not in keyring.keys or con.execute(f"SELECT count(*) FROM {TABLE} WHERE key_id = ?",
+                                              [kid]).fetchall()[0][0]:
+        return []
+    rows = con.execute("SELECT min(applied_at) FILTER (WHERE version >= 8), count(*) FILTER (WHERE version < 8) "
+                       "FROM schema_version").fetchall()
+    cutoff, older = rows[0] if rows else (None, 0)
+    if not older:
+        return []
+    failed = {"dead": 0, "deal": 0}
+    for kind, token, context in _sealed_before(con, kid, cutoff):
+        try:
+            keyring.decrypt(token, context.encode())
+            return []
+        except KeyringError:
+            failed[kind] += 1
+    said = (f"field key {kid!r} of the keyring{_from(keyring)} is not the key this ledger's values under that id "
+            f"were sealed with")
+    if failed["dead"]:
+        raise KeyMismatch(
+            f"{path}: {said} (none of the {failed['dead']} dead letter message(s) sealed under it before the ledger "
+            f"kept key checks opens with it): values sealed with it now could never be read with the ones "
+            f"before. {HOW}. {after}")
+    if failed["deal"]:
+        return [f"{path}: {said}, it seems: none of the {failed['deal']} deal value(s) that look sealed under it "
+                f"(written before the ledger kept key checks) opens with it; if the engine sealed them (not a "
+                f"client's text), values sealed now could never be read with them. {HOW}"]
+    return []
+
+
+def _sealed_before(con: Any, kid: str, cutoff: Any) -> Any:
+    """``(kind, token, associated data)`` of values sealed under ``kid`` in dead letters and deals written
+    before ``cutoff`` (None: any time), ``TRIES`` of each."""
+    import orjson
+
+    time = "" if cutoff is None else ' AND "at" < ?'
+    for lid, raw in con.execute(f"SELECT id, raw FROM dead_letters WHERE raw_key = ? AND raw IS NOT NULL{time} "
+                                f"LIMIT {TRIES}", [kid] + ([cutoff] if cutoff is not None else [])).fetchall():
+        yield "dead", bytes(raw).decode("ascii", "replace"), f"dead|{lid}"
+    mark = f"{PREFIX}{kid}:"
+    time = "" if cutoff is None else " AND received_at < ?"
+    params: list[Any] = [f"%{mark}%", f"%{mark}%"] + ([cutoff] if cutoff is not None else [])
+    n = 0
+    for deal_id, *sides in con.execute(f"SELECT deal_id, request, response FROM deals WHERE (request LIKE ? "
+                                       f"OR response LIKE ?){time} LIMIT {TRIES}", params).fetchall():
+        for root, text in zip(("request", "response"), sides):
+            try:
+                value = orjson.loads(text) if text else None
+            except orjson.JSONDecodeError:
+                continue
+            for where, token in _tokens(value, root, mark):
+                if n < TRIES:
+                    n += 1
+                    yield "deal", token, f"{deal_id}|{where}"
+
+
+def _tokens(value: Any, path: str, mark: str) -> Any:
+    """``(field path, token)`` of the sealed values under one key id in a stored request or response (the
+    paths ``fieldcrypt.protect`` binds into their associated data)."""
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _tokens(v, f"{path}.{i}", mark)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _tokens(v, f"{path}.{k}", mark)
+    elif isinstance(value, str) and value.startswith(mark):
+        yield path, value
 
 
 def record(con: Any, keyring: Any) -> bool:

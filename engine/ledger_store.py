@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from engine import field_key_checks, filemodes
-from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, fingerprint, head_mac, key_label, key_source,
-                          ring_labels, ring_of, seal)
+from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal, anchors, fingerprint, head_mac,
+                          key_label, key_source, ring_labels, ring_of, seal)
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
@@ -471,6 +471,16 @@ def rotate_audit_key(con: duckdb.DuckDBPyConnection, old: bytes, new: bytes, las
         con.unregister("_bsp_batch")
     con.execute("DELETE FROM audit_head").fetchall()
     con.execute("INSERT INTO audit_head VALUES (?, ?)", [seq, head_mac(new, seq, prev)]).fetchall()
+    # the archive anchors ``old`` sealed are sealed again with ``new`` (a handful of rows): an anchor left
+    # sealed with the old key could be rewritten by whoever holds it (its kept deal keys deleted: a repeat of an
+    # archived deal would run again), and verify holds a live ledger's anchors to the key its chain ends with.
+    # One that does not verify with ``old`` is left as it is, for verify to report.
+    for a in anchors(con):
+        if a.seal is None or not hmac.compare_digest(anchor_seal(old, a), a.seal):
+            continue
+        a.key_fp = fingerprint(new)
+        con.execute("UPDATE audit_anchor SET key_fp = ?, seal = ? WHERE chain_seq = ?",
+                    [a.key_fp, anchor_seal(new, a), a.chain_seq]).fetchall()
     return seq, prev
 
 

@@ -79,7 +79,7 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
     The operator commands (``bsp audit verify --deployment FILE``...) ask for the key they need only
     (``audit`` / ``fields``), and name themselves (``command``) in the fix of an unset variable."""
     from engine import fieldcrypt
-    from engine.audit import AuditError, audit_key_from_text, load_audit_key
+    from engine.audit import AuditError, audit_key_from_text, load_audit_key, ring_of
     keys = RunKeys()
     audit_ref = getattr(dep, "audit_key", None)
     field_ref = getattr(dep, "field_keys", None)
@@ -113,7 +113,7 @@ def run_keys(dep: Any = None, *, audit: bool = True, fields: bool = True, comman
         keys.warnings.append(NO_AUDIT_KEY)
     # every key as base64 too, wherever it came from (a variable's file, a text with a line break): scrubbed
     # from every log line by bsp run (docs/security.md, secrets)
-    given = [bytes(keys.audit_key)] if keys.audit_key is not None else []
+    given = [bytes(k) for k in ring_of(keys.audit_key)]     # the audit keyring's older keys too
     given += list(keys.keyring.keys.values()) if keys.keyring is not None else []
     keys.values += [base64.b64encode(k).decode() for k in given]
     keys.values += [v.strip() for v in keys.values if v.strip() != v]

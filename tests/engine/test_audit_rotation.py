@@ -224,11 +224,14 @@ async def test_an_archive_made_before_a_rotation_still_verifies_after_it(tmp_pat
     res = bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc), ring=("a2", "a1"))
     assert res.exit_code == 0 and "continues into" in res.output and "audit chain intact" in res.output, res.output
     assert bsp("audit", "verify", "--ledger", str(arc), ring=("a2", "a1")).exit_code == 0
-    # the anchor's seal names its key: without a1 it cannot be checked (nor the records sealed with a1)
+    # the rotation sealed the anchor again with a2 (a1, rotated out, could rewrite it otherwise)
+    assert sql(led, "SELECT key_fp FROM audit_anchor") == [(FP["a2"],)]
+    # without a1 the records it sealed cannot be checked; the anchor can
     res = bsp("audit", "verify", "--ledger", str(led), ring=("a2",))
-    assert res.exit_code == 2 and f"the anchor of the archive {arc.name}" in res.output, res.output
+    assert res.exit_code == 2 and f"the anchor of the archive {arc.name}" not in res.output, res.output
+    assert f"add key a1 (fp {FP['a1']})" in res.output, res.output
     # an anchor moved to another key's fingerprint is a break, not a pass
-    sql(led, f"UPDATE audit_anchor SET key_fp = '{FP['a2']}'")
+    sql(led, f"UPDATE audit_anchor SET key_fp = '{FP['a1']}'")
     res = bsp("audit", "verify", "--ledger", str(led), ring=("a2", "a1"))
     assert res.exit_code == 1 and "the archive anchor does not match its seal" in res.output, res.output
 

@@ -144,3 +144,50 @@ def test_the_journal_records_it_too(tmp_path: Path) -> None:
             await led.commit(card_deal(1))
     trio.run(body)
     assert [k for k, _ in checks(path)] == ["k1"]
+
+
+def _letter(path: Path, keyring: Keyring) -> None:
+    from engine.deal import DeadLetter
+
+    async def body() -> None:
+        async with open_ledger(path, keyring=keyring, audit_key=None) as ledger:
+            await ledger.dead_letter(DeadLetter(route=None, channel="front", reason="no route took it",
+                                                raw=b"4111111111111111", config_version="v1", error_kind="unrouted"))
+    trio.run(body)
+
+
+def _as_upgraded(path: Path) -> None:
+    """As a ledger of schema 7 upgraded: no check values yet."""
+    with duckdb.connect(str(path)) as con:
+        con.execute("DELETE FROM field_key_checks")
+        con.execute("UPDATE schema_version SET version = 7")
+
+
+def test_a_ledger_sealed_before_its_checks_refuses_another_key_under_a_used_id(tmp_path: Path) -> None:
+    """A ledger whose values under k1 were sealed before schema 8 (no check value yet): the first writer after
+    the upgrade took any key under k1 as the ledger's, and recorded it with its first seal; started once with
+    another environment's keyring (same id, another key), it sealed a second population under k1 and from then
+    on refused the right key.  The writer now opens one of the dead letters sealed under the id first."""
+    path = tmp_path / "l.duckdb"
+    write(path, ring("k1=A"), 1)
+    _letter(path, ring("k1=A"))
+    _as_upgraded(path)
+    with pytest.raises(KeyMismatch, match="field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key"):
+        write(path, ring("k1=B"), 2)
+    assert checks(path) == []
+    write(path, ring("k1=A"), 3)                       # the right key: opens, and its check is recorded
+    assert [k for k, _ in checks(path)] == ["k1"]
+    write(path, ring("k2=B,k1=A"), 4)                  # a new key under a new id: nothing sealed with it yet
+    assert [k for k, _ in checks(path)] == ["k1", "k2"]
+
+
+def test_a_deal_value_that_does_not_open_before_the_checks_is_a_warning(tmp_path: Path, caplog) -> None:
+    """A deal's value that looks sealed may be a client's text kept as received (a field not classified): it
+    does not refuse the keyring (a client could stop the engine's start), it is a warning."""
+    path = tmp_path / "l.duckdb"
+    write(path, ring("k1=A"), 1)
+    _as_upgraded(path)
+    caplog.set_level(logging.WARNING)
+    write(path, ring("k1=B"), 2)
+    assert any("field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key" in r.getMessage()
+               and "it seems" in r.getMessage() for r in caplog.records), caplog.text

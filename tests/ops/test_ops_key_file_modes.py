@@ -58,3 +58,20 @@ def test_every_key_is_scrubbed_from_the_log_whatever_file_gave_it(tmp_path: Path
     scrub = Scrubber(run_keys(None).values)
     for text in b64:
         assert text not in scrub(f"error: something quoted {text} here"), text
+
+
+def test_each_key_of_an_audit_keyring_is_scrubbed_from_the_log(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An audit keyring (rotation): its older keys are scrubbed too, not only the current one (a log line
+    quoting the old key, which still verifies and, once leaked, re-seals the records before the rotation)."""
+    from engine.ops.logs import Scrubber
+    old, new = os.urandom(32), os.urandom(32)
+    b64 = [base64.b64encode(k).decode() for k in (old, new)]
+    audit = write(tmp_path / "audit-keys.json", json.dumps({"current": "a2", "keys": {"a1": b64[0], "a2": b64[1]}}),
+                  0o600)
+    for name in ("BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE", "BSP_AUDIT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BSP_AUDIT_KEY_FILE", str(audit))
+    scrub = Scrubber(run_keys(None).values)
+    for text in b64:
+        assert text not in scrub(f"error: something quoted {text} here"), text
