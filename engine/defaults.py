@@ -16,6 +16,11 @@ DEFAULT_LEDGER = Path("var/bsp.duckdb")
 # engine.deal: the states of a deal and of a dead letter
 DEAL_STATUSES = ("committed", "rejected", "failed", "duplicate")   # duplicate: a repeated business key (engine/txn)
 DEAD_STATUSES = ("new", "retrying", "retried", "purged")
+# a dead letter's error_kind (`bsp dead list --kind`, GET /dead-letters?kind=): the failure kinds of
+# engine.runtime.exchange (DEFAULT_CODES, error.kind in a route) and `unrecorded` (a deal row the ledger
+# refused: engine.runtime.dispatch); tests/engine/test_dead_kind_filter.py holds the two lists together
+DEAD_KINDS = ("unreachable", "timeout", "lost", "refused", "rejected", "malformed", "unrouted", "unauthenticated",
+              "failed", "internal", "in_doubt", "recovered", "duplicate", "unrecorded")
 
 # engine.admin.app / engine.admin.auth: where the admin API listens by default, and its token's variable
 ADMIN_HOST = "127.0.0.1"

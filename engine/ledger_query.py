@@ -482,10 +482,12 @@ def query_dead_letters(
     ids: list[str] | None = None,
     limit: int | None = 50,
     with_raw: bool = False,
+    kind: str | None = None,
     con: Any | None = None,
     before: tuple[datetime, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring.
+    """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring;
+    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``).
     ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).  The reason of a
     failed deal's letter whose ISO 8583 reversal was flagged since ends with that flag's note (``flag_note``),
     as read and as ``reason`` matches it.
@@ -497,7 +499,7 @@ def query_dead_letters(
     cols = ", ".join(f'"{c}"' for c in DEAD_LIST_COLUMNS) + (", raw" if with_raw else "")
     sql, params = _select(
         f"SELECT {cols} FROM dead_letters",
-        [("route = ?", route), ("channel = ?", channel), ("status = ?", status),
+        [("route = ?", route), ("channel = ?", channel), ("status = ?", status), ("error_kind = ?", kind),
          (f"contains(lower(reason || {_NOTE_SQL.format(row='dead_letters.id')}), lower(?))",
           None if reason is None else [*_NOTE_PARAMS, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),

@@ -69,6 +69,7 @@ class DeadLetterQuery:
     status: str | None = None                # new, retrying, retried, purged
     reason: str | None = None                # the reason contains this text (any case)
     before: tuple[datetime, str] | None = None   # (at, id) of a previous page's last row (cursor)
+    kind: str | None = None                  # the error kind: unreachable, timeout, rejected, ... (DEAD_KINDS)
 
 
 # Optional, used when the backend has it: ``async archived(kind, ident) -> Mapping | None``: where ``bsp ledger

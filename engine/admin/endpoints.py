@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from engine.deal import DEAD_STATUSES, STATUSES
+from engine.defaults import DEAD_KINDS
 from engine.http.messages import HTTPError, Request
 
 MAX_LIMIT = 1000
@@ -104,6 +105,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),
+                     Param("kind", "string", "The dead letter's error kind (`error_kind`: unreachable, timeout, "
+                           "rejected, ...; the kind column of `bsp dead list`).", enum=DEAD_KINDS,
+                           example="unreachable"),
                      Param("reason", "string", "The reason contains this text (any case; `flagged for an operator` "
                            "finds the letters of flagged deals, also of one whose ISO 8583 reversal was flagged after "
                            "it was written).", example="no route"),

@@ -14,7 +14,7 @@ from engine.commands.live import (CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, PANEL, TO
                                   lock_hint)
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.stdout import quiet_pipe
-from engine.defaults import DEAD_STATUSES
+from engine.defaults import DEAD_KINDS, DEAD_STATUSES
 
 SELECT = "Selecting by filters"
 
@@ -52,14 +52,18 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
 
 
 def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
-             since: str | None, until: str | None, *, until_option: str = "--until") -> dict[str, Any]:
+             since: str | None, until: str | None, *, kind: str | None = None,
+             until_option: str = "--until") -> dict[str, Any]:
     from engine.commands.deals import parse_when
 
     if status is not None and status not in DEAD_STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(DEAD_STATUSES)}",
                                  param_hint="--status")
+    if kind is not None and kind not in DEAD_KINDS:
+        raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
+                                 f"column of bsp dead list)", param_hint="--kind")
     now = datetime.now(timezone.utc)
-    return dict(route=route, channel=channel, reason=reason, status=status,
+    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind,
                 since=parse_when(since, now=now, option="--since") if since else None,
                 until=parse_when(until, now=now, option=until_option) if until else None)
 
@@ -96,6 +100,8 @@ def list_(
                                          "finds the flagged deals' letters, also those whose ISO 8583 reversal "
                                          "was flagged since)."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(DEAD_STATUSES)}."),
+    kind: Optional[str] = typer.Option(None, "--kind", help=f"Only this error kind: {', '.join(DEAD_KINDS)} "
+                                       "(the kind column)."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
@@ -116,7 +122,7 @@ def list_(
     Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
-    filters = _filters(route, channel, reason, status, since, until)
+    filters = _filters(route, channel, reason, status, since, until, kind=kind)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit,
@@ -330,9 +336,8 @@ def retry_cmd(
     route: Optional[str] = typer.Option(None, "--route", help="Select: only this route.", rich_help_panel=SELECT),
     channel: Optional[str] = typer.Option(None, "--channel", help="Select: only this channel.",
                                           rich_help_panel=SELECT),
-    kind: Optional[str] = typer.Option(None, "--kind", help="Select: only this error kind (unreachable, timeout, "
-                                       "lost, rejected, ...: the kind column of bsp dead list).",
-                                       rich_help_panel=SELECT),
+    kind: Optional[str] = typer.Option(None, "--kind", help=f"Select: only this error kind: {', '.join(DEAD_KINDS)} "
+                                       "(the kind column of bsp dead list).", rich_help_panel=SELECT),
     reason: Optional[str] = typer.Option(None, "--reason", help="Select: reason contains this text (any case).",
                                          rich_help_panel=SELECT),
     status: Optional[str] = typer.Option(None, "--status", help=f"Select: only this status: "
@@ -416,7 +421,7 @@ def retry_cmd(
                                  "or $BSP_ADMIN_URL), or --deployment platform.yaml (or --routes PATH...) to "
                                  "run the current configuration in this process",
                                  param_hint="--live / --deployment / --routes")
-    filters = _filters(route, channel, reason, status, since, until) if filtered else {}
+    filters = _filters(route, channel, reason, status, since, until, kind=kind) if filtered else {}
     if where_live is not None and ids and dry_run:
         raise typer.BadParameter("--dry-run with ids: see each with `bsp dead show --live ID`", param_hint="--dry-run")
     found = None
@@ -436,8 +441,6 @@ def retry_cmd(
                 _missing_offline(ledger, missing)
             rows.sort(key=lambda r: ids.index(r["id"]))
         where = str(ledger)
-    if kind is not None:
-        rows = [r for r in rows if r.get("error_kind") == kind]
     sel = select(rows, again=again) if filtered else None
     if dry_run:
         shown = sel.run if sel else rows
@@ -489,6 +492,8 @@ def purge_cmd(
     status: Optional[str] = typer.Option(None, "--status", help="Only this status (e.g. retried)."),
     route: Optional[str] = typer.Option(None, "--route", help="Only this route."),
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this error kind (e.g. rejected), as bsp dead "
+                                       "list takes it."),
     yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching)."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
@@ -508,7 +513,7 @@ def purge_cmd(
     if not yes and not older_than:
         raise typer.BadParameter("purging deletes messages for good: add --older-than AGE (e.g. 30d) or --yes",
                                  param_hint="--yes")
-    filters = _filters(route, channel, None, status, None, older_than, until_option="--older-than")
+    filters = _filters(route, channel, None, status, None, older_than, kind=kind, until_option="--older-than")
     found = ledger_keys(ledger, deployment, env, "bsp dead purge", audit=True)
     ledger = found.path
     if ids:

@@ -327,7 +327,7 @@ class EngineBackend:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit,
-                                     before=getattr(query, "before", None))
+                                     before=getattr(query, "before", None), kind=getattr(query, "kind", None))
 
     async def snapshot_ledger(self) -> Any:
         """A consistent copy of the ledger (``engine.ledger_snapshot``): first every deal acknowledged so far
