@@ -338,6 +338,49 @@ async def test_bsp_dead_retry_live_by_filters(nursery, tmp_path: Path) -> None:
         assert sorted(d["status"] for d in deals) == ["committed", "committed", "rejected", "rejected"]
 
 
+async def test_dead_list_live_kind_is_filtered_by_the_engine(nursery, tmp_path: Path) -> None:
+    """`bsp dead list --live --kind K` and `GET /dead-letters?kind=K`: the engine's query selects by error kind
+    (as `bsp dead retry --live --kind` does); an unknown kind is a 400 / a usage error naming the kinds; the
+    OpenAPI document the engine serves declares the parameter."""
+    import subprocess
+    import sys
+
+    route = tmp_path / "echo.route"
+    route.write_text(STRICT)
+    engine, client = await _serve(route, tmp_path / "l.duckdb", nursery)
+    async with client:
+        stream = await trio.open_tcp_stream("127.0.0.1", engine.current.channels["front"].port)
+        with trio.fail_after(5):
+            assert [r.get("code") for r in await _ask(stream, ["X1", "A1"])] == ["13", None]
+        await stream.send_all(LengthPrefixFramer(2).frame(b"{not json"))        # malformed
+        with trio.fail_after(5):
+            while len((await client.get("/dead-letters")).json()["dead_letters"]) < 2:
+                await trio.sleep(0.02)
+        await stream.aclose()
+        r = await client.get("/dead-letters", params={"kind": "malformed"})
+        assert r.status_code == 200, r.text
+        assert [d["error_kind"] for d in r.json()["dead_letters"]] == ["malformed"]
+        r = await client.get("/dead-letters", params={"kind": "unreacheable"})
+        assert r.status_code == 400 and r.json()["parameter"] == "kind", r.text
+        assert "one of unreachable, timeout, lost" in r.json()["detail"]
+        doc = (await client.get("/openapi.json")).json()
+        (param,) = [p for p in doc["paths"]["/dead-letters"]["get"]["parameters"] if p["name"] == "kind"]
+        assert param["in"] == "query" and "rejected" in param["schema"]["enum"]
+        url = f"http://127.0.0.1:{engine.admin_port}"
+        env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "COLUMNS": "300"}      # the usage error on one line
+
+        def dead_list(*args: str):
+            return subprocess.run([sys.executable, "-m", "engine.cli", "dead", "list", "--live", "--url", url, *args],
+                                  capture_output=True, text=True, env=env, timeout=60)
+
+        r = await trio.to_thread.run_sync(dead_list, "--kind", "rejected", "--json")
+        assert r.returncode == 0, r.stderr
+        (letter,) = [orjson.loads(line) for line in r.stdout.splitlines()]
+        assert letter["error_kind"] == "rejected" and "X1 is not served yet" in letter["reason"]
+        r = await trio.to_thread.run_sync(dead_list, "--kind", "unreacheable")
+        assert r.returncode == 2 and "is not an error kind; use one of unreachable" in r.stderr, r.stderr
+
+
 # a keyed deal whose call the counterpart refuses: failed after its call left, so its key keeps its answer
 KEYED = """
 format Req = json
