@@ -152,6 +152,7 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         AdminOptions(listen=listen).host_port()
     except ValueError as exc:
         raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
+    from engine.deploy import SecretError
     try:
         tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
         if token_file is None and getattr(settings, "token", None) is not None:
@@ -164,6 +165,8 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
             token = load_token(token_file)
         from engine.admin.auth import TokenAuth
         TokenAuth(token or None, tokens=tokens)       # each fit, no two alike (names, secrets): refused now
+    except SecretError as exc:
+        raise OpsConfigError(f"admin API: {exc}; {_token_fix(exc)}") from None
     except (AdminConfigError, Exception) as exc:
         raise OpsConfigError(f"admin API: {exc}") from None
     ctx = admin_tls(cert, key, client_ca, dep)
@@ -181,6 +184,16 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     except ValueError as exc:
         raise OpsConfigError(str(exc)) from None
     return opts
+
+
+def _token_fix(exc: Any) -> str:
+    """How to fix an admin token reference that could not be read (``SecretError.ref``)."""
+    ref = getattr(exc, "ref", None)
+    if ref is not None and ref.env is not None:
+        return f"export {ref.env} before bsp run (the token's text), or give the entry a file: instead"
+    path = getattr(ref, "file", None) or "FILE"
+    return (f"create it with `bsp admin token {path}` (mode 0600), or fix the path (relative to the "
+            f"deployment file)")
 
 
 def deployment_tokens(entries: Any) -> tuple[Any, ...]:
