@@ -190,7 +190,7 @@ def _token_fix(exc: Any) -> str:
     """How to fix an admin token reference that could not be read (``SecretError.ref``)."""
     ref = getattr(exc, "ref", None)
     if ref is not None and ref.env is not None:
-        return f"export {ref.env} before bsp run (the token's text), or give the entry a file: instead"
+        return f"export {ref.env} before bsp run, or write {{file: path}} (a file holding the token) instead"
     path = getattr(ref, "file", None) or "FILE"
     return (f"create it with `bsp admin token {path}` (mode 0600), or fix the path (relative to the "
             f"deployment file)")
