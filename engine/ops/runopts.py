@@ -157,6 +157,7 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
         if token_file is None and getattr(settings, "token", None) is not None:
             ref = settings.token
+            _warn_if_exposed(ref, "admin.token")
             token = check_token(ref.value().strip(), f"from {ref.origin} "
                                 f"({'$' + ref.env if ref.env is not None else ref.file})")
         elif token_file is None and tokens:
@@ -186,6 +187,23 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     return opts
 
 
+def _warn_if_exposed(ref: Any, key: str) -> None:
+    """A token file of the deployment file readable by group or others is warned of, as --admin-token-file's
+    is (engine/admin/auth.py load_token) and as the ledger's key files are (engine/ops/runsettings.py)."""
+    import logging
+    import stat
+
+    path = getattr(ref, "file", None)
+    try:
+        mode = stat.S_IMODE(Path(path).stat().st_mode) if path is not None else 0
+    except OSError:
+        return                      # reading it says what is wrong
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logging.getLogger("bsp.admin").warning(
+            "%s: %s (%s) is readable by group/others (mode %04o): whoever reads it can use the admin API "
+            "with its roles; chmod 600 %s", ref.origin, key, path, mode, path)
+
+
 def _token_fix(exc: Any) -> str:
     """How to fix an admin token reference that could not be read (``SecretError.ref``)."""
     ref = getattr(exc, "ref", None)
@@ -202,6 +220,7 @@ def deployment_tokens(entries: Any) -> tuple[Any, ...]:
 
     out = []
     for t in entries:
+        _warn_if_exposed(t.ref, f"admin.tokens[{t.name}]")
         where = f"{t.ref.origin}, {'$' + t.ref.env if t.ref.env is not None else t.ref.file}"
         out.append(NamedToken(t.name, t.ref.value().strip(), frozenset(t.roles), where=where))
     return tuple(out)
