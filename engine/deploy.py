@@ -64,7 +64,12 @@ class DeploymentError(ValueError):
 
 
 class SecretError(RuntimeError):
-    """A secret could not be read at use time; names the secret and where it was declared."""
+    """A secret could not be read at use time; names the secret and where it was declared (``ref``: the
+    reference, for callers that add how to fix it)."""
+
+    def __init__(self, message: str, ref: "SecretRef | None" = None) -> None:
+        super().__init__(message)
+        self.ref = ref
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,15 @@ class SecretRef:
         if self.env is not None:
             v = os.environ.get(self.env)
             if v is None:
-                raise SecretError(f"{self.origin}: secret {self.name!r}: environment variable {self.env} is not set")
+                raise SecretError(f"{self.origin}: secret {self.name!r}: environment variable {self.env} is not set",
+                                  ref=self)
             return v
         assert self.file is not None
         try:
             return self.file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            raise SecretError(f"{self.origin}: secret {self.name!r}: cannot read {self.file}: {exc.strerror}") from None
+            raise SecretError(f"{self.origin}: secret {self.name!r}: cannot read {self.file}: {exc.strerror}",
+                              ref=self) from None
 
     def __repr__(self) -> str:   # never the value
         src = f"env={self.env!r}" if self.env is not None else f"file={str(self.file)!r}"

@@ -236,8 +236,10 @@ def token(path: Path = typer.Argument(..., help="File to write (mode 0600)."),
         write_token(path)
     except OSError as exc:
         raise _fail(f"{path}: cannot write the token: {exc.strerror or exc}", 2) from None
-    typer.echo(f"wrote a new admin token to {path}; give it to the engine (--admin-token-file) and to "
-               f"clients (--token-file or $BSP_ADMIN_TOKEN_FILE)")
+    typer.echo(f"wrote a new admin token to {path}; give it to the engine, as a named token with its roles "
+               f"(admin.tokens: - {{name: NAME, file: {path}, roles: [monitor, ...]}}, or --admin-named-token "
+               f"NAME:ROLE[,ROLE...]:{path}) or as the one token with every role (admin.token: {{file: {path}}}, "
+               f"or --admin-token-file), and to its clients (--token-file or $BSP_ADMIN_TOKEN_FILE)")
 
 
 def register(app: typer.Typer) -> None:

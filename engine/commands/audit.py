@@ -183,8 +183,10 @@ def _verify_one(ledger: Path, label: str, key: bytes, max_breaks: int, progress_
     if report.missing and not report.breaks:
         for m in report.missing:
             typer.echo(f"{label}: cannot verify: {m}", err=True)
+        from engine.audit import key_source
+
         typer.echo(f"{label}: no break found in what could be checked, but it is not proven intact: give the "
-                   f"audit keyring with every key the ledger was sealed with ({ENV_KEY_FILE} as JSON "
+                   f"audit keyring from {key_source(key)} every key the ledger was sealed with (JSON "
                    f"{{\"current\": ..., \"keys\": {{...}}}}, docs/security.md#rotating-the-audit-key); "
                    f"checked {summary}", err=True)
         raise typer.Exit(2)

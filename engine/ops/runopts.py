@@ -152,10 +152,12 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         AdminOptions(listen=listen).host_port()
     except ValueError as exc:
         raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
+    from engine.deploy import SecretError
     try:
         tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
         if token_file is None and getattr(settings, "token", None) is not None:
             ref = settings.token
+            _warn_if_exposed(ref, "admin.token")
             token = check_token(ref.value().strip(), f"from {ref.origin} "
                                 f"({'$' + ref.env if ref.env is not None else ref.file})")
         elif token_file is None and tokens:
@@ -164,6 +166,8 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
             token = load_token(token_file)
         from engine.admin.auth import TokenAuth
         TokenAuth(token or None, tokens=tokens)       # each fit, no two alike (names, secrets): refused now
+    except SecretError as exc:
+        raise OpsConfigError(f"admin API: {exc}; {_token_fix(exc)}") from None
     except (AdminConfigError, Exception) as exc:
         raise OpsConfigError(f"admin API: {exc}") from None
     ctx = admin_tls(cert, key, client_ca, dep)
@@ -183,12 +187,40 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     return opts
 
 
+def _warn_if_exposed(ref: Any, key: str) -> None:
+    """A token file of the deployment file readable by group or others is warned of, as --admin-token-file's
+    is (engine/admin/auth.py load_token) and as the ledger's key files are (engine/ops/runsettings.py)."""
+    import logging
+    import stat
+
+    path = getattr(ref, "file", None)
+    try:
+        mode = stat.S_IMODE(Path(path).stat().st_mode) if path is not None else 0
+    except OSError:
+        return                      # reading it says what is wrong
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logging.getLogger("bsp.admin").warning(
+            "%s: %s (%s) is readable by group/others (mode %04o): whoever reads it can use the admin API "
+            "with its roles; chmod 600 %s", ref.origin, key, path, mode, path)
+
+
+def _token_fix(exc: Any) -> str:
+    """How to fix an admin token reference that could not be read (``SecretError.ref``)."""
+    ref = getattr(exc, "ref", None)
+    if ref is not None and ref.env is not None:
+        return f"export {ref.env} before bsp run, or write {{file: path}} (a file holding the token) instead"
+    path = getattr(ref, "file", None) or "FILE"
+    return (f"create it with `bsp admin token {path}` (mode 0600), or fix the path (relative to the "
+            f"deployment file)")
+
+
 def deployment_tokens(entries: Any) -> tuple[Any, ...]:
     """``admin.tokens`` read: each a NamedToken (its secret read now from its file or variable)."""
     from engine.admin.auth import NamedToken
 
     out = []
     for t in entries:
+        _warn_if_exposed(t.ref, f"admin.tokens[{t.name}]")
         where = f"{t.ref.origin}, {'$' + t.ref.env if t.ref.env is not None else t.ref.file}"
         out.append(NamedToken(t.name, t.ref.value().strip(), frozenset(t.roles), where=where))
     return tuple(out)

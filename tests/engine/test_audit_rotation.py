@@ -160,6 +160,16 @@ async def test_verify_with_only_one_of_the_keys_says_which_key_to_add(tmp_path: 
     assert res.exit_code == 2, res.output
     assert (f"cannot verify: add key a2 (fp {FP['a2']}) to the audit keyring: the records seq 15..22 are sealed "
             f"with it" in res.output), res.output
+    # the way forward names the ring the key came from (here BSP_AUDIT_KEY_FILE), not a variable to set
+    assert f"give the audit keyring from BSP_AUDIT_KEY_FILE={tmp_path / 'audit-keys.json'} every key" \
+        in res.output, res.output
+    dep = tmp_path / "platform.yaml"
+    dep.write_text(f"routes: [x.route]\nledger:\n  path: {path}\n  audit_key: {{file: audit-keys.json}}\n")
+    (tmp_path / "x.route").write_text("")
+    res = bsp("audit", "verify", "--deployment", str(dep), ring=("a1",))
+    assert res.exit_code == 2, res.output
+    assert "give the audit keyring from " + f"{dep}:4:14: ledger.audit_key" in res.output, res.output
+    assert "BSP_AUDIT_KEY_FILE as JSON" not in res.output, res.output
     report = check(path, ring("a1"))
     assert not report.ok and not report.breaks and len(report.missing) == 1
     # an id of the ring naming another key than the chain's: said as such
