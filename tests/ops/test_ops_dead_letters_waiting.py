@@ -33,7 +33,7 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
     monkeypatch.setattr(deadcount, "REFRESH", 0.1)          # counted every 0.1 s instead of 5 s
     port = held_port.port                                   # bound, not listening: refused
     route = tmp_path / "pay.route"
-    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+    route.write_text((CALL % {"back": port, "timeout": "60s", "reply": ""}).replace(
         'currency = "CNY" }', 'currency = "CNY"  key = msg.ref }'))        # keyed: never run twice
     engine, client = await _serve(route, tmp_path, nursery)
     async with client:

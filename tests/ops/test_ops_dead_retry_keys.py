@@ -30,8 +30,8 @@ CLOSE = "close"
 ROUTE = '''
 format J = json
 channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
-channel debit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s  reconnect_max = 100ms }
-channel credit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s  reconnect_max = 100ms }
+channel debit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 60s  reconnect_max = 100ms }
+channel credit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 60s  reconnect_max = 100ms }
 
 route transfer {
     receive from front as J
