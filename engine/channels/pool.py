@@ -339,9 +339,10 @@ class Pool:
             # again and again with no answer in between: back off as after a failed connect, or the slot
             # reconnects in a tight loop, and calls meanwhile fail at once instead of being sent to die
             self._refused_at = self.answers
-            why = conn.reason if not idle else (f"{conn.reason}, {quiet} times in a row before anything was "
-                                                f"sent" if quiet >= QUIET_REFUSED else
-                                                f"{conn.reason}, before anything was sent, after a refusal")
+            # one wording whichever made it a refusal (the count, or a refusal before): two wordings were two
+            # reasons, and which one a close met depended on when a call's write raced the close (a third warning)
+            why = conn.reason if not idle else (f"{conn.reason}, before anything was sent, {quiet} time(s) in a "
+                                                f"row with no answer in between")
             self.last_error = (f"the counterpart at {self.address} closed the connection before any answer "
                                f"({why})" + ("" if "TLS" in conn.reason else
                                              "; it may refuse this client (access list, client "

@@ -26,7 +26,7 @@ async def test_a_bad_form_field_is_named_by_its_place_not_quoted(tmp_path: Path,
     prog = compile_text(tmp_path, ROUTE % "")
     ledger = tmp_path / "l.duckdb"
     async with running(prog, ledger) as sb:
-        async with httpx.AsyncClient() as c:
+        async with httpx.AsyncClient(timeout=60) as c:          # not httpx's 5 s: a hang guard
             r = await c.post(url(sb), content=body.encode(),
                              headers={"content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400, r.text

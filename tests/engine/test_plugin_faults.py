@@ -140,12 +140,12 @@ async def test_a_step_or_a_codec_that_raises_fails_its_deal_and_the_engine_goes_
     async with running(compile_text(tmp_path, ROUTE, registry=reg), ledger, registry=reg) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(b'{"op": "explode"}', b'{"op": "fine"}')
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             (r,) = await c.recv_json()          # the failed one has no `on error reply`: no answer
         assert r == {"ok": "yes"}
         s = await Client.open(sb.channel("side").port)
         await s.send(b"anything")
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             while sb.stats.total < 3:          # the crashy request is answered by nothing: wait for its deal
                 await trio.sleep(0.01)
         await c.aclose()
@@ -197,7 +197,7 @@ async def test_a_codec_whose_encode_raises_names_its_format_kind_and_plugin(both
     async with running(compile_text(tmp_path, text, registry=reg), ledger, registry=reg) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(b'{"op": "reply"}', b'{"op": "call"}')
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             while sb.stats.total < 2:
                 await trio.sleep(0.01)
         await c.aclose()
@@ -256,7 +256,7 @@ async def test_a_call_channel_that_breaks_its_contract_leaves_its_deal_in_doubt_
         answers = []
         for via in ("raise", "short", "text", "none"):
             await c.send(b'{"ref": "R-%s", "via": "%s"}' % (via.encode(), via.encode()))
-            with trio.fail_after(10):
+            with trio.fail_after(60):
                 answers += await c.recv_json()
         await c.aclose()
     assert answers == [{"code": "96", "text": "outcome unknown"}] * 3 + [{"code": "00"}]
@@ -330,12 +330,12 @@ async def test_a_channel_whose_serve_raises_after_start_stops_alone(both: Path, 
         udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
         with udp:
             await udp.sendto(b"{}", ("127.0.0.1", sb.channel("flaky").port))
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             while not any("flaky lost its socket" in r.getMessage() for r in caplog.records):
                 await trio.sleep(0.01)
         c = await Client.open(sb.channel("front").port)        # the other channel still serves
         await c.send(b'{"x": 1}')
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             assert await c.recv_json() == [{"ok": "yes"}]
         await c.aclose()
     (told,) = [r.getMessage() for r in caplog.records if "flaky lost its socket" in r.getMessage()]
@@ -370,7 +370,7 @@ async def test_the_live_engine_reports_a_stopped_channel_in_status_and_readiness
             udp = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
             with udp:
                 await udp.sendto(b"{}", ("127.0.0.1", eng.current.channels["flaky"].port))
-            with trio.fail_after(10):
+            with trio.fail_after(60):
                 while not any("flaky lost its socket" in r.getMessage() for r in caplog.records):
                     await trio.sleep(0.01)
             status = await backend.status()
@@ -422,7 +422,7 @@ async def test_a_codec_whose_decode_returns_a_value_with_no_json_form_rejects_th
     async with running(compile_text(tmp_path, STRANGE_ROUTE, registry=reg), ledger, registry=reg) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(b"object", b"float", b"P3")
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             replies = await c.recv(3)
         await c.aclose()
     assert replies == [b"30;malformed request", b"30;malformed request", b"00;P3"]
@@ -466,7 +466,7 @@ async def test_a_plugin_step_exception_quoting_a_card_number_is_masked_in_the_le
     async with running(compile_text(tmp_path, LEAK_ROUTE, registry=reg), ledger, registry=reg) as sb:
         c = await Client.open(sb.channel("front").port)
         await c.send(b'{"ref": "L1", "amount": 5, "card": "4111111111111111"}')
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             (r,) = await c.recv_json()
         await c.aclose()
     assert r == {"code": "96"}

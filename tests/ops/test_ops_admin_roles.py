@@ -27,10 +27,12 @@ from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
 from opskit import compile_file, json_counterpart
 
+# the counterpart answers K* at once and never D*: a timeout of 2 s (with 300 ms, K1 could miss it on a loaded machine), which
+# D1 and D2 wait out
 ROUTE = """
 format Req = json
 channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
-channel back = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 300ms }
+channel back = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s }
 route pay {
     receive from front as Req
     deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
@@ -69,7 +71,7 @@ async def _ask(port: int, refs: list[str]) -> list[dict]:
     tx, rx = LengthPrefixFramer(2), LengthPrefixFramer(2)
     out: list[bytes] = []
     async with stream:
-        with trio.fail_after(10):                    # a guard against a hang, not a timing
+        with trio.fail_after(60):                    # a guard against a hang, not a timing
             for i, r in enumerate(refs):
                 await stream.send_all(tx.frame(orjson.dumps({"ref": r})))
                 while len(out) < i + 1:

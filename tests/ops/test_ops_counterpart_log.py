@@ -61,11 +61,8 @@ async def test_a_slow_counterpart_is_logged_once_when_it_times_out_and_once_when
 
 
 async def test_a_counterpart_back_after_an_outage_is_logged_at_the_level_of_its_outage(
-        nursery, autojump_clock, caplog) -> None:
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    for lst in listeners:
-        await lst.aclose()                        # nothing listens there now: connects are refused
+        nursery, autojump_clock, caplog, held_port) -> None:
+    port = held_port.port                         # bound, not listening: connects are refused
     c = TcpConnector("biller", {"address": f"127.0.0.1:{port}", "framing": "length4", "reconnect_max": "1s"})
     await nursery.start(c.run)
     caplog.set_level(logging.WARNING, logger="bsp")
@@ -78,7 +75,7 @@ async def test_a_counterpart_back_after_an_outage_is_logged_at_the_level_of_its_
         while data := await stream.receive_some(65536):
             await stream.send_all(b"".join(f.frame(req) for req in f.feed(data)))
 
-    await _serve(nursery, echo, port)
+    await _serve(nursery, echo, held_port.release())
     while not c._connected:                       # it reconnects by itself (back-off), without a call
         await trio.sleep(0.1)
     back = _warnings(caplog, "again after")
@@ -88,15 +85,12 @@ async def test_a_counterpart_back_after_an_outage_is_logged_at_the_level_of_its_
 
 
 async def test_a_pool_logs_each_connection_down_once_and_when_it_is_open_again(nursery, autojump_clock,
-                                                                              caplog) -> None:
+                                                                              caplog, held_port) -> None:
     """A MUX (`pool`) retried each connection every reconnect_max with a warning each time: a minute of outage
     of a pool of 3 wrote ~90 lines, and its end only at info."""
     from engine.channels.mux import MuxConnector
 
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    for lst in listeners:
-        await lst.aclose()
+    port = held_port.port                         # bound, not listening: connects are refused
     caplog.set_level(logging.WARNING, logger="bsp")
     ch = MuxConnector("issuer", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 3,
                                  "reconnect_max": "2s"})
@@ -111,7 +105,7 @@ async def test_a_pool_logs_each_connection_down_once_and_when_it_is_open_again(n
         while data := await stream.receive_some(65536):
             await stream.send_all(b"".join(f.frame(req) for req in f.feed(data)))
 
-    await _serve(nursery, echo, port)
+    await _serve(nursery, echo, held_port.release())
     while len(ch.pool.conns) < 3:
         await trio.sleep(0.1)
     back = _warnings(caplog, "open again after")

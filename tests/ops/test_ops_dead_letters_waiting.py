@@ -13,7 +13,7 @@ import trio
 from engine.ops import deadcount
 from formats.framing import LengthPrefixFramer
 from opskit import CALL
-from test_ops_degraded import _counterpart_on, _refused_port, _serve, _table
+from test_ops_degraded import _counterpart_on, _serve, _table
 
 
 def _gauge(text: str, kind: str) -> float | None:
@@ -22,18 +22,18 @@ def _gauge(text: str, kind: str) -> float | None:
 
 
 async def _waiting(client, n: int) -> dict:
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         while (doc := (await client.get("/status")).json()).get("dead_letters_new") != n:
             await trio.sleep(0.05)
     return doc
 
 
 async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried(nursery, tmp_path: Path,
-                                                                                   monkeypatch) -> None:
+                                                                                   monkeypatch, held_port) -> None:
     monkeypatch.setattr(deadcount, "REFRESH", 0.1)          # counted every 0.1 s instead of 5 s
-    port = await _refused_port()
+    port = held_port.port                                   # bound, not listening: refused
     route = tmp_path / "pay.route"
-    route.write_text((CALL % {"back": port, "timeout": "5s", "reply": ""}).replace(
+    route.write_text((CALL % {"back": port, "timeout": "60s", "reply": ""}).replace(
         'currency = "CNY" }', 'currency = "CNY"  key = msg.ref }'))        # keyed: never run twice
     engine, client = await _serve(route, tmp_path, nursery)
     async with client:
@@ -59,8 +59,8 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
         doc = await _waiting(client, 3)
         assert doc["dead_letters_new_by_kind"] == {"unreachable": 3}
 
-        await _counterpart_on(port, nursery)
-        with trio.fail_after(10):                             # it reconnects by itself (a retry failing before
+        await _counterpart_on(held_port.release(), nursery)
+        with trio.fail_after(60):                             # it reconnects by itself (a retry failing before
             while not (await client.get("/status")).json()["channels"]["back"].get("connected"):   # would leave
                 await trio.sleep(0.05)                        # a dead letter of its own, counted too)
         for i in ids:

@@ -30,8 +30,8 @@ CLOSE = "close"
 ROUTE = '''
 format J = json
 channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
-channel debit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s  reconnect_max = 100ms }
-channel credit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 2s  reconnect_max = 100ms }
+channel debit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 60s  reconnect_max = 100ms }
+channel credit = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 60s  reconnect_max = 100ms }
 
 route transfer {
     receive from front as J
@@ -115,7 +115,7 @@ async def ask(port: int, raw: bytes) -> dict:
 
 async def letter_of(ledger: Path, ref: str) -> dict:
     """The newest dead letter whose message carries ``ref`` (waits for it: it is stored after the commit)."""
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         while True:
             letters = await read_in_process(query_dead_letters, ledger, with_raw=True)
             mine = [x for x in letters if x.get("raw") is not None and orjson.loads(bytes(x["raw"]))["ref"] == ref]
@@ -126,13 +126,13 @@ async def letter_of(ledger: Path, ref: str) -> dict:
 
 async def connected(eng, name: str) -> None:
     """The channel reconnected to its counterpart (it retries every reconnect_max, 100 ms here)."""
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         while eng.channels[name].down_since is not None or not eng.channels[name]._connected:
             await trio.sleep(0.02)
 
 
 async def retry(eng, letter_id: str, again: bool = False) -> dict:
-    with trio.fail_after(20):
+    with trio.fail_after(60):
         return dict(await EngineBackend(eng).retry_dead_letter(letter_id, again=again))
 
 

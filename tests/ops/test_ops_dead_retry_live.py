@@ -21,7 +21,7 @@ from opskit import live, rows
 ROUTE = '''
 format Req = json
 channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
-channel slow = tcp connect { address = "127.0.0.1:%d"  framing = length2  timeout = 2s }
+channel slow = tcp connect { address = "127.0.0.1:%d"  framing = length2  timeout = 60s }
 
 route forward {
     receive from front as Req when msg.ref == "S1"
@@ -53,13 +53,30 @@ async def _ask(port: int, ref: str) -> dict:
     return orjson.loads(got[0]) if got else {}
 
 
-async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_path: Path) -> None:
-    arrived = []                                        # what the slow counterpart read: it never answers
+async def _silent(arrived: list[bytes], go: trio.Event, stream: trio.SocketStream) -> None:
+    """A counterpart that never answers: it closes the connection on the first request it reads (the call
+    fails, lost: a dead letter) and on any later one once ``go`` is set (the call it holds fails then).  The
+    calls fail when the test says, not at a timeout: other traffic that took longer than a short timeout on
+    a loaded machine would have met the retry already over."""
+    async with stream:
+        while data := await stream.receive_some(65536):
+            arrived.append(data)
+            if len(arrived) > 1:
+                await go.wait()
+            return
 
-    async def silent(stream: trio.SocketStream) -> None:
-        async with stream:
-            while data := await stream.receive_some(65536):
-                arrived.append(data)
+
+async def _reconnected(channel) -> None:
+    """The channel connected again after the close (a close before any answer counts as a failed connect: the
+    channel is down, a call would fail unsent, until its back-off reconnect)."""
+    while channel.down_since is not None or not channel._connected:
+        await trio.sleep(0.02)
+
+
+async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_path: Path) -> None:
+    arrived: list[bytes] = []                           # what the slow counterpart read: it never answers
+    go = trio.Event()
+    silent = functools.partial(_silent, arrived, go)
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
     route = tmp_path / "pay.route"
@@ -68,9 +85,10 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
     async with live([route], ledger) as eng:
         port = eng.channels["front"].port
         with trio.fail_after(30):                # a hang guard
-            assert (await _ask(port, "S1"))["code"] == "68"       # no reply in time: failed, a dead letter
+            assert (await _ask(port, "S1"))["code"] == "91"       # closed without an answer: failed, a dead letter
             while not (letters := await read_in_process(query_dead_letters, ledger)):
                 await trio.sleep(0.02)
+            await _reconnected(eng.channels["slow"])
         backend = EngineBackend(eng)
         result: dict = {}
 
@@ -81,9 +99,10 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
             async with trio.open_nursery() as inner:
                 inner.start_soon(retry)
                 while len(arrived) < 2:                            # the retry's call is at the slow counterpart,
-                    await trio.sleep(0.005)                        # which leaves it 2 s without an answer
+                    await trio.sleep(0.005)                        # which holds it without an answer
                 assert (await _ask(port, "G1"))["code"] == "00"    # other traffic commits meanwhile
                 assert not result
+                go.set()                                           # then the retry's call fails
     assert result["ok"] is False and result["outcome"].startswith("failed"), result
     got = sorted(rows(ledger, "SELECT reference, status FROM deals"))
     assert got == [("G1", "committed"), ("S1", "failed"), ("S1", "failed")], got
@@ -95,12 +114,9 @@ async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_p
     """Two `POST /dead-letters/{id}/retry` of one letter at the same time (two operators, a script run twice):
     the first claims it in the ledger (status retrying) and runs it; the second is refused at once, naming the
     retry in progress, and nothing reaches the counterpart twice.  Before, both read status new and both ran."""
-    arrived = []
-
-    async def silent(stream: trio.SocketStream) -> None:
-        async with stream:
-            while data := await stream.receive_some(65536):
-                arrived.append(data)
+    arrived: list[bytes] = []
+    go = trio.Event()
+    silent = functools.partial(_silent, arrived, go)
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
     route = tmp_path / "pay.route"
@@ -109,9 +125,10 @@ async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_p
     async with live([route], ledger) as eng:
         port = eng.channels["front"].port
         with trio.fail_after(30):                # a hang guard
-            assert (await _ask(port, "S1"))["code"] == "68"
+            assert (await _ask(port, "S1"))["code"] == "91"
             while not (letters := await read_in_process(query_dead_letters, ledger)):
                 await trio.sleep(0.02)
+            await _reconnected(eng.channels["slow"])
         lid = letters[0]["id"]
         backend = EngineBackend(eng)
         first: dict = {}
@@ -126,6 +143,7 @@ async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_p
                     await trio.sleep(0.005)
                 second = await backend.retry_dead_letter(lid)      # meanwhile: refused, nothing sent
                 assert not first
+                go.set()                                           # then the first retry's call fails
     assert second["skipped"] is True and second["ok"] is False, second
     assert second["outcome"].startswith("refused: status retrying: a retry of it began at "), second
     assert "(in progress: the engine's admin API (pid " in second["outcome"]

@@ -143,7 +143,7 @@ async def traffic(name: str, tmp_path: Any) -> tuple[Any, dict[str, list[Any]]]:
     async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None) as ledger:
         async with running_services(program, registry, ledger, services) as rig:
             for svc in services:
-                result = await rig.load(svc, total=len(GOOD), kinds=GOOD, deadline=15)
+                result = await rig.load(svc, total=len(GOOD), kinds=GOOD, deadline=60)
                 assert [o.code for o in result.outcomes] == ["00"] * len(GOOD), \
                     [(o.ref, o.code, o.reply) for o in result.outcomes]
                 for o in result.outcomes:

@@ -135,7 +135,7 @@ async def _exchange(port: int, framing: str, payloads: list[bytes], *, together:
     replies: list[bytes] = []
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
-        with trio.fail_after(10):
+        with trio.fail_after(60):
             if together:
                 await stream.send_all(b"".join(tx.frame(p) for p in payloads))
             for i, p in enumerate(payloads):
@@ -156,7 +156,7 @@ async def _send(rig: Any, service: Service, payloads: list[bytes]) -> list[bytes
         return await _exchange(port, service.framing, payloads)
     replies = []
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         for p in payloads:
             answer = await client.post(f"http://127.0.0.1:{port}{service.http_path}", content=p,
                                        headers={"content-type": "application/json"})
@@ -516,13 +516,13 @@ async def test_a_standing_order_file_sent_again_debits_only_the_new_line(tmp_pat
 
 
 async def _results(client: Any, n: int) -> None:
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         while len(_ack_lines(client, header=True)) < n:
             await trio.sleep(0.02)
 
 
 async def _acks(client: Any, n: int) -> None:
-    with trio.fail_after(10):
+    with trio.fail_after(60):
         while len(_ack_lines(client)) < n:
             await trio.sleep(0.02)
 

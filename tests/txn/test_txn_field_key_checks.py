@@ -41,7 +41,7 @@ def ring(*entries: tuple[str, bytes]) -> str:
 
 
 async def post(port: int, ref: str) -> None:
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=60) as c:          # not httpx's 5 s: a hang guard
         r = await c.post(f"http://127.0.0.1:{port}/", json={"id": ref, "card": PAN})
     assert r.status_code == 200, r.text
 

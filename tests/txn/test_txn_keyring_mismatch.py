@@ -39,7 +39,7 @@ def ring(*entries: tuple[str, bytes]) -> str:
 
 
 async def post(port: int) -> httpx.Response:
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=60) as c:          # not httpx's 5 s: a hang guard
         return await c.post(f"http://127.0.0.1:{port}/", json={"id": "R1", "card": PAN})
 
 
