@@ -130,6 +130,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
                    err=True)
         return 2
     served = Served()
+    files_named: list = []              # the deployment's files and variables that are missing or exposed
     overrides: list = []                # each deployment's channel overrides, base and per environment
     if deployments:                     # a deployment file stands for its route files, as in `bsp run`
         expanded: List[Path] = []
@@ -147,7 +148,19 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             if chosen is None:
                 return 1
             served = Served(paths[0], chosen[0].channel_overrides)
+            checked = chosen if env is not None else loaded
+        else:
+            checked = [d for p in deployments for d in (_deployments(p) or [])]
+        from engine.deploy_files import all_file_notes
+        files_named = all_file_notes(checked)   # the keys, tokens and certificates it names
         paths = expanded
+    file_errors = sum(1 for n in files_named if n.level == "error")
+    if not as_json:                     # each with its line, before the route files' diagnostics
+        for note in files_named:
+            typer.echo(str(note), err=explain)
+        if file_errors:
+            typer.echo(f"{file_errors} error{'s' if file_errors != 1 else ''} in the files the deployment file "
+                       f"names (the route files are checked all the same)", err=explain)
     files = route_files(paths)
     if not files:
         typer.echo("error: no .route files found in " + ", ".join(str(p) for p in paths), err=True)
@@ -159,6 +172,9 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
                                                                                         registry)))
         for line in problems:
             typer.echo(f"error: {line}", err=True)
+        if problems and as_json:
+            for note in files_named:
+                typer.echo(str(note), err=True)
         if problems:
             typer.echo(f"{len(problems)} error{'s' if len(problems) != 1 else ''} in the deployment file's "
                        f"channel overrides", err=True)
@@ -167,11 +183,14 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
     cert_errors = sum(1 for level, _ in certs if level == "error")
     if as_json:
         out = {
-            "ok": result.program is not None and not cert_errors,
+            "ok": result.program is not None and not cert_errors and not file_errors,
             "errors": len(result.errors),
             "warnings": len(result.warnings),
             "diagnostics": [d.to_json() for d in result.diagnostics],
         }
+        if files_named:
+            out["deployment_files"] = [{"severity": n.level, "place": n.place, "key": n.key, "message": str(n)}
+                                       for n in files_named]
         if certs:
             out["certificates"] = [{"severity": level, "message": text} for level, text in certs]
         if result.program is not None:
@@ -195,7 +214,7 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
                       f"version {version} ({covers})"
                       if result.program is not None else ""),
                    err=explain)
-    return 1 if result.errors or cert_errors else 0
+    return 1 if result.errors or cert_errors or file_errors else 0
 
 
 def cert_lines(program: object, overrides: list, registry: object) -> list[tuple[str, str]]:
