@@ -6,6 +6,8 @@ the route files, the files they name and the deployment's channel overrides for 
 (``--env``, else ``$BSP_ENV``, else the base settings), computed as `bsp run` computes it
 (``engine.ops.effective.with_deployment`` over ``engine.ops.files.with_referenced_files``); given route
 files or folders, theirs and the files they name.
+Its key, token and certificate files are checked too (``engine/deploy_files.py``): each missing or
+unreadable one an error, each exposed key or token file and each unset ``{env: NAME}`` a warning.
 Exit codes: 0 no errors (warnings allowed), 1 errors (in a route file or the deployment file), 2 a
 path does not exist, or ``--env`` without one deployment file alone.
 """
@@ -261,6 +263,10 @@ def register(app: typer.Typer) -> None:
 
         The summary's version is the one `bsp run` of the same paths serves, and says what it covers: for
         one deployment file, its channel overrides for the environment (--env) too.
+
+        A deployment file is the pre-flight of a deploy: every key, token and certificate file it names
+        that is missing or unreadable is an error, each with its line; a key or token file readable by
+        group/others, or an {env: NAME} unset in this shell, a warning. All in one run.
 
         Each problem names its place (file:line:col), shows the line with a caret under the words, and
         gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
