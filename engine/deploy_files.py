@@ -113,4 +113,32 @@ def all_file_notes(deployments: list[Any]) -> list[FileNote]:
     return sorted(seen, key=_position)
 
 
-__all__ = ["FileNote", "file_notes", "all_file_notes"]
+def run_blockers(dep: Any, *, listen: Any = None, token_file: Any = None, named: Any = None, cert: Any = None,
+                 client_ca: Any = None, access_file: Any = None) -> list[str]:
+    """Each file ``bsp run`` of ``dep`` would read and cannot, and each variable it would read that is
+    unset, as ``place: key: what is wrong; how to fix`` -- those the command line does not replace
+    (``--admin-token-file`` replaces admin.token...), the admin API's only when it is served.  So that
+    an admin missing several fixes them in one go rather than one restart each."""
+    skip: list[str] = ["secrets."]           # read by the components that use them, which say so
+    if not (listen or dep.admin.listen):
+        skip.append("admin.")
+    for given, keys in ((token_file, ["admin.token"]), (named, ["admin.tokens["]),
+                        (cert, ["admin.tls.cert", "admin.tls.key"]), (client_ca, ["admin.tls.client_ca"]),
+                        (access_file, ["admin.access"])):
+        skip += keys if given else []
+    out: list[str] = []
+    for key, ref, place, secret in _references(dep):
+        if any(key.startswith(s) for s in skip):
+            continue
+        if not isinstance(ref, Path) and ref.env is not None:
+            if ref.env not in os.environ:
+                out.append(f"{place}: {key}: environment variable {ref.env} is not set; export {ref.env} "
+                           f"before bsp run")
+            continue
+        note = _file_note(key, ref if isinstance(ref, Path) else ref.file, place, secret)
+        if note is not None and note.level == "error":
+            out.append(f"{place}: {key}: {note.text}")
+    return out
+
+
+__all__ = ["FileNote", "file_notes", "all_file_notes", "run_blockers"]

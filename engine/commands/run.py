@@ -152,6 +152,14 @@ def run(
     else:
         route_files = _expand(paths)
     from engine.ops.runsettings import record_settings, run_keys
+    if dep is not None:                 # several files missing: every one now, not one per restart
+        from engine.deploy_files import run_blockers
+        blockers = run_blockers(dep, listen=admin, token_file=admin_token_file, named=admin_named_token,
+                                cert=admin_cert, client_ca=admin_client_ca, access_file=admin_access)
+        if len(blockers) > 1:           # one alone: the reading below says it, with its own detail
+            for line in blockers:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(2)
     try:
         keys = run_keys(dep)
         admin_opts = runopts.admin_options(admin, admin_token_file, admin_cert, admin_key, admin_client_ca,

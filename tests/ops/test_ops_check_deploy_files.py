@@ -127,3 +127,20 @@ def test_json_lists_them_and_is_not_ok(site: Path) -> None:
     assert [(f["severity"], f["key"], f["place"]) for f in doc["deployment_files"]] == [
         ("error", "ledger.audit_key", "platform.yaml:4:14"), ("error", "admin.token", "platform.yaml:7:10"),
         ("error", "admin.tls.cert", "platform.yaml:8:15"), ("error", "admin.tls.key", "platform.yaml:8:35")]
+
+
+def test_run_names_every_missing_file_at_once(site: Path) -> None:
+    """`bsp run` of the same file stops before anything starts (exit 2), with all of them, not the first."""
+    import subprocess
+    import sys
+    (site / "platform.yaml").write_text(THREE_MISSING)
+    (site / "tls").mkdir()
+    (site / "tls" / "admin.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BSP_", "PREFLIGHT_"))}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "run", "platform.yaml"], cwd=str(site), env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    errors = [ln.split(": ")[2] for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert errors == ["ledger.audit_key", "admin.token", "admin.tls.key"], r.stderr
+    assert "platform.yaml:7:10: admin.token:" in r.stderr
+    assert not (site / "var").exists()          # nothing started: no ledger made
