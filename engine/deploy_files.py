@@ -5,6 +5,9 @@ missing or unreadable is an error, each key or token file readable by group/othe
     for note in file_notes(dep):       # FileNote("error", "platform.yaml:7:10", "admin.token", ...)
         print(note)                    # platform.yaml:7:10: error: admin.token: /srv/bsp/admin.token: ...
 
+``run_blockers(dep, ...)``: the same files (and unset variables) as ``bsp run`` would need them, each
+an error line, so that ``bsp run`` names every one it cannot read at once.
+
 Checked: ``admin.token``, ``admin.tokens[NAME]``, ``admin.tls`` cert / key / client_ca, ``admin.access``
 (a file of rules), ``ledger.audit_key``, ``ledger.field_keys`` and ``secrets.NAME``.  A file is opened
 to see that it can be, never read: no key or token is ever printed.  Channel overrides' files are
