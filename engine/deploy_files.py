@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine import filemodes
+
 _RELATIVE = "or fix the path (relative to the deployment file)"
 
 
@@ -79,7 +81,7 @@ def _file_note(key: str, path: Path, place: str, secret: bool) -> FileNote | Non
         return FileNote("error", place, key, f"{path}: cannot be read ({exc.strerror}); give the user that runs "
                                               f"bsp read access (chown it to that user, mode 0600)")
     mode = stat.S_IMODE(st.st_mode)
-    if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if secret and filemodes.exposed(mode):
         return FileNote("warning", place, key, f"{path}: readable by group/others (mode {mode:04o}): whoever "
                                                 f"reads it has the secret; chmod 600 {path}")
     return None

@@ -65,6 +65,12 @@ def outer_umask() -> int:
         return now
 
 
+def exposed(mode: int) -> bool:
+    """A secret's file of this mode (``st_mode``) can be read or written by its group or others: the one
+    rule behind every "readable by group/others ... chmod 600" warning (key, keyring and token files)."""
+    return bool(stat.S_IMODE(mode) & (stat.S_IRWXG | stat.S_IRWXO))
+
+
 def shared_mode(mode: int) -> int:
     """``mode`` as the process's own umask would have made it: for files meant for other users."""
     return mode & ~outer_umask() & 0o7777

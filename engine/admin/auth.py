@@ -16,11 +16,11 @@ import hmac
 import logging
 import os
 import secrets
-import stat
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from engine import filemodes
 from engine.admin.roles import ALL_ROLES, LEGACY_NAME
 from engine.defaults import ADMIN_TOKEN_ENV
 from engine.http.messages import HTTPError, Request
@@ -75,7 +75,7 @@ def load_token(token_file: str | os.PathLike[str] | None = None, *, env: str = T
             raise AdminConfigError(f"admin token file {str(p)!r} does not exist; {_MAKE}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise AdminConfigError(f"admin token file {str(p)!r} cannot be read: {exc}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if filemodes.exposed(mode):
             log.warning("admin token file %s is readable by group/others; chmod 600 %s", p, p)
         return check_token(text.strip(), f"in file {str(p)!r}")
     value = environ.get(env)

@@ -193,12 +193,14 @@ def _warn_if_exposed(ref: Any, key: str) -> None:
     import logging
     import stat
 
+    from engine import filemodes
+
     path = getattr(ref, "file", None)
     try:
         mode = stat.S_IMODE(Path(path).stat().st_mode) if path is not None else 0
     except OSError:
         return                      # reading it says what is wrong
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if filemodes.exposed(mode):
         logging.getLogger("bsp.admin").warning(
             "%s: %s (%s) is readable by group/others (mode %04o): whoever reads it can use the admin API "
             "with its roles; chmod 600 %s", ref.origin, key, path, mode, path)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from engine import filemodes
+
 
 
 class OpsConfigError(ValueError):
@@ -134,7 +136,7 @@ def _exposed(path: Path, where: str, key: str) -> list[str]:
         mode = stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return []
-    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if not filemodes.exposed(mode):
         return []
     who = ("whoever reads it can decrypt every classified field of the ledger" if key == "ledger.field_keys" else
            "whoever reads it can re-seal a rewritten ledger so that bsp audit verify passes")
