@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ast as A
-from dsl import compexpect, ir
+from dsl import calendars, compexpect, ir
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
@@ -1634,6 +1634,8 @@ class Checker(_TestChecks):
                        f"got {n}", e.pos, f"usage: {sig.usage(e.func)}")
         for i, a in enumerate(e.args):
             want = sig.types[i] if i < len(sig.types) else "any"
+            if want in (calendars.CALENDAR, calendars.CUTOFF) and self._calendar_arg(e, want, a, scope, later):
+                continue
             if want == "table":
                 if isinstance(a, A.Name) and scope.get(a.name, Binding("x")).kind == "table":
                     self.used.add(a.name)
@@ -1654,16 +1656,34 @@ class Checker(_TestChecks):
             self._walk(a, scope, later)
             if isinstance(a, A.Lit):
                 ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
-                      "date": ()}.get(want)
+                      "date": (), "timestamp": ()}.get(want)
                 if ok is not None and a.type not in ok and a.type != "null":
                     self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be "
-                               f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
+                               f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date', 'timestamp': 'a timestamp'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
                 elif sig.literal is not None and i < len(sig.params):
                     problem = sig.literal(i, a.value)
                     if problem:
                         self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}", a.pos,
                                    f"usage: {sig.usage(e.func)}")
+
+    def _calendar_arg(self, e: A.Call, want: str, a, scope, later) -> bool:
+        """A calendar argument (E067, E068) or a cut-off literal (E069) of dsl/calendars.py's functions;
+        False: check it as any other argument."""
+        if want == calendars.CUTOFF:
+            if isinstance(a, A.Lit) and a.type != "null":
+                calendars.check_cutoff_literal(e.func, a, self.error)
+                return True
+            return False
+        tables = [n for n, (c, _) in self.decls.items() if c == "table"]
+        name = calendars.check_calendar_arg(
+            e.func, a, lambda n: scope.get(n, Binding("x")).kind == "table", tables,
+            lambda n: self.res.tables[n].path if n in self.res.tables else None, self.error)
+        if name is not None:
+            self.used.add(name)
+        elif not isinstance(a, A.Name):
+            self._walk(a, scope, later)
+        return True
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""

@@ -424,4 +424,7 @@ SIGNATURES: dict[str, Sig] = {
                        "a header of that answer (name in any case), or null when it has none"),
 }
 
+# business-day calendars (is_business_day, value_date ...): their own module, which adds them to both tables
+import dsl.calendars  # noqa: E402,F401
+
 assert set(FUNCTIONS) == set(SIGNATURES)

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from dsl import ir
+from dsl.calendars import RESULTS as CALENDAR_RESULTS
 from dsl.functions import SIGNATURES
 
 STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
@@ -45,6 +46,7 @@ RESULTS: dict[str, str | None] = {
     "parse_date": DATE, "uuid": STRING, "round": DECIMAL, "abs": None, "number": NUMBER, "coalesce": None,
     "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING,
 }
+RESULTS.update(CALENDAR_RESULTS)      # is_business_day, value_date ... (dsl/calendars.py)
 
 Report = Callable[[str, str, Any, "str | None"], None]   # (code, message, pos, help)
 
@@ -159,6 +161,11 @@ class Typer:
                     self.report("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a date, got "
                                 f"{desc(t)} ({show(a)})", a.pos, "read text as a date with parse_date(text, pattern)"
                                 if t == STRING else f"usage: {sig.usage(e.func)}")
+                if want == "timestamp" and not isinstance(a, ir.Lit) and t not in (None, NULL, TIMESTAMP):
+                    self.report("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a timestamp (a "
+                                f"date and a time of day), got {desc(t)} ({show(a)})", a.pos,
+                                "a cut-off needs the time: now(\"Europe/Berlin\") is the current one, a field "
+                                "date(\"%Y%m%d%H%M%S\") carries one")
             if e.func == "abs" and args and args[0] in NUMERIC:
                 return args[0]
             if e.func == "add_days" and args and args[0] == TIMESTAMP:
