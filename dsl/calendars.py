@@ -229,11 +229,15 @@ def check_calendar_arg(fn: str, a: Any, is_table: Callable[[str], bool], tables:
     from dsl.diagnostics import did_you_mean
     name = getattr(a, "name", None) if type(a).__name__ == "Name" else None
     if name is None or not is_table(name):
-        what = f"`{name}`" if name else "this argument"
-        report("E067", f"{fn}(): the calendar, {what}, is not a table declared in the route file", a.pos,
-               (did_you_mean(name, tables) if name else None) or
-               "declare the holidays as a table, e.g. `table target2 = csv \"target2.csv\" key date`, "
-               "and pass its name (no quotes)")
+        text = getattr(a, "value", None) if type(a).__name__ == "Lit" else None
+        what = f"`{name}`" if name else f'the string "{text}"' if isinstance(text, str) else "this argument"
+        if isinstance(text, str) and text in tables:
+            hint = f"write {text} without quotes: the calendar is the table itself"
+        else:
+            hint = (did_you_mean(name, tables) if name else None) or (
+                "declare the holidays as a table, e.g. `table target2 = csv \"target2.csv\" key date`, "
+                "and pass its name (no quotes)")
+        report("E067", f"{fn}(): the calendar, {what}, is not a table declared in the route file", a.pos, hint)
         return None
     path = table_path(name)
     if path is None:

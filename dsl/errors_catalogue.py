@@ -31,6 +31,7 @@ _MF = 'channel mf = memory\n'
 _HEAD = _MF + _REQ          # 4 lines
 _OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\n'   # 4 lines
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
+_HOLIDAYS = {"target2.csv": "date,name\n2026-12-25,Christmas Day\n"}
 
 
 def _route(*body: str, head: str = _HEAD) -> str:
@@ -190,6 +191,20 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel back = tcp connect {\n    address = "127.0.0.1:7001"\n    match = ["ref"]\n}\n'
           'route r {\n    receive from mf as Req\n    call post = back as Req { code = msg.code }\n'
           '    reply Req { code = "00" }\n}\n', 12, 5),
+    Entry("E067", "calendar that is not a declared table",
+          "is_business_day(): the calendar, `NAME`, is not a table declared in the route file (with did you mean; "
+          "also a quoted name or any other value)",
+          _route('let ok = is_business_day(today(), "target2")',
+                 head=_HEAD + 'table target2 = csv "target2.csv" key date\n'), 8, 39, files=_HOLIDAYS),
+    Entry("E068", "calendar table without a date column, or with a row that is not a date",
+          "is_business_day(): table `T` has no column `date` (FILE: columns): it cannot be a calendar / calendar "
+          "`T`: FILE:LINE: '2026-13-01' in column date is not a date of the calendar (no such day)",
+          _route('let ok = is_business_day(today(), billers)',
+                 head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 39, files=_CSV),
+    Entry("E069", "malformed cut-off time",
+          "value_date(): '3:30pm' is not a cut-off time: write it \"HH:MM\" on the 24-hour clock, two digits each",
+          _route('let vd = value_date(now(), "3:30pm", target2)',
+                 head=_HEAD + 'table target2 = csv "target2.csv" key date\n'), 8, 32, files=_HOLIDAYS),
     Entry("E070", "unknown function", "unknown function `NAME` (with did you mean)",
           _route('reply Req { code = trimm(msg.code) }'), 7, 24),
     Entry("E071", "wrong number of arguments", "NAME() takes N arguments, got M",
