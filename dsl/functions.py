@@ -425,6 +425,7 @@ SIGNATURES: dict[str, Sig] = {
 }
 
 # business-day calendars (is_business_day, value_date ...): their own module, which adds them to both tables
-import dsl.calendars  # noqa: E402,F401
+from dsl import calendars as _calendars  # noqa: E402
+del _calendars
 
 assert set(FUNCTIONS) == set(SIGNATURES)

@@ -15,6 +15,7 @@ from dsl.load import compile_paths
 from dslkit import BILL_PAYMENT
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
+TARGET2 = Path(__file__).resolve().parents[2] / "routes" / "common" / "calendars" / "target2.csv"
 BLOCKS = re.findall(r"```route\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
 
 
@@ -25,6 +26,7 @@ def test_doc_has_route_examples():
 @pytest.mark.parametrize("i", range(len(BLOCKS)))
 def test_route_example_compiles(tmp_path, registry, i):
     shutil.copy(BILL_PAYMENT.with_name("billers.csv"), tmp_path / "billers.csv")
+    shutil.copy(TARGET2, tmp_path / "target2.csv")          # the calendar of the business-day example
     p = tmp_path / f"example{i}.route"
     p.write_text(BLOCKS[i])
     result = compile_paths([p], registry)
@@ -48,11 +50,11 @@ EXAMPLES = [line for block in re.findall(r"```examples\n(.*?)```", DOC.read_text
             for line in block.splitlines() if line.strip()]
 
 
-def _value(text: str):
+def _value(text: str, scope: dict | None = None):
     from dsl.compiler import compile_expr
     from dsl.parser import parse
     m = parse(f"route r {{ let x = {text} }}", "docs/language.md")
-    return compile_expr(m.decls[0].body[0].value)({})
+    return compile_expr(m.decls[0].body[0].value)(scope or {})
 
 
 def test_doc_has_expression_examples():
@@ -71,3 +73,22 @@ def test_the_scope_table_lists_every_error_field():
     from dsl.checker import ERROR_FIELDS
     row = next(line for line in DOC.read_text(encoding="utf-8").splitlines() if line.startswith("| `error` |"))
     assert re.findall(r"`error\.(\w+)`", row) == list(ERROR_FIELDS), row
+
+
+CALENDAR_EXAMPLES = [line for block in re.findall(r"```calendar-examples\n(.*?)```", DOC.read_text(encoding="utf-8"),
+                                                  flags=re.S) for line in block.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("line", CALENDAR_EXAMPLES)
+def test_calendar_example_gives_its_value(line):
+    """The business-day examples, evaluated with the shipped TARGET2 calendar as `target2`."""
+    from dsl import ir
+    from dsl.tables import load_table
+    scope = {"target2": load_table(ir.TableDecl("target2", "csv", str(TARGET2), "date"))}
+    expr, want = (part.strip() for part in line.split("==>"))
+    got, expected = _value(expr, scope), _value(want, scope)
+    assert got == expected and type(got) is type(expected), f"{expr} gives {got!r}, the doc says {want}"
+
+
+def test_doc_has_calendar_examples():
+    assert len(CALENDAR_EXAMPLES) >= 5
