@@ -360,16 +360,16 @@ class AmbiguousId(LookupError):
     """A deal id prefix that matches more than one deal."""
 
 
-def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[str, str, str | None]]:
-    """``(deal_id, to_state, call)`` of every open flag event of the deals ``query_deals(flagged=True)`` lists
+def open_flag_events(path: str | Path, *, con: Any | None = None) -> list[tuple[str, str, str | None, str]]:
+    """``(deal_id, to_state, call, route)`` of every open flag event of the deals ``query_deals(flagged=True)`` lists
     (the same rule, ``_OPEN_FROM``; ``call``: the call a ``reversal flagged`` is about, else None), in one
     query: what the engine's open-flags gauge starts from (``engine.ops.openflags``).  ``con`` as for
     ``query_deals``."""
     path = Path(path)
     with _reading(path, con) as con:
         try:
-            return [(str(d), str(t), None if c is None else str(c)) for d, t, c in con.execute(
-                f"SELECT o.deal_id, o.to_state, o.call FROM deals d JOIN (SELECT f.deal_id, f.to_state, "
+            return [(str(d), str(t), None if c is None else str(c), str(r)) for d, t, c, r in con.execute(
+                f"SELECT o.deal_id, o.to_state, o.call, d.route FROM deals d JOIN (SELECT f.deal_id, f.to_state, "
                 f"{_CALL_SQL.format(f='f')} AS call {_OPEN_FROM}) o ON o.deal_id = d.deal_id",
                 _OPEN_PARAMS).fetchall()]
         except duckdb.Error as exc:

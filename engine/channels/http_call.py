@@ -37,6 +37,7 @@ import trio
 
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
 from engine.channels.failure_log import FailureLog
+from engine.outage_log import masked_url
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
 from engine.tls import HTTP_TLS_WORDS, client_context
@@ -159,7 +160,7 @@ class HttpConnector:
             raise ChannelConfigError(f"channel {name}: option url: expected \"http://host:port/path\" or "
                                      f"\"https://...\", got {url!r}")
         self.url = url
-        self.address = url
+        self.address = self.shown_url = masked_url(url)    # what logs, errors and bsp status show: no credentials
         self.method = str(options.get("method") or "POST").upper()
         self.accept = answer_statuses(name, options.get("answer_status"))
         self.timeout = seconds(options.get("timeout"), 30.0)
@@ -203,7 +204,7 @@ class HttpConnector:
         self.calls = 0
         self.errors: dict[str, int] = {}
         # a streak of failed calls: logged once, not once a call (timeouts: by engine/ops/health.CallHealth)
-        self.failures = FailureLog(log, name, quiet=frozenset({"timeout"}))
+        self.failures = FailureLog(log, name, quiet=frozenset({"timeout"}), peer=self.shown_url)
         self.tls = url.startswith("https")
         self.peer_cert: Any = None          # engine.certexpiry.CertExpiry of the counterpart's last certificate
         self._peer_stream: Any = None       # the connection it was read on
@@ -301,7 +302,7 @@ class HttpConnector:
             acquired = True
         if not acquired:
             return self._failed(Unreachable(
-                f"channel {self.name}: {self.method} {self.url} not sent: all {self.max_connections} connections "
+                f"channel {self.name}: {self.method} {self.shown_url} not sent: all {self.max_connections} connections "
                 f"(max_connections) stayed busy for {limit:g}s; raise max_connections or the timeout",
                 channel=self.name))
         try:
@@ -322,40 +323,40 @@ class HttpConnector:
             except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 what = (f"connect timed out after {self.connect_timeout:g}s" if isinstance(exc, httpx.ConnectTimeout)
                         else "no pooled connection came free; not sent")
-                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: {what}", channel=self.name)
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.shown_url}: {what}", channel=self.name)
             except httpx.TimeoutException as exc:
-                err = CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s "
+                err = CallTimeout(f"channel {self.name}: no answer from {self.shown_url} within {limit:g}s "
                                   f"({type(exc).__name__})", channel=self.name)
             except httpx.ConnectError as exc:
-                err = Unreachable(f"channel {self.name}: cannot connect to {self.url}: "
+                err = Unreachable(f"channel {self.name}: cannot connect to {self.shown_url}: "
                                   f"{io_reason(exc, has_cert=self.has_cert, words=HTTP_TLS_WORDS)}", channel=self.name)
             except httpx.RemoteProtocolError as exc:
-                err = ConnectionLost(f"channel {self.name}: {self.url} did not answer valid HTTP: {io_reason(exc)}",
+                err = ConnectionLost(f"channel {self.name}: {self.shown_url} did not answer valid HTTP: {io_reason(exc)}",
                                      channel=self.name)
             except (httpx.TransportError, OSError) as exc:
-                err = ConnectionLost(f"channel {self.name}: connection to {self.url} broke: "
+                err = ConnectionLost(f"channel {self.name}: connection to {self.shown_url} broke: "
                                      f"{io_reason(exc, has_cert=self.has_cert, words=HTTP_TLS_WORDS)}", channel=self.name)
             else:
                 if content is None:         # not read on: memory stays bounded; the connection is dropped
                     declared = headers.get("content-length")
-                    err = Refused(f"channel {self.name}: {self.method} {self.url} answered {status} with a body "
+                    err = Refused(f"channel {self.name}: {self.method} {self.shown_url} answered {status} with a body "
                                   f"over max_reply ({self.max_reply} bytes"
                                   + (f"; Content-Length {declared}" if declared else "") + "); not read",
                                   channel=self.name)
                 else:
-                    got = http_answer(self.name, self.method, self.url, self.accept, status, headers, content)
+                    got = http_answer(self.name, self.method, self.shown_url, self.accept, status, headers, content)
                     if isinstance(got, HttpReply):
                         failed = (self.signature.check(lambda n: headers.get(n.lower()), content)  # type: ignore[union-attr]
                                   if self.verify_answer else None)
                         if failed is None:
                             self.failures.answered()
                             return got
-                        err = Unauthenticated(f"channel {self.name}: {self.method} {self.url} answered {status} "
+                        err = Unauthenticated(f"channel {self.name}: {self.method} {self.shown_url} answered {status} "
                                               f"without a good signature: {failed}", channel=self.name)
                     else:
                         err = got
             return self._failed(err)
-        return self._failed(CallTimeout(f"channel {self.name}: no answer from {self.url} within {limit:g}s",
+        return self._failed(CallTimeout(f"channel {self.name}: no answer from {self.shown_url} within {limit:g}s",
                                         channel=self.name))
 
 

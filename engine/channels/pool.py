@@ -52,8 +52,8 @@ from typing import Any, Awaitable, Callable
 import trio
 
 from engine.channels.base import RECEIVE_SIZE, Unreachable, io_reason
-from engine.channels.failure_log import iso
 from engine.channels.tcp_listen import set_nodelay
+from engine.outage_log import OutageLog, iso
 from engine.tls import client_tls_reason
 from formats.framing import Framer, FramingError
 
@@ -136,8 +136,9 @@ class Pool:
         self._rr = 0
         self._changed = trio.Event()
         self._down = [False] * size          # slot backing off after a failed connect
-        self._told: list[str | None] = [None] * size   # what the slot's outage was logged as (once per outage)
-        self._down_at: list[float] = [0.0] * size      # when it went down (wall time)
+        # each slot's outage, logged once, reminded once a minute, and its end (engine/outage_log.py)
+        self._outages = [OutageLog(log, name, f"{host}:{port} (connection {i + 1} of {size})",
+                                   unit="connect attempt") for i in range(size)]
         self._lazy = 0                       # slots waiting for the next need after an idle close
         self._demand = trio.Event()          # set by ``connection``: lazy slots reconnect
         self.answers = 0                     # frames received on any connection
@@ -271,13 +272,13 @@ class Pool:
             conn = PoolConn(i, stream, self.new_framer())
             self.connects += 1
             self.conns.append(conn)
-            if self._told[i] is not None and self.refusing:
+            if self._outages[i].down and self.refusing:
                 # refused since (closed before any answer, right after opening): an open is no end of that
                 # outage, or each attempt would be a line 'open again' and one 'closed before any answer';
                 # its first answer ends it (_reader)
                 log.debug("channel %s: connection %d of %d to %s open (refused since %s: not over until it "
-                          "answers)", self.name, i + 1, self.size, self.address, iso(self._down_at[i]))
-            elif self._told[i] is not None:  # its outage was a warning: so is its end (seen at the default level)
+                          "answers)", self.name, i + 1, self.size, self.address, iso(self._outages[i].since))
+            elif self._outages[i].down:  # its outage was a warning: so is its end (seen at the default level)
                 self._open_again(i)
             else:
                 log.info("channel %s: connection %d of %d to %s open", self.name, i + 1, self.size, self.address)
@@ -350,27 +351,20 @@ class Pool:
             backoff = await self._back_off(i, self.last_error, backoff)
 
     def _open_again(self, i: int, how: str = "") -> None:
-        log.warning("channel %s: connection %d of %d to %s open again%s after %.1fs down", self.name, i + 1,
-                    self.size, self.address, how, time.time() - self._down_at[i])
-        self._told[i] = None
+        out = self._outages[i]
+        out.end(f"channel {self.name}: connection {i + 1} of {self.size} to {self.address} open again{how} after "
+                f"{out.downtime():.1f}s down")
 
     async def _back_off(self, i: int, what: str, backoff: float) -> float:
         """Slot ``i`` is down (``what`` says why): log it, tell the watchers, wait a jittered ``backoff``;
         returns the next, doubled up to ``backoff_max``."""
         wait = self.rng.uniform(backoff / 2, backoff)
-        # once per outage of the slot (and when the reason changes), not at every attempt: the retries go on
-        # every reconnect_max at most while the counterpart is away, for hours maybe
+        # once per outage of the slot (and per other reason), a reminder a minute, not at every attempt: the
+        # retries go on every reconnect_max at most while the counterpart is away, for hours maybe
         # the reason as compared: without its figures, which change from one attempt to the next ("closed ...
         # 4 times in a row", durations) while the reason is the same: else each attempt is a warning again
-        same = _DIGITS.sub("#", what)
-        first = self._told[i] is None
-        log.log(logging.WARNING if first or self._told[i] != same else logging.DEBUG,
-                "channel %s: connection %d of %d: %s; retrying %s", self.name, i + 1, self.size, what,
-                f"every {self.backoff_max:g}s at most (logged again when it is open)" if first else
-                f"in {wait:.3g}s")
-        if first:
-            self._down_at[i] = time.time()
-        self._told[i] = same
+        self._outages[i].failed(f"channel {self.name}: connection {i + 1} of {self.size}: {what}; retrying every "
+                                f"{self.backoff_max:g}s at most (logged again when it is open)", key=_DIGITS.sub("#", what))
         self._down[i] = True
         if self.down and self.down_since is None:
             self.down_since = time.time()
@@ -432,7 +426,7 @@ class Pool:
             if frames:
                 conn.frames_in += len(frames)
                 self.answers += len(frames)
-                if self._told[conn.slot] is not None:       # a refusal's outage ends with an answer
+                if self._outages[conn.slot].started is not None:   # a refusal's outage ends with an answer
                     self._open_again(conn.slot, " and answering")
                 self.on_frames(conn, frames)
             if framer.error is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import deque
 from decimal import Decimal
@@ -43,11 +44,13 @@ from engine.channels.options import (
     ADDRESS, REVERSAL_IN_FLIGHT_OPTION, ChannelConfigError, built_check, parse_address, reversal_in_flight, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
+from engine.outage_log import OutageLog, iso
 from engine.resilience import Rejected
 from formats.component import ComponentSpec, OptionSpec
 from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer_factory
 
 log = logging.getLogger("bsp.channel.tcp")
+_DIGITS = re.compile(r"\d+(\.\d+)?")                          # a reason's figures: not another reason
 _PEER_CLOSED = ("closed by the counterpart", "receive failed")     # the counterpart ended the connection
 
 
@@ -105,6 +108,7 @@ class TcpConnector:
         self._down_until = -math.inf         # requests fail fast until then (back-off)
         self._last_error = ""
         self.down_since: float | None = None   # wall time of the first failed connect since the last success
+        self._outage = OutageLog(log, name, self.address, unit="connect attempt")   # its log (engine/outage_log.py)
         self._closed = False
         self._wanted = False                 # a call came: from then on the connection is kept open
         self.connects = 0
@@ -139,12 +143,11 @@ class TcpConnector:
                         stream = await trio.open_tcp_stream(self.host, self.port)
                 except (OSError, trio.TooSlowError) as exc:
                     error = f"cannot connect to {self.address}: {exc or 'connect timed out'}"
-                    # once per outage (and when the error changes): the retries go on every reconnect_max
-                    log.log(logging.WARNING if self.down_since is None or error != self._last_error
-                            else logging.DEBUG, "channel %s: %s; retrying every %gs at most; calls fail at once "
-                            "meanwhile, not sent (unreachable, 91): check that the counterpart runs and listens "
-                            "there (bsp status shows the channel down until it is back)", self.name, error,
-                            self.backoff_max)
+                    # once per outage (and per other error), a reminder a minute: the retries go on every reconnect_max
+                    self._outage.failed(
+                        f"channel {self.name}: {error}; retrying every {self.backoff_max:g}s at most; calls fail at "
+                        f"once meanwhile, not sent (unreachable, 91): check that the counterpart runs and listens "
+                        f"there (bsp status shows the channel down until it is back)", key=error)
                     self._last_error = error
                     self._down_until = trio.current_time() + backoff
                     if self.down_since is None:
@@ -154,13 +157,15 @@ class TcpConnector:
                     await trio.sleep(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
                     continue
-                if self.down_since is not None:
+                if self._outage.down and refused:
+                    # refused since (closed before any answer, right after opening): an open is no end of that
+                    # outage, or each attempt would be a warning 'connected again'; its first answer ends it (_reader)
+                    log.debug("channel %s: connected to %s (refused since %s: not over until it answers)",
+                              self.name, self.address, iso(self._outage.since))
+                elif self._outage.down:
                     # the warning that it went down is answered at the same level: at the default level an
                     # operator reading the log must see that it is back, not only that it went
-                    log.warning("channel %s: connected to %s again after %.1fs down; calls go through again "
-                                "(the deals that failed meanwhile are dead letters: bsp dead retry --live --reason "
-                                "'channel %s:' --since 1h --dry-run lists them, then --yes runs them again)",
-                                self.name, self.address, time.time() - self.down_since, self.name)
+                    self._back()
                 self._down_until = -math.inf
                 self.down_since = None
                 self.connects += 1
@@ -210,6 +215,8 @@ class TcpConnector:
                 self._last_error = (f"the counterpart at {self.address} closed the connection before any "
                                     f"answer ({self._reason}); it may refuse this client (access list, "
                                     f"connection limit)")
+                self._outage.failed(f"channel {self.name}: {self._last_error}; retrying every {self.backoff_max:g}s "
+                                    f"at most", key=_DIGITS.sub("#", self._last_error))
                 self._down_until = trio.current_time() + backoff
                 if self.down_since is None:
                     self.down_since = time.time()
@@ -298,6 +305,8 @@ class TcpConnector:
             except FramingError as exc:
                 self._reason = f"bad frame from the counterpart: {exc}"
                 return
+            if frames and self._outage.started is not None:
+                self._back(" and answering")          # a refusal's outage ends with an answer
             for f in frames:
                 if not pending:
                     self.unmatched += 1
@@ -311,6 +320,12 @@ class TcpConnector:
             if framer.error is not None:
                 self._reason = f"bad frame from the counterpart: {framer.error}"
                 return
+
+    def _back(self, how: str = "") -> None:
+        self._outage.end(f"channel {self.name}: connected to {self.address} again{how} after "
+                         f"{self._outage.downtime():.1f}s down; calls go through again (the deals that failed "
+                         f"meanwhile are dead letters: bsp dead retry --live --reason 'channel {self.name}:' --since 1h "
+                         f"--dry-run lists them, then --yes runs them again)")
 
     def _stamp(self, err: ChannelError) -> ChannelError:
         """Mark a failure with the connection it belongs to (the ``connects`` count now): a later

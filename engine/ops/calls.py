@@ -49,7 +49,7 @@ def observe_calls(channel: Any, metrics: Any) -> bool:
     in_flight = metrics.channel_in_flight.labels(name)
     latency = metrics.channel_latency.labels(name)
     errors = metrics.channel_errors
-    health = channel.call_health = CallHealth(name)        # read by engine/ops/health.outbound_health
+    health = channel.call_health = CallHealth(name, str(getattr(channel, "address", "") or ""))  # read by health.outbound_health
     observed = [True]                                   # False once ``unobserve``d
 
     async def request_many(payloads: list[bytes], timeout: float | None = None, **kw: Any) -> list[Any]:

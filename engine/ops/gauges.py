@@ -25,6 +25,7 @@ keeps this series while reversals owed to it are stranded.  ``bsp_reversals_not_
 the reversals acknowledged since the start with a DE 39 that is not an approval (``Saf.not_approved``).
 ``bsp_deals_flagged_open`` is the number of deals whose flag for an operator is open now (engine/ops/openflags.py:
 read from the ledger at the start, then kept as flags are raised and closed); NaN until that read is done.
+``bsp_deals_flagged_open_by_route{route}`` is the same by route (their sum is the total), with no series until then.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class EngineMetrics(Metrics):
                                   "what bsp deals --flagged lists; NaN until read from the ledger at the start.",
                                   namespace=namespace, registry=self.registry)
         self.flagged_open.set(float("nan"))
+        self.flagged_open_by_route = Gauge(
+            "deals_flagged_open_by_route", "bsp_deals_flagged_open by route: a series per route of the running "
+            "configuration (0 when none), and per route a reload removed while deals of it are still open; no "
+            "series until read from the ledger at the start.", ["route"], namespace=namespace, registry=self.registry)
         self.dead_letters_new = Gauge("dead_letters_new", "Dead letters waiting for an operator now (status new, "
                                       "never retried into a deal), whatever run wrote them, by error kind "
                                       "(unreachable, timeout, rejected, malformed, ...): what bsp dead list --status "
@@ -86,6 +91,7 @@ class EngineMetrics(Metrics):
         if flags is not None:
             n = flags.value
             self.flagged_open.set(float("nan") if n is None else n)
+            self._flagged_by_route(flags, eng)
         dead = getattr(getattr(eng, "observer", None), "dead_letters", None)
         if dead is not None:
             kinds = dict(dead.by_kind) if dead.value is not None else {}
@@ -125,6 +131,17 @@ class EngineMetrics(Metrics):
         self._sample_reversals(getattr(eng, "saf", ()))
         for name, n in bookkeeping(eng).items():
             self.bookkeeping.labels(name).set(n)
+
+    def _flagged_by_route(self, flags: Any, eng: Any) -> None:
+        """``bsp_deals_flagged_open_by_route{route}``: the routes of the running configuration (0 when none is
+        open: an alert resolves) and those with open deals; bounded by the routes, not by the deals."""
+        self.flagged_open_by_route.clear()
+        if flags.value is None:
+            return
+        counts = dict.fromkeys(eng.current.routes() if eng is not None and eng.current is not None else (), 0)
+        counts.update(flags.by_route())
+        for route, n in counts.items():
+            self.flagged_open_by_route.labels(route).set(n)
 
     def _sample_reversals(self, queues: Any) -> None:
         """``bsp_reversals_pending{channel,state}``: a series per channel and state that has reversals now

@@ -40,6 +40,7 @@ import trio
 
 from engine.channels.base import ChannelError
 from engine.metrics import CIRCUIT_STATES
+from engine.outage_log import OutageLog
 from engine.resilience import FAILURE_KINDS
 
 READY, DEGRADED, NOT_READY = "ready", "degraded", "not_ready"
@@ -50,27 +51,34 @@ log = logging.getLogger("bsp.channel")
 class CallHealth:
     """Consecutive calls of one outbound channel that got no answer, since its last reply.
 
-    A streak that starts with a ``timeout`` is logged once (a warning naming the channel, the counterpart and
-    what to do), and its end once, when a reply comes: no connector logs a counterpart that accepts calls and
-    does not answer them in time (a failed connect or a lost connection its connector logs itself)."""
+    A streak with a ``timeout`` in it is logged once (a warning naming the channel, the counterpart and what to
+    do), reminded at most once a minute while calls go on failing, and its end once, when a reply comes
+    (``engine/outage_log.py``): no connector logs a counterpart that accepts calls and does not answer them in
+    time (a failed connect or a lost connection its connector logs itself)."""
 
-    __slots__ = ("failed", "since", "last_error", "connection", "name", "announced")
+    __slots__ = ("failed", "since", "last_error", "connection", "name", "outage")
 
-    def __init__(self, name: str = "") -> None:
+    def __init__(self, name: str = "", peer: str = "") -> None:
         self.failed = 0
         self.since: float | None = None      # wall time of the first of them
         self.last_error = ""
         self.connection: int | None = None   # the connection the last of them happened on (plain tcp connect)
         self.name = name                     # the channel's, for the log
-        self.announced = False               # a warning said this streak of timeouts began
+        # the log of the streak (engine/outage_log.py): said when a timeout starts it, reminded, said when it ends;
+        # failures of other kinds are counted in it, their connector says them
+        self.outage = OutageLog(log, name, peer or f"channel {name}'s counterpart")
+
+    @property
+    def announced(self) -> bool:
+        return self.outage.loud
 
     def record(self, results: Iterable[Any]) -> None:
         for r in results:
             if not isinstance(r, ChannelError):
-                if self.announced:
-                    self.announced = False
-                    log.warning("channel %s: answers again: a reply came after %d call(s) without one since %s "
-                                "(bsp status: up again)", self.name, self.failed, iso(self.since))
+                out = self.outage
+                if out.down:
+                    out.end(f"channel {self.name}: answers again: a reply came after {out.count} call(s) without "
+                            f"one since {iso(out.since)} (bsp status: up again)")
                 self.failed, self.since = 0, None
             elif r.kind in FAILURE_KINDS:
                 if self.failed and stale(self.connection, r.connection):
@@ -80,14 +88,13 @@ class CallHealth:
                 self.failed += 1
                 self.last_error = str(r)
                 self.connection = r.connection
-                if r.kind == "timeout" and not self.announced:
-                    self.announced = True
-                    log.warning("%s (timeout): the counterpart takes calls but does not answer them in time; "
-                                "the channel is down (bsp status: degraded) until a reply comes. Its calls fail "
-                                "in doubt (it may have applied them): a route without compensation flags those "
-                                "deals for an operator (bsp deals --flagged --live). Ask the counterpart about "
-                                "its response time, or raise the channel's timeout (docs/operations.md#slow-or"
-                                "-silent-counterparts)", str(r).rstrip("."))
+                self.outage.failed(
+                    f"{str(r).rstrip('.')} (timeout): the counterpart takes calls but does not answer them in time; "
+                    f"the channel is down (bsp status: degraded) until a reply comes. Its calls fail in doubt (it may "
+                    f"have applied them): a route without compensation flags those deals for an operator (bsp deals "
+                    f"--flagged --live). Ask the counterpart about its response time, or raise the channel's timeout "
+                    f"(docs/operations.md#slow-or-silent-counterparts)" if r.kind == "timeout" else str(r),
+                    key=r.kind, kind=r.kind, loud=r.kind == "timeout")
 
 
 def stale(failed_on: int | None, connects: Any) -> bool:

@@ -127,7 +127,7 @@ class Observer:
             if err is not None:
                 self.unrecorded += 1
             elif rec.events:
-                self.open_flags.events(rec.deal_id, rec.events)
+                self.open_flags.events(rec.deal_id, rec.events, route)
             if logging_on:
                 self._log(rec, err, seconds)
         received: Counter[str] = Counter()
@@ -240,6 +240,11 @@ class ObservedLedger:
     def deal_flagged(self, route: str) -> None:
         """A deal of ``route`` recorded earlier was flagged for an operator since (engine.txn.saf)."""
         self._observer.flagged_later(route)
+
+    def flag_route(self, deal_id: str, route: str) -> None:
+        """A flag is about to be appended to deal ``deal_id`` of ``route`` (engine.txn.saf): the open-flags
+        count puts it under that route (``bsp_deals_flagged_open_by_route``)."""
+        self._observer.open_flags.note_route(deal_id, route)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ledger, name)

@@ -4,6 +4,7 @@
     flags.events(deal_id, events)      # events written on a deal (its row's, or appended later)
     await load_open_flags(flags, ledger)    # once, at the start: the open flags already in the ledger
     flags.value                        # deals whose flag is open; None until loaded (or if the load failed)
+    flags.by_route()                   # the same by route: {"bill_payment": 2, ...}; {} until loaded
 
 A deal's flag is open while one of its flag events is (``engine.deal_resolve.flag_state``; the same rule
 in SQL, ``engine.ledger_query.open_flag_events``, is what ``bsp deals --flagged`` lists).  The ledger is read
@@ -16,6 +17,13 @@ host's approving acknowledgement of a reversal (``reversed NAME``, ``approved``)
 flagged`` of call NAME.  Each open flag is kept by deal and kind (``flagged``, ``reversed NAME`` for a
 reversal of call NAME): a deal stays open while one is left.  The events written while the start's read
 runs are kept and applied after it, in order, so none is lost nor counted twice.
+
+Each open deal's route is kept with it (``bsp_deals_flagged_open_by_route{route}``): from its row for a deal
+flagged as it is recorded (``events(..., route=)``), from the ledger at the start, and, for a reversal flagged
+later (its events appended without a route), from ``note_route`` (``ObservedLedger.deal_flagged``, told by the
+reversal's queue before it appends the flag).  One not known (an older caller) is counted under ``?``.  The
+routes are those with open flags: the routes of the running configuration and, while their flags stay open,
+routes a reload removed (bounded by the routes the ledger has, a handful, not by deals).
 """
 from __future__ import annotations
 
@@ -41,33 +49,55 @@ def flag_key(to_state: str, call: str | None) -> str:
 class OpenFlags:
     def __init__(self) -> None:
         self.deals: dict[str, set[str]] = {}      # deal id -> its open flags (flag_key)
+        self.routes: dict[str, str] = {}          # deal id -> its route, for the deals in ``deals``
+        self._hints: dict[str, str] = {}          # deal id -> route, told before its flag is appended
         self.loaded = False
-        self._early: list[tuple[str, list[Any]]] | None = []   # events written before the start's read ended
+        self._early: list[tuple[str, list[Any], str | None]] | None = []   # written before the start's read ended
 
     @property
     def value(self) -> int | None:
         return len(self.deals) if self.loaded else None
 
-    def events(self, deal_id: str, events: Iterable[Any]) -> None:
-        """Events written on deal ``deal_id`` (``DealEvent`` or dicts with ``to_state`` and ``detail``)."""
+    def by_route(self) -> dict[str, int]:
+        """Open deals by route (``?``: a deal whose route was not told); {} until loaded."""
+        out: dict[str, int] = {}
+        if self.loaded:
+            for deal_id in self.deals:
+                route = self.routes.get(deal_id, "?")
+                out[route] = out.get(route, 0) + 1
+        return out
+
+    def note_route(self, deal_id: str, route: str) -> None:
+        """Deal ``deal_id`` of ``route`` is about to get a flag appended (a reversal flagged later)."""
+        if deal_id in self.deals:
+            self.routes[deal_id] = route
+        elif len(self._hints) < 10_000:          # bounded: a hint whose append then failed is never used
+            self._hints[deal_id] = route
+
+    def events(self, deal_id: str, events: Iterable[Any], route: str | None = None) -> None:
+        """Events written on deal ``deal_id`` (``DealEvent`` or dicts with ``to_state`` and ``detail``) of
+        ``route`` (None: not told here)."""
         wanted = [e for e in events if _relevant(_get(e, "to_state"))]
         if not wanted:
             return
         if self._early is not None:
-            self._early.append((deal_id, wanted))
+            self._early.append((deal_id, wanted, route))
         elif self.loaded:
-            self._apply(deal_id, wanted)
+            self._apply(deal_id, wanted, route)
 
     def resolved(self, deal_id: str) -> None:
         """The deal was resolved through the admin API: its flags are closed."""
         self.events(deal_id, [{"to_state": RESOLVED}])
 
-    def load(self, rows: Iterable[tuple[str, str, str | None]]) -> None:
-        """The open flag events read at the start (``open_flag_events``), then the events written meanwhile."""
-        for deal_id, to_state, call in rows:
+    def load(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """The open flag events read at the start (``open_flag_events``: deal id, event, call, route), then the
+        events written meanwhile."""
+        for deal_id, to_state, call, *route in rows:
             self.deals.setdefault(deal_id, set()).add(flag_key(to_state, call))
-        for deal_id, events in self._early or ():
-            self._apply(deal_id, events)
+            if route and route[0] is not None:
+                self.routes[deal_id] = route[0]
+        for deal_id, events, route in self._early or ():
+            self._apply(deal_id, events, route)
         self._early = None
         self.loaded = True
 
@@ -75,20 +105,27 @@ class OpenFlags:
         """The start's read failed: the count stays unknown (None) and nothing more is kept."""
         self._early = None
         self.deals.clear()
+        self.routes.clear()
+        self._hints.clear()
 
-    def _apply(self, deal_id: str, events: list[Any]) -> None:
+    def _apply(self, deal_id: str, events: list[Any], route: str | None = None) -> None:
         for e in events:
             state = str(_get(e, "to_state"))
             if state in FLAGGED_EVENTS:
                 call = call_of({"to_state": state, "detail": _get(e, "detail")})
                 self.deals.setdefault(deal_id, set()).add(flag_key(state, call))
+                told = route if route is not None else self._hints.pop(deal_id, None)
+                if told is not None:
+                    self.routes[deal_id] = told
             elif state == RESOLVED:
                 self.deals.pop(deal_id, None)
+                self.routes.pop(deal_id, None)
             elif deal_id in self.deals and approved({"detail": _get(e, "detail")}):     # reversed NAME
                 keys = self.deals[deal_id]
                 keys.discard(state)
                 if not keys:
                     del self.deals[deal_id]
+                    self.routes.pop(deal_id, None)
 
 
 def _relevant(state: Any) -> bool:

@@ -620,6 +620,9 @@ class Saf:
         ``bsp_route_flagged_total``) through the engine's observed ledger (``deal_flagged``; none in route
         tests and a bare ``Switchboard``).  ``bsp deals --flagged`` finds it by its ``reversal flagged``
         event (engine.ledger_query).  A deal flagged with its row (event ``flagged``) is counted already."""
+        told = getattr(self.mgr.ledger, "flag_route", None)      # the open-flags gauge's route (engine/ops/observe.py)
+        if told is not None:
+            told(item.deal_id, item.route)
         if item.deal_flagged or item.deal_id in self.flagged_deals:
             return
         self.flagged_deals.add(item.deal_id)

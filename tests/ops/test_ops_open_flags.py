@@ -50,6 +50,12 @@ async def _open(client: httpx.AsyncClient) -> tuple[int, str]:
     return n, line[0] if line else ""
 
 
+async def _by_route(client: httpx.AsyncClient) -> list[str]:
+    """The per-route lines of the open-flags gauge in the real /metrics (their sum is the total)."""
+    return [m for m in (await client.get("/metrics")).text.splitlines()
+            if m.startswith("bsp_deals_flagged_open_by_route{")]
+
+
 async def _stop(eng, stopped) -> None:
     eng.drain()
     with trio.fail_after(20):
@@ -65,8 +71,10 @@ async def test_open_flags_follow_the_flags_and_survive_a_restart(nursery, tmp_pa
     eng, url, stopped = await _engine(nursery, route, ledger)
     async with httpx.AsyncClient(base_url=url, headers=auth) as client:
         assert await _open(client) == (0, "bsp_deals_flagged_open 0.0")       # a new ledger: none
+        assert await _by_route(client) == ['bsp_deals_flagged_open_by_route{route="pay"} 0.0']   # a configured route
         await _ask(eng.current.channels["front"].port, ["K1", "D1", "D2"])   # D1, D2 left in doubt: flagged
         assert await _open(client) == (2, "bsp_deals_flagged_open 2.0")
+        assert await _by_route(client) == ['bsp_deals_flagged_open_by_route{route="pay"} 2.0']
         flagged = (await client.get("/deals", params={"flagged": "1"})).json()["deals"]
         ids = {d["reference"]: d["deal_id"] for d in flagged}
         resp = await client.post(f"/deals/{ids['D1']}/resolve", json={"outcome": "undone", "note": "OPS-1"})
@@ -79,6 +87,7 @@ async def test_open_flags_follow_the_flags_and_survive_a_restart(nursery, tmp_pa
     eng, url, stopped = await _engine(nursery, route, ledger)
     async with httpx.AsyncClient(base_url=url, headers=auth) as client:
         assert await _open(client) == (1, "bsp_deals_flagged_open 1.0")      # D2, flagged in the earlier run
+        assert await _by_route(client) == ['bsp_deals_flagged_open_by_route{route="pay"} 1.0']   # its route: the ledger's
         status = (await client.get("/status")).json()
         assert status["flagged_deals"] == 0, status                         # the since-start count does not see it
     table = Console(width=240, record=True, file=io.StringIO())
@@ -96,6 +105,7 @@ async def test_open_flags_follow_the_flags_and_survive_a_restart(nursery, tmp_pa
     eng, url, stopped = await _engine(nursery, route, ledger)
     async with httpx.AsyncClient(base_url=url, headers=auth) as client:
         assert await _open(client) == (0, "bsp_deals_flagged_open 0.0")      # the offline resolution is seen
+        assert await _by_route(client) == ['bsp_deals_flagged_open_by_route{route="pay"} 0.0']
     await _stop(eng, stopped)
 
 
@@ -121,6 +131,20 @@ def test_reversal_flags_close_by_an_approving_ack_of_their_call_and_events_durin
     f.resolved("b")
     f.events("d", [_ev("flagged"), _ev("reversal flagged", not_undone=["x"]), _ev("reversed x", approved=True)])
     assert f.value == 1 and f.deals == {"d": {"flagged"}}
+    assert f.by_route() == {"?": 1}                                          # no route told here
+
+
+def test_open_flags_by_route_from_the_row_the_ledger_and_a_reversal_flagged_later() -> None:
+    f = OpenFlags()
+    assert f.by_route() == {}                                                # not read yet
+    f.events("a", [_ev("flagged")], "pay")                                   # during the load: kept with its route
+    f.load([("b", "flagged", None, "pay"), ("c", "reversal flagged", "debit", "purchase")])
+    f.note_route("e", "purchase")                                            # told before its flag is appended
+    f.events("e", [_ev("reversal flagged", not_undone=["auth"])])
+    assert f.by_route() == {"pay": 2, "purchase": 2}
+    f.events("c", [_ev("reversed debit", approved=True)])
+    f.resolved("a")
+    assert f.by_route() == {"pay": 1, "purchase": 1} and set(f.routes) == {"b", "e"}   # closed: forgotten
 
 
 def test_an_older_ack_without_approved_is_judged_by_its_code_as_the_flagged_list_does() -> None:

@@ -78,10 +78,12 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
             while host.reversals < 4:
                 await trio.sleep(0.02)
         again = await backend.status()
+        by_route_again = eng.observer.open_flags.by_route()     # bsp_deals_flagged_open_by_route (engine/ops/gauges.py)
         answer["now"] = True                           # the issuer comes back: the reversal is acknowledged
         with trio.fail_after(10):
             await q.wait_empty()
         after = await backend.status()
+        by_route_after = eng.observer.open_flags.by_route()
         remembered = set(q.flagged_deals)              # nothing kept for a deal whose reversals are all done
         # the host settled it: the flag is closed (read from the `reversed auth` event), live as offline
         open_after = await backend.deals(DealQuery(flagged=True))                        # bsp deals --flagged --live
@@ -93,6 +95,8 @@ async def test_a_reversal_flagged_by_its_own_rule_flags_its_deal_where_operators
     assert again["routes"]["purchase"]["flagged"] == 1 and again["flagged_deals"] == 1, again
     assert after["flagged_deals"] == 1 and remembered == set(), (after, remembered)   # counted since start
     assert again["open_flags"] == 1 and after["open_flags"] == 0, (again, after)     # open now: the ack closed it
+    # a reversal flagged later, its event appended without a route: counted under its deal's route all the same
+    assert by_route_again == {"purchase": 1} and by_route_after == {}, (by_route_again, by_route_after)
     assert status["reversals"]["flagged"] == 1, status["reversals"]
     assert 'bsp_route_flagged_total{route="purchase"} 1.0' in metrics, metrics
     table = Console(width=240, record=True, file=io.StringIO())
