@@ -1652,6 +1652,13 @@ class Checker(_TestChecks):
                 self._call_arg(e, sig, a, scope, later)
                 continue
             self._walk(a, scope, later)
+            if i in sig.constant and not (isinstance(a, A.Lit) and a.type != "null"):
+                self.error("E077", f"{e.func}(): argument {i + 1} ({sig.params[i]}) must be a string literal "
+                           f"(\"...\"), not {'null' if isinstance(a, A.Lit) else show(a)}", a.pos,
+                           f"write the {sig.params[i]} itself in quotes, e.g. matches(msg.ref, \"[A-Z]{{3}}\\\\d{{8}}\"): "
+                           f"bsp check compiles and vets it, which it cannot do for a value known only when a "
+                           f"message comes")
+                continue
             if isinstance(a, A.Lit):
                 ok = {"string": ("string",), "int": ("int",), "number": ("int", "decimal"),
                       "date": ()}.get(want)
@@ -1662,8 +1669,21 @@ class Checker(_TestChecks):
                 elif sig.literal is not None and i < len(sig.params):
                     problem = sig.literal(i, a.value)
                     if problem:
-                        self.error("E072", f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}", a.pos,
-                                   f"usage: {sig.usage(e.func)}")
+                        self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
+                                   a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
+                                   PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
+                    elif i in sig.constant:
+                        self._lost_escapes(e, i, a)
+
+    def _lost_escapes(self, e: A.Call, i: int, a: A.Lit) -> None:
+        r"""E078: ``"\d"`` in a route string is ``d`` (an unknown escape keeps only its character): a pattern
+        literal written with one meant the regular expression's ``\d``."""
+        ch = lost_escape(literal_source(a.pos))
+        if ch is not None:
+            self.error("E078", f"{e.func}(): argument {i + 1} ({SIGNATURES[e.func].params[i]}) has `\\{ch}`, which "
+                       f"a route string reads as a plain `{ch}`", a.pos,
+                       f"write `\\\\{ch}` for the regular expression's `\\{ch}` (a route string reads `\\\\` as one "
+                       f"backslash)")
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""
@@ -1694,6 +1714,32 @@ class Checker(_TestChecks):
             code = {"format": "W001", "table": "W002", "channel": "W003"}[cat]
             self.warn(code, f"{cat} `{name}` is never used", node.name.pos,
                       "remove it, or use it in a route")
+
+
+PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference, lookahead or lookbehind, no "
+                "repeat or `|` inside a repeated part, at most two of * + {n,}; docs/language.md#regular-expressions")
+PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the position counts characters of the "
+                  "pattern as the route string reads it (\\\\ is one); docs/language.md#regular-expressions")
+
+
+def literal_source(pos: ir.Pos | None) -> str | None:
+    """The string literal as written at ``pos`` (quotes and escapes), read from its file; None when unknown."""
+    if pos is None or not pos.file:
+        return None
+    try:
+        line = Path(pos.file).read_text(encoding="utf-8-sig").splitlines()[pos.line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    m = re.match(r'"(?:[^"\\\n]|\\.)*"', line[pos.col - 1:])
+    return m.group(0) if m else None
+
+
+def lost_escape(written: str | None) -> str | None:
+    r"""The character of the first escape a route string drops the backslash of (``\d`` -> ``d``), or None."""
+    for m in re.finditer(r"\\(.)", written or ""):
+        if m.group(1) not in 'nrt0"\\':
+            return m.group(1)
+    return None
 
 
 def _lit_desc(a: A.Lit) -> str:
