@@ -19,6 +19,7 @@ from typing import Any
 from dsl import ast as A
 from dsl import compexpect, ir
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
+from dsl.dealtypes import shared_deal_types
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
 from dsl.functions import SIGNATURES
 from dsl.hookfail import hook_failure
@@ -656,6 +657,7 @@ class Checker(_TestChecks):
         for d in decls:
             if isinstance(d, A.RouteAst):
                 self._check_route(d)
+        shared_deal_types(self.routes.values(), self.warn)
         for t in self.tests:
             self._check_test(t)
         self._unused()
