@@ -626,6 +626,7 @@ class Checker(_TestChecks):
         self.used: set[str] = set()
         self.res = Resolved()
         self.format_tags: dict[str, dict[str, str] | None] = {}   # classified paths (None: unknown)
+        self.sources: dict[str, str] = {}     # file -> text as loaded (dsl.load), for a literal as written
 
     # ------------------------------------------------------------ reporting
     def error(self, code: str, message: str, pos, help: str | None = None) -> None:
@@ -1680,7 +1681,7 @@ class Checker(_TestChecks):
     def _lost_escapes(self, e: A.Call, i: int, a: A.Lit) -> None:
         r"""E078: ``"\d"`` in a route string is ``d`` (an unknown escape keeps only its character): a pattern
         literal written with one meant the regular expression's ``\d``."""
-        ch = lost_escape(literal_source(a.pos))
+        ch = lost_escape(literal_source(a.pos, self.sources))
         if ch is not None:
             self.error("E078", f"{e.func}(): argument {i + 1} ({SIGNATURES[e.func].params[i]}) has `\\{ch}`, which "
                        f"a route string reads as a plain `{ch}`", a.pos,
@@ -1724,14 +1725,14 @@ PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the p
                   "pattern as the route string reads it (\\\\ is one); docs/language.md#regular-expressions")
 
 
-def literal_source(pos: ir.Pos | None) -> str | None:
-    """The string literal as written at ``pos`` (quotes and escapes), read from its file; None when unknown."""
-    if pos is None or not pos.file:
+def literal_source(pos: ir.Pos | None, sources: dict[str, str]) -> str | None:
+    """The string literal as written at ``pos`` (quotes and escapes), from the text its file was loaded with;
+    None when unknown."""
+    text = sources.get(pos.file) if pos is not None else None
+    lines = text.splitlines() if text is not None else []
+    if pos is None or not 0 < pos.line <= len(lines):
         return None
-    try:
-        line = Path(pos.file).read_text(encoding="utf-8-sig").splitlines()[pos.line - 1]
-    except (OSError, UnicodeDecodeError, IndexError):
-        return None
+    line = lines[pos.line - 1]
     m = re.match(r'"(?:[^"\\\n]|\\.)*"', line[pos.col - 1:])
     return m.group(0) if m else None
 
