@@ -218,7 +218,7 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E078", "regular expression that does not compile, or that bsp refuses",
           "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
           "the pattern / has a repeat inside a repeated part ((a+)+, (a*)*), alternatives inside one ((a|a)*), a "
-          "backreference, a lookahead or lookbehind, more than two unbounded repeats / has `\\d`, which a route "
+          "backreference, a lookahead or lookbehind, repeats that can try more than 1,000,000 ways / has `\\d`, which a route "
           "string reads as a plain `d` (help: write `\\\\d`)",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),

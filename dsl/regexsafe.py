@@ -10,11 +10,12 @@ when it has
   (``(a+)+``, ``(a*)*``, ``(\\d{1,3},?)+``) or holds alternatives (``(a|a)*``, ``(ab|a)+``); a fixed count
   inside is fine (``(\\d{3}-)*``), and so are alternatives of single characters, which Python reads as a
   class (``(a|b)*`` is ``[ab]*``);
-* more than ``MAX_UNBOUNDED`` unbounded repeats (``*``, ``+``, ``{n,}``): write the known length
-  (``{1,35}``) for the others.
+* more than ``MAX_WAYS`` ways to try: each repeat of varying count is a choice among ``MAX_INPUT`` (``*``,
+  ``+``, ``{n,}``), ``m - n + 1`` (``{n,m}``) or 2 (``?``) counts, each ``|`` among its alternatives, and the
+  choices multiply (``\\d*\\d*x`` is 1,000 x 1,000): write the known length (``{1,35}``) for the others.
 
 Texts longer than ``MAX_INPUT`` characters never match.  With these rules the worst pattern on the longest
-text takes milliseconds (tests/dsl/test_dsl_matches.py measures it).
+text takes a few milliseconds (tests/dsl/test_dsl_matches.py runs such ones).
 
 Matching is ``fullmatch`` (the whole text, as if the pattern were ``^(?:...)$``) with ``re.ASCII``: ``\\d`` is
 0-9, ``\\w`` is ``[A-Za-z0-9_]``, ``\\s`` ASCII white space.
@@ -31,7 +32,7 @@ except ImportError:                    # pragma: no cover  (3.10: the same modul
     import sre_parse as P              # type: ignore[no-redef]
 
 MAX_INPUT = 1000
-MAX_UNBOUNDED = 2
+MAX_WAYS = 1_000_000
 FLAGS = re.ASCII
 
 _REPEATS = (C.MAX_REPEAT, C.MIN_REPEAT) + ((C.POSSESSIVE_REPEAT,) if hasattr(C, "POSSESSIVE_REPEAT") else ())
@@ -55,6 +56,7 @@ def _children(av) -> list:
 
 
 def _walk(sub, inside_repeat: bool, counts: list[int]) -> None:
+    """Refuse what is not allowed; ``counts[0]`` multiplied by the ways each repeat and ``|`` can go."""
     for op, av in sub:
         if op in (C.GROUPREF, C.GROUPREF_EXISTS):
             raise PatternError("has a backreference or a conditional group (\\1, (?P=name), (?(1)...)), which is not "
@@ -64,14 +66,15 @@ def _walk(sub, inside_repeat: bool, counts: list[int]) -> None:
                                "itself, or split the test into two matches(...) joined by `and`")
         if op in _REPEATS:
             low, high, body = av
-            if high == C.MAXREPEAT:
-                counts[0] += 1
+            counts[0] *= MAX_INPUT if high == C.MAXREPEAT else high - low + 1
             if inside_repeat and low != high:
                 raise PatternError("has a repeat inside a repeated part ((a+)+, (a*)*, (\\d{1,3},?)+), which is not allowed: "
                                    "it can make matching take exponential time; repeat a part of fixed length "
                                    "((\\d{3}-)*) or write the repeats one after the other")
             _walk(body, inside_repeat or high > 1, counts)
             continue
+        if op is C.BRANCH:
+            counts[0] *= len(av[1])
         if op is C.BRANCH and inside_repeat:
             raise PatternError("has alternatives (`|`) inside a repeated part ((a|ab)*), which are not allowed: they can make "
                                "matching take exponential time; for one of several characters write a class "
@@ -89,12 +92,13 @@ def compile_safe(pattern: str) -> re.Pattern:
     except re.error as e:
         raise PatternError(f"is not a valid regular expression: {e.msg} at position {e.pos} of the pattern",
                            e.pos) from None
-    counts = [0]
-    _walk(tree, False, counts)
-    if counts[0] > MAX_UNBOUNDED:
-        raise PatternError(f"has {counts[0]} unbounded repeats (*, +, {{n,}}); at most {MAX_UNBOUNDED} are "
-                           f"allowed, since they can make matching slow: give the others their known length, "
-                           f"e.g. {{1,35}}")
+    ways = [1]
+    _walk(tree, False, ways)
+    if ways[0] > MAX_WAYS:
+        raise PatternError(f"has repeats that together can try {ways[0]:,} ways, more than the {MAX_WAYS:,} "
+                           f"allowed (each *, + or {{n,}} counts {MAX_INPUT:,}, {{n,m}} m-n+1, ? 2, and they "
+                           f"multiply), which can make matching slow: give repeats their known length, e.g. "
+                           f"{{1,35}} for +")
     return compiled
 
 
