@@ -211,15 +211,17 @@ CATALOGUE: tuple[Entry, ...] = (
           files={"req.schema.json": '{"type": "object", "required": ["id"], '
                  '"properties": {"id": {"type": "string"}, "note": {"type": "string"}}}'}),
     Entry("E077", "pattern that is not a string literal",
-          "matches(): argument 2 (pattern) must be a string literal (\"...\"), not NAME (help: bsp check compiles "
-          "and vets a pattern written in the route; one from a message or a table could be slow or wrong)",
+          "matches(): argument 2 (pattern) must be a string literal (\"...\"), not NAME (a `let`, a field, a "
+          "table cell; help: write the pattern itself in quotes: bsp check compiles and vets it, which it cannot "
+          "do for a value known only when a message comes)",
           _route('let p = "[A-Z]{4}"', 'validate {', '    matches(msg.code, p) else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 9, 27),
     Entry("E078", "regular expression that does not compile, or that bsp refuses",
           "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
-          "the pattern / has a repeat inside a repeated part ((a+)+, (a*)*), alternatives inside one ((a|a)*), a "
-          "backreference, a lookahead or lookbehind, repeats that can try more than 1,000,000 ways / has `\\d`, which a route "
-          "string reads as a plain `d` (help: write `\\\\d`)",
+          "the pattern / has a repeat inside a repeated part (`(a+)+`, `(a*)*`) / has alternatives inside a "
+          "repeated part (`(a|a)*`) / has a backreference / has a lookahead or lookbehind / has repeats that "
+          "together can try more than 1,000,000 ways (`a+b+c+`) / has `\\d`, which a route string reads as a "
+          "plain `d` (help: write `\\\\d`); see Regular expressions",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",

@@ -466,10 +466,10 @@ SIGNATURES: dict[str, Sig] = {
                    "strptime pattern, as lenient); never fails: null, \"\" and text that does not fit are false: "
                    "is_date(msg.value_date, \"%Y%m%d\")", literal=_date_fmt_literal),
     "matches": Sig(2, 2, ("s", "pattern"), ("string", "string"), "true when the whole of s matches the regular "
-                   "expression pattern (a string literal, checked by bsp check; write \\\\d for \\d): "
-                   "matches(msg.ref, \"[A-Z]{3}\\\\d{8}\"); \\d and \\w are ASCII; null and a text of more "
-                   "than 1,000 characters are false; see Regular expressions", literal=_pattern_literal,
-                   literal_code="E078", constant=(1,)),
+                   "expression pattern, a string literal that bsp check compiles and vets (a regular expression's "
+                   "`\\d` is written `\"\\\\d\"` in a route): `matches(msg.ref, \"[A-Z]{3}\\\\d{8}\")`; `\\d` and "
+                   "`\\w` are ASCII; null and a text of more than 1,000 characters are false (see [Regular "
+                   "expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
