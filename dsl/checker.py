@@ -1670,23 +1670,25 @@ class Checker(_TestChecks):
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
                 elif sig.literal is not None and i < len(sig.params):
+                    if i in sig.constant and self._lost_escape(e, i, a):
+                        continue        # "\d+\d+" reads d+d+: the lost `\d` is what to fix first
                     problem = sig.literal(i, a.value)
                     if problem:
                         self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
                                    a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
                                    PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
-                    elif i in sig.constant:
-                        self._lost_escapes(e, i, a)
 
-    def _lost_escapes(self, e: A.Call, i: int, a: A.Lit) -> None:
+    def _lost_escape(self, e: A.Call, i: int, a: A.Lit) -> bool:
         r"""E078: ``"\d"`` in a route string is ``d`` (an unknown escape keeps only its character): a pattern
         literal written with one meant the regular expression's ``\d``."""
         ch = lost_escape(literal_source(a.pos, self.sources))
-        if ch is not None:
-            self.error("E078", f"{e.func}(): argument {i + 1} ({SIGNATURES[e.func].params[i]}) has `\\{ch}`, which "
-                       f"a route string reads as a plain `{ch}`", a.pos,
-                       f"write `\\\\{ch}` for the regular expression's `\\{ch}` (a route string reads `\\\\` as one "
-                       f"backslash)")
+        if ch is None:
+            return False
+        self.error("E078", f"{e.func}(): argument {i + 1} ({SIGNATURES[e.func].params[i]}) has `\\{ch}`, which "
+                   f"a route string reads as a plain `{ch}`", a.pos,
+                   f"write `\\\\{ch}` for the regular expression's `\\{ch}` (a route string reads `\\\\` as one "
+                   f"backslash)")
+        return True
 
     def _call_arg(self, e: A.Call, sig, a, scope, later) -> None:
         """``http_status(NAME)``: NAME is a call result whose channel answers with a status."""
