@@ -225,6 +225,20 @@ CATALOGUE: tuple[Entry, ...] = (
           '    reply Req { note = "x" }\n}\n', 5, 11,
           files={"req.schema.json": '{"type": "object", "required": ["id"], '
                  '"properties": {"id": {"type": "string"}, "note": {"type": "string"}}}'}),
+    Entry("E077", "pattern that is not a string literal",
+          "matches(): argument 2 (pattern) must be a string literal (\"...\"), not NAME (a `let`, a field, a "
+          "table cell; help: write the pattern itself in quotes: bsp check compiles and vets it, which it cannot "
+          "do for a value known only when a message comes)",
+          _route('let p = "[A-Z]{4}"', 'validate {', '    matches(msg.code, p) else reject "13" "bad code"', '}',
+                 'reply Req { code = "00" }'), 9, 27),
+    Entry("E078", "regular expression that does not compile, or that bsp refuses",
+          "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
+          "the pattern / has a repeat inside a repeated part (`(a+)+`, `(a*)*`) / has alternatives inside a "
+          "repeated part (`(a|a)*`) / has a backreference / has a lookahead or lookbehind / has repeats that "
+          "together can try more than 1,000,000 ways (`a+b+c+`) / has `\\d`, which a route string reads as a "
+          "plain `d` (help: write `\\\\d`); see Regular expressions",
+          _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
+                 'reply Req { code = "00" }'), 8, 27),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",
           'channel c = tcp listen {\n    address = "127.0.0.1:" + "7001"\n}\n', 2, 15),
     Entry("E100", "unknown restart policy", "unknown restart policy `NAME` (with did you mean)",
@@ -283,6 +297,14 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel host = tcp connect {\n    address = "127.0.0.1:7001"\n}\n'
           'route r {\n    receive from mf as Auth\n    call auth = host as Auth { t = "0200" }\n'
           '    reply Auth { t = "0210" }\n}\n', 8, 17, severity="warning"),
+    Entry("W009", "one deal type recorded by routes of different files",
+          "deal type `TYPE` is recorded by route `A` here and by route `B` at FILE:LINE:COL, in another file: "
+          "reports group deals by type, so both routes' deals count as one business (help: give each its own "
+          "type, or record it from routes of one file; routes of one file may share a type)",
+          'use "cards.route"\n' + _route('deal PAY { ref = msg.code  amount = 1 }', 'reply Req { code = "00" }'),
+          8, 10, severity="warning",
+          files={"cards.route": 'route cards {\n    receive from mf as Req when msg.code == "CARD"\n'
+                 '    deal PAY { ref = msg.code  amount = 2 }\n    reply Req { code = "00" }\n}\n'}),
     Entry("W008", "client certificate a channel never has",
           "channel `C` (memory) never has a client certificate: `peer.cn` is always null, since a request on it "
           "comes over no TLS connection of its own (also `peer.san`, always empty; a tcp / http listen channel "

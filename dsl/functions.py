@@ -29,6 +29,8 @@ class Sig:
     doc: str = ""
     # ``bsp check``: (argument index, literal value) -> what is wrong with it, or None (a time zone name)
     literal: Callable[[int, Any], str | None] | None = None
+    literal_code: str = "E072"    # the code of what ``literal`` finds (E078: a pattern ``matches`` cannot use)
+    constant: tuple[int, ...] = ()  # argument indexes that must be a string literal (E077): checked, never sent
 
     def usage(self, name: str) -> str:
         return f"{name}({', '.join(self.params)})"
@@ -294,6 +296,58 @@ def f_parse_date(s: Any, fmt: Any) -> date | None:
         raise FunctionError(f"parse_date: {text!r} does not match {fmt!r}: {why}") from None
 
 
+def f_is_date(s: Any, fmt: Any) -> bool:
+    """True when ``parse_date(s, fmt)`` gives a date; never fails: null, "" and text that does not fit are false."""
+    if s is None or s == "" or not isinstance(fmt, str) or isinstance(s, (list, tuple, dict, bool)):
+        return False
+    try:
+        datetime.strptime(_str(s, "is_date"), fmt)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def date_pattern_problem(fmt: Any) -> str | None:
+    """Why ``fmt`` is not a strptime pattern (a bad directive such as ``%Q``, a stray ``%``), or None."""
+    if not isinstance(fmt, str):
+        return None
+    try:
+        datetime.strptime("", fmt)
+    except ValueError as e:
+        why = str(e)
+        if why.startswith(("time data", "unconverted data")):
+            return None
+        return f"is not a date pattern: {why}; write strftime codes such as \"%Y-%m-%d\""
+    return None
+
+
+def _date_fmt_literal(i: int, value: Any) -> str | None:
+    return date_pattern_problem(value) if i == 1 else None
+
+
+def f_matches(s: Any, pattern: Any) -> bool:
+    """True when the whole of ``s`` matches the regular expression (dsl/regexsafe.py: fullmatch, ASCII classes);
+    null, a list or a record, and a text longer than MAX_INPUT characters are false; a number is its text."""
+    from dsl.regexsafe import MAX_INPUT, PatternError, compile_safe
+    if s is None or isinstance(s, (list, tuple, dict, bool)):
+        return False
+    text = _str(s, "matches")
+    if len(text) > MAX_INPUT:
+        return False
+    try:
+        compiled = compile_safe(_str(pattern, "matches"))
+    except PatternError as e:         # `bsp check` refuses it first (E078): only a program built around the checker
+        raise FunctionError(f"matches: the pattern {pattern!r} {e}") from None
+    return compiled.fullmatch(text) is not None
+
+
+def _pattern_literal(i: int, value: Any) -> str | None:
+    if i != 1 or not isinstance(value, str):
+        return None
+    from dsl.regexsafe import problem
+    return problem(value)
+
+
 def f_uuid() -> str:
     return str(_uuid.uuid4())
 
@@ -362,7 +416,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "swift_x_valid": f_swift_x_valid,
     "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
-    "format_date": f_format_date, "parse_date": f_parse_date,
+    "format_date": f_format_date, "parse_date": f_parse_date, "is_date": f_is_date, "matches": f_matches,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "number": f_number, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
     "http_header": f_http_header,
@@ -408,6 +462,14 @@ SIGNATURES: dict[str, Sig] = {
                        "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
                        "is not null first)"),
     "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern; as lenient as Python's strptime: a one-digit month or day is read (parse_date(\"2026-12-1\", \"%Y-%m-%d\") is 2026-12-01), so a deal key or a comparison takes format_date(parse_date(s, fmt), fmt), not s; null and \"\" give null; text that does not fit fails the request"),
+    "is_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "true when parse_date(s, fmt) gives a date (the same "
+                   "strptime pattern, as lenient); never fails: null, \"\" and text that does not fit are false: "
+                   "is_date(msg.value_date, \"%Y%m%d\")", literal=_date_fmt_literal),
+    "matches": Sig(2, 2, ("s", "pattern"), ("string", "string"), "true when the whole of s matches the regular "
+                   "expression pattern, a string literal that bsp check compiles and vets (a regular expression's "
+                   "`\\d` is written `\"\\\\d\"` in a route): `matches(msg.ref, \"[A-Z]{3}\\\\d{8}\")`; `\\d` and "
+                   "`\\w` are ASCII; null and a text of more than 1,000 characters are false (see [Regular "
+                   "expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
     "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),

@@ -142,6 +142,7 @@ def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, st
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)
     checker = Checker(registry)
+    checker.sources = loader.sources        # a literal as written (E078: a pattern's lost `\d`)
     if not any(d.is_error for d in diags):
         res = checker.check(loader.decls)
         diags.extend(checker.diags)
