@@ -1,7 +1,6 @@
 """``bsp deals resolve``: record that an operator settled a deal flagged for an operator (engine.deal_resolve)."""
 from __future__ import annotations
 
-import getpass
 import socket
 from pathlib import Path
 from typing import Any, Optional
@@ -16,10 +15,9 @@ _OUTCOMES_HELP = "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())
 
 
 def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):        # no name for this uid (a container): say so rather than guess
-        return "unknown"
+    from engine.operator import os_user
+
+    return os_user()          # no name for this uid (a container): "uid N" rather than a guess
 
 
 def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path],
@@ -117,8 +115,9 @@ def resolve(
         path = found.path
         require_ledger(path)
         try:
+            user = _os_user()        # beside a --by naming someone else: who ran the command
             done = resolve_in_file(path, deal_id, outcome, note, who, found.keys.audit_key,
-                                   host=socket.gethostname(), hint_list=f"bsp deals --flagged --ledger {path}")
+                                   host=socket.gethostname(), os_user=user if who != user else None, hint_list=f"bsp deals --flagged --ledger {path}")
         except Refused as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(1) from None
