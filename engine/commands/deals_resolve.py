@@ -136,8 +136,9 @@ def resolve(
         where = str(path)
     from engine.deal_resolve import reversal_lines
 
-    typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']} at {done['at']}, "
-               f"recorded in {where}")
+    beside = "".join(f", {k.replace('_', ' ')} {done[k]}" for k in ("stated_by", "os_user") if done.get(k))
+    typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']}"
+               f"{f' ({beside[2:]})' if beside else ''} at {done['at']}, recorded in {where}")
     notes, warnings = reversal_lines(done.get("reversals") or ())
     for n in notes:
         typer.echo(n)
