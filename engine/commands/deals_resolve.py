@@ -64,7 +64,9 @@ def resolve(
     outcome: str = typer.Option(..., "--outcome", help=f"How it was settled. {_OUTCOMES_HELP}."),
     note: str = typer.Option(..., "--note", help="How, with whom, the counterpart's or your ticket's reference "
                                                  "(at most 2,000 characters)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who settled it (default: the OS user running bsp)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who settled it (default: the OS user running bsp). With --live the "
+                                                        "engine records the admin token's name as who, this beside it "
+                                                        "(stated_by)."),
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_OPT,
     env: Optional[str] = ENV_OPT,
@@ -82,8 +84,8 @@ def resolve(
     resolution) and `bsp deals show` tells it. Without --live the ledger file is written (no engine may
     hold it) with the audit key the engine writes with: --deployment platform.yaml (its ledger.audit_key),
     else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY; a keyed ledger is not written without its key. With --live
-    the running engine records it (`POST /deals/{id}/resolve`), with the client's address (and
-    certificate, over mutual TLS) beside --by. A deal not flagged, already resolved, or already settled
+    the running engine records it (`POST /deals/{id}/resolve`): who is the admin token's name, --by kept
+    beside it (stated_by), with the client's address (and certificate, over mutual TLS). A deal not flagged, already resolved, or already settled
     (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.

@@ -74,7 +74,7 @@ class AdminTokens:
         except AdminTokensRefused:
             raise
         except Exception as exc:          # AdminConfigError, SecretError, OpsConfigError: each names its place
-            raise AdminTokensRefused(f"admin API tokens: {exc}") from None
+            raise AdminTokensRefused(f"admin API tokens: {str(exc).removeprefix('admin API: ')}") from None
         old = {t.name: t for t in self.auth.tokens}
         now = {t.name: t for t in new}
         added = tuple(n for n in now if n not in old)
