@@ -80,6 +80,7 @@ class AdminTokens:
         added = tuple(n for n in now if n not in old)
         removed = tuple(n for n in old if n not in now)
         changed: list[str] = []
+        fresh = set(added)                       # tokens this reload puts in force: their files are checked
         for name, t in now.items():
             was = old.get(name)
             if was is None:
@@ -88,7 +89,8 @@ class AdminTokens:
                    ([f"roles: {_roles(was.roles)} -> {_roles(t.roles)}"] if t.roles != was.roles else [])
             if what:
                 changed.append(f"{name} ({'; '.join(what)})")
-        fresh = set(added) | {c.split(" ", 1)[0] for c in changed}
+            if what or t.file != was.file:      # also a token moved to another file: that file is checked
+                fresh.add(name)
         for t in new:
             mode = _exposed(t.file) if t.name in fresh else None
             if mode is not None:
