@@ -99,13 +99,15 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
 
 async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
                      again: bool = False, who: str = "bsp dead retry", again_hint: str = "add --again",
-                     by: str | None = None) -> RetryResult:
+                     by: str | None = None, via: str = "admin API", by_what: str = "token") -> RetryResult:
     """Claim the letter in the ledger (``Ledger.claim_dead_letter``: status ``retrying``, atomic), ``retry`` it,
     record the outcome: ``retried`` when it went through, else the status it had.  A letter already
     ``retried``, or whose retry is running, is not run unless ``again``: the result is ``skipped``,
     its outcome the ``refusal``.  ``ledger`` is an open ``engine.ledger.Ledger`` (the engine's, or this
-    process's).  ``by``: the admin token's name that asked, recorded with the outcome (``retry_outcome``:
-    "committed (deal ...) (admin API, token 'ops')")."""
+    process's).  ``by``: who asked, recorded with the outcome (``retry_outcome``): the admin token's name,
+    "committed (deal ...) (admin API, token 'ops')"; or, ``bsp dead retry`` on the ledger file (``via``
+    "bsp dead retry", ``by_what`` "by"), its --by or the OS user: "committed (deal ...) (bsp dead retry, by
+    'alice')" (engine/operator.py)."""
     import os
     import socket
 
@@ -141,7 +143,7 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
     # midway (the process killed; interrupted: above) leaves ``retrying``, which the next retry refuses: the
     # safe side
     back = "retried" if row["status"] == "retried" else "new"
-    outcome = res.outcome if by is None else f"{res.outcome} (admin API, token {by!r})"
+    outcome = res.outcome if by is None else f"{res.outcome} ({via}, {by_what} {by!r})"
     await ledger.mark_dead_letters([res.id], status="retried" if res.ok else back,
                                    retried_at=res.at, retry_outcome=outcome)
     return res

@@ -6,13 +6,18 @@ operator has settled it with the counterpart, the resolution is recorded as one 
 ``resolved``, appended to the audit chain (the deal's row and its earlier events are chained and never
 changed), its detail::
 
-    {"outcome": "undone", "note": "debit reversed by hand, ticket OPS-1234", "by": "alice",
+    {"outcome": "undone", "note": "debit reversed by hand, ticket OPS-1234", "by": "ops-alice",
      "via": "ledger file" | "admin API", "host": "ops-box" (offline), "peer": "10.1.2.3" (admin API),
-     "client_cert": "cn=ops-alice" (admin API over mutual TLS)}
+     "client_cert": "cn=ops-alice" (admin API over mutual TLS), "token": "ops-alice" (admin API),
+     "stated_by": "alice" (admin API: the body's by, when not the token's name),
+     "os_user": "bsp" (offline: the OS user, when --by names another)}
 
-``by`` is the name the operator gives (``--by``, default the OS user running ``bsp``): the admin token is
-one shared secret and names nobody, so the engine records beside it what it can tell itself, the client's
-address and, over mutual TLS, its certificate's subject.
+``by`` is who did it, as the recorder can tell: over the admin API the name of the admin token the request
+came with (``token`` says the same); a ``by`` the request's body gives that differs is kept beside it as
+``stated_by`` (what the caller said, not checked: a token shared by several people may say which of them);
+on the ledger file (``bsp deals resolve`` without --live) ``--by NAME``, else the OS user running ``bsp``
+(engine/operator.py), with ``os_user`` beside a --by that differs from it.  The engine also records what it
+can tell itself: the host (offline), the client's address and, over mutual TLS, its certificate's subject.
 
 A flag event is *open* while it is newer than the deal's newest ``resolved`` event, except a ``reversal
 flagged`` closed since by the host: a later ``reversed NAME`` of its call with an approving code (the
@@ -250,7 +255,8 @@ def reversal_lines(reversals: Sequence[Mapping[str, Any]]) -> tuple[list[str], l
 
 
 def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, audit_key: bytes | None,
-                    *, host: str | None = None, hint_list: str = "bsp deals --flagged") -> dict[str, Any] | None:
+                    *, host: str | None = None, hint_list: str = "bsp deals --flagged",
+                    os_user: str | None = None) -> dict[str, Any] | None:
     """Record the resolution in the ledger file (no engine may hold it): ``{deal_id, at, ..., reversals,
     warnings}`` (``reversals``: those still queued, cancelled at the engine's next start), or None when the
     ledger has no such deal.
@@ -275,7 +281,7 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         refusal(deal, hint_list)
         full = deal["deal_id"]
         at = datetime.now(timezone.utc)
-        detail = event_detail(outcome, note, by, "ledger file", host=host)
+        detail = event_detail(outcome, note, by, "ledger file", host=host, os_user=os_user)
         (done,) = store.append_stories([(full, [], [{"at": at, "to_state": RESOLVED, "detail": to_json(detail)}],
                                          None)])
         if isinstance(done, BaseException):

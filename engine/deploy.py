@@ -113,6 +113,7 @@ class ChannelOverrides(dict):
         self.settings: dict[str, Any] = dict(settings or {})   # what a reload cannot change (ledger, admin)
         self.source = source                                   # the deployment file's name
         self.base = base              # the deployment file's folder: relative file paths are taken from there
+        self.admin: Any = None        # its AdminSettings: a reload reads the admin tokens again from them
 
 
 KEY_FILE_SUFFIX = " (its file)"    # restart_settings: the fingerprint of the file a setting names
@@ -191,6 +192,7 @@ class Deployment:
         self.channel_overrides = ChannelOverrides(self.channel_overrides, self.override_place,
                                                   self.restart_settings(), self.path.name,
                                                   self.path.resolve().parent, self.env)
+        self.channel_overrides.admin = self.admin
 
     def restart_settings(self) -> dict[str, Any]:
         """The settings ``bsp run`` reads once, at start (a reload cannot change them); secrets as
@@ -201,8 +203,7 @@ class Deployment:
                 "ledger.txn_backlog_entries": self.txn_backlog_entries,
                 "ledger.txn_backlog_bytes": self.txn_backlog_bytes,
                 "ledger.audit_key": repr(self.audit_key), "ledger.field_keys": repr(self.field_keys),
-                "admin.listen": self.admin.listen, "admin.token": repr(self.admin.token),
-                "admin.tokens": tuple((t.name, repr(t.ref), t.roles) for t in self.admin.tokens) or None,
+                "admin.listen": self.admin.listen,     # admin.token(s): a reload reads them again (ops/admintokens.py)
                 "admin.tls": (str(self.admin.tls_cert), repr(self.admin.tls_key), str(self.admin.client_ca))
                 if self.admin.tls_cert else None,
                 "admin.access": (str(self.admin.access) if isinstance(self.admin.access, Path)
@@ -214,15 +215,14 @@ class Deployment:
         """A fingerprint of each file holding a key read once at start, so that a reload finds one
         rewritten in place (a keyring rotated) and warns that it takes a restart.  Only compared, never
         shown: a truncated SHA-256 of the file, or None when it cannot be read.  The admin API's TLS
-        files are not among them: a reload reads them again (engine/ops/admintls.py)."""
+        files and token files are not among them: a reload reads them again (engine/ops/admintls.py,
+        engine/ops/admintokens.py)."""
         def ref_file(ref: SecretRef | None, variable: str) -> str | None:
             if ref is not None:
                 return str(ref.file) if ref.file is not None else None
             return os.environ.get(variable) or None      # no key in the file: bsp run reads this variable's
         files = {"ledger.audit_key": ref_file(self.audit_key, "BSP_AUDIT_KEY_FILE"),
-                 "ledger.field_keys": ref_file(self.field_keys, "BSP_FIELD_KEYS_FILE"),
-                 "admin.token": self.admin.token.file if self.admin.token is not None else None,
-                 **{f"admin.tokens[{t.name}]": t.ref.file for t in self.admin.tokens}}
+                 "ledger.field_keys": ref_file(self.field_keys, "BSP_FIELD_KEYS_FILE")}
         return {key + KEY_FILE_SUFFIX: _fingerprint(path) for key, path in files.items() if path}
 
     def where(self, *key_path: str | int) -> str:

@@ -973,7 +973,7 @@ class LedgerStore:
             d = detail if isinstance(detail, dict) else (orjson.loads(detail) if detail else {})
             if state == "resolved":
                 when = at.astimezone(timezone.utc).isoformat() if isinstance(at, datetime) else str(at)
-                out[deal_id] = {"at": when, **{k: v for k, v in d.items() if k in ("outcome", "by", "via", "note")}}
+                out[deal_id] = {"at": when, **{k: v for k, v in d.items() if k in ("outcome", "by", "via", "note", "stated_by", "os_user")}}
             elif d.get("call"):
                 cancelled.setdefault(deal_id, []).append(str(d["call"]))
         for deal_id, r in out.items():

@@ -230,12 +230,17 @@ class AdminApp:
         if unknown:
             raise HTTPError(400, f"body: unknown field(s) {', '.join(unknown)}; allowed: outcome, note, by",
                             extra={"field": unknown[0]})
+        name = _token_name(request)
         try:
-            outcome, note, by = check_input(body.get("outcome"), body.get("note"), body.get("by", "admin API"))
+            outcome, note, stated = check_input(body.get("outcome"), body.get("note"),
+                                                body.get("by", name or "admin API"))
         except ValueError as exc:
             raise HTTPError(400, f"body: {exc}", extra={"field": str(exc).split(":", 1)[0]}) from None
+        # who did it is the token the request was let in with; a `by` naming someone else is what the caller
+        # said (not checked), kept beside it as stated_by (docs/security.md "Who did it")
+        by = name or stated
         client = {"peer": str(request.peer[0]) if request.peer else None, "client_cert": _subject(request.peercert),
-                  "token": _token_name(request)}
+                  "token": name, "stated_by": stated if stated != by else None}
         try:
             done = await resolve(deal_id, outcome, note, by, client)
         except Refused as exc:
@@ -246,8 +251,8 @@ class AdminApp:
             raise HTTPError(503, f"{exc}; nothing was recorded") from None
         if done is None:
             raise await self._missing("deal", deal_id, "list the flagged ones with GET /deals?flagged=1", resolving=True)
-        log.info("admin: deal %s resolved (%s) by %s from %s, token %r", done["deal_id"], outcome, by, client["peer"],
-                 client["token"])
+        log.info("admin: deal %s resolved (%s) by token %r from %s%s", done["deal_id"], outcome, by, client["peer"],
+                 f" (stated by {client['stated_by']!r})" if client["stated_by"] else "")
         return Response.json(dict(done))
 
     async def dead_letters(self, request: Request) -> Response:

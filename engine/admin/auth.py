@@ -93,6 +93,7 @@ class NamedToken:
     secret: str = field(repr=False)
     roles: frozenset[str] = ALL_ROLES
     where: str = field(default="", repr=False, compare=False)     # where it was configured, for errors
+    file: str | None = field(default=None, repr=False, compare=False)   # the file it was read from, if one
 
 
 def check_tokens(tokens: Iterable[NamedToken]) -> tuple[NamedToken, ...]:
@@ -114,6 +115,18 @@ def check_tokens(tokens: Iterable[NamedToken]) -> tuple[NamedToken, ...]:
     return out
 
 
+def token_set(token: str | None, tokens: Iterable[NamedToken], *, file: str | None = None) -> tuple[NamedToken, ...]:
+    """The token set ``TokenAuth`` checks against: ``token`` (the single-token setup; ``file``: the file it was
+    read from) as one named ``admin`` with every role, then ``tokens``; each fit and no two alike
+    (``check_tokens``), at least one."""
+    entries = ([NamedToken(LEGACY_NAME, check_token(token, "given"), ALL_ROLES, file=file)]
+               if token is not None else [])
+    out = check_tokens(entries + list(tokens))
+    if not out:
+        raise AdminConfigError(f"no admin token: give --admin-token-file, admin.token or admin.tokens; {_MAKE}")
+    return out
+
+
 class TokenAuth:
     """Checks ``Authorization: Bearer <token>`` against the named tokens; on failure raises 401 and
     reports the reason; ``allow`` raises 403 when the token lacks the role an endpoint needs.
@@ -125,12 +138,21 @@ class TokenAuth:
 
     def __init__(self, token: str | None = None, on_failure: Callable[[str], None] | None = None, *,
                  tokens: Iterable[NamedToken] = ()) -> None:
-        entries = [NamedToken(LEGACY_NAME, check_token(token, "given"), ALL_ROLES)] if token is not None else []
-        self.tokens = check_tokens(entries + list(tokens))
-        if not self.tokens:
-            raise AdminConfigError(f"no admin token: give --admin-token-file, admin.token or admin.tokens; {_MAKE}")
-        self._digests = [(hashlib.sha256(t.secret.encode()).digest(), t) for t in self.tokens]
+        self._use(token_set(token, tokens))
         self.on_failure = on_failure
+
+    def _use(self, tokens: tuple[NamedToken, ...]) -> None:
+        # one assignment: a request being checked reads either the whole old set or the whole new one
+        self._state = (tokens, [(hashlib.sha256(t.secret.encode()).digest(), t) for t in tokens])
+
+    @property
+    def tokens(self) -> tuple[NamedToken, ...]:
+        return self._state[0]
+
+    def replace(self, tokens: Iterable[NamedToken]) -> None:
+        """Use ``tokens`` from now on (a reload: engine/ops/admintokens.py), checked as at start; a request
+        already let in keeps the token it was let in with, the next one is checked against the new set."""
+        self._use(token_set(None, tokens))
 
     def _refuse(self, reason: str, detail: str) -> HTTPError:
         if self.on_failure is not None:
@@ -141,8 +163,9 @@ class TokenAuth:
     def _match(self, presented: str) -> NamedToken | None:
         digest = hashlib.sha256(presented.encode()).digest()
         # every token compared, the result kept aside: no early exit telling by its timing which one matched
-        hits = [hmac.compare_digest(digest, d) for d, _ in self._digests]
-        found = [t for hit, (_, t) in zip(hits, self._digests) if hit]
+        digests = self._state[1]          # read once: a reload swapping the set meanwhile changes nothing here
+        hits = [hmac.compare_digest(digest, d) for d, _ in digests]
+        found = [t for hit, (_, t) in zip(hits, digests) if hit]
         return found[0] if found else None
 
     def check(self, request: Request) -> NamedToken:

@@ -73,11 +73,13 @@ SCHEMAS: dict[str, Any] = {
                                "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE,
                                         "description": "How it was settled, with whom, references."},
                                "by": {"type": "string", "maxLength": MAX_BY,
-                                      "description": "Who settled it (the token names nobody); default "
-                                                     "`admin API`."}}},
+                                      "description": "Who says they settled it. Recorded as `stated_by` "
+                                                     "when it is not the token's name: `by` is always the "
+                                                     "name of the token the request came with."}}},
     "Resolution": {"type": "object", "required": ["deal_id", "at", "outcome", "note", "by", "via"],
                    "additionalProperties": True,
-                   "description": "The `resolved` event's detail: deal_id, at, outcome, note, by, via, peer, "
+                   "description": "The `resolved` event's detail: deal_id, at, outcome, note, by (the token's "
+                                  "name), token, stated_by (the body's `by`, when another name), via, peer, "
                                   "client_cert (mutual TLS), warnings; reversals: what became of the deal's "
                                   "queued ISO 8583 reversals, each {call, channel, attempts, state}, state "
                                   "`cancelled` (never sent again), `in flight` (an attempt at the host: "

@@ -247,7 +247,7 @@ def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optio
 
 
 async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides: Any, rows: list[dict[str, Any]],
-                            keys: Any, report: Any = None, again: bool = False) -> list[Any]:
+                            keys: Any, report: Any = None, again: bool = False, by: str | None = None) -> list[Any]:
     import trio
 
     from engine.deadletter import retry_once, switchboard_injector
@@ -271,7 +271,10 @@ async def _retry_in_process(ledger: Path, program: Any, registry: Any, overrides
             for r in rows:
                 # claimed in the ledger (status retrying) before it runs: one already retried, or being
                 # retried, is refused unless again (engine.deadletter.retry_once)
-                res = await retry_once(led, r, inject, keyring=keyring, again=again)
+                # who asked (--by, else the OS user) recorded with the outcome, where the admin API records its
+                # token's name (engine/operator.py)
+                res = await retry_once(led, r, inject, keyring=keyring, again=again, by=by, via="bsp dead retry",
+                                       by_what="by", who=f"bsp dead retry by {by!r}" if by else "bsp dead retry")
                 results.append(res)
                 if report is not None:
                     report(res.id, res.ok, res.outcome, res.skipped)
@@ -361,6 +364,9 @@ def retry_cmd(
     ca: Optional[Path] = CA_OPT,
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
+    by: Optional[str] = typer.Option(None, "--by", metavar="NAME", help="Who retries them, recorded with each "
+                                     "outcome (default: the OS user running bsp); not with --live: the engine "
+                                     "records the admin token's name."),
 ) -> None:
     """Re-inject dead letters into their channel through the current configuration.
 
@@ -385,7 +391,9 @@ def retry_cmd(
     takes it: the file's routes with its channel overrides, its ledger, ledger.audit_key and
     ledger.field_keys. --routes PATH... wins over the file's routes (then the route files' own
     addresses apply) and --ledger over its ledger; without a deployment file the keys come from
-    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter;
+    BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE). Either way the outcome is recorded on the dead letter,
+    with who asked: `(admin API, token 'NAME')` with --live, else `(bsp dead retry, by 'NAME')`, NAME the
+    --by given or the OS user running bsp;
     one refused again names the new deal and why (`NOT retried: rejected (deal ID): REASON`, the reason as
     the ledger stores it).
     A keyed ledger is written only with the audit key its chain was sealed with (none, or another: refused,
@@ -407,6 +415,15 @@ def retry_cmd(
     if (admin or live) and deployment:
         raise typer.BadParameter("--live (or --admin) retries in the running engine, with its own ledger and "
                                  "keys: drop --deployment", param_hint="--deployment")
+    if (admin or live) and by is not None:
+        raise typer.BadParameter("with --live the engine records the admin token's name as who retried; drop --by "
+                                 "(or name the person in the token: admin.tokens)", param_hint="--by")
+    if by is not None:
+        from engine.operator import check_by
+        try:
+            by = check_by(by)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
     filtered = any(v is not None for v in (route, channel, kind, reason, status, since, until))
     if ids and filtered:
         raise typer.BadParameter("give dead letter ids or filters that select them, not both",
@@ -470,7 +487,11 @@ def retry_cmd(
 
         from engine.ledger_store import LedgerError
         try:
-            trio.run(_retry_in_process, ledger, program, registry, overrides, todo, found.keys, tally.add, again)
+            from functools import partial
+
+            from engine.operator import os_user
+            trio.run(partial(_retry_in_process, ledger, program, registry, overrides, todo, found.keys, tally.add,
+                             again, by=by if by is not None else os_user()))
         except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -247,7 +247,8 @@ def _story_text(d: dict[str, Any], problems: list[str]) -> str:
                    f"settle, nothing to resolve")
     elif res:
         out.append(f"  resolved {_when(res.get('at'))} by {res.get('by')} (via {res.get('via')}"
-                   + "".join(f", {k} {res[k]}" for k in ("host", "peer", "client_cert") if res.get(k))
+                   + "".join(f", {k.replace('_', ' ')} {res[k]}" for k in ("stated_by", "os_user", "host", "peer",
+                                                                           "client_cert") if res.get(k))
                    + f"): {res.get('outcome')}: {res.get('note')}")
     elif d.get("flag") == "open":
         out.append(f"  flagged for an operator, not resolved: settle it with the counterpart, then "

@@ -1,7 +1,6 @@
 """``bsp deals resolve``: record that an operator settled a deal flagged for an operator (engine.deal_resolve)."""
 from __future__ import annotations
 
-import getpass
 import socket
 from pathlib import Path
 from typing import Any, Optional
@@ -16,10 +15,9 @@ _OUTCOMES_HELP = "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())
 
 
 def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):        # no name for this uid (a container): say so rather than guess
-        return "unknown"
+    from engine.operator import os_user
+
+    return os_user()          # no name for this uid (a container): "uid N" rather than a guess
 
 
 def _live(url: str, token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path],
@@ -66,7 +64,9 @@ def resolve(
     outcome: str = typer.Option(..., "--outcome", help=f"How it was settled. {_OUTCOMES_HELP}."),
     note: str = typer.Option(..., "--note", help="How, with whom, the counterpart's or your ticket's reference "
                                                  "(at most 2,000 characters)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who settled it (default: the OS user running bsp)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who settled it (default: the OS user running bsp). With --live the "
+                                                        "engine records the admin token's name as who, this beside it "
+                                                        "(stated_by)."),
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_OPT,
     env: Optional[str] = ENV_OPT,
@@ -84,8 +84,8 @@ def resolve(
     resolution) and `bsp deals show` tells it. Without --live the ledger file is written (no engine may
     hold it) with the audit key the engine writes with: --deployment platform.yaml (its ledger.audit_key),
     else BSP_AUDIT_KEY_FILE / BSP_AUDIT_KEY; a keyed ledger is not written without its key. With --live
-    the running engine records it (`POST /deals/{id}/resolve`), with the client's address (and
-    certificate, over mutual TLS) beside --by. A deal not flagged, already resolved, or already settled
+    the running engine records it (`POST /deals/{id}/resolve`): who is the admin token's name, --by kept
+    beside it (stated_by), with the client's address (and certificate, over mutual TLS). A deal not flagged, already resolved, or already settled
     (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
@@ -117,8 +117,9 @@ def resolve(
         path = found.path
         require_ledger(path)
         try:
+            user = _os_user()        # beside a --by naming someone else: who ran the command
             done = resolve_in_file(path, deal_id, outcome, note, who, found.keys.audit_key,
-                                   host=socket.gethostname(), hint_list=f"bsp deals --flagged --ledger {path}")
+                                   host=socket.gethostname(), os_user=user if who != user else None, hint_list=f"bsp deals --flagged --ledger {path}")
         except Refused as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -137,8 +138,9 @@ def resolve(
         where = str(path)
     from engine.deal_resolve import reversal_lines
 
-    typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']} at {done['at']}, "
-               f"recorded in {where}")
+    beside = "".join(f", {k.replace('_', ' ')} {done[k]}" for k in ("stated_by", "os_user") if done.get(k))
+    typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']}"
+               f"{f' ({beside[2:]})' if beside else ''} at {done['at']}, recorded in {where}")
     notes, warnings = reversal_lines(done.get("reversals") or ())
     for n in notes:
         typer.echo(n)

@@ -173,6 +173,8 @@ def run(
         scrub.add(admin_opts.token)
         for named in admin_opts.tokens:
             scrub.add(named.secret)
+        if admin_opts.token_source is not None:      # the tokens a reload reads (engine/ops/admintokens.py)
+            admin_opts.token_source.on_secret = scrub.add
     from engine.journal import SYNC_MODES
     ledger_sync = ledger_sync or "journal"
     if ledger_sync not in SYNC_MODES:

@@ -306,7 +306,8 @@ class EngineBackend:
             full = deal["deal_id"]
             at = datetime.now(timezone.utc)
             detail = event_detail(outcome, note, by, "admin API", peer=client.get("peer"),
-                                  client_cert=client.get("client_cert"), token=client.get("token"))
+                                  client_cert=client.get("client_cert"), token=client.get("token"),
+                                  stated_by=client.get("stated_by"))
             # its queued ISO 8583 reversals are held while the event is written, then cancelled: none reaches
             # the host after the operator settled the deal (engine.txn.safcancel)
             queues = list(getattr(self.engine, "saf", ()))

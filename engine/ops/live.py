@@ -147,12 +147,17 @@ def restart_warning(started: Mapping[str, Any], now: Mapping[str, Any], source: 
     return out
 
 
-def _with_admin(plan: dict[str, Any], change: Any) -> dict[str, Any]:
-    """The reload plan's ``admin API`` entry when its TLS files are (or would be) read again."""
+def _with_admin(plan: dict[str, Any], change: Any, tokens: Any = None) -> dict[str, Any]:
+    """The reload plan's ``admin API`` entry when its TLS files are (or would be) read again, or its tokens
+    changed (``tokens``: engine.ops.admintokens.TokenChange; names only)."""
     if change is not None:
         plan["admin API"] = {"changed": ["tls"]}
         plan.setdefault("why", {})["admin API"] = {
             "tls": f"{change.summary()} rewritten: new connections get it, open ones keep theirs"}
+    if tokens is not None:
+        plan.setdefault("admin API", {"changed": []})["changed"].append("tokens")
+        plan.setdefault("why", {}).setdefault("admin API", {})["tokens"] = (
+            f"{tokens.summary()}: the next request is checked against the new set")
     return plan
 
 
@@ -242,6 +247,7 @@ class LiveEngine:
         self.saf: list[Any] = []                                  # the reversal queues (engine/txn/saf.py)
         self.admin_certs: list[Any] = []          # the admin API's certificates (engine/certexpiry.py)
         self.admin_tls: Any = None                # engine.ops.admintls.AdminTLS: a reload renews it (set by serve)
+        self.admin_tokens: Any = None             # engine.ops.admintokens.AdminTokens: a reload reads them again
         self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
         # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
         # (engine/runtime/internal_log.py), for every generation: a reload does not log them in full again
@@ -527,6 +533,7 @@ class LiveEngine:
                                          getattr(overrides, "source", ""))
         plan = plan_reload(old.program, program, overrides, old.overrides)
         admin_change = await self._admin_tls_change(plan, program.version)
+        token_change = await self._admin_token_change(overrides, plan, program.version)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
         reuse = {n: ch for n, ch in old.channels.items() if n in program.channels and n not in rebind}
         saved = self.overrides
@@ -561,7 +568,7 @@ class LiveEngine:
             if taken:
                 raise ReloadFailed([f"error: {exc}" for exc in taken], plan, gen.version, refused="start")
             return ReloadResult(ok=True, dry_run=True, version=gen.version, previous_version=old.version,
-                                plan=_with_admin(plan.as_dict(), admin_change), warnings=self._warnings)
+                                plan=_with_admin(plan.as_dict(), admin_change, token_change), warnings=self._warnings)
         try:
             started = await self._start(gen, early)
         except OSError as exc:
@@ -587,6 +594,9 @@ class LiveEngine:
             log_notices(cert_log, self.admin_certs, time.time())
             log.warning("reload: admin API: %s read again; new connections get it, open ones keep theirs",
                         admin_change.summary())
+        if token_change is not None:          # the next admin request is checked against the new set
+            self.admin_tokens.swap(token_change)
+            log.warning("reload: admin API tokens: %s", token_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
         old.retire()
@@ -615,7 +625,7 @@ class LiveEngine:
         log.info("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
                  f" ({who})" if who else "", "".join("\n  " + line for line in plan.lines()))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
-                            plan=_with_admin(plan.as_dict(), admin_change), warnings=self._warnings)
+                            plan=_with_admin(plan.as_dict(), admin_change, token_change), warnings=self._warnings)
 
     async def _admin_tls_change(self, plan: ReloadPlan, version: str) -> Any:
         """The admin API's certificate, key and CA read again when one of their files was rewritten (None:
@@ -629,6 +639,17 @@ class LiveEngine:
         except AdminTLSRefused as exc:
             raise ReloadFailed([f"error: {exc}; the admin API keeps serving the certificate it has"],
                                plan, version) from None
+
+    async def _admin_token_change(self, overrides: Any, plan: ReloadPlan, version: str) -> Any:
+        """The admin tokens read again from their files and variables (None: the same set, or no admin API);
+        a set that cannot be used refuses the reload as a whole: the tokens in force stay."""
+        if self.admin_tokens is None:
+            return None
+        from engine.ops.admintokens import AdminTokensRefused
+        try:
+            return await trio.to_thread.run_sync(self.admin_tokens.prepare, getattr(overrides, "admin", None))
+        except AdminTokensRefused as exc:
+            raise ReloadFailed([f"error: {exc}; the admin tokens in force are kept"], plan, version) from None
 
     async def _start_when_free(self, gen: Generation, name: str) -> None:
         """Start a changed channel whose old socket on the same address is closing (or, a listening channel,

@@ -134,7 +134,6 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
                   named: list[str] | None = None) -> AdminOptions | None:
     """The admin API settings, or None when neither ``--admin`` nor ``admin.listen`` asks for it.
     ``named``: ``--admin-named-token NAME:ROLE[,ROLE...]:FILE`` values (replacing admin.tokens)."""
-    from engine.admin.auth import AdminConfigError, check_token, load_token
     settings = getattr(dep, "admin", None)
     listen = listen or getattr(settings, "listen", None)
     if not listen:
@@ -152,24 +151,13 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
         AdminOptions(listen=listen).host_port()
     except ValueError as exc:
         raise OpsConfigError(f"--admin: {exc}" if getattr(settings, "listen", None) != listen else str(exc)) from None
-    from engine.deploy import SecretError
-    try:
-        tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
-        if token_file is None and getattr(settings, "token", None) is not None:
-            ref = settings.token
-            _warn_if_exposed(ref, "admin.token")
-            token = check_token(ref.value().strip(), f"from {ref.origin} "
-                                f"({'$' + ref.env if ref.env is not None else ref.file})")
-        elif token_file is None and tokens:
-            token = ""          # named tokens only: $BSP_ADMIN_TOKEN does not add one with every role
-        else:
-            token = load_token(token_file)
-        from engine.admin.auth import TokenAuth
-        TokenAuth(token or None, tokens=tokens)       # each fit, no two alike (names, secrets): refused now
-    except SecretError as exc:
-        raise OpsConfigError(f"admin API: {exc}; {_token_fix(exc)}") from None
-    except (AdminConfigError, Exception) as exc:
-        raise OpsConfigError(f"admin API: {exc}") from None
+    token, tokens, _ = read_token_set(token_file, settings, named)
+    from engine.ops.admintokens import AdminTokens
+
+    def reread(new_settings: Any) -> tuple[Any, ...]:
+        """The set read again by a reload, from the deployment file's admin settings read again (the options
+        of bsp run's command line stay as given): engine/ops/admintokens.py."""
+        return read_token_set(token_file, new_settings if dep is not None else None, named)[2]
     ctx = admin_tls(cert, key, client_ca, dep)
     access = admin_access(access_file, dep)
     files = ((("server", cert or getattr(settings, "tls_cert", None)),
@@ -179,12 +167,42 @@ def admin_options(listen: str | None, token_file: Path | None, cert: Path | None
     tls = admin_tls_holder(ctx, lambda: admin_tls(cert, key, client_ca, dep), dict(files).get("server"),
                            key_file, dict(files).get("ca"))
     opts = AdminOptions(listen=listen, token=token, tokens=tokens, ssl_context=ctx, access=access, tls=tls,
+                        token_source=AdminTokens(reread),
                         cert_files=tuple((role, Path(p)) for role, p in files if p is not None))
     try:
         opts.host_port()
     except ValueError as exc:
         raise OpsConfigError(str(exc)) from None
     return opts
+
+
+def read_token_set(token_file: Path | None, settings: Any, named: list[str] | None) -> tuple[str, tuple[Any, ...], Any]:
+    """The admin tokens, read now from their files or variables: ``(token, named tokens, the whole set)``
+    (``token`` "" with named tokens only); at start and again at each reload (engine/ops/admintokens.py).
+    ``--admin-token-file`` replaces admin.token, ``--admin-named-token`` admin.tokens.  OpsConfigError naming
+    the token and its file when one cannot be used."""
+    from engine.admin.auth import AdminConfigError, check_token, load_token, token_set
+    from engine.deploy import SecretError
+    try:
+        tokens = named_tokens(named) if named else deployment_tokens(getattr(settings, "tokens", ()))
+        file: str | None = None
+        if token_file is None and getattr(settings, "token", None) is not None:
+            ref = settings.token
+            _warn_if_exposed(ref, "admin.token")
+            token = check_token(ref.value().strip(), f"from {ref.origin} "
+                                f"({'$' + ref.env if ref.env is not None else ref.file})")
+            file = str(ref.file) if ref.file is not None else None
+        elif token_file is None and tokens:
+            token = ""          # named tokens only: $BSP_ADMIN_TOKEN does not add one with every role
+        else:
+            token = load_token(token_file)
+            file = str(token_file) if token_file is not None else None
+        whole = token_set(token or None, tokens, file=file)   # each fit, no two alike (names, secrets)
+    except SecretError as exc:
+        raise OpsConfigError(f"admin API: {exc}; {_token_fix(exc)}") from None
+    except (AdminConfigError, Exception) as exc:
+        raise OpsConfigError(f"admin API: {exc}") from None
+    return token, tokens, whole
 
 
 def _warn_if_exposed(ref: Any, key: str) -> None:
@@ -224,7 +242,8 @@ def deployment_tokens(entries: Any) -> tuple[Any, ...]:
     for t in entries:
         _warn_if_exposed(t.ref, f"admin.tokens[{t.name}]")
         where = f"{t.ref.origin}, {'$' + t.ref.env if t.ref.env is not None else t.ref.file}"
-        out.append(NamedToken(t.name, t.ref.value().strip(), frozenset(t.roles), where=where))
+        out.append(NamedToken(t.name, t.ref.value().strip(), frozenset(t.roles), where=where,
+                              file=str(t.ref.file) if t.ref.file is not None else None))
     return tuple(out)
 
 
@@ -248,8 +267,11 @@ def named_tokens(values: list[str]) -> tuple[Any, ...]:
         if bad:
             raise AdminConfigError(f"--admin-named-token {value!r}: unknown role {bad[0]!r}; roles: "
                                    f"{', '.join(ROLES)}")
-        secret = load_token(Path(file), option="--admin-named-token")
-        out.append(NamedToken(name, secret, frozenset(wanted), where=f"--admin-named-token, file {file}"))
+        try:
+            secret = load_token(Path(file), option="--admin-named-token")
+        except AdminConfigError as exc:
+            raise AdminConfigError(f"--admin-named-token {name}: {exc}") from None
+        out.append(NamedToken(name, secret, frozenset(wanted), where=f"--admin-named-token, file {file}", file=file))
     return tuple(out)
 
 

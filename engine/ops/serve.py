@@ -39,6 +39,7 @@ class AdminOptions:
     access: Any = None                      # engine.access.AccessList
     cert_files: tuple[tuple[str, Path], ...] = ()    # (role server / ca, file) of its TLS, for their expiry
     tls: Any = None          # engine.ops.admintls.AdminTLS: ssl_context, renewed by a reload (None: as given)
+    token_source: Any = None  # engine.ops.admintokens.AdminTokens: the tokens read again by a reload (None: as given)
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
@@ -178,6 +179,9 @@ async def _serve_admin(engine: LiveEngine, observer: Observer, metrics: EngineMe
                 await wait()
 
     app = AdminApp(Backend(engine, observer), TokenAuth(opts.token or None, tokens=opts.tokens), metrics)
+    if opts.token_source is not None:      # a reload reads the tokens again (engine/ops/admintokens.py)
+        opts.token_source.auth = app.auth
+        engine.admin_tokens = opts.token_source
     # the holder is read per connection accepted: a reload's new certificate applies to new connections
     await serve_admin(app, host, port, opts.tls if opts.tls is not None else opts.ssl_context,
                       access=opts.access, task_status=task_status)

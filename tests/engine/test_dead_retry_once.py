@@ -13,6 +13,7 @@ import trio
 import typer
 from typer.testing import CliRunner
 
+from engine.operator import os_user
 from engine.commands.dead import register
 from engine.deal import DeadLetter
 from engine.ledger import open_ledger
@@ -86,11 +87,12 @@ def test_a_letter_already_retried_is_refused_unless_again(env: tuple[Path, Path]
     res = cli("retry", "d1", "--ledger", str(path), "--routes", str(route))
     assert res.exit_code == 1, res.output
     assert res.output.startswith("d1: NOT retried: refused: status retried: already retried at "), res.output
-    assert f"UTC: committed (deal {deal['deal_id']}); it is not run again. add --again" in res.output
+    by = f"(bsp dead retry, by {os_user()!r})"        # who retried it: the OS user running bsp (engine/operator.py)
+    assert f"UTC: committed (deal {deal['deal_id']}) {by}; it is not run again. add --again" in res.output
     assert "on a route without one the exchange runs a second time" in res.output
     assert len(query_deals(path)) == 1
     [row] = query_dead_letters(path, ids=["d1"])
-    assert row["status"] == "retried" and row["retry_outcome"] == f"committed (deal {deal['deal_id']})"
+    assert row["status"] == "retried" and row["retry_outcome"] == f"committed (deal {deal['deal_id']}) {by}"
     res = cli("retry", "d1", "--again", "--ledger", str(path), "--routes", str(route))
     assert res.exit_code == 0 and res.output.startswith("d1: retried: committed (deal "), res.output
     assert len(query_deals(path)) == 2

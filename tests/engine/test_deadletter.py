@@ -189,7 +189,9 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
         f"d-timeout: NOT retried: {refused}",
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
-    assert row["status"] == "new" and row["retry_outcome"] == refused and row["retried_at"] is not None
+    from engine.operator import os_user          # who retried it, beside the outcome (engine/operator.py)
+    assert row["status"] == "new" and row["retry_outcome"] == f"{refused} (bsp dead retry, by {os_user()!r})"
+    assert row["retried_at"] is not None
 
 
 def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,8 @@ counterparts (one bound but not listening first: its connects are refused, nothi
 ledger and transaction log."""
 from __future__ import annotations
 
+import os
+
 from collections import Counter
 from pathlib import Path
 
@@ -419,6 +421,21 @@ async def test_end_to_end_counterpart_down_dead_letter_up_bsp_dead_retry_deploym
     assert statuses(ledger, "X1") == ["failed", "committed"]
     [row] = [x for x in query_dead_letters(ledger) if x["id"] == letter["id"]]
     assert row["status"] == "retried" and row["retry_outcome"].startswith("committed (deal ")
+    # who retried it, where the admin API records its token's name: the OS user running bsp (engine/operator.py)
+    from engine.operator import os_user
+    assert row["retry_outcome"].endswith(f" (bsp dead retry, by {os_user()!r})"), row
     # the committed deal holds the key (the failed one never did: not in the ledger's deal key index)
     committed = [d["deal_id"] for d in query_deals(ledger) if d["status"] == "committed"]
     assert rows(ledger, "SELECT key, deal_id FROM deal_keys") == [("transfer|X1/20260301", committed[0])]
+    # again, by a named operator: --by recorded instead; the keyed route answers the repeat as a duplicate
+    with trio.fail_after(60):
+        res = await trio.run_process([sys.executable, "-m", "engine.cli", "dead", "retry", letter["id"], "--again",
+                                      "--by", "carol", "--deployment", str(deployment)],
+                                     cwd=str(tmp_path), capture_stdout=True, capture_stderr=True, check=False)
+    [row] = [x for x in query_dead_letters(ledger) if x["id"] == letter["id"]]
+    assert row["retry_outcome"].endswith(" (bsp dead retry, by 'carol')"), (row, res.stderr)
+    # with --live the engine records the admin token's name: --by is refused, naming why
+    res = await trio.run_process([sys.executable, "-m", "engine.cli", "dead", "retry", letter["id"], "--live",
+                                  "--by", "carol"], capture_stdout=True, capture_stderr=True, check=False,
+                                 env={**os.environ, "COLUMNS": "250"})
+    assert res.returncode == 2 and b"records the admin token's name" in res.stderr, res.stderr

@@ -18,6 +18,7 @@ import httpx
 import orjson
 import trio
 
+from engine.operator import os_user
 from engine.ops.serve import AdminOptions, OpsOptions, run_live
 from engine.registry import default_registry
 from formats.framing import LengthPrefixFramer
@@ -104,7 +105,8 @@ async def test_resolve_offline_records_it_in_the_chain_and_the_deal_leaves_the_f
     r = bsp("deals", "resolve", ids["D1"][:24], "--outcome", "undone", "--note", "credit reversed by hand, OPS-7",
             "--by", "alice", *L)
     assert r.returncode == 0, r.stderr
-    assert f"deal {ids['D1']} resolved (undone) by alice at " in r.stdout and str(ledger) in r.stdout
+    assert f"deal {ids['D1']} resolved (undone) by alice (os user {os_user()}) at " in r.stdout, r.stdout
+    assert str(ledger) in r.stdout
 
     r = bsp("deals", "--flagged", "--json", *L)                    # the open flags only
     assert r.returncode == 0 and _refs(r.stdout) == ["D2"], (r.stdout, r.stderr)
@@ -114,10 +116,12 @@ async def test_resolve_offline_records_it_in_the_chain_and_the_deal_leaves_the_f
     res = got["D1"]["resolution"]
     assert res["outcome"] == "undone" and res["by"] == "alice" and res["via"] == "ledger file", res
     assert res["note"] == "credit reversed by hand, OPS-7" and res["at"].endswith("Z") and res["host"]
+    # --by names someone other than the OS user who ran it: that user is recorded beside it (engine/operator.py)
+    assert res["os_user"] == os_user() != "alice", res
     r = bsp("deals", "--flagged", "--all", *L)
     assert "flagged deals (open and resolved) in" in r.stdout and "undone by alice" in r.stdout, r.stdout
     r = bsp("deals", "show", ids["D1"], *L)
-    assert r.returncode == 0 and " by alice (via ledger file, host " in r.stdout, r.stdout
+    assert r.returncode == 0 and f" by alice (via ledger file, os user {os_user()}, host " in r.stdout, r.stdout
     assert "): undone: credit reversed by hand, OPS-7" in r.stdout and "failed -> resolved" in r.stdout
     r = bsp("deals", "show", ids["D1"], "--json", *L)
     assert orjson.loads(r.stdout)["flag"] == "resolved"
@@ -150,8 +154,24 @@ async def test_resolve_offline_records_it_in_the_chain_and_the_deal_leaves_the_f
     r = bsp("deals", "--flagged", "--json", *L)
     assert _refs(r.stdout) == ["D2"]
     assert rows(ledger, "SELECT count(*) FROM deal_events WHERE to_state = 'resolved'") == [(1,)]
+    # without --by: the OS user running bsp is who did it, in the same field
+    r = bsp("deals", "resolve", ids["D2"], "--outcome", "applied", "--note", "confirmed by phone", *L)
+    assert r.returncode == 0 and f"resolved (applied) by {os_user()} at " in r.stdout, r.stderr
+    r = bsp("deals", "--flagged", "--all", "--json", *L)
+    res = {orjson.loads(line)["reference"]: orjson.loads(line) for line in r.stdout.splitlines()}["D2"]["resolution"]
+    assert res["by"] == os_user() and "os_user" not in res, res
     r = bsp("audit", "verify", *L)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_os_user_without_a_name_is_its_uid(monkeypatch) -> None:
+    import getpass
+
+    def nameless() -> str:
+        raise KeyError("getpwuid(): uid not found: 4242")
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    assert os_user() == f"uid {os.getuid()}"
 
 
 async def test_resolve_live_the_engine_records_it(nursery, tmp_path: Path, monkeypatch) -> None:
@@ -189,24 +209,28 @@ async def test_resolve_live_the_engine_records_it(nursery, tmp_path: Path, monke
         assert sorted(ids) == ["D1", "D2"]
         r = await trio.to_thread.run_sync(bsp, "deals", "resolve", ids["D1"], "--live", "--outcome", "applied",
                                           "--note", "the credit house confirms it applied, ref CH-9", "--by", "bob")
-        assert r.returncode == 0 and f"deal {ids['D1']} resolved (applied) by bob" in r.stdout, r.stderr
+        # who did it is the admin token's name (here the single token, "admin"); --by is what the caller stated
+        assert r.returncode == 0 and f"deal {ids['D1']} resolved (applied) by admin (stated by bob)" in r.stdout, \
+            r.stderr
         assert f"recorded in the engine at {url}" in r.stdout
         r = await trio.to_thread.run_sync(bsp, "deals", "--flagged", "--live", "--json")
         assert r.returncode == 0 and _refs(r.stdout) == ["D2"], r.stderr
         r = await trio.to_thread.run_sync(bsp, "deals", "--flagged", "--all", "--live", "--json")
         got = {orjson.loads(line)["reference"]: orjson.loads(line) for line in r.stdout.splitlines()}
         res = got["D1"]["resolution"]
-        assert res["outcome"] == "applied" and res["by"] == "bob" and res["via"] == "admin API", res
+        assert res["outcome"] == "applied" and res["by"] == "admin" and res["via"] == "admin API", res
+        assert res["stated_by"] == "bob" and res["token"] == "admin", res
         assert res["peer"] == "127.0.0.1" and got["D2"]["resolution"] is None
         r = await trio.to_thread.run_sync(bsp, "deals", "show", ids["D1"], "--live")
-        assert " by bob (via admin API, peer 127.0.0.1): applied: the credit house confirms it applied" in r.stdout, \
+        assert " by admin (via admin API, stated by bob, peer 127.0.0.1): applied: the credit house confirms it " \
+               "applied" in r.stdout, \
             r.stdout
         r = await trio.to_thread.run_sync(bsp, "deals", "--all")
         assert r.returncode == 2 and "add --flagged" in r.stderr
         # refusals, through the CLI (exit 1) and the API (409 with `why`, 404, 400)
         r = await trio.to_thread.run_sync(bsp, "deals", "resolve", ids["D1"], "--live", "--outcome", "undone",
                                           "--note", "again")
-        assert r.returncode == 1 and "is already resolved: applied by bob" in r.stderr, r.stderr
+        assert r.returncode == 1 and "is already resolved: applied by admin" in r.stderr, r.stderr
         r = await trio.to_thread.run_sync(bsp, "deals", "resolve", "0123456789abcdef", "--live", "--outcome",
                                           "undone", "--note", "n")
         assert r.returncode == 1 and f"the engine at {url} has no deal '0123456789abcdef'" in r.stderr, r.stderr

@@ -103,7 +103,8 @@ async def test_a_live_resolution_stops_the_reversals_at_once(nursery, tmp_path: 
         "--note", "the issuer holds the 0200 and the bank accepts it, ref ISS-4"))
     at_resolve = host.reversals
     assert r.returncode == 0, r.stderr
-    assert f"deal {deal} resolved (applied) by alice" in r.stdout, r.stdout
+    # by the admin token's name (the single token: admin), --by kept as what the caller stated
+    assert f"deal {deal} resolved (applied) by admin (stated by alice)" in r.stdout, r.stdout
     in_flight = "was at the host when the deal was resolved" in r.stderr     # an attempt already on its way
     if not in_flight:
         assert "the queued reversal of call auth (" in r.stdout and "is cancelled: the engine does not send it " \
@@ -133,7 +134,7 @@ async def test_a_live_resolution_stops_the_reversals_at_once(nursery, tmp_path: 
     [(detail,)] = rows(ledger, f"SELECT detail FROM deal_events WHERE deal_id = '{deal}' "
                                f"AND to_state = 'reversal cancelled'")
     d = orjson.loads(detail)
-    assert d["call"] == "auth" and d["resolution"]["outcome"] == "applied" and d["resolution"]["by"] == "alice", d
+    assert d["call"] == "auth" and d["resolution"]["outcome"] == "applied" and d["resolution"]["by"] == "admin", d
     assert "is not sent again" in d["why"], d
     r = _bsp({**os.environ, "BSP_AUDIT_KEY": KEY}, "audit", "verify", "--ledger", str(ledger))
     assert r.returncode == 0, r.stdout + r.stderr
