@@ -80,9 +80,10 @@ class Scrubber:
             self.add(s)
 
     def add(self, secret: str | None) -> None:
+        # A new list swapped in by one assignment: a log call on another thread iterates either the old
+        # list or the new one, never one being sorted in place (which can skip a secret for that line).
         if secret and len(secret) >= MIN_SECRET and secret not in self.secrets:
-            self.secrets.append(secret)
-            self.secrets.sort(key=len, reverse=True)
+            self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for s in self.secrets:
