@@ -22,6 +22,7 @@ import trio
 import trio_asyncio
 
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
+from engine.outage_log import masked_url
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -39,15 +40,21 @@ RECONNECT_WAIT = OptionSpec("reconnect_wait", "duration",
 BACKOFF_MAX = 5.0
 
 
+def _shown(url: str) -> str:
+    """A url as an error may show it: credentials masked, also when the scheme is missing (``user:pass@host``)."""
+    return masked_url(url) if "://" in url else ("***@" + url.rsplit("@", 1)[1] if "@" in url else url)
+
+
 def parse_servers(channel: str, value: Any) -> list[str]:
     if not isinstance(value, str) or not value.strip():
-        raise ChannelConfigError(f"channel {channel}: option url: expected \"nats://host:port\", got {value!r} "
+        shown = _shown(value) if isinstance(value, str) else value
+        raise ChannelConfigError(f"channel {channel}: option url: expected \"nats://host:port\", got {shown!r} "
                                  f"(e.g. url = \"nats://127.0.0.1:4222\")")
     servers = [s.strip() for s in value.split(",") if s.strip()]
     for s in servers:
         if not s.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ChannelConfigError(
-                f"channel {channel}: option url: {s!r} has no scheme; expected nats://host:port "
+                f"channel {channel}: option url: {_shown(s)!r} has no scheme; expected nats://host:port "
                 f"(e.g. url = \"nats://127.0.0.1:4222\")")
     return servers
 
@@ -70,7 +77,9 @@ class NatsLink:
     def __init__(self, channel: str, options: dict[str, Any]) -> None:
         self.channel = channel
         self.servers = parse_servers(channel, options.get("url"))
-        self.url = ",".join(self.servers)
+        # ``url`` is what log lines, errors and ``bsp status`` show: a user and password (nats://user:pass@host)
+        # or a token in it masked. The servers keep theirs for connecting.
+        self.url = ",".join(masked_url(s) for s in self.servers)
         self.connect_timeout = duration_above_zero(channel, options, "connect_timeout", 2.0)
         self.reconnect_wait = seconds(options.get("reconnect_wait"), 0.5)
         self.loop: Any = None
@@ -143,7 +152,7 @@ class NatsLink:
 
         async def on_reconnected() -> None:
             self.reconnects += 1
-            log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc
+            log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc.rsplit("@", 1)[-1]
                      if nc.connected_url else self.url)
 
         self.connect_attempts += 1

@@ -246,3 +246,18 @@ async def test_acks_forgotten_by_a_killed_server_come_back_as_duplicates_of_a_ke
     assert statuses["committed"] == n and set(statuses) <= {"committed", "duplicate"}, statuses
     assert sorted(calls) == [f"K-{i:03d}" for i in range(n)]                 # no call made twice
     # (how many acks the server forgot varies: 0 to all of them; see docs/channels-nats.md)
+
+
+def test_a_nats_url_s_user_and_password_never_reach_a_message() -> None:
+    """``nats://user:pass@host`` (or a token as the user) is how NATS credentials are often given: the link's
+    shown address (logs, errors, ``bsp status``) and a refused url's error mask them."""
+    from engine.channels.nats_bridge import NatsLink, parse_servers
+    from engine.channels.options import ChannelConfigError
+
+    link = NatsLink("orders", {"url": "nats://bsp:s3cr3t-pass@127.0.0.1:4222,nats://tok3n-abc@127.0.0.2:4222"})
+    assert link.servers[0] == "nats://bsp:s3cr3t-pass@127.0.0.1:4222"          # kept for connecting
+    assert link.url == "nats://***@127.0.0.1:4222,nats://***@127.0.0.2:4222"
+    assert "s3cr3t" not in link.unreachable_text() and "tok3n" not in link.unreachable_text()
+    with pytest.raises(ChannelConfigError) as bad:
+        parse_servers("orders", "bsp:s3cr3t-pass@127.0.0.1:4222")
+    assert "s3cr3t" not in str(bad.value) and "has no scheme" in str(bad.value)
