@@ -1,5 +1,6 @@
-"""matches(s, pattern) and is_date(s, fmt): their values, what bsp check says about a pattern (E077, E078)
-and a date pattern (E072), and that the slowest patterns bsp lets through stay fast on the longest text."""
+r"""matches(s, pattern) and is_date(s, fmt): their values, what bsp check says about a pattern (E077, E078;
+E111 alone for a pattern's `\d` whose backslash the route string drops) and a date pattern (E072), and
+that the slowest patterns bsp lets through stay fast on the longest text."""
 from __future__ import annotations
 
 import re
@@ -132,12 +133,15 @@ def test_a_bad_or_slow_pattern_is_E078_at_the_literal(tmp_path, registry, patter
 
 
 @pytest.mark.parametrize("written, ch", [(r"\d{4}", "d"), (r"[A-Z]\w+", "w"), (r"a\.b", "."),
-                                         (r"\d+\d+\d+", "d")])     # said first, not "d+d+d+"'s ways
-def test_an_escape_the_route_string_drops_is_E078(tmp_path, registry, written, ch):
+                                         (r"\d+\d+\d+", "d"),      # said alone, not also "d+d+d+"'s ways (E078)
+                                         (r"(\d+)+", "d")])          # nor "(d+)+"'s repeat in a repeat
+def test_an_escape_the_route_string_drops_is_E111_alone(tmp_path, registry, written, ch):
+    """One mistake, one diagnostic: the unknown escape (E111, at its backslash), not also what E078 finds in
+    the pattern as the route string misread it."""
     got = diags(tmp_path, registry, f'matches(msg.code, "{written}")')
-    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E078", 9, 27)], got
-    assert f"has `\\{ch}`, which a route string reads as a plain `{ch}`" in got[0][3]
-    assert got[0][4].startswith(f"write `\\\\{ch}`")
+    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E111", 9, 28 + written.index("\\"))], got
+    assert f"unknown escape `\\{ch}` in a string" in got[0][3]
+    assert got[0][4].startswith(f"write \\\\{ch} for a backslash followed by {ch}")
 
 
 def test_a_bad_date_pattern_is_E072(tmp_path, registry):
