@@ -216,7 +216,9 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('reply Req { code = trimm(msg.code) }'), 7, 24),
     Entry("E071", "wrong number of arguments", "NAME() takes N arguments, got M",
           _route('reply Req { code = substr(msg.code) }'), 7, 24),
-    Entry("E072", "argument of the wrong type", "NAME(): argument N must be ..., got ...",
+    Entry("E072", "argument of the wrong type",
+          "NAME(): argument N must be ..., got ... / is_date(), parse_date(), format_date(): argument 2 (fmt) is "
+          "not a date pattern: 'Q' is a bad directive in format '%Q' (a literal pattern)",
           _route('reply Req { code = pad_left(msg.code, "4") }'), 7, 43),
     Entry("E073", "operands of incompatible types",
           "cannot compare a string (msg.code) > an integer (0) / cannot apply * to ... / ... never holds",

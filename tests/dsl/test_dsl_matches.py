@@ -1,6 +1,6 @@
 r"""matches(s, pattern) and is_date(s, fmt): their values, what bsp check says about a pattern (E077, E078;
-E111 alone for a pattern's `\d` whose backslash the route string drops) and a date pattern (E072), and
-that the slowest patterns bsp lets through stay fast on the longest text."""
+E111 alone for a pattern's `\d` whose backslash the route string drops) and a date pattern of is_date,
+parse_date and format_date (E072), and that the slowest patterns bsp lets through stay fast on the longest text."""
 from __future__ import annotations
 
 import re
@@ -148,6 +148,30 @@ def test_a_bad_date_pattern_is_E072(tmp_path, registry):
     got = diags(tmp_path, registry, 'is_date(msg.code, "%Y-%Q")')
     assert [(c, line, cl) for c, line, cl, *_ in got] == [("E072", 9, 27)], got
     assert "is not a date pattern: 'Q' is a bad directive" in got[0][3]
+
+
+@pytest.mark.parametrize("cond, col", [
+    ('parse_date(msg.code, "%Y-%Q") != null', 30),
+    ('format_date(today(), "%Y-%Q") != ""', 30),
+    ('format_date(today(), "%F") != ""', 30),          # the C library's extra: parse_date cannot read it
+    ('format_date(parse_date(msg.code, "%Y%m%d"), "%Y-%") != ""', 53),
+])
+def test_a_bad_date_pattern_of_parse_date_and_format_date_is_E072(tmp_path, registry, cond, col):
+    got = diags(tmp_path, registry, cond)
+    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E072", 9, col)], got
+    func = cond.split("(")[0]
+    assert got[0][3].startswith(f"{func}(): argument 2 (fmt) is not a date pattern: "), got[0][3]
+    assert got[0][4] == f"usage: {func}({'d' if func == 'format_date' else 's'}, fmt)"
+
+
+@pytest.mark.parametrize("cond", [
+    'parse_date(msg.code, "%Y%m%d") != null',
+    'format_date(today(), "%d.%m.%Y %H:%M %%") != ""',
+    'format_date(parse_date(msg.code, p), p) != ""',       # not a literal: nothing to check before run time
+    'format_date(null, "%Y") != ""',
+])
+def test_good_or_unknown_date_patterns_of_parse_date_and_format_date_pass(tmp_path, registry, cond):
+    assert diags(tmp_path, registry, cond) == []
 
 
 def test_results_are_conditions_and_keep_no_classified_value(tmp_path, registry):
