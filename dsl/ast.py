@@ -319,6 +319,7 @@ Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst, RouteTestAst]
 
 @dataclass(frozen=True)
 class Module:
-    """One parsed file."""
+    """One parsed file; ``escapes``: its strings' unknown escapes (``dsl.escapes``, E111)."""
     path: str
     decls: tuple[Decl, ...]
+    escapes: tuple = ()

@@ -626,7 +626,6 @@ class Checker(_TestChecks):
         self.used: set[str] = set()
         self.res = Resolved()
         self.format_tags: dict[str, dict[str, str] | None] = {}   # classified paths (None: unknown)
-        self.sources: dict[str, str] = {}     # file -> text as loaded (dsl.load), for a literal as written
 
     # ------------------------------------------------------------ reporting
     def error(self, code: str, message: str, pos, help: str | None = None) -> None:
@@ -1672,25 +1671,11 @@ class Checker(_TestChecks):
                                f"{ {'string': 'a string', 'int': 'a whole number', 'number': 'a number', 'date': 'a date', 'timestamp': 'a timestamp'}[want]}, "
                                f"got {_lit_desc(a)}", a.pos, f"usage: {sig.usage(e.func)}")
                 elif sig.literal is not None and i < len(sig.params):
-                    if i in sig.constant and self._lost_escape(e, i, a):
-                        continue        # "\d+\d+" reads d+d+: the lost `\d` is what to fix first
                     problem = sig.literal(i, a.value)
                     if problem:
                         self.error(sig.literal_code, f"{e.func}(): argument {i + 1} ({sig.params[i]}) {problem}",
                                    a.pos, f"usage: {sig.usage(e.func)}" if sig.literal_code == "E072" else
                                    PATTERN_SYNTAX if problem.startswith("is not a valid") else PATTERN_HELP)
-
-    def _lost_escape(self, e: A.Call, i: int, a: A.Lit) -> bool:
-        r"""E078: ``"\d"`` in a route string is ``d`` (an unknown escape keeps only its character): a pattern
-        literal written with one meant the regular expression's ``\d``."""
-        ch = lost_escape(literal_source(a.pos, self.sources))
-        if ch is None:
-            return False
-        self.error("E078", f"{e.func}(): argument {i + 1} ({SIGNATURES[e.func].params[i]}) has `\\{ch}`, which "
-                   f"a route string reads as a plain `{ch}`", a.pos,
-                   f"write `\\\\{ch}` for the regular expression's `\\{ch}` (a route string reads `\\\\` as one "
-                   f"backslash)")
-        return True
 
     def _calendar_arg(self, e: A.Call, want: str, a, scope, later) -> bool:
         """A calendar argument (E067, E068) or a cut-off literal (E069) of dsl/calendars.py's functions;
@@ -1746,26 +1731,6 @@ PATTERN_HELP = ("matches() takes a pattern bsp can run safely: no backreference,
                 "docs/language.md#regular-expressions")
 PATTERN_SYNTAX = ("the pattern is Python's regular expression syntax (re); the position counts characters of the "
                   "pattern as the route string reads it (\\\\ is one); docs/language.md#regular-expressions")
-
-
-def literal_source(pos: ir.Pos | None, sources: dict[str, str]) -> str | None:
-    """The string literal as written at ``pos`` (quotes and escapes), from the text its file was loaded with;
-    None when unknown."""
-    text = sources.get(pos.file) if pos is not None else None
-    lines = text.splitlines() if text is not None else []
-    if pos is None or not 0 < pos.line <= len(lines):
-        return None
-    line = lines[pos.line - 1]
-    m = re.match(r'"(?:[^"\\\n]|\\.)*"', line[pos.col - 1:])
-    return m.group(0) if m else None
-
-
-def lost_escape(written: str | None) -> str | None:
-    r"""The character of the first escape a route string drops the backslash of (``\d`` -> ``d``), or None."""
-    for m in re.finditer(r"\\(.)", written or ""):
-        if m.group(1) not in 'nrt0"\\':
-            return m.group(1)
-    return None
 
 
 def _lit_desc(a: A.Lit) -> str:

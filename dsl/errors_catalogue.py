@@ -79,6 +79,13 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E016", "malformed number or duration",
           "`3sec` is not a duration / exponent notation is not supported: write 100000",
           'channel c = tcp connect {\n    address = "127.0.0.1:7002"\n    timeout = 3sec\n}\n', 3, 15),
+    Entry("E111", "unknown escape in a string",
+          "unknown escape `\\d` in a string: a route string knows only `\\\"` `\\\\` `\\n` `\\t` `\\r` `\\0`, "
+          "and drops the backslash of any other (it reads d alone); the string has N more: ... (help: write "
+          "`\\\\d` for a backslash followed by d); in any string: a value, a pattern, a path, a reject text, "
+          "a test name; what is said about the string as misread (E078, E047, E010 ...) is left out",
+          _route('validate {', '    matches(msg.code, "\\d{4}") else reject "13" "bad code"', '}',
+                 'reply Req { code = "00" }'), 8, 28),
     # ------------------------------------------------------------ files
     Entry("E010", "file not found", "file not found: PATH",
           'use "common.route"\n' + _route('reply Req { code = "00" }'), 1, 1),
@@ -209,7 +216,9 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('reply Req { code = trimm(msg.code) }'), 7, 24),
     Entry("E071", "wrong number of arguments", "NAME() takes N arguments, got M",
           _route('reply Req { code = substr(msg.code) }'), 7, 24),
-    Entry("E072", "argument of the wrong type", "NAME(): argument N must be ..., got ...",
+    Entry("E072", "argument of the wrong type",
+          "NAME(): argument N must be ..., got ... / is_date(), parse_date(), format_date(): argument 2 (fmt) is "
+          "not a date pattern: 'Q' is a bad directive in format '%Q' (a literal pattern)",
           _route('reply Req { code = pad_left(msg.code, "4") }'), 7, 43),
     Entry("E073", "operands of incompatible types",
           "cannot compare a string (msg.code) > an integer (0) / cannot apply * to ... / ... never holds",
@@ -235,8 +244,8 @@ CATALOGUE: tuple[Entry, ...] = (
           "matches(): argument 2 (pattern) is not a valid regular expression: (Python's message) at position N of "
           "the pattern / has a repeat inside a repeated part (`(a+)+`, `(a*)*`) / has alternatives inside a "
           "repeated part (`(a|a)*`) / has a backreference / has a lookahead or lookbehind / has repeats that "
-          "together can try more than 1,000,000 ways (`a+b+c+`) / has `\\d`, which a route string reads as a "
-          "plain `d` (help: write `\\\\d`); see Regular expressions",
+          "together can try more than 1,000,000 ways (`a+b+c+`); see Regular expressions (a pattern written with "
+          "`\\d` rather than `\\\\d` is E111, said alone)",
           _route('validate {', '    matches(msg.code, "([A-Z]+)+") else reject "13" "bad code"', '}',
                  'reply Req { code = "00" }'), 8, 27),
     Entry("E080", "channel option is not a literal", "option `NAME` of channel `C` must be a literal value",

@@ -460,8 +460,10 @@ SIGNATURES: dict[str, Sig] = {
                         "is later); timestamps count by their dates; null when either is null"),
     "format_date": Sig(2, 2, ("d", "fmt"), ("date", "string"),
                        "a date rendered with a strftime pattern; null gives \"\" (check a date in a deal key "
-                       "is not null first)"),
-    "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern; as lenient as Python's strptime: a one-digit month or day is read (parse_date(\"2026-12-1\", \"%Y-%m-%d\") is 2026-12-01), so a deal key or a comparison takes format_date(parse_date(s, fmt), fmt), not s; null and \"\" give null; text that does not fit fails the request"),
+                       "is not null first); bsp check refuses a literal pattern with a bad directive (%Q, %F: "
+                       "the directives parse_date reads)", literal=_date_fmt_literal),
+    "parse_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "a string read with a strftime pattern; as lenient as Python's strptime: a one-digit month or day is read (parse_date(\"2026-12-1\", \"%Y-%m-%d\") is 2026-12-01), so a deal key or a comparison takes format_date(parse_date(s, fmt), fmt), not s; null and \"\" give null; text that does not fit fails the request; bsp check refuses a literal pattern with a bad directive (%Q)",
+                      literal=_date_fmt_literal),
     "is_date": Sig(2, 2, ("s", "fmt"), ("string", "string"), "true when parse_date(s, fmt) gives a date (the same "
                    "strptime pattern, as lenient); never fails: null, \"\" and text that does not fit are false: "
                    "is_date(msg.value_date, \"%Y%m%d\")", literal=_date_fmt_literal),

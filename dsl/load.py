@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from dsl import ast as A
 from dsl.checker import Checker
 from dsl.diagnostics import ERROR, Diagnostic, did_you_mean
+from dsl.escapes import misread
 from dsl.ir import Pos, Program
 from dsl.lower import lower
 from dsl.parser import ParseFailure, parse
@@ -47,6 +48,7 @@ class _Loader:
         self.sources: dict[str, str] = {}
         self.decls: list[A.Decl] = []
         self.diags: list[Diagnostic] = []
+        self.escapes: list = []                 # the files' unknown escapes (dsl.escapes, E111)
         self.done: set[str] = set()
 
     def load(self, path: Path, chain: tuple[str, ...], at: Pos | None) -> None:
@@ -79,6 +81,7 @@ class _Loader:
         except ParseFailure as f:
             self.diags.append(f.diagnostic)
             return
+        self.escapes.extend(module.escapes)
         for d in module.decls:
             if isinstance(d, A.UseDecl):
                 target = Path(d.path)
@@ -142,7 +145,6 @@ def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, st
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)
     checker = Checker(registry)
-    checker.sources = loader.sources        # a literal as written (E078: a pattern's lost `\d`)
     if not any(d.is_error for d in diags):
         res = checker.check(loader.decls)
         diags.extend(checker.diags)
@@ -150,6 +152,10 @@ def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, st
         # A file that does not parse leaves its declarations unknown: checking the
         # rest would report every use of them, so only the load/parse errors are shown.
         res = None
+    if loader.escapes:
+        # E111 whether or not the checker ran; what was said about a string it misread goes
+        diags = [d for d in diags if not misread(d, loader.escapes)]
+        diags.extend(f.diagnostic for f in loader.escapes)
     program = None
     if res is not None and not any(d.is_error for d in diags):
         program = lower(loader.decls, res, loader.sources)

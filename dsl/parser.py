@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedInput, VisitError
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic
+from dsl.escapes import ESCAPES, scan
 from dsl.ir import Pos
 
 GRAMMAR = Path(__file__).with_name("route.lark")
@@ -126,15 +127,15 @@ def parse(text: str, path: str, step_kinds=None) -> A.Module:
         if isinstance(e.orig_exc, ParseFailure):
             raise e.orig_exc from None
         raise
-    return A.Module(path=path, decls=tuple(decls.children if hasattr(decls, "children") else decls))
+    return A.Module(path=path, decls=tuple(decls.children if hasattr(decls, "children") else decls),
+                    escapes=scan(tree, path))
 
 
 # ------------------------------------------------------------------ transformer
 
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
-
-
 def unquote(tok: str) -> str:
+    """A STRING token's text: its quotes off, the escapes of ``dsl.escapes.ESCAPES`` read; an unknown
+    escape keeps only its character (``"\\d"`` is ``d``), which ``bsp check`` refuses (E111)."""
     body = tok[1:-1]
     if "\\" not in body:
         return body
@@ -142,7 +143,7 @@ def unquote(tok: str) -> str:
     while i < len(body):
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
-            out.append(_ESCAPES.get(body[i + 1], body[i + 1]))
+            out.append(ESCAPES.get(body[i + 1], body[i + 1]))
             i += 2
         else:
             out.append(ch)

@@ -1,5 +1,6 @@
-"""matches(s, pattern) and is_date(s, fmt): their values, what bsp check says about a pattern (E077, E078)
-and a date pattern (E072), and that the slowest patterns bsp lets through stay fast on the longest text."""
+r"""matches(s, pattern) and is_date(s, fmt): their values, what bsp check says about a pattern (E077, E078;
+E111 alone for a pattern's `\d` whose backslash the route string drops) and a date pattern of is_date,
+parse_date and format_date (E072), and that the slowest patterns bsp lets through stay fast on the longest text."""
 from __future__ import annotations
 
 import re
@@ -132,18 +133,45 @@ def test_a_bad_or_slow_pattern_is_E078_at_the_literal(tmp_path, registry, patter
 
 
 @pytest.mark.parametrize("written, ch", [(r"\d{4}", "d"), (r"[A-Z]\w+", "w"), (r"a\.b", "."),
-                                         (r"\d+\d+\d+", "d")])     # said first, not "d+d+d+"'s ways
-def test_an_escape_the_route_string_drops_is_E078(tmp_path, registry, written, ch):
+                                         (r"\d+\d+\d+", "d"),      # said alone, not also "d+d+d+"'s ways (E078)
+                                         (r"(\d+)+", "d")])          # nor "(d+)+"'s repeat in a repeat
+def test_an_escape_the_route_string_drops_is_E111_alone(tmp_path, registry, written, ch):
+    """One mistake, one diagnostic: the unknown escape (E111, at its backslash), not also what E078 finds in
+    the pattern as the route string misread it."""
     got = diags(tmp_path, registry, f'matches(msg.code, "{written}")')
-    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E078", 9, 27)], got
-    assert f"has `\\{ch}`, which a route string reads as a plain `{ch}`" in got[0][3]
-    assert got[0][4].startswith(f"write `\\\\{ch}`")
+    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E111", 9, 28 + written.index("\\"))], got
+    assert f"unknown escape `\\{ch}` in a string" in got[0][3]
+    assert got[0][4].startswith(f"write \\\\{ch} for a backslash followed by {ch}")
 
 
 def test_a_bad_date_pattern_is_E072(tmp_path, registry):
     got = diags(tmp_path, registry, 'is_date(msg.code, "%Y-%Q")')
     assert [(c, line, cl) for c, line, cl, *_ in got] == [("E072", 9, 27)], got
     assert "is not a date pattern: 'Q' is a bad directive" in got[0][3]
+
+
+@pytest.mark.parametrize("cond, col", [
+    ('parse_date(msg.code, "%Y-%Q") != null', 30),
+    ('format_date(today(), "%Y-%Q") != ""', 30),
+    ('format_date(today(), "%F") != ""', 30),          # the C library's extra: parse_date cannot read it
+    ('format_date(parse_date(msg.code, "%Y%m%d"), "%Y-%") != ""', 53),
+])
+def test_a_bad_date_pattern_of_parse_date_and_format_date_is_E072(tmp_path, registry, cond, col):
+    got = diags(tmp_path, registry, cond)
+    assert [(c, line, cl) for c, line, cl, *_ in got] == [("E072", 9, col)], got
+    func = cond.split("(")[0]
+    assert got[0][3].startswith(f"{func}(): argument 2 (fmt) is not a date pattern: "), got[0][3]
+    assert got[0][4] == f"usage: {func}({'d' if func == 'format_date' else 's'}, fmt)"
+
+
+@pytest.mark.parametrize("cond", [
+    'parse_date(msg.code, "%Y%m%d") != null',
+    'format_date(today(), "%d.%m.%Y %H:%M %%") != ""',
+    'format_date(parse_date(msg.code, p), p) != ""',       # not a literal: nothing to check before run time
+    'format_date(null, "%Y") != ""',
+])
+def test_good_or_unknown_date_patterns_of_parse_date_and_format_date_pass(tmp_path, registry, cond):
+    assert diags(tmp_path, registry, cond) == []
 
 
 def test_results_are_conditions_and_keep_no_classified_value(tmp_path, registry):
