@@ -369,6 +369,8 @@ def _call(e: ir.Call) -> Evaluator:
     # literals (checked by `bsp check`): failing, it is the sender's value that cannot be read
     sent = inbound.path_of(e.args[0]) if e.func in inbound.READERS and e.args and all(
         type(a) is ir.Lit for a in e.args[1:]) else None
+    # trim(msg.beneficiary.name): the sender's object or list where text is read
+    as_text = inbound.path_of(e.args[0]) if e.func in inbound.TEXT_READERS and e.args else None
 
     def run(scope: Scope) -> Any:
         values = [a(scope) for a in args]
@@ -379,6 +381,8 @@ def _call(e: ir.Call) -> Evaluator:
         except FunctionError as err:
             if sent is not None:
                 raise inbound.InputError(f"{sent or 'the request'}: {err}", pos, path=sent) from None
+            if as_text is not None and isinstance(values[0], (Mapping, list, tuple)):
+                raise inbound.error(as_text, "text", values[0], pos) from None
             raise EvalError(str(err), pos) from None
         except (TypeError, ValueError, ArithmeticError) as err:
             raise EvalError(f"{e.func}(): {err}", pos) from None

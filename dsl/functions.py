@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -43,6 +43,9 @@ def _str(v: Any, fn: str) -> str:
         return format(v, "f")
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (Mapping, list, tuple)):
+        # an object or a list where text is read: never Python's rendering ("{'x': 1}") sent on as a name
+        raise FunctionError(f"{fn}: expected text, got {'an object' if isinstance(v, Mapping) else 'a list'}")
     return str(v)
 
 
