@@ -244,6 +244,13 @@ def _unary(e: ir.Unary) -> Evaluator:
 
 def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        if isinstance(a, (Mapping, list, tuple)) or isinstance(b, (Mapping, list, tuple)):
+            # never Python's rendering ("{'x': 1}") joined in: the sender's when it read the request
+            v, path, side = (a, _sent(e)[0], e.left) if isinstance(a, (Mapping, list, tuple)) else \
+                (b, _sent(e)[1], e.right)
+            if path is not None:
+                raise inbound.error(path, "text", v, e.pos)
+            raise EvalError(f"cannot join text with {_tname(v)} ({_show(side)})", e.pos)
         return _text(a) + _text(b)
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",

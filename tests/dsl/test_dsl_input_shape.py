@@ -66,6 +66,8 @@ def test_a_field_of_text_is_the_senders_and_names_the_path_the_place_and_the_val
     ('substr(msg.p, 0, 4)', {"p": {"a": 1}}, "p: expected text, got an object"),
     ('replace(msg.iban, " ", "")', {"iban": {"a": 1}}, "iban: expected text, got an object"),
     ('coalesce(trim(msg.c), "")', {"c": {"a": 1}}, "c: expected text, got an object"),
+    ('"CLAIM " + msg.c', {"c": {"a": 1}}, "c: expected text, got an object"),
+    ('msg.c + "/"', {"c": [1, 2]}, "c: expected text, got a list of 2"),
 ])
 def test_shapes_the_sender_sent_wrong(text: str, msg: dict, message: str) -> None:
     assert sender(text, msg=msg).message == message
@@ -98,6 +100,7 @@ def test_a_long_text_is_not_quoted_whole() -> None:
     ("msg.d > today()", {"msg": {"d": "2026-01-01"}}),             # JSON has no dates: the route's to read
     ('substr(msg.s, 0, "x")', {"msg": {"s": "abc"}}),              # not a reader function
     ("trim(c)", {"c": {"a": 1}}),                                  # a let's object: the route's
+    ('"A" + c', {"c": {"a": 1}}),
 ])
 def test_values_the_route_built_stay_the_routes(text: str, scope: dict) -> None:
     route_bug(text, **scope)
