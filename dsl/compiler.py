@@ -244,6 +244,13 @@ def _unary(e: ir.Unary) -> Evaluator:
 
 def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     if op == "+" and (isinstance(a, str) or isinstance(b, str)):
+        if isinstance(a, (Mapping, list, tuple)) or isinstance(b, (Mapping, list, tuple)):
+            # never Python's rendering ("{'x': 1}") joined in: the sender's when it read the request
+            v, path, side = (a, _sent(e)[0], e.left) if isinstance(a, (Mapping, list, tuple)) else \
+                (b, _sent(e)[1], e.right)
+            if path is not None:
+                raise inbound.error(path, "text", v, e.pos)
+            raise EvalError(f"cannot join text with {_tname(v)} ({_show(side)})", e.pos)
         return _text(a) + _text(b)
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
@@ -369,6 +376,8 @@ def _call(e: ir.Call) -> Evaluator:
     # literals (checked by `bsp check`): failing, it is the sender's value that cannot be read
     sent = inbound.path_of(e.args[0]) if e.func in inbound.READERS and e.args and all(
         type(a) is ir.Lit for a in e.args[1:]) else None
+    # trim(msg.beneficiary.name): the sender's object or list where text is read
+    as_text = inbound.path_of(e.args[0]) if e.func in inbound.TEXT_READERS and e.args else None
 
     def run(scope: Scope) -> Any:
         values = [a(scope) for a in args]
@@ -379,6 +388,8 @@ def _call(e: ir.Call) -> Evaluator:
         except FunctionError as err:
             if sent is not None:
                 raise inbound.InputError(f"{sent or 'the request'}: {err}", pos, path=sent) from None
+            if as_text is not None and isinstance(values[0], (Mapping, list, tuple)):
+                raise inbound.error(as_text, "text", values[0], pos) from None
             raise EvalError(str(err), pos) from None
         except (TypeError, ValueError, ArithmeticError) as err:
             raise EvalError(f"{e.func}(): {err}", pos) from None

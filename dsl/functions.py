@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -45,6 +45,9 @@ def _str(v: Any, fn: str) -> str:
         return format(v, "f")
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (Mapping, list, tuple)):
+        # an object or a list where text is read: never Python's rendering ("{'x': 1}") sent on as a name
+        raise FunctionError(f"{fn}: expected text, got {'an object' if isinstance(v, Mapping) else 'a list'}")
     return str(v)
 
 
@@ -164,6 +167,14 @@ def f_swift_x_valid(s: Any) -> bool:
     is a request refused with the route's code, not an MT that cannot be written (96 after the calls)."""
     from formats.swift.charset import X_CHARS      # here: importing the swift package costs every route ~50 ms
     return isinstance(s, str) and set(s) <= X_CHARS
+
+
+def f_has_control(s: Any) -> bool:
+    """True when the text holds a control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F; NUL,
+    tab and line breaks included).  A value a partner sends that goes into a file name, an XML element or a
+    fixed record is checked with it in ``validate``: refused with the route's code before the first call,
+    not a message that cannot be built after the debit (96).  Null, a number and ``""`` hold none."""
+    return isinstance(s, str) and any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in s)
 
 
 def f_replace(s: Any, old: Any, new: Any) -> str:
@@ -413,7 +424,7 @@ def f_http_header(answer: Any, name: Any) -> str | None:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "is_digits": f_is_digits,
-    "swift_x_valid": f_swift_x_valid,
+    "swift_x_valid": f_swift_x_valid, "has_control": f_has_control,
     "replace": f_replace,
     "len": f_len, "now": f_now, "today": f_today, "add_days": f_add_days, "days_between": f_days_between,
     "format_date": f_format_date, "parse_date": f_parse_date, "is_date": f_is_date, "matches": f_matches,
@@ -444,6 +455,10 @@ SIGNATURES: dict[str, Sig] = {
                          "(a-z A-Z 0-9 / - ? : ( ) . , ' + space, line breaks), which an MT field can carry; "
                          "& @ # % ; and accented letters are not: check a name before an MT is built from it "
                          "(null and a number are not valid)"),
+    "has_control": Sig(1, 1, ("s",), ("string",), "true when s holds a control character (U+0000-U+001F, "
+                       "U+007F-U+009F: NUL, tab, line breaks ...); null, \"\" and a number hold none: refuse a text "
+                       "a partner sent before it goes into a file name, an XML element or a record "
+                       "(not has_control(msg.name) else reject ...)"),
     "replace": Sig(3, 3, ("s", "old", "new"), ("string", "string", "string"),
                    "s with every occurrence of the text old replaced by new (plain text, not a pattern): "
                    "replace(\"DE89 3704\", \" \", \"\") is \"DE893704\"; null s gives \"\"; a result of more than "

@@ -36,6 +36,9 @@ from dsl.types import show
 ROOTS_HTTP = ("query", "params", "headers")   # http.query / http.params / http.headers: the client's
 # functions that read a value as a number or a date: one failing on the sender's value is the sender's
 READERS = frozenset({"number", "round", "abs", "parse_date"})
+# functions that read their first argument as text: an object or a list the sender put there is the sender's
+# ("beneficiary.name: expected text, got an object", 30), never Python's rendering of it sent on
+TEXT_READERS = frozenset({"trim", "upper", "lower", "substr", "pad_left", "pad_right", "replace"})
 _TEXT_RESULTS = frozenset({"trim", "upper", "lower", "pad_left", "pad_right", "substr", "replace",
                            "format_date", "mask_pan", "uuid", "http_header"})
 

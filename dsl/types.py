@@ -41,7 +41,7 @@ _ARTICLE = {INTEGER: "an integer", NULL: "null", LIST: "a list"}
 # What each function of dsl.functions returns (None: depends on its arguments).
 RESULTS: dict[str, str | None] = {
     "trim": STRING, "upper": STRING, "lower": STRING, "pad_left": STRING, "pad_right": STRING,
-    "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "is_digits": BOOL, "swift_x_valid": BOOL, "replace": STRING, "len": INTEGER, "now": TIMESTAMP,
+    "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "is_digits": BOOL, "swift_x_valid": BOOL, "has_control": BOOL, "replace": STRING, "len": INTEGER, "now": TIMESTAMP,
     "today": DATE, "add_days": DATE, "days_between": INTEGER, "format_date": STRING,
     "parse_date": DATE, "is_date": BOOL, "matches": BOOL, "uuid": STRING, "round": DECIMAL, "abs": None, "number": NUMBER, "coalesce": None,
     "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING,

@@ -52,6 +52,9 @@ _NUMBERS = itertools.count(1)
 DEFAULT_STATUS = {
     "malformed": 400, "unauthenticated": 401, "unrouted": 404, "rejected": 422, "refused": 502, "unreachable": 502,
     "timeout": 504, "lost": 502, "internal": 500, "failed": 502,
+    # a repeat of a key with no answer to repeat (past the key store's retention, or an original that ended
+    # without one, code 94): not run again; the caller's key conflicts with an earlier request, not a bank error
+    "duplicate": 409,
 }
 
 
@@ -329,7 +332,7 @@ COMPONENT = ComponentSpec(
                    default=200),
         OptionSpec("status_map", "list",
                    "KIND:STATUS entries over the defaults malformed:400, unauthenticated:401, unrouted:404, rejected:422, "
-                   "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502; "
+                   "refused:502, unreachable:502, timeout:504, lost:502, internal:500, failed:502, duplicate:409; "
                    "KIND is an error kind or a deal status (rejected, failed).", default=None),
         OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "
                    "JSON, XML or octet-stream).", default=None),

@@ -188,6 +188,7 @@ class _Connection:
         requests pipelined behind it are not read; a request that arrived on a connection waiting for one
         when the retirement came is read and answered (``_arrived_by``)."""
         self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
+        self.instance: str | None = None          # the path, once the request line is read: a problem's instance
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         now = trio.current_time()
         with trio.CancelScope(deadline=now + timeout) as scope:
@@ -209,7 +210,8 @@ class _Connection:
         if scope.cancelled_caught:
             if self.started:
                 await self.fail(Response.problem(
-                    408, f"the request did not arrive within {self.limits.read_timeout:g}s"))
+                    408, f"the request did not arrive within {self.limits.read_timeout:g}s",
+                    instance=self.instance))
             raise _Close()
         return None
 
@@ -227,6 +229,7 @@ class _Connection:
         request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
                           peer=self.peer, peercert=self.peercert, who=self.who,
                           http_version=event.http_version.decode("ascii"))
+        self.instance = request.raw_path
         declared = request.header("content-length")
         if declared is not None and request.header("transfer-encoding") is not None:
             # h11 reads the chunked body and ignores Content-Length; a proxy in front may do the opposite
@@ -253,7 +256,7 @@ class _Connection:
     def _too_large(self, what: str) -> Response:
         return Response.problem(413, f"{what} exceeds the limit of {self.limits.max_body} bytes; "
                                      "send a smaller body or raise the server's max_body",
-                                limit=self.limits.max_body)
+                                instance=self.instance, limit=self.limits.max_body)
 
     # ---------------------------------------------------------------- writing
     async def _send(self, data: bytes) -> None:

@@ -5,7 +5,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from dsl.inbound import got
+from dsl.inbound import got, path_of
 from engine.ledger_store import AMOUNT_MAX_INT_DIGITS, AMOUNT_SCALE, amount_problem
 from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
@@ -20,6 +20,8 @@ class DealStep(SyncStep):
         super().__init__(step)
         self.type = step.options["type"]
         self.fields = {a.path: ctx.expr(a.value) for a in step.options.get("fields", ())}
+        # the request field each column reads (`ref = msg.claim_id`: "claim_id"), named in a refusal's text
+        self.sent = {a.path: path_of(a.value) for a in step.options.get("fields", ())}
         unknown = set(self.fields) - set(DEAL_FIELDS)
         if unknown:
             raise ValueError(f"{self.where}: deal {self.type}: unknown field(s) {', '.join(sorted(unknown))}; "
@@ -78,8 +80,10 @@ class DealStep(SyncStep):
             return v
         if isinstance(v, (int, Decimal)) and not isinstance(v, bool):
             return str(v)
+        sent = self.sent.get(name)
+        told = f" ({sent}: expected text or a number, got {got(v)})" if sent else ""
         raise StepFailure("rejected", f"deal {self.type}: {name} must be text or a number, got {got(v)}",
-                          code="30", text=f"invalid {name}", where=self.where)
+                          code="30", text=f"invalid {name}{told}", where=self.where)
 
 
 def _plain_fit(v: Decimal) -> bool:

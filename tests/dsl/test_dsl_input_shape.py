@@ -59,6 +59,15 @@ def test_a_field_of_text_is_the_senders_and_names_the_path_the_place_and_the_val
     ("round(msg.amount, 2)", {"amount": {"v": 1}}, "amount: round: expected a number, got a record"),
     ('number(msg.amount)', {"amount": "abc"}, "amount: number: 'abc' is not a number"),
     ('msg["11"].x', {"11": "000123"}, "11: expected an object (with field 'x'), got text '000123'"),
+    # an object or a list where a text function reads text (until 2026-11-27 Python's rendering "{'x': 1}",
+    # paid on as a beneficiary's name)
+    ("trim(msg.b.name)", {"b": {"name": {"x": 1}}}, "b.name: expected text, got an object"),
+    ("upper(msg.p)", {"p": ["A"]}, "p: expected text, got a list of 1"),
+    ('substr(msg.p, 0, 4)', {"p": {"a": 1}}, "p: expected text, got an object"),
+    ('replace(msg.iban, " ", "")', {"iban": {"a": 1}}, "iban: expected text, got an object"),
+    ('coalesce(trim(msg.c), "")', {"c": {"a": 1}}, "c: expected text, got an object"),
+    ('"CLAIM " + msg.c', {"c": {"a": 1}}, "c: expected text, got an object"),
+    ('msg.c + "/"', {"c": [1, 2]}, "c: expected text, got a list of 2"),
 ])
 def test_shapes_the_sender_sent_wrong(text: str, msg: dict, message: str) -> None:
     assert sender(text, msg=msg).message == message
@@ -90,6 +99,8 @@ def test_a_long_text_is_not_quoted_whole() -> None:
     ("msg.amount > z", {"msg": {"amount": 5}, "z": None}),         # the route's side cannot be compared
     ("msg.d > today()", {"msg": {"d": "2026-01-01"}}),             # JSON has no dates: the route's to read
     ('substr(msg.s, 0, "x")', {"msg": {"s": "abc"}}),              # not a reader function
+    ("trim(c)", {"c": {"a": 1}}),                                  # a let's object: the route's
+    ('"A" + c', {"c": {"a": 1}}),
 ])
 def test_values_the_route_built_stay_the_routes(text: str, scope: dict) -> None:
     route_bug(text, **scope)
@@ -99,3 +110,4 @@ def test_a_sound_message_still_evaluates() -> None:
     assert ev("msg.beneficiary.name", msg={"beneficiary": {"name": "A"}}) == "A"
     assert ev("msg.amount > 0 and msg.items[0] == 1", msg={"amount": Decimal("1.5"), "items": [1]}) is True
     assert ev("msg.missing.deeper", msg={}) is None
+    assert ev("trim(msg.n)", msg={"n": 12}) == "12" and ev("trim(msg.n)", msg={}) == ""   # a number, null: as before

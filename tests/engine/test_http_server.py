@@ -183,6 +183,7 @@ async def test_body_limits_413(server):
     assert (await client.post("/size", content=b"x" * 4096)).json() == {"size": 4096}
     r = await client.post("/size", content=b"x" * 4097)
     assert r.status_code == 413 and r.json()["limit"] == 4096 and "Content-Length 4097" in r.json()["detail"]
+    assert r.json()["instance"] == "/size"       # as every other problem: the path (until 2026-11-27 none)
 
     async def chunks():
         for _ in range(10):
@@ -190,6 +191,7 @@ async def test_body_limits_413(server):
 
     r = await client.post("/size", content=chunks())
     assert r.status_code == 413 and "chunked body exceeds the limit of 4096" in r.json()["detail"]
+    assert r.json()["instance"] == "/size"
 
 
 async def raw_exchange(port: int, data: bytes) -> bytes:
@@ -328,6 +330,7 @@ async def test_slow_request_gets_408_after_read_timeout(autojump_clock):
         while chunk := await client_end.receive_some():
             out += chunk
         assert out.startswith(b"HTTP/1.1 408 ") and b"within 5s" in out
+        assert b'"instance":"/size"' in out                   # the request line had come (until 2026-11-27 none)
         assert trio.current_time() - t0 == pytest.approx(5)
 
 

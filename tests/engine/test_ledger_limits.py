@@ -115,8 +115,12 @@ async def test_a_ref_or_party_that_is_not_text_is_rejected_at_the_deal_step(nurs
     # stored as Python's rendering ("{'a': 1}", "True") before, the counterpart called with it
     bad = [pay({"a": 1}), pay("R2", party=[1, 2]), pay(True)]
     ledger, replies, called = await serve(nursery, tmp_path, sync, [*bad, LAST])
+    # the text names the request's field and what came (until 2026-11-27 "invalid ref": a partner sending
+    # its claim id as an object was told of a "ref" its message has not)
     assert [(r.get("code"), r.get("text")) for r in replies] == [
-        ("30", "invalid ref"), ("30", "invalid party"), ("30", "invalid ref"), ("00", None)]
+        ("30", "invalid ref (ref: expected text or a number, got an object)"),
+        ("30", "invalid party (party: expected text or a number, got a list of 2)"),
+        ("30", "invalid ref (ref: expected text or a number, got boolean true)"), ("00", None)]
     assert called == ["LAST"]
     reasons = " | ".join(r for (r,) in rows(ledger, "SELECT reason FROM deals WHERE status = 'rejected'"))
     assert "deal PAYMENT: ref must be text or a number, got an object" in reasons

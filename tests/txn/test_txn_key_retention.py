@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import httpx
 import orjson
 import pytest
 
@@ -15,8 +16,8 @@ from engine.ledger import open_ledger
 from engine.runtime.switchboard import Switchboard
 from engine.txn import manager_for
 from engine.txn.log import MAGIC, TxnLog, log_path, parse_retention
-from test_txn_flow import _req, _setup
-from txnkit import Client, Gate, compile_text, deals, json_counterpart, switchboard
+from test_txn_flow import ROUTE, _req, _setup
+from txnkit import Client, Counterpart, Gate, compile_text, deals, json_counterpart, switchboard
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -203,3 +204,36 @@ def test_parse_retention() -> None:
     for bad in ("10m", "35", "x", ""):
         with pytest.raises(ValueError):
             parse_retention(bad)
+
+
+
+
+async def test_a_repeat_past_retention_over_http_is_409_not_a_bank_error(nursery, tmp_path: Path) -> None:
+    """A partner posting a key answered more than the retention ago gets 409 Conflict with the route's
+    `94` answer (not run again, nothing to repeat), not 500, which tells a partner "an error in the bank,
+    ask it" (docs/services/calling-bsp.md; until 2026-11-27 kind `duplicate` had no HTTP status: 500)."""
+    debit, credit = Counterpart(), Counterpart()
+    dport = await json_counterpart(nursery, debit.answer)
+    cport = await json_counterpart(nursery, credit.answer)
+    http_front = 'channel front = http listen { address = "127.0.0.1:0" method = "POST" path = "/transfers" }'
+    text = ROUTE.replace('channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }', http_front)
+    assert http_front in text
+    program = compile_text(tmp_path, text % (dport, cport))
+    ledger = tmp_path / "l.duckdb"
+    clock = Clock()
+
+    async def post(sb: Switchboard, body: bytes) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(f"http://127.0.0.1:{sb.channel('front').port}/transfers", content=body,
+                                     headers={"content-type": "application/json"})
+
+    async with serving(program, ledger, clock) as sb:
+        first = await post(sb, _req("K1"))
+        clock.t += 10 * DAY
+        await post(sb, _req("K2"))
+    assert first.status_code == 200 and first.json()["code"] == "00"
+    clock.t = T0 + 36 * DAY
+    async with serving(program, ledger, clock) as sb:
+        late = await post(sb, _req("K1"))
+    assert (late.status_code, late.json()) == (409, {"ref": "K1", "code": "94"}), (late.status_code, late.text)
+    assert debit.counts[("post", "K1")] == 1
