@@ -373,14 +373,43 @@ def float_to_ibm(x: float, size: int) -> bytes:
     return bytes([sign | (e16 + 64)]) + frac.to_bytes(size - 1, "big")
 
 
+def _shortest_single(x: float, raw: bytes, back) -> float:
+    """A COMP-1 (4 bytes, about 7 digits) widened to a Python float shows digits the item never held
+    (-30503.93 reads as -30503.9296875): give the float of the shortest decimal that ``back``
+    (the item's own encoder) writes as the same 4 bytes, as IBM DISPLAY and cobrix show it."""
+    if x != x or x in (math.inf, -math.inf):
+        return x
+    for digits in range(1, 10):
+        y = float(f"{x:.{digits}g}")
+        try:
+            if back(y) == raw:
+                return y
+        except (ValueError, OverflowError):
+            break
+    return x
+
+
 def float_decoder(ft: FieldType, ieee: bool):
     size = ft.size
     if ieee:
         st = struct.Struct(">f" if size == 4 else ">d")
         unpack = st.unpack_from
+        if size == 4:
+            pack = st.pack
+
+            def dec(raw: bytes, text: str, s: int):
+                x = unpack(raw, s)[0]
+                return _shortest_single(x, raw[s:s + 4], pack)
+            return dec
 
         def dec(raw: bytes, text: str, s: int):
             return unpack(raw, s)[0]
+        return dec
+
+    if size == 4:
+        def dec(raw: bytes, text: str, s: int):
+            b = raw[s:s + 4]
+            return _shortest_single(ibm_to_float(b), b, lambda y: float_to_ibm(y, 4))
         return dec
 
     def dec(raw: bytes, text: str, s: int):
