@@ -1,0 +1,43 @@
+"""An RDW file read with the wrong rdw_includes_header: the error says which setting fixes it.
+
+cobrix test5's files hold RDWs that count only the data (the record is 64 bytes, the RDW says 64);
+IBM's count their own 4 bytes too (68)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from formats.copybook.codec import CopybookCodec
+from formats.copybook.options import CopybookOptions
+from formats.copybook.records import frame_rdw, split_rdw
+from formats.errors import FormatError
+
+CASE = "cobrix_test5_multisegment_rdw_ebcdic"
+BE = "rdw_big_endian/COMP.DETAILS.FEB02.DATA.RDW.BE.dat"
+LE = "rdw_little_endian/COMP.DETAILS.SEP30.DATA.dat"
+
+
+def _codec(corpus: Path, record: str, includes_header: bool) -> CopybookCodec:
+    return CopybookCodec.from_file(corpus / "copybook" / CASE / "copybook.cob", CopybookOptions(),
+                                   record=record, rdw_includes_header=includes_header)
+
+
+def _first_error(codec: CopybookCodec, data: bytes) -> FormatError:
+    return next(v for _no, _off, v in codec.iter_records(data) if isinstance(v, FormatError))
+
+
+def test_data_length_rdws_read_as_ibm_say_rdw_includes_header_false(corpus: Path) -> None:
+    for record, name in (("rdw", BE), ("rdw_le", LE)):
+        data = (corpus / "copybook" / CASE / "input" / name).read_bytes()
+        err = _first_error(_codec(corpus, record, True), data)
+        assert (err.record, err.offset) == (2, 64)
+        assert "rdw_includes_header false" in err.hint and "--rdw-excludes-header" in err.hint, err.hint
+        # read as the file is written, every record frames
+        assert not [v for *_x, v in _codec(corpus, record, False).iter_records(data) if isinstance(v, FormatError)]
+
+
+def test_ibm_rdws_read_as_data_length_say_rdw_includes_header_true(corpus: Path) -> None:
+    data = (corpus / "copybook" / CASE / "input" / BE).read_bytes()
+    ibm = b"".join(frame_rdw(rec) for _off, rec in split_rdw(data, includes_header=False))
+    err = _first_error(_codec(corpus, "rdw", False), ibm)
+    assert err.record == 1 and "rdw_includes_header true" in err.hint, err.hint
+    assert not [v for *_x, v in _codec(corpus, "rdw", True).iter_records(ibm) if isinstance(v, FormatError)]
