@@ -7,6 +7,7 @@ from formats import ebcdic
 from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.copybook.codec import CopybookCodec
+from formats.copybook.keys import condition_key
 from formats.copybook.layout import parse_copybook
 from formats.copybook.options import CopybookOptions
 from formats.copybook.records import RECORD_FORMATS
@@ -68,7 +69,10 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
         return None
     roots = codec.layout.roots
     if len(roots) == 1 and codec.options.collapse_root:
-        return [c.key for c in roots[0].children if not c.dropped] + [r.key for r in codec.layout.renames]
+        # level-88 names are keys the encoder takes (`reply Rsp { RESP_OK = true }` fills RESP-CODE)
+        conds = [condition_key(name, codec.options) for c in roots[0].children for name, _v in c.conditions]
+        return ([c.key for c in roots[0].children if not c.dropped] + [r.key for r in codec.layout.renames]
+                + conds)
     return [r.key for r in roots]
 
 
