@@ -111,7 +111,8 @@ class CopybookCodec:
         if n != self.size:
             raise FormatError(f"record is {n} bytes; the copybook describes {self.size}",
                               offset=min(n, self.size),
-                              hint="check the copybook version, or read the file with record rdw")
+                              hint="check the copybook version and how records are split: a channel's"
+                                   " framing (the frame holds one record), a file's record fixed / rdw")
         return self._decode(data)
 
     def decode(self, data: bytes) -> dict:

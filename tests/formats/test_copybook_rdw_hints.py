@@ -41,3 +41,17 @@ def test_ibm_rdws_read_as_data_length_say_rdw_includes_header_true(corpus: Path)
     err = _first_error(_codec(corpus, "rdw", False), ibm)
     assert err.record == 1 and "rdw_includes_header true" in err.hint, err.hint
     assert not [v for *_x, v in _codec(corpus, "rdw", True).iter_records(ibm) if isinstance(v, FormatError)]
+
+
+def test_a_message_of_the_wrong_size_points_at_the_framing_too(corpus: Path) -> None:
+    """A request on a tcp channel is one frame, not a file: the hint names the channel's framing."""
+    d = corpus / "copybook" / "cobrix_test7_fillers"
+    codec = CopybookCodec.from_file(d / "copybook.cob", CopybookOptions())
+    rec = (d / "input" / "TEST.FILLERS.DEC07.DATA.dat").read_bytes()[:codec.size]
+    for data in (rec + b"\x40" * 5, rec[:10]):
+        try:
+            codec.decode(data)
+        except FormatError as exc:
+            assert exc.offset == min(len(data), codec.size) and "framing" in exc.hint, exc.hint
+        else:
+            raise AssertionError("decoded a record of the wrong size")
