@@ -463,7 +463,9 @@ def _counter(n: Node, mapping, path: str) -> Callable[[Any, int], int]:
             value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, int):
             raise FormatError(f"DEPENDING ON {name} is {value!r}, not a whole number", offset=offset, field=path,
-                              hint="a non-numeric counter needs occurs_mappings {table: {text: count}}")
+                              hint="a non-numeric counter needs its counts: occurs_mappings"
+                                   f" [\"{n.key}:TEXT=COUNT\", ...] in the route's format"
+                                   f" (bsp decode/encode --occurs-mapping {n.key}:TEXT=COUNT)")
         if not lo <= value <= hi:  # type: ignore[operator]
             raise FormatError(f"DEPENDING ON {name} = {value} is outside OCCURS {lo} TO {hi}",
                               offset=offset, field=path)
