@@ -225,7 +225,8 @@ ROUND_TRIP_EXCEPTIONS = {
     # blank-padded DISPLAY numbers (' 789.09') and invalid ones read as null (invalid null):
     # the value does not keep the padding, encode writes the canonical zero-filled form
     ("cobrix_test19_display_numerics", "data.dat"): 7,
-    # unsigned COMP-3 fields holding sign nibble C: read as positive, written with the canonical F
+    # unsigned COMP-3 fields holding sign nibble C: read as positive, written with the canonical F;
+    # 42 records also hold '+' where an edited picture has '-' (written as a space, as COBOL edits)
     ("cobrix_test6_type_variety", "INTEGR.TYPES.NOV28.DATA.dat"): 100,
     # 684 RDW records are shorter than the copybook (fields past the end are absent): encode
     # writes the whole copybook record, 64 bytes
