@@ -55,3 +55,13 @@ def test_a_message_of_the_wrong_size_points_at_the_framing_too(corpus: Path) -> 
             assert exc.offset == min(len(data), codec.size) and "framing" in exc.hint, exc.hint
         else:
             raise AssertionError("decoded a record of the wrong size")
+
+
+def test_a_fixed_file_read_as_rdw_says_record_fixed(corpus: Path) -> None:
+    d = corpus / "copybook" / "cobrix_test7_fillers"
+    data = (d / "input" / "TEST.FILLERS.DEC07.DATA.dat").read_bytes()
+    for record in ("rdw", "rdw_le"):
+        codec = CopybookCodec.from_file(d / "copybook.cob", CopybookOptions(), record=record)
+        err = _first_error(codec, data)
+        assert (err.record, err.offset) == (1, 0)
+        assert "read with record fixed" in err.hint, err.hint
