@@ -379,13 +379,15 @@ def _shortest_single(x: float, raw: bytes, back) -> float:
     (the item's own encoder) writes as the same 4 bytes, as IBM DISPLAY and cobrix show it."""
     if x != x or x in (math.inf, -math.inf):
         return x
-    for digits in range(1, 10):
+    # from 6 digits: a COMP-1 holds at least 21 bits (6+ digits), so a shorter decimal that fits is
+    # the 6-digit rounding itself, printed without its trailing zeros
+    for digits in range(6, 10):
         y = float(f"{x:.{digits}g}")
         try:
             if back(y) == raw:
                 return y
-        except (ValueError, OverflowError):
-            break
+        except (ValueError, OverflowError):   # rounded past the end of the range: try more digits
+            continue
     return x
 
 
