@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from formats.copybook.codec import CopybookCodec
 from formats.copybook.options import CopybookOptions
+from formats.errors import FormatError
 
 CPY = """\
        01  R.
@@ -51,6 +52,9 @@ def _shortest(v: float, same) -> float:
     """The float of the fewest significant digits that ``same`` accepts (searched from 1 digit)."""
     for digits in range(1, 18):
         y = float(f"{v:.{digits}g}")
-        if same(y):
-            return y
+        try:
+            if same(y):
+                return y
+        except FormatError:              # rounded out of the IBM range (the smallest exponents)
+            continue
     return v
