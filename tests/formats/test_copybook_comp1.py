@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 from hypothesis import given, settings, strategies as st
 
@@ -25,6 +26,8 @@ def test_comp1_shows_the_digits_it_holds() -> None:
     v = IEEE.decode(raw + D8)["F1"]
     assert repr(v) == "-30503.93"
     assert IEEE.encode({"F1": v, "F2": 0.0}) == raw + D8
+    # a subnormal holds fewer digits: -1.0388e-41, not -1.03878e-41
+    assert repr(IEEE.decode(bytes.fromhex("80001cf5") + D8)["F1"]) == "-1.0388e-41"
     ibm = IBM.encode({"F1": 0.1, "F2": 0.0})[:4]
     assert repr(IBM.decode(ibm + D8)["F1"]) == "0.1"
 
@@ -49,12 +52,16 @@ def test_any_normalized_ibm_comp1_round_trips(sign: int, exp: int, frac: int) ->
 
 
 def _shortest(v: float, same) -> float:
-    """The float of the fewest significant digits that ``same`` accepts (searched from 1 digit)."""
+    """The float of the fewest significant digits that ``same`` accepts, searched from 1 digit among the
+    decimals either side of ``v`` (nearer first)."""
+    exact = Decimal(v)
     for digits in range(1, 18):
-        y = float(f"{v:.{digits}g}")
-        try:
-            if same(y):
-                return y
-        except FormatError:              # rounded out of the IBM range (the smallest exponents)
-            continue
+        down = Context(prec=digits, rounding=ROUND_FLOOR).plus(exact)
+        up = Context(prec=digits, rounding=ROUND_CEILING).plus(exact)
+        for d in ((down, up) if exact - down <= up - exact else (up, down)):
+            try:
+                if same(float(d)):
+                    return float(d)
+            except FormatError:              # rounded out of the IBM range (the smallest exponents)
+                continue
     return v
