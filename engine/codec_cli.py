@@ -54,6 +54,7 @@ KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "invalid": ("--invalid", ("copybook",)),
     "low_values_null": ("--low-values-null/--no-low-values-null", ("copybook",)),
     "variable_occurs": ("--variable-occurs", ("copybook",)),
+    "occurs_mapping": ("--occurs-mapping", ("copybook",)),
     "keep_value_fillers": ("--keep-value-fillers", ("copybook",)),
     "keep_group_fillers": ("--keep-group-fillers", ("copybook",)),
     "filler_naming": ("--filler-naming", ("copybook",)),
@@ -124,6 +125,7 @@ class CodecArgs:
     invalid: str | None = None
     low_values_null: bool | None = None
     variable_occurs: bool | None = None
+    occurs_mapping: list[str] | None = None
     keep_value_fillers: bool | None = None
     keep_group_fillers: bool | None = None
     filler_naming: str | None = None
@@ -210,6 +212,12 @@ def _copybook_options(a: CodecArgs) -> dict[str, Any]:
         if not a.segment_field:
             raise UsageError("--segment needs --segment-field (the field whose value picks the group)")
         o["segment_map"] = pairs
+    if a.occurs_mapping:
+        from formats.copybook.component import parse_occurs_mappings
+        try:
+            o["occurs_mappings"] = parse_occurs_mappings(a.occurs_mapping)
+        except ValueError as exc:
+            raise UsageError(f"--occurs-mapping: {exc}") from None
     if a.segment_filter:
         if not a.segment_field:
             raise UsageError("--segment-filter needs --segment-field")

@@ -68,6 +68,10 @@ LowValues = Annotated[Optional[bool], typer.Option("--low-values-null/--no-low-v
                                                    rich_help_panel=_C, show_default=False)]
 VarOccurs = Annotated[bool, typer.Option("--variable-occurs", help="OCCURS DEPENDING ON tables take only "
                                          "their actual size.", rich_help_panel=_C)]
+OccursMapping = Annotated[Optional[List[str]], typer.Option("--occurs-mapping", metavar="TABLE:TEXT=COUNT",
+                                                            help="OCCURS DEPENDING ON a non-numeric field: TABLE "
+                                                                 "has COUNT elements when the field holds TEXT; "
+                                                                 "repeat.", rich_help_panel=_C)]
 KeepValueFillers = Annotated[bool, typer.Option("--keep-value-fillers", help="Output elementary FILLERs.",
                                                 rich_help_panel=_C)]
 KeepGroupFillers = Annotated[bool, typer.Option("--keep-group-fillers", help="Output FILLER groups.",
@@ -419,7 +423,8 @@ def register(app: typer.Typer) -> None:
         max_record: MaxRecord = None, segment_field: SegField = None, segment: Segment = None,
         segment_filter: SegFilter = None, trim: Trim = None, controls: Controls = None,
         float_format: FloatFmt = None, invalid: Invalid = None, low_values_null: LowValues = None,
-        variable_occurs: VarOccurs = False, keep_value_fillers: KeepValueFillers = False,
+        variable_occurs: VarOccurs = False, occurs_mapping: OccursMapping = None,
+        keep_value_fillers: KeepValueFillers = False,
         keep_group_fillers: KeepGroupFillers = False, filler_naming: FillerNaming = None,
         collapse_root: CollapseRoot = None, conditions: Conditions = None, names: Names = None,
         source_format: SourceFmt = None, spec: Spec = None, message: Message = None,
@@ -455,6 +460,7 @@ def register(app: typer.Typer) -> None:
         max_record: MaxRecord = None, segment_field: SegField = None, segment: Segment = None,
         trim: Trim = None, controls: Controls = None, float_format: FloatFmt = None, invalid: Invalid = None,
         low_values_null: LowValues = None, variable_occurs: VarOccurs = False,
+        occurs_mapping: OccursMapping = None,
         keep_value_fillers: KeepValueFillers = False, keep_group_fillers: KeepGroupFillers = False,
         filler_naming: FillerNaming = None, collapse_root: CollapseRoot = None, conditions: Conditions = None,
         names: Names = None, source_format: SourceFmt = None, spec: Spec = None, message: Message = None,

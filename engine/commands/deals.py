@@ -171,6 +171,15 @@ def deals(
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
     if ctx.invoked_subcommand is not None:
+        # `bsp deals --ledger FILE show ID`: the ledger (deployment, environment) named before the
+        # subcommand is its default; one named after it wins. Until 2026-11-27 it was dropped silently
+        # and `show` looked in var/bsp.duckdb.
+        given = {k: str(v) for k, v in (("ledger", ledger), ("deployment", deployment), ("env", env))
+                 if v is not None}
+        if given:
+            ctx.default_map = {**(ctx.default_map or {}),
+                               ctx.invoked_subcommand: {**given, **((ctx.default_map or {})
+                                                                    .get(ctx.invoked_subcommand) or {})}}
         return
     from engine.ledger_query import iter_deals      # DuckDB: loaded when deals are read, not for --help
     from engine.ledger_store import LedgerError

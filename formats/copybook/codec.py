@@ -111,7 +111,8 @@ class CopybookCodec:
         if n != self.size:
             raise FormatError(f"record is {n} bytes; the copybook describes {self.size}",
                               offset=min(n, self.size),
-                              hint="check the copybook version, or read the file with record rdw")
+                              hint="check the copybook version and how records are split: a channel's"
+                                   " framing (the frame holds one record), a file's record fixed / rdw")
         return self._decode(data)
 
     def decode(self, data: bytes) -> dict:
@@ -191,8 +192,14 @@ class CopybookCodec:
             return self._run(rec)
         n = len(rec)
         if n > self.size:
+            if n == self.size + 4 and not self.rdw_includes_header:
+                hint = ("the RDW lengths seem to count their own 4 bytes too (IBM): set rdw_includes_header"
+                        " true (bsp decode/encode --rdw-includes-header)")
+            else:
+                hint = ("check that the copybook describes this file (bsp copybook layout prints its length)"
+                        " and the RDW framing (record rdw / rdw_le, rdw_includes_header)")
             raise FormatError(f"record is {n} bytes; the copybook describes at most {self.size}",
-                              offset=self.size)
+                              offset=self.size, hint=hint)
         if n == self.size:
             return self._run(rec)
         short = self._short

@@ -7,6 +7,7 @@ from formats import ebcdic
 from formats.classify import parse_spec
 from formats.component import ComponentSpec, OptionSpec
 from formats.copybook.codec import CopybookCodec
+from formats.copybook.keys import condition_key
 from formats.copybook.layout import parse_copybook
 from formats.copybook.options import CopybookOptions
 from formats.copybook.records import RECORD_FORMATS
@@ -24,12 +25,28 @@ def _options(decl: Any) -> tuple[CopybookOptions, dict[str, Any]]:
             value, _, member = str(item).partition("=")
             pairs[value.strip()] = member.strip()
         o["segment_map"] = pairs
+    if isinstance(o.get("occurs_mappings"), (list, tuple)):   # ["DETAIL1:A=0", "DETAIL1:B=1"]
+        o["occurs_mappings"] = parse_occurs_mappings(o["occurs_mappings"])
     if isinstance(o.get("segment_filter"), (list, tuple)):
         o["segment_filter"] = tuple(str(x) for x in o["segment_filter"])
     opts = CopybookOptions.from_mapping(o)
     extra = {"record": o.get("record", "fixed"), "max_record": int(o.get("max_record", 1 << 20)),
              "rdw_includes_header": bool(o.get("rdw_includes_header", True))}
     return opts, extra
+
+
+def parse_occurs_mappings(items: Any) -> dict[str, dict[str, int]]:
+    """``["DETAIL1:A=0", "DETAIL1:B=1"]`` -> ``{"DETAIL1": {"A": 0, "B": 1}}``: the count an OCCURS
+    DEPENDING ON table takes for each text its (non-numeric) counter holds."""
+    out: dict[str, dict[str, int]] = {}
+    for item in items:
+        table, colon, rest = str(item).partition(":")
+        text, eq, count = rest.rpartition("=")
+        if not colon or not eq or not table.strip() or not count.strip().isdigit():
+            raise ValueError(f"occurs_mappings item {str(item)!r}: expected TABLE:TEXT=COUNT, e.g. \"DETAIL1:A=0\""
+                             " (the table's count when its DEPENDING ON field holds the text A)")
+        out.setdefault(table.strip(), {})[text] = int(count)
+    return out
 
 
 def _read(decl: Any):
@@ -68,7 +85,10 @@ def fields(decl: Any, base_dir: Any = None) -> list[str] | None:
         return None
     roots = codec.layout.roots
     if len(roots) == 1 and codec.options.collapse_root:
-        return [c.key for c in roots[0].children if not c.dropped] + [r.key for r in codec.layout.renames]
+        # level-88 names are keys the encoder takes (`reply Rsp { RESP_OK = true }` fills RESP-CODE)
+        conds = [condition_key(name, codec.options) for c in roots[0].children for name, _v in c.conditions]
+        return ([c.key for c in roots[0].children if not c.dropped] + [r.key for r in codec.layout.renames]
+                + conds)
     return [r.key for r in roots]
 
 
@@ -119,6 +139,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("low_values_null", "bool", "all X'00' fields decode to null", default=True),
         OptionSpec("variable_occurs", "bool", "OCCURS DEPENDING ON tables take only their actual size",
                    default=False),
+        OptionSpec("occurs_mappings", "list", 'counts for OCCURS DEPENDING ON a non-numeric field, per table: '
+                   '["DETAIL1:A=0", "DETAIL1:B=1"] (TABLE:TEXT=COUNT)'),
         OptionSpec("segment_field", "string", "field naming the record's segment (multi-segment files)"),
         OptionSpec("segment_map", "list", 'segment value to REDEFINES member: ["C=COMPANY", "P=PERSON"]'),
         OptionSpec("segment_filter", "list", "keep only these segment values when reading files"),

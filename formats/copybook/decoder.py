@@ -15,6 +15,7 @@ Generated frame functions have the signature ``fr(raw, text, o, cnt) ->
 from __future__ import annotations
 
 import codecs
+import difflib
 import re
 from decimal import Decimal
 from typing import Any, Callable
@@ -48,15 +49,18 @@ class _Gen:
         seg = opts.segment_field
         self.segment_node = layout.find(seg) if seg else None
         if seg and self.segment_node is None:
+            close = difflib.get_close_matches(seg.upper().replace("_", "-"),
+                                              [n.name for r in layout.roots for n in r.walk() if n.name], 1)
             raise SpecError(f"segment_field {seg} is not a field of the copybook", path=layout.path,
-                            hint="name an elementary item, e.g. SEGMENT-ID")
+                            hint=(f"did you mean {close[0]}? " if close else "")
+                            + "name the elementary item that holds the segment id, e.g. SEGMENT-ID")
         self.segment_members: dict[str, set[str]] = {}
         for value, member in opts.segment_map.items():
             self.segment_members.setdefault(member.upper().replace("_", "-"), set()).add(value)
         for member in self.segment_members:
             if layout.find(member) is None:
                 raise SpecError(f"segment_map names {member}, which is not an item of the copybook",
-                                path=layout.path)
+                                path=layout.path, hint=_members_hint(member, layout))
         for root in layout.roots:
             for n in root.walk():
                 if n.is_counter or n is self.segment_node:
@@ -449,6 +453,14 @@ def _condition_test(values: list[Any], n: Node) -> Callable[[Any], bool]:
     return test
 
 
+def _members_hint(member: str, layout) -> str:
+    """The REDEFINES members a segment_map can name, the closest first."""
+    names = [n.name for r in layout.roots for n in r.walk() if n.name and (n.redefines or n.redefined_by)]
+    close = difflib.get_close_matches(member, names, 1)
+    listed = ", ".join(names) or "none: the copybook has no REDEFINES"
+    return (f"did you mean {close[0]}? " if close else "") + f"REDEFINES members: {listed}"
+
+
 def _counter(n: Node, mapping, path: str) -> Callable[[Any, int], int]:
     lo = n.occurs_min if n.occurs_min is not None else 0
     hi = n.occurs_max
@@ -463,7 +475,9 @@ def _counter(n: Node, mapping, path: str) -> Callable[[Any, int], int]:
             value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, int):
             raise FormatError(f"DEPENDING ON {name} is {value!r}, not a whole number", offset=offset, field=path,
-                              hint="a non-numeric counter needs occurs_mappings {table: {text: count}}")
+                              hint="a non-numeric counter needs its counts: occurs_mappings"
+                                   f" [\"{n.key}:TEXT=COUNT\", ...] in the route's format"
+                                   f" (bsp decode/encode --occurs-mapping {n.key}:TEXT=COUNT)")
         if not lo <= value <= hi:  # type: ignore[operator]
             raise FormatError(f"DEPENDING ON {name} = {value} is outside OCCURS {lo} TO {hi}",
                               offset=offset, field=path)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from formats import ebcdic
 from formats.copybook import numbers as num
-from formats.copybook.keys import condition_key
+from formats.copybook.keys import condition_key, mapped as _mapped
 from formats.copybook.layout import Layout, Node
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError
@@ -163,11 +163,11 @@ class Encoder:
                 raise FormatError(f"{len(items)} elements for OCCURS {n.occurs_max} table {p}", field=p, offset=pos)
             if n.counter is not None:
                 have = self.counters.get(id(n.counter))
-                if have is None and id(n.counter) in self.counter_at and n.key not in self.opts.occurs_mappings:
+                if have is None and id(n.counter) in self.counter_at and not _mapped(n, self.opts):
                     cpos, cpath = self.counter_at[id(n.counter)]
                     self._write(n.counter, len(items), buf, cpos, cpath)
                     self.counters[id(n.counter)] = len(items)
-                elif have is not None and have != len(items) and n.key not in self.opts.occurs_mappings:
+                elif have is not None and have != len(items) and not _mapped(n, self.opts):
                     raise FormatError(f"{n.counter.key} = {have} but table {p} holds {len(items)} elements",
                                       field=p, offset=pos, hint="leave the counter out and it is set for you")
             elif len(items) < lo:

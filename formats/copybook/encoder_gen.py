@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from formats import ebcdic
 from formats.copybook.encoder import Encoder
-from formats.copybook.keys import condition_key
+from formats.copybook.keys import condition_key, mapped as _mapped
 from formats.copybook.layout import Layout, Node
 from formats.copybook.options import CopybookOptions
 from formats.errors import FormatError
@@ -273,7 +273,7 @@ class _Gen:
         lines.append(f"{ind}if {count} > {mx}:")
         lines.append(f"{ind}    raise _too_many({count}, {mx}, {pre} + {path}, {at})")
         if n.counter is not None:
-            mapped = n.key in self.opts.occurs_mappings
+            mapped = _mapped(n, self.opts)
             s = self.slot[id(n.counter)]
             if not mapped:
                 enc = self.const("E", self.ref.enc[id(n.counter)])

@@ -14,6 +14,11 @@ def condition_key(name: str, opts: CopybookOptions) -> str:
     return _norm(name, opts)
 
 
+def mapped(n: Node, opts: CopybookOptions) -> bool:
+    """Does table ``n`` count by ``occurs_mappings`` (named by its output key or its COBOL name)?"""
+    return n.key in opts.occurs_mappings or (n.name or "") in opts.occurs_mappings
+
+
 def assign_keys(layout: Layout, opts: CopybookOptions) -> None:
     """Set ``node.key`` and ``node.dropped`` for every node (depth-first order)."""
     group_seq = 0

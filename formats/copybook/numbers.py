@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
-from decimal import Context, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation
 
 from formats.copybook.picture import FieldType
 from formats.exact import exact_stored
@@ -373,14 +373,55 @@ def float_to_ibm(x: float, size: int) -> bytes:
     return bytes([sign | (e16 + 64)]) + frac.to_bytes(size - 1, "big")
 
 
+def _shortest_single(x: float, raw: bytes, back) -> float:
+    """A COMP-1 (4 bytes, about 7 digits) widened to a Python float shows digits the item never held
+    (-30503.93 reads as -30503.9296875): give the float of the shortest decimal that ``back``
+    (the item's own encoder) writes as the same 4 bytes, as IBM DISPLAY and cobrix show it
+    (of two such decimals, the nearer)."""
+    if x != x or x in (math.inf, -math.inf) or x == 0:
+        return x
+    # from 6 digits: a normal COMP-1 holds at least 21 bits, so no two 6-digit decimals read back to the
+    # same bytes, and a shorter one that does is one of the two 6-digit decimals either side of x
+    # (an IEEE subnormal, below 2**-126, holds fewer: search it from 1 digit)
+    for digits in range(6 if abs(x) >= 1.1754943508222875e-38 else 1, 10):
+        near = f"{x:.{digits}g}"                  # the nearer of the two, most often the one
+        if _writes(back, float(near), raw):
+            return float(near)
+        exact = Decimal(x)
+        other = Context(prec=digits, rounding=ROUND_FLOOR if Decimal(near) > exact else ROUND_CEILING).plus(exact)
+        if _writes(back, float(other), raw):
+            return float(other)
+    return x
+
+
+def _writes(back, y: float, raw: bytes) -> bool:
+    try:
+        return back(y) == raw
+    except (ValueError, OverflowError):           # rounded past the end of the range
+        return False
+
+
 def float_decoder(ft: FieldType, ieee: bool):
     size = ft.size
     if ieee:
         st = struct.Struct(">f" if size == 4 else ">d")
         unpack = st.unpack_from
+        if size == 4:
+            pack = st.pack
+
+            def dec(raw: bytes, text: str, s: int):
+                x = unpack(raw, s)[0]
+                return _shortest_single(x, raw[s:s + 4], pack)
+            return dec
 
         def dec(raw: bytes, text: str, s: int):
             return unpack(raw, s)[0]
+        return dec
+
+    if size == 4:
+        def dec(raw: bytes, text: str, s: int):
+            b = raw[s:s + 4]
+            return _shortest_single(ibm_to_float(b), b, lambda y: float_to_ibm(y, 4))
         return dec
 
     def dec(raw: bytes, text: str, s: int):

@@ -70,6 +70,8 @@ def preprocess(text: str, source_format: str = "fixed") -> str:
                 line = ""
             out.append(line)
             continue
+        if "\t" in line:          # a copybook edited off the mainframe: tab stops every 8 columns (GnuCOBOL)
+            line = line.expandtabs(8)
         indicator = line[6:7]
         if indicator in ("*", "/", "D", "d") or line.lstrip().startswith("*>"):
             out.append("")
@@ -276,6 +278,9 @@ def parse_entries(text: str, path: str | None = None, source_format: str = "fixe
             msg = f"unexpected character {src[exc.pos_in_stream]!r}"
         else:  # pragma: no cover - UnexpectedEOF is not raised by LALR
             msg = "unexpected end of copybook"
-        raise SpecError(msg, path=path, line=line, col=col,
-                        hint="every data description entry is 'level name clauses.' and ends with a period;"
-                             " code goes in columns 8-72 of fixed-format source") from None
+        hint = ("every data description entry is 'level name clauses.' and ends with a period;"
+                " code goes in columns 8-72 of fixed-format source")
+        if isinstance(exc, UnexpectedToken) and str(exc.token).upper() in ("COPY", "REPLACE"):
+            hint = (f"{str(exc.token).upper()} statements are not expanded: put the member's entries into this"
+                    " copybook (the compiler listing shows the expanded source)")
+        raise SpecError(msg, path=path, line=line, col=col, hint=hint) from None

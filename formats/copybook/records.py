@@ -63,12 +63,14 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
             if length < 0 or length > max_record:
                 raise FormatError(f"RDW at byte {base + i} gives record length {length + adj}"
                                   f" (allowed {adj}..{max_record + adj})", offset=base + i,
-                                  hint="wrong RDW endianness? try record rdw_le / rdw, or raise max_record")
+                                  hint=_header_hint(buf, i, little, includes_header, max_record, base) or
+                                  "wrong RDW endianness? try record rdw_le / rdw, or raise max_record")
             reserved = hdr[:2] if little else hdr[2:4]
             if reserved != b"\0\0":
                 raise FormatError(_reserved_message(reserved, little), offset=base + i,
-                                  hint="a spanned file must be reassembled first (e.g. copied to RECFM=VB on "
-                                       "the mainframe); or the RDW byte order is wrong (record rdw / rdw_le)")
+                                  hint=_header_hint(buf, i, little, includes_header, max_record, base) or
+                                  "a spanned file must be reassembled first (e.g. copied to RECFM=VB on "
+                                  "the mainframe); or the RDW byte order is wrong (record rdw / rdw_le)")
             if len(buf) - i - 4 < length:
                 break
             yield base + i + 4, buf[i + 4:i + 4 + length]
@@ -78,6 +80,29 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
     if buf:
         raise FormatError(f"file ends inside a record: {len(buf)} bytes after the last complete record",
                           offset=base)
+
+
+def _header_hint(buf: bytes, i: int, little: bool, includes_header: bool, max_record: int,
+                 base: int = 0) -> str | None:
+    """The RDW the previous record's length pointed to is bad, but a good one sits 4 bytes after it
+    (the RDW counts only the data) or 4 bytes before it (it counts its own 4 bytes too)."""
+    if i == 0:
+        if base == 0 and buf[:4].strip(b"\x00") and not (buf[:2] == b"\0\0" or buf[2:4] == b"\0\0"):
+            return ("the file's first 4 bytes are no RDW (neither half is zero): a file without RDWs is"
+                    " read with record fixed (bsp decode without --record)")
+        return None
+    j = i + 4 if includes_header else i - 4
+    hdr = buf[j:j + 4]
+    if j < 0 or len(hdr) < 4 or (hdr[:2] if little else hdr[2:4]) != b"\0\0":
+        return None
+    n = int.from_bytes(hdr[2:4] if little else hdr[:2], "little" if little else "big")
+    if not (4 if includes_header else 0) < n <= max_record + 4:
+        return None
+    if includes_header:
+        return ("the RDW lengths seem to count only the data, not the RDW's own 4 bytes: set"
+                " rdw_includes_header false (bsp decode/encode --rdw-excludes-header)")
+    return ("the RDW lengths seem to count their own 4 bytes too (IBM): set rdw_includes_header true"
+            " (bsp decode/encode --rdw-includes-header)")
 
 
 def _reserved_message(reserved: bytes, little: bool) -> str:

@@ -80,3 +80,19 @@ def test_a_misspelt_format_option_is_one_error_not_two(tmp_path, registry):
     src = 'format F = csv delimter ";" header false {\n    a string(1)\n}\n'
     r = compile_source(src, registry, tmp_path / "main.route")
     assert [(d.code, d.pos.col, d.help) for d in r.errors] == [("E043", 16, "did you mean `delimiter`?")], r.errors
+
+
+def test_a_level_88_name_is_a_field_of_a_copybook_reply(tmp_path, fresh_registry):
+    """docs/formats-copybook.md: on encode a condition set to true fills its field; level-88 names are
+    known keys.  Until 2026-11-27 `bsp check` refused them (E061 "has no field `SUBSCRIPTION`")."""
+    from pathlib import Path
+    from formats.copybook.component import COMPONENT
+    registry = fresh_registry
+    registry.register(COMPONENT)              # the real kind: its fields come from the copybook
+    cpy = Path(__file__).resolve().parents[2] / "routes/fund_management/copybooks/FUNDTXN-REQ.cpy"
+    src = (f'channel mf = memory\nformat Req = copybook "{cpy}" encoding cp037\n'
+           'route r {\n    receive from mf as Req\n    reply Req { SUBSCRIPTION = true  TRACE_NO = msg.TRACE_NO }\n}\n')
+    r = compile_source(src, registry, tmp_path / "main.route")
+    assert not [(d.code, d.message) for d in r.diagnostics if d.severity == "error"]
+    d = _diag(src.replace("SUBSCRIPTION =", "SUBSCRIPTON ="), registry, tmp_path, "E061")
+    assert "SUBSCRIPTION" in d.help

@@ -102,3 +102,16 @@ def test_show_errors(tmp_path: Path) -> None:
     # the list still works as before, with its options on the group
     res = cli("--ledger", str(path), "--json")
     assert res.exit_code == 0 and json.loads(res.stdout.splitlines()[0])["reference"] == "000123"
+
+
+def test_a_ledger_named_before_show_is_the_one_read(tmp_path: Path, monkeypatch) -> None:
+    """`bsp deals --ledger FILE show ID` (the listing's spelling, then the id): until 2026-11-27 the
+    group's --ledger was dropped and show looked for var/bsp.duckdb ("no ledger file here")."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "l.duckdb"
+    rec = make(path)
+    res = cli("--ledger", str(path), "show", rec.deal_id)
+    assert res.exit_code == 0, res.output
+    assert f"deal {rec.deal_id}" in res.output
+    res = cli("--ledger", str(tmp_path / "none.duckdb"), "show", rec.deal_id, "--ledger", str(path))
+    assert res.exit_code == 0, res.output          # the one after the subcommand wins

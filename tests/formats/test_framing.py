@@ -443,3 +443,16 @@ def test_the_protocol_hint_is_only_for_the_start_of_a_stream() -> None:
     with pytest.raises(FramingError) as info:
         f.feed(b"GET / HTTP/1.1\r\n")
     assert "speaks" not in str(info.value) and "over the limit of 100" in str(info.value)
+
+
+def test_llzz_as_docs_channels_describe_it(corpus) -> None:
+    """docs/channels.md: a mainframe's LLZZ prefix is length2 + length_includes_prefix + header_size 2
+    (a cobrix test7 record: LL 64 in; a 75-byte answer goes back with LL 79 and the request's ZZ)."""
+    rec = (corpus / "copybook" / "cobrix_test7_fillers" / "input" / "TEST.FILLERS.DEC07.DATA.dat").read_bytes()[:60]
+    server = make_framer("length2", header_size=2, includes_prefix=True, echo_header=True)
+    wire = b"\x00\x40\x00\x00" + rec
+    out: list[bytes] = []
+    for i in range(len(wire)):
+        out.extend(server.feed(wire[i:i + 1]))
+    assert out == [rec]
+    assert server.frame(b"A" * 75) == b"\x00\x4f\x00\x00" + b"A" * 75
