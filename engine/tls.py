@@ -238,6 +238,7 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_L
 # how the calling channels name their TLS options in a hint: (no ca given, not TLS on this port)
 TCP_TLS_WORDS = ("with `tls = true` and no `ca`", "drop ca / tls, or fix address")
 HTTP_TLS_WORDS = ("without `ca`", "use an http:// url, or fix url")
+NATS_TLS_WORDS = ("without `tls_ca`", "use a nats:// url and no tls_* option, or fix url")
 
 
 def client_tls_reason(exc: BaseException, *, has_cert: bool = False,

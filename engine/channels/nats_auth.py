@@ -22,6 +22,7 @@ does not offer it is refused before the credentials are sent (``requires_tls``, 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from engine.channels.options import ChannelConfigError, read_secret
@@ -217,6 +218,7 @@ class NatsAuth:
 
     def refused_text(self, url: str, why: str) -> str:
         """A server's refusal of the credentials, naming the channel and the method (never the secret)."""
+        why = re.sub(r"^(\w+: )?nats: ", "", why).replace("'", "")     # "Error: nats: 'Authorization Violation'"
         method = self.method or "no credentials (the server requires some: set token_file, user with " \
                                 "password_file, or creds_file)"
         return (f"channel {self.channel}: NATS at {url} refused the channel's credentials, {method}: {why} "
@@ -230,4 +232,10 @@ def is_auth_error(text: str) -> bool:
         or "user authentication expired" in low
 
 
-__all__ = ["AUTH_OPTIONS", "NatsAuth", "Secret", "is_auth_error"]
+def is_cut(text: str) -> bool:
+    """A connection cut short: what an attempt refused by the server may also end with."""
+    low = text.lower()
+    return "reset by peer" in low or "unexpected eof" in low or "unexpectedeof" in low or "broken pipe" in low
+
+
+__all__ = ["AUTH_OPTIONS", "NatsAuth", "Secret", "is_auth_error", "is_cut"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -21,9 +22,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import trio
 import trio_asyncio
 
-from engine.channels.nats_auth import NatsAuth, is_auth_error
+from engine.channels.nats_auth import NatsAuth, is_auth_error, is_cut
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
 from engine.outage_log import OutageLog, masked_url
+from engine.tls import NATS_TLS_WORDS, client_tls_reason
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -138,6 +140,8 @@ class NatsLink:
                 err = self.auth.refused_text(self.url, err)
                 self.last_error = err
                 self.refused.failed(err, key="refused")
+            elif self.refused.down and is_cut(err):     # a refusing server may close before its -ERR is read
+                self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {err}", loud=False)
             else:
                 first = not self.last_error or self.last_error != err
                 self.last_error = err
@@ -157,10 +161,15 @@ class NatsLink:
         errors: list[str] = []
 
         async def on_error(exc: Exception) -> None:
-            errors.append(describe(exc))
+            if isinstance(exc, ssl.SSLError):           # what to fix, not OpenSSL's source line
+                errors.append(f"TLS: {client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS)}")
+            else:
+                errors.append(describe(exc))
             if nc.is_connected or self.nc is nc:
                 if is_auth_error(describe(exc)):        # each reconnect attempt: once per outage
                     self.refused.failed(self.auth.refused_text(self.url, describe(exc)), key="refused")
+                elif self.refused.down and is_cut(describe(exc)):
+                    self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {describe(exc)}", loud=False)
                 else:
                     log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
 

@@ -14,7 +14,8 @@ Two more for the channel's auth and TLS (engine/channels/nats_auth.py): with ``r
 url or a TLS option) a server that did not take the connection to TLS is refused before CONNECT, which
 carries the credentials, is sent (nats-py goes TLS only when the server asks for it); and a server's
 ``-ERR 'Authorization Violation'`` on an open connection (its accounts reloaded) makes nats-py close the
-client for good: here it reconnects, reading the secret again, as after a lost connection.
+client for good: here it reconnects, reading the secret again, as after a lost connection.  An attempt
+refused so has its socket closed (nats-py's reconnect loop left it to the garbage collector).
 """
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ class Client(_Client):
             raise errors.Error("nats: the server does not offer TLS and the channel requires it (a tls:// url or "
                                "a tls_* option); the credentials were not sent")
         return super()._connect_command()
+
+    async def _process_connect_init(self) -> None:
+        # an attempt the server refused (its credentials, TLS): nats-py's reconnect loop drops the transport
+        # without closing it, one socket left to the garbage collector per attempt
+        try:
+            await super()._process_connect_init()
+        except BaseException:
+            if self._transport is not None:
+                self._transport.close()
+            raise
 
     async def _process_err(self, err_msg: str) -> None:
         low = err_msg.lower()
