@@ -6,6 +6,7 @@
         await srv.start()                          # same port, same store: a restart
         srv.kill()                                 # SIGKILL, no goodbye (a crash)
         srv.freeze(); srv.thaw()                   # SIGSTOP / SIGCONT: a server that stops answering a while
+        srv.reload()                               # SIGHUP: its configuration file read again
 
 ``args`` are more command-line options (``["--auth", "TOKEN"]``, ``["--tls", "--tlscert", ...]``); a
 test may change ``srv.args`` between a ``stop()`` and a ``start()`` (a server whose token was rotated).
@@ -121,6 +122,12 @@ class NatsServer:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+
+    def reload(self) -> None:
+        """SIGHUP: the server reads its configuration file (``args`` ``["-c", FILE]``) again, e.g. new accounts:
+        a connection whose credentials no longer pass gets ``-ERR 'Authorization Violation'``."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL at once (a crash); ``start()`` brings it back with the same store."""

@@ -114,6 +114,24 @@ async def test_a_token_refused_at_reconnection_is_said_once_then_its_end(tmp_pat
     assert TOKEN not in caplog.text and TOKEN2 not in caplog.text
 
 
+async def test_credentials_revoked_on_an_open_connection_reconnect_with_the_file_s_new_token(tmp_path) -> None:
+    """The server's accounts reloaded (SIGHUP) with a new token: it ends the open connection with -ERR
+    'Authorization Violation', on which nats-py closed the client for good (the channel dead until a restart).
+    The channel reconnects, reading the token file again."""
+    token = secret_file(tmp_path, "nats.token", TOKEN)
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'authorization {{ token: "{TOKEN}" }}\n')
+    async with nats_server(tmp_path / "nats", args=["-c", str(conf)]) as srv:
+        async with publisher({"url": srv.url, "token_file": str(token), "reconnect_wait": 0.1}) as pub:
+            assert b'"seq":1' in await published(pub, "V-1")
+            token.write_text(TOKEN2 + "\n")
+            conf.write_text(f'authorization {{ token: "{TOKEN2}" }}\n')
+            srv.reload()
+            await eventually(lambda: value(pub.link.reconnects >= 1 and pub.link.connected),
+                             "reconnected with the new token", timeout=15)
+            assert b'"seq":2' in await published(pub, "V-2")
+
+
 def tls_args(pki: Any, *, verify: bool = False) -> list[str]:
     args = ["--tls", "--tlscert", str(pki.server_cert), "--tlskey", str(pki.server_key)]
     return args + (["--tlsverify", "--tlscacert", str(pki.ca)] if verify else [])
