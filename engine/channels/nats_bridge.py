@@ -25,7 +25,7 @@ import trio_asyncio
 from engine.channels.nats_auth import NatsAuth, is_auth_error, is_cut
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
 from engine.outage_log import OutageLog, masked_url
-from engine.tls import NATS_TLS_WORDS, client_tls_reason
+from engine.tls import NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -143,6 +143,12 @@ class NatsLink:
             elif self.refused.down and is_cut(err):     # a refusing server may close before its -ERR is read
                 self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {err}", loud=False)
             else:
+                if self.auth.requires_tls and is_cut(err):     # TLS 1.3: a client certificate refused after
+                    err += (" (the server closed the TLS connection: " + (     # the handshake, at the first write
+                        "it may refuse our client certificate (tls_cert): it must chain to the CA the server trusts"
+                        if self.auth.has_cert else
+                        "it may require a client certificate: set tls_cert and tls_key on this channel") +
+                        "; the server's log says why)")
                 first = not self.last_error or self.last_error != err
                 self.last_error = err
                 hint = ("is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
@@ -162,7 +168,8 @@ class NatsLink:
 
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, ssl.SSLError):           # what to fix, not OpenSSL's source line
-                errors.append(f"TLS: {client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS)}")
+                errors.append("TLS: " + client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS,
+                                                          names=NATS_TLS_NAMES))
             else:
                 errors.append(describe(exc))
             if nc.is_connected or self.nc is nc:

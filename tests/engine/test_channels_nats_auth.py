@@ -153,12 +153,21 @@ async def test_mutual_tls(tmp_path, pki) -> None:  # noqa: F811
             assert b'"seq":1' in await published(pub, "M-1")
 
 
+async def test_a_server_asking_for_a_client_certificate_says_which_options_give_it(tmp_path, pki) -> None:  # noqa: F811
+    async with nats_server(tmp_path / "nats", args=tls_args(pki, verify=True)) as srv:
+        async with publisher({"url": srv.url, "tls_ca": str(pki.ca)}) as pub:
+            await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
+            why = pub.link.last_error
+    # (TLS 1.3: the server's alert, or a broken pipe at the first write after the handshake)
+    assert "client certificate: set tls_cert and tls_key on this channel" in why, why
+
+
 async def test_a_server_certificate_from_another_ca_is_refused(tmp_path, pki) -> None:  # noqa: F811
     async with nats_server(tmp_path / "nats", args=tls_args(pki)) as srv:
         async with publisher({"url": srv.url, "tls_ca": str(pki.stranger_ca)}) as pub:
             await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
             why = pub.link.last_error
-    assert why.startswith("TLS: CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate (`ca` must hold "
+    assert why.startswith("TLS: CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate (`tls_ca` must hold "
                           "the CA that issued the counterpart's certificate (without `tls_ca`: the system's roots))"), why
 
 
