@@ -238,15 +238,19 @@ _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_L
 # how the calling channels name their TLS options in a hint: (no ca given, not TLS on this port)
 TCP_TLS_WORDS = ("with `tls = true` and no `ca`", "drop ca / tls, or fix address")
 HTTP_TLS_WORDS = ("without `ca`", "use an http:// url, or fix url")
+NATS_TLS_WORDS = ("without `tls_ca`", "use a nats:// url and no tls_* option, or fix url")
+NATS_TLS_NAMES = ("tls_ca", "tls_cert", "tls_key")       # a NATS channel's names for ca, cert and key
 
 
 def client_tls_reason(exc: BaseException, *, has_cert: bool = False,
-                      words: tuple[str, str] = TCP_TLS_WORDS) -> str:
+                      words: tuple[str, str] = TCP_TLS_WORDS,
+                      names: tuple[str, str, str] = ("ca", "cert", "key")) -> str:
     """One line for a TLS failure met by the calling side (handshake or a later read): OpenSSL's reason
     and what to fix, without OpenSSL's source file and line.  ``has_cert``: we sent a client
     certificate (mutual TLS); ``words``: how the channel kind names its options (TCP_TLS_WORDS,
-    HTTP_TLS_WORDS)."""
+    HTTP_TLS_WORDS); ``names``: its options for the CA bundle, the client certificate and its key."""
     no_ca, not_tls = words
+    ca, cert, key = names
     if not isinstance(exc, ssl.SSLError):
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     reason = getattr(exc, "reason", None) or type(exc).__name__
@@ -255,17 +259,19 @@ def client_tls_reason(exc: BaseException, *, has_cert: bool = False,
     if message:
         hint = _SERVER_VERIFY_HINTS.get(code) if code is not None else None
         if hint is None and code in _CHAIN_CODES:
-            hint = f"`ca` must hold the CA that issued the counterpart's certificate ({no_ca}: the system's roots)"
+            hint = f"`{ca}` must hold the CA that issued the counterpart's certificate ({no_ca}: the system's roots)"
         if hint is None:
             hint = "check the counterpart's certificate with `openssl s_client -connect HOST:PORT -CAfile CA`"
         return f"{reason}: {message} ({hint})"
     if any(k in str(reason) for k in _NOT_TLS):
         return f"{reason} (the counterpart does not speak TLS on this port: plain TCP? {not_tls})"
     if isinstance(exc, ssl.SSLEOFError) or "UNEXPECTED_EOF" in str(reason):
-        who = ("it may refuse our client certificate (cert): it must chain to the CA the counterpart trusts "
+        who = (f"it may refuse our client certificate ({cert}): it must chain to the CA the counterpart trusts "
                "and be valid" if has_cert else
-               "it may require a client certificate: set cert and key on this channel")
+               f"it may require a client certificate: set {cert} and {key} on this channel")
         return f"{reason}: the counterpart closed the TLS session ({who}; the counterpart's log says why)"
+    if "CERTIFICATE_REQUIRED" in str(reason) and not has_cert:
+        return f"{reason} (the counterpart requires a client certificate: set {cert} and {key} on this channel)"
     if "ALERT" in str(reason):
         return f"{reason} (the counterpart refused the TLS session; the alert names why)"
     return str(reason)

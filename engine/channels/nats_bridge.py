@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -21,14 +22,18 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import trio
 import trio_asyncio
 
+from engine.channels.nats_auth import NatsAuth, is_auth_error, is_cut
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
-from engine.outage_log import masked_url
+from engine.outage_log import OutageLog, masked_url
+from engine.tls import NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
 
 URL = OptionSpec("url", "string",
-                 "NATS server(s): \"nats://host:port\", several separated by commas.", required=True)
+                 "NATS server(s): \"nats://host:port\" (\"tls://host:port\": TLS required), several separated by "
+                 "commas. Credentials go in the auth options, not here (a url is kept with the configuration's "
+                 "sources).", required=True)
 SUBJECT = OptionSpec("subject", "string", "The subject (a consume channel's filter may use * and >).",
                      required=True)
 CONNECT_TIMEOUT = OptionSpec("connect_timeout", "duration",
@@ -74,9 +79,12 @@ def describe(exc: BaseException) -> str:
 
 
 class NatsLink:
-    def __init__(self, channel: str, options: dict[str, Any]) -> None:
+    def __init__(self, channel: str, options: dict[str, Any], *, load: bool = True) -> None:
+        """``load`` false (``bsp check``): the auth and TLS options checked, no secret or file read."""
         self.channel = channel
         self.servers = parse_servers(channel, options.get("url"))
+        # token, user and password, or credentials file; TLS (engine.channels.nats_auth)
+        self.auth = NatsAuth.from_options(channel, options, self.servers, load=load)
         # ``url`` is what log lines, errors and ``bsp status`` show: a user and password (nats://user:pass@host)
         # or a token in it masked. The servers keep theirs for connecting.
         self.url = ",".join(masked_url(s) for s in self.servers)
@@ -91,6 +99,8 @@ class NatsLink:
         self.reconnects = 0
         self.connect_attempts = 0
         self.down_until = -math.inf
+        # the server refusing the credentials: said once per outage, not at every attempt
+        self.refused = OutageLog(log, channel, self.url, unit="connect attempt")
 
     @property
     def connected(self) -> bool:
@@ -126,11 +136,26 @@ class NatsLink:
             if err is None:
                 return
             self.down_until = trio.current_time() + backoff
-            first = not self.last_error or self.last_error != err
-            self.last_error = err
-            (log.error if first else log.debug)(
-                "channel %s: cannot connect to NATS at %s: %s (retrying every %gs at most; is nats-server "
-                "running there?)", self.channel, self.url, err, BACKOFF_MAX)
+            if is_auth_error(err):
+                err = self.auth.refused_text(self.url, err)
+                self.last_error = err
+                self.refused.failed(err, key="refused")
+            elif self.refused.down and is_cut(err):     # a refusing server may close before its -ERR is read
+                self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {err}", loud=False)
+            else:
+                if self.auth.requires_tls and is_cut(err):     # TLS 1.3: a client certificate refused after
+                    err += (" (the server closed the TLS connection: " + (     # the handshake, at the first write
+                        "it may refuse our client certificate (tls_cert): it must chain to the CA the server trusts"
+                        if self.auth.has_cert else
+                        "it may require a client certificate: set tls_cert and tls_key on this channel") +
+                        "; the server's log says why)")
+                first = not self.last_error or self.last_error != err
+                self.last_error = err
+                hint = ("is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
+                        else "is nats-server running there?")
+                (log.error if first else log.debug)(
+                    "channel %s: cannot connect to NATS at %s: %s (retrying every %gs at most; %s)",
+                    self.channel, self.url, err, BACKOFF_MAX, hint)
             await trio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
@@ -138,12 +163,22 @@ class NatsLink:
         from engine.channels.nats_pong import Client     # nats-py's, letting a late PONG pass
 
         nc = Client()
+        nc.requires_tls = self.auth.requires_tls
         errors: list[str] = []
 
         async def on_error(exc: Exception) -> None:
-            errors.append(describe(exc))
+            if isinstance(exc, ssl.SSLError):           # what to fix, not OpenSSL's source line
+                errors.append("TLS: " + client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS,
+                                                          names=NATS_TLS_NAMES))
+            else:
+                errors.append(describe(exc))
             if nc.is_connected or self.nc is nc:
-                log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
+                if is_auth_error(describe(exc)):        # each reconnect attempt: once per outage
+                    self.refused.failed(self.auth.refused_text(self.url, describe(exc)), key="refused")
+                elif self.refused.down and is_cut(describe(exc)):
+                    self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {describe(exc)}", loud=False)
+                else:
+                    log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
 
         async def on_disconnected() -> None:
             if self.nc is nc:
@@ -152,6 +187,7 @@ class NatsLink:
 
         async def on_reconnected() -> None:
             self.reconnects += 1
+            self.refused.end(f"channel {self.channel}: NATS at {self.url} accepted the channel's credentials again")
             log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc.rsplit("@", 1)[-1]
                      if nc.connected_url else self.url)
 
@@ -163,7 +199,8 @@ class NatsLink:
                     self.servers, name=f"bsp:{self.channel}", connect_timeout=self.connect_timeout,
                     # the first connection: two tries, then our own back-off (and a log line) takes over
                     allow_reconnect=True, max_reconnect_attempts=1, reconnect_time_wait=self.reconnect_wait,
-                    error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected)
+                    error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected,
+                    **self.auth.connect_options())
             except Exception as exc:
                 failure = errors[-1] if errors else describe(exc)
             else:
@@ -175,6 +212,7 @@ class NatsLink:
             self.last_error = ""
             self.down_until = -math.inf
             self.ever_connected.set()
+            self.refused.end(f"channel {self.channel}: connected to NATS at {self.url}")
             log.info("channel %s: connected to NATS at %s", self.channel, self.url)
             return None
         with trio.CancelScope(shield=True), trio.move_on_after(2):

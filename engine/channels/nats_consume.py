@@ -39,6 +39,7 @@ import trio
 
 from engine.channels.base import ExchangeHandler
 from engine.channels.nats_acks import Acks, deliveries
+from engine.channels.nats_auth import AUTH_OPTIONS
 from engine.channels.nats_bridge import CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, subject_option
 from engine.channels.nats_consumer_setup import subscribe
 from engine.channels.nats_deferred import Deferrals
@@ -60,9 +61,10 @@ def _positive(name: str, options: dict[str, Any], key: str, default: int) -> int
 class NatsConsumer:
     role = "listen"
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load: bool = True) -> None:
+        """``load`` false (``bsp check``): every option checked, no secret or TLS file read."""
         self.name = name
-        self.link = NatsLink(name, options)
+        self.link = NatsLink(name, options, load=load)
         self.subject = subject_option(name, options)
         stream = options.get("stream")
         if not isinstance(stream, str) or not stream or any(c in stream for c in " .*>"):
@@ -217,7 +219,7 @@ COMPONENT = ComponentSpec(
         "engine is a duplicate there, not a second call. A route's "
         "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."
     ),
-    check=built_check(NatsConsumer),
+    check=built_check(NatsConsumer, load=False),
     options=(
         URL,
         SUBJECT,
@@ -252,6 +254,7 @@ COMPONENT = ComponentSpec(
                    "run again).", default=Decimal(30)),
         CONNECT_TIMEOUT,
         RECONNECT_WAIT,
+        *AUTH_OPTIONS,
     ),
     build=build,
     examples=(

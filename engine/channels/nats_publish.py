@@ -28,6 +28,7 @@ import orjson
 import trio
 
 from engine.channels.base import CallTimeout, ChannelError, Unreachable
+from engine.channels.nats_auth import AUTH_OPTIONS
 from engine.channels.nats_bridge import (
     CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
@@ -46,9 +47,10 @@ class NatsPublisher:
     role = "connect"
     takes_keys = True       # the call step passes each exchange's deal reference (message id)
 
-    def __init__(self, name: str, options: dict[str, Any]) -> None:
+    def __init__(self, name: str, options: dict[str, Any], *, load: bool = True) -> None:
+        """``load`` false (``bsp check``): every option checked, no secret or TLS file read."""
         self.name = name
-        self.link = NatsLink(name, options)
+        self.link = NatsLink(name, options, load=load)
         self.subject = subject_option(name, options)
         if any(c in self.subject for c in "*>"):
             raise ChannelConfigError(f"channel {name}: option subject: a publish subject cannot hold wildcards "
@@ -207,7 +209,7 @@ COMPONENT = ComponentSpec(
         "reply is the responder's answer. While the server is unreachable calls fail at once (kind "
         "`unreachable`); no answer in time fails with kind `timeout`."
     ),
-    check=built_check(NatsPublisher),
+    check=built_check(NatsPublisher, load=False),
     options=(
         URL,
         SUBJECT,
@@ -226,6 +228,7 @@ COMPONENT = ComponentSpec(
                    default=1024),
         CONNECT_TIMEOUT,
         RECONNECT_WAIT,
+        *AUTH_OPTIONS,
     ),
     build=build,
     examples=(

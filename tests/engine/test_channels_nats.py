@@ -243,7 +243,7 @@ def test_docs_examples_compile(tmp_path) -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "channels-nats.md").read_text()
     blocks = re.findall(r"```route\n(.*?)```", doc, re.S)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     reg = nats_registry()
     for i, block in enumerate(blocks):
         compile_text(tmp_path, block, name=f"doc{i}.route", registry=reg)
