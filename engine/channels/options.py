@@ -21,17 +21,23 @@ class ChannelConfigError(ValueError):
 
 def read_secret(channel: str, option: str, how: str, where: str) -> str:
     """A secret a channel option names: ``how`` "env" (an environment variable) or "file" (a UTF-8
-    file), its trailing newlines dropped.  ``ChannelConfigError`` naming the channel and option when
+    file), its trailing newlines dropped, and from then on masked in every log line (``scrub_secret``).  ``ChannelConfigError`` naming the channel and option when
     it cannot be read; the message never holds the value."""
+    from engine.ops.logs import scrub_secret      # here, not at the top: engine.ops imports channel options
+
     if how == "env":
         value = os.environ.get(where)
         if value is None:
             raise ChannelConfigError(f"channel {channel}: option {option}: environment variable {where} is not set "
                                      f"(export it before `bsp run`)")
-        return value.rstrip("\r\n")
+        value = value.rstrip("\r\n")
+        scrub_secret(value)          # whatever the channel does with it, no log line shows it from now on
+        return value
     try:
         with open(where, encoding="utf-8") as fh:
-            return fh.read().rstrip("\r\n")
+            value = fh.read().rstrip("\r\n")
+        scrub_secret(value)
+        return value
     except OSError as exc:
         raise ChannelConfigError(f"channel {channel}: option {option}: cannot read secret file {where!r}: "
                                  f"{exc.strerror or exc}") from None

@@ -393,3 +393,23 @@ async def test_the_counterparts_certificate_expiry_is_read_once_per_connection(n
     said = [r.getMessage() for r in caplog.records if "counterpart's certificate" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith(f"channel biller: the counterpart's certificate at "
                                                  f"https://localhost:{port}/x (subject CN=localhost) expires on ")
+
+
+def test_a_bearer_token_and_a_header_secret_read_by_the_channel_are_scrubbed_from_the_log(tmp_path, monkeypatch) -> None:
+    """Every secret a channel option reads (``read_secret``: a bearer token from a file, a header from a
+    variable) is masked in every log line from then on, whatever code path would print it."""
+    from engine.channels.http_call import HttpConnector
+    from engine.ops.logs import setup_logging
+
+    scrub = setup_logging("warning", "text")
+    try:
+        token = tmp_path / "biller.token"
+        token.write_text("bearer-secret-7f3a9c2e51\n")
+        token.chmod(0o600)
+        monkeypatch.setenv("BILLER_KEY", "header-secret-5b8d0e4f17")
+        HttpConnector("biller", {"url": "http://127.0.0.1:9/pay", "auth_bearer_file": str(token),
+                                 "headers": ["X-Api-Key:env:BILLER_KEY"]})
+        line = "sent Authorization: Bearer bearer-secret-7f3a9c2e51, X-Api-Key: header-secret-5b8d0e4f17"
+        assert scrub(line) == "sent Authorization: Bearer ***, X-Api-Key: ***"
+    finally:
+        setup_logging("warning", "text")
