@@ -3,7 +3,7 @@
 Each recorded exchange becomes one ``test``: the request it received
 (``given CHANNEL sends``, with ``file { ... }``: where a ``file watch`` record
 came from), the answers its counterparts gave (``given X answers``,
-``answers timeout`` / ``answers error`` for recorded failures), the calls it
+``answers timeout`` / ``answers unreachable`` / ``answers error`` for recorded failures), the calls it
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
 ``file write`` channel), the reply it sent (``expect reply``), all decoded
 through the configuration's formats, and the deal the ledger recorded
@@ -41,7 +41,7 @@ from engine.replay.profile import Profile
 from formats.classify import mask_text
 from formats.pseudonym import Pseudonyms
 
-_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_SEGMENT = re.compile(r"\[(\d+)\]|(^|\.)([^.\[\]]+)")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "null"}
 
@@ -78,6 +78,26 @@ def literal(v: Any) -> str:
     raise Unwritable(f"a {type(v).__name__} value")
 
 
+def target(path: str) -> str:
+    """A flattened field path (``a.b[0].c``, ISO 8583's ``39``) as the language writes it: a word as it is, a
+    name that is not a word quoted (``"39" = "00"``, ``a["x-y"]``)."""
+    out, pos = [], 0
+    while pos < len(path):
+        m = _SEGMENT.match(path, pos)
+        if m is None or (pos == 0) != (m.group(2) == "" and m.group(1) is None):
+            raise Unwritable(f"field name {path!r} cannot be written in the route language")
+        pos = m.end()
+        if m.group(1) is not None:
+            out.append(f"[{m.group(1)}]")
+            continue
+        name = m.group(3)
+        word = _IDENT.match(name) is not None and name not in _KEYWORDS
+        out.append((name if word else literal(name)) if not out else (f".{name}" if word else f"[{literal(name)}]"))
+    if not out:
+        raise Unwritable(f"field name {path!r} cannot be written in the route language")
+    return "".join(out)
+
+
 def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ") -> str:
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
@@ -88,9 +108,7 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
             continue
         if profile.ignored(channel, what, path, recorded=v) is not None:
             continue
-        if not _PATH.match(path) or path.split(".")[0].split("[")[0] in _KEYWORDS:
-            raise Unwritable(f"field name {path!r} cannot be written in the route language")
-        lines.append(f"{indent}{path} = {literal(v)}")
+        lines.append(f"{indent}{target(path)} = {literal(v)}")
     if not lines:
         return "{ }"
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
@@ -193,6 +211,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
             out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile())}")
         elif err and err.startswith("timeout"):
             out.append(f"    given {c.channel} answers timeout")
+        elif err and err.startswith("unreachable"):             # never left: not `error` (lost, maybe applied)
+            out.append(f"    given {c.channel} answers unreachable")
         else:
             out.append(f"    given {c.channel} answers error")
         if sent is not None:
