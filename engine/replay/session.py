@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +118,35 @@ def check_channels(cap: Capture, program: Any) -> None:
     if missing:
         raise SetupError(f"the candidate configuration has no route receiving from channel(s) "
                          f"{', '.join(missing)}, which the capture recorded requests on (it receives from: "
-                         f"{', '.join(sorted(receiving)) or 'no channel'}); give the route files of the service "
-                         f"that was recorded with --config")
+                         f"{', '.join(sorted(receiving)) or 'no channel'}); "
+                         + (declared_hint(cap.sources, missing)
+                            or "give the route files of the service that was recorded with --config"))
+
+
+_CHANNEL = re.compile(r"^\s*channel\s+([A-Za-z_][A-Za-z0-9_]*)\s*=", re.M)
+
+
+def declared_hint(sources: dict[str, str], channels: list[str]) -> str:
+    """Where the recorded configuration declared ``channels`` (its route files, ``capture_sources``), and the
+    folders to add: a capture of an engine that served several services, replayed against one of them."""
+    where: dict[str, str] = {}
+    for path, text in sorted((sources or {}).items()):
+        if path.endswith(".route"):
+            for name in _CHANNEL.findall(text or ""):
+                where.setdefault(name, path)
+    found = [(ch, where[ch]) for ch in channels if ch in where]
+    if not found:
+        return ""
+
+    def shown(p: Path) -> str:
+        try:
+            return os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p)
+        except (OSError, ValueError):
+            return str(p)
+
+    told = "; ".join(f"channel {ch} in {shown(Path(p))}" for ch, p in found)
+    folders = " ".join(f"--config {f}" for f in dict.fromkeys(shown(Path(p).parent) for _ch, p in found))
+    return f"the recording declared {told}: add {folders} (or your copies; --config is given once per folder)"
 
 
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",
