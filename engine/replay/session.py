@@ -181,4 +181,24 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
-        capture_notes=cap.completeness())
+        capture_notes=cap.completeness() + masked_rejections(cap, diff))
+
+
+def masked_rejections(cap: Capture, diff: Any) -> list[str]:
+    """A note when the capture was recorded with --mask and the candidate rejected exchanges recorded as
+    committed or failed whose request had classified fields: a route that checks such a value (an IBAN's
+    check digits, a card number's Luhn digit, its length) rejects its mask whatever the change."""
+    if not cap.masked:
+        return []
+    masked_requests = {ex.exchange: ex.key for ex in cap.exchanges if ex.request.masked}
+    flipped = sorted({d.exchange for d in diff.unexpected if d.what == "deal" and d.field == "status"
+                      and d.recorded in ("committed", "failed") and d.produced == "rejected"
+                      and d.exchange in masked_requests})
+    if not flipped:
+        return []
+    eg = ", ".join(f"{n}" + (f" (ref {masked_requests[n]})" if masked_requests[n] else "") for n in flipped[:3])
+    return [f"the capture was recorded with --mask, and {len(flipped)} exchange(s) it recorded as committed or "
+            f"failed the candidate rejected (e.g. exchange {eg}): a route that checks a classified value "
+            f"(iban_valid, a Luhn check, its length) rejects its mask (A***) whatever the change; compare with "
+            f"the recorded configuration, replay a capture recorded in clear, or write the exchanges as route "
+            f"tests with made-up IBANs and card numbers (--to-tests) (docs/testing.md, Masking)"]
