@@ -21,6 +21,9 @@ def replay(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Replay profile (YAML): ignore/expect rules."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write the report as HTML to this file."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit",
+                                             help="Write the report as JUnit XML to this file (a testcase per "
+                                                  "place that differs: a failure when unexpected), for CI."),
     to_tests: Optional[Path] = typer.Option(None, "--to-tests",
                                             help="Write route tests from the recorded exchanges into this folder "
                                                  "(no replay)."),
@@ -45,7 +48,7 @@ def replay(
     Exit 0 no unexpected difference (or tests written with --to-tests); 1 unexpected differences;
     2 the replay could not run (missing, locked or empty capture, bad profile or pace, a candidate
     that does not compile or has no route for a recorded channel, a missing output folder, --limit,
-    --force or --no-mask without --to-tests, --json or --html with it), or no
+    --force or --no-mask without --to-tests, --json, --html or --junit with it), or no
     exchange of the capture is replayable (all recorded without their bytes; the report says why),
     or --to-tests could write no test (every exchange skipped; it says why);
     130 interrupted (Ctrl-C), after writing the partial report. Exchanges that are not replayable
@@ -74,11 +77,12 @@ def replay(
                 raise SetupError(f"{', '.join(alone)}: only with --to-tests DIR (writing route tests from the "
                                  f"capture); a replay compares every exchange of the capture")
         else:
-            made = [o for o, path in (("--json", json_out), ("--html", html_out)) if path is not None]
+            made = [o for o, path in (("--json", json_out), ("--html", html_out), ("--junit", junit_out))
+                    if path is not None]
             if made:
                 raise SetupError(f"{', '.join(made)}: --to-tests writes route tests, not a replay report; run "
                                  f"`bsp replay` once without --to-tests for the report")
-        for opt, path in (("--json", json_out), ("--html", html_out)):
+        for opt, path in (("--json", json_out), ("--html", html_out), ("--junit", junit_out)):
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
@@ -97,9 +101,12 @@ def replay(
         typer.echo("interrupted before the replay report was ready; nothing written", err=True)
         raise typer.Exit(INTERRUPTED)
     # the files first: a reader that stops early (`| head`) must not cost them
+    from engine.replay.junit import write_junit
+
     written = []
     try:
-        for out, write in ((json_out, report.write_json), (html_out, report.write_html)):
+        for out, write in ((json_out, report.write_json), (html_out, report.write_html),
+                           (junit_out, lambda path: write_junit(report, path))):
             if out is not None:
                 write(out)
                 written.append(f"report: {out}" + (" (partial)" if report.interrupted else ""))
@@ -123,7 +130,7 @@ def _check_out(option: str, path: Path) -> None:
 
     if path.is_dir():
         raise SetupError(f"{option} {path}: is a directory; give a file name, e.g. {path / 'replay'}"
-                         f"{'.json' if option == '--json' else '.html'}")
+                         f"{ {'--json': '.json', '--html': '.html'}.get(option, '.xml')}")
     parent = path.parent
     if not parent.is_dir():
         raise SetupError(f"{option} {path}: the folder {parent} does not exist; create it or choose another path")

@@ -112,6 +112,18 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def _without_fillers(known: dict[str, str], values: Any, codec: Any) -> dict[str, str]:
+    """``known`` without the values a masked capture holds as fillers (a field whose mask did not fit: an
+    expiry date as ``0001``, a PIN block as ``FFFF...``): they carry nothing of a classified value, and masking
+    them where a candidate's text holds the same digits (a reference ``TX0000000001``) made differences."""
+    fill = getattr(codec, "mask_filler", None)
+    if not callable(fill) or not isinstance(values, dict):
+        return known
+    fillers = {str(v) for k, v in values.items()
+               if isinstance(v, (str, int)) and not isinstance(v, bool) and fill(str(k), v) == str(v)}
+    return {t: tag for t, tag in known.items() if t not in fillers}
+
+
 class Differ:
     def __init__(self, guide: FormatGuide, profile: Profile, *, masked: bool = False) -> None:
         self.guide = guide
@@ -253,6 +265,8 @@ class Differ:
             req = self._rec.request
             fmt, values = self.guide.decode(req.channel, "inbound", "in", req.raw)
             self._known = classified_values(values, tags_of(self.guide.codec(fmt))) if fmt is not None else {}
+            if self.masked and self._known:
+                self._known = _without_fillers(self._known, values, self.guide.codec(fmt))
         return self._known
 
     def _mac_fields(self, fmt: str, values: Any) -> tuple[str, ...]:

@@ -111,19 +111,41 @@ class FormatGuide:
             # a numeric field (ISO 8583 DE 2 is type n, a copybook PIC 9) cannot hold 411111******1111:
             # the hidden digits as zeros (4111110000001111) keep the message valid and replayable; a secret
             # field that cannot hold *** (a PIN block, ISO 8583 DE 52 type b) gets a same-length filler
-            fitted, zeroed, filled = fit_mask(values, masked_values, filler(codec))
+            fill = filler(codec)
+            fitted, zeroed, filled = fit_mask(values, masked_values, fill)
             if not zeroed and not filled:
                 return None, f"unmaskable ({name}: {exc}): not stored"
-            try:
-                out = codec.encode(fitted)
-                codec.decode(out)
-            except Exception as exc2:   # noqa: BLE001 - what still does not fit, after the fillers
-                return None, f"unmaskable ({name}: {exc2}): not stored"
+            out, exc2 = _encoded(codec, fitted)
+            dated: list[str] = []
+            while exc2 is not None:
+                # a field whose zeroed mask its codec refuses (an expiry date YYMM: 2*** -> 2000, month 00)
+                # gets the codec's filler for it (a valid date of its layout carrying nothing of the value)
+                path = getattr(exc2, "field", None)
+                if not isinstance(fitted, dict) or path not in fitted or path in dated \
+                        or not isinstance(values, dict) or path not in values:
+                    return None, f"unmaskable ({name}: {exc2}): not stored"
+                value = fill(path, values[path])
+                if value is None or value == fitted[path]:
+                    return None, f"unmaskable ({name}: {exc2}): not stored"
+                fitted = {**fitted, path: value}
+                dated.append(path)
+                out, exc2 = _encoded(codec, fitted)
             if zeroed:
                 what += " (hidden digits as 0 in numeric values)"
             if filled:
                 what += f" (secret {', '.join(filled)} as a same-length filler: *** does not fit)"
+            if dated:
+                what += f" ({', '.join(dated)} as a same-length filler of its layout: the mask does not fit)"
         return out, what
+
+
+def _encoded(codec: Any, values: Any) -> tuple[bytes | None, Exception | None]:
+    try:
+        out = codec.encode(values)
+        codec.decode(out)
+    except Exception as exc:   # noqa: BLE001 - told as "unmaskable" by the caller
+        return None, exc
+    return out, None
 
 
 def filler(codec: Any) -> Callable[[str, Any], Any]:

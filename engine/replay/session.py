@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +118,35 @@ def check_channels(cap: Capture, program: Any) -> None:
     if missing:
         raise SetupError(f"the candidate configuration has no route receiving from channel(s) "
                          f"{', '.join(missing)}, which the capture recorded requests on (it receives from: "
-                         f"{', '.join(sorted(receiving)) or 'no channel'}); give the route files of the service "
-                         f"that was recorded with --config")
+                         f"{', '.join(sorted(receiving)) or 'no channel'}); "
+                         + (declared_hint(cap.sources, missing)
+                            or "give the route files of the service that was recorded with --config"))
+
+
+_CHANNEL = re.compile(r"^\s*channel\s+([A-Za-z_][A-Za-z0-9_]*)\s*=", re.M)
+
+
+def declared_hint(sources: dict[str, str], channels: list[str]) -> str:
+    """Where the recorded configuration declared ``channels`` (its route files, ``capture_sources``), and the
+    folders to add: a capture of an engine that served several services, replayed against one of them."""
+    where: dict[str, str] = {}
+    for path, text in sorted((sources or {}).items()):
+        if path.endswith(".route"):
+            for name in _CHANNEL.findall(text or ""):
+                where.setdefault(name, path)
+    found = [(ch, where[ch]) for ch in channels if ch in where]
+    if not found:
+        return ""
+
+    def shown(p: Path) -> str:
+        try:
+            return os.path.relpath(p) if p.resolve().is_relative_to(Path.cwd().resolve()) else str(p)
+        except (OSError, ValueError):
+            return str(p)
+
+    told = "; ".join(f"channel {ch} in {shown(Path(p))}" for ch, p in found)
+    folders = " ".join(f"--config {f}" for f in dict.fromkeys(shown(Path(p).parent) for _ch, p in found))
+    return f"the recording declared {told}: add {folders} (or your copies; --config is given once per folder)"
 
 
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",
@@ -152,4 +181,24 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
-        capture_notes=cap.completeness())
+        capture_notes=cap.completeness() + masked_rejections(cap, diff))
+
+
+def masked_rejections(cap: Capture, diff: Any) -> list[str]:
+    """A note when the capture was recorded with --mask and the candidate rejected exchanges recorded as
+    committed or failed whose request had classified fields: a route that checks such a value (an IBAN's
+    check digits, a card number's Luhn digit, its length) rejects its mask whatever the change."""
+    if not cap.masked:
+        return []
+    masked_requests = {ex.exchange: ex.key for ex in cap.exchanges if ex.request.masked}
+    flipped = sorted({d.exchange for d in diff.unexpected if d.what == "deal" and d.field == "status"
+                      and d.recorded in ("committed", "failed") and d.produced == "rejected"
+                      and d.exchange in masked_requests})
+    if not flipped:
+        return []
+    eg = ", ".join(f"{n}" + (f" (ref {masked_requests[n]})" if masked_requests[n] else "") for n in flipped[:3])
+    return [f"the capture was recorded with --mask, and {len(flipped)} exchange(s) it recorded as committed or "
+            f"failed the candidate rejected (e.g. exchange {eg}): a route that checks a classified value "
+            f"(iban_valid, a Luhn check, its length) rejects its mask (A***) whatever the change; compare with "
+            f"the recorded configuration, replay a capture recorded in clear, or write the exchanges as route "
+            f"tests with made-up IBANs and card numbers (--to-tests) (docs/testing.md, Masking)"]

@@ -3,7 +3,7 @@
 Each recorded exchange becomes one ``test``: the request it received
 (``given CHANNEL sends``, with ``file { ... }``: where a ``file watch`` record
 came from), the answers its counterparts gave (``given X answers``,
-``answers timeout`` / ``answers error`` for recorded failures), the calls it
+``answers timeout`` / ``answers unreachable`` / ``answers error`` for recorded failures), the calls it
 made (``expect call``, with ``name { ... }``: the file name values a call gave a
 ``file write`` channel), the reply it sent (``expect reply``), all decoded
 through the configuration's formats, and the deal the ledger recorded
@@ -41,7 +41,7 @@ from engine.replay.profile import Profile
 from formats.classify import mask_text
 from formats.pseudonym import Pseudonyms
 
-_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*$")
+_SEGMENT = re.compile(r"\[(\d+)\]|(^|\.)([^.\[\]]+)")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYWORDS = {"if", "then", "else", "and", "or", "not", "in", "true", "false", "null"}
 
@@ -78,7 +78,30 @@ def literal(v: Any) -> str:
     raise Unwritable(f"a {type(v).__name__} value")
 
 
-def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ") -> str:
+def target(path: str) -> str:
+    """A flattened field path (``a.b[0].c``, ISO 8583's ``39``) as the language writes it: a word as it is, a
+    name that is not a word quoted (``"39" = "00"``, ``a["x-y"]``)."""
+    out, pos = [], 0
+    while pos < len(path):
+        m = _SEGMENT.match(path, pos)
+        if m is None or (pos == 0) != (m.group(2) == "" and m.group(1) is None):
+            raise Unwritable(f"field name {path!r} cannot be written in the route language")
+        pos = m.end()
+        if m.group(1) is not None:
+            out.append(f"[{m.group(1)}]")
+            continue
+        name = m.group(3)
+        word = _IDENT.match(name) is not None and name not in _KEYWORDS
+        out.append((name if word else literal(name)) if not out else (f".{name}" if word else f"[{literal(name)}]"))
+    if not out:
+        raise Unwritable(f"field name {path!r} cannot be written in the route language")
+    return "".join(out)
+
+
+def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ",
+          left_out: Iterable[str] = ()) -> str:
+    """``left_out``: paths not expected (a classified value the test's route makes in clear), each told
+    in a comment line."""
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
         raise Unwritable("a message that is not a record of fields")
@@ -88,12 +111,28 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
             continue
         if profile.ignored(channel, what, path, recorded=v) is not None:
             continue
-        if not _PATH.match(path) or path.split(".")[0].split("[")[0] in _KEYWORDS:
-            raise Unwritable(f"field name {path!r} cannot be written in the route language")
-        lines.append(f"{indent}{path} = {literal(v)}")
+        if path in left_out:
+            lines.append(f"{indent}# {path}: classified, not made from the request: its masked value is not expected")
+            continue
+        lines.append(f"{indent}{target(path)} = {literal(v)}")
     if not lines:
         return "{ }"
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
+
+
+def made_in_clear(guide: FormatGuide, channel: str, role: str, direction: str, raw: bytes, masked: bytes,
+                  fmt: str, before: dict[str, str]) -> set[str]:
+    """The paths of a frame the masking changed whose recorded value the exchange's earlier frames do not
+    carry (``before``: their classified values): the route makes it from its configuration (a settlement
+    account from a table), so the test's route sends it in clear and its mask would never be equal."""
+    _name, plain = guide.decode(channel, role, direction, raw, fmt)
+    _name, values = guide.decode(channel, role, direction, masked, fmt)
+    if not isinstance(plain, dict) or not isinstance(values, dict):
+        return set()
+    recorded, shown = flatten(plain), flatten(values)
+    return {path for path, v in shown.items()
+            if isinstance(recorded.get(path), (str, int)) and not isinstance(recorded.get(path), bool)
+            and recorded[path] != v and mask_text(str(recorded[path]), before) == str(recorded[path])}
 
 
 def file_clause(stored: str | None) -> str:
@@ -181,6 +220,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
            + file_clause(req.origin) + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
     for c in ex.calls:
+        before = dict(known)
         sent = clear(c.channel, "outbound", "out", c.request.raw) if c.request.raw is not None else None
         named = names_clause(getattr(c.request, "names", None), c.channel, profile,      # before its answer
                              known=known if mask else None, tags=tags.get(c.channel), fakes=fakes)
@@ -193,21 +233,29 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
             out.append(f"    given {c.channel} answers {rfmt} {block(rvalues, c.channel, 'call', Profile())}")
         elif err and err.startswith("timeout"):
             out.append(f"    given {c.channel} answers timeout")
+        elif err and err.startswith("unreachable"):             # never left: not `error` (lost, maybe applied)
+            out.append(f"    given {c.channel} answers unreachable")
         else:
             out.append(f"    given {c.channel} answers error")
         if sent is not None:
             qfmt, qvalues = guide.decode(c.channel, "outbound", "out", sent)
             if qfmt is None:
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
-            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile)}" + named)
+            out_ = made_in_clear(guide, c.channel, "outbound", "out", c.request.raw, sent, qfmt, before) \
+                if mask else set()
+            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile, left_out=out_)}"
+                           + named)
     out.extend(expects)
     if ex.reply is None:
         out.append("    expect no reply")
     elif ex.reply.raw is not None:
-        pfmt, pvalues = guide.decode(ch, "inbound", "out", clear(ch, "inbound", "out", ex.reply.raw))
+        before = dict(known)
+        shown = clear(ch, "inbound", "out", ex.reply.raw)
+        pfmt, pvalues = guide.decode(ch, "inbound", "out", shown)
         if pfmt is None:
             raise Unwritable("a reply no declared format decodes")
-        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile)}")
+        out_ = made_in_clear(guide, ch, "inbound", "out", ex.reply.raw, shown, pfmt, before) if mask else set()
+        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile, left_out=out_)}")
     out.extend(deal_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"

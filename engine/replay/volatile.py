@@ -15,6 +15,10 @@ glob fits every value of a place (``????-??-??T??:??:??Z``: each digit a ``?``;
 else each run of digits a ``*``), the rule gives it as ``recorded`` and
 ``produced``: a time stamp whose layout a later change breaks, or that goes
 missing, is then a difference again instead of ignored.
+
+A field the candidate adds (a change that sends ``sent_at = now()`` or ``request_id = uuid()`` where the
+recording has none) is suggested too when every produced value is of one volatile shape: its rule gives
+``recorded: "<none>"`` and the produced values' glob, so it holds only while the recording lacks the field.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from engine.replay.diff import DiffResult, Difference
+from engine.replay.diff import MISSING, DiffResult, Difference
 from engine.replay.profile import as_text
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -45,6 +49,7 @@ class Suggestion:
     count: int
     example: Difference
     glob: str | None = None    # one glob every recorded and produced value of the place matches
+    added: bool = False        # a field the candidate adds: recorded "<none>" everywhere, glob of the produced
 
 
 def _glob(value: Any, kind: str, runs: bool) -> str:
@@ -64,7 +69,7 @@ def _glob(value: Any, kind: str, runs: bool) -> str:
 
 
 def _place_glob(ds: list[Difference], kind: str) -> str | None:
-    values = [v for d in ds for v in (d.recorded, d.produced)]
+    values = [v for d in ds for v in (d.recorded, d.produced) if v is not MISSING]
     for runs in (False, True):
         globs = {_glob(v, kind, runs) for v in values}
         if len(globs) == 1:
@@ -90,6 +95,9 @@ def shape(value: Any, field: str) -> str | None:
 
 
 def _kind(d: Difference) -> str | None:
+    if d.recorded is MISSING:                  # a field the candidate adds
+        b = shape(d.produced, d.field)
+        return None if b is None else f"added {b}"
     a, b = shape(d.recorded, d.field), shape(d.produced, d.field)
     if a is None or b is None:
         return None
@@ -109,7 +117,9 @@ def suggest(diff: DiffResult) -> list[Suggestion]:
         kinds = {_kind(d) for d in ds}
         if len(kinds) == 1 and None not in kinds:
             kind = kinds.pop()
-            out.append(Suggestion(what, channel, field, kind, len(ds), ds[0], _place_glob(ds, kind)))
+            added = kind.startswith("added ")
+            kind = kind.removeprefix("added ")
+            out.append(Suggestion(what, channel, field, kind, len(ds), ds[0], _place_glob(ds, kind), added))
     return sorted(out, key=lambda s: (-s.count, s.what, s.channel, s.field))
 
 
@@ -119,9 +129,12 @@ def profile_yaml(suggestions: list[Suggestion]) -> str:
     for s in suggestions:
         lines += [f"  - channel: {_q(s.channel)}",
                   f"    what: {s.what}",
-                  f"    field: {_q(s.field)}        # {s.kind}: {s.count} difference(s), e.g. "
-                  f"{_short(s.example.recorded)} -> {_short(s.example.produced)}"]
-        if s.glob is not None:
+                  f"    field: {_q(s.field)}        # {s.kind}"
+                  + (" in a field the candidate adds" if s.added else "")
+                  + f": {s.count} difference(s), e.g. {_short(s.example.recorded)} -> {_short(s.example.produced)}"]
+        if s.added:
+            lines += [f"    recorded: {_q(MISSING)}"] + ([f"    produced: {_q(s.glob)}"] if s.glob is not None else [])
+        elif s.glob is not None:
             lines += [f"    recorded: {_q(s.glob)}", f"    produced: {_q(s.glob)}"]
     return "\n".join(lines) + "\n"
 

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from formats.classify import strictest
 from formats.errors import FormatError
-from formats.iso8583.content import compile_content
+from formats.iso8583.content import compile_content, date_filler
 from formats.iso8583.fastfield import fast_field
 from formats.iso8583.rules import BITS, check_message, compile_rule
 from formats.iso8583.spec import IsoSpec, FieldSpec
@@ -497,7 +497,8 @@ class Iso8583Codec:
         """A value for field ``key`` of ``value``'s length that carries nothing of it, for a masked capture
         whose field cannot hold the mask text (``***`` in a PIN block): ``b`` fields 0xFF bytes (as hex
         text, the usual filler of binary data), ``n`` fields zeros; None for the others (text fields hold
-        ``***``; track 2 data has a layout a filler would break)."""
+        ``***``; track 2 data has a layout a filler would break).  An ``n`` field with a date layout
+        (DE 14 ``YYMM``) gets that layout's smallest valid value (``0001``), which zeros would not be."""
         item = self._enc.get(key)
         f = self.spec.fields.get(item[0]) if item is not None else None
         if f is None or f.key != key or isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -506,7 +507,8 @@ class Iso8583Codec:
         if f.type == "b":
             return "F" * len(text)
         if f.type == "n":
-            return "0" * len(text)
+            dated = date_filler(f.format) if f.format and f.format != "track2" else None
+            return dated if dated is not None and len(dated) == len(text) else "0" * len(text)
         return None
 
     def mac_fields(self, message: Any = None) -> tuple[str, ...]:

@@ -72,6 +72,16 @@ def format_length(fmt: str) -> int | None:
     return parts[-1][2] if parts else None
 
 
+_SMALLEST = {"CCYY": "2000", "YYYY": "2000", "YY": "00", "MM": "01", "DD": "01", "hh": "00", "mm": "00", "ss": "00"}
+
+
+def date_filler(fmt: str) -> str | None:
+    """The smallest valid value of a date layout (``YYMM`` -> ``0001``, ``MMDDhhmmss`` -> ``0101000000``): a
+    filler that carries nothing of a masked value and still passes ``date_check``; None for an unknown one."""
+    parts = parse_date_format(fmt)
+    return "".join(_SMALLEST[tok] for tok, _a, _b in parts) if parts else None
+
+
 def date_check(fmt: str, show: bool = True) -> Check:
     parts = parse_date_format(fmt)
     if parts is None:

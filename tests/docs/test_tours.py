@@ -192,17 +192,17 @@ def test_the_tester_tours_replay_step_runs_as_written(tmp_path: Path, monkeypatc
     text = (ref.REPO / "docs" / "tour-tester.md").read_text(encoding="utf-8")
     step = re.search(r"## 2\. Replay.*?^```\n(.*?)^```", text, re.M | re.S).group(1)
     lines = [re.sub(r"\s+#.*$", "", ln).strip() for ln in step.splitlines() if ln.strip()]
-    assert lines[0] == "mkdir -p candidate && cp -r routes/bill_payment candidate/", lines
+    assert lines[0] == "mkdir -p candidate && cp -r routes/. candidate/", lines
     replay_line = lines[1]
     assert replay_line.startswith("bsp replay var/capture.duckdb --config candidate/bill_payment"), replay_line
 
-    shutil.copytree(ref.REPO / "routes" / "bill_payment", tmp_path / "routes" / "bill_payment")
+    shutil.copytree(ref.REPO / "routes", tmp_path / "routes")
     (tmp_path / "var").mkdir()
     rec = tmp_path / "rec"
     shutil.move(record_session(rec, config_copy(rec / "config"), 20), tmp_path / "var" / "capture.duckdb")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "candidate").mkdir()
-    shutil.copytree("routes/bill_payment", "candidate/bill_payment")          # the tour's mkdir && cp -r
+    shutil.copytree("routes", "candidate", dirs_exist_ok=True)                # the tour's mkdir && cp -r routes/.
 
     res = CliRunner().invoke(app, shlex.split(replay_line)[1:])
     assert res.exit_code == 0 and "result: PASS" in res.output, res.output

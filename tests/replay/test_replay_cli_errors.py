@@ -57,11 +57,15 @@ def test_an_empty_capture_is_not_a_pass(small, tmp_path: Path) -> None:
 
 
 def test_a_candidate_without_the_recorded_channel_is_one_line(small, tmp_path: Path) -> None:
-    capture, _ = small
+    capture, config = small
     res = bsp("replay", str(capture), "--config", str(REPO / "routes" / "card_payments"), cwd=tmp_path)
     one_line_error(res, "error: the candidate configuration has no route receiving from channel(s) mainframe, "
                         "which the capture recorded requests on (it receives from: ")
     assert len(res.stderr.strip().splitlines()) == 1
+    # a capture of several services replayed against one of them: which recorded folder to add, and that
+    # --config is given once per folder
+    assert f"the recording declared channel mainframe in {config / 'bill_payment.route'}" in res.stderr, res.stderr
+    assert f"add --config {config} (or your copies; --config is given once per folder)" in res.stderr, res.stderr
 
 
 def test_bad_capture_files_say_what_they_are(small, tmp_path: Path) -> None:

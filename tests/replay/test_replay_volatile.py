@@ -111,3 +111,38 @@ def test_the_suggested_profile_still_catches_a_volatile_field_whose_layout_chang
     fields = {d["field"] for d in json.loads((tmp_path / "c.json").read_text())["differences"]
               if d["expected_by"] is None}
     assert fields == {"request_id", "sent_at"}, fields
+
+
+@pytest.fixture(scope="module")
+def plain_session(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plain")
+    config = config_copy(tmp / "config")
+    return record_session(tmp, config, 40), config
+
+
+def test_a_volatile_field_the_candidate_adds_is_suggested_while_the_recording_lacks_it(plain_session, tmp_path):
+    """A change request that adds `request_id = uuid()` and `sent_at = now()` to the biller call: the
+    recording has no such fields, so each difference is "<none>" -> a uuid or a time stamp.  The report
+    suggests rules for them (`recorded: "<none>"`, the produced values' layout), and with those the replay
+    passes; an added field with a constant value is not suggested."""
+    capture, config = plain_session
+    cand = tmp_path / "cand"
+    shutil.copytree(config, cand)
+    p = cand / "bill_payment.route"
+    p.write_text(VOLATILE(p.read_text()).replace("        sent_at   = now()\n",
+                                                 '        sent_at   = now()\n        channel_name = "MF"\n'))
+    res = cli(str(capture), "--config", str(cand), "--json", str(tmp_path / "r.json"))
+    assert res.exit_code == 1, res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    calls = sum(1 for d in data["differences"] if d["field"] == "request_id")
+    assert calls > 20
+    assert {(v["field"], v["kind"]) for v in data["volatile"]} == {("request_id", "uuid"), ("sent_at", "timestamp")}
+    assert f'field: "request_id"        # uuid in a field the candidate adds: {calls} difference(s), e.g. <none> ->' \
+        in res.output
+    assert '        recorded: "<none>"\n        produced: "????????-????-????-????-????????????"\n' in res.output
+    prof = tmp_path / "replay.yaml"
+    prof.write_text(data["suggested_profile"])
+    again = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "a.json"))
+    assert again.exit_code == 1, again.output
+    left = {d["field"] for d in json.loads((tmp_path / "a.json").read_text())["differences"] if d["unexpected"]}
+    assert left == {"channel_name"}, left
