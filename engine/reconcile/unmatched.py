@@ -17,12 +17,13 @@ Only the note changes; the line stays a break.  Read-only, one query over ``deal
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state
 from engine.ledger_query import _flag_events
-from engine.reconcile.lines import norm_ref, usable
+from engine.reconcile.lines import StatementLine, norm_ref, usable
 from engine.reconcile.match import FormRow
 from engine.reports.source import open_read_only
 
@@ -90,4 +91,32 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
     return out
 
 
-__all__ = ["explain"]
+
+
+def booked_elsewhere(rows: list[FormRow], others: list[StatementLine], on: date, days: int) -> list[FormRow]:
+    """``rows`` with the note of each "not on the statement" deal saying where the statement books it, when a
+    line left out by ``--date on`` has its reference and currency and is booked within ``days`` of the deal's
+    day: a deal of 23:59 UTC booked the next morning is a timing difference, cleared by that day's run."""
+    if not others:
+        return rows
+    by_ref: dict[str, list[StatementLine]] = {}
+    for ln in others:
+        for ref in dict.fromkeys(norm_ref(x) for x in ln.refs if usable(x)):
+            by_ref.setdefault(ref, []).append(ln)
+    out = list(rows)
+    for i, r in enumerate(rows):
+        d = r.deal
+        if r.status != "only_in_ledger" or d is None or not usable(d.reference):
+            continue
+        near = [ln for ln in by_ref.get(norm_ref(d.reference), [])
+                if ln.currency == d.currency and any(abs((x - d.day).days) <= days for x in ln.days())]
+        if near:
+            ln = near[0]
+            booked = ln.day or min(ln.days())
+            out[i] = dataclasses.replace(r, note=f"not on the statement's lines of {on}; booked {booked} "
+                                                 f"({ln.where}), outside --date {on}: a timing difference, "
+                                                 f"reconciled with --date {booked}")
+    return out
+
+
+__all__ = ["booked_elsewhere", "explain"]
