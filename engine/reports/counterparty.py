@@ -13,8 +13,6 @@ from sys import intern
 
 import duckdb
 
-from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state
-from engine.ledger_query import _flag_events
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
 from engine.reports.source import Period, open_read_only
 from engine.reports.text import money
@@ -64,9 +62,9 @@ ORDER BY received_at, deal_id
 
 # the party's deals of the period flagged for an operator (a call left in doubt ...): few, read apart
 SQL_FLAGGED = """
-SELECT DISTINCT e.deal_id FROM deal_events e JOIN deals d USING (deal_id)
-WHERE e.to_state IN ('flagged', 'reversal flagged') AND d.party = ? AND d.received_at >= ?
-  AND d.received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+SELECT deal_id FROM deals
+WHERE deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ('flagged', 'reversal flagged'))
+  AND party = ? AND received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
 """
 
 FETCH_ROWS = 10_000
@@ -79,6 +77,10 @@ def _flags(con: duckdb.DuckDBPyConnection, args: list) -> dict[str, str]:
                        ).fetchone()[0]:
         return {}
     ids = [i for (i,) in con.execute(SQL_FLAGGED, args).fetchall()]
+    if not ids:
+        return {}
+    from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state   # 40 MB of imports: only when needed
+    from engine.ledger_query import _flag_events
     out = {}
     for deal_id, events in _flag_events(con, ids, [*FLAGGED_EVENTS, RESOLVED]).items():
         state, event = flag_state(events)
