@@ -1,4 +1,4 @@
-"""`counterparty-statement` on a real ledger: a failed deal flagged for an operator (its call left in doubt, so
+"""`counterparty-statement` and `daily-summary` on a real ledger: a failed deal flagged for an operator (its call left in doubt, so
 the money may stand at the counterpart) says so in the `flag` column, open or as the operator resolved it, and
 the key figures count the open ones: a reader of the statement sees "failed" and would take it as not paid."""
 from __future__ import annotations
@@ -48,3 +48,13 @@ def test_a_flagged_failed_deal_says_so_on_the_statement(tmp_path: Path) -> None:
     ]
     assert ("flagged, open", "1") in rep.figures
     assert csv_text(rep.main).splitlines()[0].endswith(",deal_id,flag")
+
+
+def test_the_daily_summary_counts_the_open_flags(tmp_path: Path) -> None:
+    path = tmp_path / "bsp.duckdb"
+    ids = trio.run(_fill, path)
+    resolve_in_file(path, ids[2], "applied", "booked by hand, OPS-1", "ops-alice", None)
+    rep = build_report("daily-summary", path, period("2026-11-26"))
+    assert ("flagged, open", "1 (bsp deals --flagged)") in rep.figures
+    resolve_in_file(path, ids[1], "not-applied", "never booked, OPS-2", "ops-alice", None)
+    assert not [f for f in build_report("daily-summary", path, period("2026-11-26")).figures if "flagged" in f[0]]
