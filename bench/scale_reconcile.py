@@ -73,6 +73,9 @@ def write_statement(path: Path, n_deals: int, n_lines: int) -> None:
     last = min(n_deals, int((datetime.combine(DAY + timedelta(days=1), datetime.min.time(), timezone.utc) - T0)
                             / STEP))
     day_deals = [i for i in range(first, last) if committed(i)]
+    if not day_deals:
+        raise SystemExit(f"--deals {n_deals:,}: no deal falls on {DAY} (deals are {STEP.total_seconds():g} s apart "
+                         f"from {T0:%Y-%m-%d %H:%M} UTC); give --deals {first + 1:,} or more")
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["reference", "amount", "currency", "date", "text"])

@@ -21,7 +21,7 @@ from engine.reconcile.narrow import claimable
 from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
-from engine.reconcile.unmatched import explain
+from engine.reconcile.unmatched import booked_elsewhere, explain
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
@@ -60,8 +60,10 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     if days < 0:
         raise ReportError(f"--days {days}: must be zero or more")
     lines = load_statement(statement, kind, xsd_dir=xsd_dir)
+    others: list[StatementLine] = []
     if on is not None:
         held = sorted({d for ln in lines for d in ln.days()})
+        others = [ln for ln in lines if on not in ln.days()]
         lines = [ln for ln in lines if on in ln.days()]
         if not lines:
             raise ReportError(f"--date {on}: no line of {statement} is booked or valued that day; "
@@ -81,6 +83,8 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
                             progress=progress)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
     rows = explain(ledger, rows, party)      # what the ledger holds under a reference no deal matched
+    if on is not None:                       # a deal the statement books on a neighbouring day: timing
+        rows = booked_elsewhere(rows, others, on, days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
               "days (UTC)": str(first) if first == last else f"{first} .. {last}",
               "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}

@@ -17,12 +17,13 @@ Only the note changes; the line stays a break.  Read-only, one query over ``deal
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state
 from engine.ledger_query import _flag_events
-from engine.reconcile.lines import norm_ref, usable
+from engine.reconcile.lines import StatementLine, norm_ref, usable
 from engine.reconcile.match import FormRow
 from engine.reports.source import open_read_only
 
@@ -54,6 +55,34 @@ def _flags(con: Any, deal_ids: list[str]) -> dict[str, str]:
     return out
 
 
+_UNDONE_SQL = """
+SELECT deal_id, to_state FROM deal_events
+WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))
+  AND (starts_with(to_state, 'compensated ') OR starts_with(to_state, 'compensation of ')
+       OR starts_with(to_state, 'reversed '))
+ORDER BY deal_id, seq
+"""
+
+
+def _undone(con: Any, deal_ids: list[str]) -> dict[str, str]:
+    """Per deal not committed, what became of the calls it had made: ``debit undone (compensated)``, ``the
+    compensation of debit failed``, ``post reversed``.  A counterpart that booked such a call and its undoing
+    shows two lines, both of this deal: the pair is the deal's failure, not money missing."""
+    if not deal_ids or not con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_events'").fetchone()[0]:
+        return {}
+    said: dict[str, list[str]] = {}
+    for deal_id, state in con.execute(_UNDONE_SQL, [deal_ids]).fetchall():
+        if state.startswith("compensated "):
+            bit = f"{state.removeprefix('compensated ')} undone (compensated)"
+        elif state.startswith("compensation of "):
+            bit = f"the compensation of {state.removeprefix('compensation of ').removesuffix(' failed')} failed"
+        else:
+            bit = f"{state.removeprefix('reversed ')} reversed"
+        said.setdefault(deal_id, []).append(bit)
+    return {k: ", ".join(dict.fromkeys(v)) for k, v in said.items()}
+
+
 def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[FormRow]:
     """``rows`` with the note of each "no deal with this reference" line saying what the ledger holds."""
     lost = {i: r for i, r in enumerate(rows) if r.status == "only_in_statement" and r.note == NO_DEAL}
@@ -66,6 +95,7 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
         for ref, deal_id, day, status, pty in con.execute(_DEALS_SQL, [sorted(keys)]).fetchall():
             found.setdefault(norm_ref(ref), []).append((deal_id, day, status, pty))
         flags = _flags(con, [d[0] for deals in found.values() for d in deals])
+        undone = _undone(con, [d[0] for deals in found.values() for d in deals if d[2] != "committed"])
     finally:
         con.close()
     out = list(rows)
@@ -81,6 +111,8 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
                 bits.append(f"party {pty}" if pty else "no party")
             if status == "committed" and not (party and pty != party):
                 bits.append("received outside the days read")
+            if deal_id in undone:
+                bits.append(undone[deal_id])
             if deal_id in flags:
                 bits.append(flags[deal_id])
             said.append(f"deal {deal_id} ({', '.join(bits)})")
@@ -90,4 +122,32 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
     return out
 
 
-__all__ = ["explain"]
+
+
+def booked_elsewhere(rows: list[FormRow], others: list[StatementLine], on: date, days: int) -> list[FormRow]:
+    """``rows`` with the note of each "not on the statement" deal saying where the statement books it, when a
+    line left out by ``--date on`` has its reference and currency and is booked within ``days`` of the deal's
+    day: a deal of 23:59 UTC booked the next morning is a timing difference, cleared by that day's run."""
+    if not others:
+        return rows
+    by_ref: dict[str, list[StatementLine]] = {}
+    for ln in others:
+        for ref in dict.fromkeys(norm_ref(x) for x in ln.refs if usable(x)):
+            by_ref.setdefault(ref, []).append(ln)
+    out = list(rows)
+    for i, r in enumerate(rows):
+        d = r.deal
+        if r.status != "only_in_ledger" or d is None or not usable(d.reference):
+            continue
+        near = [ln for ln in by_ref.get(norm_ref(d.reference), [])
+                if ln.currency == d.currency and any(abs((x - d.day).days) <= days for x in ln.days())]
+        if near:
+            ln = near[0]
+            booked = ln.day or min(ln.days())
+            out[i] = dataclasses.replace(r, note=f"not on the statement's lines of {on}; booked {booked} "
+                                                 f"({ln.where}), outside --date {on}: a timing difference, "
+                                                 f"reconciled with --date {booked}")
+    return out
+
+
+__all__ = ["booked_elsewhere", "explain"]

@@ -28,6 +28,7 @@ COLUMNS = (
     Column("currency", "text"),
     Column("running_total", "money", "running total (committed)", currency="currency"),
     Column("deal_id", "text", "deal id"),
+    Column("flag", "text"),
 )
 
 TOTAL_COLUMNS = (
@@ -59,10 +60,41 @@ ORDER BY received_at, deal_id
 """
 
 
+# the party's deals of the period flagged for an operator (a call left in doubt ...): few, read apart
+SQL_FLAGGED = """
+SELECT deal_id FROM deals
+WHERE deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ('flagged', 'reversal flagged'))
+  AND party = ? AND received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+"""
+
 FETCH_ROWS = 10_000
 
 
-def _rows(result: duckdb.DuckDBPyConnection, opening: dict[str, Decimal]) -> tuple[list[tuple], dict[str, list]]:
+def _flags(con: duckdb.DuckDBPyConnection, args: list) -> dict[str, str]:
+    """Per flagged deal of the statement, its flag in words (the rule of ``bsp deals --flagged``): a failed
+    deal may still stand at the counterpart, which the statement's reader must know."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_events'"
+                       ).fetchone()[0]:
+        return {}
+    ids = [i for (i,) in con.execute(SQL_FLAGGED, args).fetchall()]
+    if not ids:
+        return {}
+    from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state   # 40 MB of imports: only when needed
+    from engine.ledger_query import _flag_events
+    out = {}
+    for deal_id, events in _flag_events(con, ids, [*FLAGGED_EVENTS, RESOLVED]).items():
+        state, event = flag_state(events)
+        if state == "open":
+            out[deal_id] = "flagged, open: settle it with the counterpart, then bsp deals resolve"
+        elif state == "resolved":
+            out[deal_id] = f"flagged, resolved: {((event or {}).get('detail') or {}).get('outcome') or 'resolved'}"
+        elif state == "acknowledged":
+            out[deal_id] = "flagged, reversal acknowledged by the host"
+    return out
+
+
+def _rows(result: duckdb.DuckDBPyConnection, opening: dict[str, Decimal],
+          flags: dict[str, str]) -> tuple[list[tuple], dict[str, list]]:
     """The statement's rows, fetched FETCH_ROWS at a time (never the whole result twice in memory), and
     per currency [committed, rejected/failed, movement, duplicates]."""
     rows: list[tuple] = []
@@ -71,7 +103,7 @@ def _rows(result: duckdb.DuckDBPyConnection, opening: dict[str, Decimal]) -> tup
         for d, at, ref, typ, status, code, amount, cur_, running, deal_id in batch:
             cur_, typ, status = intern(cur_), intern(typ), intern(status)   # one string per value, not per row
             rows.append((d, at, ref, typ, status, code and intern(code), amount, cur_,
-                         opening.get(cur_, ZERO) + running, deal_id))
+                         opening.get(cur_, ZERO) + running, deal_id, flags.get(deal_id)))
             m = moves.setdefault(cur_, [0, 0, ZERO, 0])
             if status == "committed":
                 m[0] += 1
@@ -89,7 +121,8 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
     con = open_read_only(ledger)
     try:
         opening = dict(con.execute(SQL_OPENING, [party, when.start]).fetchall())
-        rows, moves = _rows(con.execute(SQL_DEALS, [party, when.start, when.last_start]), opening)
+        flags = _flags(con, [party, when.start, when.last_start])
+        rows, moves = _rows(con.execute(SQL_DEALS, [party, when.start, when.last_start]), opening, flags)
         known = None
         if not rows and not opening:
             known = [r[0] for r in con.execute(
@@ -104,7 +137,8 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
         ok, other, move, dup = moves.get(cur, [0, 0, ZERO, 0])
         op = opening.get(cur, ZERO)
         totals.append((cur, op, ok, other, dup, move, op + move))
-    figures = [("deals", f"{len(rows):,}")] + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
+    open_flags = sum(1 for f in flags.values() if ", open" in f)
+    figures = [("deals", f"{len(rows):,}")] + ([("flagged, open", f"{open_flags:,}")] if open_flags else []) + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
     charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, _, mv, _ in totals if c],
                     note="each currency in its own unit")]
     return Report(name="counterparty-statement", title=f"Statement for {party}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from engine.reports.model import Bar, Chart, Column, Report, Table
 from engine.reports.source import Period, open_read_only
@@ -77,6 +78,24 @@ FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1
 """
 
 
+# deals of the period with a flag event at all (few; the exact open rule is read only when there are some)
+SQL_FLAGGED = """
+SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+  AND deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ('flagged', 'reversal flagged'))
+"""
+
+
+def open_flags(con: Any, args: list) -> int:
+    """Deals of the period flagged for an operator and not settled yet (the rule of ``bsp deals --flagged``):
+    counted as failed or committed above, but their money may still stand at a counterpart."""
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_events'"
+                       ).fetchone()[0] or not con.execute(SQL_FLAGGED, args).fetchone()[0]:
+        return 0
+    from engine.ledger_query import _OPEN_FLAG, _OPEN_PARAMS      # 40 MB of imports: only when needed
+    return con.execute("SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < "
+                       f"(?::TIMESTAMPTZ + INTERVAL 1 DAY) AND {_OPEN_FLAG}", args + _OPEN_PARAMS).fetchone()[0]
+
+
 def success_rate(committed: int, deals: int) -> Decimal | None:
     return (Decimal(committed) / Decimal(deals)).quantize(RATE_PLACES) if deals else None
 
@@ -88,6 +107,7 @@ def build(ledger: str | Path, when: Period) -> Report:
         days = con.execute(SQL_DAYS, args).fetchall()
         totals = con.execute(SQL_TOTALS, args).fetchall()
         lines = con.execute(SQL_LINES, args).fetchall()
+        flagged = open_flags(con, args)
     finally:
         con.close()
     rows = [(d, t, c, n, ok, rej, fail, dup, amt, amt_all, success_rate(ok, n), p50, p95, p99)
@@ -101,6 +121,8 @@ def build(ledger: str | Path, when: Period) -> Report:
     dup_all = sum(r[5] for r in total_rows)
     if dup_all:
         figures.append(("duplicates", f"{dup_all:,}"))
+    if flagged:
+        figures.append(("flagged, open", f"{flagged:,} (bsp deals --flagged)"))
     figures += [(f"committed {c}", money(amt, c)) for c, _, _, _, _, _, amt, _ in total_rows if c]
     charts = [
         Chart("Deals per business line", [Bar(t, n, f"{n:,}") for t, n, *_ in lines], unit="deals"),

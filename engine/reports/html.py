@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
+from typing import Iterator
 
 from engine.reports.model import Report, Table
 from engine.reports.svg import bar_chart
@@ -53,10 +54,16 @@ _NUMERIC = ("int", "money", "rate", "ms")
 
 
 def table_html(table: Table) -> str:
+    return "".join(table_parts(table))
+
+
+def table_parts(table: Table) -> Iterator[str]:
+    """One table's section, a row at a time (``table_html`` joined)."""
     names = [c.name for c in table.columns]
     status_at = names.index("status") if "status" in names else None
     head = "".join(f'<th scope="col" data-col="{escape(c.name)}">{escape(c.label)}</th>' for c in table.columns)
-    body = []
+    yield (f'<section class="table" id="table-{escape(table.name)}"><h2>{escape(table.title)}</h2>'
+           f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>')
     for row in table.rows:
         byname = dict(zip(names, row))
         tds = "".join(
@@ -64,14 +71,19 @@ def table_html(table: Table) -> str:
             else f'<td data-col="{escape(c.name)}">{escape(cell(c, v, byname))}</td>'
             for c, v in zip(table.columns, row))
         cls = f' class="status-{escape(str(row[status_at]))}"' if status_at is not None else ""
-        body.append(f"<tr{cls}>{tds}</tr>")
-    if not body:
-        body.append(f'<tr><td colspan="{len(names)}">no rows in this period</td></tr>')
-    return (f'<section class="table" id="table-{escape(table.name)}"><h2>{escape(table.title)}</h2>'
-            f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div></section>')
+        yield f"<tr{cls}>{tds}</tr>"
+    if not table.rows:
+        yield f'<tr><td colspan="{len(names)}">no rows in this period</td></tr>'
+    yield "</tbody></table></div></section>"
 
 
 def render(report: Report, *, generated: datetime | None = None) -> str:
+    return "".join(render_parts(report, generated=generated))
+
+
+def render_parts(report: Report, *, generated: datetime | None = None) -> Iterator[str]:
+    """The page in pieces, its tables a row at a time: ``write_html`` writes them as they come, so a
+    200,000-line form is never one string in memory."""
     generated = generated or datetime.now(timezone.utc)
     params = "".join(f"<span><b>{escape(k)}:</b> {escape(v)}</span>" for k, v in report.params.items())
     figures = "".join(f'<div><dt>{escape(k)}</dt><dd data-figure="{escape(k)}">{escape(v)}</dd></div>'
@@ -80,8 +92,7 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
         f'<figure><figcaption>{escape(ch.title)}'
         f'{f"<small>{escape(ch.note)}</small>" if ch.note else ""}</figcaption>{bar_chart(ch, f"chart-{i}")}</figure>'
         for i, ch in enumerate(report.charts, start=1))
-    tables = "".join(table_html(t) for t in report.tables)
-    return f"""<!DOCTYPE html>
+    yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
@@ -90,7 +101,10 @@ def render(report: Report, *, generated: datetime | None = None) -> str:
 <body data-report="{escape(report.name)}">
 <header><h1>{escape(report.title)}</h1><p class="params">{params}</p>
 <dl class="figures">{figures}</dl></header>
-<main>{f'<div class="charts">{charts}</div>' if charts else ''}{tables}</main>
+<main>{f'<div class="charts">{charts}</div>' if charts else ''}"""
+    for t in report.tables:
+        yield from table_parts(t)
+    yield f"""</main>
 <footer>bsp {escape(report.name)}, generated {generated.strftime('%Y-%m-%d %H:%M:%S')} UTC.
 Amounts are exact, in each currency's own unit; nothing on this page is converted.</footer>
 </body></html>
@@ -98,8 +112,15 @@ Amounts are exact, in each currency's own unit; nothing on this page is converte
 
 
 def write_html(report: Report, out: Path) -> list[Path]:
-    out.write_text(render(report), encoding="utf-8")
+    with open(out, "w", encoding="utf-8") as f:
+        batch: list[str] = []
+        for part in render_parts(report):
+            batch.append(part)
+            if len(batch) == 2000:
+                f.write("".join(batch))
+                batch = []
+        f.write("".join(batch))
     return [out]
 
 
-__all__ = ["CSS", "render", "table_html", "write_html"]
+__all__ = ["CSS", "render", "render_parts", "table_html", "table_parts", "write_html"]

@@ -5,10 +5,16 @@ columns (numbers, dates, codes) keep their full width, only free-text
 columns (note, reason, ids, places) fold onto more lines.  On a terminal too
 narrow for that, the table is printed down instead: one block per row, one
 ``column  value`` line per cell.  When the output is not a terminal (a pipe, a
-file) nothing limits the width: every table is printed across, whole.
+file) nothing limits the width: every table is printed across.
+
+A table of more than ``MAX_ROWS`` rows is not printed whole (rich takes minutes and gigabytes for a
+150,000-line reconciliation form): the rows that are not ``matched`` come first (the breaks of a
+reconciliation), then the others, up to ``MAX_ROWS`` in their order, and a line says how many are left
+out and how to write them all (``--format csv|xlsx|html|json``).
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any, TextIO
 
@@ -21,6 +27,20 @@ _STYLE = {"committed": "green", "matched": "green", "rejected": "yellow", "faile
 _NUMERIC = ("int", "money", "rate", "ms")
 _FOLD = ("note", "reason", "deal_id", "statement_line", "route")   # long free text may fold; the rest never
 _FOLD_MIN = 12                     # narrowest a folding column gets before the table is printed down
+MAX_ROWS = 1000                    # rows of one table printed; the files hold them all
+
+
+def _shown(table: Table, max_rows: int) -> Table:
+    """``table`` with at most ``max_rows`` rows: those not ``matched`` first, the original order kept."""
+    if len(table.rows) <= max_rows:
+        return table
+    names = [c.name for c in table.columns]
+    at = names.index("status") if "status" in names else None
+    keep = [i for i, r in enumerate(table.rows) if at is None or r[at] != "matched"][:max_rows]
+    if len(keep) < max_rows:
+        kept = set(keep)
+        keep += [i for i in range(len(table.rows)) if i not in kept][:max_rows - len(keep)]
+    return dataclasses.replace(table, rows=[table.rows[i] for i in sorted(keep)])
 
 
 def _cells(table: Table) -> list[list[str]]:
@@ -88,15 +108,18 @@ def _down(console: Any, table: Table, cells: list[list[str]]) -> None:
         console.print(block)
 
 
-def print_report(report: Report, file: TextIO | None = None, width: int | None = None) -> None:
+def print_report(report: Report, file: TextIO | None = None, width: int | None = None,
+                 max_rows: int = MAX_ROWS) -> None:
     """Print ``report``; ``width`` stands for the terminal's (None: the terminal's own, or unlimited when
-    ``file`` is not a terminal)."""
+    ``file`` is not a terminal); at most ``max_rows`` rows of each table (see the module's doc)."""
     from rich.console import Console
     from rich.markup import escape
 
     out = file or sys.stdout
     tty = out.isatty()
-    tables = [(t, _cells(t)) for t in report.tables]
+    picked = [_shown(t, max_rows) for t in report.tables]
+    left_out = {id(p): len(t.rows) - len(p.rows) for t, p in zip(report.tables, picked)}
+    tables = [(t, _cells(t)) for t in picked]
     sized = [(t, cs, *_widths(t, cs)) for t, cs in tables]
     if width is None and not tty:       # a pipe or a file: as wide as the widest table, so nothing is cut
         width = max([120] + [_table_width(nat) for _, _, nat, _ in sized])
@@ -112,6 +135,12 @@ def print_report(report: Report, file: TextIO | None = None, width: int | None =
             _down(console, table, cells)
         if not table.rows:
             console.print("  (no rows)")
+        left = left_out[id(table)]
+        if left > 0:
+            first = ("the ones not matched first, " if any(c.name == "status" for c in table.columns)
+                     else "the first ones, ")
+            console.print(f"  ({len(table.rows):,} of {len(table.rows) + left:,} rows shown, {first}{left:,} "
+                          f"left out here: write them all with --format csv, xlsx, html or json)")
 
 
 __all__ = ["print_report"]

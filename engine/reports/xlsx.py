@@ -20,11 +20,11 @@ import zipfile
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from xml.sax.saxutils import escape
 
 from engine.ledger_query import minor_units
-from engine.reports.model import Column, Report, Table
+from engine.reports.model import Column, Report, ReportError, Table
 
 _EPOCH = date(1899, 12, 30)
 
@@ -105,25 +105,33 @@ def _cell(ref: str, col: Column, value: Any, row: dict[str, Any]) -> str:
     return _text_cell(ref, str(value))
 
 
+MAX_SHEET_ROWS = 1_048_576     # Excel's rows per sheet, the header's included
+
+
 def sheet_xml(table: Table) -> str:
+    return "\n".join(sheet_parts(table))
+
+
+def sheet_parts(table: Table) -> Iterator[str]:
+    """The sheet's XML, a row at a time (joined by line feeds): written to the zip as it comes, so a
+    200,000-row form is never one string in memory."""
     names = [c.name for c in table.columns]
     width = len(table.columns)
     last = f"{col_letter(width - 1)}{len(table.rows) + 1}"
-    out = [f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS} {_RNS}>',
-           f'<dimension ref="A1:{last}"/>',
-           '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" '
-           'state="frozen"/></sheetView></sheetViews>',
-           '<cols>' + "".join(f'<col min="{i + 1}" max="{i + 1}" width="{max(10, min(40, len(c.label) + 4))}" '
-                              f'customWidth="1"/>' for i, c in enumerate(table.columns)) + '</cols>',
-           "<sheetData>",
-           '<row r="1">' + "".join(_text_cell(f"{col_letter(i)}1", c.label, _HEADER)
-                                   for i, c in enumerate(table.columns)) + "</row>"]
+    yield from [f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS} {_RNS}>',
+                f'<dimension ref="A1:{last}"/>',
+                '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+                'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>',
+                '<cols>' + "".join(f'<col min="{i + 1}" max="{i + 1}" width="{max(10, min(40, len(c.label) + 4))}" '
+                                   f'customWidth="1"/>' for i, c in enumerate(table.columns)) + '</cols>',
+                "<sheetData>",
+                '<row r="1">' + "".join(_text_cell(f"{col_letter(i)}1", c.label, _HEADER)
+                                        for i, c in enumerate(table.columns)) + "</row>"]
     for r, row in enumerate(table.rows, start=2):
         byname = dict(zip(names, row))
         cells = "".join(_cell(f"{col_letter(i)}{r}", c, v, byname) for i, (c, v) in enumerate(zip(table.columns, row)))
-        out.append(f'<row r="{r}">{cells}</row>')
-    out.append("</sheetData></worksheet>")
-    return "\n".join(out)
+        yield f'<row r="{r}">{cells}</row>'
+    yield "</sheetData></worksheet>"
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -137,6 +145,11 @@ def _sheet_name(name: str, used: set[str]) -> str:
 
 
 def write_xlsx(report: Report, out: Path) -> list[Path]:
+    for t in report.tables:         # Excel would refuse the workbook or drop rows: said before anything is written
+        if len(t.rows) + 1 > MAX_SHEET_ROWS:
+            raise ReportError(f"--format xlsx: table {t.name} has {len(t.rows):,} rows; a spreadsheet sheet holds "
+                              f"{MAX_SHEET_ROWS - 1:,} below its header. Write it as --format csv or parquet, or "
+                              f"take a shorter period")
     used: set[str] = set()
     names = [_sheet_name(t.name, used) for t in report.tables]
     n = len(report.tables)
@@ -172,8 +185,15 @@ def write_xlsx(report: Report, out: Path) -> list[Path]:
         z.writestr("xl/_rels/workbook.xml.rels", wb_rels)
         z.writestr("xl/styles.xml", _STYLES)
         for i, table in enumerate(report.tables, start=1):
-            z.writestr(f"xl/worksheets/sheet{i}.xml", sheet_xml(table))
+            with z.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as sheet:
+                batch: list[str] = []
+                for part in sheet_parts(table):
+                    batch.append(part)
+                    if len(batch) == 2000:
+                        sheet.write(("\n".join(batch) + "\n").encode("utf-8"))
+                        batch = []
+                sheet.write("\n".join(batch).encode("utf-8"))
     return [out]
 
 
-__all__ = ["col_letter", "sheet_xml", "write_xlsx"]
+__all__ = ["MAX_SHEET_ROWS", "col_letter", "sheet_parts", "sheet_xml", "write_xlsx"]
