@@ -122,6 +122,19 @@ def _name_pos(a: A.AssignAst) -> ir.Pos:
     return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(first))
 
 
+def _path_pos(a: A.AssignAst) -> ir.Pos:
+    """The place of a body line's whole target (``hdr.resp_cod``, ``lines[0].amt``) when it is written in
+    plain words and indexes; else as ``_name_pos``."""
+    text = A.render_path(a.parts)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*", text):
+        return _name_pos(a)
+    p = a.pos
+    return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(text))
+
+
+_BODY_LITERALS = ("string", "int", "decimal", "bool")
+
+
 def _written(parts: tuple) -> str:
     """A path as a test writes it: ``"4"``, ``"43".name``, ``block4[2].value.amount``."""
     text = A.render_path(parts)
@@ -1369,6 +1382,8 @@ class Checker(_TestChecks):
             if known is not None and top not in known:
                 self.error("E061", f"format `{fmt}` has no field `{top}`", _name_pos(a),
                            did_you_mean(top, known) or "fields: " + ", ".join(known))
+            elif typed and fmt:
+                self._body_line(a, fmt)
             before = self._errors()
             t = self._expr(a.value, scope, later)
             if typed and fmt and self._errors() == before:
@@ -1384,6 +1399,39 @@ class Checker(_TestChecks):
                        f"{'it' if len(missing) == 1 else 'them'}", at or (assigns[0].pos if assigns else None),
                        "set " + " ".join(f"{m} = ..." for m in missing) + " (every message is validated "
                        "against the schema when it is sent)")
+
+    def _body_line(self, a: A.AssignAst, fmt: str) -> None:
+        """E061 / E112 from the format kind's ``body_check`` hook (a copybook's field tree): a path naming
+        no field at any depth, a literal its field cannot hold.  An expression's value is not checked."""
+        check = self._body_checker(fmt)
+        if check is None:
+            return
+        lit = a.value if isinstance(a.value, ir.Lit) and a.value.type in _BODY_LITERALS else None
+        try:
+            got = check(tuple(a.parts), lit.value) if lit is not None else check(tuple(a.parts))
+        except Exception:   # noqa: BLE001 - a hook that cannot tell says nothing
+            return
+        if got is None:
+            return
+        if got.kind == "unknown":
+            self.error("E061", f"format `{fmt}`: {got.message}", _path_pos(a), got.hint)
+        else:
+            at = lit.pos if lit is not None and got.kind == "misfit" else None
+            self.error("E112", f"format `{fmt}`: {got.message}", at or _path_pos(a), got.hint)
+
+    def _body_checker(self, fmt: str):
+        cache = self.__dict__.setdefault("_body_checks", {})
+        if fmt not in cache:
+            decl = self.res.formats.get(fmt)
+            spec = self.registry.get("format", decl.kind) if decl is not None else None
+            hook = getattr(spec, "body_check", None) if spec is not None else None
+            cache[fmt] = None
+            if hook is not None and decl.pos is not None:
+                try:
+                    cache[fmt] = _call_hook(hook, decl, _base_dir(decl.pos))
+                except Exception:   # noqa: BLE001 - a hook that cannot tell leaves the body unchecked
+                    pass
+        return cache[fmt]
 
     # ------------------------------------------------------------ classified values (W006)
     def _flow(self, scope: dict[str, Binding]) -> Flow:
