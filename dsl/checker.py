@@ -133,6 +133,33 @@ def _path_pos(a: A.AssignAst) -> ir.Pos:
 
 
 _BODY_LITERALS = ("string", "int", "decimal", "bool")
+# channel kinds that send nothing back when a route fails without an error reply (W010); an http listen
+# channel answers a failure itself (problem+json), a file or queue has no sender waiting
+UNANSWERED_ON_FAILURE = ("tcp.listen",)
+
+
+def _echo_only(r: A.RouteAst, recv: A.Receive) -> bool:
+    """A route whose only steps are replies in its receive format, each field a literal or a field of the
+    request read as it is (``"11" = msg["11"]``): an ISO 8583 0800 echo.  Nothing in it fails at run time
+    but the encoding of a literal (a copybook's: E112) or of the request's own decoded values."""
+    if recv.format is None:
+        return False
+    for s in r.body:
+        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnErrorReply, A.OnErrorBlock)):
+            continue
+        if not isinstance(s, A.Reply) or (s.format is not None and s.format.name != recv.format.name):
+            return False
+        if not all(isinstance(a.value, ir.Lit) or _msg_read(a.value) for a in s.assigns):
+            return False
+    return True
+
+
+def _msg_read(e: Any) -> bool:
+    while isinstance(e, (ir.Attr, ir.Index)):
+        if isinstance(e, ir.Index) and not isinstance(e.index, ir.Lit):
+            return False
+        e = e.base
+    return isinstance(e, ir.Name) and e.name == "msg"
 
 
 def _written(parts: tuple) -> str:
@@ -1096,6 +1123,8 @@ class Checker(_TestChecks):
                 self._on_doubt(s, r)
                 continue
             self._stmt(s, scope, later, r)
+        if receives:
+            self._unanswered_failure(r, receives[0], on_errors)
         if on_errors:
             for extra in on_errors[1:]:
                 self.error("E033", f"route `{r.name.name}` has more than one `on error`", extra.pos,
@@ -1114,6 +1143,35 @@ class Checker(_TestChecks):
                                    "`on error { }` holds steps such as reply, let, call or deal")
                         continue
                     self._stmt(s, escope, set(), r)
+
+    def _unanswered_failure(self, r: A.RouteAst, recv: A.Receive, on_errors: list) -> None:
+        """W010: a route that replies on a tcp listen channel, with no ``on error`` reply of its own (``on error
+        reply``, or a ``reply`` in ``on error { }``) and none on its channel: when a step fails the channel
+        sends nothing, and the sender (a CICS transaction) waits for its own timeout.  An http listen channel
+        answers a failure itself (a problem+json with the failure's status), so it is not told; nor is an
+        echo route (``_echo_only``), which has nothing that fails at run time."""
+        decl = self.decls.get(recv.channel.name)
+        if decl is None or decl[0] != "channel" or decl[1].kind_name not in UNANSWERED_ON_FAILURE:
+            return
+        chan: A.ChannelAst = decl[1]
+        replies = [s for s in r.body if isinstance(s, A.Reply)]
+        if not replies or chan.error_reply is not None:
+            return
+        if on_errors and (isinstance(on_errors[0], A.OnErrorReply)
+                          or any(isinstance(s, A.Reply) for s in on_errors[0].body)):
+            return
+        if _echo_only(r, recv):
+            return
+        fmt = next((s.format.name for s in replies if s.format is not None), None) \
+            or (recv.format.name if recv.format is not None else "FORMAT")
+        kind = chan.kind_name.replace(".", " ")
+        what = "its `on error { }` block has no `reply`" if on_errors else "it has no `on error`"
+        self.warn("W010", f"route `{r.name.name}` replies on channel `{recv.channel.name}` ({kind}), but {what} and "
+                          f"the channel has no `on error reply`: when a step fails, nothing is sent and the sender "
+                          f"waits for its own timeout", r.name.pos,
+                  f"answer the failure: add `on error reply {fmt} {{ FIELD = error.code  FIELD = error.text }}` "
+                  f"to the route, or the same inside `channel {recv.channel.name} = {kind} {{ ... }}` after its "
+                  f"options (it then answers a failure of every route of the channel)")
 
     def _on_restart(self, s: A.OnRestart, r: A.RouteAst) -> None:
         first = next(x for x in r.body if isinstance(x, A.OnRestart))

@@ -325,6 +325,15 @@ CATALOGUE: tuple[Entry, ...] = (
           8, 10, severity="warning",
           files={"cards.route": 'route cards {\n    receive from mf as Req when msg.code == "CARD"\n'
                  '    deal PAY { ref = msg.code  amount = 2 }\n    reply Req { code = "00" }\n}\n'}),
+    Entry("W010", "failure that gets no answer",
+          "route `R` replies on channel `C` (tcp listen), but it has no `on error` and the channel has no "
+          "`on error reply`: when a step fails, nothing is sent and the sender waits for its own timeout (also: "
+          "an `on error { }` block without `reply`; help: the `on error reply FORMAT { ... }` to add, to the route "
+          "or the channel; not told of an http listen channel, which answers a failure with a problem+json, nor "
+          "of an echo route whose reply only copies the request's fields and literals)",
+          'channel front = tcp listen {\n    address = "127.0.0.1:7000"\n}\n' + _REQ
+          + 'route r {\n    receive from front as Req\n    reply Req { code = trim(msg.code) }\n}\n',
+          7, 7, severity="warning"),
     Entry("W008", "client certificate a channel never has",
           "channel `C` (memory) never has a client certificate: `peer.cn` is always null, since a request on it "
           "comes over no TLS connection of its own (also `peer.san`, always empty; a tcp / http listen channel "
