@@ -110,11 +110,13 @@ class BodyCheck:
                                f"{_why(n, value, exc)}", _fix(n, path, value), ())
         for table in self.counts.get(id(n), ()):
             if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-                lo = table.occurs_min or 0
+                # the encoder refuses a count its table's elements do not match, and a table above its size;
+                # a count under OCCURS m TO (0 for OCCURS 1 TO 3) with as few elements is written as it is
+                lo = 0
                 if not lo <= value <= table.occurs_max:
                     return BodyProblem("misfit", last, f"field `{path}` counts table `{table.key}` (OCCURS "
                                        f"{_occurs(table)} DEPENDING ON {n.name}): {value} elements do not fit",
-                                       f"give a count from {lo} to {table.occurs_max}, or leave `{path}` out: it is "
+                                       f"give a count of at most {table.occurs_max}, or leave `{path}` out: it is "
                                        f"set from the number of elements `{table.key}` holds", ())
         return None
 
