@@ -122,6 +122,46 @@ def _name_pos(a: A.AssignAst) -> ir.Pos:
     return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(first))
 
 
+def _path_pos(a: A.AssignAst) -> ir.Pos:
+    """The place of a body line's whole target (``hdr.resp_cod``, ``lines[0].amt``) when it is written in
+    plain words and indexes; else as ``_name_pos``."""
+    text = A.render_path(a.parts)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*", text):
+        return _name_pos(a)
+    p = a.pos
+    return ir.Pos(p.file, p.line, p.col, p.line, p.col + len(text))
+
+
+_BODY_LITERALS = ("string", "int", "decimal", "bool")
+# channel kinds that send nothing back when a route fails without an error reply (W010); an http listen
+# channel answers a failure itself (problem+json), a file or queue has no sender waiting
+UNANSWERED_ON_FAILURE = ("tcp.listen",)
+
+
+def _echo_only(r: A.RouteAst, recv: A.Receive) -> bool:
+    """A route whose only steps are replies in its receive format, each field a literal or a field of the
+    request read as it is (``"11" = msg["11"]``): an ISO 8583 0800 echo.  Nothing in it fails at run time
+    but the encoding of a literal (a copybook's: E112) or of the request's own decoded values."""
+    if recv.format is None:
+        return False
+    for s in r.body:
+        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnErrorReply, A.OnErrorBlock)):
+            continue
+        if not isinstance(s, A.Reply) or (s.format is not None and s.format.name != recv.format.name):
+            return False
+        if not all(isinstance(a.value, ir.Lit) or _msg_read(a.value) for a in s.assigns):
+            return False
+    return True
+
+
+def _msg_read(e: Any) -> bool:
+    while isinstance(e, (ir.Attr, ir.Index)):
+        if isinstance(e, ir.Index) and not isinstance(e.index, ir.Lit):
+            return False
+        e = e.base
+    return isinstance(e, ir.Name) and e.name == "msg"
+
+
 def _written(parts: tuple) -> str:
     """A path as a test writes it: ``"4"``, ``"43".name``, ``block4[2].value.amount``."""
     text = A.render_path(parts)
@@ -1083,6 +1123,8 @@ class Checker(_TestChecks):
                 self._on_doubt(s, r)
                 continue
             self._stmt(s, scope, later, r)
+        if receives:
+            self._unanswered_failure(r, receives[0], on_errors)
         if on_errors:
             for extra in on_errors[1:]:
                 self.error("E033", f"route `{r.name.name}` has more than one `on error`", extra.pos,
@@ -1101,6 +1143,35 @@ class Checker(_TestChecks):
                                    "`on error { }` holds steps such as reply, let, call or deal")
                         continue
                     self._stmt(s, escope, set(), r)
+
+    def _unanswered_failure(self, r: A.RouteAst, recv: A.Receive, on_errors: list) -> None:
+        """W010: a route that replies on a tcp listen channel, with no ``on error`` reply of its own (``on error
+        reply``, or a ``reply`` in ``on error { }``) and none on its channel: when a step fails the channel
+        sends nothing, and the sender (a CICS transaction) waits for its own timeout.  An http listen channel
+        answers a failure itself (a problem+json with the failure's status), so it is not told; nor is an
+        echo route (``_echo_only``), which has nothing that fails at run time."""
+        decl = self.decls.get(recv.channel.name)
+        if decl is None or decl[0] != "channel" or decl[1].kind_name not in UNANSWERED_ON_FAILURE:
+            return
+        chan: A.ChannelAst = decl[1]
+        replies = [s for s in r.body if isinstance(s, A.Reply)]
+        if not replies or chan.error_reply is not None:
+            return
+        if on_errors and (isinstance(on_errors[0], A.OnErrorReply)
+                          or any(isinstance(s, A.Reply) for s in on_errors[0].body)):
+            return
+        if _echo_only(r, recv):
+            return
+        fmt = next((s.format.name for s in replies if s.format is not None), None) \
+            or (recv.format.name if recv.format is not None else "FORMAT")
+        kind = chan.kind_name.replace(".", " ")
+        what = "its `on error { }` block has no `reply`" if on_errors else "it has no `on error`"
+        self.warn("W010", f"route `{r.name.name}` replies on channel `{recv.channel.name}` ({kind}), but {what} and "
+                          f"the channel has no `on error reply`: when a step fails, nothing is sent and the sender "
+                          f"waits for its own timeout", r.name.pos,
+                  f"answer the failure: add `on error reply {fmt} {{ FIELD = error.code  FIELD = error.text }}` "
+                  f"to the route, or the same inside `channel {recv.channel.name} = {kind} {{ ... }}` after its "
+                  f"options (it then answers a failure of every route of the channel)")
 
     def _on_restart(self, s: A.OnRestart, r: A.RouteAst) -> None:
         first = next(x for x in r.body if isinstance(x, A.OnRestart))
@@ -1369,6 +1440,8 @@ class Checker(_TestChecks):
             if known is not None and top not in known:
                 self.error("E061", f"format `{fmt}` has no field `{top}`", _name_pos(a),
                            did_you_mean(top, known) or "fields: " + ", ".join(known))
+            elif typed and fmt:
+                self._body_line(a, fmt)
             before = self._errors()
             t = self._expr(a.value, scope, later)
             if typed and fmt and self._errors() == before:
@@ -1384,6 +1457,39 @@ class Checker(_TestChecks):
                        f"{'it' if len(missing) == 1 else 'them'}", at or (assigns[0].pos if assigns else None),
                        "set " + " ".join(f"{m} = ..." for m in missing) + " (every message is validated "
                        "against the schema when it is sent)")
+
+    def _body_line(self, a: A.AssignAst, fmt: str) -> None:
+        """E061 / E112 from the format kind's ``body_check`` hook (a copybook's field tree): a path naming
+        no field at any depth, a literal its field cannot hold.  An expression's value is not checked."""
+        check = self._body_checker(fmt)
+        if check is None:
+            return
+        lit = a.value if isinstance(a.value, ir.Lit) and a.value.type in _BODY_LITERALS else None
+        try:
+            got = check(tuple(a.parts), lit.value) if lit is not None else check(tuple(a.parts))
+        except Exception:   # noqa: BLE001 - a hook that cannot tell says nothing
+            return
+        if got is None:
+            return
+        if got.kind == "unknown":
+            self.error("E061", f"format `{fmt}`: {got.message}", _path_pos(a), got.hint)
+        else:
+            at = lit.pos if lit is not None and got.kind == "misfit" else None
+            self.error("E112", f"format `{fmt}`: {got.message}", at or _path_pos(a), got.hint)
+
+    def _body_checker(self, fmt: str):
+        cache = self.__dict__.setdefault("_body_checks", {})
+        if fmt not in cache:
+            decl = self.res.formats.get(fmt)
+            spec = self.registry.get("format", decl.kind) if decl is not None else None
+            hook = getattr(spec, "body_check", None) if spec is not None else None
+            cache[fmt] = None
+            if hook is not None and decl.pos is not None:
+                try:
+                    cache[fmt] = _call_hook(hook, decl, _base_dir(decl.pos))
+                except Exception:   # noqa: BLE001 - a hook that cannot tell leaves the body unchecked
+                    pass
+        return cache[fmt]
 
     # ------------------------------------------------------------ classified values (W006)
     def _flow(self, scope: dict[str, Binding]) -> Flow:

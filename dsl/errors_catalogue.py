@@ -6,7 +6,7 @@ the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
 (channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``, ``file write``; formats ``json``,
-``fixed``, ``csv``; step ``audit``).
+``fixed``, ``csv``, ``iso8583``, ``copybook``; step ``audit``).
 """
 from __future__ import annotations
 
@@ -180,8 +180,19 @@ CATALOGUE: tuple[Entry, ...] = (
     # ------------------------------------------------------------ fields, tables, functions
     Entry("E060", "unknown field of a message", "format `F` has no field `NAME` (with did you mean)",
           _route('reply Req { code = msg.cod }'), 7, 24),
-    Entry("E061", "unknown field in a message body", "format `F` has no field `NAME`",
+    Entry("E061", "unknown field in a message body",
+          "format `F` has no field `NAME` (with did you mean; for a copybook, at any depth: "
+          "format `F`: group `hdr` has no field `resp_cod`, a table not indexed, an elementary item given fields)",
           _route('reply Req { cde = "00" }'), 7, 17),
+    Entry("E112", "literal that a copybook field cannot hold",
+          "format `F`: field `resp_code` (PIC X(2)) cannot hold \"000\": 3 characters, the field holds 2 (also: "
+          "more decimal places than the V, a negative for a picture without S, text for a COMP-3 or zoned number, "
+          "more digits than the picture, a count above an OCCURS DEPENDING ON table's size, an index past a "
+          "table's end; help: the value that fits, or what to change in the copybook)",
+          _route('reply Rsp { resp_code = "000" }',
+                 head=_HEAD + 'format Rsp = copybook "RSP.cpy" encoding cp037 names lower\n'), 8, 29,
+          files={"RSP.cpy": "       01  RSP.\n           05  RESP-CODE  PIC X(2).\n"
+                            "           05  AMOUNT     PIC S9(13)V99 COMP-3.\n"}),
     Entry("E062", "unknown table column", "table `T` has no column `NAME`",
           _route('reply Req { code = billers[msg.code].apicode }',
                  head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'), 8, 24, files=_CSV),
@@ -314,6 +325,15 @@ CATALOGUE: tuple[Entry, ...] = (
           8, 10, severity="warning",
           files={"cards.route": 'route cards {\n    receive from mf as Req when msg.code == "CARD"\n'
                  '    deal PAY { ref = msg.code  amount = 2 }\n    reply Req { code = "00" }\n}\n'}),
+    Entry("W010", "failure that gets no answer",
+          "route `R` replies on channel `C` (tcp listen), but it has no `on error` and the channel has no "
+          "`on error reply`: when a step fails, nothing is sent and the sender waits for its own timeout (also: "
+          "an `on error { }` block without `reply`; help: the `on error reply FORMAT { ... }` to add, to the route "
+          "or the channel; not told of an http listen channel, which answers a failure with a problem+json, nor "
+          "of an echo route whose reply only copies the request's fields and literals)",
+          'channel front = tcp listen {\n    address = "127.0.0.1:7000"\n}\n' + _REQ
+          + 'route r {\n    receive from front as Req\n    reply Req { code = trim(msg.code) }\n}\n',
+          7, 7, severity="warning"),
     Entry("W008", "client certificate a channel never has",
           "channel `C` (memory) never has a client certificate: `peer.cn` is always null, since a request on it "
           "comes over no TLS connection of its own (also `peer.san`, always empty; a tcp / http listen channel "

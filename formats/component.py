@@ -65,6 +65,21 @@ class FieldKind:
 
 
 @dataclass(frozen=True)
+class BodyProblem:
+    """What a format's ``body_check`` says of one line of a message body (``bsp check``).
+
+    ``kind``: ``unknown`` (the path names no field: E061), ``index`` (past a table's end: E112) or
+    ``misfit`` (the literal cannot be encoded in the field: E112).  ``index``: the part of the path it is about.  ``message`` / ``hint``: the
+    diagnostic's words; ``names``: the fields known where the path went wrong (for did-you-mean).
+    """
+    kind: str
+    index: int
+    message: str
+    hint: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ComponentSpec:
     """One kind of channel, format or step.
 
@@ -85,6 +100,11 @@ class ComponentSpec:
       field at a path (``parts``: names and list indexes, ``("block4", 2, "value", "amount")``) where the
       format's description fixes its kind (an ISO 8583 spec's types, an ISO 20022 XSD, SWIFT's typed
       fields): ``bsp check`` tells a route test that expects, or sends, a value of the other kind (E103).
+    ``body_check``: optional pure hook ``body_check(decl, base_dir) -> Callable | None`` of a format whose
+      description is a tree of typed fields (a copybook): the callable takes a body line's path (``parts``)
+      and, when the line's value is a literal, that value, and returns a ``BodyProblem`` or None.
+      ``bsp check`` reports a path naming no field at any depth (E061) and a literal the field cannot hold
+      (E112), which would otherwise fail the exchange when it is encoded (code 96).
     ``required``: optional pure hook ``required(decl, base_dir) -> list[str] | None``
       naming the top-level fields every message of the format must have (a JSON
       Schema's ``required``): ``bsp check`` reports a message body without them (E076).
@@ -123,6 +143,7 @@ class ComponentSpec:
     required: Callable[..., Any] | None = None
     field_types: Callable[..., Any] | None = None
     field_kind: Callable[..., Any] | None = None
+    body_check: Callable[..., Any] | None = None
     classification: Callable[..., Any] | None = None
     side_effects: bool = False       # a step kind: see above
     call_names: Callable[..., Any] | None = None

@@ -342,7 +342,7 @@ class Dispatcher:
             s.count(rec.status)
             f = ex.failure
             if f is not None and (f.kind == "internal" or f.raised):   # a bug: logged once per kind, then counted
-                internal(self.faults, rec.route, f, rec.deal_id, rec.reason)
+                internal(self.faults, rec.route, f, rec.deal_id, rec.reason, self.channel)
         if self.ledger is None:
             _report_outcomes(every, exs, records, None)
             return

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from engine.faultlog import FaultLog
+from formats.errors import FormatError
 
 __all__ = ["new_faults", "internal", "on_error_failed", "frames_of"]
 
@@ -47,9 +48,16 @@ def frames_of(exc: BaseException | None) -> str:
     return "\nTraceback (most recent call last):\n" + "".join(traceback.format_tb(tb)).rstrip("\n")
 
 
-def internal(faults: FaultLog, route: str, failure: Any, deal_id: str, reason: str) -> None:
-    """Deal ``deal_id`` of ``route`` failed internal (``failure``; ``reason``: its reason as recorded), or in
-    doubt because a step with side effects raised (``failure.raised``)."""
+def internal(faults: FaultLog, route: str, failure: Any, deal_id: str, reason: str,
+             channel: str | None = None) -> None:
+    """Deal ``deal_id`` of ``route`` (received on ``channel``) failed internal (``failure``; ``reason``: its
+    reason as recorded), or in doubt because a step with side effects raised (``failure.raised``).
+
+    A format that refused the values a step built (``FormatError``: a reply or call body that cannot be
+    encoded, "field resp_code: 3 bytes do not fit PIC X(2)") is no bug in bsp: the line says it in one line,
+    naming the route, the step's place, the channel and the reason, and the traceback (the codec's own
+    frames, of no use to whoever fixes the route) goes to DEBUG.  Any other exception is unexpected: its
+    traceback stays in the line."""
     if getattr(failure, "logged", False):        # reported where it happened (a storage fault)
         return
     cause = failure.__cause__
@@ -57,6 +65,18 @@ def internal(faults: FaultLog, route: str, failure: Any, deal_id: str, reason: s
     place = str(pos) if pos is not None else (failure.where or "?")
     kind_name = type(cause).__name__ if cause is not None else ""
     at = f"{place} ({kind_name})" if kind_name else place
+    if isinstance(cause, FormatError) and failure.kind == "internal":
+        on = f" on channel {channel}" if channel else ""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("route %s: deal %s: the format refused the values%s", route, deal_id, frames_of(cause))
+        faults.occurred(
+            (failure.kind, route, place, kind_name),
+            lambda: f"step at {place} failed{on}, deal {deal_id}: {reason} (the format refused the values the "
+                    f"route built: fix the route or the values it copies; the same error again is counted, not "
+                    f"logged one by one)",
+            noun=f"format refusals at {place}", source=f"deal {deal_id}", reason=reason, level=logging.ERROR,
+            what=f"route {route}", last="")
+        return
     if failure.kind == "in_doubt":      # a step with side effects raised: the deal failed in doubt (stepfail.py)
         head, noun = "step failed in doubt", "deals failed in doubt"
         why = "a bug in a plugin step that acts outside bsp"

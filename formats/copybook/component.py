@@ -116,6 +116,15 @@ def field_types(decl: Any, base_dir: Any = None) -> dict[str, str] | None:
     return out
 
 
+def body_check(decl: Any, base_dir: Any = None):
+    """A ``BodyCheck`` of the copybook's field tree (formats/copybook/bodycheck.py), or None."""
+    from formats.copybook.bodycheck import BodyCheck
+    try:
+        return BodyCheck(build(decl))
+    except (SpecError, ValueError):
+        return None
+
+
 COMPONENT = ComponentSpec(
     category="format",
     name="copybook",
@@ -166,5 +175,6 @@ COMPONENT = ComponentSpec(
     check=check,
     fields=fields,
     field_types=field_types,
+    body_check=body_check,
     examples=('format BillPayReq = copybook "BILLPAY-REQ.cpy" encoding cp037 record fixed',),
 )

@@ -10,6 +10,7 @@ import pytest
 from engine.channels import file_watch, file_write
 from engine.registry import Registry
 from formats import json_codec
+from formats.copybook import component as copybook_component
 from formats.iso8583 import component as iso8583_component
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import SpecError
@@ -64,6 +65,7 @@ def build_test_registry() -> Registry:
     reg.register(file_watch.COMPONENT)        # the real kind: its check and check_receive hooks
     reg.register(file_write.COMPONENT)        # the real kind: its name fields a call gives (call_names)
     reg.register(iso8583_component.COMPONENT)  # the real kind (pure, in formats/): its network specs
+    reg.register(copybook_component.COMPONENT)  # the real kind (pure, in formats/): its field tree (E061, E112)
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
         OptionSpec("level", "expr", "info or warning"),

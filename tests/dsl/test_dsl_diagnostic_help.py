@@ -82,13 +82,11 @@ def test_a_misspelt_format_option_is_one_error_not_two(tmp_path, registry):
     assert [(d.code, d.pos.col, d.help) for d in r.errors] == [("E043", 16, "did you mean `delimiter`?")], r.errors
 
 
-def test_a_level_88_name_is_a_field_of_a_copybook_reply(tmp_path, fresh_registry):
+def test_a_level_88_name_is_a_field_of_a_copybook_reply(tmp_path, registry):
     """docs/formats-copybook.md: on encode a condition set to true fills its field; level-88 names are
-    known keys.  Until 2026-11-27 `bsp check` refused them (E061 "has no field `SUBSCRIPTION`")."""
+    known keys.  Until 2026-11-27 `bsp check` refused them (E061 "has no field `SUBSCRIPTION`").
+    The test registry has the real copybook kind: its fields come from the copybook."""
     from pathlib import Path
-    from formats.copybook.component import COMPONENT
-    registry = fresh_registry
-    registry.register(COMPONENT)              # the real kind: its fields come from the copybook
     cpy = Path(__file__).resolve().parents[2] / "routes/fund_management/copybooks/FUNDTXN-REQ.cpy"
     src = (f'channel mf = memory\nformat Req = copybook "{cpy}" encoding cp037\n'
            'route r {\n    receive from mf as Req\n    reply Req { SUBSCRIPTION = true  TRACE_NO = msg.TRACE_NO }\n}\n')
