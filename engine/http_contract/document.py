@@ -13,18 +13,21 @@ Deterministic: channels, statuses and schemas in a fixed order, no time, no abso
 from __future__ import annotations
 
 import hashlib
-import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+import orjson
 
 from dsl import ir
 from engine.channels.http_listen import HttpListener
 from engine.http_contract.fields import request_schema
-from engine.http_contract.replies import built_schema, file_schema, media_of, reply_steps, source_text
+from engine.http_contract.replies import file_schema, media_of, source_text
 from engine.http_contract.responses import PROBLEM, responses
 
 DOC = "docs/services/calling-bsp.md"
+MAX_EXAMPLES = 2          # request examples per operation: the first route tests that fit
 
 
 def http_channels(program: ir.Program) -> list[str]:
@@ -91,6 +94,42 @@ def _idempotency(program: ir.Program, route: ir.Route) -> str:
             "original runs waits for it. A key is freed only when nothing of the original stands (a validation "
             "refusal, 422; code 91 when the first system was unreachable). The bodies are not compared: never "
             "reuse a key for another request.")
+
+
+def _literal(e: ir.Expr) -> tuple[bool, Any]:
+    if type(e) is ir.Lit and e.type in ("string", "int", "decimal", "bool", "null"):
+        return True, e.value
+    if type(e) is ir.Unary and e.op == "-" and type(e.operand) is ir.Lit and e.operand.type in ("int", "decimal"):
+        return True, -e.operand.value
+    return False, None
+
+
+def examples(program: ir.Program, channel: str, status_ok: int) -> dict[str, Any]:
+    """The route tests (``bsp test``) that send the channel a request of literal values, as the HTTP channel
+    itself would get it, and expect the committed answer (``expect reply STATUS_OK``): request examples, by
+    test name (the first ``MAX_EXAMPLES``). A test whose values are computed (``today()``) or that sets ``http { }`` is left out."""
+    out: dict[str, Any] = {}
+    for t in program.tests:
+        send = t.send
+        if send.channel != channel or send.http is not None or send.twice:
+            continue
+        if not any(x.kind == "reply" and x.status == status_ok for x in t.expects):
+            continue
+        value: dict[str, Any] = {}
+        usable = True
+        for a in send.fields:
+            ok, v = _literal(a.value)
+            if not ok or "[" in a.path:
+                usable = False
+                break
+            node = value
+            *parents, last = a.path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = v
+        if usable and len(out) < MAX_EXAMPLES:
+            out[t.name] = {"summary": f"route test \"{t.name}\"", "value": value}
+    return out
 
 
 def _request_body(program: ir.Program, routes: list[ir.Route], schemas: dict[str, Any]) -> dict[str, Any] | None:
@@ -190,6 +229,9 @@ def _operation(program: ir.Program, name: str, listener: HttpListener, opts: Map
         op["parameters"] = params
     if listener.method not in ("GET", "HEAD", "DELETE"):
         body = _request_body(program, routes, schemas)
+        found = examples(program, name, listener.status_ok)
+        if body is not None and found and "application/json" in body["content"]:
+            body["content"]["application/json"]["examples"] = found
         if body is not None:
             op["requestBody"] = body
     op["responses"] = responses(program, name, decl, routes, listener, opts, schemas)
@@ -251,6 +293,12 @@ def build_document(program: ir.Program, overrides: Mapping[str, Mapping[str, Any
     return doc
 
 
+def _exact(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))        # 1250.00 as written, never through a float
+    raise TypeError(f"{type(value).__name__} in an OpenAPI document")
+
+
 def render(doc: dict[str, Any]) -> str:
-    """The document as committed: 2-space JSON, keys in the order built, a final newline."""
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    """The document as committed: 2-space JSON, keys in the order built, exact decimals, a final newline."""
+    return orjson.dumps(doc, default=_exact, option=orjson.OPT_INDENT_2).decode() + "\n"
