@@ -77,7 +77,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write an OpenAPI 3.1 document of every http listen channel's routes: path, method, request body
         (the format's JSON Schema, else what the routes read, marked partial), answers, security, deal key.
-        Deterministic (no time, no absolute path): commit it and diff it."""
+        Deterministic (no time, no absolute path): commit it and diff it.
+
+        Exit 0 written; 1 the route files do not compile or hold no http listen channel with a route;
+        2 a path does not exist, or --env without one deployment file."""
         raise typer.Exit(run_openapi(paths, env=env, out=out))
 
     app.add_typer(docs_app, name="docs")
