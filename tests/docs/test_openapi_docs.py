@@ -213,3 +213,21 @@ def test_the_command(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no such file" in r.output
     r = runner.invoke(app, ["docs", "openapi", str(REPO / "routes" / "claims_payout"), "--env", "uat"])
     assert r.exit_code == 2 and "deployment file" in r.output
+
+
+def test_a_deployment_file_and_its_environment(tmp_path: Path) -> None:
+    """The document describes what `bsp run platform.yaml --env ENV` serves: the environment's address and
+    limits over the route file's."""
+    (tmp_path / "platform.yaml").write_text(
+        "version: 1\nroutes:\n  - " + str(REPO / "routes" / "claims_payout") + "/*.route\nledger: bsp.duckdb\n"
+        "environments:\n  prod:\n    channels:\n      clm_insurer: {address: \"10.0.0.5:8443\", max_body: 65536}\n")
+    runner = CliRunner()
+    base = runner.invoke(app, ["docs", "openapi", str(tmp_path / "platform.yaml")])
+    prod = runner.invoke(app, ["docs", "openapi", str(tmp_path / "platform.yaml"), "--env", "prod"])
+    assert base.exit_code == 0 and prod.exit_code == 0, (base.output, prod.output)
+    assert json.loads(base.stdout)["servers"][0]["url"] == "http://127.0.0.1:7380"
+    doc = json.loads(prod.stdout)
+    check_structure(doc)
+    assert doc["servers"][0]["url"] == "http://10.0.0.5:8443"
+    assert "over 65536 bytes" in doc["paths"]["/claims/settlements"]["post"]["responses"]["413"]["description"]
+    assert doc["info"]["version"] != json.loads(base.stdout)["info"]["version"]
