@@ -241,8 +241,16 @@ def _reads(e: ir.Expr) -> Iterator[str]:
 
 
 def request_schema(routes: Any) -> dict[str, Any]:
-    """The partial schema of what ``routes`` (sharing one format) read."""
-    reads = FieldReads()
-    for r in routes:
-        reads.route(r)
-    return reads.schema()
+    """The partial schema of what ``routes`` (sharing one format) read: every field any of them reads; a
+    field is required only when every route requires it (another route's request may leave it out)."""
+    each = [FieldReads().route(r) for r in routes]
+    merged = FieldReads()
+    for reads in each:
+        for path, info in reads.fields.items():
+            m = merged.fields.setdefault(path, FieldInfo(required=True))
+            m.type = m.type or info.type
+            m.rules += [r for r in info.rules if r not in m.rules]
+            m.notes += [n for n in info.notes if n not in m.notes]
+    for path, m in merged.fields.items():
+        m.required = all(path in r.fields and r.fields[path].required for r in each)
+    return merged.schema()

@@ -231,3 +231,38 @@ def test_a_deployment_file_and_its_environment(tmp_path: Path) -> None:
     assert doc["servers"][0]["url"] == "http://10.0.0.5:8443"
     assert "over 65536 bytes" in doc["paths"]["/claims/settlements"]["post"]["responses"]["413"]["description"]
     assert doc["info"]["version"] != json.loads(base.stdout)["info"]["version"]
+
+
+TWO_ROUTES = '''
+format Req = json
+format Ans = json
+channel api = http listen { address = "127.0.0.1:0"  path = "/x" }
+route pay {
+    receive from api as Req when msg.type == "pay"
+    validate { msg.amount > 0 else reject "13" "invalid amount" }
+    reply Ans { status = "PAID" }
+}
+route ask {
+    receive from api as Req when msg.type == "ask"
+    validate { len(trim(msg.question)) > 0 else reject "30" "question missing" }
+    reply Ans { status = "ANSWERED" }
+}
+'''
+
+
+def test_routes_sharing_a_channel_require_only_what_each_requires(tmp_path: Path) -> None:
+    """A field one route requires is not required of a request another route takes: `amount` and
+    `question` are each one route's; `type`, which both routes' `when` read, is required."""
+    (tmp_path / "two.route").write_text(TWO_ROUTES)
+    res = compile_paths([tmp_path / "two.route"], default_registry())
+    assert res.program is not None, [str(d) for d in res.errors]
+    doc = json.loads(render(build_document(res.program)))
+    check_structure(doc)
+    body = doc["components"]["schemas"]["Req"]
+    assert body["required"] == ["type"]
+    assert body["properties"]["amount"]["type"] == "number" and body["properties"]["question"]["type"] == "string"
+    op = doc["paths"]["/x"]["post"]
+    assert "404" in op["responses"]                  # neither `when` takes it: unrouted
+    assert 'Route `pay`, taken when `msg.type == "pay"`' in op["description"]
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"oneOf": [{"$ref": "#/components/schemas/pay.reply"}, {"$ref": "#/components/schemas/ask.reply"}]}
