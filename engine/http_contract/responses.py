@@ -8,7 +8,9 @@
   kinds the routes can meet are listed: ``rejected`` and ``internal`` always, ``malformed`` (a body the
   format cannot read) always, ``unrouted`` when every route has a ``when``, ``duplicate`` when a route has a
   deal key, ``refused`` / ``unreachable`` / ``timeout`` / ``lost`` / ``failed`` when a route calls out,
-  ``unauthenticated`` with a signature.
+  ``unauthenticated`` with a signature, and when a call's answer is authenticated (a signed ``http call``,
+  a reply format with ``mac_algorithm``): one that does not verify fails the deal with that kind too,
+  answered with the same status as a caller's bad signature (401 by default).
 * The server's own, problem details and no deal: 400 (a malformed HTTP request, or one with both
   Content-Length and Transfer-Encoding), 403 (the access list, when the channel has one), 408
   (``read_timeout``), 413 (``max_body``, with ``limit``), 431 (request line and headers over 16 KiB), 500
@@ -80,6 +82,15 @@ def _deal_status(kind: str) -> str:
     return "rejected" if kind in REJECTED_KINDS else "failed"
 
 
+def _authenticated_answer(program: ir.Program, call: ir.Step) -> bool:
+    """The call's answer is authenticated (a signed http call, a reply format with MACs): one that does not
+    verify fails the deal with kind ``unauthenticated`` (engine/steps/call.py)."""
+    chan = program.channels.get(call.options.get("channel") or "")
+    reply = program.formats.get(call.options.get("reply_format") or "")
+    return bool((chan is not None and chan.options.get("signature_header"))
+                or (reply is not None and reply.options.get("mac_algorithm")))
+
+
 def _rule_codes(route: ir.Route) -> list[str]:
     """The codes a request refused by ``route`` can get: its validate rules' and 30 (a field of the wrong
     shape), sorted."""
@@ -124,12 +135,13 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
     channel_reply = (_reply_ref(program, decl.error_reply, f"{channel}.error_reply", schemas)
                      if decl.error_reply is not None else None)
 
-    def failure(kind: str, body: dict[str, Any] | None, whose: str, codes: list[str] | None = None) -> None:
+    def failure(kind: str, body: dict[str, Any] | None, whose: str, codes: list[str] | None = None,
+                meaning: str | None = None) -> None:
         status = listener.status_map.get(kind, listener.status_map.get(_deal_status(kind), 500))
         code = DEFAULT_CODES.get(kind)
         said = (f" (code {', '.join(codes)})" if codes else
                 f" (code {code} unless the route's answer sets its own)" if code else "")
-        text = f"kind `{kind}`{said}: {KIND_TEXT.get(kind, kind)}{whose}"
+        text = f"kind `{kind}`{said}: {meaning or KIND_TEXT.get(kind, kind)}{whose}"
         if body is None:
             add(status, text, _ref("Problem"), deal=True, problem_media=True)
         else:
@@ -149,6 +161,10 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
         kinds = ["rejected", "internal"]
         if any(s.kind == "call" for s in r.steps):
             kinds += ["refused", "unreachable", "timeout", "lost", "failed"]
+        if any(_authenticated_answer(program, s) for s in r.steps if s.kind == "call"):
+            # the counterpart's answer did not authenticate: kind unauthenticated, mapped as the caller's own
+            failure("unauthenticated", body, whose, meaning="a bank system's answer (its signature or MAC) did not "
+                    "authenticate: what it did is in doubt, do not send again")
         deal = next((s for s in r.steps if s.kind == "deal"), None)
         if deal is not None and any(a.path == "key" for a in deal.options.get("fields", ())):
             kinds.append("duplicate")

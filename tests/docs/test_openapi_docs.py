@@ -266,3 +266,33 @@ def test_routes_sharing_a_channel_require_only_what_each_requires(tmp_path: Path
     assert 'Route `pay`, taken when `msg.type == "pay"`' in op["description"]
     ok = op["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"oneOf": [{"$ref": "#/components/schemas/pay.reply"}, {"$ref": "#/components/schemas/ask.reply"}]}
+
+
+SIGNED_CALL = '''
+format Req = json
+format Ans = json
+channel api = http listen { address = "127.0.0.1:0"  path = "/x" }
+channel partner = http call {
+    url = "http://127.0.0.1:9/pay"
+    signature_header = "X-Sig"
+    signature_key_env = "PARTNER_KEY"
+}
+route pay {
+    receive from api as Req
+    call out = partner as Req reply Ans { id = msg.id }
+    reply Ans { status = "PAID" }
+}
+'''
+
+
+def test_a_call_whose_answer_is_signed_can_answer_401(tmp_path: Path) -> None:
+    """A signed http call's answer that does not verify fails the deal with kind unauthenticated, which the
+    channel answers 401 like a caller's own bad signature (engine/steps/call.py): the document says so."""
+    (tmp_path / "signed.route").write_text(SIGNED_CALL)
+    res = compile_paths([tmp_path / "signed.route"], default_registry())
+    assert res.program is not None, [str(d) for d in res.errors]
+    doc = json.loads(render(build_document(res.program)))
+    check_structure(doc)
+    responses = doc["paths"]["/x"]["post"]["responses"]
+    assert "bank system's answer" in responses["401"]["description"]
+    assert "securitySchemes" not in doc["components"]          # the caller signs nothing
