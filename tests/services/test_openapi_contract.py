@@ -4,7 +4,9 @@ for every field its schema requires, and no other) is valid against the document
 accepted (the documented success status, a body valid against the documented reply schema, a
 Bsp-Deal-Id); the same request without one of its required fields (each in turn) is refused with a status
 the document lists, with a body valid against that status's documented schema for the content type
-answered; a body that is not one JSON object gets the documented 400."""
+answered; a body that is not one JSON object gets the documented 400.  A route without an `on error` reply
+answers its refusals with problem details, which hold the documented Problem schema, as the server's own
+413 does."""
 from __future__ import annotations
 
 import copy
@@ -147,3 +149,100 @@ async def test_premium_collection_document_holds_against_the_running_engine(tmp_
 
     answers = await _exercise(tmp_path, premium_collection.SERVICE, doc, good, fresh)
     assert answers[0].json()["status"] == "COLLECTED"
+
+
+PLAIN = '''
+format Order = json
+format Taken = json
+
+channel orders = http listen {
+    address = "127.0.0.1:0"
+    method  = "PUT"
+    path    = "/orders/{id}"
+}
+
+route take_order {
+    receive from orders as Order
+    deal ORDER {
+        ref      = msg.order_id
+        amount   = msg.amount
+        currency = "EUR"
+        key      = trim(msg.order_id)
+    }
+    validate {
+        len(trim(msg.order_id)) > 0 else reject "30" "order id missing"
+        msg.amount > 0              else reject "13" "invalid amount"
+    }
+    reply Taken { order = http.params.id  status = "TAKEN" }
+}
+'''
+
+
+async def _raw(port: int, head: bytes) -> tuple[int, str, bytes]:
+    """Send ``head`` (no body) and read the answer until the server closes: (status, content type, body)."""
+    import trio
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(head)
+        data = b""
+        while True:
+            chunk = await stream.receive_some(65536)
+            if not chunk:
+                break
+            data += chunk
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    return int(lines[0].split()[1]), headers.get("content-type", ""), body
+
+
+async def test_problem_details_as_documented_against_a_running_engine(tmp_path: Path) -> None:
+    """A route without an `on error` reply: its refusals are problem details, which must hold the documented
+    Problem schema (kind, code, deal_status, detail, instance, deal_id), as must the server's own 413."""
+    import trio
+
+    from engine.http_contract.document import build_document, render
+    from engine.registry import default_registry
+    from engine.runtime.switchboard import Switchboard
+    from engine.sim.services.harness import listen_overrides
+
+    (tmp_path / "orders.route").write_text(PLAIN)
+    registry = default_registry()
+    res = compile_paths([tmp_path / "orders.route"], registry)
+    assert res.program is not None, [str(d) for d in res.errors]
+    doc = json.loads(render(build_document(res.program)), parse_float=Decimal)
+    path, item = next(iter(doc["paths"].items()))
+    op = item["put"]
+    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    component = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert component["required"] == ["order_id", "amount"]
+    good = {"order_id": "O-1", "amount": Decimal("10.50")}
+    _valid(doc, schema, good)
+    async with open_ledger(tmp_path / "ledger.duckdb", audit_key=None) as ledger:
+        sb = Switchboard(res.program, registry, ledger=ledger, overrides=listen_overrides(res.program), grace=2.0)
+        async with trio.open_nursery() as engine:
+            await engine.start(sb.run)
+            try:
+                port = int(sb.channel("orders").port)
+                url = f"http://127.0.0.1:{port}" + path.replace("{id}", "O-1")
+                async with httpx.AsyncClient(timeout=15) as client:
+                    r = await client.put(url, content=_encode(good), headers={"content-type": "application/json"})
+                    assert r.status_code == 200 and r.json() == {"order": "O-1", "status": "TAKEN"}, r.text
+                    _answered(doc, op, r)
+                    again = await client.put(url, content=_encode(good), headers={"content-type": "application/json"})
+                    assert again.status_code == 200 and again.content == r.content     # the deal key
+                    for field in ("order_id", "amount"):
+                        r = await client.put(url, content=_encode(_without(good, [field])),
+                                             headers={"content-type": "application/json"})
+                        assert r.status_code == 422, r.text
+                        _answered(doc, op, r)
+                        problem = r.json()
+                        assert problem["kind"] == "rejected" and problem["deal_status"] == "rejected", problem
+                        assert problem["code"] in ("30", "13") and problem["instance"] == "/orders/O-1"
+                status, media, body = await _raw(port, b"PUT /orders/O-2 HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                                                       b"2000000\r\nContent-Type: application/json\r\n\r\n")
+                assert status == 413 and media == "application/problem+json"
+                _valid(doc, op["responses"]["413"]["content"][media]["schema"], json.loads(body))
+                assert json.loads(body)["limit"] == 1 << 20
+            finally:
+                sb.drain()
