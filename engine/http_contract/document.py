@@ -266,10 +266,11 @@ def build_document(program: ir.Program, overrides: Mapping[str, Mapping[str, Any
         item = paths.setdefault(listener.path, {})
         item[listener.method.lower()] = op
         server = _server(name, listener, opts)
-        item["servers"] = [server]
+        op["servers"] = [server]          # per operation: two channels may share a path on two addresses
         servers.append(server)
-        item["description"] = (f"Another method on this path is answered 405 (problem details, with an `Allow` "
-                               f"header naming {listener.method}); a path of no channel 404. Neither is recorded.")
+        item["description"] = ("Another method on this path is answered 405 (problem details, with an `Allow` "
+                               "header naming the method the channel at that address serves); a path of no "
+                               "channel 404. Neither is recorded.")
     files = sorted({Path(r.pos.file).stem for n in names for r in program.routes_for(n) if r.pos is not None})
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -286,7 +287,9 @@ def build_document(program: ir.Program, overrides: Mapping[str, Mapping[str, Any
         del doc["servers"]
     else:                                  # one channel: its server is the document's
         for item in paths.values():
-            item.pop("servers", None)
+            for op in item.values():
+                if isinstance(op, dict):
+                    op.pop("servers", None)
     if schemes:
         doc["components"]["securitySchemes"] = dict(sorted(schemes.items()))
     doc["info"]["version"] = "contract-" + hashlib.sha256(render(doc).encode()).hexdigest()[:16]

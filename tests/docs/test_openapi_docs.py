@@ -296,3 +296,23 @@ def test_a_call_whose_answer_is_signed_can_answer_401(tmp_path: Path) -> None:
     responses = doc["paths"]["/x"]["post"]["responses"]
     assert "bank system's answer" in responses["401"]["description"]
     assert "securitySchemes" not in doc["components"]          # the caller signs nothing
+
+
+def test_two_channels_on_one_path_keep_their_own_servers(tmp_path: Path) -> None:
+    (tmp_path / "two.route").write_text('''
+format Req = json
+format Ans = json
+channel put_api  = http listen { address = "127.0.0.1:7001"  method = "PUT"   path = "/x" }
+channel post_api = http listen { address = "127.0.0.1:7002"  method = "POST"  path = "/x" }
+route a { receive from put_api as Req   reply Ans { status = "A" } }
+route b { receive from post_api as Req  reply Ans { status = "B" } }
+''')
+    res = compile_paths([tmp_path / "two.route"], default_registry())
+    assert res.program is not None, [str(d) for d in res.errors]
+    doc = json.loads(render(build_document(res.program)))
+    check_structure(doc)
+    assert "servers" not in doc
+    item = doc["paths"]["/x"]
+    assert item["put"]["servers"][0]["url"] == "http://127.0.0.1:7001"
+    assert item["post"]["servers"][0]["url"] == "http://127.0.0.1:7002"
+    assert "204" not in item["put"]["responses"] and "409" not in item["put"]["responses"]
