@@ -32,6 +32,8 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/bsp docs components --no-plugins > docs/components.md
+	$(BIN)/bsp docs openapi routes/claims_payout --out docs/services/openapi/claims_payout.json
+	$(BIN)/bsp docs openapi routes/premium_collection --out docs/services/openapi/premium_collection.json
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
