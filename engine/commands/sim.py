@@ -171,7 +171,10 @@ def traffic(
 
 @sim_app.command("list")
 def list_services() -> None:
-    """The services the simulators know, with the channels they send to and the counterparts they serve."""
+    """The services the simulators know, with the channels they send to and the counterparts they serve.
+
+    Exit 0.
+    """
     from engine.sim.services.standalone import BILL, service_names, services_named
 
     for name in service_names():
