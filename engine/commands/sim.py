@@ -14,7 +14,11 @@ from typing import Any, Optional
 
 import typer
 
-sim_app = typer.Typer(help="Service simulators for an engine you run yourself: its counterparts, its traffic.",
+sim_app = typer.Typer(help="Service simulators for an engine you run yourself: its counterparts, its traffic.\n\n"
+                      "`bsp sim counterparts SERVICE` serves the systems a service's routes call (on the addresses "
+                      "of its route files) until Ctrl-C; `bsp sim traffic SERVICE --count N` sends its simulated "
+                      "requests to a running engine and prints the answers by code; `bsp sim list` names the "
+                      "services. The simulators are bsp demo's; docs/testing.md has the details.",
                       no_args_is_help=True)
 
 CONFIG_HELP = ("Route files or folders, or one deployment file, as given to bsp run (repeatable); the "
