@@ -89,8 +89,9 @@ def counterparts(
         found = group.subgroup(SimError)
         if found is None:
             raise
-        typer.echo(f"error: {_first(found)}", err=True)
-        raise typer.Exit(1)
+        exc = _first(found)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1 if "cannot listen" in str(exc) else 2)
     for line in stopped_lines(running):
         typer.echo(line)
     typer.echo("counterpart simulators stopped")
@@ -137,7 +138,7 @@ def traffic(
     from rich.console import Console
 
     from engine.sim.progress import load_progress
-    from engine.sim.services.standalone import SimError, notes, parse_mix, send_traffic, summary_lines
+    from engine.sim.services.standalone import SimError, notes, os_error, parse_mix, send_traffic, summary_lines
 
     env = env or os.environ.get("BSP_ENV") or None
     address = _address(to, "--to") if to else None
@@ -158,8 +159,8 @@ def traffic(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     except (OSError, BaseExceptionGroup) as exc:
-        err = exc if isinstance(exc, OSError) else (exc.subgroup(OSError) and _first(exc.subgroup(OSError)))
-        if not err:
+        err = os_error(exc)
+        if err is None:
             raise
         where = f"{address[0]}:{address[1]}" if address else "the inbound channel's address"
         typer.echo(f"error: cannot reach the engine at {where}: {getattr(err, 'strerror', None) or err}; is it "

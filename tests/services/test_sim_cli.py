@@ -161,3 +161,16 @@ def test_standalone_iso_host_declines_as_the_demos_card_host(tmp_path: Path) -> 
         _stop(host)
     demo = card_host()
     assert [codec.decode(g)["39"] for g in got] == [demo.answer(r)["39"] for r in reqs] == ["05", "00"]
+
+
+def test_sim_counterparts_address_in_use_names_the_channel_and_the_fix() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--listen",
+                                     f"clm_mainframe=127.0.0.1:{port}", "--listen", "clm_clearing=127.0.0.1:0"],
+                               catch_exceptions=False)
+    assert r.exit_code == 1, r.output
+    assert f"cannot listen on 127.0.0.1:{port} for claims_payout's channel clm_mainframe" in r.stderr
+    assert "--listen clm_mainframe=HOST:PORT" in r.stderr

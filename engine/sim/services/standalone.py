@@ -205,7 +205,10 @@ async def serve_counterparts(target: Target, services: list[str], listen: dict[s
                 host, port = listen.get(channel) or target.address(channel, name)
                 try:
                     await nursery.start(sim.serve, host, port)
-                except OSError as exc:
+                except (OSError, BaseExceptionGroup) as raised:
+                    exc = os_error(raised)              # the bind, raised through the simulator's nursery
+                    if exc is None:
+                        raise
                     raise SimError(f"cannot listen on {host}:{port} for {name}'s channel {channel} "
                                    f"({target.where(channel)}): {exc.strerror or exc}; is another simulator (or "
                                    f"the real system) there? Stop it, or give --listen {channel}=HOST:PORT "
@@ -231,6 +234,18 @@ async def serve_counterparts(target: Target, services: list[str], listen: dict[s
                 nursery.cancel_scope.cancel()
                 break
     return running
+
+
+def os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` in ``exc`` (itself, or the first in a group of groups), or None."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = os_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def stopped_lines(running: list[Running]) -> list[str]:
