@@ -178,7 +178,7 @@ async def wait_port(proc: subprocess.Popen, port_file: Path, what: str) -> int:
 async def measure(kind: str, count: int, inflight: int, sync: str, tmp: Path, mac_alg: str = "none") -> dict:
     pki = None
     ssl_ctx = None
-    host_args = [sys.executable, "-m", "engine.sim.iso_host", "--port", "0", "--reverse",
+    host_args = [sys.executable, "-m", "engine.sim.iso_host", "--port", "0", "--reverse", "--decline", "none",
                  "--port-file", str(tmp / f"{kind}.host")]
     env = dict(os.environ)
     mac = None

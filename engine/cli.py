@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.check",
     "engine.commands.run",
     "engine.commands.demo",
+    "engine.commands.sim",
     "engine.commands.deals",
     "engine.commands.codec",
     "engine.commands.copybook",

@@ -76,7 +76,8 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
                 reply_timeout: float = REPLY_TIMEOUT, tls: ssl.SSLContext | None = None,
                 server_name: str | None = None, rate: float | None = None, duration: float | None = None,
                 progress: Callable[[int], None] | None = None,
-                started: Callable[[MainframeSim], None] | None = None) -> MainframeResult:
+                started: Callable[[MainframeSim], None] | None = None,
+                mix: dict[str, int] | None = None, repeats: float = 0.0) -> MainframeResult:
     """Serve the biller (unless ``biller`` is None) while ``count`` requests go to ``mainframe``
     (over TLS with ``tls``, the engine's certificate checked for ``server_name``, default its host),
     at most ``rate`` a second across the connections (None: as fast as the engine answers), sending
@@ -85,8 +86,9 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
     A connection stops when the engine closes it, or leaves its requests unanswered for
     ``reply_timeout`` seconds (``result.stopped``).  When ``duration`` ends the sending, the replies
     to what was sent are still waited for (10 s at most).  ``started(sim)`` gets the simulator before it
-    sends (its ``result`` so far is what a Ctrl-C reports)."""
-    sim = MainframeSim(codec if codec is not None else request_codec(), seed=seed)
+    sends (its ``result`` so far is what a Ctrl-C reports).  ``mix``: weights of the mainframe simulator's
+    kinds (default its DEFAULT_MIX); ``repeats``: the share of good payments sent again after their reply."""
+    sim = MainframeSim(codec if codec is not None else request_codec(), seed=seed, mix=mix)
     if started is not None:
         started(sim)
     async with trio.open_nursery() as nursery:
@@ -94,7 +96,7 @@ async def drive(mainframe: tuple[str, int], biller: tuple[str, int] | None, coun
             await nursery.start(BillerSim().serve, biller[0], biller[1])
         await sim.run(mainframe[1], host=mainframe[0], total=count, connections=connections,
                       deadline=math.inf if duration is None else duration, reply_timeout=reply_timeout,
-                      tls=tls, server_name=server_name, rate=rate, progress=progress)
+                      tls=tls, server_name=server_name, rate=rate, progress=progress, repeats=repeats)
         nursery.cancel_scope.cancel()
     return sim.result
 

@@ -51,6 +51,10 @@ log = logging.getLogger("bsp.sim.iso_host")
 
 ANSWERS = {"0100": "0110", "0200": "0210", "0400": "0410", "0401": "0410", "0420": "0430", "0421": "0430",
            "0800": "0810"}
+# DE 4 of the amounts the card host declines (DE 39 "05"): 666.00.  The one list both the demo's card host
+# (engine.sim.services.card_payments.card_host, the failing card payments) and ``python -m engine.sim.iso_host``
+# (``--decline``) use, so the standalone host answers the card payments simulator's requests as the demo's does.
+DECLINED_AMOUNTS: tuple[str, ...] = ("000000066600",)
 COPY = ("2", "3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49", "70", "90")
 
 Predicate = Callable[[dict[str, Any]], bool]
@@ -233,6 +237,18 @@ class IsoHost:
             self._scope.cancel()
 
 
+def decline_amounts(given: list[str] | None) -> tuple[str, ...] | None:
+    """The amounts ``--decline`` names (default ``DECLINED_AMOUNTS``; ``none``: nothing); None when one
+    is not 12 digits."""
+    if not given:
+        return DECLINED_AMOUNTS
+    if given == ["none"]:
+        return ()
+    if not all(len(a) == 12 and a.isdigit() for a in given):
+        return None
+    return tuple(given)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="ISO 8583 host simulator (0200->0210, 0800->0810)")
     ap.add_argument("--host", default="127.0.0.1")
@@ -245,6 +261,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="close a connection nothing was received on for this many seconds (an idle timeout)")
     ap.add_argument("--cert", help="serve TLS with this certificate (PEM)")
     ap.add_argument("--key", help="private key of --cert")
+    ap.add_argument("--decline", action="append", metavar="DE4",
+                    help=f"decline (DE 39 05) the 0100/0200s of this DE 4 amount, 12 digits in minor units; "
+                         f"repeatable (default {', '.join(DECLINED_AMOUNTS)}: 666.00, as the demo's card host; "
+                         f"--decline none declines nothing)")
     ap.add_argument("--port-file", help="write the port listened on to this file once ready")
     ap.add_argument("--mac-algorithm", choices=ALGORITHMS,
                     help="verify the MAC (DE 64/128) of each request and MAC each answer")
@@ -269,8 +289,12 @@ def main(argv: list[str] | None = None) -> None:
             mac = MacPolicy(args.mac_algorithm, key, plan_mac(spec, args.mac_algorithm, None), None, exempt)
         except MacError as exc:                 # never quotes the key
             ap.error(f"--mac-key-env {args.mac_key_env}: {exc}")
+    declines = decline_amounts(args.decline)
+    if declines is None:
+        ap.error(f"--decline {' '.join(args.decline)}: expected DE 4 amounts of 12 digits (e.g. 000000066600 for "
+                 f"666.00), or none")
     sim = IsoHost(framing=args.framing, spec=args.spec, delay=args.delay, reverse=args.reverse, tls=tls, mac=mac,
-                  idle_close=args.idle_close)
+                  idle_close=args.idle_close, decline_amounts=declines)
 
     async def run() -> None:
         async with trio.open_nursery() as n:

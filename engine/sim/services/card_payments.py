@@ -11,11 +11,11 @@ import random
 from datetime import datetime
 from typing import Any
 
-from engine.sim.iso_host import IsoHost
+from engine.sim.iso_host import DECLINED_AMOUNTS, IsoHost
 from engine.sim.services.common import every
 from engine.sim.services.model import Request, Service, trace
 
-DECLINED_AMOUNT = "000000066600"          # 666.00: the card host declines it
+DECLINED_AMOUNT = DECLINED_AMOUNTS[0]      # 666.00: the card host declines it (engine.sim.iso_host)
 BINS = ("622848", "621700", "436742")     # routes/card_payments/card_bins.csv
 CURRENCIES = ("156", "840", "978")        # routes/card_payments/card_currencies.csv
 LIMIT_MINOR = 1_000_000                   # 10,000.00: below the smallest single-payment limit
@@ -38,7 +38,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
 
 
 def card_host() -> IsoHost:
-    return IsoHost(framing="length2", spec="iso8583_1987_ascii", decline_amounts=(DECLINED_AMOUNT,))
+    return IsoHost(framing="length2", spec="iso8583_1987_ascii", decline_amounts=DECLINED_AMOUNTS)
 
 
 SERVICE = Service(

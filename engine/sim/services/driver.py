@@ -20,6 +20,7 @@ from typing import Any, Callable
 import trio
 
 from engine.sim.framed import pipelined, split
+from engine.sim.pacing import Pacer
 from engine.sim.repeats import plan_sends
 from engine.sim.services.model import Request, Service, run_tag
 
@@ -84,10 +85,12 @@ class ServiceClient:
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0) -> LoadResult:
+                  repeats: float = 0.0, rate: float | None = None) -> LoadResult:
         """Send ``total`` requests (or exactly ``kinds``, in order, on one connection); ``repeats``: the
-        share of good requests to keyed routes sent again (not with ``kinds``), within ``total``."""
+        share of good requests to keyed routes sent again (not with ``kinds``), within ``total``; ``rate``:
+        at most that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
         res = self.result
+        pace = Pacer(rate).take if rate is not None else None
         if kinds is not None:
             plans = [[(k, None) for k in kinds]]
         else:
@@ -133,7 +136,7 @@ class ServiceClient:
                     progress(1)
 
             await pipelined(host, port, self.service.framing, len(plan), window, payloads=payloads,
-                            on_reply=on_reply, deadline=deadline)
+                            on_reply=on_reply, deadline=deadline, pace=pace)
 
         async with trio.open_nursery() as nursery:
             for plan in plans:

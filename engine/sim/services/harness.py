@@ -28,10 +28,10 @@ import trio
 from engine.runtime.binder import Binder
 from engine.runtime.switchboard import Switchboard
 from engine.sim.services.batch_files import BatchFileClient
-from engine.sim.services.counterpart import CounterpartSim
 from engine.sim.services.driver import LoadResult, ServiceClient
 from engine.sim.services.http_client import HttpServiceClient
 from engine.sim.services.model import Service
+from engine.sim.services.sims import service_sims
 
 
 @dataclass
@@ -111,21 +111,12 @@ async def running_services(program: Any, registry: Any, ledger: Any, services: I
     sims: dict[str, Any] = {}
     async with trio.open_nursery() as nursery:
         for svc in services:
-            for cp in svc.counterparts:
-                if cp.channel in sims:          # two inbound sides of one service share a counterpart
+            for channel, sim in service_sims(svc, binder.codec):
+                if channel in sims:             # two inbound sides of one service share a counterpart
                     continue
-                sim =  CounterpartSim(cp.channel, binder.codec(cp.request_format), binder.codec(cp.reply_format),
-                                     cp.answer, framing=cp.framing, ref=cp.ref)
                 await nursery.start(sim.serve)
-                sims[cp.channel] = sim
-                overrides[cp.channel] = {"address": f"127.0.0.1:{sim.port}"}
-            for channel, factory in svc.hosts:
-                if channel in sims:
-                    continue
-                host = factory()
-                await nursery.start(host.serve)
-                sims[channel] = host
-                overrides[channel] = {"address": f"127.0.0.1:{host.port}"}
+                sims[channel] = sim
+                overrides[channel] = {"address": f"127.0.0.1:{sim.port}"}
         for channel, sim in (extra_sims or {}).items():
             await nursery.start(sim.serve)
             overrides[channel] = {"address": f"127.0.0.1:{sim.port}"}

@@ -18,6 +18,7 @@ import httpx
 import trio
 
 from engine.sim.framed import split
+from engine.sim.pacing import Pacer
 from engine.sim.repeats import plan_sends
 from engine.sim.services.driver import LoadResult, Outcome, ServiceClient
 
@@ -26,10 +27,12 @@ class HttpServiceClient(ServiceClient):
     async def run(self, port: int, *, total: int, connections: int = 2, window: int = 16,
                   kinds: list[str] | None = None, host: str = "127.0.0.1",
                   progress: Callable[[int], None] | None = None, deadline: float = 30.0,
-                  repeats: float = 0.0) -> LoadResult:
+                  repeats: float = 0.0, rate: float | None = None) -> LoadResult:
         """``connections`` x ``window`` / 4 connections (at least ``connections``), as the TCP client keeps
-        about that many requests in flight; exactly ``kinds``, in order, on one connection."""
+        about that many requests in flight; exactly ``kinds``, in order, on one connection; ``rate``: at most
+        that many requests a second across the connections (engine.sim.pacing; None: unpaced)."""
         res = self.result
+        pacer = Pacer(rate) if rate is not None else None
         lanes = max(connections, connections * window // 4)
         if kinds is not None:
             plans: list[list[tuple[Any, int | None]]] = [[(k, None) for k in kinds]]
@@ -54,6 +57,8 @@ class HttpServiceClient(ServiceClient):
                     if repeat_of is not None:
                         out.repeat_of = mine[repeat_of]
                         out.expect_code = mine[repeat_of].expect_code
+                    if pacer is not None:
+                        await pacer.take(1)
                     mine.append(out)
                     res.outcomes.append(out)
                     sent = time.perf_counter()

@@ -1,0 +1,418 @@
+"""The service simulators for an engine you started yourself (``bsp sim counterparts``, ``bsp sim traffic``).
+
+    target = load_target(["claims_payout"], config=[], env=None)     # routes/claims_payout/, its addresses
+    trio.run(serve_counterparts, target, ["claims_payout"], {})      # until SIGINT/SIGTERM
+    results = trio.run(send_traffic, target, "claims_payout", 100)   # to the engine's inbound channel
+
+The simulators are the ones ``bsp demo`` runs in-process (``engine.sim.services.sims.service_sims``, the
+bill payment biller ``engine.sim.biller.BillerSim``, the bill payment mainframe
+``engine.sim.mainframe.MainframeSim``); here they listen on, and send to, the addresses the configuration
+gives: the route files' own (``address = ...`` of each channel), or a deployment file's ``channels:``
+override of them (with its ``--env``), so they meet a ``bsp run`` of the same configuration.
+
+A ``Target`` is the compiled configuration: the formats the simulators encode and decode with come
+from it, as in the demo, so simulators and routes cannot drift apart.
+"""
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import trio
+
+from engine.sim.services.catalog import ROUTES_DIR, SERVICES
+from engine.sim.services.model import KINDS, Service
+
+BILL = "bill_payment"
+BILL_INBOUND = "mainframe"
+BILL_BILLER = "biller"
+DUPLICATE = "duplicate"         # --mix: the share of good requests to keyed routes sent again (engine.sim.repeats)
+BILL_KINDS = ("good", "enquiry", "over_limit", "unknown_biller", "bad_currency", "unrouted", "malformed")
+
+
+class SimError(ValueError):
+    """A problem the user fixes (a service not known, a channel the configuration lacks, a port in use)."""
+
+
+def service_names() -> list[str]:
+    """Every service the simulators know, bill payment first, in port-plan order."""
+    out = [BILL]
+    for svc in SERVICES:
+        if svc.name not in out:
+            out.append(svc.name)
+    return out
+
+
+def services_named(name: str) -> list[Service]:
+    """The catalog entries of one service (account consolidation has two inbound sides); [] for bill payment."""
+    if name == BILL:
+        return []
+    found = [svc for svc in SERVICES if svc.name == name]
+    if not found:
+        raise SimError(f"no service {name!r}; known: {', '.join(service_names())} (the folders of routes/)")
+    return found
+
+
+@dataclass
+class Target:
+    program: Any
+    registry: Any
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    label: str = ""                              # what was compiled, for messages
+    _binder: Any = None
+
+    def codec(self, fmt: str) -> Any:
+        if self._binder is None:
+            from engine.runtime.binder import Binder
+            self._binder = Binder(self.program, self.registry)
+        return self._binder.codec(fmt)
+
+    def channel(self, name: str, service: str) -> Any:
+        decl = self.program.channels.get(name)
+        if decl is None:
+            raise SimError(f"{service}: its routes use channel {name!r}, which {self.label} does not declare; "
+                           f"give --config routes/{service}/ (or the deployment file that runs it)")
+        return decl
+
+    def address(self, name: str, service: str) -> tuple[str, int]:
+        """(host, port) of a channel: the deployment file's override of its address, else the route file's."""
+        decl = self.channel(name, service)
+        text = str((self.overrides.get(name) or {}).get("address") or decl.options.get("address") or "")
+        where = self.where(name)
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit():
+            raise SimError(f"{where}: channel {name}: address {text!r}: expected HOST:PORT")
+        return host.strip("[]"), int(port)
+
+    def where(self, name: str) -> str:
+        place = getattr(self.overrides, "place", None)
+        if name in self.overrides and callable(place):
+            return place(name, "address")[0]
+        pos = getattr(self.program.channels[name], "option_pos", {}).get("address") or self.program.channels[name].pos
+        return f"{pos.file}:{pos.line}:{pos.col}" if pos is not None else self.label
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        out.extend(sorted(p.rglob("*.route")) if p.is_dir() else [p])
+    return out
+
+
+def load_target(services: list[str], config: list[Path], env: str | None = None) -> Target:
+    """Compile ``config`` (route files or folders, or one deployment file, as ``bsp run`` takes them;
+    default: each service's folder of the shipped routes/) with the channel overrides of the deployment
+    file's ``env``.  ``SimError`` when it does not compile or names a missing path."""
+    from dsl.diagnostics import render
+    from dsl.load import compile_paths
+    from engine.sim.services.registry import services_registry
+
+    for name in services:
+        if name != BILL:
+            services_named(name)
+    overrides: dict[str, dict[str, Any]] = {}
+    if not config:
+        config = [ROUTES_DIR / name for name in services]
+    missing = [p for p in config if not p.exists()]
+    if missing:
+        raise SimError(f"no such file or directory: {', '.join(map(str, missing))}")
+    if len(config) == 1 and config[0].suffix in (".yaml", ".yml"):
+        from engine.deploy import DeploymentError, load_deployment
+        try:
+            dep = load_deployment(config[0], env=env)
+        except DeploymentError as exc:
+            raise SimError(str(exc)) from None
+        files, overrides = list(dep.route_files), dep.channel_overrides
+    else:
+        files = _expand(config)
+    label = " ".join(map(str, config))
+    registry = services_registry()
+    res = compile_paths(files, registry)
+    if res.program is None:
+        raise SimError(f"{label} does not compile (run `bsp check {label}`):\n"
+                       + "\n".join(render(d, {}) for d in res.diagnostics))
+    return Target(res.program, registry, overrides, label)
+
+
+# ------------------------------------------------------------------ counterparts
+
+@dataclass
+class Running:
+    service: str
+    channel: str
+    sim: Any
+    host: str
+    what: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.sim.port}"
+
+
+def counterpart_sims(target: Target, services: list[str]) -> list[tuple[str, str, Any, str]]:
+    """(service, channel, simulator, what it is) of every system the services' routes call, each channel once."""
+    from engine.sim.biller import BillerSim
+    from engine.sim.services.sims import service_sims
+
+    out: list[tuple[str, str, Any, str]] = []
+    seen: set[str] = set()
+    for name in services:
+        if name == BILL:
+            target.channel(BILL_BILLER, name)
+            made = [(BILL_BILLER, BillerSim(), "biller, JSON; refuses references ending in 7 (05)")]
+        else:
+            made = []
+            for svc in services_named(name):
+                formats = {cp.channel: f"{cp.request_format} -> {cp.reply_format}" for cp in svc.counterparts}
+                for channel, sim in service_sims(svc, target.codec):
+                    target.channel(channel, name)
+                    what = formats.get(channel) or _host_text(sim)
+                    made.append((channel, sim, what + "; refuses references ending in F" if channel in formats
+                                 else what))
+        for channel, sim, what in made:
+            if channel not in seen:
+                seen.add(channel)
+                out.append((name, channel, sim, what))
+    return out
+
+
+def _host_text(sim: Any) -> str:
+    declines = getattr(sim, "decline_amounts", ())
+    text = f"ISO 8583 host ({getattr(sim, 'framing', '')})"
+    if declines:
+        text += "; declines DE 4 " + ", ".join(declines) + " (05)"
+    return text
+
+
+async def serve_counterparts(target: Target, services: list[str], listen: dict[str, tuple[str, int]], *,
+                             out: TextIO, ready_file: Path | None = None,
+                             stop: trio.Event | None = None) -> list[Running]:
+    """Serve every counterpart of ``services`` on its configured address (``listen``: channel -> (host, port)
+    instead; port 0: any free one), print where, write ``ready_file`` (JSON: channel -> "host:port") once all
+    listen, and serve until SIGINT/SIGTERM (or ``stop`` is set).  Returns what ran (``sim.requests``...)."""
+    planned = counterpart_sims(target, services)
+    unknown = sorted(set(listen) - {channel for _, channel, _, _ in planned})
+    if unknown:
+        raise SimError(f"--listen {', '.join(unknown)}: not a channel these services call; they call "
+                       + ", ".join(channel for _, channel, _, _ in planned))
+    running: list[Running] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            for name, channel, sim, what in planned:
+                host, port = listen.get(channel) or target.address(channel, name)
+                try:
+                    await nursery.start(sim.serve, host, port)
+                except (OSError, BaseExceptionGroup) as raised:
+                    exc = os_error(raised)              # the bind, raised through the simulator's nursery
+                    if exc is None:
+                        raise
+                    raise SimError(f"cannot listen on {host}:{port} for {name}'s channel {channel} "
+                                   f"({target.where(channel)}): {exc.strerror or exc}; is another simulator (or "
+                                   f"the real system) there? Stop it, or give --listen {channel}=HOST:PORT "
+                                   f"(and the same address to the engine, in a deployment file)") from None
+                running.append(Running(name, channel, sim, host, what))
+            width = max(len(r.channel) for r in running) if running else 0
+            for r in running:
+                print(f"{r.service}: {r.channel:<{width}} listening on {r.address}  ({r.what})", file=out)
+            if ready_file is not None:
+                tmp = ready_file.with_name(ready_file.name + ".tmp")
+                tmp.write_text(json.dumps({r.channel: r.address for r in running}))
+                tmp.replace(ready_file)
+            print(f"{len(running)} counterpart simulator(s) serving; Ctrl-C or SIGTERM stops them", file=out,
+                  flush=True)
+
+            async def until_stopped() -> None:
+                if stop is not None:
+                    await stop.wait()
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(until_stopped)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+    return running
+
+
+def os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` in ``exc`` (itself, or the first in a group of groups), or None."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def stopped_lines(running: list[Running]) -> list[str]:
+    out = []
+    for r in running:
+        refused = getattr(r.sim, "refused", None)
+        bad = getattr(r.sim, "bad_requests", 0)
+        text = f"{r.channel}: answered {getattr(r.sim, 'requests', 0):,} request(s)"
+        if refused:
+            text += f", {refused:,} refused"
+        if bad:
+            text += f", {bad:,} undecodable"
+        out.append(text)
+    return out
+
+
+# ------------------------------------------------------------------ traffic
+
+def parse_mix(text: str | None, service: str) -> tuple[dict[str, int] | None, float]:
+    """``--mix good=80,rejected=12,failing=8,duplicate=2`` (or names alone: equal weights) -> (kind weights,
+    repeats share); None: the service's own mix.  Bill payment's kinds are its mainframe simulator's."""
+    if not text:
+        return None, 0.0
+    kinds = BILL_KINDS if service == BILL else KINDS
+    weights: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        kind, sep, weight = part.partition("=")
+        kind = kind.strip()
+        if kind not in (*kinds, DUPLICATE):
+            raise SimError(f"--mix {text}: {kind!r} is not a kind of {service}'s requests; expected "
+                           f"{', '.join((*kinds, DUPLICATE))}, e.g. --mix good=90,rejected=10")
+        if sep and not weight.strip().isdigit():
+            raise SimError(f"--mix {text}: {part!r}: expected KIND=WEIGHT, a whole number, e.g. good=90")
+        weights[kind] = weights.get(kind, 0) + (int(weight) if sep else 1)
+    total = sum(weights.values())
+    dup = weights.pop(DUPLICATE, 0)
+    mix = {k: w for k, w in weights.items() if w > 0}
+    if not mix:
+        raise SimError(f"--mix {text}: no kind to send; name at least one of {', '.join(kinds)}")
+    return mix, (dup / total if total else 0.0)
+
+
+@dataclass
+class Sent:
+    """What one inbound channel was sent and answered (the summary's figures)."""
+    service: str
+    channel: str
+    address: str
+    sent: int = 0
+    replies: int = 0
+    elapsed: float = 0.0
+    by_code: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)      # "REF: good expected 00, got 91"
+    repeats: int = 0
+    repeats_differ: int = 0
+
+
+def _count(d: dict[str, int], key: str) -> None:
+    d[key] = d.get(key, 0) + 1
+
+
+async def send_traffic(target: Target, service: str, count: int, *, to: tuple[str, int] | None = None,
+                       rate: float | None = None, mix: str | None = None, connections: int = 2, seed: int = 7,
+                       deadline: float | None = None,
+                       progress: Callable[[str, int], Callable[[int], None]] | None = None) -> list[Sent]:
+    """Send ``count`` of the service's simulated requests to each of its inbound channels (``to`` instead
+    of the configured address), at most ``rate`` a second, and gather the answers by code.
+    ``progress(label, total)`` gives the callback each reply advances."""
+    weights, repeats = parse_mix(mix, service)
+    if deadline is None:
+        deadline = 60.0 + (count / rate if rate else 0.0)
+    if service == BILL:
+        return [await _bill(target, count, to, rate, weights, repeats, connections, seed, deadline, progress)]
+    results = []
+    svcs = services_named(service)
+    for svc in svcs:
+        if svc.transport == "file":
+            raise SimError(f"{service} takes batch files (channel {svc.inbound}), not requests: `bsp sim traffic` "
+                           f"sends TCP and HTTP requests; `bsp demo` and tests/services drive it")
+    async with trio.open_nursery() as nursery:
+        for svc in svcs:
+            nursery.start_soon(_one, target, svc, count, to, rate, weights, repeats, connections, seed, deadline,
+                               progress, results)
+    return results
+
+
+async def _one(target: Target, svc: Service, count: int, to: tuple[str, int] | None, rate: float | None,
+               weights: dict[str, int] | None, repeats: float, connections: int, seed: int, deadline: float,
+               progress: Any, results: list[Sent]) -> None:
+    from engine.sim.services.driver import ServiceClient
+    from engine.sim.services.http_client import HttpServiceClient
+
+    target.channel(svc.inbound, svc.name)
+    host, port = to or target.address(svc.inbound, svc.name)
+    if weights is not None:
+        svc = replace(svc, mix=weights)
+    cls = HttpServiceClient if svc.transport == "http" else ServiceClient
+    client = cls(svc, target.codec(svc.request_format), target.codec(svc.reply_format), seed=seed)
+    tick = progress(f"{svc.name} ({svc.inbound})", count) if progress is not None else None
+    res = await client.run(port, host=host, total=count, connections=connections, progress=tick,
+                           deadline=deadline, repeats=repeats, rate=rate)
+    out = Sent(svc.name, svc.inbound, f"{host}:{port}", sent=len(res.outcomes), replies=res.replies,
+               elapsed=res.elapsed)
+    for o in res.outcomes:
+        _count(out.by_code, o.code if o.code is not None else "no reply")
+        if o.repeat_of is None:
+            _count(out.by_kind, o.kind)
+        if o.code != o.expect_code:
+            out.unexpected.append(f"{o.ref}: {o.kind}{' (repeat)' if o.repeat_of else ''} expected {o.expect_code}, "
+                                  f"got {o.code or 'no reply'}")
+    out.repeats, out.repeats_differ = len(res.repeats), sum(1 for o in res.repeats if o.repeat_differs)
+    results.append(out)
+
+
+async def _bill(target: Target, count: int, to: tuple[str, int] | None, rate: float | None,
+                weights: dict[str, int] | None, repeats: float, connections: int, seed: int, deadline: float,
+                progress: Any) -> Sent:
+    from engine.sim.bill_traffic import drive
+
+    target.channel(BILL_INBOUND, BILL)
+    host, port = to or target.address(BILL_INBOUND, BILL)
+    tick = progress(f"{BILL} ({BILL_INBOUND})", count) if progress is not None else None
+    res = await drive((host, port), None, count, connections=connections, seed=seed,
+                      codec=target.codec("BillPayReq"), rate=rate, progress=tick, mix=weights, repeats=repeats)
+    out = Sent(BILL, BILL_INBOUND, f"{host}:{port}", sent=res.sent, replies=res.replies, elapsed=res.elapsed,
+               by_code={c: n for c, n in res.by_code.items()}, by_kind=dict(res.by_kind))
+    if res.sent > res.replies:
+        out.by_code["no reply"] = res.sent - res.replies
+    out.unexpected = [f"{r.trace}: {r.kind}{' (repeat)' if r.repeat_of else ''} expected {r.expect_code}, got "
+                      f"{r.code or 'no reply'}" for r in res.unexpected]
+    out.repeats, out.repeats_differ = len(res.repeats), sum(1 for r in res.repeats if r.repeat_differs)
+    return out
+
+
+def summary_lines(results: list[Sent]) -> list[str]:
+    lines = []
+    for r in results:
+        pace = f" in {r.elapsed:.1f} s ({r.sent / r.elapsed:,.0f}/s)" if r.elapsed > 0 else ""
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(r.by_kind.items()))
+        codes = ", ".join(f"{c} {n:,}" for c, n in sorted(r.by_code.items()))
+        lines.append(f"{r.service}: sent {r.sent:,} request(s) to {r.channel} on {r.address} ({kinds}){pace}; "
+                     f"{r.replies:,} replies; by code: {codes or '-'}")
+        if r.repeats:
+            lines.append(f"  {r.repeats:,} sent again after their reply (duplicates): "
+                         f"{r.repeats - r.repeats_differ:,} answered with their original's reply bytes")
+        if r.unexpected:
+            lines.append(f"  {len(r.unexpected):,} answered with another code than the simulator expects, e.g. "
+                         + "; ".join(r.unexpected[:3]))
+        else:
+            lines.append("  every reply code was the one the simulator expects")
+    return lines
+
+
+def notes(results: list[Sent], service: str) -> list[str]:
+    """What to do about answers that say the engine is not set up for the traffic (91, no reply)."""
+    out = []
+    unreachable = sum(r.by_code.get("91", 0) for r in results)
+    if unreachable:
+        out.append(f"note: {unreachable:,} request(s) answered 91 (counterpart unreachable): the engine did not "
+                   f"reach a system its routes call. Start them with `bsp sim counterparts {service}` (on the "
+                   f"addresses of the same configuration as the engine's); after a counterpart came back the "
+                   f"engine reconnects within 2 s, so send again after a few seconds")
+    silent = sum(r.sent - r.replies for r in results)
+    if silent:
+        out.append(f"note: {silent:,} request(s) got no reply: is the engine running with {service}'s routes "
+                   f"(bsp run routes/{service}/), on the address above (--to HOST:PORT)?")
+    return out
