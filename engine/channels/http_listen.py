@@ -58,6 +58,16 @@ DEFAULT_STATUS = {
 }
 
 
+def status_kind(kind: str | None, deal_status: str) -> str:
+    """The ``status_map`` key of a failure.  ``unauthenticated`` is the caller's own bad signature only when
+    the deal was rejected for it; a *failed* one is a bank counterpart's answer that did not verify (a signed
+    ``http call``, a MAC'd reply: in doubt), which is the bank's failure, answered as ``failed`` (502), not 401:
+    a 401 would tell the caller to fix a signature that was right."""
+    if kind == "unauthenticated" and deal_status == "failed":
+        return "failed"
+    return kind or ""
+
+
 def parse_status_map(channel: str, entries: Any) -> dict[str, int]:
     """``["rejected:422", "timeout:504"]`` over the defaults."""
     out = dict(DEFAULT_STATUS)
@@ -285,7 +295,7 @@ class HttpListener:
                                         instance=request.raw_path)
             return Response(self.status_ok, [("content-type", self.content_type or _sniff_type(out.reply))],
                             out.reply)
-        status = self.status_map.get(out.kind or "", self.status_map.get(out.status, 500))
+        status = self.status_map.get(status_kind(out.kind, out.status), self.status_map.get(out.status, 500))
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
         # an internal failure's detail is the engine's own (file paths, OS errors): it stays in the deal's reason

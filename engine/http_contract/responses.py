@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from dsl import ir
+from engine.channels.http_listen import status_kind
 from engine.http.messages import REASONS
 from engine.http_contract.replies import built_schema, file_schema, reply_steps
 from engine.runtime.exchange import DEFAULT_CODES, REJECTED_KINDS
@@ -136,8 +137,9 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
                      if decl.error_reply is not None else None)
 
     def failure(kind: str, body: dict[str, Any] | None, whose: str, codes: list[str] | None = None,
-                meaning: str | None = None) -> None:
-        status = listener.status_map.get(kind, listener.status_map.get(_deal_status(kind), 500))
+                meaning: str | None = None, deal_status: str | None = None) -> None:
+        deal_status = deal_status or _deal_status(kind)
+        status = listener.status_map.get(status_kind(kind, deal_status), listener.status_map.get(deal_status, 500))
         code = DEFAULT_CODES.get(kind)
         said = (f" (code {', '.join(codes)})" if codes else
                 f" (code {code} unless the route's answer sets its own)" if code else "")
@@ -162,9 +164,10 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
         if any(s.kind == "call" for s in r.steps):
             kinds += ["refused", "unreachable", "timeout", "lost", "failed"]
         if any(_authenticated_answer(program, s) for s in r.steps if s.kind == "call"):
-            # the counterpart's answer did not authenticate: kind unauthenticated, mapped as the caller's own
+            # the counterpart's answer did not authenticate: kind unauthenticated, deal failed (in doubt), which
+            # the channel answers as `failed` (502), not as a caller's own bad signature (401)
             failure("unauthenticated", body, whose, meaning="a bank system's answer (its signature or MAC) did not "
-                    "authenticate: what it did is in doubt, do not send again")
+                    "authenticate: what it did is in doubt, do not send again", deal_status="failed")
         deal = next((s for s in r.steps if s.kind == "deal"), None)
         if deal is not None and any(a.path == "key" for a in deal.options.get("fields", ())):
             kinds.append("duplicate")

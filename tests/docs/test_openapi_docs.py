@@ -285,16 +285,17 @@ route pay {
 '''
 
 
-def test_a_call_whose_answer_is_signed_can_answer_401(tmp_path: Path) -> None:
-    """A signed http call's answer that does not verify fails the deal with kind unauthenticated, which the
-    channel answers 401 like a caller's own bad signature (engine/steps/call.py): the document says so."""
+def test_a_call_whose_answer_is_signed_can_answer_502_not_401(tmp_path: Path) -> None:
+    """A signed http call's answer that does not verify fails the deal (in doubt) with kind unauthenticated,
+    which the channel answers 502 (the bank's failure), not 401 (the caller's own bad signature): the
+    document says so, and lists no 401 where the caller signs nothing."""
     (tmp_path / "signed.route").write_text(SIGNED_CALL)
     res = compile_paths([tmp_path / "signed.route"], default_registry())
     assert res.program is not None, [str(d) for d in res.errors]
     doc = json.loads(render(build_document(res.program)))
     check_structure(doc)
     responses = doc["paths"]["/x"]["post"]["responses"]
-    assert "bank system's answer" in responses["401"]["description"]
+    assert "bank system's answer" in responses["502"]["description"] and "401" not in responses
     assert "securitySchemes" not in doc["components"]          # the caller signs nothing
 
 

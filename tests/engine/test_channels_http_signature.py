@@ -488,3 +488,36 @@ def test_a_signature_key_file_with_a_byte_order_mark_gives_the_secret(tmp_path: 
     assert listener.signature.key == SECRET.encode()
     headers = {"x-signature": hmac_hex(SECRET, body)}
     assert listener.signature.check(lambda name: headers.get(name.lower()), body) is None
+
+
+HTTP_FRONT_CALL = FRONT_CALL.replace('''channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    on error reply Ack {
+        code = error.code
+        kind = error.kind
+    }
+}''', '''channel front = http listen {
+    address = "127.0.0.1:0"
+    path    = "/pay"
+}''')
+
+
+async def test_a_counterpart_answer_that_does_not_verify_is_502_to_the_caller_not_401(tmp_path: Path,
+                                                                                          nursery) -> None:
+    """The caller's request was fine; the bank's counterpart answered without a good signature (the deal
+    failed in doubt).  A 401 would tell the caller to fix its own signature: the channel answers 502, the
+    problem's kind still says what happened.  A caller's own bad signature stays 401 (the test above)."""
+    seen: list = []
+    port = await partner_api(nursery, seen)
+    prog = compile_text(tmp_path, HTTP_FRONT_CALL % (f"http://127.0.0.1:{port}/payments",
+                                                     "signature_verify_answer = true"))
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        url = f"http://127.0.0.1:{sb.channel('front').port}/pay"
+        async with httpx.AsyncClient() as c:
+            good = await c.post(url, content=b'{"ref": "A1", "amount": 10.00}')
+            bad = await c.post(url, content=b'{"ref": "UNSIGNED", "amount": 10.00}')
+    assert good.status_code == 200 and good.json() == {"code": "00", "confirmation": "C-A1"}, good.text
+    assert bad.status_code == 502, bad.text
+    problem = bad.json()
+    assert problem["kind"] == "unauthenticated" and problem["deal_status"] == "failed", problem
