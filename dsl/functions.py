@@ -249,7 +249,7 @@ def f_today(tz: Any = None) -> date:
     exchange's, as for ``now()``."""
     at = _clock.now()
     if tz is None:
-        return at.astimezone().date() if _clock.fixed_at() is not None else date.today()
+        return at.astimezone().date()
     return at.astimezone(_tz(tz, "today")).date()
 
 
