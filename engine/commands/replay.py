@@ -20,8 +20,8 @@ def replay(
     pace: str = typer.Option("fast", "--pace", help="fast, original, or a speed-up such as x10."),
     clock: str = typer.Option("recorded", "--clock",
                               help="What now() and today() read: recorded (the time each exchange was received "
-                                   "when recorded, so a replay on another day answers the same) or now (the "
-                                   "wall clock)."),
+                                   "when recorded, so a replay on another day answers the same; with --to-tests "
+                                   "each test is written `at` it) or now (the wall clock)."),
     compare_uuids: bool = typer.Option(False, "--compare-uuids",
                                        help="Count values that differ only in UUIDs (uuid() makes a new one each "
                                             "run) as differences; by default they are volatile."),

@@ -80,6 +80,10 @@ def past_capture(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("clock")
     config = config_copy(tmp / "config", CLOCKED)
     capture = record_session(tmp, config, 40)
+    con = duckdb.connect(str(capture), read_only=True)
+    read = con.execute("SELECT count(*) FROM frames WHERE clock IS NOT NULL").fetchone()[0]
+    con.close()
+    assert read > 20          # the recording kept what now() and today() read (frames.clock)
     moved = move_to_the_past(capture)
     assert len(moved) > 20 and len({m.date() for m in moved.values()}) == len(moved)
     return capture, config, moved
