@@ -165,3 +165,22 @@ def test_a_volatile_field_the_candidate_adds_is_suggested_while_the_recording_la
     assert again.exit_code == 1, again.output
     left = {d["field"] for d in json.loads((tmp_path / "a.json").read_text())["differences"] if d["unexpected"]}
     assert left == {"channel_name"}, left
+
+
+def test_route_tests_written_from_it_leave_generated_uuids_out_and_pass(volatile_session, tmp_path):
+    """`request_id = uuid()` is not expected (a comment says why); `sent_at = now()` is, to the microsecond:
+    the test runs `at` the instant the route read when recorded."""
+    from engine.registry import default_registry
+    from engine.routetest.runner import run_paths
+
+    capture, config = volatile_session
+    out = tmp_path / "t"
+    res = cli(str(capture), "--config", str(config), "--to-tests", str(out))
+    assert res.exit_code == 0, res.output
+    path = out / "session_test.route"
+    result = run_paths([path], default_registry())
+    assert result.outcomes and not result.failed, [o.failures for o in result.failed][:2]
+    text = path.read_text()
+    left_out = "# request_id: a UUID the exchange did not receive (uuid() makes a new one each run): not expected"
+    assert text.count(left_out) > 20
+    assert text.count("        sent_at = ") == text.count(left_out)
