@@ -16,8 +16,9 @@ the skip note gives the recorded reason).
 Each test carries the recorded exchange's time (``test "..." at "2026-11-25T10:00:00.123456Z"``: the
 first instant its routes read, ``frames.clock``, else the time it was received, ``recorded_at``):
 ``now()`` and ``today()`` read it, so a value date or a time stamp the route computes is the recorded
-one and the test does not expire (``clock`` False: written without it).  A value of a call or reply that holds a UUID the exchange did not receive
-(what ``uuid()`` makes anew each run) is not expected; a comment line says so.
+one and the test does not expire (``clock`` False: written without it).  A value of a call or reply
+that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is not expected; a
+comment line says so.
 
 Classified values (fields a format tags ``pan``, ``secret`` or ``personal``, and
 those values wherever the exchange carries them on) are masked in the tests as
@@ -211,8 +212,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
     and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
     among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
-    takes the test's request as it took the recorded one.  ``clock``: the test is written ``at`` the time the
-    exchange was received (now() and today() read it)."""
+    takes the test's request as it took the recorded one.  ``clock``: the test is written ``at`` the exchange's
+    recorded time (``engine.replay.clock.first_read``: now() and today() read it)."""
     known: dict[str, str] = {}
     tags = name_tags(getattr(guide, "program", None)) if mask else {}
 
