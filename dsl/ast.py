@@ -307,11 +307,12 @@ class LikeAst(AssignAst):
 
 @dataclass(frozen=True)
 class RouteTestAst:
-    """``test "name" { given ... expect ... }``"""
+    """``test "name" [at "2026-11-25T10:00:00Z"] { given ... expect ... }``"""
     name: str
     name_pos: Pos
     body: tuple[Union[GivenSendAst, GivenAnswerAst, ExpectAst], ...]
     pos: Pos
+    at: Lit | None = None                            # ``at "..."``: the test's clock (None: the wall clock)
 
 
 Decl = Union[UseDecl, FormatAst, ChannelAst, TableAst, RouteAst, RouteTestAst]

@@ -18,6 +18,7 @@ from typing import Any
 
 from dsl import ast as A
 from dsl import calendars, compexpect, ir
+from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
 from dsl.dealtypes import shared_deal_types
 from dsl.diagnostics import ERROR, WARNING, Diagnostic, closest, did_you_mean
@@ -316,8 +317,17 @@ class _TestChecks:
                 answers.append(self._test_answer(s, facts, scope))
             elif isinstance(s, A.ExpectAst):
                 expects.append(self._test_expect(s, facts, scope, send_ir))
+        at = None
+        if t.at is not None:
+            instant, problem = parse_instant(t.at.value)
+            if problem is not None:
+                self.error("E112", f"test \"{t.name}\": `at` {problem}", t.at.pos,
+                           "`at` fixes the test's clock: now() and today() read that instant, in the test and "
+                           "in the routes, so a test of a date computed from today() never expires")
+            else:
+                at = instant_text(instant)
         if send_ir is not None:
-            self.res.tests.append(ir.RouteTest(t.name, send_ir, tuple(answers), tuple(expects), pos=t.pos))
+            self.res.tests.append(ir.RouteTest(t.name, send_ir, tuple(answers), tuple(expects), pos=t.pos, at=at))
 
     def _unsent_fields(self, s: A.ExpectAst, chan: str, facts) -> None:
         """E087: ``expect call CHAN { opp = ... }`` where no call to CHAN sets ``opp``.  Only where that is

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import uuid as _uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dsl import clock as _clock
 
 
 class FunctionError(ValueError):
@@ -233,18 +235,22 @@ def _tz_literal(i: int, value: Any) -> str | None:
 
 
 def f_now(tz: Any = None) -> datetime:
-    """Without ``tz``: the current time in UTC; with it, the same instant in that zone."""
+    """Without ``tz``: the current time in UTC; with it, the same instant in that zone.  The clock is the
+    exchange's (``dsl.clock``): a replay's and a route test's ``at`` fix it."""
+    at = _clock.now()
     if tz is None:
-        return datetime.now(timezone.utc)
-    return datetime.now(_tz(tz, "now"))
+        return at
+    return at.astimezone(_tz(tz, "now"))
 
 
 def f_today(tz: Any = None) -> date:
     """Without ``tz``: the date of the engine's local time (its TZ environment variable); with it, the
-    date it is now in that zone (the business's date, whatever the machine's zone)."""
+    date it is now in that zone (the business's date, whatever the machine's zone).  The clock is the
+    exchange's, as for ``now()``."""
+    at = _clock.now()
     if tz is None:
-        return date.today()
-    return datetime.now(_tz(tz, "today")).date()
+        return at.astimezone().date()
+    return at.astimezone(_tz(tz, "today")).date()
 
 
 def _date(v: Any, fn: str) -> date:
@@ -465,9 +471,11 @@ SIGNATURES: dict[str, Sig] = {
                    "10,000,000 characters fails the deal", literal=_replace_literal),
     "len": Sig(1, 1, ("v",), ("any",), "length of a string or list; null has length 0"),
     "now": Sig(0, 1, ("tz",), ("string",), "the current time: in UTC, or with tz (an IANA name such as "
-               "\"Europe/Berlin\") in that zone", literal=_tz_literal),
+               "\"Europe/Berlin\") in that zone; in a replay, the time the recorded exchange was received, and in a "
+               "route test written `test \"...\" at \"2026-11-25T10:00:00Z\"`, that time", literal=_tz_literal),
     "today": Sig(0, 1, ("tz",), ("string",), "today's date: the engine's local date (its TZ environment "
-                 "variable), or with tz (an IANA name such as \"Europe/Berlin\") the date in that zone",
+                 "variable), or with tz (an IANA name such as \"Europe/Berlin\") the date in that zone; the date of "
+                 "now()'s clock (a replay's recorded time, a route test's `at`)",
                  literal=_tz_literal),
     "add_days": Sig(2, 2, ("d", "n"), ("date", "int"), "the date (or timestamp) d moved by n whole days, "
                     "back when n is negative: add_days(today(), -1) is yesterday; null d gives null"),

@@ -270,6 +270,9 @@ class RouteTest:
     answers: tuple[GivenAnswer, ...]
     expects: tuple[Expectation, ...]
     pos: Pos | None = field(default=None, compare=False)
+    # ``at "2026-11-25T10:00:00Z"``: the instant now() and today() read during the test (dsl.clock), as
+    # ``dsl.clock.instant_text`` writes it; None: the wall clock
+    at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,11 @@ class _Build(Transformer):
 
     # ---------------------------------------------------------- route tests
     def test_decl(self, meta, ch):
-        name, *body = ch
-        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta))
+        name, at, *body = ch
+        return A.RouteTestAst(unquote(name), self._tpos(name), tuple(body), self._pos(meta), at)
+
+    def test_at(self, meta, ch):
+        return A.Lit(unquote(ch[0]), "string", pos=self._tpos(ch[0]))
 
     def given_sends(self, meta, ch):
         return A.GivenSendAst(self._id(ch[0]), self._id(ch[1]), ch[2], self._pos(meta), ch[3], ch[6], ch[4], ch[5])

@@ -18,6 +18,13 @@ def replay(
     env: Optional[str] = typer.Option(None, "--env", help="With a deployment file: its environment "
                                       "(else $BSP_ENV), as for bsp run."),
     pace: str = typer.Option("fast", "--pace", help="fast, original, or a speed-up such as x10."),
+    clock: str = typer.Option("recorded", "--clock",
+                              help="What now() and today() read: recorded (the time each exchange was received "
+                                   "when recorded, so a replay on another day answers the same; with --to-tests "
+                                   "each test is written `at` it) or now (the wall clock)."),
+    compare_uuids: bool = typer.Option(False, "--compare-uuids",
+                                       help="Count values that differ only in UUIDs (uuid() makes a new one each "
+                                            "run) as differences; by default they are volatile."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Replay profile (YAML): ignore/expect rules."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write the report as HTML to this file."),
@@ -58,7 +65,7 @@ def replay(
     from engine.replay.capture import CaptureError
     from engine.replay.profile import ProfileError
     from engine.progress import work_progress
-    from engine.replay.replayer import PaceError, parse_pace
+    from engine.replay.replayer import PaceError, check_clock, parse_pace
     from engine.replay.session import SetupError, replay_file
 
     from engine.ops.logs import command_logging
@@ -66,6 +73,7 @@ def replay(
     registry = default_registry()
     try:
         parse_pace(pace)
+        check_clock(clock)
         if shown < 0:
             raise SetupError(f"--show {shown}: expected 0 or more (the unexpected differences listed)")
         if limit is not None and limit < 0:
@@ -77,8 +85,8 @@ def replay(
                 raise SetupError(f"{', '.join(alone)}: only with --to-tests DIR (writing route tests from the "
                                  f"capture); a replay compares every exchange of the capture")
         else:
-            made = [o for o, path in (("--json", json_out), ("--html", html_out), ("--junit", junit_out))
-                    if path is not None]
+            made = [o for o, path in (("--json", json_out), ("--html", html_out), ("--junit", junit_out),
+                                      ("--compare-uuids", compare_uuids or None)) if path is not None]
             if made:
                 raise SetupError(f"{', '.join(made)}: --to-tests writes route tests, not a replay report; run "
                                  f"`bsp replay` once without --to-tests for the report")
@@ -86,11 +94,11 @@ def replay(
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask, env)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask, env, clock)
             return
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
-                                 interruptible=True, env=env)
+                                 interruptible=True, env=env, clock=clock, compare_uuids=compare_uuids)
     except (CaptureError, ProfileError, PaceError, SetupError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -137,7 +145,7 @@ def _check_out(option: str, path: Path) -> None:
 
 
 def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool,
-              mask: bool = True, env: str | None = None) -> None:
+              mask: bool = True, env: str | None = None, clock: str = "recorded") -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
@@ -158,7 +166,8 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     check_channels(cap, program)        # a capture of another service: said as the replay says it
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
-    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask)
+    res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask,
+                      clock=clock == "recorded")
     clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
     skipped = [f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())]
     if not res.written and limit != 0:

@@ -5,7 +5,8 @@ Schema (``FORMAT_VERSION`` 1; docs/testing.md shows queries):
     capture_info(key, value)        format_version, started_at, config_version, masked, channels
     capture_sources(path, text, config_version)   the route files of each configuration version that ran
     frames(seq, recorded_at, t_ms, channel, role, direction, conn, exchange, call_seq, raw,
-           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal)
+           correlation_key, deal_id, deal_status, error, masked, config_version, origin, names, peer, deal,
+           clock)
 
 ``config_version`` (of frames and capture_sources) was added within format version 1: a capture
 written before it reads back with the version of ``capture_info`` on every frame.  A reload while
@@ -31,6 +32,12 @@ capture written before it replays with ``peer.*`` null.
 its type, route, reference, amount, currency, party and response code: a JSON object
 (``engine.replay.dealrow``, masked like the request when the capture is); a replay compares them with the
 candidate's deal.  NULL on every other row; a capture written before it compares the deal's status only.
+
+``clock`` (also added within format version 1) is, on the request row of an exchange whose routes read
+the clock (``now()``, ``today()``), the instants they read, in order: a JSON list of ISO 8601 texts
+(``engine.replay.clock``).  A replay gives them back in that order, then the exchange's ``recorded_at``
+(the time it was received), so a time stamp the route computes is the recorded one.  NULL on every other
+row; a capture written before it replays with ``recorded_at`` alone.
 
 ``role`` is ``inbound`` (a channel bsp listens on) or ``outbound`` (a channel bsp
 calls); ``direction`` is ``in`` (bytes bsp received) or ``out`` (bytes bsp
@@ -85,6 +92,7 @@ COLUMNS = (
     ("names", pa.string(), "VARCHAR"),
     ("peer", pa.string(), "VARCHAR"),
     ("deal", pa.string(), "VARCHAR"),
+    ("clock", pa.string(), "VARCHAR"),
 )
 NAMES = tuple(c[0] for c in COLUMNS)
 _SCHEMA = pa.schema([(n, t) for n, t, _ in COLUMNS])
@@ -252,6 +260,7 @@ class Frame:
     names: str | None = None            # JSON: a file write call's name values (engine.replay.origin)
     peer: str | None = None             # JSON: who sent an inbound request, peer.* (engine.replay.peer)
     deal: str | None = None             # JSON: the exchange's deal fields (engine.replay.dealrow)
+    clock: str | None = None            # JSON: the instants now()/today() read in the exchange (engine.replay.clock)
 
 
 @dataclass

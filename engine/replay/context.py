@@ -43,6 +43,7 @@ class ExchangeCtx:
     refused: str | None = None             # "KIND: detail": the channel refused it before any route ran
     config_version: str | None = None      # the configuration version that served it
     extra: dict[str, Any] = field(default_factory=dict)
+    clock_reads: list[Any] = field(default_factory=list)   # the instants now()/today() read (recording)
 
     def next_call_seq(self) -> int:
         return len(self.calls)

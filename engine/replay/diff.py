@@ -15,6 +15,12 @@ computed it on encode.  ``DiffResult.mac_fields`` says which were left out.
 A recorded frame stored without its bytes (``--mask``) is not compared and is
 counted in ``DiffResult.unstored``.
 
+UUIDs are volatile by default: ``uuid()`` gives a new one each run, so two values that differ only
+in UUIDs (``8-4-4-4-12`` hex digits, alone or inside a text: ``REQ-<uuid>``) are not a difference;
+they are counted in ``DiffResult.uuids`` (``Differ(uuids=False)``, ``--compare-uuids``: compared).  A
+UUID the request carries is replayed as recorded, so it never differs this way.  A profile's rules
+are applied first.
+
 The values a difference shows (terminal, ``--json``, ``--html``) are masked as the
 ledger masks them: a field its format classifies (``pan``, ``secret``,
 ``personal``), and a classified value of the exchange's request wherever it
@@ -24,6 +30,7 @@ digits.  Values that differ only in masked characters say so.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable
@@ -36,6 +43,14 @@ from engine.replay.origin import load_names
 from formats.classify import classified_values, mask, mask_digit_runs, mask_known, mask_text, tags_of
 
 MISSING = "<none>"
+UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def uuids_only(a: Any, b: Any) -> bool:
+    """Two texts that differ, and only in UUIDs (what ``uuid()`` makes anew each run)."""
+    if not isinstance(a, str) or not isinstance(b, str) or a == b or a == MISSING or b == MISSING:
+        return False
+    return UUID_TEXT.search(a) is not None and UUID_TEXT.sub("-", a) == UUID_TEXT.sub("-", b)
 
 
 @dataclass
@@ -65,6 +80,7 @@ class DiffResult:
     differences: list[Difference] = field(default_factory=list)
     ignored: int = 0
     unstored: int = 0                  # recorded frames without bytes: not compared
+    uuids: int = 0                     # differences only in UUIDs (uuid()): volatile, not counted
     mac_fields: dict[str, set[str]] = field(default_factory=dict)      # format -> MAC fields not compared
     unused_rules: list[Any] = field(default_factory=list)   # profile rules that matched no difference
 
@@ -125,10 +141,12 @@ def _without_fillers(known: dict[str, str], values: Any, codec: Any) -> dict[str
 
 
 class Differ:
-    def __init__(self, guide: FormatGuide, profile: Profile, *, masked: bool = False) -> None:
+    def __init__(self, guide: FormatGuide, profile: Profile, *, masked: bool = False, uuids: bool = True) -> None:
+        """``uuids``: values that differ only in UUIDs are volatile (counted in ``uuids``, not differences)."""
         self.guide = guide
         self.profile = profile
         self.masked = masked
+        self.uuids_volatile = uuids
         self._rec: Any = None
         self._known: dict[str, str] | None = None
         self._used: set[Any] = set()            # profile rules that matched a difference
@@ -279,6 +297,9 @@ class Differ:
         if rule is not None:
             self._used.add(rule)
             res.ignored += 1
+            return
+        if self.uuids_volatile and uuids_only(a, b):
+            res.uuids += 1
             return
         rule = self.profile.expected(channel, what, field_, a, b)
         if rule is not None:

@@ -18,6 +18,13 @@ A request a ``file watch`` channel fed is dispatched with the record's place as 
 (``frames.origin``): the route reads the same ``file.*``; a capture without it gives null ``file.*``.
 Who sent each request (``frames.peer``) is given back as ``peer.*`` (null in a capture without it).
 
+Clock: ``recorded`` (default): while the candidate handles a recorded exchange, ``now()`` and
+``today()`` read the instants that exchange read when recorded (``frames.clock``), in order, then the
+time it was received (``recorded_at``), so a value date or a ``CreDtTm`` computed from them is what it
+was when recorded, on any day (``engine.replay.clock``); ``now``: they read the wall clock (what
+replays did before).  The instant is set per exchange in a context
+variable (``dsl.clock``), so exchanges in flight at once each read their own.
+
 Pace: ``fast`` (as fast as possible, ``concurrency`` exchanges in flight),
 ``original`` (the recorded inter-arrival times and answer delays) or ``xN``
 (original timing N times faster).
@@ -35,8 +42,10 @@ from typing import Any, Callable, Iterator
 
 import trio
 
+from dsl.clock import using as using_clock
 from engine.channels.base import CallTimeout, ConnectionLost, Unreachable
 from engine.replay.capture import Capture, RecordedCall, RecordedExchange
+from engine.replay.clock import replay_clock
 from engine.replay.context import CallRecord, ExchangeCtx
 from engine.replay.origin import load as load_origin
 from engine.replay.peer import load as load_peer
@@ -49,6 +58,17 @@ _ERRORS = {"timeout": CallTimeout, "lost": ConnectionLost, "unreachable": Unreac
 
 class PaceError(ValueError):
     pass
+
+
+CLOCKS = ("recorded", "now")
+
+
+def check_clock(text: str) -> str:
+    """``--clock``: ``recorded`` (now() is the recorded exchange's received time) or ``now`` (the wall clock)."""
+    if text not in CLOCKS:
+        raise PaceError(f"--clock {text!r}: expected recorded (now() and today() read the time each exchange was "
+                        f"received when recorded: the default) or now (the wall clock)")
+    return text
 
 
 def parse_pace(text: str) -> float | None:
@@ -146,12 +166,14 @@ class ReplayRun:
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
                  concurrency: int = 64, workdir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None, interruptible: bool = False,
-                 overrides: dict[str, dict[str, Any]] | None = None) -> ReplayRun:
+                 overrides: dict[str, dict[str, Any]] | None = None, clock: str = "recorded") -> ReplayRun:
     """Feed every recorded exchange to the candidate (``overrides``: a deployment file's channel options,
-    bound as ``bsp run`` binds them: a timeout, ...).  ``progress(done, total)`` after each one;
+    bound as ``bsp run`` binds them: a timeout, ...).  ``clock``: ``recorded`` (now() and today() read each
+    exchange's recorded received time) or ``now`` (the wall clock).  ``progress(done, total)`` after each one;
     ``interruptible``: SIGINT (main thread) stops feeding and cancels the exchanges in flight, and the
     run returns what finished, marked ``interrupted``."""
     factor = parse_pace(pace)
+    recorded_clock = check_clock(clock) == "recorded"
     answers = RecordedAnswers(capture, factor)
     out: list[Replayed] = []
     skipped = [NotReplayed(ex, why) for ex in capture.exchanges if (why := ex.unreplayable) is not None]
@@ -185,9 +207,11 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                 conn = int(f.conn) if f.conn and f.conn.isdigit() else None
                 origin = load_origin(f.origin)          # a file watch record's place, given back as file.*
                 try:
-                    await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
-                                      refused=refused, extra={"origins": [origin]} if origin else None,
-                                      who=load_peer(f.peer))      # who sent it, given back as peer.*
+                    # now() / today(): the time it was received when recorded (this task's context only)
+                    with using_clock(replay_clock(f) if recorded_clock else None):
+                        await engine.send(f.channel, f.raw or b"", ctx, conn=conn, framing_error=ferr,
+                                          refused=refused, extra={"origins": [origin]} if origin else None,
+                                          who=load_peer(f.peer))      # who sent it, given back as peer.*
                 finally:
                     if sem is not None:
                         sem.release()

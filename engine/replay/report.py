@@ -42,6 +42,7 @@ class ReplayReport:
     interrupted: bool = False              # stopped by SIGINT: the figures cover the replayed part only
     not_replayable: list[NotReplayable] = field(default_factory=list)
     capture_notes: list[str] = field(default_factory=list)     # what the capture may lack (Capture.completeness)
+    clock: str = "recorded"                # what now() / today() read: the recorded received times, or now
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,14 +81,14 @@ class ReplayReport:
         return {
             "capture": self.capture, "config_version": self.config_version,
             "recorded_config_version": self.recorded_version, "config_files": self.config_files,
-            "pace": self.pace, "profile": self.profile,
+            "pace": self.pace, "clock": self.clock, "profile": self.profile,
             "exchanges": d.exchanges, "identical": d.identical, "with_differences": d.exchanges - d.identical,
             "unexpected_differences": len(d.unexpected), "expected_differences": len(d.expected),
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
             "unanswered_calls": self.unanswered, "seconds": round(self.seconds, 3),
             "exchanges_in_capture": self.total, "not_replayable": len(self.not_replayable),
-            "frames_not_compared": d.unstored,
+            "frames_not_compared": d.unstored, "uuid_differences_not_counted": d.uuids,
             "mac_fields_not_compared": {f: sorted(k) for f, k in sorted(d.mac_fields.items())},
             "unused_profile_rules": [f"{r.label} {r.describe()}" for r in d.unused_rules],
             "capture_notes": list(self.capture_notes),
@@ -112,7 +113,8 @@ class ReplayReport:
                  f"those {s['exchanges']} only (partial)"] if self.interrupted else []
         lines += [
             f"replay of {self.capture}: {s['exchanges']} exchange(s) against configuration {self.config_version}"
-            f" (recorded on {self.recorded_version or 'unknown'}), pace {self.pace}, {s['seconds']}s",
+            f" (recorded on {self.recorded_version or 'unknown'}), pace {self.pace}, clock {self.clock}, "
+            f"{s['seconds']}s",
             f"  identical {s['identical']}, with differences {s['with_differences']}; differences: "
             f"{s['unexpected_differences']} unexpected, {s['expected_differences']} expected, "
             f"{s['ignored_differences']} ignored",
@@ -129,6 +131,12 @@ class ReplayReport:
         if d.unstored:
             lines.append(f"  {d.unstored} recorded frame(s) of replayed exchanges (replies, outbound requests) were "
                          f"stored without their bytes (--mask): not compared")
+        if d.uuids:
+            lines.append(f"  {d.uuids} value(s) that differ only in UUIDs (uuid() makes a new one each run) not "
+                         f"counted as differences (--compare-uuids counts them)")
+        if self.clock == "now":
+            lines.append("  clock now: now() and today() read the wall clock, not the recorded times (a date "
+                         "computed from them differs on another day)")
         if d.mac_fields:
             shown_macs = "; ".join(f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(d.mac_fields.items()))
             lines.append(f"  MAC field(s) not compared: {shown_macs} (a MAC differs whenever another field "

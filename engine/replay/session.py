@@ -152,10 +152,13 @@ def declared_hint(sources: dict[str, str], channels: list[str]) -> str:
 def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any, *, pace: str = "fast",
                 profile: str | Path | None = None, concurrency: int = 64,
                 progress: Callable[[int, int], None] | None = None,
-                interruptible: bool = False, env: str | None = None) -> ReplayReport:
+                interruptible: bool = False, env: str | None = None, clock: str = "recorded",
+                compare_uuids: bool = False) -> ReplayReport:
     """``progress(done, total)`` is called as exchanges finish.  ``interruptible`` (main thread only):
     SIGINT stops feeding, and the report covers the exchanges that finished (``report.interrupted``).
-    ``env``: the environment of a deployment file given as ``config``."""
+    ``env``: the environment of a deployment file given as ``config``.  ``clock``: ``recorded`` (now() and
+    today() read each exchange's recorded received time) or ``now`` (the wall clock); ``compare_uuids``:
+    values that differ only in UUIDs count as differences (else they are volatile)."""
     from engine.runtime.binder import Binder
 
     cap = Capture(capture)
@@ -168,9 +171,9 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
     t0 = time.perf_counter()
     run = trio.run(lambda: replay(cap, program, registry, pace=pace, concurrency=concurrency,
                                   progress=progress, interruptible=interruptible,
-                                  overrides=candidate.overrides))
+                                  overrides=candidate.overrides, clock=clock))
     guide = FormatGuide(program, Binder(program, registry).codec)
-    diff = Differ(guide, prof, masked=cap.masked).run(run.replayed)
+    diff = Differ(guide, prof, masked=cap.masked, uuids=not compare_uuids).run(run.replayed)
     answers = run.answers
     return ReplayReport(
         capture=str(capture), config_version=program.version,
@@ -181,7 +184,7 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
-        capture_notes=cap.completeness() + masked_rejections(cap, diff))
+        capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock)
 
 
 def masked_rejections(cap: Capture, diff: Any) -> list[str]:

@@ -31,7 +31,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import trio
 
+from dsl.clock import Clock, using as using_clock
 from engine.replay.capture import CaptureWriter
+from engine.replay.clock import dump as dump_clock
 from engine.replay.context import CURRENT, CallRecord, ExchangeCtx, error_text
 from engine.replay.dealrow import dump as dump_deal
 from engine.replay.origin import dump as dump_origin, dump_names, frame_origin
@@ -98,6 +100,7 @@ class Recorder:
                         **common)
         # the ledger's deal, masked as the request was (its classified values, gathered by _row)
         row["deal"] = dump_deal(deal, known if guide is not None else None)
+        row["clock"] = dump_clock(ctx.clock_reads)      # what now() / today() read: given back on replay
         add(row)
         for c in ctx.calls:
             self._call_rows(c, common, known, guide)
@@ -228,11 +231,8 @@ class TapHandler:
         ctx.refused = f"{failure.kind}: {failure.detail}"
         tap_ledger(self.inner)
         ctx.config_version = self._version()
-        token = CURRENT.set(ctx)
-        try:
+        with self._exchange(ctx):
             out = await (inner(fn) if inner is not None else fn(self.inner))
-        finally:
-            CURRENT.reset(token)
         self._finish(ctx, getattr(out, "reply", None))
         return out
 
@@ -253,8 +253,7 @@ class TapHandler:
         ctx.extra["origin"] = frame_origin(conn)     # a file watch record's place: file.* on replay
         tap_ledger(self.inner)            # a reload may have pointed the holder at a new dispatcher
         ctx.config_version = self._version()
-        token = CURRENT.set(ctx)
-        try:
+        with self._exchange(ctx):
             inner_via = getattr(self.inner, "handle_via", None)
             if inner_via is not None:
                 (reply,) = await inner_via(conn, [frame], via)
@@ -262,20 +261,26 @@ class TapHandler:
                 (reply,) = await via(self.inner).handle(conn, [frame])
             else:
                 (reply,) = await self.inner.handle(conn, [frame])
-        finally:
-            CURRENT.reset(token)
         return self._finish(ctx, reply)
 
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         ctx = self._ctx(conn, b"")
         ctx.framing_error = str(err)
         ctx.config_version = self._version()
+        with self._exchange(ctx):
+            reply = await self.inner.framing_error(conn, err)
+        return self._finish(ctx, reply)
+
+    @contextmanager
+    def _exchange(self, ctx: ExchangeCtx) -> Iterator[None]:
+        """``ctx`` is the exchange the dispatch adds to (``CURRENT``); when recording, the routes read the wall
+        clock and each instant they read is kept (``ctx.clock_reads``: ``frames.clock``, given back on replay)."""
         token = CURRENT.set(ctx)
         try:
-            reply = await self.inner.framing_error(conn, err)
+            with using_clock(Clock(log=ctx.clock_reads) if self.recorder is not None else None):
+                yield
         finally:
             CURRENT.reset(token)
-        return self._finish(ctx, reply)
 
     def _finish(self, ctx: ExchangeCtx, reply: bytes | None) -> bytes | None:
         ctx.reply = reply

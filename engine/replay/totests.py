@@ -13,6 +13,13 @@ framing error, a frame no declared format decodes, or an exchange that is not
 replayable (its request or a counterpart's answer recorded without its bytes:
 the skip note gives the recorded reason).
 
+Each test carries the recorded exchange's time (``test "..." at "2026-11-25T10:00:00.123456Z"``: the
+first instant its routes read, ``frames.clock``, else the time it was received, ``recorded_at``):
+``now()`` and ``today()`` read it, so a value date or a time stamp the route computes is the recorded
+one and the test does not expire (``clock`` False: written without it).  A value of a call or reply
+that holds a UUID the exchange did not receive (what ``uuid()`` makes anew each run) is not expected; a
+comment line says so.
+
 Classified values (fields a format tags ``pan``, ``secret`` or ``personal``, and
 those values wherever the exchange carries them on) are masked in the tests as
 ``bsp run --record --mask`` masks them, unless ``--no-mask`` is given: a test file
@@ -32,7 +39,9 @@ from typing import Any, Iterable
 from engine import filemodes
 from engine.replay.capture import Capture, RecordedExchange
 from engine.replay.dealrow import load as load_deal
-from engine.replay.diff import flatten
+from engine.replay.diff import UUID_TEXT, flatten
+from engine.replay.clock import first_read
+from dsl.clock import instant_text
 from engine.replay.guide import FormatGuide
 from engine.replay.names import mask_names, name_tags
 from engine.replay.origin import load as load_origin, load_names, scope_fields
@@ -99,9 +108,10 @@ def target(path: str) -> str:
 
 
 def block(values: Any, channel: str, what: str, profile: Profile, indent: str = "        ",
-          left_out: Iterable[str] = ()) -> str:
+          left_out: Iterable[str] = (), received: bytes | None = None) -> str:
     """``left_out``: paths not expected (a classified value the test's route makes in clear), each told
-    in a comment line."""
+    in a comment line.  ``received`` (an expectation): the bytes the exchange received (its request, the
+    answers); a text holding a UUID none of them holds is made by ``uuid()``, new each run: not expected."""
     flat = flatten(values) if isinstance(values, dict) else None
     if flat is None:
         raise Unwritable("a message that is not a record of fields")
@@ -114,10 +124,21 @@ def block(values: Any, channel: str, what: str, profile: Profile, indent: str = 
         if path in left_out:
             lines.append(f"{indent}# {path}: classified, not made from the request: its masked value is not expected")
             continue
+        if received is not None and _made_uuid(v, received):
+            lines.append(f"{indent}# {path}: a UUID the exchange did not receive (uuid() makes a new one each run): "
+                         f"not expected")
+            continue
         lines.append(f"{indent}{target(path)} = {literal(v)}")
     if not lines:
         return "{ }"
     return "{\n" + "\n".join(lines) + "\n" + indent[:-4] + "}"
+
+
+def _made_uuid(v: Any, received: bytes) -> bool:
+    if not isinstance(v, str):
+        return False
+    found = UUID_TEXT.findall(v)
+    return bool(found) and any(u.lower().encode() not in received.lower() for u in found)
 
 
 def made_in_clear(guide: FormatGuide, channel: str, role: str, direction: str, raw: bytes, masked: bytes,
@@ -186,12 +207,13 @@ def deal_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
 
 
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
-                  fakes: Pseudonyms | None = None) -> str:
+                  fakes: Pseudonyms | None = None, clock: bool = True) -> str:
     """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
     and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
     among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
-    takes the test's request as it took the recorded one."""
+    takes the test's request as it took the recorded one.  ``clock``: the test is written ``at`` the exchange's
+    recorded time (``engine.replay.clock.first_read``: now() and today() read it)."""
     known: dict[str, str] = {}
     tags = name_tags(getattr(guide, "program", None)) if mask else {}
 
@@ -216,7 +238,11 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
     if mask:
         fmt, values = guide.decode(ch, "inbound", "in", clear(ch, "inbound", "in", req.raw), fmt)
     name = f"recorded exchange {ex.exchange}" + (f" (ref {ex.key})" if ex.key else "")
-    out = [f"test {literal(name)} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
+    at = first_read(req) if clock else None
+    when = f" at {literal(instant_text(at))}" if at is not None else ""
+    received = bytes(req.raw or b"") + b"".join(c.reply.raw for c in ex.calls
+                                                if c.reply is not None and c.reply.raw is not None)
+    out = [f"test {literal(name)}{when} {{", f"    given {ch} sends {fmt} {block(values, ch, 'call', Profile())}"
            + file_clause(req.origin) + peer_clause(getattr(req, "peer", None), literal)]
     expects = []
     for c in ex.calls:
@@ -243,7 +269,8 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
                 raise Unwritable(f"a request to {c.channel} no declared format decodes")
             out_ = made_in_clear(guide, c.channel, "outbound", "out", c.request.raw, sent, qfmt, before) \
                 if mask else set()
-            expects.append(f"    expect call {c.channel} {block(qvalues, c.channel, 'call', profile, left_out=out_)}"
+            expects.append(f"    expect call {c.channel} "
+                           f"{block(qvalues, c.channel, 'call', profile, left_out=out_, received=received)}"
                            + named)
     out.extend(expects)
     if ex.reply is None:
@@ -255,7 +282,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
         if pfmt is None:
             raise Unwritable("a reply no declared format decodes")
         out_ = made_in_clear(guide, ch, "inbound", "out", ex.reply.raw, shown, pfmt, before) if mask else set()
-        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile, left_out=out_)}")
+        out.append(f"    expect reply {pfmt} {block(pvalues, ch, 'reply', profile, left_out=out_, received=received)}")
     out.extend(deal_expect(req, profile, known if mask else None))
     out.append("}")
     return "\n".join(out) + "\n"
@@ -268,9 +295,9 @@ def test_file_path(capture: Capture, out_dir: Path) -> Path:
 
 def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Path,
                 config_files: Iterable[Path], profile: Profile, *, limit: int | None = None,
-                mask: bool = True) -> ToTestsResult:
+                mask: bool = True, clock: bool = True) -> ToTestsResult:
     """``mask``: classified values masked in the tests (a capture recorded with --mask has them masked
-    already); False writes them as recorded."""
+    already); False writes them as recorded.  ``clock``: each test ``at`` its recorded time."""
     mask = mask and not capture.masked
     fakes = Pseudonyms() if mask else None        # one per output: a real value's stand-in is the same in it
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -291,7 +318,7 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
         if limit is not None and res.written >= limit:
             break
         try:
-            parts.append(exchange_test(ex, guide, profile, mask=mask, fakes=fakes))
+            parts.append(exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock))
             res.written += 1
         except Unwritable as why:
             key = str(why)

@@ -7,7 +7,10 @@ gets one isolated engine (virtual channels, its own ledger in a temporary
 folder) and its tests run one after the other, each with its own answers.
 
 Time is virtual (``trio.testing.MockClock``): ``delay 2s`` and a channel's
-timeout take no real time, and they still happen in the right order.
+timeout take no real time, and they still happen in the right order.  A test
+written ``test "name" at "2026-11-25T10:00:00Z" { ... }`` runs with that
+instant as ``now()`` (``dsl.clock``), so a date it computes from ``today()``
+is the same on any day.
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Any, Iterable
 import trio
 import trio.testing
 
+from dsl import clock
+from dsl.clock import parse_instant
 from dsl.compiler import EvalError, probing
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.channels.file_origin import FILE_FIELDS
@@ -246,8 +251,12 @@ async def _run_one(t: Any, i: int, send: Any, binder: Any, guide: Any, decode: A
     file_name = Path(t.pos.file).name if t.pos is not None else "?"
     out = Outcome(t.name, where, suite, file_name, True)
     t0 = time.perf_counter()
+    at = getattr(t, "at", None)
     try:
-        await _run_test(t, i, send, binder, guide, decode, where, out)
+        # ``at "..."``: now() and today() read that instant, in the test's own values and in the routes
+        # (a context variable: the exchange's tasks inherit it, nothing outside the test sees it)
+        with clock.fixed(parse_instant(at)[0] if at is not None else None):
+            await _run_test(t, i, send, binder, guide, decode, where, out)
     finally:
         out.seconds = time.perf_counter() - t0       # wall time (delays are virtual), a failed test's too
     return out

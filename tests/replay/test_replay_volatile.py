@@ -22,6 +22,10 @@ VOLATILE = (lambda t: t.replace('        due       = format_date(msg.value_date,
                                 '        sent_at   = now()\n'))
 
 
+# the wall clock and uuids compared (before the replay clock): generated values differ on every replay
+WALL = ("--clock", "now", "--compare-uuids")
+
+
 def cli(*args: str):
     app = typer.Typer()
     replay_cmd.register(app)
@@ -43,7 +47,7 @@ def volatile_session(tmp_path_factory):
 def test_volatile_differences_print_a_profile_that_makes_the_replay_pass(volatile_session, tmp_path):
     capture, config = volatile_session
     res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"),
-              "--html", str(tmp_path / "r.html"))
+              "--html", str(tmp_path / "r.html"), *WALL)
     assert res.exit_code == 1, res.output
     out = res.output
     data = json.loads((tmp_path / "r.json").read_text())
@@ -61,10 +65,24 @@ def test_volatile_differences_print_a_profile_that_makes_the_replay_pass(volatil
     assert "<h2>Volatile fields?</h2>" in page and "request_id" in page
     prof = tmp_path / "replay.yaml"
     prof.write_text(data["suggested_profile"])
-    again = cli(str(capture), "--config", str(config), "--profile", str(prof))
+    again = cli(str(capture), "--config", str(config), "--profile", str(prof), *WALL)
     assert again.exit_code == 0, again.output
     assert f"{2 * calls} ignored" in again.output and "result: PASS" in again.output
     assert "look volatile" not in again.output
+
+
+def test_by_default_an_unchanged_configuration_with_uuid_and_now_replays_identical(volatile_session, tmp_path):
+    """The replay clock gives now() the instants the exchange read when recorded, and values that differ only
+    in UUIDs are volatile: the same configuration passes with no profile, and says what it did not count."""
+    capture, config = volatile_session
+    res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"))
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert summary["clock"] == "recorded" and summary["identical"] == 40 and summary["ignored_differences"] == 0
+    calls = summary["uuid_differences_not_counted"]
+    assert calls > 20
+    assert f"{calls} value(s) that differ only in UUIDs (uuid() makes a new one each run) not counted" in res.output
+    assert "clock recorded" in res.output and "result: PASS" in res.output
 
 
 def test_a_changed_mapping_is_not_suggested_as_volatile(volatile_session, tmp_path):
@@ -74,7 +92,7 @@ def test_a_changed_mapping_is_not_suggested_as_volatile(volatile_session, tmp_pa
     p = cand / "bill_payment.route"
     p.write_text(p.read_text().replace('message    = "paid " + upper(', 'message    = "paid " + lower('))
     data_path = tmp_path / "r.json"
-    res = cli(str(capture), "--config", str(cand), "--json", str(data_path))
+    res = cli(str(capture), "--config", str(cand), "--json", str(data_path), *WALL)
     assert res.exit_code == 1
     data = json.loads(data_path.read_text())
     assert {v["field"] for v in data["volatile"]} == {"request_id", "sent_at"}
@@ -98,7 +116,7 @@ def test_the_suggested_profile_still_catches_a_volatile_field_whose_layout_chang
     """The suggested rules carry the values' layout (`recorded` / `produced` globs): a candidate that sends
     the uuid without its dashes, or drops the time stamp, is a difference again, not ignored."""
     capture, config = volatile_session
-    res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"))
+    res = cli(str(capture), "--config", str(config), "--json", str(tmp_path / "r.json"), *WALL)
     prof = tmp_path / "replay.yaml"
     prof.write_text(json.loads((tmp_path / "r.json").read_text())["suggested_profile"])
     cand = tmp_path / "cand"
@@ -106,7 +124,7 @@ def test_the_suggested_profile_still_catches_a_volatile_field_whose_layout_chang
     p = cand / "bill_payment.route"
     p.write_text(p.read_text().replace("request_id = uuid()", 'request_id = replace(uuid(), "-", "")')
                  .replace("        sent_at   = now()\n", ""))
-    res = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "c.json"))
+    res = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "c.json"), *WALL)
     assert res.exit_code == 1, res.output
     fields = {d["field"] for d in json.loads((tmp_path / "c.json").read_text())["differences"]
               if d["expected_by"] is None}
@@ -131,7 +149,7 @@ def test_a_volatile_field_the_candidate_adds_is_suggested_while_the_recording_la
     p = cand / "bill_payment.route"
     p.write_text(VOLATILE(p.read_text()).replace("        sent_at   = now()\n",
                                                  '        sent_at   = now()\n        channel_name = "MF"\n'))
-    res = cli(str(capture), "--config", str(cand), "--json", str(tmp_path / "r.json"))
+    res = cli(str(capture), "--config", str(cand), "--json", str(tmp_path / "r.json"), *WALL)
     assert res.exit_code == 1, res.output
     data = json.loads((tmp_path / "r.json").read_text())
     calls = sum(1 for d in data["differences"] if d["field"] == "request_id")
@@ -142,7 +160,27 @@ def test_a_volatile_field_the_candidate_adds_is_suggested_while_the_recording_la
     assert '        recorded: "<none>"\n        produced: "????????-????-????-????-????????????"\n' in res.output
     prof = tmp_path / "replay.yaml"
     prof.write_text(data["suggested_profile"])
-    again = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "a.json"))
+    again = cli(str(capture), "--config", str(cand), "--profile", str(prof), "--json", str(tmp_path / "a.json"),
+                *WALL)
     assert again.exit_code == 1, again.output
     left = {d["field"] for d in json.loads((tmp_path / "a.json").read_text())["differences"] if d["unexpected"]}
     assert left == {"channel_name"}, left
+
+
+def test_route_tests_written_from_it_leave_generated_uuids_out_and_pass(volatile_session, tmp_path):
+    """`request_id = uuid()` is not expected (a comment says why); `sent_at = now()` is, to the microsecond:
+    the test runs `at` the instant the route read when recorded."""
+    from engine.registry import default_registry
+    from engine.routetest.runner import run_paths
+
+    capture, config = volatile_session
+    out = tmp_path / "t"
+    res = cli(str(capture), "--config", str(config), "--to-tests", str(out))
+    assert res.exit_code == 0, res.output
+    path = out / "session_test.route"
+    result = run_paths([path], default_registry())
+    assert result.outcomes and not result.failed, [o.failures for o in result.failed][:2]
+    text = path.read_text()
+    left_out = "# request_id: a UUID the exchange did not receive (uuid() makes a new one each run): not expected"
+    assert text.count(left_out) > 20
+    assert text.count("        sent_at = ") == text.count(left_out)

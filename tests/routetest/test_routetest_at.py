@@ -1,0 +1,124 @@
+"""`test "name" at "2026-11-25T10:00:00Z" { ... }`: the test's clock.  now() and today() read that instant,
+in the routes and in the test's own values, and so do the calendar functions given now(): a test of a date
+computed from today() does not expire.  The clock is the test's alone: the next test reads the wall clock."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+import trio
+
+from dsl import clock
+from dsl.functions import f_now, f_today
+from engine.registry import default_registry
+from engine.routetest.runner import run_paths
+
+ROUTE = '''format Req = json
+format Rsp = json
+channel front = memory
+table holidays = csv "holidays.csv" key date
+route r {
+    receive from front as Req
+    reply Rsp {
+        booked_on = format_date(today("UTC"), "%Y-%m-%d")
+        local_day = format_date(today(), "%Y-%m-%d")
+        sent_at   = format_date(now(), "%Y-%m-%dT%H:%M:%S")
+        in_berlin = format_date(now("Europe/Berlin"), "%H:%M")
+        value_on  = format_date(value_date(now(), "15:00", holidays, "UTC"), "%Y-%m-%d")
+    }
+}
+'''
+
+TESTS = '''use "r.route"
+
+test "a Friday afternoon, after the cut-off" at "2025-03-14T16:30:05Z" {
+    given front sends { a = 1 }
+    expect reply {
+        booked_on = "2025-03-14"  sent_at = "2025-03-14T16:30:05"  in_berlin = "17:30"
+        value_on  = "2025-03-17"
+        local_day = format_date(today(), "%Y-%m-%d")
+    }
+}
+
+test "in another zone's offset, before the cut-off" at "2026-11-25T11:00:00+01:00" {
+    given front sends { a = 1 }
+    expect reply { booked_on = "2026-11-25"  sent_at = "2026-11-25T10:00:00"  value_on = "2026-11-25" }
+}
+
+test "before Christmas, rolled over the holidays" at "2026-12-24T15:00:00Z" {
+    given front sends { a = 1 }
+    expect reply { value_on = "2026-12-28" }
+}
+
+test "without at: the wall clock" {
+    given front sends { a = 1 }
+    expect reply { booked_on = format_date(today("UTC"), "%Y-%m-%d")  value_on ~ "-" }
+}
+'''
+
+
+def _config(tmp_path, tests: str = TESTS):
+    (tmp_path / "holidays.csv").write_text("date\n2025-01-01\n2026-01-01\n2026-12-25\n")
+    (tmp_path / "r.route").write_text(ROUTE)
+    (tmp_path / "r_test.route").write_text(tests)
+    return tmp_path
+
+
+def test_a_test_at_an_instant_reads_it_in_routes_tests_and_calendars(tmp_path):
+    result = run_paths([_config(tmp_path)], default_registry())
+    assert [o.name for o in result.outcomes] == [
+        "a Friday afternoon, after the cut-off", "in another zone's offset, before the cut-off",
+        "before Christmas, rolled over the holidays", "without at: the wall clock"]
+    assert not result.failed, [o.failures for o in result.failed]
+
+
+def test_a_test_without_at_does_not_read_the_clock_of_the_test_before_it(tmp_path):
+    """The last test expects the date of the `at` test before it: it fails with the wall clock's date."""
+    tests = TESTS.replace('booked_on = format_date(today("UTC"), "%Y-%m-%d")  value_on ~ "-"',
+                          'booked_on = "2026-12-24"')
+    result = run_paths([_config(tmp_path, tests)], default_registry())
+    assert [o.name for o in result.failed] == ["without at: the wall clock"]
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert f'"{today}"' in result.failed[0].failures[0], result.failed[0].failures
+
+
+def test_a_wrong_instant_is_told_at_its_place(tmp_path):
+    from dsl.load import compile_paths
+
+    cfg = _config(tmp_path, TESTS.replace('at "2025-03-14T16:30:05Z"', 'at "14.03.2025 16:30"'))
+    res = compile_paths([cfg / "r_test.route"], default_registry())
+    hits = [d for d in res.diagnostics if d.code == "E112"]
+    assert [(d.pos.line, d.pos.col) for d in hits] == [(3, 49)]
+    assert "is not a time: write it ISO 8601 with its offset" in hits[0].message
+    assert res.program is None
+
+
+def test_two_exchanges_at_once_each_read_their_own_clock():
+    """The clock is a context variable: trio tasks running at once, each under its own, never see the other's,
+    and outside them the wall clock is back."""
+    seen: dict[str, list] = {}
+
+    async def one(name: str, at: datetime) -> None:
+        with clock.fixed(at):
+            for _ in range(3):
+                seen.setdefault(name, []).append((f_now(), f_today("UTC")))
+                await trio.sleep(0)
+
+    async def main() -> None:
+        async with trio.open_nursery() as n:
+            n.start_soon(one, "a", datetime(2025, 3, 14, 23, 59, tzinfo=timezone.utc))
+            n.start_soon(one, "b", datetime(2026, 11, 25, 0, 1, tzinfo=timezone.utc))
+
+    trio.run(main)
+    assert {d for _, d in seen["a"]} == {datetime(2025, 3, 14).date()}
+    assert {d for _, d in seen["b"]} == {datetime(2026, 11, 25).date()}
+    assert f_now() not in {t for v in seen.values() for t, _ in v}
+
+
+@pytest.mark.parametrize("text, ok", [("2026-11-25T10:00:00Z", True), ("2026-11-25T10:00:00.5+08:00", True),
+                                      ("2026-11-25T10:00:00", False), ("2026-11-25", False), ("yesterday", False)])
+def test_instants(text, ok):
+    at, problem = clock.parse_instant(text)
+    assert (at is not None) == ok and (problem is None) == ok
+    if ok:
+        assert clock.parse_instant(clock.instant_text(at))[0] == at
