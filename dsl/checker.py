@@ -321,7 +321,7 @@ class _TestChecks:
         if t.at is not None:
             instant, problem = parse_instant(t.at.value)
             if problem is not None:
-                self.error("E112", f"test \"{t.name}\": `at` {problem}", t.at.pos,
+                self.error("E113", f"test \"{t.name}\": `at` {problem}", t.at.pos,
                            "`at` fixes the test's clock: now() and today() read that instant, in the test and "
                            "in the routes, so a test of a date computed from today() never expires")
             else:

@@ -412,7 +412,7 @@ TEST_CATALOGUE: tuple[Entry, ...] = (
           "ISO 8583 fields (text; `n`: digits only), SWIFT values and amounts, ISO 20022 elements typed by the XSD, "
           "generic XML (text), and a `given` value the format does not encode (a number for an ISO 8583 `ans` field)",
           _test('given front sends { a = 1 }', 'expect deal r { amount = "1.00" }'), 11, 30),
-    Entry("E112", "test clock that is not an instant",
+    Entry("E113", "test clock that is not an instant",
           'test "NAME": `at` "TEXT" has no time zone, so the instant would depend on the machine\'s: add its offset '
           '(also: is not a time: write it ISO 8601 with its offset)',
           _test('given front sends { a = 1 }').replace('test "t" {', 'test "t" at "2026-11-25T10:00:00" {'), 9, 13),

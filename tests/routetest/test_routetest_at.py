@@ -87,7 +87,7 @@ def test_a_wrong_instant_is_told_at_its_place(tmp_path):
 
     cfg = _config(tmp_path, TESTS.replace('at "2025-03-14T16:30:05Z"', 'at "14.03.2025 16:30"'))
     res = compile_paths([cfg / "r_test.route"], default_registry())
-    hits = [d for d in res.diagnostics if d.code == "E112"]
+    hits = [d for d in res.diagnostics if d.code == "E113"]
     assert [(d.pos.line, d.pos.col) for d in hits] == [(3, 49)]
     assert "is not a time: write it ISO 8601 with its offset" in hits[0].message
     assert res.program is None
