@@ -787,6 +787,9 @@ class TxnManager:
         if not diffs:
             return False
         fields = [d[0] for d in diffs]
+        # a keyed route without a call checks its key after its steps: the answer its own `reply` step built
+        # is not sent (nothing of it was done); its `on error` answers, else the channel's error reply
+        ex.reply = ex.reply_values = ex.reply_json = None
         st.move("key_conflict", {"original": original, "key": st.key, "fields": fields})
         ex.fail(StepFailure(
             "key_conflict",

@@ -198,3 +198,27 @@ def test_the_conflict_is_counted_in_its_metric(tmp_path: Path) -> None:
     obs.deals([rec, plain, rec], [None, None, None])
     text = m.render().decode() if isinstance(m.render(), bytes) else m.render()
     assert 'bsp_route_key_conflicts_total{route="pay"} 2.0' in text, text
+
+
+async def test_a_keyed_route_without_a_call_does_not_send_the_answer_it_built(tmp_path: Path) -> None:
+    """Its key is checked after its steps (its `reply` already built): a conflicting repeat gets the error
+    answer, not a booking answer for a booking that was not made."""
+    text = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+route book {
+    receive from front as J
+    deal BOOKING { key = msg.ref  ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    reply J { ref = msg.ref  code = "00"  booking = uuid() }
+    on error reply J { ref = msg.ref  code = error.code  kind = error.kind }
+}
+"""
+    ledger = tmp_path / "l.duckdb"
+    async with running(compile_text(tmp_path, text), ledger) as sb:
+        first, retry, other = await ask(sb.channel("front").port, bill("K1"), bill("K1", msg_id="m2"),
+                                        bill("K1", "10.50", msg_id="m3"))
+    assert first["code"] == "00" and retry == first
+    assert other == {"ref": "K1", "code": "12", "kind": "key_conflict"}
+    assert [(r["status"], r["response_code"]) for r in rows(ledger, "SELECT status, response_code FROM deals "
+                                                                   "ORDER BY received_at")] == \
+        [("committed", "00"), ("duplicate", "00"), ("rejected", "12")]
