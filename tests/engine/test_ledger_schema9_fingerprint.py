@@ -6,11 +6,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import base64
+
 import duckdb
+import pytest
+from typer.testing import CliRunner
 
 from engine.ledger_store import SCHEMA_VERSION, LedgerStore
 from engine.txn.fingerprint import of
-from test_ledger_archive import KEY, archive, bsp, fill  # noqa: F401  (bsp: the fixture)
+from test_ledger_archive import KEY, app, archive, fill
+
+
+@pytest.fixture
+def bsp(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("BSP_AUDIT_KEY_FILE", raising=False)
+    monkeypatch.setenv("BSP_AUDIT_KEY", base64.b64encode(KEY).decode())
+
+    def run(*args: str):
+        return CliRunner().invoke(app(), list(args))
+    return run
 
 
 def _downgrade_to_schema_8(path: Path) -> None:
@@ -26,7 +40,7 @@ def _downgrade_to_schema_8(path: Path) -> None:
         con.close()
 
 
-async def test_archived_keys_keep_their_deal_values_and_a_schema_8_ledger_is_migrated(tmp_path: Path, bsp) -> None:  # noqa: F811
+async def test_archived_keys_keep_their_deal_values_and_a_schema_8_ledger_is_migrated(tmp_path: Path, bsp) -> None:
     led = tmp_path / "l.duckdb"
     await fill(led, jan=3, feb=2)
     r = archive(bsp, led, tmp_path / "jan.duckdb", "2026-01-12")     # R0 and R1 move out

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import orjson
 
-from engine.ledger import open_ledger
 from engine.metrics import Metrics
 from engine.ops.observe import Observer
 from engine.txn import manager_for
