@@ -57,6 +57,7 @@ SHORT_TEXTS = {
     "internal": "internal error",
     "in_doubt": "outcome unknown",                # may have been done: flagged for an operator
     "recovered": "undone after a restart",
+    "key_conflict": "deal key already used for another deal",   # the manager's text names the fields too
 }
 # ``rejected`` (a validate rule's own text) and ``duplicate`` ("repeats deal ID (key ...)": which deal the
 # request repeats, for the sender) keep their whole text as ``error.text``
