@@ -797,7 +797,8 @@ class TxnManager:
             f"not run, and not answered with deal {original}'s answer (which stays as it was). A repeat must "
             f"carry the same amount, currency and party: the sender reused the key for a different request; "
             f"send it with a new key (or the original request again)",
-            code="12", text=f"deal key already used for another deal ({', '.join(fields)} differ)",
+            code="12", text=f"deal key already used for another deal ({', '.join(fields)} "
+                            f"{'differs' if len(fields) == 1 else 'differ'})",
             where=str(plan.route.pos)))
         return True
 
