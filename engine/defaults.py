@@ -20,7 +20,8 @@ DEAD_STATUSES = ("new", "retrying", "retried", "purged")
 # engine.runtime.exchange (DEFAULT_CODES, error.kind in a route) and `unrecorded` (a deal row the ledger
 # refused: engine.runtime.dispatch); tests/engine/test_dead_kind_filter.py holds the two lists together
 DEAD_KINDS = ("unreachable", "timeout", "lost", "refused", "rejected", "malformed", "unrouted", "unauthenticated",
-              "failed", "internal", "in_doubt", "recovered", "duplicate", "unrecorded")
+              "failed", "internal", "in_doubt", "recovered", "duplicate", "unrecorded",
+              "key_conflict")
 
 # engine.admin.app / engine.admin.auth: where the admin API listens by default, and its token's variable
 ADMIN_HOST = "127.0.0.1"

@@ -443,8 +443,10 @@ class ArchiveJob:
         keys_sql = ARCHIVED_KEYS + " AND d.chain_seq BETWEEN ? AND ?"
 
         with store.transaction() as tail:
-            con.execute(f"INSERT INTO archived_deals SELECT key, deal_id, status, response_code, finished_at, ? "
-                        f"FROM ({keys_sql})", [p.cut, *rng]).fetchall()
+            # with each key, the values of its deal (schema 9): a repeat with others is a key conflict
+            con.execute(f"INSERT INTO archived_deals (key, deal_id, status, response_code, finished_at, anchor_seq, "
+                        f"amount, currency, party) SELECT a.*, ?, d.amount, d.currency, d.party "
+                        f"FROM ({keys_sql}) a JOIN deals d ON d.deal_id = a.deal_id", [p.cut, *rng]).fetchall()
             n, keys_sha = keys_digest(con, "SELECT key, deal_id, status, response_code, finished_at FROM "
                                            "archived_deals WHERE anchor_seq = ?", [p.cut])
             a = Anchor(p.cut, p.mac, p.first, self.out.name, digest, datetime.now(timezone.utc), n, keys_sha, None,

@@ -26,7 +26,7 @@ from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal,
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
-SCHEMA_VERSION = 8     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 9     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
@@ -40,6 +40,9 @@ SCHEMA_VERSION = 8     # 2: deal_steps, deal_events, dead_letters, audit_head; c
                        # 8: field_key_checks (one check value per field key id: engine/field_key_checks.py):
                        #    a bsp of schema 7 would ignore it and seal with another key under a checked id,
                        #    so it must refuse the file
+                       # 9: archived_deals.amount / currency / party (the archived deal's values: a repeat of its
+                       #    key with other values is a key conflict, engine/txn/fingerprint.py); a bsp of schema
+                       #    8 would archive into it with 6 values for its 9 columns, so it must refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -154,6 +157,11 @@ CREATE TABLE IF NOT EXISTS archived_deals (
     anchor_seq    BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS archived_deals_key ON archived_deals (key);
+-- schema 9: what an archived keyed deal was about (engine/txn/fingerprint.py: a repeat of its key with another
+-- amount, currency or party is a key conflict), NULL in the rows archived before (their repeats: plain duplicates)
+ALTER TABLE archived_deals ADD COLUMN IF NOT EXISTS amount DECIMAL(24,4);
+ALTER TABLE archived_deals ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE archived_deals ADD COLUMN IF NOT EXISTS party VARCHAR;
 -- schema 7: audit key rotation (engine/audit.py): one chained record per rotation, sealed with the old key
 CREATE TABLE IF NOT EXISTS audit_keys (
     "at"                 TIMESTAMPTZ NOT NULL,
@@ -982,34 +990,37 @@ class LedgerStore:
 
     def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
-        {key: {deal_id, status, response_code, finished_at}}, the earliest by ``finished_at``.  The
-        transaction manager asks only for keys its key store dropped after the retention, which are
-        mostly new: one look-up in deal_keys' index (no scan of deal_events) and one in archived_deals'
-        (the keys of deals moved out by ``bsp ledger archive``, which count as the earliest), and the deals
-        rows are read only for the keys found."""
+        {key: {deal_id, status, response_code, finished_at, fp}}, the earliest by ``finished_at``; ``fp``: the
+        fingerprint of its amount, currency and party (``engine.txn.fingerprint``), read from the same rows (None
+        for a deal archived before schema 9).  The transaction manager asks only for keys its key store dropped
+        after the retention, which are mostly new: one look-up in deal_keys' index (no scan of deal_events) and
+        one in archived_deals' (the keys of deals moved out by ``bsp ledger archive``, which count as the
+        earliest), and the deals rows are read only for the keys found."""
+        from engine.txn.fingerprint import of
+
         if not keys:
             return {}
         # the deals archived out of this ledger (bsp ledger archive) keep their keys here: a repeat of one is
         # refused as a repeat, never run again; they are older than any deal still in the ledger
         rows = self._con.execute(
-            "SELECT key, deal_id, status, response_code, finished_at FROM archived_deals "
+            "SELECT key, deal_id, status, response_code, finished_at, amount, currency, party FROM archived_deals "
             "WHERE list_contains(?, key) ORDER BY finished_at", [list(keys)]).fetchall()
         found = self._con.execute("SELECT key, deal_id FROM deal_keys WHERE list_contains(?, key)",
                                   [list(keys)]).fetchall()
         if found:
             live = self._con.execute(
-                "SELECT deal_id, status, response_code, finished_at FROM deals "
+                "SELECT deal_id, status, response_code, finished_at, amount, currency, party FROM deals "
                 "WHERE list_contains(?, deal_id) AND status <> 'duplicate' ORDER BY finished_at",
                 [sorted({d for _, d in found})]).fetchall()
             by_deal: dict[str, list[str]] = {}
             for k, deal_id in found:
                 by_deal.setdefault(deal_id, []).append(k)
-            rows += [(k, deal_id, status, code, finished) for deal_id, status, code, finished in live
-                     for k in by_deal.get(deal_id, ())]
+            rows += [(k, deal_id, *rest) for deal_id, *rest in live for k in by_deal.get(deal_id, ())]
         out: dict[str, dict[str, Any]] = {}
-        for k, deal_id, status, code, finished in rows:
-            out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code,
-                               "finished_at": finished})
+        for k, deal_id, status, code, finished, amount, currency, party in rows:
+            if k not in out:
+                out[k] = {"deal_id": deal_id, "status": status, "response_code": code, "finished_at": finished,
+                          "fp": of(amount, currency, party)}
         return out
 
     def journal_position(self, journal: str) -> tuple[int, int, int] | None:

@@ -8,6 +8,8 @@ Metric families (all prefixed ``bsp_``):
   route_received_total{route}              exchanges a route took
   route_outcomes_total{route,outcome}      outcome: committed, rejected, failed, duplicate
   route_flagged_total{route}               of those failed: flagged for an operator (engine/txn/flagging.py)
+  route_key_conflicts_total{route}         of those rejected: a deal key repeated for another deal (kind key_conflict:
+                                           another amount, currency or party; engine/txn/fingerprint.py)
   route_resolved_total{route}              flagged deals an operator resolved through the admin API (engine/deal_resolve.py)
   route_in_flight{route}                   exchanges being processed
   route_latency_seconds{route}             received -> answered (histogram)
@@ -65,6 +67,10 @@ class Metrics:
         self.route_flagged = Counter("route_flagged", "Failed deals flagged for an operator (a participant in doubt "
                                      "or whose compensation failed: something may stand at a counterpart).", ["route"],
                                      namespace=ns, registry=r)
+        self.route_key_conflicts = Counter("route_key_conflicts", "Requests rejected because their deal key was "
+                                           "already used for another deal (another amount, currency or party: "
+                                           "kind key_conflict); an error or fraud signal, never a retry.",
+                                           ["route"], namespace=ns, registry=r)
         self.route_resolved = Counter("route_resolved", "Flagged deals an operator resolved through the admin API "
                                       "(POST /deals/{id}/resolve; bsp deals resolve --live).", ["route"],
                                       namespace=ns, registry=r)
@@ -117,6 +123,7 @@ class Metrics:
         self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
             "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
                       (self.route_flagged, ("route",)), (self.route_resolved, ("route",)),
+                      (self.route_key_conflicts, ("route",)),
                       (self.route_in_flight, ("route",)), (self.route_latency, ("route",))),
             "channel": ((self.channel_received, ("channel",)), (self.channel_sent, ("channel",)),
                         (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),

@@ -55,6 +55,9 @@ DEFAULT_STATUS = {
     # a repeat of a key with no answer to repeat (past the key store's retention, or an original that ended
     # without one, code 94): not run again; the caller's key conflicts with an earlier request, not a bank error
     "duplicate": 409,
+    # a deal key repeated with another amount, currency or party (engine/txn/fingerprint.py): the request is
+    # not the one the key was first used for (422, as for an idempotency key reused with another payload)
+    "key_conflict": 422,
 }
 
 

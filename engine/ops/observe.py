@@ -120,9 +120,13 @@ class Observer:
             seconds = max((rec.finished_at - rec.received_at).total_seconds(), 0.0)
             c.latency_sum += seconds
             by_outcome[(route, status)] += 1
-            if status != "committed" and any(e.to_state == "flagged" for e in rec.events or ()):
-                c.flagged += 1
-                m.route_flagged.labels(route).inc()
+            if status != "committed" and rec.events:
+                states = [e.to_state for e in rec.events]
+                if "flagged" in states:
+                    c.flagged += 1
+                    m.route_flagged.labels(route).inc()
+                if status == "rejected" and "key_conflict" in states:    # engine.txn.fingerprint
+                    m.route_key_conflicts.labels(route).inc()
             m.route_latency.labels(route).observe(seconds)
             if err is not None:
                 self.unrecorded += 1

@@ -9,6 +9,8 @@ when the route gives none):
                  (on a call's answer: failed, and the call is in doubt: compensated / reversed)
     rejected     a validate rule failed (the rule's own code)    rejected  rule
                  (or a value of the request had the wrong shape: "30", dsl/inbound.py)
+    key_conflict a deal key repeated for another deal (another   rejected  "12"
+                 amount, currency or party: engine/txn/fingerprint.py); not run, not answered as a duplicate
     refused      a call's ``expect`` was false                   failed    "05"
     unreachable  a call's counterpart could not be reached       failed    "91"
     timeout      no reply from the counterpart in time           failed    "68"
@@ -36,8 +38,10 @@ DEFAULT_CODES = {
     "in_doubt": "96",
     "recovered": "96",
     "duplicate": "94",
+    # not 94 (duplicate transmission): a sender may read 94 as "already done", and this request was not
+    "key_conflict": "12",
 }
-REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected"})
+REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected", "key_conflict"})
 
 
 # ``error.text`` when the failure gives none: short, to fit a reply field.
@@ -53,6 +57,7 @@ SHORT_TEXTS = {
     "internal": "internal error",
     "in_doubt": "outcome unknown",                # may have been done: flagged for an operator
     "recovered": "undone after a restart",
+    "key_conflict": "deal key already used for another deal",   # the manager's text names the fields too
 }
 # ``rejected`` (a validate rule's own text) and ``duplicate`` ("repeats deal ID (key ...)": which deal the
 # request repeats, for the sender) keep their whole text as ``error.text``

@@ -43,7 +43,7 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import input_failure, step_failure
-from engine.txn import effects, flagging, keyhold, outcome, pivot, reversal, shared_keys
+from engine.txn import effects, fingerprint, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
@@ -712,14 +712,18 @@ class TxnManager:
                 if end is None and self._unlogged:
                     end = self._unlogged.get(key)
                 if end is not None:
-                    self._duplicate(ex, st, end)
+                    if not self.conflicts(plan, ex, st, end.get("fp"), end["id"]):
+                        self._duplicate(ex, st, end)
                     continue
                 old = past.get(key)
                 if old is not None and key not in batch_keys:
-                    self._duplicate_past(ex, st, old)
+                    if not self.conflicts(plan, ex, st, old.get("fp"), old["deal_id"]):
+                        self._duplicate_past(ex, st, old)
                     continue
                 if key in batch_keys:
-                    st.duplicate_of = {"pending": batch_keys[key]}
+                    first = batch_keys[key]
+                    if not self.conflicts(plan, ex, st, fingerprint.of_exchange(first), self.states[first].deal_id):
+                        st.duplicate_of = {"pending": first}
                     continue
                 batch_keys[key] = ex
                 self._inflight[key] = trio.Event()
@@ -771,6 +775,32 @@ class TxnManager:
         if not keys or lookup is None:
             return {}
         return await lookup(keys)
+
+    def conflicts(self, plan: RoutePlan, ex: Any, st: TxnState, fp: str | None, original: str) -> bool:
+        """A repeat of a deal key whose deal is not the original's (``engine.txn.fingerprint``: another amount,
+        currency or party): refused with kind ``key_conflict``, not answered with the original's answer nor
+        run; the original is untouched.  ``fp``: the original's fingerprint (None for a key recorded before
+        fingerprints were: no verdict, a plain duplicate).  Costs nothing for a key seen for the first time."""
+        if fp is None:
+            return False
+        diffs = fingerprint.differs(fp, fingerprint.of_exchange(ex))
+        if not diffs:
+            return False
+        fields = [d[0] for d in diffs]
+        # a keyed route without a call checks its key after its steps: the answer its own `reply` step built
+        # is not sent (nothing of it was done); its `on error` answers, else the channel's error reply
+        ex.reply = ex.reply_values = ex.reply_json = None
+        st.move("key_conflict", {"original": original, "key": st.key, "fields": fields})
+        ex.fail(StepFailure(
+            "key_conflict",
+            f"deal key {st.key!r} was used by deal {original} for another deal: {fingerprint.describe(diffs)}; "
+            f"not run, and not answered with deal {original}'s answer (which stays as it was). A repeat must "
+            f"carry the same amount, currency and party: the sender reused the key for a different request; "
+            f"send it with a new key (or the original request again)",
+            code="12", text=f"deal key already used for another deal ({', '.join(fields)} "
+                            f"{'differs' if len(fields) == 1 else 'differ'})",
+            where=str(plan.route.pos)))
+        return True
 
     def _duplicate_past(self, ex: Any, st: TxnState, old: dict[str, Any]) -> None:
         """A repeat of a deal whose key is past the retention: the ledger has the deal but not its
@@ -1063,6 +1093,11 @@ class TxnManager:
                                 "at": rec.received_at.isoformat(), "type": rec.deal_type,
                                 "ref": rec.reference, "amount": rec.amount, "currency": rec.currency,
                                 "party": rec.party, "fin": self.clock()}))
+                if st.key is not None and not st.freed:
+                    # what the deal is about, kept with its key: a repeat must be the same deal (key_conflict)
+                    fp = fingerprint.of(rec.amount, rec.currency, rec.party)
+                    if fp is not None:
+                        ended[-1][2]["fp"] = fp
                 if st.held:
                     ended[-1][2]["held"] = st.held
                 if rec.status in ("rejected", "failed") and self.ledger is not None:

@@ -166,7 +166,7 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
         ends.append({"t": "end", "id": p.id, "key": key, "status": row["status"] if mine else "recorded",
                      "code": row.get("response_code") if mine else None,
                      "reply": mgr.seal(text.encode("utf-8"), f"reply|{p.id}") if text is not None else None,
-                     "fin": now, "recorded": True})
+                     "fin": now, "recorded": True, **({"fp": row["fp"]} if mine and row.get("fp") else {})})
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
     shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])

@@ -7,7 +7,9 @@ store shared by the engines that take its messages (``conn.extra["keys"]``,
 its deals in flight) and before the deal is admitted (before its first call):
 
     claimed   the deal runs as usual
-    done      a duplicate, answered with the stored answer (``TxnManager._duplicate``)
+    done      a duplicate, answered with the stored answer (``TxnManager._duplicate``); a repeat whose
+              fingerprint differs from the stored one (``fp``: another amount, currency or party,
+              ``engine.txn.fingerprint``) is refused, kind ``key_conflict`` (``TxnManager.conflicts``)
     busy      another engine runs it, or the store cannot be reached: the exchange is *deferred*:
               not run, not recorded, handed back to the channel, which keeps the message and runs it
               again later (``nats consume``: in-progress acks, no delivery counted)
@@ -15,7 +17,7 @@ its deals in flight) and before the deal is admitted (before its first call):
               deal left in flight by a crash)
 
 ``finish`` (from ``TxnManager.after_commit``) writes the final state of the deals
-claimed here (status, code, the reply sealed as in the log) before the
+claimed here (status, code, the reply sealed as in the log, the deal's fingerprint) before the
 channel acknowledges the messages.
 
 A restarted engine is the same engine: its id is kept next to its ledger (``engine_id``: made once,
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.runtime.exchange import StepFailure
+from engine.txn import fingerprint
 
 DEFERRED = "deferred"        # a failure kind: not run, not recorded, the message kept by the channel for later
 
@@ -98,6 +101,8 @@ async def claim(txn: Any, store: Any, plan: Any, live: list[Any], out: list[Any]
         if ev is not None:
             ev.set()
         if v.outcome == "done":
+            if txn.conflicts(plan, ex, st, v.value.get("fp"), v.value.get("deal")):
+                continue
             end = {"id": v.value.get("deal"), "status": v.value.get("status"), "code": v.value.get("code"),
                    "reply": v.value.get("reply")}
             try:
@@ -132,6 +137,9 @@ async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
         if st is None or not st.admitted or st.key is None or st.duplicate_of is not None:
             continue
         end = {"status": rec.status, "code": rec.response_code, "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}
+        fp = fingerprint.of(rec.amount, rec.currency, rec.party)
+        if fp is not None:
+            end["fp"] = fp
         items.append((st.key, st.deal_id, end) if recovered is not None else (st.key, end))
     if items and recovered is not None:
         recovered.recovered(items)
@@ -142,7 +150,8 @@ async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
 def recovered_ends(store: Any, ends: list[dict[str, Any]]) -> None:
     """Deals whose end the log holds but whose ledger row (and so whose final state in the store) a
     crash may have cut off (recovery writes their rows again): their final state, as logged."""
-    items = [(e["key"], e["id"], {"status": e.get("status"), "code": e.get("code"), "reply": e.get("reply")})
+    items = [(e["key"], e["id"], {"status": e.get("status"), "code": e.get("code"), "reply": e.get("reply"),
+                                  **({"fp": e["fp"]} if e.get("fp") else {})})
              for e in ends if e.get("key")]
     if store is not None and items:
         store.recovered(items)

@@ -112,8 +112,8 @@ async def test_a_restarted_engine_settles_the_claims_its_previous_run_left(tmp_p
             ch1, ch2 = sb1.channel("orders"), sb2.channel("orders")
             await bound(ch1, "engine one restarted")
             await bound(ch2, "engine two consuming")
-            for ref in ("O-1", "O-2"):
-                await nc.publish("orders.new", b'{"ref": "%s", "amount": 1}' % ref.encode(),
+            for ref in ("O-1", "O-2"):      # O-2 as engine one ran it (another amount would be a key conflict)
+                await nc.publish("orders.new", b'{"ref": "%s", "amount": 2}' % ref.encode(),
                                  headers={"Bsp-Reply-To": "orders.replies"})
             # within 15 s, a quarter of key_lease (60s): nothing waits for a claim that never moves (a wait
             # for the lease fails here, with no timed assertion)

@@ -31,7 +31,9 @@ T = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 def old_lookup(con: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for k, deal_id, status, code, finished in con.execute(OLD_QUERY, [keys]).fetchall():
-        out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code, "finished_at": finished})
+        # fp: the deal's fingerprint (engine/txn/fingerprint.py), None for these deals without amount, currency or party
+        out.setdefault(k, {"deal_id": deal_id, "status": status, "response_code": code, "finished_at": finished,
+                           "fp": None})
     return out
 
 

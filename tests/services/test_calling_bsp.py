@@ -5,7 +5,8 @@ the page shows: the status line, every header it shows (`Bsp-Deal-Id`: 32 hex di
 page shows one) and the JSON body.  Each `Bsp-Deal-Id` must then be a deal `bsp deals show` tells, with the
 claim's reference.
 
-What the page's examples hold the engine to: a repeat answered with the original's bytes and status, an
+What the page's examples hold the engine to: a repeat answered with the original's bytes and status, the
+same claim id with another amount refused 422 `12` (until 2026-11-27: answered with the first claim's 200), an
 amount sent as text refused with 422 `13` (until 2026-11-26: 500 `96` "internal error"), a field of the
 wrong shape (a beneficiary sent as text) refused with 422 `30` naming the field, and a list of claims with 400
 `30` (until 2026-11-27 both 500 `96`: dsl/inbound.py), a body cut short
