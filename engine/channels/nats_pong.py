@@ -19,6 +19,8 @@ refused so has its socket closed (nats-py's reconnect loop left it to the garbag
 """
 from __future__ import annotations
 
+import asyncio
+
 from nats import errors
 from nats.aio.client import Client as _Client
 
@@ -37,9 +39,12 @@ class Client(_Client):
         # without closing it, one socket left to the garbage collector per attempt
         try:
             await super()._process_connect_init()
-        except BaseException:
+        except BaseException as exc:
             if self._transport is not None:
                 self._transport.close()
+                if isinstance(exc, Exception):      # not a cancellation: let the loop run the close callback
+                    await asyncio.sleep(0)          # now (closing is a call_soon; a loop stopped before it ran
+                    await asyncio.sleep(0)          # left the socket to the garbage collector: ResourceWarning)
             raise
 
     async def _process_err(self, err_msg: str) -> None:

@@ -63,9 +63,14 @@ async def test_a_refused_token_is_said_once_naming_the_channel_and_the_method_no
         async with publisher({"url": srv.url, "token_file": str(token)}) as pub:
             await eventually(lambda: value(pub.link.connect_attempts >= 4), "four refused attempts", timeout=15)
             (out,) = await pub.request_many([b"{}"], keys=["R-1"])
-    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(said) == 1, [r.getMessage() for r in said]
-    text = said[0].getMessage()
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # a refusing server may cut an attempt before its -ERR is read (seen on a loaded machine): a cut before the
+    # first refusal is said as what it is, once; the refusal itself is said exactly once
+    said = [t for t in loud if "refused the channel's credentials" in t]
+    cuts = [t for t in loud if t not in said]
+    assert len(said) == 1 and len(cuts) <= 1, loud
+    assert all("cannot connect to NATS" in t and ("reset" in t.lower() or "closed" in t.lower()) for t in cuts), loud
+    text = said[0]
     assert text.startswith(f"channel bus: NATS at {srv.url} refused the channel's credentials, token (token_file "
                            f"{token}): "), text
     assert "Authorization Violation (check the secret against the server's accounts;" in text
