@@ -354,12 +354,26 @@ def _link_counters(layout: Layout, path: str | None) -> None:
             if n.depending_on:
                 target = layout.find(n.depending_on)
                 if target is None or target.ftype is None:
-                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: no such elementary item", path, n.line, n.col)
+                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: "
+                               + ("no such elementary item" if target is None else
+                                  f"{target.name} is a group (line {target.line}), not an elementary item"),
+                               path, n.line, n.col, _counter_hint(root, n, order))
                 if order.get(id(target), 1 << 30) >= order[id(n)]:
                     raise _err(f"OCCURS DEPENDING ON {n.depending_on}: the counter must come before the table",
                                path, n.line, n.col)
                 n.counter = target
                 target.is_counter = True
+
+
+def _counter_hint(root: Node, table: Node, order: dict[int, int]) -> str:
+    """The elementary items before ``table`` that could count it, the closest name first."""
+    import difflib
+    before = [m.name for m in root.walk() if m.ftype is not None and m.name and m.occurs_max is None
+              and order[id(m)] < order[id(table)]]
+    close = difflib.get_close_matches((table.depending_on or "").upper(), before, n=1, cutoff=0.6)
+    listed = ", ".join(before[-8:]) or "none"
+    return ((f"did you mean {close[0]}? " if close else "")
+            + f"the counter is an elementary item before the table; items before it: {listed}")
 
 
 def parse_copybook(text: str, path: str | None = None, source_format: str = "fixed") -> Layout:

@@ -272,7 +272,7 @@ def test_iso8583_encode_error_names_line_and_field() -> None:
             input=text.encode())
     assert r.exit_code == 1
     first_line = len(json.dumps(good)) + 1
-    assert f"line 2, byte {first_line}, field 11:" in r.stderr
+    assert f"line 2 (input byte {first_line}), field 11:" in r.stderr
     assert r.stdout_bytes.count(b"0800") == 2                 # the good lines were still written
 
 
@@ -532,7 +532,7 @@ def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) ->
     typo = b'{"REC_TYPE":"PY","ACCT_NO":"1234567890","AMOUNTT":999.99,"FEE":15.00,"COUNT_X":3,"CCY":"EUR"}\n'
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=typo)
     assert r.exit_code == 1 and r.stdout_bytes == b""
-    assert "line 1, byte 0, field AMOUNTT: no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
+    assert "line 1 (input byte 0), field AMOUNTT, record byte 0 (output byte 0): no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
         in r.stderr
     assert "fields are: REC_TYPE, ACCT_NO, AMOUNT, FEE, COUNT_X, CCY" in r.stderr
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=b'{"REC_TYPE":"PY"}\n')
@@ -546,7 +546,7 @@ def test_plain_csv_encode_keeps_the_first_rows_columns_and_reports_ragged_rows()
     rows = b'{"id":"1","amount":"5"}\n{"amount":"6","id":"2"}\n{"id":"3"}\n'
     r = bsp("encode", "-f", "csv", "-q", "-", input=rows)
     assert r.exit_code == 1 and r.stdout_bytes == b"id,amount\n1,5\n2,6\n"
-    assert "line 3, byte 48, field amount: row has no column 'amount'" in r.stderr
+    assert "line 3 (input byte 48), field amount: row has no column 'amount'" in r.stderr
 
 
 def test_positional_csv_decode_refuses_an_extra_column() -> None:
