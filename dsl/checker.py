@@ -842,6 +842,9 @@ class Checker(_TestChecks):
             pos = (where or {}).get(named) or d.pos
             if getattr(e, "path", None) and getattr(e, "line", None):
                 pos = ir.Pos(str(e.path), e.line, e.col or 1)
+            if getattr(e, "warning", False):        # the definition is used: told, not refused
+                self.warn("W011", f"format `{d.name.name}`: {text}", pos, getattr(e, "hint", None))
+                continue
             self.error("E050", f"format `{d.name.name}`: {text}", pos,
                        getattr(e, "hint", None) or _option_help(spec, named))
 

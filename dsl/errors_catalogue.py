@@ -334,6 +334,12 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel front = tcp listen {\n    address = "127.0.0.1:7000"\n}\n' + _REQ
           + 'route r {\n    receive from front as Req\n    reply Req { code = trim(msg.code) }\n}\n',
           7, 7, severity="warning"),
+    Entry("W011", "format definition its kind accepts with a warning",
+          "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
+          "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "
+          "PIC S9(5) if the data holds a sign, or remove the SIGN clause if it does not)",
+          'format F = copybook "f.cpy"\n', 2, 12, severity="warning", file="f.cpy",
+          files={"f.cpy": "       01  R.\n           05  AMT  PIC 9(5) SIGN LEADING SEPARATE.\n"}),
     Entry("W008", "client certificate a channel never has",
           "channel `C` (memory) never has a client certificate: `peer.cn` is always null, since a request on it "
           "comes over no TLS connection of its own (also `peer.san`, always empty; a tcp / http listen channel "

@@ -728,10 +728,26 @@ def encode_records(setup: Setup, records: Iterable[tuple[int, int, Any]], *, str
 
 
 def _located(exc: FormatError, no: int, off: int) -> FormatError:
-    """An encode error points at the JSON line it came from (record = line number, offset = the line's byte)."""
+    """An encode error points at the JSON line it came from (record = line number, ``input_offset`` =
+    the line's byte in the input); ``offset`` stays the byte of the encoded record where the field
+    goes, when the format said it (``engine.commands.codec.describe_encode``)."""
     exc.record = no
-    exc.offset = off
+    exc.input_offset = off      # type: ignore[attr-defined]
     return exc
+
+
+def frame_header(setup: Setup) -> int | None:
+    """Bytes an encoded record's framing puts before it in the output (an RDW, a length prefix);
+    None when not known (a batch file, whose records are gathered)."""
+    if setup.kind in ("csv", "swift"):
+        return None
+    if setup.kind != "copybook" and setup.framing == "lines":
+        return 0
+    try:
+        framed = frame_one(setup, b"\xff")
+    except Exception:  # noqa: BLE001 - a framing that takes no such payload: the offset stays unknown
+        return None
+    return framed.rfind(b"\xff")
 
 
 def _encode_swift(setup: Setup, records: Iterable[tuple[int, int, Any]]

@@ -16,7 +16,10 @@ Kinds:
             place in the file (3).  The other kinds are bytes: they keep it.
 ``fixed``   ``record_size`` bytes each; a short tail is an error.
 ``rdw``     IBM variable records: a 4-byte record descriptor word (length in
-            bytes 0-1, big-endian, counting the RDW) before each record.
+            bytes 0-1, big-endian, counting the RDW) before each record.  With
+            ``rdw_includes_header=False`` the length counts only the record's data
+            (some transfer tools and test files write it so); the wrong setting
+            is told with a hint naming the right one.
 ``rdw_le``  the same with the word byte-reversed (length in bytes 2-3, low byte
             first), as some transfer tools write it.
 ``rje``     a SWIFT RJE file: FIN messages separated by ``$`` (``$`` is outside
@@ -40,7 +43,7 @@ RECORD_KINDS = ("lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole")
 
 
 def split_records(data: bytes, kind: str, record_size: int | None = None,
-                  quote: bytes | str = b'"') -> list[tuple[int, bytes]]:
+                  quote: bytes | str = b'"', rdw_includes_header: bool = True) -> list[tuple[int, bytes]]:
     """``data`` -> [(byte offset, record)]; ``FormatError`` (record, offset, hint) when it cannot be split."""
     if kind == "whole":
         return [(0, data)] if data else []
@@ -52,7 +55,7 @@ def split_records(data: bytes, kind: str, record_size: int | None = None,
     if kind == "fixed":
         return _fixed(data, record_size)
     if kind in ("rdw", "rdw_le"):
-        return _rdw(data, little=kind == "rdw_le")
+        return _rdw(data, little=kind == "rdw_le", includes_header=rdw_includes_header)
     if kind == "rje":
         return _rje(data)
     raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
@@ -110,16 +113,18 @@ def _fixed(data: bytes, record_size: int | None) -> list[tuple[int, bytes]]:
     return [(i, data[i:i + record_size]) for i in range(0, len(data), record_size)]
 
 
-def _rdw(data: bytes, little: bool) -> list[tuple[int, bytes]]:
+def _rdw(data: bytes, little: bool, includes_header: bool = True) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
     try:
-        for offset, record in split_rdw(data, little=little, max_record=0xFFFF):
+        for offset, record in split_rdw(data, little=little, includes_header=includes_header,
+                                        max_record=0xFFFF, setting="channel"):
             out.append((offset - 4, record))          # the record's offset is its RDW's
     except FormatError as exc:
         other = "rdw" if little else "rdw_le"
-        raise FormatError(exc.message, offset=exc.offset, record=len(out) + 1,
-                          hint=f"the file is truncated, or its records are not RDW-prefixed that way "
-                               f"(download in binary with RDW; or try record = \"{other}\")") from None
+        hint = exc.hint if exc.hint and "rdw_includes_header" in exc.hint else (
+            f"the file is truncated, or its records are not RDW-prefixed that way "
+            f"(download in binary with RDW; or try record = \"{other}\")")
+        raise FormatError(exc.message, offset=exc.offset, record=len(out) + 1, hint=hint) from None
     return out
 
 

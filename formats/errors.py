@@ -57,9 +57,10 @@ class SpecError(ValueError):
     """
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 col: int | None = None, hint: str | None = None) -> None:
+                 col: int | None = None, hint: str | None = None, warning: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.warning = warning      # told by ``bsp check`` as a warning: the definition is still used
         self.path = path
         self.line = line
         self.col = col

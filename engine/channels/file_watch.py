@@ -120,6 +120,13 @@ class FileWatcher:
         if self.record == "fixed" and (not isinstance(self.record_size, int) or self.record_size <= 0):
             raise ChannelConfigError(f"channel {name}: record = fixed needs record_size, the bytes of each record "
                                      f"(e.g. record_size = 120)")
+        self.rdw_includes_header = options.get("rdw_includes_header", True)
+        if not isinstance(self.rdw_includes_header, bool):
+            raise ChannelConfigError(f"channel {name}: option rdw_includes_header: expected true or false, "
+                                     f"got {self.rdw_includes_header!r}")
+        if not self.rdw_includes_header and self.record not in ("rdw", "rdw_le"):
+            raise ChannelConfigError(f"channel {name}: option rdw_includes_header is for record = \"rdw\" or "
+                                     f"\"rdw_le\" (record is {self.record!r})")
         quote = options.get("quote")
         self.quote = '"' if quote is None else quote
         if not isinstance(self.quote, str) or len(self.quote) > 1 or not self.quote.isascii():
@@ -459,7 +466,8 @@ class FileWatcher:
                             if resume else "running it again (routes with a deal key answer its repeated "
                                            "records from the ledger)")
             try:
-                records = split_records(data, self.record, self.record_size, self.quote)
+                records = split_records(data, self.record, self.record_size, self.quote,
+                                        rdw_includes_header=self.rdw_includes_header)
             except FormatError as exc:
                 kind = "not split"
                 problems.append(f"record {exc.record}, byte offset {exc.offset}: cannot split the file into "
@@ -670,6 +678,9 @@ COMPONENT = ComponentSpec(
                    "file). lines and csv drop a UTF-8 byte order mark at the start of the file; the other "
                    "kinds keep it (bytes).", default="lines", choices=RECORD_KINDS),
         OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
+        OptionSpec("rdw_includes_header", "bool", "record = rdw or rdw_le: the RDW length counts its own 4 "
+                   "bytes (IBM); false when it counts only the record's data (as the copybook format's option "
+                   "of that name).", default=True),
         OptionSpec("quote", "string", "The quote character of record = csv (\"\" for none: then rows are "
                    "lines).", default='"'),
         OptionSpec("skip_header", "int", "Records at the start of each file that are not deals (a CSV "

@@ -155,6 +155,26 @@ def describe(exc: FormatError, what: str = "record") -> str:
     return text
 
 
+def describe_encode(exc: FormatError, written: int | None, header: int | None) -> str:
+    """``line 2 (input byte 47), field NOTE, record byte 14 (output byte 62): message``: the JSON
+    line (and where it starts in the input), the field, and where the field goes in the record and
+    in the output (``written`` bytes so far, ``header`` bytes of framing before each record), when known."""
+    off = getattr(exc, "input_offset", None)
+    if off is None:                              # a line that is no JSON: where it is in the input
+        return describe(exc, "line")
+    where = [f"line {exc.record} (input byte {off})"]
+    if exc.field:
+        where.append(f"field {exc.field}")
+    if exc.offset is not None:
+        out = (f" (output byte {written + header + exc.offset})"
+               if written is not None and header is not None else "")
+        where.append(f"record byte {exc.offset}{out}")
+    text = ", ".join(where) + ": " + exc.message
+    if exc.hint:
+        text += f"\n  hint: {exc.hint}"
+    return text
+
+
 def _open_input(data: Optional[str], command: str) -> tuple[BinaryIO, str, int | None]:
     from engine.codec_cli import UsageError
 
@@ -359,7 +379,7 @@ class _EncodeSink:
 def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Optional[Path], quiet: bool) -> int:
     """Streams: one JSON line is read, encoded and written before the next is read (csv and swift
     batches, whose file wraps all records, are the exceptions: they gather their rows first)."""
-    from engine.codec_cli import UsageError, check_encodable, encode_records, make_setup
+    from engine.codec_cli import UsageError, check_encodable, encode_records, frame_header, make_setup
     from formats.errors import FormatError
 
     try:
@@ -384,15 +404,18 @@ def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Op
 
     refused = 0
     ok = False
+    header = frame_header(setup)
+    written = 0
     try:
         for _no, _off, res in encode_records(setup, readable()):
             if isinstance(res, FormatError):
                 refused += 1
-                _err(f"{shown}: {describe(res, 'line')}")
+                _err(f"{shown}: {describe_encode(res, written, header)}")
                 if strict:
                     break
                 continue
             sink.write(res)
+            written += len(res)
             if strict and counts["bad"]:
                 break
         ok = not (strict and (refused or counts["bad"]))

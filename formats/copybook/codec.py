@@ -21,7 +21,8 @@ class CopybookCodec:
     """Decode / encode records described by a COBOL copybook.
 
     ``decode(bytes) -> dict`` / ``encode(dict) -> bytes`` handle ONE record
-    (no RDW).  ``iter_records(data_or_stream)`` yields ``(record_no, offset,
+    (no RDW); with ``record`` rdw / rdw_le the record may be shorter than the
+    copybook, as in ``iter_records`` (``formats.copybook.shortrec``).  ``iter_records(data_or_stream)`` yields ``(record_no, offset,
     values_or_FormatError)`` for a file in the configured ``record`` format.
     """
 
@@ -123,6 +124,8 @@ class CopybookCodec:
                 self._add_renames(values)
             return values
         data = bytes(data)
+        if self.record != "fixed" and not self.options.variable_occurs:
+            return self._run_lenient_length(data)[0]    # one RDW record: it may stop before the copybook's end
         values, end, _ = self._run(data)
         if self.options.variable_occurs and end != len(data):
             raise FormatError(f"{len(data) - end} bytes left after the record's last field", offset=end)

@@ -69,13 +69,15 @@ def build(decl: Any) -> CopybookCodec:
 
 
 def check(decl: Any, base_dir: Any = None) -> list[SpecError]:
+    """The copybook's errors; else its warnings (``SpecError.warning``: accepted, but not as IBM's
+    compiler would, e.g. a SIGN clause on an unsigned picture)."""
     try:
-        build(decl)
+        codec = build(decl)
     except SpecError as exc:
         return [exc]
     except ValueError as exc:
         return [SpecError(str(exc), path=decl.options.get("path"))]
-    return []
+    return list(codec.layout.warnings)
 
 
 def fields(decl: Any, base_dir: Any = None) -> list[str] | None:

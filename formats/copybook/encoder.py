@@ -53,9 +53,9 @@ class Encoder:
                 try:
                     b = value.encode("utf-8") if utf8 else ebcdic.encode(value, page)
                 except UnicodeEncodeError as exc:
-                    raise ValueError(f"character {value[exc.start]!r} has no code in {page}") from None
+                    raise no_code(value, exc.start, page) from None
                 if len(b) > size:
-                    raise ValueError(f"{len(b)} bytes do not fit PIC {ft.pic} ({size})")
+                    raise ValueError(do_not_fit(f"{len(b)} bytes", ft.pic, size, "bytes"))
                 return b + pad * (size - len(b))
             return enc
         if ft.kind == "national":
@@ -199,7 +199,7 @@ class Encoder:
             b = self.enc[id(n)](v) if v is not None or n.ftype.kind in ("alnum", "national", "display", "edited") else \
                 self.enc[id(n)](0 if n.ftype.kind != "float" else 0.0)  # type: ignore[union-attr]
         except (ValueError, TypeError) as exc:
-            raise FormatError(str(exc), field=path, offset=pos) from None
+            raise located(exc, path, pos) from None
         buf[pos:pos + len(b)] = b
 
 
@@ -372,3 +372,40 @@ class KeyCheck:
 def _has_required(gk: _GroupKeys) -> bool:
     return bool(gk.required or gk.conditional or any(not opt and _has_required(s) for _k, _n, s, opt in gk.groups)
                 or any(m for _k, _n, _e, m in gk.tables))
+
+
+# the euro variant of each EBCDIC country page: the same characters, with the euro sign in place of
+# the currency sign (IBM CCSIDs 1140-1149)
+EURO_PAGES = {"cp037": "cp1140", "cp273": "cp1141", "cp277": "cp1142", "cp278": "cp1143", "cp280": "cp1144",
+              "cp284": "cp1145", "cp285": "cp1146", "cp297": "cp1147", "cp500": "cp1148", "cp871": "cp1149"}
+
+
+def no_code(value: str, start: int, page: str) -> FormatError:
+    """A character of ``value`` (at ``start``) that code page ``page`` cannot write; its offset is the
+    character's byte within the field (single-byte pages: one byte per character)."""
+    ch = value[start]
+    euro = EURO_PAGES.get(page)
+    try:
+        in_euro = euro is not None and bool(ebcdic.encode(ch, euro))
+    except (UnicodeEncodeError, LookupError):
+        in_euro = False
+    if in_euro:
+        hint = (f"{euro} is {page} with the euro sign in place of the currency sign; if the receiving "
+                f"system reads {euro}, set encoding {euro} on the format (bsp encode --encoding {euro})")
+    else:
+        hint = f"replace the character, or set the encoding the receiving system reads (now {page})"
+    return FormatError(f"character {ch!r} (U+{ord(ch):04X}) has no code in {page}", offset=start, hint=hint)
+
+
+def do_not_fit(what: str, pic: str, size: int, unit: str) -> str:
+    """``13 bytes do not fit PIC X(9)``; the room is said when the picture does not spell it."""
+    spelled = f"({size})" in pic.replace(" ", "") or len(pic) == size
+    return f"{what} do not fit PIC {pic}" + ("" if spelled else f", which holds {size} {unit}")
+
+
+def located(exc: Exception, path: str, pos: int) -> FormatError:
+    """A field encoder's error at the field ``path`` written at byte ``pos`` of the record (a
+    ``FormatError`` of the encoder has its offset within the field, and may have a hint)."""
+    if isinstance(exc, FormatError):
+        return FormatError(exc.message, field=path, offset=pos + (exc.offset or 0), hint=exc.hint)
+    return FormatError(str(exc), field=path, offset=pos)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from formats import ebcdic
-from formats.copybook.encoder import Encoder
+from formats.copybook.encoder import Encoder, located
 from formats.copybook.keys import condition_key, mapped as _mapped
 from formats.copybook.layout import Layout, Node
 from formats.copybook.options import CopybookOptions
@@ -35,7 +35,7 @@ def _slow(enc: Callable[[Any], bytes], v: Any, buf: bytearray, at: int, path: st
     try:
         b = enc(v)
     except (ValueError, TypeError) as exc:
-        raise FormatError(str(exc), field=path, offset=at) from None
+        raise located(exc, path, at) from None
     buf[at:at + len(b)] = b
 
 

@@ -86,6 +86,7 @@ class Layout:
     roots: list[Node]
     renames: list[Renames]
     path: str | None
+    warnings: list[SpecError] = field(default_factory=list)   # accepted, but not as IBM's compiler would
 
     @property
     def size(self) -> int:
@@ -116,6 +117,7 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
     data = [i for i, x in enumerate(entries) if x.level not in (66, 88)]
     groups = {a for a, b in zip(data, data[1:])
               if entries[a].level != 77 and entries[b].level not in (1, 77) and entries[b].level > entries[a].level}
+    warnings: list[SpecError] = []
     for index, e in enumerate(entries):
         if e.level == 88:
             if last_field is None:
@@ -138,6 +140,10 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
             sign_for_kids, sign = sign, None       # a group's SIGN applies to its signed numeric items only
         else:
             sign_for_kids = sign
+        if e.sign_pos and index not in groups:
+            sign = _check_sign(e, usage, path, warnings)
+        elif sign and usage not in (None, "DISPLAY", "NATIONAL"):
+            sign = None                             # a group's SIGN applies to its DISPLAY items only
         ftype = None
         if index not in groups and (e.pic is not None or usage in ("COMP-1", "COMP-2", "POINTER", "INDEX")):
             try:
@@ -174,11 +180,40 @@ def build_layout(entries: list[Entry], path: str | None = None) -> Layout:
         _check_groups(r, path)
         _link_redefines(r, path)
         _size(r, path)
-    layout = Layout(roots, [], path)
+    layout = Layout(roots, [], path, warnings)
     _link_counters(layout, path)
     for e, root in renames_raw:
         layout.renames.append(_renames(e, root, path))
     return layout
+
+
+def _check_sign(e: Entry, usage: str | None, path: str | None,
+                warnings: list[SpecError]) -> tuple[str, bool] | None:
+    """An elementary item's own SIGN clause, as IBM Enterprise COBOL takes it: only on a signed
+    numeric item (S in its PICTURE) of USAGE DISPLAY or NATIONAL.  On a packed / binary / float item
+    it would be silently ignored, so it is refused; on an unsigned picture it is read as signed
+    (other writers than IBM's, such as cobrix's test files, put a sign there) and told as a warning."""
+    name = e.name or "FILLER"
+    clause = f"SIGN {e.sign_pos.upper()}{' SEPARATE' if e.sign_separate else ''}"
+    if usage not in (None, "DISPLAY", "NATIONAL"):
+        raise _err(f"{name}: {clause} on a USAGE {usage} item: a SIGN clause is only for signed numeric "
+                   f"DISPLAY (or NATIONAL) items, and {usage} keeps its sign in its own way", path, e.line, e.col,
+                   f"remove the SIGN clause from {name}, or make it a DISPLAY item if the data holds a "
+                   f"zoned or separate sign")
+    pic = (e.pic or "").upper()
+    if not pic.startswith("S"):
+        what = f"PIC {e.pic}" if e.pic else "no PICTURE"
+        warnings.append(_warn(f"{name}: {clause} on an unsigned item ({what}): IBM's compiler refuses it; "
+                              f"read as signed, with its sign {'byte' if e.sign_separate else 'in a digit'}",
+                              path, e.line, e.col,
+                              f"write PIC S{e.pic} if the data holds a sign, "
+                              f"or remove the SIGN clause if it does not" if e.pic else
+                              "give the item a signed numeric PICTURE (PIC S9...)"))
+    return (e.sign_pos, e.sign_separate)
+
+
+def _warn(msg: str, path: str | None, line: int, col: int, hint: str | None = None) -> SpecError:
+    return SpecError(msg, path=path, line=line, col=col, hint=hint, warning=True)
 
 
 def _find_in(root: Node, name: str) -> Node | None:
@@ -319,12 +354,26 @@ def _link_counters(layout: Layout, path: str | None) -> None:
             if n.depending_on:
                 target = layout.find(n.depending_on)
                 if target is None or target.ftype is None:
-                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: no such elementary item", path, n.line, n.col)
+                    raise _err(f"OCCURS DEPENDING ON {n.depending_on}: "
+                               + ("no such elementary item" if target is None else
+                                  f"{target.name} is a group (line {target.line}), not an elementary item"),
+                               path, n.line, n.col, _counter_hint(root, n, order))
                 if order.get(id(target), 1 << 30) >= order[id(n)]:
                     raise _err(f"OCCURS DEPENDING ON {n.depending_on}: the counter must come before the table",
                                path, n.line, n.col)
                 n.counter = target
                 target.is_counter = True
+
+
+def _counter_hint(root: Node, table: Node, order: dict[int, int]) -> str:
+    """The elementary items before ``table`` that could count it, the closest name first."""
+    import difflib
+    before = [m.name for m in root.walk() if m.ftype is not None and m.name and m.occurs_max is None
+              and order[id(m)] < order[id(table)]]
+    close = difflib.get_close_matches((table.depending_on or "").upper(), before, n=1, cutoff=0.6)
+    listed = ", ".join(before[-8:]) or "none"
+    return ((f"did you mean {close[0]}? " if close else "")
+            + f"the counter is an elementary item before the table; items before it: {listed}")
 
 
 def parse_copybook(text: str, path: str | None = None, source_format: str = "fixed") -> Layout:

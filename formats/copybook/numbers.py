@@ -593,6 +593,8 @@ def national_encoder(ft: FieldType, low_values_null: bool):
         except UnicodeEncodeError as exc:
             raise ValueError(f"character {value[exc.start]!r} cannot be written as UTF-16") from None
         if len(b) > size:
-            raise ValueError(f"{len(b) // 2} UTF-16 code units do not fit PIC {pic} ({size // 2})")
+            raise ValueError(f"{len(b) // 2} UTF-16 code units do not fit PIC {pic}"
+                             + ("" if f"({size // 2})" in pic or len(pic) == size // 2
+                                else f", which holds {size // 2}"))
         return b + _NATIONAL_SPACE * ((size - len(b)) // 2)
     return enc

@@ -8,6 +8,8 @@ and treats ``*>`` as a comment.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -262,6 +264,36 @@ _EXPECT_WORDS = {
 }
 
 
+_LEVEL = re.compile(r"0?[1-9]|[1-4][0-9]|66|77|88")
+
+
+def _lacking_period(src: str, tok: Any) -> tuple[int, int, str, str] | None:
+    """When the parser met the next entry (or the end of the copybook) where it wanted a period:
+    (line, column just past the last character of the entry that lacks it, that entry's text, what
+    follows it); else None.  The next entry starts its line with its level number: at the unexpected
+    token, or just before it (a VALUE list takes the level number as one more literal and stumbles
+    on the name after it)."""
+    if tok.type == "$END":
+        stop, follows = len(src), "the copybook ends"
+    else:
+        stop = src.rfind("\n", 0, tok.start_pos) + 1            # the start of the token's line
+        head = src[stop:tok.start_pos]
+        if head.strip() == "":
+            if not _LEVEL.fullmatch(str(tok)):
+                return None
+        elif not (len(head.split()) == 1 and _LEVEL.fullmatch(head.split()[0])):
+            return None
+        follows = f"the next entry, at line {src.count(chr(10), 0, stop) + 1}, is read as part of it"
+    end = len(src[:stop].rstrip())
+    if end == 0:
+        return None
+    begin = src.rfind("\n", 0, end) + 1                         # the line the entry ends on
+    first = begin                                              # the line it starts on (its level number)
+    while first > 0 and not (src[first:end].split() and _LEVEL.fullmatch(src[first:end].split()[0])):
+        first = src.rfind("\n", 0, first - 1) + 1
+    return src.count("\n", 0, end) + 1, end - begin + 1, " ".join(src[first:end].split()), follows
+
+
 def parse_entries(text: str, path: str | None = None, source_format: str = "fixed") -> list[Entry]:
     """Parse copybook source into entries; raises ``SpecError`` with path:line:col."""
     src = preprocess(text, source_format)
@@ -280,6 +312,12 @@ def parse_entries(text: str, path: str | None = None, source_format: str = "fixe
             msg = "unexpected end of copybook"
         hint = ("every data description entry is 'level name clauses.' and ends with a period;"
                 " code goes in columns 8-72 of fixed-format source")
+        if isinstance(exc, UnexpectedToken) and "PERIOD" in exc.expected:
+            lacking = _lacking_period(src, exc.token)
+            if lacking is not None:
+                line, col, entry, follows = lacking
+                raise SpecError(f"missing period: the entry `{entry}` does not end with one ({follows})",
+                                path=path, line=line, col=col, hint=f"end the entry with a period: {entry}.") from None
         if isinstance(exc, UnexpectedToken) and str(exc.token).upper() in ("COPY", "REPLACE"):
             hint = (f"{str(exc.token).upper()} statements are not expanded: put the member's entries into this"
                     " copybook (the compiler listing shows the expanded source)")

@@ -48,8 +48,10 @@ def split_fixed(source, length: int) -> Iterator[tuple[int, bytes]]:
 
 
 def split_rdw(source, little: bool = False, includes_header: bool = True,
-              max_record: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """(offset of the record data, record) per RDW-framed record."""
+              max_record: int = 1 << 20, setting: str = "cli") -> Iterator[tuple[int, bytes]]:
+    """(offset of the record data, record) per RDW-framed record.  ``setting`` words the hints for
+    where the reader is set: ``cli`` (``bsp decode`` options and the copybook format's options) or
+    ``channel`` (a ``file watch`` channel's options)."""
     buf = b""
     base = 0
     order = "little" if little else "big"
@@ -63,12 +65,12 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
             if length < 0 or length > max_record:
                 raise FormatError(f"RDW at byte {base + i} gives record length {length + adj}"
                                   f" (allowed {adj}..{max_record + adj})", offset=base + i,
-                                  hint=_header_hint(buf, i, little, includes_header, max_record, base) or
+                                  hint=_header_hint(buf, i, little, includes_header, max_record, base, setting) or
                                   "wrong RDW endianness? try record rdw_le / rdw, or raise max_record")
             reserved = hdr[:2] if little else hdr[2:4]
             if reserved != b"\0\0":
                 raise FormatError(_reserved_message(reserved, little), offset=base + i,
-                                  hint=_header_hint(buf, i, little, includes_header, max_record, base) or
+                                  hint=_header_hint(buf, i, little, includes_header, max_record, base, setting) or
                                   "a spanned file must be reassembled first (e.g. copied to RECFM=VB on "
                                   "the mainframe); or the RDW byte order is wrong (record rdw / rdw_le)")
             if len(buf) - i - 4 < length:
@@ -83,13 +85,14 @@ def split_rdw(source, little: bool = False, includes_header: bool = True,
 
 
 def _header_hint(buf: bytes, i: int, little: bool, includes_header: bool, max_record: int,
-                 base: int = 0) -> str | None:
+                 base: int = 0, setting: str = "cli") -> str | None:
     """The RDW the previous record's length pointed to is bad, but a good one sits 4 bytes after it
     (the RDW counts only the data) or 4 bytes before it (it counts its own 4 bytes too)."""
     if i == 0:
         if base == 0 and buf[:4].strip(b"\x00") and not (buf[:2] == b"\0\0" or buf[2:4] == b"\0\0"):
             return ("the file's first 4 bytes are no RDW (neither half is zero): a file without RDWs is"
-                    " read with record fixed (bsp decode without --record)")
+                    + (" read with record = \"fixed\" and record_size on the channel" if setting == "channel"
+                       else " read with record fixed (bsp decode without --record)"))
         return None
     j = i + 4 if includes_header else i - 4
     hdr = buf[j:j + 4]
@@ -98,11 +101,14 @@ def _header_hint(buf: bytes, i: int, little: bool, includes_header: bool, max_re
     n = int.from_bytes(hdr[2:4] if little else hdr[:2], "little" if little else "big")
     if not (4 if includes_header else 0) < n <= max_record + 4:
         return None
+    if setting == "channel":
+        fix = (f" set rdw_includes_header = {'false' if includes_header else 'true'} on the file watch channel")
+    else:
+        fix = (f" set rdw_includes_header {'false' if includes_header else 'true'} (bsp decode/encode "
+               f"--rdw-{'excludes' if includes_header else 'includes'}-header)")
     if includes_header:
-        return ("the RDW lengths seem to count only the data, not the RDW's own 4 bytes: set"
-                " rdw_includes_header false (bsp decode/encode --rdw-excludes-header)")
-    return ("the RDW lengths seem to count their own 4 bytes too (IBM): set rdw_includes_header true"
-            " (bsp decode/encode --rdw-includes-header)")
+        return "the RDW lengths seem to count only the data, not the RDW's own 4 bytes:" + fix
+    return "the RDW lengths seem to count their own 4 bytes too (IBM):" + fix
 
 
 def _reserved_message(reserved: bytes, little: bool) -> str:

@@ -272,7 +272,7 @@ def test_iso8583_encode_error_names_line_and_field() -> None:
             input=text.encode())
     assert r.exit_code == 1
     first_line = len(json.dumps(good)) + 1
-    assert f"line 2, byte {first_line}, field 11:" in r.stderr
+    assert f"line 2 (input byte {first_line}), field 11:" in r.stderr
     assert r.stdout_bytes.count(b"0800") == 2                 # the good lines were still written
 
 
@@ -532,11 +532,11 @@ def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) ->
     typo = b'{"REC_TYPE":"PY","ACCT_NO":"1234567890","AMOUNTT":999.99,"FEE":15.00,"COUNT_X":3,"CCY":"EUR"}\n'
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=typo)
     assert r.exit_code == 1 and r.stdout_bytes == b""
-    assert "line 1, byte 0, field AMOUNTT: no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
+    assert "line 1 (input byte 0), field AMOUNTT, record byte 0 (output byte 0): no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
         in r.stderr
     assert "fields are: REC_TYPE, ACCT_NO, AMOUNT, FEE, COUNT_X, CCY" in r.stderr
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=b'{"REC_TYPE":"PY"}\n')
-    assert r.exit_code == 1 and "field AMOUNT: numeric field AMOUNT (PIC S9(9)V99 COMP-3) is missing" in r.stderr
+    assert r.exit_code == 1 and "field AMOUNT, record byte 12 (output byte 12): numeric field AMOUNT (PIC S9(9)V99 COMP-3) is missing" in r.stderr
     good = typo.replace(b"AMOUNTT", b"AMOUNT")
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=good)
     assert r.exit_code == 0 and len(r.stdout_bytes) == 30
@@ -546,7 +546,7 @@ def test_plain_csv_encode_keeps_the_first_rows_columns_and_reports_ragged_rows()
     rows = b'{"id":"1","amount":"5"}\n{"amount":"6","id":"2"}\n{"id":"3"}\n'
     r = bsp("encode", "-f", "csv", "-q", "-", input=rows)
     assert r.exit_code == 1 and r.stdout_bytes == b"id,amount\n1,5\n2,6\n"
-    assert "line 3, byte 48, field amount: row has no column 'amount'" in r.stderr
+    assert "line 3 (input byte 48), field amount: row has no column 'amount'" in r.stderr
 
 
 def test_positional_csv_decode_refuses_an_extra_column() -> None:
@@ -586,3 +586,21 @@ def test_iso8583_field_tagged_pan_and_personal_is_masked_as_personal(tmp_path: P
     assert r.exit_code == 0, r.stderr
     [m] = lines(r.stdout)
     assert m["2"] == "4***" and m["11"] == "000001"
+
+
+def test_copybook_encode_names_the_field_and_its_record_and_output_bytes(tmp_path: Path) -> None:
+    """The byte of a bsp encode error was the JSON line's: now the line (and its input byte), the field,
+    and where the field goes in the record and in the output (RDW included)."""
+    case = CB / "cobrix_test5_multisegment_rdw_ebcdic"
+    good = bsp("decode", "--copybook", case / "copybook.cob", "--record", "rdw", "--rdw-excludes-header", "-q",
+               case / "input" / "rdw_big_endian" / "COMP.DETAILS.FEB02.DATA.RDW.BE.dat")
+    first = good.stdout.splitlines()[0]
+    rec = json.loads(first)
+    rec["STATIC_DETAILS"]["COMPANY_NAME"] = "Joan € Z"
+    lines = (first + "\n" + json.dumps(rec, ensure_ascii=False) + "\n").encode()
+    r = bsp("encode", "--copybook", case / "copybook.cob", "--record", "rdw", "-q", "-", input=lines)
+    assert r.exit_code == 1
+    # line 1 written: 4 + 64 bytes; line 2's record starts at 68, its RDW 4 bytes, COMPANY_NAME at 15, € at +5
+    assert (f"line 2 (input byte {len(first) + 1}), field STATIC_DETAILS.COMPANY_NAME, record byte 20 "
+            f"(output byte {68 + 4 + 20}): character '€' (U+20AC) has no code in cp037") in r.stderr, r.stderr
+    assert "set encoding cp1140" in r.stderr

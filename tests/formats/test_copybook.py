@@ -152,7 +152,7 @@ def test_torn_rdw_is_a_framing_error() -> None:
     ("       01 A.\n          05 B PIC X(3) COMP-3.\n", (2, 20), "alphanumeric"),
     ("       01 A.\n          05 B PIC X(3).\n          05 C REDEFINES Z PIC X.\n", (3, 11), "REDEFINES Z"),
     ("       01 A.\n          05 N PIC X.\n          05 T OCCURS 3 DEPENDING ON M PIC X.\n", (3, 11), "M"),
-    ("       01 A.\n          05 B PIC X(3)\n", (2, 20), "end of file"),
+    ("       01 A.\n          05 B PIC X(3)\n", (2, 24), "missing period: the entry `05 B PIC X(3)`"),
     ("       01 A.\n          05 G.\n          05 C PIC X.\n", (2, 11), "neither a PIC"),
 ])
 def test_bad_copybooks_raise_spec_error_with_position(text: str, where: tuple[int, int], words: str) -> None:
