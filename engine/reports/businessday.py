@@ -80,6 +80,7 @@ class BusinessDay:
     tz: tzinfo = timezone.utc
     cutoff: time | None = None                        # None: midnight
     _ends: dict = field(default_factory=dict, compare=False, repr=False)
+    _last: list = field(default_factory=list, compare=False, repr=False)    # [day, start, end] found last
 
     @property
     def is_utc_midnight(self) -> bool:
@@ -111,6 +112,9 @@ class BusinessDay:
 
     def day_of(self, at: datetime) -> date:
         """The business day the instant ``at`` (aware) belongs to."""
+        last = self._last
+        if last and last[1] <= at < last[2]:       # rows come in time order: mostly the day of the one before
+            return last[0]
         local = at.astimezone(self.tz)
         d = local.date()
         if self.cutoff is not None and local.time().replace(tzinfo=None) >= self.cutoff:
@@ -120,6 +124,7 @@ class BusinessDay:
             d += timedelta(days=1)
         while d > date.min and at < self.start(d):
             d -= timedelta(days=1)
+        self._last[:] = [d, self.start(d), self.end(d)]
         return d
 
     def local(self, at: datetime | None) -> datetime | None:
