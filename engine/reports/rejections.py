@@ -114,13 +114,13 @@ def build(ledger: str | Path, when: Period) -> Report:
             for r in main]
     not_ok = sum(r[6] for r in main)
     tables = [Table("rejections", "Rejected and failed deals", _zoned(COLUMNS, clock), rows)]
-    if listed:
-        tables.append(Table("flagged", "Flagged for an operator", _zoned(FLAGGED_COLUMNS, clock),
-                            [(clock.local(at), deal_id, ref, status, route, amount, cur, flagged[deal_id][1])
-                             for deal_id, status, route, _, _, _, cur, at, ref, amount in listed]))
     for key, rows in by.items():
         tables.append(Table(f"by_{key}", f"By {'response code' if key == 'code' else key}", BY_COLUMNS[key],
                             [(s, v, n, share(n)) for s, v, n in rows]))
+    if listed:      # last, so the tables before keep their places (by_code, by_reason)
+        tables.append(Table("flagged", "Flagged for an operator", _zoned(FLAGGED_COLUMNS, clock),
+                            [(clock.local(at), deal_id, ref, status, route, amount, cur, flagged[deal_id][1])
+                             for deal_id, status, route, _, _, _, cur, at, ref, amount in listed]))
     figures = [("deals in period", f"{total:,}"), ("not committed", f"{not_ok:,}"),
                ("rejected or failed", rate(share(not_ok)) or "n/a")]
     open_flags = sum(1 for state, _ in flagged.values() if state == "open")

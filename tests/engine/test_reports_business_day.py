@@ -190,8 +190,8 @@ def test_the_rejections_report_shows_flags_and_local_times(tmp_path: Path) -> No
     assert main["failed"]["deals"] == 3 and main["failed"]["amount"] == Decimal("60.00")
     assert main["failed"]["flag"] == "1 open, 1 resolved" and main["rejected"]["flag"] is None
     assert main["failed"]["first_at"].isoformat() == "2026-03-02T09:00:00+08:00"
-    flagged = rep.tables[1]
-    assert flagged.name == "flagged"
+    assert [t.name for t in rep.tables] == ["rejections", "by_code", "by_reason", "flagged"]
+    flagged = rep.tables[3]
     assert [(r["reference"], r["flag"]) for r in flagged.dicts()] == [
         ("F1", "flagged, open: settle it with the counterpart, then bsp deals resolve"),
         ("F2", "flagged, resolved: applied")]
