@@ -15,7 +15,7 @@ import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
-from engine.commands.report import LIVE_SNAPSHOT_OPT
+from engine.commands.report import CUTOFF_OPT, LIVE_SNAPSHOT_OPT, TZ_OPT
 from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
 
 
@@ -25,8 +25,10 @@ def reconcile(
     env: Optional[str] = ENV_OPT,
     against: Path = typer.Option(..., "--against", help="The counterparty's statement file."),
     kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)}."),
-    on: Optional[str] = typer.Option(None, "--date", help="Only this day (YYYY-MM-DD, today or "
-                                     "yesterday; UTC); default: the statement's days."),
+    on: Optional[str] = typer.Option(None, "--date", help="Only this business day (YYYY-MM-DD, today or "
+                                     "yesterday; UTC unless --tz / --cutoff); default: the statement's days."),
+    tz: Optional[str] = TZ_OPT,
+    cutoff: Optional[str] = CUTOFF_OPT,
     tolerance: str = typer.Option("0", "--tolerance", help="Largest amount difference still matched, e.g. 0.01."),
     days: int = typer.Option(1, "--days", help="Days a booking may lie from the deal's day."),
     party: Optional[str] = typer.Option(None, "--party", help="Only deals of this party (the `party` column)."),
@@ -47,7 +49,8 @@ def reconcile(
 ) -> None:
     """Match committed deals to a counterparty's statement by reference, amount and date.
 
-    The form lists matched lines, deals only in the ledger, lines only in the
+    A deal's day is its business day: UTC, or of `--tz ZONE` (the bank's zone) and `--cutoff HH:MM`
+    (its end of business day), as the statement books it. The form lists matched lines, deals only in the ledger, lines only in the
     statement and amount (or date) mismatches, with totals per currency.
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
@@ -56,6 +59,7 @@ def reconcile(
     """
     from engine.reconcile import breaks, reconcile_file     # DuckDB, the statement readers: loaded to reconcile
     from engine.reports import ReportError, write
+    from engine.reports.businessday import business_day
     from engine.reports.source import parse_day
     from engine.progress import work_progress
     from engine.reports.terminal import print_report
@@ -86,7 +90,8 @@ def reconcile(
         if fmt is not None and not to_stdout:     # nor the statement or the ledger (said before the work; write() checks again)
             from engine.reports.export import refuse_inputs
             refuse_inputs([target], [against] + ([] if live else [ledger]))
-        day = parse_day(on, "--date") if on else None
+        clock = business_day(tz, cutoff)
+        day = parse_day(on, "--date", clock=clock) if on else None
         if live:
             # what reconcile_file would say after the snapshot, said before it is taken
             if kind not in TYPES:
@@ -99,14 +104,14 @@ def reconcile(
                     work_progress("reconcile: reading the ledger", "deals") as progress:
                 try:
                     report, rows = reconcile_file(path, against, kind, on=day, tolerance=tol, days=days,
-                                                  party=party, xsd_dir=xsd_dir, progress=progress)
+                                                  party=party, xsd_dir=xsd_dir, progress=progress, clock=clock)
                 except ReportError as exc:
                     raise ReportError(str(exc).replace(str(path), snap.describe())) from None
                 report.params["ledger"] = snap.describe()
         else:
             with work_progress("reconcile: reading the ledger", "deals") as progress:
                 report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days,
-                                              party=party, xsd_dir=xsd_dir, progress=progress)
+                                              party=party, xsd_dir=xsd_dir, progress=progress, clock=clock)
         if to_stdout:
             import sys
 

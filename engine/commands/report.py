@@ -18,6 +18,11 @@ from engine.commands.stdout import quiet_pipe
 from engine.defaults import REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
+TZ_OPT = typer.Option(None, "--tz", help="The zone of the business day, an IANA name (Asia/Shanghai, "
+                      "Europe/Berlin); default UTC. Selects --from/--to (--date) and groups days in it; times "
+                      "are shown on its clock, with their offset.")
+CUTOFF_OPT = typer.Option(None, "--cutoff", help="The local time (HH:MM) the business day ends: day D runs "
+                          "from D-1 at the cut-off to D at the cut-off (e.g. 17:00); default midnight.")
 LIVE_SNAPSHOT_OPT = typer.Option(False, "--live", help="Run on a snapshot of a running engine's ledger, taken "
                                  "through its admin API (the engine holds the file locked); the snapshot is a "
                                  "private temporary file, removed afterwards.",
@@ -29,9 +34,12 @@ def report(
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
     env: Optional[str] = ENV_OPT,
-    first: str = typer.Option(..., "--from", help="First day (UTC), YYYY-MM-DD, today or yesterday; included."),
-    last: Optional[str] = typer.Option(None, "--to", help="Last day (UTC), YYYY-MM-DD, today or yesterday; "
+    first: str = typer.Option(..., "--from", help="First business day, YYYY-MM-DD, today or yesterday; "
+                              "included (UTC days unless --tz / --cutoff)."),
+    last: Optional[str] = typer.Option(None, "--to", help="Last business day, YYYY-MM-DD, today or yesterday; "
                                        "included; default --from."),
+    tz: Optional[str] = TZ_OPT,
+    cutoff: Optional[str] = CUTOFF_OPT,
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(OUTPUTS)} (table = on the terminal)."),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write; CSV (the main table) and JSON (the "
                                        "whole report) without --out go to stdout; other formats default to "
@@ -48,13 +56,15 @@ def report(
     """Business reports from the deal ledger: totals, success rates, latency, rejections, statements.
 
     Amounts are exact decimals in each currency (never converted or rounded).
-    Days are UTC days (today and yesterday too). A running engine holds its ledger file locked:
+    Days are UTC days (today and yesterday too) unless `--tz ZONE` (the bank's zone) and `--cutoff
+    HH:MM` (its end of business day) say otherwise; the header says which day was reported. A running engine holds its ledger file locked:
     `--live` reports on a snapshot the engine takes of it (`POST /ledger/snapshot`, as `bsp ledger
     snapshot --live`), in a private temporary file removed afterwards.
     Exit 0 written; 1 (--live) the engine answered with a problem or cannot be reached; 2 usage error
     (unknown report or format, bad dates, no ledger).
     """
     from engine.reports import ReportError, period   # DuckDB, Arrow: loaded to report
+    from engine.reports.businessday import business_day
 
     ledger = ledger_keys(ledger, deployment, env, "bsp report").path
     if fmt not in OUTPUTS:
@@ -64,7 +74,7 @@ def report(
         typer.echo(f"error: --party is for counterparty-statement, not {name}", err=True)
         raise typer.Exit(2)
     try:
-        when = period(first, last)
+        when = period(first, last, clock=business_day(tz, cutoff))
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -120,4 +130,4 @@ def register(app: typer.Typer) -> None:
     app.command("report")(quiet_pipe(report))
 
 
-__all__ = ["LIVE_SNAPSHOT_OPT", "register", "report"]
+__all__ = ["CUTOFF_OPT", "LIVE_SNAPSHOT_OPT", "TZ_OPT", "register", "report"]

@@ -22,6 +22,7 @@ from engine.reconcile.statement_camt053 import load_camt053
 from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
 from engine.reconcile.unmatched import booked_elsewhere, explain
+from engine.reports.businessday import UTC_DAY, BusinessDay
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
@@ -52,9 +53,12 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
 def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: date | None = None,
                    tolerance: Decimal = Decimal("0"), days: int = 1, party: str | None = None,
                    xsd_dir: str | Path | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> tuple[Report, list[FormRow]]:
+                   progress: Callable[[int, int], None] | None = None,
+                   clock: BusinessDay = UTC_DAY) -> tuple[Report, list[FormRow]]:
     """Reconcile the committed deals of the statement's days (or of day ``on``) against the statement;
-    ``progress(done, total)``: the ledger rows read (``ledger_side.committed_deals``)."""
+    days are business days of ``clock`` (zone and cut-off; default UTC days), a deal's day is the one it
+    was received in on that clock; ``progress(done, total)``: the ledger rows read
+    (``ledger_side.committed_deals``)."""
     if tolerance < 0:
         raise ReportError(f"--tolerance {tolerance}: must be zero or more (an absolute amount, e.g. 0.01)")
     if days < 0:
@@ -80,13 +84,13 @@ def reconcile_file(ledger: str | Path, statement: str | Path, kind: str, *, on: 
     # deals a few days further out are candidates for a reference match (shown as date_mismatch, not two
     # breaks); of those, only the ones a line's reference or text can claim are read
     deals = committed_deals(ledger, first, last, slack_days=days + 7, party=party, claims=claimable(lines),
-                            progress=progress)
+                            progress=progress, clock=clock)
     rows = reconcile(deals, lines, tolerance=tolerance, days=days)
-    rows = explain(ledger, rows, party)      # what the ledger holds under a reference no deal matched
+    rows = explain(ledger, rows, party, clock)      # what the ledger holds under a reference no deal matched
     if on is not None:                       # a deal the statement books on a neighbouring day: timing
         rows = booked_elsewhere(rows, others, on, days)
     params = {"ledger": str(ledger), "statement": f"{statement} ({kind})",
-              "days (UTC)": str(first) if first == last else f"{first} .. {last}",
+              "days": str(first) if first == last else f"{first} .. {last}", "business day": clock.describe(),
               "tolerance": f"{tolerance:f}", "date window": f"±{days} day(s)"}
     if party:
         params["party"] = party

@@ -1,12 +1,13 @@
 """The ledger's side: committed deals with an amount other than 0, read from ``deals`` (read-only)."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from sys import intern
 from typing import Callable
 
 from engine.reconcile.lines import LedgerDeal
+from engine.reports.businessday import UTC_DAY, BusinessDay
 from engine.reports.model import ReportError
 from engine.reports.source import open_read_only
 
@@ -36,15 +37,14 @@ CLAIMED = "AND ((received_at >= ? AND received_at < ?) OR reference IN (SELECT u
 FETCH_ROWS = 10_000
 
 
-def _midnight(d: date) -> datetime:
-    return datetime.combine(d, time(0), tzinfo=timezone.utc)
-
-
 def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: int = 0,
                     party: str | None = None,
                     claims: Callable[[str | None], bool] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> list[LedgerDeal]:
-    """Deals received on UTC days ``first``..``last`` (in scope), plus ``slack_days`` either side (candidates only).
+                    progress: Callable[[int, int], None] | None = None,
+                    clock: BusinessDay = UTC_DAY) -> list[LedgerDeal]:
+    """Deals received on business days ``first``..``last`` of ``clock`` (in scope; default UTC days), plus
+    ``slack_days`` either side (candidates only).  The days' UTC bounds are computed once: SQL compares
+    ``received_at`` with them as stored.
 
     With ``claims`` (``narrow.claimable(lines)``), a deal of the extra days is read only when
     ``claims(its reference)``: the others cannot pair with any line, so the result of the matcher is
@@ -55,10 +55,11 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
     the deals kept), never past ``total`` before the end."""
     con = open_read_only(ledger)
     try:
-        window: list[object] = [_midnight(first - timedelta(days=slack_days)),
-                                _midnight(last + timedelta(days=slack_days + 1))]
+        window: list[object] = list(clock.bounds(first - timedelta(days=slack_days),
+                                                 last + timedelta(days=slack_days)))
         window += [party] if party else []
-        scope: list[object] = [_midnight(first), _midnight(last + timedelta(days=1))]
+        scope: list[object] = list(clock.bounds(first, last))
+        utc = clock.is_utc_midnight
         by_party = "AND party = ?" if party else ""
         claimed: list[object] = []
         total = done = 0
@@ -84,9 +85,10 @@ def committed_deals(ledger: str | Path, first: date, last: date, *, slack_days: 
         while batch := cur.fetchmany(FETCH_ROWS):
             for deal_id, ref, amount, ccy, at, pty in batch:
                 at = at.astimezone(timezone.utc)
+                day = at.date() if utc else clock.day_of(at)
                 # one string object per currency and party, not one per deal
                 out.append(LedgerDeal(deal_id, ref, amount, intern(ccy.upper()), at, pty and intern(pty),
-                                      in_scope=first <= at.date() <= last))
+                                      in_scope=first <= day <= last, business_day=None if utc else day))
             step(len(batch))
         if progress is not None:
             progress(total, total)

@@ -28,10 +28,11 @@ class LedgerDeal:
     received_at: datetime          # aware, UTC
     party: str | None = None
     in_scope: bool = True          # received inside the reconciled days (else only a candidate for a late booking)
+    business_day: date | None = None   # its day on the reconciliation's clock (--tz, --cutoff); None: the UTC date
 
     @property
     def day(self) -> date:
-        return self.received_at.date()
+        return self.business_day or self.received_at.date()
 
 
 @dataclass(frozen=True, slots=True)

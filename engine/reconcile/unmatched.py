@@ -25,13 +25,14 @@ from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state
 from engine.ledger_query import _flag_events
 from engine.reconcile.lines import StatementLine, norm_ref, usable
 from engine.reconcile.match import FormRow
+from engine.reports.businessday import UTC_DAY, BusinessDay
 from engine.reports.source import open_read_only
 
 NO_DEAL = "no deal with this reference"
 SHOWN = 3                       # deals named per line; more are counted
 
 _DEALS_SQL = """
-SELECT lower(trim(reference)), deal_id, CAST(received_at AS DATE), status, party FROM deals
+SELECT lower(trim(reference)), deal_id, received_at, status, party FROM deals
 WHERE lower(trim(reference)) IN (SELECT unnest(?::VARCHAR[])) AND status <> 'duplicate'
 ORDER BY received_at, deal_id
 """
@@ -83,8 +84,10 @@ def _undone(con: Any, deal_ids: list[str]) -> dict[str, str]:
     return {k: ", ".join(dict.fromkeys(v)) for k, v in said.items()}
 
 
-def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[FormRow]:
-    """``rows`` with the note of each "no deal with this reference" line saying what the ledger holds."""
+def explain(ledger: str | Path, rows: list[FormRow], party: str | None,
+            clock: BusinessDay = UTC_DAY) -> list[FormRow]:
+    """``rows`` with the note of each "no deal with this reference" line saying what the ledger holds (each
+    deal with its business day on ``clock``)."""
     lost = {i: r for i, r in enumerate(rows) if r.status == "only_in_statement" and r.note == NO_DEAL}
     if not lost:
         return rows
@@ -92,8 +95,8 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
     con = open_read_only(ledger)
     try:
         found: dict[str, list[tuple]] = {}
-        for ref, deal_id, day, status, pty in con.execute(_DEALS_SQL, [sorted(keys)]).fetchall():
-            found.setdefault(norm_ref(ref), []).append((deal_id, day, status, pty))
+        for ref, deal_id, at, status, pty in con.execute(_DEALS_SQL, [sorted(keys)]).fetchall():
+            found.setdefault(norm_ref(ref), []).append((deal_id, clock.day_of(at), status, pty))
         flags = _flags(con, [d[0] for deals in found.values() for d in deals])
         undone = _undone(con, [d[0] for deals in found.values() for d in deals if d[2] != "committed"])
     finally:
@@ -127,7 +130,7 @@ def explain(ledger: str | Path, rows: list[FormRow], party: str | None) -> list[
 def booked_elsewhere(rows: list[FormRow], others: list[StatementLine], on: date, days: int) -> list[FormRow]:
     """``rows`` with the note of each "not on the statement" deal saying where the statement books it, when a
     line left out by ``--date on`` has its reference and currency and is booked within ``days`` of the deal's
-    day: a deal of 23:59 UTC booked the next morning is a timing difference, cleared by that day's run."""
+    day (its business day, ``--tz`` / ``--cutoff``): a deal of 23:59 booked the next morning is a timing difference, cleared by that day's run."""
     if not others:
         return rows
     by_ref: dict[str, list[StatementLine]] = {}

@@ -1,6 +1,7 @@
 """``counterparty-statement``: one party's deals in the period, with running totals per currency.
 
-Every deal of the party is listed (committed, rejected, failed, duplicate) in arrival
+Every deal of the party is listed (``date``: its business day; times on the zone's clock when
+``--tz`` is given) (committed, rejected, failed, duplicate) in arrival
 order; only committed deals move the running total of their currency, which
 starts from the opening balance (committed deals of that party before the
 period).  The totals table gives opening, movement and closing per currency.
@@ -13,6 +14,8 @@ from sys import intern
 
 import duckdb
 
+from engine.reports.businessday import UTC_DAY, BusinessDay
+from engine.reports.flags import flags
 from engine.reports.model import Bar, Chart, Column, Report, ReportError, Table
 from engine.reports.source import Period, open_read_only
 from engine.reports.text import money
@@ -30,6 +33,16 @@ COLUMNS = (
     Column("deal_id", "text", "deal id"),
     Column("flag", "text"),
 )
+
+
+
+def columns(clock: BusinessDay) -> tuple[Column, ...]:
+    """The statement's columns: ``date`` is the business day, ``received_at`` on the zone's clock."""
+    if clock.is_utc_midnight:
+        return COLUMNS
+    return tuple(Column(c.name, c.kind, f"received ({clock.title()})") if c.name == "received_at" else
+                 Column(c.name, c.kind, "business day") if c.name == "date" else c for c in COLUMNS)
+
 
 TOTAL_COLUMNS = (
     Column("currency", "text"),
@@ -55,53 +68,26 @@ SELECT CAST(received_at AS DATE), received_at, reference, deal_type, status, res
             OVER (PARTITION BY coalesce(currency, '') ORDER BY received_at, deal_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))::DECIMAL(38,4),
        deal_id
-FROM deals WHERE party = ? AND received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+FROM deals WHERE party = ? AND received_at >= ? AND received_at < ?
 ORDER BY received_at, deal_id
 """
 
 
-# the party's deals of the period flagged for an operator (a call left in doubt ...): few, read apart
-SQL_FLAGGED = """
-SELECT deal_id FROM deals
-WHERE deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ('flagged', 'reversal flagged'))
-  AND party = ? AND received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
-"""
-
 FETCH_ROWS = 10_000
 
 
-def _flags(con: duckdb.DuckDBPyConnection, args: list) -> dict[str, str]:
-    """Per flagged deal of the statement, its flag in words (the rule of ``bsp deals --flagged``): a failed
-    deal may still stand at the counterpart, which the statement's reader must know."""
-    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'deal_events'"
-                       ).fetchone()[0]:
-        return {}
-    ids = [i for (i,) in con.execute(SQL_FLAGGED, args).fetchall()]
-    if not ids:
-        return {}
-    from engine.deal_resolve import FLAGGED_EVENTS, RESOLVED, flag_state   # 40 MB of imports: only when needed
-    from engine.ledger_query import _flag_events
-    out = {}
-    for deal_id, events in _flag_events(con, ids, [*FLAGGED_EVENTS, RESOLVED]).items():
-        state, event = flag_state(events)
-        if state == "open":
-            out[deal_id] = "flagged, open: settle it with the counterpart, then bsp deals resolve"
-        elif state == "resolved":
-            out[deal_id] = f"flagged, resolved: {((event or {}).get('detail') or {}).get('outcome') or 'resolved'}"
-        elif state == "acknowledged":
-            out[deal_id] = "flagged, reversal acknowledged by the host"
-    return out
-
-
 def _rows(result: duckdb.DuckDBPyConnection, opening: dict[str, Decimal],
-          flags: dict[str, str]) -> tuple[list[tuple], dict[str, list]]:
+          flags: dict[str, str], clock: BusinessDay = UTC_DAY) -> tuple[list[tuple], dict[str, list]]:
     """The statement's rows, fetched FETCH_ROWS at a time (never the whole result twice in memory), and
     per currency [committed, rejected/failed, movement, duplicates]."""
     rows: list[tuple] = []
     moves: dict[str, list] = {}
+    utc = clock.is_utc_midnight
     while batch := result.fetchmany(FETCH_ROWS):
         for d, at, ref, typ, status, code, amount, cur_, running, deal_id in batch:
             cur_, typ, status = intern(cur_), intern(typ), intern(status)   # one string per value, not per row
+            if not utc:             # the business day and the zone's clock, offset shown
+                d, at = clock.day_of(at), clock.local(at)
             rows.append((d, at, ref, typ, status, code and intern(code), amount, cur_,
                          opening.get(cur_, ZERO) + running, deal_id, flags.get(deal_id)))
             m = moves.setdefault(cur_, [0, 0, ZERO, 0])
@@ -121,8 +107,9 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
     con = open_read_only(ledger)
     try:
         opening = dict(con.execute(SQL_OPENING, [party, when.start]).fetchall())
-        flags = _flags(con, [party, when.start, when.last_start])
-        rows, moves = _rows(con.execute(SQL_DEALS, [party, when.start, when.last_start]), opening, flags)
+        flagged = flags(con, "party = ? AND received_at >= ? AND received_at < ?", [party, *when.args])
+        words = {k: text for k, (_, text) in flagged.items()}
+        rows, moves = _rows(con.execute(SQL_DEALS, [party, *when.args]), opening, words, when.clock)
         known = None
         if not rows and not opening:
             known = [r[0] for r in con.execute(
@@ -137,13 +124,13 @@ def build(ledger: str | Path, when: Period, party: str) -> Report:
         ok, other, move, dup = moves.get(cur, [0, 0, ZERO, 0])
         op = opening.get(cur, ZERO)
         totals.append((cur, op, ok, other, dup, move, op + move))
-    open_flags = sum(1 for f in flags.values() if ", open" in f)
+    open_flags = sum(1 for state, _ in flagged.values() if state == "open")
     figures = [("deals", f"{len(rows):,}")] + ([("flagged, open", f"{open_flags:,}")] if open_flags else []) + [(f"closing {c}", money(close, c)) for c, *_, close in totals if c]
     charts = [Chart("Movement per currency", [Bar(c, mv, f"{money(mv, c)} {c}") for c, _, _, _, _, mv, _ in totals if c],
                     note="each currency in its own unit")]
     return Report(name="counterparty-statement", title=f"Statement for {party}",
-                  params={"ledger": str(ledger), "party": party, "period (UTC days)": str(when)},
-                  tables=[Table("statement", "Deals", COLUMNS, rows),
+                  params={"ledger": str(ledger), "party": party, **when.params()},
+                  tables=[Table("statement", "Deals", columns(when.clock), rows),
                           Table("totals", "Opening, movement and closing per currency", TOTAL_COLUMNS, totals)],
                   figures=figures, charts=charts)
 

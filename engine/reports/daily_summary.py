@@ -1,4 +1,4 @@
-"""``daily-summary``: per UTC day, business line (deal_type) and currency.
+"""``daily-summary``: per business day (UTC unless ``--tz`` / ``--cutoff``), business line (deal_type) and currency.
 
 Columns: deals, committed / rejected / failed counts, duplicates (repeats of a deal key, answered
 with their original's reply: not deals of their own, so left out of ``deals``, the amounts and the
@@ -55,32 +55,41 @@ _COUNTS = """
     count(*) FILTER (WHERE status = 'failed')::BIGINT,
     count(*) FILTER (WHERE status = 'duplicate')::BIGINT"""
 
-SQL_DAYS = f"""
-SELECT CAST(received_at AS DATE) AS day, deal_type, coalesce(currency, '') AS currency,{_COUNTS},
+_PERIOD = "received_at >= ? AND received_at < ?"
+
+# {day}: the UTC date as stored, or the business day an ASOF join with the days' starts (computed in Python,
+# once per day) gives each row: the period's filter stays a plain range on received_at (zone maps)
+SQL_DAYS = """
+SELECT {day} AS day, deal_type, coalesce(currency, '') AS currency,{counts},
     coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4),
     coalesce(sum(amount) FILTER (WHERE status <> 'duplicate'), 0)::DECIMAL(38,4),
     quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95), quantile_cont(duration_ms, 0.99)
-FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+FROM {source}
 GROUP BY ALL ORDER BY day, deal_type, currency
-"""
+""".replace("{counts}", _COUNTS)
+
+SOURCE_UTC = f"deals WHERE {_PERIOD}"
+SOURCE_ZONED = (f"(SELECT * FROM deals WHERE {_PERIOD}) AS deals ASOF JOIN "
+                "(SELECT unnest(?::DATE[]) AS day, unnest(?::TIMESTAMPTZ[]) AS day_start) AS days "
+                "ON deals.received_at >= days.day_start")
 
 SQL_TOTALS = f"""
 SELECT coalesce(currency, '') AS currency,{_COUNTS},
     coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0)::DECIMAL(38,4)
-FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+FROM deals WHERE received_at >= ? AND received_at < ?
 GROUP BY ALL ORDER BY currency
 """
 
 SQL_LINES = """
 SELECT deal_type, count(*) FILTER (WHERE status <> 'duplicate')::BIGINT, quantile_cont(duration_ms, 0.5), quantile_cont(duration_ms, 0.95),
        quantile_cont(duration_ms, 0.99)
-FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY) GROUP BY ALL ORDER BY deal_type
+FROM deals WHERE received_at >= ? AND received_at < ? GROUP BY ALL ORDER BY deal_type
 """
 
 
 # deals of the period with a flag event at all (few; the exact open rule is read only when there are some)
 SQL_FLAGGED = """
-SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < (?::TIMESTAMPTZ + INTERVAL 1 DAY)
+SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < ?
   AND deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ('flagged', 'reversal flagged'))
 """
 
@@ -92,19 +101,32 @@ def open_flags(con: Any, args: list) -> int:
                        ).fetchone()[0] or not con.execute(SQL_FLAGGED, args).fetchone()[0]:
         return 0
     from engine.ledger_query import _OPEN_FLAG, _OPEN_PARAMS      # 40 MB of imports: only when needed
-    return con.execute("SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < "
-                       f"(?::TIMESTAMPTZ + INTERVAL 1 DAY) AND {_OPEN_FLAG}", args + _OPEN_PARAMS).fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM deals WHERE {_PERIOD} AND {_OPEN_FLAG}",
+                       args + _OPEN_PARAMS).fetchone()[0]
 
 
 def success_rate(committed: int, deals: int) -> Decimal | None:
     return (Decimal(committed) / Decimal(deals)).quantize(RATE_PLACES) if deals else None
 
 
+def _days(con: Any, when: Period) -> list[tuple]:
+    """The per-day rows: grouped by the UTC date, or by the business day of ``when.clock``."""
+    if when.clock.is_utc_midnight:
+        return con.execute(SQL_DAYS.format(day="CAST(received_at AS DATE)", source=SOURCE_UTC), when.args).fetchall()
+    lo, hi = con.execute(f"SELECT min(received_at), max(received_at) FROM deals WHERE {_PERIOD}", when.args).fetchone()
+    if lo is None:
+        return []
+    clock = when.clock
+    days = clock.days(max(when.first, clock.day_of(lo)), min(when.last, clock.day_of(hi)))
+    return con.execute(SQL_DAYS.format(day="days.day", source=SOURCE_ZONED),
+                       when.args + [[d for d, _ in days], [s for _, s in days]]).fetchall()
+
+
 def build(ledger: str | Path, when: Period) -> Report:
     con = open_read_only(ledger)
     try:
-        args = [when.start, when.last_start]
-        days = con.execute(SQL_DAYS, args).fetchall()
+        args = when.args
+        days = _days(con, when)
         totals = con.execute(SQL_TOTALS, args).fetchall()
         lines = con.execute(SQL_LINES, args).fetchall()
         flagged = open_flags(con, args)
@@ -135,7 +157,7 @@ def build(ledger: str | Path, when: Period) -> Report:
     ]
     return Report(
         name="daily-summary", title="Daily summary",
-        params={"ledger": str(ledger), "period (UTC days)": str(when)},
+        params={"ledger": str(ledger), **when.params()},
         tables=[Table("summary", "Per day, business line and currency", COLUMNS, rows),
                 Table("totals", "Totals per currency", TOTAL_COLUMNS, total_rows)],
         figures=figures, charts=charts)

@@ -19,12 +19,12 @@ Rows are written one by one, so a 200,000-row statement is not held twice.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.reports.model import Column, Report, Table
+from engine.reports.model import stamp, Column, Report, Table
 
 
 def _value(col: Column, value: Any) -> Any:
@@ -37,7 +37,7 @@ def _value(col: Column, value: Any) -> Any:
     if isinstance(value, Decimal):               # money, rates: the exact digits as text
         return f"{value:f}"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return stamp(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value) if col.kind == "text" else value

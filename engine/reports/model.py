@@ -16,7 +16,7 @@ money       decimal.Decimal (exact)      DECIMAL(38,4) / number (exact text)
 rate        decimal.Decimal, 0..1        DECIMAL(9,6) / number, percent style
 ms          float (a duration)           DOUBLE / number
 date        datetime.date                DATE / date serial, date style
-timestamp   aware datetime (UTC)         TIMESTAMPTZ / ISO 8601 text
+timestamp   aware datetime (UTC, --tz)   TIMESTAMPTZ / ISO 8601 text, offset
 =========== ============================ ===================================
 
 Money is never a float: amounts come out of DuckDB as ``Decimal`` and stay so.
@@ -24,7 +24,7 @@ Money is never a float: amounts come out of DuckDB as ``Decimal`` and stay so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
@@ -97,6 +97,15 @@ class Report:
     @property
     def main(self) -> Table:
         return self.tables[0]
+
+
+UTC_NAMES = ("UTC", "UTC+00:00", "Etc/UTC")
+
+
+def stamp(value: datetime) -> str:
+    """ISO 8601 with its offset: as given when aware (a report with ``--tz`` holds the zone's clock, e.g.
+    ``2026-03-02T00:30:00+08:00``), UTC for a naive value (read as the machine's local time, as before)."""
+    return value.isoformat() if value.tzinfo is not None else value.astimezone(timezone.utc).isoformat()
 
 
 def to_date(value: Any) -> date:

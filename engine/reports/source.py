@@ -1,43 +1,52 @@
 """Reading the ledger for reports: a read-only DuckDB connection and the period.
 
 Reports only read the ``deals`` table, through SQL, on a connection opened
-read-only with the session time zone set to UTC (days are UTC days).  A
+read-only with the session time zone set to UTC; days are business days of a
+zone and cut-off (``engine/reports/businessday.py``; default the UTC day),
+selected by UTC bounds computed once.  A
 running engine holds its ledger file locked: ``bsp report --live`` reports on
 a snapshot the engine takes (engine/commands/live_snapshot.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 
 from engine.ledger_store import LedgerError, connect, refuse_newer
+from engine.reports.businessday import UTC_DAY, BusinessDay
 from engine.reports.model import ReportError
 
 
 @dataclass(frozen=True)
 class Period:
-    """Whole UTC days, ``first`` and ``last`` both included."""
+    """Whole business days, ``first`` and ``last`` both included, on ``clock`` (a zone and a cut-off;
+    default the UTC calendar day)."""
     first: date
     last: date
+    clock: BusinessDay = UTC_DAY
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.first, time(0), tzinfo=timezone.utc)
+        """The UTC instant the first day starts (included)."""
+        return self.clock.start(self.first)
 
     @property
-    def last_start(self) -> datetime:
-        """Midnight (UTC) starting the last day.  SQL ends the period with ``received_at < (? + INTERVAL 1
-        DAY)`` on it: the day after 9999-12-31 (``--to 9999-12-31``, open-ended) is no Python datetime."""
-        return datetime.combine(self.last, time(0), tzinfo=timezone.utc)
+    def end(self) -> datetime:
+        """The UTC instant the last day ends (excluded); the latest instant there is when open-ended."""
+        return self.clock.end(self.last)
 
     @property
-    def end(self) -> datetime:          # exclusive; the latest datetime there is when the period is open-ended
-        if self.last == date.max:
-            return datetime.max.replace(tzinfo=timezone.utc)
-        return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=timezone.utc)
+    def args(self) -> list[datetime]:
+        """``[start, end]``, for SQL's ``received_at >= ? AND received_at < ?``: the bounds computed once,
+        compared with the column as it is stored, so DuckDB's zone maps skip the rest of the ledger."""
+        return [self.start, self.end]
+
+    def params(self) -> dict[str, str]:
+        """What a report's header says of its days: the period and which business day it counts in."""
+        return {"period": str(self), "business day": self.clock.describe()}
 
     def __str__(self) -> str:
         return str(self.first) if self.first == self.last else f"{self.first} .. {self.last}"
@@ -46,27 +55,28 @@ class Period:
 RELATIVE_DAYS = {"today": 0, "yesterday": 1}
 
 
-def parse_day(text: str, option: str, *, today: date | None = None) -> date:
-    """``2026-03-01``, or ``today`` / ``yesterday``: UTC days, as every report counts them (``today``:
-    the UTC day now, unless given)."""
+def parse_day(text: str, option: str, *, today: date | None = None, clock: BusinessDay = UTC_DAY) -> date:
+    """``2026-03-01``, or ``today`` / ``yesterday``: business days of ``clock`` (``today``: the business
+    day now, unless given)."""
     word = text.strip().lower()
     if word in RELATIVE_DAYS:
-        return (today or datetime.now(timezone.utc).date()) - timedelta(days=RELATIVE_DAYS[word])
+        return (today or clock.day_of(datetime.now(timezone.utc))) - timedelta(days=RELATIVE_DAYS[word])
     try:
         return date.fromisoformat(text.strip())
     except ValueError:
         raise ReportError(f"{option} {text!r}: expected a date as YYYY-MM-DD (e.g. 2026-03-01), today or "
-                          f"yesterday (UTC days)") from None
+                          f"yesterday (business days of {clock.describe()}; see --tz, --cutoff)") from None
 
 
-def period(first: str | date, last: str | date | None = None, *, today: date | None = None) -> Period:
-    today = today or datetime.now(timezone.utc).date()      # one "today" for --from and --to
-    a = first if isinstance(first, date) else parse_day(first, "--from", today=today)
-    b = a if last is None else (last if isinstance(last, date) else parse_day(last, "--to", today=today))
+def period(first: str | date, last: str | date | None = None, *, today: date | None = None,
+           clock: BusinessDay = UTC_DAY) -> Period:
+    today = today or clock.day_of(datetime.now(timezone.utc))      # one "today" for --from and --to
+    a = first if isinstance(first, date) else parse_day(first, "--from", today=today, clock=clock)
+    b = a if last is None else (last if isinstance(last, date) else parse_day(last, "--to", today=today, clock=clock))
     if b < a:
         raise ReportError(f"--to {b} is before --from {a}: give the first day with --from and the last "
                           f"(included) with --to")
-    return Period(a, b)
+    return Period(a, b, clock)
 
 
 def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
@@ -96,4 +106,4 @@ def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-__all__ = ["Period", "open_read_only", "parse_day", "period"]
+__all__ = ["BusinessDay", "Period", "UTC_DAY", "open_read_only", "parse_day", "period"]

@@ -21,7 +21,7 @@ so the file's amounts are exact DECIMALs.
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import duckdb
 import pyarrow as pa
 
-from engine.reports.model import Column, Report, ReportError, Table
+from engine.reports.model import stamp, Column, Report, ReportError, Table
 
 _ARROW = {
     "text": pa.string(), "int": pa.int64(), "money": pa.decimal128(38, 4), "rate": pa.decimal128(9, 6),
@@ -59,7 +59,7 @@ def _csv_value(col: Column, value: Any) -> str:
     if isinstance(value, Decimal):
         return f"{value:f}"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return stamp(value)
     if col.kind == "ms":
         return f"{value:.3f}"
     return str(value) if not hasattr(value, "isoformat") else value.isoformat()

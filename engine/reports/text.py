@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.ledger_query import display_amount
-from engine.reports.model import Column
+from engine.reports.model import UTC_NAMES, Column
 
 # C0 controls but tab and line feed, DEL and C1 controls: a terminal acts on them (ESC starts a sequence that
 # recolours, moves the cursor or retitles the window; CR overwrites the line), so they are shown as \xNN
@@ -46,6 +46,8 @@ def cell(col: Column, value: Any, row: dict[str, Any] | None = None) -> str:
     if col.kind == "int":
         return f"{value:,}"
     if col.kind == "timestamp" and isinstance(value, datetime):
+        if value.tzinfo is not None and value.tzname() not in UTC_NAMES:
+            return value.isoformat(sep=" ", timespec="seconds")      # a zone's clock: its offset shown
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if col.kind == "date" and isinstance(value, date):
         return value.isoformat()

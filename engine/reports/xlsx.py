@@ -17,14 +17,14 @@ so there is no shared-string table.
 from __future__ import annotations
 
 import zipfile
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 from xml.sax.saxutils import escape
 
 from engine.ledger_query import minor_units
-from engine.reports.model import Column, Report, ReportError, Table
+from engine.reports.model import stamp, Column, Report, ReportError, Table
 
 _EPOCH = date(1899, 12, 30)
 
@@ -101,7 +101,7 @@ def _cell(ref: str, col: Column, value: Any, row: dict[str, Any]) -> str:
         d = value.date() if isinstance(value, datetime) else value
         return f'<c r="{ref}" s="{_DATE}"><v>{(d - _EPOCH).days}</v></c>'
     if kind == "timestamp" and isinstance(value, datetime):
-        return _text_cell(ref, value.astimezone(timezone.utc).isoformat())
+        return _text_cell(ref, stamp(value))
     return _text_cell(ref, str(value))
 
 

@@ -219,7 +219,7 @@ def test_cli_table_and_csv_stdout(ledger: Path) -> None:
     r = cli("rejections", "--ledger", str(ledger), "--from", "2026-03-02", "--to", "2026-03-03", "--format", "csv")
     assert r.exit_code == 0
     assert r.stdout.splitlines()[1] == "rejected,bill_payment,BILL_PAYMENT,13,invalid amount,CNY,2,5.0100," \
-                                      "2026-03-02T09:00:02+00:00,2026-03-03T23:30:07+00:00"
+                                      "2026-03-02T09:00:02+00:00,2026-03-03T23:30:07+00:00,"
 
 
 def test_cli_writes_files(ledger: Path, tmp_path: Path) -> None:
