@@ -35,6 +35,7 @@ from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, liste
                                      read_listen_tls)
 from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.http.server import PlainHTTP
 from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
@@ -223,7 +224,7 @@ class HttpListener:
     def _on_tls_failure(self, peer: Any, exc: BaseException) -> None:
         self.tls_failures += 1
         why = (f"no handshake within {self.limits.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
-               else listen_tls_reason(exc))
+               else str(exc) if isinstance(exc, PlainHTTP) else listen_tls_reason(exc))
         who = _peer_text(peer)
         self.faults.occurred(("TLS handshake", why), f"TLS handshake with {who} failed: {why}; connection closed",
                              noun="failed TLS handshakes", source=who, reason=why)

@@ -427,3 +427,26 @@ def test_handshake_timeout_is_checked_as_on_tcp_listen(tmp_path: Path) -> None:
     assert len(bare) == 1 and "handshake_timeout" in bare[0] and "write a unit" in bare[0], bare
     assert errors(tcp % (tls + "handshake_timeout = 5")) == [bare[0].replace("(http listen)", "(tcp listen)")]
     assert HttpListener("api", {"address": "127.0.0.1:0"}).limits.handshake_timeout == 10.0
+
+
+async def test_plain_http_on_the_tls_port_is_answered_400_naming_https(tmp_path: Path, pki, caplog) -> None:
+    """Plain HTTP sent to a TLS channel's port is answered as nginx answers it: 400, problem details saying
+    to use https://HOST:PORT, `Connection: close`; no deal.  It used to close without a word (curl: exit 52,
+    "empty reply from server").  A TLS client on the same port is served as before."""
+    tls = f'cert = "{pki.server_cert}"\n    key = "{pki.server_key}"'
+    prog = compile_text(tmp_path, ROUTE % tls)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("api").port
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"http://127.0.0.1:{port}/payments/1", json={"ref": "H1", "amount": 1})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["connection"] == "close"
+        assert r.json()["detail"] == f"this port speaks HTTPS: use https://127.0.0.1:{port}"
+        async with httpx.AsyncClient(verify=client_context(ca=pki.ca)) as c:
+            ok = await c.post(f"https://localhost:{port}/payments/1", json={"ref": "H2", "amount": 1})
+        assert ok.status_code == 200, ok.text
+        assert sb.channel("api").tls_failures == 1
+    assert [r["reference"] for r in deals(ledger)] == ["H2"]         # the plain request left no deal
+    assert any("plain HTTP sent to the TLS port" in r.getMessage() for r in caplog.records)
