@@ -308,6 +308,7 @@ class HttpListener:
         shown = out.text if out.kind == "internal" else out.detail or out.text
         return Response.problem(status, shown or out.status, instance=request.raw_path,
                                 kind=out.kind, code=out.code, deal_status=out.status,
+                                **({"field": out.field} if getattr(out, "field", None) else {}),
                                 **({"deal_id": deal_id} if deal_id is not None else {}))
 
 

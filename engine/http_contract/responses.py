@@ -51,6 +51,10 @@ PROBLEM: dict[str, Any] = {
                                                          "unrecorded)."},
         "deal_id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                     "description": "The deal recorded for the request (also the Bsp-Deal-Id header)."},
+        "field": {"type": "string", "description": "The request field the refusal is about (`beneficiary.name`, "
+                                                   "`items[0]`, `http.query.since`), when the failure knows it: "
+                                                   "a value of the wrong shape or left out (code 30). Absent "
+                                                   "otherwise."},
         "limit": {"type": "integer", "description": "413: the bytes allowed (max_body)."},
     },
 }

@@ -450,3 +450,25 @@ async def test_plain_http_on_the_tls_port_is_answered_400_naming_https(tmp_path:
         assert sb.channel("api").tls_failures == 1
     assert [r["reference"] for r in deals(ledger)] == ["H2"]         # the plain request left no deal
     assert any("plain HTTP sent to the TLS port" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_problem_about_a_request_field_names_it_in_field(tmp_path: Path) -> None:
+    """A rejection caused by one request field (a value of the wrong shape, a field left out) carries the
+    field's path as the problem's `field` member, for a program to point at; a failure that knows no field
+    (a body that is not an object, a validate rule's own refusal) carries none."""
+    text = (ROUTE % "").replace('msg.amount > 0 else reject "13" "invalid amount"',
+                                'msg.amount > 0 else reject "13" "invalid amount"\n'
+                                '        msg.payer.name != "" else reject "30" "payer name missing"')
+    prog = compile_text(tmp_path, text)
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        async with httpx.AsyncClient() as c:
+            sent = [await c.post(url(sb), json=body) for body in (
+                {"ref": "F1", "amount": 1, "payer": "ACME"},             # text where an object is read
+                {"ref": "F2", "amount": [1], "payer": {"name": "A"}},     # a list where a number is read
+                {"ref": "F3", "payer": {"name": "A"}},                    # amount left out
+                [{"ref": "F4", "amount": 1}],                             # not an object: no field
+                {"ref": "F5", "amount": -1, "payer": {"name": "A"}})]     # the rule's own refusal: no field
+    got = [(r.status_code, r.json().get("field")) for r in sent]
+    assert got == [(422, "payer"), (422, "amount"), (422, "amount"), (400, None), (422, None)], \
+        [(r.status_code, r.json()) for r in sent]
+    assert sent[2].json()["detail"] == "amount: expected a number, got nothing (absent or null)"
