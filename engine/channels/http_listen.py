@@ -29,6 +29,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
+from engine.channels.http_media import accepted_types, refusal as media_refusal
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, listen_security, listen_tls_reason,
@@ -112,6 +113,13 @@ class HttpListener:
         self.status_ok = int(options.get("status_ok") or 200)
         self.status_map = parse_status_map(name, options.get("status_map"))
         self.content_type = options.get("content_type")
+        check = options.get("check_content_type", True)
+        if not isinstance(check, bool):
+            raise ChannelConfigError(f"channel {name}: option check_content_type: expected true or false, "
+                                     f"got {check!r}")
+        self.check_content_type = check
+        # the media types the routes' formats read (bind_codecs); None: not checked (engine/channels/http_media.py)
+        self.accepted: tuple[str, ...] | None = None
         cap = options.get("max_connections", HTTPLimits.max_connections)
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
@@ -149,6 +157,16 @@ class HttpListener:
         self.tls_failures = 0
         self.unauthenticated = 0
         self.metrics: Any = None
+
+    def bind_codecs(self, ctx: Any) -> None:
+        """The switchboard's binder: the receive formats of the routes on this channel fix the request
+        Content-Types it reads (``check_content_type``)."""
+        program = getattr(ctx, "program", None)
+        if not self.check_content_type or program is None:
+            return
+        routes = program.routes_for(self.name)
+        kinds = [getattr(program.formats.get(r.format or ""), "kind", None) for r in routes]
+        self.accepted = accepted_types(kinds) if kinds else None
 
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
@@ -242,7 +260,9 @@ class HttpListener:
                        or self.signature.check(request.header, request.body))
         body = request.body
         bad_form = None
-        if refusal is None and request.content_type == "application/x-www-form-urlencoded":
+        unsupported = (media_refusal(request.content_type, body, self.accepted)
+                       if refusal is None and self.accepted is not None else None)
+        if unsupported is None and refusal is None and request.content_type == "application/x-www-form-urlencoded":
             try:
                 form = request.form()
             except HTTPError as exc:        # recorded as a malformed deal with its dead letter, as any bad body
@@ -271,6 +291,10 @@ class HttpListener:
                 failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
                                       where=f"{request.method} {request.path} from {peer_text}")
                 out = await refuse_one(self._handler, conn, body, http, failure)
+            elif unsupported is not None:       # a rejected deal of kind malformed, as a body the format cannot read
+                failure = StepFailure("malformed", f"channel {self.name}: {unsupported}",
+                                      where=f"{request.method} {request.path} from {peer_text}")
+                out = await refuse_one(self._handler, conn, body, http, failure)
             elif bad_form is not None:
                 failure = StepFailure("malformed", f"channel {self.name}: {bad_form}",
                                       where=f"{request.method} {request.path} from {peer_text}")
@@ -280,12 +304,12 @@ class HttpListener:
         finally:
             self._inflight -= 1
         deal_id = deals[0][0] if deals else None
-        answer = self._answer(request, out, deal_id)
+        answer = self._answer(request, out, deal_id, unsupported=unsupported is not None)
         if deal_id is not None:     # the id a caller quotes to the bank: `bsp deals show ID` finds it
             answer.headers.append((DEAL_ID_HEADER, deal_id))
         return answer
 
-    def _answer(self, request: Request, out: Any, deal_id: str | None) -> Response:
+    def _answer(self, request: Request, out: Any, deal_id: str | None, *, unsupported: bool = False) -> Response:
         if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
             return Response.problem(503, "the deal could not be written to the ledger, so it is not "
                                          "acknowledged: treat it as a time-out (the engine's log says why)",
@@ -300,6 +324,9 @@ class HttpListener:
             return Response(self.status_ok, [("content-type", self.content_type or _sniff_type(out.reply))],
                             out.reply)
         status = self.status_map.get(status_kind(out.kind, out.status), self.status_map.get(out.status, 500))
+        extra: dict[str, Any] = {}
+        if unsupported and out.recorded:        # a Content-Type the routes' formats do not read: 415, whatever the map
+            status, extra = 415, {"accepted": list(self.accepted or ())}
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
         # an internal failure's detail is the engine's own (file paths, OS errors): it stays in the deal's reason
@@ -308,7 +335,7 @@ class HttpListener:
         shown = out.text if out.kind == "internal" else out.detail or out.text
         return Response.problem(status, shown or out.status, instance=request.raw_path,
                                 kind=out.kind, code=out.code, deal_status=out.status,
-                                **({"field": out.field} if getattr(out, "field", None) else {}),
+                                **({"field": out.field} if getattr(out, "field", None) else {}), **extra,
                                 **({"deal_id": deal_id} if deal_id is not None else {}))
 
 
@@ -351,6 +378,13 @@ COMPONENT = ComponentSpec(
                    "KIND is an error kind or a deal status (rejected, failed).", default=None),
         OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "
                    "JSON, XML or octet-stream).", default=None),
+        OptionSpec("check_content_type", "bool", "A request whose Content-Type the routes' formats do not read "
+                   "is answered 415 (problem details, `accepted` lists the types; a rejected deal of kind "
+                   "malformed): a JSON format reads application/json, application/*+json and a form (unless "
+                   "the form's body is JSON: curl -d's default type), an XML format application/xml, text/xml, "
+                   "application/*+xml. A request without Content-Type, and a channel with a route of another "
+                   "format, are not checked. false: any type is read by the format (a form as a form).",
+                   default=True),
         OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
         OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),
         OptionSpec("max_connections", "int", "Connections open at once. At the cap a new one takes the slot of "

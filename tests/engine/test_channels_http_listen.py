@@ -472,3 +472,44 @@ async def test_a_problem_about_a_request_field_names_it_in_field(tmp_path: Path)
     assert got == [(422, "payer"), (422, "amount"), (422, "amount"), (400, None), (422, None)], \
         [(r.status_code, r.json()) for r in sent]
     assert sent[2].json()["detail"] == "amount: expected a number, got nothing (absent or null)"
+
+
+async def test_a_content_type_the_format_does_not_read_is_answered_415(tmp_path: Path) -> None:
+    """`check_content_type` (on by default): a body declared of a type the route's format does not read is
+    answered 415 naming the types it reads, recorded as a rejected deal of kind malformed with its dead
+    letter.  The known trap, curl -d sending JSON with its default form type, is named as such (read as a
+    form, the route got one field named after the whole JSON text).  JSON, a `+json` type, a real form and a
+    request without Content-Type are read as before; `check_content_type = false` reads any type."""
+    from engine.ledger_query import query_dead_letters
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    body = b'{"ref": "C1", "amount": 1, "note": "a=b"}'
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            async def post(ctype: str | None, content: bytes = body) -> httpx.Response:
+                return await c.post(url(sb), content=content, headers={"content-type": ctype} if ctype else {})
+            curl = await post("application/x-www-form-urlencoded")
+            text = await post("text/plain; charset=utf-8")
+            fine = [await post("application/json; charset=UTF-8", body.replace(b"C1", b"J1")),
+                    await post("application/vnd.bank+json", body.replace(b"C1", b"J2")),
+                    await post(None, body.replace(b"C1", b"J3")),
+                    await post("application/x-www-form-urlencoded", b"ref=J4&amount=1")]
+    for r in (curl, text):
+        assert r.status_code == 415, r.text
+        p = r.json()
+        assert (p["kind"], p["deal_status"], p["code"]) == ("malformed", "rejected", "30"), p
+        assert p["accepted"] == ["application/json", "application/*+json", "application/x-www-form-urlencoded"]
+        assert r.headers["bsp-deal-id"] == p["deal_id"]
+    assert "the body is JSON but its Content-Type says a form" in curl.json()["detail"]
+    assert text.json()["detail"] == ("channel api: Content-Type text/plain is not read here: send application/json "
+                                     "or application/*+json or application/x-www-form-urlencoded")
+    assert [r.status_code for r in fine[:3]] == [200, 200, 200], [r.text for r in fine]
+    assert fine[3].status_code == 422 and fine[3].json()["field"] == "amount"     # a form: text, read as before
+    rows = {r["deal_id"]: r for r in deals(ledger)}
+    assert rows[curl.json()["deal_id"]]["status"] == "rejected"
+    assert body in [bytes(x["raw"]) for x in query_dead_letters(ledger, with_raw=True)]
+    prog = compile_text(tmp_path, ROUTE % "check_content_type = false")
+    async with running(prog, tmp_path / "l2.duckdb") as sb:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url(sb), content=b'{"ref": "O1", "amount": 1}', headers={"content-type": "text/plain"})
+    assert r.status_code == 200, r.text
