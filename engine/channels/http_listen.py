@@ -7,7 +7,13 @@ form, which arrives as a JSON object of its fields).  The route sees
 each parameter) and ``http.headers`` (lower-case names).  The answer's status
 follows the deal: a reply of a committed deal is 200 (``status_ok``); a
 failure maps by error kind, then by deal status, through ``status_map``.  A
-failure without a reply body answers RFC 7807 problem details.
+failure without a reply body answers RFC 7807 problem details (with ``field``, the request field, when
+the failure is about one: ``StepFailure.field``).
+
+With ``check_content_type`` (on by default) a Content-Type the routes' formats do not read, or a form
+whose body is JSON (curl -d's default), is answered 415 with ``accepted``: a rejected deal of kind
+``malformed`` and a dead letter, as a body the format cannot decode (``engine/channels/http_media.py``).
+Over TLS, plain HTTP sent to the port is answered 400 by the server (``engine/http/server.py``), no deal.
 
 With ``signature_header`` the body of every request must carry the partner's
 signature (``engine/http/signature.py``), checked before anything is decoded:
@@ -358,7 +364,9 @@ COMPONENT = ComponentSpec(
         "format; a form body (application/x-www-form-urlencoded) arrives as a JSON object. A committed "
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
-        "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
+        "details when there is none (a body the format cannot decode: 400, deal rejected; a Content-Type the "
+        "format does not read, or JSON sent as a form: 415, deal rejected, `check_content_type`). Plain HTTP sent "
+        "to a TLS port is answered 400 naming the https:// address (no deal). A client "
         "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it stops accepting and closes its listening socket (a reload that keeps its address hands the socket, open, to the new channel: the port never closes, no connect is refused); a connection answers the request it is reading or running with `Connection: close` (one waiting for a request first answers one already arrived, up to 50 ms), reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same path) keeps the socket and the open connections; connections accepted from then on get the new certificate. With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
