@@ -392,10 +392,12 @@ def f_abs(x: Any) -> Decimal | int:
 
 
 def f_coalesce(*vals: Any) -> Any:
+    """The first argument neither null nor ""; when none is, the last one as given: ``coalesce(x, "")`` is
+    "" for a missing or blank ``x`` (a fallback is a fallback, never turned into null)."""
     for v in vals:
         if v is not None and v != "":
             return v
-    return None
+    return vals[-1] if vals else None
 
 
 def f_env(name: Any, default: Any = None) -> Any:
@@ -501,7 +503,7 @@ SIGNATURES: dict[str, Sig] = {
     "number": Sig(1, 1, ("s",), ("any",), 'the number a text reads as: number("20261226") is 20261226, '
                   'number(" 86.40 ") is 86.40 (a number is itself; null and "" give null; other text is an '
                   'error): to compare a computed text with a numeric field'),
-    "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\""),
+    "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\"; when none is, the last one (so `coalesce(x, \"\")` is \"\", never null)"),
     "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
                   "a column of the table row with that key, or default when there is no such row"),

@@ -7,7 +7,13 @@ form, which arrives as a JSON object of its fields).  The route sees
 each parameter) and ``http.headers`` (lower-case names).  The answer's status
 follows the deal: a reply of a committed deal is 200 (``status_ok``); a
 failure maps by error kind, then by deal status, through ``status_map``.  A
-failure without a reply body answers RFC 7807 problem details.
+failure without a reply body answers RFC 7807 problem details (with ``field``, the request field, when
+the failure is about one: ``StepFailure.field``).
+
+With ``check_content_type`` (on by default) a Content-Type the routes' formats do not read, or a form
+whose body is JSON (curl -d's default), is answered 415 with ``accepted``: a rejected deal of kind
+``malformed`` and a dead letter, as a body the format cannot decode (``engine/channels/http_media.py``).
+Over TLS, plain HTTP sent to the port is answered 400 by the server (``engine/http/server.py``), no deal.
 
 With ``signature_header`` the body of every request must carry the partner's
 signature (``engine/http/signature.py``), checked before anything is decoded:
@@ -29,12 +35,14 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
+from engine.channels.http_media import accepted_types, refusal as media_refusal
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, listen_security, listen_tls_reason,
                                      read_listen_tls)
 from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
+from engine.http.server import PlainHTTP
 from engine.http.room import http_room, peer_text as _peer_text
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
@@ -111,6 +119,13 @@ class HttpListener:
         self.status_ok = int(options.get("status_ok") or 200)
         self.status_map = parse_status_map(name, options.get("status_map"))
         self.content_type = options.get("content_type")
+        check = options.get("check_content_type", True)
+        if not isinstance(check, bool):
+            raise ChannelConfigError(f"channel {name}: option check_content_type: expected true or false, "
+                                     f"got {check!r}")
+        self.check_content_type = check
+        # the media types the routes' formats read (bind_codecs); None: not checked (engine/channels/http_media.py)
+        self.accepted: tuple[str, ...] | None = None
         cap = options.get("max_connections", HTTPLimits.max_connections)
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
@@ -148,6 +163,16 @@ class HttpListener:
         self.tls_failures = 0
         self.unauthenticated = 0
         self.metrics: Any = None
+
+    def bind_codecs(self, ctx: Any) -> None:
+        """The switchboard's binder: the receive formats of the routes on this channel fix the request
+        Content-Types it reads (``check_content_type``)."""
+        program = getattr(ctx, "program", None)
+        if not self.check_content_type or program is None:
+            return
+        routes = program.routes_for(self.name)
+        kinds = [getattr(program.formats.get(r.format or ""), "kind", None) for r in routes]
+        self.accepted = accepted_types(kinds) if kinds else None
 
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
@@ -223,7 +248,7 @@ class HttpListener:
     def _on_tls_failure(self, peer: Any, exc: BaseException) -> None:
         self.tls_failures += 1
         why = (f"no handshake within {self.limits.handshake_timeout:g}s" if isinstance(exc, trio.TooSlowError)
-               else listen_tls_reason(exc))
+               else str(exc) if isinstance(exc, PlainHTTP) else listen_tls_reason(exc))
         who = _peer_text(peer)
         self.faults.occurred(("TLS handshake", why), f"TLS handshake with {who} failed: {why}; connection closed",
                              noun="failed TLS handshakes", source=who, reason=why)
@@ -241,7 +266,9 @@ class HttpListener:
                        or self.signature.check(request.header, request.body))
         body = request.body
         bad_form = None
-        if refusal is None and request.content_type == "application/x-www-form-urlencoded":
+        unsupported = (media_refusal(request.content_type, body, self.accepted)
+                       if refusal is None and self.accepted is not None else None)
+        if unsupported is None and refusal is None and request.content_type == "application/x-www-form-urlencoded":
             try:
                 form = request.form()
             except HTTPError as exc:        # recorded as a malformed deal with its dead letter, as any bad body
@@ -270,6 +297,10 @@ class HttpListener:
                 failure = StepFailure("unauthenticated", f"channel {self.name}: {refusal}",
                                       where=f"{request.method} {request.path} from {peer_text}")
                 out = await refuse_one(self._handler, conn, body, http, failure)
+            elif unsupported is not None:       # a rejected deal of kind malformed, as a body the format cannot read
+                failure = StepFailure("malformed", f"channel {self.name}: {unsupported}",
+                                      where=f"{request.method} {request.path} from {peer_text}")
+                out = await refuse_one(self._handler, conn, body, http, failure)
             elif bad_form is not None:
                 failure = StepFailure("malformed", f"channel {self.name}: {bad_form}",
                                       where=f"{request.method} {request.path} from {peer_text}")
@@ -279,12 +310,12 @@ class HttpListener:
         finally:
             self._inflight -= 1
         deal_id = deals[0][0] if deals else None
-        answer = self._answer(request, out, deal_id)
+        answer = self._answer(request, out, deal_id, unsupported=unsupported is not None)
         if deal_id is not None:     # the id a caller quotes to the bank: `bsp deals show ID` finds it
             answer.headers.append((DEAL_ID_HEADER, deal_id))
         return answer
 
-    def _answer(self, request: Request, out: Any, deal_id: str | None) -> Response:
+    def _answer(self, request: Request, out: Any, deal_id: str | None, *, unsupported: bool = False) -> Response:
         if not out.recorded:        # a full disk: nothing is acknowledged that is not stored (docs/ledger.md)
             return Response.problem(503, "the deal could not be written to the ledger, so it is not "
                                          "acknowledged: treat it as a time-out (the engine's log says why)",
@@ -299,6 +330,9 @@ class HttpListener:
             return Response(self.status_ok, [("content-type", self.content_type or _sniff_type(out.reply))],
                             out.reply)
         status = self.status_map.get(status_kind(out.kind, out.status), self.status_map.get(out.status, 500))
+        extra: dict[str, Any] = {}
+        if unsupported and out.recorded:        # a Content-Type the routes' formats do not read: 415, whatever the map
+            status, extra = 415, {"accepted": list(self.accepted or ())}
         if out.reply is not None:
             return Response(status, [("content-type", self.content_type or _sniff_type(out.reply))], out.reply)
         # an internal failure's detail is the engine's own (file paths, OS errors): it stays in the deal's reason
@@ -307,6 +341,7 @@ class HttpListener:
         shown = out.text if out.kind == "internal" else out.detail or out.text
         return Response.problem(status, shown or out.status, instance=request.raw_path,
                                 kind=out.kind, code=out.code, deal_status=out.status,
+                                **({"field": out.field} if getattr(out, "field", None) else {}), **extra,
                                 **({"deal_id": deal_id} if deal_id is not None else {}))
 
 
@@ -329,7 +364,9 @@ COMPONENT = ComponentSpec(
         "format; a form body (application/x-www-form-urlencoded) arrives as a JSON object. A committed "
         "deal's reply is answered with `status_ok`; a failure with the status of its error kind or "
         "deal status (`status_map`), with the route's error reply as body, or RFC 7807 problem "
-        "details when there is none (a body the format cannot decode: 400, deal rejected). A client "
+        "details when there is none (a body the format cannot decode: 400, deal rejected; a Content-Type the "
+        "format does not read, or JSON sent as a form: 415, deal rejected, `check_content_type`). Plain HTTP sent "
+        "to a TLS port is answered 400 naming the https:// address (no deal). A client "
         "refused by `allow` gets 403. Retired (a drain, or a reload that changed the channel), it stops accepting and closes its listening socket (a reload that keeps its address hands the socket, open, to the new channel: the port never closes, no connect is refused); a connection answers the request it is reading or running with `Connection: close` (one waiting for a request first answers one already arrived, up to 50 ms), reads no other and ends cleanly (FIN, no reset; over TLS a close_notify first, as on every end the server chooses). A reload that finds only its `cert` / `ca` file rewritten (a certificate renewed at the same path) keeps the socket and the open connections; connections accepted from then on get the new certificate. With `signature_header`, "
         "a request whose body does not carry a good signature (HMAC-SHA256, AES-CMAC or retail DES "
         "over the body, or TIMESTAMP.body) gets 401 before anything is decoded: a rejected deal of kind "
@@ -349,6 +386,13 @@ COMPONENT = ComponentSpec(
                    "KIND is an error kind or a deal status (rejected, failed).", default=None),
         OptionSpec("content_type", "string", "Content-Type of replies (default: guessed from the body: "
                    "JSON, XML or octet-stream).", default=None),
+        OptionSpec("check_content_type", "bool", "A request whose Content-Type the routes' formats do not read "
+                   "is answered 415 (problem details, `accepted` lists the types; a rejected deal of kind "
+                   "malformed): a JSON format reads application/json, application/*+json and a form (unless "
+                   "the form's body is JSON: curl -d's default type), an XML format application/xml, text/xml, "
+                   "application/*+xml. A request without Content-Type, and a channel with a route of another "
+                   "format, are not checked. false: any type is read by the format (a form as a form).",
+                   default=True),
         OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
         OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),
         OptionSpec("max_connections", "int", "Connections open at once. At the cap a new one takes the slot of "

@@ -31,6 +31,7 @@ class Outcome:
     text: str | None = None
     detail: str | None = None
     recorded: bool = True       # False: the deal could not be written to the ledger (nothing acknowledged)
+    field: str | None = None    # the request field the failure is about, when it knows it (StepFailure.field)
 
 
 def _observed(disp: Any, seen: list[Any], extra_scope: dict[str, Any] | None) -> Any:
@@ -91,7 +92,8 @@ def _outcome(reply: bytes | None, ex: Any) -> Outcome:
             status, kind, code = repeats
             return Outcome(reply, status, kind, code, recorded=recorded)
         return Outcome(reply, "committed", recorded=recorded)
-    return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail, recorded=recorded)
+    return Outcome(reply, f.status, f.kind, f.code, f.text, f.detail, recorded=recorded,
+                   field=getattr(f, "field", None))
 
 
 async def dispatch_one(handler: Any, conn: Any, body: bytes, http_scope: dict[str, Any]) -> Outcome:

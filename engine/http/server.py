@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -118,6 +119,65 @@ async def receive_some(stream: trio.abc.Stream) -> bytes | bytearray:
         if isinstance(stream, trio.SSLStream) and ragged_eof(exc):
             return b""
         raise
+
+
+class PlainHTTP(Exception):
+    """A plain HTTP request on a TLS port (answered 400, no deal): given to ``on_tls_failure``."""
+
+    def __init__(self, use: str) -> None:
+        super().__init__(f"plain HTTP sent to the TLS port (the client speaks plain HTTP, not TLS): "
+                         f"answered 400, use {use}")
+
+
+def _raw_socket(stream: trio.abc.Stream) -> Any:
+    inner: Any = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    while not hasattr(inner, "socket") and hasattr(inner, "inner"):
+        inner = inner.inner
+    return getattr(inner, "socket", None)
+
+
+async def _plain_http(stream: trio.SSLStream) -> str | None:
+    """Before the TLS handshake, a look (``MSG_PEEK``: nothing is consumed) at the client's first byte: a TLS
+    ClientHello starts with 0x16, an HTTP request with its method's first letter.  Plain HTTP: the
+    ``https://HOST:PORT`` to use (the address the client reached), else None (a memory stream: no look)."""
+    sock = _raw_socket(stream)
+    if sock is None or not hasattr(sock, "recv"):
+        return None
+    try:
+        first = await sock.recv(1, socket.MSG_PEEK)
+    except OSError:
+        return None
+    if not first or not (0x41 <= first[0] <= 0x5A):       # A..Z: GET, POST, PUT, HEAD ...
+        return None
+    try:
+        host, port = sock.getsockname()[:2]
+    except OSError:
+        return "https://"
+    return f"https://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+async def _answer_plain(stream: trio.SSLStream, use: str, limits: HTTPLimits,
+                        reply_headers: ReplyHeaders | None) -> None:
+    """Answer a plain HTTP request on a TLS port as nginx does (400, ``Connection: close``) over the TCP
+    stream, without reading it: the stream's close then sends a FIN and discards what the client still
+    sends (``GentleClose``, bounded by ``limits.linger``), so the client reads the answer, not a reset."""
+    body = Response.problem(400, f"this port speaks HTTPS: use {use}").body
+    headers = [("content-type", "application/problem+json"), ("content-length", str(len(body))),
+               SERVER_HEADER, ("connection", "close")]
+    if reply_headers is not None:
+        headers.extend((k.lower(), v) for k, v in reply_headers(body))
+    head = "HTTP/1.1 400 Bad Request\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    raw = stream.transport_stream
+    with trio.move_on_after(limits.write_timeout):
+        try:
+            await raw.send_all(head.encode("latin-1") + body)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+    with trio.move_on_after(limits.linger + 1):
+        try:
+            await raw.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 class _Connection:
@@ -393,10 +453,20 @@ async def serve_connection(
     try:
         peercert = None
         if isinstance(stream, trio.SSLStream):
+            plain = None        # plain HTTP on this TLS port: the https:// address to use
             try:
                 with trio.fail_after(limits.handshake_timeout):
                     with (slot.handshake if slot is not None else None) or trio.CancelScope():
-                        await stream.do_handshake()     # cancelled: closed for room at max_connections
+                        plain = await _plain_http(stream)
+                        if plain is None:   # (peek cancelled for room: plain stays None, the slot is evicted)
+                            await stream.do_handshake()     # cancelled: closed for room at max_connections
+                if plain is not None:
+                    await _answer_plain(stream, plain, limits, reply_headers)
+                    if on_tls_failure is not None:
+                        on_tls_failure(peer, PlainHTTP(plain))
+                    else:
+                        log.info("http %s: %s", peer, PlainHTTP(plain))
+                    return
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, OSError) as exc:
                 cause = exc if isinstance(exc, trio.TooSlowError) else (exc.__cause__ or exc)
                 if on_tls_failure is not None:

@@ -166,7 +166,8 @@ def _request_body(program: ir.Program, routes: list[ir.Route], schemas: dict[str
     body = {"required": True, "content": content}
     if partial:
         body["description"] = ("Send `Content-Type: application/json` (a form body, "
-                               "application/x-www-form-urlencoded, is read as a flat form). The schema is partial: "
+                               "application/x-www-form-urlencoded, is read as a flat form; JSON sent as a form, "
+                               "curl -d's default, is answered 415). The schema is partial: "
                                "built from what the route reads (x-bsp-partial).")
     return body
 

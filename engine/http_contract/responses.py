@@ -17,8 +17,10 @@
   (the handler failed; a route that gave no answer), 503 (the channel not serving yet, with Retry-After; a
   deal the ledger could not store, kind ``unrecorded``, with Retry-After).
 
-415 is never answered: the channel does not check Content-Type (a form body is read as a form, anything
-else by the route's format).
+* 415 (``check_content_type``, on by default, and every route's format of a media type: JSON or XML): a
+  Content-Type the formats do not read, or a form over a JSON body; a rejected deal of kind ``malformed``,
+  answered 415 whatever ``status_map`` says, with ``accepted`` (engine/channels/http_media.py).
+* Over TLS, plain HTTP sent to the port: 400, problem details naming the https:// address; no deal.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any, Mapping
 
 from dsl import ir
 from engine.channels.http_listen import status_kind
+from engine.channels.http_media import accepted_types
 from engine.http.messages import REASONS
 from engine.http_contract.replies import built_schema, file_schema, reply_steps
 from engine.runtime.exchange import DEFAULT_CODES, REJECTED_KINDS
@@ -51,7 +54,13 @@ PROBLEM: dict[str, Any] = {
                                                          "unrecorded)."},
         "deal_id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                     "description": "The deal recorded for the request (also the Bsp-Deal-Id header)."},
+        "field": {"type": "string", "description": "The request field the refusal is about (`beneficiary.name`, "
+                                                   "`items[0]`, `http.query.since`), when the failure knows it: "
+                                                   "a value of the wrong shape or left out (code 30). Absent "
+                                                   "otherwise."},
         "limit": {"type": "integer", "description": "413: the bytes allowed (max_body)."},
+        "accepted": {"type": "array", "items": {"type": "string"},
+                     "description": "415: the Content-Types the service reads."},
     },
 }
 
@@ -178,9 +187,18 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
         failure("unrouted", channel_reply, "")
     if listener.signature is not None:
         failure("unauthenticated", channel_reply, "")
+    accepted = accepted_types(getattr(program.formats.get(r.format or ""), "kind", None) for r in routes) \
+        if listener.check_content_type and routes else None
+    if accepted is not None:
+        add(415, f"kind `malformed` (code 30): the Content-Type is not one the service reads "
+                 f"({', '.join(accepted)}; `accepted` lists them), or a form's body is JSON (curl -d's default "
+                 f"type): a rejected deal; a request without Content-Type is read as the format's",
+            channel_reply or _ref("Problem"), deal=True, problem_media=channel_reply is None)
     problem = _ref("Problem")
     add(400, "a malformed HTTP request, or one with both Content-Length and Transfer-Encoding (the connection "
-             "is closed; no deal)", problem, deal=False, problem_media=True)
+             "is closed; no deal)" + ("; plain HTTP sent to this HTTPS port (problem details naming the https:// "
+             "address; the connection is closed; no deal)" if opts.get("cert") else ""),
+        problem, deal=False, problem_media=True)
     if not listener.access.open:
         add(403, "the client (its certificate's names, its address) is outside the channel's access list "
                  "(no deal)", problem, deal=False, problem_media=True)

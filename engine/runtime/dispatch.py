@@ -177,6 +177,7 @@ class Dispatcher:
         unverified: Any = None
         mac_route: BoundRoute | None = None
         not_object: InputError | None = None   # a `when` read fields of a message that is no object
+        first_field: str | None = None         # the field the first format error names, if it does
         for i, br in enumerate(self.routes):
             fmt = br.format
             if fmt in decoded:
@@ -198,6 +199,7 @@ class Dispatcher:
                     text = mask_digit_runs(safe_error_text(msg, br.request_tags, raw=ex.raw))
                 if first_error is None:
                     first_error, first_where = f"not a valid {fmt}: {text}", br.where
+                    first_field = msg.field
                 if isinstance(msg, MacError) and mac_route is None:
                     if mac_error is None:
                         mac_error, mac_where = f"{fmt}: {text}", br.where
@@ -231,8 +233,10 @@ class Dispatcher:
             ex.fail(StepFailure("unauthenticated", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
                                 f"{mac_error}", where=mac_where))
         elif first_error is not None and all(isinstance(v, FormatError) for v in decoded.values()):
-            ex.fail(StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
-                                f"{first_error}", where=first_where))
+            failure = StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
+                                  f"{first_error}", where=first_where)
+            failure.field = first_field or None
+            ex.fail(failure)
         else:
             ex.msg = scope["msg"]           # the request as decoded by the last format tried
             ex.request_tags = next((r.request_tags for r in reversed(self.routes)

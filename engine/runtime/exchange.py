@@ -78,6 +78,10 @@ class StepFailure(Exception):
     # a step's own exception (a bug) made it, not a refusal: logged as an internal error is, once per kind
     # (engine/runtime/internal_log.py); set for a step with side effects, whose deal fails in doubt
     raised = False
+    # the request field the failure is about ("beneficiary.name", "http.query.since"), when the failure knows
+    # it (a value of the wrong shape or left out: dsl/inbound.py; a format error naming its field); an HTTP
+    # client reads it as the problem's `field` (engine/channels/http_listen.py)
+    field: str | None = None
 
     def __init__(self, kind: str, detail: str, *, code: str | None = None, where: str | None = None,
                  text: str | None = None, in_doubt: bool = False) -> None:

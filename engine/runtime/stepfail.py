@@ -69,4 +69,6 @@ def input_failure(exc: InputError, where: str | None = None) -> StepFailure:
     failure = StepFailure("malformed" if exc.root else "rejected", exc.message, code=INPUT_CODE,
                           text=exc.message, where=place)
     failure.not_object = exc.root
+    if exc.path:            # the message itself (a list where an object is read) is no field
+        failure.field = exc.path
     return failure

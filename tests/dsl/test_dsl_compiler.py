@@ -57,6 +57,9 @@ BILLERS = Table("billers", "biller_id", {
     ('iban_valid(null)', False),
     ('iban_valid(12)', False),
     ('coalesce(null, "", "c")', "c"),
+    ('coalesce(trim(null), "")', ""),                       # the fallback as given, never null (claims_payout)
+    ('coalesce(null, "")', ""),
+    ('coalesce("", null)', None),                           # the last argument, whatever it is
     ("abs(-3.5)", Decimal("3.5")),
     ('format_date(parse_date("20260102", "%Y%m%d"), "%d/%m/%Y")', "02/01/2026"),
     ('format_date(null, "%Y%m%d")', ""),                    # as docs/language.md says

@@ -427,3 +427,89 @@ def test_handshake_timeout_is_checked_as_on_tcp_listen(tmp_path: Path) -> None:
     assert len(bare) == 1 and "handshake_timeout" in bare[0] and "write a unit" in bare[0], bare
     assert errors(tcp % (tls + "handshake_timeout = 5")) == [bare[0].replace("(http listen)", "(tcp listen)")]
     assert HttpListener("api", {"address": "127.0.0.1:0"}).limits.handshake_timeout == 10.0
+
+
+async def test_plain_http_on_the_tls_port_is_answered_400_naming_https(tmp_path: Path, pki, caplog) -> None:
+    """Plain HTTP sent to a TLS channel's port is answered as nginx answers it: 400, problem details saying
+    to use https://HOST:PORT, `Connection: close`; no deal.  It used to close without a word (curl: exit 52,
+    "empty reply from server").  A TLS client on the same port is served as before."""
+    tls = f'cert = "{pki.server_cert}"\n    key = "{pki.server_key}"'
+    prog = compile_text(tmp_path, ROUTE % tls)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("api").port
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"http://127.0.0.1:{port}/payments/1", json={"ref": "H1", "amount": 1})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["connection"] == "close"
+        assert r.json()["detail"] == f"this port speaks HTTPS: use https://127.0.0.1:{port}"
+        async with httpx.AsyncClient(verify=client_context(ca=pki.ca)) as c:
+            ok = await c.post(f"https://localhost:{port}/payments/1", json={"ref": "H2", "amount": 1})
+        assert ok.status_code == 200, ok.text
+        assert sb.channel("api").tls_failures == 1
+    assert [r["reference"] for r in deals(ledger)] == ["H2"]         # the plain request left no deal
+    assert any("plain HTTP sent to the TLS port" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_problem_about_a_request_field_names_it_in_field(tmp_path: Path) -> None:
+    """A rejection caused by one request field (a value of the wrong shape, a field left out) carries the
+    field's path as the problem's `field` member, for a program to point at; a failure that knows no field
+    (a body that is not an object, a validate rule's own refusal) carries none."""
+    text = (ROUTE % "").replace('msg.amount > 0 else reject "13" "invalid amount"',
+                                'msg.amount > 0 else reject "13" "invalid amount"\n'
+                                '        msg.payer.name != "" else reject "30" "payer name missing"')
+    prog = compile_text(tmp_path, text)
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        async with httpx.AsyncClient() as c:
+            sent = [await c.post(url(sb), json=body) for body in (
+                {"ref": "F1", "amount": 1, "payer": "ACME"},             # text where an object is read
+                {"ref": "F2", "amount": [1], "payer": {"name": "A"}},     # a list where a number is read
+                {"ref": "F3", "payer": {"name": "A"}},                    # amount left out
+                [{"ref": "F4", "amount": 1}],                             # not an object: no field
+                {"ref": "F5", "amount": -1, "payer": {"name": "A"}})]     # the rule's own refusal: no field
+    got = [(r.status_code, r.json().get("field")) for r in sent]
+    assert got == [(422, "payer"), (422, "amount"), (422, "amount"), (400, None), (422, None)], \
+        [(r.status_code, r.json()) for r in sent]
+    assert sent[2].json()["detail"] == "amount: expected a number, got nothing (absent or null)"
+
+
+async def test_a_content_type_the_format_does_not_read_is_answered_415(tmp_path: Path) -> None:
+    """`check_content_type` (on by default): a body declared of a type the route's format does not read is
+    answered 415 naming the types it reads, recorded as a rejected deal of kind malformed with its dead
+    letter.  The known trap, curl -d sending JSON with its default form type, is named as such (read as a
+    form, the route got one field named after the whole JSON text).  JSON, a `+json` type, a real form and a
+    request without Content-Type are read as before; `check_content_type = false` reads any type."""
+    from engine.ledger_query import query_dead_letters
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    body = b'{"ref": "C1", "amount": 1, "note": "a=b"}'
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            async def post(ctype: str | None, content: bytes = body) -> httpx.Response:
+                return await c.post(url(sb), content=content, headers={"content-type": ctype} if ctype else {})
+            curl = await post("application/x-www-form-urlencoded")
+            text = await post("text/plain; charset=utf-8")
+            fine = [await post("application/json; charset=UTF-8", body.replace(b"C1", b"J1")),
+                    await post("application/vnd.bank+json", body.replace(b"C1", b"J2")),
+                    await post(None, body.replace(b"C1", b"J3")),
+                    await post("application/x-www-form-urlencoded", b"ref=J4&amount=1")]
+    for r in (curl, text):
+        assert r.status_code == 415, r.text
+        p = r.json()
+        assert (p["kind"], p["deal_status"], p["code"]) == ("malformed", "rejected", "30"), p
+        assert p["accepted"] == ["application/json", "application/*+json", "application/x-www-form-urlencoded"]
+        assert r.headers["bsp-deal-id"] == p["deal_id"]
+    assert "the body is JSON but its Content-Type says a form" in curl.json()["detail"]
+    assert text.json()["detail"] == ("channel api: Content-Type text/plain is not read here: send application/json "
+                                     "or application/*+json or application/x-www-form-urlencoded")
+    assert [r.status_code for r in fine[:3]] == [200, 200, 200], [r.text for r in fine]
+    assert fine[3].status_code == 422 and fine[3].json()["field"] == "amount"     # a form: text, read as before
+    rows = {r["deal_id"]: r for r in deals(ledger)}
+    assert rows[curl.json()["deal_id"]]["status"] == "rejected"
+    assert body in [bytes(x["raw"]) for x in query_dead_letters(ledger, with_raw=True)]
+    prog = compile_text(tmp_path, ROUTE % "check_content_type = false")
+    async with running(prog, tmp_path / "l2.duckdb") as sb:
+        async with httpx.AsyncClient() as c:
+            r = await c.post(url(sb), content=b'{"ref": "O1", "amount": 1}', headers={"content-type": "text/plain"})
+    assert r.status_code == 200, r.text

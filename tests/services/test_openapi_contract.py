@@ -117,6 +117,10 @@ async def _exercise(tmp_path: Path, service: Any, doc: dict[str, Any], good: dic
                 r = await client.post(url, content=b"[1, 2]", headers=headers)
                 assert r.status_code == 400, r.text
                 _answered(doc, op, r)
+                # JSON sent under another type (check_content_type): the documented 415
+                r = await client.post(url, content=_encode(fresh(good, 99)), headers={"content-type": "text/plain"})
+                assert r.status_code == 415, r.text
+                _answered(doc, op, r)
     return answers
 
 
