@@ -80,3 +80,13 @@ def test_version_names_the_schema_of_this_bsp_and_of_a_ledger_file(tmp_path):
 
     res = run.invoke(app, ["version", "--ledger", str(tmp_path / "none.duckdb")])
     assert res.exit_code == 2 and "no such ledger file" in res.output
+
+
+async def test_status_names_the_ledger_schema_the_engine_migrated_to(tmp_path):
+    from engine.ledger import open_ledger
+    from engine.ops.backend import ledger_status
+
+    path = old_ledger(tmp_path)
+    async with open_ledger(path, audit_key=base64.b64decode(AUDIT_KEY)) as led:
+        row, reasons = ledger_status(led)
+    assert row["schema"] == SCHEMA_VERSION == schema(path) and reasons == [], row
