@@ -90,3 +90,30 @@ async def test_status_names_the_ledger_schema_the_engine_migrated_to(tmp_path):
     async with open_ledger(path, audit_key=base64.b64decode(AUDIT_KEY)) as led:
         row, reasons = ledger_status(led)
     assert row["schema"] == SCHEMA_VERSION == schema(path) and reasons == [], row
+
+
+def test_a_start_refused_by_the_ledger_leaves_no_empty_capture(tmp_path):
+    # rolling back: an older bsp started on a ledger a newer one migrated is refused; each attempt used to
+    # leave an empty capture (1 MB, "0 frame(s) of 0 exchange(s)") in the capture folder
+    import subprocess
+    import sys
+
+    path = old_ledger(tmp_path)
+    LedgerStore.open(path, base64.b64decode(AUDIT_KEY)).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (?, now())", [SCHEMA_VERSION + 1]).fetchall()
+    con.close()
+    route = tmp_path / "echo.route"
+    route.write_text('format Req = json\nchannel front = tcp listen {\n    address = "127.0.0.1:0"\n'
+                     '    framing = length2\n}\nroute echo {\n    receive from front as Req\n'
+                     '    reply Req { ref = msg.ref }\n}\n')
+    capture = tmp_path / "captures" / "capture.duckdb"
+    capture.parent.mkdir()
+    bsp = Path(sys.executable).with_name("bsp")
+    res = subprocess.run([str(bsp), "run", str(route), "--ledger", str(path), "--record", str(capture)],
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin",
+                                                                          "BSP_AUDIT_KEY": AUDIT_KEY})
+    assert res.returncode == 1, res.stderr
+    assert f"ledger schema version {SCHEMA_VERSION + 1} is newer than this bsp" in res.stderr
+    assert f"capture {capture}: removed, nothing was recorded" in res.stderr
+    assert list(capture.parent.iterdir()) == [], list(capture.parent.iterdir())
