@@ -62,6 +62,7 @@ def version(
 
     Exit 0; 2 when the file is missing or not a ledger, or a newer bsp wrote it (this one refuses it).
     """
+    from engine.ledger_leftovers import leftovers
     from engine.ledger_store import SCHEMA_VERSION, LedgerError, schema_of
 
     typer.echo(f"bsp {__version__} (ledger schema {SCHEMA_VERSION})")
@@ -71,7 +72,7 @@ def version(
         typer.echo(f"error: {ledger}: no such ledger file; give the engine's ledger with --ledger", err=True)
         raise typer.Exit(2)
     try:
-        found = schema_of(ledger)
+        found, position = schema_of(ledger)
     except LedgerError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
@@ -79,6 +80,13 @@ def version(
         typer.echo(f"{ledger}: ledger schema {found}: newer than this bsp ({SCHEMA_VERSION}); it refuses the file "
                    f"(use the bsp that wrote it, or a newer one)")
         raise typer.Exit(2)
+    left = leftovers(ledger, position)
+    if left:
+        typer.echo(f"{ledger}: left by an engine that did not drain (killed or crashed); the next start of an "
+                   f"engine, this bsp or the one that wrote them, loads and resolves them (copy these files with "
+                   f"the ledger):")
+        for line in left:
+            typer.echo(f"  {line}")
     if found < SCHEMA_VERSION:
         typer.echo(f"{ledger}: ledger schema {found}: this bsp migrates it to {SCHEMA_VERSION} when it first opens "
                    f"it for writing (bsp run, or a command that writes to it), after which a bsp of schema {found} "

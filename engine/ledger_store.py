@@ -622,9 +622,11 @@ def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise LedgerError(newer_schema(path, found))
 
 
-def schema_of(path: Path) -> int:
-    """The schema version of the ledger file at ``path``, read without writing (``bsp version --ledger``);
-    LedgerError when it is not a bsp ledger or cannot be opened (locked, damaged)."""
+def schema_of(path: Path) -> tuple[int, tuple[int, int, int] | None]:
+    """The schema version of the ledger file at ``path`` and its journal position, read without writing
+    (``bsp version --ledger``); LedgerError when it is not a bsp ledger or cannot be opened (locked, damaged)."""
+    from engine.ledger_leftovers import journal_position
+
     con = connect(path, read_only=True)
     try:
         if not con.execute("SELECT count(*) FROM information_schema.tables "
@@ -632,7 +634,7 @@ def schema_of(path: Path) -> int:
             raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp ledger? "
                               f"Give the engine's ledger with --ledger")
         found = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
-        return int(found or 0)
+        return int(found or 0), journal_position(con)
     finally:
         con.close()
 

@@ -117,3 +117,24 @@ def test_a_start_refused_by_the_ledger_leaves_no_empty_capture(tmp_path):
     assert f"ledger schema version {SCHEMA_VERSION + 1} is newer than this bsp" in res.stderr
     assert f"capture {capture}: removed, nothing was recorded" in res.stderr
     assert list(capture.parent.iterdir()) == [], list(capture.parent.iterdir())
+
+
+def test_version_names_what_a_killed_old_engine_left_beside_its_ledger(tmp_path):
+    # crashed4.tar.gz: bsp a05666d SIGKILLed with 46 biller calls unanswered (old_ledgers/README.md)
+    import tarfile
+
+    with tarfile.open(Path(__file__).parent / "old_ledgers" / "crashed4.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    path = tmp_path / "crashed4.duckdb"
+    res = CliRunner().invoke(app, ["version", "--ledger", str(path)], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    assert f"{path}: left by an engine that did not drain (killed or crashed)" in res.output
+    assert (f"  {path}.txn: 46 deal(s) in flight (resolved by their route's on restart policy at the next start), "
+            f"0 with an ISO 8583 reversal queued") in res.output
+    assert "only in the journal" not in res.output            # its loader had taken every acknowledged deal
+    assert f"{path}: ledger schema 4: this bsp migrates it" in res.output
+    assert schema(path) == 4
+
+    clean = old_ledger(tmp_path)                                   # schema4: stopped with SIGTERM, drained
+    res = CliRunner().invoke(app, ["version", "--ledger", str(clean)], terminal_width=250)
+    assert res.exit_code == 0 and "did not drain" not in res.output, res.output
