@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -621,6 +622,23 @@ def refuse_newer(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise LedgerError(newer_schema(path, found))
 
 
+def schema_of(path: Path) -> tuple[int, tuple[int, int, int] | None]:
+    """The schema version of the ledger file at ``path`` and its journal position, read without writing
+    (``bsp version --ledger``); LedgerError when it is not a bsp ledger or cannot be opened (locked, damaged)."""
+    from engine.ledger_leftovers import journal_position
+
+    con = connect(path, read_only=True)
+    try:
+        if not con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'schema_version'").fetchall()[0][0]:
+            raise LedgerError(f"{path}: a DuckDB file without bsp's tables (schema_version): is it a bsp ledger? "
+                              f"Give the engine's ledger with --ledger")
+        found = con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0]
+        return int(found or 0), journal_position(con)
+    finally:
+        con.close()
+
+
 def newer_schema(path: Path, found: int) -> str:
     return (f"{path}: ledger schema version {found} is newer than this bsp understands ({SCHEMA_VERSION}): "
             f"a newer bsp wrote it; use that bsp (or a newer one) for this file, or give another ledger file")
@@ -674,6 +692,7 @@ class LedgerStore:
         sealed write (``sealing``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
         filemodes.hold()
         try:
             con = connect(path, read_only=False)
@@ -725,6 +744,11 @@ class LedgerStore:
                 con.execute("INSERT INTO audit_head VALUES (0, ?)",
                             [head_mac(audit_key, 0, ZERO_MAC) if audit_key is not None else None]).fetchall()
             con.execute("COMMIT").fetchall()
+            if found is not None and found < SCHEMA_VERSION:
+                _log.warning("%s: ledger schema %d migrated to %d in %.2f s (one transaction); a bsp of schema %d "
+                             "refuses this file from now on: to roll back, restore the copy taken before the "
+                             "upgrade (docs/operations.md, \"Upgrading bsp\")", path, found, SCHEMA_VERSION,
+                             time.perf_counter() - started, found)
             if starts and state[0]:
                 _log.warning("%s: the ledger's audit chain had no key: the records from seq %d on are sealed "
                              "with the audit key from %s; the records written before it without a key stay "

@@ -216,6 +216,7 @@ def run(
     shown_ledger = os.path.abspath(ledger_path)     # absolute: operators paste it into commands run elsewhere
 
     def ready(sb: Any) -> None:
+        from engine.ledger_store import SCHEMA_VERSION
         from engine.ops.banner import admin_url, channel_line
         if dep is not None:
             typer.echo(f"deployment {dep.path}, environment {dep.env or '(base settings: no --env)'}", err=True)
@@ -224,7 +225,7 @@ def run(
         if getattr(sb, "admin_port", None):
             typer.echo(f"admin API: {admin_url(admin_opts, sb.admin_port)}", err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
-                   f"ledger {shown_ledger} (sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
+                   f"ledger {shown_ledger} (schema {SCHEMA_VERSION}, sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
     from engine.replay.tap import recording
     try:

@@ -40,7 +40,7 @@
      "dead_letters_new": 3,      # dead letters waiting now (status new), whatever run wrote them; counted in the
                                  # ledger every 5 s, null until the first count (engine/ops/deadcount.py)
      "dead_letters_new_by_kind": {"unreachable": 2, "rejected": 1},   # the same by error kind
-     "ledger": {"path": "var/bsp.duckdb", "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
+     "ledger": {"path": "var/bsp.duckdb", "schema": 9, "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9,
                 # files that cannot be written now (engine.ledger.storage_faults): each also a line of
                 # "reasons" and the state degraded; [] when all is well
@@ -59,6 +59,7 @@ from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadRe
 from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
                                storage_reason, stranded_reason)
 from engine.ledger import storage_faults
+from engine.ledger_store import SCHEMA_VERSION
 from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
@@ -79,7 +80,9 @@ def ledger_status(ledger: Any) -> tuple[dict[str, Any], list[str]]:
     makes the engine ``degraded``, not not ready: it still answers what it can, and the next write is what
     finds the room again."""
     stats = getattr(ledger, "stats", None)
-    row: dict[str, Any] = {"path": str(getattr(ledger, "path", "")), "pending": getattr(ledger, "pending", None)}
+    # schema: the ledger schema version of the file, which this engine migrated it to when it opened it (upgrade day)
+    row: dict[str, Any] = {"path": str(getattr(ledger, "path", "")), "schema": SCHEMA_VERSION,
+                           "pending": getattr(ledger, "pending", None)}
     if stats is not None:
         row.update(batches=stats.batches, rows=stats.rows, failed_rows=stats.failed_rows,
                    avg_batch=round(stats.avg_batch, 2), avg_commit_ms=round(stats.avg_commit_ms, 3))

@@ -444,10 +444,21 @@ def recording(program: Any, registry: Any, path: Path | None, *, mask: bool = Fa
             shown = ", ".join(clear[:3]) + (f" and {len(clear) - 3} more" if len(clear) > 3 else "")
             echo(f"warning: the capture holds classified fields in clear ({shown}: card numbers, accounts, "
                  f"secrets); add {mask_hint} to mask them, and keep {path} as you keep production data")
+    refused = False
     try:
         yield recording_registry(registry, rec, channels, all_channels=every), rec
+    except BaseException:
+        refused = True
+        raise
     finally:
         writer.close()
-        if echo is not None:
+        if refused and not writer.rows and not writer.dropped and not rec.exchanges:
+            # the engine stopped on an error before recording anything (a ledger a newer bsp wrote, a wrong
+            # key, a locked file): no empty capture left behind at each refused start (a rollback attempt)
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            if echo is not None:
+                echo(f"capture {path}: removed, nothing was recorded")
+        elif echo is not None:
             echo(f"capture {path}: {writer.rows} frame(s) of {rec.exchanges} exchange(s)"
                  + (f"; {writer.dropped} frame(s) dropped (recorder behind)" if writer.dropped else ""))

@@ -72,6 +72,12 @@ async def recover_channel(mgr: Any, disp: Any) -> int:
             await _resolve(mgr, disp, p)
         except Exception:
             log.exception("recovery of deal %s failed; it stays in flight", p.id)
+    if pending:
+        # one line at the start (the deals' own lines are at info): an engine restarted after a kill, or a new
+        # bsp started on a killed old one's files, tells the operator there is something to settle
+        log.warning("recovery: %d deal(s) of channel %s were in flight when the engine last stopped (killed or "
+                    "crashed): resolved by their route's on restart policy (those flagged for an operator: "
+                    "bsp deals --flagged; bsp status open_flags)", len(pending), disp.channel)
     return len(pending)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.ledger_store import SCHEMA_VERSION
 from opskit import ECHO, REPO
 
 NO_AUDIT_KEY = ("warning: no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE, or ledger.audit_key in the deployment "
@@ -104,7 +105,7 @@ def test_the_ledger_path_is_printed_absolute(tmp_path: Path, options: tuple[str,
     (tmp_path / "rel").mkdir()
     out = _serve_and_stop(tmp_path, clean_env(), *options, cwd=tmp_path)
     want = tmp_path / ("rel/l.duckdb" if "--ledger" in options else "var/bsp.duckdb")
-    assert f", ledger {want} (sync journal);" in out, out
+    assert f", ledger {want} (schema {SCHEMA_VERSION}, sync journal);" in out, out   # the schema: upgrade day
     assert want.is_file()
 
 

@@ -107,3 +107,19 @@ async def test_live_engine_resolves_deals_left_in_flight_before_serving(nursery,
             engine.drain()
     assert at_start == (1, [])                     # final before the first request could arrive
     _assert_resolved(ledger, debit, credit)
+
+
+async def test_a_restart_says_in_one_line_how_many_deals_it_found_in_flight(nursery, tmp_path: Path, caplog) -> None:
+    # the deals' own lines are at info: a start after a kill (or an upgrade started on a killed engine's files)
+    # said nothing at the default level about the deals it had to settle
+    import logging
+
+    program, ledger, debit, credit = await _crash_mid_deal(tmp_path, nursery)
+    with caplog.at_level(logging.WARNING, logger="bsp.txn"):
+        async with running(program, ledger):
+            pass
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bsp.txn") and "in flight" in r.getMessage()]
+    assert said == ["recovery: 1 deal(s) of channel front were in flight when the engine last stopped (killed or "
+                    "crashed): resolved by their route's on restart policy (those flagged for an operator: "
+                    "bsp deals --flagged; bsp status open_flags)"], caplog.text
+    _assert_resolved(ledger, debit, credit)
