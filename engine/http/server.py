@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -69,6 +70,10 @@ ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed
 OnTLSFailure = Callable[[Any, BaseException], None]            # (peer, the SSLError or trio.TooSlowError)
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
+# a chunked body's framing (chunk sizes, extensions, trailers) may exceed the body's own size by this much at most
+FRAMING_SLACK = 16 * 1024
+_HEAD_END = re.compile(rb"\n\r?\n")
+_OBS_FOLD = re.compile(rb"\n[ \t]")
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,9 @@ class _Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
         self.read_scope: trio.CancelScope | None = None
         self.started = False           # any byte of the current request seen
+        self.head = bytearray()        # the current request's first bytes, its head among them (obs-fold check)
+        self.wire = 0                  # bytes of the current request received so far
+        self.body_len: int | None = None   # reading its body: the bytes of it so far (the framing bound)
         self.arrived_by: float | None = None   # retired while waiting: the wait for a request ends then
 
     # ---------------------------------------------------------------- reading
@@ -145,6 +153,12 @@ class _Connection:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
+            if self.body_len is not None and self.wire > 2 * self.body_len + 2 * self.limits.max_header + FRAMING_SLACK:
+                # 1-byte chunks, or chunk extensions: the client's bytes cost parsing, not body (h11 reads each chunk
+                # as an event); all bytes received are this request's (h11 has not finished it)
+                raise h11.RemoteProtocolError(
+                    f"the chunked body's framing (chunk sizes, extensions) takes {self.wire - self.body_len} bytes "
+                    f"for {self.body_len} bytes of body; send larger chunks", error_status_hint=400)
             if self.started:
                 data = await receive_some(self.stream)
             else:
@@ -163,6 +177,9 @@ class _Connection:
                     self.slot.wait_ends()
                 assert self.read_scope is not None
                 self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
+            self.wire += len(data)
+            if self.conn.their_state is h11.IDLE and len(self.head) <= self.limits.max_header:
+                self.head += data[:self.limits.max_header + 4]
             self.conn.receive_data(data)
 
     @property
@@ -187,7 +204,11 @@ class _Connection:
         Once retired an answer carries ``Connection: close`` and ends the connection (``run``), so the
         requests pipelined behind it are not read; a request that arrived on a connection waiting for one
         when the retirement came is read and answered (``_arrived_by``)."""
-        self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
+        pending = self.conn.trailing_data[0]       # pipelined bytes already here
+        self.started = bool(pending)
+        self.head = bytearray(pending[:self.limits.max_header + 4])
+        self.wire = len(pending)
+        self.body_len = None
         self.instance: str | None = None          # the path, once the request line is read: a problem's instance
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         now = trio.current_time()
@@ -225,6 +246,7 @@ class _Connection:
         if head_size > self.limits.max_header:     # h11 only bounds a head still incomplete
             await self.fail(Response.problem(
                 431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
+        self._refuse_obs_fold()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
                           peer=self.peer, peercert=self.peercert, who=self.who,
@@ -241,10 +263,12 @@ class _Connection:
         if self.conn.they_are_waiting_for_100_continue:
             await self._send(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
+        self.body_len = 0
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Data):
                 body += event.data
+                self.body_len = len(body)
                 if len(body) > self.limits.max_body:
                     await self.fail(self._too_large("the chunked body"))
             elif isinstance(event, h11.EndOfMessage):
@@ -252,6 +276,17 @@ class _Connection:
                 return request
             elif isinstance(event, h11.ConnectionClosed):
                 return None
+
+    def _refuse_obs_fold(self) -> None:
+        """A header continued on the next line (obsolete line folding): h11 joins it to the line before; a proxy in
+        front may read it otherwise (``Transfer-Encoding:`` then `` chunked`` on its own line taken as no body:
+        the chunked body would then be read here as the next request, request smuggling).  Refused (RFC 9112 5.2)."""
+        end = _HEAD_END.search(self.head)
+        head = self.head[:end.start() + 1] if end is not None else self.head
+        if _OBS_FOLD.search(head):
+            raise h11.RemoteProtocolError("a header line is folded onto the next one (obsolete line folding: a line "
+                                          "starting with a space or tab); send each header on one line",
+                                          error_status_hint=400)
 
     def _too_large(self, what: str) -> Response:
         return Response.problem(413, f"{what} exceeds the limit of {self.limits.max_body} bytes; "
