@@ -15,6 +15,9 @@ Limits (``HTTPLimits``), all bounded:
     (a declared length is refused before reading, also for ``Expect: 100-continue``).
   * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
+  * a chunked body's framing: the request's bytes at most ``2 * body + 2 * max_header + FRAMING_SLACK``
+    (1-byte chunks, chunk extensions) -> 400 and close; a header folded onto the next line (obs-fold, a
+    smuggling vector behind a proxy that does not unfold) -> 400 and close.
   * ``write_timeout``, ``handshake_timeout``, ``max_connections``: at the cap a new connection takes
     the slot of the connection longest in its TLS handshake, else of the one idle longest (waiting for its
     next request, or its first), with a warning; with none of those, it waits for one to end or fall idle
