@@ -71,6 +71,7 @@ log = logging.getLogger("bsp.http")
 Handler = Callable[[Request], Awaitable[Response]]
 ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed over an answer's body
 OnTLSFailure = Callable[[Any, BaseException], None]            # (peer, the SSLError or trio.TooSlowError)
+OnBadRequest = Callable[[Any, int, str], None]                 # (peer, status, reason): a request refused unread
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
 # a chunked body's framing (chunk sizes, extensions, trailers) may exceed the body's own size by this much at most
@@ -89,6 +90,12 @@ class HTTPLimits:
     handshake_timeout: float = 10.0
     linger: float = 1.0               # after an error answer: drain what the client still sends, then close
     max_connections: int = 512
+
+
+def _unquoted(exc: BaseException) -> str:
+    """h11's reason without the bytes it quotes (``illegal header line: bytearray(b'...')``): the log never
+    holds what a client sent in a line that could not be read (a token, a card number)."""
+    return re.split(r": (?:bytearray\()?b['\"]", str(exc), maxsplit=1)[0][:200]
 
 
 class _Close(Exception):
@@ -131,8 +138,10 @@ async def receive_some(stream: trio.abc.Stream) -> bytes | bytearray:
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
                  peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
-                 slot: HttpSlot | None = None, retire: trio.Event | None = None) -> None:
+                 slot: HttpSlot | None = None, retire: trio.Event | None = None,
+                 on_bad_request: OnBadRequest | None = None) -> None:
         self.stream = stream
+        self.on_bad_request = on_bad_request
         self.retire = retire
         self.wait_scope: trio.CancelScope | None = None     # the wait for a request's first byte
         self.slot = slot
@@ -227,12 +236,14 @@ class _Connection:
                 status = exc.error_status_hint
                 detail = (f"request line and headers exceed {self.limits.max_header} bytes"
                           if status == 431 else f"malformed HTTP request: {exc}")
+                self._bad(status, detail if status == 431 else _unquoted(exc))
                 await self.fail(Response.problem(status, detail))
             finally:
                 if self.slot is not None:
                     self.slot.wait_ends()
         if scope.cancelled_caught:
             if self.started:
+                self._bad(408, f"the request did not arrive within {self.limits.read_timeout:g}s")
                 await self.fail(Response.problem(
                     408, f"the request did not arrive within {self.limits.read_timeout:g}s",
                     instance=self.instance))
@@ -247,6 +258,7 @@ class _Connection:
             raise _Close()
         head_size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if head_size > self.limits.max_header:     # h11 only bounds a head still incomplete
+            self._bad(431, f"request line and headers exceed {self.limits.max_header} bytes")
             await self.fail(Response.problem(
                 431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
         self._refuse_obs_fold()
@@ -259,9 +271,11 @@ class _Connection:
         if declared is not None and request.header("transfer-encoding") is not None:
             # h11 reads the chunked body and ignores Content-Length; a proxy in front may do the opposite
             # and see another request in the body (request smuggling): refuse and close (RFC 9112 6.1)
+            self._bad(400, "both Content-Length and Transfer-Encoding")
             await self.fail(Response.problem(
                 400, "the request has both Content-Length and Transfer-Encoding; send one of them"))
         if declared is not None and int(declared) > self.limits.max_body:
+            self._bad(413, f"declared Content-Length {declared} over max_body {self.limits.max_body}")
             await self.fail(self._too_large(f"declared Content-Length {declared}"))
         if self.conn.they_are_waiting_for_100_continue:
             await self._send(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
@@ -273,6 +287,7 @@ class _Connection:
                 body += event.data
                 self.body_len = len(body)
                 if len(body) > self.limits.max_body:
+                    self._bad(413, f"chunked body over max_body {self.limits.max_body}")
                     await self.fail(self._too_large("the chunked body"))
             elif isinstance(event, h11.EndOfMessage):
                 request.body = bytes(body)
@@ -290,6 +305,14 @@ class _Connection:
             raise h11.RemoteProtocolError("a header line is folded onto the next one (obsolete line folding: a line "
                                           "starting with a space or tab); send each header on one line",
                                           error_status_hint=400)
+
+    def _bad(self, status: int, reason: str) -> None:
+        """A request refused before it was whole (malformed, too large, too slow): told to ``on_bad_request``
+        (an ``http listen`` channel logs the first of each kind and counts the rest), else logged here at info."""
+        if self.on_bad_request is not None:
+            self.on_bad_request(self.peer, status, reason)
+        else:
+            log.info("http %s: request refused: %d %s", self.peer, status, reason)
 
     def _too_large(self, what: str) -> Response:
         return Response.problem(413, f"{what} exceeds the limit of {self.limits.max_body} bytes; "
@@ -419,12 +442,14 @@ async def serve_connection(
     slot: HttpSlot | None = None,
     retire: trio.Event | None = None,
     live: "set[_Connection] | None" = None,
+    on_bad_request: OnBadRequest | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one stream until the client leaves (or ``retire`` is set: see the module's doc);
     always closes the stream.  ``live``: the server's open connections (each adds itself while it runs).
 
-    ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
-    let the caller count and log those in its own words (an ``http listen`` names its channel); without
+    ``on_refused(peer, reason)``, ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake) and
+    ``on_bad_request(peer, status, reason)`` (a request refused before it was whole: malformed, smuggling,
+    too large, too slow; the reason never quotes the client's bytes) let the caller count and log those in its own words (an ``http listen`` names its channel); without
     them the server logs them itself.  ``slot``: the connection's in its server's ``max_connections``
     room (its handshake, then its waits for a request, may be ended to make room)."""
     peer = peer if peer is not None else peer_of(stream)
@@ -457,7 +482,8 @@ async def serve_connection(
                     on_refused(peer, reason)
                 else:
                     log.warning("http %s: access refused: %s", peer, reason)
-        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, slot, retire)
+        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, slot, retire,
+                                 on_bad_request)
         if slot is not None:
             slot.connection = connection
             slot.served()
@@ -493,6 +519,7 @@ async def serve_http(
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
+    on_bad_request: OnBadRequest | None = None,
     retire: trio.Event | None = None,
     room: Room | None = None,
     sockets: ListenSockets | None = None,
@@ -520,14 +547,14 @@ async def serve_http(
     try:
         await _serve_on(sockets, handler, host, port, ssl_context, limits=limits, access=access,
                         on_refused=on_refused, reply_headers=reply_headers, on_tls_failure=on_tls_failure,
-                        retire=retire, room=room, task_status=task_status)
+                        on_bad_request=on_bad_request, retire=retire, room=room, task_status=task_status)
     finally:
         sockets.close_now()                 # a failure, a cancellation: nothing stays open (unless handed over)
 
 
 async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, port: int, ssl_context: Any, *,
                     limits: HTTPLimits, access: AccessList | None, on_refused: Any, reply_headers: Any,
-                    on_tls_failure: Any, retire: trio.Event | None, room: Room | None,
+                    on_tls_failure: Any, on_bad_request: Any, retire: trio.Event | None, room: Room | None,
                     task_status: Any) -> None:
     listeners: list[Any] = await sockets.open(host, port)
     bound = listeners[0].socket.getsockname()[1]
@@ -550,7 +577,8 @@ async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, 
                 stream = trio.SSLStream(stream, context, server_side=True)
             await serve_connection(stream, handler, limits=limits, access=access, peer=peer,
                                    on_refused=on_refused, reply_headers=reply_headers,
-                                   on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live)
+                                   on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live,
+                                   on_bad_request=on_bad_request)
         finally:
             room.leave(slot)
 

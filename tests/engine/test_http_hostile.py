@@ -133,3 +133,43 @@ async def test_a_token_sent_without_its_scheme_is_not_quoted_back(admin):
     assert r.status_code == 401 and "'Basic'" in r.json()["detail"] and "dXNlcjpwYXNz" not in r.text
     r = await admin.get("/status", headers={"authorization": f"Bearer {SECRET}"})
     assert r.status_code == 200
+
+
+CHANNEL_ROUTE = '''
+format Pay = json
+format Ack = json
+
+channel api = http listen {
+    address = "127.0.0.1:0"
+    path    = "/payments"
+}
+
+route pay {
+    receive from api as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+    reply Ack { status = "OK" }
+}
+'''
+
+
+async def test_http_listen_logs_a_bad_request_without_its_bytes_and_counts_a_flood(tmp_path, caplog):
+    # a smuggling probe left no trace: no deal (nothing was read) and no log line
+    from kit import compile_text, running
+
+    prog = compile_text(tmp_path, CHANNEL_ROUTE)
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        port = sb.channel("api").port
+        caplog.clear()
+        for _ in range(3):
+            out = await _exchange(port, b"POST /payments HTTP/1.1\r\nHost: x\r\n"
+                                        b"Authorization : Bearer 4111111111111111\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 400 ")
+        out = await _exchange(port, b"POST /payments HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400 ")
+        assert sb.channel("api").bad_requests == 4
+    lines = [r.getMessage() for r in caplog.records if "bad HTTP request" in r.getMessage()]
+    assert len(lines) == 2, lines         # the first in full, the rest counted (said when the channel stops)
+    assert "channel api: bad HTTP request from 127.0.0.1:" in lines[0] and "400 illegal header line" in lines[0]
+    assert "3 more bad HTTP requests (400)" in lines[1] and "both Content-Length and Transfer-Encoding" in lines[1]
+    assert not any("4111111111111111" in r.getMessage() for r in caplog.records)
