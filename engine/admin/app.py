@@ -405,6 +405,12 @@ async def serve_admin(
     def refused(peer: Any, reason: str) -> None:
         app.metrics.auth_failed("refused")
 
+    def bad_request(peer: Any, status: int, reason: str) -> None:
+        # malformed, smuggling, too large, too slow: the first of each status in full, a flood counted
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        app.refusals.occurred(("bad request", status), f"bad HTTP request from {host}: {status} {reason}; "
+                              "answered and closed", noun=f"bad HTTP requests ({status})", source=host, reason=reason)
+
     if not _is_loopback(host) and ssl_context is None:
         task_status = _WarnInClear(task_status, host)
     room = http_room(limits.max_connections, title="admin API", limit="its limit, fixed", idle_hint="",
@@ -416,7 +422,7 @@ async def serve_admin(
             nursery.start_soon(app.refusals.run)       # the count of refusals once its minute is over
             nursery.start_soon(room.faults.run)        # connections closed for room, counted in a loop
             await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
-                             room=room, task_status=task_status)
+                             on_bad_request=bad_request, room=room, task_status=task_status)
     except BaseExceptionGroup as group:
         # the nursery wraps what serve_http raised: a taken port (OSError) goes on as itself, for the start's
         # one-line error naming the admin API (engine/ops/serve.py), not as a group with a traceback

@@ -173,3 +173,15 @@ async def test_http_listen_logs_a_bad_request_without_its_bytes_and_counts_a_flo
     assert "channel api: bad HTTP request from 127.0.0.1:" in lines[0] and "400 illegal header line" in lines[0]
     assert "3 more bad HTTP requests (400)" in lines[1] and "both Content-Length and Transfer-Encoding" in lines[1]
     assert not any("4111111111111111" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_admin_api_logs_bad_requests_once_then_counts_them(admin, caplog):
+    port = int(str(admin.base_url).rsplit(":", 1)[1].rstrip("/"))
+    caplog.clear()
+    for _ in range(5):
+        out = await _exchange(port, b"GET /status HTTP/1.1\r\nHost: x\r\nAuthorization : Bearer " +
+                              SECRET.encode() + b"\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400 ")
+    lines = [r.getMessage() for r in caplog.records if "bad HTTP request" in r.getMessage()]
+    assert lines == ["admin: bad HTTP request from 127.0.0.1: 400 illegal header line; answered and closed"]
+    assert not any(SECRET in r.getMessage() for r in caplog.records)
