@@ -41,6 +41,7 @@ log = logging.getLogger("bsp.admin")
 
 DEFAULT_HOST = ADMIN_HOST
 DEFAULT_PORT = ADMIN_PORT
+NO_STORE = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))     # on every answer
 REFUSAL_LOG_EVERY = 60.0      # seconds between two "admin: refused" lines for one client address
 ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
                           max_connections=64)
@@ -112,6 +113,10 @@ class AdminApp:
             response = Response.problem(500, "the engine failed while answering; the error is in the bsp log",
                                         instance=request.raw_path)
         self.metrics.admin_request(endpoint, response.status)
+        names = {k.lower() for k, _ in response.headers}
+        # deals, dead letters and the status are not for any cache to keep, and a problem quoting the path sent
+        # is JSON, never sniffed as a page
+        response.headers.extend(h for h in NO_STORE if h[0] not in names)
         return response
 
     def _query(self, request: Request) -> dict[str, Any]:

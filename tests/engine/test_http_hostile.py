@@ -185,3 +185,9 @@ async def test_the_admin_api_logs_bad_requests_once_then_counts_them(admin, capl
     lines = [r.getMessage() for r in caplog.records if "bad HTTP request" in r.getMessage()]
     assert lines == ["admin: bad HTTP request from 127.0.0.1: 400 illegal header line; answered and closed"]
     assert not any(SECRET in r.getMessage() for r in caplog.records)
+
+
+async def test_admin_answers_are_not_cached_nor_sniffed(admin):
+    for r in (await admin.get("/status", headers={"authorization": f"Bearer {SECRET}"}),
+              await admin.get("/status"), await admin.get("/health"), await admin.get("/nowhere/<b>x</b>")):
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
