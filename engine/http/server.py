@@ -17,7 +17,7 @@ Limits (``HTTPLimits``), all bounded:
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
   * a chunked body's framing: the request's bytes at most ``2 * body + 2 * max_header + FRAMING_SLACK``
     (1-byte chunks, chunk extensions) -> 400 and close; a header folded onto the next line (obs-fold, a
-    smuggling vector behind a proxy that does not unfold) -> 400 and close.
+    smuggling vector behind a proxy that does not unfold), or a head line ending in a bare LF -> 400 and close.
   * ``write_timeout``, ``handshake_timeout``, ``max_connections``: at the cap a new connection takes
     the slot of the connection longest in its TLS handshake, else of the one idle longest (waiting for its
     next request, or its first), with a warning; with none of those, it waits for one to end or fall idle
@@ -78,6 +78,7 @@ SERVER_HEADER = ("server", "bsp")
 FRAMING_SLACK = 16 * 1024
 _HEAD_END = re.compile(rb"\n\r?\n")
 _OBS_FOLD = re.compile(rb"\n[ \t]")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ class _Connection:
             self._bad(431, f"request line and headers exceed {self.limits.max_header} bytes")
             await self.fail(Response.problem(
                 431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
-        self._refuse_obs_fold()
+        self._refuse_ambiguous_head()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
                           peer=self.peer, peercert=self.peercert, who=self.who,
@@ -295,12 +296,16 @@ class _Connection:
             elif isinstance(event, h11.ConnectionClosed):
                 return None
 
-    def _refuse_obs_fold(self) -> None:
+    def _refuse_ambiguous_head(self) -> None:
         """A header continued on the next line (obsolete line folding): h11 joins it to the line before; a proxy in
         front may read it otherwise (``Transfer-Encoding:`` then `` chunked`` on its own line taken as no body:
         the chunked body would then be read here as the next request, request smuggling).  Refused (RFC 9112 5.2)."""
         end = _HEAD_END.search(self.head)
-        head = self.head[:end.start() + 1] if end is not None else self.head
+        head = self.head[:end.end()] if end is not None else self.head
+        if _BARE_LF.search(head):
+            # likewise: a proxy that ends lines at CRLF only reads "X: a\nTransfer-Encoding: chunked" as one header
+            raise h11.RemoteProtocolError("a line of the request's head ends with a bare LF; end each line with "
+                                          "CRLF", error_status_hint=400)
         if _OBS_FOLD.search(head):
             raise h11.RemoteProtocolError("a header line is folded onto the next one (obsolete line folding: a line "
                                           "starting with a space or tab); send each header on one line",

@@ -191,3 +191,15 @@ async def test_admin_answers_are_not_cached_nor_sniffed(admin):
     for r in (await admin.get("/status", headers={"authorization": f"Bearer {SECRET}"}),
               await admin.get("/status"), await admin.get("/health"), await admin.get("/nowhere/<b>x</b>")):
         assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("head", [
+    b"POST /size HTTP/1.1\r\nHost: x\r\nX-Note: a\nTransfer-Encoding: chunked\r\n\r\n",    # one header to a proxy
+    b"POST /size HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n",
+    b"POST /size HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\n",
+])
+async def test_a_head_line_ending_in_a_bare_lf_is_refused_and_closed(server, head):
+    port, seen = server
+    out = await _exchange(port, head + b"0\r\n\r\nGET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 ") and out.count(b"HTTP/1.1 ") == 1 and b"bare LF" in out
+    assert seen == []
