@@ -41,6 +41,7 @@ log = logging.getLogger("bsp.admin")
 
 DEFAULT_HOST = ADMIN_HOST
 DEFAULT_PORT = ADMIN_PORT
+NO_STORE = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))     # on every answer
 REFUSAL_LOG_EVERY = 60.0      # seconds between two "admin: refused" lines for one client address
 ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
                           max_connections=64)
@@ -112,6 +113,10 @@ class AdminApp:
             response = Response.problem(500, "the engine failed while answering; the error is in the bsp log",
                                         instance=request.raw_path)
         self.metrics.admin_request(endpoint, response.status)
+        names = {k.lower() for k, _ in response.headers}
+        # deals, dead letters and the status are not for any cache to keep, and a problem quoting the path sent
+        # is JSON, never sniffed as a page
+        response.headers.extend(h for h in NO_STORE if h[0] not in names)
         return response
 
     def _query(self, request: Request) -> dict[str, Any]:
@@ -405,6 +410,12 @@ async def serve_admin(
     def refused(peer: Any, reason: str) -> None:
         app.metrics.auth_failed("refused")
 
+    def bad_request(peer: Any, status: int, reason: str) -> None:
+        # malformed, smuggling, too large, too slow: the first of each status in full, a flood counted
+        host = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        app.refusals.occurred(("bad request", status), f"bad HTTP request from {host}: {status} {reason}; "
+                              "answered and closed", noun=f"bad HTTP requests ({status})", source=host, reason=reason)
+
     if not _is_loopback(host) and ssl_context is None:
         task_status = _WarnInClear(task_status, host)
     room = http_room(limits.max_connections, title="admin API", limit="its limit, fixed", idle_hint="",
@@ -416,7 +427,7 @@ async def serve_admin(
             nursery.start_soon(app.refusals.run)       # the count of refusals once its minute is over
             nursery.start_soon(room.faults.run)        # connections closed for room, counted in a loop
             await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
-                             room=room, task_status=task_status)
+                             on_bad_request=bad_request, room=room, task_status=task_status)
     except BaseExceptionGroup as group:
         # the nursery wraps what serve_http raised: a taken port (OSError) goes on as itself, for the start's
         # one-line error naming the admin API (engine/ops/serve.py), not as a group with a traceback

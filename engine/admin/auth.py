@@ -180,7 +180,11 @@ class TokenAuth:
                                             "`Authorization: Bearer <token>`")
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
-            raise self._refuse("malformed", f"expected `Authorization: Bearer <token>`, got scheme {scheme!r}")
+            # the scheme is quoted only when it cannot be a token (shorter than one): a token sent without
+            # `Bearer ` would be its first word, and a refusal never quotes a secret back
+            got = (f"scheme {scheme!r}" if len(scheme) < MIN_TOKEN_LENGTH
+                   else f"a value of {len(scheme)} characters without a scheme")
+            raise self._refuse("malformed", f"expected `Authorization: Bearer <token>`, got {got}")
         who = self._match(credentials.strip())
         if who is None:
             raise self._refuse("wrong", "the bearer token is not the admin token of this engine (nor one of its named tokens)")

@@ -162,6 +162,7 @@ class HttpListener:
         self.refused = 0
         self.tls_failures = 0
         self.unauthenticated = 0
+        self.bad_requests = 0          # refused before they were whole (engine.http.server on_bad_request)
         self.metrics: Any = None
 
     def bind_codecs(self, ctx: Any) -> None:
@@ -214,6 +215,7 @@ class HttpListener:
                 serve_http, self.router, self.host, self.port, self.tls,
                 limits=self.limits, access=None if self.access.open else self.access,
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
+                on_bad_request=self._on_bad_request,
                 reply_headers=self.signature.headers_for if self.signature is not None else None,
                 retire=self._stop, room=self.room, sockets=self.sockets))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
@@ -244,6 +246,15 @@ class HttpListener:
         who = _peer_text(peer)
         self.faults.occurred("refused", f"request from {who} refused by the access list: {reason}",
                              noun="requests refused by the access list", source=who, reason=reason)
+
+    def _on_bad_request(self, peer: Any, status: int, reason: str) -> None:
+        """A request refused before it was whole (malformed, smuggling, too large, too slow): no deal (nothing
+        was read to record), so the log says it, the first of each status in full, a flood counted."""
+        self.bad_requests += 1
+        who = _peer_text(peer)
+        self.faults.occurred(("bad request", status), f"bad HTTP request from {who}: {status} {reason}; "
+                             "answered and closed", noun=f"bad HTTP requests ({status})", source=who,
+                             reason=reason)
 
     def _on_tls_failure(self, peer: Any, exc: BaseException) -> None:
         self.tls_failures += 1

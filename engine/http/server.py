@@ -15,6 +15,9 @@ Limits (``HTTPLimits``), all bounded:
     (a declared length is refused before reading, also for ``Expect: 100-continue``).
   * ``idle_timeout``: keep-alive wait for the next request; closes quietly.
   * ``read_timeout``: from the first byte of a request to its last; -> 408 and close.
+  * a chunked body's framing: the request's bytes at most ``2 * body + 2 * max_header + FRAMING_SLACK``
+    (1-byte chunks, chunk extensions) -> 400 and close; a header folded onto the next line (obs-fold, a
+    smuggling vector behind a proxy that does not unfold), or a head line ending in a bare LF -> 400 and close.
   * ``write_timeout``, ``handshake_timeout``, ``max_connections``: at the cap a new connection takes
     the slot of the connection longest in its TLS handshake, else of the one idle longest (waiting for its
     next request, or its first), with a warning; with none of those, it waits for one to end or fall idle
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -68,8 +72,14 @@ log = logging.getLogger("bsp.http")
 Handler = Callable[[Request], Awaitable[Response]]
 ReplyHeaders = Callable[[bytes], "list[tuple[str, str]]"]     # headers computed over an answer's body
 OnTLSFailure = Callable[[Any, BaseException], None]            # (peer, the SSLError or trio.TooSlowError)
+OnBadRequest = Callable[[Any, int, str], None]                 # (peer, status, reason): a request refused unread
 RECEIVE_SIZE = 65536
 SERVER_HEADER = ("server", "bsp")
+# a chunked body's framing (chunk sizes, extensions, trailers) may exceed the body's own size by this much at most
+FRAMING_SLACK = 16 * 1024
+_HEAD_END = re.compile(rb"\n\r?\n")
+_OBS_FOLD = re.compile(rb"\n[ \t]")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,12 @@ class HTTPLimits:
     handshake_timeout: float = 10.0
     linger: float = 1.0               # after an error answer: drain what the client still sends, then close
     max_connections: int = 512
+
+
+def _unquoted(exc: BaseException) -> str:
+    """h11's reason without the bytes it quotes (``illegal header line: bytearray(b'...')``): the log never
+    holds what a client sent in a line that could not be read (a token, a card number)."""
+    return re.split(r": (?:bytearray\()?b['\"]", str(exc), maxsplit=1)[0][:200]
 
 
 class _Close(Exception):
@@ -183,8 +199,10 @@ async def _answer_plain(stream: trio.SSLStream, use: str, limits: HTTPLimits,
 class _Connection:
     def __init__(self, stream: trio.abc.Stream, handler: Handler, limits: HTTPLimits,
                  peer: Any, peercert: dict[str, Any] | None, reply_headers: ReplyHeaders | None = None,
-                 slot: HttpSlot | None = None, retire: trio.Event | None = None) -> None:
+                 slot: HttpSlot | None = None, retire: trio.Event | None = None,
+                 on_bad_request: OnBadRequest | None = None) -> None:
         self.stream = stream
+        self.on_bad_request = on_bad_request
         self.retire = retire
         self.wait_scope: trio.CancelScope | None = None     # the wait for a request's first byte
         self.slot = slot
@@ -197,6 +215,9 @@ class _Connection:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header)
         self.read_scope: trio.CancelScope | None = None
         self.started = False           # any byte of the current request seen
+        self.head = bytearray()        # the current request's first bytes, its head among them (obs-fold check)
+        self.wire = 0                  # bytes of the current request received so far
+        self.body_len: int | None = None   # reading its body: the bytes of it so far (the framing bound)
         self.arrived_by: float | None = None   # retired while waiting: the wait for a request ends then
 
     # ---------------------------------------------------------------- reading
@@ -205,6 +226,12 @@ class _Connection:
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
+            if self.body_len is not None and self.wire > 2 * self.body_len + 2 * self.limits.max_header + FRAMING_SLACK:
+                # 1-byte chunks, or chunk extensions: the client's bytes cost parsing, not body (h11 reads each chunk
+                # as an event); all bytes received are this request's (h11 has not finished it)
+                raise h11.RemoteProtocolError(
+                    f"the chunked body's framing (chunk sizes, extensions) takes {self.wire - self.body_len} bytes "
+                    f"for {self.body_len} bytes of body; send larger chunks", error_status_hint=400)
             if self.started:
                 data = await receive_some(self.stream)
             else:
@@ -223,6 +250,9 @@ class _Connection:
                     self.slot.wait_ends()
                 assert self.read_scope is not None
                 self.read_scope.deadline = trio.current_time() + self.limits.read_timeout
+            self.wire += len(data)
+            if self.conn.their_state is h11.IDLE and len(self.head) <= self.limits.max_header:
+                self.head += data[:self.limits.max_header + 4]
             self.conn.receive_data(data)
 
     @property
@@ -247,7 +277,11 @@ class _Connection:
         Once retired an answer carries ``Connection: close`` and ends the connection (``run``), so the
         requests pipelined behind it are not read; a request that arrived on a connection waiting for one
         when the retirement came is read and answered (``_arrived_by``)."""
-        self.started = bool(self.conn.trailing_data[0])      # pipelined bytes already here
+        pending = self.conn.trailing_data[0]       # pipelined bytes already here
+        self.started = bool(pending)
+        self.head = bytearray(pending[:self.limits.max_header + 4])
+        self.wire = len(pending)
+        self.body_len = None
         self.instance: str | None = None          # the path, once the request line is read: a problem's instance
         timeout = self.limits.read_timeout if self.started else self.limits.idle_timeout
         now = trio.current_time()
@@ -263,12 +297,14 @@ class _Connection:
                 status = exc.error_status_hint
                 detail = (f"request line and headers exceed {self.limits.max_header} bytes"
                           if status == 431 else f"malformed HTTP request: {exc}")
+                self._bad(status, detail if status == 431 else _unquoted(exc))
                 await self.fail(Response.problem(status, detail))
             finally:
                 if self.slot is not None:
                     self.slot.wait_ends()
         if scope.cancelled_caught:
             if self.started:
+                self._bad(408, f"the request did not arrive within {self.limits.read_timeout:g}s")
                 await self.fail(Response.problem(
                     408, f"the request did not arrive within {self.limits.read_timeout:g}s",
                     instance=self.instance))
@@ -283,8 +319,10 @@ class _Connection:
             raise _Close()
         head_size = len(event.method) + len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
         if head_size > self.limits.max_header:     # h11 only bounds a head still incomplete
+            self._bad(431, f"request line and headers exceed {self.limits.max_header} bytes")
             await self.fail(Response.problem(
                 431, f"request line and headers exceed {self.limits.max_header} bytes ({head_size})"))
+        self._refuse_ambiguous_head()
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers]
         request = Request(event.method.decode("ascii").upper(), event.target.decode("latin-1"), headers,
                           peer=self.peer, peercert=self.peercert, who=self.who,
@@ -294,24 +332,52 @@ class _Connection:
         if declared is not None and request.header("transfer-encoding") is not None:
             # h11 reads the chunked body and ignores Content-Length; a proxy in front may do the opposite
             # and see another request in the body (request smuggling): refuse and close (RFC 9112 6.1)
+            self._bad(400, "both Content-Length and Transfer-Encoding")
             await self.fail(Response.problem(
                 400, "the request has both Content-Length and Transfer-Encoding; send one of them"))
         if declared is not None and int(declared) > self.limits.max_body:
+            self._bad(413, f"declared Content-Length {declared} over max_body {self.limits.max_body}")
             await self.fail(self._too_large(f"declared Content-Length {declared}"))
         if self.conn.they_are_waiting_for_100_continue:
             await self._send(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
+        self.body_len = 0
         while True:
             event = await self._next_event()
             if isinstance(event, h11.Data):
                 body += event.data
+                self.body_len = len(body)
                 if len(body) > self.limits.max_body:
+                    self._bad(413, f"chunked body over max_body {self.limits.max_body}")
                     await self.fail(self._too_large("the chunked body"))
             elif isinstance(event, h11.EndOfMessage):
                 request.body = bytes(body)
                 return request
             elif isinstance(event, h11.ConnectionClosed):
                 return None
+
+    def _refuse_ambiguous_head(self) -> None:
+        """A header continued on the next line (obsolete line folding): h11 joins it to the line before; a proxy in
+        front may read it otherwise (``Transfer-Encoding:`` then `` chunked`` on its own line taken as no body:
+        the chunked body would then be read here as the next request, request smuggling).  Refused (RFC 9112 5.2)."""
+        end = _HEAD_END.search(self.head)
+        head = self.head[:end.end()] if end is not None else self.head
+        if _BARE_LF.search(head):
+            # likewise: a proxy that ends lines at CRLF only reads "X: a\nTransfer-Encoding: chunked" as one header
+            raise h11.RemoteProtocolError("a line of the request's head ends with a bare LF; end each line with "
+                                          "CRLF", error_status_hint=400)
+        if _OBS_FOLD.search(head):
+            raise h11.RemoteProtocolError("a header line is folded onto the next one (obsolete line folding: a line "
+                                          "starting with a space or tab); send each header on one line",
+                                          error_status_hint=400)
+
+    def _bad(self, status: int, reason: str) -> None:
+        """A request refused before it was whole (malformed, too large, too slow): told to ``on_bad_request``
+        (an ``http listen`` channel logs the first of each kind and counts the rest), else logged here at info."""
+        if self.on_bad_request is not None:
+            self.on_bad_request(self.peer, status, reason)
+        else:
+            log.info("http %s: request refused: %d %s", self.peer, status, reason)
 
     def _too_large(self, what: str) -> Response:
         return Response.problem(413, f"{what} exceeds the limit of {self.limits.max_body} bytes; "
@@ -441,12 +507,14 @@ async def serve_connection(
     slot: HttpSlot | None = None,
     retire: trio.Event | None = None,
     live: "set[_Connection] | None" = None,
+    on_bad_request: OnBadRequest | None = None,
 ) -> None:
     """Serve HTTP/1.1 on one stream until the client leaves (or ``retire`` is set: see the module's doc);
     always closes the stream.  ``live``: the server's open connections (each adds itself while it runs).
 
-    ``on_refused(peer, reason)`` and ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake)
-    let the caller count and log those in its own words (an ``http listen`` names its channel); without
+    ``on_refused(peer, reason)``, ``on_tls_failure(peer, exc)`` (a failed or too slow TLS handshake) and
+    ``on_bad_request(peer, status, reason)`` (a request refused before it was whole: malformed, smuggling,
+    too large, too slow; the reason never quotes the client's bytes) let the caller count and log those in its own words (an ``http listen`` names its channel); without
     them the server logs them itself.  ``slot``: the connection's in its server's ``max_connections``
     room (its handshake, then its waits for a request, may be ended to make room)."""
     peer = peer if peer is not None else peer_of(stream)
@@ -489,7 +557,8 @@ async def serve_connection(
                     on_refused(peer, reason)
                 else:
                     log.warning("http %s: access refused: %s", peer, reason)
-        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, slot, retire)
+        connection = _Connection(stream, handler, limits, peer, peercert, reply_headers, slot, retire,
+                                 on_bad_request)
         if slot is not None:
             slot.connection = connection
             slot.served()
@@ -525,6 +594,7 @@ async def serve_http(
     on_refused: Callable[[Any, str], None] | None = None,
     reply_headers: ReplyHeaders | None = None,
     on_tls_failure: OnTLSFailure | None = None,
+    on_bad_request: OnBadRequest | None = None,
     retire: trio.Event | None = None,
     room: Room | None = None,
     sockets: ListenSockets | None = None,
@@ -552,14 +622,14 @@ async def serve_http(
     try:
         await _serve_on(sockets, handler, host, port, ssl_context, limits=limits, access=access,
                         on_refused=on_refused, reply_headers=reply_headers, on_tls_failure=on_tls_failure,
-                        retire=retire, room=room, task_status=task_status)
+                        on_bad_request=on_bad_request, retire=retire, room=room, task_status=task_status)
     finally:
         sockets.close_now()                 # a failure, a cancellation: nothing stays open (unless handed over)
 
 
 async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, port: int, ssl_context: Any, *,
                     limits: HTTPLimits, access: AccessList | None, on_refused: Any, reply_headers: Any,
-                    on_tls_failure: Any, retire: trio.Event | None, room: Room | None,
+                    on_tls_failure: Any, on_bad_request: Any, retire: trio.Event | None, room: Room | None,
                     task_status: Any) -> None:
     listeners: list[Any] = await sockets.open(host, port)
     bound = listeners[0].socket.getsockname()[1]
@@ -582,7 +652,8 @@ async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, 
                 stream = trio.SSLStream(stream, context, server_side=True)
             await serve_connection(stream, handler, limits=limits, access=access, peer=peer,
                                    on_refused=on_refused, reply_headers=reply_headers,
-                                   on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live)
+                                   on_tls_failure=on_tls_failure, slot=slot, retire=retire, live=live,
+                                   on_bad_request=on_bad_request)
         finally:
             room.leave(slot)
 

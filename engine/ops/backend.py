@@ -211,6 +211,8 @@ class EngineBackend:
         elif ch.role == "listen" and isinstance(getattr(ch, "tls_failures", None), int):    # http listen
             row["tls"] = getattr(ch, "ssl_context", None) is not None
             row["tls_failures"], row["refused"] = ch.tls_failures, getattr(ch, "refused", 0)
+            if isinstance(getattr(ch, "bad_requests", None), int):      # refused before they were whole
+                row["bad_requests"] = ch.bad_requests
         own = getattr(ch, "status", None)          # what a channel kind reports of itself (timer: ticks)
         if callable(own):
             row.update(own())
