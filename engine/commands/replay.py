@@ -52,7 +52,9 @@ def replay(
 ) -> None:
     """Replay a capture in an isolated engine; compare replies, outbound requests and deals field by field.
 
-    The engine has its own ledger, and virtual endpoints answer its calls from the recording.
+    The engine has its own ledger, and virtual endpoints answer its calls from the recording; a call
+    the recording lacks (a counterpart the candidate adds) is answered by --answers FILE, else fails
+    as unreachable.
     --config takes route files or folders, or the deployment file (with --env): its route files and
     channel overrides, as bsp run takes them, so an unchanged configuration has the recorded version.
     Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial.
@@ -196,7 +198,7 @@ def scripted_answers(cap, config: list[Path], registry, env: str | None, clock: 
     from engine.replay.session import load_candidate, load_script
 
     candidate = load_candidate(config, registry, env)
-    script = load_script(answers, config, registry, cap, env)
+    script = load_script(answers, config, registry, cap, candidate.program, env)
     run = trio.run(lambda: replay(cap, candidate.program, registry, overrides=candidate.overrides, clock=clock,
                                   script=script))
     return {r.recorded.exchange: [f"given {rule.channel} answers {rule.answer}"

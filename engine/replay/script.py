@@ -117,9 +117,11 @@ class AnswerScript:
         return body
 
 
-def load_answers(path: str | Path, route_files: Iterable[Path], registry: Any, sender: str) -> AnswerScript:
+def load_answers(path: str | Path, route_files: Iterable[Path], registry: Any, sender: str,
+                 sender_format: str | None = None) -> AnswerScript:
     """Read ``path`` and compile its answers with the candidate's route files (``sender``: a channel the
-    capture recorded requests on, whose request ``msg`` is)."""
+    capture recorded requests on, whose request ``msg`` is, in ``sender_format``: its route's receive format,
+    or any declared format for a route that receives raw bytes)."""
     p = Path(path)
     rules = _read(p)
     script = AnswerScript(str(p), rules)
@@ -129,7 +131,7 @@ def load_answers(path: str | Path, route_files: Iterable[Path], registry: Any, s
 
     synthetic = p.with_name(p.name + ".route").resolve()
     files = [Path(f).resolve() for f in route_files]
-    res = _compile([*files, synthetic], registry, {str(synthetic): _source(sender, rules)})
+    res = _compile([*files, synthetic], registry, {str(synthetic): _source(sender, sender_format, rules)})
     errors = [d for d in res.diagnostics if d.is_error]
     if errors or res.program is None:
         raise AnswersError("\n".join(_place(p, synthetic, rules, d) for d in errors)
@@ -140,15 +142,15 @@ def load_answers(path: str | Path, route_files: Iterable[Path], registry: Any, s
     return script
 
 
-def _source(sender: str, rules: list[ScriptRule]) -> str:
-    lines = ['test "bsp replay --answers" {', f"    given {sender} sends {{ }}"]
+def _source(sender: str, fmt: str | None, rules: list[ScriptRule]) -> str:
+    lines = ['test "bsp replay --answers" {', f"    given {sender} sends {fmt or ''} {{ }}"]
     lines += [f"    given {r.channel} answers {r.answer}" for r in rules]
     return "\n".join(lines + ["}"]) + "\n"
 
 
 def _place(p: Path, synthetic: Path, rules: list[ScriptRule], d: Any) -> str:
     pos = d.pos
-    help_ = f" ({d.help})" if getattr(d, "help", None) else ""
+    help_ = f"; {d.help}" if getattr(d, "help", None) else ""
     if pos is not None and Path(pos.file).resolve() == synthetic and _FIRST <= pos.line < _FIRST + len(rules):
         r = rules[pos.line - _FIRST]
         return f"{r.where}: {r.label}: answer {r.answer!r}: {d.message}{help_}"

@@ -169,7 +169,7 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
     candidate = load_candidate(config, registry, env)
     program = candidate.program
     check_channels(cap, program)
-    script = load_script(answers, config, registry, cap, env)
+    script = load_script(answers, config, registry, cap, program, env)
     t0 = time.perf_counter()
     run = trio.run(lambda: replay(cap, program, registry, pace=pace, concurrency=concurrency,
                                   progress=progress, interruptible=interruptible,
@@ -192,14 +192,17 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock)
 
 
-def load_script(answers: str | Path | None, config: list, registry: Any, cap: Capture,
+def load_script(answers: str | Path | None, config: list, registry: Any, cap: Capture, program: Any,
                 env: str | None = None) -> Any:
     """``--answers FILE`` compiled with the candidate's route files (None without it)."""
     if answers is None:
         return None
     from engine.replay.script import load_answers
     files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
-    return load_answers(answers, files, registry, cap.exchanges[0].request.channel)
+    sender = cap.exchanges[0].request.channel
+    fmt = next((r.format for r in program.routes if r.channel == sender and r.format), None) \
+        or next(iter(sorted(getattr(program, "formats", {}) or {})), None)       # a route of raw bytes
+    return load_answers(answers, files, registry, sender, fmt)
 
 
 def masked_rejections(cap: Capture, diff: Any) -> list[str]:
