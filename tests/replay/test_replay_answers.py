@@ -8,6 +8,7 @@ answered, and --to-tests writes the script's answers into the tests, which pass 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from typer.testing import CliRunner
 
@@ -117,3 +118,21 @@ def test_a_bad_answer_is_told_at_its_line(tmp_path) -> None:
     assert res.exit_code == 2, res.output
     assert "answers.yaml:2: answers[0]" in res.output and "ScreenRsp" in res.output
     assert "answers.yaml:4: answers[1]" in res.output and "fees" in res.output
+
+
+def test_when_picks_the_calls_whose_request_fields_are_equal(tmp_path) -> None:
+    capture = record_session(tmp_path, config_copy(tmp_path / "config"), 12)
+    posted = Counter(json.loads(c.request.raw)["account"] for ex in Capture(capture).exchanges for c in ex.calls
+                     if c.channel == "biller")
+    hit, hits = posted.most_common(1)[0]
+    cand = config_copy(tmp_path / "cand", add_screening)
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("answers:\n"
+                       f"  - {{channel: sanctions, when: {{account: '{hit}'}}, answer: '{{ status = \"HIT\" }}'}}\n"
+                       "  - {channel: sanctions, answer: '{ status = \"CLEAR\" }'}\n")
+    res = replay(str(capture), "--config", str(cand), "--answers", str(answers), "--json", str(tmp_path / "r.json"))
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["summary"]["answered_by_script_per_channel"] == {"sanctions": sum(posted.values())}, res.output
+    # the payer screened as a hit is not paid (its biller call is missing); every other payment is as recorded
+    missing = [d for d in doc["differences"] if d["channel"] == "biller" and d["field"] == "(call)"]
+    assert len(missing) == hits and doc["summary"]["unused_answers"] == []
