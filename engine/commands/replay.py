@@ -26,6 +26,11 @@ def replay(
                                        help="Count values that differ only in UUIDs (uuid() makes a new one each "
                                             "run) as differences; by default they are volatile."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Replay profile (YAML): ignore/expect rules."),
+    answers: Optional[Path] = typer.Option(None, "--answers",
+                                           help="Answers for calls the recording lacks (YAML: per channel, "
+                                                "optionally `when` request fields equal, an answer as in a route "
+                                                "test's `given CHANNEL answers ...`); with --to-tests the tests "
+                                                "get them as `given` lines."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON to this file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write the report as HTML to this file."),
     junit_out: Optional[Path] = typer.Option(None, "--junit",
@@ -47,7 +52,9 @@ def replay(
 ) -> None:
     """Replay a capture in an isolated engine; compare replies, outbound requests and deals field by field.
 
-    The engine has its own ledger, and virtual endpoints answer its calls from the recording.
+    The engine has its own ledger, and virtual endpoints answer its calls from the recording; a call
+    the recording lacks (a counterpart the candidate adds) is answered by --answers FILE, else fails
+    as unreachable.
     --config takes route files or folders, or the deployment file (with --env): its route files and
     channel overrides, as bsp run takes them, so an unchanged configuration has the recorded version.
     Ctrl-C stops it: the report covers the exchanges replayed so far, marked partial.
@@ -64,6 +71,7 @@ def replay(
     from engine.registry import default_registry
     from engine.replay.capture import CaptureError
     from engine.replay.profile import ProfileError
+    from engine.replay.script import AnswersError
     from engine.progress import work_progress
     from engine.replay.replayer import PaceError, check_clock, parse_pace
     from engine.replay.session import SetupError, replay_file
@@ -94,12 +102,13 @@ def replay(
             if path is not None:
                 _check_out(opt, path)
         if to_tests is not None:
-            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask, env, clock)
+            _to_tests(capture, config, registry, to_tests, profile, limit, force, mask, env, clock, answers)
             return
         with work_progress("replay", "exchange(s)", progress_every) as progress:
             report = replay_file(capture, config, registry, pace=pace, profile=profile, progress=progress,
-                                 interruptible=True, env=env, clock=clock, compare_uuids=compare_uuids)
-    except (CaptureError, ProfileError, PaceError, SetupError) as exc:
+                                 interruptible=True, env=env, clock=clock, compare_uuids=compare_uuids,
+                                 answers=answers)
+    except (CaptureError, ProfileError, PaceError, SetupError, AnswersError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     except ValueError as exc:   # the candidate cannot take the recorded traffic
@@ -145,7 +154,8 @@ def _check_out(option: str, path: Path) -> None:
 
 
 def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profile, limit, force: bool,
-              mask: bool = True, env: str | None = None, clock: str = "recorded") -> None:
+              mask: bool = True, env: str | None = None, clock: str = "recorded",
+              answers: Path | None = None) -> None:
     from engine.replay.capture import Capture
     from engine.replay.guide import FormatGuide
     from engine.replay.profile import load_profile
@@ -166,8 +176,9 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
     check_channels(cap, program)        # a capture of another service: said as the replay says it
     guide = FormatGuide(program, Binder(program, registry).codec)
     files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
+    scripted = scripted_answers(cap, config, registry, env, clock, answers) if answers is not None else None
     res = write_tests(cap, program, guide, out_dir, files, prof, limit=limit, mask=mask,
-                      clock=clock == "recorded")
+                      clock=clock == "recorded", scripted=scripted)
     clear = "" if mask or cap.masked else " (classified values in clear: --no-mask)"
     skipped = [f"  skipped {n} exchange(s): {why}" for why, n in sorted(res.skipped.items())]
     if not res.written and limit != 0:
@@ -175,6 +186,23 @@ def _to_tests(capture: Path, config: list[Path], registry, out_dir: Path, profil
             *skipped)
         raise typer.Exit(2)
     say(f"wrote {res.written} test(s) to {res.path}{clear}; run them with `bsp test {res.path}`", *skipped)
+
+
+def scripted_answers(cap, config: list[Path], registry, env: str | None, clock: str,
+                     answers: Path) -> dict[int, list[str]]:
+    """--to-tests --answers: the candidate is replayed once to learn which calls of each recorded exchange the
+    answers script answered; each test then gives those answers (`given CHANNEL answers ...`), in call order."""
+    import trio
+
+    from engine.replay.replayer import replay
+    from engine.replay.session import load_candidate, load_script
+
+    candidate = load_candidate(config, registry, env)
+    script = load_script(answers, config, registry, cap, candidate.program, env)
+    run = trio.run(lambda: replay(cap, candidate.program, registry, overrides=candidate.overrides, clock=clock,
+                                  script=script))
+    return {r.recorded.exchange: [f"given {rule.channel} answers {rule.answer}"
+                                  for rule in r.produced.extra.get("scripted", [])] for r in run.replayed}
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,10 @@ Every recorded inbound request is dispatched, in recording order, into the
 candidate's channel of the same name.  Outbound calls reach virtual endpoints
 that answer from the recording: the candidate's nth call to a channel while
 handling recorded exchange E gets the answer recorded for E's nth call to that
-channel (the correlation key); a call with no such recorded call gets the next
-unused recorded answer of that channel (by order); when none is left the call
-fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
+channel (the correlation key); a call with no such recorded call gets the answer
+of the first rule of the answers script that matches it (``--answers``,
+engine/replay/script.py), else the next unused recorded answer of that channel
+(by order); when none is left the call fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
 answered as that failure.
 
 An exchange whose request, or one of whose counterparts' answers, was recorded
@@ -93,8 +94,13 @@ class Replayed:
 class RecordedAnswers:
     """The virtual endpoints' answers, from the capture."""
 
-    def __init__(self, capture: Capture, factor: float | None) -> None:
+    def __init__(self, capture: Capture, factor: float | None, script: Any = None) -> None:
         self.factor = factor
+        self.script = script                 # engine.replay.script.AnswerScript (--answers) or None
+        self.scripted: dict[str, int] = {}   # channel -> calls answered from the script
+        self.missing: dict[str, int] = {}    # channel -> calls answered by nothing (failed as unreachable)
+        self.recorded_channels = {c.channel for ex in capture.exchanges for c in ex.calls} | {
+            c.channel for c in capture.loose}
         self.by_exchange: dict[tuple[int, str], list[RecordedCall]] = {}
         self.by_channel: dict[str, deque[RecordedCall]] = {}
         self.used: set[int] = set()
@@ -111,13 +117,16 @@ class RecordedAnswers:
             if not _unstored(c):
                 self.by_channel.setdefault(c.channel, deque()).append(c)
 
-    def _pick(self, channel: str, ctx: ExchangeCtx | None) -> RecordedCall | None:
+    def _by_key(self, channel: str, ctx: ExchangeCtx | None) -> RecordedCall | None:
         if ctx is not None:
             nth = len(ctx.calls_to(channel)) - 1
             lst = self.by_exchange.get((ctx.exchange, channel), [])
             if 0 <= nth < len(lst) and id(lst[nth]) not in self.used:
                 self.used.add(id(lst[nth]))
                 return lst[nth]
+        return None
+
+    def _by_order(self, channel: str) -> RecordedCall | None:
         q = self.by_channel.get(channel)
         while q:
             c = q.popleft()
@@ -127,12 +136,30 @@ class RecordedAnswers:
                 return c
         return None
 
+    @property
+    def by_script(self) -> int:
+        return sum(self.scripted.values())
+
     async def __call__(self, channel: str, call: CallRecord, ctx: ExchangeCtx | None) -> Any:
-        rec = self._pick(channel, ctx)
+        """The recorded exchange's own call (by correlation key), else the first rule of the answers script
+        that matches, else the channel's next unused recorded answer (by order), else unreachable."""
+        rec = self._by_key(channel, ctx)
+        if rec is None and self.script is not None:
+            rule = self.script.find(channel, call.request)
+            if rule is not None:
+                self.scripted[channel] = self.scripted.get(channel, 0) + 1
+                if ctx is not None:     # which calls of the exchange the script answered: --to-tests writes them
+                    ctx.extra.setdefault("scripted", []).append(rule)
+                return await self.script.give(rule, channel, ctx)
+        if rec is None:
+            rec = self._by_order(channel)
         if rec is None:
             self.unanswered += 1
-            return Unreachable(f"channel {channel}: the recording has no answer left for this call "
-                               f"(replay: virtual endpoint)", channel=channel)
+            self.missing[channel] = self.missing.get(channel, 0) + 1
+            how = ("the recording has no call to this channel" if channel not in self.recorded_channels
+                   else "the recording has no answer left for this call")
+            return Unreachable(f"channel {channel}: {how} (replay: virtual endpoint; script its answer with "
+                               f"--answers FILE)", channel=channel)
         reply = rec.reply
         if self.factor is not None and reply is not None:
             await trio.sleep(max(reply.t_ms - rec.request.t_ms, 0.0) / 1000.0 / self.factor)
@@ -166,15 +193,17 @@ class ReplayRun:
 async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "fast",
                  concurrency: int = 64, workdir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None, interruptible: bool = False,
-                 overrides: dict[str, dict[str, Any]] | None = None, clock: str = "recorded") -> ReplayRun:
+                 overrides: dict[str, dict[str, Any]] | None = None, clock: str = "recorded",
+                 script: Any = None) -> ReplayRun:
     """Feed every recorded exchange to the candidate (``overrides``: a deployment file's channel options,
     bound as ``bsp run`` binds them: a timeout, ...).  ``clock``: ``recorded`` (now() and today() read each
-    exchange's recorded received time) or ``now`` (the wall clock).  ``progress(done, total)`` after each one;
+    exchange's recorded received time) or ``now`` (the wall clock).  ``script``: answers for calls the
+    recording lacks (``engine.replay.script.AnswerScript``, ``--answers``).  ``progress(done, total)`` after each one;
     ``interruptible``: SIGINT (main thread) stops feeding and cancels the exchanges in flight, and the
     run returns what finished, marked ``interrupted``."""
     factor = parse_pace(pace)
     recorded_clock = check_clock(clock) == "recorded"
-    answers = RecordedAnswers(capture, factor)
+    answers = RecordedAnswers(capture, factor, script)
     out: list[Replayed] = []
     skipped = [NotReplayed(ex, why) for ex in capture.exchanges if (why := ex.unreplayable) is not None]
     feed = [ex for ex in capture.exchanges if ex.unreplayable is None]
@@ -184,6 +213,10 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
             (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
         async with isolated_engine(program, registry, answers, wd, overrides=overrides) as engine:
+            if script is not None:          # scripted answers are encoded by the candidate's codec
+                from engine.replay.guide import FormatGuide
+                script.program, script.binder = program, engine.switchboard.ctx
+                script.guide = FormatGuide(program, engine.switchboard.ctx.codec)
             missing = sorted({ex.request.channel for ex in capture.exchanges}
                              - set(engine.switchboard.dispatchers))
             if missing:     # session.check_channels says so before anything starts; kept for direct callers

@@ -36,6 +36,11 @@ class ReplayReport:
     answered_by_key: int = 0
     answered_by_order: int = 0
     unanswered: int = 0
+    answered_by_script: dict[str, int] = field(default_factory=dict)      # channel -> calls (--answers)
+    unanswered_by_channel: dict[str, int] = field(default_factory=dict)   # channel -> calls answered by nothing
+    recorded_channels: list[str] = field(default_factory=list)            # channels the recording has calls to
+    answers: str | None = None                                            # the answers file
+    unused_answers: list[str] = field(default_factory=list)               # its rules that answered no call
     seconds: float = 0.0
     profile: str | None = None
     total_exchanges: int | None = None     # in the capture (None: as many as were replayed)
@@ -86,7 +91,11 @@ class ReplayReport:
             "unexpected_differences": len(d.unexpected), "expected_differences": len(d.expected),
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
-            "unanswered_calls": self.unanswered, "seconds": round(self.seconds, 3),
+            "unanswered_calls": self.unanswered, "answers": self.answers,
+            "answered_by_script": sum(self.answered_by_script.values()),
+            "answered_by_script_per_channel": dict(sorted(self.answered_by_script.items())),
+            "unanswered_per_channel": dict(sorted(self.unanswered_by_channel.items())),
+            "unused_answers": list(self.unused_answers), "seconds": round(self.seconds, 3),
             "exchanges_in_capture": self.total, "not_replayable": len(self.not_replayable),
             "frames_not_compared": d.unstored, "uuid_differences_not_counted": d.uuids,
             "mac_fields_not_compared": {f: sorted(k) for f, k in sorted(d.mac_fields.items())},
@@ -94,6 +103,29 @@ class ReplayReport:
             "capture_notes": list(self.capture_notes),
             "partial": self.interrupted, "result": self.result,
         }
+
+    def endpoints_text(self) -> str:
+        """Where the candidate's calls were answered from: the recording, the answers script, nothing."""
+        scripted = sum(self.answered_by_script.values())
+        script = (f", {scripted} from the answers script {self.answers}"
+                  + (f" ({', '.join(f'{c} {n}' for c, n in sorted(self.answered_by_script.items()))})"
+                     if scripted else "")) if self.answers else ""
+        nothing = (f" ({', '.join(f'{c} {n}' for c, n in sorted(self.unanswered_by_channel.items()))})"
+                   if self.unanswered_by_channel else "")
+        return (f"{self.answered_by_key} answer(s) from the recording by correlation key, {self.answered_by_order} "
+                f"by order{script}, {self.unanswered} call(s) with no answer, failed as unreachable{nothing}")
+
+    def answer_notes(self) -> list[str]:
+        """Per channel whose calls nothing answered: why, and how to script them; the unused script rules."""
+        out = []
+        for ch, n in sorted(self.unanswered_by_channel.items()):
+            why = ("the recording has no call to it (a counterpart the candidate adds?)"
+                   if ch not in self.recorded_channels else "the recording has no answer left for them")
+            out.append(f"channel {ch}: {n} call(s) answered by nothing, failed as unreachable: {why}; script "
+                       f"their answer with --answers FILE, e.g. `answers: [{{channel: {ch}, answer: 'FORMAT "
+                       f"{{ field = value }}'}}]` (docs/testing.md, Answers the recording lacks)")
+        out.extend(f"answers: {r}: answered no call" for r in self.unused_answers)
+        return out
 
     @property
     def total(self) -> int:
@@ -118,9 +150,9 @@ class ReplayReport:
             f"  identical {s['identical']}, with differences {s['with_differences']}; differences: "
             f"{s['unexpected_differences']} unexpected, {s['expected_differences']} expected, "
             f"{s['ignored_differences']} ignored",
-            f"  virtual endpoints: {self.answered_by_key} answer(s) by correlation key, "
-            f"{self.answered_by_order} by order, {self.unanswered} call(s) with no recorded answer",
+            f"  virtual endpoints: {self.endpoints_text()}",
         ]
+        lines.extend(f"  {note}" for note in self.answer_notes())
         lines.extend(f"  capture: {note}" for note in self.capture_notes)
         if self.not_replayable:
             lines.append(f"  not replayable {len(self.not_replayable)} of {self.total} exchange(s): recorded without "
@@ -215,8 +247,8 @@ class ReplayReport:
                 ("recorded on configuration", self.recorded_version or "unknown"),
                 ("configuration files", ", ".join(self.config_files)), ("profile", self.profile or "(none)"),
                 ("pace", self.pace), ("time", f"{s['seconds']} s"),
-                ("virtual endpoints", f"{self.answered_by_key} answer(s) by correlation key, "
-                                      f"{self.answered_by_order} by order, {self.unanswered} call(s) unanswered")]
+                ("virtual endpoints", self.endpoints_text())]
+        info.extend(("unanswered calls", note) for note in self.answer_notes())
         if self.diff.mac_fields:
             info.append(("MAC fields not compared", "; ".join(
                 f"format {f} field {', '.join(sorted(k))}" for f, k in sorted(self.diff.mac_fields.items()))

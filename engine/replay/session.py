@@ -153,12 +153,13 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
                 profile: str | Path | None = None, concurrency: int = 64,
                 progress: Callable[[int, int], None] | None = None,
                 interruptible: bool = False, env: str | None = None, clock: str = "recorded",
-                compare_uuids: bool = False) -> ReplayReport:
+                compare_uuids: bool = False, answers: str | Path | None = None) -> ReplayReport:
     """``progress(done, total)`` is called as exchanges finish.  ``interruptible`` (main thread only):
     SIGINT stops feeding, and the report covers the exchanges that finished (``report.interrupted``).
     ``env``: the environment of a deployment file given as ``config``.  ``clock``: ``recorded`` (now() and
     today() read each exchange's recorded received time) or ``now`` (the wall clock); ``compare_uuids``:
-    values that differ only in UUIDs count as differences (else they are volatile)."""
+    values that differ only in UUIDs count as differences (else they are volatile); ``answers``: a file of
+    answers for calls the recording lacks (engine/replay/script.py)."""
     from engine.runtime.binder import Binder
 
     cap = Capture(capture)
@@ -168,10 +169,11 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
     candidate = load_candidate(config, registry, env)
     program = candidate.program
     check_channels(cap, program)
+    script = load_script(answers, config, registry, cap, program, env)
     t0 = time.perf_counter()
     run = trio.run(lambda: replay(cap, program, registry, pace=pace, concurrency=concurrency,
                                   progress=progress, interruptible=interruptible,
-                                  overrides=candidate.overrides, clock=clock))
+                                  overrides=candidate.overrides, clock=clock, script=script))
     guide = FormatGuide(program, Binder(program, registry).codec)
     diff = Differ(guide, prof, masked=cap.masked, uuids=not compare_uuids).run(run.replayed)
     answers = run.answers
@@ -180,11 +182,27 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         recorded_version=", ".join(cap.versions()) or cap.info.get("config_version", ""), config_files=[str(c) for c in config],
         pace=pace, diff=diff, answered_by_key=len(answers.used) - answers.by_order,
         answered_by_order=answers.by_order, unanswered=answers.unanswered,
+        answered_by_script=dict(answers.scripted), unanswered_by_channel=dict(answers.missing),
+        recorded_channels=sorted(answers.recorded_channels), answers=str(script.path) if script else None,
+        unused_answers=[r.describe() for r in script.unused] if script else [],
         seconds=time.perf_counter() - t0, profile=str(profile) if profile else None,
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
         capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock)
+
+
+def load_script(answers: str | Path | None, config: list, registry: Any, cap: Capture, program: Any,
+                env: str | None = None) -> Any:
+    """``--answers FILE`` compiled with the candidate's route files (None without it)."""
+    if answers is None:
+        return None
+    from engine.replay.script import load_answers
+    files = [f for f in route_files(config, env) if not f.name.endswith("_test.route")]
+    sender = cap.exchanges[0].request.channel
+    fmt = next((r.format for r in program.routes if r.channel == sender and r.format), None) \
+        or next(iter(sorted(getattr(program, "formats", {}) or {})), None)       # a route of raw bytes
+    return load_answers(answers, files, registry, sender, fmt)
 
 
 def masked_rejections(cap: Capture, diff: Any) -> list[str]:

@@ -207,13 +207,15 @@ def deal_expect(req: Any, profile: Profile, known: dict[str, str] | None) -> lis
 
 
 def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *, mask: bool = False,
-                  fakes: Pseudonyms | None = None, clock: bool = True) -> str:
+                  fakes: Pseudonyms | None = None, clock: bool = True, scripted: list[str] | None = None) -> str:
     """One recorded exchange as a ``test``.  ``mask``: classified values (card numbers, accounts, secrets)
     are masked as ``bsp run --record --mask`` masks them (``FormatGuide.mask``): fields a format classifies,
     and their values wherever they travel in the exchange's later frames; ``fakes``: an IBAN or card number
     among them gets a made-up stand-in of the same shape (``formats.pseudonym``), so a route that checks it
     takes the test's request as it took the recorded one.  ``clock``: the test is written ``at`` the exchange's
-    recorded time (``engine.replay.clock.first_read``: now() and today() read it)."""
+    recorded time (``engine.replay.clock.first_read``: now() and today() read it).  ``scripted``: the
+    ``given CHANNEL answers ...`` lines of the answers script (``--answers``) for the calls the candidate made
+    that the recording lacks, in call order, written after the recorded answers."""
     known: dict[str, str] = {}
     tags = name_tags(getattr(guide, "program", None)) if mask else {}
 
@@ -272,6 +274,7 @@ def exchange_test(ex: RecordedExchange, guide: FormatGuide, profile: Profile, *,
             expects.append(f"    expect call {c.channel} "
                            f"{block(qvalues, c.channel, 'call', profile, left_out=out_, received=received)}"
                            + named)
+    out.extend(f"    {line}  # from the answers script (--answers)" for line in scripted or ())
     out.extend(expects)
     if ex.reply is None:
         out.append("    expect no reply")
@@ -295,9 +298,11 @@ def test_file_path(capture: Capture, out_dir: Path) -> Path:
 
 def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Path,
                 config_files: Iterable[Path], profile: Profile, *, limit: int | None = None,
-                mask: bool = True, clock: bool = True) -> ToTestsResult:
+                mask: bool = True, clock: bool = True,
+                scripted: dict[int, list[str]] | None = None) -> ToTestsResult:
     """``mask``: classified values masked in the tests (a capture recorded with --mask has them masked
-    already); False writes them as recorded.  ``clock``: each test ``at`` its recorded time."""
+    already); False writes them as recorded.  ``clock``: each test ``at`` its recorded time.  ``scripted``:
+    recorded exchange -> the answers script's ``given`` lines for it (``--answers``)."""
     mask = mask and not capture.masked
     fakes = Pseudonyms() if mask else None        # one per output: a real value's stand-in is the same in it
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -318,7 +323,8 @@ def write_tests(capture: Capture, program: Any, guide: FormatGuide, out_dir: Pat
         if limit is not None and res.written >= limit:
             break
         try:
-            parts.append(exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock))
+            parts.append(exchange_test(ex, guide, profile, mask=mask, fakes=fakes, clock=clock,
+                                       scripted=(scripted or {}).get(ex.exchange)))
             res.written += 1
         except Unwritable as why:
             key = str(why)
