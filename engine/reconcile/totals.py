@@ -212,7 +212,7 @@ def _other_currencies(ours: dict[tuple[str, str], Side], deal_type: str, currenc
 def _mapped(codes: Codes | None, deal_type: str) -> str:
     if codes is None:
         return ""
-    mapped = sorted({code for (code, _), t in codes.types.items() if t == deal_type})
+    mapped = sorted({codes.shown.get(k, k[0]) for k, t in codes.types.items() if t == deal_type})
     return f" (codes mapped to it: {', '.join(mapped)})" if mapped else ""
 
 

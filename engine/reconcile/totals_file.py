@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -237,7 +237,8 @@ def load_totals(path: str | Path, *, route: str | Path | None = None, name: str 
 class Codes:
     """Transaction code (and direction) -> bsp deal type, from ``--codes``; ``where`` per key for messages."""
     path: Path
-    types: dict[tuple[str, str], str]
+    types: dict[tuple[str, str], str]           # (code without case, C / D / "") -> deal type
+    shown: dict[tuple[str, str], str] = field(default_factory=dict)    # the code as the mapping writes it
 
     def deal_type(self, code: str, dc: str) -> str | None:
         return self.types.get((code.casefold(), dc)) or self.types.get((code.casefold(), ""))
@@ -264,6 +265,7 @@ def load_codes(path: str | Path) -> Codes:
     di = header.index("dc") if "dc" in header else None
     types: dict[tuple[str, str], str] = {}
     seen: dict[tuple[str, str], int] = {}
+    shown: dict[tuple[str, str], str] = {}
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
             continue
@@ -276,7 +278,8 @@ def load_codes(path: str | Path) -> Codes:
                               f"line {seen[key]}; give each code one deal type")
         seen[key] = lineno
         types[key] = row[ti].strip()
-    return Codes(path, types)
+        shown[key] = row[ci].strip()
+    return Codes(path, types, shown)
 
 
 __all__ = ["ALIASES", "Codes", "TotalRow", "load_codes", "load_totals", "parse_columns"]

@@ -201,3 +201,18 @@ def test_errors_name_the_place(ledger: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["reconcile", "--ledger", str(ledger), "--against", str(eod), "--type", "csv",
                                    "--codes", str(CODES)])
     assert res.exit_code == 2 and "--codes reads a mainframe totals file" in res.output
+
+
+def test_fixed_width_text_through_a_route_format(ledger: Path, tmp_path: Path) -> None:
+    route = tmp_path / "eod.route"
+    route.write_text('format EodFixed = fixed {\n    bus_date date(8, "%Y%m%d")\n    txn_code string(4)\n'
+                     '    currency string(3)\n    txn_count integer(7)\n    txn_amount decimal(15, 2)\n}\n')
+    eod = tmp_path / "eod.txt"      # implied 2 decimals: 000000000153450 is 1534.50; RD01 one deal short
+    eod.write_text("20260302BP01CNY0000003000000000153450\n20260302RD01CNY0000001000000002000000\n")
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code,deal_type\nBP01,BILL_PAYMENT\nRD01,REMITTANCE_DOMESTIC\n")
+    _, rows = reconcile_totals(ledger, eod, route=route, name="EodFixed", codes=codes)
+    assert [(r.status, r.deal_type, r.count_difference, r.amount_difference, r.mainframe.where) for r in rows] == [
+        ("count_differs", "REMITTANCE_DOMESTIC", -1, Decimal("0.0000"), [f"{eod}: record 2 (byte 38)"]),
+        ("matched", "BILL_PAYMENT", 0, Decimal("0.0000"), [f"{eod}: record 1 (byte 0)"])]
+    assert rows[0].note == "mainframe -1 deal(s)"
