@@ -207,10 +207,9 @@ def _decoded(path: Path, route: Path, name: str) -> Iterator[tuple[str, dict]]:
         raise ReportError(str(exc)) from None
     with path.open("rb") as fh:
         for no, off, values in decode_records(setup, fh):
-            where = f"{path}: record {no} (byte {off})"
-            if isinstance(values, FormatError):
-                raise ReportError(f"{where}: not a {name} record: {values}") from None
-            yield where, _flat(values)
+            if isinstance(values, FormatError):      # its text names the record, byte offset and field
+                raise ReportError(f"{path}: not a {name} record: {values}") from None
+            yield f"{path}: record {no} (byte {off})", _flat(values)
 
 
 def load_totals(path: str | Path, *, route: str | Path | None = None, name: str | None = None,

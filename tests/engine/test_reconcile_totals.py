@@ -216,3 +216,23 @@ def test_fixed_width_text_through_a_route_format(ledger: Path, tmp_path: Path) -
         ("count_differs", "REMITTANCE_DOMESTIC", -1, Decimal("0.0000"), [f"{eod}: record 2 (byte 38)"]),
         ("matched", "BILL_PAYMENT", 0, Decimal("0.0000"), [f"{eod}: record 1 (byte 0)"])]
     assert rows[0].note == "mainframe -1 deal(s)"
+
+
+def test_a_corrupt_ebcdic_record_is_named_by_record_byte_and_field(ledger: Path, tmp_path: Path) -> None:
+    eod = _ebcdic(tmp_path / "EOD.DAT", GOOD)
+    data = bytearray(eod.read_bytes())
+    data[31 + 25] = 0xFA                 # record 2's packed amount: a nibble that is no digit
+    eod.write_bytes(bytes(data))
+    with pytest.raises(ReportError, match=r"EOD.DAT: not a EodTotals record: record 2, byte 56, field txn_amount: "
+                                          r"invalid packed digits"):
+        reconcile_totals(ledger, eod, route=ROUTE, name="EodTotals", codes=CODES)
+
+
+def test_codes_by_direction(ledger: Path, tmp_path: Path) -> None:
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code,dc,deal_type\nBP01,D,BILL_PAYMENT\nBP01,C,BILL_REFUND\n")
+    rows_in = [("2026-03-02", "BP01", "CNY", "D", 3, "1534.50"), ("2026-03-02", "BP01", "CNY", "C", 1, "-20.00")]
+    _, rows = reconcile_totals(ledger, _csv(tmp_path / "eod.csv", rows_in), codes=codes)
+    assert [(r.status, r.deal_type, r.mainframe.codes, r.mainframe.amount) for r in rows] == [
+        ("only_on_mainframe", "BILL_REFUND", ["BP01 C"], Decimal("20.0000")),    # a debit written negative: 20
+        ("matched", "BILL_PAYMENT", ["BP01 D"], Decimal("1534.5000"))]
