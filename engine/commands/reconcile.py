@@ -16,15 +16,21 @@ import typer
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
 from engine.commands.report import CUTOFF_OPT, LIVE_SNAPSHOT_OPT, TZ_OPT
-from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES as TYPES
+from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES
+
+TOTALS = "totals"           # the mainframe's end-of-day control totals (engine/reconcile/totals.py)
+TYPES = (*STATEMENT_TYPES, TOTALS)
+_T = "End-of-day totals (--type totals)"
 
 
 def reconcile(
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
     env: Optional[str] = ENV_OPT,
-    against: Path = typer.Option(..., "--against", help="The counterparty's statement file."),
-    kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)}."),
+    against: Path = typer.Option(..., "--against", help="The counterparty's statement file (--type totals: the "
+                                 "mainframe's end-of-day totals file)."),
+    kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)} (totals: the mainframe's "
+                             "end-of-day control totals per day, code and currency)."),
     on: Optional[str] = typer.Option(None, "--date", help="Only this business day (YYYY-MM-DD, today or "
                                      "yesterday; UTC unless --tz / --cutoff); default: the statement's days."),
     tz: Optional[str] = TZ_OPT,
@@ -39,6 +45,19 @@ def reconcile(
                                        "replaces a file of that name, never the ledger or the statement. "
                                        "--format json --out - writes the form to stdout (the summary line then "
                                        "goes to stderr)."),
+    route: Optional[Path] = typer.Option(None, "--route", metavar="FILE.route", rich_help_panel=_T,
+                                         help="Read the totals file through a format declared in this route "
+                                         "file (with --name), e.g. a COBOL copybook of EBCDIC records; without "
+                                         "it, the totals file is a CSV with a header row."),
+    name: Optional[str] = typer.Option(None, "--name", metavar="FORMAT", rich_help_panel=_T,
+                                       help="The format declared in --route, e.g. EodTotals."),
+    columns: Optional[str] = typer.Option(None, "--columns", metavar="NAME=FIELD,...", rich_help_panel=_T,
+                                          help="The totals file's fields for date, type, currency, count, amount, "
+                                          "dc when their names are not the usual ones, e.g. "
+                                          "date=BUS_DATE,amount=TXN_AMOUNT."),
+    codes: Optional[Path] = typer.Option(None, "--codes", metavar="FILE.csv", rich_help_panel=_T,
+                                         help="Mainframe transaction code -> bsp deal type (CSV: code, deal_type, "
+                                         "optionally dc); without it the code is the deal type."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the form, only the summary line."),
     live: bool = LIVE_SNAPSHOT_OPT,
     url: str = URL_OPT,
@@ -52,6 +71,9 @@ def reconcile(
     A deal's day is its business day: UTC, or of `--tz ZONE` (the bank's zone) and `--cutoff HH:MM`
     (its end of business day), as the statement books it. The form lists matched lines, deals only in the ledger, lines only in the
     statement and amount (or date) mismatches, with totals per currency.
+    `--type totals` checks the mainframe's end-of-day control totals instead (count and amount per business
+    day, transaction code and currency; a CSV, or a copybook file read with `--route FILE --name FORMAT`,
+    codes mapped to deal types with `--codes`) against the committed deals' count and sum.
     A running engine holds its ledger file locked: `--live` reconciles a snapshot the engine takes of
     it (`POST /ledger/snapshot`), in a private temporary file removed afterwards.
     Exit 0 when fully matched, 1 when there are breaks (or, --live, the engine answered with a problem
@@ -92,26 +114,45 @@ def reconcile(
             refuse_inputs([target], [against] + ([] if live else [ledger]))
         clock = business_day(tz, cutoff)
         day = parse_day(on, "--date", clock=clock) if on else None
+        if kind not in TYPES:
+            raise ReportError(f"--type {kind!r}: expected one of {', '.join(TYPES)}")
+        if kind == TOTALS:
+            from engine.reconcile.totals import breaks as count_breaks, reconcile_totals
+            from engine.reconcile.totals_file import parse_columns
+            if xsd_dir is not None:
+                raise ReportError("--xsd-dir validates a camt.053 statement; it does not apply to --type totals")
+            wanted = parse_columns(columns)
+
+            def run(path: Path, where: str | None, progress: object) -> tuple:
+                return reconcile_totals(path, against, route=route, name=name, columns=wanted, codes=codes, on=day,
+                                        clock=clock, party=party, tolerance=tol, deals_where=where)
+        else:
+            count_breaks = breaks
+            given = [flag for flag, v in (("--route", route), ("--name", name), ("--columns", columns),
+                                          ("--codes", codes)) if v is not None]
+            if given:
+                raise ReportError(f"{given[0]} reads a mainframe totals file: it applies to --type totals only, "
+                                  f"not --type {kind}")
+
+            def run(path: Path, where: str | None, progress: object) -> tuple:
+                return reconcile_file(path, against, kind, on=day, tolerance=tol, days=days, party=party,
+                                      xsd_dir=xsd_dir, progress=progress, clock=clock)  # type: ignore[arg-type]
         if live:
             # what reconcile_file would say after the snapshot, said before it is taken
-            if kind not in TYPES:
-                raise ReportError(f"--type {kind!r}: expected one of {', '.join(TYPES)}")
             if not against.is_file():
-                raise ReportError(f"{against}: no statement file here (--against)")
+                raise ReportError(f"{against}: no {'totals' if kind == TOTALS else 'statement'} file here (--against)")
             from engine.commands.live_snapshot import live_ledger
 
             with live_ledger(url, token_file, ca, cert, key, "bsp reconcile") as (path, snap), \
                     work_progress("reconcile: reading the ledger", "deals") as progress:
                 try:
-                    report, rows = reconcile_file(path, against, kind, on=day, tolerance=tol, days=days,
-                                                  party=party, xsd_dir=xsd_dir, progress=progress, clock=clock)
+                    report, rows = run(path, "--live", progress)
                 except ReportError as exc:
                     raise ReportError(str(exc).replace(str(path), snap.describe())) from None
                 report.params["ledger"] = snap.describe()
         else:
             with work_progress("reconcile: reading the ledger", "deals") as progress:
-                report, rows = reconcile_file(ledger, against, kind, on=day, tolerance=tol, days=days,
-                                              party=party, xsd_dir=xsd_dir, progress=progress, clock=clock)
+                report, rows = run(ledger, None, progress)
         if to_stdout:
             import sys
 
@@ -125,8 +166,9 @@ def reconcile(
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    n = breaks(rows)
-    typer.echo(f"{len(rows)} lines, {n} break(s)" if n else f"{len(rows)} lines, fully matched", err=to_stdout)
+    n = count_breaks(rows)
+    what = f"{len(rows)} {'rows' if kind == TOTALS else 'lines'}"
+    typer.echo(f"{what}, {n} break(s)" if n else f"{what}, fully matched", err=to_stdout)
     raise typer.Exit(1 if n else 0)
 
 

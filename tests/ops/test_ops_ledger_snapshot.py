@@ -4,6 +4,7 @@ audit check as on the stopped engine's file, one snapshot at a time, the token, 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
@@ -194,6 +195,8 @@ async def test_live_report_reconcile_and_audit_verify_match_the_stopped_engines_
     today = datetime.now(timezone.utc).date().isoformat()
     statement.write_text("reference,amount,currency,date\n" + "".join(
         f"R{i:03d},1.00,CNY,{today}\n" for i in range(39)) + f"X999,5.00,CNY,{today}\n")
+    eod = tmp_path / "eod.csv"          # the mainframe's end-of-day totals: 40 echoes of 1.00, one cent short
+    eod.write_text(f"date,type,currency,count,amount\n{today},ECHO,CNY,40,39.99\n")
     env = _env(engine.admin_port)
     private = tmp_path / "tmp"
     private.mkdir()
@@ -205,6 +208,8 @@ async def test_live_report_reconcile_and_audit_verify_match_the_stopped_engines_
             "reconcile": _bsp(env, "reconcile", "--against", str(statement), "--type", "csv", "--format", "csv",
                               "--out", str(tmp_path / f"rec-{tag}.csv"), "-q", *where),
             "audit": _bsp(env, "audit", "verify", *where),
+            "totals": _bsp(env, "reconcile", "--against", str(eod), "--type", "totals", "--format", "json",
+                           "--out", "-", *where),
         }
 
     live = await trio.to_thread.run_sync(commands, ["--live"], "live")
@@ -230,6 +235,15 @@ async def test_live_report_reconcile_and_audit_verify_match_the_stopped_engines_
     assert "ECHO" in live["report"].stdout
     assert live["reconcile"].stdout == local["reconcile"].stdout == "41 lines, 2 break(s)\n"
     assert (tmp_path / "rec-live.csv").read_text() == (tmp_path / "rec-file.csv").read_text()
+    # the end-of-day totals: the same break on the snapshot as on the file, its deals listed the live way
+    assert live["totals"].returncode == local["totals"].returncode == 1, live["totals"].stderr
+    rows = {tag: json.loads(res.stdout)["tables"][0]["rows"] for tag, res in (("live", live["totals"]),
+                                                                              ("file", local["totals"]))}
+    assert [(r["status"], r["ledger_count"], r["amount_difference"]) for r in rows["live"]] == \
+        [(r["status"], r["ledger_count"], r["amount_difference"]) for r in rows["file"]] == \
+        [("amount_differs", 40, "-0.0100")]
+    assert rows["live"][0]["deals"].startswith("bsp deals --live --type ECHO --status committed --since ")
+    assert rows["file"][0]["deals"].startswith(f"bsp deals --ledger {ledger} --type ECHO ")
 
     def counted(out: str) -> str:          # "N records (...) in 0.012 s (...), last seq S": not the timing
         text = out.split("audit chain intact: ", 1)[1]
