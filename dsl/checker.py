@@ -1837,8 +1837,15 @@ class Checker(_TestChecks):
         for d in self.diags:
             if d.is_error and d.help and d.help.startswith("did you mean"):
                 suggested.update(re.findall(r"`([^`]+)`", d.help))
+        # a file that declares formats and nothing else is a layout library for the tools that read files through
+        # a declared format (`bsp decode/encode --route F --name N`, `bsp reconcile --type totals --route F`):
+        # its formats are there to be named on a command line, not by a route
+        other = {node.name.pos.file for cat, node in self.decls.values() if cat != "format"}
+        other |= {r.pos.file for r in self.routes.values()} | {t.pos.file for t in self.tests}
         for name, (cat, node) in self.decls.items():
             if name in self.used or name in suggested:
+                continue
+            if cat == "format" and node.name.pos.file not in other:
                 continue
             code = {"format": "W001", "table": "W002", "channel": "W003"}[cat]
             self.warn(code, f"{cat} `{name}` is never used", node.name.pos,

@@ -175,6 +175,18 @@ def test_unused_declarations_are_warnings_only(tmp_path, registry):
     assert r.program is not None
 
 
+def test_a_file_of_formats_only_is_a_layout_library_not_warned_unused(tmp_path, registry):
+    """A file declaring formats and nothing else is read by `bsp decode/encode --route`, `bsp reconcile --type
+    totals --route`: checked with the routes (`bsp check routes/`), its formats are not W001; a format no route
+    uses in a file that has routes still is."""
+    (tmp_path / "main.route").write_text(
+        HEAD + 'format Spare = json\nroute r {\n    receive from mf as Req\n    reply Req { code = "1" }\n}\n')
+    (tmp_path / "layouts.route").write_text('# for bsp decode --route\nformat Eod = json\nformat Eod2 = json\n')
+    r = compile_paths([tmp_path / "main.route", tmp_path / "layouts.route"], registry)
+    assert [(d.code, Path(d.pos.file).name, d.message) for d in r.diagnostics] == [
+        ("W001", "main.route", "format `Spare` is never used")]
+
+
 def test_plugin_steps_come_from_the_registry(tmp_path, registry):
     src = HEAD + '''route r {
     receive from mf as Req
