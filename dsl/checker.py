@@ -1004,7 +1004,9 @@ class Checker(_TestChecks):
             # peer.* as in the routes (dsl/peer.py), W008 by the channel's own options: declared before its reply
             self.res.channels[d.name.name] = ir.ChannelDecl(d.name.name, kind, opts, pos=d.pos,
                                                             option_pos=dict(where))
-            scope = {"raw": Binding("raw"), "error": Binding("error"),
+            # msg: the request as far as it was read (a format error: what its decoder read before the failure,
+            # docs/channels.md#tcp-listen), null when nothing could be; its format is whichever route's read it
+            scope = {"raw": Binding("raw"), "error": Binding("error"), "msg": Binding("msg", None),
                      "peer": Binding("channel_value", pos=d.pos, channel=d.name.name)}
             scope.update(self._table_scope())
             fmt = self.ref(d.error_reply.format, "format")

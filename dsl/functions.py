@@ -429,6 +429,23 @@ def f_http_header(answer: Any, name: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def f_response_mti(t: Any) -> str:
+    """The ISO 8583 response MTI of a request or advice MTI: the function digit (the third) one up, the origin
+    digit (the fourth) without its repeat bit: 0100 -> 0110, 0200 -> 0210, 0421 -> 0430, 0800 -> 0810,
+    1100 -> 1110.  A response MTI (odd third digit: 0110, 0430), or text that is not 4 digits, is an error:
+    a response is never answered."""
+    if t is None:
+        raise FunctionError("response_mti: expected an MTI, got null (the message type could not be read)")
+    text = _str(t, "response_mti")
+    if len(text) != 4 or not (text.isascii() and text.isdigit()):
+        raise FunctionError(f"response_mti: {text!r} is not an MTI (4 digits)")
+    function = int(text[2])
+    if function & 1 or function > 8:
+        raise FunctionError(f"response_mti: {text} is not a request, advice or notification (third digit "
+                            f"{function}): a response is never answered")
+    return text[:2] + str(function + 1) + str(int(text[3]) & ~1)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "trim": f_trim, "upper": f_upper, "lower": f_lower,
     "pad_left": f_pad_left, "pad_right": f_pad_right, "substr": f_substr, "mask_pan": f_mask_pan, "iban_valid": f_iban_valid, "is_digits": f_is_digits,
@@ -438,7 +455,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "format_date": f_format_date, "parse_date": f_parse_date, "is_date": f_is_date, "matches": f_matches,
     "uuid": f_uuid, "round": f_round, "abs": f_abs, "number": f_number, "coalesce": f_coalesce,
     "env": f_env, "lookup": f_lookup, "http_status": f_http_status,
-    "http_header": f_http_header,
+    "http_header": f_http_header, "response_mti": f_response_mti,
 }
 
 SIGNATURES: dict[str, Sig] = {
@@ -511,6 +528,11 @@ SIGNATURES: dict[str, Sig] = {
                        "the HTTP status of the answer to `call NAME` on an http call channel (200, 404, ...)"),
     "http_header": Sig(2, 2, ("call", "name"), ("call", "string"),
                        "a header of that answer (name in any case), or null when it has none"),
+    "response_mti": Sig(1, 1, ("t",), ("string",), "the ISO 8583 response MTI of a request MTI t: 0100 -> 0110, "
+                        "0200 -> 0210, 0421 -> 0430 (a repeat is answered as its original), 0800 -> 0810; a "
+                        "response MTI (0110), null or text that is not 4 digits is an error: a channel's `on error "
+                        "reply` writes `t = response_mti(msg.t)` to answer any request it could read "
+                        "([channels](channels.md#tcp-listen))"),
 }
 
 # business-day calendars (is_business_day, value_date ...): their own module, which adds them to both tables

@@ -71,7 +71,8 @@ def _lower_compensate(c: A.Compensate) -> ir.Step:
 
 
 def lower_route(r: A.RouteAst, name_tags: dict | None = None,
-                channels: dict[str, ir.ChannelDecl] | None = None) -> ir.Route:
+                channels: dict[str, ir.ChannelDecl] | None = None,
+                formats: dict[str, ir.FormatDecl] | None = None) -> ir.Route:
     recv = next(s for s in r.body if isinstance(s, A.Receive))
     steps = []
     on_error: tuple[ir.Step, ...] = ()
@@ -94,14 +95,15 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None,
             steps.append(lower_step(s, name_tags))
     fmt = recv.format.name if recv.format else None
     chan = (channels or {}).get(recv.channel.name)
-    code = response_code_field(steps, on_error, fmt, chan.error_reply if chan is not None else None)
+    code = response_code_field(steps, on_error, fmt, chan.error_reply if chan is not None else None, formats)
     return ir.Route(r.name.name, recv.channel.name, fmt,
                     recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart,
                     on_doubt=on_doubt or "flag", response_code=code)
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:
-    routes = tuple(lower_route(d, res.name_tags, res.channels) for d in decls if isinstance(d, A.RouteAst))
+    routes = tuple(lower_route(d, res.name_tags, res.channels, res.formats) for d in decls
+                   if isinstance(d, A.RouteAst))
     return ir.Program(
         version=program_version(sources),
         sources=dict(sources),

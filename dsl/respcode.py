@@ -24,14 +24,16 @@ from dsl import ir
 
 
 def response_code_field(steps: Iterable[ir.Step], on_error: Iterable[ir.Step], route_format: str | None,
-                        channel_error_reply: ir.Step | None) -> str | None:
+                        channel_error_reply: ir.Step | None,
+                        formats: dict[str, ir.FormatDecl] | None = None) -> str | None:
     """The path (``resp_code``, ``"39"``, ``XferRsp.Code``) of the success reply's field that carries the
-    committed deal's response code, or None."""
+    committed deal's response code, or None.  With ``formats``, two formats that differ only in ``validate``
+    (an ISO 8583 spec read strictly, and leniently for the error answers) count as one."""
     error_reply = _last_reply(on_error) or channel_error_reply
     success = _last_reply(steps)
     if error_reply is None or success is None:
         return None
-    if _format(error_reply, route_format) != _format(success, route_format):
+    if not _same(_format(error_reply, route_format), _format(success, route_format), formats):
         return None
     field = code_field_of(error_reply)
     if field is None:
@@ -64,6 +66,20 @@ def _last_reply(steps: Iterable[ir.Step]) -> ir.Step | None:
 
 def _format(reply: ir.Step, route_format: str | None) -> str | None:
     return reply.options.get("format") or route_format
+
+
+def _same(a: str | None, b: str | None, formats: dict[str, ir.FormatDecl] | None) -> bool:
+    """One format, or two declarations of one (kind, options, fields) but for ``validate``: the lenient twin
+    a channel's error answers are written in (docs/formats-iso8583.md#answering-what-cannot-be-read)."""
+    if a == b:
+        return True
+    x, y = (formats or {}).get(a or ""), (formats or {}).get(b or "")
+    if x is None or y is None or x.kind != y.kind or x.fields != y.fields:
+        return False
+    if x.options.get("validate", True) == y.options.get("validate", True):
+        return False
+    return {k: v for k, v in x.options.items() if k != "validate"} == \
+        {k: v for k, v in y.options.items() if k != "validate"}
 
 
 def _is_error_code(e: Any) -> bool:

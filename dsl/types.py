@@ -44,7 +44,7 @@ RESULTS: dict[str, str | None] = {
     "substr": STRING, "mask_pan": STRING, "iban_valid": BOOL, "is_digits": BOOL, "swift_x_valid": BOOL, "has_control": BOOL, "replace": STRING, "len": INTEGER, "now": TIMESTAMP,
     "today": DATE, "add_days": DATE, "days_between": INTEGER, "format_date": STRING,
     "parse_date": DATE, "is_date": BOOL, "matches": BOOL, "uuid": STRING, "round": DECIMAL, "abs": None, "number": NUMBER, "coalesce": None,
-    "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING,
+    "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING, "response_mti": STRING,
 }
 RESULTS.update(CALENDAR_RESULTS)      # is_business_day, value_date ... (dsl/calendars.py)
 

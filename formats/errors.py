@@ -11,7 +11,11 @@ class FormatError(ValueError):
     ``line`` the 1-based line of a text file where it was found (set when the
     offset is a file's, not a message's: ``engine.channels.file_origin``).
     ``hint`` says how to fix it where that is known.
+    ``partial``: the values a decoder read before the failure, when it can tell
+    (ISO 8583: the MTI and the fields before the bad one, ``IsoMessage``), else None.
     """
+
+    partial = None
 
     def __init__(
         self,

@@ -178,6 +178,7 @@ class Dispatcher:
         mac_route: BoundRoute | None = None
         not_object: InputError | None = None   # a `when` read fields of a message that is no object
         first_field: str | None = None         # the field the first format error names, if it does
+        partial: Any = None                    # what the first format error's decoder read before it failed
         for i, br in enumerate(self.routes):
             fmt = br.format
             if fmt in decoded:
@@ -200,6 +201,7 @@ class Dispatcher:
                 if first_error is None:
                     first_error, first_where = f"not a valid {fmt}: {text}", br.where
                     first_field = msg.field
+                    partial = msg.partial
                 if isinstance(msg, MacError) and mac_route is None:
                     if mac_error is None:
                         mac_error, mac_where = f"{fmt}: {text}", br.where
@@ -236,6 +238,9 @@ class Dispatcher:
             failure = StepFailure("malformed", f"request of {len(ex.raw)} bytes on channel {self.channel}: "
                                   f"{first_error}", where=first_where)
             failure.field = first_field or None
+            # the channel's `on error reply` reads what could be read (ISO 8583: the MTI and the fields before
+            # the bad one, docs/formats-iso8583.md#answering-what-cannot-be-read); null when nothing could
+            scope["msg"] = partial
             ex.fail(failure)
         else:
             ex.msg = scope["msg"]           # the request as decoded by the last format tried

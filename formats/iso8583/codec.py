@@ -539,7 +539,11 @@ class Iso8583Codec:
             if plan is True:               # the message ends inside its secondary bitmap
                 plan = None
         if plan is None:
-            plan = self._plan(data)
+            try:
+                plan = self._plan(data)
+            except FormatError as exc:      # the MTI was read: an error answer can name it
+                exc.partial = IsoMessage(t=mti)
+                raise
         pos, fields, present, secondary, classes = plan
         msg = IsoMessage()
         msg["t"] = mti
@@ -549,25 +553,55 @@ class Iso8583Codec:
         try:
             for key, dec in fields:
                 msg[key], pos = dec(data, pos)
-        except FormatError:
+        except FormatError as exc:
+            exc.partial = self._partial(data, msg, exc)
             raise
         except (ValueError, IndexError, UnicodeDecodeError) as exc:
-            raise FormatError(f"cannot decode: {exc}", offset=pos, field=key) from None
+            err = FormatError(f"cannot decode: {exc}", offset=pos, field=key)
+            err.partial = msg
+            raise err from None
         if pos != len(data):
             last = next(reversed(msg))
             where = f"field {last}, the last one in the bitmap" if last != "t" else "the bitmap (no fields set)"
-            raise FormatError(f"{len(data) - pos} bytes left over after {where}", offset=pos,
+            err = FormatError(f"{len(data) - pos} bytes left over after {where}", offset=pos,
                               field=last if last != "t" else "bitmap",
                               hint="the bitmap or a length prefix does not match the data")
+            err.partial = msg
+            raise err
         if self._rules:
             rule = self._rules.get(mti)
             if rule is not None:
                 fast = self._fast_rules[mti]
                 if fast is None or not fast(present, msg):
-                    check_message(msg, rule, self.spec, offset=ms)
+                    try:
+                        check_message(msg, rule, self.spec, offset=ms)
+                    except FormatError as exc:
+                        exc.partial = msg
+                        raise
         if classes is not None:
             msg.classification = classes
         return msg
+
+    def _partial(self, data: bytes, read: IsoMessage, exc: FormatError) -> IsoMessage:
+        """What an error answer may echo of a message whose field ``exc.field`` failed: the fields read before
+        it (``read``); when only its content was wrong (a date out of range, a bad track 2 character) and the
+        wire structure holds, every field the lenient reader gets, but the bad one (a reply echoing it could
+        not be encoded)."""
+        if not self.validate:
+            return read
+        try:
+            whole = self._lenient_self().decode(data)
+        except FormatError:
+            return read
+        bad = (exc.field or "").split(".", 1)[0]
+        whole.pop(bad, None)
+        return whole
+
+    def _lenient_self(self) -> "Iso8583Codec":
+        lenient = self.__dict__.get("_lenient_codec")
+        if lenient is None:
+            lenient = self.__dict__["_lenient_codec"] = Iso8583Codec(self.spec, self.name, validate=False)
+        return lenient
 
     def _plan(self, data: bytes) -> tuple[int, tuple[tuple[str, Decoder], ...], int, bool,
                                           tuple[tuple[str, tuple[str, ...]], ...] | None]:

@@ -100,7 +100,9 @@ def test_check_explain_shows_the_field_of_every_shipped_route():
     res = CliRunner().invoke(app, ["check", "--explain", str(REPO / "routes" / "card_payments")])
     assert res.exit_code == 0, res.output
     routes = {r["name"]: r["response_code"] for r in orjson.loads(res.stdout)["routes"]}
-    assert routes == {"card_purchase": '["39"]', "card_echo": None}     # the echo has no error reply
+    # the echo's failures are answered by its channel's error reply, in CardIsoAnswer: the same spec as its
+    # reply's CardIso but `validate false`, so one format for the rule, and DE 39 is its field
+    assert routes == {"card_purchase": '["39"]', "card_echo": '["39"]'}
 
 
 def test_every_shipped_route_with_an_error_reply_and_a_reply_has_a_code_field(registry):
@@ -122,3 +124,38 @@ def test_every_shipped_route_with_an_error_reply_and_a_reply_has_a_code_field(re
     assert by_name["broker_transfer"] == "XferRsp.Code"
     assert by_name["claim_payout"] == "code"
     assert by_name["ar_collection"] is None            # a batch route: no reply, its answer is a file it writes
+
+
+def test_a_lenient_twin_of_the_reply_format_is_the_same_format(tmp_path, registry):
+    """A channel's error answers written in the reply's spec with `validate false` (docs/formats-iso8583.md
+    #answering-what-cannot-be-read) still name the code field; a format declared otherwise does not."""
+    text = """format Iso = iso8583 iso8583_1987_ascii
+format IsoAnswer = iso8583 iso8583_1987_ascii validate false
+format Other = iso8583 iso8583_1987_bcd validate false
+channel isofront = tcp listen {
+    address = "127.0.0.1:0"
+    on error reply IsoAnswer { t = response_mti(msg.t)  "11" = msg["11"]  "39" = error.code }
+}
+channel side = tcp listen {
+    address = "127.0.0.1:0"
+    on error reply Other { t = response_mti(msg.t)  "39" = error.code }
+}
+route twin {
+    receive from isofront as Iso
+    reply Iso { t = "0810"  "11" = msg["11"]  "39" = "00" }
+}
+route other {
+    receive from side as Iso
+    reply Iso { t = "0810"  "11" = msg["11"]  "39" = "00" }
+}
+route json_ones {
+    receive from front as J
+    reply K { code = "00" }
+}
+route plain_one {
+    receive from plain as J
+    reply J { code = "00" }
+}
+"""
+    assert code_fields(tmp_path, registry, text) == {"twin": '["39"]', "other": None, "json_ones": None,
+                                                       "plain_one": None}
