@@ -134,6 +134,12 @@ def _problem(r: httpx.Response) -> typer.Exit:
         detail = doc.get("detail") or r.text
     except ValueError:
         doc, detail = {}, r.text
+    url = str(r.request.url.copy_with(path="/", query=None)).rstrip("/") if r.request is not None else ""
+    if r.status_code == 400 and str(detail).startswith("this port speaks HTTPS") and url.startswith("http://"):
+        # the engine's server answers plain HTTP on its TLS port so (engine/http/server.py): say what to run
+        typer.echo(f"error: the admin API at {url} speaks HTTPS (the engine was started with --admin-cert); use "
+                   f"--url {url.replace('http://', 'https://', 1)} with --ca (the CA of its certificate)", err=True)
+        return typer.Exit(1)
     typer.echo(f"error: {r.status_code} {doc.get('title', r.reason_phrase)}: {detail}", err=True)
     for line in doc.get("diagnostics", []) or []:
         typer.echo(line, err=True)

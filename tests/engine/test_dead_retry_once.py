@@ -28,6 +28,7 @@ format Req = json
 channel front = tcp listen {
     address = "127.0.0.1:0"
     framing = length2
+    on error reply Req { ref = error.code  code = error.code }
 }
 route echo {
     receive from front as Req

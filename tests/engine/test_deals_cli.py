@@ -31,6 +31,9 @@ def make_app() -> typer.Typer:
 
 
 async def fill(path: Path) -> None:
+    # ages count from now, when the fixture runs, not from the module's import: in a full run the test comes
+    # minutes after collection, and `--until 5m` then took the deal made "1 minute" before import
+    now = datetime.now(timezone.utc).replace(microsecond=0)
     async with open_ledger(path) as ledger:
         specs = [
             # age, type, status, code, amount, currency
@@ -40,7 +43,7 @@ async def fill(path: Path) -> None:
             (timedelta(minutes=1), "BILL_PAYMENT", "failed", "91", Decimal("120.50"), "CNY"),
         ]
         for i, (age, typ, status, code, amount, cur) in enumerate(specs):
-            t = NOW - age
+            t = now - age
             await ledger.commit(DealRecord(
                 deal_type=typ, route="bill_payment", config_version="v1", channel="mainframe",
                 status=status, received_at=t, finished_at=t + timedelta(milliseconds=5),

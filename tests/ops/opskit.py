@@ -38,6 +38,10 @@ route echo {
 }
 """
 
+# ECHO whose channel answers a failure (`on error reply`): no compile warning (W010) is printed by `bsp run`
+# before the lines a test reads from its stderr
+ANSWERED_ECHO = ECHO.replace("    framing = length2\n}", "    framing = length2\n    on error reply Req { ref = error.code  tag = error.text }\n}")
+
 # ``front`` -> a call to ``back`` (a JSON counterpart on 127.0.0.1) -> the reply:
 # ``CALL % {"back": port, "timeout": "10s", "reply": "via = post.via"}`` (``reply``: its fields after ``ref``)
 CALL = """

@@ -54,10 +54,11 @@ async def test_a_client_without_certificate_or_https_is_told_so(nursery, tmp_pat
         p = await trio.to_thread.run_sync(partial(bsp, "reload", "--url", f"http://127.0.0.1:{port}",
                                                   BSP_ADMIN_TOKEN=TOKEN))
         assert p.returncode == 1, p.stderr
-        assert p.stderr.strip() == (f"error: the admin API at http://127.0.0.1:{port} closed the connection "
-                                    f"without an answer: the engine probably speaks HTTPS (it was started with "
-                                    f"--admin-cert); use --url https://127.0.0.1:{port} with --ca (the CA of its "
-                                    f"certificate)"), p.stderr
+        # the engine answers plain HTTP on its TLS port with a 400 (engine/http/server.py): the client says
+        # what to run instead of quoting it
+        assert p.stderr.strip() == (f"error: the admin API at http://127.0.0.1:{port} speaks HTTPS (the engine was "
+                                    f"started with --admin-cert); use --url https://127.0.0.1:{port} with --ca (the "
+                                    f"CA of its certificate)"), p.stderr
     finally:
         box[0].drain()
 

@@ -19,13 +19,13 @@ from engine.ops import runopts
 from engine.ops.live import LiveEngine
 from engine.ops.observe import Observer
 from engine.registry import default_registry
-from opskit import ECHO, REPO, compile_file, free_port
+from opskit import ANSWERED_ECHO, ECHO, REPO, compile_file, free_port
 
 PLATFORM = "version: 1\nroutes:\n  - r.route\nledger: l.duckdb\n"
 
 
 def site(tmp_path: Path, channels: str = "") -> Path:
-    (tmp_path / "r.route").write_text(ECHO % "x")
+    (tmp_path / "r.route").write_text(ANSWERED_ECHO % "x")
     (tmp_path / "platform.yaml").write_text(PLATFORM + channels)
     return tmp_path / "platform.yaml"
 

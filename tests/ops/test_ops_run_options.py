@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 
 from engine.ledger_store import SCHEMA_VERSION
-from opskit import ECHO, REPO
+from opskit import ANSWERED_ECHO, ECHO, REPO
 
 NO_AUDIT_KEY = ("warning: no audit key (BSP_AUDIT_KEY / BSP_AUDIT_KEY_FILE, or ledger.audit_key in the deployment "
                 "file): ledger records are not "
                 "tamper-protected; bsp audit verify will report them unprotected")
-
-
-# the echo route with an error reply on its channel, so that `bsp run` has no compile warning (W010) to print
-# before the one line these tests read
-ANSWERED_ECHO = ECHO.replace("    framing = length2\n}", "    framing = length2\n    on error reply Req { ref = error.code  tag = error.text }\n}")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
