@@ -19,6 +19,8 @@ Metric families (all prefixed ``bsp_``):
   channel_evictions_total{channel,reason}  tcp/http listen at max_connections: connections closed to make room;
                                            reason: handshake, idle, unread (engine/channels/conn_room.py)
   channel_capped_total{channel}            tcp/http listen at max_connections: times accepting paused (none could go)
+  channel_client_refused_total{channel}    tcp/http listen: connections closed as accepted, their client address
+                                           at max_connections_per_client (engine/channels/per_client.py)
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
   channel_reconnects_total{channel}
@@ -91,6 +93,9 @@ class Metrics:
         self.channel_capped = Counter("channel_capped", "tcp/http listen at max_connections: times accepting paused "
                                       "because no connection could be closed to make room.", ["channel"],
                                       namespace=ns, registry=r)
+        self.channel_client_refused = Counter("channel_client_refused", "tcp/http listen: connections closed as "
+                                              "accepted because their client address already held "
+                                              "max_connections_per_client.", ["channel"], namespace=ns, registry=r)
         self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],
                                        namespace=ns, registry=r)
         self.channel_latency = Histogram("channel_latency_seconds", "Outbound call round trip, per channel.",
@@ -128,6 +133,7 @@ class Metrics:
             "channel": ((self.channel_received, ("channel",)), (self.channel_sent, ("channel",)),
                         (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),
                         (self.channel_evictions, ("channel", "reason")), (self.channel_capped, ("channel",)),
+                        (self.channel_client_refused, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
                         (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
                         (self.cert_expiry, ("channel", "role", "subject"))),

@@ -34,6 +34,7 @@ from engine.defaults import ADMIN_HOST, ADMIN_PORT
 from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.room import http_room
+from engine.channels.per_client import ClientCap
 from engine.metrics import CONTENT_TYPE, Metrics
 from engine.tls import ContextHolder
 
@@ -44,7 +45,7 @@ DEFAULT_PORT = ADMIN_PORT
 NO_STORE = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))     # on every answer
 REFUSAL_LOG_EVERY = 60.0      # seconds between two "admin: refused" lines for one client address
 ADMIN_LIMITS = HTTPLimits(max_body=64 * 1024, max_header=8 * 1024, idle_timeout=30, read_timeout=10,
-                          max_connections=64)
+                          max_connections=64, max_connections_per_client=16)
 
 
 class AdminApp:
@@ -405,7 +406,10 @@ async def serve_admin(
 
     At ``limits.max_connections`` (64, fixed) a new connection takes the slot of the one longest in its TLS
     handshake, else of the one idle longest (engine/channels/conn_room.py), with a warning in the log; no
-    metric: the admin API is not a channel, and its /metrics is read through this very server."""
+    metric: the admin API is not a channel, and its /metrics is read through this very server.  A client
+    address holding ``limits.max_connections_per_client`` (16, fixed) has a new connection closed at once,
+    unread (engine/channels/per_client.py), logged once a minute per client (``app.refusals``): one address
+    cannot take every slot with connections that trickle a request."""
 
     def refused(peer: Any, reason: str) -> None:
         app.metrics.auth_failed("refused")
@@ -422,12 +426,16 @@ async def serve_admin(
                      hint="find which peers hold them (the log's addresses); the admin API should be reachable "
                           "by admin consoles only: bind it (admin.listen, --admin) to an address only they reach, "
                           "or keep other peers out with a firewall", logger=log)
+    clients = ClientCap(limits.max_connections_per_client, app.refusals, option="its per-client limit, fixed",
+                        hint="an admin console needs a few connections at once; find what else connects from "
+                             "that address")
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(app.refusals.run)       # the count of refusals once its minute is over
             nursery.start_soon(room.faults.run)        # connections closed for room, counted in a loop
             await serve_http(app, host, port, ssl_context, limits=limits, access=access, on_refused=refused,
-                             on_bad_request=bad_request, room=room, task_status=task_status)
+                             on_bad_request=bad_request, room=room, clients=clients,
+                             task_status=task_status)
     except BaseExceptionGroup as group:
         # the nursery wraps what serve_http raised: a taken port (OSError) goes on as itself, for the start's
         # one-line error naming the admin API (engine/ops/serve.py), not as a group with a traceback

@@ -44,6 +44,7 @@ from engine.faultlog import FaultLog
 from engine.http import HTTPError, HTTPLimits, Request, Response, Router, serve_http
 from engine.http.server import PlainHTTP
 from engine.http.room import http_room, peer_text as _peer_text
+from engine.channels.per_client import ClientCap, per_client_option
 from engine.http.signature import BodySignature, signature_options
 from engine.runtime.exchange import StepFailure
 from engine.tls import CLIENT_CERT_MODES, ContextHolder
@@ -130,8 +131,9 @@ class HttpListener:
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
             raise ChannelConfigError(f"channel {name}: option max_connections: expected a positive whole number, "
                                      f"got {cap!r}")
+        per_client = per_client_option(name, options, HTTPLimits.max_connections_per_client)
         self.limits = HTTPLimits(
-            max_connections=cap,
+            max_connections=cap, max_connections_per_client=per_client,
             max_body=int(options.get("max_body") or HTTPLimits.max_body),
             idle_timeout=seconds(options.get("idle_timeout"), HTTPLimits.idle_timeout),
             read_timeout=seconds(options.get("read_timeout"), HTTPLimits.read_timeout),
@@ -147,6 +149,10 @@ class HttpListener:
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
         # at the cap, a connection in its TLS handshake or idle makes room (engine/channels/conn_room.py)
         self.room = http_room(cap, channel=name, logger=log, faults=self.faults)
+        # one client address holds max_connections_per_client at most; over it closed at once (engine/channels/per_client.py)
+        self.clients = ClientCap(per_client, self.faults, channel=name,
+                                 hint=f"if partners share that address (a NAT, a proxy) and need more connections at "
+                                      f"once, raise max_connections_per_client of channel {name}")
         context, self.access, _ = listen_security(name, options, load_tls=load_tls)
         # read for each connection accepted: a reload that renewed the certificate files swaps it (renew_tls)
         self.tls = ContextHolder(context) if context is not None else None
@@ -178,7 +184,7 @@ class HttpListener:
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
         (``bsp_channel_capped_total``) in ``engine.metrics.Metrics`` (None: stop)."""
-        self.metrics = self.room.metrics = metrics
+        self.metrics = self.room.metrics = self.clients.metrics = metrics
 
     @property
     def evicted(self) -> int:
@@ -217,7 +223,7 @@ class HttpListener:
                 on_refused=self._on_refused, on_tls_failure=self._on_tls_failure,
                 on_bad_request=self._on_bad_request,
                 reply_headers=self.signature.headers_for if self.signature is not None else None,
-                retire=self._stop, room=self.room, sockets=self.sockets))
+                retire=self._stop, room=self.room, sockets=self.sockets, clients=self.clients))
             log.info("channel %s: http %s %s on %s", self.name, self.method, self.path, self.address)
             task_status.started(self.port)
 
@@ -410,6 +416,12 @@ COMPONENT = ComponentSpec(
                    "the one longest in its TLS handshake, else of the one idle longest (closed with a warning, "
                    "counted in bsp_channel_evictions_total); with every one reading or running a request, "
                    "accepting pauses until one ends or falls idle (bsp_channel_capped_total).", default=512),
+        OptionSpec("max_connections_per_client", "int", "Connections one client address may hold open at once "
+                   "(an IPv4-mapped IPv6 address counts as its IPv4 address, other IPv6 addresses by their /64). "
+                   "A connection over it is closed as accepted, before a byte is read (no answer), takes no slot "
+                   "of max_connections and closes no other; counted (bsp_channel_client_refused_total, "
+                   "`client_refused` in bsp status) and logged once per client per 30s. Partners behind one "
+                   "NAT or proxy share it: raise it for them. 0: no limit.", default=64),
         OptionSpec("read_timeout", "duration", "Time from a request's first byte to its last (408 beyond).",
                    default=Decimal(10)),
         OptionSpec("cert", "path", "Server certificate (PEM): turns TLS on (1.2 minimum).", default=None),

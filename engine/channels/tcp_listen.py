@@ -16,6 +16,7 @@ from engine.channels.listen_handoff import ListenSockets
 from engine.channels.retire import SEND_WAIT, GentleClose, StopReading
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import TLS_LISTEN_OPTIONS, Gate, read_listen_tls
+from engine.channels.per_client import ClientCap, per_client_option
 from engine.faultlog import FaultLog
 from engine.tls import peer_values
 from formats.component import ComponentSpec, OptionSpec
@@ -25,6 +26,7 @@ log = logging.getLogger("bsp.channel.tcp")
 
 _CONN_NUMBERS = itertools.count(1)
 MAX_CONNECTIONS = 1000      # option max_connections
+PER_CLIENT = 0              # option max_connections_per_client: off (a mainframe's connections share its address)
 FRAME_TIMEOUT = 30.0        # option frame_timeout (not for framing = eof: there the frame is the connection)
 
 
@@ -65,12 +67,18 @@ class TcpListener:
         self.retire_send_wait = SEND_WAIT    # once retired, a send waits this long for a client not reading
         self.connections = 0
         self.room = Room(name, self.max_connections, backlog=self.backlog, faults=self.faults)     # the slots; at the cap one that can spare it makes room
+        # off by default: a mainframe opens its many connections from one or two addresses
+        # (engine/channels/per_client.py); over it a connection is closed as accepted
+        self.clients = ClientCap(per_client_option(name, options, PER_CLIENT), self.faults, channel=name,
+                                 hint=f"if that counterpart needs more connections at once, raise "
+                                      f"max_connections_per_client of channel {name}")
+        self._client_of: dict[Any, str] = {}    # accepted, not yet served: its client (ClientCap.leave at its end)
         self.metrics: Any = None
 
     def attach_metrics(self, metrics: Any) -> None:
         """Count connections closed for room (``bsp_channel_evictions_total``) and pauses at the cap
         (``bsp_channel_capped_total``) in ``engine.metrics.Metrics`` (None: stop)."""
-        self.metrics = self.room.metrics = metrics
+        self.metrics = self.room.metrics = self.clients.metrics = metrics
 
     @property
     def capped(self) -> int:
@@ -114,10 +122,12 @@ class TcpListener:
 
     async def _connection(self, stream: trio.SocketStream, handler: ExchangeHandler) -> None:
         served: list[Activity] = []
+        client = self._client_of.pop(stream, None)
         try:
             await self._serve_connection(stream, handler, served)
         finally:
             self.room.leave(served[0] if served else None)      # the slot _Capped.accept took
+            self.clients.leave(client)
 
     async def _serve_connection(self, stream: trio.SocketStream, handler: ExchangeHandler,
                                 served: list[Activity]) -> None:
@@ -186,13 +196,25 @@ class _Capped(trio.abc.Listener[trio.SocketStream]):
         self.socket = inner.socket
 
     async def accept(self) -> trio.SocketStream:
-        room = self.channel.room
-        await room.take(self.socket)
-        try:
-            return await self.inner.accept()
-        except BaseException:
+        room, clients = self.channel.room, self.channel.clients
+        while True:
+            await room.take(self.socket)
+            try:
+                stream = await self.inner.accept()
+            except BaseException:
+                room.leave(None)
+                raise
+            try:
+                peer = stream.socket.getpeername()
+            except OSError:
+                peer = None
+            client = clients.enter(peer)
+            if client is not None:
+                self.channel._client_of[stream] = client
+                return stream
+            # its client holds max_connections_per_client: closed at once, unread; its slot is free again
             room.leave(None)
-            raise
+            await trio.aclose_forcefully(stream)
 
     async def aclose(self) -> None:
         """Nothing (``trio.serve_listeners`` calls it as it stops): the channel's ``ListenSockets`` closes the
@@ -256,6 +278,13 @@ COMPONENT = ComponentSpec(
                    "it is closed with a warning and counted (bsp_channel_evictions_total); with every "
                    "connection busy the new peer waits in the backlog until one ends or falls idle.",
                    default=MAX_CONNECTIONS),
+        OptionSpec("max_connections_per_client", "int", "Connections one client address may hold open at once "
+                   "(an IPv4-mapped IPv6 address counts as its IPv4 address, other IPv6 addresses by their /64); "
+                   "a connection over it is closed as accepted, before a byte is read, counted "
+                   "(bsp_channel_client_refused_total, `client_refused` in bsp status) and logged once per client "
+                   "per 30s. 0 (the default): no limit, since a mainframe or switch opens all its connections "
+                   "from one or two addresses; set it on a channel open to many counterparts.",
+                   default=PER_CLIENT),
         OptionSpec("idle_timeout", "duration",
                    "Close a connection that sends nothing for this long; inside a half-read frame "
                    "this is a framing error (error reply, deal malformed). None: wait for ever.",

@@ -22,6 +22,8 @@ Limits (``HTTPLimits``), all bounded:
     the slot of the connection longest in its TLS handshake, else of the one idle longest (waiting for its
     next request, or its first), with a warning; with none of those, it waits for one to end or fall idle
     (``room``: engine/channels/conn_room.py, the policy ``tcp listen`` has too; engine/http/room.py).
+  * ``max_connections_per_client``: a connection from a client address already holding that many is closed
+    as accepted, before a byte is read, and takes no slot (``clients``: engine/channels/per_client.py).
 
 Retirement (``serve_http(..., retire=EVENT)``, an ``http listen`` channel a reload changed or removed, or a
 drain): once ``EVENT`` is set the server stops accepting (the listening socket closes: a new listener can
@@ -62,6 +64,7 @@ from engine.access import AccessList
 from engine.tls import ContextHolder, context_of
 from engine.channels.retire import ARRIVED_WINDOW, GentleClose
 from engine.channels.conn_room import Room
+from engine.channels.per_client import ClientCap
 from engine.channels.listen_handoff import ListenSockets
 from engine.http.messages import REASONS, HTTPError, Request, Response
 from engine.http.room import HttpSlot, http_room, peer_text
@@ -92,6 +95,7 @@ class HTTPLimits:
     handshake_timeout: float = 10.0
     linger: float = 1.0               # after an error answer: drain what the client still sends, then close
     max_connections: int = 512
+    max_connections_per_client: int = 64     # one client address's at once; 0: no limit (engine/channels/per_client.py)
 
 
 def _unquoted(exc: BaseException) -> str:
@@ -598,6 +602,7 @@ async def serve_http(
     retire: trio.Event | None = None,
     room: Room | None = None,
     sockets: ListenSockets | None = None,
+    clients: ClientCap | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (port 0: any free one) until cancelled, or until ``retire`` is set and every
@@ -617,12 +622,17 @@ async def serve_http(
     ``sockets``: the listening sockets (an ``http listen`` channel's: a reload hands them over to the channel
     replacing it on the same address, engine/channels/listen_handoff.py); by default bound here and closed
     when accepting stops.
+
+    ``clients``: the per-client counts (``max_connections_per_client``, engine/channels/per_client.py: an
+    ``http listen`` channel's counts and names it); by default one of ``limits.max_connections_per_client``
+    logging through the room's ``FaultLog``.
     """
     sockets = sockets if sockets is not None else ListenSockets()
     try:
         await _serve_on(sockets, handler, host, port, ssl_context, limits=limits, access=access,
                         on_refused=on_refused, reply_headers=reply_headers, on_tls_failure=on_tls_failure,
-                        on_bad_request=on_bad_request, retire=retire, room=room, task_status=task_status)
+                        on_bad_request=on_bad_request, retire=retire, room=room, clients=clients,
+                        task_status=task_status)
     finally:
         sockets.close_now()                 # a failure, a cancellation: nothing stays open (unless handed over)
 
@@ -630,14 +640,18 @@ async def serve_http(
 async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, port: int, ssl_context: Any, *,
                     limits: HTTPLimits, access: AccessList | None, on_refused: Any, reply_headers: Any,
                     on_tls_failure: Any, on_bad_request: Any, retire: trio.Event | None, room: Room | None,
-                    task_status: Any) -> None:
+                    clients: ClientCap | None, task_status: Any) -> None:
     listeners: list[Any] = await sockets.open(host, port)
     bound = listeners[0].socket.getsockname()[1]
     room = room if room is not None else http_room(limits.max_connections)
     room.address = room.address or f"{host}:{bound}"
+    counts = clients if clients is not None else ClientCap(limits.max_connections_per_client, room.faults,
+                            hint="if its clients need more connections at once, raise its max_connections_per_client")
+    if clients is None and room.channel is None:
+        room.faults.what = room.who         # the admin API's own FaultLog: named by its address
     live: set[_Connection] = set()
 
-    async def one(sock: trio.SocketStream) -> None:
+    async def one(sock: trio.SocketStream, client: str) -> None:
         slot = None
         try:
             # a clean end (FIN, then discard) instead of a reset when the client's requests are unread
@@ -656,6 +670,7 @@ async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, 
                                    on_bad_request=on_bad_request)
         finally:
             room.leave(slot)
+            counts.leave(client)
 
     async def accept_loop(listener: Any, nursery: trio.Nursery) -> None:
         while True:
@@ -665,14 +680,20 @@ async def _serve_on(sockets: ListenSockets, handler: Handler, host: str | None, 
                 log.warning("http %s:%s: accept failed: %s", host, bound, exc)
                 await trio.sleep(0.1)
                 continue
+            # a client over its own cap: closed at once, unread, taking no slot (engine/channels/per_client.py)
+            client = counts.enter(peer_of(stream))
+            if client is None:
+                await trio.aclose_forcefully(stream)
+                continue
             try:
                 # at the cap one connection makes room (conn_room); at most one accepted connection
                 # per listener waits here
                 await room.take()
             except BaseException:
+                counts.leave(client)
                 await trio.aclose_forcefully(stream)
                 raise
-            nursery.start_soon(one, stream)
+            nursery.start_soon(one, stream, client)
 
     async with trio.open_nursery() as nursery:            # the connections
         async with trio.open_nursery() as accepting:

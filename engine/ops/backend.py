@@ -204,6 +204,9 @@ class EngineBackend:
         room = getattr(ch, "room", None)           # tcp listen at max_connections (engine.channels.conn_room)
         if room is not None and isinstance(getattr(room, "evicted", None), int):
             row["evicted"], row["capped"] = room.evicted, room.capped
+        clients = getattr(ch, "clients", None)     # tcp/http listen: max_connections_per_client (per_client.py)
+        if clients is not None and isinstance(getattr(clients, "refused", None), int):
+            row["client_refused"] = clients.refused
         gate = getattr(ch, "gate", None)           # tcp listen: TLS / mutual TLS / access list (tcp_tls.Gate)
         if gate is not None:
             row["tls"] = gate.ssl_context is not None

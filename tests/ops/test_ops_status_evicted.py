@@ -97,3 +97,41 @@ async def test_http_listen_counts_connections_evicted_at_the_cap(tmp_path: Path,
     assert ("channel api: 1 connections open (max_connections): closing the connection from 127.0.0.1:"
             in caplog.text), caplog.text
     assert "raise max_connections of channel api (%s:5:" % path in caplog.text, caplog.text
+
+
+PER_CLIENT_ROUTE = """
+format J = json
+channel api = http listen {
+    address = "127.0.0.1:0"
+    max_connections_per_client = 1
+}
+route echo {
+    receive from api as J
+    reply J { ref = msg.ref }
+}
+"""
+
+
+async def test_http_listen_counts_connections_over_the_cap_per_client(tmp_path: Path) -> None:
+    """`max_connections_per_client` declared in a route file: a second connection from the same address is
+    closed as accepted, counted as `client_refused` in `bsp status` and in /metrics."""
+    path = tmp_path / "api.route"
+    path.write_text(PER_CLIENT_ROUTE)
+    async with live([path], tmp_path / "l.duckdb") as eng:
+        port = eng.channels["api"].port
+        backend = EngineBackend(eng, eng.observer)
+        before = (await backend.status())["channels"]["api"]
+        held = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.fail_after(10):                                         # a guard, not a timing
+            while not eng.channels["api"].clients.open:
+                await trio.sleep(0.01)
+            over = await trio.open_tcp_stream("127.0.0.1", port)
+            try:
+                assert await over.receive_some(10) == b""                 # closed at once, unread
+            except trio.BrokenResourceError:
+                pass
+        after = (await backend.status())["channels"]["api"]
+        await over.aclose()
+        await held.aclose()
+    assert (before["client_refused"], after["client_refused"]) == (0, 1), after
+    assert eng.observer.metrics.value("bsp_channel_client_refused_total", {"channel": "api"}) == 1
