@@ -676,6 +676,7 @@ class Checker(_TestChecks):
         self.used: set[str] = set()
         self.res = Resolved()
         self.format_tags: dict[str, dict[str, str] | None] = {}   # classified paths (None: unknown)
+        self.included: frozenset[str] = frozenset()      # files a `use` names (dsl/load.py)
 
     # ------------------------------------------------------------ reporting
     def error(self, code: str, message: str, pos, help: str | None = None) -> None:
@@ -1839,11 +1840,11 @@ class Checker(_TestChecks):
         for d in self.diags:
             if d.is_error and d.help and d.help.startswith("did you mean"):
                 suggested.update(re.findall(r"`([^`]+)`", d.help))
-        # a file that declares formats and nothing else is a layout library for the tools that read files through
-        # a declared format (`bsp decode/encode --route F --name N`, `bsp reconcile --type totals --route F`):
-        # its formats are there to be named on a command line, not by a route
+        # a file that declares formats and nothing else, and that no `use` includes, is a layout library for the
+        # tools that read files through a declared format (`bsp decode/encode --route F --name N`, `bsp reconcile
+        # --type totals --route F`): its formats are there to be named on a command line, not by a route
         other = {node.name.pos.file for cat, node in self.decls.values() if cat != "format"}
-        other |= {r.pos.file for r in self.routes.values()} | {t.pos.file for t in self.tests}
+        other |= {r.pos.file for r in self.routes.values()} | {t.pos.file for t in self.tests} | set(self.included)
         for name, (cat, node) in self.decls.items():
             if name in self.used or name in suggested:
                 continue

@@ -293,7 +293,7 @@ CATALOGUE: tuple[Entry, ...] = (
                  'compensate call back as Req { code = "CANC" }',
                  head=_HEAD + 'channel back = memory\n'), 9, 5),
     # ------------------------------------------------------------ warnings
-    Entry("W001", "unused format (not in a file of formats only: a layout library for `bsp decode --route`)", "format `NAME` is never used",
+    Entry("W001", "unused format (not in a file of formats only that no `use` includes: a layout library for `bsp decode --route`)", "format `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'format Extra = json\n'), 5, 8, severity="warning"),
     Entry("W002", "unused table", "table `NAME` is never used",
           _route('reply Req { code = "00" }', head=_HEAD + 'table billers = csv "billers.csv" key biller_id\n'),

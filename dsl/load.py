@@ -50,6 +50,7 @@ class _Loader:
         self.diags: list[Diagnostic] = []
         self.escapes: list = []                 # the files' unknown escapes (dsl.escapes, E111)
         self.done: set[str] = set()
+        self.included: set[str] = set()         # files some `use` names (their formats are for routes)
 
     def load(self, path: Path, chain: tuple[str, ...], at: Pos | None) -> None:
         key = str(path)
@@ -87,6 +88,7 @@ class _Loader:
                 target = Path(d.path)
                 if not target.is_absolute():
                     target = path.parent / target
+                self.included.add(str(target.resolve()))
                 self.load(target.resolve(), chain + (key,), d.pos)
             else:
                 self.decls.append(d)
@@ -145,6 +147,7 @@ def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, st
         loader.load(Path(p).resolve(), (), None)
     diags = list(loader.diags)
     checker = Checker(registry)
+    checker.included = frozenset(loader.included)
     if not any(d.is_error for d in diags):
         res = checker.check(loader.decls)
         diags.extend(checker.diags)

@@ -185,6 +185,12 @@ def test_a_file_of_formats_only_is_a_layout_library_not_warned_unused(tmp_path, 
     r = compile_paths([tmp_path / "main.route", tmp_path / "layouts.route"], registry)
     assert [(d.code, Path(d.pos.file).name, d.message) for d in r.diagnostics] == [
         ("W001", "main.route", "format `Spare` is never used")]
+    # a formats-only file that a route file includes (`use`) holds formats for routes: unused ones are warned
+    (tmp_path / "main.route").write_text('use "layouts.route"\n' + (tmp_path / "main.route").read_text())
+    r = compile_paths([tmp_path / "main.route"], registry)
+    assert sorted((d.code, Path(d.pos.file).name, d.message) for d in r.diagnostics) == [
+        ("W001", "layouts.route", "format `Eod2` is never used"), ("W001", "layouts.route", "format `Eod` is never used"),
+        ("W001", "main.route", "format `Spare` is never used")]
 
 
 def test_plugin_steps_come_from_the_registry(tmp_path, registry):

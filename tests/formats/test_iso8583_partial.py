@@ -8,7 +8,7 @@ import pytest
 from formats.errors import FormatError
 from formats.iso8583 import codec_for
 from formats.mac import MacError
-from tests.formats.test_iso8583_mac import mac_codec
+from test_iso8583_mac import mac_codec
 
 REQ = {"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001050", "7": "1125210000",
        "11": "000123", "37": "RRN000000001", "41": "TERM0001", "49": "840"}
