@@ -105,18 +105,24 @@ class Profile:
         return next((r for r in self.expect if r.matches(channel, what, field, recorded, produced)), None)
 
 
+def yaml_root(p: Path, what: str, error: type[Exception]) -> Any:
+    """The YAML node tree of a tester's file (a replay profile, an answers file), or None when it is empty;
+    ``error`` naming the file when it cannot be read or is not YAML."""
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{p}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        return yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not valid YAML: {exc}") from None
+
+
 def load_profile(path: str | Path | None) -> Profile:
     if path is None:
         return Profile()
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(f"{p}: cannot read the replay profile: {exc}") from None
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{p}: not valid YAML: {exc}") from None
+    root = yaml_root(p, "the replay profile", ProfileError)
     if root is None:
         return Profile(path=str(p))
     if not isinstance(root, yaml.MappingNode):

@@ -32,7 +32,7 @@ import yaml
 
 from engine.channels.base import ConnectionLost, Unreachable
 from engine.replay.diff import flatten
-from engine.replay.profile import as_text
+from engine.replay.profile import as_text, yaml_root
 
 RULE_KEYS = ("channel", "when", "answer")
 _FIRST = 3              # the synthetic test's first answer line (see _source)
@@ -160,14 +160,7 @@ def _place(p: Path, synthetic: Path, rules: list[ScriptRule], d: Any) -> str:
 
 
 def _read(p: Path) -> list[ScriptRule]:
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AnswersError(f"{p}: cannot read the answers file: {exc.strerror or exc}") from None
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        raise AnswersError(f"{p}: not valid YAML: {exc}") from None
+    root = yaml_root(p, "the answers file", AnswersError)
     if root is None:
         return []
     at = f"{p}:{root.start_mark.line + 1}"
