@@ -133,6 +133,8 @@ def query_deals(
     flagged: bool = False,
     before: tuple[datetime, str] | None = None,
     resolved: bool = False,
+    currency: str | None = None,
+    party: str | None = None,
 ) -> list[dict[str, Any]]:
     """Deals matching every given filter, newest first (by received_at).
 
@@ -151,9 +153,14 @@ def query_deals(
     ``before``: ``(received_at, deal_id)`` of the last row of a previous page: only the deals after it in
     this order (older, or as old with a smaller id), so pages never skip nor repeat a deal
     (``engine.admin.cursor``).
+    ``currency``: only deals in this currency, in any case (``cny`` finds ``CNY``: ISO 4217 codes have no case,
+    as the key-conflict fingerprint compares them).  ``party``: only deals whose ``party`` column is exactly this
+    text, as the route's ``deal`` step stored it (as the reports' ``--party`` matches it): the column only, never
+    the request's (possibly encrypted) fields; a route that stores a mask (``mask_pan(...)``) is found by its mask.
     """
     return list(iter_deals(path, deal_type=deal_type, status=status, reference=reference, since=since,
-                           until=until, limit=limit, con=con, flagged=flagged, before=before, resolved=resolved))
+                           until=until, limit=limit, con=con, flagged=flagged, before=before, resolved=resolved,
+                           currency=currency, party=party))
 
 
 # the events that flag a deal for an operator (``flagged``, ``reversal flagged``: appended later by the
@@ -288,6 +295,8 @@ def iter_deals(
     flagged: bool = False,
     before: tuple[datetime, str] | None = None,
     resolved: bool = False,
+    currency: str | None = None,
+    party: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """``query_deals`` as a generator: rows are fetched ``FETCH_ROWS`` at a time, so memory stays
     bounded whatever the ledger holds (``bsp deals --limit 0 --json`` on millions of deals).
@@ -295,6 +304,7 @@ def iter_deals(
     sql, params = _select(
         f"SELECT {', '.join(COLUMNS)} FROM deals",
         [("deal_type = ?", deal_type), ("status = ?", status), ("reference = ?", reference),
+         ("upper(currency) = ?", None if currency is None else currency.upper()), ("party = ?", party),
          ("received_at >= ?", _utc(since, "since")), ("received_at < ?", _utc(until, "until")),
          (f"deal_id IN (SELECT deal_id FROM deal_events WHERE to_state IN ({_FLAGGED_IN}))",
           list(FLAGGED_EVENTS) if flagged and resolved else None),

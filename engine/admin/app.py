@@ -177,6 +177,7 @@ class AdminApp:
         q = self._query(request)
         # one row more than asked: whether a next page exists (its cursor is this page's last row)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
+                          currency=q["currency"], party=q["party"],
                           since=q["since"], until=q["until"], limit=q["limit"] + 1, flagged=bool(q["flagged"]),
                           before=_cursor(q["cursor"]), resolved=bool(q["resolved"]))
         if query.resolved and not query.flagged:

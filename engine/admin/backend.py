@@ -55,6 +55,8 @@ class DealQuery:
                                              # whose flag is open (not resolved: engine.deal_resolve)
     before: tuple[datetime, str] | None = None   # (received_at, deal_id) of a previous page's last row (cursor)
     resolved: bool = False                   # with flagged: the resolved ones too
+    currency: str | None = None              # in any case (cny finds CNY)
+    party: str | None = None                 # the party column, exactly as stored
 
 
 @dataclass(frozen=True)

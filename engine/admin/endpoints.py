@@ -71,6 +71,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              params=(Param("type", "string", "Deal type, e.g. BILL_PAYMENT."),
                      Param("status", "string", "Deal status.", enum=STATUSES),
                      Param("reference", "string", "Business reference (e.g. trace number)."),
+                     Param("currency", "string", "Only deals in this currency, in any case (cny finds CNY).",
+                           example="CNY"),
+                     Param("party", "string", "Only deals whose `party` is exactly this text, as the ledger's "
+                           "`party` column holds it (the route's `deal` step's party, as each row shows it); "
+                           "never compared with the request's fields: a party the route stored masked is "
+                           "found by its mask.", example="EL01"),
                      Param("flagged", "boolean", "Only deals flagged for an operator (event `flagged`: a "
                            "participant in doubt or whose compensation failed, a deal left in doubt by a crash; or `reversal "
                            "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts) "

@@ -139,6 +139,14 @@ def deals(
     deal_type: Optional[str] = typer.Option(None, "--type", help="Only this deal type, e.g. BILL_PAYMENT."),
     status: Optional[str] = typer.Option(None, "--status", help=f"Only this status: {', '.join(STATUSES)}."),
     ref: Optional[str] = typer.Option(None, "--ref", help="Only this reference."),
+    currency: Optional[str] = typer.Option(None, "--currency", help="Only deals in this currency, in any case "
+                                           "(cny finds CNY), e.g. to find the deals behind one line of a report's "
+                                           "totals."),
+    party: Optional[str] = typer.Option(None, "--party", help="Only deals whose party is exactly this text, as the "
+                                        "ledger's party column holds it (the route's `deal` step's party, shown "
+                                        "in the party column here; as `bsp report counterparty-statement --party` "
+                                        "matches it). Only that column is compared, never the request's fields: a "
+                                        "route that stores a masked party (mask_pan) is found by its mask."),
     flagged: bool = typer.Option(False, "--flagged", help="Only deals flagged for an operator (event `flagged`: "
                                  "a call or step left in doubt, or whose compensation failed; a deal left in "
                                  "doubt by a crash; or `reversal flagged`: an ISO 8583 reversal not "
@@ -190,20 +198,24 @@ def deals(
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
+    for option, value in (("--currency", currency), ("--party", party)):
+        if value is not None and not value.strip():
+            raise typer.BadParameter("is empty: give the text to match, or leave the option out", param_hint=option)
     now = datetime.now(timezone.utc)
     t_since = parse_when(since, now=now, option="--since") if since else None
     t_until = parse_when(until, now=now, option="--until") if until else None
     ledger = ledger_keys(ledger, deployment, env, "bsp deals").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
-                     {"type": deal_type, "status": status, "reference": ref, "since": t_since, "until": t_until,
+                     {"type": deal_type, "status": status, "reference": ref, "currency": currency, "party": party,
+                      "since": t_since, "until": t_until,
                       "flagged": "1" if flagged else None, "resolved": "1" if include_resolved else None},
                      limit, streamed=as_json)
         title = f"{_what(flagged, include_resolved)} in the engine at {url}"
     else:
         require_ledger(ledger)
-        stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref,
-                            since=t_since, until=t_until, limit=limit or None, flagged=flagged,
+        stream = iter_deals(ledger, deal_type=deal_type, status=status, reference=ref, currency=currency,
+                            party=party, since=t_since, until=t_until, limit=limit or None, flagged=flagged,
                             resolved=include_resolved)
         try:
             first = next(stream, None)      # the query runs here: a locked or foreign file says so now

@@ -241,6 +241,13 @@ async def test_deals_from_the_ledger(admin):
     r = await client.get("/deals", params={"since": "2026-03-01T09:01:00Z", "until": "2026-03-01T09:03:00"})
     assert [d["reference"] for d in r.json()["deals"]] == ["TRACE0002", "TRACE0001"]
     assert backend.deal_queries[-1].until == datetime(2026, 3, 1, 9, 3, tzinfo=timezone.utc)
+    # `bsp deals --live --currency/--party`: the currency in any case, the party exactly as stored
+    r = await client.get("/deals", params={"currency": "cny", "party": "EL01", "status": "rejected"})
+    assert r.status_code == 200, r.text
+    assert [d["reference"] for d in r.json()["deals"]] == ["TRACE0003"]
+    for params in ({"currency": "USD"}, {"party": "el01"}, {"party": "EL0"}):
+        r = await client.get("/deals", params=params)
+        assert r.status_code == 200 and r.json()["deals"] == [], params
 
 
 async def test_deals_page_by_cursor_without_skipping_or_repeating_deals_received_at_the_same_time(
@@ -329,7 +336,8 @@ async def test_openapi_describes_every_route(admin):
     assert doc["paths"]["/health"]["get"]["security"] == []
     assert "401" in doc["paths"]["/deals"]["get"]["responses"]
     deal_params = {p["name"] for p in doc["paths"]["/deals"]["get"]["parameters"]}
-    assert deal_params == {"type", "status", "reference", "flagged", "resolved", "since", "until", "limit", "cursor"}
+    assert deal_params == {"type", "status", "reference", "currency", "party", "flagged", "resolved", "since", "until",
+                           "limit", "cursor"}
     # every $ref resolves
     refs = []
 

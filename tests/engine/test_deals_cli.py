@@ -36,18 +36,18 @@ async def fill(path: Path) -> None:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     async with open_ledger(path) as ledger:
         specs = [
-            # age, type, status, code, amount, currency
-            (timedelta(days=3), "BILL_PAYMENT", "committed", "00", Decimal("12345678901234.56"), "CNY"),
-            (timedelta(hours=5), "BILL_PAYMENT", "rejected", "13", Decimal("0.01"), "USD"),
-            (timedelta(minutes=10), "BILL_ENQUIRY", "committed", "00", None, None),
-            (timedelta(minutes=1), "BILL_PAYMENT", "failed", "91", Decimal("120.50"), "CNY"),
+            # age, type, status, code, amount, currency, party
+            (timedelta(days=3), "BILL_PAYMENT", "committed", "00", Decimal("12345678901234.56"), "CNY", "EL01"),
+            (timedelta(hours=5), "BILL_PAYMENT", "rejected", "13", Decimal("0.01"), "USD", "EL02"),
+            (timedelta(minutes=10), "BILL_ENQUIRY", "committed", "00", None, None, None),
+            (timedelta(minutes=1), "BILL_PAYMENT", "failed", "91", Decimal("120.50"), "cny", "el01"),
         ]
-        for i, (age, typ, status, code, amount, cur) in enumerate(specs):
+        for i, (age, typ, status, code, amount, cur, party) in enumerate(specs):
             t = now - age
             await ledger.commit(DealRecord(
                 deal_type=typ, route="bill_payment", config_version="v1", channel="mainframe",
                 status=status, received_at=t, finished_at=t + timedelta(milliseconds=5),
-                reference=f"T{i}", amount=amount, currency=cur, response_code=code,
+                reference=f"T{i}", amount=amount, currency=cur, party=party, response_code=code,
                 request={"amount": amount}))
 
 
@@ -98,6 +98,16 @@ def test_table_shows_exact_amounts(ledger_file: Path) -> None:
     (["--until", "1d"], ["T0"]),
     (["--limit", "1"], ["T3"]),
     (["--type", "BILL_PAYMENT", "--since", "2d"], ["T3", "T1"]),
+    # a clerk chasing a totals break: one currency's deals, in any case (ISO 4217 codes have no case) ...
+    (["--currency", "CNY"], ["T3", "T0"]),
+    (["--currency", "usd"], ["T1"]),
+    (["--currency", "EUR"], []),
+    # ... and one party's: exactly the stored text (as counterparty-statement matches it), no prefix, case kept
+    (["--party", "EL01"], ["T0"]),
+    (["--party", "el01"], ["T3"]),
+    (["--party", "EL0"], []),
+    (["--currency", "CNY", "--party", "EL02"], []),
+    (["--currency", "usd", "--party", "EL02", "--status", "rejected"], ["T1"]),
 ])
 def test_filters(ledger_file: Path, args: list[str], refs: list[str]) -> None:
     res = run("--ledger", str(ledger_file), "--json", *args)
@@ -147,6 +157,13 @@ def test_bad_status_is_a_usage_error(ledger_file: Path) -> None:
     res = run("--ledger", str(ledger_file), "--status", "ok")
     assert res.exit_code == 2
     assert "use one of committed, rejected, failed" in flat(res.output)
+
+
+@pytest.mark.parametrize("option", ["--currency", "--party"])
+def test_an_empty_currency_or_party_is_a_usage_error(ledger_file: Path, option: str) -> None:
+    res = run("--ledger", str(ledger_file), option, " ")
+    assert res.exit_code == 2
+    assert option in flat(res.output) and "is empty" in flat(res.output)
 
 
 def test_parse_when_forms() -> None:

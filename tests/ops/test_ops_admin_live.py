@@ -165,6 +165,10 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     rows = [orjson.loads(line) for line in r.stdout.splitlines() if b'"MALFORMED"' not in line.encode()]
     assert sorted(row["reference"] for row in rows) == [f"L{i}" for i in range(5)]
     assert {row["amount"] for row in rows} == {"1.00"} and {row["status"] for row in rows} == {"committed"}
+    r = await trio.to_thread.run_sync(bsp, "--live", "--json", "--currency", "cny")    # the engine's GET /deals
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 5, r.stderr
+    r = await trio.to_thread.run_sync(bsp, "--live", "--json", "--currency", "CNY", "--party", "L3")
+    assert r.returncode == 0 and r.stdout == "", r.stderr       # the echo route's deals name no party
     r = await trio.to_thread.run_sync(bsp, "--live", "--ref", "L3")
     assert r.returncode == 0 and "deals in the engine at http://127.0.0.1:" in r.stdout and "L3" in r.stdout
     assert "L2" not in r.stdout
