@@ -7,6 +7,7 @@
     dep.admin                # AdminSettings(listen, token, tls_cert, tls_key, client_ca, access)
     dep.audit_key            # SecretRef | None (ledger.audit_key); dep.field_keys likewise
     dep.record               # RecordSettings(path, mask) | None; record: false gives None
+    dep.business_day         # BusinessDaySettings(tz, cutoff) | None: bsp report / reconcile's defaults
     dep.secrets["biller_key"].value()   # read from the env var / file now
     dep.channel_overrides    # {"mainframe": {"address": "127.0.0.1:7101"}}
     dep.where("channels", "mainframe")  # "routes/platform.yaml:14:5" for your own errors
@@ -36,6 +37,7 @@ import jsonschema
 import yaml
 
 from engine.defaults import DEFAULT_LEDGER   # the same default as engine.ledger, relative to the cwd
+from engine.deploy_businessday import BusinessDaySettings, business_day_settings
 from engine.deploy_messages import dotted, schema_message
 
 ENV_VARIABLE = "BSP_ENV"
@@ -184,6 +186,7 @@ class Deployment:
     audit_key: SecretRef | None = None     # ledger: {audit_key: {file: ...}}; None: BSP_AUDIT_KEY(_FILE)
     field_keys: SecretRef | None = None    # ledger: {field_keys: {file: ...}}; None: BSP_FIELD_KEYS(_FILE)
     record: RecordSettings | None = None   # record: {path, mask}; None: not set (or record: false)
+    business_day: BusinessDaySettings | None = None   # business_day: {tz, cutoff}; None: not set
     _marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
     _override_origin: dict[str, KeyPath] = field(default_factory=dict, repr=False)
     _keys: dict[KeyPath, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -443,6 +446,8 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
         access=_path(base, access) if isinstance(access, str) else access,
         places=places)
     record = _record_settings(data, env_data, env, base, place)
+    business_day, day_problems = business_day_settings(data, env_data, env, place)
+    problems += [at(kp, message) for kp, message in day_problems]
     for kp in [("admin", "listen")] + [("environments", e, "admin", "listen") for e in environments]:
         listen = _get(data, kp)
         if isinstance(listen, str):
@@ -467,7 +472,7 @@ def load_deployment(path: str | Path, env: str | None = None) -> Deployment:
                       txn_backlog_bytes=(None if ledger_merged.get("txn_backlog_bytes") is None
                                          else _size_bytes(ledger_merged["txn_backlog_bytes"])),
                       audit_key=ledger_keys.get("audit_key"), field_keys=ledger_keys.get("field_keys"),
-                      record=record,
+                      record=record, business_day=business_day,
                       _marks=marks, _override_origin=origin, _keys=keys)
 
 
@@ -535,4 +540,4 @@ def _secret_ref(name: str, ref: dict[str, str], base: Path, origin: str) -> Secr
 
 
 __all__ = ["load_deployment", "Deployment", "DeploymentError", "Problem", "SecretRef", "SecretError",
-           "AdminSettings", "AdminToken", "RecordSettings", "platform_schema", "ENV_VARIABLE"]
+           "AdminSettings", "AdminToken", "BusinessDaySettings", "RecordSettings", "platform_schema", "ENV_VARIABLE"]

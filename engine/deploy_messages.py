@@ -92,6 +92,9 @@ def schema_message(err: jsonschema.ValidationError) -> tuple[KeyPath, str, bool]
     if v == "pattern" and path[-1:] == ("txn_backlog_bytes",):
         return path, (f"{where}: {err.instance!r} is not a size; write bytes, or a number with KiB, MiB or GiB "
                       f"(e.g. txn_backlog_bytes: 64MiB)"), False
+    if v == "pattern" and path[-1:] == ("cutoff",):
+        return path, (f"{where}: {err.instance!r} is not a time of day; write HH:MM, 24-hour, in quotes (e.g. "
+                      f"cutoff: \"17:00\"): the local time the business day ends"), False
     if v == "pattern" and path[-1:] == ("env",):
         return path, (f"{where}: {err.instance!r} is not an environment variable name; use letters, digits "
                       f"and _, not starting with a digit (e.g. {{env: BSP_BILLER_KEY}})"), False
@@ -120,6 +123,10 @@ def _type_hint(path: KeyPath, wants: list[str], value: Any) -> str:
         text = str(value).lower() if isinstance(value, bool) else str(value)
         if key == "listen":
             return f'write host:port in quotes, e.g. listen: "127.0.0.1:{text}"'
+        if key == "cutoff" and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            # YAML 1.1 reads 17:00 unquoted as a sexagesimal number (17 * 60 + 0)
+            hh, mm = divmod(value, 60)
+            return f'write the time in quotes, e.g. cutoff: "{hh:02d}:{mm:02d}" (YAML reads {hh}:{mm:02d} unquoted as the number {value})'
         return f'quote the value: {key}: "{text}"'
     if wants == ["array"] and isinstance(value, str):
         return f"write a list, e.g. {key}: [{value}]"

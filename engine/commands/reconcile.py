@@ -15,7 +15,7 @@ import typer
 
 from engine.commands.ledger_keys import DEPLOYMENT_LEDGER_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, TOKEN_FILE_OPT, URL_OPT
-from engine.commands.report import CUTOFF_OPT, LIVE_SNAPSHOT_OPT, TZ_OPT
+from engine.commands.report import CUTOFF_OPT, LIVE_SNAPSHOT_OPT, TZ_OPT, day_options
 from engine.defaults import REPORT_FORMATS as FORMATS, STATEMENT_TYPES
 
 TOTALS = "totals"           # the mainframe's end-of-day control totals (engine/reconcile/totals.py)
@@ -32,7 +32,8 @@ def reconcile(
     kind: str = typer.Option(..., "--type", help=f"Statement type: {', '.join(TYPES)} (totals: the mainframe's "
                              "end-of-day control totals per day, code and currency)."),
     on: Optional[str] = typer.Option(None, "--date", help="Only this business day (YYYY-MM-DD, today or "
-                                     "yesterday; UTC unless --tz / --cutoff); default: the statement's days."),
+                                     "yesterday; UTC unless --tz / --cutoff or the deployment file's business_day); "
+                                     "default: the statement's days."),
     tz: Optional[str] = TZ_OPT,
     cutoff: Optional[str] = CUTOFF_OPT,
     tolerance: str = typer.Option("0", "--tolerance", help="Largest amount difference still matched, e.g. 0.01."),
@@ -69,7 +70,8 @@ def reconcile(
     """Match committed deals to a counterparty's statement by reference, amount and date.
 
     A deal's day is its business day: UTC, or of `--tz ZONE` (the bank's zone) and `--cutoff HH:MM`
-    (its end of business day), as the statement books it. The form lists matched lines, deals only in the ledger, lines only in the
+    (its end of business day), else of the deployment file's `business_day` (`--deployment
+    platform.yaml`), as the statement books it. The form lists matched lines, deals only in the ledger, lines only in the
     statement and amount (or date) mismatches, with totals per currency.
     `--type totals` checks the mainframe's end-of-day control totals instead (count and amount per business
     day, transaction code and currency; a CSV, or a copybook file read with `--route FILE --name FORMAT`,
@@ -86,7 +88,9 @@ def reconcile(
     from engine.progress import work_progress
     from engine.reports.terminal import print_report
 
-    ledger = ledger_keys(ledger, deployment, env, "bsp reconcile").path
+    found = ledger_keys(ledger, deployment, env, "bsp reconcile")
+    ledger = found.path
+    tz, cutoff = day_options(tz, cutoff, found.deployment)
     to_stdout = out is not None and str(out) == "-"
     try:
         if to_stdout and fmt != "json":

@@ -19,10 +19,18 @@ from engine.defaults import REPORT_FORMATS as FORMATS, REPORTS
 
 OUTPUTS = ("table", *FORMATS)
 TZ_OPT = typer.Option(None, "--tz", help="The zone of the business day, an IANA name (Asia/Shanghai, "
-                      "Europe/Berlin); default UTC. Selects --from/--to (--date) and groups days in it; times "
-                      "are shown on its clock, with their offset.")
+                      "Europe/Berlin); default: --deployment's business_day.tz, else UTC. Selects --from/--to "
+                      "(--date) and groups days in it; times are shown on its clock, with their offset.")
 CUTOFF_OPT = typer.Option(None, "--cutoff", help="The local time (HH:MM) the business day ends: day D runs "
-                          "from D-1 at the cut-off to D at the cut-off (e.g. 17:00); default midnight.")
+                          "from D-1 at the cut-off to D at the cut-off (e.g. 17:00); default: --deployment's "
+                          "business_day.cutoff, else midnight (00:00).")
+
+
+def day_options(tz: Optional[str], cutoff: Optional[str], deployment: Any) -> tuple[Optional[str], Optional[str]]:
+    """``--tz`` / ``--cutoff`` as given, each one not given from the deployment file's ``business_day``
+    (``engine/deploy_businessday.py``): the flag wins, key by key."""
+    day = getattr(deployment, "business_day", None)
+    return (tz, cutoff) if day is None else day.pick(tz, cutoff)
 LIVE_SNAPSHOT_OPT = typer.Option(False, "--live", help="Run on a snapshot of a running engine's ledger, taken "
                                  "through its admin API (the engine holds the file locked); the snapshot is a "
                                  "private temporary file, removed afterwards.",
@@ -35,7 +43,7 @@ def report(
     deployment: Optional[Path] = DEPLOYMENT_LEDGER_OPT,
     env: Optional[str] = ENV_OPT,
     first: str = typer.Option(..., "--from", help="First business day, YYYY-MM-DD, today or yesterday; "
-                              "included (UTC days unless --tz / --cutoff)."),
+                              "included (UTC days unless --tz / --cutoff, or the deployment file's business_day)."),
     last: Optional[str] = typer.Option(None, "--to", help="Last business day, YYYY-MM-DD, today or yesterday; "
                                        "included; default --from."),
     tz: Optional[str] = TZ_OPT,
@@ -57,7 +65,8 @@ def report(
 
     Amounts are exact decimals in each currency (never converted or rounded).
     Days are UTC days (today and yesterday too) unless `--tz ZONE` (the bank's zone) and `--cutoff
-    HH:MM` (its end of business day) say otherwise; the header says which day was reported. A running engine holds its ledger file locked:
+    HH:MM` (its end of business day), or the deployment file's `business_day` (`--deployment
+    platform.yaml`; a flag wins over it), say otherwise; the header says which day was reported. A running engine holds its ledger file locked:
     `--live` reports on a snapshot the engine takes of it (`POST /ledger/snapshot`, as `bsp ledger
     snapshot --live`), in a private temporary file removed afterwards.
     Exit 0 written; 1 (--live) the engine answered with a problem or cannot be reached; 2 usage error
@@ -66,7 +75,9 @@ def report(
     from engine.reports import ReportError, period   # DuckDB, Arrow: loaded to report
     from engine.reports.businessday import business_day
 
-    ledger = ledger_keys(ledger, deployment, env, "bsp report").path
+    found = ledger_keys(ledger, deployment, env, "bsp report")
+    ledger = found.path
+    tz, cutoff = day_options(tz, cutoff, found.deployment)
     if fmt not in OUTPUTS:
         typer.echo(f"error: --format {fmt!r}: expected one of {', '.join(OUTPUTS)}", err=True)
         raise typer.Exit(2)
@@ -130,4 +141,4 @@ def register(app: typer.Typer) -> None:
     app.command("report")(quiet_pipe(report))
 
 
-__all__ = ["CUTOFF_OPT", "LIVE_SNAPSHOT_OPT", "TZ_OPT", "register", "report"]
+__all__ = ["CUTOFF_OPT", "LIVE_SNAPSHOT_OPT", "TZ_OPT", "day_options", "register", "report"]

@@ -204,12 +204,43 @@ def test_the_transaction_log_backlog_bounds(site: Path, size: str, expected: int
     ("", "1:1: the deployment file is empty"),
     # wrong version
     ("version: 2\nroutes: [svc/a.route]\n", "1:10: version: expected 1, got 2"),
+    # the business day of bsp report / reconcile: a zone that does not exist, a cut-off YAML reads as a number
+    ("routes: [svc/a.route]\nbusiness_day:\n  tz: Asia/Shangai\n",
+     "3:7: business_day.tz: 'Asia/Shangai' is not a known time zone; did you mean 'Asia/Shanghai'?"),
+    ("routes: [svc/a.route]\nbusiness_day:\n  cutoff: 17:00\n",
+     '3:11: business_day.cutoff: expected a string, got a number 1020; write the time in quotes, e.g. '
+     'cutoff: "17:00" (YAML reads 17:00 unquoted as the number 1020)'),
+    ("routes: [svc/a.route]\nbusiness_day:\n  cutoff: 5pm\n",
+     "3:11: business_day.cutoff: '5pm' is not a time of day; write HH:MM, 24-hour, in quotes"),
+    ("routes: [svc/a.route]\nbusiness_day:\n  zone: UTC\n",
+     "3:3: business_day.zone: unknown key 'zone'"),
+    ("routes: [svc/a.route]\nenvironments:\n  hk:\n    business_day: {tz: Asia/HongKong}\n",
+     "4:24: environments.hk.business_day.tz: 'Asia/HongKong' is not a known time zone; did you mean "
+     "'Asia/Hong_Kong'?"),
 ])
 def test_errors_name_file_line_and_key(site: Path, text: str, expected: str) -> None:
     path = site / "platform.yaml"
     path.write_text(text)
     found = problems(path)
     assert any(p.startswith(f"error: {path}:") and expected in p for p in found), found
+
+
+def test_the_business_day_with_an_environment_replacing_its_keys(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BSP_ENV", raising=False)
+    path = write(site, """
+        routes: [svc/a.route]
+        business_day: {tz: Asia/Shanghai, cutoff: "17:00"}
+        environments:
+          fra:
+            business_day: {tz: Europe/Berlin}
+          plain: {}
+        """)
+    day = load_deployment(path).business_day
+    assert (day.tz, day.cutoff) == ("Asia/Shanghai", "17:00") and day.places["tz"] == f"{path}:2:20"
+    fra = load_deployment(path, env="fra").business_day
+    assert (fra.tz, fra.cutoff) == ("Europe/Berlin", "17:00") and fra.places["tz"] == f"{path}:5:24"
+    assert fra.pick(None, "00:00") == ("Europe/Berlin", "00:00") and fra.pick("UTC", None) == ("UTC", "17:00")
+    assert load_deployment(write(site, "routes: [svc/a.route]\n")).business_day is None
 
 
 def test_all_problems_reported_at_once_in_line_order(site: Path) -> None:

@@ -267,3 +267,31 @@ def test_reconcile_cli_takes_the_options(cny: Path, tmp_path: Path) -> None:
                                  "--date", "2026-03-02", "--days", "0", "--tz", "Asia/Shanghai", "-q"])
     assert r.exit_code == 0, r.output
     assert "3 lines, fully matched" in r.output
+
+
+def test_the_deployment_files_business_day_is_the_default_and_a_flag_wins(cny: Path, tmp_path: Path) -> None:
+    """`business_day: {tz, cutoff}` in platform.yaml: `bsp report --deployment` and `bsp reconcile --deployment`
+    count in it without --tz / --cutoff; each flag given replaces its own key only."""
+    (tmp_path / "r.route").write_text("")
+    dep = tmp_path / "platform.yaml"
+    dep.write_text(f'routes: [r.route]\nledger: {cny.name}\nbusiness_day: {{tz: Asia/Shanghai, cutoff: "17:00"}}\n')
+
+    def summary(*flags: str) -> str:
+        r = CliRunner().invoke(app, ["report", "daily-summary", "--deployment", str(dep), "--from", "2026-03-02",
+                                     "--format", "csv", *flags])
+        assert r.exit_code == 0, r.output
+        return r.stdout.splitlines()[1]
+
+    assert summary().startswith("2026-03-02,TRANSFER,CNY,3,3,0,0,0,600.0000,")           # the file's day
+    assert summary("--cutoff", "00:00").startswith("2026-03-02,TRANSFER,CNY,4,3,1,0,0,900.0000,")  # Shanghai
+    assert summary("--tz", "UTC", "--cutoff", "00:00").startswith("2026-03-02,TRANSFER,CNY,4,3,1,0,0,1300.0000,")  # UTC
+    r = CliRunner().invoke(app, ["report", "daily-summary", "--deployment", str(dep), "--from", "2026-03-02"])
+    assert "business day: Asia/Shanghai, day ends 17:00" in " ".join(r.output.split()), r.output
+    # reconcile: B, C, D are the Shanghai 03-02 day without a cut-off; with the file's 17:00 D is 03-03's
+    stmt = _statement(tmp_path, ["B,200.00,CNY,2026-03-02", "C,300.00,CNY,2026-03-02", "D,400.00,CNY,2026-03-02"])
+    base = ["reconcile", "--deployment", str(dep), "--against", str(stmt), "--type", "csv", "--date", "2026-03-02",
+            "--days", "0", "-q"]
+    r = CliRunner().invoke(app, [*base, "--cutoff", "00:00"])
+    assert r.exit_code == 0 and "3 lines, fully matched" in r.output, r.output
+    r = CliRunner().invoke(app, base)
+    assert r.exit_code == 1 and "break(s)" in r.output, r.output
