@@ -10,8 +10,9 @@ failure maps by error kind, then by deal status, through ``status_map``.  A
 failure without a reply body answers RFC 7807 problem details (with ``field``, the request field, when
 the failure is about one: ``StepFailure.field``).
 
-With ``check_content_type`` (on by default) a Content-Type the routes' formats do not read, or a form
-whose body is JSON (curl -d's default), is answered 415 with ``accepted``: a rejected deal of kind
+With ``check_content_type`` (on by default) a Content-Type the routes' formats do not read, a form
+whose body is JSON (curl -d's default), or a charset the body is not read in (JSON and forms: UTF-8 only;
+XML: the document's own encoding), is answered 415 with ``accepted``: a rejected deal of kind
 ``malformed`` and a dead letter, as a body the format cannot decode (``engine/channels/http_media.py``).
 Over TLS, plain HTTP sent to the port is answered 400 by the server (``engine/http/server.py``), no deal.
 
@@ -35,7 +36,7 @@ import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.http_listen_dispatch import dispatch_one, refuse_one
-from engine.channels.http_media import accepted_types, refusal as media_refusal
+from engine.channels.http_media import accepted_types, charset_of, refusal as media_refusal
 from engine.channels.listen_handoff import ListenSockets
 from engine.channels.options import ADDRESS, ChannelConfigError, built_check, parse_address, seconds
 from engine.channels.tcp_tls import (HANDSHAKE_TIMEOUT, handshake_timeout, listen_security, listen_tls_reason,
@@ -283,7 +284,8 @@ class HttpListener:
                        or self.signature.check(request.header, request.body))
         body = request.body
         bad_form = None
-        unsupported = (media_refusal(request.content_type, body, self.accepted)
+        unsupported = (media_refusal(request.content_type, body, self.accepted,
+                                     charset_of(request.header("content-type")))
                        if refusal is None and self.accepted is not None else None)
         if unsupported is None and refusal is None and request.content_type == "application/x-www-form-urlencoded":
             try:
@@ -407,8 +409,11 @@ COMPONENT = ComponentSpec(
                    "is answered 415 (problem details, `accepted` lists the types; a rejected deal of kind "
                    "malformed): a JSON format reads application/json, application/*+json and a form (unless "
                    "the form's body is JSON: curl -d's default type), an XML format application/xml, text/xml, "
-                   "application/*+xml. A request without Content-Type, and a channel with a route of another "
-                   "format, are not checked. false: any type is read by the format (a form as a form).",
+                   "application/*+xml. Its charset must be what the format reads: JSON and forms UTF-8 only "
+                   "(another declared charset is a 415 naming charset=utf-8), XML the document's own encoding "
+                   "(a charset naming another is a 415). A request without Content-Type, and a channel with a "
+                   "route of another format, are not checked. false: any type is read by the format (a form "
+                   "as a form).",
                    default=True),
         OptionSpec("max_body", "int", "Largest request body in bytes (413 beyond).", default=1 << 20),
         OptionSpec("idle_timeout", "duration", "Keep-alive wait for the next request.", default=Decimal(60)),

@@ -183,11 +183,16 @@ class Request:
         """An ``application/x-www-form-urlencoded`` body."""
         self._expect_type("application/x-www-form-urlencoded")
         try:
-            return parse_qs(self.body.decode("ascii"), keep_blank_values=True, strict_parsing=True,
-                            max_num_fields=1000) if self.body else {}
+            text = self.body.decode("ascii")
         except UnicodeDecodeError as exc:
             raise HTTPError(400, f"request body is not a valid urlencoded form: byte {exc.start} is not ASCII "
                                  f"(a form's bytes are ASCII, others %-escaped)", extra={"offset": exc.start}) from None
+        try:
+            # errors="strict": %-escapes that are not UTF-8 (a Latin-1 %E9) are refused, not read as U+FFFD
+            return parse_qs(text, keep_blank_values=True, strict_parsing=True, max_num_fields=1000,
+                            errors="strict") if self.body else {}
+        except UnicodeDecodeError:
+            raise HTTPError(400, f"request body is not a valid urlencoded form: {_form_not_utf8(text)}") from None
         except ValueError as exc:
             raise HTTPError(400, f"request body is not a valid urlencoded form: {_form_problem(self.body, exc)}") from None
 
@@ -209,6 +214,22 @@ class Request:
             return
         raise HTTPError(415, f"expected Content-Type {' or '.join(a if not a.startswith('+') else '*/*' + a for a in accepted)}, "
                              f"got {ct or 'none'!r}", extra={"accepted": list(accepted)})
+
+
+def _form_not_utf8(text: str) -> str:
+    """Which field's %-escapes are not UTF-8, by its place (never its value: it may be a name or an account)."""
+    from urllib.parse import unquote_to_bytes
+
+    pos = 0
+    for i, name_value in enumerate(text.split("&"), 1):
+        try:
+            for part in name_value.split("=", 1):
+                unquote_to_bytes(part.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return (f"field {i} (bytes {pos}..{pos + len(name_value) - 1}) has %-escapes that are not UTF-8 (a "
+                    f"form's %-escaped bytes are UTF-8: é is %C3%A9, not the Latin-1 %E9); send the form in UTF-8")
+        pos += len(name_value) + 1
+    return "its %-escapes are not UTF-8; send the form in UTF-8"
 
 
 def _form_problem(body: bytes, exc: ValueError) -> str:

@@ -192,7 +192,9 @@ def responses(program: ir.Program, channel: str, decl: ir.ChannelDecl, routes: l
     if accepted is not None:
         add(415, f"kind `malformed` (code 30): the Content-Type is not one the service reads "
                  f"({', '.join(accepted)}; `accepted` lists them), or a form's body is JSON (curl -d's default "
-                 f"type): a rejected deal; a request without Content-Type is read as the format's",
+                 f"type), or it declares a charset the body is not read in (JSON and forms: UTF-8 only; XML: "
+                 f"the document's own encoding): a rejected deal; a request without Content-Type is read as "
+                 f"the format's",
             channel_reply or _ref("Problem"), deal=True, problem_media=channel_reply is None)
     problem = _ref("Problem")
     add(400, "a malformed HTTP request, or one with both Content-Length and Transfer-Encoding (the connection "

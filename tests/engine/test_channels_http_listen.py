@@ -513,3 +513,37 @@ async def test_a_content_type_the_format_does_not_read_is_answered_415(tmp_path:
         async with httpx.AsyncClient() as c:
             r = await c.post(url(sb), content=b'{"ref": "O1", "amount": 1}', headers={"content-type": "text/plain"})
     assert r.status_code == 200, r.text
+
+
+async def test_json_declared_in_another_charset_is_refused_415_naming_utf8_not_misread(tmp_path: Path) -> None:
+    """JSON is UTF-8 (RFC 8259): a body declared `charset=iso-8859-1` was read as UTF-8 anyway, so the Latin-1
+    bytes of "Ã©" became "é" in the deal without a word, and a UTF-16 body failed as "not JSON".  Now the
+    declared charset is refused with a 415 naming charset=utf-8 (a rejected deal of kind malformed, as any
+    Content-Type the route does not read); UTF-8 declared or not is read as before.  A form whose %-escapes
+    are Latin-1 (%E9) is refused by the field's place instead of reaching the route as U+FFFD."""
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    latin1 = '{"ref": "L1", "amount": 1, "note": "Ã©"}'.encode("latin-1")
+    assert latin1.decode("utf-8") == '{"ref": "L1", "amount": 1, "note": "é"}'     # the silent misreading
+    async with running(prog, ledger) as sb:
+        async with httpx.AsyncClient() as c:
+            async def post(ctype: str, content: bytes) -> httpx.Response:
+                return await c.post(url(sb), content=content, headers={"content-type": ctype})
+            misread = await post("application/json; charset=iso-8859-1", latin1)
+            wide = await post("application/json; charset=utf-16", '{"ref": "L2", "amount": 1}'.encode("utf-16"))
+            fine = await post("application/json; charset=utf-8", '{"ref": "L3", "amount": 1, "note": "é"}'.encode())
+            form = await post("application/x-www-form-urlencoded", b"ref=L4&note=M%FCller&amount=1")
+    for r, charset in ((misread, "iso-8859-1"), (wide, "utf-16")):
+        assert r.status_code == 415, r.text
+        p = r.json()
+        assert (p["kind"], p["deal_status"], p["code"]) == ("malformed", "rejected", "30"), p
+        assert p["detail"] == (f"channel api: Content-Type declares charset={charset}, but JSON is UTF-8 (RFC 8259) "
+                               f"and the body is read as UTF-8 only: send the body in UTF-8 with charset=utf-8 "
+                               f"(or no charset)")
+    assert fine.status_code == 200, fine.text
+    assert form.status_code == 400 and form.json()["kind"] == "malformed", form.text
+    assert ("field 2 (bytes 7..19) has %-escapes that are not UTF-8" in form.json()["detail"]
+            and "ller" not in form.json()["detail"]), form.json()
+    rows = deals(ledger)
+    assert not [r for r in rows if r["reference"] == "L1"]          # never recorded as a deal about "é"
+    assert {r["reference"] for r in rows if r["status"] == "committed"} == {"L3"}
