@@ -155,14 +155,20 @@ def describe(exc: FormatError, what: str = "record") -> str:
     return text
 
 
-def describe_encode(exc: FormatError, written: int | None, header: int | None) -> str:
-    """``line 2 (input byte 47), field NOTE, record byte 14 (output byte 62): message``: the JSON
-    line (and where it starts in the input), the field, and where the field goes in the record and
-    in the output (``written`` bytes so far, ``header`` bytes of framing before each record), when known."""
+def describe_encode(exc: FormatError, written: int | None, header: int | None, line: bytes | None = None) -> str:
+    """``line 2, column 31 (input byte 78), field NOTE, record byte 14 (output byte 62): message``: the
+    JSON line, the column of the field's key in it (``line``: the line's bytes; an unknown key too, which
+    has no place in the record) and the input byte there (else where the line starts), the field, and
+    where the field goes in the record and in the output (``written`` bytes so far, ``header`` bytes of
+    framing before each record), when known."""
+    from engine.json_where import where as key_at
+
     off = getattr(exc, "input_offset", None)
     if off is None:                              # a line that is no JSON: where it is in the input
         return describe(exc, "line")
-    where = [f"line {exc.record} (input byte {off})"]
+    at = key_at(line, exc.field) if line is not None else None
+    where = [f"line {exc.record} (input byte {off})" if at is None
+             else f"line {exc.record}, column {at[0]} (input byte {off + at[1]})"]
     if exc.field:
         where.append(f"field {exc.field}")
     if exc.offset is not None:
@@ -301,8 +307,9 @@ def run_decode(data: Optional[str], args: CodecArgs, *, strict: bool, do_mask: b
     return 1 if bad else 0
 
 
-def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, int, Any]]:
-    """(line_no, byte offset, values | FormatError) per non-blank line."""
+def _json_lines(stream: BinaryIO, keep: dict[int, bytes] | None = None) -> Iterator[tuple[int, int, Any]]:
+    """(line_no, byte offset, values | FormatError) per non-blank line; ``keep``: each line's bytes by its
+    number (the caller drops those it no longer needs), for an error to name a field's column."""
     from formats import json_codec
     from formats.errors import FormatError
 
@@ -310,6 +317,8 @@ def _json_lines(stream: BinaryIO) -> Iterator[tuple[int, int, Any]]:
     for no, line in enumerate(stream, 1):
         body = line.strip()
         if body:
+            if keep is not None:
+                keep[no] = line.rstrip(b"\r\n")
             try:
                 yield no, offset, json_codec.loads(body)
             except FormatError as exc:
@@ -390,9 +399,16 @@ def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Op
     except UsageError as exc:
         raise _usage(exc, "encode")
     counts = {"lines": 0, "bad": 0}
+    # the JSON lines an error may still be reported on (the column of its field): the line being encoded,
+    # or every line of a csv / swift batch, whose rows are gathered before they are encoded anyway
+    lines: dict[int, bytes] = {}
+    batch = setup.kind in ("csv", "swift")
 
     def readable() -> Iterator[tuple[int, int, Any]]:
-        for no, off, v in _json_lines(stream):
+        for no, off, v in _json_lines(stream, lines):
+            if not batch:
+                for old in [k for k in lines if k != no]:
+                    del lines[old]
             if isinstance(v, FormatError):
                 counts["bad"] += 1
                 _err(f"{shown}: {describe(v, 'line')}")
@@ -407,10 +423,10 @@ def run_encode(data: Optional[str], args: CodecArgs, *, strict: bool, output: Op
     header = frame_header(setup)
     written = 0
     try:
-        for _no, _off, res in encode_records(setup, readable()):
+        for no, _off, res in encode_records(setup, readable()):
             if isinstance(res, FormatError):
                 refused += 1
-                _err(f"{shown}: {describe_encode(res, written, header)}")
+                _err(f"{shown}: {describe_encode(res, written, header, lines.get(no))}")
                 if strict:
                     break
                 continue

@@ -350,8 +350,9 @@ class KeyCheck:
         close = difflib.get_close_matches(str(bad), [str(k) for k in known], n=1, cutoff=0.6)
         mean = f"; did you mean {close[0]!r}?" if close else ""
         scope = f"group {path}" if path else "the copybook record"
+        # no offset: a key the copybook does not have has no place in the record (until 2026-11-27 the
+        # group's start was given, "record byte 0"); bsp encode names the key's column in the JSON line
         raise FormatError(f"no field {bad!r} in {scope}{mean}", field=where,
-                          offset=base if self.with_offsets else None,
                           hint="fields are: " + ", ".join(names))
 
     def _missing(self, c: Node, path: str, base: int) -> None:

@@ -272,7 +272,8 @@ def test_iso8583_encode_error_names_line_and_field() -> None:
             input=text.encode())
     assert r.exit_code == 1
     first_line = len(json.dumps(good)) + 1
-    assert f"line 2 (input byte {first_line}), field 11:" in r.stderr
+    col = json.dumps(bad).index('"11"')
+    assert f"line 2, column {col + 1} (input byte {first_line + col}), field 11:" in r.stderr
     assert r.stdout_bytes.count(b"0800") == 2                 # the good lines were still written
 
 
@@ -532,8 +533,11 @@ def test_copybook_encode_refuses_a_misspelt_or_missing_amount(tmp_path: Path) ->
     typo = b'{"REC_TYPE":"PY","ACCT_NO":"1234567890","AMOUNTT":999.99,"FEE":15.00,"COUNT_X":3,"CCY":"EUR"}\n'
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=typo)
     assert r.exit_code == 1 and r.stdout_bytes == b""
-    assert "line 1 (input byte 0), field AMOUNTT, record byte 0 (output byte 0): no field 'AMOUNTT' in the copybook record; did you mean 'AMOUNT'?" \
-        in r.stderr
+    # the key's column in the JSON line, not "record byte 0": a key the copybook lacks has no place in the record
+    col = typo.index(b'"AMOUNTT"')
+    assert (f"line 1, column {col + 1} (input byte {col}), field AMOUNTT: no field 'AMOUNTT' in the copybook "
+            f"record; did you mean 'AMOUNT'?") in r.stderr, r.stderr
+    assert "record byte" not in r.stderr
     assert "fields are: REC_TYPE, ACCT_NO, AMOUNT, FEE, COUNT_X, CCY" in r.stderr
     r = bsp("encode", "--copybook", cpy, "-q", "-", input=b'{"REC_TYPE":"PY"}\n')
     assert r.exit_code == 1 and "field AMOUNT, record byte 12 (output byte 12): numeric field AMOUNT (PIC S9(9)V99 COMP-3) is missing" in r.stderr
@@ -601,6 +605,42 @@ def test_copybook_encode_names_the_field_and_its_record_and_output_bytes(tmp_pat
     r = bsp("encode", "--copybook", case / "copybook.cob", "--record", "rdw", "-q", "-", input=lines)
     assert r.exit_code == 1
     # line 1 written: 4 + 64 bytes; line 2's record starts at 68, its RDW 4 bytes, COMPANY_NAME at 15, € at +5
-    assert (f"line 2 (input byte {len(first) + 1}), field STATIC_DETAILS.COMPANY_NAME, record byte 20 "
-            f"(output byte {68 + 4 + 20}): character '€' (U+20AC) has no code in cp037") in r.stderr, r.stderr
+    second = lines.split(b"\n")[1]
+    col = second.decode().index('"COMPANY_NAME"')
+    assert (f"line 2, column {col + 1} (input byte {len(first) + 1 + len(second.decode()[:col].encode())}), field "
+            f"STATIC_DETAILS.COMPANY_NAME, record byte 20 (output byte {68 + 4 + 20}): character '€' (U+20AC) has "
+            f"no code in cp037") in r.stderr, r.stderr
     assert "set encoding cp1140" in r.stderr
+
+
+def test_an_unknown_key_in_a_group_is_named_at_its_line_and_column_in_the_file(tmp_path: Path) -> None:
+    """`bsp encode` with a key the copybook lacks said "record byte 0" (the group's start), a place the key
+    does not have: now the file, the line and the column of the key in it (the same text earlier on the
+    line, as a value, is not taken for it), and no record byte."""
+    case = CB / "cobrix_test5_multisegment_rdw_ebcdic"
+    good = bsp("decode", "--copybook", case / "copybook.cob", "--record", "rdw", "--rdw-excludes-header", "-q",
+               case / "input" / "rdw_big_endian" / "COMP.DETAILS.FEB02.DATA.RDW.BE.dat")
+    rec = json.loads(good.stdout.splitlines()[0])
+    rec["STATIC_DETAILS"] = {**rec["STATIC_DETAILS"], "COMPANY_NAME": "COLOUR", "COLOUR": "red"}   # a decoy first
+    line = json.dumps(rec, ensure_ascii=False)
+    src = tmp_path / "company.jsonl"
+    src.write_text("\n" + line + "\n", encoding="utf-8")
+    r = bsp("encode", "--copybook", case / "copybook.cob", "--record", "rdw", "-q", src)
+    assert r.exit_code == 1
+    col = line.index('"COLOUR": "red"')
+    assert (f"{src}: line 2, column {col + 1} (input byte {1 + len(line[:col].encode())}), field "
+            f"STATIC_DETAILS.COLOUR: no field 'COLOUR' in group STATIC_DETAILS") in r.stderr, r.stderr
+    assert "record byte" not in r.stderr
+
+
+@pytest.mark.parametrize("line, path, at", [
+    (b'{"A": 1, "COLOUR": "red"}', "COLOUR", (10, 9)),
+    ('{"S": {"x": [1, {"q": 2}], "N": "Jo\u20ac", "C": 3}}'.encode(), "S.C", (40, 41)),    # the euro sign: 1 column, 3 bytes
+    (b'{"I": [{"a": 1}, {"a": 2, "AMOUNT": 3}]}', "I[1].AMOUNT", (27, 26)),
+    (b'{"I": [{"a": 1}, {"a": 2}]}', "I[1]", (18, 17)),
+    (b'{"k\\"x": 1, "COLOUR": 2}', "COLOUR", (13, 12)),
+    (b'{"A": 1}', "B", None), (b'{"A": 1,', "B", None), (b"not json", "A", None), (b'{"A": 1}', None, None),
+])
+def test_where_a_field_is_in_a_json_line(line: bytes, path: str | None, at: tuple[int, int] | None) -> None:
+    from engine.json_where import where
+    assert where(line, path) == at
