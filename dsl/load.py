@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from dsl import ast as A
 from dsl.checker import Checker
@@ -137,8 +137,14 @@ def _not_a_route(path: Path, at: Pos) -> Diagnostic:
                                 "data files are named by the `format` or `table` that reads them"))
 
 
-def compile_paths(paths: Iterable[str | Path], registry: Any) -> CompileResult:
-    return _compile(paths, registry, {})
+def compile_paths(paths: Iterable[str | Path], registry: Any, *,
+                  sources: Mapping[str | Path, str] | None = None) -> CompileResult:
+    """Compile the route files ``paths`` (and the files they ``use``).  ``sources``: texts to compile
+    in place of reading some of these files, by path; such a file need not exist (its path places its
+    diagnostics and resolves its relative references), e.g. a generated test compiled with the route
+    files it tests (``bsp replay --answers``, engine/replay/script.py)."""
+    given = {str(Path(k).resolve()): text for k, text in (sources or {}).items()}
+    return _compile(paths, registry, given)
 
 
 def _compile(paths: Iterable[str | Path], registry: Any, overrides: dict[str, str]) -> CompileResult:

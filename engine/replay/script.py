@@ -127,11 +127,11 @@ def load_answers(path: str | Path, route_files: Iterable[Path], registry: Any, s
     script = AnswerScript(str(p), rules)
     if not rules:
         return script
-    from dsl.load import _compile
+    from dsl.load import compile_paths
 
     synthetic = p.with_name(p.name + ".route").resolve()
     files = [Path(f).resolve() for f in route_files]
-    res = _compile([*files, synthetic], registry, {str(synthetic): _source(sender, sender_format, rules)})
+    res = compile_paths([*files, synthetic], registry, sources={synthetic: _source(sender, sender_format, rules)})
     errors = [d for d in res.diagnostics if d.is_error]
     if errors or res.program is None:
         raise AnswersError("\n".join(_place(p, synthetic, rules, d) for d in errors)
