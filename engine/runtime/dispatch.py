@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from engine.channels.base import ConnInfo
 from engine.deal import DeadLetter, DealError, DealRecord, new_deal_ids
-from engine.runtime.exchange import Exchange, StepFailure
+from engine.runtime.exchange import Exchange, StepFailure, preset_deal_id
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
 from engine.runtime.stepfail import input_failure, step_failure
@@ -342,7 +342,7 @@ class Dispatcher:
             return
         finished = datetime.now(_UTC)
         ids = new_deal_ids(len(exs))
-        records = [self._deal(ex, finished, i) for ex, i in zip(exs, ids)]
+        records = [self._deal(ex, finished, preset_deal_id(ex) or i) for ex, i in zip(exs, ids)]
         s = self.stats
         if self.txn is not None:
             await self.txn.fill(self, exs, records)

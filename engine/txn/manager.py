@@ -41,7 +41,7 @@ import trio
 from dsl.eval_error import InputError
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
-from engine.runtime.exchange import StepFailure
+from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import effects, fingerprint, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
@@ -163,6 +163,7 @@ class TxnManager:
         self.light_sent: dict[Any, Any] = {}             # Exchange -> ISO 8583 values as sent (light)
         self._inflight: dict[str, trio.Event] = {}       # key -> set when its deal is recorded
         self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
+        self.started = datetime.now(_UTC)   # letters claimed before this by a retry are a stopped process's
         self._recovering = trio.Lock() if _in_trio() else None
         self.limiter = trio.CapacityLimiter(1)
         self._lazy: list[dict[str, Any]] = []         # entries that ride along with the next write
@@ -445,6 +446,9 @@ class TxnManager:
             from engine.txn.recovery import recover_channel
             if any(plan_of(br).active for br in disp.routes) or log_path(self.ledger.path).exists():
                 await recover_channel(self, disp)
+            # dead letters a retry stopped midway left claimed: settled from what the ledger now knows
+            from engine.txn.retry_settle import settle_retries
+            await settle_retries(self, disp.channel, self.started)
             self._recovered.add(disp.channel)
 
     async def run_route(self, disp: Any, br: Any, group: list[Any]) -> None:
@@ -466,7 +470,7 @@ class TxnManager:
         plan = plan_of(br)
         for ex in group:
             if ex not in self.states:
-                self.states[ex] = TxnState(new_deal_ids(1)[0])
+                self.states[ex] = TxnState(preset_deal_id(ex) or new_deal_ids(1)[0])
         live = list(group)
         for i in range(start, len(br.steps)):
             step = br.steps[i]
@@ -583,6 +587,7 @@ class TxnManager:
         at_of: dict[int, str] = {}
         light = self.light
         for ex, did in zip(live, ids):
+            did = preset_deal_id(ex) or did
             at = at_of.get(id(ex.received_at))
             if at is None:
                 at = at_of[id(ex.received_at)] = ex.received_at.isoformat()
