@@ -46,6 +46,7 @@ from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import effects, fingerprint, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
+from engine.txn.late_record import LateRecords
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
@@ -163,6 +164,7 @@ class TxnManager:
         self.light_sent: dict[Any, Any] = {}             # Exchange -> ISO 8583 values as sent (light)
         self._inflight: dict[str, trio.Event] = {}       # key -> set when its deal is recorded
         self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
+        self.late = LateRecords()           # deals whose calls went out and whose row could not be written yet
         self.started = datetime.now(_UTC)   # letters claimed before this by a retry are a stopped process's
         self._recovering = trio.Lock() if _in_trio() else None
         self.limiter = trio.CapacityLimiter(1)
@@ -1195,12 +1197,18 @@ class TxnManager:
         done_ids, done_keys = [], []
         light = self.light
         for ex, rec, err in zip(exs, records, errors or [None] * len(records)):
+            logged = False          # something of it is in the log: its calls may have gone out
             if light and light.pop(ex, None) is not None:
+                logged = True
                 if self.light_sent:
                     self.light_sent.pop(ex, None)
                 if err is None:
                     done_ids.append(rec.deal_id)      # its row is its end: the ``a`` entry can go
             st = self.states.pop(ex, None)
+            if err is not None and (logged or (st is not None and st.admitted)):
+                # its row could not be written (a full disk): written as soon as the ledger can
+                # (engine/txn/late_record.py), not only at the next start
+                self.late.keep(rec, st.key if st is not None and st.admitted and not st.freed else None, err)
             if st is not None and st.admitted and err is None:
                 done_ids.append(st.deal_id)
                 if st.key is not None and not st.freed:
