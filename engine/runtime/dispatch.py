@@ -532,7 +532,8 @@ def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[A
     sink, named = extra.get("outcomes"), extra.get("deals")
     if named is not None:
         if len(exs) == len(every):      # every exchange recorded (the common case: a tcp listen batch)
-            named.extend([(rec.deal_id, rec.reason) for rec in records])
+            for rec in records:
+                named.append((rec.deal_id, rec.reason))
         else:
             by_id = {id(ex): (rec.deal_id, rec.reason) for ex, rec in zip(exs, records)}
             named.extend(by_id.get(id(ex), (None, None)) for ex in every)
