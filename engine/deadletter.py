@@ -15,6 +15,7 @@ wrong) is not re-injected: its outcome says so.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +25,24 @@ from engine.fieldcrypt import Keyring, KeyringError
 
 Injector = Callable[[str, bytes], Awaitable[Any]]
 
-__all__ = ["Injector", "RetryResult", "retry", "retry_once", "refusal", "raw_bytes", "switchboard_injector", "purge", "mark_retried"]
+__all__ = ["Injector", "RetryResult", "retry", "retry_once", "refusal", "raw_bytes", "switchboard_injector", "purge",
+           "mark_retried", "retry_mark", "read_retry_mark"]
+
+# what a claim (and an interrupted retry's note) says of the retry: the id its deal runs under and the letter's
+# status before the claim, so that a start after the retry's process stopped midway settles the letter from
+# the ledger (engine/txn/retry_settle.py)
+_MARK = re.compile(r"\[retry deal ([0-9a-f]{32}); status before: (new|retried|retrying)\]")
+
+
+def retry_mark(deal_id: str, before: str) -> str:
+    return f"[retry deal {deal_id}; status before: {before}]"
+
+
+def read_retry_mark(note: str | None) -> tuple[str, str] | None:
+    """(deal id, status before) of a claim's note written by ``retry_mark``, or None (a claim by an older bsp,
+    or through an injector that cannot name its deal)."""
+    found = _MARK.search(note or "")
+    return (found.group(1), found.group(2)) if found else None
 
 
 @dataclass(frozen=True)
@@ -56,8 +74,10 @@ def raw_bytes(letter: Mapping[str, Any], keyring: Keyring | None) -> bytes | Non
         raise KeyringError(f"dead letter {letter['id']}: {exc}") from None
 
 
-async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None) -> RetryResult:
-    """Re-inject one dead letter (a row of ``query_dead_letters(..., with_raw=True)``)."""
+async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
+                deal_id: str | None = None) -> RetryResult:
+    """Re-inject one dead letter (a row of ``query_dead_letters(..., with_raw=True)``).  ``deal_id``: the id
+    its deal runs under, for an injector that takes one (``names_deal``: ``switchboard_injector``'s)."""
     now = datetime.now(timezone.utc)
     lid = letter["id"]
     if letter.get("status") == "purged":
@@ -75,7 +95,10 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     if raw is None:
         return RetryResult(lid, False, "failed: the stored message is gone", now)
     try:
-        outcome = await injector(letter["channel"], raw)
+        if deal_id is not None and getattr(injector, "names_deal", False):
+            outcome = await injector(letter["channel"], raw, deal_id=deal_id)     # type: ignore[call-arg]
+        else:
+            outcome = await injector(letter["channel"], raw)
     except Exception as exc:   # the injector is the runtime's; its failure is this retry's outcome
         return RetryResult(lid, False, f"failed: {type(exc).__name__}: {exc}", now)
     text = str(outcome)
@@ -90,7 +113,8 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
     outcome = row.get("retry_outcome") or "no outcome recorded"
     if row.get("status") == "retrying":
         return (f"refused: status retrying: a retry of it began at {when} ({outcome}) and has not recorded its "
-                f"outcome yet; it is not run twice. If that retry's process stopped before it ended, see whether its "
+                f"outcome yet; it is not run twice. If that retry's process stopped before it ended, the next start "
+                f"settles it from its deal when it can (docs/ledger.md#dead-letters); otherwise see whether its "
                 f"deal ran (`bsp deals --since` that time), then {again_hint} to run it again")
     return (f"refused: status retried: already retried at {when}: {outcome}; it is not run again. {again_hint} "
             f"to re-inject it anyway: a route with a deal key answers the repeat as a duplicate, but on a route "
@@ -111,9 +135,15 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
     import os
     import socket
 
+    from engine.deal import new_deal_id
+
     now = datetime.now(timezone.utc)
     note = f"in progress: {who} (pid {os.getpid()} on {socket.gethostname()}) since {now:%Y-%m-%d %H:%M:%S} UTC"
-    claimed, row = await ledger.claim_dead_letter(letter["id"], at=now, note=note, again=again)
+    # the deal's id is chosen now and named in the claim (durable before anything runs), so that if this
+    # process stops midway the next start finds what became of it (engine/txn/retry_settle.py); only for
+    # an injector that runs the deal under a given id
+    deal_id = new_deal_id() if getattr(injector, "names_deal", False) else None
+    claimed, row = await ledger.claim_dead_letter(letter["id"], at=now, note=note, again=again, deal_id=deal_id)
     if not claimed:
         if row is not None and row["status"] in ("retried", "retrying"):
             return RetryResult(letter["id"], False, refusal(row, again_hint=again_hint), now, skipped=True)
@@ -121,7 +151,7 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
         return await retry(dict(letter, status="purged"), injector, keyring=keyring) if row is not None else \
             RetryResult(letter["id"], False, "failed: the dead letter is no longer in the ledger", now)
     try:
-        res = await retry(letter, injector, keyring=keyring)
+        res = await retry(letter, injector, keyring=keyring, deal_id=deal_id)
     except BaseException as exc:
         # stopped while its deal ran (the engine stopping, Ctrl-C on bsp dead retry): whether it went through
         # is unknown, so the letter stays ``retrying`` (refused unless again), but no longer says "in progress"
@@ -135,7 +165,8 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
                     [letter["id"]], status="retrying", retried_at=now,
                     retry_outcome=f"interrupted ({why}) while its deal ran: {who} stopped at "
                                   f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC before the outcome was "
-                                  f"known; see whether its deal ran (`bsp deals --since {now:%Y-%m-%dT%H:%M:%S}Z`)")
+                                  f"known; see whether its deal ran (`bsp deals --since {now:%Y-%m-%dT%H:%M:%S}Z`)"
+                                  + (f" {retry_mark(deal_id, row['status'])}" if deal_id is not None else ""))
             except Exception:     # the ledger cannot be written: the claim's note stays; what stopped it goes on
                 pass
         raise
@@ -179,7 +210,7 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     """
     from engine.channels.base import ConnInfo
 
-    async def inject(channel: str, raw: bytes) -> str:
+    async def inject(channel: str, raw: bytes, deal_id: str | None = None) -> str:
         inbound = handlers if handlers is not None else sb.dispatchers
         disp = inbound.get(channel)
         if disp is None:
@@ -187,8 +218,10 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
         outcomes: list[tuple[str, bool]] = []
         deals: list[tuple[str | None, str | None]] = []
-        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra={"outcomes": outcomes, "deals": deals}),
-                          [raw])
+        extra: dict[str, Any] = {"outcomes": outcomes, "deals": deals}
+        if deal_id is not None:
+            extra["deal_id"] = deal_id        # the deal runs under the id its claim names (``preset_deal_id``)
+        await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
         if not outcomes:
             return "no reply"
         status, recorded = outcomes[0]
@@ -199,6 +232,7 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
             return duplicate_outcome(*(deals[0] if deals else (None, None)))
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
+    inject.names_deal = True      # type: ignore[attr-defined]
     return inject
 
 

@@ -405,6 +405,10 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.known_deal_ids(ids)
 
+    async def deal_ends(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        await self.wait_loaded()
+        return await self.ledger.deal_ends(ids)
+
     async def answers_in_rows(self, ids: list[str]) -> dict[str, str]:
         await self.wait_loaded()
         return await self.ledger.answers_in_rows(ids)

@@ -348,11 +348,20 @@ class Ledger:
         return await self._run(lambda: self._store.update_dead_letters(
             ids, status=status, retried_at=retried_at, retry_outcome=retry_outcome))
 
-    async def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False
-                                ) -> tuple[bool, dict[str, Any] | None]:
+    async def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False,
+                                deal_id: str | None = None) -> tuple[bool, dict[str, Any] | None]:
         """Mark a dead letter ``retrying`` unless a retry has it (``LedgerStore.claim_dead_letter``), on the
         writer's thread: one claim at a time, so two retries of one letter cannot both run it."""
-        return await self._run(lambda: self._store.claim_dead_letter(letter_id, at=at, note=note, again=again))
+        return await self._run(lambda: self._store.claim_dead_letter(letter_id, at=at, note=note, again=again,
+                                                                     deal_id=deal_id))
+
+    async def retrying_dead_letters(self, channel: str) -> list[dict[str, Any]]:
+        """The letters of ``channel`` a retry has claimed (``LedgerStore.retrying_dead_letters``)."""
+        return await self._run(self._store.retrying_dead_letters, channel)
+
+    async def deal_ends(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Status and reason of these deals, those with a row (``LedgerStore.deal_ends``)."""
+        return await self._run(self._store.deal_ends, list(ids))
 
     @property
     def audited(self) -> bool:

@@ -1110,14 +1110,17 @@ class LedgerStore:
                                 [*params, *ids]).fetchall()
         return int(res[0][0]) if res else 0
 
-    def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False
-                          ) -> tuple[bool, dict[str, Any] | None]:
+    def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False,
+                          deal_id: str | None = None) -> tuple[bool, dict[str, Any] | None]:
         """Mark one dead letter ``retrying`` for a retry about to run, if no retry has it: a compare-and-set
         in one UPDATE on the writer's connection, so of two retries of one letter started together (two
         ``bsp dead retry``, two ``POST /dead-letters/{id}/retry``) one claims it and the other is told.
         A letter ``new`` is claimed; one ``retried`` or ``retrying`` only with ``again``; ``purged`` never.
         Returns ``(claimed, row)``: the row's status, retried_at and retry_outcome as they were before the
-        claim (``status`` the one to put back when the retry does not go through); row None: no such letter."""
+        claim (``status`` the one to put back when the retry does not go through); row None: no such letter.
+        ``deal_id``: the id the retry's deal will run under; the claim's note names it and the status before
+        (``engine.deadletter.retry_mark``), so a start after a process stopped midway can settle the letter
+        (``engine.txn.retry_settle``)."""
         found = self._con.execute("SELECT status, retried_at, retry_outcome FROM dead_letters WHERE id = ?",
                                   [letter_id]).fetchall()
         if not found:
@@ -1126,9 +1129,33 @@ class LedgerStore:
         allowed = ("new", "retried", "retrying") if again else ("new",)
         if row["status"] not in allowed:
             return False, row
+        if deal_id is not None:
+            from engine.deadletter import retry_mark
+            note = f"{note} {retry_mark(deal_id, row['status'])}"
         res = self._con.execute("UPDATE dead_letters SET status = 'retrying', retried_at = ?, retry_outcome = ? "
                                 "WHERE id = ? AND status = ?", [at, note, letter_id, row["status"]]).fetchall()
         return bool(res and int(res[0][0])), row
+
+    def retrying_dead_letters(self, channel: str) -> list[dict[str, Any]]:
+        """The dead letters of ``channel`` a retry has claimed (status ``retrying``): id, retried_at, retry_outcome."""
+        found = self._con.execute("SELECT id, retried_at, retry_outcome FROM dead_letters WHERE status = 'retrying' "
+                                  "AND channel = ? ORDER BY id", [channel]).fetchall()
+        return [dict(zip(("id", "retried_at", "retry_outcome"), r)) for r in found]
+
+    def deal_ends(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The status and reason of each of these deals that has a row: {deal_id: {"status", "reason"}}; a dead
+        letter whose id is one of them (a deal whose row the ledger refused, kind ``unrecorded``) counts too,
+        as {"status": None, "reason": its reason}."""
+        if not ids:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for did, status, reason in self._con.execute(
+                "SELECT id, NULL, reason FROM dead_letters WHERE list_contains(?, id) UNION ALL "
+                "SELECT deal_id, status, reason FROM deals WHERE list_contains(?, deal_id)",
+                [list(ids), list(ids)]).fetchall():
+            if status is not None or did not in out:
+                out[did] = {"status": status, "reason": reason}
+        return out
 
     def close(self) -> None:
         try:

@@ -15,7 +15,7 @@ Metric families (all prefixed ``bsp_``):
   route_latency_seconds{route}             received -> answered (histogram)
   channel_received_total{channel}          frames received (inbound) or replies received (outbound calls)
   channel_sent_total{channel}              frames sent (inbound replies) or requests sent (outbound calls)
-  channel_errors_total{channel,kind}       kind: framing, unreachable, lost, timeout, ...
+  channel_errors_total{channel,kind}       kind: framing, reply_not_sent (tcp listen), unreachable, lost, timeout, ...
   channel_evictions_total{channel,reason}  tcp/http listen at max_connections: connections closed to make room;
                                            reason: handshake, idle, unread (engine/channels/conn_room.py)
   channel_capped_total{channel}            tcp/http listen at max_connections: times accepting paused (none could go)

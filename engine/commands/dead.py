@@ -382,8 +382,10 @@ def retry_cmd(
     refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
     id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
     one the exchange runs a second time. A retry whose process was killed leaves status retrying, and so does
-    one interrupted while its deal ran (Ctrl-C, the engine stopping: its outcome says `interrupted`): check
-    its deal (`bsp deals --since`), then --again.
+    one interrupted while its deal ran (Ctrl-C, the engine stopping: its outcome says `interrupted`); the next
+    start of the engine (or of bsp dead retry) on that ledger settles it from its deal, named in the claim:
+    retried when the deal committed, new again when it was refused or never began; when that cannot be known
+    it stays retrying and its outcome says `unsettled` and what to check, then --again if it did not run.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
     without --live, this process compiles the configuration, opens the ledger (no engine may hold

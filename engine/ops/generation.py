@@ -130,6 +130,14 @@ class HandlerRef:
             obs.frames_out(self.channel, 1)
         return out
 
+    async def reply_not_sent(self, conn: Any, unsent: list[tuple[str, str]]) -> int:
+        """The dispatcher's ``reply_not_sent`` (an event on each deal), counted in
+        ``bsp_channel_errors_total{kind="reply_not_sent"}``."""
+        if self.observer is not None:
+            for _ in unsent:
+                self.observer.channel_error(self.channel, "reply_not_sent")
+        return await self._target[1].reply_not_sent(conn, unsent)
+
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         gen, disp = self._target
         gen.enter()

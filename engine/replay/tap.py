@@ -263,6 +263,10 @@ class TapHandler:
                 (reply,) = await self.inner.handle(conn, [frame])
         return self._finish(ctx, reply)
 
+    async def reply_not_sent(self, conn: Any, unsent: list[tuple[str, str]]) -> int:
+        tell = getattr(self.inner, "reply_not_sent", None)
+        return await tell(conn, unsent) if tell is not None else 0
+
     async def framing_error(self, conn: Any, err: Any) -> bytes | None:
         ctx = self._ctx(conn, b"")
         ctx.framing_error = str(err)

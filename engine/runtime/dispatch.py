@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 
 from engine.channels.base import ConnInfo
-from engine.deal import DeadLetter, DealError, DealRecord, new_deal_ids
-from engine.runtime.exchange import Exchange, StepFailure
+from engine.deal import DeadLetter, DealError, DealEvent, DealRecord, new_deal_ids
+from engine.runtime.exchange import Exchange, StepFailure, preset_deal_id
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
 from engine.runtime.stepfail import input_failure, step_failure
@@ -154,6 +154,26 @@ class Dispatcher:
             self._run_sync(self.error_reply, ex, during_error=True)
         await self._record([ex])
         return ex.reply
+
+    async def reply_not_sent(self, conn: ConnInfo, unsent: list[tuple[str, str]]) -> int:
+        """Deals recorded whose reply the channel did not send (``engine.channels.base.tell_not_sent``: a reply
+        the framing cannot carry, and those behind it on the connection): an event ``reply_not_sent`` on
+        each, after its own (``append_story``; the deal's status stays: what it did at a counterpart
+        happened), detail ``{"reason", "channel", "connection"}``.  Returns how many were written."""
+        if self.ledger is None:
+            return 0
+        now = datetime.now(_UTC)
+        where = f"{conn.number} from {conn.peer}"
+        written = 0
+        for deal_id, why in unsent:
+            event = DealEvent(now, None, "reply_not_sent", {"reason": why, "channel": self.channel,
+                                                             "connection": where})
+            try:
+                written += bool(await self.ledger.append_story(deal_id, [], [event]))
+            except Exception as exc:      # LedgerError: the log line names the deal already
+                log.error("deal %s: its reply was not sent (%s), and the event saying so could not be written "
+                          "to the ledger: %s", deal_id, why, exc)
+        return written
 
     # -- routing ------------------------------------------------------------
     def _route(self, ex: Exchange) -> int | None:
@@ -342,7 +362,7 @@ class Dispatcher:
             return
         finished = datetime.now(_UTC)
         ids = new_deal_ids(len(exs))
-        records = [self._deal(ex, finished, i) for ex, i in zip(exs, ids)]
+        records = [self._deal(ex, finished, preset_deal_id(ex) or i) for ex, i in zip(exs, ids)]
         s = self.stats
         if self.txn is not None:
             await self.txn.fill(self, exs, records)
@@ -502,7 +522,8 @@ def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[A
     answered.  The status is the deal record's: the transaction manager marks a repeated key ``duplicate``
     (settled, acked) where the exchange itself may have failed (kind duplicate: no answer to repeat).  An
     exchange not recorded (``exs`` holds those that were) is ``("deferred", False)``: handed back.
-    A caller that wants to name the deal (``bsp dead retry``) also puts a list in ``conn.extra["deals"]``:
+    A caller that wants to name the deal (``bsp dead retry``, and every ``tcp listen`` batch: a reply it cannot
+    send is told to its deal, ``engine.channels.base.tell_not_sent``) also puts a list in ``conn.extra["deals"]``:
     it receives ``(deal id, reason)`` per exchange of ``every`` (the reason as the ledger stores it, masked;
     ``(None, None)`` for one not recorded)."""
     extra = getattr(every[0].conn, "extra", None) if every else None
@@ -510,8 +531,12 @@ def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[A
         return
     sink, named = extra.get("outcomes"), extra.get("deals")
     if named is not None:
-        by_id = {id(ex): (rec.deal_id, rec.reason) for ex, rec in zip(exs, records)}
-        named.extend(by_id.get(id(ex), (None, None)) for ex in every)
+        if len(exs) == len(every):      # every exchange recorded (the common case: a tcp listen batch)
+            for rec in records:
+                named.append((rec.deal_id, rec.reason))
+        else:
+            by_id = {id(ex): (rec.deal_id, rec.reason) for ex, rec in zip(exs, records)}
+            named.extend(by_id.get(id(ex), (None, None)) for ex in every)
     if sink is None:
         return
     got = zip(records, errors if errors is not None else [None] * len(exs))

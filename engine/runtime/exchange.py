@@ -192,3 +192,12 @@ class Exchange:
     @property
     def status(self) -> str:
         return "committed" if self.failure is None else self.failure.status
+
+
+def preset_deal_id(ex: Any) -> str | None:
+    """The id the caller chose for this exchange's deal (``conn.extra["deal_id"]``: ``bsp dead retry``, whose claim
+    of the letter names it beforehand, engine/deadletter.py), for the one exchange of its connection; else None."""
+    extra = ex.conn.extra if ex.conn is not None else None
+    if not extra or ex.index != 0:
+        return None
+    return extra.get("deal_id")

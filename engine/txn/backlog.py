@@ -121,8 +121,11 @@ def managers(dispatchers: Iterable[Any]) -> list[Any]:
 
 def keep_all_up(nursery: trio.Nursery, dispatchers: Iterable[Any]) -> None:
     """Start ``keep_up`` in ``nursery`` for each transaction manager of these dispatchers (one per ledger)."""
+    from engine.txn.late_record import keep_recording
+
     for mgr in managers(dispatchers):
         nursery.start_soon(keep_up, mgr)
+        nursery.start_soon(keep_recording, mgr)     # deals whose row the ledger could not take yet
 
 
 async def keep_up(mgr: Any) -> None:

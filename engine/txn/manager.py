@@ -41,11 +41,12 @@ import trio
 from dsl.eval_error import InputError
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
-from engine.runtime.exchange import StepFailure
+from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import effects, fingerprint, flagging, keyhold, outcome, pivot, reversal, shared_keys
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
+from engine.txn.late_record import LateRecords
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
@@ -163,6 +164,8 @@ class TxnManager:
         self.light_sent: dict[Any, Any] = {}             # Exchange -> ISO 8583 values as sent (light)
         self._inflight: dict[str, trio.Event] = {}       # key -> set when its deal is recorded
         self._recovered: set[str] = set()               # channels whose in-flight deals were resolved
+        self.late = LateRecords()           # deals whose calls went out and whose row could not be written yet
+        self.started = datetime.now(_UTC)   # letters claimed before this by a retry are a stopped process's
         self._recovering = trio.Lock() if _in_trio() else None
         self.limiter = trio.CapacityLimiter(1)
         self._lazy: list[dict[str, Any]] = []         # entries that ride along with the next write
@@ -445,6 +448,9 @@ class TxnManager:
             from engine.txn.recovery import recover_channel
             if any(plan_of(br).active for br in disp.routes) or log_path(self.ledger.path).exists():
                 await recover_channel(self, disp)
+            # dead letters a retry stopped midway left claimed: settled from what the ledger now knows
+            from engine.txn.retry_settle import settle_retries
+            await settle_retries(self, disp.channel, self.started)
             self._recovered.add(disp.channel)
 
     async def run_route(self, disp: Any, br: Any, group: list[Any]) -> None:
@@ -466,7 +472,7 @@ class TxnManager:
         plan = plan_of(br)
         for ex in group:
             if ex not in self.states:
-                self.states[ex] = TxnState(new_deal_ids(1)[0])
+                self.states[ex] = TxnState(preset_deal_id(ex) or new_deal_ids(1)[0])
         live = list(group)
         for i in range(start, len(br.steps)):
             step = br.steps[i]
@@ -583,6 +589,7 @@ class TxnManager:
         at_of: dict[int, str] = {}
         light = self.light
         for ex, did in zip(live, ids):
+            did = preset_deal_id(ex) or did
             at = at_of.get(id(ex.received_at))
             if at is None:
                 at = at_of[id(ex.received_at)] = ex.received_at.isoformat()
@@ -1190,12 +1197,18 @@ class TxnManager:
         done_ids, done_keys = [], []
         light = self.light
         for ex, rec, err in zip(exs, records, errors or [None] * len(records)):
+            logged = False          # something of it is in the log: its calls may have gone out
             if light and light.pop(ex, None) is not None:
+                logged = True
                 if self.light_sent:
                     self.light_sent.pop(ex, None)
                 if err is None:
                     done_ids.append(rec.deal_id)      # its row is its end: the ``a`` entry can go
             st = self.states.pop(ex, None)
+            if err is not None and (logged or (st is not None and st.admitted)):
+                # its row could not be written (a full disk): written as soon as the ledger can
+                # (engine/txn/late_record.py), not only at the next start
+                self.late.keep(rec, st.key if st is not None and st.admitted and not st.freed else None, err)
             if st is not None and st.admitted and err is None:
                 done_ids.append(st.deal_id)
                 if st.key is not None and not st.freed:

@@ -1,0 +1,178 @@
+"""A retry of a dead letter that stopped midway (its process killed between the claim and the outcome) left the
+letter `retrying` for ever, until an operator used --again.  The claim now names the deal the retry runs under,
+and the next start settles the letter from the ledger once its channel is recovered (engine/txn/retry_settle.py):
+the deal's outcome when it has a row, released when it provably never began, else left claimed and said so.
+Real `bsp dead retry` killed with SIGKILL, real DuckDB ledgers, loopback counterparts (no mocks)."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import trio
+
+from engine.deadletter import retry_once, switchboard_injector
+from engine.deal import DeadLetter, new_deal_id
+from engine.commands.dead_select import retried_before
+from engine.ledger import open_ledger
+from engine.ledger_query import query_dead_letters, query_deals
+from kit import REPO, compile_text, json_counterpart, running, switchboard
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+ECHO = """
+format Req = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+route echo {
+    receive from front as Req
+    deal ECHO { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    reply Req { ref = msg.ref  code = "00" }
+}
+"""
+
+PAY = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0" framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:%d" framing = length4 timeout = 60s }
+route pay {
+    receive from front as J
+    deal PAY { ref = msg.ref  amount = 1.00 }
+    call post = back as J reply J { ref = msg.ref } expect post.status == "OK"
+    reply J { ref = msg.ref  code = "00" }
+    on error reply J { ref = msg.ref  code = error.code }
+}
+"""
+
+
+class Stopped(BaseException):
+    """What stops a process between its retry's deal and the outcome (Ctrl-C lands as such an exception)."""
+
+
+@pytest.fixture(autouse=True)
+def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BSP_AUDIT_KEY", "BSP_AUDIT_KEY_FILE", "BSP_FIELD_KEYS", "BSP_FIELD_KEYS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+async def fill(path: Path, route: str, lid: str = "d1", ref: str = "R1") -> None:
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:
+        await ledger.dead_letter(DeadLetter(route=route, channel="front", reason="channel back: unreachable",
+                                            raw=b'{"ref":"%s"}' % ref.encode(), config_version="v1",
+                                            error_kind="unreachable", at=NOW - timedelta(hours=1), id=lid))
+
+
+def letter_row(path: Path, lid: str = "d1") -> dict:
+    return query_dead_letters(path, ids=[lid], limit=None, with_raw=True)[0]
+
+
+async def test_a_retry_killed_while_its_call_is_out_is_settled_from_its_deal_on_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, "pay")
+    counts: Counter = Counter()
+    holding = trio.Event()
+
+    def hold(req: dict) -> None:            # the counterpart receives the call and never answers
+        counts[req["ref"]] += 1
+        holding.set()
+        return None
+
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, hold)
+        route = tmp_path / "pay.route"
+        route.write_text(PAY % port)
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "engine.cli", "dead", "retry", "d1", "--ledger", str(path), "--routes", str(route)],
+            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with trio.fail_after(60):
+                await holding.wait()        # the call left: its deal was logged before it did
+        finally:
+            proc.kill()                     # SIGKILL: between the claim and the outcome
+            await proc.wait()
+        assert letter_row(path)["status"] == "retrying"
+        program = compile_text(tmp_path, PAY % port, "pay2.route")
+        async with running(program, path):   # the next start: recovery, then the letter
+            pass
+        nursery.cancel_scope.cancel()
+    [deal] = query_deals(path)
+    assert deal["status"] == "failed" and "flagged" in deal["reason"], deal     # in doubt: flagged for an operator
+    row = letter_row(path)
+    assert row["status"] == "new", row
+    assert row["retry_outcome"].startswith(f"failed (deal {deal['deal_id']}): "), row
+    assert "settled on restart" in row["retry_outcome"], row
+    assert retried_before(row)           # its deal has its own dead letter: a retry by filters leaves this one
+    assert counts == Counter({"R1": 1})  # nothing ran twice
+
+
+async def test_a_retry_stopped_after_its_deal_committed_is_marked_retried_on_the_next_start(tmp_path: Path) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, "echo")
+    program = compile_text(tmp_path, ECHO)
+    row = letter_row(path)
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger, switchboard(program, ledger) as sb:
+        real = switchboard_injector(sb)
+
+        async def inject(channel: str, raw: bytes, deal_id: str | None = None) -> str:
+            await real(channel, raw, deal_id=deal_id)
+            raise Stopped                   # the deal committed; the process stops before the outcome is written
+
+        inject.names_deal = True            # type: ignore[attr-defined]
+        with pytest.raises(Stopped):
+            await retry_once(ledger, row, inject)
+    assert letter_row(path)["status"] == "retrying"
+    [deal] = query_deals(path)
+    assert deal["status"] == "committed"
+    async with running(program, path):
+        pass
+    row = letter_row(path)
+    assert row["status"] == "retried", row
+    assert row["retry_outcome"].startswith(f"committed (deal {deal['deal_id']}) (settled on restart at "), row
+    assert len(query_deals(path)) == 1
+
+
+async def test_a_retry_that_stopped_before_its_deal_began_is_released(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, "echo")
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:     # the claim, then the kill
+        claimed, _ = await ledger.claim_dead_letter("d1", at=NOW, note="in progress: bsp dead retry (pid 1 on h)",
+                                                    deal_id=new_deal_id())
+        assert claimed
+    program = compile_text(tmp_path, ECHO)
+    with caplog.at_level(logging.WARNING, logger="bsp.dead"):
+        async with running(program, path):
+            pass
+    row = letter_row(path)
+    assert row["status"] == "new", row
+    assert row["retry_outcome"].startswith("not run: the retry claimed at "), row
+    assert not retried_before(row)      # waiting again: a retry by filters takes it
+    assert "dead letter d1: its retry (claimed " in caplog.text and "released to new" in caplog.text
+    assert query_deals(path) == []
+    row = letter_row(path)
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger, switchboard(program, ledger) as sb:
+        res = await retry_once(ledger, row, switchboard_injector(sb))
+    assert res.ok and res.outcome.startswith("committed (deal "), res
+
+
+async def test_a_claim_that_names_no_deal_stays_claimed_and_says_what_to_check(tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "l.duckdb"
+    await fill(path, "echo")
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:     # as an older bsp claimed
+        assert (await ledger.claim_dead_letter("d1", at=NOW, note="in progress: bsp dead retry (pid 1 on h)"))[0]
+    program = compile_text(tmp_path, ECHO)
+    with caplog.at_level(logging.WARNING, logger="bsp.dead"):
+        for _ in range(2):          # said once in the letter, and on every start in the log
+            async with running(program, path):
+                pass
+    row = letter_row(path)
+    assert row["status"] == "retrying", row
+    out = row["retry_outcome"]
+    assert out.startswith("unsettled since ") and "does not name the deal its retry ran" in out, out
+    assert "`bsp dead retry d1 --again`" in out and "(its claim said: in progress: bsp dead retry (pid 1 on h))" in out
+    assert out.count("unsettled") == 1
+    assert caplog.text.count("dead letter d1: a retry claimed it at ") == 2, caplog.text
