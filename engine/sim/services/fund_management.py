@@ -19,7 +19,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "txn_code": "FS01" if subscribe else "FR01", "trace_no": ref,
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_code": rng.choice(GOOD_FUNDS),
         "amount": Decimal(rng.randrange(100_000, 5_000_000)) / 100 if subscribe else Decimal(0),
-        "units": Decimal(0) if subscribe else Decimal(rng.randrange(10_000, 50_000_000)) / 10_000,
+        "units": Decimal(0) if subscribe else Decimal(rng.randrange(100, 500_000)) / 100,   # the funds count units to 0.01
         "currency": "CNY", "trade_date": 20261125, "sales_channel": "MB",
     }
     code = "00"
