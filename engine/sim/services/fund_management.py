@@ -6,7 +6,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import every, ref_at
+from engine.sim.services.common import dealing_day, every, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 GOOD_FUNDS = ("F00001", "F00002", "F00004")
@@ -20,7 +20,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_code": rng.choice(GOOD_FUNDS),
         "amount": Decimal(rng.randrange(100_000, 5_000_000)) / 100 if subscribe else Decimal(0),
         "units": Decimal(0) if subscribe else Decimal(rng.randrange(100, 500_000)) / 100,   # the funds count units to 0.01
-        "currency": "CNY", "trade_date": 20261125, "sales_channel": "MB",
+        "currency": "CNY", "trade_date": dealing_day(), "sales_channel": "MB",
     }
     code = "00"
     if kind == "rejected":
