@@ -1,4 +1,5 @@
-"""Fund management: the mainframe's subscriptions and redemptions, the transfer agent's answers."""
+"""Fund management: the mainframe's subscriptions, redemptions and cancels (FX01, before the cut-off), the
+transfer agent's answers (the simulated TA accepts the cancel of any order it is asked to cancel)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,13 +14,14 @@ GOOD_FUNDS = ("F00001", "F00002", "F00004")
 
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
-    subscribe = rng.random() < 0.6
+    draw = rng.random()
+    subscribe, cancel = draw < 0.55, draw >= 0.9          # 55% subscriptions, 35% redemptions, 10% cancels
     ref = trace("FM", n, kind, run=run)
     values: dict[str, Any] = {
-        "txn_code": "FS01" if subscribe else "FR01", "trace_no": ref,
+        "txn_code": "FX01" if cancel else "FS01" if subscribe else "FR01", "trace_no": ref,
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_code": rng.choice(GOOD_FUNDS),
         "amount": Decimal(rng.randrange(100_000, 5_000_000)) / 100 if subscribe else Decimal(0),
-        "units": Decimal(0) if subscribe else Decimal(rng.randrange(100, 500_000)) / 100,   # the funds count units to 0.01
+        "units": Decimal(0) if subscribe or cancel else Decimal(rng.randrange(100, 500_000)) / 100,   # units to 0.01
         "currency": "CNY", "trade_date": dealing_day(), "sales_channel": "MB",
     }
     code = "00"

@@ -1,9 +1,11 @@
-      * FUNDTXN-REQ: fund subscription (FS01) and redemption (FR01)
+      * FUNDTXN-REQ: fund subscription (FS01), redemption (FR01) and the
+      * cancel of either before its cut-off (FX01)
       * sent by the core banking mainframe.  EBCDIC cp037.
        01  FUNDTXN-REQ.
            05  TXN-CODE          PIC X(4).
                88  SUBSCRIPTION  VALUE 'FS01'.
                88  REDEMPTION    VALUE 'FR01'.
+               88  CANCELLATION  VALUE 'FX01'.
            05  TRACE-NO          PIC X(16).
            05  CUST-ACCT         PIC X(20).
            05  FUND-CODE         PIC X(6).
