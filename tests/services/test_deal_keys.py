@@ -60,6 +60,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                           lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_redemption": (fund_management.SERVICE, lambda v: v["txn_code"] == "FR01",
                         lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
+    "fund_switch": (fund_management.SERVICE, lambda v: v["txn_code"] == "FW01",
+                    lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_cancel": (fund_management.SERVICE, lambda v: v["txn_code"] == "FX01",
                     lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_brokerage_order": (fund_brokerage.SERVICE, lambda v: True,
