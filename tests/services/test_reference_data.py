@@ -90,10 +90,13 @@ def test_the_fund_tables_hold_cutoffs() -> None:
 
 @pytest.mark.parametrize("where,line,row", CUTOFF_ROWS, ids=[w for w, _, _ in CUTOFF_ROWS])
 def test_cutoff_is_a_time_value_date_reads(where: str, line: int, row: dict[str, str]) -> None:
-    """A table's cut-off reaches value_date() at run time, where bsp check cannot see it: a cell it cannot
-    read ("3pm", "15.00") would fail every order of that fund (96) instead of being caught here."""
+    """A table's `accept_until` reaches value_date() at run time, where bsp check cannot see it: a cell it
+    cannot read ("3pm", "15.00") would fail every order of that fund (96) instead of being caught here. It is
+    the fund's `cutoff` and the time an order takes to reach bsp: never before the cut-off itself."""
     from dsl.calendars import cutoff_problem
-    assert cutoff_problem(row["cutoff"]) is None, f"{where}: {cutoff_problem(row['cutoff'])}"
+    for column in ("cutoff", "accept_until"):
+        assert cutoff_problem(row[column]) is None, f"{where}: {column}: {cutoff_problem(row[column])}"
+    assert row["accept_until"] >= row["cutoff"], f"{where}: accept_until {row['accept_until']} is before the cut-off"
 
 
 UNIT_ROWS = _rows("unit_dp")
