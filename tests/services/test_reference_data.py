@@ -78,3 +78,47 @@ def test_card_currencies_have_the_two_minor_units_the_route_assumes() -> None:
         rows = list(csv.DictReader(f))
     assert rows and "/ 100" in (ROUTES / "card_payments" / "card_payments.route").read_text(encoding="utf-8")
     assert [r["alpha"] for r in rows if r["minor_units"] != "2"] == []
+
+
+CUTOFF_ROWS = _rows("cutoff")
+
+
+def test_the_fund_tables_hold_cutoffs() -> None:
+    # funds.csv, sub_funds.csv, fund_companies.csv (docs/services/fund_management.md#dealing-days-and-the-cut-off)
+    assert len({w.split(":")[0] for w, _, _ in CUTOFF_ROWS}) >= 3
+
+
+@pytest.mark.parametrize("where,line,row", CUTOFF_ROWS, ids=[w for w, _, _ in CUTOFF_ROWS])
+def test_cutoff_is_a_time_value_date_reads(where: str, line: int, row: dict[str, str]) -> None:
+    """A table's `accept_until` reaches value_date() at run time, where bsp check cannot see it: a cell it
+    cannot read ("3pm", "15.00") would fail every order of that fund (96) instead of being caught here. It is
+    the fund's `cutoff` and the time an order takes to reach bsp: never before the cut-off itself."""
+    from dsl.calendars import cutoff_problem
+    for column in ("cutoff", "accept_until"):
+        assert cutoff_problem(row[column]) is None, f"{where}: {column}: {cutoff_problem(row[column])}"
+    assert row["accept_until"] >= row["cutoff"], f"{where}: accept_until {row['accept_until']} is before the cut-off"
+
+
+UNIT_ROWS = _rows("unit_dp")
+
+
+@pytest.mark.parametrize("where,line,row", UNIT_ROWS, ids=[w for w, _, _ in UNIT_ROWS])
+def test_a_funds_minimum_redemption_is_in_its_own_units(where: str, line: int, row: dict[str, str]) -> None:
+    """fund_management.route refuses units finer than `unit_dp` and fewer than `min_redemption`: a minimum
+    with more decimals than the fund's units (or a unit_dp the UNITS field cannot carry, 4) would refuse
+    every redemption at the minimum itself."""
+    from decimal import Decimal
+    dp = int(row["unit_dp"])
+    assert 0 <= dp <= 4, f"{where}: unit_dp {dp}: UNITS (PIC S9(11)V9(4)) carries 4 decimals at most"
+    minimum = Decimal(row["min_redemption"])
+    assert minimum > 0 and minimum == minimum.quantize(Decimal(1).scaleb(-dp)), \
+        f"{where}: min_redemption {minimum} is not a whole number of the fund's units (0.{'0' * (dp - 1)}1)"
+
+
+HEADER_BIC_ROWS = _rows("header_bic")
+
+
+@pytest.mark.parametrize("where,line,row", HEADER_BIC_ROWS, ids=[w for w, _, _ in HEADER_BIC_ROWS])
+def test_header_bic_form(where: str, line: int, row: dict[str, str]) -> None:
+    """pools.csv's header_bic is the MT101's field 57A of an upward sweep (docs/services/fund_consolidation.md)."""
+    assert re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", row["header_bic"]), where

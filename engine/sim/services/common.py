@@ -1,11 +1,18 @@
 """Helpers the service simulators share."""
 from __future__ import annotations
 
+import csv
+import functools
 import random
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from engine.sim.services.model import refuses
+
+CN_EXCHANGE = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "cn_exchange.csv"
 
 
 def money(rng: random.Random, low: int, high: int) -> Decimal:
@@ -60,3 +67,35 @@ def mt_ref(req: Any) -> Any:
 def every(_values: Any) -> bool:
     """A service's ``keyed``: every good request goes to a keyed route."""
     return True
+
+
+@functools.lru_cache(maxsize=1)
+def _cn_exchange() -> Any:
+    from dsl.calendars import build
+    with open(CN_EXCHANGE, newline="", encoding="utf-8") as fh:
+        return build("cn_exchange", CN_EXCHANGE.name, list(csv.DictReader(fh)))
+
+
+def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes=5),
+                at: datetime | None = None) -> int:
+    """The trade date (YYYYMMDD) of a fund order sent now (``at``, the wall clock by default): the
+    first day the Shanghai and Shenzhen exchanges are open (routes/common/calendars/cn_exchange.csv)
+    whose ``cutoff`` (Shanghai time) is still ahead, as the fund routes' ``value_date(now(), cutoff,
+    cn_exchange, "Asia/Shanghai")``, which refuse an order dated earlier (late trading).  Reckoned
+    ``ahead`` of the clock, so that an order made just before the cut-off and received after it is
+    dated the next dealing day (a later date passes), never one the route finds past.  A year the
+    calendar does not list is rolled over weekends only: the routes then fail the order naming the
+    calendar and the year, which is what the demo should show."""
+    from dsl.functions import FunctionError
+    local = ((at or datetime.now(timezone.utc)) + ahead).astimezone(ZoneInfo("Asia/Shanghai"))
+    day: date = local.date() if local.time() < cutoff else local.date() + timedelta(days=1)
+    cal = _cn_exchange()
+    while True:
+        try:
+            if cal.open(day, "dealing_day"):
+                break
+        except FunctionError:
+            if day.weekday() < 5:
+                break
+        day += timedelta(days=1)
+    return int(day.strftime("%Y%m%d"))

@@ -5,7 +5,7 @@ import random
 from decimal import Decimal
 from typing import Any
 
-from engine.sim.services.common import dig, every, mf_code, money, ref_at
+from engine.sim.services.common import dealing_day, dig, every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 
@@ -16,7 +16,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "cust_acct": f"6222{rng.randrange(10**12):012d}", "fund_co": rng.choice(("HXFD", "EFND", "CHAM")),
         "fund_code": f"{rng.randrange(1, 999999):06d}", "amount": money(rng, 1_000, 500_000),
         "currency": "CNY", "fee_rate": Decimal("0.0150") if rng.random() < 0.3 else Decimal("0.0060"),
-        "order_date": 20261125,
+        "order_date": dealing_day(),
     }
     code = "00"
     if kind == "rejected":

@@ -14,7 +14,7 @@ import itertools
 import random
 from typing import Any
 
-from engine.sim.services.common import dig, every, mf_code, money, ref_at
+from engine.sim.services.common import dealing_day, dig, every, mf_code, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 # fund -> its row in routes/fund_subscription/sub_funds.csv that the generator relies on (open, CNY)
@@ -27,7 +27,7 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     low, high = GOOD_FUNDS[fund]
     values: dict[str, Any] = {
         "txn_code": "SS01", "trace_no": ref, "settle_acct": f"6222{rng.randrange(10**12):012d}",
-        "fund_code": fund, "amount": money(rng, low, high), "currency": "CNY", "trade_date": 20261125,
+        "fund_code": fund, "amount": money(rng, low, high), "currency": "CNY", "trade_date": dealing_day(),
     }
     code = "00"
     if kind == "rejected":

@@ -1,0 +1,33 @@
+"""The fund simulators date their orders as the fund routes expect (routes/common/dealing_days.route): the
+first day the Shanghai and Shenzhen exchanges are open whose 15:00 cut-off (Shanghai time) is still ahead,
+reckoned five minutes ahead of the clock so that an order made just before the cut-off is dated the next
+dealing day (which the routes take) rather than a day they find past (late trading)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from engine.sim.services.common import dealing_day
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(("utc", "day"), [
+    ("2026-11-25T02:00:00", 20261125),     # Wednesday 10:00 in Shanghai: that day
+    ("2026-11-25T06:54:59", 20261125),     # 14:59:59 with the five minutes: still that day
+    ("2026-11-25T06:55:00", 20261126),     # 15:00 with them: the next dealing day
+    ("2026-11-27T07:30:00", 20261130),     # Friday after the cut-off: Monday
+    ("2026-11-28T02:00:00", 20261130),     # Saturday: Monday
+    ("2026-09-30T08:00:00", 20261008),     # after the cut-off before National Day (1-7 October): 8 October
+    ("2026-10-09T08:00:00", 20261012),     # Friday 9 October after the cut-off: not the worked Saturday 10 October
+])
+def test_a_simulated_fund_order_is_dated_the_dealing_day_the_routes_expect(utc: str, day: int) -> None:
+    assert dealing_day(at=_at(utc)) == day
+
+
+def test_a_year_the_calendar_does_not_list_is_rolled_over_weekends_only() -> None:
+    # the routes then fail the order naming cn_exchange.csv and the year, what the demo should show
+    assert dealing_day(at=_at("2027-01-01T08:00:00")) == 20270104    # Friday after the cut-off: Monday
