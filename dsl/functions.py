@@ -537,6 +537,8 @@ SIGNATURES: dict[str, Sig] = {
 
 # business-day calendars (is_business_day, value_date ...): their own module, which adds them to both tables
 from dsl import calendars as _calendars  # noqa: E402
-del _calendars
+# bank statements (find, statement_check): theirs too
+from dsl import statements as _statements  # noqa: E402
+del _calendars, _statements
 
 assert set(FUNCTIONS) == set(SIGNATURES)

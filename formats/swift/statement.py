@@ -160,24 +160,50 @@ def check_balances(fields: Statement, start: int | None = None, offsets: list[in
     """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
     balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
     not always add up.  A statement without both balances is not checked here."""
-    opening = closing = None
-    total = Decimal(0)
+    at = start
     for i, f in enumerate(fields):
-        if f["tag"] in ("60F", "60M") and opening is None:
-            opening = f["value"]
-        elif f["tag"] in ("62F", "62M"):
-            closing, at = f, (offsets[i] if offsets else start)
-        elif f["tag"] == "61":
-            total += _signed(f["value"]["mark"], f["value"]["amount"])
-    if opening is None or closing is None:
-        return
-    want = _signed(opening["mark"], opening["amount"]) + total
-    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
-    if want != got:
-        raise FormatError(f"closing balance :{closing['tag']}: is {got} {closing['value']['currency']}, but the "
-                          f"opening balance {_signed(opening['mark'], opening['amount'])} plus the entries "
-                          f"({total:+}) makes {want}", offset=at, field=closing["tag"],
+        if isinstance(f, dict) and f.get("tag") in ("62F", "62M"):
+            at = offsets[i] if offsets else start
+    problem = balance_problem(fields, missing=False)
+    if problem is not None:
+        closing = next(f["tag"] for f in fields if isinstance(f, dict) and f.get("tag") in ("62F", "62M"))
+        raise FormatError(problem, offset=at, field=closing,
                           hint="the statement does not add up: an entry is missing or an amount is wrong")
+
+
+def balance_problem(fields: Any, *, missing: bool = True) -> str | None:
+    """None when the statement's opening balance (60F/60M) plus its entries (:61:, C and RD credits,
+    D and RC debits) equals its closing balance (62F/62M), in ``Decimal``; otherwise what is wrong
+    (the closing balance, the opening balance, the entries' total and the difference).  A statement
+    without an opening or a closing balance is a problem too, unless ``missing`` is false (then
+    it is not checked: None)."""
+    opening = closing = None
+    total, count = Decimal(0), 0
+    for f in fields if isinstance(fields, list) else []:
+        if not isinstance(f, dict) or not isinstance(f.get("value"), dict):
+            continue
+        tag, v = f.get("tag"), f["value"]
+        if tag in ("60F", "60M") and opening is None:
+            opening = f
+        elif tag in ("62F", "62M"):
+            closing = f
+        elif tag == "61":
+            total += _signed(v["mark"], v["amount"])
+            count += 1
+    if opening is None or closing is None:
+        if not missing:
+            return None
+        which = "opening balance (60F/60M)" if opening is None else "closing balance (62F/62M)"
+        return f"no {which}: the statement cannot be checked"
+    start_amount = _signed(opening["value"]["mark"], opening["value"]["amount"])
+    want = start_amount + total
+    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
+    if want == got:
+        return None
+    ccy = closing["value"]["currency"]
+    return (f"closing balance :{closing['tag']}: is {got} {ccy}, but the opening balance :{opening['tag']}: "
+            f"{start_amount} plus the {count} entr{'y' if count == 1 else 'ies'} ({total:+}) makes {want} "
+            f"(difference {got - want:+})")
 
 
 def _signed(mark: str, amount: Decimal) -> Decimal:

@@ -394,8 +394,8 @@ def test_swift_statements_check_balances_is_opt_in() -> None:
     r = bsp("decode", "-f", "swift", "--statements", "--check-balances", src)
     assert r.exit_code == 1 and len(lines(r.stdout)) == 1
     at = src.read_bytes().rindex(b":62F:") + 5
-    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance 229.2 "
-            "plus the entries (-69.8) makes 159.4") in r.stderr
+    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance :60M: "
+            "229.2 plus the 2 entries (-69.8) makes 159.4 (difference +0.2)") in r.stderr
     r = bsp("decode", "-f", "swift", "--check-balances", src)
     assert r.exit_code == 2 and "--check-balances checks MT940 statements: it needs --statements" in r.stderr
 

@@ -73,5 +73,5 @@ def test_balance_arithmetic_is_opt_in() -> None:
     assert isinstance(next(iter_statements(bad, check=True))[1], list)   # upstream's files do not all add up
     ((_, err),) = iter_statements(bad, check=True, balances=True)
     assert isinstance(err, FormatError) and err.field == "62F" and err.offset == bad.index(":62F:") + 5
-    assert err.message == ("closing balance :62F: is 800.00 EUR, but the opening balance 800.00 plus the entries "
-                           "(-990.00) makes -190.00")
+    assert err.message == ("closing balance :62F: is 800.00 EUR, but the opening balance :60F: 800.00 plus the 2 "
+                           "entries (-990.00) makes -190.00 (difference +990.00)")
