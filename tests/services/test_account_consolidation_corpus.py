@@ -79,10 +79,10 @@ async def test_corpus_camt053_with_two_statements_is_rejected_not_half_posted(tm
     assert _rows(ledger_path, "SELECT reference, status FROM deals") == [("253EURNL26VAYB8060476890", "rejected")]
 
 
-async def _drop(tmp_path: Path, name: str, data: bytes) -> tuple[int, Path, Path]:
-    """``data`` dropped as file ``name`` into the account consolidation service's camt.053 file channel
-    (record = "camt053"), in an engine of its own, until the channel has archived it: (the requests the
-    mainframe simulator got, the ledger, the channel's folder)."""
+async def _drop(tmp_path: Path, name: str, data: bytes, *more: tuple[str, bytes]) -> tuple[int, Path, Path]:
+    """``data`` (then each of ``more``: (name, bytes)) dropped as a file into the account consolidation service's
+    camt.053 file channel (record = "camt053"), in one engine of its own, each once the channel has archived
+    the one before: (the requests the mainframe simulator got, the ledger, the channel's folder)."""
     registry = services_registry()
     program = compile_paths(route_files("account_consolidation"), registry).program
     assert program is not None
@@ -90,11 +90,12 @@ async def _drop(tmp_path: Path, name: str, data: bytes) -> tuple[int, Path, Path
     async with open_ledger(ledger_path, audit_key=None) as ledger:
         async with running_services(program, registry, ledger, SERVICES, work_dir=tmp_path / "work") as rig:
             inbox = rig.dirs["ac_camt_files"]
-            (inbox / f".{name}").write_bytes(data)
-            (inbox / f".{name}").rename(inbox / name)        # complete once it has its final name
-            with trio.fail_after(60):
-                while not ((inbox / "done" / name).exists() or (inbox / "error" / name).exists()):
-                    await trio.sleep(0.05)
+            for file, content in ((name, data), *more):
+                (inbox / f".{file}").write_bytes(content)
+                (inbox / f".{file}").rename(inbox / file)        # complete once it has its final name
+                with trio.fail_after(60):
+                    while not ((inbox / "done" / file).exists() or (inbox / "error" / file).exists()):
+                        await trio.sleep(0.05)
             host = rig.sims["ac_mainframe"]
             return host.requests, ledger_path, inbox
 
@@ -135,3 +136,23 @@ async def test_a_statement_of_a_file_that_does_not_add_up_is_refused_alone(tmp_p
     reason = (inbox / "error" / "bad.xml.reason.txt").read_text()
     assert "1 problem(s) in 2 record(s)" in reason and text in reason and "NL26VAYB8060476890" not in reason
     assert f"record 2, byte offset {bad.index(b'<Stmt>', bad.index(b'</Stmt>')) - bad.index(b'<Stmt>')}" in reason
+
+
+async def test_a_statement_in_a_second_file_is_a_duplicate_posted_once(tmp_path):
+    """Deal key (member/Stmt Id/closing date): the bank sends the file again under a new message id (other
+    bytes, so the channel's run-once check does not catch it): both statements are recorded as duplicates
+    and the mainframe gets no second posting. A record has no answer to repeat, so each repeat is told as
+    94 and the file goes to error/ naming them (as standing orders' batch files, tests/services/test_deal_keys.py)."""
+    if not MULTI.is_file():
+        pytest.skip(f"conformance corpus not found at {CORPUS.resolve()}")
+    data = MULTI.read_bytes()
+    again = data.replace(b"CAMT053RIB000000000001", b"CAMT053RIB000000000002")
+    assert again != data
+    requests, ledger_path, inbox = await _drop(tmp_path, "day1.xml", data, ("day1-resent.xml", again))
+    assert requests == 2
+    assert (inbox / "done" / "day1.xml").exists()
+    reason = (inbox / "error" / "day1-resent.xml.reason.txt").read_text()
+    assert "2 problem(s) in 2 record(s)" in reason and reason.count("failed (duplicate, code 94)") == 2, reason
+    assert _rows(ledger_path, "SELECT reference, status, response_code FROM deals ORDER BY status, reference") == [
+        ("253EURNL26VAYB8060476890", "committed", None), ("254EURNL26VAYB8060476890", "committed", None),
+        ("253EURNL26VAYB8060476890", "duplicate", "94"), ("254EURNL26VAYB8060476890", "duplicate", "94")]
