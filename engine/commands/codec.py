@@ -97,7 +97,9 @@ Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT94
                                           "one statement per line (decode only).", rich_help_panel=_I)]
 CheckBalances = Annotated[bool, typer.Option("--check-balances", help="SWIFT --statements: each statement's "
                                              "opening balance plus its entries must equal the closing "
-                                             "balance.", rich_help_panel=_I)]
+                                             "balance, and its opening balance the closing balance of the "
+                                             "statement before it of the same account in the file.",
+                                             rich_help_panel=_I)]
 Xsd = Annotated[Optional[Path], typer.Option("--xsd", help="ISO 20022: the message's XSD.", rich_help_panel=_I)]
 XsdDir = Annotated[Optional[Path], typer.Option("--xsd-dir", help="ISO 20022: folder searched for XSDs.",
                                                 rich_help_panel=_I)]
