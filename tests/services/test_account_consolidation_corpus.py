@@ -5,6 +5,7 @@ booked balance (CLBD) is in SEK while the account is EUR: the route must
 reject it with code 15, record it under the statement id, and not post it."""
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -79,7 +80,8 @@ async def test_corpus_camt053_with_two_statements_is_rejected_not_half_posted(tm
     assert _rows(ledger_path, "SELECT reference, status FROM deals") == [("253EURNL26VAYB8060476890", "rejected")]
 
 
-async def _drop(tmp_path: Path, name: str, data: bytes, *more: tuple[str, bytes]) -> tuple[int, Path, Path]:
+async def _drop(tmp_path: Path, name: str, data: bytes, *more: tuple[str, bytes],
+                channel: str = "ac_camt_files") -> tuple[int, Path, Path]:
     """``data`` (then each of ``more``: (name, bytes)) dropped as a file into the account consolidation service's
     camt.053 file channel (record = "camt053"), in one engine of its own, each once the channel has archived
     the one before: (the requests the mainframe simulator got, the ledger, the channel's folder)."""
@@ -89,7 +91,7 @@ async def _drop(tmp_path: Path, name: str, data: bytes, *more: tuple[str, bytes]
     ledger_path = tmp_path / "l.duckdb"
     async with open_ledger(ledger_path, audit_key=None) as ledger:
         async with running_services(program, registry, ledger, SERVICES, work_dir=tmp_path / "work") as rig:
-            inbox = rig.dirs["ac_camt_files"]
+            inbox = rig.dirs[channel]
             for file, content in ((name, data), *more):
                 (inbox / f".{file}").write_bytes(content)
                 (inbox / f".{file}").rename(inbox / file)        # complete once it has its final name
@@ -156,3 +158,27 @@ async def test_a_statement_in_a_second_file_is_a_duplicate_posted_once(tmp_path)
     assert _rows(ledger_path, "SELECT reference, status, response_code FROM deals ORDER BY status, reference") == [
         ("253EURNL26VAYB8060476890", "committed", None), ("254EURNL26VAYB8060476890", "committed", None),
         ("253EURNL26VAYB8060476890", "duplicate", "94"), ("254EURNL26VAYB8060476890", "duplicate", "94")]
+
+
+async def test_an_rje_file_of_mt940_statements_posts_each_on_its_own(tmp_path):
+    """Three MT940 from the FIN gateway in one RJE file ($-separated; the simulator's, which add up): each is a
+    statement of its own; the second's 62F is then put 0.01 off: it alone is refused, with the amounts."""
+    import random
+
+    from engine.sim.services.account_consolidation import make_mt940
+    from formats.swift import SwiftCodec
+    codec = SwiftCodec("940")
+    rng = random.Random(7)
+    reqs = [make_mt940("good", n, rng, run="T") for n in (1, 2, 3)]
+    closing = reqs[1].values["block4"][-1]["value"]
+    closing["amount"] += Decimal("0.01") if closing["mark"] == "C" else Decimal("-0.01")
+    data = b"$".join(codec.encode(r.values) for r in reqs)
+    requests, ledger_path, inbox = await _drop(tmp_path, "MT940-1.rje", data, channel="ac_swift_files")
+    assert requests == 2
+    rows = _rows(ledger_path, "SELECT reference, status, response_code, reason FROM deals ORDER BY reference")
+    assert [(r[0], r[1]) for r in rows] == [(reqs[0].ref, "committed"), (reqs[1].ref, "rejected"),
+                                            (reqs[2].ref, "committed")]
+    assert f"statement does not add up: {reqs[1].ref}: closing balance :62F:" in rows[1][3]
+    assert "(difference +0.01)" in rows[1][3]
+    reason = (inbox / "error" / "MT940-1.rje.reason.txt").read_text()
+    assert "1 problem(s) in 3 record(s)" in reason and f"record 2, byte offset {data.index(b'$') + 1}" in reason
