@@ -118,3 +118,41 @@ def balance_problem(stmt: Any) -> str | None:
     return (f"opening balance {balance_code(opening)} {start} {ccy} + {count} booked "
             f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance CLBD is "
             f"{end} {ccy} (difference {end - want:+})")
+
+
+def account_of(stmt: Any) -> str | None:
+    """The statement's account: ``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id``."""
+    ident = ((stmt.get("Acct") or {}).get("Id") or {}) if isinstance(stmt, Mapping) else {}
+    if not isinstance(ident, Mapping):
+        return None
+    other = ident.get("Othr")
+    value = ident.get("IBAN") or (other.get("Id") if isinstance(other, Mapping) else None)
+    return str(value).strip() if value else None
+
+
+def _shown(bal: Mapping[str, Any]) -> str:
+    dt = bal.get("Dt") or {}
+    day = (dt.get("Dt") or dt.get("DtTm")) if isinstance(dt, Mapping) else None
+    return f"{balance_code(bal)} {signed(bal)} {_ccy(bal)}" + (f" of {day}" if day else "")
+
+
+def continuity_problem(stmt: Any, closed: dict[str, tuple[dict[str, Any], str]]) -> str | None:
+    """None when the statement's opening booked balance (OPBD, or PRCD) is the closing booked balance (CLBD)
+    of the statement before it of the same account (``closed``: account -> (that CLBD, its statement's Id),
+    carried from statement to statement in the order they come and updated here), amount, sign and
+    currency; else what differs.  A statement with no earlier one of its account, or without the
+    balances, is not a problem here (``balance_problem`` tells the missing balances)."""
+    account = account_of(stmt)
+    if account is None:
+        return None
+    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    before = closed.get(account)
+    if closing is not None:
+        closed[account] = (closing, str(stmt.get("Id") or "?"))
+    if before is None or opening is None:
+        return None
+    prev, prev_id = before
+    if (signed(opening), _ccy(opening)) == (signed(prev), _ccy(prev)):
+        return None
+    return (f"statement {stmt.get('Id') or '?'} opens with {_shown(opening)}, but the statement before it of "
+            f"this account ({prev_id}) closed with {_shown(prev)}")
