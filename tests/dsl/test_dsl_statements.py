@@ -103,3 +103,26 @@ def test_a_rejection_text_goes_on_with_a_parenthesized_expression() -> None:
     assert rules[1].more is None and type(rules[1].cond).__name__ == "Binary"     # `-msg.b` still a negation
     with pytest.raises(ParseFailure):
         parse(src.replace('+ (msg.a + " is not positive")', '+ msg.a'), "x.route")
+
+
+def test_the_rejection_text_carries_what_was_found_and_falls_back_to_its_literal(tmp_path: Path) -> None:
+    """At run time: `+ (EXPRESSION)` is added to the text of the rule that fails (a decimal written plainly);
+    an expression that cannot be evaluated (a division by zero) adds nothing: the rejection stands."""
+    from dsl.load import compile_paths
+    from engine.registry import default_registry
+    from engine.routetest.runner import run_paths
+    (tmp_path / "r.route").write_text(
+        'format J = json\nchannel api = memory\nroute r {\n    receive from api as J\n    validate {\n'
+        '        msg.a > 0 else reject "13" "bad a: " + (msg.a + " is not positive, by " + (0 - msg.a))\n'
+        '        msg.b > 0 else reject "14" "bad b" + (msg.b / 0)\n    }\n    reply J { code = "00" }\n'
+        '    on error reply J { code = error.code  text = error.text }\n}\n')
+    (tmp_path / "r_test.route").write_text(
+        'use "r.route"\n\n'
+        'test "a" {\n    given api sends J { a = -1.50  b = 1 }\n'
+        '    expect reply { code = "13"  text = "bad a: -1.50 is not positive, by 1.50" }\n}\n\n'
+        'test "b" {\n    given api sends J { a = 1  b = -2 }\n    expect reply { code = "14"  text = "bad b" }\n}\n')
+    res = compile_paths(sorted(tmp_path.glob("*.route")), default_registry())
+    assert not [d for d in res.diagnostics if d.severity == "error"], [(d.code, d.message) for d in res.diagnostics]
+    ran = run_paths([tmp_path], default_registry())
+    assert not ran.broken, [d.message for b in ran.broken for d in b.diagnostics]
+    assert [(o.passed, o.failures) for o in ran.outcomes] == [(True, []), (True, [])]
