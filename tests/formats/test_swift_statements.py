@@ -2,6 +2,7 @@
 mandatory fields."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -101,3 +102,24 @@ def test_a_statement_opens_where_the_one_before_it_of_the_same_account_closed() 
     assert err.message == ("statement 2/2 opens with :60M: C 141.00 EUR of 2019-10-15, but the statement before it "
                            "of this account (2/1, statement 3 of the file) closed with :62M: C 140.00 EUR of "
                            "2019-10-15")
+
+
+def test_61_entry_date_across_the_year_end_funds_code_and_reversals() -> None:
+    """:61: subfield 2, the entry date, is MMDD: its year is the value date's, except across the year end (a
+    31 December booking of a 2 January value date is of the year before; a 2 January booking of a 31 December
+    value date of the year after). Subfield 3: RC (reversal of a credit) is a debit, RD a credit; the letter
+    after the mark is the funds code (the third letter of the currency), not part of the mark."""
+    text = (":20:YE\n:25:DE1\n:28C:1/1\n:60F:C261231EUR100,00\n"
+            ":61:2701021231CR10,00NTRFA1\n"          # value 2027-01-02, booked 2026-12-31, C, funds code R
+            ":61:2612310102RCR1,00NTRFA2\n"          # value 2026-12-31, booked 2027-01-02, reversal of a credit
+            ":61:270102RD2,00NTRFA3\n"               # no entry date; reversal of a debit
+            ":61:2701020102DR5,00NTRFA4\n"           # D, funds code R
+            ":62F:C270102EUR106,00\n")
+    ((_, fields),) = iter_statements(text, check=True, balances=True)     # 100 + 10 - 1 + 2 - 5 = 106
+    txns = statement_view(fields)["transactions"]
+    assert [(t["status"], t["funds_code"], t["amount"]["amount"]) for t in txns] == [
+        ("C", "R", Decimal("10.00")), ("RC", "R", Decimal("-1.00")), ("RD", None, Decimal("2.00")),
+        ("D", "R", Decimal("-5.00"))]
+    assert [(t["date"], t["entry_date"]) for t in txns] == [
+        (dt.date(2027, 1, 2), dt.date(2026, 12, 31)), (dt.date(2026, 12, 31), dt.date(2027, 1, 2)),
+        (dt.date(2027, 1, 2), None), (dt.date(2027, 1, 2), dt.date(2027, 1, 2))]
