@@ -138,6 +138,7 @@ class RuleAst:
     code: str
     text: str
     pos: Pos
+    more: Expr | None = None      # ``... "text" + EXPR``: appended to the text when the rule fails
 
 
 @dataclass(frozen=True)

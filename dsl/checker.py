@@ -1354,6 +1354,8 @@ class Checker(_TestChecks):
         elif isinstance(s, A.Validate):
             for rule in s.rules:
                 self._expr(rule.cond, scope, later, cond=True)
+                if rule.more is not None:
+                    self._expr(rule.more, scope, later)
         elif isinstance(s, A.Deal):
             seen = {a.parts[0] for a in s.assigns}
             for a in s.assigns:

@@ -156,11 +156,13 @@ class Assign:
 
 @dataclass(frozen=True)
 class Rule:
-    """One validation rule: ``cond else reject CODE TEXT``."""
+    """One validation rule: ``cond else reject CODE TEXT [+ MORE]``; ``more`` is evaluated, and appended
+    to ``text``, only when the rule fails."""
     cond: Expr
     code: str
     text: str
     pos: Pos | None = field(default=None, compare=False)
+    more: Expr | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def lower_step(s, name_tags: dict | None = None) -> ir.Step:
     if isinstance(s, A.Let):
         return ir.Step("let", s.name.name, {"value": s.value}, pos=s.pos)
     if isinstance(s, A.Validate):
-        rules = tuple(ir.Rule(r.cond, r.code, r.text, pos=r.pos) for r in s.rules)
+        rules = tuple(ir.Rule(r.cond, r.code, r.text, pos=r.pos, more=r.more) for r in s.rules)
         return ir.Step("validate", None, {"rules": rules}, pos=s.pos)
     if isinstance(s, A.Deal):
         return ir.Step("deal", None, {"type": s.type.name, "fields": lower_assigns(s.assigns)}, pos=s.pos)

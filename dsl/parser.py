@@ -358,7 +358,10 @@ class _Build(Transformer):
         return A.Validate(tuple(ch), self._pos(meta))
 
     def rule(self, meta, ch):
-        return A.RuleAst(ch[0], unquote(ch[1]), unquote(ch[2]), self._pos(meta))
+        return A.RuleAst(ch[0], unquote(ch[1]), unquote(ch[2]), self._pos(meta), ch[3])
+
+    def rule_more(self, meta, ch):
+        return ch[0]
 
     def deal_stmt(self, meta, ch):
         return A.Deal(self._id(ch[0]), ch[1], self._pos(meta))

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 from dsl import ir
 from dsl.calendars import RESULTS as CALENDAR_RESULTS
+from dsl.statements import RESULTS as STATEMENT_RESULTS
 from dsl.functions import SIGNATURES
 
 STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
@@ -47,6 +48,7 @@ RESULTS: dict[str, str | None] = {
     "env": None, "lookup": None, "http_status": INTEGER, "http_header": STRING, "response_mti": STRING,
 }
 RESULTS.update(CALENDAR_RESULTS)      # is_business_day, value_date ... (dsl/calendars.py)
+RESULTS.update(STATEMENT_RESULTS)     # find, statement_check (dsl/statements.py)
 
 Report = Callable[[str, str, Any, "str | None"], None]   # (code, message, pos, help)
 

@@ -64,8 +64,8 @@ KIND_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "source_format": ("--source-format", ("copybook",)),
     "spec": ("--spec", ("iso8583",)),
     "message": ("--message", ("swift", "iso20022")),
-    "statements": ("--statements", ("swift",)),
-    "check_balances": ("--check-balances", ("swift",)),
+    "statements": ("--statements", ("swift", "iso20022")),
+    "check_balances": ("--check-balances", ("swift", "iso20022")),
     "xsd": ("--xsd", ("iso20022",)),
     "xsd_dir": ("--xsd-dir", ("iso20022",)),
     "validate": ("--validate/--no-validate", ("iso20022", "iso8583")),
@@ -340,10 +340,10 @@ def make_setup(a: CodecArgs) -> Setup:
         if kind not in kinds and not (plugin is not None and name == "framing"):   # a plugin's: one message
             raise UsageError(f"{flag.split('/')[0]} does not apply to --format {kind}",
                              f"it is an option of {', '.join(kinds)}")
-    if a.statements and a.message:
+    if a.statements and a.message and kind == "swift":
         raise UsageError("--statements reads MT940/MT942 exports; it cannot be combined with --message")
     if a.check_balances and not a.statements:
-        raise UsageError("--check-balances checks MT940 statements: it needs --statements")
+        raise UsageError("--check-balances checks bank statements (MT940, camt.053): it needs --statements")
     if decl is None:
         decl = FormatDecl(name=kind, kind=kind, options=_kind_options(kind, a))
     try:
@@ -523,9 +523,47 @@ def decode_records(setup: Setup, source: bytes | BinaryIO, *, strict: bool = Fal
         yield from _swift_records(setup, data)
         return
     if kind == "iso20022":
+        if setup.statements:
+            yield from _camt_statement_records(setup, data)
+            return
         yield 1, 0, _one(codec, data, 1, 0)
         return
     yield from _framed(setup, data)
+
+
+def _camt_statement_records(setup: Setup, data: bytes) -> Iterator[Result]:
+    """A camt.053 / .052 / .054 file: one record per statement (``Stmt``, ``Rpt``, ``Ntfctn``), each decoded as
+    a document of its own (formats.iso20022.statements_split, as a file watch channel's record = camt053)
+    with its offset in the file.  ``check_balances``: each statement adds up (opening booked balance +
+    booked entries = CLBD) and opens where the statement before it of the same account closed."""
+    from formats.iso20022.camt_balance import balance_problem, continuity_problem
+    from formats.iso20022.statements_split import split_statements
+    try:
+        parts = split_statements(data)
+    except FormatError as exc:
+        exc.fatal = True  # type: ignore[attr-defined]
+        yield 1, exc.offset or 0, _placed(exc, 1, 0)
+        return
+    closed: dict[str, Any] = {}
+    for no, (offset, part) in enumerate(parts, 1):
+        item = _one(setup.codec, part, no, offset)
+        if setup.check_balances and not isinstance(item, FormatError):
+            group = next((v for k, v in item.items() if k.startswith("BkToCstmr")), None) or {}
+            for key in ("Stmt", "Rpt", "Ntfctn"):
+                stmts = group.get(key) if isinstance(group, dict) else None
+                if stmts:
+                    break
+            stmt = stmts[0] if isinstance(stmts, list) and stmts else {}
+            problem = continuity_problem(stmt, closed) or balance_problem(stmt)
+            if problem is not None:
+                ident = stmt.get("Id") if isinstance(stmt, dict) else None
+                tag = re.search(rb"<(?:[A-Za-z_][\w.-]*:)?(?:Stmt|Rpt|Ntfctn)[\s>]", part)
+                at = offset + (tag.start() if tag else 0)          # the statement's start tag in the file
+                item = _placed(FormatError(f"statement {ident}: {problem}" if ident and not
+                                           problem.startswith("statement ") else problem,
+                                           hint="the statement does not add up, or does not open where the "
+                                                "one before it of its account closed"), no, at)
+        yield no, offset, item
 
 
 # Hints written for route files, said the command line's way.

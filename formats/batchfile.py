@@ -25,6 +25,10 @@ Kinds:
 ``rje``     a SWIFT RJE file: FIN messages separated by ``$`` (``$`` is outside
             the FIN character set, so it never occurs inside a message).
 ``whole``   the file is one record.
+``camt053`` an ISO 20022 bank-to-customer file (camt.053; camt.052 and camt.054 alike): each
+            ``<Stmt>`` (``Rpt``, ``Ntfctn``) becomes a document of its own, the file's envelope
+            and group header with that one statement (``formats.iso20022.statements_split``);
+            its offset is the statement's start tag.
 
 ``ControlTotals`` checks a file's trailer (its record count, the total of an amount
 field) against the data records, before any of them runs.
@@ -39,7 +43,7 @@ from formats.errors import FormatError
 
 __all__ = ["RECORD_KINDS", "ControlTotals", "split_records"]
 
-RECORD_KINDS = ("lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole")
+RECORD_KINDS = ("lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole", "camt053")
 
 
 def split_records(data: bytes, kind: str, record_size: int | None = None,
@@ -58,6 +62,9 @@ def split_records(data: bytes, kind: str, record_size: int | None = None,
         return _rdw(data, little=kind == "rdw_le", includes_header=rdw_includes_header)
     if kind == "rje":
         return _rje(data)
+    if kind == "camt053":
+        from formats.iso20022.statements_split import split_statements
+        return split_statements(data) if data.strip() else []
     raise ValueError(f"unknown record kind {kind!r}; expected one of {', '.join(RECORD_KINDS)}")
 
 

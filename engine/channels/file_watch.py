@@ -12,7 +12,8 @@ saying which records ran.  Each file's records
 (``record``: lines; csv = rows whose quoted fields may hold line breaks;
 fixed = ``record_size`` bytes each; rdw / rdw_le = IBM variable records with a
 4-byte record descriptor word; rje = SWIFT messages separated by ``$``; whole =
-the file is one record: ``formats.batchfile``)
+the file is one record; camt053 = each statement of an ISO 20022 bank-to-customer file:
+``formats.batchfile``)
 go through the route in batches of ``batch`` records (1,000 by default), one after
 the other, so a file of a million records holds a batch's exchanges in memory at a
 time, not the file's; every record is a deal.  Then the file
@@ -675,7 +676,8 @@ COMPONENT = ComponentSpec(
         OptionSpec("record", "string", "How records are split: lines; csv (rows whose quoted fields "
                    "may hold line breaks); fixed (record_size bytes); rdw / rdw_le (4-byte record descriptor "
                    "word, big / little endian); rje (SWIFT messages separated by `$`); whole (one record per "
-                   "file). lines and csv drop a UTF-8 byte order mark at the start of the file; the other "
+                   "file); camt053 (each `<Stmt>` of a camt.053, `Rpt` of a camt.052, `Ntfctn` of a camt.054, as "
+                   "a document of its own with the file's envelope and group header). lines and csv drop a UTF-8 byte order mark at the start of the file; the other "
                    "kinds keep it (bytes).", default="lines", choices=RECORD_KINDS),
         OptionSpec("record_size", "int", "Bytes per record for record = fixed.", default=None),
         OptionSpec("rdw_includes_header", "bool", "record = rdw or rdw_le: the RDW length counts its own 4 "

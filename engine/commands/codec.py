@@ -94,10 +94,14 @@ Spec = Annotated[Optional[str], typer.Option("--spec", metavar="FILE|NAME",
 Message = Annotated[Optional[str], typer.Option("--message", help="SWIFT: accept only this type (mt103). "
                                                 "ISO 20022: pacs.008[.001.08].", rich_help_panel=_I)]
 Statements = Annotated[bool, typer.Option("--statements", help="SWIFT: read MT940/MT942 bank exports (.sta), "
-                                          "one statement per line (decode only).", rich_help_panel=_I)]
-CheckBalances = Annotated[bool, typer.Option("--check-balances", help="SWIFT --statements: each statement's "
-                                             "opening balance plus its entries must equal the closing "
-                                             "balance.", rich_help_panel=_I)]
+                                          "one statement per line (decode only); ISO 20022: one record per "
+                                          "statement of a camt.053 (Stmt; camt.052 Rpt, camt.054 Ntfctn), each "
+                                          "with the group header.", rich_help_panel=_I)]
+CheckBalances = Annotated[bool, typer.Option("--check-balances", help="--statements (SWIFT, ISO 20022): each "
+                                             "statement's opening balance plus its entries must equal the "
+                                             "closing balance, and its opening balance the closing balance of "
+                                             "the statement before it of the same account in the file.",
+                                             rich_help_panel=_I)]
 Xsd = Annotated[Optional[Path], typer.Option("--xsd", help="ISO 20022: the message's XSD.", rich_help_panel=_I)]
 XsdDir = Annotated[Optional[Path], typer.Option("--xsd-dir", help="ISO 20022: folder searched for XSDs.",
                                                 rich_help_panel=_I)]

@@ -1,6 +1,7 @@
 """``validate { cond else reject CODE TEXT ... }``: the first failing rule rejects the deal."""
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from engine.runtime.exchange import StepFailure
@@ -12,15 +13,34 @@ class ValidateStep(SyncStep):
     def __init__(self, step: Any, ctx: Any, route: Any) -> None:
         super().__init__(step)
         self.rules = [
-            (ctx.expr(r.cond), r.code, r.text, str(r.pos) if r.pos is not None else self.where)
+            (ctx.expr(r.cond), r.code, r.text, str(r.pos) if r.pos is not None else self.where,
+             ctx.expr(r.more) if getattr(r, "more", None) is not None else None)
             for r in step.options["rules"]
         ]
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
-        for fn, code, text, where in self.rules:
+        for fn, code, text, where, more in self.rules:
             if not fn(scope):
+                if more is not None:
+                    text = text + _more(more, scope)
                 raise StepFailure("rejected", text, code=code, where=where, text=text)
+
+
+def _more(fn: Any, scope: Any) -> str:
+    """The rule's ``+ EXPR``: its text (null as nothing, a decimal written plainly, as ``+`` joins text);
+    an expression that cannot be evaluated adds nothing: the rejection stands with its own text."""
+    try:
+        value = fn(scope)
+    except Exception:       # noqa: BLE001 - never turn a rejection into an internal error
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
 
 
 COMPONENT = ComponentSpec(
@@ -31,7 +51,8 @@ COMPONENT = ComponentSpec(
         "and text (deal status `rejected`, error kind `rejected`), and the route's "
         "`on error` steps run."
     ),
-    options=(OptionSpec("rules", "list", "The rules: `condition else reject CODE TEXT`.", required=True),),
+    options=(OptionSpec("rules", "list", "The rules: `condition else reject CODE TEXT [+ EXPRESSION]` (the "
+                                         "expression's text is added to TEXT when the rule fails).", required=True),),
     build=ValidateStep,
     examples=(
         'validate {\n'

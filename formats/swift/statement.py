@@ -89,17 +89,21 @@ def iter_statements(text: str, *, check: bool = False, balances: bool = False
     (offset, FormatError) for a statement with a bad field: one bad statement does not stop
     the others.  Error offsets are character offsets into ``text``.  ``check``: each
     statement must also have its mandatory fields and one currency (``check_statement``);
-    ``balances``: opening balance + entries must equal the closing balance (``check_balances``)."""
+    ``balances``: opening balance + entries must equal the closing balance (``check_balances``), and a
+    statement's opening balance the closing balance of the one before it of the same account in the file
+    (``check_continuity``)."""
     parts = _split(text)
     if not parts:
         raise FormatError("no MT940/MT942 fields found (expected lines like :20:...)", offset=0)
-    for start, raw in parts:
+    closed: dict[str, tuple[dict[str, Any], int, str]] = {}   # account -> (its last 62a, statement no, 28C)
+    for no, (start, raw) in enumerate(parts, 1):
         try:
             fields = _fields(raw)
             offsets = [off for _, _, off in raw]
             if check:
                 check_statement(fields, start, offsets)
             if balances:
+                check_continuity(fields, closed, no, start, offsets)    # first: it notes this closing balance
                 check_balances(fields, start, offsets)
         except FormatError as exc:
             if exc.offset is None:
@@ -160,24 +164,97 @@ def check_balances(fields: Statement, start: int | None = None, offsets: list[in
     """Opening balance (60F/60M) plus the entries (:61:, debits negative) equals the closing
     balance (62F/62M).  Not part of ``check``: banks' exports (and upstream's test files) do
     not always add up.  A statement without both balances is not checked here."""
-    opening = closing = None
-    total = Decimal(0)
+    at = start
     for i, f in enumerate(fields):
-        if f["tag"] in ("60F", "60M") and opening is None:
-            opening = f["value"]
-        elif f["tag"] in ("62F", "62M"):
-            closing, at = f, (offsets[i] if offsets else start)
-        elif f["tag"] == "61":
-            total += _signed(f["value"]["mark"], f["value"]["amount"])
-    if opening is None or closing is None:
-        return
-    want = _signed(opening["mark"], opening["amount"]) + total
-    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
-    if want != got:
-        raise FormatError(f"closing balance :{closing['tag']}: is {got} {closing['value']['currency']}, but the "
-                          f"opening balance {_signed(opening['mark'], opening['amount'])} plus the entries "
-                          f"({total:+}) makes {want}", offset=at, field=closing["tag"],
+        if isinstance(f, dict) and f.get("tag") in ("62F", "62M"):
+            at = offsets[i] if offsets else start
+    problem = balance_problem(fields, missing=False)
+    if problem is not None:
+        closing = next(f["tag"] for f in fields if isinstance(f, dict) and f.get("tag") in ("62F", "62M"))
+        raise FormatError(problem, offset=at, field=closing,
                           hint="the statement does not add up: an entry is missing or an amount is wrong")
+
+
+def _account(fields: Statement) -> str | None:
+    for f in fields:
+        if f.get("tag") == "25":
+            return str(f["value"]).strip()
+        if f.get("tag") == "25P":
+            return str(f["value"]["account"]).strip()
+    return None
+
+
+def _number(fields: Statement) -> str:
+    return next((str(f["value"]).strip() for f in fields if f.get("tag") in ("28C", "28")), "?")
+
+
+def _show(f: dict[str, Any]) -> str:
+    v = f["value"]
+    return f":{f['tag']}: {v['mark']} {v['amount']} {v['currency']} of {v['date']}"
+
+
+def check_continuity(fields: Statement, closed: dict[str, tuple[dict[str, Any], int, str]], no: int,
+                     start: int | None = None, offsets: list[int] | None = None) -> None:
+    """The statement's opening balance (60F/60M) is the closing balance (62F/62M) of the statement before it
+    of the same account (field 25) in the file: same mark, amount and currency (a statement that opens
+    elsewhere means one is missing between them, or a wrong balance).  ``closed`` carries each account's
+    last closing balance from statement to statement (it is updated here); ``no``: this statement's number
+    in the file.  Raises a FormatError at the opening balance."""
+    account = _account(fields)
+    opening = next((f for f in fields if f.get("tag") in ("60F", "60M")), None)
+    closing = next((f for f in fields if f.get("tag") in ("62F", "62M")), None)
+    if account is None:
+        return
+    before = closed.get(account)
+    if closing is not None:
+        closed[account] = (closing, no, _number(fields))
+    if before is None or opening is None:
+        return
+    prev, prev_no, prev_number = before
+    o, c = opening["value"], prev["value"]
+    if (_signed(o["mark"], o["amount"]), o["currency"]) == (_signed(c["mark"], c["amount"]), c["currency"]):
+        return
+    at = offsets[fields.index(opening)] if offsets else start
+    raise FormatError(f"statement {_number(fields)} opens with {_show(opening)}, but the statement before it of "
+                      f"this account ({prev_number}, statement {prev_no} of the file) closed with {_show(prev)}",
+                      offset=at, field=opening["tag"],
+                      hint="a statement's opening balance is the previous one's closing balance: a statement "
+                           "between them is missing, or a balance is wrong")
+
+
+def balance_problem(fields: Any, *, missing: bool = True) -> str | None:
+    """None when the statement's opening balance (60F/60M) plus its entries (:61:, C and RD credits,
+    D and RC debits) equals its closing balance (62F/62M), in ``Decimal``; otherwise what is wrong
+    (the closing balance, the opening balance, the entries' total and the difference).  A statement
+    without an opening or a closing balance is a problem too, unless ``missing`` is false (then
+    it is not checked: None)."""
+    opening = closing = None
+    total, count = Decimal(0), 0
+    for f in fields if isinstance(fields, list) else []:
+        if not isinstance(f, dict) or not isinstance(f.get("value"), dict):
+            continue
+        tag, v = f.get("tag"), f["value"]
+        if tag in ("60F", "60M") and opening is None:
+            opening = f
+        elif tag in ("62F", "62M"):
+            closing = f
+        elif tag == "61":
+            total += _signed(v["mark"], v["amount"])
+            count += 1
+    if opening is None or closing is None:
+        if not missing:
+            return None
+        which = "opening balance (60F/60M)" if opening is None else "closing balance (62F/62M)"
+        return f"no {which}: the statement cannot be checked"
+    start_amount = _signed(opening["value"]["mark"], opening["value"]["amount"])
+    want = start_amount + total
+    got = _signed(closing["value"]["mark"], closing["value"]["amount"])
+    if want == got:
+        return None
+    ccy = closing["value"]["currency"]
+    return (f"closing balance :{closing['tag']}: is {got} {ccy}, but the opening balance :{opening['tag']}: "
+            f"{start_amount} plus the {count} entr{'y' if count == 1 else 'ies'} ({total:+}) makes {want} "
+            f"(difference {got - want:+})")
 
 
 def _signed(mark: str, amount: Decimal) -> Decimal:

@@ -395,10 +395,10 @@ def test_swift_statements_check_balances_is_opt_in() -> None:
     r = bsp("decode", "-f", "swift", "--statements", "--check-balances", src)
     assert r.exit_code == 1 and len(lines(r.stdout)) == 1
     at = src.read_bytes().rindex(b":62F:") + 5
-    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance 229.2 "
-            "plus the entries (-69.8) makes 159.4") in r.stderr
+    assert (f"record 2, byte {at}, field 62F: closing balance :62F: is 159.6 CHF, but the opening balance :60M: "
+            "229.2 plus the 2 entries (-69.8) makes 159.4 (difference +0.2)") in r.stderr
     r = bsp("decode", "-f", "swift", "--check-balances", src)
-    assert r.exit_code == 2 and "--check-balances checks MT940 statements: it needs --statements" in r.stderr
+    assert r.exit_code == 2 and "--check-balances checks bank statements (MT940, camt.053): it needs --statements" in r.stderr
 
 
 # ------------------------------------------------------------------ ISO 20022
@@ -644,3 +644,28 @@ def test_an_unknown_key_in_a_group_is_named_at_its_line_and_column_in_the_file(t
 def test_where_a_field_is_in_a_json_line(line: bytes, path: str | None, at: tuple[int, int] | None) -> None:
     from engine.json_where import where
     assert where(line, path) == at
+
+
+def test_camt053_statements_one_record_each_and_check_balances(tmp_path: Path) -> None:
+    """iso20022 --statements: genkgo's multi-statement camt.053 is two records (253, 254), each a document with
+    the group header; with --check-balances both add up and 254 opens where 253 closed (27.00). 254's OPBD put
+    at 26.00 is told at its <Stmt>, naming both statements and balances."""
+    case = MX / "genkgo_camt053_v2_multi_statement"
+    xsd, src = case / "xsd" / "camt.053.001.02.xsd", case / "input" / "camt053.v2.multi.statement.xml"
+    r = bsp("decode", "-f", "iso20022", "--statements", "--check-balances", "--xsd", xsd, src)
+    assert r.exit_code == 0, r.stderr
+    assert [[s["Id"] for s in v["BkToCstmrStmt"]["Stmt"]] for v in lines(r.stdout)] == [
+        ["253EURNL26VAYB8060476890"], ["254EURNL26VAYB8060476890"]]
+    data = src.read_bytes()
+    at = data.index(b'<Amt Ccy="EUR">27.00</Amt>', data.index(b"<Id>254"))
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(data[:at] + b'<Amt Ccy="EUR">26.00</Amt>' + data[at + 26:])
+    assert bsp("decode", "-f", "iso20022", "--statements", "--xsd", xsd, bad).exit_code == 0     # opt-in
+    r = bsp("decode", "-f", "iso20022", "--statements", "--check-balances", "--xsd", xsd, bad)
+    assert r.exit_code == 1 and len(lines(r.stdout)) == 1
+    stmt2 = data.index(b"<Stmt>", data.index(b"</Stmt>"))
+    assert (f"record 2, byte {stmt2}: statement 254EURNL26VAYB8060476890 opens with OPBD 26.00 EUR of 2014-12-30, "
+            "but the statement before it of this account (253EURNL26VAYB8060476890) closed with CLBD 27.00 EUR of "
+            "2014-12-31") in r.stderr
+    r = bsp("decode", "-f", "iso20022", "--check-balances", "--xsd", xsd, src)
+    assert r.exit_code == 2 and "it needs --statements" in r.stderr

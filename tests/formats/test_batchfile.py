@@ -101,7 +101,7 @@ def test_rje_agrees_with_the_swift_reader_on_the_corpus(name: str) -> None:
 
 
 def test_every_kind_is_covered() -> None:
-    assert set(RECORD_KINDS) == {"lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole"}
+    assert set(RECORD_KINDS) == {"lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole", "camt053"}
 
 
 def _csv(*fields):

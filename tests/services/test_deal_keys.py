@@ -564,7 +564,8 @@ def test_every_route_with_a_deal_and_a_call_is_keyed_or_listed_as_an_enquiry():
         has_key = any(a.path == "key" for a in deals[0].options["fields"])
         (keyed if has_key else unkeyed).add(r.name)
     # the batch-file routes have tests of their own above
-    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit"}
+    assert keyed == set(KEYED) | {"bill_payment", "ar_collection", "ap_payment", "standing_order_debit",
+                                  "statement_camt053_file", "statement_mt940_file"}
     assert unkeyed == set(UNKEYED)
 
 

@@ -60,18 +60,26 @@ def make_mt940(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
 
 
 def make_camt053(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    """A camt.053 that adds up (the route checks it: OPBD + booked entries = CLBD)."""
     ref = trace("AC", n, kind, run=run)
     acct, ccy = _account(kind, rng)
-    closing = money(rng, 10_000, 900_000)
+    opening = money(rng, 10_000, 900_000)
     created = dt.datetime(2026, 11, 25, 6, 0, tzinfo=dt.timezone.utc)
 
     def bal(code: str, amount: Decimal) -> dict[str, Any]:
-        return {"Tp": {"CdOrPrtry": {"Cd": code}}, "Amt": {"value": amount, "Ccy": ccy}, "CdtDbtInd": "CRDT",
-                "Dt": {"Dt": DAY}}
+        return {"Tp": {"CdOrPrtry": {"Cd": code}}, "Amt": {"value": abs(amount), "Ccy": ccy},
+                "CdtDbtInd": "CRDT" if amount >= 0 else "DBIT", "Dt": {"Dt": DAY}}
+    entries, closing = [], opening
+    for i in range(rng.randrange(1, 4)):
+        amt = money(rng, 100, 5_000)
+        ind = rng.choice(("CRDT", "DBIT"))
+        closing += amt if ind == "CRDT" else -amt
+        entries.append({"Amt": {"value": amt, "Ccy": ccy}, "CdtDbtInd": ind, "Sts": "BOOK",
+                        "BookgDt": {"Dt": DAY}, "ValDt": {"Dt": DAY}, "BkTxCd": {"Prtry": {"Cd": "NTRF"}}})
     values = {"message": "camt.053.001.02", "BkToCstmrStmt": {
         "GrpHdr": {"MsgId": "M" + ref, "CreDtTm": created},
         "Stmt": [{"Id": ref, "CreDtTm": created, "Acct": {"Id": {"IBAN": acct}, "Ccy": ccy},
-                  "Bal": [bal("OPBD", money(rng, 10_000, 900_000)), bal("CLBD", closing)]}]}}
+                  "Bal": [bal("OPBD", opening), bal("CLBD", closing)], "Ntry": entries}]}}
     return Request(kind, values, {"good": "00", "rejected": "14", "failing": "05"}[kind], ref)
 
 

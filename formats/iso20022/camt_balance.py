@@ -1,0 +1,158 @@
+"""Does a camt.053 statement add up?  Opening booked balance + booked entries = closing booked balance.
+
+``balance(stmt, *codes)`` finds a statement's balance by its type code wherever it is in the list
+of ``Bal`` (banks order them as they like: OPBD, CLBD, CLAV, FWAV ... or PRCD first);
+``balance_problem(stmt)`` says what is wrong with the statement's balances, or ``None`` when
+``opening + credits - debits == closing``, in ``Decimal``.
+
+The rules a reconciliation clerk applies (ISO 20022 camt.053 MDR, CGI-MP / DK usage):
+
+* the opening balance is ``OPBD`` (opening booked) or, as German and Swiss banks write it,
+  ``PRCD`` (previously closed booked); the closing balance is ``CLBD``;
+* only **booked** entries move the booked balance: ``Sts`` ``BOOK`` (in camt.053.001.02-07 a code,
+  from .08 on ``<Sts><Cd>BOOK</Cd></Sts>``); pending (``PDNG``) and information (``INFO``)
+  entries do not;
+* an entry's ``CdtDbtInd`` is the direction it moved the account, a reversal (``RvslInd`` true)
+  included: a reversed credit comes as a ``DBIT`` entry (the MDR: "if the CreditDebitIndicator is
+  DBIT and ReversalIndicator is Yes, the original operation was a credit entry");
+* balances and entries are amounts without sign; ``CdtDbtInd`` ``DBIT`` makes them negative.
+
+Values are the ISO 20022 codec's (``formats/iso20022/codec.py``): ``Amt`` is
+``{"value": Decimal, "Ccy": "EUR"}``; repeated elements are lists.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Mapping
+
+OPENING = ("OPBD", "PRCD")
+CLOSING = ("CLBD",)
+
+
+def _many(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def balance_code(bal: Any) -> str | None:
+    """A ``Bal``'s type code (``Tp/CdOrPrtry/Cd``), or its proprietary code, or None."""
+    if not isinstance(bal, Mapping):
+        return None
+    kind = (bal.get("Tp") or {}).get("CdOrPrtry") or {}
+    code = kind.get("Cd") if isinstance(kind, Mapping) else None
+    if code is None and isinstance(kind, Mapping):
+        code = kind.get("Prtry")
+    return code if isinstance(code, str) else None
+
+
+def balance(stmt: Any, *codes: str) -> dict[str, Any] | None:
+    """The first ``Bal`` of ``stmt`` whose type code is one of ``codes`` (in the order of ``codes``:
+    ``balance(s, "OPBD", "PRCD")`` takes an OPBD before a PRCD), wherever it is in the list."""
+    bals = _many(stmt.get("Bal")) if isinstance(stmt, Mapping) else []
+    for code in codes:
+        for b in bals:
+            if balance_code(b) == code:
+                return b
+    return None
+
+
+def signed(node: Any) -> Decimal | None:
+    """A balance's or an entry's amount, negative when its ``CdtDbtInd`` is ``DBIT``."""
+    if not isinstance(node, Mapping):
+        return None
+    amt = node.get("Amt")
+    value = amt.get("value") if isinstance(amt, Mapping) else amt
+    if isinstance(value, str):
+        value = Decimal(value)
+    if not isinstance(value, (Decimal, int)):
+        return None
+    value = Decimal(value)
+    return -value if node.get("CdtDbtInd") == "DBIT" else value
+
+
+def _status(entry: Mapping[str, Any]) -> str | None:
+    sts = entry.get("Sts")
+    if isinstance(sts, Mapping):            # camt.053.001.08 on: <Sts><Cd>BOOK</Cd></Sts>
+        sts = sts.get("Cd") or sts.get("Prtry")
+    return sts if isinstance(sts, str) else None
+
+
+def booked_total(stmt: Any) -> tuple[Decimal, int]:
+    """The sum of the statement's booked entries (credits minus debits) and how many there are."""
+    total, count = Decimal(0), 0
+    for entry in _many(stmt.get("Ntry")) if isinstance(stmt, Mapping) else []:
+        if not isinstance(entry, Mapping) or _status(entry) not in (None, "BOOK"):
+            continue
+        amount = signed(entry)
+        if amount is None:
+            continue
+        total += amount
+        count += 1
+    return total, count
+
+
+def _ccy(node: Mapping[str, Any]) -> str:
+    amt = node.get("Amt")
+    return str(amt.get("Ccy") or "") if isinstance(amt, Mapping) else ""
+
+
+def balance_problem(stmt: Any) -> str | None:
+    """None when the statement adds up (opening + booked entries == closing); otherwise what is wrong:
+    a missing opening or closing booked balance, or the two amounts, the entries and the difference."""
+    if not isinstance(stmt, Mapping):
+        return "not a camt.053 statement (Stmt)"
+    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    if opening is None:
+        return "no opening booked balance (OPBD or PRCD): the statement cannot be checked"
+    if closing is None:
+        return "no closing booked balance (CLBD): the statement cannot be checked"
+    start, end = signed(opening), signed(closing)
+    if start is None or end is None:
+        return "a balance without an amount"
+    total, count = booked_total(stmt)
+    want = start + total
+    if want == end:
+        return None
+    ccy = _ccy(closing)
+    return (f"opening balance {balance_code(opening)} {start} {ccy} + {count} booked "
+            f"entr{'y' if count == 1 else 'ies'} ({total:+}) = {want} {ccy}, but the closing balance CLBD is "
+            f"{end} {ccy} (difference {end - want:+})")
+
+
+def account_of(stmt: Any) -> str | None:
+    """The statement's account: ``Acct/Id/IBAN`` or ``Acct/Id/Othr/Id``."""
+    ident = ((stmt.get("Acct") or {}).get("Id") or {}) if isinstance(stmt, Mapping) else {}
+    if not isinstance(ident, Mapping):
+        return None
+    other = ident.get("Othr")
+    value = ident.get("IBAN") or (other.get("Id") if isinstance(other, Mapping) else None)
+    return str(value).strip() if value else None
+
+
+def _shown(bal: Mapping[str, Any]) -> str:
+    dt = bal.get("Dt") or {}
+    day = (dt.get("Dt") or dt.get("DtTm")) if isinstance(dt, Mapping) else None
+    return f"{balance_code(bal)} {signed(bal)} {_ccy(bal)}" + (f" of {day}" if day else "")
+
+
+def continuity_problem(stmt: Any, closed: dict[str, tuple[dict[str, Any], str]]) -> str | None:
+    """None when the statement's opening booked balance (OPBD, or PRCD) is the closing booked balance (CLBD)
+    of the statement before it of the same account (``closed``: account -> (that CLBD, its statement's Id),
+    carried from statement to statement in the order they come and updated here), amount, sign and
+    currency; else what differs.  A statement with no earlier one of its account, or without the
+    balances, is not a problem here (``balance_problem`` tells the missing balances)."""
+    account = account_of(stmt)
+    if account is None:
+        return None
+    opening, closing = balance(stmt, *OPENING), balance(stmt, *CLOSING)
+    before = closed.get(account)
+    if closing is not None:
+        closed[account] = (closing, str(stmt.get("Id") or "?"))
+    if before is None or opening is None:
+        return None
+    prev, prev_id = before
+    if (signed(opening), _ccy(opening)) == (signed(prev), _ccy(prev)):
+        return None
+    return (f"statement {stmt.get('Id') or '?'} opens with {_shown(opening)}, but the statement before it of "
+            f"this account ({prev_id}) closed with {_shown(prev)}")
