@@ -408,6 +408,7 @@ class FileWatcher:
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
                                     f"{out.code}): {out.detail or out.text}")
             self.ran_records += len(chunk)
+            await _stored(handler)
             # the batch's deals are recorded: a stop from here on resumes after it
             await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
                                           f"{at + len(chunk)}:{earlier + len(problems)}")
@@ -573,6 +574,16 @@ class _LineCounter:
         self.line += line_breaks(self.data[self.pos:offset])
         self.pos = offset
         return self.line
+
+
+async def _stored(handler: ExchangeHandler) -> None:
+    """Return once the deals acknowledged so far are stored.  With ``--ledger-sync none`` a deal is
+    acknowledged before it is in DuckDB (``engine.journal``): the index must not say a batch ran before
+    its deals are there, or a crash in between loses them (the restart resumes after them).  With
+    ``journal`` and ``duckdb`` an acknowledged deal is stored already: nothing to wait for."""
+    ledger = getattr(getattr(handler, "dispatcher", handler), "ledger", None)
+    if getattr(ledger, "sync", None) == "none":
+        await ledger.wait_loaded()
 
 
 def _cause(folder: Path, failed: list[BaseException]) -> BaseException:
