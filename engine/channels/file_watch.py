@@ -41,6 +41,9 @@ in the file, naming its line.  A file over ``max_file_bytes`` (checked on its si
 is not read: it goes to ``error/`` with its reason, noted in the index without a SHA-256.
 
 The log has one line per file at most, never one per record (a record's problem is in the reason file),
+but a progress line every ``PROGRESS_EVERY`` (30) seconds of a file that runs longer (records run of the
+file's, rejected or failed so far, records/s); ``status()`` (``bsp status``, ``bsp top``) gives the file
+running now, its data records and how many have run,
 and the files going to ``error/`` go through the channel's ``FaultLog`` (engine/faultlog.py): the first of
 each kind (bad records, cannot be split, already run, too big, changed while it ran) in full, a folder of
 thousands of them counted and summed up in one line per 30 seconds and at the stop.
@@ -82,6 +85,7 @@ _NUMBERS = itertools.count(1)
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
 RECENT_FILES = 256            # names of the files run lately kept in memory (processed / failed)
+PROGRESS_EVERY = 30.0         # seconds between the progress lines of a file that takes longer
 MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
 # kinds of files going to error/ (FaultLog): what a summary line calls them
 ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (each with its NAME.reason.txt)",
@@ -181,6 +185,11 @@ class FileWatcher:
         self.files_error = 0
         self.running: str | None = None          # the file being run now
         self.ran_records = 0                      # records of the file being run, run so far
+        # its progress (bsp status, bsp top, and a log line every progress_every seconds of a long file):
+        # its data records, and how many of them have their deals recorded (those before a stop included)
+        self.running_records = 0
+        self.running_done = 0
+        self.progress_every = PROGRESS_EVERY
         # files to error/: the first of each kind in full, a folder of them counted (engine/faultlog.py)
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
 
@@ -281,8 +290,10 @@ class FileWatcher:
     def status(self) -> dict[str, Any]:
         """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
         why the folder cannot be watched (None when it can)."""
+        running = self.running is not None
         return {"files_done": self.files_done, "files_error": self.files_error, "running": self.running,
-                "problem": self.problem}
+                "running_records": self.running_records if running else None,
+                "running_done": self.running_done if running else None, "problem": self.problem}
 
     def stop_accepting(self) -> None:
         self._draining = True
@@ -376,6 +387,7 @@ class FileWatcher:
         _RUNNING.add(key)
         self.running = path.name
         self.ran_records = 0                    # this file's records run by this call (told if it goes away)
+        self.running_records = self.running_done = 0
         try:
             return await self._process(path, handler)
         finally:
@@ -395,6 +407,8 @@ class FileWatcher:
         lines = _LineCounter(data) if self.record in ("lines", "csv") else None
         head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
         problems: list[str] = []
+        self.running_records, self.running_done = len(records), resume
+        began = told = trio.current_time()
         for at in range(resume, len(records), self.batch):
             chunk = records[at:at + self.batch]
             origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
@@ -412,6 +426,14 @@ class FileWatcher:
             # the batch's deals are recorded: a stop from here on resumes after it
             await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
                                           f"{at + len(chunk)}:{earlier + len(problems)}")
+            self.running_done = at + len(chunk)
+            now = trio.current_time()
+            if now - told >= self.progress_every and self.running_done < len(records):
+                told = now              # a long file: how far it is, for the clerk reading the log
+                rate = (self.running_done - resume) / (now - began) if now > began else 0.0
+                log.info("channel %s: %s: %d of %d records run (%d%%), %d rejected or failed so far, "
+                         "%.0f records/s", self.name, path.name, self.running_done, len(records),
+                         100 * self.running_done // len(records), earlier + len(problems), rate)
         if resume and (earlier or problems):
             problems.insert(0, f"record {first}, byte offset {records[0][0]}: records {first} to "
                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them "

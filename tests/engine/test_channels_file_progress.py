@@ -1,0 +1,54 @@
+"""A long batch file shows how far it is: ``bsp status`` (the channel's ``running_records`` and
+``running_done``) and a progress line in the log every ``progress_every`` seconds."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from engine.channels.file_watch import FileWatcher
+
+
+class Watching:
+    """An ``ExchangeHandler`` (the channel's side of the contract) that notes the channel's status as
+    each batch arrives and answers nothing."""
+
+    def __init__(self, watcher: FileWatcher) -> None:
+        self.watcher = watcher
+        self.seen: list[tuple[Any, Any, Any]] = []
+
+    async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
+        st = self.watcher.status()
+        self.seen.append((st["running"], st["running_done"], st["running_records"]))
+        return [None] * len(frames)
+
+
+async def test_status_and_the_log_tell_how_far_a_file_is(tmp_path: Path, caplog) -> None:
+    w = FileWatcher("inbox", {"dir": str(tmp_path), "batch": 2})
+    w.progress_every = 0            # every batch (30 s in production)
+    path = tmp_path / "PAY.csv"
+    path.write_bytes(b"".join(b"R%d,1.00\n" % i for i in range(5)))
+    handler = Watching(w)
+    with caplog.at_level(logging.INFO, logger="bsp.channel.file"):
+        assert await w.process(path, handler)
+    assert handler.seen == [("PAY.csv", 0, 5), ("PAY.csv", 2, 5), ("PAY.csv", 4, 5)]
+    lines = [r.getMessage() for r in caplog.records if "records run" in r.getMessage()]
+    assert [m.split(": ", 2)[2].split(",")[0] for m in lines] == ["2 of 5 records run (40%)", "4 of 5 records run (80%)"]
+    assert "0 rejected or failed so far" in lines[0]
+    st = w.status()
+    assert (st["running"], st["running_done"], st["running_records"], st["files_done"]) == (None, None, None, 1)
+
+
+def test_bsp_status_table_shows_the_file_running_and_how_far() -> None:
+    import io
+
+    from rich.console import Console
+
+    from engine.commands.top import render
+    doc = {"version": "0.1.0", "channels": {"inbox": {"kind": "file.watch", "role": "listen", "running": "big.csv",
+                                                      "running_records": 100000, "running_done": 59000,
+                                                      "files_done": 3, "files_error": 1}}}
+    out = Console(width=240, record=True, file=io.StringIO())
+    out.print(render(doc, None, 0, {}))
+    assert "file watch inbox: big.csv: 59,000 of 100,000 records run (59%); 3 file(s) to done/, 1 to error/ " \
+           "since start" in out.export_text()
