@@ -85,6 +85,7 @@ _NUMBERS = itertools.count(1)
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
 RECENT_FILES = 256            # names of the files run lately kept in memory (processed / failed)
+STUCK_SHOWN = 20             # files that stay in the folder (unreadable, cannot be moved) bsp status names
 PROGRESS_EVERY = 30.0         # seconds between the progress lines of a file that takes longer
 MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
 # kinds of files going to error/ (FaultLog): what a summary line calls them
@@ -288,12 +289,16 @@ class FileWatcher:
             raise _cause(self.dir, failed)
 
     def status(self) -> dict[str, Any]:
-        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
-        why the folder cannot be watched (None when it can)."""
+        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now and how
+        far, why the folder cannot be watched (None when it can), and the files that stay in the folder
+        because they cannot be read or moved, each with why (the first ``STUCK_SHOWN``)."""
         running = self.running is not None
+        for path in [p for p in self._stuck_files if not p.exists()]:     # taken away since: not stuck
+            self._stuck_files.pop(path)
         return {"files_done": self.files_done, "files_error": self.files_error, "running": self.running,
                 "running_records": self.running_records if running else None,
-                "running_done": self.running_done if running else None, "problem": self.problem}
+                "running_done": self.running_done if running else None, "problem": self.problem,
+                "stuck": {p.name: why for p, why in sorted(self._stuck_files.items())[:STUCK_SHOWN]}}
 
     def stop_accepting(self) -> None:
         self._draining = True

@@ -202,6 +202,9 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
             parts.append(Text(f"file watch {name}: {c['running']}: {done:,} of {total:,} records run "
                               f"({100 * done // total}%); {c.get('files_done', 0)} file(s) to done/, "
                               f"{c.get('files_error', 0)} to error/ since start"))
+        for file, why in sorted((c.get("stuck") or {}).items()):      # cannot be read or moved: stays
+            parts.append(Text(f"file watch {name}: {file} stays in {c.get('address', 'its folder')}: {why} (tried "
+                              f"again at each look)", style="bold red"))
     if now.get("open_flags"):          # deals whose flag is open now, whenever raised (engine/ops/openflags.py)
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",

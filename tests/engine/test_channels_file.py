@@ -617,11 +617,11 @@ async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_
             await new._scan(Slow())                  # finds a.jsonl, being run: leaves it
         assert calls == [1]
         assert old.status() == {"files_done": 0, "files_error": 0, "running": "a.jsonl",  # bsp status
-                                "running_records": 1, "running_done": 0, "problem": None}
+                                "running_records": 1, "running_done": 0, "problem": None, "stuck": {}}
         release.set()
     assert (inbox / "done" / "a.jsonl").exists() and calls == [1]
     assert old.status() == {"files_done": 1, "files_error": 0, "running": None, "running_records": None,
-                            "running_done": None, "problem": None}
+                            "running_done": None, "problem": None, "stuck": {}}
 
 
 async def test_a_large_file_runs_in_bounded_batches_one_after_the_other(tmp_path: Path) -> None:

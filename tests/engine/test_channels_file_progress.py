@@ -47,8 +47,11 @@ def test_bsp_status_table_shows_the_file_running_and_how_far() -> None:
     from engine.commands.top import render
     doc = {"version": "0.1.0", "channels": {"inbox": {"kind": "file.watch", "role": "listen", "running": "big.csv",
                                                       "running_records": 100000, "running_done": 59000,
-                                                      "files_done": 3, "files_error": 1}}}
+                                                      "files_done": 3, "files_error": 1, "address": "/in",
+                                                      "stuck": {"X.csv": "Permission denied: /in/X.csv"}}}}
     out = Console(width=240, record=True, file=io.StringIO())
     out.print(render(doc, None, 0, {}))
     assert "file watch inbox: big.csv: 59,000 of 100,000 records run (59%); 3 file(s) to done/, 1 to error/ " \
            "since start" in out.export_text()
+    assert "file watch inbox: X.csv stays in /in: Permission denied: /in/X.csv (tried again at each look)" \
+        in out.export_text()
