@@ -51,7 +51,8 @@ def test_bsp_status_table_shows_the_file_running_and_how_far() -> None:
                                                       "stuck": {"X.csv": "Permission denied: /in/X.csv"}}}}
     out = Console(width=240, record=True, file=io.StringIO())
     out.print(render(doc, None, 0, {}))
+    text = out.export_text()
     assert "file watch inbox: big.csv: 59,000 of 100,000 records run (59%); 3 file(s) to done/, 1 to error/ " \
-           "since start" in out.export_text()
+           "since start" in text
     assert "file watch inbox: X.csv stays in /in: Permission denied: /in/X.csv (tried again at each look)" \
-        in out.export_text()
+        in text
