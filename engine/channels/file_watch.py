@@ -74,7 +74,7 @@ from engine.channels.options import ChannelConfigError, built_check, duration_ab
 from engine.faultlog import FaultLog
 from engine.filemodes import make_shared_dirs, shared_mode
 from formats.component import ComponentSpec, OptionSpec
-from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
+from formats.batchfile import RECORD_KINDS, ControlTotals, Records, split_offsets
 from formats.errors import FormatError
 
 log = logging.getLogger("bsp.channel.file")
@@ -353,8 +353,8 @@ class FileWatcher:
             log.error("channel %s: %s stays in %s: %s; tried again every %gs (its records already run are not "
                       "run again)", self.name, path.name, self.dir, why, self.rescan)
 
-    def _deal_records(self, records: list[tuple[int, bytes]],
-                      problems: list[str]) -> tuple[list[tuple[int, bytes]], int]:
+    def _deal_records(self, records: Records | list[tuple[int, bytes]],
+                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int]:
         """The file's records that are deals (headers and trailers set aside, each with the header row
         when ``header_row``), and the number of the first; none when the file fails its header /
         trailer counts or its control totals (the problem is added to ``problems``)."""
@@ -370,8 +370,8 @@ class FileWatcher:
         trailer = records[trailer_number - 1] if self.skip_trailer else None
         body = records[heads:len(records) - self.skip_trailer]
         if self.header_row:         # each record goes with the header row: columns by name
-            head = records[self.skip_header][1] + b"\n"
-            body = [(at, head + r) for at, r in body]
+            # put before each record as it is run, not held once per record
+            body = body.with_head(records[self.skip_header][1] + b"\n")
         first = heads + 1
         if self.controls is not None and trailer is not None:
             problem = self.controls.check(trailer, trailer_number, body, first)
@@ -399,7 +399,7 @@ class FileWatcher:
             _RUNNING.discard(key)
             self.running = None
 
-    async def _run(self, path: Path, data: bytes, records: list[tuple[int, bytes]], first: int, resume: int,
+    async def _run(self, path: Path, data: bytes, records: Records, first: int, resume: int,
                    earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
         each batch how far the file's deals are recorded; returns the problems (a line each).  Each
@@ -415,7 +415,7 @@ class FileWatcher:
         self.running_records, self.running_done = len(records), resume
         began = told = trio.current_time()
         for at in range(resume, len(records), self.batch):
-            chunk = records[at:at + self.batch]
+            chunk = list(records[at:at + self.batch])      # this batch's records, sliced from the file
             origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
                                     len(records), head=len(head[1]) + 1 if head is not None else 0,
                                     head_offset=head[0] if head is not None else 0, head_line=head_line)
@@ -472,7 +472,7 @@ class FileWatcher:
         index = await self._files()
         sha = content_id(data)
         problems: list[str] = []
-        records: list[tuple[int, bytes]] = []
+        records: Records | list[tuple[int, bytes]] = []
         head: tuple[int, bytes] | None = None     # with header_row: the header row (offset, bytes)
         first = 1
         resume = earlier = 0                     # records recorded before a stop, and their problems
@@ -494,7 +494,7 @@ class FileWatcher:
                             if resume else "running it again (routes with a deal key answer its repeated "
                                            "records from the ledger)")
             try:
-                records = split_records(data, self.record, self.record_size, self.quote,
+                records = split_offsets(data, self.record, self.record_size, self.quote,
                                         rdw_includes_header=self.rdw_includes_header)
             except FormatError as exc:
                 kind = "not split"
