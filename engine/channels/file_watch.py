@@ -742,7 +742,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
                    "commit); a larger file runs as several batches, one after the other.", default=1000),
         OptionSpec("max_file_bytes", "int", "Largest file taken, in bytes, checked before it is read (a file "
-                   "is read whole and held, with its records, while it runs: several times its size in memory). "
+                   "is read whole and held while it runs, with 16-24 bytes a record saying where each is). "
                    "A bigger one is not read: it goes to error/ with a reason giving its size and this bound.",
                    default=MAX_FILE_BYTES),
         OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "
