@@ -96,6 +96,14 @@ class FileIndex:
         run = self.runs.get(sha)
         return run if run is not None and run.status in ("done", "error") else None
 
+    def named(self, name: str, sha: str) -> FileRun | None:
+        """The last run to its end of other bytes under the same ``name`` (a corrected file sent again
+        under its name, or the same name used for another day's file), or None."""
+        for other, run in sorted(self.runs.items(), key=lambda kv: -kv[1].seq):
+            if run.name == name and other != sha and run.status in ("done", "error") and other != NOT_READ:
+                return run
+        return None
+
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)
         return run if run is not None and run.status in ("taken", "ran") else None

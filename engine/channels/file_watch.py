@@ -486,6 +486,12 @@ class FileWatcher:
         else:
             cut = index.interrupted(sha)
             if cut is None:
+                same = index.named(path.name, sha)
+                if same is not None:         # the bytes differ: run, but the clerk hears of it
+                    log.warning("channel %s: %s: a file of that name, with other bytes, ran at %s (%s/%s); running "
+                                "this one too (a file is refused only when its bytes are the same): if it is a "
+                                "corrected file sent again, check the deals of the first one (bsp files %s)",
+                                self.name, path.name, same.at, same.status, same.archived, self.dir)
                 await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
             else:                                              # data records already recorded
                 resume, earlier = cut.ran, cut.ran_problems

@@ -593,6 +593,29 @@ async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:
     assert [r["reference"] for r in deals(ledger)] == ["R1", "R1"]
 
 
+async def test_a_file_name_that_already_ran_with_other_bytes_runs_with_a_warning(tmp_path: Path, caplog) -> None:
+    """A bank's clerk expects a file sent twice to be refused: the same bytes are (any name); a file of a
+    name that already ran, with other bytes (a corrected file sent again, or a sender reusing a name), runs,
+    and the log says so, naming when the first ran and where it is."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    with caplog.at_level("WARNING", logger="bsp.channel.file"):
+        async with running(prog, ledger):
+            for n, body in ((1, b'{"ref": "A1", "amount": 1}\n'), (2, b'{"ref": "A1", "amount": 1.5}\n')):
+                (inbox / ".p.tmp").write_bytes(body)
+                os.replace(inbox / ".p.tmp", inbox / "PAY.jsonl")
+                await wait_for(lambda: (inbox / "done" / ("PAY.jsonl" if n == 1 else "PAY.2.jsonl")).exists(),
+                               f"file {n}")
+    said = [r.getMessage() for r in caplog.records if "a file of that name" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("channel inbox: PAY.jsonl: a file of that name, with other bytes, "
+                                                 "ran at "), said
+    assert "(done/PAY.jsonl); running this one too" in said[0]
+    assert [r["amount"] for r in deals(ledger)] == [Decimal("1"), Decimal("1.5")]
+
+
 async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_path: Path) -> None:
     """During a reload the new generation's watcher starts while the old one may be running a file."""
     release = trio.Event()
