@@ -439,6 +439,15 @@ class FileWatcher:
                 log.info("channel %s: %s: %d of %d records run (%d%%), %d rejected or failed so far, "
                          "%.0f records/s", self.name, path.name, self.running_done, len(records),
                          100 * self.running_done // len(records), earlier + len(problems), rate)
+        last = first + len(records) - 1
+        if (problems and problems[-1].startswith(f"record {last}, ") and self.record in ("lines", "csv")
+                and not self.skip_trailer and data and not data.endswith((b"\n", b"\r"))):
+            # the last record refused, and no line break after it: the usual mark of a file taken half-written
+            problems.append(f"record {last}, byte offset {records[-1][0]}: the file does not end with a line "
+                            f"break and its last record was refused: it may have been taken while its sender was "
+                            f"still writing it (the rest of it is not in this file); the sender should write "
+                            f"under a temporary name (.{path.name} or {path.name}.tmp) and rename it into place, "
+                            f"or set complete = \"stable\" (or \"marker\") on channel {self.name}")
         if resume and (earlier or problems):
             problems.insert(0, f"record {first}, byte offset {records[0][0]}: records {first} to "
                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them "

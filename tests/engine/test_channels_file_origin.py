@@ -245,3 +245,36 @@ async def test_a_route_test_style_handler_without_origins_reads_null(tmp_path: P
     assert out[0].status == "committed"
     assert result_lines(tmp_path) == [",,R9,ACCEPTED"]
     assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["R9"]
+
+
+ROUTE_CUR = '''
+format Pay = csv header false {
+    ref     string
+    amount  decimal(2)
+    cur     string
+}
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.csv"
+    record  = "csv"
+}
+route pay {
+    receive from inbox as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = msg.cur }
+}
+'''
+
+
+async def test_a_half_written_last_line_refused_says_the_file_may_have_been_taken_too_soon(tmp_path: Path) -> None:
+    """complete = "rename" (the default) trusts the sender: a file written in place is taken as it is seen,
+    half a line included (`S000,1` of `S000,1.50,EUR`, walked with a real writer pausing 0.3 s). Its last
+    record is refused; the reason now also says why that may be and what to do. A complete file without a
+    final line break is not told so."""
+    inbox = await run_files(tmp_path, ROUTE_CUR, {"slow.csv": b"S000,1.50,EUR\nS001,1",
+                                                  "whole.csv": b"S000,1.50,EUR\nS001,2.00,EUR"})
+    text = reason(inbox, "slow.csv")
+    assert "record 2, byte offset 14: rejected (malformed" in text
+    assert ("record 2, byte offset 14: the file does not end with a line break and its last record was refused: "
+            "it may have been taken while its sender was still writing it") in text
+    assert 'or set complete = "stable" (or "marker") on channel inbox' in text
+    assert (inbox / "done" / "whole.csv").exists()
