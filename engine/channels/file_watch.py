@@ -449,9 +449,11 @@ class FileWatcher:
                             f"under a temporary name (.{path.name} or {path.name}.tmp) and rename it into place, "
                             f"or set complete = \"stable\" (or \"marker\") on channel {self.name}")
         if resume and (earlier or problems):
+            which = (f"; their dead letters name them: bsp dead list --reason \"file {path.name} record\""
+                     if earlier else "")
             problems.insert(0, f"record {first}, byte offset {records[0][0]}: records {first} to "
                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them "
-                               f"rejected or failed (their deals are in the ledger); this run began at "
+                               f"rejected or failed (their deals are in the ledger{which}); this run began at "
                                f"record {first + resume}")
         return problems
 

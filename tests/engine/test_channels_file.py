@@ -721,8 +721,9 @@ async def test_a_resumed_file_whose_earlier_records_failed_still_ends_in_error(t
     async with running(prog, tmp_path / "l.duckdb"):
         await wait_for(lambda: (inbox / "error" / "m.jsonl").exists(), "the file handled")
     assert sorted(r["reference"] for r in deals(tmp_path / "l.duckdb")) == ["M3", "M4"]
-    assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed" in \
-        (inbox / "error" / "m.jsonl.reason.txt").read_text()
+    assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed (their deals are in the " \
+           "ledger; their dead letters name them: bsp dead list --reason \"file m.jsonl record\"); this run began " \
+           "at record 3" in (inbox / "error" / "m.jsonl.reason.txt").read_text()
 
 
 
