@@ -334,6 +334,15 @@ CATALOGUE: tuple[Entry, ...] = (
           'channel front = tcp listen {\n    address = "127.0.0.1:7000"\n}\n' + _REQ
           + 'route r {\n    receive from front as Req\n    reply Req { code = trim(msg.code) }\n}\n',
           7, 7, severity="warning"),
+    Entry("W012", "batch file route without a deal key",
+          "route `R` receives from file watch channel `C` and its deal `TYPE` has no `key`: a crash in the middle "
+          "of a file runs the batch it was in again at the restart (up to the channel's `batch` records, 1,000 "
+          "unless set), each then a deal twice (also: a route without a `deal` step, at its name; help: give "
+          "the deal a key on the record's own reference, e.g. `key = msg.ref`: a repeated record is then "
+          "answered from the ledger, status duplicate)",
+          _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
+          + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1 }\n}\n',
+          9, 5, severity="warning"),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

@@ -2,8 +2,11 @@
 
 Pure (no I/O): ``split_records(data, kind)`` -> ``[(byte offset, record), ...]``;
 a file that cannot be split raises ``FormatError`` naming the record number
-(1-based) and the byte offset where splitting stopped.  ``file.watch`` uses it;
-so can anything else that takes whole files.
+(1-based) and the byte offset where splitting stopped.  ``split_offsets`` is the
+same as ``Records``: each record's place in ``data`` (24 bytes a record), each
+record sliced from ``data`` when it is asked for, so a file of a million lines is
+not held twice (a list of the records took ~160 bytes a record more than the
+file itself).  ``file.watch`` uses it; so can anything else that takes whole files.
 
 Kinds:
 
@@ -35,22 +38,69 @@ field) against the data records, before any of them runs.
 """
 from __future__ import annotations
 
+import re
+from array import array
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Iterator
 
 from formats.copybook.records import split_rdw
 from formats.errors import FormatError
 
-__all__ = ["RECORD_KINDS", "ControlTotals", "split_records"]
+__all__ = ["RECORD_KINDS", "ControlTotals", "Records", "split_offsets", "split_records"]
 
 RECORD_KINDS = ("lines", "csv", "fixed", "rdw", "rdw_le", "rje", "whole", "camt053")
+
+
+class Records:
+    """A file's records as their places in its bytes: ``records[i]`` and iteration give ``(byte offset,
+    record bytes)``, the bytes sliced from ``data`` then; a slice is ``Records`` too (the places of
+    those records).  ``head``: bytes put before every record given (the header row and a line break
+    of a ``header_row`` file: ``with_head``), not held once per record."""
+
+    __slots__ = ("data", "starts", "begins", "ends", "head")
+
+    def __init__(self, data: bytes, starts: array, begins: array, ends: array, head: bytes = b"") -> None:
+        self.data = data
+        self.starts = starts            # the record's offset as told (an RDW record's: its RDW's)
+        self.begins = begins            # where its bytes begin in data
+        self.ends = ends
+        self.head = head
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return Records(self.data, self.starts[i], self.begins[i], self.ends[i], self.head)
+        return self.starts[i], self.head + self.data[self.begins[i]:self.ends[i]]
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        data, head = self.data, self.head
+        for s, b, e in zip(self.starts, self.begins, self.ends):
+            yield s, head + data[b:e]
+
+    def with_head(self, head: bytes) -> "Records":
+        return Records(self.data, self.starts, self.begins, self.ends, head)
+
+
+def _places() -> tuple[array, array, array]:
+    return array("q"), array("q"), array("q")
 
 
 def split_records(data: bytes, kind: str, record_size: int | None = None,
                   quote: bytes | str = b'"', rdw_includes_header: bool = True) -> list[tuple[int, bytes]]:
     """``data`` -> [(byte offset, record)]; ``FormatError`` (record, offset, hint) when it cannot be split."""
+    return list(split_offsets(data, kind, record_size, quote, rdw_includes_header))
+
+
+def split_offsets(data: bytes, kind: str, record_size: int | None = None,
+                  quote: bytes | str = b'"', rdw_includes_header: bool = True) -> Records:
+    """``split_records`` as ``Records``: the records' places in ``data``, not copies of them."""
     if kind == "whole":
-        return [(0, data)] if data else []
+        starts, begins, ends = _places()
+        if data:
+            starts.append(0), begins.append(0), ends.append(len(data))
+        return Records(data, starts, begins, ends)
     if kind == "lines":
         return _lines(data)
     if kind == "csv":
@@ -71,23 +121,28 @@ def split_records(data: bytes, kind: str, record_size: int | None = None,
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _lines(data: bytes) -> list[tuple[int, bytes]]:
-    out: list[tuple[int, bytes]] = []
-    pos = 0
-    for line in data.splitlines(keepends=True):
-        if pos == 0 and line.startswith(UTF8_BOM):       # text: the mark is not the first line's
-            line, pos = line[len(UTF8_BOM):], len(UTF8_BOM)
-        body = line.rstrip(b"\r\n")
-        if body.strip():
-            out.append((pos, body))
-        pos += len(line)
-    return out
+# a line and its end, as bytes.splitlines splits (LF, CR LF, a lone CR); the last may have none
+_LINE = re.compile(rb"([^\r\n]*)(?:\r\n|\r|\n|\Z)")
+_BLANK = re.compile(rb"[ \t\x0b\x0c\r\n]*")
 
 
-def _csv_rows(data: bytes, quote: bytes) -> list[tuple[int, bytes]]:
+def _lines(data: bytes) -> Records:
+    starts, _, ends = _places()
+    pos = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0        # text: the mark is not the first line's
+    blank = _BLANK.match
+    for m in _LINE.finditer(data, pos):
+        s, e = m.span(1)
+        if blank(data, s, e).end() < e:          # a line of spaces only is blank
+            starts.append(s)
+            ends.append(e)
+    return Records(data, starts, starts, ends)
+
+
+def _csv_rows(data: bytes, quote: bytes) -> Records:
     """Rows end at a line feed with an even number of quote characters before it in the row
     (an escaped quote is doubled, so it keeps the count even)."""
-    out: list[tuple[int, bytes]] = []
+    starts, _, ends = _places()
+    blank = _BLANK.match
     start = pos = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0     # text: the mark is not the first row's
     quotes = 0
     end = len(data)
@@ -97,15 +152,18 @@ def _csv_rows(data: bytes, quote: bytes) -> list[tuple[int, bytes]]:
         quotes += data.count(quote, pos, stop)
         pos = stop
         if quotes % 2 == 0:
-            body = data[start:pos].rstrip(b"\r\n")
-            if body.strip():
-                out.append((start, body))
+            stop = pos
+            while stop > start and data[stop - 1] in b"\r\n":
+                stop -= 1
+            if blank(data, start, stop).end() < stop:
+                starts.append(start)
+                ends.append(stop)
             start, quotes = pos, 0
     if start < end:
         raise FormatError(f"a quoted field opened in this row is not closed before the end of the file "
-                          f"({end - start} byte(s) from the row's start)", offset=start, record=len(out) + 1,
+                          f"({end - start} byte(s) from the row's start)", offset=start, record=len(starts) + 1,
                           hint="check the channel's quote option against the file, or the file is truncated")
-    return out
+    return Records(data, starts, starts, ends)
 
 
 def _fixed(data: bytes, record_size: int | None) -> list[tuple[int, bytes]]:
@@ -117,34 +175,39 @@ def _fixed(data: bytes, record_size: int | None) -> list[tuple[int, bytes]]:
                           f"({len(data) % record_size} byte(s) left over)",
                           offset=n * record_size, record=n + 1,
                           hint="check record_size against the record layout, or the file is truncated")
-    return [(i, data[i:i + record_size]) for i in range(0, len(data), record_size)]
+    starts = array("q", range(0, len(data), record_size))
+    return Records(data, starts, starts, array("q", range(record_size, len(data) + 1, record_size)))
 
 
-def _rdw(data: bytes, little: bool, includes_header: bool = True) -> list[tuple[int, bytes]]:
-    out: list[tuple[int, bytes]] = []
+def _rdw(data: bytes, little: bool, includes_header: bool = True) -> Records:
+    starts, begins, ends = _places()
     try:
         for offset, record in split_rdw(data, little=little, includes_header=includes_header,
                                         max_record=0xFFFF, setting="channel"):
-            out.append((offset - 4, record))          # the record's offset is its RDW's
+            starts.append(offset - 4)                   # the record's offset is its RDW's
+            begins.append(offset)
+            ends.append(offset + len(record))
     except FormatError as exc:
         other = "rdw" if little else "rdw_le"
         hint = exc.hint if exc.hint and "rdw_includes_header" in exc.hint else (
             f"the file is truncated, or its records are not RDW-prefixed that way "
             f"(download in binary with RDW; or try record = \"{other}\")")
-        raise FormatError(exc.message, offset=exc.offset, record=len(out) + 1, hint=hint) from None
-    return out
+        raise FormatError(exc.message, offset=exc.offset, record=len(starts) + 1, hint=hint) from None
+    return Records(data, starts, begins, ends)
 
 
-def _rje(data: bytes) -> list[tuple[int, bytes]]:
-    out: list[tuple[int, bytes]] = []
+def _rje(data: bytes) -> Records:
+    starts, _, ends = _places()
     pos = 0
     for part in data.split(b"$"):
         stripped = part.lstrip(b"\r\n")
         body = stripped.rstrip(b"\r\n")
         if body.strip():
-            out.append((pos + len(part) - len(stripped), body))
+            at = pos + len(part) - len(stripped)
+            starts.append(at)
+            ends.append(at + len(body))
         pos += len(part) + 1
-    return out
+    return Records(data, starts, starts, ends)
 
 
 # ------------------------------------------------------------------ control totals
@@ -165,7 +228,7 @@ class ControlTotals:
         self.count_field, self.total_field = count_field, total_field
         self.sum_field, self.sum_codec = sum_field, sum_codec
 
-    def check(self, trailer: tuple[int, bytes], trailer_number: int, records: list[tuple[int, bytes]],
+    def check(self, trailer: tuple[int, bytes], trailer_number: int, records: Any,
               first: int) -> str | None:
         """None when the trailer agrees with ``records`` (numbered from ``first``), else the problem,
         naming the record and byte offset it concerns."""

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import trio
 
@@ -113,7 +114,7 @@ def records_text(first: int, last: int) -> str:
     return f"record {first}" if first == last else f"records {first} to {last}"
 
 
-def changed_reason(name: str, channel: str, change: str, read: int, records: list[tuple[int, bytes]],
+def changed_reason(name: str, channel: str, change: str, read: int, records: Sequence[tuple[int, bytes]],
                    first: int, problems: list[str]) -> str:
     """The reason file of a file that changed between its read and its archiving."""
     if records:

@@ -18,9 +18,12 @@ Each line is written and fsynced before what it announces happens next.  A
 file whose bytes were already run to the end (``done`` or ``error``) is not run
 again: re-sending yesterday's payment file must not pay twice.  A file ``taken``
 or ``ran`` and never finished was cut short by a stop or a crash; it resumes after
-the last batch whose deals were recorded (a crash between a batch's commit and its
-``ran`` line runs that one batch again; routes with a deal key answer its
-records from the ledger).  A line cut short by a crash is ignored.
+the last batch whose deals were recorded.  A ``ran`` line is written only once its
+batch's deals are stored (``--ledger-sync none`` acknowledges them before they are
+in DuckDB: the channel waits for them to be loaded first), so no record is lost;
+a crash between a batch's commit and its ``ran`` line (~2 ms of a 50-70 ms batch of
+1,000) runs that one batch again; routes with a deal key answer its records from
+the ledger.  A line cut short by a crash is ignored.
 """
 from __future__ import annotations
 
@@ -95,6 +98,14 @@ class FileIndex:
         """The earlier run of these bytes, when it went to its end (done/ or error/)."""
         run = self.runs.get(sha)
         return run if run is not None and run.status in ("done", "error") else None
+
+    def named(self, name: str, sha: str) -> FileRun | None:
+        """The last run to its end of other bytes under the same ``name`` (a corrected file sent again
+        under its name, or the same name used for another day's file), or None."""
+        for other, run in sorted(self.runs.items(), key=lambda kv: -kv[1].seq):
+            if run.name == name and other != sha and run.status in ("done", "error") and other != NOT_READ:
+                return run
+        return None
 
     def interrupted(self, sha: str) -> FileRun | None:
         run = self.runs.get(sha)

@@ -23,6 +23,18 @@ def line_breaks(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
+def place_text(origin: Any) -> str | None:
+    """Where a record came from, for a deal's reason and its dead letter: ``file PAY.csv record 7 (line 7,
+    byte offset 152)``, with the fields the origin has (a route test's ``file { ... }`` may give a few);
+    None without a file name."""
+    f = (getattr(origin, "scope", None) or {}).get("file") or {}
+    if not f.get("name"):
+        return None
+    head = f"file {f['name']}" + (f" record {f['record']}" if f.get("record") is not None else "")
+    more = [f"{k} {f[v]}" for k, v in (("line", "line"), ("byte offset", "offset")) if f.get(v) is not None]
+    return head + (f" ({', '.join(more)})" if more else "")
+
+
 @dataclass(frozen=True)
 class RecordOrigin:
     name: str                    # the file's name

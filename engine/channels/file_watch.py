@@ -42,6 +42,9 @@ in the file, naming its line.  A file over ``max_file_bytes`` (checked on its si
 is not read: it goes to ``error/`` with its reason, noted in the index without a SHA-256.
 
 The log has one line per file at most, never one per record (a record's problem is in the reason file),
+but a progress line every ``PROGRESS_EVERY`` (30) seconds of a file that runs longer (records run of the
+file's, rejected or failed so far, records/s); ``status()`` (``bsp status``, ``bsp top``) gives the file
+running now, its data records and how many have run,
 and the files going to ``error/`` go through the channel's ``FaultLog`` (engine/faultlog.py): the first of
 each kind (bad records, cannot be split, already run, too big, changed while it ran) in full, a folder of
 thousands of them counted and summed up in one line per 30 seconds and at the stop.
@@ -72,7 +75,7 @@ from engine.channels.options import ChannelConfigError, built_check, duration_ab
 from engine.faultlog import FaultLog
 from engine.filemodes import make_shared_dirs, shared_mode
 from formats.component import ComponentSpec, OptionSpec
-from formats.batchfile import RECORD_KINDS, ControlTotals, split_records
+from formats.batchfile import RECORD_KINDS, ControlTotals, Records, split_offsets
 from formats.errors import FormatError
 
 log = logging.getLogger("bsp.channel.file")
@@ -83,6 +86,8 @@ _NUMBERS = itertools.count(1)
 _RUNNING: set[Path] = set()
 _PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".done", ".reason.txt")
 RECENT_FILES = 256            # names of the files run lately kept in memory (processed / failed)
+STUCK_SHOWN = 20             # files that stay in the folder (unreadable, cannot be moved) bsp status names
+PROGRESS_EVERY = 30.0         # seconds between the progress lines of a file that takes longer
 MAX_FILE_BYTES = 1 << 30      # option max_file_bytes: a file is read whole, its records held as it runs
 # kinds of files going to error/ (FaultLog): what a summary line calls them
 ERROR_NOUNS = {"bad records": "files to error/ with rejected or failed records (each with its NAME.reason.txt)",
@@ -182,6 +187,11 @@ class FileWatcher:
         self.files_error = 0
         self.running: str | None = None          # the file being run now
         self.ran_records = 0                      # records of the file being run, run so far
+        # its progress (bsp status, bsp top, and a log line every progress_every seconds of a long file):
+        # its data records, and how many of them have their deals recorded (those before a stop included)
+        self.running_records = 0
+        self.running_done = 0
+        self.progress_every = PROGRESS_EVERY
         # files to error/: the first of each kind in full, a folder of them counted (engine/faultlog.py)
         self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
 
@@ -280,10 +290,16 @@ class FileWatcher:
             raise _cause(self.dir, failed)
 
     def status(self) -> dict[str, Any]:
-        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now, and
-        why the folder cannot be watched (None when it can)."""
+        """For the admin status (`bsp status`): files run to done/ and to error/, the one running now and how
+        far, why the folder cannot be watched (None when it can), and the files that stay in the folder
+        because they cannot be read or moved, each with why (the first ``STUCK_SHOWN``)."""
+        running = self.running is not None
+        for path in [p for p in self._stuck_files if not p.exists()]:     # taken away since: not stuck
+            self._stuck_files.pop(path)
         return {"files_done": self.files_done, "files_error": self.files_error, "running": self.running,
-                "problem": self.problem}
+                "running_records": self.running_records if running else None,
+                "running_done": self.running_done if running else None, "problem": self.problem,
+                "stuck": {p.name: why for p, why in sorted(self._stuck_files.items())[:STUCK_SHOWN]}}
 
     def stop_accepting(self) -> None:
         self._draining = True
@@ -338,8 +354,8 @@ class FileWatcher:
             log.error("channel %s: %s stays in %s: %s; tried again every %gs (its records already run are not "
                       "run again)", self.name, path.name, self.dir, why, self.rescan)
 
-    def _deal_records(self, records: list[tuple[int, bytes]],
-                      problems: list[str]) -> tuple[list[tuple[int, bytes]], int]:
+    def _deal_records(self, records: Records | list[tuple[int, bytes]],
+                      problems: list[str]) -> tuple[Records | list[tuple[int, bytes]], int]:
         """The file's records that are deals (headers and trailers set aside, each with the header row
         when ``header_row``), and the number of the first; none when the file fails its header /
         trailer counts or its control totals (the problem is added to ``problems``)."""
@@ -355,8 +371,8 @@ class FileWatcher:
         trailer = records[trailer_number - 1] if self.skip_trailer else None
         body = records[heads:len(records) - self.skip_trailer]
         if self.header_row:         # each record goes with the header row: columns by name
-            head = records[self.skip_header][1] + b"\n"
-            body = [(at, head + r) for at, r in body]
+            # put before each record as it is run, not held once per record
+            body = body.with_head(records[self.skip_header][1] + b"\n")
         first = heads + 1
         if self.controls is not None and trailer is not None:
             problem = self.controls.check(trailer, trailer_number, body, first)
@@ -377,13 +393,14 @@ class FileWatcher:
         _RUNNING.add(key)
         self.running = path.name
         self.ran_records = 0                    # this file's records run by this call (told if it goes away)
+        self.running_records = self.running_done = 0
         try:
             return await self._process(path, handler)
         finally:
             _RUNNING.discard(key)
             self.running = None
 
-    async def _run(self, path: Path, data: bytes, records: list[tuple[int, bytes]], first: int, resume: int,
+    async def _run(self, path: Path, data: bytes, records: Records, first: int, resume: int,
                    earlier: int, sha: str, handler: ExchangeHandler, head: tuple[int, bytes] | None) -> list[str]:
         """Run ``records`` from index ``resume`` in bounded batches, one after the other, noting after
         each batch how far the file's deals are recorded; returns the problems (a line each).  Each
@@ -396,8 +413,10 @@ class FileWatcher:
         lines = _LineCounter(data) if self.record in ("lines", "csv") else None
         head_line = lines.line_at(head[0]) if lines is not None and head is not None else None
         problems: list[str] = []
+        self.running_records, self.running_done = len(records), resume
+        began = told = trio.current_time()
         for at in range(resume, len(records), self.batch):
-            chunk = records[at:at + self.batch]
+            chunk = list(records[at:at + self.batch])      # this batch's records, sliced from the file
             origins = [RecordOrigin(path.name, n, offset, lines.line_at(offset) if lines is not None else None,
                                     len(records), head=len(head[1]) + 1 if head is not None else 0,
                                     head_offset=head[0] if head is not None else 0, head_line=head_line)
@@ -409,13 +428,33 @@ class FileWatcher:
                     problems.append(f"record {n}, byte offset {offset}: {out.status} ({out.kind}, code "
                                     f"{out.code}): {out.detail or out.text}")
             self.ran_records += len(chunk)
+            await _stored(handler)
             # the batch's deals are recorded: a stop from here on resumes after it
             await trio.to_thread.run_sync(index.note, sha, "ran", path.name,
                                           f"{at + len(chunk)}:{earlier + len(problems)}")
+            self.running_done = at + len(chunk)
+            now = trio.current_time()
+            if now - told >= self.progress_every and self.running_done < len(records):
+                told = now              # a long file: how far it is, for the clerk reading the log
+                rate = (self.running_done - resume) / (now - began) if now > began else 0.0
+                log.info("channel %s: %s: %d of %d records run (%d%%), %d rejected or failed so far, "
+                         "%.0f records/s", self.name, path.name, self.running_done, len(records),
+                         100 * self.running_done // len(records), earlier + len(problems), rate)
+        last = first + len(records) - 1
+        if (problems and problems[-1].startswith(f"record {last}, ") and self.record in ("lines", "csv")
+                and not self.skip_trailer and data and not data.endswith((b"\n", b"\r"))):
+            # the last record refused, and no line break after it: the usual mark of a file taken half-written
+            problems.append(f"record {last}, byte offset {records[-1][0]}: the file does not end with a line "
+                            f"break and its last record was refused: it may have been taken while its sender was "
+                            f"still writing it (the rest of it is not in this file); the sender should write "
+                            f"under a temporary name (.{path.name} or {path.name}.tmp) and rename it into place, "
+                            f"or set complete = \"stable\" (or \"marker\") on channel {self.name}")
         if resume and (earlier or problems):
+            which = (f"; their dead letters name them: bsp dead list --reason \"file {path.name} record\""
+                     if earlier else "")
             problems.insert(0, f"record {first}, byte offset {records[0][0]}: records {first} to "
                                f"{first + resume - 1} ran before the engine stopped, {earlier} of them "
-                               f"rejected or failed (their deals are in the ledger); this run began at "
+                               f"rejected or failed (their deals are in the ledger{which}); this run began at "
                                f"record {first + resume}")
         return problems
 
@@ -445,7 +484,7 @@ class FileWatcher:
         index = await self._files()
         sha = content_id(data)
         problems: list[str] = []
-        records: list[tuple[int, bytes]] = []
+        records: Records | list[tuple[int, bytes]] = []
         head: tuple[int, bytes] | None = None     # with header_row: the header row (offset, bytes)
         first = 1
         resume = earlier = 0                     # records recorded before a stop, and their problems
@@ -459,6 +498,12 @@ class FileWatcher:
         else:
             cut = index.interrupted(sha)
             if cut is None:
+                same = index.named(path.name, sha)
+                if same is not None:         # the bytes differ: run, but the clerk hears of it
+                    log.warning("channel %s: %s: a file of that name, with other bytes, ran at %s (%s/%s); running "
+                                "this one too (a file is refused only when its bytes are the same): if it is a "
+                                "corrected file sent again, check the deals of the first one (bsp files %s)",
+                                self.name, path.name, same.at, same.status, same.archived, self.dir)
                 await trio.to_thread.run_sync(index.note, sha, "taken", path.name)
             else:                                              # data records already recorded
                 resume, earlier = cut.ran, cut.ran_problems
@@ -467,7 +512,7 @@ class FileWatcher:
                             if resume else "running it again (routes with a deal key answer its repeated "
                                            "records from the ledger)")
             try:
-                records = split_records(data, self.record, self.record_size, self.quote,
+                records = split_offsets(data, self.record, self.record_size, self.quote,
                                         rdw_includes_header=self.rdw_includes_header)
             except FormatError as exc:
                 kind = "not split"
@@ -574,6 +619,16 @@ class _LineCounter:
         self.line += line_breaks(self.data[self.pos:offset])
         self.pos = offset
         return self.line
+
+
+async def _stored(handler: ExchangeHandler) -> None:
+    """Return once the deals acknowledged so far are stored.  With ``--ledger-sync none`` a deal is
+    acknowledged before it is in DuckDB (``engine.journal``): the index must not say a batch ran before
+    its deals are there, or a crash in between loses them (the restart resumes after them).  With
+    ``journal`` and ``duckdb`` an acknowledged deal is stored already: nothing to wait for."""
+    ledger = getattr(getattr(handler, "dispatcher", handler), "ledger", None)
+    if getattr(ledger, "sync", None) == "none":
+        await ledger.wait_loaded()
 
 
 def _cause(folder: Path, failed: list[BaseException]) -> BaseException:
@@ -706,7 +761,7 @@ COMPONENT = ComponentSpec(
         OptionSpec("batch", "int", "Records run together (one batch through the routes, one ledger group "
                    "commit); a larger file runs as several batches, one after the other.", default=1000),
         OptionSpec("max_file_bytes", "int", "Largest file taken, in bytes, checked before it is read (a file "
-                   "is read whole and held, with its records, while it runs: several times its size in memory). "
+                   "is read whole and held while it runs, with 16-24 bytes a record saying where each is). "
                    "A bigger one is not read: it goes to error/ with a reason giving its size and this bound.",
                    default=MAX_FILE_BYTES),
         OptionSpec("run_once", "bool", "A file whose bytes were already run to the end is not run again: it "

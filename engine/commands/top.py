@@ -196,6 +196,15 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    for name, c in sorted((now.get("channels") or {}).items()):     # a file watch running a file: how far
+        if c.get("running") and c.get("running_records"):
+            done, total = c.get("running_done") or 0, c["running_records"]
+            parts.append(Text(f"file watch {name}: {c['running']}: {done:,} of {total:,} records run "
+                              f"({100 * done // total}%); {c.get('files_done', 0)} file(s) to done/, "
+                              f"{c.get('files_error', 0)} to error/ since start"))
+        for file, why in sorted((c.get("stuck") or {}).items()):      # cannot be read or moved: stays
+            parts.append(Text(f"file watch {name}: {file} stays in {c.get('address', 'its folder')}: {why} (tried "
+                              f"again at each look)", style="bold red"))
     if now.get("open_flags"):          # deals whose flag is open now, whenever raised (engine/ops/openflags.py)
         parts.append(Text(f"deals waiting for an operator: {now['open_flags']} (flag open, not resolved: "
                           f"bsp deals --flagged --live lists them; settle each, then bsp deals resolve)",

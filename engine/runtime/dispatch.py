@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 
 from engine.channels.base import ConnInfo
+from engine.channels.file_origin import place_text
 from engine.deal import DeadLetter, DealError, DealEvent, DealRecord, new_deal_ids
 from engine.runtime.exchange import Exchange, StepFailure, preset_deal_id
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
@@ -434,7 +435,7 @@ class Dispatcher:
             currency=ex.currency,
             party=ex.party,
             response_code=ex.code,
-            reason=f.reason() if f is not None else None,
+            reason=_reason(f, ex) if f is not None else None,
             request=ex.msg if ex.msg is not None else ex.raw,
             response=ex.reply_values,
             request_tags=ex.request_tags if br is None and ex.msg is not None else None,
@@ -492,6 +493,13 @@ def _without_mac(codec: Any, raw: bytes) -> Any:
         return plain().decode(raw)
     except Exception:        # noqa: BLE001 - not readable either: the error reply sees no msg
         return None
+
+
+def _reason(f: StepFailure, ex: Exchange) -> str:
+    """The deal's reason (and its dead letter's): a batch file's record also says where it is in its file,
+    so ``bsp dead list`` and ``bsp deals`` name the file, record, line and byte offset to look at."""
+    where = place_text(_origin(ex))
+    return f.reason() if where is None else f"{f.reason()}; {where}"
 
 
 def _origin(ex: Exchange) -> Any:

@@ -593,6 +593,29 @@ async def test_run_once_false_runs_the_same_bytes_again(tmp_path: Path) -> None:
     assert [r["reference"] for r in deals(ledger)] == ["R1", "R1"]
 
 
+async def test_a_file_name_that_already_ran_with_other_bytes_runs_with_a_warning(tmp_path: Path, caplog) -> None:
+    """A bank's clerk expects a file sent twice to be refused: the same bytes are (any name); a file of a
+    name that already ran, with other bytes (a corrected file sent again, or a sender reusing a name), runs,
+    and the log says so, naming when the first ran and where it is."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (tmp_path / "out").mkdir()
+    prog = compile_text(tmp_path, ROUTE % "")
+    ledger = tmp_path / "l.duckdb"
+    with caplog.at_level("WARNING", logger="bsp.channel.file"):
+        async with running(prog, ledger):
+            for n, body in ((1, b'{"ref": "A1", "amount": 1}\n'), (2, b'{"ref": "A1", "amount": 1.5}\n')):
+                (inbox / ".p.tmp").write_bytes(body)
+                os.replace(inbox / ".p.tmp", inbox / "PAY.jsonl")
+                await wait_for(lambda: (inbox / "done" / ("PAY.jsonl" if n == 1 else "PAY.2.jsonl")).exists(),
+                               f"file {n}")
+    said = [r.getMessage() for r in caplog.records if "a file of that name" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("channel inbox: PAY.jsonl: a file of that name, with other bytes, "
+                                                 "ran at "), said
+    assert "(done/PAY.jsonl); running this one too" in said[0]
+    assert [r["amount"] for r in deals(ledger)] == [Decimal("1"), Decimal("1.5")]
+
+
 async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_path: Path) -> None:
     """During a reload the new generation's watcher starts while the old one may be running a file."""
     release = trio.Event()
@@ -616,10 +639,12 @@ async def test_a_second_watcher_of_the_folder_leaves_a_file_being_run_alone(tmp_
         with trio.fail_after(30):                    # (running it too would wait for the release: a hang)
             await new._scan(Slow())                  # finds a.jsonl, being run: leaves it
         assert calls == [1]
-        assert old.status() == {"files_done": 0, "files_error": 0, "running": "a.jsonl", "problem": None}  # bsp status
+        assert old.status() == {"files_done": 0, "files_error": 0, "running": "a.jsonl",  # bsp status
+                                "running_records": 1, "running_done": 0, "problem": None, "stuck": {}}
         release.set()
     assert (inbox / "done" / "a.jsonl").exists() and calls == [1]
-    assert old.status() == {"files_done": 1, "files_error": 0, "running": None, "problem": None}
+    assert old.status() == {"files_done": 1, "files_error": 0, "running": None, "running_records": None,
+                            "running_done": None, "problem": None, "stuck": {}}
 
 
 async def test_a_large_file_runs_in_bounded_batches_one_after_the_other(tmp_path: Path) -> None:
@@ -696,8 +721,9 @@ async def test_a_resumed_file_whose_earlier_records_failed_still_ends_in_error(t
     async with running(prog, tmp_path / "l.duckdb"):
         await wait_for(lambda: (inbox / "error" / "m.jsonl").exists(), "the file handled")
     assert sorted(r["reference"] for r in deals(tmp_path / "l.duckdb")) == ["M3", "M4"]
-    assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed" in \
-        (inbox / "error" / "m.jsonl.reason.txt").read_text()
+    assert "records 1 to 2 ran before the engine stopped, 1 of them rejected or failed (their deals are in the " \
+           "ledger; their dead letters name them: bsp dead list --reason \"file m.jsonl record\"); this run began " \
+           "at record 3" in (inbox / "error" / "m.jsonl.reason.txt").read_text()
 
 
 

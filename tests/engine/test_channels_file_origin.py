@@ -163,6 +163,26 @@ async def test_without_a_header_row_the_offset_still_counts_from_the_file(tmp_pa
     assert "line 2, byte 8, field amount" in reason(inbox, "n.csv")
 
 
+async def test_a_bad_record_s_dead_letter_and_deal_name_its_file_record_line_and_offset(tmp_path: Path) -> None:
+    """``bsp dead list`` and ``bsp deals`` show the reason: with thousands of records a day from many files,
+    the clerk needs the file and the place in it there, not only in the reason file in error/."""
+    import duckdb
+    route = ROUTE_BAD.replace("format In = csv {", "format In = csv header false {").replace(
+        "    deal PAYMENT", '    validate { msg.amount > 0 else reject "13" "invalid amount" }\n    deal PAYMENT') % ""
+    data = b"R1,1.00\nR2,abc\nR3,2.00\nR4,0.00\n"
+    await run_files(tmp_path, route, {"PAY-7.csv": data})
+    con = duckdb.connect(str(tmp_path / "l.duckdb"), read_only=True)
+    try:
+        letters = dict(con.execute("SELECT error_kind, reason FROM dead_letters").fetchall())
+        reasons = sorted(r for (r,) in con.execute("SELECT reason FROM deals WHERE reason IS NOT NULL").fetchall())
+    finally:
+        con.close()
+    assert letters["malformed"].endswith("; file PAY-7.csv record 2 (line 2, byte offset 8)"), letters
+    at = data.index(b"R4")
+    assert letters["rejected"].endswith(f"; file PAY-7.csv record 4 (line 4, byte offset {at})"), letters
+    assert reasons == sorted(letters.values())        # the deals' own reasons say the same
+
+
 ROUTE_FIXED = '''
 format Rec = fixed {
     ref     string(8)
@@ -225,3 +245,36 @@ async def test_a_route_test_style_handler_without_origins_reads_null(tmp_path: P
     assert out[0].status == "committed"
     assert result_lines(tmp_path) == [",,R9,ACCEPTED"]
     assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["R9"]
+
+
+ROUTE_CUR = '''
+format Pay = csv header false {
+    ref     string
+    amount  decimal(2)
+    cur     string
+}
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.csv"
+    record  = "csv"
+}
+route pay {
+    receive from inbox as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = msg.cur }
+}
+'''
+
+
+async def test_a_half_written_last_line_refused_says_the_file_may_have_been_taken_too_soon(tmp_path: Path) -> None:
+    """complete = "rename" (the default) trusts the sender: a file written in place is taken as it is seen,
+    half a line included (`S000,1` of `S000,1.50,EUR`, walked with a real writer pausing 0.3 s). Its last
+    record is refused; the reason now also says why that may be and what to do. A complete file without a
+    final line break is not told so."""
+    inbox = await run_files(tmp_path, ROUTE_CUR, {"slow.csv": b"S000,1.50,EUR\nS001,1",
+                                                  "whole.csv": b"S000,1.50,EUR\nS001,2.00,EUR"})
+    text = reason(inbox, "slow.csv")
+    assert "record 2, byte offset 14: rejected (malformed" in text
+    assert ("record 2, byte offset 14: the file does not end with a line break and its last record was refused: "
+            "it may have been taken while its sender was still writing it") in text
+    assert 'or set complete = "stable" (or "marker") on channel inbox' in text
+    assert (inbox / "done" / "whole.csv").exists()

@@ -127,10 +127,12 @@ async def test_a_file_that_cannot_be_archived_stays_and_is_not_run_twice(tmp_pat
             drop(inbox, "a.jsonl", b'{"ref": "A1", "amount": 1}\n{"ref": "A2", "amount": 2}\n')
             await wait_for(lambda: "a.jsonl stays in" in caplog.text, "the file stuck")
             assert (inbox / "a.jsonl").exists() and not eng.finished.is_set()
+            stuck = ch.status()["stuck"]                    # bsp status names it, and why
+            assert list(stuck) == ["a.jsonl"] and stuck["a.jsonl"].startswith("Not a directory"), stuck
             (inbox / "done").unlink()
             (tmp_path / "done-away").rename(inbox / "done")
             await wait_for(lambda: (inbox / "done" / "a.jsonl").exists(), "archived at a later look")
-            assert ch.status()["files_done"] == 1
+            assert ch.status()["files_done"] == 1 and ch.status()["stuck"] == {}
     assert caplog.text.count("a.jsonl stays in") == 1
     refs = [r["reference"] for r in deals(tmp_path / "l.duckdb")]
     assert sorted(refs) == ["A1", "A2"]                          # each record once

@@ -94,7 +94,7 @@ test "wrong types" {
 }
 ''')
     res = compile_paths(sorted(tmp_path.glob("*.route")), default_registry())
-    got = {(d.code, d.pos.line, d.pos.col): d for d in res.diagnostics}
+    got = {(d.code, d.pos.line, d.pos.col): d for d in res.diagnostics if d.code != "W012"}  # its route: no key
     assert set(got) == {("E102", 3, 44), ("E102", 6, 67), ("E102", 9, 74), ("E102", 9, 84)}, \
         [(d.code, d.pos.line, d.pos.col, d.message) for d in res.diagnostics]
     memory = got[("E102", 3, 44)]

@@ -1,0 +1,103 @@
+"""A real ``bsp run`` SIGKILLed in the middle of a batch file, then started again: every line of the
+file is a deal, none lost (the file index never says more records ran than the ledger holds).
+
+The resume logic itself (``ran N`` in the index -> records N+1...) is tested in-process in
+test_channels_file.py with an index line written by the test; this one kills a real engine."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+ROUTE = """
+format Pay = csv header false {
+    ref     string
+    amount  decimal(2)
+}
+
+channel inbox = file watch {
+    dir     = "in"
+    pattern = "*.csv"
+    record  = "csv"
+    batch   = 100
+}
+
+route pay {
+    receive from inbox as Pay
+    deal PAYMENT { ref = msg.ref  amount = msg.amount  currency = "EUR" }
+}
+"""
+
+
+def _start(work: Path, sync: str) -> subprocess.Popen:
+    log = work / "engine.log"
+    seen = log.read_text() if log.exists() else ""
+    with log.open("a") as err:          # a file, not a pipe: an engine that logs much never blocks on it
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(work / "pay.route"),
+                                 "--ledger", str(work / "l.duckdb"), "--ledger-sync", sync],
+                                cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 60          # a guard against a hung start, not a timing assertion
+    while "serving" not in log.read_text()[len(seen):]:       # the engine says so once its channels are up
+        assert proc.poll() is None and time.monotonic() < deadline, f"bsp run did not serve: {log.read_text()}"
+        time.sleep(0.05)
+    return proc
+
+
+def _ran(index: Path) -> int:
+    """The most data records the index says are recorded (0 before the first batch)."""
+    if not index.exists():
+        return 0
+    ran = [int(p[3].split(":")[0]) for p in (line.split("\t") for line in index.read_text().splitlines())
+           if len(p) == 5 and p[1] == "ran"]
+    return max(ran, default=0)
+
+
+@pytest.mark.parametrize("sync", ["none", "journal"])
+def test_an_engine_killed_mid_file_loses_no_record(tmp_path: Path, sync: str) -> None:
+    """``--ledger-sync none`` acknowledges a deal before it is in DuckDB: the index used to note a batch as
+    run once its deals were acknowledged, so a SIGKILL right after lost the batches not yet loaded (the
+    restart resumed after them: 6,000 of 60,000 records were never deals)."""
+    work = tmp_path
+    (work / "pay.route").write_text(ROUTE)
+    inbox = work / "in"
+    inbox.mkdir()
+    lines = 20_000
+    (inbox / ".pay.csv.tmp").write_text("".join(f"P{i:06d},{i % 900 + 1}.{i % 100:02d}\n" for i in range(lines)))
+    index = inbox / "done" / ".bsp-files"
+    proc = _start(work, sync)
+    try:
+        os.replace(inbox / ".pay.csv.tmp", inbox / "pay.csv")
+        deadline = time.monotonic() + 60          # a guard against a hung engine, not a timing assertion
+        while _ran(index) == 0 and not (inbox / "done" / "pay.csv").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the engine never ran a batch"
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    said = _ran(index)
+    proc = _start(work, sync)
+    try:
+        deadline = time.monotonic() + 120
+        while not (inbox / "done" / "pay.csv").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the file never reached done/"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    con = duckdb.connect(str(work / "l.duckdb"), read_only=True)
+    try:
+        total, distinct = con.execute("SELECT count(*), count(DISTINCT reference) FROM deals").fetchone()
+    finally:
+        con.close()
+    assert distinct == lines, (f"{lines - distinct} record(s) lost: the index said {said} ran at the kill; "
+                               f"the ledger holds {distinct} distinct of {lines}")
+    # a kill in the instant between a batch's commit and its index line runs that batch again (documented)
+    assert total - distinct <= 100
