@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import orjson
+import trio
 
 from dsl import clock as dsl_clock
 from engine.runtime.switchboard import Switchboard
+from engine.txn import manager_for
 from test_txn_key_retention import DAY, Clock, serving
 from txnkit import Client, Counterpart, compile_text, deals, json_counterpart, rows, running
 
@@ -216,3 +218,60 @@ async def test_past_the_retention_the_repeat_refused_is_a_duplicate_from_the_led
     assert ta.counts[("post", "O1")] == 1
     assert statuses(ledger) == [("O1", "committed", "00"), ("O3", "committed", "00"), ("O1", "duplicate", "94")]
     assert "past the key store's retention" in deals(ledger)[2]["reason"]
+
+
+async def _held_counterpart(nursery: Any, got: trio.Event, release: trio.Event, seen: list[str]) -> int:
+    """A length4 JSON counterpart that answers each request only once ``release`` is set (``got``: the
+    first request reached it)."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def serve(stream: trio.SocketStream) -> None:
+        buf = b""
+        async with stream:
+            while True:
+                while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        return
+                    buf += chunk
+                n = int.from_bytes(buf[:4], "big")
+                req, buf = orjson.loads(buf[4:4 + n]), buf[4 + n:]
+                seen.append(req["ref"])
+                got.set()
+                await release.wait()
+                body = orjson.dumps({"status": "OK", "conf": f"C-{req['ref']}-{req['op']}"})
+                await stream.send_all(len(body).to_bytes(4, "big") + body)
+
+    nursery.start_soon(trio.serve_listeners, serve, listeners)
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_a_repeat_refused_while_its_original_runs_waits_for_its_answer(nursery, tmp_path: Path) -> None:
+    got, release, seen = trio.Event(), trio.Event(), []
+    port = await _held_counterpart(nursery, got, release, seen)
+    program = compile_text(tmp_path, ROUTE % (port, DEAL, CUTOFF))
+    ledger = tmp_path / "l.duckdb"
+    answers: dict[str, dict] = {}
+
+    async def send(name: str, body: bytes, c: Client) -> None:
+        await c.send(body)
+        (answers[name],) = await c.recv_json(1)
+
+    async with clocked(AT_1459) as now:
+        async with running(program, ledger) as sb:
+            a, b = await Client.open(sb.channel("front").port), await Client.open(sb.channel("front").port)
+            with trio.fail_after(20):                     # a guard against a hang, not a timing
+                async with trio.open_nursery() as n:
+                    n.start_soon(send, "first", order(), a)
+                    await got.wait()                      # the original's call is at the TA, unanswered
+                    now.fixed = AT_1506
+                    n.start_soon(send, "retry", order(msg_id="m2"), b)
+                    inflight = manager_for(sb.ledger)._inflight
+                    while "order|O1" not in inflight or inflight["order|O1"].statistics().tasks_waiting == 0:
+                        await trio.sleep(0.01)            # the refused repeat waits for the original
+                    release.set()
+            await a.aclose()
+            await b.aclose()
+    assert answers == {"first": ANSWER, "retry": ANSWER}
+    assert seen == ["O1"]
+    assert statuses(ledger) == [("O1", "committed", "00"), ("O1", "duplicate", "00")]
