@@ -81,7 +81,7 @@ def _take(plan: Any, ex: Any, st: Any, key: str) -> dict[str, Any] | None:
     f = ex.failure
     st.keyed, st.key = True, key
     ex.failure = None
-    ex.scope.pop("error", None)
+    ex.scope["error"] = None                       # as before any failure (Dispatcher._route)
     return {"kind": f.kind, "code": f.code, "reason": f.detail}
 
 
