@@ -151,6 +151,10 @@ class SharedKeys:
         """Claim each ``(deal key, deal id)`` (engine.channels.nats_keys_claim)."""
         return await nats_keys_claim.claim(self, items, batch)
 
+    async def peek(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The final states the bucket holds for these deal keys, read only (engine.channels.nats_keys_claim)."""
+        return await nats_keys_claim.peek(self, keys)
+
     def recovered(self, items: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Final states of deals this engine's recovery resolved from its log, ``(deal key, deal id, end)``:
         written over this engine's old claims by ``write_recovered`` once the bucket is bound."""

@@ -147,3 +147,47 @@ async def take_back(keys: SharedKeys, bk: str, value: dict[str, Any], revision: 
              "since %s, never logged: no call made); the deal runs as %s", keys.channel, keys.bucket,
              have.get("deal"), have.get("at"), value["deal"])
     return Claim("claimed")
+
+
+async def peek(keys: SharedKeys, deal_keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The final states (``done``) the bucket holds for ``deal_keys``, read only: nothing is claimed
+    (``engine.txn.refused_repeat``: a request a step refused, whose key may be a deal another engine
+    answered).  A key another engine runs now, one not there, and a bucket that cannot be read in
+    ``keys.timeout`` give nothing."""
+    import asyncio
+
+    from nats.js.errors import KeyNotFoundError
+
+    kv = keys.kv
+    if kv is None or not keys.link.connected or not deal_keys:
+        return {}
+    names = [(k, keys.name(k)) for k in deal_keys]
+
+    async def one(bk: str) -> Any:
+        try:
+            return await kv.get(bk)
+        except KeyNotFoundError:
+            return None
+
+    async def all_of() -> list[Any]:
+        return await asyncio.gather(*(one(bk) for _, bk in names), return_exceptions=True)
+
+    found: list[Any] = []
+    with trio.move_on_after(keys.timeout):
+        try:
+            found = await keys.link.aio(all_of)()
+        except Exception as exc:
+            log.warning("channel %s: a refused request's deal key not read from %s: %s; the refusal stands",
+                        keys.channel, keys.where(), describe(exc))
+            found = []
+    out: dict[str, dict[str, Any]] = {}
+    for (k, _), res in zip(names, found):
+        if res is None or isinstance(res, BaseException):
+            continue
+        try:
+            have = orjson.loads(res.value)
+        except Exception:
+            continue
+        if isinstance(have, dict) and have.get("state") == "done":
+            out[k] = have
+    return out

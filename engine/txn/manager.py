@@ -43,7 +43,8 @@ from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
 from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
-from engine.txn import effects, fingerprint, flagging, keyhold, outcome, pivot, reversal, shared_keys
+from engine.txn import (effects, fingerprint, flagging, keyhold, outcome, pivot, refused_repeat, reversal,
+                       shared_keys)
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.late_record import LateRecords
@@ -474,10 +475,17 @@ class TxnManager:
             if ex not in self.states:
                 self.states[ex] = TxnState(preset_deal_id(ex) or new_deal_ids(1)[0])
         live = list(group)
+        # a keyed route: a request a step refuses before admission may repeat a deal already answered
+        # (engine.txn.refused_repeat); looked at only when one was refused, never on the success path
+        repeats = plan.key is not None and start <= plan.admit_at
         for i in range(start, len(br.steps)):
             step = br.steps[i]
             if i == plan.admit_at and start <= i:
+                held = await refused_repeat.answer(self, plan, group) if len(live) < len(group) else None
+                repeats = False
                 live = await self._admit(plan, live)
+                if held:
+                    refused_repeat.in_batch(self, plan, group, held)
             if not live:
                 break
             name = plan.step_name(i, step)
@@ -519,8 +527,11 @@ class TxnManager:
             if i == plan.key_at:
                 self._key(plan, live)               # in the scope the deal step saw
                 live = [ex for ex in live if ex.failure is None]
+        held = await refused_repeat.answer(self, plan, group) if repeats and len(live) < len(group) else None
         if live and plan.admit_at == len(br.steps) and start <= plan.admit_at:
             await self._admit(plan, live)           # a keyed route without a call: after its last step
+        if held:
+            refused_repeat.in_batch(self, plan, group, held)
 
     # ------------------------------------------------------------ the light path
     async def run_light(self, disp: Any, br: Any, group: list[Any]) -> None:
@@ -809,12 +820,17 @@ class TxnManager:
             where=str(plan.route.pos)))
         return True
 
-    def _duplicate_past(self, ex: Any, st: TxnState, old: dict[str, Any]) -> None:
+    def _duplicate_past(self, ex: Any, st: TxnState, old: dict[str, Any], refused: dict[str, Any] | None = None
+                        ) -> None:
         """A repeat of a deal whose key is past the retention: the ledger has the deal but not its
-        reply bytes, so it is not run again and fails with kind ``duplicate`` (code 94)."""
+        reply bytes, so it is not run again and fails with kind ``duplicate`` (code 94).  ``refused``: what a
+        step refused the repeat with before admission (``engine.txn.refused_repeat``)."""
         st.duplicate_of = {"id": old["deal_id"], "status": old["status"], "code": "94", "reply": None,
                           "past": True}
-        st.move("duplicate", {"original": old["deal_id"], "key": st.key, "past_retention": True})
+        detail = {"original": old["deal_id"], "key": st.key, "past_retention": True}
+        if refused is not None:
+            st.duplicate_of["refused"] = detail["refused"] = refused
+        st.move("duplicate", detail)
         ex.fail(StepFailure("duplicate", f"repeats deal {old['deal_id']} (key {st.key!r}, {old['status']} "
                             f"{old['finished_at']}), whose answer is past the key store's retention; "
                             f"not run again", code="94"))
@@ -825,7 +841,9 @@ class TxnManager:
         ex.reply = reply
         ex.repeats = (end.get("status"), end.get("kind"), end.get("code"))
         ex.reply_values = ex.reply_json = None      # a reply step that ran before: its answer is not sent
-        st.move("duplicate", {"original": end["id"], "key": st.key})
+        refused = end.get("refused")                # a step refused the repeat (engine.txn.refused_repeat)
+        st.move("duplicate", {"original": end["id"], "key": st.key} if refused is None else
+                {"original": end["id"], "key": st.key, "refused": refused})
         if reply is None:
             # the original's code when it failed; a committed original's (00 ...) is no answer to a repeat it
             # cannot repeat: 94
@@ -1067,8 +1085,12 @@ class TxnManager:
                        "reply": self.seal(orig_ex.reply, "reply|x") if orig_ex.reply is not None else None,
                        "code": orig_ex.code}
                 ex.reply = orig_ex.reply
+                refused = dup.get("refused")                # a step refused this copy (engine.txn.refused_repeat)
+                detail = {"original": end["id"], "key": st.key}
+                if refused is not None:
+                    end["refused"] = detail["refused"] = refused
                 st.duplicate_of = end
-                st.move("duplicate", {"original": end["id"], "key": st.key})
+                st.move("duplicate", detail)
                 rec.response = orig_ex.reply_values
                 rec.response_json = orig_ex.reply_json if orig_ex.reply is not None else None
             if st.duplicate_of is not None:
@@ -1080,7 +1102,8 @@ class TxnManager:
                                  "original answer repeated" if st.duplicate_of.get("reply") is not None else
                                  f"not run again; the original ended {st.duplicate_of.get('status')} without "
                                  f"an answer to repeat")
-                              + (f"; its key stays taken: {held}" if held else ""))
+                              + (f"; its key stays taken: {held}" if held else "")
+                              + _refused_note(st.duplicate_of.get("refused")))
                 # the code answered: the original's, repeated with its answer; without an answer to repeat, the
                 # repeat's own failure's (the original's failure code, or 94)
                 f = ex.failure
@@ -1267,6 +1290,15 @@ def dead_letter_of(ex: Any, rec: Any) -> DeadLetter:
         error_kind=f.kind if f is not None else None,
         error_code=(f.code if f is not None else None) if ex.reply is not None else None,
         id=rec.deal_id)
+
+
+def _refused_note(refused: dict[str, Any] | None) -> str:
+    """What a duplicate's reason adds when a step refused the repeat before its key was checked."""
+    if refused is None:
+        return ""
+    code = f" {refused['code']}" if refused.get("code") else ""
+    return (f"; a step refused the repeat ({refused.get('kind')}{code}: {refused.get('reason')}), but its key is "
+            f"the original's, answered: the original's answer stands")
 
 
 def _acts(br: Any) -> bool:
