@@ -34,7 +34,9 @@ from formats.classify import strictest
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
-DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: the business key (docs/transactions.md)
+# key: the business key; match: what a repeat of the key must carry unchanged, kept only as a digest
+# (docs/transactions.md)
+DEAL_FIELDS = ("ref", "amount", "currency", "party", "key", "match")
 RESTART_POLICIES = ("complete", "compensate", "flag")
 DOUBT_POLICIES = ("flag", "compensate")      # `on doubt`: a call without undo left in doubt (default flag)
 # channel kinds whose every call leaves something behind: never `readonly`
@@ -1360,10 +1362,12 @@ class Checker(_TestChecks):
                 if a.parts[0] not in DEAL_FIELDS or len(a.parts) > 1:
                     self.error("E035", f"unknown deal field `{a.path}`", _name_pos(a),
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
-                               or "a deal has ref, amount, currency, party and key")
+                               or "a deal has ref, amount, currency, party, key and match")
                 before = self._errors()
                 t = self._expr(a.value, scope, later)
-                if self._errors() == before and a.parts[0] in DEAL_FIELDS and len(a.parts) == 1:
+                # `match` is kept only as its digest: a classified value there is not stored (no W006)
+                if (self._errors() == before and a.parts[0] in DEAL_FIELDS and a.parts[0] != "match"
+                        and len(a.parts) == 1):
                     self._deal_flow(a, scope)
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "

@@ -46,6 +46,8 @@ class RoutePlan:
     route: Any
     policy: str
     key: Any = None                                    # compiled key expression or None
+    # the deal's ``match`` (compiled, or None): what a repeat of the key must carry unchanged, kept as a digest
+    match: Any = None
     # ``on doubt flag|compensate`` (default flag): a call that nothing can undo left in doubt keeps the calls
     # made before it and flags the deal (flag), or has them undone (compensate); engine.txn.pivot
     doubt: str = "flag"
@@ -104,6 +106,7 @@ def plan_of(br: Any) -> RoutePlan:
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
             plan.key = runner.key
             plan.key_at = i
+            plan.match = getattr(runner, "match", None)
         elif ir_step.kind == "call":
             comp = ir_step.options.get("compensate")
             comp_runner = None
