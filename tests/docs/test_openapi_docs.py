@@ -136,11 +136,16 @@ def test_claims_body_schema_is_what_the_route_reads() -> None:
     doc = json.loads((OUT / "claims_payout.json").read_text(encoding="utf-8"))
     body = doc["components"]["schemas"]["ClaimSettlement"]
     assert body["x-bsp-partial"] is True
-    assert body["required"] == ["claim_id", "amount", "currency", "product", "policy_no", "beneficiary"]
+    assert sorted(body["required"]) == ["amount", "beneficiary", "claim_id", "currency", "policy_no", "product"]
     assert body["properties"]["amount"]["type"] == "number"
-    assert body["properties"]["beneficiary"]["required"] == ["name", "iban"]
+    assert sorted(body["properties"]["beneficiary"]["required"]) == ["iban", "name"]
     assert "in the deal key" in body["properties"]["claim_id"]["description"].lower()
     assert "code 16: beneficiary IBAN invalid" in body["properties"]["beneficiary"]["properties"]["iban"]["description"]
+    # a repeat of the claim id with another beneficiary IBAN is a key conflict (422, 12): the insurer is told
+    op = doc["paths"]["/claims/settlements"]["post"]
+    assert ("A repeat must be the same deal: amount `msg.amount`, currency `msg.currency`, party `msg.product`, "
+            "match `replace(upper(trim(msg.beneficiary.iban)), \" \", \"\")`; a key already used with any of "
+            "these different is refused, 422 with code 12") in op["description"]
     reply = doc["components"]["schemas"]["claim_payout.reply"]["properties"]
     assert reply["status"] == {"type": "string", "const": "PAID"}
 
