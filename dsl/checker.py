@@ -38,6 +38,7 @@ CLASSIFICATIONS = ("pan", "secret", "personal")
 # (docs/transactions.md)
 DEAL_FIELDS = ("ref", "amount", "currency", "party", "key", "match")
 RESTART_POLICIES = ("complete", "compensate", "flag")
+REFUSAL_POLICIES = ("keep", "free")       # `on refusal`: the deal key of a deal a counterpart refused (default keep)
 DOUBT_POLICIES = ("flag", "compensate")      # `on doubt`: a call without undo left in doubt (default flag)
 # channel kinds whose every call leaves something behind: never `readonly`
 _WRITING_KINDS = {"file.write": "writes a file", "nats.publish": "publishes a message to a stream"}
@@ -148,7 +149,7 @@ def _echo_only(r: A.RouteAst, recv: A.Receive) -> bool:
     if recv.format is None:
         return False
     for s in r.body:
-        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnErrorReply, A.OnErrorBlock)):
+        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnRefusal, A.OnErrorReply, A.OnErrorBlock)):
             continue
         if not isinstance(s, A.Reply) or (s.format is not None and s.format.name != recv.format.name):
             return False
@@ -1140,6 +1141,9 @@ class Checker(_TestChecks):
             if isinstance(s, A.OnDoubt):
                 self._on_doubt(s, r)
                 continue
+            if isinstance(s, A.OnRefusal):
+                self._on_refusal(s, r)
+                continue
             self._stmt(s, scope, later, r)
         if receives:
             self._unanswered_failure(r, receives[0], on_errors)
@@ -1200,6 +1204,17 @@ class Checker(_TestChecks):
             self.error("E100", f"unknown restart policy `{s.policy.name}`", s.policy.pos,
                        did_you_mean(s.policy.name, RESTART_POLICIES)
                        or "write `on restart complete`, `on restart compensate` or `on restart flag`")
+
+    def _on_refusal(self, s: A.OnRefusal, r: A.RouteAst) -> None:
+        first = next(x for x in r.body if isinstance(x, A.OnRefusal))
+        if first is not s:
+            self.error("E115", f"route `{r.name.name}` has more than one `on refusal`", s.pos,
+                       f"the first is at {first.pos}: keep one")
+        elif s.policy.name not in REFUSAL_POLICIES:
+            self.error("E114", f"unknown refusal policy `{s.policy.name}`", s.policy.pos,
+                       did_you_mean(s.policy.name, REFUSAL_POLICIES)
+                       or "write `on refusal keep` (a repeat of a refused deal gets the refusal again: the "
+                          "default) or `on refusal free` (a repeat runs again: nothing of a refused call stands)")
 
     def _on_doubt(self, s: A.OnDoubt, r: A.RouteAst) -> None:
         first = next(x for x in r.body if isinstance(x, A.OnDoubt))

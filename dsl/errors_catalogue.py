@@ -269,6 +269,10 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('on doubt compensat', 'reply Req { code = "00" }'), 7, 14),
     Entry("E109", "more than one `on doubt`", "route `NAME` has more than one `on doubt`",
           _route('on doubt flag', 'on doubt compensate', 'reply Req { code = "00" }'), 8, 5),
+    Entry("E114", "unknown refusal policy", "unknown refusal policy `NAME` (with did you mean: `keep` or `free`)",
+          _route('on refusal fre', 'reply Req { code = "00" }'), 7, 16),
+    Entry("E115", "more than one `on refusal`", "route `NAME` has more than one `on refusal`",
+          _route('on refusal keep', 'on refusal free', 'reply Req { code = "00" }'), 8, 5),
     Entry("E104", "file name value missing or unknown",
           "the file name of channel `C` ('R-{ref}.txt') uses {ref}, which this call does not give (also: unknown "
           "file name value `NAME`: the name of channel `C` has no {NAME}, with the word to write instead or the {NAME} to add to the name; a value given twice)",

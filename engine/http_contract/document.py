@@ -99,7 +99,9 @@ def _idempotency(program: ir.Program, route: ir.Route) -> str:
             "gets the original answer, byte for byte, with the original HTTP status, for the engine's key "
             "retention (35 days unless the bank sets another); past it, 409 with code 94. A copy sent while the "
             "original runs waits for it. A key is freed only when nothing of the original stands (a validation "
-            "refusal, 422; code 91 when the first system was unreachable)." + compared)
+            "refusal, 422; code 91 when the first system was unreachable" + (
+                "; a refusal by a system of the bank, 502 with code 05: sent again, it runs again"
+                if getattr(route, "on_refusal", "keep") == "free" else "") + ")." + compared)
 
 
 def _literal(e: ir.Expr) -> tuple[bool, Any]:

@@ -51,6 +51,9 @@ class RoutePlan:
     # ``on doubt flag|compensate`` (default flag): a call that nothing can undo left in doubt keeps the calls
     # made before it and flags the deal (flag), or has them undone (compensate); engine.txn.pivot
     doubt: str = "flag"
+    # ``on refusal keep|free`` (default keep): a keyed deal a counterpart refused keeps its key, or frees it
+    # (engine.txn.keyhold) when nothing else of it stands, so that a repeat runs again
+    refusal: str = "keep"
     calls: dict[int, CallPlan] = field(default_factory=dict)
     first_call: int | None = None
     # where the deal key is checked and the deal logged as accepted: before the first call; a keyed
@@ -100,7 +103,8 @@ def plan_of(br: Any) -> RoutePlan:
         return plan
     route = br.route
     plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag",
-                     doubt=getattr(route, "on_doubt", None) or "flag")
+                     doubt=getattr(route, "on_doubt", None) or "flag",
+                     refusal=getattr(route, "on_refusal", None) or "keep")
     plan.request_tags = br.request_tags           # the bound route classifies its request once
     for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
