@@ -1387,6 +1387,11 @@ class Checker(_TestChecks):
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
                                f"({show(a.value)})", a.value.pos, "give it a decimal, e.g. msg.amount")
+            if "match" in seen and "key" not in seen:
+                m = next(a for a in s.assigns if a.parts[0] == "match")
+                self.error("E116", f"deal `{s.type.name}` has a `match` but no `key`", _name_pos(m),
+                           "`match` is what a repeat of the deal key must carry unchanged: give the deal a "
+                           "`key = ...` (the business key), or remove `match`")
             missing = [f for f in DEAL_REQUIRED if f not in seen]
             if missing:
                 self.error("E036", f"deal `{s.type.name}` needs {' and '.join(missing)}", s.type.pos,
