@@ -226,6 +226,15 @@ class OnDoubt:
 
 
 @dataclass(frozen=True)
+class OnRefusal:
+    """``on refusal keep|free``: whether a deal a counterpart refused (a call's ``expect`` false) keeps its
+    deal key (keep: the refusal is the answer to every repeat) or frees it (free: a repeat runs again, as a
+    debit refused for insufficient funds presented again) (docs/transactions.md)."""
+    policy: Ident
+    pos: Pos
+
+
+@dataclass(frozen=True)
 class Reply:
     format: Ident | None
     assigns: tuple[AssignAst, ...]
@@ -247,7 +256,7 @@ class PluginStep:
 
 
 Stmt = Union[Receive, Decode, Let, Validate, Deal, CallStep, Reply, OnErrorReply, OnErrorBlock, OnRestart, OnDoubt,
-             PluginStep]
+             OnRefusal, PluginStep]
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,11 @@ from formats.classify import strictest
 
 FIELD_TYPES = ("string", "integer", "decimal", "date")
 CLASSIFICATIONS = ("pan", "secret", "personal")
-DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: the business key (docs/transactions.md)
+# key: the business key; match: what a repeat of the key must carry unchanged, kept only as a digest
+# (docs/transactions.md)
+DEAL_FIELDS = ("ref", "amount", "currency", "party", "key", "match")
 RESTART_POLICIES = ("complete", "compensate", "flag")
+REFUSAL_POLICIES = ("keep", "free")       # `on refusal`: the deal key of a deal a counterpart refused (default keep)
 DOUBT_POLICIES = ("flag", "compensate")      # `on doubt`: a call without undo left in doubt (default flag)
 # channel kinds whose every call leaves something behind: never `readonly`
 _WRITING_KINDS = {"file.write": "writes a file", "nats.publish": "publishes a message to a stream"}
@@ -147,7 +150,7 @@ def _echo_only(r: A.RouteAst, recv: A.Receive) -> bool:
     if recv.format is None:
         return False
     for s in r.body:
-        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnErrorReply, A.OnErrorBlock)):
+        if isinstance(s, (A.Receive, A.OnRestart, A.OnDoubt, A.OnRefusal, A.OnErrorReply, A.OnErrorBlock)):
             continue
         if not isinstance(s, A.Reply) or (s.format is not None and s.format.name != recv.format.name):
             return False
@@ -1140,6 +1143,9 @@ class Checker(_TestChecks):
             if isinstance(s, A.OnDoubt):
                 self._on_doubt(s, r)
                 continue
+            if isinstance(s, A.OnRefusal):
+                self._on_refusal(s, r)
+                continue
             self._stmt(s, scope, later, r)
         if receives:
             self._unanswered_failure(r, receives[0], on_errors)
@@ -1200,6 +1206,17 @@ class Checker(_TestChecks):
             self.error("E100", f"unknown restart policy `{s.policy.name}`", s.policy.pos,
                        did_you_mean(s.policy.name, RESTART_POLICIES)
                        or "write `on restart complete`, `on restart compensate` or `on restart flag`")
+
+    def _on_refusal(self, s: A.OnRefusal, r: A.RouteAst) -> None:
+        first = next(x for x in r.body if isinstance(x, A.OnRefusal))
+        if first is not s:
+            self.error("E115", f"route `{r.name.name}` has more than one `on refusal`", s.pos,
+                       f"the first is at {first.pos}: keep one")
+        elif s.policy.name not in REFUSAL_POLICIES:
+            self.error("E114", f"unknown refusal policy `{s.policy.name}`", s.policy.pos,
+                       did_you_mean(s.policy.name, REFUSAL_POLICIES)
+                       or "write `on refusal keep` (a repeat of a refused deal gets the refusal again: the "
+                          "default) or `on refusal free` (a repeat runs again: nothing of a refused call stands)")
 
     def _on_doubt(self, s: A.OnDoubt, r: A.RouteAst) -> None:
         first = next(x for x in r.body if isinstance(x, A.OnDoubt))
@@ -1364,14 +1381,21 @@ class Checker(_TestChecks):
                 if a.parts[0] not in DEAL_FIELDS or len(a.parts) > 1:
                     self.error("E035", f"unknown deal field `{a.path}`", _name_pos(a),
                                did_you_mean(str(a.parts[0]), DEAL_FIELDS)
-                               or "a deal has ref, amount, currency, party and key")
+                               or "a deal has ref, amount, currency, party, key and match")
                 before = self._errors()
                 t = self._expr(a.value, scope, later)
-                if self._errors() == before and a.parts[0] in DEAL_FIELDS and len(a.parts) == 1:
+                # `match` is kept only as its digest: a classified value there is not stored (no W006)
+                if (self._errors() == before and a.parts[0] in DEAL_FIELDS and a.parts[0] != "match"
+                        and len(a.parts) == 1):
                     self._deal_flow(a, scope)
                 if a.parts == ("amount",) and t is not None and t not in NUMERIC and t != NULL:
                     self.error("E074", f"a deal's amount is a number: it cannot take {desc(t)} "
                                f"({show(a.value)})", a.value.pos, "give it a decimal, e.g. msg.amount")
+            if "match" in seen and "key" not in seen:
+                m = next(a for a in s.assigns if a.parts[0] == "match")
+                self.error("E116", f"deal `{s.type.name}` has a `match` but no `key`", _name_pos(m),
+                           "`match` is what a repeat of the deal key must carry unchanged: give the deal a "
+                           "`key = ...` (the business key), or remove `match`")
             missing = [f for f in DEAL_REQUIRED if f not in seen]
             if missing:
                 self.error("E036", f"deal `{s.type.name}` needs {' and '.join(missing)}", s.type.pos,

@@ -204,6 +204,9 @@ class Route:
     # left in doubt keeps (flag) or undoes (compensate) the calls made before it; see docs/transactions.md.
     # Lowered to the policy in force, so `bsp check --explain` shows it on every route
     on_doubt: str = "flag"
+    # ``on refusal keep|free`` (default keep): whether a keyed deal a counterpart refused (a call's ``expect``
+    # false, nothing else left standing) keeps its key, or frees it so that a repeat runs again
+    on_refusal: str = "keep"
     # the reply field a committed deal's ``response_code`` is read from: the field the route's error reply
     # (its own, else its channel's ``on error reply``) fills with ``error.code``, when the route's success
     # ``reply`` of the same format sets it (``dsl.respcode``); None: a committed deal records no code

@@ -78,6 +78,7 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None,
     on_error: tuple[ir.Step, ...] = ()
     on_restart = None
     on_doubt = None
+    on_refusal = None
     for s in r.body:
         if isinstance(s, A.Receive):
             continue
@@ -86,6 +87,9 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None,
             continue
         if isinstance(s, A.OnDoubt):
             on_doubt = on_doubt or s.policy.name
+            continue
+        if isinstance(s, A.OnRefusal):
+            on_refusal = on_refusal or s.policy.name
             continue
         if isinstance(s, A.OnErrorReply):
             on_error = (lower_step(s, name_tags),)
@@ -98,7 +102,7 @@ def lower_route(r: A.RouteAst, name_tags: dict | None = None,
     code = response_code_field(steps, on_error, fmt, chan.error_reply if chan is not None else None, formats)
     return ir.Route(r.name.name, recv.channel.name, fmt,
                     recv.when, tuple(steps), on_error, pos=r.pos, on_restart=on_restart,
-                    on_doubt=on_doubt or "flag", response_code=code)
+                    on_doubt=on_doubt or "flag", on_refusal=on_refusal or "keep", response_code=code)
 
 
 def lower(decls: list[A.Decl], res: Resolved, sources: dict[str, str]) -> ir.Program:

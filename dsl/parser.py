@@ -393,6 +393,9 @@ class _Build(Transformer):
     def on_doubt_stmt(self, meta, ch):
         return A.OnDoubt(self._id(ch[0]), self._pos(meta))
 
+    def on_refusal_stmt(self, meta, ch):
+        return A.OnRefusal(self._id(ch[0]), self._pos(meta))
+
     def reply_stmt(self, meta, ch):
         return A.Reply(self._id(ch[0]), ch[1], self._pos(meta))
 

@@ -87,13 +87,21 @@ def _idempotency(program: ir.Program, route: ir.Route) -> str:
     if key is None:
         return (f"Route `{route.name}` records a `{deal.options.get('type')}` deal without a business key: a "
                 "request sent again runs again.")
+    # what a repeat of the key must carry unchanged (engine/txn/fingerprint.py: key_conflict)
+    same = [f"{a.path} `{source_text(program, a.value)}`" for a in deal.options.get("fields", ())
+            if a.path in ("amount", "currency", "party", "match")]
+    compared = (f" A repeat must be the same deal: {', '.join(same)}; a key already used with any of these "
+                "different is refused, 422 with code 12, neither run nor answered from the original. The rest of "
+                "the body is not compared: never reuse a key for another request.") if same else (
+                " The bodies are not compared: never reuse a key for another request.")
     return (f"Idempotency (route `{route.name}`, deal `{deal.options.get('type')}`): the deal key is "
             f"`{source_text(program, key.value)}`. A request with a key already answered is not run again: it "
             "gets the original answer, byte for byte, with the original HTTP status, for the engine's key "
             "retention (35 days unless the bank sets another); past it, 409 with code 94. A copy sent while the "
             "original runs waits for it. A key is freed only when nothing of the original stands (a validation "
-            "refusal, 422; code 91 when the first system was unreachable). The bodies are not compared: never "
-            "reuse a key for another request.")
+            "refusal, 422; code 91 when the first system was unreachable" + (
+                "; a refusal by a system of the bank, 502 with code 05: sent again, it runs again"
+                if getattr(route, "on_refusal", "keep") == "free" else "") + ")." + compared)
 
 
 def _literal(e: ir.Expr) -> tuple[bool, Any]:

@@ -11,7 +11,9 @@ from engine.runtime.exchange import StepFailure
 from engine.steps.base import SyncStep
 from formats.component import ComponentSpec, OptionSpec
 
-DEAL_FIELDS = ("ref", "amount", "currency", "party", "key")   # key: engine/txn (idempotency)
+# key: engine/txn (idempotency); match: what a repeat of the key must carry unchanged, compared by its digest
+# and never stored (engine/txn/fingerprint.py)
+DEAL_FIELDS = ("ref", "amount", "currency", "party", "key", "match")
 _CURRENCY = re.compile(r"[A-Za-z]{3}|[0-9]{3}")      # ISO 4217: alphabetic (EUR) or numeric (978)
 
 
@@ -30,6 +32,7 @@ class DealStep(SyncStep):
         self.ref, self.amount = f.get("ref"), f.get("amount")
         self.currency, self.party = f.get("currency"), f.get("party")
         self.key = f.get("key")     # evaluated by engine/txn before the first call, not stored here
+        self.match = f.get("match")  # evaluated by engine/txn when the key is looked up; only its digest is kept
 
     def run(self, ex: Any) -> None:
         scope = ex.scope
@@ -106,7 +109,7 @@ COMPONENT = ComponentSpec(
     ),
     options=(
         OptionSpec("type", "ident", "The deal type, e.g. BILL_PAYMENT.", required=True),
-        OptionSpec("fields", "list", "ref, amount, currency, party = expressions."),
+        OptionSpec("fields", "list", "ref, amount, currency, party, key, match = expressions."),
     ),
     build=DealStep,
     examples=('deal BILL_PAYMENT {\n    ref = msg.trace_no\n    amount = msg.amount\n    currency = msg.currency\n}',),

@@ -9,7 +9,9 @@ runs nothing) unless it is certain that nothing of the deal stays at any counter
   ``engine.txn.flagging``: the reason names the call all the same) (a compensation of a request that may still be on
   its way cannot prove it undone);
 * a call the counterpart answered with a refusal (``expect`` false), or that failed after its request
-  could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer);
+  could have left (a reply that is not valid, ...): kept (the refusal is the deal's answer); a refusal
+  frees it under ``on refusal free`` when nothing else of the deal stands (a premium debit refused for
+  insufficient funds, presented again: nothing was taken);
 * a call (or such a step) that went through and was not undone (no compensation, its compensation failed:
   no answer, or its ``expect`` did not hold on the compensation's own answer; a compensation without
   ``expect``, whose answer alone does not say the counterpart accepted the cancel; an ISO 8583 reversal
@@ -67,6 +69,8 @@ def held(plan: Any, st: Any, status: str) -> str | None:
                 f"deal is in doubt{flag} and never runs again under its key: ask the counterpart whether it "
                 f"applied it and settle it there{held} ({show})")
     for i, kind in st.answered.items():
+        if kind == "refused" and getattr(plan, "refusal", "keep") == "free":
+            continue        # `on refusal free`: a refusal leaves nothing at the counterpart (what else went through: below)
         name, where = pivot.label(plan, i)
         how = (f"was answered with a refusal ({kind})" if kind == "refused" else
                f"was answered and its answer could not be used ({kind})")

@@ -27,7 +27,8 @@ Entries (``t``):
             are lazy (they ride with the next write)
     end     the deal's final answer, written before its ledger row: id, key, status,
             code, reason, reply (the reply bytes), deal (type/ref/amount/currency/party); fp (the fingerprint of
-            amount, currency and party, ``engine.txn.fingerprint``: kept with the key); held (a failed
+            amount, currency and party, and the digest of the deal's ``match``, ``engine.txn.fingerprint``:
+            kept with the key); held (a failed
             deal that keeps its key: why, for its duplicates, ``engine.txn.keyhold``).  A failed deal
             whose key is free (nothing of it stays at a counterpart) has no key here
     recorded  ids / keys whose ledger rows are committed (written lazily, with the next record)
@@ -148,8 +149,8 @@ def _light_pending(e: dict[str, Any]) -> Pending:
 # what a recorded deal's ``end`` keeps in the key store: enough to answer a repeat (``TxnManager._duplicate``)
 # and to expire it; the rest (route, channel, amount, party, ...) is in its ledger row
 # ``kind``: a failed or rejected original's error kind, which a repeat over HTTP answers with again (its status)
-# ``fp``: the fingerprint of the deal's amount, currency and party (engine/txn/fingerprint.py): a repeat of the
-# key whose own differs is refused (key_conflict), not answered
+# ``fp``: the fingerprint of the deal's amount, currency and party, and its match's digest
+# (engine/txn/fingerprint.py): a repeat of the key whose own differs is refused (key_conflict), not answered
 _ANSWER = ("t", "id", "key", "status", "code", "reply", "fin", "recorded", "held", "kind", "fp")
 
 

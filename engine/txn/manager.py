@@ -71,6 +71,7 @@ class TxnState:
     key: str | None = None
     admitted: bool = False                 # logged as begun (owns its key)
     keyed: bool = False                    # ``key`` evaluated (after the deal step, or at admission)
+    match: str | None = None               # the digest of the deal's ``match`` (engine.txn.fingerprint), at admission
     duplicate_of: dict[str, Any] | None = None
     trace: list[DealStep] = field(default_factory=list)
     events: list[DealEvent] = field(default_factory=list)
@@ -718,6 +719,7 @@ class TxnManager:
         past: dict[str, dict[str, Any]] = {}
         if plan.key is not None:
             self._key(plan, [ex for ex in live if not self.states[ex].keyed])   # a deal step after this point
+            self._match(plan, live)
             live = [ex for ex in live if ex.failure is None]
             past = await self._past_keys(live)
         for ex in live:
@@ -740,7 +742,8 @@ class TxnManager:
                     continue
                 if key in batch_keys:
                     first = batch_keys[key]
-                    if not self.conflicts(plan, ex, st, fingerprint.of_exchange(first), self.states[first].deal_id):
+                    if not self.conflicts(plan, ex, st, fingerprint.of_exchange(first, self.states[first].match),
+                                          self.states[first].deal_id):
                         st.duplicate_of = {"pending": first}
                     continue
                 batch_keys[key] = ex
@@ -780,6 +783,22 @@ class TxnManager:
                 continue
             st.key = None if v is None else f"{plan.route.name}|{v}"
 
+    def _match(self, plan: RoutePlan, live: list[Any]) -> None:
+        """The digest of each keyed exchange's ``deal { match = ... }``, when the key is looked up (after the
+        route's rules, so that a request they refuse is refused with their words); never kept in clear."""
+        if plan.match is None:
+            return
+        for ex in live:
+            st = self.states[ex]
+            if st.key is None or ex.failure is not None:
+                continue
+            try:
+                st.match = fingerprint.digest(plan.match(ex.scope))
+            except InputError as exc:      # read from a request value of the wrong shape
+                ex.fail(input_failure(exc, str(plan.route.pos)))
+            except Exception as exc:
+                ex.fail(StepFailure("internal", f"deal match: {exc}", where=str(plan.route.pos)))
+
     async def _past_keys(self, live: list[Any]) -> dict[str, dict[str, Any]]:
         """Keys the key store no longer holds (dropped after the retention) but the ledger does:
         one lookup per batch, and only once the log has dropped keys (``horizon``); keys held
@@ -801,7 +820,7 @@ class TxnManager:
         fingerprints were: no verdict, a plain duplicate).  Costs nothing for a key seen for the first time."""
         if fp is None:
             return False
-        diffs = fingerprint.differs(fp, fingerprint.of_exchange(ex))
+        diffs = fingerprint.differs(fp, fingerprint.of_exchange(ex, st.match))
         if not diffs:
             return False
         fields = [d[0] for d in diffs]
@@ -813,7 +832,7 @@ class TxnManager:
             "key_conflict",
             f"deal key {st.key!r} was used by deal {original} for another deal: {fingerprint.describe(diffs)}; "
             f"not run, and not answered with deal {original}'s answer (which stays as it was). A repeat must "
-            f"carry the same amount, currency and party: the sender reused the key for a different request; "
+            f"carry the same amount, currency and party (and the deal's match): the sender reused the key for a different request; "
             f"send it with a new key (or the original request again)",
             code="12", text=f"deal key already used for another deal ({', '.join(fields)} "
                             f"{'differs' if len(fields) == 1 else 'differ'})",
@@ -1125,7 +1144,7 @@ class TxnManager:
                                 "party": rec.party, "fin": self.clock()}))
                 if st.key is not None and not st.freed:
                     # what the deal is about, kept with its key: a repeat must be the same deal (key_conflict)
-                    fp = fingerprint.of(rec.amount, rec.currency, rec.party)
+                    fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match)
                     if fp is not None:
                         ended[-1][2]["fp"] = fp
                 if st.held:

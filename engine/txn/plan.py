@@ -46,9 +46,14 @@ class RoutePlan:
     route: Any
     policy: str
     key: Any = None                                    # compiled key expression or None
+    # the deal's ``match`` (compiled, or None): what a repeat of the key must carry unchanged, kept as a digest
+    match: Any = None
     # ``on doubt flag|compensate`` (default flag): a call that nothing can undo left in doubt keeps the calls
     # made before it and flags the deal (flag), or has them undone (compensate); engine.txn.pivot
     doubt: str = "flag"
+    # ``on refusal keep|free`` (default keep): a keyed deal a counterpart refused keeps its key, or frees it
+    # (engine.txn.keyhold) when nothing else of it stands, so that a repeat runs again
+    refusal: str = "keep"
     calls: dict[int, CallPlan] = field(default_factory=dict)
     first_call: int | None = None
     # where the deal key is checked and the deal logged as accepted: before the first call; a keyed
@@ -98,12 +103,14 @@ def plan_of(br: Any) -> RoutePlan:
         return plan
     route = br.route
     plan = RoutePlan(route, getattr(route, "on_restart", None) or "flag",
-                     doubt=getattr(route, "on_doubt", None) or "flag")
+                     doubt=getattr(route, "on_doubt", None) or "flag",
+                     refusal=getattr(route, "on_refusal", None) or "keep")
     plan.request_tags = br.request_tags           # the bound route classifies its request once
     for i, (ir_step, runner) in enumerate(zip(route.steps, br.steps)):
         if ir_step.kind == "deal" and getattr(runner, "key", None) is not None:
             plan.key = runner.key
             plan.key_at = i
+            plan.match = getattr(runner, "match", None)
         elif ir_step.kind == "call":
             comp = ir_step.options.get("compensate")
             comp_runner = None

@@ -78,6 +78,13 @@ def _take(plan: Any, ex: Any, st: Any, key: str) -> dict[str, Any] | None:
     as the note its duplicate record carries (None when its deal values cannot be had: it stays refused)."""
     if not _deal_values(plan, ex, st):
         return None
+    if getattr(plan, "match", None) is not None:
+        # the deal's `match` (a changed beneficiary account): compared with the original's as for any repeat,
+        # so a refused repeat that names another account is a key conflict, never the original's answer
+        try:
+            st.match = fingerprint.digest(plan.match(ex.scope))
+        except Exception:
+            return None                            # it cannot be had: the step's refusal stands
     f = ex.failure
     st.keyed, st.key = True, key
     ex.failure = None
@@ -172,6 +179,7 @@ def in_batch(txn: Any, plan: Any, group: list[Any], left: list[tuple[Any, Any, s
         note = _take(plan, ex, st, key)
         if note is None:
             continue
-        if not txn.conflicts(plan, ex, st, fingerprint.of_exchange(first), txn.states[first].deal_id):
+        if not txn.conflicts(plan, ex, st, fingerprint.of_exchange(first, txn.states[first].match),
+                             txn.states[first].deal_id):
             ex.reply = ex.reply_values = ex.reply_json = None
             st.duplicate_of = {"pending": first, "refused": note}

@@ -137,7 +137,7 @@ async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
         if st is None or not st.admitted or st.key is None or st.duplicate_of is not None:
             continue
         end = {"status": rec.status, "code": rec.response_code, "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}
-        fp = fingerprint.of(rec.amount, rec.currency, rec.party)
+        fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match)
         if fp is not None:
             end["fp"] = fp
         items.append((st.key, st.deal_id, end) if recovered is not None else (st.key, end))

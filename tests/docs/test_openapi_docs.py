@@ -136,11 +136,17 @@ def test_claims_body_schema_is_what_the_route_reads() -> None:
     doc = json.loads((OUT / "claims_payout.json").read_text(encoding="utf-8"))
     body = doc["components"]["schemas"]["ClaimSettlement"]
     assert body["x-bsp-partial"] is True
-    assert body["required"] == ["claim_id", "amount", "currency", "product", "policy_no", "beneficiary"]
+    assert sorted(body["required"]) == ["amount", "beneficiary", "claim_id", "currency", "policy_no", "product"]
     assert body["properties"]["amount"]["type"] == "number"
-    assert body["properties"]["beneficiary"]["required"] == ["name", "iban"]
+    assert sorted(body["properties"]["beneficiary"]["required"]) == ["iban", "name"]
     assert "in the deal key" in body["properties"]["claim_id"]["description"].lower()
     assert "code 16: beneficiary IBAN invalid" in body["properties"]["beneficiary"]["properties"]["iban"]["description"]
+    # a repeat of the claim id with another beneficiary IBAN is a key conflict (422, 12): the insurer is told
+    op = doc["paths"]["/claims/settlements"]["post"]
+    assert ("A repeat must be the same deal: amount `msg.amount`, currency `msg.currency`, party `msg.product`, "
+            "match `replace(upper(trim(msg.beneficiary.iban)), \" \", \"\")`; a key already used with any of "
+            "these different is refused, 422 with code 12") in op["description"]
+    assert "502 with code 05: sent again, it runs again" not in op["description"]     # claims: `on refusal keep`
     reply = doc["components"]["schemas"]["claim_payout.reply"]["properties"]
     assert reply["status"] == {"type": "string", "const": "PAID"}
 
@@ -318,3 +324,12 @@ route b { receive from post_api as Req  reply Ans { status = "B" } }
     assert item["put"]["servers"][0]["url"] == "http://127.0.0.1:7001"
     assert item["post"]["servers"][0]["url"] == "http://127.0.0.1:7002"
     assert "204" not in item["put"]["responses"] and "409" not in item["put"]["responses"]
+
+
+def test_premium_collection_says_a_refused_debit_runs_again_and_the_account_is_compared() -> None:
+    """`on refusal free` (a premium refused for insufficient funds is presented again) and `match = account`
+    are part of the insurer's contract."""
+    doc = json.loads((OUT / "premium_collection.json").read_text(encoding="utf-8"))
+    op = doc["paths"]["/premiums/notices"]["post"]
+    assert "a refusal by a system of the bank, 502 with code 05: sent again, it runs again" in op["description"]
+    assert "party `msg.policy_no`, match `trim(msg.account)`" in op["description"]

@@ -135,6 +135,20 @@ def test_deal_fields_are_stored_in_clear(tmp_path, shipped):
                    .replace('msg.x + "/" + msg.card.number', "msg.x")) == []
 
 
+def test_a_deal_match_is_kept_only_as_a_digest_so_a_classified_value_there_does_not_warn(tmp_path, shipped):
+    """``match`` (docs/transactions.md#a-repeat-that-is-another-deal-key_conflict) is never stored in clear:
+    the beneficiary's account of a claims payout goes there, not into ``party``."""
+    body = ("    deal D {\n"
+            "        ref    = msg.x\n"
+            "        amount = 1\n"
+            "        key    = msg.x\n"
+            "        match  = replace(upper(trim(msg.acct)), \" \", \"\")\n"
+            "    }\n"
+            "    reply Plain { n = \"00\" }\n")
+    assert _warned(tmp_path, shipped, body) == []
+    assert len(_warned(tmp_path, shipped, body.replace("match  =", "party  ="))) == 1
+
+
 def test_iso8583_fields_classified_in_the_network_spec(tmp_path, shipped):
     head = HEAD.replace("receive from mf as Req", "")
     src_route = ("route r {\n    receive from mf as Iso\n"

@@ -21,7 +21,7 @@ def _diag(src, registry, tmp_path, code):
 def test_an_unknown_deal_field_lists_key_among_the_deal_fields(tmp_path, registry):
     src = HEAD + 'route r {\n    receive from mf as Req\n    deal PAY { ref = msg.code  amount = 1  idempotency = msg.code }\n}\n'
     d = _diag(src, registry, tmp_path, "E035")
-    assert d.help == "a deal has ref, amount, currency, party and key"
+    assert d.help == "a deal has ref, amount, currency, party, key and match"
 
 
 def test_an_unexpected_format_value_is_told_in_plain_words(tmp_path, registry):

@@ -332,7 +332,7 @@ def test_a_missing_brace_in_a_route_test(tmp_path, registry):
     (91, "reply BillPayRsp", "replyBillPayRsp", 14, "`replyBillPayRsp`: expected one of: `reply`, `{` after `error`",
      "put a space after `reply`: `reply BillPayRsp`"),
     # before: "unexpected `s`" (the `s` of `errors`)
-    (91, "error", "errors", 8, "`errors`: expected one of: `doubt`, `error`, `restart` after `on`", "did you mean `error`?"),
+    (91, "error", "errors", 8, "`errors`: expected one of: `doubt`, `error`, `refusal`, `restart` after `on`", "did you mean `error`?"),
     # before: E004 "`reject` needs a code and a text, both quoted (found `s`)"
     (56, "reject", "rejects", 47, "`rejects`: expected `reject` after `else`", "did you mean `reject`?"),
 ])

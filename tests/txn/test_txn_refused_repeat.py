@@ -275,3 +275,25 @@ async def test_a_repeat_refused_while_its_original_runs_waits_for_its_answer(nur
     assert answers == {"first": ANSWER, "retry": ANSWER}
     assert seen == ["O1"]
     assert statuses(ledger) == [("O1", "committed", "00"), ("O1", "duplicate", "00")]
+
+
+async def test_a_refused_repeat_whose_match_differs_is_a_key_conflict(nursery, tmp_path: Path) -> None:
+    """The deal's `match` (the account the money goes to) is compared on a refused repeat too: a repeat after
+    the cut-off that names another account is a key conflict, never the original's answer (the two features
+    met at their merge: the refused repeat's match was not evaluated, so the changed account went unseen)."""
+    keyed = DEAL.replace("key = msg.ref }", "key = msg.ref  match = msg.pay_to }")
+    program, ta = await _route(nursery, tmp_path, keyed, CUTOFF)
+    ledger = tmp_path / "l.duckdb"
+
+    def to(acct: str, msg_id: str) -> bytes:
+        return orjson.dumps({**orjson.loads(order(msg_id=msg_id)), "pay_to": acct})
+
+    async with clocked(AT_1459) as now:
+        async with running(program, ledger) as sb:
+            (first,) = await ask(sb, to("DE89370400440532013000", "m1"))
+            now.fixed = AT_1506
+            moved, retry = await ask(sb, to("GB33BUKB20201555555555", "m2"), to("DE89370400440532013000", "m3"))
+    assert first == retry == ANSWER
+    assert moved == CONFLICT
+    assert ta.counts[("post", "O1")] == 1
+    assert statuses(ledger) == [("O1", "committed", "00"), ("O1", "rejected", "12"), ("O1", "duplicate", "00")]

@@ -8,7 +8,7 @@ policy number carries the run: ``PL`` + the run tag read as a number (8 digits, 
 (``n // 100`` days after the day after tomorrow, UTC, so it is today or later in Asia/Shanghai too).
 
 Rejected requests cycle through the route's checks and what an insurer gets wrong in the body:
-a due date in the past (31), a currency not collected (15), the amount as a text (13, refused by the
+a due date past the 60-day grace period (31), a currency not collected (15), the amount as a text (13, refused by the
 deal step), a due date not written YYYY-MM-DD (30), a body that is not JSON (a form-encoded post, 30,
 answered by the channel's ``on error reply``; it ends in ``notice_id=<reference>`` so the demo's count
 finds its row, which has no reference) and a policy number that is not PL + 10 digits (30).
@@ -54,7 +54,8 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     if kind == "rejected":
         variant = n % REJECTS
         if variant == 0:
-            values["due_date"], code = (_today() - dt.timedelta(days=2)).isoformat(), "31"   # in the past
+            # past the 60-day grace period (62 days: a day either side of the UTC / Asia/Shanghai date)
+            values["due_date"], code = (_today() - dt.timedelta(days=62)).isoformat(), "31"
         elif variant == 1:
             values["currency"], code = "GBP", "15"                       # not in pc_currencies.csv
         elif variant == 2:
