@@ -25,7 +25,7 @@ import trio_asyncio
 from engine.channels.nats_auth import NatsAuth, is_auth_error, is_cut
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
 from engine.outage_log import OutageLog, masked_url
-from engine.tls import NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
+from engine.tls import NATS_TLS_HOST, NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -169,7 +169,7 @@ class NatsLink:
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, ssl.SSLError):           # what to fix, not OpenSSL's source line
                 errors.append("TLS: " + client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS,
-                                                          names=NATS_TLS_NAMES))
+                                                          names=NATS_TLS_NAMES, host=NATS_TLS_HOST))
             else:
                 errors.append(describe(exc))
             if nc.is_connected or self.nc is nc:

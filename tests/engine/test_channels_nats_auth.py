@@ -176,6 +176,26 @@ async def test_a_server_certificate_from_another_ca_is_refused(tmp_path, pki) ->
                           "the CA that issued the counterpart's certificate (without `tls_ca`: the system's roots))"), why
 
 
+async def test_a_server_certificate_for_its_dns_name_reached_by_ip_with_tls_server_name(tmp_path) -> None:
+    """The bank's certificate names nats.bank.internal; the engine dials the address (no DNS for that name on
+    the engine's host, or a load balancer's IP): refused, the error naming the option; with
+    ``tls_server_name`` the certificate is checked for that name, and sent as SNI."""
+    from engine.certs import new_ca
+    ca = new_ca("bank CA")
+    ca_pem, _ = ca.write(tmp_path / "pki" / "ca")
+    cert, key = ca.issue("nats.bank.internal", dns=["nats.bank.internal"], server=True).write(tmp_path / "pki" / "nats")
+    async with nats_server(tmp_path / "nats", args=["--tls", "--tlscert", str(cert), "--tlskey", str(key)]) as srv:
+        url = srv.url.replace("nats://", "tls://")
+        async with publisher({"url": url, "tls_ca": str(ca_pem)}) as pub:
+            await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
+            why = pub.link.last_error
+        assert "IP address mismatch" in why and "set tls_server_name to a name it carries" in why, why
+        async with publisher({"url": url, "tls_ca": str(ca_pem), "tls_server_name": "nats.bank.internal"}) as pub:
+            assert b'"seq":1' in await published(pub, "H-1")
+            ssl_object = pub.link.nc._transport._io_writer.get_extra_info("ssl_object")
+            assert ssl_object.server_hostname == "nats.bank.internal"
+
+
 async def test_a_tls_url_to_a_server_without_tls_is_refused_before_the_token_is_sent(tmp_path) -> None:
     """nats-py goes TLS only when the server asks for it: a tls:// url to a plain server connected in clear,
     sending the token."""
@@ -232,6 +252,7 @@ def checked(tmp_path: Path, option: str) -> list[Any]:
     ('password_file = "/x"', "option password_file: a user and its password go together"),
     ('token_env = "A"\n    creds_file = "/x"', "options token_env/token_file and creds_file: give one way"),
     ('tls_key = "/x"', "option tls_key given without tls_cert"),
+    ('tls_server_name = "nats://nats.bank.internal:4222"', "option tls_server_name: expected a host name"),
 ])
 def test_bsp_check_refuses_auth_options_that_cannot_work(tmp_path, option, expected) -> None:
     errors = checked(tmp_path, option)
