@@ -112,9 +112,11 @@ def _check_creds(channel: str, path: str) -> None:
     import importlib.util
     if importlib.util.find_spec("nkeys") is None:      # nats-py signs the server's nonce with it
         raise ChannelConfigError(f"channel {channel}: option creds_file: NATS credentials need the nkeys package, "
-                                 f"which is not installed (pip install nkeys)")
+                                 f"which is not installed: pip install 'bsp[nats-creds]' (or pip install nkeys) "
+                                 f"into bsp's environment")
     try:
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as exc:
         raise ChannelConfigError(f"channel {channel}: option creds_file: cannot read credentials file {path!r}: "
                                  f"{exc.strerror or exc}") from None

@@ -143,15 +143,23 @@ class NatsLink:
             elif self.refused.down and is_cut(err):     # a refusing server may close before its -ERR is read
                 self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {err}", loud=False)
             else:
-                if self.auth.requires_tls and is_cut(err):     # TLS 1.3: a client certificate refused after
+                cut = is_cut(err)
+                if self.auth.requires_tls and cut:     # TLS 1.3: a client certificate refused after
                     err += (" (the server closed the TLS connection: " + (     # the handshake, at the first write
                         "it may refuse our client certificate (tls_cert): it must chain to the CA the server trusts"
                         if self.auth.has_cert else
                         "it may require a client certificate: set tls_cert and tls_key on this channel") +
                         "; the server's log says why)")
+                elif self.auth.method and cut:
+                    # a server refusing the login writes its -ERR and closes; our PING still unread there
+                    # makes that close a reset, which discards the -ERR before it is read
+                    err += (f" (the server closed the connection during the login, {self.auth.method}: it may "
+                            f"refuse the credentials, its reason lost with the connection; check the secret "
+                            f"against the server's accounts; the server's log says why)")
                 first = not self.last_error or self.last_error != err
                 self.last_error = err
-                hint = ("is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
+                hint = ("the server's log says why" if cut else
+                        "is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
                         else "is nats-server running there?")
                 (log.error if first else log.debug)(
                     "channel %s: cannot connect to NATS at %s: %s (retrying every %gs at most; %s)",

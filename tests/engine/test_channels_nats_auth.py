@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -140,6 +141,46 @@ async def test_credentials_revoked_on_an_open_connection_reconnect_with_the_file
 def tls_args(pki: Any, *, verify: bool = False) -> list[str]:
     args = ["--tls", "--tlscert", str(pki.server_cert), "--tlskey", str(pki.server_key)]
     return args + (["--tlsverify", "--tlscacert", str(pki.ca)] if verify else [])
+
+
+async def test_a_credentials_file_logs_in_to_a_server_trusting_its_operator(tmp_path, caplog) -> None:
+    """Decentralised auth (an operator, an account, a user: what ``nsc`` makes): the user's credentials file
+    is accepted; one of a user whose account the server does not know is refused, said naming the file."""
+    from natscreds import Operator
+    op = Operator.new()
+    bank = op.account("BANK")
+    config = op.server_config(tmp_path / "nats.conf", [bank])
+    good = bank.user("bsp").creds(tmp_path / "bsp.creds")
+    stranger = Operator.new().account("OTHER").user("bsp").creds(tmp_path / "stranger.creds")
+    caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
+    async with nats_server(tmp_path / "nats", args=["-c", str(config)]) as srv:
+        async with publisher({"url": srv.url, "creds_file": str(good)}) as pub:
+            assert b'"seq":1' in await published(pub, "K-1")
+        async with publisher({"url": srv.url, "creds_file": str(stranger)}) as pub:
+            await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
+            why = pub.link.last_error
+    # the server's -ERR, or (when its close beats our reading of it: a reset) the cut with what to check
+    assert why.startswith(f"channel bus: NATS at {srv.url} refused the channel's credentials, credentials "
+                          f"(creds_file {stranger}): Authorization Violation") or \
+        why.startswith("ConnectionResetError: [Errno 104] Connection reset by peer (the server closed the connection "
+                       f"during the login, credentials (creds_file {stranger}): it may refuse the credentials"), why
+    seed = [ln for ln in stranger.read_text().splitlines() if ln.startswith("SU")][0]
+    assert seed not in caplog.text
+
+
+def test_a_credentials_file_without_the_nkeys_package_stops_the_start_saying_what_to_install(
+        tmp_path, monkeypatch) -> None:
+    """nats-py signs the server's nonce with the nkeys package, which bsp does not require: without it the
+    start stops with one line, not a traceback at the first connection."""
+    monkeypatch.setitem(sys.modules, "nkeys", None)        # as if not installed: find_spec answers None
+    creds = tmp_path / "bsp.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n"
+                     "-----BEGIN USER NKEY SEED-----\nSUX\n------END USER NKEY SEED------\n")
+    with pytest.raises(ChannelConfigError) as err:
+        NatsPublisher("bus", {"url": "nats://127.0.0.1:4222", "subject": "pay.out", "creds_file": str(creds)})
+    assert str(err.value) == ("channel bus: option creds_file: NATS credentials need the nkeys package, which is "
+                              "not installed: pip install 'bsp[nats-creds]' (or pip install nkeys) into bsp's "
+                              "environment")
 
 
 async def test_tls_with_the_bank_s_ca_and_a_token(tmp_path, pki) -> None:  # noqa: F811
