@@ -185,17 +185,27 @@ class NatsLink:
                     self.refused.failed(self.auth.refused_text(self.url, describe(exc)), key="refused")
                 elif self.refused.down and is_cut(describe(exc)):
                     self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {describe(exc)}", loud=False)
+                elif not nc.is_connected:
+                    # a reconnection attempt (every reconnect_wait): said once per outage and kind of error,
+                    # then a reminder a minute (engine/outage_log.py), not a warning every attempt
+                    self.last_error = describe(exc)
+                    self.refused.failed(f"channel {self.channel}: cannot reach NATS at {self.url}: {describe(exc)} "
+                                        f"(reconnecting every {self.reconnect_wait:g}s)", key=type(exc).__name__)
                 else:
                     log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
 
         async def on_disconnected() -> None:
             if self.nc is nc:
                 self.disconnects += 1
-                log.warning("channel %s: disconnected from NATS at %s; reconnecting", self.channel, self.url)
+                self.refused.failed(f"channel {self.channel}: disconnected from NATS at {self.url}; reconnecting",
+                                    key="disconnected")
 
         async def on_reconnected() -> None:
             self.reconnects += 1
-            self.refused.end(f"channel {self.channel}: NATS at {self.url} accepted the channel's credentials again")
+            self.last_error = ""
+            self.refused.end(f"channel {self.channel}: NATS at {self.url} accepted the channel's credentials again"
+                             if "refused" in self.refused.said else
+                             f"channel {self.channel}: reconnected to NATS at {self.url}")
             log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc.rsplit("@", 1)[-1]
                      if nc.connected_url else self.url)
 

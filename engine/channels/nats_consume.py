@@ -193,6 +193,20 @@ class NatsConsumer:
         self.deferrals.stopping.set()
         self._scope.cancel()
 
+    def status(self) -> dict[str, Any]:
+        """What ``bsp status`` shows of the channel (engine/ops/backend.py): whether it reaches NATS (``up``
+        false makes the engine degraded, naming the channel: it consumes nothing meanwhile) and what it did
+        with the messages since the start."""
+        from engine.outage_log import iso
+
+        up = self.link.connected
+        row: dict[str, Any] = {"connected": up, "up": up, "acked": self.acked, "naked": self.naked,
+                               "termed": self.termed, "deferred": self.deferred}
+        if not up:
+            row["down_since"] = iso(self.link.refused.since) if self.link.refused.since else None
+            row["last_error"] = self.link.last_error or self.setup_error or "not connected yet"
+        return row
+
     @property
     def draining(self) -> bool:
         return self._draining
