@@ -168,14 +168,16 @@ class SharedKeys:
         await nats_keys_recovered.write_recovered(self)
 
     async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
-        What cannot be written now is retried by ``keep`` (the claim stays held)."""
+        """Write the final state of deals this engine claimed (compare-and-set on the claim's revision), or
+        delete the claim of one whose key is free (``{"freed": True}``: nothing of it reached a counterpart, it
+        may run again anywhere).  What cannot be written now is retried by ``keep`` (the claim stays held)."""
         mine = []
         for key, end in items:
             bk = self.name(key)
             held = self.held.get(bk)
             if held is not None:
-                self.pending[bk] = self.claim_value(held[1]["deal"], state="done", **end)
+                self.pending[bk] = ({"deal": held[1]["deal"], "freed": True} if end.get("freed") else
+                                    self.claim_value(held[1]["deal"], state="done", **end))
                 mine.append(bk)
         while any(bk in self._busy for bk in mine):      # a renewal of one of them is on its way
             await self._round.wait()
@@ -195,9 +197,13 @@ class SharedKeys:
         if not todo or kv is None or not self.link.connected:
             return
 
+        def write(bk: str, v: dict[str, Any], rev: int) -> Any:
+            if v.get("freed"):                # a deal whose key is free: its claim deleted (compare-and-set)
+                return kv.delete(bk, last=rev)
+            return kv.update(bk, orjson.dumps(v), last=rev)
+
         async def all_of() -> list[Any]:
-            return await asyncio.gather(*(kv.update(bk, orjson.dumps(v), last=rev) for bk, v, rev in todo),
-                                        return_exceptions=True)
+            return await asyncio.gather(*(write(bk, v, rev) for bk, v, rev in todo), return_exceptions=True)
 
         busy.update(bk for bk, _, _ in todo)
         try:
@@ -217,7 +223,7 @@ class SharedKeys:
                         log.error("channel %s: deal %s ended %s here, but another engine took its key over in "
                                   "%s meanwhile (this engine had not renewed its claim for key_lease %gs): that "
                                   "engine flagged its copy for an operator", self.channel, value["deal"],
-                                  value.get("status"), self.bucket, self.lease)
+                                  value.get("status") or "failed (its key free)", self.bucket, self.lease)
                     else:
                         log.error("channel %s: the claim of deal %s in %s was taken over by another engine "
                                   "(not renewed for key_lease %gs); it flags its copy for an operator",
