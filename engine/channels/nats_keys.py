@@ -58,6 +58,7 @@ from engine.channels.options import ChannelConfigError
 
 log = logging.getLogger("bsp.channel.nats")
 _BUCKET = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNKNOWN = object()       # a key whose state could not be read (nats_keys.SharedKeys._landed)
 
 
 def bucket_option(channel: str, options: dict[str, Any]) -> str | None:
@@ -214,10 +215,17 @@ class SharedKeys:
                     results = [exc] * len(todo)
             if scope.cancelled_caught:
                 return                                   # not known: read again at the next round
+            moved = [(bk, value) for (bk, value, _), res in zip(todo, results)
+                     if isinstance(res, KeyWrongLastSequenceError)]
+            landed = await self._landed(moved) if moved else {}
             for (bk, value, rev), res in zip(todo, results):
                 h = held.get(bk)
                 if h is None or h[0] != rev:
                     continue
+                if bk in landed:
+                    if landed[bk] is _UNKNOWN:
+                        continue             # the bucket could not be read: the next round writes again
+                    res = landed[bk]         # an earlier write of ours landed, its answer lost: done
                 if isinstance(res, KeyWrongLastSequenceError):
                     if final:
                         log.error("channel %s: deal %s ended %s here, but another engine took its key over in "
@@ -239,6 +247,38 @@ class SharedKeys:
             busy.difference_update(bk for bk, _, _ in todo)
             self._round.set()
             self._round = trio.Event()
+
+    async def _landed(self, moved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """Of the keys whose revision moved under this engine's write: those holding what it wrote (an earlier
+        write of the same value landed while its answer was lost: a server frozen or killed past the write's
+        timeout), with their revision; a freed claim found deleted counts too.  Another engine's takeover
+        holds its own value.  Nothing when the bucket cannot be read now: the next round writes again."""
+        import asyncio
+
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        kv = self.kv
+
+        async def read(bk: str, value: dict[str, Any]) -> Any:
+            try:
+                entry = await kv.get(bk)
+            except (KeyDeletedError, KeyNotFoundError):
+                return 0 if value.get("freed") else None
+            return entry.revision if not value.get("freed") and entry.value == orjson.dumps(value) else None
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(*(read(bk, v) for bk, v in moved), return_exceptions=True)
+
+        found: list[Any] = []
+        with trio.move_on_after(self.timeout):
+            try:
+                found = await self.link.aio(all_of)()
+            except Exception:
+                found = []
+        if len(found) != len(moved):
+            return {bk: _UNKNOWN for bk, _ in moved}
+        return {bk: (_UNKNOWN if isinstance(r, BaseException) else r) for (bk, _), r in zip(moved, found)
+                if r is not None}
 
     def forget_batch(self, batch: int) -> None:
         """A batch is settled: claims of it still held (its deals were not recorded: the handler failed)
