@@ -5,6 +5,7 @@ when ``on_failed = nak`` brings its message back, once the counterpart is there.
 order was never done (found scaling out: two engines, NATS killed under load, 1 order of 4000 never booked)."""
 from __future__ import annotations
 
+import logging
 import socket
 
 import orjson
@@ -43,7 +44,8 @@ route take_order {{
 """
 
 
-async def test_a_deal_that_freed_its_key_runs_again_when_its_message_comes_back(tmp_path, nursery) -> None:
+async def test_a_deal_that_freed_its_key_runs_again_when_its_message_comes_back(tmp_path, nursery, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="bsp.channel.nats")
     with socket.socket() as s:                  # the counterpart's port, nobody listening yet: refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -73,3 +75,5 @@ async def test_a_deal_that_freed_its_key_runs_again_when_its_message_comes_back(
     rows = deals(tmp_path / "l.duckdb")
     assert rows[-1]["reference"] == "F-1" and rows[-1]["status"] == "committed", rows
     assert {r["status"] for r in rows[:-1]} == {"failed"}, rows     # each attempt while it was down
+    # the bucket's max age is the key retention as written (it said "max age 3.024e+06s")
+    assert "created key-value bucket BSP_KEYS for the shared deal keys (max age 35d)" in caplog.text
