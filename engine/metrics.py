@@ -25,7 +25,8 @@ Metric families (all prefixed ``bsp_``):
   channel_latency_seconds{channel}         outbound call round trip (histogram)
   channel_reconnects_total{channel}
   channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
-  channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down
+  channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down;
+                                           nats consume: 1 connected to its NATS server, 0 cut off
   ledger_batch_size                        deals per group commit (histogram)
   ledger_commit_seconds                    one group commit (histogram)
   reloads_total{result,source}             result: ok, failed; source: admin, watch, signal, ...
@@ -105,7 +106,8 @@ class Metrics:
         self.channel_circuit = Gauge("channel_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                                      ["channel"], namespace=ns, registry=r)
         self.channel_up = Gauge("channel_up", "Outbound channel: 1 while its counterpart answers (or it has not "
-                                "been tried), 0 while it is down (failed connects or calls without an answer).",
+                                "been tried), 0 while it is down (failed connects or calls without an answer); "
+                                "nats consume: 1 while connected to its NATS server, 0 while cut off.",
                                 ["channel"], namespace=ns, registry=r)
         self.ledger_batch = Histogram("ledger_batch_size", "Deals written per ledger group commit.",
                                       buckets=BATCH_BUCKETS, namespace=ns, registry=r)

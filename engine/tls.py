@@ -228,9 +228,11 @@ _CHAIN_CODES = frozenset({2, 18, 19, 20, 21})     # X509_V_ERR_*: no path to a C
 _SERVER_VERIFY_HINTS = {
     9: "the counterpart's certificate is not valid yet: check its notBefore and both clocks",
     10: "the counterpart's certificate has expired: the counterpart must renew it (or a clock is wrong)",
-    62: "the certificate is not for the name dialled: set server_name to a name it carries (DNS or IP "
-        "subjectAltName), or dial that name in address",
 }
+# the certificate is not for the host dialled (62: a name, 64: an IP address); the hint names the option
+_NAME_CODES = (62, 64)
+_NAME_HINT = ("the certificate is not for the host dialled: set {option} to a name it carries (DNS or IP "
+              "subjectAltName), or dial that name in {where}")
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
             "UNKNOWN_PROTOCOL")
 
@@ -240,15 +242,18 @@ TCP_TLS_WORDS = ("with `tls = true` and no `ca`", "drop ca / tls, or fix address
 HTTP_TLS_WORDS = ("without `ca`", "use an http:// url, or fix url")
 NATS_TLS_WORDS = ("without `tls_ca`", "use a nats:// url and no tls_* option, or fix url")
 NATS_TLS_NAMES = ("tls_ca", "tls_cert", "tls_key")       # a NATS channel's names for ca, cert and key
+NATS_TLS_HOST = ("tls_server_name", "url")      # its option for the name to verify, and where the host is dialled
 
 
 def client_tls_reason(exc: BaseException, *, has_cert: bool = False,
                       words: tuple[str, str] = TCP_TLS_WORDS,
-                      names: tuple[str, str, str] = ("ca", "cert", "key")) -> str:
+                      names: tuple[str, str, str] = ("ca", "cert", "key"),
+                      host: tuple[str, str] = ("server_name", "address")) -> str:
     """One line for a TLS failure met by the calling side (handshake or a later read): OpenSSL's reason
     and what to fix, without OpenSSL's source file and line.  ``has_cert``: we sent a client
     certificate (mutual TLS); ``words``: how the channel kind names its options (TCP_TLS_WORDS,
-    HTTP_TLS_WORDS); ``names``: its options for the CA bundle, the client certificate and its key."""
+    HTTP_TLS_WORDS); ``names``: its options for the CA bundle, the client certificate and its key; ``host``:
+    its option for the name to verify and the one holding the host dialled (NATS_TLS_HOST)."""
     no_ca, not_tls = words
     ca, cert, key = names
     if not isinstance(exc, ssl.SSLError):
@@ -258,6 +263,8 @@ def client_tls_reason(exc: BaseException, *, has_cert: bool = False,
     message = getattr(exc, "verify_message", None)
     if message:
         hint = _SERVER_VERIFY_HINTS.get(code) if code is not None else None
+        if hint is None and code in _NAME_CODES:
+            hint = _NAME_HINT.format(option=host[0], where=host[1])
         if hint is None and code in _CHAIN_CODES:
             hint = f"`{ca}` must hold the CA that issued the counterpart's certificate ({no_ca}: the system's roots)"
         if hint is None:

@@ -59,6 +59,7 @@ class Acks:
         self._unconfirmed = 0               # messages settled since the last flush
         self._confirm_wanted = trio.Event()
         self.flushes = 0
+        self.back_delay = 0.0               # s: the nak delay of a message handed back by a drain
 
     async def keep_in_progress(self) -> None:
         """Every third of ``ack_wait``, tell the server that the messages fetched and not yet settled
@@ -124,6 +125,8 @@ class Acks:
                         await m.nak(delay=ch.nak_delay)
                     elif verdict == "defer":
                         await m.nak(delay=ch.defer_delay)
+                    elif verdict == "back":         # fetched during a drain, not run: another engine's
+                        await m.nak(delay=self.back_delay or None)
                     else:
                         await m.term()
                 except Exception as exc:
@@ -135,7 +138,7 @@ class Acks:
             for v in verdicts:
                 if v == "ack":
                     ch.acked += 1
-                elif v in ("nak", "defer"):
+                elif v in ("nak", "defer", "back"):
                     ch.naked += 1
                 else:
                     ch.termed += 1

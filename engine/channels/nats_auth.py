@@ -16,7 +16,7 @@ log's scrubber (``engine.ops.logs.scrub_secret``).
 
 TLS: ``tls_ca`` (the CA the server's certificate must chain to; else the system's roots), ``tls_cert`` and
 ``tls_key`` (a client certificate, mutual TLS), through ``engine.tls.client_context`` (TLS 1.2 minimum,
-the server's host name checked).  A ``tls://`` url or any of these options requires TLS: a server that
+the server's host name checked: the url's, or ``tls_server_name``).  A ``tls://`` url or any of these options requires TLS: a server that
 does not offer it is refused before the credentials are sent (``requires_tls``, engine/channels/nats_pong.py).
 """
 from __future__ import annotations
@@ -48,8 +48,12 @@ AUTH_OPTIONS = (
     OptionSpec("tls_cert", "path", "TLS: client certificate (PEM) for mutual TLS, with `tls_key`; turns TLS on.",
                default=None),
     OptionSpec("tls_key", "path", f"TLS: private key of `tls_cert` (PEM; {_NOT_KEPT}).", default=None, secret=True),
+    OptionSpec("tls_server_name", "string", "TLS: the host name the server's certificate must carry (and sent as "
+               "SNI) instead of the url's host, e.g. `nats.bank.internal` when the url gives an IP address; turns "
+               "TLS on.", default=None),
 )
 TLS_OPTIONS = ("tls_ca", "tls_cert", "tls_key")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,253}|\[?[0-9A-Fa-f:.]+\]?")    # a DNS name, IPv4 or IPv6 address
 
 
 def scrub_secret(value: str) -> None:
@@ -108,9 +112,11 @@ def _check_creds(channel: str, path: str) -> None:
     import importlib.util
     if importlib.util.find_spec("nkeys") is None:      # nats-py signs the server's nonce with it
         raise ChannelConfigError(f"channel {channel}: option creds_file: NATS credentials need the nkeys package, "
-                                 f"which is not installed (pip install nkeys)")
+                                 f"which is not installed: pip install 'bsp[nats-creds]' (or pip install nkeys) "
+                                 f"into bsp's environment")
     try:
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as exc:
         raise ChannelConfigError(f"channel {channel}: option creds_file: cannot read credentials file {path!r}: "
                                  f"{exc.strerror or exc}") from None
@@ -137,6 +143,7 @@ class NatsAuth:
         self.tls: Any = None                   # an ssl.SSLContext (engine.tls.ClientContext)
         self.requires_tls = False
         self.has_cert = False
+        self.server_name: str | None = None    # tls_server_name: the name the server's certificate must carry
 
     @classmethod
     def from_options(cls, channel: str, options: dict[str, Any], servers: list[str], *,
@@ -178,7 +185,13 @@ class NatsAuth:
 
     def _tls(self, options: dict[str, Any], servers: list[str], load: bool) -> None:
         ca, cert, key = (options.get(o) for o in TLS_OPTIONS)
-        given = [o for o in TLS_OPTIONS if options.get(o) is not None]
+        given = [o for o in TLS_OPTIONS + ("tls_server_name",) if options.get(o) is not None]
+        name = options.get("tls_server_name")
+        if name is not None and (not isinstance(name, str) or not _HOST_NAME.fullmatch(name)):
+            raise ChannelConfigError(f"channel {self.channel}: option tls_server_name: expected a host name as the "
+                                     f"server's certificate carries it (nats.bank.internal, or an IP address), "
+                                     f"without scheme or port, got {name!r}")
+        self.server_name = name
         if key is not None and cert is None:
             raise ChannelConfigError(f"channel {self.channel}: option tls_key given without tls_cert: add the "
                                      f"matching tls_cert (the client certificate), or drop tls_key")
@@ -195,7 +208,7 @@ class NatsAuth:
             return
         from engine.tls import client_context
         try:
-            self.tls = client_context(ca=ca, cert=cert, key=key)
+            self.tls = client_context(ca=ca, cert=cert, key=key, server_hostname=name)
         except ValueError as exc:
             text = str(exc)
             for side, option in (("client tls ca", "tls_ca"), ("client tls cert", "tls_cert"),
@@ -214,6 +227,8 @@ class NatsAuth:
             out["user_credentials"] = self.creds
         if self.tls is not None:
             out["tls"] = self.tls
+            if self.server_name:
+                out["tls_hostname"] = self.server_name      # checked and sent as SNI instead of the url's host
         return out
 
     def refused_text(self, url: str, why: str) -> str:

@@ -25,7 +25,7 @@ import trio_asyncio
 from engine.channels.nats_auth import NatsAuth, is_auth_error, is_cut
 from engine.channels.options import ChannelConfigError, duration_above_zero, seconds
 from engine.outage_log import OutageLog, masked_url
-from engine.tls import NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
+from engine.tls import NATS_TLS_HOST, NATS_TLS_NAMES, NATS_TLS_WORDS, client_tls_reason
 from formats.component import OptionSpec
 
 log = logging.getLogger("bsp.channel.nats")
@@ -143,15 +143,23 @@ class NatsLink:
             elif self.refused.down and is_cut(err):     # a refusing server may close before its -ERR is read
                 self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {err}", loud=False)
             else:
-                if self.auth.requires_tls and is_cut(err):     # TLS 1.3: a client certificate refused after
+                cut = is_cut(err)
+                if self.auth.requires_tls and cut:     # TLS 1.3: a client certificate refused after
                     err += (" (the server closed the TLS connection: " + (     # the handshake, at the first write
                         "it may refuse our client certificate (tls_cert): it must chain to the CA the server trusts"
                         if self.auth.has_cert else
                         "it may require a client certificate: set tls_cert and tls_key on this channel") +
                         "; the server's log says why)")
+                elif self.auth.method and cut:
+                    # a server refusing the login writes its -ERR and closes; our PING still unread there
+                    # makes that close a reset, which discards the -ERR before it is read
+                    err += (f" (the server closed the connection during the login, {self.auth.method}: it may "
+                            f"refuse the credentials, its reason lost with the connection; check the secret "
+                            f"against the server's accounts; the server's log says why)")
                 first = not self.last_error or self.last_error != err
                 self.last_error = err
-                hint = ("is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
+                hint = ("the server's log says why" if cut else
+                        "is the server's certificate for this host, from tls_ca's CA?" if self.auth.requires_tls
                         else "is nats-server running there?")
                 (log.error if first else log.debug)(
                     "channel %s: cannot connect to NATS at %s: %s (retrying every %gs at most; %s)",
@@ -169,7 +177,7 @@ class NatsLink:
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, ssl.SSLError):           # what to fix, not OpenSSL's source line
                 errors.append("TLS: " + client_tls_reason(exc, has_cert=self.auth.has_cert, words=NATS_TLS_WORDS,
-                                                          names=NATS_TLS_NAMES))
+                                                          names=NATS_TLS_NAMES, host=NATS_TLS_HOST))
             else:
                 errors.append(describe(exc))
             if nc.is_connected or self.nc is nc:
@@ -177,17 +185,27 @@ class NatsLink:
                     self.refused.failed(self.auth.refused_text(self.url, describe(exc)), key="refused")
                 elif self.refused.down and is_cut(describe(exc)):
                     self.refused.failed(f"channel {self.channel}: NATS at {self.url}: {describe(exc)}", loud=False)
+                elif not nc.is_connected:
+                    # a reconnection attempt (every reconnect_wait): said once per outage and kind of error,
+                    # then a reminder a minute (engine/outage_log.py), not a warning every attempt
+                    self.last_error = describe(exc)
+                    self.refused.failed(f"channel {self.channel}: cannot reach NATS at {self.url}: {describe(exc)} "
+                                        f"(reconnecting every {self.reconnect_wait:g}s)", key=type(exc).__name__)
                 else:
                     log.warning("channel %s: NATS error: %s", self.channel, describe(exc))
 
         async def on_disconnected() -> None:
             if self.nc is nc:
                 self.disconnects += 1
-                log.warning("channel %s: disconnected from NATS at %s; reconnecting", self.channel, self.url)
+                self.refused.failed(f"channel {self.channel}: disconnected from NATS at {self.url}; reconnecting",
+                                    key="disconnected")
 
         async def on_reconnected() -> None:
             self.reconnects += 1
-            self.refused.end(f"channel {self.channel}: NATS at {self.url} accepted the channel's credentials again")
+            self.last_error = ""
+            self.refused.end(f"channel {self.channel}: NATS at {self.url} accepted the channel's credentials again"
+                             if "refused" in self.refused.said else
+                             f"channel {self.channel}: reconnected to NATS at {self.url}")
             log.info("channel %s: reconnected to NATS at %s", self.channel, nc.connected_url.netloc.rsplit("@", 1)[-1]
                      if nc.connected_url else self.url)
 

@@ -43,7 +43,7 @@ from engine.channels.nats_auth import AUTH_OPTIONS
 from engine.channels.nats_bridge import CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, subject_option
 from engine.channels.nats_consumer_setup import subscribe
 from engine.channels.nats_deferred import Deferrals
-from engine.channels.nats_fetch import fetch_loop
+from engine.channels.nats_fetch import fetch_loop, hand_back_open_pull
 from engine.channels.nats_keys import SharedKeys, bucket_option
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
 from formats.component import ComponentSpec, OptionSpec
@@ -112,6 +112,7 @@ class NatsConsumer:
         self.received = self.acked = self.naked = self.termed = 0
         self.acks = Acks(self)              # held, settled, confirmed (engine.channels.nats_acks)
         self.deferrals = Deferrals(self)    # deferred messages kept here (engine.channels.nats_deferred)
+        self.pull_open_until = 0.0          # trio time the last pull sent expires on the server
         self.ack_floor = 0                  # highest stream sequence the consumer's ack floor reached
         self.stream_created: Any = None     # the stream's creation time: the same stream after a set-up?
 
@@ -177,6 +178,9 @@ class NatsConsumer:
                     nursery.start_soon(self.deferrals.serve, handler)
                 with self._phase():
                     await fetch_loop(self, sub, nursery, handler)
+                if self._draining:
+                    with trio.move_on_after(self.fetch_wait + 1):
+                        await hand_back_open_pull(self, sub)
             # every batch already fetched has been handled and settled: their acks confirmed
             with trio.CancelScope(shield=True):
                 await self.acks.confirm()
@@ -188,6 +192,24 @@ class NatsConsumer:
         self._draining = True
         self.deferrals.stopping.set()
         self._scope.cancel()
+
+    def status(self) -> dict[str, Any]:
+        """What ``bsp status`` shows of the channel (engine/ops/backend.py): whether it reaches NATS (``up``
+        false makes the engine degraded, naming the channel: it consumes nothing meanwhile) and what it did
+        with the messages since the start."""
+        from engine.outage_log import iso
+
+        up = self.link.connected
+        row: dict[str, Any] = {"connected": up, "up": up, "acked": self.acked, "naked": self.naked,
+                               "termed": self.termed, "deferred": self.deferred}
+        if not up:
+            row["down_since"] = iso(self.link.refused.since) if self.link.refused.since else None
+            row["last_error"] = self.link.last_error or self.setup_error or "not connected yet"
+        return row
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     def _phase(self) -> trio.CancelScope:
         """A cancel scope for one phase (connecting, fetching) that a drain cancels."""

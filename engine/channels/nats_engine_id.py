@@ -156,6 +156,10 @@ class Identity:
                                                               last=self.revision)
             self.lost = False
         except KeyWrongLastSequenceError:
+            mine = await self._mine()
+            if mine is not None:            # our own earlier renewal landed while its answer was lost (a server
+                self.revision, self.lost = mine, False      # frozen or killed past the timeout): not a copy
+                return
             if not self.lost:
                 log.error("channel %s: the heartbeat of engine id %s in %s was written by another process (this "
                           "engine was cut off for longer than key_lease %gs, or its ledger was copied with "
@@ -164,6 +168,16 @@ class Identity:
             self.lost = True
         except Exception as exc:
             log.debug("channel %s: heartbeat of engine id %s: %s", k.channel, k.engine, describe(exc))
+
+    async def _mine(self) -> int | None:
+        """The heartbeat's revision when this process wrote it (its nonce), else None (or not readable now)."""
+        k = self.keys
+        try:
+            with trio.fail_after(k.timeout):
+                entry = await k.link.aio(k.kv.get)(heartbeat_key(k.engine))
+            return entry.revision if orjson.loads(entry.value or b"{}").get("nonce") == self.nonce else None
+        except Exception:
+            return None
 
     async def release(self) -> None:
         """The engine stops: delete its heartbeat (so that its next start need not wait)."""

@@ -9,6 +9,12 @@ Each batch goes through the channel's routes as one exchange batch, and each mes
 becomes its verdict (``ack``, ``nak``, ``term`` or ``defer``), settled by the acknowledgement path
 (``engine.channels.nats_acks``).  Deferred messages that should wait are kept by
 ``engine.channels.nats_deferred`` instead.
+
+A drain does not abandon a pull: an idle channel keeps one open on the server for ``fetch_wait``, and a
+message the server hands to it is the channel's until ``ack_wait`` runs out, seen or not.  So the fetch
+in progress is let finish (it ends within ``fetch_wait``), what it brings is handed back (nak, no delay),
+and so is what the server still delivers to the open pull until it expires (``hand_back_open_pull``):
+another engine on the consumer gets it at once rather than after ``ack_wait``.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from engine.channels.nats_consumer_setup import subscribe, unsubscribe, vanished
 log = logging.getLogger("bsp.channel.nats")
 
 _BATCHES = itertools.count(1)
+_EXPIRY_MARGIN = 0.25      # s: a pull's expiry on the server, seen from here (a loopback round trip and more)
 
 
 async def fetch_loop(ch: Any, sub: Any, nursery: trio.Nursery, handler: ExchangeHandler) -> None:
@@ -42,6 +49,12 @@ async def fetch_loop(ch: Any, sub: Any, nursery: trio.Nursery, handler: Exchange
         except BaseException:
             ch.slots.release_on_behalf_of(slot)
             raise
+        if ch.draining:
+            # fetched while a drain began: not run, handed back for another engine (no checkpoint before:
+            # the drain's cancellation would drop them here, held by nobody until ack_wait)
+            ch.slots.release_on_behalf_of(slot)
+            await hand_back(ch, msgs or [])
+            return
         if not msgs:
             ch.slots.release_on_behalf_of(slot)
             # nothing came: a consumer (or stream) deleted on the server would leave this loop
@@ -60,13 +73,53 @@ async def _fetch(ch: Any, sub: Any) -> tuple[list[Any] | None, float]:
     """One pull: (the messages or None, the pause before the next one)."""
     from nats import errors as ne
 
-    try:
-        return await ch.link.aio(sub.fetch)(ch.batch, timeout=ch.fetch_wait), 0.0
-    except (ne.TimeoutError, TimeoutError):
-        return None, 0.0
-    except Exception as exc:      # disconnected / reconnecting: nats-py is on it
-        log.warning("channel %s: fetch from %s failed: %s", ch.name, ch.address, describe(exc))
-        return None, max(ch.link.reconnect_wait, 0.1)
+    # the server may deliver to this pull until it expires, fetch_wait from now (hand_back_open_pull)
+    ch.pull_open_until = trio.current_time() + ch.fetch_wait
+    # not cancelled by a drain: messages nats-py has taken for this fetch would be lost with it (held by
+    # nobody until ack_wait); it ends by itself within fetch_wait, bounded here all the same
+    with trio.move_on_after(ch.fetch_wait + max(ch.link.connect_timeout, 1)) as scope:
+        scope.shield = True
+        try:
+            return await ch.link.aio(sub.fetch)(ch.batch, timeout=ch.fetch_wait), 0.0
+        except (ne.TimeoutError, TimeoutError):
+            return None, 0.0
+        except Exception as exc:      # disconnected / reconnecting: nats-py is on it
+            log.warning("channel %s: fetch from %s failed: %s", ch.name, ch.address, describe(exc))
+            return None, max(ch.link.reconnect_wait, 0.1)
+    return None, 0.0
+
+
+async def hand_back(ch: Any, msgs: list[Any], delay: float = 0.0) -> None:
+    """Messages fetched during a drain: handed back (nak after ``delay``), not run here."""
+    msgs = [m for m in msgs if not (m.headers or {}).get("Status")]     # status messages are no deliveries
+    if msgs:
+        ch.received += len(msgs)
+        ch.acks.back_delay = delay
+        with trio.CancelScope(shield=True):
+            await ch.acks.settle_all(msgs, ["back"] * len(msgs))
+        log.info("channel %s: draining: handed %d message(s) back to %s for another consumer",
+                 ch.name, len(msgs), ch.address)
+
+
+async def hand_back_open_pull(ch: Any, sub: Any) -> None:
+    """A drain: until the last pull sent expires on the server, hand back whatever it delivers (nats-py
+    puts it in the subscription's queue, which nobody reads any more), to come again once that pull has
+    expired: a nak without delay would have the server deliver it to the same open pull again, a delivery
+    lost each time (``max_deliver``)."""
+    queue = getattr(getattr(sub, "_sub", None), "_pending_queue", None)
+    if queue is None:
+        return
+    until = getattr(ch, "pull_open_until", 0.0) + _EXPIRY_MARGIN
+    while True:
+        msgs = []
+        while not queue.empty():
+            m = queue.get_nowait()
+            sub._sub._pending_size = max(0, sub._sub._pending_size - len(m.data))
+            msgs.append(m)
+        await hand_back(ch, msgs, max(until - trio.current_time(), 0.0))
+        if trio.current_time() >= until:
+            return
+        await trio.sleep(max(min(0.05, until - trio.current_time()), 0.0))
 
 
 async def _process(ch: Any, msgs: list[Any], handler: ExchangeHandler, slot: object) -> None:

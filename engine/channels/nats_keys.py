@@ -58,6 +58,7 @@ from engine.channels.options import ChannelConfigError
 
 log = logging.getLogger("bsp.channel.nats")
 _BUCKET = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNKNOWN = object()       # a key whose state could not be read (nats_keys.SharedKeys._landed)
 
 
 def bucket_option(channel: str, options: dict[str, Any]) -> str | None:
@@ -172,14 +173,16 @@ class SharedKeys:
         await nats_keys_recovered.write_recovered(self)
 
     async def finish(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        """Write the final state of deals this engine claimed (compare-and-set on the claim's revision).
-        What cannot be written now is retried by ``keep`` (the claim stays held)."""
+        """Write the final state of deals this engine claimed (compare-and-set on the claim's revision), or
+        delete the claim of one whose key is free (``{"freed": True}``: nothing of it reached a counterpart, it
+        may run again anywhere).  What cannot be written now is retried by ``keep`` (the claim stays held)."""
         mine = []
         for key, end in items:
             bk = self.name(key)
             held = self.held.get(bk)
             if held is not None:
-                self.pending[bk] = self.claim_value(held[1]["deal"], state="done", **end)
+                self.pending[bk] = ({"deal": held[1]["deal"], "freed": True} if end.get("freed") else
+                                    self.claim_value(held[1]["deal"], state="done", **end))
                 mine.append(bk)
         while any(bk in self._busy for bk in mine):      # a renewal of one of them is on its way
             await self._round.wait()
@@ -199,9 +202,13 @@ class SharedKeys:
         if not todo or kv is None or not self.link.connected:
             return
 
+        def write(bk: str, v: dict[str, Any], rev: int) -> Any:
+            if v.get("freed"):                # a deal whose key is free: its claim deleted (compare-and-set)
+                return kv.delete(bk, last=rev)
+            return kv.update(bk, orjson.dumps(v), last=rev)
+
         async def all_of() -> list[Any]:
-            return await asyncio.gather(*(kv.update(bk, orjson.dumps(v), last=rev) for bk, v, rev in todo),
-                                        return_exceptions=True)
+            return await asyncio.gather(*(write(bk, v, rev) for bk, v, rev in todo), return_exceptions=True)
 
         busy.update(bk for bk, _, _ in todo)
         try:
@@ -212,16 +219,23 @@ class SharedKeys:
                     results = [exc] * len(todo)
             if scope.cancelled_caught:
                 return                                   # not known: read again at the next round
+            moved = [(bk, value) for (bk, value, _), res in zip(todo, results)
+                     if isinstance(res, KeyWrongLastSequenceError)]
+            landed = await self._landed(moved) if moved else {}
             for (bk, value, rev), res in zip(todo, results):
                 h = held.get(bk)
                 if h is None or h[0] != rev:
                     continue
+                if bk in landed:
+                    if landed[bk] is _UNKNOWN:
+                        continue             # the bucket could not be read: the next round writes again
+                    res = landed[bk]         # an earlier write of ours landed, its answer lost: done
                 if isinstance(res, KeyWrongLastSequenceError):
                     if final:
                         log.error("channel %s: deal %s ended %s here, but another engine took its key over in "
                                   "%s meanwhile (this engine had not renewed its claim for key_lease %gs): that "
                                   "engine flagged its copy for an operator", self.channel, value["deal"],
-                                  value.get("status"), self.bucket, self.lease)
+                                  value.get("status") or "failed (its key free)", self.bucket, self.lease)
                     else:
                         log.error("channel %s: the claim of deal %s in %s was taken over by another engine "
                                   "(not renewed for key_lease %gs); it flags its copy for an operator",
@@ -237,6 +251,38 @@ class SharedKeys:
             busy.difference_update(bk for bk, _, _ in todo)
             self._round.set()
             self._round = trio.Event()
+
+    async def _landed(self, moved: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """Of the keys whose revision moved under this engine's write: those holding what it wrote (an earlier
+        write of the same value landed while its answer was lost: a server frozen or killed past the write's
+        timeout), with their revision; a freed claim found deleted counts too.  Another engine's takeover
+        holds its own value.  Nothing when the bucket cannot be read now: the next round writes again."""
+        import asyncio
+
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
+
+        kv = self.kv
+
+        async def read(bk: str, value: dict[str, Any]) -> Any:
+            try:
+                entry = await kv.get(bk)
+            except (KeyDeletedError, KeyNotFoundError):
+                return 0 if value.get("freed") else None
+            return entry.revision if not value.get("freed") and entry.value == orjson.dumps(value) else None
+
+        async def all_of() -> list[Any]:
+            return await asyncio.gather(*(read(bk, v) for bk, v in moved), return_exceptions=True)
+
+        found: list[Any] = []
+        with trio.move_on_after(self.timeout):
+            try:
+                found = await self.link.aio(all_of)()
+            except Exception:
+                found = []
+        if len(found) != len(moved):
+            return {bk: _UNKNOWN for bk, _ in moved}
+        return {bk: (_UNKNOWN if isinstance(r, BaseException) else r) for (bk, _), r in zip(moved, found)
+                if r is not None}
 
     def forget_batch(self, batch: int) -> None:
         """A batch is settled: claims of it still held (its deals were not recorded: the handler failed)

@@ -41,7 +41,7 @@ async def setup(keys: SharedKeys) -> None:
                              ttl=keys.retention or None)
         keys.kv = await link.aio(link.js.create_key_value)(cfg)
         log.info("channel %s: created key-value bucket %s for the shared deal keys (max age %s)",
-                 keys.channel, keys.bucket, f"{keys.retention:g}s" if keys.retention else "none")
+                 keys.channel, keys.bucket, _age(keys.retention) if keys.retention else "none")
         await bind_names(keys, fresh=True)
         await keys.write_recovered()
         return
@@ -120,3 +120,11 @@ def _loads(raw: bytes | None) -> object:
         return orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
         return None
+
+
+def _age(seconds: float) -> str:
+    """A max age as the ledger's key retention is written: ``35d``, ``12h``, ``90m``, else seconds."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -17,7 +17,8 @@ a leak shows as one that grows with traffic or reloads).  Circuit state of an ou
 channel: ``closed`` when connected or not yet tried, ``open`` while it backs
 off after a failed connect, ``half_open`` when the back-off is over and it has
 not reconnected yet.  ``bsp_channel_up`` and ``bsp_channel_circuit_state`` have a series per
-outbound channel of the running configuration: a channel a reload removed loses its series (at the next
+outbound channel of the running configuration (``bsp_channel_up`` also one per ``nats consume`` channel: 0
+while it cannot reach its NATS server and receives nothing): a channel a reload removed loses its series (at the next
 scrape), so an alert on ``bsp_channel_up == 0`` does not fire for ever on a channel that is gone.
 ``bsp_reversals_pending{channel,state}`` counts the stored-and-forwarded ISO 8583 reversals not acknowledged
 yet (engine/txn/saf.py) by channel and ``queued`` / ``flagged`` / ``stranded``; a channel a reload removed
@@ -106,7 +107,7 @@ class EngineMetrics(Metrics):
         for name, br in gen.routes().items():
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
-        outbound = {name for name, ch in gen.channels.items() if is_outbound(ch)}
+        outbound = {name for name, ch in gen.channels.items() if is_outbound(ch) or _reaches_out(ch)}
         for name in self._outbound - outbound:     # removed by a reload (or no longer outbound)
             for gauge in (self.channel_up, self.channel_circuit):
                 try:
@@ -126,6 +127,8 @@ class EngineMetrics(Metrics):
                 if connects > before:
                     self.channel_reconnects.labels(name).inc(connects - before)
                 sampled[id(ch)] = connects
+            elif name in outbound:               # an inbound channel that connects out (nats consume)
+                self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
         self._connects = sampled
         self._sample_ledger(getattr(eng.ledger, "stats", None))
         self._sample_reversals(getattr(eng, "saf", ()))
@@ -170,3 +173,10 @@ class EngineMetrics(Metrics):
                 self.ledger_batch.observe(size)
                 self.ledger_commit.observe(seconds)
         self._ledger_seen = (stats.batches, stats.rows, stats.total_commit_ms)
+
+
+def _reaches_out(ch: Any) -> bool:
+    """An inbound channel connected to a server of its own (``nats consume``): its ``status()`` says ``up``,
+    and ``bsp_channel_up`` follows it (0 while it is cut off and receives nothing)."""
+    own = getattr(ch, "status", None)
+    return getattr(ch, "role", None) == "listen" and callable(own) and "up" in own()

@@ -157,9 +157,11 @@ def down_reason(name: str, row: Mapping[str, Any]) -> str:
     """One line for an operator: which channel, since when, how many calls failed, circuit, last error."""
     where = f" ({row['address']})" if row.get("address") else ""
     since = f" since {row['down_since']}" if row.get("down_since") else ""
+    last = f"; last error: {row['last_error']}" if row.get("last_error") else ""
+    if "circuit" not in row:        # an inbound channel that reaches out (nats consume): no calls, no circuit
+        return f"channel {name}{where} down{since}: receives nothing meanwhile{last}"
     n = row.get("failed_calls") or 0
     calls = f"{n} call{'s' if n != 1 else ''} failed" if n else "no call failed yet"
-    last = f"; last error: {row['last_error']}" if row.get("last_error") else ""
     return f"channel {name}{where} down{since}: {calls}, circuit {row.get('circuit')}{last}"
 
 

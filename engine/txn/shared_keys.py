@@ -136,6 +136,11 @@ async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
         st = txn.states.get(ex)
         if st is None or not st.admitted or st.key is None or st.duplicate_of is not None:
             continue
+        if st.freed and recovered is None:
+            # nothing of it reached a counterpart (its key is free here): the claim is released, not finished,
+            # so that the message a nak brings back runs again, on whichever engine (not a duplicate of a failure)
+            items.append((st.key, {"freed": True}))
+            continue
         end = {"status": rec.status, "code": rec.response_code, "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}
         fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match)
         if fp is not None:

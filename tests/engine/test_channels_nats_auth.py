@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -142,6 +143,46 @@ def tls_args(pki: Any, *, verify: bool = False) -> list[str]:
     return args + (["--tlsverify", "--tlscacert", str(pki.ca)] if verify else [])
 
 
+async def test_a_credentials_file_logs_in_to_a_server_trusting_its_operator(tmp_path, caplog) -> None:
+    """Decentralised auth (an operator, an account, a user: what ``nsc`` makes): the user's credentials file
+    is accepted; one of a user whose account the server does not know is refused, said naming the file."""
+    from natscreds import Operator
+    op = Operator.new()
+    bank = op.account("BANK")
+    config = op.server_config(tmp_path / "nats.conf", [bank])
+    good = bank.user("bsp").creds(tmp_path / "bsp.creds")
+    stranger = Operator.new().account("OTHER").user("bsp").creds(tmp_path / "stranger.creds")
+    caplog.set_level(logging.WARNING, logger="bsp.channel.nats")
+    async with nats_server(tmp_path / "nats", args=["-c", str(config)]) as srv:
+        async with publisher({"url": srv.url, "creds_file": str(good)}) as pub:
+            assert b'"seq":1' in await published(pub, "K-1")
+        async with publisher({"url": srv.url, "creds_file": str(stranger)}) as pub:
+            await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
+            why = pub.link.last_error
+    # the server's -ERR, or (when its close beats our reading of it: a reset) the cut with what to check
+    assert why.startswith(f"channel bus: NATS at {srv.url} refused the channel's credentials, credentials "
+                          f"(creds_file {stranger}): Authorization Violation") or \
+        why.startswith("ConnectionResetError: [Errno 104] Connection reset by peer (the server closed the connection "
+                       f"during the login, credentials (creds_file {stranger}): it may refuse the credentials"), why
+    seed = [ln for ln in stranger.read_text().splitlines() if ln.startswith("SU")][0]
+    assert seed not in caplog.text
+
+
+def test_a_credentials_file_without_the_nkeys_package_stops_the_start_saying_what_to_install(
+        tmp_path, monkeypatch) -> None:
+    """nats-py signs the server's nonce with the nkeys package, which bsp does not require: without it the
+    start stops with one line, not a traceback at the first connection."""
+    monkeypatch.setitem(sys.modules, "nkeys", None)        # as if not installed: find_spec answers None
+    creds = tmp_path / "bsp.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n"
+                     "-----BEGIN USER NKEY SEED-----\nSUX\n------END USER NKEY SEED------\n")
+    with pytest.raises(ChannelConfigError) as err:
+        NatsPublisher("bus", {"url": "nats://127.0.0.1:4222", "subject": "pay.out", "creds_file": str(creds)})
+    assert str(err.value) == ("channel bus: option creds_file: NATS credentials need the nkeys package, which is "
+                              "not installed: pip install 'bsp[nats-creds]' (or pip install nkeys) into bsp's "
+                              "environment")
+
+
 async def test_tls_with_the_bank_s_ca_and_a_token(tmp_path, pki) -> None:  # noqa: F811
     token = secret_file(tmp_path, "nats.token", TOKEN)
     async with nats_server(tmp_path / "nats", args=tls_args(pki) + ["--auth", TOKEN]) as srv:
@@ -174,6 +215,26 @@ async def test_a_server_certificate_from_another_ca_is_refused(tmp_path, pki) ->
             why = pub.link.last_error
     assert why.startswith("TLS: CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate (`tls_ca` must hold "
                           "the CA that issued the counterpart's certificate (without `tls_ca`: the system's roots))"), why
+
+
+async def test_a_server_certificate_for_its_dns_name_reached_by_ip_with_tls_server_name(tmp_path) -> None:
+    """The bank's certificate names nats.bank.internal; the engine dials the address (no DNS for that name on
+    the engine's host, or a load balancer's IP): refused, the error naming the option; with
+    ``tls_server_name`` the certificate is checked for that name, and sent as SNI."""
+    from engine.certs import new_ca
+    ca = new_ca("bank CA")
+    ca_pem, _ = ca.write(tmp_path / "pki" / "ca")
+    cert, key = ca.issue("nats.bank.internal", dns=["nats.bank.internal"], server=True).write(tmp_path / "pki" / "nats")
+    async with nats_server(tmp_path / "nats", args=["--tls", "--tlscert", str(cert), "--tlskey", str(key)]) as srv:
+        url = srv.url.replace("nats://", "tls://")
+        async with publisher({"url": url, "tls_ca": str(ca_pem)}) as pub:
+            await eventually(lambda: value(pub.link.connect_attempts >= 2), "two attempts", timeout=15)
+            why = pub.link.last_error
+        assert "IP address mismatch" in why and "set tls_server_name to a name it carries" in why, why
+        async with publisher({"url": url, "tls_ca": str(ca_pem), "tls_server_name": "nats.bank.internal"}) as pub:
+            assert b'"seq":1' in await published(pub, "H-1")
+            ssl_object = pub.link.nc._transport._io_writer.get_extra_info("ssl_object")
+            assert ssl_object.server_hostname == "nats.bank.internal"
 
 
 async def test_a_tls_url_to_a_server_without_tls_is_refused_before_the_token_is_sent(tmp_path) -> None:
@@ -232,6 +293,7 @@ def checked(tmp_path: Path, option: str) -> list[Any]:
     ('password_file = "/x"', "option password_file: a user and its password go together"),
     ('token_env = "A"\n    creds_file = "/x"', "options token_env/token_file and creds_file: give one way"),
     ('tls_key = "/x"', "option tls_key given without tls_cert"),
+    ('tls_server_name = "nats://nats.bank.internal:4222"', "option tls_server_name: expected a host name"),
 ])
 def test_bsp_check_refuses_auth_options_that_cannot_work(tmp_path, option, expected) -> None:
     errors = checked(tmp_path, option)

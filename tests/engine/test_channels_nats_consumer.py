@@ -163,6 +163,10 @@ async def test_nothing_is_fetched_while_every_worker_is_busy_and_a_drain_leaves_
             ch.stop_accepting()
             release.set()
             await eventually(lambda: value(ch.acked == 1), "the busy batch finished and acked")
+
+            async def acked_there() -> bool:     # the server takes the ack a moment after the channel sent it
+                return (await nc.consumer("ORDERS", "bsp-orders")).num_ack_pending == 0
+            await eventually(acked_there, "the server has the ack")
             info = await nc.consumer("ORDERS", "bsp-orders")
             assert (ch.received, ch.naked, info.num_ack_pending, info.num_pending) == (1, 0, 0, 2)
     assert [r["reference"] for r in deals(tmp_path / "l.duckdb")] == ["B-1"]     # B-2 waits in the stream

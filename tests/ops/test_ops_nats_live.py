@@ -111,3 +111,26 @@ async def test_under_record_each_message_of_a_batch_gets_its_own_verdict(nursery
                 assert (ch.acked, ch.naked, ch.received) == (1, 2, 3)
     got = rows(ledger, "SELECT reference, status FROM deals ORDER BY reference, received_at")
     assert got == [("C1", "committed"), ("F1", "failed"), ("F1", "failed")], got
+
+
+async def test_bsp_channel_up_follows_a_nats_consume_channel_s_server(tmp_path: Path) -> None:
+    """``bsp_channel_up{channel}`` had a series for outbound channels only: an alert on it never saw a
+    ``nats consume`` channel cut off from its server (it receives nothing meanwhile)."""
+    from engine.ops.gauges import EngineMetrics
+
+    route = tmp_path / "orders.route"
+    async with nats_server(tmp_path / "nats") as srv:
+        route.write_text(route_text(srv.url))
+        async with live([route], tmp_path / "l.duckdb") as eng:
+            ch = eng.channels["orders"]
+            await eventually(lambda: _v(ch.ready.is_set()), "consumer set up")
+            metrics = EngineMetrics()
+            metrics.watch(eng)
+
+            def up() -> list[bytes]:
+                return [ln for ln in metrics.render().splitlines() if ln.startswith(b'bsp_channel_up{channel="orders"}')]
+            assert up() == [b'bsp_channel_up{channel="orders"} 1.0']
+            await srv.stop()
+            await eventually(lambda: _v(up() == [b'bsp_channel_up{channel="orders"} 0.0']), "down while NATS is away")
+            await srv.start()
+            await eventually(lambda: _v(up() == [b'bsp_channel_up{channel="orders"} 1.0']), "up again", timeout=15)

@@ -1,0 +1,60 @@
+"""nats consume while its NATS server is away: said once (not a warning every reconnection attempt), and shown
+by ``bsp status`` (the channel ``up`` false, the engine degraded naming it), until it is back."""
+from __future__ import annotations
+
+import logging
+
+from engine.ops.health import engine_state
+from kit import compile_text, running
+from natskit import bound, eventually, nats_registry, nats_server, value
+
+ROUTE = """
+format Order = json
+
+channel orders = nats consume {{
+    url            = "{url}"
+    subject        = "orders.new"
+    stream         = "ORDERS"
+    durable        = "bsp-orders"
+    fetch_wait     = 200ms
+    reconnect_wait = 100ms
+}}
+
+route take_order {{
+    receive from orders as Order
+    deal ORDER {{ ref = msg.ref  amount = msg.amount  currency = "EUR" }}
+}}
+"""
+
+
+async def test_a_nats_outage_is_said_once_and_shown_by_the_consume_channel_s_status(tmp_path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="bsp.channel.nats")
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv:
+        prog = compile_text(tmp_path, ROUTE.format(url=srv.url), registry=reg)
+        async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await bound(ch, "consumer set up")
+            assert ch.status() == {"connected": True, "up": True, "acked": 0, "naked": 0, "termed": 0,
+                                   "deferred": 0}
+            await srv.stop()
+            await eventually(lambda: value(ch.link.refused.count >= 12), "a dozen reconnection attempts failed")
+            row = ch.status()
+            assert (row["up"], row["connected"]) == (False, False), row
+            assert row["down_since"].endswith("Z") and "Connect call failed" in row["last_error"], row
+            state, reasons = engine_state({"orders": {"address": ch.address, **row}}, True)
+            assert state == "degraded"
+            assert reasons == [f"channel orders ({ch.address}) down since {row['down_since']}: receives nothing "
+                               f"meanwhile; last error: {row['last_error']}"]
+            during = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            await srv.start()
+            await eventually(lambda: value(ch.status()["up"]), "reconnected")
+    said = [m for m in during if m.startswith("channel orders:")]
+    # before: "channel orders: NATS error: ConnectionRefusedError ..." at every attempt (every 100 ms)
+    # at most: the cut (EOF), disconnected, a fetch that failed then, connection refused
+    assert len(said) <= 4, said
+    assert any(m.startswith(f"channel orders: disconnected from NATS at {srv.url}; reconnecting [outage start:")
+               for m in said), said
+    assert any(m.startswith(f"channel orders: cannot reach NATS at {srv.url}: ConnectionRefusedError") for m in said)
+    assert any(r.getMessage().startswith(f"channel orders: reconnected to NATS at {srv.url} [outage end:")
+               for r in caplog.records if r.levelno == logging.WARNING)
