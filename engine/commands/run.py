@@ -28,7 +28,7 @@ def compile_or_exit(paths: list[Path], registry: Any) -> Any:
     if res.program is None:
         # as `bsp check` counts them: the warnings shown above did not stop it, the errors did
         typer.echo(f"error: {summary(res.diagnostics)}; nothing started (fix the errors; warnings alone do "
-                   f"not stop bsp run)", err=True)
+                   f"not stop it)", err=True)
         raise typer.Exit(1)
     return res.program
 

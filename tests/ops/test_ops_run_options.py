@@ -240,5 +240,5 @@ def test_a_route_that_does_not_compile_is_counted_as_bsp_check_counts_it(tmp_pat
     assert res.returncode == 1, res
     assert "error[E036]" in res.stderr and "warning[W010]" in res.stderr, res.stderr
     assert res.stderr.rstrip().splitlines()[-1] == ("error: 1 error, 1 warning; nothing started (fix the errors; "
-                                                   "warnings alone do not stop bsp run)"), res.stderr
+                                                   "warnings alone do not stop it)"), res.stderr
     assert not (tmp_path / "l.duckdb").exists()
