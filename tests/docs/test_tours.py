@@ -246,3 +246,17 @@ def test_what_the_shipped_services_write_under_routes_is_not_left_for_git() -> N
     ignored = set(p.stdout.split())
     assert set(written) <= ignored, f"git would list these as untracked: {sorted(set(written) - ignored)}"
     assert not ignored & set(kept), f"git ignores the folders' .gitkeep: {sorted(ignored & set(kept))}"
+
+
+def test_the_sync_bench_of_the_admin_tour_measures_the_folder_named_and_makes_none(tmp_path: Path) -> None:
+    """tour-admin.md runs `python bench/bench_sync.py --dir /var/lib/bsp`. On a machine without that folder it
+    made it (as root) and measured that, maybe another file system than the ledger's; now it says so, exit 2."""
+    missing = tmp_path / "var" / "lib" / "bsp"
+    p = subprocess.run([sys.executable, "bench/bench_sync.py", "--dir", str(missing), "--count", "1"], cwd=ref.REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert f"error: --dir {missing}: no such folder; give a folder on the ledger's file system" in p.stderr
+    assert not (tmp_path / "var").exists()
+    p = subprocess.run([sys.executable, "bench/bench_sync.py", "--dir", str(tmp_path), "--count", "2", "--sizes",
+                        "100"], cwd=ref.REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and f"{tmp_path}: 2 commits per size and way" in p.stdout, p
