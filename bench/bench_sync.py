@@ -65,14 +65,21 @@ def measure(directory: Path, size: int, count: int, dsync: bool) -> dict[str, fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", type=Path, default=Path("var"), help="a folder on the ledger's file system (default var)")
+    ap.add_argument("--dir", type=Path, default=None, help="a folder on the ledger's file system (default var)")
     ap.add_argument("--count", type=int, default=2000, help="commits per size and way (default 2000)")
     ap.add_argument("--sizes", default="6000,46600",
                     help="record sizes in bytes, comma-separated (default: a small record, and the bench's "
                          "journal record of 64 deals)")
     ap.add_argument("--dsync", action="store_true", help="also time pwritev(..., RWF_DSYNC) (Linux)")
     args = ap.parse_args()
-    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.dir is not None and not args.dir.is_dir():
+        # a folder named is measured where it is: made here, it could land on another file system
+        print(f"error: --dir {args.dir}: no such folder; give a folder on the ledger's file system (the folder "
+              f"of the deployment file's ledger:, as bsp run prints it)", file=sys.stderr)
+        raise SystemExit(2)
+    if args.dir is None:
+        args.dir = Path("var")
+        args.dir.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     ways = [("pwrite+fdatasync", False)]
     if args.dsync and hasattr(os, "RWF_DSYNC"):

@@ -1,4 +1,5 @@
-"""Dead letters: exchanges no route took or that failed for good, and their retry and purge.
+"""Dead letters: every exchange rejected or failed (no route took it, it did not decode, a rule or a
+counterpart refused it ...), and their retry and purge.
 
 The runtime stores them with ``await ledger.dead_letter(DeadLetter(...))``.
 A retry re-injects the raw message, exactly as received, into its channel

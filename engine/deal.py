@@ -263,7 +263,8 @@ class DealEvent:
 
 @dataclass
 class DeadLetter:
-    """An exchange no route could take, or that failed for good: one row of ``dead_letters``.
+    """An exchange that was rejected or failed (no route took it, it did not decode, a rule or a counterpart
+    refused it ...), kept with its message: one row of ``dead_letters``.
 
     ``raw`` is the message exactly as received; a retry re-injects it into
     ``channel`` through the configuration running at that time.

@@ -108,7 +108,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                               "acknowledgement of its flagged reversal (`why`: not_flagged, already_resolved, "
                               "already_settled).", "Problem"),
                         (503, "The deal is not yet loaded into DuckDB from the journal; ask again.", "Problem"))),
-    Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges that no route took or that failed for good.",
+    Endpoint("GET", "/dead-letters", "dead_letters", "Exchanges rejected or failed (unrouted and malformed ones too), with their message.",
              params=(Param("channel", "string", "Channel name."), Param("route", "string", "Route name."),
                      Param("status", "string", "Dead letter status.", enum=DEAD_STATUSES),
                      Param("kind", "string", "The dead letter's error kind (`error_kind`: unreachable, timeout, "

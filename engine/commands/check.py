@@ -211,8 +211,9 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
         if explain and result.program is not None:
             typer.echo(json.dumps(_plan(result.program, version), indent=2, default=str))
         # with --explain stdout is the plan alone (JSON a tool can read); the summary goes to stderr
+        compiled = len(result.sources) or len(files)      # with the files pulled in with `use`
         typer.echo(summary(result.diagnostics)
-                   + (f"; {len(files)} file{'s' if len(files) != 1 else ''} compiled, "
+                   + (f"; {compiled} file{'s' if compiled != 1 else ''} compiled, "
                       f"version {version} ({covers})"
                       if result.program is not None else ""),
                    err=explain)

@@ -18,7 +18,8 @@ from engine.defaults import DEAD_KINDS, DEAD_STATUSES
 
 SELECT = "Selecting by filters"
 
-dead_app = typer.Typer(help="Dead letters: exchanges no route took or that failed for good.",
+dead_app = typer.Typer(help="Dead letters: every exchange rejected or failed (unrouted, malformed, refused by a "
+                "rule or a counterpart, unreachable ...), kept with its message.",
                        no_args_is_help=True, add_completion=False)
 
 

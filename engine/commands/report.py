@@ -100,10 +100,10 @@ def report(
 
 def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, out: Optional[Path],
             party: Optional[str]) -> None:
-    """Build and write the report from ``ledger``; ``label`` names it instead of its path (a snapshot)."""
-    from engine.reports import ReportError, build_report, write
-    from engine.reports.tabular import csv_text
-    from engine.reports.terminal import print_report
+    """Build and write the report from ``ledger``; ``label`` names it instead of its path (a snapshot).
+    A report of a period that holds no deal at all ends with a note naming the days the ledger holds."""
+    from engine.reports import ReportError, build_report
+    from engine.reports.source import empty_period_note
 
     try:
         try:
@@ -114,27 +114,39 @@ def _report(name: str, ledger: Path, label: Optional[str], when: Any, fmt: str, 
             raise ReportError(str(exc).replace(str(ledger), label)) from None
         if label is not None:
             rep.params["ledger"] = label
-        if fmt == "table":
-            print_report(rep)
-            return
-        if fmt == "csv" and out is None:
-            sys.stdout.write(csv_text(rep.main))
-            others = [t.name for t in rep.tables[1:]]
-            if others:
-                typer.echo(f"note: standard output holds the {rep.main.name} table only; the other table(s), "
-                           f"{', '.join(others)}, are written with --out FILE.csv (beside it, as "
-                           f"FILE.{others[0]}.csv ...)", err=True)
-            return
-        if fmt == "json" and out is None:
-            from engine.reports.jsondoc import write_json_doc
-            write_json_doc(rep, sys.stdout)
-            return
-        target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
-        for path in write(rep, fmt, target, inputs=[ledger]):
-            typer.echo(f"wrote {path}", err=True)
+        _output(rep, name, ledger, when, fmt, out)
+        if not any(t.rows for t in rep.tables):
+            note = empty_period_note(ledger, when, label or str(ledger))
+            if note:
+                typer.echo(note, err=True)
     except ReportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _output(rep: Any, name: str, ledger: Path, when: Any, fmt: str, out: Optional[Path]) -> None:
+    from engine.reports import write
+    from engine.reports.tabular import csv_text
+    from engine.reports.terminal import print_report
+
+    if fmt == "table":
+        print_report(rep)
+        return
+    if fmt == "csv" and out is None:
+        sys.stdout.write(csv_text(rep.main))
+        others = [t.name for t in rep.tables[1:]]
+        if others:
+            typer.echo(f"note: standard output holds the {rep.main.name} table only; the other table(s), "
+                       f"{', '.join(others)}, are written with --out FILE.csv (beside it, as "
+                       f"FILE.{others[0]}.csv ...)", err=True)
+        return
+    if fmt == "json" and out is None:
+        from engine.reports.jsondoc import write_json_doc
+        write_json_doc(rep, sys.stdout)
+        return
+    target = out or Path(f"{name}_{when.first}_{when.last}.{fmt}")
+    for path in write(rep, fmt, target, inputs=[ledger]):
+        typer.echo(f"wrote {path}", err=True)
 
 
 def register(app: typer.Typer) -> None:

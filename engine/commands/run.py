@@ -11,7 +11,7 @@ from engine.defaults import DEFAULT_LEDGER
 
 
 def compile_or_exit(paths: list[Path], registry: Any) -> Any:
-    from dsl.diagnostics import render
+    from dsl.diagnostics import render, summary
     from dsl.load import compile_paths
 
     missing = [p for p in paths if not p.exists()]
@@ -26,7 +26,9 @@ def compile_or_exit(paths: list[Path], registry: Any) -> Any:
             sources[f] = Path(f).read_text(errors="replace")
         typer.echo(render(d, sources), err=True)
     if res.program is None:
-        typer.echo(f"error: {len(res.diagnostics)} problem(s); nothing started", err=True)
+        # as `bsp check` counts them: the warnings shown above did not stop it, the errors did
+        typer.echo(f"error: {summary(res.diagnostics)}; nothing started (fix the errors; warnings alone do "
+                   f"not stop it)", err=True)
         raise typer.Exit(1)
     return res.program
 

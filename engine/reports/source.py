@@ -106,4 +106,32 @@ def open_read_only(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-__all__ = ["BusinessDay", "Period", "UTC_DAY", "open_read_only", "parse_day", "period"]
+def deals_around(path: str | Path, when: Period) -> tuple[int, date | None, date | None]:
+    """How many deals ``when`` holds, and the business days (on its clock) of the ledger's first and last
+    deal: what to say when a report comes out empty because the period holds nothing."""
+    con = open_read_only(path)
+    try:
+        n, = con.execute("SELECT count(*) FROM deals WHERE received_at >= ? AND received_at < ?",
+                         when.args).fetchone()
+        first, last = con.execute("SELECT min(received_at), max(received_at) FROM deals").fetchone()
+    finally:
+        con.close()
+    return (int(n), when.clock.day_of(first) if first is not None else None,
+            when.clock.day_of(last) if last is not None else None)
+
+
+def empty_period_note(path: str | Path, when: Period, shown: str) -> str | None:
+    """``note: ...`` when ``when`` holds no deal at all in the ledger, naming the days it does hold; None
+    when it holds some (an empty rejections report is then an answer, not a wrong date)."""
+    n, first, last = deals_around(path, when)
+    if n:
+        return None
+    if first is None:
+        return f"note: {shown} holds no deals yet: the report is empty"
+    held = f"on {first}" if first == last else f"from {first} to {last}"
+    return (f"note: no deals in {when} ({when.clock.describe()}) in {shown}: the report is empty; its deals "
+            f"are {held}: give those days with --from/--to (or --from today)")
+
+
+__all__ = ["BusinessDay", "Period", "UTC_DAY", "deals_around", "empty_period_note", "open_read_only",
+           "parse_day", "period"]

@@ -53,7 +53,8 @@ def helper_problems(line: str) -> list[str]:
         return [] if "import " in line else [f"{line!r}: not a program the tours know how to check"]
     program, rest = m.group(1), shlex.split(m.group(2))
     if program == "pytest":
-        return [f"{p}: no such file or folder" for p in rest if not p.startswith("-") and not (ref.REPO / p).exists()]
+        missing = [f"{p}: no such file or folder" for p in rest if not p.startswith("-") and not (ref.REPO / p).exists()]
+        return missing or pytest_collect_problems(rest)
     if " -m " in program:
         module = program.split()[-1]
         if not (ref.REPO / (module.replace(".", "/") + ".py")).is_file():
@@ -68,6 +69,20 @@ def helper_problems(line: str) -> list[str]:
                               env={**os.environ, "PYTHONWARNINGS": "ignore"}).stdout
     return [f"{line!r}: {program} has no option {w}" for w in rest
             if w.startswith("--") and not re.search(rf"(?<![\w-]){re.escape(w.split('=')[0])}(?![\w-])", helptext)]
+
+
+def pytest_collect_problems(args: list[str]) -> list[str]:
+    """The venv's own `pytest` script (not `python -m pytest`, which puts the working folder on sys.path first)
+    collects what the line names without an error: run from the repository root as the tour shows it."""
+    script = Path(sys.executable).parent / "pytest"
+    if not script.is_file():
+        return []
+    p = subprocess.run([str(script), "--collect-only", "-q", "-p", "no:cacheprovider", *args], cwd=ref.REPO,
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    if p.returncode == 0:
+        return []
+    errors = [ln for ln in p.stdout.splitlines() if ln.startswith(("E ", "ERROR "))][:6]
+    return [f"pytest {' '.join(args)}: does not collect (exit {p.returncode}): " + " | ".join(errors)]
 
 
 @pytest.mark.parametrize("page", TOURS, ids=lambda p: p.name)
@@ -211,3 +226,37 @@ def test_the_tester_tours_replay_step_runs_as_written(tmp_path: Path, monkeypatc
     route.write_text(route.read_text().replace('"paid " + upper(', '"paid " + lower('))
     res = CliRunner().invoke(app, shlex.split(replay_line)[1:])
     assert res.exit_code == 1 and "reply mainframe    message" in res.output, res.output
+
+
+def test_what_the_shipped_services_write_under_routes_is_not_left_for_git() -> None:
+    """README and tour-tester.md run `bsp run routes/claims_payout/`: it writes a result file per claim into
+    routes/claims_payout/results/ (the batch services into inbox/, outbox/). Git ignores them, not the folders'
+    .gitkeep, so `git status` after the tours shows the newcomer's own changes only."""
+    import shutil
+
+    if shutil.which("git") is None or not (ref.REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = ["routes/claims_payout/results/claim-CLM-1-000001.json", "routes/claims_payout/results/voided-20260301.jsonl",
+               "routes/standing_orders/outbox/SO-RESULT-20260301.csv", "routes/standing_orders/inbox/done/b.csv",
+               "routes/receivables_payables/inbox/error/b.csv.reason.txt"]
+    kept = [str(p.relative_to(ref.REPO)) for p in (ref.REPO / "routes").glob("*/*/.gitkeep")]
+    assert kept, "the shipped services keep their folders with .gitkeep"
+    p = subprocess.run(["git", "check-ignore", "--no-index", *written, *kept], cwd=ref.REPO, capture_output=True,
+                       text=True, timeout=30)
+    ignored = set(p.stdout.split())
+    assert set(written) <= ignored, f"git would list these as untracked: {sorted(set(written) - ignored)}"
+    assert not ignored & set(kept), f"git ignores the folders' .gitkeep: {sorted(ignored & set(kept))}"
+
+
+def test_the_sync_bench_of_the_admin_tour_measures_the_folder_named_and_makes_none(tmp_path: Path) -> None:
+    """tour-admin.md runs `python bench/bench_sync.py --dir /var/lib/bsp`. On a machine without that folder it
+    made it (as root) and measured that, maybe another file system than the ledger's; now it says so, exit 2."""
+    missing = tmp_path / "var" / "lib" / "bsp"
+    p = subprocess.run([sys.executable, "bench/bench_sync.py", "--dir", str(missing), "--count", "1"], cwd=ref.REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p
+    assert f"error: --dir {missing}: no such folder; give a folder on the ledger's file system" in p.stderr
+    assert not (tmp_path / "var").exists()
+    p = subprocess.run([sys.executable, "bench/bench_sync.py", "--dir", str(tmp_path), "--count", "2", "--sizes",
+                        "100"], cwd=ref.REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and f"{tmp_path}: 2 commits per size and way" in p.stdout, p

@@ -140,3 +140,15 @@ def test_env_needs_one_deployment_file_alone():
     r = runner.invoke(app, ["check", "--env", "uat", str(BILL_PAYMENT)])
     assert r.exit_code == 2
     assert "--env uat: an environment is chosen in a deployment file" in r.output, r.output
+
+
+def test_the_count_of_files_compiled_includes_those_pulled_in_with_use(tmp_path):
+    """`bsp check routes/fund_management/` said `2 files compiled` while it compiled three: the folder's two
+    and `../common/mainframe.route`, pulled in with `use`."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "shared.route").write_text("format Shared = json\n")
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "svc.route").write_text('use "../common/shared.route"\nformat Own = json\n')
+    r = runner.invoke(app, ["check", str(tmp_path / "svc")])
+    assert r.exit_code == 0, r.output
+    assert "; 2 files compiled, version " in r.output.strip().splitlines()[-1], r.output

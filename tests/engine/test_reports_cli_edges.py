@@ -219,3 +219,23 @@ def test_report_and_reconcile_take_the_ledger_of_a_deployment_file(ledger: Path,
     res = bsp("reconcile", "--deployment", "platform.yaml", "--env", "uat", "--ledger", str(ledger),
               "--against", "el.csv", "--type", "csv", "-q", cwd=tmp_path)
     assert res.returncode == 0, res
+
+
+@pytest.mark.parametrize("fmt", ["html", "table"])
+def test_a_period_without_deals_says_which_days_the_ledger_holds(ledger: Path, tmp_path: Path, fmt: str) -> None:
+    """The README's first report, `--from` a day the newcomer's ledger has no deal of, wrote an empty page and
+    said only `wrote FILE`: it now says the period is empty and which days hold the deals."""
+    res = bsp("report", "daily-summary", "--ledger", str(ledger), "--from", "2026-03-01", "--format", fmt,
+              cwd=tmp_path)
+    assert res.returncode == 0, res
+    assert (f"note: no deals in 2026-03-01 (UTC, midnight to midnight) in {ledger}: the report is empty; its "
+            f"deals are on 2026-11-26: give those days with --from/--to (or --from today)") in res.stderr, res.stderr
+    if fmt == "html":
+        assert (tmp_path / "daily-summary_2026-03-01_2026-03-01.html").is_file()
+
+
+def test_a_period_with_deals_and_no_rejections_has_no_note(ledger: Path, tmp_path: Path) -> None:
+    """An empty rejections report of a day that has deals is an answer (none were rejected), not a wrong day."""
+    res = bsp("report", "rejections", "--ledger", str(ledger), "--from", "2026-11-26", "--format", "csv",
+              "--out", "r.csv", cwd=tmp_path)
+    assert res.returncode == 0 and "note: no deals" not in res.stderr, res

@@ -226,3 +226,19 @@ def test_a_ledger_in_a_folder_that_takes_no_files_says_why(tmp_path: Path) -> No
               "/proc: files cannot be created in this folder (it exists, but creating one fails with 'No such "
               "file or directory': it is on a proc file system, not a disk): bsp writes the ledger's folder "
               "there; give the engine a ledger on a disk (--ledger, or `ledger:` in the deployment file)")
+
+
+def test_a_route_that_does_not_compile_is_counted_as_bsp_check_counts_it(tmp_path: Path) -> None:
+    """One error and one warning: `bsp run` said `2 problem(s); nothing started`, as if the warning had
+    stopped it too; it now counts them as `bsp check` does, and says the warnings do not stop it."""
+    route = tmp_path / "r.route"
+    route.write_text('format Req = json\nformat Rsp = json\n'
+                     'channel front = tcp listen { address = "127.0.0.1:0"  framing = length4 }\n'
+                     'route echo {\n    receive from front as Req\n    deal ECHO { ref = msg.id }\n'
+                     '    reply Rsp { id = msg.id }\n}\n')
+    res = bsp_run(tmp_path)
+    assert res.returncode == 1, res
+    assert "error[E036]" in res.stderr and "warning[W010]" in res.stderr, res.stderr
+    assert res.stderr.rstrip().splitlines()[-1] == ("error: 1 error, 1 warning; nothing started (fix the errors; "
+                                                   "warnings alone do not stop it)"), res.stderr
+    assert not (tmp_path / "l.duckdb").exists()

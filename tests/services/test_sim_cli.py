@@ -132,6 +132,24 @@ def test_sim_usage_errors_name_the_fix(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "--listen clm_insurer: not a channel these services call" in r.stderr
 
 
+def test_sim_with_a_configuration_that_does_not_run_the_service_says_so(tmp_path: Path, monkeypatch) -> None:
+    """`--config routes/platform.yaml` (bill payment only) for claims_payout: exit 2 naming what the file lacks
+    and the fix, for both commands; it was a traceback (`BindError: no format named 'ClaimDebit'`) for one
+    and an exception group for the other."""
+    monkeypatch.setenv("BSP_ADMIN_TOKEN", "t" * 32)
+    platform = str(ROUTES_DIR / "platform.yaml")
+    r = CliRunner().invoke(app, ["sim", "counterparts", "claims_payout", "--config", platform, "--env", "uat"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert ("claims_payout: its routes use channel clm_mainframe, channel clm_clearing, format ClaimDebit"
+            in r.stderr), r.stderr
+    assert f"which {platform} does not declare" in r.stderr and "--config routes/claims_payout/" in r.stderr
+    r = CliRunner().invoke(app, ["sim", "traffic", "claims_payout", "--config", platform, "--count", "1"],
+                           catch_exceptions=False)
+    assert r.exit_code == 2, r.output
+    assert "claims_payout: its routes use channel clm_insurer, format ClaimSettlement" in r.stderr, r.stderr
+
+
 def _iso_0200(amount: str, stan: str) -> dict[str, str]:
     return {"t": "0200", "2": "6228480000000001", "3": "000000", "4": amount, "7": "1127050000", "11": stan,
             "37": f"CP{stan}0001", "41": "ATM00001", "49": "156"}

@@ -77,6 +77,27 @@ class Target:
                            f"give --config routes/{service}/ (or the deployment file that runs it)")
         return decl
 
+    def require(self, service: str, *, counterparts: bool) -> None:
+        """``SimError`` naming every channel and format the service's simulators need (its counterparts', or
+        its inbound traffic's) that this configuration does not declare: said before anything listens or
+        sends, instead of failing on the first codec asked for."""
+        if service == BILL:
+            channels, formats = [BILL_BILLER if counterparts else BILL_INBOUND], []
+        else:
+            svcs = services_named(service)
+            if counterparts:
+                channels = [cp.channel for s in svcs for cp in s.counterparts] + [c for s in svcs for c, _ in s.hosts]
+                formats = [f for s in svcs for cp in s.counterparts for f in (cp.request_format, cp.reply_format)]
+            else:
+                channels = [s.inbound for s in svcs]
+                formats = [f for s in svcs for f in (s.request_format, s.reply_format)]
+        lacks = [f"channel {c}" for c in dict.fromkeys(channels) if c not in self.program.channels]
+        lacks += [f"format {f}" for f in dict.fromkeys(formats) if f and f not in self.program.formats]
+        if lacks:
+            raise SimError(f"{service}: its routes use {', '.join(lacks)}, which {self.label} does not declare: "
+                           f"is it the configuration that runs {service}? Give --config routes/{service}/ (or "
+                           f"the deployment file whose routes include it)")
+
     def address(self, name: str, service: str) -> tuple[str, int]:
         """(host, port) of a channel: the deployment file's override of its address, else the route file's."""
         decl = self.channel(name, service)
@@ -157,6 +178,8 @@ def counterpart_sims(target: Target, services: list[str]) -> list[tuple[str, str
     from engine.sim.biller import BillerSim
     from engine.sim.services.sims import service_sims
 
+    for name in services:
+        target.require(name, counterparts=True)
     out: list[tuple[str, str, Any, str]] = []
     seen: set[str] = set()
     for name in services:
@@ -318,6 +341,7 @@ async def send_traffic(target: Target, service: str, count: int, *, to: tuple[st
     of the configured address), at most ``rate`` a second, and gather the answers by code.
     ``progress(label, total)`` gives the callback each reply advances."""
     weights, repeats = parse_mix(mix, service)
+    target.require(service, counterparts=False)
     if deadline is None:
         deadline = 60.0 + (count / rate if rate else 0.0)
     if service == BILL:
