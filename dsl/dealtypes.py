@@ -15,19 +15,20 @@ from dsl import ast as A
 Warn = Callable[..., None]     # (code, message, pos, help)
 
 
-def _deals(body) -> Iterable[A.Deal]:
+def deals_in(body) -> Iterable[A.Deal]:
+    """The ``deal`` steps of a route's body, those of its ``on error`` blocks too."""
     for s in body:
         if isinstance(s, A.Deal):
             yield s
         elif isinstance(s, A.OnErrorBlock):
-            yield from _deals(s.body)
+            yield from deals_in(s.body)
 
 
 def shared_deal_types(routes: Iterable[A.RouteAst], warn: Warn) -> None:
     first: dict[str, tuple[A.RouteAst, A.Deal]] = {}     # type -> where it is first recorded
     warned: set[tuple[str, str]] = set()                  # (type, file): one warning per file
     for r in routes:
-        for d in _deals(r.body):
+        for d in deals_in(r.body):
             name = d.type.name
             if name not in first:
                 first[name] = (r, d)

@@ -11,16 +11,9 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from dsl import ast as A
+from dsl.dealtypes import deals_in
 
 Warn = Callable[..., None]     # (code, message, pos, help)
-
-
-def _deals(body) -> Iterable[A.Deal]:
-    for s in body:
-        if isinstance(s, A.Deal):
-            yield s
-        elif isinstance(s, A.OnErrorBlock):
-            yield from _deals(s.body)
 
 
 def unkeyed_file_routes(routes: Iterable[A.RouteAst], decls: dict[str, tuple[str, Any]], warn: Warn) -> None:
@@ -31,7 +24,7 @@ def unkeyed_file_routes(routes: Iterable[A.RouteAst], decls: dict[str, tuple[str
         decl = decls.get(recv.channel.name)
         if decl is None or decl[0] != "channel" or decl[1].kind_name != "file.watch":
             continue
-        deals = list(_deals(r.body))
+        deals = list(deals_in(r.body))
         if any(a.parts == ("key",) for d in deals for a in d.assigns):
             continue
         what = f"its deal `{deals[0].type.name}` has no `key`" if deals else "it records its deals without a `key`"
