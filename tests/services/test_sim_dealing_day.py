@@ -4,11 +4,11 @@ reckoned five minutes ahead of the clock so that an order made just before the c
 dealing day (which the routes take) rather than a day they find past (late trading)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 import pytest
 
-from engine.sim.services.common import dealing_day
+from engine.sim.services.common import CNY_HOLIDAYS, dealing_day
 
 
 def _at(text: str) -> datetime:
@@ -31,3 +31,14 @@ def test_a_simulated_fund_order_is_dated_the_dealing_day_the_routes_expect(utc: 
 def test_a_year_the_calendar_does_not_list_is_rolled_over_weekends_only() -> None:
     # the routes then fail the order naming cn_exchange.csv and the year, what the demo should show
     assert dealing_day(at=_at("2027-01-01T08:00:00")) == 20270104    # Friday after the cut-off: Monday
+
+
+@pytest.mark.parametrize(("utc", "day"), [
+    ("2026-11-25T08:54:59", 20261125),     # 16:59:59 in Beijing with the five minutes: that day
+    ("2026-11-25T08:55:00", 20261126),     # 17:00 with them: the next CNAPS business day
+    ("2026-11-27T09:30:00", 20261130),     # Friday after the cut-off: Monday
+    ("2026-10-09T09:30:00", 20261010),     # Friday 9 October after the cut-off: Saturday 10 October, worked
+])
+def test_a_simulated_domestic_remittance_is_dated_the_cnaps_value_date_the_route_expects(utc: str, day: int) -> None:
+    # routes/remittance: value_date(now(), "17:00", cny_calendar, "Asia/Shanghai") refuses an earlier date
+    assert dealing_day(time(17, 0), at=_at(utc), calendar=CNY_HOLIDAYS) == day

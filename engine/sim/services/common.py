@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 from engine.sim.services.model import refuses
 
 CN_EXCHANGE = Path(__file__).resolve().parents[3] / "routes" / "common" / "calendars" / "cn_exchange.csv"
+# the CNAPS business days (China's holidays and the weekend days worked in their place): the remittance
+# routes' cny_calendar
+CNY_HOLIDAYS = Path(__file__).resolve().parents[3] / "routes" / "remittance" / "cny_holidays.csv"
 
 
 def money(rng: random.Random, low: int, high: int) -> Decimal:
@@ -69,15 +72,19 @@ def every(_values: Any) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=1)
-def _cn_exchange() -> Any:
+@functools.lru_cache(maxsize=4)
+def _calendar(path: Path) -> Any:
     from dsl.calendars import build
-    with open(CN_EXCHANGE, newline="", encoding="utf-8") as fh:
-        return build("cn_exchange", CN_EXCHANGE.name, list(csv.DictReader(fh)))
+    with open(path, newline="", encoding="utf-8") as fh:
+        return build(path.stem, path.name, list(csv.DictReader(fh)))
+
+
+def _cn_exchange() -> Any:
+    return _calendar(CN_EXCHANGE)
 
 
 def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes=5),
-                at: datetime | None = None) -> int:
+                at: datetime | None = None, calendar: Path = CN_EXCHANGE) -> int:
     """The trade date (YYYYMMDD) of a fund order sent now (``at``, the wall clock by default): the
     first day the Shanghai and Shenzhen exchanges are open (routes/common/calendars/cn_exchange.csv)
     whose ``cutoff`` (Shanghai time) is still ahead, as the fund routes' ``value_date(now(), cutoff,
@@ -85,11 +92,12 @@ def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes
     ``ahead`` of the clock, so that an order made just before the cut-off and received after it is
     dated the next dealing day (a later date passes), never one the route finds past.  A year the
     calendar does not list is rolled over weekends only: the routes then fail the order naming the
-    calendar and the year, which is what the demo should show."""
+    calendar and the year, which is what the demo should show.  ``calendar``: another calendar file
+    (CNY_HOLIDAYS, the CNAPS business days, for a remittance's value date and its 17:00 cut-off)."""
     from dsl.functions import FunctionError
     local = ((at or datetime.now(timezone.utc)) + ahead).astimezone(ZoneInfo("Asia/Shanghai"))
     day: date = local.date() if local.time() < cutoff else local.date() + timedelta(days=1)
-    cal = _cn_exchange()
+    cal = _calendar(calendar)
     while True:
         try:
             if cal.open(day, "dealing_day"):

@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from engine.sim.services.common import dig, every, mf_code, money, mt_ref, ref_at
+from engine.sim.services.common import CNY_HOLIDAYS, dealing_day, dig, every, mf_code, money, mt_ref, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 DOMESTIC_BANKS = ("102100099996", "103100000026", "105100000017")
@@ -34,7 +34,8 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "debtor_name": rng.choice(NAMES[:4]), "creditor_acct": f"{rng.randrange(10**12):012d}",
         "creditor_name": rng.choice(NAMES), "creditor_bank": rng.choice(DOMESTIC_BANKS if domestic else FOREIGN_BANKS),
         "amount": money(rng, 10, 200_000), "currency": "CNY" if domestic else rng.choice(("USD", "EUR", "HKD")),
-        "value_date": 20261125, "charges": "SHA", "purpose": "INVOICE " + str(rng.randrange(1000, 9999)),
+        # the first CNAPS business day whose 17:00 cut-off (Beijing) is still ahead, as the routes want
+        "value_date": dealing_day(dt.time(17, 0), calendar=CNY_HOLIDAYS), "charges": "SHA", "purpose": "INVOICE " + str(rng.randrange(1000, 9999)),
     }
     if values["creditor_bank"] in IBAN_BANKS:             # banks.csv account_form IBAN: paid to an IBAN only
         values["creditor_acct"] = iban(IBAN_BANKS[values["creditor_bank"]], rng)

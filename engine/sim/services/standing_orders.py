@@ -28,7 +28,10 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
         "utility_id": rng.choice(("UT000001", "UT000002", "UT000003")), "mandate_ref": mandate,
         "debtor_name": rng.choice(("JANE PAYER", "JOHN DEBTOR", "MARIE CLIENT")), "debtor_iban": rng.choice(IBANS),
         "amount": money(rng, 5, 1_900), "currency": "EUR",
-        "due_date": _berlin_today() + dt.timedelta(days=rng.randrange(0, 30)), "bill_ref": f"BILL-{n:07d}",
+        # 5 days ahead at least: METRO GAS (UT000003) collects a due date on a non-business day on the business
+        # day before (utilities.csv non_business_day preceding), at most 4 days back (Easter Monday -> Thursday),
+        # so a sooner due date could be moved into the past and refused 57
+        "due_date": _berlin_today() + dt.timedelta(days=rng.randrange(5, 35)), "bill_ref": f"BILL-{n:07d}",
     }
     code = "00"
     if kind == "rejected":
