@@ -12,6 +12,8 @@ from engine.sim.services.model import Counterpart, Request, Service, refuses, tr
 BONDS = {"CND100012012": (Decimal("100.00"), Decimal("3.8000"), 1, "CNY"),
          "CND100012020": (Decimal("100.00"), Decimal("2.9500"), 2, "CNY"),
          "XS2100000004": (Decimal("1000.00"), Decimal("4.2500"), 2, "USD")}
+# isin: maturity (YYYYMMDD) -- a redemption is claimed on it; coupons on 2026-11-25, a coupon date of all three
+MATURITY = {"CND100012012": 20261125, "CND100012020": 20261125, "XS2100000004": 20270525}
 
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
@@ -24,7 +26,8 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     values: dict[str, Any] = {
         "txn_code": "BC02" if coupon else "BC01", "trace_no": ref, "isin": isin,
         "holder_acct": f"6222{rng.randrange(10**12):012d}", "holding": holding,
-        "amount": amount.quantize(Decimal("0.01"), ROUND_HALF_UP), "currency": ccy, "pay_date": 20261125,
+        "amount": amount.quantize(Decimal("0.01"), ROUND_HALF_UP), "currency": ccy,
+        "pay_date": 20261125 if coupon else MATURITY[isin],
     }
     code = "00"
     if kind == "rejected":

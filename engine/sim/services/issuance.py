@@ -12,7 +12,7 @@ from engine.sim.services.model import Counterpart, Request, Service, refuses, tr
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     ref = trace("IS", n, kind, run=run)
     qty = rng.randrange(10, 5000)
-    price = Decimal("100.0000") if rng.random() < 0.7 else Decimal("99.8500")
+    price = Decimal("100.0000")     # the issue price of both open issues (routes/issuance/issues.csv)
     values: dict[str, Any] = {
         "txn_code": "IS01", "trace_no": ref, "isin": rng.choice(("CND100012343", "CND100012350")),
         "investor_acct": f"6222{rng.randrange(10**12):012d}", "quantity": qty, "price": price,

@@ -15,7 +15,8 @@ REASONS = ("SETTLEMENT_FAIL", "AMOUNT_MISMATCH", "MISSING_CONFIRMATION", "LIMIT_
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     ref = trace("MO", n, kind, run=run)
     if rng.random() < 0.5:
-        values: dict[str, Any] = {"type": "LIMIT", "request_id": ref, "limit_id": rng.choice(LIMITS)}
+        values: dict[str, Any] = {"type": "LIMIT", "request_id": ref, "limit_id": rng.choice(LIMITS),
+                                  "user": "mo.analyst"}
         if kind == "rejected":
             values["limit_id"] = "NOSUCHLIMIT"
     else:
