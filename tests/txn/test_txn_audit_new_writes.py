@@ -59,9 +59,7 @@ def _report(path: Path):
 def tampering_is_named(ledger: Path, tmp: Path, seq: int, table: str, field: str, new_sql: str) -> None:
     """The record at ``seq`` of ``table``: its ``field`` set to ``new_sql``, the record deleted, and the record
     swapped with the one before it in the chain: verify names each, at that record."""
-    last = rows(ledger, f"SELECT max(chain_seq) AS m FROM (SELECT chain_seq FROM deals UNION ALL SELECT chain_seq "
-                        f"FROM deal_steps UNION ALL SELECT chain_seq FROM deal_events UNION ALL SELECT chain_seq "
-                        f"FROM dead_letters UNION ALL SELECT chain_seq FROM config_versions)")[0]["m"]
+    last = rows(ledger, "SELECT chain_seq AS m FROM audit_head")[0]["m"]
     modified = _report(_edit(ledger, tmp / "modified.duckdb",
                              f"UPDATE {table} SET {field} = {new_sql} WHERE chain_seq = {seq}"))
     assert not modified.ok
