@@ -232,3 +232,31 @@ async def test_a_key_conflict_on_the_match_is_chained(nursery, tmp_path: Path) -
                        "replace(detail, 'match', 'amount')")
     story = show(ledger, conflict["deal_id"])
     assert "-> key_conflict" in story and "match (a different value; not shown)" in story, story
+
+
+@pytest.mark.xfail(strict=True, reason="dead_letters.status, retried_at and retry_outcome are outside the audit chain "
+                   "(docs/security.md#audit-chain, 'Not covered by the mac'): a letter a retry settled (engine/txn/"
+                   "retry_settle.py writes them at start-up too) can be set back to new by hand, and the next `bsp "
+                   "dead retry` runs it again; verify says intact.  Remove the mark once status changes are chained.")
+async def test_a_settled_dead_letter_set_back_to_new_by_hand_is_named(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from engine.deal import DeadLetter, new_deal_id
+    from engine.ledger import open_ledger
+
+    ledger = tmp_path / "l.duckdb"
+    at = datetime.now(timezone.utc)
+    async with open_ledger(ledger, keyring=None) as led:
+        assert led.audited
+        await led.dead_letter(DeadLetter(route="pay", channel="front", reason="channel back: unreachable",
+                                         raw=b'{"ref":"R1"}', config_version="v1", error_kind="unreachable", id="d1"))
+        deal = new_deal_id()
+        claimed, _ = await led.claim_dead_letter("d1", at=at, note="in progress", deal_id=deal)
+        assert claimed
+        # what retry_settle writes on the next start when the retry's deal committed
+        await led.mark_dead_letters(["d1"], status="retried", retried_at=at,
+                                    retry_outcome=f"committed (deal {deal}) (settled on restart)")
+    audit_clean(ledger)
+    edited = _report(_edit(ledger, tmp_path / "edited.duckdb",
+                           "UPDATE dead_letters SET status = 'new', retried_at = NULL, retry_outcome = NULL"))
+    assert not edited.ok
