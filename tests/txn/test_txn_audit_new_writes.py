@@ -260,3 +260,42 @@ async def test_a_settled_dead_letter_set_back_to_new_by_hand_is_named(tmp_path: 
     edited = _report(_edit(ledger, tmp_path / "edited.duckdb",
                            "UPDATE dead_letters SET status = 'new', retried_at = NULL, retry_outcome = NULL"))
     assert not edited.ok
+
+
+UNFRAMEABLE = """
+format J = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2  max_frame = 64 }
+route pay {
+    receive from front as J
+    deal PAY { ref = msg.ref  amount = 1.00 }
+    reply J { ref = msg.ref  note = msg.note  again = msg.note }
+}
+"""
+
+
+async def test_a_reply_not_sent_event_appended_after_its_deal_is_chained(tmp_path: Path) -> None:
+    """tcp listen: a reply the framing cannot carry; the event is appended after the deal's row (append_story)."""
+    from formats.framing import LengthPrefixFramer
+
+    program = compile_text(tmp_path, UNFRAMEABLE)
+    ledger = tmp_path / "l.duckdb"
+    f = LengthPrefixFramer(2)
+    async with running(program, ledger) as sb:
+        assert sb.ledger.audited
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"ref":"A1","note":"ok"}')          # a deal before it, answered
+        assert [r["ref"] for r in await c.recv_json(1)] == ["A1"]
+        await c.aclose()
+        conn = await trio.open_tcp_stream("127.0.0.1", sb.channel("front").port)
+        await conn.send_all(f.frame(b'{"ref":"B2","note":"%s"}' % (b"x" * 40)))
+        with trio.fail_after(10):            # a guard, not a timing: the engine closes the connection
+            while await conn.receive_some(4096):
+                pass
+        await conn.aclose()
+    (b2,) = rows(ledger, "SELECT deal_id FROM deals WHERE reference = 'B2'")
+    ev = _event(ledger, b2["deal_id"], "reply_not_sent")
+    assert "cannot be framed" in ev["detail"]["reason"]
+    audit_clean(ledger)
+    tampering_is_named(ledger, tmp_path, ev["seq"], "deal_events", "to_state", "'committed'")
+    story = show(ledger, b2["deal_id"])
+    assert "-> reply_not_sent" in story and "cannot be framed" in story, story
