@@ -81,6 +81,11 @@ async def recover_channel(mgr: Any, disp: Any) -> int:
     return len(pending)
 
 
+NOT_SENT = ("its row was not in the ledger when the engine started again: the ledger could not be written when the "
+            "deal ended (a full disk), or the engine stopped between the deal's answer and its row, so no reply was "
+            "sent; its row was written on restart from the transaction log")
+
+
 async def _rerecord(mgr: Any, disp: Any) -> None:
     """Deals whose answer was logged but whose ledger row may not have been committed (a crash
     between the two): commit the row again from the log, unless a row with that deal id is already stored."""
@@ -92,6 +97,10 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
     if not ends:
         return
     now = datetime.now(timezone.utc)
+    # nothing is answered before its row is stored (a commit that fails withholds the reply): on a durable
+    # ledger a row missing now was never stored, so its sender got no reply, as the running engine's late write
+    # says (engine/txn/late_record.py); with --ledger-sync none a reply leaves before the row is durable
+    unsent = getattr(mgr.ledger, "sync", "duckdb") != "none"
     records = [DealRecord(
         deal_id=e["id"], deal_type=e.get("type") or e["route"], route=e["route"],
         config_version=e.get("version") or "?", channel=e["channel"], status=e["status"],
@@ -99,7 +108,9 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
         amount=Decimal(e["amount"]) if e.get("amount") is not None else None, currency=e.get("currency"),
         party=e.get("party"), response_code=e.get("code"), reason=e.get("reason"),
         events=[DealEvent(now, None, e["status"], {"recovered": "answer logged before a crash; row written on restart",
-                                                  "key": e.get("key")})],
+                                                  "key": e.get("key")}),
+                *([DealEvent(now, e["status"], "reply_not_sent", {"reason": NOT_SENT, "channel": e["channel"]})]
+                  if unsent else [])],
         dead_letter=_dead_letter(mgr, e),
     ) for e in ends]
     shared_keys.recovered_ends(getattr(disp, "keys", None), ends)   # their final state may be missing there too

@@ -299,3 +299,47 @@ async def test_a_reply_not_sent_event_appended_after_its_deal_is_chained(tmp_pat
     tampering_is_named(ledger, tmp_path, ev["seq"], "deal_events", "to_state", "'committed'")
     story = show(ledger, b2["deal_id"])
     assert "-> reply_not_sent" in story and "cannot be framed" in story, story
+
+
+async def test_a_deal_left_to_the_next_start_after_a_full_disk_says_no_reply_was_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_KEPT (or when the engine stops while the disk is still full) a deal whose calls went out and whose
+    row could not be written is left to the next start, which writes it from the transaction log: its story must
+    say, as the late write's does, that no reply was sent (it said only "answer logged before a crash")."""
+    from engine.txn import late_record
+
+    monkeypatch.setattr(late_record, "MAX_KEPT", 0)      # none kept in memory: the next start writes them
+    ledger = tmp_path / "l.duckdb"
+
+    def ok(req: dict) -> dict:
+        return {"status": "OK", "ref": req["ref"]}
+
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, ok)
+        program = compile_text(tmp_path, LATE % port)
+        async with running(program, ledger, sync="journal") as sb:
+            c = await Client.open(sb.channel("front").port)
+            jl = sb.ledger
+            while not hasattr(jl, "_fd"):
+                jl = jl._ledger
+            good, jl._fd = jl._fd, os.open(tmp_path / "read-only", os.O_RDONLY | os.O_CREAT)   # the disk is full
+            try:
+                await c.send(b'{"ref":"K1"}')
+                stats = sb.dispatchers["front"].stats
+                with trio.fail_after(10):                   # a guard, not a timing
+                    while stats.unrecorded < 1:
+                        await trio.sleep(0.01)
+            finally:
+                os.close(jl._fd)
+                jl._fd = good                               # room again
+            await c.stream.aclose()
+        assert rows(ledger, "SELECT deal_id FROM deals WHERE reference = 'K1'") == []     # left to the next start
+        async with running(program, ledger, sync="journal"):
+            pass
+        nursery.cancel_scope.cancel()
+    (k1,) = rows(ledger, "SELECT deal_id FROM deals WHERE reference = 'K1'")
+    ev = _event(ledger, k1["deal_id"], "reply_not_sent")
+    assert "no reply was sent" in ev["detail"]["reason"], ev
+    audit_clean(ledger)
+    story = show(ledger, k1["deal_id"])
+    assert "-> reply_not_sent" in story, story
