@@ -73,23 +73,40 @@ def _deal_values(plan: Any, ex: Any, st: Any) -> bool:
     return True
 
 
-def _take(plan: Any, ex: Any, st: Any, key: str) -> dict[str, Any] | None:
-    """Make ``ex`` a repeat of ``key``: its deal values, its key; the step's refusal set aside and returned
-    as the note its duplicate record carries (None when its deal values cannot be had: it stays refused)."""
+def _take(plan: Any, ex: Any, st: Any, key: str, fp: str | None) -> dict[str, Any] | None:
+    """Make ``ex`` a repeat of ``key`` (whose original's fingerprint is ``fp``): its deal values, its key; the
+    step's refusal set aside and returned as the note its duplicate record carries.  None, the refusal
+    standing and the exchange as it was, when its deal values cannot be had, or when it lacks a value the
+    original has (a request refused for its missing amount is refused for that, not called a conflict)."""
+    saved, match = tuple(getattr(ex, name) for name in _DEAL_FIELDS), st.match
     if not _deal_values(plan, ex, st):
         return None
-    if getattr(plan, "match", None) is not None:
-        # the deal's `match` (a changed beneficiary account): compared with the original's as for any repeat,
-        # so a refused repeat that names another account is a key conflict, never the original's answer
-        try:
+    try:
+        if getattr(plan, "match", None) is not None:
+            # the deal's `match` (a changed beneficiary account): compared with the original's as for any
+            # repeat, so a refused repeat that names another account is a key conflict, never the original's answer
             st.match = fingerprint.digest(plan.match(ex.scope))
-        except Exception:
-            return None                            # it cannot be had: the step's refusal stands
+        lacks = _lacks(fp, ex, st)
+    except Exception:
+        lacks = True                               # it cannot be had: the step's refusal stands
+    if lacks:
+        for name, value in zip(_DEAL_FIELDS, saved):
+            setattr(ex, name, value)
+        st.match = match
+        return None
     f = ex.failure
     st.keyed, st.key = True, key
     ex.failure = None
     ex.scope["error"] = None                       # as before any failure (Dispatcher._route)
     return {"kind": f.kind, "code": f.code, "reason": f.detail}
+
+
+def _lacks(fp: str | None, ex: Any, st: Any) -> bool:
+    """The refused repeat lacks a value in which it differs from its original (no amount where the original
+    has one): its own refusal says what is wrong with it; only values present on both sides make a conflict."""
+    missing = {"amount": ex.amount is None, "currency": ex.currency is None, "party": ex.party is None,
+               "match": st.match is None}
+    return any(missing.get(name) for name, _, _ in fingerprint.differs(fp, fingerprint.of_exchange(ex, st.match)))
 
 
 async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, str]]:
@@ -115,7 +132,7 @@ async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, 
         if end is None:
             left.append((ex, st, key))
             continue
-        note = _take(plan, ex, st, key)
+        note = _take(plan, ex, st, key, end.get("fp"))
         if note is not None and not txn.conflicts(plan, ex, st, end.get("fp"), end["id"]):
             txn._duplicate(ex, st, {**end, "refused": note})
     if left and txn.log.horizon is not None:       # past the retention: the ledger's deal key index
@@ -127,7 +144,7 @@ async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, 
             if old is None:
                 still.append((ex, st, key))
                 continue
-            note = _take(plan, ex, st, key)
+            note = _take(plan, ex, st, key, old.get("fp"))
             if note is not None and not txn.conflicts(plan, ex, st, old.get("fp"), old["deal_id"]):
                 txn._duplicate_past(ex, st, old, note)
         left = still
@@ -158,7 +175,7 @@ async def _shared(txn: Any, plan: Any, left: list[tuple[Any, Any, str]]) -> list
         except Exception:                          # sealed with another keyring: the refusal stands
             still.append((ex, st, key))
             continue
-        note = _take(plan, ex, st, key)
+        note = _take(plan, ex, st, key, v.get("fp"))
         if note is not None and not txn.conflicts(plan, ex, st, v.get("fp"), end["id"]):
             txn._duplicate(ex, st, {**end, "refused": note})
     return still
@@ -176,10 +193,10 @@ def in_batch(txn: Any, plan: Any, group: list[Any], left: list[tuple[Any, Any, s
         first = firsts.get(key)
         if first is None or ex.failure is None:
             continue
-        note = _take(plan, ex, st, key)
+        fp = fingerprint.of_exchange(first, txn.states[first].match)
+        note = _take(plan, ex, st, key, fp)
         if note is None:
             continue
-        if not txn.conflicts(plan, ex, st, fingerprint.of_exchange(first, txn.states[first].match),
-                             txn.states[first].deal_id):
+        if not txn.conflicts(plan, ex, st, fp, txn.states[first].deal_id):
             ex.reply = ex.reply_values = ex.reply_json = None
             st.duplicate_of = {"pending": first, "refused": note}
