@@ -7,6 +7,7 @@ import os
 import functools
 import logging
 
+import duckdb
 import orjson
 import trio
 
@@ -129,7 +130,16 @@ async def test_deal_not_recorded_is_naked_and_redelivered_up_to_max_deliver(tmp_
                 return ch.acked == 1 and i.num_ack_pending == 0
 
             await eventually(acked, "N-2 acked")
-    assert [r["reference"] for r in deals(tmp_path / "ledger.duckdb")] == ["N-2"]
+    # each of N-1's three deliveries called the counterpart (the route has no deal key) and its row was refused:
+    # the running engine writes them once the disk takes writes again (engine/txn/late_record.py), each with an
+    # event reply_not_sent, so the ledger says what the counterpart saw (before 2026-11-27 they appeared only
+    # after a restart)
+    got = deals(tmp_path / "ledger.duckdb")
+    assert [(r["reference"], r["status"]) for r in got] == [("N-1", "committed")] * 3 + [("N-2", "committed")]
+    late = {r["deal_id"] for r in got if r["reference"] == "N-1"}
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+        noted = {d for (d,) in con.execute("SELECT deal_id FROM deal_events WHERE to_state = 'reply_not_sent'").fetchall()}
+    assert noted == late
     assert "journal: write works again after 3 failure(s)" in caplog.text    # the journal says it, once each way
     # the server drops N-1 after its last nak without a word: the channel says so, once
     given_up = [r.getMessage() for r in caplog.records if "max_deliver" in r.getMessage()]
