@@ -222,7 +222,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     keys = getattr(disp, "keys", None)      # the channel's shared key store: it gets the final state
     ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0,
                                          extra={"recovered_keys": keys} if keys is not None else {}), raw, at, 0)
-    st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True)
+    # ``m``: the digest of the deal's ``match`` (begin entry): kept in its end's fingerprint (key_conflict)
+    st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True, match=b.get("m"))
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
     disp._route(ex)
