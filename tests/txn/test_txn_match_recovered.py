@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import trio
 
 from engine.txn import fingerprint, manager_for
@@ -18,7 +19,7 @@ from engine.txn.log import TxnLog, log_path
 from test_txn_key_conflict import ask
 from test_txn_key_conflict_match import IBAN, OTHER, claim
 from test_txn_pivot_restart import Silent
-from txnkit import Client, compile_text, deals, json_counterpart, running
+from txnkit import Client, Counterpart, Unwritable, compile_text, deals, json_counterpart, running
 
 ROUTE = """
 format J = json
@@ -38,8 +39,6 @@ route payout {
 
 
 async def test_a_deal_resolved_on_restart_keeps_its_match(nursery, tmp_path: Path) -> None:
-    import orjson
-
     credit = Silent()
     program = compile_text(tmp_path, ROUTE % await json_counterpart(nursery, credit.answer))
     ledger = tmp_path / "l.duckdb"
@@ -66,3 +65,37 @@ async def test_a_deal_resolved_on_restart_keeps_its_match(nursery, tmp_path: Pat
     assert other == {"ref": "C7", "code": "12", "kind": "key_conflict"}
     assert same["kind"] == "duplicate" or same["code"] == "96", same  # the same claim: the flagged deal's answer
     assert credit.counts[("post", "C7")] == 1
+
+
+async def test_a_deal_answered_while_the_log_could_not_be_written_keeps_its_match_after_a_restart(
+        nursery, tmp_path: Path) -> None:
+    """Its ``end`` never reached the log (a full disk after the call went out); its ledger row did.  The restart
+    writes its ``end`` from the row (``recovery._answered_rows``), whose fingerprint has no match: until
+    2026-11-27 a repeat naming another IBAN was then answered with the original's reply (code 00, PAID)."""
+
+    state: dict = {}
+    credit = Counterpart()
+
+    def answer(req: dict) -> dict:
+        if req.get("op") == "post" and "broken" not in state:
+            state["broken"] = Unwritable(state["mgr"].log)     # the call went out: the log cannot take the end
+        return credit.answer(req)
+
+    program = compile_text(tmp_path, ROUTE % await json_counterpart(nursery, answer))
+    ledger = tmp_path / "l.duckdb"
+    try:
+        async with running(program, ledger) as sb:
+            state["mgr"] = manager_for(sb.ledger)
+            (first,) = await ask(sb.channel("front").port, claim("C8"))
+    finally:
+        if "broken" in state:
+            state["broken"].restore()
+    assert first == {"ref": "C8", "code": "00", "conf": "C-C8-post"}
+    assert [d["status"] for d in deals(ledger)] == ["committed"]
+    async with running(program, ledger) as sb:         # recovery: the row says it was answered
+        other, same = await ask(sb.channel("front").port, claim("C8", OTHER), claim("C8"))
+        fp = manager_for(sb.ledger).log.ends["payout|C8"]["fp"]
+    assert other == {"ref": "C8", "code": "12", "kind": "key_conflict"}
+    assert fp.endswith("|" + fingerprint.digest(IBAN)), fp
+    assert same == first
+    assert credit.counts[("post", "C8")] == 1
