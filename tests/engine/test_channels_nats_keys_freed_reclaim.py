@@ -69,3 +69,56 @@ async def test_a_lost_release_answer_does_not_delete_the_next_claim_of_the_key(t
             assert orjson.loads(entry.value)["deal"] == "D2"          # D2's claim stands in the bucket
             assert bk in keys.held and keys.held[bk][1]["deal"] == "D2"   # and is still renewed, finished here
             assert bk not in keys.pending
+
+
+async def test_a_lost_release_answer_then_another_engines_claim_is_no_takeover(tmp_path, caplog) -> None:
+    """The release landed unanswered and another engine claimed the free key before the next round: the
+    round's compare-and-set fails on that claim, which is no takeover of ours (it names no ``flagged``): the
+    release is done, and no ERROR says that engine took the key over and flagged its copy."""
+    import logging
+
+    caplog.set_level(logging.ERROR, logger="bsp.channel.nats")
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        prog = compile_text(tmp_path, ROUTE.format(url=srv.url), registry=reg)
+        async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await bound(ch, "consumer set up")
+            keys = ch.keys
+            key = "take_order|R-2"
+            bk = keys.name(key)
+            (first,) = await keys.claim([(key, "D1")], 0)
+            assert first.outcome == "claimed"
+            keys.pending[bk] = {"deal": "D1", "freed": True}
+            kv = await nc.call(nc.js.key_value, "BSP_KEYS")
+            await nc.call(kv.delete, bk, last=keys.held[bk][0])
+            other = {"engine": "other-host:1234abcd", "deal": "E1", "run": "r", "at": "2026-11-27T09:00:00+00:00",
+                     "state": "running"}
+            await nc.call(kv.create, bk, orjson.dumps(other))          # the other engine's fresh claim
+            await keys._write(list(keys.pending), final=True)
+            assert bk not in keys.pending and bk not in keys.held      # the release is done
+            assert orjson.loads((await nc.call(kv.get, bk)).value)["deal"] == "E1"    # its claim untouched
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], errors
+
+
+async def test_a_lost_release_answer_is_settled_by_the_next_round(tmp_path) -> None:
+    """Nobody claimed the key since: the next round's delete fails its compare-and-set on our own delete
+    marker (nats-py raises a plain API error 10071 for a delete); it is recognised as ours and settled, not
+    tried again every round for ever with the claim kept as held."""
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv, nats_client(srv.url) as nc:
+        prog = compile_text(tmp_path, ROUTE.format(url=srv.url), registry=reg)
+        async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("orders")
+            await bound(ch, "consumer set up")
+            keys = ch.keys
+            key = "take_order|R-3"
+            bk = keys.name(key)
+            (first,) = await keys.claim([(key, "D1")], 0)
+            assert first.outcome == "claimed"
+            keys.pending[bk] = {"deal": "D1", "freed": True}
+            kv = await nc.call(nc.js.key_value, "BSP_KEYS")
+            await nc.call(kv.delete, bk, last=keys.held[bk][0])
+            await keys._write(list(keys.pending), final=True)
+            assert bk not in keys.pending and bk not in keys.held
