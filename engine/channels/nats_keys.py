@@ -61,6 +61,15 @@ _BUCKET = re.compile(r"^[A-Za-z0-9_-]+$")
 _UNKNOWN = object()       # a key whose state could not be read (nats_keys.SharedKeys._landed)
 
 
+def _fresh_claim(raw: bytes | None, engine: str) -> bool:
+    """A running claim in the bucket that is not a takeover of ``engine``'s claim."""
+    try:
+        have = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(have, dict) and have.get("state") == "running" and have.get("flagged") != engine
+
+
 def bucket_option(channel: str, options: dict[str, Any]) -> str | None:
     value = options.get("keys")
     if value is None:
@@ -193,7 +202,7 @@ class SharedKeys:
         of ``bks``; keys with a write on its way are left out (each revision is written once)."""
         import asyncio
 
-        from nats.js.errors import KeyWrongLastSequenceError
+        from nats.js.errors import APIError, KeyWrongLastSequenceError
 
         held, busy = self.held, self._busy
         todo = [(bk, self.pending[bk] if final else held[bk][1], held[bk][0]) for bk in bks
@@ -202,9 +211,17 @@ class SharedKeys:
         if not todo or kv is None or not self.link.connected:
             return
 
+        async def delete(bk: str, rev: int) -> Any:
+            try:
+                return await kv.delete(bk, last=rev)
+            except APIError as exc:       # nats-py raises the plain error for a delete (an update's is typed)
+                if getattr(exc, "err_code", None) in (10071, 10164):
+                    raise KeyWrongLastSequenceError(description=exc.description) from None
+                raise
+
         def write(bk: str, v: dict[str, Any], rev: int) -> Any:
             if v.get("freed"):                # a deal whose key is free: its claim deleted (compare-and-set)
-                return kv.delete(bk, last=rev)
+                return delete(bk, rev)
             return kv.update(bk, orjson.dumps(v), last=rev)
 
         async def all_of() -> list[Any]:
@@ -268,7 +285,11 @@ class SharedKeys:
                 entry = await kv.get(bk)
             except (KeyDeletedError, KeyNotFoundError):
                 return 0 if value.get("freed") else None
-            return entry.revision if not value.get("freed") and entry.value == orjson.dumps(value) else None
+            if value.get("freed"):
+                # a claim running that is no takeover of ours (a takeover names this engine, ``flagged``): the
+                # key was freed by our delete, then claimed afresh by another engine
+                return 0 if _fresh_claim(entry.value, self.engine) else None
+            return entry.revision if entry.value == orjson.dumps(value) else None
 
         async def all_of() -> list[Any]:
             return await asyncio.gather(*(read(bk, v) for bk, v in moved), return_exceptions=True)

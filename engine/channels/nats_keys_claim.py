@@ -74,6 +74,9 @@ async def claim(keys: SharedKeys, items: list[tuple[str, str]], batch: int) -> l
 
 async def judge(keys: SharedKeys, bk: str, value: dict[str, Any], res: Any, batch: int) -> Claim:
     if isinstance(res, int):
+        # a final state still pending for this key is an earlier deal's whose write landed unanswered (a freed
+        # key's release: the key was free for this create; or a key aged out): never written on this new claim
+        keys.pending.pop(bk, None)
         keys.held[bk] = (res, value, batch)
         keys.claims += 1
         return Claim("claimed")

@@ -16,7 +16,8 @@ Entries (``t``):
     begin   a deal accepted by a transactional route, before its first call:
             id, route, channel, key, at, raw (the request as received); a route with plugin steps with
             side effects: effects (their names; each gets a ``running`` mark before it runs, so
-            recovery may take a missing mark as "never started")
+            recovery may take a missing mark as "never started"); a route whose deal names a ``match``: m (its
+            digest, ``engine.txn.fingerprint``: kept in the fingerprint of a deal resolved on restart)
     step    a participant's progress: id, step, phase (a call: sending | done | failed |
             compensating | compensated | compensation_failed | reversing; a plugin step with side
             effects: running | done | failed | compensated | compensation_failed), reply (done: the

@@ -763,6 +763,8 @@ class TxnManager:
                         "raw": self.seal(ex.raw, f"raw|{st.deal_id}")}
             if marked:               # a `running` mark precedes each of these steps: recovery may trust its absence
                 st.begin["effects"] = marked
+            if st.match is not None:  # the deal's match digest: a deal resolved on restart keeps it in its fp
+                st.begin["m"] = st.match
         return out
 
     def _key(self, plan: RoutePlan, live: list[Any]) -> None:

@@ -53,7 +53,7 @@ from typing import Any
 
 from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
-from engine.txn import pivot, shared_keys
+from engine.txn import fingerprint, pivot, shared_keys
 from engine.txn.plan import plan_of
 
 log = logging.getLogger("bsp.txn.recovery")
@@ -183,13 +183,20 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
         ends.append({"t": "end", "id": p.id, "key": key, "status": row["status"] if mine else "recorded",
                      "code": row.get("response_code") if mine else None,
                      "reply": mgr.seal(text.encode("utf-8"), f"reply|{p.id}") if text is not None else None,
-                     "fin": now, "recorded": True, **({"fp": row["fp"]} if mine and row.get("fp") else {})})
+                     "fin": now, "recorded": True, **({"fp": _with_match(row["fp"], p.begin.get("m"))}
+                                                      if mine and row.get("fp") else {})})
     log.warning("recovery: %d deal(s) in flight in the transaction log already have their ledger row (answered "
                 "while the log could not be written): not resolved again", len(ends))
     shared_keys.recovered_ends(getattr(disp, "keys", None), [e for e in ends if e["status"] != "recorded"])
     revs = await _reversals_due(mgr, pending)
     await mgr.write(revs + ends)
     _resume(mgr, revs)
+
+
+def _with_match(fp: str, match: str | None) -> str:
+    """The ledger row's fingerprint (amount, currency, party: the row has no match) with the deal's match digest
+    from its ``begin`` entry, so that a repeat naming another account stays a key_conflict."""
+    return fp if match is None or fp.count(fingerprint.SEP) != 2 else f"{fp}{fingerprint.SEP}{match}"
 
 
 async def _reversals_due(mgr: Any, pending: list[Any]) -> list[dict[str, Any]]:
@@ -233,7 +240,8 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     keys = getattr(disp, "keys", None)      # the channel's shared key store: it gets the final state
     ex = Exchange(disp.channel, ConnInfo(disp.channel, "recovery", 0,
                                          extra={"recovered_keys": keys} if keys is not None else {}), raw, at, 0)
-    st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True)
+    # ``m``: the digest of the deal's ``match`` (begin entry): kept in its end's fingerprint (key_conflict)
+    st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True, match=b.get("m"))
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
     disp._route(ex)
