@@ -599,6 +599,11 @@ class LiveEngine:
             log.warning("reload: admin API tokens: %s", token_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
+        for name in rebind:          # a channel object replaced: its counts since start go on in the new one
+            was, now = old.channels.get(name), gen.channels.get(name)
+            take_over = getattr(now, "take_over", None)
+            if was is not None and take_over is not None and type(was) is type(now):
+                take_over(was)
         old.retire()
         self._retiring.append(old)
         # listening channels on the same address: the new one adopts the old one's sockets, which stay open
