@@ -49,6 +49,7 @@ class Generation:
         self.idle = trio.Event()
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
         self.certs: list[Any] = []       # engine.certexpiry.CertExpiry of its channels' cert / ca files
+        self.secrets: dict[str, Any] = {}   # keyed digests of its secret files (engine.ops.files.secret_digests)
         ALIVE.add(self)
 
     def enter(self) -> None:

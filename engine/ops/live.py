@@ -46,7 +46,7 @@ from engine.channels.listen_handoff import hand_over
 from engine.ops.calls import observe_calls, unobserve
 from engine.ops.channeltls import TLSRenewRefused, read_renewed, renew
 from engine.ops.effective import with_deployment
-from engine.ops.files import with_referenced_files
+from engine.ops.files import secret_digests, with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
@@ -414,10 +414,22 @@ class LiveEngine:
             raise StartError(f"{what}: cannot start at {getattr(ch, 'address', '?')}: {failure_text(exc)}") from exc
 
     # ------------------------------------------------------------ binding
-    def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:
+    def _secrets(self, program: Any, overrides: Any) -> dict[str, Any]:
+        """The digests of the secret files ``program`` is bound with (``engine.ops.files.secret_digests``);
+        read before the channels read them (a file rewritten in between is told changed by the next reload)."""
+        from engine.ops.overrides import resolve_paths
+        try:
+            resolved = resolve_paths(overrides, program, self.registry)
+        except Exception:          # overrides that do not check: build_generation says why
+            resolved = overrides
+        return secret_digests(program, resolved)
+
+    def _bind(self, program: Any, reuse: Mapping[str, Any], secrets: Any = None) -> Generation:
         self._numbers += 1
+        secrets = self._secrets(program, self.overrides) if secrets is None else secrets
         gen = build_generation(self._numbers, program, self.registry, ledger=self.view,
                                overrides=self.overrides, reuse=reuse, grace=self.grace, faults=self.faults)
+        gen.secrets = secrets
         if self.observer is not None:
             self.observer.learn(gen)
             metrics = getattr(self.observer, "metrics", None)
@@ -531,7 +543,8 @@ class LiveEngine:
         program, overrides = await self._compile()
         self._warnings = restart_warning(self._settings, getattr(overrides, "settings", {}),
                                          getattr(overrides, "source", ""))
-        plan = plan_reload(old.program, program, overrides, old.overrides)
+        secrets = self._secrets(program, overrides)
+        plan = plan_reload(old.program, program, overrides, old.overrides, secrets=(old.secrets, secrets))
         admin_change = await self._admin_tls_change(plan, program.version)
         token_change = await self._admin_token_change(overrides, plan, program.version)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
@@ -539,7 +552,7 @@ class LiveEngine:
         saved = self.overrides
         self.overrides = overrides
         try:
-            gen = self._bind(program, reuse)
+            gen = self._bind(program, reuse, secrets)
         except (BindError, ValueError, TypeError, OSError) as exc:
             self.overrides = saved
             self._numbers -= 1
