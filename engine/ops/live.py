@@ -640,7 +640,9 @@ class LiveEngine:
         assert self._nursery is not None
         self._nursery.start_soon(self._close_after, old, gen)
         self._loaded(gen)
-        log.info("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
+        # at warning, the default level: a configuration change is in the log whoever asked (SIGHUP, --watch,
+        # bsp reload / POST /reload with the token's name)
+        log.warning("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
                  f" ({who})" if who else "", "".join("\n  " + line for line in plan.lines()))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
                             plan=_with_admin(plan.as_dict(), admin_change, token_change), warnings=self._warnings)
