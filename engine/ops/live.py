@@ -643,7 +643,7 @@ class LiveEngine:
         # at warning, the default level: a configuration change is in the log whoever asked (SIGHUP, --watch,
         # bsp reload / POST /reload with the token's name)
         log.warning("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
-                 f" ({who})" if who else "", "".join("\n  " + line for line in plan.lines()))
+                 f" ({who})" if who else "", "".join(_plan_text(plan.lines())))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
                             plan=_with_admin(plan.as_dict(), admin_change, token_change), warnings=self._warnings)
 
@@ -761,6 +761,18 @@ class LiveEngine:
         """Generations with batches running now: 1 normally, more just after a reload."""
         gens = ([self.current] if self.current is not None else []) + self._retiring
         return sum(1 for g in gens if g.in_flight)
+
+
+def _plan_text(lines: list[str]) -> str:
+    """The plan on the reload's log line, which stays one line: ``: routes changed: a (a: declaration
+    changed); channels kept: b`` (the text log would show line breaks as a literal ``\n``)."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("    ") and out:          # a change's reason, under its ``KIND changed:`` line
+            out[-1] += f" ({line.strip()})"
+        else:
+            out.append(line)
+    return ": " + "; ".join(out) if out else ""
 
 
 class TotalStats:

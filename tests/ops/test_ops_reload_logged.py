@@ -21,4 +21,6 @@ async def test_an_admin_reload_is_logged_at_the_default_level_once(tmp_path: Pat
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"reloaded: version {first} -> {result.version} (generation 2) "
                                f"(admin, token 'ops-alice')"), lines
-    assert "routes changed: echo" in lines[0]
+    assert "\n" not in lines[0]                       # one line: the text log would show a literal \n
+    assert lines[0].endswith(": channels kept: front; routes changed: echo (echo: declaration changed); "
+                             "formats kept: Req"), lines[0]
