@@ -89,6 +89,11 @@ def _tls_only(kind: str, options: Mapping[str, Any], changed: list[str]) -> bool
     return kind in TLS_RENEWABLE and bool(changed) and all(p in tls_files for p in changed)
 
 
+# channel kinds that have no socket: a replaced one finishes what it runs (a file watch its file, on the
+# configuration it began with; engine/ops/generation.py HandlerRef.holding)
+WITHOUT_SOCKET = ("file.watch", "file.write", "timer", "memory")
+
+
 # listening channel kinds whose new object adopts the old one's listening socket on the same address
 # (engine/channels/listen_handoff.py; port 0 asks for a new free port each time)
 HANDS_OVER = ("tcp.listen", "http.listen")
@@ -212,6 +217,8 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
                 what = f"secret file changed ({', '.join(secret)}): a new channel reads it"
             if _keeps_listening_socket(a, b):
                 return f"{what}: the listening socket is handed over to the new channel, the old one drains"
+            if b.kind in WITHOUT_SOCKET:      # a folder watched or written, a timer: no socket to speak of
+                return f"{what}: a new channel takes over, the old one finishes what it is running"
             return f"{what}: new socket, the old one drains"
         if a.error_reply != b.error_reply:
             return "on error reply changed (socket and connections kept)"

@@ -94,6 +94,8 @@ async def test_reload_changing_file_channel_and_its_call_midway_finishes_the_fil
             result = await eng.reload(source="test")
             assert result.ok, result.diagnostics
             assert set(result.plan["channels"]["changed"]) == {"inbox", "back"}
+            assert result.plan["why"]["channels"]["inbox"] == ("options changed (batch): a new channel takes over, "
+                                                               "the old one finishes what it is running")
             # right after the reload, the old watcher is still running the file: bsp status says so
             status = await backend.status()
             row = status["channels"]["inbox"]
