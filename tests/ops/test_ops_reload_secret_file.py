@@ -99,6 +99,15 @@ async def test_a_rewritten_secret_file_is_a_change_and_is_read_again(tmp_path: P
                 assert (await ask(front, "A2"))["status"] == "OK"
             again = await eng.reload(dry_run=True, source="test")      # nothing rewritten since: kept
             assert again.plan["channels"]["changed"] == [], again.plan
+            # taken away (a rotation halfway: deleted, not written yet): the reload is refused, naming the
+            # channel, the option and the file; the channel in force goes on with the token it read
+            (tmp_path / "partner.token").unlink()
+            gone = await eng.reload(source="test")
+            assert not gone.ok and any("channel partner: option auth_bearer_file" in d and "partner.token" in d
+                                       for d in gone.diagnostics), gone.diagnostics
+            assert eng.current.channels["partner"] is not None
+            with trio.fail_after(30):
+                assert (await ask(front, "A3"))["status"] == "OK"
         listeners[0].socket.close()
         nursery.cancel_scope.cancel()
-    assert partner.auth == ["Bearer TOKEN-ONE-4f1c9e", "Bearer TOKEN-TWO-77aa01"]
+    assert partner.auth == ["Bearer TOKEN-ONE-4f1c9e", "Bearer TOKEN-TWO-77aa01", "Bearer TOKEN-TWO-77aa01"]
