@@ -51,6 +51,7 @@ thousands of them counted and summed up in one line per 30 seconds and at the st
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import fnmatch
@@ -183,8 +184,8 @@ class FileWatcher:
         # the counts since start are files_done / files_error
         self.processed: deque[str] = deque(maxlen=RECENT_FILES)
         self.failed: deque[str] = deque(maxlen=RECENT_FILES)
-        self.files_done = 0
-        self.files_error = 0
+        self._counts = [0, 0]                    # files to done/, to error/: shared with the next object (a reload)
+        self._before: FileWatcher | None = None  # the object a reload replaced, while it finishes its file
         self.running: str | None = None          # the file being run now
         self.ran_records = 0                      # records of the file being run, run so far
         # its progress (bsp status, bsp top, and a log line every progress_every seconds of a long file):
@@ -289,16 +290,50 @@ class FileWatcher:
         if failed:
             raise _cause(self.dir, failed)
 
+    @property
+    def files_done(self) -> int:
+        return self._counts[0]
+
+    @files_done.setter
+    def files_done(self, value: int) -> None:
+        self._counts[0] = value
+
+    @property
+    def files_error(self) -> int:
+        return self._counts[1]
+
+    @files_error.setter
+    def files_error(self, value: int) -> None:
+        self._counts[1] = value
+
+    def take_over(self, old: "FileWatcher") -> None:
+        """A reload replaced ``old`` (the channel's options changed) by this object: the counts since start go
+        on (both count into them), and the file ``old`` is still running, on the configuration it began with,
+        shows here until it ends (``bsp status``, ``bsp top``)."""
+        self._counts = old._counts
+        self._before = old if old.running is not None else old._before
+
+    def _shown(self) -> "FileWatcher":
+        """The object whose running file ``status`` shows: this one's, else the one a reload replaced while
+        it finishes its file (forgotten once it has)."""
+        if self.running is None:
+            while self._before is not None and self._before.running is None:
+                self._before = self._before._before
+            if self._before is not None:
+                return self._before
+        return self
+
     def status(self) -> dict[str, Any]:
         """For the admin status (`bsp status`): files run to done/ and to error/, the one running now and how
         far, why the folder cannot be watched (None when it can), and the files that stay in the folder
         because they cannot be read or moved, each with why (the first ``STUCK_SHOWN``)."""
-        running = self.running is not None
+        shown = self._shown()
+        running = shown.running is not None
         for path in [p for p in self._stuck_files if not p.exists()]:     # taken away since: not stuck
             self._stuck_files.pop(path)
-        return {"files_done": self.files_done, "files_error": self.files_error, "running": self.running,
-                "running_records": self.running_records if running else None,
-                "running_done": self.running_done if running else None, "problem": self.problem,
+        return {"files_done": self.files_done, "files_error": self.files_error, "running": shown.running,
+                "running_records": shown.running_records if running else None,
+                "running_done": shown.running_done if running else None, "problem": self.problem,
                 "stuck": {p.name: why for p, why in sorted(self._stuck_files.items())[:STUCK_SHOWN]}}
 
     def stop_accepting(self) -> None:
@@ -394,8 +429,11 @@ class FileWatcher:
         self.running = path.name
         self.ran_records = 0                    # this file's records run by this call (told if it goes away)
         self.running_records = self.running_done = 0
+        # the file's generation stays in use from its first batch to its last (engine/ops/generation.py)
+        holding = getattr(handler, "holding", None)
         try:
-            return await self._process(path, handler)
+            with holding() if holding is not None else contextlib.nullcontext():
+                return await self._process(path, handler)
         finally:
             _RUNNING.discard(key)
             self.running = None

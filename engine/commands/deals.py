@@ -91,6 +91,10 @@ def _render_table(rows: list[dict[str, Any]], title: str, flagged: bool = False)
     table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("route", overflow="fold")
     table.add_column("deal id", overflow="fold")
+    # the configuration version that served each, once the deals listed span more than one (after a reload)
+    versions = len({r.get("config_version") for r in rows}) > 1
+    if versions:
+        table.add_column("config", no_wrap=True)
     if flagged:
         table.add_column("resolution", overflow="fold")
     style = {"committed": "green", "rejected": "yellow", "failed": "red", "duplicate": "cyan"}
@@ -110,6 +114,7 @@ def _render_table(rows: list[dict[str, Any]], title: str, flagged: bool = False)
             f"{r['duration_ms']:.1f}",
             text(r["route"]),
             text(r["deal_id"]),
+            *([text(r.get("config_version"))] if versions else []),
             *([text(_resolution_text(r.get("resolution")))] if flagged else []),
         )
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)

@@ -145,3 +145,35 @@ def watched_paths(program: Any) -> set[Path]:
     # the deployment's overrides entry (engine/ops/effective.py) is not a file
     return ({Path(p) for p in program.sources if not p.endswith("#channels")}
             | {Path(p) for p in referenced_files(program)})
+
+
+# secret files are compared by a digest keyed with this process's own random key: what a reload compares is
+# kept in memory only, and is no unkeyed hash of a secret that a guess could be tested against
+_SECRET_DIGEST_KEY = os.urandom(32)
+
+
+def _secret_digest(path: str) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    return hashlib.blake2b(data, key=_SECRET_DIGEST_KEY, digest_size=16).hexdigest()
+
+
+def secret_digests(program: Any, overrides: Any = None) -> dict[str, dict[str, dict[str, str]]]:
+    """``{"channels" | "formats": {name: {option: digest}}}`` of every option naming a secret file (a key, a
+    token or password file: ``OptionSpec.secret``), for a reload to tell a rewritten secret file from the
+    same one (``engine.ops.plan``).  ``overrides``: the channel overrides, paths resolved, that the channels
+    are bound with.  The digests are keyed and kept in memory only: neither logged, nor versioned, nor in
+    the ledger."""
+    secret = _secret_options()
+    overrides = overrides or {}
+    out: dict[str, dict[str, dict[str, str]]] = {"channels": {}, "formats": {}}
+    for kind, category, decls in (("channels", "channel", program.channels), ("formats", "format", program.formats)):
+        for name, decl in decls.items():
+            options = {**decl.options, **(overrides.get(name) or {})} if kind == "channels" else decl.options
+            files = {k: _secret_digest(v) for k, v in options.items()
+                     if (category, decl.kind, k) in secret and isinstance(v, str) and v}
+            if files:
+                out[kind][name] = files
+    return out

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import weakref
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import trio
 
@@ -48,11 +49,16 @@ class Generation:
         self.idle = trio.Event()
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
         self.certs: list[Any] = []       # engine.certexpiry.CertExpiry of its channels' cert / ca files
+        self.secrets: dict[str, Any] = {}   # keyed digests of its secret files (engine.ops.files.secret_digests)
         ALIVE.add(self)
 
     def enter(self) -> None:
         self.in_flight += 1
         self.batches += 1
+
+    def hold(self) -> None:
+        """In use beyond one batch (a file being run, batch after batch): not idle until ``leave``."""
+        self.in_flight += 1
 
     def leave(self) -> None:
         self.in_flight -= 1
@@ -90,6 +96,18 @@ class HandlerRef:
 
     def point(self, gen: Generation, dispatcher: Any) -> None:
         self._target = (gen, dispatcher)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep the current generation in use while the block runs (a ``file watch`` channel runs a file in
+        many batches): a reload that retires it meanwhile closes its outbound channels only after the
+        block, not between two batches (the file's later records would find them closed)."""
+        gen = self._target[0]
+        gen.hold()
+        try:
+            yield
+        finally:
+            gen.leave()
 
     async def handle(self, conn: Any, frames: list[bytes]) -> list[bytes | None]:
         return await self.handle_via(conn, frames, None)

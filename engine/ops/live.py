@@ -46,7 +46,7 @@ from engine.channels.listen_handoff import hand_over
 from engine.ops.calls import observe_calls, unobserve
 from engine.ops.channeltls import TLSRenewRefused, read_renewed, renew
 from engine.ops.effective import with_deployment
-from engine.ops.files import with_referenced_files
+from engine.ops.files import secret_digests, with_referenced_files
 from engine.ops.generation import Generation, HandlerRef, build_generation
 from engine.ops.plan import ReloadPlan, plan_reload
 from engine.runtime.guard import channel_label, failure_text, guarded
@@ -414,10 +414,22 @@ class LiveEngine:
             raise StartError(f"{what}: cannot start at {getattr(ch, 'address', '?')}: {failure_text(exc)}") from exc
 
     # ------------------------------------------------------------ binding
-    def _bind(self, program: Any, reuse: Mapping[str, Any]) -> Generation:
+    def _secrets(self, program: Any, overrides: Any) -> dict[str, Any]:
+        """The digests of the secret files ``program`` is bound with (``engine.ops.files.secret_digests``);
+        read before the channels read them (a file rewritten in between is told changed by the next reload)."""
+        from engine.ops.overrides import resolve_paths
+        try:
+            resolved = resolve_paths(overrides, program, self.registry)
+        except Exception:          # overrides that do not check: build_generation says why
+            resolved = overrides
+        return secret_digests(program, resolved)
+
+    def _bind(self, program: Any, reuse: Mapping[str, Any], secrets: Any = None) -> Generation:
         self._numbers += 1
+        secrets = self._secrets(program, self.overrides) if secrets is None else secrets
         gen = build_generation(self._numbers, program, self.registry, ledger=self.view,
                                overrides=self.overrides, reuse=reuse, grace=self.grace, faults=self.faults)
+        gen.secrets = secrets
         if self.observer is not None:
             self.observer.learn(gen)
             metrics = getattr(self.observer, "metrics", None)
@@ -531,7 +543,8 @@ class LiveEngine:
         program, overrides = await self._compile()
         self._warnings = restart_warning(self._settings, getattr(overrides, "settings", {}),
                                          getattr(overrides, "source", ""))
-        plan = plan_reload(old.program, program, overrides, old.overrides)
+        secrets = self._secrets(program, overrides)
+        plan = plan_reload(old.program, program, overrides, old.overrides, secrets=(old.secrets, secrets))
         admin_change = await self._admin_tls_change(plan, program.version)
         token_change = await self._admin_token_change(overrides, plan, program.version)
         rebind = set(plan.rebind) | set(plan.names("channels", "added"))
@@ -539,7 +552,7 @@ class LiveEngine:
         saved = self.overrides
         self.overrides = overrides
         try:
-            gen = self._bind(program, reuse)
+            gen = self._bind(program, reuse, secrets)
         except (BindError, ValueError, TypeError, OSError) as exc:
             self.overrides = saved
             self._numbers -= 1
@@ -599,6 +612,11 @@ class LiveEngine:
             log.warning("reload: admin API tokens: %s", token_change.summary())
         for q in self.saf:           # queued reversals go by the new configuration's calls (or are stranded)
             q.reconfigured()
+        for name in rebind:          # a channel object replaced: its counts since start go on in the new one
+            was, now = old.channels.get(name), gen.channels.get(name)
+            take_over = getattr(now, "take_over", None)
+            if was is not None and take_over is not None and type(was) is type(now):
+                take_over(was)
         old.retire()
         self._retiring.append(old)
         # listening channels on the same address: the new one adopts the old one's sockets, which stay open
@@ -622,8 +640,10 @@ class LiveEngine:
         assert self._nursery is not None
         self._nursery.start_soon(self._close_after, old, gen)
         self._loaded(gen)
-        log.info("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
-                 f" ({who})" if who else "", "".join("\n  " + line for line in plan.lines()))
+        # at warning, the default level: a configuration change is in the log whoever asked (SIGHUP, --watch,
+        # bsp reload / POST /reload with the token's name)
+        log.warning("reloaded: version %s -> %s (generation %d)%s%s", old.version, gen.version, gen.number,
+                 f" ({who})" if who else "", "".join(_plan_text(plan.lines())))
         return ReloadResult(ok=True, dry_run=False, version=gen.version, previous_version=old.version,
                             plan=_with_admin(plan.as_dict(), admin_change, token_change), warnings=self._warnings)
 
@@ -741,6 +761,18 @@ class LiveEngine:
         """Generations with batches running now: 1 normally, more just after a reload."""
         gens = ([self.current] if self.current is not None else []) + self._retiring
         return sum(1 for g in gens if g.in_flight)
+
+
+def _plan_text(lines: list[str]) -> str:
+    """The plan on the reload's log line, which stays one line: ``: routes changed: a (a: declaration
+    changed); channels kept: b`` (the text log would show line breaks as a literal ``\n``)."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith("    ") and out:          # a change's reason, under its ``KIND changed:`` line
+            out[-1] += f" ({line.strip()})"
+        else:
+            out.append(line)
+    return ": " + "; ".join(out) if out else ""
 
 
 class TotalStats:

@@ -89,6 +89,11 @@ def _tls_only(kind: str, options: Mapping[str, Any], changed: list[str]) -> bool
     return kind in TLS_RENEWABLE and bool(changed) and all(p in tls_files for p in changed)
 
 
+# channel kinds that have no socket: a replaced one finishes what it runs (a file watch its file, on the
+# configuration it began with; engine/ops/generation.py HandlerRef.holding)
+WITHOUT_SOCKET = ("file.watch", "file.write", "timer", "memory")
+
+
 # listening channel kinds whose new object adopts the old one's listening socket on the same address
 # (engine/channels/listen_handoff.py; port 0 asks for a new free port each time)
 HANDS_OVER = ("tcp.listen", "http.listen")
@@ -120,15 +125,27 @@ def _route_formats(route: Any) -> set[str]:
 
 
 def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                old_overrides: Mapping[str, Mapping[str, Any]] | None = None) -> ReloadPlan:
+                old_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                secrets: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None) -> ReloadPlan:
     """What changes when ``new`` replaces ``old`` (``old`` None: everything is added).
 
     ``overrides``: the channel overrides ``new`` will be bound with; ``old_overrides``: those
     ``old`` runs with (the deployment file as it was read last time), so that an override added,
-    changed or removed in the deployment file changes its channel."""
+    changed or removed in the deployment file changes its channel.  ``secrets``: the digests of the
+    secret files (``engine.ops.files.secret_digests``) as ``old`` was bound with them and as they are
+    now: a channel or format whose key, token or password file was rewritten is changed (the file
+    is named by its option, never shown), though the version, which covers no secret, stays."""
     overrides = overrides or {}
     old_overrides = old_overrides or {}
     plan = ReloadPlan(old.version if old is not None else None, new.version)
+    old_secrets, new_secrets = secrets if secrets is not None else ({}, {})
+
+    def secret_changed(kind: str, name: str) -> list[str]:
+        """The options of ``name`` naming a secret file whose content changed (compared when both are known)."""
+        if secrets is None:
+            return []
+        a, b = old_secrets.get(kind, {}).get(name, {}), new_secrets.get(kind, {}).get(name, {})
+        return sorted(o for o in set(a) & set(b) if a[o] != b[o])
 
     def table(kind: str, old_items: Mapping[str, Any], new_items: Mapping[str, Any],
               reason: Any) -> None:
@@ -159,6 +176,9 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
                                              if a.kind == b.kind and a.options != b.options else "")
         if _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
             return "a file it reads changed"
+        secret = secret_changed("formats", name)
+        if secret:
+            return f"secret file changed ({', '.join(secret)}): read again"
         return ""
 
     table("formats", old_formats, new.formats, format_reason)
@@ -177,20 +197,29 @@ def plan_reload(old: Any | None, new: Any, overrides: Mapping[str, Mapping[str, 
         if a.kind != b.kind:
             plan.rebind.append(name)
             return f"kind {a.kind} -> {b.kind}: new socket, the old one drains"
+        secret = secret_changed("channels", name) if a.options == b.options else []
         if a.options == b.options and old is not None:
             changed = [p for p in sorted(set(_paths(b.options))) if old.sources.get(p) != new.sources.get(p)]
-            if _tls_only(b.kind, b.options, changed):
+            # a TLS key rewritten (with its certificate, or alone): read again into a new TLS context too
+            if set(secret) <= {"key"} and (_tls_only(b.kind, b.options, changed)
+                                           or (secret and not changed and b.kind in TLS_RENEWABLE)):
                 plan.renew_tls.append(name)
-                files = ", ".join(o for o in TLS_FILE_OPTIONS if b.options.get(o) in changed)
-                return (f"certificate files changed ({files}): new connections get them; the socket and open "
+                files = ", ".join([o for o in TLS_FILE_OPTIONS if b.options.get(o) in changed] + secret)
+                what = "certificate files" if changed else "key file"
+                return (f"{what} changed ({files}): new connections get them; the socket and open "
                         f"connections are kept")
-        if a.options != b.options or _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options)):
+        files_changed = _file_texts(old, _paths(a.options)) != _file_texts(new, _paths(b.options))
+        if a.options != b.options or files_changed or secret:
             plan.rebind.append(name)
-            opts = _option_diff(a.options, b.options) or ["a file it reads"]
+            if a.options != b.options or files_changed:
+                what = f"options changed ({', '.join(_option_diff(a.options, b.options) or ['a file it reads'])})"
+            else:          # named by its option only: a secret's path and content are not shown
+                what = f"secret file changed ({', '.join(secret)}): a new channel reads it"
             if _keeps_listening_socket(a, b):
-                return (f"options changed ({', '.join(opts)}): the listening socket is handed over to the new "
-                        f"channel, the old one drains")
-            return f"options changed ({', '.join(opts)}): new socket, the old one drains"
+                return f"{what}: the listening socket is handed over to the new channel, the old one drains"
+            if b.kind in WITHOUT_SOCKET:      # a folder watched or written, a timer: no socket to speak of
+                return f"{what}: a new channel takes over, the old one finishes what it is running"
+            return f"{what}: new socket, the old one drains"
         if a.error_reply != b.error_reply:
             return "on error reply changed (socket and connections kept)"
         return ""

@@ -29,10 +29,7 @@ async def triggered_reload(engine: Any, metrics: Any, source: str) -> Any:
     result = await engine.reload(dry_run=False, source=source)
     if metrics is not None:
         metrics.reload_done(result.ok, source)
-    if result.ok:
-        log.warning("reload (%s): now running version %s (was %s)", source, result.version,
-                    result.previous_version)
-    return result
+    return result          # engine.reload logged it: "reloaded: version A -> B (generation N) (signal)"
 
 
 async def reload_on_sighup(engine: Any, metrics: Any, hup: Any) -> None:

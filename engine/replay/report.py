@@ -48,6 +48,7 @@ class ReplayReport:
     not_replayable: list[NotReplayable] = field(default_factory=list)
     capture_notes: list[str] = field(default_factory=list)     # what the capture may lack (Capture.completeness)
     clock: str = "recorded"                # what now() / today() read: the recorded received times, or now
+    served_by: dict[int, str] = field(default_factory=dict)    # replayed exchange -> the version that served it
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -102,7 +103,29 @@ class ReplayReport:
             "unused_profile_rules": [f"{r.label} {r.describe()}" for r in d.unused_rules],
             "capture_notes": list(self.capture_notes),
             "partial": self.interrupted, "result": self.result,
+            "by_recorded_version": self.by_recorded_version(),
         }
+
+    def by_recorded_version(self) -> dict[str, dict[str, int]]:
+        """``{version: {"exchanges": n, "with_differences": m}}`` over the replayed exchanges, by the configuration
+        that served each when it was recorded (a capture recorded across reloads holds several): the exchanges
+        an older configuration served may differ by that configuration's change alone."""
+        differing = {d.exchange for d in self.diff.differences}
+        out: dict[str, dict[str, int]] = {}
+        for exchange, version in self.served_by.items():
+            row = out.setdefault(version or "unknown", {"exchanges": 0, "with_differences": 0})
+            row["exchanges"] += 1
+            row["with_differences"] += exchange in differing
+        return out
+
+    def by_version_text(self) -> str | None:
+        """The line of ``by_recorded_version`` for a capture of more than one configuration (None otherwise)."""
+        rows = self.by_recorded_version()
+        if len(rows) < 2:
+            return None
+        parts = [f"{v} {r['exchanges']} ({r['with_differences']} with differences"
+                 f"{', the configuration replayed' if v == self.config_version else ''})" for v, r in rows.items()]
+        return "by the configuration that served them when recorded: " + "; ".join(parts)
 
     def endpoints_text(self) -> str:
         """Where the candidate's calls were answered from: the recording, the answers script, nothing."""
@@ -152,6 +175,9 @@ class ReplayReport:
             f"{s['ignored_differences']} ignored",
             f"  virtual endpoints: {self.endpoints_text()}",
         ]
+        by_version = self.by_version_text()
+        if by_version is not None:
+            lines.append(f"  {by_version}")
         lines.extend(f"  {note}" for note in self.answer_notes())
         lines.extend(f"  capture: {note}" for note in self.capture_notes)
         if self.not_replayable:

@@ -189,7 +189,8 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         total_exchanges=len(cap.exchanges), interrupted=run.interrupted,
         not_replayable=[NotReplayable(n.recorded.exchange, n.recorded.key, n.recorded.request.channel, n.reason)
                         for n in run.not_replayable],
-        capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock)
+        capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock,
+        served_by={r.recorded.exchange: r.recorded.request.config_version for r in run.replayed})
 
 
 def load_script(answers: str | Path | None, config: list, registry: Any, cap: Capture, program: Any,

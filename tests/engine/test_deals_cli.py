@@ -223,3 +223,28 @@ def test_a_reference_is_shown_as_text_never_as_markup_or_terminal_control(tmp_pa
     assert story.exit_code == 0 and "\x1b" not in story.output and "reference \\x1b]0;pwned" in story.output
     assert {x["reference"] for x in lines} == {"[/]", "[link=http://evil]click[/link]", "\x1b]0;pwned\x07\x1b[31mRED"}
     assert {x["amount"] for x in lines} == {"1.00"}          # --json: exact, as text, control characters escaped
+
+
+async def _two_versions(path: Path) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    async with open_ledger(path) as ledger:
+        for i, version in enumerate(("3f2a09c1d7e6b5a4", "8c41d0e2a9b37f15")):      # a reload between them
+            t = now - timedelta(minutes=2 - i)
+            await ledger.commit(DealRecord(
+                deal_type="BILL_PAYMENT", route="bill_payment", config_version=version, channel="mainframe",
+                status="committed", received_at=t, finished_at=t + timedelta(milliseconds=5),
+                reference=f"V{i}", amount=Decimal("1.00"), currency="CNY", party=None, response_code="00",
+                request={}))
+
+
+def test_deals_across_a_reload_show_the_configuration_that_served_each(tmp_path: Path, ledger_file: Path) -> None:
+    path = tmp_path / "two.duckdb"
+    trio.run(_two_versions, path)
+    res = CliRunner().invoke(make_app(), ["deals", "--ledger", str(path)], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    head, = [line for line in res.stdout.splitlines() if "deal id" in line]
+    assert "config" in head
+    rows = {line.split("│")[5].strip(): line for line in res.stdout.splitlines() if "│ V" in line}
+    assert "8c41d0e2a9b37f15" in rows["V1"] and "3f2a09c1d7e6b5a4" in rows["V0"], rows
+    one = CliRunner().invoke(make_app(), ["deals", "--ledger", str(ledger_file)], terminal_width=250)
+    assert "config" not in one.stdout             # one version: no column (bsp deals show names it)

@@ -47,4 +47,11 @@ async def check_generations(ledger: Path, capture: Path | None, replies: dict[st
     assert differing == old, (len(differing), len(old))
     assert {(d.what, d.field) for d in report.diff.differences} <= {("reply", "tag")}, report.diff.groups()[:3]
     out["replay_differences"] = len(differing)
+    # the report says it by the configuration that served each exchange: none of the last one's differ
+    by_version = report.summary()["by_recorded_version"]
+    assert by_version == {v: {"exchanges": n, "with_differences": 0 if v == last else n}
+                          for v, n in ((v, list(served.values()).count(v)) for v in versions) if n}, by_version
+    if len(by_version) > 1:
+        assert f"{last} {by_version[last]['exchanges']} (0 with differences, the configuration replayed)" \
+            in report.text()
     return out

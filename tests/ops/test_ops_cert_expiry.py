@@ -147,7 +147,7 @@ async def test_reload_picks_up_a_certificate_renewed_at_the_same_path(tmp_path: 
         assert dry.ok and "front" in dry.plan["channels"]["changed"], dry
         result = await eng.reload()
         assert result.ok, result
-        assert result.plan["why"]["channels"]["front"].startswith("certificate files changed (cert)")
+        assert result.plan["why"]["channels"]["front"].startswith("certificate files changed (cert, key)")
         with trio.fail_after(10):
             while True:               # new connections get the new certificate (the socket stays)
                 try:

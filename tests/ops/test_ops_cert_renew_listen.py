@@ -165,7 +165,7 @@ async def test_a_certificate_renewed_in_place_keeps_the_socket_and_open_connecti
         await trio.to_thread.run_sync(dialer.thread.join)
         assert result.ok, result
         assert result.plan["why"]["channels"]["front"] == (
-            "certificate files changed (cert): new connections get them; the socket and open connections are kept")
+            "certificate files changed (cert, key): new connections get them; the socket and open connections are kept")
         # the port never closed: not one connect refused or reset while the reload ran
         assert dialer.failed == [] and dialer.ok > 0, (dialer.failed[:5], len(dialer.failed), dialer.ok)
         assert eng.current.channels["front"] is channel

@@ -163,3 +163,44 @@ def test_a_channel_error_reply_that_names_a_route_code_field_changes_the_route(t
     plan = plan_reload(old, new)
     assert plan.names("routes", "changed") == ["a"] and plan.names("routes", "kept") == ["b"]
     assert plan.why["routes"]["a"] == "response-code field changed (none -> code: the on error reply of channel front)"
+
+
+TLS = """
+format Req = json
+channel front = tcp listen {
+    address = "127.0.0.1:0"
+    framing = length2
+    cert    = "tls/server.pem"
+    key     = "tls/server.key"
+}
+channel partner = http call {
+    url              = "http://127.0.0.1:9/pay"
+    auth_bearer_file = "tls/partner.token"
+}
+route a {
+    receive from front as Req
+    call p = partner as Req reply Req { ref = msg.ref }
+    reply Req { ref = msg.ref }
+}
+"""
+
+
+def test_a_rewritten_secret_file_changes_its_channel_without_showing_it(tmp_path: Path) -> None:
+    """Secret files are compared by the digests the reload read (engine.ops.files.secret_digests): a TLS key
+    alone renews the listening channel's context (socket kept); a token file rebuilds its channel."""
+    from engine.ops.files import secret_digests
+    (tmp_path / "tls").mkdir()
+    for name, text in (("server.pem", "CERT\n"), ("server.key", "KEY-ONE\n"), ("partner.token", "TOK-ONE\n")):
+        (tmp_path / "tls" / name).write_text(text)
+    prog = _program(tmp_path, TLS)
+    before = secret_digests(prog)
+    assert set(before["channels"]) == {"front", "partner"} and "KEY-ONE" not in str(before)
+    assert plan_reload(prog, prog, secrets=(before, secret_digests(prog))).identical
+    (tmp_path / "tls" / "server.key").write_text("KEY-TWO\n")
+    (tmp_path / "tls" / "partner.token").write_text("TOK-TWO\n")
+    plan = plan_reload(prog, prog, secrets=(before, secret_digests(prog)))
+    assert sorted(plan.names("channels", "changed")) == ["front", "partner"]
+    assert plan.renew_tls == ["front"] and plan.rebind == ["partner"]
+    assert plan.why["channels"]["front"].startswith("key file changed (key): new connections get them")
+    assert plan.why["channels"]["partner"].startswith("secret file changed (auth_bearer_file)")
+    assert plan.names("routes", "changed") == []          # a route's declaration and formats are the same
