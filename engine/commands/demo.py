@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from engine.commands.clockopt import at_option, parse_at
 from engine.defaults import DEFAULT_LEDGER
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def demo(
     reports: Optional[Path] = typer.Option(None, "--reports", help="Folder for the reports "
                                            "(default: 'reports' beside the ledger)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the request generators."),
+    at: Optional[str] = at_option(),
 ) -> None:
     """Run every business service in one engine against its simulators; print what happened.
 
@@ -59,11 +61,12 @@ def demo(
     if ledger_sync not in SYNC_MODES:
         typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
         raise typer.Exit(2)
+    start_at = parse_at(at)
     console = demo_console()
     try:
         res = run_all_services_demo(per_service=per_service, bill_count=count, connections=connections,
                                     ledger_path=ledger, report_dir=reports, console=console, seed=seed,
-                                    ledger_sync=ledger_sync)
+                                    ledger_sync=ledger_sync, at=start_at)
     except DemoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

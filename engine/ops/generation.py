@@ -48,6 +48,7 @@ class Generation:
         self.idle = trio.Event()
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
         self.certs: list[Any] = []       # engine.certexpiry.CertExpiry of its channels' cert / ca files
+        self.calendars: list[Any] = []   # engine.calexpiry.CalendarSpan of the calendar tables its routes use
         ALIVE.add(self)
 
     def enter(self) -> None:
@@ -207,4 +208,6 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
     gen = Generation(number, program, sb)
     gen.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     gen.certs = certs
+    from engine.calexpiry import program_calendars
+    gen.calendars = program_calendars(program)      # the years each calendar lists, read once here
     return gen
