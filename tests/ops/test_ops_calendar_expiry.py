@@ -164,3 +164,25 @@ def test_the_demo_moves_to_days_its_calendars_list() -> None:
     assert rehearsal_day(spans, date(2026, 11, 27)) is None             # 35 days left: the wall clock
     assert rehearsal_day(spans, date(2026, 12, 20)) == date(2026, 12, 11)
     assert rehearsal_day(spans, date(2027, 1, 5)) == date(2026, 12, 11)
+
+
+def test_bsp_check_says_nothing_of_the_day_unless_asked(tmp_path: Path, capsys) -> None:
+    from engine.commands.check import run_check
+    route = files(tmp_path)
+    with engine_clock(at("2026-12-30T09:00:00")):             # 2 days left: the check stays the same
+        assert run_check([route], explain=False, as_json=False) == 0
+        plain = capsys.readouterr().out
+        assert "note: calendar" not in plain and "runs out" not in plain
+        assert run_check([route], explain=False, as_json=False, calendars=True) == 0
+        out = capsys.readouterr().out
+        assert "note: calendar hols (" in out and "lists 2026; runs out on 2027-01-01 (in 2 days); used by pay" in out
+        assert out.splitlines()[-1] == plain.splitlines()[-1]          # the same summary: no warning added
+
+
+def test_at_that_is_not_an_instant_is_a_usage_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    got = CliRunner().invoke(app, ["run", str(files(tmp_path)), "--at", "2026-12-30 08:00"])
+    assert got.exit_code == 2
+    assert "--at '2026-12-30 08:00' has no time zone" in got.output
