@@ -52,6 +52,8 @@ def demo(
 
     Ends with the overall and per-service tables, the repeats (good requests sent again: answered with the
     original reply, never made twice) and the paths of the ledger and the reports.
+    Its clock is the wall clock (or --at), unless a business-day calendar its routes use runs out within three
+    weeks: then it says so and starts its clock on the last day before from which they all list three weeks.
     Exit 0; 1 when a request was lost (no reply or no deal row), a repeat got another reply than its
     original, a reference reached a counterpart twice, or the demo could not start.
     """
