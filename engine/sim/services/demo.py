@@ -140,7 +140,7 @@ def demo_clock(program: Any, at: datetime | None, console: Console) -> datetime 
         return None
     at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=timezone.utc)
     short = ", ".join(f"{s.table} ({Path(s.path).name}: {s.covers_text()})" for s in spans if s.days_left(today) < 21)
-    console.print(f"bsp demo: calendar(s) {short} run out within three weeks, so the demo's fund orders and "
+    console.print(f"bsp demo: calendar(s) {short} do not list the coming three weeks, so the demo's fund orders and "
                   f"remittances would fail (96); its clock starts at {instant_text(at)} instead (bsp demo --at "
                   f"chooses another). A real engine warns of this in its log and bsp status: add the next year's "
                   f"dates (docs/operations.md, \"Calendars run out\")", highlight=False)
