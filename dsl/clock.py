@@ -11,6 +11,13 @@ own; nothing is global):
   them is what it was when recorded, on any day;
 * a route test written ``test "name" at "2026-11-25T10:00:00Z" { ... }``: that instant (``fixed``).
 
+Below them, the engine's own clock: the wall clock, or, when the engine was started with ``--at INSTANT``
+(``bsp run``, ``bsp demo``, ``bsp sim``: a rehearsal on another day, a test that must pass on any day),
+the wall clock moved by a constant offset so that it read INSTANT at the start and runs on from there
+(``engine_clock``).  It is what an exchange without a clock of its own reads, what recording logs, and
+what the simulators date their requests by; the ledger's own times (received, committed) stay the
+wall clock's.
+
     with fixed(at):          # an aware datetime, or None for the wall clock
         ...                  # now() is ``at``; today() its date in the engine's zone
 """
@@ -19,10 +26,15 @@ from __future__ import annotations
 import contextvars
 from collections import deque
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 _UTC = timezone.utc
+_OFFSET = timedelta(0)          # the engine's clock minus the wall clock (``engine_clock``)
+
+
+def _engine_now() -> datetime:
+    return datetime.now(_UTC) + _OFFSET
 
 
 class Clock:
@@ -39,7 +51,7 @@ class Clock:
 
     def read(self) -> datetime:
         at = (self.script.popleft() if self.script else self.fixed if self.fixed is not None
-              else datetime.now(_UTC))
+              else _engine_now())
         if self.log is not None:
             self.log.append(at)
         return at
@@ -49,9 +61,32 @@ _CLOCK: contextvars.ContextVar[Clock | None] = contextvars.ContextVar("bsp_clock
 
 
 def now() -> datetime:
-    """The current instant, aware (UTC), as the exchange's clock gives it (the wall clock without one)."""
+    """The current instant, aware (UTC), as the exchange's clock gives it (the engine's without one)."""
     clock = _CLOCK.get()
-    return datetime.now(_UTC) if clock is None else clock.read()
+    return _engine_now() if clock is None else clock.read()
+
+
+@contextmanager
+def engine_clock(start: datetime | None) -> Iterator[None]:
+    """Inside, the engine's clock reads ``start`` (an aware datetime) now and runs on from there at the
+    wall clock's pace (every exchange, recording, the simulators); None leaves it as it is."""
+    global _OFFSET
+    if start is None:
+        yield
+        return
+    if start.tzinfo is None:
+        raise ValueError("the engine's clock needs an instant with a time zone (an aware datetime)")
+    before = _OFFSET
+    _OFFSET = start - datetime.now(_UTC)
+    try:
+        yield
+    finally:
+        _OFFSET = before
+
+
+def moved() -> bool:
+    """Whether the engine's clock is not the wall clock (``engine_clock``)."""
+    return _OFFSET != timedelta(0)
 
 
 @contextmanager

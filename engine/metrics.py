@@ -37,6 +37,9 @@ Metric families (all prefixed ``bsp_``):
                                            when a certificate expires (Unix time); role: server, client, ca
                                            (read when the configuration is bound), peer (the counterpart's, at
                                            each TLS connect); channel "admin API" for the admin API's
+  calendar_days_left{table}                days until a business-day calendar a route uses runs out (the first
+                                           day of a year its CSV lists no date for; 0: it has, and deals needing
+                                           such a date fail); reckoned at each scrape (engine/calexpiry.py)
 
 The series of a route or channel a reload removed go once the old
 generation's last exchange is over (``forget``, called by engine/ops/live.py).
@@ -126,6 +129,11 @@ class Metrics:
                                  "certificate of a CA bundle), peer (the counterpart's, at its last handshake).",
                                  ["channel", "role", "subject"], namespace=ns, registry=r)
         self._own_certs: set[tuple[str, str, str]] = set()
+        self.calendar_days_left = Gauge("calendar_days_left", "Days until a business-day calendar table the routes "
+                                        "use runs out: the first day of a year its CSV lists no date for (0: it "
+                                        "has; every deal needing such a date fails with 96). Alert below 60.",
+                                        ["table"], namespace=ns, registry=r)
+        self._calendars: set[str] = set()
         # the families with a series per route / per channel, with their label names in order
         self._per: dict[str, tuple[tuple[Any, tuple[str, ...]], ...]] = {
             "route": ((self.route_received, ("route",)), (self.route_outcomes, ("route", "outcome")),
@@ -216,6 +224,20 @@ class Metrics:
     def peer_cert(self, entry: Any) -> None:
         """The certificate a counterpart presented in a TLS handshake (role peer)."""
         self.cert_expiry.labels(entry.channel, entry.role, entry.subject).set(entry.not_after)
+
+    # ------------------------------------------------------------ calendars
+    def calendars_bound(self, spans: Iterable[Any], today: Callable[[], Any]) -> None:
+        """The calendar tables of the configuration now running (``engine.calexpiry.CalendarSpan``): their
+        series replace those of the previous configuration; each is reckoned from ``today()`` at a scrape."""
+        spans = {s.table: s for s in spans}
+        for name in self._calendars - set(spans):
+            try:
+                self.calendar_days_left.remove(name)
+            except KeyError:
+                pass
+        for name, span in spans.items():
+            self.calendar_days_left.labels(name).set_function(lambda span=span: span.days_left(today()))
+        self._calendars = set(spans)
 
     # ------------------------------------------------------------ reloads
     def forget(self, routes: Iterable[str] = (), channels: Iterable[str] = ()) -> None:

@@ -113,7 +113,8 @@ def route_files(paths: List[Path]) -> List[Path]:
     return out
 
 
-def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None) -> int:
+def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None, env: str | None = None,
+              calendars: bool = False) -> int:
     from dsl.diagnostics import render, summary
     from dsl.load import compile_paths      # the compiler (lark, the checker): loaded when a check runs
 
@@ -199,6 +200,10 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             out["version"], out["version_covers"] = served.describe(result.program, registry)
         if explain and result.program is not None:
             out["program"] = _plan(result.program, out["version"])
+        if calendars and result.program is not None:
+            from engine.calexpiry import engine_today, program_calendars
+            today = engine_today()
+            out["calendars"] = [c.as_dict(today) for c in program_calendars(result.program)]
         typer.echo(json.dumps(out, indent=2, default=str))
     else:
         sources = {_shown(k): v for k, v in result.sources.items()}
@@ -207,6 +212,9 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
             typer.echo("", err=explain)
         for level, text in certs:
             typer.echo(f"{level}: {text}", err=explain)
+        if calendars and result.program is not None:
+            for line in calendar_lines(result.program):
+                typer.echo(line, err=explain)
         version, covers = served.describe(result.program, registry) if result.program is not None else ("", "")
         if explain and result.program is not None:
             typer.echo(json.dumps(_plan(result.program, version), indent=2, default=str))
@@ -218,6 +226,24 @@ def run_check(paths: List[Path], *, explain: bool, as_json: bool, registry=None,
                       if result.program is not None else ""),
                    err=explain)
     return 1 if result.errors or cert_errors or file_errors else 0
+
+
+def calendar_lines(program: object) -> list[str]:
+    """``bsp check --calendars``: a note per calendar table the routes use, the years it lists and the day it
+    runs out, reckoned from today (never a warning: the check's verdict does not depend on the day)."""
+    from engine.calexpiry import engine_today, program_calendars
+    today = engine_today()
+    spans = program_calendars(program)
+    if not spans:
+        return ["note: no route uses a business-day calendar"]
+    out = []
+    for c in sorted(spans, key=lambda c: (c.days_left(today), c.table)):
+        left = c.days_left(today)
+        when = (f"has run out: it lists no date for {today.year}" if left <= 0 else
+                f"runs out on {c.runs_out(today).isoformat()} (in {left} day{'s' if left != 1 else ''})")
+        out.append(f"note: calendar {c.table} ({_shown(c.path)}) lists {c.covers_text()}; {when}; used by "
+                   f"{', '.join(c.routes)}")
+    return out
 
 
 def cert_lines(program: object, overrides: list, registry: object) -> list[tuple[str, str]]:
@@ -259,6 +285,9 @@ def register(app: typer.Typer) -> None:
                                           "channel overrides the printed version covers, as `bsp run --env` "
                                           "serves it (else $BSP_ENV, else the base settings); every "
                                           "environment's overrides are checked all the same."),
+        calendars: bool = typer.Option(False, "--calendars", help="Also list each business-day calendar table the "
+                                       "routes use: the years its file lists and the day it runs out, from today "
+                                       "(notes, never warnings: without it the check does not depend on the day)."),
     ) -> None:
         """Compile route files and report every problem (exit 1 on errors, 2 on a missing path).
 
@@ -273,4 +302,4 @@ def register(app: typer.Typer) -> None:
         gives a hint; its code (E020, W001, ...) is explained in the error catalogue of
         docs/language.md. Warnings (W...) do not fail the check (exit 0).
         """
-        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json, env=env))
+        raise typer.Exit(run_check(paths, explain=explain, as_json=as_json, env=env, calendars=calendars))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from engine.commands.clockopt import at_option, parse_at
 from engine.defaults import DEFAULT_LEDGER
 
 if TYPE_CHECKING:
@@ -45,11 +46,14 @@ def demo(
     reports: Optional[Path] = typer.Option(None, "--reports", help="Folder for the reports "
                                            "(default: 'reports' beside the ledger)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the request generators."),
+    at: Optional[str] = at_option(),
 ) -> None:
     """Run every business service in one engine against its simulators; print what happened.
 
     Ends with the overall and per-service tables, the repeats (good requests sent again: answered with the
     original reply, never made twice) and the paths of the ledger and the reports.
+    Its clock is the wall clock (or --at), unless a business-day calendar its routes use runs out within three
+    weeks: then it says so and starts its clock on the last day before from which they all list three weeks.
     Exit 0; 1 when a request was lost (no reply or no deal row), a repeat got another reply than its
     original, a reference reached a counterpart twice, or the demo could not start.
     """
@@ -59,11 +63,12 @@ def demo(
     if ledger_sync not in SYNC_MODES:
         typer.echo(f"error: --ledger-sync {ledger_sync!r}: expected one of {', '.join(SYNC_MODES)}", err=True)
         raise typer.Exit(2)
+    start_at = parse_at(at)
     console = demo_console()
     try:
         res = run_all_services_demo(per_service=per_service, bill_count=count, connections=connections,
                                     ledger_path=ledger, report_dir=reports, console=console, seed=seed,
-                                    ledger_sync=ledger_sync)
+                                    ledger_sync=ledger_sync, at=start_at)
     except DemoError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from engine.commands.clockopt import at_line, at_option, parse_at
 from engine.defaults import DEFAULT_LEDGER
 
 
@@ -95,6 +96,7 @@ def run(
     admin_access: Optional[Path] = typer.Option(None, "--admin-access", help="Admin access list file "
                                                 "(cn:/san:/ip: rules, one a line); platform.yaml admin.access "
                                                 "does the same."),
+    at: Optional[str] = at_option(),
 ) -> None:
     """Compile route files and serve them until SIGINT/SIGTERM (then drain and exit 0); SIGHUP reloads.
 
@@ -123,6 +125,7 @@ def run(
     from engine.registry import default_registry
     from engine.runtime.binder import BindError
 
+    start_at = parse_at(at)
     try:
         scrub = runopts.configure_logging(log_format, log_level, log_file, verbose)
         runopts.check_grace(grace)
@@ -226,14 +229,17 @@ def run(
             typer.echo(channel_line(name, ch), err=True)
         if getattr(sb, "admin_port", None):
             typer.echo(f"admin API: {admin_url(admin_opts, sb.admin_port)}", err=True)
+        if start_at is not None:
+            typer.echo(at_line(start_at), err=True)
         typer.echo(f"bsp: serving {len(program.routes)} route(s), version {sb.version}, "
                    f"ledger {shown_ledger} (schema {SCHEMA_VERSION}, sync {ledger_sync}); Ctrl-C or SIGTERM drains and stops, SIGHUP reloads", err=True)
 
+    from dsl.clock import engine_clock
     from engine.replay.tap import recording
     try:
         hint = "--mask" if record_from == "--record" else f"--mask (or record.mask: true in {paths[0]})"
         with recording(program, registry, record, mask=mask, echo=lambda t: typer.echo(t, err=True),
-                       mask_hint=None if chose_no_mask else hint) as (reg, _):
+                       mask_hint=None if chose_no_mask else hint) as (reg, _), engine_clock(start_at):
             sb = trio.run(lambda: run_live(program, reg, ledger_path=ledger_path, load=load, overrides=overrides,
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,

@@ -123,6 +123,9 @@ def traffic(
     env: Optional[str] = typer.Option(None, "--env", help="Environment of the deployment file (else $BSP_ENV)."),
     connections: int = typer.Option(2, "--connections", min=1, help="Client connections per inbound channel."),
     seed: int = typer.Option(7, "--seed", help="Seed of the request generator."),
+    at: Optional[str] = typer.Option(None, "--at", help="Date the requests (trade dates, value dates, due "
+                                     "dates) by a clock started at this instant, ISO 8601 with its offset: give "
+                                     "the engine's `bsp run --at`, so both reckon the same days."),
 ) -> None:
     """Send a service's simulated requests to a running engine; print the answers by code.
 
@@ -140,6 +143,9 @@ def traffic(
     from engine.sim.progress import load_progress
     from engine.sim.services.standalone import SimError, notes, os_error, parse_mix, send_traffic, summary_lines
 
+    from dsl.clock import engine_clock
+    from engine.commands.clockopt import parse_at
+    start_at = parse_at(at)
     env = env or os.environ.get("BSP_ENV") or None
     address = _address(to, "--to") if to else None
     try:
@@ -150,7 +156,7 @@ def traffic(
     target = _target([service], config, env)
     console = Console(stderr=True)
     try:
-        with load_progress(console) as bars:
+        with load_progress(console) as bars, engine_clock(start_at):
             def progress(label: str, total: int) -> Any:
                 return functools.partial(bars.advance, bars.add_task(label, total=total))
             results = trio.run(functools.partial(send_traffic, target, service, count, to=address, rate=rate,

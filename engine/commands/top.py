@@ -108,8 +108,10 @@ def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
         expired = sum(1 for c in now.get("certificates") or () if c.get("role") in ("server", "client")
                       and _past(c.get("not_after")))            # expired while the engine ran
         storage = len((now.get("ledger") or {}).get("faults") or ())   # ledger files that cannot be written
-        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"] if n or not (stranded or expired or storage)
-               else []) + \
+        ended = sum(1 for c in now.get("calendars") or () if (c.get("days_left") or 0) <= 0)   # calendars run out
+        why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"]
+               if n or not (stranded or expired or storage or ended) else []) + \
+              ([f"{ended} calendar{'s' if ended != 1 else ''} run out"] if ended else []) + \
               ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else []) + \
               ([f"{expired} certificate{'s' if expired != 1 else ''} expired"] if expired else []) + \
               ([f"ledger storage failing: {storage} fault{'s' if storage != 1 else ''}"] if storage else [])
@@ -140,6 +142,24 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
     left = "EXPIRED" if days <= 0 else f"{int(days * 24)}h" if days < 1 else f"{int(days)}d"
     text = f"{date} ({left}, {cert.get('role')})"
     return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
+
+
+def _calendars(rows: list[dict[str, Any]]) -> Any:
+    """The calendar tables and when each runs out: yellow within calexpiry.WARN_DAYS, red once run out."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from engine.calexpiry import WARN_DAYS
+    table = Table(title="calendars", expand=True)
+    for col in ("calendar", "file", "covers", "runs out", "routes"):
+        table.add_column(col, no_wrap=col != "routes")
+    for c in rows:
+        left = c.get("days_left")
+        style = "" if not isinstance(left, int) else "bold red" if left <= 0 else "yellow" if left <= WARN_DAYS else ""
+        when = f"{c.get('runs_out')} ({'RUN OUT' if isinstance(left, int) and left <= 0 else f'{left}d'})"
+        table.add_row(str(c.get("table")), str(c.get("path")), str(c.get("covers")), Text(when, style=style),
+                      ", ".join(c.get("routes") or ()))
+    return table
 
 
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
@@ -196,6 +216,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
     if now.get("state") == "degraded":                 # which outbound channel is down, since when, why
         parts += [Text(f"degraded: {r}", style="yellow") for r in now.get("reasons") or []]
     parts += [routes, channels]
+    if now.get("calendars"):           # business-day calendars the routes use (engine/calexpiry.py)
+        parts.append(_calendars(now["calendars"]))
+        parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
+                  for c in now["calendars"] if c.get("warning") and (c.get("days_left") or 0) > 0]
     for name, c in sorted((now.get("channels") or {}).items()):     # a file watch running a file: how far
         if c.get("running") and c.get("running_records"):
             done, total = c.get("running_done") or 0, c["running_records"]

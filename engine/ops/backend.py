@@ -24,6 +24,12 @@
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
      "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
                                  # (engine/certexpiry.py; channel "admin API" for the admin API's)
+     "calendars": [{"table": "cn_exchange", "path": "/srv/bsp/routes/common/calendars/cn_exchange.csv",
+                    "covers": "2026", "last_year": 2026, "runs_out": "2027-01-01", "days_left": 35,
+                    "routes": ["fund_order", ...],
+                    "warning": "calendar cn_exchange (...) lists dates for 2026 and runs out on ..."}],
+                                 # the calendar tables the routes use, first to run out first; "warning" within
+                                 # 60 days (engine/calexpiry.py); one that has run out (days_left 0) is a reason
      "state": "degraded",        # ready | degraded (an outbound channel is down, a certificate bsp presents
                                  # expired while it ran, reversals stranded, a ledger file cannot be
                                  # written: ledger.faults) | not_ready (as GET /ready)
@@ -60,6 +66,7 @@ from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_ou
                                storage_reason, stranded_reason)
 from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
+from engine.calexpiry import engine_today, run_out
 from engine.certexpiry import ADMIN, expired_running, nearest
 from engine.ledger_query import get_deal, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
@@ -131,6 +138,10 @@ class EngineBackend:
             for name, e in nearest(certs).items():
                 if name in out["channels"]:
                     out["channels"][name]["cert_expiry"] = e.as_dict(now)
+        spans = eng.calendars() if hasattr(eng, "calendars") else []
+        today = engine_today()
+        if spans:           # business-day calendars by the day they run out (engine/calexpiry.py)
+            out["calendars"] = [s.as_dict(today) for s in sorted(spans, key=lambda s: (s.days_left(today), s.table))]
         if self.observer is not None:    # failed deals flagged for an operator since the engine started
             out["flagged_deals"] = sum(c.flagged for c in self.observer.routes.values())
             out["resolved_deals"] = sum(c.resolved for c in self.observer.routes.values())
@@ -163,6 +174,11 @@ class EngineBackend:
         expired = expired_running(certs, time.time())
         if expired:          # a certificate bsp presents expired while it ran: still serving, peers refuse it
             out["reasons"] += expired
+            if out["state"] == READY:
+                out["state"] = DEGRADED
+        ended = run_out(spans, today)
+        if ended:            # a calendar that lists no date for this year: every deal needing one fails
+            out["reasons"] += ended
             if out["state"] == READY:
                 out["state"] = DEGRADED
         stranded = (out.get("reversals") or {}).get("stranded_channels") or {}

@@ -50,6 +50,7 @@ class Generation:
         self.overrides: dict[str, dict[str, Any]] = {}     # the channel overrides it was bound with
         self.certs: list[Any] = []       # engine.certexpiry.CertExpiry of its channels' cert / ca files
         self.secrets: dict[str, Any] = {}   # keyed digests of its secret files (engine.ops.files.secret_digests)
+        self.calendars: list[Any] = []   # engine.calexpiry.CalendarSpan of the calendar tables its routes use
         ALIVE.add(self)
 
     def enter(self) -> None:
@@ -225,4 +226,6 @@ def build_generation(number: int, program: Any, registry: Any, *, ledger: Any,
     gen = Generation(number, program, sb)
     gen.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     gen.certs = certs
+    from engine.calexpiry import program_calendars
+    gen.calendars = program_calendars(program)      # the years each calendar lists, read once here
     return gen

@@ -40,6 +40,7 @@ from typing import Any, Callable, Mapping
 
 import trio
 
+from engine import calexpiry
 from engine.admin.backend import ReloadResult
 from engine.certexpiry import OWN, REMIND_EVERY, log_notices, next_own_expiry
 from engine.channels.listen_handoff import hand_over
@@ -249,6 +250,7 @@ class LiveEngine:
         self.admin_tls: Any = None                # engine.ops.admintls.AdminTLS: a reload renews it (set by serve)
         self.admin_tokens: Any = None             # engine.ops.admintokens.AdminTokens: a reload reads them again
         self.cert_remind_every = REMIND_EVERY     # seconds between two certificate expiry reminders in the log
+        self.calendar_remind_every = calexpiry.REMIND_EVERY   # ... and between two calendar ones (engine/calexpiry.py)
         # internal errors, failed on error steps, calls failed in doubt: one line per kind, then counted
         # (engine/runtime/internal_log.py), for every generation: a reload does not log them in full again
         self.faults = new_faults()
@@ -274,6 +276,7 @@ class LiveEngine:
                 for q in self.saf:
                     nursery.start_soon(saf.serve, q)
                 nursery.start_soon(self._remind_certs)
+                nursery.start_soon(calexpiry.remind, self.calendars, lambda: self.calendar_remind_every)
                 backlog.keep_all_up(nursery, gen.dispatchers.values())   # one per ledger: reloads keep it
                 self.current = gen
                 self._loaded(gen)
@@ -449,7 +452,13 @@ class LiveEngine:
         if metrics is not None:
             metrics.config_loaded(gen.version)
             metrics.certs_bound(list(gen.certs) + list(self.admin_certs))
+            metrics.calendars_bound(gen.calendars, calexpiry.engine_today)
         log_notices(cert_log, gen.certs, time.time())
+        calexpiry.log_notices(gen.calendars)
+
+    def calendars(self) -> list[Any]:
+        """The calendar tables the running configuration's routes use (``engine.calexpiry.CalendarSpan``)."""
+        return list(self.current.calendars) if self.current is not None else []
 
     # ------------------------------------------------------------ certificates
     def certificates(self) -> list[Any]:

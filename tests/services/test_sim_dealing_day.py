@@ -42,3 +42,14 @@ def test_a_year_the_calendar_does_not_list_is_rolled_over_weekends_only() -> Non
 def test_a_simulated_domestic_remittance_is_dated_the_cnaps_value_date_the_route_expects(utc: str, day: int) -> None:
     # routes/remittance: value_date(now(), "17:00", cny_calendar, "Asia/Shanghai") refuses an earlier date
     assert dealing_day(time(17, 0), at=_at(utc), calendar=CNY_HOLIDAYS) == day
+
+
+def test_without_at_the_order_is_dated_by_the_engines_clock() -> None:
+    """``bsp run --at`` / ``bsp demo --at`` / ``bsp sim traffic --at`` move the engine's clock (dsl.clock): the
+    simulators date their orders by it, as the routes' now() reads it, not by the wall clock."""
+    from dsl.clock import engine_clock
+    from engine.sim.services.standing_orders import _berlin_today
+    with engine_clock(_at("2026-12-01T02:00:00")):           # Tuesday 10:00 in Shanghai
+        assert dealing_day() == 20261201
+        assert dealing_day(time(17, 0), calendar=CNY_HOLIDAYS) == 20261201
+        assert _berlin_today().isoformat() == "2026-12-01"

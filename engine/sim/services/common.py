@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import functools
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
@@ -85,7 +85,8 @@ def _cn_exchange() -> Any:
 
 def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes=5),
                 at: datetime | None = None, calendar: Path = CN_EXCHANGE) -> int:
-    """The trade date (YYYYMMDD) of a fund order sent now (``at``, the wall clock by default): the
+    """The trade date (YYYYMMDD) of a fund order sent now (``at``; by default the engine's clock,
+    ``dsl.clock.now()``: the wall clock, or where ``--at`` set it, as the routes' ``now()``): the
     first day the Shanghai and Shenzhen exchanges are open (routes/common/calendars/cn_exchange.csv)
     whose ``cutoff`` (Shanghai time) is still ahead, as the fund routes' ``value_date(now(), cutoff,
     cn_exchange, "Asia/Shanghai")``, which refuse an order dated earlier (late trading).  Reckoned
@@ -94,8 +95,9 @@ def dealing_day(cutoff: time = time(15, 0), ahead: timedelta = timedelta(minutes
     calendar does not list is rolled over weekends only: the routes then fail the order naming the
     calendar and the year, which is what the demo should show.  ``calendar``: another calendar file
     (CNY_HOLIDAYS, the CNAPS business days, for a remittance's value date and its 17:00 cut-off)."""
+    from dsl.clock import now
     from dsl.functions import FunctionError
-    local = ((at or datetime.now(timezone.utc)) + ahead).astimezone(ZoneInfo("Asia/Shanghai"))
+    local = ((at or now()) + ahead).astimezone(ZoneInfo("Asia/Shanghai"))
     day: date = local.date() if local.time() < cutoff else local.date() + timedelta(days=1)
     cal = _calendar(calendar)
     while True:

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import trio
 from rich.console import Console
 
+from dsl.clock import engine_clock
 from dsl.load import compile_paths
 from engine.journal import open_ledger_sync
 from engine.ledger import DEFAULT_LEDGER
@@ -122,6 +123,30 @@ def file_channel_tally() -> Iterator[FileChannelTally]:
         log.setLevel(level)
 
 
+def demo_clock(program: Any, at: datetime | None, console: Console) -> datetime | None:
+    """The instant the demo's clock starts at: ``at`` (--at); else None (the wall clock) while every calendar
+    the routes use lists the coming three weeks; else 02:00 UTC of the latest day before today from which
+    they do, said in a line: the demo shows the engine at work, not the deals a calendar without next
+    year's dates fails (the engine's warning about it is the admin's: docs/operations.md)."""
+    from dsl.clock import instant_text
+    from engine.calexpiry import program_calendars, rehearsal_day
+    if at is not None:
+        console.print(f"bsp demo: the engine's clock starts at {instant_text(at)} (--at)", highlight=False)
+        return at
+    spans = program_calendars(program)
+    today = datetime.now().astimezone().date()
+    day = rehearsal_day(spans, today)
+    if day is None:
+        return None
+    at = datetime(day.year, day.month, day.day, 2, 0, tzinfo=timezone.utc)
+    short = ", ".join(f"{s.table} ({Path(s.path).name}: {s.covers_text()})" for s in spans if s.days_left(today) < 21)
+    console.print(f"bsp demo: calendar(s) {short} do not list the coming three weeks, so the demo's fund orders and "
+                  f"remittances would fail (96); its clock starts at {instant_text(at)} instead (bsp demo --at "
+                  f"chooses another). A real engine warns of this in its log and bsp status: add the next year's "
+                  f"dates (docs/operations.md, \"Calendars run out\")", highlight=False)
+    return at
+
+
 def compile_all(routes_dir: Path = ROUTES_DIR) -> tuple[Any, Any]:
     """Every route file (test files too: their ``test`` blocks are not run) into one program."""
     registry = services_registry()
@@ -136,12 +161,14 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                           window: int = 16, ledger_path: Path = Path("var/bsp-demo.duckdb"),
                           report_dir: Path | None = None, console: Console | None = None, seed: int = 7,
                           plain_progress: bool | None = None, ledger_sync: str = "journal",
-                          repeats: float = REPEAT_SHARE) -> dict[str, Any]:
+                          repeats: float = REPEAT_SHARE, at: datetime | None = None) -> dict[str, Any]:
     """``per_service`` requests per inbound channel of the services; ``bill_count`` bill payment
     requests from the mainframe simulator (default ``per_service``); ``ledger_sync`` as for
     ``bsp run --ledger-sync`` (the ledger is closed, so every deal is in DuckDB, before counting);
     ``repeats``: the share of good requests to keyed routes sent again after their reply, within
-    those counts (engine.sim.repeats; batch files are not repeated)."""
+    those counts (engine.sim.repeats; batch files are not repeated).  ``at``: the instant the engine's
+    clock starts at (``bsp demo --at``; dsl.clock.engine_clock); without it the wall clock, unless a
+    calendar the routes use runs out within three weeks: then a day before that (``demo_clock``, said)."""
     console = console or Console()
     bill_count = per_service if bill_count is None else bill_count
     program, registry = compile_all()
@@ -151,6 +178,7 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
     started_at = datetime.now(timezone.utc)
     out: dict[str, Any] = {}
     n_services = len({svc.name for svc in SERVICES})
+    at = demo_clock(program, at, console)
     console.print(f"bsp demo: {len(program.routes)} routes in one engine (configuration {program.version}); "
                   f"bill payment {bill_count:,} requests; {n_services} other services, {per_service:,} requests on "
                   f"each of their {len(SERVICES)} inbound channels; ledger sync {ledger_sync}", highlight=False)
@@ -196,7 +224,7 @@ def run_all_services_demo(*, per_service: int = 200, bill_count: int | None = No
                     out["twice"] += [f"{channel} {ref} ({n} calls)" for ref, n in sorted(calls.items()) if n > 1]
 
     try:
-        with file_channel_tally() as tally:
+        with file_channel_tally() as tally, engine_clock(at):
             trio.run(main)
     except LedgerError as exc:               # the ledger file another engine holds, say
         raise DemoError(_ledger_hint(exc)) from None

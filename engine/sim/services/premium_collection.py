@@ -34,7 +34,8 @@ def _run_number(run: str) -> int:
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    from dsl.clock import now                  # the engine's clock (bsp run / demo / sim --at)
+    return now().date()
 
 
 def policy_and_due(n: int, run: str) -> tuple[str, dt.date]:

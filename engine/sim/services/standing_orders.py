@@ -20,7 +20,8 @@ IBANS = ("DE89370400440532013000", "GB29NWBK60161331926819", "FR1420041010050500
 
 def _berlin_today() -> dt.date:
     """The route judges a due date on Berlin's date (``today("Europe/Berlin")``), whatever the machine's zone."""
-    return dt.datetime.now(ZoneInfo("Europe/Berlin")).date()
+    from dsl.clock import now                  # the engine's clock (bsp run / demo / sim --at), as the route's
+    return now().astimezone(ZoneInfo("Europe/Berlin")).date()
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     mandate = trace("MND", n, kind, width=20, run=run)      # the run's tag in it: unique per run; F fails
