@@ -7,9 +7,12 @@ CI fails again on the same commit.  Locally each run explores new examples.
 """
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import socket
+import sys
+import threading
 
 import pytest
 
@@ -18,6 +21,39 @@ from hypothesis import settings
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+
+
+# A test still running after this many seconds is a hang (the slowest test takes well under a minute on a
+# loaded machine): the watchdog names it, prints every thread's stack and ends the run (exit 70), rather
+# than hold CI for its 90 minutes with nothing said.  BSP_TEST_WATCHDOG=0 turns it off (a debugger session).
+WATCHDOG_SECONDS = float(os.environ.get("BSP_TEST_WATCHDOG", "600"))
+
+
+def _hung(nodeid: str, config: pytest.Config) -> None:
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:              # the test's output is captured: say it where the run's output goes
+        capture.suspend_global_capture(in_=True)
+    sys.stderr.write(f"\n\nbsp test watchdog: {nodeid} is still running after {WATCHDOG_SECONDS:g} s: a hang. "
+                     f"The stack of every thread follows; the run stops here.\n")
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os._exit(70)
+
+
+@pytest.fixture(autouse=True)
+def _watchdog(request):
+    """Set up before the test's other fixtures and torn down after them: a hang in a fixture's teardown (a
+    nursery that never closes) is caught too."""
+    if WATCHDOG_SECONDS <= 0:
+        yield
+        return
+    timer = threading.Timer(WATCHDOG_SECONDS, _hung, args=(request.node.nodeid, request.config))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture(autouse=True)
