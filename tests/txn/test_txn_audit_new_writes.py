@@ -234,10 +234,6 @@ async def test_a_key_conflict_on_the_match_is_chained(nursery, tmp_path: Path) -
     assert "-> key_conflict" in story and "match (a different value; not shown)" in story, story
 
 
-@pytest.mark.xfail(strict=True, reason="dead_letters.status, retried_at and retry_outcome are outside the audit chain "
-                   "(docs/security.md#audit-chain, 'Not covered by the mac'): a letter a retry settled (engine/txn/"
-                   "retry_settle.py writes them at start-up too) can be set back to new by hand, and the next `bsp "
-                   "dead retry` runs it again; verify says intact.  Remove the mark once status changes are chained.")
 async def test_a_settled_dead_letter_set_back_to_new_by_hand_is_named(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
@@ -260,6 +256,26 @@ async def test_a_settled_dead_letter_set_back_to_new_by_hand_is_named(tmp_path: 
     edited = _report(_edit(ledger, tmp_path / "edited.duckdb",
                            "UPDATE dead_letters SET status = 'new', retried_at = NULL, retry_outcome = NULL"))
     assert not edited.ok
+    (b,) = edited.breaks
+    assert b.table == "dead_letters" and b.record == "d1" and "status 'new'" in b.what and "'retried'" in b.what \
+        and "would run it again" in b.what, str(b)
+    # the outcome changed (a failed retry made to read as committed, or the reverse)
+    changed = _report(_edit(ledger, tmp_path / "changed.duckdb",
+                            "UPDATE dead_letters SET retry_outcome = 'failed: counterpart down'"))
+    assert [(b.table, b.record) for b in changed.breaks] == [("dead_letters", "d1")], [str(b) for b in changed.breaks]
+    # the last status event deleted: a gap in the chain, and the letter no longer matches its last event
+    gone = _report(_edit(ledger, tmp_path / "gone.duckdb",
+                         "DELETE FROM deal_events WHERE deal_id = 'd1' AND seq = (SELECT max(seq) FROM deal_events "
+                         "WHERE deal_id = 'd1')"))
+    assert any(b.table == "dead_letters" and b.record == "d1" and "'retrying'" in b.what for b in gone.breaks), \
+        [str(b) for b in gone.breaks]
+    # every status event deleted (and the head moved back): the letter is named all the same
+    events = rows(ledger, "SELECT chain_seq FROM deal_events WHERE deal_id = 'd1' ORDER BY chain_seq")
+    assert len(events) == 2          # the claim, then what retry_settle wrote
+    none = _report(_edit(ledger, tmp_path / "none.duckdb", "DELETE FROM deal_events WHERE deal_id = 'd1'",
+                         f"UPDATE audit_head SET chain_seq = {events[0]['chain_seq'] - 1}"))
+    assert any(b.table == "dead_letters" and b.record == "d1" and "no chained event" in b.what for b in none.breaks), \
+        [str(b) for b in none.breaks]
 
 
 UNFRAMEABLE = """
