@@ -359,3 +359,65 @@ async def test_a_deal_left_to_the_next_start_after_a_full_disk_says_no_reply_was
     audit_clean(ledger)
     story = show(ledger, k1["deal_id"])
     assert "-> reply_not_sent" in story, story
+
+
+REFUSED = """
+format Req = json
+channel front = tcp listen { address = "127.0.0.1:0"  framing = length2 }
+channel back = tcp connect { address = "127.0.0.1:%d"  framing = length4  timeout = 5s }
+route pay {
+    receive from front as Req
+    deal PAY { ref = msg.ref  amount = 1.00  currency = "CNY" }
+    call post = back as Req reply Req { ref = msg.ref } expect post.status == "OK"
+    reply Req { ref = msg.ref  code = "00" }
+}
+"""
+
+
+async def test_a_dead_letter_retried_on_a_journaled_engine_is_chained(tmp_path: Path) -> None:
+    """--ledger-sync journal: the deal and its dead letter reach DuckDB through the journal, the retry's claim
+    and outcome go to DuckDB directly (their dead_letter events, chained); a hand edit of the status is named."""
+    from engine.deadletter import retry_once, switchboard_injector
+    from engine.ledger_query import query_dead_letters
+
+    ledger = tmp_path / "l.duckdb"
+    up = {"ok": False}
+
+    def answer(req: dict) -> dict:
+        return {"status": "OK" if up["ok"] else "NO", "ref": req["ref"]}
+
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, answer)
+        program = compile_text(tmp_path, REFUSED % port)
+        async with running(program, ledger, sync="journal") as sb:
+            c = await Client.open(sb.channel("front").port)
+            await c.send(b'{"ref":"N1"}')
+            led = sb.ledger
+            while not hasattr(led, "_store"):
+                led = led.ledger if hasattr(led, "ledger") else led._ledger
+            letters: list = []
+            with trio.fail_after(10):             # a guard, not a timing: the deal fails, its letter is stored
+                while not letters:
+                    await trio.sleep(0.02)
+                    await sb.ledger.wait_loaded()
+                    letters = await led._run(lambda: query_dead_letters(ledger, with_raw=True,
+                                                                        con=led._store.connection))
+            (letter,) = letters
+            await c.stream.aclose()
+            up["ok"] = True
+            with trio.fail_after(10):
+                res = await retry_once(sb.ledger, letter, switchboard_injector(sb))
+            assert res.ok, res
+            with trio.fail_after(10):
+                await sb.ledger.wait_loaded()
+        nursery.cancel_scope.cancel()
+    (row,) = rows(ledger, "SELECT id, status FROM dead_letters")
+    assert row["status"] == "retried"
+    assert [r["s"] for r in rows(ledger, "SELECT json_extract_string(detail, '$.status') AS s FROM deal_events "
+                                         "WHERE deal_id = ? AND to_state = 'dead_letter' ORDER BY seq",
+                                 [row["id"]])] == ["retrying", "retried"]
+    audit_clean(ledger)
+    edited = _report(_edit(ledger, tmp_path / "edited.duckdb",
+                           "UPDATE dead_letters SET status = 'new', retried_at = NULL, retry_outcome = NULL"))
+    assert [(b.table, b.record) for b in edited.breaks] == [("dead_letters", row["id"])], \
+        [str(b) for b in edited.breaks]
