@@ -358,10 +358,13 @@ def letter_events(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None, key
     where = ("list_contains(?, l.id)" if ids is not None else
              f"l.status <> 'new' AND NOT EXISTS (SELECT 1 FROM deal_events x WHERE x.deal_id = l.id "
              f"AND x.to_state = '{LETTER_STATE}')")
+    # the events of these letters only (an operator's or a retry's change: one index look-up, not a scan)
+    mine = "WHERE list_contains(?, deal_id) " if ids is not None else ""
     rows = con.execute(
         f"SELECT l.id, l.status, l.retried_at, l.retry_outcome, e.n, e.st FROM dead_letters l LEFT JOIN "
-        f"(SELECT deal_id, max(seq) AS n, arg_max(to_state, seq) AS st FROM deal_events GROUP BY deal_id) e "
-        f"ON e.deal_id = l.id WHERE {where} ORDER BY l.chain_seq", [list(ids)] if ids is not None else []).fetchall()
+        f"(SELECT deal_id, max(seq) AS n, arg_max(to_state, seq) AS st FROM deal_events {mine}GROUP BY deal_id) e "
+        f"ON e.deal_id = l.id WHERE {where} ORDER BY l.chain_seq",
+        [list(ids), list(ids)] if ids is not None else []).fetchall()
     if not rows:
         return seq, prev
     when = at or datetime.now(timezone.utc)
