@@ -786,6 +786,7 @@ def verify(con: Any, path: Path, key: bytes | None, *, max_breaks: int = 20,
     _check_orphans(con, report)
     _check_raw(con, report)
     _check_keys(con, report)
+    _check_letters(con, report)
     _check_anchors(con, keys, report, cur if blind is None and not report.stopped_early else None)
     report.seconds = time.perf_counter() - start
     return report
@@ -930,11 +931,54 @@ def _check_orphans(con: Any, report: VerifyReport) -> None:
     for table in ("deal_steps", "deal_events"):
         if table not in report.by_table or "deals" not in report.by_table:
             continue
+        # a dead letter's status events (schema 10) are written on its id, also for a letter of kind
+        # ``unrecorded``, which has no deal row
+        mine = (" AND deal_id NOT IN (SELECT id FROM dead_letters)"
+                if table == "deal_events" and "dead_letters" in report.by_table else "")
         rows = con.execute(f"SELECT DISTINCT deal_id FROM {table} WHERE deal_id NOT IN "
-                           f"(SELECT deal_id FROM deals) ORDER BY 1 LIMIT 5").fetchall()
+                           f"(SELECT deal_id FROM deals){mine} ORDER BY 1 LIMIT 5").fetchall()
         for (deal_id,) in rows:
             report.breaks.append(Break(None, "deals", deal_id,
                                        f"the deal row is gone but its {table} remain: the deal was deleted"))
+
+
+def _check_letters(con: Any, report: VerifyReport) -> None:
+    """A dead letter's status, retried_at and retry_outcome change after the fact (outside its mac); since
+    ledger schema 10 each change appends a chained ``dead_letter`` event on the letter's id
+    (``engine.ledger_store.letter_events``): the row must hold what its last such event says, and a letter
+    without one must be ``new`` and never retried.  A letter set back to ``new`` by hand would otherwise be
+    run again by the next ``bsp dead retry``.  In a ledger of an older schema (an archive, a file no bsp of
+    schema 10 opened yet) only the letters that have such an event are compared."""
+    from engine.ledger_store import LETTER_STATE
+
+    if not {"dead_letters", "deal_events"} <= report.by_table.keys():
+        return
+    schema = 0
+    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+                   ).fetchall()[0][0]:
+        schema = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    rows = con.execute(
+        "SELECT l.chain_seq, l.id, l.status, l.retried_at, l.retry_outcome, e.detail IS NOT NULL, "
+        "json_extract_string(e.detail, '$.status'), json_extract_string(e.detail, '$.retried_at'), "
+        "json_extract_string(e.detail, '$.outcome') FROM dead_letters l LEFT JOIN "
+        "(SELECT deal_id, arg_max(detail, seq) AS detail FROM deal_events WHERE to_state = ? GROUP BY deal_id) e "
+        "ON e.deal_id = l.id WHERE (e.detail IS NOT NULL OR ? >= 10) AND ("
+        "coalesce(json_extract_string(e.detail, '$.status'), 'new') IS DISTINCT FROM l.status "
+        "OR TRY_CAST(json_extract_string(e.detail, '$.retried_at') AS TIMESTAMPTZ) IS DISTINCT FROM l.retried_at "
+        "OR json_extract_string(e.detail, '$.outcome') IS DISTINCT FROM l.retry_outcome) "
+        "ORDER BY l.chain_seq LIMIT 5", [LETTER_STATE, schema]).fetchall()
+    for seq, lid, status, retried, outcome, has, e_status, e_retried, e_outcome in rows:
+        now = f"status {status!r}, retried_at {_iso(retried) if retried is not None else None}, outcome {outcome!r}"
+        if not has:
+            what = (f"the letter reads {now} but no chained event records a status change of it (it was never "
+                    f"retried nor purged): its status was changed outside the ledger writer")
+        else:
+            what = (f"the letter reads {now} but its last chained status event says status {e_status!r}, "
+                    f"retried_at {e_retried}, outcome {e_outcome!r}: its status was changed outside the ledger "
+                    f"writer (or that event deleted)")
+        if status == "new":
+            what += "; a `bsp dead retry` would run it again: set it back as the event says before any retry"
+        report.breaks.append(Break(seq, "dead_letters", lid, what))
 
 
 def _check_keys(con: Any, report: VerifyReport) -> None:

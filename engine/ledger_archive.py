@@ -142,8 +142,12 @@ def plan(con: Any, before: datetime, *, cut: int | None = None) -> Plan:
         rows = con.execute(
             "SELECT deal_id, chain_seq, received_at FROM deals WHERE chain_seq BETWEEN ? AND ? AND deal_id IN ("
             "SELECT deal_id FROM deal_steps WHERE chain_seq > ? UNION ALL SELECT deal_id FROM deal_events WHERE "
-            "chain_seq > ? UNION ALL SELECT id FROM dead_letters WHERE chain_seq > ?) ORDER BY chain_seq",
-            [first, p.cut, p.cut, p.cut, p.cut]).fetchall()
+            "chain_seq > ? UNION ALL SELECT id FROM dead_letters WHERE chain_seq > ?) "
+            # a letter without a deal row (kind unrecorded) whose status changed since (its dead_letter events,
+            # ledger schema 10) stays with them
+            "UNION ALL SELECT id, chain_seq, \"at\" FROM dead_letters WHERE chain_seq BETWEEN ? AND ? AND id IN ("
+            "SELECT deal_id FROM deal_events WHERE chain_seq > ?) ORDER BY chain_seq",
+            [first, p.cut, p.cut, p.cut, p.cut, first, p.cut, p.cut]).fetchall()
         if not rows:
             break
         for d, _, at in rows:

@@ -27,7 +27,7 @@ from engine.audit import (CHAINED, ENV_KEY, ENV_KEY_FILE, ZERO_MAC, anchor_seal,
 from engine.duckdb_open import open_problem
 from engine.faultlog import storage_fix
 
-SCHEMA_VERSION = 9     # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
+SCHEMA_VERSION = 10    # 2: deal_steps, deal_events, dead_letters, audit_head; chain_seq + mac everywhere
                        # 3: deals without PRIMARY KEY and secondary indexes (see _MIGRATE_3)
                        # 4: deal_keys, the deal key index (see _MIGRATE_4)
                        # 5: journal_state.done (a refused load loaded deal by deal: engine/journal.py); a bsp
@@ -44,6 +44,11 @@ SCHEMA_VERSION = 9     # 2: deal_steps, deal_events, dead_letters, audit_head; c
                        # 9: archived_deals.amount / currency / party (the archived deal's values: a repeat of its
                        #    key with other values is a key conflict, engine/txn/fingerprint.py); a bsp of schema
                        #    8 would archive into it with 6 values for its 9 columns, so it must refuse the file
+                       # 10: a dead letter's status changes are chained: each appends a deal event ``dead_letter``
+                       #    (LETTER_STATE) on the letter's id, which bsp audit verify compares with the row; the
+                       #    migration appends one per letter whose status is not ``new`` (``letter_events``); a bsp
+                       #    of schema 9 would change statuses without the event, which verify reports, so it must
+                       #    refuse the file
 
 # Money column: DECIMAL(24,4).  20 digits before the point hold any bank
 # amount (incl. high-nominal currencies such as IDR, VND, IRR summed over a
@@ -332,6 +337,53 @@ def key_rows(deals: Sequence["DealRows"]) -> list[tuple[str, str]]:
                 seen.add(key)
                 out.append((key, d.row["deal_id"]))
     return out
+
+
+# The deal event that records a dead letter's status change (ledger schema 10): written on the letter's id
+# (the id of the deal it came from; a letter of kind ``unrecorded`` has no deal row, its events are the letter's
+# own), detail {"status", "retried_at", "outcome"} as the dead_letters row holds them after the change.  The
+# row's columns are outside the mac (they change); the events are chained, and ``bsp audit verify`` compares
+# each letter with its last such event (engine/audit.py ``_check_letters``).
+LETTER_STATE = "dead_letter"
+
+
+def letter_events(con: duckdb.DuckDBPyConnection, ids: Sequence[str] | None, key: bytes | None, seq: int,
+                  prev: bytes, at: datetime | None = None) -> tuple[int, bytes]:
+    """Append one chained ``LETTER_STATE`` event per dead letter of ``ids`` holding its status, retried_at and
+    retry_outcome as the row has them now, inside the caller's transaction; returns the new chain state.
+    ``ids`` None: the migration to schema 10 (every letter whose status is not ``new`` and that has no such
+    event yet: the starting point of its chained history)."""
+    if ids is not None and not ids:
+        return seq, prev
+    where = ("list_contains(?, l.id)" if ids is not None else
+             f"l.status <> 'new' AND NOT EXISTS (SELECT 1 FROM deal_events x WHERE x.deal_id = l.id "
+             f"AND x.to_state = '{LETTER_STATE}')")
+    # the events of these letters only (an operator's or a retry's change: one index look-up, not a scan)
+    mine = "WHERE list_contains(?, deal_id) " if ids is not None else ""
+    rows = con.execute(
+        f"SELECT l.id, l.status, l.retried_at, l.retry_outcome, e.n, e.st FROM dead_letters l LEFT JOIN "
+        f"(SELECT deal_id, max(seq) AS n, arg_max(to_state, seq) AS st FROM deal_events {mine}GROUP BY deal_id) e "
+        f"ON e.deal_id = l.id WHERE {where} ORDER BY l.chain_seq",
+        [list(ids), list(ids)] if ids is not None else []).fetchall()
+    if not rows:
+        return seq, prev
+    when = at or datetime.now(timezone.utc)
+    events = [{"deal_id": lid, "seq": int(n or 0) + 1, "at": when, "from_state": st, "to_state": LETTER_STATE,
+               "detail": orjson.dumps({"status": status, "retried_at": _iso_us(retried),
+                                       "outcome": outcome}).decode()}
+              for lid, status, retried, outcome, n, st in rows]
+    sealed, seq, prev = seal("deal_events", _table(EVENT_SCHEMA, events), CHAINED["deal_events"][1], key, seq, prev)
+    con.register("_bsp_batch", sealed)
+    try:
+        con.execute(_insert_sql("deal_events", EVENT_SCHEMA)).fetchall()
+    finally:
+        con.unregister("_bsp_batch")
+    return seq, prev
+
+
+def _iso_us(t: datetime | None) -> str | None:
+    """A TIMESTAMPTZ as ISO 8601 in UTC to the microsecond (what verify casts back and compares)."""
+    return None if t is None else t.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _insert_sql(table: str, schema: pa.Schema) -> str:
@@ -732,6 +784,16 @@ class LedgerStore:
                 assert audit_key is not None
                 rotated = state[0] + 1
                 state = rotate_audit_key(con, old, audit_key, *state)
+            first_keyed = state[0] + 1
+            if found is not None and found < 10:
+                # schema 10: the status of each letter a retry or purge already changed starts its chained
+                # history (``letter_events``), sealed with the audit key when there is one
+                moved = letter_events(con, None, audit_key, *state)
+                if moved[0] != state[0]:
+                    state = moved
+                    con.execute("DELETE FROM audit_head").fetchall()
+                    con.execute("INSERT INTO audit_head VALUES (?, ?)", [
+                        state[0], head_mac(audit_key, *state) if audit_key is not None else None]).fetchall()
             key_warnings: list[str] = []
             if keyring is not NO_FIELD_CHECK:
                 key_warnings = field_key_checks.check(con, path, keyring)
@@ -749,10 +811,10 @@ class LedgerStore:
                              "refuses this file from now on: to roll back, restore the copy taken before the "
                              "upgrade (docs/operations.md, \"Upgrading bsp\")", path, found, SCHEMA_VERSION,
                              time.perf_counter() - started, found)
-            if starts and state[0]:
+            if starts and first_keyed > 1:
                 _log.warning("%s: the ledger's audit chain had no key: the records from seq %d on are sealed "
                              "with the audit key from %s; the records written before it without a key stay "
-                             "unprotected (bsp audit verify reports them)", path, state[0] + 1, key_source(audit_key))
+                             "unprotected (bsp audit verify reports them)", path, first_keyed, key_source(audit_key))
             for warning in key_warnings:
                 _log.warning("%s", warning)
             if rotated is not None:
@@ -1093,8 +1155,9 @@ class LedgerStore:
                             retry_outcome: str | None = None, drop_raw: bool = False) -> int:
         """Change the mutable columns of dead letters (status, retry outcome; raw on purge).
 
-        These columns are outside the mac: ``raw_sha256`` (covered) keeps a
-        purged message's fingerprint.  Returns how many rows changed.
+        These columns are outside the mac (``raw_sha256``, covered, keeps a purged message's fingerprint); each
+        change appends a chained ``LETTER_STATE`` event per letter in the same transaction (``letter_events``),
+        which ``bsp audit verify`` compares with the row.  Returns how many rows changed.
         """
         if not ids:
             return 0
@@ -1106,8 +1169,10 @@ class LedgerStore:
         if drop_raw:
             sets.append("raw = NULL")
         marks = ", ".join("?" for _ in ids)
-        res = self._con.execute(f"UPDATE dead_letters SET {', '.join(sets)} WHERE id IN ({marks})",
-                                [*params, *ids]).fetchall()
+        with self.transaction() as tail:
+            res = self._con.execute(f"UPDATE dead_letters SET {', '.join(sets)} WHERE id IN ({marks})",
+                                    [*params, *ids]).fetchall()
+            tail.seq, tail.prev = letter_events(self._con, list(ids), self.audit_key, tail.seq, tail.prev)
         return int(res[0][0]) if res else 0
 
     def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False,
@@ -1132,9 +1197,13 @@ class LedgerStore:
         if deal_id is not None:
             from engine.deadletter import retry_mark
             note = f"{note} {retry_mark(deal_id, row['status'])}"
-        res = self._con.execute("UPDATE dead_letters SET status = 'retrying', retried_at = ?, retry_outcome = ? "
-                                "WHERE id = ? AND status = ?", [at, note, letter_id, row["status"]]).fetchall()
-        return bool(res and int(res[0][0])), row
+        with self.transaction() as tail:
+            res = self._con.execute("UPDATE dead_letters SET status = 'retrying', retried_at = ?, retry_outcome = ? "
+                                    "WHERE id = ? AND status = ?", [at, note, letter_id, row["status"]]).fetchall()
+            claimed = bool(res and int(res[0][0]))
+            if claimed:       # chained with the claim (``letter_events``)
+                tail.seq, tail.prev = letter_events(self._con, [letter_id], self.audit_key, tail.seq, tail.prev)
+        return claimed, row
 
     def retrying_dead_letters(self, channel: str) -> list[dict[str, Any]]:
         """The dead letters of ``channel`` a retry has claimed (status ``retrying``): id, retried_at, retry_outcome."""
