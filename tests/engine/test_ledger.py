@@ -194,7 +194,7 @@ async def test_record_config_keeps_first_load(tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [("v1", '{"/r/a.route":"route a {}"}')]
-    assert schema == [(9,)]
+    assert schema == [(10,)]
 
 
 async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
@@ -337,7 +337,7 @@ async def test_a_v1_ledger_is_migrated(tmp_path: Path) -> None:
         rows = con.execute("SELECT deal_id, chain_seq FROM deals ORDER BY chain_seq NULLS FIRST").fetchall()
     finally:
         con.close()
-    assert versions == [(1,), (9,)]
+    assert versions == [(1,), (10,)]
     con = duckdb.connect(str(path), read_only=True)
     try:       # schema 5: journal_state with `done` (loads deal by deal), in every ledger
         cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
@@ -377,7 +377,7 @@ async def test_a_v2_ledger_loses_the_deals_key_and_indexes_and_keeps_its_rows(tm
         total = con.execute("SELECT count(*) FROM deals").fetchall()
     finally:
         con.close()
-    assert versions == [(2,), (9,)]
+    assert versions == [(2,), (10,)]
     assert old == [("R-OLD", Decimal("12.5000"), '{"a":1}', 7)]
     assert indexes == [(0,)] and keys == [(0,)] and total == [(2,)]
 
