@@ -15,7 +15,8 @@ url or a TLS option) a server that did not take the connection to TLS is refused
 carries the credentials, is sent (nats-py goes TLS only when the server asks for it); and a server's
 ``-ERR 'Authorization Violation'`` on an open connection (its accounts reloaded) makes nats-py close the
 client for good: here it reconnects, reading the secret again, as after a lost connection.  An attempt
-refused so has its socket closed (nats-py's reconnect loop left it to the garbage collector).
+refused so has its socket closed (nats-py's reconnect loop left it to the garbage collector), and
+dropped: after a refused TLS handshake nats-py waited for ever for that socket to close.
 """
 from __future__ import annotations
 
@@ -42,6 +43,13 @@ class Client(_Client):
         except BaseException as exc:
             if self._transport is not None:
                 self._transport.close()
+                # and dropped, so that nothing waits for it to close: after a failed TLS upgrade (the server's
+                # certificate refused) the socket's protocol is asyncio's TLS one, and the plain stream nats-py
+                # keeps never hears of the close, its wait_closed() never returns. nats-py's connect awaited it
+                # after each such attempt: the attempt lasted until connect_timeout cancelled it, and a
+                # cancellation lost in Python 3.11's asyncio.wait_for (it came as the handshake failed) left it
+                # waiting for ever, and the channel's stop with it. The next attempt makes a new transport.
+                self._transport = None
                 if isinstance(exc, Exception):      # not a cancellation: let the loop run the close callback
                     await asyncio.sleep(0)          # now (closing is a call_soon; a loop stopped before it ran
                     await asyncio.sleep(0)          # left the socket to the garbage collector: ResourceWarning)
