@@ -142,7 +142,7 @@ async def test_a_credit_left_in_doubt_keeps_the_debit_and_flags_the_deal(nursery
     ledger = got["ledger"]
     for ref, kind in (("L1", "lost"), ("T1", "timeout")):
         _, st, reason, events = deal_of(ledger, ref)
-        states = [e[0] for e in events]
+        states = [e[0] for e in events if e[0] != "dead_letter"]   # a retry's claim and outcome (chained)
         assert st == "failed" and states[-3:] == ["calling c", "flagged", "failed"], states
         assert not any(s.startswith("compensat") for s in states), states
         [detail] = [orjson.loads(d) for s, d in events if s == "flagged"]
@@ -173,7 +173,7 @@ async def test_on_doubt_compensate_cancels_the_debit_and_flags_the_deal(nursery,
     ledger = got["ledger"]
     for ref, kind in (("L1", "lost"), ("T1", "timeout")):
         _, st, reason, events = deal_of(ledger, ref)
-        states = [e[0] for e in events]
+        states = [e[0] for e in events if e[0] != "dead_letter"]   # a retry's claim and outcome (chained)
         assert st == "failed" and states[-3:] == ["compensated d", "flagged", "failed"], states
         [detail] = [orjson.loads(d) for s, d in events if s == "flagged"]
         assert detail["not_undone"] == ["c"], detail

@@ -118,7 +118,7 @@ async def test_bsp_run_under_umask_022_keeps_every_deal_file_owner_only(tmp_path
             await trio.sleep(0.5)                 # the journal loads DuckDB behind: its .wal appears
             route.write_text(ROUTE % "01")
             proc.send_signal(signal.SIGHUP)
-            await _wait_for(err, "reload (signal): now running", proc)
+            await _wait_for(err, "reloaded: version", proc)           # engine.reload: "... (generation 2) (signal)"
             await _traffic(port, "B", 300)
             await trio.sleep(0.5)
             nursery.cancel_scope.cancel()

@@ -140,7 +140,7 @@ async def test_bsp_run_logs_json_and_never_leaks_secrets(tmp_path: Path) -> None
         assert "would switch" in r.stdout and "routes changed: pay" in r.stdout
 
         proc.send_signal(signal.SIGHUP)                             # SIGHUP reloads
-        await _wait_for(err, "reload (signal): now running", proc)
+        await _wait_for(err, "reloaded: version", proc)           # engine.reload: "... (generation 2) (signal)"
         await stream.send_all(tx.frame(_record("AFTERHUP", PANS[1], "x")))
         with trio.fail_after(10):
             got: list[bytes] = []
