@@ -4,7 +4,8 @@ Same interface as ``tcp.connect`` for the ``call`` step: ``request_many(payloads
 timeout) -> list[bytes | ChannelError]``.  Each payload (the call's encoded
 fields) is the body of one request; the requests of a batch run concurrently on
 the pooled client.  A 2xx answer gives its body (an ``HttpReply``: bytes with
-``.status`` and ``.headers``); so does a status listed in ``answer_status``
+``.status`` and ``.headers``; a text answer in a declared charset other than
+UTF-8 is transcoded to UTF-8, ``http_media.answer_in_utf8``); so does a status listed in ``answer_status``
 (e.g. ``["2xx", "404"]``: a 404 that carries a business answer).  Any other
 status fails the call with kind ``refused`` naming the status and the start of
 the body (a 3xx: its Location; redirects are never followed).  A route reads the
@@ -38,6 +39,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, ConnectionLost, Unreachable, io_reason, request_one
 from engine.channels.failure_log import FailureLog
 from engine.outage_log import masked_url
+from engine.channels.http_media import answer_in_utf8
 from engine.channels.options import ChannelConfigError, built_check, read_secret, seconds
 from engine.http.signature import BodySignature, signature_options
 from engine.tls import HTTP_TLS_WORDS, client_context
@@ -103,6 +105,7 @@ def http_answer(channel: str, method: str, url: Any, accept: tuple[frozenset[int
     """The call's result for an HTTP answer: its body (an ``HttpReply``) when ``accept`` takes the
     status, else ``Refused`` naming the status and the start of the body."""
     if status // 100 in accept[0] or status in accept[1]:
+        body, _ = answer_in_utf8(headers.get("content-type"), body)
         reply = HttpReply(body)
         reply.status = status
         reply.headers = headers
@@ -371,7 +374,10 @@ COMPONENT = ComponentSpec(
         "Call a counterpart over HTTP(S) with a pooled httpx client, used by `call` steps like "
         "`tcp connect`. The call's encoded fields are the request body; a 2xx answer's body (or "
         "one of a status in `answer_status`) is decoded by the call's reply format, and the route "
-        "reads `http_status(NAME)` and `http_header(NAME, \"name\")`. Another status fails the deal with kind `refused` "
+        "reads `http_status(NAME)` and `http_header(NAME, \"name\")`. A JSON, form or text answer whose "
+        "Content-Type declares another charset than UTF-8 (`iso-8859-1`, `windows-1252`, `utf-16`) is read in "
+        "that charset (the counterpart has acted on it: it is not refused); XML follows its own declaration. "
+        "Another status fails the deal with kind `refused` "
         "(the status and the start of the body in the reason; redirects are not followed); cannot connect: `unreachable`; no "
         "answer in `timeout`: `timeout`; a broken connection or an answer that is not HTTP: `lost`. "
         "Secrets come from the environment or files (`auth_bearer_env`, `auth_bearer_file`, header "

@@ -139,3 +139,29 @@ def refusal(media: str, body: bytes, accepted: tuple[str, ...] | None, charset: 
     if any(_matches(media, a) for a in accepted):
         return _charset_refusal(media, body, charset)
     return f"Content-Type {media} is not read here: send {' or '.join(accepted)}"
+
+
+def answer_in_utf8(content_type: str | None, body: bytes) -> tuple[bytes, str | None]:
+    """An ``http call``'s answer body as the reply format reads it (UTF-8), and what was done to it.
+
+    The other side of the rule above: a counterpart's answer has already been acted on, so refusing it
+    for its charset would fail a deal the counterpart has done.  A text answer (JSON, a form, ``text/*``
+    but not XML) that declares a known charset other than UTF-8 (``iso-8859-1``, ``windows-1252``,
+    ``utf-16``) is transcoded to UTF-8 as declared, so that ``é`` sent in latin-1 is read as ``é`` and
+    not as an undecodable byte.  XML is left to its own declaration (the parser reads it); a body without
+    a charset, with an unknown one, or not valid in the one it declares is given as it came (the format
+    then says what is wrong with it).  Returns ``(body, None)`` when nothing was done, else
+    ``(utf8_body, "transcoded from CHARSET")``."""
+    charset = charset_of(content_type)
+    if charset is None:
+        return body, None
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if "xml" in media or not (media.endswith("json") or media == FORM or media.startswith("text/")):
+        return body, None
+    codec = _codec(charset)
+    if codec is None or codec in _UTF8:
+        return body, None
+    try:
+        return body.decode(codec).encode("utf-8"), f"transcoded from {charset[:40]}"
+    except UnicodeDecodeError:
+        return body, None

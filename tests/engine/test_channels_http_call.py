@@ -413,3 +413,35 @@ def test_a_bearer_token_and_a_header_secret_read_by_the_channel_are_scrubbed_fro
         assert scrub(line) == "sent Authorization: Bearer ***, X-Api-Key: ***"
     finally:
         setup_logging("warning", "text")
+
+
+async def test_an_answer_in_a_declared_charset_other_than_utf8_is_read_in_that_charset(tmp_path: Path, nursery) -> None:
+    """A counterpart has acted on the request before its answer arrives: an answer whose Content-Type
+    declares latin-1 (or UTF-16) is read in that charset, not refused and not misread as UTF-8."""
+    router = Router()
+    answers = {
+        "L1": ("application/json; charset=ISO-8859-1", '{"name": "Zoë Müller"}'.encode("latin-1")),
+        "W1": ("application/json; charset=windows-1252", '{"name": "Café – ok"}'.encode("cp1252")),
+        "U16": ("application/json; charset=utf-16", '{"name": "Łukasz"}'.encode("utf-16")),
+        "X1": ("text/xml; charset=iso-8859-1", b"<a/>"),          # XML: left to its own declaration
+    }
+
+    @router.route("POST", "/accounts")
+    async def find(request):
+        ctype, body = answers[request.json()["id"]]
+        return Response(200, [("content-type", ctype)], body)
+
+    port = await nursery.start(functools.partial(serve_http, router, "127.0.0.1", 0))
+    c = HttpConnector("core", {"url": f"http://127.0.0.1:{port}/accounts"})
+    await nursery.start(c.run)
+    got = await c.request_many([b'{"id": "%s"}' % k.encode() for k in answers], 5)
+    assert [bytes(r) for r in got[:3]] == ['{"name": "Zoë Müller"}'.encode(), '{"name": "Café – ok"}'.encode(),
+                                           '{"name": "Łukasz"}'.encode()]
+    assert bytes(got[3]) == b"<a/>" and got[0].headers["content-type"] == "application/json; charset=ISO-8859-1"
+    prog = compile_text(tmp_path, ROUTE_LOOKUP % f"http://127.0.0.1:{port}/accounts")
+    async with running(prog, tmp_path / "l.duckdb") as sb:
+        client = await Client.open(sb.channel("front").port)
+        await client.send(b'{"ref": "L1"}')
+        (reply,) = await client.recv_json(1)
+        await client.aclose()
+    assert reply["name"] == "Zoë Müller" and reply["code"] == "00"
