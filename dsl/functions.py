@@ -10,12 +10,14 @@ import os
 import uuid as _uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsl import clock as _clock
+from dsl import money as _money
+from formats.exact import plain_decimal
 
 
 class FunctionError(ValueError):
@@ -59,10 +61,12 @@ def _num(v: Any, fn: str) -> Decimal | int:
     if isinstance(v, (int, Decimal)):
         return v
     if isinstance(v, str):
-        try:
-            return Decimal(v.strip())
-        except InvalidOperation:
-            raise FunctionError(f"{fn}: {v!r} is not a number") from None
+        d = plain_decimal(v)             # never 1_000, 1e3, ١٢٠.50 or NaN, which Decimal(text) takes
+        if d is None:
+            shown = v if len(v) <= 40 else v[:37] + "..."
+            raise FunctionError(f"{fn}: {shown!r} is not a number: write ASCII digits with an optional sign and "
+                                f"decimal point (120.50), no exponent, thousands separator or underscore")
+        return d
     raise FunctionError(f"{fn}: expected a number, got {_tname(v)}")
 
 
@@ -370,10 +374,14 @@ def f_uuid() -> str:
 
 
 def f_round(x: Any, n: Any = 0) -> Decimal:
-    """ROUND_HALF_UP: 2.345 -> 2.35, -2.345 -> -2.35 (half away from zero)."""
+    """ROUND_HALF_UP: 2.345 -> 2.35, -2.345 -> -2.35 (half away from zero), at any size; -0.004 -> 0.00."""
     v = _num(x, "round")
     places = _int(n, "round")
-    return Decimal(v).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    try:
+        return _money.round_half_up(v, places)
+    except _money.TooLong:
+        raise FunctionError(f"round: {v} to {places} decimal places needs more than {_money.MAX_DIGITS:,} "
+                            f"digits") from None
 
 
 def f_number(x: Any) -> Decimal | int | None:
@@ -388,7 +396,8 @@ def f_number(x: Any) -> Decimal | int | None:
 
 
 def f_abs(x: Any) -> Decimal | int:
-    return abs(_num(x, "abs"))
+    v = _num(x, "abs")
+    return v.copy_abs() if isinstance(v, Decimal) else abs(v)      # exact: abs() would round to 28 digits
 
 
 def f_coalesce(*vals: Any) -> Any:
