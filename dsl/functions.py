@@ -548,7 +548,8 @@ SIGNATURES: dict[str, Sig] = {
 # bank statements (find, statement_check) first, then the calendars: whichever module is imported first,
 # the tables (and docs/language.md's generated list) keep this order
 from dsl import statements as _statements  # noqa: E402
+from dsl import currency as _currency  # noqa: E402  (minor units: before the calendars, which import this module first)
 from dsl import calendars as _calendars  # noqa: E402
-del _calendars, _statements
+del _calendars, _currency, _statements
 
 assert set(FUNCTIONS) == set(SIGNATURES)

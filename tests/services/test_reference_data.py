@@ -70,14 +70,19 @@ def test_bic_form(where: str, line: int, row: dict[str, str]) -> None:
         assert bic[4:6] == row["country"], f"{where}: BIC {bic} is not of the row's country {row['country']}"
 
 
-def test_card_currencies_have_the_two_minor_units_the_route_assumes() -> None:
-    """card_payments.route reads DE 4 (minor units) as ``round(msg["4"], 0) / 100``: a currency added to
-    card_currencies.csv with 0 (JPY) or 3 (KWD) minor units would be recorded 100 times too small (or 10 times
-    too large) unless the route divides by its own power of ten (docs/services/card_payments.md)."""
+def test_card_currencies_minor_units_are_the_ones_the_route_applies() -> None:
+    """card_payments.route reads DE 4 (minor units) as ``from_minor(msg["4"], msg["49"])``, the currency's ISO
+    4217 exponent (formats/currencies.py): card_currencies.csv's minor_units column says the same for every
+    row, and every permitted currency is one that table lists (a JPY row is 0 and is read as yen, never as
+    hundredths; until 2026-11-27 the route divided by a fixed 100)."""
+    from formats.currencies import alpha_code, minor_units
     with (ROUTES / "card_payments" / "card_currencies.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert rows and "/ 100" in (ROUTES / "card_payments" / "card_payments.route").read_text(encoding="utf-8")
-    assert [r["alpha"] for r in rows if r["minor_units"] != "2"] == []
+    assert rows and 'from_minor(msg["4"], msg["49"])' in (ROUTES / "card_payments" / "card_payments.route").read_text(
+        encoding="utf-8")
+    for r in rows:
+        assert alpha_code(r["numeric"]) == r["alpha"], r
+        assert minor_units(r["numeric"]) == int(r["minor_units"]), r
 
 
 CUTOFF_ROWS = _rows("cutoff")
