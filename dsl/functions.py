@@ -524,11 +524,13 @@ SIGNATURES: dict[str, Sig] = {
                    "`\\w` are ASCII; null and a text of more than 1,000 characters are false (see [Regular "
                    "expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
-    "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
+    "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35, "
+                 "2.5 -> 3; not half even), at any size; -0.004 -> 0.00 ([money](money.md#arithmetic-and-rounding))"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
     "number": Sig(1, 1, ("s",), ("any",), 'the number a text reads as: number("20261226") is 20261226, '
                   'number(" 86.40 ") is 86.40 (a number is itself; null and "" give null; other text is an '
-                  'error): to compare a computed text with a numeric field'),
+                  'error, and so are 1e3, 1_000, 1,000.00 and digits of other scripts: only ASCII digits, a '
+                  'sign and a point): to compare a computed text with a numeric field'),
     "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\"; when none is, the last one (so `coalesce(x, \"\")` is \"\", never null)"),
     "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
