@@ -24,12 +24,14 @@ import json
 import re
 from contextlib import contextmanager
 from datetime import date
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import Decimal, DivisionByZero, Inexact, InvalidOperation
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dsl import ir
 from dsl.types import show
 from dsl import inbound
+from dsl import money as _money
+from dsl.money import EXACT as _EXACT, QUOTIENT as _QUOTIENT
 from dsl.eval_error import EvalError
 from dsl.functions import FUNCTIONS, FunctionError
 from dsl.tables import Table
@@ -100,6 +102,12 @@ def _text(v: Any) -> str:
     if isinstance(v, (bytes, bytearray)):
         return bytes(v).decode("latin-1")
     return str(v)
+
+
+def _shown_number(v: Any) -> str:
+    """A number for a message: a hostile 5,000-digit one is not quoted whole."""
+    text = str(v)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-12:]} ({len(text)} characters)"
 
 
 def _is_num(v: Any) -> bool:
@@ -238,7 +246,7 @@ def _unary(e: ir.Unary) -> Evaluator:
             if sent is not None:
                 raise inbound.error(sent, "a number", v, pos)
             raise EvalError(f"cannot negate {_tname(v)} ({_show(e.operand)})", pos)
-        return -v
+        return _money.negate(v) if isinstance(v, Decimal) else -v     # exact; -0.00 is 0.00
     return neg
 
 
@@ -255,25 +263,40 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",
                         e.pos)
+    whole = isinstance(a, int) and isinstance(b, int)     # int with int: Python's exact int arithmetic
     try:
+        # Decimal: exact, never the thread's context (28 digits, silently rounded): dsl/money.py
         if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if op == "/":
-            return Decimal(a) / Decimal(b)
+            if whole:
+                return a + b
+            r = _EXACT.add(a, b)
+        elif op == "-":
+            if whole:
+                return a - b
+            r = _EXACT.subtract(a, b)
+        elif op == "*":
+            if whole:
+                return a * b
+            r = _EXACT.multiply(a, b)
+        elif op == "/":
+            r = _QUOTIENT.divide(a, b)
+        else:
+            r = None
+        if r is not None:
+            return r if r or not r.is_signed() else r.copy_abs()       # -0.00 is 0.00
         if op == "%":
-            if isinstance(a, int) and isinstance(b, int):
+            if whole:
                 if b == 0:
                     raise ZeroDivisionError
                 return a % b
-            return Decimal(a) % Decimal(b)
+            return _money.remainder(a, b)
     except (ZeroDivisionError, DivisionByZero):
         raise EvalError(f"division by zero ({_show(e.right)} is 0)", e.pos) from None
+    except (_money.TooLong, Inexact):
+        raise EvalError(f"{_show(e)}: the exact result needs more than {_money.MAX_DIGITS:,} digits; money is "
+                        f"never rounded silently (check the operands' sizes)", e.pos) from None
     except InvalidOperation:
-        raise EvalError(f"invalid arithmetic: {_text(a)} {op} {_text(b)}", e.pos) from None
+        raise EvalError(f"invalid arithmetic: {_shown_number(a)} {op} {_shown_number(b)}", e.pos) from None
     raise AssertionError(op)
 
 

@@ -10,12 +10,14 @@ import os
 import uuid as _uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dsl import clock as _clock
+from dsl import money as _money
+from formats.exact import plain_decimal
 
 
 class FunctionError(ValueError):
@@ -59,10 +61,12 @@ def _num(v: Any, fn: str) -> Decimal | int:
     if isinstance(v, (int, Decimal)):
         return v
     if isinstance(v, str):
-        try:
-            return Decimal(v.strip())
-        except InvalidOperation:
-            raise FunctionError(f"{fn}: {v!r} is not a number") from None
+        d = plain_decimal(v)             # never 1_000, 1e3, ١٢٠.50 or NaN, which Decimal(text) takes
+        if d is None:
+            shown = v if len(v) <= 40 else v[:37] + "..."
+            raise FunctionError(f"{fn}: {shown!r} is not a number: write ASCII digits with an optional sign and "
+                                f"decimal point (120.50), no exponent, thousands separator or underscore")
+        return d
     raise FunctionError(f"{fn}: expected a number, got {_tname(v)}")
 
 
@@ -370,10 +374,14 @@ def f_uuid() -> str:
 
 
 def f_round(x: Any, n: Any = 0) -> Decimal:
-    """ROUND_HALF_UP: 2.345 -> 2.35, -2.345 -> -2.35 (half away from zero)."""
+    """ROUND_HALF_UP: 2.345 -> 2.35, -2.345 -> -2.35 (half away from zero), at any size; -0.004 -> 0.00."""
     v = _num(x, "round")
     places = _int(n, "round")
-    return Decimal(v).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    try:
+        return _money.round_half_up(v, places)
+    except _money.TooLong:
+        raise FunctionError(f"round: {v} to {places} decimal places needs more than {_money.MAX_DIGITS:,} "
+                            f"digits") from None
 
 
 def f_number(x: Any) -> Decimal | int | None:
@@ -388,7 +396,8 @@ def f_number(x: Any) -> Decimal | int | None:
 
 
 def f_abs(x: Any) -> Decimal | int:
-    return abs(_num(x, "abs"))
+    v = _num(x, "abs")
+    return v.copy_abs() if isinstance(v, Decimal) else abs(v)      # exact: abs() would round to 28 digits
 
 
 def f_coalesce(*vals: Any) -> Any:
@@ -515,11 +524,13 @@ SIGNATURES: dict[str, Sig] = {
                    "`\\w` are ASCII; null and a text of more than 1,000 characters are false (see [Regular "
                    "expressions](#regular-expressions))", literal=_pattern_literal, literal_code="E078", constant=(1,)),
     "uuid": Sig(0, 0, (), (), "a random UUID string"),
-    "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35)"),
+    "round": Sig(1, 2, ("x", "n=0"), ("number", "int"), "x rounded to n decimals, half up (2.345 -> 2.35, "
+                 "2.5 -> 3; not half even), at any size; -0.004 -> 0.00 ([money](money.md#arithmetic-and-rounding))"),
     "abs": Sig(1, 1, ("x",), ("number",), "absolute value"),
     "number": Sig(1, 1, ("s",), ("any",), 'the number a text reads as: number("20261226") is 20261226, '
                   'number(" 86.40 ") is 86.40 (a number is itself; null and "" give null; other text is an '
-                  'error): to compare a computed text with a numeric field'),
+                  'error, and so are 1e3, 1_000, 1,000.00 and digits of other scripts: only ASCII digits, a '
+                  'sign and a point): to compare a computed text with a numeric field'),
     "coalesce": Sig(1, None, ("a", "b", "..."), (), "the first argument that is neither null nor \"\"; when none is, the last one (so `coalesce(x, \"\")` is \"\", never null)"),
     "env": Sig(1, 2, ("name", "default"), ("string", "any"), "an environment variable, or default"),
     "lookup": Sig(3, 4, ("table", "key", "column", "default"), ("table", "string", "string", "any"),
@@ -539,7 +550,8 @@ SIGNATURES: dict[str, Sig] = {
 # bank statements (find, statement_check) first, then the calendars: whichever module is imported first,
 # the tables (and docs/language.md's generated list) keep this order
 from dsl import statements as _statements  # noqa: E402
+from dsl import currency as _currency  # noqa: E402  (minor units: before the calendars, which import this module first)
 from dsl import calendars as _calendars  # noqa: E402
-del _calendars, _statements
+del _calendars, _currency, _statements
 
 assert set(FUNCTIONS) == set(SIGNATURES)

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 from dsl import ir
 from dsl.calendars import RESULTS as CALENDAR_RESULTS
 from dsl.statements import RESULTS as STATEMENT_RESULTS
+from dsl.currency import RESULTS as CURRENCY_RESULTS
 from dsl.functions import SIGNATURES
 
 STRING, INTEGER, DECIMAL, NUMBER = "string", "integer", "decimal", "number"
@@ -49,6 +50,7 @@ RESULTS: dict[str, str | None] = {
 }
 RESULTS.update(CALENDAR_RESULTS)      # is_business_day, value_date ... (dsl/calendars.py)
 RESULTS.update(STATEMENT_RESULTS)     # find, statement_check (dsl/statements.py)
+RESULTS.update(CURRENCY_RESULTS)      # minor_units, fits_currency, from_minor, to_minor (dsl/currency.py)
 
 Report = Callable[[str, str, Any, "str | None"], None]   # (code, message, pos, help)
 

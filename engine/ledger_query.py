@@ -25,18 +25,13 @@ from engine.deal_resolve import (ACKED, FLAGGED_EVENTS, REVERSAL_FLAGGED, RESOLV
 from engine.exact_json import stored_json
 from engine.ledger_store import COLUMNS, LedgerError, connect, require_bsp_ledger
 from engine.txn.approval import APPROVED
-
-# ISO 4217 minor units that are not 2; amounts are shown with their currency's
-# decimals when that loses nothing (the column stores 4).
-_MINOR_UNITS: dict[str, int] = {
-    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
-}
-
+from formats.currencies import minor_units as _minor_units
 
 def minor_units(currency: str | None) -> int:
-    return _MINOR_UNITS.get((currency or "").upper(), 2)
+    """The currency's ISO 4217 minor units (letters or number: formats/currencies.py), 2 when not listed;
+    amounts are shown with their currency's decimals when that loses nothing (the column stores 4)."""
+    places = _minor_units(currency or "")
+    return 2 if places is None else places
 
 
 def display_amount(amount: Decimal | None, currency: str | None) -> Decimal | None:

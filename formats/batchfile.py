@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import re
 from array import array
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Iterator
 
 from formats.copybook.records import split_rdw
 from formats.errors import FormatError
+from formats.exact import plain_decimal
 
 __all__ = ["RECORD_KINDS", "ControlTotals", "Records", "split_offsets", "split_records"]
 
@@ -289,9 +290,5 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, (int, Decimal)):
         return Decimal(value)
     if isinstance(value, str):
-        try:
-            d = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-        return d if d.is_finite() else None
+        return plain_decimal(value)      # never 1_000, 1e3 or ١٢٠.50
     return None

@@ -32,8 +32,8 @@ from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
 from formats.fixed import _TIME_DIRECTIVES, _pos_kw, check_encoding, check_fields, format_date, to_decimal
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z")
-_INTEGER = re.compile(r"[+-]?\d+\Z")
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)     # 0-9 only: never ١٢٠.50
+_INTEGER = re.compile(r"[+-]?\d+\Z", re.ASCII)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 

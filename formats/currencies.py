@@ -13,3 +13,34 @@ MINOR_UNITS: dict[str, int] = {
                      "PEN", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SEK", "SGD", "THB", "TRY",
                      "TWD", "UAH", "USD", "ZAR"), 2),
 }
+
+# ISO 4217 numeric codes of the currencies above (ISO 8583 DE 49, ISO 20022 and SWIFT carry the letters)
+NUMERIC: dict[str, str] = {
+    "108": "BIF", "152": "CLP", "262": "DJF", "324": "GNF", "352": "ISK", "392": "JPY", "174": "KMF", "410": "KRW",
+    "600": "PYG", "646": "RWF", "800": "UGX", "940": "UYI", "704": "VND", "548": "VUV", "950": "XAF", "952": "XOF",
+    "953": "XPF",
+    "048": "BHD", "368": "IQD", "400": "JOD", "414": "KWD", "434": "LYD", "512": "OMR", "788": "TND",
+    "990": "CLF", "927": "UYW",
+    "784": "AED", "032": "ARS", "036": "AUD", "975": "BGN", "986": "BRL", "124": "CAD", "756": "CHF", "156": "CNY",
+    "170": "COP", "203": "CZK", "208": "DKK", "818": "EGP", "978": "EUR", "826": "GBP", "344": "HKD", "348": "HUF",
+    "360": "IDR", "376": "ILS", "356": "INR", "404": "KES", "504": "MAD", "484": "MXN", "458": "MYR", "566": "NGN",
+    "578": "NOK", "554": "NZD", "604": "PEN", "608": "PHP", "586": "PKR", "985": "PLN", "634": "QAR", "946": "RON",
+    "941": "RSD", "643": "RUB", "682": "SAR", "752": "SEK", "702": "SGD", "764": "THB", "949": "TRY", "901": "TWD",
+    "980": "UAH", "840": "USD", "710": "ZAR",
+}
+
+
+def alpha_code(code: str) -> str | None:
+    """The letters of a currency given by its letters (``"jpy"``, ``" JPY "``) or ISO 4217 number (``"392"``,
+    ``"48"`` for ``"048"``); None for a code this table does not list."""
+    text = code.strip()
+    if text.isascii() and text.isdigit() and 1 <= len(text) <= 3:
+        return NUMERIC.get(text.zfill(3))
+    text = text.upper()
+    return text if text in MINOR_UNITS else None
+
+
+def minor_units(code: str) -> int | None:
+    """How many decimals an amount in the currency ``code`` (letters or number) has; None when not listed."""
+    alpha = alpha_code(code)
+    return None if alpha is None else MINOR_UNITS[alpha]

@@ -2,6 +2,7 @@
 packed / zoned / binary fields, ISO 8583 amounts)."""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 
@@ -30,3 +31,18 @@ def exact_stored(value: Decimal, scale: int, max_digits: int) -> int | str:
     v = int("".join(map(str, digs[:n])))
     v = v * 10 ** exp if exp >= 0 else v
     return -v if sign else v
+
+
+_PLAIN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+def plain_decimal(text: str) -> Decimal | None:
+    """``text`` as a ``Decimal`` when it is an amount as a bank writes one: ASCII digits with an optional
+    sign and decimal point (``120.50``, ``-3``, ``.5``), spaces, tabs and line breaks around it allowed;
+    None otherwise.  ``Decimal(text)`` takes more, each an amount nobody wrote: an underscore (``1_000``),
+    the digits of any script (``١٢٠.50``), an exponent (``1e3``, what a spreadsheet leaves of a rounded
+    amount), ``NaN`` and ``Infinity``."""
+    text = text.strip(" \t\r\n")
+    if not _PLAIN.fullmatch(text):
+        return None
+    return Decimal(text)

@@ -29,11 +29,12 @@ import codecs
 import datetime as _dt
 import importlib
 import re
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any, Iterable, Mapping
 
 from formats.component import ComponentSpec, OptionSpec
 from formats.errors import FormatError, SpecError
+from formats.exact import plain_decimal
 
 try:  # adds cp1047, cp1141..cp1149 to the codec registry (imported for that effect alone)
     importlib.import_module("ebcdic")
@@ -194,10 +195,11 @@ def to_decimal(value: Any, *, scale: int, field: str) -> Decimal:
     """A value for a decimal field, checked to fit ``scale`` places exactly."""
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
         if isinstance(value, str):
-            try:
-                value = Decimal(value)
-            except InvalidOperation:
-                raise FormatError(f"expected a decimal number, got {value!r}", field=field) from None
+            text, value = value, plain_decimal(value)
+            if value is None:
+                raise FormatError(f"expected a decimal number, got {text!r}", field=field,
+                                  hint="write ASCII digits with an optional sign and decimal point (120.50): "
+                                       "no exponent, thousands separator or underscore")
         else:
             raise FormatError(f"expected a Decimal, got {type(value).__name__} {value!r}", field=field,
                               hint="money is decimal.Decimal, never float")

@@ -269,11 +269,17 @@ def _has_float(value: Any) -> bool:
     return False
 
 
+_PLAIN_EXP = 60      # a number within 10**±60 is written in plain digits; past it (1E+999999: no amount) as read
+
+
 def _default(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         if not obj.is_finite():
             raise TypeError(f"{obj} is not a finite number")
-        return orjson.Fragment(str(obj).encode("ascii"))
+        text = str(obj)
+        if "E" in text and -_PLAIN_EXP <= obj.adjusted() <= _PLAIN_EXP:
+            text = format(obj, "f")     # 1E+3 (read from 1e3, round(x, -2)) and 1E-7 as 1000 and 0.0000001
+        return orjson.Fragment(text.encode("ascii"))
     if isinstance(obj, (tuple, frozenset, set)):
         return list(obj)
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")

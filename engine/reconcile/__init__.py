@@ -23,6 +23,7 @@ from engine.reconcile.statement_csv import load_csv
 from engine.reconcile.statement_mt940 import load_mt940
 from engine.reconcile.unmatched import booked_elsewhere, explain
 from engine.reports.businessday import UTC_DAY, BusinessDay
+from engine.ledger_store import AMOUNT_MAX_INT_DIGITS
 from engine.reports.model import Report, ReportError
 
 TYPES = STATEMENT_TYPES
@@ -44,6 +45,10 @@ def load_statement(path: str | Path, kind: str, *, xsd_dir: str | Path | None = 
     for ln in lines:        # the ledger keeps 4 places: a 5th digit would be compared, shown and exported wrong
         if not ln.amount.is_finite():
             raise ReportError(f"{ln.where}: amount {ln.amount}: not an amount; write it as a decimal, e.g. 1234.50")
+        if ln.amount and ln.amount.adjusted() >= AMOUNT_MAX_INT_DIGITS:   # before quantize: 28 digits would fail
+            raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than {AMOUNT_MAX_INT_DIGITS} digits before the "
+                              f"decimal point; the ledger keeps DECIMAL(24,4), so no deal can match it: is the "
+                              f"amount column another one?")
         if ln.amount != ln.amount.quantize(LEDGER_PLACES):
             raise ReportError(f"{ln.where}: amount {ln.amount:f}: more than 4 decimal places; the ledger keeps 4 "
                               f"(DECIMAL(24,4)): is the amount column another one, or the file's decimal mark?")

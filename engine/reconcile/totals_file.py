@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine.ledger_store import AMOUNT_MAX_INT_DIGITS
 from engine.reconcile.statement_csv import amount_of, separator
 from engine.reports.model import ReportError
 
@@ -128,6 +129,9 @@ def _amount(value: Any, where: str, field: str, sep: str = ",") -> Decimal:
                           f"decimal (PIC S9(13)V99 COMP-3, or a text field), not a floating point number")
     if not amount.is_finite():
         raise ReportError(f"{where}: field {field}: {amount}: not an amount")
+    if amount and amount.adjusted() >= AMOUNT_MAX_INT_DIGITS:    # before quantize, whose 28 digits would fail
+        raise ReportError(f"{where}: field {field}: {amount:f}: more than {AMOUNT_MAX_INT_DIGITS} digits before the "
+                          f"decimal point; the ledger keeps DECIMAL(24,4)")
     if amount != amount.quantize(LEDGER_PLACES):
         raise ReportError(f"{where}: field {field}: {amount:f}: more than 4 decimal places; the ledger keeps 4")
     return amount

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import struct
-from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 
 from formats.copybook.picture import FieldType
-from formats.exact import exact_stored
+from formats.exact import exact_stored, plain_decimal
 from formats import ebcdic
 
 CTX = Context(prec=80)
@@ -51,10 +51,10 @@ def to_stored(ft: FieldType, value, where: str) -> int:
     """A value -> the stored integer (value * 10**scale), exact or an error."""
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         if isinstance(value, str):
-            try:
-                value = Decimal(value.strip())
-            except InvalidOperation:
-                raise ValueError(f"{value!r} is not a number") from None
+            text, value = value, plain_decimal(value)
+            if value is None:
+                raise ValueError(f"{text!r} is not a finite number written in ASCII digits with an optional sign "
+                                 f"and decimal point (no exponent, thousands separator or underscore)")
         else:
             raise ValueError(f"expected int or Decimal, got {type(value).__name__}"
                              + (" (money is never float: use Decimal)" if isinstance(value, float) else ""))

@@ -87,7 +87,7 @@ def write_amount(value: Any, field: str, currency: str | None = None) -> str:
     if type(value) is SwiftAmount:
         text = value.text
     else:
-        text = format(value, "f").replace(".", ",")
+        text = format(value.copy_abs() if not value else value, "f").replace(".", ",")   # -0.00 is 0,00
         if "," not in text:
             text += ","
         places = MINOR_UNITS.get(currency or "")

@@ -57,7 +57,9 @@ def test_a_field_of_text_is_the_senders_and_names_the_path_the_place_and_the_val
     ("msg.items[msg.i]", {"items": [1], "i": "first"},
      "i: expected a whole number (a list index), got text 'first'"),
     ("round(msg.amount, 2)", {"amount": {"v": 1}}, "amount: round: expected a number, got a record"),
-    ('number(msg.amount)', {"amount": "abc"}, "amount: number: 'abc' is not a number"),
+    ('number(msg.amount)', {"amount": "abc"}, "amount: number: 'abc' is not a number: write ASCII digits with an "
+                                              "optional sign and decimal point (120.50), no exponent, thousands "
+                                              "separator or underscore"),
     ('msg["11"].x', {"11": "000123"}, "11: expected an object (with field 'x'), got text '000123'"),
     # an object or a list where a text function reads text (until 2026-11-27 Python's rendering "{'x': 1}",
     # paid on as a beneficiary's name)

@@ -450,3 +450,20 @@ def test_an_mt940_amount_or_date_in_other_digits_is_refused(ledger: Path, tmp_pa
     with pytest.raises(FormatError, match="is not YYMMDD"):
         parse_date6("\u0662\u0666\u0661\u0661\u0662\u0666", "32A", 0)
     assert parse_amount("120,50", "32A", 0) == Decimal("120.50")
+
+
+@pytest.mark.parametrize("amount", ["1" * 26 + ".50", "1" * 30])
+def test_a_statement_amount_past_the_ledgers_digits_is_refused_by_name(tmp_path: Path, amount: str) -> None:
+    # before: decimal.InvalidOperation "[<class 'decimal.InvalidOperation'>]" (the 28-digit context of quantize),
+    # no file, line or column named
+    path = statement(tmp_path, f"reference,amount,currency,date\nE2E-001,{amount},EUR,2026-11-26\n")
+    with pytest.raises(ReportError, match=r"stmt.csv:2: amount 1{20}.*: more than 20 digits before the decimal "
+                                          r"point; the ledger keeps DECIMAL\(24,4\)"):
+        load_statement(path, "csv")
+
+
+@pytest.mark.parametrize("amount", ["1" * 26 + ".50", "1" * 30])
+def test_a_totals_file_amount_past_the_ledgers_digits_is_refused_by_name(amount: str) -> None:
+    from engine.reconcile.totals_file import _amount
+    with pytest.raises(ReportError, match=r"totals.csv:2: field amount: .*more than 20 digits before the decimal"):
+        _amount(amount, "totals.csv:2", "amount")

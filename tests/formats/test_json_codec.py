@@ -242,3 +242,19 @@ def test_an_over_long_integer_is_refused_in_plain_words():
     with pytest.raises(FormatError) as e:
         loads(b'{"amount": ' + b"9" * 100_000 + b"}")
     assert "an integer of more than 4300 digits" in str(e.value) and "sys." not in str(e.value)
+
+
+@pytest.mark.parametrize("value, text", [
+    (Decimal("1E+3"), b"1000"), (Decimal("1.2E+3"), b"1200"), (Decimal("1E-7"), b"0.0000001"),
+    (Decimal("120.50"), b"120.50"), (Decimal("0E-8"), b"0.00000000"), (Decimal("-5E+2"), b"-500"),
+])
+def test_an_amount_is_written_in_plain_digits(value: Decimal, text: bytes) -> None:
+    # str(Decimal) writes 1E+3 (a JSON "amount": 1e3 read in, round(x, -2) computed) and 1E-7: valid JSON that a
+    # counterparty's decimal parser, a COBOL bridge or a spreadsheet may read as text or misread as a float
+    assert json_codec.dumps({"amount": value}) == b'{"amount":' + text + b"}"
+    assert json_codec.loads(json_codec.dumps({"amount": value}))["amount"] == value
+
+
+def test_an_absurd_exponent_stays_short() -> None:
+    # 1E+999999 in plain digits would be a megabyte; it is no amount (the deal step refuses it) and stays as read
+    assert json_codec.dumps({"x": Decimal("1E+999999")}) == b'{"x":1E+999999}'

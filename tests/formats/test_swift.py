@@ -332,3 +332,14 @@ def test_writer_keeps_the_readers_amount_limits() -> None:
     with pytest.raises(FormatError, match="more decimals than USD allows") as info:
         SwiftCodec("mt103").encode(values)
     assert info.value.field == "32A"
+
+
+@pytest.mark.parametrize("zero", [Decimal("-0.00"), Decimal("-0"), Decimal("-0E+2")])
+def test_a_negative_zero_amount_is_written_without_its_sign(zero: Decimal) -> None:
+    # Decimal("-0.00") (a JSON request's "-0.00", -x of a zero fee in older routes) was written "-0,00", which
+    # SWIFT and this reader refuse: an amount carries no sign, and -0 is 0
+    values = dict(MT103, block4=[dict(f) for f in MT103["block4"]])
+    values["block4"][2] = {"tag": "32A", "value": {"date": dt.date(2019, 10, 14), "currency": "USD", "amount": zero}}
+    raw = SwiftCodec("mt103").encode(values)
+    assert b":32A:191014USD0,\r\n" in raw or b":32A:191014USD0,00\r\n" in raw, raw
+    assert SwiftCodec("mt103").decode(raw)["block4"][2]["value"]["amount"] == 0

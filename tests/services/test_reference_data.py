@@ -70,14 +70,19 @@ def test_bic_form(where: str, line: int, row: dict[str, str]) -> None:
         assert bic[4:6] == row["country"], f"{where}: BIC {bic} is not of the row's country {row['country']}"
 
 
-def test_card_currencies_have_the_two_minor_units_the_route_assumes() -> None:
-    """card_payments.route reads DE 4 (minor units) as ``round(msg["4"], 0) / 100``: a currency added to
-    card_currencies.csv with 0 (JPY) or 3 (KWD) minor units would be recorded 100 times too small (or 10 times
-    too large) unless the route divides by its own power of ten (docs/services/card_payments.md)."""
+def test_card_currencies_minor_units_are_the_ones_the_route_applies() -> None:
+    """card_payments.route reads DE 4 (minor units) as ``from_minor(msg["4"], msg["49"])``, the currency's ISO
+    4217 exponent (formats/currencies.py): card_currencies.csv's minor_units column says the same for every
+    row, and every permitted currency is one that table lists (a JPY row is 0 and is read as yen, never as
+    hundredths; until 2026-11-27 the route divided by a fixed 100)."""
+    from formats.currencies import alpha_code, minor_units
     with (ROUTES / "card_payments" / "card_currencies.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert rows and "/ 100" in (ROUTES / "card_payments" / "card_payments.route").read_text(encoding="utf-8")
-    assert [r["alpha"] for r in rows if r["minor_units"] != "2"] == []
+    assert rows and 'from_minor(msg["4"], msg["49"])' in (ROUTES / "card_payments" / "card_payments.route").read_text(
+        encoding="utf-8")
+    for r in rows:
+        assert alpha_code(r["numeric"]) == r["alpha"], r
+        assert minor_units(r["numeric"]) == int(r["minor_units"]), r
 
 
 CUTOFF_ROWS = _rows("cutoff")
@@ -122,3 +127,46 @@ HEADER_BIC_ROWS = _rows("header_bic")
 def test_header_bic_form(where: str, line: int, row: dict[str, str]) -> None:
     """pools.csv's header_bic is the MT101's field 57A of an upward sweep (docs/services/fund_consolidation.md)."""
     assert re.fullmatch(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?", row["header_bic"]), where
+
+
+_TABLE = re.compile(r'^\s*table\s+(\w+)\s*=\s*csv\s+"([^"]+)"', re.M)
+_ROUNDED_CELL = (re.compile(r'round\(lookup\((\w+),[^,()]+(?:\([^()]*\))?[^,()]*,\s*"(\w+)"[^()]*\),\s*(\d+)\)'),
+                 re.compile(r'round\((\w+)\[(?:[^\[\]]|\[[^\]]*\])+\]\.(\w+),\s*(\d+)\)'))
+
+
+def _rounded_cells() -> list[tuple[str, Path, str, int]]:
+    """Every table cell a route reads with round(cell, n): (where, csv file, column, n)."""
+    found = []
+    for route in sorted(ROUTES.rglob("*.route")):
+        if route.name.endswith("_test.route"):
+            continue
+        text = route.read_text(encoding="utf-8")
+        tables = {name: (route.parent / file) for name, file in _TABLE.findall(text)}
+        for pattern in _ROUNDED_CELL:
+            for m in pattern.finditer(text):
+                table, column, places = m.groups()
+                if table in tables:
+                    line = text.count("\n", 0, m.start()) + 1
+                    found.append((f"{route.relative_to(ROUTES)}:{line}", tables[table], column, int(places)))
+    return found
+
+
+ROUNDED_CELLS = _rounded_cells()
+
+
+def test_the_rounded_cells_are_found() -> None:
+    assert len(ROUNDED_CELLS) >= 7, ROUNDED_CELLS
+
+
+@pytest.mark.parametrize("where, path, column, places", ROUNDED_CELLS, ids=[w for w, *_ in ROUNDED_CELLS])
+def test_a_table_cell_read_with_round_has_no_more_decimals_than_it_keeps(where: str, path: Path, column: str,
+                                                                        places: int) -> None:
+    """A route reads a table's number as round(cell, n) (a NAV to 4 places, a limit to 2): a cell with more
+    decimals (a NAV of 1.234567 from the fund company's file) would be rounded by the route without a word.
+    Every cell has at most the n decimals the route keeps (docs/money.md)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f), 2):
+            cell = row[column].strip()
+            decimals = len(cell.partition(".")[2])
+            assert decimals <= places, (f"{path.relative_to(ROUTES)}:{n}: {column} {cell!r} has {decimals} "
+                                        f"decimals; {where} rounds it to {places}")
