@@ -32,7 +32,7 @@ from dsl.types import show
 from dsl import inbound
 from dsl import money as _money
 from dsl.money import EXACT as _EXACT, QUOTIENT as _QUOTIENT
-from dsl.eval_error import EvalError
+from dsl.eval_error import EvalError, InputError
 from dsl.functions import FUNCTIONS, FunctionError
 from dsl.tables import Table
 
@@ -250,6 +250,20 @@ def _unary(e: ir.Unary) -> Evaluator:
     return neg
 
 
+def _number_sent_as_text(a: Any, b: Any, e: ir.Binary) -> None:
+    """``msg.amount + 1.50`` where the sender wrote ``"amount": "12"``: joined, that is ``"121.50"``, a
+    figure ten times too large that a call's decimal field would read as money.  Text read straight from
+    the request beside a number is taken for a number sent as text (the sender's error, InputError);
+    a join on purpose starts with a string of the route's own (``"" + msg.prefix + msg.seq``), which is
+    not a request path and is joined as before."""
+    lp, rp = _sent(e)
+    path, text, other = (lp, a, e.right) if isinstance(a, str) else (rp, b, e.left)
+    if path is not None:
+        raise InputError(f"{path or 'the request'}: expected a number, got {inbound.got(text)} (`+` beside "
+                         f"{_show(other)} would join them as text, not add them; to join on purpose, start "
+                         f"with a string: \"\" + ...)", e.pos, path=path)
+
+
 def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
     if op == "+" and (isinstance(a, str) or isinstance(b, str)):
         if isinstance(a, (Mapping, list, tuple)) or isinstance(b, (Mapping, list, tuple)):
@@ -259,6 +273,8 @@ def _arith(op: str, a: Any, b: Any, e: ir.Binary) -> Any:
             if path is not None:
                 raise inbound.error(path, "text", v, e.pos)
             raise EvalError(f"cannot join text with {_tname(v)} ({_show(side)})", e.pos)
+        if _is_num(a) or _is_num(b):
+            _number_sent_as_text(a, b, e)
         return _text(a) + _text(b)
     if not (_is_num(a) and _is_num(b)):
         raise inbound.arith(a, b, op, e, *_sent(e)) or EvalError(f"cannot apply {op} to {_tname(a)} ({_show(e.left)}) and {_tname(b)} ({_show(e.right)})",

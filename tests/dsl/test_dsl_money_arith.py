@@ -77,3 +77,19 @@ def test_number_of_other_text_is_an_error(text: str) -> None:
 def test_number_of_plain_text() -> None:
     assert ev('number(" 86.40 ")') == D("86.40")
     assert ev('number("-3")') == D(-3)
+
+
+def test_an_amount_sent_as_text_is_not_joined_to_a_number() -> None:
+    """`"amount": "12"` + a fee of 1.50 used to give "121.50": text read straight from the request beside a
+    number is the sender's number sent as text (an input error naming the field), never joined."""
+    from dsl.eval_error import InputError
+    with pytest.raises(InputError, match=r"amount: expected a number, got text '12' \(`\+` beside 1.50 would join"):
+        ev("msg.amount + 1.50", msg={"amount": "12"})
+    with pytest.raises(InputError, match=r"fee: expected a number, got text '1.50'") as info:
+        ev("msg.amount + msg.fee", msg={"amount": D("12"), "fee": "1.50"})
+    assert info.value.path == "fee"
+    # the route's own text joins as before: a literal, or a join started with one
+    assert ev('"fee " + msg.fee', msg={"fee": D("0.50")}) == "fee 0.50"
+    assert ev('"" + msg.prefix + msg.seq', msg={"prefix": "INV", "seq": 7}) == "INV7"
+    assert ev("msg.a + msg.b", msg={"a": "AB", "b": "CD"}) == "ABCD"
+    assert ev("msg.amount + 1.50", msg={"amount": D("12")}) == D("13.50")
