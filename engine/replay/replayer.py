@@ -2,12 +2,14 @@
 
 Every recorded inbound request is dispatched, in recording order, into the
 candidate's channel of the same name.  Outbound calls reach virtual endpoints
-that answer from the recording: the candidate's nth call to a channel while
-handling recorded exchange E gets the answer recorded for E's nth call to that
-channel (the correlation key); a call with no such recorded call gets the answer
-of the first rule of the answers script that matches it (``--answers``,
-engine/replay/script.py), else the next unused recorded answer of that channel
-(by order); when none is left the call fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
+that answer from the recording: a call the candidate makes while handling
+recorded exchange E gets the answer of E's recorded call of the same identity
+(engine/replay/pairing.py: a MUX key, ISO 8583 MTI class + STAN + terminal), or,
+on a channel whose requests have none, of E's nth call to that channel (together:
+the correlation key); a call with no such recorded call gets the answer of the
+first rule of the answers script that matches it (``--answers``,
+engine/replay/script.py), else by order an answer recorded outside any exchange
+(never another exchange's); when none is left the call fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
 answered as that failure.
 
 An exchange whose request, or one of whose counterparts' answers, was recorded
@@ -180,10 +182,9 @@ class RecordedAnswers:
         own = self.by_exchange.get((ctx.exchange, channel), []) if ctx is not None else []
         if key is not None and own:
             self.missing_identity[channel] = self.missing_identity.get(channel, 0) + 1
-            keys = ", ".join("/".join(k) for k in (ident.recorded_key(r) for r in own) if k is not None)
-            return (f"the recorded exchange made no call of this identity ({ident.label(channel)} "
-                    f"{'/'.join(key)}; it recorded {keys or 'none readable'}): a call the candidate adds, or "
-                    f"one whose key fields it changed")
+            # no key values: a `match` field may be classified (an account), and this text reaches the log
+            return (f"the recorded exchange made no call of this identity ({ident.label(channel)}): a call the "
+                    f"candidate adds, or one whose key fields it changed")
         if ctx is not None and ctx.exchange in self.exchanges:
             return (f"the recorded exchange made {len(own)} call(s) to it and the candidate makes more (its "
                     f"answers are not taken from other exchanges)")
