@@ -109,7 +109,6 @@ class RecordedAnswers:
         self.factor = factor
         self.script = script                 # engine.replay.script.AnswerScript (--answers) or None
         self.identity: Any = None            # engine.replay.pairing.CallIdentity (set once the engine runs)
-        self.masked = capture.masked
         self.scripted: dict[str, int] = {}   # channel -> calls answered from the script
         self.missing: dict[str, int] = {}    # channel -> calls answered by nothing (failed as unreachable)
         self.missing_identity: dict[str, int] = {}   # channel -> of those, calls whose identity E never had
@@ -143,7 +142,9 @@ class RecordedAnswers:
         return rec
 
     def _by_key(self, channel: str, ctx: ExchangeCtx | None, call: CallRecord | None = None) -> RecordedCall | None:
-        """The recorded exchange's own call: by identity, else (no identity) by position."""
+        """The recorded exchange's own call: by identity, else by position, to a recorded call whose identity
+        cannot be read (it has none, or ``--mask`` masked a key field): a recorded call of another identity is
+        left to the candidate's call of that identity, which may come later."""
         if ctx is None:
             return None
         lst = self.by_exchange.get((ctx.exchange, channel), [])
@@ -154,10 +155,9 @@ class RecordedAnswers:
                 if id(rec) not in self.used and ident.recorded_key(rec) == key:
                     self.by_identity += 1
                     return self._take(rec, call)
-            if not self.masked and any(ident.recorded_key(rec) is not None for rec in lst):
-                return None             # the exchange made no call of that identity: not another one's answer
         nth = len(ctx.calls_to(channel)) - 1
-        if 0 <= nth < len(lst) and id(lst[nth]) not in self.used:
+        if 0 <= nth < len(lst) and id(lst[nth]) not in self.used and (
+                key is None or _unreadable(ident.recorded_key(lst[nth]))):
             self.by_position += 1
             return self._take(lst[nth], call)
         return None
@@ -223,6 +223,11 @@ class RecordedAnswers:
         kind, _, text = err.partition(": ")
         cls = _ERRORS.get(kind, ConnectionLost)
         return cls(f"{text or err} (as recorded)", channel=channel)
+
+
+def _unreadable(key: tuple[str, ...] | None) -> bool:
+    """A recorded call's identity that cannot be compared: none, or a key field masked (``*``)."""
+    return key is None or any("*" in part for part in key)
 
 
 def _unstored(c: RecordedCall) -> bool:

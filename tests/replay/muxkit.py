@@ -80,7 +80,7 @@ def host_answer(values: dict) -> dict:
             "38": f"A{term[-1]}{stan[-3:]}", "39": "05" if declined else "00", "49": values["49"]}
 
 
-def record(tmp: Path, route: Path) -> tuple[Path, dict[tuple[str, str], dict]]:
+def record(tmp: Path, route: Path, *, mask: bool = False) -> tuple[Path, dict[tuple[str, str], dict]]:
     program, registry, net = codec(route)
     capture = tmp / "cap.duckdb"
     replies: dict[tuple[str, str], dict] = {}
@@ -120,7 +120,7 @@ def record(tmp: Path, route: Path) -> tuple[Path, dict[tuple[str, str], dict]]:
                 replies[(v["41"], v["11"])] = v
 
     async def main() -> None:
-        with recording(program, registry, capture, mask=False) as (reg, _):
+        with recording(program, registry, capture, mask=mask) as (reg, _):
             async with trio.open_nursery() as sims:
                 (listener,) = await sims.start(partial(trio.serve_tcp, host="127.0.0.1"), host_conn, 0)
                 host_port = listener.socket.getsockname()[1]

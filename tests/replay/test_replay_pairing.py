@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 import muxkit as mk
@@ -23,9 +25,9 @@ def replay(*args: str):
     return CliRunner().invoke(app, ["replay", *args])
 
 
-def _recorded(tmp_path):
+def _recorded(tmp_path, mask=False):
     route = mk.write_config(tmp_path / "cfg")
-    capture, replies = mk.record(tmp_path, route)
+    capture, replies = mk.record(tmp_path, route, mask=mask)
     return route, capture, replies
 
 
@@ -65,6 +67,7 @@ def test_a_changed_answer_is_reported_on_its_deal_with_both_values(tmp_path):
         assert (d["what"], d["channel"], d["field"], d["recorded"], d["produced"]) == (
             "reply", "pos", "38", rec, "X" + rec.strip())
     assert "reply pos" in res.output and "38" in res.output
+    assert mk.PAN not in res.output and mk.PAN not in out.read_text()       # recorded in clear, never shown
 
 
 CHECK = '''    call check = host as Net reply Net {
@@ -84,11 +87,13 @@ PROFILE = """expect:
 """
 
 
-def test_a_call_added_before_the_recorded_one_is_paired_by_identity(tmp_path):
+@pytest.mark.parametrize("mask", [False, True])
+def test_a_call_added_before_the_recorded_one_is_paired_by_identity(tmp_path, mask):
     """The candidate asks the host for an 0100 check before the 0200 it recorded: the 0200 still gets its
     own recorded answer and is compared with the recorded 0200; the 0100 is answered from the script and is
-    the only difference (expected by the profile)."""
-    route, capture, _ = _recorded(tmp_path)
+    the only difference (expected by the profile).  Also from a capture recorded with --mask (the card
+    number masked; STAN and terminal are not classified, so the identity is still read)."""
+    route, capture, _ = _recorded(tmp_path, mask)
     cand = mk.write_config(tmp_path / "cand", lambda t: t.replace("    call auth = host", CHECK, 1))
     answers = tmp_path / "answers.yaml"
     answers.write_text(ANSWERS)
