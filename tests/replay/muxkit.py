@@ -1,7 +1,7 @@
 """A recorded session of a small ISO 8583 service where nothing arrives or is answered in order (real
 loopback sockets): two terminals' connections to bsp, each pipelining its requests (sent without waiting
 for a reply, the two connections interleaved), and a card host on a MUX channel (``match = iso8583``,
-STAN + terminal) that answers each batch of requests it has in reverse order.
+STAN + terminal) that waits for a second request on its connection and answers the two in reverse order.
 
 ``record(tmp, route)`` runs the service with the recording taps and returns (capture, replies by STAN).
 """
@@ -94,8 +94,8 @@ def record(tmp: Path, route: Path, *, mask: bool = False) -> tuple[Path, dict[tu
                 if not data:
                     return
                 batch = [net.decode(f) for f in fr.feed(data)]
-                with trio.move_on_after(0.05):          # gather what else is in flight, then answer backwards
-                    while True:
+                with trio.move_on_after(0.5):           # wait for a second request, then answer backwards
+                    while len(batch) < 2:
                         more = await stream.receive_some(65536)
                         if not more:
                             break
