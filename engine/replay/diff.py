@@ -65,6 +65,7 @@ class Difference:
     produced: Any
     call_seq: int | None = None
     expected_by: str | None = None      # the profile rule that expects it
+    title: str | None = None            # what the field is, where its format names it (ISO 8583: DE 38's name)
 
     @property
     def unexpected(self) -> bool:
@@ -251,7 +252,7 @@ class Differ:
                 sa, sb = shown[0].get(path, a), shown[1].get(path, b)
                 if (sa, sb) != (a, b) and same(sa, sb):
                     sb = f"{sb} (differs in masked characters)"
-                self._add(res, ctx, channel, what, path, sa, sb, seq)
+                self._add(res, ctx, channel, what, path, sa, sb, seq, title=field_title(self.guide.codec(fmt_a), path))
 
     def _names(self, ctx: tuple, channel: str, seq: int, rec: dict[str, str] | None,
                prod: dict[str, str] | None, res: DiffResult) -> None:
@@ -293,7 +294,7 @@ class Differ:
         return tuple(fields(values)) if callable(fields) else ()
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
-             seq: int | None) -> None:
+             seq: int | None, title: str | None = None) -> None:
         rule = self.profile.ignored(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
@@ -306,7 +307,19 @@ class Differ:
         if rule is not None:
             self._used.add(rule)
         res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
-                                          rule.describe() if rule is not None else None))
+                                          rule.describe() if rule is not None else None, title))
+
+
+def field_title(codec: Any, path: str) -> str | None:
+    """The name a format gives the field at ``path`` (an ISO 8583 data element: ``38`` -> "Authorization
+    identification response"), shown beside the number; None for a format whose fields are named."""
+    fields = getattr(getattr(codec, "spec", None), "fields", None)
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    if not isinstance(fields, dict) or not top.isdigit():
+        return None
+    f = fields.get(int(top))
+    name = getattr(f, "name", None)
+    return name if isinstance(name, str) and name and name != f"field {top}" else None
 
 
 def pair_calls(rec: list[Any], prod: list[Any]) -> list[tuple[int, Any, Any]]:

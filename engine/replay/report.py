@@ -244,13 +244,15 @@ class ReplayReport:
             for g in groups:
                 ex: Difference = g["example"]
                 tag = "unexpected" if g["unexpected"] else f"expected by {g['expected_by']}"
-                lines.append(f"  {g['what']:5} {g['channel']:<12} {g['field']:<24} {g['count']:>6}  {tag}; "
+                shown_field = g["field"] + (f" ({ex.title})" if ex.title else "")
+                lines.append(f"  {g['what']:5} {g['channel']:<12} {shown_field:<24} {g['count']:>6}  {tag}; "
                              f"e.g. exchange {ex.exchange}{_ref(ex)}: {_show(ex.recorded)} -> {_show(ex.produced)}")
         if d.unexpected and shown > 0:
             lines.append(f"first {min(shown, len(d.unexpected))} unexpected difference(s):")
             for x in d.unexpected[:shown]:
-                lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}: recorded "
-                             f"{_show(x.recorded)}, produced {_show(x.produced)}")
+                lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}"
+                             f"{f' ({x.title})' if x.title else ''}: recorded {_show(x.recorded)}, produced "
+                             f"{_show(x.produced)}")
         if self.volatile:
             n = sum(v.count for v in self.volatile)
             lines.append(f"{n} of the unexpected differences look volatile ("
@@ -328,7 +330,7 @@ class ReplayReport:
                       f"<th>why</th><th>exchanges</th></tr></thead><tbody>{unrep}</tbody></table>" if unrep else "")
         groups = "".join(
             f"<tr class='{'bad' if g['unexpected'] else 'ok'}'><td>{e(g['what'])}</td><td>{e(g['channel'])}</td>"
-            f"<td><code>{e(g['field'])}</code></td><td class='n'>{g['count']}</td>"
+            f"<td><code>{e(g['field'])}</code>{_title_html(g['example'])}</td><td class='n'>{g['count']}</td>"
             f"<td>{'unexpected' if g['unexpected'] else e('expected: ' + str(g['expected_by']))}</td>"
             f"<td><code>{e(_show(g['example'].recorded))}</code> &rarr; <code>{e(_show(g['example'].produced))}"
             f"</code></td></tr>"
@@ -336,7 +338,7 @@ class ReplayReport:
         shown = self.diff.differences[:rows]
         diffs = "".join(
             f"<tr class='{'bad' if x.unexpected else 'ok'}'><td class='n'>{x.exchange}</td><td>{e(x.key or '')}</td>"
-            f"<td>{e(x.place())}</td><td><code>{e(x.field)}</code></td><td><code>{e(_show(x.recorded))}</code></td>"
+            f"<td>{e(x.place())}</td><td><code>{e(x.field)}</code>{_title_html(x)}</td><td><code>{e(_show(x.recorded))}</code></td>"
             f"<td><code>{e(_show(x.produced))}</code></td></tr>" for x in shown)
         more = (f"<p class='note'>{len(self.diff.differences) - len(shown)} more difference(s) are in the JSON "
                 f"report (--json FILE).</p>" if len(self.diff.differences) > len(shown) else "")
@@ -407,7 +409,11 @@ def _default(v: Any) -> Any:
     return repr(v)
 
 
+def _title_html(x: Difference) -> str:
+    return f" ({html.escape(x.title)})" if x.title else ""
+
+
 def _diff_json(x: Difference) -> dict[str, Any]:
     return {"exchange": x.exchange, "key": x.key, "channel": x.channel, "what": x.what, "call_seq": x.call_seq,
-            "field": x.field, "recorded": x.recorded, "produced": x.produced,
+            "field": x.field, "field_name": x.title, "recorded": x.recorded, "produced": x.produced,
             "unexpected": x.unexpected, "expected_by": x.expected_by}

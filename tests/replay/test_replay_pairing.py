@@ -65,7 +65,9 @@ def test_a_changed_answer_is_reported_on_its_deal_with_both_values(tmp_path):
         rec = replies[(term, stan)]["38"]
         assert (d["what"], d["channel"], d["field"], d["recorded"], d["produced"]) == (
             "reply", "pos", "38", rec, "X" + rec.strip())
-    assert "reply pos" in res.output and "38" in res.output
+        assert d["field_name"] == "Authorization identification response"
+    # the place, and what an ISO 8583 data element is beside its number
+    assert "field 38 (Authorization identification response): recorded" in res.output, res.output
     assert mk.PAN not in res.output and mk.PAN not in out.read_text()       # recorded in clear, never shown
 
 
