@@ -285,11 +285,14 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                                  f"{', '.join(missing)}, which the capture recorded requests on")
             sem = trio.Semaphore(concurrency) if factor is None else None
             start = trio.current_time()
+            # the recorded times from the first request fed: the quiet while the recording engine started
+            # (or before the day's traffic) is not waited out again
+            first_ms = min((ex.request.t_ms or 0.0 for ex in feed), default=0.0)
 
             async def one(ex: RecordedExchange) -> None:
                 f = ex.request
                 if factor is not None:
-                    await trio.sleep_until(start + f.t_ms / 1000.0 / factor)
+                    await trio.sleep_until(start + max((f.t_ms or 0.0) - first_ms, 0.0) / 1000.0 / factor)
                 ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
                                   t_in=trio.current_time())
                 ferr = refused = None
