@@ -347,6 +347,7 @@ class Capture:
                                    f"table){looks}; a capture is made by `bsp run --record FILE`")
             try:
                 self.info = dict(con.execute("SELECT key, value FROM capture_info").fetchall())
+                self._check_version()           # before reading frames: another version may lay them out otherwise
                 self.sources = (dict(con.execute("SELECT path, text FROM capture_sources").fetchall())
                                 if "capture_sources" in tables else {})
                 have = tables_columns(con, "frames")
@@ -362,9 +363,6 @@ class Capture:
                                    f"(tables capture_info, frames): {exc}") from None
         finally:
             con.close()
-        if self.info.get("format_version") != FORMAT_VERSION:
-            raise CaptureError(f"{self.path}: capture format version {self.info.get('format_version')!r}; "
-                               f"this bsp reads version {FORMAT_VERSION}")
         for f in frames:
             if f.raw is not None:
                 f.raw = bytes(f.raw)
@@ -408,6 +406,20 @@ class Capture:
 
         # frames are written when their exchange is answered: replay in arrival order
         self.exchanges.sort(key=lambda e: (e.request.t_ms, e.request.seq))
+
+    def _check_version(self) -> None:
+        version = self.info.get("format_version")
+        if version == FORMAT_VERSION:
+            return
+        if version is None:
+            raise CaptureError(f"{self.path}: capture_info has no format_version, so this is not a capture "
+                               f"`bsp run --record` wrote (it writes format version {FORMAT_VERSION}); record one "
+                               f"with `bsp run --record FILE`")
+        newer = str(version).isdigit() and int(version) > int(FORMAT_VERSION)
+        raise CaptureError(f"{self.path}: capture format version {version!r}, and this bsp reads version "
+                           f"{FORMAT_VERSION}: " + ("it was recorded by a newer bsp; replay it with that bsp or "
+                                                    "a newer one" if newer else
+                                                    "record the traffic again with this bsp (`bsp run --record`)"))
 
     def require_exchanges(self) -> None:
         """A capture with no recorded request has nothing to replay or to write tests from."""

@@ -24,6 +24,7 @@ class CallRecord:
     t_out: float = 0.0             # trio clock
     t_in: float = 0.0
     names: dict[str, str] | None = None   # a file write's name values (``name { ref = ... }``), as given
+    paired: Any = None             # replay: the RecordedCall whose answer it got (the diff compares with it)
 
 
 @dataclass

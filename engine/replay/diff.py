@@ -1,7 +1,8 @@
 """Recorded vs produced, field by field, through the declared formats.
 
-For each replayed exchange: the reply, each outbound call's request (paired by
-channel and order), and the deal: its status, and (from captures that store
+For each replayed exchange: the reply, each outbound call's request (paired with
+the recorded call whose answer it got: the same identity, engine/replay/pairing.py;
+the others by channel and order), and the deal: its status, and (from captures that store
 them, ``engine.replay.dealrow``) its type, route, ref, amount, currency, party
 and response code.  Frames are decoded with the
 candidate's formats (``FormatGuide``); fields are compared by their dotted
@@ -64,6 +65,7 @@ class Difference:
     produced: Any
     call_seq: int | None = None
     expected_by: str | None = None      # the profile rule that expects it
+    title: str | None = None            # what the field is, where its format names it (ISO 8583: DE 38's name)
 
     @property
     def unexpected(self) -> bool:
@@ -177,14 +179,14 @@ class Differ:
         for c in prod.calls:
             prod_calls.setdefault(c.channel, []).append(c)
         for channel in sorted(set(rec_calls) | set(prod_calls)):
-            a, b = rec_calls.get(channel, []), prod_calls.get(channel, [])
-            for i in range(max(len(a), len(b))):
-                ra = a[i].request.raw if i < len(a) else None
-                pb = b[i].request if i < len(b) else None
-                self._frames(ctx, channel, "call", i, ("outbound", "out"), ra, pb, i < len(a), i < len(b), res)
-                if i < len(a) and i < len(b):
-                    self._names(ctx, channel, i, load_names(getattr(a[i].request, "names", None)),
-                                getattr(b[i], "names", None), res)
+            for i, ca, cb in pair_calls(rec_calls.get(channel, []), prod_calls.get(channel, [])):
+                ra = ca.request.raw if ca is not None else None
+                pb = cb.request if cb is not None else None
+                self._frames(ctx, channel, "call", i, ("outbound", "out"), ra, pb, ca is not None, cb is not None,
+                             res)
+                if ca is not None and cb is not None:
+                    self._names(ctx, channel, i, load_names(getattr(ca.request, "names", None)),
+                                getattr(cb, "names", None), res)
         rs = rec.request.deal_status
         ps = getattr(prod.deal, "status", None)
         if rs is not None and rs != ps:
@@ -250,7 +252,7 @@ class Differ:
                 sa, sb = shown[0].get(path, a), shown[1].get(path, b)
                 if (sa, sb) != (a, b) and same(sa, sb):
                     sb = f"{sb} (differs in masked characters)"
-                self._add(res, ctx, channel, what, path, sa, sb, seq)
+                self._add(res, ctx, channel, what, path, sa, sb, seq, title=field_title(self.guide.codec(fmt_a), path))
 
     def _names(self, ctx: tuple, channel: str, seq: int, rec: dict[str, str] | None,
                prod: dict[str, str] | None, res: DiffResult) -> None:
@@ -292,7 +294,7 @@ class Differ:
         return tuple(fields(values)) if callable(fields) else ()
 
     def _add(self, res: DiffResult, ctx: tuple, channel: str, what: str, field_: str, a: Any, b: Any,
-             seq: int | None) -> None:
+             seq: int | None, title: str | None = None) -> None:
         rule = self.profile.ignored(channel, what, field_, a, b)
         if rule is not None:
             self._used.add(rule)
@@ -305,7 +307,44 @@ class Differ:
         if rule is not None:
             self._used.add(rule)
         res.differences.append(Difference(ctx[0], ctx[1], channel, what, field_, a, b, seq,
-                                          rule.describe() if rule is not None else None))
+                                          rule.describe() if rule is not None else None, title))
+
+
+def field_title(codec: Any, path: str) -> str | None:
+    """The name a format gives the field at ``path`` (an ISO 8583 data element: ``38`` -> "Authorization
+    identification response"), shown beside the number; None for a format whose fields are named."""
+    fields = getattr(getattr(codec, "spec", None), "fields", None)
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    if not isinstance(fields, dict) or not top.isdigit():
+        return None
+    f = fields.get(int(top))
+    name = getattr(f, "name", None)
+    return name if isinstance(name, str) and name and name != f"field {top}" else None
+
+
+def pair_calls(rec: list[Any], prod: list[Any]) -> list[tuple[int, Any, Any]]:
+    """An exchange's recorded and produced calls to one channel, paired: a produced call with the recorded
+    call whose answer it got (``CallRecord.paired``: the same identity, engine/replay/pairing.py), the others
+    by order.  Each pair is numbered by its recorded call's place (#0 the first recorded), a produced call
+    the recording lacks after them."""
+    pairs: list[tuple[int, Any, Any]] = []
+    placed = {id(c): i for i, c in enumerate(rec)}
+    taken: set[int] = set()
+    rest_b = []
+    for cb in prod:
+        p = getattr(cb, "paired", None)
+        if p is not None and id(p) in placed and id(p) not in taken:
+            taken.add(id(p))
+            pairs.append((placed[id(p)], p, cb))
+        else:
+            rest_b.append(cb)
+    rest_a = [(i, c) for i, c in enumerate(rec) if id(c) not in taken]
+    for (i, ca), cb in zip(rest_a, rest_b):
+        pairs.append((i, ca, cb))
+    pairs.extend((i, ca, None) for i, ca in rest_a[len(rest_b):])
+    extra = rest_b[len(rest_a):]
+    pairs.extend((len(rec) + n, None, cb) for n, cb in enumerate(extra))
+    return sorted(pairs, key=lambda t: t[0])
 
 
 def _short(raw: bytes | None) -> str:

@@ -2,12 +2,14 @@
 
 Every recorded inbound request is dispatched, in recording order, into the
 candidate's channel of the same name.  Outbound calls reach virtual endpoints
-that answer from the recording: the candidate's nth call to a channel while
-handling recorded exchange E gets the answer recorded for E's nth call to that
-channel (the correlation key); a call with no such recorded call gets the answer
-of the first rule of the answers script that matches it (``--answers``,
-engine/replay/script.py), else the next unused recorded answer of that channel
-(by order); when none is left the call fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
+that answer from the recording: a call the candidate makes while handling
+recorded exchange E gets the answer of E's recorded call of the same identity
+(engine/replay/pairing.py: a MUX key, ISO 8583 MTI class + STAN + terminal), or,
+on a channel whose requests have none, of E's nth call to that channel (together:
+the correlation key); a call with no such recorded call gets the answer of the
+first rule of the answers script that matches it (``--answers``,
+engine/replay/script.py), else by order an answer recorded outside any exchange
+(never another exchange's); when none is left the call fails as ``unreachable``.  A recorded failure (timeout, lost, unreachable) is
 answered as that failure.
 
 An exchange whose request, or one of whose counterparts' answers, was recorded
@@ -49,6 +51,7 @@ from engine.replay.capture import Capture, RecordedCall, RecordedExchange
 from engine.replay.clock import replay_clock
 from engine.replay.context import CallRecord, ExchangeCtx
 from engine.replay.origin import load as load_origin
+from engine.replay.pairing import CallIdentity
 from engine.replay.peer import load as load_peer
 from engine.replay.virtual import isolated_engine
 from engine.runtime.exchange import StepFailure
@@ -92,18 +95,32 @@ class Replayed:
 
 
 class RecordedAnswers:
-    """The virtual endpoints' answers, from the capture."""
+    """The virtual endpoints' answers, from the capture.
+
+    A call the candidate makes while handling recorded exchange E is answered from E's own recorded calls:
+    the one of the same identity (``engine.replay.pairing``: a MUX's ``match`` key, an ISO 8583 message's
+    MTI class + STAN + terminal), or on a channel whose requests have no identity, the one at the same
+    position (E's nth call to that channel).  A call E never made gets no other exchange's answer: another
+    exchange needs it, and giving it away made false differences there.  Only a call made outside any
+    recorded exchange (or one the recording made outside any exchange, a store-and-forward repeat) is
+    answered by order, and the report says how many were."""
 
     def __init__(self, capture: Capture, factor: float | None, script: Any = None) -> None:
         self.factor = factor
         self.script = script                 # engine.replay.script.AnswerScript (--answers) or None
+        self.identity: Any = None            # engine.replay.pairing.CallIdentity (set once the engine runs)
         self.scripted: dict[str, int] = {}   # channel -> calls answered from the script
         self.missing: dict[str, int] = {}    # channel -> calls answered by nothing (failed as unreachable)
+        self.missing_identity: dict[str, int] = {}   # channel -> of those, calls whose identity E never had
         self.recorded_channels = {c.channel for ex in capture.exchanges for c in ex.calls} | {
             c.channel for c in capture.loose}
         self.by_exchange: dict[tuple[int, str], list[RecordedCall]] = {}
         self.by_channel: dict[str, deque[RecordedCall]] = {}
+        self.loose: dict[str, deque[RecordedCall]] = {}
+        self.exchanges = {ex.exchange for ex in capture.exchanges}
         self.used: set[int] = set()
+        self.by_identity = 0
+        self.by_position = 0
         self.by_order = 0
         self.unanswered = 0
         for ex in capture.exchanges:
@@ -116,25 +133,62 @@ class RecordedAnswers:
         for c in capture.loose:
             if not _unstored(c):
                 self.by_channel.setdefault(c.channel, deque()).append(c)
+                self.loose.setdefault(c.channel, deque()).append(c)
 
-    def _by_key(self, channel: str, ctx: ExchangeCtx | None) -> RecordedCall | None:
-        if ctx is not None:
-            nth = len(ctx.calls_to(channel)) - 1
-            lst = self.by_exchange.get((ctx.exchange, channel), [])
-            if 0 <= nth < len(lst) and id(lst[nth]) not in self.used:
-                self.used.add(id(lst[nth]))
-                return lst[nth]
+    def _take(self, rec: RecordedCall, call: CallRecord | None) -> RecordedCall:
+        self.used.add(id(rec))
+        if call is not None:
+            call.paired = rec               # the diff compares the call with the recorded one that answered it
+        return rec
+
+    def _by_key(self, channel: str, ctx: ExchangeCtx | None, call: CallRecord | None = None) -> RecordedCall | None:
+        """The recorded exchange's own call: by identity, else by position, to a recorded call whose identity
+        cannot be read (it has none, or ``--mask`` masked a key field): a recorded call of another identity is
+        left to the candidate's call of that identity, which may come later."""
+        if ctx is None:
+            return None
+        lst = self.by_exchange.get((ctx.exchange, channel), [])
+        ident = self.identity
+        key = ident.key(channel, call.request) if ident is not None and call is not None else None
+        if key is not None:
+            for rec in lst:
+                if id(rec) not in self.used and ident.recorded_key(rec) == key:
+                    self.by_identity += 1
+                    return self._take(rec, call)
+        nth = len(ctx.calls_to(channel)) - 1
+        if 0 <= nth < len(lst) and id(lst[nth]) not in self.used and (
+                key is None or _unreadable(ident.recorded_key(lst[nth]))):
+            self.by_position += 1
+            return self._take(lst[nth], call)
         return None
 
-    def _by_order(self, channel: str) -> RecordedCall | None:
-        q = self.by_channel.get(channel)
+    def _by_order(self, channel: str, ctx: ExchangeCtx | None = None,
+                  call: CallRecord | None = None) -> RecordedCall | None:
+        """The channel's next unused answer: for a call of a recorded exchange, only one the recording made
+        outside any exchange; for a call outside any recorded exchange, any."""
+        own = ctx is not None and ctx.exchange in self.exchanges
+        q = self.loose.get(channel) if own else self.by_channel.get(channel)
         while q:
             c = q.popleft()
             if id(c) not in self.used:
-                self.used.add(id(c))
                 self.by_order += 1
-                return c
+                return self._take(c, call)
         return None
+
+    def _no_answer(self, channel: str, call: CallRecord, ctx: ExchangeCtx | None) -> str:
+        """Why a call to a channel the recording called got no answer."""
+        ident = self.identity
+        key = ident.key(channel, call.request) if ident is not None else None
+        own = self.by_exchange.get((ctx.exchange, channel), []) if ctx is not None else []
+        if key is not None and own:
+            self.missing_identity[channel] = self.missing_identity.get(channel, 0) + 1
+            # no key values: a `match` field may be classified (an account), and this text reaches the log
+            return (f"the recorded exchange made no call of this identity ({ident.label(channel)}): a call the "
+                    f"candidate adds, or one whose key fields it changed")
+        if ctx is not None and ctx.exchange in self.exchanges:
+            return (f"the recorded exchange made {len(own)} call(s) to it and the candidate makes more (its "
+                    f"answers are not taken from other exchanges)")
+        return "the recording has no answer left for this call"
 
     @property
     def by_script(self) -> int:
@@ -143,7 +197,7 @@ class RecordedAnswers:
     async def __call__(self, channel: str, call: CallRecord, ctx: ExchangeCtx | None) -> Any:
         """The recorded exchange's own call (by correlation key), else the first rule of the answers script
         that matches, else the channel's next unused recorded answer (by order), else unreachable."""
-        rec = self._by_key(channel, ctx)
+        rec = self._by_key(channel, ctx, call)
         if rec is None and self.script is not None:
             rule = self.script.find(channel, call.request)
             if rule is not None:
@@ -152,12 +206,12 @@ class RecordedAnswers:
                     ctx.extra.setdefault("scripted", []).append(rule)
                 return await self.script.give(rule, channel, ctx)
         if rec is None:
-            rec = self._by_order(channel)
+            rec = self._by_order(channel, ctx, call)
         if rec is None:
             self.unanswered += 1
             self.missing[channel] = self.missing.get(channel, 0) + 1
             how = ("the recording has no call to this channel" if channel not in self.recorded_channels
-                   else "the recording has no answer left for this call")
+                   else self._no_answer(channel, call, ctx))
             return Unreachable(f"channel {channel}: {how} (replay: virtual endpoint; script its answer with "
                                f"--answers FILE)", channel=channel)
         reply = rec.reply
@@ -169,6 +223,11 @@ class RecordedAnswers:
         kind, _, text = err.partition(": ")
         cls = _ERRORS.get(kind, ConnectionLost)
         return cls(f"{text or err} (as recorded)", channel=channel)
+
+
+def _unreadable(key: tuple[str, ...] | None) -> bool:
+    """A recorded call's identity that cannot be compared: none, or a key field masked (``*``)."""
+    return key is None or any("*" in part for part in key)
 
 
 def _unstored(c: RecordedCall) -> bool:
@@ -213,6 +272,8 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
             (trio.open_signal_receiver(signal.SIGINT) if interruptible else _no_signals()) as signals:
         wd = Path(workdir) if workdir is not None else Path(tmp)
         async with isolated_engine(program, registry, answers, wd, overrides=overrides) as engine:
+            # a call is paired with the recorded one of its identity (STAN + terminal, a MUX's match key)
+            answers.identity = CallIdentity(program, engine.switchboard.ctx.codec)
             if script is not None:          # scripted answers are encoded by the candidate's codec
                 from engine.replay.guide import FormatGuide
                 script.program, script.binder = program, engine.switchboard.ctx
@@ -224,11 +285,14 @@ async def replay(capture: Capture, program: Any, registry: Any, *, pace: str = "
                                  f"{', '.join(missing)}, which the capture recorded requests on")
             sem = trio.Semaphore(concurrency) if factor is None else None
             start = trio.current_time()
+            # the recorded times from the first request fed: the quiet while the recording engine started
+            # (or before the day's traffic) is not waited out again
+            first_ms = min((ex.request.t_ms or 0.0 for ex in feed), default=0.0)
 
             async def one(ex: RecordedExchange) -> None:
                 f = ex.request
                 if factor is not None:
-                    await trio.sleep_until(start + f.t_ms / 1000.0 / factor)
+                    await trio.sleep_until(start + max((f.t_ms or 0.0) - first_ms, 0.0) / 1000.0 / factor)
                 ctx = ExchangeCtx(ex.exchange, f.channel, f.conn or "0", f.raw or b"",
                                   t_in=trio.current_time())
                 ferr = refused = None

@@ -33,8 +33,12 @@ class ReplayReport:
     config_files: list[str]
     pace: str
     diff: DiffResult
-    answered_by_key: int = 0
+    answered_by_key: int = 0               # from the call's own recorded exchange: by identity or by position
     answered_by_order: int = 0
+    answered_by_identity: int = 0          # of answered_by_key: the recorded call of the same identity
+    answered_by_position: int = 0          # of answered_by_key: the recorded nth call (no identity)
+    pairing: dict[str, str] = field(default_factory=dict)                 # channel -> how its calls are paired
+    unanswered_identity: dict[str, int] = field(default_factory=dict)     # channel -> calls of an identity never recorded
     unanswered: int = 0
     answered_by_script: dict[str, int] = field(default_factory=dict)      # channel -> calls (--answers)
     unanswered_by_channel: dict[str, int] = field(default_factory=dict)   # channel -> calls answered by nothing
@@ -92,6 +96,8 @@ class ReplayReport:
             "unexpected_differences": len(d.unexpected), "expected_differences": len(d.expected),
             "ignored_differences": d.ignored,
             "answered_by_key": self.answered_by_key, "answered_by_order": self.answered_by_order,
+            "answered_by_identity": self.answered_by_identity, "answered_by_position": self.answered_by_position,
+            "pairing": dict(sorted(self.pairing.items())),
             "unanswered_calls": self.unanswered, "answers": self.answers,
             "answered_by_script": sum(self.answered_by_script.values()),
             "answered_by_script_per_channel": dict(sorted(self.answered_by_script.items())),
@@ -135,15 +141,41 @@ class ReplayReport:
                      if scripted else "")) if self.answers else ""
         nothing = (f" ({', '.join(f'{c} {n}' for c, n in sorted(self.unanswered_by_channel.items()))})"
                    if self.unanswered_by_channel else "")
-        return (f"{self.answered_by_key} answer(s) from the recording by correlation key, {self.answered_by_order} "
+        how = (f" ({self.answered_by_identity} by the call's identity, {self.answered_by_position} by its position "
+               f"in the exchange)" if self.answered_by_identity and self.answered_by_position
+               else " (by the call's identity)" if self.answered_by_identity else "")
+        return (f"{self.answered_by_key} answer(s) from the recording by correlation key{how}, {self.answered_by_order} "
                 f"by order{script}, {self.unanswered} call(s) with no answer, failed as unreachable{nothing}")
+
+    def pairing_text(self) -> str | None:
+        """How the candidate's calls were paired with the recorded ones, per channel (None: no call)."""
+        if not self.pairing:
+            return None
+        ident = [f"{ch} ({how})" for ch, how in sorted(self.pairing.items()) if how != "position"]
+        pos = [ch for ch, how in sorted(self.pairing.items()) if how == "position"]
+        parts = ([f"by identity on {', '.join(ident)}"] if ident else []) + (
+            [f"by position in their exchange on {', '.join(pos)} (their requests carry no identity: no `match`, "
+             f"not ISO 8583)"] if pos else [])
+        return ("pairing: each reply and deal with its recorded exchange (as recorded: connection and arrival); "
+                "calls " + "; ".join(parts))
 
     def answer_notes(self) -> list[str]:
         """Per channel whose calls nothing answered: why, and how to script them; the unused script rules."""
         out = []
+        if self.answered_by_order:
+            out.append(f"{self.answered_by_order} call(s) answered by order (the channel's next answer the recording "
+                       f"made outside any exchange, or a call made outside any recorded exchange): nothing else "
+                       f"pairs them, so such an answer may not be the one that call got; their differences are worth "
+                       f"a look")
         for ch, n in sorted(self.unanswered_by_channel.items()):
+            ident = self.unanswered_identity.get(ch, 0)
             why = ("the recording has no call to it (a counterpart the candidate adds?)"
-                   if ch not in self.recorded_channels else "the recording has no answer left for them")
+                   if ch not in self.recorded_channels else
+                   f"their recorded exchange made no call of their identity ({self.pairing.get(ch, 'its key')}): "
+                   f"calls the candidate adds (a check, a reversal, a repeat) or whose key fields it changes"
+                   if ident >= n else
+                   "their recorded exchange made fewer calls to it (a call is never given another exchange's "
+                   "answer)")
             out.append(f"channel {ch}: {n} call(s) answered by nothing, failed as unreachable: {why}; script "
                        f"their answer with --answers FILE, e.g. `answers: [{{channel: {ch}, answer: 'FORMAT "
                        f"{{ field = value }}'}}]` (docs/testing.md, Answers the recording lacks)")
@@ -178,6 +210,9 @@ class ReplayReport:
         by_version = self.by_version_text()
         if by_version is not None:
             lines.append(f"  {by_version}")
+        pairing = self.pairing_text()
+        if pairing is not None:
+            lines.append(f"  {pairing}")
         lines.extend(f"  {note}" for note in self.answer_notes())
         lines.extend(f"  capture: {note}" for note in self.capture_notes)
         if self.not_replayable:
@@ -209,13 +244,15 @@ class ReplayReport:
             for g in groups:
                 ex: Difference = g["example"]
                 tag = "unexpected" if g["unexpected"] else f"expected by {g['expected_by']}"
-                lines.append(f"  {g['what']:5} {g['channel']:<12} {g['field']:<24} {g['count']:>6}  {tag}; "
+                shown_field = g["field"] + (f" ({ex.title})" if ex.title else "")
+                lines.append(f"  {g['what']:5} {g['channel']:<12} {shown_field:<24} {g['count']:>6}  {tag}; "
                              f"e.g. exchange {ex.exchange}{_ref(ex)}: {_show(ex.recorded)} -> {_show(ex.produced)}")
         if d.unexpected and shown > 0:
             lines.append(f"first {min(shown, len(d.unexpected))} unexpected difference(s):")
             for x in d.unexpected[:shown]:
-                lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}: recorded "
-                             f"{_show(x.recorded)}, produced {_show(x.produced)}")
+                lines.append(f"  exchange {x.exchange}{_ref(x)}: {x.place()} field {x.field}"
+                             f"{f' ({x.title})' if x.title else ''}: recorded {_show(x.recorded)}, produced "
+                             f"{_show(x.produced)}")
         if self.volatile:
             n = sum(v.count for v in self.volatile)
             lines.append(f"{n} of the unexpected differences look volatile ("
@@ -274,6 +311,8 @@ class ReplayReport:
                 ("configuration files", ", ".join(self.config_files)), ("profile", self.profile or "(none)"),
                 ("pace", self.pace), ("time", f"{s['seconds']} s"),
                 ("virtual endpoints", self.endpoints_text())]
+        if self.pairing_text() is not None:
+            info.append(("pairing", self.pairing_text()[len("pairing: "):]))
         info.extend(("unanswered calls", note) for note in self.answer_notes())
         if self.diff.mac_fields:
             info.append(("MAC fields not compared", "; ".join(
@@ -291,7 +330,7 @@ class ReplayReport:
                       f"<th>why</th><th>exchanges</th></tr></thead><tbody>{unrep}</tbody></table>" if unrep else "")
         groups = "".join(
             f"<tr class='{'bad' if g['unexpected'] else 'ok'}'><td>{e(g['what'])}</td><td>{e(g['channel'])}</td>"
-            f"<td><code>{e(g['field'])}</code></td><td class='n'>{g['count']}</td>"
+            f"<td><code>{e(g['field'])}</code>{_title_html(g['example'])}</td><td class='n'>{g['count']}</td>"
             f"<td>{'unexpected' if g['unexpected'] else e('expected: ' + str(g['expected_by']))}</td>"
             f"<td><code>{e(_show(g['example'].recorded))}</code> &rarr; <code>{e(_show(g['example'].produced))}"
             f"</code></td></tr>"
@@ -299,7 +338,7 @@ class ReplayReport:
         shown = self.diff.differences[:rows]
         diffs = "".join(
             f"<tr class='{'bad' if x.unexpected else 'ok'}'><td class='n'>{x.exchange}</td><td>{e(x.key or '')}</td>"
-            f"<td>{e(x.place())}</td><td><code>{e(x.field)}</code></td><td><code>{e(_show(x.recorded))}</code></td>"
+            f"<td>{e(x.place())}</td><td><code>{e(x.field)}</code>{_title_html(x)}</td><td><code>{e(_show(x.recorded))}</code></td>"
             f"<td><code>{e(_show(x.produced))}</code></td></tr>" for x in shown)
         more = (f"<p class='note'>{len(self.diff.differences) - len(shown)} more difference(s) are in the JSON "
                 f"report (--json FILE).</p>" if len(self.diff.differences) > len(shown) else "")
@@ -370,7 +409,11 @@ def _default(v: Any) -> Any:
     return repr(v)
 
 
+def _title_html(x: Difference) -> str:
+    return f" ({html.escape(x.title)})" if x.title else ""
+
+
 def _diff_json(x: Difference) -> dict[str, Any]:
     return {"exchange": x.exchange, "key": x.key, "channel": x.channel, "what": x.what, "call_seq": x.call_seq,
-            "field": x.field, "recorded": x.recorded, "produced": x.produced,
+            "field": x.field, "field_name": x.title, "recorded": x.recorded, "produced": x.produced,
             "unexpected": x.unexpected, "expected_by": x.expected_by}

@@ -18,8 +18,9 @@ A rule answers every call it matches (it is not used up); the first rule that ma
 Its ``answer`` is compiled with the candidate configuration as a route test's ``given`` is (format, fields,
 ``delay 2s``, an http call's ``200 ... headers { ... }``), and its values may read ``msg`` (the recorded
 request of the exchange).  A call is answered from the recording when the recorded exchange made it
-(by correlation key), else by the first rule that matches it, else by the next unused recorded answer of
-its channel (by order), else it fails as unreachable.
+(by correlation key: the call of the same identity, engine/replay/pairing.py, or at the same position),
+else by the first rule that matches it, else by order (an answer recorded outside any exchange), else it
+fails as unreachable.
 """
 from __future__ import annotations
 

@@ -182,6 +182,8 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
         recorded_version=", ".join(cap.versions()) or cap.info.get("config_version", ""), config_files=[str(c) for c in config],
         pace=pace, diff=diff, answered_by_key=len(answers.used) - answers.by_order,
         answered_by_order=answers.by_order, unanswered=answers.unanswered,
+        answered_by_identity=answers.by_identity, answered_by_position=answers.by_position,
+        pairing=pairing(answers, run.replayed), unanswered_identity=dict(answers.missing_identity),
         answered_by_script=dict(answers.scripted), unanswered_by_channel=dict(answers.missing),
         recorded_channels=sorted(answers.recorded_channels), answers=str(script.path) if script else None,
         unused_answers=[r.describe() for r in script.unused] if script else [],
@@ -191,6 +193,14 @@ def replay_file(capture: str | Path, config: Iterable[str | Path], registry: Any
                         for n in run.not_replayable],
         capture_notes=cap.completeness() + masked_rejections(cap, diff), clock=clock,
         served_by={r.recorded.exchange: r.recorded.request.config_version for r in run.replayed})
+
+
+def pairing(answers: Any, replayed: list) -> dict[str, str]:
+    """How each channel called (in the recording or by the candidate) pairs its calls: the identity it
+    reads (engine/replay/pairing.py), or ``position``."""
+    channels = set(answers.recorded_channels) | {c.channel for r in replayed for c in r.produced.calls}
+    ident = answers.identity
+    return {ch: (ident.label(ch) if ident is not None else None) or "position" for ch in sorted(channels)}
 
 
 def load_script(answers: str | Path | None, config: list, registry: Any, cap: Capture, program: Any,
