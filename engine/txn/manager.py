@@ -765,6 +765,8 @@ class TxnManager:
                 st.begin["effects"] = marked
             if st.match is not None:  # the deal's match digest: a deal resolved on restart keeps it in its fp
                 st.begin["m"] = st.match
+            if ex.holds:             # its `limit` reservations: reserved again at a restart (engine/totals.py)
+                st.begin["holds"] = [h.detail() for h in ex.holds]
         return out
 
     def _key(self, plan: RoutePlan, live: list[Any]) -> None:

@@ -55,6 +55,7 @@ from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
 from engine.txn.plan import plan_of
+from engine.totals import Hold, Holds
 
 log = logging.getLogger("bsp.txn.recovery")
 SETTLED = frozenset({"failed", "compensated"})      # a plugin step's marks that leave nothing done outside bsp
@@ -244,6 +245,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True, match=b.get("m"))
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
+    if b.get("holds"):      # its `limit` reservations, reserved again by the rebuild of the totals
+        ex.holds = Holds(Hold.of(d) for d in b["holds"])
+        ex.holds.recovered = True
     disp._route(ex)
     br = ex.route
     if br is None or br.name != b.get("route"):
