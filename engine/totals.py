@@ -106,7 +106,7 @@ class Totals:
         for h in holds:
             b = h.bucket
             left = self.reserved.get(b, _ZERO) - h.amount
-            if left:
+            if left > 0:                # never below nothing: a reservation that was not made frees none
                 self.reserved[b] = left
             else:
                 self.reserved.pop(b, None)
@@ -136,13 +136,15 @@ class Totals:
                      len(rows), len(in_flight))
 
     # -- the admin's view -----------------------------------------------------
-    def view(self) -> list[dict[str, Any]]:
-        out = []
-        for b in sorted(set(self.confirmed) | set(self.reserved)):
-            out.append({"total": b[0], "key": b[1], "currency": b[2] or None, "day": b[3] or None,
-                        "confirmed": str(self.confirmed.get(b, _ZERO)),
-                        "reserved": str(self.reserved.get(b, _ZERO))})
-        return out
+    def view(self, most: int = 100) -> dict[str, Any]:
+        """What ``bsp status`` shows: the ``most`` fullest buckets (confirmed + reserved, largest first) and
+        how many there are."""
+        buckets = set(self.confirmed) | set(self.reserved)
+        top = sorted(buckets, key=lambda b: (-self.used(b), b))[:most]
+        return {"day": self.today or None, "business_day": self.clock.describe(), "buckets": len(buckets),
+                "fullest": [{"total": b[0], "key": b[1], "currency": b[2] or None, "day": b[3] or None,
+                             "confirmed": str(self.confirmed.get(b, _ZERO)),
+                             "reserved": str(self.reserved.get(b, _ZERO))} for b in top]}
 
 
 def totals_for(ledger: Any) -> Totals:
