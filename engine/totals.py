@@ -114,6 +114,11 @@ class Totals:
                 self.confirmed[b] = self.confirmed.get(b, _ZERO) + h.amount
         holds.clear()        # settled once, whatever path sees it next
 
+    def confirm(self, holds: list[Hold]) -> None:
+        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again)."""
+        for h in holds:
+            self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
+
     # -- the rebuild ----------------------------------------------------------
     async def rebuild(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
         """The confirmed figures from the ledger's ``counted`` events (today's and yesterday's for daily

@@ -34,6 +34,8 @@ def _literal(step: Any, name: str) -> Any:
 
 
 class LimitStep(SyncStep):
+    counts_total = True          # engine/txn/plan.py: its route is transactional (its holds ride in the begin)
+
     def __init__(self, step: Any, ctx: Any, route: Any) -> None:
         super().__init__(step)
         if not step.name:

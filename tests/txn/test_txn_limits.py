@@ -185,3 +185,28 @@ async def test_sigkill_then_restart_gives_back_what_recovery_compensates(nursery
     codes = await _fill_after_restart(route, ledger)
     assert codes == {"00": 6, "61": 4}
     assert hold.counts[("cancel", "F0")] == hold.counts[("cancel", "F1")] == 1
+
+
+async def test_a_row_written_again_from_the_log_counts_what_its_end_counted(nursery, tmp_path: Path) -> None:
+    """A crash between the log's ``end`` of a counted deal (90.00) and its ledger row: the restart writes the
+    row from the log with its ``counted`` event, and the total holds it: 20.00 more does not fit, 10.00 does."""
+    from engine.txn.log import TxnLog, log_path
+
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    prog = compile_text(tmp_path, ROUTE % (back, "flag"))
+    ledger = tmp_path / "l.duckdb"
+    log = TxnLog(log_path(ledger))
+    log.append([{"t": "end", "id": "0" * 31 + "1", "key": "pay|G1", "status": "committed", "code": "00",
+                 "reason": None, "reply": b'{"ref":"G1","code":"00"}'.hex(), "route": "pay", "channel": "front",
+                 "version": "v0", "at": "2027-01-15T08:00:00+00:00", "type": "PAY", "ref": "G1", "amount": "90.00",
+                 "currency": "EUR", "party": None, "fin": 0.0,
+                 "holds": [{"total": "cap", "key": "A", "currency": "EUR", "day": "", "amount": "90.00"}]}])
+    log.close()
+    async with running(prog, ledger) as sb:
+        port = sb.channel("front").port
+        assert (await _one(port, _req("G2", "20.00")))["code"] == "61"
+        assert (await _one(port, _req("G3", "10.00")))["code"] == "00"
+    counted = rows(ledger, "SELECT d.reference FROM deal_events e JOIN deals d USING (deal_id) "
+                           "WHERE e.to_state = 'counted' ORDER BY 1")
+    assert [r["reference"] for r in counted] == ["G1", "G3"]
