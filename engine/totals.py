@@ -152,25 +152,37 @@ class Totals:
                              "reserved": str(self.reserved.get(b, _ZERO))} for b in top]}
 
 
+def _base(ledger: Any) -> Any:
+    """The ledger under its wrappers (the observer's view of it, ``engine.ops.observe``): the engine's totals
+    belong to the ledger, whichever view of it a generation, ``bsp run`` or the admin API holds."""
+    for _ in range(8):
+        inner = vars(ledger).get("_ledger") if hasattr(ledger, "__dict__") else None
+        if inner is None:
+            break
+        ledger = inner
+    return ledger
+
+
 def totals_for(ledger: Any) -> Totals:
-    """The totals of ``ledger`` (one per open ledger object; a fresh one, not durable, without a ledger)."""
+    """The totals of ``ledger`` (one per open ledger; a fresh one, not durable, without a ledger)."""
     if ledger is None:
         return Totals()
-    t = vars(ledger).get(_ATTR) if hasattr(ledger, "__dict__") else None
+    base = _base(ledger)
+    t = vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
     if t is None:
         t = Totals()
         try:
-            setattr(ledger, _ATTR, t)
+            setattr(base, _ATTR, t)
         except AttributeError:
             pass
     return t
 
 
 def existing_totals(ledger: Any) -> Totals | None:
-    try:
-        return vars(ledger).get(_ATTR)
-    except TypeError:
+    if ledger is None:
         return None
+    base = _base(ledger)
+    return vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
 
 
 __all__ = ["COUNTED", "Hold", "Holds", "Totals", "totals_for", "existing_totals"]
