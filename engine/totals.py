@@ -21,7 +21,6 @@ recovery resolves the deal.  Routes without a ``limit`` never touch any of this.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,18 +33,20 @@ _ATTR = "_bsp_totals"
 _ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
 class Hold:
-    """One reservation: what ``settle`` confirms or releases."""
-    total: str
-    key: str
-    currency: str
-    day: str                 # ISO date of the business day, "" for a total without a day
-    amount: Decimal
+    """One reservation: what ``settle`` confirms or releases.  ``day``: the business day's ISO date, "" for a
+    total without a day; ``bucket``: (total, key, currency, day)."""
+    __slots__ = ("total", "key", "currency", "day", "amount", "bucket")
 
-    @property
-    def bucket(self) -> tuple[str, str, str, str]:
-        return (self.total, self.key, self.currency, self.day)
+    def __init__(self, total: str, key: str, currency: str, day: str, amount: Decimal) -> None:
+        self.total, self.key, self.currency, self.day, self.amount = total, key, currency, day, amount
+        self.bucket = (total, key, currency, day)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hold) and (self.bucket, self.amount) == (other.bucket, other.amount)
+
+    def __repr__(self) -> str:
+        return f"Hold({self.total!r}, {self.key!r}, {self.currency!r}, {self.day!r}, {self.amount!r})"
 
     def detail(self) -> dict[str, Any]:
         return {"total": self.total, "key": self.key, "currency": self.currency, "day": self.day,
@@ -70,13 +71,20 @@ class Totals:
         self.clock: BusinessDay = business_day()      # UTC calendar days unless the deployment says otherwise
         self.loaded = False
         self.today: str = ""                          # the newest day seen: older days' buckets are dropped
+        self._span: tuple[datetime, datetime, str] | None = None    # [start, end) of the day found last
 
     # -- the business day ---------------------------------------------------
     def set_business_day(self, tz: str | None, cutoff: str | None) -> None:
         self.clock = business_day(tz, cutoff)
+        self._span = None
 
     def day_of(self, at: datetime) -> str:
-        d = self.clock.day_of(at).isoformat()
+        span = self._span
+        if span is not None and span[0] <= at < span[1]:     # the day of the deal before, mostly
+            return span[2]
+        day = self.clock.day_of(at)
+        d = day.isoformat()
+        self._span = (self.clock.start(day), self.clock.end(day), d)
         if d > self.today:
             self._new_day(d)
         return d
