@@ -56,3 +56,10 @@ async def test_status_shows_the_totals_and_a_reload_keeps_them(nursery, tmp_path
         doc = await EngineBackend(eng, eng.observer).status()
         assert [(r["key"], r["confirmed"]) for r in doc["totals"]["fullest"]] == [("LC-1", "100.00"),
                                                                                  ("LC-2", "40.00")]
+        from rich.console import Console
+
+        from engine.commands.top import render
+        console = Console(width=200, record=True)
+        console.print(render(doc, None, 0, {}))
+        shown = console.export_text()
+        assert "limit totals: 2 kept" in shown and "LC-1" in shown and "100.00" in shown
