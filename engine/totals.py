@@ -25,6 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from dsl import clock
 from engine.reports.businessday import BusinessDay, business_day
 
 log = logging.getLogger("bsp.totals")
@@ -135,7 +136,7 @@ class Totals:
         if self.loaded:
             return
         self.loaded = True
-        today = self.day_of(datetime.now(self.clock.tz))
+        today = self.day_of(clock.now())        # the engine's clock (bsp run --at), as the steps read it
         since = date.fromordinal(date.fromisoformat(today).toordinal() - 1).isoformat()
         read = getattr(ledger, "counted_totals", None)
         rows = await read(since) if read is not None else []

@@ -210,3 +210,39 @@ async def test_a_row_written_again_from_the_log_counts_what_its_end_counted(nurs
     counted = rows(ledger, "SELECT d.reference FROM deal_events e JOIN deals d USING (deal_id) "
                            "WHERE e.to_state = 'counted' ORDER BY 1")
     assert [r["reference"] for r in counted] == ["G1", "G3"]
+
+
+DAILY = ROUTE.replace('max = 100.00  code', 'max = 100.00  per = "day"  code')
+
+
+async def test_a_daily_total_is_read_back_for_its_business_day_only(nursery, tmp_path: Path) -> None:
+    """A daily total with the bank's day (Shanghai, cut-off 17:00): 90.00 counted at 17:30 local on the 25th
+    belongs to the 26th; an engine started again at 16:00 on the 26th reads it back (20.00 more does not
+    fit), one started on the 27th does not (90.00 fits again)."""
+    from datetime import datetime
+
+    from dsl.clock import engine_clock
+    from engine.journal import open_ledger_sync
+    from engine.totals import totals_for
+    from txnkit import switchboard
+
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    prog = compile_text(tmp_path, DAILY % (back, "flag"))
+    ledger = tmp_path / "l.duckdb"
+
+    async def serve_at(instant: str, sends: list[tuple[str, str]]) -> list[str]:
+        with engine_clock(datetime.fromisoformat(instant)):
+            async with open_ledger_sync(ledger, "duckdb") as led:
+                totals_for(led).set_business_day("Asia/Shanghai", "17:00")
+                async with switchboard(prog, led) as sb:
+                    port = sb.channel("front").port
+                    return [(await _one(port, _req(ref, amount)))["code"] for ref, amount in sends]
+
+    assert await serve_at("2026-11-25T09:30:00+00:00", [("D1", "90.00")]) == ["00"]
+    assert await serve_at("2026-11-26T08:00:00+00:00", [("D2", "20.00"), ("D3", "10.00")]) == ["61", "00"]
+    assert await serve_at("2026-11-27T08:00:00+00:00", [("D4", "90.00")]) == ["00"]
+    days = rows(ledger, "SELECT d.reference, json_extract_string(e.detail, '$.day') AS day FROM deal_events e "
+                        "JOIN deals d USING (deal_id) WHERE e.to_state = 'counted' ORDER BY 1")
+    assert [(r["reference"], r["day"]) for r in days] == [("D1", "2026-11-26"), ("D3", "2026-11-26"),
+                                                          ("D4", "2026-11-27")]
