@@ -246,3 +246,25 @@ async def test_a_daily_total_is_read_back_for_its_business_day_only(nursery, tmp
                         "JOIN deals d USING (deal_id) WHERE e.to_state = 'counted' ORDER BY 1")
     assert [(r["reference"], r["day"]) for r in days] == [("D1", "2026-11-26"), ("D3", "2026-11-26"),
                                                           ("D4", "2026-11-27")]
+
+
+async def test_a_classified_key_is_kept_as_a_digest_never_in_clear(nursery, tmp_path: Path) -> None:
+    """An investor's account, classified personal in the request's format, keys the total: the ledger's
+    `counted` event and the engine's totals hold a digest of it, and the account is nowhere in deal_events."""
+    from engine.totals import existing_totals
+
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    text = (ROUTE % (back, "flag")).replace("format J = json", 'format J = json classify ["who:personal"]')
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("front").port
+        assert (await _one(port, _req("P1", "60.00", who="6222000011112222")))["code"] == "00"
+        assert (await _one(port, _req("P2", "50.00", who="6222000011112222")))["code"] == "61"
+        (bucket,) = existing_totals(sb.ledger).confirmed
+    assert bucket[1].startswith("#") and "6222000011112222" not in bucket[1]
+    (e,) = rows(ledger, "SELECT detail FROM deal_events WHERE to_state = 'counted'")
+    assert orjson.loads(e["detail"])["key"] == bucket[1]
+    every = rows(ledger, "SELECT string_agg(CAST(detail AS VARCHAR), ' ') AS t FROM deal_events")[0]["t"]
+    assert "6222000011112222" not in every
