@@ -14,8 +14,10 @@ from hashlib import blake2b
 from typing import Any
 
 from dsl import clock
+from dsl.eval_error import InputError
 from dsl.inbound import got
 from engine.runtime.exchange import StepFailure
+from engine.runtime.stepfail import input_failure
 from engine.steps.base import SyncStep
 from engine.totals import Hold, Holds, Totals
 from formats.component import ComponentSpec, OptionSpec
@@ -63,7 +65,11 @@ class LimitStep(SyncStep):
         if amount is None or amount <= 0:           # nothing to count (the deal step refuses bad amounts)
             scope[self.total] = None
             return
-        key = self.key(scope)
+        try:
+            key = self.key(scope)
+            cap = self.max(scope)
+        except InputError as exc:       # read from a request value of the wrong shape: the sender's (30)
+            raise input_failure(exc, self.where) from exc
         if isinstance(key, (int, Decimal)) and not isinstance(key, bool):
             key = str(key)
         if not isinstance(key, str) or not key.strip():
@@ -74,7 +80,6 @@ class LimitStep(SyncStep):
         if known and any(v == key or (len(v) >= 4 and v in key) or (len(key) >= 4 and key in v) for v in known):
             # a classified value (an investor's account): kept and shown as a digest, never in clear
             key = "#" + blake2b(f"{self.total}|{key}".encode("utf-8"), digest_size=10).hexdigest()
-        cap = self.max(scope)
         if isinstance(cap, int) and not isinstance(cap, bool):
             cap = Decimal(cap)
         elif isinstance(cap, str) and _NUMBER.fullmatch(cap.strip()):     # a table's cell: text of a number

@@ -268,3 +268,22 @@ async def test_a_classified_key_is_kept_as_a_digest_never_in_clear(nursery, tmp_
     assert orjson.loads(e["detail"])["key"] == bucket[1]
     every = rows(ledger, "SELECT string_agg(CAST(detail AS VARCHAR), ' ') AS t FROM deal_events")[0]["t"]
     assert "6222000011112222" not in every
+
+
+async def test_a_maximum_the_table_does_not_hold_refuses_the_deal_never_unlimited(nursery, tmp_path: Path) -> None:
+    """``max`` from a table's column: a currency the table has no row for refuses the deal with the limit's
+    code (no call made), and one it has is counted against its row."""
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    (tmp_path / "caps.csv").write_text("ccy,daily\nEUR,100.00\n")
+    text = (ROUTE % (back, "flag")).replace("max = 100.00", "max = lookup(caps, msg.ccy, \"daily\", null)")
+    prog = compile_text(tmp_path, 'table caps = csv "caps.csv" key ccy\n' + text)
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("front").port
+        assert (await _one(port, _req("M1", "10.00", ccy="JPY")))["code"] == "61"
+        assert (await _one(port, _req("M2", "95.00")))["code"] == "00"
+        assert (await _one(port, _req("M3", "10.00")))["code"] == "61"
+    assert cp.counts == Counter({("post", "M2"): 1})
+    reasons = {d["reference"]: d["reason"] for d in deals(ledger)}
+    assert "no maximum for key 'A'" in reasons["M1"] and "95.00 already counted" in reasons["M3"]
