@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import ast as A
+from dsl.limits import check_limit
 from dsl import calendars, compexpect, ir
 from dsl.clock import instant_text, parse_instant
 from dsl.classflow import DEAL_COLUMNS, Flow, Source, format_tags, protects, tag_at, tag_at_item
@@ -1461,6 +1462,8 @@ class Checker(_TestChecks):
                     if opt.required and opt.name not in given and opt.name not in suggested:
                         self.error("E044", f"step `{kind}` needs option `{opt.name}`", s.kind.pos,
                                    f"{opt.name}: {opt.doc}" if opt.doc else None)
+                if kind == "limit":         # a running total (dsl/limits.py)
+                    check_limit(self, s, r)
             if s.name is not None:
                 self._bind(s.name, Binding("step"), scope)
 

@@ -6,7 +6,7 @@ the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
 (channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``, ``file write``; formats ``json``,
-``fixed``, ``csv``, ``iso8583``, ``copybook``; step ``audit``).
+``fixed``, ``csv``, ``iso8583``, ``copybook``; steps ``audit`` and ``limit``).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ _MF = 'channel mf = memory\n'
 _HEAD = _MF + _REQ          # 4 lines
 _OUT = 'channel out = file write {\n    dir  = "."\n    name = "R-{ref}.txt"\n}\n'   # 4 lines
 _CSV = {"billers.csv": "biller_id,api_code,name\nEL0001,ELEC,Electric\n"}
+_KEYED = 'deal PAY { ref = msg.code  amount = 1  key = msg.code }'
 _HOLIDAYS = {"target2.csv": "date,name\n2026-12-25,Christmas Day\n"}
 
 
@@ -130,6 +131,26 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("E116", "deal `match` without `key`", "deal `TYPE` has a `match` but no `key`",
           _route('deal PAY { ref = msg.code  amount = 1  match = msg.code }', 'reply Req { code = "00" }'),
           7, 44),
+    Entry("E117", "`limit` without a name", "`limit` needs a name: the total it counts into",
+          _route(_KEYED, 'limit { key = msg.code  max = 100 }'), 8, 5),
+    Entry("E118", "`limit` before the `deal` step, or in `on error`",
+          "`limit NAME` comes before the route's `deal` step (or the route has none): it counts the deal's amount "
+          "and currency / `limit NAME` inside `on error`",
+          _route('limit cap { key = msg.code  max = 100 }', _KEYED), 7, 5),
+    Entry("E119", "`limit` after a call", "`limit NAME` comes after call `C`: by then the money may have moved "
+          "(help: put the limit before the route's first call)",
+          _MF + 'channel back = memory\n' + _REQ + 'route r {\n    receive from mf as Req\n    ' + _KEYED
+          + '\n    call c = back as Req { code = "1" }\n    limit cap { key = msg.code  max = 100 }\n}\n', 10, 5),
+    Entry("E120", "`limit` option that must be a literal",
+          '`limit NAME`: `per` / `code` / `text` must be a quoted literal / per = "week": the only period is "day" / '
+          'max must be a number',
+          _route(_KEYED, 'limit cap { key = msg.code  max = 100  per = "week" }'), 8, 50),
+    Entry("E121", "one total counted with two periods",
+          "total `NAME` is counted per day here and without a period (it runs on) at FILE:LINE:COL: routes that "
+          "count into one total must agree on its period",
+          _route(_KEYED, 'limit cap { key = msg.code  max = 100  per = "day" }')
+          + 'route s {\n    receive from mf as Req\n    ' + _KEYED + '\n    limit cap { key = msg.code  max = 100 }\n}\n',
+          13, 5),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",
@@ -350,6 +371,12 @@ CATALOGUE: tuple[Entry, ...] = (
           _REQ + 'channel inbox = file watch {\n    dir = "."\n}\n'
           + 'route r {\n    receive from inbox as Req\n    deal PAY { ref = msg.code  amount = 1 }\n}\n',
           9, 5, severity="warning"),
+    Entry("W013", "`limit` on a deal without a key",
+          "`limit NAME`: deal `TYPE` has no `key`: a request sent again (after a time-out) is a new deal and counts "
+          "a second time (help: give the deal a business key: a repeat is then answered as a duplicate and its "
+          "amount is counted once)",
+          _route('deal PAY { ref = msg.code  amount = 1 }', 'limit cap { key = msg.code  max = 100 }'), 8, 5,
+          severity="warning"),
     Entry("W011", "format definition its kind accepts with a warning",
           "format `F`: (the format kind's own message, e.g. a copybook item `AMT: SIGN LEADING SEPARATE on an "
           "unsigned item (PIC 9(5)): IBM's compiler refuses it; read as signed, with its sign byte`; help: write "

@@ -8,7 +8,8 @@ key by key, as everywhere: docs/deployment.md#the-command-line-the-file-and-the-
 
 The schema checks the form (``cutoff`` HH:MM); the zone is looked up here, at load, so a misspelt zone
 stops ``bsp check platform.yaml`` at its line rather than a clerk's report at night.  An environment's
-``business_day`` replaces the keys it gives.  ``bsp run`` does not read it.
+``business_day`` replaces the keys it gives.  ``bsp run`` reads it for one thing: the day a ``limit`` total
+with ``per = "day"`` starts again (engine/totals.py).
 """
 from __future__ import annotations
 

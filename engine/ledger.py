@@ -235,6 +235,10 @@ class Ledger:
         """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
         return await self._run(self._store.deals_by_key, list(keys))
 
+    async def counted_totals(self, since: str) -> list[tuple[Any, ...]]:
+        """The ``counted`` events of ``limit`` totals (engine/totals.py): daily ones of ``since`` or later."""
+        return await self._run(self._store.counted_totals, since)
+
     async def append_story(self, deal_id: str, steps: list[Any], events: list[Any],
                            unless: str | None = None) -> bool:
         """Add trace lines (``DealStep``) and events (``DealEvent``) to a deal already committed, after

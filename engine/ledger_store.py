@@ -1074,6 +1074,16 @@ class LedgerStore:
             r["cancelled"] = cancelled.get(deal_id, [])
         return out
 
+    def counted_totals(self, since: str) -> list[tuple[Any, ...]]:
+        """``(total, key, currency, day, amount)`` of each ``counted`` deal event (``limit`` steps,
+        engine/totals.py): every one of a total without a day, those of day ``since`` (ISO) or later of a
+        daily one.  Read once when an engine with such a route starts."""
+        return self._con.execute(
+            "SELECT t, k, c, d, a FROM (SELECT json_extract_string(detail, '$.total') AS t, "
+            "json_extract_string(detail, '$.key') AS k, json_extract_string(detail, '$.currency') AS c, "
+            "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a "
+            "FROM deal_events WHERE to_state = 'counted') WHERE d = '' OR d >= ?", [since]).fetchall()
+
     def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
         {key: {deal_id, status, response_code, finished_at, fp}}, the earliest by ``finished_at``; ``fp``: the

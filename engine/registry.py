@@ -37,6 +37,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "engine.steps.deal",
     "engine.steps.call",
     "engine.steps.reply",
+    "engine.steps.limit",
     # formats
     "formats.fixed",
     "formats.json_codec",

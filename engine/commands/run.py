@@ -136,6 +136,7 @@ def run(
     ledger_path = ledger
     dep: Any = None
     txn_backlog: tuple[int | None, int | None] = (None, None)    # platform.yaml ledger.txn_backlog_*
+    business_day: tuple[str | None, str | None] | None = None     # platform.yaml business_day: limit totals' day
     if len(paths) == 1 and paths[0].suffix in (".yaml", ".yml"):
         from engine.deploy import DeploymentError, load_deployment
         if not paths[0].exists():     # a usage error, as a missing route file or folder is
@@ -153,6 +154,8 @@ def run(
         key_retention = key_retention or dep.key_retention
         reversal_alert_after = reversal_alert_after or dep.reversal_alert_after
         txn_backlog = (dep.txn_backlog_entries, dep.txn_backlog_bytes)
+        day = dep.business_day
+        business_day = (day.tz, day.cutoff) if day is not None else None
         runopts.deployment_secrets(dep, scrub)
     else:
         route_files = _expand(paths)
@@ -244,7 +247,7 @@ def run(
                                            grace=grace, ready=ready, ledger_sync=ledger_sync,
                                            key_retention=retention, keys=keys,
                                            reversal_alert_after=reversal_alert_after,
-                                           txn_backlog=txn_backlog,
+                                           txn_backlog=txn_backlog, business_day=business_day,
                                            ops=OpsOptions(watch=watch, admin=admin_opts)))
     except (BindError, StartError) as exc:
         for line in getattr(exc, "problems", None) or [exc]:

@@ -144,6 +144,22 @@ def _expiry(cert: dict[str, Any] | None) -> Text:
     return Text(text, style="bold red" if days <= 0 else "yellow" if days <= WARN_DAYS else "")
 
 
+def _totals(tot: dict[str, Any], most: int = 10) -> Any:
+    """The fullest `limit` running totals (engine/totals.py): what deals that committed (or stand flagged)
+    count, and what deals in flight hold."""
+    from rich.table import Table
+
+    title = (f"limit totals: {tot.get('buckets', 0):,} kept; business day {tot.get('day') or '-'} "
+             f"({tot.get('business_day')})")
+    table = Table(title=title, expand=True)
+    for col in ("total", "key", "currency", "day", "confirmed", "reserved"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("confirmed", "reserved") else "left")
+    for r in (tot.get("fullest") or [])[:most]:
+        table.add_row(str(r.get("total")), str(r.get("key")), str(r.get("currency") or "-"),
+                      str(r.get("day") or "-"), str(r.get("confirmed")), str(r.get("reserved")))
+    return table
+
+
 def _calendars(rows: list[dict[str, Any]]) -> Any:
     """The calendar tables and when each runs out: yellow within calexpiry.WARN_DAYS, red once run out."""
     from rich.table import Table
@@ -220,6 +236,8 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
         parts.append(_calendars(now["calendars"]))
         parts += [Text(f"warning: {c['warning']}", style="bold red" if (c.get("days_left") or 0) <= 0 else "yellow")
                   for c in now["calendars"] if c.get("warning") and (c.get("days_left") or 0) > 0]
+    if (now.get("totals") or {}).get("fullest"):     # `limit` running totals (engine/totals.py)
+        parts.append(_totals(now["totals"]))
     for name, c in sorted((now.get("channels") or {}).items()):     # a file watch running a file: how far
         if c.get("running") and c.get("running_records"):
             done, total = c.get("running_done") or 0, c["running_records"]

@@ -46,6 +46,11 @@
      "dead_letters_new": 3,      # dead letters waiting now (status new), whatever run wrote them; counted in the
                                  # ledger every 5 s, null until the first count (engine/ops/deadcount.py)
      "dead_letters_new_by_kind": {"unreachable": 2, "rejected": 1},   # the same by error kind
+     "totals": {"day": "2026-11-25", "business_day": "Asia/Shanghai, day ends 17:00", "buckets": 2,
+                "fullest": [{"total": "issue_quota", "key": "CND100012343", "currency": "CNY", "day": null,
+                             "confirmed": "1250000.00", "reserved": "5000.00"}, ...]},
+                                 # `limit` running totals (engine/totals.py), once read from the ledger; the
+                                 # 100 fullest buckets; a classified key is shown as its digest ("#...")
      "ledger": {"path": "var/bsp.duckdb", "schema": 9, "pending": 0, "batches": 80, "rows": 1200, "avg_batch": 15.0,
                 "avg_commit_ms": 0.9,
                 # files that cannot be written now (engine.ledger.storage_faults): each also a line of
@@ -58,6 +63,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from engine.totals import existing_totals
 from typing import Any, Mapping, Sequence
 
 from engine import __version__
@@ -152,6 +159,9 @@ class EngineBackend:
             if dead is not None:       # dead letters waiting now (None: not counted yet; engine/ops/deadcount.py)
                 out["dead_letters_new"] = dead.value
                 out["dead_letters_new_by_kind"] = dict(dead.by_kind)
+        totals = existing_totals(getattr(eng, "ledger", None))
+        if totals is not None and totals.loaded:     # `limit` running totals (engine/totals.py)
+            out["totals"] = totals.view()
         queues = [q.status() for q in getattr(eng, "saf", ())]
         if queues:       # ISO 8583 reversals stored and forwarded (engine/txn/saf.py)
             out["reversals"] = {

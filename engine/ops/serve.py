@@ -64,7 +64,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                    ready: Callable[[Any], Any] | None = None, ops: OpsOptions | None = None,
                    ledger_sync: str = "journal", key_retention: float | None = KEY_RETENTION,
                    keys: Any = None, reversal_alert_after: int | None = None,
-                   txn_backlog: tuple[int | None, int | None] = (None, None)) -> LiveEngine:
+                   txn_backlog: tuple[int | None, int | None] = (None, None),
+                   business_day: tuple[str | None, str | None] | None = None) -> LiveEngine:
     """Serve until SIGINT/SIGTERM, then drain and flush the ledger.  Returns the stopped engine.
 
     ``ledger_sync``: journal (default: a reply leaves once its deal is fdatasync'ed in the
@@ -76,6 +77,8 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
     ``txn_backlog``: (entries, bytes) waiting for a transaction log that cannot be written past which new
     work is refused (None: ``engine.txn.backlog.LATER_MAX`` / ``LATER_BYTES``; platform.yaml
     ``ledger.txn_backlog_entries`` / ``txn_backlog_bytes``).
+    ``business_day``: (tz, cutoff) of the deployment's ``business_day``: the day ``limit`` totals with
+    ``per = "day"`` start again (engine/totals.py); None: the UTC calendar day.
     ``keys``: the audit key and field keyring to write with (``engine.ops.runsettings.RunKeys``; None:
     the ledger reads BSP_AUDIT_KEY(_FILE) / BSP_FIELD_KEYS(_FILE) itself).
     """
@@ -93,6 +96,9 @@ async def run_live(program: Any, registry: Any, *, ledger_path: str | Path, load
                 ledger.reversal_alert_after = reversal_alert_after    # read by engine.txn.saf
                 # read by engine.txn.manager.TxnManager (made when the first route binds, after this)
                 ledger.txn_backlog_entries, ledger.txn_backlog_bytes = txn_backlog
+                if business_day is not None:
+                    from engine.totals import totals_for
+                    totals_for(ledger).set_business_day(*business_day)
                 engine = LiveEngine(registry, ledger, load=load, observer=observer, grace=grace)
                 if ops.admin is not None:      # a reload renews them when their files were rewritten
                     from engine.certexpiry import ADMIN, file_certs

@@ -21,6 +21,7 @@ from engine.deal import DeadLetter, DealError, DealEvent, DealRecord, new_deal_i
 from engine.runtime.exchange import Exchange, StepFailure, preset_deal_id
 from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
+from engine.runtime import counting
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
@@ -101,10 +102,15 @@ class Dispatcher:
         self.faults = faults if faults is not None else new_faults()
         # transactions, idempotency, recovery, dead letters, trace (engine/txn, docs/transactions.md)
         self.txn = manager_for(ledger)
+        # the running totals its routes' `limit` steps count into (engine/totals.py); None: no route counts,
+        # and nothing below costs anything
+        self.totals = counting.totals_of(routes)
 
     # -- ExchangeHandler ----------------------------------------------------
     async def handle(self, conn: ConnInfo, frames: list[bytes]) -> list[bytes | None]:
         txn = self.txn
+        if self.totals is not None and not self.totals.loaded:
+            await counting.rebuild(self)    # the totals as the ledger and the deals in flight leave them
         if txn is not None:
             await txn.ready(self)           # deals left in flight by a crash are resolved first
         now = datetime.now(_UTC)
@@ -138,6 +144,8 @@ class Dispatcher:
         except BaseException:
             if txn is not None:
                 txn.forget(exs)           # a failed batch leaves no state behind (engine/txn/manager.py)
+            if self.totals is not None:
+                counting.release(self.totals, exs)      # nothing of it was recorded: nothing counts
             raise
         finally:
             for ri, group in groups.items():
@@ -349,6 +357,8 @@ class Dispatcher:
         handed back to the channel (``engine.txn.shared_keys``)."""
         if any(deferred(ex) for ex in exs):
             kept = [ex for ex in exs if not deferred(ex)]
+            if self.totals is not None:      # handed back: another engine runs its deal
+                counting.release(self.totals, [ex for ex in exs if deferred(ex)])
             if self.txn is not None:
                 for ex in exs:
                     if deferred(ex):
@@ -368,12 +378,16 @@ class Dispatcher:
         if self.txn is not None:
             await self.txn.fill(self, exs, records)
             self.txn.attach_dead_letters(exs, records)     # stored with their deals, in one transaction
+        if self.totals is not None:
+            counting.mark(exs, records, finished)          # a `counted` event per total on the deals that count
         for ex, rec in zip(exs, records):    # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
             f = ex.failure
             if f is not None and (f.kind == "internal" or f.raised):   # a bug: logged once per kind, then counted
                 internal(self.faults, rec.route, f, rec.deal_id, rec.reason, self.channel)
         if self.ledger is None:
+            if self.totals is not None:
+                counting.settle(self.totals, exs, records)
             _report_outcomes(every, exs, records, None)
             return
         try:
@@ -402,6 +416,8 @@ class Dispatcher:
                 await self.ledger.dead_letter(letter)
             except Exception as exc:    # noqa: BLE001 - logged; the reply is withheld all the same
                 log.error("dead letter %s not stored either: %s", letter.id, exc)
+        if self.totals is not None:
+            counting.settle(self.totals, exs, records)
         _report_outcomes(every, exs, records, errors)
         if self.txn is not None:
             await self.txn.after_commit(self, exs, records, errors)

@@ -124,7 +124,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags", "unrecorded", "repeats",
+        "request_tags", "unrecorded", "repeats", "holds",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -157,6 +157,8 @@ class Exchange:
         # a repeat answered with its original's reply: how the original ended (status, kind, code), so that a
         # channel whose answer says more than its bytes (an HTTP status) says it again (engine.txn.manager)
         self.repeats: tuple[str, str | None, str | None] | None = None
+        # what its `limit` steps reserved (engine/totals.py: Holds), settled when its deal is recorded
+        self.holds: Any = None
 
     def fail(self, failure: StepFailure) -> None:
         if self.failure is None:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import trio
 
+from engine.totals import totals_for
 from engine.runtime.binder import Binder, BindError, plugin_note
 from engine.runtime.dispatch import BoundRoute, Dispatcher, DispatchStats
 from engine.runtime.guard import channel_label, guarded
@@ -55,6 +56,8 @@ class Switchboard:
         self._own_faults = faults is None        # run and flushed here only when this switchboard made it
         self.ctx = Binder(program, registry, compile_expr=compile_expr, load_table=load_table)
         self.ctx.faults = self.faults
+        # the running totals `limit` steps count into: one per ledger, kept across reloads (engine/totals.py)
+        self.ctx.totals = totals_for(ledger)
         overrides = overrides or {}
         unknown = set(overrides) - set(program.channels)
         if unknown:

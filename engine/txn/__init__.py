@@ -22,6 +22,14 @@ async def recover(dispatchers: Iterable[Any]) -> None:
     ones accept traffic (``Switchboard.run``, ``LiveEngine`` start and reload);
     a channel already recovered by this process is skipped.
     """
+    dispatchers = list(dispatchers)
+    for disp in dispatchers:
+        # the running totals of `limit` steps first (engine/totals.py): as the ledger and the deals in flight
+        # leave them, before recovery settles those deals' reservations, whatever channel they came on
+        totals = getattr(disp, "totals", None)
+        if totals is not None and not totals.loaded:
+            from engine.runtime.counting import rebuild
+            await rebuild(disp)
     for disp in dispatchers:
         txn = getattr(disp, "txn", None)
         if txn is not None:

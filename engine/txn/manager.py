@@ -41,6 +41,7 @@ import trio
 from dsl.eval_error import InputError
 from engine.deal import DeadLetter, DealEvent, DealStep, new_deal_ids
 from engine.faultlog import RESUMES, FaultLog
+from engine.runtime import counting
 from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.txn import (effects, fingerprint, flagging, keyhold, outcome, pivot, refused_repeat, reversal,
@@ -765,6 +766,8 @@ class TxnManager:
                 st.begin["effects"] = marked
             if st.match is not None:  # the deal's match digest: a deal resolved on restart keeps it in its fp
                 st.begin["m"] = st.match
+            if ex.holds:             # its `limit` reservations: reserved again at a restart (engine/totals.py)
+                st.begin["holds"] = [h.detail() for h in ex.holds]
         return out
 
     def _key(self, plan: RoutePlan, live: list[Any]) -> None:
@@ -1151,6 +1154,9 @@ class TxnManager:
                         ended[-1][2]["fp"] = fp
                 if st.held:
                     ended[-1][2]["held"] = st.held
+                if ex.holds and counting.counts(rec):
+                    # what it counts in `limit` totals, should a crash come before its row (``recovery._rerecord``)
+                    ended[-1][2]["holds"] = [h.detail() for h in ex.holds]
                 if rec.status in ("rejected", "failed") and self.ledger is not None:
                     # its dead letter, should a crash come before its row (``recovery._rerecord``): dropped
                     # from the log with the rest of the entry once the row is recorded (``log._answer_only``)

@@ -2,7 +2,7 @@
 
 Built once per ``BoundRoute`` (cached on it as ``txn_plan``).  A route is
 *transactional* (``full``) when it declares a deal ``key``, a ``compensate`` on a
-call, or an ``on restart`` policy, or has an ISO 8583 call after its first call:
+call, an ``on restart`` policy or a ``limit`` step, or has an ISO 8583 call after its first call:
 every step is a participant (``TxnManager.run_steps``).  So is a route with a plugin step that acts
 outside bsp (``ComponentSpec.side_effects``, ``engine.txn.effects``): its deal is logged as begun
 before the first such step or call, so that a crash while it runs leaves a deal to flag, never
@@ -138,7 +138,9 @@ def plan_of(br: Any) -> RoutePlan:
     # a plugin step that sends or books something (ComponentSpec.side_effects) is a participant, admitted
     # before (its begin durable before it runs), as a call is
     plan.effects = {i: runner for i, runner in enumerate(br.steps) if getattr(runner, "side_effects", False)}
-    full = (plan.key is not None or getattr(route, "on_restart", None) is not None or bool(plan.effects)
+    # a `limit` step (engine/totals.py): its reservations ride in the deal's begin, so a crash keeps them
+    counts = any(getattr(runner, "counts_total", False) for runner in br.steps)
+    full = (plan.key is not None or getattr(route, "on_restart", None) is not None or bool(plan.effects) or counts
             or any(c.compensation is not None or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))
     firsts = [i for i in (plan.first_call, min(plan.effects, default=None)) if i is not None]

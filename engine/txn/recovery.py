@@ -55,6 +55,7 @@ from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
 from engine.txn.plan import plan_of
+from engine.totals import COUNTED, Hold, Holds, existing_totals
 
 log = logging.getLogger("bsp.txn.recovery")
 SETTLED = frozenset({"failed", "compensated"})      # a plugin step's marks that leave nothing done outside bsp
@@ -113,12 +114,19 @@ async def _rerecord(mgr: Any, disp: Any) -> None:
                   if unsent else [])],
         dead_letter=_dead_letter(mgr, e),
     ) for e in ends]
+    for e, r in zip(ends, records):       # what it counted in `limit` totals (engine/totals.py), with its row
+        if e.get("holds"):
+            r.events[:0] = [DealEvent(now, None, COUNTED, d) for d in e["holds"]]
     shared_keys.recovered_ends(getattr(disp, "keys", None), ends)   # their final state may be missing there too
     # deal ids have no unique index (ledger schema 3): ask which rows exist rather than rely on a refusal
     known = await mgr.ledger.known_deal_ids([r.deal_id for r in records])
     missing = [r for r in records if r.deal_id not in known]
     errors = await mgr.ledger.commit_many(missing) if missing else []
     written = [r.deal_id for r, err in zip(missing, errors) if err is None]
+    totals = existing_totals(mgr.ledger)
+    if totals is not None and totals.loaded:      # read back before these rows were: count them now
+        done = set(written)
+        totals.confirm([Hold.of(d) for e in ends if e["id"] in done for d in e.get("holds") or ()])
     # after a clean stop the last answers' `recorded` marks are not in the log yet (they travel with the
     # next write): their rows are all stored, which is no news; a row written again is (a crash came
     # between the answer and its row)
@@ -244,6 +252,9 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     st = TxnState(p.id, key=b.get("key"), admitted=True, logged=True, recovered=True, match=b.get("m"))
     mgr.states[ex] = st
     st.move("in flight at restart", {"steps": dict(p.phases), "key": st.key})
+    if b.get("holds"):      # its `limit` reservations, reserved again by the rebuild of the totals
+        ex.holds = Holds(Hold.of(d) for d in b["holds"])
+        ex.holds.recovered = True
     disp._route(ex)
     br = ex.route
     if br is None or br.name != b.get("route"):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.steps import limit as limit_component
+
 from engine.channels import file_watch, file_write
 from engine.registry import Registry
 from formats import json_codec
@@ -66,6 +68,7 @@ def build_test_registry() -> Registry:
     reg.register(file_write.COMPONENT)        # the real kind: its name fields a call gives (call_names)
     reg.register(iso8583_component.COMPONENT)  # the real kind (pure, in formats/): its network specs
     reg.register(copybook_component.COMPONENT)  # the real kind (pure, in formats/): its field tree (E061, E112)
+    reg.register(limit_component.COMPONENT)   # the real kind: a running total (dsl/limits.py checks it)
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
         OptionSpec("level", "expr", "info or warning"),

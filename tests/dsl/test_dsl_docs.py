@@ -27,6 +27,7 @@ def test_doc_has_route_examples():
 def test_route_example_compiles(tmp_path, registry, i):
     shutil.copy(BILL_PAYMENT.with_name("billers.csv"), tmp_path / "billers.csv")
     shutil.copy(TARGET2, tmp_path / "target2.csv")          # the calendar of the business-day example
+    (tmp_path / "caps.csv").write_text("currency,daily_max\nCNY,5000000.00\n")    # the `limit` example's table
     p = tmp_path / f"example{i}.route"
     p.write_text(BLOCKS[i])
     result = compile_paths([p], registry)

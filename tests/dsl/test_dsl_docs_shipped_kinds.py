@@ -33,6 +33,7 @@ def _shipped_with_the_docs_plugin():
 def test_route_example_compiles_with_the_shipped_kinds(tmp_path, i):
     shutil.copy(BILL_PAYMENT.with_name("billers.csv"), tmp_path / "billers.csv")
     shutil.copy(BILL_PAYMENT.parents[1] / "common" / "calendars" / "target2.csv", tmp_path / "target2.csv")
+    (tmp_path / "caps.csv").write_text("currency,daily_max\nCNY,5000000.00\n")    # the `limit` example's table
     p = tmp_path / f"example{i}.route"
     p.write_text(BLOCKS[i])
     result = compile_paths([p], _shipped_with_the_docs_plugin())

@@ -1,0 +1,60 @@
+"""The dispatcher's side of ``limit`` steps (``engine.totals``): rebuild, mark, settle, release.
+
+Called only by a dispatcher one of whose routes has a ``limit`` step (``Dispatcher.totals`` is not None).
+A deal *counts* when it committed, or when it failed flagged for an operator (its calls may stand at the
+counterparts: a cap must not be passed on the strength of a deal nobody has undone).  A deal that counts
+carries one ``counted`` event per hold, in the same ledger transaction as its row; its holds are then
+confirmed.  Every other deal (rejected, failed and undone, a duplicate, a key conflict) releases them.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.deal import DealEvent
+from engine.totals import COUNTED, Totals
+
+
+def totals_of(routes: list[Any]) -> Totals | None:
+    for br in routes:
+        for step in br.steps:
+            t = getattr(step, "totals", None)
+            if isinstance(t, Totals):
+                return t
+    return None
+
+
+def counts(rec: Any) -> bool:
+    if rec.status == "committed":
+        return True
+    return rec.status == "failed" and any(e.to_state == "flagged" for e in rec.events or ())
+
+
+async def rebuild(disp: Any) -> None:
+    """Once per engine: the confirmed figures from the ledger, the holds of deals in flight as reserved."""
+    in_flight: list[dict[str, Any]] = []
+    txn = disp.txn
+    if txn is not None and txn.log_exists():
+        for p in txn.log.pending.values():
+            in_flight.extend(p.begin.get("holds") or ())
+    await disp.totals.rebuild(disp.ledger, in_flight)
+
+
+def mark(exs: list[Any], records: list[Any], at: datetime) -> None:
+    for ex, rec in zip(exs, records):
+        if ex.holds and counts(rec):
+            rec.events[:0] = [DealEvent(at, None, COUNTED, h.detail()) for h in ex.holds]
+
+
+def settle(totals: Totals, exs: list[Any], records: list[Any]) -> None:
+    """After the ledger answered: a deal that counts confirms its holds (also one the ledger could not
+    store: its reply was withheld, but its calls may have been made), any other releases them."""
+    for ex, rec in zip(exs, records):
+        if ex.holds:
+            totals.settle(ex.holds, counts(rec))
+
+
+def release(totals: Totals, exs: list[Any]) -> None:
+    for ex in exs:
+        if ex.holds:
+            totals.settle(ex.holds, False)

@@ -1,0 +1,197 @@
+"""Running totals for ``limit`` steps: reserve at admission, confirm at commit, release otherwise.
+
+One ``Totals`` per open ledger (``totals_for(ledger)``), shared by every generation, so a reload keeps
+the running figures.  A total is a bucket ``(name, key, currency, day)``: ``key`` the text the step's
+``key`` gave (an investor, an issue), ``currency`` the deal's (never added across currencies), ``day`` the
+business day for a ``per = "day"`` total (``""`` otherwise).  Its figure is ``confirmed + reserved``:
+
+    holds = totals.reserve(bucket, amount, cap)   # None when amount would pass the cap (nothing taken)
+    totals.settle(holds, counted)                 # counted: confirmed (the deal committed or stands
+                                                  # flagged); else released
+
+All of it is synchronous and runs on the trio thread, so a check and its reservation are one step: two
+deals at a cap's edge cannot both pass.  Money is Decimal.
+
+Durability: a deal that counts carries one ledger event ``counted`` per total (``detail``: total, key,
+currency, day, amount) in the same transaction as its row, so ``rebuild`` finds the confirmed figures
+after a restart (SIGKILL included); a deal in flight at a crash carries its holds in its transaction
+log ``begin`` entry (``engine.txn.manager``): they are reserved again at the rebuild and settled when
+recovery resolves the deal.  Routes without a ``limit`` never touch any of this.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from dsl import clock
+from engine.reports.businessday import BusinessDay, business_day
+
+log = logging.getLogger("bsp.totals")
+COUNTED = "counted"         # the deal event a counted deal carries per total (deal_events.to_state)
+_ATTR = "_bsp_totals"
+_ZERO = Decimal(0)
+
+
+class Hold:
+    """One reservation: what ``settle`` confirms or releases.  ``day``: the business day's ISO date, "" for a
+    total without a day; ``bucket``: (total, key, currency, day)."""
+    __slots__ = ("total", "key", "currency", "day", "amount", "bucket")
+
+    def __init__(self, total: str, key: str, currency: str, day: str, amount: Decimal) -> None:
+        self.total, self.key, self.currency, self.day, self.amount = total, key, currency, day, amount
+        self.bucket = (total, key, currency, day)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hold) and (self.bucket, self.amount) == (other.bucket, other.amount)
+
+    def __repr__(self) -> str:
+        return f"Hold({self.total!r}, {self.key!r}, {self.currency!r}, {self.day!r}, {self.amount!r})"
+
+    def detail(self) -> dict[str, Any]:
+        return {"total": self.total, "key": self.key, "currency": self.currency, "day": self.day,
+                "amount": str(self.amount)}
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> "Hold":
+        return cls(str(d["total"]), str(d["key"]), str(d.get("currency") or ""), str(d.get("day") or ""),
+                   Decimal(str(d["amount"])))
+
+
+class Holds(list):
+    """An exchange's holds (``Exchange.holds``).  ``recovered``: rebuilt from the transaction log for a deal
+    recovery resolves (reserved at the rebuild): its ``limit`` steps, run again, take nothing more."""
+    recovered = False
+
+
+class Totals:
+    def __init__(self) -> None:
+        self.confirmed: dict[tuple[str, str, str, str], Decimal] = {}
+        self.reserved: dict[tuple[str, str, str, str], Decimal] = {}
+        self.clock: BusinessDay = business_day()      # UTC calendar days unless the deployment says otherwise
+        self.loaded = False
+        self.today: str = ""                          # the newest day seen: older days' buckets are dropped
+        self._span: tuple[datetime, datetime, str] | None = None    # [start, end) of the day found last
+
+    # -- the business day ---------------------------------------------------
+    def set_business_day(self, tz: str | None, cutoff: str | None) -> None:
+        self.clock = business_day(tz, cutoff)
+        self._span = None
+
+    def day_of(self, at: datetime) -> str:
+        span = self._span
+        if span is not None and span[0] <= at < span[1]:     # the day of the deal before, mostly
+            return span[2]
+        day = self.clock.day_of(at)
+        d = day.isoformat()
+        self._span = (self.clock.start(day), self.clock.end(day), d)
+        if d > self.today:
+            self._new_day(d)
+        return d
+
+    def _new_day(self, d: str) -> None:
+        """Buckets of days before yesterday are dropped (a deal in flight across the cut-off settles
+        yesterday's bucket); a total without a day is kept."""
+        self.today = d
+        keep = (date.fromisoformat(d).toordinal() - 1)
+        for table in (self.confirmed, self.reserved):
+            for b in [b for b in table if b[3] and date.fromisoformat(b[3]).toordinal() < keep]:
+                del table[b]
+
+    # -- reserve / settle ---------------------------------------------------
+    def used(self, bucket: tuple[str, str, str, str]) -> Decimal:
+        return self.confirmed.get(bucket, _ZERO) + self.reserved.get(bucket, _ZERO)
+
+    def reserve(self, hold: Hold, cap: Decimal | None) -> bool:
+        """Take ``hold`` unless it would pass ``cap`` (None: no check, a recovered deal's)."""
+        b = hold.bucket
+        if cap is not None and self.used(b) + hold.amount > cap:
+            return False
+        self.reserved[b] = self.reserved.get(b, _ZERO) + hold.amount
+        return True
+
+    def settle(self, holds: list[Hold], counted: bool) -> None:
+        for h in holds:
+            b = h.bucket
+            left = self.reserved.get(b, _ZERO) - h.amount
+            if left > 0:                # never below nothing: a reservation that was not made frees none
+                self.reserved[b] = left
+            else:
+                self.reserved.pop(b, None)
+            if counted:
+                self.confirmed[b] = self.confirmed.get(b, _ZERO) + h.amount
+        holds.clear()        # settled once, whatever path sees it next
+
+    def confirm(self, holds: list[Hold]) -> None:
+        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again)."""
+        for h in holds:
+            self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
+
+    # -- the rebuild ----------------------------------------------------------
+    async def rebuild(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
+        """The confirmed figures from the ledger's ``counted`` events (today's and yesterday's for daily
+        totals, all for others), and ``in_flight`` (holds of deals the transaction log has in flight) as
+        reserved.  Once per engine, before the first deal of a route with a limit."""
+        if self.loaded:
+            return
+        self.loaded = True
+        today = self.day_of(clock.now())        # the engine's clock (bsp run --at), as the steps read it
+        since = date.fromordinal(date.fromisoformat(today).toordinal() - 1).isoformat()
+        read = getattr(ledger, "counted_totals", None)
+        rows = await read(since) if read is not None else []
+        for total, key, currency, day, amount in rows:
+            b = (total, key, currency or "", day or "")
+            self.confirmed[b] = self.confirmed.get(b, _ZERO) + Decimal(str(amount))
+        for d in in_flight:
+            self.reserve(Hold.of(d), None)
+        if rows or in_flight:
+            log.info("totals: %d counted deal total(s) read from the ledger, %d reservation(s) of deals in flight",
+                     len(rows), len(in_flight))
+
+    # -- the admin's view -----------------------------------------------------
+    def view(self, most: int = 100) -> dict[str, Any]:
+        """What ``bsp status`` shows: the ``most`` fullest buckets (confirmed + reserved, largest first) and
+        how many there are."""
+        buckets = set(self.confirmed) | set(self.reserved)
+        top = sorted(buckets, key=lambda b: (-self.used(b), b))[:most]
+        return {"day": self.today or None, "business_day": self.clock.describe(), "buckets": len(buckets),
+                "fullest": [{"total": b[0], "key": b[1], "currency": b[2] or None, "day": b[3] or None,
+                             "confirmed": str(self.confirmed.get(b, _ZERO)),
+                             "reserved": str(self.reserved.get(b, _ZERO))} for b in top]}
+
+
+def _base(ledger: Any) -> Any:
+    """The ledger under its wrappers (the observer's view of it, ``engine.ops.observe``): the engine's totals
+    belong to the ledger, whichever view of it a generation, ``bsp run`` or the admin API holds."""
+    for _ in range(8):
+        inner = vars(ledger).get("_ledger") if hasattr(ledger, "__dict__") else None
+        if inner is None:
+            break
+        ledger = inner
+    return ledger
+
+
+def totals_for(ledger: Any) -> Totals:
+    """The totals of ``ledger`` (one per open ledger; a fresh one, not durable, without a ledger)."""
+    if ledger is None:
+        return Totals()
+    base = _base(ledger)
+    t = vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
+    if t is None:
+        t = Totals()
+        try:
+            setattr(base, _ATTR, t)
+        except AttributeError:
+            pass
+    return t
+
+
+def existing_totals(ledger: Any) -> Totals | None:
+    if ledger is None:
+        return None
+    base = _base(ledger)
+    return vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
+
+
+__all__ = ["COUNTED", "Hold", "Holds", "Totals", "totals_for", "existing_totals"]
