@@ -49,6 +49,7 @@ from engine.txn import (effects, fingerprint, flagging, keyhold, outcome, pivot,
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
 from engine.journal import INLINE_MAX_MS
 from engine.txn.late_record import LateRecords
+from engine.txn.typed_values import tagged
 from engine.txn.log import KEY_RETENTION, TxnLog, TxnLogError, log_path
 from engine.txn.plan import REVERSIBLE, RoutePlan, plan_of
 
@@ -950,7 +951,7 @@ class TxnManager:
             f = ex.failure
             if f is None:
                 entries.append({"t": "step", "id": st.deal_id, "step": call.name, "phase": "done",
-                                "reply": self.seal_values(_jsonable(ex.scope.get(call.name)),
+                                "reply": self.seal_values(_typed(ex.scope.get(call.name)),
                                                           f"reply|{st.deal_id}|{call.name}")})
                 if pivot.is_pivot(plan, call.index):
                     # a pivot (engine.txn.pivot): the calls before it are no longer compensated, so its
@@ -1345,6 +1346,15 @@ def _jsonable(value: Any) -> Any:
     try:
         return jsonable(value)
     except TypeError:
+        return None
+
+
+def _typed(value: Any) -> Any:
+    """A call's answer as logged: its Decimals, dates and bytes tagged (engine/txn/typed_values.py), so that
+    a deal completed after a crash reads them back as the running engine had them."""
+    try:
+        return tagged(value)
+    except (TypeError, ValueError):
         return None
 
 

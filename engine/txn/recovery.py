@@ -55,6 +55,7 @@ from engine.channels.base import ConnInfo
 from engine.runtime.exchange import Exchange, StepFailure
 from engine.txn import fingerprint, pivot, shared_keys
 from engine.txn.plan import plan_of
+from engine.txn.typed_values import untagged
 from engine.totals import COUNTED, Hold, Holds, existing_totals
 
 log = logging.getLogger("bsp.txn.recovery")
@@ -295,7 +296,7 @@ async def _resolve(mgr: Any, disp: Any, p: Any) -> None:
     for i in made:
         name = plan.calls[i].name
         if name in p.replies:
-            ex.scope[name] = mgr.unseal_values(p.replies[name], f"reply|{p.id}|{name}")
+            ex.scope[name] = untagged(mgr.unseal_values(p.replies[name], f"reply|{p.id}|{name}"))
         if name in p.values:               # an ISO 8583 request as it was sent: its reversal copies it
             st.sent[i] = mgr.unseal_values(p.values[name], f"values|{p.id}|{name}")
     st.done = sorted(i for i in made if not plan.calls[i].readonly)     # an enquiry left nothing to undo

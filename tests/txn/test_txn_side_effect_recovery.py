@@ -131,3 +131,57 @@ async def test_a_step_that_refused_cleanly_is_not_taken_as_run(nursery, tmp_path
     assert credit.counts[("cancel", "R1")] == 1 and credit.counts[("post", "R1")] == 0
     events = _events(ledger, did)
     assert "flagged" not in events and "compensated c" in events, events
+
+
+ROUTE_FEE = ROUTE.replace("conf = c.conf }", "conf = c.conf  fee = c.fee * 2  on = c.on }")
+
+
+async def test_a_call_answer_read_back_after_a_crash_keeps_its_numbers_and_dates(nursery, tmp_path: Path) -> None:
+    """The log keeps a call's answer with its value types (engine/txn/typed_values.py): a deal completed
+    after a crash computes `c.fee * 2` as the running engine would, instead of failing on the text "1.50"
+    (or, in a JSON body, sending the text where the number was)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from engine.txn.log import read
+    from engine.txn.typed_values import tagged
+
+    def answer(req: dict) -> dict:
+        return {"status": "OK", "ref": req["ref"], "conf": "C-" + req["ref"], "fee": 1.5, "on": "2026-11-27"}
+
+    reg = _registry()
+    program = compile_text(tmp_path, ROUTE_FEE % (await json_counterpart(nursery, answer), "complete"), registry=reg)
+    ledger = tmp_path / "live.duckdb"
+    async with running(program, ledger, registry=reg) as sb:      # what the running engine logs
+        c = await Client.open(sb.channel("front").port)
+        await c.send(b'{"ref": "L1"}')
+        with trio.fail_after(10):
+            (live,) = await c.recv_json(1)
+        await c.aclose()
+        entries, _ = read(log_path(ledger))
+    assert live["fee"] == 3.0 and live["code"] == "00"
+    (done,) = [e for e in entries if e.get("t") == "step" and e.get("phase") == "done" and e.get("step") == "c"]
+    assert done["reply"]["fee"] == {"$dec": "1.5"}
+
+    BOOKED.clear()
+    ledger = tmp_path / "l.duckdb"
+    did = new_deal_ids(1)[0]
+    raw = b'{"ref": "F1"}'
+    txlog = TxnLog(log_path(ledger))
+    txlog.append([{"t": "begin", "id": did, "route": "book", "channel": "front", "key": "book|F1",
+                   "at": "2026-11-26T10:00:00+00:00", "logged": "2026-11-26T10:00:00+00:00", "raw": raw.hex(),
+                   "effects": ["3:book"]},
+                  {"t": "step", "id": did, "step": "c", "phase": "sending"},
+                  {"t": "step", "id": did, "step": "c", "phase": "done",
+                   "reply": tagged({"status": "OK", "ref": "F1", "conf": "C-F1", "fee": Decimal("1.50"),
+                                    "on": date(2026, 11, 27)})}])
+    txlog.close()
+    async with running(program, ledger, registry=reg) as sb:      # recovery completes the deal
+        assert BOOKED == ["F1"]
+        c = await Client.open(sb.channel("front").port)
+        await c.send(raw)
+        with trio.fail_after(10):
+            (again,) = await c.recv_json(1)
+        await c.aclose()
+    assert again == {"ref": "F1", "code": "00", "booked": "B-F1", "conf": "C-F1", "fee": 3.0, "on": "2026-11-27"}
+    assert [x["status"] for x in deals(ledger)] == ["committed", "duplicate"]
