@@ -89,6 +89,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                         lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "coupon_payment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC02",
                        lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
+    "early_encashment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC03",
+                         lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "pool_sweep": (fund_consolidation.SERVICE, lambda v: True,
                    lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
     "statement_mt940": (AC_MT940, lambda v: True,

@@ -170,3 +170,29 @@ def test_a_table_cell_read_with_round_has_no_more_decimals_than_it_keeps(where: 
             decimals = len(cell.partition(".")[2])
             assert decimals <= places, (f"{path.relative_to(ROUTES)}:{n}: {column} {cell!r} has {decimals} "
                                         f"decimals; {where} rounds it to {places}")
+
+
+def test_bonds_cashed_early_have_their_terms() -> None:
+    """routes/bond_cashing/bonds.csv: a bond the early_encashment route cashes (``early_encash`` Y) names the
+    first day it may be (``early_from``, a date before its maturity) and its penalty (``early_penalty``, a
+    percentage of the principal, 0 to 100, at most 4 decimals); a Y row without them would fail every BC03
+    claim as an internal error (96), and a row that is neither Y nor N is refused here, not read as N."""
+    import datetime as dt
+    from decimal import Decimal
+    path = ROUTES / "bond_cashing" / "bonds.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r["early_encash"] == "Y" for r in rows) and any(r["early_encash"] == "N" for r in rows)
+    for line, r in enumerate(rows, start=2):
+        where = f"{path.name}:{line} ({r['isin']})"
+        assert r["early_encash"] in ("Y", "N"), f"{where}: early_encash is Y or N, got {r['early_encash']!r}"
+        if r["early_encash"] != "Y":
+            continue
+        try:
+            start, maturity = dt.date.fromisoformat(r["early_from"]), dt.date.fromisoformat(r["maturity"])
+        except ValueError as e:
+            raise AssertionError(f"{where}: early_from and maturity are dates YYYY-MM-DD ({e})") from None
+        assert start < maturity, f"{where}: early_from {start} is not before the maturity {maturity}"
+        penalty = Decimal(r["early_penalty"])
+        assert 0 <= penalty <= 100 and penalty == penalty.quantize(Decimal("0.0001")), \
+            f"{where}: early_penalty is a percentage with at most 4 decimals, got {r['early_penalty']!r}"
