@@ -202,6 +202,11 @@ def _calls(rig: Any) -> int:
     return sum(sim.requests for sim in rig.sims.values())
 
 
+def _postings(rig: Any) -> int:
+    """The calls that post (receivables/payables: not an AR record's invoice enquiry, counted as TRACE/RP03)."""
+    return sum(n for sim in rig.sims.values() for k, n in sim.calls.items() if not k.endswith("/RP03"))
+
+
 @pytest.mark.parametrize("route", sorted(KEYED))
 async def test_a_repeated_request_gets_the_original_answer_and_one_call(route, tmp_path):
     service, takes, key_of = KEYED[route]
@@ -456,13 +461,16 @@ async def test_a_batch_sent_again_with_a_record_added_posts_only_the_new_one(tmp
             assert {r.values["kind"] for r in reqs[:4]} == {"AR", "AP"}     # both routes repeated
             client.write_file("B1.csv", reqs[:4])
             await _acks(client, 4)
-            calls = _calls(rig)
+            calls = _postings(rig)
             client.write_file("B1-again.csv", reqs)
             await _acks(client, 9)
             settled = await client.wait_settled()
-            calls_after = _calls(rig)
+            calls_after = _postings(rig)
+            enquiries = sum(n for sim in rig.sims.values() for k, n in sim.calls.items() if k.endswith("/RP03"))
     assert calls == 4                              # the mainframe posted the first file's four records
     assert calls_after == 5, "a repeated record reached the mainframe again"
+    # each AR record's invoice enquiry (RP03) was made once too: a repeat is answered from its key first
+    assert enquiries == sum(r.values["kind"] == "AR" for r in reqs), enquiries
     lines = _ack_lines(client)
     for i, r in enumerate(reqs):
         mine = [a for a in lines if (a["batch_id"], a["record_no"]) == (r.values["batch_id"], r.values["record_no"])]
