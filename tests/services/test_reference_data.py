@@ -196,3 +196,29 @@ def test_bonds_cashed_early_have_their_terms() -> None:
         penalty = Decimal(r["early_penalty"])
         assert 0 <= penalty <= 100 and penalty == penalty.quantize(Decimal("0.0001")), \
             f"{where}: early_penalty is a percentage with at most 4 decimals, got {r['early_penalty']!r}"
+
+
+def test_declared_dividends_are_found_and_readable() -> None:
+    """routes/fund_management/fund_dividends.csv: the dividend routes look a dividend up as FUND-CODE-YYYYMMDD
+    (the fund and the ex-date the mainframe sends), so a row whose id is not its fund and ex-date written so is
+    never found (every holding refused 14); its fund is in funds.csv, its dividend a unit a positive number with
+    at most 6 decimals, and its reinvestment NAV blank (cash only) or a positive number with at most 4 decimals
+    (the route reads them at 6 and 4: a finer cell would be rounded there, paying another dividend)."""
+    import datetime as dt
+    from decimal import Decimal
+    folder = ROUTES / "fund_management"
+    with (folder / "funds.csv").open(newline="", encoding="utf-8") as f:
+        funds = {r["fund_code"] for r in csv.DictReader(f)}
+    with (folder / "fund_dividends.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r["reinvest_nav"] for r in rows) and any(not r["reinvest_nav"] for r in rows)
+    for line, r in enumerate(rows, start=2):
+        where = f"fund_dividends.csv:{line} ({r['dividend_id']})"
+        ex = dt.date.fromisoformat(r["ex_date"])
+        assert r["dividend_id"] == f"{r['fund_code']}-{ex:%Y%m%d}", f"{where}: the id is FUND-CODE-YYYYMMDD of its ex_date"
+        assert r["fund_code"] in funds, f"{where}: fund {r['fund_code']} is not in funds.csv"
+        per_unit = Decimal(r["per_unit"])
+        assert per_unit > 0 and per_unit == per_unit.quantize(Decimal("0.000001")), f"{where}: per_unit {per_unit}"
+        if r["reinvest_nav"]:
+            nav = Decimal(r["reinvest_nav"])
+            assert nav > 0 and nav == nav.quantize(Decimal("0.0001")), f"{where}: reinvest_nav {nav}"

@@ -1,6 +1,6 @@
-      * BONDCASH-REQ: pay a holder the redemption (BC01), a coupon (BC02)
-      * or an early encashment before maturity (BC03) of a bond held in
-      * custody.  EBCDIC cp037.
+      * BONDCASH-REQ: pay a holder the redemption (BC01), a coupon
+      * (BC02) or an early encashment before maturity (BC03) of a bond
+      * held in custody.  EBCDIC cp037.
        01  BONDCASH-REQ.
            05  TXN-CODE          PIC X(4).
                88  REDEMPTION    VALUE 'BC01'.
