@@ -64,6 +64,10 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                     lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_cancel": (fund_management.SERVICE, lambda v: v["txn_code"] == "FX01",
                     lambda v: f"{_t(v['trace_no'])}/{v['trade_date']}"),
+    "fund_dividend_cash": (fund_management.SERVICE, lambda v: v["txn_code"] == "FD01",
+                           lambda v: f"{v['fund_code']}/{_t(v['trace_no'])}/{v['trade_date']}"),
+    "fund_dividend_reinvest": (fund_management.SERVICE, lambda v: v["txn_code"] == "FD02",
+                               lambda v: f"{v['fund_code']}/{_t(v['trace_no'])}/{v['trade_date']}"),
     "fund_brokerage_order": (fund_brokerage.SERVICE, lambda v: True,
                              lambda v: f"{v['fund_co']}/{_t(v['trace_no'])}/{v['order_date']}"),
     "settled_subscription": (fund_subscription.SERVICE, lambda v: True,
@@ -89,6 +93,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                         lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "coupon_payment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC02",
                        lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
+    "early_encashment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC03",
+                         lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "pool_sweep": (fund_consolidation.SERVICE, lambda v: True,
                    lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
     "statement_mt940": (AC_MT940, lambda v: True,
@@ -198,6 +204,11 @@ def _check_duplicate_rows(rows: list[dict[str, Any]], route: str, key: str, stat
 
 def _calls(rig: Any) -> int:
     return sum(sim.requests for sim in rig.sims.values())
+
+
+def _postings(rig: Any) -> int:
+    """The calls that post (receivables/payables: not an AR record's invoice enquiry, counted as TRACE/RP03)."""
+    return sum(n for sim in rig.sims.values() for k, n in sim.calls.items() if not k.endswith("/RP03"))
 
 
 @pytest.mark.parametrize("route", sorted(KEYED))
@@ -454,13 +465,16 @@ async def test_a_batch_sent_again_with_a_record_added_posts_only_the_new_one(tmp
             assert {r.values["kind"] for r in reqs[:4]} == {"AR", "AP"}     # both routes repeated
             client.write_file("B1.csv", reqs[:4])
             await _acks(client, 4)
-            calls = _calls(rig)
+            calls = _postings(rig)
             client.write_file("B1-again.csv", reqs)
             await _acks(client, 9)
             settled = await client.wait_settled()
-            calls_after = _calls(rig)
+            calls_after = _postings(rig)
+            enquiries = sum(n for sim in rig.sims.values() for k, n in sim.calls.items() if k.endswith("/RP03"))
     assert calls == 4                              # the mainframe posted the first file's four records
     assert calls_after == 5, "a repeated record reached the mainframe again"
+    # each AR record's invoice enquiry (RP03) was made once too: a repeat is answered from its key first
+    assert enquiries == sum(r.values["kind"] == "AR" for r in reqs), enquiries
     lines = _ack_lines(client)
     for i, r in enumerate(reqs):
         mine = [a for a in lines if (a["batch_id"], a["record_no"]) == (r.values["batch_id"], r.values["record_no"])]

@@ -144,7 +144,7 @@ async def test_premium_collection_document_holds_against_the_running_engine(tmp_
     schema = doc["components"]["schemas"]["PcNotice"]
     due = (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=30)).isoformat()
     values = {"notice_id": "N-OA-1", "amount": Decimal("1200.00"), "currency": "CNY", "policy_no": "PL0000000001",
-              "due_date": due, "account": "6222000011112222"}
+              "due_date": due, "account": "6222000011112222", "creditor_id": "INS00001", "mandate_id": "MD-0001"}
     assert sorted(schema["required"]) == sorted(values)          # the document says what a request must hold
     good = {name: values[name] for name in schema["required"]}
 

@@ -170,3 +170,55 @@ def test_a_table_cell_read_with_round_has_no_more_decimals_than_it_keeps(where: 
             decimals = len(cell.partition(".")[2])
             assert decimals <= places, (f"{path.relative_to(ROUTES)}:{n}: {column} {cell!r} has {decimals} "
                                         f"decimals; {where} rounds it to {places}")
+
+
+def test_bonds_cashed_early_have_their_terms() -> None:
+    """routes/bond_cashing/bonds.csv: a bond the early_encashment route cashes (``early_encash`` Y) names the
+    first day it may be (``early_from``, a date before its maturity) and its penalty (``early_penalty``, a
+    percentage of the principal, 0 to 100, at most 4 decimals); a Y row without them would fail every BC03
+    claim as an internal error (96), and a row that is neither Y nor N is refused here, not read as N."""
+    import datetime as dt
+    from decimal import Decimal
+    path = ROUTES / "bond_cashing" / "bonds.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r["early_encash"] == "Y" for r in rows) and any(r["early_encash"] == "N" for r in rows)
+    for line, r in enumerate(rows, start=2):
+        where = f"{path.name}:{line} ({r['isin']})"
+        assert r["early_encash"] in ("Y", "N"), f"{where}: early_encash is Y or N, got {r['early_encash']!r}"
+        if r["early_encash"] != "Y":
+            continue
+        try:
+            start, maturity = dt.date.fromisoformat(r["early_from"]), dt.date.fromisoformat(r["maturity"])
+        except ValueError as e:
+            raise AssertionError(f"{where}: early_from and maturity are dates YYYY-MM-DD ({e})") from None
+        assert start < maturity, f"{where}: early_from {start} is not before the maturity {maturity}"
+        penalty = Decimal(r["early_penalty"])
+        assert 0 <= penalty <= 100 and penalty == penalty.quantize(Decimal("0.0001")), \
+            f"{where}: early_penalty is a percentage with at most 4 decimals, got {r['early_penalty']!r}"
+
+
+def test_declared_dividends_are_found_and_readable() -> None:
+    """routes/fund_management/fund_dividends.csv: the dividend routes look a dividend up as FUND-CODE-YYYYMMDD
+    (the fund and the ex-date the mainframe sends), so a row whose id is not its fund and ex-date written so is
+    never found (every holding refused 14); its fund is in funds.csv, its dividend a unit a positive number with
+    at most 6 decimals, and its reinvestment NAV blank (cash only) or a positive number with at most 4 decimals
+    (the route reads them at 6 and 4: a finer cell would be rounded there, paying another dividend)."""
+    import datetime as dt
+    from decimal import Decimal
+    folder = ROUTES / "fund_management"
+    with (folder / "funds.csv").open(newline="", encoding="utf-8") as f:
+        funds = {r["fund_code"] for r in csv.DictReader(f)}
+    with (folder / "fund_dividends.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert any(r["reinvest_nav"] for r in rows) and any(not r["reinvest_nav"] for r in rows)
+    for line, r in enumerate(rows, start=2):
+        where = f"fund_dividends.csv:{line} ({r['dividend_id']})"
+        ex = dt.date.fromisoformat(r["ex_date"])
+        assert r["dividend_id"] == f"{r['fund_code']}-{ex:%Y%m%d}", f"{where}: the id is FUND-CODE-YYYYMMDD of its ex_date"
+        assert r["fund_code"] in funds, f"{where}: fund {r['fund_code']} is not in funds.csv"
+        per_unit = Decimal(r["per_unit"])
+        assert per_unit > 0 and per_unit == per_unit.quantize(Decimal("0.000001")), f"{where}: per_unit {per_unit}"
+        if r["reinvest_nav"]:
+            nav = Decimal(r["reinvest_nav"])
+            assert nav > 0 and nav == nav.quantize(Decimal("0.0001")), f"{where}: reinvest_nav {nav}"

@@ -67,8 +67,8 @@ async def test_service_end_to_end(service, tmp_path):
 
 
 async def test_premium_collection_every_rejected_notice_is_answered_and_found_by_the_demo_count(tmp_path):
-    """routes/premium_collection's generator cycles through six rejected notices; the batch above meets
-    two. Each of the six gets its code, and the demo's lost count (engine.sim.ledger_count) finds each
+    """routes/premium_collection's generator cycles through eight rejected notices; the batch above meets
+    two. Each of the eight gets its code (a revoked mandate 57, one over the mandate's limit 61 among them), and the demo's lost count (engine.sim.ledger_count) finds each
     one's ledger row: the body that is not JSON too, whose MALFORMED row has no reference."""
     from engine.sim.ledger_count import SentRequest, count_lost, ledger_rows
     from engine.sim.services.premium_collection import REJECTS, SERVICE
@@ -82,7 +82,7 @@ async def test_premium_collection_every_rejected_notice_is_answered_and_found_by
         await ledger.record_config(program.version, program.sources)
         async with running_services(program, registry, ledger, [SERVICE]) as rig:
             result = await rig.load(SERVICE, total=len(kinds), kinds=kinds, deadline=60)   # a hang guard: not a timing
-    assert sorted(o.code for o in result.outcomes) == ["13", "15", "30", "30", "30", "31"], \
+    assert sorted(o.code for o in result.outcomes) == ["13", "15", "30", "30", "30", "31", "57", "61"], \
         [(o.ref, o.code, o.reply) for o in result.outcomes]
     assert [o.code for o in result.outcomes] == [o.expect_code for o in result.outcomes]
     assert sum(o.reply.get("status") == "ERROR" for o in result.outcomes) == 1     # the not-JSON body, 400

@@ -12,6 +12,10 @@ a due date past the 60-day grace period (31), a currency not collected (15), the
 deal step), a due date not written YYYY-MM-DD (30), a body that is not JSON (a form-encoded post, 30,
 answered by the channel's ``on error reply``; it ends in ``notice_id=<reference>`` so the demo's count
 finds its row, which has no reference) and a policy number that is not PL + 10 digits (30).
+Every notice names the insurer's creditor id (``INS00009``) and the customer's direct-debit mandate for it
+(``pc_mandates.csv``, the ``MD-SIM-*`` rows: the mandate of the notice's currency, whose account the notice
+debits; their limit, 20,000.00, is the generator's largest amount). Two more rejected notices: under a
+revoked mandate (57) and one cent over the mandate's limit (61).
 A failing request's notice id ends in ``F``: the mainframe refuses the debit (51), the insurer gets
 502 ``FAILED`` ``05``.
 """
@@ -19,14 +23,22 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from decimal import Decimal
 from typing import Any
 
 from engine.sim.services.common import every, money, ref_at
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
 
 CURRENCIES = ("CNY", "CNY", "CNY", "USD", "EUR")       # pc_currencies.csv, mostly CNY
-ACCOUNT_PREFIXES = ("6222", "6217", "6228")
-REJECTS = 6                                          # the rejected variants below, in turn
+REJECTS = 8                                          # the rejected variants below, in turn
+CREDITOR = "INS00009"                                # the simulated insurer's creditor id
+# the simulated customers' ACTIVE mandates for it, per currency: (mandate id, account) as in pc_mandates.csv
+MANDATES = {"CNY": (("MD-SIM-CNY-1", "6222880000000001"), ("MD-SIM-CNY-2", "6217880000000002"),
+                    ("MD-SIM-CNY-3", "6228880000000003")),
+            "USD": (("MD-SIM-USD-1", "6222880000000004"),),
+            "EUR": (("MD-SIM-EUR-1", "6222880000000005"),)}
+MANDATE_LIMIT = Decimal("20000.00")                  # every MD-SIM mandate's max_amount
+REVOKED = ("MD-SIM-REV-1", "6222880000000006")       # a CNY mandate the customer revoked
 
 
 def _run_number(run: str) -> int:
@@ -46,10 +58,11 @@ def policy_and_due(n: int, run: str) -> tuple[str, dt.date]:
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     ref = trace("PC", n, kind, run=run)
     policy, due = policy_and_due(n, run)
+    currency = rng.choice(CURRENCIES)
+    mandate, account = rng.choice(MANDATES[currency])
     values: Any = {
-        "notice_id": ref, "policy_no": policy,
-        "account": f"{rng.choice(ACCOUNT_PREFIXES)}{rng.randrange(10**12):012d}",
-        "amount": money(rng, 50, 20_000), "currency": rng.choice(CURRENCIES), "due_date": due.isoformat(),
+        "notice_id": ref, "policy_no": policy, "account": account, "creditor_id": CREDITOR, "mandate_id": mandate,
+        "amount": money(rng, 50, 20_000), "currency": currency, "due_date": due.isoformat(),
     }
     code = "00"
     if kind == "rejected":
@@ -65,8 +78,13 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
             values["due_date"], code = due.strftime("%Y%m%d"), "30"       # not written YYYY-MM-DD
         elif variant == 4:
             values, code = f"policy_no={policy}&amount={values['amount']}&notice_id={ref}", "30"  # not JSON
-        else:
+        elif variant == 5:
             values["policy_no"], code = policy[2:], "30"                 # no PL
+        elif variant == 6:
+            (values["mandate_id"], values["account"]), values["currency"] = REVOKED, "CNY"
+            code = "57"                                                  # MD01: the mandate was revoked
+        else:
+            values["amount"], code = MANDATE_LIMIT + Decimal("0.01"), "61"   # AM02: over the mandate's limit
     elif kind == "failing":
         code = "05"                                  # the notice id ends in F: the mainframe refuses
     return Request(kind, values, code, ref)
