@@ -220,6 +220,10 @@ def run(
         raise typer.Exit(1)
     for warning in keys.warnings:
         typer.echo(f"warning: {warning}", err=True)
+    from engine.ops.keyless import no_keyring_warning
+    keyless = no_keyring_warning(program, registry, keys.keyring)
+    if keyless is not None:
+        typer.echo(f"warning: {keyless}", err=True)
 
     shown_ledger = os.path.abspath(ledger_path)     # absolute: operators paste it into commands run elsewhere
 

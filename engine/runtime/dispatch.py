@@ -23,6 +23,7 @@ from engine.runtime.internal_log import internal, new_faults, on_error_failed
 from engine.runtime.limits import CountLimiter
 from engine.runtime import counting
 from engine.runtime.stepfail import input_failure, step_failure
+from engine.sad import kept_raw
 from engine.txn import manager_for
 from engine.txn.shared_keys import DEFERRED, deferred
 from dsl.compiler import split_path
@@ -273,8 +274,10 @@ class Dispatcher:
             ex.fail(failure)
         else:
             ex.msg = scope["msg"]           # the request as decoded by the last format tried
-            ex.request_tags = next((r.request_tags for r in reversed(self.routes)
-                                    if r.format in decoded and decoded[r.format] is ex.msg), None) or None
+            took = next((r for r in reversed(self.routes) if r.format in decoded and decoded[r.format] is ex.msg),
+                        None)
+            ex.request_tags = (took.request_tags or None) if took is not None else None
+            ex.request_codec = took.codec if took is not None else None
             names = ", ".join(r.name for r in self.routes) or "none"
             if not_object is not None:      # a JSON list or text where the routes read an object's fields
                 ex.fail(input_failure(not_object))
@@ -469,7 +472,7 @@ def _refused_letter(ex: Exchange, rec: DealRecord, err: DealError) -> DeadLetter
               f"its calls may have been applied at the counterparts: check there before a retry (a retry "
               f"runs the message again)")
     return DeadLetter(route=rec.route if ex.route is not None else None, channel=rec.channel, reason=reason,
-                      raw=ex.raw or b"", config_version=rec.config_version, error_kind="unrecorded",
+                      raw=kept_raw(ex), config_version=rec.config_version, error_kind="unrecorded",
                       id=rec.deal_id)
 
 

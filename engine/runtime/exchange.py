@@ -124,7 +124,7 @@ class Exchange:
         "channel", "conn", "raw", "received_at", "scope", "route", "msg",
         "deal_type", "reference", "amount", "currency", "party",
         "failure", "reply", "reply_values", "index", "raw_msg", "reply_json", "header", "error_route",
-        "request_tags", "unrecorded", "repeats", "holds",
+        "request_tags", "request_codec", "unrecorded", "repeats", "holds",
     )
 
     def __init__(self, channel: str, conn: Any, raw: bytes, received_at: datetime, index: int) -> None:
@@ -152,6 +152,7 @@ class Exchange:
         self.error_route: Any = None
         # the classification of ``msg`` when no route took it (an unrouted request, decoded by a format)
         self.request_tags: dict[str, str] | None = None
+        self.request_codec: Any = None            # and the codec that decoded it (its dead letter: engine/sad.py)
         # its deal could not be written to the ledger (a full disk): nothing may tell the sender it was done
         self.unrecorded = False
         # a repeat answered with its original's reply: how the original ended (status, kind, code), so that a

@@ -50,7 +50,9 @@ by default): a write is a ``pwrite`` into blocks that already exist, so its
 ``fdatasync`` has no file size or block allocation to record (the journal's trick,
 ``engine.journal``).  A zero length ends the log.  A record cut short or failing
 its CRC also ends it (a torn write at the moment of a crash, never acknowledged).
-When the next record does not fit, and on open, the log is compacted into a new
+When the next record does not fit, on open, and at the first write ``COMPACT_AFTER`` (5 min) after
+the last compaction (so that finished deals' requests do not stay for days at low traffic), the log
+is compacted into a new
 zero-filled file (written aside, fsync'ed, renamed over).  That file is made ahead
 (``<ledger>.txn.spare``, by a thread started when the log is half full), so a
 compaction on the engine's path writes only what it keeps (~2 ms, not the ~7 ms of
@@ -88,6 +90,10 @@ SEGMENT_BYTES = 8 << 20
 KEY_RETENTION = 35 * 86400          # seconds a finished deal's key is answered from the log (docs/transactions.md)
 MIN_KEY_RETENTION = 3600            # shorter would let a key go before its row is loaded into DuckDB
 COMPACT_RETRY = 1.0                 # seconds: after a compaction failed (a full disk), the next waits this long
+# seconds: a write this long after the last compaction compacts (also when the file is not full), so the
+# requests of finished deals (raw bytes: PAN, track data, PIN block; sealed with a keyring) do not stay in
+# the file for days at low traffic (PCI DSS 3.3.1; docs/security.md#sensitive-authentication-data)
+COMPACT_AFTER = 300.0
 
 
 def parse_retention(text: str) -> float | None:
@@ -246,6 +252,9 @@ class TxnLog:
         self._spare_asked = False                  # once per file: made when it is half full
         self._compact_failed: tuple[float, BaseException] | None = None   # (when, why) the last one failed
         self.monotonic = time.monotonic            # () -> seconds: the wait after a failed compaction (tests)
+        self.compact_after: float | None = COMPACT_AFTER    # None: only when full (and on open)
+        self._compacted_at = 0.0                   # monotonic time of the last compaction
+        self._base = 0                             # the offset it left: what it kept ends there
         for leftover in (self._spare, path.with_name(path.name + ".spare.tmp")):
             leftover.unlink(missing_ok=True)        # may hold a compaction's body: never reuse it
         entries: list[dict[str, Any]] = []
@@ -401,6 +410,7 @@ class TxnLog:
             os.close(self._fd)
         self._fd = fd
         self._offset, self._size = len(MAGIC) + len(body), size
+        self._base, self._compacted_at = self._offset, self.monotonic()
         self._spare_asked = False
         self.compactions += 1
 
@@ -467,8 +477,12 @@ class TxnLog:
             pass            # no spare: the next compaction makes its file itself (and reports an error)
 
     def fits(self, size: int) -> bool:
-        """Whether a record of ``size`` bytes goes in without a compaction (a slow rewrite)."""
-        return self._offset + size + HEADER.size <= self._size
+        """Whether a record of ``size`` bytes goes in without a compaction (a slow rewrite): it fits, and the
+        last compaction is less than ``compact_after`` seconds old or nothing was written since."""
+        if self._offset + size + HEADER.size > self._size:
+            return False
+        age = self.compact_after
+        return age is None or self._offset <= self._base or self.monotonic() - self._compacted_at < age
 
     @staticmethod
     def frame(entries: list[dict[str, Any]]) -> bytes:

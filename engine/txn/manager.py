@@ -44,6 +44,7 @@ from engine.faultlog import RESUMES, FaultLog
 from engine.runtime import counting
 from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
+from engine.sad import kept_raw
 from engine.txn import (effects, fingerprint, flagging, keyhold, outcome, pivot, refused_repeat, reversal,
                        shared_keys)
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
@@ -1314,7 +1315,7 @@ def dead_letter_of(ex: Any, rec: Any) -> DeadLetter:
     f = ex.failure
     return DeadLetter(
         route=rec.route if ex.route is not None else None, channel=rec.channel,
-        reason=rec.reason or "failed", raw=ex.raw or b"", config_version=rec.config_version,
+        reason=rec.reason or "failed", raw=kept_raw(ex), config_version=rec.config_version,
         error_kind=f.kind if f is not None else None,
         error_code=(f.code if f is not None else None) if ex.reply is not None else None,
         id=rec.deal_id)
