@@ -433,6 +433,11 @@ class JournaledLedger:
         await self.wait_loaded()
         return await self.ledger.append_stories(stories)
 
+    async def end_retry(self, letter_id: str, **kw: Any) -> str | None:
+        """``Ledger.end_retry`` once the retry's deal (and the dead letter it carried) is in DuckDB."""
+        await self.wait_loaded()
+        return await self.ledger.end_retry(letter_id, **kw)
+
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
 
