@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from engine.deadletter import retry_once, switchboard_injector
+from engine.deadletter import WAITS_AGAIN, retry_once, switchboard_injector
 from engine.deal import DeadLetter, new_deal_id
 from engine.commands.dead_select import retried_before
 from engine.ledger import open_ledger
-from engine.ledger_query import query_dead_letters, query_deals
+from engine.ledger_query import count_new_dead_letters, query_dead_letters, query_deals
 from kit import REPO, compile_text, json_counterpart, running, switchboard
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -101,11 +101,58 @@ async def test_a_retry_killed_while_its_call_is_out_is_settled_from_its_deal_on_
     [deal] = query_deals(path)
     assert deal["status"] == "failed" and "flagged" in deal["reason"], deal     # in doubt: flagged for an operator
     row = letter_row(path)
-    assert row["status"] == "new", row
+    # its deal has its own dead letter, where the message waits now: this one is retried, naming it
+    assert row["status"] == "retried", row
     assert row["retry_outcome"].startswith(f"failed (deal {deal['deal_id']}): "), row
     assert "settled on restart" in row["retry_outcome"], row
-    assert retried_before(row)           # its deal has its own dead letter: a retry by filters leaves this one
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert retried_before(row)           # a retry by filters leaves this one
+    assert one_waiting(path) == deal["deal_id"]
     assert counts == Counter({"R1": 1})  # nothing ran twice
+
+
+def one_waiting(path: Path) -> str:
+    """The id of the one letter of the message that waits (status new), checked to be the only one."""
+    waiting = [r["id"] for r in query_dead_letters(path, limit=None) if r["status"] == "new"]
+    assert len(waiting) == 1, query_dead_letters(path, limit=None)
+    assert count_new_dead_letters(path) == {"unreachable": 1} if waiting == ["d1"] else sum(
+        count_new_dead_letters(path).values()) == 1
+    return waiting[0]
+
+
+async def test_a_retry_stopped_after_its_deal_failed_and_left_its_letter_is_linked_on_the_next_start(
+        tmp_path: Path) -> None:
+    """Stopped between the retry's deal (refused again, its own dead letter written with it) and the outcome on
+    the first letter: one letter of the message waits at every moment, and the next start links the first."""
+    path = tmp_path / "l.duckdb"
+    await fill(path, "pay")
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, lambda req: {"status": "NO", "ref": req["ref"]})
+        program = compile_text(tmp_path, PAY % port)
+        row = letter_row(path)
+        async with open_ledger(path, audit_key=None, keyring=None) as ledger, switchboard(program, ledger) as sb:
+            real = switchboard_injector(sb)
+
+            async def inject(channel: str, raw: bytes, deal_id: str | None = None) -> str:
+                await real(channel, raw, deal_id=deal_id)
+                raise Stopped               # the deal and its letter are written; the process stops here
+
+            inject.names_deal = True        # type: ignore[attr-defined]
+            with pytest.raises(Stopped):
+                await retry_once(ledger, row, inject)
+        [deal] = query_deals(path)
+        assert deal["status"] == "failed", deal       # refused by the counterpart (expect false)
+        assert letter_row(path)["status"] == "retrying"
+        assert one_waiting(path) == deal["deal_id"]           # the deal's own letter; d1 is claimed, not waiting
+        async with running(program, path):
+            pass
+        nursery.cancel_scope.cancel()
+    row = letter_row(path)
+    assert row["status"] == "retried", row
+    assert row["retry_outcome"].startswith(f"failed (deal {deal['deal_id']}): "), row
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert one_waiting(path) == deal["deal_id"]
+    assert len(query_deals(path)) == 1
 
 
 async def test_a_retry_stopped_after_its_deal_committed_is_marked_retried_on_the_next_start(tmp_path: Path) -> None:
