@@ -185,13 +185,21 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     # the new deal and why it was refused again, as the ledger stores it: no second command to find out
     refused = f"rejected (deal {d['deal_id']}): {d['reason']}"
     assert "the layout is 65 bytes" in d["reason"]
+    # the new deal left a dead letter of its own, where the message waits now: the first one names it
+    waits = f"the message waits again as dead letter {d['deal_id']}"
     assert res.output.splitlines() == [
-        f"d-timeout: NOT retried: {refused}",
+        f"d-timeout: NOT retried: {refused}; {waits}",
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     from engine.operator import os_user          # who retried it, beside the outcome (engine/operator.py)
-    assert row["status"] == "new" and row["retry_outcome"] == f"{refused} (bsp dead retry, by {os_user()!r})"
+    assert row["status"] == "retried"
+    assert row["retry_outcome"] == f"{refused} (bsp dead retry, by {os_user()!r}); {waits}"
     assert row["retried_at"] is not None
+    [new] = query_dead_letters(path, ids=[d["deal_id"]], with_raw=True)
+    assert new["status"] == "new" and bytes(new["raw"]) == b"PAY1"
+    # nothing ran: d-web still waits, as it was
+    [web] = query_dead_letters(path, ids=["d-web"])
+    assert web["status"] == "new"
 
 
 def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,10 +266,12 @@ environments:
     assert res.exit_code == 1, res.output
     [d] = query_deals(path)
     assert res.output.splitlines() == [
-        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}",
+        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}; the message waits again as dead "
+        f"letter {d['deal_id']}",
         "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
+    assert row["status"] == "retried"
     assert chain_ok(path)                    # written with the file's ledger.audit_key
     # the retried deal names the configuration version bsp run gives this deployment (the route files and the
     # files they name: bill payment's tables), as bsp check prints it
