@@ -105,6 +105,9 @@ def list_(
                                        "(the kind column)."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
+    every: bool = typer.Option(False, "--all", help="Every status (retried and purged ones too); without it, "
+                               "and without --status, only what waits (new, not yet retried into a deal) or is "
+                               "held by a retry (retrying)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     live: bool = LIVE_OPT,
@@ -116,6 +119,9 @@ def list_(
 ) -> None:
     """List dead letters, newest first: a table under a line naming the ledger (or engine), or JSON lines.
 
+    Without --status or --all, only the letters that wait for an operator (status new and not yet retried
+    into a deal: one per message, a retry refused again leaves the message in its new deal's letter) and
+    those a retry holds (retrying); --all lists every status, --status one.
     The ledger is --ledger, else the deployment file's (`--deployment platform.yaml`, as bsp run takes
     it). A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
     (`GET /dead-letters`, page by page: --limit 0 lists every match), with the same filters; it prints
@@ -123,15 +129,19 @@ def list_(
     Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
+    if every and status is not None:
+        raise typer.BadParameter("--all lists every status, --status one: give one of them", param_hint="--all")
     filters = _filters(route, channel, reason, status, since, until, kind=kind)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
+    open_only = not every and status is None
+    which = "dead letters waiting (new or retrying; --all lists every status)" if open_only else "dead letters"
     if live:
-        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit,
-                     streamed=as_json)
-        title = f"dead letters in the engine at {url}"
+        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters",
+                     {**filters, "open": "true" if open_only else None}, limit, streamed=as_json)
+        title = f"{which} in the engine at {url}"
     else:
-        rows = _query(ledger, **filters, limit=limit or None)
-        title = f"dead letters in {ledger}"
+        rows = _query(ledger, **filters, limit=limit or None, open_only=open_only)
+        title = f"{which} in {ledger}"
     if as_json:
         for r in rows:
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
@@ -188,6 +198,8 @@ def show(
         from engine.commands.deals import reveal_check
         reveal_check(ledger, found_keys.keys.keyring)   # another key under a key id the ledger sealed with: exit 2
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
+        if rows:
+            rows[0]["history"] = _history(ledger, letter_id)
     if not rows:
         info = archived_where(ledger, letter_id, kind="dead letter") if not live else None
         why = hint(info, "dead letter", letter_id, ledger.parent) if info is not None else "list them with `bsp dead list`"
@@ -204,9 +216,12 @@ def show(
         sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
     else:
+        history = r.pop("history", None) or []
         for k, v in r.items():
             if k != "raw":
                 typer.echo(f"{k:>15}: {'' if v is None else v}")
+        for line in _history_lines(history, r["id"]):
+            typer.echo(line)
         raw = r["raw"]
         typer.echo(f"{'raw':>15}: " + ("(purged)" if raw is None and r["status"] == "purged" else
                                         "(unreadable)" if raw is None else f"{len(raw)} bytes"))
@@ -214,6 +229,32 @@ def show(
             typer.echo(raw.decode("latin-1") if raw.isascii() else raw.hex(" ", 16))
     if note:
         typer.echo(f"warning: {note}", err=True)
+
+
+def _history(ledger: Path, letter_id: str) -> list[dict[str, Any]]:
+    from engine.ledger_query import letter_history
+    from engine.ledger_store import LedgerError
+
+    try:
+        return letter_history(ledger, letter_id)
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _history_lines(history: list[dict[str, Any]], this: str) -> list[str]:
+    """The letters of the message, oldest first, this one and the one where it waits pointed at."""
+    if not history:
+        return []
+    out = [f"{'history':>15}: the dead letters of this message, oldest first (a retry refused again leaves the "
+           f"message in its deal's own letter):"]
+    for h in history:
+        st = h.get("status")
+        note = ("  <- this one" if h["id"] == this else "") + (
+            f"  <- the message waits here: bsp dead retry {h['id']}" if st == "new" else
+            "  (not in this ledger: moved by bsp ledger archive?)" if st is None else "")
+        out.append(f"{'':>17}{h['id']}  {st or '?':<8}{note}")
+    return out
 
 
 def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
