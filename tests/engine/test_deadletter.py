@@ -134,7 +134,7 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert res.exit_code == 0 and "d-timeout" in res.output and "d-old" not in res.output
     # a line naming the ledger, then the column names over aligned columns (--live prints the same)
     title, head, row = res.stdout.splitlines()
-    assert title == f"dead letters in {path}"
+    assert title == f"dead letters waiting (new or retrying; --all lists every status) in {path}"
     assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
     assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "biller", "timed", "out", "after", "5s"]
     assert head.index("channel") == row.index("mainframe") and head.index("reason") == row.index("biller")
@@ -218,7 +218,8 @@ def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monk
     res = cli("list", "--deployment", str(deployment), "--env", "uat")
     assert res.exit_code == 2 and f"{tmp_path / 'uat.duckdb'}: no ledger file" in res.output, res.output
     res = cli("list", "--deployment", str(deployment), "--env", "uat", "--ledger", str(tmp_path / "l.duckdb"))
-    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters in {tmp_path / 'l.duckdb'}\n"), res.output
+    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters waiting (new or retrying; --all lists every "
+                                                        f"status) in {tmp_path / 'l.duckdb'}\n"), res.output
 
 
 def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
