@@ -450,10 +450,10 @@ def letter_history(path: str | Path, letter_id: str, *, con: Any | None = None,
 
 
 def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> dict[str, int]:
-    """How many dead letters wait for an operator: status ``new`` and never retried into a deal (one retried
-    that did not go through keeps status ``new`` with its ``retry_outcome``, but the retry's own deal has its
-    dead letter if it failed again: counted there, not twice; one whose retry made no deal, its channel gone
-    say, still waits: ``WAITING_SQL``), by error kind (``unreachable``, ``timeout``, ``rejected``,
+    """How many dead letters wait for an operator: status ``new`` and never retried into a deal (a retry refused
+    again leaves the message in its deal's own letter and its letter ``retried``, ``engine.deadletter.end_retry``;
+    a letter left ``new`` so by a bsp before 2026-11-27 is counted in its retry's letter, not twice; one whose
+    retry made no deal, its channel gone say, still waits: ``WAITING_SQL``), by error kind (``unreachable``, ``timeout``, ``rejected``,
     ``malformed``, ...): what ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py), and what ``bsp dead
     retry --status new`` selects.  ``con`` as for ``query_deals``."""
     path = Path(path)

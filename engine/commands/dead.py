@@ -167,6 +167,9 @@ def show(
 ) -> None:
     """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
 
+    When a retry refused again left its message in another letter, `history` lists the letters of the
+    message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
+
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
     the message is decrypted here, with this shell's field keyring: the deployment file's
     ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else BSP_FIELD_KEYS_FILE /
@@ -414,8 +417,8 @@ def retry_cmd(
 
     The letters are given by id, or selected with filters as `bsp dead list` takes them (--route, --channel,
     --kind, --reason, --status, --since, --until): then oldest first, leaving out those a retry already took
-    (status retried or retrying, or new after a retry whose deal was refused again: that deal has a dead
-    letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
+    (status retried or retrying; a letter left new by a bsp before 2026-11-27 after a retry whose deal was
+    refused again: that deal has a dead letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
     letter selected is retried after a confirmation, or with --yes (required when standard input is no
     terminal: a usage error otherwise). A line per letter as it ends, a progress line on standard error
     every 100 letters, and a summary: retried, committed, refused again, skipped because already retried.
@@ -423,10 +426,14 @@ def retry_cmd(
     of one letter started together run it once. A letter already retried, or whose retry is running, is
     refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
     id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
-    one the exchange runs a second time. A retry whose process was killed leaves status retrying, and so does
+    one the exchange runs a second time. A retry refused again leaves the message in its new deal's own
+    dead letter, which waits now: the letter retried becomes retried, its outcome ending `the message waits
+    again as dead letter ID` (one letter per message waits; `bsp dead show` lists them), and is refused,
+    even with --again, while that one waits. A retry whose process was killed leaves status retrying, and so does
     one interrupted while its deal ran (Ctrl-C, the engine stopping: its outcome says `interrupted`); the next
     start of the engine (or of bsp dead retry) on that ledger settles it from its deal, named in the claim:
-    retried when the deal committed, new again when it was refused or never began; when that cannot be known
+    retried when the deal committed, retried and linked to the deal's own letter when it was refused again,
+    new again when it never began; when that cannot be known
     it stays retrying and its outcome says `unsettled` and what to check, then --again if it did not run.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
