@@ -223,3 +223,27 @@ async def test_a_claim_that_names_no_deal_stays_claimed_and_says_what_to_check(t
     assert "`bsp dead retry d1 --again`" in out and "(its claim said: in progress: bsp dead retry (pid 1 on h))" in out
     assert out.count("unsettled") == 1
     assert caplog.text.count("dead letter d1: a retry claimed it at ") == 2, caplog.text
+
+
+async def test_a_retry_whose_deal_row_the_ledger_refused_is_linked_to_that_deals_letter(tmp_path: Path) -> None:
+    """The retry's deal ran, the ledger refused its row and kept its message as a dead letter of the deal's id
+    (kind unrecorded), then the process stopped: the next start links the first letter to that one, where the
+    message waits (before: left retrying, `unsettled`, a warning on every start)."""
+    path = tmp_path / "l.duckdb"
+    await fill(path, "echo")
+    deal_id = new_deal_id()
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:     # the claim, the refused row, the kill
+        claimed, _ = await ledger.claim_dead_letter("d1", at=NOW, note="in progress: bsp dead retry (pid 1 on h)",
+                                                    deal_id=deal_id)
+        assert claimed
+        await ledger.dead_letter(DeadLetter(route="echo", channel="front", reason="unrecorded: deal ... was not "
+                                            "recorded", raw=b'{"ref":"R1"}', config_version="v1",
+                                            error_kind="unrecorded", id=deal_id))
+    assert one_waiting(path) == deal_id
+    async with running(compile_text(tmp_path, ECHO), path):
+        pass
+    row = letter_row(path)
+    assert row["status"] == "retried", row
+    assert row["retry_outcome"].startswith(f"failed: its deal {deal_id} ran but the ledger refused its row"), row
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal_id}"), row
+    assert one_waiting(path) == deal_id
