@@ -107,6 +107,15 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, "refused: the message failed authentication (kind unauthenticated); "
                                        "a retry would run it without the signature it lacked; ask the sender "
                                        "to send it again", now)
+    routes = getattr(injector, "routes", None)
+    route = letter.get("route")
+    if route is not None and routes is not None and route not in routes:
+        # re-injected, the message would meet no route (or another one, unawares): nothing runs, the letter waits
+        return RetryResult(lid, False, f"failed: route {route!r}, which failed this letter, is not in the current "
+                                       f"configuration (routes: {', '.join(sorted(routes)) or 'none'}); nothing "
+                                       f"ran and the letter still waits: load a configuration with route {route!r} "
+                                       f"(bsp reload), then retry it, or purge it (bsp dead purge {lid}) and have "
+                                       f"its sender send it again", now)
     try:
         raw = raw_bytes(letter, keyring)
     except KeyringError as exc:
@@ -288,6 +297,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
     inject.names_deal = True      # type: ignore[attr-defined]
+    program = getattr(sb, "program", None)
+    if program is not None:       # the routes of the configuration it runs: a letter whose route is gone waits
+        inject.routes = frozenset(r.name for r in program.routes)     # type: ignore[attr-defined]
     return inject
 
 
@@ -302,15 +314,17 @@ def _deal_outcome(status: str, deal_id: str | None, reason: str | None) -> str:
 
 
 def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key: bytes | None = None) -> int:
-    """Record retry outcomes (status ``retried`` when it went through) in a ledger no engine holds."""
+    """Record retry outcomes (status ``retried`` when it went through, or when the retry's deal left a dead letter
+    of its own: ``LedgerStore.end_retry``) in a ledger no engine holds."""
     from engine.ledger_store import LedgerStore
 
     store = LedgerStore.open(Path(path), audit_key)
     try:
         n = 0
         for r in results:
-            n += store.update_dead_letters([r.id], status="retried" if r.ok else "new",
-                                           retried_at=r.at, retry_outcome=r.outcome)
+            store.end_retry(r.id, status="retried" if r.ok else "new", retried_at=r.at, outcome=r.outcome,
+                            deal_id=None if r.ok else _outcome_deal(r.outcome))
+            n += 1
         return n
     finally:
         store.close()
