@@ -566,7 +566,12 @@ def purge_cmd(
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Only this error kind (e.g. rejected), as bsp dead "
                                        "list takes it."),
-    yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching)."),
+    include_waiting: bool = typer.Option(False, "--include-waiting", help="Also the letters that wait for an "
+                                         "operator (new, not yet retried into a deal) or that a retry holds "
+                                         "(retrying), which filters otherwise leave (--status new or retrying "
+                                         "names them too)."),
+    yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching), and without "
+                             "asking on a terminal."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
@@ -576,8 +581,12 @@ def purge_cmd(
     The rows stay in the audit chain (the columns purge empties are outside it), and the ledger is opened
     with its audit key, checked against the chain as by every writer: --deployment platform.yaml's ledger
     and ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
-    Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
-    that is no dead letter (nothing purged); 2 usage error, no ledger file.
+    Requires --older-than or --yes; on a terminal it asks before purging, unless --yes.  Selected by
+    filters, a letter that still waits for an operator (status new, not yet retried into a deal: a payment
+    nobody retried) or that a retry holds (retrying) is left, and counted, unless --include-waiting or
+    --status new / retrying says so; letters given by id are purged whatever their status.
+    Exit 0 purged (also none matching the filters); 1 an id given that is no dead letter (nothing
+    purged), or not confirmed; 2 usage error, no ledger file.
     """
     from engine.deadletter import purge
     from engine.ledger_store import LedgerError
@@ -594,7 +603,19 @@ def purge_cmd(
             typer.echo(f"error: {ledger}: {_no_such(missing)}; nothing purged "
                        f"(list them with `bsp dead list`)", err=True)
             raise typer.Exit(1)
+    from engine.commands.dead_select import retried_before
+
     rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]
+    kept: list[dict[str, Any]] = []
+    if not ids and not include_waiting and status is None:
+        # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
+        kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
+        rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
+    if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
+        if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
+                             default=False, err=True):
+            typer.echo("nothing purged", err=True)
+            raise typer.Exit(1)
     try:
         n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key)
     except LedgerError as exc:
@@ -602,7 +623,11 @@ def purge_cmd(
         raise typer.Exit(2) from None
     typer.echo(f"purged {n} dead letter(s) in {ledger}" + (
         "; the file was rewritten without their messages (their rows stay, status purged)" if n else
-        "; nothing matched, the file is unchanged"))
+        "; the file is unchanged" if kept else "; nothing matched, the file is unchanged"))
+    if kept:
+        typer.echo(f"left {len(kept)} dead letter(s) that still wait (new, not yet retried into a deal, or "
+                   f"retrying): `bsp dead list` shows them; retry them, or add --include-waiting (or --status new) "
+                   f"to purge them too")
 
 
 def register(app: typer.Typer) -> None:

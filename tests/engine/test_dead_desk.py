@@ -51,3 +51,65 @@ def test_a_retry_whose_route_is_gone_names_the_route_and_the_letter_keeps_waitin
     assert row["status"] == "new" and row["retry_outcome"].startswith("failed: route 'bill_payment'"), row
     assert len(query_dead_letters(path, limit=None)) == 3       # no letter of a new deal
     assert chain_ok(path)
+
+
+async def _retried(path: Path, lid: str) -> None:
+    from datetime import datetime, timezone
+
+    from engine.ledger import open_ledger
+
+    async with open_ledger(path, audit_key=KEY) as ledger:
+        await ledger.mark_dead_letters([lid], status="retried", retried_at=datetime.now(timezone.utc),
+                                       retry_outcome="committed (deal 0192f3a4b5c6d7e8f9a0b1c2d3e4f5a6)")
+
+
+def test_purge_by_filters_leaves_the_letters_that_still_wait_unless_named(tmp_path: Path) -> None:
+    """`bsp dead purge --yes` (every letter) deleted the messages of letters nobody had retried yet: a payment
+    lost for good.  Filters now leave what waits and say so; --include-waiting or --status new names them."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    trio.run(_retried, path, "d-timeout")
+    res = cli("purge", "--ledger", str(path), "--yes")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1].startswith("left 2 dead letter(s) that still wait"), res.output
+    status = {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)}
+    assert status == {"d-timeout": "purged", "d-web": "new", "d-old": "new"}
+    res = cli("purge", "d-web", "--ledger", str(path), "--yes")          # by id: named, purged
+    assert res.exit_code == 0 and res.output.startswith("purged 1 dead letter(s)"), res.output
+    res = cli("purge", "--ledger", str(path), "--yes", "--include-waiting")
+    assert res.exit_code == 0 and res.output.startswith("purged 1 dead letter(s)"), res.output
+    assert {r["status"] for r in query_dead_letters(path, limit=None)} == {"purged"}
+    assert chain_ok(path)
+
+
+def test_purge_on_a_terminal_asks_first(tmp_path: Path) -> None:
+    """On a terminal, `bsp dead purge --older-than 30d` asks before deleting messages for good; no: nothing."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from kit import REPO
+
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    trio.run(_retried, path, "d-old")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "dead", "purge", "--ledger", str(path),
+                                 "--older-than", "30d"], stdin=slave, stdout=slave, stderr=slave, cwd=str(REPO),
+                                env={**os.environ, "BSP_AUDIT_KEY": base64.b64encode(KEY).decode()})
+        os.close(slave)
+        seen = b""
+        while b"deleted for good)?" not in seen:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:             # EIO: the command ended, the terminal closed, without asking
+                chunk = b""
+            assert chunk, seen
+            seen += chunk
+        os.write(master, b"n\n")
+        assert proc.wait(timeout=60) == 1
+    finally:
+        os.close(master)
+    assert query_dead_letters(path, ids=["d-old"], with_raw=True)[0]["raw"] is not None

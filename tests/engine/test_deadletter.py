@@ -152,12 +152,19 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert query_dead_letters(path, ids=["d-timeout"], with_raw=True)[0]["raw"] is not None
     res = cli("purge", "--ledger", str(path), "--older-than", "last week")
     assert res.exit_code == 2 and "--older-than" in res.output and "--until" not in res.output
+    # d-old still waits (new, never retried): by filters it is left, and said so, until named explicitly
     res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    assert res.exit_code == 0 and res.output.splitlines() == [
+        f"purged 0 dead letter(s) in {path}; the file is unchanged",
+        "left 1 dead letter(s) that still wait (new, not yet retried into a deal, or retrying): `bsp dead list` "
+        "shows them; retry them, or add --include-waiting (or --status new) to purge them too"], res.output
+    assert query_dead_letters(path, ids=["d-old"], with_raw=True)[0]["raw"] is not None
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--include-waiting")
     # the output says which ledger and that its file was rewritten (docs/ledger.md#dead-letters)
     assert res.exit_code == 0 and res.output.strip() == (
         f"purged 1 dead letter(s) in {path}; the file was rewritten without their messages (their rows stay, "
         f"status purged)"), res.output
-    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--status", "new")
     assert res.exit_code == 0 and res.output.strip() == (
         f"purged 0 dead letter(s) in {path}; nothing matched, the file is unchanged"), res.output
     [old] = query_dead_letters(path, ids=["d-old"], with_raw=True)
@@ -314,7 +321,7 @@ def test_purge_leaves_no_bytes_of_the_message_in_the_file(tmp_path: Path, monkey
     path.chmod(0o640)
     in_file = lambda marker: path.read_bytes().count(marker)  # noqa: E731
     assert in_file(gone) == 20 and in_file(kept) == 20
-    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--status", "new")
     assert res.exit_code == 0 and "purged 21 dead letter(s)" in res.output, res.output
     assert in_file(gone) == 0 and in_file(PAN) == 0            # d-old (40 days) held the PAN
     assert in_file(kept) == 20                                   # the rest is all there
