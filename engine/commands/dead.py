@@ -219,19 +219,49 @@ def show(
         sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
     else:
+        from engine.reports.text import printable
+
         history = r.pop("history", None) or []
         for k, v in r.items():
-            if k != "raw":
-                typer.echo(f"{k:>15}: {'' if v is None else v}")
+            if k != "raw":        # a counterparty's text (the reason) as it is, terminal controls made visible
+                typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
         for line in _history_lines(history, r["id"]):
             typer.echo(line)
         raw = r["raw"]
+        text = _as_text(raw) if raw is not None else None
         typer.echo(f"{'raw':>15}: " + ("(purged)" if raw is None and r["status"] == "purged" else
-                                        "(unreadable)" if raw is None else f"{len(raw)} bytes"))
+                                        "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
+                                            "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
-            typer.echo(raw.decode("latin-1") if raw.isascii() else raw.hex(" ", 16))
+            typer.echo(text if text is not None else "\n".join(hexdump(raw)))
     if note:
         typer.echo(f"warning: {note}", err=True)
+
+
+def _as_text(raw: bytes) -> str | None:
+    """The message as text when it is UTF-8 with no control character but tab, line feed and CR (JSON, XML,
+    fixed-width text, names in any script; CR shown as \\x0d), else None: it is shown as a hex dump."""
+    from engine.reports.text import printable
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if any((ord(c) < 0x20 and c not in "\t\n\r") or 0x7f <= ord(c) < 0xa0 for c in text):
+        return None
+    return printable(text)
+
+
+def hexdump(raw: bytes, width: int = 16) -> list[str]:
+    """One line per ``width`` bytes: the offset of its first byte in hex and in decimal (a reason's "byte 4"
+    is decimal), the bytes in hex, their printable ASCII (others as ``.``)."""
+    out = []
+    for at in range(0, len(raw), width):
+        chunk = raw[at:at + width]
+        left, right = " ".join(f"{b:02x}" for b in chunk[:8]), " ".join(f"{b:02x}" for b in chunk[8:])
+        shown = "".join(chr(b) if 0x20 <= b < 0x7f else "." for b in chunk)
+        out.append(f"{at:08x} {at:>6}  {left:<23}  {right:<23}  |{shown}|")
+    return out
 
 
 def _history(ledger: Path, letter_id: str) -> list[dict[str, Any]]:

@@ -113,3 +113,38 @@ def test_purge_on_a_terminal_asks_first(tmp_path: Path) -> None:
     finally:
         os.close(master)
     assert query_dead_letters(path, ids=["d-old"], with_raw=True)[0]["raw"] is not None
+
+
+async def _odd_letters(path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from engine.deal import DeadLetter
+    from engine.ledger import open_ledger
+
+    now = datetime.now(timezone.utc)
+    async with open_ledger(path, audit_key=KEY) as ledger:
+        for lid, raw, reason in (
+                ("esc", b'\x1b]0;pwned\x07\x1b[2J{"ref":"R1"}', "counterpart said \x1b[31mNO\x1b[0m"),
+                ("iso", bytes.fromhex("0200723800010e80c000") + b"1234567890" + bytes(range(0x80, 0x86)), "bitmap"),
+                ("utf8", '{"name":"张三","ref":"R2"}\r\n'.encode(), "rejected")):
+            await ledger.dead_letter(DeadLetter(route=None, channel="front", reason=reason, raw=raw,
+                                                config_version="v1", error_kind="malformed", at=now, id=lid))
+
+
+def test_show_never_sends_terminal_controls_and_dumps_binary_with_offsets(tmp_path: Path) -> None:
+    """`bsp dead show` printed a stored message that was ASCII as it is: its ESC sequences retitled or cleared
+    the operator's terminal (the list escapes them); binary was one long line of hex, UTF-8 text hex too."""
+    path = tmp_path / "l.duckdb"
+    trio.run(_odd_letters, path)
+    res = cli("show", "esc", "--ledger", str(path))
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output, repr(res.output)
+    assert "counterpart said \\x1b[31mNO\\x1b[0m" in res.output
+    assert "26 bytes, binary: offset, hex, ASCII" in res.output, res.output
+    assert "00000000      0  1b 5d 30 3b 70 77 6e 65  64 07 1b 5b 32 4a 7b 22  |.]0;pwned..[2J{\"|" in res.output
+    res = cli("show", "iso", "--ledger", str(path))
+    lines = res.output.splitlines()
+    assert lines[-2] == "00000000      0  02 00 72 38 00 01 0e 80  c0 00 31 32 33 34 35 36  |..r8......123456|"
+    assert lines[-1] == "00000010     16  37 38 39 30 80 81 82 83  84 85                    |7890......|"
+    res = cli("show", "utf8", "--ledger", str(path))
+    assert '{"name":"张三","ref":"R2"}\\x0d' in res.output.splitlines(), res.output      # read as text
