@@ -398,6 +398,20 @@ def _missing_offline(ledger: Path, missing: list[str]) -> None:
     raise typer.Exit(1)
 
 
+def _interrupted(tally: Any, order: list[str], *, live: bool) -> None:
+    """What Ctrl-C left: the letters done, the one whose retry was running, the ones not reached (untouched)."""
+    done, total = tally.seen, len(order)
+    running = order[done] if done < total else None
+    where = (f"the engine finishes its retry and records its outcome (`bsp dead show {running} --live`)" if live else
+             "it is left retrying, its outcome `interrupted`, and the next `bsp dead retry` or `bsp run` on this "
+             "ledger settles it from its deal (`bsp dead list --status retrying`)")
+    typer.echo(f"interrupted (Ctrl-C) after {done:,} of {total:,} dead letter(s)"
+               + (f"; {running} was being retried: {where}" if running else "")
+               + (f"; the {total - done - 1:,} not reached are untouched: run the same command again to go on (by "
+                  f"filters, those already retried are skipped)" if running and total - done - 1 else ""),
+               err=True)
+
+
 @dead_app.command("retry")
 def retry_cmd(
     ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one the filters select)."),
@@ -481,9 +495,12 @@ def retry_cmd(
     nothing written).
     A dead letter moved out by `bsp ledger archive` is not retried (an archive is read-only): the message
     names the archive file, where `bsp dead show ID --ledger FILE` reads it; its source sends it again.
+    Ctrl-C stops it between letters or during one: it says how many were done, which letter's retry was
+    running (left retrying and settled on the next start; with --live the engine finishes it) and that the
+    ones not reached are untouched (the same command again goes on), then the summary; exit 130.
     Exit 0 when every retry went through (by filters: every one run; those skipped do not count), 1
     otherwise (or the engine cannot be reached, or an id is no dead letter here, archived or not); 2 usage
-    error, a locked ledger, a missing or wrong audit key.
+    error, a locked ledger, a missing or wrong audit key; 130 interrupted.
     """
     from engine.commands.dead_select import Tally, confirm, select
 
@@ -559,23 +576,32 @@ def retry_cmd(
         if len(todo) > 1 and not yes:
             confirm(len(todo), where)
     tally = Tally(len(todo) if sel is not None else len(ids or []))
-    if where_live is not None:
-        _retry_admin(where_live, [r["id"] for r in todo] if sel is not None else list(ids or []), token_file, ca,
-                     cert, key, tally.add, again=again)
-    else:
-        program, registry, overrides = _configuration(routes, found.deployment)
-        import trio
+    order = [r["id"] for r in todo] if sel is not None else list(ids or [])
+    try:
+        if where_live is not None:
+            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again)
+        else:
+            program, registry, overrides = _configuration(routes, found.deployment)
+            import trio
 
-        from engine.ledger_store import LedgerError
-        try:
-            from functools import partial
+            from engine.ledger_store import LedgerError
+            try:
+                from functools import partial
 
-            from engine.operator import os_user
-            trio.run(partial(_retry_in_process, ledger, program, registry, overrides, todo, found.keys, tally.add,
-                             again, by=by if by is not None else os_user()))
-        except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+                from engine.operator import os_user
+                trio.run(partial(_retry_in_process, ledger, program, registry, overrides, todo, found.keys,
+                                 tally.add, again, by=by if by is not None else os_user()))
+            except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        # Ctrl-C lands in whichever task runs (a channel's sender, say): trio raises it in a group
+        if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is None:
+            raise
+        _interrupted(tally, order, live=where_live is not None)
+        if sel is not None:
+            typer.echo(tally.summary(sel))
+        raise typer.Exit(130) from None
     if sel is not None:
         typer.echo(tally.summary(sel))
     failed = tally.refused + (tally.skipped if sel is None else 0)

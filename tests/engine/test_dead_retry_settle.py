@@ -247,3 +247,58 @@ async def test_a_retry_whose_deal_row_the_ledger_refused_is_linked_to_that_deals
     assert row["retry_outcome"].startswith(f"failed: its deal {deal_id} ran but the ledger refused its row"), row
     assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal_id}"), row
     assert one_waiting(path) == deal_id
+
+
+async def test_ctrl_c_on_a_retry_by_filters_says_what_was_done_and_leaves_the_rest_untouched(tmp_path: Path) -> None:
+    """Ctrl-C while the first of three letters selected by filters runs: the command said only `Aborted!`.  Now it
+    names the letter whose retry was running (left retrying, settled on the next start) and says the others
+    are untouched, then the summary; exit 130.  Nothing is lost: the next start settles the first."""
+    import signal
+
+    path = tmp_path / "l.duckdb"
+    for lid, ref in (("d1", "R1"), ("d2", "R2"), ("d3", "R3")):
+        await fill(path, "pay", lid, ref)
+    holding = trio.Event()
+
+    def hold(req: dict) -> None:            # the counterpart receives the call and never answers
+        holding.set()
+        return None
+
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, hold)
+        route = tmp_path / "pay.route"
+        route.write_text(PAY % port)
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "engine.cli", "dead", "retry", "--route", "pay", "--yes", "--ledger", str(path),
+             "--routes", str(route)], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = bytearray(), bytearray()
+
+        async def read(stream, into: bytearray) -> None:
+            while data := await stream.receive_some(65536):
+                into += data
+
+        async with trio.open_nursery() as io:
+            io.start_soon(read, proc.stdout, out)
+            io.start_soon(read, proc.stderr, err)
+            with trio.fail_after(60):       # a hang guard
+                await holding.wait()        # the first letter's call is out
+                proc.send_signal(signal.SIGINT)
+                assert await proc.wait() == 130, (out, err)
+        assert letter_row(path, "d1")["status"] == "retrying"
+        after = {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)}
+        async with running(compile_text(tmp_path, PAY % port, "pay2.route"), path):   # the next start settles d1
+            pass
+        nursery.cancel_scope.cancel()
+    said = err.decode()
+    assert ("interrupted (Ctrl-C) after 0 of 3 dead letter(s); d1 was being retried: it is left retrying, its "
+            "outcome `interrupted`") in said, said
+    assert "the 2 not reached are untouched: run the same command again to go on" in said, said
+    assert out.decode().splitlines()[-1].startswith("retried 0 of 3 dead letter(s): 0 committed"), out
+    assert after == {"d1": "retrying", "d2": "new", "d3": "new"}, after     # nothing else ran
+    # settled from its deal (left in flight by the interruption, failed on restart): d1 names its deal's letter,
+    # where the message waits; d2 and d3 untouched
+    [deal] = query_deals(path)
+    row = letter_row(path, "d1")
+    assert row["status"] == "retried" and row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)} == {
+        "d1": "retried", deal["deal_id"]: "new", "d2": "new", "d3": "new"}
