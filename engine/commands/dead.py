@@ -121,7 +121,8 @@ def list_(
 
     Without --status or --all, only the letters that wait for an operator (status new and not yet retried
     into a deal: one per message, a retry refused again leaves the message in its new deal's letter) and
-    those a retry holds (retrying); --all lists every status, --status one.
+    those a retry holds (retrying); --all lists every status, --status one. When more match than --limit
+    shows (50 unless given), a last line says so (on standard error with --json).
     The ledger is --ledger, else the deployment file's (`--deployment platform.yaml`, as bsp run takes
     it). A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
     (`GET /dead-letters`, page by page: --limit 0 lists every match), with the same filters; it prints
@@ -135,19 +136,31 @@ def list_(
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
     open_only = not every and status is None
     which = "dead letters waiting (new or retrying; --all lists every status)" if open_only else "dead letters"
+    ask = limit + 1 if limit else 0          # one more than shown: whether more match than --limit shows
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters",
-                     {**filters, "open": "true" if open_only else None}, limit, streamed=as_json)
+                     {**filters, "open": "true" if open_only else None}, ask, streamed=as_json)
         title = f"{which} in the engine at {url}"
     else:
-        rows = _query(ledger, **filters, limit=limit or None, open_only=open_only)
+        rows = _query(ledger, **filters, limit=ask or None, open_only=open_only)
         title = f"{which} in {ledger}"
+    shown = 0
+    more = False
     if as_json:
         for r in rows:
+            if limit and shown == limit:
+                more = True
+                break
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
+            shown += 1
         sys.stdout.buffer.flush()
-        return
-    _render_table(list(rows), title)
+    else:
+        listed = list(rows)
+        more = bool(limit) and len(listed) > limit
+        _render_table(listed[:limit] if limit else listed, title)
+    if more:       # never a silent cut: the operator would take the newest --limit for all there is
+        typer.echo(f"more dead letters match: the newest {limit:,} are shown; --limit 0 lists every one (or "
+                   f"narrow the filters: --since, --kind, --route ...)", err=as_json)
 
 
 @dead_app.command("show")

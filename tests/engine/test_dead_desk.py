@@ -148,3 +148,36 @@ def test_show_never_sends_terminal_controls_and_dumps_binary_with_offsets(tmp_pa
     assert lines[-1] == "00000010     16  37 38 39 30 80 81 82 83  84 85                    |7890......|"
     res = cli("show", "utf8", "--ledger", str(path))
     assert '{"name":"张三","ref":"R2"}\\x0d' in res.output.splitlines(), res.output      # read as text
+
+
+async def _many(path: Path, n: int) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from engine.deal import DeadLetter
+    from engine.ledger import open_ledger
+
+    now = datetime.now(timezone.utc)
+    async with open_ledger(path, audit_key=KEY) as ledger:
+        async with trio.open_nursery() as nursery:
+            for i in range(n):
+                nursery.start_soon(ledger.dead_letter, DeadLetter(
+                    route=None, channel="front", reason="channel back: unreachable", raw=b'{"ref":"R%d"}' % i,
+                    config_version="v1", error_kind="unreachable", at=now - timedelta(seconds=i), id=f"m{i:03d}"))
+
+
+def test_a_list_cut_at_its_limit_says_more_match(tmp_path: Path) -> None:
+    """60 letters wait; `bsp dead list` showed the newest 50 and nothing else: the operator took 50 for all."""
+    path = tmp_path / "l.duckdb"
+    trio.run(_many, path, 60)
+    hint = ("more dead letters match: the newest 50 are shown; --limit 0 lists every one (or narrow the filters: "
+            "--since, --kind, --route ...)")
+    res = cli("list", "--ledger", str(path))
+    lines = res.stdout.splitlines()
+    assert res.exit_code == 0 and lines[-1] == hint, res.output
+    assert len(lines) == 2 + 50 + 1 and lines[2].startswith("m000") and lines[-2].startswith("m049"), lines[:3]
+    res = cli("list", "--ledger", str(path), "--limit", "0")
+    assert len(res.stdout.splitlines()) == 2 + 60 and hint not in res.output
+    res = cli("list", "--ledger", str(path), "--limit", "60")
+    assert len(res.stdout.splitlines()) == 2 + 60 and hint not in res.output
+    res = cli("list", "--ledger", str(path), "--json")
+    assert len(res.stdout.splitlines()) == 50 and hint in res.stderr, res.stderr      # JSON lines stay JSON
