@@ -64,9 +64,14 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
         raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
                                  f"column of bsp dead list)", param_hint="--kind")
     now = datetime.now(timezone.utc)
-    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind,
-                since=parse_when(since, now=now, option="--since") if since else None,
-                until=parse_when(until, now=now, option=until_option) if until else None)
+    after = parse_when(since, now=now, option="--since") if since else None
+    before = parse_when(until, now=now, option=until_option) if until else None
+    if after is not None and before is not None and after >= before:
+        # swapped, say: nothing could match, and "no dead letters match" would read as "none wait"
+        raise typer.BadParameter(f"--since {since} ({after:%Y-%m-%d %H:%M:%S} UTC) is not before {until_option} "
+                                 f"{until} ({before:%Y-%m-%d %H:%M:%S} UTC): no dead letter can match; --since is "
+                                 f"the start of the range, {until_option} its end", param_hint="--since")
+    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
 
 
 _COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "reason")

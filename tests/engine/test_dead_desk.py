@@ -181,3 +181,16 @@ def test_a_list_cut_at_its_limit_says_more_match(tmp_path: Path) -> None:
     assert len(res.stdout.splitlines()) == 2 + 60 and hint not in res.output
     res = cli("list", "--ledger", str(path), "--json")
     assert len(res.stdout.splitlines()) == 50 and hint in res.stderr, res.stderr      # JSON lines stay JSON
+
+
+def test_a_time_range_backwards_is_a_usage_error_not_an_empty_list(tmp_path: Path) -> None:
+    """--since after --until (swapped) listed "no dead letters match" without --live (the engine's API says
+    since must be before until): read as nothing waiting.  Now a usage error naming both, for list and retry."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    for args in (("list",), ("retry", "--dry-run")):
+        res = cli(*args, "--ledger", str(path), "--since", "2026-01-02", "--until", "2026-01-01")
+        said = " ".join(res.output.replace("│", " ").split())
+        assert res.exit_code == 2, (args, res.output)
+        assert ("--since 2026-01-02 (2026-01-02 00:00:00 UTC) is not before --until 2026-01-01 "
+                "(2026-01-01 00:00:00 UTC): no dead letter can match") in said, said
