@@ -356,6 +356,9 @@ class _Sorting:
         self.recorded: tuple[str, int, int, int] | None = None
 
 
+RETRY_LOAD_WAIT = 30.0     # seconds a dead letter retry's outcome waits for its deal to be loaded into DuckDB
+
+
 class JournaledLedger:
     """The ``Ledger`` API with deals going through the journal (or, ``sync="none"``, not waited for).
 
@@ -434,9 +437,17 @@ class JournaledLedger:
         return await self.ledger.append_stories(stories)
 
     async def end_retry(self, letter_id: str, **kw: Any) -> str | None:
-        """``Ledger.end_retry`` once the retry's deal (and the dead letter it carried) is in DuckDB."""
-        await self.wait_loaded()
-        return await self.ledger.end_retry(letter_id, **kw)
+        """``Ledger.end_retry`` once the retry's deal (and the dead letter it carried) is in DuckDB.  A loader
+        that cannot catch up within ``RETRY_LOAD_WAIT`` s (DuckDB cannot be written) is an error: the letter
+        stays ``retrying``, which the next start settles (engine/txn/retry_settle.py)."""
+        with trio.move_on_after(RETRY_LOAD_WAIT) as waited:
+            await self.wait_loaded()
+        if not waited.cancelled_caught:
+            return await self.ledger.end_retry(letter_id, **kw)
+        raise LedgerError(f"{self.path}: dead letter {letter_id}: its retry ran, but {self.pending} acknowledged "
+                          f"deal(s) of the journal are not yet in DuckDB after {RETRY_LOAD_WAIT:g}s (the loader is "
+                          f"behind or cannot write: see the bsp log), so its outcome is not recorded: it stays "
+                          f"retrying and the next start settles it from its deal")
 
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
