@@ -438,16 +438,18 @@ class JournaledLedger:
 
     async def end_retry(self, letter_id: str, **kw: Any) -> str | None:
         """``Ledger.end_retry`` once the retry's deal (and the dead letter it carried) is in DuckDB.  A loader
-        that cannot catch up within ``RETRY_LOAD_WAIT`` s (DuckDB cannot be written) is an error: the letter
-        stays ``retrying``, which the next start settles (engine/txn/retry_settle.py)."""
+        that does not catch up within ``RETRY_LOAD_WAIT`` s is not waited for longer (the request that retries
+        would hang): the outcome is recorded then, linked only if the deal's letter is in DuckDB already (else
+        the letter goes back to ``new`` and the deal's letter, once loaded, waits too: said in the log)."""
         with trio.move_on_after(RETRY_LOAD_WAIT) as waited:
             await self.wait_loaded()
-        if not waited.cancelled_caught:
-            return await self.ledger.end_retry(letter_id, **kw)
-        raise LedgerError(f"{self.path}: dead letter {letter_id}: its retry ran, but {self.pending} acknowledged "
-                          f"deal(s) of the journal are not yet in DuckDB after {RETRY_LOAD_WAIT:g}s (the loader is "
-                          f"behind or cannot write: see the bsp log), so its outcome is not recorded: it stays "
-                          f"retrying and the next start settles it from its deal")
+        linked = await self.ledger.end_retry(letter_id, **kw)
+        if waited.cancelled_caught and linked is None and kw.get("deal_id") and kw.get("status") == "new":
+            log.warning("dead letter %s: its retry's deal %s was not yet loaded into DuckDB after %gs (%d deal(s) "
+                        "pending: the loader is behind, see above), so the letter is new again; if that deal left a "
+                        "dead letter (bsp dead show %s), retry that one and purge this one", letter_id,
+                        kw["deal_id"], RETRY_LOAD_WAIT, self.pending, kw["deal_id"])
+        return linked
 
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)
