@@ -279,7 +279,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         disp = inbound.get(channel)
         if disp is None:
             known = ", ".join(sorted(inbound)) or "none"
-            return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
+            return (f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known}); "
+                    f"nothing ran and the letter still waits: load a configuration with channel {channel!r} "
+                    f"(bsp reload), then retry it, or purge it and have its sender send it again")
         outcomes: list[tuple[str, bool]] = []
         deals: list[tuple[str | None, str | None]] = []
         extra: dict[str, Any] = {"outcomes": outcomes, "deals": deals}

@@ -196,7 +196,9 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     waits = f"the message waits again as dead letter {d['deal_id']}"
     assert res.output.splitlines() == [
         f"d-timeout: NOT retried: {refused}; {waits}",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe); "
+        "nothing ran and the letter still waits: load a configuration with channel 'web' (bsp reload), then retry "
+        "it, or purge it and have its sender send it again"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     from engine.operator import os_user          # who retried it, beside the outcome (engine/operator.py)
     assert row["status"] == "retried"
@@ -276,7 +278,9 @@ environments:
     assert res.output.splitlines() == [
         f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}; the message waits again as dead "
         f"letter {d['deal_id']}",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe); "
+        "nothing ran and the letter still waits: load a configuration with channel 'web' (bsp reload), then retry "
+        "it, or purge it and have its sender send it again"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
     assert row["status"] == "retried"
