@@ -456,6 +456,9 @@ def retry_cmd(
                                         "(30m, 2d).", rich_help_panel=SELECT),
     until: Optional[str] = typer.Option(None, "--until", help="Select: before: ISO date/time or an age.",
                                         rich_help_panel=SELECT),
+    every: bool = typer.Option(False, "--all", help="Select every dead letter, as filters select (those a retry "
+                               "already took, and purged ones, left out): after an outage, everything that waits.",
+                               rich_help_panel=SELECT),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be retried, and what would be "
                                  "skipped, with their counts; retry nothing.", rich_help_panel=SELECT),
     yes: bool = typer.Option(False, "--yes", help="Retry more than one letter selected by filters without "
@@ -478,7 +481,7 @@ def retry_cmd(
     """Re-inject dead letters into their channel through the current configuration.
 
     The letters are given by id, or selected with filters as `bsp dead list` takes them (--route, --channel,
-    --kind, --reason, --status, --since, --until): then oldest first, leaving out those a retry already took
+    --kind, --reason, --status, --since, --until), or --all (every one): then oldest first, leaving out those a retry already took
     (status retried or retrying; a letter left new by a bsp before 2026-11-27 after a retry whose deal was
     refused again: that deal has a dead letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
     letter selected is retried after a confirmation, or with --yes (required when standard input is no
@@ -540,14 +543,14 @@ def retry_cmd(
             by = check_by(by)
         except ValueError as exc:
             raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
-    filtered = any(v is not None for v in (route, channel, kind, reason, status, since, until))
+    filtered = every or any(v is not None for v in (route, channel, kind, reason, status, since, until))
     if ids and filtered:
-        raise typer.BadParameter("give dead letter ids or filters that select them, not both",
+        raise typer.BadParameter("give dead letter ids or filters that select them (or --all), not both",
                                  param_hint="IDS / --route ...")
     if not ids and not filtered:
         raise typer.BadParameter("say which dead letters: their ids, or filters as bsp dead list takes them "
-                                 "(e.g. --status new --kind unreachable --since 2h; --dry-run lists them first)",
-                                 param_hint="IDS / --route ...")
+                                 "(e.g. --status new --kind unreachable --since 2h), or --all for every one that "
+                                 "waits; --dry-run lists them first", param_hint="IDS / --route ...")
     where_live = admin or url if (admin or live) else None
     if where_live is None and not routes and not deployment and not dry_run:
         raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "

@@ -194,3 +194,16 @@ def test_a_time_range_backwards_is_a_usage_error_not_an_empty_list(tmp_path: Pat
         assert res.exit_code == 2, (args, res.output)
         assert ("--since 2026-01-02 (2026-01-02 00:00:00 UTC) is not before --until 2026-01-01 "
                 "(2026-01-01 00:00:00 UTC): no dead letter can match") in said, said
+
+
+def test_retry_all_selects_every_letter_that_waits(tmp_path: Path) -> None:
+    """After an outage the operator types `bsp dead retry --all`: it was "No such option"; any filter had to be
+    made up (--status new) to say "everything".  --all selects as filters do: retried ones left out."""
+    path = tmp_path / "l.duckdb"
+    trio.run(fill, path)
+    trio.run(_retried, path, "d-timeout")
+    res = cli("retry", "--all", "--dry-run", "--ledger", str(path))
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[-1] == "2 to retry, 1 already retried, 0 purged", res.output
+    res = cli("retry", "--all", "d-web", "--ledger", str(path), "--routes", str(tmp_path))
+    assert res.exit_code == 2 and "(or --all), not both" in " ".join(res.output.replace("│", " ").split())
