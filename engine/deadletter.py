@@ -27,12 +27,30 @@ from engine.fieldcrypt import Keyring, KeyringError
 Injector = Callable[[str, bytes], Awaitable[Any]]
 
 __all__ = ["Injector", "RetryResult", "retry", "retry_once", "refusal", "raw_bytes", "switchboard_injector", "purge",
-           "mark_retried", "retry_mark", "read_retry_mark"]
+           "mark_retried", "retry_mark", "read_retry_mark", "waits_again", "successor", "WAITS_AGAIN"]
 
 # what a claim (and an interrupted retry's note) says of the retry: the id its deal runs under and the letter's
 # status before the claim, so that a start after the retry's process stopped midway settles the letter from
 # the ledger (engine/txn/retry_settle.py)
 _MARK = re.compile(r"\[retry deal ([0-9a-f]{32}); status before: (new|retried|retrying)\]")
+
+
+# what a letter's outcome says when its retry's deal was refused again (or its row refused by the ledger) and left
+# a dead letter of its own: the message waits there now, and this letter is ``retried`` (one waiting letter per
+# message; ``bsp dead show`` tells the chain both ways: engine.ledger_query.letter_chain)
+WAITS_AGAIN = "the message waits again as dead letter "
+_WAITS = re.compile(re.escape(WAITS_AGAIN) + r"([0-9a-f]{32})")
+
+
+def waits_again(outcome: str, letter_id: str) -> str:
+    """``outcome`` with the link to the letter where the message waits now."""
+    return f"{outcome}; {WAITS_AGAIN}{letter_id}"
+
+
+def successor(outcome: str | None) -> str | None:
+    """The id of the dead letter a retry left the message in (``waits_again``), or None."""
+    found = _WAITS.search(outcome or "")
+    return found.group(1) if found else None
 
 
 def retry_mark(deal_id: str, before: str) -> str:
@@ -89,6 +107,15 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, "refused: the message failed authentication (kind unauthenticated); "
                                        "a retry would run it without the signature it lacked; ask the sender "
                                        "to send it again", now)
+    routes = getattr(injector, "routes", None)
+    route = letter.get("route")
+    if route is not None and routes is not None and route not in routes:
+        # re-injected, the message would meet no route (or another one, unawares): nothing runs, the letter waits
+        return RetryResult(lid, False, f"failed: route {route!r}, which failed this letter, is not in the current "
+                                       f"configuration (routes: {', '.join(sorted(routes)) or 'none'}); nothing "
+                                       f"ran and the letter still waits: load a configuration with route {route!r} "
+                                       f"(bsp reload), then retry it, or purge it (bsp dead purge {lid}) and have "
+                                       f"its sender send it again", now)
     try:
         raw = raw_bytes(letter, keyring)
     except KeyringError as exc:
@@ -117,6 +144,16 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
                 f"outcome yet; it is not run twice. If that retry's process stopped before it ended, the next start "
                 f"settles it from its deal when it can (docs/ledger.md#dead-letters); otherwise see whether its "
                 f"deal ran (`bsp deals --since` that time), then {again_hint} to run it again")
+    nxt = successor(row.get("retry_outcome"))
+    if nxt is not None:
+        waits = row.get("successor_status")
+        if waits in ("new", "retrying"):
+            return (f"refused: status retried: retried at {when}: {outcome}; retry that one (`bsp dead retry "
+                    f"{nxt}`), not this one: the message waits there (status {waits}), so this one is not run "
+                    f"again, even with --again (the message would run twice)")
+        return (f"refused: status retried: retried at {when}: {outcome} (status {waits or 'unknown'} now); it is "
+                f"not run again. {again_hint} to re-inject it anyway: a route with a deal key answers the repeat "
+                f"as a duplicate, but on a route without one the exchange runs a second time")
     return (f"refused: status retried: already retried at {when}: {outcome}; it is not run again. {again_hint} "
             f"to re-inject it anyway: a route with a deal key answers the repeat as a duplicate, but on a route "
             f"without one the exchange runs a second time")
@@ -171,14 +208,40 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
             except Exception:     # the ledger cannot be written: the claim's note stays; what stopped it goes on
                 pass
         raise
-    # not through: back to what it was (a stale ``retrying`` taken with ``again``: to new); a retry stopped
-    # midway (the process killed; interrupted: above) leaves ``retrying``, which the next retry refuses: the
-    # safe side
+    # not through: back to what it was (a stale ``retrying`` taken with ``again``: to new), unless its deal left a
+    # dead letter of its own (refused again, or its row refused by the ledger): the message waits there now, and
+    # this letter becomes ``retried``, its outcome naming that one (``end_retry``: checked and written in one
+    # transaction, so one letter of the message waits).  A retry stopped midway (the process killed;
+    # interrupted: above) leaves ``retrying``, which the next retry refuses and the next start settles
     back = "retried" if row["status"] == "retried" else "new"
     outcome = res.outcome if by is None else f"{res.outcome} ({via}, {by_what} {by!r})"
-    await ledger.mark_dead_letters([res.id], status="retried" if res.ok else back,
-                                   retried_at=res.at, retry_outcome=outcome)
+    status = "retried" if res.ok else back
+    linked = await end_retry(ledger, res.id, status=status, retried_at=res.at, outcome=outcome,
+                             deal_id=None if res.ok else (deal_id or _outcome_deal(res.outcome)))
+    if linked is not None:
+        res = RetryResult(res.id, res.ok, waits_again(res.outcome, linked), res.at, res.skipped)
     return res
+
+
+_DEAL_IN = re.compile(r"\(deal ([0-9a-f]{32})\)")
+
+
+def _outcome_deal(outcome: str) -> str | None:
+    """The new deal an outcome names (``rejected (deal ID): ...``), for an injector that cannot name it first."""
+    found = _DEAL_IN.search(outcome or "")
+    return found.group(1) if found else None
+
+
+async def end_retry(ledger: Any, letter_id: str, *, status: str, retried_at: datetime, outcome: str,
+                    deal_id: str | None) -> str | None:
+    """Record a retry's outcome on its letter (``Ledger.end_retry``): ``status``, unless the retry's deal
+    ``deal_id`` left a dead letter of its own, then ``retried`` and the outcome linking to it.  Returns the id
+    of that letter, or None.  A ledger without ``end_retry`` (another implementation) records ``status``."""
+    end = getattr(ledger, "end_retry", None)
+    if end is not None:
+        return await end(letter_id, status=status, retried_at=retried_at, outcome=outcome, deal_id=deal_id)
+    await ledger.mark_dead_letters([letter_id], status=status, retried_at=retried_at, retry_outcome=outcome)
+    return None
 
 
 # a keyed route answers a repeated deal key with the original answer and runs nothing again: a retry of a
@@ -216,7 +279,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         disp = inbound.get(channel)
         if disp is None:
             known = ", ".join(sorted(inbound)) or "none"
-            return f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known})"
+            return (f"failed: the current configuration has no inbound channel {channel!r} (inbound: {known}); "
+                    f"nothing ran and the letter still waits: load a configuration with channel {channel!r} "
+                    f"(bsp reload), then retry it, or purge it and have its sender send it again")
         outcomes: list[tuple[str, bool]] = []
         deals: list[tuple[str | None, str | None]] = []
         extra: dict[str, Any] = {"outcomes": outcomes, "deals": deals}
@@ -234,6 +299,9 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         return _deal_outcome(status, *(deals[0] if deals else (None, None)))
 
     inject.names_deal = True      # type: ignore[attr-defined]
+    program = getattr(sb, "program", None)
+    if program is not None:       # the routes of the configuration it runs: a letter whose route is gone waits
+        inject.routes = frozenset(r.name for r in program.routes)     # type: ignore[attr-defined]
     return inject
 
 
@@ -248,15 +316,17 @@ def _deal_outcome(status: str, deal_id: str | None, reason: str | None) -> str:
 
 
 def mark_retried(path: str | Path, results: Sequence[RetryResult], *, audit_key: bytes | None = None) -> int:
-    """Record retry outcomes (status ``retried`` when it went through) in a ledger no engine holds."""
+    """Record retry outcomes (status ``retried`` when it went through, or when the retry's deal left a dead letter
+    of its own: ``LedgerStore.end_retry``) in a ledger no engine holds."""
     from engine.ledger_store import LedgerStore
 
     store = LedgerStore.open(Path(path), audit_key)
     try:
         n = 0
         for r in results:
-            n += store.update_dead_letters([r.id], status="retried" if r.ok else "new",
-                                           retried_at=r.at, retry_outcome=r.outcome)
+            store.end_retry(r.id, status="retried" if r.ok else "new", retried_at=r.at, outcome=r.outcome,
+                            deal_id=None if r.ok else _outcome_deal(r.outcome))
+            n += 1
         return n
     finally:
         store.close()

@@ -356,6 +356,9 @@ class _Sorting:
         self.recorded: tuple[str, int, int, int] | None = None
 
 
+RETRY_LOAD_WAIT = 30.0     # seconds a dead letter retry's outcome waits for its deal to be loaded into DuckDB
+
+
 class JournaledLedger:
     """The ``Ledger`` API with deals going through the journal (or, ``sync="none"``, not waited for).
 
@@ -432,6 +435,21 @@ class JournaledLedger:
         """``Ledger.append_stories`` once the deals' own rows are in DuckDB."""
         await self.wait_loaded()
         return await self.ledger.append_stories(stories)
+
+    async def end_retry(self, letter_id: str, **kw: Any) -> str | None:
+        """``Ledger.end_retry`` once the retry's deal (and the dead letter it carried) is in DuckDB.  A loader
+        that does not catch up within ``RETRY_LOAD_WAIT`` s is not waited for longer (the request that retries
+        would hang): the outcome is recorded then, linked only if the deal's letter is in DuckDB already (else
+        the letter goes back to ``new`` and the deal's letter, once loaded, waits too: said in the log)."""
+        with trio.move_on_after(RETRY_LOAD_WAIT) as waited:
+            await self.wait_loaded()
+        linked = await self.ledger.end_retry(letter_id, **kw)
+        if waited.cancelled_caught and linked is None and kw.get("deal_id") and kw.get("status") == "new":
+            log.warning("dead letter %s: its retry's deal %s was not yet loaded into DuckDB after %gs (%d deal(s) "
+                        "pending: the loader is behind, see above), so the letter is new again; if that deal left a "
+                        "dead letter (bsp dead show %s), retry that one and purge this one", letter_id,
+                        kw["deal_id"], RETRY_LOAD_WAIT, self.pending, kw["deal_id"])
+        return linked
 
     def __getattr__(self, name: str) -> Any:      # dead_letter, record_config, audited, keyring, ...
         return getattr(self.ledger, name)

@@ -352,6 +352,12 @@ class Ledger:
         return await self._run(lambda: self._store.update_dead_letters(
             ids, status=status, retried_at=retried_at, retry_outcome=retry_outcome))
 
+    async def end_retry(self, letter_id: str, *, status: str, retried_at: datetime, outcome: str,
+                        deal_id: str | None) -> str | None:
+        """Record a retry's outcome, linked to the dead letter its deal left if any (``LedgerStore.end_retry``)."""
+        return await self._run(lambda: self._store.end_retry(letter_id, status=status, retried_at=retried_at,
+                                                             outcome=outcome, deal_id=deal_id))
+
     async def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False,
                                 deal_id: str | None = None) -> tuple[bool, dict[str, Any] | None]:
         """Mark a dead letter ``retrying`` unless a retry has it (``LedgerStore.claim_dead_letter``), on the

@@ -396,11 +396,59 @@ WAITING_SQL = ("status = 'new' AND (retried_at IS NULL OR NOT (coalesce(retry_ou
                "OR coalesce(retry_outcome, '') LIKE 'duplicate%'))")
 
 
+# what ``bsp dead list`` (and GET /dead-letters) shows without --status / --all: what waits for an operator
+# (``WAITING_SQL``) and what a retry holds (``retrying``: running, or cut short and to be settled or checked)
+OPEN_SQL = f"(({WAITING_SQL}) OR status = 'retrying')"
+
+
+def letter_history(path: str | Path, letter_id: str, *, con: Any | None = None,
+                   most: int = 100) -> list[dict[str, Any]]:
+    """The dead letters of one message, oldest first, when a retry refused again left it in another
+    (``engine.deadletter.waits_again``: the earlier letter is ``retried``, its outcome naming the next):
+    ``[{"id", "status"}, ...]``, this letter among them; [] when it is the only one.  A letter named but not
+    here (moved by ``bsp ledger archive``) ends the chain with status None.  At most ``most`` each way."""
+    from engine.deadletter import WAITS_AGAIN, successor
+
+    path = Path(path)
+    with _reading(path, con) as c:
+        if not _has_table(c, "dead_letters"):
+            return []
+        try:
+            this = c.execute("SELECT id, status, retry_outcome FROM dead_letters WHERE id = ?",
+                             [letter_id]).fetchall()
+            if not this:
+                return []
+            seen = {letter_id}
+            back: list[tuple[Any, ...]] = []
+            cur = letter_id
+            while len(back) < most:
+                found = c.execute("SELECT id, status, retry_outcome FROM dead_letters WHERE status = 'retried' AND "
+                                  "contains(retry_outcome, ?) ORDER BY id LIMIT 1", [WAITS_AGAIN + cur]).fetchall()
+                if not found or found[0][0] in seen:
+                    break
+                back.append(found[0])
+                seen.add(cur := found[0][0])
+            ahead: list[tuple[Any, ...]] = []
+            nxt = successor(this[0][2]) if this[0][1] == "retried" else None
+            while nxt is not None and nxt not in seen and len(ahead) < most:
+                seen.add(nxt)
+                found = c.execute("SELECT id, status, retry_outcome FROM dead_letters WHERE id = ?", [nxt]).fetchall()
+                if not found:
+                    ahead.append((nxt, None, None))
+                    break
+                ahead.append(found[0])
+                nxt = successor(found[0][2]) if found[0][1] == "retried" else None
+        except duckdb.Error as exc:
+            raise LedgerError(f"{path}: cannot read dead letters: {exc}") from exc
+    chain = [*reversed(back), this[0], *ahead]
+    return [{"id": i, "status": st} for i, st, _ in chain] if len(chain) > 1 else []
+
+
 def count_new_dead_letters(path: str | Path, *, con: Any | None = None) -> dict[str, int]:
-    """How many dead letters wait for an operator: status ``new`` and never retried into a deal (one retried
-    that did not go through keeps status ``new`` with its ``retry_outcome``, but the retry's own deal has its
-    dead letter if it failed again: counted there, not twice; one whose retry made no deal, its channel gone
-    say, still waits: ``WAITING_SQL``), by error kind (``unreachable``, ``timeout``, ``rejected``,
+    """How many dead letters wait for an operator: status ``new`` and never retried into a deal (a retry refused
+    again leaves the message in its deal's own letter and its letter ``retried``, ``engine.deadletter.end_retry``;
+    a letter left ``new`` so by a bsp before 2026-11-27 is counted in its retry's letter, not twice; one whose
+    retry made no deal, its channel gone say, still waits: ``WAITING_SQL``), by error kind (``unreachable``, ``timeout``, ``rejected``,
     ``malformed``, ...): what ``bsp_dead_letters_new`` shows (engine/ops/deadcount.py), and what ``bsp dead
     retry --status new`` selects.  ``con`` as for ``query_deals``."""
     path = Path(path)
@@ -490,9 +538,11 @@ def query_dead_letters(
     kind: str | None = None,
     con: Any | None = None,
     before: tuple[datetime, str] | None = None,
+    open_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Dead letters matching every filter, newest first.  ``reason`` is a case-insensitive substring;
-    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``).
+    ``kind`` the ``error_kind`` (``engine.defaults.DEAD_KINDS``); ``open_only``: only those waiting for an
+    operator or held by a retry (``OPEN_SQL``: what ``bsp dead list`` shows without --status or --all).
     ``before``: ``(at, id)`` of the last row of a previous page (as ``query_deals``'s).  The reason of a
     failed deal's letter whose ISO 8583 reversal was flagged since ends with that flag's note (``flag_note``),
     as read and as ``reason`` matches it.
@@ -509,7 +559,8 @@ def query_dead_letters(
           None if reason is None else [*_NOTE_PARAMS, reason]),
          ('"at" >= ?', _utc(since, "since")), ('"at" < ?', _utc(until, "until")),
          (f"id IN ({', '.join('?' for _ in ids or ())})", list(ids) if ids else None),
-         ('("at" < ? OR ("at" = ? AND id < ?))', _after(before, "before"))],
+         ('("at" < ? OR ("at" = ? AND id < ?))', _after(before, "before")),
+         (OPEN_SQL, [] if open_only else None)],
         '"at" DESC, id DESC', limit, "query_dead_letters")
     path = Path(path)
     with _reading(path, con) as c:

@@ -1185,6 +1185,25 @@ class LedgerStore:
             tail.seq, tail.prev = letter_events(self._con, list(ids), self.audit_key, tail.seq, tail.prev)
         return int(res[0][0]) if res else 0
 
+    def end_retry(self, letter_id: str, *, status: str, retried_at: datetime, outcome: str,
+                  deal_id: str | None) -> str | None:
+        """Record a retry's outcome on its letter, in one transaction with its ``LETTER_STATE`` event: ``status``,
+        unless the retry's deal ``deal_id`` has a dead letter of its own (it was refused again, or the ledger
+        refused its row): the message waits there now, so this letter becomes ``retried``, its outcome naming
+        that letter (``engine.deadletter.waits_again``), and one letter of the message waits.  Returns the id
+        of that letter, or None."""
+        from engine.deadletter import waits_again
+
+        with self.transaction() as tail:
+            linked = None
+            if deal_id is not None and deal_id != letter_id and self._con.execute(
+                    "SELECT 1 FROM dead_letters WHERE id = ?", [deal_id]).fetchall():
+                linked, status, outcome = deal_id, "retried", waits_again(outcome, deal_id)
+            self._con.execute("UPDATE dead_letters SET status = ?, retried_at = ?, retry_outcome = ? WHERE id = ?",
+                              [status, retried_at, outcome, letter_id]).fetchall()
+            tail.seq, tail.prev = letter_events(self._con, [letter_id], self.audit_key, tail.seq, tail.prev)
+        return linked
+
     def claim_dead_letter(self, letter_id: str, *, at: datetime, note: str, again: bool = False,
                           deal_id: str | None = None) -> tuple[bool, dict[str, Any] | None]:
         """Mark one dead letter ``retrying`` for a retry about to run, if no retry has it: a compare-and-set
@@ -1202,6 +1221,13 @@ class LedgerStore:
             return False, None
         row = dict(zip(("status", "retried_at", "retry_outcome"), found[0]))
         allowed = ("new", "retried", "retrying") if again else ("new",)
+        from engine.deadletter import successor
+        nxt = successor(row["retry_outcome"]) if row["status"] == "retried" else None
+        if nxt is not None:       # a failed retry left the message in another letter: what it is now
+            st = self._con.execute("SELECT status FROM dead_letters WHERE id = ?", [nxt]).fetchall()
+            row["successor_status"] = st[0][0] if st else None
+            if row["successor_status"] in ("new", "retrying"):
+                allowed = ("new",)      # it waits there: never run from here too, even with again
         if row["status"] not in allowed:
             return False, row
         if deal_id is not None:

@@ -120,10 +120,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                      SINCE,
                      Param("until", "date-time", "Only dead letters received before this time (ISO 8601).",
                            example="2026-11-03T00:00:00Z"),
+                     Param("open", "boolean", "Only what waits for an operator (status `new`, not yet retried "
+                           "into a deal) or is held by a retry (`retrying`): what `bsp dead list` shows without "
+                           "`--status` or `--all`.", default=False, example="1"),
                      LIMIT, CURSOR),
              responses=((200, "Matching dead letters.", "DeadLetters"),)),
     Endpoint("GET", "/dead-letters/{id}", "dead_letter", "One dead letter with its stored message (`raw_base64`, "
-             "as stored: encrypted when `raw_key` is set; null once purged). The whole 32-digit id.",
+             "as stored: encrypted when `raw_key` is set; null once purged), and `history`: the letters of its "
+             "message, oldest first, when a retry refused again left it in another (`[{id, status}]`, empty "
+             "otherwise). The whole 32-digit id.",
              responses=((200, "The dead letter.", "DeadLetter"), (404, "No dead letter with this id.", "Problem"))),
     Endpoint("POST", "/dead-letters/{id}/retry", "retry_dead_letter",
              "Re-inject a dead letter into its channel through the running configuration; the new deal's "

@@ -64,9 +64,14 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
         raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
                                  f"column of bsp dead list)", param_hint="--kind")
     now = datetime.now(timezone.utc)
-    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind,
-                since=parse_when(since, now=now, option="--since") if since else None,
-                until=parse_when(until, now=now, option=until_option) if until else None)
+    after = parse_when(since, now=now, option="--since") if since else None
+    before = parse_when(until, now=now, option=until_option) if until else None
+    if after is not None and before is not None and after >= before:
+        # swapped, say: nothing could match, and "no dead letters match" would read as "none wait"
+        raise typer.BadParameter(f"--since {since} ({after:%Y-%m-%d %H:%M:%S} UTC) is not before {until_option} "
+                                 f"{until} ({before:%Y-%m-%d %H:%M:%S} UTC): no dead letter can match; --since is "
+                                 f"the start of the range, {until_option} its end", param_hint="--since")
+    return dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
 
 
 _COLUMNS = ("id", "at (UTC)", "status", "channel", "route", "kind", "reason")
@@ -105,6 +110,9 @@ def list_(
                                        "(the kind column)."),
     since: Optional[str] = typer.Option(None, "--since", help="At or after: ISO date/time or an age (30m, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Before: ISO date/time or an age."),
+    every: bool = typer.Option(False, "--all", help="Every status (retried and purged ones too); without it, "
+                               "and without --status, only what waits (new, not yet retried into a deal) or is "
+                               "held by a retry (retrying)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most to show (newest first); 0 for all."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     live: bool = LIVE_OPT,
@@ -116,6 +124,10 @@ def list_(
 ) -> None:
     """List dead letters, newest first: a table under a line naming the ledger (or engine), or JSON lines.
 
+    Without --status or --all, only the letters that wait for an operator (status new and not yet retried
+    into a deal: one per message, a retry refused again leaves the message in its new deal's letter) and
+    those a retry holds (retrying); --all lists every status, --status one. When more match than --limit
+    shows (50 unless given), a last line says so (on standard error with --json).
     The ledger is --ledger, else the deployment file's (`--deployment platform.yaml`, as bsp run takes
     it). A running engine holds the ledger file locked: `--live` asks it instead, through its admin API
     (`GET /dead-letters`, page by page: --limit 0 lists every match), with the same filters; it prints
@@ -123,21 +135,37 @@ def list_(
     Exit 0 (also when none match); 1 the engine answered with a problem or cannot be reached
     (--live), or a deployment file with errors; 2 no ledger file, a bad option value, or a locked ledger.
     """
+    if every and status is not None:
+        raise typer.BadParameter("--all lists every status, --status one: give one of them", param_hint="--all")
     filters = _filters(route, channel, reason, status, since, until, kind=kind)
     ledger = ledger_keys(ledger, deployment, env, "bsp dead list").path
+    open_only = not every and status is None
+    which = "dead letters waiting (new or retrying; --all lists every status)" if open_only else "dead letters"
+    ask = limit + 1 if limit else 0          # one more than shown: whether more match than --limit shows
     if live:
-        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters", filters, limit,
-                     streamed=as_json)
-        title = f"dead letters in the engine at {url}"
+        rows = fetch(url, token_file, ca, cert, key, "/dead-letters", "dead_letters",
+                     {**filters, "open": "true" if open_only else None}, ask, streamed=as_json)
+        title = f"{which} in the engine at {url}"
     else:
-        rows = _query(ledger, **filters, limit=limit or None)
-        title = f"dead letters in {ledger}"
+        rows = _query(ledger, **filters, limit=ask or None, open_only=open_only)
+        title = f"{which} in {ledger}"
+    shown = 0
+    more = False
     if as_json:
         for r in rows:
+            if limit and shown == limit:
+                more = True
+                break
             sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
+            shown += 1
         sys.stdout.buffer.flush()
-        return
-    _render_table(list(rows), title)
+    else:
+        listed = list(rows)
+        more = bool(limit) and len(listed) > limit
+        _render_table(listed[:limit] if limit else listed, title)
+    if more:       # never a silent cut: the operator would take the newest --limit for all there is
+        typer.echo(f"more dead letters match: the newest {limit:,} are shown; --limit 0 lists every one (or "
+                   f"narrow the filters: --since, --kind, --route ...)", err=as_json)
 
 
 @dead_app.command("show")
@@ -156,6 +184,9 @@ def show(
     key: Optional[Path] = KEY_OPT,
 ) -> None:
     """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
+
+    When a retry refused again left its message in another letter, `history` lists the letters of the
+    message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
 
     A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
     the message is decrypted here, with this shell's field keyring: the deployment file's
@@ -188,6 +219,8 @@ def show(
         from engine.commands.deals import reveal_check
         reveal_check(ledger, found_keys.keys.keyring)   # another key under a key id the ledger sealed with: exit 2
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
+        if rows:
+            rows[0]["history"] = _history(ledger, letter_id)
     if not rows:
         info = archived_where(ledger, letter_id, kind="dead letter") if not live else None
         why = hint(info, "dead letter", letter_id, ledger.parent) if info is not None else "list them with `bsp dead list`"
@@ -204,16 +237,75 @@ def show(
         sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
     else:
+        from engine.reports.text import printable
+
+        history = r.pop("history", None) or []
         for k, v in r.items():
-            if k != "raw":
-                typer.echo(f"{k:>15}: {'' if v is None else v}")
+            if k != "raw":        # a counterparty's text (the reason) as it is, terminal controls made visible
+                typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
+        for line in _history_lines(history, r["id"]):
+            typer.echo(line)
         raw = r["raw"]
+        text = _as_text(raw) if raw is not None else None
         typer.echo(f"{'raw':>15}: " + ("(purged)" if raw is None and r["status"] == "purged" else
-                                        "(unreadable)" if raw is None else f"{len(raw)} bytes"))
+                                        "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
+                                            "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
-            typer.echo(raw.decode("latin-1") if raw.isascii() else raw.hex(" ", 16))
+            typer.echo(text if text is not None else "\n".join(hexdump(raw)))
     if note:
         typer.echo(f"warning: {note}", err=True)
+
+
+def _as_text(raw: bytes) -> str | None:
+    """The message as text when it is UTF-8 with no control character but tab, line feed and CR (JSON, XML,
+    fixed-width text, names in any script; CR shown as \\x0d), else None: it is shown as a hex dump."""
+    from engine.reports.text import printable
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if any((ord(c) < 0x20 and c not in "\t\n\r") or 0x7f <= ord(c) < 0xa0 for c in text):
+        return None
+    return printable(text)
+
+
+def hexdump(raw: bytes, width: int = 16) -> list[str]:
+    """One line per ``width`` bytes: the offset of its first byte in hex and in decimal (a reason's "byte 4"
+    is decimal), the bytes in hex, their printable ASCII (others as ``.``)."""
+    out = []
+    for at in range(0, len(raw), width):
+        chunk = raw[at:at + width]
+        left, right = " ".join(f"{b:02x}" for b in chunk[:8]), " ".join(f"{b:02x}" for b in chunk[8:])
+        shown = "".join(chr(b) if 0x20 <= b < 0x7f else "." for b in chunk)
+        out.append(f"{at:08x} {at:>6}  {left:<23}  {right:<23}  |{shown}|")
+    return out
+
+
+def _history(ledger: Path, letter_id: str) -> list[dict[str, Any]]:
+    from engine.ledger_query import letter_history
+    from engine.ledger_store import LedgerError
+
+    try:
+        return letter_history(ledger, letter_id)
+    except LedgerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _history_lines(history: list[dict[str, Any]], this: str) -> list[str]:
+    """The letters of the message, oldest first, this one and the one where it waits pointed at."""
+    if not history:
+        return []
+    out = [f"{'history':>15}: the dead letters of this message, oldest first (a retry refused again leaves the "
+           f"message in its deal's own letter):"]
+    for h in history:
+        st = h.get("status")
+        note = ("  <- this one" if h["id"] == this else "") + (
+            f"  <- the message waits here: bsp dead retry {h['id']}" if st == "new" else
+            "  (not in this ledger: moved by bsp ledger archive?)" if st is None else "")
+        out.append(f"{'':>17}{h['id']}  {st or '?':<8}{note}")
+    return out
 
 
 def _retry_admin(url: str, ids: list[str], token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path],
@@ -324,6 +416,20 @@ def _missing_offline(ledger: Path, missing: list[str]) -> None:
     raise typer.Exit(1)
 
 
+def _interrupted(tally: Any, order: list[str], *, live: bool) -> None:
+    """What Ctrl-C left: the letters done, the one whose retry was running, the ones not reached (untouched)."""
+    done, total = tally.seen, len(order)
+    running = order[done] if done < total else None
+    where = (f"the engine finishes its retry and records its outcome (`bsp dead show {running} --live`)" if live else
+             "it is left retrying, its outcome `interrupted`, and the next `bsp dead retry` or `bsp run` on this "
+             "ledger settles it from its deal (`bsp dead list --status retrying`)")
+    typer.echo(f"interrupted (Ctrl-C) after {done:,} of {total:,} dead letter(s)"
+               + (f"; {running} was being retried: {where}" if running else "")
+               + (f"; the {total - done - 1:,} not reached are untouched: run the same command again to go on (by "
+                  f"filters, those already retried are skipped)" if running and total - done - 1 else ""),
+               err=True)
+
+
 @dead_app.command("retry")
 def retry_cmd(
     ids: Optional[list[str]] = typer.Argument(None, help="Dead letter ids (else every one the filters select)."),
@@ -350,6 +456,9 @@ def retry_cmd(
                                         "(30m, 2d).", rich_help_panel=SELECT),
     until: Optional[str] = typer.Option(None, "--until", help="Select: before: ISO date/time or an age.",
                                         rich_help_panel=SELECT),
+    every: bool = typer.Option(False, "--all", help="Select every dead letter, as filters select (those a retry "
+                               "already took, and purged ones, left out): after an outage, everything that waits.",
+                               rich_help_panel=SELECT),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be retried, and what would be "
                                  "skipped, with their counts; retry nothing.", rich_help_panel=SELECT),
     yes: bool = typer.Option(False, "--yes", help="Retry more than one letter selected by filters without "
@@ -372,9 +481,9 @@ def retry_cmd(
     """Re-inject dead letters into their channel through the current configuration.
 
     The letters are given by id, or selected with filters as `bsp dead list` takes them (--route, --channel,
-    --kind, --reason, --status, --since, --until): then oldest first, leaving out those a retry already took
-    (status retried or retrying, or new after a retry whose deal was refused again: that deal has a dead
-    letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
+    --kind, --reason, --status, --since, --until), or --all (every one): then oldest first, leaving out those a retry already took
+    (status retried or retrying; a letter left new by a bsp before 2026-11-27 after a retry whose deal was
+    refused again: that deal has a dead letter of its own, the one to retry) and purged ones. --dry-run lists them and counts; more than one
     letter selected is retried after a confirmation, or with --yes (required when standard input is no
     terminal: a usage error otherwise). A line per letter as it ends, a progress line on standard error
     every 100 letters, and a summary: retried, committed, refused again, skipped because already retried.
@@ -382,10 +491,14 @@ def retry_cmd(
     of one letter started together run it once. A letter already retried, or whose retry is running, is
     refused (`NOT retried: refused: status retried: already retried at T: committed (deal ID)`), also by
     id, unless --again: a route with a deal key answers the repeat as a duplicate, but on a route without
-    one the exchange runs a second time. A retry whose process was killed leaves status retrying, and so does
+    one the exchange runs a second time. A retry refused again leaves the message in its new deal's own
+    dead letter, which waits now: the letter retried becomes retried, its outcome ending `the message waits
+    again as dead letter ID` (one letter per message waits; `bsp dead show` lists them), and is refused,
+    even with --again, while that one waits. A retry whose process was killed leaves status retrying, and so does
     one interrupted while its deal ran (Ctrl-C, the engine stopping: its outcome says `interrupted`); the next
     start of the engine (or of bsp dead retry) on that ledger settles it from its deal, named in the claim:
-    retried when the deal committed, new again when it was refused or never began; when that cannot be known
+    retried when the deal committed, retried and linked to the deal's own letter when it was refused again,
+    new again when it never began; when that cannot be known
     it stays retrying and its outcome says `unsettled` and what to check, then --again if it did not run.
     With --live, the running engine does it (`POST /dead-letters/{id}/retry` at --url or $BSP_ADMIN_URL,
     with the admin token, as `bsp dead list --live` reads; --admin URL is the same as --live --url URL);
@@ -403,9 +516,12 @@ def retry_cmd(
     nothing written).
     A dead letter moved out by `bsp ledger archive` is not retried (an archive is read-only): the message
     names the archive file, where `bsp dead show ID --ledger FILE` reads it; its source sends it again.
+    Ctrl-C stops it between letters or during one: it says how many were done, which letter's retry was
+    running (left retrying and settled on the next start; with --live the engine finishes it) and that the
+    ones not reached are untouched (the same command again goes on), then the summary; exit 130.
     Exit 0 when every retry went through (by filters: every one run; those skipped do not count), 1
     otherwise (or the engine cannot be reached, or an id is no dead letter here, archived or not); 2 usage
-    error, a locked ledger, a missing or wrong audit key.
+    error, a locked ledger, a missing or wrong audit key; 130 interrupted.
     """
     from engine.commands.dead_select import Tally, confirm, select
 
@@ -427,14 +543,14 @@ def retry_cmd(
             by = check_by(by)
         except ValueError as exc:
             raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint="--by") from None
-    filtered = any(v is not None for v in (route, channel, kind, reason, status, since, until))
+    filtered = every or any(v is not None for v in (route, channel, kind, reason, status, since, until))
     if ids and filtered:
-        raise typer.BadParameter("give dead letter ids or filters that select them, not both",
+        raise typer.BadParameter("give dead letter ids or filters that select them (or --all), not both",
                                  param_hint="IDS / --route ...")
     if not ids and not filtered:
         raise typer.BadParameter("say which dead letters: their ids, or filters as bsp dead list takes them "
-                                 "(e.g. --status new --kind unreachable --since 2h; --dry-run lists them first)",
-                                 param_hint="IDS / --route ...")
+                                 "(e.g. --status new --kind unreachable --since 2h), or --all for every one that "
+                                 "waits; --dry-run lists them first", param_hint="IDS / --route ...")
     where_live = admin or url if (admin or live) else None
     if where_live is None and not routes and not deployment and not dry_run:
         raise typer.BadParameter("say where to retry: --live for the running engine (its admin API at --url "
@@ -481,23 +597,32 @@ def retry_cmd(
         if len(todo) > 1 and not yes:
             confirm(len(todo), where)
     tally = Tally(len(todo) if sel is not None else len(ids or []))
-    if where_live is not None:
-        _retry_admin(where_live, [r["id"] for r in todo] if sel is not None else list(ids or []), token_file, ca,
-                     cert, key, tally.add, again=again)
-    else:
-        program, registry, overrides = _configuration(routes, found.deployment)
-        import trio
+    order = [r["id"] for r in todo] if sel is not None else list(ids or [])
+    try:
+        if where_live is not None:
+            _retry_admin(where_live, order, token_file, ca, cert, key, tally.add, again=again)
+        else:
+            program, registry, overrides = _configuration(routes, found.deployment)
+            import trio
 
-        from engine.ledger_store import LedgerError
-        try:
-            from functools import partial
+            from engine.ledger_store import LedgerError
+            try:
+                from functools import partial
 
-            from engine.operator import os_user
-            trio.run(partial(_retry_in_process, ledger, program, registry, overrides, todo, found.keys, tally.add,
-                             again, by=by if by is not None else os_user()))
-        except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+                from engine.operator import os_user
+                trio.run(partial(_retry_in_process, ledger, program, registry, overrides, todo, found.keys,
+                                 tally.add, again, by=by if by is not None else os_user()))
+            except LedgerError as exc:      # locked, or (KeyMismatch) not the audit key its chain was sealed with
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from None
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        # Ctrl-C lands in whichever task runs (a channel's sender, say): trio raises it in a group
+        if isinstance(exc, BaseExceptionGroup) and exc.subgroup(KeyboardInterrupt) is None:
+            raise
+        _interrupted(tally, order, live=where_live is not None)
+        if sel is not None:
+            typer.echo(tally.summary(sel))
+        raise typer.Exit(130) from None
     if sel is not None:
         typer.echo(tally.summary(sel))
     failed = tally.refused + (tally.skipped if sel is None else 0)
@@ -518,7 +643,12 @@ def purge_cmd(
     channel: Optional[str] = typer.Option(None, "--channel", help="Only this channel."),
     kind: Optional[str] = typer.Option(None, "--kind", help="Only this error kind (e.g. rejected), as bsp dead "
                                        "list takes it."),
-    yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching)."),
+    include_waiting: bool = typer.Option(False, "--include-waiting", help="Also the letters that wait for an "
+                                         "operator (new, not yet retried into a deal) or that a retry holds "
+                                         "(retrying), which filters otherwise leave (--status new or retrying "
+                                         "names them too)."),
+    yes: bool = typer.Option(False, "--yes", help="Purge without --older-than (all matching), and without "
+                             "asking on a terminal."),
 ) -> None:
     """Delete the stored messages of dead letters; their rows stay as tombstones (status purged).
 
@@ -528,8 +658,12 @@ def purge_cmd(
     The rows stay in the audit chain (the columns purge empties are outside it), and the ledger is opened
     with its audit key, checked against the chain as by every writer: --deployment platform.yaml's ledger
     and ledger.audit_key (as bsp run takes them), else BSP_AUDIT_KEY(_FILE).
-    Requires --older-than or --yes.  Exit 0 purged (also none matching the filters); 1 an id given
-    that is no dead letter (nothing purged); 2 usage error, no ledger file.
+    Requires --older-than or --yes; on a terminal it asks before purging, unless --yes.  Selected by
+    filters, a letter that still waits for an operator (status new, not yet retried into a deal: a payment
+    nobody retried) or that a retry holds (retrying) is left, and counted, unless --include-waiting or
+    --status new / retrying says so; letters given by id are purged whatever their status.
+    Exit 0 purged (also none matching the filters); 1 an id given that is no dead letter (nothing
+    purged), or not confirmed; 2 usage error, no ledger file.
     """
     from engine.deadletter import purge
     from engine.ledger_store import LedgerError
@@ -546,7 +680,19 @@ def purge_cmd(
             typer.echo(f"error: {ledger}: {_no_such(missing)}; nothing purged "
                        f"(list them with `bsp dead list`)", err=True)
             raise typer.Exit(1)
+    from engine.commands.dead_select import retried_before
+
     rows = [r for r in _query(ledger, **filters, ids=ids or None, limit=None) if r["status"] != "purged"]
+    kept: list[dict[str, Any]] = []
+    if not ids and not include_waiting and status is None:
+        # waiting for an operator (or held by a retry): deleting its message loses a payment nobody handled
+        kept = [r for r in rows if r["status"] == "retrying" or not retried_before(r)]
+        rows = [r for r in rows if r["status"] != "retrying" and retried_before(r)]
+    if rows and not yes and sys.stdin is not None and sys.stdin.isatty():
+        if not typer.confirm(f"purge {len(rows)} dead letter(s) in {ledger} (their messages are deleted for good)?",
+                             default=False, err=True):
+            typer.echo("nothing purged", err=True)
+            raise typer.Exit(1)
     try:
         n = purge(ledger, [r["id"] for r in rows], audit_key=found.keys.audit_key)
     except LedgerError as exc:
@@ -554,7 +700,11 @@ def purge_cmd(
         raise typer.Exit(2) from None
     typer.echo(f"purged {n} dead letter(s) in {ledger}" + (
         "; the file was rewritten without their messages (their rows stay, status purged)" if n else
-        "; nothing matched, the file is unchanged"))
+        "; the file is unchanged" if kept else "; nothing matched, the file is unchanged"))
+    if kept:
+        typer.echo(f"left {len(kept)} dead letter(s) that still wait (new, not yet retried into a deal, or "
+                   f"retrying): `bsp dead list` shows them; retry them, or add --include-waiting (or --status new) "
+                   f"to purge them too")
 
 
 def register(app: typer.Typer) -> None:

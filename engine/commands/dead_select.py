@@ -12,10 +12,12 @@ PROGRESS_EVERY = 100        # a line on standard error every so many letters, on
 
 
 def retried_before(row: dict[str, Any]) -> bool:
-    """A letter a retry already took: status ``retried`` (it went through), ``retrying`` (a retry is running,
-    or its process stopped before recording the outcome), or ``new`` after a retry whose deal was refused
-    again: that deal has a dead letter of its own, the one to retry now (retrying both would run the
-    exchange twice on a route without a deal key), or was answered as a duplicate (answered so again).
+    """A letter a retry already took: status ``retried`` (it went through, or was refused again and left the
+    message in its deal's own letter, which waits: ``engine.deadletter.waits_again``), ``retrying`` (a retry
+    is running, or its process stopped before recording the outcome), or ``new`` after a retry whose deal
+    was refused again (written by a bsp before 2026-11-27, which left it new): that deal has a dead letter
+    of its own, the one to retry now (retrying both would run the exchange twice on a route without a deal
+    key), or was answered as a duplicate (answered so again).
     A ``new`` letter whose retry made no deal (its channel gone, a key missing) is not: nothing ran."""
     from engine.ledger_query import retry_made_a_deal
 

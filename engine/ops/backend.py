@@ -75,7 +75,7 @@ from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
 from engine.calexpiry import engine_today, run_out
 from engine.certexpiry import ADMIN, expired_running, nearest
-from engine.ledger_query import get_deal, query_dead_letters, query_deals
+from engine.ledger_query import get_deal, letter_history, query_dead_letters, query_deals
 from engine.ops.ledger_reads import read_in_process
 from engine.ops.observe import RouteCounts
 
@@ -363,7 +363,8 @@ class EngineBackend:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,
                                      route=query.route, status=query.status, reason=query.reason,
                                      since=query.since, until=query.until, limit=query.limit,
-                                     before=getattr(query, "before", None), kind=getattr(query, "kind", None))
+                                     before=getattr(query, "before", None), kind=getattr(query, "kind", None),
+                                     open_only=getattr(query, "open", False))
 
     async def snapshot_ledger(self) -> Any:
         """A consistent copy of the ledger (``engine.ledger_snapshot``): first every deal acknowledged so far
@@ -396,6 +397,8 @@ class EngineBackend:
         row = dict(rows[0])
         raw = row.pop("raw", None)
         row["raw_base64"] = base64.b64encode(bytes(raw)).decode() if raw is not None else None
+        # the letters of its message when a retry refused again left it in another (both ways)
+        row["history"] = await read_in_process(letter_history, Path(self.engine.ledger.path), letter_id=letter_id)
         return row
 
     async def retry_dead_letter(self, letter_id: str, *, again: bool = False,

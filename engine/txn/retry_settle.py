@@ -8,15 +8,19 @@ leaves the letter ``retrying``.  On the next start, once the letter's channel is
 into DuckDB, the deals the transaction log held in flight resolved: ``TxnManager.ready``), each such letter
 claimed before this process started is settled from what the ledger knows::
 
-    its deal has a row              the outcome a finished retry records: ``retried`` when it committed, else
-                                    back to the status before (``new``), naming the deal and its reason
+    its deal has a row              the outcome a finished retry records: ``retried`` when it committed;
+                                    ``retried`` naming the deal's own dead letter, where the message waits
+                                    now, when it was refused again (``end_retry``); else (a duplicate) back to
+                                    the status before (``new``), naming the deal and its reason
+    the deal's row was refused      ``retried``, naming that dead letter (kind ``unrecorded``): the message
+    (a dead letter of its id)       waits there
     no row, nothing of the deal     it never began (a deal that reaches a call is logged before the call
     in the transaction log          leaves; one without calls leaves nothing outside bsp): back to the status
                                     before, outcome "not run: ..."
     anything else                   left ``retrying``, its outcome saying what is unknown and what to check,
                                     and a warning naming the letter: the deal still in flight in the
-                                    transaction log (its route gone, say), a deal whose row the ledger
-                                    refused, a claim that names no deal (written by an older bsp), a ledger
+                                    transaction log (its route gone, say), a claim that names no deal
+                                    (written by an older bsp), a ledger
                                     run with ``--ledger-sync none`` (nothing proves a deal absent)
 
 A letter whose channel the configuration no longer has is not looked at (its channel is never recovered).
@@ -29,7 +33,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from engine.deadletter import _deal_outcome, duplicate_outcome, read_retry_mark
+from engine.deadletter import _deal_outcome, duplicate_outcome, end_retry, read_retry_mark
 from engine.txn.log import log_path
 
 log = logging.getLogger("bsp.dead")
@@ -82,18 +86,29 @@ async def _settle(mgr: Any, channel: str, started: datetime) -> int:
             outcome = (duplicate_outcome(deal_id, reason) if status == "duplicate"
                        else _deal_outcome(status, deal_id, reason))
             became = "retried" if status == "committed" else back
-            await ledger.mark_dead_letters(
-                [lid], status=became, retried_at=r["retried_at"],
-                retry_outcome=f"{outcome} (settled on restart at {_stamp(now)}: the retry claimed at {claimed} "
-                              f"stopped before recording it)")
+            # refused again: its deal's own dead letter holds the message now, so this one becomes retried, its
+            # outcome naming that one (one letter of the message waits: ``end_retry``)
+            linked = await end_retry(
+                ledger, lid, status=became, retried_at=r["retried_at"], deal_id=None if status == "committed" else
+                deal_id, outcome=f"{outcome} (settled on restart at {_stamp(now)}: the retry claimed at {claimed} "
+                                 f"stopped before recording it)")
             log.warning("dead letter %s: its retry (claimed %s) stopped before recording its outcome; its deal %s "
-                        "ended %s: the letter is now %s (bsp deals show %s)", lid, claimed, deal_id, status,
-                        became, deal_id)
+                        "ended %s: the letter is now %s%s (bsp deals show %s)", lid, claimed, deal_id, status,
+                        "retried" if linked else became,
+                        f", the message waits again as dead letter {linked}" if linked else "", deal_id)
             settled += 1
         elif end is not None:
-            await _unsettled(ledger, r, f"its deal {deal_id} ran but its row was refused by the ledger (dead letter "
-                             f"{deal_id}, kind unrecorded): see `bsp dead show {deal_id}` and whether its calls "
-                             f"reached the counterparts", now)
+            # its deal ran, the ledger refused its row and kept its message as dead letter ``deal_id`` (kind
+            # unrecorded), which waits with the warning to check the counterparts first
+            await end_retry(ledger, lid, status=back, retried_at=r["retried_at"], deal_id=deal_id,
+                            outcome=f"failed: its deal {deal_id} ran but the ledger refused its row (dead letter "
+                                    f"{deal_id}, kind unrecorded: see whether its calls reached the counterparts "
+                                    f"before a retry) (settled on restart at {_stamp(now)}: the retry claimed at "
+                                    f"{claimed} stopped before recording it)")
+            log.warning("dead letter %s: its retry (claimed %s) stopped before recording its outcome; its deal %s "
+                        "ran but its row was refused by the ledger: the message waits again as dead letter %s "
+                        "(bsp dead show %s)", lid, claimed, deal_id, deal_id, deal_id)
+            settled += 1
         elif txn is not None and (deal_id in txn.pending or deal_id in txn.unrecorded or deal_id in txn.accepted):
             await _unsettled(ledger, r, f"its deal {deal_id} is still in flight in the transaction log "
                              f"({log_path(ledger.path).name}; its route is not in this configuration, or its "

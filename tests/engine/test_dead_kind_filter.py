@@ -58,7 +58,7 @@ def test_an_unknown_kind_is_a_usage_error_listing_the_kinds(ledger: Path) -> Non
 
 
 def test_dead_purge_kind_purges_only_that_kind(ledger: Path) -> None:
-    res = cli("purge", "--ledger", str(ledger), "--kind", "rejected", "--yes")
+    res = cli("purge", "--ledger", str(ledger), "--kind", "rejected", "--yes", "--include-waiting")
     assert res.exit_code == 0 and "purged 2 dead letter(s)" in res.output, res.output
     status = {r["id"]: r["status"] for r in query_dead_letters(ledger, limit=None)}
     assert status == {"u1": "new", "u2": "new", "t1": "new", "rej": "purged", "old": "purged"}

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import trio
 
-from engine.deadletter import retry_once, switchboard_injector
+from engine.deadletter import WAITS_AGAIN, retry_once, switchboard_injector
 from engine.deal import DeadLetter, new_deal_id
 from engine.commands.dead_select import retried_before
 from engine.ledger import open_ledger
-from engine.ledger_query import query_dead_letters, query_deals
+from engine.ledger_query import count_new_dead_letters, query_dead_letters, query_deals
 from kit import REPO, compile_text, json_counterpart, running, switchboard
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -101,11 +101,58 @@ async def test_a_retry_killed_while_its_call_is_out_is_settled_from_its_deal_on_
     [deal] = query_deals(path)
     assert deal["status"] == "failed" and "flagged" in deal["reason"], deal     # in doubt: flagged for an operator
     row = letter_row(path)
-    assert row["status"] == "new", row
+    # its deal has its own dead letter, where the message waits now: this one is retried, naming it
+    assert row["status"] == "retried", row
     assert row["retry_outcome"].startswith(f"failed (deal {deal['deal_id']}): "), row
     assert "settled on restart" in row["retry_outcome"], row
-    assert retried_before(row)           # its deal has its own dead letter: a retry by filters leaves this one
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert retried_before(row)           # a retry by filters leaves this one
+    assert one_waiting(path) == deal["deal_id"]
     assert counts == Counter({"R1": 1})  # nothing ran twice
+
+
+def one_waiting(path: Path) -> str:
+    """The id of the one letter of the message that waits (status new), checked to be the only one."""
+    waiting = [r["id"] for r in query_dead_letters(path, limit=None) if r["status"] == "new"]
+    assert len(waiting) == 1, query_dead_letters(path, limit=None)
+    assert count_new_dead_letters(path) == {"unreachable": 1} if waiting == ["d1"] else sum(
+        count_new_dead_letters(path).values()) == 1
+    return waiting[0]
+
+
+async def test_a_retry_stopped_after_its_deal_failed_and_left_its_letter_is_linked_on_the_next_start(
+        tmp_path: Path) -> None:
+    """Stopped between the retry's deal (refused again, its own dead letter written with it) and the outcome on
+    the first letter: one letter of the message waits at every moment, and the next start links the first."""
+    path = tmp_path / "l.duckdb"
+    await fill(path, "pay")
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, lambda req: {"status": "NO", "ref": req["ref"]})
+        program = compile_text(tmp_path, PAY % port)
+        row = letter_row(path)
+        async with open_ledger(path, audit_key=None, keyring=None) as ledger, switchboard(program, ledger) as sb:
+            real = switchboard_injector(sb)
+
+            async def inject(channel: str, raw: bytes, deal_id: str | None = None) -> str:
+                await real(channel, raw, deal_id=deal_id)
+                raise Stopped               # the deal and its letter are written; the process stops here
+
+            inject.names_deal = True        # type: ignore[attr-defined]
+            with pytest.raises(Stopped):
+                await retry_once(ledger, row, inject)
+        [deal] = query_deals(path)
+        assert deal["status"] == "failed", deal       # refused by the counterpart (expect false)
+        assert letter_row(path)["status"] == "retrying"
+        assert one_waiting(path) == deal["deal_id"]           # the deal's own letter; d1 is claimed, not waiting
+        async with running(program, path):
+            pass
+        nursery.cancel_scope.cancel()
+    row = letter_row(path)
+    assert row["status"] == "retried", row
+    assert row["retry_outcome"].startswith(f"failed (deal {deal['deal_id']}): "), row
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert one_waiting(path) == deal["deal_id"]
+    assert len(query_deals(path)) == 1
 
 
 async def test_a_retry_stopped_after_its_deal_committed_is_marked_retried_on_the_next_start(tmp_path: Path) -> None:
@@ -176,3 +223,82 @@ async def test_a_claim_that_names_no_deal_stays_claimed_and_says_what_to_check(t
     assert "`bsp dead retry d1 --again`" in out and "(its claim said: in progress: bsp dead retry (pid 1 on h))" in out
     assert out.count("unsettled") == 1
     assert caplog.text.count("dead letter d1: a retry claimed it at ") == 2, caplog.text
+
+
+async def test_a_retry_whose_deal_row_the_ledger_refused_is_linked_to_that_deals_letter(tmp_path: Path) -> None:
+    """The retry's deal ran, the ledger refused its row and kept its message as a dead letter of the deal's id
+    (kind unrecorded), then the process stopped: the next start links the first letter to that one, where the
+    message waits (before: left retrying, `unsettled`, a warning on every start)."""
+    path = tmp_path / "l.duckdb"
+    await fill(path, "echo")
+    deal_id = new_deal_id()
+    async with open_ledger(path, audit_key=None, keyring=None) as ledger:     # the claim, the refused row, the kill
+        claimed, _ = await ledger.claim_dead_letter("d1", at=NOW, note="in progress: bsp dead retry (pid 1 on h)",
+                                                    deal_id=deal_id)
+        assert claimed
+        await ledger.dead_letter(DeadLetter(route="echo", channel="front", reason="unrecorded: deal ... was not "
+                                            "recorded", raw=b'{"ref":"R1"}', config_version="v1",
+                                            error_kind="unrecorded", id=deal_id))
+    assert one_waiting(path) == deal_id
+    async with running(compile_text(tmp_path, ECHO), path):
+        pass
+    row = letter_row(path)
+    assert row["status"] == "retried", row
+    assert row["retry_outcome"].startswith(f"failed: its deal {deal_id} ran but the ledger refused its row"), row
+    assert row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal_id}"), row
+    assert one_waiting(path) == deal_id
+
+
+async def test_ctrl_c_on_a_retry_by_filters_says_what_was_done_and_leaves_the_rest_untouched(tmp_path: Path) -> None:
+    """Ctrl-C while the first of three letters selected by filters runs: the command said only `Aborted!`.  Now it
+    names the letter whose retry was running (left retrying, settled on the next start) and says the others
+    are untouched, then the summary; exit 130.  Nothing is lost: the next start settles the first."""
+    import signal
+
+    path = tmp_path / "l.duckdb"
+    for lid, ref in (("d1", "R1"), ("d2", "R2"), ("d3", "R3")):
+        await fill(path, "pay", lid, ref)
+    holding = trio.Event()
+
+    def hold(req: dict) -> None:            # the counterpart receives the call and never answers
+        holding.set()
+        return None
+
+    async with trio.open_nursery() as nursery:
+        port = await json_counterpart(nursery, hold)
+        route = tmp_path / "pay.route"
+        route.write_text(PAY % port)
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "engine.cli", "dead", "retry", "--route", "pay", "--yes", "--ledger", str(path),
+             "--routes", str(route)], cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = bytearray(), bytearray()
+
+        async def read(stream, into: bytearray) -> None:
+            while data := await stream.receive_some(65536):
+                into += data
+
+        async with trio.open_nursery() as io:
+            io.start_soon(read, proc.stdout, out)
+            io.start_soon(read, proc.stderr, err)
+            with trio.fail_after(60):       # a hang guard
+                await holding.wait()        # the first letter's call is out
+                proc.send_signal(signal.SIGINT)
+                assert await proc.wait() == 130, (out, err)
+        assert letter_row(path, "d1")["status"] == "retrying"
+        after = {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)}
+        async with running(compile_text(tmp_path, PAY % port, "pay2.route"), path):   # the next start settles d1
+            pass
+        nursery.cancel_scope.cancel()
+    said = err.decode()
+    assert ("interrupted (Ctrl-C) after 0 of 3 dead letter(s); d1 was being retried: it is left retrying, its "
+            "outcome `interrupted`") in said, said
+    assert "the 2 not reached are untouched: run the same command again to go on" in said, said
+    assert out.decode().splitlines()[-1].startswith("retried 0 of 3 dead letter(s): 0 committed"), out
+    assert after == {"d1": "retrying", "d2": "new", "d3": "new"}, after     # nothing else ran
+    # settled from its deal (left in flight by the interruption, failed on restart): d1 names its deal's letter,
+    # where the message waits; d2 and d3 untouched
+    [deal] = query_deals(path)
+    row = letter_row(path, "d1")
+    assert row["status"] == "retried" and row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
+    assert {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)} == {
+        "d1": "retried", deal["deal_id"]: "new", "d2": "new", "d3": "new"}

@@ -134,7 +134,7 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert res.exit_code == 0 and "d-timeout" in res.output and "d-old" not in res.output
     # a line naming the ledger, then the column names over aligned columns (--live prints the same)
     title, head, row = res.stdout.splitlines()
-    assert title == f"dead letters in {path}"
+    assert title == f"dead letters waiting (new or retrying; --all lists every status) in {path}"
     assert head.split() == ["id", "at", "(UTC)", "status", "channel", "route", "kind", "reason"]
     assert row.split()[3:] == ["new", "mainframe", "bill_payment", "timeout", "biller", "timed", "out", "after", "5s"]
     assert head.index("channel") == row.index("mainframe") and head.index("reason") == row.index("biller")
@@ -152,12 +152,19 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert query_dead_letters(path, ids=["d-timeout"], with_raw=True)[0]["raw"] is not None
     res = cli("purge", "--ledger", str(path), "--older-than", "last week")
     assert res.exit_code == 2 and "--older-than" in res.output and "--until" not in res.output
+    # d-old still waits (new, never retried): by filters it is left, and said so, until named explicitly
     res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    assert res.exit_code == 0 and res.output.splitlines() == [
+        f"purged 0 dead letter(s) in {path}; the file is unchanged",
+        "left 1 dead letter(s) that still wait (new, not yet retried into a deal, or retrying): `bsp dead list` "
+        "shows them; retry them, or add --include-waiting (or --status new) to purge them too"], res.output
+    assert query_dead_letters(path, ids=["d-old"], with_raw=True)[0]["raw"] is not None
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--include-waiting")
     # the output says which ledger and that its file was rewritten (docs/ledger.md#dead-letters)
     assert res.exit_code == 0 and res.output.strip() == (
         f"purged 1 dead letter(s) in {path}; the file was rewritten without their messages (their rows stay, "
         f"status purged)"), res.output
-    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--status", "new")
     assert res.exit_code == 0 and res.output.strip() == (
         f"purged 0 dead letter(s) in {path}; nothing matched, the file is unchanged"), res.output
     [old] = query_dead_letters(path, ids=["d-old"], with_raw=True)
@@ -185,13 +192,23 @@ def test_cli_retry_in_process_runs_the_current_configuration(tmp_path: Path, mon
     # the new deal and why it was refused again, as the ledger stores it: no second command to find out
     refused = f"rejected (deal {d['deal_id']}): {d['reason']}"
     assert "the layout is 65 bytes" in d["reason"]
+    # the new deal left a dead letter of its own, where the message waits now: the first one names it
+    waits = f"the message waits again as dead letter {d['deal_id']}"
     assert res.output.splitlines() == [
-        f"d-timeout: NOT retried: {refused}",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+        f"d-timeout: NOT retried: {refused}; {waits}",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe); "
+        "nothing ran and the letter still waits: load a configuration with channel 'web' (bsp reload), then retry "
+        "it, or purge it and have its sender send it again"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     from engine.operator import os_user          # who retried it, beside the outcome (engine/operator.py)
-    assert row["status"] == "new" and row["retry_outcome"] == f"{refused} (bsp dead retry, by {os_user()!r})"
+    assert row["status"] == "retried"
+    assert row["retry_outcome"] == f"{refused} (bsp dead retry, by {os_user()!r}); {waits}"
     assert row["retried_at"] is not None
+    [new] = query_dead_letters(path, ids=[d["deal_id"]], with_raw=True)
+    assert new["status"] == "new" and bytes(new["raw"]) == b"PAY1"
+    # nothing ran: d-web still waits, as it was
+    [web] = query_dead_letters(path, ids=["d-web"])
+    assert web["status"] == "new"
 
 
 def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,7 +227,8 @@ def test_cli_list_takes_the_ledger_from_the_deployment_file(tmp_path: Path, monk
     res = cli("list", "--deployment", str(deployment), "--env", "uat")
     assert res.exit_code == 2 and f"{tmp_path / 'uat.duckdb'}: no ledger file" in res.output, res.output
     res = cli("list", "--deployment", str(deployment), "--env", "uat", "--ledger", str(tmp_path / "l.duckdb"))
-    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters in {tmp_path / 'l.duckdb'}\n"), res.output
+    assert res.exit_code == 0 and res.stdout.startswith(f"dead letters waiting (new or retrying; --all lists every "
+                                                        f"status) in {tmp_path / 'l.duckdb'}\n"), res.output
 
 
 def test_cli_an_id_prefix_is_told_to_give_the_whole_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -258,10 +276,14 @@ environments:
     assert res.exit_code == 1, res.output
     [d] = query_deals(path)
     assert res.output.splitlines() == [
-        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}",
-        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe)"]
+        f"d-timeout: NOT retried: rejected (deal {d['deal_id']}): {d['reason']}; the message waits again as dead "
+        f"letter {d['deal_id']}",
+        "d-web: NOT retried: failed: the current configuration has no inbound channel 'web' (inbound: mainframe); "
+        "nothing ran and the letter still waits: load a configuration with channel 'web' (bsp reload), then retry "
+        "it, or purge it and have its sender send it again"]
     [row] = query_dead_letters(path, ids=["d-timeout"])
     assert row["retry_outcome"].startswith(f"rejected (deal {d['deal_id']}): ") and row["retried_at"] is not None
+    assert row["status"] == "retried"
     assert chain_ok(path)                    # written with the file's ledger.audit_key
     # the retried deal names the configuration version bsp run gives this deployment (the route files and the
     # files they name: bill payment's tables), as bsp check prints it
@@ -303,7 +325,7 @@ def test_purge_leaves_no_bytes_of_the_message_in_the_file(tmp_path: Path, monkey
     path.chmod(0o640)
     in_file = lambda marker: path.read_bytes().count(marker)  # noqa: E731
     assert in_file(gone) == 20 and in_file(kept) == 20
-    res = cli("purge", "--ledger", str(path), "--older-than", "30d")
+    res = cli("purge", "--ledger", str(path), "--older-than", "30d", "--status", "new")
     assert res.exit_code == 0 and "purged 21 dead letter(s)" in res.output, res.output
     assert in_file(gone) == 0 and in_file(PAN) == 0            # d-old (40 days) held the PAN
     assert in_file(kept) == 20                                   # the rest is all there

@@ -51,27 +51,29 @@ async def test_dead_letters_waiting_are_counted_and_leave_the_count_once_retried
         letters = (await client.get("/dead-letters", params={"status": "new"})).json()
         ids = [x["id"] for x in letters["dead_letters"]]
         assert len(ids) == 3, letters
-        # retried while the counterpart is still down: not through, so the letter stays `new` (with its
-        # retry outcome) and the retry's deal leaves a letter of its own: the payment counts once, not twice
+        # retried while the counterpart is still down: not through, and the retry's deal leaves a letter of its
+        # own, where the message waits now: the first letter is retried, naming it; the payment counts once
         again = (await client.post(f"/dead-letters/{ids[0]}/retry")).json()
         assert again["ok"] is False and again["outcome"].startswith("failed ("), again
+        assert "; the message waits again as dead letter " in again["outcome"], again
+        moved = again["outcome"].rsplit(" ", 1)[1]
         await trio.sleep(0.5)                                 # a few counts (every 0.1 s)
         doc = await _waiting(client, 3)
         assert doc["dead_letters_new_by_kind"] == {"unreachable": 3}
+        waiting = [x["id"] for x in (await client.get("/dead-letters", params={"status": "new"})).json()["dead_letters"]]
+        assert sorted(waiting) == sorted([moved, *ids[1:]]), waiting
+        first = (await client.get(f"/dead-letters/{ids[0]}")).json()
+        assert first["status"] == "retried" and first["retry_outcome"].endswith(moved), first
 
         await _counterpart_on(held_port.release(), nursery)
         with trio.fail_after(60):                             # it reconnects by itself (a retry failing before
             while not (await client.get("/status")).json()["channels"]["back"].get("connected"):   # would leave
                 await trio.sleep(0.05)                        # a dead letter of its own, counted too)
-        for i in ids:
+        # the first letter is not run again, even with again=true: its message waits in the other one
+        refused = await client.post(f"/dead-letters/{ids[0]}/retry", params={"again": "true"})
+        assert refused.status_code == 409 and f"bsp dead retry {moved}" in refused.json()["detail"], refused.text
+        for i in waiting:
             assert (await client.post(f"/dead-letters/{i}/retry")).json()["ok"]
-        # the letter the failed retry left: its payment is committed now, so its retry is a duplicate (not
-        # through, nothing run again) and it leaves the count all the same: an operator has seen to it
-        fresh = [x["id"] for x in (await client.get("/dead-letters", params={"status": "new"})).json()["dead_letters"]
-                 if x["retried_at"] is None]
-        assert len(fresh) == 1, fresh
-        dup = (await client.post(f"/dead-letters/{fresh[0]}/retry")).json()
-        assert dup["ok"] is False and dup["outcome"].startswith("duplicate: "), dup
         doc = await _waiting(client, 0)
         assert "dead letters waiting" not in _table({**doc, "ready": True})
         assert _gauge((await client.get("/metrics")).text, "unreachable") == 0      # 0, not gone: alerts resolve

@@ -107,7 +107,15 @@ async def test_a_live_retry_reports_its_own_deal_not_other_traffic(nursery, tmp_
     got = sorted(rows(ledger, "SELECT reference, status FROM deals"))
     assert got == [("G1", "committed"), ("S1", "failed"), ("S1", "failed")], got
     (letter, *_) = [x for x in query_dead_letters(ledger) if x["id"] == letters[0]["id"]]
-    assert letter["status"] != "retried", letter
+    # not taken for committed: the retry's own deal failed and its dead letter is where the message waits now;
+    # the first letter is retried only as linked to it (its outcome the failure, naming that letter)
+    (retry_deal,) = [d for d, in rows(ledger, f"SELECT deal_id FROM deals WHERE reference = 'S1' "
+                                              f"AND deal_id <> '{letters[0]['id']}'")]
+    assert letter["retry_outcome"] == result["outcome"], letter
+    assert result["outcome"].endswith(f"; the message waits again as dead letter {retry_deal}"), result
+    assert letter["status"] == "retried", letter
+    waiting = [x["id"] for x in query_dead_letters(ledger) if x["status"] == "new"]
+    assert waiting == [retry_deal], waiting
 
 
 async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_path: Path) -> None:
@@ -151,4 +159,7 @@ async def test_two_live_retries_of_one_letter_at_once_run_it_once(nursery, tmp_p
     assert b"".join(arrived).count(b"S1") == 2, arrived                # the original and one retry
     assert sorted(rows(ledger, "SELECT reference, status FROM deals")) == [("S1", "failed"), ("S1", "failed")]
     (letter, *_) = [x for x in query_dead_letters(ledger) if x["id"] == lid]
-    assert letter["status"] == "new" and letter["retry_outcome"] == first["outcome"], letter
+    # the first retry's deal failed and left its own letter, where the message waits now (one of the message)
+    assert letter["status"] == "retried" and letter["retry_outcome"] == first["outcome"], letter
+    assert "; the message waits again as dead letter " in first["outcome"], first
+    assert [x["status"] for x in query_dead_letters(ledger)].count("new") == 1

@@ -423,19 +423,20 @@ async def test_a_dead_letter_retried_on_a_journaled_engine_is_chained(tmp_path: 
         [str(b) for b in edited.breaks]
 
 
-@pytest.mark.xfail(strict=True, reason="a failed retry puts its letter back to new, and the retry's own deal gets a "
-                   "second dead letter of the same message, also new: a filtered `bsp dead retry` (e.g. --route) "
-                   "then runs both, on a route without a deal key twice.  Remove once one of them is linked "
-                   "(not new) and `bsp dead list` shows the link.")
-async def test_a_failed_retry_leaves_one_waiting_letter_per_message(tmp_path: Path) -> None:
-    from engine.deadletter import retry_once, switchboard_injector
-    from engine.ledger_query import query_dead_letters
+@pytest.mark.parametrize("sync", ["duckdb", "journal"])
+async def test_a_failed_retry_leaves_one_waiting_letter_per_message(tmp_path: Path, sync: str) -> None:
+    """A retry refused again: its deal's own dead letter is where the message waits now (status new); the first
+    letter becomes retried, its outcome naming that one, chained (verify clean).  A retry of the first letter,
+    even with --again, is refused while the message waits in the other (it would run twice); on a journaled
+    engine too (the retry's deal and its letter reach DuckDB through the journal)."""
+    from engine.deadletter import WAITS_AGAIN, retry_once, switchboard_injector
+    from engine.ledger_query import count_new_dead_letters, query_dead_letters
 
     ledger = tmp_path / "l.duckdb"
     async with trio.open_nursery() as nursery:
         port = await json_counterpart(nursery, lambda req: {"status": "NO", "ref": req["ref"]})
         program = compile_text(tmp_path, REFUSED % port)
-        async with running(program, ledger) as sb:
+        async with running(program, ledger, **({"sync": sync} if sync != "duckdb" else {})) as sb:
             c = await Client.open(sb.channel("front").port)
             await c.send(b'{"ref":"N1"}')
             led = sb.ledger
@@ -443,6 +444,8 @@ async def test_a_failed_retry_leaves_one_waiting_letter_per_message(tmp_path: Pa
                 led = led.ledger if hasattr(led, "ledger") else led._ledger
 
             async def letters() -> list:
+                if hasattr(sb.ledger, "wait_loaded"):
+                    await sb.ledger.wait_loaded()
                 return await led._run(lambda: query_dead_letters(ledger, with_raw=True, con=led._store.connection))
             found: list = []
             with trio.fail_after(10):             # a guard, not a timing: the deal fails, its letter is stored
@@ -453,8 +456,28 @@ async def test_a_failed_retry_leaves_one_waiting_letter_per_message(tmp_path: Pa
                 res = await retry_once(sb.ledger, found[0], switchboard_injector(sb))
             assert not res.ok, res
             after = await letters()
+            with trio.fail_after(10):
+                again = await retry_once(sb.ledger, found[0], switchboard_injector(sb), again=True)
+            waiting_now = await led._run(lambda: count_new_dead_letters(ledger, con=led._store.connection))
+            final = await letters()
             await c.stream.aclose()
         nursery.cancel_scope.cancel()
     waiting = [r for r in after if r["status"] == "new"]
     assert len(after) == 2, after                  # the first letter, and the retry's deal's own
     assert len(waiting) == 1, [(r["id"], r["status"], r["retry_outcome"]) for r in after]
+    first = next(r for r in after if r["id"] == found[0]["id"])
+    (second,) = waiting
+    assert first["status"] == "retried"
+    assert first["retry_outcome"].startswith(f"failed (deal {second['id']}): refused: call post"), first
+    assert first["retry_outcome"].endswith(WAITS_AGAIN + second["id"])
+    assert res.outcome.endswith(WAITS_AGAIN + second["id"]), res   # what `bsp dead retry` prints
+    assert bytes(second["raw"]) == bytes(first["raw"]) == b'{"ref":"N1"}'
+    # --again on the first letter: refused, naming the letter to retry, nothing run (still two letters)
+    assert again.skipped and not again.ok, again
+    assert f"retry that one (`bsp dead retry {second['id']}`)" in again.outcome, again.outcome
+    assert sorted((r["id"], r["status"]) for r in final) == sorted((r["id"], r["status"]) for r in after)
+    assert waiting_now == {second["error_kind"]: 1}
+    assert [r["s"] for r in rows(ledger, "SELECT json_extract_string(detail, '$.status') AS s FROM deal_events "
+                                         "WHERE deal_id = ? AND to_state = 'dead_letter' ORDER BY seq",
+                                 [first["id"]])] == ["retrying", "retried"]
+    audit_clean(ledger)
