@@ -54,6 +54,11 @@ OUTCOMES: dict[str, str] = {
     "undone": "it had been done and was reversed or refunded by hand",
     "written-off": "it cannot be settled with the counterpart; the difference is written off outside bsp",
 }
+# the outcomes after which nothing of the deal stands at the counterpart: the amount its ``limit`` totals
+# counted (events ``counted``, engine/totals.py) is given back, by one event ``released`` per total beside
+# ``resolved``; after ``applied`` or ``written-off`` the money went: it stays counted
+RELEASING = ("not-applied", "undone")
+RELEASED = "released"
 MAX_NOTE = 2000          # characters of a note
 MAX_BY = 200
 
@@ -212,6 +217,36 @@ def refusal(deal: Mapping[str, Any], hint_list: str) -> None:
                       "already_resolved")
 
 
+def releases(deal: Mapping[str, Any], outcome: str) -> list[dict[str, Any]]:
+    """The details of the ``released`` events a resolution with ``outcome`` appends to ``deal`` (its events in
+    order, as ``get_deal`` gives them): one per ``counted`` event (total, key, currency, day, amount, and the
+    outcome) when the outcome is one of ``RELEASING``; none otherwise, nor when the deal was given back once
+    already (a flag opened again after a resolution, by a reversal flagged later)."""
+    from engine.totals import COUNTED
+
+    events = deal.get("events") or ()
+    if outcome not in RELEASING or any(e.get("to_state") == RELEASED for e in events):
+        return []
+    out = []
+    for e in events:
+        d = e.get("detail")
+        if e.get("to_state") == COUNTED and isinstance(d, Mapping) and d.get("total") and d.get("amount") is not None:
+            out.append({"total": d["total"], "key": d.get("key"), "currency": d.get("currency") or "",
+                        "day": d.get("day") or "", "amount": str(d["amount"]), "outcome": outcome})
+    return out
+
+
+def released_lines(released: Sequence[Mapping[str, Any]], live: bool) -> list[str]:
+    """What a resolution gave back to the ``limit`` totals, one line each, for the operator."""
+    when = "the running engine counts it no more" if live else "the engine counts it no more from its next start"
+    out = []
+    for r in released:
+        day = f", day {r['day']}" if r.get("day") else ""
+        out.append(f"gives back {r.get('amount')} {r.get('currency') or ''}".rstrip() +
+                   f" to total {r.get('total')} (key {r.get('key')}{day}): {when}")
+    return out
+
+
 def event_detail(outcome: str, note: str, by: str, via: str, **where: Any) -> dict[str, Any]:
     """The ``resolved`` event's detail; ``where``: what the recorder can tell of the operator (host, peer,
     client_cert), None values dropped."""
@@ -282,11 +317,14 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         full = deal["deal_id"]
         at = datetime.now(timezone.utc)
         detail = event_detail(outcome, note, by, "ledger file", host=host, os_user=os_user)
-        (done,) = store.append_stories([(full, [], [{"at": at, "to_state": RESOLVED, "detail": to_json(detail)}],
-                                         None)])
+        given = releases(deal, outcome)     # read back by the engine's next start (LedgerStore.counted_totals)
+        events = [*({"at": at, "to_state": RELEASED, "detail": to_json(g)} for g in given),
+                  {"at": at, "to_state": RESOLVED, "detail": to_json(detail)}]      # resolved: the deal's newest
+        (done,) = store.append_stories([(full, [], events, None)])
         if isinstance(done, BaseException):
             raise done
         reversals = queued_offline(store.reversals_due([full]), full)
     finally:
         store.close()
-    return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1]}
+    return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],
+            "released": given}

@@ -1076,13 +1076,15 @@ class LedgerStore:
 
     def counted_totals(self, since: str) -> list[tuple[Any, ...]]:
         """``(total, key, currency, day, amount)`` of each ``counted`` deal event (``limit`` steps,
-        engine/totals.py): every one of a total without a day, those of day ``since`` (ISO) or later of a
-        daily one.  Read once when an engine with such a route starts."""
+        engine/totals.py), and of each ``released`` one (an operator's resolution gave the amount back:
+        engine/deal_resolve.py) with its amount negative: every one of a total without a day, those of day
+        ``since`` (ISO) or later of a daily one.  Read once when an engine with such a route starts."""
         return self._con.execute(
-            "SELECT t, k, c, d, a FROM (SELECT json_extract_string(detail, '$.total') AS t, "
+            "SELECT t, k, c, d, CASE WHEN s = 'released' THEN '-' || a ELSE a END FROM ("
+            "SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, "
             "json_extract_string(detail, '$.key') AS k, json_extract_string(detail, '$.currency') AS c, "
             "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a "
-            "FROM deal_events WHERE to_state = 'counted') WHERE d = '' OR d >= ?", [since]).fetchall()
+            "FROM deal_events WHERE to_state IN ('counted', 'released')) WHERE d = '' OR d >= ?", [since]).fetchall()
 
     def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):

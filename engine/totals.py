@@ -14,7 +14,9 @@ deals at a cap's edge cannot both pass.  Money is Decimal.
 
 Durability: a deal that counts carries one ledger event ``counted`` per total (``detail``: total, key,
 currency, day, amount) in the same transaction as its row, so ``rebuild`` finds the confirmed figures
-after a restart (SIGKILL included); a deal in flight at a crash carries its holds in its transaction
+after a restart (SIGKILL included); an operator resolving a flagged deal as not applied or undone appends
+one event ``released`` per ``counted`` (engine/deal_resolve.py), which ``rebuild`` subtracts and the
+running engine applies at once (``uncount``); a deal in flight at a crash carries its holds in its transaction
 log ``begin`` entry (``engine.txn.manager``): they are reserved again at the rebuild and settled when
 recovery resolves the deal.  Routes without a ``limit`` never touch any of this.
 """
@@ -128,6 +130,16 @@ class Totals:
         for h in holds:
             self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
 
+    def uncount(self, holds: list[Hold]) -> None:
+        """Give back ``holds`` that were confirmed (an operator resolved the deal as not applied or undone:
+        engine/deal_resolve.py): never below nothing, and nothing for a day's bucket already dropped."""
+        for h in holds:
+            left = self.confirmed.get(h.bucket, _ZERO) - h.amount
+            if left > 0:
+                self.confirmed[h.bucket] = left
+            else:
+                self.confirmed.pop(h.bucket, None)
+
     # -- the rebuild ----------------------------------------------------------
     async def rebuild(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
         """The confirmed figures from the ledger's ``counted`` events (today's and yesterday's for daily
@@ -140,9 +152,11 @@ class Totals:
         since = date.fromordinal(date.fromisoformat(today).toordinal() - 1).isoformat()
         read = getattr(ledger, "counted_totals", None)
         rows = await read(since) if read is not None else []
-        for total, key, currency, day, amount in rows:
+        for total, key, currency, day, amount in rows:       # a `released` one's amount is negative
             b = (total, key, currency or "", day or "")
             self.confirmed[b] = self.confirmed.get(b, _ZERO) + Decimal(str(amount))
+        for b in [b for b, v in self.confirmed.items() if v <= 0]:
+            del self.confirmed[b]
         for d in in_flight:
             self.reserve(Hold.of(d), None)
         if rows or in_flight:

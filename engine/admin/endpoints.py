@@ -98,7 +98,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "(outcome, note, by, and the client's address and certificate) appended to the deal in the audit "
              "chain. The id may be its first 8 or more hex digits.", body="Resolve",
              responses=((200, "Recorded; the deal's queued ISO 8583 reversals are cancelled: `reversals` says what "
-                                   "became of each, `warnings` names one the host may have taken meanwhile.",
+                                   "became of each, `warnings` names one the host may have taken meanwhile; `released` what an "
+                                   "outcome not-applied or undone gave back to the `limit` totals.",
                          "Resolution"),
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),

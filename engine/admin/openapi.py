@@ -84,7 +84,8 @@ SCHEMAS: dict[str, Any] = {
                                   "queued ISO 8583 reversals, each {call, channel, attempts, state}, state "
                                   "`cancelled` (never sent again), `in flight` (an attempt at the host: "
                                   "dropped unless it is acknowledged) or `acknowledged` (the host reversed "
-                                  "it before)."},
+                                  "it before); released: what an outcome not-applied or undone gave back to "
+                                  "the `limit` totals, each {total, key, currency, day, amount, outcome}."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

@@ -318,7 +318,8 @@ class EngineBackend:
         import trio
 
         from engine.deal import DealEvent
-        from engine.deal_resolve import RESOLVED, event_detail, refusal, reversal_lines
+        from engine.deal_resolve import RELEASED, RESOLVED, event_detail, refusal, releases, reversal_lines
+        from engine.totals import Hold, existing_totals
         from engine.ledger_snapshot import SnapshotError
         from engine.txn import safcancel
 
@@ -347,17 +348,27 @@ class EngineBackend:
             # the host after the operator settled the deal (engine.txn.safcancel)
             queues = list(getattr(self.engine, "saf", ()))
             held = [(q, safcancel.pause(q, full)) for q in queues]
+            # not applied or undone: what its `limit` totals counted is given back (event `released` per total,
+            # read back at a restart), and at once in the running engine's totals
+            given = releases(deal, outcome)
             try:
-                await ledger.append_story(full, [], [DealEvent(at, None, RESOLVED, detail)])
+                await ledger.append_story(full, [], [*(DealEvent(at, None, RELEASED, g) for g in given),
+                                                     DealEvent(at, None, RESOLVED, detail)])
             except BaseException:
                 for q, items in held:
                     safcancel.resume(q, items)
                 raise
+            totals = existing_totals(ledger) if given else None
+            if totals is not None and totals.loaded:
+                totals.uncount([Hold.of(g) for g in given])
+            elif given and wait is not None:
+                await wait()        # not read back yet: the totals' first read (engine/totals.py) finds it
             resolution = {"outcome": outcome, "by": by, "at": at.isoformat()}
             reversals = [r for q in queues for r in safcancel.cancel(q, full, resolution)]
         if self.observer is not None and hasattr(self.observer, "resolved"):
             self.observer.resolved(deal["route"], full)
-        return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1]}
+        return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],
+                "released": given}
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

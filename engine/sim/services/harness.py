@@ -61,6 +61,8 @@ class Rig:
                    deadline: float = 30.0, repeats: float = 0.0) -> LoadResult:
         """``repeats``: the share of good requests to keyed routes sent again (TCP services; batch files
         are not repeated)."""
+        if service.prepare is not None:
+            await service.prepare(self.switchboard.ledger)
         if service.transport == "file":
             return await self.batch_client(service, seed=seed).run(total=total, kinds=kinds, progress=progress,
                                                                    deadline=deadline)

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 KINDS = ("good", "rejected", "failing")
 DEFAULT_MIX = {"good": 80, "rejected": 12, "failing": 8}
@@ -126,3 +126,6 @@ class Service:
     # which good requests go to a route with a deal key (docs/transactions.md#idempotency): the demo's
     # client sends a share of those again (engine.sim.repeats); None: none (enquiries, batch files)
     keyed: Callable[[Any], bool] | None = None
+    # awaited with the engine's ledger before a load (``Rig.load``): a generator that must know what the
+    # ledger holds already, e.g. the drawings a ``limit`` total has counted (engine.sim.services.trade_receiving)
+    prepare: Callable[[Any], Awaitable[None]] | None = None
