@@ -82,6 +82,16 @@ class NatsPublisher:
     def address(self) -> str:
         return f"{self.link.url} {self.subject}"
 
+    @property
+    def stop_within(self) -> float:
+        """How long closing the NATS connection may take at the stop: the engine's grace period (the
+        switchboard sets it); past it the client's stuck tasks are left behind (engine.channels.nats_bridge)."""
+        return self.link.close_within
+
+    @stop_within.setter
+    def stop_within(self, seconds: float) -> None:
+        self.link.close_within = float(seconds)
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with self.link.session():
             task_status.started()
