@@ -71,7 +71,7 @@ def run(
                                           "platform.yaml record.path does the same."),
     mask: Optional[bool] = typer.Option(None, "--mask/--no-mask", help="With recording: mask classified fields "
                                         "in the capture (or not); platform.yaml record.mask does the same."),
-    watch: bool = typer.Option(False, "--watch", help="Reload when a route file, included file, copybook, "
+    watch: bool = typer.Option(False, "--watch", help="Reload when the deployment file, a route file, included file, copybook, "
                                "spec, table, certificate or secret file (key, token, password) "
                                "changes (see docs/operations.md)."),
     log_format: str = typer.Option("text", "--log-format", help="Log lines as text or json (JSON lines)."),

@@ -5,7 +5,8 @@
 
 ``watch_and_reload`` watches the folders of every file the running
 configuration is made of (route files, included files, copybooks, specs,
-tables, certificates; ``engine.ops.files.watched_paths``), the secret files
+tables, certificates; ``engine.ops.files.watched_paths``), the deployment file
+itself (platform.yaml: its ``routes:``, channel overrides and admin tokens), the secret files
 its channels and formats read (keys, token and password files, named in a route file or in the deployment
 file's channel overrides; ``engine.ops.files.secret_files``), the admin API's certificate, key and CA files
 and token files, plus any new ``*.route`` file in the route folders.  Changes are debounced (editors save
@@ -59,9 +60,21 @@ def _secret_targets(engine: Any) -> set[Path]:
     return out
 
 
+def _deployment_file(engine: Any) -> Path | None:
+    """The deployment file (platform.yaml) the engine runs from, None when it was given route files."""
+    overrides = getattr(engine, "overrides", None)
+    source, base = getattr(overrides, "source", ""), getattr(overrides, "base", None)
+    if not source:
+        return None
+    return Path(base) / source if base is not None else Path(source)
+
+
 def _targets(engine: Any) -> tuple[set[Path], set[Path], set[Path]]:
     files = {p.resolve() for p in watched_paths(engine.current.program)}
     files |= {p.resolve() for p in _secret_targets(engine)}
+    deployment = _deployment_file(engine)
+    if deployment is not None:         # its routes:, channel overrides and admin tokens are read again by a reload
+        files.add(deployment.resolve())
     tls = getattr(engine, "admin_tls", None)          # the admin API's certificate, key and CA: a reload renews them
     files |= {p.resolve() for p in (tls.files if tls is not None else ())}
     try:

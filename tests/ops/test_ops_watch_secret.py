@@ -52,7 +52,7 @@ async def test_watch_reloads_when_a_secret_file_of_the_deployment_is_rewritten(t
                 assert (await ask(front, "A1"))["status"] == "OK"
             token.write_text("TOKEN-TWO-77aa01\n")                     # rotated in place
             with trio.fail_after(10):
-                while eng.current.number < 2:
+                while not eng.history:             # the reload's entry, written once it is done
                     await trio.sleep(0.02)
             last = eng.history[-1]
             assert last["source"] == "watch" and last["ok"], last
@@ -77,4 +77,22 @@ async def test_watch_reloads_when_an_admin_token_file_is_rewritten(nursery, tmp_
     assert eng.history[-1]["source"] == "watch" and eng.history[-1]["ok"], eng.history[-1]
     assert await _get(url, "prom") == 401          # the old token is refused at once
     assert await _get(url, "prom2") == 200
+    eng.drain()
+
+
+async def test_watch_reloads_when_the_deployment_file_changes(nursery, tmp_path: Path) -> None:
+    """platform.yaml itself: a channel override, a route added, a token revoked there is read by a reload;
+    --watch did not watch the file (only what it names), so an edit waited for SIGHUP."""
+    from test_ops_admin_token_reload import START, _engine, _get, _yaml
+    eng, url = await _engine(nursery, tmp_path)
+    assert (tmp_path / "platform.yaml").resolve() in _targets(eng)[0]
+    await nursery.start(watch_and_reload, eng, None, 0.05)
+    assert await _get(url, "gone", "/deals?limit=1") == 200
+    before = len(eng.history)
+    _yaml(tmp_path, START[:3])                                   # the token "gone" revoked in the file
+    with trio.fail_after(10):
+        while len(eng.history) == before:
+            await trio.sleep(0.02)
+    assert eng.history[-1]["source"] == "watch" and eng.history[-1]["ok"], eng.history[-1]
+    assert await _get(url, "gone", "/deals?limit=1") == 401
     eng.drain()
