@@ -82,6 +82,23 @@ class NatsPublisher:
     def address(self) -> str:
         return f"{self.link.url} {self.subject}"
 
+    # what engine/ops/health.py reads of a connector: whether it is connected, since when it is cut off
+    # (a lost connection nats-py is reconnecting, or a refusal), and why; before, a NATS server that went
+    # away left the channel "up" in bsp status until a call failed
+    @property
+    def _connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def down_since(self) -> float | None:
+        return None if self.link.connected else self.link.refused.since
+
+    @property
+    def _last_error(self) -> str:
+        if self.link.connected:
+            return ""
+        return self.link.last_error or self._setup_error or f"not connected to NATS at {self.link.url}"
+
     @property
     def stop_within(self) -> float:
         """How long closing the NATS connection may take at the stop: the engine's grace period (the
