@@ -79,6 +79,14 @@ class EngineMetrics(Metrics):
                                       "new lists; counted in the ledger every 5 s; no series until then.", ["kind"],
                                       namespace=namespace, registry=self.registry)
         self._dead_kinds: set[str] = set()
+        self.ledger_pending = Gauge("ledger_pending", "Acknowledged deals in the write-ahead journal not loaded "
+                                    "into DuckDB yet (the journal's lag): near 0; growing while DuckDB cannot "
+                                    "write (a full disk).", namespace=namespace, registry=self.registry)
+        self.ledger_faults = Gauge("ledger_storage_failing", "Ledger files that cannot be written now (a full or "
+                                   "read-only disk), by what (journal, ledger, transaction log) and kind (write, "
+                                   "load, spare): the failures since it began; no series once it works again. "
+                                   "What bsp status lists in ledger.faults (degraded).", ["what", "kind"],
+                                   namespace=namespace, registry=self.registry)
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -135,6 +143,7 @@ class EngineMetrics(Metrics):
         self._connects = sampled
         self._accepted = accepted
         self._sample_ledger(getattr(eng.ledger, "stats", None))
+        self._sample_storage(eng.ledger)
         self._sample_reversals(getattr(eng, "saf", ()))
         for name, n in bookkeeping(eng).items():
             self.bookkeeping.labels(name).set(n)
@@ -181,6 +190,17 @@ class EngineMetrics(Metrics):
         for q in queues:
             for channel, n in getattr(q, "not_approved_channels", {}).items():
                 self.reversals_not_approved.labels(channel).set(n)
+
+    def _sample_storage(self, ledger: Any) -> None:
+        """``bsp_ledger_pending`` and ``bsp_ledger_storage_failing{what,kind}``: an alert on a full disk
+        without reading the log or ``bsp status``."""
+        from engine.ledger import storage_faults
+        pending = getattr(ledger, "pending", None)
+        if isinstance(pending, int):
+            self.ledger_pending.set(pending)
+        self.ledger_faults.clear()
+        for fault in storage_faults(ledger):
+            self.ledger_faults.labels(fault["what"], fault["kind"]).set(fault["failures"])
 
     def _sample_ledger(self, stats: Any) -> None:
         if stats is None:
