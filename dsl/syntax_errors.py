@@ -174,7 +174,8 @@ def diagnostic_for(e: UnexpectedInput, text: str, path: str, step_kinds=None) ->
         return hints.bad_number(str(tok.value), Pos(path, line, col, line, col + len(str(tok.value))))
     at_eof = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if not at_eof:
-        known = (_safe(hints.unclosed_before, e, text, path)
+        known = (_safe(hints.spaced_duration, e, text, path)
+                 or _safe(hints.unclosed_before, e, text, path)
                  or _safe(hints.misspelt_statement, e, path, step_kinds)
                  or _safe(hints.misspelt_declaration, e, text, path)
                  or (_safe(lambda: hints.keyword_word(e, path, keywords(), _expected(e)))

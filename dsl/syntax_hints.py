@@ -33,6 +33,33 @@ def bad_number(text: str, pos: Pos) -> Diagnostic:
                       "ms, s, m or h (e.g. 3s); put a space between a number and a word")
 
 
+_SPACED = re.compile(r"([0-9]+(\.[0-9]+)?)[ \t]+$")
+_DURATION_UNITS = ("ms", "s", "m", "h", "d", "sec", "secs", "min", "mins")
+
+
+def spaced_duration(e, text: str, path: str) -> Diagnostic | None:
+    """E016 for a duration written with a space (``timeout = 3 s``): the unit is read as the next option's
+    (or field's) name, and the parse fails a token later (at the ``}``), far from the slip."""
+    ps = _parser_state(e)
+    if ps is None or not ps.value_stack:
+        return None
+    unit = ps.value_stack[-1]
+    if getattr(unit, "type", None) != "NAME" or str(unit.value).lower() not in _DURATION_UNITS:
+        return None
+    lines = text.splitlines()
+    if not 0 < unit.line <= len(lines):
+        return None
+    before = lines[unit.line - 1][:unit.column - 1]
+    m = _SPACED.search(before)
+    if m is None:
+        return None
+    digits, word = m.group(1), str(unit.value)
+    fix = next((u for prefix, u in _UNITS if word.lower().startswith(prefix)), "s")
+    return Diagnostic("E016", ERROR, f"`{digits} {word}` is not a duration: write it without the space, "
+                      f"`{digits}{fix}`", Pos(path, unit.line, m.start(1) + 1, unit.line, unit.column + len(word)),
+                      "a duration is a number and its unit together: ms, s, m or h (e.g. 3s, 500ms)")
+
+
 # ------------------------------------------------------------------ misspelt keywords
 
 STATEMENTS = ("receive", "decode", "let", "validate", "deal", "call", "reply", "on")

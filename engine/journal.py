@@ -605,18 +605,35 @@ class JournaledLedger:
         fsync_dir(self.directory)
 
     async def _spare_maker(self) -> None:
-        """Keep the next segment made in advance, off the flusher's path."""
+        """Keep the next segment made in advance, off the flusher's path.  One that cannot be made (a full
+        disk) is tried again every ``ROTATE_RETRY`` seconds until it is, traffic or not: the fault stays in
+        ``bsp status`` (degraded) only while it lasts.  Before, it was tried once per segment, so the fault
+        outlived the full disk until half of the next segment was written: with little traffic, for hours,
+        and with none, for ever."""
         with self._spare_scope:
             while True:
                 await self._want_spare.wait()
                 self._want_spare = trio.Event()
                 self.stats.spares += 1
-                try:
-                    await trio.to_thread.run_sync(self._make_segment, self._segment + 1)
-                except JournalError as exc:     # the rotation will try again (and say so if it fails)
-                    self.alarm.failed("spare", f"{exc}; the current segment still takes deals until it is full")
-                else:
-                    self.alarm.recovered("spare")
+                target = self._segment + 1
+                while target > self._segment:      # a rotation meanwhile made it (or says why it could not)
+                    try:
+                        await trio.to_thread.run_sync(self._make_segment, target)
+                    except JournalError as exc:
+                        self.alarm.failed("spare", f"{exc}; the current segment still takes deals until it is full")
+                        await trio.sleep(ROTATE_RETRY)
+                        while target > self._segment and not self._room_for_a_segment():   # no 16 MB file written and removed each second
+                            await trio.sleep(ROTATE_RETRY)        # on a full disk: DuckDB needs that room
+                        continue
+                    break
+                self.alarm.recovered("spare")
+
+    def _room_for_a_segment(self) -> bool:
+        try:
+            st = os.statvfs(self.directory)
+        except OSError:
+            return True                  # the attempt says why
+        return st.f_bavail * st.f_frsize >= self._segment_bytes
 
     async def _flush_round(self) -> None:
         self._flushing = True

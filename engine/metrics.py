@@ -21,6 +21,8 @@ Metric families (all prefixed ``bsp_``):
   channel_capped_total{channel}            tcp/http listen at max_connections: times accepting paused (none could go)
   channel_client_refused_total{channel}    tcp/http listen: connections closed as accepted, their client address
                                            at max_connections_per_client (engine/channels/per_client.py)
+  channel_connections{channel}             tcp listen: connections open now (sampled at each scrape)
+  channel_accepted_total{channel}          tcp listen: connections accepted (sampled: a reconnect storm is its rate)
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
   channel_reconnects_total{channel}
@@ -100,6 +102,11 @@ class Metrics:
         self.channel_client_refused = Counter("channel_client_refused", "tcp/http listen: connections closed as "
                                               "accepted because their client address already held "
                                               "max_connections_per_client.", ["channel"], namespace=ns, registry=r)
+        self.channel_connections = Gauge("channel_connections", "tcp listen: connections open now.", ["channel"],
+                                         namespace=ns, registry=r)
+        self.channel_accepted = Counter("channel_accepted", "tcp listen: connections accepted (after the TLS "
+                                        "handshake, when TLS): a peer reconnecting in a storm shows as a rate.",
+                                        ["channel"], namespace=ns, registry=r)
         self.channel_in_flight = Gauge("channel_in_flight", "Outbound calls waiting for a reply.", ["channel"],
                                        namespace=ns, registry=r)
         self.channel_latency = Histogram("channel_latency_seconds", "Outbound call round trip, per channel.",
@@ -144,6 +151,7 @@ class Metrics:
                         (self.channel_errors, ("channel", "kind")), (self.channel_in_flight, ("channel",)),
                         (self.channel_evictions, ("channel", "reason")), (self.channel_capped, ("channel",)),
                         (self.channel_client_refused, ("channel",)),
+                        (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
                         (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
                         (self.cert_expiry, ("channel", "role", "subject"))),

@@ -12,6 +12,7 @@ and the link follows the state (``connected``, ``disconnects``,
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import ssl
@@ -43,6 +44,35 @@ RECONNECT_WAIT = OptionSpec("reconnect_wait", "duration",
                             "Pause between reconnection attempts after the connection is lost.",
                             default=Decimal("0.5"))
 BACKOFF_MAX = 5.0
+CLOSE_FLOOR = 0.5        # a session's close is given at least this long, whatever the grace (a close takes ms)
+CANCEL_SLACK = 0.2       # and the client's other tasks, cancelled after it, at least this long to end
+ABANDONED: list[Any] = []    # asyncio tasks a session left behind at its end: kept, never collected pending
+
+
+def abandon(task: Any) -> None:
+    """``task`` (an asyncio task that ignores its cancellation) left behind: out of its loop's
+    ``all_tasks``, so trio-asyncio's loop teardown does not wait for it; kept referenced (the last 100), so
+    that its coroutine is not collected, and its cleanup run on a closed loop, while bsp runs."""
+    asyncio.tasks._unregister_task(task)
+    task._log_destroy_pending = False      # said once, by the session's error line
+    ABANDONED.append(task)
+    del ABANDONED[:-100]
+
+
+def _task_name(task: Any) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or task.get_name()
+
+
+async def _until_done(tasks: list[Any], deadline: float) -> bool:
+    """Wait until every asyncio task of ``tasks`` is done, or ``deadline`` (trio time); whether all are."""
+    with trio.move_on_at(deadline):
+        for t in tasks:
+            if not t.done():
+                done = trio.Event()
+                t.add_done_callback(lambda _, done=done: done.set())
+                await done.wait()
+    return all(t.done() for t in tasks)
 
 
 def _shown(url: str) -> str:
@@ -91,6 +121,8 @@ class NatsLink:
         self.connect_timeout = duration_above_zero(channel, options, "connect_timeout", 2.0)
         self.reconnect_wait = seconds(options.get("reconnect_wait"), 0.5)
         self.loop: Any = None
+        # how long the session's close may take: the engine's grace period (Switchboard sets it)
+        self.close_within = 10.0
         self.nc: Any = None
         self.js: Any = None
         self.last_error = ""
@@ -120,13 +152,41 @@ class NatsLink:
                 yield self
             finally:
                 nc, self.nc, self.js = self.nc, None, None
-                if nc is not None:
-                    with trio.CancelScope(shield=True), trio.move_on_after(3):
-                        try:
-                            await trio_asyncio.aio_as_trio(nc.close, loop=loop)()
-                        except Exception as exc:  # closing a broken client: nothing left to save
-                            log.debug("channel %s: close: %s", self.channel, describe(exc))
+                with trio.CancelScope(shield=True):
+                    await self._wind_up(loop, nc)
                 self.loop = None
+
+    async def _wind_up(self, loop: Any, nc: Any) -> None:
+        """Close the client and end every asyncio task of the loop within ``close_within`` (the engine's
+        grace period, at least ``CLOSE_FLOOR``).  trio-asyncio waits for an asyncio task until it ends, a
+        cancelled one too: a nats-py task that loses its cancellation (Python 3.11's ``wait_for``, a
+        ``wait_closed()`` that never returns) held the channel's stop, and the engine's, for ever.  Those
+        still running at the bound are left behind (unregistered from the loop, kept referenced), with an
+        error line naming them, so that the engine stops."""
+        bound = max(self.close_within, CLOSE_FLOOR)
+        deadline = trio.current_time() + bound
+        closing = None
+        if nc is not None:
+            closing = loop.create_task(nc.close())
+            if not await _until_done([closing], deadline):
+                closing.cancel()
+            elif not closing.cancelled() and closing.exception() is not None:  # a broken client: nothing to save
+                log.debug("channel %s: close: %s", self.channel, describe(closing.exception()))
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            if t is not closing:
+                t.cancel()
+        if pending:      # a cancelled task ends within a turn or two of the loop: a moment for it, always
+            await _until_done(pending, max(deadline, trio.current_time() + CANCEL_SLACK))
+        stuck = [t for t in pending if not t.done()]
+        if stuck:
+            for t in stuck:
+                abandon(t)
+            names = ", ".join(sorted({_task_name(t) for t in stuck}))
+            log.error("channel %s: the NATS client (%s) did not stop within %gs (the grace period, --grace, "
+                      "at least %gs): %d nats-py task(s) ignored their cancellation (%s); left behind so that "
+                      "the channel stops (its connection may stay open until bsp exits)", self.channel,
+                      self.url, bound, CLOSE_FLOOR, len(stuck), names)
 
     async def connect(self) -> None:
         """Connect, retrying with back-off (0.1 s doubling to 5 s) until it works."""

@@ -137,6 +137,16 @@ class NatsConsumer:
     def address(self) -> str:
         return f"{self.link.url} {self.stream}/{self.durable} ({self.subject})"
 
+    @property
+    def stop_within(self) -> float:
+        """How long closing the NATS connection may take at the stop: the engine's grace period (the
+        switchboard sets it); past it the client's stuck tasks are left behind (engine.channels.nats_bridge)."""
+        return self.link.close_within
+
+    @stop_within.setter
+    def stop_within(self, seconds: float) -> None:
+        self.link.close_within = float(seconds)
+
     # -- Listener -------------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Starts at once (a server that is down is retried in the background and logged)."""

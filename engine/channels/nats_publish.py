@@ -82,6 +82,33 @@ class NatsPublisher:
     def address(self) -> str:
         return f"{self.link.url} {self.subject}"
 
+    # what engine/ops/health.py reads of a connector: whether it is connected, since when it is cut off
+    # (a lost connection nats-py is reconnecting, or a refusal), and why; before, a NATS server that went
+    # away left the channel "up" in bsp status until a call failed
+    @property
+    def _connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def down_since(self) -> float | None:
+        return None if self.link.connected else self.link.refused.since
+
+    @property
+    def _last_error(self) -> str:
+        if self.link.connected:
+            return ""
+        return self.link.last_error or self._setup_error or f"not connected to NATS at {self.link.url}"
+
+    @property
+    def stop_within(self) -> float:
+        """How long closing the NATS connection may take at the stop: the engine's grace period (the
+        switchboard sets it); past it the client's stuck tasks are left behind (engine.channels.nats_bridge)."""
+        return self.link.close_within
+
+    @stop_within.setter
+    def stop_within(self, seconds: float) -> None:
+        self.link.close_within = float(seconds)
+
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with self.link.session():
             task_status.started()

@@ -44,6 +44,7 @@ from engine.channels.options import (
     ADDRESS, REVERSAL_IN_FLIGHT_OPTION, ChannelConfigError, built_check, parse_address, reversal_in_flight, seconds,
 )
 from engine.channels.tcp_listen import set_nodelay
+from engine.faultlog import FaultLog
 from engine.outage_log import OutageLog, iso
 from engine.resilience import Rejected
 from formats.component import ComponentSpec, OptionSpec
@@ -52,6 +53,9 @@ from formats.framing import FRAMING_OPTIONS, FramingError, check_framing, framer
 log = logging.getLogger("bsp.channel.tcp")
 _DIGITS = re.compile(r"\d+(\.\d+)?")                          # a reason's figures: not another reason
 _PEER_CLOSED = ("closed by the counterpart", "receive failed")     # the counterpart ended the connection
+FLAP_WINDOW = 60.0       # bsp status: connections lost with calls waiting in this window ...
+FLAP_MIN = 3             # ... this many or more, the counterpart answering in between: flapping
+FLAP_KEEP = 256
 
 
 class _Waiter:
@@ -109,6 +113,10 @@ class TcpConnector:
         self._last_error = ""
         self.down_since: float | None = None   # wall time of the first failed connect since the last success
         self._outage = OutageLog(log, name, self.address, unit="connect attempt")   # its log (engine/outage_log.py)
+        # connections lost with calls waiting: the first in full, a flapping counterpart's next ones counted
+        # and summed up every 30 s (engine/faultlog.py); their times tell bsp status it flaps (engine/ops/health.py)
+        self.faults = FaultLog(log, f"channel {name}", clock=trio.current_time)
+        self.drops: deque[tuple[float, int]] = deque(maxlen=FLAP_KEEP)   # (trio time, calls lost) of each
         self._closed = False
         self._wanted = False                 # a call came: from then on the connection is kept open
         self.connects = 0
@@ -124,6 +132,20 @@ class TcpConnector:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Keep the connection: connect on the first call, then keep it open (reconnect after a failure
         or a loss, with back-off, whether calls come or not: a channel out of traffic still comes back up)."""
+        try:
+            async with trio.open_nursery() as ticker:
+                ticker.start_soon(self.faults.run)     # summaries of repeated lost connections, when due
+                await self._keep(task_status)
+        finally:
+            self.faults.flush()                        # the counts not yet written
+
+    def flaps(self, window: float = FLAP_WINDOW) -> tuple[int, int]:
+        """(connections lost with calls waiting, calls lost with them) in the last ``window`` seconds."""
+        since = trio.current_time() - window
+        recent = [n for t, n in self.drops if t >= since]
+        return len(recent), sum(recent)
+
+    async def _keep(self, task_status: Any) -> None:
         task_status.started()
         backoff = self.backoff_min
         lazy = False                         # the counterpart closed an idle connection: reconnect at the next call
@@ -194,10 +216,19 @@ class TcpConnector:
                 # ... unless it refused a call since its last answer: then that close is one more refusal (or the
                 # reconnect after each back-off would be closed "idle" and hand it the next call to lose)
                 idle = not worked and peer_closed and self.sends == sends_before and not refused
-                level = logging.WARNING if waiting or not peer_closed else logging.INFO
-                log.log(level, "channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
-                        "(lost); reconnecting%s", self.name, self.address, self._reason, waiting,
-                        " at the next call" if idle else "")
+                if waiting or not peer_closed:
+                    if waiting:
+                        self.drops.append((trio.current_time(), waiting))
+                    reason = self._reason
+                    # a flapping counterpart: the first in full, the next ones within 30 s counted (faultlog)
+                    self.faults.occurred(
+                        "connection lost", f"connection to {self.address} lost ({reason}); {waiting} call(s) "
+                        f"waiting for a reply fail (lost); reconnecting", noun=f"connections to {self.address} lost",
+                        reason=f"{reason}; {waiting} call(s) waiting for a reply failed (lost)")
+                else:
+                    log.info("channel %s: connection to %s lost (%s); %d call(s) waiting for a reply fail "
+                             "(lost); reconnecting%s", self.name, self.address, self._reason, waiting,
+                             " at the next call" if idle else "")
                 self._fail_all(ConnectionLost(
                     f"channel {self.name}: connection to {self.address} lost ({self._reason}) "
                     f"before the reply came",

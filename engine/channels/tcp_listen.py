@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler, serve_stream
+from engine.channels.churn import ConnectChurn
 from engine.channels.conn_room import Activity, Room
 from engine.channels.idle import IdleStream
 from engine.channels.listen_handoff import ListenSockets
@@ -73,6 +74,7 @@ class TcpListener:
                                  hint=f"if that counterpart needs more connections at once, raise "
                                       f"max_connections_per_client of channel {name}")
         self._client_of: dict[Any, str] = {}    # accepted, not yet served: its client (ClientCap.leave at its end)
+        self.churn = ConnectChurn(self.faults, channel=name)    # a peer reconnecting in a storm: said once a minute
         self.metrics: Any = None
 
     def attach_metrics(self, metrics: Any) -> None:
@@ -136,6 +138,7 @@ class TcpListener:
             peer = "%s:%s" % stream.socket.getpeername()[:2]
         except OSError:
             peer = "?"
+        self.churn.connected(peer)
         stream = gentle = GentleClose(stream, channel=self.name)  # type: ignore[assignment]  # retired: FIN, no reset
         activity = self.room.arrive(peer, gentle)
         served.append(activity)

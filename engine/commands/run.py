@@ -71,8 +71,9 @@ def run(
                                           "platform.yaml record.path does the same."),
     mask: Optional[bool] = typer.Option(None, "--mask/--no-mask", help="With recording: mask classified fields "
                                         "in the capture (or not); platform.yaml record.mask does the same."),
-    watch: bool = typer.Option(False, "--watch", help="Reload when a route file, included file, copybook, "
-                               "spec or table changes (see docs/operations.md)."),
+    watch: bool = typer.Option(False, "--watch", help="Reload when the deployment file, a route file, included file, copybook, "
+                               "spec, table, certificate or secret file (key, token, password) "
+                               "changes (see docs/operations.md)."),
     log_format: str = typer.Option("text", "--log-format", help="Log lines as text or json (JSON lines)."),
     log_level: Optional[str] = typer.Option(None, "--log-level", help="debug, info (one line per deal), "
                                             "warning (default; info with -v) or error."),

@@ -109,8 +109,10 @@ def _state(now: dict[str, Any]) -> list[tuple[str, str]]:
                       and _past(c.get("not_after")))            # expired while the engine ran
         storage = len((now.get("ledger") or {}).get("faults") or ())   # ledger files that cannot be written
         ended = sum(1 for c in now.get("calendars") or () if (c.get("days_left") or 0) <= 0)   # calendars run out
+        flaps = sum(1 for c in (now.get("channels") or {}).values() if c.get("up") is not False and c.get("flapping"))
         why = ([f"{n} outbound channel{'s' if n != 1 else ''} down"]
-               if n or not (stranded or expired or storage or ended) else []) + \
+               if n or not (stranded or expired or storage or ended or flaps) else []) + \
+              ([f"{flaps} channel{'s' if flaps != 1 else ''} flapping"] if flaps else []) + \
               ([f"{ended} calendar{'s' if ended != 1 else ''} run out"] if ended else []) + \
               ([f"{stranded} reversal{'s' if stranded != 1 else ''} stranded"] if stranded else []) + \
               ([f"{expired} certificate{'s' if expired != 1 else ''} expired"] if expired else []) + \
@@ -222,8 +224,12 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                          str(c.get("connections", "-")), str(c.get("frames_in", "-")),
                          str(c.get("frames_out", "-")),
                          Text(circuit, style=CIRCUIT_STYLE.get(circuit, "")),
-                         Text("-" if up is None else "up" if up else
-                              f"DOWN {c.get('failed_calls') or 0} failed", style="" if up is not False else "bold red"),
+                         Text("-" if up is None else
+                              f"FLAPPING {c['flapping']['lost_connections']} lost/{c['flapping']['window_s']}s"
+                              if up and c.get("flapping") else "up" if up else
+                              f"DOWN {c.get('failed_calls') or 0} failed",
+                              style="" if up is not False and not c.get("flapping") else
+                              "bold yellow" if up else "bold red"),
                          _expiry(c.get("cert_expiry")))
     parts: list[Any] = [head]
     if last and not last.get("ok") and last.get("error"):   # a --watch / SIGHUP reload's failure is seen here first

@@ -30,7 +30,7 @@
                     "warning": "calendar cn_exchange (...) lists dates for 2026 and runs out on ..."}],
                                  # the calendar tables the routes use, first to run out first; "warning" within
                                  # 60 days (engine/calexpiry.py); one that has run out (days_left 0) is a reason
-     "state": "degraded",        # ready | degraded (an outbound channel is down, a certificate bsp presents
+     "state": "degraded",        # ready | degraded (an outbound channel is down or flapping, a certificate bsp presents
                                  # expired while it ran, reversals stranded, a ledger file cannot be
                                  # written: ledger.faults) | not_ready (as GET /ready)
      "reasons": ["channel biller (127.0.0.1:7002) down since ...: 12 calls failed, circuit half_open; ..."],
@@ -69,8 +69,8 @@ from typing import Any, Mapping, Sequence
 
 from engine import __version__
 from engine.admin.backend import DeadLetterQuery, DealQuery, Readiness, ReloadResult
-from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, is_outbound, iso, outbound_health,
-                               storage_reason, stranded_reason)
+from engine.ops.health import (DEGRADED, READY, down_reason, engine_state, flapping, is_outbound, iso,
+                               outbound_health, storage_reason, stranded_reason)
 from engine.ledger import storage_faults
 from engine.ledger_store import SCHEMA_VERSION
 from engine.calexpiry import engine_today, run_out
@@ -224,6 +224,10 @@ class EngineBackend:
             row["circuit"], row["up"] = health["circuit"], health["up"]
             if not health["up"]:
                 row["down_since"], row["failed_calls"] = iso(health["down_since"]), health["failed_calls"]
+            else:
+                flaps = flapping(ch)            # up, but losing its connection with calls waiting, again and again
+                if flaps is not None:
+                    row["flapping"] = flaps
             last = health.get("last_error") or getattr(ch, "_last_error", "")
             if last:
                 row["last_error"] = last

@@ -166,14 +166,26 @@ def secret_digests(program: Any, overrides: Any = None) -> dict[str, dict[str, d
     same one (``engine.ops.plan``).  ``overrides``: the channel overrides, paths resolved, that the channels
     are bound with.  The digests are keyed and kept in memory only: neither logged, nor versioned, nor in
     the ledger."""
+    out: dict[str, dict[str, dict[str, str]]] = {"channels": {}, "formats": {}}
+    for kind, name, option, path in _secret_options_named(program, overrides):
+        out[kind].setdefault(name, {})[option] = _secret_digest(path)
+    return out
+
+
+def _secret_options_named(program: Any, overrides: Any = None) -> Iterator[tuple[str, str, str, str]]:
+    """``(kind, name, option, path)`` of every option naming a secret file, overrides applied."""
     secret = _secret_options()
     overrides = overrides or {}
-    out: dict[str, dict[str, dict[str, str]]] = {"channels": {}, "formats": {}}
     for kind, category, decls in (("channels", "channel", program.channels), ("formats", "format", program.formats)):
         for name, decl in decls.items():
             options = {**decl.options, **(overrides.get(name) or {})} if kind == "channels" else decl.options
-            files = {k: _secret_digest(v) for k, v in options.items()
-                     if (category, decl.kind, k) in secret and isinstance(v, str) and v}
-            if files:
-                out[kind][name] = files
-    return out
+            for k, v in options.items():
+                if (category, decl.kind, k) in secret and isinstance(v, str) and v:
+                    yield kind, name, k, v
+
+
+def secret_files(program: Any, overrides: Any = None) -> set[Path]:
+    """The secret files (a key, a token or password file: ``OptionSpec.secret``) the channels and formats
+    read, the route files' and the deployment file's overrides (paths resolved) alike: what ``--watch``
+    watches beside ``watched_paths`` so that a key or password rotated in place reloads as SIGHUP would."""
+    return {Path(path) for _, _, _, path in _secret_options_named(program, overrides)}

@@ -46,6 +46,7 @@ class EngineMetrics(Metrics):
         super().__init__(namespace)
         self.engine: Any = None
         self._connects: dict[int, int] = {}
+        self._accepted: dict[int, int] = {}   # tcp listen: connections accepted at the last sample, by channel object
         self._outbound: set[str] = set()     # channels with a bsp_channel_up / circuit series
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
         self.bookkeeping = Gauge("bookkeeping_entries", "Entries a per-exchange structure of the engine holds "
@@ -78,6 +79,14 @@ class EngineMetrics(Metrics):
                                       "new lists; counted in the ledger every 5 s; no series until then.", ["kind"],
                                       namespace=namespace, registry=self.registry)
         self._dead_kinds: set[str] = set()
+        self.ledger_pending = Gauge("ledger_pending", "Acknowledged deals in the write-ahead journal not loaded "
+                                    "into DuckDB yet (the journal's lag): near 0; growing while DuckDB cannot "
+                                    "write (a full disk).", namespace=namespace, registry=self.registry)
+        self.ledger_faults = Gauge("ledger_storage_failing", "Ledger files that cannot be written now (a full or "
+                                   "read-only disk), by what (journal, ledger, transaction log) and kind (write, "
+                                   "load, spare): the failures since it began; no series once it works again. "
+                                   "What bsp status lists in ledger.faults (degraded).", ["what", "kind"],
+                                   namespace=namespace, registry=self.registry)
 
     def watch(self, engine: Any) -> None:
         self.engine = engine
@@ -107,6 +116,7 @@ class EngineMetrics(Metrics):
         for name, br in gen.routes().items():
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
+        accepted: dict[int, int] = {}
         outbound = {name for name, ch in gen.channels.items() if is_outbound(ch) or _reaches_out(ch)}
         for name in self._outbound - outbound:     # removed by a reload (or no longer outbound)
             for gauge in (self.channel_up, self.channel_circuit):
@@ -129,11 +139,30 @@ class EngineMetrics(Metrics):
                 sampled[id(ch)] = connects
             elif name in outbound:               # an inbound channel that connects out (nats consume)
                 self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
+            self._sample_accepted(name, ch, accepted)
         self._connects = sampled
+        self._accepted = accepted
         self._sample_ledger(getattr(eng.ledger, "stats", None))
+        self._sample_storage(eng.ledger)
         self._sample_reversals(getattr(eng, "saf", ()))
         for name, n in bookkeeping(eng).items():
             self.bookkeeping.labels(name).set(n)
+
+    def _sample_accepted(self, name: str, ch: Any, seen: dict[int, int]) -> None:
+        """``bsp_channel_connections`` / ``bsp_channel_accepted_total`` of a ``tcp listen`` channel: its open
+        connections now, and the connections it accepted since the last sample (a channel a reload kept goes
+        on counting; a new one starts from its own zero)."""
+        total = getattr(ch, "connections", None)
+        scopes = getattr(ch, "_read_scopes", None)
+        if getattr(ch, "role", None) != "listen" or not isinstance(total, int) or scopes is None:
+            return
+        self.channel_connections.labels(name).set(len(scopes))
+        before = self._accepted.get(id(ch), 0)
+        if total > before:
+            self.channel_accepted.labels(name).inc(total - before)
+        else:
+            self.channel_accepted.labels(name)          # the series exists from the start (0)
+        seen[id(ch)] = total
 
     def _flagged_by_route(self, flags: Any, eng: Any) -> None:
         """``bsp_deals_flagged_open_by_route{route}``: the routes of the running configuration (0 when none is
@@ -161,6 +190,17 @@ class EngineMetrics(Metrics):
         for q in queues:
             for channel, n in getattr(q, "not_approved_channels", {}).items():
                 self.reversals_not_approved.labels(channel).set(n)
+
+    def _sample_storage(self, ledger: Any) -> None:
+        """``bsp_ledger_pending`` and ``bsp_ledger_storage_failing{what,kind}``: an alert on a full disk
+        without reading the log or ``bsp status``."""
+        from engine.ledger import storage_faults
+        pending = getattr(ledger, "pending", None)
+        if isinstance(pending, int):
+            self.ledger_pending.set(pending)
+        self.ledger_faults.clear()
+        for fault in storage_faults(ledger):
+            self.ledger_faults.labels(fault["what"], fault["kind"]).set(fault["failures"])
 
     def _sample_ledger(self, stats: Any) -> None:
         if stats is None:

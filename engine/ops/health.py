@@ -149,6 +149,34 @@ def outbound_health(ch: Any) -> dict[str, Any]:
     return out
 
 
+def flapping(ch: Any) -> dict[str, Any] | None:
+    """A channel that is up but keeps losing its connection with calls waiting (``tcp connect``: FLAP_MIN or
+    more in the last FLAP_WINDOW seconds), the counterpart answering in between: ``{"lost_connections",
+    "lost_calls", "window_s"}``, else None.  Each such loss fails its waiting calls (``lost``, in doubt)
+    while the channel is back up at once: neither down nor well."""
+    flaps = getattr(ch, "flaps", None)
+    if flaps is None:
+        return None
+    from engine.channels.tcp_connect import FLAP_MIN, FLAP_WINDOW
+    try:
+        lost, calls = flaps(FLAP_WINDOW)
+    except RuntimeError:           # outside trio
+        return None
+    if lost < FLAP_MIN:
+        return None
+    return {"lost_connections": lost, "lost_calls": calls, "window_s": int(FLAP_WINDOW)}
+
+
+def flap_reason(name: str, row: Mapping[str, Any]) -> str:
+    """One line for an operator: a channel whose counterpart keeps dropping the connection."""
+    f = row["flapping"]
+    where = f" ({row['address']})" if row.get("address") else ""
+    return (f"channel {name}{where} flapping: {f['lost_connections']} connections lost in the last "
+            f"{f['window_s']}s with calls waiting ({f['lost_calls']} calls lost, in doubt), reconnected each "
+            f"time; ask the counterpart why it drops connections (its log, a load balancer or firewall idle "
+            f"timeout, a connection limit)")
+
+
 def iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
@@ -182,6 +210,8 @@ def engine_state(channels: Mapping[str, Mapping[str, Any]], ready: bool, not_rea
     """``(state, reasons)`` from the status' channel rows and the readiness."""
     reasons = [] if ready else [not_ready_reason or "not ready"]
     reasons += [down_reason(n, row) for n, row in sorted(channels.items()) if row.get("up") is False]
+    reasons += [flap_reason(n, row) for n, row in sorted(channels.items())
+                if row.get("up") is not False and row.get("flapping")]
     if not ready:
         return NOT_READY, reasons
     return (DEGRADED if reasons else READY), reasons

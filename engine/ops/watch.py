@@ -5,8 +5,11 @@
 
 ``watch_and_reload`` watches the folders of every file the running
 configuration is made of (route files, included files, copybooks, specs,
-tables, certificates; ``engine.ops.files.watched_paths``), the admin API's
-certificate, key and CA files, plus any new ``*.route`` file in the route folders.  Changes are debounced (editors save
+tables, certificates; ``engine.ops.files.watched_paths``), the deployment file
+itself (platform.yaml: its ``routes:``, channel overrides and admin tokens), the secret files
+its channels and formats read (keys, token and password files, named in a route file or in the deployment
+file's channel overrides; ``engine.ops.files.secret_files``), the admin API's certificate, key and CA files
+and token files, plus any new ``*.route`` file in the route folders.  Changes are debounced (editors save
 by writing a temporary file and renaming it, which shows as several events):
 one reload runs once the files have been quiet for ``debounce`` seconds.
 After each reload the watched set is recomputed (a new ``use`` adds a file).
@@ -20,7 +23,7 @@ from typing import Any
 
 import trio
 
-from engine.ops.files import watched_paths
+from engine.ops.files import secret_files, watched_paths
 
 log = logging.getLogger("bsp.reload")
 
@@ -39,8 +42,39 @@ async def reload_on_sighup(engine: Any, metrics: Any, hup: Any) -> None:
         await triggered_reload(engine, metrics, "signal")
 
 
+def _secret_targets(engine: Any) -> set[Path]:
+    """The secret files the running configuration reads (channel and format options naming a key, token or
+    password file, the deployment file's overrides included) and the admin API's token files: a reload
+    reads them again, so a key rotated in place reloads as SIGHUP would.  Their content is never read here."""
+    from engine.ops.overrides import resolve_paths
+    gen = engine.current
+    given = getattr(engine, "overrides", None) or gen.overrides      # the deployment's: it knows its folder
+    try:
+        overrides = resolve_paths(given, gen.program, engine.registry)
+    except Exception:          # overrides that do not check: the generation was bound with them as given
+        overrides = gen.overrides
+    out = secret_files(gen.program, overrides)
+    tokens = getattr(engine, "admin_tokens", None)
+    auth = getattr(tokens, "auth", None)
+    out |= {Path(t.file) for t in (getattr(auth, "tokens", None) or ()) if getattr(t, "file", None)}
+    return out
+
+
+def _deployment_file(engine: Any) -> Path | None:
+    """The deployment file (platform.yaml) the engine runs from, None when it was given route files."""
+    overrides = getattr(engine, "overrides", None)
+    source, base = getattr(overrides, "source", ""), getattr(overrides, "base", None)
+    if not source:
+        return None
+    return Path(base) / source if base is not None else Path(source)
+
+
 def _targets(engine: Any) -> tuple[set[Path], set[Path], set[Path]]:
     files = {p.resolve() for p in watched_paths(engine.current.program)}
+    files |= {p.resolve() for p in _secret_targets(engine)}
+    deployment = _deployment_file(engine)
+    if deployment is not None:         # its routes:, channel overrides and admin tokens are read again by a reload
+        files.add(deployment.resolve())
     tls = getattr(engine, "admin_tls", None)          # the admin API's certificate, key and CA: a reload renews them
     files |= {p.resolve() for p in (tls.files if tls is not None else ())}
     try:

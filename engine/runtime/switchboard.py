@@ -81,6 +81,9 @@ class Switchboard:
                 raise BindError(f"{_where(decl)}channel {name}{plugin_note(registry, 'channel', decl.kind)}: "
                                 f"cannot be built: {type(exc).__name__}: {exc}") from exc
         self.ctx.channels = self.channels
+        for ch in self.channels.values():    # a channel whose own stop is bounded (NATS): by the grace period
+            if hasattr(ch, "stop_within"):
+                ch.stop_within = grace
         for name, ch in self.channels.items():          # channels that read with the program's formats
             bind = getattr(ch, "bind_codecs", None)
             if bind is not None:

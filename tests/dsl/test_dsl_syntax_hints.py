@@ -135,6 +135,16 @@ def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
                         "write a number and a unit: ms, s, m or h (e.g. 5m)")
 
 
+def test_a_duration_with_a_space_is_named_at_the_value(tmp_path, registry):
+    # `timeout = 3 s`: the unit was read as the next option's name and the error fell on the `}` a line
+    # later: "45:1: expected `name = value` in a channel's options (found `}`)" (a reload at 3 a.m.)
+    r = _check(tmp_path, registry, _edit(44, "3s", "3 s"))
+    assert _only(r) == ("E016", 44, 15, "`3 s` is not a duration: write it without the space, `3s`",
+                        "a duration is a number and its unit together: ms, s, m or h (e.g. 3s, 500ms)")
+    r = _check(tmp_path, registry, _edit(44, "3s", "500 ms\n    framing = length4"))    # another option follows
+    assert _only(r)[:4] == ("E016", 44, 15, "`500 ms` is not a duration: write it without the space, `500ms`")
+
+
 def test_exponent_notation_says_how_to_write_the_number(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(57, "50000.00", "1e5"))
     code, line, col, msg, _ = _only(r)

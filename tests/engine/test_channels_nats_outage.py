@@ -58,3 +58,47 @@ async def test_a_nats_outage_is_said_once_and_shown_by_the_consume_channel_s_sta
     assert any(m.startswith(f"channel orders: cannot reach NATS at {srv.url}: ConnectionRefusedError") for m in said)
     assert any(r.getMessage().startswith(f"channel orders: reconnected to NATS at {srv.url} [outage end:")
                for r in caplog.records if r.levelno == logging.WARNING)
+
+
+PUBLISH = """
+format Req = json
+channel front = tcp listen {{
+    address = "127.0.0.1:0"
+    framing = length2
+}}
+channel bus = nats publish {{
+    url            = "{url}"
+    subject        = "pay.out"
+    mode           = request
+    reconnect_wait = 100ms
+}}
+route pay {{
+    receive from front as Req
+    deal PAY {{ ref = msg.ref  amount = 1.00  currency = "CNY" }}
+    call p = bus as Req reply Req {{ ref = msg.ref }}
+    reply Req {{ ref = msg.ref }}
+}}
+"""
+
+
+async def test_a_nats_publish_channel_cut_off_from_its_server_is_down_before_any_call_fails(tmp_path) -> None:
+    """The server goes away while no call is made: `bsp status` says the publish channel is down (since the
+    cut, why), the engine degraded, at once; before, it read `up` (and `connected: false` even while
+    connected) until a call failed."""
+    from engine.ops.health import outbound_health
+    reg = nats_registry()
+    async with nats_server(tmp_path / "nats") as srv:
+        prog = compile_text(tmp_path, PUBLISH.format(url=srv.url), registry=reg)
+        async with running(prog, tmp_path / "l.duckdb", registry=reg) as sb:
+            ch = sb.channel("bus")
+            await eventually(lambda: value(ch.link.connected), "connected")
+            assert outbound_health(ch) == {"up": True, "circuit": "closed"}
+            # (bsp status: connected: false while connected, before)
+            assert getattr(ch, "_connected", False) is True and outbound_health(ch) == {"up": True, "circuit": "closed"}
+            await srv.stop()
+            await eventually(lambda: value(not outbound_health(ch)["up"]), "down without a call")
+            h = outbound_health(ch)
+            assert h["failed_calls"] == 0 and h["down_since"] is not None, h
+            assert "NATS" in h["last_error"], h
+            await srv.start()
+            await eventually(lambda: value(outbound_health(ch)["up"]), "up again once reconnected", timeout=20)

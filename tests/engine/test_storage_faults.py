@@ -399,3 +399,28 @@ async def test_stopping_while_duckdb_cannot_write_keeps_the_journal_and_says_so(
     async with open_journaled_ledger(ledger):
         pass
     assert sorted(d["reference"] for d in deals(ledger)) == ["S000", "S001", "S002"]
+
+
+async def test_a_spare_segment_that_could_not_be_made_is_tried_again_until_it_is(tmp_path: Path, caplog) -> None:
+    """The next segment, made ahead at half of the current one, cannot be made (a full disk); the room comes
+    back and no more deals come: the fault leaves `bsp status` within a retry.  Before, the spare was tried
+    once per segment, so `bsp status` said `degraded: journal spare failing` until half of the next segment
+    was written (hours at little traffic, for ever with none), long after the disk had room again."""
+    from engine.ledger import storage_faults
+    from test_journal import record
+    path = tmp_path / "l.duckdb"
+    async with open_journaled_ledger(path, segment_bytes=4096, load_wait=0.01) as led:
+        blocked = journal_dir(path) / "000000000002.tmp"
+        blocked.mkdir()                               # the spare cannot be made (EISDIR), the segment still takes deals
+        i = 0
+        with trio.fail_after(30):                     # a guard: the spare is asked for at half of the segment
+            while not led.stats.spares:
+                assert await led.commit_many([record(i)]) == [None]
+                i += 1
+            while not any(f["kind"] == "spare" for f in storage_faults(led)):
+                await trio.sleep(0.01)                # its attempt, in a worker thread
+        blocked.rmdir()                               # room again; no more deals
+        with trio.fail_after(30):
+            while storage_faults(led):
+                await trio.sleep(0.05)
+    assert any(r.getMessage().startswith("journal: spare works again after") for r in caplog.records)

@@ -32,3 +32,15 @@ def test_the_days_left_agree_with_the_log() -> None:
 def test_an_expired_certificate_reads_expired() -> None:
     cell, log = _cell(-60)
     assert "EXPIRED" in cell and "expired on" in log, (cell, log)
+
+
+def test_days_left_is_cut_down_as_the_log_and_the_table_cut_it() -> None:
+    """4.99 days left read 5.0 in bsp status beside "in 4 days" in the log and "4d" in the table; a certificate
+    expired a minute ago read 0.0 (not expired to the eye), now -0.1."""
+    from engine.certexpiry import CertExpiry, notice
+    now = 1_800_000_000.0
+    soon = CertExpiry("biller", "peer", "127.0.0.1:7002", "CN=localhost", now + 5 * 86400 - 60)
+    assert soon.as_dict(now)["days_left"] == 4.9
+    assert "(in 4 days)" in notice(soon, now)[1]
+    gone = CertExpiry("biller", "peer", "127.0.0.1:7002", "CN=localhost", now - 60)
+    assert gone.as_dict(now)["days_left"] == -0.1
