@@ -237,6 +237,7 @@ class MuxConnector:
         self._closed = False
         self.metrics: Any = None
         self.unmatched = 0
+        self.resets = 0                      # first-in first-out connections closed after a call timed out
         self.garbled = 0
         self.unauthentic = 0                   # replies whose message MAC is missing or wrong
         self.keyless = 0
@@ -449,13 +450,22 @@ class MuxConnector:
         conn.send(frames[0] if len(frames) == 1 else b"".join(frames), [s for _, s in slots])
         with trio.move_on_after(limit):
             await waiter.event.wait()
+        late = False
         for i, slot in slots:
             if slot.result is None:
+                late = True
                 slot.resolve(CallTimeout(f"channel {self.name}: no reply from {self.address} within {limit:g}s",
                                          channel=self.name))
                 if slot.key is not None and pending.get(slot.key) is slot:
                     del pending[slot.key]
             out[i] = slot.result
+        if late and key_of is None and conn.alive:
+            # first-in first-out: a reply that never comes would hand each later call on this connection the
+            # reply meant for the call before it (engine/channels/tcp_connect.py ``_out_of_step``): close it
+            self.resets += 1
+            conn.reset = True
+            conn.close(f"a call got no reply within {limit:g}s, so later replies could no longer be matched to "
+                       f"their calls in order; reconnecting (give the channel `match` to match replies by key)")
 
     def _request_key(self, payload: bytes) -> tuple[str, ...]:
         if self.codec is None:

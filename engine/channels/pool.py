@@ -95,6 +95,7 @@ class PoolConn:
         self.in_flight = 0
         self.sends = 0
         self.frames_in = 0               # frames received: the counterpart has answered on it
+        self.reset = False               # closed by the engine after a call timed out (replies out of step)
         self.opened = trio.current_time()
 
     def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
@@ -174,10 +175,13 @@ class Pool:
     # -- use ----------------------------------------------------------------
     def pick(self) -> PoolConn | None:
         conns = self.conns
-        if not conns:
-            return None
-        self._rr = (self._rr + 1) % len(conns)
-        return conns[self._rr]
+        n = len(conns)
+        for _ in range(n):               # round robin over the live ones: a closed one leaves the list later
+            self._rr = (self._rr + 1) % n
+            conn = conns[self._rr]
+            if conn.alive:
+                return conn
+        return None
 
     async def connection(self, timeout: float) -> PoolConn:
         """A connected connection, waiting up to ``timeout`` while slots are (re)connecting."""
@@ -312,7 +316,7 @@ class Pool:
                 await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
                 continue
             lived = trio.current_time() - conn.opened
-            if conn.frames_in or lived >= self.backoff_max:
+            if conn.frames_in or lived >= self.backoff_max or conn.reset:    # reset: closed by us
                 backoff = self.backoff_min             # it worked for a while: reconnect at once
                 quiet = 0
                 if not conn.frames_in:

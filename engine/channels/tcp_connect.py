@@ -3,7 +3,9 @@
 Requests from every exchange share the one socket.  They are written in the
 order they were made (requests made together leave in one write) and replies
 are matched first-in first-out.  A request whose caller stopped waiting
-(timeout) keeps its place in the queue so that later replies still match.
+(timeout) closes the connection (``_out_of_step``: a reply that may never come
+would hand each later call the reply meant for the call before it): the calls
+written on it fail ``lost``, those not yet written go on the next connection.
 When the connection breaks, every waiting request fails with ``lost`` and the
 channel reconnects at once; while the counterpart cannot be reached, requests
 fail at once with ``unreachable`` (retrying the connect after a back-off).
@@ -123,6 +125,10 @@ class TcpConnector:
         self.sends = 0
         self._answered = 0                   # replies read on the current connection
         self.unmatched = 0                   # replies nobody asked for (each closes the connection)
+        self.resets = 0                      # connections closed after a call timed out (replies out of step)
+        self._conn_scope: trio.CancelScope | None = None
+        self._reset = False                  # the current connection was closed by _out_of_step
+        self._reset_lost = 0                 # ... and the calls still waiting on it that it failed
 
     @property
     def address(self) -> str:
@@ -200,6 +206,7 @@ class TcpConnector:
                 self._reason = "closed by the counterpart"
                 try:
                     async with trio.open_nursery() as nursery:
+                        self._conn_scope = nursery.cancel_scope
                         nursery.start_soon(self._writer, stream, nursery.cancel_scope)
                         await self._reader(stream)
                         nursery.cancel_scope.cancel()
@@ -207,6 +214,18 @@ class TcpConnector:
                     self._connected = False
                     with trio.CancelScope(shield=True):
                         await trio.aclose_forcefully(stream)
+                if self._reset:
+                    # closed by us after a timeout (_out_of_step, which failed the calls written on it): the
+                    # calls made since wait unsent for the next connection, made at once
+                    self._reset = False
+                    self.faults.occurred(
+                        "out of step", f"connection to {self.address} closed: {self._reason}; {self._reset_lost} "
+                        f"other call(s) waiting for a reply on it failed (lost)",
+                        noun=f"connections to {self.address} closed after a timeout",
+                        reason=f"{self._reason}; {self._reset_lost} other call(s) waiting failed (lost)")
+                    backoff = self.backoff_min
+                    refused = False
+                    continue
                 waiting = sum(1 for p in self._pending if p.result is None)
                 peer_closed = self._reason.startswith(_PEER_CLOSED)
                 worked = self._answered or trio.current_time() - opened >= self.backoff_max
@@ -296,12 +315,45 @@ class TcpConnector:
         with trio.move_on_after(limit):
             await waiter.event.wait()
         out: list[bytes | ChannelError] = []
+        late = False
         for s in slots:
             if s.result is None:
+                late = True
                 s.resolve(self._stamp(CallTimeout(
                     f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name)))
             out.append(s.result)  # type: ignore[arg-type]
+        if late:
+            self._out_of_step(limit)
         return out
+
+    def _out_of_step(self, limit: float) -> None:
+        """A call timed out on the connection: its reply may come late, or never (a counterpart that drops
+        a request it cannot read).  Replies are matched first-in first-out, so from then on the next reply
+        cannot be told to be that late one or the answer to the call after it: one never sent would hand
+        every later call the reply meant for the call before it.  The connection is closed (the calls
+        still waiting on it fail ``lost``: in doubt, as a timeout is) and the channel reconnects at once:
+        a counterpart that needs replies matched across timeouts needs ``match`` (engine/channels/mux.py)."""
+        scope = self._conn_scope
+        if scope is None or not self._connected or scope.cancel_called:
+            return
+        self.resets += 1
+        self._reset = True
+        self._reason = (f"a call got no reply within {limit:g}s, so later replies could no longer be matched "
+                        f"to their calls in order; reconnecting (give the channel `match` to match replies by key)")
+        scope.cancel()
+        # the calls written on it fail now (in doubt, as their connection is gone); those not yet written
+        # (the tail of the queue, their bytes still in the outbox) stay queued for the next connection
+        pending = self._pending
+        written = len(pending) - min(self._unsent, len(pending))
+        lost = self._stamp(ConnectionLost(f"channel {self.name}: connection to {self.address} closed before the "
+                                          f"reply came ({self._reason})", channel=self.name))
+        self._reset_lost = 0
+        for _ in range(written):
+            slot = pending.popleft()
+            if slot.result is None:
+                self._reset_lost += 1
+            slot.resolve(lost)
+        self._space.unpark_all()
 
     # -- internals ---------------------------------------------------------
     async def _writer(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
@@ -411,7 +463,8 @@ COMPONENT = ComponentSpec(
         "closes idle (nothing sent on it) sooner than reconnect_max is re-opened at the next call, and the "
         "channel stays up (unless it refused a call since its last answer). While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
-        "kind `timeout`; a broken connection fails every waiting call with kind `lost`. With `pool`, "
+        "kind `timeout` and closes the connection (replies matched in order cannot be trusted past a reply that "
+        "may never come): the other calls waiting on it fail `lost`, and it reconnects at once; a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
         "connections, replies matched by key, resilience per call (docs/channels.md)."
     ),

@@ -345,11 +345,17 @@ async def test_fifo_calls_beyond_max_in_flight_are_not_sent_and_not_in_doubt(nur
     port = await serve(nursery, mute)
     c = TcpConnector("biller", {"address": f"127.0.0.1:{port}", "framing": "length4", "max_in_flight": 2})
     await nursery.start(c.run)
+    first: list = []
+
+    async def two() -> None:
+        first.extend(await c.request_many([b"a", b"b"], 10.0))
+
     with trio.fail_after(60):
-        first = await c.request_many([b"a", b"b"], 1.0)
-        assert [r.kind for r in first] == ["timeout", "timeout"]
-        (r,) = await c.request_many([b"c"], 1.0)
-        await trio.sleep(1)
+        async with trio.open_nursery() as n:
+            n.start_soon(two)
+            await trio.sleep(0.1)                    # a and b written, waiting for their replies
+            (r,) = await c.request_many([b"c"], 1.0)
+    assert [x.kind for x in first] == ["timeout", "timeout"]
     assert r.kind == "unreachable" and "request not sent" in str(r) and "max_in_flight" in str(r), r
     assert got == [b"a", b"b"]
 

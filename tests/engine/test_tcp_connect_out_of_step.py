@@ -1,0 +1,87 @@
+"""Replies matched first-in first-out can only be trusted while every call gets its reply.  A counterpart
+that never answers one request (it drops what it cannot read) would otherwise hand each later call the reply
+meant for the call before it: a call that timed out closes the connection, the calls still waiting on it fail
+``lost`` (in doubt, as a timeout is), and the next calls go on a new connection with their own replies.
+Plain ``tcp connect`` and a ``pool`` without ``match``; real loopback sockets, MockClock."""
+from __future__ import annotations
+
+import functools
+
+import trio
+
+from engine.channels.mux import MuxConnector
+from engine.channels.tcp_connect import TcpConnector
+from formats.framing import LengthPrefixFramer
+
+
+async def _skipping_counterpart(nursery) -> int:
+    """Answers each request with ``re:`` + the request, in order, except those starting ``D`` (never)."""
+    async def handler(stream) -> None:
+        f = LengthPrefixFramer(4)
+        try:
+            while data := await stream.receive_some(65536):
+                out = [f.frame(b"re:" + req) for req in f.feed(data) if not req.startswith(b"D")]
+                if out:
+                    await stream.send_all(b"".join(out))
+        except trio.BrokenResourceError:
+            return
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def _two_calls_together(c) -> dict[bytes, object]:
+    got: dict[bytes, object] = {}
+
+    async def call(ref: bytes) -> None:
+        (got[ref],) = await c.request_many([ref], 5.0)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call, b"K1")
+        n.start_soon(call, b"K2")
+    return got
+
+
+async def test_a_call_never_answered_does_not_give_later_calls_each_others_replies(nursery, autojump_clock) -> None:
+    port = await _skipping_counterpart(nursery)
+    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b"D1"], 1.0)
+    assert getattr(r, "kind", None) == "timeout", r
+    got = await _two_calls_together(c)
+    # before: K1's reply went to D1's stale place, and K1 was given "re:K2"
+    assert got == {b"K1": b"re:K1", b"K2": b"re:K2"}, got
+    assert c.resets == 1 and c.connects == 2
+    (r,) = await c.request_many([b"K3"], 5.0)
+    assert r == b"re:K3" and c.resets == 1
+
+
+async def test_the_calls_waiting_behind_a_timed_out_call_fail_lost_and_calls_made_after_go_through(
+        nursery, autojump_clock) -> None:
+    port = await _skipping_counterpart(nursery)
+    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+    await nursery.start(c.run)
+    got: dict[bytes, object] = {}
+
+    async def call(ref: bytes, limit: float) -> None:
+        (got[ref],) = await c.request_many([ref], limit)
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call, b"D1", 1.0)
+        await trio.sleep(0.5)
+        n.start_soon(call, b"D2", 10.0)          # written behind D1: in doubt once the connection is closed
+    assert getattr(got[b"D1"], "kind", None) == "timeout"
+    assert getattr(got[b"D2"], "kind", None) == "lost" and "closed before the reply came" in str(got[b"D2"])
+    (r,) = await c.request_many([b"K1"], 5.0)
+    assert r == b"re:K1"
+
+
+async def test_a_pool_without_match_closes_the_connection_of_a_timed_out_call(nursery, autojump_clock) -> None:
+    port = await _skipping_counterpart(nursery)
+    c = MuxConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 1})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b"D1"], 1.0)
+    assert getattr(r, "kind", None) == "timeout", r
+    got = await _two_calls_together(c)
+    assert got == {b"K1": b"re:K1", b"K2": b"re:K2"}, got
+    assert c.resets == 1
