@@ -79,20 +79,22 @@ async def test_a_deal_without_key_acted_on_under_a_full_disk_is_acked_once_and_w
             ch = sb.channel("orders")
             await bound(ch)
             with unwritable(journal_of(sb), tmp_path, "read-only"):
-                await nc.publish("orders.new", b'{"ref": "N-1", "amount": 1.50}')
-                await eventually(lambda: value(ch.acked == 1), "N-1 acked")
-                await trio.sleep(0.5)            # nak_delay is 100ms: a nak'ed N-1 would be back meanwhile
+                for ref in ("N-1", "N-2", "N-3"):
+                    await nc.publish("orders.new", b'{"ref": "%s", "amount": 1.50}' % ref.encode())
+                await eventually(lambda: value(ch.acked == 3), "N-1..N-3 acked")
+                await trio.sleep(0.5)            # nak_delay is 100ms: a nak'ed message would be back meanwhile
                 info = await nc.consumer("ORDERS", "bsp-orders")
-                assert (info.delivered.consumer_seq, info.num_ack_pending) == (1, 0)
-                assert (calls, ch.naked, ch.termed) == (["N-1"], 0, 0)
-                assert len(late_of(sb).kept) == 1     # its row waits for the disk
-            await nc.publish("orders.new", b'{"ref": "N-2", "amount": 2.50}')
-            await eventually(lambda: value(ch.acked == 2), "N-2 acked")
-            await eventually(lambda: value(late_of(sb).written == 1), "N-1 written once the disk frees")
-            assert calls == ["N-1", "N-2"]
+                assert (info.delivered.consumer_seq, info.num_ack_pending) == (3, 0)
+                assert (sorted(calls), ch.naked, ch.termed) == (["N-1", "N-2", "N-3"], 0, 0)
+                assert len(late_of(sb).kept) == 3     # their rows wait for the disk
+            await nc.publish("orders.new", b'{"ref": "N-4", "amount": 2.50}')
+            await eventually(lambda: value(ch.acked == 4), "N-4 acked")
+            await eventually(lambda: value(late_of(sb).written == 3), "N-1..N-3 written once the disk frees")
+            assert sorted(calls) == ["N-1", "N-2", "N-3", "N-4"]
     got = deals(ledger)
-    assert sorted((r["reference"], r["status"]) for r in got) == [("N-1", "committed"), ("N-2", "committed")]
-    assert events(ledger, "reply_not_sent") == {r["deal_id"] for r in got if r["reference"] == "N-1"}
+    assert sorted((r["reference"], r["status"]) for r in got) == [
+        ("N-1", "committed"), ("N-2", "committed"), ("N-3", "committed"), ("N-4", "committed")]
+    assert events(ledger, "reply_not_sent") == {r["deal_id"] for r in got if r["reference"] != "N-4"}
 
 
 async def test_a_keyed_deal_under_a_full_disk_is_acked_once_not_nakd_into_duplicates(tmp_path, nursery) -> None:
