@@ -291,6 +291,10 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         if not outcomes:
             return "no reply"
         status, recorded = outcomes[0]
+        if recorded in ("logged", "memory"):      # acted on; its row waits for the ledger (engine/txn/late_record.py)
+            where = f" (deal {deals[0][0]})" if deals and deals[0][0] else ""
+            return (f"{status}{where}, its row not written yet: its calls went out but the ledger could not be "
+                    f"written; the engine writes the row once it can (event reply_not_sent): do not retry again")
         if not recorded:
             return (f"failed: its deal ({status}) could not be written to the ledger, so no answer was given; "
                     f"see the engine's log, then retry again")

@@ -7,7 +7,11 @@ message is acknowledged only once its deal is committed in the ledger:
     deal committed, rejected or a       ack
     duplicate (a repeated deal key)
     deal failed (a call failed)         per ``on_failed``: ack (default), nak (redeliver after nak_delay), term
-    deal not recorded / engine stopped  no ack: nak, or the server redelivers after ack_wait
+    deal not recorded, nothing sent     nak (running it again calls nobody)
+    deal not recorded, its calls went   ack (term when the transaction log cannot take its outcome either):
+      out (a full disk)                 not redelivered, so the counterpart is not called again; its row is
+                                        written once the ledger can (engine.txn.late_record)
+    engine stopped before the commit    no ack: the server redelivers after ack_wait
 
 So a message whose engine dies before the ack is redelivered to the next
 engine on the same durable consumer (at-least-once).  Engines sharing one
@@ -246,7 +250,9 @@ COMPONENT = ComponentSpec(
         "exchange through the channel's routes; the messages of one fetch are one batch. A message is "
         "acknowledged only after its deal is committed in the ledger; a failed deal is acked, nak'ed or "
         "terminated per `on_failed`; a message whose deal was not recorded (or whose engine died) is "
-        "redelivered. Engines sharing a `durable` name share the work like a queue group; with `keys` they "
+        "redelivered, except one whose calls went out before a full disk refused its row: acked, its row "
+        "written once the ledger can, so that the counterpart is not called again. Engines sharing a "
+        "`durable` name share the work like a queue group; with `keys` they "
         "also share the deal keys (a JetStream key-value bucket), so that a message redelivered to another "
         "engine is a duplicate there, not a second call. A route's "
         "reply goes to the message's `Bsp-Reply-To` header subject, else `reply_subject`."

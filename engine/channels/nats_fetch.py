@@ -25,8 +25,10 @@ from typing import Any
 import trio
 
 from engine.channels.base import ConnInfo, ExchangeHandler
+from engine.channels.nats_acks import seq
 from engine.channels.nats_bridge import describe
 from engine.channels.nats_consumer_setup import subscribe, unsubscribe, vanished
+from engine.txn.late_record import LOGGED, MEMORY
 
 log = logging.getLogger("bsp.channel.nats")
 
@@ -149,6 +151,7 @@ async def handle(ch: Any, msgs: list[Any], handler: ExchangeHandler, since: list
     if len(outcomes) != len(msgs):      # a handler that does not report: returning means handled
         outcomes[:] = [("committed", True)] * len(msgs)
     verdicts = [verdict(ch, status, recorded) for status, recorded in outcomes]
+    _say_held(ch, msgs, outcomes, verdicts)
     replies = list(replies)
     if "defer" in verdicts:
         # kept here and tried again, no delivery counted (engine.channels.nats_deferred)
@@ -162,11 +165,37 @@ async def handle(ch: Any, msgs: list[Any], handler: ExchangeHandler, since: list
         await ch.acks.settle(msgs, replies, verdicts)
 
 
-def verdict(ch: Any, status: str, recorded: bool) -> str:
+def verdict(ch: Any, status: str, recorded: bool | str) -> str:
+    """``recorded``: True, False, or a deal whose calls went out and whose row the ledger could not take
+    (``engine.txn.late_record``): ``LOGGED`` (its end durable in the transaction log) or ``MEMORY``."""
     if status == "deferred":        # its deal key is claimed by another engine: come back later
         return "defer"
-    if not recorded:
+    if recorded is False:           # nothing of it left the engine (or refused for good): run it again
         return "nak"
     if status == "failed":
         return ch.on_failed
-    return "ack"
+    if recorded == MEMORY:          # acted on, its outcome in memory only: never again, not "done" either
+        return "term"
+    return "ack"                    # its row is stored, or will be from the transaction log
+
+
+def _say_held(ch: Any, msgs: list[Any], outcomes: list[tuple[str, Any]], verdicts: list[str]) -> None:
+    """One line per batch for the messages whose deals acted at a counterpart while the ledger could not be
+    written: settled, not redelivered, so that the counterpart is not called again."""
+    held = [(seq(m), rec, v) for m, (_status, rec), v in zip(msgs, outcomes, verdicts)
+            if rec in (LOGGED, MEMORY) and v != "nak"]      # a failed deal nak'ed (on_failed) runs again by choice
+    if not held:
+        return
+    logged = [str(s) for s, rec, _v in held if rec == LOGGED]
+    memory = [str(s) for s, rec, _v in held if rec == MEMORY]
+    if logged:
+        log.info("channel %s: stream seq %s: the deal's calls went out but the ledger could not be written; its "
+                 "outcome is in the transaction log and its row is written once the ledger can (or by the next "
+                 "start): settled per its outcome (%s), not redelivered, so the counterpart is not called again",
+                 ch.name, ", ".join(logged), ", ".join(sorted({v for _s, r, v in held if r == LOGGED})))
+    if memory:
+        log.error("channel %s: stream seq %s: the deal's calls went out but neither the ledger nor the transaction "
+                  "log could be written; settled (%s: not delivered again, so the counterpart is not called "
+                  "again); its row is written once the ledger can; an engine stopped before the transaction log "
+                  "takes writes again finds the deal in flight at its next start (flagged for an operator)",
+                  ch.name, ", ".join(memory), ", ".join(sorted({v for _s, r, v in held if r == MEMORY})))

@@ -421,9 +421,14 @@ class Dispatcher:
                 log.error("dead letter %s not stored either: %s", letter.id, exc)
         if self.totals is not None:
             counting.settle(self.totals, exs, records)
-        _report_outcomes(every, exs, records, errors)
-        if self.txn is not None:
-            await self.txn.after_commit(self, exs, records, errors)
+        held: dict[int, str] = {}
+        try:
+            if self.txn is not None:
+                # a deal whose calls went out and whose row was refused for storage: kept for a late write,
+                # its end durable in the transaction log (engine/txn/late_record.py), which the channel hears
+                held = await self.txn.after_commit(self, exs, records, errors)
+        finally:
+            _report_outcomes(every, exs, records, errors, held)
 
     def _deal(self, ex: Exchange, finished: datetime, deal_id: str) -> DealRecord:
         br = ex.route
@@ -543,12 +548,16 @@ def header_view(h: bytes) -> dict[str, str]:
 
 
 def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[Any],
-                     errors: list[Any] | None) -> None:
+                     errors: list[Any] | None, held: dict[int, str] | None = None) -> None:
     """A channel that acknowledges per message (nats consume) puts a list in ``conn.extra["outcomes"]``;
     it receives ``(deal status, recorded)`` per exchange of ``every``, in frame order, once the ledger has
     answered.  The status is the deal record's: the transaction manager marks a repeated key ``duplicate``
     (settled, acked) where the exchange itself may have failed (kind duplicate: no answer to repeat).  An
     exchange not recorded (``exs`` holds those that were) is ``("deferred", False)``: handed back.
+    ``recorded``: True (the row is stored), False (it is not, and nothing of the deal left the engine, or the
+    ledger refused it for good) or, for a deal whose calls went out and whose row the ledger could not take
+    (``held``, engine/txn/late_record.py), ``"logged"`` (its end is durable in the transaction log: the row is
+    written once the ledger can, or by the next start) or ``"memory"`` (the log cannot be written either).
     A caller that wants to name the deal (``bsp dead retry``, and every ``tcp listen`` batch: a reply it cannot
     send is told to its deal, ``engine.channels.base.tell_not_sent``) also puts a list in ``conn.extra["deals"]``:
     it receives ``(deal id, reason)`` per exchange of ``every`` (the reason as the ledger stores it, masked;
@@ -566,11 +575,13 @@ def _report_outcomes(every: list[Exchange], exs: list[Exchange], records: list[A
             named.extend(by_id.get(id(ex), (None, None)) for ex in every)
     if sink is None:
         return
-    got = zip(records, errors if errors is not None else [None] * len(exs))
+    held = held or {}
+    got = zip(exs, records, errors if errors is not None else [None] * len(exs))
+    said = [(rec.status, True if err is None else held.get(id(ex), False)) for ex, rec, err in got]
     if len(exs) == len(every):
-        sink.extend((rec.status, err is None) for rec, err in got)
+        sink.extend(said)
         return
-    by_ex = {id(ex): (rec.status, err is None) for ex, (rec, err) in zip(exs, got)}
+    by_ex = {id(ex): s for ex, s in zip(exs, said)}
     sink.extend(by_ex.get(id(ex), (DEFERRED, False)) for ex in every)
 
 

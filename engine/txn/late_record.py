@@ -12,6 +12,16 @@ when the engine stops, each with an event ``reply_not_sent`` saying the ledger c
 ended and no reply was sent; then a ``recorded`` mark, so that a restart does not write it again (it checks
 the ledger's rows in any case: ``known_deal_ids``).  Only deals whose commit failed are kept: none is
 being committed meanwhile, so none is written twice.
+
+What is kept is also made durable in the transaction log (``hold``): a transactional route's deal already
+has its ``end`` there (written before its row); a light route's deal (no deal key: only an ``a`` entry,
+the request) gets one now, so that a stop or crash before the ledger can write again loses nothing: the
+next start writes its row from that ``end`` (``recovery._rerecord``), with its status as the route ended
+it, not as a deal left in flight (flagged).  ``hold`` says for each deal how far that went (``LOGGED``: its
+``end`` is durable; ``MEMORY``: the log cannot be written either, so it rides along with the next write
+that works), which is what a channel that acknowledges per message needs (``nats consume``: a message
+whose deal is ``LOGGED`` is acked, not redelivered, so the counterpart is not called again; one ``MEMORY``
+only is terminated: ``engine.channels.nats_fetch``).
 """
 from __future__ import annotations
 
@@ -22,11 +32,31 @@ from typing import Any
 import trio
 
 from engine.deal import DealError, DealEvent
+from engine.runtime import counting
 from engine.txn.backlog import CATCH_UP_EVERY
 
 log = logging.getLogger("bsp.txn")
 
 MAX_KEPT = 10_000       # records kept in memory for a late write; past that the next start writes them
+LOGGED = "logged"       # the deal's row is not written yet; its ``end`` is durable in the transaction log
+MEMORY = "memory"       # the deal's row is not written yet; its ``end`` waits in memory for the log as well
+
+
+def light_end(mgr: Any, ex: Any, rec: Any) -> dict[str, Any]:
+    """The ``end`` entry of a light route's deal whose row the ledger could not take: what
+    ``recovery._rerecord`` writes its row from (as ``TxnManager.fill`` makes one for a transactional
+    route's deal).  No key: a light route has none."""
+    e: dict[str, Any] = {"t": "end", "id": rec.deal_id, "key": None, "status": rec.status,
+                         "code": rec.response_code, "reason": rec.reason, "route": rec.route,
+                         "channel": rec.channel, "version": rec.config_version,
+                         "at": rec.received_at.isoformat(), "type": rec.deal_type, "ref": rec.reference,
+                         "amount": rec.amount, "currency": rec.currency, "party": rec.party, "fin": mgr.clock()}
+    if getattr(ex, "holds", None) and counting.counts(rec):
+        e["holds"] = [h.detail() for h in ex.holds]
+    d = rec.dead_letter
+    if d is not None and rec.status in ("rejected", "failed"):
+        e.update(raw=mgr.seal(d.raw, f"raw|{rec.deal_id}"), kind=d.error_kind, dcode=d.error_code)
+    return e
 
 
 class LateRecords:
@@ -48,6 +78,25 @@ class LateRecords:
             return
         self.kept[rec.deal_id] = (rec, key, str(err))
         self.waiting.set()
+
+    async def hold(self, mgr: Any, late: list[tuple[Any, Any, str | None, BaseException, bool]]) -> dict[int, str]:
+        """Keep the records of deals whose calls went out and whose row the ledger could not take, ``(exchange,
+        record, deal key, error, light)`` each, after making each one's ``end`` durable in the transaction log
+        (a light deal's is written here; a transactional one's was, before its row).  Returns ``id(exchange)``
+        -> ``LOGGED`` or ``MEMORY`` for each kept (one refused for good, a ``DealError``, is not)."""
+        late = [t for t in late if not isinstance(t[3], DealError)]
+        if not late:
+            return {}
+        ends = [light_end(mgr, ex, rec) for ex, rec, _key, _err, light in late if light]
+        written = bool(ends) and (await mgr.write_or_later(ends)) is None
+        log_ = mgr._log
+        unrecorded = log_.unrecorded if log_ is not None else {}
+        held: dict[int, str] = {}
+        for ex, rec, key, err, light in late:
+            durable = written if light else rec.deal_id in unrecorded
+            held[id(ex)] = LOGGED if durable else MEMORY
+            self.keep(rec, key, err)
+        return held
 
     async def write(self, mgr: Any) -> int:
         """Try to write every kept record now; returns how many were."""

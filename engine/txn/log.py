@@ -12,7 +12,8 @@ Entries (``t``):
             compensation or ``on restart``), before its first call, one compact entry per
             exchange and nothing per step: id, r (route), c (channel), at, raw, s (the first
             call's name), v (ISO 8583: the request values as sent, which a reversal copies).
-            Its ledger row is its end; ``recorded`` marks drop it
+            Its ledger row is its end; ``recorded`` marks drop it.  When the ledger cannot take the row
+            (a full disk) an ``end`` follows (``engine.txn.late_record``), from which a restart writes it
     begin   a deal accepted by a transactional route, before its first call:
             id, route, channel, key, at, raw (the request as received); a route with plugin steps with
             side effects: effects (their names; each gets a ``running`` mark before it runs, so

@@ -6,7 +6,7 @@ dispatchers of a switchboard.  The dispatcher calls it at four points:
     await txn.ready(disp)                    # once: recover deals left in flight (engine.txn.recovery)
     await txn.run_route(disp, br, group)     # a transactional route's steps (instead of its own loop)
     await txn.fill(disp, exs, records)       # before the ledger commit: trace, events, tags, end records
-    await txn.after_commit(disp, exs, records, errors)   # dead letters; wake waiting duplicates
+    await txn.after_commit(disp, exs, records, errors)   # dead letters; wake waiting duplicates; late rows
 
 For a transactional route (``engine.txn.plan``): every step is a participant
 whose vote (``prepared`` / ``aborted`` / ``readonly``), outcome and duration
@@ -1243,10 +1243,13 @@ class TxnManager:
                 rec.dead_letter = dead_letter_of(ex, rec)
 
     async def after_commit(self, disp: Any, exs: list[Any], records: list[Any],
-                           errors: list[BaseException | None] | None = None) -> None:
+                           errors: list[BaseException | None] | None = None) -> dict[int, str]:
+        """Returns, for each deal whose calls went out and whose row the ledger could not take (kept for a late
+        write), ``id(exchange)`` -> ``late_record.LOGGED`` or ``MEMORY``: whether its end is durable in the log."""
         await shared_keys.finish(self, exs, records)     # before the channel acknowledges
         letters = []
         done_ids, done_keys = [], []
+        late: list[tuple[Any, Any, str | None, BaseException, bool]] = []
         light = self.light
         for ex, rec, err in zip(exs, records, errors or [None] * len(records)):
             logged = False          # something of it is in the log: its calls may have gone out
@@ -1258,9 +1261,10 @@ class TxnManager:
                     done_ids.append(rec.deal_id)      # its row is its end: the ``a`` entry can go
             st = self.states.pop(ex, None)
             if err is not None and (logged or (st is not None and st.admitted)):
-                # its row could not be written (a full disk): written as soon as the ledger can
-                # (engine/txn/late_record.py), not only at the next start
-                self.late.keep(rec, st.key if st is not None and st.admitted and not st.freed else None, err)
+                # its row could not be written (a full disk): its end made durable in the log, and the row
+                # written as soon as the ledger can (engine/txn/late_record.py), not only at the next start
+                full = st is not None and st.admitted
+                late.append((ex, rec, st.key if full and not st.freed else None, err, not full))
             if st is not None and st.admitted and err is None:
                 done_ids.append(st.deal_id)
                 if st.key is not None and not st.freed:
@@ -1279,10 +1283,12 @@ class TxnManager:
                                  flagged=any(e.to_state == "flagged" for e in rec.events or ()))
         if done_ids:   # no fsync of its own: reaches the disk with the next record
             self._lazy.append({"t": "recorded", "ids": done_ids, "keys": done_keys})
+        held = await self.late.hold(self, late) if late else {}
         if letters:
             async with trio.open_nursery() as n:
                 for letter in letters:
                     n.start_soon(self._dead_letter, letter)
+        return held
 
     def forget(self, exs: list[Any]) -> None:
         """A batch that failed before its deals were recorded (``Dispatcher.handle`` raised, e.g. a
