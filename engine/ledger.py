@@ -231,9 +231,10 @@ class Ledger:
         """The operator's resolution of these deals, and their reversals it cancelled (``LedgerStore``)."""
         return await self._run(self._store.resolutions, list(ids))
 
-    async def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The deal each deal key (``route|value``) was first used by, when the ledger has it."""
-        return await self._run(self._store.deals_by_key, list(keys))
+    async def deals_by_key(self, keys: list[str], digests: Any = None) -> dict[str, dict[str, Any]]:
+        """The deal each deal key (``route|value``) was first used by, when the ledger has it (``digests``:
+        how its fingerprint's party digest is made, ``engine.txn.fingerprint.Digests``)."""
+        return await self._run(self._store.deals_by_key, list(keys), digests)
 
     async def counted_totals(self, since: str) -> list[tuple[Any, ...]]:
         """The ``counted`` events of ``limit`` totals (engine/totals.py): daily ones of ``since`` or later."""

@@ -1086,15 +1086,16 @@ class LedgerStore:
             "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a "
             "FROM deal_events WHERE to_state IN ('counted', 'released')) WHERE d = '' OR d >= ?", [since]).fetchall()
 
-    def deals_by_key(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+    def deals_by_key(self, keys: list[str], digests: Any = None) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):
         {key: {deal_id, status, response_code, finished_at, fp}}, the earliest by ``finished_at``; ``fp``: the
         fingerprint of its amount, currency and party (``engine.txn.fingerprint``), read from the same rows (None
         for a deal archived before schema 9).  The transaction manager asks only for keys its key store dropped
         after the retention, which are mostly new: one look-up in deal_keys' index (no scan of deal_events) and
         one in archived_deals' (the keys of deals moved out by ``bsp ledger archive``, which count as the
-        earliest), and the deals rows are read only for the keys found."""
-        from engine.txn.fingerprint import of
+        earliest), and the deals rows are read only for the keys found.  ``digests``: how the party's digest
+        is made (keyed with the engine's field keyring, ``engine.txn.fingerprint.Digests``; unkeyed if None)."""
+        from engine.txn.fingerprint import UNKEYED, of
 
         if not keys:
             return {}
@@ -1118,7 +1119,7 @@ class LedgerStore:
         for k, deal_id, status, code, finished, amount, currency, party in rows:
             if k not in out:
                 out[k] = {"deal_id": deal_id, "status": status, "response_code": code, "finished_at": finished,
-                          "fp": of(amount, currency, party)}
+                          "fp": of(amount, currency, party, None, digests or UNKEYED)}
         return out
 
     def journal_position(self, journal: str) -> tuple[int, int, int] | None:

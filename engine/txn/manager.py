@@ -163,6 +163,8 @@ class TxnManager:
     def __init__(self, ledger: Any) -> None:
         self.ledger = ledger
         self.keyring = getattr(ledger, "keyring", None)
+        # the digests of a deal's party and match in its fingerprint: keyed with the field keyring
+        self.digests = fingerprint.Digests(self.keyring)
         self._log: TxnLog | None = None
         self.states: dict[Any, TxnState] = {}          # Exchange -> state (identity)
         self.light: dict[Any, str] = {}                  # Exchange -> deal id (light routes, accepted)
@@ -745,7 +747,8 @@ class TxnManager:
                     continue
                 if key in batch_keys:
                     first = batch_keys[key]
-                    if not self.conflicts(plan, ex, st, fingerprint.of_exchange(first, self.states[first].match),
+                    if not self.conflicts(plan, ex, st, fingerprint.of_exchange(first, self.states[first].match,
+                                                                                  self.digests),
                                           self.states[first].deal_id):
                         st.duplicate_of = {"pending": first}
                     continue
@@ -800,7 +803,7 @@ class TxnManager:
             if st.key is None or ex.failure is not None:
                 continue
             try:
-                st.match = fingerprint.digest(plan.match(ex.scope))
+                st.match = self.digests(plan.match(ex.scope))
             except InputError as exc:      # read from a request value of the wrong shape
                 ex.fail(input_failure(exc, str(plan.route.pos)))
             except Exception as exc:
@@ -818,7 +821,17 @@ class TxnManager:
         lookup = getattr(self.ledger, "deals_by_key", None)
         if not keys or lookup is None:
             return {}
-        return await lookup(keys)
+        return await lookup(keys, self.digests)
+
+    @staticmethod
+    def raw_of(plan: RoutePlan, ex: Any) -> Any:
+        """A repeat's own party or match value, for a fingerprint whose digests were made otherwise than
+        this engine's now (``fingerprint.differs``): the match evaluated again only then."""
+        def raw(field: str) -> Any:
+            if field == "party":
+                return ex.party
+            return plan.match(ex.scope) if getattr(plan, "match", None) is not None else None
+        return raw
 
     def conflicts(self, plan: RoutePlan, ex: Any, st: TxnState, fp: str | None, original: str) -> bool:
         """A repeat of a deal key whose deal is not the original's (``engine.txn.fingerprint``: another amount,
@@ -827,7 +840,8 @@ class TxnManager:
         fingerprints were: no verdict, a plain duplicate).  Costs nothing for a key seen for the first time."""
         if fp is None:
             return False
-        diffs = fingerprint.differs(fp, fingerprint.of_exchange(ex, st.match))
+        diffs = fingerprint.differs(fp, fingerprint.of_exchange(ex, st.match, self.digests),
+                                    self.raw_of(plan, ex), self.digests)
         if not diffs:
             return False
         fields = [d[0] for d in diffs]
@@ -1151,7 +1165,7 @@ class TxnManager:
                                 "party": rec.party, "fin": self.clock()}))
                 if st.key is not None and not st.freed:
                     # what the deal is about, kept with its key: a repeat must be the same deal (key_conflict)
-                    fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match)
+                    fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match, self.digests)
                     if fp is not None:
                         ended[-1][2]["fp"] = fp
                 if st.held:

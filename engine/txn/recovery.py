@@ -178,7 +178,7 @@ async def _answered_rows(mgr: Any, disp: Any) -> None:
     pending = [mgr.log.pending[i] for i in sorted(known)]
     keys = [p.begin["key"] for p in pending if p.begin.get("key")]
     lookup = getattr(mgr.ledger, "deals_by_key", None)
-    first = await lookup(keys) if keys and lookup is not None else {}
+    first = await lookup(keys, mgr.digests) if keys and lookup is not None else {}
     answers = getattr(mgr.ledger, "answers_in_rows", None)
     mine_ids = [p.id for p in pending if p.begin.get("key") and (first.get(p.begin["key"]) or {}).get("deal_id") == p.id]
     texts = await answers(mine_ids) if mine_ids and answers is not None else {}

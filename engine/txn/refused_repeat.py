@@ -73,7 +73,7 @@ def _deal_values(plan: Any, ex: Any, st: Any) -> bool:
     return True
 
 
-def _take(plan: Any, ex: Any, st: Any, key: str, fp: str | None) -> dict[str, Any] | None:
+def _take(txn: Any, plan: Any, ex: Any, st: Any, key: str, fp: str | None) -> dict[str, Any] | None:
     """Make ``ex`` a repeat of ``key`` (whose original's fingerprint is ``fp``): its deal values, its key; the
     step's refusal set aside and returned as the note its duplicate record carries.  None, the refusal
     standing and the exchange as it was, when its deal values cannot be had, or when it lacks a value the
@@ -85,8 +85,8 @@ def _take(plan: Any, ex: Any, st: Any, key: str, fp: str | None) -> dict[str, An
         if getattr(plan, "match", None) is not None:
             # the deal's `match` (a changed beneficiary account): compared with the original's as for any
             # repeat, so a refused repeat that names another account is a key conflict, never the original's answer
-            st.match = fingerprint.digest(plan.match(ex.scope))
-        lacks = _lacks(fp, ex, st)
+            st.match = txn.digests(plan.match(ex.scope))
+        lacks = _lacks(txn, plan, fp, ex, st)
     except Exception:
         lacks = True                               # it cannot be had: the step's refusal stands
     if lacks:
@@ -101,12 +101,13 @@ def _take(plan: Any, ex: Any, st: Any, key: str, fp: str | None) -> dict[str, An
     return {"kind": f.kind, "code": f.code, "reason": f.detail}
 
 
-def _lacks(fp: str | None, ex: Any, st: Any) -> bool:
+def _lacks(txn: Any, plan: Any, fp: str | None, ex: Any, st: Any) -> bool:
     """The refused repeat lacks a value in which it differs from its original (no amount where the original
     has one): its own refusal says what is wrong with it; only values present on both sides make a conflict."""
     missing = {"amount": ex.amount is None, "currency": ex.currency is None, "party": ex.party is None,
                "match": st.match is None}
-    return any(missing.get(name) for name, _, _ in fingerprint.differs(fp, fingerprint.of_exchange(ex, st.match)))
+    return any(missing.get(name) for name, _, _ in fingerprint.differs(
+        fp, fingerprint.of_exchange(ex, st.match, txn.digests), txn.raw_of(plan, ex), txn.digests))
 
 
 async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, str]]:
@@ -132,19 +133,19 @@ async def answer(txn: Any, plan: Any, group: list[Any]) -> list[tuple[Any, Any, 
         if end is None:
             left.append((ex, st, key))
             continue
-        note = _take(plan, ex, st, key, end.get("fp"))
+        note = _take(txn, plan, ex, st, key, end.get("fp"))
         if note is not None and not txn.conflicts(plan, ex, st, end.get("fp"), end["id"]):
             txn._duplicate(ex, st, {**end, "refused": note})
     if left and txn.log.horizon is not None:       # past the retention: the ledger's deal key index
         lookup = getattr(txn.ledger, "deals_by_key", None)
-        past = await lookup(sorted({k for _, _, k in left})) if lookup is not None else {}
+        past = await lookup(sorted({k for _, _, k in left}), txn.digests) if lookup is not None else {}
         still = []
         for ex, st, key in left:
             old = past.get(key)
             if old is None:
                 still.append((ex, st, key))
                 continue
-            note = _take(plan, ex, st, key, old.get("fp"))
+            note = _take(txn, plan, ex, st, key, old.get("fp"))
             if note is not None and not txn.conflicts(plan, ex, st, old.get("fp"), old["deal_id"]):
                 txn._duplicate_past(ex, st, old, note)
         left = still
@@ -175,7 +176,7 @@ async def _shared(txn: Any, plan: Any, left: list[tuple[Any, Any, str]]) -> list
         except Exception:                          # sealed with another keyring: the refusal stands
             still.append((ex, st, key))
             continue
-        note = _take(plan, ex, st, key, v.get("fp"))
+        note = _take(txn, plan, ex, st, key, v.get("fp"))
         if note is not None and not txn.conflicts(plan, ex, st, v.get("fp"), end["id"]):
             txn._duplicate(ex, st, {**end, "refused": note})
     return still
@@ -193,8 +194,8 @@ def in_batch(txn: Any, plan: Any, group: list[Any], left: list[tuple[Any, Any, s
         first = firsts.get(key)
         if first is None or ex.failure is None:
             continue
-        fp = fingerprint.of_exchange(first, txn.states[first].match)
-        note = _take(plan, ex, st, key, fp)
+        fp = fingerprint.of_exchange(first, txn.states[first].match, txn.digests)
+        note = _take(txn, plan, ex, st, key, fp)
         if note is None:
             continue
         if not txn.conflicts(plan, ex, st, fp, txn.states[first].deal_id):

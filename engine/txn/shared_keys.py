@@ -142,7 +142,7 @@ async def finish(txn: Any, exs: list[Any], records: list[Any]) -> None:
             items.append((st.key, {"freed": True}))
             continue
         end = {"status": rec.status, "code": rec.response_code, "reply": txn.seal(ex.reply, f"reply|{st.deal_id}")}
-        fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match)
+        fp = fingerprint.of(rec.amount, rec.currency, rec.party, st.match, txn.digests)
         if fp is not None:
             end["fp"] = fp
         items.append((st.key, st.deal_id, end) if recovered is not None else (st.key, end))
