@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from dsl import clock
+from engine.limit_key import LimitKeys, version
 from engine.reports.businessday import BusinessDay, business_day
 
 log = logging.getLogger("bsp.totals")
@@ -75,6 +76,8 @@ class Totals:
         self.loaded = False
         self.today: str = ""                          # the newest day seen: older days' buckets are dropped
         self._span: tuple[datetime, datetime, str] | None = None    # [start, end) of the day found last
+        self.keys = LimitKeys()                       # classified keys' digests (engine/limit_key.py)
+        self.versions: set[str] = set()               # how the classified keys of the buckets were digested
 
     # -- the business day ---------------------------------------------------
     def set_business_day(self, tz: str | None, cutoff: str | None) -> None:
@@ -105,13 +108,32 @@ class Totals:
     def used(self, bucket: tuple[str, str, str, str]) -> Decimal:
         return self.confirmed.get(bucket, _ZERO) + self.reserved.get(bucket, _ZERO)
 
-    def reserve(self, hold: Hold, cap: Decimal | None) -> bool:
-        """Take ``hold`` unless it would pass ``cap`` (None: no check, a recovered deal's)."""
+    def reserve(self, hold: Hold, cap: Decimal | None, also: tuple[tuple[str, str, str, str], ...] = ()) -> bool:
+        """Take ``hold`` unless it would pass ``cap`` (None: no check, a recovered deal's).  ``also``: buckets
+        of the same key digested otherwise (before keyed digests, another key id), counted with it."""
         b = hold.bucket
-        if cap is not None and self.used(b) + hold.amount > cap:
+        if cap is not None and self.used(b) + sum((self.used(a) for a in also), _ZERO) + hold.amount > cap:
             return False
         self.reserved[b] = self.reserved.get(b, _ZERO) + hold.amount
+        self._seen(b)
         return True
+
+    def _seen(self, b: tuple[str, str, str, str]) -> None:
+        if b[1][:1] == "#":
+            v = version(b[1])
+            if v is not None:
+                self.versions.add(v)
+
+    def others(self, total: str, key: str, currency: str, day: str) -> tuple[tuple[str, str, str, str], ...]:
+        """The buckets of classified ``key`` digested otherwise than now (``reserve``'s ``also``); none, for
+        nothing, when every bucket is digested as now."""
+        if not self.versions or self.versions == {self.keys.current}:
+            return ()
+        out = []
+        for v in self.versions:
+            if v != self.keys.current and (k := self.keys.like(total, key, v)) is not None:
+                out.append((total, k, currency, day))
+        return tuple(out)
 
     def settle(self, holds: list[Hold], counted: bool) -> None:
         for h in holds:
@@ -129,6 +151,7 @@ class Totals:
         """Count ``holds`` that were never reserved here (deals whose rows recovery writes again)."""
         for h in holds:
             self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
+            self._seen(h.bucket)
 
     def uncount(self, holds: list[Hold]) -> None:
         """Give back ``holds`` that were confirmed (an operator resolved the deal as not applied or undone:
@@ -155,6 +178,7 @@ class Totals:
         for total, key, currency, day, amount in rows:       # a `released` one's amount is negative
             b = (total, key, currency or "", day or "")
             self.confirmed[b] = self.confirmed.get(b, _ZERO) + Decimal(str(amount))
+            self._seen(b)
         for b in [b for b, v in self.confirmed.items() if v <= 0]:
             del self.confirmed[b]
         for d in in_flight:
@@ -194,6 +218,7 @@ def totals_for(ledger: Any) -> Totals:
     t = vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
     if t is None:
         t = Totals()
+        t.keys = LimitKeys(getattr(base, "keyring", None))     # keyed with the ledger's field keyring
         try:
             setattr(base, _ATTR, t)
         except AttributeError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from hashlib import blake2b
 from typing import Any
 
 from dsl import clock
@@ -76,10 +75,11 @@ class LimitStep(SyncStep):
             raise StepFailure("rejected", f"limit {self.total}: the key must be text or a number, not blank, "
                               f"got {got(key)}", code="30", text=f"invalid request (no key for {self.total})",
                               where=self.where)
-        known = ex.classified()
+        t = self.totals
+        known, clear = ex.classified(), None
         if known and any(v == key or (len(v) >= 4 and v in key) or (len(key) >= 4 and key in v) for v in known):
-            # a classified value (an investor's account): kept and shown as a digest, never in clear
-            key = "#" + blake2b(f"{self.total}|{key}".encode("utf-8"), digest_size=10).hexdigest()
+            # a classified value (an investor's account): kept and shown as a keyed digest, never in clear
+            clear, key = key, t.keys(self.total, key)
         if isinstance(cap, int) and not isinstance(cap, bool):
             cap = Decimal(cap)
         elif isinstance(cap, str) and _NUMBER.fullmatch(cap.strip()):     # a table's cell: text of a number
@@ -88,11 +88,11 @@ class LimitStep(SyncStep):
             # no maximum known for this key (a table without its row): refused, never unlimited
             raise StepFailure("rejected", f"limit {self.total}: no maximum for key {key!r}: max gave {got(cap)}",
                               code=self.code, text=self.text, where=self.where)
-        t = self.totals
         day = t.day_of(clock.now()) if self.daily else ""
         hold = Hold(self.total, key, ex.currency or "", day, amount)
-        if not t.reserve(hold, cap):
-            used = t.used(hold.bucket)
+        also = t.others(self.total, clear, ex.currency or "", day) if clear is not None else ()
+        if not t.reserve(hold, cap, also):
+            used = t.used(hold.bucket) + sum((t.used(a) for a in also), Decimal(0))
             raise StepFailure("rejected", f"limit {self.total}: key {key!r}{_in(hold)}: {used} already counted + "
                               f"{amount} would pass the maximum {cap}", code=self.code, text=self.text,
                               where=self.where)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -268,6 +269,51 @@ async def test_a_classified_key_is_kept_as_a_digest_never_in_clear(nursery, tmp_
     assert orjson.loads(e["detail"])["key"] == bucket[1]
     every = rows(ledger, "SELECT string_agg(CAST(detail AS VARCHAR), ' ') AS t FROM deal_events")[0]["t"]
     assert "6222000011112222" not in every
+
+
+async def test_a_classified_key_counted_before_keyed_digests_still_counts_after(nursery, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """With a field keyring a classified key's digest is keyed (``#k1:...``, engine/limit_key.py); until
+    2026-11-27 it was an unkeyed BLAKE2b digest an account number could be tried against.  What was counted
+    under the old digest (a total without a day: it never expires) still counts for the same key after the
+    upgrade and after a key rotation: the deal that would pass the maximum is refused."""
+    import base64
+
+    from engine.fieldcrypt import Keyring
+    from engine.limit_key import LimitKeys
+    from engine.totals import existing_totals, totals_for
+
+    k1, k2 = bytes(range(32)), bytes(range(1, 33))
+    monkeypatch.setenv("BSP_FIELD_KEYS", "k1:" + base64.b64encode(k1).decode())
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    text = (ROUTE % (back, "flag")).replace("format J = json", 'format J = json classify ["who:personal"]')
+    prog = compile_text(tmp_path, text)
+    ledger = tmp_path / "l.duckdb"
+    who = "6222000011112222"
+    async with running(prog, ledger) as sb:                       # before the upgrade
+        totals_for(sb.ledger).keys = LimitKeys()                  # the unkeyed digest, as it was made
+        assert (await _one(sb.channel("front").port, _req("U1", "40.00", who=who)))["code"] == "00"
+    async with running(prog, ledger) as sb:                       # upgraded: keyed with k1
+        port = sb.channel("front").port
+        assert (await _one(port, _req("U2", "30.00", who=who)))["code"] == "00"
+        assert (await _one(port, _req("U3", "40.00", who=who)))["code"] == "61"      # 40 + 30 + 40 > 100
+        buckets = dict(existing_totals(sb.ledger).confirmed)
+    old = LimitKeys().like("cap", who, "")
+    assert buckets[("cap", old, "EUR", "")] == Decimal("40.00")
+    (new,) = [b for b in buckets if b[1] != old]
+    assert new[1].startswith("#k1:") and new[1] != old and who not in new[1]
+    assert buckets[new] == Decimal("30.00")
+    monkeypatch.setenv("BSP_FIELD_KEYS", "k2:%s,k1:%s" % (base64.b64encode(k2).decode(),
+                                                          base64.b64encode(k1).decode()))
+    async with running(prog, ledger) as sb:                       # rotated: k2 current, k1 kept
+        port = sb.channel("front").port
+        assert (await _one(port, _req("U4", "40.00", who=who)))["code"] == "61"      # 40 + 30 + 40 > 100
+        assert (await _one(port, _req("U5", "30.00", who=who)))["code"] == "00"      # 40 + 30 + 30
+    assert LimitKeys(Keyring("k2", {"k2": k2}))("cap", who).startswith("#k2:")
+    every = rows(ledger, "SELECT string_agg(CAST(detail AS VARCHAR), ' ') AS t FROM deal_events")[0]["t"]
+    assert who not in every and (d := {r["reference"]: r["reason"] for r in deals(ledger)})["U4"]
+    assert "70.00 already counted" in d["U4"], d["U4"]
 
 
 async def test_a_maximum_the_table_does_not_hold_refuses_the_deal_never_unlimited(nursery, tmp_path: Path) -> None:
