@@ -42,9 +42,17 @@ def main() -> None:
            "channel": "front", "version": "v1", "at": "2026-11-27T06:00:00+00:00", "type": "BILL",
            "ref": "REF-000123", "amount": amount, "currency": ccy, "party": party, "fin": 1.8e9}
     with_fp = {**end, "fp": fp}
+    from engine.fieldcrypt import Keyring
+    keyed = fingerprint.Digests(Keyring("k1", {"k1": bytes(range(32))}))
+    kfp = fingerprint.of(amount, ccy, party, keyed(party), keyed)
     rows = [
         ("of(amount, currency, party)", per_call(lambda: fingerprint.of(amount, ccy, party), n) - base),
         ("of(amount, currency, None)", per_call(lambda: fingerprint.of(amount, ccy, None), n) - base),
+        ("of(..., party) keyed (keyring)", per_call(lambda: fingerprint.of(amount, ccy, party, None, keyed), n) - base),
+        ("match digest unkeyed", per_call(lambda: fingerprint.unkeyed(party), n) - base),
+        ("match digest keyed", per_call(lambda: keyed(party), n) - base),
+        ("differs(old unkeyed, keyed)", per_call(lambda: fingerprint.differs(
+            fp + "|" + fingerprint.unkeyed(party), kfp, lambda f: party, keyed), n // 4) - base),
         ("differs(same)", per_call(lambda: fingerprint.differs(fp, fp), n) - base),
         ("differs(other amount)", per_call(lambda: fingerprint.differs(fp, other), n // 4) - base),
         ("frame(end) without fp", per_call(lambda: _frame([end]), n // 4) - base),

@@ -14,7 +14,7 @@ deployment with none pays nothing); a bucket under a key id no longer in the key
 from __future__ import annotations
 
 import hmac
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 from typing import Any
 
 _INFO = b"bsp limit key digest v1"
@@ -33,7 +33,7 @@ class LimitKeys:
 
     def __init__(self, keyring: Any = None) -> None:
         keys = getattr(keyring, "keys", None) or {}
-        self.macs = {kid: hmac.digest(k, _INFO, "sha256") for kid, k in keys.items()}
+        self.macs = {kid: hmac.new(hmac.digest(k, _INFO, "sha256"), digestmod=sha256) for kid, k in keys.items()}
         self.current: str = getattr(keyring, "current", "") if keys else ""
 
     def __call__(self, total: str, key: str) -> str:
@@ -46,4 +46,8 @@ class LimitKeys:
         if not v:
             return "#" + blake2b(text, digest_size=10).hexdigest()
         mac = self.macs.get(v)
-        return None if mac is None else f"#{v}:{hmac.digest(mac, text, 'sha256')[:10].hex()}"
+        if mac is None:
+            return None
+        h = mac.copy()
+        h.update(text)
+        return f"#{v}:{h.digest()[:10].hex()}"
