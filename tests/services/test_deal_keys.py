@@ -95,8 +95,12 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                        lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "early_encashment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC03",
                          lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
-    "pool_sweep": (fund_consolidation.SERVICE, lambda v: True,
+    "pool_sweep": (fund_consolidation.SERVICE, lambda v: v["txn_code"] == "FC01",
                    lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
+    # a zero-balancing leg with something to sweep (above the member's target balance)
+    "zba_sweep": (fund_consolidation.SERVICE,
+                  lambda v: v["txn_code"] == "FC02" and v["balance"] > fund_consolidation.ZBA_MEMBERS[v["member_id"]][1],
+                  lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
     "statement_mt940": (AC_MT940, lambda v: True,
                         lambda v: f"{_account(v['block4'][1]['value'].strip(), 'member')}/{v['block4'][0]['value']}/"
                                   f"{v['block4'][-1]['value']['date']:%Y%m%d}"),

@@ -1,16 +1,36 @@
-"""Fund consolidation: cash-pool sweeps sent as MT101 through the SWIFT gateway."""
+"""Fund consolidation: cash-pool sweeps sent as MT101 through the SWIFT gateway.
+
+Two request records on the one mainframe channel: SWEEP-REQ (FC01, a sweep up or down) and ZBA-REQ
+(FC02, one leg of a zero-balancing / target-balance sweep, a member's closing balance). The client's
+codec is SweepReq's (``Service.request_format``); ``encode`` writes an FC02 request with ZBA-REQ's,
+read from the route folder's copybook with the route's options (cp037, names lower).
+"""
 from __future__ import annotations
 
+import functools
 import random
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from engine.sim.services.common import dig, every, mf_code, money, mt_ref
 from engine.sim.services.model import Counterpart, Request, Service, refuses, trace
+from formats.copybook.codec import CopybookCodec
+from formats.copybook.layout import parse_copybook
+from formats.copybook.options import CopybookOptions
 
 POOLS = {"POOL0001": "CNY", "POOL0002": "USD"}
+# routes/fund_consolidation/zba_members.csv: the active pools' members -> (pool, target balance)
+ZBA_MEMBERS = {"ZM000001": ("POOL0001", Decimal("0.00")), "ZM000002": ("POOL0001", Decimal("250000.00")),
+               "ZM000003": ("POOL0002", Decimal("0.00")), "ZM000004": ("POOL0002", Decimal("10000.00"))}
+ZBA_SUSPENDED = ("ZM000005", "POOL0003", "USD")      # a member of the suspended pool: 57
+ZBA_SHARE = 0.3                                      # of the requests, FC02 legs
+ZBA_COPYBOOK = Path(__file__).resolve().parents[3] / "routes" / "fund_consolidation" / "copybooks" / "ZBA-REQ.cpy"
 
 
 def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    if rng.random() < ZBA_SHARE:
+        return make_zba(kind, n, rng, run)
     ref = trace("FC", n, kind, run=run)
     pool = rng.choice(list(POOLS))
     values: dict[str, Any] = {
@@ -26,6 +46,36 @@ def make(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
     return Request(kind, values, code, ref)
 
 
+def make_zba(kind: str, n: int, rng: random.Random, run: str = "") -> Request:
+    """An FC02 leg: good ones sweep what is above the member's target (1.00 to 1,000.00, so the pools'
+    daily totals hold a few hundred demo runs a day); rejected ones belong to the suspended pool (57);
+    failing ones are refused by the gateway (05). A leg with nothing to sweep (00, no MT101) is left to
+    the route tests: every good request here reaches the counterpart (tests/services/test_services_e2e.py)."""
+    ref = trace("ZB", n, kind, run=run)
+    member = rng.choice(sorted(ZBA_MEMBERS))
+    pool, target = ZBA_MEMBERS[member]
+    balance = target + money(rng, 1, 1_000)
+    values: dict[str, Any] = {"txn_code": "FC02", "trace_no": ref, "pool_id": pool, "member_id": member,
+                              "balance": balance, "currency": POOLS[pool], "value_date": 20261125}
+    code = "00"
+    if kind == "rejected":
+        values["member_id"], values["pool_id"], values["currency"] = ZBA_SUSPENDED
+        code = "57"
+    elif kind == "failing":
+        code = "05"
+    return Request(kind, values, code, ref)
+
+
+@functools.lru_cache(maxsize=1)
+def zba_codec() -> CopybookCodec:
+    return CopybookCodec(parse_copybook(ZBA_COPYBOOK.read_text(encoding="utf-8"), str(ZBA_COPYBOOK)),
+                         CopybookOptions(encoding="cp037", names="lower"), name="ZbaReq")
+
+
+def encode(codec: Any, values: Any) -> bytes:
+    return zba_codec().encode(values) if values.get("txn_code") == "FC02" else codec.encode(values)
+
+
 def swift_gateway(req: Any) -> dict[str, Any]:
     ref = next((f["value"] for f in dig(req, "block4") or [] if f.get("tag") == "20"), "")
     if refuses(ref):
@@ -37,5 +87,5 @@ SERVICE = Service(
     name="fund_consolidation", title="Fund consolidation (cash-pooling sweeps)",
     inbound="fc_mainframe", request_format="SweepReq", reply_format="MfRsp", make=make, code_of=mf_code,
     counterparts=(Counterpart("fc_swift", "Mt101", "FinAck", swift_gateway, ref=mt_ref),),
-    keyed=every,
+    keyed=every, encode=encode,
 )
