@@ -186,8 +186,8 @@ def show(
 
     Without --reveal the stored message (the bytes as received: they may hold a card number, track data, a
     name, and no format says which bytes are which) is withheld: `raw` says its size (or the field key it is
-    sealed with) and its SHA-256, and the letter's deal, when it has one (a rejected, failed or malformed
-    request), is shown as the ledger keeps its request: the fields its format classifies (pan, secret,
+    sealed with) and its SHA-256, and the letter's deal, when it has one whose request decoded (rejected or
+    failed), is shown as the ledger keeps its request: the fields its format classifies (pan, secret,
     personal) masked, as `bsp deals show` shows them (`deal request`; JSON `deal_request`). --reveal shows
     the bytes (text, or offset, hex and ASCII), decrypted with the field keyring when the letter was sealed
     (a sealed letter without the keyring: exit 2, as `bsp deals show --reveal`), and the deal's request with
@@ -312,6 +312,10 @@ def _deal_request(ledger: Path, letter_id: str, keyring: Any, problems: list[str
     if d is None or d.get("deal_id") != letter_id:
         return _NO_DEAL
     request = d["request"]
+    if not isinstance(request, (dict, list)):
+        # a request that did not decode: its bytes (as hex, sealed with a keyring, in clear without one), the
+        # same as the letter's message: shown as that is, only with --reveal
+        return _NO_DEAL
     if keyring is not None:
         request = fieldcrypt.reveal(request, keyring, context=d["deal_id"], root="request", problems=problems)
     return request

@@ -56,7 +56,15 @@ async def fill(path: Path, keyring: Keyring | None) -> dict[str, str]:
         binary = DeadLetter(route=None, channel="iso", reason="unrouted: no route for MTI 0200", raw=EBCDIC,
                             config_version="v1", error_kind="unrouted", at=T0)
         await ledger.dead_letter(binary)
-    return {"deal": rec.deal_id, "binary": binary.id}
+        # a request that did not decode: its deal keeps the bytes (as hex; sealed with a keyring, else in clear)
+        bad = DealRecord(deal_type="CARD", route="card", config_version="v1", channel="pos", status="rejected",
+                         received_at=T0, finished_at=T0, request=EBCDIC, response_code="30",
+                         reason="malformed: byte 4: not JSON")
+        await ledger.commit(bad)
+        await ledger.dead_letter(DeadLetter(route="card", channel="pos", reason="malformed: byte 4: not JSON",
+                                            raw=EBCDIC, config_version="v1", error_kind="malformed", id=bad.deal_id,
+                                            at=T0))
+    return {"deal": rec.deal_id, "binary": binary.id, "malformed": bad.deal_id}
 
 
 def clear(text: str) -> None:
@@ -82,10 +90,11 @@ def test_dead_show_masks_by_default_and_reveals_on_request(tmp_path: Path, monke
     got = json.loads(cli("show", ids["deal"], "--ledger", str(path), "--json").stdout)
     assert got["raw"] is None and got["deal_request"]["amount"] == "120.50"
     assert got["raw_withheld"].startswith("sealed with field key 'k1'" if sealed else f"{len(RAW)} bytes")
-    assert "deal_request" not in json.loads(cli("show", ids["binary"], "--ledger", str(path), "--json").stdout)
+    for lid in (ids["binary"], ids["malformed"]):      # no deal, or one that keeps the same bytes: nothing more
+        assert "deal_request" not in json.loads(cli("show", lid, "--ledger", str(path), "--json").stdout)
     # `bsp dead list` never showed the message; it still does not
     res = cli("list", "--ledger", str(path), "--json")
-    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 2
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) == 3
     clear(res.output)
     # --reveal: the bytes as received, decrypted with the keyring when sealed, and the deal's fields decrypted
     res = cli("show", ids["deal"], "--ledger", str(path), "--reveal")
