@@ -78,7 +78,7 @@ def convert(opt, value: Any, vtype: str, pos: Pos, base_dir: Path, report: Repor
             return bad()
     elif want == "duration":
         if vtype != "duration":
-            return bad(" (write a unit: ms, s, m or h)" if vtype in ("int", "decimal") else "")
+            return bad(" (write a unit: ms, s, m, h or d)" if vtype in ("int", "decimal") else "")
     elif want == "ident":
         if vtype not in ("ident", "string"):
             return bad()

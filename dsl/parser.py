@@ -151,11 +151,11 @@ def unquote(tok: str) -> str:
     return "".join(out)
 
 
-_DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
+_DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600), "d": Decimal(86400)}
 
 
 def duration_seconds(text: str) -> Decimal:
-    for unit in ("ms", "s", "m", "h"):
+    for unit in ("ms", "s", "m", "h", "d"):
         if text.endswith(unit):
             return Decimal(text[: -len(unit)]) * _DURATION_UNITS[unit]
     raise ValueError(text)

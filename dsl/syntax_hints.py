@@ -13,7 +13,7 @@ from dsl.diagnostics import ERROR, Diagnostic, closest, did_you_mean
 from dsl.ir import Pos
 
 _EXPONENT = re.compile(r"[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+")
-_UNITS = (("ms", "ms"), ("milli", "ms"), ("s", "s"), ("min", "m"), ("m", "m"), ("h", "h"))
+_UNITS = (("ms", "ms"), ("milli", "ms"), ("s", "s"), ("min", "m"), ("m", "m"), ("h", "h"), ("d", "d"))
 
 
 def bad_number(text: str, pos: Pos) -> Diagnostic:
@@ -27,10 +27,10 @@ def bad_number(text: str, pos: Pos) -> Diagnostic:
     unit = next((u for prefix, u in _UNITS if letters.startswith(prefix)), None)
     if unit is not None:
         return Diagnostic("E016", ERROR, f"`{text}` is not a duration", pos,
-                          f"write a number and a unit: ms, s, m or h (e.g. {digits}{unit})")
+                          f"write a number and a unit: ms, s, m, h or d (e.g. {digits}{unit})")
     return Diagnostic("E016", ERROR, f"`{text}` is not a number", pos,
                       "a number is digits (`42`, `120.50`); a duration is a number and a unit: "
-                      "ms, s, m or h (e.g. 3s); put a space between a number and a word")
+                      "ms, s, m, h or d (e.g. 3s); put a space between a number and a word")
 
 
 _SPACED = re.compile(r"([0-9]+(\.[0-9]+)?)[ \t]+$")
@@ -57,7 +57,7 @@ def spaced_duration(e, text: str, path: str) -> Diagnostic | None:
     fix = next((u for prefix, u in _UNITS if word.lower().startswith(prefix)), "s")
     return Diagnostic("E016", ERROR, f"`{digits} {word}` is not a duration: write it without the space, "
                       f"`{digits}{fix}`", Pos(path, unit.line, m.start(1) + 1, unit.line, unit.column + len(word)),
-                      "a duration is a number and its unit together: ms, s, m or h (e.g. 3s, 500ms)")
+                      "a duration is a number and its unit together: ms, s, m, h or d (e.g. 3s, 500ms)")
 
 
 # ------------------------------------------------------------------ misspelt keywords

@@ -70,6 +70,7 @@ from engine.channels.base import ConnInfo, ExchangeHandler
 from engine.channels.file_change import (ChangedWhileRead, Settling, TooBig, change_text, changed_reason,
                                          read_unchanged, records_text, signature)
 from engine.channels.file_index import NOT_READ, FileIndex, content_id, free_name
+from engine.channels import file_keep
 from engine.channels.file_origin import FILE_FIELDS, RecordOrigin, line_breaks
 from engine.channels.http_listen_dispatch import Outcome, dispatch_batch
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero, seconds
@@ -162,6 +163,11 @@ class FileWatcher:
                                      f"record = whole makes the file one record")
         self.done_dir = Path(options.get("done_dir") or self.dir / "done")
         self.error_dir = Path(options.get("error_dir") or self.dir / "error")
+        # retention of done/ and error/ (None: for ever, as before 2026-11-27): engine/channels/file_keep.py
+        self.keep_done = file_keep.keep_option(name, options, "keep_done")
+        self.keep_error = file_keep.keep_option(name, options, "keep_error")
+        self.sweep_every = file_keep.SWEEP_EVERY
+        self.sweeps = 0                           # sweeps done (each of both folders)
         self.debounce = seconds(options.get("debounce"), 0.05)
         self.rescan = duration_above_zero(name, options, "rescan", 5.0)
         self.problem: str | None = None          # why the folder cannot be watched now (bsp status)
@@ -215,10 +221,43 @@ class FileWatcher:
         try:
             async with trio.open_nursery() as ticker:
                 ticker.start_soon(self.faults.run)       # summaries of files to error/, when due
+                if self.keep_done is not None or self.keep_error is not None:
+                    ticker.start_soon(self._sweeps)      # retention of done/ and error/: at start, then hourly
                 await self._serve(handler, task_status)
                 ticker.cancel_scope.cancel()
         finally:
             self.faults.flush()                         # the counts not yet written
+
+    async def _sweeps(self) -> None:
+        """Delete what is older than ``keep_done`` / ``keep_error`` in done/ and error/, at start and every
+        ``sweep_every`` seconds; one log line per folder and sweep."""
+        while True:
+            await self.sweep()
+            await trio.sleep(self.sweep_every)
+
+    async def sweep(self) -> None:
+        for folder, option, keep in ((self.done_dir, "keep_done", self.keep_done),
+                                     (self.error_dir, "keep_error", self.keep_error)):
+            if keep is None:
+                continue
+            try:
+                swept = await trio.to_thread.run_sync(file_keep.sweep, folder, keep)
+            except OSError as exc:             # the folder cannot be listed: said, tried again at the next sweep
+                log.error("channel %s: %s = %s: cannot sweep %s: %s; tried again in %s", self.name, option,
+                          file_keep.age_text(keep), folder, exc.strerror or exc, file_keep.age_text(self.sweep_every))
+                continue
+            log.log(logging.WARNING if swept.failed else logging.INFO, "%s",
+                    file_keep.sweep_line(self.name, folder, option, keep, swept))
+        self.sweeps += 1
+
+    def _stamp(self, folder: Path, archived: str) -> None:
+        """A file moved to a folder with a retention: its age there counts from now (file_keep.stamp)."""
+        if (self.keep_done if folder == self.done_dir else self.keep_error) is not None:
+            with contextlib.suppress(OSError):
+                file_keep.stamp(folder / archived)
+                reason = folder / f"{archived}.reason.txt"
+                if reason.exists():
+                    file_keep.stamp(reason)
 
     async def _serve(self, handler: ExchangeHandler, task_status: Any) -> None:
         for d in (self.dir, self.done_dir, self.error_dir):
@@ -583,6 +622,7 @@ class FileWatcher:
                     ok, archived = False, self._move_on(archived, path.name)
                 self._write_reason(archived, changed_reason(path.name, self.name, change, len(data), records,
                                                             first, problems))
+        self._stamp(self.done_dir if ok else self.error_dir, archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
         if change is not None:
@@ -619,6 +659,7 @@ class FileWatcher:
         archived = free_name(self.error_dir, path.name)
         self._write_reason(archived, f"file {path.name}: 1 problem(s) in 0 record(s)\n{problem}\n")
         os.replace(path, self.error_dir / archived)
+        self._stamp(self.error_dir, archived)
         self._stuck_files.pop(path, None)
         self._written.discard(path)
         self._to_error("too big", path, archived, f"{path.name} -> error/{archived}: {problem}", problem)
@@ -806,6 +847,11 @@ COMPONENT = ComponentSpec(
                    "goes to error/ saying when it ran (false: run it again).", default=True),
         OptionSpec("done_dir", "path", "Where processed files go (default DIR/done).", default=None),
         OptionSpec("error_dir", "path", "Where files with bad records go (default DIR/error).", default=None),
+        OptionSpec("keep_done", "duration", "How long a file stays in done/ (e.g. 30d): older ones are deleted, "
+                   "at the channel's start and every hour, one log line per sweep; a file's time there is set to "
+                   "its move. Default: kept for ever (delete them by your retention policy).", default=None),
+        OptionSpec("keep_error", "duration", "How long a file stays in error/ (e.g. 90d), its NAME.reason.txt "
+                   "with it; as keep_done. Default: kept for ever.", default=None),
         OptionSpec("debounce", "duration", "Quiet time before a burst of changes is handled.", default=None),
         OptionSpec("rescan", "duration", "The folder is also looked at this often, changes or not (a file a "
                    "change event missed: a network file system, the watch being armed); a folder that "

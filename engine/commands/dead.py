@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import sys
-from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,6 +26,8 @@ dead_app = typer.Typer(help="Dead letters: every exchange rejected or failed (un
 def _default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
+    if isinstance(value, Decimal):          # a deal request's amount, exactly
+        return str(value)
     raise TypeError(type(value).__name__)
 
 
@@ -55,7 +57,7 @@ def _query(ledger: Path, **filters: Any) -> list[dict[str, Any]]:
 def _filters(route: str | None, channel: str | None, reason: str | None, status: str | None,
              since: str | None, until: str | None, *, kind: str | None = None,
              until_option: str = "--until") -> dict[str, Any]:
-    from engine.commands.deals import parse_when
+    from engine.commands.deals import time_range
 
     if status is not None and status not in DEAD_STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(DEAD_STATUSES)}",
@@ -63,14 +65,7 @@ def _filters(route: str | None, channel: str | None, reason: str | None, status:
     if kind is not None and kind not in DEAD_KINDS:
         raise typer.BadParameter(f"{kind!r} is not an error kind; use one of {', '.join(DEAD_KINDS)} (the kind "
                                  f"column of bsp dead list)", param_hint="--kind")
-    now = datetime.now(timezone.utc)
-    after = parse_when(since, now=now, option="--since") if since else None
-    before = parse_when(until, now=now, option=until_option) if until else None
-    if after is not None and before is not None and after >= before:
-        # swapped, say: nothing could match, and "no dead letters match" would read as "none wait"
-        raise typer.BadParameter(f"--since {since} ({after:%Y-%m-%d %H:%M:%S} UTC) is not before {until_option} "
-                                 f"{until} ({before:%Y-%m-%d %H:%M:%S} UTC): no dead letter can match; --since is "
-                                 f"the start of the range, {until_option} its end", param_hint="--since")
+    after, before = time_range(since, until, what="dead letter", until_option=until_option)
     return dict(route=route, channel=channel, reason=reason, status=status, kind=kind, since=after, until=before)
 
 
@@ -175,7 +170,11 @@ def show(
     ledger: Optional[Path] = LEDGER_OPT,
     deployment: Optional[Path] = DEPLOYMENT_OPT,
     env: Optional[str] = ENV_OPT,
-    as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object (raw as hex, with --reveal)."),
+    reveal: bool = typer.Option(False, "--reveal", help="Show the stored message (it may hold card numbers, "
+                                "track data, names): decrypted with the field keyring when it was sealed "
+                                "(--deployment's ledger.field_keys, else BSP_FIELD_KEYS_FILE or BSP_FIELD_KEYS). "
+                                "Without it the message's bytes are withheld."),
     live: bool = LIVE_OPT,
     url: str = URL_OPT,
     token_file: Optional[Path] = TOKEN_FILE_OPT,
@@ -183,25 +182,37 @@ def show(
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
 ) -> None:
-    """One dead letter, with its message (decrypted with the field keyring when it was encrypted).
+    """One dead letter; its message's bytes only with --reveal.
+
+    Without --reveal the stored message (the bytes as received: they may hold a card number, track data, a
+    name, and no format says which bytes are which) is withheld: `raw` says its size (or the field key it is
+    sealed with) and its SHA-256, and the letter's deal, when it has one whose request decoded (rejected or
+    failed), is shown as the ledger keeps its request: the fields its format classifies (pan, secret,
+    personal) masked, as `bsp deals show` shows them (`deal request`; JSON `deal_request`). --reveal shows
+    the bytes (text, or offset, hex and ASCII), decrypted with the field keyring when the letter was sealed
+    (a sealed letter without the keyring: exit 2, as `bsp deals show --reveal`), and the deal's request with
+    its classified fields decrypted.
 
     When a retry refused again left its message in another letter, `history` lists the letters of the
     message, oldest first, the one where it waits pointed at (JSON: `history`, [{id, status}]).
 
-    A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`);
-    the message is decrypted here, with this shell's field keyring: the deployment file's
-    ledger.field_keys (`--deployment platform.yaml`, as bsp run takes it), else BSP_FIELD_KEYS_FILE /
-    BSP_FIELD_KEYS.
+    A running engine holds the ledger file locked: `--live` asks it instead (`GET /dead-letters/{id}`; the
+    message comes only to a token with the role raw, sealed as stored); --reveal decrypts here, with this
+    shell's field keyring: the deployment file's ledger.field_keys (`--deployment platform.yaml`, as bsp run
+    takes it), else BSP_FIELD_KEYS_FILE / BSP_FIELD_KEYS.
     Exit 0 shown; 1 no such dead letter (one that `bsp ledger archive` may have moved is named with the
     archive file to look in), or (--live) the engine cannot be reached or answers with a problem;
-    2 no ledger file, a locked ledger, or a field key that is not the one the ledger sealed with under its id.
+    2 no ledger file, a locked ledger, --reveal of a sealed letter without the field keyring, or a field key
+    that is not the one the ledger sealed with under its id.
     """
     from engine.archive_lookup import archived_where, hint
+    from engine.commands.deals import needs_keyring, reveal_check
     from engine.deadletter import raw_bytes
     from engine.fieldcrypt import KeyringError
 
-    found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=True)
+    found_keys = ledger_keys(ledger, deployment, env, "bsp dead show", fields=reveal)
     ledger = found_keys.path
+    keyring = found_keys.keys.keyring
     if live:
         from engine.commands.live import fetch_one
         problem: dict[str, Any] = {}
@@ -216,8 +227,8 @@ def show(
         found["raw"] = base64.b64decode(encoded) if encoded is not None else None
         rows = [found]
     else:
-        from engine.commands.deals import reveal_check
-        reveal_check(ledger, found_keys.keys.keyring)   # another key under a key id the ledger sealed with: exit 2
+        if reveal and keyring is not None:
+            reveal_check(ledger, keyring)   # another key under a key id the ledger sealed with: exit 2
         rows = _query(ledger, ids=[letter_id], limit=1, with_raw=True)
         if rows:
             rows[0]["history"] = _history(ledger, letter_id)
@@ -227,12 +238,25 @@ def show(
         typer.echo(f"error: {ledger}: {_no_such([repr(letter_id)])}; {why}", err=True)
         raise typer.Exit(1)
     r = rows[0]
-    note = None
-    try:
-        r["raw"] = raw_bytes(r, found_keys.keys.keyring)
-    except KeyringError as exc:
-        note = str(exc)
+    problems: list[str] = []
+    stored = r.get("raw")
+    if reveal and stored is not None and r.get("raw_key") is not None and keyring is None:
+        needs_keyring(deployment, env, f"--reveal of dead letter {r['id']} (sealed with field key {r['raw_key']!r})")
+    if not live:
+        request = _deal_request(ledger, r["id"], keyring if reveal else None, problems)
+        if request is not _NO_DEAL:
+            r["deal_request"] = request
+    withheld = None
+    if reveal:
+        try:
+            r["raw"] = raw_bytes(r, keyring)
+        except KeyringError as exc:
+            problems.append(str(exc))
+            r["raw"] = None
+    elif stored is not None:
         r["raw"] = None
+        withheld = _withheld(r, stored)
+        r["raw_withheld"] = withheld
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(r, default=_default, option=orjson.OPT_UTC_Z) + b"\n")
         sys.stdout.buffer.flush()
@@ -241,19 +265,66 @@ def show(
 
         history = r.pop("history", None) or []
         for k, v in r.items():
-            if k != "raw":        # a counterparty's text (the reason) as it is, terminal controls made visible
+            if k not in ("raw", "raw_withheld", "deal_request"):   # a counterparty's text as it is, controls made visible
                 typer.echo(printable(f"{k:>15}: {'' if v is None else v}"))
         for line in _history_lines(history, r["id"]):
             typer.echo(line)
+        if "deal_request" in r:
+            typer.echo(f"{'deal request':>15}: as the ledger keeps it" + (
+                ", classified fields decrypted" if reveal and keyring is not None else
+                ", classified fields (pan, secret, personal) masked") + f" (bsp deals show {r['id']})")
+            typer.echo(printable(_block(r["deal_request"])))
         raw = r["raw"]
         text = _as_text(raw) if raw is not None else None
-        typer.echo(f"{'raw':>15}: " + ("(purged)" if raw is None and r["status"] == "purged" else
+        typer.echo(f"{'raw':>15}: " + (withheld if withheld is not None else
+                                        "(purged)" if raw is None and r["status"] == "purged" else
                                         "(unreadable)" if raw is None else f"{len(raw)} bytes" + (
                                             "" if text is not None else ", binary: offset, hex, ASCII")))
         if raw is not None:
             typer.echo(text if text is not None else "\n".join(hexdump(raw)))
-    if note:
+    for note in problems:
         typer.echo(f"warning: {note}", err=True)
+
+
+_NO_DEAL = object()
+
+
+def _withheld(letter: dict[str, Any], stored: Any) -> str:
+    """What ``bsp dead show`` says of a message it does not show (no --reveal)."""
+    size = (f"sealed with field key {letter['raw_key']!r}" if letter.get("raw_key") is not None
+            else f"{len(bytes(stored))} bytes")
+    return (f"{size}, not shown: the bytes as received may hold a card number, track data or a name; "
+            f"--reveal shows them")
+
+
+def _deal_request(ledger: Path, letter_id: str, keyring: Any, problems: list[str]) -> Any:
+    """The request of the letter's deal (a dead letter of a deal has the deal's id) as the ledger keeps it:
+    classified fields masked or sealed (engine.fieldcrypt.protect), decrypted with ``keyring`` when given;
+    ``_NO_DEAL`` when the letter has no deal in this ledger (unrouted, archived ...)."""
+    from engine import fieldcrypt
+    from engine.ledger_query import AmbiguousId, get_deal
+    from engine.ledger_store import LedgerError
+
+    try:
+        d = get_deal(ledger, letter_id) if len(letter_id) == 32 else None
+    except (LedgerError, ValueError, AmbiguousId):
+        return _NO_DEAL
+    if d is None or d.get("deal_id") != letter_id:
+        return _NO_DEAL
+    request = d["request"]
+    if not isinstance(request, (dict, list)):
+        # a request that did not decode: its bytes (as hex, sealed with a keyring, in clear without one), the
+        # same as the letter's message: shown as that is, only with --reveal
+        return _NO_DEAL
+    if keyring is not None:
+        request = fieldcrypt.reveal(request, keyring, context=d["deal_id"], root="request", problems=problems)
+    return request
+
+
+def _block(value: Any) -> str:
+    from engine.commands.deals import _block as block
+
+    return block(value)
 
 
 def _as_text(raw: bytes) -> str | None:

@@ -47,6 +47,21 @@ def parse_when(text: str, *, now: datetime | None = None, option: str = "--since
     return value
 
 
+def time_range(since: str | None, until: str | None, *, what: str, until_option: str = "--until",
+               now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` (or ``--older-than``) as times; a range whose start is not before its end is a
+    usage error naming both (exit 2): swapped, say, nothing could match, and "none match" would read as "there
+    are none".  ``what``: what could not match ("deal", "dead letter")."""
+    now = now or datetime.now(timezone.utc)
+    after = parse_when(since, now=now, option="--since") if since else None
+    before = parse_when(until, now=now, option=until_option) if until else None
+    if after is not None and before is not None and after >= before:
+        raise typer.BadParameter(f"--since {since} ({after:%Y-%m-%d %H:%M:%S} UTC) is not before {until_option} "
+                                 f"{until} ({before:%Y-%m-%d %H:%M:%S} UTC): no {what} can match; --since is "
+                                 f"the start of the range, {until_option} its end", param_hint="--since")
+    return after, before
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -206,9 +221,7 @@ def deals(
     for option, value in (("--currency", currency), ("--party", party)):
         if value is not None and not value.strip():
             raise typer.BadParameter("is empty: give the text to match, or leave the option out", param_hint=option)
-    now = datetime.now(timezone.utc)
-    t_since = parse_when(since, now=now, option="--since") if since else None
-    t_until = parse_when(until, now=now, option="--until") if until else None
+    t_since, t_until = time_range(since, until, what="deal")
     ledger = ledger_keys(ledger, deployment, env, "bsp deals").path
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
@@ -348,19 +361,8 @@ def show(
     if not live:
         require_ledger(ledger)
     keyring = found.keys.keyring
-    if reveal:
-        if keyring is None:
-            if deployment is None:
-                where = (f"give the deployment file whose ledger.field_keys the engine writes with (--deployment "
-                         f"platform.yaml), or set {fieldcrypt.ENV_FILE} (a JSON key file) or {fieldcrypt.ENV_KEYS} "
-                         f"(id:base64,...)")
-            else:   # the file was given: say it names no keyring, rather than asking for it again
-                where = (f"{deployment} sets no ledger.field_keys{missing_in_env(env)} and neither "
-                         f"{fieldcrypt.ENV_FILE} nor {fieldcrypt.ENV_KEYS} is set; if the engine writes with "
-                         f"a keyring, add it under the file's `ledger:` (`field_keys: {{file: "
-                         f"keys/field-keys.json}}`)")
-            typer.echo(f"error: --reveal needs the field keyring: {where}; see docs/security.md", err=True)
-            raise typer.Exit(2)
+    if reveal and keyring is None:
+        needs_keyring(deployment, env)
     if live:
         from urllib.parse import quote
 
@@ -399,6 +401,24 @@ def show(
         typer.echo(printable(_story_text(d, problems)))   # the deal's text may hold terminal controls
 
 
+def needs_keyring(deployment: Optional[Path], env: Optional[str], what: str = "--reveal") -> None:
+    """``--reveal`` without a field keyring: one ``error:`` line saying where the keyring is looked for, exit 2
+    (``bsp deals show --reveal``, ``bsp dead show --reveal`` of a sealed letter)."""
+    from engine import fieldcrypt
+
+    if deployment is None:
+        where = (f"give the deployment file whose ledger.field_keys the engine writes with (--deployment "
+                 f"platform.yaml), or set {fieldcrypt.ENV_FILE} (a JSON key file) or {fieldcrypt.ENV_KEYS} "
+                 f"(id:base64,...)")
+    else:   # the file was given: say it names no keyring, rather than asking for it again
+        where = (f"{deployment} sets no ledger.field_keys{missing_in_env(env)} and neither "
+                 f"{fieldcrypt.ENV_FILE} nor {fieldcrypt.ENV_KEYS} is set; if the engine writes with "
+                 f"a keyring, add it under the file's `ledger:` (`field_keys: {{file: "
+                 f"keys/field-keys.json}}`)")
+    typer.echo(f"error: {what} needs the field keyring: {where}; see docs/security.md", err=True)
+    raise typer.Exit(2)
+
+
 def reveal_check(ledger: Path, keyring: Any) -> None:
     """Before revealing with ``keyring``: each of its keys must open its key id's check value in ``ledger``
     (engine/field_key_checks.py), else one ``error:`` line and exit 2; a key id the ledger sealed with that the
@@ -423,4 +443,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="deals")
 
 
-__all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check"]
+__all__ = ["register", "deals", "parse_when", "require_ledger", "reveal_check", "needs_keyring", "time_range"]

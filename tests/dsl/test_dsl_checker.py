@@ -138,7 +138,7 @@ channel b = tcp connect {
     assert ("E045", 8, 15) in got           # 3 without unit
     assert ("E045", 9, 17) in got           # not an int
     assert ("W003", 1, 9) in got
-    assert next(d for d in r.diagnostics if d.pos.line == 8).message.endswith("(write a unit: ms, s, m or h)")
+    assert next(d for d in r.diagnostics if d.pos.line == 8).message.endswith("(write a unit: ms, s, m, h or d)")
 
 
 def test_includes_keep_declaration_order_and_report_cycles(tmp_path, registry):

@@ -129,10 +129,10 @@ def test_use_of_a_missing_route_file_is_still_e010(tmp_path, registry):
 def test_a_bad_duration_is_named_at_the_value(tmp_path, registry):
     r = _check(tmp_path, registry, _edit(44, "3s", "3sec"))
     assert _only(r) == ("E016", 44, 15, "`3sec` is not a duration",
-                        "write a number and a unit: ms, s, m or h (e.g. 3s)")
+                        "write a number and a unit: ms, s, m, h or d (e.g. 3s)")
     r = _check(tmp_path, registry, _edit(82, '"OK"', '"OK" timeout 5mins'))     # after a call
     assert _only(r) == ("E016", 82, 42, "`5mins` is not a duration",
-                        "write a number and a unit: ms, s, m or h (e.g. 5m)")
+                        "write a number and a unit: ms, s, m, h or d (e.g. 5m)")
 
 
 def test_a_duration_with_a_space_is_named_at_the_value(tmp_path, registry):
@@ -140,7 +140,7 @@ def test_a_duration_with_a_space_is_named_at_the_value(tmp_path, registry):
     # later: "45:1: expected `name = value` in a channel's options (found `}`)" (a reload at 3 a.m.)
     r = _check(tmp_path, registry, _edit(44, "3s", "3 s"))
     assert _only(r) == ("E016", 44, 15, "`3 s` is not a duration: write it without the space, `3s`",
-                        "a duration is a number and its unit together: ms, s, m or h (e.g. 3s, 500ms)")
+                        "a duration is a number and its unit together: ms, s, m, h or d (e.g. 3s, 500ms)")
     r = _check(tmp_path, registry, _edit(44, "3s", "500 ms\n    framing = length4"))    # another option follows
     assert _only(r)[:4] == ("E016", 44, 15, "`500 ms` is not a duration: write it without the space, `500ms`")
 

@@ -136,17 +136,17 @@ def test_show_never_sends_terminal_controls_and_dumps_binary_with_offsets(tmp_pa
     the operator's terminal (the list escapes them); binary was one long line of hex, UTF-8 text hex too."""
     path = tmp_path / "l.duckdb"
     trio.run(_odd_letters, path)
-    res = cli("show", "esc", "--ledger", str(path))
+    res = cli("show", "esc", "--ledger", str(path), "--reveal")
     assert res.exit_code == 0, res.output
     assert "\x1b" not in res.output and "\x07" not in res.output, repr(res.output)
     assert "counterpart said \\x1b[31mNO\\x1b[0m" in res.output
     assert "26 bytes, binary: offset, hex, ASCII" in res.output, res.output
     assert "00000000      0  1b 5d 30 3b 70 77 6e 65  64 07 1b 5b 32 4a 7b 22  |.]0;pwned..[2J{\"|" in res.output
-    res = cli("show", "iso", "--ledger", str(path))
+    res = cli("show", "iso", "--ledger", str(path), "--reveal")
     lines = res.output.splitlines()
     assert lines[-2] == "00000000      0  02 00 72 38 00 01 0e 80  c0 00 31 32 33 34 35 36  |..r8......123456|"
     assert lines[-1] == "00000010     16  37 38 39 30 80 81 82 83  84 85                    |7890......|"
-    res = cli("show", "utf8", "--ledger", str(path))
+    res = cli("show", "utf8", "--ledger", str(path), "--reveal")
     assert '{"name":"张三","ref":"R2"}\\x0d' in res.output.splitlines(), res.output      # read as text
 
 

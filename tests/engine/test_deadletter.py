@@ -142,7 +142,7 @@ def test_cli_list_show_purge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert res.stdout.splitlines() == [f"dead letters in {path}", "no dead letters match these filters"]
     res = cli("list", "--ledger", str(path), "--json", "--reason", "bad frame")
     assert [json.loads(line)["id"] for line in res.stdout.splitlines()] == ["d-web"]
-    res = cli("show", "d-timeout", "--ledger", str(path))
+    res = cli("show", "d-timeout", "--ledger", str(path), "--reveal")
     assert res.exit_code == 0 and "biller timed out" in res.output and "PAY1" in res.output
     assert cli("show", "nope", "--ledger", str(path)).exit_code == 1
     res = cli("purge", "--ledger", str(path))

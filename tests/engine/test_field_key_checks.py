@@ -116,7 +116,7 @@ def test_dead_show_refuses_another_key_under_a_used_id(tmp_path: Path, monkeypat
     register(app)
     monkeypatch.delenv("BSP_FIELD_KEYS_FILE", raising=False)
     monkeypatch.setenv("BSP_FIELD_KEYS", f"k1:{base64.b64encode(B).decode()}")
-    res = CliRunner().invoke(app, ["dead", "show", "x", "--ledger", str(path)])
+    res = CliRunner().invoke(app, ["dead", "show", "x", "--ledger", str(path), "--reveal"])
     assert res.exit_code == 2, res.output
     assert f"error: {path}: field key 'k1' of the keyring from BSP_FIELD_KEYS is not the key" in res.output
 

@@ -197,12 +197,15 @@ async def test_bsp_deals_live_asks_the_engine_that_holds_the_ledger(nursery, tmp
     assert r.returncode == 0, r.stderr
     (letter,) = [orjson.loads(line) for line in r.stdout.splitlines()]
     assert letter["channel"] == "front" and letter["status"] == "new" and letter["at"].endswith("Z")
-    show = partial(bsp, command=("dead", "show"))                       # one, with its message, as stored
+    show = partial(bsp, command=("dead", "show"))                       # one, its message withheld
     r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--json")
     assert r.returncode == 0, r.stderr
     one = orjson.loads(r.stdout)
-    assert one["id"] == letter["id"] and bytes.fromhex(one["raw"]) == b"{not json" and one["at"].endswith("Z")
-    r = await trio.to_thread.run_sync(show, letter["id"], "--live")
+    assert one["id"] == letter["id"] and one["raw"] is None and one["at"].endswith("Z")
+    assert one["raw_withheld"].startswith("9 bytes, not shown") and "{not json" not in r.stdout
+    r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--json", "--reveal")   # with it, as stored
+    assert r.returncode == 0 and bytes.fromhex(orjson.loads(r.stdout)["raw"]) == b"{not json", r.stderr
+    r = await trio.to_thread.run_sync(show, letter["id"], "--live", "--reveal")
     assert r.returncode == 0 and "9 bytes" in r.stdout and "{not json" in r.stdout, r.stderr
     r = await trio.to_thread.run_sync(show, "f" * 32, "--live")
     assert r.returncode == 1 and f"no dead letter '{'f' * 32}' in the engine at http://127.0.0.1:" in r.stderr

@@ -401,7 +401,7 @@ def test_operator_commands_take_the_ledger_and_keys_from_the_deployment_file(sit
      lambda s: edit(s, "{file: keys/field-keys.json}", "{env: TEST_NOT_SET}"),
      "error: platform.yaml:5:15: ledger.field_keys: environment variable TEST_NOT_SET is not set; export "
      "TEST_NOT_SET before bsp deals show"),
-    (["dead", "show", "0" * 32], lambda s: (s / "keys" / "field-keys.json").write_text('{"current": "k1"'),
+    (["dead", "show", "0" * 32, "--reveal"], lambda s: (s / "keys" / "field-keys.json").write_text('{"current": "k1"'),
      "error: platform.yaml:5:15: ledger.field_keys: {site}/keys/field-keys.json:1:17: not JSON"),
     (["audit", "verify", "--env", "uat"], lambda s: None,
      "error: platform.yaml:1:1: environments: environment 'uat' (from --env) is not defined here"),

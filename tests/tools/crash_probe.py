@@ -215,7 +215,9 @@ async def main(work: Path, keyring: bool, mask: bool) -> None:
     (cli / "deals_show_json.txt").write_bytes(b"\n".join(ls.run_cli(["deals", "show", str(i), *d, "--json"], env, work) for i in deals[15:]))
     (cli / "dead_list.txt").write_bytes(ls.run_cli(["dead", "list", *d, "--limit", "0", "--json"], env, work))
     (work / "decrypted").mkdir()
-    (work / "decrypted" / "dead_show.txt").write_bytes(b"\n".join(ls.run_cli(["dead", "show", str(i), *d], env, work) for i in deads[:3]))
+    (cli / "dead_show.txt").write_bytes(b"\n".join(ls.run_cli(["dead", "show", str(i), *d], env, work) for i in deads[:3]))
+    (work / "decrypted" / "dead_show_reveal.txt").write_bytes(
+        b"\n".join(ls.run_cli(["dead", "show", str(i), *d, "--reveal"], env, work) for i in deads[:3]))
     for rep in ("daily-summary", "rejections"):
         for fmt in ("csv", "html", "json"):
             ls.run_cli(["report", rep, *d, "--from", "today", "--format", fmt, "--out", str(cli / f"{rep}.{fmt}")], env, work)

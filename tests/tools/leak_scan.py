@@ -16,8 +16,8 @@ What it does, as a security officer would (docs/security.md, "Field protection")
    format classifies (``formats.classify.classified_values``) is collected, with its tag.
 3. While the engine runs, reads the admin API (``/status``, ``/deals``, each deal, ``/dead-letters``,
    each dead letter, ``/metrics``); stops it with SIGTERM; then, as an operator, ``bsp deals``,
-   ``bsp deals show`` (no ``--reveal``), ``bsp dead list``, ``bsp dead show`` (the documented
-   decrypted view: scanned, reported apart), every report in every format, a reconciliation
+   ``bsp deals show`` (no ``--reveal``), ``bsp dead list``, ``bsp dead show`` (no ``--reveal``; with
+   it, the documented decrypted view: scanned, reported apart), every report in every format, a reconciliation
    (``bsp reconcile`` against a CSV statement of the day's deals, every export format) and
    ``bsp audit verify``.
 4. Scans every artefact for every collected value (at least ``--min-len`` characters), as is, upper,
@@ -581,7 +581,11 @@ def exports(work: Path, dep: Path, env: dict[str, str], sample: int,
     out["bsp deals show (each)"] = b"\n".join(run_cli(["deals", "show", str(i), *d], env, work) for i, _ in deals)
     out["bsp deals show --json (each)"] = b"\n".join(run_cli(["deals", "show", str(i), *d, "--json"], env, work)
                                                      for i, _ in deals[:min(10, sample)])
-    decrypted["bsp dead show (each)"] = b"\n".join(run_cli(["dead", "show", str(i), *d], env, work) for i in dead)
+    out["bsp dead show (each)"] = b"\n".join(run_cli(["dead", "show", str(i), *d], env, work) for i in dead)
+    out["bsp dead show --json (each)"] = b"\n".join(run_cli(["dead", "show", str(i), *d, "--json"], env, work)
+                                                    for i in dead[:min(10, sample)])
+    decrypted["bsp dead show --reveal (each)"] = b"\n".join(run_cli(["dead", "show", str(i), *d, "--reveal"], env, work)
+                                                            for i in dead)
     decrypted["bsp deals show --reveal (some)"] = b"\n".join(
         run_cli(["deals", "show", str(i), *d, "--reveal"], env, work) for i, _ in deals[:min(5, sample)])
     reports = work / "reports"
@@ -677,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
           f"one, or the same text); {tri.documented} kept as they are by design (a deal's reference, party, "
           f"amount, currency, key: docs/security.md); {tri.configuration} in the shipped route folders "
           f"(route tests, reference tables); {tri.short} shorter than {args.min_len} characters")
-    print(f"decrypted views (bsp dead show, deals show --reveal: clear by design): {len(shown)} value(s) shown")
+    print(f"decrypted views (bsp dead show --reveal, deals show --reveal: clear by design): {len(shown)} value(s) shown")
     for leak in leaks:
         print(f"LEAK {leak.artefact}: {leak.value!r} ({leak.tag}, first seen in {leak.source}) as {leak.how}: "
               f"...{leak.context}...")

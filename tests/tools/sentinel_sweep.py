@@ -13,7 +13,7 @@ sentinels too.  Routes: copies of routes/card_payments (with an hmac-sha256 MAC 
 BIN 499999 added), routes/bill_payment and routes/claims_payout.
 
 Prints a table (place x sentinel); exit 1 when a sentinel is found in clear outside the documented
-decrypted views (`bsp dead show`, `bsp deals show --reveal`).
+decrypted views (`bsp dead show --reveal`, `bsp deals show --reveal`).
 """
 from __future__ import annotations
 
@@ -523,7 +523,7 @@ def place(name: str, answers: set[str]) -> str:
             or "to-tests" in name:
         return "reports, reconciliation, replay"
     if name.startswith("decrypted/"):
-        return "decrypted views (--reveal, dead show)"
+        return "decrypted views (deals show --reveal, dead show --reveal)"
     if name.startswith("out/"):
         return "CLI output (deals, dead, audit, test)"
     return name
