@@ -294,10 +294,14 @@ async def test_ctrl_c_on_a_retry_by_filters_says_what_was_done_and_leaves_the_re
             "outcome `interrupted`") in said, said
     assert "the 2 not reached are untouched: run the same command again to go on" in said, said
     assert out.decode().splitlines()[-1].startswith("retried 0 of 3 dead letter(s): 0 committed"), out
-    assert after == {"d1": "retrying", "d2": "new", "d3": "new"}, after     # nothing else ran
+    # nothing else ran; the interrupted retry's own deal may have failed and written its letter before the
+    # command stopped (a loaded machine): that letter is the message's, settled below either way
+    assert {k: after.pop(k) for k in ("d1", "d2", "d3")} == {"d1": "retrying", "d2": "new", "d3": "new"}, after
+    assert len(after) <= 1 and set(after.values()) <= {"new"}, after
     # settled from its deal (left in flight by the interruption, failed on restart): d1 names its deal's letter,
     # where the message waits; d2 and d3 untouched
     [deal] = query_deals(path)
+    assert set(after) <= {deal["deal_id"]}, after
     row = letter_row(path, "d1")
     assert row["status"] == "retried" and row["retry_outcome"].endswith(f"; {WAITS_AGAIN}{deal['deal_id']}"), row
     assert {r["id"]: r["status"] for r in query_dead_letters(path, limit=None)} == {
