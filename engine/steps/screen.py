@@ -114,12 +114,11 @@ _SOUND = {**dict.fromkeys("aeiouy", "a"), **dict.fromkeys("ckq", "k"), **dict.fr
 
 def _keys(token: str) -> set[tuple[str, int, str]]:
     """Where a token is filed: the class of its first sound (vowels together: Usama / Osama; c k q; s z; v w;
-    j g; f p(h)), its length, and the class of its second or third letter (a typo in either still meets)."""
+    j g; f p(h)), its length, and its second or third letter (a typo in either still meets)."""
     if token[:2] in ("kh", "gh", "dh", "th", "ph") and len(token) > 2:
         token = ("f" if token[0] == "p" else token[0]) + token[2:]
-    c = [_SOUND.get(ch, ch) for ch in token[:3]]
-    first = c[0]
-    return {(first, len(token), c[i]) for i in (1, 2) if i < len(c)} or {(first, len(token), "")}
+    first = _SOUND.get(token[0], token[0])
+    return {(first, len(token), token[i]) for i in (1, 2) if i < len(token)} or {(first, len(token), "")}
 
 
 def _pair_score(q: list[str], e: list[str], scores: dict[str, float]) -> float:
@@ -182,15 +181,15 @@ class ScreenIndex:
         return len(self.entries)
 
     def near(self, token: str) -> list[tuple[str, float]]:
-        """The list's tokens within Jaro-Winkler TOKEN_FLOOR of ``token`` (same first sound, length within a
-        third, a second or third letter alike), remembered."""
+        """The list's tokens within Jaro-Winkler TOKEN_FLOOR of ``token`` (same first sound, length within a quarter
+        a second or third letter alike), remembered."""
         got = self._near.get(token)
         if got is not None:
             return got
         got = []
         seen: set[str] = set()
         n = len(token)
-        spread = max(1, n // 3)
+        spread = max(1, n // 4)
         for first, _, other in _keys(token):
             for size in range(max(1, n - spread), n + spread + 1):
                 for t in self.buckets.get((first, size, other), ()):
