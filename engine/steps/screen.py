@@ -292,20 +292,26 @@ def read_list(path: str) -> tuple[ScreenIndex, list[SpecError]]:
         if not row or all(not c.strip() for c in row) or len(row) != len(header):
             continue                # blank, or told by the table itself
         cell = dict(zip(header, row))
-        names = [normalise(cell["name"])] if normalise(cell["name"]) else []
-        if not names:
+        if _add(cell, n, entries, ids) is None:
             problems.append(SpecError(f"entry {cell['entry_id']!r} has no name to screen against",
                                       path=path, line=n, col=_col(row, col["name"]),
                                       hint="give the entry's primary name; aliases go in the aliases column"))
-            continue
-        names += [t for t in (normalise(a) for a in cell["aliases"].split(";")) if t]
-        names += [["".join(t)] for t in names if len(t) > 1]     # Abu Bakr written as one word: Abubakr
-        entry = Entry(cell["entry_id"].strip(), cell["source"].strip(), names, n)
-        entries.append(entry)
-        for raw in cell.get("ids", "").split(";"):
-            if normalise_id(raw):
-                ids.setdefault(normalise_id(raw), entry)
     return ScreenIndex(entries, ids), problems
+
+
+def _add(cell: dict[str, str], line: int, entries: list[Entry], ids: dict[str, Entry]) -> Entry | None:
+    """The entry of one row of the list (None: its name is blank once normalised)."""
+    first = normalise(cell.get("name") or "")
+    if not first:
+        return None
+    names = [first] + [t for t in (normalise(a) for a in (cell.get("aliases") or "").split(";")) if t]
+    names += [["".join(t)] for t in names if len(t) > 1]     # Abu Bakr written as one word: Abubakr
+    entry = Entry((cell.get("entry_id") or "").strip(), (cell.get("source") or "").strip(), names, line)
+    entries.append(entry)
+    for raw in (cell.get("ids") or "").split(";"):
+        if normalise_id(raw):
+            ids.setdefault(normalise_id(raw), entry)
+    return entry
 
 
 def _col(row: list[str], i: int) -> int:
@@ -314,11 +320,18 @@ def _col(row: list[str], i: int) -> int:
 
 
 def index_of_table(table: Any) -> ScreenIndex:
-    """The index of a table the configuration loaded (``dsl.tables.Table``)."""
-    index, problems = read_list(str(table.path))
-    if problems:
-        raise ValueError("; ".join(str(p) for p in problems))
-    return index
+    """The index of a table the configuration loaded (``dsl.tables.Table``): its rows as read then, so that
+    the list in force is the one the configuration's version covers.  A row without a name is refused (as
+    ``bsp check`` refuses it): an entry that cannot match is a hole in the screening, not a detail."""
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{table.path}: the list has no column {', '.join(missing)}; see docs/screening.md")
+    entries: list[Entry] = []
+    ids: dict[str, Entry] = {}
+    for n, cell in enumerate(table.rows.values(), start=2):
+        if _add(cell, n, entries, ids) is None:
+            raise ValueError(f"{table.path}: entry {cell.get('entry_id')!r} has no name to screen against")
+    return ScreenIndex(entries, ids)
 
 
 # -- the step ----------------------------------------------------------------------------------------
