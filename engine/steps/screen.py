@@ -52,6 +52,10 @@ FORMS = frozenset("""
 ltd limited llc inc incorporated co company corp corporation gmbh plc sa ag bv nv srl spa oy ab as kg llp lp
 jsc pjsc ojsc ooo zao fze fzco trading holding holdings group international intl the of and et
 """.split())
+# particles of a name written in several ways: an article dropped or not (al-Zafrani, Zafrani, van der Berg),
+# a kunya's first word joined to the next or not (Abu Bakr, Abubakr)
+ARTICLES = frozenset("al el ad ar as at az ud ul de da di du dos das van von der den del della la le".split())
+JOINED = frozenset("abu abou umm ibn bin bint".split())
 _SPECIAL = str.maketrans({"ß": "ss", "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ł": "l",
                           "Ł": "l", "đ": "d", "Đ": "d", "ð": "d", "þ": "th", "ı": "i", "ħ": "h"})
 _APOSTROPHES = "'’`´ʼ"
@@ -69,6 +73,23 @@ def normalise(text: str) -> list[str]:
     tokens = "".join(out).split()
     kept = [t for t in tokens if t not in HONORIFICS and t not in FORMS]
     return kept or [t for t in tokens if t not in HONORIFICS] or tokens
+
+
+def variant(tokens: list[str]) -> list[str]:
+    """The tokens with the articles dropped and a kunya joined (``abu bakr al zafrani`` -> ``abubakr zafrani``)."""
+    out: list[str] = []
+    carry = ""
+    for t in tokens:
+        if t in ARTICLES:
+            continue
+        if t in JOINED:
+            carry += t
+            continue
+        out.append(carry + t)
+        carry = ""
+    if carry:
+        out.append(carry)
+    return out or tokens
 
 
 def normalise_id(text: str) -> str:
@@ -121,6 +142,14 @@ def _keys(token: str) -> set[tuple[str, int, str]]:
     return {(first, len(token), token[i]) for i in (1, 2) if i < len(token)} or {(first, len(token), "")}
 
 
+def _letters(token: str) -> int:
+    """The set of a token's characters as a bit mask (for a quick bound on what can match)."""
+    mask = 0
+    for ch in token:
+        mask |= 1 << (ord(ch) & 1023)
+    return mask
+
+
 def _pair_score(q: list[str], e: list[str], scores: dict[str, float]) -> float:
     """Tokens paired one to one, best first; the mean over the shorter name, times coverage ** 0.25.  A pair
     not in ``scores`` scored below TOKEN_FLOOR and counts 0."""
@@ -165,14 +194,14 @@ class ScreenIndex:
         self.entries = list(entries)
         self.ids = ids or {}
         self.by_token: dict[str, list[tuple[Entry, int]]] = {}     # token -> (entry, which name) holding it
-        self.buckets: dict[tuple[str, int, str], list[str]] = {}    # _keys -> tokens
+        self.buckets: dict[tuple[str, int, str], list[tuple[str, int]]] = {}    # _keys -> (token, _letters)
         for entry in self.entries:
             for k, toks in enumerate(entry.names):
                 for t in set(toks):
                     post = self.by_token.setdefault(t, [])
                     if not post:
                         for key in _keys(t):
-                            self.buckets.setdefault(key, []).append(t)
+                            self.buckets.setdefault(key, []).append((t, _letters(t)))
                     post.append((entry, k))
         self._cache: OrderedDict[str, Hit] = OrderedDict()
         self._near: dict[str, list[tuple[str, float]]] = {}
@@ -181,21 +210,27 @@ class ScreenIndex:
         return len(self.entries)
 
     def near(self, token: str) -> list[tuple[str, float]]:
-        """The list's tokens within Jaro-Winkler TOKEN_FLOOR of ``token`` (same first sound, length within a quarter
-        a second or third letter alike), remembered."""
+        """The list's tokens within Jaro-Winkler TOKEN_FLOOR of ``token`` (same first sound, lengths within 0.7 of each
+        other, a second or third letter alike), remembered."""
         got = self._near.get(token)
         if got is not None:
             return got
         got = []
         seen: set[str] = set()
         n = len(token)
-        spread = max(1, n // 4)
+        mask = _letters(token)
         for first, _, other in _keys(token):
-            for size in range(max(1, n - spread), n + spread + 1):
-                for t in self.buckets.get((first, size, other), ()):
+            for size in range(max(1, (n * 7 + 9) // 10), n * 10 // 7 + 1):     # lengths within 0.7 of each other
+                for t, tm in self.buckets.get((first, size, other), ()):
                     if t in seen:
                         continue
                     seen.add(t)
+                    # at most m letters can match: not those of a letter the other lacks; with m, Jaro is at
+                    # most (m/n + m/size + 1) / 3 and Jaro-Winkler that plus 0.4 of the rest
+                    m = min(n - (mask & ~tm).bit_count(), size - (tm & ~mask).bit_count())
+                    j = (m / n + m / size + 1) / 3
+                    if m <= 0 or j + 0.4 * (1 - j) < TOKEN_FLOOR:
+                        continue
                     s = 1.0 if t == token else jaro_winkler(token, t)
                     if s >= TOKEN_FLOOR:
                         got.append((t, s))
@@ -214,10 +249,14 @@ class ScreenIndex:
             self._cache.move_to_end(key)
             return hit
         hit = self._screen(tokens)
-        if len(tokens) > 1 and hit.score < 1.0:         # written as one word in the list (Abu Bakr: Abubakr)
-            joined = self._screen(["".join(tokens)])
-            if joined.score > hit.score:
-                hit = joined
+        # written otherwise in the list: articles dropped, a kunya joined (Abu Bakr al-Zafrani: Abubakr Zafrani),
+        # or the whole name as one word (Jean Pierre: Jeanpierre)
+        for other in (variant(tokens), ["".join(tokens)]):
+            if hit.score >= 1.0 or other == tokens or (len(other) == 1 and other[0] not in self.by_token):
+                continue
+            got = self._screen(other)
+            if got.score > hit.score:
+                hit = got
         self._cache[key] = hit
         if len(self._cache) > CACHE:
             self._cache.popitem(last=False)
@@ -306,6 +345,7 @@ def _add(cell: dict[str, str], line: int, entries: list[Entry], ids: dict[str, E
         return None
     names = [first] + [t for t in (normalise(a) for a in (cell.get("aliases") or "").split(";")) if t]
     names += [["".join(t)] for t in names if len(t) > 1]     # Abu Bakr written as one word: Abubakr
+    names += [v for v in (variant(t) for t in names) if v not in names]     # articles dropped, kunya joined
     entry = Entry((cell.get("entry_id") or "").strip(), (cell.get("source") or "").strip(), names, line)
     entries.append(entry)
     for raw in (cell.get("ids") or "").split(";"):
