@@ -1464,8 +1464,40 @@ class Checker(_TestChecks):
                                    f"{opt.name}: {opt.doc}" if opt.doc else None)
                 if kind == "limit":         # a running total (dsl/limits.py)
                     check_limit(self, s, r)
+                if spec.check is not None and not suggested:
+                    self._run_step_check(spec, s)
             if s.name is not None:
                 self._bind(s.name, Binding("step"), scope)
+
+    def _run_step_check(self, spec, s: A.PluginStep) -> None:
+        """A step kind's own check of its options (a list file, a threshold's range): E122 at the place each
+        ``SpecError`` names (a line of a file the step reads), else at the option its message names."""
+        from formats.component import StepDecl
+        from formats.errors import SpecError
+        given = {str(a.parts[0]): a for a in s.assigns}
+        decl = StepDecl(
+            kind=s.kind.name, name=s.name.name if s.name is not None else None,
+            options={k: (a.value.value if isinstance(a.value, ir.Lit) else None) for k, a in given.items()},
+            names={k: a.value.name for k, a in given.items() if isinstance(a.value, ir.Name)},
+            exprs={k: a.value for k, a in given.items()},
+            pos={k: (a.value.pos or a.pos) for k, a in given.items()},
+            tables={n: t.path for n, t in self.res.tables.items()})
+        try:
+            errs = spec.check(decl) or []
+        except SpecError as e:
+            errs = [e]
+        except Exception as e:  # noqa: BLE001 - a bug in the hook: report it, never crash the checker
+            self.error("E122", f"step `{decl.kind}`: {hook_failure(self.registry, 'step', decl.kind, e)}", s.kind.pos)
+            return
+        for e in errs:
+            text = getattr(e, "message", None) or str(e)
+            pos = s.kind.pos
+            if getattr(e, "path", None) and getattr(e, "line", None):
+                pos = ir.Pos(str(e.path), e.line, e.col or 1)
+            else:
+                named = _option_named(text, decl.pos)
+                pos = decl.pos.get(named) or pos
+            self.error("E122", f"step `{decl.kind}`: {text}", pos, getattr(e, "hint", None))
 
     def _assigns(self, assigns, scope, later, fmt: str | None, what: str, typed: bool = True,
                  at: ir.Pos | None = None) -> None:

@@ -6,7 +6,7 @@ the table for ``docs/language.md`` (a test checks the doc is current); and
 analysts look codes up there.  Examples compile as ``main.route`` in an
 empty folder holding ``files`` (name -> text), against the test registry
 (channels ``tcp listen``, ``tcp connect``, ``memory``, ``file watch``, ``file write``; formats ``json``,
-``fixed``, ``csv``, ``iso8583``, ``copybook``; steps ``audit`` and ``limit``).
+``fixed``, ``csv``, ``iso8583``, ``copybook``; steps ``audit``, ``limit`` and ``screen``).
 """
 from __future__ import annotations
 
@@ -151,6 +151,11 @@ CATALOGUE: tuple[Entry, ...] = (
           _route(_KEYED, 'limit cap { key = msg.code  max = 100  per = "day" }')
           + 'route s {\n    receive from mf as Req\n    ' + _KEYED + '\n    limit cap { key = msg.code  max = 100 }\n}\n',
           13, 5),
+    Entry("E122", "options rejected by the step's kind",
+          "step `KIND`: (the kind's own message: a threshold out of range, a list file's line without a name)",
+          _route('screen hit { name = msg.code  list = s  threshold = 1.5 }',
+                 head=_HEAD + 'table s = csv "list.csv" key entry_id\n'), 8, 57,
+          files={"list.csv": "entry_id,source,name,aliases,ids\nS1,UN,Viktor Kurganov,,\n"}),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -80,6 +80,24 @@ class BodyProblem:
 
 
 @dataclass(frozen=True)
+class StepDecl:
+    """What a step kind's ``check`` hook sees of one step in a route (``bsp check``), pure data.
+
+    ``options``: each option the step gives -> its literal value (text, int, Decimal, bool), or None when it
+    is an expression; ``names``: the options given as a bare name (``list = sanctions``) -> that name;
+    ``exprs``: every option given (-> its expression); ``pos``: option -> its place (``.file .line .col``);
+    ``tables``: the tables the route can read, name -> absolute path of the table's file.
+    """
+    kind: str
+    name: str | None
+    options: Mapping[str, Any]
+    names: Mapping[str, str]
+    exprs: Mapping[str, Any]
+    pos: Mapping[str, Any]
+    tables: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class ComponentSpec:
     """One kind of channel, format or step.
 
@@ -89,7 +107,9 @@ class ComponentSpec:
     ``build``: the constructor; its signature depends on the category and is
       only called by the engine (or by formats' own loaders).
     ``check``: optional pure hook ``check(decl, base_dir) -> list[SpecError]``
-      run by ``bsp check`` to report bad copybooks, specs and the like.
+      run by ``bsp check`` to report bad copybooks, specs and the like.  A step kind's hook is handed a
+      ``StepDecl`` (its options as written, the tables in scope) once its options' names are fine; each
+      ``SpecError`` is reported as E122 at its ``path:line:col`` (a list file's line), else at its option.
     ``fields``: optional pure hook ``fields(decl, base_dir) -> list[str] | None``
       naming the top-level fields a format decodes to (for "did you mean").
     ``field_types``: optional pure hook ``field_types(decl, base_dir) -> dict[str, str] | None``

@@ -383,6 +383,9 @@ class Dispatcher:
             self.txn.attach_dead_letters(exs, records)     # stored with their deals, in one transaction
         if self.totals is not None:
             counting.mark(exs, records, finished)          # a `counted` event per total on the deals that count
+        for ex, rec in zip(exs, records):                 # events the steps gave (a screening hit)
+            if ex.notes:
+                rec.events[:0] = [DealEvent(finished, None, to, detail) for to, detail in ex.notes]
         for ex, rec in zip(exs, records):    # the record's status: the transaction manager marks duplicates
             s.count(rec.status)
             f = ex.failure

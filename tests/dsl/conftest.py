@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.steps import limit as limit_component
+from engine.steps import screen as screen_component
 
 from engine.channels import file_watch, file_write
 from engine.registry import Registry
@@ -69,6 +70,7 @@ def build_test_registry() -> Registry:
     reg.register(iso8583_component.COMPONENT)  # the real kind (pure, in formats/): its network specs
     reg.register(copybook_component.COMPONENT)  # the real kind (pure, in formats/): its field tree (E061, E112)
     reg.register(limit_component.COMPONENT)   # the real kind: a running total (dsl/limits.py checks it)
+    reg.register(screen_component.COMPONENT)  # the real kind: its check hook (E122)
     reg.register(ComponentSpec("step", "audit", "writes an audit line", (
         OptionSpec("text", "expr", "what to write", required=True),
         OptionSpec("level", "expr", "info or warning"),
