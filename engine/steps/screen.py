@@ -142,12 +142,42 @@ def _keys(token: str) -> set[tuple[str, int, str]]:
     return {(first, len(token), token[i]) for i in (1, 2) if i < len(token)} or {(first, len(token), "")}
 
 
-def _letters(token: str) -> int:
-    """The set of a token's characters as a bit mask (for a quick bound on what can match)."""
+def _occurrences(token: str) -> int:
+    """A token's letters with their repeats as a bit mask, for a bound on what can match: bit ``c + 64 * k`` for the
+    k-th letter of class c (``ord & 63``) in the token.  The bits two tokens share count at least the letters they
+    have in common, repeats included (letters of one class count together: never fewer), so that at most that
+    many letters can match."""
     mask = 0
+    seen: dict[int, int] = {}
     for ch in token:
-        mask |= 1 << (ord(ch) & 1023)
+        c = ord(ch) & 63
+        k = seen.get(c, 0)
+        seen[c] = k + 1
+        mask |= 1 << (c + 64 * k)
     return mask
+
+
+_NEED: dict[tuple[int, int], tuple[int, ...]] = {}
+
+
+def _need(n: int, size: int) -> tuple[int, ...]:
+    """The fewest letters tokens of lengths ``n`` and ``size`` must share to score TOKEN_FLOOR, for each common
+    prefix 0..4: with m matches and no transposition Jaro is (m/n + m/size + 1) / 3, an upper bound, and
+    Jaro-Winkler that plus 0.1 * prefix of the rest.  Kept 1e-9 under the floor (no rounding of the two
+    expressions can prune a token jaro_winkler scores at the floor)."""
+    got = _NEED.get((n, size))
+    if got is None:
+        out = []
+        for p in range(5):
+            m = 1
+            while m <= min(n, size):
+                j = (m / n + m / size + 1) / 3
+                if j + p * 0.1 * (1 - j) >= TOKEN_FLOOR - 1e-9:
+                    break
+                m += 1
+            out.append(m)
+        got = _NEED[(n, size)] = tuple(out)
+    return got
 
 
 def _pair_score(q: list[str], e: list[str], scores: dict[str, float]) -> float:
@@ -194,14 +224,14 @@ class ScreenIndex:
         self.entries = list(entries)
         self.ids = ids or {}
         self.by_token: dict[str, list[tuple[Entry, int]]] = {}     # token -> (entry, which name) holding it
-        self.buckets: dict[tuple[str, int, str], list[tuple[str, int]]] = {}    # _keys -> (token, _letters)
+        self.buckets: dict[tuple[str, int, str], list[tuple[str, int]]] = {}    # _keys -> (token, _occurrences)
         for entry in self.entries:
             for k, toks in enumerate(entry.names):
                 for t in set(toks):
                     post = self.by_token.setdefault(t, [])
                     if not post:
                         for key in _keys(t):
-                            self.buckets.setdefault(key, []).append((t, _letters(t)))
+                            self.buckets.setdefault(key, []).append((t, _occurrences(t)))
                     post.append((entry, k))
         self._cache: OrderedDict[str, Hit] = OrderedDict()
         self._near: dict[str, list[tuple[str, float]]] = {}
@@ -218,18 +248,28 @@ class ScreenIndex:
         got = []
         seen: set[str] = set()
         n = len(token)
-        mask = _letters(token)
+        mask = _occurrences(token)
+        head = token[:4]
         for first, _, other in _keys(token):
             for size in range(max(1, (n * 7 + 9) // 10), n * 10 // 7 + 1):     # lengths within 0.7 of each other
-                for t, tm in self.buckets.get((first, size, other), ()):
-                    if t in seen:
+                bucket = self.buckets.get((first, size, other))
+                if not bucket:
+                    continue
+                need = _need(n, size)
+                least = need[4]
+                for t, tm in bucket:
+                    # at most as many letters match as the two share (repeats included): too few for the floor
+                    # even with the longest common prefix, or with this pair's own prefix, and it is left out
+                    m = (mask & tm).bit_count()
+                    if m < least or t in seen:
                         continue
                     seen.add(t)
-                    # at most m letters can match: not those of a letter the other lacks; with m, Jaro is at
-                    # most (m/n + m/size + 1) / 3 and Jaro-Winkler that plus 0.4 of the rest
-                    m = min(n - (mask & ~tm).bit_count(), size - (tm & ~mask).bit_count())
-                    j = (m / n + m / size + 1) / 3
-                    if m <= 0 or j + 0.4 * (1 - j) < TOKEN_FLOOR:
+                    p = 0
+                    for x, y in zip(head, t):
+                        if x != y:
+                            break
+                        p += 1
+                    if m < need[p]:
                         continue
                     s = 1.0 if t == token else jaro_winkler(token, t)
                     if s >= TOKEN_FLOOR:
