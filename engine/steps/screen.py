@@ -142,18 +142,25 @@ def _keys(token: str) -> set[tuple[str, int, str]]:
     return {(first, len(token), token[i]) for i in (1, 2) if i < len(token)} or {(first, len(token), "")}
 
 
-def _occurrences(token: str) -> int:
-    """A token's letters with their repeats as a bit mask, for a bound on what can match: bit ``c + 64 * k`` for the
-    k-th letter of class c (``ord & 63``) in the token.  The bits two tokens share count at least the letters they
-    have in common, repeats included (letters of one class count together: never fewer), so that at most that
-    many letters can match."""
-    mask = 0
+def _occurrences(token: str) -> list[int]:
+    """A token's letters with their repeats, as bit numbers: ``c + 64 * k`` for the k-th letter of class c
+    (``ord & 63``) in the token.  The bits two tokens share count at least the letters they have in common,
+    repeats included (letters of one class count together: never fewer), so that at most that many letters can
+    match."""
+    out = []
     seen: dict[int, int] = {}
     for ch in token:
         c = ord(ch) & 63
         k = seen.get(c, 0)
         seen[c] = k + 1
-        mask |= 1 << (c + 64 * k)
+        out.append(c + 64 * k)
+    return out
+
+
+def _mask(bits: list[int]) -> int:
+    mask = 0
+    for b in bits:
+        mask |= 1 << b
     return mask
 
 
@@ -224,15 +231,29 @@ class ScreenIndex:
         self.entries = list(entries)
         self.ids = ids or {}
         self.by_token: dict[str, list[tuple[Entry, int]]] = {}     # token -> (entry, which name) holding it
-        self.buckets: dict[tuple[str, int, str], list[tuple[str, int]]] = {}    # _keys -> (token, _occurrences)
+        self.buckets: dict[tuple[str, int, str], list[tuple[str, int]]] = {}    # _keys -> (token, its bits' mask)
+        bits_of: dict[str, list[int]] = {}
         for entry in self.entries:
             for k, toks in enumerate(entry.names):
                 for t in set(toks):
                     post = self.by_token.setdefault(t, [])
                     if not post:
+                        bits_of[t] = bits = _occurrences(t)
+                        mask = _mask(bits)
                         for key in _keys(t):
-                            self.buckets.setdefault(key, []).append((t, _occurrences(t)))
+                            self.buckets.setdefault(key, []).append((t, mask))
                     post.append((entry, k))
+        # per bucket, each letter bit -> the set of the bucket's tokens holding it (bit i: the bucket's i-th token),
+        # so that the tokens sharing enough letters with a name's token are counted with a few operations on
+        # these sets rather than one by one (``near``)
+        self.holding: dict[tuple[str, int, str], dict[int, int]] = {}
+        for key, bucket in self.buckets.items():
+            at: dict[int, int] = {}
+            for i, (t, _) in enumerate(bucket):
+                one = 1 << i
+                for b in bits_of[t]:
+                    at[b] = at.get(b, 0) | one
+            self.holding[key] = at
         self._cache: OrderedDict[str, Hit] = OrderedDict()
         self._near: dict[str, list[tuple[str, float]]] = {}
 
@@ -248,20 +269,33 @@ class ScreenIndex:
         got = []
         seen: set[str] = set()
         n = len(token)
-        mask = _occurrences(token)
+        bits = _occurrences(token)
+        mask = _mask(bits)
         head = token[:4]
         for first, _, other in _keys(token):
             for size in range(max(1, (n * 7 + 9) // 10), n * 10 // 7 + 1):     # lengths within 0.7 of each other
-                bucket = self.buckets.get((first, size, other))
+                key = (first, size, other)
+                bucket = self.buckets.get(key)
                 if not bucket:
                     continue
                 need = _need(n, size)
                 least = need[4]
-                for t, tm in bucket:
-                    # at most as many letters match as the two share (repeats included): too few for the floor
-                    # even with the longest common prefix, or with this pair's own prefix, and it is left out
-                    m = (mask & tm).bit_count()
-                    if m < least or t in seen:
+                # the bucket's tokens sharing at least ``least`` of the token's letter bits (repeats included): at
+                # most as many letters can match, and fewer cannot reach the floor even with the longest common
+                # prefix.  ``atleast[j]``: the tokens holding j of the bits counted so far.
+                holding = self.holding[key]
+                atleast = [(1 << len(bucket)) - 1] + [0] * least
+                for done, b in enumerate(bits):
+                    has = holding.get(b)
+                    if has:
+                        for j in range(min(done + 1, least), 0, -1):
+                            atleast[j] |= atleast[j - 1] & has
+                left = atleast[least]
+                while left:
+                    low = left & -left
+                    left ^= low
+                    t, tm = bucket[low.bit_length() - 1]
+                    if t in seen:
                         continue
                     seen.add(t)
                     p = 0
@@ -269,7 +303,7 @@ class ScreenIndex:
                         if x != y:
                             break
                         p += 1
-                    if m < need[p]:
+                    if (mask & tm).bit_count() < need[p]:      # too few for this pair's own prefix
                         continue
                     s = 1.0 if t == token else jaro_winkler(token, t)
                     if s >= TOKEN_FLOOR:
