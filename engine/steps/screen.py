@@ -14,7 +14,8 @@ after normalisation is a hit of score 1.  A score at or above ``threshold`` reje
 ``screening hit`` naming the step, the list, the entry's id and the score, never the screened name.
 Otherwise NAME is bound to ``{hit: false, score, entry}`` (the best score and its entry, for a route that
 wants to note near misses).  Pure Python; candidates come from an index of the list's tokens by the
-sound of their first letter and their length, and results are cached per name (docs/screening.md).
+sound of their first letter, their length and their letters (only the tokens sharing enough letters to
+reach TOKEN_FLOOR are scored), and results are cached per name (docs/screening.md#cost).
 """
 from __future__ import annotations
 
@@ -262,7 +263,9 @@ class ScreenIndex:
 
     def near(self, token: str) -> list[tuple[str, float]]:
         """The list's tokens within Jaro-Winkler TOKEN_FLOOR of ``token`` (same first sound, lengths within 0.7 of each
-        other, a second or third letter alike), remembered."""
+        other, a second or third letter alike), remembered.  Only the tokens sharing enough letters to reach the
+        floor are scored (``_need``): the same tokens, with the same scores, as scoring every one of those buckets
+        (tests/engine/test_screen_prune.py)."""
         got = self._near.get(token)
         if got is not None:
             return got
