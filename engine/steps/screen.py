@@ -361,10 +361,13 @@ class ScreenIndex:
             e = entry.names[k]
             short = min(len(tokens), len(e))
             top = sorted(got.values(), reverse=True)[:short]
-            ranked.append((sum(top) / short * (short / max(len(tokens), len(e))) ** 0.25, key))
-        ranked.sort(reverse=True)
+            ranked.append((-(sum(top) / short * (short / max(len(tokens), len(e))) ** 0.25), entry.line, k, key))
+        # best bound first; among equal ones the list's order (its line, then the name before its aliases), so
+        # that of two entries scoring the same the one reported is the same in every process and after a reload
+        ranked.sort(key=lambda r: r[:3])
         best = Hit(None, 0.0, "name")
-        for upper, key in ranked:           # exact scores, best bound first, until no bound can beat the best
+        for neg, _, _, key in ranked:       # exact scores, best bound first, until no bound can beat the best
+            upper = -neg
             if upper <= best.score:
                 break
             entry, k = names[key]

@@ -72,3 +72,18 @@ def test_pruning_keeps_every_token_and_name_the_exhaustive_scoring_finds() -> No
             a, b = fast.screen(name), slow.screen(name)
             assert (a.score, a.on, a.entry and a.entry.entry_id) == (b.score, b.on, b.entry and b.entry.entry_id), name
     assert compared > 1500 and near_floor > 100          # the cases did reach the floor, not only exact words
+
+
+def test_of_two_entries_scoring_the_same_the_earlier_line_is_reported_whatever_the_objects(tmp_path) -> None:
+    """A tie used to be broken by the entries' memory addresses (``id()``): which entry a hit named could
+    differ between processes and after a reload.  Now the list's order decides."""
+    from engine.steps.screen import read_list
+
+    rows = ["entry_id,source,name,aliases", "FIRST,UN,Ivan Petrovich Sidorov,", "SECOND,OFAC,Ivan Petrovich Sidorov,"]
+    path = tmp_path / "list.csv"
+    path.write_text("\n".join(rows) + "\n")
+    for _ in range(5):
+        index, problems = read_list(str(path))
+        assert problems == []
+        hit = index.screen("Ivan Petrovitch Sidorov")      # a near hit: both entries score the same
+        assert hit.entry is not None and hit.entry.entry_id == "FIRST", (hit.entry.entry_id, hit.score)
