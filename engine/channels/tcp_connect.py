@@ -362,6 +362,10 @@ class TcpConnector:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 continue
+            # woken by a call as the connection was being closed (_out_of_step, the reader at its end): its
+            # bytes stay in the outbox, unsent (not in doubt, written on the next connection); taken now and
+            # cancelled in send_all before a byte left, they were lost and the call took the next call's reply
+            await trio.lowlevel.checkpoint_if_cancelled()
             batch, self._outbox = self._outbox, []
             self._unsent = 0
             self.sends += 1
@@ -382,6 +386,10 @@ class TcpConnector:
                 self._reason = f"receive failed: {io_reason(exc)}"
                 return
             if not data:
+                return
+            if self._reset:
+                # closed by _out_of_step as these bytes came (the replies of the calls it failed lost): matched
+                # now they would go to the calls not yet written, first in the queue for the next connection
                 return
             try:
                 frames = framer.feed(data)

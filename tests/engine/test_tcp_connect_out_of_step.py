@@ -85,3 +85,30 @@ async def test_a_pool_without_match_closes_the_connection_of_a_timed_out_call(nu
     got = await _two_calls_together(c)
     assert got == {b"K1": b"re:K1", b"K2": b"re:K2"}, got
     assert c.resets == 1
+
+
+async def test_a_call_made_as_another_times_out_goes_on_the_next_connection_and_gets_its_own_reply(
+        nursery, autojump_clock) -> None:
+    # R is made at the very moment D1 times out (same deadline): trio runs the two in either order. When R
+    # came first, its wake of the writer raced the close: the writer took R's bytes from the outbox and was
+    # cancelled before writing them, R stayed waiting, unsent, and took the reply meant for the next call (S)
+    port = await _skipping_counterpart(nursery)
+    for _ in range(16):                          # each order of the two is met (trio reverses half its batches)
+        c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+        async with trio.open_nursery() as own:
+            await own.start(c.run)
+            got: dict[bytes, object] = {}
+
+            async def call(ref: bytes, limit: float, at: float | None = None) -> None:
+                if at is not None:
+                    await trio.sleep_until(at)
+                (got[ref],) = await c.request_many([ref], limit)
+
+            async with trio.open_nursery() as n:
+                start = trio.current_time()
+                n.start_soon(call, b"D1", 1.0)
+                n.start_soon(call, b"R", 5.0, start + 1.0)
+                n.start_soon(call, b"S", 5.0, start + 1.5)
+            own.cancel_scope.cancel()
+        assert getattr(got[b"D1"], "kind", None) == "timeout", got
+        assert got[b"R"] == b"re:R" and got[b"S"] == b"re:S", got
