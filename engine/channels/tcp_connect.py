@@ -322,11 +322,13 @@ class TcpConnector:
                 s.resolve(self._stamp(CallTimeout(
                     f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name)))
             out.append(s.result)  # type: ignore[arg-type]
-        if late:
-            self._out_of_step(limit)
+        if late and self._out_of_step(limit):
+            for r in out:                    # the reconnect that follows is ours: it ends no streak of them
+                if isinstance(r, CallTimeout):
+                    r.connection = None
         return out
 
-    def _out_of_step(self, limit: float) -> None:
+    def _out_of_step(self, limit: float) -> bool:
         """A call timed out on the connection: its reply may come late, or never (a counterpart that drops
         a request it cannot read).  Replies are matched first-in first-out, so from then on the next reply
         cannot be told to be that late one or the answer to the call after it: one never sent would hand
@@ -335,7 +337,7 @@ class TcpConnector:
         a counterpart that needs replies matched across timeouts needs ``match`` (engine/channels/mux.py)."""
         scope = self._conn_scope
         if scope is None or not self._connected or scope.cancel_called:
-            return
+            return False
         self.resets += 1
         self._reset = True
         self._reason = (f"a call got no reply within {limit:g}s, so later replies could no longer be matched "
@@ -345,8 +347,10 @@ class TcpConnector:
         # (the tail of the queue, their bytes still in the outbox) stay queued for the next connection
         pending = self._pending
         written = len(pending) - min(self._unsent, len(pending))
-        lost = self._stamp(ConnectionLost(f"channel {self.name}: connection to {self.address} closed before the "
-                                          f"reply came ({self._reason})", channel=self.name))
+        # not stamped with the connection (self._stamp): the new one is opened by us, not a sign the counterpart
+        # answers again, so it does not make these failures stale for the channel's health (engine/ops/health.py)
+        lost = ConnectionLost(f"channel {self.name}: connection to {self.address} closed before the "
+                              f"reply came ({self._reason})", channel=self.name)
         self._reset_lost = 0
         for _ in range(written):
             slot = pending.popleft()
@@ -354,6 +358,7 @@ class TcpConnector:
                 self._reset_lost += 1
             slot.resolve(lost)
         self._space.unpark_all()
+        return True
 
     # -- internals ---------------------------------------------------------
     async def _writer(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:

@@ -112,3 +112,24 @@ async def test_a_call_made_as_another_times_out_goes_on_the_next_connection_and_
             own.cancel_scope.cancel()
         assert getattr(got[b"D1"], "kind", None) == "timeout", got
         assert got[b"R"] == b"re:R" and got[b"S"] == b"re:S", got
+
+
+async def test_a_counterpart_that_answers_no_call_in_time_stays_down_though_each_timeout_reconnects(
+        nursery, autojump_clock) -> None:
+    # the reconnect after each timeout is the engine's own doing: it shows nothing of the counterpart, so it
+    # must not end the streak of calls without an answer (a connection opened since made them stale: up)
+    from engine.ops.health import CallHealth, outbound_health
+    port = await _skipping_counterpart(nursery)
+    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+    c.call_health = CallHealth("back")
+    await nursery.start(c.run)
+    for ref in (b"D1", b"D2"):
+        results = await c.request_many([ref], 1.0)
+        c.call_health.record(results)
+        await trio.sleep(0.5)                    # reconnected meanwhile
+    assert c.resets == 2 and c._connected
+    health = outbound_health(c)
+    assert health["up"] is False and health["failed_calls"] == 2, health
+    (r,) = await c.request_many([b"K1"], 5.0)   # a reply: up again
+    c.call_health.record([r])
+    assert outbound_health(c)["up"] is True
