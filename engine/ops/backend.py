@@ -18,7 +18,8 @@
                                                 "path": "/etc/bsp/server.pem", "not_after": "2026-12-06T21:05:00+00:00",
                                                 "days_left": 9.9}},  # to expire: cert, ca, or the counterpart's (peer)
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
-                             "connects": 1, "circuit": "half_open", "up": false,     # engine/ops/health.py
+                             "connects": 1, "resets": 0, "circuit": "half_open", "up": false,   # ops/health.py
+                             # resets: connections closed by bsp after a call timed out (no `match`)
                              "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
                              "last_error": "cannot connect to 127.0.0.1:7002: ...",
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
@@ -220,6 +221,9 @@ class EngineBackend:
         if ch.role in ("connect", "both"):
             row["connected"] = bool(getattr(ch, "_connected", False))
             row["connects"] = getattr(ch, "connects", None)
+            resets = getattr(ch, "resets", None)
+            if isinstance(resets, int):           # closed by the engine after a call timed out (no `match`)
+                row["resets"] = resets
             health = outbound_health(ch)
             row["circuit"], row["up"] = health["circuit"], health["up"]
             if not health["up"]:
