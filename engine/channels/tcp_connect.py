@@ -129,6 +129,9 @@ class TcpConnector:
         self._conn_scope: trio.CancelScope | None = None
         self._reset = False                  # the current connection was closed by _out_of_step
         self._reset_lost = 0                 # ... and the calls still waiting on it that it failed
+        self._in_time = 0                    # replies that came while their call still waited (all connections)
+        self._reset_mark = -1                # _in_time at the last reset: unchanged at the next, it is a repeat
+        self._reset_wait = self.backoff_min  # the back-off after the next repeated reset
 
     @property
     def address(self) -> str:
@@ -216,15 +219,31 @@ class TcpConnector:
                         await trio.aclose_forcefully(stream)
                 if self._reset:
                     # closed by us after a timeout (_out_of_step, which failed the calls written on it): the
-                    # calls made since wait unsent for the next connection, made at once
+                    # calls made since wait unsent for the next connection, made at once ... unless no call got
+                    # its reply in time since the last such close: a counterpart this far behind (under load)
+                    # would only be handed more calls to time out, each close failing the others lost (in
+                    # doubt, reversed): back off, calls failing at once meanwhile, not sent (not in doubt)
                     self._reset = False
+                    repeat = self._reset_mark == self._in_time
+                    self._reset_mark = self._in_time
+                    wait = self._reset_wait if repeat else 0.0
+                    self._reset_wait = min(self._reset_wait * 2, self.backoff_max) if repeat else self.backoff_min
+                    then = (f"; no call answered in time since the last such close: calls fail at once for "
+                            f"{wait:g}s, not sent (unreachable), then it reconnects" if repeat else "")
                     self.faults.occurred(
                         "out of step", f"connection to {self.address} closed: {self._reason}; {self._reset_lost} "
-                        f"other call(s) waiting for a reply on it failed (lost)",
+                        f"other call(s) waiting for a reply on it failed (lost){then}",
                         noun=f"connections to {self.address} closed after a timeout",
-                        reason=f"{self._reason}; {self._reset_lost} other call(s) waiting failed (lost)")
+                        reason=f"{self._reason}; {self._reset_lost} other call(s) waiting failed (lost){then}")
                     backoff = self.backoff_min
                     refused = False
+                    if repeat:
+                        self._last_error = (f"connection to {self.address} closed after a timeout again, no call "
+                                            f"answered in time since the last one: backing off {wait:g}s")
+                        self._down_until = trio.current_time() + wait
+                        self._fail_all(Unreachable(f"channel {self.name}: request not sent: {self._last_error}",
+                                                   channel=self.name))
+                        await trio.sleep(wait)
                     continue
                 waiting = sum(1 for p in self._pending if p.result is None)
                 peer_closed = self._reason.startswith(_PEER_CLOSED)
@@ -409,7 +428,10 @@ class TcpConnector:
                     self._reason = (f"the counterpart sent a reply nobody asked for (stream byte {framer.offset}); "
                                     f"the stream is out of step")
                     return
-                pending.popleft().resolve(f)
+                slot = pending.popleft()
+                if slot.result is None:
+                    self._in_time += 1
+                slot.resolve(f)
                 self._answered += 1
             if frames and self._space:
                 self._space.unpark_all()

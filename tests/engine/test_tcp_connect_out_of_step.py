@@ -133,3 +133,43 @@ async def test_a_counterpart_that_answers_no_call_in_time_stays_down_though_each
     (r,) = await c.request_many([b"K1"], 5.0)   # a reply: up again
     c.call_health.record([r])
     assert outbound_health(c)["up"] is True
+
+
+async def test_a_counterpart_answering_nothing_in_time_is_given_a_rest_not_more_calls_to_time_out(
+        nursery, autojump_clock) -> None:
+    # a counterpart far behind (under load) answers no call in time: each timeout closed the connection, failed
+    # the other calls on it lost (in doubt: reversed, more load) and handed the new one more calls to time out.
+    # The first close reconnects at once; a second with no call answered in time since backs off (doubling up
+    # to reconnect_max), calls failing at once meanwhile, not sent; a call answered in time ends the streak
+    seen: list[bytes] = []
+
+    async def handler(stream) -> None:
+        f = LengthPrefixFramer(4)
+        try:
+            while data := await stream.receive_some(65536):
+                reqs = f.feed(data)
+                seen.extend(reqs)
+                out = [f.frame(b"re:" + req) for req in reqs if not req.startswith(b"D")]
+                if out:
+                    await stream.send_all(b"".join(out))
+        except trio.BrokenResourceError:
+            return
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4", "reconnect_max": "1s"})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b"D1"], 1.0)
+    (k1,) = await c.request_many([b"K1"], 5.0)          # the first close: reconnected at once
+    assert r.kind == "timeout" and k1 == b"re:K1"
+    (r,) = await c.request_many([b"D2"], 1.0)           # answered in time since: at once again
+    (k2,) = await c.request_many([b"K2"], 5.0)
+    assert k2 == b"re:K2"
+    (r,) = await c.request_many([b"D3"], 1.0)
+    (r,) = await c.request_many([b"D4"], 1.0)           # nothing answered in time since D3's close: a rest
+    (k3,) = await c.request_many([b"K3"], 5.0)
+    assert k3.kind == "unreachable" and "request not sent" in str(k3) and "backing off" in str(k3), k3
+    assert b"K3" not in seen
+    await trio.sleep(1.0)
+    (k4,) = await c.request_many([b"K4"], 5.0)
+    assert k4 == b"re:K4" and c.resets == 4
