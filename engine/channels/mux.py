@@ -466,6 +466,8 @@ class MuxConnector:
             conn.reset = True
             conn.close(f"a call got no reply within {limit:g}s, so later replies could no longer be matched to "
                        f"their calls in order; reconnecting (give the channel `match` to match replies by key)")
+            if conn.scope is not None:       # at once, even with its writer blocked (a counterpart not reading)
+                conn.scope.cancel()
 
     def _request_key(self, payload: bytes) -> tuple[str, ...]:
         if self.codec is None:

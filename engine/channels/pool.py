@@ -96,6 +96,7 @@ class PoolConn:
         self.sends = 0
         self.frames_in = 0               # frames received: the counterpart has answered on it
         self.reset = False               # closed by the engine after a call timed out (replies out of step)
+        self.scope: trio.CancelScope | None = None   # its reader's and writer's (``reset`` ends them at once)
         self.opened = trio.current_time()
 
     def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
@@ -289,6 +290,7 @@ class Pool:
             self._notify()
             try:
                 async with trio.open_nursery() as nursery:
+                    conn.scope = nursery.cancel_scope
                     nursery.start_soon(self._writer, conn, nursery.cancel_scope)
                     if self.keepalive is not None:
                         nursery.start_soon(self._keep, conn, nursery.cancel_scope)
@@ -421,6 +423,10 @@ class Pool:
                 if conn.alive:
                     conn.peer_closed = True
                 conn.close("closed by the counterpart")
+                return
+            if conn.reset:
+                # closed for a call that timed out (replies in order no longer to be trusted): matched now, the
+                # next reply would go to that call's place and each waiting call get the reply of the one after
                 return
             try:
                 frames = framer.feed(data)

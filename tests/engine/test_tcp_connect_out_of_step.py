@@ -173,3 +173,39 @@ async def test_a_counterpart_answering_nothing_in_time_is_given_a_rest_not_more_
     await trio.sleep(1.0)
     (k4,) = await c.request_many([b"K4"], 5.0)
     assert k4 == b"re:K4" and c.resets == 4
+
+
+async def test_a_pool_connection_closed_for_a_timeout_matches_no_reply_read_after(nursery, autojump_clock) -> None:
+    # the pool's writer blocked on a big write (the counterpart not reading, busy): closing the connection for
+    # D1's timeout ended neither it nor the reader, which matched the replies that came next in order: D1's
+    # place (never to be answered) took Y's reply and Y was given Z's
+    async def handler(stream) -> None:
+        f = LengthPrefixFramer(4)
+        first: list[bytes] = []
+        try:
+            while len(first) < 3:
+                first += f.feed(await stream.receive_some(65536))
+            await trio.sleep(1.5)                    # busy: reads nothing meanwhile
+            await stream.send_all(b"".join(f.frame(b"re:" + r) for r in first[:3] if not r.startswith(b"D")))
+            while await stream.receive_some(1 << 20):
+                pass
+        except trio.BrokenResourceError:
+            return
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    c = MuxConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 1})
+    await nursery.start(c.run)
+    got: dict[bytes, object] = {}
+
+    async def call(refs: list[bytes], limit: float, at: float) -> None:
+        await trio.sleep(at)
+        for ref, r in zip(refs, await c.request_many(refs, limit)):
+            got[ref[:1]] = r
+
+    async with trio.open_nursery() as n:
+        n.start_soon(call, [b"D1"], 1.0, 0)
+        n.start_soon(call, [b"Y", b"Z"], 5.0, 0.01)
+        n.start_soon(call, [b"W" * 1_000_000] * 40, 5.0, 0.1)      # 40 MB: the writer blocks
+    assert got[b"Y"] != b"re:Z", got
+    assert all(getattr(got[k], "kind", None) in ("timeout", "lost") for k in (b"D", b"Y", b"Z")), got
