@@ -490,7 +490,10 @@ class MuxConnector:
                                 "the stream is out of step, closing it", "replies nobody asked for")
                     conn.close("the counterpart sent a reply nobody asked for")
                     return
-                fifo.popleft().resolve(f)
+                slot = fifo.popleft()
+                if slot.result is None:
+                    conn.in_time += 1
+                slot.resolve(f)
             return
         codec = self.reply_codec or self.codec
         pending, seen = self._pending, self._seen

@@ -97,6 +97,7 @@ class PoolConn:
         self.frames_in = 0               # frames received: the counterpart has answered on it
         self.reset = False               # closed by the engine after a call timed out (replies out of step)
         self.scope: trio.CancelScope | None = None   # its reader's and writer's (``reset`` ends them at once)
+        self.in_time = 0                 # replies that came while their call still waited (the MUX counts them)
         self.opened = trio.current_time()
 
     def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
@@ -251,6 +252,7 @@ class Pool:
     async def _slot(self, i: int) -> None:
         backoff = self.backoff_min
         quiet, quiet_at = 0, -1          # idle closes in a row on this slot, and ``answers`` at the last one
+        was_reset = False                # the slot's last connection was closed after a call timed out
         while True:
             stage = ["tcp"]
             try:
@@ -318,6 +320,15 @@ class Pool:
                 await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
                 continue
             lived = trio.current_time() - conn.opened
+            again, was_reset = conn.reset and was_reset and not conn.in_time, conn.reset
+            if again:
+                # closed after a timeout again, no call answered in time on it: a counterpart this far behind
+                # (under load) would only be handed more calls to time out, each close failing the others lost
+                # (in doubt): the slot rests, calls meanwhile go to the other connections or fail at once, not sent
+                self.last_error = (f"connection to {self.address} closed after a call timed out again, no call "
+                                   f"answered in time on it")
+                backoff = await self._back_off(i, self.last_error, backoff)
+                continue
             if conn.frames_in or lived >= self.backoff_max or conn.reset:    # reset: closed by us
                 backoff = self.backoff_min             # it worked for a while: reconnect at once
                 quiet = 0

@@ -209,3 +209,41 @@ async def test_a_pool_connection_closed_for_a_timeout_matches_no_reply_read_afte
         n.start_soon(call, [b"W" * 1_000_000] * 40, 5.0, 0.1)      # 40 MB: the writer blocks
     assert got[b"Y"] != b"re:Z", got
     assert all(getattr(got[k], "kind", None) in ("timeout", "lost") for k in (b"D", b"Y", b"Z")), got
+
+
+async def test_a_pool_without_match_rests_after_a_second_timeout_close_with_nothing_answered_in_time(
+        nursery, autojump_clock) -> None:
+    seen: list[bytes] = []
+
+    async def handler(stream) -> None:
+        f = LengthPrefixFramer(4)
+        try:
+            while data := await stream.receive_some(65536):
+                reqs = f.feed(data)
+                seen.extend(reqs)
+                out = [f.frame(b"re:" + req) for req in reqs if not req.startswith(b"D")]
+                if out:
+                    await stream.send_all(b"".join(out))
+        except trio.BrokenResourceError:
+            return
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    c = MuxConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4", "pool": 1,
+                              "reconnect_max": "1s"})
+    await nursery.start(c.run)
+    (r,) = await c.request_many([b"D1"], 1.0)
+    (k1,) = await c.request_many([b"K1"], 5.0)          # the first close: reconnected at once
+    assert r.kind == "timeout" and k1 == b"re:K1"
+    (r,) = await c.request_many([b"D2"], 1.0)           # K1 answered in time on that connection: at once
+    (k2,) = await c.request_many([b"K2"], 5.0)
+    assert k2 == b"re:K2"
+    (r,) = await c.request_many([b"D3"], 1.0)
+    (r,) = await c.request_many([b"D4"], 1.0)           # nothing answered in time since D3's close: a rest
+    await trio.sleep(0.001)
+    (k3,) = await c.request_many([b"K3"], 5.0)
+    assert k3.kind == "unreachable" and "no call answered in time" in str(k3), k3
+    assert b"K3" not in seen
+    await trio.sleep(1.0)
+    (k4,) = await c.request_many([b"K4"], 5.0)
+    assert k4 == b"re:K4" and c.resets == 4
