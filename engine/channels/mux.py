@@ -272,6 +272,10 @@ class MuxConnector:
         return self.pool.last_error
 
     @property
+    def last_error_at(self) -> float | None:
+        return self.pool.last_error_at
+
+    @property
     def circuit(self) -> str | None:
         """The breaker's state; None without a breaker (engine/ops/gauges.circuit_state then reads the
         pool: open while every connection is backing off after a failed connect, as a plain tcp connect)."""

@@ -147,7 +147,8 @@ class Pool:
         self.answers = 0                     # frames received on any connection
         self._refused_at: int | None = None  # ``answers`` when a refusal was last seen (None: none since)
         self.idle_closes = 0                 # connections the counterpart closed idle (no refusal)
-        self.last_error = ""
+        self._last_error = ""
+        self.last_error_at: float | None = None   # wall time of the last error (bsp status: past once up again)
         self.down_since: float | None = None  # wall time since when every slot has been failing (``down``)
         self.connects = 0
         self.connect_failures = 0
@@ -159,6 +160,14 @@ class Pool:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, error: str) -> None:
+        self._last_error, self.last_error_at = error, time.time()
 
     @property
     def connected(self) -> bool:

@@ -112,7 +112,8 @@ class TcpConnector:
         self._reason = ""
         self._connected = False
         self._down_until = -math.inf         # requests fail fast until then (back-off)
-        self._last_error = ""
+        self._last_err = ""
+        self.last_error_at: float | None = None   # wall time of the last error (bsp status: past once up again)
         self.down_since: float | None = None   # wall time of the first failed connect since the last success
         self._outage = OutageLog(log, name, self.address, unit="connect attempt")   # its log (engine/outage_log.py)
         # connections lost with calls waiting: the first in full, a flapping counterpart's next ones counted
@@ -136,6 +137,14 @@ class TcpConnector:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def _last_error(self) -> str:
+        return self._last_err
+
+    @_last_error.setter
+    def _last_error(self, error: str) -> None:
+        self._last_err, self.last_error_at = error, time.time()
 
     # -- public -----------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
