@@ -115,6 +115,7 @@ def parse_match(channel: str, value: Any) -> tuple[Callable[[Any], tuple[str, ..
 
 
 MEMO_MAX = 65536
+FLAP_KEEP = 256          # connections lost with calls waiting, remembered for bsp status (engine/ops/health.py)
 
 
 class _MemoCodec:
@@ -238,6 +239,9 @@ class MuxConnector:
         self.metrics: Any = None
         self.unmatched = 0
         self.resets = 0                      # first-in first-out connections closed after a call timed out
+        # connections lost with calls waiting (trio time, calls lost): their times tell bsp status it flaps
+        # (engine/ops/health.py); not those the engine closed itself (resets), nor at the engine's stop
+        self.drops: deque[tuple[float, int]] = deque(maxlen=FLAP_KEEP)
         self.garbled = 0
         self.unauthentic = 0                   # replies whose message MAC is missing or wrong
         self.keyless = 0
@@ -550,7 +554,18 @@ class MuxConnector:
         self.faults.occurred(kind, f"connection {conn.number} to {self.address}: {what}", noun=noun,
                              source=f"connection {conn.number}", reason=what, logger=log)
 
+    def flaps(self, window: float) -> tuple[int, int]:
+        """(connections lost with calls waiting, calls lost with them) in the last ``window`` seconds."""
+        since = trio.current_time() - window
+        recent = [n for t, n in self.drops if t >= since]
+        return len(recent), sum(recent)
+
     def _on_lost(self, conn: PoolConn, reason: str) -> None:
+        waiting = sum(1 for s in conn.fifo or () if s.result is None) + sum(
+            1 for s in self._pending.values() if s.conn is conn and s.result is None)
+        stopping = self.pool.closed or trio.current_effective_deadline() == -math.inf   # the engine stops
+        if waiting and not conn.reset and not stopping:
+            self.drops.append((trio.current_time(), waiting))
         if conn.unsent:                 # never written: the counterpart cannot have seen them (not in doubt)
             not_sent = Rejected(f"channel {self.name}: request not sent: connection to {self.address} lost "
                                 f"({reason}) before it was written", channel=self.name)

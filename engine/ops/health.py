@@ -155,8 +155,9 @@ def outbound_health(ch: Any) -> dict[str, Any]:
 
 
 def flapping(ch: Any) -> dict[str, Any] | None:
-    """A channel that is up but keeps losing its connection with calls waiting (``tcp connect``: FLAP_MIN or
-    more in the last FLAP_WINDOW seconds), the counterpart answering in between: ``{"lost_connections",
+    """A channel that is up but keeps losing its connection with calls waiting (``tcp connect``, plain or MUX /
+    ``pool``: FLAP_MIN or more in the last FLAP_WINDOW seconds; not the connections the engine closed itself
+    after a timeout, ``resets``), the counterpart answering in between: ``{"lost_connections",
     "lost_calls", "window_s"}``, else None.  Each such loss fails its waiting calls (``lost``, in doubt)
     while the channel is back up at once: neither down nor well."""
     flaps = getattr(ch, "flaps", None)
