@@ -28,11 +28,13 @@ certificate, key or CA file that cannot be used).
 When the engine's mainframe channel speaks TLS (its `cert`/`key`, e.g. from
 `bsp certs dev`), give ``--ca`` (the CA its certificate chains to) and, for
 mutual TLS (`client_cert = "required"`), ``--cert``/``--key`` (the mainframe's
-client certificate).  A plain run against such a channel has its connection closed before any reply, as a
-draining engine would close it: the simulator then tries a TLS handshake there, and only when it is answered
-says so (``hint: a mainframe channel with TLS ...``); after a drain it says the engine drained or stopped:
+client certificate):
 
     .venv/bin/python -m engine.sim.bill_traffic --ca certs/ca.pem --cert certs/client.pem --key certs/client.key
+
+A plain run against such a channel has its connection closed before any reply, as a draining engine would
+close it: the simulator then tries a TLS handshake there, and only when it is answered says so (``hint: a
+mainframe channel with TLS ...``); after a drain it says the engine drained or stopped.
 """
 from __future__ import annotations
 
