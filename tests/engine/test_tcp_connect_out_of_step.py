@@ -247,3 +247,36 @@ async def test_a_pool_without_match_rests_after_a_second_timeout_close_with_noth
     await trio.sleep(1.0)
     (k4,) = await c.request_many([b"K4"], 5.0)
     assert k4 == b"re:K4" and c.resets == 4
+
+
+async def test_a_reply_read_as_the_connection_is_closed_for_a_timeout_goes_to_no_call_not_yet_written(
+        autojump_clock) -> None:
+    # W's late reply is read in the very step X times out (trio runs the two in either order). When X came
+    # first it closed the connection and failed W, and the reader then matched W's reply to the head of the
+    # queue left for the next connection: R, a call not even written
+    import socket
+    for _ in range(12):                          # each order of the two is met (trio reverses half its batches)
+        lsock = socket.create_server(("127.0.0.1", 0))
+        lsock.setblocking(False)
+        c = TcpConnector("back", {"address": f"127.0.0.1:{lsock.getsockname()[1]}", "framing": "length4"})
+        got: dict[bytes, object] = {}
+
+        async def call(ref: bytes, limit: float) -> None:
+            (got[ref],) = await c.request_many([ref], limit)
+
+        async with trio.open_nursery() as n:
+            await n.start(c.run)
+            n.start_soon(call, b"W", 5.0)
+            await trio.sleep(0.01)
+            start = trio.current_time()
+            n.start_soon(call, b"X", 1.0)
+            await trio.sleep(0.5)
+            peer, _ = lsock.accept()
+            await trio.sleep_until(start + 0.999)
+            peer.sendall(LengthPrefixFramer(4).frame(b"re:W"))      # readable in the same step as ...
+            autojump_clock.jump(0.001)                                # ... X's deadline, and R is made now
+            await call(b"R", 5.0)
+            n.cancel_scope.cancel()
+        peer.close()
+        lsock.close()
+        assert got[b"R"] != b"re:W", got
