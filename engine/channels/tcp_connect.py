@@ -508,7 +508,9 @@ COMPONENT = ComponentSpec(
         "channel stays up (unless it refused a call since its last answer). While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout` and closes the connection (replies matched in order cannot be trusted past a reply that "
-        "may never come): the other calls waiting on it fail `lost`, and it reconnects at once; a broken connection fails every waiting call with kind `lost`. With `pool`, "
+        "may never come): the other calls waiting on it fail `lost`, and it reconnects at once (after a back-off, calls "
+        "failing unsent meanwhile, when no call was answered in time since the last such close; counted as `resets` in "
+        "bsp status); a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
         "connections, replies matched by key, resilience per call (docs/channels.md)."
     ),
