@@ -19,7 +19,10 @@ An outbound channel (role ``connect`` or ``both``) is **down** when
   engine.resilience.FAILURE_KINDS) and no reply came since: ``failed_calls``
   counts them.  Any reply makes it up again; so does, for a plain ``tcp connect``,
   a connection opened after those calls failed (it reconnects in the background
-  after its first call, so it comes back up without traffic).
+  after its first call, so it comes back up without traffic) -- but not the one
+  it opens itself after closing a connection for a call that timed out (replies
+  in order out of step: engine/channels/tcp_connect.py ``_out_of_step``): that
+  timeout and the calls it failed carry no connection, only a reply ends them.
 
 A channel not tried yet (a plain ``tcp connect`` connects on first use) is up.
 A down channel does not make the engine *not ready* (``GET /ready``: another
