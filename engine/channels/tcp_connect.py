@@ -105,7 +105,7 @@ class TcpConnector:
         self.backoff_max = seconds(options.get("reconnect_max"), 2.0)
         self._framer = self._new_framer()
         self._pending: deque[_Pending] = deque()
-        self._outbox: list[bytes] = []
+        self._outbox: list[tuple[bytes, list[_Pending]]] = []   # requests not written yet, and their places
         self._unsent = 0                     # the last N waiting requests are still in _outbox (never written)
         self._wake = trio.Event()            # new requests to write / a connection wanted
         self._space = trio.lowlevel.ParkingLot()   # callers waiting for in-flight room
@@ -262,7 +262,9 @@ class TcpConnector:
                 # reconnects at the next call (at once, it would only open another connection to be closed)
                 # ... unless it refused a call since its last answer: then that close is one more refusal (or the
                 # reconnect after each back-off would be closed "idle" and hand it the next call to lose)
-                idle = not worked and peer_closed and self.sends == sends_before and not refused
+                # ... nor one closed with calls waiting to be written on it (closed as it opened, before the writer
+                # got to them: a refusal, though nothing left; they fail not sent, not in doubt)
+                idle = not worked and peer_closed and self.sends == sends_before and not refused and not waiting
                 if waiting or not peer_closed:
                     if waiting:
                         self.drops.append((trio.current_time(), waiting))
@@ -337,11 +339,14 @@ class TcpConnector:
         waiter = _Waiter(len(payloads))
         slots = [_Pending(waiter) for _ in payloads]
         self._pending.extend(slots)
-        self._outbox.append(data)
+        entry = (data, slots)
+        self._outbox.append(entry)
         self._unsent += len(slots)
         self._wake.set()
         with trio.move_on_after(limit):
             await waiter.event.wait()
+        if not waiter.event.is_set() and self._withdraw(entry, limit):
+            return [s.result for s in slots]  # type: ignore[misc]
         out: list[bytes | ChannelError] = []
         late = False
         for s in slots:
@@ -355,6 +360,31 @@ class TcpConnector:
                 if isinstance(r, CallTimeout):
                     r.connection = None
         return out
+
+    def _withdraw(self, entry: tuple[bytes, list[_Pending]], limit: float) -> bool:
+        """A call whose time is up before its bytes were written (the writer blocked behind a counterpart that
+        reads nothing, or no connection yet): taken out of the outbox and failed not sent (kind unreachable,
+        not in doubt).  Left there, it was failed in doubt (timeout) and written later all the same, its caller
+        gone (an ISO 8583 original arriving after its reversal).  False: it was written (or is being written)."""
+        outbox = self._outbox
+        for k, queued in enumerate(outbox):
+            if queued is entry:
+                del outbox[k]
+                break
+        else:
+            return False
+        slots = entry[1]
+        for s in slots:
+            self._pending.remove(s)
+        self._unsent -= len(slots)
+        err = self._stamp(Rejected(
+            f"channel {self.name}: request not sent: it could not be written to {self.address} within {limit:g}s "
+            + ("(the counterpart reads nothing: busy or stuck)" if self._connected else "(not connected)"),
+            channel=self.name))
+        for s in slots:
+            s.resolve(err)
+        self._space.unpark_all()
+        return True
 
     def _out_of_step(self, limit: float) -> bool:
         """A call timed out on the connection: its reply may come late, or never (a counterpart that drops
@@ -403,7 +433,7 @@ class TcpConnector:
             self._unsent = 0
             self.sends += 1
             try:
-                await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+                await stream.send_all(batch[0][0] if len(batch) == 1 else b"".join([d for d, _ in batch]))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self._reason = f"send failed: {io_reason(exc)}"
                 scope.cancel()

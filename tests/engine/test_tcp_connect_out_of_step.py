@@ -280,3 +280,38 @@ async def test_a_reply_read_as_the_connection_is_closed_for_a_timeout_goes_to_no
         peer.close()
         lsock.close()
         assert got[b"R"] != b"re:W", got
+
+
+async def test_a_call_that_times_out_before_it_was_written_is_not_sent_later(nursery, autojump_clock) -> None:
+    # the counterpart reads nothing for a while (busy): a big request fills the socket and X waits behind it,
+    # unwritten, until it times out. X was then failed in doubt (timeout) and written later all the same (on
+    # the next connection, after the close for its timeout): its caller had given it up, reversed it maybe
+    seen: list[bytes] = []
+
+    async def handler(stream) -> None:
+        f = LengthPrefixFramer(4)
+        await trio.sleep(3)
+        try:
+            while data := await stream.receive_some(1 << 20):
+                seen.extend(r[:1] for r in f.feed(data))
+        except trio.BrokenResourceError:
+            return
+
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+    await nursery.start(c.run)
+    got: dict[bytes, object] = {}
+
+    async def big() -> None:
+        got[b"W"] = (await c.request_many([b"W" * 1_000_000] * 40, 6.0))[0]      # 40 MB: the writer blocks
+
+    async with trio.open_nursery() as n:
+        n.start_soon(big)
+        await trio.sleep(0.1)
+        (got[b"X"],) = await c.request_many([b"X"], 1.0)
+    x = got[b"X"]
+    assert x.kind == "unreachable" and "request not sent" in str(x), x      # not in doubt: never written
+    await trio.sleep(10)
+    assert b"X" not in seen and b"W" in seen, seen
+    assert c.resets == 1                         # W timed out (written): that one closes the connection
