@@ -455,9 +455,26 @@ class MuxConnector:
             if conn.fifo is None:
                 conn.fifo = deque()
             conn.fifo.extend(s for _, s in slots)
-        conn.send(frames[0] if len(frames) == 1 else b"".join(frames), [s for _, s in slots])
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        conn.send(data, [s for _, s in slots])
         with trio.move_on_after(limit):
             await waiter.event.wait()
+        if not waiter.event.is_set() and conn.withdraw(data):
+            # its time is up before it was written (the writer blocked behind a counterpart that reads nothing):
+            # not sent, not in doubt; left there it was failed timeout and written later all the same
+            err = Rejected(f"channel {self.name}: request not sent: it could not be written to {self.address} "
+                           f"within {limit:g}s (the counterpart reads nothing: busy or stuck)", channel=self.name)
+            mine = {id(s) for _, s in slots}
+            conn.unsent = [s for s in conn.unsent if id(s) not in mine]
+            if key_of is None:
+                for _, slot in slots:
+                    conn.fifo.remove(slot)
+            for i, slot in slots:
+                if slot.key is not None and pending.get(slot.key) is slot:
+                    del pending[slot.key]
+                slot.resolve(err)
+                out[i] = slot.result
+            return
         late = False
         for i, slot in slots:
             if slot.result is None:

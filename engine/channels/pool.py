@@ -106,6 +106,15 @@ class PoolConn:
         self.unsent.extend(items)
         self.wake.set()
 
+    def withdraw(self, data: bytes) -> bool:
+        """Take ``data`` (the very object ``send`` was given) out of the outbox while it is not written yet
+        (the caller takes its items out of ``unsent``): True if it was still there."""
+        for k, queued in enumerate(self.outbox):
+            if queued is data:
+                del self.outbox[k]
+                return True
+        return False
+
     def close(self, reason: str) -> None:
         if self.alive:
             self.reason = reason

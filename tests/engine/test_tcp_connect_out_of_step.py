@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import trio
 
 from engine.channels.mux import MuxConnector
@@ -282,7 +283,8 @@ async def test_a_reply_read_as_the_connection_is_closed_for_a_timeout_goes_to_no
         assert got[b"R"] != b"re:W", got
 
 
-async def test_a_call_that_times_out_before_it_was_written_is_not_sent_later(nursery, autojump_clock) -> None:
+@pytest.mark.parametrize("kind", ["plain", "pool"])
+async def test_a_call_that_times_out_before_it_was_written_is_not_sent_later(nursery, autojump_clock, kind) -> None:
     # the counterpart reads nothing for a while (busy): a big request fills the socket and X waits behind it,
     # unwritten, until it times out. X was then failed in doubt (timeout) and written later all the same (on
     # the next connection, after the close for its timeout): its caller had given it up, reversed it maybe
@@ -299,7 +301,8 @@ async def test_a_call_that_times_out_before_it_was_written_is_not_sent_later(nur
 
     listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     port = listeners[0].socket.getsockname()[1]
-    c = TcpConnector("back", {"address": f"127.0.0.1:{port}", "framing": "length4"})
+    options = {"address": f"127.0.0.1:{port}", "framing": "length4"}
+    c = TcpConnector("back", options) if kind == "plain" else MuxConnector("back", {**options, "pool": 1})
     await nursery.start(c.run)
     got: dict[bytes, object] = {}
 
