@@ -26,6 +26,8 @@ Metric families (all prefixed ``bsp_``):
   channel_in_flight{channel}               outbound calls waiting for a reply
   channel_latency_seconds{channel}         outbound call round trip (histogram)
   channel_reconnects_total{channel}
+  channel_resets_total{channel}            tcp connect without match: connections the engine closed after a call
+                                           timed out (replies in order no longer to be trusted; sampled)
   channel_circuit_state{channel}           0 closed, 1 half-open, 2 open
   channel_up{channel}                      outbound: 1 the counterpart answers (or not tried yet), 0 down;
                                            nats consume: 1 connected to its NATS server, 0 cut off
@@ -113,6 +115,10 @@ class Metrics:
                                          ["channel"], buckets=LATENCY_BUCKETS, namespace=ns, registry=r)
         self.channel_reconnects = Counter("channel_reconnects", "Reconnections of an outbound channel.",
                                           ["channel"], namespace=ns, registry=r)
+        self.channel_resets = Counter("channel_resets", "tcp connect without match: connections the engine closed "
+                                      "after a call timed out, its replies matched in order no longer to be trusted "
+                                      "(the other calls waiting on it failed lost).", ["channel"], namespace=ns,
+                                      registry=r)
         self.channel_circuit = Gauge("channel_circuit_state", "Circuit breaker: 0 closed, 1 half-open, 2 open.",
                                      ["channel"], namespace=ns, registry=r)
         self.channel_up = Gauge("channel_up", "Outbound channel: 1 while its counterpart answers (or it has not "
@@ -153,7 +159,7 @@ class Metrics:
                         (self.channel_client_refused, ("channel",)),
                         (self.channel_connections, ("channel",)), (self.channel_accepted, ("channel",)),
                         (self.channel_latency, ("channel",)), (self.channel_reconnects, ("channel",)),
-                        (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
+                        (self.channel_resets, ("channel",)), (self.channel_circuit, ("channel",)), (self.channel_up, ("channel",)),
                         (self.cert_expiry, ("channel", "role", "subject"))),
         }
 

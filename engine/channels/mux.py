@@ -115,6 +115,7 @@ def parse_match(channel: str, value: Any) -> tuple[Callable[[Any], tuple[str, ..
 
 
 MEMO_MAX = 65536
+FLAP_KEEP = 256          # connections lost with calls waiting, remembered for bsp status (engine/ops/health.py)
 
 
 class _MemoCodec:
@@ -238,6 +239,9 @@ class MuxConnector:
         self.metrics: Any = None
         self.unmatched = 0
         self.resets = 0                      # first-in first-out connections closed after a call timed out
+        # connections lost with calls waiting (trio time, calls lost): their times tell bsp status it flaps
+        # (engine/ops/health.py); not those the engine closed itself (resets), nor at the engine's stop
+        self.drops: deque[tuple[float, int]] = deque(maxlen=FLAP_KEEP)
         self.garbled = 0
         self.unauthentic = 0                   # replies whose message MAC is missing or wrong
         self.keyless = 0
@@ -270,6 +274,10 @@ class MuxConnector:
     @property
     def _last_error(self) -> str:
         return self.pool.last_error
+
+    @property
+    def last_error_at(self) -> float | None:
+        return self.pool.last_error_at
 
     @property
     def circuit(self) -> str | None:
@@ -447,9 +455,26 @@ class MuxConnector:
             if conn.fifo is None:
                 conn.fifo = deque()
             conn.fifo.extend(s for _, s in slots)
-        conn.send(frames[0] if len(frames) == 1 else b"".join(frames), [s for _, s in slots])
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        conn.send(data, [s for _, s in slots])
         with trio.move_on_after(limit):
             await waiter.event.wait()
+        if not waiter.event.is_set() and conn.withdraw(data):
+            # its time is up before it was written (the writer blocked behind a counterpart that reads nothing):
+            # not sent, not in doubt; left there it was failed timeout and written later all the same
+            err = Rejected(f"channel {self.name}: request not sent: it could not be written to {self.address} "
+                           f"within {limit:g}s (the counterpart reads nothing: busy or stuck)", channel=self.name)
+            mine = {id(s) for _, s in slots}
+            conn.unsent = [s for s in conn.unsent if id(s) not in mine]
+            if key_of is None:
+                for _, slot in slots:
+                    conn.fifo.remove(slot)
+            for i, slot in slots:
+                if slot.key is not None and pending.get(slot.key) is slot:
+                    del pending[slot.key]
+                slot.resolve(err)
+                out[i] = slot.result
+            return
         late = False
         for i, slot in slots:
             if slot.result is None:
@@ -466,6 +491,8 @@ class MuxConnector:
             conn.reset = True
             conn.close(f"a call got no reply within {limit:g}s, so later replies could no longer be matched to "
                        f"their calls in order; reconnecting (give the channel `match` to match replies by key)")
+            if conn.scope is not None:       # at once, even with its writer blocked (a counterpart not reading)
+                conn.scope.cancel()
 
     def _request_key(self, payload: bytes) -> tuple[str, ...]:
         if self.codec is None:
@@ -488,7 +515,10 @@ class MuxConnector:
                                 "the stream is out of step, closing it", "replies nobody asked for")
                     conn.close("the counterpart sent a reply nobody asked for")
                     return
-                fifo.popleft().resolve(f)
+                slot = fifo.popleft()
+                if slot.result is None:
+                    conn.in_time += 1
+                slot.resolve(f)
             return
         codec = self.reply_codec or self.codec
         pending, seen = self._pending, self._seen
@@ -541,7 +571,18 @@ class MuxConnector:
         self.faults.occurred(kind, f"connection {conn.number} to {self.address}: {what}", noun=noun,
                              source=f"connection {conn.number}", reason=what, logger=log)
 
+    def flaps(self, window: float) -> tuple[int, int]:
+        """(connections lost with calls waiting, calls lost with them) in the last ``window`` seconds."""
+        since = trio.current_time() - window
+        recent = [n for t, n in self.drops if t >= since]
+        return len(recent), sum(recent)
+
     def _on_lost(self, conn: PoolConn, reason: str) -> None:
+        waiting = sum(1 for s in conn.fifo or () if s.result is None) + sum(
+            1 for s in self._pending.values() if s.conn is conn and s.result is None)
+        stopping = self.pool.closed or trio.current_effective_deadline() == -math.inf   # the engine stops
+        if waiting and not conn.reset and not stopping:
+            self.drops.append((trio.current_time(), waiting))
         if conn.unsent:                 # never written: the counterpart cannot have seen them (not in doubt)
             not_sent = Rejected(f"channel {self.name}: request not sent: connection to {self.address} lost "
                                 f"({reason}) before it was written", channel=self.name)

@@ -96,6 +96,8 @@ class PoolConn:
         self.sends = 0
         self.frames_in = 0               # frames received: the counterpart has answered on it
         self.reset = False               # closed by the engine after a call timed out (replies out of step)
+        self.scope: trio.CancelScope | None = None   # its reader's and writer's (``reset`` ends them at once)
+        self.in_time = 0                 # replies that came while their call still waited (the MUX counts them)
         self.opened = trio.current_time()
 
     def send(self, data: bytes, items: list[Any] | tuple[Any, ...] = ()) -> None:
@@ -103,6 +105,15 @@ class PoolConn:
         self.outbox.append(data)
         self.unsent.extend(items)
         self.wake.set()
+
+    def withdraw(self, data: bytes) -> bool:
+        """Take ``data`` (the very object ``send`` was given) out of the outbox while it is not written yet
+        (the caller takes its items out of ``unsent``): True if it was still there."""
+        for k, queued in enumerate(self.outbox):
+            if queued is data:
+                del self.outbox[k]
+                return True
+        return False
 
     def close(self, reason: str) -> None:
         if self.alive:
@@ -145,7 +156,8 @@ class Pool:
         self.answers = 0                     # frames received on any connection
         self._refused_at: int | None = None  # ``answers`` when a refusal was last seen (None: none since)
         self.idle_closes = 0                 # connections the counterpart closed idle (no refusal)
-        self.last_error = ""
+        self._last_error = ""
+        self.last_error_at: float | None = None   # wall time of the last error (bsp status: past once up again)
         self.down_since: float | None = None  # wall time since when every slot has been failing (``down``)
         self.connects = 0
         self.connect_failures = 0
@@ -157,6 +169,14 @@ class Pool:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def last_error(self) -> str:
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, error: str) -> None:
+        self._last_error, self.last_error_at = error, time.time()
 
     @property
     def connected(self) -> bool:
@@ -250,6 +270,7 @@ class Pool:
     async def _slot(self, i: int) -> None:
         backoff = self.backoff_min
         quiet, quiet_at = 0, -1          # idle closes in a row on this slot, and ``answers`` at the last one
+        was_reset = False                # the slot's last connection was closed after a call timed out
         while True:
             stage = ["tcp"]
             try:
@@ -289,6 +310,7 @@ class Pool:
             self._notify()
             try:
                 async with trio.open_nursery() as nursery:
+                    conn.scope = nursery.cancel_scope
                     nursery.start_soon(self._writer, conn, nursery.cancel_scope)
                     if self.keepalive is not None:
                         nursery.start_soon(self._keep, conn, nursery.cancel_scope)
@@ -316,6 +338,15 @@ class Pool:
                 await trio.sleep(self.backoff_max)     # no tight reconnect loop if the bug repeats
                 continue
             lived = trio.current_time() - conn.opened
+            again, was_reset = conn.reset and was_reset and not conn.in_time, conn.reset
+            if again:
+                # closed after a timeout again, no call answered in time on it: a counterpart this far behind
+                # (under load) would only be handed more calls to time out, each close failing the others lost
+                # (in doubt): the slot rests, calls meanwhile go to the other connections or fail at once, not sent
+                self.last_error = (f"connection to {self.address} closed after a call timed out again, no call "
+                                   f"answered in time on it")
+                backoff = await self._back_off(i, self.last_error, backoff)
+                continue
             if conn.frames_in or lived >= self.backoff_max or conn.reset:    # reset: closed by us
                 backoff = self.backoff_min             # it worked for a while: reconnect at once
                 quiet = 0
@@ -421,6 +452,10 @@ class Pool:
                 if conn.alive:
                     conn.peer_closed = True
                 conn.close("closed by the counterpart")
+                return
+            if conn.reset:
+                # closed for a call that timed out (replies in order no longer to be trusted): matched now, the
+                # next reply would go to that call's place and each waiting call get the reply of the one after
                 return
             try:
                 frames = framer.feed(data)

@@ -105,14 +105,15 @@ class TcpConnector:
         self.backoff_max = seconds(options.get("reconnect_max"), 2.0)
         self._framer = self._new_framer()
         self._pending: deque[_Pending] = deque()
-        self._outbox: list[bytes] = []
+        self._outbox: list[tuple[bytes, list[_Pending]]] = []   # requests not written yet, and their places
         self._unsent = 0                     # the last N waiting requests are still in _outbox (never written)
         self._wake = trio.Event()            # new requests to write / a connection wanted
         self._space = trio.lowlevel.ParkingLot()   # callers waiting for in-flight room
         self._reason = ""
         self._connected = False
         self._down_until = -math.inf         # requests fail fast until then (back-off)
-        self._last_error = ""
+        self._last_err = ""
+        self.last_error_at: float | None = None   # wall time of the last error (bsp status: past once up again)
         self.down_since: float | None = None   # wall time of the first failed connect since the last success
         self._outage = OutageLog(log, name, self.address, unit="connect attempt")   # its log (engine/outage_log.py)
         # connections lost with calls waiting: the first in full, a flapping counterpart's next ones counted
@@ -129,10 +130,21 @@ class TcpConnector:
         self._conn_scope: trio.CancelScope | None = None
         self._reset = False                  # the current connection was closed by _out_of_step
         self._reset_lost = 0                 # ... and the calls still waiting on it that it failed
+        self._in_time = 0                    # replies that came while their call still waited (all connections)
+        self._reset_mark = -1                # _in_time at the last reset: unchanged at the next, it is a repeat
+        self._reset_wait = self.backoff_min  # the back-off after the next repeated reset
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def _last_error(self) -> str:
+        return self._last_err
+
+    @_last_error.setter
+    def _last_error(self, error: str) -> None:
+        self._last_err, self.last_error_at = error, time.time()
 
     # -- public -----------------------------------------------------------
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -216,15 +228,31 @@ class TcpConnector:
                         await trio.aclose_forcefully(stream)
                 if self._reset:
                     # closed by us after a timeout (_out_of_step, which failed the calls written on it): the
-                    # calls made since wait unsent for the next connection, made at once
+                    # calls made since wait unsent for the next connection, made at once ... unless no call got
+                    # its reply in time since the last such close: a counterpart this far behind (under load)
+                    # would only be handed more calls to time out, each close failing the others lost (in
+                    # doubt, reversed): back off, calls failing at once meanwhile, not sent (not in doubt)
                     self._reset = False
+                    repeat = self._reset_mark == self._in_time
+                    self._reset_mark = self._in_time
+                    wait = self._reset_wait if repeat else 0.0
+                    self._reset_wait = min(self._reset_wait * 2, self.backoff_max) if repeat else self.backoff_min
+                    then = (f"; no call answered in time since the last such close: calls fail at once for "
+                            f"{wait:g}s, not sent (unreachable), then it reconnects" if repeat else "")
                     self.faults.occurred(
                         "out of step", f"connection to {self.address} closed: {self._reason}; {self._reset_lost} "
-                        f"other call(s) waiting for a reply on it failed (lost)",
+                        f"other call(s) waiting for a reply on it failed (lost){then}",
                         noun=f"connections to {self.address} closed after a timeout",
-                        reason=f"{self._reason}; {self._reset_lost} other call(s) waiting failed (lost)")
+                        reason=f"{self._reason}; {self._reset_lost} other call(s) waiting failed (lost){then}")
                     backoff = self.backoff_min
                     refused = False
+                    if repeat:
+                        self._last_error = (f"connection to {self.address} closed after a timeout again, no call "
+                                            f"answered in time since the last one: backing off {wait:g}s")
+                        self._down_until = trio.current_time() + wait
+                        self._fail_all(Unreachable(f"channel {self.name}: request not sent: {self._last_error}",
+                                                   channel=self.name))
+                        await trio.sleep(wait)
                     continue
                 waiting = sum(1 for p in self._pending if p.result is None)
                 peer_closed = self._reason.startswith(_PEER_CLOSED)
@@ -234,7 +262,9 @@ class TcpConnector:
                 # reconnects at the next call (at once, it would only open another connection to be closed)
                 # ... unless it refused a call since its last answer: then that close is one more refusal (or the
                 # reconnect after each back-off would be closed "idle" and hand it the next call to lose)
-                idle = not worked and peer_closed and self.sends == sends_before and not refused
+                # ... nor one closed with calls waiting to be written on it (closed as it opened, before the writer
+                # got to them: a refusal, though nothing left; they fail not sent, not in doubt)
+                idle = not worked and peer_closed and self.sends == sends_before and not refused and not waiting
                 if waiting or not peer_closed:
                     if waiting:
                         self.drops.append((trio.current_time(), waiting))
@@ -309,11 +339,14 @@ class TcpConnector:
         waiter = _Waiter(len(payloads))
         slots = [_Pending(waiter) for _ in payloads]
         self._pending.extend(slots)
-        self._outbox.append(data)
+        entry = (data, slots)
+        self._outbox.append(entry)
         self._unsent += len(slots)
         self._wake.set()
         with trio.move_on_after(limit):
             await waiter.event.wait()
+        if not waiter.event.is_set() and self._withdraw(entry, limit):
+            return [s.result for s in slots]  # type: ignore[misc]
         out: list[bytes | ChannelError] = []
         late = False
         for s in slots:
@@ -322,11 +355,38 @@ class TcpConnector:
                 s.resolve(self._stamp(CallTimeout(
                     f"channel {self.name}: no reply from {self.address} within {limit:g}s", channel=self.name)))
             out.append(s.result)  # type: ignore[arg-type]
-        if late:
-            self._out_of_step(limit)
+        if late and self._out_of_step(limit):
+            for r in out:                    # the reconnect that follows is ours: it ends no streak of them
+                if isinstance(r, CallTimeout):
+                    r.connection = None
         return out
 
-    def _out_of_step(self, limit: float) -> None:
+    def _withdraw(self, entry: tuple[bytes, list[_Pending]], limit: float) -> bool:
+        """A call whose time is up before its bytes were written (the writer blocked behind a counterpart that
+        reads nothing, or no connection yet): taken out of the outbox and failed not sent (kind unreachable,
+        not in doubt).  Left there, it was failed in doubt (timeout) and written later all the same, its caller
+        gone (an ISO 8583 original arriving after its reversal).  False: it was written (or is being written)."""
+        outbox = self._outbox
+        for k, queued in enumerate(outbox):
+            if queued is entry:
+                del outbox[k]
+                break
+        else:
+            return False
+        slots = entry[1]
+        for s in slots:
+            self._pending.remove(s)
+        self._unsent -= len(slots)
+        err = self._stamp(Rejected(
+            f"channel {self.name}: request not sent: it could not be written to {self.address} within {limit:g}s "
+            + ("(the counterpart reads nothing: busy or stuck)" if self._connected else "(not connected)"),
+            channel=self.name))
+        for s in slots:
+            s.resolve(err)
+        self._space.unpark_all()
+        return True
+
+    def _out_of_step(self, limit: float) -> bool:
         """A call timed out on the connection: its reply may come late, or never (a counterpart that drops
         a request it cannot read).  Replies are matched first-in first-out, so from then on the next reply
         cannot be told to be that late one or the answer to the call after it: one never sent would hand
@@ -335,7 +395,7 @@ class TcpConnector:
         a counterpart that needs replies matched across timeouts needs ``match`` (engine/channels/mux.py)."""
         scope = self._conn_scope
         if scope is None or not self._connected or scope.cancel_called:
-            return
+            return False
         self.resets += 1
         self._reset = True
         self._reason = (f"a call got no reply within {limit:g}s, so later replies could no longer be matched "
@@ -345,8 +405,10 @@ class TcpConnector:
         # (the tail of the queue, their bytes still in the outbox) stay queued for the next connection
         pending = self._pending
         written = len(pending) - min(self._unsent, len(pending))
-        lost = self._stamp(ConnectionLost(f"channel {self.name}: connection to {self.address} closed before the "
-                                          f"reply came ({self._reason})", channel=self.name))
+        # not stamped with the connection (self._stamp): the new one is opened by us, not a sign the counterpart
+        # answers again, so it does not make these failures stale for the channel's health (engine/ops/health.py)
+        lost = ConnectionLost(f"channel {self.name}: connection to {self.address} closed before the "
+                              f"reply came ({self._reason})", channel=self.name)
         self._reset_lost = 0
         for _ in range(written):
             slot = pending.popleft()
@@ -354,6 +416,7 @@ class TcpConnector:
                 self._reset_lost += 1
             slot.resolve(lost)
         self._space.unpark_all()
+        return True
 
     # -- internals ---------------------------------------------------------
     async def _writer(self, stream: trio.SocketStream, scope: trio.CancelScope) -> None:
@@ -362,11 +425,15 @@ class TcpConnector:
                 await self._wake.wait()
                 self._wake = trio.Event()
                 continue
+            # woken by a call as the connection was being closed (_out_of_step, the reader at its end): its
+            # bytes stay in the outbox, unsent (not in doubt, written on the next connection); taken now and
+            # cancelled in send_all before a byte left, they were lost and the call took the next call's reply
+            await trio.lowlevel.checkpoint_if_cancelled()
             batch, self._outbox = self._outbox, []
             self._unsent = 0
             self.sends += 1
             try:
-                await stream.send_all(batch[0] if len(batch) == 1 else b"".join(batch))
+                await stream.send_all(batch[0][0] if len(batch) == 1 else b"".join([d for d, _ in batch]))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self._reason = f"send failed: {io_reason(exc)}"
                 scope.cancel()
@@ -383,6 +450,10 @@ class TcpConnector:
                 return
             if not data:
                 return
+            if self._reset:
+                # closed by _out_of_step as these bytes came (the replies of the calls it failed lost): matched
+                # now they would go to the calls not yet written, first in the queue for the next connection
+                return
             try:
                 frames = framer.feed(data)
             except FramingError as exc:
@@ -396,7 +467,10 @@ class TcpConnector:
                     self._reason = (f"the counterpart sent a reply nobody asked for (stream byte {framer.offset}); "
                                     f"the stream is out of step")
                     return
-                pending.popleft().resolve(f)
+                slot = pending.popleft()
+                if slot.result is None:
+                    self._in_time += 1
+                slot.resolve(f)
                 self._answered += 1
             if frames and self._space:
                 self._space.unpark_all()
@@ -464,7 +538,9 @@ COMPONENT = ComponentSpec(
         "channel stays up (unless it refused a call since its last answer). While the counterpart is unreachable, calls fail at once (error kind "
         "`unreachable`, deal `failed`). A call without a reply within `timeout` fails with "
         "kind `timeout` and closes the connection (replies matched in order cannot be trusted past a reply that "
-        "may never come): the other calls waiting on it fail `lost`, and it reconnects at once; a broken connection fails every waiting call with kind `lost`. With `pool`, "
+        "may never come): the other calls waiting on it fail `lost`, and it reconnects at once (after a back-off, calls "
+        "failing unsent meanwhile, when no call was answered in time since the last such close; counted as `resets` in "
+        "bsp status); a broken connection fails every waiting call with kind `lost`. With `pool`, "
         "`match`, TLS, `retries`, `breaker_failures` or `echo_every` it becomes a MUX: N persistent "
         "connections, replies matched by key, resilience per call (docs/channels.md)."
     ),

@@ -180,6 +180,12 @@ def _calendars(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
+
+def _resets(c: dict) -> str:
+    """A tcp connect's connections closed by bsp after a call timed out (replies in order not to be trusted)."""
+    n = c.get("resets") or 0
+    return f", {n} reset{'s' if n != 1 else ''}" if n else ""
+
 def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
            buckets: dict[str, list[tuple[float, float]]]) -> Group:
     from rich.console import Group
@@ -224,10 +230,10 @@ def render(now: dict[str, Any], before: dict[str, Any] | None, seconds: float,
                          str(c.get("connections", "-")), str(c.get("frames_in", "-")),
                          str(c.get("frames_out", "-")),
                          Text(circuit, style=CIRCUIT_STYLE.get(circuit, "")),
-                         Text("-" if up is None else
+                         Text(("-" if up is None else
                               f"FLAPPING {c['flapping']['lost_connections']} lost/{c['flapping']['window_s']}s"
                               if up and c.get("flapping") else "up" if up else
-                              f"DOWN {c.get('failed_calls') or 0} failed",
+                              f"DOWN {c.get('failed_calls') or 0} failed") + _resets(c),
                               style="" if up is not False and not c.get("flapping") else
                               "bold yellow" if up else "bold red"),
                          _expiry(c.get("cert_expiry")))

@@ -18,9 +18,11 @@
                                                 "path": "/etc/bsp/server.pem", "not_after": "2026-12-06T21:05:00+00:00",
                                                 "days_left": 9.9}},  # to expire: cert, ca, or the counterpart's (peer)
                   "biller": {"kind": "tcp.connect", "role": "connect", "address": ..., "connected": false,
-                             "connects": 1, "circuit": "half_open", "up": false,     # engine/ops/health.py
+                             "connects": 1, "resets": 0, "circuit": "half_open", "up": false,   # ops/health.py
+                             # resets: connections closed by bsp after a call timed out (no `match`)
                              "down_since": "2026-11-26T09:20:01.2+00:00", "failed_calls": 12,
-                             "last_error": "cannot connect to 127.0.0.1:7002: ...",
+                             "last_error": "cannot connect to 127.0.0.1:7002: ...",   # while down; up again:
+                             "last_error_at": "2026-11-26T09:21:40.5+00:00",   # previous_error(_at) instead
                              "frames_in": 1180, "frames_out": 1197}},     # outbound: replies in, requests out
      "certificates": [{"channel": "mainframe", "role": "server", ...}, ...],   # every one, first to expire first
                                  # (engine/certexpiry.py; channel "admin API" for the admin API's)
@@ -220,17 +222,23 @@ class EngineBackend:
         if ch.role in ("connect", "both"):
             row["connected"] = bool(getattr(ch, "_connected", False))
             row["connects"] = getattr(ch, "connects", None)
+            resets = getattr(ch, "resets", None)
+            if isinstance(resets, int):           # closed by the engine after a call timed out (no `match`)
+                row["resets"] = resets
             health = outbound_health(ch)
             row["circuit"], row["up"] = health["circuit"], health["up"]
             if not health["up"]:
                 row["down_since"], row["failed_calls"] = iso(health["down_since"]), health["failed_calls"]
+                if health.get("last_error"):
+                    row["last_error"], row["last_error_at"] = health["last_error"], iso(health["last_error_at"])
             else:
                 flaps = flapping(ch)            # up, but losing its connection with calls waiting, again and again
                 if flaps is not None:
                     row["flapping"] = flaps
-            last = health.get("last_error") or getattr(ch, "_last_error", "")
-            if last:
-                row["last_error"] = last
+                if getattr(ch, "_last_error", ""):
+                    # up again: its last error is past, not current (shown as last_error, it read as the state)
+                    row["previous_error"] = ch._last_error
+                    row["previous_error_at"] = iso(getattr(ch, "last_error_at", None))
         room = getattr(ch, "room", None)           # tcp listen at max_connections (engine.channels.conn_room)
         if room is not None and isinstance(getattr(room, "evicted", None), int):
             row["evicted"], row["capped"] = room.evicted, room.capped

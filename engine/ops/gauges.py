@@ -8,7 +8,8 @@ Outbound calls (sent, replies, errors, latency and ``bsp_channel_in_flight``)
 are reported as they happen by ``engine.ops.calls``.  Counters that the
 runtime does not report as events are sampled here:
 ``bsp_channel_reconnects_total`` grows by the connector's new connects since
-the last sample (its first connect is not a reconnect), and every ledger group
+the last sample (its first connect is not a reconnect), ``bsp_channel_resets_total`` by the connections
+it closed after a call timed out (a ``tcp connect`` without ``match``), and every ledger group
 commit since the last sample is observed in ``bsp_ledger_batch_size`` /
 ``bsp_ledger_commit_seconds`` with the mean size and time of those commits
 (the ledger keeps totals, not each batch).  ``bsp_bookkeeping_entries{structure}``
@@ -46,6 +47,7 @@ class EngineMetrics(Metrics):
         super().__init__(namespace)
         self.engine: Any = None
         self._connects: dict[int, int] = {}
+        self._resets: dict[int, int] = {}          # each outbound connector's resets at the last sample
         self._accepted: dict[int, int] = {}   # tcp listen: connections accepted at the last sample, by channel object
         self._outbound: set[str] = set()     # channels with a bsp_channel_up / circuit series
         self._ledger_seen = (0, 0, 0.0)      # batches, rows, total_commit_ms
@@ -117,6 +119,7 @@ class EngineMetrics(Metrics):
             self.route_in_flight.labels(name).set(br.limiter.borrowed)
         sampled: dict[int, int] = {}          # the running channels only: a reload's old ones are dropped
         accepted: dict[int, int] = {}
+        reset_seen: dict[int, int] = {}
         outbound = {name for name, ch in gen.channels.items() if is_outbound(ch) or _reaches_out(ch)}
         for name in self._outbound - outbound:     # removed by a reload (or no longer outbound)
             for gauge in (self.channel_up, self.channel_circuit):
@@ -137,10 +140,19 @@ class EngineMetrics(Metrics):
                 if connects > before:
                     self.channel_reconnects.labels(name).inc(connects - before)
                 sampled[id(ch)] = connects
+                resets = getattr(ch, "resets", None)
+                if isinstance(resets, int):
+                    done = self._resets.get(id(ch), 0)
+                    if resets > done:
+                        self.channel_resets.labels(name).inc(resets - done)
+                    else:
+                        self.channel_resets.labels(name)        # the series exists from the start (0)
+                    reset_seen[id(ch)] = resets
             elif name in outbound:               # an inbound channel that connects out (nats consume)
                 self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
             self._sample_accepted(name, ch, accepted)
         self._connects = sampled
+        self._resets = reset_seen
         self._accepted = accepted
         self._sample_ledger(getattr(eng.ledger, "stats", None))
         self._sample_storage(eng.ledger)

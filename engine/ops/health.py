@@ -19,7 +19,10 @@ An outbound channel (role ``connect`` or ``both``) is **down** when
   engine.resilience.FAILURE_KINDS) and no reply came since: ``failed_calls``
   counts them.  Any reply makes it up again; so does, for a plain ``tcp connect``,
   a connection opened after those calls failed (it reconnects in the background
-  after its first call, so it comes back up without traffic).
+  after its first call, so it comes back up without traffic) -- but not the one
+  it opens itself after closing a connection for a call that timed out (replies
+  in order out of step: engine/channels/tcp_connect.py ``_out_of_step``): that
+  timeout and the calls it failed carry no connection, only a reply ends them.
 
 A channel not tried yet (a plain ``tcp connect`` connects on first use) is up.
 A down channel does not make the engine *not ready* (``GET /ready``: another
@@ -56,12 +59,13 @@ class CallHealth:
     (``engine/outage_log.py``): no connector logs a counterpart that accepts calls and does not answer them in
     time (a failed connect or a lost connection its connector logs itself)."""
 
-    __slots__ = ("failed", "since", "last_error", "connection", "name", "outage")
+    __slots__ = ("failed", "since", "last_error", "last_at", "connection", "name", "outage")
 
     def __init__(self, name: str = "", peer: str = "") -> None:
         self.failed = 0
         self.since: float | None = None      # wall time of the first of them
         self.last_error = ""
+        self.last_at: float | None = None    # wall time of the last of them
         self.connection: int | None = None   # the connection the last of them happened on (plain tcp connect)
         self.name = name                     # the channel's, for the log
         # the log of the streak (engine/outage_log.py): said when a timeout starts it, reminded, said when it ends;
@@ -87,6 +91,7 @@ class CallHealth:
                     self.since = time.time()
                 self.failed += 1
                 self.last_error = str(r)
+                self.last_at = time.time()
                 self.connection = r.connection
                 self.outage.failed(
                     f"{str(r).rstrip('.')} (timeout): the counterpart takes calls but does not answer them in time; "
@@ -128,7 +133,8 @@ def is_outbound(ch: Any) -> bool:
 
 
 def outbound_health(ch: Any) -> dict[str, Any]:
-    """``up``, and while down: ``down_since`` (wall time), ``failed_calls``, ``circuit``, ``last_error``."""
+    """``up``, and while down: ``down_since`` (wall time), ``failed_calls``, ``circuit``, ``last_error`` and
+    ``last_error_at`` (wall time)."""
     calls = getattr(ch, "call_health", None)
     failed = calls.failed if calls is not None else 0
     if failed and getattr(ch, "_connected", False) and stale(calls.connection, getattr(ch, "connects", None)):
@@ -144,14 +150,17 @@ def outbound_health(ch: Any) -> dict[str, Any]:
               if t is not None]
     out["down_since"] = min(starts) if starts else None
     out["failed_calls"] = failed
-    last = (calls.last_error if failed and calls is not None else "") or getattr(ch, "_last_error", "")
+    mine = failed and calls is not None and calls.last_error
+    last = calls.last_error if mine else getattr(ch, "_last_error", "")
     out["last_error"] = last.removeprefix(f"channel {getattr(ch, 'name', '')}: ")
+    out["last_error_at"] = calls.last_at if mine else getattr(ch, "last_error_at", None)
     return out
 
 
 def flapping(ch: Any) -> dict[str, Any] | None:
-    """A channel that is up but keeps losing its connection with calls waiting (``tcp connect``: FLAP_MIN or
-    more in the last FLAP_WINDOW seconds), the counterpart answering in between: ``{"lost_connections",
+    """A channel that is up but keeps losing its connection with calls waiting (``tcp connect``, plain or MUX /
+    ``pool``: FLAP_MIN or more in the last FLAP_WINDOW seconds; not the connections the engine closed itself
+    after a timeout, ``resets``), the counterpart answering in between: ``{"lost_connections",
     "lost_calls", "window_s"}``, else None.  Each such loss fails its waiting calls (``lost``, in doubt)
     while the channel is back up at once: neither down nor well."""
     flaps = getattr(ch, "flaps", None)

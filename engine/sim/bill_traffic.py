@@ -31,6 +31,10 @@ mutual TLS (`client_cert = "required"`), ``--cert``/``--key`` (the mainframe's
 client certificate):
 
     .venv/bin/python -m engine.sim.bill_traffic --ca certs/ca.pem --cert certs/client.pem --key certs/client.key
+
+A plain run against such a channel has its connection closed before any reply, as a draining engine would
+close it: the simulator then tries a TLS handshake there, and only when it is answered says so (``hint: a
+mainframe channel with TLS ...``); after a drain it says the engine drained or stopped.
 """
 from __future__ import annotations
 
@@ -111,22 +115,52 @@ def summary(res: MainframeResult) -> str:
 
 
 def problem(res: MainframeResult, count: int, reply_timeout: float = REPLY_TIMEOUT,
-            duration: float | None = None) -> str | None:
+            duration: float | None = None, *, plain_to_tls: bool = False) -> str | None:
     """None when every request sent was answered and all ``count`` were sent (with ``duration``:
     those its end left unsent are not missed), else one ``error:`` line: how many went unanswered
-    or unsent, and why the simulator stopped."""
+    or unsent, and why the simulator stopped (``plain_to_tls``: the closed connection was plain TCP to a
+    channel that speaks TLS, ``speaks_tls``, not a drain)."""
     if res.replies == res.sent and not res.stopped and (res.sent == count or duration is not None):
         return None
     text = f"error: {res.sent - res.replies:,} of {res.sent:,} request(s) sent got no reply"
     if count > res.sent and duration is None:
         text += f", and {count - res.sent:,} of --count {count:,} were not sent"
     why = []
-    if CLOSED in res.stopped:
+    if CLOSED in res.stopped and plain_to_tls:
+        why.append("the engine closed the connection: its mainframe channel speaks TLS, and this run spoke plain TCP")
+    elif CLOSED in res.stopped:
         why.append("the engine closed the connection (it drained or stopped: see its log, or `bsp status`)")
     if TIMED_OUT in res.stopped:
         why.append(f"no reply came for {reply_timeout:g} s (--reply-timeout) while requests were waiting "
                    f"(is the engine stuck, or its biller channel unable to connect?)")
     return text + (f": {'; and '.join(why)}" if why else "")
+
+
+def speaks_tls(where: tuple[str, int], timeout: float = 3.0) -> bool:
+    """Does ``where`` answer a TLS handshake?  Asked only when a plain TCP run got its connection closed
+    before any reply: a channel with TLS ends a plain connection at once, as a draining or stopping engine
+    does, and only this tells the two apart (a drained engine no longer listens; a plain one does not answer
+    a TLS hello).  Its certificate is not checked: only whether the other end speaks TLS."""
+    async def probe() -> bool:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with trio.move_on_after(timeout):
+            try:
+                stream = await trio.open_tcp_stream(*where)
+            except OSError:
+                return False
+            tls = trio.SSLStream(stream, ctx, server_hostname=where[0])
+            try:
+                await tls.do_handshake()
+                return True
+            except trio.BrokenResourceError as exc:        # a TLS alert (a client certificate required) is TLS too
+                return isinstance(exc.__cause__, ssl.SSLError) and not isinstance(exc.__cause__, ssl.SSLEOFError)
+            finally:
+                await trio.aclose_forcefully(tls)
+        return False
+
+    return trio.run(probe)
 
 
 def unreachable_note(res: MainframeResult, biller: tuple[str, int] | None) -> str | None:
@@ -261,10 +295,11 @@ def main(argv: list[str] | None = None, *, console: Console | None = None) -> in
     note = unreachable_note(res, None if args.no_biller else args.biller)
     if note is not None:
         print(note, file=sys.stderr)
-    err = problem(res, count, args.reply_timeout, args.duration)
+    plain_to_tls = tls is None and res.replies == 0 and CLOSED in res.stopped and speaks_tls(args.mainframe)
+    err = problem(res, count, args.reply_timeout, args.duration, plain_to_tls=plain_to_tls)
     if err is not None:
         print(err, file=sys.stderr)
-        if tls is None and res.replies == 0 and CLOSED in res.stopped:
+        if plain_to_tls:       # not after a drain: a drained engine ends a plain connection at once too
             print("hint: a mainframe channel with TLS (its cert and key) ends a plain connection at once: "
                   "give --ca (its CA), and --cert/--key for mutual TLS", file=sys.stderr)
         return 1

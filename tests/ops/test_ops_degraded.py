@@ -104,6 +104,7 @@ async def test_a_refused_counterpart_degrades_the_engine_but_keeps_it_ready(nurs
         assert back["down_since"].endswith("+00:00")
         assert back["circuit"] in ("open", "half_open")
         assert f"cannot connect to 127.0.0.1:{port}" in back["last_error"]
+        assert back["last_error_at"].endswith("+00:00") and back["last_error_at"] >= back["down_since"], back
         [reason] = doc["reasons"]
         assert reason.startswith(f"channel back (127.0.0.1:{port}) down since {back['down_since']}: 1 call failed, "
                                  f"circuit {back['circuit']}; last error: cannot connect to 127.0.0.1:{port}")
@@ -127,7 +128,11 @@ async def test_a_refused_counterpart_degrades_the_engine_but_keeps_it_ready(nurs
                 await trio.sleep(0.2)
         doc = (await client.get("/status")).json()
         assert doc["state"] == "ready" and doc["reasons"] == []
-        assert doc["channels"]["back"]["up"] is True and "failed_calls" not in doc["channels"]["back"]
+        back = doc["channels"]["back"]
+        assert back["up"] is True and "failed_calls" not in back
+        # the error is past: not last_error (read as the channel's state), but previous_error and when it was
+        assert "last_error" not in back and f"cannot connect to 127.0.0.1:{port}" in back["previous_error"], back
+        assert back["previous_error_at"].endswith("+00:00"), back
         assert (await client.get("/ready", params={"strict": "1"})).status_code == 200
         assert _up((await client.get("/metrics")).text, "back") == 1
         assert "DEGRADED" not in _table({**doc, "ready": True})

@@ -155,7 +155,9 @@ def test_the_command_exits_1_and_says_so_when_the_engine_hangs_up(capsys):
     assert "40 bill payment request(s)" in out and "40 got no reply" in out
     assert err.splitlines()[0] == ("error: 40 of 40 request(s) sent got no reply: the engine closed the connection "
                                    "(it drained or stopped: see its log, or `bsp status`)"), err
-    assert err.splitlines()[1].startswith("hint: a mainframe channel with TLS"), err   # no reply at all: TLS?
+    # no reply at all, but what hung up speaks no TLS (it is gone): no TLS hint, which sent a newcomer whose
+    # engine simply drained looking for certificates
+    assert "TLS" not in err, err
     with pytest.raises(SystemExit):
         bill_traffic.main(["--reply-timeout", "0"])
     assert "expected a number of seconds > 0" in capsys.readouterr().err

@@ -115,3 +115,4 @@ def test_tls_problems_say_which_option_to_fix(engine, certs, capsys, tmp_path: P
     rc = bill_traffic.main(base)
     err = capsys.readouterr().err
     assert rc == 1 and "hint: a mainframe channel with TLS" in err and "give --ca" in err, err
+    assert "its mainframe channel speaks TLS, and this run spoke plain TCP" in err and "drained" not in err, err
