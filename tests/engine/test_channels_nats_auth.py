@@ -112,6 +112,9 @@ async def test_a_token_refused_at_reconnection_is_said_once_then_its_end(tmp_pat
             await eventually(lambda: value(refusals() >= 5), "five refused reconnections", timeout=15)
             token.write_text(TOKEN2 + "\n")
             await eventually(lambda: value(pub.link.connected), "reconnected with the new token", timeout=15)
+            # the end is said from nats-py's reconnected callback, which may run after `connected` reads true
+            ended = lambda: any("[outage end:" in r.getMessage() for r in caplog.records)  # noqa: E731
+            await eventually(lambda: value(ended()), "the outage's end said", timeout=15)
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "credentials" in r.getMessage()]
     assert len(said) == 2, said
     assert said[0].startswith(f"channel bus: NATS at {srv.url} refused the channel's credentials, token (token_file "
