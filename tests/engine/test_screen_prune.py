@@ -87,3 +87,20 @@ def test_of_two_entries_scoring_the_same_the_earlier_line_is_reported_whatever_t
         assert problems == []
         hit = index.screen("Ivan Petrovitch Sidorov")      # a near hit: both entries score the same
         assert hit.entry is not None and hit.entry.entry_id == "FIRST", (hit.entry.entry_id, hit.score)
+
+
+def test_a_reload_that_leaves_the_list_as_it_was_keeps_its_index_and_a_changed_list_gets_a_new_one() -> None:
+    """Building a large list's index takes seconds on the engine's loop: a reload whose list rows did not
+    change reuses the index built for them; one row changed is a new index that screens the new row."""
+    from dsl.tables import Table
+    from engine.steps.screen import index_of_table
+
+    rows = {"A1": {"entry_id": "A1", "source": "UN", "name": "Ivan Petrovich Sidorov", "aliases": ""}}
+    first = index_of_table(Table("sanctions", "entry_id", rows, path="a.csv"))
+    again = index_of_table(Table("sanctions", "entry_id", {k: dict(v) for k, v in rows.items()}, path="a.csv"))
+    assert again is first
+    changed = dict(rows, B2={"entry_id": "B2", "source": "OFAC", "name": "Maria Gonzalez Ortiz", "aliases": ""})
+    other = index_of_table(Table("sanctions", "entry_id", changed, path="a.csv"))
+    assert other is not first
+    assert other.screen("Maria Gonzalez Ortiz").entry.entry_id == "B2"
+    assert first.screen("Maria Gonzalez Ortiz").entry is None
