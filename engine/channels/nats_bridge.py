@@ -108,6 +108,22 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text and text != name else name
 
 
+class LinkStop:
+    """``stop_within`` of a channel holding a ``NatsLink`` as ``self.link``: how long closing the NATS
+    connection may take at the stop, the engine's grace period (the switchboard sets it); past it the
+    client's stuck tasks are left behind (``NatsLink.close``)."""
+
+    link: "NatsLink"
+
+    @property
+    def stop_within(self) -> float:
+        return self.link.close_within
+
+    @stop_within.setter
+    def stop_within(self, seconds: float) -> None:
+        self.link.close_within = float(seconds)
+
+
 class NatsLink:
     def __init__(self, channel: str, options: dict[str, Any], *, load: bool = True) -> None:
         """``load`` false (``bsp check``): the auth and TLS options checked, no secret or file read."""

@@ -44,7 +44,8 @@ import trio
 from engine.channels.base import ExchangeHandler
 from engine.channels.nats_acks import Acks, deliveries
 from engine.channels.nats_auth import AUTH_OPTIONS
-from engine.channels.nats_bridge import CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, subject_option
+from engine.channels.nats_bridge import (CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, LinkStop, NatsLink,
+                                         subject_option)
 from engine.channels.nats_consumer_setup import subscribe
 from engine.channels.nats_deferred import Deferrals
 from engine.channels.nats_fetch import fetch_loop, hand_back_open_pull
@@ -62,7 +63,7 @@ def _positive(name: str, options: dict[str, Any], key: str, default: int) -> int
     return value
 
 
-class NatsConsumer:
+class NatsConsumer(LinkStop):
     role = "listen"
 
     def __init__(self, name: str, options: dict[str, Any], *, load: bool = True) -> None:
@@ -140,16 +141,6 @@ class NatsConsumer:
     @property
     def address(self) -> str:
         return f"{self.link.url} {self.stream}/{self.durable} ({self.subject})"
-
-    @property
-    def stop_within(self) -> float:
-        """How long closing the NATS connection may take at the stop: the engine's grace period (the
-        switchboard sets it); past it the client's stuck tasks are left behind (engine.channels.nats_bridge)."""
-        return self.link.close_within
-
-    @stop_within.setter
-    def stop_within(self, seconds: float) -> None:
-        self.link.close_within = float(seconds)
 
     # -- Listener -------------------------------------------------------------
     async def serve(self, handler: ExchangeHandler, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -30,7 +30,7 @@ import trio
 from engine.channels.base import CallTimeout, ChannelError, Unreachable
 from engine.channels.nats_auth import AUTH_OPTIONS
 from engine.channels.nats_bridge import (
-    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, NatsLink, describe, ensure_stream,
+    CONNECT_TIMEOUT, RECONNECT_WAIT, SUBJECT, URL, LinkStop, NatsLink, describe, ensure_stream,
     subject_option, until_set_up,
 )
 from engine.channels.options import ChannelConfigError, built_check, duration_above_zero
@@ -43,7 +43,7 @@ MODES = ("jetstream", "request")
 DEDUP = ("reference", "content", "none")
 
 
-class NatsPublisher:
+class NatsPublisher(LinkStop):
     role = "connect"
     takes_keys = True       # the call step passes each exchange's deal reference (message id)
 
@@ -98,16 +98,6 @@ class NatsPublisher:
         if self.link.connected:
             return ""
         return self.link.last_error or self._setup_error or f"not connected to NATS at {self.link.url}"
-
-    @property
-    def stop_within(self) -> float:
-        """How long closing the NATS connection may take at the stop: the engine's grace period (the
-        switchboard sets it); past it the client's stuck tasks are left behind (engine.channels.nats_bridge)."""
-        return self.link.close_within
-
-    @stop_within.setter
-    def stop_within(self, seconds: float) -> None:
-        self.link.close_within = float(seconds)
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with self.link.session():
