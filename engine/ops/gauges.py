@@ -142,12 +142,7 @@ class EngineMetrics(Metrics):
                 sampled[id(ch)] = connects
                 resets = getattr(ch, "resets", None)
                 if isinstance(resets, int):
-                    done = self._resets.get(id(ch), 0)
-                    if resets > done:
-                        self.channel_resets.labels(name).inc(resets - done)
-                    else:
-                        self.channel_resets.labels(name)        # the series exists from the start (0)
-                    reset_seen[id(ch)] = resets
+                    _count_up(self.channel_resets, name, ch, resets, self._resets, reset_seen)
             elif name in outbound:               # an inbound channel that connects out (nats consume)
                 self.channel_up.labels(name).set(1 if ch.status().get("up") else 0)
             self._sample_accepted(name, ch, accepted)
@@ -169,12 +164,7 @@ class EngineMetrics(Metrics):
         if getattr(ch, "role", None) != "listen" or not isinstance(total, int) or scopes is None:
             return
         self.channel_connections.labels(name).set(len(scopes))
-        before = self._accepted.get(id(ch), 0)
-        if total > before:
-            self.channel_accepted.labels(name).inc(total - before)
-        else:
-            self.channel_accepted.labels(name)          # the series exists from the start (0)
-        seen[id(ch)] = total
+        _count_up(self.channel_accepted, name, ch, total, self._accepted, seen)
 
     def _flagged_by_route(self, flags: Any, eng: Any) -> None:
         """``bsp_deals_flagged_open_by_route{route}``: the routes of the running configuration (0 when none is
@@ -232,3 +222,15 @@ def _reaches_out(ch: Any) -> bool:
     and ``bsp_channel_up`` follows it (0 while it is cut off and receives nothing)."""
     own = getattr(ch, "status", None)
     return getattr(ch, "role", None) == "listen" and callable(own) and "up" in own()
+
+
+def _count_up(counter: Any, name: str, ch: Any, total: int, before: dict[int, int], seen: dict[int, int]) -> None:
+    """A channel's own running count (``total``) into the Prometheus counter labelled ``name``: what it
+    counted since the last sample (``before``, by channel object: a channel a reload kept goes on counting,
+    a new one starts from its own zero); the series exists from the start (0)."""
+    done = before.get(id(ch), 0)
+    if total > done:
+        counter.labels(name).inc(total - done)
+    else:
+        counter.labels(name)
+    seen[id(ch)] = total
