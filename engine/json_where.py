@@ -1,8 +1,9 @@
 """Where a field is in one line of JSON text: ``bsp encode`` names the column of the key an error is about.
 
-    where(b'{"A": 1, "COLOUR": "red"}', "COLOUR")     # (9, 8): column 9, byte 8 of the line
+    where(b'{"A": 1, "COLOUR": "red"}', "COLOUR")     # (10, 9): column 10, byte 9 of the line
     where(line, "STATIC_DETAILS.COMPANY_NAME")          # the key inside the object under STATIC_DETAILS
     where(line, "ITEMS[2].AMOUNT")                      # list items by index; the item itself for "ITEMS[2]"
+    where(b'{"fx.rate": "x"}', "fx.rate")               # a key holding a dot: (2, 1)
 
 A field path is the ``FormatError.field`` of an encoder (dotted keys, ``[i]`` for list items).  Only the
 path is followed: the rest of the line is skipped with the stdlib decoder, so a long line costs one scan.
@@ -41,8 +42,9 @@ def _find(text: str, i: int, path: list[str | int]) -> int | None:
             i = _skip(text, i)
             if not text.startswith(":", i):
                 return None
-            if key == want:
-                return start if len(path) == 1 else _find(text, i + 1, path[1:])
+            k = _consumes(key, path)
+            if k:
+                return start if len(path) == k else _find(text, i + 1, path[k:])
             _, i = _DECODER.raw_decode(text, _skip(text, i + 1))
             i = _skip(text, i)
             if not text.startswith(",", i):
@@ -62,6 +64,25 @@ def _find(text: str, i: int, path: list[str | int]) -> int | None:
             i = _skip(text, i + 1)
             n += 1
     return None
+
+
+def _consumes(key: str, path: list[str | int]) -> int:
+    """How many steps of ``path`` the object key ``key`` stands for: 1 when it is the first, more when the
+    key itself holds dots (``"ccy.code"`` for the steps ``ccy``, ``code``: a field path cannot tell the
+    two apart), 0 when neither."""
+    if key == path[0]:
+        return 1
+    if "." not in key:
+        return 0
+    joined = path[0] if isinstance(path[0], str) else None
+    for n in range(1, len(path)):
+        step = path[n]
+        if joined is None or not isinstance(step, str) or len(joined) >= len(key):
+            return 0
+        joined = f"{joined}.{step}"
+        if joined == key:
+            return n + 1
+    return 0
 
 
 def where(line: bytes, path: str | None) -> tuple[int, int] | None:

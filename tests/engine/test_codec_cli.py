@@ -640,6 +640,9 @@ def test_an_unknown_key_in_a_group_is_named_at_its_line_and_column_in_the_file(t
     (b'{"I": [{"a": 1}, {"a": 2}]}', "I[1]", (18, 17)),
     (b'{"k\\"x": 1, "COLOUR": 2}', "COLOUR", (13, 12)),
     (b'{"A": 1}', "B", None), (b'{"A": 1,', "B", None), (b"not json", "A", None), (b'{"A": 1}', None, None),
+    (b'{"A": 1, "fx.rate": "x"}', "fx.rate", (10, 9)),                   # a key holding a dot
+    (b'{"a": {"b.c": {"d": 1}}}', "a.b.c.d", (16, 15)),                   # ... inside a path
+    (b'{"fx": {"rate": 2}, "fx.rate": 3}', "fx.rate", (9, 8)),            # the nested key first, as before
 ])
 def test_where_a_field_is_in_a_json_line(line: bytes, path: str | None, at: tuple[int, int] | None) -> None:
     from engine.json_where import where
