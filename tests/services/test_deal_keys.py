@@ -44,6 +44,11 @@ def _t(v: Any) -> str:
     return str(v).strip()
 
 
+def _cover(values: Any) -> bool:
+    """An FC01 request route pool_cover takes: downward, from a pool whose header account is held here."""
+    return values["direction"] == "D" and values["pool_id"] in ("POOL0001", "POOL0002", "POOL0003")
+
+
 def _account(account: str, column: str = "bank") -> str:
     """A column of the account's row in the route's accounts table (the keys of both statement routes
     hold the account's member number, never the account number, which is classified personal)."""
@@ -95,7 +100,11 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
                        lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
     "early_encashment": (bond_cashing.SERVICE, lambda v: v["txn_code"] == "BC03",
                          lambda v: f"{v['isin']}/{_t(v['trace_no'])}/{v['pay_date']}"),
-    "pool_sweep": (fund_consolidation.SERVICE, lambda v: v["txn_code"] == "FC01",
+    # an MT101: an upward sweep, or a downward one from a header account held at another bank (POOL0004)
+    "pool_sweep": (fund_consolidation.SERVICE, lambda v: v["txn_code"] == "FC01" and not _cover(v),
+                   lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
+    # a downward sweep from a header account held here: the header's debit at the mainframe, then an MT103
+    "pool_cover": (fund_consolidation.SERVICE, lambda v: v["txn_code"] == "FC01" and _cover(v),
                    lambda v: f"{v['pool_id']}/{_t(v['trace_no'])}/{v['value_date']}"),
     # a zero-balancing leg with something to sweep (above the member's target balance)
     "zba_sweep": (fund_consolidation.SERVICE,
@@ -117,7 +126,8 @@ KEYED: dict[str, tuple[Service, Callable[[Any], bool], Callable[[Any], str]]] = 
 
 # routes that call more than one counterpart for a request (one call each)
 LEGS = {"settled_subscription": 2,          # the debit at the core account system, the fund order
-        "claim_payout": 2}                  # the debit at the mainframe, the credit at the clearing
+        "claim_payout": 2,                  # the debit at the mainframe, the credit at the clearing
+        "pool_cover": 2}                    # the header's debit at the mainframe, the MT103
 
 # enquiries move nothing: no key, and a repeat is asked again
 UNKEYED = {

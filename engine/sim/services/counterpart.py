@@ -16,6 +16,24 @@ from formats.errors import FormatError
 log = logging.getLogger("bsp.sim.counterpart")
 
 
+class FirstOf:
+    """Decodes a request with the first of ``codecs`` that reads it (a counterpart the routes send several
+    formats to); a request none reads fails with the first one's error."""
+
+    def __init__(self, codecs: list[Any]) -> None:
+        self.codecs = codecs
+
+    def decode(self, data: bytes) -> Any:
+        first: FormatError | None = None
+        for codec in self.codecs:
+            try:
+                return codec.decode(data)
+            except FormatError as exc:
+                first = first or exc
+        assert first is not None
+        raise first
+
+
 class CounterpartSim(FramedServer):
     def __init__(self, name: str, request_codec: Any, reply_codec: Any, answer: Any, *,
                  framing: str = "length4", ref: Any = None) -> None:

@@ -83,6 +83,13 @@ class Counterpart:
     # the deal's reference in a decoded request, so the simulator can count calls per reference (the
     # demo checks that none reached it twice: a repeated request must not be made again)
     ref: Callable[[Any], Any] | None = None
+    # more request formats the routes send to this channel (fund consolidation's SWIFT gateway takes
+    # MT101s and MT103s): a request is decoded with the first of request_format and these that reads it
+    also: tuple[str, ...] = ()
+
+    @property
+    def request_formats(self) -> tuple[str, ...]:
+        return (self.request_format, *self.also)
 
 
 @dataclass(frozen=True)

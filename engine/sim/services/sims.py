@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from engine.sim.services.counterpart import CounterpartSim
+from engine.sim.services.counterpart import CounterpartSim, FirstOf
 from engine.sim.services.model import Service
 
 
 def service_sims(service: Service, codec: Callable[[str], Any]) -> Iterator[tuple[str, Any]]:
     for cp in service.counterparts:
-        yield cp.channel, CounterpartSim(cp.channel, codec(cp.request_format), codec(cp.reply_format), cp.answer,
+        request = codec(cp.request_format) if not cp.also else FirstOf([codec(f) for f in cp.request_formats])
+        yield cp.channel, CounterpartSim(cp.channel, request, codec(cp.reply_format), cp.answer,
                                          framing=cp.framing, ref=cp.ref)
     for channel, factory in service.hosts:
         yield channel, factory()

@@ -87,7 +87,7 @@ class Target:
             svcs = services_named(service)
             if counterparts:
                 channels = [cp.channel for s in svcs for cp in s.counterparts] + [c for s in svcs for c, _ in s.hosts]
-                formats = [f for s in svcs for cp in s.counterparts for f in (cp.request_format, cp.reply_format)]
+                formats = [f for s in svcs for cp in s.counterparts for f in (*cp.request_formats, cp.reply_format)]
             else:
                 channels = [s.inbound for s in svcs]
                 formats = [f for s in svcs for f in (s.request_format, s.reply_format)]
@@ -189,7 +189,8 @@ def counterpart_sims(target: Target, services: list[str]) -> list[tuple[str, str
         else:
             made = []
             for svc in services_named(name):
-                formats = {cp.channel: f"{cp.request_format} -> {cp.reply_format}" for cp in svc.counterparts}
+                formats = {cp.channel: f"{' or '.join(cp.request_formats)} -> {cp.reply_format}"
+                           for cp in svc.counterparts}
                 for channel, sim in service_sims(svc, target.codec):
                     target.channel(channel, name)
                     what = formats.get(channel) or _host_text(sim)
