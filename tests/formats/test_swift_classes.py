@@ -128,7 +128,7 @@ def test_shipped_swift_formats_take_the_table_and_no_more() -> None:
     """The routes no longer classify every block-4 value: a route format's tags are the table's."""
     registry = default_registry()
     table = tags_of(SwiftCodec())
-    for service, fmt in (("remittance", "Mt103"), ("fund_consolidation", "Mt101"),
+    for service, fmt in (("remittance", "Mt103"), ("fund_consolidation", "Mt101"), ("fund_consolidation", "CoverMt103"),
                          ("account_consolidation", "Mt940")):
         program = compile_paths(route_files(service), registry).program
         assert tags_of(Binder(program, registry).codec(fmt)) == table, (service, fmt)
