@@ -296,3 +296,41 @@ async def test_a_bitmap_that_is_not_hex_is_answered_30_and_dead_lettered_with_it
     (dl,) = _dead(ledger)
     assert dl["error_code"] == "30" and bytes(dl["raw"]) == bad
     assert "byte 6, field bitmap" in dl["reason"], dl["reason"]
+
+
+async def test_a_reversal_the_card_host_does_not_answer_is_flagged_and_not_sent_again(
+        program, tmp_path, nursery, mock_clock) -> None:
+    # a 0420 the host leaves unanswered may have been applied: the deal is flagged for an operator and its
+    # repeat (0421) gets the first answer (68) without a second 0420 (docs/services/card_payments.md: a known
+    # gap, the engine does not store and forward a reversal it forwards)
+    mock_clock.autojump_threshold = 0.1
+
+    async def answer(msg, send):
+        return                                     # silent
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    advice = {**REVERSAL, "t": "0420"}
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        first, repeat = await ask(sb.channel("cp_mainframe").port, advice, {**advice, "t": "0421"})
+    got = strict(first)
+    assert (got["t"], got["39"], got["90"]) == ("0430", "68", DE90) and repeat == first
+    assert host.mtis() == ["0420"]
+    failed, dup = deals(ledger)
+    assert (failed["status"], failed["response_code"], dup["status"]) == ("failed", "68", "duplicate")
+    assert "flagged for an operator" in failed["reason"]
+
+
+async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, tmp_path) -> None:
+    # DE 7 month 13: the answer echoes every other field read, DE 2 and DE 90 included (an 0410 carries them:
+    # the front end matches a reversal's answer by them), and the request is dead-lettered with its offset
+    bad = LENIENT.encode({**REVERSAL, "7": "1325120105"})
+    ledger = tmp_path / "l.duckdb"
+    async with running(program, ledger, overrides(1)) as sb:
+        (raw,) = await ask(sb.channel("cp_mainframe").port, bad)
+    assert dict(LENIENT.decode(raw)) == {
+        "t": "0410", "2": REVERSAL["2"], "3": "000000", "4": "000000012550", "11": "000043",
+        "37": "CP000000042G", "39": "30", "41": "ATM00001", "49": "156", "90": DE90}
+    (dl,) = _dead(ledger)
+    assert "field 7" in dl["reason"] and "byte " in dl["reason"] and "6228480000000011" not in dl["reason"]
