@@ -334,3 +334,61 @@ async def test_a_malformed_reversal_is_answered_0410_30_with_its_de90(program, t
         "37": "CP000000042G", "39": "30", "41": "ATM00001", "49": "156", "90": DE90}
     (dl,) = _dead(ledger)
     assert "field 7" in dl["reason"] and "byte " in dl["reason"] and "6228480000000011" not in dl["reason"]
+
+
+# ----------------------------------------------------------------------------- message MACs
+# The shipped route carries no MACs; a network that MACs its messages turns them on in the format line. The
+# same route with retail-des MACs (0800 / 0810 exempt): a request whose MAC does not verify is refused with
+# 63, dead-lettered, and never processed (no deal step, no call to the card host).
+
+MAC_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+MAC_OPTIONS = ' mac_algorithm "retail-des" mac_key_env "BSP_CERT_MAC_KEY" mac_exempt ["0800", "0810"]'
+
+
+@pytest.fixture
+def macd_program(tmp_path, monkeypatch):
+    from formats.iso8583.macs import MacPolicy, plan_mac
+    monkeypatch.setenv("BSP_CERT_MAC_KEY", MAC_KEY.hex().upper())
+    folder = tmp_path / "route"
+    folder.mkdir()
+    for f in ROUTE.parent.glob("*.csv"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    text = ROUTE.read_text()
+    for line in ("format CardIso = iso8583 iso8583_1987_ascii",
+                 "format CardIsoAnswer = iso8583 iso8583_1987_ascii validate false"):
+        assert line in text
+        text = text.replace(line, line + MAC_OPTIONS)
+    (folder / ROUTE.name).write_text(text)
+    res = compile_paths([folder / ROUTE.name], default_registry())
+    assert res.program is not None and not [d for d in res.diagnostics if d.severity == "error"], res.diagnostics
+    net = STRICT.with_mac(MacPolicy("retail-des", MAC_KEY, plan_mac(STRICT.spec, "retail-des", None), None,
+                                    frozenset({"0800", "0810"})))
+    return res.program, net
+
+
+@pytest.mark.parametrize("request_", [PURCHASE, REVERSAL], ids=["0200", "0400"])
+async def test_a_request_whose_mac_does_not_verify_is_refused_63_and_never_processed(
+        macd_program, tmp_path, nursery, request_) -> None:
+    program, net = macd_program
+
+    async def answer(msg, send):
+        await send(answered(msg, "00"))
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    tampered = bytearray(net.encode(request_))
+    at = tampered.index(b"000000012550") + 7                   # DE 4: 125.50 becomes 125.90
+    tampered[at] = ord("9")
+    ledger = tmp_path / "l.duckdb"
+    async with running(program, ledger, overrides(port)) as sb:
+        (raw,) = await ask(sb.channel("cp_mainframe").port, bytes(tampered))
+    got = net.decode(raw)                                      # the refusal is MAC'd like every reply
+    assert (got["t"], got["11"], got["39"]) == (request_["t"][:2] + "10", request_["11"], "63")
+    assert host.seen == []                                     # never processed
+    (d,) = deals(ledger)
+    assert (d["status"], d["response_code"]) == ("rejected", "63")
+    (dl,) = _dead(ledger)
+    assert (dl["error_kind"], dl["error_code"], bytes(dl["raw"])) == ("unauthenticated", "63", bytes(tampered))
+    # the MAC field by the ISO convention: 64, or 128 in a message with a secondary bitmap (the 0400's DE 90)
+    field = "128" if request_["t"] == "0400" else "64"
+    assert f"field {field}: MTI {request_['t']}: the MAC in field {field} does not verify" in dl["reason"]
