@@ -188,6 +188,30 @@ async def test_a_reversal_is_applied_once_and_its_repeats_acknowledged_with_the_
     assert sorted(d["status"] for d in rev) == ["committed", "committed", "duplicate", "duplicate", "duplicate"]
 
 
+async def test_a_repeat_sent_while_the_reversal_is_at_the_host_waits_for_it(
+        program, tmp_path, nursery, mock_clock) -> None:
+    # the front end repeats (0401) before the 0410 came: the repeat waits for the first and gets its answer;
+    # the host sees one 0420
+    mock_clock.autojump_threshold = 0.1
+
+    async def answer(msg, send):
+        await trio.sleep(2)                        # within the 3 s time-out
+        await send(answered(msg, "00"))
+
+    host = Host(answer)
+    port = await host.serve(nursery)
+    ledger = tmp_path / "l.duckdb"
+    async with running(program, ledger, overrides(port, "3s")) as sb:
+        c = await Client.open(sb.channel("cp_mainframe").port)
+        await c.send(frame(REVERSAL), frame({**REVERSAL, "t": "0401"}))
+        with trio.fail_after(30):
+            first, repeat = await c.recv(2)
+        await c.aclose()
+    assert strict(first)["39"] == "00" and repeat == first
+    assert host.mtis() == ["0420"]
+    assert sorted(d["status"] for d in deals(ledger)) == ["committed", "duplicate"]
+
+
 # ----------------------------------------------------------------------------- a duplicate 0200
 
 async def test_a_duplicate_0200_gets_the_original_answer_and_is_not_sent_again(program, tmp_path, nursery) -> None:
