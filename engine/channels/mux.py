@@ -57,7 +57,7 @@ from engine.tls import client_context
 from formats.component import OptionSpec
 from formats.errors import FormatError
 from formats.framing import FramingError, framer_factory
-from formats.iso8583.mux import iso_key
+from formats.iso8583.mux import iso_echo, iso_key
 from formats.mac import MacError
 
 log = logging.getLogger("bsp.channel.mux")
@@ -162,13 +162,14 @@ class _Waiter:
 
 
 class _Slot:
-    __slots__ = ("waiter", "key", "conn", "result")
+    __slots__ = ("waiter", "key", "conn", "result", "echo")
 
-    def __init__(self, waiter: _Waiter, key: Any, conn: PoolConn) -> None:
+    def __init__(self, waiter: _Waiter, key: Any, conn: PoolConn, echo: str | None = None) -> None:
         self.waiter = waiter
         self.key = key
         self.conn = conn
         self.result: bytes | ChannelError | None = None
+        self.echo = echo            # match = iso8583: the request's DE 37, which its reply must not contradict
 
     def resolve(self, result: bytes | ChannelError) -> None:
         if self.result is None:
@@ -421,10 +422,10 @@ class MuxConnector:
         frames: list[bytes] = []
         for i in go:
             p = payloads[i]
-            key = None
+            key = echo = None
             if key_of is not None:
                 try:
-                    key = self._request_key(p)
+                    key, echo = self._request_key(p)
                 except FormatError as exc:
                     self.keyless += 1
                     out[i] = KeyMissing(f"channel {self.name}: request not sent: {exc}"
@@ -443,7 +444,7 @@ class MuxConnector:
             except FramingError as exc:
                 out[i] = ChannelError(f"channel {self.name}: request not sent: {exc}", channel=self.name)
                 continue
-            slot = _Slot(waiter, key, conn)
+            slot = _Slot(waiter, key, conn, echo)
             if key is not None:
                 pending[key] = slot
             slots.append((i, slot))
@@ -494,13 +495,31 @@ class MuxConnector:
             if conn.scope is not None:       # at once, even with its writer blocked (a counterpart not reading)
                 conn.scope.cancel()
 
-    def _request_key(self, payload: bytes) -> tuple[str, ...]:
+    def _request_key(self, payload: bytes) -> tuple[tuple[str, ...], str | None]:
+        """(the request's key, its DE 37 with match = iso8583, else None)."""
         if self.codec is None:
             raise FormatError(f"channel {self.name} matches by {', '.join(self.key_fields)} but has no format "
                               f"to read them with", hint="give the channel `format = FORMAT`")
         assert self.key_of is not None
         values = self._sent.pop(payload, None)
-        return self.key_of(values if values is not None else self.codec.decode(payload))
+        if values is None:
+            values = self.codec.decode(payload)
+        return self.key_of(values), (iso_echo(values) if self.key_of is iso_key else None)
+
+    def _contradicts(self, slot: _Slot, values: Any) -> str | None:
+        """Why a reply whose key names ``slot`` is not its answer (None: it is): with match = iso8583, a
+        retrieval reference (DE 37) other than the request's. A STAN and terminal are unique only within a
+        day and a front end may reuse them, so a late reply to an earlier request with the same key (one
+        timed out and reversed) would be taken for this one's answer: an approval, or a decline, that is
+        another purchase's."""
+        if slot.echo is None:
+            return None
+        got = iso_echo(values)
+        if got is None or got == slot.echo:
+            return None
+        return (f"reply with key {'/'.join(slot.key)} carries DE 37 (retrieval reference) {got!r}, but the "
+                f"request waiting with that key has {slot.echo!r}: a late reply to an earlier request with the "
+                f"same STAN and terminal; dropped, the request waiting keeps waiting for its own")
 
     # -- replies ---------------------------------------------------------------
     def _on_frames(self, conn: PoolConn, frames: list[bytes]) -> None:
@@ -537,6 +556,13 @@ class MuxConnector:
                 self._fault("garbled", conn, f"reply of {len(f)} bytes cannot be read ({exc}); dropped, its "
                             "request will time out", "replies that cannot be read")
                 continue
+            slot = pending.get(key)
+            why = self._contradicts(slot, values) if slot is not None else None
+            if why is not None:
+                self.unmatched += 1
+                self._count("unmatched")
+                self._fault("unmatched", conn, why, "replies matching no request")
+                continue
             slot = pending.pop(key, None)
             if slot is None:
                 self.unmatched += 1
@@ -556,10 +582,15 @@ class MuxConnector:
         self.unauthentic += 1
         self._count("unauthenticated")
         try:
-            key = self.key_of(codec.without_mac().decode(frame))
+            values = codec.without_mac().decode(frame)
+            key = self.key_of(values)
         except Exception:               # noqa: BLE001 - not even its key can be read
             key = None
-        slot = self._pending.pop(key, None) if key is not None else None
+        slot = self._pending.get(key) if key is not None else None
+        if slot is not None and self._contradicts(slot, values) is None:
+            del self._pending[key]
+        else:                           # names nothing waiting, or another request's retrieval reference
+            slot = None
         self._fault("unauthentic", conn, f"reply of {len(frame)} bytes is not authentic ({exc}); "
                     + ("its request fails" if slot is not None else "dropped"), "replies not authentic")
         if slot is not None:

@@ -3,6 +3,10 @@
 ``mux_key(values)`` -> ``(mti_class, stan, terminal)``: the MTI with its
 request/response digit folded (0200 and 0210 both give "020"), DE 11 and DE 41.
 A request and its reply therefore have the same key.
+
+``iso_echo(values)`` -> DE 37 (retrieval reference), or None: a reply that carries one must carry its
+request's, so that a late reply to an earlier request with the same STAN and terminal (the key) is not
+taken for the answer of the request waiting now (engine/channels/mux.py).
 """
 from __future__ import annotations
 
@@ -30,6 +34,16 @@ def iso_key(values: Mapping[str, Any]) -> tuple[str, ...]:
     if isinstance(mti, str) and mti.startswith("08"):
         return mux_key(values, ("11",))
     return mux_key(values)
+
+
+def iso_echo(values: Mapping[str, Any]) -> str | None:
+    """DE 37 (retrieval reference) as the message carries it, trailing spaces dropped; None when it has none
+    (an 0800, a host that does not echo it): then the key alone decides."""
+    rrn = values.get("37")
+    if rrn is None:
+        return None
+    rrn = str(rrn).rstrip()
+    return rrn or None
 
 
 def mux_key(values: Mapping[str, Any], fields: tuple[str, ...] = KEY_FIELDS) -> tuple[str, ...]:
