@@ -143,7 +143,7 @@ def resolve(
     beside = "".join(f", {k.replace('_', ' ')} {done[k]}" for k in ("stated_by", "os_user") if done.get(k))
     typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']}"
                f"{f' ({beside[2:]})' if beside else ''} at {done['at']}, recorded in {where}")
-    for n in released_lines(done.get("released") or (), live):
+    for n in released_lines(done.get("released") or (), live, done.get("counted") or ()):
         typer.echo(n)
     notes, warnings = reversal_lines(done.get("reversals") or ())
     for n in notes:
