@@ -11,7 +11,10 @@ from pathlib import Path
 from engine.deal import DealEvent
 from engine.ledger import open_ledger
 from engine.totals import Totals
-from test_ledger_archive import FEB, JAN, KEY, archive, bsp, deal, fill, q  # noqa: F401  (bsp: the fixture)
+import test_ledger_archive
+from test_ledger_archive import FEB, JAN, KEY, archive, deal, fill, q
+
+bsp = test_ledger_archive.bsp          # the CLI in process, with the audit key (a fixture)
 
 
 def _counted(total: str, key: str, amount: str, day: str = "") -> dict:
