@@ -64,8 +64,11 @@ class Hold:
 
 class Holds(list):
     """An exchange's holds (``Exchange.holds``).  ``recovered``: rebuilt from the transaction log for a deal
-    recovery resolves (reserved at the rebuild): its ``limit`` steps, run again, take nothing more."""
+    recovery resolves (reserved at the rebuild): its ``limit`` steps, run again, take nothing more.
+    ``repeat``: a repeat of a deal key already answered (``TxnManager._answered``), a duplicate at its
+    admission: its ``limit`` steps reserve nothing."""
     recovered = False
+    repeat = False
 
 
 class Totals:

@@ -57,7 +57,9 @@ class LimitStep(SyncStep):
     def run(self, ex: Any) -> None:
         scope = ex.scope
         held = ex.holds
-        if held is not None and held.recovered:     # a deal recovery resolves: reserved at the rebuild
+        if held is not None and (held.recovered or held.repeat):
+            # a deal recovery resolves (reserved at the rebuild), or a repeat of a key already answered (a
+            # duplicate at its admission, engine/txn/manager.py _answered: it counts nothing)
             scope[self.total] = None
             return
         amount = ex.amount

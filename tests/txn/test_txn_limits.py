@@ -333,3 +333,29 @@ async def test_a_maximum_the_table_does_not_hold_refuses_the_deal_never_unlimite
     assert cp.counts == Counter({("post", "M2"): 1})
     reasons = {d["reference"]: d["reason"] for d in deals(ledger)}
     assert "no maximum for key 'A'" in reasons["M1"] and "95.00 already counted" in reasons["M3"]
+
+
+async def test_a_repeat_of_an_answered_deal_reserves_nothing_beside_a_new_deal_in_its_batch(nursery,
+                                                                                         tmp_path: Path) -> None:
+    """O1 (30.00) committed.  Then one chunk holds a repeat of O1 and a new deal N1 of 70.00: the repeat's key
+    is answered already, so it is O1's duplicate and reserves nothing (checked right after the deal step,
+    before the limit): N1 takes the total to exactly 100.00 and passes; before, the repeat's 30.00 stayed
+    reserved until its admission and N1 was refused 61 at 130.00."""
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    prog = compile_text(tmp_path, ROUTE % (back, "flag"))
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("front").port
+        assert (await _one(port, _req("O1", "30.00")))["code"] == "00"
+        c = await Client.open(port)
+        try:
+            await c.send(_req("O1", "30.00"), _req("N1", "70.00"))      # one batch
+            got = {r["ref"]: r["code"] for r in await c.recv_json(2)}
+        finally:
+            await c.aclose()
+        assert (await _one(port, _req("N2", "0.01")))["code"] == "61"  # 100.00 counted: O1 once, N1
+    assert got == {"O1": "00", "N1": "00"}, got
+    statuses = sorted((d["reference"], d["status"]) for d in deals(ledger))
+    assert statuses == [("N1", "committed"), ("N2", "rejected"), ("O1", "committed"), ("O1", "duplicate")]
+    assert cp.counts[("post", "O1")] == 1
