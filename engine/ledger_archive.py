@@ -481,22 +481,25 @@ class ArchiveJob:
 def carry_totals(con: Any, p: Plan) -> int:
     """Keep in the live ledger what the moved deals count in ``limit`` totals (``archived_totals``, anchor
     ``p.cut``): per total, key, currency and day, their ``counted`` events net of their ``released`` ones
-    (engine/totals.py), so that an engine started after the archive still counts them (an LC's drawings, an
-    issue's quota: a total without a period never expires).  A daily total's bucket is kept only for days an
+    and of the figures ``rekeyed`` moved to a key's current digest (engine/totals.py; the old digest's rows
+    name the current one, ``into_key``, as ``LedgerStore.counted_totals`` does), so that an engine started
+    after the archive still counts them (an LC's drawings, an issue's quota: a total without a period never
+    expires).  A daily total's bucket is kept only for days an
     engine may still read (from two days before ``before``); buckets netting to nothing are left out.  In the
     transaction that anchors the archive: the rows and the anchor are there together or not at all."""
     since = date.fromordinal(p.before.date().toordinal() - 2).isoformat()
     return int(con.execute(
-        "INSERT INTO archived_totals (anchor_seq, total, key, currency, day, amount) "
-        "SELECT ?, t, k, c, d, sum(CASE WHEN s = 'released' THEN -CAST(a AS DECIMAL(38,4)) "
-        "ELSE CAST(a AS DECIMAL(38,4)) END) FROM ("
-        "SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, json_extract_string(detail, '$.key') AS k, "
-        "coalesce(json_extract_string(detail, '$.currency'), '') AS c, "
-        "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a "
-        "FROM deal_events WHERE chain_seq BETWEEN ? AND ? AND to_state IN ('counted', 'released')) "
-        "WHERE t IS NOT NULL AND a IS NOT NULL AND (d = '' OR d >= ?) GROUP BY t, k, c, d HAVING sum(CASE WHEN "
-        "s = 'released' THEN -CAST(a AS DECIMAL(38,4)) ELSE CAST(a AS DECIMAL(38,4)) END) <> 0",
-        [p.cut, p.first, p.cut, since]).fetchall()[0][0] or 0)
+        "INSERT INTO archived_totals (anchor_seq, total, key, currency, day, amount, into_key) "
+        "WITH e AS (SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, "
+        "json_extract_string(detail, '$.key') AS k, coalesce(json_extract_string(detail, '$.currency'), '') AS c, "
+        "coalesce(json_extract_string(detail, '$.day'), '') AS d, "
+        "CAST(json_extract_string(detail, '$.amount') AS DECIMAL(38,4)) AS a, json_extract_string(detail, '$.from') AS f "
+        "FROM deal_events WHERE chain_seq BETWEEN ? AND ? AND to_state IN ('counted', 'released', 'rekeyed')), "
+        "r AS (SELECT t, k, c, d, CASE WHEN s = 'released' THEN -a ELSE a END AS v, CAST(NULL AS VARCHAR) AS i FROM e "
+        "UNION ALL SELECT t, f, c, d, -a, k FROM e WHERE s = 'rekeyed') "
+        "SELECT ?, t, k, c, d, sum(v), i FROM r WHERE t IS NOT NULL AND v IS NOT NULL AND (d = '' OR d >= ?) "
+        "GROUP BY t, k, c, d, i HAVING sum(v) <> 0",
+        [p.first, p.cut, p.cut, since]).fetchall()[0][0] or 0)
 
 
 def _compact(path: Path) -> None:

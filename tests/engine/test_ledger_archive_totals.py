@@ -67,3 +67,32 @@ async def test_an_archived_deal_still_counts_in_a_total_without_a_period(tmp_pat
     assert (await _rebuilt(led)) == {("drawn", "LC1", "EUR", ""): Decimal("45.00")}
     res = bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc), "--archive", str(arc2))
     assert res.exit_code == 0, res.output
+
+
+async def test_a_figure_moved_to_the_current_digest_then_given_back_under_the_old_is_taken_from_the_new(
+        tmp_path: Path, bsp) -> None:
+    """A classified key's figure counted under an old digest (J1, 40.00) is moved into its current digest's
+    bucket by the key's next deal (J3: event `rekeyed`, then 30.00 counted); an operator then gives J1 back
+    under the old digest it counted in (`released`): the 40.00 is taken from where it went, the current
+    bucket holds J3's 30.00, at a restart and after the deals are archived (the old digest's rows keep the
+    bucket they went into, `into_key`)."""
+    led, arc = tmp_path / "bsp.duckdb", tmp_path / "2026-01.duckdb"
+    old, new = "#0123456789abcdef0123", "#k2:0123456789abcdef0123"
+    d1, d3 = JAN + timedelta(days=1), JAN + timedelta(days=3)
+    j1 = _deal(201, d1, DealEvent(d1, None, "counted", _counted("cap", old, "40.00")))
+    j3 = _deal(203, d3, DealEvent(d3, None, "rekeyed", {**_counted("cap", new, "40.00"), "from": old}),
+               DealEvent(d3, None, "counted", _counted("cap", new, "30.00")))
+    late = _deal(300, FEB + timedelta(days=5))
+    async with open_ledger(led, audit_key=KEY, keyring=None) as ledger:
+        await ledger.record_config("v1", {"/r/a.route": "route a {}"})
+        await ledger.commit(j1)
+        await ledger.commit(j3)
+        await ledger.append_story(j1.deal_id, [], [DealEvent(d3, None, "released", {
+            **_counted("cap", old, "40.00"), "outcome": "not-applied"})])
+        await ledger.commit(late)
+    assert await _rebuilt(led) == {("cap", new, "EUR", ""): Decimal("30.00")}
+    res = archive(bsp, led, arc)
+    assert res.exit_code == 0, res.output
+    assert q(led, "SELECT count(*) FROM deals WHERE deal_id = ?", [j3.deal_id]) == [(0,)]
+    assert await _rebuilt(led) == {("cap", new, "EUR", ""): Decimal("30.00")}
+    assert bsp("audit", "verify", "--ledger", str(led), "--archive", str(arc)).exit_code == 0
