@@ -88,7 +88,8 @@ def resolve(
     beside it (stated_by), with the client's address (and certificate, over mutual TLS). A deal not flagged, already resolved, or already settled
     (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     An outcome not-applied or undone gives back what the deal counted in `limit` totals (event `released`
-    per total; with --live at once, else from the engine's next start); applied and written-off keep it.
+    per total; with --live at once, else from the engine's next start); applied and written-off keep it,
+    and count again a deal that counts nothing now (it failed undone, then its reversal was flagged).
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
     Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
