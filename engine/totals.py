@@ -179,8 +179,12 @@ class Totals:
         holds.clear()        # settled once, whatever path sees it next
 
     def confirm(self, holds: list[Hold]) -> None:
-        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again)."""
+        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again, a deal an
+        operator's resolution counts again): nothing for a day before yesterday (its bucket is dropped)."""
+        oldest = date.fromordinal(date.fromisoformat(self.today).toordinal() - 1).isoformat() if self.today else ""
         for h in holds:
+            if h.day and h.day < oldest:
+                continue
             self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
             self._seen(h.bucket)
 

@@ -39,3 +39,13 @@ def test_a_total_under_a_field_key_no_longer_in_the_ring_is_reported(caplog) -> 
         t._dropped_keys()
     (r,) = caplog.records
     assert "1 `limit` total(s) (70.00 in all) were counted under field key 'k1'" in r.getMessage()
+
+
+def test_a_deal_counted_again_for_a_day_before_yesterday_leaves_no_bucket() -> None:
+    """An operator's `applied` resolution counts a daily total's deal again in its own day (engine/deal_resolve.py
+    ``recounts``): a day before yesterday is over, its bucket gone; yesterday's still takes it."""
+    t = Totals()
+    t._new_day("2026-11-27")
+    t.confirm([Hold("day", "A", "EUR", "2026-11-25", Decimal("10.00")),
+               Hold("day", "A", "EUR", "2026-11-26", Decimal("20.00"))])
+    assert t.confirmed == {("day", "A", "EUR", "2026-11-26"): Decimal("20.00")}
