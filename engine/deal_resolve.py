@@ -59,6 +59,10 @@ OUTCOMES: dict[str, str] = {
 # ``resolved``; after ``applied`` or ``written-off`` the money went: it stays counted
 RELEASING = ("not-applied", "undone")
 RELEASED = "released"
+# what a deal that failed had reserved in its `limit` totals and gave back (engine/runtime/counting.py): one
+# event per total on a failed deal that did not count, so that a resolution ``applied`` or ``written-off`` of a
+# flag raised later (a reversal flagged by the store-and-forward task) can count it (``recounts``)
+NOT_COUNTED = "not counted"
 MAX_NOTE = 2000          # characters of a note
 MAX_BY = 200
 
@@ -217,33 +221,75 @@ def refusal(deal: Mapping[str, Any], hint_list: str) -> None:
                       "already_resolved")
 
 
+def _counting(events: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether the deal counts in its ``limit`` totals now: its newest ``counted`` event is newer than its
+    newest ``released`` one (a deal counted, given back by a resolution, then counted again by another)."""
+    from engine.totals import COUNTED
+
+    now = False
+    for e in events:
+        if e.get("to_state") == COUNTED:
+            now = True
+        elif e.get("to_state") == RELEASED:
+            now = False
+    return now
+
+
+def _holds(events: Sequence[Mapping[str, Any]], outcome: str) -> list[dict[str, Any]]:
+    """What the deal counts (or counted) in its totals, once per total: the details of its first ``counted``
+    events (those before any ``released``), else of its ``not counted`` ones (it failed and gave them back)."""
+    from engine.totals import COUNTED
+
+    def group(state: str) -> list[dict[str, Any]]:
+        out = []
+        for e in events:
+            if e.get("to_state") == RELEASED and out:
+                break
+            d = e.get("detail")
+            if e.get("to_state") == state and isinstance(d, Mapping) and d.get("total") and d.get("amount") is not None:
+                out.append({"total": d["total"], "key": d.get("key"), "currency": d.get("currency") or "",
+                            "day": d.get("day") or "", "amount": str(d["amount"]), "outcome": outcome})
+        return out
+    return group(COUNTED) or group(NOT_COUNTED)
+
+
 def releases(deal: Mapping[str, Any], outcome: str) -> list[dict[str, Any]]:
     """The details of the ``released`` events a resolution with ``outcome`` appends to ``deal`` (its events in
     order, as ``get_deal`` gives them): one per ``counted`` event (total, key, currency, day, amount, and the
-    outcome) when the outcome is one of ``RELEASING``; none otherwise, nor when the deal was given back once
-    already (a flag opened again after a resolution, by a reversal flagged later)."""
-    from engine.totals import COUNTED
-
+    outcome) when the outcome is one of ``RELEASING`` and the deal counts now; none otherwise, nor when the deal
+    was given back already (a flag opened again after a resolution, by a reversal flagged later)."""
     events = deal.get("events") or ()
-    if outcome not in RELEASING or any(e.get("to_state") == RELEASED for e in events):
+    if outcome not in RELEASING or not _counting(events):
         return []
-    out = []
-    for e in events:
-        d = e.get("detail")
-        if e.get("to_state") == COUNTED and isinstance(d, Mapping) and d.get("total") and d.get("amount") is not None:
-            out.append({"total": d["total"], "key": d.get("key"), "currency": d.get("currency") or "",
-                        "day": d.get("day") or "", "amount": str(d["amount"]), "outcome": outcome})
-    return out
+    return _holds(events, outcome)
 
 
-def released_lines(released: Sequence[Mapping[str, Any]], live: bool) -> list[str]:
-    """What a resolution gave back to the ``limit`` totals, one line each, for the operator."""
+def recounts(deal: Mapping[str, Any], outcome: str) -> list[dict[str, Any]]:
+    """The details of the ``counted`` events a resolution ``applied`` or ``written-off`` appends to ``deal``
+    when it does not count now: it failed and gave its reservation back (events ``not counted``), then had its
+    reversal flagged; or an earlier resolution gave it back before a reversal flagged later opened it again.
+    The money went: it counts again, in the bucket (and, for a daily total, the day) it counted in first."""
+    events = deal.get("events") or ()
+    if outcome in RELEASING or _counting(events):
+        return []
+    return _holds(events, outcome)
+
+
+def released_lines(released: Sequence[Mapping[str, Any]], live: bool,
+                   counted: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """What a resolution gave back to the ``limit`` totals, or counted in them again, one line each, for the
+    operator."""
     when = "the running engine counts it no more" if live else "the engine counts it no more from its next start"
+    again = "the running engine counts it now" if live else "the engine counts it from its next start"
     out = []
     for r in released:
         day = f", day {r['day']}" if r.get("day") else ""
         out.append(f"gives back {r.get('amount')} {r.get('currency') or ''}".rstrip() +
                    f" to total {r.get('total')} (key {r.get('key')}{day}): {when}")
+    for r in counted:
+        day = f", day {r['day']}" if r.get("day") else ""
+        out.append(f"counts {r.get('amount')} {r.get('currency') or ''}".rstrip() +
+                   f" in total {r.get('total')} again (key {r.get('key')}{day}): {again}")
     return out
 
 
@@ -317,8 +363,12 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
         full = deal["deal_id"]
         at = datetime.now(timezone.utc)
         detail = event_detail(outcome, note, by, "ledger file", host=host, os_user=os_user)
+        from engine.totals import COUNTED
+
         given = releases(deal, outcome)     # read back by the engine's next start (LedgerStore.counted_totals)
+        again = recounts(deal, outcome)
         events = [*({"at": at, "to_state": RELEASED, "detail": to_json(g)} for g in given),
+                  *({"at": at, "to_state": COUNTED, "detail": to_json(g)} for g in again),
                   {"at": at, "to_state": RESOLVED, "detail": to_json(detail)}]      # resolved: the deal's newest
         (done,) = store.append_stories([(full, [], events, None)])
         if isinstance(done, BaseException):
@@ -327,4 +377,4 @@ def resolve_in_file(path: Path, deal_id: str, outcome: str, note: str, by: str, 
     finally:
         store.close()
     return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],
-            "released": given}
+            "released": given, "counted": again}

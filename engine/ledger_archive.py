@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -459,6 +459,7 @@ class ArchiveJob:
             con.execute(f"INSERT INTO audit_anchor ({ANCHOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [a.chain_seq, a.mac, a.first_seq, a.archive, a.sha256, a.archived_at, a.keys, a.keys_sha256,
                          a.seal, a.key_fp]).fetchall()
+            carry_totals(con, p)
             con.execute("DELETE FROM deal_keys WHERE deal_id IN (SELECT deal_id FROM deals WHERE chain_seq BETWEEN "
                         "? AND ?)", rng).fetchall()
             for t in CHAINED:
@@ -475,6 +476,30 @@ class ArchiveJob:
                                            sealed.column("mac").to_pylist()):
                     con.execute("UPDATE config_versions SET chain_seq = ?, mac = ? WHERE version = ?",
                                 [s, mac, version]).fetchall()
+
+
+def carry_totals(con: Any, p: Plan) -> int:
+    """Keep in the live ledger what the moved deals count in ``limit`` totals (``archived_totals``, anchor
+    ``p.cut``): per total, key, currency and day, their ``counted`` events net of their ``released`` ones
+    and of the figures ``rekeyed`` moved to a key's current digest (engine/totals.py; the old digest's rows
+    name the current one, ``into_key``, as ``LedgerStore.counted_totals`` does), so that an engine started
+    after the archive still counts them (an LC's drawings, an issue's quota: a total without a period never
+    expires).  A daily total's bucket is kept only for days an
+    engine may still read (from two days before ``before``); buckets netting to nothing are left out.  In the
+    transaction that anchors the archive: the rows and the anchor are there together or not at all."""
+    since = date.fromordinal(p.before.date().toordinal() - 2).isoformat()
+    return int(con.execute(
+        "INSERT INTO archived_totals (anchor_seq, total, key, currency, day, amount, into_key) "
+        "WITH e AS (SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, "
+        "json_extract_string(detail, '$.key') AS k, coalesce(json_extract_string(detail, '$.currency'), '') AS c, "
+        "coalesce(json_extract_string(detail, '$.day'), '') AS d, "
+        "CAST(json_extract_string(detail, '$.amount') AS DECIMAL(38,4)) AS a, json_extract_string(detail, '$.from') AS f "
+        "FROM deal_events WHERE chain_seq BETWEEN ? AND ? AND to_state IN ('counted', 'released', 'rekeyed')), "
+        "r AS (SELECT t, k, c, d, CASE WHEN s = 'released' THEN -a ELSE a END AS v, CAST(NULL AS VARCHAR) AS i FROM e "
+        "UNION ALL SELECT t, f, c, d, -a, k FROM e WHERE s = 'rekeyed') "
+        "SELECT ?, t, k, c, d, sum(v), i FROM r WHERE t IS NOT NULL AND v IS NOT NULL AND (d = '' OR d >= ?) "
+        "GROUP BY t, k, c, d, i HAVING sum(v) <> 0",
+        [p.first, p.cut, p.cut, since]).fetchall()[0][0] or 0)
 
 
 def _compact(path: Path) -> None:

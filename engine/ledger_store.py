@@ -192,6 +192,20 @@ CREATE TABLE IF NOT EXISTS ledger_archive (
     source      VARCHAR NOT NULL,
     archived_at TIMESTAMPTZ NOT NULL
 );
+-- the `limit` totals carried forward by bsp ledger archive (engine/ledger_archive.py): per total, key, currency
+-- and day, what the moved deals' `counted` events net of their `released` ones held, read back with the live
+-- events at an engine's start (LedgerStore.counted_totals).  into_key: the current digest a figure under an
+-- old digest was moved into (`rekeyed` events), the rows of that old digest only.  Not chained, as archived_deals: the archive the
+-- anchor seals holds the events they sum (docs/ledger.md#archiving)
+CREATE TABLE IF NOT EXISTS archived_totals (
+    anchor_seq BIGINT NOT NULL,
+    total      VARCHAR NOT NULL,
+    key        VARCHAR,
+    currency   VARCHAR NOT NULL,
+    day        VARCHAR NOT NULL,
+    amount     DECIMAL(38,4) NOT NULL,
+    into_key   VARCHAR
+);
 """
 
 # The deal key index (past the key store's retention a repeat is looked up here: ``deals_by_key``).
@@ -1075,16 +1089,25 @@ class LedgerStore:
         return out
 
     def counted_totals(self, since: str) -> list[tuple[Any, ...]]:
-        """``(total, key, currency, day, amount)`` of each ``counted`` deal event (``limit`` steps,
+        """``(total, key, currency, day, amount, into)`` of each ``counted`` deal event (``limit`` steps,
         engine/totals.py), and of each ``released`` one (an operator's resolution gave the amount back:
-        engine/deal_resolve.py) with its amount negative: every one of a total without a day, those of day
-        ``since`` (ISO) or later of a daily one.  Read once when an engine with such a route starts."""
+        engine/deal_resolve.py) with its amount negative; a ``rekeyed`` one (a figure moved from an old digest
+        of a classified key to its current one: ``Totals.carry``) gives two rows, its amount under the current
+        digest and, negative, under the old one with ``into`` the current (``into`` is None otherwise): every
+        one of a total without a day, those of day ``since`` (ISO) or later of a daily one; then the totals
+        ``bsp ledger archive`` carried forward for the deals it moved out (``archived_totals``, one row per
+        bucket).  Read once when an engine with such a route starts."""
         return self._con.execute(
-            "SELECT t, k, c, d, CASE WHEN s = 'released' THEN '-' || a ELSE a END FROM ("
-            "SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, "
+            "WITH e AS (SELECT to_state AS s, json_extract_string(detail, '$.total') AS t, "
             "json_extract_string(detail, '$.key') AS k, json_extract_string(detail, '$.currency') AS c, "
-            "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a "
-            "FROM deal_events WHERE to_state IN ('counted', 'released')) WHERE d = '' OR d >= ?", [since]).fetchall()
+            "coalesce(json_extract_string(detail, '$.day'), '') AS d, json_extract_string(detail, '$.amount') AS a, "
+            "json_extract_string(detail, '$.from') AS f "
+            "FROM deal_events WHERE to_state IN ('counted', 'released', 'rekeyed')) "
+            "SELECT t, k, c, d, CASE WHEN s = 'released' THEN '-' || a ELSE a END, CAST(NULL AS VARCHAR) FROM e "
+            "WHERE d = '' OR d >= ? "
+            "UNION ALL SELECT t, f, c, d, '-' || a, k FROM e WHERE s = 'rekeyed' AND (d = '' OR d >= ?) "
+            "UNION ALL SELECT total, key, currency, day, CAST(amount AS VARCHAR), into_key FROM archived_totals "
+            "WHERE day = '' OR day >= ?", [since, since, since]).fetchall()
 
     def deals_by_key(self, keys: list[str], digests: Any = None) -> dict[str, dict[str, Any]]:
         """The first non-duplicate deal that carried each of ``keys`` (a deal key, ``route|value``):

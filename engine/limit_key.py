@@ -9,7 +9,9 @@ are (engine/txn/fingerprint.py).  Without a keyring it stays as before.
 
 A total counted before the upgrade (or under a key since rotated) is in a bucket of the other digest: the
 ``limit`` step adds what such buckets hold for the same key (``Totals.versions`` says which there are, so a
-deployment with none pays nothing); a bucket under a key id no longer in the keyring cannot be matched.
+deployment with none pays nothing) and moves their figure into the current digest's bucket, with an event
+``rekeyed`` on its deal (``Totals.carry``); a bucket under a key id no longer in the keyring cannot be matched
+(the rebuild warns of it): keep a rotated key until the periods of its totals end.
 """
 from __future__ import annotations
 

@@ -33,6 +33,10 @@ from engine.reports.businessday import BusinessDay, business_day
 
 log = logging.getLogger("bsp.totals")
 COUNTED = "counted"         # the deal event a counted deal carries per total (deal_events.to_state)
+# the deal event that says a total counted under another digest of the deal's classified key (before keyed
+# digests, or under a field key since rotated) was moved into its current digest's bucket (``Totals.carry``):
+# detail total, key (the current digest), from (the other), currency, day, amount
+REKEYED = "rekeyed"
 _ATTR = "_bsp_totals"
 _ZERO = Decimal(0)
 
@@ -64,8 +68,11 @@ class Hold:
 
 class Holds(list):
     """An exchange's holds (``Exchange.holds``).  ``recovered``: rebuilt from the transaction log for a deal
-    recovery resolves (reserved at the rebuild): its ``limit`` steps, run again, take nothing more."""
+    recovery resolves (reserved at the rebuild): its ``limit`` steps, run again, take nothing more.
+    ``repeat``: a repeat of a deal key already answered (``TxnManager._answered``), a duplicate at its
+    admission: its ``limit`` steps reserve nothing."""
     recovered = False
+    repeat = False
 
 
 class Totals:
@@ -78,6 +85,9 @@ class Totals:
         self._span: tuple[datetime, datetime, str] | None = None    # [start, end) of the day found last
         self.keys = LimitKeys()                       # classified keys' digests (engine/limit_key.py)
         self.versions: set[str] = set()               # how the classified keys of the buckets were digested
+        # bucket -> the bucket its confirmed figure was moved into (``carry``): what an operator gives back
+        # later for a deal counted under the old digest is taken from where the figure went
+        self.moved: dict[tuple[str, str, str, str], tuple[str, str, str, str]] = {}
 
     # -- the business day ---------------------------------------------------
     def set_business_day(self, tz: str | None, cutoff: str | None) -> None:
@@ -135,6 +145,27 @@ class Totals:
                 out.append((total, k, currency, day))
         return tuple(out)
 
+    def carry(self, bucket: tuple[str, str, str, str],
+              also: tuple[tuple[str, str, str, str], ...]) -> list[dict[str, Any]]:
+        """Move what the buckets ``also`` (the same classified key digested otherwise: ``others``) hold
+        confirmed into ``bucket`` (the key's current digest), and return one ``rekeyed`` event detail per
+        bucket moved, for the deal's row: the ledger then says the figure is the current digest's, so it
+        still counts after the old field key leaves the keyring (a digest cannot be turned into another
+        without the key in clear, which only a deal of that key brings).  The sum the cap is checked against
+        does not change.  Reservations under the old digest stay there (``reserve``'s ``also`` adds them)."""
+        out: list[dict[str, Any]] = []
+        for a in also:
+            v = self.confirmed.pop(a, None)
+            if v is None or v <= 0:
+                continue
+            self.confirmed[bucket] = self.confirmed.get(bucket, _ZERO) + v
+            self.moved[a] = bucket
+            out.append({"total": bucket[0], "key": bucket[1], "from": a[1], "currency": bucket[2],
+                        "day": bucket[3], "amount": str(v)})
+        if out:
+            self._seen(bucket)
+        return out
+
     def settle(self, holds: list[Hold], counted: bool) -> None:
         for h in holds:
             b = h.bucket
@@ -148,8 +179,12 @@ class Totals:
         holds.clear()        # settled once, whatever path sees it next
 
     def confirm(self, holds: list[Hold]) -> None:
-        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again)."""
+        """Count ``holds`` that were never reserved here (deals whose rows recovery writes again, a deal an
+        operator's resolution counts again): nothing for a day before yesterday (its bucket is dropped)."""
+        oldest = date.fromordinal(date.fromisoformat(self.today).toordinal() - 1).isoformat() if self.today else ""
         for h in holds:
+            if h.day and h.day < oldest:
+                continue
             self.confirmed[h.bucket] = self.confirmed.get(h.bucket, _ZERO) + h.amount
             self._seen(h.bucket)
 
@@ -157,11 +192,21 @@ class Totals:
         """Give back ``holds`` that were confirmed (an operator resolved the deal as not applied or undone:
         engine/deal_resolve.py): never below nothing, and nothing for a day's bucket already dropped."""
         for h in holds:
-            left = self.confirmed.get(h.bucket, _ZERO) - h.amount
+            self._take(h.bucket, h.amount)
+
+    def _take(self, b: tuple[str, str, str, str], amount: Decimal) -> None:
+        """``amount`` less in bucket ``b``; what ``b`` lacks is taken from the bucket its figure was moved
+        into (``carry``), and so on; never below nothing."""
+        for _ in range(8):            # a chain of moves: one per rotation of the field key
+            left = self.confirmed.get(b, _ZERO) - amount
             if left > 0:
-                self.confirmed[h.bucket] = left
-            else:
-                self.confirmed.pop(h.bucket, None)
+                self.confirmed[b] = left
+                return
+            self.confirmed.pop(b, None)
+            to = self.moved.get(b)
+            if left == 0 or to is None:
+                return
+            b, amount = to, -left
 
     # -- the rebuild ----------------------------------------------------------
     async def rebuild(self, ledger: Any, in_flight: list[dict[str, Any]]) -> None:
@@ -175,17 +220,41 @@ class Totals:
         since = date.fromordinal(date.fromisoformat(today).toordinal() - 1).isoformat()
         read = getattr(ledger, "counted_totals", None)
         rows = await read(since) if read is not None else []
-        for total, key, currency, day, amount in rows:       # a `released` one's amount is negative
+        for total, key, currency, day, amount, *into in rows:     # a `released` one's amount is negative
             b = (total, key, currency or "", day or "")
             self.confirmed[b] = self.confirmed.get(b, _ZERO) + Decimal(str(amount))
             self._seen(b)
+            if into and into[0] is not None:        # a `rekeyed` event's old digest: moved into `into`
+                self.moved[b] = (total, into[0], currency or "", day or "")
+        for b, to in self.moved.items():            # given back after its figure was moved: taken from where
+            short = self.confirmed.get(b, _ZERO)    # it went (``_take``)
+            if short < 0:
+                self.confirmed[b] = _ZERO
+                self._take(to, -short)
         for b in [b for b, v in self.confirmed.items() if v <= 0]:
             del self.confirmed[b]
+        self._dropped_keys()
         for d in in_flight:
             self.reserve(Hold.of(d), None)
         if rows or in_flight:
             log.info("totals: %d counted deal total(s) read from the ledger, %d reservation(s) of deals in flight",
                      len(rows), len(in_flight))
+
+    def _dropped_keys(self) -> None:
+        """Say so when totals are counted under a field key id the keyring no longer holds: no deal can match
+        them to its key any more, so they count for nobody (a customer's figure is that much lower)."""
+        held = set(self.keys.macs) | {""}
+        lost: dict[str, list[Decimal]] = {}
+        for b, v in self.confirmed.items():
+            kid = version(b[1]) if b[1][:1] == "#" else None
+            if kid is not None and kid not in held:
+                lost.setdefault(kid, []).append(v)
+        for kid, vs in sorted(lost.items()):
+            log.warning("totals: %d `limit` total(s) (%s in all) were counted under field key %r, which the field "
+                        "keyring no longer holds: they count for no customer now, until the key is put back in "
+                        "the ring (as an old key, not the current one); keep a rotated field key until the "
+                        "periods of its totals end (docs/language.md#limit-a-running-total-with-a-cap)",
+                        len(vs), sum(vs, _ZERO), kid)
 
     # -- the admin's view -----------------------------------------------------
     def view(self, most: int = 100) -> dict[str, Any]:
@@ -233,4 +302,4 @@ def existing_totals(ledger: Any) -> Totals | None:
     return vars(base).get(_ATTR) if hasattr(base, "__dict__") else None
 
 
-__all__ = ["COUNTED", "Hold", "Holds", "Totals", "totals_for", "existing_totals"]
+__all__ = ["COUNTED", "REKEYED", "Hold", "Holds", "Totals", "totals_for", "existing_totals"]

@@ -99,7 +99,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "chain. The id may be its first 8 or more hex digits.", body="Resolve",
              responses=((200, "Recorded; the deal's queued ISO 8583 reversals are cancelled: `reversals` says what "
                                    "became of each, `warnings` names one the host may have taken meanwhile; `released` what an "
-                                   "outcome not-applied or undone gave back to the `limit` totals.",
+                                   "outcome not-applied or undone gave back to the `limit` totals, `counted` what "
+                                   "applied or written-off counted in them again.",
                          "Resolution"),
                         (400, "A bad body (outcome, note, by), or an id too short or matching several deals.",
                          "Problem"),

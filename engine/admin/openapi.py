@@ -85,7 +85,10 @@ SCHEMAS: dict[str, Any] = {
                                   "`cancelled` (never sent again), `in flight` (an attempt at the host: "
                                   "dropped unless it is acknowledged) or `acknowledged` (the host reversed "
                                   "it before); released: what an outcome not-applied or undone gave back to "
-                                  "the `limit` totals, each {total, key, currency, day, amount, outcome}."},
+                                  "the `limit` totals, each {total, key, currency, day, amount, outcome}; "
+                                  "counted: what an outcome applied or written-off counted in them again "
+                                  "(a deal that failed, gave its amount back, then had its reversal flagged), "
+                                  "alike."},
     "Retry": {"type": "object", "required": ["id", "ok", "outcome"],
               "properties": {"id": {"type": "string"},
                              "ok": {"type": "boolean", "description": "The new deal was committed."},

@@ -88,7 +88,8 @@ def resolve(
     beside it (stated_by), with the client's address (and certificate, over mutual TLS). A deal not flagged, already resolved, or already settled
     (its flagged ISO 8583 reversal acknowledged since by the host, with an approval) is refused.
     An outcome not-applied or undone gives back what the deal counted in `limit` totals (event `released`
-    per total; with --live at once, else from the engine's next start); applied and written-off keep it.
+    per total; with --live at once, else from the engine's next start); applied and written-off keep it,
+    and count again a deal that counts nothing now (it failed undone, then its reversal was flagged).
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
     Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
@@ -143,7 +144,7 @@ def resolve(
     beside = "".join(f", {k.replace('_', ' ')} {done[k]}" for k in ("stated_by", "os_user") if done.get(k))
     typer.echo(f"deal {done['deal_id']} resolved ({done['outcome']}) by {done['by']}"
                f"{f' ({beside[2:]})' if beside else ''} at {done['at']}, recorded in {where}")
-    for n in released_lines(done.get("released") or (), live):
+    for n in released_lines(done.get("released") or (), live, done.get("counted") or ()):
         typer.echo(n)
     notes, warnings = reversal_lines(done.get("reversals") or ())
     for n in notes:

@@ -330,8 +330,8 @@ class EngineBackend:
         import trio
 
         from engine.deal import DealEvent
-        from engine.deal_resolve import RELEASED, RESOLVED, event_detail, refusal, releases, reversal_lines
-        from engine.totals import Hold, existing_totals
+        from engine.deal_resolve import RELEASED, RESOLVED, event_detail, recounts, refusal, releases, reversal_lines
+        from engine.totals import COUNTED, Hold, existing_totals
         from engine.ledger_snapshot import SnapshotError
         from engine.txn import safcancel
 
@@ -363,24 +363,29 @@ class EngineBackend:
             # not applied or undone: what its `limit` totals counted is given back (event `released` per total,
             # read back at a restart), and at once in the running engine's totals
             given = releases(deal, outcome)
+            # applied or written-off of a deal that counts nothing now (it failed and gave its reservation back,
+            # then its reversal was flagged): counted again, as its reservation was
+            again = recounts(deal, outcome)
             try:
                 await ledger.append_story(full, [], [*(DealEvent(at, None, RELEASED, g) for g in given),
+                                                     *(DealEvent(at, None, COUNTED, g) for g in again),
                                                      DealEvent(at, None, RESOLVED, detail)])
             except BaseException:
                 for q, items in held:
                     safcancel.resume(q, items)
                 raise
-            totals = existing_totals(ledger) if given else None
+            totals = existing_totals(ledger) if given or again else None
             if totals is not None and totals.loaded:
                 totals.uncount([Hold.of(g) for g in given])
-            elif given and wait is not None:
+                totals.confirm([Hold.of(g) for g in again])
+            elif (given or again) and wait is not None:
                 await wait()        # not read back yet: the totals' first read (engine/totals.py) finds it
             resolution = {"outcome": outcome, "by": by, "at": at.isoformat()}
             reversals = [r for q in queues for r in safcancel.cancel(q, full, resolution)]
         if self.observer is not None and hasattr(self.observer, "resolved"):
             self.observer.resolved(deal["route"], full)
         return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],
-                "released": given}
+                "released": given, "counted": again}
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

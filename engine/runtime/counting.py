@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.deal import DealEvent
+from engine.deal_resolve import NOT_COUNTED
 from engine.totals import COUNTED, Totals
 
 
@@ -41,9 +42,15 @@ async def rebuild(disp: Any) -> None:
 
 
 def mark(exs: list[Any], records: list[Any], at: datetime) -> None:
+    """A ``counted`` event per hold on the deals that count; a ``not counted`` one on a failed deal that does
+    not (it gives its reservation back): should its reversal be flagged later, an operator's resolution
+    ``applied`` counts what it says (engine/deal_resolve.py ``recounts``)."""
     for ex, rec in zip(exs, records):
-        if ex.holds and counts(rec):
-            rec.events[:0] = [DealEvent(at, None, COUNTED, h.detail()) for h in ex.holds]
+        if ex.holds:
+            if counts(rec):
+                rec.events[:0] = [DealEvent(at, None, COUNTED, h.detail()) for h in ex.holds]
+            elif rec.status == "failed":
+                rec.events[:0] = [DealEvent(at, None, NOT_COUNTED, h.detail()) for h in ex.holds]
 
 
 def settle(totals: Totals, exs: list[Any], records: list[Any]) -> None:

@@ -18,7 +18,7 @@ from dsl.inbound import got
 from engine.runtime.exchange import StepFailure
 from engine.runtime.stepfail import input_failure
 from engine.steps.base import SyncStep
-from engine.totals import Hold, Holds, Totals
+from engine.totals import REKEYED, Hold, Holds, Totals
 from formats.component import ComponentSpec, OptionSpec
 
 LIMIT_OPTIONS = ("key", "max", "per", "code", "text")
@@ -57,7 +57,9 @@ class LimitStep(SyncStep):
     def run(self, ex: Any) -> None:
         scope = ex.scope
         held = ex.holds
-        if held is not None and held.recovered:     # a deal recovery resolves: reserved at the rebuild
+        if held is not None and (held.recovered or held.repeat):
+            # a deal recovery resolves (reserved at the rebuild), or a repeat of a key already answered (a
+            # duplicate at its admission, engine/txn/manager.py _answered: it counts nothing)
             scope[self.total] = None
             return
         amount = ex.amount
@@ -91,6 +93,13 @@ class LimitStep(SyncStep):
         day = t.day_of(clock.now()) if self.daily else ""
         hold = Hold(self.total, key, ex.currency or "", day, amount)
         also = t.others(self.total, clear, ex.currency or "", day) if clear is not None else ()
+        if also:
+            # what the key counted under another digest (before keyed digests, an older field key) moves into
+            # the current digest's bucket, said by an event `rekeyed` on this deal's row: it still counts once
+            # the old field key leaves the keyring (engine/totals.py Totals.carry)
+            moved = t.carry(hold.bucket, also)
+            if moved:
+                ex.notes = [*(ex.notes or ()), *((REKEYED, m) for m in moved)]
         if not t.reserve(hold, cap, also):
             used = t.used(hold.bucket) + sum((t.used(a) for a in also), Decimal(0))
             raise StepFailure("rejected", f"limit {self.total}: key {key!r}{_in(hold)}: {used} already counted + "

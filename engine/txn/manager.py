@@ -45,6 +45,7 @@ from engine.runtime import counting
 from engine.runtime.exchange import StepFailure, preset_deal_id
 from engine.runtime.stepfail import input_failure, step_failure
 from engine.sad import kept_raw
+from engine.totals import Holds
 from engine.txn import (effects, fingerprint, flagging, keyhold, outcome, pivot, refused_repeat, reversal,
                        shared_keys)
 from engine.txn.backlog import CATCH_UP_EVERY, LATER_BYTES, LATER_MAX, coalesce, log_fault, mib, size_of
@@ -533,6 +534,8 @@ class TxnManager:
             if i == plan.key_at:
                 self._key(plan, live)               # in the scope the deal step saw
                 live = [ex for ex in live if ex.failure is None]
+                if plan.counts:
+                    self._answered(live)
         held = await refused_repeat.answer(self, plan, group) if repeats and len(live) < len(group) else None
         if live and plan.admit_at == len(br.steps) and start <= plan.admit_at:
             await self._admit(plan, live)           # a keyed route without a call: after its last step
@@ -792,6 +795,21 @@ class TxnManager:
                 ex.fail(StepFailure("internal", f"deal key: {exc}", where=str(plan.route.pos)))
                 continue
             st.key = None if v is None else f"{plan.route.name}|{v}"
+
+    def _answered(self, live: list[Any]) -> None:
+        """A deal whose key the key store holds answered (its original ended keeping it) is a duplicate at
+        admission, or a key conflict: neither counts, so its ``limit`` steps reserve nothing (engine/steps/
+        limit.py) and take no room from the deals beside it while it waits for its admission.  Only then: a
+        copy of a deal still running reserves until the original ends (the original may fail and free its key,
+        and the copy then runs as a deal of its own), as does a key looked up in the ledger past the key
+        store's retention (read at admission).  A duplicate is never admitted, so no ``begin`` would have
+        carried the reservation: nothing of the transaction log's crash guarantees changes."""
+        ends, unlogged = self.log.ends, self._unlogged
+        for ex in live:
+            key = self.states[ex].key
+            if key is not None and ex.holds is None and (key in ends or key in unlogged):
+                ex.holds = Holds()
+                ex.holds.repeat = True
 
     def _match(self, plan: RoutePlan, live: list[Any]) -> None:
         """The digest of each keyed exchange's ``deal { match = ... }``, when the key is looked up (after the

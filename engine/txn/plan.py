@@ -69,6 +69,7 @@ class RoutePlan:
     request_tags: dict[str, str] = field(default_factory=dict)
     response_tags: dict[str, str] = field(default_factory=dict)
     active: bool = False                               # the txn manager runs it (full or light)
+    counts: bool = False                               # it has a `limit` step (engine/totals.py)
     light: bool = False                                # only the ``a`` record before the first call
 
     def step_name(self, i: int, step: Any) -> str:
@@ -139,7 +140,7 @@ def plan_of(br: Any) -> RoutePlan:
     # before (its begin durable before it runs), as a call is
     plan.effects = {i: runner for i, runner in enumerate(br.steps) if getattr(runner, "side_effects", False)}
     # a `limit` step (engine/totals.py): its reservations ride in the deal's begin, so a crash keeps them
-    counts = any(getattr(runner, "counts_total", False) for runner in br.steps)
+    counts = plan.counts = any(getattr(runner, "counts_total", False) for runner in br.steps)
     full = (plan.key is not None or getattr(route, "on_restart", None) is not None or bool(plan.effects) or counts
             or any(c.compensation is not None or (c.iso and i != plan.first_call)
                    for i, c in plan.calls.items()))

@@ -269,6 +269,10 @@ def test_shipped_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dep.channel_overrides["mainframe"] == {"address": "127.0.0.1:7101"}
     assert dep.ledger_path == REPO / "var" / "bsp-uat.duckdb"
     assert load_deployment(example).ledger_path == REPO / "var" / "bsp.duckdb"
+    # the demo bank's day (CNY services, Chinese calendars): midnight to midnight in Beijing, not UTC's
+    # (a daily `limit` total would otherwise turn at 08:00 Beijing time)
+    for d in (dep, load_deployment(example)):
+        assert d.business_day is not None and (d.business_day.tz, d.business_day.cutoff) == ("Asia/Shanghai", None)
 
 
 PRODUCTION = """

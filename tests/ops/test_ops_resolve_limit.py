@@ -137,3 +137,47 @@ async def test_resolved_live_gives_the_amount_back_in_the_running_engine_at_once
     got = await _ask(port, [("K2", "70.00"), ("K3", "0.01")])
     assert got == ["00", "61"], got
     eng.drain()
+
+
+async def test_applied_counts_again_a_failed_deal_whose_reversal_was_flagged_later(nursery, tmp_path,
+                                                                                  monkeypatch) -> None:
+    """A deal that failed undone gives its reservation back (event `not counted` per total); when its reversal is
+    flagged later (the store-and-forward task gives up: event `reversal flagged`) and the operator resolves it
+    `applied`, the money went: it counts again, at the engine's next start."""
+    from datetime import datetime, timezone
+
+    from engine.ledger_store import LedgerStore
+
+    monkeypatch.setenv("BSP_AUDIT_KEY", KEY)
+
+    def answer(req: dict) -> dict | None:
+        return {"ref": req["ref"], "status": "NO" if req["ref"].startswith("F") else "OK"}
+
+    back = await json_counterpart(nursery, answer)
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE % back)
+    ledger = tmp_path / "l.duckdb"
+    async with live([route], ledger) as eng:
+        assert await _ask(eng.channels["front"].port, [("F1", "60.00")]) != ["00"]
+    ids = _ids(ledger)
+    states = rows(ledger, f"SELECT to_state, detail FROM deal_events WHERE deal_id = '{ids['F1']}' "
+                          f"AND to_state LIKE '%counted'")
+    assert [(s, orjson.loads(d)) for s, d in states] == [
+        ("not counted", {"total": "cap", "key": "A", "currency": "EUR", "day": "", "amount": "60.00"})]
+    store = LedgerStore.open(ledger, base64.b64decode(KEY))       # as the store-and-forward task appends it
+    try:
+        (done,) = store.append_stories([(ids["F1"], [], [{
+            "at": datetime.now(timezone.utc), "to_state": "reversal flagged",
+            "detail": orjson.dumps({"not_undone": ["post"], "why": "the reversal of call post was not taken"}).decode()}],
+            None)])
+        assert not isinstance(done, BaseException), done
+    finally:
+        store.close()
+    env = {**os.environ, "BSP_AUDIT_KEY": KEY, "COLUMNS": "250"}
+    r = _bsp(env, "deals", "resolve", ids["F1"], "--outcome", "applied", "--note", "the bank credited it, ref 9",
+             "--by", "alice", "--ledger", str(ledger))
+    assert r.returncode == 0, r.stderr
+    assert "counts 60.00 EUR in total cap again (key A): the engine counts it from its next start" in r.stdout
+    async with live([route], ledger) as eng:        # the next start: F1's 60.00 counts
+        assert await _ask(eng.channels["front"].port, [("K1", "50.00"), ("K2", "40.00")]) == ["61", "00"]
+    assert _bsp(env, "audit", "verify", "--ledger", str(ledger)).returncode == 0

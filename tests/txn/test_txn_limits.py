@@ -276,7 +276,9 @@ async def test_a_classified_key_counted_before_keyed_digests_still_counts_after(
     """With a field keyring a classified key's digest is keyed (``#k1:...``, engine/limit_key.py); until
     2026-11-27 it was an unkeyed BLAKE2b digest an account number could be tried against.  What was counted
     under the old digest (a total without a day: it never expires) still counts for the same key after the
-    upgrade and after a key rotation: the deal that would pass the maximum is refused."""
+    upgrade and after a key rotation: the deal that would pass the maximum is refused.  The key's first deal
+    after each moves the old digest's figure into the current one's bucket (event `rekeyed`), so it still
+    counts once the rotated key k1 leaves the keyring."""
     import base64
 
     from engine.fieldcrypt import Keyring
@@ -300,10 +302,13 @@ async def test_a_classified_key_counted_before_keyed_digests_still_counts_after(
         assert (await _one(port, _req("U3", "40.00", who=who)))["code"] == "61"      # 40 + 30 + 40 > 100
         buckets = dict(existing_totals(sb.ledger).confirmed)
     old = LimitKeys().like("cap", who, "")
-    assert buckets[("cap", old, "EUR", "")] == Decimal("40.00")
-    (new,) = [b for b in buckets if b[1] != old]
+    (new,) = buckets                                              # U1's 40.00 moved into the keyed bucket
     assert new[1].startswith("#k1:") and new[1] != old and who not in new[1]
-    assert buckets[new] == Decimal("30.00")
+    assert buckets[new] == Decimal("70.00")
+    (moved,) = rows(ledger, "SELECT d.reference, e.detail FROM deal_events e JOIN deals d USING (deal_id) "
+                            "WHERE e.to_state = 'rekeyed'")
+    assert moved["reference"] == "U2" and orjson.loads(moved["detail"]) == {
+        "total": "cap", "key": new[1], "from": old, "currency": "EUR", "day": "", "amount": "40.00"}
     monkeypatch.setenv("BSP_FIELD_KEYS", "k2:%s,k1:%s" % (base64.b64encode(k2).decode(),
                                                           base64.b64encode(k1).decode()))
     async with running(prog, ledger) as sb:                       # rotated: k2 current, k1 kept
@@ -311,6 +316,18 @@ async def test_a_classified_key_counted_before_keyed_digests_still_counts_after(
         assert (await _one(port, _req("U4", "40.00", who=who)))["code"] == "61"      # 40 + 30 + 40 > 100
         assert (await _one(port, _req("U5", "30.00", who=who)))["code"] == "00"      # 40 + 30 + 30
     assert LimitKeys(Keyring("k2", {"k2": k2}))("cap", who).startswith("#k2:")
+    # k1 dropped once the transaction log holds nothing sealed with it (its key retention over: here the log
+    # of the deals, all recorded, is removed); its figures were moved to k2's bucket
+    import shutil
+
+    from engine.txn.log import log_path
+
+    txn = log_path(ledger)
+    shutil.rmtree(txn) if txn.is_dir() else txn.unlink()
+    monkeypatch.setenv("BSP_FIELD_KEYS", "k2:%s" % base64.b64encode(k2).decode())
+    async with running(prog, ledger) as sb:
+        assert (await _one(sb.channel("front").port, _req("U6", "0.01", who=who)))["code"] == "61"
+        assert {b[1][:4] for b in existing_totals(sb.ledger).confirmed} == {"#k2:"}
     every = rows(ledger, "SELECT string_agg(CAST(detail AS VARCHAR), ' ') AS t FROM deal_events")[0]["t"]
     assert who not in every and (d := {r["reference"]: r["reason"] for r in deals(ledger)})["U4"]
     assert "70.00 already counted" in d["U4"], d["U4"]
@@ -333,3 +350,29 @@ async def test_a_maximum_the_table_does_not_hold_refuses_the_deal_never_unlimite
     assert cp.counts == Counter({("post", "M2"): 1})
     reasons = {d["reference"]: d["reason"] for d in deals(ledger)}
     assert "no maximum for key 'A'" in reasons["M1"] and "95.00 already counted" in reasons["M3"]
+
+
+async def test_a_repeat_of_an_answered_deal_reserves_nothing_beside_a_new_deal_in_its_batch(nursery,
+                                                                                         tmp_path: Path) -> None:
+    """O1 (30.00) committed.  Then one chunk holds a repeat of O1 and a new deal N1 of 70.00: the repeat's key
+    is answered already, so it is O1's duplicate and reserves nothing (checked right after the deal step,
+    before the limit): N1 takes the total to exactly 100.00 and passes; before, the repeat's 30.00 stayed
+    reserved until its admission and N1 was refused 61 at 130.00."""
+    cp = Counterpart()
+    back = await json_counterpart(nursery, cp.answer)
+    prog = compile_text(tmp_path, ROUTE % (back, "flag"))
+    ledger = tmp_path / "l.duckdb"
+    async with running(prog, ledger) as sb:
+        port = sb.channel("front").port
+        assert (await _one(port, _req("O1", "30.00")))["code"] == "00"
+        c = await Client.open(port)
+        try:
+            await c.send(_req("O1", "30.00"), _req("N1", "70.00"))      # one batch
+            got = {r["ref"]: r["code"] for r in await c.recv_json(2)}
+        finally:
+            await c.aclose()
+        assert (await _one(port, _req("N2", "0.01")))["code"] == "61"  # 100.00 counted: O1 once, N1
+    assert got == {"O1": "00", "N1": "00"}, got
+    statuses = sorted((d["reference"], d["status"]) for d in deals(ledger))
+    assert statuses == [("N1", "committed"), ("N2", "rejected"), ("O1", "committed"), ("O1", "duplicate")]
+    assert cp.counts[("post", "O1")] == 1

@@ -59,7 +59,7 @@ class Drawings:
         self.ledger, self.used = where, {}
         read = getattr(ledger, "counted_totals", None)
         rows = await read("9999-12-31") if read is not None else []     # totals without a day only
-        for total, key, _ccy, _day, amount in rows:
+        for total, key, _ccy, _day, amount, *_into in rows:     # into: where a `rekeyed` figure went
             if total == TOTAL:
                 self.used[key] = self.used.get(key, Decimal(0)) + Decimal(str(amount))
 
