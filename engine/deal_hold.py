@@ -29,19 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from engine.deal_resolve import Refused, stamp
+from engine.deal_resolve import HOLD_OUTCOMES, Refused, stamp
 
 HELD = "held"                       # engine.steps.screen.HELD
 HOLD_RELEASED = "hold released"
 HOLD_REJECTED = "hold rejected"
 DECISIONS = (HOLD_RELEASED, HOLD_REJECTED)
-# the outcomes of ``bsp deals resolve`` for a held deal, and what each means
-HOLD_OUTCOMES: dict[str, str] = {
-    "release": "a held deal (screening) is a false positive: its request runs on through the route, once",
-    "reject": "a held deal (screening) is a true match: it stays refused, its request is never run",
-}
-
-
 def hold_state(events: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
     """``("none", None)``, ``("held", None)``, ``("released", the event)`` or ``("rejected", the event)``."""
     if not any(e.get("to_state") == HELD for e in events):
