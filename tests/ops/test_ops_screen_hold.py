@@ -144,3 +144,42 @@ def test_a_held_deal_survives_a_sigkill_and_is_released_once_after_the_restart(t
     assert r.returncode == 0, r.stderr
     assert "release by admin" in r.stdout and "reject by admin" in r.stdout, r.stdout
     assert back.refs == ["C1", "H1"]
+
+
+def test_offline_release_runs_the_request_with_the_deployment_and_reject_closes_it(tmp_path: Path) -> None:
+    """On the ledger file (no engine running): `bsp deals resolve --outcome release --deployment platform.yaml`
+    runs the held request in the bsp process against the counterpart, once; without --deployment a release is
+    refused with how to give it; reject needs only the ledger.  `bsp dead retry` never runs a held deal's letter."""
+    back = Counterpart()
+    front, admin = free_port(), free_port()
+    (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
+    (tmp_path / "pay.route").write_text(ROUTE % (front, back.port))
+    (tmp_path / "platform.yaml").write_text("version: 1\nroutes: [pay.route]\nledger:\n  path: l.duckdb\n")
+    proc = start(tmp_path, admin)
+    try:
+        assert ask(front, "H1", "Viktor Alexandrovich Kurganov")["code"] == "09"
+        assert ask(front, "H2", "Viktor Kurganoff")["code"] == "09"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    ledger = str(tmp_path / "l.duckdb")
+    r = bsp(admin, "deals", "--held", "--ledger", ledger, "--json")
+    ids = {d["reference"]: d["deal_id"] for d in map(orjson.loads, r.stdout.splitlines())}
+    assert sorted(ids) == ["H1", "H2"], r.stderr
+    r = bsp(admin, "dead", "retry", ids["H1"], "--ledger", ledger, "--routes", str(tmp_path / "pay.route"))
+    assert r.returncode != 0 and "held for a compliance officer" in (r.stdout + r.stderr), r.stdout + r.stderr
+    r = bsp(admin, "deals", "resolve", ids["H1"], "--outcome", "release", "--note", "n", "--ledger", ledger)
+    assert r.returncode == 2 and "--deployment" in r.stderr, r.stderr
+    assert back.refs == []
+    r = bsp(admin, "deals", "resolve", ids["H1"], "--outcome", "release", "--note", "false positive, CMP-9",
+            "--by", "ann", "--deployment", str(tmp_path / "platform.yaml"))
+    assert r.returncode == 0 and f"deal {ids['H1']} released by ann" in r.stdout, r.stdout + r.stderr
+    assert "committed (deal" in r.stdout and "hit party: UN SYN-1 on name, score 1.000" in r.stdout, r.stdout
+    assert back.refs == ["H1"]
+    r = bsp(admin, "deals", "resolve", ids["H1"], "--outcome", "release", "--note", "again", "--deployment",
+            str(tmp_path / "platform.yaml"))
+    assert r.returncode == 1 and "already released by ann" in r.stderr, r.stderr
+    r = bsp(admin, "deals", "resolve", ids["H2"], "--outcome", "reject", "--note", "true match", "--by", "bob",
+            "--ledger", ledger)
+    assert r.returncode == 0 and f"deal {ids['H2']} rejected by bob" in r.stdout, r.stderr
+    assert back.refs == ["H1"]
