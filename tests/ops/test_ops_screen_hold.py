@@ -19,6 +19,7 @@ from formats.framing import LengthPrefixFramer
 from opskit import REPO, free_port
 
 TOKEN = "hold-test-token-" + "h" * 24
+AUDIT_KEY = __import__("base64").b64encode(bytes(range(32))).decode()     # the chain is keyed: verified at the end
 LIST = "entry_id,source,name,aliases,ids\nSYN-1,UN,Viktor Alexandrovich Kurganov,Viktor Kurganoff,\n"
 ROUTE = """
 format Req = json classify ["name:personal"]
@@ -85,7 +86,7 @@ def ask(port: int, ref: str, name: str) -> dict:
 def start(work: Path, admin: int) -> subprocess.Popen:
     log = work / "engine.log"
     seen = log.read_text() if log.exists() else ""
-    env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN}
+    env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_AUDIT_KEY": AUDIT_KEY}
     with log.open("a") as err:
         proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(work / "pay.route"), "--ledger",
                                  str(work / "l.duckdb"), "--ledger-sync", "journal", "--admin", f"127.0.0.1:{admin}"],
@@ -98,7 +99,8 @@ def start(work: Path, admin: int) -> subprocess.Popen:
 
 
 def bsp(admin: int, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": f"http://127.0.0.1:{admin}", "COLUMNS": "250"}
+    env = {**os.environ, "BSP_ADMIN_TOKEN": TOKEN, "BSP_ADMIN_URL": f"http://127.0.0.1:{admin}", "COLUMNS": "250",
+           "BSP_AUDIT_KEY": AUDIT_KEY}
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, env=env,
                           timeout=120, cwd=str(REPO))
 
@@ -144,6 +146,8 @@ def test_a_held_deal_survives_a_sigkill_and_is_released_once_after_the_restart(t
     assert r.returncode == 0, r.stderr
     assert "release by admin" in r.stdout and "reject by admin" in r.stdout, r.stdout
     assert back.refs == ["C1", "H1"]
+    r = bsp(admin, "audit", "verify", "--ledger", str(tmp_path / "l.duckdb"))   # the decisions are in the chain
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_offline_release_runs_the_request_with_the_deployment_and_reject_closes_it(tmp_path: Path) -> None:
@@ -183,3 +187,5 @@ def test_offline_release_runs_the_request_with_the_deployment_and_reject_closes_
             "--ledger", ledger)
     assert r.returncode == 0 and f"deal {ids['H2']} rejected by bob" in r.stdout, r.stderr
     assert back.refs == ["H1"]
+    r = bsp(admin, "audit", "verify", "--ledger", ledger)
+    assert r.returncode == 0, r.stdout + r.stderr
