@@ -126,3 +126,40 @@ async def test_a_hit_is_held_listed_and_released_once_across_a_restart(nursery, 
     assert query_dead_letters(ledger, ids=[h2])[0]["status"] == "retried"
     assert held_deals(ledger) == []
     assert {h["state"] for h in held_deals(ledger, include_decided=True)} == {"released", "rejected"}
+
+
+async def test_a_release_recorded_whose_run_never_began_runs_when_asked_again(nursery, tmp_path: Path) -> None:
+    """The process stopped between the `hold released` event and its run (the dead letter never claimed): asked
+    again, the release runs the request under the deal id its event named, once, without a second event."""
+    from datetime import datetime, timezone
+
+    from engine.deal import DealEvent
+
+    (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
+    called: list[str] = []
+
+    def answer(p: bytes) -> bytes:
+        called.append(orjson.loads(p)["ref"])
+        return b'{"status":"OK"}'
+
+    port = await framed_counterpart(nursery, answer, 4)
+    program = compile_text(tmp_path, ROUTE)
+    ledger = tmp_path / "ledger.duckdb"
+    async with running(program, ledger, {"back": {"address": f"127.0.0.1:{port}"}}) as sb:
+        assert (await send(sb, req("H1", "Viktor Kurganoff")))[0]["code"] == "09"
+        from engine.ops.ledger_reads import read_in_process
+
+        (held,) = await read_in_process(held_deals, ledger)
+        named = "ab" * 16
+        await sb.ledger.append_story(held["deal_id"], [], [DealEvent(
+            datetime.now(timezone.utc), None, "hold released",
+            {"outcome": "release", "note": "cut short", "by": "ann", "via": "ledger file", "deal": named,
+             "hits": [["party", "SYN-1"]]})])
+        assert called == []
+        done = await decide(sb.ledger, held["deal_id"], "release", "asked again", "bob", via="ledger file",
+                            injector=switchboard_injector(sb))
+        assert done is not None and done["run"]["ok"] and done["run"]["deal"] == named, done
+        assert done["by"] == "ann"                              # the release recorded first is the one that ran
+        assert called == ["H1"]
+    assert states(get_deal(ledger, held["deal_id"])).count("hold released") == 1
+    assert get_deal(ledger, named)["status"] == "committed"
