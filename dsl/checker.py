@@ -1470,8 +1470,8 @@ class Checker(_TestChecks):
                 self._bind(s.name, Binding("step"), scope)
 
     def _run_step_check(self, spec, s: A.PluginStep) -> None:
-        """A step kind's own check of its options (a list file, a threshold's range): E122 at the place each
-        ``SpecError`` names (a line of a file the step reads), else at the option its message names."""
+        """A step kind's own check of its options (a list file, a threshold's range): E122 (or the ``code`` the
+        error carries: E123) at the place each ``SpecError`` names (a line of a file the step reads), else at the option its message names."""
         from formats.component import StepDecl
         from formats.errors import SpecError
         given = {str(a.parts[0]): a for a in s.assigns}
@@ -1497,7 +1497,11 @@ class Checker(_TestChecks):
             else:
                 named = _option_named(text, decl.pos)
                 pos = decl.pos.get(named) or pos
-            self.error("E122", f"step `{decl.kind}`: {text}", pos, getattr(e, "hint", None))
+            # a kind may name a code of its own for a mistake of its own (the screen step's on_hit: E123)
+            code = getattr(e, "code", None)
+            code = code if isinstance(code, str) and len(code) == 4 and code[0] == "E" and code[1:].isdigit() \
+                else "E122"
+            self.error(code, f"step `{decl.kind}`: {text}", pos, getattr(e, "hint", None))
 
     def _assigns(self, assigns, scope, later, fmt: str | None, what: str, typed: bool = True,
                  at: ir.Pos | None = None) -> None:

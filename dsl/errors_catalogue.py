@@ -156,6 +156,12 @@ CATALOGUE: tuple[Entry, ...] = (
           _route('screen hit { name = msg.code  list = s  threshold = 1.5 }',
                  head=_HEAD + 'table s = csv "list.csv" key entry_id\n'), 8, 57,
           files={"list.csv": "entry_id,source,name,aliases,ids\nS1,UN,Viktor Kurganov,,\n"}),
+    Entry("E123", "`screen` step's on_hit neither refuse nor hold",
+          'step `screen`: on_hit = \'VALUE\': expected "refuse" (the deal is refused) or "hold" (held for a '
+          'compliance officer, who releases or rejects it)',
+          _route('screen hit { name = msg.code  list = s  on_hit = "park" }',
+                 head=_HEAD + 'table s = csv "list.csv" key entry_id\n'), 8, 54,
+          files={"list.csv": "entry_id,source,name,aliases,ids\nS1,UN,Viktor Kurganov,,\n"}),
     Entry("E036", "deal without ref or amount", "deal `TYPE` needs ref and amount",
           _route('deal PAY { currency = "CNY" }', 'reply Req { code = "00" }'), 7, 10),
     Entry("E037", "body field set twice", "`PATH` is set twice",

@@ -94,9 +94,11 @@ def raw_bytes(letter: Mapping[str, Any], keyring: Keyring | None) -> bytes | Non
 
 
 async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
-                deal_id: str | None = None) -> RetryResult:
+                deal_id: str | None = None, release: Mapping[str, Any] | None = None) -> RetryResult:
     """Re-inject one dead letter (a row of ``query_dead_letters(..., with_raw=True)``).  ``deal_id``: the id
-    its deal runs under, for an injector that takes one (``names_deal``: ``switchboard_injector``'s)."""
+    its deal runs under, for an injector that takes one (``names_deal``: ``switchboard_injector``'s).
+    ``release``: the letter of a deal held by a screening runs only as its release (``engine.deal_hold``), which
+    says what the compliance officer released (``{"deal", "hits"}``, read by the ``screen`` step)."""
     now = datetime.now(timezone.utc)
     lid = letter["id"]
     if letter.get("status") == "purged":
@@ -107,6 +109,12 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
         return RetryResult(lid, False, "refused: the message failed authentication (kind unauthenticated); "
                                        "a retry would run it without the signature it lacked; ask the sender "
                                        "to send it again", now)
+    if letter.get("error_kind") == "held" and release is None:
+        return RetryResult(lid, False, f"refused: the deal was held for a compliance officer by a screening (kind "
+                                       f"held); it runs again only when released: `bsp deals resolve {lid} "
+                                       f"--outcome release --note ...` (or reject it: --outcome reject)", now)
+    if release is not None and not getattr(injector, "names_deal", False):
+        return RetryResult(lid, False, "failed: this injector cannot carry a release (engine.deal_hold)", now)
     routes = getattr(injector, "routes", None)
     route = letter.get("route")
     if route is not None and routes is not None and route not in routes:
@@ -123,7 +131,9 @@ async def retry(letter: Mapping[str, Any], injector: Injector, *, keyring: Keyri
     if raw is None:
         return RetryResult(lid, False, "failed: the stored message is gone", now)
     try:
-        if deal_id is not None and getattr(injector, "names_deal", False):
+        if release is not None:
+            outcome = await injector(letter["channel"], raw, deal_id=deal_id, release=release)  # type: ignore[call-arg]
+        elif deal_id is not None and getattr(injector, "names_deal", False):
             outcome = await injector(letter["channel"], raw, deal_id=deal_id)     # type: ignore[call-arg]
         else:
             outcome = await injector(letter["channel"], raw)
@@ -161,7 +171,8 @@ def refusal(row: Mapping[str, Any], *, again_hint: str = "add --again") -> str:
 
 async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector, *, keyring: Keyring | None = None,
                      again: bool = False, who: str = "bsp dead retry", again_hint: str = "add --again",
-                     by: str | None = None, via: str = "admin API", by_what: str = "token") -> RetryResult:
+                     by: str | None = None, via: str = "admin API", by_what: str = "token",
+                     deal_id: str | None = None, release: Mapping[str, Any] | None = None) -> RetryResult:
     """Claim the letter in the ledger (``Ledger.claim_dead_letter``: status ``retrying``, atomic), ``retry`` it,
     record the outcome: ``retried`` when it went through, else the status it had.  A letter already
     ``retried``, or whose retry is running, is not run unless ``again``: the result is ``skipped``,
@@ -180,7 +191,10 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
     # the deal's id is chosen now and named in the claim (durable before anything runs), so that if this
     # process stops midway the next start finds what became of it (engine/txn/retry_settle.py); only for
     # an injector that runs the deal under a given id
-    deal_id = new_deal_id() if getattr(injector, "names_deal", False) else None
+    if getattr(injector, "names_deal", False):
+        deal_id = deal_id or new_deal_id()      # a release names it first, in its event (engine.deal_hold)
+    else:
+        deal_id = None
     claimed, row = await ledger.claim_dead_letter(letter["id"], at=now, note=note, again=again, deal_id=deal_id)
     if not claimed:
         if row is not None and row["status"] in ("retried", "retrying"):
@@ -189,7 +203,7 @@ async def retry_once(ledger: Any, letter: Mapping[str, Any], injector: Injector,
         return await retry(dict(letter, status="purged"), injector, keyring=keyring) if row is not None else \
             RetryResult(letter["id"], False, "failed: the dead letter is no longer in the ledger", now)
     try:
-        res = await retry(letter, injector, keyring=keyring, deal_id=deal_id)
+        res = await retry(letter, injector, keyring=keyring, deal_id=deal_id, release=release)
     except BaseException as exc:
         # stopped while its deal ran (the engine stopping, Ctrl-C on bsp dead retry): whether it went through
         # is unknown, so the letter stays ``retrying`` (refused unless again), but no longer says "in progress"
@@ -274,7 +288,8 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
     """
     from engine.channels.base import ConnInfo
 
-    async def inject(channel: str, raw: bytes, deal_id: str | None = None) -> str:
+    async def inject(channel: str, raw: bytes, deal_id: str | None = None,
+                     release: Mapping[str, Any] | None = None) -> str:
         inbound = handlers if handlers is not None else sb.dispatchers
         disp = inbound.get(channel)
         if disp is None:
@@ -287,6 +302,10 @@ def switchboard_injector(sb: Any, handlers: Mapping[str, Any] | None = None) -> 
         extra: dict[str, Any] = {"outcomes": outcomes, "deals": deals}
         if deal_id is not None:
             extra["deal_id"] = deal_id        # the deal runs under the id its claim names (``preset_deal_id``)
+        if release is not None:
+            from engine.steps.screen import RELEASE_KEY
+
+            extra[RELEASE_KEY] = dict(release)    # what the compliance officer released (engine.deal_hold)
         await disp.handle(ConnInfo(channel, "bsp dead retry", 0, extra=extra), [raw])
         if not outcomes:
             return "no reply"

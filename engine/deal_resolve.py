@@ -54,6 +54,12 @@ OUTCOMES: dict[str, str] = {
     "undone": "it had been done and was reversed or refunded by hand",
     "written-off": "it cannot be settled with the counterpart; the difference is written off outside bsp",
 }
+# the outcomes of a deal held by a screening (engine/deal_hold.py: a `screen` step's on_hit = "hold"), for a
+# compliance officer's decision
+HOLD_OUTCOMES: dict[str, str] = {
+    "release": "a deal held by a screening is a false positive: its request runs on through the route, once",
+    "reject": "a deal held by a screening is a true match: it stays refused, its request is never run",
+}
 # the outcomes after which nothing of the deal stands at the counterpart: the amount its ``limit`` totals
 # counted (events ``counted``, engine/totals.py) is given back, by one event ``released`` per total beside
 # ``resolved``; after ``applied`` or ``written-off`` the money went: it stays counted
@@ -78,11 +84,12 @@ class Refused(ValueError):
 
 def check_input(outcome: Any, note: Any, by: Any) -> tuple[str, str, str]:
     """The outcome, note and name, stripped; ``ValueError`` naming the field and what is expected."""
-    if not isinstance(outcome, str) or outcome.strip() not in OUTCOMES:
-        raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    if not isinstance(outcome, str) or outcome.strip() not in OUTCOMES and outcome.strip() not in HOLD_OUTCOMES:
+        raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)} (a flagged deal) or "
+                         f"{', '.join(HOLD_OUTCOMES)} (a deal held by a screening), got {outcome!r}")
     if not isinstance(note, str) or not note.strip():
-        raise ValueError("note: say how the deal was settled, with whom, and any reference of the counterpart "
-                         "(a non-empty text)")
+        raise ValueError("note: say how the deal was settled, with whom, and any reference of the counterpart; "
+                         "for a held deal, why it is released or rejected (a non-empty text)")
     if len(note) > MAX_NOTE:
         raise ValueError(f"note: at most {MAX_NOTE} characters, got {len(note)}; keep the details in your "
                          f"ticket and give its reference")

@@ -175,6 +175,15 @@ class AdminApp:
 
     async def deals(self, request: Request) -> Response:
         q = self._query(request)
+        if q.get("held"):           # the deals a screening held (engine.deal_hold): one page, newest first
+            if q["flagged"]:
+                raise HTTPError(400, "query parameters 'held' and 'flagged' list two kinds of deals: give one",
+                                extra={"parameter": "held"})
+            held = getattr(self.backend, "held_deals", None)
+            if held is None:
+                raise HTTPError(501, "this engine cannot list held deals through the admin API")
+            rows = list(await held(bool(q["resolved"]), q["limit"]))
+            return Response.json({"count": len(rows), "deals": rows, "next": None})
         # one row more than asked: whether a next page exists (its cursor is this page's last row)
         query = DealQuery(deal_type=q["type"], status=q["status"], reference=q["reference"],
                           currency=q["currency"], party=q["party"],

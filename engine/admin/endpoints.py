@@ -82,7 +82,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                            "flagged`: an ISO 8583 reversal stored and forwarded not acknowledged after its attempts) "
                            "and not resolved since (`POST /deals/{id}/resolve`). Each row then has `resolution` "
                            "(null while open).", default=False, example="1"),
-                     Param("resolved", "boolean", "With `flagged`: the flagged deals an operator resolved too.",
+                     Param("resolved", "boolean", "With `flagged`: the flagged deals an operator resolved too. "
+                           "With `held`: the held deals released or rejected too.",
+                           default=False, example="1"),
+                     Param("held", "boolean", "Only deals a `screen` step held for a compliance officer (event "
+                           "`held`) and not decided yet (release or reject: `POST /deals/{id}/resolve` with outcome "
+                           "`release` or `reject`). Each row then has `hits` (step, list, entry, on, score, "
+                           "threshold), `state` and `decision`; the other filters are not applied.",
                            default=False, example="1"),
                      SINCE,
                      Param("until", "date-time", "Only deals received before this time (ISO 8601).",

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from engine.admin.endpoints import ENDPOINTS, MAX_LIMIT, Endpoint, Param
-from engine.deal_resolve import MAX_BY, MAX_NOTE, OUTCOMES
+from engine.deal_resolve import HOLD_OUTCOMES, MAX_BY, MAX_NOTE, OUTCOMES
 
 _PROBLEM = {
     "type": "object",
@@ -68,8 +68,9 @@ SCHEMAS: dict[str, Any] = {
              "description": "The deals row (amounts as exact decimal strings) plus steps, events, calls and "
                             "config (version, loaded_at, files)."},
     "Resolve": {"type": "object", "required": ["outcome", "note"], "additionalProperties": False,
-                "properties": {"outcome": {"type": "string", "enum": list(OUTCOMES),
-                                           "description": "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())},
+                "properties": {"outcome": {"type": "string", "enum": [*OUTCOMES, *HOLD_OUTCOMES],
+                                           "description": "; ".join(f"{k}: {v}" for k, v in
+                                                                    {**OUTCOMES, **HOLD_OUTCOMES}.items())},
                                "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE,
                                         "description": "How it was settled, with whom, references."},
                                "by": {"type": "string", "maxLength": MAX_BY,

@@ -173,9 +173,14 @@ def deals(
                                  "acknowledged after its attempts, until the host acknowledges it with an "
                                  "approval) and not resolved yet: settle each with its counterpart, then "
                                  "record it with `bsp deals resolve ID`."),
+    held: bool = typer.Option(False, "--held", help="Only deals a `screen` step held for a compliance officer "
+                              "(on_hit = \"hold\": event `held`) and not decided yet, each with its hits (the step, "
+                              "the list, the entry's id, the score, what matched: name, alias or id): release or "
+                              "reject each with `bsp deals resolve ID --outcome release|reject --note REASON`."),
     include_resolved: bool = typer.Option(False, "--all", help="With --flagged: the flagged deals an operator "
                                           "resolved, or whose flagged reversal the host acknowledged since, too, "
-                                          "with their resolution."),
+                                          "with their resolution. With --held: the held deals released or "
+                                          "rejected too, with the decision."),
     since: Optional[str] = typer.Option(None, "--since", help="Received at or after: ISO date/time or an age (30m, 1h, 2d)."),
     until: Optional[str] = typer.Option(None, "--until", help="Received before: ISO date/time or an age (30m, 1h, 2d)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Most deals to show (newest first); 0 for all."),
@@ -212,9 +217,11 @@ def deals(
     from engine.ledger_query import iter_deals      # DuckDB: loaded when deals are read, not for --help
     from engine.ledger_store import LedgerError
 
-    if include_resolved and not flagged:
+    if include_resolved and not flagged and not held:
         raise typer.BadParameter("--all lists the resolved flagged deals beside the open ones: add --flagged",
                                  param_hint="--all")
+    if held and flagged:
+        raise typer.BadParameter("--held and --flagged list two kinds of deals: give one", param_hint="--held")
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not a status; use one of {', '.join(STATUSES)}",
                                  param_hint="--status")
@@ -223,6 +230,9 @@ def deals(
             raise typer.BadParameter("is empty: give the text to match, or leave the option out", param_hint=option)
     t_since, t_until = time_range(since, until, what="deal")
     ledger = ledger_keys(ledger, deployment, env, "bsp deals").path
+    if held:
+        _held(ledger, include_resolved, limit, as_json, live, url, token_file, ca, cert, key)
+        return
     if live:
         rows = fetch(url, token_file, ca, cert, key, "/deals", "deals",
                      {"type": deal_type, "status": status, "reference": ref, "currency": currency, "party": party,
@@ -251,6 +261,34 @@ def deals(
         _render_json(rows)
     else:
         _render_table(list(rows), title, flagged)
+
+
+def _held(ledger: Path, include_decided: bool, limit: int, as_json: bool, live: bool, url: str,
+          token_file: Optional[Path], ca: Optional[Path], cert: Optional[Path], key: Optional[Path]) -> None:
+    """``bsp deals --held``: the deals held by a screening (engine.deal_hold)."""
+    from engine.commands.deals_held import render_held
+    from engine.ledger_store import LedgerError
+
+    what = "held deals (open and decided)" if include_decided else "held deals not decided yet"
+    if live:
+        rows = list(fetch(url, token_file, ca, cert, key, "/deals", "deals",
+                          {"held": "1", "resolved": "1" if include_decided else None}, limit, streamed=False))
+        title = f"{what} in the engine at {url}"
+    else:
+        from engine.deal_hold import held_deals
+
+        require_ledger(ledger)
+        try:
+            rows = held_deals(ledger, include_decided=include_decided, limit=limit or None)
+        except LedgerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            lock_hint(exc)
+            raise typer.Exit(2) from None
+        title = f"{what} in {ledger}"
+    if as_json:
+        _render_json(iter(rows))
+    else:
+        render_held(rows, title)
 
 
 def _what(flagged: bool, include_resolved: bool) -> str:

@@ -9,9 +9,9 @@ import typer
 
 from engine.commands.live import CA_OPT, CERT_OPT, KEY_OPT, LIVE_OPT, TOKEN_FILE_OPT, URL_OPT, lock_hint
 from engine.commands.ledger_keys import DEPLOYMENT_OPT, ENV_OPT, LEDGER_OPT, ledger_keys
-from engine.deal_resolve import OUTCOMES
+from engine.deal_resolve import HOLD_OUTCOMES, OUTCOMES
 
-_OUTCOMES_HELP = "; ".join(f"{k}: {v}" for k, v in OUTCOMES.items())
+_OUTCOMES_HELP = "; ".join(f"{k}: {v}" for k, v in {**OUTCOMES, **HOLD_OUTCOMES}.items())
 
 
 def _os_user() -> str:
@@ -77,7 +77,8 @@ def resolve(
     cert: Optional[Path] = CERT_OPT,
     key: Optional[Path] = KEY_OPT,
 ) -> None:
-    """Record that a deal flagged for an operator was settled with its counterpart.
+    """Record that a deal flagged for an operator was settled with its counterpart, or a compliance officer's
+    decision on a deal held by a screening (--outcome release or reject).
 
     Appends the event `resolved` to the deal in the audit chain (outcome, note, who, when; nothing is
     changed): the deal leaves `bsp deals --flagged` (`--flagged --all` still shows it, with its
@@ -92,6 +93,11 @@ def resolve(
     and count again a deal that counts nothing now (it failed undone, then its reversal was flagged).
     The deal's ISO 8583 reversals still stored and forwarded are cancelled (event `reversal cancelled`):
     with --live at once, else when the engine next starts, before it sends any; the command says so.
+    A deal held by a screening (`bsp deals --held`): release (a false positive) appends `hold released` and
+    runs its request on through the route once (the released hit passes; the calls go out), as a new deal the
+    command names; offline it runs in this process with --deployment's routes, against the counterparts.
+    reject (a true match) appends `hold rejected`: the deal stays refused, its request is never run. A deal
+    already released or rejected is refused (docs/screening.md#holding-a-hit).
     Exit 0 recorded; 1 refused, no such deal (one moved out by `bsp ledger archive` is named with its
     archive file: an archive is read-only, and holds no open flag, so it has nothing to resolve), or
     (--live) the engine cannot be reached or answers with a problem; 2 a bad option, no ledger file, a locked ledger, or a missing or wrong audit key.
@@ -106,6 +112,9 @@ def resolve(
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=f"--{field}") from None
+    if outcome in HOLD_OUTCOMES:
+        _decide_hold(deal_id, outcome, note, who, ledger, deployment, env, live, url, token_file, ca, cert, key)
+        return
     if live:
         if deployment is not None or ledger is not None:
             raise typer.BadParameter("--live records in the running engine, with its own ledger and keys: drop "
@@ -151,6 +160,46 @@ def resolve(
         typer.echo(n)
     for w in warnings or done.get("warnings") or ():
         typer.echo(f"warning: {w}", err=True)
+
+
+def _decide_hold(deal_id: str, outcome: str, note: str, who: str, ledger: Optional[Path],
+                 deployment: Optional[Path], env: Optional[str], live: bool, url: str, token_file: Optional[Path],
+                 ca: Optional[Path], cert: Optional[Path], key: Optional[Path]) -> None:
+    """release / reject of a deal held by a screening (engine.deal_hold)."""
+    from engine.commands.deals_held import decide_offline, report
+    from engine.deal_resolve import Refused
+    from engine.ledger_query import AmbiguousId
+    from engine.ledger_store import LedgerError
+
+    if live:
+        if deployment is not None or ledger is not None:
+            raise typer.BadParameter("--live records in the running engine, with its own ledger and keys: drop "
+                                     "--deployment / --ledger", param_hint="--live")
+        report(_live(url, token_file, ca, cert, key, deal_id, {"outcome": outcome, "note": note, "by": who}),
+               f"the engine at {url}")
+        return
+    from engine.commands.deals import require_ledger
+
+    found = ledger_keys(ledger, deployment, env, "bsp deals resolve", audit=True, fields=True)
+    require_ledger(found.path)
+    user = _os_user()
+    try:
+        done = decide_offline(found, deal_id, outcome, note, who, host=socket.gethostname(),
+                              os_user=user if who != user else None)
+    except Refused as exc:
+        typer.echo(f"error: {found.path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (AmbiguousId, LedgerError, ValueError) as exc:
+        if isinstance(exc, typer.BadParameter):
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        lock_hint(exc)
+        raise typer.Exit(2) from None
+    if done is None:
+        typer.echo(f"error: {found.path}: no deal {deal_id!r}. List the held ones with `bsp deals --held "
+                   f"--ledger {found.path}`.", err=True)
+        raise typer.Exit(1)
+    report(done, str(found.path))
 
 
 __all__ = ["resolve"]

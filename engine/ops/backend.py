@@ -316,6 +316,13 @@ class EngineBackend:
     async def deal(self, deal_id: str) -> Mapping[str, Any] | None:
         return await read_in_process(get_deal, Path(self.engine.ledger.path), deal_id=deal_id)
 
+    async def held_deals(self, include_decided: bool, limit: int) -> Sequence[Mapping[str, Any]]:
+        """The deals a screening held (``engine.deal_hold.held_deals``), newest first."""
+        from engine.deal_hold import held_deals
+
+        return await read_in_process(held_deals, Path(self.engine.ledger.path), include_decided=include_decided,
+                                     limit=limit)
+
     async def archived(self, kind: str, ident: str) -> Mapping[str, Any] | None:
         from engine.archive_lookup import archived_where
 
@@ -330,7 +337,8 @@ class EngineBackend:
         import trio
 
         from engine.deal import DealEvent
-        from engine.deal_resolve import RELEASED, RESOLVED, event_detail, recounts, refusal, releases, reversal_lines
+        from engine.deal_resolve import (HOLD_OUTCOMES, RELEASED, RESOLVED, event_detail, recounts, refusal,
+                                         releases, reversal_lines)
         from engine.totals import COUNTED, Hold, existing_totals
         from engine.ledger_snapshot import SnapshotError
         from engine.txn import safcancel
@@ -338,6 +346,9 @@ class EngineBackend:
         ledger = self.engine.ledger
         if self._resolving is None:
             self._resolving = trio.Lock()
+        if outcome in HOLD_OUTCOMES:        # a deal held by a screening: released (run on) or rejected
+            async with self._resolving:
+                return await self._decide_hold(deal_id, outcome, note, by, client)
         async with self._resolving:
             wait = getattr(ledger, "wait_loaded", None)
             if wait is not None:
@@ -386,6 +397,23 @@ class EngineBackend:
             self.observer.resolved(deal["route"], full)
         return {"deal_id": full, "at": at, **detail, "reversals": reversals, "warnings": reversal_lines(reversals)[1],
                 "released": given, "counted": again}
+
+    async def _decide_hold(self, deal_id: str, outcome: str, note: str, by: str,
+                           client: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """A compliance officer's decision on a deal held by a screening (``engine.deal_hold``): a release runs
+        its request on through the current generation (a reload waits for it), once."""
+        from engine.deadletter import switchboard_injector
+        from engine.deal_hold import decide
+
+        eng = self.engine
+        gen = eng.current
+        if gen is None and outcome == "release":
+            raise ValueError("the engine is not serving (starting or stopping): release the deal once it serves")
+        inject = switchboard_injector(gen.sb, eng.refs) if gen is not None else None
+        return await decide(eng.ledger, deal_id, outcome, note, by, via="admin API", injector=inject,
+                            keyring=getattr(eng.ledger, "keyring", None), hint_list="bsp deals --held --live",
+                            peer=client.get("peer"), client_cert=client.get("client_cert"), token=client.get("token"),
+                            stated_by=client.get("stated_by"))
 
     async def dead_letters(self, query: DeadLetterQuery) -> Sequence[Mapping[str, Any]]:
         return await read_in_process(query_dead_letters, Path(self.engine.ledger.path), channel=query.channel,

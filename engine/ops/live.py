@@ -547,9 +547,13 @@ class LiveEngine:
 
     async def _reload(self, old: Generation, dry_run: bool, who: str = "") -> ReloadResult:
         from engine.runtime.binder import BindError
+        from engine.steps.screen_prepare import prepare as prepare_screen_lists
 
         self._warnings = []
         program, overrides = await self._compile()
+        # the screened lists' indexes, built in a worker thread while this generation serves (seconds for a
+        # large list): the bind below finds them built (engine/steps/screen_prepare.py)
+        await prepare_screen_lists(program)
         self._warnings = restart_warning(self._settings, getattr(overrides, "settings", {}),
                                          getattr(overrides, "source", ""))
         secrets = self._secrets(program, overrides)

@@ -11,6 +11,9 @@ when the route gives none):
                  (or a value of the request had the wrong shape: "30", dsl/inbound.py)
     key_conflict a deal key repeated for another deal (another   rejected  "12"
                  amount, currency or party: engine/txn/fingerprint.py); not run, not answered as a duplicate
+    held         a `screen` step (on_hit = "hold") held it for   rejected  step's
+                 a compliance officer: nothing sent; released (run again) or rejected by an operator
+                 (engine/deal_hold.py)
     refused      a call's ``expect`` was false                   failed    "05"
     unreachable  a call's counterpart could not be reached       failed    "91"
     timeout      no reply from the counterpart in time           failed    "68"
@@ -40,8 +43,9 @@ DEFAULT_CODES = {
     "duplicate": "94",
     # not 94 (duplicate transmission): a sender may read 94 as "already done", and this request was not
     "key_conflict": "12",
+    "held": "62",
 }
-REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected", "key_conflict"})
+REJECTED_KINDS = frozenset({"malformed", "unrouted", "unauthenticated", "rejected", "key_conflict", "held"})
 
 
 # ``error.text`` when the failure gives none: short, to fit a reply field.

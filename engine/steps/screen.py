@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import threading
 import unicodedata
 from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
@@ -38,8 +39,13 @@ DEFAULT_THRESHOLD = Decimal("0.90")
 DEFAULT_CODE = "62"
 DEFAULT_TEXT = "held for compliance review"
 EVENT = "screening hit"
+HELD = "held"                     # the event of a deal held for a compliance officer (engine/deal_hold.py)
+RELEASED_HIT = "screening released"   # a hit the officer released, passed on the released deal's run
+ON_HIT = ("refuse", "hold")
+DEFAULT_ON_HIT = "refuse"
+RELEASE_KEY = "screen_release"    # conn.extra of a released deal's run: {"deal": ID, "hits": [[step, entry]]}
 COLUMNS = ("entry_id", "source", "name", "aliases")      # ``ids`` is optional
-LITERALS = ("threshold", "code", "text")
+LITERALS = ("threshold", "code", "text", "on_hit")
 TOKEN_FLOOR = 0.84        # a token pair below this adds nothing to a candidate
 CACHE = 4096              # names remembered per list (a customer remits again and again)
 
@@ -442,6 +448,7 @@ def _col(row: list[str], i: int) -> int:
 
 _BUILT: "OrderedDict[bytes, ScreenIndex]" = OrderedDict()   # the lists' contents -> their index (a few kept)
 _BUILT_KEEP = 4
+_BUILT_LOCK = threading.Lock()      # a reload builds indexes in a worker thread (engine/steps/screen_prepare.py)
 
 
 def index_of_table(table: Any) -> ScreenIndex:
@@ -449,20 +456,33 @@ def index_of_table(table: Any) -> ScreenIndex:
     the list in force is the one the configuration's version covers.  A row without a name is refused (as
     ``bsp check`` refuses it): an entry that cannot match is a hole in the screening, not a detail.
 
-    Building the index of a large list takes seconds (2.0-2.7 s for 20,000 entries), on the engine's loop
-    during a reload: a list whose rows have not changed since an index was built (most reloads change a
-    route, not the list) gets that index again, found by a digest of its rows (~1 us a row)."""
-    digest = hashlib.blake2b(repr((tuple(table.columns), tuple(table.rows.values()))).encode(),
-                             digest_size=16).digest()
-    built = _BUILT.get(digest)
-    if built is not None:
-        _BUILT.move_to_end(digest)
-        return built
+    Building the index of a large list takes seconds (2.0-2.7 s for 20,000 entries): a reload builds it in a
+    worker thread before it binds (engine/steps/screen_prepare.py), and the bind finds it here; a list whose
+    rows have not changed since an index was built (most reloads change a route, not the list) gets that index
+    again, found by a digest of its rows (~1 us a row)."""
+    digest = _digest(table)
+    with _BUILT_LOCK:
+        built = _BUILT.get(digest)
+        if built is not None:
+            _BUILT.move_to_end(digest)
+            return built
     built = _index_of_rows(table)
-    _BUILT[digest] = built
-    while len(_BUILT) > _BUILT_KEEP:
-        _BUILT.popitem(last=False)
+    with _BUILT_LOCK:
+        _BUILT[digest] = built
+        while len(_BUILT) > _BUILT_KEEP:
+            _BUILT.popitem(last=False)
     return built
+
+
+def _digest(table: Any) -> bytes:
+    return hashlib.blake2b(repr((tuple(table.columns), tuple(table.rows.values()))).encode(),
+                           digest_size=16).digest()
+
+
+def index_built(table: Any) -> bool:
+    """Whether the index of the table's rows is built already (a reload then builds nothing on the loop)."""
+    with _BUILT_LOCK:
+        return _digest(table) in _BUILT
 
 
 def _index_of_rows(table: Any) -> ScreenIndex:
@@ -501,6 +521,10 @@ class ScreenStep(SyncStep):
         self.threshold = float(Decimal(str(_literal(step, "threshold") or DEFAULT_THRESHOLD)))
         self.code = str(_literal(step, "code") or DEFAULT_CODE)
         self.text = str(_literal(step, "text") or DEFAULT_TEXT)
+        self.on_hit = str(_literal(step, "on_hit") or DEFAULT_ON_HIT)
+        if self.on_hit not in ON_HIT:
+            raise ValueError(f"{self.where}: screen {self.label}: on_hit = {self.on_hit!r}: expected \"refuse\" "
+                             f"or \"hold\" (E123)")
         self.name_of = ctx.expr(exprs["name"])
         self.ids_of = ctx.expr(exprs["ids"]) if "ids" in exprs else None
 
@@ -522,15 +546,36 @@ class ScreenStep(SyncStep):
             detail = {"step": self.label, "list": entry.source or self.source, "entry": entry.entry_id,
                       "on": hit.on, "score": str(score), "threshold": f"{self.threshold:.2f}"}
             notes = ex.notes if ex.notes is not None else []
-            notes.append((EVENT, detail))
             ex.notes = notes
-            raise StepFailure("rejected", f"screen {self.label}: {hit.on} matches list {detail['list']} entry "
-                              f"{entry.entry_id} (score {score}, threshold {detail['threshold']}); the name is "
-                              f"not shown: see the entry in {self.source}", code=self.code, text=self.text,
-                              where=self.where)
+            said = (f"screen {self.label}: {hit.on} matches list {detail['list']} entry {entry.entry_id} (score "
+                    f"{score}, threshold {detail['threshold']}); the name is not shown: see the entry in "
+                    f"{self.source}")
+            if self.on_hit == "hold":
+                released = released_by(ex)
+                if released is not None and [self.label, entry.entry_id] in released["hits"]:
+                    # the compliance officer released this hit of the held deal this run continues: it passes
+                    notes.append((RELEASED_HIT, {**detail, "held_deal": released["deal"]}))
+                    if self.name:
+                        scope[self.name] = {"hit": True, "score": score, "entry": entry.entry_id, "released": True}
+                    return
+                notes.append((EVENT, {**detail, "action": "hold"}))
+                notes.append((HELD, detail))
+                raise StepFailure("held", f"{said}; held for a compliance officer: `bsp deals --held` lists it, "
+                                  f"`bsp deals resolve ID --outcome release|reject` decides it",
+                                  code=self.code, text=self.text, where=self.where)
+            notes.append((EVENT, detail))
+            raise StepFailure("rejected", said, code=self.code, text=self.text, where=self.where)
         if self.name:
             scope[self.name] = {"hit": False, "score": score,
                                 "entry": entry.entry_id if entry is not None else None}
+
+
+def released_by(ex: Any) -> dict[str, Any] | None:
+    """What the operator released, when this exchange is the run of a released held deal (``RELEASE_KEY`` of
+    its connection's extra, put there by ``engine.deal_hold``): ``{"deal": ID, "hits": [[step, entry], ...]}``."""
+    extra = ex.conn.extra if ex.conn is not None else None
+    got = extra.get(RELEASE_KEY) if extra else None
+    return got if isinstance(got, dict) and ex.index == 0 else None
 
 
 # -- bsp check ---------------------------------------------------------------------------------------
@@ -552,6 +597,12 @@ def check(step: Any, base_dir: Any = None) -> list[SpecError]:
             out.append(_at(step, "threshold", f"threshold = {raw}: a score between 0 and 1 is expected",
                            "0.90 catches reordered words, accents and a typo or two; 1 only exact names "
                            "(docs/screening.md#tuning-the-threshold)"))
+    hit = step.options.get("on_hit")
+    if hit is not None and hit not in ON_HIT:
+        err = _at(step, "on_hit", f"on_hit = {hit!r}: expected \"refuse\" (the deal is refused) or \"hold\" (held "
+                  f"for a compliance officer, who releases or rejects it)", 'on_hit = "hold" (docs/screening.md#holding-a-hit)')
+        err.code = "E123"
+        out.append(err)
     for opt in ("code", "text"):
         v = step.options.get(opt)
         if v is not None and (not isinstance(v, str) or not v.strip()):
@@ -599,6 +650,9 @@ COMPONENT = ComponentSpec(
         OptionSpec("code", "expr", "The response code of a deal the screening refuses (a literal; default "
                    "\"62\")."),
         OptionSpec("text", "expr", "Its text (a literal; default \"held for compliance review\")."),
+        OptionSpec("on_hit", "expr", "What a hit does (a literal): \"refuse\" (the default: the deal is rejected "
+                   "with `code`) or \"hold\" (the deal is held for a compliance officer, answered with `code`: "
+                   "event `held`; `bsp deals --held`, `bsp deals resolve ID --outcome release|reject`)."),
     ),
     build=ScreenStep,
     check=check,

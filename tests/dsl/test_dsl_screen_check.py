@@ -54,3 +54,13 @@ def test_a_list_file_without_the_columns_is_told_at_its_header(tmp_path, registr
                 "entry_id,full_name\nS1,Viktor Kurganov\n")
     assert [g[:4] for g in got] == [("E122", "list.csv", 1, 1)]
     assert "no column source, name, aliases" in got[0][4]
+
+
+def test_on_hit_other_than_refuse_or_hold_is_e123_at_the_value(tmp_path, registry) -> None:
+    got = check(tmp_path, registry, '    screen p { name = msg.name  list = sanctions  on_hit = "park" }\n')
+    assert [g[:4] for g in got] == [("E123", "main.route", 6, 60)]
+    assert 'on_hit = \'park\': expected "refuse"' in got[0][4] and '"hold"' in got[0][4]
+    got = check(tmp_path, registry, '    screen p { name = msg.name  list = sanctions  on_hit = msg.h }\n')
+    assert [g[:2] for g in got] == [("E122", "main.route")] and "must be a literal" in got[0][4]
+    for good in ("hold", "refuse"):
+        assert check(tmp_path, registry, f'    screen p {{ name = msg.name  list = sanctions  on_hit = "{good}" }}\n') == []

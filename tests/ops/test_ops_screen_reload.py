@@ -50,3 +50,51 @@ async def test_a_name_added_to_the_list_hits_after_a_reload(tmp_path: Path) -> N
         assert (await ask(s, "a2", "MILORADOVIC DRAGAN"))["code"] == "62"
         assert (await ask(s, "a3", "Viktor Kurganov"))["code"] == "62"
         await s.aclose()
+
+
+def big_list(n: int) -> str:
+    """``n`` entries whose names are made of a few hundred syllables (as bench/bench_screen.py makes them)."""
+    import random
+
+    rnd = random.Random(7)
+    syl = [a + b for a in "bdgklmnprstvz" for b in ("a", "e", "i", "o", "u", "ar", "en", "ov")]
+    word = lambda: "".join(rnd.choice(syl) for _ in range(rnd.randint(2, 4))).capitalize()   # noqa: E731
+    lines = [f"SYN-{i},UN,{word()} {word()} {word()},{word()} {word()},\n" for i in range(n)]
+    return "entry_id,source,name,aliases,ids\n" + "".join(lines)
+
+
+async def test_the_index_of_a_changed_list_is_built_off_the_loop_while_it_serves(tmp_path: Path) -> None:
+    """The reload builds a changed list's index before it binds, in a worker thread: tasks on the loop (here one
+    that only checkpoints, as an exchange does) go on running while the index is being built, and the bind then
+    finds it built.  (On the loop, nothing else ran from the build's start to its end: seconds for a large list.)"""
+    from dsl.load import compile_paths
+    from dsl.tables import load_table
+    from engine.registry import default_registry
+    from engine.steps.screen import index_built
+    from engine.steps.screen_prepare import prepare, screened_tables
+
+    (tmp_path / "list.csv").write_text(big_list(3000), encoding="utf-8")
+    route = tmp_path / "pay.route"
+    route.write_text(ROUTE)
+    program = compile_paths([route], default_registry()).program
+    (decl,) = screened_tables(program)
+    table = load_table(decl)
+    assert not index_built(table)
+    started = False
+    while_building = 0
+
+    async def serve() -> None:        # a task of the loop: counts its turns once the build began and before it ended
+        nonlocal while_building
+        while True:
+            await trio.sleep(0)
+            if started and not index_built(table):
+                while_building += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        await trio.sleep(0)
+        started = True
+        assert await prepare(program) == 1
+        nursery.cancel_scope.cancel()
+    assert index_built(table)             # what the bind then takes, building nothing on the loop
+    assert while_building > 0             # the loop ran other tasks while the index was being built

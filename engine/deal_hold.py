@@ -1,0 +1,172 @@
+"""Deals held for a compliance officer by a ``screen`` step (``on_hit = "hold"``), and the officer's decision:
+``bsp deals --held`` lists them; ``bsp deals resolve ID --outcome release|reject --note REASON`` (and
+``POST /deals/{id}/resolve``) decides one.
+
+A held deal is a deal ``rejected`` (kind ``held``, the step's code: nothing was sent, the deal key is not
+kept) with the events ``screening hit`` and ``held`` (``{step, list, entry, on, score, threshold}``); its
+request waits as its dead letter (same id: the message as received, encrypted with a keyring).  It stays held,
+across restarts, until an operator records one decision, an event appended to the audit chain:
+
+``hold released`` ``{"outcome": "release", "note", "by", "via", ..., "deal": NEW_ID, "hits": [[step, entry]]}``
+    a false positive: the request runs again through the route in force now, as the deal ``NEW_ID`` (named in
+    the event before it runs), its steps before the screen checked again (they are checks: no side effect),
+    the released hits passing (event ``screening released`` on the new deal, naming the held one), and its
+    remaining steps (the limit, the calls, the reply) run once.  The run goes through the dead letter's claim
+    (``engine.deadletter.retry_once``: atomic, durable), so it happens once: a second release is refused; a
+    release whose run never began (the process stopped between the event and the claim) runs when asked again.
+    Its reply goes nowhere (the sender was answered "held"): the sender learns the outcome as for any deal
+    (its status, `bsp deals show NEW_ID`).  Another entry matching on the run (the list changed) holds it again.
+``hold rejected`` ``{"outcome": "reject", "note", "by", "via", ...}``
+    a true match: the deal stays rejected (nothing was sent, nothing to give back); its dead letter is closed
+    (status ``retried``, its outcome saying the hold was rejected) and is never run.
+
+``by`` is recorded as ``bsp deals resolve`` records it (engine/deal_resolve.py): the admin token's name over
+the admin API, else ``--by`` or the OS user.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from engine.deal_resolve import HOLD_OUTCOMES, Refused, stamp
+
+HELD = "held"                       # engine.steps.screen.HELD
+HOLD_RELEASED = "hold released"
+HOLD_REJECTED = "hold rejected"
+DECISIONS = (HOLD_RELEASED, HOLD_REJECTED)
+def hold_state(events: Sequence[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any] | None]:
+    """``("none", None)``, ``("held", None)``, ``("released", the event)`` or ``("rejected", the event)``."""
+    if not any(e.get("to_state") == HELD for e in events):
+        return "none", None
+    for e in events:
+        if e.get("to_state") == HOLD_RELEASED:
+            return "released", e
+        if e.get("to_state") == HOLD_REJECTED:
+            return "rejected", e
+    return "held", None
+
+
+def hits(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The details of the deal's ``held`` events (step, list, entry, on, score, threshold)."""
+    return [dict(e["detail"]) for e in events if e.get("to_state") == HELD and isinstance(e.get("detail"), Mapping)]
+
+
+def _refuse(deal: Mapping[str, Any], state: str, ev: Mapping[str, Any] | None, letter: Mapping[str, Any] | None,
+            hint_list: str) -> None:
+    did = deal["deal_id"]
+    if state == "none":
+        raise Refused(f"deal {did} was not held by a screening (it has no event `held`): release and reject "
+                      f"decide held deals only; they are listed by `{hint_list}`", "not_held")
+    if ev is None:
+        return
+    d = ev.get("detail") if isinstance(ev.get("detail"), Mapping) else {}
+    said = f"{d.get('by')} at {stamp(ev.get('at'))} ({d.get('note')!r})"
+    if state == "rejected":
+        raise Refused(f"deal {did} is already decided: its hold was rejected by {said}; a decision is not changed",
+                      "already_rejected")
+    if letter is not None and letter.get("status") == "new":
+        return          # released, but its run never began: it runs now (the event stays the one written)
+    outcome = (letter or {}).get("retry_outcome") or "no outcome recorded"
+    raise Refused(f"deal {did} is already released by {said}: its request ran as deal {d.get('deal')} "
+                  f"({outcome}); it is not run twice", "already_released")
+
+
+def check_decision(outcome: str) -> bool:
+    return outcome in HOLD_OUTCOMES
+
+
+async def decide(ledger: Any, deal_id: str, outcome: str, note: str, by: str, *, via: str,
+                 injector: Any = None, keyring: Any = None, hint_list: str = "bsp deals --held",
+                 **where: Any) -> dict[str, Any] | None:
+    """Record the decision on the held deal ``deal_id`` in ``ledger`` (an open ``engine.ledger.Ledger``: the
+    engine's, or this process's on the ledger file) and, on release, run its request through ``injector``
+    (``engine.deadletter.switchboard_injector``).  None when there is no such deal; ``Refused`` when it is not
+    held, or decided already.  ``where``: what the recorder can tell of the operator (host, peer, token ...)."""
+    from engine.deal import DealEvent, new_deal_id
+    from engine.deal_resolve import event_detail
+    from engine.deadletter import retry_once
+    from engine.ledger_query import get_deal, query_dead_letters
+    from engine.ops.ledger_reads import read_in_process
+
+    path = Path(ledger.path)
+    deal = await read_in_process(get_deal, path, deal_id=deal_id)
+    if deal is None:
+        return None
+    full = deal["deal_id"]
+    events = deal.get("events") or ()
+    letters = await read_in_process(query_dead_letters, path, ids=[full], limit=1, with_raw=True)
+    letter = letters[0] if letters else None
+    state, ev = hold_state(events)
+    _refuse(deal, state, ev, letter, hint_list)
+    at = datetime.now(timezone.utc)
+    if outcome == "reject":
+        if state == "released":
+            raise Refused(f"deal {full} is already released: its request is being run; it cannot be rejected now",
+                          "already_released")
+        detail = event_detail(outcome, note, by, via, **where)
+        await ledger.append_story(full, [], [DealEvent(at, None, HOLD_REJECTED, detail)], unless=HOLD_REJECTED)
+        if letter is not None and letter.get("status") == "new":
+            await ledger.mark_dead_letters([full], status="retried", retried_at=at,
+                                           retry_outcome=f"not run: the hold was rejected by {by} at {stamp(at)} "
+                                                         f"({note!r}) ({via})")
+        return {"deal_id": full, "at": at, **detail, "hits": hits(events)}
+    if letter is None or letter.get("raw") is None:
+        raise Refused(f"deal {full}: its request is not in the ledger (no dead letter {full}, or it was purged): "
+                      f"nothing to run; have the sender send it again", "no_request")
+    if injector is None:
+        raise ValueError("release runs the deal's request: it needs the configuration to run it with")
+    held = [[h.get("step"), h.get("entry")] for h in hits(events)]
+    if state == "held":
+        new_id = new_deal_id()
+        detail = event_detail(outcome, note, by, via, **where, deal=new_id, hits=held)
+        await ledger.append_story(full, [], [DealEvent(at, None, HOLD_RELEASED, detail)], unless=HOLD_RELEASED)
+    else:           # released before, its run never began (stopped between): the recorded release runs now
+        assert ev is not None
+        detail = dict(ev["detail"])
+        new_id = str(detail.get("deal") or new_deal_id())
+    res = await retry_once(ledger, letter, injector, keyring=keyring, by=by, via=via, by_what="by",
+                           who=f"release of held deal {full} by {by!r}", deal_id=new_id,
+                           release={"deal": full, "hits": held})
+    return {"deal_id": full, "at": at, **detail, "hits": hits(events), "run": {
+        "deal": new_id, "ok": res.ok, "outcome": res.outcome, "skipped": res.skipped}}
+
+
+def held_deals(path: str | Path, *, con: Any | None = None, include_decided: bool = False,
+               limit: int | None = 100) -> list[dict[str, Any]]:
+    """The deals held by a screening, newest first: ``{deal_id, received_at, route, deal_type, reference,
+    amount, currency, response_code, state, hits, decision}`` (``state``: held, released or rejected; decided
+    ones only with ``include_decided``)."""
+    from engine.ledger_query import _reading
+
+    out: list[dict[str, Any]] = []
+    with _reading(Path(path), con) as c:
+        ids = [r[0] for r in c.execute(
+            "SELECT d.deal_id FROM deals d WHERE d.deal_id IN (SELECT deal_id FROM deal_events WHERE to_state = ?) "
+            "ORDER BY d.received_at DESC, d.deal_id", [HELD]).fetchall()]
+        for did in ids:
+            row = c.execute("SELECT deal_id, received_at, route, deal_type, reference, amount, currency, "
+                            "response_code FROM deals WHERE deal_id = ?", [did]).fetchone()
+            evs = [{"at": a, "to_state": s, "detail": _json(d)} for a, s, d in c.execute(
+                "SELECT \"at\", to_state, detail FROM deal_events WHERE deal_id = ? ORDER BY seq", [did]).fetchall()]
+            state, ev = hold_state(evs)
+            if state != "held" and not include_decided:
+                continue
+            keys = ("deal_id", "received_at", "route", "deal_type", "reference", "amount", "currency",
+                    "response_code")
+            out.append({**dict(zip(keys, row)), "state": state, "hits": hits(evs),
+                        "decision": None if ev is None else {"at": ev.get("at"), **(ev.get("detail") or {})}})
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def _json(d: Any) -> Any:
+    import json
+
+    if isinstance(d, str):
+        try:
+            return json.loads(d)
+        except ValueError:
+            return d
+    return d
